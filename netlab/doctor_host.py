@@ -16,6 +16,7 @@ from netlab.kernel import caps, features, nofile, pidfd, procsys, taskstats
 from netlab.model.lab import Lab
 from netlab.plan.sysctls import devconf_keys, forwards, kernel_devconf, to_restore
 from netlab.probe import neighbours, turns
+from netlab.realize.lab_folder import ancestor_problem
 from netlab.realize.state_dir import point_elsewhere
 
 MIN_FREE = 1 << 20  # below this a state file or a container log cannot be written: FAIL
@@ -133,13 +134,17 @@ def check_host_devconf(probe: features.KernelProbe) -> Check:
 
 
 def check_state_dir(path: str, needed: bool) -> tuple[Check, Check]:
-    """Permissions (root-only, not a symlink, writable) and free space of the state directory."""
+    """Permissions (root-only, not a symlink, writable, every folder above it root's and writable by root alone)
+    and free space of the state directory."""
     d = features.directory(path)
     parent = os.path.dirname(os.path.abspath(path))
     fix = ""
     if not d.exists and not os.path.isdir(parent):
         problem = f"{path} does not exist and neither does its parent {parent}"
         fix = f"create {parent} or point NETLAB_STATE_DIR elsewhere"
+    elif ancestor_problem(path):  # as `up` refuses it (realize/lab_folder.py): its owner could swap what is below
+        problem = f"{path}: {ancestor_problem(path)}"
+        fix = "point NETLAB_STATE_DIR at a folder whose every parent is root's and writable by root alone"
     elif d.symlink:
         problem = f"{path} is a symlink; netlab refuses to use it"
         fix = point_elsewhere(path, f"remove it (rm {path})")

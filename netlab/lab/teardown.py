@@ -76,10 +76,11 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
                 changing.begin()
                 return teardown(kernel, features, st, tag, progress)
 
-            result = ownership.force_down(lab_name, down_one, tag_for, changing.begin)
+            left: list[str] = []
+            result = ownership.force_down(lab_name, down_one, tag_for, changing.begin, left)
             if result is not None:  # each file once (a stand-in's records and its first line may both name it)
                 result.removed_pod_files = sorted(set(result.removed_pod_files))
-            return result or DownResult(lab=lab_name, was_up=False)
+            return result or DownResult(lab=lab_name, was_up=False, skipped=left)
         state = load_state(lab_name)
         if state is None:
             lost = lost_state(lab_name, pod_files=True)
@@ -90,8 +91,8 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
             # list: interrupted). Taken away, it is said as a lab taken down.
             cut = cut or bool(state_temps(folder_names(lab_name)))
             changing.begin()
-            forget(lab_name)
-            return DownResult(lab=lab_name, was_up=cut)
+            left = forget(lab_name)
+            return DownResult(lab=lab_name, was_up=cut, skipped=left)
         changing.begin()
         return teardown(kernel, features, state, tag_for(state), progress)
 
@@ -154,7 +155,7 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
         state.extra[DOWN_FAILED] = {"pid": os.getpid(), "error": (str(exc) or type(exc).__name__)[:500]}
         state.save(best_effort=True)
         raise
-    forget(state.lab)
+    result.skipped += forget(state.lab)
     return result
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from netlab.errors import LabBusy, NetlabError, UsageError
+from netlab.realize.lab_folder import MARK_FILE
 from netlab.realize.state_dir import STATE_FILE, lab_dir, state_temps
 from netlab.realize.lab_lock import lab_lock_holder, unheld
 
@@ -30,7 +31,7 @@ DOWN_FAILED = "down_failed"  # state.extra: the down that set phase deleting and
 def folder_names(lab: str) -> list[str]:
     """What lab ``lab``'s folder holds (nothing when it has none)."""
     try:
-        return os.listdir(lab_dir(lab, create=False))
+        return [name for name in os.listdir(lab_dir(lab, create=False)) if name != MARK_FILE]
     except (OSError, NetlabError):
         return []
 

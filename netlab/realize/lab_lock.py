@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 from netlab import lockfile, signals
 from netlab.errors import EnvironmentNotReady, LabBusy, NetlabError
-from netlab.realize import state_dir
+from netlab.realize import lab_folder, state_dir
 from netlab.realize.state_dir import LOCK_FILE, lab_dir, state_dir_error
 
 # A wait for the lab's lock shorter than this is not told: who asks whether the lab is held (`up --watch` each
@@ -227,10 +227,14 @@ def _drop_if_unheld(lab: str) -> None:
     a folder whose lock file is not made yet goes if it is empty."""
     path = os.path.join(state_dir.STATE_ROOT, lab)
     state_dir.uncheck(path)
+    if lab_folder.not_ours(path):
+        return  # a folder netlab did not make: nothing in it is touched
     try:
         fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         with contextlib.suppress(OSError):
+            if os.listdir(path) == [lab_folder.MARK_FILE]:
+                os.unlink(os.path.join(path, lab_folder.MARK_FILE))
             os.rmdir(path)
         return
     with contextlib.suppress(OSError):
@@ -241,13 +245,16 @@ def _drop_if_unheld(lab: str) -> None:
 
 
 def _drop_if_only_lock(lab: str) -> None:
-    """A lab directory that holds nothing but the lock (an up that failed before its
+    """A lab directory that holds nothing but the lock and the mark (an up that failed before its
     first state write, a status of a lab that is not up) is removed by the lock's holder."""
     path = os.path.join(state_dir.STATE_ROOT, lab)
     try:
-        if os.listdir(path) != [LOCK_FILE]:
+        names = set(os.listdir(path))
+        if LOCK_FILE not in names or names - {LOCK_FILE, lab_folder.MARK_FILE} or lab_folder.not_ours(path):
             return
         os.unlink(os.path.join(path, LOCK_FILE))
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(path, lab_folder.MARK_FILE))
         os.rmdir(path)
     except OSError:
         return

@@ -118,12 +118,12 @@ def _removed(lab: str, named: dict[str, list[str]]) -> list[str]:
                   for kind, names in named.items() for name in names if name not in still[kind])
 
 
-def force_down(lab: str, teardown, tag_for, changing=lambda: None) -> Any:
+def force_down(lab: str, teardown, tag_for, changing=lambda: None, left: list[str] | None = None) -> Any:
     """``down --force``: tear down the readable state and every stand-in (see force_states).
 
     ``teardown(state, tag)`` and ``tag_for(state)`` are the lab's; returns the
     merged result, or None when nothing of the lab exists. ``changing()`` is called before a change that is not
-    a teardown (the corrupt state's file forgotten).
+    a teardown (the corrupt state's file forgotten); ``left`` gets what that left in the lab's folder (not netlab's).
     """
     try:
         state = statemod.load_state(lab)
@@ -151,7 +151,9 @@ def force_down(lab: str, teardown, tag_for, changing=lambda: None) -> Any:
             result.removed_pod_files += done.removed_pod_files
     if result is None:
         changing()
-        state_dir.forget(lab)  # a corrupt state and no namespace: forget the file
+        gone = state_dir.forget(lab)  # a corrupt state and no namespace: forget the file
+        if left is not None:
+            left += gone
     return result
 
 

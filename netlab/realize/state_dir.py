@@ -18,6 +18,7 @@ import stat
 
 from netlab.errors import ApplyFailed, EnvironmentNotReady, NetlabError, UsageError
 from netlab.model.naming import lab_name_problem
+from netlab.realize import lab_folder
 
 DEFAULT_STATE_ROOT = "/run/netlab"
 # An empty NETLAB_STATE_DIR is unset (the shell's `NETLAB_STATE_DIR=$MAYBE`), as an empty $NETLAB_LAB names no lab:
@@ -72,6 +73,30 @@ def _check_dir(path: str) -> None:
 _checked: set[str] = set()  # directories created or checked by this process
 
 
+class NotNetlabs(EnvironmentNotReady):
+    """A folder where a lab's would be that netlab did not make (realize/lab_folder.py): left alone."""
+
+    def __init__(self, path: str, why: str):
+        super().__init__(f"{path} is not a lab folder of netlab's ({why}); netlab leaves it alone: name the lab "
+                         "otherwise, or point NETLAB_STATE_DIR at a folder of netlab's")
+
+
+_above_ok: set[str] = set()  # state folders whose ancestors this process checked
+
+
+def _check_above(path: str) -> None:
+    """Every folder above the state folder ``path`` (lab_folder.check_ancestors), once per process."""
+    if path not in _above_ok:
+        lab_folder.check_ancestors(path)
+        _above_ok.add(path)
+
+
+def _check_root() -> None:
+    """The state folder and every folder above it."""
+    _check_above(STATE_ROOT)
+    _check_dir(STATE_ROOT)
+
+
 def uncheck(path: str) -> None:
     """Forget that this process made or checked the directory ``path``: it was removed since (the next use checks
     it again, or makes it)."""
@@ -100,6 +125,8 @@ def ensure_dir(path: str) -> str:
     """Create (0700) or check a state directory (once per process)."""
     if path in _checked:
         return path
+    if path == STATE_ROOT:  # nothing is made in a folder someone else could swap
+        _check_above(path)
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
@@ -143,14 +170,48 @@ def root_there() -> bool:
 
 
 def lab_dir(lab: str, create: bool = True) -> str:
+    """The lab's folder: made and marked (``create``) when it is not there; NotNetlabs when a folder there is not
+    netlab's (lab_folder.not_ours): nothing is read, written or removed in it."""
     path = os.path.join(STATE_ROOT, check_lab_name(lab, "lab name"))
     if create:
         state_root()
-        return ensure_dir(path)
+        return _own_lab_dir(path, lab)
     if root_there() and os.path.lexists(path):
-        _check_dir(STATE_ROOT)
+        _check_root()
         _check_dir(path)
+        if path not in _checked:
+            why = lab_folder.not_ours(path)
+            if why:
+                raise NotNetlabs(path, why)
     return path
+
+
+def _own_lab_dir(path: str, lab: str) -> str:
+    """Make the lab's folder (marked) or check the one there is netlab's."""
+    if path in _checked:
+        return path
+    for _ in range(100):
+        try:
+            made = lab_folder.make(path, lab)
+        except FileNotFoundError:
+            raise EnvironmentNotReady(f"cannot create {path}: its parent does not exist") from None
+        except OSError as exc:
+            raise state_dir_error(path, exc) from None
+        try:
+            _check_dir(path)
+        except FileNotFoundError:
+            continue  # removed since (a down): make it again
+        if not made:
+            why = lab_folder.not_ours(path)
+            if why:
+                raise NotNetlabs(path, why)
+            try:
+                lab_folder.mark(path, lab)  # a folder of a release before the mark: marked now
+            except OSError:
+                pass
+        _checked.add(path)
+        return path
+    raise EnvironmentNotReady(f"{lab}: its state directory keeps disappearing; is another netlab removing it?")
 
 
 def state_file(lab: str, create: bool = False) -> str:
@@ -259,66 +320,32 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, point: str = "") -> 
         pass
 
 
-def forget(lab: str) -> None:
-    """Remove a lab's state directory after a complete teardown.
+def forget(lab: str) -> list[str]:
+    """Remove a lab's state directory after a complete teardown: netlab's own names in it alone
+    (lab_folder.remove_own), each removed in the folder opened once; returns what it left, in words.
 
     The state file goes after everything else but the lock: a folder that holds a run's files and no state
     file is a lab whose state was lost (ownership.lost_state), never one on its way out; a forget cut short
     leaves the state, and ``down`` again finishes it."""
     path = lab_dir(lab, create=False)
     if not os.path.isdir(path):
-        return
-    lock, state = os.path.join(path, LOCK_FILE), os.path.join(path, STATE_FILE)
-    _remove_tree(path, os.stat(path).st_dev, keep={lock, state})
+        return []
     # The lock file goes last; holders of the lock keep their open fd.
     _checked.discard(path)
-    try:
-        os.unlink(state)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return
-    try:
-        os.unlink(lock)
-    except FileNotFoundError:
-        pass  # a folder a run left without its lock goes all the same
-    except OSError:
-        return
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
-
-
-def _remove_tree(path: str, dev: int, keep: set[str]) -> None:
-    """Delete a state tree without following symlinks or crossing mount points
-    (a UTS namespace still pinned by a bind mount is left, and so is its directory)."""
-    for name in os.listdir(path):
-        full = os.path.join(path, name)
-        if full in keep:
-            continue
-        st = os.lstat(full)
-        if st.st_dev != dev:
-            continue  # a mount point: not ours to delete through
-        if stat.S_ISDIR(st.st_mode):
-            _remove_tree(full, dev, keep)
-            try:
-                os.rmdir(full)
-            except OSError:
-                pass
-        else:
-            os.unlink(full)
+    left = lab_folder.remove_own(STATE_ROOT, lab)
+    return [f"{os.path.join(path, name)}: not netlab's; left alone (and the folder with it)" for name in left]
 
 
 def known_labs() -> list[str]:
     """Labs with saved state, sorted."""
     if not root_there():
         return []
-    _check_dir(STATE_ROOT)
+    _check_root()
     # Anything at the state file's path (a directory, a symlink too): load_state says it is corrupt, and
-    # `netlab list` shows it so, where a directory there hid the lab.
+    # `netlab list` shows it so, where a directory there hid the lab. A folder netlab did not make is no lab.
     return sorted(name for name in os.listdir(STATE_ROOT)
-                  if lab_name_problem(name) is None and os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE)))
+                  if lab_name_problem(name) is None and os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE))
+                  and lab_folder.not_ours(os.path.join(STATE_ROOT, name)) is None)
 
 
 def state_temps(names: list[str]) -> list[str]:
@@ -331,7 +358,8 @@ def stateless_labs() -> list[str]:
     (state_errors.lost_state tells)."""
     if not root_there():
         return []
-    _check_dir(STATE_ROOT)
+    _check_root()
     return sorted(name for name in os.listdir(STATE_ROOT)
                   if lab_name_problem(name) is None and os.path.isdir(os.path.join(STATE_ROOT, name))
-                  and not os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE)))
+                  and not os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE))
+                  and lab_folder.not_ours(os.path.join(STATE_ROOT, name)) is None)

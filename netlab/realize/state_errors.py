@@ -24,8 +24,8 @@ def force_down_hint(lab: str, api: bool = False) -> str:
     lab's is its tag, and a pod's file under /etc/netns its first line (realize/ownership.py). ``api``: the
     Python call (Lab.attach's caller has no command to type)."""
     way = f"Lab({str(lab)!r}).down(force=True)" if api else f"`sudo netlab down --lab {lab} --force`"
-    return f"{way} (it deletes only namespaces tagged as the lab's and pods' files in {ETC_NETNS} whose first " \
-           "line says they are the lab's)"
+    return f"{way} (it deletes only namespaces tagged as the lab's, pods' files in {ETC_NETNS} whose first " \
+           "line says they are the lab's, and the files netlab wrote in the lab's folder)"
 
 
 class StateCorrupt(EnvironmentNotReady):

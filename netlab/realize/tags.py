@@ -20,6 +20,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel.mountinfo import read_mounts
 from netlab.model.naming import ETC_NETNS, is_netns, lab_name_problem, pod_file_marker
 from netlab.realize import state_dir
+from netlab.realize.lab_folder import MARK_FILE
 
 _TAG = re.compile(r"^netlab:([0-9a-f]{8}):([0-9a-f]{8})(?::([0-9a-f]{8}))?$")
 FOLDER_RECORD = "state_folder"  # state.extra: the state folder the lab's tags name ({"path", "tag"})
@@ -156,7 +157,8 @@ def remnants(lab: str) -> list[str]:
         names = os.listdir(state_dir.lab_dir(lab, create=False))
     except OSError:
         return []
-    return sorted(set(names) - {state_dir.LOCK_FILE, state_dir.STATE_FILE} - set(state_dir.state_temps(names)))
+    own = {state_dir.LOCK_FILE, state_dir.STATE_FILE, MARK_FILE}
+    return sorted(set(names) - own - set(state_dir.state_temps(names)))
 
 
 # A pod's files in /etc/netns/<pod namespace>/ (services/netns_files.py writes them), by their record's key.

@@ -120,6 +120,7 @@ def sync(lab: Lab, state: LabState | None = None) -> StartResult:
             kept, have = have_all[path]
             how = why(have, text, rec.get(node.name, {}).get(path))
             if how is not None:
+                lab_dir(lab.name)  # the lab's folder made as netlab makes it (marked), then the node's below it
                 os.makedirs(os.path.dirname(kept), mode=0o755, exist_ok=True)
                 write_atomic(kept, text.encode(), mode=FILE_MODE)
                 if have is not None:

@@ -100,6 +100,7 @@ def sync(lab: Lab) -> StartResult:
             os.rmdir(os.path.dirname(path))
         return done
     if have != text:
+        lab_dir(lab.name)  # the lab's folder made as netlab makes it (marked), then dns/ below it
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         write_atomic(path, text.encode(), mode=FILE_MODE)
         if have is not None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterable
 from netlab.kernel import kill
 from netlab.kernel import processes as proc
 from netlab.kernel.threads import Background
+from netlab.realize.state_dir import lab_dir
 from netlab.workload import again, launch
 from netlab.workload.containers import echo_ports, log_dir, log_path, new_run
 from netlab.workload.tasks import is_echo_thread
@@ -40,6 +41,7 @@ class EarlyEcho:
         try:
             launcher = launch.start_launcher(launch.control_path(lab.name, create=True), launch.server_log(lab.name))
             uts, _, _ = ensure_uts(lab.name, {p.name: p.hostname for p in pods})
+            lab_dir(lab.name)  # made as netlab makes it (marked), then logs/ below it
             os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
             self.specs = [echo_spec(lab, pod, c, uts[pod.name]) for pod in pods for c in pod.containers
                           if not c.command]

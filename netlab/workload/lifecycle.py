@@ -52,6 +52,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel import kill, spawning
 from netlab.kernel import processes as proc
 from netlab.model.naming import DNS_LABEL
+from netlab.realize.state_dir import lab_dir
 from netlab.workload import again, crashloop, dns_records, echo_start, exits, health, launch, node_uts, policy
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
@@ -164,6 +165,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
         if only is None:
             done += node_uts.start(lab, again=bool(pods))  # a node's hostname is its name, as on a real node
         done += dns_records.sync(lab)  # the cluster DNS's A and PTR records, before its dnsmasq (re)reads them
+        lab_dir(lab.name)  # made as netlab makes it (marked), then logs/ below it
         os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
         running_echo: list[tuple[PodInfo, Container]] = []
         for pod in present:

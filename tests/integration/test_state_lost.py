@@ -45,7 +45,8 @@ def pod_folders(lab: str) -> dict[str, dict[str, str]]:
 def lost(lab: str, left: str) -> str:
     return (f"netlab: lab {lab} has no state file ({state_path(lab, 'state.json')}), yet {left}: its state was "
             f"lost; take the lab down with `sudo netlab down --lab {lab} --force` (it deletes only namespaces "
-            "tagged as the lab's and pods' files in /etc/netns whose first line says they are the lab's)\n")
+            "tagged as the lab's, pods' files in /etc/netns whose first line says they are the lab's, and the files "
+            "netlab wrote in the lab's folder)\n")
 
 
 def test_a_lab_whose_state_was_deleted_is_said_lost_left_alone_and_taken_down_by_force(labs):

@@ -56,14 +56,18 @@ def test_attach_of_the_only_lab_up_or_a_named_one_still_attaches(up):
 
 def _lost(state_root, name: str) -> None:
     """Lab ``name`` with no state file, yet its folder holds what a run of it left (an echo server's socket)."""
+    from netlab.realize import state_dir
+
     folder = state_root / name
-    folder.mkdir()
+    state_dir.lab_dir(name)  # made as netlab makes it (marked)
     (folder / "echo.sock").write_text("")
 
 
 def _corrupt(state_root, name: str) -> None:
+    from netlab.realize import state_dir
+
     folder = state_root / name
-    folder.mkdir()
+    state_dir.lab_dir(name)  # made as netlab makes it (marked)
     (folder / "state.json").write_text("{not json")
 
 

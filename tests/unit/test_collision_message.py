@@ -25,8 +25,8 @@ def test_a_namespace_of_a_lab_without_state_is_stale(tagged, monkeypatch):
     # remove one namespace of the lab's and leave the rest, its echo server and dnsmasq running (QA "qc", 10).
     assert said == ("namespace lx-a already exists: it was made by netlab for lab lx in a run that has no state in "
                     "/run/netlab any more; it is stale: take the lab down with `sudo netlab down --lab lx --force` "
-                    "(it deletes only namespaces tagged as the lab's and pods' files in /etc/netns whose first line "
-                    "says they are the lab's) and run up again")
+                    "(it deletes only namespaces tagged as the lab's, pods' files in /etc/netns whose first line "
+                    "says they are the lab's, and the files netlab wrote in the lab's folder) and run up again")
     assert "ip netns del" not in said
 
 

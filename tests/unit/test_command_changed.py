@@ -68,6 +68,7 @@ def host(monkeypatch, tmp_path):
 def exited_state(lab, argv: list[str]) -> LabState:
     """The lab's state after its container ran ``argv`` once and exited, with a log of that run."""
     state = LabState(lab=LAB)
+    state_dir.lab_dir(LAB)  # made as netlab makes it (marked)
     os.makedirs(os.path.dirname(log_path(LAB, "job", "main")), exist_ok=True)
     for path in (log_path(LAB, "job", "main"), previous_log_path(LAB, "job", "main")):
         with open(path, "w") as fh:

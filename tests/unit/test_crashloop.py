@@ -25,9 +25,9 @@ LAB = "cl1"
 
 @pytest.fixture
 def lab_dir(state_root):
-    d = state_root / LAB
-    d.mkdir(mode=0o700)
-    return d
+    from netlab.realize import state_dir
+
+    return type(state_root)(state_dir.lab_dir(LAB))  # made as netlab makes it (marked)
 
 
 def up() -> bool:

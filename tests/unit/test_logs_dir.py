@@ -11,11 +11,13 @@ import stat
 
 import pytest
 
+from netlab.realize.state_dir import lab_dir
 from netlab.workload.containers import log_blocked, log_path, new_run, previous_log_path
 
 
 def test_a_new_run_leaves_a_directory_where_the_log_goes_and_says_why_it_cannot_start(state_root):
     log, previous = log_path("ibld", "b", "main"), previous_log_path("ibld", "b", "main")
+    lab_dir("ibld")
     os.makedirs(log)
     open(os.path.join(log, "mine"), "w").close()
     for before in (False, True):  # no run before, then one
@@ -31,6 +33,7 @@ def test_a_new_run_leaves_a_directory_where_the_log_goes_and_says_why_it_cannot_
 
 def test_a_file_or_nothing_there_does_not_block_and_a_fifo_where_the_log_goes_stays(state_root):
     log, previous = log_path("ibld", "b", "main"), previous_log_path("ibld", "b", "main")
+    lab_dir("ibld")
     os.makedirs(os.path.dirname(log))
     assert log_blocked(log) is None and new_run("ibld", "b", "main") is None  # no run before: nothing to move
     os.mkfifo(log)
@@ -61,6 +64,7 @@ def test_a_new_run_leaves_what_is_not_a_file_where_the_previous_log_goes_and_doe
     (`logs` mixed the two runs, `logs --previous` had none); a FIFO or a symlink there was replaced (someone's,
     removed). Now it stays, the current log stays as the run before left it, and the start fails in one line."""
     log, previous = log_path("ibld", "b", "main"), previous_log_path("ibld", "b", "main")
+    lab_dir("ibld")  # made as netlab makes it (marked)
     os.makedirs(os.path.dirname(log))
     with open(log, "w") as f:
         f.write("the run before\n")
@@ -97,6 +101,7 @@ def test_status_tells_a_container_whose_log_is_a_directory_to_move_it_away_not_t
     from netlab.workload.policy import START_FAILED
 
     log = log_path("ibld", "b", "main")
+    lab_dir("ibld")  # made as netlab makes it (marked)
     os.makedirs(log)
     line = f"containers: pod b container main {START_FAILED}{log_blocked(log)}"
     said = _status_repair_lines((line,))

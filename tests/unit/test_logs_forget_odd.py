@@ -14,6 +14,7 @@ import stat
 
 import pytest
 
+from netlab.realize.state_dir import lab_dir
 from netlab.workload.containers import forget_runs, log_path, logs_by_pod, previous_log_path, remove_logs
 
 LAB = "ibfo"
@@ -37,6 +38,7 @@ def _is(path: str, kind: str) -> bool:
 def test_forget_runs_removes_the_log_it_wrote_and_leaves_what_is_not_a_file_at_the_previous_logs_name(
         state_root, tmp_path, kind):
     log, previous = log_path(LAB, "b", "main"), previous_log_path(LAB, "b", "main")
+    lab_dir("ibfo")  # made as netlab makes it (marked)
     os.makedirs(os.path.dirname(log))
     target = tmp_path / "theirs.txt"
     target.write_text("not netlab's\n")
@@ -58,6 +60,7 @@ def test_forget_runs_removes_the_log_it_wrote_and_leaves_what_is_not_a_file_at_t
 def test_remove_logs_of_a_pod_leaves_what_is_not_a_file_and_says_it(state_root, tmp_path, kind):
     """A pod taken out of the lab: its logs by the folder's listing; a FIFO or symlink among them stays."""
     log, previous = log_path(LAB, "b", "main"), previous_log_path(LAB, "b", "main")
+    lab_dir("ibfo")  # made as netlab makes it (marked)
     os.makedirs(os.path.dirname(log))
     target = tmp_path / "theirs.txt"
     target.write_text("not netlab's\n")

@@ -34,8 +34,8 @@ def test_a_folder_with_a_runs_files_and_no_state_is_a_lost_state_and_down_change
     assert str(info.value) == (
         f"lab {LAB} has no state file ({folder}/state.json), yet its folder {folder} holds what a run of it left "
         f"(echo.sock, logs, state.sum): its state was lost; take the lab down with `sudo netlab down --lab {LAB} "
-        "--force` (it deletes only namespaces tagged as the lab's and pods' files in /etc/netns whose first line "
-        "says they are the lab's)")
+        "--force` (it deletes only namespaces tagged as the lab's, pods' files in /etc/netns whose first line "
+        "says they are the lab's, and the files netlab wrote in the lab's folder)")
     assert sorted(os.listdir(folder)) == before
     with pytest.raises(StateLost):
         running_lab(LAB)  # status, get, exec ... say the same
@@ -63,10 +63,11 @@ def test_forget_deletes_the_state_file_after_the_runs_files_and_before_the_lock(
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "unlink", unlink)
-    state_dir.forget(LAB)
-    assert gone[-2:] == ["state.json", "lock"] and set(gone) == {"echo.sock", "echo.log", "zz", "state.sum",
-                                                                   "state.json", "lock"}, gone
-    assert not folder.exists()
+    left = state_dir.forget(LAB)
+    assert gone[-3:] == ["state.json", "lock", "netlab-lab"] and set(gone) == {
+        "echo.sock", "echo.log", "state.sum", "state.json", "lock", "netlab-lab"}, gone
+    # zz is no name netlab writes: left, and the folder with it, unmarked (no lab's any more), and said
+    assert os.listdir(folder) == ["zz"] and left == [f"{folder}/zz: not netlab's; left alone (and the folder with it)"]
 
 
 def test_forget_removes_a_folder_that_has_no_lock(state_root):
@@ -87,8 +88,8 @@ def test_list_shows_a_lost_lab_with_the_way_out_and_not_a_folder_of_only_a_lock(
     rows = labs()
     assert [(r.lab, r.phase) for r in rows] == [("ialive", "creating"), (LAB, "lost")]
     assert rows[1].error is not None and rows[1].error.endswith(
-        f"`sudo netlab down --lab {LAB} --force` (it deletes only namespaces tagged as the lab's and pods' files in "
-        "/etc/netns whose first line says they are the lab's)")
+        f"`sudo netlab down --lab {LAB} --force` (it deletes only namespaces tagged as the lab's, pods' files in "
+        "/etc/netns whose first line says they are the lab's, and the files netlab wrote in the lab's folder)")
 
 
 def test_a_corrupt_state_says_force_takes_the_pods_files_too(state_root):
@@ -101,4 +102,5 @@ def test_a_corrupt_state_says_force_takes_the_pods_files_too(state_root):
     assert str(info.value).startswith(f"lab {LAB}: its state file {state_root}/{LAB}/state.json is corrupt (")
     assert str(info.value).endswith(
         f"take the lab down anyway with `sudo netlab down --lab {LAB} --force` (it deletes only namespaces tagged "
-        "as the lab's and pods' files in /etc/netns whose first line says they are the lab's)")
+        "as the lab's, pods' files in /etc/netns whose first line says they are the lab's, and the files netlab wrote "
+        "in the lab's folder)")

@@ -107,7 +107,7 @@ def test_one_watcher_per_lab_and_it_leaves_no_directory_behind(root):
                 pass
         with lab_lock.LabLock(LAB, "test"):  # the lab's own lock is another: commands still run beside it
             pass
-        assert sorted(os.listdir(root / LAB)) == ["lock", "watcher"]
+        assert sorted(os.listdir(root / LAB)) == ["lock", "netlab-lab", "watcher"]
     assert not (root / LAB).exists()  # a lab that never came up: its directory goes with its watcher
     with lab_lock.WatcherLock(LAB):  # and the next may watch
         pass

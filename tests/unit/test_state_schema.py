@@ -17,7 +17,7 @@ import pytest
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
-from netlab.realize import state
+from netlab.realize import state, state_dir
 from netlab.realize.state_schema import ETC_NETNS
 
 LAB = "demo"
@@ -256,7 +256,7 @@ def test_a_truncated_state_is_refused(root):
 
 
 def test_a_state_that_is_a_symlink_or_a_directory_is_refused(root, tmp_path):
-    (root / LAB).mkdir(mode=0o700)
+    state_dir.lab_dir(LAB)  # made as netlab makes it (marked)
     target = tmp_path / "elsewhere.json"
     sample().save()
     os.rename(root / LAB / "state.json", target)

@@ -1,0 +1,214 @@
+"""Which folders are netlab's: the state folder's ancestors, a lab's folder and its mark, and what ``down`` removes.
+
+NETLAB_STATE_DIR may name any folder, so a folder in it is never taken for a lab's on its name alone (a state folder
+of /var/lib would offer ``dpkg`` as a lost lab, and ``down --force`` would empty it):
+
+- the state folder is used only when every folder above it is root's (or this user's) and no one else may write
+  it (a sticky one, as /tmp, may be), and none is a symlink, as sudo and sshd's StrictModes check theirs: the owner
+  of a folder above could swap what is below it while root writes there;
+- a lab's folder is netlab's when it carries netlab's mark (:data:`MARK_FILE`), a file made with the folder: the
+  folder is made under a temporary name, marked, then renamed into place without replacing anything
+  (renameat2 RENAME_NOREPLACE), so no other command ever sees it unmarked. A folder of an earlier release (no mark)
+  counts when it is as netlab made it: mode 0700, owned by this user, with a ``lock`` or ``state.json`` in it;
+- ``down`` removes from a lab's folder only the names netlab writes there (:data:`OWN_FILES`, :data:`OWN_DIRS`,
+  and the temporary files of their writes), fd-relative (no symlink followed, no mount point crossed), and says
+  what else it left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import stat
+
+from netlab.errors import EnvironmentNotReady
+
+MARK_FILE = "netlab-lab"  # the mark of a lab's folder that netlab made: an empty file of this user's
+# The files netlab writes in a lab's folder (tests/unit/test_lab_folder_own.py holds each writer's name to this):
+# the state (state.json, state.sum), the locks, the echo server's socket and log, probe's kept job, the quiz,
+# the back-off record, and the mark.
+OWN_FILES = frozenset({"state.json", "state.sum", "lock", "watcher", "echo.sock", "echo.log", "probe-job.json",
+                       "quiz.json", "backoff.json", MARK_FILE})
+OWN_DIRS = frozenset({"logs", "uts", "cni", "dns", "nodes"})  # made by netlab, with netlab's files alone inside
+TEMP_INFIX = ".tmp."  # state_dir.write_atomic's temporary file: <name>.tmp.<pid>
+LAST = ("state.json", "lock", MARK_FILE)  # removed last, in this order (state_dir.forget)
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+RENAME_NOREPLACE = 1
+AT_FDCWD = -100
+
+
+def ancestor_problem(path: str) -> str | None:
+    """Why a folder above ``path`` (absolute) makes it unsafe for root's state, naming the folder; None when every
+    one is a real folder owned by root (or this user), not writable by group or others unless sticky."""
+    allowed = {0, os.geteuid()}
+    parts = [p for p in os.path.abspath(path).split("/") if p]
+    for i in range(len(parts)):
+        above = "/" + "/".join(parts[:i])
+        try:
+            st = os.lstat(above)
+        except OSError as exc:
+            return f"{above} cannot be read ({exc.strerror})"
+        if stat.S_ISLNK(st.st_mode):
+            return (f"{above}, a folder above it, is a symlink (to {os.path.realpath(above)}); name the state folder "
+                    "by its real path")
+        if not stat.S_ISDIR(st.st_mode):
+            return f"{above}, above it, is not a folder"
+        if st.st_uid not in allowed:
+            return f"{above}, a folder above it, is owned by uid {st.st_uid}, not root: its owner could swap it"
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+            return (f"{above}, a folder above it, is group- or world-writable and not sticky: anyone could swap "
+                    "what is in it")
+    return None
+
+
+def check_ancestors(path: str) -> None:
+    problem = ancestor_problem(path)
+    if problem:
+        raise EnvironmentNotReady(f"refusing state folder {path}: {problem}; point NETLAB_STATE_DIR at a folder "
+                                  "whose every parent is root's and writable by root alone")
+
+
+def not_ours(path: str) -> str | None:
+    """Why the lab folder ``path`` (there) is not netlab's, or None when it is (see the module's words)."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # nothing there to refuse
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return "not a folder of netlab's"
+    with contextlib.suppress(OSError):
+        mark = os.lstat(os.path.join(path, MARK_FILE))
+        if stat.S_ISREG(mark.st_mode) and mark.st_uid == os.geteuid():
+            return None
+    if stat.S_IMODE(st.st_mode) == 0o700 and any(os.path.lexists(os.path.join(path, name))
+                                                 for name in ("lock", "state.json")):
+        return None  # made by a release before the mark, as netlab makes them
+    return f"it holds no {MARK_FILE} (netlab marks each lab folder it makes)"
+
+
+def _renameat2(old: str, new: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), RENAME_NOREPLACE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), new)
+
+
+def make(path: str, lab: str) -> bool:
+    """Make the lab folder ``path``, marked, as one step: True when made, False when something is there already.
+    Raises OSError as os.mkdir does."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}{TEMP_INFIX}{os.getpid()}")
+    if os.path.lexists(path):
+        return False
+    _drop(tmp)  # left by a process of this pid that was killed there
+    os.mkdir(tmp, 0o700)
+    try:
+        mark(tmp, lab)
+        try:
+            _renameat2(tmp, path)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                raise
+            os.mkdir(path, 0o700)  # a file system without RENAME_NOREPLACE: made, then marked
+            mark(path, lab)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        _drop(tmp)
+
+
+def _drop(tmp: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(tmp, MARK_FILE))
+    with contextlib.suppress(OSError):
+        os.rmdir(tmp)
+
+
+def mark(path: str, lab: str) -> None:
+    """Write netlab's mark in the lab folder ``path`` (kept when one is there)."""
+    try:  # empty: its name, type and owner are the mark (a full disk still makes the folder)
+        os.close(os.open(os.path.join(path, MARK_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        return
+
+
+def own_name(name: str) -> bool:
+    """Whether ``name`` in a lab's folder is one netlab writes there."""
+    if name in OWN_FILES or name in OWN_DIRS:
+        return True
+    base, infix, pid = name.rpartition(TEMP_INFIX)
+    return bool(infix) and base in OWN_FILES and pid.isdigit()
+
+
+def remove_own(root: str, lab: str) -> list[str]:
+    """Remove netlab's own names from the lab folder ``root``/``lab``, fd-relative: the folder is opened once (no
+    symlink followed) and every removal is made in it, never through a path a swap could redirect; nothing on
+    another mount (a UTS pin still bind-mounted) is removed. The state file goes after everything else but the lock
+    and the mark, then the lock, then the mark, then the folder (when nothing else is in it). Returns the names
+    left that are not netlab's, sorted (the folder stays with them, unmarked: no lab's any more)."""
+    try:
+        rfd = os.open(root, _DIR)
+    except OSError:
+        return []
+    try:
+        try:
+            fd = os.open(lab, _DIR, dir_fd=rfd)
+        except OSError:
+            return []
+        try:
+            left = []
+            dev = os.fstat(fd).st_dev
+            for name in sorted(os.listdir(fd)):
+                if name in LAST:
+                    continue
+                if own_name(name):
+                    _remove_at(fd, name, dev)
+                else:
+                    left.append(name)
+            for name in LAST:  # a removal cut short keeps the state: `down` again finishes it
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+                except IsADirectoryError:
+                    _remove_at(fd, name, dev)
+                except OSError:
+                    return left
+        finally:
+            os.close(fd)
+        if not left:
+            with contextlib.suppress(OSError):
+                os.rmdir(lab, dir_fd=rfd)
+        return left
+    finally:
+        os.close(rfd)
+
+
+def _remove_at(fd: int, name: str, dev: int) -> None:
+    """Remove ``name`` in the open folder ``fd``, a folder with what is in it, on that mount only."""
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return
+    if st.st_dev != dev:
+        return  # a mount point: not ours to delete through
+    if not stat.S_ISDIR(st.st_mode):
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=fd)
+        return
+    try:
+        sub = os.open(name, _DIR, dir_fd=fd)
+    except OSError:
+        return
+    try:
+        if os.fstat(sub).st_dev != dev:
+            return
+        for inner in os.listdir(sub):
+            _remove_at(sub, inner, dev)
+    finally:
+        os.close(sub)
+    with contextlib.suppress(OSError):
+        os.rmdir(name, dir_fd=fd)
