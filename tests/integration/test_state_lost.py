@@ -84,7 +84,7 @@ def test_a_lost_lab_without_namespaces_still_has_its_server_and_pins_stopped_by_
     files, server = sorted(os.listdir(state_path(lab))), server_pid(lab)
     assert server is not None and "echo.sock" in files
     proc = netlab("down", "--lab", lab, check=False)
-    listed = ", ".join(f for f in files if f != "lock")
+    listed = ", ".join(f for f in files if f not in ("lock", "netlab-lab"))
     assert (proc.returncode, proc.stderr) == (3, lost(lab, f"its folder {state_path(lab)} holds what a run of it "
                                                            f"left ({listed})")), proc
     assert sorted(os.listdir(state_path(lab))) == files and server_pid(lab) == server
@@ -210,9 +210,10 @@ def test_an_up_killed_before_during_or_after_its_first_state_write_is_listed_and
     assert killed.returncode == -signal.SIGKILL, killed
     left = sorted(os.listdir(state_path(lab)))
     if kill == "state-write":
-        assert left == ["lock"] and not lab_namespaces(lab), left
+        assert left == ["lock", "netlab-lab"] and not lab_namespaces(lab), left  # the folder's mark: made with it
     if kill == "state-temp-written":
-        assert left == ["lock", f"state.json.tmp.{left[1].rsplit('.', 1)[1]}"] and not lab_namespaces(lab), left
+        assert left == ["lock", "netlab-lab", f"state.json.tmp.{left[2].rsplit('.', 1)[1]}"] and \
+            not lab_namespaces(lab), left
     if kill == "last":
         assert lab_namespaces(lab) and server_pid(lab) is not None  # what down must take
         assert any(f"sleep 1000; : {lab}" in p for p in lab_processes(lab)), lab_processes(lab)
