@@ -56,7 +56,16 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
         repair = None
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
                     details=freeze(tuple(done.details)), against=against, repair=repair, kept=kept,
-                    warnings=tuple(done.warnings))
+                    warnings=tuple(done.warnings) + _backend_line(state))
+
+
+def _backend_line(state: Any) -> tuple[str, ...]:
+    """The lab's iptables backend, when the machine would choose another now (realize/backend)."""
+    from netlab.realize.backend import differs
+    from netlab.realize.state import LabState
+
+    line = differs(state) if isinstance(state, LabState) else None
+    return (line,) if line else ()
 
 
 def faults_before(lab: Lab) -> int:

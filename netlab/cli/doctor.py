@@ -56,13 +56,16 @@ def doctor_cmd(topology: str | None, output: str) -> None:
     require_root(capabilities=False)  # the doctor's own first check says it (doctor.diagnose)
     lab = resolve(load_topology(topology))
     checks = doctor.report(lab, for_this_lab=topology is not None)
+    moved = _backend_moved(lab.name) if topology is not None else None
     failed = [c for c in checks if c.status == doctor.FAIL]
     if output == "json":
         print_json({"ok": not failed, "lab": lab.name, "needs": "this lab" if topology else "everything",
-                    "checks": [c.to_json() for c in checks]})
+                    "checks": [c.to_json() for c in checks], **({"iptables_backend": moved} if moved else {})})
     else:
         for check in checks:
             click.echo(highlight(check.line()))
+        if moved:  # not the machine's to fix: the running lab's backend, which it keeps
+            click.echo(highlight(f"warn  lab iptables backend: {moved}"))
         counts = {s: sum(c.status == s for c in checks) for s in (doctor.OK, doctor.WARN, doctor.FAIL)}
         what = f"lab {lab.name}" if topology else "every netlab feature"
         warned = counts[doctor.WARN]
@@ -70,3 +73,17 @@ def doctor_cmd(topology: str | None, output: str) -> None:
                    f"failed (checked for {what})")
     if failed:
         raise SystemExit(EXIT_ENVIRONMENT)
+
+
+def _backend_moved(name: str) -> str | None:
+    """With -t FILE of a running lab made with another iptables backend than the machine's now: the line that
+    says so (realize/backend: the lab keeps its own)."""
+    from netlab.errors import NetlabError
+    from netlab.realize.backend import differs
+    from netlab.realize.state import load_state
+
+    try:
+        state = load_state(name)
+        return differs(state) if state is not None else None
+    except (NetlabError, OSError):
+        return None

@@ -1,10 +1,12 @@
 """iptables in a namespace: ``iptables-save`` and ``iptables-restore``, run inside it.
 
-Backend: the system's default tools (on Debian 12 iptables-nft; legacy works
-the same inside a namespace). ``NETLAB_IPTABLES=legacy|nft`` picks one
-explicitly. The two backends keep separate rule sets: rules made with one are
-invisible to the other, so a namespace is read with both when the other one
-holds tables too (see live.py).
+Backend: a lab's is chosen when it is made (``NETLAB_IPTABLES=legacy|nft``,
+else what the system's ``iptables-save`` is: on Debian 12 iptables-nft; legacy
+works the same inside a namespace) and recorded in its state; every later
+command uses the recorded one (:func:`use`), whatever the system's
+``iptables`` alternative says by then. The two backends keep separate rule
+sets: rules made with one are invisible to the other, so a namespace is read
+with both when the other one holds tables too (see live.py).
 """
 
 from __future__ import annotations
@@ -25,8 +27,34 @@ class IptablesError(Exception):
     """iptables-save or iptables-restore failed; the message is one line."""
 
 
+BACKENDS = ("nft", "legacy")
+_lab_backend = ""  # the backend of the lab this process acts on ("" none yet: the machine's)
+
+
+def use(backend: str) -> None:
+    """Act on a lab made with ``backend`` ("nft" or "legacy"; "" the machine's choice)."""
+    global _lab_backend
+    if backend not in ("",) + BACKENDS:
+        raise ValueError(backend)
+    _lab_backend = backend
+
+
+def in_use() -> str:
+    """The backend :func:`use` set ("" none)."""
+    return _lab_backend
+
+
+def env_choice() -> str:
+    """NETLAB_IPTABLES, checked ("" when unset)."""
+    chosen = os.environ.get("NETLAB_IPTABLES") or ""
+    if chosen not in ("",) + BACKENDS:
+        raise EnvironmentNotReady(f"NETLAB_IPTABLES={chosen!r}: use nft or legacy "
+                                  "(or unset it for the system default)")
+    return chosen
+
+
 def _suffix(backend: str | None) -> str:
-    backend = backend or os.environ.get("NETLAB_IPTABLES") or ""
+    backend = backend or _lab_backend or env_choice()
     if backend not in ("", "nft", "legacy"):
         raise EnvironmentNotReady(f"NETLAB_IPTABLES={backend!r}: use nft or legacy "
                                   "(or unset it for the system default)")
@@ -39,16 +67,39 @@ def tools(backend: str | None = None) -> tuple[str, str]:
     return binary(f"iptables{suffix}-save"), binary(f"iptables{suffix}-restore")
 
 
-@lru_cache(maxsize=4)
 def default_backend(backend: str | None = None) -> str:
-    """``nft`` or ``legacy``: what ``iptables-save`` (or the chosen backend) writes to."""
-    chosen = backend or os.environ.get("NETLAB_IPTABLES") or ""
+    """``nft`` or ``legacy``: the backend netlab writes to (the lab's, see :func:`use`, else the machine's)."""
+    return backend or _lab_backend or machine_backend()
+
+
+@lru_cache(maxsize=1)
+def machine_backend() -> str:
+    """``nft`` or ``legacy``: the backend a new lab gets here, NETLAB_IPTABLES or what ``iptables-save`` is."""
+    chosen = env_choice()
     if chosen:
         return chosen
-    save, _ = tools()
+    save = binary("iptables-save")
     proc = subprocess.run([save, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10,
                           check=False, process_group=0)  # a terminal's Ctrl-C is netlab's: netns.run_in_netns
     return "legacy" if "legacy" in proc.stdout else "nft"
+
+
+def holding(netns: str) -> str:
+    """The backend whose iptables tables hold rules or chains in ``netns`` ("" neither, or both): how a lab
+    that an older netlab made, with no backend recorded, was made."""
+    held = []
+    for backend in BACKENDS:
+        try:
+            text = save(netns, backend=backend)
+        except (IptablesError, EnvironmentNotReady):
+            continue
+        if any(line.startswith("-A ") or (line.startswith(":") and line[1:].split(" ")[0] not in _BUILTIN)
+               for line in text.splitlines()):
+            held.append(backend)
+    return held[0] if len(held) == 1 else ""
+
+
+_BUILTIN = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
 
 
 def save(netns: str, table: str | None = None, backend: str | None = None, counters: bool = False) -> str:

@@ -21,6 +21,7 @@ from typing import Iterable, Mapping
 
 from netlab.plan.resources import Link, NatRules, NftRules, Resource, Sysctl
 from netlab.plan.sysctls import MOVED_BY_FORWARD
+from netlab.realize.backend import foreign_drift
 from netlab.realize import netfilter, nftables
 from netlab.realize.expect import interface_of
 from netlab.realize.observe import Observed, link_kind
@@ -174,7 +175,7 @@ def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
             continue
         for table, text in tables.items():  # the other backend: it must hold nothing
             empty = NatRules(netns=obs.netns, table=table, chains=(), payload="", rules=(), plugin_jumps=plugins)
-            detail = netfilter.table_drift(empty, text)
+            detail = foreign_drift(table, text, plugins)  # every chain of it, whatever its name (realize/backend)
             if detail:
                 out.append(Drift("extra", empty, f"iptables-{backend}: " + first_of(detail), backend=backend,
                                  differences=tuple(f"iptables-{backend}: {line}" for line in detail)))

@@ -23,11 +23,11 @@ one table and their rules in ``iptables-save`` form. Applying it:
 lab owns; :func:`observe_rules` reports exactly those plus the lab's chains, in
 the plan's canonical order, so ``status`` compares like with like.
 
-Backend: the system's default ``iptables-restore``/``iptables-save`` (on
-Debian 12 iptables-nft; legacy works the same inside a namespace). Both print
-the same canonical rule text, which the plan is written in, so comparisons
-hold on either; ``NETLAB_IPTABLES=legacy|nft`` picks one explicitly. Never mix
-the two in one namespace: rules of the other backend are invisible to it.
+Backend: the lab's (realize/backend.py: the one it was made with, recorded in
+its state; on Debian 12 iptables-nft by default; legacy works the same inside a
+namespace). Both print the same canonical rule text, which the plan is written
+in, so comparisons hold on either. Never mix the two in one namespace: rules of
+the other backend are invisible to it, and it must hold nothing of the lab.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from netlab.kernel.base import NftText, Op, TableText
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, NatRules, Neigh, NftRules, Resource, Route,
                                    Rule, Sysctl, Veth, VethPeer, Vxlan)
 from netlab.plan.sysctls import when_written
+from netlab.realize.backend import foreign_payload
 from netlab.realize import netfilter, nft_sync, nftables
 from netlab.realize.diff import Drift
 from netlab.realize.observe import Observed
@@ -213,7 +214,10 @@ def stages(ops: list[Op]) -> list[list[Op]]:
 def _table_op(planned: NatRules, observed: dict[str, Observed], backend: str) -> Op:
     obs = observed.get(planned.netns)
     text = obs.tables.get(backend, {}).get(planned.table) if obs else None
-    payload = netfilter.table_payload(planned, text) or f"*{planned.table}\nCOMMIT\n"
+    if backend:  # the backend the lab is not in: all of it goes (realize/backend)
+        payload = foreign_payload(planned.table, text, planned.plugin_jumps) or f"*{planned.table}\nCOMMIT\n"
+    else:
+        payload = netfilter.table_payload(planned, text) or f"*{planned.table}\nCOMMIT\n"
     old = TableText(planned.netns, planned.table, text or f"*{planned.table}\nCOMMIT\n", backend)
     return Op("restore", TableText(planned.netns, planned.table, payload, backend, noflush=True), old=old)
 

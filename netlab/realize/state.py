@@ -303,6 +303,9 @@ def running_lab(name: str) -> LabState:
     st = load_state(name)
     if st is None:
         raise not_up(name)
+    from netlab.realize import backend  # the lab's iptables backend: the one it was made with
+
+    backend.act_on(st)
     return st
 
 

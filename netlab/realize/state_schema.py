@@ -294,6 +294,8 @@ class Extra(Strict):
     owner: OwnerRecord | None = None
     state_folder: StateFolderRecord | None = None
     down_failed: DownFailedRecord | None = None
+    # netlab.realize.backend: the iptables backend the lab was made in, which every later command uses
+    iptables: Literal["nft", "legacy"] | None = None
 
 
 class StateFile(Strict):

@@ -92,3 +92,12 @@ def state_root(tmp_path, monkeypatch):
     state_dir._checked.clear()
     yield path
     state_dir._checked.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_lab_acted_on(monkeypatch):
+    """No lab's iptables backend carried over from another test (realize/backend.py: a command sets it from the
+    lab it acts on, for the rest of its process)."""
+    from netlab.kernel import iptables
+
+    monkeypatch.setattr(iptables, "_lab_backend", "")

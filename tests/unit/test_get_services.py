@@ -154,8 +154,13 @@ def fake_lab(monkeypatch):
         key, _, value = (selector or "").partition("=")
         return tuple(p for p in pod_infos() if not selector or p.labels.get(key) == value)
 
+    from netlab.kernel import iptables
+    from netlab.realize.state import LabState
+
     lab = types.SimpleNamespace(name="g", pods=pods, nodes=lambda: views.nodes(model),
-                                services=lambda: views.services(model))
+                                services=lambda: views.services(model),
+                                state=lambda: LabState(lab="g", extra={"iptables": "nft"}))
+    monkeypatch.setattr(iptables, "machine_backend", lambda: "nft")  # the backend the lab was made with
     monkeypatch.setattr(cli_get, "require_root", lambda: None)
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
 

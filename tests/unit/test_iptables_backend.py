@@ -1,0 +1,109 @@
+"""A lab's iptables backend is part of the lab (realize/backend.py): recorded when its first up makes it, kept by
+every later command whatever the machine's `iptables` alternative says, moved by `up --reconfigure`; the backend
+it is not in must hold nothing, whatever its chains are named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fake_lab import make_lab, status, up
+
+from netlab.kernel import iptables
+from netlab.kernel.base import Op, TableText
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import up as lab_up
+from netlab.lab.journal import Journal
+from netlab.realize import backend, state as state_mod, state_dir
+
+lab = pytest.fixture(make_lab, name="lab")
+
+
+@pytest.fixture(autouse=True)
+def machine(monkeypatch):
+    """The machine's backend now (its `iptables` alternative, or NETLAB_IPTABLES): ``machine[0]``."""
+    now = ["nft"]
+    monkeypatch.setattr(iptables, "_lab_backend", "")
+    monkeypatch.setattr(iptables, "machine_backend", lambda: now[0])
+    monkeypatch.delenv("NETLAB_IPTABLES", raising=False)
+    return now
+
+
+def recorded(name: str) -> str | None:
+    return state_mod.load_state(name).extra.get("iptables")
+
+
+def test_a_lab_keeps_the_backend_it_was_made_with_until_up_reconfigure(lab, machine):
+    k = FakeKernel()
+    up(lab, k)
+    assert recorded(lab.name) == "nft" and iptables.in_use() == "nft"
+    machine[0] = "legacy"  # update-alternatives --set iptables /usr/sbin/iptables-legacy
+    assert state_mod.running_lab(lab.name) and iptables.in_use() == "nft"  # what status, trace, break act on
+    up(lab, k)
+    assert recorded(lab.name) == "nft" and iptables.in_use() == "nft"
+    line = backend.differs(state_mod.load_state(lab.name))
+    assert line is not None and line.startswith(f"lab {lab.name} made with iptables-nft; iptables now points at "
+                                                "legacy (netlab keeps using iptables-nft"), line
+    assert "--reconfigure` moves it to iptables-legacy" in line
+    lab_up.up(lab, k, journal=Journal(k), reconfigure=True)
+    assert recorded(lab.name) == "legacy" and iptables.in_use() == "legacy"
+    assert backend.differs(state_mod.load_state(lab.name)) is None
+
+
+def test_the_record_is_checked_by_the_states_schema(lab):
+    up(lab, FakeKernel())
+    path = state_dir.state_file(lab.name)
+    data = json.loads(open(path).read())
+    for value, ok in (("legacy", True), ("iptables", False)):
+        data["extra"]["iptables"] = value
+        with open(path, "w") as fh:
+            fh.write(json.dumps(data, indent=1))  # not the bytes netlab wrote: checked whole on load
+        if ok:
+            assert recorded(lab.name) == "legacy"
+        else:
+            with pytest.raises(state_mod.StateCorrupt, match="iptables"):
+                state_mod.load_state(lab.name)
+
+
+def test_a_lab_without_the_record_is_in_the_backend_that_holds_its_rules(lab, machine, monkeypatch):
+    up(lab, FakeKernel())
+    state = state_mod.load_state(lab.name)
+    del state.extra["iptables"]  # an older netlab's lab
+    asked = []
+    held = {"fk-n1": "legacy"}
+    monkeypatch.setattr(iptables, "holding", lambda ns: asked.append(ns) or held.get(ns, ""))
+    assert backend.of_lab(state) == "legacy" and asked == ["fk-n1"]
+    held.clear()  # neither (or both) hold rules: the machine's
+    assert backend.of_lab(state) == "nft"
+
+
+OTHER = """*nat
+:POSTROUTING ACCEPT [0:0]
+:FLANNEL-POSTRTG - [0:0]
+:SOMEONE-ELSES - [0:0]
+-A FLANNEL-POSTRTG -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN
+-A FLANNEL-POSTRTG -s 10.244.0.0/16 ! -d 224.0.0.0/4 -j MASQUERADE --random-fully
+COMMIT
+"""
+
+
+def test_status_says_every_chain_the_other_backend_holds_and_up_takes_them_away(lab):
+    k = FakeKernel()
+    up(lab, k)
+    # What an `up` under the other alternative left behind in the backend the lab is not in: chains no jump uses
+    k.apply([Op("restore", TableText("fk-n1", "nat", OTHER, "legacy", noflush=True))])
+    drift = "\n".join(status(lab, k).drift)
+    assert "iptables-legacy: extra chain: FLANNEL-POSTRTG" in drift and "extra chain: SOMEONE-ELSES" in drift, drift
+    assert "MASQUERADE --random-fully" in drift
+    up(lab, k)
+    assert status(lab, k).drift == []
+    assert "FLANNEL" not in k.iptables_save("fk-n1", "nat", "legacy")
+
+
+def test_a_cni_plugins_chains_in_the_other_backend_are_the_plugins():
+    text = "*nat\n:POSTROUTING ACCEPT [0:0]\n:CNI-abc - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n" \
+           "-A POSTROUTING -j CNI-abc\n-A CNI-abc -j MASQUERADE\nCOMMIT\n"
+    assert backend.foreign_drift("nat", text, plugins=True) == ["extra chain: KUBE-MARK-MASQ"]
+    payload = backend.foreign_payload("nat", text, plugins=True)
+    assert payload == "*nat\n:KUBE-MARK-MASQ - [0:0]\n-X KUBE-MARK-MASQ\nCOMMIT\n"
+    assert backend.foreign_payload("nat", "*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n", plugins=False) is None
