@@ -7,7 +7,7 @@ import click
 from netlab.cli.base import cli
 from netlab.cli.options import TOPOLOGY_FILE, TOPOLOGY_HELP
 from netlab.cli.output import output_option, print_json
-from netlab.errors import NetlabError, Problem, TopologyError, display_path
+from netlab.errors import EnvironmentNotReady, NetlabError, Problem, TopologyError, display_path
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.topology", "netlab.model.load", "netlab.plan.build", "netlab.plan.cniadd", "netlab.plan.render")
@@ -38,12 +38,14 @@ def validate(topology: str | None, output: str) -> None:
                     **({"note": exc.note} if exc.note else {})})
         raise SystemExit(exc.exit_code) from None
     lab = loaded.lab
-    cni_problems = cni_check(loaded)  # the plugins answer VERSION
+    cni_problems, missing = cni_check(loaded)  # the plugins answer VERSION
     if cni_problems:
         if output == "json":
             print_json({"valid": False, "lab": lab.name, "problems": _problems_json(cni_problems), "notes": []})
             raise SystemExit(TopologyError(cni_problems).exit_code)
         raise TopologyError(cni_problems)
+    if missing:  # the file is valid; this machine lacks the plugins it names (exit 3, as `up` and `doctor`)
+        raise missing
     from netlab.model.endpoints import service_notes
     from netlab.model.netpol import policy_notes
     from netlab.model.netpol_match import match_notes
@@ -80,19 +82,33 @@ def _named(topology: str | None) -> str | None:
     return name if lab_name_problem(name) is None else None
 
 
-def cni_check(loaded) -> list[Problem]:
-    """network.cni's plugins, asked VERSION, as located problems (builtin: nothing to ask)."""
+def cni_check(loaded) -> tuple[list[Problem], EnvironmentNotReady | None]:
+    """network.cni's plugins, asked VERSION: the file's problems, located, and the error of those the machine lacks
+    (Debian's plugins where it keeps them: a valid file cannot mend that), which names the fix (builtin: nothing to
+    ask)."""
     if loaded.lab.cni == "builtin":
-        return []
-    from netlab.cni.check import plugin_problems  # runs plugins: loaded only for a CNI lab
+        return [], None
+    from netlab.cni.check import split_problems  # runs plugins: loaded only for a CNI lab
     from netlab.model.load import load_source
 
-    found = plugin_problems(loaded.lab)
-    if not found:
-        return []
+    found, machine, fix = split_problems(loaded.lab)
+    if not found and not machine:
+        return [], None
     src = load_source(loaded.source) if loaded.source else None
     file = loaded.source or loaded.origin
-    return [Problem(file, src.line_of(loc) if src else None, ".".join(loc), msg) for loc, msg in found]
+
+    def located(problems: list) -> list[Problem]:
+        return [Problem(file, src.line_of(loc) if src else None, ".".join(loc), msg) for loc, msg in problems]
+
+    missing = None
+    if machine:
+        from netlab.realize.cni_path import PATH_ENV
+
+        (loc, _), what = machine[0], "; ".join(msg for _, msg in machine)
+        line = located([(loc, f"{what}: the topology is valid, this machine lacks them; fix: {fix}; plugins "
+                               f"elsewhere (kubeadm's or containerd's /opt/cni/bin): {PATH_ENV}=DIR")])[0]
+        missing = EnvironmentNotReady(str(line))
+    return located(found), missing
 
 
 @cli.command()

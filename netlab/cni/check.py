@@ -111,15 +111,38 @@ def ask(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | None =
 
 def plugin_problems(lab: Lab) -> list[tuple[tuple[str, ...], str]]:
     """``netlab validate``: (field, message) for every problem of the lab's CNI chain; none for builtin."""
+    file, machine, _ = split_problems(lab)
+    return file + machine
+
+
+def split_problems(lab: Lab) -> tuple[list[tuple[tuple[str, ...], str]], list[tuple[tuple[str, ...], str]], str]:
+    """``netlab validate``'s problems of the lab's CNI chain, the file's apart from the machine's (Debian's
+    plugins missing, broken or too old where the machine keeps them: /usr/lib/cni, or NETLAB_CNI_PATH's
+    folders; what a valid file cannot mend), and the fix of the machine's."""
     if lab.cni == "builtin":
-        return []
+        return [], [], ""
     where = ("network", "cni", "conflist") if lab.cni == "conflist" else FIELD
     try:
         plugins = wanted(lab)
     except ConflistError as exc:
-        return [(where, str(exc))]
+        return [(where, str(exc))], [], ""
     dirs = C.bin_dirs(lab)
-    return [(where, a.problem(dirs)) for a in ask(plugins, dirs) if a.state != "ok"]
+    bad = [a for a in ask(plugins, dirs) if a.state != "ok"]
+    machine = [a for a in bad if _debians(a, dirs)]
+    file = [(where, a.problem(dirs)) for a in bad if a not in machine]
+    gone = [a for a in machine if a.state == "missing"]
+    said = [f"plugin{'s' if len(gone) > 1 else ''} {', '.join(repr(a.plugin) for a in gone)} not found in "
+            f"{':'.join(dirs)} (or not executable)"] if gone else []
+    said += [a.problem(dirs) for a in machine if a not in gone]
+    return file, [(where, line) for line in said], _fix(machine, dirs)
+
+
+def _debians(a: Answer, dirs: list[str]) -> bool:
+    """A plugin of Debian's package, in no folder or in one where the machine keeps them (CNI_PATH's part after a
+    conflist's binDir: /usr/lib/cni, or NETLAB_CNI_PATH's)."""
+    from netlab.realize.cni_path import plugin_dirs
+
+    return a.plugin in PACKAGE_PLUGINS and (a.path is None or os.path.dirname(a.path) in plugin_dirs(C.CNI_BIN_DIR))
 
 
 # --- netlab doctor's line ----------------------------------------------------------------------------
@@ -173,7 +196,7 @@ def _where(answers: list[Answer]) -> str:
 def _fix(bad: list[Answer], dirs: list[str]) -> str:
     """Debian's plugins come from its package (its directory ends CNI_PATH); a user's own plugin goes into
     network.cni.binDir."""
-    debian = [a for a in bad if a.plugin in PACKAGE_PLUGINS and (a.path is None or os.path.dirname(a.path) == dirs[-1])]
+    debian = [a for a in bad if _debians(a, dirs)]
     own = [a for a in bad if a not in debian]
     states = {a.state for a in debian}
     out = []

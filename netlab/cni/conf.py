@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 
 def bin_dirs(lab: Lab) -> list[str]:
     """CNI_PATH (plan/cniadd.py), with Debian's plugins where this module says (the doctor's tests move them)."""
-    return cniadd.bin_dirs(lab, CNI_BIN_DIR)
+    from netlab.realize.cni_path import plugin_dirs  # NETLAB_CNI_PATH, or the running lab's record
+
+    return cniadd.bin_dirs(lab, plugin_dirs(CNI_BIN_DIR))
 
 
 def container_id(lab: Lab, pod: PodInfo, run_id: str) -> str:

@@ -31,7 +31,7 @@ from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import StartResult
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
-from netlab.model.topology import CNI_BIN_DIR
+from netlab.realize import cni_path
 from netlab.realize.state_dir import ensure_dir, lab_dir
 
 if TYPE_CHECKING:
@@ -391,7 +391,8 @@ def _bin_dirs_of(state: LabState) -> list[str]:
     """CNI_PATH from the saved topology (down needs no file)."""
     cni = ((state.topology.get("network") or {}).get("cni")) if isinstance(state.topology, dict) else None
     user = cni.get("binDir") if isinstance(cni, dict) else None
-    return ([user] if isinstance(user, str) and user != CNI_BIN_DIR else []) + [CNI_BIN_DIR]
+    machine = cni_path.recorded(state) or cni_path.plugin_dirs(C.CNI_BIN_DIR)  # as the lab was made (cni/paths.py)
+    return ([user] if isinstance(user, str) and user not in machine else []) + machine
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:

@@ -40,7 +40,8 @@ from netlab.realize.expect import expected
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered,
                                    repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
-from netlab.realize import backend, owner, tags
+from netlab.cni import conf as C
+from netlab.realize import backend, cni_path, owner, tags
 from netlab.realize.state_dir import forget
 from netlab.realize.lab_lock import LabLock
 from netlab.workload.terminal import terminal_pods
@@ -140,6 +141,7 @@ class _Up(Rollback):
         for feature in self.features:
             feature.preflight(self.lab)  # says what the machine lacks, before any change
         backend.choose(state, fresh, reconfigure)  # a running lab keeps its iptables backend; --reconfigure moves it
+        cni_path.choose(state, self.lab.cni, fresh, reconfigure, C.CNI_BIN_DIR)  # and the folders of its CNI plugins
         try:
             to_create = namespaces_to_create(self.kernel, self.plan, state, tag)
         except OwnershipConflict:

@@ -40,11 +40,13 @@ SANDBOX_ID = "<sandbox id>"  # 64 hex, made per run by the runtime (netlab.cni.c
 HOST_LOCAL_DIR = "<state dir>/cni/networks/<node>"  # host-local's leases: the node's own, in the lab's state directory
 
 
-def bin_dirs(lab: Lab, debian: str = CNI_BIN_DIR) -> list[str]:
-    """CNI_PATH: the user's binDir, then Debian's (the runtime's own loopback is there)."""
+def bin_dirs(lab: Lab, debian: str | list[str] = CNI_BIN_DIR) -> list[str]:
+    """CNI_PATH: the user's binDir, then Debian's (the runtime's own loopback is there; or the folders
+    NETLAB_CNI_PATH names, cni/paths.py)."""
+    machine = [debian] if isinstance(debian, str) else list(debian)
     cni = lab.topo.network.cni
-    user = [cni.bin_dir] if isinstance(cni, CniConflist) and cni.bin_dir != debian else []
-    return user + [debian]
+    user = [cni.bin_dir] if isinstance(cni, CniConflist) and cni.bin_dir not in machine else []
+    return user + machine
 
 
 def reference_conflist(lab: Lab, node: NodeInfo, data_dir: str) -> Conflist:

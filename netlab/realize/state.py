@@ -303,9 +303,10 @@ def running_lab(name: str) -> LabState:
     st = load_state(name)
     if st is None:
         raise not_up(name)
-    from netlab.realize import backend  # the lab's iptables backend: the one it was made with
+    from netlab.realize import backend, cni_path  # the lab's iptables backend and CNI plugins: as it was made
 
     backend.act_on(st)
+    cni_path.act_on(st)
     return st
 
 

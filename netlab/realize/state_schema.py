@@ -58,6 +58,12 @@ def _chain(value: str) -> str:
     return check_chain(value)
 
 
+def _absolute(value: str) -> str:
+    if not value.startswith("/") or "\0" in value:
+        raise ValueError("not an absolute path")
+    return value
+
+
 def _address(value: str) -> str:
     IPv4Address(value)  # its ValueError says why
     return value
@@ -296,6 +302,8 @@ class Extra(Strict):
     down_failed: DownFailedRecord | None = None
     # netlab.realize.backend: the iptables backend the lab was made in, which every later command uses
     iptables: Literal["nft", "legacy"] | None = None
+    # netlab.cni.paths: the folders a CNI lab's machine plugins are in (NETLAB_CNI_PATH, or Debian's), absolute
+    cni_path: list[Annotated[StrictStr, AfterValidator(_absolute)]] | None = None
 
 
 class StateFile(Strict):

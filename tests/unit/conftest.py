@@ -96,8 +96,10 @@ def state_root(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _no_lab_acted_on(monkeypatch):
-    """No lab's iptables backend carried over from another test (realize/backend.py: a command sets it from the
-    lab it acts on, for the rest of its process)."""
+    """No lab's iptables backend or CNI folders carried over from another test (realize/backend.py,
+    realize/cni_path.py: a command sets them from the lab it acts on, for the rest of its process)."""
     from netlab.kernel import iptables
+    from netlab.realize import cni_path
 
     monkeypatch.setattr(iptables, "_lab_backend", "")
+    monkeypatch.setattr(cni_path, "_lab_dirs", [])

@@ -1,0 +1,98 @@
+"""Where the reference chain's plugins are (realize/cni_path.py): Debian's /usr/lib/cni, or the folders
+NETLAB_CNI_PATH names (kubeadm's or containerd's /opt/cni/bin), each checked before any plugin in it runs as root;
+and `validate` of a valid `cni: reference` file on a machine without them: exit 3 with the fix, not exit 2."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from cli_inprocess import run_cli
+from test_doctor import fake_plugins
+
+from netlab.cni import check as cni_check, conf as cni_conf, lifecycle as cni_lifecycle
+from netlab.errors import UsageError
+from netlab.realize import cni_path
+from netlab.realize.state import LabState
+
+REFERENCE = "name: cp\nnetwork: {cni: reference}\nnodes: [{name: n1}]\npods: [{name: a, node: n1}]\n"
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    """A machine whose Debian folder is empty (containernetworking-plugins not installed)."""
+    debian = tmp_path / "usr-lib-cni"
+    debian.mkdir()
+    monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(debian))
+    monkeypatch.delenv(cni_path.PATH_ENV, raising=False)
+    topo = tmp_path / "t.yaml"
+    topo.write_text(REFERENCE)
+    return topo
+
+
+def test_validate_of_a_valid_reference_file_on_a_machine_without_plugins_is_the_machines_problem(machine, tmp_path):
+    res = run_cli("validate", "-t", str(machine))
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert res.stderr.startswith(f"{machine}:2: network.cni: plugins 'loopback', 'bridge', 'host-local' not "
+                                 f"found in {tmp_path / 'usr-lib-cni'} (or not executable): the topology is valid, "
+                                 "this machine lacks them; fix: apt-get install containernetworking-plugins"), \
+        res.stderr
+    assert "NETLAB_CNI_PATH=DIR" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_netlab_cni_path_points_at_another_folder(machine, tmp_path, monkeypatch):
+    opt = fake_plugins(tmp_path / "opt-cni-bin")
+    opt.chmod(0o755)
+    monkeypatch.setenv(cni_path.PATH_ENV, str(opt))
+    res = run_cli("validate", "-t", str(machine))
+    assert res.returncode == 0 and res.stdout.endswith("ok (lab cp: 1 node, 1 pod, 0 services)\n"), res.stderr
+    assert (opt / "asked").read_text().count("VERSION") == 3  # loopback, bridge, host-local: asked there
+
+
+def test_a_users_own_plugin_missing_is_still_the_files_problem(machine, tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "n.conflist").write_text('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "mine"}]}')
+    fake_plugins(tmp_path / "usr-lib-cni")
+    machine.write_text(REFERENCE.replace("reference", "{conflist: n.conflist, binDir: bin}"))
+    res = run_cli("validate", "-t", str(machine))
+    assert res.returncode == 2 and "plugin 'mine' not found in" in res.stderr, res.stderr
+
+
+def test_each_folder_is_checked_before_a_plugin_in_it_runs_as_root(tmp_path):
+    good = tmp_path / "good"
+    good.mkdir(mode=0o755)
+    os.symlink(good, tmp_path / "link")
+    (tmp_path / "file").write_text("")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 1000, 1000)
+    assert cni_path.checked(f"{good}:{tmp_path / 'link'}") == [str(good)]  # the folder a symlink names, once
+    for value, says in (("opt/cni/bin", "'opt/cni/bin' is not an absolute path"),
+                        (f"{good}:", "an empty folder name"),
+                        (str(tmp_path / "gone"), "no such file or directory"),
+                        (str(tmp_path / "file"), "is not a directory"),
+                        (str(loose), "is not root's alone (owner uid 0, mode 0777): the plugins in it run as root"),
+                        (str(theirs), "is not root's alone (owner uid 1000, mode 0755)")):
+        with pytest.raises(UsageError, match="^NETLAB_CNI_PATH=") as info:
+            cni_path.checked(value)
+        assert says in str(info.value)
+
+
+def test_a_lab_keeps_the_folders_it_was_made_with(tmp_path, monkeypatch):
+    opt = tmp_path / "opt"
+    opt.mkdir(mode=0o755)
+    monkeypatch.setenv(cni_path.PATH_ENV, str(opt))
+    state = LabState(lab="cp", topology={"network": {"cni": "reference"}})
+    cni_path.choose(state, "reference", fresh=True, reconfigure=False)
+    assert state.extra["cni_path"] == [str(opt)]
+    monkeypatch.delenv(cni_path.PATH_ENV)  # a later command, without the setting: status' CHECK, down's DEL
+    cni_path.act_on(state)
+    assert cni_path.plugin_dirs() == [str(opt)] and cni_lifecycle._bin_dirs_of(state) == [str(opt)]
+    cni_path.choose(state, "reference", fresh=False, reconfigure=False)
+    assert state.extra["cni_path"] == [str(opt)]
+    cni_path.choose(state, "reference", fresh=False, reconfigure=True)  # --reconfigure: the machine's of now
+    assert state.extra["cni_path"] == [cni_conf.CNI_BIN_DIR]
+    assert cni_check.PACKAGE == "containernetworking-plugins"
