@@ -156,9 +156,8 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
         parts.append(f"{len(result.removed_netns)} removed")
     parts += fixed_words(result.fixed)
     click.echo(f"lab {model.name} is up ({', '.join(parts)}): {loaded.counts()}; {network_words(loaded)}")
-    # a repair or a change: say what was done (with new namespaces, only why a pod's was made anew)
-    # (another node, another Kubernetes namespace, another address: lab/up.py's pods made anew)
-    said = result.fixed if not result.created_netns else [line for line in result.fixed if ": made anew in " in line]
+    # a repair or a change: every action, as -o json lists them (a fresh lab's: only counted, nothing was there)
+    said = [] if lab.owned else list(result.fixed)
     if said:
         for line in said[:20]:
             click.echo(f"  {line}")
@@ -214,10 +213,12 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) 
 
 def fixed_words(fixed: list[str]) -> list[str]:
     """up's actions counted by what they were: containers started, files written, objects added or repaired."""
-    started = sum(1 for line in fixed if line.startswith(("started container", "restarted container")))
+    started = sum(1 for line in fixed if line.startswith("started container"))
+    restarted = sum(1 for line in fixed if line.startswith("restarted container"))
     written = sum(1 for line in fixed if line.startswith(("wrote ", "rewrote ")))
-    other = len(fixed) - started - written
+    other = len(fixed) - started - restarted - written
     return ([plural(started, "container") + " started"] if started else []) \
+        + ([plural(restarted, "container") + " restarted"] if restarted else []) \
         + ([plural(written, "file") + " written"] if written else []) \
         + ([plural(other, "object") + " added, changed or repaired"] if other else [])
 
@@ -375,15 +376,16 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
         if result.ok:
             click.echo(highlight(f"lab {result.lab}{against}: {result.objects} objects, all as planned"))
         else:
-            click.echo(f"lab {result.lab}{against}: {plural(len(result.drift), 'difference')} from the plan:")
+            from netlab.realize.diff import count_differences, cut_short
+
+            total = count_differences(len(result.drift), result.details)  # a table's line: its every difference
+            click.echo(f"lab {result.lab}{against}: {differ_words(len(result.drift), total)}:")
             for line in result.drift:
                 click.echo(highlight(f"  {line}"))
-            from netlab.realize.diff import cut_short
-
             if left := cut_short(result.details):  # a table's line says its first few differences
                 which = f" -t {display_path(topology)}" if topology else f" --lab {lab_name}" if lab_name else ""
-                click.echo(f"{plural(left, 'more difference')} not shown above: `sudo netlab status{which} -o json` "
-                           "lists every one (details[].differences)")
+                click.echo(f"the lines above show {total - left} of the {total} differences: `sudo netlab status"
+                           f"{which} -o json` lists every one (details[].differences)")
             if topology is None:  # every difference one up leaves: no repair named, the up that leaves them is said
                 from netlab.realize.state import repair_command
 
@@ -392,6 +394,13 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
                 click.echo(f"run `{result.repair}` to apply it")
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
+
+
+def differ_words(objects: int, differences: int) -> str:
+    """status's count, in one unit: "4 objects differ from the plan (42 differences)"; no count of differences
+    when each object has one."""
+    said = f"{plural(objects, 'object')} differ{'s' if objects == 1 else ''} from the plan"
+    return said if differences == objects else f"{said} ({plural(differences, 'difference')})"
 
 
 def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, ...]) -> None:

@@ -139,6 +139,11 @@ def cut_short(details: Iterable[Mapping]) -> int:
     return sum(max(0, len(d.get("differences") or ()) - SHOWN) for d in details)
 
 
+def count_differences(lines: int, details: Iterable[Mapping]) -> int:
+    """How many differences status's ``lines`` hold, by their JSON details: a table's every one, any other one."""
+    return lines + sum(max(0, len(d.get("differences") or ()) - 1) for d in details)
+
+
 def diff_nft(obs: Observed, planned: list[NftRules]) -> list[Drift]:
     """nf_tables tables other than iptables-nft's: the planned ones (kube-proxy's) as planned, no others."""
     out: list[Drift] = []

@@ -178,7 +178,10 @@ def test_up_counts_its_actions_by_what_they_were():
     assert fixed_words(fresh) == ["2 containers started", "1 file written"]
     repair = ["set up of link eth0 in a-web", "restarted container web/http (it was stopped)",
               "rewrote /etc/netns/a-web/resolv.conf (edited)"]
-    assert fixed_words(repair) == ["1 container started", "1 file written", "1 object added, changed or repaired"]
+    assert fixed_words(repair) == ["1 container restarted", "1 file written", "1 object added, changed or repaired"]
+    # kube-dns restarted as the Services changed, a new pod's container started: not "2 containers started"
+    both = ["restarted container kube-dns/dnsmasq (its command changed)", "started container p6/main"]
+    assert fixed_words(both) == ["1 container started", "1 container restarted"]
     assert fixed_words([]) == []
 
 

@@ -34,7 +34,7 @@ def applied(state_root, monkeypatch):
         runs.append((loaded.lab.name, loaded.origin, loaded.source))
         result = R.UpResult(lab=loaded.lab.name, changed=False, created_netns=(), removed_netns=(), fixed=(),
                             operations=0, warnings=(), failed=())
-        return types.SimpleNamespace(last_up=result, model=loaded.lab)
+        return types.SimpleNamespace(last_up=result, model=loaded.lab, owned=False)
 
     def watch(source, lab_name, *args, saved=False, **kw):  # never the real watcher: it would bring the lab up here
         runs.append((lab_name, "watched its saved topology" if saved else "watched", source))

@@ -85,3 +85,19 @@ def test_json_names_no_repair_when_up_repairs_nothing_as_the_text_says(status_of
     doc = json.loads(status_of(ROUTE, NEVER, output="json").stdout)
     assert (doc["repair"], doc["kept"]) == (REPAIR, [NEVER])
     assert status_of(NEVER).stdout.splitlines()[-1].startswith(f"`{REPAIR}` does not repair that container: ")
+
+
+def test_status_counts_in_one_unit_and_its_footer_counts_nothing_twice(status_of, monkeypatch):
+    """It said "2 differences from the plan", then "14 more differences not shown above": the 14 were the
+    "(and 14 more)" of a table's line, already among the 2. Objects, with every difference counted once."""
+    rules = [f"extra chain: KUBE-SEP-X{i}" for i in range(20)]
+    table = f"different: iptables nat rules in qx5n-n1 ({'; '.join(rules[:6])} (and 14 more))"
+    details = [{"state": "different", "object": "iptables nat rules in qx5n-n1", "differences": rules},
+               {"state": "missing", "object": "route", "differences": []}]
+    monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(
+        lab="qx5n", drift=[table, ROUTE], details=details))
+    lines = run_cli("status", "--lab", "qx5n").stdout.splitlines()
+    assert lines[0] == "lab qx5n: 2 objects differ from the plan (21 differences):", lines
+    assert lines[3] == ("the lines above show 7 of the 21 differences: `sudo netlab status --lab qx5n -o json` "
+                        "lists every one (details[].differences)"), lines
+    assert status_of(ROUTE).stdout.splitlines()[0] == "lab qx5n: 1 object differs from the plan:"

@@ -70,7 +70,7 @@ def _up_returns(monkeypatch, tmp_path, failed: tuple[str, ...], changed: bool = 
                         fixed=(), operations=3, warnings=(), failed=failed)
 
     def up_loaded(cls, loaded, **kw):
-        return types.SimpleNamespace(last_up=result, model=loaded.lab)
+        return types.SimpleNamespace(last_up=result, model=loaded.lab, owned=False)
 
     monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
     monkeypatch.setattr("netlab.api.Lab.up_loaded", classmethod(up_loaded))
