@@ -33,7 +33,7 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     when the caller began to read it (:func:`seen`; None: now). Differences found while another command held the
     lab, or changed it meanwhile, are its work half done, not drift: LabBusy names that command (exit 3)."""
     before = before if before is not None and before.lab == lab.name else seen(lab.name)
-    state, against = lab._against(topology)
+    state, against, ahead = lab._against_ahead(topology)
     try:
         done = lifecycle.status(state, kernel)
     except Exception:  # a read cut short: by a down that stopped its iptables-save in a namespace, or deleted one
@@ -56,7 +56,7 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
         repair = None
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
                     details=freeze(tuple(done.details)), against=against, repair=repair, kept=kept,
-                    warnings=tuple(done.warnings) + _backend_line(state))
+                    warnings=tuple(done.warnings) + tuple(ahead) + _backend_line(state))
 
 
 def _backend_line(state: Any) -> tuple[str, ...]:

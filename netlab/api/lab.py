@@ -319,17 +319,26 @@ class Lab(LabChecks, PodActions):
         return load(topology, self.name)
 
     def _against(self, topology: TopologyInput) -> tuple[LabState, str | None]:
+        return self._against_ahead(topology)[:2]
+
+    def _against_ahead(self, topology: TopologyInput) -> tuple[LabState, str | None, list[str]]:
+        """The lab's state with the plan of ``topology`` (None: its own), the file's name, and what the `up` of
+        that file does that its objects do not show (realize.attachments.up_ahead: pods made anew, addresses
+        another's ip: takes), in up's words."""
+        from netlab.realize.attachments import up_ahead
+
         state = self.state()
         if topology is None:
-            return state, None
+            return state, None, []
         loaded = self._loaded_for(topology)
+        ahead = up_ahead(loaded.lab, state)
         saved = loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
         # resolved as up resolves it: the running lab's pods and Services keep the addresses they hold
         held = {**state.extra, ADDRESSES: state.holding().to_json()}
         # The `up` that applies that plan, for status's lines to name (a dict: none to type; they name the lab's own)
         path = os.fspath(topology) if isinstance(topology, (str, os.PathLike)) else None
         repair = up_command(path, replaces(state, path)) if path is not None else None
-        return replace(state, topology=saved, extra=held, repair=repair), loaded.origin
+        return replace(state, topology=saved, extra=held, repair=repair), loaded.origin, ahead
 
 
 _Named = TypeVar("_Named", "R.PodInfo", "R.NodeInfo")  # names: the classes load when asked for

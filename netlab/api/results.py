@@ -123,7 +123,8 @@ class Status:
     # container that failed, a container that could not start. None of them: repair puts it all right.
     kept: tuple[str, ...] = ()
     # What matches the plan but not the topology as written: a pod's explicit ip: that its CNI plugins did not
-    # give it (the lab follows the plugins' address). Said, never drift.
+    # give it (the lab follows the plugins' address). Said, never drift. Against a file, what its `up` does that
+    # the drift does not show, in up's words: the pods it makes anew, the addresses another's ip: takes.
     warnings: tuple[str, ...] = ()
 
     @property

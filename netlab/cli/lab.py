@@ -352,7 +352,9 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
 
     With -t FILE the lab is the one the file names, and the kernel is compared
     with the file's plan (not the one the lab was brought up with): after
-    editing the file, `status -t FILE` shows what `up -t FILE` would change.
+    editing the file, `status -t FILE` shows what `up -t FILE` would change,
+    and warns of each pod it would make anew (a new namespace, its
+    containers started again) in up's words.
     """
     require_root()
     from netlab.lab import readahead

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from netlab.cli.base import cli
 from netlab.cli.options import TOPOLOGY_FILE, TOPOLOGY_HELP
-from netlab.cli.output import output_option, print_json
+from netlab.cli.output import output_option, print_json, warn
 from netlab.errors import EnvironmentNotReady, NetlabError, Problem, TopologyError, display_path
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab as ModelLab
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.topology", "netlab.model.load", "netlab.plan.build", "netlab.plan.cniadd", "netlab.plan.render")
@@ -127,6 +132,8 @@ def plan(topology: str | None, output: str) -> None:
     are expected to make); `-o json` lists them under cni_add. Last, the
     qdiscs of impairments' rates and delays, as tc commands (their loss is a
     rule of the plan); `-o json` lists them under qdiscs.
+    For a lab of that name that is up, a warning for each pod `up` would
+    make anew, in up's words (`-o json`: warnings).
     """
     from netlab.api.topology import load
     from netlab.plan.build import build_plan
@@ -136,7 +143,24 @@ def plan(topology: str | None, output: str) -> None:
 
     lab = load(topology).lab
     p, cni, qdiscs = build_plan(lab), add_steps(lab), qdisc_steps(lab)
+    ahead = _up_ahead(lab)
+    warn(ahead)
     if output == "json":
-        print_json(plan_json(p, cni, qdiscs))
+        print_json({**plan_json(p, cni, qdiscs), "warnings": ahead})
     else:
         click.echo(render_commands(p, cni, qdiscs), nl=False)
+
+
+def _up_ahead(lab: "ModelLab") -> list[str]:
+    """For a lab of that name that is up (its state read: root's), what `up` does to it that the plan's objects
+    do not show, in up's words (realize.attachments.up_ahead): the pods it makes anew, the addresses another's
+    ip: takes. Nothing for a lab that is not up, or whose state cannot be read here."""
+    from netlab.realize.attachments import up_ahead
+    from netlab.realize.state import load_state
+
+    if lab.held_before is None:  # not up, or not readable here: the plan is a fresh lab's
+        return []
+    try:
+        return up_ahead(lab, load_state(lab.name))
+    except (NetlabError, OSError):
+        return []

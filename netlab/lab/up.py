@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from netlab import signals
-from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, plugin_made, remade_pods
+from netlab.realize.attachments import (attached_lab, check_cni_change, is_plugin_made, plugin_made, remade_line,
+                                       remade_pods)
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, open_files
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
@@ -280,8 +281,7 @@ class _Up(Rollback):
             delete_namespaces(self.kernel, [name])
             links.pop(name, None)
             state.netns[name] = "intent"
-            self.result.fixed.append(f"pod {name.removeprefix(self.lab.name + '-')} {why}: made anew in a new "
-                                     "namespace (Kubernetes makes a new pod)")
+            self.result.fixed.append(remade_line(name.removeprefix(self.lab.name + '-'), why))
         if self.moved:
             again = {name for name, _ in self.moved}
             to_create = [ns for ns in self.plan.netns if ns in again or ns in set(to_create)]

@@ -115,6 +115,29 @@ def remade_pods(lab: Lab, state: "LabState | None") -> list[tuple[str, str]]:
     return out
 
 
+def remade_line(pod: str, why: str, ahead: bool = False) -> str:
+    """What ``up`` says of a pod it makes anew (:func:`remade_pods`), and (``ahead``) what its previews, `status -t
+    FILE` and `plan`, say it will do: one sentence for both."""
+    if not ahead:
+        return f"pod {pod} {why}: made anew in a new namespace (Kubernetes makes a new pod)"
+    return (f"pod {pod} {why}: up makes it anew in a new namespace, its containers started again (Kubernetes "
+            "makes a new pod)")
+
+
+def up_ahead(lab: Lab, state: "LabState | None") -> list[str]:
+    """What the ``up`` of ``lab`` (resolved with what the running lab holds) does to the running lab ``state``
+    that its plan's objects do not show: the warnings it gives of addresses another's ip: takes, and the pods it
+    makes anew (or the line it refuses with); nothing for a lab that is not up."""
+    if state is None:
+        return []
+    out = lab.displaced()
+    try:
+        out += [remade_line(pod, why, ahead=True) for pod, why in remade_pods(lab, state)]
+    except UsageError as exc:  # a CNI plugins' pod moved: up refuses, and says how
+        out.append(f"up refuses: {exc}")
+    return out
+
+
 def renamespaced_pods(lab: Lab, state: "LabState | None") -> list[tuple[str, str, str]]:
     """Pods of a running lab that ``lab`` puts in another Kubernetes namespace: (pod, old namespace, new one).
 

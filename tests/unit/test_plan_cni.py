@@ -66,7 +66,7 @@ def test_a_reference_labs_plan_json_keeps_its_keys_and_adds_the_steps(tmp_path):
     proc = run_cli("plan", "-t", str(_reference(tmp_path)), "-o", "json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert list(data) == ["lab", "resources", "cni_add", "qdiscs"] and data["lab"] == "pc" and data["resources"]
+    assert list(data) == ["lab", "resources", "cni_add", "qdiscs", "warnings"] and data["lab"] == "pc" and data["resources"]
     a, b = data["cni_add"]
     assert (a["kind"], a["pod"], a["netns"], a["pod_netns"]) == ("cni-add", "a", "pc-n1", "pc-a")
     assert b["env"]["CNI_NETNS"] == "/run/netns/pc-b" and b["env"]["CNI_IFNAME"] == "eth0"

@@ -32,7 +32,8 @@ def status_of(monkeypatch):
     """`netlab status --lab qx5n` (and -o json) of a lab whose drift is the given lines."""
     monkeypatch.setattr(cli_lab, "require_root", lambda: None)
     monkeypatch.setattr(readahead, "start", lambda *a: types.SimpleNamespace(close=lambda: None))
-    lab = types.SimpleNamespace(name="qx5n", _against=lambda topology: (types.SimpleNamespace(source=None), None))
+    lab = types.SimpleNamespace(name="qx5n", _against_ahead=lambda topology: (types.SimpleNamespace(source=None), None,
+                                                                              []))
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
     monkeypatch.setattr(api_internals, "repair_up", lambda state: REPAIR)
     monkeypatch.setattr("netlab.realize.state.repair_command", lambda name: REPAIR)  # the lab's state's, as above
