@@ -150,6 +150,9 @@ class Snapshot:
     # other backend also has tables here): table -> iptables-save text of that table
     tables: dict[str, dict[str, str]] = field(default_factory=dict)
     nft_tables: list[tuple[str, str]] = field(default_factory=list)  # (family, name) of every nf_tables table
+    # iptables-nft's base chains, hooked into netfilter, when it is the default backend: (table, chain).
+    # iptables-save prints every built-in chain of a table whether it exists or not; nf_tables has only these.
+    base_chains: list[tuple[str, str]] = field(default_factory=list)
     # nf_tables tables that are not iptables-nft's (kube-proxy's ip kube-proxy): (family, name) ->
     # ``nft -j list table`` parsed
     nft: dict[tuple[str, str], dict] = field(default_factory=dict)

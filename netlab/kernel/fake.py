@@ -40,10 +40,11 @@ from netlab.errors import NetnsGone
 from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.fake_dump import dump
-from netlab.kernel.fake_iptables import FakeError, empty_table, nft_refusal, restore, save_table
+from netlab.kernel.fake_iptables import FakeError, delete_base_chains, empty_table, nft_refusal, restore, save_table
 from netlab.kernel.fake_objects import FLink, FNetns
 from netlab.kernel.netns import netns_path
-from netlab.plan.resources import Address, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth, Vxlan
+from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth,
+                                   Vxlan)
 
 DEFAULT_RULES = (Rule(netns="", priority=0, table=255), Rule(netns="", priority=32766, table=254),
                  Rule(netns="", priority=32767, table=253))
@@ -212,6 +213,10 @@ class FakeKernel:
             self.conntrack_loaded = True  # the kernel loads what the rules use
         if isinstance(res, TableText):
             return restore(self.ns[res.netns].tables, res)
+        if isinstance(res, BaseChains):  # nft -f deleting them; a rollback's iptables-restore making them again
+            if op.verb == "del":
+                return delete_base_chains(self.ns[res.netns].tables.setdefault("", {}), res.chains, res.tables)
+            return restore(self.ns[res.netns].tables, TableText(res.netns, "", res.restore_payload(), noflush=True))
         if isinstance(res, NftText):  # a whole table replaced (or taken away: no listing)
             refused = nft_refusal(res.text)  # as nft: the whole transaction, nothing of it held
             if refused is not None:

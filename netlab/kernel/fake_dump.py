@@ -8,7 +8,7 @@ from typing import Sequence
 
 from netlab.kernel import rtnl
 from netlab.kernel.base import Snapshot
-from netlab.kernel.fake_iptables import save_table
+from netlab.kernel.fake_iptables import BUILTIN, save_table
 from netlab.kernel.fake_objects import FNetns
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
 
@@ -62,4 +62,7 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
             snap.tables[backend] = {name: save_table(name, t) for name, t in tabs.items()}
         # nf_tables in miniature: the listing the last transaction made (see realize/nftables.listing)
         snap.nft = {key: {"netlab-listing": list(t.listing)} for key, t in ns.nft.items()}
+        snap.nft_tables = [("ip", name) for name in ns.tables.get("", {})] + list(ns.nft)
+        snap.base_chains = [(name, c) for name, t in ns.tables.get("", {}).items()
+                            for c in BUILTIN.get(name, ()) if c in t.hooked]
     return snap

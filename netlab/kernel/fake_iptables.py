@@ -33,11 +33,14 @@ class FakeError(Exception):
 class FTable:
     chains: dict[str, str] = field(default_factory=dict)  # name -> policy ("-" for user chains)
     rules: dict[str, list[str]] = field(default_factory=dict)
+    # The built-in chains that exist in nf_tables (iptables-nft makes one when a line names it, and deletes none;
+    # iptables-save prints every built-in chain all the same)
+    hooked: set[str] = field(default_factory=set)
 
 
 def restore(tables: dict[str, dict[str, FTable]], res: TableText) -> None:
     """``iptables-restore`` of ``res`` into ``tables`` (backend -> table -> chains): one transaction."""
-    tabs = {name: FTable(dict(t.chains), {c: list(r) for c, r in t.rules.items()})
+    tabs = {name: FTable(dict(t.chains), {c: list(r) for c, r in t.rules.items()}, set(t.hooked))
             for name, t in tables.get(res.backend, {}).items()}
     current = None
     for raw in res.text.splitlines():
@@ -56,13 +59,35 @@ def restore(tables: dict[str, dict[str, FTable]], res: TableText) -> None:
             current = None
         elif line.startswith(":"):
             chain, policy = line[1:].split()[:2]
+            if chain in BUILTIN.get(name, ()):
+                current.hooked.add(chain)
             if policy == "-":
                 current.rules[chain] = []
             current.chains[chain] = policy
             current.rules.setdefault(chain, [])
         else:
             _restore_line(current, line)
+            if line.split()[1:2] and line.split()[1] in BUILTIN.get(name, ()):
+                current.hooked.add(line.split()[1])
     tables[res.backend] = tabs
+
+
+def delete_base_chains(tables: dict[str, FTable], chains: tuple[tuple[str, str], ...], gone: tuple[str, ...]) -> None:
+    """``nft -f`` deleting iptables-nft's built-in chains (one holding a rule: EBUSY) and then tables (one with
+    a chain left: EBUSY), all or none."""
+    for t, c in chains:
+        if t not in tables or c not in tables[t].hooked:
+            raise FakeError(errno.ENOENT, f"Error: No such file or directory: delete chain ip {t} {c}")
+        if tables[t].rules.get(c):
+            raise FakeError(errno.EBUSY, f"Error: Device or resource busy: delete chain ip {t} {c}")
+    for t in gone:
+        left = set(tables[t].hooked) - {c for tt, c in chains if tt == t}
+        if left or [c for c in tables[t].chains if c not in BUILTIN.get(t, ())]:
+            raise FakeError(errno.EBUSY, f"Error: Device or resource busy: delete table ip {t}")
+    for t, c in chains:
+        tables[t].hooked.discard(c)
+    for t in gone:
+        tables.pop(t)
 
 
 def _restore_line(current: FTable, line: str) -> None:

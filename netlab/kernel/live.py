@@ -28,8 +28,8 @@ from netlab.kernel import (garp, iptables, netlink, netns as nsmod, nft as nftmo
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
-from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
-                                   Vxlan)
+from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule,
+                                   Sysctl, Veth, Vxlan)
 from netlab.plan.sysctls import interface_setting, when_written
 
 # `down` puts a namespace's veths in this link group, then deletes the group
@@ -272,6 +272,13 @@ class LiveKernel(Reading):
         if isinstance(res, NftText):
             payload, label = res.text, f"table {res.family} {res.table}"
             return [_Step(ns, op, True, what, run=lambda: nftmod.run(ns, payload, label))]
+        if isinstance(res, BaseChains):  # deleted in one nft transaction; made again (a rollback) as iptables-nft did
+            if op.verb == "del":
+                gone = res.payload()
+                return [_Step(ns, op, True, what, run=lambda: nftmod.run(ns, gone, "iptables-nft base chains"))]
+            again = res.restore_payload()
+            return [_Step(ns, op, True, what,
+                          run=lambda: iptables.restore(ns, again, True, "nft", label="base chains"))]
         if isinstance(res, Sysctl):
             key, value = res.name, res.value
             own = interface_setting(key)
@@ -389,7 +396,8 @@ def _table_tail(steps: list[_Step]) -> list[_Step]:
 
 
 def _in_tail(res: object) -> bool:
-    return isinstance(res, (TableText, NftText)) or (isinstance(res, Sysctl) and when_written(res.name) == "tables")
+    return isinstance(res, (TableText, NftText, BaseChains)) or (isinstance(res, Sysctl)
+                                                                 and when_written(res.name) == "tables")
 
 
 def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:

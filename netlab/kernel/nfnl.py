@@ -2,6 +2,8 @@
 
 Only what netlab asks: the list of nf_tables tables in a namespace (so a
 namespace with no rules at all is known without running ``iptables-save``),
+the base chains of iptables-nft's tables (which ``iptables-save`` prints
+whether they exist or not),
 conntrack deletions (the prober's clean-up), and a dump of the conntrack
 table's tuples (stale Service entries, services/stale.py).
 """
@@ -10,15 +12,18 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import Sequence
 
 from netlab.kernel.netlink import Conn, Msg, NetlinkError, attr, attrs, get_str, message, nested
 
 NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_NFTABLES = 1, 10
-NFT_MSG_GETTABLE = 1
+NFT_MSG_GETTABLE, NFT_MSG_GETCHAIN = 1, 4
 NFTA_TABLE_NAME = 1
+NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME, NFTA_CHAIN_HOOK = 1, 3, 4
 IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_DELETE = 1, 2
 NFGENMSG = struct.Struct("=BBH")  # family, version, res_id (big-endian on the wire; 0 here)
 NFNETLINK_V0 = 0
+IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")  # iptables-nft's, in family ip
 FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 
 # linux/netfilter/nfnetlink_conntrack.h
@@ -42,6 +47,24 @@ def nft_tables(conn: Conn, what: str) -> list[tuple[str, str]]:
     for m in msgs:
         family = NFGENMSG.unpack_from(m.body)[0]
         out.append((FAMILIES.get(family, str(family)), get_str(attrs(m.body, NFGENMSG.size), NFTA_TABLE_NAME) or ""))
+    return out
+
+
+def base_chains(conn: Conn, what: str, tables: Sequence[str]) -> list[tuple[str, str]]:
+    """(table, chain) of the base chains (hooked into netfilter) of the socket's namespace's ``ip`` tables named
+    ``tables`` (iptables-nft's: it makes a built-in chain only when a rule or declaration names it, and never
+    deletes one); [] without nf_tables."""
+    try:
+        msgs = conn.dump(what, message(NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETCHAIN, 0,
+                                       NFGENMSG.pack(socket.AF_INET, NFNETLINK_V0, 0)))
+    except NetlinkError:
+        return []
+    out = []
+    for m in msgs:
+        a = attrs(m.body, NFGENMSG.size)
+        table, chain = get_str(a, NFTA_CHAIN_TABLE) or "", get_str(a, NFTA_CHAIN_NAME) or ""
+        if NFTA_CHAIN_HOOK in a and table in tables:
+            out.append((table, chain))
     return out
 
 

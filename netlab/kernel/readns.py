@@ -30,7 +30,7 @@ def as_asked(snap: Snapshot, sysctls: Sequence[str], tables: bool) -> bool:
         return False
     snap.sysctls = {key: found[key] if key in found else snap.sysctls[key] for key in sysctls}
     if not tables:
-        snap.tables, snap.nft_tables, snap.nft = {}, [], {}
+        snap.tables, snap.nft_tables, snap.nft, snap.base_chains = {}, [], {}, []
     return True
 
 
@@ -55,6 +55,8 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
     if nf is not None:
         with nf:
             snap.nft_tables = nfnl.nft_tables(nf, f"nf_tables in {netns}")
+            if any(family == "ip" and name in nfnl.IPTABLES_TABLES for family, name in snap.nft_tables):
+                snap.base_chains = nfnl.base_chains(nf, f"nf_tables chains in {netns}", nfnl.IPTABLES_TABLES)
     links = snap.links.values()
     if any(link.master for link in links):
         for m in conn.dump(what, rtnl.link_dump(rtnl.AF_BRIDGE)):  # `bridge link`: the ports' own settings

@@ -384,6 +384,41 @@ class NatRules(Resource):
 
 
 @dataclass(frozen=True)
+class BaseChains(Resource):
+    """iptables-nft's built-in chains of a namespace that exist, hooked into netfilter, though the plan has no
+    rule in them (a fresh lab's restores never made them): empty, policy ACCEPT, each still sees every packet of
+    its hook. Never planned, only found: status says them extra; up deletes them, and each of their tables left
+    with no chain, in one ``nft -f`` transaction (iptables-restore cannot delete a built-in chain)."""
+
+    kind: ClassVar[str] = "iptables-nft"
+    chains: tuple[tuple[str, str], ...] = ()  # (table, chain)
+    tables: tuple[str, ...] = ()  # their tables that hold no other chain: deleted with them
+
+    @property
+    def key(self) -> tuple:
+        return ("iptables-nft", self.netns)
+
+    def payload(self) -> str:
+        """The ``nft -f`` transaction that deletes them."""
+        return "".join([f"delete chain ip {t} {c}\n" for t, c in self.chains]
+                       + [f"delete table ip {t}\n" for t in self.tables])
+
+    def restore_payload(self) -> str:
+        """The ``iptables-restore --noflush`` that makes them again as iptables-nft made them (a rollback's)."""
+        tables = dict.fromkeys([t for t, _ in self.chains] + list(self.tables))
+        return "".join(f"*{t}\n" + "".join(f":{c} ACCEPT [0:0]\n" for tt, c in self.chains if tt == t) + "COMMIT\n"
+                       for t in tables)
+
+    def command(self) -> str:
+        return f"ip netns exec {self.netns} nft -f - <<'EOF'\n{self.payload().rstrip()}\nEOF"
+
+    def describe(self) -> str:
+        if not self.chains:
+            return f"iptables-nft tables {', '.join(self.tables)} in {self.netns}"
+        return f"iptables-nft base chains {', '.join(f'{t} {c}' for t, c in self.chains)} in {self.netns}"
+
+
+@dataclass(frozen=True)
 class NftRules(Resource):
     """One nf_tables table of a namespace (kube-proxy's ``ip kube-proxy``), as one ``nft -f`` transaction.
 

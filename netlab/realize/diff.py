@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Iterable, Mapping
 
-from netlab.plan.resources import Link, NatRules, NftRules, Resource, Sysctl
+from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
+from netlab.plan.resources import BaseChains, Link, NatRules, NftRules, Resource, Sysctl
 from netlab.plan.sysctls import MOVED_BY_FORWARD
 from netlab.realize.backend import foreign_drift
 from netlab.realize import netfilter, nftables
@@ -121,6 +122,7 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
             continue
         out.append(Drift("extra", have, link_kind(have) if isinstance(have, Link) else ""))
     out += diff_tables(obs, [r for r in want if isinstance(r, NatRules)])
+    out += diff_base_chains(obs, [r for r in want if isinstance(r, NatRules)])
     out += diff_nft(obs, [r for r in want if isinstance(r, NftRules)])
     return out
 
@@ -185,3 +187,30 @@ def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
                 out.append(Drift("extra", empty, f"iptables-{backend}: " + first_of(detail), backend=backend,
                                  differences=tuple(f"iptables-{backend}: {line}" for line in detail)))
     return out
+
+
+def diff_base_chains(obs: Observed, planned: list[NatRules]) -> list[Drift]:
+    """iptables-nft's built-in chains hooked here that no planned rule is in, empty and policy ACCEPT (what
+    holds a rule or another policy is the table's drift, diff_tables): a fresh lab has none of them (its restores
+    make only the chains their rules name), and each still sees every packet of its hook. One drift per
+    namespace, with the tables they leave with no chain (and any such table): up deletes them in one
+    transaction. Not where the default backend is legacy (the nf_tables chains are the other backend's,
+    diff_tables), nor on a node where CNI plugins run (their jumps come and go with their pods)."""
+    present = [t for family, t in obs.nft_tables if family == "ip" and t in IPTABLES_TABLES]
+    if not present or "nft" in obs.tables or any(r.plugin_jumps for r in planned):
+        return []
+    wanted = {(r.table, chain_of(line)) for r in planned for line in r.rules}
+    saved = {t: netfilter.parse_save(text, t) for t, text in obs.tables.get("", {}).items()}
+    empty = netfilter.Table()
+    extra = [(t, c) for t, c in obs.base_chains if c in BUILTIN_CHAINS and (t, c) not in wanted
+             and not saved.get(t, empty).of(c) and saved.get(t, empty).policies.get(c, "ACCEPT") == "ACCEPT"]
+    kept = {t for t, c in obs.base_chains if (t, c) not in extra}
+    ruled = {r.table for r in planned if r.rules}
+    tables = tuple(t for t in present if t not in kept and t not in ruled
+                   and not [c for c in saved.get(t, empty).chains if c not in BUILTIN_CHAINS])
+    if not extra and not tables:
+        return []
+    gone = BaseChains(netns=obs.netns, chains=tuple(extra), tables=tables)
+    lines = [f"{t} {c}: hooked, empty, policy ACCEPT; the plan has no rule in it" for t, c in extra]
+    lines += [f"table ip {t}: no chain left in it" for t in tables if t not in {t for t, _ in extra}]
+    return [Drift("extra", gone, first_of(lines), differences=tuple(lines))]

@@ -430,3 +430,13 @@ def table_payload(planned: NatRules, text: str | None) -> str | None:
     rest = [f for f in fixes if not f.startswith(":")] + [f"-X {c}" for c in stale]
     payload = render_payload(planned.table, declare + stale, body, [], extra=rest, empty=not holds_rules(tab))
     return payload.replace(f"*{planned.table}\n", f"*{planned.table}\n" + "".join(p + "\n" for p in policies), 1)
+
+
+def hooked_only(text: str, hooked: set[str]) -> str:
+    """iptables-save's text of an iptables-nft table as a whole-table restore that makes it again as it was: the
+    built-in chains it declares whether they exist or not, only those that did (``hooked``) or hold a rule (a
+    rollback made every one of them, hooked where a fresh lab has none)."""
+    ruled = {chain_of(line) for line in text.splitlines() if line.startswith("-A ")}
+    return "".join(line + "\n" for line in text.splitlines()
+                   if not (line.startswith(":") and line[1:].split(" ")[0] in BUILTIN_CHAINS
+                           and line[1:].split(" ")[0] not in hooked | ruled))

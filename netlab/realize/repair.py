@@ -29,9 +29,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable
 
+from netlab.kernel import iptables
 from netlab.kernel.base import NftText, Op, TableText
-from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, NatRules, Neigh, NftRules, Resource, Route,
-                                   Rule, Sysctl, Veth, VethPeer, Vxlan)
+from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, NatRules, Neigh, NftRules,
+                                   Resource, Route, Rule, Sysctl, Veth, VethPeer, Vxlan)
 from netlab.plan.sysctls import when_written
 from netlab.realize.backend import foreign_payload
 from netlab.realize import netfilter, nft_sync, nftables
@@ -104,6 +105,8 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
                 tables.append(_table_op(r, observed, d.backend))
             elif isinstance(r, NftRules):
                 tables.append(_nft_op(r, observed))
+            elif isinstance(r, BaseChains):  # after the restores (their rules gone, the next round finds them)
+                tables.append(Op("del", r))
             elif isinstance(r, Link):
                 extra_links.append(Op("del", r, missing_ok=True))
             else:
@@ -171,7 +174,7 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
 def _phase(op: Op) -> int:
     """Which step of the order in the module docstring an op belongs to."""
     r = op.res
-    if isinstance(r, (TableText, NftText)):
+    if isinstance(r, (TableText, NftText, BaseChains)):
         return 5
     if isinstance(r, Sysctl):
         return {"netns": 1, "link": 4, "tables": 5}[when_written(r.name)]
@@ -218,6 +221,8 @@ def _table_op(planned: NatRules, observed: dict[str, Observed], backend: str) ->
         payload = foreign_payload(planned.table, text, planned.plugin_jumps) or f"*{planned.table}\nCOMMIT\n"
     else:
         payload = netfilter.table_payload(planned, text) or f"*{planned.table}\nCOMMIT\n"
+        if text and obs is not None and iptables.default_backend() == "nft":  # iptables-nft: its hooked chains only
+            text = netfilter.hooked_only(text, {c for t, c in obs.base_chains if t == planned.table})
     old = TableText(planned.netns, planned.table, text or f"*{planned.table}\nCOMMIT\n", backend)
     return Op("restore", TableText(planned.netns, planned.table, payload, backend, noflush=True), old=old)
 
