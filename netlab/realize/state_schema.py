@@ -304,6 +304,8 @@ class Extra(Strict):
     iptables: Literal["nft", "legacy"] | None = None
     # netlab.cni.paths: the folders a CNI lab's machine plugins are in (NETLAB_CNI_PATH, or Debian's), absolute
     cni_path: list[Annotated[StrictStr, AfterValidator(_absolute)]] | None = None
+    # netlab.services.flannel_files: per node, the sha256 of each Flannel file up last wrote (edited vs topology's)
+    flannel_files: dict[Label, dict[Path, Annotated[StrictStr, Field(pattern="^[0-9a-f]{64}$")]]] | None = None
 
 
 class StateFile(Strict):

@@ -74,3 +74,19 @@ def test_a_lab_without_a_record_says_different_and_a_missing_file_missing():
     assert [line.split(") ", 1)[1] for line in lines] == [
         "is different; up writes it again", "is missing; up writes it again", "is different; up writes it again"]
     assert _up(_lab(mode="host-gw"), LabState(lab="flmtu"))[0].endswith(": it differed")
+
+
+def test_the_record_up_keeps_passes_the_state_files_schema(state_root):
+    # A state is checked whole against state_schema when its sum no longer matches (a newer netlab reading it):
+    # a record the schema lacks made every Flannel lab's state "corrupt" after an upgrade.
+    from netlab.realize.state_schema import check_state
+
+    lab = _lab()
+    state = LabState(lab=lab.name, topology=lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True),
+                     netns={}, phase="up")
+    _up(lab, state)
+    assert state.extra[flannel_files.RECORD]
+    state.save()
+    raw = (state_root / lab.name / "state.json").read_bytes()
+    data, _ = check_state(raw, lab.name)
+    assert data["extra"][flannel_files.RECORD] == state.extra[flannel_files.RECORD]
