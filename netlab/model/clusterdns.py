@@ -52,6 +52,8 @@ plugin/backend_lookup.go SRV and SOA):
 ``_http._tcp.web.default.svc.cluster.local`` SRV            ``0 100 80 web.default.svc.cluster.local.``
                                                             per named port; the bare name: every port;
                                                             headless: each endpoint's name and own port
+``_http._tcp.web.default.svc.cluster.local`` A              the ClusterIP; headless: the endpoints of that port
+``z.svc.cluster.local``, ``z.pod.cluster.local``            no data (NOERROR) for a namespace z that exists
 ``10-244-0-2.web.default.svc.cluster.local`` A              an endpoint of the Service, by its dashed IP
 ``web-0.nginx.default.svc.cluster.local`` A                 an endpoint by its hostname: a pod with
                                                             ``hostname: web-0`` and ``subdomain: nginx``
@@ -79,7 +81,9 @@ forward only, as ``pods insecure`` does. Names outside the cluster get REFUSED
 (a real cluster forwards them upstream; a lab has no upstream). What dnsmasq
 cannot do as CoreDNS does (docs/fidelity.md): an address has one PTR, the
 first Service's, where CoreDNS has one per Service that selects the pod; a
-pod name's AAAA is NXDOMAIN (CoreDNS: no data); every answer names the zone's
+pod name's AAAA is NXDOMAIN (CoreDNS: no data); a namespace's own names hold a record of a private-use type
+(:data:`NAMESPACE_RR_TYPE`, so that they exist: CoreDNS has none, a question of that type or ANY shows it); every
+answer names the zone's
 NS in its authority section, and an SRV answer has no A record of its target
 in the additional one.
 
@@ -126,6 +130,7 @@ API_NAMESPACE, API_NAME = "default", "kubernetes"  # the API server's Service, a
 API_PORT = ("https", 443, "TCP")  # kubeadm's: port https 443/TCP (targetPort 6443 on the control plane)
 # Namespaces every cluster has: `pods insecure` answers a pod name only in a namespace that exists.
 BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+NAMESPACE_RR_TYPE = 65280  # the first private-use RR type: the record that makes a namespace's names exist
 SRV_WEIGHT = 100  # CoreDNS: 100 shared among the records of one answer, floor(100 / n) each, at least 1
 
 
@@ -160,6 +165,15 @@ class DnsService:
     @property
     def fqdn(self) -> str:
         return f"{self.name}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
+
+    def port_addresses(self) -> list[tuple[str, IPv4Address]]:
+        """(``_<port>._<proto>.<svc>...`` name, address) of each named port: the ClusterIP; headless: the address
+        of each endpoint that has the port (the A records CoreDNS answers for the name an SRV record owns)."""
+        if self.ip is not None:
+            names = dict.fromkeys(f"_{name}._{proto.lower()}.{self.fqdn}" for name, _, proto in self.ports if name)
+            return [(name, self.ip) for name in names]
+        return list(dict.fromkeys((f"_{name}._{proto.lower()}.{self.fqdn}", ip)
+                                  for name, proto, ip, _ in self.targets if name))
 
     def endpoint_name(self, ip: IPv4Address) -> str:
         """An endpoint's name under the Service, as CoreDNS's endpointHostname spells it: ``web-0.nginx.default.svc
@@ -248,6 +262,9 @@ def host_records(records: ClusterRecords) -> list[tuple[IPv4Address, str]]:
     out += [(ip, s.endpoint_name(ip)) for s in records.services for ip in s.endpoints]
     out += [(ip, s.fqdn) for s in records.services if s.ip is None for ip in s.endpoints]
     out.append((records.nameserver, NS_NAME))
+    # the SRV-form names answer A too (CoreDNS's findServices matches the port and protocol for any type): the
+    # ClusterIP, a headless Service's endpoints of that port; last, so that no address takes its PTR from them
+    out += [(ip, name) for s in records.services for name, ip in s.port_addresses()]
     return out
 
 
@@ -286,6 +303,10 @@ def dnsmasq_argv(records: ClusterRecords) -> list[str]:
     # pods insecure: <a-b-c-d>.<namespace>.pod.<zone> is a.b.c.d, any address (0.0.0.0/0 is not a range dnsmasq
     # takes: the first and last addresses are)
     argv += [f"--synth-domain={ns}.pod.{CLUSTER_DOMAIN},0.0.0.0,255.255.255.255" for ns in records.namespaces]
+    # a namespace's own names exist (CoreDNS: NODATA, not NXDOMAIN, for <ns>.svc and <ns>.pod of a namespace that
+    # exists): one record of a private-use type (RFC 6895) on each, which no client asks for, makes them so
+    argv += [f"--dns-rr={ns}.{kind}.{CLUSTER_DOMAIN},{NAMESPACE_RR_TYPE}"
+             for ns in records.namespaces for kind in ("svc", "pod")]
     argv.append(f"--auth-zone=svc.{CLUSTER_DOMAIN},{','.join(map(str, records.networks))}")
     argv.append(f"--auth-zone={CLUSTER_DOMAIN}")
     return argv

@@ -139,6 +139,28 @@ def test_negative_answers_carry_corednss_soa(lab):
     assert outside["status"] == "REFUSED"
 
 
+def test_a_namespace_that_exists_has_names_with_no_data_and_one_that_does_not_none(lab):
+    """CoreDNS findServices/findPods: an empty Service or pod name is NODATA in a namespace that exists (kube-public,
+    every cluster's; shop; default.pod, under which every pod name answers), NXDOMAIN in one that does not."""
+    nodata = f"status: NOERROR, flags: qr aa rd\nAUTHORITY: {SOA}\n"
+    for name in ("kube-public.svc.cluster.local", "kube-public.svc.cluster.local AAAA", "shop.pod.cluster.local",
+                 "default.pod.cluster.local", "default.pod.cluster.local TXT", "kube-node-lease.svc.cluster.local"):
+        (a,) = q(lab, name)
+        assert dig(a, "answer", "authority") == nodata, name
+    for name in ("nowhere.svc.cluster.local", "nowhere.pod.cluster.local"):
+        (a,) = q(lab, name)
+        assert dig(a, "answer", "authority") == f"status: NXDOMAIN, flags: qr aa rd\nAUTHORITY: {SOA}\n", name
+
+
+def test_the_name_of_a_named_port_answers_a_with_the_cluster_ip(lab):
+    """CoreDNS findServices matches _<port>._<proto> for every type: A is the ClusterIP (it was NODATA)."""
+    assert answers(lab, f"_http._tcp.{WEB}") == [f"_http._tcp.{WEB}. 30 IN A 10.96.0.20"]
+    (udp,) = q(lab, f"_http._udp.{WEB}")
+    assert udp["status"] == "NXDOMAIN"
+    # the ClusterIP's PTR stays the Service's own name
+    assert answers(lab, f"{reverse('10.96.0.20')} PTR") == [f"{reverse('10.96.0.20')}. 30 IN PTR {WEB}."]
+
+
 def test_names_through_the_search_path_of_each_namespace(lab):
     for name, ip in (("web", "10.96.0.20"), ("web.default", "10.96.0.20"), ("cart.shop", "10.96.0.30"),
                      ("kube-dns.kube-system", DNS)):

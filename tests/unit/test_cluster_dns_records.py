@@ -96,7 +96,9 @@ def test_endpoints_have_names_after_their_address_and_their_ptr_after_the_cluste
     # dnsmasq gives an address the PTR of its first --host-record: ClusterIPs, then endpoints, Services in order
     assert records.index("web.default.svc.cluster.local,10.96.0.20") < records.index(ends[0])
     assert records.index(ends[0]) < records.index("10-244-0-2.web-np.default.svc.cluster.local,10.244.0.2")
-    assert records[-1] == "ns.dns.cluster.local,10.96.0.10"  # the SOA's MNAME, after kube-dns's own PTR
+    # the SOA's MNAME, after kube-dns's own PTR; only the SRV-form names' A records after it
+    assert [r for r in records if not r.startswith("_")][-1] == "ns.dns.cluster.local,10.96.0.10"
+    assert records.index("ns.dns.cluster.local,10.96.0.10") < min(i for i, r in enumerate(records) if r[0] == "_")
     assert not [r for r in records if "nobody" in r and r[0].isdigit()]
 
 
@@ -271,3 +273,33 @@ def test_a_pod_with_hostname_and_subdomain_is_named_by_its_hostname_under_that_s
     srv = opts(STATEFUL, "--srv-host")
     assert f"_web._tcp.{svc},web-0.{svc},80,0,25" in srv and f"_web._tcp.{svc},web-1.{svc},80,0,25" in srv
     assert f"_web._tcp.{svc},10-244-0-4.{svc},80,0,25" in srv
+
+
+def test_the_name_of_a_named_port_answers_a_with_the_cluster_ip_or_its_endpoints():
+    """CoreDNS's findServices matches ``_<port>._<proto>`` for any type: A answers the ClusterIP (a headless
+    Service's endpoints of that port), where the name owned only SRV records (NODATA); never an address's PTR."""
+    text = TOPO + """  - {name: hl, clusterIP: None, selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
+"""
+    records = opts(text)
+    web = "web.default.svc.cluster.local"
+    assert [r for r in records if r.endswith(web + ",10.96.0.20") and r[0] == "_"] == [
+        f"_http._tcp.{web},10.96.0.20", f"_metrics._tcp.{web},10.96.0.20"]  # the unnamed 7000/UDP: none
+    hl = "hl.default.svc.cluster.local"
+    assert [r for r in records if r.startswith("_http._tcp." + hl)] == [
+        f"_http._tcp.{hl},10.244.0.2", f"_http._tcp.{hl},10.244.1.2"]
+    first = {}
+    for r in records:
+        name, ip = r.rsplit(",", 1)
+        first.setdefault(ip, name)
+    assert not [name for name in first.values() if name.startswith("_")]
+
+
+def test_every_namespace_that_exists_has_its_svc_and_pod_names():
+    """``<ns>.svc.cluster.local`` and ``<ns>.pod.cluster.local`` of a namespace that exists are NODATA in CoreDNS
+    (findServices/findPods: an empty name in a namespace that exists), NXDOMAIN otherwise: a record of a
+    private-use type on each makes dnsmasq answer NODATA for every type a client asks."""
+    names = [f"{ns}.{kind}.cluster.local,{dns.NAMESPACE_RR_TYPE}"
+             for ns in ("default", "kube-node-lease", "kube-public", "kube-system", "other", "shop")
+             for kind in ("svc", "pod")]
+    assert opts(option="--dns-rr") == names
+    assert 65280 <= dns.NAMESPACE_RR_TYPE <= 65534  # RFC 6895: private use

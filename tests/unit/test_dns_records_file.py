@@ -43,7 +43,12 @@ def test_the_file_holds_every_a_record_in_ptr_order_and_the_command_none():
         "10.96.0.1 kubernetes.default.svc.cluster.local\n"
         "10.244.0.2 10-244-0-2.web.default.svc.cluster.local\n"
         "10.244.0.4 10-244-0-4.kube-dns.kube-system.svc.cluster.local\n"
-        "10.96.0.10 ns.dns.cluster.local\n")
+        "10.96.0.10 ns.dns.cluster.local\n"
+        # the named ports' names answer A too, last: no address takes its PTR from them
+        "10.96.0.20 _http._tcp.web.default.svc.cluster.local\n"
+        "10.96.0.10 _dns._udp.kube-dns.kube-system.svc.cluster.local\n"
+        "10.96.0.10 _dns-tcp._tcp.kube-dns.kube-system.svc.cluster.local\n"
+        "10.96.0.1 _https._tcp.kubernetes.default.svc.cluster.local\n")
     (pod,) = [p for p in lab.pods if p.name == dns.DNS_NAME]
     argv = container_argv(pod, pod.containers[0])
     # the records the file holds are not on the command line, so they change without a new command
@@ -83,7 +88,7 @@ def test_sync_writes_it_root_readable_in_the_labs_folder_rewrites_only_a_change_
         fh.write("10.0.0.1 edited.default.svc.cluster.local\n")
     assert dns_records.drift(lab) == [f"dns: the cluster DNS records {path} are different (Service names would "
                                       "answer wrong); up writes them again"]
-    assert dns_records.sync(lab).actions == [f"wrote the cluster DNS records {path} (6 A records)"]
+    assert dns_records.sync(lab).actions == [f"wrote the cluster DNS records {path} (10 A records)"]
     assert os.stat(path).st_ino != inode  # a new file renamed over the old: a reader has one or the other
     assert dns_records.sync(lab_of(TOPO.split("services:")[0])).actions == [] and not os.path.exists(path)
     assert not os.path.lexists(os.path.dirname(path))  # the dns folder too, once the last Service went
