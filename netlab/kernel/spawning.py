@@ -29,6 +29,7 @@ from netlab.kernel.processes import ProcId, start_time
 from netlab.model.naming import ETC_NETNS
 
 EXEC_WAIT = 10.0  # seconds the intermediate child waits for the container's exec
+STOP_GRACE = 3.0  # seconds a process a container replaces has to exit on SIGTERM (then SIGKILL), as kill.terminate
 
 
 def default_signals() -> None:
@@ -99,7 +100,7 @@ def _which(cmd: str, env: Mapping[str, str]) -> str:
 
 
 def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: str,
-          env: Mapping[str, str]) -> tuple[ProcId, int | None]:
+          env: Mapping[str, str], replace: int | None = None) -> tuple[ProcId, int | None]:
     """Start ``argv`` in a pod's namespaces, detached; returns its identity and a pidfd of it (None if the
     kernel gave none), the caller's to close.
 
@@ -108,6 +109,11 @@ def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: st
     name the container even when it has exited at once (``true``), and the
     pidfd then tells how (kernel/pidfd.py). Raises SpawnError (an OSError)
     when the command cannot be executed.
+
+    ``replace``: a pidfd of the process this one takes over from (the cluster DNS's dnsmasq, whose port 53 the
+    new one binds: two cannot hold it). The container stops it (:func:`stop_then_exec`) in its last step before
+    the exec, all else done (namespaces entered, mounts made, descriptors closed), so the port is closed for the
+    old process's exit, the exec and the new one's start only.
     """
     exe = _which(argv[0], env)
     net_fd = nsmod.open_fd(netns)
@@ -119,7 +125,7 @@ def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: st
     try:
         with ours, theirs:
             pid, start, failure = run_in_child(
-                _detach, (exe, list(argv), envb, net_fd, uts_fd, log_fd, null_fd, netns, theirs.fileno()),
+                _detach, (exe, list(argv), envb, net_fd, uts_fd, log_fd, null_fd, netns, theirs.fileno(), replace),
                 timeout=EXEC_WAIT + 5, what=f"the launcher of {argv[0]}")
             ours.setblocking(False)
             try:
@@ -139,8 +145,23 @@ def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: st
     return ProcId(pid, start), (fds[0] if fds else None)
 
 
+def stop_then_exec(pidfd: int, grace: float = STOP_GRACE) -> None:
+    """In a container about to exec: SIGTERM (and SIGCONT) the process of ``pidfd``, SIGKILL it after ``grace``
+    seconds, and return once it has exited (a pidfd is readable then), or after as long again."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            signal.pidfd_send_signal(pidfd, sig)
+            if sig == signal.SIGTERM:
+                signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+        except ProcessLookupError:
+            return
+        if readable(pidfd, grace):
+            return
+
+
 def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, uts_fd: int | None, log_fd: int,
-            null_fd: int, netns: str, pidfd_to: int) -> tuple[int, int, tuple[int, str] | None]:
+            null_fd: int, netns: str, pidfd_to: int, replace: int | None = None
+            ) -> tuple[int, int, tuple[int, str] | None]:
     """In the intermediate child: a session of its own, then fork the container.
 
     Returns the container's pid and start time, and (errno, why) when it could
@@ -157,11 +178,14 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
             os.dup2(null_fd, 0)
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
-            os.closerange(3, report_w)
-            os.closerange(report_w + 1, 1 << 16)
+            keep = sorted({report_w} | ({replace} if replace is not None else set()))
+            for low, high in zip([2, *keep], [*keep, 1 << 16]):
+                os.closerange(low + 1, high)
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
             default_signals()
             nofile.as_given()  # the open-files limit netlab was given, not the one it raised for itself
+            if replace is not None:
+                stop_then_exec(replace)  # the pidfd is close-on-exec: the command does not inherit it
             os.execve(exe, args, envb)
         except BaseException as exc:  # noqa: BLE001 - report anything, then die
             code = getattr(exc, "errno", 0) or 0

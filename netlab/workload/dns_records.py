@@ -22,7 +22,10 @@ What dnsmasq takes only on its command line (``--srv-host``, ``--synth-domain``,
 ``--auth-zone``: SIGHUP does not re-read them, and ``--servers-file`` refuses
 them) stays there (model/clusterdns.py), so a change of those (a Service added
 or removed, a port, a headless Service's endpoints, a namespace) restarts it,
-and the restart is counted as the kubelet counts one. ``down`` removes the file
+and the restart is counted as the kubelet counts one. Two dnsmasq cannot hold port 53 at once (it sets no
+SO_REUSEPORT): the new container stops the old one as its last step before its exec (lifecycle.start,
+kernel/spawning.py ``replace``), so the port is closed only for the old one's exit and the new one's exec and
+start, where a question meets "port unreachable" (glibc: EAI_AGAIN at once); README says so. ``down`` removes the file
 with the state directory; ``up`` removes it, and the emptied ``dns`` folder, once
 the lab has no cluster DNS.
 """

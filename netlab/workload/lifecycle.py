@@ -57,6 +57,7 @@ from netlab.workload import again, crashloop, dns_records, echo_start, exits, he
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
                                         log_path, forget_runs, logs_by_pod, new_run, note_start_error, remove_logs)
+from netlab.workload import stopping
 from netlab.workload.stopping import drop_echo, stop_container
 from netlab.workload.tasks import SANDBOX_REMADE, is_echo_thread, task_of, why_replace
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many,
@@ -201,9 +202,13 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                         stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
                         done.actions.append(f"stopped container {cid} ({why}; {held})")
                     continue
+                replace = None  # a pidfd of the running dnsmasq of the cluster DNS, which its new one stops
                 if crec and (c.command or not is_echo_thread(crec)):
-                    # Changed, exited, stopped, or left in the pod's old namespace: replace it.
-                    stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
+                    # Changed, exited, stopped, or left in the pod's old namespace: replace it. The cluster DNS's
+                    # dnsmasq only at the new one's exec (kernel/spawning.py): port 53 closed as briefly as can be.
+                    replace = stopping.claim(crec, pod.netns) if dns_records.is_addon(pod) else None
+                    if replace is None:
+                        stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
                 starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
                 # A changed command (also of one that exited since) is a new pod's container: restarts 0, no
                 # run before it, no last exit code. But for the cluster DNS add-on's: a record only dnsmasq's
@@ -221,6 +226,9 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                 containers[c.name] = new
                 dns_records.note_start(lab, pod, new)  # the add-on's dnsmasq reads the records file as it is
                 blocked = rotated or log_blocked(new["log"])  # not a file there: someone's, left alone
+                if blocked and replace is not None:
+                    os.close(replace)
+                    stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
                 if blocked:
                     new["error"] = blocked
                     done.problems.append(f"pod {pod.name} container {c.name}: could not start: {blocked}")
@@ -232,12 +240,16 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                 net = proc.ns_birth(nsmod.netns_path(pod.netns))  # where it starts (tasks.started_in)
                 try:
                     p, fd = spawning.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=new["log"],
-                                       env=container_env(lab, pod, c))
+                                           env=container_env(lab, pod, c), replace=replace)
                 except OSError as exc:
                     new["error"] = exc.strerror or str(exc)
                     note_start_error(new["log"], new["error"])
                     done.problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
                     continue
+                finally:
+                    if replace is not None:  # gone by now (or never reached: stopped here)
+                        os.close(replace)
+                        stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
                 if fd is not None:
                     spawned.append((cid, p, fd))
                 new.update(pid=p.pid, start=p.start)

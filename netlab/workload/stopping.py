@@ -9,6 +9,8 @@ even from a slow server, which would otherwise be stopped with them, and every o
 
 from __future__ import annotations
 
+import os
+
 from netlab.kernel import netns as nsmod
 from netlab.kernel import kill
 from netlab.kernel import processes as proc
@@ -61,3 +63,22 @@ def stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | N
         return proc.start_time(pid) == p.start and proc.ns_identity(f"/proc/{pid}/ns/{kind}") == want
 
     kill.terminate([p.pid], still_ours)
+
+
+def claim(crec: dict, netns: str) -> int | None:
+    """A pidfd of the recorded command container, when it still runs as that task in the pod's network namespace
+    (as :func:`stop_container` proves it), for the container that replaces it to stop (kernel/spawning.py
+    ``replace``); None otherwise. The caller closes it, and stops the task with :func:`stop_container` should the
+    new container not start."""
+    p = proc_of(crec)
+    if p is None or is_echo_thread(crec) or task_in(crec, netns) is None:
+        return None
+    want = proc.ns_identity(nsmod.netns_path(netns))
+    try:
+        fd = os.pidfd_open(p.pid)
+    except OSError:
+        return None
+    if proc.start_time(p.pid) == p.start and proc.ns_identity(f"/proc/{p.pid}/ns/net") == want:
+        return fd  # checked after the pidfd was opened: it names the process the check saw
+    os.close(fd)
+    return None

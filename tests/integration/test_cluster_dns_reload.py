@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
 from dns_query import ask, reverse
 from helpers import lab_up, netlab, unique_lab, write_topology
+from netlab.kernel import processes as proc
+from netlab.kernel import spawning
 from netlab.realize.state_dir import STATE_ROOT
 from netlab.realize.state_schema import check_state
 
@@ -88,3 +93,43 @@ def test_a_new_endpoint_and_clusterip_answer_without_a_restart_and_a_new_service
             ("NXDOMAIN", []), ("NXDOMAIN", [])]
         new_pid, restarts = dnsmasq(lab)
         assert new_pid != pid and restarts == "1"
+
+
+OLD = """import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+print("ready", flush=True)
+info = signal.sigwaitinfo([signal.SIGTERM])
+with open(sys.argv[1], "w") as fh:
+    fh.write(str(info.si_pid))
+"""
+
+
+def test_a_replacing_container_stops_the_old_process_itself_in_the_pod_right_before_its_exec(tmp_path):
+    """The cluster DNS's dnsmasq restart (QA qd 2): the new container, in the pod's namespaces, sends the SIGTERM
+    to the one it replaces, so port 53 is closed only for the old one's exit and the new one's exec and start."""
+    lab = unique_lab("dnr")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    with lab_up(path, lab):
+        said = tmp_path / "sender"
+        old = subprocess.Popen([sys.executable, "-c", OLD, str(said)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert old.stdout is not None and old.stdout.readline() == "ready\n"
+            fd = os.pidfd_open(old.pid)
+            try:
+                new, pidfd = spawning.spawn(["sleep", "30"], netns=f"{lab}-client", uts_path=None,
+                                            log_path=str(tmp_path / "log"), env={"PATH": os.environ["PATH"]},
+                                            replace=fd)
+            finally:
+                os.close(fd)
+            assert old.wait(timeout=10) == 0
+            # the SIGTERM came from the new container's own process (before its exec), not from netlab
+            assert said.read_text() == str(new.pid)
+            assert proc.cmdline(new.pid) == ["sleep", "30"]
+            assert proc.ns_identity(f"/proc/{new.pid}/ns/net") == proc.ns_identity(f"/run/netns/{lab}-client")
+            os.kill(new.pid, signal.SIGKILL)
+            if pidfd is not None:
+                os.close(pidfd)
+        finally:
+            if old.poll() is None:
+                old.kill()
+                old.wait()
