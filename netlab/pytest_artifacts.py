@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from netlab import outfile
 from netlab.pytest_topology import artifacts_folder
 
 if TYPE_CHECKING:
@@ -199,5 +200,5 @@ def write(files: dict[str, Any], folder: Path) -> Path:
     (folder / "inspect").mkdir(parents=True, exist_ok=True)
     for path, data in files.items():
         text = data if path.endswith(".txt") else json.dumps(data, indent=2, default=str) + "\n"
-        (folder / path).write_text(text)
+        outfile.write_output(str(folder / path), text.encode())  # never through another user's symlink
     return folder

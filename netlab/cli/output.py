@@ -11,6 +11,7 @@ from typing import Any, Callable, ContextManager, Sequence, TextIO
 
 import click
 
+from netlab import outfile
 from netlab.cli import jsonout
 from netlab.errors import ChecksFailed, UsageError, display_path, output_unwritable
 
@@ -76,6 +77,7 @@ def check_output_file(path: str | None) -> None:
         return
     from netlab.realize.own_files import check_output_path
     check_output_path(path)  # never over a lab's own files (its state, its namespaces, its pods' files)
+    outfile.check(path)  # never through another user's symlink, over a hard link, a FIFO, another's file in /tmp
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UsageError(f"cannot write {display_path(path)}: it is a directory")
@@ -89,12 +91,9 @@ def check_output_file(path: str | None) -> None:
 
 
 def write_output_file(path: str, data: bytes) -> None:
-    """Write a file the user asked for; an OS error is one line: a full disk exit 3, a folder gone since exit 2."""
-    try:
-        with open(path, "wb") as fh:
-            fh.write(data)
-    except OSError as exc:
-        raise output_unwritable(path, exc) from None
+    """Write a file the user asked for (netlab.outfile's rules); an OS error is one line: a full disk exit 3, a
+    folder gone since exit 2."""
+    outfile.write_output(path, data)
 
 
 def warn(lines: Sequence[str]) -> None:

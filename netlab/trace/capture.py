@@ -16,6 +16,7 @@ they are not used).
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import select
 import socket
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+from netlab import outfile
 from netlab.errors import EnvironmentNotReady, UsageError, output_unwritable
 from netlab.kernel import netns as nsmod
 from netlab.trace.decode import Decoded, decode
@@ -209,7 +211,9 @@ def write_pcapng(path: str, frames: list[tuple[Frame, str | None]], vxlan_port: 
     from scapy.utils import PcapNgWriter  # scapy: lazily, see above
 
     n = 0
-    with _writing(path), PcapNgWriter(path) as w:
+    with _writing(path), outfile.open_output(path) as fh, PcapNgWriter(os.devnull) as w:
+        w.f.close()  # scapy's writer opens its name with open(path, "wb"): the file netlab opened instead
+        w.f = fh
         for frame, comment in sorted(frames, key=lambda fc: fc[0].ts):
             pkt = Ether(frame.data)
             pkt.time = frame.ts
@@ -227,7 +231,7 @@ def write_pcap(path: str, frames: list[Frame], vxlan_port: int = 8472) -> int:
     Ether = scapy_layers(vxlan_port)
     from scapy.utils import PcapWriter  # scapy: lazily, see above
 
-    with _writing(path), PcapWriter(path, linktype=1, sync=True) as w:
+    with _writing(path), PcapWriter(outfile.open_output(path), linktype=1, sync=True) as w:
         for frame in frames:
             pkt = Ether(frame.data)
             pkt.time = frame.ts
