@@ -13,6 +13,7 @@ import os
 import resource
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 EXIT_CHECKS_FAILED = 1  # drift, unmet expectations
 EXIT_INVALID_INPUT = 2
@@ -24,6 +25,16 @@ class NetlabError(Exception):
     """Base of every error netlab reports to a user."""
 
     exit_code = EXIT_CHECKS_FAILED
+
+
+def loads_json(text: str | bytes) -> Any:
+    """``json.loads``, a document nested deeper than Python's parser goes (``[[[[...`` a hundred thousand deep)
+    being a ValueError as any other bad JSON: Python raises RecursionError, which every reader's ``except
+    ValueError`` (a corrupt state, a cut log line) let through as a traceback."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deep (recursion limit exceeded)") from None
 
 
 def display_path(path: str) -> str:

@@ -13,6 +13,7 @@ import os
 import random
 
 from netlab.breaks import catalogue
+from netlab.errors import loads_json
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.realize.state_dir import lab_dir, write_atomic
 
@@ -52,7 +53,7 @@ def load(lab_name: str) -> dict | None:
     """The open quiz of a lab (None: none; a file that is not a quiz is treated as none)."""
     try:
         with open(path(lab_name), encoding="utf-8") as fh:
-            data = json.load(fh)
+            data = loads_json(fh.read())
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or catalogue.scenario(str(data.get("scenario"))) is None:

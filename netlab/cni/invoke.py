@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from netlab.errors import ApplyFailed, UsageError
+from netlab.errors import ApplyFailed, UsageError, loads_json
 from netlab.realize.state_dir import write_atomic
 
 TIMEOUT_VAR = "NETLAB_CNI_TIMEOUT"
@@ -150,7 +150,7 @@ def compact_log(path: str, limit: int | None = None) -> None:
             if not raw.endswith(b"\n"):
                 continue  # a line cut by a crash
             try:
-                call = json.loads(raw)
+                call = loads_json(raw)
             except ValueError:
                 continue
             check = isinstance(call, dict) and call.get("command") == "CHECK"
@@ -190,7 +190,7 @@ def read_log(path: str) -> list[dict[str, Any]]:
         with open(path, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 try:
-                    out.append(json.loads(line))
+                    out.append(loads_json(line))
                 except ValueError:
                     continue  # a line cut by a crash
     except FileNotFoundError:
@@ -229,7 +229,7 @@ def plugin_error(call: Call) -> str:
     else:
         text = f"{what}: failed ({exit_words(call.exit_code)})"
     try:
-        err = json.loads(call.stdout) if call.stdout.strip() else None
+        err = loads_json(call.stdout) if call.stdout.strip() else None
     except ValueError:
         err = None
     if isinstance(err, dict) and "msg" in err:
@@ -291,7 +291,7 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     if command in NO_RESULT or not call.stdout.strip():
         return None  # what a DEL or CHECK that succeeded printed stays in the log, read by no one (libcni's way)
     try:
-        answer: dict[str, Any] | None = json.loads(call.stdout)
+        answer: dict[str, Any] | None = loads_json(call.stdout)
         return answer
     except ValueError:
         raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: its output is not JSON: "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
 from netlab.cni.invoke import PluginFailed, exec_plugin
+from netlab.errors import loads_json
 from netlab.model.cniconf import ConflistError, parse_conflist
 from netlab.model.naming import netns_path
 from netlab.realize.state_dir import write_atomic
@@ -153,7 +154,7 @@ class Runtime:
     def _cache_load(self, net_name: str, rt: RuntimeConf) -> dict[str, Any] | None:
         try:
             with open(self._cache_path(net_name, rt), encoding="utf-8") as fh:
-                data = json.load(fh)
+                data = loads_json(fh.read())
         except (OSError, ValueError):
             return None  # no cache (or a cut one): DEL goes on without it, as libcni does
         return data if isinstance(data, dict) and data.get("kind") == CACHE_KIND else None

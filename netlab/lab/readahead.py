@@ -21,9 +21,8 @@ it would have, and the readers are stopped.
 
 from __future__ import annotations
 
-import json
 
-from netlab.errors import NetlabError
+from netlab.errors import NetlabError, loads_json
 from netlab.kernel.live import LiveKernel
 from netlab.kernel.netns import TAG_SYSCTLS
 from netlab.model.naming import is_netns
@@ -79,7 +78,7 @@ def saved_netns(lab_name: str | None) -> dict[str, tuple[str, ...]]:
         if lab_name is None:
             return {}
         raw = read_state_file(lab_name)  # the lab name and its directory checked as load_state's are
-        saved = json.loads(raw) if raw is not None else None
+        saved = loads_json(raw) if raw is not None else None
     except (NetlabError, OSError, ValueError):  # NotRegularFile and bad JSON are ValueErrors
         return {}
     return ahead_sysctls(lab_name, saved)

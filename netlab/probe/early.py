@@ -36,7 +36,7 @@ import time
 from dataclasses import fields
 from typing import Any
 
-from netlab.errors import NetlabError
+from netlab.errors import NetlabError, loads_json
 from netlab.kernel.child import Child
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_PORT  # matrix.ECHO_PORT (matrix loads the models)
 from netlab.model.naming import is_netns
@@ -163,7 +163,7 @@ def _read(early: Early) -> tuple[Job, list[tuple[str, str]]] | None:
             raw = fh.read(FILE_MAX + 1)
         if len(raw) > FILE_MAX:
             return None
-        data = json.loads(raw)
+        data = loads_json(raw)
         if (data.get("version"), data.get("state"), data.get("options")) != (KEEP_VERSION, early.state,
                                                                             early.options):
             return None

@@ -28,7 +28,6 @@ deadlines and the results, and a transport reports each outcome to it.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import select
 import socket
@@ -36,6 +35,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from netlab.errors import loads_json
 from netlab.probe import dnsq, icmp
 from netlab.probe.sockets import NsSockets
 from netlab.probe.tasks import Observation, Task
@@ -347,7 +347,7 @@ def echo_fields(obs: Observation, data: bytes) -> None:
     """Fill pod/client/server from an echo server's JSON line (leave them empty for anything else)."""
     line = data.split(b"\n", 1)[0]
     try:
-        msg = json.loads(line)
+        msg = loads_json(line)
     except ValueError:
         return
     if isinstance(msg, dict):

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-from netlab.errors import NetlabError, NetnsGone, UsageError, command_path, display_path
+from netlab.errors import NetlabError, NetnsGone, UsageError, command_path, display_path, loads_json
 from netlab.model.naming import netns_path
 from netlab.realize.lab_name import LAB_ENV, EnvLabName, select_lab_name
 from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, known_labs, read_state_file, state_dir_error,
@@ -179,7 +179,7 @@ def load_state(lab: str) -> LabState | None:
     if raw is None:
         return None
     if trusted(lab, raw):  # as this netlab wrote it: checked when it was read, or made by it (state_sum.py)
-        data, topo = json.loads(raw), None
+        data, topo = loads_json(raw), None
     else:
         from netlab.realize.state_schema import check_state
 

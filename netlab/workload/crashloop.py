@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from netlab.errors import NetlabError
+from netlab.errors import NetlabError, loads_json
 from netlab.kernel import processes
 from netlab.realize.state_dir import lab_dir, write_atomic
 
@@ -200,7 +200,7 @@ def _read(where: str) -> dict[str, Any] | None:
     if len(raw) > MAX_BYTES:
         return None
     try:
-        data = json.loads(raw)
+        data = loads_json(raw)
     except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
         return None
     return data if isinstance(data, dict) and data.get("version") == VERSION else None
