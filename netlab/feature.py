@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 
+class Note(str):
+    """A line of a feature's ``drift`` that is no difference ``up`` puts right: something ``up`` leaves alone
+    too (another's file where a pod's would go), said by status as a warning, as up says it, not as drift."""
+
+
 @dataclass
 class StartResult:
     """``actions``: what changed, one line each ("restarted container duo/web (it was stopped)").

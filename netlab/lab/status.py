@@ -18,7 +18,7 @@ from typing import Sequence
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel, Snapshot
-from netlab.feature import Feature
+from netlab.feature import Feature, Note
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Netns, Resource, Sysctl, Veth
@@ -101,6 +101,8 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     for name in state.netns:
         if name not in planned:
             namespace("extra", name, "not in the plan: up deletes it and what runs in it")
+    result.warnings += [line for line in feature_drift if isinstance(line, Note)]  # left alone, as up says
+    feature_drift = [line for line in feature_drift if not isinstance(line, Note)]
     whole = [json.dumps(d, default=str) for d in result.details]
     feature_drift = still_endpoints(lab, whole) + feature_drift  # Completed/Error pods still served
     result.drift += feature_drift

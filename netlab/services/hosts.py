@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.feature import StartResult
+from netlab.feature import Note, StartResult
 from netlab.model.naming import CLUSTER_DOMAIN
 from netlab.services import netns_files
 
@@ -69,10 +69,14 @@ def sync(lab: Lab, state: LabState, rec: dict) -> StartResult:
     return netns_files.sync(lab.name, state, rec, KIND, wanted(lab), without=WITHOUT)
 
 
-def drift(lab: Lab) -> list[str]:
-    """Pods whose hosts file is missing or not as the kubelet would write it."""
-    out = []
+def drift(lab: Lab, rec: dict) -> list[str]:
+    """Pods whose hosts file is missing or not as the kubelet would write it; one someone else's file stands in
+    for is said as up says it (a Note: up leaves it alone)."""
+    out: list[str] = []
     for netns, (pod, text) in wanted(lab).items():
+        if netns_files.left_alone(lab.name, rec, KIND, netns):
+            out.append(Note(netns_files.left_alone_line(pod, netns, KIND, WITHOUT)))
+            continue
         how = netns_files.differs(netns, KIND, text)
         if how is not None:
             out.append(f"hosts: {netns_files.file_path(netns, KIND)} is {how} (pod {pod} would not get the kubelet's "

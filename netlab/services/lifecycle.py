@@ -51,7 +51,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Iterable
 
-from netlab.feature import StartResult
+from netlab.feature import Note, StartResult
 from netlab.kernel import conntrack
 from netlab.kernel import netns as nsmod
 # What only start and drift use (the plan's rule builders, cluster DNS, the Flannel files, stale conntrack
@@ -87,9 +87,19 @@ def preflight(lab: Lab) -> None:
     doctor.require_for(lab, only=PREFLIGHT)
 
 
+RESOLV_WITHOUT = "does not use the cluster DNS"  # a pod whose resolv.conf is someone else's file
+
+
 # --- records ------------------------------------------------------------------
 
 def _records(state: LabState) -> dict:
+    """The feature's record (:func:`_normalized`), kept in the state to be saved with it."""
+    out = _normalized(state.extra.get(RECORD))
+    state.extra[RECORD] = out
+    return out
+
+
+def _normalized(rec: object) -> dict:
     """The feature's record, version 2: files and directories by namespace name, state by state.
 
     ``resolv`` {netns: "intent" | "created"}: /etc/netns/<netns>/resolv.conf;
@@ -98,7 +108,6 @@ def _records(state: LabState) -> dict:
     ``etc_netns``: /etc/netns itself (None when netlab did not make it).
     Version 1 (paths) is converted; entries of the wrong shape are dropped.
     """
-    rec = state.extra.get(RECORD)
     if not isinstance(rec, dict) or rec.get("version") not in (1, RECORD_VERSION):
         rec = {}
     if rec.get("version") == 1:
@@ -110,7 +119,6 @@ def _records(state: LabState) -> dict:
            "udp": rec.get("udp") if isinstance(rec.get("udp"), list) else [],
            "udp_empty": rec.get("udp_empty") if isinstance(rec.get("udp_empty"), list) else [],
            "chains": rec.get("chains") if isinstance(rec.get("chains"), dict) else {}}
-    state.extra[RECORD] = out
     return out
 
 
@@ -156,7 +164,7 @@ def resolv_wanted(lab: Lab) -> netns_files.Wanted:
 
 def sync_resolv(lab: Lab, state: LabState, rec: dict) -> StartResult:
     """Write every pod's resolv.conf (or take them away when the lab has no DNS); what it did."""
-    return netns_files.sync(lab.name, state, rec, "resolv", resolv_wanted(lab), without="does not use the cluster DNS")
+    return netns_files.sync(lab.name, state, rec, "resolv", resolv_wanted(lab), without=RESOLV_WITHOUT)
 
 
 # --- conntrack -------------------------------------------------------------------
@@ -373,7 +381,7 @@ def start_again(lab: Lab, state: LabState, netns_names: list[str], was: dict[str
     done = StartResult()
     try:
         done += netns_files.sync(lab.name, state, rec, "resolv", only("resolv", resolv_wanted(lab)),
-                                 without="does not use the cluster DNS", others=False)
+                                 without=RESOLV_WITHOUT, others=False)
         done += netns_files.sync(lab.name, state, rec, hosts.KIND, only(hosts.KIND, hosts.wanted(lab)),
                                  without=hosts.WITHOUT, others=False)
     finally:
@@ -389,11 +397,15 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     out = flannel_files.drift(lab, state)
     out += [f"conntrack: {s.describe()}; up deletes it" for s in stale.find(lab)]
     ip = dns_ip(lab)
+    rec = _normalized(state.extra.get(RECORD))  # read only: status saves nothing
     for pod in lab.pods:
         if ip is None or pod.name == dns.DNS_NAME:
+            continue
+        if netns_files.left_alone(lab.name, rec, "resolv", pod.netns):  # someone's: up leaves it too
+            out.append(Note(netns_files.left_alone_line(pod.name, pod.netns, "resolv", RESOLV_WITHOUT)))
             continue
         how = netns_files.differs(pod.netns, "resolv", dns.resolv_conf(lab.name, ip, pod.spec.namespace))
         if how is not None:
             out.append(f"dns: {resolv_path(pod.netns)} is {how} (pod {pod.name} would not resolve Service names); "
                        "up writes it again")
-    return out + hosts.drift(lab)
+    return out + hosts.drift(lab, rec)

@@ -408,8 +408,7 @@ def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, wit
                     rec[kind][netns] = "created"
                 else:
                     rec[kind].pop(netns, None)  # someone else's file: not ours to write or remove
-                    done.problems.append(f"pod {pod}: {path} exists and is not netlab's; left alone, so this pod "
-                                         f"{without}")
+                    done.problems.append(left_alone_line(pod, netns, kind, without))
             except OSError as exc:
                 done.problems.append(f"pod {pod}: cannot write {path}: {exc.strerror or exc}")
     tidy(lab_name, rec)
@@ -467,6 +466,22 @@ class EarlyWrite:
         """Wait for the thread; whether it made /etc/netns, and the namespaces whose directory it made.
         Raises what stopped it (a fault point's ApplyFailed)."""
         return self._work.join()
+
+
+def left_alone(lab_name: str, rec: dict, kind: str, netns: str) -> bool:
+    """Whether ``sync`` leaves the pod's file of ``kind`` as it is: there, not netlab's first line for this lab,
+    and not recorded as made by this lab (an empty file only when named in the records before it was made)."""
+    try:
+        mine = owner(file_path(netns, kind), lab_name)
+    except OSError:
+        return False
+    recorded = rec.get(kind, {}).get(netns)
+    return mine in ("other", "empty") and recorded != "created" and not (mine == "empty" and recorded == "intent")
+
+
+def left_alone_line(pod: str, netns: str, kind: str, without: str) -> str:
+    """What ``sync`` says of a file it leaves alone (and status of it)."""
+    return f"pod {pod}: {file_path(netns, kind)} exists and is not netlab's; left alone, so this pod {without}"
 
 
 def differs(netns: str, kind: str, text: str) -> str | None:

@@ -253,6 +253,34 @@ def test_a_hosts_file_someone_else_wrote_is_never_written_nor_removed(labs):
         assert os.listdir(theirs_dir) == ["hosts"]  # netlab's resolv.conf went, theirs stayed
 
 
+def test_status_says_the_pod_files_up_leaves_alone_as_up_does_and_exits_0(labs, tmp_path):
+    """A hosts file someone wrote and a resolv.conf symlink: up leaves them and says so; status says the same as
+    warnings, no drift, exit 0 (it said "different/missing ... up writes it again", exit 1, for ever)."""
+    lab = labs.name("sy")
+    b_dir, a_dir = f"/etc/netns/{lab}-fedora-2", f"/etc/netns/{lab}-fedora-1"
+    decoy = tmp_path / "decoy-resolv"
+    decoy.write_text("nameserver 192.0.2.53\n")
+    with someone_elses_etc_netns(make=(b_dir, a_dir)):
+        with open(os.path.join(b_dir, "hosts"), "w") as fh:
+            fh.write("192.0.2.7\tfedora-2\n")
+        os.symlink(decoy, os.path.join(a_dir, "resolv.conf"))
+        path, up = labs.up(TOPOLOGY.format(lab=lab))
+        left = [f"pod fedora-2: {b_dir}/hosts exists and is not netlab's; left alone",
+                f"pod fedora-1: {a_dir}/resolv.conf exists and is not netlab's; left alone"]
+        for line in left:
+            assert line in up.stdout + up.stderr, up
+        for _ in range(2):
+            status = netlab("status", "--lab", lab, check=False)
+            assert status.returncode == 0, status
+            assert "up writes it again" not in status.stdout + status.stderr, status
+            for line in left:
+                assert f"netlab: warning: {line}" in status.stderr, status
+            assert "nothing to change" in netlab("up", "-t", path).stdout
+        netlab("down", "--lab", lab)
+        assert decoy.read_text() == "nameserver 192.0.2.53\n"
+        assert os.path.islink(os.path.join(a_dir, "resolv.conf"))
+
+
 def test_a_pod_taken_out_of_the_topology_takes_its_files(labs):
     lab = labs.name("hci")
     path, _ = labs.up(TOPOLOGY.format(lab=lab))

@@ -97,7 +97,7 @@ def test_every_pod_gets_one_the_dns_pod_too_recorded_before_it_is_made(etc):
     assert saved[0]["etc_netns"] == "intent"
     assert rec["hosts"] == {n: "created" for n in names} == rec["dirs"] and rec["etc_netns"] == "created"
     assert sorted(done.actions) == sorted(f"wrote {etc / n / 'hosts'}" for n in names)
-    assert hosts.drift(lab) == []
+    assert hosts.drift(lab, rec) == []
 
 
 def test_an_edited_file_is_drift_and_rewritten_in_place(etc):
@@ -108,13 +108,13 @@ def test_an_edited_file_is_drift_and_rewritten_in_place(etc):
     path = etc / f"{LAB}-a" / "hosts"
     inode = path.stat().st_ino
     path.write_text("10.0.0.9\ta\n")  # a learner's edit: netlab's first line is gone
-    assert hosts.drift(lab) == [f"hosts: {path} is different (pod a would not get the kubelet's hosts file); "
+    assert hosts.drift(lab, rec) == [f"hosts: {path} is different (pod a would not get the kubelet's hosts file); "
                                 "up writes it again"]
     done = hosts.sync(lab, st, rec)
     assert done.actions == [f"rewrote {path} (it was edited)"]
     assert path.read_text() == hosts.hosts_file(LAB, lab.pod("a")) and path.stat().st_ino == inode
     path.unlink()
-    assert hosts.drift(lab)[0].startswith(f"hosts: {path} is missing")
+    assert hosts.drift(lab, rec)[0].startswith(f"hosts: {path} is missing")
     assert hosts.sync(lab, st, rec).actions == [f"wrote {path}"]
     assert hosts.sync(lab, st, rec).actions == []  # as it should be: nothing said
 
@@ -272,7 +272,7 @@ def test_a_fifo_put_where_netlabs_file_was_is_never_waited_on_nor_removed(etc):
         worker.join(5)
         pytest.fail("sync waited for a reader of the FIFO")
     assert any(f"pod a: cannot write {path}" in p for p in box["done"].problems), box["done"].problems
-    assert hosts.drift(lab)[0].startswith(f"hosts: {path} is missing")
+    assert hosts.drift(lab, rec)[0].startswith(f"hosts: {path} is missing")
     lifecycle.stop(st, [], everything=True)
     assert stat.S_ISFIFO(os.lstat(path).st_mode)  # not netlab's file: left
 
@@ -312,7 +312,8 @@ def test_a_fresh_labs_files_are_recorded_then_written_early_and_start_records_th
     assert rec["dirs"] == {n: "created" for n in pods if n != f"{LAB}-b"}  # b's was someone else's
     assert (theirs / "hosts").read_text() == "192.0.2.1\tmine\n"
     assert any(f"{theirs / 'hosts'} exists and is not netlab's" in p for p in done.problems)
-    assert [line.split(" is ")[0] for line in hosts.drift(lab)] == [f"hosts: {theirs / 'hosts'}"]
+    assert [line.split("; ")[0] for line in hosts.drift(lab, rec)] == [  # up's words: status warns, no drift
+        f"pod b: {theirs / 'hosts'} exists and is not netlab's"]
     assert lifecycle.start_early(lab, st) is None  # files recorded: start's sync compares them
     lifecycle.stop(st, [], everything=True)
     assert os.listdir(etc) == [f"{LAB}-b"]
