@@ -77,7 +77,6 @@ def check_output_file(path: str | None) -> None:
         return
     from netlab.realize.own_files import check_output_path
     check_output_path(path)  # never over a lab's own files (its state, its namespaces, its pods' files)
-    outfile.check(path)  # never through another user's symlink, over a hard link, a FIFO, another's file in /tmp
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UsageError(f"cannot write {display_path(path)}: it is a directory")
@@ -88,6 +87,7 @@ def check_output_file(path: str | None) -> None:
         raise output_unwritable(path, exc) from None
     if not os.access(folder, os.W_OK):
         raise UsageError(f"cannot write {display_path(path)}: {display_path(folder)} is not writable")
+    outfile.check(path)  # never through another user's symlink, over a hard link, a FIFO, another's file in /tmp
 
 
 def write_output_file(path: str, data: bytes) -> None:
