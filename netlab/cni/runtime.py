@@ -24,6 +24,7 @@ from netlab.cni.invoke import PluginFailed, exec_plugin
 from netlab.errors import loads_json
 from netlab.model.cniconf import ConflistError, parse_conflist
 from netlab.model.naming import netns_path
+from netlab.model.trust import refusal, untrusted
 from netlab.realize.state_dir import write_atomic
 
 if TYPE_CHECKING:
@@ -72,6 +73,9 @@ class Runtime:
         found = find_plugin(kind, self.bin_dirs)
         if found is None:
             raise PluginFailed(f"CNI plugin {kind!r} not found in {self.bin_dir} (or not executable)")
+        why = untrusted(found)
+        if why is not None:  # a plugin someone else can change: their program run as root
+            raise PluginFailed(f"CNI plugin {found}: {refusal(why, 'it')}")
         return found
 
     def _env(self, command: str, rt: RuntimeConf) -> dict[str, str]:

@@ -10,11 +10,13 @@ so a type is a plain file name: never a path.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from netlab.model.files import Unreadable, read_regular
+from netlab.model.trust import refusal, untrusted
 
 # libcni's rules for the network name and plugin types (a file name in CNI_PATH).
 NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
@@ -152,8 +154,13 @@ def _not_text(obj: dict, key: str, missing: str, where: str = "") -> str:
 
 def read_conflist(path: str) -> Conflist:
     """Read and parse a conflist file; ConflistError (one line) for every failure."""
+    def trusted(st: os.stat_result) -> None:
+        why = untrusted(path, st)
+        if why is not None:
+            raise ConflistError(f"{path}: {refusal(why, 'the CNI plugins it names')}")
+
     try:
-        data = read_regular(path, MAX_BYTES)
+        data = read_regular(path, MAX_BYTES, check=trusted)
     except Unreadable as exc:
         why = {"missing": "no such file", "directory": "is a directory, not a conflist",
                "special": "is not a regular file (a FIFO, device or socket), not a conflist",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import Callable
 
 
 class Unreadable(Exception):
@@ -17,9 +18,11 @@ class Unreadable(Exception):
         self.kind, self.strerror, self.size, self.opening = kind, strerror, size, opening
 
 
-def read_regular(path: str, limit: int, follow: bool = True) -> bytes:
+def read_regular(path: str, limit: int, follow: bool = True,
+                 check: Callable[[os.stat_result], None] | None = None) -> bytes:
     """The bytes of regular file ``path``, at most ``limit`` of them; Unreadable otherwise. ``follow=False``: a
-    file of netlab's own, never read through a symlink (one there is an error: ELOOP)."""
+    file of netlab's own, never read through a symlink (one there is an error: ELOOP). ``check``: called with
+    the stat of the file opened, before it is read (it raises to refuse it: model/trust.py)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
     except FileNotFoundError:
@@ -36,6 +39,8 @@ def read_regular(path: str, limit: int, follow: bool = True) -> bytes:
             raise Unreadable("special")
         if st.st_size > limit:
             raise Unreadable("too_big", size=st.st_size)
+        if check is not None:
+            check(st)
         chunks: list[bytes] = []
         size = 0
         while size <= limit:  # a file that grows while it is read is cut at the bound

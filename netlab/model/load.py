@@ -28,6 +28,7 @@ from netlab.model.files import Unreadable, read_regular
 from netlab.model.include import expand_includes
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, format_path
 from netlab.model.topology import CniConflist, Topology
+from netlab.model.trust import refusal, untrusted
 from netlab.model.yamlsource import Source, parse
 
 MAX_BYTES = 512 * 1024
@@ -37,9 +38,15 @@ UNCHECKED = "fix these first: the cross-checks (names, nodes, addresses) run onc
 
 
 def _read_file(path: str) -> bytes:
-    """Read a regular file of bounded size without blocking on FIFOs or devices."""
+    """Read a regular file of bounded size without blocking on FIFOs or devices; as root, only one that no one
+    but root and the invoking user can change (model/trust.py: its commands run as root)."""
+    def trusted(st: os.stat_result) -> None:
+        why = untrusted(path, st)
+        if why is not None:
+            raise TopologyError([Problem(path, None, "", refusal(why))])
+
     try:
-        return read_regular(path, MAX_BYTES)
+        return read_regular(path, MAX_BYTES, check=trusted)
     except Unreadable as exc:
         raise TopologyError([Problem(path, None, "", _unreadable(exc))]) from None
 
@@ -165,6 +172,8 @@ def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[t
         problems.append((("network", "cni", "conflist"), str(exc)))
     if not os.path.isdir(bin_dir):
         problems.append((("network", "cni", "binDir"), f"{bin_dir}: no such directory"))
+    elif (why := untrusted(bin_dir)) is not None:
+        problems.append((("network", "cni", "binDir"), f"{bin_dir}: {refusal(why, 'its CNI plugins')}"))
     network = topo.network.model_copy(update={"cni": cni.model_copy(update={"conflist": conflist, "bin_dir": bin_dir})})
     return topo.model_copy(update={"network": network}), problems
 
