@@ -15,6 +15,7 @@ from netlab.api import results as R
 from netlab.api.args import (WAIT, check_bool, check_choice, check_command, check_env, check_int, check_no_nul,
                              check_popen_kwargs, check_seconds, check_seconds_or_none, check_str, check_strs, method)
 from netlab.api.jsonio import from_json
+from netlab.api.pod_process import PodProcess
 from netlab.errors import CannotRun, NetnsGone, UsageError
 from netlab.trace.sections import section_names
 
@@ -125,7 +126,7 @@ class PodActions:
         with target.opened() as enter:
             return _run_captured(argv, input, timeout, check, env, enter)
 
-    def popen(self, name: str, argv: Sequence[str] | str, **kwargs: Any) -> subprocess.Popen[Any]:
+    def popen(self, name: str, argv: Sequence[str] | str, **kwargs: Any) -> PodProcess:
         """Start a process in a pod's network and UTS namespaces (a node's, a host's or the underlay's), with
         the pod's ``/etc/netns`` files over ``/etc``, as :meth:`exec` runs a command, and return at once.
 
@@ -135,10 +136,12 @@ class PodActions:
         ``preexec_fn`` (popen's own enters the pod), ``user`` (Popen sets it first, and only root may enter a
         namespace: put ``runuser -u USER --`` before the program), ``shell`` (a string argv runs with
         ``/bin/sh -c`` already) and ``args``; a name Popen does not take is one too. The caller owns the process:
-        stop it (``terminate()``, ``kill()``) and ``wait()`` for it, or use the ``Popen`` as a context manager.
-        Still running when the lab goes down, it is stopped by ``down``, which stops every process in the lab's
-        namespaces (SIGTERM, then SIGKILL) before deleting them; its ``Popen`` then gives its exit status as any
-        other's.
+        stop it (``terminate()``, ``kill()``) and ``wait()`` for it, or use the returned ``Popen`` (a
+        :class:`netlab.api.pod_process.PodProcess`) as a context manager: ``with lab.popen(pod, argv) as srv:``
+        stops it when the block ends (SIGTERM, then SIGKILL 5 s later if it is still there) and reaps it, where a
+        plain Popen's ``with`` only waits for it to end. Still running when the lab goes down, it is stopped by
+        ``down``, which stops every process in the lab's namespaces (SIGTERM, then SIGKILL) before deleting them;
+        its ``Popen`` then gives its exit status as any other's.
 
         A program that cannot be started in the pod raises :class:`netlab.errors.CannotRun` (a UsageError), not
         Popen's FileNotFoundError: its message is ``netlab exec``'s line (``/opt/srv: command not found``), its
@@ -157,7 +160,7 @@ class PodActions:
             # The child enters before exec; its copies of the namespace files close then (close_fds, O_CLOEXEC), so
             # a long-lived process holds no descriptor of the pod's UTS mount or netns file.
             try:
-                return subprocess.Popen(full, preexec_fn=enter, **kwargs)
+                return PodProcess(full, preexec_fn=enter, **kwargs)
             except OSError as exc:
                 if exc.filename is None or exc.filename != program:
                     raise  # not about the program: the fork failed, or the cwd given is not there

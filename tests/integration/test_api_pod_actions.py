@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -160,6 +161,29 @@ def test_popen_starts_a_server_in_the_pod_that_another_pod_reaches_and_down_stop
     finally:
         lab.down()
     assert server.wait(timeout=10) < 0  # down stopped it (a signal), as every process in the lab's namespaces
+    assert lab_namespaces(name) == []
+
+
+def test_a_with_block_of_popen_stops_the_server_when_it_ends_and_the_lab_stays_up(labs):
+    """popen's docstring offered the Popen as a context manager: a plain Popen's ``with`` only waited, and the
+    block around a server never ended (QA qt #2). It stops the server now (SIGTERM), reaps it, and leaves the lab
+    up. The harness's bound: a timer kills the server after 60 s (SIGKILL, -9), so a block that would not end does,
+    and fails the status check."""
+    name = labs.name("pt")
+    lab = Lab.up(small(name))
+    try:
+        with lab.popen("b", [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True) as server:
+            bound = threading.Timer(60, server.kill)
+            bound.start()
+            assert server.stdout is not None and server.stdout.readline().strip() == "listening"
+            got = lab.exec("a", [sys.executable, "-c", CLIENT, lab.pod("b").ip], check=True, timeout=20).stdout
+            assert got.split() == ["b", lab.pod("a").ip]
+        bound.cancel()
+        assert server.returncode == -15 and not os.path.exists(f"/proc/{server.pid}")  # SIGTERM; reaped
+        assert not lab.reach("a", "b", proto="tcp", port=7100).reachable  # nothing listens any more
+        assert lab.status().clean  # the lab is up, as planned
+    finally:
+        lab.down()
     assert lab_namespaces(name) == []
 
 
