@@ -36,6 +36,7 @@ FAILED = pytest.StashKey[bool]()
 HELD = pytest.StashKey[dict[str, tuple[list[Any], list[Any]]]]()  # lab -> its reaches and traces before the test
 TAKEN = pytest.StashKey[dict[str, dict[str, Any]]]()  # lab -> its files, read as the test took it down failing
 HOOKS = pytest.StashKey[list[tuple["Lab", Callable[[], None]]]]()  # the labs' before-down hooks this test set
+DOWN_BY = pytest.StashKey[dict[str, str]]()  # (config) lab -> the test that took it down itself (lab.down())
 
 
 def watch(item: pytest.Item, lab: Lab) -> None:
@@ -63,6 +64,7 @@ def failed(item: Any) -> bool:
 
 def _going_down(item: Any, lab: Lab) -> None:
     """``lab.down()`` during the test: with an exception in flight (the test failing), the lab is read now."""
+    item.config.stash.setdefault(DOWN_BY, {})[lab.name] = item.nodeid  # the next test of a shared lab says who
     exc = sys.exc_info()[1]
     if exc is None or not isinstance(exc, (Exception, pytest.fail.Exception)) or isinstance(exc, pytest.skip.Exception):
         return  # no failure, or Ctrl-C / SIGTERM: the lab goes down at once
@@ -105,18 +107,35 @@ def report_failure(item: pytest.Item, rep: pytest.TestReport, retried: Collectio
     if not labs:
         return
     folder = _artifacts_dir(item)
-    written = []
+    written, down = [], []
     for lab in labs:
+        if lab._down and lab.name not in taken:  # taken down before the test failed: nothing of it to read
+            down.append(f"lab {lab.name} was down when the test failed ({down_by(item.config, lab)}): "
+                        "nothing of it to write")
+            continue
         files = taken[lab.name] if lab.name in taken else snapshot(lab, *_own(item, lab))
-        written.append(str(write(files, folder / lab.name)))
-    rep.sections.append(("netlab", "the lab as it was when the test failed: " + ", ".join(written)))
+        if "error.txt" in files and not any(path.startswith("inspect/") for path in files):
+            down.append(f"lab {lab.name} could not be read when the test failed: "
+                        f"{write(files, folder / lab.name) / 'error.txt'} says why")
+        else:
+            written.append(str(write(files, folder / lab.name)))
+    said = (["the lab as it was when the test failed: " + ", ".join(written)] if written else []) + down
+    rep.sections.append(("netlab", "\n".join(said)))
     if item.config.getoption("netlab_keep"):
         up = [lab.name for lab in labs if not lab._down]
         kept = [name for name in up if name not in retried]
+        # Said once per lab, in the run's summary (kept_lines): not in each failed test's report too. The report's
+        # user_properties carry them there (xdist sends them from its workers with the report).
         if kept:
-            rep.sections.append((KEEP_SECTION, "\n".join(keep_line(name) for name in kept)))
+            rep.user_properties.append((KEEP_SECTION, "\n".join(keep_line(name) for name in kept)))
         if len(kept) < len(up):
-            rep.sections.append((RETRY_SECTION, "\n".join(name for name in up if name in retried)))
+            rep.user_properties.append((RETRY_SECTION, "\n".join(name for name in up if name in retried)))
+
+
+def down_by(config: pytest.Config, lab: Lab) -> str:
+    """Who took ``lab`` down: the test that called its ``down()``, as far as the plugin saw it."""
+    test = config.stash.get(DOWN_BY, {}).get(lab.name)
+    return f"taken down by {test} (its lab.down())" if test else "taken down during the test"
 
 
 def keep_line(name: str) -> str:
@@ -128,10 +147,10 @@ def keep_line(name: str) -> str:
 
 def kept_lines(reports: list[Any], section: str = KEEP_SECTION) -> list[str]:
     """The failed reports' kept labs, each once (a lab shared by a scope's tests is in each failed test's); or
-    the lines of another of their sections."""
+    the lines of another of their properties."""
     lines: dict[str, None] = {}
     for rep in reports:
-        for title, text in getattr(rep, "sections", []):
+        for title, text in getattr(rep, "user_properties", []):
             if title == section:
                 lines.update(dict.fromkeys(text.splitlines()))
     return list(lines)
@@ -159,7 +178,13 @@ def _artifacts_dir(item: pytest.Item) -> Path:
     root = item.config.getoption("netlab_artifacts")
     if root is None:
         factory = getattr(item.config, "_tmp_path_factory", None)  # pytest's tmp_path_factory
-        root = factory.getbasetemp() / "netlab" if factory is not None else Path("netlab-artifacts")
+        if factory is None:
+            return Path("netlab-artifacts") / artifacts_folder(item.nodeid)
+        base = factory.getbasetemp()
+        worker = getattr(item.config, "workerinput", {}).get("workerid")
+        if worker is not None and base.name == f"popen-{worker}":  # an xdist worker's: the run's basetemp is above
+            base = base.parent  # one netlab/ folder for all workers, as documented; each lab's under its own name
+        root = base / "netlab"
     return Path(root) / artifacts_folder(item.nodeid)
 
 

@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import pytest_owners, signals
-from netlab.pytest_artifacts import (LABS, kept_lines, read_going_down, report_failure, retried_lines, unhook,
-                                     used_by as _used_by)
+from netlab.pytest_artifacts import (LABS, down_by, kept_lines, read_going_down, report_failure, retried_lines,
+                                     unhook, used_by as _used_by)
 from netlab.pytest_artifacts import dump_lab as dump_lab, failed as _failed, watch as watch  # re-exported
 from netlab.pytest_topology import (ONE_LINE, check_name, check_topology, check_wait, marker_error,
                                     marker_args, resolve_path, unique_name)
@@ -174,6 +174,9 @@ def netlab_lab(request: pytest.FixtureRequest) -> Lab:
     scope that ask for the same topology share one lab, taken down after the
     last of them. Unique name, teardown, skips and failure dumps as for
     ``netlab_factory``; a container that could not start is an error at setup.
+    The lab is the plugin's: ``with netlab_lab as lab:`` leaves it up (as for
+    the labs of ``netlab_factory``); a test that calls its ``down()`` makes
+    the next test of its scope fail at setup, naming that test.
     """
     marker = request.node.get_closest_marker("netlab")
     if marker is None:
@@ -196,8 +199,9 @@ def netlab_lab(request: pytest.FixtureRequest) -> Lab:
 class _Shared:
     """Labs shared by the tests of one scope, keyed by topology and name."""
 
-    def __init__(self, registry: _Registry):
+    def __init__(self, registry: _Registry, scope: str = "module"):
         self.registry = registry
+        self.scope = scope
         self.labs: dict[str, Lab] = {}
         self.skips: dict[str, str] = {}
         self.users: dict[str, list[pytest.Item]] = {}
@@ -213,7 +217,13 @@ class _Shared:
             except pytest.skip.Exception as exc:
                 self.skips[key] = str(exc.msg)
                 raise
-        return self.labs[key]
+        lab = self.labs[key]
+        if lab._down:  # a test of the scope called its down(): the plugin's to take down, after the scope's last
+            pytest.fail(f"netlab: lab {lab.name}, which the tests of this {self.scope} share, is down: "
+                        f"{down_by(item.config, lab)}; the plugin takes a netlab_lab down after the last test of its "
+                        "scope: a test does not call its down() (use netlab_factory for a lab of the test's own)",
+                        pytrace=False)
+        return lab
 
     def close(self) -> None:
         for lab in self.labs.values():
@@ -224,7 +234,7 @@ class _Shared:
 def _shared_fixture(scope: Any) -> Any:
     @pytest.fixture(scope=scope)
     def fixture(request: pytest.FixtureRequest) -> Generator[_Shared, None, None]:
-        shared = _Shared(request.config.stash[REGISTRY])
+        shared = _Shared(request.config.stash[REGISTRY], str(scope))
         try:
             yield shared
         finally:
@@ -275,6 +285,9 @@ class _Registry:
             self.machine_ok.add(needs)
         with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'
             lab = Lab.up_loaded(loaded, wait=wait)
+        # The plugin's lab: a test's `with netlab_lab as lab:` leaves it up (as a with block leaves an attached lab
+        # up); it took down the lab a scope's tests share, and the next test met a bare "lab X is not up".
+        lab.owned = False
         failed = lab.last_up.failed if lab.last_up is not None else ()
         if failed:
             # A container that could not start (its command missing, not executable): `netlab up` leaves such a

@@ -1,0 +1,113 @@
+"""The plugin's labs belong to the plugin (netlab/pytest_plugin.py, netlab/pytest_artifacts.py): QA qt #1, #5, #6.
+
+#1: ``with netlab_lab as lab:``, as the README's ``with Lab.up(...) as lab:``, took a scope's shared lab down, the
+next test met a bare "lab 'X' is not up", and a failure dump said "the lab as it was" of a lab that was down. A
+``with`` block leaves the plugin's lab up now; a test that calls ``down()`` itself makes the next test of the scope
+fail at setup naming it; a dump of a lab that is down says so. #5: under ``pytest -n`` the dumps went to each
+worker's ``<basetemp>/popen-gwN/netlab``, not ``<basetemp>/netlab`` as documented. #6: ``--netlab-keep``'s "stays
+up" line was printed in every failed test's report and in the summary, not once per lab.
+A fake Lab (no kernel): this is about the plugin's words and folders.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONFTEST = '''
+import os, shutil, types
+from netlab import doctor, pytest_artifacts
+from netlab.api import Lab
+from netlab.realize import state_dir
+
+def up_loaded(cls, loaded, wait=60.0):
+    lab = cls(loaded.lab.name, owned=True)  # as Lab.up_loaded's lab it brought up itself
+    os.makedirs(os.path.join(state_dir.STATE_ROOT, lab.name))
+    lab.last_up = types.SimpleNamespace(failed=())
+    return lab
+
+def down(self, **kw):
+    for hook in [] if self._down else list(self._before_down):
+        hook()
+    shutil.rmtree(os.path.join(state_dir.STATE_ROOT, self.name), ignore_errors=True)
+    self._down = True
+
+Lab.up_loaded = classmethod(up_loaded)
+Lab.down = down
+doctor.require_for = lambda lab: None
+pytest_artifacts.snapshot = lambda lab, *a: {"status.json": {"clean": True}}
+'''
+
+
+def run(tmp_path: Path, tests: str, *args: str) -> tuple[str, list[str]]:
+    """pytest on ``tests`` (one module) with this checkout's plugin and the fake Lab: its output, and the labs
+    left in the state folder."""
+    state = tmp_path / "state"
+    state.mkdir()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "pytest.ini").write_text("[pytest]\n")
+    (run_dir / "conftest.py").write_text(CONFTEST)
+    (run_dir / "test_case.py").write_text("import pytest\n\n" + tests)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env.update(PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]), NETLAB_STATE_DIR=str(state))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA",
+                           "--basetemp", str(tmp_path / "base"), *args, "test_case.py"],
+                          cwd=run_dir, capture_output=True, text=True, timeout=120, env=env)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.stdout, sorted(os.listdir(state))
+
+
+MODULE = "pytestmark = pytest.mark.netlab(None, name='sh', scope='module')\n\n"
+
+
+def test_a_with_block_on_the_fixtures_lab_leaves_it_up_for_the_next_test(tmp_path):
+    out, left = run(tmp_path, MODULE + "def test_one(netlab_lab):\n    with netlab_lab as lab:\n"
+                                       "        assert not lab._down\n    assert not netlab_lab._down\n\n\n"
+                                       "def test_two(netlab_lab):\n    assert not netlab_lab._down\n")
+    assert "2 passed" in out, out
+    assert left == []  # the plugin took it down after the module's last test
+
+
+def test_a_test_that_takes_the_shared_lab_down_is_named_by_the_next_ones_setup(tmp_path):
+    out, _ = run(tmp_path, MODULE + "def test_one(netlab_lab):\n    netlab_lab.down()\n\n\n"
+                                    "def test_two(netlab_lab):\n    pass\n")
+    assert "1 passed, 1 error" in out, out
+    (line,) = [line for line in out.splitlines() if line.startswith("netlab: lab sh-")]
+    name = line.split()[2].rstrip(",")
+    assert line == (f"netlab: lab {name}, which the tests of this module share, is down: taken down by "
+                    "test_case.py::test_one (its lab.down()); the plugin takes a netlab_lab down after the last test "
+                    "of its scope: a test does not call its down() (use netlab_factory for a lab of the test's own)")
+
+
+def test_the_dump_of_a_lab_that_was_down_when_its_test_failed_says_so(tmp_path):
+    out, _ = run(tmp_path, "@pytest.mark.netlab(None, name='dn')\n"
+                           "def test_fails(netlab_lab):\n    netlab_lab.down()\n    assert False\n")
+    assert "1 failed" in out, out
+    assert "the lab as it was" not in out, out
+    (line,) = [line for line in out.splitlines() if line.startswith("lab dn-")]
+    assert line.endswith(" was down when the test failed (taken down by test_case.py::test_fails (its lab.down())): "
+                         "nothing of it to write"), line
+    assert not list((tmp_path / "base" / "netlab").glob("*/dn-*"))  # no folder that looks like a dump
+
+
+def test_keep_says_a_shared_lab_stays_up_once_however_many_of_its_tests_failed(tmp_path):
+    out, left = run(tmp_path, MODULE + "def test_one(netlab_lab):\n    assert False\n\n\n"
+                                       "def test_two(netlab_lab):\n    assert False\n", "--netlab-keep")
+    assert "2 failed" in out and len(left) == 1, out
+    assert out.count(f"lab {left[0]} stays up: ") == 1, out
+    assert "netlab: labs kept up (--netlab-keep)" in out, out
+
+
+def test_under_xdist_the_dumps_are_under_the_basetemp_as_documented(tmp_path):
+    out, _ = run(tmp_path, "@pytest.mark.netlab(None, name='xd')\ndef test_a(netlab_lab):\n    assert False\n\n\n"
+                           "@pytest.mark.netlab(None, name='xd')\ndef test_b(netlab_lab):\n    assert False\n",
+                 "-n", "2")
+    assert "2 failed" in out, out
+    dumps = sorted(p.relative_to(tmp_path / "base") for p in (tmp_path / "base").glob("**/xd-*"))
+    assert [str(p.parent.parent) for p in dumps] == ["netlab", "netlab"], dumps
+    assert all(f"the lab as it was when the test failed: {tmp_path / 'base' / p}" in out for p in dumps), out
