@@ -64,7 +64,9 @@ def failed(item: Any) -> bool:
 
 def _going_down(item: Any, lab: Lab) -> None:
     """``lab.down()`` during the test: with an exception in flight (the test failing), the lab is read now."""
-    item.config.stash.setdefault(DOWN_BY, {})[lab.name] = item.nodeid  # the next test of a shared lab says who
+    config = getattr(item, "config", None)
+    if config is not None:  # the next test of a shared lab says who took it down
+        config.stash.setdefault(DOWN_BY, {})[lab.name] = item.nodeid
     exc = sys.exc_info()[1]
     if exc is None or not isinstance(exc, (Exception, pytest.fail.Exception)) or isinstance(exc, pytest.skip.Exception):
         return  # no failure, or Ctrl-C / SIGTERM: the lab goes down at once
