@@ -7,11 +7,14 @@ the class's code. A traceback is only shown with ``--debug``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import resource
 import shlex
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,48 @@ def loads_json(text: str | bytes) -> Any:
         return json.loads(text)
     except RecursionError:
         raise ValueError("nested too deep (recursion limit exceeded)") from None
+
+
+# --- ways out, in the caller's words -----------------------------------------------------------
+# The one place that says a way out as the CLI's command or as the Python call: a Lab method runs in
+# python_words() (netlab.api), and what it meets is said with the call (`Lab('L').repair()`), as the README says.
+
+_PYTHON_WORDS: ContextVar[bool] = ContextVar("netlab_python_words", default=False)
+
+
+@contextlib.contextmanager
+def python_words(api: bool = True) -> Iterator[None]:
+    """What is said inside names its way out as a Python call (``api``) or as a command (else)."""
+    token = _PYTHON_WORDS.set(api)
+    try:
+        yield
+    finally:
+        _PYTHON_WORDS.reset(token)
+
+
+def in_python_words() -> bool:
+    return _PYTHON_WORDS.get()
+
+
+def repair_way(lab: str, command: str | None = None, api: bool | None = None) -> str:
+    """The way to put lab ``lab`` back as planned: ``Lab('L').repair()``, or ``command`` (the `up` that does it,
+    realize.state.repair_command), by default ``sudo netlab up --lab L``."""
+    if in_python_words() if api is None else api:
+        return f"Lab({lab!r}).repair()"
+    return command or f"sudo netlab up --lab {lab}"
+
+
+def status_way(lab: str | None, api: bool | None = None) -> str:
+    if in_python_words() if api is None else api:
+        return f"Lab({lab!r}).status()" if lab else "netlab.Lab.attach()"
+    return f"sudo netlab status --lab {lab}" if lab else "sudo netlab status"
+
+
+def logs_way(lab: str, pod: str, container: str, api: bool | None = None) -> str:
+    """Where a container's output is read: ``Lab('L').logs('pod', 'c')``, or ``sudo netlab logs --lab L pod -c c``."""
+    if in_python_words() if api is None else api:
+        return f"Lab({lab!r}).logs({pod!r}, {container!r})"
+    return f"sudo netlab logs --lab {lab} {pod} -c {container}"
 
 
 def display_path(path: str) -> str:
@@ -219,10 +264,10 @@ class NetnsGone(FileNotFoundError, UsageError):
         self.lab = lab  # the lab's name, where the raiser knows it: the status it names is that lab's
         self.lab_up = lab_up  # that lab's state is there (realize.state.netns_gone): it is up, this one was deleted
         self.repair: str | None = None  # the `up` that repairs that lab (realize.state.repair_command)
+        self.api = in_python_words()  # met by a Lab method: its way out is the Python call (realize.state.netns_gone)
 
     def __str__(self) -> str:
         if self.lab and self.lab_up:  # `ip netns del` of one of a running lab's namespaces: up makes it again
-            repair = self.repair or f"sudo netlab up --lab {self.lab}"
+            repair = repair_way(self.lab, self.repair, self.api)
             return f"namespace {self.netns} was deleted while lab {self.lab} is up; `{repair}` makes it again"
-        status = f"sudo netlab status --lab {self.lab}" if self.lab else "sudo netlab status"
-        return f"namespace {self.netns} does not exist; is the lab up? (`{status}`)"
+        return f"namespace {self.netns} does not exist; is the lab up? (`{status_way(self.lab, self.api)}`)"

@@ -16,7 +16,7 @@ from netlab.api import lifecycle, results as R
 from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, check_seconds, check_topology, items,
                              method)
 from netlab.api.frozen import freeze
-from netlab.errors import LabBusy, UsageError
+from netlab.errors import LabBusy, UsageError, python_words
 from netlab.realize.interrupted import Seen, seen
 from netlab.realize.state import repair_up, replaces
 
@@ -35,7 +35,8 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     before = before if before is not None and before.lab == lab.name else seen(lab.name)
     state, against, ahead = lab._against_ahead(topology)
     try:
-        done = lifecycle.status(state, kernel)
+        with python_words(api):  # its lines' ways out (a container's logs) in the caller's words
+            done = lifecycle.status(state, kernel)
     except Exception:  # a read cut short: by a down that stopped its iptables-save in a namespace, or deleted one
         if (meanwhile := before.meanwhile()) is not None:
             raise meanwhile from None

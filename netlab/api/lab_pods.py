@@ -12,6 +12,7 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from netlab.api import results as R
+from netlab.api.words import callers_words
 from netlab.api.args import (WAIT, check_bool, check_choice, check_command, check_env, check_int, check_no_nul,
                              check_popen_kwargs, check_seconds, check_seconds_or_none, check_str, check_strs, method)
 from netlab.api.jsonio import from_json
@@ -36,6 +37,7 @@ class PodActions:
         @property
         def model(self) -> ModelLab: ...
 
+    @callers_words
     def inspect(self, name: str, sections: Collection[str] | None = None) -> R.Inspection:
         """What the tutorials show for a pod, node or host, read from the kernel (``netlab inspect``).
 
@@ -103,6 +105,7 @@ class PodActions:
 
     # --- inside it -----------------------------------------------------------------------------
 
+    @callers_words
     def exec(self, name: str, command: Sequence[str] | str, *, input: str | None = None,
              timeout: float | None = 60.0, check: bool = False,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -126,6 +129,7 @@ class PodActions:
         with target.opened() as enter:
             return _run_captured(argv, input, timeout, check, env, enter)
 
+    @callers_words
     def popen(self, name: str, argv: Sequence[str] | str, **kwargs: Any) -> PodProcess:
         """Start a process in a pod's network and UTS namespaces (a node's, a host's or the underlay's), with
         the pod's ``/etc/netns`` files over ``/etc``, as :meth:`exec` runs a command, and return at once.
@@ -199,6 +203,7 @@ class PodActions:
         return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done),
                              warnings=tuple(warnings), already=done.already, in_place=tuple(done.in_place))
 
+    @callers_words
     def logs(self, pod: str, container: str | None = None, tail: int | None = None, previous: bool = False) -> str:
         """What a container's current run wrote (stdout and stderr), as ``kubectl logs``; ``previous``: the run
         before it (``--previous``; a UsageError when it has none). ``container`` defaults to the pod's first,

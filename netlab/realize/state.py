@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-from netlab.errors import NetlabError, NetnsGone, UsageError, command_path, display_path, loads_json
+from netlab.errors import (NetlabError, NetnsGone, UsageError, command_path, display_path, in_python_words,
+                           loads_json)
 from netlab.model.naming import netns_path
 from netlab.realize.lab_name import LAB_ENV, EnvLabName, select_lab_name
 from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, known_labs, read_state_file, state_dir_error,
@@ -272,6 +273,7 @@ def netns_gone(exc: NetnsGone, lab: str) -> NetnsGone:
     and the `up` that repairs the lab (:func:`repair_command`) makes it again; without its state the lab is down,
     or was never up."""
     exc.lab = lab
+    exc.api = exc.api or in_python_words()  # said as a Lab method's caller types it (made in a thread, perhaps)
     try:
         exc.lab_up = os.path.isfile(state_file(lab))
     except (NetlabError, OSError):  # a name that is no lab's, or a state directory that is not netlab's

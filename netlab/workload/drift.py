@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from netlab.errors import logs_way
 from netlab.workload import crashloop, exits, health, node_uts, policy
 from netlab.workload.containers import container_argv
 from netlab.workload.tasks import in_old_sandbox, task_of
@@ -62,7 +63,7 @@ def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
             elif state_letter is None:
                 gone[f"{pod.name}/{c.name}"] = (len(out), where, crec, c, pod.spec.restart_policy)
                 out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
-                           f"see `sudo netlab logs --lab {lab.name} {pod.name} -c {c.name}`")
+                           f"see `{logs_way(lab.name, pod.name, c.name)}`")
             elif state_letter == "T":
                 out.append(f"containers: {where} is stopped (pid {crec.get('pid')}, by SIGSTOP or SIGTSTP); "
                            f"`{repair}` restarts it")
@@ -81,5 +82,5 @@ def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
             kept = waiting[cid].words(now)
         out[i] = "" if policy.completed(restart, code) else \
             f"containers: {where} {how}pid {crec.get('pid')}); " \
-            f"see `sudo netlab logs --lab {lab.name} {pod_name} -c {cname}`{kept}"
+            f"see `{logs_way(lab.name, pod_name, cname)}`{kept}"
     return [line for line in out if line] + node_uts.drift(lab) + health.drift(lab, repair)
