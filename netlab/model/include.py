@@ -301,8 +301,11 @@ def expand_includes(topo: Topology, src: Source, read: Reader) -> tuple[Topology
     problems: list[Problem] = []
     if topo.include:
         if not os.path.isfile(src.file):
+            # A dict (the Python API, the pytest plugin) has no folder: no pattern of it is read, absolute or not.
             problems.append(Problem(src.file, src.line_of(("include",)), "include",
-                                    "include: needs a topology file (patterns are relative to its folder)"))
+                                    "needs a topology file: its patterns are relative to the file's folder, and "
+                                    "this topology has none; write the manifests' policies under networkPolicies: "
+                                    "(and namespaces:), or give a topology file beside the manifests"))
         else:
             more, probs = _included(topo, src, read)
             objects += more
