@@ -224,7 +224,8 @@ def test_exec_of_a_program_that_cannot_run_returns_what_netlab_exec_exits_with(l
 
 
 def test_a_pods_namespace_deleted_is_netns_gone_from_every_method(labs):
-    name = labs.name("qga")
+    """Said as a Python caller types its way out (QA qt #4: it named `sudo netlab up --lab L`, the CLI's)."""
+    name = labs.name("pt")
     with Lab.up(small(name)) as lab:
         with pytest.raises(UsageError, match=r"^lab\.pods: selector must be a string or None, not int 42$"):
             lab.pods(42)  # type: ignore[arg-type]
@@ -235,7 +236,7 @@ def test_a_pods_namespace_deleted_is_netns_gone_from_every_method(labs):
                 call()
             assert isinstance(err.value, UsageError) and err.value.exit_code == 2
             assert str(err.value) == (f"namespace {name}-b was deleted while lab {name} is up; "
-                                      f"`sudo netlab up --lab {name}` makes it again")  # that lab's
+                                      f"`Lab({name!r}).repair()` makes it again")  # that lab's
         lab.repair()
 
 

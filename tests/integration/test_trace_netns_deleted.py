@@ -5,7 +5,6 @@ its captures, before it sends the packet from a socket in it: the kernel's own v
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 
 import pytest
@@ -18,8 +17,8 @@ pytestmark = pytest.mark.root
 
 
 def test_the_source_namespace_deleted_before_the_packet_is_sent_is_netns_gone(labs):
-    lab = labs.name("trq")
-    path, _ = labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n1}}]\n")
+    lab = labs.name("pt")
+    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n1}}]\n")
     running = Lab(lab)
     assert running.trace("a", "b").delivered
     steps: list[int] = []
@@ -33,5 +32,5 @@ def test_the_source_namespace_deleted_before_the_packet_is_sent_is_netns_gone(la
         running.trace("a", "b", progress=step)
     assert steps == [0, 1] and err.value.netns == f"{lab}-a", (steps, err.value)
     assert str(err.value) == (f"namespace {lab}-a was deleted while lab {lab} is up; "
-                              f"`sudo netlab up -t {shlex.quote(path)}` makes it again")  # its repair_up
+                              f"`Lab({lab!r}).repair()` makes it again")  # a Lab's: the Python call
     assert f"{lab}-a" not in ip("netns", "list").stdout.split()
