@@ -98,7 +98,7 @@ class Watcher(RestartPolicy, Listening):
     def __post_init__(self) -> None:
         self.restarts = Backoff(self.backoff_base)
         self.repairs = Backoff(self.backoff_base)
-        self.kids = Children()  # the containers' processes, and how each exited
+        self.kids = Children(lambda: self.clock())  # the containers' processes, and how each exited
         self.said: dict[str, tuple[Any, str]] = {}  # pod/container -> (its run, what was logged of it being held)
         self.listener: kevents.Listener | None = None
         self.file_id: watch_repair.FileId = None

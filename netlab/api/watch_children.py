@@ -17,8 +17,9 @@ from __future__ import annotations
 import ctypes
 import os
 import select
+import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from netlab.kernel import events as kevents
 from netlab.kernel import processes, taskstats
@@ -59,9 +60,11 @@ class Children:
     watcher does not see start) has a run of its own, whose exit is not known until it is read for it; it
     never takes the code of an earlier run."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.by_fd: dict[int, _Child] = {}  # pidfd -> container(s)
         self.exit_codes: dict[str, tuple[Run, int | None]] = {}  # pod/container -> (run, its exit status)
+        self.exit_times: dict[str, tuple[Run, float]] = {}  # pod/container -> (run, when its pidfd said it exited)
         self.exits: taskstats.ExitListener | None = None
         self._told: dict[int, int] = {}  # pid -> exit status, from taskstats, until its pidfd is read
         self._asked: set[tuple[str, int | None, int | None]] = set()  # (key, pid, start) asked of the server
@@ -133,10 +136,12 @@ class Children:
             except ChildProcessError:
                 code = told  # not our child (started before the watcher): its status went to init
             os.close(fd)
+            now = self.clock()
             for key in ch.keys:
+                run = ch.runs.get(key, (ch.pid, ch.start))
                 # A zombie that init had not reaped when the watcher began: the lab's server told its status.
-                self.exit_codes[key] = (ch.runs.get(key, (ch.pid, ch.start)),
-                                        code if code is not None else self._lab_told.get((key, ch.pid, ch.start)))
+                self.exit_codes[key] = run, code if code is not None else self._lab_told.get((key, ch.pid, ch.start))
+                self.exit_times[key] = run, now  # the kubelet's FinishedAt: its back-off counts from it
             out += ch.keys
         return out
 
@@ -148,6 +153,15 @@ class Children:
         """How the run ``crec`` names exited, as far as the watcher knows (None: not known, or not exited)."""
         run, code = self.exit_codes.get(key, (None, None))
         return code if run == run_of(crec) else None
+
+    def exited_at(self, key: str, crec: dict[str, Any]) -> float:
+        """When the run ``crec`` names exited, on the watcher's clock: when its pidfd said so; for a run the watcher
+        did not see exit (before it started, or unwatched), when it was first asked, kept for that run."""
+        run, at = self.exit_times.get(key, (None, 0.0))
+        if run != run_of(crec):
+            at = self.clock()
+            self.exit_times[key] = run_of(crec), at
+        return at
 
     def ask_lab(self, lab_name: str, key: str, crec: dict[str, Any]) -> int | None:
         """How a command container that exited unseen by the watcher did (before it started, or a run a plain

@@ -66,11 +66,12 @@ class RestartPolicy:
         kept = policy.held(pod.spec.restart_policy, why, alive, exit_code)
         if kept or not policy.gone(why, alive):
             return kept  # held; or stopped, changed, running elsewhere: replaced at once, whatever the policy
-        wait = self.restarts.wait(key, self.clock())
+        exited = self.kids.exited_at(key, crec)  # the kubelet's FinishedAt: the back-off counts from the exit
+        wait = self.restarts.wait(key, self.clock(), exited)
         if wait > 0:
             return f"back-off {wait:.1f}s"
         if commit:
-            self.restarts.restarted(key, self.clock())
+            self.restarts.restarted(key, self.clock(), exited)
             self.waiting.restarted(key)  # no longer in CrashLoopBackOff (recorded after the apply)
         return None
 
@@ -93,7 +94,7 @@ class RestartPolicy:
                 now_due.append(f"container {key} {what}{code}")
                 continue
             if reason.startswith("back-off"):
-                wait = self.restarts.wait(key, self.clock())
+                wait = self.restarts.wait(key, self.clock(), self.kids.exited_at(key, crec or {}))
                 due = self.clock() + wait
                 next_due = due if next_due is None else min(next_due, due)
                 waiting[key] = (time.time() + wait, self.restarts.delay(key) or 0.0)
