@@ -393,7 +393,10 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
 
                 _repair_lines(result.repair or repair_command(result.lab), result.drift, result.kept)
             else:  # a file the lab was not brought up from replaces it only with --reconfigure
-                click.echo(f"run `{result.repair}` to apply it")
+                from netlab.realize.state import up_command
+
+                # None when every difference is one no up repairs (a Never pod's failed container): said so
+                _repair_lines(result.repair or up_command(os.fspath(topology)), result.drift, result.kept, "apply")
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
 
@@ -405,8 +408,9 @@ def differ_words(objects: int, differences: int) -> str:
     return said if differences == objects else f"{said} ({plural(differences, 'difference')})"
 
 
-def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, ...]) -> None:
-    """What puts the lab right: its repair, for what it repairs; for what it leaves as it is (a Never pod's failed
+def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, ...], verb: str = "repair") -> None:
+    """What puts the lab right: its repair, for what it repairs (``verb``: "apply" for a file's `up`, which applies
+    it); for what it leaves as it is (a Never pod's failed
     container, one that could not start), what that is instead (``up`` again exits 1 the same); a container
     the lab's watcher holds back (CrashLoopBackOff) is restarted by it when its back-off ends, or by ``up`` now."""
     from netlab.workload.crashloop import said_in
@@ -414,7 +418,7 @@ def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, .
 
     waiting = [line for line in drift if said_in(line) and line not in kept]
     if len(kept) + len(waiting) < len(drift):
-        click.echo(f"run `{repair}` to repair" + (" the rest" if kept or waiting else ""))
+        click.echo(f"run `{repair}` to {verb}" + (" the rest" if kept or waiting else " it" if verb == "apply" else ""))
     if waiting:
         one = len(waiting) == 1
         click.echo(f"`netlab up --watch` restarts {'that container' if one else 'those containers'} when "

@@ -102,3 +102,26 @@ def test_status_counts_in_one_unit_and_its_footer_counts_nothing_twice(status_of
     assert lines[3] == ("the lines above show 7 of the 21 differences: `sudo netlab status --lab qx5n -o json` "
                         "lists every one (details[].differences)"), lines
     assert status_of(ROUTE).stdout.splitlines()[0] == "lab qx5n: 1 object differs from the plan:"
+
+
+def test_status_of_a_file_says_no_up_repairs_a_never_pods_failed_container(status_of, monkeypatch, tmp_path):
+    """QA qw 3: `status -t FILE` said "run `None` to apply it" when the only difference was a Never pod's failed
+    container (no repair to name): it says, as plain `status` does, that the file's `up` does not repair it."""
+    path = tmp_path / "n.yaml"
+    path.write_text("name: qx5n\nnodes: [{name: n1}]\n")
+    monkeypatch.setattr(api_internals, "replaces", lambda state, p: False)
+    up = f"sudo netlab up -t {path}"
+    monkeypatch.setattr(api_internals, "repair_up", lambda state: up)
+
+    def status(*drift: str) -> list[str]:
+        monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(lab="qx5n", drift=list(drift)))
+        res = run_cli("status", "-t", str(path))
+        assert res.returncode == 1 and "None" not in res.stdout, res.stdout
+        return res.stdout.splitlines()
+
+    lines = status(NEVER)
+    assert lines[-1].startswith(f"`{up}` does not repair that container: a Never pod's container that failed stays "
+                                "exited"), lines
+    assert "to apply" not in "\n".join(lines)
+    assert status(ROUTE, NEVER)[-2:-1] == [f"run `{up}` to apply the rest"]
+    assert status(ROUTE)[-1] == f"run `{up}` to apply it"
