@@ -64,6 +64,10 @@ class RestartPolicy:
             self.restarts.forget(key)
         alive = tasks.alive(crec)
         kept = policy.held(pod.spec.restart_policy, why, alive, exit_code)
+        if kept and why == tasks.SANDBOX_REMADE and commit:
+            # The repair stops it in its dead sandbox and its line says so: its exit, read next, is this
+            # watcher's own doing, not news to say again ("exited; did: nothing (restartPolicy Never)")
+            self.said[key] = ((crec.get("pid"), crec.get("start")), kept.split(":")[0])
         if kept or not policy.gone(why, alive):
             return kept  # held; or stopped, changed, running elsewhere: replaced at once, whatever the policy
         exited = self.kids.exited_at(key, crec)  # the kubelet's FinishedAt: the back-off counts from the exit

@@ -427,3 +427,31 @@ def test_each_exit_of_a_container_in_back_off_is_said_once_every_cycle(monkeypat
         restart()
     assert said == [f"saw: container p/s exited (exit 0); did: nothing (back-off: restart in {d:.1f}s)"
                     for d in (2.0, 4.0, 8.0)]
+
+
+def test_a_never_pods_container_the_watcher_stopped_is_not_said_again_as_its_exit(monkeypatch):
+    """QA qw 4: the repair that made a Never pod's namespace again stopped its container ("stopped container nev/c
+    (...; restartPolicy Never)"); its exit, read next, was said again: "saw: container nev/c exited (exit 0); did:
+    nothing (restartPolicy Never)". Said once; a later run's exit is said."""
+    import types
+
+    import netlab.api.watch_restart as wr
+
+    text = ("name: w\nnodes: [{name: n}]\npods:\n  - {name: nev, node: n, restartPolicy: Never, "
+            "containers: [{name: c, command: [sh]}]}\n")
+    lab = resolve(validate_source(parse_yaml(text, "t.yaml")))
+    pod = lab.pods[0]
+    run = {"pid": 10, "start": 1}
+    w = Watcher(None, "w", log=lambda line: None, clock=lambda: 100.0)
+    w.kids = types.SimpleNamespace(reaped_now=lambda: None, reap_untracked=lambda key, crec: None,
+                                   code=lambda key, crec: " (exit 0)", exit_code=lambda key, crec: 0,
+                                   ask_lab=lambda *a: 0, exited_at=lambda key, crec: 100.0)
+    w.waiting = types.SimpleNamespace(hold=lambda waiting: None, restarted=lambda key: None)
+    monkeypatch.setattr(wr.workload, "containers", lambda lab_, state: [(pod, pod.containers[0], dict(run))])
+    monkeypatch.setattr(wr.workload, "why_replace", lambda crec, argv, netns: EXITED)
+    monkeypatch.setattr(wr.tasks, "alive", lambda crec: False)
+    assert w.hold(pod, pod.containers[0], dict(run, pid=run["pid"]), SANDBOX_REMADE) == "restartPolicy Never"
+    assert w._held(lab, None)[1] == []  # type: ignore[arg-type]  # the repair's line said it
+    run.update(pid=11, start=2)  # another run (a plain `up` after the pod went out of the file and back), exited
+    assert w._held(lab, None)[1] == [  # type: ignore[arg-type]
+        "saw: container nev/c exited (exit 0); did: nothing (restartPolicy Never)"]
