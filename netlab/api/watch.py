@@ -7,7 +7,9 @@ with no file to follow; current state is the kernel. The loop sleeps in ``select
 - the lab's rtnetlink and nf_tables notifications (netlab.kernel.events):
   a change is checked against the plan at once (``status``, ~0.1 s), and
   drift is repaired by the same ``up`` a user would run;
-- a pidfd per container, readable when it exits: the pod's ``restartPolicy``
+- a pidfd per container, readable when it exits (an echo container's: its own thread's in the lab's echo
+  server, readable when the server stops serving it, as `netlab break endpoint-pod-down` does): the pod's
+  ``restartPolicy``
   and the kubelet's back-off decide (api/watch_restart.py). The watcher makes
   itself a child subreaper, so the containers it starts are its children
   and their exit status is known; it reaps them. Those a plain ``up``
@@ -30,7 +32,9 @@ its exited children reaped, and the lab stays up as the last repair left it (exi
 stop); the loop also ends when the lab is taken down.
 One watcher per lab (realize/lab_lock.WatcherLock): a second is refused before it applies anything.
 Another command holding the lab's lock (``up`` in another terminal, ``break``) is waited for: what the kernel
-says meanwhile is its work half done, not drift; a wait of an apply for the lab's lock is said in that apply's
+says meanwhile is its work half done, not drift, and so is what it woke the watcher with once it let the lab go
+(a command that took the lock since the watcher's last look: the lock file's stat, _held_since); a wait of an
+apply for the lab's lock is said in that apply's
 line (watch_repair). A watcher of a file stops, saying so, once another ``up --reconfigure`` made its lab from
 another file: that file no longer describes the lab; a watcher of the built-in default, once its lab is another
 topology saved without a file (a dict given to the library with the default lab's name).
@@ -65,7 +69,7 @@ from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.realize.state import LabState, load_state, replaces
-from netlab.realize.lab_lock import WatcherLock, lab_lock_holder
+from netlab.realize.lab_lock import WatcherLock, lab_lock_holder, lab_lock_stamp
 from netlab.workload import crashloop
 
 FILE_POLL = 0.5  # seconds between looks at the topology file
@@ -98,7 +102,7 @@ class Watcher(RestartPolicy, Listening):
     def __post_init__(self) -> None:
         self.restarts = Backoff(self.backoff_base)
         self.repairs = Backoff(self.backoff_base)
-        self.kids = Children(lambda: self.clock())  # the containers' processes, and how each exited
+        self.kids = Children(lambda: self.clock(), self.lab_name)  # the containers' processes, and how each exited
         self.said: dict[str, tuple[Any, str]] = {}  # pod/container -> (its run, what was logged of it being held)
         self.listener: kevents.Listener | None = None
         self.file_id: watch_repair.FileId = None
@@ -110,6 +114,7 @@ class Watcher(RestartPolicy, Listening):
         # notifications seen while a failed check or repair waits for its back-off: said by the retry's line
         self.deferred: list[str] = []
         self.failed: list[str] = []  # the containers that could not start, as the last apply's line told them
+        self.lock_stamp: tuple[int, int, int] | None = None  # the lab's lock file when last looked at (_held_since)
         # The containers held back by their back-off, in backoff.json for `get pods` and `status`
         self.waiting = crashloop.Record(self.lab_name, self._still_up, self.log)
 
@@ -169,6 +174,7 @@ class Watcher(RestartPolicy, Listening):
         assert state is not None
         self.kids.track(state.resolved(), state)
         self._relisten(state.resolved(), [])
+        self.lock_stamp = lab_lock_stamp(self.lab_name)
         # Carriers coming up after a fresh apply (the kernel's linkwatch, up to a second late on a busy
         # machine) are the echo of our own work: wait until every link that should run does (linkwatch has
         # sent its notification then), then read until the links have been quiet for a moment. A quiet moment
@@ -208,6 +214,7 @@ class Watcher(RestartPolicy, Listening):
             seen, ready = self.listener.wait(0 if self.pending else deadline - now, self.kids.fds())
             if self.stop:
                 break
+            since = self._held_since()
             self.kids.read_exits()  # every wake (at least every FILE_POLL): the other exits are dropped
             saw, self.pending = dedupe(self.pending + summary(seen)), []
             for key in self.kids.reaped(ready):
@@ -228,7 +235,7 @@ class Watcher(RestartPolicy, Listening):
             due = next_due is not None and now >= next_due
             if not (saw or full or due):
                 continue
-            other = self._wait_for_other()
+            other = self._wait_for_other() or since or self._held_since()  # let go since the wake
             if self.stop:
                 break
             if other and self._file_id() != self.file_id:
@@ -276,6 +283,18 @@ class Watcher(RestartPolicy, Listening):
         state = load_state(self.lab_name)
         return None if state is None or state.phase == "deleting" else state
 
+    def _held_since(self) -> str | None:
+        """Who held the lab's lock since the last look and let it go (`netlab break`, whose change may wake the
+        watcher a moment after it is done): what is seen now is its work (one that holds it now is waited for,
+        _wait_for_other). A look at the lock file's stat each wake (twice a second at least), no lock taken but
+        when it changed; a command that changed nothing to be seen is forgotten at the next wake."""
+        stamp = lab_lock_stamp(self.lab_name)
+        if stamp == self.lock_stamp or lab_lock_holder(self.lab_name) is not None:
+            return None  # nobody took it; or someone holds it now: looked at again once it is done
+        self.lock_stamp = stamp
+        last = lab_lock_holder(self.lab_name, now=False)
+        return None if last is None or last.startswith(f"pid {os.getpid()} ") else last
+
     def _wait_for_other(self) -> str | None:
         """While another command holds the lab's lock, it is changing the lab: wait until it is done (or a signal
         stops the watcher). Returns who it was ("pid N (netlab up)"), None when nobody held the lab."""
@@ -286,6 +305,7 @@ class Watcher(RestartPolicy, Listening):
             if self._file_id() != self.file_id:  # its file changed meanwhile: its apply waits for the lab itself
                 break
             time.sleep(SETTLE)
+        self.lock_stamp = lab_lock_stamp(self.lab_name)  # its work is said by this round, not again
         return holder
 
     def _follow(self, state: LabState) -> None:

@@ -50,6 +50,7 @@ class _Child:
     fd: int
     start: Any = None  # the recorded start time of a command container's process (None: an echo server)
     runs: dict[str, Run] = field(default_factory=dict)  # pod/container -> the run its record named when tracked
+    server: int | None = None  # an echo container's own thread (a thread pidfd): the echo server it is a thread of
 
 
 class Children:
@@ -60,8 +61,9 @@ class Children:
     watcher does not see start) has a run of its own, whose exit is not known until it is read for it; it
     never takes the code of an earlier run."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, lab_name: str | None = None) -> None:
         self.clock = clock
+        self.lab_name = lab_name  # whose echo server tells how an echo container it stopped serving ended
         self.by_fd: dict[int, _Child] = {}  # pidfd -> container(s)
         self.exit_codes: dict[str, tuple[Run, int | None]] = {}  # pod/container -> (run, its exit status)
         self.exit_times: dict[str, tuple[Run, float]] = {}  # pod/container -> (run, when its pidfd said it exited)
@@ -80,8 +82,11 @@ class Children:
 
     def track(self, lab: Lab, state: LabState) -> None:
         """A pidfd for every recorded container's process (new ones after each apply). Echo containers
-        are threads of the lab's one echo server (a thread has no pidfd): its process is watched for
-        all of them, since a signal that kills one of its threads (kill -9 TID) kills them all."""
+        are threads of the lab's one echo server: each has a pidfd of its own thread (Linux 6.9's PIDFD_THREAD),
+        readable when the server stops serving it (`netlab break endpoint-pod-down`, a `down` of its pod) and when
+        the server dies (a signal that kills one of its threads, kill -9 TID, kills them all). On an older
+        kernel the server's process is watched for all of them: a container it stops serving is then seen by
+        the periodic check."""
         by_pid = {ch.pid: ch for ch in self.by_fd.values()}
         for pod, c, crec in workload.containers(lab, state):
             pid = (crec or {}).get("pid")
@@ -94,6 +99,8 @@ class Children:
                 continue
             key = f"{pod.name}/{c.name}"
             process = processes.thread_group(pid) or pid
+            if process != pid and self._track_thread(key, pid, crec or {}, process, by_pid):
+                continue
             if process in by_pid:
                 if key not in by_pid[process].keys:
                     by_pid[process].keys.append(key)
@@ -103,6 +110,20 @@ class Children:
             if fd is not None:
                 start = (crec or {}).get("start") if process == pid else None
                 by_pid[process] = self.by_fd[fd] = _Child([key], process, fd, start, {key: run_of(crec or {})})
+
+    def _track_thread(self, key: str, tid: int, crec: dict[str, Any], server: int, by_pid: dict[int, _Child]) -> bool:
+        """An echo container's pidfd of its own thread ``tid`` of the echo server ``server`` (checked: that very
+        thread, its start time the recorded one); False where the kernel has no thread pidfds."""
+        if tid in by_pid:
+            return True
+        fd = kevents.thread_pidfd(tid)
+        if fd is None:
+            return False
+        if processes.start_time(tid) != crec.get("start"):  # another thread by now: the one recorded is gone
+            os.close(fd)
+            return True
+        by_pid[tid] = self.by_fd[fd] = _Child([key], tid, fd, crec.get("start"), {key: run_of(crec)}, server)
+        return True
 
     def reap_untracked(self, key: str, crec: dict[str, Any]) -> None:
         """A container of ours that exited before it had a pidfd (a crash at start) is a zombie
@@ -129,12 +150,15 @@ class Children:
                 continue
             told = self._told.pop(ch.pid, None)
             code: int | None = None
-            try:
-                res = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
-                if res is not None:
-                    code = _exit_code(res)
-            except ChildProcessError:
-                code = told  # not our child (started before the watcher): its status went to init
+            if ch.server is not None:  # an echo container's thread
+                code = self._thread_exit(ch, told)
+            else:
+                try:
+                    res = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
+                    if res is not None:
+                        code = _exit_code(res)
+                except ChildProcessError:
+                    code = told  # not our child (started before the watcher): its status went to init
             os.close(fd)
             now = self.clock()
             for key in ch.keys:
@@ -144,6 +168,16 @@ class Children:
                 self.exit_times[key] = run, now  # the kubelet's FinishedAt: its back-off counts from it
             out += ch.keys
         return out
+
+    def _thread_exit(self, ch: _Child, told: int | None) -> int | None:
+        """How an echo container's thread ended: as the lab's echo server says a container it stopped serving did
+        (SIGTERM, 143); its thread's own record in taskstats once the server itself is gone (killed with it)."""
+        key = ch.keys[0]
+        if self.lab_name is not None:
+            code = exits.exit_codes(self.lab_name, {key: {"pid": ch.pid, "start": ch.start}}).get(key)
+            if code is not None:
+                return code
+        return told if not processes.running(ch.server or 0) else None
 
     def reaped_now(self) -> list[str]:
         """:meth:`reaped` of the pidfds readable at this moment (no wait)."""

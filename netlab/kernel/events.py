@@ -271,3 +271,15 @@ def pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except ProcessLookupError:
         return None
+
+
+PIDFD_THREAD = os.O_EXCL  # include/uapi/linux/pidfd.h: a pidfd of one thread, readable when that thread exits
+
+
+def thread_pidfd(tid: int) -> int | None:
+    """A descriptor that becomes readable when thread ``tid`` exits (Linux 6.9 and later: PIDFD_THREAD); None if
+    it is gone already, or the kernel has no thread pidfds (EINVAL)."""
+    try:
+        return os.pidfd_open(tid, PIDFD_THREAD)
+    except (ProcessLookupError, OSError):
+        return None

@@ -113,6 +113,17 @@ def lab_lock_holder(lab: str, now: bool = True) -> str | None:
         os.close(fd)
 
 
+def lab_lock_stamp(lab: str) -> tuple[int, int, int] | None:
+    """The lab's lock file as it stands (inode, change time, size), changed by each command that takes the lock
+    (it writes its name there): ``up --watch`` tells by it that another command held the lab since it last looked.
+    None when the lab has no lock file. Only a ``stat``: no lock taken, nothing made."""
+    try:
+        st = os.stat(os.path.join(lab_dir(lab, create=False), LOCK_FILE))
+    except (OSError, NetlabError):
+        return None
+    return st.st_ino, st.st_ctime_ns, st.st_size
+
+
 @contextlib.contextmanager
 def unheld(lab: str) -> Iterator[bool | None]:
     """Whether nobody is at work on the lab, kept true for the body: True with the lab's lock taken shared (no

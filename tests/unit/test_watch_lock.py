@@ -217,3 +217,23 @@ def test_a_watcher_of_the_built_in_default_stops_when_a_dict_lab_takes_its_name(
             mp.setattr(watch_repair, "load_state", lambda name: other)
             watch_repair.repair(default, default.resolved(), w._follows, False, [], [])
 
+
+
+def test_a_command_that_held_the_lab_since_the_watchers_last_look_is_named_once(state_root):
+    """QA qw 1: `netlab break endpoint-pod-down` stops an echo container and lets the lab go; the watcher, woken by
+    the container's exit a moment later, found nobody holding the lab and named nobody. Whoever took the lab's lock
+    since its last look and let it go is named (once); one holding it now is not yet (it is waited for); the
+    watcher's own apply is nobody's."""
+    w = Watcher(None, LAB, log=lambda line: None)
+    with lab_lock.LabLock(LAB, "netlab up"):  # the watcher's first apply (this process)
+        (state_root / LAB / "state.json").write_text("{}")  # the lab is up: its folder stays
+    w.lock_stamp = lab_lock.lab_lock_stamp(LAB)
+    assert w.lock_stamp is not None and w._held_since() is None
+    with holder("netlab break endpoint-pod-down", seconds=0.3) as proc:
+        assert w._held_since() is None  # at work: _wait_for_other waits for it
+        proc.wait()
+    assert w._held_since() == f"pid {proc.pid} (netlab break endpoint-pod-down)"
+    assert w._held_since() is None  # said by that round, not by the next
+    with lab_lock.LabLock(LAB, "netlab up"):  # the watcher's own repair
+        pass
+    assert w._held_since() is None
