@@ -151,6 +151,8 @@ pods:
             inside = residents(f"{name}-{pod}", watcher)
             assert inside == [], f"pod {pod}'s new namespace holds {inside}"
             assert sum(f"stopped container {pod}/main" in x for x in watcher.lines[mark:]) == 1
+            # the watcher's own stop is not said again as an exit it saw (QA qw 4)
+            assert not any(f"container {pod}/main exited" in x for x in watcher.lines[mark:]), watcher.lines[mark:]
         assert not any("restarted container" in x for x in watcher.lines[mark:]), "\n".join(watcher.lines)
         assert running(keep) and container_pid(name, "keep") == keep  # the server's other thread serves on
         client = ("import socket; s = socket.create_connection(('127.0.0.1', 8080), timeout=5); "
