@@ -92,6 +92,7 @@ def test_the_new_dnsmasq_stops_the_old_one_itself_right_before_its_exec(host):
     old = subprocess.Popen(["sleep", "60"])  # the running dnsmasq, started with a command that changed since
     try:
         state = LabState(lab=LAB)
+        state_dir.lab_dir(LAB)  # the lab's folder as netlab makes it (marked: realize/lab_folder), its logs below
         os.makedirs(os.path.dirname(log_path(LAB, DNS_NAME, DNS_CONTAINER)), exist_ok=True)
         state.extra["workload"] = {"version": 1, "pods": {DNS_NAME: {"netns": pod.netns, "created": 1.0, "containers": {
             DNS_CONTAINER: {"argv": ["dnsmasq", "--old"], "log": log_path(LAB, DNS_NAME, DNS_CONTAINER),

@@ -18,7 +18,7 @@ def etc(tmp_path, monkeypatch):
     monkeypatch.setattr(netns_files, "ETC_NETNS", str(path))
     from netlab.services import flannel_files, stale
 
-    monkeypatch.setattr(flannel_files, "drift", lambda lab: [])
+    monkeypatch.setattr(flannel_files, "drift", lambda lab, state=None: [])
     monkeypatch.setattr(stale, "find", lambda lab: [])
     return path
 

@@ -8,14 +8,12 @@ decides (netlab.errors.python_words: a Lab method runs in it); the CLI's command
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from netlab import Lab
 from netlab.errors import NetnsGone, logs_way, python_words
 from netlab.realize.state import lab_netns_gone
-from netlab.realize.state_dir import state_file
+from netlab.realize.state_dir import lab_dir, state_file
 
 
 @pytest.fixture
@@ -24,7 +22,7 @@ def gone(state_root, monkeypatch):
     from netlab.api import exec as exec_mod
 
     path = state_file("qp1")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    lab_dir("qp1")  # the lab's folder as netlab makes it (marked: realize/lab_folder)
     with open(path, "w") as f:
         f.write("{}")
 
@@ -81,7 +79,7 @@ def test_status_reads_the_lab_in_its_callers_words(monkeypatch):
 
     monkeypatch.setattr(internals.lifecycle, "status", status)
     monkeypatch.setattr(internals, "seen", lambda name: types.SimpleNamespace(lab=name, meanwhile=lambda: None))
-    monkeypatch.setattr(Lab, "_against", lambda self, topology: (None, None))
+    monkeypatch.setattr(Lab, "_against_ahead", lambda self, topology: (None, None, []))
     for api in (True, False):
         internals.internal_status(Lab("qp1"), api=api)
     assert said == [True, False]
