@@ -56,7 +56,7 @@ from netlab.kernel import conntrack
 from netlab.kernel import netns as nsmod
 # What only start and drift use (the plan's rule builders, cluster DNS, the Flannel files, stale conntrack
 # entries) loads the topology's models, and is imported there: ``down`` of a lab (stop) needs none of it.
-from netlab.services import hosts, netns_files
+from netlab.services import hosts, netns_files, pod_files_gone
 from netlab.model.naming import is_netns
 
 if TYPE_CHECKING:
@@ -320,23 +320,23 @@ def start(lab: Lab, state: LabState, early: netns_files.EarlyWrite | None = None
     return done
 
 
-def stop_early(state: LabState) -> netns_files.EarlyRemove | None:
+def stop_early(state: LabState) -> pod_files_gone.EarlyRemove | None:
     """The whole lab goes: every file the records name is taken away by a thread while its processes stop and
-    its namespaces go (netns_files.EarlyRemove); :func:`stop`, called last, waits for it and changes the
+    its namespaces go (pod_files_gone.EarlyRemove); :func:`stop`, called last, waits for it and changes the
     records. None when no file or directory is recorded."""
     rec = _records(state)
     if not (rec["dirs"] or any(rec[kind] for kind in netns_files.FILES)):
         return None
-    return netns_files.EarlyRemove(state.lab, rec)
+    return pod_files_gone.EarlyRemove(state.lab, rec)
 
 
 def stop(state: LabState, netns_names: Iterable[str], everything: bool = False,
-         early: netns_files.EarlyRemove | None = None) -> list[str]:
+         early: pod_files_gone.EarlyRemove | None = None) -> list[str]:
     """Namespaces about to be deleted: take away the files netlab wrote for them
     (``everything``: the whole lab goes, so every file the records name; ``early``: what stop_early began,
     waited for)."""
     rec = _records(state)
-    state.removed_files += netns_files.stop(state.lab, rec, set(netns_names), everything, early)
+    state.removed_files += pod_files_gone.stop(state.lab, rec, set(netns_names), everything, early)
     if not everything:  # the whole lab's go with its state directory (down loads no model: imported here)
         from netlab.services import flannel_files
 

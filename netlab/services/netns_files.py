@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from netlab.feature import StartResult
 from netlab.kernel import testhooks
-from netlab.kernel.threads import Background, side_by_side
+from netlab.kernel.threads import Background
 from netlab.model.files import Unreadable, read_regular
 from netlab.model.naming import ETC_NETNS, check_netns, is_netns, pod_file_marker
 
@@ -54,9 +54,6 @@ MADE_BY_NETLAB = "user.netlab.made"  # the mark on an /etc/netns netlab made (an
 # The record's key of each file, and the file's name in /etc/netns/<namespace>/ (and in /etc).
 FILES = {"resolv": "resolv.conf", "hosts": "hosts"}
 READ_MAX = 16 << 20  # bytes of a pod's file read back (netlab writes a few hundred; past this it differs anyway)
-# A lab that goes takes its pods' files and directories away, a namespace's in one of a few threads: an unlink
-# or rmdir mostly waits for the file system (~0.1 ms each on an ext4 /etc), not for a core.
-REMOVE_WORKERS = 4
 
 # What sync is asked to write: {namespace: (pod name, the file's text)}.
 Wanted = dict[str, tuple[str, str]]
@@ -213,12 +210,12 @@ def write_in_place(path: str, text: str) -> None:
 def remove(lab_name: str, rec: dict, kind: str, netns: str, done: StartResult | None = None) -> None:
     """Take away the file of ``kind`` netlab wrote for ``netns`` (only ours); its directory goes in :func:`tidy`."""
     status = rec[kind].pop(netns, None)
-    path = None if status is None else _remove_ours(lab_name, kind, netns, status)
+    path = None if status is None else remove_ours(lab_name, kind, netns, status)
     if path is not None and done is not None:
         done.actions.append(f"removed {path}")
 
 
-def _remove_ours(lab_name: str, kind: str, netns: str, status: str) -> str | None:
+def remove_ours(lab_name: str, kind: str, netns: str, status: str) -> str | None:
     """Unlink the file of ``kind`` of ``netns`` if it is netlab's for this lab (its record said ``status``);
     the path removed, or None."""
     if not lab_netns(lab_name, netns):
@@ -242,7 +239,7 @@ def _remove_ours(lab_name: str, kind: str, netns: str, status: str) -> str | Non
     return None
 
 
-def _remove_dir(lab_name: str, netns: str) -> None:
+def remove_dir(lab_name: str, netns: str) -> None:
     """rmdir /etc/netns/<netns> of this lab, only when empty (someone's file there keeps it)."""
     if lab_netns(lab_name, netns):
         try:
@@ -258,83 +255,10 @@ def tidy(lab_name: str, rec: dict) -> None:
     held = {netns for kind in FILES for netns in rec[kind]}
     for netns in [n for n in rec["dirs"] if n not in held]:
         rec["dirs"].pop(netns)
-        _remove_dir(lab_name, netns)
+        remove_dir(lab_name, netns)
     if not held and not rec["dirs"] and (rec["etc_netns"] is not None or made_by_netlab(ETC_NETNS)):
         remove_etc_netns()
         rec["etc_netns"] = None
-
-
-# The files of the namespaces that go, by namespace, each as (kind, its recorded status).
-Going = dict[str, list[tuple[str, str]]]
-
-
-def _going(rec: dict, netns_names: set[str], everything: bool) -> tuple[Going, set[str]]:
-    """What the records name of the namespaces that go (``everything``: all), and which of them have a
-    directory netlab made (nothing of ours is left in it once their files go). The records are not changed."""
-    going: Going = {}
-    for kind in FILES:
-        for netns in [n for n in rec[kind] if everything or n in netns_names]:
-            going.setdefault(netns, []).append((kind, rec[kind][netns]))
-    return going, {netns for netns in going if netns in rec["dirs"]}
-
-
-def _forget(rec: dict, going: Going, dirs: set[str]) -> None:
-    """Take out of the records what was taken away (an entry recorded since, with another status, stays)."""
-    for netns, files in going.items():
-        for kind, status in files:
-            if rec[kind].get(netns) == status:
-                rec[kind].pop(netns)
-        if netns in dirs:
-            rec["dirs"].pop(netns, None)
-
-
-def _take_away(lab_name: str, going: Going, dirs: set[str]) -> list[str]:
-    """Each namespace's files, then its directory, by one of REMOVE_WORKERS threads, side by side; the paths of
-    the files removed, in the records' order."""
-    removed: dict[str, list[str]] = {}
-
-    def one(netns: str) -> None:
-        paths = [_remove_ours(lab_name, kind, netns, status) for kind, status in going[netns]]
-        removed[netns] = [path for path in paths if path is not None]
-        if netns in dirs:
-            _remove_dir(lab_name, netns)
-
-    side_by_side(one, list(going), REMOVE_WORKERS)
-    return [path for netns in going for path in removed.get(netns, [])]
-
-
-def stop(lab_name: str, rec: dict, netns_names: set[str], everything: bool,
-         early: EarlyRemove | None = None) -> list[str]:
-    """Namespaces about to go (``everything``: the whole lab): every file of theirs the records name, and
-    then the directory netlab made for them, side by side (:func:`_take_away`); the records change here,
-    in the caller's thread. ``early``: what a thread began (:class:`EarlyRemove`), waited for first. Returns
-    the paths of the files removed."""
-    removed: list[str] = []
-    if early is not None:
-        removed += early.join()
-        _forget(rec, early.going, early.dirs)
-    going, dirs = _going(rec, netns_names, everything)  # after an early removal: nothing new, as a rule
-    _forget(rec, going, dirs)
-    removed += _take_away(lab_name, going, dirs)
-    tidy(lab_name, rec)  # the other directories that hold nothing of ours, and /etc/netns when it is empty
-    return removed
-
-
-class EarlyRemove:
-    """Every pod file and directory the records name, taken away by a thread while ``down`` stops the lab's
-    processes and deletes its namespaces (services.lifecycle.stop_early): they need neither, and at 500 pods
-    they are 1,000 unlinks and 500 rmdirs, 0.07 to 0.2 s of waits on this VM's ext4 by the hour.
-
-    The thread changes no record: if the process dies meanwhile, the saved state still names every file, and
-    the next ``down`` takes away what is left. :func:`stop` waits for it and then changes the records."""
-
-    def __init__(self, lab_name: str, rec: dict):
-        self.going, self.dirs = _going(rec, set(), everything=True)
-        self._work = Background(_take_away, lab_name, self.going, self.dirs, name="netlab-pod-files-rm")
-
-    def join(self) -> list[str]:
-        """Wait for the thread; the paths of the files it removed, or raises what stopped it."""
-        return self._work.join()
 
 
 def make_etc_netns() -> bool:
@@ -376,6 +300,7 @@ def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, wit
     netlab's would ("does not use the cluster DNS"). Right after the first file
     of the run is written, the fault point ``<kind>-written`` (tests).
     """
+
     done = StartResult()
     want = lab_wanted(lab_name, want)  # paths only from the lab's names
     for netns in [n for n in rec[kind] if n not in want and others]:

@@ -21,7 +21,7 @@ from netlab.lab import teardown
 from netlab.model.naming import pod_file_marker
 from netlab.realize import state_dir, tags
 from netlab.realize.state import LabState, PodFilesLeft, StateLost, lost_state
-from netlab.services import lifecycle as services, netns_files
+from netlab.services import lifecycle as services, netns_files, pod_files_gone
 from cli_inprocess import run_cli
 
 LAB = "ab"
@@ -191,7 +191,7 @@ def test_the_files_are_removed_through_their_folder_never_a_symlink_put_in_its_p
     (etc / "ab-a" / "hosts").unlink()
     (etc / "ab-a").rmdir()
     (etc / "ab-a").symlink_to(elsewhere)
-    netns_files.stop(LAB, rec, set(), everything=True)
+    pod_files_gone.stop(LAB, rec, set(), everything=True)
     assert (elsewhere / "hosts").read_text() == mine() and (etc / "ab-a").is_symlink()
 
 
