@@ -61,6 +61,7 @@ from netlab.doctor_host import (check_capabilities, check_exit_status, check_fal
                                 with_libpcap)
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, EVERYTHING, FAIL, HOST, INFO, KERNEL, OK, TITLES,
                                  TOOLS, WARN, Check)
+from netlab.doctor_nft import KUBE_PROXY_SHAPE, NETDEV_SHAPE
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import features, packages
 from netlab.kernel import netns as nsmod
@@ -87,6 +88,8 @@ KERNEL_MODULE = {
     "br_netfilter": ("br_netfilter", "CONFIG_BRIDGE_NETFILTER"),
     "conntrack": ("nf_conntrack_netlink", "CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK"),
     "nf_tables": ("nf_tables", "CONFIG_NF_TABLES"),
+    "nf_netdev": ("nft_numgen", "CONFIG_NF_TABLES_NETDEV, CONFIG_NETFILTER_INGRESS, CONFIG_NETFILTER_EGRESS, "
+                                "CONFIG_NFT_NUMGEN"),
     "sock_diag": ("inet_diag", "CONFIG_INET_DIAG, CONFIG_INET_TCP_DIAG, CONFIG_INET_UDP_DIAG"),
     "sctp": ("xt_sctp", "CONFIG_NETFILTER_XT_MATCH_SCTP (iptables' legacy backend; nft's needs only nf_tables)"),
     **{q: (f"sch_{q}", f"CONFIG_NET_SCH_{q.upper()}") for q in features.QDISCS},
@@ -105,9 +108,11 @@ WHY = {
                     "without it",
     "tbf": "needed only for rate impairments (impair: rate)",
     "htb": "netlab shapes rates with tbf; htb is not used",
-    "netem": "needed only for delay and jitter impairments (impair: delay; loss is an iptables rule)",
-    "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables); tests and learners "
-           "run it too",
+    "netem": "needed only for delay and jitter impairments (impair: delay; loss is an nftables netdev rule)",
+    "nf_netdev": "needed only for loss impairments (impair: loss): an nftables rule on a device's ingress or egress "
+                 "hook drops that share of the frames",
+    "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables) and loss impairments; "
+           "tests and learners run it too",
     "conntrack-tool": "netlab up needs it only for a lab with Services, but trace (any lab), quiz and inspect's "
                       "conntrack section run it",
     "tcpdump": "netlab itself does not run it, learners and tests do",
@@ -134,8 +139,10 @@ def needs(lab: Lab) -> set[str]:
         out.add("br_netfilter")
     if "nat" in kinds:
         out |= {"iptables-restore", "conntrack", "nf_tables"}  # nf_tables only if iptables is nft: see _iptables
-    if "nft" in kinds:  # kube-proxy in nftables mode: its table, written with nft -f
-        out |= {"nf_tables", "nft", "conntrack"}
+    if any(r.kind == "nft" and getattr(r, "family", "") != "netdev" for r in plan.resources):
+        out |= {"nf_tables", "nft", "conntrack"}  # kube-proxy in nftables mode: its table, written with nft -f
+    if any(r.kind == "nft" and getattr(r, "family", "") == "netdev" for r in plan.resources):
+        out |= {"nf_netdev", "nft"}  # impairments' loss: netdev chains (plan/impair.py), written with nft -f
     if lab.services:
         out.add("conntrack-tool")
     specs = [imp for n in lab.topo.nodes for imp in n.impair.values()]
@@ -264,25 +271,22 @@ def _iptables(needed: bool, pretend: set[str]) -> tuple[Check | None, list[str] 
     return None, [restore, "--version"]
 
 
-# kube-proxy's nftables objects in miniature (plan/nftables.py): a verdict map keyed ip . proto . port, a
-# numgen vmap, a dynamic set with a timeout and its update, DNAT, a reject, masquerade fully-random, committed
-# for real in the throwaway namespace (which the kernel frees with it): the kernel has what nftables mode needs.
-KUBE_PROXY_SHAPE = "; ".join((
-    "add table ip netlab-doctor",
-    "add set ip netlab-doctor aff { type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; }",
-    "add map ip netlab-doctor ips { type ipv4_addr . inet_proto . inet_service : verdict ; }",
-    "add chain ip netlab-doctor nat { type nat hook prerouting priority -100 ; }",
-    "add chain ip netlab-doctor post { type nat hook postrouting priority 100 ; }",
-    "add chain ip netlab-doctor filter { type filter hook forward priority 0 ; }",
-    "add chain ip netlab-doctor ep",
-    "add rule ip netlab-doctor nat ip daddr . meta l4proto . th dport vmap @ips",
-    "add rule ip netlab-doctor nat numgen random mod 2 vmap { 0 : goto ep, 1 : goto ep }",
-    "add rule ip netlab-doctor ep update @aff { ip saddr }",
-    "add rule ip netlab-doctor ep meta l4proto tcp dnat to 10.0.0.1:80",
-    "add rule ip netlab-doctor filter ct state new ip daddr 10.96.0.0/12 reject",
-    "add rule ip netlab-doctor post mark and 0x00004000 == 0 return",
-    "add rule ip netlab-doctor post masquerade fully-random",
-))
+def _netdev(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
+    """Does the kernel take loss impairments' chains (netdev ingress and egress hooks, numgen)?"""
+    if "nf_netdev" in pretend:
+        return _verdict("nf_netdev", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed,
+                        kernel_fix("nf_netdev"))
+    if "nf_netdev" not in probe.outputs:
+        return _verdict("nf_netdev", False, "not tried: no nft to load the chains with", needed,
+                        packages.install_fix(PROGRAMS["nft"]))
+    status, text = probe.outputs["nf_netdev"]
+    if status == 0:
+        return Check("nf_netdev", OK, "netdev chains on a device's ingress and egress hooks with a numgen random "
+                     "drop load (loss impairments)", needed=needed)
+    first = text.splitlines()[0] if text else "no output"
+    detail = f"nft refuses netdev ingress/egress chains with numgen ({first})"
+    return _verdict("nf_netdev", False, detail + (f"; {WHY['nf_netdev']}" if needed else ""), needed,
+                    kernel_fix("nf_netdev"))
 
 
 def _nft_path() -> str | None:
@@ -349,9 +353,11 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     if "sctp" in only and "sctp" not in pretend and "iptables-restore" not in pretend:
         with suppress(EnvironmentNotReady):  # no iptables-restore: the sctp check says it was not tried
             commands["sctp"] = [netfilter.tools()[1], "--noflush"]
-    nft_path = _nft_path() if "nf_tables" in only else None
-    if nft_path:
+    nft_path = _nft_path() if only & {"nf_tables", "nf_netdev"} else None
+    if nft_path and "nf_tables" in only:
         commands["nft-kube-proxy"] = [nft_path, KUBE_PROXY_SHAPE]
+    if nft_path and "nf_netdev" in only and "nf_netdev" not in pretend:
+        commands["nf_netdev"] = [nft_path, NETDEV_SHAPE]
     wanted_kernel = {k for k in only if k in features.FEATURES}
     if only & {"fallback-tunnels", "host-devconf"}:
         wanted_kernel.add("netns")
@@ -377,6 +383,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     for name in KERNEL:
         if name in only:
             out[name] = (_sctp(probe, name in needed, pretend) if name == "sctp" else
+                         _netdev(probe, name in needed, pretend) if name == "nf_netdev" else
                          _kernel(name, probe, name in needed, pretend))
     if "nf_tables" in out and "nft-kube-proxy" in commands:
         out["nf_tables"] = _kube_proxy_shape(out["nf_tables"], probe, "nft" in needed)

@@ -14,8 +14,8 @@ from netlab.kernel import features
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 
-KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem",
-          "sock_diag", "sctp")
+KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "nf_netdev", "tbf", "htb",
+          "netem", "sock_diag", "sctp")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
 HOST = ("capabilities", "open-files", "neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats",
@@ -32,7 +32,7 @@ ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
-          "sctp": "kernel SCTP rules",
+          "sctp": "kernel SCTP rules", "nf_netdev": "kernel nf_tables netdev hooks",
           **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack", "cni-plugins": "tool CNI plugins",
           "capabilities": "host capabilities", "open-files": "host open-files limit",
           "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels", "ipv6": "host IPv6",

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from netlab.api import lifecycle
 from netlab.errors import ApplyFailed, UsageError
 from netlab.impair import lifecycle as feature
+from netlab.impair.show import Shown, read as read_impairments
 from netlab.lab.up import UpResult
 from netlab.model.impair import POD_INTERFACES, Impairment, describe, node_interfaces
 from netlab.model.lab import resolve
@@ -123,6 +124,27 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
         raise
     return ImpairResult(lab=lab_name, target=f"{name}:{iface}", netns=netns, before=before,
                         after=describe(spec.spec()) if spec is not None else "none", up=done)
+
+
+def show(lab_name: str, target: str | None = None) -> list[Shown]:
+    """What the lab's interfaces suffer now, read from the kernel (``target``: NAME:IFACE alone, shown even when
+    nothing is on it); the ones with nothing on it and nothing wanted are left out."""
+    state = running_lab(lab_name)
+    lab = state.resolved()
+    only = None
+    if target is not None:
+        name, iface = parse_target(target)
+        allowed: tuple[str, ...]
+        if name in {p.name for p in lab.pods}:
+            allowed = POD_INTERFACES
+        elif name in {n.name for n in lab.nodes}:
+            allowed = node_interfaces(lab.topo.network.mode, lab.topo.network.vxlan.vni)
+        else:
+            raise UsageError(f"lab {lab_name} has no pod or node {name!r}")
+        if iface not in allowed:
+            raise UsageError(f"{name} has no interface {iface!r} to impair; use one of {', '.join(allowed)}")
+        only = (name, iface)
+    return read_impairments(lab, feature.runtime(state), only)
 
 
 def _runtime_entry(lab_name: str, key: str, entry: dict[str, Any] | None, wait: float) -> dict[str, Any] | None:

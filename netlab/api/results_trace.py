@@ -153,6 +153,10 @@ class Trace:
     # entry naming another node). hop, label ("4", "r4" on the way back), direction, netns, device, text, reason
     # (the row's problem), fix. None when the packet went the planned way.
     astray: Mapping[str, Any] | None = None
+    # The impaired interfaces the path leaves by (an impairment acts on what an interface sends), once per direction:
+    # target (NAME:IFACE, as `netlab impair` takes it), impairment ("rate 10mbit loss 1%"), direction (forward or
+    # reply), hop (its label). Said even when the packet got through: other packets of the flow may not.
+    impairments: tuple[Mapping[str, Any], ...] = ()
     # The trace's verdict, `netlab trace`'s exit 0: delivered, not refused, the reply (when one is due) back, no
     # denied flow past its node, no masquerade from pod to pod, no row that sent it astray
     ok: bool = True

@@ -10,26 +10,29 @@ from netlab.cli.base import cli, require_root
 from netlab.cli.options import WAIT_OPTION, lab_options
 from netlab.cli.output import exit_if_failed, output_option, print_json, warn
 from netlab.cli.complete import complete_impair_interfaces
+from netlab.errors import UsageError
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.impair", "netlab.api.lab")
 
 
 @cli.command()
-@click.argument("target", metavar="NAME:IFACE", shell_complete=complete_impair_interfaces)
+@click.argument("target", metavar="[NAME:IFACE]", required=False, shell_complete=complete_impair_interfaces)
 @lab_options
 @click.option("--rate", metavar="RATE",
               help="Egress rate limit (tbf), tc units in any case: 10mbit, 10Mbit, 512kbit, 1gbit.")
 @click.option("--delay", metavar="TIME",
               help="Added delay (netem), tc units in any case: 20ms, 20MS. Refused (exit 3) without sch_netem.")
 @click.option("--jitter", metavar="TIME", help="Delay variation (netem), with --delay: 5ms.")
-@click.option("--loss", metavar="PCT", help="Random loss: 1% (an iptables statistic DROP rule in the namespace).")
+@click.option("--loss", metavar="PCT", help="Random loss: 1%, dropped where the frames arrive (an nftables netdev "
+              "rule on the veth's peer; on a bridge's or VXLAN device's egress): silent to the sender.")
 @click.option("--clear", is_flag=True, help="Remove the interface's impairment.")
 @WAIT_OPTION
 @output_option("text", "json")
-def impair(target: str, lab_name: str | None, topology: str | None, rate: str | None, delay: str | None,
+def impair(target: str | None, lab_name: str | None, topology: str | None, rate: str | None, delay: str | None,
            jitter: str | None, loss: str | None, clear: bool, wait: float, output: str) -> None:
-    """Set what an interface's egress suffers, now: rate, delay, jitter, loss; or --clear it.
+    """Set what an interface's egress suffers, now: rate, delay, jitter, loss; or --clear it; or, with no
+    option, show what the lab's interfaces suffer (read from the kernel).
 
     The options replace the interface's whole impairment (options left out
     are not kept). The change is recorded as the lab's desired state: `status`
@@ -44,9 +47,19 @@ def impair(target: str, lab_name: str | None, topology: str | None, rate: str | 
       sudo netlab impair fedora-1:eth0 --rate 10mbit --loss 1%
       sudo netlab impair minikube:cni0 --rate 50mbit     # what the node sends to its pods
       sudo netlab impair fedora-1:eth0 --clear
+      sudo netlab impair                                 # every impaired interface, as the kernel has it
+      sudo netlab impair fedora-1:eth0                   # that one
     """
     from netlab.api import impair as impair_api
 
+    if not any(v is not None for v in (rate, delay, jitter, loss)) and not clear:
+        require_root()
+        chosen = api.selected_name(lab_name, topology)
+        assert chosen is not None
+        _show(chosen, impair_api.show(chosen, target), target, output)
+        return
+    if target is None:
+        raise UsageError("name the interface to change: NAME:IFACE, such as fedora-1:eth0")
     name, iface = impair_api.parse_target(target)
     spec = impair_api.options(rate, delay, jitter, loss, clear)
     require_root()
@@ -64,3 +77,16 @@ def impair(target: str, lab_name: str | None, topology: str | None, rate: str | 
     for line in result.up.fixed:
         click.echo(f"  {line}")
     exit_if_failed(result.up.failed)  # the up it ran could not start them: the impairment is set, as up's exit 1
+
+
+def _show(lab: str, shown: list, target: str | None, output: str) -> None:
+    """``netlab impair [NAME:IFACE]`` with no option: the impairments the kernel has, in lines or JSON."""
+    if output == "json":
+        print_json({"lab": lab, "impairments": [s.to_json() for s in shown]})
+        return
+    if not shown:
+        click.echo(f"lab {lab}: no interface is impaired")
+        return
+    click.echo(f"lab {lab}: impairments, as the kernel has them{'' if target else ' (every impaired interface)'}")
+    for s in shown:
+        click.echo(f"  {s.line()}")

@@ -39,7 +39,7 @@ from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import tc, testhooks
 from netlab.model.impair import describe, rate_bits, time_us
-from netlab.plan.impair import impaired
+from netlab.plan.impair import TABLE as LOSS_TABLE, hook_of, impaired
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -50,10 +50,11 @@ Spec = dict[str, "str | None"]
 
 
 def preflight(lab: Lab) -> None:
-    """A rate needs tbf, a delay netem: refused before any change, with the doctor's line (exit 3)."""
-    if any(spec.get("rate") or spec.get("delay") or spec.get("jitter") for _, _, spec in impaired(lab)):
+    """A rate needs tbf, a delay netem, a loss nf_tables' netdev hooks (and nft): refused before any change, with
+    the doctor's line (exit 3)."""
+    if any(any(spec.values()) for _, _, spec in impaired(lab)):
         from netlab import doctor  # the machine's checks: only up's preflight loads them
-        doctor.require_for(lab, only=("tbf", "netem"))
+        doctor.require_for(lab, only=("tbf", "netem", "nf_netdev", "nft"))
 
 
 def _record(state: LabState) -> dict:
@@ -304,3 +305,23 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                 note = f" (set at run time by `netlab impair`: {describe(rt.get('spec') or {})})"
             out.append(f"impair: {iface} in {ns} has {words(now)}, the topology says {words(target)}{note}")
     return out
+
+
+def loss_notes(lab: Lab, state: LabState) -> dict[str, str]:
+    """For ``status``: namespace -> why its loss table (plan/impair.py) differs from a file's, where ``netlab
+    impair`` set interfaces at run time whose loss is dropped there (``status -t FILE`` names them as it names a
+    rate: "set at run time by `netlab impair`: pa:eth0 loss 3%")."""
+    names = {p.netns: p.name for p in lab.pods} | {n.netns: n.name for n in lab.nodes}
+    lossy = {(ns, iface) for ns, iface, spec in impaired(lab) if spec.get("loss")}
+    said: dict[str, list[str]] = {}
+    for key, entry in sorted(running(state, list(names)).items()):
+        ns, _, iface = key.partition(":")
+        if not (entry.get("spec") or {}).get("loss") and (ns, iface) not in lossy:
+            continue  # a rate or a delay alone: a qdisc, said by drift()
+        hook = hook_of(lab, names[ns], ns, iface, "")
+        said.setdefault(hook.netns, []).append(f"{hook.target} {describe(entry.get('spec') or {})}")
+    return {ns: f"set at run time by `netlab impair`: {', '.join(v)}" for ns, v in said.items()}
+
+
+def is_loss_table(resource: object) -> bool:
+    return getattr(resource, "table", None) == LOSS_TABLE and getattr(resource, "family", None) == "netdev"

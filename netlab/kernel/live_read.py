@@ -104,6 +104,8 @@ class Reading:
                 continue
             try:
                 data = nftmod.list_table(netns, family, name)
+                if data is not None and family == "netdev":  # its chains' devices (netlab's loss hooks)
+                    nftmod.add_devices(data, nftmod.list_table_text(netns, family, name) or "")
             except nftmod.NftError as exc:
                 raise KernelError(None, errno.EIO, str(exc)) from None
             if data is not None:

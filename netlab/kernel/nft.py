@@ -141,6 +141,27 @@ def list_ruleset(netns: str) -> dict:
         raise NftError(f"{netns}: nft -j printed something that is not JSON") from None
 
 
+_CHAIN = re.compile(r'^\s*chain (\S+) \{\s*$')
+_HOOK_DEVICE = re.compile(r'^\s*type \S+ hook \S+ device "?([^"\s]+)"?')
+
+
+def add_devices(data: dict, text: str) -> None:
+    """Put each netdev base chain's device into ``nft -j``'s answer where nft left it out (nft 1.0.6's JSON
+    has no ``dev``), from the same table as nft prints it to a person (``type filter hook ingress device
+    "veth1" priority filter``)."""
+    devices: dict[str, str] = {}
+    chain = None
+    for line in text.splitlines():
+        if m := _CHAIN.match(line):
+            chain = m.group(1).strip('"')
+        elif chain and (m := _HOOK_DEVICE.match(line)):
+            devices[chain] = m.group(1)
+    for o in data.get("nftables", []):
+        c = o.get("chain") if isinstance(o, dict) else None
+        if isinstance(c, dict) and "hook" in c and "dev" not in c and c.get("name") in devices:
+            c["dev"] = devices[c["name"]]
+
+
 def list_table_text(netns: str, family: str, table: str) -> str | None:
     """``nft list table FAMILY TABLE``: the table as nft prints it to a person (counters in place), or None
     when there is no such table."""

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel, Snapshot
 from netlab.feature import Feature, Note
+from netlab.impair import lifecycle as impair_feature
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Netns, Resource, Sysctl, Veth
@@ -57,9 +58,13 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     links = kernel_links(state)
     made = plugin_made(lab, state)  # what a user's CNI plugins made: their CHECK judges it
 
+    notes = impair_feature.loss_notes(lab, state)  # status -t FILE: a loss `netlab impair` set, said as a rate is
+
     def compare(ns: str, snap: Snapshot, peers: dict[str, Snapshot]) -> Compared:
         obs = observe(snap, {r.key: r for r in want.get(ns, [])}, peers)
         found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ())) if not is_plugin_made(d, made)]
+        found = [replace(d, detail="; ".join(filter(None, (d.detail, notes[ns]))))
+                 if ns in notes and impair_feature.is_loss_table(d.resource) else d for d in found]
         return Compared(True, [str(d) for d in found], [d.to_json() for d in found], snap.links)
 
     def judge(ns: str, snap: Snapshot) -> Compared:

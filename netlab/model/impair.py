@@ -10,9 +10,11 @@ pods of one node leave through the bridge's ports, not through ``cni0``).
   kilo*bytes* a second): a token bucket (``tbf``) as the root qdisc;
 - ``delay`` and ``jitter`` (``20ms``, ``500us``, ``1s``): ``netem``, where the
   kernel has ``sch_netem``;
-- ``loss`` (``1%``): an ``iptables -m statistic --mode random --probability``
-  DROP in the namespace's ``mangle`` table, on every kernel, so a lab drops the
-  same way on every machine and ``iptables-save`` shows it.
+- ``loss`` (``1%``): an nf_tables ``netdev`` rule (``numgen random``) that
+  drops that share where the interface's frames arrive (its veth's peer) or,
+  for a bridge or a VXLAN device, as they leave it (plan/impair.py): loss on
+  the wire, which the sender is not told of, on every kernel with the netdev
+  family (no netem needed); ``nft list table netdev netlab-impair`` shows it.
 
 The values are kept as written (the topology round-trips); the numbers the
 kernel takes come from the ``*_bits``/``*_us``/``loss_fraction`` helpers.
@@ -54,6 +56,9 @@ DELAY_MAX_US = 60 * 1_000_000
 # What netlab gives the qdiscs besides the topology's numbers (kernel/tc.py encodes them, plan/impair.py shows them).
 LATENCY_US = 50_000  # how long a packet may wait in the token bucket before tbf drops it
 NETEM_LIMIT = 1000  # packets netem holds (tc's default)
+# A loss rule draws a random number in [0, LOSS_SCALE) per packet (nft's numgen random mod): its resolution. Below
+# 2^31, as nft 1.0.6's JSON prints the modulus as a signed 32-bit number.
+LOSS_SCALE = 10**9
 
 
 def burst_bytes(rate_bits: int) -> int:
@@ -144,22 +149,23 @@ class Impairment(BaseModel):
                                   "10Mbit, 512kbit, 1gbit.")
     delay: Time | None = Field(None, description="Added delay (netem; refused where the kernel lacks sch_netem).")
     jitter: Time | None = Field(None, description="Delay variation (netem), with delay.")
-    loss: Loss | None = Field(None, description="Random loss, like \"1%\" (an iptables statistic DROP rule).")
+    loss: Loss | None = Field(None, description="Random loss, like \"1%\" (an nftables netdev rule where "
+                                  "the frames arrive: silent to the sender, as on a wire).")
 
     def spec(self) -> dict[str, str | None]:
         return {"rate": self.rate, "delay": self.delay, "jitter": self.jitter, "loss": self.loss}
 
     def no_effect(self) -> list[tuple[str, str]]:
-        """The settings that would change nothing, as (field, why): a loss of 0% (a DROP rule that never
+        """The settings that would change nothing, as (field, why): a loss of 0% (a rule that never
         drops), a delay of 0 alone (netem that holds nothing back; with a jitter it is the jitter's centre),
         a jitter of 0. Refused, as a rate of 0 is, so an impairment always says what it does."""
         out = []
         if self.loss is not None and loss_fraction(self.loss) == 0:
             out.append(("loss", f"{show(self.loss)} drops nothing: leave loss out"))
-        elif self.loss is not None and loss_fraction(self.loss) * 2**31 < 1:
-            # iptables' statistic match draws against a 31-bit number: a smaller chance is 0 in the kernel.
-            out.append(("loss", f"{show(self.loss)} is below the smallest chance the kernel draws (1 in 2^31, "
-                                "about 0.00000005%): it drops nothing; leave loss out or raise it"))
+        elif self.loss is not None and round(loss_fraction(self.loss) * LOSS_SCALE, 6) < 1:
+            # The rule draws a number below 10^9 (plan/impair.py): a smaller chance drops nothing.
+            out.append(("loss", f"{show(self.loss)} is below the smallest chance the kernel draws (1 in 10^9, "
+                                "0.0000001%): it drops nothing; leave loss out or raise it"))
         if self.delay is not None and time_us(self.delay) == 0 and not self.jitter:
             out.append(("delay", f"{show(self.delay)} delays nothing: leave delay out"))
         if self.jitter is not None and time_us(self.jitter) == 0:

@@ -1,19 +1,38 @@
-"""Impairments' loss as iptables rules: one ``mangle`` chain per impaired namespace.
+"""Impairments' loss as nf_tables ``netdev`` chains: one table per namespace that drops.
 
-``loss: 1%`` on a pod's ``eth0`` becomes, in that pod's namespace::
+Loss is what a lossy wire does: a frame sent goes missing, and its sender is
+told nothing. So netlab drops it where it arrives, not where it is sent:
 
-    -A POSTROUTING -j NETLAB-IMPAIR
-    -A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability 0.0100000000 -j DROP
+- ``loss: 1%`` on a pod's ``eth0`` (a veth) drops on the *ingress* hook of
+  its peer, the node's end of the pod's veth (the cni0 port), in the node's
+  namespace; on a node's ``eth0`` on the ingress of its peer, its port on
+  the underlay bridge, in the underlay's namespace. The sender's ``sendto``
+  succeeds, TCP sees a lost segment and retransmits it;
+- on a node's ``cni0`` (a bridge) or ``flannel.<vni>`` (VXLAN): on the
+  device's own *egress* hook, in the node's namespace. That hook sees what the
+  node routes out of the device, as a rate (a qdisc on the same device) does:
+  frames bridged between two pods of the node pass the bridge's ports, not
+  cni0, and keep going. What passes there is forwarded by the node (from the
+  other node, from pods), so its senders are elsewhere and see real loss; a
+  packet the node sends itself is dropped as a full queue drops it (a UDP
+  send is not failed, TCP sends it again at once).
 
-POSTROUTING of ``mangle`` is the last hook every packet leaving through an
-interface passes, sent from the namespace or forwarded by it (a node's
-``cni0`` and ``flannel.1``), so the rule drops each one with that chance, as
-``netem loss`` would at the qdisc, one step later. xt_statistic draws a fresh
-random number per packet (``prandom_u32``): the losses are independent.
+In the namespace that drops, the table is::
 
-This is a plan resource like the Service rules: ``status`` compares it with
-the kernel and ``up`` repairs it. Rate and delay are qdiscs, which the
-impairment feature (netlab.impair) keeps, after the network exists:
+    table netdev netlab-impair
+      chain loss-<NAME>-<IFACE> { type filter hook ingress device "<peer>" priority 0 ; }
+        numgen random mod 1000000000 < 10000000 counter drop         (1%: a new random number per packet)
+
+It is a plan resource like kube-proxy's table: one ``nft -f`` transaction per
+namespace, ``status`` compares it with the kernel and ``up`` repairs it. (An
+iptables DROP in ``mangle POSTROUTING`` of the sending namespace, netlab's
+first way, failed the sender's own packets with EPERM: UDP sends errored and
+TCP resent at once instead of losing anything.) A veth passes GSO packets
+whole, so one draw drops one packet as the sender's stack handed it over (up
+to 64 KB of TCP), as netem's loss on a veth does: by bytes the share is the
+one asked.
+
+Rate and delay are qdiscs, which the impairment feature (netlab.impair) keeps, after the network exists:
 :func:`qdisc_steps` says, as ``tc`` commands, what it sets (``netlab plan``
 prints them after the objects, as ``up`` sets them after the rest)::
 
@@ -28,49 +47,107 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from netlab.model.impair import LATENCY_US, NETEM_LIMIT, burst_bytes, loss_fraction, rate_bits, time_us
+from netlab.model.impair import (LATENCY_US, LOSS_SCALE, NETEM_LIMIT, burst_bytes, loss_fraction, rate_bits,
+                                 time_us)
 from netlab.model.lab import Lab
-from netlab.plan.iptables import Ruleset
-from netlab.plan.resources import NatRules
+from netlab.plan.resources import NftRules
 
-CHAIN = "NETLAB-IMPAIR"
-TABLE = "mangle"
+FAMILY = "netdev"
+TABLE = "netlab-impair"
+PRIORITY = 0
 
 
 def impaired(lab: Lab) -> list[tuple[str, str, dict[str, str | None]]]:
     """(namespace, interface, spec) of every impairment in the topology, nodes first."""
+    return [(ns, iface, spec) for _, ns, iface, spec in named(lab)]
+
+
+def named(lab: Lab) -> list[tuple[str, str, str, dict[str, str | None]]]:
+    """(pod or node name, namespace, interface, spec) of every impairment in the topology, nodes first."""
     out = []
     nodes = {n.name: n for n in lab.nodes}
     for spec in lab.topo.nodes:
-        out += [(nodes[spec.name].netns, iface, imp.spec()) for iface, imp in sorted(spec.impair.items())]
+        out += [(spec.name, nodes[spec.name].netns, iface, imp.spec()) for iface, imp in sorted(spec.impair.items())]
     for pod in lab.pods:
-        out += [(pod.netns, iface, imp.spec()) for iface, imp in sorted(pod.spec.impair.items())]
+        out += [(pod.name, pod.netns, iface, imp.spec()) for iface, imp in sorted(pod.spec.impair.items())]
     return out
 
 
-def loss_rules(netns: str, losses: dict[str, str]) -> NatRules | None:
-    """The mangle rules dropping ``losses`` ({interface: "1%"}) of what leaves each interface."""
-    rs = Ruleset(TABLE)
-    rs.chain(CHAIN)
-    for iface, loss in sorted(losses.items()):
-        chance = loss_fraction(loss)
-        if chance <= 0:
-            continue
-        stat = "" if chance >= 1 else f" -m statistic --mode random --probability {chance:0.10f}"
-        rs.add(CHAIN, f"-o {iface}{stat} -j DROP")
-    if not rs.rules():
-        return None
-    rs.jump("POSTROUTING", f"-j {CHAIN}")
-    return rs.resource(netns, f"netlab impairments of {netns}: random loss")
+@dataclass(frozen=True)
+class LossHook:
+    """Where one interface's loss is dropped: the chain ``chain`` of ``netns``'s table, on ``hook`` of ``device``."""
+
+    target: str  # NAME:IFACE, as `netlab impair` takes it
+    impaired_netns: str  # the interface's namespace
+    iface: str
+    netns: str  # where the chain is
+    hook: str  # "ingress" (the veth's peer) or "egress" (the device itself)
+    device: str
+    loss: str
+
+    @property
+    def chain(self) -> str:
+        return chain_name(self.target)
+
+    def where(self) -> str:
+        """In words: ``on the ingress of veth1234 in lab-n1 (pa:eth0's peer)``."""
+        if self.hook == "ingress":
+            return f"on the ingress of {self.device} in {self.netns}, {self.target}'s peer"
+        return f"on the egress of {self.device} in {self.netns}"
 
 
-def resources(lab: Lab) -> list[NatRules]:
-    by_ns: dict[str, dict[str, str]] = {}
-    for netns, iface, spec in impaired(lab):
-        if spec.get("loss"):
-            by_ns.setdefault(netns, {})[iface] = spec["loss"]  # type: ignore[assignment]
-    out = [loss_rules(ns, losses) for ns, losses in by_ns.items()]
-    return [r for r in out if r is not None]
+def chain_name(target: str) -> str:
+    """``loss-pa-eth0`` for ``pa:eth0`` (names are unique among pods and nodes; interfaces have no dash)."""
+    return "loss-" + target.replace(":", "-", 1)
+
+
+def rule(loss: str) -> str:
+    """The rule's words, as nft lists it: a new random number in [0, 10^9) per packet, dropped below the share."""
+    below = round(loss_fraction(loss) * LOSS_SCALE)
+    return "counter drop" if below >= LOSS_SCALE else f"numgen random mod {LOSS_SCALE} < {below} counter drop"
+
+
+def hook_of(lab: Lab, name: str, netns: str, iface: str, loss: str) -> LossHook:
+    """Where a loss on ``name``'s ``iface`` is dropped."""
+    target = f"{name}:{iface}"
+    pod = next((p for p in lab.pods if p.name == name), None)
+    nodes = {n.name: n for n in lab.nodes}
+    if pod is not None:  # a pod's eth0: its veth's other end, a port of its node's cni0
+        return LossHook(target, netns, iface, nodes[pod.node].netns, "ingress", pod.host_veth, loss)
+    if iface == "eth0":  # a node's eth0: its port on the underlay bridge
+        return LossHook(target, netns, iface, lab.underlay_netns, "ingress", nodes[name].underlay_veth, loss)
+    return LossHook(target, netns, iface, netns, "egress", iface, loss)  # cni0, flannel.<vni>: what it routes out
+
+
+def loss_hooks(lab: Lab) -> list[LossHook]:
+    """Every interface's loss, and where it is dropped."""
+    return [hook_of(lab, name, netns, iface, str(spec["loss"])) for name, netns, iface, spec in named(lab)
+            if spec.get("loss")]
+
+
+def chain_line(h: LossHook) -> str:
+    """The chain as realize/nftables.py lists the kernel's."""
+    return f'chain {h.chain} type filter hook {h.hook} device "{h.device}" priority {PRIORITY}'
+
+
+def loss_table(netns: str, hooks: list[LossHook]) -> NftRules:
+    """One namespace's table, as one ``nft -f`` transaction that replaces it whole."""
+    pre = f"{FAMILY} {TABLE}"
+    lines = [f"add table {pre}", f"delete table {pre}", f"add table {pre}"]
+    listing = []
+    for h in sorted(hooks, key=lambda h: h.chain):
+        spec = chain_line(h).split(" ", 2)[2]
+        lines += [f"add chain {pre} {h.chain} {{ {spec} ; }}", f"add rule {pre} {h.chain} {rule(h.loss)}"]
+        listing += [chain_line(h), f"rule {h.chain} 0000 {rule(h.loss)}"]
+    return NftRules(netns=netns, family=FAMILY, table=TABLE, payload="\n".join(lines) + "\n",
+                    listing=tuple(sorted(listing)))
+
+
+def resources(lab: Lab) -> list[NftRules]:
+    by_ns: dict[str, list[LossHook]] = {}
+    for h in loss_hooks(lab):
+        by_ns.setdefault(h.netns, []).append(h)
+    return [loss_table(ns, hooks) for ns, hooks in sorted(by_ns.items())]
 
 
 @dataclass(frozen=True)
@@ -100,7 +177,7 @@ def _tbf(spec: dict[str, str | None]) -> str:
 
 def netem_wanted(spec: dict[str, str | None]) -> bool:
     """A netem is set when any of its parameters does something: a delay, or a jitter round a delay of 0
-    (``delay: 0ms, jitter: 10ms`` is tc's ``netem delay 0ms 10ms``). netlab's loss is an iptables rule."""
+    (``delay: 0ms, jitter: 10ms`` is tc's ``netem delay 0ms 10ms``). netlab's loss is an nftables rule."""
     return any(spec.get(k) and time_us(spec[k] or "") for k in ("delay", "jitter"))
 
 

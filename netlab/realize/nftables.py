@@ -253,7 +253,7 @@ def listing(data: dict | None) -> tuple[str, ...]:
                 out += [f"element {s['name']} {_element(e)}" for e in s.get("elem", [])]
         elif "chain" in o:
             c = o["chain"]
-            base = f" type {c['type']} hook {c['hook']} priority {c['prio']}" if "hook" in c else ""
+            base = f" type {c['type']} hook {c['hook']}{_devices(c)} priority {c['prio']}" if "hook" in c else ""
             if c.get("policy", "accept") != "accept":  # kube-proxy's base chains have none: accept, unsaid
                 base += f" policy {c['policy']}"
             out.append(f"chain {c['name']}{base}")
@@ -262,6 +262,16 @@ def listing(data: dict | None) -> tuple[str, ...]:
             i = seen[r["chain"]] = seen.get(r["chain"], -1) + 1
             out.append(f"rule {r['chain']} {i:04d} {rule_text(r.get('expr', []), r.get('comment'))}")
     return tuple(sorted(out))
+
+
+def _devices(chain: dict) -> str:
+    """A netdev chain's device(s), as nft -f takes them: ``device "veth1"`` (netlab's impairments' loss)."""
+    dev = chain.get("dev")
+    if not dev:
+        return ""
+    if isinstance(dev, list):
+        return " devices = { " + ", ".join(f'"{d}"' for d in dev) + " }"
+    return f' device "{dev}"'
 
 
 def drift(planned: NftRules, data: dict | None) -> list[str]:

@@ -20,8 +20,8 @@ that holds it:
 - a node's or a pod's route that is not the plan's (another next hop, a route added by hand that overrides the
   plan's, a blackhole): strayroutes.py;
 - a forwarded packet vanishes inside a node whose FORWARD policy is DROP;
-- a packet vanishes as it leaves an interface whose impairment (``netlab impair --loss``) drops a share of
-  what leaves it;
+- a packet vanishes where an interface's impairment (``netlab impair --loss``) drops a share of
+  the frames (on its veth peer's ingress, or a bridge's or VXLAN device's egress);
 - a full-size packet (``trace --size``) meets a device whose MTU is smaller:
   a veth or a bridge port drops the frame without a word (no ICMP), the MTU
   black hole of an overlay on a smaller underlay.
@@ -36,6 +36,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from netlab.model.impair import loss_fraction
+from netlab.plan.impair import LossHook
 
 Reason = tuple[str, str | None]  # (why, fix)
 
@@ -229,17 +230,16 @@ def hairpin_off(k: Any, ns: str, port: str | None, src: str, svc: Any) -> Reason
             f"{port} (the bridge plugin's hairpinMode)", f"bridge -n {ns} link set dev {port} hairpin on")
 
 
-def impairment_loss(losses: dict[tuple[str, str], tuple[str, str]], ns: str, dev: str, lab: str) -> Reason | None:
-    """A packet that vanished leaving ``dev`` of ``ns``, where netlab's impairment drops a share of what leaves
-    (``losses``: (namespace, interface) -> (the NAME:IFACE a user gives ``netlab impair``, the loss))."""
-    hit = losses.get((ns, dev))
+def impairment_loss(hit: LossHook | None, lab: str) -> Reason | None:
+    """A packet that vanished where netlab's impairment ``hit`` drops a share of the frames (plan/impair.py)."""
     if hit is None:
         return None
-    target, loss = hit
-    share = "everything that" if loss_fraction(loss) >= 1 else f"{loss} at random of what"
-    return (f"{target} has netlab's impairment loss {loss}: the rule NETLAB-IMPAIR in {ns}'s mangle POSTROUTING drops "
-            f"{share} leaves {dev}, and the packet did not leave",
-            f"sudo netlab impair --lab {lab} {target} --clear")  # --lab: another lab may be up too
+    share = "every frame" if loss_fraction(hit.loss) >= 1 else f"{hit.loss} of the frames, at random,"
+    where = (f"arriving on {hit.device}, {hit.target}'s veth peer (loss on the wire: the sender is not told)"
+             if hit.hook == "ingress" else f"leaving by {hit.device}")
+    return (f"{hit.target} has netlab's impairment loss {hit.loss}: chain {hit.chain} of table netdev netlab-impair "
+            f"in {hit.netns} drops {share} {where}, and the packet went no further",
+            f"sudo netlab impair --lab {lab} {hit.target} --clear")  # --lab: another lab may be up too
 
 
 def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: bool = False) -> Reason | None:

@@ -50,6 +50,8 @@ class TraceResult:
     # program netlab knows answers; it may take a datagram and say nothing (run.reply_expected).
     reply_expected: bool = True
     listener: str | None = None  # to an internet host: the temporary echo listener that answered (run._listen)
+    # The impaired interfaces the path leaves by: target (NAME:IFACE), impairment, direction, hop (run._on_path)
+    impairments: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
@@ -130,7 +132,8 @@ class TraceResult:
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
             "policy": self.policy, "repair": self.repair, "refused": self.refused, "nat": self.nat,
-            "reply_expected": self.reply_expected, "listener": self.listener, "astray": self.astray, "ok": self.ok,
+            "reply_expected": self.reply_expected, "listener": self.listener, "astray": self.astray,
+            "impairments": self.impairments, "ok": self.ok,
         }
 
 
@@ -233,6 +236,10 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
             out.append(f"  fix: {v.fix}{also}")
     if r.listener:
         out.append(f"note: {r.listener}")
+    named = [i for i in r.impairments if f"{i['target']} has netlab's impairment" not in (v.reason or "")]
+    if named:  # what slows or drops such packets, though this one may have got through
+        said = ", ".join(f"{i['target']} ({i['impairment']}, hop {i['hop']})" for i in named)
+        out.append(f"note: the path crosses interfaces netlab impairs: {said}; `netlab impair` lists them")
     shown: set[str] = set()
     for entry in r.policy:  # one per endpoint a Service may pick: the same words once, and not the result's again
         if entry["text"] in shown or entry["text"] in (v.reason or ""):

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 from netlab.errors import NetnsGone, UsageError
 from netlab.kernel import conntrack, netns as nsmod
 from netlab.model.echo_ports import pod_echo_ports
+from netlab.model.impair import describe
 from netlab.model.lab import Lab
 from netlab.model.naming import NETNS_DIR
 from netlab.trace import capture as cap, decode, dns, faults, foreignnft, l2steps, send
@@ -190,7 +191,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     captured = set(namespaces)
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
-    losses = _losses(lab, lm)
+    losses = _losses(lab)
     fverdict = _impaired(losses, _firewall(kernel, explain(fwd, lab=lab.name), fwd.hops, lm), fwd.hops, lab.name)
     bverdict: Verdict | None = None
     expected = reply_expected(lab, proto, question is not None, arrived, fwd.final)
@@ -233,6 +234,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.dns["answer"] = dns.answer(sent.reply_data, query_id)
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
+    result.impairments = _on_path(lab, result)
     result.repair = lm.repair
     result.listener = listening
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
@@ -401,23 +403,45 @@ def _comment(frame: cap.Frame, p: Packet, hops: list[Hop]) -> str:
     return f"{where}: {p.summary}"
 
 
-def _losses(lab: Lab, lm: LabMap) -> dict[tuple[str, str], tuple[str, str]]:
-    """(namespace, interface) -> (NAME:IFACE, loss) of every impairment with a loss, run-time ones included
+def _losses(lab: Lab) -> dict[tuple[str, str, str], plan_impair.LossHook]:
+    """(namespace, device, hook) -> where netlab's impairment drops a share of the frames, run-time ones included
     (``netlab impair`` changes the lab's saved topology, which ``lab`` is)."""
-    return {(ns, iface): (f"{lm.where(ns).split()[-1]}:{iface}", str(spec["loss"]))
-            for ns, iface, spec in plan_impair.impaired(lab) if spec.get("loss")}
+    return {(h.netns, h.device, h.hook): h for h in plan_impair.loss_hooks(lab)}
 
 
-def _impaired(losses: dict[tuple[str, str], tuple[str, str]], v: Verdict, hops: list[Hop], lab: str) -> Verdict:
-    """A packet lost as it left an interface netlab's impairment drops from: that is the reason, where the walk
-    found nothing wrong (the kernel's route, ARP and FDB answers look right; a reply never seen)."""
+def _impaired(losses: dict[tuple[str, str, str], plan_impair.LossHook], v: Verdict, hops: list[Hop],
+              lab: str) -> Verdict:
+    """A packet lost where netlab's impairment drops: that is the reason, where the walk found nothing wrong (the
+    kernel's route, ARP and FDB answers look right; a reply never seen). A loss on a device's egress hook keeps the
+    packet from the capture there (the hook runs before the capture's tap); one on a veth's peer's ingress hook
+    runs after it, so the packet is seen arriving there and never at the next row."""
     if v.delivered or v.lost_at is None or v.fix is not None:
         return v
     h = hops[v.lost_at]
-    if h.observe is None or h.observe.direction != "out":
-        return v
-    why = faults.impairment_loss(losses, h.observe.netns, h.observe.ifname, lab)
+    hit = None
+    if h.observe is not None and h.observe.direction == "out":  # its egress hook; or, its veth's peer's ingress
+        # hook dropping what it sends (ARP too: a host that never answers ARP is how a dead wire looks)
+        hit = losses.get((h.observe.netns, h.observe.ifname, "egress")) or next(
+            (x for x in losses.values() if (x.impaired_netns, x.iface) == (h.observe.netns, h.observe.ifname)), None)
+    before = next((p.observe for p in reversed(hops[:v.lost_at]) if p.observe is not None), None)
+    if hit is None and before is not None and before.direction == "in":
+        hit = losses.get((before.netns, before.ifname, "ingress"))
+    why = faults.impairment_loss(hit, lab)
     return Verdict(False, v.lost_at, why[0], why[1]) if why else v
+
+
+def _on_path(lab: Lab, result: TraceResult) -> list[dict[str, str]]:
+    """The impaired interfaces the packet's path leaves by (an impairment acts on what an interface sends), each
+    once per direction: rate, delay or loss slow or drop such packets even when this one got through."""
+    specs = {(ns, iface): (f"{name}:{iface}", spec) for name, ns, iface, spec in plan_impair.named(lab)}
+    out: list[dict[str, str]] = []
+    for direction, way in (("forward", result.forward), ("reply", result.reply)):
+        for h in way.hops if way is not None else []:
+            hit = specs.get((h.observe.netns, h.observe.ifname)) if h.observe and h.observe.direction == "out" else None
+            if hit and not any(o["target"] == hit[0] and o["direction"] == direction for o in out):
+                out.append({"target": hit[0], "impairment": describe(hit[1]), "direction": direction,
+                            "hop": label(h)})
+    return out
 
 
 def _firewall(kernel: LiveKernel, v: Verdict, hops: list[Hop], lm: LabMap | None = None) -> Verdict:

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from helpers import STATE_ROOT, lab_namespaces, netlab, two_node_topology, write_topology
-from netlab import doctor
+from netlab import doctor, doctor_nft
 from netlab.kernel import features
 from netlab.plan.sysctls import DEVCONF_SYSCTLS, to_restore
 
@@ -63,11 +63,14 @@ def test_doctor_on_this_machine():
             continue  # a module on disk: neither the doctor nor this test loads it
         has_it = in_fresh_netns(argv)
         assert (line["status"] == "ok  ") == has_it, f"iproute2 says {name} is {'' if has_it else 'not '}there: {line[0]}"
+    # Loss impairments' netdev chains (ingress and egress hooks, numgen), asked of nft in a namespace of its own.
+    netdev = lines[doctor.TITLES["nf_netdev"]]
+    assert (netdev["status"] == "ok  ") == in_fresh_netns(["nft", doctor_nft.NETDEV_SHAPE]), netdev[0]
     netem = lines["kernel qdisc netem"]
     if not in_fresh_netns(IPROUTE2["netem"]):  # this machine: a kernel without CONFIG_NET_SCH_NETEM
         assert netem[0].startswith("warn  kernel qdisc netem: not in this kernel (ENOENT: No such file or directory); "
-                                   "needed only for delay and jitter impairments (impair: delay; loss is an iptables "
-                                   "rule); fix: "), netem[0]
+                                   "needed only for delay and jitter impairments (impair: delay; loss is an nftables "
+                                   "netdev rule); fix: "), netem[0]
         # modprobe only where this kernel can load modules at all (this VM's was built without: no /proc/modules)
         can_load = os.path.exists("/proc/modules") and os.path.isdir(f"/lib/modules/{os.uname().release}")
         assert ("fix: modprobe sch_netem (" in netem[0]) == can_load, netem[0]

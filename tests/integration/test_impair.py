@@ -1,9 +1,10 @@
-"""Impairments measured with real traffic: iperf3 for a rate, 2,000 pings for a loss, ping RTTs for a delay.
+"""Impairments measured with real traffic: iperf3 for a rate, 2,000 pings for a loss, ping RTTs for a delay
+(test_impair_loss.py measures a loss with UDP and TCP too).
 
 One small lab for the module (a node, three pods): ``shaped`` sends at most
 20mbit, ``lossy`` loses 10% of what it sends, ``server`` runs iperf3 and
 answers pings. Each test checks the kernel's own view too (``tc -j``,
-``iptables-save``), and the lifecycle: ``status`` sees a qdisc removed behind
+``nft list table netdev netlab-impair``), and the lifecycle: ``status`` sees a qdisc removed behind
 netlab's back, ``up`` restores it, a run-time ``netlab impair`` is the lab's
 desired state (not drift) but differs from the file, ``down`` takes it all.
 """
@@ -101,9 +102,16 @@ def test_a_rate_is_what_iperf3_measures(lab):
 
 def test_a_loss_is_within_a_binomial_bound(lab):
     name, _ = lab
-    save = in_netns(f"{name}-lossy", "iptables-save", "-t", "mangle", check=True).stdout
-    assert "-A POSTROUTING -j NETLAB-IMPAIR" in save
-    assert re.search(r"-A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability 0\.1\d+ -j DROP", save)
+    # Dropped on the ingress of lossy's veth peer, in node-1 (plan/impair.py): nothing in the pod's own tables.
+    assert "NETLAB" not in in_netns(f"{name}-lossy", "iptables-save", "-t", "mangle", check=True).stdout
+    listed = in_netns(f"{name}-node-1", "nft", "list", "table", "netdev", "netlab-impair", check=True).stdout
+    assert re.search(r'chain loss-lossy-eth0 \{\n\s+type filter hook ingress device "veth\w+" priority filter; '
+                     r'policy accept;\n\s+numgen random mod 1000000000 < 100000000 counter packets \d+ bytes \d+ '
+                     r'drop\n', listed), listed
+    # The neighbour resolved first: the loss is on the wire, ARP is lost too, and while a request is sent again a
+    # second later the kernel keeps only a few packets for it (20 pings, one answer: all lost is one in 10^15).
+    warm = in_netns(f"{name}-lossy", "ping", "-c", "20", "-i", "0.05", "-W", "1", pod_ip(name, "server"), timeout=30)
+    assert " 0 received" not in warm.stdout, warm.stdout
     proc = in_netns(f"{name}-lossy", "ping", "-q", "-n", "-c", str(PINGS), "-i", "0.002", "-W", "1",
                     pod_ip(name, "server"), timeout=60)
     sent, received = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", proc.stdout).groups())
@@ -148,7 +156,9 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     assert against.returncode == 1
     assert (f"impair: eth0 in {name}-server has rate 5mbit, the topology says none "
             "(set at run time by `netlab impair`: rate 5mbit loss 2%)") in against.stdout
-    assert "extra rule: -A POSTROUTING -j NETLAB-IMPAIR" in against.stdout
+    assert (f"different: nftables table netdev netlab-impair in {name}-node-1 (extra chain loss-server-eth0 type "
+            "filter hook ingress device") in against.stdout, against.stdout
+    assert "; set at run time by `netlab impair`: server:eth0 rate 5mbit loss 2%)" in against.stdout, against.stdout
     netlab("impair", "--lab", name, "shaped:eth0", "--clear")
     assert [q["kind"] for q in qdiscs(f"{name}-shaped") if q.get("root")] == ["noqueue"]
     # `up --lab NAME` converges to the lab's saved topology, the run-time impairments with it: it repairs a
@@ -188,21 +198,28 @@ def test_impair_takes_the_labs_file_and_clear_says_it_cleared(lab):
     assert netlab("status", "-t", path).returncode == 0  # the lab is its file's again
 
 def test_clearing_the_last_loss_leaves_the_table_as_it_was(lab):
-    """`impair --clear` of a namespace's only loss takes its chain away too, not only the jump to it
-    (the chain, with its DROP rule, used to stay): iptables-save -t mangle prints what it printed before
-    the loss, status finds nothing either way, and the pod's traffic flows."""
+    """`impair --clear` of a loss takes its chain out of the node's netdev table (emptied by the sync, deleted by
+    the next, as kube-proxy's chains), the pod's own tables never held anything, status finds nothing either way,
+    and the pod's traffic flows."""
     name, path = lab
-    server = f"{name}-server"
+    server, node = f"{name}-server", f"{name}-node-1"
     before = mangle(server)
     assert "NETLAB-IMPAIR" not in before
+
+    def chains() -> dict[str, int]:
+        data = json.loads(in_netns(node, "nft", "-j", "list", "table", "netdev", "netlab-impair", check=True).stdout)
+        rules = [o["rule"]["chain"] for o in data["nftables"] if "rule" in o]
+        return {o["chain"]["name"]: rules.count(o["chain"]["name"]) for o in data["nftables"] if "chain" in o}
+
+    assert chains() == {"loss-lossy-eth0": 1}
     netlab("impair", "--lab", name, "server:eth0", "--loss", "5%")
-    assert mangle(server) == before.replace("COMMIT\n", ":NETLAB-IMPAIR - [0:0]\n-A POSTROUTING -j NETLAB-IMPAIR\n"
-                                            "-A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability "
-                                            "0.04999999981 -j DROP\nCOMMIT\n")
+    assert chains() == {"loss-lossy-eth0": 1, "loss-server-eth0": 1} and mangle(server) == before
     assert netlab("status", "--lab", name).returncode == 0  # the loss is the lab's desired state
     netlab("impair", "--lab", name, "server:eth0", "--clear")
-    assert mangle(server) == before  # byte for byte, but for iptables-save's dated comments
+    assert chains() in ({"loss-lossy-eth0": 1, "loss-server-eth0": 0}, {"loss-lossy-eth0": 1})  # empty: drops nothing
     assert netlab("status", "--lab", name).returncode == 0
+    netlab("up", "-t", path)
+    assert chains() == {"loss-lossy-eth0": 1} and mangle(server) == before
     ping = in_netns(server, "ping", "-c", "3", "-W", "1", pod_ip(name, "shaped"))
     assert ping.returncode == 0, ping.stdout
     # What an older netlab's --clear left (the chain and its rule, no jump) is drift, and up deletes it.
@@ -315,14 +332,16 @@ def test_trace_names_the_impairment_that_dropped_the_packet(lab):
         netlab("impair", "--lab", name, "shaped:eth0", "--loss", "100%")
         proc = netlab("trace", "--lab", name, "shaped", "server", "-o", "json", check=False)
         lost = json.loads(proc.stdout)["lost"]
-        assert proc.returncode == 1 and (lost["netns"], lost["device"]) == (f"{name}-shaped", "eth0"), lost
-        assert lost["reason"].startswith("shaped:eth0 has netlab's impairment loss 100%: the rule NETLAB-IMPAIR in "
-                                         f"{name}-shaped's mangle POSTROUTING drops everything that leaves eth0")
+        # Lost at the node's first row after shaped's veth peer, or (ARP lost too) at shaped's own eth0.
+        assert proc.returncode == 1 and lost["netns"] in (f"{name}-shaped", f"{name}-node-1"), lost
+        assert lost["reason"].startswith("shaped:eth0 has netlab's impairment loss 100%: chain loss-shaped-eth0 of "
+                                         f"table netdev netlab-impair in {name}-node-1 drops every frame arriving on "
+                                         "veth"), lost
         assert lost["fix"] == f"sudo netlab impair --lab {name} shaped:eth0 --clear"  # another lab may be up too
         text = netlab("trace", "--lab", name, "shaped", "server", check=False).stdout
         assert f"  fix: sudo netlab impair --lab {name} shaped:eth0 --clear\n" in text, text
         reply = json.loads(netlab("trace", "--lab", name, "server", "shaped", "-o", "json", check=False).stdout)
-        assert reply["delivered"] and reply["reply_lost"]["netns"] == f"{name}-shaped", reply["reply_lost"]
+        assert reply["delivered"] and reply["reply_lost"]["netns"] in (f"{name}-shaped", f"{name}-node-1"), reply
         assert "shaped:eth0 has netlab's impairment loss 100%" in reply["reply_lost"]["reason"], reply["reply_lost"]
     finally:
         netlab("impair", "--lab", name, "shaped:eth0", "--rate", "20mbit")  # as the file has it
@@ -376,7 +395,8 @@ def test_a_failed_impair_leaves_the_qdisc_it_had(lab):
         assert failed.stderr.strip() == "netlab: injected fault at impair-set; rolled back", failed.stderr
         root = root_qdisc(server)
         assert root["kind"] == "tbf" and root["options"]["rate"] == 10 * 10**6 // 8
-        assert "--probability 0.00999999978 -j DROP" in mangle(server)
+        listed = in_netns(f"{name}-node-1", "nft", "list", "table", "netdev", "netlab-impair", check=True).stdout
+        assert re.search(r"chain loss-server-eth0 \{\n.*\n\s+numgen random mod 1000000000 < 10000000 counter", listed)
         status = netlab("status", "--lab", name, check=False)
         assert status.returncode == 0, status.stdout
     finally:

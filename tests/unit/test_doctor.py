@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab import doctor
+from netlab import doctor, doctor_nft
 from netlab.cni import check as cni_check, conf as cni_conf
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
 from netlab.kernel import caps, features, taskstats
@@ -184,6 +184,35 @@ def test_nf_tables_fails_for_nftables_mode_when_kube_proxys_objects_do_not_load(
     assert by_name(doctor.report(DEFAULT, for_this_lab=True))["nf_tables"].status == doctor.WARN
 
 
+LOSSY = resolve(Topology.model_validate({"name": "l", "nodes": [{"name": "n"}], "pods": [
+    {"name": "p", "node": "n", "impair": {"eth0": {"loss": "1%"}}}]}))
+
+
+def test_a_loss_needs_nf_tables_netdev_hooks_and_nft_and_is_refused_up_front_without_them(machine, monkeypatch):
+    """A loss is an nftables netdev chain on a device's ingress or egress hook (plan/impair.py): the doctor commits
+    such chains in its throwaway namespace, and a lab with a loss is refused before any change where they do not
+    load (exit 3, the doctor's line); a lab without one is only warned."""
+    assert {"nf_netdev", "nft"} <= doctor.needs(LOSSY) and "nf_netdev" not in doctor.needs(DEFAULT)
+    assert "conntrack" not in doctor.needs(LOSSY) - doctor.needs(DEFAULT)  # no kube-proxy table: nothing more
+    real = machine.probe_kernel
+
+    def probe(wanted, commands=None, **kw):
+        out = real(wanted, commands, **kw)
+        if "nf_netdev" in (commands or {}):
+            out.outputs["nf_netdev"] = (1, "Error: Could not process rule: Operation not supported")
+        return out
+
+    monkeypatch.setattr(features, "probe_kernel", probe)
+    line = by_name(doctor.report(LOSSY, for_this_lab=True))["nf_netdev"].line()
+    assert line.startswith("FAIL  kernel nf_tables netdev hooks: nft refuses netdev ingress/egress chains with "
+                           "numgen (Error: Could not process rule: Operation not supported); needed only for loss "
+                           "impairments"), line
+    with pytest.raises(EnvironmentNotReady, match="FAIL  kernel nf_tables netdev hooks"):
+        doctor.require_for(LOSSY, only=("tbf", "netem", "nf_netdev", "nft"))
+    assert by_name(doctor.report(DEFAULT, for_this_lab=True))["nf_netdev"].status == doctor.WARN
+    doctor.require_for(DEFAULT, only=("tbf", "netem", "nf_netdev", "nft"))  # not needed: not asked
+
+
 def test_everything_is_what_some_lab_needs():
     labs = [DEFAULT, HOST_GW, SERVICES, NFT_MODE]
     assert set().union(*(doctor.needs(lab) for lab in labs)) <= doctor.EVERYTHING
@@ -211,7 +240,9 @@ def test_all_present_every_line_ok(machine):
     # And kube-proxy's nftables objects committed there by nft (the nf_tables line says they load).
     assert machine.probes == [(set(features.FEATURES), {"iptables-restore": ["/usr/sbin/iptables-restore",
                                                                              "--version"],
-                                                        "nft-kube-proxy": ["/usr/sbin/nft", doctor.KUBE_PROXY_SHAPE],
+                                                        "nft-kube-proxy": ["/usr/sbin/nft",
+                                                                           doctor_nft.KUBE_PROXY_SHAPE],
+                                                        "nf_netdev": ["/usr/sbin/nft", doctor_nft.NETDEV_SHAPE],
                                                         "sctp": ["/usr/sbin/iptables-restore", "--noflush"]})]
     assert machine.inputs[0]["sctp"] == doctor.SCTP_RULES  # the SCTP rules loaded for real in the namespace
     assert "kube-proxy's nftables objects (verdict maps, numgen" in lines["nf_tables"].line()
@@ -230,7 +261,7 @@ def test_a_missing_feature_fails_when_needed_and_warns_when_not(machine):
     netem = for_vxlan["netem"]
     assert netem.status == doctor.WARN and netem.line() == (
         "warn  kernel qdisc netem: not in this kernel (EOPNOTSUPP: ...); needed only for delay and jitter "
-        "impairments (impair: delay; loss is an iptables rule); fix: modprobe sch_netem (CONFIG_NET_SCH_NETEM; "
+        "impairments (impair: delay; loss is an nftables netdev rule); fix: modprobe sch_netem (CONFIG_NET_SCH_NETEM; "
         "on Ubuntu in linux-modules-extra-$(uname -r))")
     delayed = resolve(Topology.model_validate({"name": "d", "nodes": [{"name": "n"}], "pods": [
         {"name": "p", "node": "n", "impair": {"eth0": {"delay": "20ms"}}}]}))
@@ -239,7 +270,8 @@ def test_a_missing_feature_fails_when_needed_and_warns_when_not(machine):
     with pytest.raises(EnvironmentNotReady, match="FAIL  kernel qdisc netem: not in this kernel"):
         doctor.require_for(delayed, only=("tbf", "netem"))
     assert for_vxlan["nft"].line() == ("warn  tool nft: nft is not installed; needed only for kube-proxy's nftables "
-                                       "mode (cluster.kubeProxyMode: nftables); tests and learners run it too; fix: "
+                                       "mode (cluster.kubeProxyMode: nftables) and loss impairments; tests and "
+                                       "learners run it too; fix: "
                                        "apt-get install nftables (or sudo ./scripts/setup.sh)")
 
 

@@ -12,8 +12,6 @@ from netlab.model.impair import Impairment, describe, loss_fraction, rate_bits, 
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.model.topology import Topology
-from netlab.plan.build import build_plan
-from netlab.plan.iptables_save import saved_probability
 
 
 def problems(tmp_path, text: str) -> list[str]:
@@ -89,19 +87,6 @@ def lab_with(pod_impair: dict, node_impair: dict | None = None):
     return resolve(Topology.model_validate({"name": "x", "nodes": [{"name": "n1", "impair": node_impair or {}}],
                                             "pods": [{"name": "p1", "node": "n1", "impair": pod_impair},
                                                      {"name": "p2", "node": "n1"}]}))
-
-
-def test_loss_is_a_mangle_rule_in_the_impaired_namespace_only():
-    plan = build_plan(lab_with({"eth0": {"loss": "1%", "rate": "1mbit"}}, {"cni0": {"loss": "100%"}}))
-    rules = {r.netns: r for r in plan.of_kind("nat") if r.table == "mangle"}
-    assert set(rules) == {"x-p1", "x-n1"}
-    assert rules["x-p1"].rules == (
-        "-A POSTROUTING -j NETLAB-IMPAIR",
-        f"-A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability {saved_probability('0.0100000000')} -j DROP")
-    assert rules["x-n1"].rules == ("-A POSTROUTING -j NETLAB-IMPAIR", "-A NETLAB-IMPAIR -o cni0 -j DROP")
-    assert "--probability 0.0100000000 -j DROP" in rules["x-p1"].payload  # as written; iptables-save prints 0.01000000009
-    # A rate alone is no rule: the qdisc is the feature's.
-    assert not [r for r in build_plan(lab_with({"eth0": {"rate": "1mbit"}})).of_kind("nat") if r.table == "mangle"]
 
 
 def test_a_cleared_loss_leaves_no_chain_behind():

@@ -42,7 +42,7 @@ def test_plan_shows_every_qdisc_up_sets_after_the_objects(tmp_path):
         "tc -n qp-a qdisc replace dev eth0 root handle 1: tbf rate 10mbit burst 12500 latency 50ms",
         "tc -n qp-b qdisc replace dev eth0 root handle 1: netem delay 20ms 5ms limit 1000",
         "tc -n qp-b qdisc replace dev eth0 parent 1:1 handle 10: tbf rate 10mbit burst 12500 latency 50ms"]
-    assert "-A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability 0.0100000000 -j DROP" in lines
+    assert "add rule netdev netlab-impair loss-a-eth0 numgen random mod 1000000000 < 10000000 counter drop" in lines
     data = json.loads(run_cli("plan", "-t", str(path), "-o", "json").stdout)
     assert [q["command"] for q in data["qdiscs"]] == lines[-4:]
     assert data["qdiscs"][3] == {"kind": "qdisc", "netns": "qp-b", "dev": "eth0", "parent": "parent 1:1",

@@ -1,4 +1,4 @@
-"""The lab's lifecycle against the fake kernel (no root), when the lab changes: a loss impairment's mangle chain,
+"""The lab's lifecycle against the fake kernel (no root), when the lab changes: an older loss impairment's chain,
 chains an older netlab left, status against another file, pods moved to another node, and drift's details.
 
 The root integration tests (tests/integration/test_repair.py, test_impair.py) check the same on real namespaces.
@@ -25,44 +25,9 @@ from netlab.realize import state as state_mod
 lab = pytest.fixture(make_lab, name="lab")
 
 
-# --- a loss impairment's mangle chain: there while a loss is, gone with the last one ---------------------
+# --- an older netlab's loss impairment, a mangle chain (loss is a netdev table now: test_impair_loss_plan.py) --
 
 LEFT_BEHIND = "*mangle\n:NETLAB-IMPAIR - [0:0]\n-A NETLAB-IMPAIR -o eth0 -j DROP\nCOMMIT\n"
-
-
-def lossy(tmp_path):
-    """The same lab with pod a's eth0 losing 5% of what it sends (netlab impair a:eth0 --loss 5%)."""
-    path = tmp_path / "lossy.yaml"
-    path.write_text(TOPO.replace("{name: a, node: n1, ip: 10.244.0.2}",
-                                 "{name: a, node: n1, ip: 10.244.0.2, impair: {eth0: {loss: '5%'}}}"))
-    return resolve(load_topology(str(path)))
-
-
-def test_clearing_the_last_loss_leaves_the_mangle_table_as_it_was(lab, tmp_path):
-    """With the loss the pod's mangle table has the jump and the chain; without it again the table is what
-    iptables-save printed before the first loss, changed by one iptables-restore --noflush, and status is
-    clean at every step (a loss set is the lab's desired state, a loss cleared leaves nothing to report)."""
-    k = FakeKernel()
-    up(lab, k)
-    before = k.iptables_save("fk-a", "mangle")
-    up(lossy(tmp_path), k)
-    impaired = k.iptables_save("fk-a", "mangle")
-    assert "-A POSTROUTING -j NETLAB-IMPAIR\n" in impaired
-    assert "-A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability 0.04999999981 -j DROP\n" in impaired
-    assert status(lab, k).ok
-    k.log.clear()
-    up(lab, k)
-    assert k.iptables_save("fk-a", "mangle") == before
-    # The jump and the chain in one restore; then the built-in chain it hooked and its table, which a lab that
-    # never had the loss lacks (iptables-save prints built-in chains all the same: nft shows them)
-    assert [(op.verb, op.res.describe(), getattr(op.res, "noflush", None)) for op in k.log] == [
-        ("restore", "iptables mangle in fk-a", True), ("del", "iptables-nft base chains mangle POSTROUTING in fk-a",
-                                                       None)]
-    assert k.ns["fk-a"].tables[""] == {} and k.snapshot("fk-a").base_chains == []
-    assert status(lab, k).ok
-    k.log.clear()
-    up(lab, k)
-    assert k.log == []
 
 
 def test_a_chain_an_older_netlab_left_is_drift_and_up_deletes_it(lab):

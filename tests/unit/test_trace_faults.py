@@ -151,11 +151,71 @@ def test_a_packet_lost_before_a_next_hop_it_never_asked_for_is_blamed_on_the_for
     assert run._firewall(Sysctls({}, policy="DROP"), unanswered, hops) == unanswered
 
 
-def test_an_impairments_loss_is_named_where_the_packet_did_not_leave():
-    losses = {("lab-a", "eth0"): ("a:eth0", "100%"), ("lab-n1", "flannel.1"): ("n1:flannel.1", "30%")}
-    why, fix = faults.impairment_loss(losses, "lab-a", "eth0", "lab")
-    assert why.startswith("a:eth0 has netlab's impairment loss 100%: the rule NETLAB-IMPAIR in lab-a's mangle "
-                          "POSTROUTING drops everything that leaves eth0")
-    assert fix == "sudo netlab impair --lab lab a:eth0 --clear"
-    assert "drops 30% at random of what leaves flannel.1" in faults.impairment_loss(losses, "lab-n1", "flannel.1", "lab")[0]
-    assert faults.impairment_loss(losses, "lab-a", "lo", "lab") is None
+def test_an_impairments_loss_is_named_where_the_frames_are_dropped():
+    """A pod's loss is dropped on its veth peer's ingress hook, after the capture's tap there: the packet is seen
+    arriving on the peer and never at the next row (or, ARP lost too, it never leaves the pod: no ARP answer); a
+    bridge's or VXLAN device's loss on its egress hook, before the tap: not seen leaving it."""
+    from netlab.plan.impair import LossHook
+    from netlab.trace import run
+    from netlab.trace.verdict import Verdict
+
+    def hop(ns, dev, direction):
+        return SimpleNamespace(observe=SimpleNamespace(netns=ns, ifname=dev, direction=direction))
+
+    losses = {("lab-n1", "veth1", "ingress"): LossHook("a:eth0", "lab-a", "eth0", "lab-n1", "ingress", "veth1", "100%"),
+              ("lab-n1", "cni0", "egress"): LossHook("n1:cni0", "lab-n1", "cni0", "lab-n1", "egress", "cni0", "30%")}
+    way = [hop("lab-a", "eth0", "out"), hop("lab-n1", "veth1", "in"), hop("lab-n1", "cni0", "in")]
+    lost = Verdict(False, 2, "seen on lab-n1 veth1, never on lab-n1 cni0; ... look at the firewall")
+    v = run._impaired(losses, lost, way, "lab")
+    assert v.reason == ("a:eth0 has netlab's impairment loss 100%: chain loss-a-eth0 of table netdev netlab-impair in "
+                        "lab-n1 drops every frame arriving on veth1, a:eth0's veth peer (loss on the wire: the sender "
+                        "is not told), and the packet went no further")
+    assert v.fix == "sudo netlab impair --lab lab a:eth0 --clear" and v.lost_at == 2
+    no_arp = Verdict(False, 0, "no ARP answer for 10.244.0.1 on eth0 (INCOMPLETE)")
+    assert run._impaired(losses, no_arp, way, "lab").fix == "sudo netlab impair --lab lab a:eth0 --clear"
+    back = [hop("lab-n1", "flannel.1", "in"), hop("lab-n1", "cni0", "out")]
+    why = run._impaired(losses, Verdict(False, 1, "never seen"), back, "lab").reason
+    assert "n1:cni0 has netlab's impairment loss 30%" in why and "drops 30% of the frames, at random, leaving by " \
+        "cni0" in why
+    elsewhere = Verdict(False, 1, "never seen")
+    assert run._impaired(losses, elsewhere, [hop("lab-b", "eth0", "out"), hop("lab-n2", "veth2", "in")],
+                         "lab") == elsewhere
+    fixed = Verdict(False, 2, "a route is missing", "ip route add ...")
+    assert run._impaired(losses, fixed, way, "lab") == fixed  # a fault found: that is the reason
+    assert faults.impairment_loss(None, "lab") is None
+
+def test_a_delivered_trace_names_the_impaired_interfaces_its_path_leaves_by():
+    """A rate or a loss on the path slows or drops such packets even when this one got through: the result says
+    which (it said nothing: QA qh 4), each once per direction, in text and JSON; an interface entered is not one
+    left by (an impairment acts on what an interface sends)."""
+    from netlab.model.lab import resolve
+    from netlab.model.topology import Topology
+    from netlab.trace import run
+    from netlab.trace.flow import Flow, Observe
+    from netlab.trace.hops import Hop, Walk
+    from netlab.trace.render import TraceResult, number, render_text
+    from netlab.trace.verdict import Verdict
+
+    lab = resolve(Topology.model_validate({"name": "x", "nodes": [{"name": "n1", "impair": {"cni0": {"loss": "5%"}}}],
+                                           "pods": [{"name": "a", "node": "n1", "impair": {"eth0": {"rate": "1mbit"}}},
+                                                    {"name": "b", "node": "n1"}]}))
+    flow = Flow("10.244.0.2", "10.244.0.3", "icmp")
+
+    def hop(ns, dev, direction, way="forward"):
+        return Hop(netns=ns, where=ns, device=dev, kind="x", decision="x", direction=way,
+                   observe=Observe(ns, dev, direction, flow, "request"))
+
+    fwd = Walk(hops=[hop("x-a", "eth0", "out"), hop("x-a", "eth0", "out"), hop("x-n1", "cni0", "in")],
+               outcome="delivered")
+    back = Walk(hops=[hop("x-n1", "cni0", "out", "reply"), hop("x-a", "eth0", "in", "reply")], outcome="delivered")
+    r = TraceResult(lab="x", src={"name": "a", "kind": "pod", "ip": "10.244.0.2"}, dst={"name": "b", "kind": "pod",
+                    "ip": "10.244.0.3"}, proto="icmp", port=None, marker="m", forward=fwd, reply=back,
+                    verdict=Verdict(True, None, None), reply_verdict=Verdict(True, None, None), reply_received=True)
+    number(r)
+    r.impairments = run._on_path(lab, r)
+    assert r.impairments == [
+        {"target": "a:eth0", "impairment": "rate 1mbit", "direction": "forward", "hop": "1"},
+        {"target": "n1:cni0", "impairment": "loss 5%", "direction": "reply", "hop": "r1"}]
+    assert r.to_json()["impairments"] == r.impairments
+    assert ("note: the path crosses interfaces netlab impairs: a:eth0 (rate 1mbit, hop 1), n1:cni0 (loss 5%, hop r1); "
+            "`netlab impair` lists them") in render_text(r)
