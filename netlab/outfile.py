@@ -5,8 +5,11 @@ netlab often runs as root, and a name such as /tmp/x.pcap is anyone's to plant: 
 a symlink another user put there and truncates what it points to (a root-owned file, /etc/shadow). The rules
 are the kernel's own, whatever its sysctls say here:
 
-* a symlink at the name is followed only when the invoking user or root owns it and no one else can write its
-  folder (fs.protected_symlinks: no one else could have put it there), checked again at each link of a chain;
+* a symlink anywhere on the way (a folder of the path as well as its last name) is followed only when root or
+  the invoking user (under sudo, $SUDO_UID's) owns it and no one else can write its folder
+  (fs.protected_symlinks: no one else could have put it there), checked again at each link of a chain;
+* the path is walked one folder at a time, each opened from the one before with O_NOFOLLOW: a folder swapped
+  for a symlink after it was judged fails the walk instead of leading it elsewhere;
 * an existing file another user owns in a sticky folder others can write (/tmp) is not truncated
   (fs.protected_regular: its owner, not netlab, decides what it holds);
 * what is not a regular file is not written as one: a directory, a block device, a socket are refused; a FIFO
@@ -25,6 +28,7 @@ import errno
 import os
 import pwd
 import stat
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from netlab.errors import UsageError, display_path, output_unwritable
@@ -39,50 +43,101 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _others_write(folder: os.stat_result, uid: int) -> bool:
-    """Whether someone other than ``uid`` and root can add or replace names in a folder: its owner is someone
-    else, or its group or everyone may write it."""
-    return folder.st_uid not in (uid, 0) or bool(folder.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+def _invokers() -> set[int]:
+    """Whose symlinks are followed: root's, this process's user's, and under sudo the invoking user's
+    ($SUDO_UID: the user's own link in their own home is theirs, as model/trust.py judges their files)."""
+    uids = {0, os.geteuid()}
+    sudo = os.environ.get("SUDO_UID", "")
+    if sudo.isdigit():
+        uids.add(int(sudo))
+    return uids
+
+
+def _others_write(folder: os.stat_result, uids: set[int]) -> bool:
+    """Whether someone other than ``uids`` can add or replace names in a folder: its owner is someone else, or
+    its group or everyone may write it."""
+    return folder.st_uid not in uids or bool(folder.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 def _refuse(path: str, why: str) -> UsageError:
     return UsageError(f"cannot write {display_path(path)}: {why}; netlab writes nothing there")
 
 
-def _resolve(path: str) -> tuple[str, bool]:
-    """The name to open for ``path``: its symlinks followed where the rules allow (refused otherwise), and
-    whether that name is a link of /proc (a descriptor's: /dev/stdout), which only the kernel can follow."""
-    uid = os.geteuid()
-    current = os.path.abspath(path)
-    for _ in range(_MAX_LINKS):
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            return current, False
-        except OSError as exc:
-            raise output_unwritable(path, exc) from None
-        if not stat.S_ISLNK(st.st_mode):
-            return current, False
-        folder = os.path.dirname(current)
-        try:
-            fst = os.stat(folder)
-            target = os.readlink(current)
-        except OSError as exc:
-            raise output_unwritable(path, exc) from None
-        where = "" if current == os.path.abspath(path) else f" (through {display_path(current)})"
-        if st.st_uid not in (uid, 0):
-            raise _refuse(path, f"it is a symlink{where} owned by {_user(st.st_uid)}, not by you or root")
-        if _others_write(fst, uid):
-            raise _refuse(path, f"it is a symlink{where} in {display_path(folder)}, a folder others can write "
-                                f"(owner {_user(fst.st_uid)}, mode {stat.S_IMODE(fst.st_mode):o})")
-        if os.path.realpath(folder).startswith("/proc/"):
-            return current, True  # /proc/self/fd/1 -> "pipe:[123]": the descriptor's own file
-        current = os.path.join(folder, target)
-    raise _refuse(path, f"more than {_MAX_LINKS} symlinks")
+_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 
-def _check_target(path: str, name: str, st: os.stat_result) -> None:
-    """Refuse what stands at ``name`` (``st``: its stat, lstat before opening, fstat after) when writing it
+@dataclass
+class _Name:
+    """Where the output goes: the folder (a descriptor held open, reached without following a name anyone else
+    could change), the last name in it, and whether that name is a link of /proc (a descriptor's: /dev/stdout),
+    which only the kernel can follow."""
+
+    folder: int
+    where: str  # the folder's path, for messages
+    name: str
+    proc: bool
+
+    def close(self) -> None:
+        os.close(self.folder)
+
+
+def _resolve(path: str) -> _Name:
+    """``path`` walked one name at a time from /, each folder opened from the one before with O_NOFOLLOW (a
+    folder swapped for a symlink meanwhile fails the open, it is not followed); a symlink met anywhere, in the
+    folder part as at the last name, is followed only where the rules allow (refused otherwise)."""
+    uids = _invokers()
+    todo = [part for part in os.path.abspath(path).split("/") if part][::-1]  # a stack: the next name last
+    folder, where, links = os.open("/", _DIR), "/", 0
+    try:
+        while todo:
+            name = todo.pop()
+            if name in (".", ".."):
+                parent = os.open(name, _DIR, dir_fd=folder)
+                os.close(folder)
+                folder, where = parent, os.path.normpath(os.path.join(where, name))
+                continue
+            try:
+                st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            except FileNotFoundError:
+                if not todo:
+                    return _Name(folder, where, name, False)
+                raise
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                current = os.path.join(where, name)
+                said = "" if current == os.path.abspath(path) else f" (through {display_path(current)})"
+                fst = os.fstat(folder)
+                if links > _MAX_LINKS:
+                    raise _refuse(path, f"more than {_MAX_LINKS} symlinks")
+                if st.st_uid not in uids:
+                    raise _refuse(path, f"it is a symlink{said} owned by {_user(st.st_uid)}, not by you or root")
+                if _others_write(fst, uids):
+                    raise _refuse(path, f"it is a symlink{said} in {display_path(where)}, a folder others can "
+                                        f"write (owner {_user(fst.st_uid)}, mode {stat.S_IMODE(fst.st_mode):o})")
+                if not todo and where.startswith("/proc/"):
+                    return _Name(folder, where, name, True)  # /proc/self/fd/1 -> "pipe:[123]": the fd's own file
+                target = os.readlink(name, dir_fd=folder)
+                if target.startswith("/"):
+                    os.close(folder)
+                    folder, where = os.open("/", _DIR), "/"
+                todo += [part for part in target.split("/") if part][::-1]
+                continue
+            if not todo:
+                return _Name(folder, where, name, False)
+            inner = os.open(name, _DIR | os.O_NOFOLLOW, dir_fd=folder)  # ENOTDIR: a file where a folder should be
+            os.close(folder)
+            folder, where = inner, os.path.join(where, name)
+        return _Name(folder, "/", ".", False)  # "/" itself: a directory, refused as one
+    except UsageError:
+        os.close(folder)
+        raise
+    except OSError as exc:
+        os.close(folder)
+        raise output_unwritable(path, exc) from None
+
+
+def _check_target(path: str, at: _Name, st: os.stat_result) -> None:
+    """Refuse what stands at ``at`` (``st``: its stat, lstat before opening, fstat after) when writing it
     would not be writing the user's own file."""
     mode = st.st_mode
     if stat.S_ISDIR(mode):
@@ -92,31 +147,30 @@ def _check_target(path: str, name: str, st: os.stat_result) -> None:
     if stat.S_ISREG(mode) and st.st_nlink > 1:
         raise _refuse(path, f"it has {st.st_nlink} hard links, and writing it would change the others too")
     if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
-        uid = os.geteuid()
-        try:
-            fst = os.stat(os.path.dirname(name))
-        except OSError as exc:
-            raise output_unwritable(path, exc) from None
+        fst = os.fstat(at.folder)
         sticky_shared = fst.st_mode & stat.S_ISVTX and fst.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        if sticky_shared and st.st_uid not in (uid, fst.st_uid):
-            raise _refuse(path, f"it is {_user(st.st_uid)}'s file in {display_path(os.path.dirname(name))}, "
+        if sticky_shared and st.st_uid not in _invokers() | {fst.st_uid}:
+            raise _refuse(path, f"it is {_user(st.st_uid)}'s file in {display_path(at.where)}, "
                                 "a sticky folder others can write")
 
 
 def check(path: str) -> None:
     """Refuse before any work an output name netlab would not write (the rules above); writes nothing."""
-    name, proc = _resolve(path)
-    if proc:
-        return
+    at = _resolve(path)
     try:
-        st = os.lstat(name)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise output_unwritable(path, exc) from None
-    if stat.S_ISFIFO(st.st_mode):
-        return  # whether it has a reader is known when it is opened
-    _check_target(path, name, st)
+        if at.proc:
+            return
+        try:
+            st = os.stat(at.name, dir_fd=at.folder, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise output_unwritable(path, exc) from None
+        if stat.S_ISFIFO(st.st_mode):
+            return  # whether it has a reader is known when it is opened
+        _check_target(path, at, st)
+    finally:
+        at.close()
 
 
 def open_output(path: str) -> BinaryIO:
@@ -124,35 +178,38 @@ def open_output(path: str) -> BinaryIO:
     created nor truncated); an OS error is ``output_unwritable``'s line."""
     flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC
     for _ in range(3):  # the name came or went between the look and the open: look again
-        name, proc = _resolve(path)
+        at = _resolve(path)
         try:
-            if proc:
-                fd = os.open(name, flags)
-            else:
-                try:
-                    fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CREAT | os.O_EXCL, 0o666)
-                except FileExistsError:
+            try:
+                if at.proc:
+                    fd = os.open(at.name, flags, dir_fd=at.folder)
+                else:
                     try:
-                        fd = os.open(name, flags | os.O_NOFOLLOW)
-                    except FileNotFoundError:
-                        continue  # gone since: look again
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                continue  # a symlink came at the name since it was looked at: judge it
-            if exc.errno == errno.ENXIO:
-                raise _refuse(path, "it is a FIFO that nothing reads (writing it would wait for ever)") from None
-            raise output_unwritable(path, exc) from None
-        try:
-            st = os.fstat(fd)
-            if not proc:
-                _check_target(path, name, st)
-            os.set_blocking(fd, True)
-            if stat.S_ISREG(st.st_mode):
-                os.ftruncate(fd, 0)
-        except BaseException:
-            os.close(fd)
-            raise
-        return os.fdopen(fd, "wb")
+                        fd = os.open(at.name, flags | os.O_NOFOLLOW | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=at.folder)
+                    except FileExistsError:
+                        try:
+                            fd = os.open(at.name, flags | os.O_NOFOLLOW, dir_fd=at.folder)
+                        except FileNotFoundError:
+                            continue  # gone since: look again
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    continue  # a symlink came at the name since it was looked at: judge it
+                if exc.errno == errno.ENXIO:
+                    raise _refuse(path, "it is a FIFO that nothing reads (writing it would wait for ever)") from None
+                raise output_unwritable(path, exc) from None
+            try:
+                st = os.fstat(fd)
+                if not at.proc:
+                    _check_target(path, at, st)
+                os.set_blocking(fd, True)
+                if stat.S_ISREG(st.st_mode):
+                    os.ftruncate(fd, 0)
+            except BaseException:
+                os.close(fd)
+                raise
+            return os.fdopen(fd, "wb")
+        finally:
+            at.close()
     raise _refuse(path, "its name keeps changing while netlab opens it")
 
 

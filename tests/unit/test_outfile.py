@@ -137,3 +137,49 @@ def test_ones_own_files_and_links_are_written(tmp_path, decoy):
     outfile.write_output("/dev/null", b"x")
     outfile.check("/dev/stdout")
     _untouched(decoy)
+
+
+@root_only
+@pytest.mark.parametrize("where", ["nobodys link as a folder", "a link in nobody's folder as a folder"])
+def test_a_link_in_the_folder_part_is_judged_as_one_at_the_name(tmp_path, decoy, where):
+    """QA qs2 1: only the last name was judged: /tmp/nobdir/link/f, with nobody's link to root's folder, wrote
+    root's 0600 file there (graph -w, capture -w, trace --pcap). Every symlink on the way is judged now."""
+    rootdir = tmp_path / "rootdir"
+    rootdir.mkdir(mode=0o700)
+    target = rootdir / "f"
+    target.write_text("orig\n")
+    os.chmod(target, 0o600)
+    if where == "nobodys link as a folder":
+        link = _nobodys_link(tmp_path / "link", rootdir)
+    else:
+        link = str(tmp_path / "nobw" / "link")
+        os.symlink(rootdir, link)  # root's link, in a folder nobody may change
+    for write in (lambda: outfile.check(f"{link}/f"), lambda: outfile.write_output(f"{link}/f", b"x"),
+                  lambda: outfile.write_output(f"{link}/new", b"x")):
+        with pytest.raises(UsageError, match=r"it is a symlink \(through .*link\)"):
+            write()
+    assert target.read_text() == "orig\n" and sorted(os.listdir(rootdir)) == ["f"]
+    proc = run_cli("graph", "-t", "topologies/default-2node.yaml", "-o", "dot", "-w", f"{link}/f")
+    assert proc.returncode == 2 and "it is a symlink (through" in proc.stderr, proc.stderr
+    assert target.read_text() == "orig\n"
+
+
+@root_only
+def test_root_and_the_invoking_users_links_on_the_way_are_followed(tmp_path, monkeypatch):
+    """A link of root's in root's folder, as a folder, is followed; under sudo, the invoking user's own link in
+    their own folder is theirs (QA qs2 7: it was refused as 'owned by qs2user, not by you or root')."""
+    rootdir = tmp_path / "real"
+    rootdir.mkdir()
+    os.symlink(rootdir, tmp_path / "mine")
+    outfile.write_output(str(tmp_path / "mine" / "out"), b"1")
+    assert (rootdir / "out").read_bytes() == b"1"
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    os.chown(home, NOBODY, NOBODY)
+    os.symlink(rootdir, home / "link")
+    os.lchown(home / "link", NOBODY, NOBODY)
+    with pytest.raises(UsageError, match="owned by nobody"):
+        outfile.write_output(str(home / "link" / "out2"), b"2")
+    monkeypatch.setenv("SUDO_UID", str(NOBODY))  # netlab run by sudo for that user: the user's own link
+    outfile.write_output(str(home / "link" / "out2"), b"2")
+    assert (rootdir / "out2").read_bytes() == b"2"
