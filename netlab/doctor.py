@@ -13,9 +13,11 @@ what a lab needs. Each check ends in one of:
     netem, like a kernel built without CONFIG_NET_SCH_NETEM, runs every lab
     without ``delay:``), ``nft`` and ``tcpdump`` (tests and learners run them, netlab
     does not; its libpcap compiles ``netlab capture``'s filters), the conntrack
-    tool for a lab without Services (``up`` does not run it; ``trace`` and
-    ``quiz`` do), a neighbour table smaller than the lab's all-pairs traffic
-    (``netlab probe`` keeps its own entries bounded), low free space;
+    tool for a lab without Services (only ``up``'s stale-entry clean-up and
+    ``break conntrack-stale-entry`` run it; ``trace``, ``quiz`` and ``inspect``
+    read conntrack over ctnetlink, the kernel conntrack check), a neighbour
+    table smaller than the lab's all-pairs traffic (``netlab probe`` keeps its
+    own entries bounded), low free space;
 ``FAIL``
     missing and needed: ``netlab doctor`` exits 3, and ``netlab up`` refuses
     to start, before it changes anything, with exit 3 and this very line;
@@ -113,8 +115,11 @@ WHY = {
                  "hook drops that share of the frames",
     "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables) and loss impairments; "
            "tests and learners run it too",
-    "conntrack-tool": "netlab up needs it only for a lab with Services, but trace (any lab), quiz and inspect's "
-                      "conntrack section run it",
+    "conntrack-tool": "netlab up needs it only for a lab with Services (it deletes stale UDP entries), and break "
+                      "conntrack-stale-entry (it inserts one); trace, quiz and inspect read conntrack without it, "
+                      "over the kernel's ctnetlink",
+    "conntrack": "netlab up needs it only for a lab with NAT rules, but trace (any lab), quiz and inspect's conntrack "
+                 "section read the conntrack table through it (ctnetlink)",
     "tcpdump": "netlab itself does not run it, learners and tests do",
     "sock_diag": "needed only for trace to say what listens where a packet was refused, and inspect's sockets",
     "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
@@ -427,9 +432,10 @@ def report(lab: Lab, for_this_lab: bool) -> list[Check]:
     return diagnose(lab, needs(lab) if for_this_lab else set(EVERYTHING))
 
 
-# What `netlab trace` runs on every lab (conntrack -L, iptables-save of each hop's tables), and so `quiz`, whose
-# answer is a trace: a quiz refuses before it breaks anything when one is missing (:func:`require_tools`).
-TRACE_TOOLS = ("conntrack-tool", "iptables-restore")
+# What `netlab trace` uses on every lab (the kernel's ctnetlink for the conntrack entries, no conntrack program;
+# iptables-save of each hop's tables), and so `quiz`, whose answer is a trace: a quiz refuses before it breaks
+# anything when one is missing (:func:`require_tools`).
+TRACE_TOOLS = ("conntrack", "iptables-restore")
 
 
 def require_tools(lab: Lab, names: Iterable[str], why: str) -> None:

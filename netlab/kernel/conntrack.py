@@ -3,8 +3,10 @@
 Each entry holds a connection's original tuple and the reply tuple the kernel
 expects, so it carries what NAT decided for the flow (which endpoint a
 Service's DNAT picked, which source a masquerade chose). ``trace`` and
-``inspect`` read them as ``conntrack -L`` prints them, the text a learner
-compares with (:func:`list_entries`). An entry that outlives the decision
+``inspect`` read them with one ctnetlink dump through netlab's codec
+(:func:`entries`, nfnl.CtRecord), no conntrack program, and show them as
+``conntrack -L`` prints them, the text a learner compares with
+(:func:`list_entries`). An entry that outlives the decision
 keeps applying it: a UDP client that keeps sending from one port keeps
 reaching an endpoint that is gone. Two ways to delete, for two kinds of caller:
 
@@ -26,10 +28,12 @@ import socket
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from netlab.errors import EnvironmentNotReady, NetnsGone
 from netlab.kernel import netlink, netns, nfnl
 
 TIMEOUT = 30.0  # seconds one conntrack -D may take
-LIST_TIMEOUT = 10.0
+# The kernel module that answers ctnetlink, and how to get it (as the doctor's kernel conntrack line says it).
+CTNETLINK_FIX = "modprobe nf_conntrack_netlink (CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK)"
 DRAIN_EVERY = 64  # requests sent between two reads of the kernel's answers
 
 
@@ -44,11 +48,31 @@ class Flow:
     dport: int
 
 
+def entries(ns: str, proto: str | None = None) -> list[nfnl.CtRecord]:
+    """The IPv4 entries of namespace ``ns`` (of protocol ``proto``: "tcp", "udp", "icmp"), in the kernel's order:
+    one ctnetlink dump, what ``conntrack -L [-p PROTO]`` lists. NetnsGone when the namespace is gone;
+    EnvironmentNotReady when the kernel has no ctnetlink (nf_conntrack_netlink)."""
+    try:
+        msgs = _dump(ns)
+    except NetnsGone:
+        raise
+    except OSError as exc:  # no NETLINK_NETFILTER socket, or the subsystem refused the dump
+        raise EnvironmentNotReady(f"cannot read the conntrack entries of {ns}: the kernel's ctnetlink refused "
+                                  f"({exc}); {CTNETLINK_FIX}") from None
+    records = [r for r in map(nfnl.ct_record, msgs) if r is not None]
+    return [r for r in records if proto is None or r.proto == proto]
+
+
 def list_entries(ns: str, proto: str | None = None) -> list[str]:
-    """``conntrack -L [-p PROTO]`` inside the namespace: one line per entry (the summary goes to stderr)."""
-    argv = [netns.binary("conntrack"), "-L"] + (["-p", proto] if proto else [])
-    proc = netns.run_in_netns(ns, argv, timeout=LIST_TIMEOUT, check=False)
-    return [line for line in proc.stdout.decode(errors="replace").splitlines() if line.strip()]
+    """The entries of namespace ``ns`` as ``conntrack -L [-p PROTO]`` prints them, one line each (:func:`entries`)."""
+    return [r.text() for r in entries(ns, proto)]
+
+
+def _dump(ns: str) -> list[netlink.Msg]:
+    with netns.entered(ns):
+        conn = netlink.Conn(netlink.NETLINK_NETFILTER)
+    with conn:
+        return conn.dump(f"conntrack entries in {ns}", nfnl.ct_dump())
 
 
 def delete_matching(ns: str, filters: Iterable[Sequence[str]]) -> list[str]:
@@ -111,11 +135,7 @@ def insert_dnat(ns: str, proto: str, src: str, sport: int, dst: str, dport: int,
 def tuples(ns: str, proto: int) -> list[tuple[dict[str, str], dict[str, str]]]:
     """The original and reply tuples of every entry of protocol ``proto`` in namespace ``ns`` (one
     ctnetlink dump): what each flow's NAT made of it."""
-    with netns.entered(ns):
-        conn = netlink.Conn(netlink.NETLINK_NETFILTER)
-    with conn:
-        msgs = conn.dump(f"conntrack entries in {ns}", nfnl.ct_dump())
-    return _of_proto(msgs, proto)
+    return _of_proto(_dump(ns), proto)
 
 
 def ports_towards(namespaces: Iterable[str], proto: int, dst: str, dport: int) -> set[int]:

@@ -5,14 +5,17 @@ namespace with no rules at all is known without running ``iptables-save``),
 the base chains of iptables-nft's tables (which ``iptables-save`` prints
 whether they exist or not),
 conntrack deletions (the prober's clean-up), and a dump of the conntrack
-table's tuples (stale Service entries, services/stale.py).
+table (IPCTNL_MSG_CT_GET), decoded into :class:`CtRecord`: what ``conntrack -L``
+prints of each entry, and its line as that program prints it (:meth:`CtRecord.text`),
+so that trace, inspect and the stale-entry check need no conntrack program.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from netlab.kernel.netlink import Conn, Msg, NetlinkError, attr, attrs, get_str, message, nested
 
@@ -30,6 +33,19 @@ FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_TUPLE_IP, CTA_TUPLE_PROTO = 1, 2, 1, 2
 CTA_IP_V4_SRC, CTA_IP_V4_DST = 1, 2
 CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3
+CTA_PROTO_ICMP_ID, CTA_PROTO_ICMP_TYPE, CTA_PROTO_ICMP_CODE = 4, 5, 6
+CTA_TUPLE_ZONE = 3
+CTA_STATUS, CTA_PROTOINFO, CTA_TIMEOUT, CTA_MARK, CTA_USE, CTA_ID, CTA_ZONE = 3, 4, 7, 8, 11, 12, 18
+CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_STATE = 1, 1
+# linux/netfilter/nf_conntrack_common.h: enum ip_conntrack_status
+IPS_SEEN_REPLY, IPS_ASSURED, IPS_OFFLOAD, IPS_HW_OFFLOAD = 1 << 1, 1 << 2, 1 << 14, 1 << 15
+STATUS_BITS = {0: "EXPECTED", 1: "SEEN_REPLY", 2: "ASSURED", 3: "CONFIRMED", 4: "SRC_NAT", 5: "DST_NAT",
+               6: "SEQ_ADJUST", 7: "SRC_NAT_DONE", 8: "DST_NAT_DONE", 9: "DYING", 10: "FIXED_TIMEOUT",
+               11: "TEMPLATE", 12: "UNTRACKED", 13: "HELPER", 14: "OFFLOAD", 15: "HW_OFFLOAD"}
+# The names conntrack(8) prints (libnetfilter_conntrack's), by IP protocol number; enum tcp_conntrack's states.
+PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6", 132: "sctp", 136: "udplite"}
+TCP_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT",
+              "CLOSE", "SYN_SENT2")
 
 
 def table_dump() -> bytes:
@@ -83,23 +99,110 @@ def ct_dump() -> bytes:
     return message(NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET, 0, NFGENMSG.pack(socket.AF_INET, NFNETLINK_V0, 0))
 
 
-def ct_tuples(m: Msg) -> tuple[int, dict[str, str], dict[str, str]] | None:
-    """An entry's protocol number and its original and reply tuples (src, dst, sport, dport), as text."""
+@dataclass(frozen=True)
+class CtRecord:
+    """One conntrack entry as ctnetlink gives it: what ``conntrack -L`` prints of it.
+
+    ``orig`` and ``reply`` are the two tuples as text, keyed as conntrack(8) names them: ``src``, ``dst``, then
+    ``sport`` and ``dport`` (TCP, UDP, SCTP...) or ``type``, ``code`` and ``id`` (ICMP).
+    """
+
+    proto: str  # "tcp", "udp", "icmp"... ("unknown" for a protocol conntrack(8) has no name for)
+    protonum: int
+    orig: Mapping[str, str]
+    reply: Mapping[str, str]
+    status: int = 0  # IPS_* bits
+    timeout: int | None = None  # seconds left
+    state: str | None = None  # TCP's: ESTABLISHED, TIME_WAIT...
+    mark: int | None = None
+    zone: int | None = None  # the entry's zone (CTA_ZONE), only when not the default one
+    orig_zone: int | None = None
+    reply_zone: int | None = None
+    use: int | None = None
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The words conntrack(8) prints in brackets: UNREPLIED (no SEEN_REPLY), ASSURED, OFFLOAD, HW_OFFLOAD."""
+        s = self.status
+        return tuple(word for word, on in (("UNREPLIED", not s & IPS_SEEN_REPLY), ("ASSURED", s & IPS_ASSURED),
+                                           ("OFFLOAD", s & IPS_OFFLOAD), ("HW_OFFLOAD", s & IPS_HW_OFFLOAD)) if on)
+
+    @property
+    def status_names(self) -> tuple[str, ...]:
+        """Every status bit set, by the kernel's name (SEEN_REPLY, ASSURED, CONFIRMED, DST_NAT...)."""
+        return tuple(name for bit, name in STATUS_BITS.items() if self.status >> bit & 1)
+
+    def text(self) -> str:
+        """The entry's line as ``conntrack -L`` prints it (libnetfilter_conntrack's default output)."""
+        words = [f"{self.proto:<8} {self.protonum}"]
+        words += [str(self.timeout)] if self.timeout is not None else []
+        words += [self.state] if self.state else []
+        words += _tuple_words(self.orig, self.orig_zone)
+        words += ["[UNREPLIED]"] if "UNREPLIED" in self.flags else []
+        words += _tuple_words(self.reply, self.reply_zone)
+        words += [f"[{f}]" for f in self.flags if f != "UNREPLIED"]
+        words += [f"mark={self.mark}"] if self.mark is not None else []
+        words += [f"zone={self.zone}"] if self.zone is not None else []
+        words += [f"use={self.use}"] if self.use is not None else []
+        return " ".join(words)
+
+
+def _tuple_words(t: Mapping[str, str], zone: int | None) -> list[str]:
+    keys = ("src", "dst", "type", "code", "id") if "type" in t else ("src", "dst", "sport", "dport")
+    return [f"{k}={t[k]}" for k in keys if k in t] + ([f"zone={zone}"] if zone is not None else [])
+
+
+def ct_record(m: Msg) -> CtRecord | None:
+    """An IPv4 entry of a ctnetlink dump or event (an IPCTNL_MSG_CT_NEW message); None for anything else."""
+    if len(m.body) < NFGENMSG.size:
+        return None
     a = attrs(m.body, NFGENMSG.size)
     orig, reply = _tuple(a.get(CTA_TUPLE_ORIG)), _tuple(a.get(CTA_TUPLE_REPLY))
     if orig is None or reply is None:
         return None
-    return orig[0], orig[1], reply[1]
+
+    def be32(kind: int) -> int | None:
+        v = a.get(kind)
+        return struct.unpack("!I", v[:4])[0] if v is not None and len(v) >= 4 else None
+
+    state = None
+    tcp = attrs(attrs(a.get(CTA_PROTOINFO, b"")).get(CTA_PROTOINFO_TCP, b""))
+    if CTA_PROTOINFO_TCP_STATE in tcp:
+        n = tcp[CTA_PROTOINFO_TCP_STATE][0]
+        state = TCP_STATES[n] if n < len(TCP_STATES) else str(n)
+    zone = a.get(CTA_ZONE)
+    return CtRecord(PROTO_NAMES.get(orig[0], "unknown"), orig[0], orig[1], reply[1], be32(CTA_STATUS) or 0,
+                    be32(CTA_TIMEOUT), state, be32(CTA_MARK),
+                    struct.unpack("!H", zone[:2])[0] if zone and len(zone) >= 2 else None, orig[2], reply[2],
+                    be32(CTA_USE))
 
 
-def _tuple(data: bytes | None) -> tuple[int, dict[str, str]] | None:
+def ct_tuples(m: Msg) -> tuple[int, dict[str, str], dict[str, str]] | None:
+    """An entry's protocol number and its original and reply tuples (src, dst, sport, dport), as text; None for
+    an entry without ports (ICMP)."""
+    r = ct_record(m)
+    if r is None or not all(k in t for t in (r.orig, r.reply) for k in ("sport", "dport")):
+        return None
+    keys = ("src", "dst", "sport", "dport")
+    return r.protonum, {k: r.orig[k] for k in keys}, {k: r.reply[k] for k in keys}
+
+
+def _tuple(data: bytes | None) -> tuple[int, dict[str, str], int | None] | None:
+    """A tuple's protocol number, its fields as conntrack(8) names them, and its zone (None: not given)."""
     if data is None:
         return None
     t = attrs(data)
     ip, proto = attrs(t.get(CTA_TUPLE_IP, b"")), attrs(t.get(CTA_TUPLE_PROTO, b""))
     src, dst, num = ip.get(CTA_IP_V4_SRC), ip.get(CTA_IP_V4_DST), proto.get(CTA_PROTO_NUM)
-    sport, dport = proto.get(CTA_PROTO_SRC_PORT), proto.get(CTA_PROTO_DST_PORT)
-    if not (src and dst and num and sport and dport):  # IPv6, or a protocol without ports
+    if not (src and dst and num) or len(src) != 4 or len(dst) != 4:  # IPv6
         return None
-    return num[0], {"src": socket.inet_ntoa(src), "dst": socket.inet_ntoa(dst),
-                    "sport": str(struct.unpack("!H", sport)[0]), "dport": str(struct.unpack("!H", dport)[0])}
+    out = {"src": socket.inet_ntoa(src), "dst": socket.inet_ntoa(dst)}
+    if CTA_PROTO_ICMP_TYPE in proto:
+        out["type"], out["code"] = str(proto[CTA_PROTO_ICMP_TYPE][0]), str(proto.get(CTA_PROTO_ICMP_CODE, b"\0")[0])
+        if CTA_PROTO_ICMP_ID in proto:
+            out["id"] = str(struct.unpack("!H", proto[CTA_PROTO_ICMP_ID][:2])[0])
+    for key, kind in (("sport", CTA_PROTO_SRC_PORT), ("dport", CTA_PROTO_DST_PORT)):
+        if kind in proto:
+            out[key] = str(struct.unpack("!H", proto[kind][:2])[0])
+    zone = t.get(CTA_TUPLE_ZONE)
+    return num[0], out, struct.unpack("!H", zone[:2])[0] if zone and len(zone) >= 2 else None

@@ -1,8 +1,9 @@
 """The tables of netfilter, per namespace, as ``trace`` reads them around its packet.
 
-conntrack through ``conntrack -L`` (netlab.kernel.conntrack), and the nat
-table through ``iptables-save -c -t nat`` (netlab.kernel.iptables), parsed
-here: their text is what a learner compares with. The nat table is read
+conntrack through one ctnetlink dump (netlab.kernel.conntrack.entries: the entries
+``conntrack -L`` lists, no program run), and the nat table through
+``iptables-save -c -t nat`` (netlab.kernel.iptables), parsed here: its text is
+what a learner compares with. The nat table is read
 twice around the packet, so each rule's counter says whether the packet (or
 something else at the same time) crossed it. kube-proxy's nftables table
 (``nft -j list table ip kube-proxy``) is read the same way: its affinity
@@ -184,11 +185,13 @@ def parse_nat_table(text: str, before: NatTable | None = None) -> NatTable:
 
 
 def read_conntrack(netns: str, proto: str) -> list[CtEntry]:
-    return [e for e in map(parse_conntrack, conntrack.list_entries(netns, proto)) if e is not None]
+    """The entries of protocol ``proto`` in ``netns``, read over ctnetlink (what ``conntrack -L -p PROTO`` lists)."""
+    return [ct_entry(r.proto, dict(r.orig), dict(r.reply), r.state, r.flags)
+            for r in conntrack.entries(netns, proto) if r.proto in ("tcp", "udp", "icmp")]
 
 
 def parse_conntrack(line: str) -> CtEntry | None:
-    """One line of ``conntrack -L``: the original tuple, then the reply tuple."""
+    """One line of ``conntrack -L`` (a learner's, a test's): the original tuple, then the reply tuple."""
     words = line.split()
     if not words:
         return None

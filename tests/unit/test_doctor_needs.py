@@ -1,5 +1,5 @@
-"""What the doctor says each command needs, against the fake machine of test_doctor.py: the conntrack tool
-(trace and quiz run it on every lab, up only for Services), capabilities and the open-files limit (every
+"""What the doctor says each command needs, against the fake machine of test_doctor.py: the kernel's ctnetlink
+(trace and quiz read conntrack through it on every lab), the conntrack tool (up only for Services), capabilities and the open-files limit (every
 command), tcpdump's libpcap (capture filters), and the test hook reaching br_netfilter."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from test_doctor import DEFAULT, by_name, install_machine
 from netlab import api, doctor, doctor_host
 from netlab.cli import base, breaks as cli_breaks, cli
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
+from netlab.kernel import netns as nsmod
 from netlab.realize import state as state_mod
 
 
@@ -22,16 +23,36 @@ def machine(tmp_path, monkeypatch):
     return install_machine(tmp_path, monkeypatch)
 
 
-def test_the_conntrack_tool_is_said_to_be_traces_on_a_lab_without_services(machine):
-    machine.missing.add("conntrack")
+def _without_the_conntrack_program(machine, monkeypatch) -> None:
+    """The conntrack program missing, the kernel's ctnetlink there (the fake machine's ``missing`` takes both)."""
+    monkeypatch.setattr(nsmod, "binary", lambda name: machine.binary("missing:conntrack" if name == "conntrack"
+                                                                     else name))
+    machine.missing.add("missing:conntrack")
+
+
+def test_the_conntrack_tool_is_not_said_to_be_traces(machine, monkeypatch):
+    """QA qx 1: trace reads conntrack over ctnetlink (the kernel conntrack check), not with the program."""
+    _without_the_conntrack_program(machine, monkeypatch)
     assert not DEFAULT.services
-    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["conntrack-tool"]
+    checks = by_name(doctor.report(DEFAULT, for_this_lab=True))
+    check = checks["conntrack-tool"]
     assert check.status == doctor.WARN and not check.needed  # up brings the lab up without it...
-    assert check.line() == (  # ...and the line says who does need it
-        "warn  tool conntrack: conntrack is not installed; netlab up needs it only for a lab with Services, but trace "
-        "(any lab), quiz and inspect's conntrack section run it; fix: apt-get install conntrack "
+    assert check.line() == (  # ...and the line says who does need it, and that trace does not
+        "warn  tool conntrack: conntrack is not installed; netlab up needs it only for a lab with Services "
+        "(it deletes stale UDP entries), and break conntrack-stale-entry (it inserts one); trace, quiz and inspect "
+        "read conntrack without it, over the kernel's ctnetlink; fix: apt-get install conntrack "
         "(or sudo ./scripts/setup.sh)")
+    assert checks["conntrack"].status == doctor.OK
     assert by_name(doctor.report(DEFAULT, for_this_lab=False))["conntrack-tool"].status == doctor.FAIL
+
+
+def test_the_kernels_ctnetlink_is_said_to_be_traces(machine, monkeypatch):
+    monkeypatch.setenv(doctor.MISSING_HOOK, "conntrack")
+    check = by_name(doctor.diagnose(DEFAULT, set()))["conntrack"]  # a lab that would not need it for up
+    assert check.status == doctor.WARN and check.detail.endswith(
+        "netlab up needs it only for a lab with NAT rules, but trace (any lab), quiz and inspect's conntrack section "
+        "read the conntrack table through it (ctnetlink)")
+    assert check.fix.startswith("modprobe nf_conntrack_netlink")
 
 
 def _quiz_on_a_faked_lab(monkeypatch) -> list[str]:
@@ -51,8 +72,10 @@ def _quiz_on_a_faked_lab(monkeypatch) -> list[str]:
     return broken
 
 
-@pytest.mark.parametrize("missing,package", [("conntrack", "conntrack"), ("iptables-restore", "iptables")])
-def test_quiz_breaks_nothing_when_its_answers_trace_cannot_run(machine, monkeypatch, missing, package):
+@pytest.mark.parametrize("missing,line,fix", [
+    ("conntrack", "kernel conntrack", "modprobe nf_conntrack_netlink (CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK)"),
+    ("iptables-restore", "tool ", "apt-get install iptables (or sudo ./scripts/setup.sh)")])
+def test_quiz_breaks_nothing_when_its_answers_trace_cannot_run(machine, monkeypatch, missing, line, fix):
     machine.missing.add(missing)
     broken = _quiz_on_a_faked_lab(monkeypatch)
     result = CliRunner().invoke(cli, ["quiz", "--seed", "7"])
@@ -60,8 +83,17 @@ def test_quiz_breaks_nothing_when_its_answers_trace_cannot_run(machine, monkeypa
     assert isinstance(error, EnvironmentNotReady) and error.exit_code == EXIT_ENVIRONMENT, (result.output, error)
     assert broken == [] and "is broken" not in result.output
     assert str(error).startswith("lab qz: nothing broken, as the quiz's answer (a trace) could not be checked: FAIL  "
-                                 "tool ")
-    assert str(error).endswith(f"fix: apt-get install {package} (or sudo ./scripts/setup.sh)")
+                                 + line)
+    assert str(error).endswith(f"fix: {fix}")
+
+
+def test_quiz_breaks_the_lab_without_the_conntrack_program(machine, monkeypatch):
+    """QA qx 1: its answer's trace reads conntrack over ctnetlink."""
+    _without_the_conntrack_program(machine, monkeypatch)
+    broken = _quiz_on_a_faked_lab(monkeypatch)
+    result = CliRunner().invoke(cli, ["quiz", "--seed", "7"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert len(broken) == 1
 
 
 def test_quiz_breaks_the_lab_when_the_tools_are_there(machine, monkeypatch):
