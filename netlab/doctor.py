@@ -28,7 +28,8 @@ what a lab needs. Each check ends in one of:
     from the host where they are not the kernel's, whether the kernel has
     IPv6; netlab works there.
 
-The checks of the machine as a whole are netlab/doctor_host.py's; the names,
+The checks of the machine as a whole are netlab/doctor_host.py's; the words beside a verdict (why, which
+module) netlab/doctor_words.py's; the names,
 titles and levels of all checks, netlab/doctor_lines.py's.
 
 What a lab needs is read from its plan: veth and bridge always, vxlan for a
@@ -64,6 +65,8 @@ from netlab.doctor_host import (check_capabilities, check_exit_status, check_fal
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, EVERYTHING, FAIL, HOST, INFO, KERNEL, OK, TITLES,
                                  TOOLS, WARN, Check)
 from netlab.doctor_nft import KUBE_PROXY_SHAPE, NETDEV_SHAPE
+from netlab.doctor_words import (KERNEL_MODULE, KERNEL_NOTE, KERNEL_OTHERWISE, KERNEL_PACKAGE, NETNS_FIX,
+                                 WHY)
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import features, packages
 from netlab.kernel import netns as nsmod
@@ -81,50 +84,6 @@ MISSING_HOOK = "NETLAB_DOCTOR_MISSING"
 # The program each tool check looks for; its package (the fix) is kernel/packages.py's, as every command says it.
 PROGRAMS = {"iptables-restore": "iptables-restore", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq",
             "nft": "nft", "tcpdump": "tcpdump"}
-NETNS_FIX = "run as root on a kernel with CONFIG_NET_NS (network namespaces)"
-# A kernel feature netlab lacks: the module modprobe loads for it, and the options that build it into a kernel.
-KERNEL_MODULE = {
-    "veth": ("veth", "CONFIG_VETH"),
-    "bridge": ("bridge", "CONFIG_BRIDGE"),
-    "vxlan": ("vxlan", "CONFIG_VXLAN"),
-    "br_netfilter": ("br_netfilter", "CONFIG_BRIDGE_NETFILTER"),
-    "conntrack": ("nf_conntrack_netlink", "CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK"),
-    "nf_tables": ("nf_tables", "CONFIG_NF_TABLES"),
-    "nf_netdev": ("nft_numgen", "CONFIG_NF_TABLES_NETDEV, CONFIG_NETFILTER_INGRESS, CONFIG_NETFILTER_EGRESS, "
-                                "CONFIG_NFT_NUMGEN"),
-    "sock_diag": ("inet_diag", "CONFIG_INET_DIAG, CONFIG_INET_TCP_DIAG, CONFIG_INET_UDP_DIAG"),
-    "sctp": ("xt_sctp", "CONFIG_NETFILTER_XT_MATCH_SCTP (iptables' legacy backend; nft's needs only nf_tables)"),
-    **{q: (f"sch_{q}", f"CONFIG_NET_SCH_{q.upper()}") for q in features.QDISCS},
-}
-# What loading the module does besides.
-KERNEL_NOTE = {
-    "br_netfilter": "note: this also makes the host's own bridges call iptables, net.bridge.bridge-nf-call-iptables=1 "
-                    "in the host",
-}
-# Where the module comes from when the kernel's own package leaves it out.
-KERNEL_PACKAGE = {q: "on Ubuntu in linux-modules-extra-$(uname -r)" for q in features.QDISCS}
-KERNEL_OTHERWISE = {"vxlan": "or use network.mode: host-gw",
-                    "nf_tables": "or use the legacy backend: NETLAB_IPTABLES=legacy"}
-WHY = {
-    "br_netfilter": "same-node Service traffic and NetworkPolicies between pods of one node cannot pass iptables "
-                    "without it",
-    "tbf": "needed only for rate impairments (impair: rate)",
-    "htb": "netlab shapes rates with tbf; htb is not used",
-    "netem": "needed only for delay and jitter impairments (impair: delay; loss is an nftables netdev rule)",
-    "nf_netdev": "needed only for loss impairments (impair: loss): an nftables rule on a device's ingress or egress "
-                 "hook drops that share of the frames",
-    "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables) and loss impairments; "
-           "tests and learners run it too",
-    "conntrack-tool": "netlab up needs it only for a lab with Services (it deletes stale UDP entries), and break "
-                      "conntrack-stale-entry (it inserts one); trace, quiz and inspect read conntrack without it, "
-                      "over the kernel's ctnetlink",
-    "conntrack": "netlab up needs it only for a lab with NAT rules, but trace (any lab), quiz and inspect's conntrack "
-                 "section read the conntrack table through it (ctnetlink)",
-    "tcpdump": "netlab itself does not run it, learners and tests do",
-    "sock_diag": "needed only for trace to say what listens where a packet was refused, and inspect's sockets",
-    "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
-    "sctp": "needed only for NetworkPolicies with SCTP ports",
-}
 # A policy's SCTP port as plan/policy.py writes it (a port, a range), loaded for real by the iptables-restore netlab
 # runs, in the throwaway namespace (which the kernel frees with it): the kernel takes the rules SCTP ports need.
 SCTP_RULES = "\n".join(("*filter", ":NETLAB-DOCTOR-SCTP - [0:0]",

@@ -1,0 +1,52 @@
+"""What the doctor's lines say beside a check's verdict: why a lab needs a feature or tool, the kernel module
+and build options that provide a missing kernel feature, what loading it does besides, and where else it
+comes from (netlab/doctor.py judges; netlab/doctor_lines.py names the checks)."""
+
+from __future__ import annotations
+
+from netlab.kernel import features
+
+NETNS_FIX = "run as root on a kernel with CONFIG_NET_NS (network namespaces)"
+# A kernel feature netlab lacks: the module modprobe loads for it, and the options that build it into a kernel.
+KERNEL_MODULE = {
+    "veth": ("veth", "CONFIG_VETH"),
+    "bridge": ("bridge", "CONFIG_BRIDGE"),
+    "vxlan": ("vxlan", "CONFIG_VXLAN"),
+    "br_netfilter": ("br_netfilter", "CONFIG_BRIDGE_NETFILTER"),
+    "conntrack": ("nf_conntrack_netlink", "CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK"),
+    "nf_tables": ("nf_tables", "CONFIG_NF_TABLES"),
+    "nf_netdev": ("nft_numgen", "CONFIG_NF_TABLES_NETDEV, CONFIG_NETFILTER_INGRESS, CONFIG_NETFILTER_EGRESS, "
+                                "CONFIG_NFT_NUMGEN"),
+    "sock_diag": ("inet_diag", "CONFIG_INET_DIAG, CONFIG_INET_TCP_DIAG, CONFIG_INET_UDP_DIAG"),
+    "sctp": ("xt_sctp", "CONFIG_NETFILTER_XT_MATCH_SCTP (iptables' legacy backend; nft's needs only nf_tables)"),
+    **{q: (f"sch_{q}", f"CONFIG_NET_SCH_{q.upper()}") for q in features.QDISCS},
+}
+# What loading the module does besides.
+KERNEL_NOTE = {
+    "br_netfilter": "note: this also makes the host's own bridges call iptables, net.bridge.bridge-nf-call-iptables=1 "
+                    "in the host",
+}
+# Where the module comes from when the kernel's own package leaves it out.
+KERNEL_PACKAGE = {q: "on Ubuntu in linux-modules-extra-$(uname -r)" for q in features.QDISCS}
+KERNEL_OTHERWISE = {"vxlan": "or use network.mode: host-gw",
+                    "nf_tables": "or use the legacy backend: NETLAB_IPTABLES=legacy"}
+WHY = {
+    "br_netfilter": "same-node Service traffic and NetworkPolicies between pods of one node cannot pass iptables "
+                    "without it",
+    "tbf": "needed only for rate impairments (impair: rate)",
+    "htb": "netlab shapes rates with tbf; htb is not used",
+    "netem": "needed only for delay and jitter impairments (impair: delay; loss is an nftables netdev rule)",
+    "nf_netdev": "needed only for loss impairments (impair: loss): an nftables rule on a device's ingress or egress "
+                 "hook drops that share of the frames",
+    "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables) and loss impairments; "
+           "tests and learners run it too",
+    "conntrack-tool": "netlab up needs it only for a lab with Services (it deletes stale UDP entries), and break "
+                      "conntrack-stale-entry (it inserts one); trace, quiz and inspect read conntrack without it, "
+                      "over the kernel's ctnetlink",
+    "conntrack": "netlab up needs it only for a lab with NAT rules, but trace (any lab), quiz and inspect's conntrack "
+                 "section read the conntrack table through it (ctnetlink)",
+    "tcpdump": "netlab itself does not run it, learners and tests do",
+    "sock_diag": "needed only for trace to say what listens where a packet was refused, and inspect's sockets",
+    "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
+    "sctp": "needed only for NetworkPolicies with SCTP ports",
+}
