@@ -17,8 +17,9 @@ with no file to follow; current state is the kernel. The loop sleeps in ``select
   taskstats records (netlab.kernel.taskstats), where the kernel has them.
   The containers it holds back are written to the lab's state folder
   (netlab.workload.crashloop), so `get pods` says CrashLoopBackOff as kubectl does;
-- a timer: the topology file is looked at twice a second (its change is
-  re-applied; an invalid file is reported and the lab kept as it is), and a
+- the topology file's folder (inotify: api/watch_file.py): a save is read once its writer closes the file (or
+  renames another over it), never halfway; and a timer: the file's stat is looked at twice a second (its change
+  is re-applied; an invalid file is reported and the lab kept as it is), and a
   full ``status`` runs every ``resync`` seconds as the backstop for what
   sends no notification (iptables-legacy rules, a sysctl other than
   forwarding/rp_filter, a deleted namespace, a file).
@@ -53,6 +54,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from netlab import signals
 from netlab.api import lifecycle, watch_repair
 from netlab.api.topology import load, load_running
+from netlab.api.watch_file import WRITE_WAIT, FileWrites
 from netlab.api.watch_children import Children, become_subreaper, reap_exited_children
 from netlab.api.running import built_in
 from netlab.api.watch_lines import dedupe, did_words, failed_key, replaced_words, saw_did, saw_words, summary
@@ -87,6 +89,7 @@ class Watcher(RestartPolicy, Listening):
     log: Log
     backoff_base: float = 10.0
     resync: float = RESYNC
+    write_wait: float = WRITE_WAIT  # seconds an edit is left unread while its writer keeps the file open
     # Watch the running lab's saved topology (`up --watch --lab NAME`): no file to follow (``path`` None), and
     # what changes it (`up -t FILE`, `netlab impair`) is read from the lab's state each round.
     saved: bool = False
@@ -106,6 +109,7 @@ class Watcher(RestartPolicy, Listening):
         self.said: dict[str, tuple[Any, str]] = {}  # pod/container -> (its run, what was logged of it being held)
         self.listener: kevents.Listener | None = None
         self.file_id: watch_repair.FileId = None
+        self.writes = FileWrites(lambda: self.clock(), self.write_wait)  # whether the watched file is being written
         self.retry_at: float | None = None
         # Notifications read with a repair's echo, for the next round: a deletion still to repair, and the rest,
         # which that round checks once more: it says nothing when the lab is as planned (it was the echo), and
@@ -162,6 +166,8 @@ class Watcher(RestartPolicy, Listening):
     def start(self) -> Lab:
         become_subreaper()
         self.kids.listen_for_exits()
+        if self.path is not None and not self.saved:
+            self.writes.watch(self.path)
         self.file_id = self._file_id()  # before the file is read: a change meanwhile is applied by the next look
         loaded = load_running(self.lab_name) if self.saved else load(self.path)
         # The first apply is plain up's, in this thread: a signal meanwhile rolls it back as it does plain
@@ -209,9 +215,10 @@ class Watcher(RestartPolicy, Listening):
         next_due: float | None = None
         while not self.stop:
             now = self.clock()
-            deadline = min(d for d in (next_resync, next_file, next_due, self.retry_at) if d is not None)
+            write_due = self.writes.due()
+            deadline = min(d for d in (next_resync, next_file, next_due, self.retry_at, write_due) if d is not None)
             assert self.listener is not None
-            seen, ready = self.listener.wait(0 if self.pending else deadline - now, self.kids.fds())
+            seen, ready = self.listener.wait(0 if self.pending else deadline - now, self.kids.fds() + self.writes.fds())
             if self.stop:
                 break
             since = self._held_since()
@@ -220,9 +227,11 @@ class Watcher(RestartPolicy, Listening):
             for key in self.kids.reaped(ready):
                 saw.append(f"container {key} exited{self.kids.code(key)}")
             now = self.clock()
-            if now >= next_file:
+            if set(ready) & set(self.writes.fds()) and self.writes.read():
+                next_file = now  # its writer closed it (or renamed another over it): looked at now
+            if now >= next_file or (write_due is not None and now >= write_due):
                 next_file = now + FILE_POLL
-                if self._file_id() != self.file_id:
+                if not self.writes.writing() and self._file_id() != self.file_id:  # (a wait over: forgotten)
                     state = self._live_state()
                     if state is None:
                         self._say_taken_down()
@@ -413,6 +422,9 @@ class Watcher(RestartPolicy, Listening):
         except (TopologyError, NetlabError) as exc:
             self.file_id = reading.file_id if reading.file_id is not None else self._file_id()
             if reading.loaded is None and not isinstance(exc, LabBusy):  # the file did not load
+                if self.writes.writing():  # a save began after the look: this read was halfway; read it once done
+                    self.file_id = None
+                    return
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 self.log(saw_did(changed, reading.waited, f"nothing, it is not valid ({first})"))
             else:
@@ -446,6 +458,7 @@ class Watcher(RestartPolicy, Listening):
             self.listener.close()
             self.listener = None
         self.kids.close()
+        self.writes.close()
         reap_exited_children()
 
 

@@ -1,0 +1,78 @@
+"""What the kernel tells of one file's writes: inotify(7) on its folder, for ``up --watch``'s topology file.
+
+A save that truncates the file and then writes it (``cat > file``, a shell's ``>``, many editors) is seen by
+a look at its size and mtime halfway, empty or cut short. The kernel says when a writer is done with a file:
+IN_CLOSE_WRITE when a descriptor opened for writing is closed, IN_MOVED_TO when another file is renamed over
+it (an editor's atomic save). IN_MODIFY and IN_CREATE say that a write has begun (an O_TRUNC open too). The
+folder is watched, not the file: a rename over it replaces the file's inode, which a watch of the file would
+lose. Only the file's own name counts. A folder where inotify says nothing of others' writes (NFS, a FUSE
+mount) gives no events: the watcher's look at the file's stat still sees its changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x2, 0x8, 0x40, 0x80
+IN_CREATE, IN_DELETE, IN_NONBLOCK, IN_CLOEXEC = 0x100, 0x200, 0o4000, 0o2000000
+_EVENT = struct.Struct("=iIII")  # wd, mask, cookie, len
+
+WRITING = "writing"  # a write began: the file may be empty or cut short until its writer closes it
+DONE = "done"  # its writer closed it, or another file was renamed over it: it is whole
+GONE = "gone"  # removed, or renamed away
+
+
+def kind(mask: int) -> str | None:
+    """What an event's ``mask`` says of the file (None: nothing the watcher reads)."""
+    if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
+        return DONE
+    if mask & (IN_MODIFY | IN_CREATE):
+        return WRITING
+    if mask & (IN_DELETE | IN_MOVED_FROM):
+        return GONE
+    return None
+
+
+class FileEvents:
+    """An inotify descriptor on ``path``'s folder, readable when something happens there; :meth:`read` says what
+    happened to ``path`` itself. OSError when inotify cannot watch the folder (no such folder, the watches limit
+    reached)."""
+
+    def __init__(self, path: str):
+        real = os.path.realpath(path)  # a symlink's target is what is written
+        self.folder, self.name = os.path.dirname(real) or ".", os.path.basename(real).encode()
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        mask = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+        if libc.inotify_add_watch(self.fd, self.folder.encode(), mask) < 0:
+            err = ctypes.get_errno()
+            os.close(self.fd)
+            self.fd = -1
+            raise OSError(err, f"inotify_add_watch {self.folder}")
+
+    def read(self) -> list[str]:
+        """What happened to the file since the last read, in order (WRITING, DONE, GONE); [] when nothing did."""
+        out: list[str] = []
+        while self.fd >= 0:
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                break
+            off = 0
+            while off + _EVENT.size <= len(data):
+                _wd, mask, _cookie, length = _EVENT.unpack_from(data, off)
+                name = data[off + _EVENT.size:off + _EVENT.size + length].split(b"\0", 1)[0]
+                off += _EVENT.size + length
+                what = kind(mask)
+                if name == self.name and what is not None:
+                    out.append(what)
+        return out
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
