@@ -142,12 +142,17 @@ def test_a_repair_waiting_for_the_lab_converges_to_what_the_command_that_held_it
 
 
 def _stopped_holding(name: str, argv: list[str]) -> subprocess.Popen:
-    """A real `netlab` command (``argv``), stopped (SIGSTOP) once it holds the lab's lock: polled for as the kernel
-    shows the holder (a command that finished first fails the test, saying so)."""
+    """A real `netlab` command (``argv``), stopped (SIGSTOP) once it holds the lab's lock and has named itself in
+    the lock file (stopped between its flock and that, the others name it by its command line, "netlab up --lab
+    L", not "netlab up": seen once): polled for as the kernel shows the holder (a command that finished first fails
+    the test, saying so)."""
     proc = subprocess.Popen([*NETLAB, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = os.path.join(lab_dir(name, create=False), LOCK_FILE)
     while proc.poll() is None:
         holder = lab_lock_holder(name)
-        if holder is not None and holder.startswith(f"pid {proc.pid} "):
+        with open(lock) as fh:
+            named = fh.read().startswith(f"pid {proc.pid} ")
+        if holder is not None and holder.startswith(f"pid {proc.pid} ") and named:
             os.kill(proc.pid, signal.SIGSTOP)
             assert (lab_lock_holder(name) or "").startswith(f"pid {proc.pid} "), "it let go before it was stopped"
             return proc
