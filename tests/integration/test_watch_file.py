@@ -48,10 +48,10 @@ def test_a_save_that_truncates_then_writes_is_applied_once_and_never_said_empty(
         assert "not valid" not in line and f"removed {name}-c" in line, line
 
 
-def test_a_writer_that_keeps_the_file_open_half_written_is_waited_for_then_said_not_valid(tmp_path):
+def test_a_writer_that_keeps_the_file_open_half_written_is_waited_for_then_said_not_valid_and_so_is_a_fifo(tmp_path):
     """A writer that never closes the file (or is slow beyond the bound) gets the watcher's existing line: after
     at most 2 s of waiting the file is read as it is, and said not valid, once; the lab is kept. Its close later
-    applies the whole file."""
+    applies the whole file. A FIFO put there is said not valid (netlab never blocks reading one)."""
     name = unique_lab("wfx")
     path = write_topology(tmp_path, topology(name))
     whole = topology(name, POD_C)
@@ -73,3 +73,10 @@ def test_a_writer_that_keeps_the_file_open_half_written_is_waited_for_then_said_
         assert _addresses(f"{name}-c")
         said = watcher.lines[mark:]
         assert sum("not valid" in x for x in said) == 1, "\n".join(said)
+        # A FIFO renamed over the file: read at once, without blocking (nobody writes it), and said not valid.
+        mark = len(watcher.lines)
+        fifo = str(tmp_path / "fifo")
+        os.mkfifo(fifo, 0o600)
+        os.replace(fifo, path)
+        line = watcher.wait_for_line(f"saw: {path} changed; did: nothing, it is not valid", after=mark, timeout=20)
+        assert "is not a regular file (a FIFO" in line and f"{name}-c" in lab_namespaces(name), line
