@@ -230,15 +230,16 @@ def hairpin_off(k: Any, ns: str, port: str | None, src: str, svc: Any) -> Reason
             f"{port} (the bridge plugin's hairpinMode)", f"bridge -n {ns} link set dev {port} hairpin on")
 
 
-def impairment_loss(hit: LossHook | None, lab: str) -> Reason | None:
-    """A packet that vanished where netlab's impairment ``hit`` drops a share of the frames (plan/impair.py)."""
+def impairment_loss(hit: LossHook | None, lab: str, then: str = "and the packet went no further") -> Reason | None:
+    """A packet that vanished where netlab's impairment ``hit`` drops a share of the frames (plan/impair.py);
+    ``then``: what that did to it (arploss.py: its ARP answers were dropped)."""
     if hit is None:
         return None
     share = "every frame" if loss_fraction(hit.loss) >= 1 else f"{hit.loss} of the frames, at random,"
     where = (f"arriving on {hit.device}, {hit.target}'s veth peer (loss on the wire: the sender is not told)"
              if hit.hook == "ingress" else f"leaving by {hit.device}")
     return (f"{hit.target} has netlab's impairment loss {hit.loss}: chain {hit.chain} of table netdev netlab-impair "
-            f"in {hit.netns} drops {share} {where}, and the packet went no further",
+            f"in {hit.netns} drops {share} {where}, {then}",
             f"sudo netlab impair --lab {lab} {hit.target} --clear")  # --lab: another lab may be up too
 
 

@@ -30,7 +30,7 @@ from netlab.model.echo_ports import pod_echo_ports
 from netlab.model.impair import describe
 from netlab.model.lab import Lab
 from netlab.model.naming import NETNS_DIR
-from netlab.trace import capture as cap, decode, dns, faults, foreignnft, l2steps, send
+from netlab.trace import arploss, capture as cap, decode, dns, faults, foreignnft, l2steps, send
 from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.realize.state import lab_netns_gone, netns_gone, repair_command
@@ -112,6 +112,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     # kube-proxy's counters before and after the packet: which rule chose a Service's endpoint
     counted = [ns for ns in namespaces if ns in lm.kube_proxy_netns] if dst.service else []
     nat_netns = [ns for ns in namespaces if ns in lm.nat_netns]
+    loss_netns = sorted({h.netns for h in plan_impair.loss_hooks(lab)})
     ip_proto = socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP
     # A random source port must be new to conntrack: from a port an earlier flow to this destination left an
     # entry for (an unanswered SYN stays 120 s), the packet would follow that entry past the nat table.
@@ -137,6 +138,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             # it and its reply (a pod, node or internet host): its own OUTPUT chain may drop it as it leaves
             ends = [ns for ns in namespaces if lm.where(ns).startswith("pod ") or ns in (src.netns, dst.netns)]
             input_before = _tables(ends, filters)
+            loss_before = arploss.read_counts(loss_netns)  # the impairments' loss chains: which dropped ARP
             with _confirmed_entries(nat_netns if proto in ("tcp", "udp") else []) as confirmed:
                 sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport,
                                         avoid=held)
@@ -147,6 +149,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                     kernel.snapshot_nat(counted, filters)
                     policy_tables = {ns: t for ns, t in filters.items() if ns in nodes}
                     policy_after = policyrules.reject_counts(policy_tables)
+                    arp = arploss.ArpLoss(arploss.answerers(lab),
+                                          arploss.rose(loss_before, arploss.read_counts(loss_netns)))
                     kernel.policy_rejects = tpolicy.rejected(policy_before, policy_after)
                     input_after = _tables(ends, filters)
                     kernel.filters_after = {**filters, **input_after}  # a FORWARD policy of DROP is read there
@@ -192,14 +196,16 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
     losses = _losses(lab)
-    fverdict = _impaired(losses, _firewall(kernel, explain(fwd, lab=lab.name), fwd.hops, lm), fwd.hops, lab.name)
+    fverdict = _impaired(losses, _firewall(kernel, explain(fwd, lab=lab.name), fwd.hops, lm), fwd.hops, lab.name,
+                         arp)
     bverdict: Verdict | None = None
     expected = reply_expected(lab, proto, question is not None, arrived, fwd.final)
     if back is not None and not sent.reply and not_arrived(fwd):
         back = None  # the request never reached the destination: no reply left it, and there is no path to show
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
-        bverdict = _impaired(losses, _firewall(kernel, explain(back, lab=lab.name), back.hops, lm), back.hops, lab.name)
+        bverdict = _impaired(losses, _firewall(kernel, explain(back, lab=lab.name), back.hops, lm), back.hops,
+                             lab.name, arp)
         if not bverdict.delivered and not any(h.seen for h in back.hops) and bverdict.fix is None:
             why = f"{dst.name} sent no reply"
             if sent.error:
@@ -410,11 +416,13 @@ def _losses(lab: Lab) -> dict[tuple[str, str, str], plan_impair.LossHook]:
 
 
 def _impaired(losses: dict[tuple[str, str, str], plan_impair.LossHook], v: Verdict, hops: list[Hop],
-              lab: str) -> Verdict:
+              lab: str, arp: arploss.ArpLoss | None = None) -> Verdict:
     """A packet lost where netlab's impairment drops: that is the reason, where the walk found nothing wrong (the
     kernel's route, ARP and FDB answers look right; a reply never seen). A loss on a device's egress hook keeps the
     packet from the capture there (the hook runs before the capture's tap); one on a veth's peer's ingress hook
-    runs after it, so the packet is seen arriving there and never at the next row."""
+    runs after it, so the packet is seen arriving there and never at the next row. A next hop's ARP entry left
+    INCOMPLETE: the loss that dropped the kernel's requests, or the one that dropped the answers (``arp``,
+    arploss.py); the row says it too, not "nothing on that link answers"."""
     if v.delivered or v.lost_at is None or v.fix is not None:
         return v
     h = hops[v.lost_at]
@@ -427,6 +435,10 @@ def _impaired(losses: dict[tuple[str, str, str], plan_impair.LossHook], v: Verdi
     if hit is None and before is not None and before.direction == "in":
         hit = losses.get((before.netns, before.ifname, "ingress"))
     why = faults.impairment_loss(hit, lab)
+    if getattr(h, "kind", None) == "neigh" and h.problem:
+        why = why or (arploss.answer_lost(losses.values(), h, arp, lab) if arp else None)
+        if why:
+            h.problem, h.fix = why
     return Verdict(False, v.lost_at, why[0], why[1]) if why else v
 
 

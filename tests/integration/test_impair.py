@@ -326,7 +326,8 @@ pods:
 def test_trace_names_the_impairment_that_dropped_the_packet(lab):
     """A packet lost as it leaves an interface whose impairment drops it is blamed on that impairment, with
     `netlab impair ... --clear` as the fix (not `up`: a run-time impairment is the lab's desired state); for the
-    request and for the reply. Before, trace said "look at the firewall" and "server sent no reply"."""
+    request, and for the ARP answers it drops (it said "nothing on that link answers for" shaped). Before, trace said
+    "look at the firewall" and "server sent no reply"."""
     name, _ = lab
     try:
         netlab("impair", "--lab", name, "shaped:eth0", "--loss", "100%")
@@ -340,13 +341,37 @@ def test_trace_names_the_impairment_that_dropped_the_packet(lab):
         assert lost["fix"] == f"sudo netlab impair --lab {name} shaped:eth0 --clear"  # another lab may be up too
         text = netlab("trace", "--lab", name, "shaped", "server", check=False).stdout
         assert f"  fix: sudo netlab impair --lab {name} shaped:eth0 --clear\n" in text, text
-        reply = json.loads(netlab("trace", "--lab", name, "server", "shaped", "-o", "json", check=False).stdout)
-        assert reply["delivered"] and reply["reply_lost"]["netns"] in (f"{name}-shaped", f"{name}-node-1"), reply
-        assert "shaped:eth0 has netlab's impairment loss 100%" in reply["reply_lost"]["reason"], reply["reply_lost"]
+        # The other way: shaped answers server's who-has, and the loss drops its answers as it drops anything shaped
+        # sends (a wire's loss, ARP too): server's entry stays INCOMPLETE, the request goes no further. From no
+        # entry (one left STALE would let the request go at once, and its reply be lost instead).
+        shaped_ip = pod_ip(name, "shaped")
+        subprocess.run(["ip", "-n", f"{name}-server", "neigh", "flush", "to", shaped_ip, "dev", "eth0"], check=True)
+        before = loss_packets(f"{name}-node-1", "loss-shaped-eth0")
+        proc = netlab("trace", "--lab", name, "server", "shaped", "-o", "json", check=False)
+        dropped = loss_packets(f"{name}-node-1", "loss-shaped-eth0") - before
+        lost = json.loads(proc.stdout)["lost"]
+        entry = json.loads(subprocess.run(["ip", "-j", "-n", f"{name}-server", "neigh", "show", shaped_ip],
+                                          capture_output=True, text=True, check=True).stdout)
+        assert dropped > 0 and entry and set(entry[0]["state"]) & {"INCOMPLETE", "FAILED"}, (dropped, entry)
+        assert proc.returncode == 1 and lost["netns"] == f"{name}-server", lost
+        assert lost["reason"].startswith("shaped:eth0 has netlab's impairment loss 100%: chain loss-shaped-eth0 of "
+                                         f"table netdev netlab-impair in {name}-node-1 drops every frame arriving on "
+                                         "veth"), lost
+        assert (f"ARP answers too: shaped answers who-has {shaped_ip}, and its answers to eth0 in {name}-server are "
+                "dropped there (the chain's counter rose by ") in lost["reason"], lost
+        assert "nothing on that link answers" not in proc.stdout
+        assert lost["fix"] == f"sudo netlab impair --lab {name} shaped:eth0 --clear"
     finally:
         netlab("impair", "--lab", name, "shaped:eth0", "--rate", "20mbit")  # as the file has it
     assert netlab("status", "-t", lab[1]).returncode == 0  # as the file has it again
     assert netlab("trace", "--lab", name, "shaped", "server", check=False).returncode == 0
+
+
+def loss_packets(netns: str, chain: str) -> int:
+    """The packets the loss chain's counter counted, from ``nft -j``."""
+    listed = json.loads(in_netns(netns, "nft", "-j", "list", "table", "netdev", "netlab-impair", check=True).stdout)
+    return sum(e["counter"]["packets"] for item in listed["nftables"] if item.get("rule", {}).get("chain") == chain
+               for e in item["rule"]["expr"] if "counter" in e)
 
 
 def root_qdisc(netns: str) -> dict:
