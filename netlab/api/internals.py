@@ -96,11 +96,11 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         check_choice("arp", arp, ARP_MODES)
         check_bool("services", services)
         check_bool("mtu", mtu)
-    model = lab.model
+    model = lab._served()  # as up serves it: a Completed/Error pod is no Service's endpoint to expect
     if topology is not None:
         loaded = lab._loaded_for(topology)
-        same_pods(loaded, lab.model)
-        model = loaded.lab
+        same_pods(loaded, model)
+        model = loaded.lab.with_terminal(model.terminal)  # the running lab's: the file's expectations of them
     return runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
                       services=services, early=early)
 

@@ -123,13 +123,13 @@ class Lab(LabChecks, PodActions):
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
         from netlab.api.origins import BUILT_IN, DICT_SOURCE
         from netlab.api.topology import Loaded
-        from netlab.api import views
         from netlab.api.views import refuse_replacing
         from netlab.model.endpoints import service_notes
         from netlab.model.netpol import policy_notes
         from netlab.model.netpol_match import match_notes
         from netlab.probe.neighbours import neighbour_budget_warning
         from netlab.realize.state import load_state
+        from netlab.workload.terminal import served as as_served
 
         with method("Lab.up_loaded"):
             if not isinstance(loaded, Loaded):
@@ -140,8 +140,7 @@ class Lab(LabChecks, PodActions):
         if not reconfigure and loaded.origin in (DICT_SOURCE, BUILT_IN):  # a file's: lifecycle.up's
             refuse_replacing(loaded, state, cli=loaded.origin != DICT_SOURCE)  # a dict: the pytest plugin's way in
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
-        after = load_state(loaded.lab.name)  # its Completed/Error pods are no endpoints (views.with_terminal)
-        served = views.with_terminal(after, loaded.lab) if after is not None else loaded.lab
+        served = as_served(loaded.lab, load_state(loaded.lab.name))  # its Completed/Error pods are no endpoints
         warnings = list(done.warnings) + service_notes(served) + policy_notes(loaded.lab.topo.network_policies)
         warnings += match_notes(loaded.lab)
         budget = neighbour_budget_warning(loaded.lab)
@@ -234,6 +233,15 @@ class Lab(LabChecks, PodActions):
             self._model, self._model_key = state.resolved(), key
         return self._model
 
+    def _served(self, state: LabState | None = None) -> ModelLab:
+        """The running lab as ``up`` serves it (workload/terminal.py: its Completed/Error pods are no Service's
+        endpoints), from ``state`` (None: read now): what trace, probe, reach and ``services`` expect."""
+        from netlab.workload.terminal import served
+
+        state = state if state is not None else self.state()
+        with said(api=self._api_words):
+            return served(self._model_of(state), state)
+
     def pods(self, selector: str | None = None) -> tuple[R.PodInfo, ...]:
         """The pods, with their containers' states; ``selector`` as kubectl's ``-l`` (``app=web``)."""
         from netlab.api import views
@@ -250,7 +258,7 @@ class Lab(LabChecks, PodActions):
     def services(self) -> tuple[R.ServiceInfo, ...]:
         from netlab.api import views
 
-        return views.services(views.with_terminal(self.state(), self.model))  # Completed/Error pods: no endpoints
+        return views.services(self._served())  # Completed/Error pods: no endpoints
 
     def pod(self, name: str) -> R.PodInfo:
         """One pod: ``lab.pod("web-1").ip``."""

@@ -45,6 +45,8 @@ class LabChecks:
 
         def _model_of(self, state: LabState) -> ModelLab: ...
 
+        def _served(self, state: LabState | None = None) -> ModelLab: ...
+
     def status(self, topology: TopologyInput = None) -> R.Status:
         """The live kernel against the plan: every missing, extra or different object, and containers
         that do not run. ``topology``: compare with this file or dict instead of the lab's own. ``repair``:
@@ -91,7 +93,7 @@ class LabChecks:
             check_proto(proto)  # before the lab's state is read: a usage error, whatever the lab
             reach_mod.check_port("port", port)
             timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
-        result = reach_mod.reach(self.model, src, dst, proto, port, timeout)
+        result = reach_mod.reach(self._served(), src, dst, proto, port, timeout)  # Completed/Error pods: no endpoints
         out = from_json(R.ProbeResult, result.to_json())
         self.reaches.append(out)
         return out
@@ -128,9 +130,10 @@ class LabChecks:
             check_output_path(pcap)  # never over the lab's own files, as the CLI's --pcap
             check_callable("progress", progress)
 
-        state = self.state()  # read once: the lab, and the file that repairs it
-        _check_namespaces(self._model_of(state), src, dst, proto, port)
-        result = run(self._model_of(state), src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
+        state = self.state()  # read once: the lab (as up serves it: Completed/Error pods no endpoints), its repair
+        model = self._served(state)
+        _check_namespaces(model, src, dst, proto, port)
+        result = run(model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
                      progress=progress, size=size, sport=sport, repair=repair_up(state))
         out = replace(from_json(R.Trace, result.to_json()), repair=f"Lab({self.name!r}).repair()")  # in Python
         keep(out, result)

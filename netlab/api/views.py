@@ -33,7 +33,6 @@ from netlab.model.echo_ports import echo_ports
 from netlab.workload import crashloop
 from netlab.workload.exits import exit_codes
 from netlab.workload.tasks import in_old_sandbox, proc_of, task_of
-from netlab.workload.terminal import terminal_pods
 
 if TYPE_CHECKING:
     from netlab.api.topology import Loaded
@@ -221,12 +220,6 @@ def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
                           cni0=str(n.gateway), vtep=f"{n.vtep_ip}/32" if lab.mode == "vxlan" else None,
                           pods=tuple(p.name for p in lab.pods_on(n.name)), created=_created(n.netns))
                  for n in lab.nodes)
-
-
-def with_terminal(state: LabState, lab: Lab) -> Lab:
-    """The lab with its terminal pods (every container exited for good: Completed, Error) out of its Services'
-    endpoints, as ``up`` leaves them (workload/terminal.py)."""
-    return lab.with_terminal(terminal_pods(lab, state))
 
 
 def services(lab: Lab) -> tuple[ServiceInfo, ...]:

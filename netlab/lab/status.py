@@ -28,7 +28,7 @@ from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
 from netlab.realize.state import LabState
-from netlab.workload.terminal import still_endpoints, terminal_pods
+from netlab.workload.terminal import served, still_endpoints
 
 
 @dataclass
@@ -48,7 +48,7 @@ class StatusResult:
 def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) -> StatusResult:
     """Every difference between the lab's plan and the kernel, and what its features report."""
     lab = state.resolved()
-    lab = lab.with_terminal(terminal_pods(lab, state))  # Completed/Error pods: no endpoints (up takes them out)
+    lab = served(lab, state)  # Completed/Error pods: no endpoints (up takes them out)
     plan = build_plan(lab)
     tag = tag_for(state)
     want = expected(plan)

@@ -45,7 +45,7 @@ from netlab.cni import conf as C
 from netlab.realize import backend, cni_path, owner, tags
 from netlab.realize.state_dir import forget
 from netlab.realize.lab_lock import LabLock
-from netlab.workload.terminal import terminal_pods
+from netlab.workload.terminal import served
 
 Progress = Callable[[str, int, int], None]
 ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
@@ -131,7 +131,7 @@ class _Up(Rollback):
             self.lab, self.plan = attached, build_plan(attached)
         # pods whose containers exited for good (Completed, Error) are no Service's endpoints: out of kube-proxy's
         # rules and the cluster DNS (an up that changes their command starts them again: not terminal then)
-        done = self.lab.with_terminal(terminal_pods(self.lab, state))
+        done = served(self.lab, state)
         if done is not self.lab:
             self.lab, self.plan = done, build_plan(done)
         fresh = self.result.fresh = state is None

@@ -263,7 +263,8 @@ class Lab:
 
     def headless_problem(self, svc: Service) -> str:
         """Why ``svc/NAME`` of a headless Service cannot be probed or traced, and what can be, in one line."""
-        pods = sorted({p.name for port in svc.ports for p, _ in self.endpoints(svc, port)})
+        pods = sorted({p.name for port in svc.ports for p, _ in self.endpoints(svc, port)} if svc.ports
+                      else {p.name for p in self.serving(svc)})  # without ports: every pod it serves (DNS's A)
         them = f"its pods ({', '.join(pods[:4])}{', ...' if len(pods) > 4 else ''})" if pods else "its pods (none yet)"
         return (f"svc/{self.service_ref(svc)} is headless (clusterIP: None): it has no ClusterIP and kube-proxy "
                 f"has no rule for it; probe or trace {them}, or look up "

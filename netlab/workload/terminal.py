@@ -8,7 +8,8 @@ EndpointSlice controller leaves such a pod out of every EndpointSlice
 (ShouldPodBeInEndpoints), so kube-proxy sends it nothing and CoreDNS does not
 name it; ``get pods`` says Completed or Error. The lab learns it from the
 containers' records and how they exited (exits.py); the model takes the set
-(``Lab.with_terminal``), and ``up``, ``status`` and ``get svc`` work from it.
+(``Lab.with_terminal``: :func:`served`), and ``up``, ``status``, ``get svc``, ``trace``,
+``probe`` and ``reach`` work from it.
 
 A container that exited but whose command changed, or that could not start,
 is not terminal: ``up`` starts it. A pod of which one container still runs
@@ -55,6 +56,13 @@ def terminal_pods(lab: Lab, state: LabState | None) -> frozenset[str]:
     return frozenset(name for name in done
                      if lab.pod(name).spec.restart_policy == "Never"
                      or all(codes.get(f"{name}/{c.name}") == 0 for c in lab.pod(name).containers))
+
+
+def served(lab: Lab, state: LabState | None) -> Lab:
+    """``lab`` as ``up`` serves it: its terminal pods (as ``state`` records their containers) out of every
+    Service's endpoints. What ``up``, ``status``, ``get``, ``trace``, ``probe`` and ``reach`` all work from, so
+    that none expects an endpoint another leaves out."""
+    return lab.with_terminal(terminal_pods(lab, state))
 
 
 def _exited(pod: Any, c: Any, crec: dict, lab_name: str) -> bool:

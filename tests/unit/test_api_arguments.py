@@ -64,6 +64,7 @@ def probed(monkeypatch):
     seen: dict = {}
     lab = resolve(Topology.model_validate(parse_yaml(two_node_topology("tt", pods_per_node=1), "t.yaml").data))
     monkeypatch.setattr(Lab, "model", property(lambda self: lab))
+    monkeypatch.setattr(Lab, "_served", lambda self, state=None: lab)  # the lab as up serves it: probe's
     monkeypatch.setattr("netlab.probe.runner.run", lambda model, **kw: seen.update(kw) or "stopped")
     return seen
 
