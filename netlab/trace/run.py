@@ -24,7 +24,7 @@ import socket
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 
-from netlab.errors import NetnsGone, UsageError
+from netlab.errors import NetnsGone, UsageError, repair_way
 from netlab.kernel import conntrack, netns as nsmod
 from netlab.model.echo_ports import pod_echo_ports
 from netlab.model.impair import describe
@@ -45,6 +45,7 @@ from netlab.trace.render import TraceResult, label, number
 from netlab.trace.targets import Endpoint, capture_namespaces, lab_map, resolve_source, resolve_target
 from netlab.trace.verdict import Verdict, explain, mark_seen, matches, nat_between_pods, not_arrived
 from netlab.trace.walk import walk
+from netlab.workload import not_running
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_TIMEOUT = 1.0
@@ -186,6 +187,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         kernel.close()
         heard.close()
     step(4)
+    # Refused, or unanswered, where it arrived: a container there that does not run, as the lab's records say
+    down = not_running.line(lab, arrived, proto, fwd.final.dport, repair_way(lab.name, lm.repair)) \
+        if arrived and fwd.final is not None and (sent.refused or not sent.reply) else None
 
     # Every flow a row may see, its alternative included (the packet before or after a NAT on that device).
     flows = {f for h in fwd.hops + (back.hops if back else []) if h.observe for f in (h.observe.flow, h.observe.alt)
@@ -211,7 +215,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             if sent.error:
                 why += f" ({sent.error})"
             elif question is not None:
-                why += f" (nothing answered the DNS query for {question}: is the DNS server running?)"
+                why += f" (nothing answered the DNS query for {question}: " \
+                       f"{down.text if down else 'is the DNS server running?'})"
             elif vtep is not None:
                 why += (f" (UDP {port} there is the VXLAN device {vtep.name}'s port: it takes only VXLAN packets, and "
                         "dropped this datagram)")
@@ -248,6 +253,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
+    if down is not None:
+        _says_down(result, arrived, down, repair_way(lab.name, lm.repair))
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
     result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))
     result.arp = _arp_story(fwd, packets, lm.name_ip) + (_arp_story(back, packets, lm.name_ip) if back else [])
@@ -258,6 +265,17 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         result.pcap = pcap
     step(5)
     return result
+
+
+def _says_down(result: TraceResult, arrived: str | None, down: not_running.Down, repair: str) -> None:
+    """The row where the packet arrived says which container there does not run, and its fix (the `up` that
+    restarts it, unless its pod's restartPolicy keeps it down); the refusal points at that row."""
+    hop = next((h for h in reversed(result.forward.hops) if h.kind == "deliver" and h.netns == arrived), None)
+    if hop is None:
+        return
+    hop.problem, hop.fix = down.text, repair if down.restarts else None
+    if result.refused:
+        result.refused += f"; {down.who} {'do' if ',' in down.who else 'does'} not run (hop {label(hop)})"
 
 
 def _tables(netns: list[str], read: dict[str, str]) -> dict[str, str]:
