@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 from netlab.api import lifecycle, results as R
@@ -34,6 +35,9 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     lab, or changed it meanwhile, are its work half done, not drift: LabBusy names that command (exit 3)."""
     before = before if before is not None and before.lab == lab.name else seen(lab.name)
     state, against, ahead = lab._against_ahead(topology)
+    python = _python_repair(lab.name, topology, state) if api else None
+    if python is not None and topology is not None:  # its lines' way back: the call that applies the file's plan
+        state = replace(state, repair=python)
     try:
         with python_words(api):  # its lines' ways out (a container's logs) in the caller's words
             done = lifecycle.status(state, kernel)
@@ -45,11 +49,8 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     if meanwhile is not None:
         raise meanwhile
     repair = None
-    if not done.ok and topology is None:
-        repair = f"Lab({lab.name!r}).repair()" if api else repair_up(state)
-    elif not done.ok and isinstance(topology, (str, os.PathLike)):
-        path, again = os.fspath(topology), replaces(state, os.fspath(topology))
-        repair = f"Lab.up({path!r}{', reconfigure=True' if again else ''})" if api else repair_up(state)
+    if not done.ok and (topology is None or isinstance(topology, (str, os.PathLike))):
+        repair = python if api else repair_up(state)
     from netlab.workload.policy import up_leaves
 
     kept = tuple(line for line in done.drift if up_leaves(line))
@@ -58,6 +59,17 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
                     details=freeze(tuple(done.details)), against=against, repair=repair, kept=kept,
                     warnings=tuple(done.warnings) + tuple(ahead) + _backend_line(state))
+
+
+def _python_repair(name: str, topology: TopologyInput, state: Any) -> str | None:
+    """The Python call that makes the kernel as ``topology`` plans it (None: the lab's own): ``Lab('NAME').repair()``,
+    ``Lab.up('FILE'[, reconfigure=True])`` for a file; None for a dict (nothing to name but the lab's own)."""
+    if topology is None:
+        return f"Lab({name!r}).repair()"
+    if isinstance(topology, (str, os.PathLike)):
+        path = os.fspath(topology)
+        return f"Lab.up({path!r}{', reconfigure=True' if replaces(state, path) else ''})"
+    return None
 
 
 def _backend_line(state: Any) -> tuple[str, ...]:

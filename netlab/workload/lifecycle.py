@@ -47,6 +47,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Callable, Collection, Iterable
 
+from netlab.errors import repair_way
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import kill, spawning
@@ -383,10 +384,12 @@ def start_again(lab: Lab, state: LabState, netns_names: list[str], was: dict | N
 
 def drift(lab: Lab, state: LabState) -> list[str]:
     """One line per container that is not running as the topology says (workload/drift.py), and the cluster DNS's
-    records file when it is not as planned."""
-    from netlab.realize.state import repair_up  # the `up` status names below these lines
+    records file when it is not as planned. Their way back is the `up` status names below them; in a Lab method's
+    lines the Python call (errors.repair_way), or the one its caller set for a file's plan (``state.repair``)."""
+    from netlab.realize.state import repair_up
 
-    return container_drift.lines(lab, _records(state)["pods"], repair_up(state)) + dns_records.drift(lab)
+    repair = state.repair or repair_way(state.lab, repair_up(state))
+    return container_drift.lines(lab, _records(state)["pods"], repair) + dns_records.drift(lab)
 
 
 def stop_pod(state: LabState, pod: PodInfo) -> list[str]:

@@ -4,7 +4,9 @@
   and get; `trace cl svc/HEADLESS` suggested tracing it, and probe expected it among svc/b's endpoints (so left the
   spread unchecked: "endpoint done1 runs a command of the topology there");
 * `trace` to the cluster DNS with its dnsmasq stopped (`netlab break dns-pod-stopped`, or SIGSTOP) said no socket
-  is bound to port 53, not that the container is down nor that `up` restarts it (QA qd, notes)."""
+  is bound to port 53, not that the container is down nor that `up` restarts it (QA qd, notes);
+* `Lab.status()` said that stopped container's way back as a command (`sudo netlab up ...`), not the Python call
+  every other way out of a Lab method names."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import signal
 import pytest
 
 from helpers import netlab, traced, wait_for
+from netlab import Lab
 
 pytestmark = pytest.mark.root
 
@@ -68,8 +71,14 @@ def test_trace_and_probe_leave_a_completed_pod_out_and_trace_says_a_stopped_dns(
     os.kill(pid, signal.SIGSTOP)
     try:
         code, doc = traced(lab, "cl", "svc/kube-dns")
+        status, against = Lab(lab).status(), Lab(lab).status(path)  # Python: its way back the Python call
+        cli = netlab("status", "--lab", lab, check=False).stdout
     finally:
         os.kill(pid, signal.SIGCONT)
+    stopped = f"containers: pod kube-dns container dnsmasq is stopped (pid {pid}, by SIGSTOP or SIGTSTP); "
+    assert f"{stopped}`Lab({lab!r}).repair()` restarts it" in status.drift, status.drift
+    assert f"{stopped}`Lab.up({path!r})` restarts it" in against.drift, against.drift
+    assert f"  {stopped}`sudo netlab up -t {path}` restarts it\n" in cli, cli
     assert code == 1 and doc["refused"] is None
     assert (f"nothing answered the DNS query for kube-dns.kube-system.svc.cluster.local: pod kube-dns's container "
             f"dnsmasq is stopped (pid {pid}, by SIGSTOP or SIGTSTP), as the lab's records say; `sudo netlab up -t "
