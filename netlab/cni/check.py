@@ -24,7 +24,8 @@ from typing import Any
 
 from netlab.cni import conf as C
 from netlab.cni.invoke import CallLog, PluginFailed
-from netlab.cni.runtime import Runtime, find_plugin
+from netlab.cni.runtime import Runtime, find_plugin, refused
+from netlab.errors import UsageError
 from netlab.model.cniconf import Conflist, ConflistError
 from netlab.model.lab import Lab
 
@@ -89,7 +90,14 @@ def wanted(lab: Lab) -> list[tuple[str, str]]:
 
 
 def ask(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | None = None) -> list[Answer]:
-    """Find each plugin in ``dirs`` and ask it VERSION, side by side (a hung plugin costs one deadline)."""
+    """Find each plugin in ``dirs`` and ask it VERSION, side by side (a hung plugin costs one deadline). Each
+    one found is checked before any runs: one someone other than root and the invoking user can change is a
+    UsageError naming it (model/trust.py; VERSION runs it as root too)."""
+    for kind, _ in plugins:
+        found = find_plugin(kind, dirs)
+        line = refused(found) if found is not None else None
+        if line is not None:
+            raise UsageError(line)
     rt = Runtime("/nonexistent", dirs, CallLog(None), timeout=timeout or VERSION_TIMEOUT)
 
     def one(item: tuple[str, str]) -> Answer:

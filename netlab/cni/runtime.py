@@ -62,6 +62,13 @@ def find_plugin(kind: str, bin_dirs: list[str]) -> str | None:
     return None
 
 
+def refused(path: str) -> str | None:
+    """The line that refuses to run the plugin ``path`` as root (model/trust.py: someone other than root and the
+    invoking user can change it, or a folder above it), or None."""
+    why = untrusted(path)
+    return None if why is None else f"CNI plugin {path}: {refusal(why, 'it')}"
+
+
 class Runtime:
     def __init__(self, cache_dir: str, bin_dirs: list[str], log: CallLog, timeout: float | None = None):
         self.cache_dir, self.bin_dirs, self.log, self.timeout = cache_dir, list(bin_dirs), log, timeout
@@ -73,9 +80,9 @@ class Runtime:
         found = find_plugin(kind, self.bin_dirs)
         if found is None:
             raise PluginFailed(f"CNI plugin {kind!r} not found in {self.bin_dir} (or not executable)")
-        why = untrusted(found)
-        if why is not None:  # a plugin someone else can change: their program run as root
-            raise PluginFailed(f"CNI plugin {found}: {refusal(why, 'it')}")
+        line = refused(found)
+        if line is not None:  # a plugin someone else can change: their program run as root
+            raise PluginFailed(line)
         return found
 
     def _env(self, command: str, rt: RuntimeConf) -> dict[str, str]:

@@ -96,3 +96,20 @@ def test_a_lab_keeps_the_folders_it_was_made_with(tmp_path, monkeypatch):
     cni_path.choose(state, "reference", fresh=False, reconfigure=True)  # --reconfigure: the machine's of now
     assert state.extra["cni_path"] == [cni_conf.CNI_BIN_DIR]
     assert cni_check.PACKAGE == "containernetworking-plugins"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the rule is root's (model/trust.py)")
+@pytest.mark.parametrize("command", ["validate", "doctor"])
+def test_a_plugin_someone_else_can_change_is_refused_before_any_plugin_runs(machine, tmp_path, monkeypatch, command):
+    """The folder is root's alone, but its bridge is 0777: anyone can replace the program root runs. validate
+    and doctor (which `up` runs first) asked every plugin VERSION, as root, without looking at the files."""
+    opt = fake_plugins(tmp_path / "opt-cni-bin")
+    opt.chmod(0o755)
+    (opt / "bridge").chmod(0o777)
+    monkeypatch.setenv(cni_path.PATH_ENV, str(opt))
+    res = run_cli(command, "-t", str(machine))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr == (f"netlab: CNI plugin {opt / 'bridge'}: netlab runs as root and would run it as root, but "
+                          "it is writable by everyone (mode 777); make it root's (or yours) and writable by no one "
+                          "else (chmod go-w), or copy it to a folder of yours\n"), res.stderr
+    assert not (opt / "asked").exists()  # no plugin ran: not even the trusted loopback
