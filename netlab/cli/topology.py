@@ -142,13 +142,32 @@ def plan(topology: str | None, output: str) -> None:
     from netlab.plan.render import plan_json, render_commands
 
     lab = load(topology).lab
-    p, cni, qdiscs = build_plan(lab), add_steps(lab), qdisc_steps(lab)
+    p, cni, qdiscs = build_plan(lab), add_steps(lab, _plugin_dirs(lab)), qdisc_steps(lab)
     ahead = _up_ahead(lab)
     warn(ahead)
     if output == "json":
         print_json({**plan_json(p, cni, qdiscs), "warnings": ahead})
     else:
         click.echo(render_commands(p, cni, qdiscs), nl=False)
+
+
+def _plugin_dirs(lab: "ModelLab") -> list[str]:
+    """The folders of the machine's CNI plugins `up` would run (CNI_PATH after a conflist's binDir): those the
+    running lab of that name was made with (its state's record, read as root), else the setting (NETLAB_CNI_PATH,
+    else Debian's /usr/lib/cni), as realize.cni_path.choose picks them; none for a builtin lab."""
+    if lab.cni == "builtin":
+        return []
+    from netlab.realize import cni_path
+    from netlab.realize.state import load_state
+
+    recorded: list[str] = []
+    if lab.held_before is not None:  # up, and its state readable here
+        try:
+            state = load_state(lab.name)
+            recorded = cni_path.recorded(state) if state is not None else []
+        except (NetlabError, OSError):
+            pass
+    return recorded or cni_path.machine_dirs()
 
 
 def _up_ahead(lab: "ModelLab") -> list[str]:

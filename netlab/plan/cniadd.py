@@ -281,8 +281,10 @@ class CniAdd:
                 "expected": list(self.expected)}
 
 
-def add_steps(lab: Lab) -> list[CniAdd]:
+def add_steps(lab: Lab, machine: str | list[str] = CNI_BIN_DIR) -> list[CniAdd]:
     """One ADD step per pod of a CNI lab, in the lab's pod order (none for builtin: netlab makes the pods).
+    ``machine``: the folders of the machine's plugins, CNI_PATH after a conflist's binDir (Debian's, or
+    NETLAB_CNI_PATH's, or those a running lab was made with: realize/cni_path.py, which the caller asks).
 
     A conflist is read again here, as the runtime reads it; one that became
     unreadable since the topology was loaded is a UsageError (one line).
@@ -295,17 +297,17 @@ def add_steps(lab: Lab) -> list[CniAdd]:
             main = user_conflist(lab)
         except ConflistError as exc:
             raise UsageError(f"network.cni.conflist: {exc}") from None
-    return [_step(lab, pod, main) for pod in lab.pods]
+    return [_step(lab, pod, main, machine) for pod in lab.pods]
 
 
-def _step(lab: Lab, pod: PodInfo, user: Conflist | None) -> CniAdd:
+def _step(lab: Lab, pod: PodInfo, user: Conflist | None, machine: str | list[str]) -> CniAdd:
     node = lab.node(pod.node)
     main = user or reference_conflist(lab, node, HOST_LOCAL_DIR)
     file = lab.topo.network.cni.conflist if isinstance(lab.topo.network.cni, CniConflist) else None
     nets = (CniNetwork(LOOPBACK.name, LOOPBACK.cni_version, "lo", tuple(LOOPBACK.types)),
             CniNetwork(main.name, main.cni_version, POD_IF, tuple(main.types), file))
     env = (("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", SANDBOX_ID), ("CNI_NETNS", f"{NETNS_DIR}/{pod.netns}"),
-           ("CNI_IFNAME", POD_IF), ("CNI_PATH", ":".join(bin_dirs(lab))),
+           ("CNI_IFNAME", POD_IF), ("CNI_PATH", ":".join(bin_dirs(lab, machine))),
            ("CNI_ARGS", args_text(cni_args(pod, SANDBOX_ID))))
     caps = capability_args(lab, pod, pod.ip)
     runtime = [(p["type"], json.dumps(conf, sort_keys=True)) for p in main.plugins if (conf := runtime_config(p, caps))]

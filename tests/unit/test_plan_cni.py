@@ -121,7 +121,7 @@ def test_plan_of_a_cni_lab_runs_no_plugin_and_loads_no_kernel_code(tmp_path):
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "heavy = ('pyroute2', 'scapy', 'subprocess', 'netlab.realize', 'netlab.probe', 'netlab.trace',"
             " 'netlab.kernel', 'netlab.workload', 'netlab.services', 'netlab.doctor', 'netlab.cni')\n"
-            f"light = {STATE_READING!r}\n"
+            f"light = {STATE_READING + ('netlab.realize.cni_path',)!r}\n"  # NETLAB_CNI_PATH, a lab's record
             "loaded = sorted(m for m in sys.modules if m.startswith(heavy) and m not in light)\n"
             "print(','.join(loaded), file=sys.stderr)")
     for path in (_reference(tmp_path), BASH):
@@ -179,3 +179,27 @@ def test_a_conflist_gone_since_the_topology_was_read_is_one_line(tmp_path):
     with pytest.raises(UsageError, match=r"^network\.cni\.conflist: .*n\.conflist: is not JSON") as exc:
         cniadd.add_steps(lab)
     assert "\n" not in str(exc.value)
+
+
+def _cni_path(proc) -> str:
+    return next(w for ln in proc.stdout.splitlines() for w in ln.split() if w.startswith("CNI_PATH="))
+
+
+def test_the_plans_cni_path_is_the_folders_up_would_use(tmp_path, monkeypatch):
+    """The plan prints the CNI calls a learner can replay: CNI_PATH named /usr/lib/cni whatever NETLAB_CNI_PATH
+    said. It is the setting's folders (colon-joined, as libcni's CNI_PATH), and for a lab of that name that is up,
+    the folders its state records (realize/cni_path.py: up keeps them), whatever the setting says now."""
+    from netlab.model.load import parse_yaml, validate_source
+    from netlab.realize.state import LabState
+
+    opt, other = tmp_path / "opt", tmp_path / "other"
+    for folder in (opt, other):
+        folder.mkdir(mode=0o755)
+    monkeypatch.setenv("NETLAB_CNI_PATH", f"{opt}:/usr/lib/cni")
+    path = _reference(tmp_path)
+    assert _cni_path(run_cli("plan", "-t", str(path))) == f"CNI_PATH={opt}:/usr/lib/cni"
+    proc = run_cli("plan", "-t", str(path), "-o", "json")
+    assert {s["env"]["CNI_PATH"] for s in json.loads(proc.stdout)["cni_add"]} == {f"{opt}:/usr/lib/cni"}
+    topo = validate_source(parse_yaml(REFERENCE, str(path))).model_dump(mode="json", by_alias=True, exclude_none=True)
+    LabState(lab="pc", topology=topo, source=str(path), extra={"cni_path": [str(other)]}).save()
+    assert _cni_path(run_cli("plan", "-t", str(path))) == f"CNI_PATH={other}"
