@@ -27,7 +27,9 @@ def validate(topology: str | None, output: str) -> None:
     document whose `problems` lists {file, line, field, message}, on standard
     output); exit code 2
     when the topology is invalid. The cross-checks (names, nodes, addresses)
-    run once every field is valid; until then a last line says so.
+    run once every field is valid; until then a last line says so. A valid
+    CNI file whose plugins this machine lacks: exit 3, one line naming them
+    and the fix (-o json: the valid document, its `machine_missing` says it).
     """
     from netlab.api.topology import load
 
@@ -49,23 +51,26 @@ def validate(topology: str | None, output: str) -> None:
             print_json({"valid": False, "lab": lab.name, "problems": _problems_json(cni_problems), "notes": []})
             raise SystemExit(TopologyError(cni_problems).exit_code)
         raise TopologyError(cni_problems)
-    if missing:  # the file is valid; this machine lacks the plugins it names (exit 3, as `up` and `doctor`)
-        raise missing
+    if missing and output != "json":  # the file is valid; this machine lacks the plugins it names (exit 3, as `up`
+        raise missing[0]             # and `doctor`)
     from netlab.model.endpoints import service_notes
     from netlab.model.netpol import policy_notes
     from netlab.model.netpol_match import match_notes
 
     # valid, probably not meant: said
     notes = service_notes(lab) + policy_notes(lab.topo.network_policies) + match_notes(lab)
-    if output == "json":
+    if output == "json":  # a valid file's document, and what this machine lacks to run it (exit 3), or null
         print_json({"valid": True, "lab": lab.name, "problems": [], "notes": notes, "nodes": len(lab.nodes),
                     "pods": len(lab.pods), "services": len(lab.services),
-                    "added": {"pods": loaded.added_pods, "services": loaded.added_services}})
+                    "added": {"pods": loaded.added_pods, "services": loaded.added_services},
+                    "machine_missing": missing[1] if missing else None})
     else:
         click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
                    f"(lab {lab.name}: {loaded.counts()})")
     for line in notes:  # on stderr with -o json too, as a command's warnings (cli.output.warn)
         click.echo(f"netlab: note: {line}", err=True)
+    if missing:
+        raise SystemExit(missing[0].exit_code)
 
 
 def _problems_json(problems: list[Problem]) -> list[dict]:
@@ -87,16 +92,17 @@ def _named(topology: str | None) -> str | None:
     return name if lab_name_problem(name) is None else None
 
 
-def cni_check(loaded) -> tuple[list[Problem], EnvironmentNotReady | None]:
+def cni_check(loaded) -> tuple[list[Problem], tuple[EnvironmentNotReady, dict] | None]:
     """network.cni's plugins, asked VERSION: the file's problems, located, and the error of those the machine lacks
-    (Debian's plugins where it keeps them: a valid file cannot mend that), which names the fix (builtin: nothing to
-    ask)."""
+    (Debian's plugins where it keeps them: a valid file cannot mend that), which names the fix, with -o json's
+    ``machine_missing`` (builtin: nothing to ask)."""
     if loaded.lab.cni == "builtin":
         return [], None
     from netlab.cni.check import split_problems  # runs plugins: loaded only for a CNI lab
+    from netlab.cni.conf import bin_dirs
     from netlab.model.load import load_source
 
-    found, machine, fix = split_problems(loaded.lab)
+    found, machine, fix, plugins = split_problems(loaded.lab)
     if not found and not machine:
         return [], None
     src = load_source(loaded.source) if loaded.source else None
@@ -112,7 +118,8 @@ def cni_check(loaded) -> tuple[list[Problem], EnvironmentNotReady | None]:
         (loc, _), what = machine[0], "; ".join(msg for _, msg in machine)
         line = located([(loc, f"{what}: the topology is valid, this machine lacks them; fix: {fix}; plugins "
                                f"elsewhere (kubeadm's or containerd's /opt/cni/bin): {PATH_ENV}=DIR")])[0]
-        missing = EnvironmentNotReady(str(line))
+        missing = (EnvironmentNotReady(str(line)), {"plugins": plugins, "folders": bin_dirs(loaded.lab),
+                                                    "fix": fix, "message": str(line)})
     return located(found), missing
 
 

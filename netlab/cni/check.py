@@ -119,21 +119,24 @@ def ask(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | None =
 
 def plugin_problems(lab: Lab) -> list[tuple[tuple[str, ...], str]]:
     """``netlab validate``: (field, message) for every problem of the lab's CNI chain; none for builtin."""
-    file, machine, _ = split_problems(lab)
+    file, machine, *_ = split_problems(lab)
     return file + machine
 
 
-def split_problems(lab: Lab) -> tuple[list[tuple[tuple[str, ...], str]], list[tuple[tuple[str, ...], str]], str]:
+Located = list[tuple[tuple[str, ...], str]]  # (field, message)
+
+
+def split_problems(lab: Lab) -> tuple[Located, Located, str, list[str]]:
     """``netlab validate``'s problems of the lab's CNI chain, the file's apart from the machine's (Debian's
     plugins missing, broken or too old where the machine keeps them: /usr/lib/cni, or NETLAB_CNI_PATH's
-    folders; what a valid file cannot mend), and the fix of the machine's."""
+    folders; what a valid file cannot mend), the fix of the machine's and the plugins they are about."""
     if lab.cni == "builtin":
-        return [], [], ""
+        return [], [], "", []
     where = ("network", "cni", "conflist") if lab.cni == "conflist" else FIELD
     try:
         plugins = wanted(lab)
     except ConflistError as exc:
-        return [(where, str(exc))], [], ""
+        return [(where, str(exc))], [], "", []
     dirs = C.bin_dirs(lab)
     bad = [a for a in ask(plugins, dirs) if a.state != "ok"]
     machine = [a for a in bad if _debians(a, dirs)]
@@ -142,7 +145,7 @@ def split_problems(lab: Lab) -> tuple[list[tuple[tuple[str, ...], str]], list[tu
     said = [f"plugin{'s' if len(gone) > 1 else ''} {', '.join(repr(a.plugin) for a in gone)} not found in "
             f"{':'.join(dirs)} (or not executable)"] if gone else []
     said += [a.problem(dirs) for a in machine if a not in gone]
-    return file, [(where, line) for line in said], _fix(machine, dirs)
+    return file, [(where, line) for line in said], _fix(machine, dirs), [a.plugin for a in machine]
 
 
 def _debians(a: Answer, dirs: list[str]) -> bool:

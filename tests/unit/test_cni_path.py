@@ -4,6 +4,7 @@ and `validate` of a valid `cni: reference` file on a machine without them: exit 
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -113,3 +114,15 @@ def test_a_plugin_someone_else_can_change_is_refused_before_any_plugin_runs(mach
                           "it is writable by everyone (mode 777); make it root's (or yours) and writable by no one "
                           "else (chmod go-w), or copy it to a folder of yours\n"), res.stderr
     assert not (opt / "asked").exists()  # no plugin ran: not even the trusted loopback
+
+
+def test_validate_json_of_a_valid_file_on_a_machine_without_plugins_is_a_document(machine, tmp_path):
+    """A machine interface wants a document: `-o json` printed none, only the line on stderr."""
+    res = run_cli("validate", "-t", str(machine), "-o", "json")
+    assert res.returncode == 3 and res.stderr == "", res.stdout + res.stderr
+    got = json.loads(res.stdout)
+    assert got["valid"] is True and got["problems"] == [] and got["pods"] == 1
+    assert got["machine_missing"] == {
+        "plugins": ["loopback", "bridge", "host-local"], "folders": [str(tmp_path / "usr-lib-cni")],
+        "fix": "apt-get install containernetworking-plugins (or sudo ./scripts/setup.sh)",
+        "message": run_cli("validate", "-t", str(machine)).stderr.rstrip("\n")}

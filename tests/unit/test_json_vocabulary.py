@@ -134,7 +134,7 @@ def _doc_row_keys(command: str) -> set[str]:
     for line in DOC.read_text().splitlines():
         if line.startswith(f"| `{command}` |"):
             cell = re.sub(r"\([^)]*\)", "", line.split("|")[2])
-            return set(re.findall(r"`([a-z_]+)`", cell))
+            return set(re.findall(r"`([a-z_]+)(?:\[\])?`", cell))  # a list's key said as `problems[]` too
     raise AssertionError(f"docs/json.md has no row for {command}")
 
 
@@ -188,3 +188,25 @@ def test_the_doc_names_every_field_of_a_traces_endpoint_rows_and_arp_exchanges()
     [item] = story(Walk(hops=[hop], outcome="delivered"), frames)
     want = {f.name for f in fields(ServiceEndpoint)} | set(hop.to_json()) | set(hop.facts) | set(item)
     assert want | {"arp_learned_from"} <= named, sorted(want - named)  # learned from: the other kind of row
+
+
+def test_the_doc_lists_every_key_of_validates_document_and_of_what_the_machine_lacks(tmp_path, monkeypatch):
+    """`validate -o json` of a valid `cni: reference` file on a machine without Debian's plugins printed no
+    document (one line on stderr, exit 3): a script got nothing to read. It is the valid file's document, with
+    `machine_missing` saying what the machine lacks; the doc names its keys."""
+    from cli_inprocess import run_cli
+
+    from netlab.cni import conf as cni_conf
+
+    monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(tmp_path / "none"))
+    monkeypatch.delenv("NETLAB_CNI_PATH", raising=False)
+    (tmp_path / "t.yaml").write_text("name: v\nnetwork: {cni: reference}\nnodes: [{name: n1}]\n"
+                                     "pods: [{name: a, node: n1}]\n")
+    res = run_cli("validate", "-t", str(tmp_path / "t.yaml"), "-o", "json")
+    assert res.returncode == 3, res.stdout + res.stderr
+    got = json.loads(res.stdout)
+    assert set(got) <= _doc_row_keys("validate") and got["valid"] is True and got["machine_missing"] is not None
+    row = DOC.read_text().split("| `validate` |")[1].split("\n")[0]
+    assert all(f"`{key}" in row for key in got["machine_missing"]), (got["machine_missing"], row)
+    res = run_cli("validate", "-t", str(DOC.parents[1] / "topologies" / "host-gw-3node.yaml"), "-o", "json")
+    assert res.returncode == 0 and json.loads(res.stdout)["machine_missing"] is None
