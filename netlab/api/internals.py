@@ -58,7 +58,7 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
         repair = None
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
                     details=freeze(tuple(done.details)), against=against, repair=repair, kept=kept,
-                    warnings=tuple(done.warnings) + tuple(ahead) + _backend_line(state))
+                    warnings=tuple(done.warnings) + tuple(ahead) + _backend_line(state, api))
 
 
 def _python_repair(name: str, topology: TopologyInput, state: Any) -> str | None:
@@ -72,12 +72,14 @@ def _python_repair(name: str, topology: TopologyInput, state: Any) -> str | None
     return None
 
 
-def _backend_line(state: Any) -> tuple[str, ...]:
-    """The lab's iptables backend, when the machine would choose another now (realize/backend)."""
-    from netlab.realize.backend import differs
+def _backend_line(state: Any, api: bool) -> tuple[str, ...]:
+    """The lab's iptables backend, when the machine would choose another now (realize/backend), its way to move
+    it in the caller's words (``api``)."""
+    from netlab.api.running import backend_moved
     from netlab.realize.state import LabState
 
-    line = differs(state) if isinstance(state, LabState) else None
+    with python_words(api):
+        line = backend_moved(state) if isinstance(state, LabState) else None
     return (line,) if line else ()
 
 

@@ -123,6 +123,14 @@ def source_label(st: LabState) -> str:
     return st.source or origin_of(st.topology)
 
 
+def backend_moved(state: LabState) -> str | None:
+    """The line saying that the lab's iptables backend is not the machine's of now (realize.backend.differs),
+    its way to move it said for where the lab came from (a dict's: the Python call)."""
+    from netlab.realize.backend import differs
+
+    return differs(state, from_dict=state.source is None and origin_of(state.topology) == DICT_SOURCE)
+
+
 def origin_of(topology: Mapping[str, Any]) -> str:
     """A topology without a file (its YAML's shape): the built-in default when it is the default's, whatever
     its name, else a dict's."""

@@ -78,12 +78,12 @@ def doctor_cmd(topology: str | None, output: str) -> None:
 def _backend_moved(name: str) -> str | None:
     """With -t FILE of a running lab made with another iptables backend than the machine's now: the line that
     says so (realize/backend: the lab keeps its own)."""
+    from netlab.api.running import backend_moved
     from netlab.errors import NetlabError
-    from netlab.realize.backend import differs
     from netlab.realize.state import load_state
 
     try:
         state = load_state(name)
-        return differs(state) if state is not None else None
+        return backend_moved(state) if state is not None else None
     except (NetlabError, OSError):
         return None

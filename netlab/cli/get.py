@@ -95,9 +95,9 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
         items, missing = select(items, names, kind, lab.name, selector)
     _show(kind, items, output, lab.name, selector, said_none=bool(missing))
     if kind == "nodes" and output != "json":  # on stderr, as the cluster DNS line: the table stays rows
-        from netlab.realize.backend import differs
+        from netlab.api.running import backend_moved
 
-        moved = differs(lab.state())
+        moved = backend_moved(lab.state())
         if moved:
             click.echo(f"netlab: {moved}", err=True)
     # As kubectl's `Error from server (NotFound)`: what was found is printed, then one line per NAME that is not

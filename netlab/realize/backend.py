@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.errors import NetlabError, command_path
+from netlab.errors import NetlabError, command_path, in_python_words
 from netlab.kernel import iptables
 
 if TYPE_CHECKING:
@@ -70,8 +70,10 @@ def choose(state: LabState, fresh: bool, reconfigure: bool) -> str:
     return backend
 
 
-def differs(state: LabState) -> str | None:
-    """A line saying that the lab's backend is not the one the machine would choose now, or None."""
+def differs(state: LabState, from_dict: bool) -> str | None:
+    """A line saying that the lab's backend is not the one the machine would choose now, or None. ``from_dict``:
+    the lab was made from a dict (the state keeps no file for it nor for the built-in default; the caller tells
+    them apart: netlab.api.running.backend_moved)."""
     try:
         lab, machine = of_lab(state), iptables.machine_backend()
     except NetlabError:
@@ -79,10 +81,21 @@ def differs(state: LabState) -> str | None:
     if lab == machine:
         return None
     why = "NETLAB_IPTABLES is" if iptables.env_choice() else "iptables now points at"
-    move = f"sudo netlab up -t {command_path(state.source)} --reconfigure" if state.source else \
-        "sudo netlab up --reconfigure"  # as state.up_command says it
     return (f"lab {state.lab} made with iptables-{lab}; {why} {machine} (netlab keeps using iptables-{lab} for "
-            f"this lab; `{move}` moves it to iptables-{machine})")
+            f"this lab; `{_move(state, from_dict)}` moves it to iptables-{machine})")
+
+
+def _move(state: LabState, from_dict: bool) -> str:
+    """The `up --reconfigure` that moves the lab, in the caller's words (errors.python_words): a file's, the
+    built-in default's, or a dict's, which only the Python call can give again (a plain `up --reconfigure`
+    would apply the built-in default lab)."""
+    if from_dict:
+        return "Lab.up(dict, reconfigure=True)"  # the dict it was made from, whatever the words
+    if in_python_words():
+        return f"Lab.up({state.source!r}, reconfigure=True)" if state.source else \
+            f"Lab.up(name={state.lab!r}, reconfigure=True)"
+    return f"sudo netlab up -t {command_path(state.source)} --reconfigure" if state.source else \
+        "sudo netlab up --reconfigure"  # as state.up_command says it
 
 
 def foreign_drift(table: str, text: str | None, plugins: bool) -> list[str]:

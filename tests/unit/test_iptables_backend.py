@@ -9,6 +9,8 @@ import json
 import pytest
 from fake_lab import make_lab, status, up
 
+from netlab.api.running import _default_topology, backend_moved
+from netlab.errors import python_words
 from netlab.kernel import iptables
 from netlab.kernel.base import Op, TableText
 from netlab.kernel.fake import FakeKernel
@@ -41,13 +43,13 @@ def test_a_lab_keeps_the_backend_it_was_made_with_until_up_reconfigure(lab, mach
     assert state_mod.running_lab(lab.name) and iptables.in_use() == "nft"  # what status, trace, break act on
     up(lab, k)
     assert recorded(lab.name) == "nft" and iptables.in_use() == "nft"
-    line = backend.differs(state_mod.load_state(lab.name))
+    line = backend_moved(state_mod.load_state(lab.name))
     assert line is not None and line.startswith(f"lab {lab.name} made with iptables-nft; iptables now points at "
                                                 "legacy (netlab keeps using iptables-nft"), line
-    assert "--reconfigure` moves it to iptables-legacy" in line
+    assert "reconfigure=True)` moves it to iptables-legacy" in line  # a lab made from a dict (fake_lab)
     lab_up.up(lab, k, journal=Journal(k), reconfigure=True)
     assert recorded(lab.name) == "legacy" and iptables.in_use() == "legacy"
-    assert backend.differs(state_mod.load_state(lab.name)) is None
+    assert backend_moved(state_mod.load_state(lab.name)) is None
 
 
 def test_the_record_is_checked_by_the_states_schema(lab):
@@ -107,3 +109,30 @@ def test_a_cni_plugins_chains_in_the_other_backend_are_the_plugins():
     payload = backend.foreign_payload("nat", text, plugins=True)
     assert payload == "*nat\n:KUBE-MARK-MASQ - [0:0]\n-X KUBE-MARK-MASQ\nCOMMIT\n"
     assert backend.foreign_payload("nat", "*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n", plugins=False) is None
+
+
+def test_the_way_to_move_a_lab_to_the_machines_backend_is_said_for_where_the_lab_came_from(lab, machine):
+    """A lab made from a dict (no file) was told to run plain `sudo netlab up --reconfigure`, which applies the
+    built-in default lab: only the Python call gives its dict again. A file's lab is told its file's up (the
+    Python call in Lab.status' words), the built-in default's the plain up."""
+    up(lab, FakeKernel())
+    machine[0] = "legacy"
+    state = state_mod.load_state(lab.name)
+    assert state.source is None
+
+    def move() -> str:
+        line = backend_moved(state)
+        assert line is not None
+        return line.split("this lab; ")[1]
+
+    assert move() == "`Lab.up(dict, reconfigure=True)` moves it to iptables-legacy)"
+    with python_words():
+        assert move() == "`Lab.up(dict, reconfigure=True)` moves it to iptables-legacy)"
+    state.source = "/labs/my lab.yaml"
+    assert move() == "`sudo netlab up -t '/labs/my lab.yaml' --reconfigure` moves it to iptables-legacy)"
+    with python_words():
+        assert move() == "`Lab.up('/labs/my lab.yaml', reconfigure=True)` moves it to iptables-legacy)"
+    state.source, state.topology = None, {**_default_topology(), "name": lab.name}
+    assert move() == "`sudo netlab up --reconfigure` moves it to iptables-legacy)"
+    with python_words():
+        assert move() == f"`Lab.up(name={lab.name!r}, reconfigure=True)` moves it to iptables-legacy)"
