@@ -106,7 +106,7 @@ def ask(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | None =
         if path is None:
             return Answer(kind, speaks, None)
         try:
-            answer = rt.version(kind, path)
+            answer = rt.version(kind)
         except PluginFailed as exc:
             return Answer(kind, speaks, path, error=str(exc).removeprefix("pod -: "))
         return Answer(kind, speaks, path, tuple(str(v) for v in answer["supportedVersions"]))

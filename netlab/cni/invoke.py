@@ -247,9 +247,11 @@ def plugin_error(call: Call) -> str:
 
 
 def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, command: str, conf: dict[str, Any],
-                env: dict[str, str], node_netns: str | None, timeout: float | None = None) -> dict[str, Any] | None:
+                env: dict[str, str], node_netns: str | None, timeout: float | None = None,
+                program: str | None = None) -> dict[str, Any] | None:
     """Run one plugin; its stdout as JSON (None when empty, and for a DEL or CHECK that exits 0, whatever it
-    printed); PluginFailed otherwise."""
+    printed); PluginFailed otherwise. ``program``: the file executed, ``plugin_path`` as resolved and checked by
+    cni.runtime (its argv[0] stays ``plugin_path``)."""
     plugin = os.path.basename(plugin_path)
     full_env = {"PATH": PATH, **env, "CNI_COMMAND": command}
     call = Call(pod=pod, network=network, plugin=plugin, command=command, env=full_env, stdin=conf,
@@ -264,8 +266,9 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     t0 = time.monotonic()
     try:
         with entered(node_netns) if node_netns is not None else contextlib.nullcontext():
-            proc = subprocess.Popen([plugin_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=full_env, start_new_session=True, close_fds=True)
+            proc = subprocess.Popen([plugin_path], executable=program or plugin_path, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
+                                    start_new_session=True, close_fds=True)
     except (OSError, subprocess.SubprocessError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else str(exc)
         call.stderr, call.exit_code = f"cannot run {plugin_path}: {why}", 127

@@ -24,7 +24,7 @@ from netlab.cni.invoke import PluginFailed, exec_plugin
 from netlab.errors import loads_json
 from netlab.model.cniconf import ConflistError, parse_conflist
 from netlab.model.naming import netns_path
-from netlab.model.trust import refusal, untrusted
+from netlab.model.trust import program, refusal
 from netlab.realize.state_dir import write_atomic
 
 if TYPE_CHECKING:
@@ -65,7 +65,10 @@ def find_plugin(kind: str, bin_dirs: list[str]) -> str | None:
 def refused(path: str) -> str | None:
     """The line that refuses to run the plugin ``path`` as root (model/trust.py: someone other than root and the
     invoking user can change it, or a folder above it), or None."""
-    why = untrusted(path)
+    try:
+        _, why = program(path)
+    except OSError as exc:
+        return f"CNI plugin {path}: cannot resolve it ({exc.strerror})"
     return None if why is None else f"CNI plugin {path}: {refusal(why, 'it')}"
 
 
@@ -76,14 +79,23 @@ class Runtime:
 
     # --- one plugin -----------------------------------------------------------------------
 
-    def plugin_path(self, kind: str) -> str:
+    def plugin(self, kind: str) -> tuple[str, str]:
+        """The one way to a plugin netlab runs (ADD, CHECK, DEL, VERSION: every exec goes through here): found in
+        the folders, resolved once and checked (model/trust.py: the file, every folder above it, every symlink on
+        the way); (the path found, the resolved file to exec, which no one else can swap before the exec)."""
         found = find_plugin(kind, self.bin_dirs)
         if found is None:
             raise PluginFailed(f"CNI plugin {kind!r} not found in {self.bin_dir} (or not executable)")
-        line = refused(found)
-        if line is not None:  # a plugin someone else can change: their program run as root
-            raise PluginFailed(line)
-        return found
+        try:
+            real, why = program(found)
+        except OSError as exc:
+            raise PluginFailed(f"CNI plugin {found}: cannot resolve it ({exc.strerror})") from None
+        if why is not None:  # a plugin someone else can change: their program run as root
+            raise PluginFailed(f"CNI plugin {found}: {refusal(why, 'it')}")
+        return found, real
+
+    def plugin_path(self, kind: str) -> str:
+        return self.plugin(kind)[0]
 
     def _env(self, command: str, rt: RuntimeConf) -> dict[str, str]:
         return {"CNI_COMMAND": command, "CNI_CONTAINERID": rt.container_id, "CNI_NETNS": netns_path(rt.netns),
@@ -92,14 +104,15 @@ class Runtime:
     def _call(self, command: str, net: Conflist, plugin: dict[str, Any], prev: dict[str, Any] | None,
               rt: RuntimeConf) -> dict[str, Any] | None:
         stdin = C.build_one_config(net, plugin, prev, rt.capability_args)
-        return exec_plugin(self.log, pod=rt.pod, network=net.name, plugin_path=self.plugin_path(plugin["type"]),
-                           command=command, conf=stdin, env=self._env(command, rt), node_netns=rt.node_netns,
-                           timeout=self.timeout)
+        found, real = self.plugin(plugin["type"])
+        return exec_plugin(self.log, pod=rt.pod, network=net.name, plugin_path=found, program=real, command=command,
+                           conf=stdin, env=self._env(command, rt), node_netns=rt.node_netns, timeout=self.timeout)
 
-    def version(self, kind: str, path: str | None = None) -> dict[str, Any]:
-        """VERSION: which spec versions a plugin speaks (``{"cniVersion", "supportedVersions"}``); ``path``:
-        the plugin's program when the caller found it already."""
-        out = exec_plugin(self.log, pod="-", network="-", plugin_path=path or self.plugin_path(kind), command="VERSION",
+    def version(self, kind: str) -> dict[str, Any]:
+        """VERSION: which spec versions a plugin speaks (``{"cniVersion", "supportedVersions"}``); the plugin is
+        found and checked as for ADD (it runs as root too)."""
+        found, real = self.plugin(kind)
+        out = exec_plugin(self.log, pod="-", network="-", plugin_path=found, program=real, command="VERSION",
                           conf={"cniVersion": "1.0.0"}, env=dict(VERSION_ENV), node_netns=None, timeout=self.timeout)
         if not isinstance(out, dict) or not isinstance(out.get("supportedVersions"), list):
             raise PluginFailed(f"CNI plugin {kind}: VERSION did not answer supportedVersions")

@@ -4,9 +4,15 @@ system, and a user's CNI plugins as root: a file someone else can change is some
 
 The rule is sshd's StrictModes: when netlab runs as root, the file and every folder above it must be owned by
 root or by the invoking user (the user ``sudo`` ran netlab for: ``$SUDO_UID``) and writable by no one else (a
-group's write only for the owner's own group, of which the owner is the only member; a folder's world write only
-with the sticky bit, as /tmp: no one can then replace what is in it but its owner). Without root nothing is
-checked: the file's commands run as the user who could edit them anyway.
+group's write only for root's group or the owner's own private group: named as the owner, no other member, no
+other account's primary group; a folder's world write only with the sticky bit, as /tmp: no one can then replace
+what is in it but its owner). A POSIX ACL (``system.posix_acl_access``) that lets another named user or group
+write is someone else's write too. The path is resolved once, a name at a time from ``/``: every folder on the
+way is checked, and every symlink met (its owner as the folder's, the kernel's fs.protected_symlinks rule), so no
+link in the middle of a chain points elsewhere unseen. What netlab then uses is the resolved file, whose every
+folder no one else can change: a file read is the descriptor checked (its inode is the resolved one), a plugin
+run is the resolved path (:func:`program`). Without root nothing is checked: the file's commands run as the user
+who could edit them anyway.
 """
 
 from __future__ import annotations
@@ -15,8 +21,13 @@ import grp
 import os
 import pwd
 import stat
+import struct
 
 DO = "make it root's (or yours) and writable by no one else (chmod go-w), or copy it to a folder of yours"
+ACL_XATTR = "system.posix_acl_access"
+# linux/posix_acl_xattr.h: a little-endian u32 version (2), then (u16 tag, u16 perm, u32 id) per entry.
+ACL_VERSION, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_WRITE = 2, 0x02, 0x04, 0x08, 0x10, 0x02
+MAX_LINKS = 40  # the kernel's MAXSYMLINKS
 
 
 def _allowed() -> set[int]:
@@ -34,17 +45,39 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _private_group(st: os.stat_result) -> bool:
-    """The file's group is its owner's own (named as the owner, no other member): its write is the owner's."""
+def _group(gid: int) -> str:
     try:
-        group = grp.getgrgid(st.st_gid)
-        owner = pwd.getpwuid(st.st_uid).pw_name
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"gid {gid}"
+
+
+def _private_group(gid: int, uid: int) -> bool:
+    """Group ``gid`` is user ``uid``'s own: named as the user, no other member listed, and no other account's
+    primary group (a user whose passwd entry names the group is in it without being listed)."""
+    try:
+        group = grp.getgrgid(gid)
+        owner = pwd.getpwuid(uid).pw_name
     except KeyError:
         return False
-    return group.gr_name == owner and set(group.gr_mem) <= {owner}
+    if group.gr_name != owner or not set(group.gr_mem) <= {owner}:
+        return False
+    return not any(p.pw_gid == gid and p.pw_uid != uid for p in pwd.getpwall())
 
 
-def _why(st: os.stat_result, allowed: set[int], folder: bool) -> str | None:
+def _acl(path: str) -> list[tuple[int, int, int]] | None:
+    """The entries (tag, perm, id) of ``path``'s access ACL (not followed if a symlink); None when it has none."""
+    try:
+        raw = os.getxattr(path, ACL_XATTR, follow_symlinks=False)
+    except OSError:
+        return None  # ENODATA: no ACL but the mode; ENOTSUP: a file system without ACLs
+    if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack_from("<I", raw)[0] != ACL_VERSION:
+        return [(ACL_USER, ACL_WRITE, -1)]  # an ACL this reader does not know: taken as someone else's write
+    return [tuple(e) for e in struct.iter_unpack("<HHI", raw[4:])]  # type: ignore[misc]
+
+
+def _why(st: os.stat_result, allowed: set[int], folder: bool, path: str | None = None) -> str | None:
+    """Why ``st`` (the stat of ``path``, whose ACL is read when given) is someone else's to change, or None."""
     mode = st.st_mode
     shown = f"mode {stat.S_IMODE(mode):o}"
     if st.st_uid not in allowed:
@@ -53,38 +86,97 @@ def _why(st: os.stat_result, allowed: set[int], folder: bool) -> str | None:
         return None  # /tmp: only a name's owner may replace it
     if mode & stat.S_IWOTH:
         return f"is writable by everyone ({shown})"
-    if mode & stat.S_IWGRP and st.st_gid != 0 and not _private_group(st):
-        try:
-            name = grp.getgrgid(st.st_gid).gr_name
-        except KeyError:
-            name = f"gid {st.st_gid}"
-        return f"is writable by group {name} ({shown})"
+    entries = _acl(path) if path is not None else None
+    group_write = bool(mode & stat.S_IWGRP)  # with an ACL these bits are its mask's
+    writers: list[tuple[str, int]] = []
+    if entries is not None:
+        masks = [perm for tag, perm, _ in entries if tag == ACL_MASK]
+        mask = masks[0] if masks else 0o7
+        for tag, perm, ident in entries:
+            if not perm & mask & ACL_WRITE:
+                continue
+            if tag == ACL_USER and ident != st.st_uid and ident not in allowed:
+                return f"lets user {_user(ident) if ident >= 0 else '?'} write it by its ACL ({shown}+)"
+            if tag == ACL_GROUP:
+                writers.append((f"group {_group(ident)} by its ACL ({shown}+)", ident))
+        group_write = any(tag == ACL_GROUP_OBJ and perm & mask & ACL_WRITE for tag, perm, _ in entries)
+    if group_write:
+        writers.insert(0, (f"group {_group(st.st_gid)} ({shown})", st.st_gid))
+    for words, gid in writers:
+        if gid != 0 and not _private_group(gid, st.st_uid):
+            return f"is writable by {words}"
     return None
+
+
+def resolve(path: str) -> tuple[str, str | None]:
+    """``path`` resolved once, a name at a time (as realpath), and why root must not act on it: the first folder
+    on the way, symlink met, or the file itself someone other than root and the invoking user can change (None:
+    no one). OSError when a name on the way is missing or the links loop."""
+    allowed = _allowed()
+    pending = [p for p in os.path.abspath(path).split("/") if p]
+    here, hops = "/", 0
+    why = _why(os.lstat("/"), allowed, folder=True, path="/")
+    if why:
+        return "/", f"its folder / {why}"
+    while pending:
+        name = pending.pop(0)
+        if name == ".":
+            continue
+        if name == "..":
+            here = os.path.dirname(here)  # a folder checked already: the way back is as safe
+            continue
+        there = os.path.join(here, name)
+        st = os.lstat(there)
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid not in allowed:  # its folder (here) passed: only a link of a trusted user is followed
+                return there, f"the symlink {there} on its way is owned by {_user(st.st_uid)}, not by root or you"
+            hops += 1
+            if hops > MAX_LINKS:
+                raise OSError(40, os.strerror(40), path)  # ELOOP
+            target = os.readlink(there)
+            pending[:0] = [p for p in target.split("/") if p]
+            here = "/" if target.startswith("/") else here
+            continue
+        last = not pending
+        if not last and not stat.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(20, os.strerror(20), there)
+        why = _why(st, allowed, folder=stat.S_ISDIR(st.st_mode), path=there)
+        if why:
+            return there, f"it {why}" if last else f"its folder {there} {why}"
+        here = there
+    return here, None
 
 
 def untrusted(path: str, st: os.stat_result | None = None) -> str | None:
-    """Why root must not act on ``path`` (``st``: its stat, from the descriptor it was read through): the file,
-    or a folder above it (``its folder F ...``), changeable by someone other than root and the invoking user;
-    None when it is not, or when netlab does not run as root."""
+    """Why root must not act on ``path`` (``st``: its stat, from the descriptor it was read through, which must
+    be the file the path resolves to): the file, a folder above it (``its folder F ...``) or a symlink on the
+    way changeable by someone other than root and the invoking user; None when it is not, or when netlab does
+    not run as root."""
     if os.geteuid() != 0:
         return None
-    allowed = _allowed()
+    if st is not None and (why := _why(st, _allowed(), folder=stat.S_ISDIR(st.st_mode))):
+        return f"it {why}"
     try:
-        why = _why(st or os.stat(path), allowed, folder=stat.S_ISDIR((st or os.stat(path)).st_mode))
-        if why:
-            return f"it {why}"
-        seen: set[str] = set()
-        for start in (os.path.abspath(path), os.path.realpath(path)):
-            folder = os.path.dirname(start)
-            while folder not in seen:
-                seen.add(folder)
-                why = _why(os.stat(folder), allowed, folder=True)
-                if why:
-                    return f"its folder {folder} {why}"
-                folder = os.path.dirname(folder)
+        real, why = resolve(path)
+        if why or st is None:
+            return why
+        now = os.lstat(real)
     except OSError:
-        return None  # what cannot be read is said by its reader
+        if st is None:
+            return None  # what cannot be read is said by its reader
+        now = None
+    if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        return "it is not the file its name leads to now (moved or replaced while netlab read it)"
     return None
+
+
+def program(path: str) -> tuple[str, str | None]:
+    """The file to run for ``path`` and why root must not (see :func:`resolve`): as root the resolved path,
+    whose every folder only root and the invoking user can change (so nothing is swapped between this check and
+    the exec); without root ``path`` as it is. OSError when it cannot be resolved."""
+    if os.geteuid() != 0:
+        return path, None
+    return resolve(path)
 
 
 def refusal(why: str, what: str = "its commands") -> str:

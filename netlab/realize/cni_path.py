@@ -10,7 +10,8 @@ every learner's machine), so it is a setting, not a field.
 
 The plugins run as root in the lab's namespaces: each folder is checked before
 any is searched (an absolute path, a directory once its symlinks are resolved,
-owned by root and writable by nobody else, as sudo's secure_path would want),
+owned by root and writable by nobody else, as sudo's secure_path would want;
+every folder above it and every symlink on the way as model/trust.py wants),
 and the folder used is the resolved one. A lab made with it records the folders
 in its state (``extra.cni_path``): its later commands (status' CHECK, down's
 DEL) run the same plugins whatever the environment says then.
@@ -23,6 +24,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from netlab.errors import UsageError
+from netlab.model.trust import refusal, untrusted
 from netlab.model.topology import CNI_BIN_DIR
 
 if TYPE_CHECKING:
@@ -54,6 +56,8 @@ def checked(value: str, what: str = PATH_ENV) -> list[str]:
         if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise UsageError(f"{what}={value!r}: {shown} is not root's alone (owner uid {st.st_uid}, mode "
                              f"{stat.S_IMODE(st.st_mode):04o}): the plugins in it run as root")
+        if (why := untrusted(entry)) is not None:  # a folder above it, or a symlink on the way, someone else's
+            raise UsageError(f"{what}={value!r}: {shown}: {refusal(why, 'the plugins in it')}")
         out.append(real)
     return list(dict.fromkeys(out))
 

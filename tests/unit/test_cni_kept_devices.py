@@ -46,7 +46,7 @@ class Plugins:
     def __init__(self, kernel: FakeKernel):
         self.kernel, self.fail = kernel, set()
 
-    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None):
+    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
         plugin = plugin_path.rsplit("/", 1)[-1]
         if (plugin, command) == ("chain", "ADD") and "qcbr0" not in self.kernel.snapshot(node_netns).links:
             self.kernel.apply([Op("add", Bridge(netns=node_netns, name="qcbr0", mtu=1500, mac=None, up=True))])

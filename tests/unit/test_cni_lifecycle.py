@@ -45,7 +45,7 @@ class Plugins:
         self.fail: set[tuple[str, str, str]] = set()  # (pod, plugin, command)
         self.lock = threading.Lock()
 
-    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None):
+    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
         plugin = plugin_path.rsplit("/", 1)[-1]
         with self.lock:
             self.calls.append((pod, plugin, command, env["CNI_IFNAME"]))

@@ -47,7 +47,7 @@ class Plugins:
         self.runtime_config: list[tuple[str, str, str, object]] = []
         self.lock = threading.Lock()
 
-    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None):
+    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
         plugin = plugin_path.rsplit("/", 1)[-1]
         with self.lock:
             added = any(q == pod and c == "ADD" for q, _, c, _ in self.calls)

@@ -44,7 +44,7 @@ class Plugins:
         self.calls: list[tuple[str, str, str, str, float | None]] = []
         self.lock = threading.Lock()
 
-    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None):
+    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
         with self.lock:
             self.calls.append((pod, plugin_path.rsplit("/", 1)[-1], command, env["CNI_ARGS"], timeout))
         return add_result(pod, env) if command == "ADD" else None
