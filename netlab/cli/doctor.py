@@ -23,10 +23,12 @@ def doctor_cmd(topology: str | None, output: str) -> None:
     """Check what a lab needs from this machine: one line per check, with the fix.
 
     \b
-    kernel  network namespaces, veth, bridge, vxlan, br_netfilter, conntrack,
-            nf_tables, the tc qdiscs tbf/htb/netem: each tried for real in a
-            throwaway network namespace that vanishes afterwards (no module is
-            loaded, the host's namespace is not touched)
+    kernel  network namespaces, veth, bridge, vxlan, conntrack, nf_tables
+            (and its netdev hooks, for loss), the tc qdiscs tbf/htb/netem,
+            sock_diag, the SCTP rules (iptables-restore -p sctp -m sctp):
+            each tried for real in a throwaway network namespace that
+            vanishes afterwards (no module is loaded, the host's namespace
+            is not touched); br_netfilter is read from /proc/sys/net/bridge
     tools   iptables-restore (and its backend, nft or legacy), conntrack,
             dnsmasq, nft, tcpdump; the CNI plugins (a lab's chain with -t,
             else Debian's loopback, bridge, host-local, portmap in
@@ -42,8 +44,11 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             learns the exit status of containers it did not start), whether
             a pidfd keeps its process's exit status (Linux 6.15: how command
             containers exited), the state directory (NETLAB_STATE_DIR,
-            default /run/netlab): root-only, not a symlink, writable, free
-            space
+            default /run/netlab): root-only, not a symlink, writable, every
+            folder above it root's and writable by root alone (or sticky),
+            free space
+    lab     with -t, when the lab is up: the iptables backend it was made
+            in, if it is not the one NETLAB_IPTABLES now names
 
     Each line is ok, warn (missing, but not needed), FAIL (missing and needed,
     with the fix) or info. Exit 0 when nothing needed is missing, 3 otherwise.

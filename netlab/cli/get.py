@@ -49,8 +49,9 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     always begins with it, as kubectl get -A -o wide).
 
     \b
-    pods      NAME, READY (running containers/all), STATUS, RESTARTS, AGE (of its
-              network namespace), NODE, IP; -o wide begins with the Kubernetes
+    pods      NAME, READY (running containers/all), STATUS, RESTARTS, AGE (since up
+              first made the pod: a sandbox made again keeps it, as the pod
+              object keeps its creationTimestamp), NODE, IP; -o wide begins with the Kubernetes
               NAMESPACE and adds the network namespace (NETNS), each container with
               its state, and the labels. STATUS is kubectl's word: Running;
               Completed (every container that exited, exit code 0) or Error
