@@ -22,6 +22,7 @@ import ctypes
 import errno
 import os
 import stat
+from typing import NoReturn
 
 from netlab.errors import EnvironmentNotReady
 
@@ -39,15 +40,20 @@ RENAME_NOREPLACE = 1
 AT_FDCWD = -100
 
 
-def ancestor_problem(path: str) -> str | None:
+def ancestor_problem(path: str, missing_ok: bool = False) -> str | None:
     """Why a folder above ``path`` (absolute) makes it unsafe for root's state, naming the folder; None when every
-    one is a real folder owned by root (or this user), not writable by group or others unless sticky."""
+    one is a real folder owned by root (or this user), not writable by group or others unless sticky.
+    ``missing_ok``: those above the first that is not there are not looked at (a reader finds no lab there)."""
     allowed = {0, os.geteuid()}
     parts = [p for p in os.path.abspath(path).split("/") if p]
     for i in range(len(parts)):
         above = "/" + "/".join(parts[:i])
         try:
             st = os.lstat(above)
+        except FileNotFoundError:
+            if missing_ok:
+                return None
+            return f"{above} cannot be read (No such file or directory)"
         except OSError as exc:
             return f"{above} cannot be read ({exc.strerror})"
         if stat.S_ISLNK(st.st_mode):
@@ -66,8 +72,12 @@ def ancestor_problem(path: str) -> str | None:
 def check_ancestors(path: str) -> None:
     problem = ancestor_problem(path)
     if problem:
-        raise EnvironmentNotReady(f"refusing state folder {path}: {problem}; point NETLAB_STATE_DIR at a folder "
-                                  "whose every parent is root's and writable by root alone")
+        refuse_state_folder(path, problem)
+
+
+def refuse_state_folder(path: str, problem: str) -> NoReturn:
+    raise EnvironmentNotReady(f"refusing state folder {path}: {problem}; point NETLAB_STATE_DIR at a folder "
+                              "whose every parent is root's and writable by root alone")
 
 
 def not_ours(path: str) -> str | None:

@@ -157,7 +157,12 @@ def root_there() -> bool:
     """Whether the state directory is there, refusing a regular file (a device, a FIFO) there as down says it
     (_check_dir: "X is not a directory; point NETLAB_STATE_DIR at a directory ..."), not as "cannot use
     X/<lab>/state.json: Not a directory", and never as "no lab is up" by ``list``. A symlink is left to each use's
-    own check (``up``'s: the doctor's line)."""
+    own check (``up``'s: the doctor's line). A folder above it that is not root's is refused whether the state
+    folder is there or not (``list`` and ``status`` said "no lab" where ``up``, ``down`` and doctor refused it);
+    one that is not there yet is no danger to a reader: no lab is there."""
+    problem = lab_folder.ancestor_problem(STATE_ROOT, missing_ok=True)
+    if problem:
+        lab_folder.refuse_state_folder(STATE_ROOT, problem)
     try:
         st = os.lstat(STATE_ROOT)
     except OSError:

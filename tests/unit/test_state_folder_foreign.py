@@ -194,3 +194,27 @@ def test_a_symlinked_or_writable_parent_is_refused_and_a_sticky_one_is_not(tmp_p
     _root_at(monkeypatch, open_ / "state")
     assert state_dir.state_root() == str(open_ / "state")
     assert lab_folder.ancestor_problem("/run/netlab") is None  # the default
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+@pytest.mark.parametrize("args", [("list",), ("status", "--lab", "qx"), ("get", "pods", "--lab", "qx"),
+                                  ("down", "--lab", "qx"), ("logs", "--lab", "qx", "p")])
+def test_every_command_refuses_a_state_folder_below_another_users_folder_before_it_exists(tmp_path, monkeypatch,
+                                                                                         args):
+    """QA qr2 3: with the state folder not made yet, `list` said rc 0 and `status` "lab 'qx' is not up" (rc 2),
+    where up, down and doctor refused it (rc 3)."""
+    parent = tmp_path / "nob"
+    parent.mkdir()
+    os.chown(parent, NOBODY, NOBODY)
+    _root_at(monkeypatch, parent / "sub" / "state")
+    got = run_cli(*args)
+    assert got.returncode == 3 and got.stderr.count("\n") == 1, got
+    assert f"refusing state folder {parent}/sub/state: {parent}, a folder above it, is owned by uid {NOBODY}" \
+        in got.stderr, got
+    assert os.listdir(parent) == []  # nothing made in it
+
+
+def test_a_state_folder_not_made_below_folders_not_made_is_no_lab_to_a_reader(tmp_path, monkeypatch):
+    _root_at(monkeypatch, tmp_path / "none" / "state")
+    assert state_dir.known_labs() == [] and not state_dir.root_there()
+    assert not (tmp_path / "none").exists()
