@@ -277,9 +277,10 @@ def _sctp(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check
     """Does the kernel take a policy's SCTP rules (``-p sctp -m sctp --dport``)?"""
     if "sctp" in pretend:
         return _verdict("sctp", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed, kernel_fix("sctp"))
-    if "sctp" not in probe.outputs:
-        return _verdict("sctp", False, "not tried: no iptables-restore to load the rules with", needed,
-                        packages.install_fix("iptables-restore"))
+    if "sctp" not in probe.outputs:  # no iptables-restore, or NETLAB_IPTABLES names none: _iptables says which
+        why = _iptables(True, set())[0]
+        return _verdict("sctp", False, "not tried: no iptables-restore to load the rules with" + (
+            f" ({why.detail})" if why else ""), needed, why.fix if why else packages.install_fix("iptables-restore"))
     status, text = probe.outputs["sctp"]
     if status == 0:
         return Check("sctp", OK, "iptables-restore takes -p sctp -m sctp --dport (a port, a range)", needed=needed)

@@ -32,10 +32,13 @@ _lab_backend = ""  # the backend of the lab this process acts on ("" none yet: t
 
 
 def use(backend: str) -> None:
-    """Act on a lab made with ``backend`` ("nft" or "legacy"; "" the machine's choice)."""
+    """Act on a lab made with ``backend`` ("nft" or "legacy"; "" the machine's choice). NETLAB_IPTABLES is checked
+    here too, whatever the lab's backend: every command that acts on a lab refuses a value that names none, as up
+    and doctor do (status and probe said nothing of it)."""
     global _lab_backend
     if backend not in ("",) + BACKENDS:
         raise ValueError(backend)
+    env_choice()
     _lab_backend = backend
 
 

@@ -518,3 +518,14 @@ def test_a_missing_qdisc_says_which_interfaces_ask_for_it_and_what_works_without
     assert doctor.asked_by(lab, "tbf") == ("; asked for by n:cni0 rate 1mbit: without tbf, leave out rate (delay, "
                                            "jitter and loss need no tbf)")
     assert doctor.asked_by(lab, "vxlan") == ""
+
+
+def test_the_sctp_check_not_tried_for_a_bad_backend_choice_gives_that_fix_not_apt_get(machine, monkeypatch):
+    """QA qr2 4: `warn kernel SCTP rules: not tried: no iptables-restore ...; fix: apt-get install iptables`
+    where iptables is installed and NETLAB_IPTABLES named no backend."""
+    monkeypatch.undo()  # the real netfilter.tools(), which reads NETLAB_IPTABLES
+    monkeypatch.setenv("NETLAB_IPTABLES", "bogus")
+    check = doctor._sctp(features.KernelProbe(), False, set())
+    assert check.status == doctor.WARN and check.detail.startswith(
+        "not tried: no iptables-restore to load the rules with (NETLAB_IPTABLES='bogus': use nft or legacy"), check
+    assert check.fix == "unset NETLAB_IPTABLES (the system's default backend), or set it to nft or legacy"

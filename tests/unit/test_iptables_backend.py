@@ -136,3 +136,20 @@ def test_the_way_to_move_a_lab_to_the_machines_backend_is_said_for_where_the_lab
     assert move() == "`sudo netlab up --reconfigure` moves it to iptables-legacy)"
     with python_words():
         assert move() == f"`Lab.up(name={lab.name!r}, reconfigure=True)` moves it to iptables-legacy)"
+
+
+@pytest.mark.parametrize("args", [("status",), ("probe",), ("get", "nodes"), ("trace", "client", "web-1")])
+def test_a_netlab_iptables_that_names_no_backend_is_refused_by_every_command_on_a_lab(lab, monkeypatch, args):
+    """QA qr2 4: status and probe of a lab with a recorded backend went on, rc 0/1, without a word of it; up and
+    doctor refused it."""
+    from cli_inprocess import run_cli
+
+    from netlab.errors import EnvironmentNotReady
+
+    up(lab, FakeKernel())
+    monkeypatch.setenv("NETLAB_IPTABLES", "bogus")
+    with pytest.raises(EnvironmentNotReady, match="NETLAB_IPTABLES='bogus': use nft or legacy"):
+        state_mod.running_lab(lab.name)
+    got = run_cli(*args, "--lab", lab.name)
+    assert got.returncode == 3 and got.stderr == ("netlab: NETLAB_IPTABLES='bogus': use nft or legacy (or unset it "
+                                                  "for the system default)\n"), got
