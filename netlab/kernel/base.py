@@ -38,8 +38,8 @@ class TableText:
     backend: str = ""  # "" (the system default), "nft" or "legacy"
     noflush: bool = False  # True: a change (iptables-restore --noflush); False: the whole table as it was
 
-    def describe(self) -> str:
-        return f"iptables {self.table} in {self.netns}"
+    def describe(self) -> str:  # a backend named: the one a lab is not in, which up empties (realize/backend)
+        return f"iptables{'-' + self.backend if self.backend else ''} {self.table} in {self.netns}"
 
 
 @dataclass(frozen=True)

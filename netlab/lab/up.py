@@ -23,6 +23,7 @@ from netlab import signals
 from netlab.realize.attachments import (attached_lab, check_cni_change, is_plugin_made, plugin_made, remade_line,
                                        remade_pods)
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, open_files
+from netlab.kernel import iptables
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of
@@ -38,7 +39,7 @@ from netlab.plan.build import Plan, build_plan
 from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
 from netlab.realize.diff import Drift
 from netlab.realize.expect import expected
-from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered,
+from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, said,
                                    repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
 from netlab.cni import conf as C
@@ -335,7 +336,7 @@ class _Up(Rollback):
     def _say_repairs(self, repairs: list[Op]) -> None:
         """The result's lines for ``repairs``; the stale chains their restores deleted are said at the end, with
         those the features deleted (one line per namespace and table)."""
-        self.result.fixed += [op.describe() for op in repairs]
+        self.result.fixed += said(repairs, iptables.default_backend())
         add_deleted_chains(self.chains_deleted, deleted_chains(repairs))
 
     def _start_features(self, state: LabState, again: str = "") -> None:

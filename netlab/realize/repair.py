@@ -252,8 +252,8 @@ def deleted_chains(ops: Iterable[Op]) -> dict[tuple[str, str], list[str]]:
     """What the iptables restores among ``ops`` delete (``-X``: chains the lab owns by name that the plan does not
     hold), by (namespace, table), as the Services feature reports its own (StartResult.deleted_chains)."""
     out: dict[tuple[str, str], list[str]] = {}
-    for op in ops:
-        if op.verb == "restore" and isinstance(op.res, TableText) and op.res.noflush:
+    for op in ops:  # the other backend's are said with its restore (said)
+        if op.verb == "restore" and isinstance(op.res, TableText) and op.res.noflush and not op.res.backend:
             gone = [line[3:] for line in op.res.text.splitlines() if line.startswith("-X ")]
             if gone:
                 out.setdefault((op.netns, op.res.table), []).extend(gone)
@@ -328,3 +328,23 @@ def create_ops(resources: Iterable[Resource]) -> list[Op]:
             ops.append(Op("add", r))
     return ops
 
+
+def said(ops: Iterable[Op], lab_backend: str) -> list[str]:
+    """``up``'s lines for ``ops``. Where some take the lab's rules out of the backend it is not in (up
+    --reconfigure moved it, or an `up` under the other alternative left rules there), each iptables restore names
+    its backend, and the taken-out one its chains: both were said "restore iptables filter in NS", the same line
+    twice, and the chains as stale ones of no backend."""
+    ops = list(ops)
+    other = any(op.verb == "restore" and isinstance(op.res, TableText) and op.res.backend for op in ops)
+    out = []
+    for op in ops:
+        res = op.res
+        if not (other and op.verb == "restore" and isinstance(res, TableText)):
+            out.append(op.describe())
+        elif not res.backend:
+            out.append(f"restore iptables-{lab_backend} {res.table} in {res.netns}")
+        else:
+            gone = [line[3:] for line in res.text.splitlines() if line.startswith("-X ")]
+            out.append(f"take the lab's {res.table} rules{' and chains ' + ', '.join(gone) if gone else ''} out of "
+                       f"iptables-{res.backend} in {res.netns} (the lab is in iptables-{lab_backend})")
+    return out

@@ -153,3 +153,23 @@ def test_a_netlab_iptables_that_names_no_backend_is_refused_by_every_command_on_
     got = run_cli(*args, "--lab", lab.name)
     assert got.returncode == 3 and got.stderr == ("netlab: NETLAB_IPTABLES='bogus': use nft or legacy (or unset it "
                                                   "for the system default)\n"), got
+
+
+def test_up_reconfigure_says_which_backend_each_restore_is_in(lab, machine):
+    """QA qr2 5: a lab moved from nft to legacy was said `restore iptables filter in NS` twice (made in legacy,
+    taken out of nft), and `NS: deleted stale filter chains ...` of no backend."""
+    k = FakeKernel()
+    up(lab, k)
+    machine[0] = "legacy"
+    for ns in k.ns.values():  # the fake's "" is the lab's backend: what iptables-nft holds, legacy not
+        if ns.tables.get(""):
+            ns.tables["nft"] = ns.tables.pop("")
+    lines = lab_up.up(lab, k, features=(), journal=Journal(k), reconfigure=True).fixed
+    restores = [line for line in lines if "iptables" in line]
+    assert len(restores) == len(set(restores)), lines
+    assert "restore iptables-legacy filter in fk-n1" in lines and "restore iptables-legacy nat in fk-n1" in lines
+    out = [line for line in lines if line.startswith("take the lab's filter rules and chains ")
+           and line.endswith(" out of iptables-nft in fk-n1 (the lab is in iptables-legacy)")]
+    assert len(out) == 1 and "FLANNEL-FWD" in out[0], lines
+    assert not any("deleted stale" in line or line.startswith("restore iptables ") for line in lines), lines
+    assert "FLANNEL" not in k.iptables_save("fk-n1", "filter", "nft")
