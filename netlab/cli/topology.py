@@ -116,8 +116,9 @@ def cni_check(loaded) -> tuple[list[Problem], tuple[EnvironmentNotReady, dict] |
         from netlab.realize.cni_path import PATH_ENV
 
         (loc, _), what = machine[0], "; ".join(msg for _, msg in machine)
-        line = located([(loc, f"{what}: the topology is valid, this machine lacks them; fix: {fix}; plugins "
-                               f"elsewhere (kubeadm's or containerd's /opt/cni/bin): {PATH_ENV}=DIR")])[0]
+        elsewhere = "" if PATH_ENV in fix else \
+            f"; plugins elsewhere (kubeadm's or containerd's /opt/cni/bin): {PATH_ENV}=DIR"  # not when it is set
+        line = located([(loc, f"{what}: the topology is valid, this machine lacks them; fix: {fix}{elsewhere}")])[0]
         missing = (EnvironmentNotReady(str(line)), {"plugins": plugins, "folders": bin_dirs(loaded.lab),
                                                     "fix": fix, "message": str(line)})
     return located(found), missing

@@ -204,6 +204,21 @@ def _where(answers: list[Answer]) -> str:
     return " and ".join(f"{', '.join(names)} in {d}" for d, names in by_dir.items())
 
 
+def _chosen(names: list[str]) -> str:
+    """Where NETLAB_CNI_PATH (or a running lab's record of it) names the folders Debian's plugins are looked for in,
+    the fix of missing ones: the package fills /usr/lib/cni, which netlab then does not look in."""
+    from netlab.realize.cni_path import PATH_ENV, plugin_dirs
+
+    folders = plugin_dirs(C.CNI_BIN_DIR)
+    if folders == [C.CNI_BIN_DIR]:
+        return ""
+    where, what = ":".join(folders), ", ".join(names)
+    if os.environ.get(PATH_ENV):
+        return (f"put {what} in {where} ({PATH_ENV} names it), or point {PATH_ENV} at the folder that has them, or "
+                f"unset it to use {C.CNI_BIN_DIR}'s")
+    return f"put {what} in {where} (what {PATH_ENV} named when the lab was made)"
+
+
 def _fix(bad: list[Answer], dirs: list[str]) -> str:
     """Debian's plugins come from its package (its directory ends CNI_PATH); a user's own plugin goes into
     network.cni.binDir."""
@@ -211,7 +226,10 @@ def _fix(bad: list[Answer], dirs: list[str]) -> str:
     own = [a for a in bad if a not in debian]
     states = {a.state for a in debian}
     out = []
-    if "missing" in states:
+    gone = [a.plugin for a in debian if a.state == "missing"]
+    if "missing" in states and _chosen(gone):
+        out.append(_chosen(gone))
+    elif "missing" in states:
         out.append(f"apt-get install {PACKAGE} (or sudo ./scripts/setup.sh)")
     elif "broken" in states:
         out.append(f"apt-get install --reinstall {PACKAGE} (or sudo ./scripts/setup.sh)")

@@ -126,3 +126,22 @@ def test_validate_json_of_a_valid_file_on_a_machine_without_plugins_is_a_documen
         "plugins": ["loopback", "bridge", "host-local"], "folders": [str(tmp_path / "usr-lib-cni")],
         "fix": "apt-get install containernetworking-plugins (or sudo ./scripts/setup.sh)",
         "message": run_cli("validate", "-t", str(machine)).stderr.rstrip("\n")}
+
+
+def test_plugins_missing_from_netlab_cni_paths_folder_get_a_fix_that_names_it_not_apt_get(machine, tmp_path,
+                                                                                          monkeypatch):
+    """QA qr2 6: doctor's fix was `apt-get install containernetworking-plugins`, which fills /usr/lib/cni, where
+    netlab then does not look; validate's ended "plugins elsewhere ...: NETLAB_CNI_PATH=DIR", set already."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir(mode=0o755)
+    monkeypatch.setenv(cni_path.PATH_ENV, str(empty))
+    fix = (f"fix: put loopback, bridge, host-local in {empty} (NETLAB_CNI_PATH names it), or point NETLAB_CNI_PATH "
+           f"at the folder that has them, or unset it to use {tmp_path / 'usr-lib-cni'}'s")
+    res = run_cli("validate", "-t", str(machine))
+    assert res.returncode == 3 and res.stderr.endswith(f"this machine lacks them; {fix}\n"), res.stderr
+    assert "apt-get" not in res.stderr and "NETLAB_CNI_PATH=DIR" not in res.stderr
+    from netlab.model.lab import resolve
+    from netlab.model.load import load_topology
+
+    verdict = cni_check.verdict(resolve(load_topology(str(machine))))
+    assert not verdict.present and f"fix: {verdict.fix}" == fix, verdict
