@@ -169,6 +169,7 @@ class Watcher(RestartPolicy, Listening):
         if self.path is not None and not self.saved:
             self.writes.watch(self.path)
         self.file_id = self._file_id()  # before the file is read: a change meanwhile is applied by the next look
+        before = self.exited_before()  # those still held after the first apply are said by the first line
         loaded = load_running(self.lab_name) if self.saved else load(self.path)
         # The first apply is plain up's, in this thread: a signal meanwhile rolls it back as it does plain
         # up's (Interrupted: exit 130 or 143), and nothing is watched. Once it is done the lab is up, and a
@@ -197,14 +198,16 @@ class Watcher(RestartPolicy, Listening):
             time.sleep(4 * SETTLE)
             if not self.listener.drain() or time.monotonic() >= quiet_by:
                 break
-        # Said once the watcher listens: what happens from now on is seen.
+        # Said once the watcher listens: what happens from now on is seen. Containers held already (a Never pod
+        # that exited before) are said here, once, not by a later event's round as if they had exited then.
+        held = self.held_before(state.resolved(), state, before)
         if self.saved:
             did = self._did(done, "it was up and as its saved topology says")
             self.log(f"saw: lab {self.lab_name} from {loaded.origin}, no file to re-read (`netlab up -t FILE` and "
-                     f"`netlab impair` change it); did: {did}; watching")
+                     f"`netlab impair` change it); did: {did}; watching{held}")
         else:
             did = self._did(done, "it was up and as the file says")
-            self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {did}; watching")
+            self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {did}; watching{held}")
         return loaded.lab
 
     def run(self) -> None:

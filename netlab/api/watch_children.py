@@ -111,6 +111,13 @@ class Children:
                 start = (crec or {}).get("start") if process == pid else None
                 by_pid[process] = self.by_fd[fd] = _Child([key], process, fd, start, {key: run_of(crec or {})})
 
+    def untrack(self, keys: list[str]) -> None:
+        """No pidfd for these containers' processes (exited before the watcher, said by its first line: a zombie's
+        pidfd, readable at once, would say it again as news)."""
+        for fd, ch in list(self.by_fd.items()):
+            if ch.start is not None and set(ch.keys) <= set(keys):
+                os.close(self.by_fd.pop(fd).fd)
+
     def _track_thread(self, key: str, tid: int, crec: dict[str, Any], server: int, by_pid: dict[int, _Child]) -> bool:
         """An echo container's pidfd of its own thread ``tid`` of the echo server ``server`` (checked: that very
         thread, its start time the recorded one); False where the kernel has no thread pidfds."""

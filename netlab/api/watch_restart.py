@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from netlab.api.watch_children import Children
+from netlab.api.watch_children import Children, Run, run_of
 from netlab.api.watch_lines import state_words
 from netlab.feature import Feature, ModuleFeature, StartResult
 from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import Container
-from netlab.realize.state import LabState
+from netlab.errors import NetlabError
+from netlab.realize.state import LabState, load_state
 from netlab.workload import lifecycle as workload
 from netlab.workload import crashloop, policy, tasks
 
@@ -81,11 +82,44 @@ class RestartPolicy:
 
     def _held(self, lab: Lab, state: LabState) -> tuple[list[str], list[str], float | None]:
         """(containers to restart now, lines about held ones not said yet, when the next back-off ends)."""
+        now_due, held, next_due = self.held_parts(lab, state)
+        return now_due, [f"saw: {what}; did: nothing ({reason})" for what, reason in held], next_due
+
+    def exited_before(self) -> dict[str, Run]:
+        """The containers of the running lab that had exited when the watcher started (its first apply not
+        begun): pod/container -> that run."""
+        try:
+            state = load_state(self.lab_name)
+            lab = state.resolved() if state is not None else None
+        except NetlabError:  # the first apply says it
+            return {}
+        if state is None or lab is None:
+            return {}
+        return {f"{pod.name}/{c.name}": run_of(crec) for pod, c, crec in workload.containers(lab, state)
+                if crec and workload.why_replace(crec, workload.container_argv(pod, c), pod.netns) == policy.EXITED}
+
+    def held_before(self, lab: Lab, state: LabState, before: dict[str, Run]) -> str:
+        """The watcher's first line's words for the containers ``before`` names that its first apply left held
+        (a Never pod that exited minutes ago, an OnFailure one that completed): said there, once, with the exit
+        code, then not by a later round's line as news, nor by its pidfd (a zombie init has not reaped yet)."""
+        parts = self.held_parts(lab, state, before)[1]
+        self.kids.untrack([what.split(" ")[1] for what, _ in parts])
+        return f" ({'; '.join(f'{what}, held: {why}' for what, why in parts)})" if parts else ""
+
+    def held_parts(self, lab: Lab, state: LabState, before: dict[str, Run] | None = None
+                   ) -> tuple[list[str], list[tuple[str, str]], float | None]:
+        """:meth:`_held`'s, each held container not said yet as (what it did, why it is held); ``before``: only
+        those whose run is the one named there, held for good (:meth:`held_before`), nothing else touched."""
         now_due, lines, next_due = [], [], None
         waiting: dict[str, tuple[float, float]] = {}  # pod/container -> (when its back-off ends, the delay)
-        self.kids.reaped_now()  # exits not read yet (during a repair): their status first
+        first = before is not None
+        if not first:
+            self.kids.reaped_now()  # exits not read yet (during a repair): their status first
         for pod, c, crec in workload.containers(lab, state):
-            self.kids.reap_untracked(f"{pod.name}/{c.name}", crec or {})
+            if first and (before or {}).get(f"{pod.name}/{c.name}", False) != run_of(crec or {}):
+                continue
+            if not first:
+                self.kids.reap_untracked(f"{pod.name}/{c.name}", crec or {})
             why = workload.why_replace(crec, workload.container_argv(pod, c), pod.netns)
             key = f"{pod.name}/{c.name}"
             if why is None:
@@ -94,8 +128,13 @@ class RestartPolicy:
             reason = self.hold(pod, c, crec or {}, why, commit=False) if crec else None
             what = state_words(why, tasks.alive(crec or {}))  # an exit's code is said; a stopped one has none
             code = self.kids.code(key, crec or {}) if what == "exited" else ""  # this run's, said only if known
+            if what == "exited" and c.command and crec and self.kids.exit_code(key, crec) is None:
+                self.kids.ask_lab(self.lab_name, key, crec)  # exited unseen (before the watcher): the echo server's
+                code = self.kids.code(key, crec)
             if reason is None:
                 now_due.append(f"container {key} {what}{code}")
+                continue
+            if reason.startswith("back-off") and first:
                 continue
             if reason.startswith("back-off"):
                 wait = self.restarts.wait(key, self.clock(), self.kids.exited_at(key, crec or {}))
@@ -108,8 +147,9 @@ class RestartPolicy:
             said = ((crec or {}).get("pid"), (crec or {}).get("start")), reason.split(":")[0]
             if self.said.get(key) != said:
                 self.said[key] = said
-                lines.append(f"saw: container {key} {what}{code}; did: nothing ({reason})")
-        self.waiting.hold(waiting)
+                lines.append((f"container {key} {what}{code}", reason))
+        if not first:  # (the back-offs skipped: the record of those in CrashLoopBackOff stays as it is)
+            self.waiting.hold(waiting)
         return now_due, lines, next_due
 
 

@@ -81,9 +81,44 @@ def test_on_failure_knows_how_containers_exited_before_it_started(tmp_path):
         # the watcher opens on the zombie (nothing else would wake it).
         watcher = start(path, resync="60")
         assert "did: restarted container crash/main (it had exited with code 3)" in watcher.lines[0], watcher.lines
+        # the completed job, held before the watcher began: said by its first line, not by a later round
+        assert watcher.lines[0].endswith("watching (container job/main exited (exit 0), held: restartPolicy "
+                                         "OnFailure)"), watcher.lines
         watcher.wait_for_line("saw: container crash/main exited (exit 3)")  # the new one: back-off
-        watcher.wait_for_line("saw: container job/main exited (exit 0); did: nothing (restartPolicy OnFailure)")
+        assert watcher.stop() == 0
+        assert not any("job/main" in x for x in watcher.lines[1:]), "\n".join(watcher.lines)
         assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
+
+
+@pytest.mark.skipif(not pidfd.exit_info_supported(), reason="this kernel keeps no exit status with a pidfd")
+def test_a_never_pod_that_exited_before_the_watcher_is_said_by_its_first_line_not_as_news_later(tmp_path):
+    """QA qr2 7: a watcher started on a lab whose Never pod had exited minutes before said nothing of it at
+    first, then, at the next event, `saw: container job/main exited; did: nothing (restartPolicy Never)`: an old
+    exit as news, without its code."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, f"""\
+name: {name}
+nodes: [{{name: node-1}}]
+pods:
+  - {{name: a, node: node-1, containers: [{{name: main, command: [sleep, infinity]}}]}}
+  - {{name: job, node: node-1, restartPolicy: Never, containers: [{{name: main, command: [sh, -c, "exit 1"]}}]}}
+""")
+
+    def code() -> object:
+        pods = json.loads(netlab("get", "pods", "job", "--lab", name, "-o", "json").stdout)["items"]
+        return pods[0]["containers"][0]["exit_code"]
+
+    with watching(name) as start:
+        netlab("up", "-t", path)
+        wait_until(lambda: code() == 1, 10.0)
+        watcher = start(path)
+        assert watcher.lines[0].endswith("watching (container job/main exited (exit 1), held: restartPolicy Never)"), \
+            watcher.lines
+        mark = len(watcher.lines)
+        os.kill(container_pid(name, "a"), signal.SIGKILL)  # an event: the round that said the old exit as news
+        watcher.wait_for_line("did: restarted container a/main", after=mark)
+        assert watcher.stop() == 0
+        assert not any("job/main" in x for x in watcher.lines[1:]), "\n".join(watcher.lines)
 
 
 def test_killed_echo_containers_come_back_with_their_server(tmp_path):
