@@ -28,7 +28,7 @@ from netlab.model.files import Unreadable, read_regular
 from netlab.model.include import expand_includes
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, format_path
 from netlab.model.topology import CniConflist, Topology
-from netlab.model.trust import refusal, untrusted
+from netlab.model.trust import read_refusal, refusal, untrusted
 from netlab.model.yamlsource import Source, parse
 
 MAX_BYTES = 512 * 1024
@@ -43,7 +43,7 @@ def _read_file(path: str) -> bytes:
     def trusted(st: os.stat_result) -> None:
         why = untrusted(path, st)
         if why is not None:
-            raise TopologyError([Problem(path, None, "", refusal(why))])
+            raise TopologyError([Problem(path, None, "", read_refusal(why))])
 
     try:
         return read_regular(path, MAX_BYTES, check=trusted)

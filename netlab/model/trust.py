@@ -182,3 +182,9 @@ def program(path: str) -> tuple[str, str | None]:
 def refusal(why: str, what: str = "its commands") -> str:
     """The one line: what netlab would run as root, why not, what to do."""
     return f"netlab runs as root and would run {what} as root, but {why}; {DO}"
+
+
+def read_refusal(why: str) -> str:
+    """The one line for a topology (or a file it includes): every command that reads one as root refuses it, the
+    same rule for all (validate and plan run none of its commands, but say what up would: refused)."""
+    return f"netlab refuses to read as root a file someone else can change (up runs its commands as root): {why}; {DO}"

@@ -67,8 +67,9 @@ def test_a_topology_someone_else_can_change_is_refused_naming_it_and_why(folder,
     with pytest.raises(TopologyError) as info:
         load_topology(str(path))
     line = _one_line(info.value)
-    assert line.startswith(f"{path}: netlab runs as root and would run its commands as root, but "
-                           f"{why.format(folder=folder)}; "), line
+    # the same line for validate, which runs none of its commands (QA qr2 9: it said it "would run its commands")
+    assert line.startswith(f"{path}: netlab refuses to read as root a file someone else can change (up runs its "
+                           f"commands as root): {why.format(folder=folder)}; "), line
 
 
 def test_the_sudo_users_own_file_loads_and_a_sticky_folder_is_fine(folder, monkeypatch):
@@ -129,3 +130,30 @@ def test_a_plugin_others_can_change_is_not_run(folder):
         rt.plugin_path("bridge")
     os.chmod(plugin, 0o755)
     assert rt.plugin_path("bridge") == str(plugin)
+
+
+def test_validate_of_a_file_everyone_can_write_refuses_to_read_it_and_says_no_command_would_run(folder):
+    """QA qr2 9: `validate` said "netlab runs as root and would run its commands as root"; it runs none. It
+    refuses it as every reader as root does, in those words."""
+    from cli_inprocess import run_cli
+
+    path = folder / "t.yaml"
+    path.write_text(TOPO)
+    os.chmod(path, 0o666)
+    got = run_cli("validate", "-t", str(path))
+    assert got.returncode == 2 and got.stderr.count("\n") == 1, got
+    assert got.stderr.startswith(f"{path}: netlab refuses to read as root a file someone else can change (up runs "
+                                 "its commands as root): it is writable by everyone (mode 666); "), got.stderr
+    assert "would run" not in got.stderr
+
+
+def test_a_group_write_is_accepted_for_roots_group_and_the_owners_private_group_only(folder):
+    """The README's rule, as the code has it: a root:root 775 folder is fine; another group's write is not."""
+    path = folder / "t.yaml"
+    path.write_text(TOPO)
+    os.chmod(path, 0o664)
+    os.chown(path, 0, 0)
+    assert trust.untrusted(str(path)) is None
+    os.chown(path, 0, 100)  # group users (Debian's gid 100): not root's, nor a group of root's own
+    why = trust.untrusted(str(path))
+    assert why is not None and why.startswith("it is writable by group ") and why.endswith(" (mode 664)"), why
