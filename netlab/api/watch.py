@@ -43,7 +43,6 @@ topology saved without a file (a dict given to the library with the default lab'
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import threading
@@ -56,9 +55,9 @@ from netlab.api import lifecycle, watch_repair
 from netlab.api.topology import load, load_running
 from netlab.api.watch_file import WRITE_WAIT, FileWrites
 from netlab.api.watch_children import Children, become_subreaper, reap_exited_children
-from netlab.api.running import built_in
-from netlab.api.watch_lines import dedupe, did_words, failed_key, replaced_words, saw_did, saw_words, summary
+from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_did, saw_words, summary
 from netlab.api.watch_listen import SETTLE, Listening
+from netlab.api.watch_others import OtherCommands
 from netlab.api.watch_restart import Checked, HeldWorkload, RestartPolicy
 from netlab.errors import LabBusy, NetlabError, TopologyError
 from netlab.feature import Feature
@@ -70,8 +69,8 @@ from netlab.lab import up as lab_up
 from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
-from netlab.realize.state import LabState, load_state, replaces
-from netlab.realize.lab_lock import WatcherLock, lab_lock_holder, lab_lock_stamp
+from netlab.realize.state import LabState, load_state
+from netlab.realize.lab_lock import WatcherLock, lab_lock_stamp
 from netlab.workload import crashloop
 
 FILE_POLL = 0.5  # seconds between looks at the topology file
@@ -83,7 +82,7 @@ T = TypeVar("T")
 
 
 @dataclass
-class Watcher(RestartPolicy, Listening):
+class Watcher(RestartPolicy, Listening, OtherCommands):
     path: str | None
     lab_name: str
     log: Log
@@ -295,62 +294,12 @@ class Watcher(RestartPolicy, Listening):
         state = load_state(self.lab_name)
         return None if state is None or state.phase == "deleting" else state
 
-    def _held_since(self) -> str | None:
-        """Who held the lab's lock since the last look and let it go (`netlab break`, whose change may wake the
-        watcher a moment after it is done): what is seen now is its work (one that holds it now is waited for,
-        _wait_for_other). A look at the lock file's stat each wake (twice a second at least), no lock taken but
-        when it changed; a command that changed nothing to be seen is forgotten at the next wake."""
-        stamp = lab_lock_stamp(self.lab_name)
-        if stamp == self.lock_stamp or lab_lock_holder(self.lab_name) is not None:
-            return None  # nobody took it; or someone holds it now: looked at again once it is done
-        self.lock_stamp = stamp
-        last = lab_lock_holder(self.lab_name, now=False)
-        return None if last is None or last.startswith(f"pid {os.getpid()} ") else last
-
-    def _wait_for_other(self) -> str | None:
-        """While another command holds the lab's lock, it is changing the lab: wait until it is done (or a signal
-        stops the watcher). Returns who it was ("pid N (netlab up)"), None when nobody held the lab."""
-        holder = lab_lock_holder(self.lab_name)
-        if holder is None or holder.startswith(f"pid {os.getpid()} "):
-            return None
-        while not self.stop and lab_lock_holder(self.lab_name) is not None:
-            if self._file_id() != self.file_id:  # its file changed meanwhile: its apply waits for the lab itself
-                break
-            time.sleep(SETTLE)
-        self.lock_stamp = lab_lock_stamp(self.lab_name)  # its work is said by this round, not again
-        return holder
-
     def _follow(self, state: LabState) -> None:
         """After another command changed the lab: its containers' processes, and sockets in its namespaces (one
         made again under its old name is another namespace: listen anew to all)."""
         lab = state.resolved()
         self.kids.track(lab, state)
         self._listen(lab, lab.netns_names())
-
-    def _follows(self, state: LabState) -> bool:
-        """Whether the lab as ``state`` says it is still the watched one: always for a watcher of the lab's saved
-        topology; for a file's, the lab of that file; for the built-in default's, a lab saved without a file whose
-        topology is the default's (`netlab impair`'s impairments aside): the state keeps no file for a dict either,
-        and a library `up` of a dict with the default lab's name is another topology."""
-        if self.saved:
-            return True
-        if self.path is None:
-            return state.source is None and built_in(state.topology, impaired=True)
-        return not replaces(state, self.path)
-
-    def _replaced(self, state: LabState) -> bool:
-        """Whether another `up --reconfigure` made the lab from another topology than the one watched (not for a
-        watcher of the lab's saved topology, which follows it): then it says so, and stops."""
-        if self._follows(state):
-            return False
-        by = lab_lock_holder(self.lab_name, now=False)  # who took the lab's lock last
-        if by is None or by.startswith(f"pid {os.getpid()} "):
-            by = "another netlab up"
-        dict_made = state.source is None and not built_in(state.topology, impaired=True)
-        said, self.replaced = replaced_words(self.lab_name, self.path, state.source, by, dict_made)
-        self.log(said)
-        self.stop = True
-        return True
 
     def _say_taken_down(self) -> None:
         self.taken_down = True
