@@ -84,7 +84,7 @@ def _chain(folder):
 def test_a_link_in_the_middle_of_a_chain_is_checked_where_it_is(folder):
     nob = _chain(folder)
     path = folder / "links" / "t.yaml"
-    with pytest.raises(TopologyError, match=f"but its folder {nob} is owned by nobody"):
+    with pytest.raises(TopologyError, match=f": its folder {nob} is owned by nobody"):
         load_topology(str(path))
     os.chown(nob, 0, -1)
     os.chmod(nob, 0o1777)  # /tmp-like: the folder is fine, the link in it is nobody's
