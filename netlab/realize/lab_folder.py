@@ -9,7 +9,10 @@ of /var/lib would offer ``dpkg`` as a lost lab, and ``down --force`` would empty
 - a lab's folder is netlab's when it carries netlab's mark (:data:`MARK_FILE`), a file made with the folder: the
   folder is made under a temporary name, marked, then renamed into place without replacing anything
   (renameat2 RENAME_NOREPLACE), so no other command ever sees it unmarked. A folder of an earlier release (no mark)
-  counts when it is as netlab made it: mode 0700, owned by this user, with a ``lock`` or ``state.json`` in it;
+  counts only when what it holds proves it (:func:`_earlier_release`): mode 0700, owned by this user, and its
+  ``state.json`` a netlab state of that lab, or its ``lock`` netlab's lock text with nothing but netlab's names
+  beside it. Any other root 0700 folder with a ``lock`` or a ``state.json`` (another program's) is left alone:
+  nothing is written in it (no lock, no mark) before it is proven;
 - ``down`` removes from a lab's folder only the names netlab writes there (:data:`OWN_FILES`, :data:`OWN_DIRS`,
   and the temporary files of their writes), fd-relative (no symlink followed, no mount point crossed), and says
   what else it left.
@@ -20,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import json
 import os
+import re
 import stat
 from typing import NoReturn
 
@@ -92,10 +97,60 @@ def not_ours(path: str) -> str | None:
         mark = os.lstat(os.path.join(path, MARK_FILE))
         if stat.S_ISREG(mark.st_mode) and mark.st_uid == os.geteuid():
             return None
-    if stat.S_IMODE(st.st_mode) == 0o700 and any(os.path.lexists(os.path.join(path, name))
-                                                 for name in ("lock", "state.json")):
+    if stat.S_IMODE(st.st_mode) == 0o700 and _earlier_release(path):
         return None  # made by a release before the mark, as netlab makes them
-    return f"it holds no {MARK_FILE} (netlab marks each lab folder it makes)"
+    return f"it holds no {MARK_FILE} (netlab marks each lab folder it makes) and no state or lock of netlab's"
+
+
+# What proves an unmarked folder an earlier release's lab folder. The state's own fields as
+# realize/state_schema.py checks them (format 1, the lab, RUN_ID; tests/unit hold the two the same), read here
+# without the schema (this module is every command's, the schema's pydantic is not); the lock's text as
+# lockfile.name_holder writes it for LabLock ("pid N (netlab up)").
+STATE_VERSION = 1
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+LOCK_TEXT = re.compile(r"^pid [1-9][0-9]* \(netlab( [^()\n]*)?\)\n$")
+_STATE_MAX = 256 << 20  # a state larger than this is no lab's (a lab's is a few MB at most)
+
+
+def _earlier_release(path: str) -> bool:
+    """Whether the unmarked folder ``path`` holds a netlab state of its own lab (its name), or netlab's lock text
+    with nothing beside it that netlab does not write there."""
+    state = _read_own(path, "state.json", _STATE_MAX)
+    if state is not None:
+        try:
+            data = json.loads(state)
+        except ValueError:
+            return False
+        return (isinstance(data, dict) and type(data.get("version")) is int and data["version"] == STATE_VERSION
+                and data.get("lab") == os.path.basename(path) and isinstance(data.get("run_id"), str)
+                and RUN_ID.match(data["run_id"]) is not None)
+    lock = _read_own(path, "lock", 200)
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return (lock is not None and LOCK_TEXT.match(lock.decode("utf-8", "replace")) is not None
+            and "state.json" not in names and all(own_name(name) for name in names))
+
+
+def _read_own(path: str, name: str, limit: int) -> bytes | None:
+    """``name`` in the folder ``path``: its bytes when it is a regular file of this user's (never through a
+    symlink, never waiting on a FIFO) no longer than ``limit``; None otherwise."""
+    try:
+        fd = os.open(os.path.join(path, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_size > limit:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(limit + 1)
+        return data if len(data) <= limit else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _renameat2(old: str, new: str) -> None:

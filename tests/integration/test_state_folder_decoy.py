@@ -116,3 +116,26 @@ def test_a_state_folder_below_a_folder_of_nobodys_is_refused_by_every_command_an
     os.symlink(nob, tmp_path / "link")
     env = {"NETLAB_STATE_DIR": str(tmp_path / "link" / "state")}
     one_line_exit_3(netlab("list", env=env, check=False), f"{tmp_path}/link, a folder above it, is a symlink")
+
+
+def test_root_0700_folders_with_a_lock_or_a_state_of_another_programs_are_no_earlier_releases_labs(tmp_path):
+    """QA qs2 6: any root 0700 folder holding `lock` or `state.json` was taken for a lab of a release before the
+    mark: `down` wrote its lock and the mark there, `down --force` deleted its state.json, logs/ and cni/."""
+    decoy = tmp_path / "decoy"
+    for rel, text in {"app/lock": "l\n", "app/logs/keep": "keep\n", "app/notes": "n\n", "app/cni/cache": "c\n",
+                      "svc/state.json": '{"pid": 3}\n', "svc/logs/app.log": "log\n"}.items():
+        (decoy / rel).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (decoy / rel).write_text(text)
+    os.chmod(decoy, 0o755)
+    for lab in ("app", "svc"):
+        os.chmod(decoy / lab, 0o700)
+    env = {"NETLAB_STATE_DIR": str(decoy)}
+    before = snapshot(decoy)
+    listed = netlab("list", env=env, check=False)
+    assert listed.returncode == 0 and "app" not in listed.stdout and "svc" not in listed.stdout, listed
+    for lab in ("app", "svc"):
+        for extra in ([], ["--force"]):
+            one_line_exit_3(netlab("down", "--lab", lab, *extra, env=env, check=False),
+                            f"{decoy / lab} is not a lab folder of netlab's")
+        one_line_exit_3(netlab("status", "--lab", lab, env=env, check=False), "is not a lab folder of netlab's")
+    assert snapshot(decoy) == before  # no lock written, no mark, nothing removed

@@ -149,6 +149,7 @@ def root(tmp_path, monkeypatch):
 
     root = tmp_path / "state"
     (root / "big").mkdir(parents=True, mode=0o700)
+    (root / "big" / "netlab-lab").write_bytes(b"")  # netlab's mark: a lab's folder whatever its state holds
     root.chmod(0o700)
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(root))
     return root
@@ -165,6 +166,7 @@ def test_the_namespaces_come_from_the_state_file_and_only_safe_names(root, monke
     (root / "big" / "state.json").write_text("{not json")
     assert readahead.saved_netns("big") == {}
     (root / "two").mkdir(mode=0o700)
+    (root / "two" / "netlab-lab").write_bytes(b"")
     (root / "two" / "state.json").write_text("{}")
     assert readahead.saved_netns(None) == {}  # two labs: the command asks which
     (root / "two" / "state.json").write_text(json.dumps({"netns": {"two-p1": "created"}}))

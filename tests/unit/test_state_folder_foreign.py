@@ -92,8 +92,8 @@ def test_a_lab_folder_is_made_with_its_mark_at_once_and_one_of_an_earlier_releas
     assert [n for n in os.listdir(state_root) if n.startswith(".")] == []  # the temporary folder renamed away
     assert not lab_folder.make(str(state_root / "fk"), "fk")  # there already: never replaced
     old = state_root / "old"
-    old.mkdir(mode=0o700)  # as the release before the mark made it: 0700, its lock in it
-    (old / "lock").write_bytes(b"")
+    old.mkdir(mode=0o700)  # as the release before the mark made it: 0700, its lock in it, in its words
+    (old / "lock").write_bytes(b"pid 12 (netlab up)\n")
     (old / "echo.sock").write_bytes(b"")
     assert lab_folder.not_ours(str(old)) is None and state_dir.stateless_labs() == ["old"]
     teardown.down("old", FakeKernel(), force=True)

@@ -43,7 +43,7 @@ def test_a_folder_with_a_runs_files_and_no_state_is_a_lost_state_and_down_change
 
 def test_a_folder_with_only_its_lock_is_a_lab_that_is_not_up(state_root):
     (state_root / LAB).mkdir(mode=0o700)
-    (state_root / LAB / "lock").write_bytes(b"")
+    (state_root / LAB / "lock").write_bytes(b"pid 12 (netlab status)\n")  # an earlier release's, unmarked
     assert lost_state(LAB) is None
     assert teardown.down(LAB, FakeKernel()).was_up is False
     assert not (state_root / LAB).exists()
@@ -83,7 +83,7 @@ def test_list_shows_a_lost_lab_with_the_way_out_and_not_a_folder_of_only_a_lock(
     LabState(lab="ialive").save()
     for name in (LAB, "inone"):
         (state_root / name).mkdir(mode=0o700)
-        (state_root / name / "lock").write_bytes(b"")
+        (state_root / name / "lock").write_bytes(b"pid 12 (netlab status)\n")
     (state_root / LAB / "echo.sock").write_bytes(b"")
     rows = labs()
     assert [(r.lab, r.phase) for r in rows] == [("ialive", "creating"), (LAB, "lost")]

@@ -164,6 +164,7 @@ RAW = {
 
 def check_refused(root, raw: bytes) -> str:
     (root / LAB).mkdir(mode=0o700, exist_ok=True)
+    (root / LAB / "netlab-lab").touch()  # netlab's folder (lab_folder's mark), its state damaged
     (root / LAB / "state.json").write_bytes(raw)
     with pytest.raises(state.StateCorrupt) as info:
         back = state.load_state(LAB)
@@ -276,8 +277,10 @@ def test_iter_states_yields_a_corrupt_lab_as_its_error_and_goes_on(root, monkeyp
     good = sample()
     good.save()
     (root / "broken").mkdir(mode=0o700)
+    (root / "broken" / "netlab-lab").touch()
     (root / "broken" / "state.json").write_bytes(b"\x00")
     (root / "zed").mkdir(mode=0o700)
+    (root / "zed" / "netlab-lab").touch()
     data = json.loads((root / LAB / "state.json").read_text())
     data["lab"] = "zed"
     data["topology"]["name"] = "zed"
@@ -285,6 +288,7 @@ def test_iter_states_yields_a_corrupt_lab_as_its_error_and_goes_on(root, monkeyp
     data["extra"] = {}
     (root / "zed" / "state.json").write_text(json.dumps(data))
     (root / "dirstate").mkdir(mode=0o700)
+    (root / "dirstate" / "netlab-lab").touch()
     (root / "dirstate" / "state.json").mkdir()  # a directory where the file is: corrupt too, not hidden
     got = {x.lab: type(x).__name__ for x in state.iter_states()}
     assert got == {"broken": "StateCorrupt", "dirstate": "StateCorrupt", LAB: "LabState", "zed": "LabState"}
