@@ -281,6 +281,11 @@ def existing_namespaces(topo: Topology) -> set[str]:
             *(s.namespace for s in topo.services)}
 
 
+# How every release's add-on dnsmasq command begins: a saved topology's add-on is netlab's by it (renewed_addon)
+NETLAB_DNSMASQ = ("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=-", "--log-queries",
+                  "--no-resolv", "--no-hosts", "--no-poll", "--pid-file=")
+
+
 def dnsmasq_argv(records: ClusterRecords) -> list[str]:
     """dnsmasq in the foreground, logging to the container log, answering like CoreDNS (see the module's table).
 
@@ -291,8 +296,7 @@ def dnsmasq_argv(records: ClusterRecords) -> list[str]:
     dnsmasq consults its ``--auth-zone`` list last first (so ``cluster.local``, last, is the zone of every
     forward name and the SOA of its negative answers; ``svc.cluster.local`` holds only the reverse zones).
     """
-    argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=-", "--log-queries",
-            "--no-resolv", "--no-hosts", "--no-poll", "--pid-file=", "--user=root", f"--local=/{CLUSTER_DOMAIN}/",
+    argv = [*NETLAB_DNSMASQ, "--user=root", f"--local=/{CLUSTER_DOMAIN}/",
             "--domain-needed", f"--local-ttl={TTL}", f"--auth-ttl={TTL}",
             # serial 0: dnsmasq puts its start time there, as CoreDNS puts the time of the last change
             f"--auth-soa=0,{HOSTMASTER},{','.join(map(str, SOA_TIMERS))}",
@@ -468,6 +472,16 @@ def with_dns_records(topo: Topology, addressing: Addressing, terminal: frozenset
     pod = pod.model_copy(update={"containers": [pod.containers[0].model_copy(update={"command": argv}),
                                                 *pod.containers[1:]]})
     return topo.model_copy(update={"pods": [*topo.pods[:i], pod, *topo.pods[i + 1:]]})
+
+
+def renewed_addon(topo: Topology, held: Held | None) -> Topology:
+    """A running lab's saved topology with its add-on's dnsmasq on the command this netlab gives it, as the lab's
+    file resolves (an upgrade's new command is the lab's to converge to, not the release's that saved it)."""
+    pod = next((p for p in topo.pods if is_addon_pod(p)), None)
+    if pod is None or tuple(pod.containers[0].command[:len(NETLAB_DNSMASQ)]) != NETLAB_DNSMASQ:
+        return topo  # no add-on, or a dnsmasq of the user's own
+    addressing, problems = allocate(topo, held)
+    return topo if problems else with_dns_records(topo, addressing, frozenset())
 
 
 def problems(topo: Topology, addressing: Addressing) -> list[tuple[Loc, str]]:

@@ -104,12 +104,18 @@ class LabState:
         return True
 
     def model(self) -> Topology:
+        """The saved topology, its cluster DNS add-on's command as this netlab makes it (the release that saved it
+        may have made another: status and up compare the container with this one, as with the lab's file's)."""
         if self._model is None or self._model[0] is not self.topology:
             # Imported here, like resolved()'s imports: every command imports this module,
             # and only those that read a lab's topology load the models.
+            from netlab.model.addressing import Held
+            from netlab.model.clusterdns import renewed_addon
             from netlab.model.topology import Topology
 
-            self._model = (self.topology, Topology.model_validate(self.topology))
+            rec = self.extra.get(ADDRESSES)  # as held() reads it (which resolves this model when its nodes are not)
+            self._model = (self.topology, renewed_addon(Topology.model_validate(self.topology),
+                                                        Held.from_json(rec) if isinstance(rec, dict) else None))
         return self._model[1]
 
     def restored(self) -> tuple[str, ...]:
