@@ -109,14 +109,18 @@ class LabState:
         if self._model is None or self._model[0] is not self.topology:
             # Imported here, like resolved()'s imports: every command imports this module,
             # and only those that read a lab's topology load the models.
-            from netlab.model.addressing import Held
-            from netlab.model.clusterdns import renewed_addon
             from netlab.model.topology import Topology
 
-            rec = self.extra.get(ADDRESSES)  # as held() reads it (which resolves this model when its nodes are not)
-            self._model = (self.topology, renewed_addon(Topology.model_validate(self.topology),
-                                                        Held.from_json(rec) if isinstance(rec, dict) else None))
+            self._model = (self.topology, self._renewed(Topology.model_validate(self.topology)))
         return self._model[1]
+
+    def _renewed(self, topo: Topology) -> Topology:
+        """``topo`` (the saved topology, validated) with the add-on's command this netlab's (model())."""
+        from netlab.model.addressing import Held
+        from netlab.model.clusterdns import renewed_addon
+
+        rec = self.extra.get(ADDRESSES)  # as held() reads it (which resolves this model when its nodes are not)
+        return renewed_addon(topo, Held.from_json(rec) if isinstance(rec, dict) else None)
 
     def restored(self) -> tuple[str, ...]:
         """The IPv4 all/default settings the lab's namespaces set back to the kernel's values, because the
@@ -197,7 +201,7 @@ def load_state(lab: str) -> LabState | None:
     st = LabState(lab=lab, run_id=data["run_id"], topology=data["topology"], source=data["source"],
                   netns=data["netns"], extra=data["extra"], phase=data["phase"])
     if topo is not None:
-        st._model = (st.topology, topo)  # validated by check_state: model() does not validate it again
+        st._model = (st.topology, st._renewed(topo))  # validated by check_state: model() does not validate it again
     return st
 
 
