@@ -129,6 +129,9 @@ def _up_stopped(lab_name: str, exc: KeyboardInterrupt) -> NetlabError:
 
 def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
     """`up` without --watch: the run, then what it did."""
+    from netlab.cli import removed
+
+    before = removed.before_up(loaded.lab.name) if output != "json" else {}  # what a removed namespace was
     bar, progress = progress_bar()
     if bar:
         with bar:
@@ -153,11 +156,11 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
     if result.created_netns:
         parts.append(plural(len(result.created_netns), "namespace") + " created")
     if result.removed_netns:
-        parts.append(f"{len(result.removed_netns)} removed")
+        parts.append(plural(len(result.removed_netns), "namespace") + " removed")
     parts += fixed_words(result.fixed)
     click.echo(f"lab {model.name} is up ({', '.join(parts)}): {loaded.counts()}; {network_words(loaded)}")
     # a repair or a change: every action, as -o json lists them (a fresh lab's: only counted, nothing was there)
-    said = [] if lab.owned else list(result.fixed)
+    said = removed.lines(result.removed_netns, before) + ([] if lab.owned else list(result.fixed))
     if said:
         for line in said[:20]:
             click.echo(f"  {line}")

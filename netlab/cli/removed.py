@@ -1,0 +1,55 @@
+"""What an `up` removed, in words: the pods and nodes whose network namespaces went (QA qo 3: it said only
+"(1 removed)"). The lab's topology before the run names them, read from its state as the run begins."""
+
+from __future__ import annotations
+
+from netlab.errors import NetlabError
+from netlab.model.lab import DEFAULT_CONTAINER
+
+
+def before_up(lab: str) -> dict[str, str]:
+    """The running lab's network namespaces, each with what it is (``pod default/client``, ``node n2``) and what
+    runs in it; {} when the lab is not up or its state cannot be read (the words fall back to the namespace)."""
+    from netlab.realize.state import load_state
+
+    try:
+        state = load_state(lab)
+    except (NetlabError, OSError):
+        return {}
+    topo = state.topology if state is not None and isinstance(state.topology, dict) else {}
+    workload = state.extra.get("workload") if state is not None else None
+    ran = workload.get("pods") if isinstance(workload, dict) else None  # the containers that ran, by pod
+    ran = ran if isinstance(ran, dict) else {}
+    out: dict[str, str] = {}
+    for node in topo.get("nodes") or []:
+        if isinstance(node, dict) and isinstance(node.get("name"), str):
+            out[f"{lab}-{node['name']}"] = f"node {node['name']}"
+    for pod in topo.get("pods") or []:
+        if not (isinstance(pod, dict) and isinstance(pod.get("name"), str)):
+            continue
+        names = _containers(pod, ran.get(pod["name"]))
+        stopped = f", container{'s' if len(names) > 1 else ''} {', '.join(names)} stopped" if names else ""
+        out[f"{lab}-{pod['name']}"] = f"pod {pod.get('namespace') or 'default'}/{pod['name']}{stopped}"
+    return out
+
+
+def _containers(pod: dict, record: object) -> list[str]:
+    """The pod's containers: those its record says ran, else those its topology names (none: the echo server's)."""
+    if isinstance(record, dict) and isinstance(record.get("containers"), dict):
+        return [str(name) for name in record["containers"]]
+    return [c["name"] for c in pod.get("containers") or [{"name": DEFAULT_CONTAINER}]
+            if isinstance(c, dict) and isinstance(c.get("name"), str)]
+
+
+def lines(removed: tuple[str, ...] | list[str], before: dict[str, str]) -> list[str]:
+    """One line per namespace ``up`` removed: ``removed pod default/client (network namespace lab-client,
+    container main stopped)``."""
+    out = []
+    for netns in removed:
+        what = before.get(netns)
+        if what is None:
+            out.append(f"removed network namespace {netns}")
+            continue
+        kind, _, rest = what.partition(", ")
+        out.append(f"removed {kind} (network namespace {netns}{', ' + rest if rest else ''})")
+    return out
