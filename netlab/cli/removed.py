@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from netlab.errors import NetlabError
 from netlab.model.lab import DEFAULT_CONTAINER
 
@@ -33,7 +35,7 @@ def before_up(lab: str) -> dict[str, str]:
     return out
 
 
-def _containers(pod: dict, record: object) -> list[str]:
+def _containers(pod: dict[str, Any], record: object) -> list[str]:
     """The pod's containers: those its record says ran, else those its topology names (none: the echo server's)."""
     if isinstance(record, dict) and isinstance(record.get("containers"), dict):
         return [str(name) for name in record["containers"]]

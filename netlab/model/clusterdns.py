@@ -478,7 +478,7 @@ def renewed_addon(topo: Topology, held: Held | None) -> Topology:
     """A running lab's saved topology with its add-on's dnsmasq on the command this netlab gives it, as the lab's
     file resolves (an upgrade's new command is the lab's to converge to, not the release's that saved it)."""
     pod = next((p for p in topo.pods if is_addon_pod(p)), None)
-    if pod is None or tuple(pod.containers[0].command[:len(NETLAB_DNSMASQ)]) != NETLAB_DNSMASQ:
+    if pod is None or tuple((pod.containers[0].command or [])[:len(NETLAB_DNSMASQ)]) != NETLAB_DNSMASQ:
         return topo  # no add-on, or a dnsmasq of the user's own
     addressing, problems = allocate(topo, held)
     return topo if problems else with_dns_records(topo, addressing, frozenset())
