@@ -19,6 +19,18 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel.processes import cmdline, find_in_namespaces, namespace_of, ns_identity, thread_group
 
 
+def send(pidfd: int, sig: int) -> bool:
+    """``sig`` to the process of ``pidfd``; a SIGTERM followed by SIGCONT: a stopped process keeps SIGTERM pending
+    until continued, so it exits now rather than at SIGKILL after the grace period. False: it is gone."""
+    try:
+        signal.pidfd_send_signal(pidfd, sig)
+        if sig == signal.SIGTERM:
+            signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _pidfd(pid: int) -> int | None:
     try:
         return os.pidfd_open(pid)
@@ -55,14 +67,7 @@ def terminate(pids: Iterable[int], still_ours: Callable[[int], bool], grace: flo
             fds[leader] = fd
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
             for fd in fds.values():
-                try:
-                    signal.pidfd_send_signal(fd, sig)
-                    if sig == signal.SIGTERM:
-                        # A stopped process keeps SIGTERM pending until continued: continue it,
-                        # so it exits now rather than at SIGKILL after the grace period.
-                        signal.pidfd_send_signal(fd, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
+                send(fd, sig)
             _wait_exit(fds, wait)
             if not fds:
                 break

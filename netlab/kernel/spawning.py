@@ -23,7 +23,7 @@ import socket
 import time
 from typing import Mapping, Sequence
 
-from netlab.kernel import netns as nsmod, nofile
+from netlab.kernel import kill, netns as nsmod, nofile
 from netlab.kernel.child import ChildError, readable, run_in_child
 from netlab.kernel.processes import ProcId, start_time
 from netlab.model.naming import ETC_NETNS
@@ -149,11 +149,7 @@ def stop_then_exec(pidfd: int, grace: float = STOP_GRACE) -> None:
     """In a container about to exec: SIGTERM (and SIGCONT) the process of ``pidfd``, SIGKILL it after ``grace``
     seconds, and return once it has exited (a pidfd is readable then), or after as long again."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            signal.pidfd_send_signal(pidfd, sig)
-            if sig == signal.SIGTERM:
-                signal.pidfd_send_signal(pidfd, signal.SIGCONT)
-        except ProcessLookupError:
+        if not kill.send(pidfd, sig):
             return
         if readable(pidfd, grace):
             return
