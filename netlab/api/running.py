@@ -89,7 +89,10 @@ def _unlisted(name: str, pod_files: bool = False) -> LabInfo | None:
     with lab_lock.unheld(name) as free:
         if free is False:
             return _state_now(name)
-        lost = lost_state(name, pod_files=pod_files)
+        try:
+            lost = lost_state(name, pod_files=pod_files)
+        except state_dir.NotNetlabs as exc:  # its namespaces are tagged, its folder is not netlab's: said, not fatal
+            return LabInfo(lab=name, phase="lost", namespaces=0, nodes=None, pods=None, source=None, error=str(exc))
         if lost is None:
             return None
         row = _state_now(name)  # made by an up since the folder was read: its state was written first

@@ -91,6 +91,8 @@ def not_ours(path: str) -> str | None:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None  # nothing there to refuse
+    except OSError as exc:  # EACCES (not root: the caller's own error says so): not a folder to touch
+        return f"cannot look at it ({exc.strerror})"
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
         return "not a folder of netlab's"
     with contextlib.suppress(OSError):
@@ -233,7 +235,10 @@ def remove_own(root: str, lab: str) -> list[str]:
                     _remove_at(fd, name, dev)
                 else:
                     left.append(name)
-            for name in LAST:  # a removal cut short keeps the state: `down` again finishes it
+            # Something of netlab's it may not remove (a UTS pin still mounted, of namespaces a failed `up` left)
+            # keeps the lock and the mark: the folder stays netlab's, which `down --force` then finishes.
+            kept = [name for name in os.listdir(fd) if name not in LAST and own_name(name)]
+            for name in LAST[:1] if kept else LAST:  # a removal cut short keeps the state: `down` again finishes it
                 try:
                     os.unlink(name, dir_fd=fd)
                 except FileNotFoundError:

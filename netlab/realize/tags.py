@@ -155,7 +155,7 @@ def remnants(lab: str) -> list[str]:
     ``up`` killed in its first state write, before any namespace: realize/interrupted.py)."""
     try:
         names = os.listdir(state_dir.lab_dir(lab, create=False))
-    except OSError:
+    except (OSError, state_dir.NotNetlabs):  # a folder netlab did not make holds nothing of the lab's
         return []
     own = {state_dir.LOCK_FILE, state_dir.STATE_FILE, MARK_FILE}
     return sorted(set(names) - own - set(state_dir.state_temps(names)))

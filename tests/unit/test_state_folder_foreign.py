@@ -218,3 +218,21 @@ def test_a_state_folder_not_made_below_folders_not_made_is_no_lab_to_a_reader(tm
     _root_at(monkeypatch, tmp_path / "none" / "state")
     assert state_dir.known_labs() == [] and not state_dir.root_there()
     assert not (tmp_path / "none").exists()
+
+
+def test_a_lab_folder_keeps_its_lock_and_mark_while_something_of_netlabs_stays_in_it(state_root, monkeypatch):
+    """An `up` that failed on a stale lab's namespaces forgot the folder while their UTS pins were still mounted in
+    it (nothing on another mount is removed): the mark went with the rest, the folder stayed with `uts` alone, and
+    `down --force` then refused it as not netlab's (a CI run left such a lab). The lock and the mark stay now."""
+    path = state_dir.lab_dir("kept")
+    for name in ("state.json", "lock"):
+        (state_root / "kept" / name).write_text("x")
+    (state_root / "kept" / "uts").mkdir()
+    real = lab_folder._remove_at
+    monkeypatch.setattr(lab_folder, "_remove_at",  # as for a tmpfs mounted there
+                        lambda fd, name, dev: None if name == "uts" else real(fd, name, dev))
+    assert state_dir.forget("kept") == []
+    assert sorted(os.listdir(path)) == ["lock", lab_folder.MARK_FILE, "uts"]
+    assert lab_folder.not_ours(path) is None
+    monkeypatch.setattr(lab_folder, "_remove_at", real)
+    assert state_dir.forget("kept") == [] and not os.path.exists(path)  # once the pins went: all of it
