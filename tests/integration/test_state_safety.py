@@ -133,7 +133,7 @@ def test_a_corrupt_state_is_one_line_in_every_command_and_list_shows_the_others(
     for kind in ("binary", "json-list", "netns-a-list", "unknown-version"):
         bad = every[kind]
         lab = labs.name("ibc")
-        os.mkdir(os.path.join(state_dir.STATE_ROOT, lab), 0o700)
+        state_dir.lab_dir(lab)  # made as netlab makes it (marked): a corrupt state in an unmarked folder is no lab's
         # The same corruption, for a lab of its own (no namespaces: nothing to break for real).
         with open(state_file(lab), "wb") as fh:
             fh.write(bad.replace(good_lab.encode(), lab.encode()))

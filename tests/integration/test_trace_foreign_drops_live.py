@@ -87,4 +87,9 @@ def test_a_drop_in_the_destination_pods_own_input_chain_is_named_with_its_fix(la
     run_fix(fix)
     proc = trace(lab)
     assert proc.returncode == 0 and "!!" not in proc.stdout, proc.stdout
+    # The rule's INPUT chain, which iptables-nft made for it, stays hooked and empty: a fresh lab has none, so
+    # status names it and up deletes it (docs/reliability.md, iptables-nft's built-in chains)
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and "filter INPUT: hooked, empty, policy ACCEPT" in status.stdout, status.stdout
+    netlab("up", "--lab", lab)
     assert netlab("status", "--lab", lab, check=False).returncode == 0

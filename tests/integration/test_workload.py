@@ -14,6 +14,7 @@ import pytest
 
 from helpers import lab_namespaces, netlab, state_path, two_node_topology, wait_for
 from netlab.kernel.processes import running, thread_group
+from netlab.realize import state_dir
 
 pytestmark = pytest.mark.root
 
@@ -460,6 +461,7 @@ def test_pins_in_a_plain_folder_are_each_unmounted_as_before(labs):
     # A lab of an older netlab keeps its pins in the folder itself; netlab never mounts over a folder
     # that is not empty (here: the empty file the pins are links of, left there before up).
     lab = labs.name("wl")
+    state_dir.lab_dir(lab)  # the lab's folder as netlab makes it (marked), the older netlab's pins in it
     os.makedirs(state_path(lab, "uts"), mode=0o700)
     open(state_path(lab, "uts", ".pin"), "w").close()
     labs.up(duo_topology(lab))
