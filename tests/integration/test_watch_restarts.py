@@ -135,7 +135,7 @@ def test_killed_echo_containers_come_back_with_their_server(tmp_path):
         os.kill(old, signal.SIGKILL)
         wait_until(lambda: running(container_pid(name, "e1")) and container_pid(name, "e1") != old, 10.0)
         # (the server was started by the `up` before the watcher, not its child: its status is taskstats')
-        line = watcher.wait_for_event("container e1/main exited", after=mark)
+        line = watcher.wait_for_event("container e1/main exited", after=mark, found=True)
         assert "container e2/main exited" in line and "did: restarted container e1/main" in line
         reply = subprocess.run(["ip", "netns", "exec", f"{name}-e2", "hostname"], capture_output=True, text=True)
         assert reply.returncode == 0

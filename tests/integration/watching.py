@@ -83,13 +83,19 @@ class Watcher:
     def wait_for_line(self, text: str, timeout: float = 10.0, after: int = 0) -> str:
         return self._wait(lambda line: text in line, f"no line with {text!r}", timeout, after)
 
-    def wait_for_event(self, event: str, timeout: float = 10.0, after: int = 0) -> str:
+    def wait_for_event(self, event: str, timeout: float = 10.0, after: int = 0, found: bool = False) -> str:
         """The line whose ``saw:`` list reports ``event``: the watcher joins the events of one batch with
         "; " ("saw: link eth0 up in X; namespace deleted in Y (drift); did: ..."), and an event of an
-        earlier change (a link coming up after a repair) may arrive in the same batch, before it."""
+        earlier change (a link coming up after a repair) may arrive in the same batch, before it. ``found``: or
+        in the parentheses after it, what the line's comparison with the plan found that no notification said
+        ("saw: container b/main exited (exit 137) (container a/main exited (exit 137)); did: ..."): the exits of
+        two threads killed together are read in either order, one notification at a time."""
         seen = re.compile(r"saw: (?:[^;]*; )*?" + re.escape(event))
-        return self._wait(lambda line: seen.search(line) is not None, f"no saw: line reporting {event!r}",
-                          timeout, after)
+
+        def matches(line: str) -> bool:
+            return seen.search(line) is not None or (found and event in line.split("; did: ")[0])
+
+        return self._wait(matches, f"no saw: line reporting {event!r}", timeout, after)
 
     def _wait(self, matches, missing: str, timeout: float, after: int) -> str:
         deadline = time.monotonic() + timeout
