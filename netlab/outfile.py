@@ -26,31 +26,12 @@ from __future__ import annotations
 
 import errno
 import os
-import pwd
 import stat
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from netlab.errors import UsageError, display_path, output_unwritable
-
-_MAX_LINKS = 40  # as the kernel's MAXSYMLINKS
-
-
-def _user(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
-
-
-def _invokers() -> set[int]:
-    """Whose symlinks are followed: root's, this process's user's, and under sudo the invoking user's
-    ($SUDO_UID: the user's own link in their own home is theirs, as model/trust.py judges their files)."""
-    uids = {0, os.geteuid()}
-    sudo = os.environ.get("SUDO_UID", "")
-    if sudo.isdigit():
-        uids.add(int(sudo))
-    return uids
+from netlab.model.trust import MAX_LINKS, invoking_uids, user_name
 
 
 def _others_write(folder: os.stat_result, uids: set[int]) -> bool:
@@ -85,7 +66,7 @@ def _resolve(path: str) -> _Name:
     """``path`` walked one name at a time from /, each folder opened from the one before with O_NOFOLLOW (a
     folder swapped for a symlink meanwhile fails the open, it is not followed); a symlink met anywhere, in the
     folder part as at the last name, is followed only where the rules allow (refused otherwise)."""
-    uids = _invokers()
+    uids = invoking_uids()
     todo = [part for part in os.path.abspath(path).split("/") if part][::-1]  # a stack: the next name last
     folder, where, links = os.open("/", _DIR), "/", 0
     try:
@@ -107,13 +88,13 @@ def _resolve(path: str) -> _Name:
                 current = os.path.join(where, name)
                 said = "" if current == os.path.abspath(path) else f" (through {display_path(current)})"
                 fst = os.fstat(folder)
-                if links > _MAX_LINKS:
-                    raise _refuse(path, f"more than {_MAX_LINKS} symlinks")
+                if links > MAX_LINKS:
+                    raise _refuse(path, f"more than {MAX_LINKS} symlinks")
                 if st.st_uid not in uids:
-                    raise _refuse(path, f"it is a symlink{said} owned by {_user(st.st_uid)}, not by you or root")
+                    raise _refuse(path, f"it is a symlink{said} owned by {user_name(st.st_uid)}, not by you or root")
                 if _others_write(fst, uids):
                     raise _refuse(path, f"it is a symlink{said} in {display_path(where)}, a folder others can "
-                                        f"write (owner {_user(fst.st_uid)}, mode {stat.S_IMODE(fst.st_mode):o})")
+                                        f"write (owner {user_name(fst.st_uid)}, mode {stat.S_IMODE(fst.st_mode):o})")
                 if not todo and where.startswith("/proc/"):
                     return _Name(folder, where, name, True)  # /proc/self/fd/1 -> "pipe:[123]": the fd's own file
                 target = os.readlink(name, dir_fd=folder)
@@ -149,8 +130,8 @@ def _check_target(path: str, at: _Name, st: os.stat_result) -> None:
     if stat.S_ISREG(mode) or stat.S_ISFIFO(mode):
         fst = os.fstat(at.folder)
         sticky_shared = fst.st_mode & stat.S_ISVTX and fst.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        if sticky_shared and st.st_uid not in _invokers() | {fst.st_uid}:
-            raise _refuse(path, f"it is {_user(st.st_uid)}'s file in {display_path(at.where)}, "
+        if sticky_shared and st.st_uid not in invoking_uids() | {fst.st_uid}:
+            raise _refuse(path, f"it is {user_name(st.st_uid)}'s file in {display_path(at.where)}, "
                                 "a sticky folder others can write")
 
 

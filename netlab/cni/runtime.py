@@ -62,14 +62,20 @@ def find_plugin(kind: str, bin_dirs: list[str]) -> str | None:
     return None
 
 
-def refused(path: str) -> str | None:
-    """The line that refuses to run the plugin ``path`` as root (model/trust.py: someone other than root and the
-    invoking user can change it, or a folder above it), or None."""
+def _resolved(path: str) -> tuple[str, str | None]:
+    """The plugin ``path`` resolved once (model/trust.program: the file to exec) and the line that refuses to run
+    it as root (someone other than root and the invoking user can change it, or a folder or link on the way), or
+    None."""
     try:
-        _, why = program(path)
+        real, why = program(path)
     except OSError as exc:
-        return f"CNI plugin {path}: cannot resolve it ({exc.strerror})"
-    return None if why is None else f"CNI plugin {path}: {refusal(why, 'it')}"
+        return path, f"CNI plugin {path}: cannot resolve it ({exc.strerror})"
+    return real, None if why is None else f"CNI plugin {path}: {refusal(why, 'it')}"
+
+
+def refused(path: str) -> str | None:
+    """The line that refuses to run the plugin ``path`` as root, or None (:func:`_resolved`)."""
+    return _resolved(path)[1]
 
 
 class Runtime:
@@ -86,12 +92,9 @@ class Runtime:
         found = find_plugin(kind, self.bin_dirs)
         if found is None:
             raise PluginFailed(f"CNI plugin {kind!r} not found in {self.bin_dir} (or not executable)")
-        try:
-            real, why = program(found)
-        except OSError as exc:
-            raise PluginFailed(f"CNI plugin {found}: cannot resolve it ({exc.strerror})") from None
-        if why is not None:  # a plugin someone else can change: their program run as root
-            raise PluginFailed(f"CNI plugin {found}: {refusal(why, 'it')}")
+        real, line = _resolved(found)
+        if line is not None:  # a plugin someone else can change: their program run as root
+            raise PluginFailed(line)
         return found, real
 
     def plugin_path(self, kind: str) -> str:

@@ -30,7 +30,9 @@ ACL_VERSION, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_WRITE = 2, 0x02, 
 MAX_LINKS = 40  # the kernel's MAXSYMLINKS
 
 
-def _allowed() -> set[int]:
+def invoking_uids() -> set[int]:
+    """The users whose files (and symlinks) netlab trusts as root: root, this process's user, and under sudo the
+    invoking user (``$SUDO_UID``). netlab/outfile.py follows these users' symlinks alone."""
     uids = {0, os.geteuid()}
     sudo = os.environ.get("SUDO_UID", "")
     if sudo.isdigit():
@@ -38,7 +40,8 @@ def _allowed() -> set[int]:
     return uids
 
 
-def _user(uid: int) -> str:
+def user_name(uid: int) -> str:
+    """A user's name for the lines netlab says (``uid N`` for one the account lists do not know)."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -81,7 +84,7 @@ def _why(st: os.stat_result, allowed: set[int], folder: bool, path: str | None =
     mode = st.st_mode
     shown = f"mode {stat.S_IMODE(mode):o}"
     if st.st_uid not in allowed:
-        return f"is owned by {_user(st.st_uid)} ({shown}), not by root or you"
+        return f"is owned by {user_name(st.st_uid)} ({shown}), not by root or you"
     if folder and mode & stat.S_ISVTX:
         return None  # /tmp: only a name's owner may replace it
     if mode & stat.S_IWOTH:
@@ -96,7 +99,7 @@ def _why(st: os.stat_result, allowed: set[int], folder: bool, path: str | None =
             if not perm & mask & ACL_WRITE:
                 continue
             if tag == ACL_USER and ident != st.st_uid and ident not in allowed:
-                return f"lets user {_user(ident) if ident >= 0 else '?'} write it by its ACL ({shown}+)"
+                return f"lets user {user_name(ident) if ident >= 0 else '?'} write it by its ACL ({shown}+)"
             if tag == ACL_GROUP:
                 writers.append((f"group {_group(ident)} by its ACL ({shown}+)", ident))
         group_write = any(tag == ACL_GROUP_OBJ and perm & mask & ACL_WRITE for tag, perm, _ in entries)
@@ -112,7 +115,7 @@ def resolve(path: str) -> tuple[str, str | None]:
     """``path`` resolved once, a name at a time (as realpath), and why root must not act on it: the first folder
     on the way, symlink met, or the file itself someone other than root and the invoking user can change (None:
     no one). OSError when a name on the way is missing or the links loop."""
-    allowed = _allowed()
+    allowed = invoking_uids()
     pending = [p for p in os.path.abspath(path).split("/") if p]
     here, hops = "/", 0
     why = _why(os.lstat("/"), allowed, folder=True, path="/")
@@ -129,7 +132,7 @@ def resolve(path: str) -> tuple[str, str | None]:
         st = os.lstat(there)
         if stat.S_ISLNK(st.st_mode):
             if st.st_uid not in allowed:  # its folder (here) passed: only a link of a trusted user is followed
-                return there, f"the symlink {there} on its way is owned by {_user(st.st_uid)}, not by root or you"
+                return there, f"the symlink {there} on its way is owned by {user_name(st.st_uid)}, not by root or you"
             hops += 1
             if hops > MAX_LINKS:
                 raise OSError(40, os.strerror(40), path)  # ELOOP
@@ -154,7 +157,7 @@ def untrusted(path: str, st: os.stat_result | None = None) -> str | None:
     not run as root."""
     if os.geteuid() != 0:
         return None
-    if st is not None and (why := _why(st, _allowed(), folder=stat.S_ISDIR(st.st_mode))):
+    if st is not None and (why := _why(st, invoking_uids(), folder=stat.S_ISDIR(st.st_mode))):
         return f"it {why}"
     try:
         real, why = resolve(path)
