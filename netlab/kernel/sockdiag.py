@@ -31,6 +31,10 @@ TCP_LISTEN = 10
 STATE_NAMES = {1: "ESTAB", 2: "SYN-SENT", 3: "SYN-RECV", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2", 6: "TIME-WAIT",
                7: "UNCONN", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING"}
 ALL_STATES = 0xFFFFFFFF
+# The TCP states in which a connection has more to send by itself: ESTAB (its server holds a request, or is
+# writing the answer), SYN-RECV (a SYN-ACK sent again until acknowledged), FIN-WAIT-1, CLOSING and LAST-ACK (a FIN
+# not acknowledged yet), CLOSE-WAIT (the peer closed; this side's FIN is still to come).
+SENDING = (1, 3, 4, 8, 9, 11)
 PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 # inet_diag_req_v2: family, protocol, ext, pad, states; then inet_diag_sockid: sport, dport (big-endian), src[16],
 # dst[16], interface, cookie[2]
@@ -54,7 +58,7 @@ class Bound:
     state: int
     v6only: bool = False
     # What waits for the socket's owner (rqueue, ss's Recv-Q): a UDP socket's bytes of datagrams not read yet,
-    # a listening TCP socket's connections not accepted yet.
+    # a listening TCP socket's connections not accepted yet, a connection's bytes not read yet.
     queued: int = 0
 
     def takes(self, dst: str) -> bool:
@@ -78,10 +82,12 @@ class Bound:
         return STATE_NAMES.get(self.state, str(self.state))
 
 
-def dump_request(family: int, proto: str) -> bytes:
+def dump_request(family: int, proto: str, states: int | None = None) -> bytes:
     """The dump of every socket of that family and protocol: TCP's listening ones, UDP's in any state (a bound,
-    unconnected UDP socket is in state CLOSE, as ``ss -lu`` shows it UNCONN)."""
-    states = 1 << TCP_LISTEN if proto == "tcp" else ALL_STATES
+    unconnected UDP socket is in state CLOSE, as ``ss -lu`` shows it UNCONN); or those in ``states`` (a mask of
+    1 << state)."""
+    if states is None:
+        states = 1 << TCP_LISTEN if proto == "tcp" else ALL_STATES
     body = (REQUEST.pack(family, PROTOCOLS[proto], 0, 0, states) + SOCKID.pack(0, 0, b"", b"")
             + SOCKID_REST.pack(0, 0, 0))
     return netlink.message(SOCK_DIAG_BY_FAMILY, netlink.NLM_F_REQUEST, body)
@@ -109,10 +115,20 @@ def bound(conn: netlink.Conn, proto: str) -> list[Bound] | None:
     """The ``proto`` sockets bound in the namespace ``conn`` was opened in (a NETLINK_SOCK_DIAG Conn): TCP's
     listening, UDP's all, IPv4 and IPv6. None when the kernel cannot list IPv4's (no inet_diag, or no
     tcp_diag/udp_diag, a module not loaded): nothing is known then."""
+    return _dump(conn, proto)
+
+
+def sending(conn: netlink.Conn) -> list[Bound] | None:
+    """The TCP connections in the namespace ``conn`` was opened in that have more to send by themselves
+    (:data:`SENDING`), IPv4 and IPv6, each by its local address and port; None as :func:`bound`."""
+    return _dump(conn, "tcp", sum(1 << s for s in SENDING))
+
+
+def _dump(conn: netlink.Conn, proto: str, states: int | None = None) -> list[Bound] | None:
     out: list[Bound] = []
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
-            msgs = conn.dump(f"the {proto} sockets (sock_diag)", dump_request(family, proto))
+            msgs = conn.dump(f"the {proto} sockets (sock_diag)", dump_request(family, proto, states))
         except netlink.NetlinkError:
             if family == socket.AF_INET:
                 return None

@@ -129,16 +129,19 @@ class NsSockets:
 
     def waiting(self, ports: Container[int]) -> int:
         """What the namespace's servers on ``ports`` have received and not answered yet (sock_diag): bytes of UDP
-        datagrams not read, TCP connections not accepted. Each answer, when it goes, resolves its client's
-        address again. 0 when the kernel cannot list sockets."""
+        datagrams not read, TCP connections not accepted, and each accepted connection that has more to send
+        (sockdiag.SENDING: an answer the server has not written, a FIN not sent or not acknowledged). Each
+        packet of theirs, when it goes, resolves its client's address again. 0 when the kernel cannot list
+        sockets."""
         try:
             if self.diag is None:
                 with self.held:  # a socket asks the namespace it was opened in
                     self.diag = netlink.Conn(sockdiag.NETLINK_SOCK_DIAG, timeout=NEIGH_TIMEOUT)
             found = [b for proto in ("udp", "tcp") for b in sockdiag.bound(self.diag, proto) or ()]
+            talking = sockdiag.sending(self.diag) or []
         except OSError:
             return 0
-        return sum(b.queued for b in found if b.port in ports)
+        return sum(b.queued for b in found if b.port in ports) + sum(1 + b.queued for b in talking if b.port in ports)
 
     def close(self) -> None:
         for s in (self.raw, self.udp, self.nl, self.diag):

@@ -32,6 +32,10 @@ def test_the_dump_request_asks_one_family_and_protocol_tcp_listening_udp_all():
     udp = sockdiag.dump_request(socket.AF_INET6, "udp")
     family, proto, _, _, states = struct.unpack_from("=BBBBI", udp, 16)
     assert (family, proto, states) == (socket.AF_INET6, socket.IPPROTO_UDP, sockdiag.ALL_STATES)
+    # the connections with more to send (an interrupted probe's wait): ESTAB, SYN-RECV, FIN-WAIT-1, CLOSE-WAIT,
+    # LAST-ACK, CLOSING; not LISTEN, FIN-WAIT-2 (waits for the peer), TIME-WAIT, SYN-SENT
+    talking = sockdiag.dump_request(socket.AF_INET, "tcp", sum(1 << s for s in sockdiag.SENDING))
+    assert struct.unpack_from("=I", talking, 16 + 4)[0] == 0b101100011010
 
 
 def test_answers_parse_to_the_bound_address_and_port():
