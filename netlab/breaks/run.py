@@ -19,6 +19,7 @@ from netlab.kernel.base import GONE, KernelError, Op, TableText
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
 from netlab.realize.state import LabState, repair_command, running_lab
+from netlab.workload.terminal import served
 from netlab.realize.lab_lock import LabLock
 
 
@@ -80,7 +81,7 @@ def steps_of(name: str, lab: Lab, target: NodeInfo | PodInfo) -> list[Step]:
 def break_lab(lab_name: str, name: str, target: str | None = None, wait: float = 60.0) -> BreakResult:
     """Make the scenario's kernel change in the running lab ``lab_name``."""
     state = running_lab(lab_name)
-    lab = state.resolved()
+    lab = served(state.resolved(), state)  # a Completed/Error pod is no endpoint to break (workload/terminal.py)
     s, tgt = check(name, lab, target)
     steps = steps_of(s.name, lab, tgt)
     result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)

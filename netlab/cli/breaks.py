@@ -150,12 +150,14 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
         raise UsageError(f"lab {name} has a quiz open; answer it first: netlab quiz answer --lab {name} SCENARIO")
     from netlab.breaks.run import differences
     from netlab.realize.state import repair_command, running_lab
+    from netlab.workload.terminal import served
 
     if before := _faults_before(name):  # the answer's trace would show whichever fault it meets first
         raise UsageError(f"lab {name} is not as planned ({differences(before)}; `sudo netlab status --lab {name}` "
                          f"lists them): a quiz breaks a clean lab; repair it first: {repair_command(name)}")
 
-    lab = running_lab(name).resolved()
+    state = running_lab(name)
+    lab = served(state.resolved(), state)  # a Completed/Error pod is no endpoint the quiz may pick
     from netlab import doctor  # the answer is a trace: without the tools it runs, the lab would stay broken
 
     doctor.require_tools(lab, doctor.TRACE_TOOLS, f"lab {name}: nothing broken, as the quiz's answer (a trace) "
@@ -178,6 +180,7 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     from netlab.breaks import quiz as qz, symptoms
     from netlab.realize.state import repair_up, running_lab
     from netlab.trace.render import render_text
+    from netlab.workload.terminal import served
     from netlab.trace.run import run
 
     name = api.selected_name(lab_name, topology)
@@ -188,7 +191,7 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     if catalogue.scenario(scenario) is None:
         raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
     state = running_lab(name)
-    lab = state.resolved()
+    lab = served(state.resolved(), state)  # as the quiz picked its target
     s = catalogue.scenario(open_quiz["scenario"])
     assert s is not None
     right = scenario == s.name

@@ -89,6 +89,7 @@ def _pick_lab(lab_name: str | None, topology: str | None) -> Lab:
     from netlab.model.lab import resolve
     from netlab.model.load import load_topology
     from netlab.realize import lab_name as lab_names, state
+    from netlab.workload.terminal import served
 
     if topology is not None and lab_name is None:
         return resolve(load_topology(topology))  # a file is drawn as it is, running or not
@@ -104,4 +105,5 @@ def _pick_lab(lab_name: str | None, topology: str | None) -> Lab:
     if name is None:
         click.echo("netlab: no lab is up; drawing the built-in default lab", err=True)
         return resolve(load_topology(None))
-    return state.running_lab(name).resolved()
+    running = state.running_lab(name)
+    return served(running.resolved(), running)  # its Completed/Error pods drawn as no Service's endpoints

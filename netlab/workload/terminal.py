@@ -9,7 +9,7 @@ EndpointSlice controller leaves such a pod out of every EndpointSlice
 name it; ``get pods`` says Completed or Error. The lab learns it from the
 containers' records and how they exited (exits.py); the model takes the set
 (``Lab.with_terminal``: :func:`served`), and ``up``, ``status``, ``get svc``, ``trace``,
-``probe`` and ``reach`` work from it.
+``probe``, ``reach``, ``break``, ``quiz`` and ``graph`` work from it.
 
 A container that exited but whose command changed, or that could not start,
 is not terminal: ``up`` starts it. A pod of which one container still runs
@@ -60,8 +60,8 @@ def terminal_pods(lab: Lab, state: LabState | None) -> frozenset[str]:
 
 def served(lab: Lab, state: LabState | None) -> Lab:
     """``lab`` as ``up`` serves it: its terminal pods (as ``state`` records their containers) out of every
-    Service's endpoints. What ``up``, ``status``, ``get``, ``trace``, ``probe`` and ``reach`` all work from, so
-    that none expects an endpoint another leaves out."""
+    Service's endpoints. What ``up``, ``status``, ``get``, ``trace``, ``probe``, ``reach``, ``break``, ``quiz``
+    and ``graph`` all work from, so that none expects an endpoint another leaves out."""
     return lab.with_terminal(terminal_pods(lab, state))
 
 

@@ -52,6 +52,12 @@ def test_trace_and_probe_leave_a_completed_pod_out_and_trace_says_a_stopped_dns(
     spread = [d for d in report["distributions"] if d["service"] == "b"]
     assert spread and all(d["as_expected"] and sorted(d["endpoints"]) == ["up1", "up2"] for d in spread), spread
 
+    drawn = netlab("graph", "--lab", lab).stdout  # Mermaid: the Services' arrows go to up1 and up2 only
+    assert "| pod_up1" in drawn and "pod_done1[" in drawn and "| pod_done1" not in drawn, drawn
+    # break and quiz pick among the endpoints up serves: done1 is none (it was, from the lab as written)
+    got = netlab("break", "endpoint-pod-down", "--lab", lab, "--target", "done1", check=False)
+    assert got.returncode == 2 and "done1" in got.stderr and not got.stdout, (got.stdout, got.stderr)
+
     # the cluster DNS's dnsmasq exited: the row where the query arrived says so, and the up that restarts it
     netlab("break", "dns-pod-stopped", "--lab", lab)
     code, doc = traced(lab, "cl", "svc/kube-dns")

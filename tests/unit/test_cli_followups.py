@@ -59,6 +59,7 @@ def test_quiz_names_the_lab_in_what_to_type_next(rooted, monkeypatch):
     monkeypatch.setattr(qz, "pick", lambda lab, seed: s)
     monkeypatch.setattr(qz, "record", lambda *a: None)
     monkeypatch.setattr("netlab.realize.state.running_lab", lambda name: types.SimpleNamespace(resolved=lambda: None))
+    monkeypatch.setattr("netlab.workload.terminal.served", lambda lab, state: lab)  # no terminal pod
     got = run_cli("quiz", "--lab", LAB, "--seed", "7")
     assert got.returncode == 0, got
     assert got.stdout == (f"lab {LAB} is broken (quiz seed 7). Find what is wrong: netlab probe --lab {LAB}, netlab "

@@ -26,6 +26,7 @@ def _faked(monkeypatch, events: list[str], before: int) -> None:
     fake_state = types.SimpleNamespace(lab="qz", source="/t/qz.yaml", extra={}, repair=None,
                                        resolved=lambda: object())
     monkeypatch.setattr(state_mod, "running_lab", lambda name: fake_state)
+    monkeypatch.setattr("netlab.workload.terminal.served", lambda lab, state: lab)  # no terminal pod
     monkeypatch.setattr(cli_breaks.catalogue, "resolve_target", lambda s, lab, target: target)
     monkeypatch.setattr(symptoms, "trace_check", lambda s, lab, target: symptoms.TraceCheck("a", "b", None, None, "qz-n1", "ip_forward"))
     monkeypatch.setattr(qz, "fault", lambda s, lab, target: ["ip netns exec qz-n1 sysctl -w net.ipv4.ip_forward=0"])
