@@ -26,7 +26,8 @@ from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, known_labs,
 from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_sum import trusted, write_sum
 # A state that cannot say what its lab made (state_errors); tests import these from here too
-from netlab.realize.state_errors import PodFilesLeft as PodFilesLeft, StateCorrupt, StateLost, lost_state
+from netlab.realize.state_errors import (PodFilesLeft as PodFilesLeft, StateCorrupt, StateLost, StateNewer,
+                                        lost_state)
 
 if TYPE_CHECKING:
     from netlab.model.addressing import Held
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 # next up keeps. A state without it, or a record without nodes or load_balancers (an older netlab's), holds
 # what its topology resolves to afresh.
 ADDRESSES = "addresses"
+# The top-level keys save() writes; any other is a newer release's, kept as it is (LabState.unknown).
+KEYS = frozenset({"version", "lab", "run_id", "phase", "source", "topology", "netns", "plan", "extra"})
 
 
 @dataclass
@@ -49,7 +52,8 @@ class LabState:
     source: str | None = None
     # Namespaces: name -> "intent" (about to be created) or "created".
     netns: dict[str, str] = field(default_factory=dict)
-    # Extra records owned by later features (containers, nat payloads ...).
+    # Extra records owned by later features (containers, nat payloads ...); one this release does not know is
+    # a newer release's, kept as it is and never read (state_schema.Extra).
     extra: dict[str, Any] = field(default_factory=dict)
     phase: str = "creating"  # creating | up | failed | deleting
     # Not saved: the `up` that makes the kernel as ``topology`` plans it when that is not what the lab runs
@@ -63,6 +67,9 @@ class LabState:
     # (by load_state, or by the first model()) while ``topology`` is that dict (it is replaced, never
     # edited in place).
     _model: tuple[dict[str, Any], Topology] | None = field(default=None, init=False, repr=False, compare=False)
+    # The top-level keys of the loaded file that this release does not know (a newer release's, of the same
+    # format): never read, written back as they were.
+    unknown: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def path(self) -> str:
@@ -76,6 +83,7 @@ class LabState:
         still lists them, and deleting them must go on).
         """
         data = {
+            **{key: value for key, value in self.unknown.items() if key not in KEYS},
             "version": STATE_VERSION,
             "lab": self.lab,
             "run_id": self.run_id,
@@ -192,14 +200,17 @@ def load_state(lab: str) -> LabState | None:
     if trusted(lab, raw):  # as this netlab wrote it: checked when it was read, or made by it (state_sum.py)
         data, topo = loads_json(raw), None
     else:
-        from netlab.realize.state_schema import check_state
+        from netlab.realize.state_schema import NewerFormat, check_state
 
         try:
             data, topo = check_state(raw, lab)
+        except NewerFormat as exc:
+            raise StateNewer(lab, path, str(exc)) from None
         except ValueError as exc:
             raise StateCorrupt(lab, path, str(exc)) from None
     st = LabState(lab=lab, run_id=data["run_id"], topology=data["topology"], source=data["source"],
-                  netns=data["netns"], extra=data["extra"], phase=data["phase"])
+                  netns=data["netns"], extra=data["extra"], phase=data["phase"],
+                  unknown={key: value for key, value in data.items() if key not in KEYS})
     if topo is not None:
         st._model = (st.topology, st._renewed(topo))  # validated by check_state: model() does not validate it again
     return st

@@ -11,6 +11,12 @@ The records under ``extra`` belong to the features (netlab.services.lifecycle,
 netlab.workload.lifecycle, netlab.impair.lifecycle); their shapes are typed here so that a wrong type
 is caught on load instead of deep inside ``down``. A feature that adds a
 record adds its model here.
+
+Across releases (docs/json.md, "The state file"): a record under ``extra`` this release does not know, and a
+top-level key it does not know, are a newer release's, taken as they are (any JSON), never read, and written back
+as they were (LabState.unknown for the top-level ones); a known record of the wrong shape is still corrupt. What an
+earlier release must not act on without understanding it raises the state's format ``version``: a state of a
+later format is refused as a newer netlab's (NewerFormat), not as a corrupt one.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pydantic_core import from_json
 
 from netlab.model.naming import DNS_LABEL, ETC_NETNS, check_chain, check_ifname, check_netns, is_netns
 from netlab.plan.sysctls import KERNEL_DEVCONF
+from netlab.realize.state_dir import STATE_VERSION
 
 if TYPE_CHECKING:
     from netlab.model.topology import Topology
@@ -288,6 +295,9 @@ class DownFailedRecord(Strict):
 
 
 class Extra(Strict):
+    # A record this release does not know is a newer release's: kept, unread (the known ones stay strict).
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
+
     services: Services | None = None
     workload: WorkloadRecord | None = None
     cni: CniRecord | None = None
@@ -309,6 +319,9 @@ class Extra(Strict):
 
 
 class StateFile(Strict):
+    # A top-level key this release does not know is a newer release's: kept (LabState.unknown), unread.
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
+
     version: Version1
     lab: StrictStr
     run_id: Annotated[StrictStr, Field(pattern=RUN_ID.pattern)]
@@ -334,8 +347,12 @@ def check_state(raw: bytes, lab: str) -> tuple[dict[str, Any], Topology]:
 
     try:
         data = from_json(raw)
+    except ValueError as exc:  # not JSON
+        raise ValueError(_refusal(raw, exc)) from None
+    newer_format(data)  # a later format's fields are not this schema's to judge
+    try:
         parsed = StateFile.model_validate(data)
-    except ValueError as exc:  # not JSON, or not a state
+    except ValueError as exc:  # not a state
         raise ValueError(_refusal(raw, exc)) from None
     if parsed.lab != lab:
         raise ValueError(f"it describes lab {parsed.lab[:40]!r}, not {lab!r}")
@@ -349,6 +366,19 @@ def check_state(raw: bytes, lab: str) -> tuple[dict[str, Any], Topology]:
     if topo.name != lab:
         raise ValueError(f"topology: its name is {topo.name!r}, not {lab!r}")
     return data, topo
+
+
+class NewerFormat(ValueError):
+    """A state of a later format than this release's (its ``version``): a newer netlab's, which this one cannot
+    read (state.StateNewer says so)."""
+
+
+def newer_format(data: Any) -> None:
+    """NewerFormat when ``data`` is a state of a format after STATE_VERSION (an integer ``version``: any other
+    value is a corrupt state's, which the schema names)."""
+    version = data.get("version") if isinstance(data, dict) else None
+    if type(version) is int and version > STATE_VERSION:
+        raise NewerFormat(f"state format {version}")
 
 
 def _refusal(raw: bytes, exc: ValueError) -> str:
