@@ -200,7 +200,7 @@ def _act(action: Action, lab: Lab, state: LabState) -> list[str]:
         src, sport, cip, port, gone = action.args
         try:
             # The client's live flow from that port (a query in the last 120 s: UDP's assured timeout) holds the
-            # tuple: conntrack -I would fail "Such conntrack exists". The fault is that flow steered to a gone
+            # tuple: the insert (ctnetlink, as conntrack -I) would fail EEXIST. The fault is that flow steered to a gone
             # endpoint, so its entry is deleted (by its exact tuple), then the stale one put in its place.
             conntrack.delete_flows(action.netns, [conntrack.Flow(socket.IPPROTO_UDP, src, sport, cip, port)])
             conntrack.insert_dnat(action.netns, "udp", src, sport, cip, port, gone, port)

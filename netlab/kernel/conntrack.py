@@ -12,10 +12,11 @@ reaching an endpoint that is gone. Two ways to delete, for two kinds of caller:
 
 - by filter (:func:`delete_matching`): "every UDP flow to ClusterIP:port
   DNATed to this endpoint", the way kube-proxy cleans up after an endpoint
-  change. ctnetlink has no filtered delete (a dump, a match and a delete
-  per entry); ``conntrack -D`` does exactly that, so the tool is run inside
-  the namespace (:func:`netns.run_in_netns`), with the filters a learner
-  would type;
+  change. ctnetlink has no filtered delete: one dump, the filters (written
+  as a learner types them for ``conntrack -D``) matched in Python as that
+  program matches them (netlab.kernel.ctfilter), then one
+  IPCTNL_MSG_CT_DELETE per match, by its original tuple and id, all on one
+  socket, acknowledged in batches; no conntrack program;
 - by exact original tuple (:func:`delete_flows`): the prober's own
   unanswered Service flows, hundreds per run, one IPCTNL_MSG_CT_DELETE each
   on one ctnetlink socket (nfnl.ct_delete), no process per flow.
@@ -29,9 +30,9 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
-from netlab.kernel import netlink, netns, nfnl
+from netlab.kernel.netlink import NetlinkError
+from netlab.kernel import ctfilter, netlink, netns, nfnl
 
-TIMEOUT = 30.0  # seconds one conntrack -D may take
 # The kernel module that answers ctnetlink, and how to get it (as the doctor's kernel conntrack line says it).
 CTNETLINK_FIX = "modprobe nf_conntrack_netlink (CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK)"
 DRAIN_EVERY = 64  # requests sent between two reads of the kernel's answers
@@ -76,18 +77,45 @@ def _dump(ns: str) -> list[netlink.Msg]:
 
 
 def delete_matching(ns: str, filters: Iterable[Sequence[str]]) -> list[str]:
-    """``conntrack -D FILTER...`` in namespace ``ns``, once per filter; problems in words.
+    """``conntrack -D FILTER...`` in namespace ``ns``, for every filter (conntrack(8)'s words); problems in words.
 
-    "Nothing matched" (exit code 1) is success: there was nothing to delete.
+    One dump of the namespace's IPv4 entries, each matched against every filter (an entry several filters
+    match is deleted once), then the matches deleted by their original tuples and ids. An entry gone
+    meanwhile (ENOENT: it expired, or its flow's tuple is another entry's now) is no problem: there was
+    nothing of it left to delete. A namespace that is gone holds nothing.
     """
+    parsed = [ctfilter.CtFilter.parse(f) for f in filters]
+    if not parsed:
+        return []
+    try:
+        with netns.entered(ns):
+            conn = netlink.Conn(netlink.NETLINK_NETFILTER)
+        with conn:
+            records = [r for r in map(nfnl.ct_record, conn.dump(f"conntrack entries in {ns}", nfnl.ct_dump()))
+                       if r is not None]
+            doomed = ctfilter.matching(records, parsed)
+            requests = [(f"delete conntrack entry {r.text()} in {ns}", _delete_msg(r)) for r in doomed]
+            return _delete_all(conn, requests)
+    except NetnsGone:
+        return []
+    except OSError as exc:
+        return [f"{ns}: deleting conntrack entries over ctnetlink: {exc}"]
+
+
+def _delete_msg(r: nfnl.CtRecord) -> bytes:
+    o = r.orig
+    return nfnl.ct_delete(o["src"], o["dst"], r.protonum, int(o["sport"]), int(o["dport"]), r.id)
+
+
+def _delete_all(conn: netlink.Conn, requests: list[tuple[str, bytes]]) -> list[str]:
+    """Send every delete, acknowledged (netlink.Conn.batch stops after a chunk with a failure: the rest is sent
+    again); ENOENT is no problem."""
     problems = []
-    tool = None
-    for f in filters:
-        tool = tool or netns.binary("conntrack")
-        proc = netns.run_in_netns(ns, [tool, "-D", *f], timeout=TIMEOUT, check=False)
-        if proc.returncode not in (0, 1):
-            msg = proc.stderr.decode(errors="replace").strip().splitlines()
-            problems.append(f"{ns}: conntrack -D {' '.join(f)}: {msg[-1] if msg else proc.returncode}")
+    while requests:
+        codes = conn.batch(requests)
+        problems += [f"{what}: {NetlinkError(code)}" for (what, _), code in zip(requests, codes)
+                     if code and code != errno.ENOENT]
+        requests = requests[len(codes):]
     return problems
 
 
@@ -119,17 +147,18 @@ def delete_flows(ns: str, flows: Sequence[Flow]) -> None:
 
 def insert_dnat(ns: str, proto: str, src: str, sport: int, dst: str, dport: int, to: str, to_port: int,
                 timeout: int = 600) -> None:
-    """``conntrack -I``: an entry for one flow, DNATed to ``to:to_port``, as a kube-proxy DNAT leaves it.
+    """``conntrack -I``: an entry for one flow, DNATed to ``to:to_port``, as a kube-proxy DNAT leaves it
+    (IPCTNL_MSG_CT_NEW, nfnl.ct_new: the message conntrack(8) sends).
 
     ``netlab break`` uses it to leave what an endpoint change leaves when nobody cleans up: the
-    flow's next packets skip the nat table and follow the entry.
+    flow's next packets skip the nat table and follow the entry. OSError when it cannot (EEXIST: an entry of
+    the flow is there already).
     """
-    argv = [netns.binary("conntrack"), "-I", "-p", proto, "-s", src, "-d", dst, "--sport", str(sport),
-            "--dport", str(dport), "--dst-nat", f"{to}:{to_port}", "-t", str(timeout)]
-    proc = netns.run_in_netns(ns, argv, timeout=TIMEOUT, check=False)
-    if proc.returncode != 0:
-        msg = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise OSError(f"{ns}: conntrack -I: {msg[-1] if msg else proc.returncode}")
+    what = f"{ns}: insert conntrack entry {proto} {src}:{sport} → {dst}:{dport} DNATed to {to}:{to_port}"
+    with netns.entered(ns):
+        conn = netlink.Conn(netlink.NETLINK_NETFILTER)
+    with conn:
+        conn.request(what, nfnl.ct_new(src, dst, ctfilter.PROTOCOLS[proto], sport, dport, timeout, (to, to_port)))
 
 
 def tuples(ns: str, proto: int) -> list[tuple[dict[str, str], dict[str, str]]]:

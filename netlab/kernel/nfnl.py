@@ -4,7 +4,9 @@ Only what netlab asks: the list of nf_tables tables in a namespace (so a
 namespace with no rules at all is known without running ``iptables-save``),
 the base chains of iptables-nft's tables (which ``iptables-save`` prints
 whether they exist or not),
-conntrack deletions (the prober's clean-up), and a dump of the conntrack
+conntrack's entries made (IPCTNL_MSG_CT_NEW: ``break conntrack-stale-entry``'s,
+:func:`ct_new`) and deleted by original tuple (the prober's clean-up, ``up``'s
+stale UDP entries matched by :mod:`netlab.kernel.ctfilter`), and a dump of the conntrack
 table (IPCTNL_MSG_CT_GET), decoded into :class:`CtRecord`: what ``conntrack -L``
 prints of each entry, and its line as that program prints it (:meth:`CtRecord.text`),
 so that trace, inspect and the stale-entry check need no conntrack program.
@@ -17,13 +19,14 @@ import struct
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from netlab.kernel.netlink import Conn, Msg, NetlinkError, attr, attrs, get_str, message, nested
+from netlab.kernel.netlink import NLM_F_CREATE, NLM_F_EXCL, Conn, Msg, NetlinkError, attr, attrs, get_str, message, \
+    nested
 
 NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_NFTABLES = 1, 10
 NFT_MSG_GETTABLE, NFT_MSG_GETCHAIN = 1, 4
 NFTA_TABLE_NAME = 1
 NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME, NFTA_CHAIN_HOOK = 1, 3, 4
-IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_DELETE = 1, 2
+IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_DELETE = 0, 1, 2
 NFGENMSG = struct.Struct("=BBH")  # family, version, res_id (big-endian on the wire; 0 here)
 NFNETLINK_V0 = 0
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")  # iptables-nft's, in family ip
@@ -37,8 +40,11 @@ CTA_PROTO_ICMP_ID, CTA_PROTO_ICMP_TYPE, CTA_PROTO_ICMP_CODE = 4, 5, 6
 CTA_TUPLE_ZONE = 3
 CTA_STATUS, CTA_PROTOINFO, CTA_TIMEOUT, CTA_MARK, CTA_USE, CTA_ID, CTA_ZONE = 3, 4, 7, 8, 11, 12, 18
 CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_STATE = 1, 1
+CTA_NAT_DST, CTA_NAT_V4_MINIP, CTA_NAT_V4_MAXIP, CTA_NAT_PROTO = 13, 1, 2, 3
+CTA_PROTONAT_PORT_MIN, CTA_PROTONAT_PORT_MAX = 1, 2
 # linux/netfilter/nf_conntrack_common.h: enum ip_conntrack_status
-IPS_SEEN_REPLY, IPS_ASSURED, IPS_OFFLOAD, IPS_HW_OFFLOAD = 1 << 1, 1 << 2, 1 << 14, 1 << 15
+IPS_SEEN_REPLY, IPS_ASSURED, IPS_DST_NAT_DONE = 1 << 1, 1 << 2, 1 << 8
+IPS_OFFLOAD, IPS_HW_OFFLOAD = 1 << 14, 1 << 15
 STATUS_BITS = {0: "EXPECTED", 1: "SEEN_REPLY", 2: "ASSURED", 3: "CONFIRMED", 4: "SRC_NAT", 5: "DST_NAT",
                6: "SEQ_ADJUST", 7: "SRC_NAT_DONE", 8: "DST_NAT_DONE", 9: "DYING", 10: "FIXED_TIMEOUT",
                11: "TEMPLATE", 12: "UNTRACKED", 13: "HELPER", 14: "OFFLOAD", 15: "HW_OFFLOAD"}
@@ -84,14 +90,42 @@ def base_chains(conn: Conn, what: str, tables: Sequence[str]) -> list[tuple[str,
     return out
 
 
-def ct_delete(src: str, dst: str, proto: int, sport: int, dport: int) -> bytes:
-    """``conntrack -D -s SRC -d DST -p PROTO --sport S --dport D``: one entry, by its original tuple."""
+def ct_tuple(src: str, dst: str, proto: int, sport: int, dport: int) -> bytes:
+    """A tuple's attributes (CTA_TUPLE_IP, CTA_TUPLE_PROTO), as libnetfilter_conntrack lays them out."""
     ip = attr(CTA_IP_V4_SRC, socket.inet_aton(src)) + attr(CTA_IP_V4_DST, socket.inet_aton(dst))
     ports = (attr(CTA_PROTO_NUM, struct.pack("B", proto)) + attr(CTA_PROTO_SRC_PORT, struct.pack("!H", sport))
              + attr(CTA_PROTO_DST_PORT, struct.pack("!H", dport)))
-    tup = nested(CTA_TUPLE_IP, ip) + nested(CTA_TUPLE_PROTO, ports)
-    body = NFGENMSG.pack(socket.AF_INET, NFNETLINK_V0, 0) + nested(CTA_TUPLE_ORIG, tup)
+    return nested(CTA_TUPLE_IP, ip) + nested(CTA_TUPLE_PROTO, ports)
+
+
+def ct_delete(src: str, dst: str, proto: int, sport: int, dport: int, ct_id: int | None = None) -> bytes:
+    """``conntrack -D -s SRC -d DST -p PROTO --sport S --dport D``: one entry, by its original tuple. With
+    ``ct_id`` (CTA_ID, the entry's id as a dump gave it) the kernel deletes it only if the entry of that tuple is
+    still that one (ENOENT otherwise: it went, and another flow of the same tuple may have taken its place)."""
+    body = NFGENMSG.pack(socket.AF_INET, NFNETLINK_V0, 0) + nested(CTA_TUPLE_ORIG, ct_tuple(src, dst, proto, sport,
+                                                                                             dport))
+    if ct_id is not None:
+        body += attr(CTA_ID, struct.pack("!I", ct_id))
     return message(NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE, 0, body)
+
+
+def ct_new(src: str, dst: str, proto: int, sport: int, dport: int, timeout: int,
+           dnat: tuple[str, int] | None = None) -> bytes:
+    """``conntrack -I -p PROTO -s SRC -d DST --sport S --dport D -t TIMEOUT [--dst-nat TO:PORT]``, as conntrack(8)
+    sends it: the original tuple, the reply tuple its exact inverse (the kernel's NAT setup then rewrites it, as
+    the nat table's DNAT would have), the timeout, and with ``dnat`` CTA_NAT_DST (one address, one port). No
+    status: the kernel confirms the entry, and sets DST_NAT and DST_NAT_DONE for the NAT. NLM_F_CREATE|EXCL:
+    EEXIST when the namespace already holds an entry of the tuple."""
+    body = (NFGENMSG.pack(socket.AF_INET, NFNETLINK_V0, 0)
+            + nested(CTA_TUPLE_ORIG, ct_tuple(src, dst, proto, sport, dport))
+            + nested(CTA_TUPLE_REPLY, ct_tuple(dst, src, proto, dport, sport))
+            + attr(CTA_TIMEOUT, struct.pack("!I", timeout)))
+    if dnat is not None:
+        to, port = dnat
+        body += nested(CTA_NAT_DST, attr(CTA_NAT_V4_MINIP, socket.inet_aton(to)),
+                       nested(CTA_NAT_PROTO, attr(CTA_PROTONAT_PORT_MIN, struct.pack("!H", port)),
+                              attr(CTA_PROTONAT_PORT_MAX, struct.pack("!H", port))))
+    return message(NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW, NLM_F_CREATE | NLM_F_EXCL, body)
 
 
 def ct_dump() -> bytes:
@@ -119,6 +153,7 @@ class CtRecord:
     orig_zone: int | None = None
     reply_zone: int | None = None
     use: int | None = None
+    id: int | None = None  # CTA_ID: which entry of its tuple this is (conntrack -L -o id)
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -174,7 +209,7 @@ def ct_record(m: Msg) -> CtRecord | None:
     return CtRecord(PROTO_NAMES.get(orig[0], "unknown"), orig[0], orig[1], reply[1], be32(CTA_STATUS) or 0,
                     be32(CTA_TIMEOUT), state, be32(CTA_MARK),
                     struct.unpack("!H", zone[:2])[0] if zone and len(zone) >= 2 else None, orig[2], reply[2],
-                    be32(CTA_USE))
+                    be32(CTA_USE), be32(CTA_ID))
 
 
 def ct_tuples(m: Msg) -> tuple[int, dict[str, str], dict[str, str]] | None:

@@ -27,7 +27,7 @@ class Stale:
     netns: str
     flow: str  # "client:port → ClusterIP:port"
     to: str  # the address it is DNATed to
-    filter: tuple[str, ...]  # conntrack -D filter that deletes it
+    filter: tuple[str, ...]  # conntrack -D filter that deletes it (conntrack.delete_matching: over ctnetlink)
 
     def describe(self) -> str:
         return f"a UDP conntrack entry in {self.netns} that DNATs {self.flow} to {self.to}, which is no endpoint"
@@ -85,7 +85,7 @@ def stale_in(netns: str, entries: Tuples, ports: dict[tuple[str, str], set[str]]
 def delete(stale: list[Stale]) -> tuple[list[str], list[str]]:
     """Delete them; (what was done, problems)."""
     done, problems = [], []
-    for s in stale:
-        problems += conntrack.delete_matching(s.netns, [list(s.filter)])
-        done.append(f"deleted {s.describe()}")
+    for ns in dict.fromkeys(s.netns for s in stale):  # one dump and one batch of deletes per node
+        problems += conntrack.delete_matching(ns, [list(s.filter) for s in stale if s.netns == ns])
+    done += [f"deleted {s.describe()}" for s in stale]
     return done, problems
