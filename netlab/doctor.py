@@ -11,11 +11,10 @@ what a lab needs. Each check ends in one of:
     missing or short, but the lab does not need it: tc qdiscs (``tbf`` for
     rate impairments, ``netem`` for delay and jitter: a machine without
     netem, like a kernel built without CONFIG_NET_SCH_NETEM, runs every lab
-    without ``delay:``), ``nft`` and ``tcpdump`` (tests and learners run them, netlab
-    does not; its libpcap compiles ``netlab capture``'s filters), the conntrack
-    tool for a lab without Services (only ``up``'s stale-entry clean-up and
-    ``break conntrack-stale-entry`` run it; ``trace``, ``quiz`` and ``inspect``
-    read conntrack over ctnetlink, the kernel conntrack check), a neighbour
+    without ``delay:``), ``nft``, ``tcpdump`` and the conntrack tool (tests and
+    learners run them, netlab does not; tcpdump's libpcap compiles ``netlab
+    capture``'s filters; netlab reads, deletes and inserts conntrack entries over
+    ctnetlink, the kernel conntrack check), a neighbour
     table smaller than the lab's all-pairs traffic (``netlab probe`` keeps its
     own entries bounded), low free space;
 ``FAIL``
@@ -35,7 +34,7 @@ titles and levels of all checks, netlab/doctor_lines.py's.
 What a lab needs is read from its plan: veth and bridge always, vxlan for a
 ``vxlan`` overlay, br_netfilter for the plan's ``net.bridge.*`` sysctl,
 iptables-restore, conntrack (and nf_tables, for the nft backend) for its NAT
-rules, dnsmasq for the cluster DNS pod, the conntrack tool for Services,
+rules, dnsmasq for the cluster DNS pod,
 the CNI plugins (each asked VERSION, netlab.cni.check) when ``network.cni``
 is not ``builtin``, the kernel's SCTP rules (SCTP_RULES loaded by iptables-restore in the
 throwaway namespace) when a NetworkPolicy has an SCTP port.
@@ -108,7 +107,7 @@ def needs(lab: Lab) -> set[str]:
     if any(r.kind == "nft" and getattr(r, "family", "") == "netdev" for r in plan.resources):
         out |= {"nf_netdev", "nft"}  # impairments' loss: netdev chains (plan/impair.py), written with nft -f
     if lab.services:
-        out.add("conntrack-tool")
+        out.add("conntrack")  # up deletes stale UDP entries over ctnetlink (kernel/conntrack.delete_matching)
     specs = [imp for n in lab.topo.nodes for imp in n.impair.values()]
     specs += [imp for p in lab.topo.pods for imp in p.impair.values()]
     if any(s.rate for s in specs):

@@ -24,11 +24,11 @@ CHECKS = KERNEL + TOOLS + CNI + HOST
 # What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()).
 ALWAYS = {"capabilities", "open-files", "netns", "veth", "bridge", "state-dir"}
 # What some netlab feature uses: plain `netlab doctor` requires all of it.
-EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
-                       "dnsmasq", "state-space", "nft", "cni-plugins"}
+EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "dnsmasq",
+                       "state-space", "nft", "cni-plugins"}
 # Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
 ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats", "exit-status", "state-space", "htb",
-            "tcpdump", "sock_diag"}
+            "tcpdump", "conntrack-tool", "sock_diag"}
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},

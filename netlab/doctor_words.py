@@ -40,11 +40,11 @@ WHY = {
                  "hook drops that share of the frames",
     "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables) and loss impairments; "
            "tests and learners run it too",
-    "conntrack-tool": "netlab up needs it only for a lab with Services (it deletes stale UDP entries), and break "
-                      "conntrack-stale-entry (it inserts one); trace, quiz and inspect read conntrack without it, "
-                      "over the kernel's ctnetlink",
-    "conntrack": "netlab up needs it only for a lab with NAT rules, but trace (any lab), quiz and inspect's conntrack "
-                 "section read the conntrack table through it (ctnetlink)",
+    "conntrack-tool": "netlab itself does not run it (it reads, deletes and inserts conntrack entries over the "
+                      "kernel's ctnetlink), learners and tests do",
+    "conntrack": "netlab up needs it only for a lab with NAT rules or Services (it deletes stale UDP entries), but "
+                 "trace (any lab), quiz and inspect's conntrack section read the conntrack table through it "
+                 "(ctnetlink), and break conntrack-stale-entry inserts an entry through it",
     "tcpdump": "netlab itself does not run it, learners and tests do",
     "sock_diag": "needed only for trace to say what listens where a packet was refused, and inspect's sockets",
     "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",

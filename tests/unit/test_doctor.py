@@ -157,7 +157,8 @@ def test_needs_follow_the_plan():
         <= doctor.needs(DEFAULT)
     assert "vxlan" not in doctor.needs(HOST_GW)  # routes, no overlay device
     assert "dnsmasq" not in doctor.needs(DEFAULT) and "conntrack-tool" not in doctor.needs(DEFAULT)
-    assert {"dnsmasq", "conntrack-tool"} <= doctor.needs(SERVICES)  # the cluster DNS pod, UDP conntrack cleanup
+    assert {"dnsmasq", "conntrack"} <= doctor.needs(SERVICES)  # the cluster DNS pod, UDP conntrack cleanup (ctnetlink)
+    assert "conntrack-tool" not in doctor.needs(SERVICES)  # no lab needs the program: netlab never runs it
     assert not doctor.needs(SERVICES) & {"tbf", "htb", "netem", "nft", "tcpdump"}  # nothing uses them yet
 
 
