@@ -20,10 +20,11 @@ is host-side work that has no plan resource:
 - conntrack: UDP has no connection to close, so a client that keeps sending
   from the same port keeps hitting the conntrack entry DNATed to an endpoint
   that is gone. Like kube-proxy, when an endpoint of a UDP Service port goes
-  away its entries are deleted in every node (``conntrack -D -p udp
-  --orig-dst <ClusterIP> --dst-nat <endpoint>``, and the same for the
-  nodePort), and when a UDP port gets its first endpoint, entries that were
-  rejected before are deleted too.
+  away its entries are deleted in every node (what ``conntrack -D -p udp
+  --orig-dst <ClusterIP> --dst-nat <endpoint>`` deletes, and the same for the
+  nodePort; over ctnetlink, kernel/conntrack.delete_matching), and when a
+  UDP port gets its first endpoint, entries that were rejected before are
+  deleted too.
 
 Interface used by netlab.lab (a feature, netlab/feature.py)::
 
