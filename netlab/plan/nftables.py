@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from ipaddress import IPv4Address, IPv4Network, summarize_address_range
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -248,7 +249,8 @@ class Table:
 
 def listed_rule(text: str) -> str:
     """A rule as kube-proxy writes it -> as the kernel lists it back: a one-element anonymous set
-    ``{ 172.30.0.0/16 }`` is kept as the plain value, and vmap elements are separated by ", "."""
+    ``{ 172.30.0.0/16 }`` is kept as the plain value, vmap elements are separated by ", ", and every prefix is
+    printed as nft prints it (:func:`listed_prefix`: ``{ 203.0.113.10/32 }`` is ``203.0.113.10``)."""
     text = text.replace(" , ", ", ")
     if " { " in text and "vmap {" not in text and "update @" not in text:
         head, _, rest = text.partition(" { ")
@@ -256,8 +258,21 @@ def listed_rule(text: str) -> str:
         if "," not in inner:
             text = f"{head} {inner}{tail}"
         else:  # loadBalancerSourceRanges' set: an interval set, which the kernel lists back merged
-            text = f"{head} {{ {', '.join(listed_intervals(IPv4Network(e) for e in inner.split(', ')))} }}{tail}"
-    return text
+            nets = (IPv4Network(e, strict=False) for e in inner.split(", "))
+            text = f"{head} {{ {', '.join(listed_intervals(nets))} }}{tail}"
+    parts = text.split('"')  # not inside a comment's quotes
+    parts[::2] = [_PREFIX.sub(lambda m: listed_prefix(m.group(0)), p) for p in parts[::2]]
+    return '"'.join(parts)
+
+
+_PREFIX = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}/\d{1,2}(?![\w.])")
+
+
+def listed_prefix(text: str) -> str:
+    """An address prefix as nft lists it back: its host bits cleared (``203.0.113.7/24`` is ``203.0.113.0/24``),
+    a /32 the bare address (nft makes it a plain comparison)."""
+    net = IPv4Network(text, strict=False)
+    return str(net.network_address) if net.prefixlen == 32 else str(net)
 
 
 def listed_intervals(nets: Iterable[IPv4Network]) -> list[str]:

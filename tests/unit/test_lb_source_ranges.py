@@ -135,3 +135,25 @@ def test_adjacent_ranges_are_compared_as_the_one_span_nft_lists_them():
     assert nftables.listed_rule("ip saddr != { 10.0.0.128/25, 10.0.1.0/25 } drop") == \
         "ip saddr != { 10.0.0.128-10.0.1.127 } drop"
     assert nftables.listed_rule("ip saddr != { 10.0.0.0/25, 10.0.0.128/25 } drop") == "ip saddr != { 10.0.0.0/24 } drop"
+
+
+def test_a_lone_32_is_compared_as_the_address_nft_lists_back():
+    """kube-proxy writes one range as a one-element set (``{ 203.0.113.10/32 }``, cidr.String()), which nft makes
+    a plain comparison and lists as the bare address: status compared the /32 and called a fresh lab drifted, and
+    every later up was rolled back (QA q4 #1). What nft 1.0.6 listed back, each in a namespace of its own."""
+    lb = lab("nftables", ranges=["203.0.113.10/32"])
+    table = nftables.kube_proxy_table(lb, lb.node("n1"), services.service_ports(lb), mark="0x4000")
+    fw = "firewall-HVFWP5L3-ns5/svc5/tcp/p80"
+    assert f"add rule ip kube-proxy {fw} ip saddr != {{ 203.0.113.10/32 }} drop" in table.transaction()
+    assert f"rule {fw} 0000 ip saddr != 203.0.113.10 drop" in table.listing()
+    for written, listed in (("ip saddr != { 203.0.113.7/24 } drop", "ip saddr != 203.0.113.0/24 drop"),
+                            ("ip saddr != 203.0.113.10/32 drop", "ip saddr != 203.0.113.10 drop"),
+                            ("ip saddr != 203.0.113.9/30 drop", "ip saddr != 203.0.113.8/30 drop"),
+                            ("ip saddr != { 0.0.0.0/0 } drop", "ip saddr != 0.0.0.0/0 drop"),
+                            ("ip saddr != { 203.0.113.10/32, 203.0.113.10/32 } drop",
+                             "ip saddr != { 203.0.113.10 } drop"),
+                            ("ip saddr != { 203.0.113.7/24, 10.0.0.1 } drop",
+                             "ip saddr != { 10.0.0.1, 203.0.113.0/24 } drop"),
+                            ('ip daddr { 10.96.0.0/12 } drop comment "a/32 1.2.3.4/32"',
+                             'ip daddr 10.96.0.0/12 drop comment "a/32 1.2.3.4/32"')):
+        assert nftables.listed_rule(written) == listed, written
