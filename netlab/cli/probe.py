@@ -49,7 +49,8 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
       another node's pod keeps its address but not its port: Flannel
       masquerades what leaves a node from outside the pod network);
     - Services: ClusterIP from every pod, NodePort on every node from every
-      node and internet host, the LoadBalancer from every internet host, each
+      node and internet host, the LoadBalancer from every internet host (one
+      outside its loadBalancerSourceRanges must be dropped), each
       externalIP from every pod, node and internet host, and
       egress from every pod to every internet host (a temporary echo listener
       answers there during the run); the client address each endpoint saw

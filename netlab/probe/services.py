@@ -11,7 +11,7 @@ plan/services.py and plan/internet.py):
   or is the cluster DNS add-on's pod on 53/UDP; the cluster DNS's port 53 is
   asked a DNS question over both (dnsq.py);
 - NodePort on every node's IP from every node and every internet host;
-- the LoadBalancer IP:port from every internet host;
+- the LoadBalancer IP:port from every internet host (one outside its loadBalancerSourceRanges: dropped);
 - each externalIP:port from every pod, node and internet host (its node DNATs it as its nodePort);
 - for every Service with n >= 2 endpoints that run the echo server, a
   distribution check: ``max(200, 40 n)`` connections from one client pod to the
@@ -100,7 +100,7 @@ class ServiceTarget:
                 "echo": self.echo, "session_affinity": "ClientIP" if self.affinity else "None"}
 
 
-def section(t: ServiceTarget, node_port: int | None = None) -> str:
+def section(t: ServiceTarget, node_port: int | None = None, note: str = "") -> str:
     if t.kind == "ClusterIP":
         what = f"ClusterIP {t.address}"
     elif t.kind == "NodePort":
@@ -111,7 +111,7 @@ def section(t: ServiceTarget, node_port: int | None = None) -> str:
         what = f"LoadBalancer {t.address}:{t.port}"
     tail = "; no endpoints: must be refused" if not t.endpoints else \
         "; nothing listens on targetPort: must be refused" if t.silent else ""
-    return f"svc/{t.service} {t.protocol}/{t.service_port} ({what}{tail})"
+    return f"svc/{t.service} {t.protocol}/{t.service_port} ({what}{tail}{note})"
 
 
 # --- the address a node uses towards a pod ----------------------------------------------
@@ -340,7 +340,8 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
         # The LoadBalancer IP from every internet host.
         if sp.lb_ip is not None and sp.node_port is not None and not isolated:
             t = ServiceTarget(kind="LoadBalancer", address=str(sp.lb_ip), port=sp.port.port, node=None, **base)
-            title = section(t)
+            ranges = ", ".join(str(r) for r in sp.source_ranges)
+            title = section(t, note=f"; loadBalancerSourceRanges {ranges}: other sources dropped" if ranges else "")
             # externalTrafficPolicy Local: the balancer hands each connection only to a node whose health check
             # answers 200, one with an endpoint of its own (plan/internet.py), which keeps the source: the
             # balancer's own masquerade.
@@ -348,7 +349,11 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                           for pod, _, _ in eps_t)
             ldst = Endpoint(name, "service", lb_ns, sp.lb_ip)
             for src in hosts:
-                plan.probes.append(Probe(src, ldst, proto, sp.port.port, reach, reason=reason, section=title,
+                expected, why = reach, reason
+                if ranges and not any(src.ip in r for r in sp.source_ranges):  # the balancer drops it (no reply)
+                    expected, why = False, (f"{src.ip} is outside Service {name}'s loadBalancerSourceRanges "
+                                            f"({ranges}): the lab's balancer drops it, as a cloud's does")
+                plan.probes.append(Probe(src, ldst, proto, sp.port.port, expected, reason=why, section=title,
                                          rules=rules, echo=echo, question=q, svc=t))
             if not hosts:
                 plan.notes.append(f"svc/{name} LoadBalancer {sp.lb_ip}: not probed: the lab has no internet host "

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
+from helpers import in_netns, lab_up, netlab, probe_failures, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -117,3 +117,69 @@ def test_source_ranges_let_the_inside_through_and_drop_the_outside(tmp_path, mod
         netlab("up", "-t", path)
         assert netlab("status", "--lab", name, check=False).returncode == 0
         assert dropped(f"{name}-far")
+
+
+ONE = """\
+name: {name}
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}, {{name: n2}}]
+internet:
+  hosts: [{{name: inside, ip: 203.0.113.10}}, {{name: outside, ip: 203.0.113.11}}]
+pods:
+{pods}services:
+  - name: web
+    type: LoadBalancer
+    selector: {{app: web}}
+    loadBalancerIP: {lb}
+    loadBalancerSourceRanges: [203.0.113.10/32]
+    ports: [{{port: 80, targetPort: 8080}}]
+"""
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_a_single_32_range_is_as_planned_changes_with_up_and_probes_as_expected(tmp_path, mode):
+    """One client address, the commonest loadBalancerSourceRanges (QA q4 #1 and #3). nftables mode: kube-proxy's
+    ``ip saddr != { 203.0.113.10/32 } drop`` is listed back by nft as ``!= 203.0.113.10``; status compared the /32,
+    so a fresh lab was drift and every later up was rolled back (exit 4). Both modes: probe expected the host
+    outside the range answered by the balancer, which drops it as asked (exit 1)."""
+    name = unique_lab("lb")
+    one = "  - {name: web, node: n2, labels: {app: web}}\n"
+    two = one + "  - {name: web2, node: n1, labels: {app: web}}\n"
+    path = write_topology(tmp_path, ONE.format(name=name, mode=mode, lb=LB_IP, pods=one))
+    with lab_up(path, name):
+        n1 = f"{name}-n1"
+        st = netlab("status", "--lab", name, check=False)
+        assert st.returncode == 0, (st.stdout, st.stderr)
+        if mode == "nftables":  # the kernel's own view: a plain comparison with the bare address
+            table = json.loads(in_netns(n1, "nft", "-j", "list", "table", "ip", "kube-proxy", check=True).stdout)
+            (fw,) = [o["rule"] for o in table["nftables"]
+                     if o.get("rule", {}).get("chain", "").startswith("firewall-PFISGYVC-")]
+            assert fw["expr"][0]["match"]["op"] == "!=" and fw["expr"][0]["match"]["right"] == "203.0.113.10", fw
+        else:
+            assert counted(n1, "nat", "-s 203.0.113.10/32 ")[1].startswith("[")
+        assert answered(f"{name}-inside")["pod"] == "web"
+        assert dropped(f"{name}-outside")
+        # An up that changes something (a second endpoint) converges, and status stays clean.
+        write_topology(tmp_path, ONE.format(name=name, mode=mode, lb=LB_IP, pods=two))
+        up = netlab("up", "-t", path, check=False)
+        assert up.returncode == 0, (up.stdout, up.stderr)
+        st = netlab("status", "--lab", name, check=False)
+        assert st.returncode == 0, (st.stdout, st.stderr)
+        if mode == "nftables":
+            listed = in_netns(n1, "nft", "list", "table", "ip", "kube-proxy", check=True).stdout
+            assert "numgen random mod 2 vmap" in listed and "ip saddr != 203.0.113.10 drop" in listed, listed
+        else:
+            nat = in_netns(n1, "iptables-save", "-t", "nat", check=True).stdout
+            assert len(re.findall(r"-A KUBE-SEP-\S+ .*default/web.* -j DNAT", nat)) == 2, nat
+        # probe: the host inside reaches the balancer, the one outside is expected dropped, and is.
+        pr = netlab("probe", "--lab", name, "-o", "json", check=False)
+        report = json.loads(pr.stdout)
+        assert pr.returncode == 0, probe_failures(report)
+        lb = {r["source"]: r for r in report["probes"] if (r.get("service") or {}).get("via") == "LoadBalancer"}
+        assert set(lb) == {"inside", "outside"}, lb
+        assert (lb["inside"]["expected"], lb["inside"]["observed"]) == ("reachable", "reachable"), lb["inside"]
+        out = lb["outside"]
+        assert (out["expected"], out["observed"], out["outcome"]) == ("unreachable", "unreachable", "timeout"), out
+        assert out["reason"].startswith("203.0.113.11 is outside Service web's loadBalancerSourceRanges "
+                                        "(203.0.113.10/32)"), out
+        assert "loadBalancerSourceRanges 203.0.113.10/32: other sources dropped" in out["section"], out

@@ -121,6 +121,35 @@ def test_load_balancer_from_every_internet_host(plan):
     assert p.section == "svc/web-lb tcp/80 (LoadBalancer 203.0.113.100:80)"
 
 
+@pytest.mark.parametrize("ranges, reached", [(["203.0.113.10/32"], {"example"}),
+                                              (["203.0.113.8/31", "198.51.100.0/24"], set()),
+                                              (["203.0.113.10/32", "203.0.113.11/32"], {"example", "other"})])
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_load_balancer_expects_a_host_outside_its_source_ranges_dropped(mode, ranges, reached):
+    """The lab's balancer drops a client outside loadBalancerSourceRanges (kube-proxy would at the node): probe
+    expected every host answered, so a lab doing what its file asks failed (QA q4 #3). The section and the
+    probe's reason say why."""
+    services = [dict(s, loadBalancerSourceRanges=ranges) if s["name"] == "web-lb" else s for s in SVC["services"]]
+    hosts = SVC["internet"]["hosts"] + [{"name": "other", "ip": "203.0.113.11"}]
+    lab = svc_lab(services=services, internet={**SVC["internet"], "hosts": hosts},
+                  cluster={"kubeProxyMode": mode})
+    lb = by(svcs.build(lab), "web-lb", "LoadBalancer")
+    assert {p.source.name for p in lb} == {"example", "other"}
+    assert {p.source.name for p in lb if p.expected} == reached
+    shown = ", ".join(ranges)
+    assert lb[0].section == f"svc/web-lb tcp/80 (LoadBalancer 203.0.113.100:80; loadBalancerSourceRanges {shown}: " \
+        "other sources dropped)"
+    for p in lb:
+        if p.expected:
+            assert p.reason == "service"
+        else:
+            assert p.reason == (f"{p.source.ip} is outside Service web-lb's loadBalancerSourceRanges "
+                                f"({shown}): the lab's balancer drops it, as a cloud's does"), p.reason
+            assert judge(p, Observation(outcome="timeout"), 1.0, None) == []
+    # the NodePorts are not the balancer's: every host still dials them directly
+    assert all(p.expected for p in by(svcs.build(lab), "web-lb", "NodePort"))
+
+
 def test_service_without_endpoints_must_be_refused(plan):
     empty = by(plan, "empty")
     assert empty and all(not p.expected for p in empty)
