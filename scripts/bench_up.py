@@ -2,6 +2,7 @@
 """Benchmark: `up`, `status` and `down` of one node with N pods, beside an `ip -batch` baseline.
 
     sudo .venv/bin/python scripts/bench_up.py [--pods 100 500 1000] [--prefix bn]
+    sudo .venv/bin/python scripts/bench_up.py --pods 500 --cli-up 5   # only the baseline and the CLI's up, 5 rounds
 
 For each lab size, in one run (the machine may be loaded: compare ratios, not seconds):
 
@@ -31,6 +32,12 @@ every process that has a thread in the lab's namespaces, divided by the pods
 MemAvailable from before `up` to after it, divided by the pods (everything:
 namespaces, devices, sockets, processes; noisy on a shared machine).
 
+`--cli-up N`: only the baseline's up and the CLI's `up` (its lab taken down
+after, untimed), N rounds, each with its ratio and the CPU time (user + system)
+of each side's own processes (the `ip` commands; the `netlab up` process, not
+the echo server it leaves running). On a machine shared with other work the
+wall-clock ratio moves with the load; CPU time moves much less.
+
 Prints figures; asserts nothing. Cleans up exactly the labs and namespaces it made
 (`netlab down` of its own labs, `ip netns del` of its own baseline namespaces).
 """
@@ -39,6 +46,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +69,12 @@ def topology(lab: str, pods: int) -> str:
              "nodes:", "  - {name: n1}", "pods:"]
     lines += [f"  - {{name: p{i}, node: n1}}" for i in range(pods)]
     return "\n".join(lines) + "\n"
+
+
+def children_cpu() -> float:
+    """User + system seconds of this process's waited-for children so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def timed(argv: list[str]) -> float:
@@ -115,7 +130,7 @@ def settle(pods: int) -> None:
 # --- the baseline -----------------------------------------------------------------------
 
 
-def bench_ip_batch(prefix: str, pods: int) -> tuple[float, float]:
+def bench_ip_batch(prefix: str, pods: int, cpu: list[float] | None = None) -> tuple[float, float]:
     tag = f"{prefix}i{uuid.uuid4().hex[:5]}"
     node = f"{tag}-n1"
     names = [f"{tag}-p{i}" for i in range(pods)]
@@ -146,12 +161,15 @@ def bench_ip_batch(prefix: str, pods: int) -> tuple[float, float]:
             fh.writelines(f"netns del {n}\n" for n in [node] + names)
         try:
             settle(pods)
+            cpu0 = children_cpu()
             start = time.perf_counter()
             subprocess.run([IP, "-batch", ns_batch], check=True)
             subprocess.run([IP, "-n", node, "-batch", node_batch], check=True)
             for n, path in pod_batches:
                 subprocess.run([IP, "-n", n, "-batch", path], check=True)
             t_up = time.perf_counter() - start
+            if cpu is not None:
+                cpu.append(children_cpu() - cpu0)
             start = time.perf_counter()
             subprocess.run([IP, "-batch", del_batch], check=True)
             return t_up, time.perf_counter() - start
@@ -198,6 +216,28 @@ def bench_cli(prefix: str, pods: int, tmp: str) -> dict:
         return out
     finally:
         lab.down()
+
+
+def bench_cli_up(prefix: str, pods: int, tmp: str, rounds: int) -> None:
+    """The baseline's up and the CLI's `up`, ``rounds`` times: wall and CPU of each, and their ratios."""
+    ratios, cpu_ratios = [], []
+    for i in range(rounds):
+        base_cpu: list[float] = []
+        base_up, _ = bench_ip_batch(prefix, pods, base_cpu)
+        lab = Lab(prefix, pods, tmp)
+        try:
+            settle(pods)
+            cpu0 = children_cpu()
+            up = timed(NETLAB + ["up", "-t", lab.path])
+            cpu = children_cpu() - cpu0
+        finally:
+            lab.down()
+        ratios.append(up / base_up)
+        cpu_ratios.append(cpu / base_cpu[0])
+        print(f"{pods} pods, round {i + 1}: ip -batch up {base_up:.2f} s (CPU {base_cpu[0]:.2f} s), "
+              f"netlab up {up:.2f} s (CPU {cpu:.2f} s): {ratios[-1]:.2f}x wall, {cpu_ratios[-1]:.2f}x CPU", flush=True)
+    print(f"{pods} pods, median of {rounds}: {statistics.median(ratios):.2f}x wall, "
+          f"{statistics.median(cpu_ratios):.2f}x CPU", flush=True)
 
 
 def bench_library(prefix: str, pods: int, tmp: str) -> dict:
@@ -285,6 +325,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--prefix", default="bn", help="lab names start with this (a DNS label; default bn)")
+    parser.add_argument("--cli-up", type=int, metavar="ROUNDS",
+                        help="only the baseline's up and the CLI's up, this many rounds (wall and CPU ratios)")
     parser.add_argument("--pins-here", type=int, nargs=2, help=argparse.SUPPRESS)  # bench_pins' child: pods, mnt
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -294,7 +336,9 @@ def main() -> None:
         return
     bytecode.compile_netlab()  # as setup.sh leaves it
     with tempfile.TemporaryDirectory() as tmp:
-        for pods in args.pods:
+        for pods in args.pods if args.cli_up else ():
+            bench_cli_up(args.prefix, pods, tmp, args.cli_up)
+        for pods in args.pods if not args.cli_up else ():
             base_up, base_down = bench_ip_batch(args.prefix, pods)
             cli = bench_cli(args.prefix, pods, tmp)
             lib = bench_library(args.prefix, pods, tmp)
