@@ -136,13 +136,14 @@ def internal(result: Any) -> Any:
     return _INTERNAL.get(id(result))
 
 
-def same_pods(loaded: Loaded, running: ModelLab) -> None:
-    """A file probed against a running lab (its expectations, edited without `up`) must have the lab's pods at
-    the lab's addresses: a pod it adds would be judged at another pod's address (a false pass)."""
+def same_pods(loaded: Loaded, running: ModelLab, command: str = "probe") -> None:
+    """A file probed against a running lab (its expectations or policies, edited without `up`) must have the lab's
+    pods at the lab's addresses: a pod it adds would be judged at another pod's address (a false pass).
+    ``command``: the one said to check the file so (``probe``, ``policy table``)."""
     have = {p.name: p.ip for p in running.pods}
     for pod in loaded.lab.pods:
         if have.get(pod.name, pod.ip) != pod.ip or pod.name not in have:
             where = f"at {have[pod.name]} in the lab" if pod.name in have else "not in the lab"
             raise UsageError(f"{loaded.origin}: pod {pod.name} ({pod.ip}) is {where} {running.name} that is up: "
-                             f"probe -t FILE checks a file's expectations on the lab as it is; `sudo netlab status "
+                             f"{command} -t FILE checks a file's expectations on the lab as it is; `sudo netlab status "
                              f"-t FILE` shows what `up -t FILE` would change")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -46,6 +46,9 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
 
     What is allowed comes from the policies' meaning alone (netlab's
     evaluator, not the iptables rules it wrote); --probe sends every flow.
+    With -t FILE the policies are the file's, as `probe -t FILE` expects
+    them (edited, no `up` needed): a flow the lab's older version of the
+    file judges otherwise is a mismatch, and a note says so.
     A pod reaching its own address never leaves it (loopback): always allowed.
     A lab with no pods has no table: one line, exit 2 (as `probe` says).
 
@@ -65,7 +68,7 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
     else:
         require_root()
         lab = attached(lab_name, topology)
-        model = lab.model
+        model = lab.model if topology is None else of_file(lab, topology)
         no_pods(model)
         result = policytable.probe(model, timeout=timeout) if send else policytable.evaluate(model)
     if output == "json":
@@ -82,3 +85,29 @@ def no_pods(model: "Lab") -> None:
     if not model.pods:
         raise UsageError(f"nothing to tabulate in lab {model.name}: lab {model.name} has no pods "
                          f"(the table's rows and columns are pods)")
+
+
+def of_file(lab: Any, topology: str) -> "Lab":
+    """The lab as ``topology`` has it, policies and labels, checked on the running ``lab`` (the same pods at the
+    same addresses, as ``probe -t FILE``): the table judges the kernel by the file's policies, edited or not. A
+    running lab whose policies judge a flow otherwise (an older version of the file, not `up` since) is said in a
+    note on stderr, with the `up` that applies the file."""
+    from netlab.api.internals import same_pods
+    from netlab.errors import display_path
+    from netlab.probe.policytable import evaluate
+    from netlab.realize.state import replaces, up_command
+
+    running = lab.model
+    loaded = lab._loaded_for(topology)
+    same_pods(loaded, running, "policy table")
+    mine = {(f.src, f.dst, f.proto, f.port): f.allowed for f in evaluate(running).flows}
+    other = [f for f in evaluate(loaded.lab).flows
+             if mine.get((f.src, f.dst, f.proto, f.port), f.allowed) != f.allowed]
+    if other:
+        first = other[0]
+        flows = f"{len(other)} flows" if len(other) > 1 else "1 flow"
+        click.echo(f"netlab: note: lab {running.name} runs other policies than {display_path(topology)}: {flows} "
+                   f"judged otherwise (first: {first.src} -> {first.dst} {first.proto}/{first.port}, "
+                   f"{'allowed' if first.allowed else 'denied'} by the file); the table judges the file's; "
+                   f"`{up_command(topology, replaces(lab.state(), topology))}` applies them", err=True)
+    return loaded.lab
