@@ -131,8 +131,11 @@ def _at_most_two(types: list[str]) -> list[str]:
 
 
 class NetworkPolicySpec(Model):
-    pod_selector: LabelSelector = Field(alias="podSelector", description="Pods of the policy's namespace it applies "
-                                                                         "to; {} selects all of them.")
+    # Optional, as the API server takes it (a non-pointer LabelSelector; kubernetes/kubernetes#131354): left out,
+    # it is the empty selector, all the pods of the policy's namespace.
+    pod_selector: LabelSelector = Field(default_factory=LabelSelector, alias="podSelector",
+                                        description="Pods of the policy's namespace it applies to; {} (or no "
+                                                    "podSelector) selects all of them.")
     ingress: list[NetworkPolicyIngressRule] | None = None
     egress: list[NetworkPolicyEgressRule] | None = None
     policy_types: Annotated[list[PolicyType], AfterValidator(_at_most_two)] | None = Field(None, alias="policyTypes")
