@@ -141,8 +141,9 @@ class Lab(LabChecks, PodActions):
             refuse_replacing(loaded, state, cli=loaded.origin != DICT_SOURCE)  # a dict: the pytest plugin's way in
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
         served = as_served(loaded.lab, load_state(loaded.lab.name))  # its Completed/Error pods are no endpoints
-        warnings = list(done.warnings) + service_notes(served) + policy_notes(loaded.lab.topo.network_policies)
-        warnings += match_notes(loaded.lab)
+        warnings = list(done.warnings)
+        # validate's notes, said as validate says them (netlab.cli.topology): notes, not warnings
+        notes = service_notes(served) + policy_notes(loaded.lab.topo.network_policies) + match_notes(loaded.lab)
         budget = neighbour_budget_warning(loaded.lab)
         if budget:
             warnings.append(budget)
@@ -153,7 +154,7 @@ class Lab(LabChecks, PodActions):
         lab.last_up = R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                                  removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
                                  operations=done.operations, warnings=tuple(warnings),
-                                 failed=tuple(done.failed))
+                                 failed=tuple(done.failed), notes=tuple(notes))
         return lab
 
     @classmethod

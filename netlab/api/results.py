@@ -83,6 +83,9 @@ class UpResult:
     # Containers that could not start, one line each ("pod a container main: could not start: ..."): the lab
     # is up (its network as planned), its workload is not as asked; `netlab up` then exits 1, as `status` does.
     failed: tuple[str, ...] = ()
+    # What the topology asks for that is valid and probably not meant (a policy that selects no pod, a Service
+    # without endpoints), one line each: validate's notes, said by up as validate says them (`netlab: note:`).
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

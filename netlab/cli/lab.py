@@ -12,7 +12,7 @@ from netlab import api
 from netlab.api.jsonio import to_json
 from netlab.cli.base import attached, cli, require_root
 from netlab.cli.options import TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, lab_from_env, lab_options
-from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, print_json, warn
+from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, note, print_json, warn
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, plural, table
@@ -141,6 +141,7 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
     result = lab.last_up
     assert result is not None
     warn(result.warnings)
+    note(result.notes)  # as validate says them
     if output == "json":
         print_json(to_json(result))
         exit_if_failed(result.failed)

@@ -104,6 +104,13 @@ def warn(lines: Sequence[str]) -> None:
         click.echo(f"netlab: warning: {line}", err=True)
 
 
+def note(lines: Sequence[str]) -> None:
+    """What is valid and probably not meant (validate's notes, up's), one a line on stderr, whatever -o is, as
+    :func:`warn` says warnings."""
+    for line in lines:
+        click.echo(f"netlab: note: {line}", err=True)
+
+
 def exit_if_failed(failed: Sequence[str]) -> None:
     """Containers that could not start (UpResult.failed) after a command that ran an ``up`` of the lab (``up``,
     ``impair``): the lab stays up (its network is as planned, and rolling it back would take what works with

@@ -9,7 +9,7 @@ import click
 from netlab.api.args import PROBE_TIMEOUT
 from netlab.cli.base import attached, cli, require_root
 from netlab.cli.options import Seconds, lab_options
-from netlab.cli.output import output_option, print_json
+from netlab.cli.output import note, output_option, print_json
 from netlab.errors import UsageError
 
 if TYPE_CHECKING:
@@ -106,8 +106,8 @@ def of_file(lab: Any, topology: str) -> "Lab":
     if other:
         first = other[0]
         flows = f"{len(other)} flows" if len(other) > 1 else "1 flow"
-        click.echo(f"netlab: note: lab {running.name} runs other policies than {display_path(topology)}: {flows} "
-                   f"judged otherwise (first: {first.src} -> {first.dst} {first.proto}/{first.port}, "
-                   f"{'allowed' if first.allowed else 'denied'} by the file); the table judges the file's; "
-                   f"`{up_command(topology, replaces(lab.state(), topology))}` applies them", err=True)
+        note([f"lab {running.name} runs other policies than {display_path(topology)}: {flows} judged otherwise "
+              f"(first: {first.src} -> {first.dst} {first.proto}/{first.port}, "
+              f"{'allowed' if first.allowed else 'denied'} by the file); the table judges the file's; "
+              f"`{up_command(topology, replaces(lab.state(), topology))}` applies them"])
     return loaded.lab

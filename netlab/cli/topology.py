@@ -8,7 +8,7 @@ import click
 
 from netlab.cli.base import cli
 from netlab.cli.options import TOPOLOGY_FILE, TOPOLOGY_HELP
-from netlab.cli.output import output_option, print_json, warn
+from netlab.cli.output import output_option, note, print_json, warn
 from netlab.errors import EnvironmentNotReady, NetlabError, Problem, TopologyError, display_path
 
 if TYPE_CHECKING:
@@ -67,8 +67,7 @@ def validate(topology: str | None, output: str) -> None:
     else:
         click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
                    f"(lab {lab.name}: {loaded.counts()})")
-    for line in notes:  # on stderr with -o json too, as a command's warnings (cli.output.warn)
-        click.echo(f"netlab: note: {line}", err=True)
+    note(notes)  # on stderr with -o json too, as a command's warnings (cli.output.warn), as up says them
     if missing:
         raise SystemExit(missing[0].exit_code)
 

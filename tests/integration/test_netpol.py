@@ -65,7 +65,7 @@ def test_case_matches_hand_truth_table(lab, case):
     applied = apply(lab, case["policies"])
     assert applied.status().ok, applied.status().drift  # the kernel holds the rules as planned
     if "ipv6" in case["name"]:  # valid, and matching nothing here: up says so
-        assert any("is IPv6, which matches nothing in this IPv4 lab" in w for w in applied.last_up.warnings)
+        assert any("is IPv6, which matches nothing in this IPv4 lab" in n for n in applied.last_up.notes)
     table = probed(applied)
     want = expected(case)
     assert len(table.flows) == len(want) == 324

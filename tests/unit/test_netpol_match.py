@@ -143,8 +143,9 @@ def test_validate_notes_them(tmp_path):
     assert as_json.stderr == proc.stderr  # on stderr whatever -o is, as up's warnings (test_json_warnings.py)
 
 
-def test_up_warns_of_them(tmp_path, monkeypatch):
-    """`up` on the fake kernel: the library's UpResult and the CLI's stderr carry the note."""
+def test_up_notes_them_as_validate_does(tmp_path, monkeypatch):
+    """`up` on the fake kernel: the library's UpResult and the CLI's stderr carry the note, in validate's word (and
+    the README's): it said `netlab: warning:`, and a script grepping for one word missed the other."""
     path = tmp_path / "t.yaml"
     path.write_text(HEAD + "networkPolicies:\n" + MISTAKE)
 
@@ -155,8 +156,11 @@ def test_up_warns_of_them(tmp_path, monkeypatch):
     monkeypatch.setattr("netlab.api.lifecycle.up", fake_up)
     proc = run_cli("up", "-t", str(path))
     assert proc.returncode == 0 and "lab pnm is up" in proc.stdout, proc
-    assert f"netlab: warning: {SAID} (x/web matches" in proc.stderr, proc.stderr
+    assert f"netlab: note: {SAID} (x/web matches" in proc.stderr and "warning" not in proc.stderr, proc.stderr
+    as_json = run_cli("up", "-t", str(path), "-o", "json")
+    assert as_json.stderr == proc.stderr and [n for n in json.loads(as_json.stdout)["notes"] if n.startswith(SAID)]
     from netlab import api
 
     again = api.Lab.up_loaded(load(str(path)))
-    assert again.last_up is not None and [w for w in again.last_up.warnings if w.startswith(SAID)]
+    assert again.last_up is not None and [n for n in again.last_up.notes if n.startswith(SAID)]
+    assert not [w for w in again.last_up.warnings if w.startswith(SAID)]
