@@ -78,7 +78,7 @@ services:
 def test_a_service_selecting_pods_of_another_namespace_only_is_up_without_endpoints_and_refused(labs):
     """Service y/web selecting app=web, the app=web pods in x: up refused it (exit 2). Kubernetes accepts it and
     the Service has no endpoints (a Service selects pods of its own namespace): kube-proxy's REJECT answers it,
-    up says why in a warning, and probe expects it refused."""
+    up says why in a note, and probe expects it refused."""
     name = labs.name("hdn")
     _, proc = labs.up(f"""name: {name}
 nodes: [{{name: n1}}]
@@ -89,7 +89,7 @@ pods:
 services:
   - {{name: web, namespace: y, selector: {{app: web}}, clusterIP: 10.96.0.20, ports: [{{port: 80, targetPort: 8080}}]}}
 """)
-    assert ("netlab: warning: service y/web port 80/TCP: no pod of namespace y has the labels app=web (x/w1 "
+    assert ("netlab: note: service y/web port 80/TCP: no pod of namespace y has the labels app=web (x/w1 "
             "matches, in other namespaces: a Service selects pods of its own namespace only): no endpoints, so "
             "kube-proxy rejects its connections") in proc.stderr, proc.stderr
     filter_rules = in_netns(f"{name}-n1", "iptables-save", "-t", "filter", check=True).stdout
