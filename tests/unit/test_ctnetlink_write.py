@@ -102,6 +102,23 @@ def test_a_nodeport_filter_matches_any_address_and_dst_nat_alone_any_dnat():
     assert not exact.matches(entry(src="10.244.1.6"))
 
 
+
+def test_a_reply_tuple_filter_matches_the_reply_as_kube_proxys_reply_src_does():
+    """kube-proxy's cleanup filters by the reply's source (pkg/proxy/conntrack/cleanup.go, filterForIPPortNAT): for an
+    entry never DNATed, the Service address itself; up's filter for it names the whole original tuple too."""
+    never = entry(status=1 << 3, to="10.96.0.10")  # sent before the Service's rules: the reply from the ClusterIP
+    f = parse("-p", "udp", "--orig-src", "10.244.1.5", "--orig-port-src", "40000", "--orig-dst", "10.96.0.10",
+              "--orig-port-dst", "53", "--reply-src", "10.96.0.10")
+    assert f.matches(never) and not f.matches(entry()) and not f.matches(entry(to="10.96.0.10", sport="40001"))
+    assert parse("-p", "udp", "-r", "10.244.0.99").matches(entry()) and not parse("-r", "10.96.0.10").matches(entry())
+    assert parse("-p", "udp", "-q", "10.244.1.5", "--reply-port-src", "53", "--reply-port-dst", "40000").matches(
+        entry())
+    assert not parse("-p", "udp", "--reply-port-dst", "40001").matches(entry())
+    with pytest.raises(ValueError):
+        parse("--reply-port-src", "53")  # a port without a protocol, as conntrack(8) says
+    with pytest.raises(ValueError):
+        parse("-p", "udp", "--reply-src", "10.96.0")
+
 def test_each_matching_entry_is_deleted_once_in_the_dumps_order():
     a, b, c = entry(sport="1"), entry(sport="2", to="10.244.0.98"), entry(sport="3")
     both = [KUBE_PROXY, parse("-p", "udp", "--orig-port-src", "1")]
