@@ -24,7 +24,8 @@ is host-side work that has no plan resource:
   --orig-dst <ClusterIP> --dst-nat <endpoint>`` deletes, and the same for the
   nodePort; over ctnetlink, kernel/conntrack.delete_matching), and when a
   UDP port gets its first endpoint, entries that were rejected before are
-  deleted too.
+  deleted too; and every ``up`` deletes the entries of a served UDP port that
+  were never DNATed (sent before the Service existed: services/stale.py).
 
 Interface used by netlab.lab (a feature, netlab/feature.py)::
 
@@ -313,7 +314,8 @@ def start(lab: Lab, state: LabState, early: netns_files.EarlyWrite | None = None
         done += sync_resolv(lab, state, rec)
         done += hosts.sync(lab, state, rec)  # the kubelet's managed /etc/hosts of every pod
         done += sync_conntrack(lab, rec)
-        actions, problems = stale.delete(stale.find(lab))  # entries an endpoint change left (netlab break)
+        # entries an endpoint change left (netlab break), and those a client made before its Service had endpoints
+        actions, problems = stale.delete(stale.find(lab))
         done.actions += actions
         done.problems += problems
     finally:
@@ -396,7 +398,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     from netlab.services import flannel_files, stale
 
     out = flannel_files.drift(lab, state)
-    out += [f"conntrack: {s.describe()}; up deletes it" for s in stale.find(lab)]
+    out += [f"conntrack: {s.describe()}; up deletes it" for s in stale.find(lab) if s.dnat]  # un-DNATed: up's alone
     ip = dns_ip(lab)
     rec = _normalized(state.extra.get(RECORD))  # read only: status saves nothing
     for pod in lab.pods:

@@ -1,4 +1,4 @@
-"""Stale UDP conntrack entries: a Service flow still DNATed to an address that is no endpoint.
+"""Stale UDP conntrack entries: a Service flow still DNATed to an address that is no endpoint, or never DNATed.
 
 kube-proxy deletes the UDP entries of an endpoint it removes (UDP has no
 connection to end, so an entry lives as long as its client keeps sending).
@@ -9,6 +9,16 @@ in a node whose original destination is a Service port (its ClusterIP, its
 balancer's IP or an externalIP, with the port; or any address with its
 nodePort) and whose reply comes from an address that is not one of that port's
 endpoints.
+
+That takes in an entry that was never DNATed (its reply comes from its original
+destination): one a client made before the Service existed or had endpoints
+(kube-proxy's rules were not there to DNAT it: it went out the default route, or
+to a node's own address where nothing listens on the nodePort). Its flow keeps
+it, so a client that keeps its source port never reaches the endpoints.
+kube-proxy deletes it once the port has a serving endpoint (a port without any
+it leaves alone), and so does ``up``; ``status`` does not name it (kube-proxy's
+rules are right, and a packet sent to an address nothing listens on, such as
+127.0.0.1's nodePort in nftables mode, leaves one too).
 """
 
 from __future__ import annotations
@@ -28,8 +38,12 @@ class Stale:
     flow: str  # "client:port → ClusterIP:port"
     to: str  # the address it is DNATed to
     filter: tuple[str, ...]  # conntrack -D filter that deletes it (conntrack.delete_matching: over ctnetlink)
+    dnat: bool = True  # False: never DNATed (``to`` is the original destination), made before the Service's rules
 
     def describe(self) -> str:
+        if not self.dnat:
+            return (f"a UDP conntrack entry in {self.netns} that keeps {self.flow} un-DNATed (made before the Service "
+                    "had endpoints)")
         return f"a UDP conntrack entry in {self.netns} that DNATs {self.flow} to {self.to}, which is no endpoint"
 
 
@@ -68,17 +82,23 @@ Tuples = list[tuple[dict[str, str], dict[str, str]]]
 
 
 def stale_in(netns: str, entries: Tuples, ports: dict[tuple[str, str], set[str]]) -> list[Stale]:
-    """The entries (original, reply tuples) that DNAT a Service port to an address none of its endpoints has
-    (a Service IP's port, else any address's nodePort: ``("*", nodePort)`` in ``ports``)."""
+    """The entries (original, reply tuples) of a Service port (a Service IP's port, else any address's nodePort:
+    ``("*", nodePort)`` in ``ports``) whose reply comes from no endpoint of it: DNATed to another address, or never
+    DNATed (the reply from the original destination) while the port has endpoints, as kube-proxy's cleanup deletes
+    both (``--reply-src`` not a serving endpoint)."""
     out = []
     for orig, reply in entries:
         eps = ports.get((orig["dst"], orig["dport"]), ports.get(("*", orig["dport"])))
-        if eps is None or reply["src"] == orig["dst"] or reply["src"] in eps:
-            continue  # not a Service flow, not DNATed, or DNATed to an endpoint
+        if eps is None or reply["src"] in eps:
+            continue  # not a Service flow, or DNATed to an endpoint
+        dnat = reply["src"] != orig["dst"]
+        if not dnat and not eps:
+            continue  # never DNATed, and the port has no endpoint to send it to: kube-proxy leaves it
+        exact = ("-p", "udp", "--orig-src", orig["src"], "--orig-port-src", orig["sport"],
+                 "--orig-dst", orig["dst"], "--orig-port-dst", orig["dport"])
         out.append(Stale(netns, f"{orig['src']}:{orig['sport']} → {orig['dst']}:{orig['dport']}",
                          f"{reply['src']}:{reply['sport']}",
-                         ("-p", "udp", "--orig-src", orig["src"], "--orig-port-src", orig["sport"],
-                          "--orig-dst", orig["dst"], "--orig-port-dst", orig["dport"], "--dst-nat", reply["src"])))
+                         exact + (("--dst-nat", reply["src"]) if dnat else ("--reply-src", reply["src"])), dnat))
     return out
 
 

@@ -114,3 +114,55 @@ def test_an_external_ips_a_balancers_and_a_node_ports_entries_are_stale_as_the_c
     filters = conntrack_deletions(set(), {(*next(iter(gone))[:3], ep, 53)}, {("10.96.0.53", 53, 30053)},
                                   udp_frontends(lab))
     assert ["-p", "udp", "--orig-dst", "198.51.100.7", "--orig-port-dst", "53"] in filters
+
+
+def test_an_entry_never_dnated_is_stale_once_its_port_has_an_endpoint():
+    """kube-proxy's cleanup deletes a UDP entry to a Service address whose reply comes from no serving endpoint:
+    one made before the Service existed or had endpoints was never DNATed (the reply from the address itself) and
+    keeps its client off the endpoints. Its Service port going from no endpoints to some (0→n) makes it stale; with
+    none (n→0) kube-proxy leaves it; n→m takes the entries DNATed to the endpoint that went, not the new one's."""
+    never = (flow("10.244.1.2", "10.96.0.10", 40003, 53), flow("10.96.0.10", "192.168.122.3", 53, 40003))
+    to_node = (flow("10.244.1.2", "192.168.122.3", 40004, 30053), flow("192.168.122.3", "10.244.1.2", 30053, 40004))
+    served = {("10.96.0.10", "53"): {"10.244.0.4"}, ("*", "30053"): {"10.244.0.4"}}
+    s, n = stale_in("lab-n2", [never, to_node, GOOD, OTHER], served)  # 0→n: the ClusterIP's, the nodePort's
+    assert not s.dnat and s.to == "10.96.0.10:53"
+    assert s.describe() == ("a UDP conntrack entry in lab-n2 that keeps 10.244.1.2:40003 → 10.96.0.10:53 "
+                            "un-DNATed (made before the Service had endpoints)")
+    assert s.filter == ("-p", "udp", "--orig-src", "10.244.1.2", "--orig-port-src", "40003", "--orig-dst",
+                        "10.96.0.10", "--orig-port-dst", "53", "--reply-src", "10.96.0.10")
+    assert not n.dnat and n.filter[-4:] == ("--orig-port-dst", "30053", "--reply-src", "192.168.122.3")
+    # n→0: no endpoint to send it to; kube-proxy's REJECT answers the next packet of a new flow, this one it leaves
+    assert stale_in("lab-n2", [never, to_node], {k: set() for k in served}) == []
+    # n→m: the entry DNATed to the endpoint that went is stale (its --dst-nat filter), the new endpoint's is not
+    old = (flow("10.244.1.2", "10.96.0.10", 40005, 53), flow("10.244.0.9", "10.244.1.2", 53, 40005))
+    (gone,) = stale_in("lab-n2", [old, GOOD], {("10.96.0.10", "53"): {"10.244.0.4"}})
+    assert gone.dnat and gone.filter[-2:] == ("--dst-nat", "10.244.0.9")
+
+
+def test_up_deletes_an_entry_never_dnated_and_status_does_not_name_it(monkeypatch):
+    """up deletes every stale entry (services.lifecycle.start); status names only those DNATed to no endpoint:
+    kube-proxy's rules are right, and a packet to an address where nothing listens leaves such an entry too."""
+    from test_services_plan import lab_of
+
+    from netlab.kernel.ctfilter import CtFilter
+    from netlab.kernel.nfnl import CtRecord
+    from netlab.services import flannel_files, hosts, lifecycle, stale
+
+    never = (flow("10.244.1.2", "10.96.0.10", 40003, 53), flow("10.96.0.10", "192.168.122.3", 53, 40003))
+    found = stale_in("lab-n2", [STALE, never], PORTS | {("10.96.0.10", "53"): {"10.244.0.4"}})
+    monkeypatch.setattr(stale, "find", lambda lab: found)
+    lab = lab_of({"name": "st", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1"}]})
+    monkeypatch.setattr(flannel_files, "drift", lambda lab, state: [])
+    monkeypatch.setattr(hosts, "drift", lambda lab, rec: [])
+
+    class State:
+        extra: dict = {}
+
+    lines = [line for line in lifecycle.drift(lab, State()) if line.startswith("conntrack: ")]
+    assert lines == [f"conntrack: {found[0].describe()}; up deletes it"]
+    deleted = []
+    monkeypatch.setattr(stale.conntrack, "delete_matching", lambda ns, filters: deleted.extend(filters) or [])
+    actions, problems = stale.delete(found)
+    assert problems == [] and actions == [f"deleted {s.describe()}" for s in found]
+    record = CtRecord("udp", 17, never[0], never[1], 1 << 3, 30)
+    assert [CtFilter.parse(f).matches(record) for f in deleted] == [False, True]
