@@ -6,6 +6,12 @@ NetworkPolicies' filter rules) only where ``net.bridge.bridge-nf-call-iptables``
 with 0 (or without the module) the bridge switches it past all of them. So a row of a frame switched from port to
 port (pod to pod on one node through cni0; the underlay's br0; the internet's inet0) says which, as the row of a
 bridge handing a frame for its own MAC up to its IP layer does.
+
+It does so only for a frame that came into the bridge through one of its ports (br_nf_pre_routing sets the
+frame's nf_bridge info there). A frame the namespace's own IP layer sends out of the bridge device (a packet it
+routed in from flannel.1 or eth0, or one of its own) passed the IP hooks once as a routed or local packet (FORWARD
+or OUTPUT, then POSTROUTING) before the bridge got it: it never passes NF_BR_FORWARD, and br_nf_post_routing
+returns at once for a frame without nf_bridge info, so no iptables hook runs on it again while it is bridged.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 SYSCTL = "net.bridge.bridge-nf-call-iptables"
 ON = "br_netfilter (bridge-nf-call-iptables = 1)"
 OFF = "bridge-nf-call-iptables = 0: no iptables while bridged"
+# The iptables hooks br_netfilter runs on a frame while it is bridged, as a row's fact ``bridge_hooks``
+PORT_TO_PORT = ["PREROUTING", "FORWARD", "POSTROUTING"]
 
 
 def command(ns: str) -> str:
@@ -27,3 +35,13 @@ def switched(on: bool) -> str:
                 "masquerade, the filter table's rules; nft's ip tables too) on the frame while it is bridged")
     return (f"the bridge switches the frame past iptables PREROUTING, FORWARD and POSTROUTING (no conntrack, no "
             f"DNAT, no filter rule; nor nft's ip tables) ({OFF})")
+
+
+def from_stack(routed: bool, bridge: str) -> str:
+    """What a frame the namespace's own IP layer sends out of ``bridge`` meets on it, for a row's end (``routed``:
+    a packet it forwarded, else one of its own), whatever bridge-nf-call-iptables says."""
+    hooks = "FORWARD" if routed else "OUTPUT"
+    what = "routed the packet" if routed else "sent its own packet"
+    return (f"the IP layer {what} out of {bridge}, and iptables {hooks} and POSTROUTING ran on it there, once; "
+            f"the frame did not come into {bridge} by a port, so br_netfilter runs no iptables hook on it while it "
+            f"is bridged (no PREROUTING, FORWARD or POSTROUTING again)")

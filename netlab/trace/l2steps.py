@@ -6,7 +6,7 @@ wrong on the link (a nolearning VXLAN device without Flannel's static entry,
 nobody answering, the pod's bridge port down or disabled). The bridge half:
 the FDB names the port behind a MAC (or the frame is flooded), a frame goes
 back out its ingress port only in hairpin mode, br_netfilter's POSTROUTING
-runs on the bridge, and a port that is down, not forwarding (the kernel
+runs on the bridge (for a frame that came in by a port: brnf.py), and a port that is down, not forwarding (the kernel
 disables a port without carrier: its veth peer is down) or too small for the
 frame stops it.
 """
@@ -122,11 +122,19 @@ class L2Steps(WalkParts):
         return (f"{where} is in state {state}, not forwarding (set by hand or by STP): the bridge forwards nothing "
                 f"to or from it", f"bridge -n {ns} link set dev {port} state forwarding")
 
-    def _bridge_forward(self, ns: str, bridge: LinkFacts, mac: str, ingress: str | None) -> State | Walk:
-        """A frame switched by ``bridge`` towards ``mac``: which port (FDB), then that port's veth peer."""
+    def _bridge_forward(self, ns: str, bridge: LinkFacts, mac: str, ingress: str | None,
+                        routed: bool = False) -> State | Walk:
+        """A frame switched by ``bridge`` towards ``mac``: which port (FDB), then that port's veth peer.
+
+        ``ingress``: the port the frame came in by; None: the namespace's own IP layer sends it out of the bridge
+        device (``routed``: a packet it forwarded, else its own), and br_netfilter runs no iptables hook on it."""
         links = self.k.links(ns)
         cmd = f"bridge -n {ns} fdb show br {bridge.name}"
-        nf, sysctl = f"; {brnf.switched(self.k.bridge_nf(ns))}", brnf.command(ns)  # said on every switched frame
+        on = self.k.bridge_nf(ns)
+        # said on every switched frame: whether iptables runs on it while bridged
+        nf = f"; {brnf.switched(on) if ingress is not None else brnf.from_stack(routed, bridge.name)}"
+        sysctl = brnf.command(ns)
+        hooks = brnf.PORT_TO_PORT if ingress is not None and on else []
         entries = [e for e in self.k.fdb(ns) if e.master == bridge.name and e.lladdr.lower() == mac.lower()]
         if entries:
             port = entries[0].dev
@@ -177,9 +185,10 @@ class L2Steps(WalkParts):
         # The port takes at most its MTU; a veth's peer drops a frame bigger than its own as it arrives.
         big = faults.too_big(links[port], size, ns, bridge.name, (ns, port)) or (
             faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, port, peer) if peer else None)
-        self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}{nf}", [cmd, sysctl],
-                      self._obs(ns, port, "out"), big[0] if big else None, big[1] if big else None,
-                      port=port, lladdr=mac, bridge=bridge.name, hairpin=True if hair else None)
+        self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}{nf}",
+                      [cmd] + ([sysctl] if ingress is not None else []), self._obs(ns, port, "out"),
+                      big[0] if big else None, big[1] if big else None, port=port, lladdr=mac, bridge=bridge.name,
+                      hairpin=True if hair else None, bridge_hooks=hooks)
         if big:
             return self._stop(big[0])
         if peer is None:

@@ -154,7 +154,7 @@ class RouteSteps(WalkParts):
         if link.kind == "bridge":
             # Bridged DNAT: the frame never left the bridge, it goes on from the port it came in on.
             ingress = self._port_in if self._unseen == (ns, link.name) else None
-            return self._bridge_forward(ns, link, mac, ingress=ingress)
+            return self._bridge_forward(ns, link, mac, ingress=ingress, routed=iif is not None)
         return self._leave(ns, oif, mac)
 
     def _source(self, ns: str, dst: str) -> str | Walk:
