@@ -235,7 +235,7 @@ def where(hops: list[Any], lost_at: int) -> tuple[str, str, Packet] | None:
     arrived = next((o.ifname for o in seen if o.direction == "in"), None)
     if any(h.kind == "deliver" for h in rows):
         place = "input"
-    elif arrived is not None or any(h.kind == "route" and "(forwarded)" in h.decision for h in rows):
+    elif arrived is not None or any(h.kind == "route" and h.facts.get("iif") for h in rows):
         place = "forward"
     else:
         place = "output"

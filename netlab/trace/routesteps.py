@@ -130,13 +130,18 @@ class RouteSteps(WalkParts):
                           oif=oif)
         else:
             fwd = " (forwarded)" if iif else ""
+            bridged = iif is not None and self._unseen == (ns, oif)
+            if bridged:  # br_nf_pre_routing_finish's lookup after its DNAT: bridged_dnat, no ip_forward
+                fwd = (f" (br_netfilter's lookup after the DNAT at the bridge port: the new destination is behind "
+                       f"{oif} too, so the frame goes back into the bridge; it is not IP-forwarded, and its TTL is "
+                       f"not decremented)")
             fix = None
             if astray is not None:
                 problem, fix = astray
             self.rows.add(ns, oif, "route", f"route get {before.dst} →{via} dev {oif}{src}{fwd}{matched}",
                           [cmd] + ([f"ip -n {ns} route"] if astray else []), self._obs(ns, oif, "out"), problem,
                           fix, oif=oif, gateway=ans.gateway, prefsrc=ans.prefsrc, matched=ans.matched, iif=iif,
-                          astray=astray is not None or None)
+                          astray=astray is not None or None, bridged_dnat=bridged or None)
         if snat is not None:
             old, hit = snat
             text, commands, facts = self._snat_row(ns, hit, old)
