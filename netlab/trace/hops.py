@@ -59,6 +59,7 @@ class Walk:
     final: Flow | None = None  # the flow as it arrived
     end_netns: str | None = None
     reason: str | None = None
+    source: str | None = None  # the address the first namespace's socket sent from, before any NAT
 
 
 @dataclass(frozen=True)

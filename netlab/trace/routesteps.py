@@ -16,6 +16,7 @@ from typing import Any
 
 from netlab.trace import faults, strayroutes
 from netlab.trace.facts import RouteFacts, RouteFailure
+from netlab.trace.flow import Flow
 from netlab.trace.hops import Walk
 from netlab.trace.states import FrameIn, State
 from netlab.trace.walkparts import WalkParts
@@ -161,6 +162,24 @@ class RouteSteps(WalkParts):
             ingress = self._port_in if self._unseen == (ns, link.name) else None
             return self._bridge_forward(ns, link, mac, ingress=ingress, routed=iif is not None)
         return self._leave(ns, oif, mac)
+
+    def _source_row(self, ns: str, f: Flow) -> None:
+        """The row of the route lookup that picked a socket's source address, where nat OUTPUT then DNATs its
+        packet (a node reaching a Service): the kernel routes by the address the socket sent to, takes the route's
+        preferred source, and keeps it when it routes the packet again by the new destination (a masquerade in
+        POSTROUTING may change it later)."""
+        cmd = f"ip -n {ns} route get {f.dst}"
+        try:
+            ans = self.k.route_get(ns, f.dst)
+        except RouteFailure:
+            return  # the walk goes on by the new destination; only the source's lookup is not shown
+        via = f" via {ans.gateway}" if ans.gateway else ""
+        dev = f" dev {ans.oif}" if ans.oif else ""
+        self.rows.add(ns, ans.oif or "-", "route",
+                      f"route get {f.dst} →{via}{dev} src {ans.prefsrc or f.src}: the source address {f.src} the "
+                      f"socket sends from, picked by the route to the address it sent to (before nat OUTPUT's "
+                      f"DNAT; the packet is then routed by its new destination and keeps this source)",
+                      [cmd], None, prefsrc=ans.prefsrc, source=f.src, source_route=True)
 
     def _source(self, ns: str, dst: str) -> str | Walk:
         """The source address the kernel picks for a socket here sending to ``dst``."""

@@ -231,8 +231,10 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     fverdict, back, bverdict = inputdrop.judge(kernel, fwd, back, fverdict, bverdict, input_before, input_after,
                                                planned_filter, sent.reply, arrived, lm.planned_nft)
     # The source address is the one the kernel picked for this destination: a node sends to a pod from flannel.1's
-    # or cni0's address, not its underlay one (the first row that a capture can see has it).
-    picked = next((h.observe.flow.src for h in fwd.hops if h.observe is not None and h.observe.flow.src), src.ip)
+    # or cni0's address, not its underlay one; to a Service, from the route to the ClusterIP's (before the DNAT and
+    # a masquerade: the walk's source, not the address a capture sees leaving).
+    picked = fwd.source or next((h.observe.flow.src for h in fwd.hops if h.observe is not None and h.observe.flow.src),
+                                src.ip)
     result = TraceResult(
         lab=lab.name, src={**src.to_json(), "ip": picked}, dst=dst.to_json(), proto=proto, port=port,
         marker=sent.marker.decode(),

@@ -63,6 +63,7 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps):
         self._unseen = None
         self._port_in = None
         self._fragments = 0
+        self.source: str | None = None  # the address the socket sent from (the kernel's pick, or the flow's)
 
     def _wire_size(self) -> int:
         """The size the next device meets: the IP length with each encapsulation, or its fragments'."""
@@ -111,8 +112,10 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps):
         device it leaves by: the kernel routes it (by the original destination), OUTPUT DNATs it, then routes it
         again by the new one, and sends it out of that route's device, which the next route row names. A packet
         dropped before that leaves by the device ``ip route get`` picks for its original destination."""
-        first = [h for h in self.rows.hops[:next((i for i, h in enumerate(self.rows.hops) if h.device != "-"),
-                                                 len(self.rows.hops))] if h.netns == ns]
+        hops = self.rows.hops
+        # the row of the lookup that picked the socket's source (before a DNAT) names its own device
+        end = next((i for i, h in enumerate(hops) if h.device != "-" and not h.facts.get("source_route")), len(hops))
+        first = [h for h in hops[:end] if h.netns == ns and not h.facts.get("source_route")]
         if not first:
             return
         out = next((h.facts["oif"] for h in self.rows.hops if h.netns == ns and h.facts.get("oif")), None)
@@ -133,7 +136,10 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps):
             if isinstance(src, Walk):
                 return src
             self.flow = f.with_src(src, f.sport)
+        self.source = self.flow.src
         new, row = self._prerouting(ns, None)  # OUTPUT: a node reaching a Service is DNATed here
+        if new is not None and new.dst != self.flow.dst:
+            self._source_row(ns, self.flow)  # the lookup that picked the source, by the destination before the DNAT
         dropped = self._emit_nat(row)
         if dropped is not None:
             return dropped
@@ -157,4 +163,6 @@ def walk(kernel: Kernel, lab: LabMap, netns: str, flow: Flow, role: str = "reque
     """``size``: the packet's IP length when it matters (a full-size echo); 0: small, never too big."""
     w = Walker(kernel, lab, role=role, direction=direction)
     w.size = size
-    return w.walk(netns, flow)
+    out = w.walk(netns, flow)
+    out.source = w.source
+    return out
