@@ -34,7 +34,7 @@ NODE_MASK_RANGE = (16, 28, "nodeMask prefix lengths")
 AFFINITY_TIMEOUT_RANGE = (1, 86400, "ClientIP affinity timeouts (seconds, at most a day)")
 AFFINITY_TIMEOUT_DEFAULT = 10800  # v1.DefaultClientIPServiceAffinitySeconds (3 h)
 RANGES: dict[str, tuple[int, int, str]] = {
-    "port": PORT_RANGE, "containerPort": PORT_RANGE,
+    "port": PORT_RANGE, "containerPort": PORT_RANGE, "hostPort": PORT_RANGE,
     "nodePort": NODE_PORT_RANGE, "vni": VNI_RANGE, "mtu": MTU_RANGE, "nodeMask": NODE_MASK_RANGE,
     "timeoutSeconds": AFFINITY_TIMEOUT_RANGE,
 }

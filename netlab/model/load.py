@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from netlab.errors import Problem, TopologyError
 from netlab.model.checks import check_topology
+from netlab.model import hostports
 from netlab.model.cniconf import ConflistError, read_conflist
 from netlab.model.diagnostics import problems_from_validation, topology_error
 from netlab.model.files import Unreadable, read_regular
@@ -167,9 +168,15 @@ def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[t
     bin_dir = os.path.normpath(os.path.join(base, cni.bin_dir))
     problems: list[tuple[tuple, str]] = []
     try:
-        read_conflist(conflist)
+        net = read_conflist(conflist)
     except ConflistError as exc:
         problems.append((("network", "cni", "conflist"), str(exc)))
+    else:
+        where = hostports.first_host_port(topo)
+        if where is not None and not hostports.declares(net.plugins):
+            problems.append((where, f"hostPort needs a CNI plugin with the portMappings capability, and no plugin "
+                                    f"of {conflist} declares it; add portmap with \"capabilities\": "
+                                    "{\"portMappings\": true}"))
     if not os.path.isdir(bin_dir):
         problems.append((("network", "cni", "binDir"), f"{bin_dir}: no such directory"))
     elif (why := untrusted(bin_dir)) is not None:

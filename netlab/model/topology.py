@@ -96,6 +96,15 @@ class ContainerPort(Model):
     name: PortName | None = Field(None, description="Optional port name, unique within the pod, that a Service's "
                                                     "targetPort or a policy's port may give instead of the number "
                                                     "(IANA_SVC_NAME: at most 15 characters).")
+    host_port: Port | None = Field(
+        None, alias="hostPort",
+        description="Port on the pod's node that leads to this port (Kubernetes' hostPort): the runtime hands it "
+                    "to the CNI plugins that declare the portMappings capability (portmap DNATs <node IP>:hostPort "
+                    "to the pod). Needs network.cni {conflist: FILE} with such a plugin; one node's pods may not "
+                    "share a hostPort of one protocol.")
+    host_ip: Ip | None = Field(None, alias="hostIP",
+                               description="With hostPort only: the node address the hostPort is on (all of the "
+                                           "node's addresses when absent).")
 
 
 class Container(Model):

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from netlab.errors import UsageError
 from netlab.model.cniconf import Conflist, ConflistError, at_least, parse_conflist, read_conflist
+from netlab.model.hostports import port_mappings
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model import naming
 from netlab.model.naming import NETNS_DIR  # where ip-netns(8) and netlab.kernel.netns mount it: CNI_NETNS
@@ -213,11 +214,12 @@ def args_text(args: list[tuple[str, str]]) -> str:
 
 
 def capability_args(lab: Lab, pod: PodInfo, planned_ip: IPv4Address) -> dict[str, Any]:
-    """What the runtime has for each capability: the planned address, MAC, ports, the node's pod CIDR."""
+    """What the runtime has for each capability: the planned address, MAC, the pod's host ports (containerd's
+    toCNIPortMappings, model/hostports.py; [] when it has none), the node's pod CIDR."""
     node = lab.node(pod.node)
     return {"ips": [f"{planned_ip}/{node.pod_cidr.prefixlen}"],
             "mac": pod.mac,
-            "portMappings": [],  # no pod declares a hostPort
+            "portMappings": port_mappings(pod.spec),
             "ipRanges": [[{"subnet": str(node.pod_cidr)}]]}
 
 
@@ -344,8 +346,12 @@ def _conflist_makes(lab: Lab, node: NodeInfo, pod: PodInfo, caps: dict[str, Any]
         asks.append(f"runtimeConfig.ips {caps['ips'][0]}")
     if "ipRanges" in declared:
         asks.append(f"the node's range {node.pod_cidr} in runtimeConfig.ipRanges")
+    maps = [f"{m['hostIP'] or node.ip}:{m['hostPort']}/{m['protocol']} to {m['containerPort']}"
+            for m in caps["portMappings"]] if "portMappings" in declared else []
+    ports = [f"{', '.join(p['type'] for p in net.plugins if (p.get('capabilities') or {}).get('portMappings') is True)}"
+             f": host ports of {node.netns} to the pod (runtimeConfig.portMappings): {', '.join(maps)}"] if maps else []
     return [f"loopback: lo up in {pod.netns} (127.0.0.1/8)",
-            f"{', '.join(net.types)}: {POD_IF} in {pod.netns} with an address ({'; '.join(asks)})",
+            f"{', '.join(net.types)}: {POD_IF} in {pod.netns} with an address ({'; '.join(asks)})", *ports,
             f"the result names {POD_IF}'s address; netlab uses it for Services, probe and trace, and the plugins' "
             + ("CHECK judges what they made" if at_least(net.cni_version, "0.4.0") else
                f"cached result is what netlab holds the pod to (cniVersion {net.cni_version} has no CHECK)")]

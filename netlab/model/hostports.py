@@ -1,0 +1,79 @@
+"""A container port's ``hostPort``: a port on the pod's node that leads to the pod, as Kubernetes has it.
+
+The kubelet hands a pod's host ports to the runtime, and containerd's CRI
+plugin hands them to the CNI plugins that declare the ``portMappings``
+capability (``toCNIPortMappings``): one entry per container port with a
+hostPort, the protocol in lower case, and the hostIP as written ("" when none)::
+
+    runtimeConfig.portMappings: [{"hostPort": 8081, "containerPort": 8080, "protocol": "tcp", "hostIP": ""}]
+
+The portmap plugin then DNATs <node address>:hostPort to the pod (its
+CNI-HOSTPORT-DNAT chain in the node's nat table). Nothing else maps them: a
+node whose plugins do not declare the capability ignores hostPort (a known
+Kubernetes surprise), so netlab refuses hostPort where no plugin would get it:
+netlab's builtin pod network and the reference list (Flannel's bridge, whose
+portmap netlab does not run), and a conflist whose plugins do not declare
+``portMappings`` (netlab.model.load). Pure.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import Any
+
+from netlab.model.location import Loc
+from netlab.model.topology import CniConflist, Pod, Topology
+
+CAPABILITY = "portMappings"
+ANY = IPv4Address("0.0.0.0")  # hostIP absent or 0.0.0.0: every address of the node
+
+
+def port_mappings(pod: Pod) -> list[dict[str, Any]]:
+    """``runtimeConfig.portMappings`` of a pod, in container and port order, as containerd builds it."""
+    return [{"hostPort": p.host_port, "containerPort": p.container_port, "protocol": p.protocol.lower(),
+             "hostIP": str(p.host_ip) if p.host_ip is not None else ""}
+            for c in pod.containers for p in c.ports if p.host_port is not None]
+
+
+def declares(plugins: Any) -> bool:
+    """Whether a conflist's plugins (a list of objects) declare the portMappings capability."""
+    return any(isinstance(p, dict) and isinstance(p.get("capabilities"), dict)
+               and p["capabilities"].get(CAPABILITY) is True for p in plugins)
+
+
+def first_host_port(topo: Topology) -> Loc | None:
+    """Where the topology's first hostPort is, for a conflist that does not declare the capability."""
+    return next((("pods", i, "containers", j, "ports", k, "hostPort") for i, pod in enumerate(topo.pods)
+                 for j, c in enumerate(pod.containers) for k, p in enumerate(c.ports) if p.host_port is not None),
+                None)
+
+
+def check_host_ports(topo: Topology) -> list[tuple[Loc, str]]:
+    """hostIP only with a hostPort; hostPort only where a CNI plugin gets it; no two of one node's pods on one
+    hostPort, protocol and address (the scheduler's NodePorts filter: 0.0.0.0 overlaps every address)."""
+    out: list[tuple[Loc, str]] = []
+    taken: dict[tuple[str, int, str], list[tuple[IPv4Address, str]]] = {}
+    cni = topo.network.cni
+    for i, pod in enumerate(topo.pods):
+        for j, c in enumerate(pod.containers):
+            for k, p in enumerate(c.ports):
+                loc: Loc = ("pods", i, "containers", j, "ports", k)
+                if p.host_port is None:
+                    if p.host_ip is not None:
+                        out.append((loc + ("hostIP",), "hostIP names the node address of a hostPort; give "
+                                                       "hostPort too, or remove hostIP"))
+                    continue
+                if not isinstance(cni, CniConflist):
+                    out.append((loc + ("hostPort",),
+                                f"hostPort needs a CNI plugin with the portMappings capability (portmap), and "
+                                f"network.cni {cni} runs none; use network.cni {{conflist: FILE}} with portmap"))
+                    continue
+                addr = p.host_ip if p.host_ip is not None else ANY
+                key = (pod.node, p.host_port, p.protocol)
+                other = next((who for a, who in taken.get(key, []) if ANY in (a, addr) or a == addr), None)
+                if other is not None:
+                    out.append((loc + ("hostPort",),
+                                f"hostPort {p.host_port}/{p.protocol} on node {pod.node!r} is already taken by "
+                                f"pod {other!r}; one node's pods cannot share a host port"))
+                taken.setdefault(key, []).append((addr, pod.name))
+    return out

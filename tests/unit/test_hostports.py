@@ -1,0 +1,116 @@
+"""A container port's hostPort (and hostIP): the topology takes them, refuses them where no CNI plugin would get
+them, and the runtime hands them to the plugins that declare portMappings, as containerd's CRI plugin does
+(``toCNIPortMappings``: one entry per port with a hostPort, the protocol in lower case, the hostIP as written)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import located_problems
+from netlab.cni import conf as C
+from netlab.model.cniconf import read_conflist
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.plan.cniadd import add_steps
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schema" / "topology.schema.json").read_text("utf-8"))
+BRIDGE = {"type": "bridge", "bridge": "cni0", "isGateway": True, "capabilities": {"ipRanges": True},
+          "ipam": {"type": "host-local"}}
+PORTMAP = {"type": "portmap", "capabilities": {"portMappings": True}}
+
+
+def topo(tmp_path: Path, pods: str, plugins: list | None = (BRIDGE, PORTMAP), cni: str | None = None) -> str:
+    if plugins is not None:
+        (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "hp",
+                                                           "plugins": list(plugins)}))
+        (tmp_path / "bin").mkdir(exist_ok=True)
+    cni = cni or "{conflist: net.conflist, binDir: bin}"
+    return (f"name: hpt\nnetwork: {{mode: host-gw, cni: {cni}}}\n"
+            "nodes: [{name: n1, ip: 192.168.122.10}, {name: n2}]\npods:\n" + pods)
+
+
+WEB = ("  - name: web\n    node: n1\n    containers:\n      - name: c\n        ports:\n"
+       "          - {containerPort: 8080, hostPort: 18080}\n"
+       "          - {containerPort: 53, protocol: UDP, hostPort: 1053, hostIP: 192.168.122.10}\n"
+       "          - {containerPort: 9000}\n")
+
+
+def lab_of(tmp_path: Path, text: str):
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    return resolve(load_topology(str(path)))
+
+
+def test_the_runtime_hands_portmap_the_pods_host_ports_as_containerd_does(tmp_path):
+    lab = lab_of(tmp_path, topo(tmp_path, WEB + "  - {name: other, node: n2}\n"))
+    web, other = lab.pod("web"), lab.pod("other")
+    mappings = [{"hostPort": 18080, "containerPort": 8080, "protocol": "tcp", "hostIP": ""},
+                {"hostPort": 1053, "containerPort": 53, "protocol": "udp", "hostIP": "192.168.122.10"}]
+    caps = C.capability_args(lab, web, web.ip)
+    assert caps["portMappings"] == mappings
+    assert C.capability_args(lab, other, other.ip)["portMappings"] == []  # containerd: none when no hostPort
+    # The JSON each plugin gets on stdin: portmap declares the capability, bridge does not.
+    net = read_conflist(str(tmp_path / "net.conflist"))
+    stdin = [json.loads(json.dumps(C.build_one_config(net, p, None, caps))) for p in net.plugins]
+    assert "runtimeConfig" not in stdin[0] or "portMappings" not in stdin[0]["runtimeConfig"]
+    assert stdin[1]["runtimeConfig"] == {"portMappings": mappings}
+    # netlab plan says it too, and what portmap is to make.
+    step = next(s for s in add_steps(lab, str(tmp_path / "bin")) if s.pod == "web")
+    assert step.to_json()["runtimeConfig"]["portmap"] == {"portMappings": mappings}
+    assert ("portmap: host ports of hpt-n1 to the pod (runtimeConfig.portMappings): 192.168.122.10:18080/tcp to "
+            "8080, 192.168.122.10:1053/udp to 53") in step.expected
+
+
+@pytest.mark.parametrize("pods, cni, plugins, want", [
+    (WEB, "builtin", None, (10, "pods[0].containers[0].ports[0].hostPort",
+                            "hostPort needs a CNI plugin with the portMappings capability (portmap), and network.cni "
+                            "builtin runs none; use network.cni {conflist: FILE} with portmap")),
+    (WEB, "reference", None, (10, "pods[0].containers[0].ports[0].hostPort",
+                              "hostPort needs a CNI plugin with the portMappings capability (portmap), and "
+                              "network.cni reference runs none; use network.cni {conflist: FILE} with portmap")),
+    (WEB, None, [BRIDGE], (10, "pods[0].containers[0].ports[0].hostPort", "hostPort needs a CNI plugin with the "
+                           "portMappings capability, and no plugin of {dir}/net.conflist declares it; add portmap "
+                           "with \"capabilities\": {\"portMappings\": true}")),
+    ("  - {name: a, node: n1, containers: [{name: c, ports: [{containerPort: 80, hostIP: 192.168.122.10}]}]}\n",
+     None, [BRIDGE, PORTMAP], (5, "pods[0].containers[0].ports[0].hostIP",
+                               "hostIP names the node address of a hostPort; give hostPort too, or remove hostIP")),
+    ("  - {name: a, node: n1, containers: [{name: c, ports: [{containerPort: 80, hostPort: 80}]}]}\n"
+     "  - {name: b, node: n1, containers: [{name: c, ports: [{containerPort: 81, hostPort: 80, "
+     "hostIP: 192.168.122.10}]}]}\n",
+     None, [BRIDGE, PORTMAP], (6, "pods[1].containers[0].ports[0].hostPort",
+                               "hostPort 80/TCP on node 'n1' is already taken by pod 'a'; one node's pods cannot "
+                               "share a host port")),
+    ("  - {name: a, node: n1, containers: [{name: c, ports: [{containerPort: 80, hostPort: 0}]}]}\n",
+     None, [BRIDGE, PORTMAP], (5, "pods[0].containers[0].ports[0].hostPort", None)),
+])
+def test_a_host_port_no_plugin_would_get_is_refused_in_one_located_line(tmp_path, pods, cni, plugins, want):
+    problems = located_problems(topo(tmp_path, pods, plugins, cni), tmp_path)
+    assert len(problems) == (2 if pods == WEB and plugins is None else 1), problems
+    line, field, message = problems[0]
+    assert (line, field) == want[:2], problems
+    if want[2] is not None:
+        assert message == want[2].replace("{dir}", str(tmp_path)), problems
+    else:
+        assert "1" in message and "65535" in message, problems
+
+
+def test_host_ports_that_do_not_clash_are_taken(tmp_path):
+    pods = ("  - {name: a, node: n1, containers: [{name: c, ports: [{containerPort: 80, hostPort: 80}, "
+            "{containerPort: 80, protocol: UDP, hostPort: 80}]}]}\n"  # another protocol
+            "  - {name: b, node: n2, containers: [{name: c, ports: [{containerPort: 80, hostPort: 80}]}]}\n"  # node
+            "  - {name: c, node: n1, containers: [{name: c, ports: [{containerPort: 80, hostPort: 81, "
+            "hostIP: 192.168.122.10}]}]}\n"
+            "  - {name: d, node: n1, containers: [{name: c, ports: [{containerPort: 80, hostPort: 81, "
+            "hostIP: 127.0.0.1}]}]}\n")  # another address
+    assert located_problems(topo(tmp_path, pods), tmp_path) == []
+
+
+def test_the_schema_has_host_port_and_host_ip():
+    props = SCHEMA["$defs"]["ContainerPort"]["properties"]
+    port = next(s for s in props["hostPort"]["anyOf"] if s.get("type") == "integer")
+    assert (port["minimum"], port["maximum"]) == (1, 65535)
+    assert {"type": "string", "format": "ipv4"} in props["hostIP"]["anyOf"]
+    assert SCHEMA["$defs"]["ContainerPort"].get("additionalProperties") is False
