@@ -32,7 +32,8 @@ How a container runtime calls a CNI plugin (what netlab does for network.cni: re
                   IP=<the pod's planned address>, which static IPAM and bash-bridge take)
     stdin         the plugin's entry of the conflist, plus the list's "name" and "cniVersion",
                   "prevResult" (the previous plugin's result: chaining), and "runtimeConfig"
-                  for the capabilities the plugin declares (ips, mac, portMappings, ipRanges)
+                  for the capabilities the plugin declares (ips, mac, portMappings: the
+                  pod's hostPorts, ipRanges, bandwidth: its bandwidth annotations)
     stdout        ADD: a result {"cniVersion", "interfaces", "ips", "routes", "dns"};
                   an error: exit code != 0 and {"code", "msg", "details"}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from netlab.model import clusterdns, naming, nodeports
+from netlab.model.bandwidth import check_bandwidth
 from netlab.model.hostports import check_host_ports
 from netlab.model.impair import POD_INTERFACES, node_interfaces
 from netlab.model.addressing import allocate
@@ -34,7 +35,7 @@ def check_topology(topo: Topology) -> list[tuple[Loc, str]]:
     out += _check_expectations(topo)
     out += _check_kernel_names(topo)
     out += _check_impairments(topo)
-    out += check_host_ports(topo)
+    out += check_host_ports(topo) + check_bandwidth(topo)
     if not names and not cidrs:  # allocation needs sane names and CIDRs
         addressing, problems = allocate(topo)
         out += problems

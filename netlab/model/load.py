@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from netlab.errors import Problem, TopologyError
 from netlab.model.checks import check_topology
-from netlab.model import hostports
+from netlab.model import bandwidth, hostports
 from netlab.model.cniconf import ConflistError, read_conflist
 from netlab.model.diagnostics import problems_from_validation, topology_error
 from netlab.model.files import Unreadable, read_regular
@@ -177,6 +177,11 @@ def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[t
             problems.append((where, f"hostPort needs a CNI plugin with the portMappings capability, and no plugin "
                                     f"of {conflist} declares it; add portmap with \"capabilities\": "
                                     "{\"portMappings\": true}"))
+        where = bandwidth.first_annotation(topo)
+        if where is not None and not bandwidth.declares(net.plugins):
+            problems.append((where, f"{where[-1]} needs a CNI plugin with the bandwidth capability, and no plugin "
+                                    f"of {conflist} declares it; add bandwidth with \"capabilities\": "
+                                    "{\"bandwidth\": true}"))
     if not os.path.isdir(bin_dir):
         problems.append((("network", "cni", "binDir"), f"{bin_dir}: no such directory"))
     elif (why := untrusted(bin_dir)) is not None:

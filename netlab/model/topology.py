@@ -127,6 +127,10 @@ class Pod(Model):
                           "in the cluster DNS <hostname>.<subdomain>.<namespace>.svc.cluster.local (a StatefulSet's "
                           "pods behind their headless Service), and so do its SRV records and the pod's PTR.")
     labels: dict[LabelKey, LabelValue] = Field({}, description="Labels that Service selectors match.")
+    annotations: dict[LabelKey, StrictStr] = Field(
+        {}, description="The pod's annotations. kubernetes.io/ingress-bandwidth and kubernetes.io/egress-bandwidth "
+                        "(bits per second: 10M, 1Mi) go to the CNI plugins that declare the bandwidth capability, "
+                        "as containerd hands them over (network.cni {conflist: FILE} only); netlab reads no other.")
     containers: list[Container] = Field([], description="Processes sharing the pod's network namespace; "
                                                         "none means one echo server on 8080/TCP.")
     restart_policy: Literal["Always", "OnFailure", "Never"] = Field(

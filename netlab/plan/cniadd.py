@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from netlab.errors import UsageError
 from netlab.model.cniconf import Conflist, ConflistError, at_least, parse_conflist, read_conflist
+from netlab.model.bandwidth import pod_bandwidth
 from netlab.model.hostports import port_mappings
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model import naming
@@ -215,12 +216,15 @@ def args_text(args: list[tuple[str, str]]) -> str:
 
 def capability_args(lab: Lab, pod: PodInfo, planned_ip: IPv4Address) -> dict[str, Any]:
     """What the runtime has for each capability: the planned address, MAC, the pod's host ports (containerd's
-    toCNIPortMappings, model/hostports.py; [] when it has none), the node's pod CIDR."""
+    toCNIPortMappings, model/hostports.py; [] when it has none), the node's pod CIDR, and its bandwidth
+    annotations' rates when it has them."""
     node = lab.node(pod.node)
-    return {"ips": [f"{planned_ip}/{node.pod_cidr.prefixlen}"],
+    caps = {"ips": [f"{planned_ip}/{node.pod_cidr.prefixlen}"],
             "mac": pod.mac,
             "portMappings": port_mappings(pod.spec),
             "ipRanges": [[{"subnet": str(node.pod_cidr)}]]}
+    shaping = pod_bandwidth(pod.spec)  # containerd: only for a pod annotated so (model/bandwidth.py)
+    return caps if shaping is None else {**caps, "bandwidth": shaping}
 
 
 def runtime_config(plugin: dict[str, Any], capabilities: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 The runtime hands portmap ``runtimeConfig.portMappings`` as containerd does; portmap DNATs <node IP>:hostPort to
 the pod in the node's nat table (CNI-HOSTPORT-DNAT, a CNI-DN-<hash> chain of the pod's), and its DEL, with the
 same mappings, takes the pod's chain out. Before hostPort, every pod got ``"portMappings": []`` and portmap made
-nothing.
+nothing. The bandwidth annotations reach the bandwidth plugin the same way (runtimeConfig.bandwidth).
 """
 
 from __future__ import annotations
@@ -77,5 +77,43 @@ def test_a_host_port_reaches_the_pod_through_portmap_and_its_del_takes_it_out(la
     assert len(dels) == 1 and dels[0]["stdin"]["runtimeConfig"] == adds[0]["stdin"]["runtimeConfig"], dels
     gone = in_netns(f"{lab}-n2", "socat", "-T", "5", "-u", f"TCP:{n1_ip}:18080,connect-timeout=5", "-")
     assert gone.returncode != 0, gone
+    netlab("down", "--lab", lab)
+    assert not lab_namespaces(lab)
+
+
+def test_bandwidth_annotations_reach_the_bandwidth_plugin_as_containerd_hands_them(labs, tmp_path):
+    """kubernetes.io/ingress-bandwidth and egress-bandwidth: the bandwidth plugin gets the rates (bits per second,
+    the burst at its maximum) and shapes the pod: a tbf on its host veth (traffic to the pod), one on its ifb
+    (traffic from it). A pod without them gets no bandwidth, and no tbf."""
+    conflist = {**CONFLIST, "name": "bandwidth-net", "plugins": [
+        CONFLIST["plugins"][0], {"type": "bandwidth", "capabilities": {"bandwidth": True}}]}
+    (tmp_path / "hp.conflist").write_text(json.dumps(conflist))
+    lab = labs.name("hp")
+    labs.up(f"""name: {lab}
+network: {{mode: host-gw, cni: {{conflist: hp.conflist}}}}
+nodes: [{{name: n1, podCIDR: 10.244.0.0/24}}]
+pods:
+  - {{name: a, node: n1, annotations: {{kubernetes.io/ingress-bandwidth: 2M, kubernetes.io/egress-bandwidth: 1Mi}}}}
+  - {{name: b, node: n1}}
+""")
+    n1 = f"{lab}-n1"
+    calls = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)["calls"]
+    given = {c["pod"]: c["stdin"].get("runtimeConfig") for c in calls if c["plugin"] == "bandwidth"}
+    assert given == {"a": {"bandwidth": {"ingressRate": 2000000, "ingressBurst": 4294967295, "egressRate": 1048576,
+                                         "egressBurst": 4294967295}}, "b": None}, given
+    tbf = {q["dev"]: q["options"]["rate"] for q in json.loads(subprocess.run(
+        ["tc", "-n", n1, "-j", "qdisc", "show"], check=True, capture_output=True, text=True).stdout)
+        if q["kind"] == "tbf"}
+
+    def host_veth(pod: str) -> str:
+        peer = json.loads(subprocess.run(["ip", "-n", f"{lab}-{pod}", "-j", "link", "show", "eth0"], check=True,
+                                         capture_output=True, text=True).stdout)[0]["link_index"]
+        links = json.loads(subprocess.run(["ip", "-n", n1, "-j", "link"], check=True, capture_output=True,
+                                          text=True).stdout)
+        return next(link["ifname"] for link in links if link["ifindex"] == peer)
+
+    a_veth = host_veth("a")
+    assert tbf.pop(a_veth) == 2000000 // 8, tbf  # tc's rate in bytes per second
+    assert list(tbf.values()) == [1048576 // 8] and host_veth("b") not in tbf, tbf  # a's ifb only
     netlab("down", "--lab", lab)
     assert not lab_namespaces(lab)
