@@ -177,7 +177,7 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
             else:
                 todo.append(pod)
             continue
-        found = _check_pod(rt_, lab, pod, prec)
+        found = _changed(rt_, lab, pod, prec)
         if found:
             said = _safe_detach(rt_, lab.name, prec, pod.name, None)
             if said:
@@ -292,14 +292,40 @@ class Changed:
 
     by_check: bool
     why: str
+    spec: bool = False  # neither: the topology changed what the pod's plugins are given (_respecified)
 
     def reattach_reason(self) -> str:
+        if self.spec:
+            return self.why
         return f"CHECK said: {self.why}" if self.by_check else f"{NO_CHECK}: {self.why}"
 
     def drift_line(self, pod: str) -> str:
+        if self.spec:
+            return f"cni: pod {pod}: {self.why}; up re-attaches it"
         if self.by_check:
             return f"cni: CHECK of pod {pod} failed: {self.why}"
         return f"cni: pod {pod}: {NO_CHECK}: {self.why}"
+
+
+# What a pod's spec hands its plugins beside its address (which readdressed says): a pod whose spec changed is a new
+# pod in Kubernetes (ports and annotations make a new sandbox), so up DELs it with what it was given and ADDs it again.
+RESPEC = (("portMappings", "hostPorts", []), ("bandwidth", "bandwidth annotations", None))
+
+
+def _respecified(lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
+    was = prec.get("capabilityArgs")
+    if not isinstance(was, dict):
+        return None
+    now = C.capability_args(lab, pod, lab.addressing.pod_ip[pod.name])
+    names = [(key, name) for key, name, none in RESPEC if was.get(key, none) != now.get(key, none)]
+    if not names:
+        return None
+    return Changed(False, f"the topology changed its {' and '.join(n for _, n in names)} (runtimeConfig."
+                          f"{', '.join(k for k, _ in names)}) since its plugins were given them", spec=True)
+
+
+def _changed(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
+    return _respecified(lab, pod, prec) or _check_pod(rt_, lab, pod, prec)
 
 
 def _check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
@@ -414,7 +440,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             if prec is None or prec.get("phase") != "added":
                 out.append(f"cni: pod {pod.name} is not attached through CNI (up attaches it)")
                 continue
-            checks[pod.name] = pool.submit(_check_pod, rt_, lab, pod, prec)
+            checks[pod.name] = pool.submit(_changed, rt_, lab, pod, prec)
         for name, fut in checks.items():
             found = fut.result()
             if found:
