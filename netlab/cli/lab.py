@@ -35,8 +35,9 @@ if TYPE_CHECKING:
                    "built-in default lab is made. Default: $NETLAB_LAB (with neither: see above).")
 @WAIT_OPTION
 @click.option("--reconfigure", is_flag=True,
-              help="Replace a running lab of the same name that was brought up from another file. Not with "
-                   "--watch: replace the lab first, then watch it.")
+              help="Replace a running lab of the same name that was brought up from another file; re-attach "
+                   "the CNI pods attached with another config than the conflist has now (DEL with theirs, then "
+                   "ADD). Not with --watch: replace the lab first, then watch it.")
 @click.option("--watch", is_flag=True,
               help="Then keep the lab converged until Ctrl-C or SIGTERM (exit 0): re-apply the file when it "
                    "changes (a running lab picked by --lab, $NETLAB_LAB or as the only one up: its saved "

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.cni import conf as C
+from netlab.cni import edited
+from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
 from netlab.cni.invoke import TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
 from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records
@@ -53,12 +55,6 @@ def cni_dir(lab_name: str) -> str:
 
 def log_path(lab_name: str) -> str:
     return os.path.join(lab_dir(lab_name, create=False), "cni", "calls.jsonl")
-
-
-def host_local_dir(lab_name: str, node: str) -> str:
-    """host-local's leases on a node (a real node's /var/lib/cni/networks, on its own disk): inside the lab's state
-    directory, gone with it (never the machine's /var/lib/cni)."""
-    return os.path.join(lab_dir(lab_name), "cni", "networks", node)
 
 
 def runtime(lab_name: str, bin_dirs: list[str], timeout: float) -> Runtime:
@@ -164,6 +160,9 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
     failures: list[str] = []
     if only is None:
         _delete_removed(rt_, lab, state, records, out)
+    # Pods attached with another config than now's (up --reconfigure: a plain up refused them, cni/edited.py)
+    stale = set(edited.stale(lab, state)) if only is None else set()
+    previous: dict[str, dict[str, Any]] = {}  # a re-attached pod's record: what a failed ADD restores
     for pod in [p for p in lab.pods if only is None or p.netns in only]:
         prec = records.get(pod.name)
         if prec is None or prec.get("phase") == DELETED:
@@ -177,15 +176,18 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
             else:
                 todo.append(pod)
             continue
-        found = _changed(rt_, lab, pod, prec)
-        if found:
+        why = edited.reattach_reason(lab) if pod.name in stale else None
+        found = None if why else _changed(rt_, lab, pod, prec)
+        why = why or (found.reattach_reason() if found else None)
+        if why:
             said = _safe_detach(rt_, lab.name, prec, pod.name, None)
             if said:
-                failures.append(f"{said[0]}; so pod {pod.name} was not re-attached ({found.reattach_reason()}): "
+                failures.append(f"{said[0]}; so pod {pod.name} was not re-attached ({why}): "
                                 f"it keeps its attachment, and the next up or down runs DEL again")
                 continue
             todo.append(pod)
-            out.actions.append(f"re-attached pod {pod.name} through CNI ({found.reattach_reason()})")
+            previous[pod.name] = dict(prec)
+            out.actions.append(f"re-attached pod {pod.name} through CNI ({why})")
     if todo:
         try:
             for pod in todo:
@@ -197,10 +199,16 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
             note_devices(state, prec["node_netns"],
                          [d for raw, _ in prec["networks"] for d in C.kept_devices(parse_conflist(_text(raw)))])
         state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
-        failures += _add_all(rt_, lab, state, todo, records, out)
+        failures += _add_all(rt_, lab, state, todo, records, out, previous)
         state.save()
     if failures:
-        raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))
+        exc = ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))
+        detached = [p for p in previous if records[p].get("phase") == DELETED]
+        if detached:  # what up's rollback cannot bring back: the DEL before the re-ADD (lab/up.py says it)
+            exc.not_back = (f", but for pod{'s' if len(detached) > 1 else ''} {', '.join(detached)}, left detached "
+                            f"(no {C.POD_IF}: the DEL before its ADD cannot be undone; `sudo netlab up --lab "
+                            f"{lab.name}` attaches it again)")
+        raise exc
     return out
 
 
@@ -228,16 +236,19 @@ def _delete_removed(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, 
 
 
 def _add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], records: dict[str, Any],
-             out: StartResult) -> list[str]:
-    """ADD the pods, as many at once as there are cores; what failed, one line each."""
+             out: StartResult, previous: dict[str, dict[str, Any]]) -> list[str]:
+    """ADD the pods, as many at once as there are cores; what failed, one line each. A re-attached pod (its
+    ``previous`` record) whose ADD failed is ADDed again as it was: the chain's DEL before that ADD cannot be
+    undone, its ADD with the config it had can."""
     failures: list[str] = []
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
-        futures = {pod.name: pool.submit(_attach_or_delete, rt_, lab, pod, records[pod.name]) for pod in todo}
+        futures = {pod.name: pool.submit(_attach_or_restore, rt_, lab, pod, records, previous.get(pod.name))
+                   for pod in todo}
         for name, fut in futures.items():
-            try:
-                result = fut.result()
-            except PluginFailed as exc:
-                failures.append(str(exc))
+            result, failed = fut.result()
+            if failed is not None:
+                failures.append(failed)
+            if result is None:
                 continue
             att = C.attachment(result)
             if att is None:
@@ -252,6 +263,30 @@ def _add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], recor
             if not any(a.startswith(f"re-attached pod {name} ") for a in out.actions):
                 out.actions.append(f"attached pod {name} through CNI ({att.ip}{other})")
     return failures
+
+
+def _attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, Any],
+                       was: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(the result, or None; what failed, or None): the ADD (_attach_or_delete), and when it fails for a pod
+    attached before, its ADD with the record it had (then in ``records``, phase "added" once that ADD passed)."""
+    try:
+        return _attach_or_delete(rt_, lab, pod, records[pod.name]), None
+    except PluginFailed as exc:
+        if was is None or records[pod.name].get("phase") != DELETED:  # its DEL failed: no ADD before one passes
+            return None, str(exc)
+        failed = str(exc)
+    back = dict(was, phase="adding")
+    try:
+        result = _attach(rt_, lab, pod, back)
+    except PluginFailed as exc:
+        said = _safe_detach(rt_, lab.name, back, pod.name, None)
+        if said:  # the record of that ADD stays "adding": the next up or down runs DEL again
+            records[pod.name] = back
+        why = str(exc).removeprefix(f"pod {pod.name}: ")
+        return None, f"{failed}; then its ADD with the config it had before failed too: {why}" + (
+            f"; then its DEL failed too: {said[0].removeprefix(f'CNI DEL of pod {pod.name}: ')}" if said else "")
+    records[pod.name] = back
+    return result, f"{failed}; then pod {pod.name} was attached again with the config it had before"
 
 
 def _attach_or_delete(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> dict[str, Any]:
@@ -433,6 +468,9 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     out += [f"cni: pod {pod} was taken out of the topology, but its CNI DEL failed: up runs DEL again"
             for pod, prec in records.items() if pod not in known and isinstance(prec, dict)
             and prec.get("phase") != DELETED]
+    stale = edited.stale(lab, state)
+    if stale:
+        out.append(edited.drift_line(lab, stale))
     checks: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for pod in lab.pods:

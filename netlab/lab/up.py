@@ -42,7 +42,7 @@ from netlab.realize.expect import expected
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, said,
                                    repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
-from netlab.cni import conf as C
+from netlab.cni import conf as C, edited
 from netlab.realize import backend, cni_path, owner, tags
 from netlab.realize.state_dir import forget
 from netlab.realize.lab_lock import LabLock
@@ -126,6 +126,7 @@ class _Up(Rollback):
             self.lab = resolve(self.lab.written, held)
             self.plan = build_plan(self.lab)
         check_cni_change(self.lab, state)  # another CNI chain for a running lab: down first
+        edited.check(self.lab, state, reconfigure)  # its conflist edited in place: up --reconfigure re-attaches
         moved = remade_pods(self.lab, state)  # moved, or readdressed: made anew, as Kubernetes does
         attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
         if attached is not self.lab:
@@ -196,7 +197,8 @@ class _Up(Rollback):
                                       f"{self._not_back()}", signum) from None
                 raise stop from None
             if isinstance(exc, NetlabError):
-                raise ApplyFailed(f"{exc}; rolled back{self._not_back()}") from exc
+                # what the feature itself says no rollback brings back (a CNI pod whose re-ADD failed)
+                raise ApplyFailed(f"{exc}; rolled back{self._not_back()}{getattr(exc, 'not_back', '')}") from exc
             if isinstance(exc, OSError) and open_files(exc) is exc:  # the limit's line follows (cli/base.py)
                 where = f" ({exc.filename})" if exc.filename else ""
                 raise ApplyFailed(f"{exc.strerror}{where}; rolled back{self._not_back()}") from exc

@@ -136,10 +136,17 @@ def test_a_reattach_whose_del_fails_stops_and_a_failed_add_is_deleted(labs, tmp_
     before = len(_calls(lab, "a"))
     proc = netlab("up", "-t", path, check=False)
     assert proc.returncode == 4 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert proc.stderr.strip().endswith("its DEL ran: pod a is not attached; rolled back"), proc.stderr
+    # The ADD with the config a had (the same) fails too: a is left detached, and the line says so
+    assert proc.stderr.strip().endswith(
+        "its DEL ran: pod a is not attached; then its ADD with the config it had before failed too: CNI plugin qcw "
+        "ADD: failed (exit 1): iptables failed (running iptables: exit status 1: iptables v1.8.9: bad rule | Try "
+        "iptables -h) [code 100]; stderr: qcw stderr one qcw stderr two; rolled back, but for pod a, left detached "
+        f"(no eth0: the DEL before its ADD cannot be undone; `sudo netlab up --lab {lab}` attaches it again)"), \
+        proc.stderr
     assert [c[:2] for c in _calls(lab, "a")[before:]] == [
         ("loopback", "CHECK"), ("qcw", "CHECK"), ("qcw", "DEL"), ("loopback", "DEL"), ("loopback", "ADD"),
-        ("qcw", "ADD"), ("qcw", "DEL"), ("loopback", "DEL")]  # no DEL after the failed ADD before
+        ("qcw", "ADD"), ("qcw", "DEL"), ("loopback", "DEL"), ("loopback", "ADD"), ("qcw", "ADD"), ("qcw", "DEL"),
+        ("loopback", "DEL")]  # no DEL after the failed ADD before
     assert [ln["ifname"] for ln in ip_json("link", "show", netns=f"{lab}-a")] == ["lo"]  # eth0 went with DEL
     status = netlab("status", "--lab", lab, check=False)
     assert "extra" not in status.stdout and "pod a is not attached through CNI" in status.stdout, status.stdout

@@ -1,0 +1,83 @@
+"""A CNI config changed while pods run: which pods were attached with another config than ``up`` would ADD now.
+
+Each pod's record keeps the networks (config and interface) its ADD used, as libcni caches the config beside the
+result (``cachedConf``). A conflist edited in place keeps its path, so ``network.cni`` looks the same: the pods
+then run with the old config while a pod attached later would get the new one, a lab of two configs. netlab's
+CHECK and DEL of a pod use the config its ADD used (what the plugins made it with), so ``status`` names such pods
+on a line of their own, a plain ``up`` refuses before it changes anything (a new or repaired pod would mix the two),
+and ``up --reconfigure`` re-attaches them: DEL with the config they were attached with, then ADD with the new one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from netlab.cni import conf as C
+from netlab.errors import UsageError
+from netlab.model.cniconf import ConflistError
+from netlab.realize.attachments import pod_records
+from netlab.realize.state_dir import lab_dir
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab, PodInfo
+    from netlab.realize.state import LabState
+
+
+def host_local_dir(lab_name: str, node: str) -> str:
+    """host-local's leases on a node (a real node's /var/lib/cni/networks, on its own disk): inside the lab's state
+    directory, gone with it (never the machine's /var/lib/cni)."""
+    return os.path.join(lab_dir(lab_name), "cni", "networks", node)
+
+
+def networks_now(lab: Lab, pod: PodInfo) -> list[list[Any]]:
+    """The networks ``up`` would ADD the pod to now, as its record keeps them ([config, interface] each)."""
+    node = lab.node(pod.node)
+    return [[n.raw, ifname] for n, ifname in C.networks(lab, node, host_local_dir(lab.name, node.name))]
+
+
+def stale(lab: Lab, state: LabState) -> list[str]:
+    """The pods of ``lab`` attached with another config than the one ``up`` would ADD now (none when the conflist
+    cannot be read now: that is said where it is read)."""
+    if lab.cni == "builtin":
+        return []
+    records = pod_records(state)
+    out = []
+    try:
+        for pod in lab.pods:
+            prec = records.get(pod.name)
+            if isinstance(prec, dict) and prec.get("phase") == "added" and prec.get("networks") != networks_now(
+                    lab, pod):
+                out.append(pod.name)
+    except ConflistError:
+        return []
+    return out
+
+
+def source(lab: Lab) -> str:
+    cni = lab.topo.network.cni
+    return "the reference chain's config" if isinstance(cni, str) else f"conflist {cni.conflist}"
+
+
+def _pods(names: list[str]) -> str:
+    return (f"pod {names[0]} was" if len(names) == 1 else
+            f"pods {', '.join(names[:5])}{f' (and {len(names) - 5} more)' if len(names) > 5 else ''} were")
+
+
+def check(lab: Lab, state: LabState | None, reconfigure: bool) -> None:
+    """A plain ``up`` of a lab whose pods were attached with another config: refused before any change (exit 2)."""
+    names = stale(lab, state) if state is not None and not reconfigure else []
+    if names:
+        raise UsageError(f"lab {lab.name}: {source(lab)} changed since {_pods(names)} attached with it, and a pod "
+                         f"attached now would get the new config beside them: `up --reconfigure` re-attaches them "
+                         f"(their DEL with the config they were attached with, then ADD with the new one), or put "
+                         f"the old config back")
+
+
+def drift_line(lab: Lab, names: list[str]) -> str:
+    return (f"cni: {source(lab)} changed since {_pods(names)} attached with it: their CHECK runs with the config "
+            f"they were attached with; `up --reconfigure` re-attaches them with the new one")
+
+
+def reattach_reason(lab: Lab) -> str:
+    return f"{source(lab)} changed since its ADD"

@@ -1,0 +1,116 @@
+"""A conflist edited in place while its lab is up (QA q3 #1, #3): root, Debian's bridge, host-local and loopback.
+
+The chain is a wrapper the test writes into its tmp_path (``ccw``, root's, 0755): it fails an ADD whose config has
+``"marker": "bad"``, or any ADD of pod a while the file ``fail-a`` exists, and otherwise execs Debian's bridge with
+the same stdin. Checked with ``ip -j`` in the pods' namespaces and the CNI log (what each plugin got on stdin):
+
+* status names the pods attached with the old config; a plain up refuses before anything runs;
+* up --reconfigure re-attaches every pod: DEL with the old config, ADD with the new one (the new MTU on eth0);
+* a re-attach whose ADD fails attaches the pod again with the config it had (eth0 and its address back);
+* when that ADD fails too, the failure says the pod is left detached, and the next up attaches it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import ip, ip_json, netlab
+
+pytestmark = pytest.mark.root
+
+CNI_BIN = "/usr/lib/cni"
+
+WRAPPER = r"""#!/bin/sh
+conf=$(cat)
+pod=$(echo "$CNI_ARGS" | tr ';' '\n' | sed -n 's/^K8S_POD_NAME=//p')
+if [ "$CNI_COMMAND" = ADD ] && {{ echo "$conf" | grep -q '"marker": *"bad"' || \
+   {{ [ -e {dir}/fail-a ] && [ "$pod" = a ]; }}; }}; then
+  echo '{{"cniVersion": "1.0.0", "code": 11, "msg": "ccw refuses"}}'
+  exit 1
+fi
+printf '%s' "$conf" | exec {bin}/bridge
+"""
+
+
+def _conflist(mtu: int, marker: str | None) -> str:
+    plugin = {"type": "ccw", "bridge": "ccbr0", "isGateway": True, "isDefaultGateway": True, "mtu": mtu,
+              "ipam": {"type": "host-local"}, "capabilities": {"ipRanges": True}}
+    if marker:
+        plugin["marker"] = marker
+    return json.dumps({"cniVersion": "1.0.0", "name": "cced", "plugins": [plugin]})
+
+
+@pytest.fixture(autouse=True)
+def plugins_installed():
+    assert os.access(f"{CNI_BIN}/bridge", os.X_OK), "containernetworking-plugins missing: run scripts/setup.sh"
+
+
+def _eth0(lab: str, pod: str) -> list[tuple[int, list[str]]]:
+    """(mtu, IPv4 addresses) of the pod's eth0, as the kernel has it (none: no eth0)."""
+    return [(ln["mtu"], [a["local"] for a in ln["addr_info"] if a["family"] == "inet"])
+            for ln in ip_json("addr", netns=f"{lab}-{pod}") if ln["ifname"] == "eth0"]
+
+
+def _markers(lab: str, pod: str) -> list[tuple[str, object]]:
+    log = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json", pod).stdout)["calls"]
+    return [(c["command"], c["stdin"].get("marker")) for c in log if c["plugin"] == "ccw" and c["command"] != "CHECK"]
+
+
+def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tmp_path):
+    lab = labs.name("cc")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ccw").write_text(WRAPPER.format(dir=tmp_path, bin=CNI_BIN))
+    (tmp_path / "bin" / "ccw").chmod(0o755)
+    conflist = tmp_path / "net.conflist"
+    conflist.write_text(_conflist(1450, None))
+    text = (f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n"
+            "nodes: [{name: n1}]\npods:\n  - {name: a, node: n1, ip: 10.244.0.2}\n"
+            "  - {name: b, node: n1, ip: 10.244.0.3}\n")
+    path, _ = labs.up(text)
+    assert _eth0(lab, "a") == [(1450, ["10.244.0.2"])]
+
+    conflist.write_text(_conflist(1300, "new"))  # in place: the same path
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode != 0 and (f"cni: conflist {conflist} changed since pods a, b were attached with it"
+                                       in status.stdout), status.stdout
+    before = len(_markers(lab, "a"))
+    refused = netlab("up", "-t", path, check=False)
+    assert refused.returncode == 2 and "`up --reconfigure` re-attaches them" in refused.stderr, refused.stderr
+    assert len(_markers(lab, "a")) == before and _eth0(lab, "a") == [(1450, ["10.244.0.2"])]  # nothing ran
+
+    done = netlab("up", "-t", path, "--reconfigure")
+    assert f"re-attached pod a through CNI (conflist {conflist} changed since its ADD)" in done.stdout, done.stdout
+    for pod, addr in (("a", "10.244.0.2"), ("b", "10.244.0.3")):
+        assert _markers(lab, pod)[-2:] == [("DEL", None), ("ADD", "new")]  # DEL with the old config, ADD the new
+        assert _eth0(lab, pod) == [(1300, [addr])]
+    netlab("status", "--lab", lab)  # exit 0: as planned
+
+    # The new config's ADD fails: each pod is attached again with the config it had (MTU 1300), and said so
+    conflist.write_text(_conflist(1400, "bad"))
+    failed = netlab("up", "-t", path, "--reconfigure", check=False)
+    assert failed.returncode == 4 and len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+    assert failed.stderr.strip().endswith(  # b too
+        "; then pod a was attached again with the config it had before (and 1 more pods failed); rolled back"), \
+        failed.stderr
+    assert _markers(lab, "a")[-3:] == [("ADD", "bad"), ("DEL", "bad"), ("ADD", "new")]
+    assert _eth0(lab, "a") == [(1300, ["10.244.0.2"])] and _eth0(lab, "b") == [(1300, ["10.244.0.3"])]
+
+    # A repair whose ADD fails, and the ADD with the config a had too: a is left detached, which the line says
+    conflist.write_text(_conflist(1300, "new"))
+    netlab("status", "--lab", lab)
+    ip("route", "del", "default", netns=f"{lab}-a")  # bridge's CHECK fails for a: up re-attaches it
+    (tmp_path / "fail-a").write_text("")
+    detached = netlab("up", "-t", path, check=False)
+    assert detached.returncode == 4 and detached.stderr.strip().endswith(
+        f"rolled back, but for pod a, left detached (no eth0: the DEL before its ADD cannot be undone; `sudo netlab "
+        f"up --lab {lab}` attaches it again)"), detached.stderr
+    assert _eth0(lab, "a") == [] and _eth0(lab, "b") == [(1300, ["10.244.0.3"])]
+    (tmp_path / "fail-a").unlink()
+    netlab("up", "-t", path)
+    assert _eth0(lab, "a") == [(1300, ["10.244.0.2"])]
+    netlab("status", "--lab", lab)
+    assert Path(path).exists()
