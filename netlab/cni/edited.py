@@ -69,14 +69,19 @@ def check(lab: Lab, state: LabState | None, reconfigure: bool) -> None:
     names = stale(lab, state) if state is not None and not reconfigure else []
     if names:
         raise UsageError(f"lab {lab.name}: {source(lab)} changed since {_pods(names)} attached with it, and a pod "
-                         f"attached now would get the new config beside them: `up --reconfigure` re-attaches them "
+                         f"attached now would get the new config beside them: {_way(state)} re-attaches them "
                          f"(their DEL with the config they were attached with, then ADD with the new one), or put "
                          f"the old config back")
 
 
-def drift_line(lab: Lab, names: list[str]) -> str:
+def _way(state: LabState | None) -> str:
+    """The command that re-attaches them: --reconfigure applies a file (-t FILE), never --lab NAME."""
+    return f"`sudo netlab up -t {state.source if state is not None and state.source else 'FILE'} --reconfigure`"
+
+
+def drift_line(lab: Lab, state: LabState, names: list[str]) -> str:
     return (f"cni: {source(lab)} changed since {_pods(names)} attached with it: their CHECK runs with the config "
-            f"they were attached with; `up --reconfigure` re-attaches them with the new one")
+            f"they were attached with; {_way(state)} re-attaches them with the new one")
 
 
 def reattach_reason(lab: Lab) -> str:

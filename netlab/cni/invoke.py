@@ -31,6 +31,7 @@ from netlab.errors import ApplyFailed, UsageError, loads_json
 from netlab.realize.state_dir import write_atomic
 
 TIMEOUT_VAR = "NETLAB_CNI_TIMEOUT"
+LOG_VAR = "NETLAB_CNI_LOG"  # up: a file that keeps a copy of the run's plugin calls (a rollback takes the lab's log)
 DEFAULT_TIMEOUT = 20.0  # seconds one plugin call may take
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -59,6 +60,52 @@ def cni_timeout(lenient: bool = False) -> float:
     if lenient:
         return DEFAULT_TIMEOUT
     raise UsageError(problem)
+
+
+_copy: dict[str, Any] = {}  # up's copy of its calls (NETLAB_CNI_LOG): "path", "fh"
+_copy_lock = threading.Lock()
+
+
+def keep_copy() -> str | None:
+    """``up`` of a CNI lab, before it changes anything: NETLAB_CNI_LOG's file (None when unset), opened now and
+    written from its start by outfile's rules (a name they refuse: one line, exit 2); every plugin call of the run
+    is appended to it, the line the lab's log gets (``netlab cni log -o json``'s call). A new lab whose ``up``
+    fails is rolled back with its folder and the log in it: the copy stays, the failure names it."""
+    close_copy()
+    value = os.environ.get(LOG_VAR, "")
+    if not value.strip():
+        return None
+    from netlab.outfile import open_output
+
+    path = os.path.abspath(value)
+    fh = open_output(path)
+    with _copy_lock:
+        _copy.update(path=path, fh=fh)
+    return path
+
+
+def copy_path() -> str | None:
+    return _copy.get("path")
+
+
+def close_copy() -> None:
+    with _copy_lock:
+        fh = _copy.pop("fh", None)
+        _copy.clear()
+    if fh is not None:
+        fh.close()
+
+
+def _to_copy(line: bytes) -> None:
+    with _copy_lock:
+        fh = _copy.get("fh")
+        if fh is None:
+            return
+        try:
+            fh.write(line)
+            fh.flush()
+        except OSError:  # a full disk: the copy stops there (the lab's log is the one up needs)
+            _copy.pop("fh", None)
 
 
 class PluginFailed(ApplyFailed):
@@ -126,6 +173,7 @@ class CallLog:
                 os.close(fd)
             if size > LOG_LIMIT:
                 compact_log(self.path)
+        _to_copy(line)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,8 @@ from netlab.cni import conf as C
 from netlab.cni import edited
 from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
-from netlab.cni.invoke import TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
+from netlab.cni.invoke import LOG_VAR, TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
+from netlab.cni.invoke import copy_path, keep_copy
 from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records
 from netlab.cni.runtime import Runtime, RuntimeConf
 from netlab.cni.verify import verify
@@ -68,6 +69,7 @@ def preflight(lab: Lab) -> None:
     if lab.cni == "builtin":
         return
     cni_timeout()
+    keep_copy()  # NETLAB_CNI_LOG: opened now, its name refused before any change
     from netlab.realize.state import load_state
 
     state = load_state(lab.name)
@@ -203,6 +205,7 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
         state.save()
     if failures:
         exc = ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))
+        exc.if_fresh = _log_words()  # lab/up.py: a new lab's rollback takes its folder, and the CNI log in it
         detached = [p for p in previous if records[p].get("phase") == DELETED]
         if detached:  # what up's rollback cannot bring back: the DEL before the re-ADD (lab/up.py says it)
             exc.not_back = (f", but for pod{'s' if len(detached) > 1 else ''} {', '.join(detached)}, left detached "
@@ -210,6 +213,14 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
                             f"{lab.name}` attaches it again)")
         raise exc
     return out
+
+
+def _log_words() -> str:
+    """After "rolled back" of a new lab's failed up: the rollback takes the lab's folder, and the CNI log in it, whose
+    calls `netlab cni log` showed (QA q3 #2)."""
+    kept = copy_path()
+    return (f" (and the lab's CNI log with it; this run's calls: {kept})" if kept else
+            f" (and the lab's CNI log with it: {LOG_VAR}=FILE keeps a copy of this run's calls)")
 
 
 def _delete_removed(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, Any], out: StartResult) -> None:
@@ -470,7 +481,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             and prec.get("phase") != DELETED]
     stale = edited.stale(lab, state)
     if stale:
-        out.append(edited.drift_line(lab, stale))
+        out.append(edited.drift_line(lab, state, stale))
     checks: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for pod in lab.pods:

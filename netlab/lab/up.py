@@ -198,7 +198,9 @@ class _Up(Rollback):
                 raise stop from None
             if isinstance(exc, NetlabError):
                 # what the feature itself says no rollback brings back (a CNI pod whose re-ADD failed)
-                raise ApplyFailed(f"{exc}; rolled back{self._not_back()}{getattr(exc, 'not_back', '')}") from exc
+                # and what goes with a new lab's folder that the feature names (its CNI calls' log)
+                raise ApplyFailed(f"{exc}; rolled back{self._not_back()}{getattr(exc, 'not_back', '')}"
+                                  f"{getattr(exc, 'if_fresh', '') if fresh else ''}") from exc
             if isinstance(exc, OSError) and open_files(exc) is exc:  # the limit's line follows (cli/base.py)
                 where = f" ({exc.filename})" if exc.filename else ""
                 raise ApplyFailed(f"{exc.strerror}{where}; rolled back{self._not_back()}") from exc

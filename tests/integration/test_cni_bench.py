@@ -165,7 +165,8 @@ def test_a_plugins_error_is_one_line(labs, tmp_path, mode, said):
     _mode(tmp_path, mode)
     lab, _, proc = _lab(labs, tmp_path, check=False)
     assert proc.returncode == 4 and proc.stderr.splitlines() == [
-        f"netlab: pod b: {said}; its DEL ran: pod b is not attached; rolled back"], proc.stderr
+        f"netlab: pod b: {said}; its DEL ran: pod b is not attached; rolled back (and the lab's CNI log with it: "
+        "NETLAB_CNI_LOG=FILE keeps a copy of this run's calls)"], proc.stderr
     assert not lab_namespaces(lab)
 
 

@@ -7,7 +7,9 @@ the same stdin. Checked with ``ip -j`` in the pods' namespaces and the CNI log (
 * status names the pods attached with the old config; a plain up refuses before anything runs;
 * up --reconfigure re-attaches every pod: DEL with the old config, ADD with the new one (the new MTU on eth0);
 * a re-attach whose ADD fails attaches the pod again with the config it had (eth0 and its address back);
-* when that ADD fails too, the failure says the pod is left detached, and the next up attaches it.
+* when that ADD fails too, the failure says the pod is left detached, and the next up attaches it;
+* a new lab's failed up keeps a copy of its calls in NETLAB_CNI_LOG's file, which the failure names (its rollback
+  takes the lab's log).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ip, ip_json, netlab
+from helpers import ip, ip_json, lab_namespaces, netlab
 
 pytestmark = pytest.mark.root
 
@@ -60,16 +62,22 @@ def _markers(lab: str, pod: str) -> list[tuple[str, object]]:
     return [(c["command"], c["stdin"].get("marker")) for c in log if c["plugin"] == "ccw" and c["command"] != "CHECK"]
 
 
-def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tmp_path):
+def _topology(labs, tmp_path: Path, mtu: int, marker: str | None) -> tuple[str, Path, str]:
+    """(lab, conflist, topology text): pods a and b on n1, through the wrapper (root's tmp_path, 0755)."""
     lab = labs.name("cc")
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "ccw").write_text(WRAPPER.format(dir=tmp_path, bin=CNI_BIN))
     (tmp_path / "bin" / "ccw").chmod(0o755)
     conflist = tmp_path / "net.conflist"
-    conflist.write_text(_conflist(1450, None))
+    conflist.write_text(_conflist(mtu, marker))
     text = (f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n"
             "nodes: [{name: n1}]\npods:\n  - {name: a, node: n1, ip: 10.244.0.2}\n"
             "  - {name: b, node: n1, ip: 10.244.0.3}\n")
+    return lab, conflist, text
+
+
+def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tmp_path):
+    lab, conflist, text = _topology(labs, tmp_path, 1450, None)
     path, _ = labs.up(text)
     assert _eth0(lab, "a") == [(1450, ["10.244.0.2"])]
 
@@ -79,7 +87,8 @@ def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tm
                                        in status.stdout), status.stdout
     before = len(_markers(lab, "a"))
     refused = netlab("up", "-t", path, check=False)
-    assert refused.returncode == 2 and "`up --reconfigure` re-attaches them" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and f"`sudo netlab up -t {path} --reconfigure` re-attaches them" in \
+        refused.stderr, refused.stderr
     assert len(_markers(lab, "a")) == before and _eth0(lab, "a") == [(1450, ["10.244.0.2"])]  # nothing ran
 
     done = netlab("up", "-t", path, "--reconfigure")
@@ -114,3 +123,21 @@ def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tm
     assert _eth0(lab, "a") == [(1300, ["10.244.0.2"])]
     netlab("status", "--lab", lab)
     assert Path(path).exists()
+
+
+def test_a_new_labs_failed_up_keeps_its_calls_where_netlab_cni_log_says(labs, tmp_path):
+    lab, _, text = _topology(labs, tmp_path, 1450, "bad")
+    kept = tmp_path / "kept.jsonl"
+    _, proc = labs.up(text, check=False, env={"NETLAB_CNI_LOG": str(kept)})
+    assert proc.returncode == 4 and proc.stderr.strip().endswith(
+        f"rolled back (and the lab's CNI log with it; this run's calls: {kept})"), proc.stderr
+    assert not lab_namespaces(lab) and not netlab("cni", "log", "--lab", lab, check=False).returncode == 0
+    calls = [json.loads(line) for line in kept.read_text().splitlines()]
+    adds = [c for c in calls if c["plugin"] == "ccw" and c["command"] == "ADD"]
+    assert {c["pod"] for c in adds} == {"a", "b"}
+    add = next(c for c in adds if c["pod"] == "a")  # what the failing call got and said
+    assert add["stdin"]["marker"] == "bad" and add["stdin"]["runtimeConfig"] == {"ipRanges": [[{
+        "subnet": "10.244.0.0/24"}]]}
+    assert add["env"]["CNI_NETNS"] == f"/run/netns/{lab}-a" and "K8S_POD_NAME=a" in add["env"]["CNI_ARGS"]
+    assert add["exit_code"] == 1 and "ccw refuses" in add["stdout"]
+    assert ("a", "ccw", "DEL") in [(c["pod"], c["plugin"], c["command"]) for c in calls]  # the DEL that followed

@@ -89,8 +89,8 @@ def markers(lab):
 def test_status_names_the_pods_attached_with_the_old_config_and_checks_them_with_it(world):
     lab, k, plugins, path = world
     assert drift(lab, k) == [f"cni: conflist {path} changed since pods a, b were attached with it: their CHECK runs "
-                             f"with the config they were attached with; `up --reconfigure` re-attaches them with the "
-                             f"new one"]
+                             f"with the config they were attached with; `sudo netlab up -t FILE --reconfigure` "
+                             f"re-attaches them with the new one"]
     assert sorted(plugins.calls) == [("a", "CHECK", None), ("b", "CHECK", None)]  # the cached config's CHECK
 
 
@@ -100,8 +100,8 @@ def test_a_plain_up_refuses_before_any_plugin_runs_and_reconfigure_re_attaches_e
         up(lab, k)
     assert str(exc.value) == (
         f"lab fked: conflist {path} changed since pods a, b were attached with it, and a pod attached now would get "
-        f"the new config beside them: `up --reconfigure` re-attaches them (their DEL with the config they were "
-        f"attached with, then ADD with the new one), or put the old config back")
+        f"the new config beside them: `sudo netlab up -t FILE --reconfigure` re-attaches them (their DEL with the "
+        f"config they were attached with, then ADD with the new one), or put the old config back")
     assert plugins.calls == [] and markers(lab) == {"a": None, "b": None}
     result = up(lab, k, reconfigure=True)
     for pod in "ab":  # DEL with the old config, then ADD with the new one

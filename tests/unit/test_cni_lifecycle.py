@@ -106,7 +106,8 @@ def test_a_failed_add_rolls_back_with_del_for_every_pod_it_began(world):
     plugins.fail.add(("b", "chain", "ADD"))
     k = FakeKernel()
     with pytest.raises(ApplyFailed, match=r"^pod b: CNI plugin chain ADD: failed \(exit 1\): no; its DEL ran: "
-                                          r"pod b is not attached; rolled back$"):
+                                          r"pod b is not attached; rolled back \(and the lab's CNI log with it: "
+                                          r"NETLAB_CNI_LOG=FILE keeps a copy of this run's calls\)$"):
         up(lab, k)
     # b's loopback was ADDed and its chain tried: both are DELed, last first, right after the failed ADD (the
     # rollback does not DEL them again), as a's are by the rollback.

@@ -1,0 +1,104 @@
+"""NETLAB_CNI_LOG (QA q3 #2): up's copy of its CNI calls, which a new lab's rollback does not take with the lab.
+
+Without it a failed up of a new lab says where the calls went and how to keep them; with it every call of the run
+(env, stdin, stdout, stderr, exit code) is in the file the failure names. No root: a failing shell plugin for the
+copy itself, the fake plugins of test_cni_reattach for up. The real plugins: tests/integration/test_cni_edited_live.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cni_fakes import conflist_lab
+from netlab.cni import invoke, lifecycle, runtime
+from netlab.cni.invoke import CallLog, PluginFailed, exec_plugin
+from netlab.errors import ApplyFailed, UsageError
+from netlab.feature import ModuleFeature
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import up as lab_up
+from netlab.lab.journal import Journal
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.realize import state as state_mod, state_dir
+
+TOPO = """name: fkkl
+network:
+  cni: {conflist: net.conflist, binDir: bin}
+nodes:
+  - {name: n1, podCIDR: 10.244.0.0/24}
+pods:
+  - {name: a, node: n1, ip: 10.244.0.2}
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_copy(monkeypatch):
+    monkeypatch.delenv(invoke.LOG_VAR, raising=False)
+    yield
+    invoke.close_copy()
+
+
+def test_every_call_is_appended_to_the_copy_with_its_input_and_output(tmp_path, monkeypatch):
+    plugin = tmp_path / "failing"
+    plugin.write_text('#!/bin/sh\ncat >/dev/null\necho "it said no" >&2\n'
+                      'echo \'{"cniVersion": "1.0.0", "code": 7, "msg": "no"}\'\nexit 1\n')
+    plugin.chmod(0o755)
+    copy = tmp_path / "kept.jsonl"
+    copy.write_text("an older run's\n")
+    monkeypatch.setenv(invoke.LOG_VAR, str(copy))
+    assert invoke.keep_copy() == str(copy) and copy.read_text() == ""  # this run's calls, from the start
+    for _ in range(2):
+        with pytest.raises(PluginFailed):
+            exec_plugin(CallLog(str(tmp_path / "lab.jsonl")), pod="a", network="net", plugin_path=str(plugin),
+                        command="ADD", conf={"cniVersion": "1.0.0", "name": "net", "marker": 1},
+                        env={"CNI_ARGS": "K8S_POD_NAME=a"}, node_netns=None, timeout=5)
+    calls = [json.loads(line) for line in copy.read_text().splitlines()]
+    assert copy.read_text().splitlines() == (tmp_path / "lab.jsonl").read_text().splitlines()  # the lab's lines
+    assert len(calls) == 2 and calls[0]["stdin"] == {"cniVersion": "1.0.0", "name": "net", "marker": 1}
+    assert calls[0]["env"]["CNI_COMMAND"] == "ADD" and calls[0]["env"]["CNI_ARGS"] == "K8S_POD_NAME=a"
+    assert (calls[0]["exit_code"], calls[0]["stderr"]) == (1, "it said no\n") and '"code": 7' in calls[0]["stdout"]
+
+
+def test_a_name_the_copy_cannot_have_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv(invoke.LOG_VAR, str(tmp_path))  # a directory
+    with pytest.raises(UsageError):
+        invoke.keep_copy()
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    state_dir._checked.clear()
+    conflist_lab(tmp_path, TOPO)
+
+    def failing(log, *, pod, command, **kw):
+        if command == "ADD":
+            raise PluginFailed(f"pod {pod}: CNI plugin chain ADD: failed (exit 1): no")
+
+    monkeypatch.setattr(runtime, "exec_plugin", failing)
+    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
+    yield resolve(load_topology(str(tmp_path / "t.yaml")))
+    state_dir._checked.clear()
+
+
+def _up(lab):
+    k = FakeKernel()
+    with pytest.raises(ApplyFailed) as exc:
+        lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+    assert state_mod.load_state(lab.name) is None  # rolled back: the lab's folder, and its CNI log, went
+    return str(exc.value)
+
+
+def test_a_new_labs_failed_up_says_how_to_keep_its_calls(world):
+    assert _up(world) == ("pod a: CNI plugin chain ADD: failed (exit 1): no; its DEL ran: pod a is not attached; "
+                          "rolled back (and the lab's CNI log with it: NETLAB_CNI_LOG=FILE keeps a copy of this run's "
+                          "calls)")
+
+
+def test_with_netlab_cni_log_the_failure_names_the_copy(world, tmp_path, monkeypatch):
+    monkeypatch.setenv(invoke.LOG_VAR, str(tmp_path / "kept.jsonl"))
+    assert _up(world).endswith(f"is not attached; rolled back (and the lab's CNI log with it; this run's calls: "
+                               f"{tmp_path / 'kept.jsonl'})")
+    assert (tmp_path / "kept.jsonl").exists()
