@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.cni import conf as C
 from netlab.cni import edited
+from netlab.cni.changed import changed, conf_text, runtime_conf
 from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
 from netlab.cni.invoke import LOG_VAR, TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
 from netlab.cni.invoke import copy_path, keep_copy
 from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records
 from netlab.cni.runtime import Runtime, RuntimeConf
-from netlab.cni.verify import verify
 from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import StartResult
 from netlab.kernel.netns import is_netns_mount
@@ -47,7 +46,6 @@ WORKERS = max(1, os.cpu_count() or 1)
 # run whose stop just tried (the next run does).
 _failed_now: set[tuple[str, Any]] = set()
 DELETED = "deleted"  # a record's phase: its ADD failed and the DEL that followed ran; nothing left to DEL
-NO_CHECK = "it differs from its chain's cached ADD result"  # what netlab says when a chain without CHECK would not
 
 
 def cni_dir(lab_name: str) -> str:
@@ -99,18 +97,11 @@ def readdressed(lab: Lab, state: LabState) -> list[tuple[str, str, str]]:
     return out
 
 
-def _rt(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> RuntimeConf:
-    node = lab.node(pod.node)
-    return RuntimeConf(pod=pod.name, container_id=prec["containerId"], netns=pod.netns, ifname=ifname,
-                       node_netns=node.netns, args=C.cni_args(pod, prec["containerId"]),
-                       capability_args=C.capability_args(lab, pod, lab.addressing.pod_ip[pod.name]))
-
-
 def _attach(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> dict[str, Any]:
     """ADD the pod to every network; the main network's result."""
     result: dict[str, Any] = {}
     for raw, ifname in prec["networks"]:
-        result = rt_.add(parse_conflist(_text(raw)), _rt(lab, pod, prec, ifname))
+        result = rt_.add(parse_conflist(conf_text(raw)), runtime_conf(lab, pod, prec, ifname))
     return result
 
 
@@ -124,12 +115,7 @@ def _detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str) -> None
         rt = RuntimeConf(pod=pod, container_id=prec["containerId"], netns=netns, ifname=ifname,
                          node_netns=node_netns, args=[(str(a[0]), str(a[1])) for a in prec.get("args", [])],
                          capability_args=dict(caps) if isinstance(caps, dict) else {})
-        rt_.delete(parse_conflist(_text(raw)), rt)
-
-
-def _text(raw: Any) -> str:
-    import json
-    return json.dumps(raw)
+        rt_.delete(parse_conflist(conf_text(raw)), rt)
 
 
 def _record(lab: Lab, pod: PodInfo, state: LabState, old: Any = None) -> dict[str, Any]:
@@ -179,7 +165,7 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
                 todo.append(pod)
             continue
         why = edited.reattach_reason(lab) if pod.name in stale else None
-        found = None if why else _changed(rt_, lab, pod, prec)
+        found = None if why else changed(rt_, lab, pod, prec)
         why = why or (found.reattach_reason() if found else None)
         if why:
             said = _safe_detach(rt_, lab.name, prec, pod.name, None)
@@ -199,7 +185,7 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
         for pod in todo:  # the bridge an ADD makes stays the plugins' whatever the ADD does next (failed, DELed)
             prec = records[pod.name]
             note_devices(state, prec["node_netns"],
-                         [d for raw, _ in prec["networks"] for d in C.kept_devices(parse_conflist(_text(raw)))])
+                         [d for raw, _ in prec["networks"] for d in C.kept_devices(parse_conflist(conf_text(raw)))])
         state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
         failures += _add_all(rt_, lab, state, todo, records, out, previous)
         state.save()
@@ -331,66 +317,6 @@ def start_again(lab: Lab, state: LabState, netns_names: list[str], was: list[str
     return start(lab, state, only=names) if names else StartResult()
 
 
-@dataclass(frozen=True)
-class Changed:
-    """A pod its chain no longer matches, and who found it: the chain's CHECK, or for a chain without one
-    (cniVersion before 0.4.0) netlab's comparison of the pod with the chain's cached result (cni/verify.py)."""
-
-    by_check: bool
-    why: str
-    spec: bool = False  # neither: the topology changed what the pod's plugins are given (_respecified)
-
-    def reattach_reason(self) -> str:
-        if self.spec:
-            return self.why
-        return f"CHECK said: {self.why}" if self.by_check else f"{NO_CHECK}: {self.why}"
-
-    def drift_line(self, pod: str) -> str:
-        if self.spec:
-            return f"cni: pod {pod}: {self.why}; up re-attaches it"
-        if self.by_check:
-            return f"cni: CHECK of pod {pod} failed: {self.why}"
-        return f"cni: pod {pod}: {NO_CHECK}: {self.why}"
-
-
-# What a pod's spec hands its plugins beside its address (which readdressed says): a pod whose spec changed is a new
-# pod in Kubernetes (ports and annotations make a new sandbox), so up DELs it with what it was given and ADDs it again.
-RESPEC = (("portMappings", "hostPorts", []), ("bandwidth", "bandwidth annotations", None))
-
-
-def _respecified(lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
-    was = prec.get("capabilityArgs")
-    if not isinstance(was, dict):
-        return None
-    now = C.capability_args(lab, pod, lab.addressing.pod_ip[pod.name])
-    names = [(key, name) for key, name, none in RESPEC if was.get(key, none) != now.get(key, none)]
-    if not names:
-        return None
-    return Changed(False, f"the topology changed its {' and '.join(n for _, n in names)} (runtimeConfig."
-                          f"{', '.join(k for k, _ in names)}) since its plugins were given them", spec=True)
-
-
-def _changed(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
-    return _respecified(lab, pod, prec) or _check_pod(rt_, lab, pod, prec)
-
-
-def _check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
-    """The first of the pod's networks its chain no longer matches, and why (None: all match)."""
-    for raw, ifname in prec.get("networks", []):
-        try:
-            net = parse_conflist(_text(raw))
-        except ConflistError:
-            return Changed(True, "its cached network config is damaged")
-        rt = _rt(lab, pod, prec, ifname)
-        by_check = C.supports_check(net) and not net.disable_check
-        no_check = ("its conflist sets disableCheck" if net.disable_check
-                    else f"cniVersion {net.cni_version} has no CHECK")
-        why = rt_.check(net, rt) if by_check else verify(pod.netns, rt_.cached_result(net.name, rt), no_check)
-        if why:
-            return Changed(by_check, why)
-    return None
-
-
 def _safe_detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str, out: StartResult | None) -> list[str]:
     try:
         _detach(rt_, lab_name, prec, pod)
@@ -489,7 +415,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             if prec is None or prec.get("phase") != "added":
                 out.append(f"cni: pod {pod.name} is not attached through CNI (up attaches it)")
                 continue
-            checks[pod.name] = pool.submit(_changed, rt_, lab, pod, prec)
+            checks[pod.name] = pool.submit(changed, rt_, lab, pod, prec)
         for name, fut in checks.items():
             found = fut.result()
             if found:
@@ -509,4 +435,4 @@ def result_of(state: LabState, pod: str) -> dict[str, Any] | None:
 
 
 def known_conflist(raw: Any) -> Conflist:
-    return parse_conflist(_text(raw))
+    return parse_conflist(conf_text(raw))

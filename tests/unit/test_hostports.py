@@ -120,19 +120,19 @@ def test_a_changed_host_port_re_attaches_the_pod_and_an_unchanged_one_does_not(t
     """A pod whose hostPorts changed in the file is a new pod in Kubernetes: up DELs it with what its plugins were
     given and ADDs it again (it used to keep the old mapping, "nothing to change"). A record from before hostPort
     (portMappings [] and no bandwidth) is unchanged for a pod with neither."""
-    from netlab.cni import lifecycle
+    from netlab.cni import changed
 
     lab = lab_of(tmp_path, topo(tmp_path, WEB + "  - {name: other, node: n2}\n"))
     web, other = lab.pod("web"), lab.pod("other")
     now = C.capability_args(lab, web, web.ip)
-    assert lifecycle._respecified(lab, web, {"capabilityArgs": now}) is None
+    assert changed.respecified(lab, web, {"capabilityArgs": now}) is None
     old = {**now, "portMappings": [{**now["portMappings"][0], "hostPort": 18000}] + now["portMappings"][1:]}
-    found = lifecycle._respecified(lab, web, {"capabilityArgs": old})
+    found = changed.respecified(lab, web, {"capabilityArgs": old})
     assert found is not None and found.reattach_reason() == (
         "the topology changed its hostPorts (runtimeConfig.portMappings) since its plugins were given them")
     assert found.drift_line("web").startswith("cni: pod web: the topology changed its hostPorts")
     before = {"ips": ["x"], "mac": "m", "portMappings": [], "ipRanges": []}
-    assert lifecycle._respecified(lab, other, {"capabilityArgs": before}) is None
+    assert changed.respecified(lab, other, {"capabilityArgs": before}) is None
 
 
 def test_ip6tables_tables_are_the_plugins_in_a_node_where_they_run():

@@ -1,0 +1,100 @@
+"""Whether an attached pod is still what its CNI plugins made of it, and what it was given.
+
+A pod attached through CNI is held to its chain's cached ADD: its CHECK (cniVersion 0.4.0 on), or for a chain
+without one netlab's comparison of the pod with the cached result (cni/verify.py). A pod whose spec changed what
+its plugins are handed (host ports, bandwidth annotations: runtimeConfig) is a new sandbox in Kubernetes, so
+``up`` DELs it with what it was given and ADDs it again. ``status`` says both (cni/lifecycle.drift), ``up``
+re-attaches (cni/lifecycle.start).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from netlab.cni import conf as C
+from netlab.cni.runtime import Runtime, RuntimeConf
+from netlab.cni.verify import verify
+from netlab.model.cniconf import ConflistError, parse_conflist
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab, PodInfo
+
+NO_CHECK = "it differs from its chain's cached ADD result"  # what netlab says when a chain without CHECK would not
+
+
+def runtime_conf(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> RuntimeConf:
+    """The runtime's view of pod ``pod`` on network interface ``ifname``, as its record (``prec``) and the
+    topology give it now: the arguments and capability arguments an ADD, CHECK or DEL of it is handed."""
+    node = lab.node(pod.node)
+    return RuntimeConf(pod=pod.name, container_id=prec["containerId"], netns=pod.netns, ifname=ifname,
+                       node_netns=node.netns, args=C.cni_args(pod, prec["containerId"]),
+                       capability_args=C.capability_args(lab, pod, lab.addressing.pod_ip[pod.name]))
+
+
+def conf_text(raw: Any) -> str:
+    """A recorded network config (JSON) as the text a plugin reads on its standard input."""
+    return json.dumps(raw)
+
+
+@dataclass(frozen=True)
+class Changed:
+    """A pod its chain no longer matches, and who found it: the chain's CHECK, or for a chain without one
+    (cniVersion before 0.4.0) netlab's comparison of the pod with the chain's cached result (cni/verify.py)."""
+
+    by_check: bool
+    why: str
+    spec: bool = False  # neither: the topology changed what the pod's plugins are given (respecified)
+
+    def reattach_reason(self) -> str:
+        if self.spec:
+            return self.why
+        return f"CHECK said: {self.why}" if self.by_check else f"{NO_CHECK}: {self.why}"
+
+    def drift_line(self, pod: str) -> str:
+        if self.spec:
+            return f"cni: pod {pod}: {self.why}; up re-attaches it"
+        if self.by_check:
+            return f"cni: CHECK of pod {pod} failed: {self.why}"
+        return f"cni: pod {pod}: {NO_CHECK}: {self.why}"
+
+
+# What a pod's spec hands its plugins beside its address (which readdressed says): a pod whose spec changed is a new
+# pod in Kubernetes (ports and annotations make a new sandbox), so up DELs it with what it was given and ADDs it again.
+RESPEC = (("portMappings", "hostPorts", []), ("bandwidth", "bandwidth annotations", None))
+
+
+def respecified(lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
+    was = prec.get("capabilityArgs")
+    if not isinstance(was, dict):
+        return None
+    now = C.capability_args(lab, pod, lab.addressing.pod_ip[pod.name])
+    names = [(key, name) for key, name, none in RESPEC if was.get(key, none) != now.get(key, none)]
+    if not names:
+        return None
+    return Changed(False, f"the topology changed its {' and '.join(n for _, n in names)} (runtimeConfig."
+                          f"{', '.join(k for k, _ in names)}) since its plugins were given them", spec=True)
+
+
+def changed(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
+    """Why the attached pod must be re-attached (its spec changed what its plugins are given, or its chain no
+    longer matches it); None: it is as attached."""
+    return respecified(lab, pod, prec) or check_pod(rt_, lab, pod, prec)
+
+
+def check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
+    """The first of the pod's networks its chain no longer matches, and why (None: all match)."""
+    for raw, ifname in prec.get("networks", []):
+        try:
+            net = parse_conflist(conf_text(raw))
+        except ConflistError:
+            return Changed(True, "its cached network config is damaged")
+        rt = runtime_conf(lab, pod, prec, ifname)
+        by_check = C.supports_check(net) and not net.disable_check
+        no_check = ("its conflist sets disableCheck" if net.disable_check
+                    else f"cniVersion {net.cni_version} has no CHECK")
+        why = rt_.check(net, rt) if by_check else verify(pod.netns, rt_.cached_result(net.name, rt), no_check)
+        if why:
+            return Changed(by_check, why)
+    return None
