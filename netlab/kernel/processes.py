@@ -148,6 +148,22 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+def parent(pid: int) -> int | None:
+    """Field 4 of /proc/<pid>/stat (the parent's pid), None if the process is gone."""
+    rest = _stat_fields(pid)
+    return int(rest[1]) if rest and len(rest) > 1 else None
+
+
+def environ_has(pid: int, entry: bytes) -> bool:
+    """``entry`` (``NAME=value``) is one of the process's environment entries, as it was given at its exec
+    (/proc/<pid>/environ: root reads any process's; a zombie's or a kernel thread's is empty)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return entry in fh.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def _pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 

@@ -17,7 +17,9 @@ when this module is imported, never inside a loop; all are off unless set.
     ``state-write``: a state write about to begin; ``state-temp-written``:
     its temporary file whole, not yet
     renamed into place; ``state-renamed``: the state in place, its sum not
-    yet written: the first of a run's writes) fails or kills the process there;
+    yet written: the first of a run's writes; ``containers-started``: a run's
+    command containers started, their pids not yet recorded) fails or kills
+    the process there;
 ``NETLAB_TEST_FALLBACK_LINKS=1``
     every namespace netlab creates starts with two extra links (bridges named
     ``sit0`` and ``tunl0``, at ifindex 2 and 3), the way a host with the

@@ -175,6 +175,10 @@ class ContainerRecord(Strict):
     last_exit_code: StrictInt | None = None
     # The cluster DNS's dnsmasq only: the sha256 of the records file it last read (workload/dns_records.py, KEY).
     records: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    # A command container's run: the id in its environment (workload/unrecorded.py), recorded before it starts,
+    # and, while its pid is not recorded yet, the cluster DNS's dnsmasq it replaces (pid, start time).
+    id: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+    replaces: Annotated[tuple[StrictInt, StrictInt], ROW] | None = None
 
 
 class PodRecord(Strict):

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from netlab.errors import logs_way
-from netlab.workload import crashloop, exits, health, node_uts, policy
+from netlab.workload import crashloop, exits, health, node_uts, policy, unrecorded
 from netlab.workload.containers import container_argv
 from netlab.workload.tasks import in_old_sandbox, task_of
 from netlab.workload.uts import uts_hostnames, uts_path
@@ -48,6 +48,8 @@ def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
             state_letter = task_of(crec, pod.netns) if crec and "error" not in crec else None
             if crec is None:
                 out.append(f"containers: {where} was never started")
+            elif unrecorded.pending(crec):
+                out.append(unrecorded.line(crec, pod.netns, uts_path(lab.name, pod.name), where, repair))
             elif "error" in crec:
                 held = waiting.get(f"{pod.name}/{c.name}")
                 out.append(f"containers: {where} {policy.START_FAILED}{crec['error']}{held.words(now) if held else ''}")

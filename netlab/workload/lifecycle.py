@@ -50,11 +50,12 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterable
 from netlab.errors import repair_way
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
-from netlab.kernel import kill, spawning
+from netlab.kernel import kill, spawning, testhooks
 from netlab.kernel import processes as proc
 from netlab.model.naming import DNS_LABEL
 from netlab.realize.state_dir import lab_dir
-from netlab.workload import again, crashloop, dns_records, echo_start, exits, health, launch, node_uts, policy
+from netlab.workload import (again, crashloop, dns_records, echo_start, exits, health, launch, node_uts, policy,
+                             unrecorded)
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
                                         log_path, forget_runs, logs_by_pod, new_run, note_start_error, remove_logs)
@@ -144,6 +145,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
     echo: list[tuple[PodInfo, Container, str]] = []  # echo containers to (re)start, and why
     starting: dict[str, str] = {}  # "pod/container" -> the action, once it runs
     spawned: list[tuple[str, proc.ProcId, int]] = []  # command containers started, with a pidfd each
+    launches: list[tuple[PodInfo, Container, dict, dict | None, int | None]] = []  # to start, once recorded
     exited: dict[str, dict] = {}  # containers restarted because they had exited: their old records
     try:
         if early is not None:
@@ -160,6 +162,9 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                 done.problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
         hostname = {pod.name: pod.hostname for pod in present}
         uts, made, renamed = ensure_uts(lab.name, hostname)
+        # Containers an `up` killed as it started them did not record: taken over (or their records dropped).
+        took, _taken = unrecorded.resolve(lab.name, pods, uts, {pod.name: pod.netns for pod in present})
+        done.actions += took
         # A pod recorded before whose pin is gone (unmounted by hand) got a UTS namespace anew: said.
         done.actions += [f"made pod {name}'s UTS namespace again (hostname {hostname[name]})"
                          for name in made if name in pods]
@@ -239,23 +244,35 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                         echo.append((pod, c, why))
                     continue
                 net = proc.ns_birth(nsmod.netns_path(pod.netns))  # where it starts (tasks.started_in)
-                try:
-                    p, fd = spawning.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=new["log"],
-                                           env=container_env(lab, pod, c), replace=replace)
-                except OSError as exc:
-                    new["error"] = exc.strerror or str(exc)
-                    note_start_error(new["log"], new["error"])
-                    done.problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
-                    continue
-                finally:
-                    if replace is not None:  # gone by now (or never reached: stopped here)
-                        os.close(replace)
-                        stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
-                if fd is not None:
-                    spawned.append((cid, p, fd))
-                new.update(pid=p.pid, start=p.start)
                 if net is not None:
                     new["net"] = list(net)
+                new["id"] = unrecorded.new_id()  # in its environment: found by it, should this run be killed
+                if replace is not None and crec:
+                    new["replaces"] = [crec["pid"], crec["start"]]
+                launches.append((pod, c, new, crec, replace))
+        if launches:  # written ahead: each container it starts is recorded, by its id, before it runs
+            state.save()
+        while launches:
+            pod, c, new, crec, replace = launches.pop(0)
+            cid, uts_pin = f"{pod.name}/{c.name}", pods[pod.name]["uts"]
+            try:
+                p, fd = spawning.spawn(new["argv"], netns=pod.netns, uts_path=uts_pin, log_path=new["log"],
+                                       env={**container_env(lab, pod, c), unrecorded.ENV: new["id"]}, replace=replace)
+            except OSError as exc:
+                new["error"] = exc.strerror or str(exc)
+                note_start_error(new["log"], new["error"])
+                done.problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
+                continue
+            finally:
+                new.pop("replaces", None)
+                if replace is not None:  # gone by now (or never reached: stopped here)
+                    os.close(replace)
+                    stop_container(state.lab, cid, crec, pod.netns, uts_pin)
+            if fd is not None:
+                spawned.append((cid, p, fd))
+            new.update(pid=p.pid, start=p.start)
+            if not launches:
+                testhooks.fault_point("containers-started")  # running, their pids known to this process alone
         for cid, code in exits.exit_codes(lab.name, exited).items():
             starting[cid] = f"restarted container {cid} (it had exited with code {code})"
             # The new run's record keeps how the one before it ended, as the kubelet's lastState; its own
@@ -273,6 +290,9 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
     finally:
         for _cid, _p, fd in spawned:
             os.close(fd)
+        for *_rest, replace in launches:  # never started: the pidfds of what they were to replace
+            if replace is not None:
+                os.close(replace)
         echo_start.abort_early_launcher(early)
         state.save()
     for cid, action in starting.items():

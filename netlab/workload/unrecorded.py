@@ -1,0 +1,83 @@
+"""Command containers an `up` started and did not live to record: killed (SIGKILL) between their start and its save.
+
+`up` writes each command container's record ahead of its start (lifecycle.start saves the state first), with a
+new ``id`` (32 hex digits, as a runtime's container ID) and no pid yet; the container gets that id in its
+environment, ``NETLAB_CONTAINER_ID``, and the record its pid and start time once it runs. A record with an id and
+no pid (:func:`pending`) is a start whose `up` ended before it knew the outcome. Its process, if it runs, is found
+by proof, never by a name or a pattern: a process with a thread in the pod's network namespace (or the pod's
+UTS namespace, which the lab pins) whose environment holds that very id, the topmost of them (a child it forked
+inherits the id). The next `up` takes it over (:func:`resolve`: its pid and start time recorded, then compared as
+any recorded container: a changed command replaces it), so no second copy starts beside it (the cluster DNS's
+second dnsmasq found port 53 taken, on every later `up`); ``status`` names it until then (:func:`line`).
+
+A dnsmasq of the cluster DNS that the new one was to replace (``replaces``: its pid and start time) still
+running is stopped, as the new one would have; one whose start never came is then started again.
+Left: a process between its fork and its exec (its environment is still netlab's) when its `up` is killed
+carries no id yet; it execs within milliseconds, long before the next `up` looks.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from netlab.kernel import processes as proc
+from netlab.workload.stopping import stop_container
+
+ENV = "NETLAB_CONTAINER_ID"
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+def pending(crec: object) -> bool:
+    """A record written ahead of its container's start, whose pid its `up` never recorded."""
+    return isinstance(crec, dict) and bool(crec.get("id")) and crec.get("pid") is None and "error" not in crec
+
+
+def find(crec: dict, netns: str, uts: str | None) -> proc.ProcId | None:
+    """The process the container's id (``crec['id']``) names in the pod's namespaces; None when none runs."""
+    entry = f"{ENV}={crec['id']}".encode()
+    found = proc.find_in_namespaces([netns], [uts] if uts else [])
+    holders = {pid for pid in found if proc.environ_has(pid, entry)}
+    tops = []
+    for pid in holders:
+        start = proc.start_time(pid)
+        if start is not None and proc.parent(pid) not in holders and proc.running(pid):
+            tops.append(proc.ProcId(pid, start))
+    return min(tops, key=lambda p: (p.start, p.pid)) if tops else None
+
+
+def line(crec: dict, netns: str, uts: str | None, where: str, repair: str) -> str:
+    """status's line for a pending record (:func:`pending`)."""
+    p = find(crec, netns, uts)
+    if p is None:
+        return f"containers: {where} was never started (an `up` ended as it started it); `{repair}` starts it"
+    return (f"containers: {where} runs (pid {p.pid}) unrecorded: the `up` that started it ended before it recorded "
+            f"it; `{repair}` takes it over")
+
+
+def resolve(lab_name: str, pods: dict, uts: dict[str, str], netns: dict[str, str]) -> tuple[list[str], list]:
+    """Every pending record of the pods ``netns`` names (pod -> its network namespace; ``uts``: pod -> its pin):
+    its process taken over, or, none running, the record as a container never started (the first run) or exited.
+    Returns the actions in words and the processes taken over, ("pod/container", ProcId)."""
+    actions: list[str] = []
+    taken: list[tuple[str, proc.ProcId]] = []
+    for pod, where in netns.items():
+        containers = (pods.get(pod) or {}).get("containers") or {}
+        for cname, crec in list(containers.items()):
+            if not pending(crec):
+                continue
+            cid = f"{pod}/{cname}"
+            old = crec.pop("replaces", None)
+            if old:  # the dnsmasq this one replaces: stopped by the new one before its exec, or now
+                stop_container(lab_name, cid, {"pid": old[0], "start": old[1]}, where, uts.get(pod))
+            p = find(crec, where, uts.get(pod))
+            if p is not None:
+                crec.update(pid=p.pid, start=p.start)
+                taken.append((cid, p))
+                actions.append(f"took over container {cid} (pid {p.pid}), which an `up` that ended before it "
+                               "recorded it had started")
+            elif int(crec.get("restarts") or 0) == 0 and crec.get("last_exit_code") is None:
+                containers.pop(cname)  # its first run: never started, or exited unseen; started as new
+    return actions, taken
