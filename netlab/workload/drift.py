@@ -48,8 +48,9 @@ def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
             state_letter = task_of(crec, pod.netns) if crec and "error" not in crec else None
             if crec is None:
                 out.append(f"containers: {where} was never started")
-            elif unrecorded.pending(crec):
-                out.append(unrecorded.line(crec, pod.netns, uts_path(lab.name, pod.name), where, repair))
+            elif unrecorded.pending(crec) and (said := unrecorded.line(crec, pod.netns, uts_path(lab.name, pod.name),
+                                                                          where, repair)):
+                out.append(said)
             elif "error" in crec:
                 held = waiting.get(f"{pod.name}/{c.name}")
                 out.append(f"containers: {where} {policy.START_FAILED}{crec['error']}{held.words(now) if held else ''}")

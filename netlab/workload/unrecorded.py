@@ -3,7 +3,9 @@
 `up` writes each command container's record ahead of its start (lifecycle.start saves the state first), with a
 new ``id`` (32 hex digits, as a runtime's container ID) and no pid yet; the container gets that id in its
 environment, ``NETLAB_CONTAINER_ID``, and the record its pid and start time once it runs. A record with an id and
-no pid (:func:`pending`) is a start whose `up` ended before it knew the outcome. Its process, if it runs, is found
+no pid (:func:`pending`) is a start whose `up` ended before it knew the outcome (so is an echo container's record
+with no thread: its first run is then started as a new one, by the lab's echo server found by its control socket,
+launch.py). Its process, if it runs, is found
 by proof, never by a name or a pattern: a process with a thread in the pod's network namespace (or the pod's
 UTS namespace, which the lab pins) whose environment holds that very id, the topmost of them (a child it forked
 inherits the id). The next `up` takes it over (:func:`resolve`: its pid and start time recorded, then compared as
@@ -31,12 +33,20 @@ def new_id() -> str:
 
 
 def pending(crec: object) -> bool:
-    """A record written ahead of its container's start, whose pid its `up` never recorded."""
-    return isinstance(crec, dict) and bool(crec.get("id")) and crec.get("pid") is None and "error" not in crec
+    """A record written ahead of its container's start, whose pid (an echo container's thread) its `up` never
+    recorded: nor an error."""
+    return isinstance(crec, dict) and crec.get("pid") is None and "error" not in crec
+
+
+def _first_run(crec: dict) -> bool:
+    return int(crec.get("restarts") or 0) == 0 and crec.get("last_exit_code") is None
 
 
 def find(crec: dict, netns: str, uts: str | None) -> proc.ProcId | None:
-    """The process the container's id (``crec['id']``) names in the pod's namespaces; None when none runs."""
+    """The process the container's id (``crec['id']``) names in the pod's namespaces; None when none runs (or
+    the record has no id: an echo container's, whose server is found by its control socket)."""
+    if not crec.get("id"):
+        return None
     entry = f"{ENV}={crec['id']}".encode()
     found = proc.find_in_namespaces([netns], [uts] if uts else [])
     holders = {pid for pid in found if proc.environ_has(pid, entry)}
@@ -48,10 +58,13 @@ def find(crec: dict, netns: str, uts: str | None) -> proc.ProcId | None:
     return min(tops, key=lambda p: (p.start, p.pid)) if tops else None
 
 
-def line(crec: dict, netns: str, uts: str | None, where: str, repair: str) -> str:
-    """status's line for a pending record (:func:`pending`)."""
+def line(crec: dict, netns: str, uts: str | None, where: str, repair: str) -> str | None:
+    """status's line for a pending record (:func:`pending`); None for a run after the first that is not running
+    (said as one that exited)."""
     p = find(crec, netns, uts)
     if p is None:
+        if not _first_run(crec):
+            return None
         return f"containers: {where} was never started (an `up` ended as it started it); `{repair}` starts it"
     return (f"containers: {where} runs (pid {p.pid}) unrecorded: the `up` that started it ended before it recorded "
             f"it; `{repair}` takes it over")
@@ -78,6 +91,6 @@ def resolve(lab_name: str, pods: dict, uts: dict[str, str], netns: dict[str, str
                 taken.append((cid, p))
                 actions.append(f"took over container {cid} (pid {p.pid}), which an `up` that ended before it "
                                "recorded it had started")
-            elif int(crec.get("restarts") or 0) == 0 and crec.get("last_exit_code") is None:
+            elif _first_run(crec):
                 containers.pop(cname)  # its first run: never started, or exited unseen; started as new
     return actions, taken

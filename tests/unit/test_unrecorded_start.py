@@ -165,3 +165,16 @@ def test_a_record_written_ahead_is_a_valid_state_and_a_bad_id_is_not():
         record["pods"]["c"]["containers"]["main"]["id"] = bad
         with pytest.raises(ValidationError):
             WorkloadRecord.model_validate(record)
+
+
+def test_an_echo_containers_record_without_a_thread_is_a_container_never_started(host):
+    """An echo container's record written ahead (no id: its server is found by its control socket) and no thread
+    recorded: status and up said it had exited (pid None) and up counted a restart of a run that never was."""
+    state = written_ahead()
+    crec = state.extra["workload"]["pods"]["c"]["containers"]["main"]
+    del crec["id"]
+    assert container_lines(state) == [
+        "containers: pod c container main was never started (an `up` ended as it started it); `netlab up` starts it"]
+    crec["restarts"] = 1  # a restart's: its run before exited, and so did this one, as far as anyone knows
+    assert container_lines(state) == [
+        "containers: pod c container main exited (pid None); see `sudo netlab logs --lab kcu c -c main`"]
