@@ -31,6 +31,9 @@ from typing import NoReturn
 
 from netlab.errors import EnvironmentNotReady
 
+# The source of a lab's tmpfs of UTS pins on <state folder>/<lab>/uts (workload/uts.py): /proc/self/mountinfo
+# shows it with the folder's path, which is how a lab's folder is found from its namespaces (realize/tags.py).
+PINS_FS = "netlab-uts"
 MARK_FILE = "netlab-lab"  # the mark of a lab's folder that netlab made: an empty file of this user's
 # The files netlab writes in a lab's folder (tests/unit/test_lab_folder_own.py holds each writer's name to this):
 # the state (state.json, state.sum), the locks, the echo server's socket and log, probe's kept job, the quiz,
@@ -99,8 +102,8 @@ def not_ours(path: str) -> str | None:
         mark = os.lstat(os.path.join(path, MARK_FILE))
         if stat.S_ISREG(mark.st_mode) and mark.st_uid == os.geteuid():
             return None
-    if stat.S_IMODE(st.st_mode) == 0o700 and _earlier_release(path):
-        return None  # made by a release before the mark, as netlab makes them
+    if stat.S_IMODE(st.st_mode) == 0o700 and (_earlier_release(path) or holds_pins(path)):
+        return None  # made by a release before the mark, as netlab makes them; or emptied but for its pins
     return f"it holds no {MARK_FILE} (netlab marks each lab folder it makes) and no state or lock of netlab's"
 
 
@@ -133,6 +136,23 @@ def _earlier_release(path: str) -> bool:
         return False
     return (lock is not None and LOCK_TEXT.match(lock.decode("utf-8", "replace")) is not None
             and "state.json" not in names and all(own_name(name) for name in names))
+
+
+def holds_pins(path: str) -> bool:
+    """Whether the unmarked folder ``path`` is a lab's folder emptied by hand (``rm -rf`` of the state folder) but
+    for what the kernel kept: its ``uts``, the mount point of netlab's tmpfs of UTS pins (type tmpfs, source
+    :data:`PINS_FS`, in this mount namespace: only root mounts there), with nothing beside it that netlab does not
+    write there. Its namespaces run on: ``down --force`` takes them, the pins, then the folder."""
+    from netlab.kernel.mountinfo import read_mounts  # only for a folder without the mark: not plan's nor validate's
+
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    if "uts" not in names or not all(own_name(name) for name in names):
+        return False
+    point = os.path.join(os.path.realpath(path), "uts")
+    return any(m.point == point and (m.fstype, m.source) == ("tmpfs", PINS_FS) for m in read_mounts())
 
 
 def _read_own(path: str, name: str, limit: int) -> bytes | None:

@@ -29,9 +29,7 @@ DEFAULT_STATE_ROOT = "/run/netlab"
 STATE_ROOT = os.path.abspath(os.environ.get("NETLAB_STATE_DIR") or DEFAULT_STATE_ROOT)
 if os.environ.get("NETLAB_STATE_DIR"):  # and the programs netlab starts (with another cwd) read the same folder
     os.environ["NETLAB_STATE_DIR"] = STATE_ROOT
-# The source of a lab's tmpfs of UTS pins on <state folder>/<lab>/uts (workload/uts.py): /proc/self/mountinfo
-# shows it with the folder's path, which is how a lab's folder is found from its namespaces (realize/tags.py).
-PINS_FS = "netlab-uts"
+PINS_FS = lab_folder.PINS_FS  # the source of a lab's tmpfs of UTS pins (workload/uts.py)
 STATE_VERSION = 1  # the format of state.json (realize/state_schema.py checks it)
 STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
 LOCK_FILE = "lock"  # the lab's lock (lab_lock.LabLock), in its directory, the last thing of it to go

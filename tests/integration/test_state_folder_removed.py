@@ -1,0 +1,67 @@
+"""The state folder deleted (``rm -rf``) while a lab runs (root; QA q2, defects 2 and 3).
+
+``rm -rf`` deletes all but the lab's UTS pins (their tmpfs is busy): the lab's folder stays, holding ``uts``
+alone, with no mark. Every command refused it as "not a lab folder of netlab's", ``down --force`` too, and the
+lab's namespaces, pins and processes stayed for good. The pins' tmpfs (``netlab-uts``) proves the folder
+netlab's: ``down --force`` takes the lab, its pins and the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from helpers import lab_namespaces, netlab, state_path
+
+pytestmark = pytest.mark.root
+
+
+def topology(lab: str) -> str:
+    return f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n1}}]\n"
+
+
+def lab_mounts(lab: str) -> list[str]:
+    """The lines of /proc/self/mountinfo with a mount point in the lab's folder."""
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if f" {state_path(lab)}/" in line]
+
+
+def ip_netns(lab: str) -> list[str]:
+    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    import json
+
+    return sorted(ns["name"] for ns in json.loads(out or "[]") if ns["name"].startswith(lab + "-"))
+
+
+def test_rm_rf_of_the_lab_folder_then_down_force_takes_the_lab(labs):
+    lab = labs.name("srm")
+    labs.up(topology(lab))
+    assert len(ip_netns(lab)) == 4 and lab_mounts(lab)
+    shutil.rmtree(state_path(lab), ignore_errors=True)  # the pins are busy: the folder and uts stay
+    assert os.listdir(state_path(lab)) == ["uts"]
+    listed = netlab("list")
+    assert [line.split()[:2] for line in listed.stdout.splitlines() if line.startswith(lab)] == [[lab, "lost"]]
+    assert "not a lab folder" not in listed.stderr, listed
+    out = netlab("down", "--lab", lab, "--force", check=False)
+    assert (out.returncode, out.stdout) == (0, f"lab {lab} is down (4 namespaces removed)\n"), out
+    assert ip_netns(lab) == [] and lab_mounts(lab) == [] and not os.path.exists(state_path(lab))
+    assert lab_namespaces(lab) == []
+
+
+def test_rm_rf_of_the_whole_state_folder_then_down_force_takes_the_lab(labs, tmp_path):
+    """A state folder of the test's own (the suite's is shared by other tests' labs)."""
+    lab, root = labs.name("srw"), str(tmp_path / "state")
+    env = {"NETLAB_STATE_DIR": root}
+    try:
+        labs.up(topology(lab), env=env)
+        shutil.rmtree(root, ignore_errors=True)
+        assert os.listdir(root) == [lab] and os.listdir(os.path.join(root, lab)) == ["uts"]
+        out = netlab("down", "--lab", lab, "--force", check=False, env=env)
+        assert (out.returncode, out.stdout) == (0, f"lab {lab} is down (4 namespaces removed)\n"), out
+        assert ip_netns(lab) == [] and not [line for line in open("/proc/self/mountinfo") if f" {root}/" in line]
+        assert os.listdir(root) == []
+    finally:
+        netlab("down", "--lab", lab, "--force", check=False, env=env)
