@@ -49,11 +49,15 @@ def record(lab_name: str, scenario: str, target: str, seed: int) -> None:
     write_atomic(path(lab_name), (json.dumps(data) + "\n").encode())
 
 
+QUIZ_MAX = 64 << 10
+
+
 def load(lab_name: str) -> dict | None:
     """The open quiz of a lab (None: none; a file that is not a quiz is treated as none)."""
     try:
-        with open(path(lab_name), encoding="utf-8") as fh:
-            data = loads_json(fh.read())
+        with open(path(lab_name), "rb") as fh:
+            raw = fh.read(QUIZ_MAX + 1)  # a quiz's record is ~100 bytes: a larger file is none, never read whole
+        data = loads_json(raw) if len(raw) <= QUIZ_MAX else None
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or catalogue.scenario(str(data.get("scenario"))) is None:

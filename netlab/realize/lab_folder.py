@@ -114,13 +114,13 @@ def not_ours(path: str) -> str | None:
 STATE_VERSION = 1
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 LOCK_TEXT = re.compile(r"^pid [1-9][0-9]* \(netlab( [^()\n]*)?\)\n$")
-_STATE_MAX = 256 << 20  # a state larger than this is no lab's (a lab's is a few MB at most)
+STATE_MAX = 16 << 20  # a state larger than this is no lab's (state_dir.STATE_MAX says why)
 
 
 def _earlier_release(path: str) -> bool:
     """Whether the unmarked folder ``path`` holds a netlab state of its own lab (its name), or netlab's lock text
     with nothing beside it that netlab does not write there."""
-    state = _read_own(path, "state.json", _STATE_MAX)
+    state = _read_own(path, "state.json", STATE_MAX)
     if state is not None:
         try:
             data = json.loads(state)

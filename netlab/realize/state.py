@@ -21,8 +21,8 @@ from netlab.errors import (NetlabError, NetnsGone, UsageError, command_path, dis
                            loads_json)
 from netlab.model.naming import netns_path
 from netlab.realize.lab_name import LAB_ENV, EnvLabName, select_lab_name
-from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, known_labs, read_state_file, state_dir_error,
-                                     state_file, write_atomic)
+from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, StateTooLarge, known_labs, read_state_file,
+                                     state_dir_error, state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_sum import trusted, write_sum
 # A state that cannot say what its lab made (state_errors); tests import these from here too
@@ -191,6 +191,8 @@ def load_state(lab: str) -> LabState | None:
         raw = read_state_file(lab)
     except NotRegularFile:
         raise StateCorrupt(lab, path, "it is not a regular file") from None
+    except StateTooLarge as exc:
+        raise StateCorrupt(lab, path, str(exc)) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StateCorrupt(lab, path, "it is a symlink") from None

@@ -226,9 +226,24 @@ class NotRegularFile(ValueError):
     """Where a lab's state file should be there is something else (a directory, a FIFO, a device)."""
 
 
+# The largest state file read. A lab of 1,000 pods (10 nodes, 50 Services) records ~1.2 MB: ~220 KB of
+# namespaces, addresses and topology (measured with the fake kernel), ~1 KB a pod of containers and
+# Services' records (a real 4-pod lab's state, 9 KB). A larger file is no lab's: read whole, a 100 MB
+# one cost every command 1.3 GB of memory before it was found corrupt (QA q2, defect 5).
+STATE_MAX = lab_folder.STATE_MAX
+
+
+class StateTooLarge(ValueError):
+    """A lab's state file larger than :data:`STATE_MAX`: not read (no more than STATE_MAX + 1 bytes of it)."""
+
+    def __init__(self, path: str):
+        super().__init__(f"it is larger than {STATE_MAX >> 20} MiB, more than any lab's state")
+
+
 def read_state_file(lab: str) -> bytes | None:
     """A lab's state file as it is on disk, never through a symlink (OSError ELOOP); None when there is
-    none; NotRegularFile when something else is there. Read, not checked (realize/state_schema.py)."""
+    none; NotRegularFile when something else is there, StateTooLarge when it is larger than STATE_MAX (no more
+    than that is read). Read, not checked (realize/state_schema.py)."""
     path = state_file(lab)
     try:
         # O_NONBLOCK: opening a FIFO put there would wait for a writer forever (every command, `netlab list`, the
@@ -237,10 +252,16 @@ def read_state_file(lab: str) -> bytes | None:
     except FileNotFoundError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(path)
+        if st.st_size > STATE_MAX:
+            raise StateTooLarge(path)
         with os.fdopen(os.dup(fd), "rb") as fh:
-            return fh.read()
+            raw = fh.read(STATE_MAX + 1)  # grown since the fstat: still no more than this
+        if len(raw) > STATE_MAX:
+            raise StateTooLarge(path)
+        return raw
     finally:
         os.close(fd)
 
