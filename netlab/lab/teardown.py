@@ -37,8 +37,8 @@ from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
 from netlab.realize.interrupted import DOWN_FAILED, folder_names, interrupted_up
 from netlab.realize.state import LabState, load_state
-from netlab.realize.state_errors import lost_state
-from netlab.realize.state_dir import forget, state_temps
+from netlab.realize.state_errors import StateNotForgotten, lost_state
+from netlab.realize.state_dir import forget, state_file, state_temps
 from netlab.realize.lab_lock import LabLock
 
 Progress = Callable[[str, int, int], None]
@@ -146,7 +146,7 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
             continue
         valid.append(name)
     tags = read_tags(kernel, state.lab, valid)  # before any change: what cannot be read stops it here
-    state.phase = "deleting"
+    state.phase, state.tearing_down = "deleting", True
     state.extra.pop(DOWN_FAILED, None)  # an earlier down's error: this one is at work now
     state.save(best_effort=True)  # a full disk must not keep a lab up: the tags prove what is ours
     try:
@@ -156,6 +156,8 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
         state.save(best_effort=True)
         raise
     result.skipped += forget(state.lab)
+    if state.unsaved is not None and os.path.lexists(state_file(state.lab)):  # the lab is gone, its state stays
+        raise StateNotForgotten(state.lab, len(result.removed_netns), state_file(state.lab), state.unsaved)
     return result
 
 

@@ -63,6 +63,11 @@ class LabState:
     # Not saved: the files outside the state directory that this run's feature stops removed (the pods'
     # /etc/netns/<namespace>/ files), by path, for down's result (`down -o json`'s removed_pod_files).
     removed_files: list[str] = field(default_factory=list, repr=False, compare=False)
+    # Not saved: set by down's teardown, every save is best effort (the tags prove what is the lab's, and a state
+    # that cannot be written must not stop the lab's removal halfway); ``unsaved`` keeps the last save's error,
+    # for down to say why the state stays once the lab is gone (an immutable folder: QA q2, defect 3).
+    tearing_down: bool = field(default=False, repr=False, compare=False)
+    unsaved: NetlabError | None = field(default=None, repr=False, compare=False)
     # The topology as validated, beside the dict it was validated from: a topology is validated once
     # (by load_state, or by the first model()) while ``topology`` is that dict (it is replaced, never
     # edited in place).
@@ -103,8 +108,9 @@ class LabState:
         testhooks.fault_point("state-write")  # about to write: the first of an up's, its folder holds its lock alone
         try:
             write_atomic(self.path, raw, point="state-temp-written")
-        except NetlabError:
-            if not best_effort:
+        except NetlabError as exc:
+            self.unsaved = exc
+            if not best_effort and not self.tearing_down:
                 raise
             return False
         testhooks.fault_point("state-renamed")  # the state on disk, its sum not yet

@@ -101,6 +101,20 @@ class PodFilesLeft(StateLost):
         return PodFilesLeft(*self._args, api=api)
 
 
+class StateNotForgotten(EnvironmentNotReady):
+    """``down`` took the lab away (its namespaces, processes, pins and pods' files), but its state file could be
+    neither updated nor removed (an immutable folder or file, a read-only file system): said as what happened,
+    exit 3. ``list`` then shows the lab ``gone`` (none of its namespaces is there), and ``down`` again, once the
+    folder may be written, forgets it."""
+
+    def __init__(self, lab: str, removed: int, path: str, error: Exception):
+        self.lab = lab
+        why = str(error).removeprefix(f"cannot write {path}: ")
+        super().__init__(f"lab {lab}'s namespaces are removed ({removed}), but its state file {path} could be neither "
+                         f"updated nor removed ({why}); `netlab list` shows the lab `gone` until then: once the "
+                         f"folder may be written, `sudo netlab down --lab {lab}` forgets it")
+
+
 def lost_state(lab: str, pod_files: bool = False) -> StateLost | EnvironmentNotReady | None:
     """What remains of lab ``lab`` whose state file is missing (its caller found none): namespaces tagged as its,
     or its folder holding more than its lock (a run's echo server socket, logs, UTS pins); ``pod_files``: or,

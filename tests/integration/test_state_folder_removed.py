@@ -1,4 +1,4 @@
-"""The state folder deleted (``rm -rf``) while a lab runs (root; QA q2, defects 2 and 3).
+"""The state folder deleted (``rm -rf``) while a lab runs, or made immutable (root; QA q2, defects 2 and 3).
 
 ``rm -rf`` deletes all but the lab's UTS pins (their tmpfs is busy): the lab's folder stays, holding ``uts``
 alone, with no mark. Every command refused it as "not a lab folder of netlab's", ``down --force`` too, and the
@@ -65,3 +65,32 @@ def test_rm_rf_of_the_whole_state_folder_then_down_force_takes_the_lab(labs, tmp
         assert os.listdir(root) == []
     finally:
         netlab("down", "--lab", lab, "--force", check=False, env=env)
+
+
+@pytest.mark.parametrize("what", ["folder", "state.json"])
+def test_down_of_a_lab_whose_state_is_immutable_says_it_is_down_and_list_says_gone(labs, what):
+    """chattr +i on the lab's folder or its state file: down takes the lab away, then says that the state stays,
+    why, and how to forget it (it said "cannot write state.json" alone); `list` shows it `gone`, not `up`."""
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        pytest.skip("chattr is not installed (it is in e2fsprogs)")
+    lab = labs.name("sim")
+    labs.up(topology(lab))
+    target = state_path(lab) if what == "folder" else state_path(lab, "state.json")
+    made = subprocess.run([chattr, "+i", target], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"the state folder's file system takes no immutable flag: {made.stderr.strip()}")
+    try:
+        out = netlab("down", "--lab", lab, check=False)
+        assert out.returncode == 3 and out.stderr.startswith(
+            f"netlab: lab {lab}'s namespaces are removed (4), but its state file {state_path(lab, 'state.json')} "
+            "could be neither updated nor removed (permission denied to root: "), out
+        assert f"`sudo netlab down --lab {lab}` forgets it\n" in out.stderr and out.stderr.count("\n") == 1, out
+        assert ip_netns(lab) == [] and lab_mounts(lab) == []
+        listed = netlab("list", check=False)
+        assert [line.split()[:2] for line in listed.stdout.splitlines() if line.startswith(lab)] == [[lab, "gone"]]
+        assert f"lab {lab}: none of its namespaces is there any more" in listed.stderr, listed
+    finally:
+        subprocess.run([chattr, "-i", target], check=True)
+    out = netlab("down", "--lab", lab)
+    assert not os.path.exists(state_path(lab))

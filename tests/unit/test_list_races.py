@@ -23,7 +23,8 @@ LAB = "kr"
 
 
 def save(phase: str) -> LabState:
-    state = LabState(lab=LAB, netns={f"{LAB}-n1": "intent"}, phase=phase)
+    state = LabState(lab=LAB, netns={f"{LAB}-n1": "intent"}, phase=phase,
+                     extra={tags.FOLDER_RECORD: tags.folder_record()})  # as an up records it: its tags name it
     state.save()
     return state
 

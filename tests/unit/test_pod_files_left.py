@@ -13,6 +13,7 @@ import os
 import pytest
 
 from netlab.api import lifecycle
+from netlab.api import running
 from netlab.api.running import labs
 from netlab.errors import UsageError
 from netlab.feature import ModuleFeature
@@ -198,6 +199,7 @@ def test_the_files_are_removed_through_their_folder_never_a_symlink_put_in_its_p
 def test_list_shows_the_lab_as_lost_with_the_way_out(etc, state_root, monkeypatch):
     monkeypatch.setattr(state_dir, "DEFAULT_STATE_ROOT", str(state_root))  # the state directory as no one set it
     LabState(lab="ab-x", netns={"ab-x-web": "created"}, phase="up").save()
+    monkeypatch.setattr(running, "_any_netns", lambda st: True)  # its namespace is there, with its tag
     pod(etc, "ab-x-web", hosts=mine("ab-x"))  # the running lab's: not even read
     pod(etc, "ab-a", hosts=mine())
     pod(etc, "ab-c", hosts=mine("abc"))  # abc's line in a folder not abc's: no lab
