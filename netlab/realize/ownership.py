@@ -25,6 +25,7 @@ from typing import Any
 from netlab.kernel import netns as nsmod
 from netlab.model.naming import lab_name_problem
 from netlab.realize import state as statemod, state_dir, state_errors, tags
+from netlab.realize.lab_folder import ancestor_problem
 from netlab.realize.tags import POD_FILES, pod_files, remnants, tag_owner, tagged_namespaces
 
 
@@ -132,6 +133,9 @@ def force_down(lab: str, teardown, tag_for, changing=lambda: None, left: list[st
     else:
         corrupt = False
     parts = force_states(lab, state)
+    # Its state folder moved away (renamed) with its pins mounted: they are found by the run's tag, read before
+    # its namespaces go, and unmounted after (QA q2, defect 4).
+    moved = tags.moved_pins(lab, [tag for tag in tagged_namespaces(lab) if not tags.elsewhere(tag)])
     if not parts and state is None and not corrupt:  # nothing here is the lab's: up with another state folder?
         away = tags.state_elsewhere(lab)
         if away is not None:
@@ -149,6 +153,20 @@ def force_down(lab: str, teardown, tag_for, changing=lambda: None, left: list[st
             result.skipped += done.skipped
             result.problems += done.problems
             result.removed_pod_files += done.removed_pod_files
+    for point in moved:
+        changing()
+        problem = ancestor_problem(point)  # a folder above that another user may swap: no root unmount through it
+        try:
+            if problem:
+                raise OSError(0, f"left mounted: {problem}")
+            nsmod.detach(point)
+            said = f"{point}: the lab's UTS pins, in its state folder moved away; unmounted"
+        except OSError as exc:
+            said = f"{point}: the lab's UTS pins, in its state folder moved away; cannot unmount them ({exc.strerror})"
+        if result is not None:
+            result.skipped.append(said)
+        elif left is not None:
+            left.append(said)
     if result is None:
         changing()
         gone = state_dir.forget(lab)  # a corrupt state and no namespace: forget the file

@@ -81,6 +81,34 @@ def pin_folders() -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def moved_pins(lab: str, run_tags: Iterable[str]) -> list[str]:
+    """The mount points of the tmpfs of UTS pins of lab ``lab``'s runs ``run_tags`` (their namespaces' tags) that
+    are not in this state folder: its folder moved away (``mv`` of the state folder) with the pins mounted in it.
+    A mount is the run's only when all of it says so: a tmpfs ``netlab-uts`` on ``<folder>/<lab>/uts``, that
+    folder netlab's (lab_folder.not_ours), its state file of the run whose tag is one of ``run_tags``; never by
+    its path alone (a lab of that name up with another state folder has its pins there too)."""
+    import json
+
+    from netlab.realize import lab_folder
+
+    wanted, here = set(run_tags), os.path.realpath(os.path.join(state_dir.STATE_ROOT, lab, "uts"))
+    out: list[str] = []
+    for m in read_mounts():
+        folder, uts = os.path.split(m.point)
+        if (m.fstype, m.source, uts) != ("tmpfs", state_dir.PINS_FS, "uts") or m.point == here or \
+                os.path.basename(folder) != lab or lab_folder.not_ours(folder) is not None:
+            continue
+        raw = lab_folder._read_own(folder, state_dir.STATE_FILE, lab_folder.STATE_MAX)
+        try:
+            data = json.loads(raw) if raw is not None else None
+            tag = state_tag(lab, data["run_id"], data.get("extra") or {}) if isinstance(data, dict) else None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if tag in wanted and m.point not in out:
+            out.append(m.point)
+    return out
+
+
 def tagged_namespaces(lab: str) -> dict[str, list[str]]:
     """Namespaces ``<lab>-*`` tagged as this lab's, grouped by their full tag (one per run), whatever state folder
     the tag names (``elsewhere`` tells one of another folder)."""

@@ -94,3 +94,24 @@ def test_down_of_a_lab_whose_state_is_immutable_says_it_is_down_and_list_says_go
         subprocess.run([chattr, "-i", target], check=True)
     out = netlab("down", "--lab", lab)
     assert not os.path.exists(state_path(lab))
+
+
+def test_down_force_of_a_lab_whose_state_folder_was_renamed_unmounts_its_pins_there(labs, tmp_path):
+    """`mv` of the state folder: down --force removed the namespaces and left the UTS pins' tmpfs and its nsfs
+    pins mounted in the renamed folder (QA q2, defect 4); they are found by the run's tag, unmounted and said."""
+    lab, root = labs.name("smv"), str(tmp_path / "state")
+    moved, env = str(tmp_path / "moved"), {"NETLAB_STATE_DIR": root}
+    try:
+        labs.up(topology(lab), env=env)
+        os.rename(root, moved)
+        assert [line for line in open("/proc/self/mountinfo") if f" {moved}/{lab}/uts" in line]
+        out = netlab("down", "--lab", lab, "--force", env=env)
+        assert out.stdout == f"lab {lab} is down (4 namespaces removed)\n", out
+        assert out.stderr == (f"netlab: warning: {moved}/{lab}/uts: the lab's UTS pins, in its state folder moved "
+                              "away; unmounted\n"), out
+        assert ip_netns(lab) == [] and not [line for line in open("/proc/self/mountinfo") if f" {moved}/" in line]
+    finally:
+        netlab("down", "--lab", lab, "--force", check=False, env=env)
+        for line in open("/proc/self/mountinfo"):  # the test's own pins, if the fix failed: by their exact path
+            if f" {moved}/{lab}/uts " in line:
+                subprocess.run(["umount", "-l", f"{moved}/{lab}/uts"], check=False)
