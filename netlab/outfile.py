@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from netlab.errors import UsageError, display_path, output_unwritable
-from netlab.model.trust import MAX_LINKS, invoking_uids, user_name
+from netlab.model.pathwalk import MAX_LINKS, Names
+from netlab.model.trust import invoking_uids, user_name
 
 
 def _others_write(folder: os.stat_result, uids: set[int]) -> bool:
@@ -67,12 +68,12 @@ def _resolve(path: str) -> _Name:
     folder swapped for a symlink meanwhile fails the open, it is not followed); a symlink met anywhere, in the
     folder part as at the last name, is followed only where the rules allow (refused otherwise)."""
     uids = invoking_uids()
-    todo = [part for part in os.path.abspath(path).split("/") if part][::-1]  # a stack: the next name last
-    folder, where, links = os.open("/", _DIR), "/", 0
+    todo = Names(path)
+    folder, where = os.open("/", _DIR), "/"
     try:
         while todo:
             name = todo.pop()
-            if name in (".", ".."):
+            if name in (".", ".."):  # from the folder reached (a link's target's parent), as the kernel goes
                 parent = os.open(name, _DIR, dir_fd=folder)
                 os.close(folder)
                 folder, where = parent, os.path.normpath(os.path.join(where, name))
@@ -84,11 +85,10 @@ def _resolve(path: str) -> _Name:
                     return _Name(folder, where, name, False)
                 raise
             if stat.S_ISLNK(st.st_mode):
-                links += 1
                 current = os.path.join(where, name)
-                said = "" if current == os.path.abspath(path) else f" (through {display_path(current)})"
+                said = "" if not todo and not todo.links else f" (through {display_path(current)})"
                 fst = os.fstat(folder)
-                if links > MAX_LINKS:
+                if todo.links >= MAX_LINKS:
                     raise _refuse(path, f"more than {MAX_LINKS} symlinks")
                 if st.st_uid not in uids:
                     raise _refuse(path, f"it is a symlink{said} owned by {user_name(st.st_uid)}, not by you or root")
@@ -97,11 +97,9 @@ def _resolve(path: str) -> _Name:
                                         f"write (owner {user_name(fst.st_uid)}, mode {stat.S_IMODE(fst.st_mode):o})")
                 if not todo and where.startswith("/proc/"):
                     return _Name(folder, where, name, True)  # /proc/self/fd/1 -> "pipe:[123]": the fd's own file
-                target = os.readlink(name, dir_fd=folder)
-                if target.startswith("/"):
+                if todo.follow(os.readlink(name, dir_fd=folder)):
                     os.close(folder)
                     folder, where = os.open("/", _DIR), "/"
-                todo += [part for part in target.split("/") if part][::-1]
                 continue
             if not todo:
                 return _Name(folder, where, name, False)

@@ -23,11 +23,12 @@ import pwd
 import stat
 import struct
 
+from netlab.model.pathwalk import Names
+
 DO = "make it root's (or yours) and writable by no one else (chmod go-w), or copy it to a folder of yours"
 ACL_XATTR = "system.posix_acl_access"
 # linux/posix_acl_xattr.h: a little-endian u32 version (2), then (u16 tag, u16 perm, u32 id) per entry.
 ACL_VERSION, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_WRITE = 2, 0x02, 0x04, 0x08, 0x10, 0x02
-MAX_LINKS = 40  # the kernel's MAXSYMLINKS
 
 
 def invoking_uids() -> set[int]:
@@ -112,33 +113,30 @@ def _why(st: os.stat_result, allowed: set[int], folder: bool, path: str | None =
 
 
 def resolve(path: str) -> tuple[str, str | None]:
-    """``path`` resolved once, a name at a time (as realpath), and why root must not act on it: the first folder
-    on the way, symlink met, or the file itself someone other than root and the invoking user can change (None:
-    no one). OSError when a name on the way is missing or the links loop."""
+    """``path`` resolved once, a name at a time as the kernel does (a ``..`` after a symlink from its target's
+    folder, :mod:`netlab.model.pathwalk`), and why root must not act on it: the first folder on the way, symlink
+    met, or the file itself someone other than root and the invoking user can change (None: no one). OSError
+    when a name on the way is missing or the links loop."""
     allowed = invoking_uids()
-    pending = [p for p in os.path.abspath(path).split("/") if p]
-    here, hops = "/", 0
+    pending = Names(path)
+    here = "/"
     why = _why(os.lstat("/"), allowed, folder=True, path="/")
     if why:
         return "/", f"its folder / {why}"
     while pending:
-        name = pending.pop(0)
+        name = pending.pop()
         if name == ".":
             continue
-        if name == "..":
-            here = os.path.dirname(here)  # a folder checked already: the way back is as safe
+        if name == "..":  # here has no symlink in it: its parent is the kernel's, a folder checked already
+            here = os.path.dirname(here)
             continue
         there = os.path.join(here, name)
         st = os.lstat(there)
         if stat.S_ISLNK(st.st_mode):
             if st.st_uid not in allowed:  # its folder (here) passed: only a link of a trusted user is followed
                 return there, f"the symlink {there} on its way is owned by {user_name(st.st_uid)}, not by root or you"
-            hops += 1
-            if hops > MAX_LINKS:
-                raise OSError(40, os.strerror(40), path)  # ELOOP
-            target = os.readlink(there)
-            pending[:0] = [p for p in target.split("/") if p]
-            here = "/" if target.startswith("/") else here
+            if pending.follow(os.readlink(there)):  # OSError ELOOP past the kernel's number of links
+                here = "/"
             continue
         last = not pending
         if not last and not stat.S_ISDIR(st.st_mode):
