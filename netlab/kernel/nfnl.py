@@ -39,7 +39,8 @@ CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3
 CTA_PROTO_ICMP_ID, CTA_PROTO_ICMP_TYPE, CTA_PROTO_ICMP_CODE = 4, 5, 6
 CTA_TUPLE_ZONE = 3
 CTA_STATUS, CTA_PROTOINFO, CTA_TIMEOUT, CTA_MARK, CTA_USE, CTA_ID, CTA_ZONE = 3, 4, 7, 8, 11, 12, 18
-CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_STATE = 1, 1
+CTA_PROTOINFO_TCP, CTA_PROTOINFO_DCCP, CTA_PROTOINFO_SCTP = 1, 2, 3  # enum ctattr_protoinfo
+CTA_PROTOINFO_TCP_STATE = CTA_PROTOINFO_DCCP_STATE = CTA_PROTOINFO_SCTP_STATE = 1  # each nest's first attribute
 CTA_NAT_DST, CTA_NAT_V4_MINIP, CTA_NAT_V4_MAXIP, CTA_NAT_PROTO = 13, 1, 2, 3
 CTA_PROTONAT_PORT_MIN, CTA_PROTONAT_PORT_MAX = 1, 2
 # linux/netfilter/nf_conntrack_common.h: enum ip_conntrack_status
@@ -48,10 +49,18 @@ IPS_OFFLOAD, IPS_HW_OFFLOAD = 1 << 14, 1 << 15
 STATUS_BITS = {0: "EXPECTED", 1: "SEEN_REPLY", 2: "ASSURED", 3: "CONFIRMED", 4: "SRC_NAT", 5: "DST_NAT",
                6: "SEQ_ADJUST", 7: "SRC_NAT_DONE", 8: "DST_NAT_DONE", 9: "DYING", 10: "FIXED_TIMEOUT",
                11: "TEMPLATE", 12: "UNTRACKED", 13: "HELPER", 14: "OFFLOAD", 15: "HW_OFFLOAD"}
-# The names conntrack(8) prints (libnetfilter_conntrack's), by IP protocol number; enum tcp_conntrack's states.
+# The names conntrack(8) prints (libnetfilter_conntrack's), by IP protocol number; the states of enum
+# tcp_conntrack, sctp_conntrack and ct_dccp_states by number (src/conntrack/snprintf.c: one out of range is NONE).
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 58: "icmpv6", 132: "sctp", 136: "udplite"}
 TCP_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT",
               "CLOSE", "SYN_SENT2")
+SCTP_STATES = ("NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT", "SHUTDOWN_RECD",
+               "SHUTDOWN_ACK_SENT", "HEARTBEAT_SENT", "HEARTBEAT_ACKED")
+DCCP_STATES = ("NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT", "IGNORE",
+               "INVALID")
+PROTOINFO_STATES = ((CTA_PROTOINFO_TCP, CTA_PROTOINFO_TCP_STATE, TCP_STATES),
+                    (CTA_PROTOINFO_SCTP, CTA_PROTOINFO_SCTP_STATE, SCTP_STATES),
+                    (CTA_PROTOINFO_DCCP, CTA_PROTOINFO_DCCP_STATE, DCCP_STATES))
 
 
 def table_dump() -> bytes:
@@ -147,7 +156,7 @@ class CtRecord:
     reply: Mapping[str, str]
     status: int = 0  # IPS_* bits
     timeout: int | None = None  # seconds left
-    state: str | None = None  # TCP's: ESTABLISHED, TIME_WAIT...
+    state: str | None = None  # TCP's (ESTABLISHED, TIME_WAIT...), SCTP's or DCCP's
     mark: int | None = None
     zone: int | None = None  # the entry's zone (CTA_ZONE), only when not the default one
     orig_zone: int | None = None
@@ -200,11 +209,10 @@ def ct_record(m: Msg) -> CtRecord | None:
         v = a.get(kind)
         return struct.unpack("!I", v[:4])[0] if v is not None and len(v) >= 4 else None
 
-    state = None
-    tcp = attrs(attrs(a.get(CTA_PROTOINFO, b"")).get(CTA_PROTOINFO_TCP, b""))
-    if CTA_PROTOINFO_TCP_STATE in tcp:
-        n = tcp[CTA_PROTOINFO_TCP_STATE][0]
-        state = TCP_STATES[n] if n < len(TCP_STATES) else str(n)
+    state, info = None, attrs(a.get(CTA_PROTOINFO, b""))
+    for nest, kind, names in PROTOINFO_STATES:  # TCP's, SCTP's or DCCP's state (a u8), as conntrack(8) names it
+        if (n := attrs(info.get(nest, b"")).get(kind)) and state is None:
+            state = names[n[0]] if n[0] < len(names) else "NONE"
     zone = a.get(CTA_ZONE)
     return CtRecord(PROTO_NAMES.get(orig[0], "unknown"), orig[0], orig[1], reply[1], be32(CTA_STATUS) or 0,
                     be32(CTA_TIMEOUT), state, be32(CTA_MARK),

@@ -21,7 +21,7 @@ import uuid
 import pytest
 
 from helpers import NETLAB, in_netns, lab_up, unique_lab
-from netlab.kernel import conntrack, netns
+from netlab.kernel import conntrack, netlink, netns, nfnl
 
 pytestmark = pytest.mark.root
 
@@ -90,6 +90,37 @@ def test_the_inserted_entry_is_the_one_conntrack_i_makes(spaces):
     assert mine.status_names == ("CONFIRMED", "DST_NAT", "SRC_NAT_DONE", "DST_NAT_DONE") and 590 < mine.timeout <= 600
     with pytest.raises(OSError, match="File exists"):  # as conntrack -I: the flow has an entry already
         conntrack.insert_dnat(ours, "udp", "10.244.1.5", 40053, "10.96.0.10", 53, "10.244.0.98", 53)
+
+
+SCTP_STATES = ["NONE", "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_SENT", "SHUTDOWN_RECD",
+               "SHUTDOWN_ACK_SENT"]
+SECONDS = re.compile(r"^(\w+ +\d+) \d+ ")  # "sctp     132 119 ...": the seconds left differ between two reads
+
+
+def test_an_sctp_entrys_line_is_the_one_conntrack_lists_with_its_state(spaces):
+    """QA q9 2: each SCTP state conntrack -I can make, and HEARTBEAT_SENT (which conntrack -I cannot: made over
+    ctnetlink here), read by netlab is the line `conntrack -L` prints, state included."""
+    ns = spaces[0]
+    for n, state in enumerate(SCTP_STATES):
+        in_netns(ns, "conntrack", "-I", "-p", "sctp", "-s", "10.244.0.3", "-d", "10.244.0.2", "--sport",
+                 str(1000 + n), "--dport", "2000", "-t", "120", "--state", state, "--orig-vtag", "1",
+                 "--reply-vtag", "2", *(["-u", "SEEN_REPLY"] if n % 2 else []), check=True)
+    body = (nfnl.NFGENMSG.pack(2, nfnl.NFNETLINK_V0, 0)
+            + netlink.nested(nfnl.CTA_TUPLE_ORIG, nfnl.ct_tuple("10.244.0.3", "10.244.0.2", 132, 1008, 2000))
+            + netlink.nested(nfnl.CTA_TUPLE_REPLY, nfnl.ct_tuple("10.244.0.2", "10.244.0.3", 132, 2000, 1008))
+            + netlink.be32(nfnl.CTA_TIMEOUT, 120)
+            + netlink.nested(nfnl.CTA_PROTOINFO, netlink.nested(3, netlink.u8(1, 8), netlink.be32(2, 1),
+                                                                netlink.be32(3, 2))))
+    with netns.entered(ns):
+        conn = netlink.Conn(netlink.NETLINK_NETFILTER)
+    with conn:
+        conn.request("an SCTP entry in HEARTBEAT_SENT", netlink.message(
+            nfnl.NFNL_SUBSYS_CTNETLINK << 8 | nfnl.IPCTNL_MSG_CT_NEW, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL, body))
+    ours = sorted(SECONDS.sub(r"\1 ", r.text()) for r in conntrack.entries(ns))
+    listed_now = in_netns(ns, "conntrack", "-L", check=True).stdout.splitlines()
+    theirs = sorted(SECONDS.sub(r"\1 ", line) for line in listed_now)
+    assert ours == theirs and len(ours) == 9, (ours, theirs)
+    assert {line.split()[2] for line in ours} == {*SCTP_STATES, "HEARTBEAT_SENT"}
 
 
 @pytest.mark.parametrize("words", FILTERS, ids=[" ".join(f[2:]) for f in FILTERS])
