@@ -61,10 +61,9 @@ def terminate(pids: Iterable[int], still_ours: Callable[[int], bool], grace: flo
             fd = _pidfd(leader)
             if fd is None:
                 continue
+            fds[leader] = fd  # held from its open on: closed below even when still_ours raises
             if not still_ours(pid) or (leader != pid and not os.path.exists(f"/proc/{leader}/task/{pid}")):
-                os.close(fd)
-                continue
-            fds[leader] = fd
+                os.close(fds.pop(leader))
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
             for fd in fds.values():
                 send(fd, sig)
