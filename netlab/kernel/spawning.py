@@ -23,6 +23,7 @@ import socket
 import time
 from typing import Mapping, Sequence
 
+from netlab.errors import display_path
 from netlab.kernel import kill, netns as nsmod, nofile
 from netlab.kernel.child import ChildError, readable, run_in_child
 from netlab.kernel.processes import ProcId, start_time
@@ -99,6 +100,18 @@ def _which(cmd: str, env: Mapping[str, str]) -> str:
     raise SpawnError(errno.ENOENT, f"{cmd}: command not found (PATH={env.get('PATH', '')})")
 
 
+def exec_failed(program: str, code: int) -> str:
+    """A command the kernel would not exec, said as a shell says it (and ``netlab exec``, api/exec.cannot_run):
+    ``/x: command not found`` (ENOENT), ``/etc/passwd: permission denied`` (EACCES: not executable, or a
+    directory), else ``/x: cannot execute: Exec format error``; not Python's ``[Errno 2] ...: '/x'``."""
+    name = display_path(program[:80])
+    if code == errno.ENOENT:
+        return f"{name}: command not found"
+    if code == errno.EACCES:
+        return f"{name}: permission denied"
+    return f"{name}: cannot execute: {os.strerror(code)}"
+
+
 def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: str,
           env: Mapping[str, str], replace: int | None = None) -> tuple[ProcId, int | None]:
     """Start ``argv`` in a pod's namespaces, detached; returns its identity and a pidfd of it (None if the
@@ -168,6 +181,7 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
     report_r, report_w = os.pipe2(os.O_CLOEXEC)  # closes on a successful exec
     pid = os.fork()
     if pid == 0:  # the container
+        execing = False
         try:
             enter_pod_here(net_fd, uts_fd, netns)
             os.chdir("/")
@@ -182,11 +196,13 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
             nofile.as_given()  # the open-files limit netlab was given, not the one it raised for itself
             if replace is not None:
                 stop_then_exec(replace)  # the pidfd is close-on-exec: the command does not inherit it
+            execing = True
             os.execve(exe, args, envb)
         except BaseException as exc:  # noqa: BLE001 - report anything, then die
             code = getattr(exc, "errno", 0) or 0
+            why = exec_failed(args[0], code) if execing and code else str(exc)
             try:
-                os.write(report_w, b"%d %s" % (code, str(exc).encode(errors="replace")[:200]))
+                os.write(report_w, b"%d %s" % (code, why.encode(errors="replace")[:200]))
             finally:
                 os._exit(127)
     os.close(report_w)

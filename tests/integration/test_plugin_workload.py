@@ -43,8 +43,7 @@ def test_factory(netlab_factory):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "1 failed, 2 errors" in out, out
     assert "ERROR at setup of test_marked" in out and "ERROR at setup of test_shared" in out, out
-    line = ("pod b container bad: could not start: [Errno 2] No such file or directory: '/nonexistent' "
-            "(the lab is taken down)")
+    line = "pod b container bad: could not start: /nonexistent: command not found (the lab is taken down)"
     said = [text for text in out.splitlines() if text.startswith(f"netlab: lab {base}-")]
     assert len(said) == 3 and all(text.endswith(f": {line}") for text in said), out
     assert "Traceback" not in out, out

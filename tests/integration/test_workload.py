@@ -392,10 +392,10 @@ def test_a_container_that_cannot_start_is_reported_recorded_and_tried_again(labs
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out  # the lab is up, its workload not as asked: as status says it (below)
     assert "pod broken container missing: could not start: no-such-program-netlab: command not found" in out, out
-    assert "pod broken container notexec: could not start: " in out and "Permission denied" in out, out
+    assert "pod broken container notexec: could not start: /etc: permission denied" in out, out
     recs = state(lab)["broken"]["containers"]
     assert "command not found" in recs["missing"]["error"] and "pid" not in recs["missing"]
-    assert "Permission denied" in recs["notexec"]["error"] and "pid" not in recs["notexec"]
+    assert recs["notexec"]["error"] == "/etc: permission denied" and "pid" not in recs["notexec"]
     status = netlab("status", "--lab", lab, check=False)
     assert "pod broken container notexec could not start" in status.stdout + status.stderr
     # The next up tries again (and fails the same way): it never counts a failed start as running.
