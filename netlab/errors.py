@@ -44,7 +44,8 @@ def loads_json(text: str | bytes) -> Any:
 # The one place that says a way out as the CLI's command or as the Python call: a Lab method runs in
 # python_words() (netlab.api), and what it meets is said with the call (`Lab('L').repair()`), as the README says.
 
-_PYTHON_WORDS: ContextVar[bool] = ContextVar("netlab_python_words", default=False)
+# None: nobody has said yet (a Lab method's caller is then Python's; the CLI's commands run in python_words(False)).
+_PYTHON_WORDS: ContextVar[bool | None] = ContextVar("netlab_python_words", default=None)
 
 
 @contextlib.contextmanager
@@ -58,6 +59,12 @@ def python_words(api: bool = True) -> Iterator[None]:
 
 
 def in_python_words() -> bool:
+    return _PYTHON_WORDS.get() is True
+
+
+def words_said() -> bool | None:
+    """Whose words an outer caller chose (python_words: True, the Python call's; False, the command's), None when
+    none did: the outermost Lab method, or the CLI's command, decides for everything it calls."""
     return _PYTHON_WORDS.get()
 
 

@@ -19,10 +19,8 @@ the CLI's ``-o json`` (netlab.api.results).
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Self, Sequence, TypeVar
@@ -34,6 +32,7 @@ from netlab.api.internals import internal as internal, internal_probe as interna
 from netlab.api.internals import internal_status as internal_status
 from netlab.api.lab_checks import LabChecks, Progress
 from netlab.api.lab_pods import PodActions
+from netlab.api.words import said
 from netlab.errors import UsageError
 from netlab.realize.lab_name import LAB_ENV as LAB_ENV  # netlab.api's, re-exported
 from netlab.realize.state import ADDRESSES, replaces, running_lab, state_version, up_command
@@ -376,20 +375,6 @@ def internal_attach(name: str | None, topology: str | None) -> Lab:
     if isinstance(lab, Lab):
         lab._api_words = False  # its state() and model, read again by the command: said in the CLI's words too
     return lab
-
-
-@contextlib.contextmanager
-def said(api: bool) -> Iterator[None]:
-    """A lab whose state is corrupt, lost, or in another state folder, raised with its way out in the caller's
-    words: ``api``, the Python call (``Lab('NAME').down(force=True)``), else the command (``sudo netlab down
-    --lab NAME --force``)."""
-    from netlab.realize.state_errors import StateCorrupt, StateLost
-    from netlab.realize.tags import StateElsewhere
-
-    try:
-        yield
-    except (StateCorrupt, StateLost, StateElsewhere) as exc:
-        raise exc.said_for(api=api) from None
 
 
 def _check_waiting(wait: Any, progress: Any) -> None:

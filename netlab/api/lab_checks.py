@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Sequence, cast
 
 from netlab.api import results as R
-from netlab.api.words import callers_words
+from netlab.api.words import InCallersWords
 from netlab.api.args import (PROBE_TIMEOUT, TRACE_TIMEOUT, check_callable, check_path, check_proto, check_seconds,
                              check_size, check_str, check_topology, method)
 from netlab.api.internals import internal_probe, internal_status, keep
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int, int], None]
 
 
-class LabChecks:
+class LabChecks(InCallersWords):
     """The checks of a :class:`~netlab.api.lab.Lab` (a base class of Lab): status, probe, reach, trace."""
 
     if TYPE_CHECKING:  # what Lab gives
@@ -57,7 +57,6 @@ class LabChecks:
             check_topology(topology)
         return internal_status(cast("Lab", self), topology, api=True)  # self is a Lab: its base class
 
-    @callers_words
     def probe(self, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
               timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False) -> R.ProbeReport:
         """The connectivity matrix and the three rules, as ``netlab probe``; ``topology``: probe what this
@@ -72,7 +71,6 @@ class LabChecks:
         keep(out, report)
         return out
 
-    @callers_words
     def reach(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
               timeout: float = 1.0) -> R.ProbeResult:
         """Send one real probe from ``src`` to ``dst`` (a pod, node, internet host or ``svc/NAME``).
@@ -98,7 +96,6 @@ class LabChecks:
         self.reaches.append(out)
         return out
 
-    @callers_words
     def trace(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
               timeout: float = 1.0, pcap: str | None = None, progress: Progress | None = None,
               size: int = 0, sport: int = 0) -> R.Trace:

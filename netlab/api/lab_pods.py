@@ -12,13 +12,13 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from netlab.api import results as R
-from netlab.api.words import callers_words
+from netlab.api.words import InCallersWords
 from netlab.api.args import (WAIT, check_bool, check_choice, check_command, check_env, check_int, check_no_nul,
-                             check_popen_kwargs, check_seconds, check_seconds_or_none, check_str, check_strs, method)
+                             check_popen_kwargs, check_seconds, check_seconds_or_none, check_str, items, method)
 from netlab.api.jsonio import from_json
 from netlab.api.pod_process import PodProcess
 from netlab.errors import CannotRun, NetnsGone, UsageError
-from netlab.trace.sections import section_names
+from netlab.trace.sections import ALIASES, INSPECT_SECTIONS, section_names
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab as ModelLab
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 
-class PodActions:
+class PodActions(InCallersWords):
     """The actions of a :class:`~netlab.api.lab.Lab` on its pods, nodes and hosts (a base class of Lab)."""
 
     if TYPE_CHECKING:  # what Lab gives
@@ -37,7 +37,6 @@ class PodActions:
         @property
         def model(self) -> ModelLab: ...
 
-    @callers_words
     def inspect(self, name: str, sections: Collection[str] | None = None) -> R.Inspection:
         """What the tutorials show for a pod, node or host, read from the kernel (``netlab inspect``).
 
@@ -60,15 +59,8 @@ class PodActions:
 
         with method("lab.inspect"):
             check_str("name", name)
-            if sections is not None:
-                check_strs("sections", sections)
-        if isinstance(sections, str):  # one section, or several comma-separated (as -s takes them): not letters
-            sections = [s.strip() for s in sections.split(",")]
-        if sections is not None:
-            try:
-                sections = section_names(sections)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
+            if sections is not None:  # a str: one section, or several comma-separated (as -s takes them)
+                sections = section_names(items("sections", sections, (*INSPECT_SECTIONS, *ALIASES)))
         netns = exec_target(self.state(), self.model, name).netns
         is_node = any(n.name == name for n in self.model.nodes)
         is_pod = any(p.name == name for p in self.model.pods)
@@ -105,7 +97,6 @@ class PodActions:
 
     # --- inside it -----------------------------------------------------------------------------
 
-    @callers_words
     def exec(self, name: str, command: Sequence[str] | str, *, input: str | None = None,
              timeout: float | None = 60.0, check: bool = False,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -129,7 +120,6 @@ class PodActions:
         with target.opened() as enter:
             return _run_captured(argv, input, timeout, check, env, enter)
 
-    @callers_words
     def popen(self, name: str, argv: Sequence[str] | str, **kwargs: Any) -> PodProcess:
         """Start a process in a pod's network and UTS namespaces (a node's, a host's or the underlay's), with
         the pod's ``/etc/netns`` files over ``/etc``, as :meth:`exec` runs a command, and return at once.
@@ -203,7 +193,6 @@ class PodActions:
         return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done),
                              warnings=tuple(warnings), already=done.already, in_place=tuple(done.in_place))
 
-    @callers_words
     def logs(self, pod: str, container: str | None = None, tail: int | None = None, previous: bool = False) -> str:
         """What a container's current run wrote (stdout and stderr), as ``kubectl logs``; ``previous``: the run
         before it (``--previous``; a UsageError when it has none). ``container`` defaults to the pod's first,

@@ -1,23 +1,75 @@
-"""A Lab method says what it meets with the Python call as the way out (``Lab('L').repair()``), the CLI's commands
-with the command (``sudo netlab up --lab L``): netlab.errors.python_words decides, this sets it for a method."""
+"""A Lab method says what it meets with the Python call as the way out (``Lab('L').repair()``,
+``Lab('L').down(force=True)``), the CLI's commands with the command (``sudo netlab up --lab L``, ``sudo netlab down
+--lab L --force``): netlab.errors.python_words decides, and :class:`InCallersWords` sets it for every public method,
+classmethod and property of a Lab, so that a method added later cannot forget to."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
+from collections.abc import Iterator
 from typing import Any, Callable, TypeVar, cast
 
-from netlab.errors import python_words
+from netlab.errors import python_words, words_said
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@contextlib.contextmanager
+def said(api: bool) -> Iterator[None]:
+    """A lab whose state is corrupt, lost, or in another state folder, raised with its way out in the caller's
+    words: ``api``, the Python call (``Lab('NAME').down(force=True)``), else the command (``sudo netlab down
+    --lab NAME --force``)."""
+    from netlab.realize.state_errors import StateCorrupt, StateLost
+    from netlab.realize.tags import StateElsewhere
+
+    try:
+        yield
+    except (StateCorrupt, StateLost, StateElsewhere) as exc:
+        raise exc.said_for(api=api) from None
+
+
+def _words(owner: Any) -> bool:
+    """Whose words a call on ``owner`` (a Lab, or the class for a classmethod) is said in: an outer caller's choice
+    (a Lab method calling another, the CLI's command), else the Lab's own (internal_attach's: the command's), else
+    a Python caller's."""
+    outer = words_said()
+    return outer if outer is not None else bool(getattr(owner, "_api_words", True))
+
+
 def callers_words(method: F) -> F:
-    """Run a Lab method in its caller's words: a Python caller's, or, for the lab a command acts on (the CLI's
-    internal_attach, which clears ``_api_words``), the command's."""
+    """Run a Lab method in its caller's words (:func:`_words`): what it meets names its way out as that caller
+    types it (errors.python_words), and a lab whose state cannot say what it made is said so too (:func:`said`)."""
+    if getattr(method, "_netlab_words", False):
+        return method
+    def plain(owner: Any, *args: Any, **kwargs: Any) -> Any:
+        api = _words(owner)
+        with python_words(api), said(api):
+            return method(owner, *args, **kwargs)
 
-    @functools.wraps(method)
-    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with python_words(getattr(self, "_api_words", True)):
-            return method(self, *args, **kwargs)
+    def each(owner: Any, *args: Any, **kwargs: Any) -> Any:  # a generator's: said as it runs, not as it is made
+        api = _words(owner)
+        with python_words(api), said(api):
+            return (yield from method(owner, *args, **kwargs))
 
+    run: Any = functools.wraps(method)(each if inspect.isgeneratorfunction(method) else plain)
+    run._netlab_words = True
     return cast(F, run)
+
+
+class InCallersWords:
+    """A class whose every public method, classmethod and property runs in its caller's words (callers_words):
+    each Lab class (LabChecks, PodActions, Lab) is one, so none of its methods has to remember it."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if name.startswith("_"):
+                continue
+            if isinstance(value, classmethod):
+                setattr(cls, name, classmethod(callers_words(value.__func__)))
+            elif isinstance(value, property) and value.fget is not None:
+                setattr(cls, name, property(callers_words(value.fget), value.fset, value.fdel, value.__doc__))
+            elif inspect.isfunction(value):
+                setattr(cls, name, callers_words(value))

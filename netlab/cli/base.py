@@ -12,7 +12,7 @@ import click
 
 from netlab import __version__
 from netlab.cli import endings
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, python_words
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -57,7 +57,8 @@ class _LoadsFirst:
     def invoke(self, ctx: click.Context) -> Any:
         load_for(self)  # type: ignore[arg-type]  # mixed into click.Command and click.Group only
         try:
-            return super().invoke(ctx)  # type: ignore[misc]
+            with python_words(False):  # what the Lab methods it calls meet names its way out as a command
+                return super().invoke(ctx)  # type: ignore[misc]
         except KeyboardInterrupt as exc:
             raise endings.as_error(exc) from exc
         except BrokenPipeError:

@@ -84,7 +84,7 @@ def test_inspect_sections_as_a_str_is_one_section_not_its_letters(monkeypatch):
         with pytest.raises(UsageError, match="is not up"):
             Lab(NOT_UP).inspect("a", sections)
     assert asked == [["routes"], ["routes", "neigh"]]
-    with pytest.raises(UsageError, match="unknown section rutes: want some of"):
+    with pytest.raises(UsageError, match="^lab.inspect: sections 'rutes': want some of"):
         monkeypatch.undo()
         Lab(NOT_UP).inspect("a", "rutes")
 

@@ -51,8 +51,13 @@ def test_help_and_error_say_every_name():
 
 
 def test_the_api_says_the_names_too():
-    with pytest.raises(UsageError, match=r"unknown section bogus: want some of .*sysctls.*bridge_ports"):
+    """As the other argument errors: the method and the argument named, no CLI advice (QA q7 #3: it said
+    "unknown section bogus: ... (or by their keys in -o json: ...)")."""
+    with pytest.raises(UsageError) as err:
         api.Lab("x").inspect("n1", ["routes", "bogus"])
+    words = str(err.value)
+    assert words.startswith("lab.inspect: sections 'bogus': want some of links, addrs,"), words
+    assert "sysctls" in words and "bridge_ports" in words and "-o json" not in words, words
 
 
 def test_sysctls_alone_are_read_alone(monkeypatch):
