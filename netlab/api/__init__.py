@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.api.results import BreakResult as BreakResult
     from netlab.api.results import ContainerInfo as ContainerInfo
     from netlab.api.results import DownResult as DownResult
+    from netlab.api.results import ImpairmentInfo as ImpairmentInfo
+    from netlab.api.results import Impairments as Impairments
+    from netlab.api.results import ImpairResult as ImpairResult
     from netlab.api.results import Inspection as Inspection
     from netlab.api.results import LabInfo as LabInfo
     from netlab.api.results import NftTableInfo as NftTableInfo
@@ -65,7 +68,7 @@ _WHERE = {
     "TopologyInput": "netlab.api.topology",
     **{name: "netlab.api.results" for name in (
         "UpResult", "DownResult", "BreakResult", "Status", "LabInfo", "ProbeReport", "ProbeResult", "Trace",
-        "Inspection",
+        "Inspection", "ImpairResult", "Impairments", "ImpairmentInfo",
         "PodInfo", "NodeInfo", "ServiceInfo", "ContainerInfo", "NftTableInfo")},
     "to_json": "netlab.api.jsonio", "from_json": "netlab.api.jsonio",
     **{name: "netlab.errors" for name in (

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from netlab.api import lifecycle
+from netlab.api import lifecycle, results as R
 from netlab.errors import ApplyFailed, UsageError
 from netlab.impair import lifecycle as feature
 from netlab.impair.show import Shown, read as read_impairments
@@ -33,7 +33,9 @@ from netlab.realize.lab_lock import LabLock
 
 
 @dataclass
-class ImpairResult:
+class Impaired:
+    """What :func:`impair` did, with the up it ran (:func:`result`: as the CLI's JSON and Lab.impair give it)."""
+
     lab: str
     target: str  # "<name>:<iface>"
     netns: str
@@ -54,9 +56,10 @@ def cli_flag(name: str) -> str:
 
 
 def options(rate: str | None, delay: str | None, jitter: str | None, loss: str | None, clear: bool,
-            flag: Callable[[str], str] = cli_flag) -> Impairment | None:
+            flag: Callable[[str], str] = cli_flag, show: str | None = None) -> Impairment | None:
     """What to set (None: ``clear``), checked like the topology's ``impair:``, before the lab is read: a UsageError
-    naming the argument as ``flag`` spells it (the CLI's ``--rate``, the library's ``rate``)."""
+    naming the argument as ``flag`` spells it (the CLI's ``--rate``, the library's ``rate``); ``show``: what
+    shows the interface's impairment instead (the CLI's is the same command with no option)."""
     if clear:
         if any(v is not None for v in (rate, delay, jitter, loss)):
             raise UsageError(f"{flag('clear')} takes no {flag('rate')}, {flag('delay')}, {flag('jitter')} "
@@ -70,7 +73,7 @@ def options(rate: str | None, delay: str | None, jitter: str | None, loss: str |
         raise UsageError(f"{flag(str(err['loc'][0]))}: {msg}") from None
     if not any(spec.spec().values()):
         raise UsageError(f"say what to do: {flag('rate')}, {flag('delay')}, {flag('jitter')}, {flag('loss')}, "
-                         f"or {flag('clear')}")
+                         f"or {flag('clear')}" + (f" ({show} shows what it has)" if show else ""))
     if spec.jitter and not spec.delay:
         raise UsageError(f"{flag('jitter')} varies a delay: give {flag('delay')} too")
     idle = spec.no_effect()
@@ -79,7 +82,7 @@ def options(rate: str | None, delay: str | None, jitter: str | None, loss: str |
     return spec
 
 
-def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: float = 60.0) -> ImpairResult:
+def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: float = 60.0) -> Impaired:
     """Set (or with ``spec`` None clear) the impairment of ``name``'s ``iface`` and converge the lab to it;
     ``spec`` as :func:`options` checked it."""
     state = running_lab(lab_name)
@@ -122,8 +125,20 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
     except BaseException:
         _runtime_entry(lab_name, key, had, wait)  # the interface is as it was, and so is its record
         raise
-    return ImpairResult(lab=lab_name, target=f"{name}:{iface}", netns=netns, before=before,
+    return Impaired(lab=lab_name, target=f"{name}:{iface}", netns=netns, before=before,
                         after=describe(spec.spec()) if spec is not None else "none", up=done)
+
+
+def result(done: Impaired) -> R.ImpairResult:
+    """``netlab impair NAME:IFACE --rate ... -o json``, and what Lab.impair returns."""
+    return R.ImpairResult(lab=done.lab, target=done.target, netns=done.netns, before=done.before, after=done.after,
+                          changes=tuple(done.up.fixed), warnings=tuple(done.up.warnings),
+                          failed=tuple(done.up.failed))
+
+
+def view(lab_name: str, shown: list[Shown]) -> R.Impairments:
+    """``netlab impair [NAME:IFACE] -o json`` with no option, and what Lab.impairments returns."""
+    return R.Impairments(lab=lab_name, impairments=tuple(R.ImpairmentInfo(**s.to_json()) for s in shown))
 
 
 def show(lab_name: str, target: str | None = None) -> list[Shown]:

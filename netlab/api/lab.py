@@ -298,11 +298,12 @@ class Lab(LabChecks, PodActions):
         return done
 
     def impair(self, target: str, *, rate: str | None = None, delay: str | None = None, jitter: str | None = None,
-               loss: str | None = None, clear: bool = False, wait: float = 60.0) -> R.UpResult:
+               loss: str | None = None, clear: bool = False, wait: float = 60.0) -> R.ImpairResult:
         """``netlab impair NAME:IFACE``: set what the interface sends suffers (``rate="10mbit"``,
         ``delay="20ms"``, ``jitter="5ms"``, ``loss="1%"``), or ``clear=True``; the lab's desired state
-        until ``up`` from its file. Returns what the convergence did; a change the kernel refuses raises
-        ApplyFailed, with the lab as it was."""
+        until ``up`` from its file. Returns ``netlab impair -o json``'s fields (``before``, ``after``,
+        ``changes``); a change the kernel refuses raises ApplyFailed, with the lab as it was. What the
+        kernel has now: :meth:`impairments`."""
         from netlab.api import impair as impair_api
 
         with method("lab.impair"):
@@ -312,11 +313,21 @@ class Lab(LabChecks, PodActions):
             check_bool("clear", clear)
             check_seconds("wait", wait, WAIT)
             name, iface = impair_api.parse_target(target)
-            spec = impair_api.options(rate, delay, jitter, loss, clear, flag=str)
-        done = impair_api.impair(self.name, name, iface, spec, wait=wait).up
-        return R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
-                          removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
-                          operations=done.operations, warnings=tuple(done.warnings), failed=tuple(done.failed))
+            spec = impair_api.options(rate, delay, jitter, loss, clear, flag=str,
+                                      show=f"lab.impairments({target!r})")
+        return impair_api.result(impair_api.impair(self.name, name, iface, spec, wait=wait))
+
+    def impairments(self, target: str | None = None) -> R.Impairments:
+        """``netlab impair [NAME:IFACE]`` with no option: what the lab's interfaces suffer, read from the kernel
+        (rates and delays from their qdiscs, a loss from its rule, with the frames it dropped so far), each with
+        what the lab's topology says; ``target``: that interface alone, impaired or not."""
+        from netlab.api import impair as impair_api
+
+        with method("lab.impairments"):
+            check_str("target", target, none_ok=True)
+            if target is not None:
+                impair_api.parse_target(target)
+        return impair_api.view(self.name, impair_api.show(self.name, target))
 
     # --- helpers ---------------------------------------------------------------------------------
 

@@ -172,3 +172,44 @@ class LabInfo:
     # (killed: nothing took the lab down); None for any other lab.
     owner: str | None = None
     owner_gone: bool | None = None
+
+
+@dataclass(frozen=True)
+class ImpairResult:
+    """What an impairment's change did (``netlab impair NAME:IFACE --rate ... -o json``; ``Lab.impair``)."""
+
+    lab: str
+    target: str  # NAME:IFACE
+    netns: str
+    before: str  # the interface's impairment in the lab's desired state before, in --rate/--loss words ("none")
+    after: str  # and after ("rate 10mbit loss 1%", or "none" after clear)
+    changes: tuple[str, ...]  # what the up it ran changed, in words (UpResult.fixed)
+    warnings: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()  # containers that up could not start (the impairment is set; the CLI exits 1)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass(frozen=True)
+class ImpairmentInfo:
+    """One interface as the kernel has it (a row of ``netlab impair -o json`` with no option)."""
+
+    target: str  # NAME:IFACE
+    netns: str
+    interface: str
+    kernel: str  # what the kernel has, in --rate/--loss words: "rate 10mbit loss 1%", "none", "no such interface"
+    topology: str  # what the lab's desired state says ("none")
+    set_at: str | None  # when `netlab impair` (Lab.impair) set it, UTC; None: as the lab's file says
+    loss_at: str | None  # where its loss is dropped, in words (None: no loss)
+    dropped: int | None  # frames its loss rule dropped so far (its counter); None: no loss
+
+
+@dataclass(frozen=True)
+class Impairments:
+    """What the lab's interfaces suffer, read from the kernel (``netlab impair -o json`` with no option;
+    ``Lab.impairments``): every impaired interface, or the one asked for."""
+
+    lab: str
+    impairments: tuple[ImpairmentInfo, ...]

@@ -65,24 +65,24 @@ def impair(target: str | None, lab_name: str | None, topology: str | None, rate:
     require_root()
     chosen = api.selected_name(lab_name, topology)
     assert chosen is not None
-    result = impair_api.impair(chosen, name, iface, spec, wait=wait)
-    warn(result.up.warnings)
+    result = impair_api.result(impair_api.impair(chosen, name, iface, spec, wait=wait))
+    warn(result.warnings)
     if output == "json":
-        print_json({"lab": result.lab, "target": result.target, "netns": result.netns, "before": result.before,
-                    "after": result.after, "changes": to_json(result.up)["fixed"],
-                    "warnings": list(result.up.warnings), "failed": list(result.up.failed)})
-        exit_if_failed(result.up.failed)
+        print_json(to_json(result))  # what Lab.impair returns
+        exit_if_failed(result.failed)
         return
     click.echo(f"{result.target} in lab {result.lab}: {result.after} (was {result.before})")
-    for line in result.up.fixed:
+    for line in result.changes:
         click.echo(f"  {line}")
-    exit_if_failed(result.up.failed)  # the up it ran could not start them: the impairment is set, as up's exit 1
+    exit_if_failed(result.failed)  # the up it ran could not start them: the impairment is set, as up's exit 1
 
 
 def _show(lab: str, shown: list, target: str | None, output: str) -> None:
     """``netlab impair [NAME:IFACE]`` with no option: the impairments the kernel has, in lines or JSON."""
     if output == "json":
-        print_json({"lab": lab, "impairments": [s.to_json() for s in shown]})
+        from netlab.api import impair as impair_api
+
+        print_json(to_json(impair_api.view(lab, shown)))  # what Lab.impairments returns
         return
     if not shown:
         click.echo(f"lab {lab}: no interface is impaired")

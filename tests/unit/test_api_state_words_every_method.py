@@ -44,6 +44,7 @@ def _calls(lab: Lab) -> dict:
         "down": lambda: lab.down(),
         "repair": lambda: lab.repair(),
         "impair": lambda: lab.impair("a:eth0", rate="1mbit"),
+        "impairments": lambda: lab.impairments(),
         "state": lambda: lab.state(),
         "model": lambda: lab.model,
         "pods": lambda: lab.pods(),
