@@ -191,6 +191,11 @@ class ImpairResult:
     def ok(self) -> bool:
         return not self.failed
 
+    @property
+    def fixed(self) -> tuple[str, ...]:
+        """``changes``, by the name of the UpResult Lab.impair returned before (not in the JSON)."""
+        return self.changes
+
 
 @dataclass(frozen=True)
 class ImpairmentInfo:

@@ -288,7 +288,8 @@ def test_the_python_api_switches_an_impairment(lab):
     name, path = lab
     api_lab = Lab.attach(name)
     done = api_lab.impair("server:eth0", rate="8mbit")
-    assert f"set rate 8mbit on eth0 in {name}-server (it had none)" in done.fixed
+    assert f"set rate 8mbit on eth0 in {name}-server (it had none)" in done.changes
+    assert (done.target, done.before, done.after) == ("server:eth0", "none", "rate 8mbit") and done.fixed == done.changes
     assert [q["options"]["rate"] for q in qdiscs(f"{name}-server") if q.get("root")] == [1_000_000]
     assert api_lab.status().ok and not api_lab.status(path).ok
     api_lab.impair("server:eth0", clear=True)
