@@ -21,7 +21,7 @@ from dataclasses import fields, replace
 from typing import Sequence
 
 from netlab.kernel.base import Kernel, Op, TableText
-from netlab.plan.resources import Resource, Sysctl, Veth
+from netlab.plan.resources import Link, Resource, Sysctl, Veth
 from netlab.realize.observe import Observed, observe
 
 
@@ -36,8 +36,33 @@ def read(kernel: Kernel, ops: Sequence[Op]) -> dict[str, Observed]:
     asks = {ns: ([op.res.name for op in ops if isinstance(op.res, Sysctl) and op.res.netns == ns], True)
             for ns in sorted(_namespaces(ops))}
     snaps = kernel.snapshot_many(asks)
-    planned = {r.key: r for op in ops for r in (op.old, op.res) if isinstance(r, Resource)}
+    # Observed against the plan's object (a set's old), never the break's: observe reports a port whose link is
+    # down in its planned STP state (the kernel shows it disabled by itself), which must not read as a port held
+    # disabled by hand (bridge-port-disabled taken for in place on a port bridge-port-down set down).
+    planned = {r.key: r for op in ops for r in (op.res, op.old) if isinstance(r, Resource)}
     return {ns: observe(snap, {k: r for k, r in planned.items() if r.netns == ns}, snaps) for ns, snap in snaps.items()}
+
+
+def refusal(ops: Sequence[Op], seen: dict[str, Observed]) -> str | None:
+    """Why the kernel cannot make a change of ``ops`` on top of what the namespaces hold (None: it can): an STP
+    state set on a bridge port whose link is down or without carrier. The kernel disables such a port by itself
+    and takes no state for it (ENETDOWN), and enables it again when the link comes up, so a state held by hand
+    means nothing there (bridge-port-disabled on a port bridge-port-down set down)."""
+    for op in ops:
+        res, obs = op.res, seen.get(op.res.netns)
+        if op.verb != "set" or not isinstance(res, Veth) or not isinstance(op.old, Veth) or obs is None:
+            continue
+        if res.port_state == op.old.port_state or res.port_state is None:
+            continue
+        have = obs.objects.get(res.key)
+        bridge = obs.objects.get(("link", res.netns, res.master or ""))
+        why = ("is down" if isinstance(have, Link) and not have.up else
+               "has no carrier (its veth's other end is down)" if isinstance(have, Link) and res.name not in obs.running
+               else f"is a port of {res.master}, which is down" if isinstance(bridge, Link) and not bridge.up else None)
+        if why:
+            return (f"its bridge port {res.name} in {res.netns} {why}: the kernel shows such a port disabled by "
+                    f"itself and takes no STP state for it until the link is up again")
+    return None
 
 
 def in_effect(ops: Sequence[Op], seen: dict[str, Observed]) -> bool:

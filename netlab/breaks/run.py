@@ -86,7 +86,10 @@ def break_lab(lab_name: str, name: str, target: str | None = None, wait: float =
     steps = steps_of(s.name, lab, tgt)
     result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)
     with LabLock(lab.name, f"netlab break {s.name}", wait=wait):
-        todo = still_to_do(steps, state)
+        todo, why = _todo(steps, state)
+        if why:  # another fault in the way: the kernel cannot make this one on top of it
+            raise UsageError(f"{s.name} cannot break {s.target} {tgt.name}: {why} (another fault: `sudo netlab "
+                             f"status --lab {lab.name}` names it, `{repair_command(lab.name)}` repairs it)")
         if not todo:  # broken this way already (not repaired since): the same again changes nothing
             result.already = True
             return result
@@ -124,20 +127,27 @@ def in_place(steps: list[Step], state: LabState) -> bool:
 def still_to_do(steps: list[Step], state: LabState) -> list[Step]:
     """The steps not in the kernel yet, in their order (netlab.breaks.already; the actions read here): all of
     them on a lab as planned, none when the break is in place, the rest when a user put back some by hand."""
+    return _todo(steps, state)[0]
+
+
+def _todo(steps: list[Step], state: LabState) -> tuple[list[Step], str | None]:
+    """still_to_do, and why the kernel cannot make them on top of what it holds (already.refusal; None: it can)."""
     from netlab.breaks import already
     from netlab.kernel.live import LiveKernel
 
     ops = [s for s in steps if isinstance(s, Op)]
     todo: list[Step] = list(ops)
+    why = None
     if ops:
         kernel = LiveKernel()
         try:
-            todo = list(already.still_to_do(ops, already.read(kernel, ops)))
+            seen = already.read(kernel, ops)
+            todo, why = list(already.still_to_do(ops, seen)), already.refusal(ops, seen)
         except KernelError:  # unreadable: the apply says what is wrong
             todo = list(ops)
         finally:
             kernel.close()
-    return todo + [a for a in steps if isinstance(a, Action) and not _action_in_place(a, state)]
+    return todo + [a for a in steps if isinstance(a, Action) and not _action_in_place(a, state)], why
 
 
 def _action_in_place(action: Action, state: LabState) -> bool:

@@ -69,7 +69,9 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     NetworkPolicies keep two pods of one node apart (topologies/netpol-3x3.yaml).
     On a lab where it would change nothing a scenario is refused with exit 2.
     On a lab that is not as planned already (`netlab status`) it breaks, and
-    warns: the symptoms are not this fault's alone. The same scenario again
+    warns: the symptoms are not this fault's alone (where the kernel cannot
+    make it on top of the other, as a port state on a port set down, it is
+    refused with exit 2). The same scenario again
     on the same target (not repaired since) changes nothing and says so.
     Practise without knowing the answer: `netlab quiz`.
     """

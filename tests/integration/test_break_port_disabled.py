@@ -79,3 +79,36 @@ def test_a_disabled_port_cuts_the_pod_off_until_the_fix(labs):
     assert f"set port_state of link {name} in {node}" in up and "add link" not in up, up
     assert port_of(node, pod)["state"] == "forwarding" and answers(other, pod_ip)
     assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_disabled_on_a_port_set_down_is_refused_and_up_repairs(labs):
+    """QA q8 1: bridge-port-disabled after bridge-port-down on the same pod said "is broken already ... nothing
+    changed" (exit 0, no warning): the kernel shows a down port disabled by itself. It is refused in one line
+    (exit 2) naming the down port, the kernel unchanged; up brings the port up and forwarding; then it breaks."""
+    lab = labs.name("bq")
+    path, _ = labs.up(two_node_topology(lab, pods_per_node=1))
+    node, pod = f"{lab}-minikube-m02", f"{lab}-fedora-2"
+    netlab("break", "bridge-port-down", "--lab", lab, "--target", "fedora-2")
+    port = port_of(node, pod)
+    name = port["ifname"]
+    (link,) = ip_json("link", "show", "dev", name, netns=node)
+    assert port["state"] == "disabled" and "UP" not in link["flags"], (port, link)  # the kernel's own disabled
+
+    again = netlab("break", "bridge-port-disabled", "--lab", lab, "--target", "fedora-2", check=False)
+    assert again.returncode == 2 and again.stdout == "", again
+    [line] = again.stderr.strip().splitlines()
+    assert f"bridge-port-disabled cannot break pod fedora-2: its bridge port {name} in {node} is down" in line, line
+    assert "sudo netlab up -t" in line or f"sudo netlab up --lab {lab}" in line, line
+    assert "broken already" not in again.stdout + again.stderr
+    (link,) = ip_json("link", "show", "dev", name, netns=node)
+    assert port_of(node, pod)["state"] == "disabled" and "UP" not in link["flags"]  # nothing changed
+
+    up = netlab("up", "-t", path).stdout
+    assert f"set up of link {name}" in up, up
+    (link,) = ip_json("link", "show", "dev", name, netns=node)
+    assert port_of(node, pod)["state"] == "forwarding" and {"UP", "LOWER_UP"} <= set(link["flags"]), link
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    out = netlab("break", "bridge-port-disabled", "--lab", lab, "--target", "fedora-2").stdout
+    assert "broke bridge-port-disabled on pod fedora-2" in out and port_of(node, pod)["state"] == "disabled"
+    netlab("up", "-t", path)
+    assert port_of(node, pod)["state"] == "forwarding"

@@ -93,3 +93,41 @@ def test_refused_where_a_conflist_makes_the_ports(tmp_path):
     why = catalogue.why_not(S, conflist)
     assert why is not None and why.startswith(f"{NAME} needs pods on a bridge netlab plans") and "\n" not in why
     assert S not in quiz.candidates(conflist)
+
+
+def test_a_port_set_down_is_not_held_disabled_and_the_break_is_refused(tmp_path, monkeypatch):
+    """QA q8 1: after bridge-port-down, bridge-port-disabled on the same pod said "broken already ... nothing
+    changed" (exit 0), with no warning: the kernel shows a down port disabled by itself, and the check read it
+    against the break's own object (whose port_state observe reports for a port that is not running). The port's
+    STP state is judged against the plan's; a port whose link is down takes no state (ENETDOWN), so the break is
+    refused in one line, naming the down port and the repair, and changes nothing."""
+    from test_breaks_again import _fake_lab
+
+    from netlab.breaks import already, run as break_run
+    from netlab.errors import UsageError
+
+    lab, k = _fake_lab(tmp_path, monkeypatch, "default")
+    pod = catalogue.resolve_target(S, lab, None)
+    assert break_run.break_lab(lab.name, "bridge-port-down", pod.name).done
+    ops = [op for op in break_run.steps_of(NAME, lab, pod) if isinstance(op, Op)]
+    seen = already.read(k, ops)
+    assert not already.in_effect(ops, seen)
+    node = lab.node(pod.node).netns
+    assert already.refusal(ops, seen) == (
+        f"its bridge port {pod.host_veth} in {node} is down: the kernel shows such a port disabled by itself and "
+        f"takes no STP state for it until the link is up again")
+    k.log.clear()
+    with pytest.raises(UsageError) as err:
+        break_run.break_lab(lab.name, NAME, pod.name)
+    assert str(err.value).startswith(f"{NAME} cannot break pod {pod.name}: its bridge port {pod.host_veth} in "
+                                     f"{node} is down") and "\n" not in str(err.value), err.value
+    assert "sudo netlab up" in str(err.value) and k.log == []
+    # The veth's pod end down (no carrier on the port): refused too; up repairs, then the break is its own.
+    up(lab, k)
+    k.ns[pod.netns].links["eth0"].up = False  # `ip -n POD link set eth0 down`: the port loses its carrier
+    with pytest.raises(UsageError) as err:
+        break_run.break_lab(lab.name, NAME, pod.name)
+    assert "has no carrier" in str(err.value)
+    up(lab, k)
+    done = break_run.break_lab(lab.name, NAME, pod.name)
+    assert done.done and not done.already and break_run.break_lab(lab.name, NAME, pod.name).already
