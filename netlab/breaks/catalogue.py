@@ -322,6 +322,8 @@ def why_not(s: Scenario, lab: Lab) -> str | None:
                     f"veth is routed alone, so its node's FORWARD judges every flow whatever the sysctl says)")
         if need in NODE_NEEDS and all(target_problem(s, lab, n) for n in lab.nodes):
             return f"{target_problem(s, lab, lab.nodes[0])}, and lab {lab.name} has no such node{where}"
+    if s.target == "node" and all(target_problem(s, lab, n) for n in lab.nodes):
+        return f"{target_problem(s, lab, lab.nodes[0])}, and lab {lab.name} has no such node{where}"
     return None
 
 
@@ -372,6 +374,13 @@ def target_problem(s: Scenario, lab: Lab, node: NodeInfo) -> str | None:
         return f"{s.name} shows where a pod meets a Service endpoint on its own bridge, or a pod a NetworkPolicy " \
                f"keeps from another: it needs the DNS pod and another pod on the node (one the NetworkPolicies " \
                f"let query it), or two pods there that a policy keeps apart"
+    if not any(n in s.needs for n in NODE_NEEDS):  # those say above what the node needs: here, any flow it meets
+        from netlab.breaks.flows import meets_a_flow
+
+        if not meets_a_flow(s.name, lab, node):
+            return (f"{s.name} breaks what a node sends, forwards or receives for the lab's pods: it needs a node "
+                    f"some flow of `netlab probe` crosses there (a pod of its own, a NodePort it forwards, or "
+                    f"the node sending to its peer's pods)")
     return None
 
 

@@ -20,11 +20,11 @@ from typing import Callable, Iterable
 
 from netlab.breaks.catalogue import Scenario, clients, dns_askers, dns_pods, meets_dns, policy_split
 from netlab.breaks.changes import STALE_SPORT, peer_node
+from netlab.breaks.flows import NODE_PATH_SCENARIOS, Path, _path_fails, _Where, paths  # noqa: F401
 from netlab.model.clusterdns import DNS_NAME, DNS_NAMESPACE, dns_service, is_dns_service
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model.netpol import Peer, lab_destination, lab_peer, policy_set
 from netlab.probe.matrix import probe_ports
-from netlab.model.echo_ports import pod_echo_ports
 
 Verdict = str  # "fail" | "pass" | "any"
 
@@ -46,125 +46,6 @@ class TraceCheck:
 
 def _pods(lab: Lab, node: str) -> set[str]:
     return {p.name for p in lab.pods_on(node)}
-
-
-# The faults of one node's pod network, as a flow's path meets them: its overlay to the peer node, its forwarding,
-# its bridge, one pod's port.
-NODE_PATH_SCENARIOS = ("vxlan-arp-missing", "vxlan-fdb-wrong-vtep", "vxlan-wrong-vni", "pod-cidr-route-missing",
-                       "ip-forward-off", "rp-filter-strict", "forward-policy-drop", "bridge-port-down",
-                       "bridge-port-disabled")
-
-
-@dataclass(frozen=True)
-class Path:
-    """One way a probe's packets may go: from ``src`` (a pod, a node, or a host outside the cluster) to ``dst``
-    (a pod, or a host outside), and back. ``entry`` is how: None (straight: bridged on one node, routed across
-    two), ``ClusterIP`` (DNATed by the source's node, which routes it even to a pod on its own bridge), or the
-    node of a NodePort (it DNATs what reaches its eth0 and forwards it, masqueraded as itself, to ``dst``)."""
-
-    src: str
-    dst: str
-    entry: str | None = None
-
-
-def paths(row: dict, lab: Lab) -> list[Path]:
-    """Every way a probe row may go: one, or one per Service endpoint (kube-proxy picks one at random) and, for
-    a LoadBalancer, per node (the lab's balancer spreads its connections over every node's NodePort)."""
-    src, svc = row["source"], row.get("service")
-    if svc is None:
-        return [Path(src, row["destination"])]
-    ends = [e["pod"] for e in svc.get("endpoints", [])]
-    via = svc.get("via")
-    if via == "ClusterIP":
-        return [Path(src, e, "ClusterIP") for e in ends]
-    if via == "NodePort":
-        return [Path(src, e, svc["node"]) for e in ends]
-    return [Path(src, e, n.name) for n in lab.nodes for e in ends]  # LoadBalancer
-
-
-class _Where:
-    """Which nodes a path uses, and how."""
-
-    def __init__(self, lab: Lab):
-        self.pods = {p.name: p.node for p in lab.pods}
-        self.nodes = {n.name for n in lab.nodes}
-        self.lab = lab
-
-    def node_of(self, name: str) -> str | None:
-        """The node a pod runs on, a node itself, None for a host outside the cluster."""
-        return self.pods.get(name, name if name in self.nodes else None)
-
-    def sender(self, p: Path) -> str:
-        """Who puts the path's packets on the pod network: a NodePort's node, unless the source is that node."""
-        return p.entry if p.entry not in (None, "ClusterIP") else p.src
-
-    def hops(self, p: Path) -> list[tuple[str, str]]:
-        """The nodes that pass the path's packets on, and how: ``bridged`` (pod to pod on one bridge: with
-        bridge-nf-call-iptables, through the FORWARD chain too), ``out`` (a pod's packet routed off its bridge:
-        to another node, outside, or to a ClusterIP, even one that sends it back to a pod of the same bridge),
-        ``in`` (routed from another node to the node's pod), ``hairpin`` (a pod's ClusterIP connection DNATed
-        back to itself) and ``nodeport`` (what reached a NodePort, DNATed and forwarded): those two are marked
-        for masquerade (0x4000), which kube-proxy's KUBE-FORWARD chain accepts (iptables mode). A node's own
-        packets are not forwarded by it."""
-        s, d = self.node_of(p.src), self.node_of(p.dst)
-        out: list[tuple[str | None, str]] = []
-        if p.entry is None:
-            if s == d and p.src in self.pods:
-                out.append((s, "bridged"))
-            else:
-                out += [(s, "out")] if p.src in self.pods else []
-                out += [(d, "in")] if d != s else []
-        elif p.entry == "ClusterIP":
-            out += [(s, "hairpin" if p.src == p.dst else "out")] if p.src in self.pods else []
-            out += [(d, "in")] if d != s else []
-        else:
-            out += [(p.entry, "nodeport")] if p.src != p.entry else []
-            out += [(d, "in")] if d != p.entry else []
-        return [(n, how) for n, how in out if n is not None]
-
-    def crosses(self, p: Path, a: str, b: str | None) -> bool:
-        """The path's packets go between nodes ``a`` and ``b`` (None: any other) across the pod network (the
-        overlay, or host-gw's routes): from one end's pod or the node itself (or a NodePort's node) to a pod of
-        the other."""
-        s, d = self.node_of(self.sender(p)), self.node_of(p.dst)
-        if p.dst not in self.pods or s == d or a not in (s, d):
-            return False
-        return b is None or b in (s, d)
-
-
-def _path_fails(name: str, p: Path, w: _Where, target: NodeInfo | PodInfo, row: dict) -> bool:
-    """Whether scenario ``name`` on ``target`` breaks one path."""
-    if name in ("bridge-port-down", "bridge-port-disabled"):  # the pod's every frame crosses that port
-        return target.name in (p.src, p.dst)
-    assert isinstance(target, NodeInfo)
-    peer = peer_node(w.lab, target)
-    if name in ("vxlan-arp-missing", "vxlan-fdb-wrong-vtep", "vxlan-wrong-vni", "pod-cidr-route-missing"):
-        if name == "pod-cidr-route-missing" and w.lab.mode == "host-gw" and w.sender(p) == peer.name:
-            # With host-gw the peer node's own packets (and what it masquerades) leave from its eth0 address,
-            # which the node reaches by the underlay: the pods' replies need no route to the peer's pod CIDR.
-            return False
-        # A VNI of its own cuts the node off from every other node; the other faults are in what it holds
-        # about its peer (an ARP or FDB entry, a route).
-        return w.crosses(p, target.name, None if name == "vxlan-wrong-vni" else peer.name)
-    if name == "ip-forward-off":  # every routed hop of the node
-        return any(n == target.name and how != "bridged" for n, how in w.hops(p))
-    if name == "forward-policy-drop":
-        # Every hop through its FORWARD chain; in iptables mode, kube-proxy's KUBE-FORWARD there accepts those
-        # marked for masquerade. In nftables mode its table is not iptables' filter table: its accepts cannot
-        # overrule the policy of another (a packet must pass every table's forward hook), so those are dropped too.
-        blocked = ("bridged", "out", "in") if w.lab.topo.cluster.kube_proxy_mode == "iptables" else \
-            ("bridged", "out", "in", "hairpin", "nodeport")
-        return any(n == target.name and how in blocked for n, how in w.hops(p))
-    if name == "rp-filter-strict":
-        if not w.crosses(p, target.name, peer.name):
-            return False
-        if w.sender(p) != peer.name:
-            return True
-        # The peer node itself reaches the node's pods straight from its eth0 address: its packets pass, but
-        # netlab's echo server sees 192.168.x, not the peer's flannel.N address (the no-NAT check fails).
-        dst = w.lab.pod(p.dst)
-        return row["protocol"] != "icmp" and bool(pod_echo_ports(dst))
-    raise ValueError(name)
 
 
 def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict], Verdict]:
