@@ -315,8 +315,8 @@ def why_not(s: Scenario, lab: Lab) -> str | None:
             return (f"{s.name} needs pods on a bridge netlab plans (cni0: network.cni builtin or reference); lab "
                     f"{lab.name}'s pods are attached by its own conflist's plugins, whose ports netlab does not plan")
         if need == "dns-client" and not _clients_no_endpoint(lab):
-            return (f"{s.name} needs a client pod that is no Service's endpoint (and whose DNS queries the "
-                    f"NetworkPolicies allow); lab {lab.name} has none{where}")
+            return (f"{s.name} needs a client pod that is no Service's endpoint (one that runs, and whose DNS "
+                    f"queries the NetworkPolicies allow); lab {lab.name} has none{where}")
         if need == "bridged-pair" and _no_pod_bridge(lab):
             return (f"{s.name} needs pods on a bridge of their node; lab {lab.name}'s share none (ptp: each pod's "
                     f"veth is routed alone, so its node's FORWARD judges every flow whatever the sysctl says)")
@@ -340,9 +340,10 @@ def clients(lab: Lab, node: str) -> list[PodInfo]:
 
 
 def _clients_no_endpoint(lab: Lab) -> list[PodInfo]:
-    """conntrack-stale-entry's clients: pods that are no Service's endpoint, whose DNS queries the policies allow."""
+    """conntrack-stale-entry's clients: pods that are no Service's endpoint, whose DNS queries the policies allow,
+    and that run (not terminal: a Completed or Error pod, ``lab.terminal``, never queries again)."""
     eps = {p.name for p in _service_endpoints(lab)}
-    return dns_askers(lab, [p for p in lab.pods if p.name not in eps], "UDP")
+    return dns_askers(lab, [p for p in lab.pods if p.name not in eps and p.name not in lab.terminal], "UDP")
 
 
 def dns_askers(lab: Lab, pods: list[PodInfo], proto: str) -> list[PodInfo]:
@@ -445,6 +446,10 @@ def resolve_target(s: Scenario, lab: Lab, target: str | None) -> NodeInfo | PodI
     if s.name == "endpoint-pod-down" and pod not in _service_endpoints(lab):
         raise ValueError(f"{s.name}: pod {name} is no Service's endpoint "
                          f"(endpoints: {', '.join(p.name for p in _service_endpoints(lab))})")
+    if s.name == "conntrack-stale-entry" and pod.name in lab.terminal:
+        raise ValueError(f"{s.name}: pod {name} is terminal (its containers exited for good): it sends no DNS query "
+                         f"a stale entry could catch (pods that do: "
+                         f"{', '.join(p.name for p in _clients_no_endpoint(lab)) or 'none'})")
     if s.name == "conntrack-stale-entry" and not dns_askers(lab, [pod], "UDP"):
         raise ValueError(f"{s.name}: the NetworkPolicies deny pod {name}'s DNS queries, so a stale entry for them "
                          f"would change nothing (pods whose queries they allow: "

@@ -2,14 +2,17 @@
 
 ip-forward-off and forward-policy-drop on a node with no pods exited 0, yet every probe passed: now refused in one
 line, exit 2, the node's sysctl and FORWARD chain as they were. (tests/unit/test_breaks_idle_targets.py judges every
-node scenario of the catalogue on such a node.)
+node scenario of the catalogue on such a node.) conntrack-stale-entry took a Completed pod (restartPolicy Never)
+listed first as its DNS client, in break and quiz: a pod that never queries again; it takes a running one now.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from helpers import in_netns, netlab
+from helpers import in_netns, netlab, state_path, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -53,3 +56,42 @@ def test_a_node_without_pods_is_refused_and_nothing_changes(labs):
     assert forwarding(busy)[0] == "0" and netlab("probe", "--lab", lab, check=False).returncode == 1
     netlab("up", "--lab", lab)
     assert forwarding(busy)[0] == "1"
+
+
+DONE = """name: {lab}
+nodes: [{{name: n1}}, {{name: n2}}]
+pods:
+  - {{name: job, node: n1, restartPolicy: Never, containers: [{{name: main, command: ["true"]}}]}}
+  - {{name: a, node: n1}}
+  - {{name: w, node: n2, labels: {{app: web}}}}
+services:
+  - {{name: web, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
+"""
+
+
+def test_conntrack_stale_entry_never_picks_a_completed_pod(labs):
+    from netlab.api.topology import load
+    from netlab.breaks import catalogue, quiz
+
+    lab = labs.name("bq")
+    path, _ = labs.up(DONE.format(lab=lab))
+
+    def pods() -> dict[str, dict]:
+        return {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+
+    assert wait_for(lambda: pods()["job"]["status"] == "Completed", 20)
+    ip_a = pods()["a"]["ip"]
+
+    got = netlab("break", "conntrack-stale-entry", "--lab", lab, "--target", "job", check=False)
+    assert got.returncode == 2 and got.stdout == "" and "pod job is terminal" in got.stderr, got
+    out = netlab("break", "conntrack-stale-entry", "--lab", lab).stdout
+    assert "broke conntrack-stale-entry on pod a:" in out and f": udp {ip_a}:40053 → " in out, out
+    netlab("up", "-t", path)
+
+    served = load(path).lab.with_terminal(frozenset({"job"}))  # as break and quiz read the running lab
+    seed = next(n for n in range(500) if quiz.pick(served, n).name == "conntrack-stale-entry")
+    netlab("quiz", "--seed", str(seed), "--lab", lab)
+    with open(state_path(lab, quiz.QUIZ_FILE)) as f:
+        picked = json.load(f)
+    assert (picked["scenario"], picked["target"]) == ("conntrack-stale-entry", "a"), picked
+    assert catalogue.default_target(catalogue.scenario("conntrack-stale-entry"), served) == "a"

@@ -58,3 +58,33 @@ def test_every_node_scenario_on_a_podless_node_is_judged_by_the_flows_it_meets()
     assert fits["NodePort", "iptables"] == overlay | {"ip-forward-off"}
     assert fits["NodePort", "nftables"] == overlay | {"ip-forward-off", "forward-policy-drop"}
 
+
+JOB = {"name": "job", "node": "n1", "restartPolicy": "Never", "containers": [{"name": "main", "command": ["true"]}]}
+
+
+def test_conntrack_stale_entry_never_picks_a_terminal_pod_as_its_client():
+    """QA q8 3: a Completed pod (restartPolicy Never, `true`) listed first was conntrack-stale-entry's DNS client,
+    in break and in the quiz: it never queries again, so the fault showed nowhere. The default client skips the
+    lab's terminal pods (lab.terminal, as served() marks them), `--target` of one is refused in one line, and a
+    lab whose every client is terminal has no client (why_not, so the quiz skips the scenario)."""
+    from netlab.breaks import quiz
+
+    topo = copy.deepcopy(THREE)
+    topo["pods"] = [JOB] + topo["pods"]
+    lab = load(topo).lab
+    s = catalogue.scenario("conntrack-stale-entry")
+    assert catalogue.default_target(s, lab) == "job"  # while it runs, it is a client as any
+    done = lab.with_terminal(frozenset({"job"}))
+    assert catalogue.default_target(s, done) == "a" and catalogue.resolve_target(s, done, None).name == "a"
+    with pytest.raises(UsageError) as err:
+        break_run.check(s.name, done, "job")
+    assert str(err.value) == ("conntrack-stale-entry: pod job is terminal (its containers exited for good): it sends "
+                              "no DNS query a stale entry could catch (pods that do: a)")
+    seeds = [seed for seed in range(200) if quiz.pick(done, seed) is s]  # the quiz breaks the default target
+    assert seeds and s in quiz.candidates(done)
+    alone = copy.deepcopy(topo)
+    alone["pods"] = [JOB, WEB]
+    only_job = load(alone).lab.with_terminal(frozenset({"job"}))
+    why = catalogue.why_not(s, only_job)
+    assert why is not None and "needs a client pod that is no Service's endpoint (one that runs" in why
+    assert s.name not in {c.name for c in quiz.candidates(only_job)}
