@@ -20,7 +20,8 @@ from netlab.model.lab import Lab
 from netlab.model.echo_ports import port_protocol
 from netlab.probe import nodeport_pods, runner
 from netlab.probe import services as svcs
-from netlab.probe.matrix import ECHO_PORT, Probe, SeenRule, build_matrix, echo_ports, egress_rule, endpoints, judged
+from netlab.probe.matrix import (ECHO_PORT, Probe, SeenRule, build_matrix, echo_ports, egress_rule, endpoints, judged,
+                                 terminated_note)
 from netlab.probe.policy import policy_judge
 from netlab.probe.judge import Result as ProbeOutcome
 
@@ -49,6 +50,9 @@ def reach(lab: Lab, src: str, dst: str, proto: str | None = None, port: int | No
     if src not in eps:
         raise UsageError(f"lab {lab.name} has no pod, node or internet host {src!r} to probe from "
                          f"({', '.join(eps)})")
+    gone = next((n for n in (src, dst) if n in lab.terminal), None)
+    if gone is not None:  # its sandbox is torn down in Kubernetes: nothing there sends or answers
+        raise UsageError(f"lab {lab.name}: {terminated_note(gone)}")
     if dst.startswith(("svc/", "service/")):
         probe = _service_probe(lab, src, dst.split("/", 1)[1], proto, port)
     else:

@@ -42,7 +42,8 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
       X  denied by the policies, and blocked
       !  allowed but BLOCKED   (a mismatch: the kernel disagrees)
       ?  denied but REACHED    (a mismatch)
-      -  the destination does not serve this port
+      -  the destination does not serve this port (a terminal pod,
+         Completed or Error, serves and sends nothing: a note says so)
 
     What is allowed comes from the policies' meaning alone (netlab's
     evaluator, not the iptables rules it wrote); --probe sends every flow.
@@ -68,7 +69,7 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
     else:
         require_root()
         lab = attached(lab_name, topology)
-        model = lab.model if topology is None else of_file(lab, topology)
+        model = lab._served() if topology is None else of_file(lab, topology)  # Completed/Error pods: terminal
         no_pods(model)
         result = policytable.probe(model, timeout=timeout) if send else policytable.evaluate(model)
     if output == "json":
@@ -97,7 +98,7 @@ def of_file(lab: Any, topology: str) -> "Lab":
     from netlab.probe.policytable import evaluate
     from netlab.realize.state import replaces, up_command
 
-    running = lab.model
+    running = lab._served()  # as up serves it: its Completed/Error pods terminal
     loaded = lab._loaded_for(topology)
     same_pods(loaded, running, "policy table")
     mine = {(f.src, f.dst, f.proto, f.port): f.allowed for f in evaluate(running).flows}
@@ -110,4 +111,4 @@ def of_file(lab: Any, topology: str) -> "Lab":
               f"(first: {first.src} -> {first.dst} {first.proto}/{first.port}, "
               f"{'allowed' if first.allowed else 'denied'} by the file); the table judges the file's; "
               f"`{up_command(topology, replaces(lab.state(), topology))}` applies them"])
-    return loaded.lab
+    return loaded.lab.with_terminal(running.terminal)  # the running lab's: the file cannot say which exited

@@ -137,6 +137,23 @@ class Probe:
         return s.kind == d.kind == "pod" and s.bridge is not None and s.bridge == d.bridge
 
 
+def terminated_note(name: str) -> str:
+    """What probe, ``policy table`` and ``reach`` say of a terminal pod (workload/terminal.py): Kubernetes tears
+    down a Succeeded or Failed pod's sandbox, and no process of it runs to answer or to send."""
+    return (f"pod {name} has terminated (its containers exited for good: Completed or Error): no flow to or from it "
+            f"is probed")
+
+
+def terminated_notes(lab: "Lab") -> list[str]:
+    """:func:`terminated_note` for each terminal pod of ``lab``, in the topology's order."""
+    return [terminated_note(p.name) for p in lab.pods if p.name in lab.terminal]
+
+
+def touches_terminated(lab: "Lab", p: Probe) -> bool:
+    """``p`` goes to or from a terminal pod of ``lab``: a flow no process sends or answers."""
+    return any(e.kind == "pod" and e.name in lab.terminal for e in (p.source, p.destination))
+
+
 def lab_bridge(lab: "Lab") -> str | None:
     """The nodes' bridge of pods (plan.cniadd.pod_bridge), None without one; cached on the lab object (a
     conflist is read once a run, not once a probe)."""

@@ -11,7 +11,9 @@ where netlab's echo server answers, and the cluster DNS's 53/UDP; its port 53
 is asked a DNS question: a silent UDP port proves nothing), as the probe
 matrix does. A pod
 reaching its own address never leaves its namespace (loopback); it is probed
-too, and policies never judge it.
+too, and policies never judge it. A terminal pod (Completed or Error: every
+container exited for good) serves and sends nothing: its row and column are
+``-``, and a note says so, as probe's.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, Verdict, policy_set
 from netlab.probe import bypass
-from netlab.probe.matrix import Probe, dns_asker, endpoints, probe_ports
+from netlab.probe.matrix import Probe, dns_asker, endpoints, probe_ports, terminated_notes
 
 MARKS = {(True, True): ".", (False, False): "X", (True, False): "!", (False, True): "?"}
 
@@ -66,6 +68,7 @@ class PolicyTable:
     seconds: float = 0.0
     hints: list[str] = field(default_factory=list)  # where the kernel's view explains mismatches
     lab: str = ""  # the lab's name, as every command's JSON gives it
+    notes: list[str] = field(default_factory=list)  # what is left out, and why (a terminal pod)
 
     @property
     def mismatches(self) -> list[Flow]:
@@ -79,7 +82,7 @@ class PolicyTable:
         return {"lab": self.lab, "pods": self.pods, "probed": any(f.reached is not None for f in self.flows),
                 "flows": [f.to_json() for f in self.flows], "mismatches": len(self.mismatches),
                 "elapsed_s": round(self.seconds, 3), "seconds": round(self.seconds, 3),  # seconds: deprecated
-                "hints": self.hints}
+                "hints": self.hints, "notes": self.notes}
 
     def render(self) -> str:
         """One cyclonus-style matrix per protocol/port: rows from, columns to."""
@@ -102,6 +105,7 @@ class PolicyTable:
             out.append(f"MISMATCH {f.src} -> {f.dst} {f.proto}/{f.port}: {what} ({f.verdict.describe()})"
                        + (f"; {f.detail}" if f.detail else ""))
         out += [f"hint: {h}" for h in self.hints]
+        out += [f"note: {n}" for n in self.notes]
         if probed:
             n = len([f for f in self.flows if f.reached is not None])
             out.append(f"{n - len(self.mismatches)}/{n} flows as the policies say in {self.seconds:.2f} s")
@@ -112,10 +116,11 @@ def evaluate(lab: Lab) -> PolicyTable:
     """The table from the policies alone (nothing is sent)."""
     ps = policy_set(lab)
     views = {p.name: p for p in ps.pods}
-    table = PolicyTable([p.name for p in lab.pods], lab=lab.name)
-    for dst in lab.pods:
+    table = PolicyTable([p.name for p in lab.pods], lab=lab.name, notes=terminated_notes(lab))
+    live = [p for p in lab.pods if p.name not in lab.terminal]  # a Completed/Error pod: nothing runs there
+    for dst in live:
         for port, proto, echo in probe_ports(dst):
-            for src in lab.pods:
+            for src in live:
                 s, d = views[src.name], views[dst.name]
                 verdict = ps.flow(Peer(s.ip, s), Peer(d.ip, d), proto.upper(), port)
                 table.flows.append(Flow(src.name, dst.name, proto, port, verdict))

@@ -29,7 +29,7 @@ from netlab.probe import agent
 from netlab.probe.job import choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck, judge
 from netlab.probe.matrix import (ECHO_PORT, PROTOS, Probe, build_matrix, internet_host_names,
-                                 nothing_to_probe, silent_udp_ports)
+                                 nothing_to_probe, silent_udp_ports, terminated_notes, touches_terminated)
 from netlab.probe.refused import Refusals
 from netlab.probe.tasks import Job, Observation, Output
 from netlab.realize.state import load_state
@@ -55,6 +55,8 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
         early = None
     plan = svcs.build(lab, protos) if services else svcs.ServicePlan()
     probes = [as_nodeport(p, plan, lab) for p in build_matrix(lab, protos, egress=services)] + plan.probes
+    probes = [p for p in probes if not touches_terminated(lab, p)]  # a Completed/Error pod: nothing runs there
+    plan.distributions = [d for d in plan.distributions if not touches_terminated(lab, d.probe)]
     if not probes and not plan.distributions:  # before anything is sent: a run that checks nothing is no pass
         raise UsageError(nothing_to_probe(lab, protos))
     missing = {ns for ns in {p.source.netns for p in probes} if not is_netns_mount(ns)}
@@ -85,7 +87,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
         dist_results.append(judge_distribution(d, obs_list, timeout, d.probe.source.addr))
     checks = [SelfCheck(pod.name, str(pod.ip), out.self_ip.get(pod.netns)) for pod in lab.pods]
     stats = dict(out.stats, arp=arp)
-    notes = unprobed_notes(lab, protos) + plan.notes
+    notes = terminated_notes(lab) + unprobed_notes(lab, protos) + plan.notes
     notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
               for h in heard.already]
     renumbered = clash.explain(lab, results)  # a port conntrack moved to keep reply tuples unique: no NAT fault
