@@ -70,7 +70,8 @@ class ServiceEndpoint:
     # a pod's or node's own packet to a LoadBalancer IP: its way through kube-proxy's rules on its node, in words
     path: str | None = None
     # the Service's address the packet was sent to, as probe's service.via: ClusterIP, NodePort, LoadBalancer,
-    # ExternalIP
+    # ExternalIP; HostPort: no Service's, portmap's DNAT of a pod's hostPort (service None, svc_chain
+    # CNI-HOSTPORT-DNAT, sep_chain the pod's CNI-DN- chain, rule its DNAT)
     via: str | None = None
 
     @property

@@ -104,16 +104,18 @@ def _back_to(f: Flow) -> str:
 
 
 def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool = False,
-             via: str | None = None, stale: bool = False, lb: bool = True, nodeport: list[str] | tuple = ()) -> str:
+             via: str | None = None, stale: bool = False, lb: bool = True, nodeport: list[str] | tuple = (),
+             how: str = "") -> str:
     """The row's text for a change of the destination (``which`` = "dst") or of the source ("src"); ``own``:
     the node's own packet (see :func:`service_facts`); ``via``: the endpoint chain that DNATed it, when a counter
     says it is not the endpoint's own (detour.py); ``stale``: the DNAT is an older conntrack entry's, to no
     endpoint (wrongdnat.py): no rule of the Service chose it; ``lb``: see :func:`service_facts`; ``nodeport``: the
     chains of kube-proxy's nodePort rules the packet crossed here, from the dispatch to its endpoint's (a packet
-    to the node's own address and a nodePort, as a LoadBalancer's balancer sends it)."""
+    to the node's own address and a nodePort, as a LoadBalancer's balancer sends it); ``how``: who DNATed a packet
+    no Service's rules did, in words after the addresses (portmap's hostPort rule: hostport.words)."""
     if which == "dst" and hit.direction == "orig":
         svc = lab.service_for(old.dst, old.dport, old.proto, lb)
-        text = f"DNAT {old.endpoint('dst')} → {new.endpoint('dst')}"
+        text = f"DNAT {old.endpoint('dst')} → {new.endpoint('dst')}{'' if svc else how}"
         if svc and stale:
             text += (f": conntrack's existing entry for this flow DNATs it to {lab.name_ip(new.dst)}, not kube-proxy's "
                      f"rules for Service {svc.name} (they never saw the packet)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.trace import detour, faults, kubeproxy, kubeproxy_nft, lbpath, nat, wrongdnat
+from netlab.trace import detour, faults, hostport, kubeproxy, kubeproxy_nft, lbpath, nat, wrongdnat
 from netlab.trace.facts import LinkFacts, RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop
@@ -53,6 +53,7 @@ class NatSteps(WalkParts):
         own = iif is None  # OUTPUT: the namespace's own packet
         kp = ns in self.lab.kube_proxy_netns  # a LoadBalancer IP's DNAT is kube-proxy's here, not the balancer's
         facts = nat.service_facts(self.lab, old, new, hit, own, kp)
+        how = self._hostport(ns, old, new, hit, facts)  # no Service's: portmap's hostPort DNAT, if it is one
         held = "sep_chain" in facts and hit.direction == "orig" and hit.entry.made_before
         # another endpoint's chain DNATs there too (edited by hand): the one that took the packet, if one says so
         other = self._detour(ns, old, new) if "sep_chain" in facts and not held else None
@@ -62,7 +63,7 @@ class NatSteps(WalkParts):
         entry = self._nodeport_path(ns, old, iif, facts) if kp and facts.get("via") == "NodePort" else None
         text = nat.describe(self.lab, "dst", hit, old, new, own, " or ".join(other.candidates) if unsure else via,
                             stale=wrong is not None and bool(wrong.facts.get("stale_entry")), lb=kp,
-                            nodeport=entry[0] if entry else ())
+                            nodeport=entry[0] if entry else (), how=how)
         way = entry[1] if entry else self._lb_path(ns, old, iif, facts) if kp else None
         if way is not None:
             facts["path"] = way
@@ -94,6 +95,18 @@ class NatSteps(WalkParts):
                             wrong.problem if wrong else None, wrong.fix if wrong else None, cause=wrong is not None,
                             conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
         return new, row
+
+    def _hostport(self, ns: str, old: Flow, new: Flow, hit: nat.Hit, facts: dict) -> str:
+        """A node's DNAT that no Service's rules made, when portmap's hostPort rule for a pod did: its facts (the
+        pod as the trace's endpoint) into ``facts``, and the words that name the rule; "" for another DNAT."""
+        if facts or hit.direction != "orig" or not self.lab.where(ns).startswith("node "):
+            return ""
+        pod = self.lab.ip_names.get(new.dst)
+        found = hostport.dnat_of(self.k.nat_table(ns), old, new) if pod else None
+        if found is None or pod is None or f"pod {pod}" not in self.lab.names.values():
+            return ""
+        facts.update(hostport.facts(found, pod, new))
+        return hostport.words(found, pod, old)
 
     def _lb_path(self, ns: str, old: Flow, iif: str | None, facts: dict) -> str | None:
         """A pod's or the node's own packet DNATed here for a LoadBalancer IP: its way through kube-proxy's

@@ -34,7 +34,8 @@ def short(h: Hop) -> str:
     if h.kind == "decap" and "vni" in f:
         return f"VXLAN decap VNI {f['vni']} ({f.get('vxlan_device', '')})"
     if h.kind == "dnat" and "after" in f:
-        who = f" (Service {f['service']} → {f['endpoint']})" if "endpoint" in f else ""
+        who = (f" (Service {f['service']} → {f['endpoint']})" if "service" in f
+               else f" (hostPort → {f['endpoint']})" if "endpoint" in f else "")
         return f"DNAT {f['before'].split(' → ')[1].split()[0]} → {f['after'].split(' → ')[1].split()[0]}{who}"
     if h.kind == "bridge" and "port" in f:
         return f"bridge {f.get('bridge', '')} → port {f['port']}" + (" (hairpin)" if f.get("hairpin") else "")

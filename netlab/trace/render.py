@@ -183,7 +183,10 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
             out += _rows(rows, width)
     out.append("")
     ep = r.endpoint
-    if ep:
+    if ep and ep.get("via") == "HostPort":
+        out.append(f"hostPort {r.port} of pod {ep.get('endpoint')}: portmap's DNAT to {ep.get('endpoint_ip')}:"
+                   f"{ep.get('endpoint_port')} via {ep.get('svc_chain')} → {ep.get('sep_chain')}")
+    elif ep:
         out.append(f"Service {ep['service']}: the DNAT picked endpoint {ep.get('endpoint')} "
                    f"({ep.get('endpoint_ip')}:{ep.get('endpoint_port')}) via {ep.get('svc_chain')} → "
                    f"{ep.get('sep_chain')}")
@@ -294,6 +297,9 @@ def _receiver(r: TraceResult) -> str:
     # the address the packet was sent to: svc/NAME alone is its ClusterIP; a LoadBalancer IP or an externalIP is said
     said = {"LoadBalancer": "LoadBalancer IP", "ExternalIP": "externalIP"}.get(ep.get("via") or "")
     sent = f"{r.dst['name']}'s {said} {r.dst['ip']}" if said else r.dst["name"]
+    if ep.get("via") == "HostPort":  # portmap's DNAT of a pod's hostPort, no Service's (hostport.py)
+        return (f"{ep['endpoint']}, whose hostPort is {r.dst['name']}{port} (portmap DNATed it to "
+                f"{ep.get('endpoint_ip')}:{ep.get('endpoint_port')})")
     there = _nodeport(r)
     if there is not None:  # the balancer sent it on to a node's nodePort: that node's DNAT is the nodePort's
         sent = f"{r.dst['name']}'s LoadBalancer IP {r.dst['ip']}{port}, which the load balancer sent to {there}"

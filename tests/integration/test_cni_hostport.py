@@ -80,6 +80,7 @@ def test_a_host_port_reaches_the_pod_through_portmap_and_its_del_takes_it_out(la
     assert len(dnat) == 1 and "--dport 18081" in dnat[0], dnat
     assert json.loads(ask(lab, n1_ip, 18081).stdout)["pod"] == "a"
     assert ask(lab, n1_ip, 18080).returncode != 0
+    traced_to_the_pod(lab, n1_ip, a_ip, dnat[0])
     # portmap's DEL ran ip6tables, which made table ip6 nat: the plugin's, not drift
     assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
 
@@ -96,6 +97,27 @@ def test_a_host_port_reaches_the_pod_through_portmap_and_its_del_takes_it_out(la
     assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
     netlab("down", "--lab", lab)
     assert not lab_namespaces(lab)
+
+
+def traced_to_the_pod(lab: str, n1_ip: str, a_ip: str, rule: str) -> None:
+    """`trace b n1 --port 18081` follows portmap's DNAT to pod a, as a nodePort's trace follows kube-proxy's: its DNAT
+    row names the rule iptables-save shows, ``endpoint`` is pod a, and the result says so (it said "delivered to n1",
+    ``endpoint`` null: QA qr3 #4). Real traffic from pod b to n1:18081 is answered by pod a."""
+    trace = json.loads(netlab("trace", "--lab", lab, "b", "n1", "--port", "18081", "-o", "json").stdout)
+    assert trace["ok"] and trace["delivered"], trace
+    assert trace["endpoint"] == {"endpoint": "a", "endpoint_ip": a_ip, "endpoint_port": 8080,
+                                 "svc_chain": "CNI-HOSTPORT-DNAT", "sep_chain": rule.split()[1], "rule": rule,
+                                 "rule_counted": 1, "via": "HostPort"}, trace["endpoint"]
+    [row] = [h for h in trace["hops"] if h["kind"] == "dnat"]
+    assert row["netns"] == f"{lab}-n1" and row["decision"].startswith(
+        f"DNAT {n1_ip}:18081 → {a_ip}:8080: hostPort 18081 of pod a, CNI-HOSTPORT-DNAT → {rule.split()[1]}: "
+        f"portmap's `{rule}` (its counter went up by 1 during the trace)"), row["decision"]
+    assert trace["hops"][-1]["netns"] == f"{lab}-a" and trace["hops"][-1]["kind"] == "deliver", trace["hops"][-1]
+    text = netlab("trace", "--lab", lab, "b", "n1", "--port", "18081").stdout
+    assert (f"result: delivered to a, whose hostPort is n1:18081 (portmap DNATed it to {a_ip}:8080); reply received"
+            in text), text
+    reply = in_netns(f"{lab}-b", "socat", "-T", "5", "-u", f"TCP:{n1_ip}:18081,connect-timeout=5", "-")
+    assert reply.returncode == 0 and json.loads(reply.stdout)["pod"] == "a", reply
 
 
 def test_bandwidth_annotations_reach_the_bandwidth_plugin_as_containerd_hands_them(labs, tmp_path):

@@ -1,0 +1,88 @@
+"""portmap's hostPort DNAT, named as kube-proxy's nodePort DNAT is: the rule that took the packet, and the pod.
+
+The CNI portmap plugin (chained after bridge, say) gives a container port's
+``hostPort`` a DNAT in the node's nat table, as ``iptables-save`` shows it::
+
+    -A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+    -A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: ..." -m multiport --dports 18081 -j CNI-DN-<hash>
+    -A CNI-DN-<hash> -p tcp -m tcp --dport 18081 -j DNAT --to-destination 10.244.0.2:8080
+
+conntrack says where the packet went (nat.py); the pod's chain says who sent
+it there, and the DNAT's address which pod that is. A trace to a node's
+hostPort ended "delivered to n1", ``endpoint`` null, its DNAT row naming no
+rule, though the packet was delivered to the pod (QA qr3 #4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netlab.trace.facts import NatRule, NatTable
+from netlab.trace.flow import Flow
+
+DISPATCH = "CNI-HOSTPORT-DNAT"  # portmap's chain, jumped to from PREROUTING and OUTPUT
+POD_CHAIN = "CNI-DN-"  # + a hash of the network and the container: each pod's own DNATs
+
+
+@dataclass(frozen=True)
+class HostPortDnat:
+    """The portmap rules that DNATed a packet to a pod: the dispatch's jump and the pod's DNAT."""
+
+    jump: NatRule  # in CNI-HOSTPORT-DNAT, to the pod's chain
+    rule: NatRule  # in the pod's CNI-DN-<hash>, the DNAT
+
+    @property
+    def chain(self) -> str:
+        return self.rule.chain
+
+    def counted(self) -> str:
+        """`` (its counter went up by 1 during the trace)``, or nothing when the counter was not read before."""
+        d = self.rule.delta
+        return "" if d is None else f" (its counter went up by {d} during the trace)"
+
+
+def _words(line: str) -> list[str]:
+    return line.split()
+
+
+def _after(words: list[str], flag: str) -> str | None:
+    return next((words[i + 1] for i, w in enumerate(words[:-1]) if w == flag), None)
+
+
+def _local_to(words: list[str], dst: str) -> bool:
+    """No ``-d`` (every local address: a hostPort without hostIP), or ``-d`` the packet's address."""
+    d = _after(words, "-d")
+    return d is None or d.split("/")[0] == dst
+
+
+def dnat_of(table: NatTable | None, old: Flow, new: Flow) -> HostPortDnat | None:
+    """The portmap rules that DNAT ``old`` (a packet to a local address and a hostPort) to ``new``'s destination;
+    None when the node's nat table has none that does (kube-proxy's, another rule, a table not read)."""
+    if table is None or DISPATCH not in table.chains or old.dport is None or new.dport is None:
+        return None
+    to = f"{new.dst}:{new.dport}"
+    for jump in table.chain_rules(DISPATCH):
+        words = _words(jump.line)
+        ports = (_after(words, "--dports") or _after(words, "--dport") or "").split(",")
+        if not (jump.target or "").startswith(POD_CHAIN) or str(old.dport) not in ports \
+                or _after(words, "-p") not in (None, old.proto) or not _local_to(words, old.dst):
+            continue
+        for rule in table.chain_rules(jump.target or ""):
+            w = _words(rule.line)
+            if rule.target == "DNAT" and _after(w, "--to-destination") == to and _after(w, "-p") == old.proto \
+                    and _after(w, "--dport") == str(old.dport) and _local_to(w, old.dst):
+                return HostPortDnat(jump, rule)
+    return None
+
+
+def facts(found: HostPortDnat, pod: str, new: Flow) -> dict:
+    """The DNAT row's facts, which make the trace's ``endpoint`` (render.py): the pod, its address and port, the
+    pod's chain and the rule, ``via`` HostPort."""
+    return {"endpoint": pod, "endpoint_ip": new.dst, "endpoint_port": new.dport, "sep_chain": found.chain,
+            "svc_chain": DISPATCH, "rule": found.rule.line, "rule_counted": found.rule.delta, "via": "HostPort"}
+
+
+def words(found: HostPortDnat, pod: str, old: Flow) -> str:
+    """``: hostPort 18081 of pod a, CNI-HOSTPORT-DNAT → CNI-DN-...: portmap's `-A CNI-DN-... -j DNAT ...```."""
+    return (f": hostPort {old.dport} of pod {pod}, {DISPATCH} → {found.chain}: portmap's `{found.rule.line}`"
+            f"{found.counted()}")
