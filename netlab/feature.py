@@ -26,6 +26,12 @@ class Note(str):
     too (another's file where a pod's would go), said by status as a warning, as up says it, not as drift."""
 
 
+class Reconfigure(str):
+    """A line of a feature's ``drift`` that a plain ``up`` refuses to put right and ``up --reconfigure`` does (a
+    CNI conflist edited in place while pods run: netlab.cni.edited): the repair status names is then the lab's
+    file's ``up -t FILE --reconfigure`` (realize.state.repair_up), the one command that works."""
+
+
 @dataclass
 class StartResult:
     """``actions``: what changed, one line each ("restarted container duo/web (it was stopped)").

@@ -19,7 +19,7 @@ from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, ch
 from netlab.api.frozen import freeze
 from netlab.errors import LabBusy, UsageError, python_words
 from netlab.realize.interrupted import Seen, seen
-from netlab.realize.state import repair_up, replaces
+from netlab.realize.state import reconfigure_up, repair_up, replaces
 
 if TYPE_CHECKING:
     from netlab.api.lab import Lab
@@ -36,6 +36,7 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     before = before if before is not None and before.lab == lab.name else seen(lab.name)
     state, against, ahead = lab._against_ahead(topology)
     python = _python_repair(lab.name, topology, state) if api else None
+    path = os.fspath(topology) if isinstance(topology, (str, os.PathLike)) else None
     if python is not None and topology is not None:  # its lines' way back: the call that applies the file's plan
         state = replace(state, repair=python)
     try:
@@ -51,6 +52,8 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     repair = None
     if not done.ok and (topology is None or isinstance(topology, (str, os.PathLike))):
         repair = python if api else repair_up(state)
+        if done.reconfigure:  # a drift a plain up refuses (an edited conflist's pods): only --reconfigure repairs it
+            repair = _python_reconfigure(path or state.source) if api else reconfigure_up(state, path)
     from netlab.workload.policy import up_leaves
 
     kept = tuple(line for line in done.drift if up_leaves(line))
@@ -70,6 +73,12 @@ def _python_repair(name: str, topology: TopologyInput, state: Any) -> str | None
         path = os.fspath(topology)
         return f"Lab.up({path!r}{', reconfigure=True' if replaces(state, path) else ''})"
     return None
+
+
+def _python_reconfigure(source: str | None) -> str:
+    """The Python call that repairs a lab whose drift only a reconfigure puts right: ``Lab.up('FILE',
+    reconfigure=True)`` (``Lab('NAME').repair()`` refuses it as a plain `up` does)."""
+    return f"Lab.up({repr(source) if source is not None else 'TOPOLOGY'}, reconfigure=True)"  # a dict: no name
 
 
 def _backend_line(state: Any, api: bool) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
 from netlab.errors import UsageError
+from netlab.feature import Reconfigure
 from netlab.model.cniconf import ConflistError
 from netlab.realize.attachments import pod_records
 from netlab.realize.state_dir import lab_dir
@@ -79,9 +80,11 @@ def _way(state: LabState | None) -> str:
     return f"`sudo netlab up -t {state.source if state is not None and state.source else 'FILE'} --reconfigure`"
 
 
-def drift_line(lab: Lab, state: LabState, names: list[str]) -> str:
-    return (f"cni: {source(lab)} changed since {_pods(names)} attached with it: their CHECK runs with the config "
-            f"they were attached with; {_way(state)} re-attaches them with the new one")
+def drift_line(lab: Lab, state: LabState, names: list[str]) -> Reconfigure:
+    """status's line for pods attached with another config: only `up --reconfigure` re-attaches them, so the repair
+    status names says --reconfigure (feature.Reconfigure)."""
+    return Reconfigure(f"cni: {source(lab)} changed since {_pods(names)} attached with it: their CHECK runs with "
+                       f"the config they were attached with; {_way(state)} re-attaches them with the new one")
 
 
 def reattach_reason(lab: Lab) -> str:

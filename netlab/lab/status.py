@@ -18,7 +18,7 @@ from typing import Sequence
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel, Snapshot
-from netlab.feature import Feature, Note
+from netlab.feature import Feature, Note, Reconfigure
 from netlab.impair import lifecycle as impair_feature
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
@@ -39,6 +39,9 @@ class StatusResult:
     details: list[dict] = field(default_factory=list)
     # What is as planned but not as the topology asks: a pod's ip: its CNI plugins did not give (said, not drift)
     warnings: list[str] = field(default_factory=list)
+    # A feature's drift that only `up --reconfigure` puts right (feature.Reconfigure): a plain `up` refuses it, so
+    # the repair named is `up -t FILE --reconfigure` (realize.state.reconfigure_up)
+    reconfigure: bool = False
 
     @property
     def ok(self) -> bool:
@@ -111,6 +114,7 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     whole = [json.dumps(d, default=str) for d in result.details]
     feature_drift = still_endpoints(lab, whole) + feature_drift  # Completed/Error pods still served
     result.drift += feature_drift
+    result.reconfigure = any(isinstance(line, Reconfigure) for line in feature_drift)
     for line in feature_drift:  # containers, the Services' files, the CNI plugins' CHECK: said in words
         what, _, detail = line.partition(": ")
         result.details.append({"state": "problem", "object": what, "detail": detail or line,

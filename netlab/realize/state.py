@@ -278,6 +278,15 @@ def repair_up(state: LabState) -> str:
     return f"sudo netlab up --lab {state.lab}"
 
 
+def reconfigure_up(state: LabState, source: str | None = None) -> str:
+    """The `up` that repairs a lab whose drift holds a difference only `up --reconfigure` puts right (a line of a
+    feature's drift that is a netlab.feature.Reconfigure: pods attached with a conflist edited since), which a plain
+    `up` refuses: the file's `up -t FILE --reconfigure` (``source``: the file status compared the kernel with, else
+    the lab's own), whatever impairments the lab holds (`up --lab NAME` takes no --reconfigure); FILE for a lab
+    made from a dict, which has no file to name."""
+    return up_command(source or state.source or "FILE", reconfigure=True)
+
+
 def edited_at_run_time(state: LabState) -> bool:
     """Whether the lab's desired state holds changes its file does not: interfaces `netlab impair` set (or cleared)
     that no `up` from the file has replaced since (netlab.impair.lifecycle's record ``impair.runtime``; its

@@ -85,13 +85,18 @@ def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tm
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode != 0 and (f"cni: conflist {conflist} changed since pods a, b were attached with it"
                                        in status.stdout), status.stdout
+    # the repair named is the one that works: a plain up refuses (QA qr3 1)
+    repair = f"sudo netlab up -t {path} --reconfigure"
+    assert status.stdout.splitlines()[-1] == f"run `{repair}` to repair", status.stdout
+    assert json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["repair"] == repair
+    assert netlab("status", "-t", path, check=False).stdout.splitlines()[-1] == f"run `{repair}` to apply it"
     before = len(_markers(lab, "a"))
     refused = netlab("up", "-t", path, check=False)
     assert refused.returncode == 2 and f"`sudo netlab up -t {path} --reconfigure` re-attaches them" in \
         refused.stderr, refused.stderr
     assert len(_markers(lab, "a")) == before and _eth0(lab, "a") == [(1450, ["10.244.0.2"])]  # nothing ran
 
-    done = netlab("up", "-t", path, "--reconfigure")
+    done = netlab(*repair.split()[2:])  # the command status named
     assert f"re-attached pod a through CNI (conflist {conflist} changed since its ADD)" in done.stdout, done.stdout
     for pod, addr in (("a", "10.244.0.2"), ("b", "10.244.0.3")):
         assert _markers(lab, pod)[-2:] == [("DEL", None), ("ADD", "new")]  # DEL with the old config, ADD the new

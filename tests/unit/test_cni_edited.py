@@ -92,6 +92,10 @@ def test_status_names_the_pods_attached_with_the_old_config_and_checks_them_with
                              f"with the config they were attached with; `sudo netlab up -t FILE --reconfigure` "
                              f"re-attaches them with the new one"]
     assert sorted(plugins.calls) == [("a", "CHECK", None), ("b", "CHECK", None)]  # the cached config's CHECK
+    # only up --reconfigure repairs it (a plain up refuses): the repair status names says so (QA qr3 1)
+    assert lab_status.status(state_mod.load_state(lab.name), k, [ModuleFeature(lifecycle)]).reconfigure
+    up(lab, k, reconfigure=True)
+    assert not lab_status.status(state_mod.load_state(lab.name), k, [ModuleFeature(lifecycle)]).reconfigure
 
 
 def test_a_plain_up_refuses_before_any_plugin_runs_and_reconfigure_re_attaches_every_pod(world):

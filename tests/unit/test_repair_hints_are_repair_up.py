@@ -63,7 +63,7 @@ def test_status_t_of_another_file_names_that_files_up_in_every_line(state_root, 
     repair = f"sudo netlab up -t {other} --reconfigure"
     assert container_and_health_lines(monkeypatch, state) == lines_naming(state, repair)
     differs = types.SimpleNamespace(ok=False, lab=LAB, objects=1, drift=["a rule is missing"], details=[],
-                                    warnings=[])
+                                    warnings=[], reconfigure=False)
     monkeypatch.setattr(lab_mod.lifecycle, "status", lambda state, kernel: differs)
     assert lab_mod.internal_status(api.Lab.attach(LAB), str(other)).repair == repair  # status's last line
     assert api.Lab.attach(LAB)._against(None)[0].repair is None  # the lab's own: repair_up of its state

@@ -125,3 +125,27 @@ def test_status_of_a_file_says_no_up_repairs_a_never_pods_failed_container(statu
     assert "to apply" not in "\n".join(lines)
     assert status(ROUTE, NEVER)[-2:-1] == [f"run `{up}` to apply the rest"]
     assert status(ROUTE)[-1] == f"run `{up}` to apply it"
+
+
+def test_a_drift_only_reconfigure_repairs_names_up_reconfigure(status_of, monkeypatch, tmp_path):
+    """QA qr3 1: a conflist edited in place (a feature's feature.Reconfigure line): status said "run `sudo netlab up
+    -t FILE` to repair", and that up refuses it (exit 2). Its text, -o json and status -t FILE name the file's
+    `up -t FILE --reconfigure`, which re-attaches the pods; Lab.status names Lab.up('FILE', reconfigure=True)."""
+    import json
+
+    path = tmp_path / "n.yaml"
+    path.write_text("name: qx5n\nnodes: [{name: n1}]\n")
+    state = types.SimpleNamespace(source=str(path), repair=None)
+    lab = types.SimpleNamespace(name="qx5n", _against_ahead=lambda topology: (state, None, []))
+    monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
+    monkeypatch.setattr(api_internals, "repair_up", lambda state: f"sudo netlab up -t {path}")
+    monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(
+        lab="qx5n", drift=[ROUTE, "cni: conflist X changed since pod a was attached with it"], reconfigure=True))
+    want = f"sudo netlab up -t {path} --reconfigure"
+    assert run_cli("status", "--lab", "qx5n").stdout.splitlines()[-1] == f"run `{want}` to repair"
+    assert json.loads(run_cli("status", "--lab", "qx5n", "-o", "json").stdout)["repair"] == want
+    monkeypatch.setattr(api_internals, "replaces", lambda state, p: False)
+    assert run_cli("status", "-t", str(path)).stdout.splitlines()[-1] == f"run `{want}` to apply it"
+    assert api_internals.internal_status(lab, api=True).repair == f"Lab.up({str(path)!r}, reconfigure=True)"
+    state.source = None  # a lab made from a dict: no file to name
+    assert api_internals.internal_status(lab).repair == "sudo netlab up -t FILE --reconfigure"

@@ -50,7 +50,7 @@ def saved_lab(tmp_path, from_file: bool, nft: bool) -> None:
 def status_repair(monkeypatch) -> str | None:
     """The repair `netlab status --lab svc` prints (and puts in -o json), for a kernel that differs from the plan."""
     differs = types.SimpleNamespace(ok=False, lab=LAB, objects=1, drift=["a rule is missing"], details=[],
-                                    warnings=[])
+                                    warnings=[], reconfigure=False)
     monkeypatch.setattr(lab_mod.lifecycle, "status", lambda state, kernel: differs)
     return lab_mod.internal_status(api.Lab.attach(LAB), None, None).repair
 

@@ -54,7 +54,7 @@ def edited(tmp_path, text: str):
 def previews(path, monkeypatch) -> tuple[list[str], list[str], list[str]]:
     """What `status -t FILE -o json` and `plan -t FILE -o json` warn of, and the text plan's stderr lines."""
     differs = types.SimpleNamespace(ok=False, lab="fkp", objects=1, drift=["missing: address"], details=[],
-                                    warnings=[])
+                                    warnings=[], reconfigure=False)
     monkeypatch.setattr(lab_mod.lifecycle, "status", lambda state, kernel: differs)
     status = list(lab_mod.internal_status(api.Lab.attach("fkp"), str(path)).warnings)
     res = run_cli("plan", "-t", str(path), "-o", "json")
