@@ -15,7 +15,7 @@ from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
 from netlab.realize import lab_lock, owner, state_dir
 from netlab.realize.interrupted import interrupted_up, stalled
-from netlab.realize.state import LabState, iter_states, load_state
+from netlab.realize.state import LabState, any_netns, iter_states, load_state
 from netlab.realize.state_errors import StateCorrupt, lost_state
 from netlab.realize.state_dir import stateless_labs
 from netlab.realize.tags import StateElsewhere
@@ -85,23 +85,7 @@ def _state_row(st: LabState | StateCorrupt) -> LabInfo:
                    owner_gone=owner.gone(record) if record else None)
 
 
-def _any_netns(st: LabState) -> bool:
-    """Whether a namespace the state names is there with the lab's tag (one whose tag cannot be read counts: never
-    said gone on a doubt). A state whose namespaces are all gone is no lab that is up (a ``down`` that removed
-    them and could not forget the state: an immutable folder, QA q2 defect 3)."""
-    from netlab.kernel import netns as nsmod
-    from netlab.realize import tags
-
-    there = set(nsmod.list_netns())
-    tag = tags.state_tag(st.lab, st.run_id, st.extra)
-    for name in st.netns:
-        if name in there:
-            try:
-                if nsmod.read_tag(name) == tag:
-                    return True
-            except (OSError, ValueError):
-                return True
-    return False
+_any_netns = any_netns  # a namespace of the state's there with its tag (realize.state.gone: list's phase gone)
 
 
 def _unlisted(name: str, pod_files: bool = False) -> LabInfo | None:

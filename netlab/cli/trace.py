@@ -33,7 +33,7 @@ SERVICE_CHAIN = re.compile(r"^service-[A-Z2-7]{8}-")  # kube-proxy's hashAndTrun
 
 
 def _running_lab(lab_name: str | None, topology: str | None):
-    from netlab.realize.state import select_lab
+    from netlab.realize.lab_name import select_lab
 
     return select_lab(lab_name, topology).resolved()
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 
-from netlab.errors import UsageError
+from typing import TYPE_CHECKING
+
+from netlab.errors import NetlabError, UsageError
+from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName as EnvLabName
+from netlab.realize.state import gone, load_state, running_lab
 from netlab.realize.state_dir import check_lab_name, known_labs
 
-LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's
-
-
-class EnvLabName(str):
-    """A lab name read from ``$NETLAB_LAB`` (the CLI's default of --lab): the errors about it name the variable,
-    so that `NETLAB_LAB=../x netlab status` does not blame a --lab that was not typed."""
+if TYPE_CHECKING:
+    from netlab.realize.state import LabState
 
 
 def selected_name(name: str | None = None, topology: str | None = None, required: bool = True,
@@ -48,7 +48,7 @@ def select_lab_name(lab_name: str | None, topology: str | None, required: bool =
         return load_topology(topology).name
     if lab_name is not None:
         return check_lab_name(lab_name, f"${LAB_ENV}" if isinstance(lab_name, EnvLabName) else "--lab")
-    labs = known_labs()
+    labs = up_labs()
     if not labs:
         if required:
             raise UsageError("no lab is up; bring one up with Lab.up(topology)" if api
@@ -65,10 +65,36 @@ def plain_up_lab(default: str) -> str | None:
     that is up, as for every command (what `netlab break` broke), unless it is ``default``, the built-in lab's
     name; None for the built-in default lab, as on a fresh machine: no lab is up, or ``default`` is (among
     others too). Several others: a usage error saying what to type, for either."""
-    labs = known_labs()
+    labs = up_labs()
     if not labs or default in labs:
         return None
     if len(labs) > 1:
         raise UsageError(f"several labs are up ({', '.join(labs)}); repair one with `sudo netlab up --lab NAME`, "
                          f"or make the built-in default lab with `sudo netlab up --lab {default}`")
     return labs[0]
+
+
+def select_lab(lab_name: str | None, topology: str | None) -> LabState:
+    """The running lab a command acts on: --lab, -t FILE, or the only lab up."""
+    return running_lab(select_lab_name(lab_name, topology))  # type: ignore[arg-type]
+
+
+def up_labs() -> list[str]:
+    """The labs a command with no --lab, -t FILE nor $NETLAB_LAB chooses among, sorted: those with a state, but,
+    among several, not one that `netlab list` says is not up (phase ``gone``: none of its namespaces is there any
+    more, its state file left by a ``down`` that could not forget it; realize.state.gone). A lab whose state
+    cannot be read (``corrupt``) stays among them: its commands say what is wrong with it. When every lab is
+    gone, they are all there is to choose (a plain ``down`` forgets the only one)."""
+    labs = known_labs()
+    if len(labs) < 2:
+        return labs
+    up = [name for name in labs if not _gone(name)]
+    return up or labs
+
+
+def _gone(name: str) -> bool:
+    try:
+        st = load_state(name)
+    except NetlabError:  # corrupt, newer, unreadable: not said gone on a doubt
+        return False
+    return st is not None and gone(st)

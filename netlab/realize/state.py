@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from netlab.errors import (NetlabError, NetnsGone, UsageError, command_path, display_path, in_python_words,
                            loads_json)
 from netlab.model.naming import netns_path
-from netlab.realize.lab_name import LAB_ENV, EnvLabName, select_lab_name
+from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName
 from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, StateTooLarge, known_labs, read_state_file,
                                      state_dir_error, state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
@@ -363,9 +363,29 @@ def not_up(name: str, why: str = "", then: str = "") -> UsageError | StateLost:
     return UsageError(f"lab {str(name)!r}{why} is not up{hint}{then}")
 
 
-def select_lab(lab_name: str | None, topology: str | None) -> LabState:
-    """The running lab a command acts on: --lab, -t FILE, or the only lab up."""
-    return running_lab(select_lab_name(lab_name, topology))  # type: ignore[arg-type]
+def gone(st: LabState) -> bool:
+    """Whether the lab of ``st`` is no lab that is up though its state remains: `netlab list`'s phase ``gone``, none
+    of the namespaces it names is there with its tag (a ``down`` that removed them and could not forget the state:
+    an immutable folder, QA q2 defect 3)."""
+    return st.phase == "up" and bool(st.netns) and not any_netns(st)
+
+
+def any_netns(st: LabState) -> bool:
+    """Whether a namespace the state names is there with the lab's tag (one whose tag cannot be read counts: never
+    said gone on a doubt)."""
+    from netlab.kernel import netns as nsmod
+    from netlab.realize import tags
+
+    there = set(nsmod.list_netns())
+    tag = tags.state_tag(st.lab, st.run_id, st.extra)
+    for name in st.netns:
+        if name in there:
+            try:
+                if nsmod.read_tag(name) == tag:
+                    return True
+            except (OSError, ValueError):
+                return True
+    return False
 
 
 def iter_states() -> Iterator[LabState | StateCorrupt]:

@@ -8,6 +8,7 @@ netlab's: ``down --force`` takes the lab, its pins and the folder.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -31,8 +32,6 @@ def lab_mounts(lab: str) -> list[str]:
 
 def ip_netns(lab: str) -> list[str]:
     out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    import json
-
     return sorted(ns["name"] for ns in json.loads(out or "[]") if ns["name"].startswith(lab + "-"))
 
 
@@ -115,3 +114,34 @@ def test_down_force_of_a_lab_whose_state_folder_was_renamed_unmounts_its_pins_th
         for line in open("/proc/self/mountinfo"):  # the test's own pins, if the fix failed: by their exact path
             if f" {moved}/{lab}/uts " in line:
                 subprocess.run(["umount", "-l", f"{moved}/{lab}/uts"], check=False)
+
+
+def test_a_gone_lab_is_not_counted_when_a_command_picks_the_only_lab_up(labs):
+    """QA qr3 3: with lab A up and lab B `gone` (chattr +i on its state file, then down: its namespaces removed,
+    its state left), `status` and `get pods` without --lab said "several labs are up (A, B)" (exit 2) while `list`
+    said B is not up. They act on A, the only lab that is up."""
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        pytest.skip("chattr is not installed (it is in e2fsprogs)")
+    up, gone = labs.name("sup"), labs.name("sgo")
+    labs.up(topology(up), "a.yaml")
+    labs.up(topology(gone), "b.yaml")
+    target = state_path(gone, "state.json")
+    made = subprocess.run([chattr, "+i", target], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"the state folder's file system takes no immutable flag: {made.stderr.strip()}")
+    env = {"NETLAB_LAB": ""}  # neither --lab nor $NETLAB_LAB: the only lab up
+    try:
+        assert netlab("down", "--lab", gone, check=False).returncode == 3 and ip_netns(gone) == []
+        listed = netlab("list", check=False).stdout.splitlines()
+        assert sorted(line.split()[:2] for line in listed if line.startswith((up, gone))) == sorted(
+            [[up, "up"], [gone, "gone"]]), listed
+        status = netlab("status", env=env)
+        assert status.stdout.startswith(f"lab {up}: ") and "all as planned" in status.stdout, status
+        pods = json.loads(netlab("get", "pods", "-o", "json", env=env).stdout)
+        assert pods["lab"] == up and [p["netns"] for p in pods["items"]] == [f"{up}-a", f"{up}-b"], pods
+    finally:
+        subprocess.run([chattr, "-i", target], check=True)
+    netlab("down", "--lab", gone)
+    assert not os.path.exists(state_path(gone)) and ip_netns(up)
+    netlab("status", "--lab", up)  # A untouched: as planned

@@ -1,0 +1,51 @@
+"""The only lab that is up is chosen among the labs `netlab list` says are up (QA qr3 3): a lab in phase ``gone``
+(none of its namespaces is there any more, its state file left by a ``down`` that could not forget it) made
+`status`, `get` and `probe` without --lab say "several labs are up (A, B)" (exit 2) while `list` said B is not up.
+A corrupt state still counts (its commands say what is wrong with it); a lone gone lab is still the one a plain
+`down` forgets. The real namespaces: tests/integration/test_gone_lab_not_chosen.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from netlab.api import running
+from netlab.errors import UsageError
+from netlab.kernel import netns as nsmod
+from netlab.realize import lab_name, state, state_dir, tags
+
+
+@pytest.fixture
+def labs(state_root, monkeypatch):
+    """Labs with a state each: ``up`` ones whose namespace is there with their tag, ``gone`` ones whose is not."""
+    monkeypatch.delenv(state.LAB_ENV, raising=False)
+    there: dict[str, str] = {}  # namespace -> its tag
+    monkeypatch.setattr(nsmod, "list_netns", lambda: sorted(there))
+    monkeypatch.setattr(nsmod, "read_tag", lambda name: there[name])
+
+    def make(name: str, up: bool = True) -> None:
+        st = state.LabState(lab=name, phase="up", netns={f"{name}-n1": "created"})
+        st.save()
+        if up:
+            there[f"{name}-n1"] = tags.state_tag(st.lab, st.run_id, st.extra)
+    return make
+
+
+def test_a_gone_lab_is_not_chosen_beside_the_one_that_is_up(labs):
+    labs("qxga")
+    labs("qxgb", up=False)
+    assert [row.phase for row in map(running._state_row, state.iter_states())] == ["up", "gone"]  # as list says
+    assert lab_name.selected_name() == "qxga" and lab_name.select_lab_name(None, None, api=True) == "qxga"
+    assert lab_name.plain_up_lab("demo") == "qxga"  # plain up repairs it, as the only lab up
+    labs("qxgc")
+    with pytest.raises(UsageError, match=r"several labs are up \(qxga, qxgc\); pick one with --lab NAME$"):
+        lab_name.selected_name()
+
+
+def test_a_corrupt_lab_still_counts_and_a_lone_gone_lab_is_still_chosen(labs, state_root):
+    labs("qxgb", up=False)
+    assert lab_name.selected_name() == "qxgb"  # `down` without --lab forgets it
+    labs("qxga")
+    labs("qxgd", up=False)
+    (state_root / "qxgd" / state_dir.STATE_FILE).write_text("{not json")  # corrupt: its namespaces unknown
+    with pytest.raises(UsageError, match=r"several labs are up \(qxga, qxgd\)"):
+        lab_name.selected_name()
