@@ -69,7 +69,7 @@ _copy_lock = threading.Lock()
 def keep_copy() -> str | None:
     """``up`` of a CNI lab, before it changes anything: NETLAB_CNI_LOG's file (None when unset), opened now and
     written from its start by outfile's rules (a name they refuse: one line, exit 2); every plugin call of the run
-    is appended to it, the line the lab's log gets (``netlab cni log -o json``'s call). A new lab whose ``up``
+    is appended to it, as ``netlab cni log -o json`` shows it (:func:`_to_copy`). A new lab whose ``up``
     fails is rolled back with its folder and the log in it: the copy stays, the failure names it."""
     close_copy()
     value = os.environ.get(LOG_VAR, "")
@@ -96,13 +96,15 @@ def close_copy() -> None:
         fh.close()
 
 
-def _to_copy(line: bytes) -> None:
+def _to_copy(call: Call) -> None:
+    """NETLAB_CNI_LOG's line of ``call``: as ``netlab cni log -o json`` shows it (:func:`call_json`: its time as
+    ``elapsed_s``, docs/json.md's key, with the deprecated ``duration`` beside it), not the lab's log's own keys."""
     with _copy_lock:
         fh = _copy.get("fh")
         if fh is None:
             return
         try:
-            fh.write(line)
+            fh.write((json.dumps(call_json(call.to_json()), sort_keys=True) + "\n").encode())
             fh.flush()
         except OSError:  # a full disk: the copy stops there (the lab's log is the one up needs)
             _copy.pop("fh", None)
@@ -173,7 +175,7 @@ class CallLog:
                 os.close(fd)
             if size > LOG_LIMIT:
                 compact_log(self.path)
-        _to_copy(line)
+        _to_copy(call)
 
 
 @contextlib.contextmanager

@@ -145,4 +145,5 @@ def test_a_new_labs_failed_up_keeps_its_calls_where_netlab_cni_log_says(labs, tm
         "subnet": "10.244.0.0/24"}]]}
     assert add["env"]["CNI_NETNS"] == f"/run/netns/{lab}-a" and "K8S_POD_NAME=a" in add["env"]["CNI_ARGS"]
     assert add["exit_code"] == 1 and "ccw refuses" in add["stdout"]
+    assert add["elapsed_s"] == add["duration"] and isinstance(add["elapsed_s"], float)  # docs/json.md's key
     assert ("a", "ccw", "DEL") in [(c["pod"], c["plugin"], c["command"]) for c in calls]  # the DEL that followed

@@ -55,7 +55,9 @@ def test_every_call_is_appended_to_the_copy_with_its_input_and_output(tmp_path, 
                         command="ADD", conf={"cniVersion": "1.0.0", "name": "net", "marker": 1},
                         env={"CNI_ARGS": "K8S_POD_NAME=a"}, node_netns=None, timeout=5)
     calls = [json.loads(line) for line in copy.read_text().splitlines()]
-    assert copy.read_text().splitlines() == (tmp_path / "lab.jsonl").read_text().splitlines()  # the lab's lines
+    # the lab's calls, as `netlab cni log -o json` shows them: its time as elapsed_s, docs/json.md's key (QA qr3 5)
+    assert calls == [invoke.call_json(json.loads(line)) for line in (tmp_path / "lab.jsonl").read_text().splitlines()]
+    assert calls[0]["elapsed_s"] == calls[0]["duration"] and isinstance(calls[0]["elapsed_s"], float)
     assert len(calls) == 2 and calls[0]["stdin"] == {"cniVersion": "1.0.0", "name": "net", "marker": 1}
     assert calls[0]["env"]["CNI_COMMAND"] == "ADD" and calls[0]["env"]["CNI_ARGS"] == "K8S_POD_NAME=a"
     assert (calls[0]["exit_code"], calls[0]["stderr"]) == (1, "it said no\n") and '"code": 7' in calls[0]["stdout"]
