@@ -392,7 +392,7 @@ services:
 """)
     note = ("service default/s port 80/TCP: endpoint b declares no 8080/TCP: kube-proxy sends it its share of the "
             "connections anyway, and nothing listens there")
-    assert f"netlab: warning: {note}" in proc.stderr, proc.stderr
+    assert f"netlab: note: {note}" in proc.stderr, proc.stderr  # validate's note, as validate says it
     nat = in_netns(f"{name}-n1", "iptables-save", "-t", "nat", check=True).stdout
     assert "-j DNAT --to-destination 10.244.0.3:8080" in nat, nat  # b's, beside a's 10.244.0.2:8080
     refused = 0

@@ -328,13 +328,17 @@ def test_a_nodes_own_connection_to_a_service_on_another_node_is_answered_and_see
     assert (last["netns"], last["device"], last["kind"]) == (n2, "flannel.1", "deliver")
     undo = [h for h in d["reply_hops"] if h["netns"] == n2 and h["kind"] == "snat"]
     assert undo and "source 10.244.0.4:53 → 10.96.0.10:53" in undo[0]["decision"]  # what node-2's socket gets
-    # The first row, nat OUTPUT's DNAT of the socket's packet, names the device it leaves by once routed again
-    # (flannel.1, towards kube-dns on node-1), as the route row after it does; it said "-".
-    first, route = d["hops"][0], next(h for h in d["hops"] if h["kind"] == "route")
+    # The first row is the route lookup that picked the socket's source (eth0's address, by the default route to
+    # the ClusterIP); the next, nat OUTPUT's DNAT of the socket's packet, names the device it leaves by once routed
+    # again (flannel.1, towards kube-dns on node-1), as the route row after it does; it said "-".
+    source, first = d["hops"][0], d["hops"][1]
+    route = next(h for h in d["hops"][1:] if h["kind"] == "route")
+    assert (source["netns"], source["kind"], source["device"]) == (n2, "route", "eth0") \
+        and source["facts"]["source_route"], source
     assert (first["netns"], first["kind"], first["device"]) == (n2, "dnat", "flannel.1"), first
     assert (route["netns"], route["device"]) == (n2, "flannel.1"), route
     text = netlab("trace", "--lab", lab, "node-2", "svc/kube-dns", "--proto", "tcp").stdout
-    assert re.search(rf"(?m)^  1  -         {n2} +flannel\.1 +DNAT 10\.96\.0\.10:53 → ", text), text
+    assert re.search(rf"(?m)^  2  -         {n2} +flannel\.1 +DNAT 10\.96\.0\.10:53 → ", text), text
 
 
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
