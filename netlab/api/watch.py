@@ -58,7 +58,7 @@ from netlab.api.watch_children import Children, become_subreaper, reap_exited_ch
 from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_did, saw_words, summary
 from netlab.api.watch_listen import SETTLE, Listening
 from netlab.api.watch_others import OtherCommands
-from netlab.api.watch_restart import Checked, HeldWorkload, RestartPolicy
+from netlab.api.watch_restart import Checked, HeldWorkload, RestartPolicy, served_lab
 from netlab.errors import LabBusy, NetlabError, TopologyError
 from netlab.feature import Feature
 from netlab.features import default_features
@@ -178,8 +178,9 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
             self.armed()
         state = load_state(self.lab_name)
         assert state is not None
-        self.kids.track(state.resolved(), state)
-        self._relisten(state.resolved(), [])
+        running = served_lab(state)  # as up serves it, its Completed/Error pods terminal
+        self.kids.track(running, state)
+        self._relisten(running, [])
         self.lock_stamp = lab_lock_stamp(self.lab_name)
         # Carriers coming up after a fresh apply (the kernel's linkwatch, up to a second late on a busy
         # machine) are the echo of our own work: wait until every link that should run does (linkwatch has
@@ -190,7 +191,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
         quiet_by = time.monotonic() + SETTLE_MAX
         kernel = LiveKernel()
         try:
-            carrier.wait_running(kernel, carrier.planned_running(build_plan(state.resolved())), timeout=SETTLE_MAX)
+            carrier.wait_running(kernel, carrier.planned_running(build_plan(running)), timeout=SETTLE_MAX)
         finally:
             kernel.close()
         while True:
@@ -199,7 +200,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
                 break
         # Said once the watcher listens: what happens from now on is seen. Containers held already (a Never pod
         # that exited before) are said here, once, not by a later event's round as if they had exited then.
-        held = self.held_before(state.resolved(), state, before)
+        held = self.held_before(running, state, before)
         if self.saved:
             did = self._did(done, "it was up and as its saved topology says")
             self.log(f"saw: lab {self.lab_name} from {loaded.origin}, no file to re-read (`netlab up -t FILE` and "
@@ -297,7 +298,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
     def _follow(self, state: LabState) -> None:
         """After another command changed the lab: its containers' processes, and sockets in its namespaces (one
         made again under its old name is another namespace: listen anew to all)."""
-        lab = state.resolved()
+        lab = served_lab(state)
         self.kids.track(lab, state)
         self._listen(lab, lab.netns_names())
 
@@ -306,8 +307,10 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
         self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
 
     def _converge(self, state: LabState, saw: list[str]) -> float | None:
-        """Compare with the plan and repair; returns when the next held container may restart."""
-        lab = state.resolved()
+        """Compare with the plan and repair; returns when the next held container may restart. The containers are
+        judged against the lab as up serves it (workload/terminal.py served): a headless Service's SRV records on
+        the cluster DNS's command leave out its Completed/Error pods there, as up and status leave them out."""
+        lab = served_lab(state)
         t0 = self.clock()
         drift = watch_repair.drift(state)
         restart, held_lines, next_due = self._held(lab, state)
@@ -350,6 +353,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
         done = repaired
         took = self.clock() - t0
         state = load_state(self.lab_name) or state
+        lab = served_lab(state)  # as repaired: a pod that has just terminated is out of its Services
         self.kids.track(lab, state)
         saw = saw + self._relisten(lab, done.created_netns)  # a deletion this repair answered is said with it
         did = self._did(done, "nothing to change", saw + found)
@@ -392,8 +396,9 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
         state = load_state(self.lab_name)
         answered = []
         if state is not None:
-            self.kids.track(loaded.lab, state)
-            answered = self._relisten(loaded.lab, done.created_netns)
+            running = served_lab(state)
+            self.kids.track(running, state)
+            answered = self._relisten(running, done.created_netns)
         self.log(saw_did(saw_words([changed, *answered]), reading.waited, self._did(done, "nothing to change")))
 
     def _did(self, done: lab_up.UpResult, nothing: str, said: Sequence[str] = ()) -> str:

@@ -23,6 +23,15 @@ from netlab.errors import NetlabError
 from netlab.realize.state import LabState, load_state
 from netlab.workload import lifecycle as workload
 from netlab.workload import crashloop, policy, tasks
+from netlab.workload.terminal import served
+
+
+def served_lab(state: LabState) -> Lab:
+    """The lab ``state`` records as ``up`` and ``status`` serve it: its terminal pods (Completed, Error) out of
+    every Service's endpoints, so the cluster DNS's dnsmasq command (its headless SRV records) is the one up
+    starts. The watcher judges its containers against this one: against the plain lab, that command differed
+    from the running one's as long as a terminal pod sat in a headless Service's selector (QA q10 1)."""
+    return served(state.resolved(), state)
 
 
 class Checked:
@@ -90,7 +99,7 @@ class RestartPolicy:
         begun): pod/container -> that run."""
         try:
             state = load_state(self.lab_name)
-            lab = state.resolved() if state is not None else None
+            lab = served_lab(state) if state is not None else None
         except NetlabError:  # the first apply says it
             return {}
         if state is None or lab is None:

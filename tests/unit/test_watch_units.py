@@ -248,7 +248,7 @@ def test_what_a_round_saw_while_a_retry_waits_is_said_by_the_retry(monkeypatch):
     w = Watcher(None, "w", lines.append, clock=lambda: now[0])
     w.retry_at = now[0] + 0.5
     w.deferred = ["link cni0 up in w-n"]  # what the failed round saw
-    state = types.SimpleNamespace(resolved=lambda: lab)
+    state = types.SimpleNamespace(resolved=lambda: lab, extra={})
     monkeypatch.setattr(watch_mod.watch_repair, "drift", lambda state_: ["missing: namespace w-a"])
     monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
     applied = []
