@@ -31,6 +31,7 @@ from netlab.realize.attachments import attachment_json, node_devices, note_devic
 from netlab.cni.runtime import Runtime, RuntimeConf
 from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import StartResult
+from netlab.kernel import testhooks
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
 from netlab.realize import cni_path
@@ -46,6 +47,9 @@ WORKERS = max(1, os.cpu_count() or 1)
 # run whose stop just tried (the next run does).
 _failed_now: set[tuple[str, Any]] = set()
 DELETED = "deleted"  # a record's phase: its ADD failed and the DEL that followed ran; nothing left to DEL
+# A record's phase, written before a re-attach's DEL (write-ahead, as "adding" before an ADD): a run cut short
+# (killed) after that DEL leaves a pod with no interface, which the next up or status must see as such.
+DETACHING = "detaching"
 
 
 def cni_dir(lab_name: str) -> str:
@@ -156,23 +160,33 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
         if prec is None or prec.get("phase") == DELETED:
             todo.append(pod)
             continue
-        if prec.get("phase") != "added":  # an ADD that never finished: take it back first
+        if prec.get("phase") != "added":  # an ADD that never finished (or a re-attach cut short): take it back first
+            cut = prec.get("phase") == DETACHING
             said = _safe_detach(rt_, lab.name, prec, pod.name, None)
             if said:
-                failures.append(f"{said[0]}; an earlier ADD of pod {pod.name} never finished, so it was not "
+                earlier = "re-attach" if cut else "ADD"
+                failures.append(f"{said[0]}; an earlier {earlier} of pod {pod.name} never finished, so it was not "
                                 f"ADDed again (the next up or down runs DEL again)")
             else:
                 todo.append(pod)
+                if cut:
+                    out.actions.append(f"re-attached pod {pod.name} through CNI (an earlier re-attach was cut short "
+                                       f"after its DEL: it had no {C.POD_IF})")
             continue
         why = edited.reattach_reason(lab) if pod.name in stale else None
         found = None if why else changed(rt_, lab, pod, prec)
         why = why or (found.reattach_reason() if found else None)
         if why:
+            prec["phase"] = DETACHING  # write-ahead: killed after the DEL, the record says the pod is detached
+            state.save()
             said = _safe_detach(rt_, lab.name, prec, pod.name, None)
             if said:
+                prec["phase"] = "added"  # the DEL failed: it keeps its attachment (DEL runs again, then ADD)
+                state.save()
                 failures.append(f"{said[0]}; so pod {pod.name} was not re-attached ({why}): "
                                 f"it keeps its attachment, and the next up or down runs DEL again")
                 continue
+            testhooks.fault_point("cni-detached")  # DELed, not yet ADDed again
             todo.append(pod)
             previous[pod.name] = dict(prec)
             out.actions.append(f"re-attached pod {pod.name} through CNI ({why})")
@@ -412,6 +426,10 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for pod in lab.pods:
             prec = records.get(pod.name)
+            if prec is not None and prec.get("phase") == DETACHING:
+                out.append(f"cni: pod {pod.name} is detached (a re-attach was cut short: its CNI DEL ran, its ADD "
+                           f"did not; it has no {C.POD_IF}); up attaches it")
+                continue
             if prec is None or prec.get("phase") != "added":
                 out.append(f"cni: pod {pod.name} is not attached through CNI (up attaches it)")
                 continue

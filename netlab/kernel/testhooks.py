@@ -18,7 +18,8 @@ when this module is imported, never inside a loop; all are off unless set.
     its temporary file whole, not yet
     renamed into place; ``state-renamed``: the state in place, its sum not
     yet written: the first of a run's writes; ``containers-started``: a run's
-    command containers started, their pids not yet recorded) fails or kills
+    command containers started, their pids not yet recorded; ``cni-detached``:
+    a CNI re-attach's DEL done, its ADD not begun) fails or kills
     the process there;
 ``NETLAB_TEST_FALLBACK_LINKS=1``
     every namespace netlab creates starts with two extra links (bridges named

@@ -1,10 +1,12 @@
 """What the lab's state remembers of each pod's CNI attachment (``state.extra["cni"]``), without running anything.
 
-``{"pods": {POD: {"phase": "adding" | "added" | "deleted", "node", "containerId", "netns",
+``{"pods": {POD: {"phase": "adding" | "added" | "detaching" | "deleted", "node", "containerId", "netns",
 "networks": [[conflist, ifname], ...], "capabilityArgs", "attachment": {ip, mac, host_veth, host_mac}}}}``.
 "adding" is written before the first plugin runs, so a crash or a failed ADD
 still leaves the lab a record to DEL; "deleted": the ADD failed and the DEL
-that followed it ran (nothing to DEL). A pod ADDed again keeps the attachment
+that followed it ran (nothing to DEL); "detaching" is written before a re-attach's
+DEL, so a run cut short before the ADD that follows leaves a pod the next up
+and status know has no interface (up DELs it again, then ADDs it). A pod ADDed again keeps the attachment
 it had until the new one is there (its node-side devices stay the plugins').
 ``"devices": {NODE_NETNS: [bridge, ...]}``: what the plugins keep on a node, pods or not (node_devices).
 """

@@ -155,3 +155,44 @@ def test_a_failed_add_whose_del_fails_too_is_said_and_deleted_again(world):
     plugins.calls.clear()
     teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
     assert plugins.of("a") == DEL_BOTH
+
+
+class Killed(BaseException):
+    """The process killed there: nothing after it runs (no rollback, no state write)."""
+
+
+def test_a_re_attach_cut_short_after_its_del_leaves_a_record_that_says_the_pod_is_detached(world, monkeypatch):
+    """QA q10 2: a watcher (or up) killed after a re-attach's DEL, before its ADD, left the record "added": status
+    said only "the topology changed its hostPorts", get pods Running, while the pod had no eth0. The record says
+    "detaching" before the DEL (write-ahead): status names the detached pod, the next up DELs it again and ADDs it."""
+    lab, plugins = world
+    k = FakeKernel()
+    up(lab, k)
+    plugins.calls.clear()
+    plugins.fail |= {("a", "chain", "CHECK")}
+
+    def fault_point(name):
+        if name == "cni-detached" and killing:
+            raise Killed()
+
+    killing = True
+
+    monkeypatch.setattr(lifecycle.testhooks, "fault_point", fault_point)
+    with pytest.raises(Killed):
+        lifecycle.start(lab, state_mod.load_state(lab.name))
+    assert plugins.of("a") == DEL_BOTH
+    st = state_mod.load_state(lab.name)  # as the killed run left it on disk
+    assert pod_records(st)["a"]["phase"] == "detaching"
+    assert lab_status.status(st, k, [ModuleFeature(lifecycle)]).drift == [
+        "cni: pod a is detached (a re-attach was cut short: its CNI DEL ran, its ADD did not; it has no eth0); "
+        "up attaches it"]
+    killing = False
+    plugins.fail.clear()
+    plugins.calls.clear()
+    result = up(lab, k)
+    assert plugins.of("a") == DEL_BOTH + ADD_BOTH  # DEL again (the spec allows it), then the ADD it never had
+    assert any(f.startswith("re-attached pod a through CNI (an earlier re-attach was cut short") for f in result.fixed)
+    st = state_mod.load_state(lab.name)
+    assert pod_records(st)["a"]["phase"] == "added"
+    assert lab_status.status(st, k, [ModuleFeature(lifecycle)]).drift == []
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
