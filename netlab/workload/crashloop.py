@@ -207,12 +207,13 @@ def _read(where: str) -> dict[str, Any] | None:
 
 
 def _watcher(data: dict[str, Any] | None) -> int | None:
-    """The pid of the watcher that wrote the record, while that very process runs (else None)."""
+    """The pid of the watcher that wrote the record, while that very process runs (else None): a watcher that died
+    and is a zombie (its parent has not reaped it yet) keeps its /proc stat and start time, and restarts nothing."""
     watcher = data.get("watcher") if data else None
     if not isinstance(watcher, dict):
         return None
     pid, start = watcher.get("pid"), watcher.get("start")
-    if not _int(pid) or not _int(start) or pid <= 0 or processes.start_time(pid) != start:
+    if not _int(pid) or not _int(start) or pid <= 0 or not processes.alive(processes.ProcId(pid, start)):
         return None
     return int(pid)
 

@@ -100,6 +100,25 @@ def test_a_dead_watchers_record_is_not_trusted(lab_dir):
         other.wait()
 
 
+def test_a_dead_watcher_that_is_still_a_zombie_is_no_watcher(lab_dir):
+    """QA q10 3: a watcher killed whose parent had not reaped it yet (state Z) kept its pid and start time in /proc:
+    status said "`netlab up --watch` (pid N) restarts it in Xs" and get pods CrashLoopBackOff, yet nobody would."""
+    now = time.time()
+    crashloop.write(LAB, {"crash/main": (now + 20, 20.0)}, up)
+    data = record(lab_dir)
+    zombie = subprocess.Popen(["true"])  # not waited for: a zombie until the test reaps it
+    try:
+        while processes.proc_state(zombie.pid) != "Z":
+            time.sleep(0.01)
+        watcher = {"pid": zombie.pid, "start": processes.start_time(zombie.pid)}
+        (lab_dir / crashloop.FILE).write_text(json.dumps({**data, "watcher": watcher}))
+        assert crashloop.read(LAB, now) == {}
+        crashloop.remove(LAB)  # a dead watcher's record is anyone's to remove
+        assert not (lab_dir / crashloop.FILE).exists()
+    finally:
+        zombie.wait()
+
+
 def _corrupt(data: dict) -> list[bytes]:
     entry = data["containers"]["crash/main"]
     variants = [{**data, "version": 2}, {**data, "watcher": "me"}, {**data, "containers": []},
