@@ -39,7 +39,12 @@ def become_subreaper() -> bool:
 
 
 def run_of(crec: dict[str, Any]) -> Run:
-    """The run a container's record names: each start (or restart) records another task."""
+    """The run a container's record names: each start (or restart) records another task. A start that failed
+    (no process: its program could not be started) is told from the one before by its count of restarts: each try
+    is a run of its own, whose back-off counts from when it failed (QA q10 4: every failed try was taken for the
+    first, so the back-off counted from that one and waited 10 s twice, and each wait was half the delay said)."""
+    if crec.get("pid") is None and "error" in crec:
+        return None, ("failed", crec.get("restarts"))
     return crec.get("pid"), crec.get("start")
 
 
@@ -51,6 +56,7 @@ class _Child:
     start: Any = None  # the recorded start time of a command container's process (None: an echo server)
     runs: dict[str, Run] = field(default_factory=dict)  # pod/container -> the run its record named when tracked
     server: int | None = None  # an echo container's own thread (a thread pidfd): the echo server it is a thread of
+    stopped: set[str] = field(default_factory=set)  # keys an apply stopped or replaced: their exit is not news
 
 
 class Children:
@@ -88,6 +94,7 @@ class Children:
         kernel the server's process is watched for all of them: a container it stops serving is then seen by
         the periodic check."""
         by_pid = {ch.pid: ch for ch in self.by_fd.values()}
+        self._stopped_by_apply(lab, state)
         for pod, c, crec in workload.containers(lab, state):
             pid = (crec or {}).get("pid")
             if not isinstance(pid, int):
@@ -110,6 +117,14 @@ class Children:
             if fd is not None:
                 start = (crec or {}).get("start") if process == pid else None
                 by_pid[process] = self.by_fd[fd] = _Child([key], process, fd, start, {key: run_of(crec or {})})
+
+    def _stopped_by_apply(self, lab: Lab, state: LabState) -> None:
+        """The tracked runs the lab no longer records (an apply stopped a container taken out of the topology, or
+        replaced it): their exit, read next, is that apply's own doing, said by its line ("stopped container
+        b/main (no longer in the topology)"), not a container that exited (QA q10 4)."""
+        now = {f"{pod.name}/{c.name}": run_of(crec or {}) for pod, c, crec in workload.containers(lab, state)}
+        for ch in self.by_fd.values():
+            ch.stopped.update(key for key in ch.keys if now.get(key) != ch.runs.get(key, (ch.pid, ch.start)))
 
     def untrack(self, keys: list[str]) -> None:
         """No pidfd for these containers' processes (exited before the watcher, said by its first line: a zombie's
@@ -173,7 +188,7 @@ class Children:
                 # A zombie that init had not reaped when the watcher began: the lab's server told its status.
                 self.exit_codes[key] = run, code if code is not None else self._lab_told.get((key, ch.pid, ch.start))
                 self.exit_times[key] = run, now  # the kubelet's FinishedAt: its back-off counts from it
-            out += ch.keys
+            out += [key for key in ch.keys if key not in ch.stopped]
         return out
 
     def _thread_exit(self, ch: _Child, told: int | None) -> int | None:
