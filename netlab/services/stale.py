@@ -18,7 +18,12 @@ it, so a client that keeps its source port never reaches the endpoints.
 kube-proxy deletes it once the port has a serving endpoint (a port without any
 it leaves alone), and so does ``up``; ``status`` does not name it (kube-proxy's
 rules are right, and a packet sent to an address nothing listens on, such as
-127.0.0.1's nodePort in nftables mode, leaves one too).
+127.0.0.1's nodePort in nftables mode, leaves one too). Such an entry is not
+always old: a live flow that kube-proxy's rules do not DNAT (to the nodePort on
+an address nothing DNATs, a transit node's entry of a flow DNATed further on)
+makes it anew after each deletion. Its line says what it is, not when it was
+made, and is said once per flow in a process: a watcher's later applies delete
+it again without a line (QA q10 6).
 """
 
 from __future__ import annotations
@@ -42,8 +47,8 @@ class Stale:
 
     def describe(self) -> str:
         if not self.dnat:
-            return (f"a UDP conntrack entry in {self.netns} that keeps {self.flow} un-DNATed (made before the Service "
-                    "had endpoints)")
+            return (f"a UDP conntrack entry in {self.netns} that keeps {self.flow} un-DNATed (no rule of kube-proxy's "
+                    "DNATed it; kube-proxy's cleanup deletes it too)")
         return f"a UDP conntrack entry in {self.netns} that DNATs {self.flow} to {self.to}, which is no endpoint"
 
 
@@ -102,10 +107,20 @@ def stale_in(netns: str, entries: Tuples, ports: dict[tuple[str, str], set[str]]
     return out
 
 
+# (netns, flow) of the un-DNATed entries this process said it deleted: a live flow's, made anew, is not said again
+_said_undnated: set[tuple[str, str]] = set()
+
+
 def delete(stale: list[Stale]) -> tuple[list[str], list[str]]:
-    """Delete them; (what was done, problems)."""
+    """Delete them; (what was done, problems). An un-DNATed entry is said once per flow in this process (a watcher
+    deletes a live flow's again at each apply, as kube-proxy's cleanup does at each sync)."""
     done, problems = [], []
     for ns in dict.fromkeys(s.netns for s in stale):  # one dump and one batch of deletes per node
         problems += conntrack.delete_matching(ns, [list(s.filter) for s in stale if s.netns == ns])
-    done += [f"deleted {s.describe()}" for s in stale]
+    for s in stale:
+        if not s.dnat and (s.netns, s.flow) in _said_undnated:
+            continue
+        if not s.dnat:
+            _said_undnated.add((s.netns, s.flow))
+        done.append(f"deleted {s.describe()}")
     return done, problems

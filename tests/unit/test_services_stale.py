@@ -127,7 +127,7 @@ def test_an_entry_never_dnated_is_stale_once_its_port_has_an_endpoint():
     s, n = stale_in("lab-n2", [never, to_node, GOOD, OTHER], served)  # 0→n: the ClusterIP's, the nodePort's
     assert not s.dnat and s.to == "10.96.0.10:53"
     assert s.describe() == ("a UDP conntrack entry in lab-n2 that keeps 10.244.1.2:40003 → 10.96.0.10:53 "
-                            "un-DNATed (made before the Service had endpoints)")
+                            "un-DNATed (no rule of kube-proxy's DNATed it; kube-proxy's cleanup deletes it too)")
     assert s.filter == ("-p", "udp", "--orig-src", "10.244.1.2", "--orig-port-src", "40003", "--orig-dst",
                         "10.96.0.10", "--orig-port-dst", "53", "--reply-src", "10.96.0.10")
     assert not n.dnat and n.filter[-4:] == ("--orig-port-dst", "30053", "--reply-src", "192.168.122.3")
@@ -162,7 +162,32 @@ def test_up_deletes_an_entry_never_dnated_and_status_does_not_name_it(monkeypatc
     assert lines == [f"conntrack: {found[0].describe()}; up deletes it"]
     deleted = []
     monkeypatch.setattr(stale.conntrack, "delete_matching", lambda ns, filters: deleted.extend(filters) or [])
+    monkeypatch.setattr(stale, "_said_undnated", set())  # none said yet in this process
     actions, problems = stale.delete(found)
     assert problems == [] and actions == [f"deleted {s.describe()}" for s in found]
     record = CtRecord("udp", 17, never[0], never[1], 1 << 3, 30)
     assert [CtFilter.parse(f).matches(record) for f in deleted] == [False, True]
+
+
+def test_a_live_flows_un_dnated_entry_is_deleted_at_each_apply_and_said_once(monkeypatch):
+    """QA q10 6: a live flow kube-proxy's rules do not DNAT (to a nodePort on an address nothing DNATs) makes its
+    entry anew after each deletion; every watcher apply said "deleted ... un-DNATed (made before the Service had
+    endpoints)" of it. Deleted each time, as kube-proxy's cleanup does at each sync; said once per flow, in words
+    that say what it is; a stale DNATed entry is said each time it is found."""
+    from netlab.services import stale
+
+    monkeypatch.setattr(stale, "_said_undnated", set())
+    deleted: list[list[str]] = []
+    monkeypatch.setattr(stale.conntrack, "delete_matching", lambda ns, filters: deleted.extend(filters) or [])
+    to_node = (flow("10.244.1.2", "192.168.122.2", 40003, 30950), flow("192.168.122.2", "10.244.1.2", 30950, 40003))
+    other = (flow("10.244.1.2", "192.168.122.2", 40004, 30950), flow("192.168.122.2", "10.244.1.2", 30950, 40004))
+    ports = PORTS | {("*", "30950"): {"10.244.0.2"}}
+    first, _ = stale.delete(stale_in("lab-n2", [to_node, STALE], ports))
+    again, _ = stale.delete(stale_in("lab-n2", [to_node, STALE], ports))
+    third, _ = stale.delete(stale_in("lab-n2", [to_node, other], ports))
+    assert len(deleted) == 6  # every entry deleted every time
+    assert first == ["deleted a UDP conntrack entry in lab-n2 that keeps 10.244.1.2:40003 → 192.168.122.2:30950 "
+                     "un-DNATed (no rule of kube-proxy's DNATed it; kube-proxy's cleanup deletes it too)",
+                     f"deleted {stale_in('lab-n2', [STALE], ports)[0].describe()}"]
+    assert again == first[1:]  # the DNATed one is said each time it is found stale
+    assert third == [first[0].replace("40003", "40004")]  # another flow: said
