@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import weakref
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from netlab.api import lifecycle, results as R
 from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, check_seconds, check_topology, items,
@@ -105,10 +105,11 @@ def faults_before(lab: Lab) -> int:
 
 def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
                    timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False,
-                   early: Any = None) -> Any:
+                   early: Any = None, said: Callable[[list[str]], None] | None = None) -> Any:
     """:meth:`Lab.probe`'s run, as the library's own report (netlab.probe.runner.Report), which the CLI
     renders as text, JSON or JUnit: a 500-pod run's 250,000 results are not built twice. ``early``: the
-    CLI's agent started before the models loaded (netlab.probe.early)."""
+    CLI's agent started before the models loaded (netlab.probe.early). ``said``: given the note of a
+    ``topology`` whose policies the running lab does not run (:func:`other_policies`), before the run."""
     from netlab.probe import runner
     from netlab.probe.job import ARP_MODES
 
@@ -123,6 +124,8 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
     if topology is not None:
         loaded = lab._loaded_for(topology)
         same_pods(loaded, model)
+        if said is not None and isinstance(topology, (str, os.PathLike)):
+            said(other_policies(model, loaded, topology, lab.state(), "probe"))
         model = loaded.lab.with_terminal(model.terminal)  # the running lab's: the file's expectations of them
     return runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
                       services=services, early=early)
@@ -156,3 +159,24 @@ def same_pods(loaded: Loaded, running: ModelLab, command: str = "probe") -> None
             raise UsageError(f"{loaded.origin}: pod {pod.name} ({pod.ip}) is {where} {running.name} that is up: "
                              f"{command} -t FILE checks a file's expectations on the lab as it is; `sudo netlab status "
                              f"-t FILE` shows what `up -t FILE` would change")
+
+
+def other_policies(running: ModelLab, loaded: Loaded, topology: Any, state: Any, judge: str) -> list[str]:
+    """The note said when ``topology``'s NetworkPolicies judge a flow otherwise than the ``running`` lab's (the
+    file edited, not `up` since): how many flows, the first, and the `up` that applies the file's; none when they
+    agree. ``judge``: who judges by the file's (``the table``, ``probe``); ``state``: the running lab's."""
+    from netlab.errors import display_path
+    from netlab.probe.policytable import evaluate
+    from netlab.realize.state import up_command
+
+    mine = {(f.src, f.dst, f.proto, f.port): f.allowed for f in evaluate(running).flows}
+    other = [f for f in evaluate(loaded.lab).flows
+             if mine.get((f.src, f.dst, f.proto, f.port), f.allowed) != f.allowed]
+    if not other:
+        return []
+    first, path = other[0], os.fspath(topology)
+    flows = f"{len(other)} flows" if len(other) > 1 else "1 flow"
+    return [f"lab {running.name} runs other policies than {display_path(path)}: {flows} judged otherwise "
+            f"(first: {first.src} -> {first.dst} {first.proto}/{first.port}, "
+            f"{'allowed' if first.allowed else 'denied'} by the file); {judge} judges the file's; "
+            f"`{up_command(path, replaces(state, path))}` applies them"]

@@ -93,22 +93,10 @@ def of_file(lab: Any, topology: str) -> "Lab":
     same addresses, as ``probe -t FILE``): the table judges the kernel by the file's policies, edited or not. A
     running lab whose policies judge a flow otherwise (an older version of the file, not `up` since) is said in a
     note on stderr, with the `up` that applies the file."""
-    from netlab.api.internals import same_pods
-    from netlab.errors import display_path
-    from netlab.probe.policytable import evaluate
-    from netlab.realize.state import replaces, up_command
+    from netlab.api.internals import other_policies, same_pods
 
     running = lab._served()  # as up serves it: its Completed/Error pods terminal
     loaded = lab._loaded_for(topology)
     same_pods(loaded, running, "policy table")
-    mine = {(f.src, f.dst, f.proto, f.port): f.allowed for f in evaluate(running).flows}
-    other = [f for f in evaluate(loaded.lab).flows
-             if mine.get((f.src, f.dst, f.proto, f.port), f.allowed) != f.allowed]
-    if other:
-        first = other[0]
-        flows = f"{len(other)} flows" if len(other) > 1 else "1 flow"
-        note([f"lab {running.name} runs other policies than {display_path(topology)}: {flows} judged otherwise "
-              f"(first: {first.src} -> {first.dst} {first.proto}/{first.port}, "
-              f"{'allowed' if first.allowed else 'denied'} by the file); the table judges the file's; "
-              f"`{up_command(topology, replaces(lab.state(), topology))}` applies them"])
+    note(other_policies(running, loaded, topology, lab.state(), "the table"))
     return loaded.lab.with_terminal(running.terminal)  # the running lab's: the file cannot say which exited

@@ -7,7 +7,7 @@ import click
 from netlab.api.args import PROBE_TIMEOUT, PROTOS, items
 from netlab.cli.base import attached, cli, collect_from_here, require_root
 from netlab.cli.options import Seconds, comma_separated, complete_comma_separated, lab_options
-from netlab.cli.output import check_output_file, output_option, print_json, write_output_file
+from netlab.cli.output import check_output_file, note, output_option, print_json, write_output_file
 from netlab.cli.style import highlight
 
 # `probe` starts its agent on the lab's last job (netlab.probe.early) before it loads the models, the runner and
@@ -63,7 +63,8 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     topology's `expect:` entries override pairs (e.g. `reach: false`). With
     -t FILE the lab is the one the file names, probed as the file says: its
     pods, Services and `expect:` entries (edit the expectations, probe again,
-    no `up` needed).
+    no `up` needed); a note says when the lab runs other NetworkPolicies than
+    the file's, as `policy table -t FILE` says it.
     Probes only go to the lab's own addresses, and every wait is bounded.
     The machine-wide neighbour (ARP) table stays bounded: the entries probing
     creates are deleted as it goes, and entries that were there before stay
@@ -92,7 +93,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
 
         lab = attached(lab_name, topology)
         report = internal_probe(lab, topology, timeout=timeout, protos=protos, arp=arp, services=services, mtu=mtu,
-                                early=early)
+                                early=early, said=note)
     finally:
         if early is not None:
             early.close()
