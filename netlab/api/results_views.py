@@ -78,6 +78,10 @@ class PodInfo:
     # Its network namespace, the pod's sandbox, was deleted under it (``ip netns del``), maybe made again:
     # its containers run on, if they do, in the old one; ``get pods`` says SandboxChanged, ``up`` remakes it.
     netns_gone: bool = False
+    # Its CNI re-attach was cut short between its DEL and its ADD (the record's phase "detaching"): no eth0, no
+    # address (ip is ""); ``get pods`` says ContainerCreating, as kubectl says a pod whose sandbox's network is
+    # being set up again, and ``up`` ADDs it.
+    network_detached: bool = False
     hostname: str | None = None  # spec.hostname, when the topology gives one (`hostname` in the pod prints it)
     subdomain: str | None = None  # spec.subdomain: with hostname, its name under the Service of that name
     __json_properties__ = ("ready", "status", "restarts")  # get pods' READY, STATUS and RESTARTS, in -o json too
@@ -102,9 +106,13 @@ class PodInfo:
         Job's main container done, its sidecar running). A pod whose network namespace was
         deleted under it is SandboxChanged, whatever its containers do: the kubelet's reason when a pod's
         sandbox dies ("Pod sandbox changed, it will be killed and re-created"), which ``up`` does. The
-        containers' own states are in -o wide's CONTAINERS (and -o json's containers)."""
+        containers' own states are in -o wide's CONTAINERS (and -o json's containers). A pod whose CNI
+        re-attach was cut short (network_detached: no eth0, no IP) is ContainerCreating, whatever its containers
+        do: kubectl's STATUS for a pod whose sandbox's network the CNI has not (yet) set up, which ``up`` does."""
         if self.netns_gone:
             return "SandboxChanged"
+        if self.network_detached:
+            return "ContainerCreating"
         reasons = [r for r in (c.reason for c in self.containers) if r is not None]
         if not reasons:
             return "Running"

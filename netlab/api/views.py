@@ -27,6 +27,7 @@ from netlab.model.nodeports import health_checks
 from netlab.model.lab import PodInfo as ModelPod
 from netlab.model.topology import Service
 from netlab.plan.services import service_ports
+from netlab.realize.attachments import detached
 from netlab.realize.state import LabState, up_command
 from netlab.workload.lifecycle import container_argv, uts_path
 from netlab.model.echo_ports import echo_ports
@@ -150,6 +151,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
     match = parse_selector(selector)
     states = container_states(state, lab)
     waiting = crashloop.read(state.lab)  # the containers `up --watch` holds back now: CrashLoopBackOff
+    cut = detached(state)  # re-attaches cut short after their CNI DEL: no eth0, no address
     out = []
     for pod in lab.pods:
         if not match(pod.labels):
@@ -179,7 +181,8 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
         # The pod's sandbox is gone: its network namespace, which up made, was deleted behind netlab's back
         # (its containers, if any still run, run on in the old, nameless one), or deleted and made again.
         netns_gone = old_netns or (sandbox is None and state.netns.get(pod.netns) == "created")
-        out.append(PodInfo(name=pod.name, node=pod.node, ip=str(pod.ip), netns=pod.netns, mac=pod.mac,
+        out.append(PodInfo(name=pod.name, node=pod.node, ip="" if pod.name in cut else str(pod.ip),
+                           netns=pod.netns, mac=pod.mac, network_detached=pod.name in cut,
                            labels=FrozenDict(pod.labels), containers=tuple(containers),
                            added=is_added_pod(pod), namespace=pod.spec.namespace,
                            created=_pod_created(state, pod.name) or sandbox,

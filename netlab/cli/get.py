@@ -66,7 +66,9 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
               completed, another runs);
               ContainerCreating (not started yet); SandboxChanged (its
               network namespace was deleted under it: its containers run on
-              in the old one; up makes it again)
+              in the old one; up makes it again); ContainerCreating with
+              IP <none> also for a pod whose CNI re-attach was cut short
+              after its DEL (no eth0; up ADDs it again)
     nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide
               adds the network namespace (NETNS), cni0's address (CNI0) and the
               VXLAN device's, flannel.<VNI> (VTEP; <none: host-gw> in host-gw mode)
@@ -174,7 +176,7 @@ def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[s
     rows = []
     now = time.time()
     for p in pods:
-        row = [p.name, p.ready, p.status, str(p.restarts), age(p.created, now), p.node, p.ip]
+        row = [p.name, p.ready, p.status, str(p.restarts), age(p.created, now), p.node, p.ip or "<none>"]
         if wide:
             row += [p.netns, " ".join(_container_column(c) for c in p.containers),
                     ",".join(f"{k}={v}" for k, v in p.labels.items()) or "<none>"]

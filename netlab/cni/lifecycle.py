@@ -27,6 +27,7 @@ from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
 from netlab.cni.invoke import LOG_VAR, TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
 from netlab.cni.invoke import copy_path, keep_copy
+from netlab.realize import attachments
 from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records
 from netlab.cni.runtime import Runtime, RuntimeConf
 from netlab.errors import ApplyFailed, UsageError
@@ -49,7 +50,7 @@ _failed_now: set[tuple[str, Any]] = set()
 DELETED = "deleted"  # a record's phase: its ADD failed and the DEL that followed ran; nothing left to DEL
 # A record's phase, written before a re-attach's DEL (write-ahead, as "adding" before an ADD): a run cut short
 # (killed) after that DEL leaves a pod with no interface, which the next up or status must see as such.
-DETACHING = "detaching"
+DETACHING = attachments.DETACHING
 
 
 def cni_dir(lab_name: str) -> str:

@@ -34,6 +34,20 @@ def pod_records(state: "LabState") -> dict[str, dict[str, Any]]:
     return pods
 
 
+DETACHING = "detaching"  # a record's phase: a re-attach's DEL is about to run (or ran) and its ADD has not
+
+
+def detached(state: "LabState") -> frozenset[str]:
+    """The pods whose re-attach was cut short between its DEL and its ADD (phase "detaching"): no eth0, no
+    address, until the next up ADDs them again. Reads the record only (pod_records makes one where none is)."""
+    rec = state.extra.get(KEY)
+    pods = rec.get("pods") if isinstance(rec, dict) else None
+    if not isinstance(pods, dict):
+        return frozenset()
+    return frozenset(name for name, prec in pods.items()
+                     if isinstance(prec, dict) and prec.get("phase") == DETACHING)
+
+
 def node_devices(state: "LabState") -> dict[str, list[str]]:
     """Node namespace -> the devices the lab's CNI plugins keep there (a bridge), whatever became of the pods whose
     ADD made them: a bridge plugin makes its bridge at the node's first ADD and never deletes it, also when a

@@ -1,0 +1,61 @@
+"""``get pods`` of a pod whose CNI re-attach was cut short between its DEL and its ADD (QA q10 2's record phase
+"detaching": no eth0, no address): it said Running with the IP the pod no longer has. It is ContainerCreating
+with no IP, as kubectl shows a pod whose sandbox's network the CNI has not set up (yet); up ADDs it again."""
+
+from __future__ import annotations
+
+from netlab.api import views
+from netlab.api.jsonio import from_json, to_json
+from netlab.api.results import PodInfo
+from netlab.cli.get import _pods
+from netlab.model.lab import resolve
+from netlab.model.load import parse_yaml, validate_source
+from netlab.realize.state import LabState
+
+TOPOLOGY = """name: gd1
+nodes:
+  - {name: n1}
+pods:
+  - name: a
+    node: n1
+    containers:
+      - {name: main, command: [sleep, "1000"]}
+  - name: b
+    node: n1
+    containers:
+      - {name: main, command: [sleep, "1000"]}
+"""
+
+
+def running(state, lab):
+    """Every container runs (its process lives in its pod's namespace), as the pod's re-attach left them."""
+    return {(p.name, c.name): views.Seen("running", 4242, None, 0, False, None) for p in lab.pods for c in p.containers}
+
+
+def pods_of(phases: dict[str, str], monkeypatch) -> dict[str, PodInfo]:
+    monkeypatch.setattr(views, "container_states", running)
+    lab = resolve(validate_source(parse_yaml(TOPOLOGY, "t.yaml")))
+    cni = {"pods": {name: {"phase": phase, "node": "n1"} for name, phase in phases.items()}}
+    return {p.name: p for p in views.pods(LabState("gd1", extra={"cni": cni}), lab)}
+
+
+def test_a_pod_detached_by_a_cut_short_re_attach_is_container_creating_with_no_ip(monkeypatch):
+    pods = pods_of({"a": "detaching", "b": "added"}, monkeypatch)
+    a, b = pods["a"], pods["b"]
+    assert (a.status, a.ip) == ("ContainerCreating", "")  # it said Running, 10.244.0.2
+    assert b.status == "Running" and b.ip == "10.244.0.3"
+    assert a.network_detached and not b.network_detached
+    headers, rows = _pods((a, b), wide=False)
+    row = dict(zip(headers, rows[0]))
+    assert (row["status"], row["ip"]) == ("ContainerCreating", "<none>")
+    assert dict(zip(headers, rows[1]))["ip"] == "10.244.0.3"
+    data = to_json(a)  # -o json says it too, and reads back as the same pod
+    assert (data["status"], data["ip"], data["network_detached"]) == ("ContainerCreating", "", True)
+    assert from_json(PodInfo, data) == a
+
+
+def test_a_lab_without_a_cni_record_keeps_none_and_is_not_given_one():
+    lab = resolve(validate_source(parse_yaml(TOPOLOGY, "t.yaml")))
+    state = LabState("gd1")
+    assert all(not p.network_detached and p.ip for p in views.pods(state, lab))
+    assert "cni" not in state.extra  # get reads the record, never writes one
