@@ -112,7 +112,7 @@ class LabChecks(InCallersWords):
         """
         from netlab.api.reach import check_port
         from netlab.realize.own_files import check_output_path
-        from netlab.realize.state import repair_up
+        from netlab.cni.edited import repair_up
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
 
         with method("lab.trace"):

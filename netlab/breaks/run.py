@@ -18,7 +18,8 @@ from netlab.errors import ApplyFailed, UsageError
 from netlab.kernel.base import GONE, KernelError, Op, TableText
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
-from netlab.realize.state import LabState, repair_command, running_lab
+from netlab.cni.edited import repair_command
+from netlab.realize.state import LabState, running_lab
 from netlab.workload.terminal import served
 from netlab.realize.lab_lock import LabLock
 

@@ -86,7 +86,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
         raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
     require_root()
     from netlab.breaks.run import break_lab, broken_already, warn_before
-    from netlab.realize.state import repair_command
+    from netlab.cni.edited import repair_command
 
     name = api.selected_name(lab_name, topology)
     assert name is not None  # required: a usage error when no lab is up
@@ -151,7 +151,8 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     if qz.load(name) is not None:
         raise UsageError(f"lab {name} has a quiz open; answer it first: netlab quiz answer --lab {name} SCENARIO")
     from netlab.breaks.run import differences
-    from netlab.realize.state import repair_command, running_lab
+    from netlab.cni.edited import repair_command
+    from netlab.realize.state import running_lab
     from netlab.workload.terminal import served
 
     if before := _faults_before(name):  # the answer's trace would show whichever fault it meets first
@@ -180,7 +181,8 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     """Answer the open quiz: right or wrong, the trace that proves it, then the repair."""
     require_root()
     from netlab.breaks import quiz as qz, symptoms
-    from netlab.realize.state import repair_up, running_lab
+    from netlab.cni.edited import repair_up
+    from netlab.realize.state import running_lab
     from netlab.trace.render import render_text
     from netlab.workload.terminal import served
     from netlab.trace.run import run

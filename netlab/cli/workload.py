@@ -94,7 +94,7 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         lab_name, topology = _options_before_command(command[:cut], lab_name, topology, from_env)
         command = command[cut + 1:]
     from netlab.api.exec import cannot_run, exec_target
-    from netlab.realize.state import repair_command
+    from netlab.cni.edited import repair_command
 
     lab = attached(lab_name, topology)
     target = exec_target(lab.state(), lab.model, name)

@@ -14,9 +14,10 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
-from netlab.errors import UsageError
+from netlab.errors import NetlabError, UsageError
 from netlab.feature import Reconfigure
 from netlab.model.cniconf import ConflistError
+from netlab.realize import state as state_mod
 from netlab.realize.attachments import pod_records
 from netlab.realize.state_dir import lab_dir
 
@@ -89,3 +90,26 @@ def drift_line(lab: Lab, state: LabState, names: list[str]) -> Reconfigure:
 
 def reattach_reason(lab: Lab) -> str:
     return f"{source(lab)} changed since its ADD"
+
+
+def reconfigures(state: LabState) -> bool:
+    """Whether the running lab of ``state`` has pods attached with a config edited since (:func:`stale`): a plain
+    `up` refuses it (:func:`check`), so the `up` every line names as its repair is `up -t FILE --reconfigure`."""
+    rec = state.extra.get("cni")
+    if not isinstance(rec, dict) or not rec.get("pods"):  # no CNI lab, or no pod attached: nothing to resolve
+        return False
+    try:
+        return bool(stale(state.resolved(), state))
+    except NetlabError:  # a state or conflist that cannot be read: said where it is read
+        return False
+
+
+def repair_up(state: LabState) -> str:
+    """realize.state.repair_up, with --reconfigure when the lab needs it (realize cannot ask the CNI)."""
+    return state_mod.repair_up(state, reconfigures(state))
+
+
+def repair_command(name: str) -> str:
+    """realize.state.repair_command, with --reconfigure when the lab needs it: what trace, break, quiz, exec and
+    inspect name as the repair of lab ``name``, as `status` names it."""
+    return state_mod.repair_command(name, reconfigures)

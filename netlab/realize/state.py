@@ -15,7 +15,7 @@ import json
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from netlab.errors import (NetlabError, NetnsGone, UsageError, command_path, display_path, in_python_words,
                            loads_json)
@@ -265,14 +265,18 @@ def up_command(source: str | None, reconfigure: bool = False) -> str:
     return cmd + " --reconfigure" if reconfigure else cmd
 
 
-def repair_up(state: LabState) -> str:
+def repair_up(state: LabState, reconfigure: bool = False) -> str:
     """The `up` that repairs the running lab of ``state``: the one that converges it to what `status` compares
     the kernel with. That is its file when the lab is as its file made it; `up --lab NAME` when its desired state
     holds changes the file does not (`netlab impair`'s: `up -t FILE` would put the file's impairments back), and
     for a lab made from a dict or the built-in default, which has no file (a plain `up` makes the built-in lab
-    "demo", whatever lab was meant). A state made for another file's plan (``state.repair``): that file's `up`."""
+    "demo", whatever lab was meant). A state made for another file's plan (``state.repair``): that file's `up`.
+    ``reconfigure``: the lab runs pods attached with a conflist edited since, which a plain `up` refuses
+    (netlab.cni.edited.reconfigures, which realize cannot ask): :func:`reconfigure_up`, as `status` names it."""
     if state.repair is not None:
         return state.repair
+    if reconfigure:
+        return reconfigure_up(state)
     if state.source and not edited_at_run_time(state):
         return up_command(state.source)
     return f"sudo netlab up --lab {state.lab}"
@@ -296,14 +300,17 @@ def edited_at_run_time(state: LabState) -> bool:
     return isinstance(runtime, dict) and any(isinstance(k, str) and isinstance(v, dict) for k, v in runtime.items())
 
 
-def repair_command(name: str) -> str:
+def repair_command(name: str, reconfigure: Callable[[LabState], bool] | None = None) -> str:
     """The `up` that repairs the running lab ``name`` (`up --lab NAME` when its state is unreadable: that lab,
-    whatever other lab is up, and the one line that says what is wrong with its state)."""
+    whatever other lab is up, and the one line that says what is wrong with its state). ``reconfigure``: whether
+    the lab's state needs `up --reconfigure` (netlab.cni.edited.repair_command passes its check)."""
     try:
         st = load_state(name)
     except NetlabError:
         st = None
-    return repair_up(st) if st is not None else f"sudo netlab up --lab {name}"
+    if st is None:
+        return f"sudo netlab up --lab {name}"
+    return repair_up(st, reconfigure is not None and reconfigure(st))
 
 
 def netns_gone(exc: NetnsGone, lab: str) -> NetnsGone:
