@@ -314,7 +314,11 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
             try:
                 given = (inputs or {}).get(name)
                 feed: dict = {"input": given} if given is not None else {"stdin": subprocess.DEVNULL}
-                proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, **feed)
+                # A group of its own, as netns.run_in_netns's programs: a terminal's Ctrl-C is netlab's. In the
+                # watcher's apply of an edited file (doctor.required), `iptables-restore --version` heard it, died,
+                # and the apply failed "`iptables-restore --version` failed" although Ctrl-C waits for it
+                proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, process_group=0,
+                                      **feed)
                 probe.outputs[name] = (proc.returncode, (proc.stdout + proc.stderr).strip())
             except (OSError, subprocess.TimeoutExpired) as exc:
                 probe.outputs[name] = (-1, str(exc))

@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,19 +88,33 @@ exit $rc
 
 
 def restores_of(pid: int) -> list[int]:
-    """The ``iptables-legacy-restore`` processes ``pid`` started (its children, by /proc)."""
+    """The ``iptables-legacy-restore -w`` processes ``pid`` started (its children, by /proc): a restore of rules,
+    which waits for the xtables lock; not the ``iptables-restore --version`` of the apply's preflight (the doctor's
+    check, which takes no lock and is over in a moment: a SIGINT sent then was a test of the preflight)."""
     out = []
     for p in (int(d) for d in os.listdir("/proc") if d.isdigit()):
         try:
             with open(f"/proc/{p}/stat") as fh:
                 ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{p}/cmdline", "rb") as fh:
-                argv0 = fh.read().split(b"\0", 1)[0]
+                argv = fh.read().split(b"\0")
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
-        if ppid == pid and argv0.endswith(b"iptables-legacy-restore"):
+        if ppid == pid and argv[0].endswith(b"iptables-legacy-restore") and b"-w" in argv:
             out.append(p)
     return out
+
+
+def test_the_preflights_programs_do_not_hear_the_groups_ctrl_c():
+    """The kernel probe's programs (up's preflight, the doctor: ``iptables-restore --version``; the watcher's apply
+    of an edited file runs it) start in a process group of their own, as every program netlab runs: Ctrl-C to
+    netlab's group killed that one, and the watcher's apply then failed ("`iptables-restore --version` failed")
+    though Ctrl-C waits for it."""
+    from netlab.kernel import features
+
+    probe = features.probe_kernel([], {"group": [sys.executable, "-I", "-c", "import os; print(os.getpgrp())"]})
+    status, text = probe.outputs["group"]
+    assert status == 0 and int(text) != os.getpgrp(), (status, text)
 
 
 def test_ctrl_c_to_the_group_lets_a_watchers_iptables_restore_finish_its_repair(tmp_path):
