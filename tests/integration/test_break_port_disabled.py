@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from helpers import in_netns, ip_json, netlab, two_node_topology
+from helpers import in_netns, ip_json, netlab, two_node_topology, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -34,9 +34,19 @@ def pings(netns: str, ip: str, wait: int = 1) -> bool:
     return in_netns(netns, "ping", "-c1", f"-W{wait}", ip).returncode == 0
 
 
-def answers(netns: str, ip: str) -> bool:
-    """An echo answered once the port forwards again: the first may wait on the neighbour entries the cut made
-    FAILED (ARP asked again, on a loaded machine more than the one second the cut-off checks wait)."""
+def resolving(netns: str, dev: str) -> list[str]:
+    """The addresses ``dev``'s ARP is still resolving (INCOMPLETE), as `ip -j neigh` shows them."""
+    return [n["dst"] for n in ip_json("neigh", "show", "dev", dev, netns=netns) if "INCOMPLETE" in n.get("state", [])]
+
+
+def answers(netns: str, ip: str, node: str, pod: str) -> bool:
+    """An echo answered once the port forwards again. An ARP resolution the cut began (a ping of the cut-off checks:
+    the node's of the pod, the pod's of its gateway) may have sent all its requests while the port forwarded
+    nothing: its entry stays INCOMPLETE until its last request times out (retrans_time, 1 s), and a packet queued on
+    it meanwhile is dropped ("Destination Host Unreachable" from the node, or a reply lost in the pod), although the
+    port forwards. Those resolutions are waited out, as the kernel shows them; the next one goes through the port."""
+    assert wait_for(lambda: not resolving(node, "cni0") and not resolving(pod, "eth0"), timeout=30), \
+        (resolving(node, "cni0"), resolving(pod, "eth0"))
     return pings(netns, ip, wait=5)
 
 
@@ -69,7 +79,8 @@ def test_a_disabled_port_cuts_the_pod_off_until_the_fix(labs):
     assert tr.returncode == 1 and lost["netns"] == node and "is in state disabled, not forwarding" in lost["reason"]
     assert lost["fix"] == f"bridge -n {node} link set dev {name} state forwarding", lost
     subprocess.run(shlex.split(lost["fix"]), check=True, timeout=10)  # the fix, as a user types it
-    assert port_of(node, pod)["state"] == "forwarding" and answers(other, pod_ip) and answers(node, pod_ip)
+    assert port_of(node, pod)["state"] == "forwarding"
+    assert answers(other, pod_ip, node, pod) and answers(node, pod_ip, node, pod)
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
     # Again, and `up` repairs it: one op, the port's state; the veth is not made again.
@@ -77,7 +88,7 @@ def test_a_disabled_port_cuts_the_pod_off_until_the_fix(labs):
     assert not pings(other, pod_ip)
     up = netlab("up", "-t", path).stdout
     assert f"set port_state of link {name} in {node}" in up and "add link" not in up, up
-    assert port_of(node, pod)["state"] == "forwarding" and answers(other, pod_ip)
+    assert port_of(node, pod)["state"] == "forwarding" and answers(other, pod_ip, node, pod)
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
