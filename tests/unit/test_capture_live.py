@@ -36,6 +36,34 @@ def test_ctrl_c_keeps_the_queued_frames_up_to_the_count_and_still_ends_the_captu
     assert [int(f.ts) for f in seen] == got
 
 
+class _Batch:
+    """A capture whose one wait reads three frames at once (a loaded machine's reader came late), one more queued
+    on its socket."""
+
+    def wait(self, deadline: float) -> list[Frame]:
+        return [_frame(1), _frame(2), _frame(3)]
+
+    def drain(self) -> list[Frame]:
+        return [_frame(4)]
+
+
+def test_ctrl_c_while_a_batch_read_at_once_is_handed_on_keeps_the_rest_of_it():
+    """The Ctrl-C landed while the first of three frames read at once was printed: the other two were dropped
+    with the batch, and only the socket's queue was drained (CI: 6 of 12 DNS frames). The frame being handed on is
+    handed on again, whole."""
+    seen: list[int] = []
+
+    def on_frame(frame: Frame) -> None:
+        if not seen and not getattr(on_frame, "interrupted", False):
+            on_frame.interrupted = True  # type: ignore[attr-defined]
+            raise KeyboardInterrupt  # as Python raises it in the middle of the printing
+        seen.append(int(frame.ts))
+
+    with pytest.raises(KeyboardInterrupt):
+        live(_Batch(), 10, 60, on_frame)  # type: ignore[arg-type]
+    assert seen == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("stopped,why", [("timeout", "the timeout ran out"), ("interrupted", "stopped by Ctrl-C"),
                                         ("terminated", "stopped by SIGTERM")])
 def test_a_capture_of_no_frames_says_where_for_how_long_and_why_it_stopped(stopped, why):
