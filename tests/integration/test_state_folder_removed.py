@@ -116,32 +116,38 @@ def test_down_force_of_a_lab_whose_state_folder_was_renamed_unmounts_its_pins_th
                 subprocess.run(["umount", "-l", f"{moved}/{lab}/uts"], check=False)
 
 
-def test_a_gone_lab_is_not_counted_when_a_command_picks_the_only_lab_up(labs):
+def test_a_gone_lab_is_not_counted_when_a_command_picks_the_only_lab_up(labs, tmp_path):
     """QA qr3 3: with lab A up and lab B `gone` (chattr +i on its state file, then down: its namespaces removed,
     its state left), `status` and `get pods` without --lab said "several labs are up (A, B)" (exit 2) while `list`
-    said B is not up. They act on A, the only lab that is up."""
+    said B is not up. They act on A, the only lab that is up. A state folder of the test's own: the suite's holds
+    other tests' labs, running beside it."""
     chattr = shutil.which("chattr")
     if chattr is None:
         pytest.skip("chattr is not installed (it is in e2fsprogs)")
-    up, gone = labs.name("sup"), labs.name("sgo")
-    labs.up(topology(up), "a.yaml")
-    labs.up(topology(gone), "b.yaml")
-    target = state_path(gone, "state.json")
-    made = subprocess.run([chattr, "+i", target], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"the state folder's file system takes no immutable flag: {made.stderr.strip()}")
-    env = {"NETLAB_LAB": ""}  # neither --lab nor $NETLAB_LAB: the only lab up
+    up, gone, root = labs.name("sup"), labs.name("sgo"), str(tmp_path / "state")
+    env = {"NETLAB_STATE_DIR": root}
+    target = os.path.join(root, gone, "state.json")
     try:
-        assert netlab("down", "--lab", gone, check=False).returncode == 3 and ip_netns(gone) == []
-        listed = netlab("list", check=False).stdout.splitlines()
-        assert sorted(line.split()[:2] for line in listed if line.startswith((up, gone))) == sorted(
-            [[up, "up"], [gone, "gone"]]), listed
-        status = netlab("status", env=env)
-        assert status.stdout.startswith(f"lab {up}: ") and "all as planned" in status.stdout, status
-        pods = json.loads(netlab("get", "pods", "-o", "json", env=env).stdout)
-        assert pods["lab"] == up and [p["netns"] for p in pods["items"]] == [f"{up}-a", f"{up}-b"], pods
+        labs.up(topology(up), "a.yaml", env=env)
+        labs.up(topology(gone), "b.yaml", env=env)
+        made = subprocess.run([chattr, "+i", target], capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"the state folder's file system takes no immutable flag: {made.stderr.strip()}")
+        picked = {**env, "NETLAB_LAB": ""}  # neither --lab nor $NETLAB_LAB: the only lab up
+        try:
+            assert netlab("down", "--lab", gone, check=False, env=env).returncode == 3 and ip_netns(gone) == []
+            listed = netlab("list", check=False, env=env).stdout.splitlines()
+            assert sorted(line.split()[:2] for line in listed if line.startswith((up, gone))) == sorted(
+                [[up, "up"], [gone, "gone"]]), listed
+            status = netlab("status", env=picked)
+            assert status.stdout.startswith(f"lab {up}: ") and "all as planned" in status.stdout, status
+            pods = json.loads(netlab("get", "pods", "-o", "json", env=picked).stdout)
+            assert pods["lab"] == up and [p["netns"] for p in pods["items"]] == [f"{up}-a", f"{up}-b"], pods
+        finally:
+            subprocess.run([chattr, "-i", target], check=False)
+        netlab("down", "--lab", gone, env=env)
+        assert not os.path.exists(os.path.join(root, gone)) and ip_netns(up)
+        netlab("status", "--lab", up, env=env)  # A untouched: as planned
     finally:
-        subprocess.run([chattr, "-i", target], check=True)
-    netlab("down", "--lab", gone)
-    assert not os.path.exists(state_path(gone)) and ip_netns(up)
-    netlab("status", "--lab", up)  # A untouched: as planned
+        for lab in (up, gone):
+            netlab("down", "--lab", lab, "--force", check=False, env=env)
