@@ -14,6 +14,7 @@ from hypothesis import configuration
 
 import state_guard
 from netlab.realize import state_dir, tags
+from netlab.services import netns_files
 from state_guard import Guard
 
 
@@ -69,6 +70,9 @@ def _private_state_root(request, monkeypatch, _state_roots):
     monkeypatch.setenv("NETLAB_STATE_DIR", path)
     # The machine's pods' files name the machine's labs: a lab of a test's by the same name is not up, not lost.
     monkeypatch.setattr(tags, "ETC_NETNS", os.path.join(base, "no-etc-netns"))
+    # ... and a fake-kernel `up` that reaches the pods' files writes none in the machine's /etc/netns (a case of a
+    # helper's development run did: /etc/netns/qx7c-a/hosts).
+    monkeypatch.setattr(netns_files, "ETC_NETNS", os.path.join(base, "no-etc-netns"))
     # The machine's namespaces are the machine's labs, up with other state folders: `list` shows them (elsewhere).
     # None is a test's: one that looks at namespaces gives its own.
     monkeypatch.setattr(tags.nsmod, "list_netns", lambda: [])
