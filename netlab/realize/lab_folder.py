@@ -120,7 +120,7 @@ STATE_MAX = 16 << 20  # a state larger than this is no lab's (state_dir.STATE_MA
 def _earlier_release(path: str) -> bool:
     """Whether the unmarked folder ``path`` holds a netlab state of its own lab (its name), or netlab's lock text
     with nothing beside it that netlab does not write there."""
-    state = _read_own(path, "state.json", STATE_MAX)
+    state = read_own(path, "state.json", STATE_MAX)
     if state is not None:
         try:
             data = json.loads(state)
@@ -129,7 +129,7 @@ def _earlier_release(path: str) -> bool:
         return (isinstance(data, dict) and type(data.get("version")) is int and data["version"] == STATE_VERSION
                 and data.get("lab") == os.path.basename(path) and isinstance(data.get("run_id"), str)
                 and RUN_ID.match(data["run_id"]) is not None)
-    lock = _read_own(path, "lock", 200)
+    lock = read_own(path, "lock", 200)
     try:
         names = os.listdir(path)
     except OSError:
@@ -155,7 +155,7 @@ def holds_pins(path: str) -> bool:
     return any(m.point == point and (m.fstype, m.source) == ("tmpfs", PINS_FS) for m in read_mounts())
 
 
-def _read_own(path: str, name: str, limit: int) -> bytes | None:
+def read_own(path: str, name: str, limit: int) -> bytes | None:
     """``name`` in the folder ``path``: its bytes when it is a regular file of this user's (never through a
     symlink, never waiting on a FIFO) no longer than ``limit``; None otherwise."""
     try:

@@ -98,7 +98,7 @@ def moved_pins(lab: str, run_tags: Iterable[str]) -> list[str]:
         if (m.fstype, m.source, uts) != ("tmpfs", state_dir.PINS_FS, "uts") or m.point == here or \
                 os.path.basename(folder) != lab or lab_folder.not_ours(folder) is not None:
             continue
-        raw = lab_folder._read_own(folder, state_dir.STATE_FILE, lab_folder.STATE_MAX)
+        raw = lab_folder.read_own(folder, state_dir.STATE_FILE, lab_folder.STATE_MAX)
         try:
             data = json.loads(raw) if raw is not None else None
             tag = state_tag(lab, data["run_id"], data.get("extra") or {}) if isinstance(data, dict) else None
