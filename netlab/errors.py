@@ -228,7 +228,15 @@ def output_unwritable(path: str, exc: OSError) -> NetlabError:
 class ApplyFailed(NetlabError):
     """Changing the kernel failed; what was done has been rolled back. Exit 4, or 3 when what failed was a
     write to a full disk (the machine is not ready: as the doctor's free-space check says before an ``up``), or an
-    open the open-files limit refused (open_files)."""
+    open the open-files limit refused (open_files).
+
+    A feature that fails says, for ``up``'s "rolled back" line (lab/up.py), what no rollback brings back
+    (``not_back``: a CNI pod whose DEL before its re-ADD cannot be undone) and what goes with a new lab's folder
+    (``if_fresh``: its CNI calls' log)."""
+
+    def __init__(self, *args: object, not_back: str = "", if_fresh: str = ""):
+        super().__init__(*args)
+        self.not_back, self.if_fresh = not_back, if_fresh
 
     @property
     def exit_code(self) -> int:  # type: ignore[override]

@@ -205,14 +205,14 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
         failures += _add_all(rt_, lab, state, todo, records, out, previous)
         state.save()
     if failures:
-        exc = ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))
-        exc.if_fresh = _log_words()  # lab/up.py: a new lab's rollback takes its folder, and the CNI log in it
         detached = [p for p in previous if records[p].get("phase") == DELETED]
-        if detached:  # what up's rollback cannot bring back: the DEL before the re-ADD (lab/up.py says it)
-            exc.not_back = (f", but for pod{'s' if len(detached) > 1 else ''} {', '.join(detached)}, left detached "
-                            f"(no {C.POD_IF}: the DEL before its ADD cannot be undone; `sudo netlab up --lab "
-                            f"{lab.name}` attaches it again)")
-        raise exc
+        # what up's rollback cannot bring back: the DEL before the re-ADD; and a new lab's rollback takes its
+        # folder, and the CNI log in it (lab/up.py says both)
+        not_back = (f", but for pod{'s' if len(detached) > 1 else ''} {', '.join(detached)}, left detached (no "
+                    f"{C.POD_IF}: the DEL before its ADD cannot be undone; `sudo netlab up --lab {lab.name}` attaches "
+                    "it again)") if detached else ""
+        raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""),
+                          not_back=not_back, if_fresh=_log_words())
     return out
 
 

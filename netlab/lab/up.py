@@ -199,8 +199,8 @@ class _Up(Rollback):
             if isinstance(exc, NetlabError):
                 # what the feature itself says no rollback brings back (a CNI pod whose re-ADD failed)
                 # and what goes with a new lab's folder that the feature names (its CNI calls' log)
-                raise ApplyFailed(f"{exc}; rolled back{self._not_back()}{getattr(exc, 'not_back', '')}"
-                                  f"{getattr(exc, 'if_fresh', '') if fresh else ''}") from exc
+                said = exc.not_back + (exc.if_fresh if fresh else "") if isinstance(exc, ApplyFailed) else ""
+                raise ApplyFailed(f"{exc}; rolled back{self._not_back()}{said}") from exc
             if isinstance(exc, OSError) and open_files(exc) is exc:  # the limit's line follows (cli/base.py)
                 where = f" ({exc.filename})" if exc.filename else ""
                 raise ApplyFailed(f"{exc.strerror}{where}; rolled back{self._not_back()}") from exc
