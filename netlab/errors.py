@@ -234,6 +234,11 @@ class ApplyFailed(NetlabError):
     (``not_back``: a CNI pod whose DEL before its re-ADD cannot be undone) and what goes with a new lab's folder
     (``if_fresh``: its CNI calls' log)."""
 
+    # Class defaults too: a subclass that is also an OSError (realize/state_dir.StateWriteFailed) is built by
+    # OSError's __init__, which never reaches this one.
+    not_back = ""
+    if_fresh = ""
+
     def __init__(self, *args: object, not_back: str = "", if_fresh: str = ""):
         super().__init__(*args)
         self.not_back, self.if_fresh = not_back, if_fresh

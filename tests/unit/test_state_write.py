@@ -143,3 +143,9 @@ def test_an_up_rolled_back_for_a_full_disk_exits_3(tmp_path, monkeypatch, cause,
             raise ApplyFailed(f"{exc}; rolled back") from exc
     except ApplyFailed as failed:
         assert failed.exit_code == (EXIT_ENVIRONMENT if code in (errno.ENOSPC, errno.EDQUOT) else EXIT_APPLY_FAILED)
+
+
+def test_a_state_write_failure_says_nothing_is_left_beyond_the_rollback():
+    # up's "rolled back" line reads not_back/if_fresh of every ApplyFailed; OSError's __init__ builds this one.
+    failed = state_dir.StateWriteFailed("/x/state.json", "No space left on device", errno.ENOSPC)
+    assert (failed.not_back, failed.if_fresh) == ("", "")
