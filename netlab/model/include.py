@@ -31,7 +31,7 @@ from typing import Any, Callable, Literal, NamedTuple
 from pydantic import ConfigDict, Field, StrictStr, ValidationError
 
 from netlab.errors import Problem, TopologyError
-from netlab.model.clusterdns import existing_namespaces
+from netlab.model.dnsrecords import existing_namespaces
 from netlab.model.diagnostics import describe
 from netlab.model.location import ROOT_FIELD, Loc, format_path, show, yaml_kind
 from netlab.model.fields import LabelKey, LabelValue, Model, Name, PolicyName

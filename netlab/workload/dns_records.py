@@ -70,11 +70,11 @@ def is_addon(pod: PodInfo) -> bool:
 def wanted(lab: Lab) -> str | None:
     """The hosts file of the lab's cluster DNS add-on; None when the lab has none (no Services, or its own
     kube-system/kube-dns)."""
-    from netlab.model import clusterdns as dns
+    from netlab.model import dnsrecords
 
     if not any(is_addon(p) for p in lab.pods):
         return None
-    return dns.hosts_file(dns.cluster_records(lab.topo, lab.addressing, lab.terminal))
+    return dnsrecords.hosts_file(dnsrecords.cluster_records(lab.topo, lab.addressing, lab.terminal))
 
 
 def read(lab_name: str) -> str | None:

@@ -4,7 +4,7 @@ server's ClusterIPs); new ones take the lowest free; a fresh lab is allocated as
 from __future__ import annotations
 
 import json
-from netlab.model import clusterdns as dns
+from netlab.model import dnsrecords
 from netlab.model.addressing import Held
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
@@ -77,7 +77,7 @@ def test_the_cluster_dns_pod_and_service_keep_their_addresses_when_pods_and_serv
     assert ips(added) == {"w1": "10.244.0.2", "w3": "10.244.0.4", "kube-dns": "10.244.0.3"}
     assert cluster_ips(added) == {"default/api": "10.96.0.12", "default/web": "10.96.0.11",
                                   "kube-system/kube-dns": "10.96.0.10"}
-    dnsmasq = dns.hosts_file(dns.cluster_records(added.topo, added.addressing))
+    dnsmasq = dnsrecords.hosts_file(dnsrecords.cluster_records(added.topo, added.addressing))
     assert "10.244.0.4 " in dnsmasq and "10.96.0.12 " in dnsmasq  # its records are the lab's real addresses
     fresh = lab_of(web + w3, [{"name": "api", "selector": {"app": "api"}, "ports": [{"port": 80}]}] + svc)
     assert ips(fresh)["kube-dns"] == "10.244.0.4" and cluster_ips(fresh)["default/api"] == "10.96.0.11"

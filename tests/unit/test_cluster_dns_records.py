@@ -13,6 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 import yaml
 
 from netlab.model import clusterdns as dns
+from netlab.model import dnsrecords
 from netlab.model.topology import Topology
 
 TOPO = """
@@ -53,7 +54,7 @@ def hosts(text: str = TOPO) -> list[tuple[str, str]]:
     from netlab.model.lab import resolve
 
     lab = resolve(Topology.model_validate(yaml.safe_load(text)))
-    lines = dns.hosts_file(dns.cluster_records(lab.topo, lab.addressing)).splitlines()
+    lines = dnsrecords.hosts_file(dnsrecords.cluster_records(lab.topo, lab.addressing)).splitlines()
     assert lines[0].startswith("# ")
     return [(ip, name) for ip, name in (line.split() for line in lines[1:])]
 
@@ -177,10 +178,10 @@ def test_records_of_other_cidrs():
     topo = dns.with_cluster_dns(Topology.model_validate(yaml.safe_load(text)))
     from netlab.model.addressing import allocate
 
-    records = dns.cluster_records(topo, allocate(topo)[0])
+    records = dnsrecords.cluster_records(topo, allocate(topo)[0])
     assert records.networks == (IPv4Network("10.32.0.0/16"), IPv4Network("172.20.0.0/24"))
     assert records.nameserver == IPv4Address("172.20.0.10")
-    assert "--auth-zone=svc.cluster.local,10.32.0.0/16,172.20.0.0/24" in dns.dnsmasq_argv(records)
+    assert "--auth-zone=svc.cluster.local,10.32.0.0/16,172.20.0.0/24" in dnsrecords.dnsmasq_argv(records)
 
 
 # --- only kube-system/kube-dns replaces the add-on ----------------------------------------------
@@ -298,8 +299,8 @@ def test_every_namespace_that_exists_has_its_svc_and_pod_names():
     """``<ns>.svc.cluster.local`` and ``<ns>.pod.cluster.local`` of a namespace that exists are NODATA in CoreDNS
     (findServices/findPods: an empty name in a namespace that exists), NXDOMAIN otherwise: a record of a
     private-use type on each makes dnsmasq answer NODATA for every type a client asks."""
-    names = [f"{ns}.{kind}.cluster.local,{dns.NAMESPACE_RR_TYPE}"
+    names = [f"{ns}.{kind}.cluster.local,{dnsrecords.NAMESPACE_RR_TYPE}"
              for ns in ("default", "kube-node-lease", "kube-public", "kube-system", "other", "shop")
              for kind in ("svc", "pod")]
     assert opts(option="--dns-rr") == names
-    assert 65280 <= dns.NAMESPACE_RR_TYPE <= 65534  # RFC 6895: private use
+    assert 65280 <= dnsrecords.NAMESPACE_RR_TYPE <= 65534  # RFC 6895: private use

@@ -10,7 +10,7 @@ from netlab.api import views
 from netlab.cli.get import _services
 from netlab.errors import TopologyError
 from netlab.graph import build as build_graph
-from netlab.model import clusterdns as dns
+from netlab.model import dnsrecords
 from netlab.model.endpoints import service_notes
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -35,11 +35,11 @@ def load(tmp_path, service: str):
 @pytest.mark.parametrize("ports", ["", ", ports: []"])
 def test_a_headless_service_without_ports_is_accepted_and_its_name_answers_its_pods(tmp_path, ports):
     lab = resolve(load(tmp_path, f"  - {{name: db, selector: {{app: db}}, clusterIP: None{ports}}}\n"))
-    records = dns.cluster_records(lab.topo, lab.addressing)
+    records = dnsrecords.cluster_records(lab.topo, lab.addressing)
     fqdn = "db.default.svc.cluster.local"
-    assert [(str(ip), name) for ip, name in dns.host_records(records) if name == fqdn] == [
+    assert [(str(ip), name) for ip, name in dnsrecords.host_records(records) if name == fqdn] == [
         ("10.244.0.2", fqdn), ("10.244.1.2", fqdn)]
-    assert not [a for a in dns.dnsmasq_argv(records) if a.startswith("--srv-host=") and fqdn in a]
+    assert not [a for a in dnsrecords.dnsmasq_argv(records) if a.startswith("--srv-host=") and fqdn in a]
     build_plan(lab)  # the whole plan builds, kube-proxy with no rule for it
     assert service_notes(lab) == []
     (db,) = [s for s in views.services(lab) if s.name == "db"]

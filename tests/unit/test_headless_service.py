@@ -10,7 +10,7 @@ import yaml
 from netlab.api import views
 from netlab.cli.get import _services
 from netlab.errors import TopologyError, UsageError
-from netlab.model import clusterdns as dns
+from netlab.model import dnsrecords
 from netlab.model.endpoints import service_notes
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -56,9 +56,9 @@ def test_kube_proxy_has_no_rule_for_it_in_either_mode(mode):
 
 def test_dns_answers_its_name_with_the_endpoints_pod_ips_after_their_ptr_names():
     lab = lab_of()
-    records = dns.cluster_records(lab.topo, lab.addressing)
-    argv = dns.dnsmasq_argv(records)
-    hosts = [f"{name},{ip}" for ip, name in dns.host_records(records)]  # the hosts file's A records, in order
+    records = dnsrecords.cluster_records(lab.topo, lab.addressing)
+    argv = dnsrecords.dnsmasq_argv(records)
+    hosts = [f"{name},{ip}" for ip, name in dnsrecords.host_records(records)]  # the hosts file's A records, in order
     fqdn = "db.default.svc.cluster.local"
     assert not [h for h in hosts if h.startswith(fqdn + ",10.96.")]  # no ClusterIP record
     mine = [h for h in hosts if h.startswith(fqdn + ",")]

@@ -89,12 +89,12 @@ def test_get_services_says_the_name_and_each_endpoints_number():
 
 
 def test_cluster_dns_names_only_the_pods_that_are_endpoints_of_some_port():
-    from netlab.model import clusterdns
+    from netlab.model import dnsrecords
     from netlab.model.lab import resolve
 
     def dashed_names(services: list) -> set[str]:
         lb = resolve(Topology.model_validate({**TOPO, "services": services}))  # with the cluster DNS add-on
-        records = clusterdns.cluster_records(lb.topo, lb.addressing)
+        records = dnsrecords.cluster_records(lb.topo, lb.addressing)
         return {str(ip) for s in records.services if s.name == "web" for ip in s.endpoints}
 
     web = TOPO["services"][0]

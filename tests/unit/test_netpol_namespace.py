@@ -1,7 +1,7 @@
 """A policy in a namespace the cluster does not have is refused, as the API server refuses it (``namespaces "x"
 not found``), at the field where the namespace was written, inline or in an included file (model/include.py). A
 cluster has its own namespaces, those namespaces: declares (or an included Namespace), and those its pods and
-Services are in (clusterdns.existing_namespaces)."""
+Services are in (dnsrecords.existing_namespaces)."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from netlab.plan.iptables_save import saved_probability
 from netlab.plan.resources import NatRules, Route, Sysctl, resource_from_json
 from netlab.realize.netfilter import Table, compute_change, parse_save
 from netlab.model import clusterdns as dns
+from netlab.model import dnsrecords
 
 GOLDEN = Path(__file__).parent / "golden"
 TOPO = GOLDEN / "services_topology.yaml"
@@ -382,7 +383,7 @@ def test_cluster_dns_is_added_once_with_kubeadm_ip():
     argv = pod.containers[0].command
     assert argv[0] == "dnsmasq"
     lab = lab_of(with_dns.model_dump(mode="json", by_alias=True, exclude_none=True))
-    hosts = dns.hosts_file(dns.cluster_records(lab.topo, lab.addressing))  # the A records dnsmasq re-reads
+    hosts = dnsrecords.hosts_file(dnsrecords.cluster_records(lab.topo, lab.addressing))  # the A records dnsmasq re-reads
     assert "10.96.0.20 web.default.svc.cluster.local\n" in hosts
     assert "10.96.0.10 kube-dns.kube-system.svc.cluster.local\n" in hosts
     sps = {sp.name: sp for sp in services.service_ports(lab)}

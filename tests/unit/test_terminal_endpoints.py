@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from netlab.api import views
-from netlab.model import clusterdns
+from netlab.model import dnsrecords
 from netlab.model.endpoints import service_notes
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
@@ -72,7 +72,7 @@ def test_cluster_dns_answers_no_terminal_pod():
     lab = lab_of(DONE)
     ips = [str(p.ip) for p in lab.pods if p.name in DONE]
     up1 = str(lab.pod("up1").ip)
-    hosts = clusterdns.hosts_file(clusterdns.cluster_records(lab.topo, lab.addressing, lab.terminal))
+    hosts = dnsrecords.hosts_file(dnsrecords.cluster_records(lab.topo, lab.addressing, lab.terminal))
     assert not [line for line in hosts.splitlines() if line.split(" ")[0] in ips], hosts
     assert f"{up1} a.default.svc.cluster.local" in hosts and f"{up1} h.default.svc.cluster.local" in hosts
     # the SRV records are on the add-on's dnsmasq command line: made again without them
