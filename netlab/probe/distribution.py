@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from netlab.probe.judge import judge
+from netlab.probe.service_targets import Distribution
 from netlab.probe.tasks import Observation
-from netlab.probe.services import Distribution
 
 
 @dataclass

@@ -41,7 +41,7 @@ from netlab.model.echo_ports import pod_echo_ports
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
     from netlab.probe.policy import Judge
-    from netlab.probe.services import ServiceTarget
+    from netlab.probe.service_targets import ServiceTarget
 
 PROTOS = ("icmp", "tcp", "udp")
 # "mtu": an ICMP echo as big as the pod's MTU allows (DF set), asked for with `probe --mtu`: an overlay

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from netlab.model import naming
 from netlab.probe.matrix import Probe, SeenRule, endpoints, lab_bridge
 from netlab.probe.policy import service_judge
-from netlab.probe.services import ServicePlan, clusterip_rule, local_to, node_address_towards, nodeport_rule, targets
+from netlab.probe.service_seen import clusterip_rule, node_address_towards, nodeport_rule
+from netlab.probe.service_targets import ServicePlan, local_to, targets
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, NodeInfo, PodInfo

@@ -31,6 +31,7 @@ from netlab.probe.judge import Report, Result, SelfCheck, judge
 from netlab.probe.matrix import (ECHO_PORT, PROTOS, Probe, build_matrix, internet_host_names,
                                  nothing_to_probe, silent_udp_ports, terminated_notes, touches_terminated)
 from netlab.probe.refused import Refusals
+from netlab.probe.service_targets import ServicePlan
 from netlab.probe.tasks import Job, Observation, Output
 from netlab.realize.state import load_state
 
@@ -53,7 +54,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
                                                                                   workers)):
         early.close()  # started for other options: not this run's
         early = None
-    plan = svcs.build(lab, protos) if services else svcs.ServicePlan()
+    plan = svcs.build(lab, protos) if services else ServicePlan()
     probes = [as_nodeport(p, plan, lab) for p in build_matrix(lab, protos, egress=services)] + plan.probes
     probes = [p for p in probes if not touches_terminated(lab, p)]  # a Completed/Error pod: nothing runs there
     plan.distributions = [d for d in plan.distributions if not touches_terminated(lab, d.probe)]
@@ -96,7 +97,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
                   renumbered + _hints(lab, results), bridge=plan.bridge)
 
 
-def as_nodeport(probe: Probe, plan: svcs.ServicePlan, lab: Lab | None = None) -> Probe:
+def as_nodeport(probe: Probe, plan: ServicePlan, lab: Lab | None = None) -> Probe:
     """A user's ``expect:`` entry to a node's nodePort, judged as the Service probe it is: the node DNATs it to an
     endpoint, which answers, and masquerades it (KUBE-EXT) to its own address towards that endpoint, so the
     endpoint sees neither the client's address nor the node's as dialed (rules 1 to 3 are about pods' own

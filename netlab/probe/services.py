@@ -20,173 +20,29 @@ plan/services.py and plan/internet.py):
 
 A Service without endpoints must be unreachable (kube-proxy rejects it).
 
-Which client address the endpoint's echo server must report (checked on every
-reply; all verified against the kernel):
-
-- ClusterIP from a pod: the pod's own address and port, nothing but the
-  destination is translated (rule 1); except hairpin, a pod reaching itself
-  through its Service: ``KUBE-SEP -s <pod> -j KUBE-MARK-MASQ`` masquerades it to
-  its node's cni0 address;
-- NodePort on node M: ``KUBE-EXT`` marks it, so M masquerades it with M's
-  address towards the endpoint: cni0's when the endpoint is on M, else the
-  address of the interface to the endpoint's node (flannel.1's with VXLAN,
-  eth0's with host-gw);
-- NodePort of an externalTrafficPolicy Local Service on node M from outside M:
-  no masquerade, the endpoint (one of M's own) sees the client's own address;
-  M without an endpoint drops it ("has no local endpoints"): unreachable. M's
-  own connection is short-circuited to every endpoint, masqueraded, as above;
-- LoadBalancer: the balancer DNATs to some node's NodePort and masquerades with
-  its own address, then that node masquerades again: the endpoint sees one of
-  the nodes' addresses towards it, never the internet host's (nor the
-  balancer's); with externalTrafficPolicy Local the balancer picks only among
-  the nodes whose health check answers 200 (plan/internet.py), which keep its
-  source: the endpoint sees the balancer's address;
-- externalIP: the node that takes it (a pod's or node's own; the first node, where the gateway
-  routes it, for an internet host) masquerades it to its address towards the endpoint; with
-  externalTrafficPolicy Local a pod keeps its address, a node is masqueraded, and an internet host keeps its
-  address at the first node's own endpoints (none: dropped);
-- egress (matrix.py): the host sees the gateway's address, never a pod's.
+What each probe dials: :mod:`netlab.probe.service_targets`; the client address its endpoint must see:
+:mod:`netlab.probe.service_seen`; the externalIPs' probes: :mod:`netlab.probe.service_external_ips`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
-from netlab.model import naming
 from netlab.model.echo_ports import silent
 from netlab.probe.echo_reasons import unmeasured
 from netlab.probe.matrix import (PROTOS, Endpoint, Probe, SeenRule, asks_dns, dns_question, echo_ports, endpoints,
                                  lab_bridge)
 from netlab.probe.policy import service_judge
+from netlab.probe.service_external_ips import external_ip_probes
+from netlab.probe.service_seen import clusterip_rule, lb_local_rule, lb_rule, nodeport_rule
+from netlab.probe.service_targets import Distribution, ServicePlan, ServiceTarget, local_to, section, targets
 
 if TYPE_CHECKING:
-    from netlab.model.lab import Lab, NodeInfo, PodInfo
+    from netlab.model.lab import Lab
     from netlab.plan.services import ServicePortInfo
 
 DIST_CONNECTIONS = 200  # connections per distribution check (at least)
 DIST_PER_ENDPOINT = 40  # ... and at least this many per endpoint: 10 endpoints get 400
-
-
-@dataclass(frozen=True)
-class ServiceTarget:
-    """What a Service probe dials, and what stands behind it."""
-
-    service: str
-    namespace: str
-    port_name: str  # namespace/name[:port], kube-proxy's ServicePortName
-    kind: str  # ClusterIP | NodePort | LoadBalancer | ExternalIP: the path this probe takes
-    type: str  # the Service's type
-    address: str  # the IP dialed
-    port: int  # the port dialed (the node port for NodePort)
-    service_port: int
-    protocol: str  # tcp | udp
-    node: str | None  # NodePort: the node whose IP is dialed
-    endpoints: tuple[tuple[str, str, int], ...]  # (pod, ip, targetPort)
-    echo: bool  # every endpoint serves targetPort with netlab's echo server
-    affinity: bool
-    silent: bool = False  # nothing listens on any endpoint's targetPort (echo servers elsewhere only)
-
-    @property
-    def label(self) -> str:
-        where = f"NodePort on {self.node}" if self.kind == "NodePort" else self.kind
-        return f"svc/{self.service} {self.address}:{self.port}/{self.protocol} ({where})"
-
-    def to_json(self) -> dict:
-        return {"name": self.service, "namespace": self.namespace, "port_name": self.port_name, "via": self.kind,
-                "type": self.type, "address": self.address, "port": self.port, "service_port": self.service_port,
-                "protocol": self.protocol, "node": self.node,
-                "endpoints": [{"pod": pod, "ip": ip, "port": port} for pod, ip, port in self.endpoints],
-                "echo": self.echo, "session_affinity": "ClientIP" if self.affinity else "None"}
-
-
-def section(t: ServiceTarget, node_port: int | None = None, note: str = "") -> str:
-    if t.kind == "ClusterIP":
-        what = f"ClusterIP {t.address}"
-    elif t.kind == "NodePort":
-        what = f"NodePort {node_port or t.port} on every node"
-    elif t.kind == "ExternalIP":
-        what = f"externalIP {t.address}:{t.port}"
-    else:
-        what = f"LoadBalancer {t.address}:{t.port}"
-    tail = "; no endpoints: must be refused" if not t.endpoints else \
-        "; nothing listens on targetPort: must be refused" if t.silent else ""
-    return f"svc/{t.service} {t.protocol}/{t.service_port} ({what}{tail}{note})"
-
-
-# --- the address a node uses towards a pod ----------------------------------------------
-
-
-def node_address_towards(lab: "Lab", node: "NodeInfo", pod: "PodInfo") -> str:
-    """The source address MASQUERADE gives a packet from ``node`` to ``pod``: the address
-    of the interface the node routes it out of (cni0 for its own pods; flannel.1's /32
-    with VXLAN, eth0's with host-gw, for pods on other nodes)."""
-    if pod.node == node.name:
-        return str(node.gateway.ip)
-    return str(node.vtep_ip) if lab.mode == "vxlan" else str(node.ip)
-
-
-# --- building the probes -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """``connections`` connections from ``probe.source`` to the ClusterIP, counted per endpoint."""
-
-    probe: Probe  # a ClusterIP probe from the client: what each connection is, and how it is judged
-    connections: int
-
-    @property
-    def target(self) -> ServiceTarget:
-        return self.probe.svc  # type: ignore[return-value]
-
-    @property
-    def title(self) -> str:
-        t = self.target
-        return f"svc/{t.service} {t.protocol}/{t.service_port}"
-
-    @property
-    def threshold(self) -> float:
-        """Half the fair share: each endpoint serves at least this many (no affinity)."""
-        return self.connections / len(self.target.endpoints) / 2
-
-
-@dataclass
-class ServicePlan:
-    probes: list[Probe] = field(default_factory=list)
-    distributions: list[Distribution] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    # (node, proto, nodePort) -> the Service probe a user's expect: entry to that node's port is (runner.py)
-    nodeports: dict[tuple[str, str, int], Probe] = field(default_factory=dict)
-    # (source, node, proto, nodePort) -> the client addresses an externalTrafficPolicy Local Service's endpoint
-    # may see from that source, when they are not the node's own (an outside client keeps its address)
-    local_rules: dict[tuple[str, str, str, int], tuple[SeenRule, ...]] = field(default_factory=dict)
-    bridge: str | None = naming.BRIDGE  # the nodes' bridge of pods (plan.cniadd.pod_bridge), for messages
-
-
-def _pods_by_ip(lab: "Lab") -> dict[str, "PodInfo"]:
-    return {str(p.ip): p for p in lab.pods}
-
-
-def targets(lab: "Lab") -> list[tuple["ServicePortInfo", tuple[tuple[str, str, int], ...], bool]]:
-    """Every Service port with its endpoints as (pod, ip, targetPort), and whether all run the echo server."""
-    by_ip = _pods_by_ip(lab)
-    echo_of = {p.name: echo_ports(p) for p in lab.pods}
-    from netlab.plan.services import service_ports  # kube-proxy's plan: only a lab with Services needs it
-
-    out = []
-    for sp in service_ports(lab):
-        eps = tuple((by_ip[str(ip)].name, str(ip), port) for ip, port in sp.endpoints if str(ip) in by_ip)
-        echo = all((port, sp.protocol.upper()) in echo_of[pod] for pod, _, port in eps)
-        out.append((sp, eps, echo))
-    return out
-
-
-def local_to(sp: "ServicePortInfo", eps: Iterable[tuple[str, str, int]], node: str) -> list[tuple[str, str, int]]:
-    """The endpoints (pod, ip, port) of ``eps`` that run on ``node``: kube-proxy's local endpoints, as the plan
-    has them (ServicePortInfo.local_endpoints)."""
-    here = {(str(ip), port) for ip, port in sp.local_endpoints(node)}
-    return [e for e in eps if (e[1], e[2]) in here]
 
 
 def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
@@ -370,64 +226,6 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
     return plan
 
 
-def external_ip_probes(lab: "Lab", plan: ServicePlan, sp: "ServicePortInfo", eps_t: tuple[tuple[str, str, int], ...],
-                       base: dict, expect: tuple[bool, str], hosts: list[Endpoint], how: tuple[bool, object]) -> None:
-    """Probes of each externalIP of ``sp``: the node that takes the packet DNATs it as it does its nodePort
-    (KUBE-SERVICES' "external IP" rule to KUBE-EXT): a pod's and a node's own node, an internet host's the first
-    node, where the lab's gateway routes it. externalTrafficPolicy Cluster: that node masquerades it to its
-    address towards the endpoint. Local: a pod's is sent to every endpoint unmasqueraded (as to the ClusterIP), a
-    node's own to every endpoint masqueraded, and an internet host's only to the first node's endpoints, keeping
-    its address (none there: dropped)."""
-    reach, reason = expect
-    echo, q = how
-    eps, pods = endpoints(lab), {p.name: p for p in lab.pods}
-    server = {pod: f"{ip}:{port}" for pod, ip, port in eps_t}
-    policy, name, proto, port = service_judge(lab), base["service"], sp.protocol, sp.port.port
-    first = lab.nodes[0]
-
-    def masq(m: "NodeInfo", who: str) -> tuple[SeenRule, ...]:
-        return tuple(SeenRule(pod, (node_address_towards(lab, m, pods[pod]),), f"{who} connection to an externalIP "
-                              f"is masqueraded by {m.name} (KUBE-EXT marks it) to its address towards {pod}",
-                              server=server[pod]) for pod, _, _ in eps_t)
-
-    for ip in sp.external_ips:
-        t = ServiceTarget(kind="ExternalIP", address=str(ip), port=port, node=None, **base)
-        title, dst = section(t), Endpoint(name, "service", "", ip)
-        todo: list[tuple[Endpoint, "NodeInfo", list, tuple[SeenRule, ...], bool, str]] = []
-        for p in lab.pods:  # the pod's own node DNATs it in PREROUTING
-            node = lab.node(p.node)
-            rules = tuple(clusterip_rule(lab, p, pod, server[pod], plan.bridge) for pod, _, _ in eps_t) \
-                if sp.external_local else masq(node, "a pod's")
-            todo.append((eps[p.name], node, list(eps_t), rules, reach, reason))
-        for m in lab.nodes:  # the node's own, from OUTPUT; Local too (masquerade LOCAL traffic)
-            todo.append((eps[m.name], m, list(eps_t), masq(m, f"{m.name}'s own"), reach, reason))
-        for h in hosts:
-            if not sp.external_local:
-                todo.append((h, first, list(eps_t), masq(first, "an outside"), reach, reason))
-                continue
-            local = local_to(sp, eps_t, first.name)
-            rules = tuple(SeenRule(pod, (str(h.ip),), f"externalTrafficPolicy Local: {first.name} keeps the "
-                                   "client's address (its own endpoints only)", server=server[pod])
-                          for pod, _, _ in local)
-            why = reason if local or not reach else (f"externalTrafficPolicy Local and no endpoint on {first.name}, "
-                                                     f"where the gateway routes {ip}: its kube-proxy drops outside "
-                                                     "traffic (has no local endpoints)")
-            todo.append((h, first, local, rules, reach and bool(local), why))
-        for src, m, picked, rules, expected, why in todo:
-            if policy is not None and expected:
-                judged, why = policy.pod_nodeport(src.name, m, [(pod, n) for pod, _, n in picked], proto, port,
-                                                  local=sp.external_local) if src.kind == "pod" else \
-                    policy.nodeport(src, m, [(pod, n) for pod, _, n in picked], proto)
-                if judged is None:
-                    plan.notes.append(f"{src.name} -> svc/{name} {proto}/{port} (externalIP {ip}): not probed: {why}")
-                    continue
-                expected = judged
-            plan.probes.append(Probe(src, dst, proto, port, expected, reason=why, section=title, rules=rules,
-                                     echo=echo, question=q, svc=t))  # type: ignore[arg-type]
-        if not hosts:
-            plan.notes.append(f"svc/{name} externalIP {ip}: not probed from outside: the lab has no internet host")
-
-
 def isolated_note(sp: "ServicePortInfo", dist: bool) -> str | None:
     """What a NetworkPolicy that isolates a Service port's endpoints keeps the probe from checking, in words: the
     distribution over its endpoints (``dist``: it has two or more, and nothing else says why it is not checked),
@@ -439,45 +237,3 @@ def isolated_note(sp: "ServicePortInfo", dist: bool) -> str | None:
     balancer = (", and the balancer hands each connection to a node it picks at random, whose NAT decides the "
                 "address they see") if lb else ""
     return f"{what} not probed: a NetworkPolicy isolates its endpoints{balancer}"
-
-
-def bridge_words(bridge: str | None) -> str:
-    """How a node's pod-side address is named: its bridge's (cni0, or a conflist's own), else the pods' gateway."""
-    return f"{bridge} address" if bridge else "pod gateway address"
-
-
-def clusterip_rule(lab: "Lab", client: "PodInfo", endpoint: str, server: str, bridge: str | None = naming.BRIDGE
-                   ) -> SeenRule:
-    if endpoint == client.name:
-        node = lab.node(client.node)
-        gw = str(node.gateway.ip)
-        return SeenRule(endpoint, (gw,), f"hairpin: a pod reaching itself through its Service is masqueraded to "
-                                         f"{node.name}'s {bridge_words(bridge)} {gw} (KUBE-SEP marks it)",
-                        server=server)
-    # The address, not the port: conntrack may give a flow another source port when its reply tuple
-    # would clash with another flow's after DNAT (one client port to two Services with a common
-    # endpoint); that keeps flows apart and is not NAT of the client (sockets.py, on Service probes).
-    return SeenRule(endpoint, (str(client.ip),), "pod to Service to pod: only the destination is translated "
-                                                 "(rule 1: no NAT)", server=server)
-
-
-def nodeport_rule(lab: "Lab", node: "NodeInfo", endpoint: "PodInfo", server: str) -> SeenRule:
-    addr = node_address_towards(lab, node, endpoint)
-    return SeenRule(endpoint.name, (addr,), f"a NodePort connection is masqueraded by {node.name} (KUBE-EXT marks "
-                                            f"it) to its address towards {endpoint.name}", server=server)
-
-
-def lb_rule(lab: "Lab", endpoint: "PodInfo", server: str) -> SeenRule:
-    addrs = tuple(dict.fromkeys(node_address_towards(lab, m, endpoint) for m in lab.nodes))
-    return SeenRule(endpoint.name, addrs, "the balancer hands the connection to a node's NodePort, and that node "
-                                          "masquerades it (KUBE-EXT): never the internet host's address",
-                    server=server)
-
-
-def lb_local_rule(lab: "Lab", endpoint: "PodInfo", server: str) -> SeenRule:
-    from netlab.plan.internet import load_balancer_ips
-
-    addrs = tuple(str(ip) for ip in load_balancer_ips(lab).values())
-    return SeenRule(endpoint.name, addrs, "the balancer masquerades the connection with its own address and hands "
-                                          "it to a node with an endpoint of its own (its health check answers 200), "
-                                          "which keeps that source (externalTrafficPolicy Local)", server=server)

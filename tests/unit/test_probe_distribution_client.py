@@ -10,6 +10,7 @@ from __future__ import annotations
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import services as svcs
+from netlab.probe import service_targets
 
 DNS_ONLY = {"name": "client-dns-only", "spec": {
     "podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"],
@@ -18,7 +19,7 @@ DNS_ONLY = {"name": "client-dns-only", "spec": {
                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}
 
 
-def plan_with(pods: list, policies: list) -> svcs.ServicePlan:
+def plan_with(pods: list, policies: list) -> service_targets.ServicePlan:
     return svcs.build(resolve(Topology.model_validate({
         "name": "dc", "nodes": [{"name": "n1"}, {"name": "n2"}],
         "pods": [{"name": "web-1", "node": "n1", "labels": {"app": "web"}},

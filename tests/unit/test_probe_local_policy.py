@@ -10,6 +10,7 @@ from __future__ import annotations
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import services as svcs
+from netlab.probe import service_targets
 
 
 def lab_with(from_: list):
@@ -26,7 +27,7 @@ def lab_with(from_: list):
                                                         "ingress": [{"from": from_}]}}]}))
 
 
-def nodeports(plan: svcs.ServicePlan) -> dict[tuple[str, str], bool]:
+def nodeports(plan: service_targets.ServicePlan) -> dict[tuple[str, str], bool]:
     return {(p.source.name, p.svc.node): p.expected for p in plan.probes
             if p.svc is not None and p.svc.kind == "NodePort"}
 

@@ -15,6 +15,7 @@ import copy
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import services as svcs
+from netlab.probe import service_targets
 
 TOPO = {
     "name": "npx",
@@ -46,7 +47,7 @@ def lab_with(from_: list | None = None, mode: str = "vxlan"):
     return resolve(Topology.model_validate(topo))
 
 
-def nodeports(plan: svcs.ServicePlan, service: str) -> dict[tuple[str, str], bool]:
+def nodeports(plan: service_targets.ServicePlan, service: str) -> dict[tuple[str, str], bool]:
     """(client, receiving node) -> expected reachable, for ``service``'s nodePort probes."""
     return {(p.source.name, p.svc.node): p.expected for p in plan.probes
             if p.svc is not None and p.svc.kind == "NodePort" and p.svc.service == service}

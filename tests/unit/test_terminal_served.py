@@ -10,7 +10,7 @@ import pytest
 import netlab.api.reach as reach_mod
 from netlab.api.lab import Lab
 from netlab.errors import UsageError
-from netlab.probe import runner, services as svcs
+from netlab.probe import runner, service_targets
 from netlab.realize.state import LabState
 
 from test_terminal_endpoints import DONE, TOPO, lab_of, state_of
@@ -56,7 +56,7 @@ def test_probe_expects_no_completed_pod_as_an_endpoint(lab, monkeypatch, topolog
         lab.probe(topology)
     model = seen[0]
     assert model.terminal == DONE
-    eps = {sp.name: [name for name, _, _ in e] for sp, e, _ in svcs.targets(model)}
+    eps = {sp.name: [name for name, _, _ in e] for sp, e, _ in service_targets.targets(model)}
     assert eps["default/b"] == ["up1"], eps  # up1 alone answers its ClusterIP
 
 
