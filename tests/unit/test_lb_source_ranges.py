@@ -14,7 +14,7 @@ import yaml
 
 from netlab.errors import TopologyError
 from netlab.model.load import parse_yaml, validate_source
-from netlab.plan import internet, nftables, services
+from netlab.plan import internet, nft_table, nftables, services
 from test_services_plan import lab_of
 
 KUBE = yaml.safe_load("""
@@ -89,8 +89,8 @@ def test_nftables_kube_proxys_own_lines_and_the_kernels_listing():
     ):
         assert line in table.transaction(), line
     # nft lists a one-element set as its value; several sorted, merged, a /32 as an address.
-    assert nftables.listed_rule("ip saddr != { 203.0.113.0/25 } drop") == "ip saddr != 203.0.113.0/25 drop"
-    assert (nftables.listed_rule("ip saddr != { 203.0.113.0/26, 10.244.0.9/32 } drop")
+    assert nft_table.listed_rule("ip saddr != { 203.0.113.0/25 } drop") == "ip saddr != 203.0.113.0/25 drop"
+    assert (nft_table.listed_rule("ip saddr != { 203.0.113.0/26, 10.244.0.9/32 } drop")
             == "ip saddr != { 10.244.0.9, 203.0.113.0/26 } drop")
 
 
@@ -130,11 +130,11 @@ def test_adjacent_ranges_are_compared_as_the_one_span_nft_lists_them():
     ``{ 1.2.3.4/30, 10.0.0.128-10.0.1.127, 10.0.2.0-10.0.3.127, 10.9.0.0/24 }``."""
     written = ("ip saddr != { 10.0.0.128/25, 10.0.1.0/25, 10.9.0.0/25, 10.9.0.128/25, 1.2.3.4/32, 1.2.3.5/32, "
                "1.2.3.6/31, 10.0.2.0/24, 10.0.3.0/25 } drop")
-    assert nftables.listed_rule(written) == ("ip saddr != { 1.2.3.4/30, 10.0.0.128-10.0.1.127, 10.0.2.0-10.0.3.127, "
+    assert nft_table.listed_rule(written) == ("ip saddr != { 1.2.3.4/30, 10.0.0.128-10.0.1.127, 10.0.2.0-10.0.3.127, "
                                              "10.9.0.0/24 } drop")
-    assert nftables.listed_rule("ip saddr != { 10.0.0.128/25, 10.0.1.0/25 } drop") == \
+    assert nft_table.listed_rule("ip saddr != { 10.0.0.128/25, 10.0.1.0/25 } drop") == \
         "ip saddr != { 10.0.0.128-10.0.1.127 } drop"
-    assert nftables.listed_rule("ip saddr != { 10.0.0.0/25, 10.0.0.128/25 } drop") == "ip saddr != { 10.0.0.0/24 } drop"
+    assert nft_table.listed_rule("ip saddr != { 10.0.0.0/25, 10.0.0.128/25 } drop") == "ip saddr != { 10.0.0.0/24 } drop"
 
 
 def test_a_lone_32_is_compared_as_the_address_nft_lists_back():
@@ -156,4 +156,4 @@ def test_a_lone_32_is_compared_as_the_address_nft_lists_back():
                              "ip saddr != { 10.0.0.1, 203.0.113.0/24 } drop"),
                             ('ip daddr { 10.96.0.0/12 } drop comment "a/32 1.2.3.4/32"',
                              'ip daddr 10.96.0.0/12 drop comment "a/32 1.2.3.4/32"')):
-        assert nftables.listed_rule(written) == listed, written
+        assert nft_table.listed_rule(written) == listed, written

@@ -19,7 +19,7 @@ from netlab.lab import up as lab_up
 from netlab.lab.journal import Journal
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology, parse_yaml, validate_source
-from netlab.plan import nftables, services
+from netlab.plan import nft_table, nftables, services
 from netlab.plan.build import build_plan
 from netlab.plan.resources import NftRules
 from netlab.realize import nft_sync, nftables as realize
@@ -101,10 +101,10 @@ def test_a_lab_in_nftables_mode_plans_the_table_and_only_flannels_iptables(lab):
 
 
 def test_listed_rule_is_how_the_kernel_gives_a_rule_back():
-    assert nftables.listed_rule('ip daddr { 10.96.0.0/12 } drop comment "x"') == 'ip daddr 10.96.0.0/12 drop comment "x"'
-    assert nftables.listed_rule("numgen random mod 2 vmap { 0 : goto a , 1 : goto b }") == \
+    assert nft_table.listed_rule('ip daddr { 10.96.0.0/12 } drop comment "x"') == 'ip daddr 10.96.0.0/12 drop comment "x"'
+    assert nft_table.listed_rule("numgen random mod 2 vmap { 0 : goto a , 1 : goto b }") == \
         "numgen random mod 2 vmap { 0 : goto a, 1 : goto b }"
-    assert nftables.listed_rule("update @aff { ip saddr }") == "update @aff { ip saddr }"
+    assert nft_table.listed_rule("update @aff { ip saddr }") == "update @aff { ip saddr }"
 
 
 def test_the_transaction_adds_anonymous_sets_first_and_each_chains_rules_in_order(lab):
