@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab import doctor, doctor_nft
+from netlab import doctor, doctor_needs, doctor_netfilter, doctor_nft, doctor_verdict
 from netlab.cni import check as cni_check, conf as cni_conf
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
 from netlab.kernel import caps, features, taskstats
@@ -103,7 +103,7 @@ class Machine:
                 probe.features[name] = features.Feature(name, True, "created one in a throwaway namespace")
         for name in commands or {}:
             probe.outputs[name] = self.iptables_version
-        if "sctp" in (commands or {}):  # iptables-restore --noflush of the SCTP rules (doctor.SCTP_RULES)
+        if "sctp" in (commands or {}):  # iptables-restore --noflush of the SCTP rules (doctor_netfilter.SCTP_RULES)
             probe.outputs["sctp"] = ((2, "iptables-restore v1.8.9 (legacy): Couldn't load match `sctp':No such file "
                                          "or directory") if "xt_sctp" in self.missing else (0, ""))
         return probe
@@ -133,7 +133,7 @@ def install_machine(tmp_path, monkeypatch) -> Machine:
     monkeypatch.setattr(neighbours, "table_stats", lambda: neighbours.TableStats(m.entries, 0, 0))
     monkeypatch.setattr(turns, "holder", lambda: m.prober)
     monkeypatch.setattr(taskstats, "available", lambda: m.taskstats)
-    monkeypatch.setattr(doctor, "BR_NETFILTER_DIR", str(m.br_netfilter))
+    monkeypatch.setattr(doctor_verdict, "BR_NETFILTER_DIR", str(m.br_netfilter))
     monkeypatch.setattr(features, "module_unavailable", lambda module, files=None: m.no_modules)
     monkeypatch.setattr(features, "module_tree_lacks", lambda module, files=None: m.tree_lacks)
     monkeypatch.setattr(procsys, "IPV6_DIR", str(m.ipv6))
@@ -245,7 +245,7 @@ def test_all_present_every_line_ok(machine):
                                                                            doctor_nft.KUBE_PROXY_SHAPE],
                                                         "nf_netdev": ["/usr/sbin/nft", doctor_nft.NETDEV_SHAPE],
                                                         "sctp": ["/usr/sbin/iptables-restore", "--noflush"]})]
-    assert machine.inputs[0]["sctp"] == doctor.SCTP_RULES  # the SCTP rules loaded for real in the namespace
+    assert machine.inputs[0]["sctp"] == doctor_netfilter.SCTP_RULES  # the SCTP rules loaded for real in the namespace
     assert "kube-proxy's nftables objects (verdict maps, numgen" in lines["nf_tables"].line()
 
 
@@ -328,7 +328,7 @@ def test_iptables_backend_decides_whether_nf_tables_is_needed(machine, version, 
     checks = by_name(doctor.report(DEFAULT, for_this_lab=True))
     assert checks["iptables-restore"].detail.endswith(f"{backend} backend")
     assert checks["nf_tables"].status == (doctor.FAIL if needs_nf_tables else doctor.WARN)
-    assert doctor._backend(version) == backend
+    assert doctor_netfilter.iptables_backend(version) == backend
 
 
 def test_missing_iptables_restore(machine):
@@ -342,7 +342,7 @@ def test_missing_iptables_restore(machine):
 def test_a_bad_backend_choice_says_so(machine, monkeypatch):
     monkeypatch.undo()  # the real netfilter.tools(), which reads NETLAB_IPTABLES
     monkeypatch.setenv("NETLAB_IPTABLES", "bogus")
-    check, argv = doctor._iptables(True, set())
+    check, argv = doctor_netfilter.iptables_check(True, set())
     assert argv is None and check.line() == (
         "FAIL  tool iptables-restore: NETLAB_IPTABLES='bogus': use nft or legacy (or unset it for the system default); "
         "fix: unset NETLAB_IPTABLES (the system's default backend), or set it to nft or legacy")
@@ -498,7 +498,7 @@ def test_sock_diag_is_advice_its_probe_says_which_dump_the_kernel_lacks(monkeypa
     monkeypatch.setattr(sockdiag, "bound", lambda conn, proto: None if proto == "udp" else [])
     fact = features._probe_sock_diag()
     assert not fact.available and fact.detail == "the kernel lists no UDP sockets over sock_diag"
-    check = doctor._verdict("sock_diag", False, fact.detail, False, "modprobe inet_diag")
+    check = doctor_verdict.verdict("sock_diag", False, fact.detail, False, "modprobe inet_diag")
     assert check.status == doctor.WARN and "needed only for trace to say what listens" in check.detail
 
 
@@ -516,9 +516,9 @@ def test_a_missing_qdisc_says_which_interfaces_ask_for_it_and_what_works_without
     assert line.startswith("FAIL  kernel qdisc netem: not in this kernel")
     assert line.endswith("; asked for by p1:eth0 delay 10ms jitter 2ms: without netem, leave out delay and jitter "
                          "(rate and loss need no netem)"), line
-    assert doctor.asked_by(lab, "tbf") == ("; asked for by n:cni0 rate 1mbit: without tbf, leave out rate (delay, "
-                                           "jitter and loss need no tbf)")
-    assert doctor.asked_by(lab, "vxlan") == ""
+    assert doctor_needs.asked_by(lab, "tbf") == ("; asked for by n:cni0 rate 1mbit: without tbf, leave out rate "
+                                                 "(delay, jitter and loss need no tbf)")
+    assert doctor_needs.asked_by(lab, "vxlan") == ""
 
 
 def test_the_sctp_check_not_tried_for_a_bad_backend_choice_gives_that_fix_not_apt_get(machine, monkeypatch):
@@ -526,7 +526,7 @@ def test_the_sctp_check_not_tried_for_a_bad_backend_choice_gives_that_fix_not_ap
     where iptables is installed and NETLAB_IPTABLES named no backend."""
     monkeypatch.undo()  # the real netfilter.tools(), which reads NETLAB_IPTABLES
     monkeypatch.setenv("NETLAB_IPTABLES", "bogus")
-    check = doctor._sctp(features.KernelProbe(), False, set())
+    check = doctor_netfilter.sctp_check(features.KernelProbe(), False, set())
     assert check.status == doctor.WARN and check.detail.startswith(
         "not tried: no iptables-restore to load the rules with (NETLAB_IPTABLES='bogus': use nft or legacy"), check
     assert check.fix == "unset NETLAB_IPTABLES (the system's default backend), or set it to nft or legacy"

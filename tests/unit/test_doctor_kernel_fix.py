@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab import doctor
+from netlab import doctor_verdict
 from netlab.kernel import features
 
 EXTRA = "on Ubuntu in linux-modules-extra-$(uname -r)"
@@ -38,12 +38,12 @@ def machine(tmp_path: Path, proc_modules: bool = True, tree: str = "indexed", di
 
 def test_modules_present_modprobe_loads_it_and_a_missing_one_may_come_in_a_package(tmp_path):
     files = machine(tmp_path)
-    assert doctor.kernel_fix("netem", files) == f"modprobe sch_netem (CONFIG_NET_SCH_NETEM; {EXTRA})"
-    assert doctor.kernel_fix("vxlan", files) == "modprobe vxlan (CONFIG_VXLAN), or use network.mode: host-gw"
-    assert doctor.kernel_fix("br_netfilter", files).startswith(  # built in: what loading it does is said
+    assert doctor_verdict.kernel_fix("netem", files) == f"modprobe sch_netem (CONFIG_NET_SCH_NETEM; {EXTRA})"
+    assert doctor_verdict.kernel_fix("vxlan", files) == "modprobe vxlan (CONFIG_VXLAN), or use network.mode: host-gw"
+    assert doctor_verdict.kernel_fix("br_netfilter", files).startswith(  # built in: what loading it does is said
         "modprobe br_netfilter (CONFIG_BRIDGE_NETFILTER; note: this also makes the host's own bridges")
     # Not in the tree: another kernel, or the package with the kernel's other modules.
-    assert doctor.kernel_fix("htb", files) == (
+    assert doctor_verdict.kernel_fix("htb", files) == (
         f"boot a kernel with CONFIG_NET_SCH_HTB (modprobe cannot help: this kernel has no module sch_htb "
         f"({files.dep} does not list it); {EXTRA})")
     assert features.module_tree_lacks("sch_htb", files) and not features.module_tree_lacks("sch_netem", files)
@@ -57,7 +57,7 @@ def test_no_module_tree_another_kernel_and_no_package(tmp_path, tree, where):
     release with no modules.dep (linux-headers' build link alone) is no module tree either: it was said to
     "not list" the module, with the package to install."""
     files = machine(tmp_path, tree=tree)
-    assert doctor.kernel_fix("htb", files) == (
+    assert doctor_verdict.kernel_fix("htb", files) == (
         f"boot a kernel with CONFIG_NET_SCH_HTB (modprobe cannot help: this kernel's modules are not on this "
         f"machine ({tmp_path}/{where}))")
     assert not features.module_tree_lacks("sch_htb", files)
@@ -68,7 +68,7 @@ def test_no_proc_modules_a_kernel_without_module_support_needs_another(tmp_path,
     """This VM's kernel (no /proc/modules, no /lib/modules): modprobe, or a package, can give it nothing."""
     files = machine(tmp_path, proc_modules=False, tree=tree)
     for name, config in (("htb", "CONFIG_NET_SCH_HTB"), ("netem", "CONFIG_NET_SCH_NETEM")):
-        assert doctor.kernel_fix(name, files) == (
+        assert doctor_verdict.kernel_fix(name, files) == (
             f"boot a kernel with {config} (modprobe cannot help: this kernel was built without loadable module "
             "support (no /proc/modules))")
     assert not features.module_tree_lacks("sch_htb", files)
@@ -76,7 +76,7 @@ def test_no_proc_modules_a_kernel_without_module_support_needs_another(tmp_path,
 
 def test_loading_switched_off_needs_a_reboot_not_a_package(tmp_path):
     files = machine(tmp_path, disabled="1")
-    assert doctor.kernel_fix("htb", files) == (
+    assert doctor_verdict.kernel_fix("htb", files) == (
         "boot a kernel with CONFIG_NET_SCH_HTB (modprobe cannot help: module loading is off until the next boot "
         "(kernel.modules_disabled = 1))")
     assert not features.module_tree_lacks("sch_htb", files)

@@ -9,7 +9,7 @@ import pytest
 from netpol_cases import model
 from test_doctor import DEFAULT, by_name, install_machine
 
-from netlab import doctor
+from netlab import doctor, doctor_needs
 from netlab.api.topology import load
 from netlab.errors import EnvironmentNotReady
 from netlab.plan.build import build_plan
@@ -67,7 +67,7 @@ def test_the_model_and_the_rules_agree_on_sctp():
 def test_a_lab_with_sctp_ports_needs_the_kernels_sctp_rules():
     assert {"sctp", "iptables-restore"} <= doctor.needs(lab_with([SCTP_IN]))
     assert "sctp" not in doctor.needs(lab_with([]))
-    assert doctor.sctp_policies(lab_with([SCTP_IN, SCTP_OUT])) == ["x/sctp-in", "x/sctp-out"]
+    assert doctor_needs.sctp_policies(lab_with([SCTP_IN, SCTP_OUT])) == ["x/sctp-in", "x/sctp-out"]
 
 
 def test_sctp_rules_the_kernel_refuses_fail_up_naming_the_policies(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from netlab import doctor
+from netlab import doctor_verdict
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns, packages
 
@@ -22,15 +22,15 @@ def test_a_missing_program_names_its_package(monkeypatch, program, package):
                                "(or sudo ./scripts/setup.sh)")
 
 
-@pytest.mark.parametrize("check", sorted(doctor.PROGRAMS))
+@pytest.mark.parametrize("check", sorted(doctor_verdict.PROGRAMS))
 def test_the_doctor_names_the_package_every_command_names(monkeypatch, check):
     monkeypatch.setattr(netns.shutil, "which", lambda name, path=None: None)
-    line, _ = doctor._tool(check, needed=True)
+    line, _ = doctor_verdict.tool_check(check, needed=True)
     with pytest.raises(EnvironmentNotReady) as info:
-        netns.binary(doctor.PROGRAMS[check])
-    assert line.fix == packages.install_fix(doctor.PROGRAMS[check])
+        netns.binary(doctor_verdict.PROGRAMS[check])
+    assert line.fix == packages.install_fix(doctor_verdict.PROGRAMS[check])
     assert str(info.value).endswith(f"fix: {line.fix}")
-    assert packages.package_of(doctor.PROGRAMS[check]) is not None
+    assert packages.package_of(doctor_verdict.PROGRAMS[check]) is not None
 
 
 def test_a_program_not_in_the_table_is_sent_to_setup():

@@ -1,0 +1,113 @@
+"""The doctor's netfilter checks: the iptables-restore netlab runs and its backend, the kernel's SCTP match for a
+policy's SCTP ports, kube-proxy's nftables objects (nf_tables) and how nft gets its transactions, and the
+netdev chains of loss impairments (nf_netdev). Each is tried in the throwaway namespace
+(:mod:`netlab.kernel.features`), never in the host's.
+"""
+
+from __future__ import annotations
+
+import re
+
+from netlab.doctor_lines import OK, Check
+from netlab.doctor_verdict import MISSING_HOOK, PROGRAMS, kernel_fix, verdict
+from netlab.doctor_words import WHY
+from netlab.errors import EnvironmentNotReady
+from netlab.kernel import features, packages
+from netlab.kernel import netns as nsmod
+from netlab.realize import netfilter
+
+# A policy's SCTP port as plan/policy.py writes it (a port, a range), loaded for real by the iptables-restore netlab
+# runs, in the throwaway namespace (which the kernel frees with it): the kernel takes the rules SCTP ports need.
+SCTP_RULES = "\n".join(("*filter", ":NETLAB-DOCTOR-SCTP - [0:0]",
+                         "-A NETLAB-DOCTOR-SCTP -p sctp -m sctp --dport 9 -j RETURN",
+                         "-A NETLAB-DOCTOR-SCTP -p sctp -m sctp --dport 20:22 -j RETURN", "COMMIT", ""))
+
+
+def nft_way() -> str:
+    """How netlab gives nft its transactions here (kernel/nft.py): in its own process through libnftables, or
+    by running the program."""
+    from netlab.kernel import libnftables, nft
+
+    try:
+        if nft.mode() == "process":
+            return f"; transactions run the program ({nft.ENV}=process)"
+    except EnvironmentNotReady as exc:
+        return f"; {exc}"
+    if libnftables.load() is None:
+        return f"; {libnftables.SONAME} does not load ({libnftables.load_error()}): transactions run the program"
+    return f"; transactions in netlab's process through {libnftables.SONAME}"
+
+
+def iptables_check(needed: bool, pretend: set[str]) -> tuple[Check | None, list[str] | None]:
+    """The iptables-restore netlab will run (NETLAB_IPTABLES picks nft or legacy) and its --version argv."""
+    fix = packages.install_fix("iptables-restore")
+    if "iptables-restore" in pretend:
+        return verdict("iptables-restore", False, f"iptables-restore is missing ({MISSING_HOOK}, a test hook)",
+                        needed, fix), None
+    try:
+        _, restore = netfilter.tools()
+    except EnvironmentNotReady as exc:
+        if "NETLAB_IPTABLES" in str(exc):
+            fix = "unset NETLAB_IPTABLES (the system's default backend), or set it to nft or legacy"
+        return verdict("iptables-restore", False, str(exc).split(";")[0], needed, fix), None
+    return None, [restore, "--version"]
+
+
+def netdev_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
+    """Does the kernel take loss impairments' chains (netdev ingress and egress hooks, numgen)?"""
+    if "nf_netdev" in pretend:
+        return verdict("nf_netdev", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed,
+                        kernel_fix("nf_netdev"))
+    if "nf_netdev" not in probe.outputs:
+        return verdict("nf_netdev", False, "not tried: no nft to load the chains with", needed,
+                        packages.install_fix(PROGRAMS["nft"]))
+    status, text = probe.outputs["nf_netdev"]
+    if status == 0:
+        return Check("nf_netdev", OK, "netdev chains on a device's ingress and egress hooks with a numgen random "
+                     "drop load (loss impairments)", needed=needed)
+    first = text.splitlines()[0] if text else "no output"
+    detail = f"nft refuses netdev ingress/egress chains with numgen ({first})"
+    return verdict("nf_netdev", False, detail + (f"; {WHY['nf_netdev']}" if needed else ""), needed,
+                    kernel_fix("nf_netdev"))
+
+
+def find_nft() -> str | None:
+    try:
+        return nsmod.binary("nft")
+    except EnvironmentNotReady:
+        return None
+
+
+def kube_proxy_shape(check: Check, probe: features.KernelProbe, needed: bool) -> Check:
+    """The nf_tables check, told whether kube-proxy's nftables objects load (``nft`` in the throwaway netns)."""
+    status, text = probe.outputs.get("nft-kube-proxy", (-1, "did not run"))
+    if status == 0:
+        if check.status != OK:
+            return check
+        return Check("nf_tables", OK, f"{check.detail}; kube-proxy's nftables objects (verdict maps, numgen, "
+                     "dynamic sets with timeouts, dnat, masquerade fully-random) load", needed=check.needed)
+    first = text.splitlines()[0] if text else "no output"
+    detail = f"{check.detail}; kube-proxy's nftables objects do not load (`nft`: {first})"
+    return verdict("nf_tables", False, detail, needed, kernel_fix("nf_tables"))
+
+
+def sctp_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
+    """Does the kernel take a policy's SCTP rules (``-p sctp -m sctp --dport``)?"""
+    if "sctp" in pretend:
+        return verdict("sctp", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed, kernel_fix("sctp"))
+    if "sctp" not in probe.outputs:  # no iptables-restore, or NETLAB_IPTABLES names none: iptables_check says which
+        why = iptables_check(True, set())[0]
+        return verdict("sctp", False, "not tried: no iptables-restore to load the rules with" + (
+            f" ({why.detail})" if why else ""), needed, why.fix if why else packages.install_fix("iptables-restore"))
+    status, text = probe.outputs["sctp"]
+    if status == 0:
+        return Check("sctp", OK, "iptables-restore takes -p sctp -m sctp --dport (a port, a range)", needed=needed)
+    first = text.splitlines()[0] if text else "no output"
+    return verdict("sctp", False, f"iptables-restore refuses -p sctp -m sctp --dport ({first})", needed,
+                    kernel_fix("sctp"))
+
+
+def iptables_backend(version: str) -> str:
+    """'nft' or 'legacy' from ``iptables-restore v1.8.9 (nf_tables)`` / ``(legacy)``; '' if unknown."""
+    match = re.search(r"\((nf_tables|legacy)\)", version)
+    return {"nf_tables": "nft", "legacy": "legacy"}.get(match.group(1), "") if match else ""

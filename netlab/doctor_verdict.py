@@ -1,0 +1,80 @@
+"""One doctor check judged from its facts: present, or missing and needed (FAIL) or not (warn, with why the lab
+can do without it), with the fix; a kernel feature's fix is modprobe, or a kernel built with it. The test hook
+``NETLAB_DOCTOR_MISSING`` (netlab/doctor.py) makes a check see its feature or tool as missing.
+"""
+
+from __future__ import annotations
+
+import os
+
+from netlab.doctor_lines import FAIL, OK, WARN, Check
+from netlab.doctor_words import KERNEL_MODULE, KERNEL_NOTE, KERNEL_OTHERWISE, KERNEL_PACKAGE, NETNS_FIX, WHY
+from netlab.errors import EnvironmentNotReady
+from netlab.kernel import features, packages
+from netlab.kernel import netns as nsmod
+
+MISSING_HOOK = "NETLAB_DOCTOR_MISSING"
+
+# The program each tool check looks for; its package (the fix) is kernel/packages.py's, as every command says it.
+PROGRAMS = {"iptables-restore": "iptables-restore", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq",
+            "nft": "nft", "tcpdump": "tcpdump"}
+BR_NETFILTER_DIR = "/proc/sys/net/bridge"
+
+
+def pretended_missing() -> set[str]:
+    return {n.strip() for n in os.environ.get(MISSING_HOOK, "").split(",") if n.strip()}
+
+
+def verdict(name: str, present: bool, detail: str, needed: bool, fix: str) -> Check:
+    if present:
+        return Check(name, OK, detail, needed=needed)
+    if needed:
+        return Check(name, FAIL, detail, fix, needed)
+    why = WHY.get(name, "this lab does not need it")
+    return Check(name, WARN, f"{detail}; {why}", fix, needed)
+
+
+def kernel_check(name: str, probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
+    if name == "br_netfilter":  # read from the host, not tried: the test hook reaches it here
+        present = os.path.isdir(BR_NETFILTER_DIR) and name not in pretend
+        missing = f"reported missing by {MISSING_HOOK} (a test hook)" if name in pretend else \
+            f"not loaded ({BR_NETFILTER_DIR} is missing)"
+        detail = f"{BR_NETFILTER_DIR} exists" if present else missing + (f"; {WHY[name]}" if needed else "")
+    else:
+        fact = probe.features[name]
+        present = fact.available is not False
+        detail = fact.detail
+    return verdict(name, present, detail, needed, kernel_fix(name))
+
+
+def kernel_fix(name: str, files: features.ModuleFiles | None = None) -> str:
+    """How to get a kernel feature: ``modprobe`` where that can load it; where it cannot (a kernel without
+    module support, loading switched off, no module on disk for it), a kernel built with it. ``files``: where
+    the kernel's modules are said (features.module_files(), this machine's, by default)."""
+    if name == "netns":
+        return NETNS_FIX
+    module, config = KERNEL_MODULE[name]
+    otherwise = KERNEL_OTHERWISE.get(name)
+    why = features.module_unavailable(module, files)
+    if why is None:
+        said = [s for s in (KERNEL_PACKAGE.get(name), KERNEL_NOTE.get(name)) if s]
+        fix = f"modprobe {module} ({'; '.join([config, *said])})"
+    else:
+        # The package that has the module helps only a kernel that loads modules and whose module tree is
+        # here, without it. A kernel built without module support (this VM's: no /proc/modules), with loading
+        # switched off, or whose modules are not on this machine (booted from outside the disk) needs
+        # another kernel, whatever is installed.
+        package = KERNEL_PACKAGE.get(name) if features.module_tree_lacks(module, files) else None
+        fix = f"boot a kernel with {config} (modprobe cannot help: {why}{f'; {package}' if package else ''})"
+    return f"{fix}, {otherwise}" if otherwise else fix
+
+
+def tool_check(name: str, needed: bool) -> tuple[Check, str | None]:
+    """The check of one tool and its absolute path (None when missing)."""
+    command = PROGRAMS[name]
+    fix = packages.install_fix(command)
+    try:
+        path = nsmod.binary(command)
+    except EnvironmentNotReady:
+        return verdict(name, False, f"{command} is not installed", needed, fix), None
+    return verdict(name, True, path, needed, fix), path
