@@ -16,7 +16,7 @@ is another object, with a ClusterIP of its own beside the add-on's). It is:
   room, IP allocated like any pod's; its one container runs dnsmasq from
   Debian. Its A and PTR records (Services' ClusterIPs, endpoints, headless
   Services' addresses: what changes when a pod comes or goes) are in a hosts
-  file of the lab's state directory (dnsrecords.hosts_file; netlab.services.dns_records
+  file of the lab's state directory (dnsrecords.hosts_file; netlab.workload.dns_records
   writes it, and ``up`` has dnsmasq read it again with SIGHUP, as CoreDNS's
   kubernetes plugin follows the API server without a restart); the records
   dnsmasq takes only on its command line (SRV, the namespaces' pod names, the

@@ -25,6 +25,7 @@ from __future__ import annotations
 from netlab.model.lab import Lab
 from netlab.probe import neighbours as nb
 from netlab.probe import service_paths as svcs
+from netlab.probe.service_targets import Distribution
 from netlab.probe.matrix import Probe
 from netlab.probe.neighbours import Entry
 from netlab.probe.tasks import Job, Seed, Task, Unit
@@ -74,7 +75,7 @@ def task_for(i: int, p: Probe) -> Task:
 
 
 def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None = None, arp: str = "real",
-             dists: list[svcs.Distribution] | None = None) -> Job:
+             dists: list[Distribution] | None = None) -> Job:
     """The agent's job: a task per probe (and per distribution connection, ids after the probes'), in units."""
     budget = budget if budget is not None else nb.probe_budget()
     order = {p.name: i for i, p in enumerate(lab.pods)}

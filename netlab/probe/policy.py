@@ -97,7 +97,7 @@ class ServiceJudge:
     def pod_nodeport(self, src: str, node: "NodeInfo", endpoints: list[tuple[str, int]], proto: str,
                      node_port: int, local: bool = False) -> tuple[bool | None, str]:
         """(expected, reason) for pod ``src`` dialling ``node``'s nodePort, ``endpoints`` the ones kube-proxy
-        picks from (:func:`netlab.probe.services.pod_nodeport`); expected None: do not probe.
+        picks from (:func:`netlab.probe.nodeport_pods.probe`); expected None: do not probe.
 
         On the pod's own node, kube-proxy DNATs it in PREROUTING, before FORWARD: its egress is judged against
         the endpoint, and the endpoint's ingress with what the packet has there (the pod's address; one of
