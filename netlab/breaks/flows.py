@@ -13,6 +13,8 @@ from typing import Iterable
 from netlab.breaks.changes import peer_node
 from netlab.model.echo_ports import pod_echo_ports
 from netlab.model.lab import Lab, NodeInfo, PodInfo
+from netlab.probe.matrix import endpoints, probe_ports
+from netlab.probe.policy import policy_judge, service_judge
 
 
 # The faults of one node's pod network, as a flow's path meets them: its overlay to the peer node, its forwarding,
@@ -147,6 +149,8 @@ def meets_a_flow(name: str, lab: Lab, node: NodeInfo) -> bool:
     others = {n.name for n in lab.nodes} - {node.name}
     where = _Where(lab)
     for row in _rows_at(lab, node):
+        if row.get("expected") == "unreachable":  # a policy denies it: no fault changes what probe expects of it
+            continue
         src, dst = row["source"], row["destination"]
         if name == "pod-mtu-too-big":  # symptoms.expect's rule: full-size echoes across the node's underlay port
             if row["protocol"] == "mtu" and ((src in here | {node.name} and dst in elsewhere) or
@@ -159,31 +163,51 @@ def meets_a_flow(name: str, lab: Lab, node: NodeInfo) -> bool:
 
 def _rows_at(lab: Lab, node: NodeInfo) -> Iterable[dict]:
     """The probe rows (as :func:`expect` reads them) whose path may touch ``node``: from its pods and itself to
-    every pod, from every pod and node to its pods (build_matrix's ICMP, full-size and TCP), a ClusterIP from its
-    pods, and what reaches its NodePort from the other nodes (build_matrix and probe/services.py)."""
+    every pod, from every pod and node to its pods (build_matrix's ICMP, full-size, and TCP and UDP to the ports it
+    probes), a ClusterIP from its pods, and what reaches its NodePort from the other nodes (build_matrix and
+    probe/services.py). Each with ``expected`` "unreachable" where the NetworkPolicies deny it, as probe judges
+    it (probe/policy.py: policy_judge, ServiceJudge); a Service flow probe leaves out (the policies allow some of
+    its endpoints only) is left out."""
     here = lab.pods_on(node.name)
     names = {p.name for p in here}
     everyone = [p.name for p in lab.pods] + [n.name for n in lab.nodes]
     pairs = [(src, dst.name) for src in [p.name for p in here] + [node.name] for dst in lab.pods] + \
         [(src, dst) for src in everyone for dst in sorted(names)]
+    eps, judge, sj = endpoints(lab), policy_judge(lab), service_judge(lab)
+
+    def expected(allowed: bool | None) -> str:
+        return "reachable" if allowed is not False else "unreachable"
+
     for src, dst in pairs:
-        if src != dst:
-            for proto in ("mtu", "icmp", "tcp"):
-                yield {"source": src, "destination": dst, "protocol": proto, "service": None}
+        if src == dst:
+            continue
+        flows = [("mtu", None), ("icmp", None)] + [(proto, port) for port, proto, _ in probe_ports(lab.pod(dst))]
+        for proto, port in flows:
+            allowed = judge(eps[src], eps[dst], "icmp" if proto == "mtu" else proto, port)[0] if judge else True
+            yield {"source": src, "destination": dst, "protocol": proto, "port": port, "service": None,
+                   "expected": expected(allowed)}
     for svc in lab.services:
         for port in svc.ports:
-            eps = [{"pod": p.name, "node": p.node} for p, _ in lab.endpoints(svc, port)]
-            if not eps:
+            eps_t = lab.endpoints(svc, port)
+            ends = [{"pod": p.name, "node": p.node} for p, _ in eps_t]
+            if not ends:
                 continue
+            proto, targets = port.protocol.lower(), [(p.name, n) for p, n in eps_t]
             if svc.cluster_ip != "None":
                 for src in sorted(names):
-                    yield {"source": src, "destination": svc.name, "protocol": "tcp",
-                           "service": {"name": svc.name, "via": "ClusterIP", "endpoints": eps}}
-            local = [e for e in eps if e["node"] == node.name]
+                    allowed = sj.clusterip(src, targets, proto)[0] if sj else True
+                    if allowed is not None:
+                        yield {"source": src, "destination": svc.name, "protocol": proto, "service": {
+                            "name": svc.name, "via": "ClusterIP", "endpoints": ends}, "expected": expected(allowed)}
+            local = [e for e in ends if e["node"] == node.name]
             if svc.type == "ClusterIP" or (svc.external_traffic_policy == "Local" and not local):
                 continue  # no NodePort, or one that drops what has no endpoint on the node (Local)
+            picked = local if svc.external_traffic_policy == "Local" else ends
             for other in lab.nodes:
                 if other.name != node.name:
-                    yield {"source": other.name, "destination": node.name, "protocol": "tcp",
-                           "service": {"name": svc.name, "via": "NodePort", "node": node.name,
-                                       "endpoints": local if svc.external_traffic_policy == "Local" else eps}}
+                    allowed = sj.nodeport(eps[other.name], node, [(e["pod"], n) for e in picked for p, n in
+                                                                  targets if p == e["pod"]], proto)[0] if sj else True
+                    if allowed is not None:
+                        yield {"source": other.name, "destination": node.name, "protocol": proto,
+                               "service": {"name": svc.name, "via": "NodePort", "node": node.name,
+                                           "endpoints": picked}, "expected": expected(allowed)}
