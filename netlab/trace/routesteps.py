@@ -163,11 +163,12 @@ class RouteSteps(WalkParts):
             return self._bridge_forward(ns, link, mac, ingress=ingress, routed=iif is not None)
         return self._leave(ns, oif, mac)
 
-    def _source_row(self, ns: str, f: Flow) -> None:
+    def _source_row(self, ns: str, f: Flow, service: str | None = None) -> None:
         """The row of the route lookup that picked a socket's source address, where nat OUTPUT then DNATs its
         packet (a node reaching a Service): the kernel routes by the address the socket sent to, takes the route's
         preferred source, and keeps it when it routes the packet again by the new destination (a masquerade in
-        POSTROUTING may change it later)."""
+        POSTROUTING may change it later). ``service``: a node's ICMP echo to that Service's ClusterIP, which no
+        rule of kube-proxy's DNATs (it matches the Service's ports): routed by that lookup alone."""
         cmd = f"ip -n {ns} route get {f.dst}"
         try:
             ans = self.k.route_get(ns, f.dst)
@@ -175,10 +176,12 @@ class RouteSteps(WalkParts):
             return  # the walk goes on by the new destination; only the source's lookup is not shown
         via = f" via {ans.gateway}" if ans.gateway else ""
         dev = f" dev {ans.oif}" if ans.oif else ""
+        why = (f"{service}'s ClusterIP: kube-proxy DNATs only its ports, TCP and UDP, not this ICMP echo, so the "
+               f"packet is routed by this destination and this lookup") if service else \
+            "before nat OUTPUT's DNAT; the packet is then routed by its new destination and keeps this source"
         self.rows.add(ns, ans.oif or "-", "route",
                       f"route get {f.dst} →{via}{dev} src {ans.prefsrc or f.src}: the source address {f.src} the "
-                      f"socket sends from, picked by the route to the address it sent to (before nat OUTPUT's "
-                      f"DNAT; the packet is then routed by its new destination and keeps this source)",
+                      f"socket sends from, picked by the route to the address it sent to ({why})",
                       [cmd], None, prefsrc=ans.prefsrc, source=f.src, source_route=True)
 
     def _source(self, ns: str, dst: str) -> str | Walk:

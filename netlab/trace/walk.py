@@ -140,6 +140,11 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps):
         new, row = self._prerouting(ns, None)  # OUTPUT: a node reaching a Service is DNATed here
         if new is not None and new.dst != self.flow.dst:
             self._source_row(ns, self.flow)  # the lookup that picked the source, by the destination before the DNAT
+        elif f.proto == "icmp" and not f.src and ns in self.lab.kube_proxy_netns:
+            # a node's ping to a ClusterIP: no DNAT, the same lookup picked its source and routes it (said alike)
+            svc = next((s.name.partition(":")[0] for s in self.lab.services if s.ip == f.dst), None)  # ns/name
+            if svc is not None:
+                self._source_row(ns, self.flow, service=f"Service {svc}")
         dropped = self._emit_nat(row)
         if dropped is not None:
             return dropped

@@ -78,3 +78,26 @@ def test_the_route_row_of_a_bridged_dnat_says_it_is_not_ip_forwarded():
     w = walk(k, m, "svc-client", flow)
     route = next(h for h in w.hops if h.kind == "route" and h.netns == "svc-node-1")
     assert "(forwarded)" in route.decision and "bridged_dnat" not in route.facts, route.decision
+
+
+def test_a_nodes_echo_to_a_cluster_ip_has_the_source_row_too():
+    """kube-proxy DNATs a Service's TCP and UDP ports only: a node's ping to the ClusterIP is routed by the
+    ClusterIP itself, from the source that lookup picks (eth0's address). The row that says so is the one a TCP
+    or UDP packet of the node gets; a node's ping to a pod names none (its source is the route row's own)."""
+    lab, m, k = services()
+    node = str(lab.node("node-1").ip)
+    w = walk(k, m, "svc-node-1", Flow.icmp(None, WEB_IP, 7))
+    assert w.source == node
+    first = w.hops[0]
+    assert (first.netns, first.kind, first.device) == ("svc-node-1", "route", "eth0"), first
+    assert first.decision == (
+        f"route get {WEB_IP} → via 192.168.122.1 dev eth0 src {node}: the source address {node} the socket sends "
+        f"from, picked by the route to the address it sent to (Service default/web's ClusterIP: kube-proxy DNATs only its "
+        f"ports, TCP and UDP, not this ICMP echo, so the packet is routed by this destination and this lookup)"), \
+        first.decision
+    assert first.commands == [f"ip -n svc-node-1 route get {WEB_IP}"]
+    assert first.facts["source"] == node and first.facts["source_route"] is True and "oif" not in first.facts
+    assert w.hops[1].kind == "route" and not w.hops[1].facts.get("source_route")
+    # from a pod: no such row (the pod's own packet is not the node's)
+    w = walk(k, m, "svc-client", Flow.icmp(None, WEB_IP, 7))
+    assert not any(h.facts.get("source_route") for h in w.hops)
