@@ -158,6 +158,9 @@ class Trace:
     # target (NAME:IFACE, as `netlab impair` takes it), impairment ("rate 10mbit loss 1%"), direction (forward or
     # reply), hop (its label). Said even when the packet got through: other packets of the flow may not.
     impairments: tuple[Mapping[str, Any], ...] = ()
+    # What is said of an end that is a terminal pod (Completed or Error: its containers exited for good), in the
+    # words of probe's note, which leaves its flows out: nothing runs there to answer or send
+    notes: tuple[str, ...] = ()
     # The trace's verdict, `netlab trace`'s exit 0: delivered, not refused, the reply (when one is due) back, no
     # denied flow past its node, no masquerade from pod to pod, no row that sent it astray
     ok: bool = True

@@ -137,11 +137,15 @@ class Probe:
         return s.kind == d.kind == "pod" and s.bridge is not None and s.bridge == d.bridge
 
 
+def terminated(name: str) -> str:
+    """A terminal pod (workload/terminal.py), as probe, ``policy table``, ``reach`` and ``trace`` name it."""
+    return f"pod {name} has terminated (its containers exited for good: Completed or Error)"
+
+
 def terminated_note(name: str) -> str:
     """What probe, ``policy table`` and ``reach`` say of a terminal pod (workload/terminal.py): Kubernetes tears
     down a Succeeded or Failed pod's sandbox, and no process of it runs to answer or to send."""
-    return (f"pod {name} has terminated (its containers exited for good: Completed or Error): no flow to or from it "
-            f"is probed")
+    return f"{terminated(name)}: no flow to or from it is probed"
 
 
 def terminated_notes(lab: "Lab") -> list[str]:

@@ -52,6 +52,7 @@ class TraceResult:
     listener: str | None = None  # to an internet host: the temporary echo listener that answered (run._listen)
     # The impaired interfaces the path leaves by: target (NAME:IFACE), impairment, direction, hop (run._on_path)
     impairments: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # an end that is a terminal pod (targets.terminated_notes)
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
@@ -133,7 +134,7 @@ class TraceResult:
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
             "policy": self.policy, "repair": self.repair, "refused": self.refused, "nat": self.nat,
             "reply_expected": self.reply_expected, "listener": self.listener, "astray": self.astray,
-            "impairments": self.impairments, "ok": self.ok,
+            "impairments": self.impairments, "notes": self.notes, "ok": self.ok,
         }
 
 
@@ -242,6 +243,7 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
             out.append(f"  fix: {v.fix}{also}")
     if r.listener:
         out.append(f"note: {r.listener}")
+    out += [f"note: {n}" for n in r.notes]
     named = [i for i in r.impairments if f"{i['target']} has netlab's impairment" not in (v.reason or "")]
     if named:  # what slows or drops such packets, though this one may have got through
         said = ", ".join(f"{i['target']} ({i['impairment']}, hop {i['hop']})" for i in named)

@@ -36,7 +36,7 @@ from netlab.probe import listeners, neighbours as nb
 from netlab.cni.edited import repair_command
 from netlab.realize.state import lab_netns_gone, netns_gone
 from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
-from netlab.trace import inputdrop, nodeport, policy as tpolicy, policyrules, refusal
+from netlab.trace import inputdrop, nodeport, policy as tpolicy, policyrules, refusal, targets
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -249,8 +249,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
     result.impairments = _on_path(lab, result)
-    result.repair = lm.repair
-    result.listener = listening
+    result.repair, result.listener = lm.repair, listening
+    result.notes = targets.terminated_notes(lab, src, dst)  # a Completed/Error pod: nothing of it runs there (probe)
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
                     tpolicy.Tables(policy_tables, result.repair))
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None

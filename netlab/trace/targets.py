@@ -23,6 +23,7 @@ from netlab.plan.services import service_ports
 from netlab.trace.flow import is_ip
 from netlab.trace.labmap import LabMap
 from netlab.model.echo_ports import pod_echo_ports, port_protocol
+from netlab.probe.matrix import terminated
 
 
 @dataclass(frozen=True)
@@ -211,3 +212,12 @@ def capture_namespaces(lab: Lab, src: Endpoint, dst: Endpoint) -> list[str]:
         if ns not in seen:
             seen.append(ns)
     return seen
+
+
+def terminated_notes(lab: Lab, *ends: Endpoint) -> list[str]:
+    """What a trace says of each of its ends that is a terminal pod (``lab.terminal``: Completed or Error), in
+    probe's words (probe.matrix.terminated), which leaves its flows out: the packet meets the namespace netlab
+    keeps, but no process of the pod runs there, and Kubernetes would have torn its sandbox down."""
+    return [f"{terminated(e.name)}: nothing runs in it to answer or send, so nothing listens there (Kubernetes "
+            f"releases a terminated pod's sandbox; netlab keeps its namespace, whose kernel this packet met)"
+            for e in ends if e.kind == "pod" and e.name in lab.terminal]

@@ -15,7 +15,8 @@ import json
 
 import pytest
 
-from helpers import in_netns, netlab, traced
+from helpers import in_netns, netlab, traced, wait_for
+from netlab import Lab
 
 pytestmark = pytest.mark.root
 
@@ -29,6 +30,34 @@ pods:
 services:
   - {{name: web, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
 """
+NOTE = ("pod done1 has terminated (its containers exited for good: Completed or Error): nothing runs in it to answer "
+        "or send, so nothing listens there (Kubernetes releases a terminated pod's sandbox; netlab keeps its "
+        "namespace, whose kernel this packet met)")
+
+
+def pods(lab: str) -> dict[str, dict]:
+    return {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+
+
+def test_a_terminal_pod_is_said_as_probe_says_it(labs):
+    lab = labs.name("tr")
+    path, _ = labs.up(TOPOLOGY.format(lab=lab))
+    assert wait_for(lambda: pods(lab)["done1"]["status"] == "Completed", 20)
+    netlab("up", "-t", path)
+
+    # the kernel: nothing listens in done1's namespace
+    assert in_netns(f"{lab}-done1", "ss", "-ltunH", check=True).stdout.strip() == ""
+    probe = json.loads(netlab("probe", "--lab", lab, "-o", "json", timeout=120).stdout)
+    assert any(n.startswith("pod done1 has terminated (its containers exited for good: Completed or Error): ")
+               for n in probe["not_probed"]), probe["not_probed"]
+    code, doc = traced(lab, "cl", "done1")
+    assert code == 0 and doc["delivered"] and doc["notes"] == [NOTE], doc["notes"]
+    text = netlab("trace", "--lab", lab, "cl", "done1", "--port", "8080", check=False)
+    assert text.returncode == 1 and f"note: {NOTE}" in text.stdout.splitlines(), text.stdout
+    assert Lab(lab).trace("done1", "cl").notes == (NOTE,)
+    code, doc = traced(lab, "cl", "web")
+    assert doc["notes"] == [], doc["notes"]
+
 
 def test_a_nodes_ping_to_a_cluster_ip_names_the_source_the_kernel_picks(labs):
     """The row of the lookup that picked the echo's source, as the node's TCP to the Service has it."""
