@@ -18,7 +18,7 @@ portmap netlab does not run), and a conflist whose plugins do not declare
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from netlab.model.location import Loc
@@ -26,6 +26,7 @@ from netlab.model.topology import CniConflist, Pod, Topology
 
 CAPABILITY = "portMappings"
 ANY = IPv4Address("0.0.0.0")  # hostIP absent or 0.0.0.0: every address of the node
+LOOPBACK = IPv4Network("127.0.0.0/8")  # every node's lo (the kernel's local route for all of it)
 
 
 def port_mappings(pod: Pod) -> list[dict[str, Any]]:
@@ -49,8 +50,9 @@ def first_host_port(topo: Topology) -> Loc | None:
 
 
 def check_host_ports(topo: Topology) -> list[tuple[Loc, str]]:
-    """hostIP only with a hostPort; hostPort only where a CNI plugin gets it; no two of one node's pods on one
-    hostPort, protocol and address (the scheduler's NodePorts filter: 0.0.0.0 overlaps every address)."""
+    """hostIP only with a hostPort, and only an address of the pod's node; hostPort only where a CNI plugin gets
+    it; no two of one node's pods on one hostPort, protocol and address (the scheduler's NodePorts filter: 0.0.0.0
+    overlaps every address)."""
     out: list[tuple[Loc, str]] = []
     taken: dict[tuple[str, int, str], list[tuple[IPv4Address, str]]] = {}
     cni = topo.network.cni
@@ -68,6 +70,9 @@ def check_host_ports(topo: Topology) -> list[tuple[Loc, str]]:
                                 f"hostPort needs a CNI plugin with the portMappings capability (portmap), and "
                                 f"network.cni {cni} runs none; use network.cni {{conflist: FILE}} with portmap"))
                     continue
+                not_its = _not_the_nodes(topo, pod, p.host_ip)
+                if not_its:
+                    out.append((loc + ("hostIP",), not_its))
                 addr = p.host_ip if p.host_ip is not None else ANY
                 key = (pod.node, p.host_port, p.protocol)
                 other = next((who for a, who in taken.get(key, []) if ANY in (a, addr) or a == addr), None)
@@ -77,3 +82,19 @@ def check_host_ports(topo: Topology) -> list[tuple[Loc, str]]:
                                 f"pod {other!r}; one node's pods cannot share a host port"))
                 taken.setdefault(key, []).append((addr, pod.name))
     return out
+
+
+def _not_the_nodes(topo: Topology, pod: Pod, host_ip: IPv4Address | None) -> str | None:
+    """Why ``host_ip`` is not an address of the pod's node, or None. kubelet and portmap take any hostIP and DNAT
+    <hostIP>:hostPort in the node's nat table; a packet for the node meets it only at one of the node's own
+    addresses: its ip (the one it is sure to have only when pinned: an allocated one may move with the file and
+    what a running lab holds) and loopback; 0.0.0.0 is every one of them."""
+    node = next((n for n in topo.nodes if n.name == pod.node), None)
+    if host_ip is None or host_ip == ANY or host_ip in LOOPBACK or node is None or host_ip == node.ip:
+        return None
+    way = "or use 0.0.0.0 (every address of the node) or remove hostIP"
+    if node.ip is None:
+        return (f"hostIP {host_ip} is not an address of node {node.name!r} (its ip is allocated, so no address is "
+                f"sure to be its own but loopback); pin the node's ip: to the address, {way}")
+    return (f"hostIP {host_ip} is not an address of node {node.name!r} ({node.ip}, loopback); portmap would DNAT "
+            f"packets that never come: use {node.ip}, {way.removeprefix('or use ')}")

@@ -103,8 +103,9 @@ class ContainerPort(Model):
                     "to the pod). Needs network.cni {conflist: FILE} with such a plugin; one node's pods may not "
                     "share a hostPort of one protocol.")
     host_ip: Ip | None = Field(None, alias="hostIP",
-                               description="With hostPort only: the node address the hostPort is on (all of the "
-                                           "node's addresses when absent).")
+                               description="With hostPort only: the node address the hostPort is on, the node's "
+                                           "ip (pinned in the file) or loopback (all of the node's addresses "
+                                           "when absent or 0.0.0.0).")
 
 
 class Container(Model):

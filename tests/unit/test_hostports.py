@@ -108,6 +108,33 @@ def test_host_ports_that_do_not_clash_are_taken(tmp_path):
     assert located_problems(topo(tmp_path, pods), tmp_path) == []
 
 
+@pytest.mark.parametrize("node, host_ip, message", [
+    ("n1", "192.168.122.11", "hostIP 192.168.122.11 is not an address of node 'n1' (192.168.122.10, loopback); "
+                             "portmap would DNAT packets that never come: use 192.168.122.10, 0.0.0.0 (every "
+                             "address of the node) or remove hostIP"),
+    ("n1", "192.168.122.1", "hostIP 192.168.122.1 is not an address of node 'n1' (192.168.122.10, loopback); "
+                            "portmap would DNAT packets that never come: use 192.168.122.10, 0.0.0.0 (every "
+                            "address of the node) or remove hostIP"),  # the underlay's router
+    ("n2", "192.168.122.10", "hostIP 192.168.122.10 is not an address of node 'n2' (its ip is allocated, so no "
+                             "address is sure to be its own but loopback); pin the node's ip: to the address, "
+                             "or use 0.0.0.0 (every address of the node) or remove hostIP"),
+])
+def test_a_host_ip_that_is_not_the_nodes_is_refused_in_one_located_line(tmp_path, node, host_ip, message):
+    """kubelet and portmap take any hostIP and DNAT <hostIP>:hostPort in the node's nat table: an address the node
+    does not have (another node's, the router's, or one of a node whose address is allocated) is a rule no packet
+    meets, so validate refuses it. The node's own ip, loopback and 0.0.0.0 stay (test_host_ports_that_do_not_clash...)."""
+    pods = (f"  - {{name: a, node: {node}, containers: [{{name: c, ports: [{{containerPort: 80, hostPort: 80, "
+            f"hostIP: {host_ip}}}]}}]}}\n")
+    assert located_problems(topo(tmp_path, pods), tmp_path) == [
+        (5, "pods[0].containers[0].ports[0].hostIP", message)]
+
+
+def test_host_ip_zero_and_loopback_are_every_node_s_own(tmp_path):
+    pods = ("  - {name: a, node: n2, containers: [{name: c, ports: [{containerPort: 80, hostPort: 80, "
+            "hostIP: 0.0.0.0}, {containerPort: 81, hostPort: 81, hostIP: 127.0.0.2}]}]}\n")
+    assert located_problems(topo(tmp_path, pods), tmp_path) == []
+
+
 def test_the_schema_has_host_port_and_host_ip():
     props = SCHEMA["$defs"]["ContainerPort"]["properties"]
     port = next(s for s in props["hostPort"]["anyOf"] if s.get("type") == "integer")
