@@ -208,6 +208,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
         else:
             did = self._did(done, "it was up and as the file says")
             self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {did}; watching{held}")
+        self.pending = dedupe(self.pending + self.failed_starts(running, state))  # tried again at once
         return loaded.lab
 
     def run(self) -> None:
@@ -400,6 +401,8 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
             self.kids.track(running, state)
             answered = self._relisten(running, done.created_netns)
         self.log(saw_did(saw_words([changed, *answered]), reading.waited, self._did(done, "nothing to change")))
+        if state is not None:  # what it could not start is tried again at once, as the kubelet's first retry
+            self.pending = dedupe(self.pending + self.failed_starts(running, state))
 
     def _did(self, done: lab_up.UpResult, nothing: str, said: Sequence[str] = ()) -> str:
         """:func:`watch_lines.did_words`, a container that still cannot start said once, not by every repair

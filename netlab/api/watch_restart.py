@@ -89,6 +89,20 @@ class RestartPolicy:
             self.waiting.restarted(key)  # no longer in CrashLoopBackOff (recorded after the apply)
         return None
 
+    def failed_starts(self, lab: Lab, state: LabState) -> list[str]:
+        """The containers an apply could not start that may be tried again now, as the next round's words: the
+        kubelet's first retry is at once (back-off 0 s, then 10, 20, 40 s ...). No process of theirs exits to wake
+        the loop, so after an apply that left nothing else to read (a changed command, the first apply) they waited
+        for the periodic check (up to ``--resync`` s). Nothing is committed here: the round's repair restarts them."""
+        out = []
+        for pod, c, crec in workload.containers(lab, state):
+            if not crec:
+                continue
+            why = workload.why_replace(crec, workload.container_argv(pod, c), pod.netns)
+            if why == tasks.FAILED_START and self.hold(pod, c, crec, why, commit=False) is None:
+                out.append(f"container {pod.name}/{c.name} {state_words(why, False)}")
+        return out
+
     def _held(self, lab: Lab, state: LabState) -> tuple[list[str], list[str], float | None]:
         """(containers to restart now, lines about held ones not said yet, when the next back-off ends)."""
         now_due, held, next_due = self.held_parts(lab, state)

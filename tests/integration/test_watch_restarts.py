@@ -3,6 +3,7 @@
 restartPolicy OnFailure: a container that failed is restarted with a back-off, one that completed is left,
 whether the watcher started it, found it exited before it started, or saw it exit; echo containers come
 back with their lab's one echo server; a Never pod's dead sandbox has its containers stopped for good.
+A container that cannot start is tried again at once after each apply, then after its back-off.
 Each case has a lab of its own, unique name, always taken down.
 """
 
@@ -20,7 +21,7 @@ import pytest
 
 from helpers import lab_namespaces, netlab, unique_lab, write_topology
 from netlab.kernel import pidfd
-from watching import container_pid, jobs_topology, residents, running, wait_until, watching
+from watching import container_pid, jobs_topology, residents, running, topology, wait_until, watching
 
 pytestmark = pytest.mark.root
 
@@ -250,3 +251,28 @@ pods:
         assert said == sorted(set(said), key=said.index) == [3, 4, 0], "\n".join(watcher.lines)  # once each, in order
         assert seen() == {"state": "exited", "exit_code": 0, "last_exit_code": 4, "restarts": 2}
         assert watcher.stop() == 0
+
+
+def test_a_container_that_cannot_start_is_tried_again_at_once_after_each_apply(tmp_path):
+    """The kubelet's first retry of a container that cannot start is at once (back-off 0 s, then 10, 20, 40 s ...):
+    after the first apply and after a file apply that changed only its command (no notification comes, and no
+    process exits), the watcher's next round tries it again. It waited for the periodic check (up to --resync):
+    with --resync 600 no retry came at all."""
+    name = unique_lab("hi")
+    bad = "  - {name: c, node: node-1, containers: [{name: main, command: [/nonexistent/%s]}]}\n"
+    path = write_topology(tmp_path, topology(name, bad % "x"))
+    with watching(name) as start:
+        watcher = start(path, resync="600")
+        first = next(i for i, x in enumerate(watcher.lines) if "saw: lab " in x)
+        assert "pod c container main: could not start: /nonexistent/x" in watcher.lines[first], watcher.lines
+        # (its saw: may begin with the first apply's late echo: "saw: link cni0 up in ...; container c/main ...")
+        retry = watcher.wait_for_event("container c/main failed to start", after=first + 1)
+        assert "; did: pod c container main: could not start: /nonexistent/x" in retry, retry  # tried, not held
+        with open(path, "w") as fh:
+            fh.write(topology(name, bad % "y"))  # another command: a new pod's container, its back-off anew
+        mark = len(watcher.lines)
+        applied = watcher.wait_for_line(f"saw: {path} changed; did: ", after=mark)
+        assert "pod c container main: could not start: /nonexistent/y" in applied, applied
+        after = watcher.lines.index(applied) + 1
+        retry = watcher.wait_for_event("container c/main failed to start", after=after)
+        assert "; did: pod c container main: could not start: /nonexistent/y" in retry, retry

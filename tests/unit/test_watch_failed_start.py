@@ -77,3 +77,43 @@ def test_a_container_an_apply_stopped_is_not_said_as_an_exit(monkeypatch):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_container_a_file_apply_could_not_start_is_tried_again_by_the_next_round_at_once(monkeypatch):
+    """The kubelet's first retry of a container that cannot start is at once (back-off 0 s, then 10, 20 ...). A
+    file apply that only changed a command sends no notification and the container no exit: the retry waited for
+    the periodic check (up to --resync, 10 s). The apply now leaves it for the next round, which the loop runs at
+    once (``pending``); once tried, the back-off holds it (10 s), and nothing more is left for at once."""
+    import netlab.api.watch as wmod
+
+    lab = resolve(validate_source(parse_yaml(TEXT, "t.yaml")))
+    pod = lab.pods[0]
+    now = [1000.0]
+    record = {"argv": ["/nonexistent/x"], "restarts": 0, "error": "No such file or directory"}
+    lines: list[str] = []
+    w = Watcher("t.yaml", "w", log=lines.append, clock=lambda: now[0])
+    w.kids = Children(lambda: now[0], None)
+    w.kids.track = lambda *a: None  # type: ignore[method-assign]
+    w.waiting = types.SimpleNamespace(hold=lambda waiting: None, restarted=lambda key: None, write=lambda: None)
+    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made: [])
+    monkeypatch.setattr(Watcher, "_did", lambda self, done, nothing, said=(): "could not start container b/bad")
+
+    def apply_file(reading, name, features):  # the file changed b/bad's command; its start failed
+        reading.loaded = types.SimpleNamespace(lab=lab)
+        return types.SimpleNamespace(created_netns=[])
+
+    monkeypatch.setattr(wmod.watch_repair, "apply_file", apply_file)
+    monkeypatch.setattr(wmod.watch_repair, "file_id", lambda path: (1, 2, 3))
+    monkeypatch.setattr(wmod, "load_state", lambda name: object())
+    monkeypatch.setattr(wmod, "served_lab", lambda state: lab)
+    monkeypatch.setattr(wr.workload, "containers", lambda lab_, state: [(pod, pod.containers[0], dict(record))])
+    monkeypatch.setattr(wr.workload, "why_replace", lambda crec, argv, netns: FAILED_START)
+    w._file_changed()
+    assert lines == ["saw: t.yaml changed; did: could not start container b/bad"], lines
+    assert w.pending == ["container b/bad failed to start"]  # the loop's next round: at once
+    due, _lines, _ = w._held(lab, None)  # type: ignore[arg-type]
+    assert due == ["container b/bad failed to start"]  # and that round restarts it
+    assert w.hold(pod, pod.containers[0], dict(record), FAILED_START) is None  # (its repair's start)
+    assert w.failed_starts(lab, None) == []  # type: ignore[arg-type]  # tried: its back-off holds it now
+    _due, _lines, next_due = w._held(lab, None)  # type: ignore[arg-type]
+    assert next_due == now[0] + 10.0
