@@ -262,8 +262,9 @@ def network_words(loaded: Loaded) -> str:
 @lab_options
 @WAIT_OPTION
 @click.option("--force", is_flag=True,
-              help="Also when the lab's state file is corrupt or lost: delete every namespace <lab>-* whose lo "
-                   "carries the tag netlab:<lab>:<run id> (any run id), and the pods' files in /etc/netns/<lab>-*/ "
+              help="Also when the lab's state file is corrupt or lost: delete every namespace <lab>-* whose tag "
+                   "names the lab (net.ipv4.conf.all.tag its name's hash, any run id), and the pods' files in "
+                   "/etc/netns/<lab>-*/ "
                    "whose first line is netlab's for the lab. Untagged namespaces are never touched.")
 @output_option("text", "json")
 def down(lab_name: str | None, topology: str | None, wait: float, force: bool, output: str) -> None:

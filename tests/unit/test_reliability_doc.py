@@ -96,3 +96,18 @@ def test_the_parser_reads_each_way_a_row_names_a_test() -> None:
                                 (3, "tests/unit/bad/*.yaml", None)]
     assert problems(text) == 3 * ["line 3: tests/unit/test_x.py does not exist"] + ["line 3: test_y.py does not exist"]
 
+
+def test_the_page_says_where_a_namespaces_tag_lives_as_the_kernel_door_writes_it() -> None:
+    """It said a namespace is "tagged on `lo` (`netlab:<lab>:<run id>`)": no such string is on lo (nor anywhere `ip`
+    prints); the tag is three devconf sysctls of hashes (kernel/nstag.TAG_SYSCTLS), which a reader looks at to tell a
+    lab's namespace from a look-alike. `down --help` said the same."""
+    from cli_inprocess import run_cli
+
+    from netlab.kernel.nstag import TAG_SYSCTLS
+
+    text = DOC.read_text()
+    assert all(key in text for key in TAG_SYSCTLS)
+    said = " ".join(run_cli("down", "--help").stdout.split())
+    assert TAG_SYSCTLS[0] in said
+    for where in (text, said):
+        assert not re.search(r"`?lo`? carries|tagged on `lo`|netlab:<lab>:<", where)
