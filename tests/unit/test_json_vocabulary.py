@@ -55,7 +55,16 @@ def cni_json() -> dict[str, Any]:
     return {"lab": "l", "pod": None, "calls": [call_json(call.to_json())]}
 
 
-OUTPUTS = {"probe": probe_json, "trace": trace_json, "policy table": policy_json, "cni log": cni_json}
+def plan_json() -> dict[str, Any]:
+    from netlab.model.lab import resolve
+    from netlab.model.load import load_topology
+    from netlab.plan.build import build_plan
+
+    return json.loads(json.dumps(build_plan(resolve(load_topology(None))).to_json()))
+
+
+OUTPUTS = {"probe": probe_json, "trace": trace_json, "policy table": policy_json, "cni log": cni_json,
+           "plan": plan_json}
 
 
 def test_a_flow_is_source_destination_protocol_port_in_probe_trace_and_policy_table():
@@ -110,6 +119,10 @@ def deprecated_rows() -> list[tuple[str, str, str, str]]:
 
 
 def objects_at(data: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """The objects a row's `where` names; "... of kind K": those of them whose `kind` is K (plan's resources)."""
+    kind = re.search(r" of kind (\w+)$", where)
+    if kind:
+        return [obj for obj in objects_at(data, where[:kind.start()]) if obj.get("kind") == kind.group(1)]
     out: list[dict[str, Any]] = []
     for part in re.findall(r"`([^`]+)`", where) or ["top level"]:
         if part.endswith("[]"):
@@ -210,3 +223,18 @@ def test_the_doc_lists_every_key_of_validates_document_and_of_what_the_machine_l
     assert all(f"`{key}" in row for key in got["machine_missing"]), (got["machine_missing"], row)
     res = run_cli("validate", "-t", str(DOC.parents[1] / "topologies" / "host-gw-3node.yaml"), "-o", "json")
     assert res.returncode == 0 and json.loads(res.stdout)["machine_missing"] is None
+
+
+def test_an_fdb_entrys_mac_is_mac_in_plan_as_in_inspect_and_bridge_j_fdb():
+    """QA: one FDB entry said `lladdr` in `plan -o json` and `mac` in `inspect -o json` (`bridge -j fdb`'s word).
+    plan says `mac`, with `lladdr` beside it (deprecated), and a plan either way reads back the same."""
+    from netlab.plan.resources import resource_from_json
+    from netlab.trace import inspect
+
+    fdbs = [r for r in plan_json()["resources"] if r["kind"] == "fdb"]
+    assert fdbs and all(r["mac"] == r["lladdr"] for r in fdbs)
+    keys = list(fdbs[0])
+    assert keys[keys.index("mac") + 1] == "lladdr"
+    assert '{"mac": e.lladdr' in Path(inspect.__file__).read_text()  # inspect's own word for it
+    old = {k: v for k, v in fdbs[0].items() if k != "mac"}
+    assert resource_from_json(fdbs[0]) == resource_from_json(old) and resource_from_json(fdbs[0]).to_json() == fdbs[0]
