@@ -354,7 +354,8 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     Never pod's container that failed stays exited; a container that could
     not start fails the same until its command can run). A container that
     `up --watch` holds back by its back-off (CrashLoopBackOff) is said so,
-    with the watcher that restarts it and when.
+    with the watcher that restarts it and when. A lab whose `up` (or `down`)
+    was killed halfway is said so first, as `netlab list` says it.
 
     With -t FILE the lab is the one the file names, and the kernel is compared
     with the file's plan (not the one the lab was brought up with): after
@@ -376,6 +377,12 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
         result = internal_status(lab, topology, kernel, before=before)
     finally:
         kernel.close()
+    from netlab.realize.interrupted import stalled
+    from netlab.realize.state import load_state
+
+    saved = load_state(result.lab)  # an up (or down) killed halfway is said first, in list's words
+    if saved is not None and (cut := stalled(saved)) is not None:
+        click.echo(f"netlab: {cut}", err=True)
     warn(result.warnings)
     if output == "json":
         print_json(to_json(result))

@@ -24,7 +24,9 @@ from netlab.kernel.fake import FakeKernel
 from netlab.lab import readahead
 from netlab.lab.status import StatusResult
 from netlab.lab.teardown import down
-from netlab.realize import lab_lock, state as state_mod
+from netlab.api.running import labs
+from netlab.realize import lab_lock, state as state_mod, state_dir
+from netlab.realize.interrupted import stalled
 
 lab = pytest.fixture(make_lab, name="lab")
 HALF_DONE = "missing netns fk-b"  # what the kernel shows of an up at work: a pod not made yet
@@ -102,3 +104,26 @@ def test_a_read_that_fails_with_nobody_at_work_is_said_as_before(status_reading)
     got = status_reading.run(fails=CUT)
     assert got.returncode != 0 and "iptables-save failed: exit -15" in got.stderr + str(got), got
     assert "taken down" not in got.stderr and "being changed" not in got.stderr
+
+
+@pytest.mark.parametrize("drift", [True, False])
+def test_a_lab_whose_up_was_killed_says_so_first_in_lists_words_then_the_drift(status_reading, drift, monkeypatch):
+    """QA: status of a lab whose up was killed halfway (phase creating, nobody holds its lock) gave ~100 missing
+    objects and `up` as their repair; only `list` said the up was killed and that `down` takes away what it made.
+    status says list's line first (realize/interrupted.stalled), then the drift, if any, as before."""
+    state = state_mod.load_state(status_reading.name)
+    state.phase = "creating"
+    state.save()
+    with open(os.path.join(state_dir.lab_dir(status_reading.name), state_dir.LOCK_FILE), "w") as fh:
+        fh.write("pid 4194304 (netlab up)\n")  # the lock as that up left it: above pid_max's default, nobody
+    said = stalled(state)
+    assert said is not None and said == next(row.error for row in labs() if row.lab == status_reading.name)
+    if not drift:  # what the up made so far is all there (killed after its last change)
+        monkeypatch.setattr(lifecycle, "status", lambda state, _: StatusResult(lab=state.lab))
+    got = status_reading.run() if drift else run_cli("status", "--lab", status_reading.name)
+    assert got.stderr.splitlines()[0] == f"netlab: {said}", got
+    assert said.endswith(f"`sudo netlab down --lab {status_reading.name}` takes away what it made")
+    if drift:
+        assert got.returncode == 1 and HALF_DONE in got.stdout, got
+    else:
+        assert got.returncode == 0 and got.stdout.endswith("all as planned\n"), got
