@@ -16,7 +16,7 @@ import os
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Mapping
 
 from netlab.errors import EnvironmentNotReady, UsageError, display_path
 from netlab.model.lab import Lab
@@ -26,7 +26,7 @@ from netlab.workload import lifecycle, tasks
 from netlab.workload.containers import previous_log_path
 from netlab.kernel.netns import fd_is_netns, netns_path
 from netlab.kernel import processes as proc
-from netlab.kernel.spawning import enter_pod_here
+from netlab.kernel.spawning import enter_pod_here, missing_interpreter
 
 
 @dataclass(frozen=True)
@@ -89,21 +89,34 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
     return Target(name, netns, path if lifecycle.is_uts_mount(path) else None, lab.name)
 
 
-def cannot_run(program: str | bytes | os.PathLike[str] | os.PathLike[bytes], exc: OSError | ValueError
-               ) -> tuple[int, str]:
+def cannot_run(program: str | bytes | os.PathLike[str] | os.PathLike[bytes], exc: OSError | ValueError,
+               env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """The exit status and line of a command whose program could not be started, as a shell gives them: 127 when
     there is no such program, 126 when it is there but cannot be run (no permission, not a program, a NUL in
     its name). ``netlab exec``'s exit code and message, and what :meth:`Lab.exec` returns. The program is named
     as :func:`display_path` shows a name: a NUL, a newline or an escape sequence in it is written escaped, so the
     line stays one line and the terminal is not told to do anything. A path object or bytes, as Popen takes
-    them, is named by its text."""
+    them, is named by its text. No such file is "command not found"; a file that is there whose interpreter is
+    not (``env``: the environment whose PATH found it, default this process's) is said so, as the kernel's ENOENT
+    of it means (kernel/spawning.missing_interpreter), with the same 127 as bash."""
     program = os.fsdecode(program)
     if isinstance(exc, FileNotFoundError):
-        return 127, f"netlab: {display_path(program)}: command not found"
+        found = program if "/" in program else _on_path(program, env)
+        why = missing_interpreter(found) if found else None
+        return 127, f"netlab: {display_path(program)}: {why or 'command not found'}"
     if isinstance(exc, PermissionError):
         return 126, f"netlab: {display_path(program)}: permission denied"
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return 126, f"netlab: {display_path(program[:80])}: cannot execute: {why}"
+
+
+def _on_path(program: str, env: Mapping[str, str] | None) -> str | None:
+    """The file execvp would try for ``program``: the first executable file of that name on PATH."""
+    for d in os.get_exec_path(env):
+        full = os.path.join(d or ".", program)
+        if os.path.isfile(full) and os.access(full, os.X_OK):
+            return full
+    return None
 
 
 @dataclass(frozen=True)

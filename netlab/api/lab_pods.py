@@ -158,7 +158,7 @@ class PodActions(InCallersWords):
             except OSError as exc:
                 if exc.filename is None or exc.filename != program:
                     raise  # not about the program: the fork failed, or the cwd given is not there
-                code, line = cannot_run(program, exc)
+                code, line = cannot_run(program, exc, kwargs.get("env"))
                 raise CannotRun(line.removeprefix("netlab: "), code) from None
 
     def break_(self, scenario: str, target: str | None = None, *, wait: float = 60.0) -> R.BreakResult:
@@ -232,7 +232,7 @@ def _run_captured(argv: list[str], input: str | None, timeout: float | None, che
         except (OSError, ValueError) as exc:
             if isinstance(exc, OSError) and exc.filename is None:
                 raise  # not about the program: the fork itself failed
-            code, line = cannot_run(argv[0], exc)
+            code, line = cannot_run(argv[0], exc, env)
             done = subprocess.CompletedProcess(argv, code, "", line + "\n")
         else:
             done = _waited(proc, argv, input, timeout, out, err)

@@ -20,6 +20,7 @@ import errno
 import os
 import signal
 import socket
+import stat
 import time
 from typing import Mapping, Sequence
 
@@ -100,16 +101,44 @@ def _which(cmd: str, env: Mapping[str, str]) -> str:
     raise SpawnError(errno.ENOENT, f"{cmd}: command not found (PATH={env.get('PATH', '')})")
 
 
-def exec_failed(program: str, code: int) -> str:
+def exec_failed(program: str, code: int, path: str | None = None) -> str:
     """A command the kernel would not exec, said as a shell says it (and ``netlab exec``, api/exec.cannot_run):
-    ``/x: command not found`` (ENOENT), ``/etc/passwd: permission denied`` (EACCES: not executable, or a
-    directory), else ``/x: cannot execute: Exec format error``; not Python's ``[Errno 2] ...: '/x'``."""
+    ``/x: command not found`` (ENOENT, no such file), ``/etc/passwd: permission denied`` (EACCES: not
+    executable, or a directory), else ``/x: cannot execute: Exec format error``; not Python's ``[Errno 2] ...:
+    '/x'``. ENOENT of a file that is there (``path``: the file exec was given, default ``program``) is its
+    interpreter's: :func:`missing_interpreter`."""
     name = display_path(program[:80])
     if code == errno.ENOENT:
-        return f"{name}: command not found"
+        return f"{name}: {missing_interpreter(path or program) or 'command not found'}"
     if code == errno.EACCES:
         return f"{name}: permission denied"
     return f"{name}: cannot execute: {os.strerror(code)}"
+
+
+def missing_interpreter(path: str) -> str | None:
+    """What ENOENT from execve of ``path`` means when the file is there (None: it is not, "command not found"):
+    its ``#!`` line names an interpreter that is not there, said as bash (before 5.2) and runc say it
+    (``bad interpreter /nonexistent/sh: No such file or directory``); else a file the kernel needs to run it is
+    missing (an ELF program's loader, the interpreter's own interpreter), said as bash 5.2 says it (``cannot
+    execute: required file not found``). QA q11 5: both were "command not found" of a file that is there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return "cannot execute: required file not found" if os.path.isfile(path) else None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None  # no program: what the kernel's ENOENT said of it stands
+        head = os.read(fd, 256)  # the kernel reads as much (BINPRM_BUF_SIZE)
+    except OSError:
+        head = b""
+    finally:
+        os.close(fd)
+    words = head[2:].split(b"\n", 1)[0].split() if head.startswith(b"#!") else []
+    if words and not os.path.exists(words[0]):
+        return f"bad interpreter {display_path(os.fsdecode(words[0])[:80])}: No such file or directory"
+    return "cannot execute: required file not found"
 
 
 def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: str,
@@ -200,7 +229,7 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
             os.execve(exe, args, envb)
         except BaseException as exc:  # noqa: BLE001 - report anything, then die
             code = getattr(exc, "errno", 0) or 0
-            why = exec_failed(args[0], code) if execing and code else str(exc)
+            why = exec_failed(args[0], code, exe) if execing and code else str(exc)
             try:
                 os.write(report_w, b"%d %s" % (code, why.encode(errors="replace")[:200]))
             finally:
