@@ -31,7 +31,8 @@ from netlab.realize.attachments import detached
 from netlab.realize.state import LabState, up_command
 from netlab.workload.lifecycle import container_argv, uts_path
 from netlab.model.echo_ports import echo_ports
-from netlab.workload import crashloop
+from netlab.workload import crashloop, unrecorded
+from netlab.workload.containers import log_path
 from netlab.workload.exits import exit_codes
 from netlab.workload.tasks import in_old_sandbox, proc_of, task_of
 
@@ -115,7 +116,8 @@ def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], Seen]:
         records = prec.get("containers", {}) if isinstance(prec, dict) else {}
         for c in pod.containers:
             crec = records.get(c.name)
-            st, pid, old = _container_state(crec, pod.netns, uts_path(lab.name, pod.name))
+            st, pid, old = _container_state(crec, pod.netns, uts_path(lab.name, pod.name),
+                                            log_path(lab.name, pod.name, c.name))
             restarts = crec.get("restarts") if isinstance(crec, dict) else 0
             last = crec.get("last_exit_code") if isinstance(crec, dict) else None
             out[(pod.name, c.name)] = Seen(st, pid, None, restarts if isinstance(restarts, int) else 0, old,
@@ -128,15 +130,21 @@ def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], Seen]:
     return out
 
 
-def _container_state(crec: Any, netns: str, uts: str) -> tuple[str, int | None, bool]:
-    """(state, pid, whether it runs on in the pod's old network namespace)."""
+def _container_state(crec: Any, netns: str, uts: str, log: str) -> tuple[str, int | None, bool]:
+    """(state, pid, whether it runs on in the pod's old network namespace). A container an `up` ended as it
+    started it (no pid recorded): running as the process its id names, exited when its log shows it ran
+    (workload/unrecorded.py), else not started, as status says it."""
     if not isinstance(crec, dict):
         return "not started", None, False
     if "error" in crec:
         return "failed", None, False
     p = proc_of(crec)
+    if p is None and unrecorded.pending(crec):
+        p = unrecorded.find(crec, netns, uts)
+        if p is not None:
+            return "running", p.pid, False
     if p is None:
-        return "not started", None, False
+        return ("exited" if unrecorded.ran(crec, log) else "not started"), None, False
     letter = task_of(crec, netns)  # in the pod's network namespace, or in one it made itself
     old = letter is None and in_old_sandbox(crec, uts, netns)
     if old:  # the pod's namespace was deleted (and maybe made again) under it: it runs on in the old one

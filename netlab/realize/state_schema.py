@@ -27,7 +27,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictFloat,
-                      StrictInt, StrictStr, Tag, ValidationError, model_validator)
+                      StrictBool, StrictInt, StrictStr, Tag, ValidationError, model_validator)
 from pydantic import Strict as StrictMode
 from pydantic_core import from_json
 
@@ -179,6 +179,10 @@ class ContainerRecord(Strict):
     # and, while its pid is not recorded yet, the cluster DNS's dnsmasq it replaces (pid, start time).
     id: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
     replaces: Annotated[tuple[StrictInt, StrictInt], ROW] | None = None
+    # The size of its log as it was written ahead (the run's own output starts there), and, once a later `up`
+    # found no process of it but its output in the log, that it ran and exited unrecorded (pid, exit code unknown).
+    log_at: Annotated[StrictInt, Field(ge=0)] | None = None
+    ran: StrictBool | None = None
 
 
 class PodRecord(Strict):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from netlab.errors import logs_way
 from netlab.workload import crashloop, exits, health, node_uts, policy, unrecorded
-from netlab.workload.containers import container_argv
+from netlab.workload.containers import container_argv, log_path
 from netlab.workload.tasks import in_old_sandbox, task_of
 from netlab.workload.uts import uts_hostnames, uts_path
 
@@ -49,7 +49,8 @@ def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
             if crec is None:
                 out.append(f"containers: {where} was never started")
             elif unrecorded.pending(crec) and (said := unrecorded.line(crec, pod.netns, uts_path(lab.name, pod.name),
-                                                                          where, repair)):
+                                                                          where, repair,
+                                                                          log_path(lab.name, pod.name, c.name))):
                 out.append(said)
             elif "error" in crec:
                 held = waiting.get(f"{pod.name}/{c.name}")
@@ -65,8 +66,7 @@ def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
                            f"`{repair}` starts the new one")
             elif state_letter is None:
                 gone[f"{pod.name}/{c.name}"] = (len(out), where, crec, c, pod.spec.restart_policy)
-                out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
-                           f"see `{logs_way(lab.name, pod.name, c.name)}`")
+                out.append(f"containers: {where} exited ({_pid(crec)}); see `{logs_way(lab.name, pod.name, c.name)}`")
             elif state_letter == "T":
                 out.append(f"containers: {where} is stopped (pid {crec.get('pid')}, by SIGSTOP or SIGTSTP); "
                            f"`{repair}` restarts it")
@@ -84,6 +84,14 @@ def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
         if cid in waiting:
             kept = waiting[cid].words(now)
         out[i] = "" if policy.completed(restart, code) else \
-            f"containers: {where} {how}pid {crec.get('pid')}); " \
+            f"containers: {where} {how}{_pid(crec)}); " \
             f"see `{logs_way(lab.name, pod_name, cname)}`{kept}"
     return [line for line in out if line] + node_uts.drift(lab) + health.drift(lab, repair)
+
+
+def _pid(crec: dict) -> str:
+    """How an exited container's line names its run: its pid, or, for one that ran and exited before the `up` that
+    started it recorded it (workload/unrecorded.py), that its pid and exit code are not known."""
+    if crec.get("pid") is not None:
+        return f"pid {crec['pid']}"
+    return "pid and exit code unknown: the `up` that started it ended before it recorded it; its log shows it ran"

@@ -247,6 +247,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                 if net is not None:
                     new["net"] = list(net)
                 new["id"] = unrecorded.new_id()  # in its environment: found by it, should this run be killed
+                new["log_at"] = unrecorded.log_size(new["log"])  # its own output starts there: it ran, if any
                 if replace is not None and crec:
                     new["replaces"] = [crec["pid"], crec["start"]]
                 launches.append((pod, c, new, crec, replace))

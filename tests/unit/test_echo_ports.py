@@ -114,7 +114,7 @@ def test_an_echo_container_that_was_stopped_is_error_143_in_get_pods(state_root,
     state = LabState("g")
     state.extra[views.WORKLOAD_RECORD] = {"pods": {"web": {"containers": {ECHO_NAME: {"pid": 4242, "start": 7}}}}}
     asked = []
-    monkeypatch.setattr(views, "_container_state", lambda crec, netns, uts: ("exited", 4242, False))
+    monkeypatch.setattr(views, "_container_state", lambda crec, netns, uts, log: ("exited", 4242, False))
     monkeypatch.setattr(views, "exit_codes", lambda lab_name, records: asked.extend(records) or {cid: 143})
     monkeypatch.setattr(views.crashloop, "read", lambda name: {})
     [pod] = views.pods(state, lab)

@@ -28,8 +28,8 @@ ARGV = ["sleep", "99991"]
 TOKEN = "ab" * 16
 
 
-def lab_of():
-    text = (f"name: {LAB}\nnodes: [{{name: n1}}]\npods:\n  - name: c\n    node: n1\n"
+def lab_of(policy: str = "Always"):
+    text = (f"name: {LAB}\nnodes: [{{name: n1}}]\npods:\n  - name: c\n    node: n1\n    restartPolicy: {policy}\n"
             "    containers: [{name: main, command: [sleep, '99991']}]\n")
     return resolve(validate_source(parse_yaml(text, "t.yaml")))
 
@@ -78,9 +78,9 @@ def host(monkeypatch, tmp_path):
     return procs, calls
 
 
-def container_lines(state: LabState) -> list[str]:
+def container_lines(state: LabState, policy: str = "Always") -> list[str]:
     """status's lines of the container (the fake host has no UTS namespace nor node to say anything of)."""
-    return [line for line in drift.lines(lab_of(), state.extra["workload"]["pods"], "netlab up")
+    return [line for line in drift.lines(lab_of(policy), state.extra["workload"]["pods"], "netlab up")
             if "container main" in line]
 
 
@@ -104,7 +104,7 @@ def test_a_container_is_recorded_with_its_id_before_it_starts(host):
     token = calls[0]["env"][unrecorded.ENV]
     assert len(token) == 32
     crec = calls[0]["state"]["extra"]["workload"]["pods"]["c"]["containers"]["main"]  # on disk as it starts
-    assert crec["id"] == token and crec["argv"] == ARGV and "pid" not in crec
+    assert crec["id"] == token and crec["argv"] == ARGV and "pid" not in crec and crec["log_at"] == 0
     saved = state.extra["workload"]["pods"]["c"]["containers"]["main"]
     assert (saved["pid"], saved["start"], saved["id"]) == (4242, 7, token)
 
@@ -175,6 +175,74 @@ def test_an_echo_containers_record_without_a_thread_is_a_container_never_started
     del crec["id"]
     assert container_lines(state) == [
         "containers: pod c container main was never started (an `up` ended as it started it); `netlab up` starts it"]
-    crec["restarts"] = 1  # a restart's: its run before exited, and so did this one, as far as anyone knows
+    crec["restarts"] = 1  # a restart's: nothing tells whether it ran (QA q11 3: "exited (pid None)")
     assert container_lines(state) == [
-        "containers: pod c container main exited (pid None); see `sudo netlab logs --lab kcu c -c main`"]
+        "containers: pod c container main may never have started: an `up` ended as it started it and its log is "
+        "empty, so netlab cannot tell whether it ran; `netlab up` starts it"]
+
+
+def _log(text: str) -> None:
+    with open(log_path(LAB, "c", "main"), "w") as f:
+        f.write(text)
+
+
+def _state_of(state: LabState) -> str:
+    from netlab.api.views import _container_state
+
+    crec = state.extra["workload"]["pods"]["c"]["containers"]["main"]
+    return _container_state(crec, f"{LAB}-c", "/x", log_path(LAB, "c", "main"))[0]
+
+
+RAN_LINE = ("containers: pod c container main exited (pid and exit code unknown: the `up` that started it ended "
+            "before it recorded it; its log shows it ran); see `sudo netlab logs --lab kcu c -c main`")
+
+
+def test_a_restart_killed_as_it_started_that_ran_is_said_exited_by_status_and_get_pods_alike(host):
+    """QA q11 3: an `up` killed as it restarted a container that ran (`echo run; exit 3`): status said "exited (pid
+    None)" and get pods "not started". Its log shows it ran: both say it exited, its pid and code unknown."""
+    _procs, calls = host
+    state = written_ahead(restarts=1)
+    state.extra["workload"]["pods"]["c"]["containers"]["main"].update(last_exit_code=3, log_at=0)
+    _log("run\n")
+    assert container_lines(state) == [RAN_LINE]
+    assert _state_of(state) == "exited"
+    done = lifecycle.start(lab_of(), state)  # restartPolicy Always: started again, as any exited container
+    assert [c["argv"] for c in calls] == [ARGV]
+    assert any("c/main had run and exited (its log shows it)" in a for a in done.actions), done.actions
+    assert "restarted container c/main (it had exited)" in done.actions
+    assert state.extra["workload"]["pods"]["c"]["containers"]["main"]["restarts"] == 2
+
+
+def test_a_never_pods_first_run_that_ran_is_not_run_again(host):
+    """QA q11 4: an `up` killed as it started a restartPolicy Never container that ran (its log shows it): status
+    said it "was never started" and the next `up` ran it a second time. It ran: exited, exit code unknown, and a
+    Never pod's exited container is left so."""
+    _procs, calls = host
+    state = written_ahead()
+    state.extra["workload"]["pods"]["c"]["containers"]["main"]["log_at"] = 4  # the log held a line of an older run
+    _log("old\nran\n")
+    line = f"{RAN_LINE}; restartPolicy Never: `netlab up` leaves it exited"
+    assert container_lines(state, "Never") == [line]
+    assert _state_of(state) == "exited"
+    lifecycle.start(lab_of("Never"), state)
+    assert calls == []  # not run twice
+    crec = state.extra["workload"]["pods"]["c"]["containers"]["main"]
+    assert crec["ran"] is True and crec.get("pid") is None
+    assert container_lines(state, "Never") == [line]
+    assert _state_of(state) == "exited"
+
+
+@pytest.mark.parametrize("log, words", [
+    ("old\n", "may never have started: an `up` ended as it started it and its log is empty, so netlab cannot tell "
+              "whether it ran"),  # nothing written after log_at: it may have run without a word
+    ("old\nnetlab: could not start: x: command not found\n", "was never started (an `up` ended as it started it)"),
+])
+def test_a_first_run_whose_log_does_not_show_it_ran_is_said_so_and_started(host, log, words):
+    _procs, calls = host
+    state = written_ahead()
+    state.extra["workload"]["pods"]["c"]["containers"]["main"]["log_at"] = 4
+    _log(log)
+    assert container_lines(state, "Never") == [f"containers: pod c container main {words}; `netlab up` starts it"]
+    assert _state_of(state) == "not started"
+    lifecycle.start(lab_of("Never"), state)
+    assert [c["argv"] for c in calls] == [ARGV]  # as the kubelet starts a container in state Created or Unknown
