@@ -71,6 +71,7 @@ from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.realize.state import LabState, load_state
 from netlab.realize.lab_lock import WatcherLock, lab_lock_stamp
+from netlab.services import stale
 from netlab.workload import crashloop
 
 FILE_POLL = 0.5  # seconds between looks at the topology file
@@ -164,6 +165,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
 
     def start(self) -> Lab:
         become_subreaper()
+        stale.watching(self.lab_name)  # a live flow's un-DNATed entry, deleted at each apply, said once
         self.kids.listen_for_exits()
         if self.path is not None and not self.saved:
             self.writes.watch(self.path)
@@ -413,6 +415,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
         return did_words(done, nothing, said, told)
 
     def close(self) -> None:
+        stale.watching(self.lab_name, on=False)
         self.waiting.close()  # nobody restarts them now: `get pods` says how they exited
         if self.listener is not None:
             self.listener.close()

@@ -315,7 +315,7 @@ def start(lab: Lab, state: LabState, early: netns_files.EarlyWrite | None = None
         done += hosts.sync(lab, state, rec)  # the kubelet's managed /etc/hosts of every pod
         done += sync_conntrack(lab, rec)
         # entries an endpoint change left (netlab break), and those a client made before its Service had endpoints
-        actions, problems = stale.delete(stale.find(lab))
+        actions, problems = stale.delete(stale.find(lab), lab.name)
         done.actions += actions
         done.problems += problems
     finally:

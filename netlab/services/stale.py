@@ -22,8 +22,10 @@ rules are right, and a packet sent to an address nothing listens on, such as
 always old: a live flow that kube-proxy's rules do not DNAT (to the nodePort on
 an address nothing DNATs, a transit node's entry of a flow DNATed further on)
 makes it anew after each deletion. Its line says what it is, not when it was
-made, and is said once per flow in a process: a watcher's later applies delete
-it again without a line (QA q10 6).
+made. Each ``up`` says every entry it deletes (its UpResult.fixed, in the Python
+API too: QA q11); a watcher (api/watch.py) says an un-DNATed one once per flow
+while it watches (:func:`watching`): its later applies delete it again without a
+line (QA q10 6).
 """
 
 from __future__ import annotations
@@ -107,20 +109,32 @@ def stale_in(netns: str, entries: Tuples, ports: dict[tuple[str, str], set[str]]
     return out
 
 
-# (netns, flow) of the un-DNATed entries this process said it deleted: a live flow's, made anew, is not said again
-_said_undnated: set[tuple[str, str]] = set()
+# lab -> (netns, flow) of the un-DNATed entries its watcher said it deleted, while one watches it: a live flow's,
+# made anew, is not said again by its later applies. Only a watcher's: each other up says its own deletions.
+_watched: dict[str, set[tuple[str, str]]] = {}
 
 
-def delete(stale: list[Stale]) -> tuple[list[str], list[str]]:
-    """Delete them; (what was done, problems). An un-DNATed entry is said once per flow in this process (a watcher
-    deletes a live flow's again at each apply, as kube-proxy's cleanup does at each sync)."""
+def watching(lab_name: str, on: bool = True) -> None:
+    """A watcher of the lab starts (``on``) or ends: from now until then, an un-DNATed entry its applies delete
+    is said once per flow."""
+    if on:
+        _watched[lab_name] = set()
+    else:
+        _watched.pop(lab_name, None)
+
+
+def delete(stale: list[Stale], lab_name: str | None = None) -> tuple[list[str], list[str]]:
+    """Delete them; (what was done, problems). Every one is said, but an un-DNATed entry a watcher of ``lab_name``
+    said already (:func:`watching`: it deletes a live flow's again at each apply, as kube-proxy's cleanup does at
+    each sync)."""
     done, problems = [], []
     for ns in dict.fromkeys(s.netns for s in stale):  # one dump and one batch of deletes per node
         problems += conntrack.delete_matching(ns, [list(s.filter) for s in stale if s.netns == ns])
+    said = _watched.get(lab_name) if lab_name is not None else None
     for s in stale:
-        if not s.dnat and (s.netns, s.flow) in _said_undnated:
-            continue
-        if not s.dnat:
-            _said_undnated.add((s.netns, s.flow))
+        if not s.dnat and said is not None:
+            if (s.netns, s.flow) in said:
+                continue
+            said.add((s.netns, s.flow))
         done.append(f"deleted {s.describe()}")
     return done, problems

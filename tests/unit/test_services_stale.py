@@ -162,8 +162,7 @@ def test_up_deletes_an_entry_never_dnated_and_status_does_not_name_it(monkeypatc
     assert lines == [f"conntrack: {found[0].describe()}; up deletes it"]
     deleted = []
     monkeypatch.setattr(stale.conntrack, "delete_matching", lambda ns, filters: deleted.extend(filters) or [])
-    monkeypatch.setattr(stale, "_said_undnated", set())  # none said yet in this process
-    actions, problems = stale.delete(found)
+    actions, problems = stale.delete(found, "st")
     assert problems == [] and actions == [f"deleted {s.describe()}" for s in found]
     record = CtRecord("udp", 17, never[0], never[1], 1 << 3, 30)
     assert [CtFilter.parse(f).matches(record) for f in deleted] == [False, True]
@@ -176,18 +175,44 @@ def test_a_live_flows_un_dnated_entry_is_deleted_at_each_apply_and_said_once(mon
     that say what it is; a stale DNATed entry is said each time it is found."""
     from netlab.services import stale
 
-    monkeypatch.setattr(stale, "_said_undnated", set())
+    monkeypatch.setattr(stale, "_watched", {})
+    stale.watching("lab")  # a watcher's applies (api/watch.py)
     deleted: list[list[str]] = []
     monkeypatch.setattr(stale.conntrack, "delete_matching", lambda ns, filters: deleted.extend(filters) or [])
     to_node = (flow("10.244.1.2", "192.168.122.2", 40003, 30950), flow("192.168.122.2", "10.244.1.2", 30950, 40003))
     other = (flow("10.244.1.2", "192.168.122.2", 40004, 30950), flow("192.168.122.2", "10.244.1.2", 30950, 40004))
     ports = PORTS | {("*", "30950"): {"10.244.0.2"}}
-    first, _ = stale.delete(stale_in("lab-n2", [to_node, STALE], ports))
-    again, _ = stale.delete(stale_in("lab-n2", [to_node, STALE], ports))
-    third, _ = stale.delete(stale_in("lab-n2", [to_node, other], ports))
+    first, _ = stale.delete(stale_in("lab-n2", [to_node, STALE], ports), "lab")
+    again, _ = stale.delete(stale_in("lab-n2", [to_node, STALE], ports), "lab")
+    third, _ = stale.delete(stale_in("lab-n2", [to_node, other], ports), "lab")
     assert len(deleted) == 6  # every entry deleted every time
     assert first == ["deleted a UDP conntrack entry in lab-n2 that keeps 10.244.1.2:40003 → 192.168.122.2:30950 "
                      "un-DNATed (no rule of kube-proxy's DNATed it; kube-proxy's cleanup deletes it too)",
                      f"deleted {stale_in('lab-n2', [STALE], ports)[0].describe()}"]
     assert again == first[1:]  # the DNATed one is said each time it is found stale
     assert third == [first[0].replace("40003", "40004")]  # another flow: said
+
+
+def test_each_up_but_a_watchers_says_its_own_deletions(monkeypatch):
+    """QA q11: the once-per-flow line was global to the process: a second ``Lab.up()`` in the same process (or a
+    lab made again under its name) deleted an un-DNATed entry without a word in its UpResult.fixed. Only a
+    watcher's applies are quiet about one said already, and only while it watches."""
+    from netlab.services import stale
+
+    monkeypatch.setattr(stale, "_watched", {}, raising=False)
+    monkeypatch.setattr(stale.conntrack, "delete_matching", lambda ns, filters: [])
+    to_node = (flow("10.244.1.2", "192.168.122.2", 40003, 30950), flow("192.168.122.2", "10.244.1.2", 30950, 40003))
+    found = stale_in("lab-n2", [to_node], PORTS | {("*", "30950"): {"10.244.0.2"}})
+    line = [f"deleted {found[0].describe()}"]
+    assert not found[0].dnat
+    assert stale.delete(found)[0] == line
+    assert stale.delete(found)[0] == line  # no lab named: nothing is quiet
+    assert stale.delete(found, "lab")[0] == line
+    assert stale.delete(found, "lab")[0] == line  # a second up in the same process: said again
+    stale.watching("other")  # another lab's watcher changes nothing of this lab's
+    assert stale.delete(found, "lab")[0] == line
+    stale.watching("lab")
+    assert stale.delete(found, "lab")[0] == line
+    assert stale.delete(found, "lab")[0] == []  # the watcher's next apply: said already
+    stale.watching("lab", on=False)  # the watcher ended: the next up says it
+    assert stale.delete(found, "lab")[0] == line
