@@ -78,9 +78,12 @@ class PodInfo:
     # Its network namespace, the pod's sandbox, was deleted under it (``ip netns del``), maybe made again:
     # its containers run on, if they do, in the old one; ``get pods`` says SandboxChanged, ``up`` remakes it.
     netns_gone: bool = False
-    # Its CNI re-attach was cut short between its DEL and its ADD (the record's phase "detaching"): no eth0, no
-    # address (ip is ""); ``get pods`` says ContainerCreating, as kubectl says a pod whose sandbox's network is
-    # being set up again, and ``up`` ADDs it.
+    # It has no network from its CNI plugins (realize.attachments.detached): its re-attach was cut short between its
+    # DEL and its ADD (the record's phase "detaching"), or it was left detached by a re-attach whose ADD failed, and
+    # then the ADD with the config it had ("deleted"): no eth0, no address (ip is "", as a pod's status.podIP is
+    # empty while its sandbox has no network); ``get pods`` says ContainerCreating and READY 0/N (no container of a
+    # pod without its network is ready, whatever runs), as kubectl says a pod whose sandbox's network is being set
+    # up, and ``up`` ADDs it.
     network_detached: bool = False
     hostname: str | None = None  # spec.hostname, when the topology gives one (`hostname` in the pod prints it)
     subdomain: str | None = None  # spec.subdomain: with hostname, its name under the Service of that name
@@ -88,8 +91,10 @@ class PodInfo:
 
     @property
     def ready(self) -> str:
-        """Running containers out of all, as kubectl's READY column: ``1/1``."""
-        return f"{sum(c.state == 'running' for c in self.containers)}/{len(self.containers)}"
+        """Running containers out of all, as kubectl's READY column: ``1/1``; none of a pod with no network from
+        its CNI plugins (``network_detached``: ``0/1``, whatever runs in it, as its status says ContainerCreating)."""
+        running = 0 if self.network_detached else sum(c.state == 'running' for c in self.containers)
+        return f"{running}/{len(self.containers)}"
 
     @property
     def restarts(self) -> int:
@@ -106,8 +111,8 @@ class PodInfo:
         Job's main container done, its sidecar running). A pod whose network namespace was
         deleted under it is SandboxChanged, whatever its containers do: the kubelet's reason when a pod's
         sandbox dies ("Pod sandbox changed, it will be killed and re-created"), which ``up`` does. The
-        containers' own states are in -o wide's CONTAINERS (and -o json's containers). A pod whose CNI
-        re-attach was cut short (network_detached: no eth0, no IP) is ContainerCreating, whatever its containers
+        containers' own states are in -o wide's CONTAINERS (and -o json's containers). A pod with no network
+        from its CNI plugins (network_detached: no eth0, no IP) is ContainerCreating, whatever its containers
         do: kubectl's STATUS for a pod whose sandbox's network the CNI has not (yet) set up, which ``up`` does."""
         if self.netns_gone:
             return "SandboxChanged"

@@ -35,17 +35,21 @@ def pod_records(state: "LabState") -> dict[str, dict[str, Any]]:
 
 
 DETACHING = "detaching"  # a record's phase: a re-attach's DEL is about to run (or ran) and its ADD has not
+DELETED = "deleted"  # a record's phase: its ADD failed and the DEL that followed it ran (nothing to DEL)
 
 
 def detached(state: "LabState") -> frozenset[str]:
-    """The pods whose re-attach was cut short between its DEL and its ADD (phase "detaching"): no eth0, no
-    address, until the next up ADDs them again. Reads the record only (pod_records makes one where none is)."""
+    """The pods with no network from their CNI plugins: a re-attach cut short between its DEL and its ADD (phase
+    "detaching"), or one whose ADD failed, and then the ADD with the config it had too, its DEL run (phase
+    "deleted": "left detached", up's failure says): no eth0, no address, until the next up ADDs them again. Only
+    the lab's pods are asked of (a record of a pod taken out of the topology is no pod). Reads the record only
+    (pod_records makes one where none is)."""
     rec = state.extra.get(KEY)
     pods = rec.get("pods") if isinstance(rec, dict) else None
     if not isinstance(pods, dict):
         return frozenset()
     return frozenset(name for name, prec in pods.items()
-                     if isinstance(prec, dict) and prec.get("phase") == DETACHING)
+                     if isinstance(prec, dict) and prec.get("phase") in (DETACHING, DELETED))
 
 
 def node_devices(state: "LabState") -> dict[str, list[str]]:

@@ -59,3 +59,23 @@ def test_a_lab_without_a_cni_record_keeps_none_and_is_not_given_one():
     state = LabState("gd1")
     assert all(not p.network_detached and p.ip for p in views.pods(state, lab))
     assert "cni" not in state.extra  # get reads the record, never writes one
+
+
+def test_a_pod_left_detached_by_a_failed_re_attach_is_container_creating_none_ready_with_no_ip(monkeypatch):
+    """A re-attach whose ADD failed, and then the ADD with the config it had, leaves the pod detached (the record's
+    phase "deleted", cni/lifecycle.start; up's failure says "left detached"): `get pods` said Running, READY 1/1
+    and the IP the pod no longer has, and the Python API's PodInfo the same."""
+    pods = pods_of({"a": "deleted", "b": "added"}, monkeypatch)
+    a, b = pods["a"], pods["b"]
+    assert (a.status, a.ready, a.ip, a.network_detached) == ("ContainerCreating", "0/1", "", True)
+    assert a.containers[0].state == "running"  # what the kernel shows of its container, in -o wide's CONTAINERS
+    assert (b.status, b.ready, b.ip, b.network_detached) == ("Running", "1/1", "10.244.0.3", False)
+    headers, rows = _pods((a, b), wide=False)
+    assert {k: v for k, v in zip(headers, rows[0]) if k in ("ready", "status", "ip")} == {
+        "ready": "0/1", "status": "ContainerCreating", "ip": "<none>"}
+    data = to_json(a)
+    assert (data["ready"], data["ip"], data["network_detached"]) == ("0/1", "", True)
+
+
+def test_a_cut_short_re_attach_is_none_ready_too(monkeypatch):
+    assert pods_of({"a": "detaching"}, monkeypatch)["a"].ready == "0/1"  # it said 1/1 beside ContainerCreating
