@@ -142,7 +142,7 @@ def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, po
     """NetnsGone, as :meth:`Lab.exec` and :meth:`Lab.inspect` raise it, for a namespace the trace would capture
     in that is gone (``ip netns del``); a source or destination the lab does not have is left to the trace."""
     from netlab.kernel.netns import is_netns_mount
-    from netlab.realize.state import lab_netns_gone
+    from netlab.cni.edited import lab_netns_gone
     from netlab.trace.targets import capture_namespaces, resolve_source, resolve_target
 
     try:

@@ -402,7 +402,7 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
                 click.echo(f"the lines above show {total - left} of the {total} differences: `sudo netlab status"
                            f"{which} -o json` lists every one (details[].differences)")
             if topology is None:  # every difference one up leaves: no repair named, the up that leaves them is said
-                from netlab.realize.state import repair_command
+                from netlab.cni.edited import repair_command
 
                 _repair_lines(result.repair or repair_command(result.lab), result.drift, result.kept)
             else:  # a file the lab was not brought up from replaces it only with --reconfigure

@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
-from netlab.errors import NetlabError, UsageError
+from netlab.errors import NetlabError, NetnsGone, UsageError
 from netlab.feature import Reconfigure
 from netlab.model.cniconf import ConflistError
 from netlab.realize import state as state_mod
@@ -113,3 +113,14 @@ def repair_command(name: str) -> str:
     """realize.state.repair_command, with --reconfigure when the lab needs it: what trace, break, quiz, exec and
     inspect name as the repair of lab ``name``, as `status` names it."""
     return state_mod.repair_command(name, reconfigures)
+
+
+def netns_gone(exc: NetnsGone, lab: str) -> NetnsGone:
+    """realize.state.netns_gone, its repair with --reconfigure when the lab needs it: a deleted namespace of a lab
+    whose conflist was edited is made again by `up -t FILE --reconfigure` (a plain `up` refuses the lab)."""
+    return state_mod.netns_gone(exc, lab, reconfigures)
+
+
+def lab_netns_gone(netns: str, lab: str) -> NetnsGone:
+    """realize.state.lab_netns_gone, its repair as :func:`netns_gone` names it."""
+    return state_mod.lab_netns_gone(netns, lab, reconfigures)

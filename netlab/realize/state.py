@@ -313,10 +313,10 @@ def repair_command(name: str, reconfigure: Callable[[LabState], bool] | None = N
     return repair_up(st, reconfigure is not None and reconfigure(st))
 
 
-def netns_gone(exc: NetnsGone, lab: str) -> NetnsGone:
+def netns_gone(exc: NetnsGone, lab: str, reconfigure: Callable[[LabState], bool] | None = None) -> NetnsGone:
     """``exc`` as lab ``lab``'s: a namespace of a lab whose state is there (it is up) was deleted (`ip netns del`)
-    and the `up` that repairs the lab (:func:`repair_command`) makes it again; without its state the lab is down,
-    or was never up."""
+    and the `up` that repairs the lab (:func:`repair_command`, given ``reconfigure``: netlab.cni.edited.netns_gone
+    passes its check) makes it again; without its state the lab is down, or was never up."""
     exc.lab = lab
     exc.api = exc.api or in_python_words()  # said as a Lab method's caller types it (made in a thread, perhaps)
     try:
@@ -324,14 +324,14 @@ def netns_gone(exc: NetnsGone, lab: str) -> NetnsGone:
     except (NetlabError, OSError):  # a name that is no lab's, or a state directory that is not netlab's
         exc.lab_up = False
     if exc.lab_up:
-        exc.repair = repair_command(lab)
+        exc.repair = repair_command(lab, reconfigure)
     return exc
 
 
-def lab_netns_gone(netns: str, lab: str) -> NetnsGone:
+def lab_netns_gone(netns: str, lab: str, reconfigure: Callable[[LabState], bool] | None = None) -> NetnsGone:
     """The error of lab ``lab``'s namespace ``netns`` found missing (not a namespace mount, or gone when entered):
     :func:`netns_gone` of it."""
-    return netns_gone(NetnsGone(netns, netns_path(netns)), lab)
+    return netns_gone(NetnsGone(netns, netns_path(netns)), lab, reconfigure)
 
 
 def held_by(name: str) -> Held | None:

@@ -33,8 +33,7 @@ from netlab.model.naming import NETNS_DIR
 from netlab.trace import arploss, capture as cap, decode, dns, faults, foreignnft, l2steps, send
 from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
-from netlab.cni.edited import repair_command
-from netlab.realize.state import lab_netns_gone, netns_gone
+from netlab.cni.edited import lab_netns_gone, netns_gone, repair_command
 from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
 from netlab.trace import inputdrop, nodeport, policy as tpolicy, policyrules, refusal, targets
 from netlab.trace.facts import vxlan_on_port

@@ -64,3 +64,38 @@ def test_trace_break_and_exec_name_the_cnis_repair():
     from netlab.trace import run as trace_run
 
     assert trace_run.repair_command is break_run.repair_command is api_exec.repair_command is edited.repair_command
+
+
+def test_a_deleted_namespace_of_such_a_lab_is_made_again_by_up_reconfigure(world):  # noqa: F811
+    """realize.state.netns_gone named the plain `up`, which refuses the lab: trace, exec and inspect raise the CNI's
+    (cni.edited.netns_gone), as status names the repair."""
+    from netlab.api import exec as api_exec, lab_checks, lab_pods
+    from netlab.cli import trace as cli_trace
+    from netlab.errors import NetnsGone
+    from netlab.trace import run as trace_run
+
+    lab, k, plugins, path = world
+    said = f"namespace fked-a was deleted while lab fked is up; `{RECONFIGURE}` makes it again"
+    assert str(edited.lab_netns_gone("fked-a", lab.name)) == said
+    assert str(edited.netns_gone(NetnsGone("fked-a", "/run/netns/fked-a"), lab.name)) == said
+    assert trace_run.netns_gone is edited.netns_gone and trace_run.lab_netns_gone is edited.lab_netns_gone
+    assert api_exec.lab_netns_gone is edited.lab_netns_gone
+    for module in (lab_pods, lab_checks, cli_trace):  # imported where they raise it
+        text = open(module.__file__).read()
+        assert "realize.state import lab_netns_gone" not in text and "realize.state import netns_gone" not in text
+    up(lab, k, reconfigure=True)
+    assert str(edited.lab_netns_gone("fked-a", lab.name)).endswith("`sudo netlab up --lab fked` makes it again")
+
+
+def test_a_containers_drift_line_names_up_reconfigure(world, monkeypatch):  # noqa: F811
+    """workload's container lines (a container exited, stopped, its command changed) named the plain `up`."""
+    from netlab.workload import lifecycle as workload
+
+    lab, k, plugins, path = world
+    given = []
+    monkeypatch.setattr(workload.container_drift, "lines", lambda lab_, pods, repair: given.append(repair) or [])
+    monkeypatch.setattr(workload.dns_records, "drift", lambda lab_: [])
+    workload.drift(lab, state_mod.load_state(lab.name))
+    up(lab, k, reconfigure=True)
+    workload.drift(lab, state_mod.load_state(lab.name))
+    assert given == [RECONFIGURE, f"sudo netlab up --lab {lab.name}"]
