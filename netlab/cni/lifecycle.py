@@ -35,7 +35,7 @@ from netlab.feature import StartResult
 from netlab.kernel import testhooks
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
-from netlab.realize import cni_path
+from netlab.realize import cni_path, state as state_mod
 from netlab.realize.state_dir import ensure_dir, lab_dir
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ WORKERS = max(1, os.cpu_count() or 1)
 # (lab, containerId) of the removed pods whose DEL failed in this process: up's start does not run it again in the
 # run whose stop just tried (the next run does).
 _failed_now: set[tuple[str, Any]] = set()
-DELETED = "deleted"  # a record's phase: its ADD failed and the DEL that followed ran; nothing left to DEL
+DELETED = attachments.DELETED  # a record's phase: its ADD failed and the DEL that followed ran; nothing left to DEL
 # A record's phase, written before a re-attach's DEL (write-ahead, as "adding" before an ADD): a run cut short
 # (killed) after that DEL leaves a pod with no interface, which the next up or status must see as such.
 DETACHING = attachments.DETACHING
@@ -208,9 +208,12 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
         detached = [p for p in previous if records[p].get("phase") == DELETED]
         # what up's rollback cannot bring back: the DEL before the re-ADD; and a new lab's rollback takes its
         # folder, and the CNI log in it (lab/up.py says both)
+        # the up that attaches them: with --reconfigure when other pods keep the config they had (a plain up
+        # refuses the lab then: cni/edited.py)
+        again = state_mod.reconfigure_up(state) if edited.stale(lab, state) else f"sudo netlab up --lab {lab.name}"
         not_back = (f", but for pod{'s' if len(detached) > 1 else ''} {', '.join(detached)}, left detached (no "
-                    f"{C.POD_IF}: the DEL before its ADD cannot be undone; `sudo netlab up --lab {lab.name}` attaches "
-                    "it again)") if detached else ""
+                    f"{C.POD_IF}: the DEL before its ADD cannot be undone; `{again}` attaches it again)") \
+            if detached else ""
         raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""),
                           not_back=not_back, if_fresh=_log_words())
     return out

@@ -144,3 +144,21 @@ def test_a_re_attach_whose_add_fails_twice_says_the_pod_is_left_detached(world):
     plugins.calls.clear()
     up(lab, k)  # b has the new config, a none: a plain up attaches a with the file's
     assert plugins.calls[-1] == ("a", "ADD", "new") and markers(lab) == {"a": "new", "b": "new"}
+
+
+def test_a_pod_left_detached_beside_a_pod_with_the_old_config_is_attached_again_by_up_reconfigure(world):
+    """a's re-attach fails twice (left detached), b's ADD of the new config fails and b is attached again with the
+    old one: a plain up refuses the lab (b's config was edited since), so the line names `up --reconfigure`, not
+    the `up --lab` it named."""
+    lab, k, plugins, path = world
+    plugins.fail |= {("a", "new"), ("a", None), ("b", "new")}
+    with pytest.raises(ApplyFailed) as exc:
+        up(lab, k, reconfigure=True)
+    assert str(exc.value).endswith("rolled back, but for pod a, left detached (no eth0: the DEL before its ADD cannot "
+                                   "be undone; `sudo netlab up -t FILE --reconfigure` attaches it again)"), exc.value
+    assert markers(lab)["b"] is None
+    with pytest.raises(UsageError):
+        up(lab, k)  # the plain up refuses, as the line says
+    plugins.fail.clear()
+    up(lab, k, reconfigure=True)  # the command it named
+    assert markers(lab) == {"a": "new", "b": "new"}
