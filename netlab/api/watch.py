@@ -119,6 +119,9 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
         self.deferred: list[str] = []
         self.failed: list[str] = []  # the containers that could not start, as the last apply's line told them
         self.lock_stamp: tuple[int, int, int] | None = None  # the lab's lock file when last looked at (_held_since)
+        # What the last round found that a plain up refuses (a conflist edited while its pods run): said once, not
+        # by every resync after (watch_repair.refused)
+        self.refused: tuple[str, ...] | None = None
         # The containers held back by their back-off, in backoff.json for `get pods` and `status`
         self.waiting = crashloop.Record(self.lab_name, self._still_up, self.log)
 
@@ -320,8 +323,17 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
         for line in held_lines:
             self.log(line)
         if not drift and not restart:
-            self.retry_at = None
+            self.retry_at = self.refused = None
             return next_due
+        refused = watch_repair.refused(state, drift)  # a plain up refuses the lab: its repair would fail each round
+        if refused is not None:
+            self.retry_at = None
+            if self.refused != (seen := tuple(dedupe(drift + restart))):  # said once, and again when it changes
+                self.refused = seen
+                self.log(saw_did(f"{saw_words(saw)} ({'; '.join(seen[:3])}{' ...' if len(seen) > 3 else ''})",
+                                 [], refused))
+            return next_due
+        self.refused = None
         # What the plan comparison found, when the notification alone does not say it.
         found = [line for line in dedupe(drift + restart)
                  if not any(line.startswith(x) or x.startswith(line.split(" exited")[0] + " exited") for x in saw)]

@@ -20,8 +20,9 @@ from typing import Callable, Sequence
 
 from netlab.api.topology import Loaded, load
 from netlab.api.watch_lines import waited_words
+from netlab.cni import edited
 from netlab.errors import NetlabError
-from netlab.feature import Feature
+from netlab.feature import Feature, Reconfigure
 from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
 from netlab.lab import status as lab_status
@@ -67,6 +68,19 @@ def drift(state: LabState) -> list[str]:
         return lab_status.status(state, kernel, [f for f in default_features() if f.name != "workload"]).drift
     finally:
         kernel.close()
+
+
+def refused(state: LabState, drift: list[str]) -> str | None:
+    """What the watcher does when ``drift`` holds pods attached with a conflist edited in place since (a line that is
+    a feature.Reconfigure: cni/edited.py): nothing, as the kubelet leaves running pods on the config they were
+    attached with; its plain up would refuse the lab at every round (it would mix two configs), so the line names
+    the one command that re-attaches them (`up --watch` takes no --reconfigure), which the watcher then follows.
+    None: a plain up repairs the drift."""
+    if not any(isinstance(line, Reconfigure) for line in drift):
+        return None
+    return (f"nothing: a plain up refuses a lab whose pods were attached with a config edited since; "
+            f"`{edited.repair_up(state)}` re-attaches them (this watcher follows it), or put the old config back; "
+            f"until then the watcher repairs nothing of the lab")
 
 
 def repair(read: LabState, lab: Lab, follows: Callable[[LabState], bool], restart: bool,

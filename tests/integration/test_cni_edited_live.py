@@ -9,7 +9,9 @@ the same stdin. Checked with ``ip -j`` in the pods' namespaces and the CNI log (
 * a re-attach whose ADD fails attaches the pod again with the config it had (eth0 and its address back);
 * when that ADD fails too, the failure says the pod is left detached, and the next up attaches it;
 * a new lab's failed up keeps a copy of its calls in NETLAB_CNI_LOG's file, which the failure names (its rollback
-  takes the lab's log).
+  takes the lab's log);
+* `up --watch` says once that the conflist changed and names `up -t FILE --reconfigure` (its plain repair was refused
+  at every resync, "repair failed" for ever), and follows that command.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ip, ip_json, lab_namespaces, netlab
+from helpers import ip, ip_json, lab_namespaces, netlab, write_topology
+from watching import watching
 
 pytestmark = pytest.mark.root
 
@@ -62,9 +65,9 @@ def _markers(lab: str, pod: str) -> list[tuple[str, object]]:
     return [(c["command"], c["stdin"].get("marker")) for c in log if c["plugin"] == "ccw" and c["command"] != "CHECK"]
 
 
-def _topology(labs, tmp_path: Path, mtu: int, marker: str | None) -> tuple[str, Path, str]:
+def _topology(labs, tmp_path: Path, mtu: int, marker: str | None, prefix: str = "cc") -> tuple[str, Path, str]:
     """(lab, conflist, topology text): pods a and b on n1, through the wrapper (root's tmp_path, 0755)."""
-    lab = labs.name("cc")
+    lab = labs.name(prefix)
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "ccw").write_text(WRAPPER.format(dir=tmp_path, bin=CNI_BIN))
     (tmp_path / "bin" / "ccw").chmod(0o755)
@@ -147,3 +150,31 @@ def test_a_new_labs_failed_up_keeps_its_calls_where_netlab_cni_log_says(labs, tm
     assert add["exit_code"] == 1 and "ccw refuses" in add["stdout"]
     assert add["elapsed_s"] == add["duration"] and isinstance(add["elapsed_s"], float)  # docs/json.md's key
     assert ("a", "ccw", "DEL") in [(c["pod"], c["plugin"], c["command"]) for c in calls]  # the DEL that followed
+
+
+def test_a_watcher_says_once_that_the_conflist_changed_and_follows_the_reconfigure(labs, tmp_path):
+    lab, conflist, text = _topology(labs, tmp_path, 1450, None, prefix="cr")
+    path = write_topology(tmp_path, text, "topo.yaml")
+    refused = "did: nothing: a plain up refuses a lab whose pods were attached with a config edited since; " \
+        f"`sudo netlab up -t {path} --reconfigure` re-attaches them (this watcher follows it)"
+    with watching(lab) as start:
+        watcher = start(path, resync="1")
+        assert _eth0(lab, "a") == [(1450, ["10.244.0.2"])]
+        conflist.write_text(_conflist(1300, "new"))  # in place, while the watcher watches
+        first = watcher.wait_for_line(refused, timeout=30)
+        assert f"cni: conflist {conflist} changed since pods a, b were attached with it" in first, first
+        ip("route", "del", "default", netns=f"{lab}-a")  # something else changes: said once more, not repaired
+        watcher.wait_for_event(f"route default deleted in {lab}-a", timeout=30)
+        netlab("up", "-t", path, "--reconfigure")  # the command the line named
+        for pod, addr in (("a", "10.244.0.2"), ("b", "10.244.0.3")):
+            assert _eth0(lab, pod) == [(1300, [addr])] and _markers(lab, pod)[-2:] == [("DEL", None), ("ADD", "new")]
+        netlab("status", "--lab", lab)  # exit 0: as planned, the default route back with a's new ADD
+        after = len(watcher.lines)
+        ip("route", "del", "default", netns=f"{lab}-b")  # the watcher repairs again
+        repaired = watcher.wait_for_event(f"route default deleted in {lab}-b", timeout=30, after=after)
+        assert "did: nothing" not in repaired, repaired
+        assert [r["dst"] for r in ip_json("route", netns=f"{lab}-b")].count("default") == 1
+        lines = list(watcher.lines)
+    said = [line for line in lines if refused in line]
+    assert len(said) == 2 and "route default deleted" in said[1], lines  # the edit, then the deleted route: once each
+    assert not [line for line in lines if "repair failed" in line], lines

@@ -1,0 +1,66 @@
+"""`netlab up --watch` of a lab whose conflist is edited in place while its pods run (cni/edited.py): the watcher's
+repair is a plain up, which refuses such a lab, so every resync logged the same "repair failed" and backed off, for
+ever. The kubelet leaves running pods on the config they were attached with; the watcher says once what changed and
+the one command that re-attaches them (`up -t FILE --reconfigure`: `up --watch` takes no --reconfigure), then says
+nothing more of it until something else changes; a reconfigure by that command ends it. The real plugins:
+tests/integration/test_cni_edited_live.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netlab.api import watch_repair
+from netlab.api.watch import Watcher
+from netlab.cni import edited, lifecycle
+from netlab.feature import ModuleFeature
+from netlab.lab import status as lab_status
+from netlab.realize.state import load_state
+from test_cni_edited import up, world  # noqa: F401 - the fixture: lab fked up, its conflist edited since
+
+RECONFIGURE = "sudo netlab up -t FILE --reconfigure"  # the lab came from no file (status names FILE alike)
+
+
+def test_the_watcher_says_once_that_the_conflist_changed_and_how_to_re_attach(world, monkeypatch):  # noqa: F811
+    lab, k, plugins, path = world
+    monkeypatch.setattr(watch_repair, "drift", lambda state: lab_status.status(
+        state, k, [ModuleFeature(lifecycle)]).drift)
+    monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
+    applied = []
+
+    def apply(self, work):  # what the repair's plain up does with the lab: refused (UsageError)
+        applied.append(work)
+        edited.check(lab, load_state(lab.name), False)
+
+    monkeypatch.setattr(Watcher, "_apply", apply)
+    lines: list[str] = []
+    w = Watcher(None, lab.name, lines.append)
+    for _ in range(3):  # three resyncs
+        assert w._converge(load_state(lab.name), []) is None
+    assert applied == [] and w.retry_at is None  # no repair tried, none backing off
+    assert lines == [
+        f"saw: a periodic check (cni: conflist {path} changed since pods a, b were attached with it: their CHECK runs "
+        f"with the config they were attached with; `{RECONFIGURE}` re-attaches them with the new one); did: nothing: "
+        f"a plain up refuses a lab whose pods were attached with a config edited since; `{RECONFIGURE}` re-attaches "
+        f"them (this watcher follows it), or put the old config back; until then the watcher repairs nothing of the "
+        f"lab"]
+    w._converge(load_state(lab.name), ["route deleted in fked-n1"])  # the same drift: nothing new to say
+    assert len(lines) == 1
+    up(lab, k, reconfigure=True)  # the command the line named
+    w._converge(load_state(lab.name), [])
+    assert len(lines) == 1 and w.refused is None and applied == []
+    Path(path).write_text(Path(path).read_text().replace('"new"', '"newer"'))
+    w._converge(load_state(lab.name), [])  # edited again: said again
+    assert len(lines) == 2 and "pods a, b were attached with it" in lines[1] and applied == []
+
+
+def test_other_drift_is_repaired_as_before(world, monkeypatch):  # noqa: F811
+    lab, k, plugins, path = world
+    up(lab, k, reconfigure=True)
+    monkeypatch.setattr(watch_repair, "drift", lambda state: ["missing: route 10.244.1.0/24 in fked-n1"])
+    monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
+    applied = []
+    monkeypatch.setattr(Watcher, "_apply", lambda self, work: applied.append(work) or (load_state(lab.name), lab,
+                                                                                        None))
+    w = Watcher(None, lab.name, [].append)
+    w._converge(load_state(lab.name), [])
+    assert len(applied) == 1
