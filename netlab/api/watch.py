@@ -70,7 +70,7 @@ from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.realize.state import LabState, load_state
-from netlab.realize.lab_lock import WatcherLock, lab_lock_stamp
+from netlab.realize.lab_lock import WatcherLock, lab_lock_holder, lab_lock_stamp
 from netlab.services import stale
 from netlab.workload import crashloop
 
@@ -328,6 +328,9 @@ class Watcher(RestartPolicy, Listening, OtherCommands):
         refused = watch_repair.refused(state, drift)  # a plain up refuses the lab: its repair would fail each round
         if refused is not None:
             self.retry_at = None
+            if lab_lock_holder(self.lab_name) is not None or lab_lock_stamp(self.lab_name) != self.lock_stamp:
+                self.pending = dedupe(saw + self.pending)  # another command's work half done: looked at once it is
+                return next_due  # done (the repair's lock waits for it; this line takes none)
             if self.refused != (seen := tuple(dedupe(drift + restart))):  # said once, and again when it changes
                 self.refused = seen
                 self.log(saw_did(f"{saw_words(saw)} ({'; '.join(seen[:3])}{' ...' if len(seen) > 3 else ''})",

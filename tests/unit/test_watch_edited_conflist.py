@@ -14,6 +14,7 @@ from netlab.api.watch import Watcher
 from netlab.cni import edited, lifecycle
 from netlab.feature import ModuleFeature
 from netlab.lab import status as lab_status
+from netlab.realize.lab_lock import lab_lock_stamp
 from netlab.realize.state import load_state
 from test_cni_edited import up, world  # noqa: F401 - the fixture: lab fked up, its conflist edited since
 
@@ -34,6 +35,7 @@ def test_the_watcher_says_once_that_the_conflist_changed_and_how_to_re_attach(wo
     monkeypatch.setattr(Watcher, "_apply", apply)
     lines: list[str] = []
     w = Watcher(None, lab.name, lines.append)
+    w.lock_stamp = lab_lock_stamp(lab.name)  # as the watcher's start looks at it
     for _ in range(3):  # three resyncs
         assert w._converge(load_state(lab.name), []) is None
     assert applied == [] and w.retry_at is None  # no repair tried, none backing off
@@ -46,6 +48,7 @@ def test_the_watcher_says_once_that_the_conflist_changed_and_how_to_re_attach(wo
     w._converge(load_state(lab.name), ["route deleted in fked-n1"])  # the same drift: nothing new to say
     assert len(lines) == 1
     up(lab, k, reconfigure=True)  # the command the line named
+    w.lock_stamp = lab_lock_stamp(lab.name)  # the round that saw it let go of the lab looked (_held_since)
     w._converge(load_state(lab.name), [])
     assert len(lines) == 1 and w.refused is None and applied == []
     Path(path).write_text(Path(path).read_text().replace('"new"', '"newer"'))
@@ -64,3 +67,19 @@ def test_other_drift_is_repaired_as_before(world, monkeypatch):  # noqa: F811
     w = Watcher(None, lab.name, [].append)
     w._converge(load_state(lab.name), [])
     assert len(applied) == 1
+
+
+def test_what_another_command_holding_the_lab_does_meanwhile_is_not_said(world, monkeypatch):  # noqa: F811
+    """Read while another command (the `up --reconfigure` the line names) holds the lab, the drift is its work half
+    done (a pod detached, the others not yet): no line, the next round looks again once it is done."""
+    import netlab.api.watch as watch_mod
+
+    lab, k, plugins, path = world
+    monkeypatch.setattr(watch_repair, "drift", lambda state: lab_status.status(
+        state, k, [ModuleFeature(lifecycle)]).drift)
+    monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
+    monkeypatch.setattr(watch_mod, "lab_lock_holder", lambda name: "pid 1 (netlab up)", raising=False)
+    lines: list[str] = []
+    w = Watcher(None, lab.name, lines.append)
+    w._converge(load_state(lab.name), ["link eth0 down in fked-a"])
+    assert lines == [] and w.pending == ["link eth0 down in fked-a"] and w.refused is None
