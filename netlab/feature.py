@@ -109,6 +109,14 @@ class Feature(Protocol):
 # elsewhere (a container a user stopped in another pod stays stopped: a rollback is not a repair);
 # ``stop_made(state, netns_names)``, a rollback deletes namespaces its run made again for pods the lab had before:
 # stop only what runs in them, not what the pods had before the run (a feature without it: its stop).
+# ``roll_back(state)``, a running lab's rollback: take back what the feature's start left half done in the namespaces
+# the run did not make (a CNI pod whose re-attach a signal cut short); what it cannot bring back, one phrase each.
+
+
+def roll_back(feature: Feature, state: LabState) -> list[str]:
+    """``feature.roll_back``'s phrases (none when the feature has no such hook)."""
+    back = getattr(feature, "roll_back", None)
+    return back(state) if back is not None else []
 
 
 def stop_made(feature: Feature, state: LabState, netns_names: list[str]) -> list[str]:
@@ -175,6 +183,9 @@ class ModuleFeature:
             return self.stop(state, netns_names)
         return self.module.stop_made(state, netns_names) or []
 
+    def roll_back(self, state: LabState) -> list[str]:
+        return (self.module.roll_back(state) or []) if hasattr(self.module, "roll_back") else []
+
     def start_again(self, lab: Lab, state: LabState, netns_names: list[str], running: Any) -> StartResult:
         if not hasattr(self.module, "start_again"):
             return self.start(lab, state)
@@ -210,6 +221,9 @@ class RecordedFeature(ModuleFeature):
         if not state.extra.get(self.records):
             return []
         return super().stop(state, netns_names, everything=everything, early=early)
+
+    def roll_back(self, state: LabState) -> list[str]:
+        return super().roll_back(state) if state.extra.get(self.records) else []
 
     def drift(self, lab: Lab, state: LabState) -> list[str]:
         if self.concerns is not None and not self.concerns(lab):

@@ -84,7 +84,7 @@ class PodActions(InCallersWords):
             data["files"] = {path: {"kept": kept, "content": text} for path, (kept, text) in files.items()}
         if (sections is None or "cni" in sections) and self.model.cni != "builtin" \
                 and any(p.name == name for p in self.model.pods):
-            from netlab.cni.lifecycle import result_of
+            from netlab.cni.cached import result_of
 
             data["cni"] = result_of(self.state(), name) or {}
         return from_json(R.Inspection, {"lab": self.name, "name": name, **data})

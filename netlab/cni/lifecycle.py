@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.cni import conf as C
 from netlab.cni import edited
+from netlab.cni.cached import bin_dirs_of
 from netlab.cni.changed import changed, conf_text, runtime_conf
 from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
@@ -35,11 +36,10 @@ from netlab.feature import StartResult
 from netlab.kernel import testhooks
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
-from netlab.realize import cni_path, state as state_mod
+from netlab.realize import state as state_mod
 from netlab.realize.state_dir import ensure_dir, lab_dir
 
 if TYPE_CHECKING:
-    from netlab.model.cniconf import Conflist
     from netlab.model.lab import Lab, PodInfo
     from netlab.realize.state import LabState
 
@@ -47,6 +47,7 @@ WORKERS = max(1, os.cpu_count() or 1)
 # (lab, containerId) of the removed pods whose DEL failed in this process: up's start does not run it again in the
 # run whose stop just tried (the next run does).
 _failed_now: set[tuple[str, Any]] = set()
+_cut: dict[str, set[str]] = {}  # lab: its pods whose ADD or re-attach a signal or an error cut short (roll_back)
 DELETED = attachments.DELETED  # a record's phase: its ADD failed and the DEL that followed ran; nothing left to DEL
 # A record's phase, written before a re-attach's DEL (write-ahead, as "adding" before an ADD): a run cut short
 # (killed) after that DEL leaves a pod with no interface, which the next up or status must see as such.
@@ -144,10 +145,24 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
     second ADD without a DEL between), the record keeps its attachment (a later ``up`` or ``down`` runs DEL again)
     and ``up`` fails naming the DEL. A failed ADD is followed by the DEL of the pod's chains, as the spec asks of a
     runtime; what the plugins made stays theirs either way."""
-    out = StartResult()
     if lab.cni == "builtin":
-        return out
+        return StartResult()
     records = pod_records(state)
+    _cut.pop(lab.name, None)
+    try:
+        out, failed = _start(lab, state, only, records)
+    except BaseException:  # a signal or an error between a DEL and its ADD: the rollback DELs those pods (roll_back)
+        _cut[lab.name] = {pod for pod, prec in records.items() if isinstance(prec, dict)
+                          and prec.get("phase") in ("adding", DETACHING)}
+        raise
+    if failed is not None:  # each pod's ADD ended, and what failed is said (its DEL ran, or its failure is said)
+        raise failed
+    return out
+
+
+def _start(lab: Lab, state: LabState, only: set[str] | None,
+           records: dict[str, Any]) -> tuple[StartResult, ApplyFailed | None]:
+    out = StartResult()
     rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout())
     todo: list[PodInfo] = []
     failures: list[str] = []
@@ -179,7 +194,11 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
         why = why or (found.reattach_reason() if found else None)
         if why:
             prec["phase"] = DETACHING  # write-ahead: killed after the DEL, the record says the pod is detached
-            state.save()
+            try:
+                state.save()
+            except BaseException:  # not written (a full disk, a signal): nothing DELed, its attachment stands
+                prec["phase"] = "added"
+                raise
             said = _safe_detach(rt_, lab.name, prec, pod.name, None)
             if said:
                 prec["phase"] = "added"  # the DEL failed: it keeps its attachment (DEL runs again, then ADD)
@@ -214,8 +233,30 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
         not_back = (f", but for pod{'s' if len(detached) > 1 else ''} {', '.join(detached)}, left detached (no "
                     f"{C.POD_IF}: the DEL before its ADD cannot be undone; `{again}` attaches it again)") \
             if detached else ""
-        raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""),
-                          not_back=not_back, if_fresh=_log_words())
+        return out, ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1
+                                               else ""), not_back=not_back, if_fresh=_log_words())
+    return out, None
+
+
+def roll_back(state: LabState) -> list[str]:
+    """A running lab's rollback after a signal or an error in :func:`start`: DEL each pod whose ADD or re-attach it
+    had begun (docs/reliability.md: "rollback and `down` DEL it"); what it cannot bring back, for up's line."""
+    cut, records, out = _cut.pop(state.lab, set()), pod_records(state), []
+    if not cut:
+        return []
+    rt_ = runtime(state.lab, bin_dirs_of(state), cni_timeout(lenient=True))
+    for pod, prec in [(p, r) for p, r in records.items() if p in cut and isinstance(r, dict)
+                      and r.get("phase") in ("adding", DETACHING) and is_netns_mount(r.get("node_netns") or "")]:
+        was = prec.get("phase") == DETACHING or isinstance(prec.get("attachment"), dict)  # attached before the run
+        said = _safe_detach(rt_, state.lab, prec, pod, None)
+        if said:
+            out.append(f"pod {pod}, whose ADD was cut short and whose DEL failed ({said[0]}; the next up or down runs "
+                       "DEL again)")
+            continue
+        prec["phase"] = DELETED
+        out += [f"pod {pod}, left detached (no {C.POD_IF}: the run had begun to re-attach it, and the DEL before its "
+                f"ADD cannot be undone; `sudo netlab up --lab {state.lab}` attaches it again)"] if was else []
+    state.save(best_effort=True)
     return out
 
 
@@ -361,7 +402,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     bad = timeout_problem(os.environ.get(TIMEOUT_VAR))
     if bad:
         problems.append(f"{bad} (the CNI DEL calls had {deadline:g} s each)")
-    rt_ = runtime(state.lab, _bin_dirs_of(state), deadline)
+    rt_ = runtime(state.lab, bin_dirs_of(state), deadline)
     detach: list[tuple[str, dict[str, Any]]] = []
     for pod, prec in list(records.items()):
         if not isinstance(prec, dict) or not (everything or prec.get("netns") in names):
@@ -403,14 +444,6 @@ def _forget_nodes(state: LabState, names: set[str], everything: bool) -> None:
         del kept[node_ns]
 
 
-def _bin_dirs_of(state: LabState) -> list[str]:
-    """CNI_PATH from the saved topology (down needs no file)."""
-    cni = ((state.topology.get("network") or {}).get("cni")) if isinstance(state.topology, dict) else None
-    user = cni.get("binDir") if isinstance(cni, dict) else None
-    machine = cni_path.recorded(state) or cni_path.plugin_dirs(C.CNI_BIN_DIR)  # as the lab was made (cni/paths.py)
-    return ([user] if isinstance(user, str) and user not in machine else []) + machine
-
-
 def drift(lab: Lab, state: LabState) -> list[str]:
     if lab.cni == "builtin":
         return []
@@ -444,17 +477,3 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                 out.append(found.drift_line(name))
     return out
 
-
-def result_of(state: LabState, pod: str) -> dict[str, Any] | None:
-    """The pod's cached CNI result (its main network), for inspect."""
-    prec = pod_records(state).get(pod)
-    if not isinstance(prec, dict) or not prec.get("networks"):
-        return None
-    raw, ifname = prec["networks"][-1]
-    rt = RuntimeConf(pod=pod, container_id=prec["containerId"], netns=prec["netns"], ifname=ifname, node_netns=None)
-    rt_ = Runtime(os.path.join(lab_dir(state.lab, create=False), "cni"), _bin_dirs_of(state), CallLog(None))
-    return rt_.cached_result(raw.get("name", ""), rt)
-
-
-def known_conflist(raw: Any) -> Conflist:
-    return parse_conflist(conf_text(raw))

@@ -16,7 +16,7 @@ import signal
 from typing import Any
 
 from netlab import signals
-from netlab.feature import Feature, stop_made
+from netlab.feature import Feature, roll_back, stop_made
 from netlab.kernel.base import Kernel
 from netlab.lab.journal import Journal, put_back_dropped
 from netlab.lab.ownership import kernel_links
@@ -60,6 +60,7 @@ class Rollback:
     intended: list[str]  # the namespaces this run named in the state before making them
     removing: list[str]  # namespaces the run began to remove
     not_restored: list[str]  # what the kernel dropped and a rollback could not add again
+    half_done: list[str]  # what the features' start left half done and a rollback could not bring back
     held_before: dict[str, set[tuple]]  # keys of what each namespace held when the run first read it
     before: tuple[Any, str | None, str, Any]  # the state's topology, source, phase, addresses before the run
 
@@ -80,6 +81,8 @@ class Rollback:
         if self.not_started:
             out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_started)}, in the pods it made again "
                     f"(`sudo netlab up --lab {self.lab.name}` starts them)")
+        if self.half_done:  # a CNI pod whose re-attach the run had begun: detached
+            out += f"{',' if not out else ' and'} but for {'; '.join(self.half_done)}"
         if self.not_restored:
             out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_restored)}, which the kernel "
                     f"dropped and could not be added again (`sudo netlab up --lab {self.lab.name}` repairs it)")
@@ -116,6 +119,8 @@ class Rollback:
             stop_features(self.features, state, [n for n in self.created if n not in again])
             for feature in self.features:
                 stop_made(feature, state, again)
+            for feature in self.features:  # what a start left half done in the namespaces the run did not make
+                self.half_done += roll_back(feature, state)
             delete_namespaces(self.kernel, self.created)
             for name in self.created:
                 state.netns.pop(name, None)

@@ -113,6 +113,7 @@ class _Up(Rollback):
         self.leaving_veths: set[tuple[str, str]] = set()
         self.removing: list[str] = []  # namespaces the run began to remove (their containers stopped first)
         self.not_restored: list[str] = []  # what the kernel dropped and a rollback could not add again
+        self.half_done: list[str] = []  # what the features' start left half done (a CNI pod left detached)
         # The keys of what each namespace held when this run first read it: what a rollback may put back (a
         # route deleted by hand before the run stays missing: a rollback is not a repair)
         self.held_before: dict[str, set[tuple]] = {}

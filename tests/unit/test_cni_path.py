@@ -11,7 +11,7 @@ import pytest
 from cli_inprocess import run_cli
 from test_doctor import fake_plugins
 
-from netlab.cni import check as cni_check, conf as cni_conf, lifecycle as cni_lifecycle
+from netlab.cni import cached as cni_cached, check as cni_check, conf as cni_conf
 from netlab.errors import UsageError
 from netlab.realize import cni_path
 from netlab.realize.state import LabState
@@ -91,7 +91,7 @@ def test_a_lab_keeps_the_folders_it_was_made_with(tmp_path, monkeypatch):
     assert state.extra["cni_path"] == [str(opt)]
     monkeypatch.delenv(cni_path.PATH_ENV)  # a later command, without the setting: status' CHECK, down's DEL
     cni_path.act_on(state)
-    assert cni_path.plugin_dirs() == [str(opt)] and cni_lifecycle._bin_dirs_of(state) == [str(opt)]
+    assert cni_path.plugin_dirs() == [str(opt)] and cni_cached.bin_dirs_of(state) == [str(opt)]
     cni_path.choose(state, "reference", fresh=False, reconfigure=False)
     assert state.extra["cni_path"] == [str(opt)]
     cni_path.choose(state, "reference", fresh=False, reconfigure=True)  # --reconfigure: the machine's of now
