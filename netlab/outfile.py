@@ -152,9 +152,10 @@ def check(path: str) -> None:
         at.close()
 
 
-def open_output(path: str) -> BinaryIO:
+def open_output(path: str, truncate: bool = True) -> BinaryIO:
     """``path`` opened for writing from its start, by the rules above (UsageError when one refuses, nothing
-    created nor truncated); an OS error is ``output_unwritable``'s line."""
+    created nor truncated); an OS error is ``output_unwritable``'s line. ``truncate=False``: a file that is there
+    keeps what it holds (the caller cuts it or appends, once it has something to write: NETLAB_CNI_LOG's copy)."""
     flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC
     for _ in range(3):  # the name came or went between the look and the open: look again
         at = _resolve(path)
@@ -181,7 +182,7 @@ def open_output(path: str) -> BinaryIO:
                 if not at.proc:
                     _check_target(path, at, st)
                 os.set_blocking(fd, True)
-                if stat.S_ISREG(st.st_mode):
+                if stat.S_ISREG(st.st_mode) and truncate:
                     os.ftruncate(fd, 0)
             except BaseException:
                 os.close(fd)

@@ -20,6 +20,7 @@ import json
 import os
 import selectors
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -62,15 +63,19 @@ def cni_timeout(lenient: bool = False) -> float:
     raise UsageError(problem)
 
 
-_copy: dict[str, Any] = {}  # up's copy of its calls (NETLAB_CNI_LOG): "path", "fh"
+_copy: dict[str, Any] = {}  # an up's copy of its calls (NETLAB_CNI_LOG): "path", "fh", "first", "held"
 _copy_lock = threading.Lock()
+WATCH_HEADER = "up --watch apply"  # the copy's line before a watcher's later apply's calls ("netlab_cni_log")
 
 
 def keep_copy() -> str | None:
-    """``up`` of a CNI lab, before it changes anything: NETLAB_CNI_LOG's file (None when unset), opened now and
-    written from its start by outfile's rules (a name they refuse: one line, exit 2); every plugin call of the run
-    is appended to it, as ``netlab cni log -o json`` shows it (:func:`_to_copy`). A new lab whose ``up``
-    fails is rolled back with its folder and the log in it: the copy stays, the failure names it."""
+    """``up`` of a CNI lab, before it changes anything: NETLAB_CNI_LOG's file (None when unset), opened now by
+    outfile's rules (a name they refuse: one line, exit 2) and cut to this run's calls when the first comes (an
+    ``up`` refused before any call leaves it as it was); every plugin call of the run is appended to it, as
+    ``netlab cni log -o json`` shows it (:func:`_to_copy`), until the run returns (:func:`copy_of_run`). A new lab
+    whose ``up`` fails is rolled back with its folder and the log in it: the copy stays, the failure names it."""
+    if _copy.get("held"):  # a watcher's apply opened it already (copy_of_run)
+        return copy_path()
     close_copy()
     value = os.environ.get(LOG_VAR, "")
     if not value.strip():
@@ -78,10 +83,26 @@ def keep_copy() -> str | None:
     from netlab.outfile import open_output
 
     path = os.path.abspath(value)
-    fh = open_output(path)
+    fh = open_output(path, truncate=False)
     with _copy_lock:
-        _copy.update(path=path, fh=fh)
+        _copy.update(path=path, fh=fh, first=None)
     return path
+
+
+@contextlib.contextmanager
+def copy_of_run(watched: str | None = None) -> Iterator[None]:
+    """One ``up``: its copy (opened by its CNI preflight, :func:`keep_copy`) is closed when it returns, so that no
+    later call of the process (a status's CHECK, a down's DEL) goes into it. ``watched`` (a CNI lab's name): a
+    watcher's later apply, whose calls are appended after a line of their own, what the copy held before kept."""
+    close_copy()
+    if watched is not None and keep_copy() is not None:
+        header = {"netlab_cni_log": WATCH_HEADER, "lab": watched, "started": time.time()}
+        with _copy_lock:
+            _copy.update(held=True, first=(json.dumps(header, sort_keys=True) + "\n").encode())
+    try:
+        yield
+    finally:
+        close_copy()
 
 
 def copy_path() -> str | None:
@@ -98,12 +119,21 @@ def close_copy() -> None:
 
 def _to_copy(call: Call) -> None:
     """NETLAB_CNI_LOG's line of ``call``: as ``netlab cni log -o json`` shows it (:func:`call_json`: its time as
-    ``elapsed_s``, docs/json.md's key, with the deprecated ``duration`` beside it), not the lab's log's own keys."""
+    ``elapsed_s``, docs/json.md's key, with the deprecated ``duration`` beside it), not the lab's log's own keys.
+    The run's first call cuts the file (an up's) or goes to its end after the apply's line (a watcher's)."""
     with _copy_lock:
         fh = _copy.get("fh")
         if fh is None:
             return
         try:
+            if "first" in _copy:
+                first = _copy.pop("first")
+                regular = stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
+                if regular and first is None:
+                    os.ftruncate(fh.fileno(), 0)
+                elif regular:
+                    fh.seek(0, os.SEEK_END)
+                fh.write(first or b"")
             fh.write((json.dumps(call_json(call.to_json()), sort_keys=True) + "\n").encode())
             fh.flush()
         except OSError:  # a full disk: the copy stops there (the lab's log is the one up needs)

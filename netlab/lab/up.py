@@ -43,6 +43,7 @@ from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up,
                                    repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
 from netlab.cni import conf as C, edited
+from netlab.cni.invoke import copy_of_run
 from netlab.realize import backend, cni_path, owner, tags
 from netlab.realize.state_dir import forget
 from netlab.realize.lab_lock import LabLock
@@ -82,14 +83,15 @@ def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str |
     A lab that is up from another file is refused unless ``reconfigure``.
     """
     plan = build_plan(lab)
-    with LabLock(lab.name, "netlab up", wait=wait):
+    with LabLock(lab.name, "netlab up", wait=wait), copy_of_run():  # NETLAB_CNI_LOG: this run's calls
         return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source, reconfigure)
 
 
 def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None) -> UpResult:
     """:func:`up`'s work for a caller that holds the lab's lock (LabLock) already: ``up --watch``'s repair, which
     reads what the lab must be once it holds the lab, as another command may have changed it meanwhile."""
-    return _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None).run(source, False)
+    with copy_of_run(lab.name if lab.cni != "builtin" else None):  # NETLAB_CNI_LOG: appended, after a line
+        return _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None).run(source, False)
 
 
 class _Up(Rollback):

@@ -17,7 +17,7 @@ from netlab.cni.invoke import CallLog, PluginFailed, exec_plugin
 from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
-from netlab.lab import up as lab_up
+from netlab.lab import teardown, up as lab_up
 from netlab.lab.journal import Journal
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -48,13 +48,13 @@ def test_every_call_is_appended_to_the_copy_with_its_input_and_output(tmp_path, 
     copy = tmp_path / "kept.jsonl"
     copy.write_text("an older run's\n")
     monkeypatch.setenv(invoke.LOG_VAR, str(copy))
-    assert invoke.keep_copy() == str(copy) and copy.read_text() == ""  # this run's calls, from the start
+    assert invoke.keep_copy() == str(copy) and copy.read_text() == "an older run's\n"  # kept until a call comes
     for _ in range(2):
         with pytest.raises(PluginFailed):
             exec_plugin(CallLog(str(tmp_path / "lab.jsonl")), pod="a", network="net", plugin_path=str(plugin),
                         command="ADD", conf={"cniVersion": "1.0.0", "name": "net", "marker": 1},
                         env={"CNI_ARGS": "K8S_POD_NAME=a"}, node_netns=None, timeout=5)
-    calls = [json.loads(line) for line in copy.read_text().splitlines()]
+    calls = [json.loads(line) for line in copy.read_text().splitlines()]  # this run's calls, from the start
     # the lab's calls, as `netlab cni log -o json` shows them: its time as elapsed_s, docs/json.md's key (QA qr3 5)
     assert calls == [invoke.call_json(json.loads(line)) for line in (tmp_path / "lab.jsonl").read_text().splitlines()]
     assert calls[0]["elapsed_s"] == calls[0]["duration"] and isinstance(calls[0]["elapsed_s"], float)
@@ -104,3 +104,71 @@ def test_with_netlab_cni_log_the_failure_names_the_copy(world, tmp_path, monkeyp
     assert _up(world).endswith(f"is not attached; rolled back (and the lab's CNI log with it; this run's calls: "
                                f"{tmp_path / 'kept.jsonl'})")
     assert (tmp_path / "kept.jsonl").exists()
+
+
+@pytest.fixture
+def attached(tmp_path, monkeypatch):
+    """A lab whose plugins attach every pod (the fake plugins of test_cni_reattach), and NETLAB_CNI_LOG set."""
+    from test_cni_reattach import Plugins
+
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    state_dir._checked.clear()
+    conflist_lab(tmp_path, TOPO)
+    plugins = Plugins()
+
+    def logged(log, **kw):  # each call recorded as exec_plugin records it (the lab's log, and the copy)
+        log.record(invoke.Call(pod=kw["pod"], network=kw["network"], plugin=kw["plugin_path"].rsplit("/", 1)[-1],
+                               command=kw["command"], env=kw["env"], stdin=kw["conf"], runs_in=str(kw["node_netns"])))
+        return plugins(log, **kw)
+
+    monkeypatch.setattr(runtime, "exec_plugin", logged)
+    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
+    copy = tmp_path / "kept.jsonl"
+    copy.write_text("the calls a user keeps\n")
+    monkeypatch.setenv(invoke.LOG_VAR, str(copy))
+    yield resolve(load_topology(str(tmp_path / "t.yaml"))), copy
+    state_dir._checked.clear()
+
+
+def commands(copy):
+    return [json.loads(line).get("command") for line in copy.read_text().splitlines()]
+
+
+def test_the_copy_holds_one_ups_calls_and_no_later_status_or_down(attached):
+    """QA q11 2: in the Python API the copy stayed open after up, and status's CHECKs and down's DELs went into it."""
+    lab, copy = attached
+    k = FakeKernel()
+    lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+    assert commands(copy) == ["ADD", "ADD"] and invoke.copy_path() is None  # lo and eth0 of pod a; closed
+    assert lifecycle.drift(lab, state_mod.load_state(lab.name)) == []  # status's CHECK
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+    assert commands(copy) == ["ADD", "ADD"]
+
+
+class Refusing:
+    name = "refusing"
+
+    def preflight(self, lab):
+        raise UsageError("refused before any change")
+
+
+def test_an_up_refused_before_any_change_leaves_the_copy_as_it_was(attached):
+    lab, copy = attached
+    k = FakeKernel()
+    with pytest.raises(UsageError):
+        lab_up.up(lab, k, features=[ModuleFeature(lifecycle), Refusing()], journal=Journal(k))
+    assert copy.read_text() == "the calls a user keeps\n" and invoke.copy_path() is None
+
+
+def test_a_watchers_apply_appends_its_calls_after_a_header_line(attached):
+    """QA q11: every apply of up --watch truncated the copy; the first apply is up's (from the file's start), each
+    later one (lab_up.up_held) appends its calls after a line of its own, and one without a call writes nothing."""
+    lab, copy = attached
+    k = FakeKernel()
+    lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+    lab_up.up_held(lab, k, features=[ModuleFeature(lifecycle)])  # the pod as attached: its CHECKs (lo, eth0)
+    lines = [json.loads(line) for line in copy.read_text().splitlines()]
+    assert [c.get("command") for c in lines] == ["ADD", "ADD", None, "CHECK", "CHECK"] and invoke.copy_path() is None
+    assert lines[2]["netlab_cni_log"] == "up --watch apply" and lines[2]["lab"] == "fkkl"
+    assert isinstance(lines[2]["started"], float)
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
