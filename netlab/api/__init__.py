@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.errors import UsageError as UsageError
     from netlab.lab.rollback import Interrupted as Interrupted
     from netlab.realize.state_errors import StateCorrupt as StateCorrupt
+    from netlab.realize.state_errors import StateNewer as StateNewer
 
 # Each name and the module that holds it, imported on first use: `netlab validate` reads
 # topologies through netlab.api.topology without loading the kernel, probe and trace code.
@@ -76,6 +77,7 @@ _WHERE = {
         "LabBusy", "NetnsGone", "CannotRun")},
     "Interrupted": "netlab.lab.up",  # Ctrl-C or SIGTERM during up, rolled back: a KeyboardInterrupt (exit_code)
     "StateCorrupt": "netlab.realize.state_errors",  # a lab's state file that is not one: down(force=True) takes it down
+    "StateNewer": "netlab.realize.state_errors",  # a StateCorrupt: a state of a later format, a newer netlab's
 }
 __all__ = sorted(_WHERE)
 

@@ -104,3 +104,12 @@ def test_a_state_of_a_later_format_is_said_to_be_a_newer_netlabs_in_one_line(sta
                            "netlab (state format 2; this netlab reads state format 1): ")
     assert "\n" not in text and "corrupt" not in text and f"netlab down --lab {LAB} --force" in text
     assert "Lab('demo').down(force=True)" in str(info.value.said_for(api=True))
+
+
+def test_state_newer_is_a_name_of_netlab_api_as_the_other_errors_are():
+    """A program that catches a newer netlab's state imports it where it imports the other errors: netlab.api
+    exported StateCorrupt and not StateNewer (AttributeError), so a caller had to reach into netlab.realize."""
+    import netlab.api as api
+
+    assert "StateNewer" in api.__all__
+    assert api.StateNewer is state.StateNewer and issubclass(api.StateNewer, api.StateCorrupt)
