@@ -49,6 +49,8 @@ def select_lab_name(lab_name: str | None, topology: str | None, required: bool =
     if lab_name is not None:
         return check_lab_name(lab_name, f"${LAB_ENV}" if isinstance(lab_name, EnvLabName) else "--lab")
     labs = up_labs()
+    if len(labs) > 1 and all(map(_gone, labs)):  # up_labs gives the gone labs back when every one is
+        raise all_gone(labs, api=api)
     if not labs:
         if required:
             raise UsageError("no lab is up; bring one up with Lab.up(topology)" if api
@@ -66,6 +68,9 @@ def plain_up_lab(default: str) -> str | None:
     name; None for the built-in default lab, as on a fresh machine: no lab is up, or ``default`` is (among
     others too). Several others: a usage error saying what to type, for either."""
     labs = up_labs()
+    if len(labs) > 1 and all(map(_gone, labs)):
+        raise all_gone(labs, then=f"; or make one again with `sudo netlab up --lab NAME` (the built-in default lab: "
+                                  f"`sudo netlab up --lab {default}`)")
     if not labs or default in labs:
         return None
     if len(labs) > 1:
@@ -90,6 +95,16 @@ def up_labs() -> list[str]:
         return labs
     up = [name for name in labs if not _gone(name)]
     return up or labs
+
+
+def all_gone(labs: list[str], api: bool = False, then: str = "") -> UsageError:
+    """The error of a command that names no lab when every lab with a state is ``gone`` (`netlab list`'s phase:
+    none of its namespaces is there, its state left by a ``down`` that could not forget it): no lab is up, and
+    these are the gone ones, with the way to forget each (``api``: the Python call); ``then``: what else to do."""
+    way = "`Lab(NAME).down()`" if api else "`sudo netlab down --lab NAME`"
+    return UsageError(f"no lab is up; {len(labs)} labs are gone ({', '.join(labs)}): none of their namespaces is "
+                      f"there any more, yet their state files remain; once a lab's folder may be written, {way} "
+                      f"forgets it{then}")
 
 
 def _gone(name: str) -> bool:

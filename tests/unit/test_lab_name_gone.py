@@ -49,3 +49,23 @@ def test_a_corrupt_lab_still_counts_and_a_lone_gone_lab_is_still_chosen(labs, st
     (state_root / "qxgd" / state_dir.STATE_FILE).write_text("{not json")  # corrupt: its namespaces unknown
     with pytest.raises(UsageError, match=r"several labs are up \(qxga, qxgd\)"):
         lab_name.selected_name()
+
+
+def test_when_every_lab_is_gone_no_lab_is_up_and_each_is_named_with_the_way_to_forget_it(labs):
+    """Two gone labs and none up: `status` without --lab said "several labs are up (qxga, qxgb)" while `list`
+    showed both gone. What is true: no lab is up, these are gone, and the way to forget each (or make it again)."""
+    labs("qxga", up=False)
+    labs("qxgb", up=False)
+    with pytest.raises(UsageError) as info:
+        lab_name.selected_name()
+    said = str(info.value)
+    assert "several" not in said and "\n" not in said, said
+    assert said.startswith("no lab is up; 2 labs are gone (qxga, qxgb): none of their namespaces is there any more, "
+                           "yet their state files remain"), said
+    assert "`sudo netlab down --lab NAME` forgets it" in said, said
+    with pytest.raises(UsageError, match=r"^no lab is up; 2 labs are gone .*`Lab\(NAME\)\.down\(\)` forgets it"):
+        lab_name.select_lab_name(None, None, api=True)
+    with pytest.raises(UsageError) as info:  # a plain up: not "several labs are up ... repair one"
+        lab_name.plain_up_lab("demo")
+    said = str(info.value)
+    assert said.startswith("no lab is up; 2 labs are gone (qxga, qxgb)") and "`sudo netlab up --lab NAME`" in said
