@@ -21,12 +21,12 @@ def said(api: bool) -> Iterator[None]:
     """A lab whose state is corrupt, lost, or in another state folder, raised with its way out in the caller's
     words: ``api``, the Python call (``Lab('NAME').down(force=True)``), else the command (``sudo netlab down
     --lab NAME --force``)."""
-    from netlab.realize.state_errors import StateCorrupt, StateLost
+    from netlab.realize.state_errors import StateCorrupt, StateGone, StateLost
     from netlab.realize.tags import StateElsewhere
 
     try:
         yield
-    except (StateCorrupt, StateLost, StateElsewhere) as exc:
+    except (StateCorrupt, StateLost, StateGone, StateElsewhere) as exc:
         raise exc.said_for(api=api) from None
 
 

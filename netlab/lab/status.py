@@ -27,7 +27,9 @@ from netlab.realize.attachments import is_plugin_made, plugin_made
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
-from netlab.realize.state import LabState
+from netlab.realize.state import LabState, gone
+from netlab.realize.state_dir import state_file
+from netlab.realize.state_errors import StateGone
 from netlab.workload.terminal import served, still_endpoints
 
 
@@ -91,6 +93,8 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
         result.drift.append(str(d))
         result.details.append(d.to_json())
 
+    if not any(c.tagged for c in judged.values()) and gone(state, kernel):  # list's `gone`: not up, said once
+        raise StateGone(state.lab, state_file(state.lab))
     for name in plan.netns:
         got = judged.get(name)
         if got is None:

@@ -370,21 +370,29 @@ def not_up(name: str, why: str = "", then: str = "") -> UsageError | StateLost:
     return UsageError(f"lab {str(name)!r}{why} is not up{hint}{then}")
 
 
-def gone(st: LabState) -> bool:
+def gone(st: LabState, kernel: Any = None) -> bool:
     """Whether the lab of ``st`` is no lab that is up though its state remains: `netlab list`'s phase ``gone``, none
     of the namespaces it names is there with its tag (a ``down`` that removed them and could not forget the state:
-    an immutable folder, QA q2 defect 3)."""
-    return st.phase == "up" and bool(st.netns) and not any_netns(st)
+    an immutable folder, QA q2 defect 3). ``kernel``: read through that door (status's), else the machine's."""
+    return st.phase == "up" and bool(st.netns) and not any_netns(st, kernel)
 
 
-def any_netns(st: LabState) -> bool:
+def any_netns(st: LabState, kernel: Any = None) -> bool:
     """Whether a namespace the state names is there with the lab's tag (one whose tag cannot be read counts: never
-    said gone on a doubt)."""
+    said gone on a doubt); ``kernel``: its ``read_tag`` (None for no namespace), else the machine's namespaces."""
     from netlab.kernel import netns as nsmod
     from netlab.realize import tags
 
-    there = set(nsmod.list_netns())
     tag = tags.state_tag(st.lab, st.run_id, st.extra)
+    if kernel is not None:
+        for name in sorted(st.netns):
+            try:
+                if kernel.read_tag(name) == tag:
+                    return True
+            except (OSError, ValueError):
+                return True
+        return False
+    there = set(nsmod.list_netns())
     for name in st.netns:
         if name in there:
             try:

@@ -115,6 +115,25 @@ class StateNotForgotten(EnvironmentNotReady):
                          f"folder may be written, `sudo netlab down --lab {lab}` forgets it")
 
 
+class StateGone(EnvironmentNotReady):
+    """A lab whose state file says it is up though none of the namespaces it names is there with its tag
+    (`netlab list`'s phase ``gone``: a ``down`` that removed them and could not forget the state, an immutable
+    folder): not up, said once, not as every namespace missing. ``down`` forgets it once the folder may be
+    written; ``up`` makes it again."""
+
+    def __init__(self, lab: str, path: str, api: bool = False):
+        self.lab, self._args = lab, (lab, path)
+        forget = f"`Lab({str(lab)!r}).down()`" if api else f"`sudo netlab down --lab {lab}`"
+        again = f"`Lab({str(lab)!r}).repair()`" if api else f"`sudo netlab up --lab {lab}`"
+        super().__init__(f"lab {lab} is not up: none of its namespaces is there any more, yet its state file "
+                         f"remains ({path}); once its folder may be written, {forget} forgets it (or {again} makes "
+                         "it again)")
+
+    def said_for(self, api: bool) -> StateGone:
+        """The same, its way out in a Python caller's words (``api``: a Lab method) or the CLI's."""
+        return StateGone(*self._args, api=api)
+
+
 def lost_state(lab: str, pod_files: bool = False) -> StateLost | EnvironmentNotReady | None:
     """What remains of lab ``lab`` whose state file is missing (its caller found none): namespaces tagged as its,
     or its folder holding more than its lock (a run's echo server socket, logs, UTS pins); ``pod_files``: or,

@@ -89,6 +89,11 @@ def test_down_of_a_lab_whose_state_is_immutable_says_it_is_down_and_list_says_go
         listed = netlab("list", check=False)
         assert [line.split()[:2] for line in listed.stdout.splitlines() if line.startswith(lab)] == [[lab, "gone"]]
         assert f"lab {lab}: none of its namespaces is there any more" in listed.stderr, listed
+        said = netlab("status", "--lab", lab, check=False)  # it listed every namespace as missing drift, exit 1
+        assert said.returncode == 3 and said.stdout == "" and said.stderr == (
+            f"netlab: lab {lab} is not up: none of its namespaces is there any more, yet its state file remains "
+            f"({state_path(lab, 'state.json')}); once its folder may be written, `sudo netlab down --lab {lab}` "
+            f"forgets it (or `sudo netlab up --lab {lab}` makes it again)\n"), said
     finally:
         subprocess.run([chattr, "-i", target], check=True)
     out = netlab("down", "--lab", lab)

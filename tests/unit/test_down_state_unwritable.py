@@ -14,6 +14,7 @@ import pytest
 from fake_lab import make_lab, up
 
 from netlab.api.running import labs
+from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
@@ -72,3 +73,43 @@ def test_a_lab_with_one_namespace_there_with_its_tag_is_up(lab, monkeypatch):
     assert [row.phase for row in labs() if row.lab == lab.name] == ["up"]
     spaces[name] = tags.state_tag(st.lab, "0" * 32, st.extra)  # another run's namespace of that name
     assert [row.phase for row in labs() if row.lab == lab.name] == ["gone"]
+
+
+def test_status_of_a_gone_lab_says_once_that_it_is_not_up_and_how_to_forget_it(lab, monkeypatch):
+    """`status` of a lab `list` shows gone listed every namespace of it as missing drift (exit 1, "up repairs
+    it") instead of saying what is true: none of its namespaces is there, its state file stays, and `down`
+    forgets it once its folder may be written. Said once, exit 3 as the other labs whose state cannot be acted
+    on (corrupt, lost, not forgotten)."""
+    from netlab.lab import status as lab_status
+
+    k = FakeKernel()
+    up(lab, k)
+    path = state_dir.state_file(lab.name)
+    immutable(monkeypatch)
+    with pytest.raises(StateNotForgotten):
+        teardown.down(lab.name, k)
+    st = state_mod.load_state(lab.name)
+    assert st is not None and st.phase == "up" and not k.ns
+    with pytest.raises(EnvironmentNotReady) as info:  # it returned a drift of every namespace missing
+        lab_status.status(st, k)
+    assert type(info.value).__name__ == "StateGone"
+    said = str(info.value)
+    assert said == (f"lab {lab.name} is not up: none of its namespaces is there any more, yet its state file "
+                    f"remains ({path}); once its folder may be written, `sudo netlab down --lab {lab.name}` "
+                    f"forgets it (or `sudo netlab up --lab {lab.name}` makes it again)"), said
+    assert info.value.exit_code == 3
+    api = str(info.value.said_for(api=True))
+    assert f"`Lab('{lab.name}').down()` forgets it" in api and f"Lab('{lab.name}').repair()" in api, api
+
+
+def test_status_of_a_lab_with_one_namespace_left_is_drift_not_gone(lab):
+    from netlab.lab import status as lab_status
+
+    k = FakeKernel()
+    up(lab, k)
+    st = state_mod.load_state(lab.name)
+    assert st is not None
+    for name in sorted(st.netns)[1:]:
+        del k.ns[name]
+    done = lab_status.status(st, k)
+    assert not done.ok and sum("missing" in line for line in done.drift) == len(st.netns) - 1, done.drift
