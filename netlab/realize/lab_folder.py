@@ -143,16 +143,38 @@ def holds_pins(path: str) -> bool:
     for what the kernel kept: its ``uts``, the mount point of netlab's tmpfs of UTS pins (type tmpfs, source
     :data:`PINS_FS`, in this mount namespace: only root mounts there), with nothing beside it that netlab does not
     write there. Its namespaces run on: ``down --force`` takes them, the pins, then the folder."""
-    from netlab.kernel.mountinfo import read_mounts  # only for a folder without the mark: not plan's nor validate's
-
     try:
         names = os.listdir(path)
     except OSError:
         return False
     if "uts" not in names or not all(own_name(name) for name in names):
         return False
+    return _pins_mounted(path)
+
+
+def _pins_mounted(path: str) -> bool:
+    """Whether ``path``/uts is the mount point of netlab's tmpfs of UTS pins (type tmpfs, source PINS_FS)."""
+    from netlab.kernel.mountinfo import read_mounts  # only for a folder without the mark: not plan's nor validate's
+
     point = os.path.join(os.path.realpath(path), "uts")
     return any(m.point == point and (m.fstype, m.source) == ("tmpfs", PINS_FS) for m in read_mounts())
+
+
+def foreign_beside_pins(path: str) -> list[str]:
+    """The names netlab does not write in the unmarked 0700 folder ``path`` of this user's whose ``uts`` is
+    netlab's tmpfs of UTS pins (a lab's folder emptied by hand, then given a file of someone's), sorted; [] for
+    any other folder. Such a folder stays someone else's (nothing is written or removed in it); its refusal says
+    that moving these out lets ``down --force`` take the lab down (:func:`holds_pins`)."""
+    try:
+        st = os.lstat(path)
+        names = os.listdir(path)
+    except OSError:
+        return []
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) != 0o700 \
+            or "uts" not in names or MARK_FILE in names:
+        return []
+    foreign = sorted(name for name in names if not own_name(name))
+    return foreign if foreign and _pins_mounted(path) else []
 
 
 def read_own(path: str, name: str, limit: int) -> bytes | None:

@@ -75,6 +75,14 @@ class NotNetlabs(EnvironmentNotReady):
     """A folder where a lab's would be that netlab did not make (realize/lab_folder.py): left alone."""
 
     def __init__(self, path: str, why: str):
+        foreign = lab_folder.foreign_beside_pins(path)
+        if foreign:  # a lab's folder emptied by hand, its pins mounted, then given a file: what takes the lab down
+            lab, names = os.path.basename(path), ", ".join(foreign)
+            super().__init__(f"{path} holds lab {lab}'s UTS pins (its uts is netlab's tmpfs {PINS_FS}: the lab's "
+                             f"folder, emptied while the lab ran) beside what netlab did not write there ({names}), "
+                             f"which it never removes: move {names} out of the folder, then "
+                             f"`sudo netlab down --lab {lab} --force` takes the lab down")
+            return
         super().__init__(f"{path} is not a lab folder of netlab's ({why}); netlab leaves it alone: name the lab "
                          "otherwise, or point NETLAB_STATE_DIR at a folder of netlab's")
 

@@ -50,6 +50,31 @@ def test_rm_rf_of_the_lab_folder_then_down_force_takes_the_lab(labs):
     assert lab_namespaces(lab) == []
 
 
+def test_a_foreign_file_in_an_emptied_lab_folder_is_said_with_the_way_that_works_and_kept(labs, tmp_path):
+    """rm -rf of the lab's folder, then a file of the user's in it: down --force refused it with "name the lab
+    otherwise, or point NETLAB_STATE_DIR at a folder of netlab's", neither of which takes the lab down. It says to
+    move the file out, then down --force; that works, and the file is never touched."""
+    lab = labs.name("sff")
+    labs.up(topology(lab))
+    folder = state_path(lab)
+    shutil.rmtree(folder, ignore_errors=True)
+    with open(os.path.join(folder, "notes"), "w") as f:
+        f.write("mine\n")
+    out = netlab("down", "--lab", lab, "--force", check=False)
+    assert out.returncode == 3 and out.stderr == (
+        f"netlab: {folder} holds lab {lab}'s UTS pins (its uts is netlab's tmpfs netlab-uts: the lab's folder, "
+        "emptied while the lab ran) beside what netlab did not write there (notes), which it never removes: move "
+        f"notes out of the folder, then `sudo netlab down --lab {lab} --force` takes the lab down\n"), out
+    assert len(ip_netns(lab)) == 4 and sorted(os.listdir(folder)) == ["notes", "uts"]
+    listed = netlab("list", check=False)
+    assert "move notes out of the folder" in listed.stderr, listed
+    os.rename(os.path.join(folder, "notes"), tmp_path / "notes")
+    out = netlab("down", "--lab", lab, "--force", check=False)
+    assert (out.returncode, out.stdout) == (0, f"lab {lab} is down (4 namespaces removed)\n"), out
+    assert ip_netns(lab) == [] and lab_mounts(lab) == [] and not os.path.exists(folder)
+    assert (tmp_path / "notes").read_text() == "mine\n"
+
+
 def test_rm_rf_of_the_whole_state_folder_then_down_force_takes_the_lab(labs, tmp_path):
     """A state folder of the test's own (the suite's is shared by other tests' labs)."""
     lab, root = labs.name("srw"), str(tmp_path / "state")

@@ -64,3 +64,28 @@ def test_a_folder_not_0700_is_not_netlabs(tmp_path, monkeypatch):
     os.chmod(path, 0o755)
     mounted(monkeypatch, os.path.join(path, "uts"))
     assert lab_folder.not_ours(path) is not None
+
+
+def test_a_foreign_file_beside_the_pins_is_said_with_the_way_that_takes_the_lab_down(state_root, monkeypatch):
+    """The folder stays someone else's (nothing is written or removed in it), but its refusal said "name the lab
+    otherwise, or point NETLAB_STATE_DIR at a folder of netlab's", which takes nothing down: the lab's namespaces
+    run on and its pins stay. What works is moving the foreign names out, then `down --force` (it never removes
+    what netlab did not write): said so, the names named, for `down --force` and `list` alike."""
+    import pytest
+
+    from netlab.realize import state_dir
+
+    path = state_root / "lab1"
+    path.mkdir(mode=0o700)
+    (path / "uts").mkdir(mode=0o700)
+    (path / "notes").write_text("mine")
+    mounted(monkeypatch, str(path / "uts"))
+    with pytest.raises(state_dir.NotNetlabs) as info:  # down --force's lock, as every command's
+        state_dir.lab_dir("lab1")
+    said = str(info.value)
+    assert "name the lab otherwise" not in said and "\n" not in said, said
+    assert said == (f"{path} holds lab lab1's UTS pins (its uts is netlab's tmpfs netlab-uts: the lab's folder, "
+                    "emptied while the lab ran) beside what netlab did not write there (notes), which it never "
+                    "removes: move notes out of the folder, then `sudo netlab down --lab lab1 --force` takes "
+                    "the lab down"), said
+    assert (path / "notes").read_text() == "mine" and sorted(os.listdir(path)) == ["notes", "uts"]
