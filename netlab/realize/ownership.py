@@ -135,7 +135,9 @@ def force_down(lab: str, teardown, tag_for, changing=lambda: None, left: list[st
     parts = force_states(lab, state)
     # Its state folder moved away (renamed) with its pins mounted: they are found by the run's tag, read before
     # its namespaces go, and unmounted after (QA q2, defect 4).
-    moved = tags.moved_pins(lab, [tag for tag in tagged_namespaces(lab) if not tags.elsewhere(tag)])
+    mine = {tag: names for tag, names in tagged_namespaces(lab).items() if not tags.elsewhere(tag)}
+    doubts: list[str] = []  # pins that look like the lab's in a moved folder without its state: not proven, said
+    moved = tags.moved_pins(lab, list(mine), [n for names in mine.values() for n in names], doubts)
     if not parts and state is None and not corrupt:  # nothing here is the lab's: up with another state folder?
         away = tags.state_elsewhere(lab)
         if away is not None:
@@ -167,6 +169,10 @@ def force_down(lab: str, teardown, tag_for, changing=lambda: None, left: list[st
             result.skipped.append(said)
         elif left is not None:
             left.append(said)
+    if result is not None:
+        result.skipped += doubts
+    elif left is not None:
+        left += doubts
     if result is None:
         changing()
         gone = state_dir.forget(lab)  # a corrupt state and no namespace: forget the file

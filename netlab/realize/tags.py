@@ -81,24 +81,38 @@ def pin_folders() -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def moved_pins(lab: str, run_tags: Iterable[str]) -> list[str]:
+def moved_pins(lab: str, run_tags: Iterable[str], netns: Iterable[str] = (),
+               doubts: list[str] | None = None) -> list[str]:
     """The mount points of the tmpfs of UTS pins of lab ``lab``'s runs ``run_tags`` (their namespaces' tags) that
     are not in this state folder: its folder moved away (``mv`` of the state folder) with the pins mounted in it.
     A mount is the run's only when all of it says so: a tmpfs ``netlab-uts`` on ``<folder>/<lab>/uts``, that
     folder netlab's (lab_folder.not_ours), its state file of the run whose tag is one of ``run_tags``; never by
-    its path alone (a lab of that name up with another state folder has its pins there too)."""
+    its path alone (a lab of that name up with another state folder has its pins there too). A moved folder whose
+    state file is gone too (the mount's source names no run) is the lab's when the rest proves it
+    (:func:`_stateless_pins`: ``netns``, the lab's namespaces those tags are on); ``doubts`` gets a line for each
+    mount that looks like the lab's pins and cannot be proven so (left mounted)."""
     import json
 
     from netlab.realize import lab_folder
 
     wanted, here = set(run_tags), os.path.realpath(os.path.join(state_dir.STATE_ROOT, lab, "uts"))
+    names = {name[len(lab) + 1:] for name in netns if name.startswith(lab + "-")}
     out: list[str] = []
     for m in read_mounts():
         folder, uts = os.path.split(m.point)
-        if (m.fstype, m.source, uts) != ("tmpfs", state_dir.PINS_FS, "uts") or m.point == here or \
-                os.path.basename(folder) != lab or lab_folder.not_ours(folder) is not None:
+        if (m.fstype, m.source, uts) != ("tmpfs", state_dir.PINS_FS, "uts") or m.point == here:
             continue
         raw = lab_folder.read_own(folder, state_dir.STATE_FILE, lab_folder.STATE_MAX)
+        if raw is None and wanted:
+            why = _stateless_pins(lab, folder, names)
+            if why is None and m.point not in out:
+                out.append(m.point)
+            elif why and doubts is not None:
+                doubts.append(f"{m.point}: a tmpfs {state_dir.PINS_FS} of UTS pins named as lab {lab}'s pods, with "
+                              f"no state file beside it; not proven the lab's ({why}): left mounted")
+            continue
+        if os.path.basename(folder) != lab or lab_folder.not_ours(folder) is not None:
+            continue
         try:
             data = json.loads(raw) if raw is not None else None
             tag = state_tag(lab, data["run_id"], data.get("extra") or {}) if isinstance(data, dict) else None
@@ -107,6 +121,40 @@ def moved_pins(lab: str, run_tags: Iterable[str]) -> list[str]:
         if tag in wanted and m.point not in out:
             out.append(m.point)
     return out
+
+
+def _stateless_pins(lab: str, folder: str, names: set[str]) -> str | None:
+    """Whether the lab folder ``folder`` (no state file in it) whose ``uts`` is a tmpfs ``netlab-uts`` holds lab
+    ``lab``'s pins: None when proven (named ``<lab>``, netlab's: marked, or 0700 with netlab's names alone, as
+    lab_folder.holds_pins; every pin in it named as a pod or node of the lab's namespaces ``names``, none of
+    another name; its state folder named by no tag of a lab of that name: not one up there); '' when it is no
+    lab's pins at all (a pin named otherwise, none): nothing to say; else why not proven."""
+    from netlab.realize import lab_folder
+
+    try:
+        pins = [p for p in os.listdir(os.path.join(folder, "uts")) if p != ".pin"]  # workload/uts.TEMPLATE
+        modes = [stat.S_IMODE(os.lstat(path).st_mode) for path in (folder, os.path.join(folder, "uts"))]
+    except OSError:
+        return ""
+    if not pins or not names or not set(pins) <= names:
+        return ""  # pins of no pod of this lab's: another lab's, or nobody's
+    if os.path.basename(folder) != lab:
+        return f"its folder {folder} is not named {lab}"
+    if modes != [0o700, 0o700]:
+        return f"its folder or uts is not mode 0700, as netlab makes them ({oct(modes[0])}, {oct(modes[1])})"
+    why = lab_folder.not_ours(folder)
+    if why is not None:
+        return f"its folder: {why}"
+    try:
+        foreign = [n for n in os.listdir(folder) if not lab_folder.own_name(n)]
+    except OSError as exc:
+        return f"its folder cannot be read ({exc.strerror})"
+    if foreign:
+        return f"its folder holds what netlab does not write ({', '.join(sorted(foreign))})"
+    parent = folder_tag(os.path.dirname(folder))
+    if any(tag_folder(tag) == parent for tag in tagged_namespaces(lab)):
+        return f"a lab {lab} is up with {os.path.dirname(folder)}"
+    return None
 
 
 def tagged_namespaces(lab: str) -> dict[str, list[str]]:

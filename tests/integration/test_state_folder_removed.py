@@ -146,6 +146,43 @@ def test_down_force_of_a_lab_whose_state_folder_was_renamed_unmounts_its_pins_th
                 subprocess.run(["umount", "-l", f"{moved}/{lab}/uts"], check=False)
 
 
+def test_down_force_proves_moved_pins_without_their_state_or_says_it_cannot(labs, tmp_path):
+    """mv of the state folder, then its state.json removed: the pins' tmpfs names no run, and down --force left it
+    mounted with its nsfs pins. Proven the lab's by the rest (its folder named <lab>, marked, 0700, netlab's names
+    alone, pins named as the lab's pods), it is unmounted; the lab's folder renamed too (not named <lab>), it cannot
+    be proven: one line, left mounted."""
+    for renamed in (False, True):
+        lab, root = labs.name("spv"), str(tmp_path / f"state{int(renamed)}")
+        moved = str(tmp_path / f"moved{int(renamed)}")
+        env = {"NETLAB_STATE_DIR": root}
+        folder = os.path.join(moved, f"{lab}.old" if renamed else lab)
+        try:
+            labs.up(topology(lab), env=env)
+            os.rename(root, moved)
+            os.unlink(os.path.join(moved, lab, "state.json"))
+            if renamed:
+                os.rename(os.path.join(moved, lab), folder)
+            out = netlab("down", "--lab", lab, "--force", env=env)
+            assert out.stdout == f"lab {lab} is down (4 namespaces removed)\n", out
+            assert ip_netns(lab) == []
+            left = [line for line in open("/proc/self/mountinfo") if f" {folder}/uts " in line]
+            if renamed:
+                assert out.stderr == (
+                    f"netlab: warning: {folder}/uts: a tmpfs netlab-uts of UTS pins named as lab {lab}'s pods, with "
+                    f"no state file beside it; not proven the lab's (its folder {folder} is not named {lab}): left "
+                    "mounted\n"), out
+                assert len(left) == 1 and " - tmpfs netlab-uts " in left[0]
+            else:
+                assert out.stderr == (f"netlab: warning: {folder}/uts: the lab's UTS pins, in its state folder moved "
+                                      "away; unmounted\n"), out
+                assert left == [] and not [line for line in open("/proc/self/mountinfo") if f" {moved}/" in line]
+        finally:
+            netlab("down", "--lab", lab, "--force", check=False, env=env)
+            for line in open("/proc/self/mountinfo"):  # the test's own pins: by their exact path
+                if f" {folder}/uts " in line:
+                    subprocess.run(["umount", "-l", f"{folder}/uts"], check=False)
+
+
 def test_a_gone_lab_is_not_counted_when_a_command_picks_the_only_lab_up(labs, tmp_path):
     """QA qr3 3: with lab A up and lab B `gone` (chattr +i on its state file, then down: its namespaces removed,
     its state left), `status` and `get pods` without --lab said "several labs are up (A, B)" (exit 2) while `list`

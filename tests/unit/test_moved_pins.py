@@ -40,3 +40,41 @@ def test_only_the_pins_of_the_runs_named_by_tag_are_found(tmp_path, state_root, 
     assert tags.moved_pins("lab1", []) == []
     assert tags.moved_pins("lab1", [tags.state_tag("lab1", "e" * 32, {})]) == []
     assert os.path.isdir(mine)
+
+
+def test_a_moved_folder_without_its_state_is_the_labs_only_when_the_rest_proves_it(tmp_path, state_root,
+                                                                                   monkeypatch):
+    """mv of the state folder, then its state.json gone too: the tmpfs's source names no run, and down --force left
+    the pins mounted, keeping the pods' UTS namespaces. Proven the lab's by what remains (the folder named <lab>,
+    marked, 0700 with netlab's names alone, its pins named as the lab's pods, its state folder no live lab's of that
+    name), it is found; one that cannot be proven is said in one line and left mounted."""
+    def stateless(root, lab: str, pins=("a", "b"), extra=()):
+        uts = moved_lab(root, lab)
+        os.unlink(os.path.join(os.path.dirname(uts), "state.json"))
+        for name in pins:
+            open(os.path.join(uts, name), "w").close()
+        for name in extra:
+            open(os.path.join(os.path.dirname(uts), name), "w").close()
+        return uts
+
+    mine = stateless(tmp_path / "moved", "lab1")
+    renamed = stateless(tmp_path / "moved2", "lab1.old")
+    foreign = stateless(tmp_path / "moved3", "lab1", extra=("notes",))
+    other = stateless(tmp_path / "moved4", "lab1", pins=("x",))  # pins of no pod of this lab's
+    table = [Mount(point=p, root="/", dev="0:1", fstype="tmpfs", source="netlab-uts", options=())
+             for p in (mine, renamed, foreign, other)]
+    monkeypatch.setattr(tags, "read_mounts", lambda: table)
+    monkeypatch.setattr(mountinfo, "read_mounts", lambda: table)
+    monkeypatch.setattr(tags, "tagged_namespaces", lambda lab: {})
+    tag = tags.state_tag("lab1", RUN, {})
+    doubts: list[str] = []
+    assert tags.moved_pins("lab1", [tag], ["lab1-a", "lab1-b", "lab1-n1"], doubts) == [mine]
+    assert doubts == [
+        f"{renamed}: a tmpfs netlab-uts of UTS pins named as lab lab1's pods, with no state file beside it; not "
+        f"proven the lab's (its folder {os.path.dirname(renamed)} is not named lab1): left mounted",
+        f"{foreign}: a tmpfs netlab-uts of UTS pins named as lab lab1's pods, with no state file beside it; not "
+        "proven the lab's (its folder holds what netlab does not write (notes)): left mounted"], doubts
+    assert tags.moved_pins("lab1", [], ["lab1-a", "lab1-b"]) == []  # no namespace of the lab's: nothing proven
+    os.chmod(os.path.dirname(mine), 0o755)
+    doubts.clear()
+    assert tags.moved_pins("lab1", [tag], ["lab1-a", "lab1-b"], doubts) == [] and "not mode 0700" in doubts[0]
