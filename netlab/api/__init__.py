@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.errors import UsageError as UsageError
     from netlab.lab.rollback import Interrupted as Interrupted
     from netlab.realize.state_errors import StateCorrupt as StateCorrupt
+    from netlab.realize.state_errors import StateGone as StateGone
     from netlab.realize.state_errors import StateNewer as StateNewer
 
 # Each name and the module that holds it, imported on first use: `netlab validate` reads
@@ -77,6 +78,7 @@ _WHERE = {
         "LabBusy", "NetnsGone", "CannotRun")},
     "Interrupted": "netlab.lab.up",  # Ctrl-C or SIGTERM during up, rolled back: a KeyboardInterrupt (exit_code)
     "StateCorrupt": "netlab.realize.state_errors",  # a lab's state file that is not one: down(force=True) takes it down
+    "StateGone": "netlab.realize.state_errors",  # status of a lab list shows gone: down() forgets its state
     "StateNewer": "netlab.realize.state_errors",  # a StateCorrupt: a state of a later format, a newer netlab's
 }
 __all__ = sorted(_WHERE)

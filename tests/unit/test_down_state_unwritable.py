@@ -98,6 +98,9 @@ def test_status_of_a_gone_lab_says_once_that_it_is_not_up_and_how_to_forget_it(l
                     f"remains ({path}); once its folder may be written, `sudo netlab down --lab {lab.name}` "
                     f"forgets it (or `sudo netlab up --lab {lab.name}` makes it again)"), said
     assert info.value.exit_code == 3
+    import netlab.api
+
+    assert type(info.value) is netlab.api.StateGone and "StateGone" in netlab.api.__all__  # as the other errors
     api = str(info.value.said_for(api=True))
     assert f"`Lab('{lab.name}').down()` forgets it" in api and f"Lab('{lab.name}').repair()" in api, api
 
