@@ -90,18 +90,22 @@ def moved_pins(lab: str, run_tags: Iterable[str], netns: Iterable[str] = (),
     its path alone (a lab of that name up with another state folder has its pins there too). A moved folder whose
     state file is gone too (the mount's source names no run) is the lab's when the rest proves it
     (:func:`_stateless_pins`: ``netns``, the lab's namespaces those tags are on); ``doubts`` gets a line for each
-    mount that looks like the lab's pins and cannot be proven so (left mounted)."""
+    mount that looks like the lab's pins and cannot be proven so (left mounted): a folder named otherwise is
+    looked into only in a state folder the runs' tags name (the lab's folder renamed there)."""
     import json
 
     from netlab.realize import lab_folder
 
     wanted, here = set(run_tags), os.path.realpath(os.path.join(state_dir.STATE_ROOT, lab, "uts"))
     names = {name[len(lab) + 1:] for name in netns if name.startswith(lab + "-")}
+    folders = {tag_folder(tag) for tag in wanted} - {None}  # the state folders the runs' tags name
     out: list[str] = []
     for m in read_mounts():
         folder, uts = os.path.split(m.point)
         if (m.fstype, m.source, uts) != ("tmpfs", state_dir.PINS_FS, "uts") or m.point == here:
             continue
+        if os.path.basename(folder) != lab and folder_tag(os.path.dirname(folder)) not in folders:
+            continue  # another lab's folder (not even looked into), or one renamed elsewhere: nothing names it
         raw = lab_folder.read_own(folder, state_dir.STATE_FILE, lab_folder.STATE_MAX)
         if raw is None and wanted:
             why = _stateless_pins(lab, folder, names)

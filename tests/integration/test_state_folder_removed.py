@@ -149,8 +149,8 @@ def test_down_force_of_a_lab_whose_state_folder_was_renamed_unmounts_its_pins_th
 def test_down_force_proves_moved_pins_without_their_state_or_says_it_cannot(labs, tmp_path):
     """mv of the state folder, then its state.json removed: the pins' tmpfs names no run, and down --force left it
     mounted with its nsfs pins. Proven the lab's by the rest (its folder named <lab>, marked, 0700, netlab's names
-    alone, pins named as the lab's pods), it is unmounted; the lab's folder renamed too (not named <lab>), it cannot
-    be proven: one line, left mounted."""
+    alone, pins named as the lab's pods), it is unmounted; the lab's folder renamed in its state folder (not named
+    <lab>), it cannot be proven: one line, left mounted."""
     for renamed in (False, True):
         lab, root = labs.name("spv"), str(tmp_path / f"state{int(renamed)}")
         moved = str(tmp_path / f"moved{int(renamed)}")
@@ -158,10 +158,13 @@ def test_down_force_proves_moved_pins_without_their_state_or_says_it_cannot(labs
         folder = os.path.join(moved, f"{lab}.old" if renamed else lab)
         try:
             labs.up(topology(lab), env=env)
-            os.rename(root, moved)
-            os.unlink(os.path.join(moved, lab, "state.json"))
-            if renamed:
-                os.rename(os.path.join(moved, lab), folder)
+            if renamed:  # the lab's folder renamed in its state folder, which the namespaces' tags name
+                folder = os.path.join(root, f"{lab}.old")
+                os.unlink(os.path.join(root, lab, "state.json"))
+                os.rename(os.path.join(root, lab), folder)
+            else:
+                os.rename(root, moved)
+                os.unlink(os.path.join(moved, lab, "state.json"))
             out = netlab("down", "--lab", lab, "--force", env=env)
             assert out.stdout == f"lab {lab} is down (4 namespaces removed)\n", out
             assert ip_netns(lab) == []

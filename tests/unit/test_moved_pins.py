@@ -66,7 +66,9 @@ def test_a_moved_folder_without_its_state_is_the_labs_only_when_the_rest_proves_
     monkeypatch.setattr(tags, "read_mounts", lambda: table)
     monkeypatch.setattr(mountinfo, "read_mounts", lambda: table)
     monkeypatch.setattr(tags, "tagged_namespaces", lambda lab: {})
-    tag = tags.state_tag("lab1", RUN, {})
+    # the runs' tags name the state folder the lab's folder was renamed in (a folder named otherwise is looked
+    # into there alone)
+    tag = tags.state_tag("lab1", RUN, {tags.FOLDER_RECORD: {"tag": tags.folder_tag(str(tmp_path / "moved2"))}})
     doubts: list[str] = []
     assert tags.moved_pins("lab1", [tag], ["lab1-a", "lab1-b", "lab1-n1"], doubts) == [mine]
     assert doubts == [
@@ -75,6 +77,9 @@ def test_a_moved_folder_without_its_state_is_the_labs_only_when_the_rest_proves_
         f"{foreign}: a tmpfs netlab-uts of UTS pins named as lab lab1's pods, with no state file beside it; not "
         "proven the lab's (its folder holds what netlab does not write (notes)): left mounted"], doubts
     assert tags.moved_pins("lab1", [], ["lab1-a", "lab1-b"]) == []  # no namespace of the lab's: nothing proven
+    doubts.clear()  # a run of a tag naming no folder: a folder named otherwise is not even looked into
+    assert tags.moved_pins("lab1", [tags.state_tag("lab1", RUN, {})], ["lab1-a", "lab1-b"], doubts) == [mine]
+    assert len(doubts) == 1 and doubts[0].startswith(foreign), doubts
     os.chmod(os.path.dirname(mine), 0o755)
     doubts.clear()
     assert tags.moved_pins("lab1", [tag], ["lab1-a", "lab1-b"], doubts) == [] and "not mode 0700" in doubts[0]

@@ -80,7 +80,7 @@ def test_status_reports_notes_as_warnings_not_drift(monkeypatch):
     import types
 
     lab = make_lab(services=False)
-    state = types.SimpleNamespace(resolved=lambda: lab, netns=[], extra={})
+    state = types.SimpleNamespace(resolved=lambda: lab, netns=[], extra={}, phase="up")
     monkeypatch.setattr(status_mod, "tag_for", lambda state: "t")
     monkeypatch.setattr(status_mod, "kernel_links", lambda state: {})
     monkeypatch.setattr(status_mod, "plugin_made", lambda lab, state: set())
