@@ -139,6 +139,10 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         ns, fact = facts[name]
         if name == "vxlan-wrong-vni":
             ns = peer.netns  # the receiving node drops a VNI it has no device for
+        if name == "pod-cidr-route-missing":
+            # out of the node's eth0 by the default route (its row names the missing route), the packet is lost at
+            # the underlay's gateway, which routes nothing on: that hop's reason names the route and its fix
+            ns = lab.underlay_netns
         # rp-filter-strict: the reply is lost where strict rp_filter drops it, at the node's eth0, which the peer's
         # direct route (not the plan's) took it to (the result names that route too, as the asymmetry's cause)
         return TraceCheck(src, dst, proto, port, ns, fact, reply=name == "rp-filter-strict")

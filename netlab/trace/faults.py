@@ -69,6 +69,9 @@ def refused(k: Any, ns: str, iif: str | None, src: str, dst: str, message: str, 
         return None
     if _sysctl(k, ns, "net.ipv4.ip_forward") == "0":
         where = lab.where(ns) if lab is not None else ns
+        if ns in getattr(lab, "no_forward", ()):  # no fault: the plan makes it no router (the walker says why here)
+            return (f"net.ipv4.ip_forward = 0 in {ns}: the {where} does not forward, so a packet in on {iif} for "
+                    f"{dst} is dropped (route get says: {message}), as the lab plans it: it is no router", None)
         what = f"the {where}" if where != ns else "the namespace"
         return (f"net.ipv4.ip_forward = 0 in {ns}: {what} does not forward, so a packet in on {iif} for "
                 f"{dst} is dropped (route get says: {message}){NODE_FORWARDS if where.startswith('node ') else ''}",

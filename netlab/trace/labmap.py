@@ -22,7 +22,7 @@ from netlab.model.lab import Lab
 from netlab.plan.build import Plan
 from netlab.plan.cniadd import node_gateway, user_conflist
 from netlab.plan import nftables
-from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Veth, Vxlan
+from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Sysctl, Veth, Vxlan
 from netlab.plan.services import KUBE_SERVICES, service_ports
 
 
@@ -141,6 +141,10 @@ class LabMap:
     planned_nft: dict[str, tuple[str, ...]] = field(default_factory=dict)
     node_pod_cidrs: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (netns, pod CIDR)
     node_ips: set[str] = field(default_factory=set)  # the nodes' underlay addresses (their VTEPs)
+    # the namespaces the plan keeps from forwarding (ip_forward 0): the underlay (a switch whose br0 address is the
+    # nodes' gateway, which routes nothing on) and the internet's hosts: a packet routed there for another address
+    # dies there by design
+    no_forward: set[str] = field(default_factory=set)
     mode: str = "vxlan"  # network.mode: vxlan (Flannel's overlay) or host-gw (routes via the nodes' addresses)
     # The `up` that repairs the lab, the fix where only all of it puts back what is missing: the words `status`
     # says it in (realize.state.repair_up: `-t FILE` for a lab as its file made it), set by trace.run from the lab's
@@ -216,6 +220,8 @@ class LabMap:
                 m.planned_filter[r.netns] = PlannedNat(frozenset(r.chains), r.rules)
             elif isinstance(r, NftRules) and (r.family, r.table) == (nftables.FAMILY, nftables.TABLE):
                 m.planned_nft[r.netns] = r.listing
+            elif isinstance(r, Sysctl) and (r.name, r.value) == ("net.ipv4.ip_forward", "0"):
+                m.no_forward.add(r.netns)
             elif isinstance(r, Address):
                 m.planned_connected.add((r.netns, str(r.address.network)))
                 if r.address.network.prefixlen < 32:  # a /32 makes no route to a subnet

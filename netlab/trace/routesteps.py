@@ -49,6 +49,8 @@ class RouteSteps(WalkParts):
                 strayroutes.refusing_route(self.k, self.lab, ns, f.dst, ans.message) or \
                 faults.links_down(self.k, ns, f.dst, ans.message, self.lab) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
+            if self._doomed is not None or (own is not None and own[1] is None):
+                why, fix = self._doomed_here(why, fix)  # a doomed packet's end, or where the plan makes no router
             commands = [cmd, f"ip -n {ns} route"]
             if self.stack and not iif:  # the VXLAN driver found no route for the outer packet and dropped it
                 why += f" (the VXLAN device {self._on(iif)} drops the packet it wrapped, counted in its TX errors)"
@@ -60,9 +62,9 @@ class RouteSteps(WalkParts):
                                   drift=drift or None)
         missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched, self.k) \
             if ans.type == "unicast" else None
-        if missing:  # the node's own fault, although the packet goes on to die at the underlay's gateway
-            return self._drop(ns, ans.oif or "-", f"route get {f.dst} → {ans.matched}", [cmd, f"ip -n {ns} route"],
-                              *missing)
+        if missing:  # the node's own fault: the packet goes on to die at the underlay's gateway, which says why
+            self._doomed = missing
+            return self._forward(ns, iif, ans, cmd, fault=missing)
         gone = faults.route_gone_with_link(self.k, self.lab, ns, f.dst, ans.oif, ans.matched) \
             if ans.type == "unicast" else None
         if gone is not None:
@@ -102,8 +104,17 @@ class RouteSteps(WalkParts):
         self.rows.add(ns, dev, kind, decision, commands, problem=why, fix=fix, **facts)
         return self._stop(why)
 
-    def _forward(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str) -> State | Walk:
-        """Out through the route's device: POSTROUTING, the route (or encapsulation) row, the next hop's MAC."""
+    def _doomed_here(self, why: str, fix: str | None) -> tuple[str, str | None]:
+        """A packet a node's fault doomed, dropped where it ended (the underlay's gateway): that fault, which sent
+        it there, and its fix; else dropped where the plan makes no router (no fault, no fix)."""
+        if self._doomed is not None:
+            return f"{why}; it came here because {self._doomed[0]}", self._doomed[1]
+        return why, fix
+
+    def _forward(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str,
+                 fault: faults.Reason | None = None) -> State | Walk:
+        """Out through the route's device: POSTROUTING, the route (or encapsulation) row, the next hop's MAC.
+        ``fault``: what is wrong with this route (a pod CIDR's route missing), said on its row; the packet goes on."""
         oif = ans.oif or ""
         link = self.k.links(ns).get(oif)
         before = self.flow
@@ -139,10 +150,13 @@ class RouteSteps(WalkParts):
             fix = None
             if astray is not None:
                 problem, fix = astray
+            if fault is not None and not down:
+                problem, fix = fault
             self.rows.add(ns, oif, "route", f"route get {before.dst} →{via} dev {oif}{src}{fwd}{matched}",
-                          [cmd] + ([f"ip -n {ns} route"] if astray else []), self._obs(ns, oif, "out"), problem,
-                          fix, oif=oif, gateway=ans.gateway, prefsrc=ans.prefsrc, matched=ans.matched, iif=iif,
-                          astray=astray is not None or None, bridged_dnat=bridged or None)
+                          [cmd] + ([f"ip -n {ns} route"] if astray or fault else []), self._obs(ns, oif, "out"),
+                          problem, fix, oif=oif, gateway=ans.gateway, prefsrc=ans.prefsrc, matched=ans.matched,
+                          iif=iif, astray=astray is not None or None, bridged_dnat=bridged or None,
+                          missing_route=fault is not None or None)
         if snat is not None:
             old, hit = snat
             text, commands, facts = self._snat_row(ns, hit, old)

@@ -63,6 +63,7 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps):
         self._unseen = None
         self._port_in = None
         self._fragments = 0
+        self._doomed = None
         self.source: str | None = None  # the address the socket sent from (the kernel's pick, or the flow's)
 
     def _wire_size(self) -> int:

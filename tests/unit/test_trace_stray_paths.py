@@ -78,9 +78,14 @@ def test_a_deleted_vxlan_device_is_blamed_and_repaired_by_up_not_by_a_route_thro
     k.delete("t3-c", "flannel.1")
     w = walk(k, m, "t3-x3", Flow.icmp(None, str(lab.pod("x1").ip), 1))
     last = w.hops[-1]
-    assert w.outcome == "stopped" and last.netns == "t3-c", last
-    assert "flannel.1, the device the overlay route goes out of, is missing there" in last.problem, last.problem
-    assert "the overlay route is missing" not in last.problem and last.fix == m.repair
+    # out of c's eth0 by the default route (its row says why), lost at the underlay's gateway, which routes it no
+    # further: that row says where it ended, and why it came there, with c's fix
+    assert w.outcome == "stopped" and last.netns == "t3-underlay", last
+    [row] = [h for h in w.hops if h.netns == "t3-c" and h.problem]
+    assert (row.kind, row.device, row.facts["missing_route"]) == ("route", "eth0", True), row
+    for h in (row, last):
+        assert "flannel.1, the device the overlay route goes out of, is missing there" in h.problem, h.problem
+        assert "the overlay route is missing" not in h.problem and h.fix == m.repair
 
 
 def test_vxlan_packets_to_a_node_without_its_device_are_fixed_by_the_repair():

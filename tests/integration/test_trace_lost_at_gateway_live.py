@@ -1,0 +1,85 @@
+"""trace on a real lab (root): a packet a node sends out of eth0 by its default route is lost at the underlay's
+gateway, and a node's ping to a ClusterIP.
+
+* host-gw, a node without its route to another node's pod CIDR (QA q13 1): the trace stopped at the node's eth0
+  row, marked "-" (nothing a capture can show), while its own pcap held the frame leaving that eth0 and reaching
+  the underlay's br0. The row is now seen, the walk goes on to the gateway, which does not forward (ip_forward 0,
+  as planned), and the packet is lost there, with the missing route as the reason and its `ip route add` as the
+  fix; the kernel's `ip -j route get` gives the gateway the row names.
+* A node's ping to a ClusterIP (kube-proxy DNATs only its ports). iptables mode: lost at the underlay's gateway,
+  no fix (it said "ip_forward = 0 in underlay" and `sysctl -w ... =1`); a real ping gets no answer. nftables mode:
+  cluster-ips-check's reject rule (it said "no ARP entry ... never made the kernel ask"); a real ping gets an ICMP
+  port unreachable from the node's own address, which the trace's capture saw as well.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+from helpers import in_netns, netlab, traced
+
+pytestmark = pytest.mark.root
+
+HOST_GW = """name: {lab}
+network: {{mode: host-gw}}
+nodes: [{{name: a}}, {{name: b}}]
+pods:
+  - {{name: pa, node: a}}
+  - {{name: pb, node: b}}
+"""
+SERVICE = """name: {lab}
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: w1, node: n1, labels: {{app: web}}}}
+services:
+  - {{name: web, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
+"""
+REJECT = 'ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"'
+
+
+def row(doc: dict, index) -> dict:
+    return next(h for h in doc["hops"] if h["index"] == index)
+
+
+def test_a_missing_host_gw_route_is_seen_leaving_eth0_and_lost_at_the_gateway(labs, tmp_path):
+    lab = labs.name("te")
+    labs.up(HOST_GW.format(lab=lab))
+    a, under = f"{lab}-a", f"{lab}-underlay"
+    pods = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    src, dst = pods["pa"]["ip"], pods["pb"]["ip"]
+    [cidr] = [r["dst"] for r in json.loads(in_netns(a, "ip", "-j", "route", check=True).stdout)
+              if r.get("gateway") and r["dst"] != "default"]
+    netlab("break", "pod-cidr-route-missing", "--lab", lab, "--target", "a")
+    # the kernel: no route to b's pod CIDR, the default route to the underlay's gateway, which does not forward
+    assert cidr not in {r["dst"] for r in json.loads(in_netns(a, "ip", "-j", "route", check=True).stdout)}
+    [got] = json.loads(in_netns(a, "ip", "-j", "route", "get", dst, "from", src, "iif", "cni0", check=True).stdout)
+    assert got["dev"] == "eth0" and got.get("gateway"), got
+    assert in_netns(under, "sysctl", "-n", "net.ipv4.ip_forward", check=True).stdout.strip() == "0"
+    pcap = tmp_path / "t.pcap"
+    code, doc = traced(lab, "pa", "pb", "--pcap", str(pcap))
+    assert code == 1 and not doc["delivered"], doc
+    [out] = [h for h in doc["hops"] if h["netns"] == a and h["facts"].get("missing_route")]
+    assert out["device"] == "eth0" and out["seen"] is True and out["facts"]["gateway"] == got["gateway"], out
+    assert f"no route to {cidr}" in out["problem"] and "host-gw's route via that node's address is missing" \
+        in out["problem"], out
+    lost = doc["lost"]
+    assert (lost["netns"], lost["device"]) == (under, "br0"), lost
+    assert lost["hop"] == max(h["index"] for h in doc["hops"]) and row(doc, lost["hop"])["kind"] == "drop"
+    assert f"net.ipv4.ip_forward = 0 in {under}: the underlay does not forward" in lost["reason"], lost
+    assert f"it came here because no route to {cidr}" in lost["reason"], lost
+    assert lost["fix"].startswith(f"ip -n {a} route add {cidr} via ") and "sysctl" not in lost["fix"], lost
+    # the capture: the request left a's eth0 and reached the underlay's br0, as the rows seen say
+    if shutil.which("tshark"):
+        frames = subprocess.run(["tshark", "-r", str(pcap), "-Y", f"ip.dst == {dst}", "-T", "fields", "-e",
+                                 "frame.interface_name"], capture_output=True, text=True, check=True).stdout.split()
+        assert f"{a}/eth0" in frames and f"{under}/br0" in frames, frames
+    assert any(h["seen"] and h["netns"] == under and h["device"] == "br0" for h in doc["hops"]), doc["hops"]
+    subprocess.run(shlex.split(lost["fix"]), check=True, timeout=10)  # the fix, as a user types it
+    code, doc = traced(lab, "pa", "pb")
+    assert code == 0 and doc["delivered"], doc.get("lost")

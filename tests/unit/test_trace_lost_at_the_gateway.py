@@ -1,0 +1,83 @@
+"""Where a packet that leaves its node by the default route is lost, and a ping to a ClusterIP (no root).
+
+- host-gw (QA q13 1): a node without its route to another node's pod CIDR sends the packet out of eth0 to the
+  underlay's gateway, which does not forward (ip_forward 0, as planned) and drops it. The trace stopped at the
+  node's eth0 row ("-", nothing a capture can show), though the capture saw the packet leave there and reach the
+  gateway: the row is now an observed route row that names the missing route, the walk goes on to the gateway,
+  and the packet is lost there, with the missing route as the reason and its `ip route add` as the fix.
+- A node's ping to a ClusterIP: kube-proxy DNATs only the Service's ports. iptables mode: it dies at the
+  underlay's gateway, which is no fault (no `sysctl -w ip_forward=1` there): a ClusterIP answers no ping.
+  nftables mode: cluster-ips-check's `ip daddr @cluster-ips reject` refuses it (ICMP port unreachable), not
+  "no ARP entry".
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from netlab.plan.build import build_plan
+from netlab.trace.flow import Flow
+from netlab.trace.labmap import LabMap
+from netlab.trace.verdict import explain, mark_seen
+from netlab.trace.walk import walk
+from test_trace_walk import FakeKernel, _seen_everywhere, lab_from
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Forwarding:
+    """ip_forward as the plan sets it: 0 in the underlay (a switch) and hosts, 1 in nodes and pods; a default
+    route's lookup as `ip route get` words it."""
+
+    def sysctl(self, netns, key):
+        if key != "net.ipv4.ip_forward":
+            return None
+        return "0" if netns in self.no_forward else "1"
+
+    def route_get(self, netns, dst, src=None, iif=None):
+        ans = super().route_get(netns, dst, src, iif)
+        if ans.matched and ans.matched.startswith("0.0.0.0/0 "):
+            return replace(ans, matched=f"default via {ans.gateway} dev {ans.oif}")
+        return ans
+
+
+class HostGwKernel(Forwarding, FakeKernel):
+    pass
+
+
+def host_gw():
+    lab = lab_from((ROOT / "topologies/host-gw-3node.yaml").read_text())
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), HostGwKernel(lab, plan)
+    k.no_forward = m.no_forward
+    return lab, m, k
+
+
+def test_the_plan_says_which_namespaces_do_not_forward():
+    lab, m, _ = host_gw()
+    assert m.no_forward == {lab.underlay_netns}
+
+
+def test_a_missing_host_gw_route_is_seen_leaving_eth0_and_lost_at_the_underlays_gateway():
+    lab, m, k = host_gw()
+    a, b = lab.node("node-a"), lab.node("node-b")
+    k.no_route.add((a.netns, str(b.pod_cidr)))  # netlab break pod-cidr-route-missing
+    fix = f"ip -n {a.netns} route add {b.pod_cidr} via {b.ip} dev eth0"
+    w = walk(k, m, lab.pod("web-1").netns, Flow.icmp(None, str(lab.pod("web-2").ip), 7))
+    [row] = [h for h in w.hops if h.problem and h.netns == a.netns]
+    assert (row.kind, row.device, row.facts["missing_route"]) == ("route", "eth0", True), row
+    assert (row.observe.netns, row.observe.ifname, row.observe.direction) == (a.netns, "eth0", "out")
+    assert "host-gw's route via that node's address is missing" in row.problem and row.fix == fix
+    last = w.hops[-1]
+    assert w.outcome == "stopped" and (last.netns, last.device) == (lab.underlay_netns, "br0"), last
+    assert last.problem.startswith(f"net.ipv4.ip_forward = 0 in {lab.underlay_netns}: the underlay does not "
+                                   f"forward, so a packet in on br0"), last.problem
+    assert "as the lab plans it: it is no router; it came here because no route to " \
+           f"{b.pod_cidr} (node-b's pod CIDR) in {a.netns}" in last.problem, last.problem
+    assert last.fix == fix and "sysctl" not in last.fix
+    # every row the capture can watch was seen (the pcap holds the frame leaving eth0 and in the underlay)
+    mark_seen(w.hops, _seen_everywhere(w), {h.netns for h in w.hops})
+    v = explain(w)
+    assert not v.delivered and v.lost_at == len(w.hops) - 1 and v.fix == fix, v
+    assert row.seen is True and any(h.seen for h in w.hops if h.netns == lab.underlay_netns)
