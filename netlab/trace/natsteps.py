@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.trace import detour, faults, hostport, kubeproxy, kubeproxy_nft, lbpath, nat, wrongdnat
+from netlab.trace import clusterip, detour, faults, hostport, kubeproxy, kubeproxy_nft, lbpath, nat, wrongdnat
 from netlab.trace.facts import LinkFacts, RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop
@@ -190,6 +190,11 @@ class NatSteps(WalkParts):
                                                                or self.lab.names.get(ns) == BALANCER):
             return self._firewalled(ns, iif, fw)
         svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
+        if svc is None and ns in self.lab.nft_netns and self.direction == "forward" and not self.stack:
+            check = clusterip.rejected(self.lab, self.k.nft_table(ns), ns, f, iif)  # a ping to a ClusterIP, say
+            if check is not None:
+                return self.rows.row(ns, iif or "-", "dnat", check.decision, check.commands,
+                                     problem=check.problem, cause=True, **check.facts)
         if not (svc and ns in self.lab.kube_proxy_netns and self.direction == "forward"):
             return None
         if f.dst not in svc.addresses and not self._local(ns, f.dst):

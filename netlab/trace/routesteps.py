@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netlab.trace import faults, strayroutes
+from netlab.trace import clusterip, faults, strayroutes
 from netlab.trace.facts import RouteFacts, RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Walk
@@ -106,10 +106,12 @@ class RouteSteps(WalkParts):
 
     def _doomed_here(self, why: str, fix: str | None) -> tuple[str, str | None]:
         """A packet a node's fault doomed, dropped where it ended (the underlay's gateway): that fault, which sent
-        it there, and its fix; else dropped where the plan makes no router (no fault, no fix)."""
+        it there, and its fix; else dropped where the plan makes no router, a ClusterIP's echo nothing answers (no
+        fault, no fix)."""
         if self._doomed is not None:
             return f"{why}; it came here because {self._doomed[0]}", self._doomed[1]
-        return why, fix
+        virtual = clusterip.unanswered(self.lab, self.flow)
+        return (f"{why}: {virtual}" if virtual else why), fix
 
     def _forward(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str,
                  fault: faults.Reason | None = None) -> State | Walk:

@@ -83,3 +83,33 @@ def test_a_missing_host_gw_route_is_seen_leaving_eth0_and_lost_at_the_gateway(la
     subprocess.run(shlex.split(lost["fix"]), check=True, timeout=10)  # the fix, as a user types it
     code, doc = traced(lab, "pa", "pb")
     assert code == 0 and doc["delivered"], doc.get("lost")
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_a_nodes_ping_to_a_cluster_ip(labs, mode):
+    lab = labs.name("te")
+    labs.up(SERVICE.format(lab=lab, mode=mode))
+    node, under = f"{lab}-n1", f"{lab}-underlay"
+    svc = json.loads(netlab("get", "svc", "--lab", lab, "-o", "json").stdout)
+    cip = next(s["cluster_ip"] for s in svc["items"] if s["name"] == "web")
+    real = in_netns(node, "ping", "-c1", "-W1", cip)  # what a user's ping gets
+    assert real.returncode != 0, real.stdout
+    code, doc = traced(lab, "n1", cip, "--proto", "icmp")
+    assert code == 1 and not doc["delivered"] and doc["lost"]["fix"] is None, doc["lost"]
+    lost = doc["lost"]
+    if mode == "iptables":
+        assert "Unreachable" not in real.stdout and " 0 received" in real.stdout, real.stdout
+        assert in_netns(under, "sysctl", "-n", "net.ipv4.ip_forward", check=True).stdout.strip() == "0"
+        assert lost["netns"] == under and "A ClusterIP answers no ping in a real cluster either: nothing to fix" \
+            in lost["reason"], lost
+        return
+    assert "Destination Port Unreachable" in real.stdout, real.stdout
+    listed = in_netns(node, "nft", "list", "chain", "ip", "kube-proxy", "cluster-ips-check", check=True).stdout
+    assert REJECT in listed, listed
+    hop = row(doc, lost["hop"])
+    assert (lost["netns"], hop["kind"], hop["facts"]["reject_rule"]) == (node, "dnat", REJECT), hop
+    assert f"`{REJECT}`" in lost["reason"] and "no ARP entry" not in lost["reason"], lost
+    ip = json.loads(in_netns(node, "ip", "-j", "route", "get", cip, check=True).stdout)[0]["prefsrc"]
+    assert f"ICMP port unreachable from n1's own address {ip}" in lost["reason"], lost
+    # the capture heard the kernel's answer, as the real ping did
+    assert any(e["from"] == ip and "port unreachable" in e["text"] for e in doc["icmp_errors"]), doc["icmp_errors"]

@@ -21,9 +21,12 @@ from netlab.trace.flow import Flow
 from netlab.trace.labmap import LabMap
 from netlab.trace.verdict import explain, mark_seen
 from netlab.trace.walk import walk
+from test_trace_missing_rules import NftKernel, services_lab
 from test_trace_walk import FakeKernel, _seen_everywhere, lab_from
 
 ROOT = Path(__file__).resolve().parents[2]
+WEB_IP = "10.96.0.20"
+REJECT = 'ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"'
 
 
 class Forwarding:
@@ -81,3 +84,46 @@ def test_a_missing_host_gw_route_is_seen_leaving_eth0_and_lost_at_the_underlays_
     v = explain(w)
     assert not v.delivered and v.lost_at == len(w.hops) - 1 and v.fix == fix, v
     assert row.seen is True and any(h.seen for h in w.hops if h.netns == lab.underlay_netns)
+
+
+def test_a_nodes_ping_to_a_cluster_ip_dies_at_the_gateway_with_nothing_to_fix_in_iptables_mode():
+    text = (ROOT / "topologies/services.yaml").read_text().split("\ninternet:")[0]  # the nodes' gateway: the underlay
+    lab = lab_from(text)
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), HostGwKernel(lab, plan)
+    k.no_forward = m.no_forward
+    w = walk(k, m, lab.node("node-1").netns, Flow.icmp(None, WEB_IP, 7))
+    last = w.hops[-1]
+    assert w.outcome == "stopped" and last.netns == lab.underlay_netns, last
+    assert "Service default/web's ClusterIP, a virtual address no interface holds: kube-proxy DNATs only the " \
+           "Service's ports (TCP 80), not this ICMP echo" in last.problem, last.problem
+    assert "A ClusterIP answers no ping in a real cluster either: nothing to fix" in last.problem
+    assert last.fix is None
+    v = explain(w)
+    assert v.lost_at == len(w.hops) - 1 and v.fix is None
+
+
+def test_a_nodes_ping_to_a_cluster_ip_is_rejected_by_cluster_ips_check_in_nftables_mode():
+    lab, m, k = services_lab(nft=True)
+    assert isinstance(k, NftKernel)
+    node = lab.node("node-1")
+    w = walk(k, m, node.netns, Flow.icmp(None, WEB_IP, 7))
+    assert w.outcome == "stopped"
+    row = w.hops[-1]
+    assert (row.kind, row.netns, row.device) == ("dnat", node.netns, "eth0"), row
+    assert row.facts["dropped_here"] and row.facts["reject_rule"] == REJECT and row.cause
+    assert "filter-output jumps to cluster-ips-check" in row.problem and f"`{REJECT}`" in row.problem, row.problem
+    assert f"ICMP port unreachable from node-1's own address {node.ip} (on lo)" in row.problem
+    assert "kube-proxy writes no counter in nftables mode" in row.problem and row.fix is None
+    assert not any(h.kind == "neigh" for h in w.hops)  # it never asked for the gateway's MAC
+    v = explain(w)
+    assert v.lost_at == len(w.hops) - 1 and v.fix is None and "cluster-ips-check" in v.reason
+    # a pod's ping is refused by the node's filter-forward the same way
+    w = walk(k, m, lab.pod("client").netns, Flow.icmp(None, WEB_IP, 7))
+    row = w.hops[-1]
+    assert w.outcome == "stopped" and row.netns == node.netns and "filter-forward jumps to" in row.problem, row
+    # with the reject rule gone, nothing refuses it: it is routed on as it is
+    k.gone.add((node.netns, next(line for line in m.planned_nft[node.netns]
+                                 if line.startswith("rule cluster-ips-check ") and REJECT in line)))
+    w = walk(k, m, node.netns, Flow.icmp(None, WEB_IP, 7))
+    assert not any(h.facts.get("reject_rule") for h in w.hops)
