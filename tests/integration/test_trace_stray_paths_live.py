@@ -106,8 +106,13 @@ def test_vxlan_deleted_device_is_blamed_and_repaired_by_the_labs_up(labs):
     assert status.returncode == 1 and f"missing: link flannel.1 in {n3}" in status.stdout, status.stdout
     d, rc = trace(lab, "p3", "p1")
     lost = d["lost"]
-    assert rc == 1 and lost["netns"] == n3, lost
-    assert "flannel.1, the device the overlay route goes out of, is missing there" in lost["reason"], lost
+    # out of n3's eth0 by its default route (that row says why), lost at the underlay's gateway, which forwards
+    # nothing: both name the deleted device
+    assert rc == 1 and lost["netns"] == f"{lab}-underlay", lost
+    [row] = [h for h in d["hops"] if h["netns"] == n3 and h.get("problem")]
+    assert row["device"] == "eth0", row
+    for said in (row["problem"], lost["reason"]):
+        assert "flannel.1, the device the overlay route goes out of, is missing there" in said, said
     # The route through it is what trace printed before: the kernel refuses it.
     old = subprocess.run(["ip", "-n", n3, "route", "add", "10.244.0.0/24", "via", "10.244.0.0", "dev", "flannel.1",
                           "onlink"], capture_output=True, text=True)
