@@ -33,6 +33,17 @@ def runtime_conf(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> R
                        capability_args=C.capability_args(lab, pod, lab.addressing.pod_ip[pod.name]))
 
 
+def recorded_conf(prec: dict[str, Any], pod: str, ifname: str) -> RuntimeConf:
+    """The runtime's view of pod ``pod`` on ``ifname`` as its record (``prec``) keeps it: the CNI_ARGS and capability
+    arguments its ADD was handed (written before that ADD), as libcni caches them for DEL. An ADD, and the DEL
+    after it, hand the plugins exactly these, so the record says what they got; a re-attach's failed ADD restores
+    the pod with the record it had (its old hostPorts), never the file's now."""
+    caps = prec.get("capabilityArgs")
+    return RuntimeConf(pod=pod, container_id=prec["containerId"], netns=prec["netns"], ifname=ifname,
+                       node_netns=prec.get("node_netns"), args=[(str(a[0]), str(a[1])) for a in prec.get("args", [])],
+                       capability_args=dict(caps) if isinstance(caps, dict) else {})
+
+
 def conf_text(raw: Any) -> str:
     """A recorded network config (JSON) as the text a plugin reads on its standard input."""
     return json.dumps(raw)

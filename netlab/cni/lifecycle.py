@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any, Iterable
 from netlab.cni import conf as C
 from netlab.cni import edited
 from netlab.cni.cached import bin_dirs_of
-from netlab.cni.changed import changed, conf_text, runtime_conf
+from netlab.cni.changed import changed, conf_text, recorded_conf
 from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
 from netlab.cni.invoke import LOG_VAR, TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
 from netlab.cni.invoke import copy_path, keep_copy
 from netlab.realize import attachments
 from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records
-from netlab.cni.runtime import Runtime, RuntimeConf
+from netlab.cni.runtime import Runtime
 from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import StartResult
 from netlab.kernel import testhooks
@@ -103,25 +103,20 @@ def readdressed(lab: Lab, state: LabState) -> list[tuple[str, str, str]]:
     return out
 
 
-def _attach(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> dict[str, Any]:
-    """ADD the pod to every network; the main network's result."""
+def _attach(rt_: Runtime, prec: dict[str, Any], pod: str) -> dict[str, Any]:
+    """ADD the pod to every network, with what its record says (changed.recorded_conf); the main network's result."""
     result: dict[str, Any] = {}
     for raw, ifname in prec["networks"]:
-        result = rt_.add(parse_conflist(conf_text(raw)), runtime_conf(lab, pod, prec, ifname))
+        result = rt_.add(parse_conflist(conf_text(raw)), recorded_conf(prec, pod, ifname))
     return result
 
 
-def _detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str) -> None:
-    """DEL the pod from every network, the last attached first (from the record: no lab file needed)."""
-    netns, node_netns = prec["netns"], prec.get("node_netns")
+def _detach(rt_: Runtime, prec: dict[str, Any], pod: str) -> None:
+    """DEL the pod from every network, the last attached first (from the record: no lab file needed). The record
+    gives the ADD's capability arguments: a cached result brings its own, but the DEL after a failed ADD has none
+    (host-local's DEL without the ipRanges it allocated from fails: "no IP ranges specified")."""
     for raw, ifname in reversed(prec["networks"]):
-        # The capability arguments of the ADD: a cached result brings its own, but the DEL after a failed ADD
-        # has none (host-local's DEL without the ipRanges it allocated from fails: "no IP ranges specified").
-        caps = prec.get("capabilityArgs")
-        rt = RuntimeConf(pod=pod, container_id=prec["containerId"], netns=netns, ifname=ifname,
-                         node_netns=node_netns, args=[(str(a[0]), str(a[1])) for a in prec.get("args", [])],
-                         capability_args=dict(caps) if isinstance(caps, dict) else {})
-        rt_.delete(parse_conflist(conf_text(raw)), rt)
+        rt_.delete(parse_conflist(conf_text(raw)), recorded_conf(prec, pod, ifname))
 
 
 def _record(lab: Lab, pod: PodInfo, state: LabState, old: Any = None) -> dict[str, Any]:
@@ -333,7 +328,7 @@ def _attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, 
         failed = str(exc)
     back = dict(was, phase="adding")
     try:
-        result = _attach(rt_, lab, pod, back)
+        result = _attach(rt_, back, pod.name)
     except PluginFailed as exc:
         said = _safe_detach(rt_, lab.name, back, pod.name, None)
         if said:  # the record of that ADD stays "adding": the next up or down runs DEL again
@@ -350,7 +345,7 @@ def _attach_or_delete(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]
     should execute the DEL action ... for all plugins"): the record then says DEL ran (nothing left to DEL), or,
     when the DEL failed too, stays "adding" for the rollback, or the next up or down, to DEL again."""
     try:
-        return _attach(rt_, lab, pod, prec)
+        return _attach(rt_, prec, pod.name)
     except PluginFailed as exc:
         said = _safe_detach(rt_, lab.name, prec, pod.name, None)
         if said:
@@ -378,7 +373,7 @@ def start_again(lab: Lab, state: LabState, netns_names: list[str], was: list[str
 
 def _safe_detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str, out: StartResult | None) -> list[str]:
     try:
-        _detach(rt_, lab_name, prec, pod)
+        _detach(rt_, prec, pod)
     except (PluginFailed, ConflistError, KeyError, TypeError) as exc:
         msg = f"CNI DEL of pod {pod}: {str(exc).removeprefix(f'pod {pod}: ')}"  # a plugin's failure names the pod
         if out is not None:
