@@ -70,10 +70,26 @@ def words_said() -> bool | None:
 
 def repair_way(lab: str, command: str | None = None, api: bool | None = None) -> str:
     """The way to put lab ``lab`` back as planned: ``Lab('L').repair()``, or ``command`` (the `up` that does it,
-    realize.state.repair_command), by default ``sudo netlab up --lab L``."""
+    realize.state.repair_command), by default ``sudo netlab up --lab L``. A lab only `up -t FILE --reconfigure`
+    repairs (its conflist edited in place: ``Lab('L').repair()`` refuses it as a plain `up` does) is
+    ``Lab.up('FILE', reconfigure=True)`` in Python (:func:`python_reconfigure`)."""
     if in_python_words() if api is None else api:
+        if command is not None and command.endswith(" --reconfigure"):
+            try:
+                words = shlex.split(command)
+            except ValueError:  # a name no shell reads back (display_path's): the file as said
+                words = []
+            if words[:4] == ["sudo", "netlab", "up", "-t"] and len(words) == 6:
+                return python_reconfigure(None if words[4] == "FILE" else words[4])
         return f"Lab({lab!r}).repair()"
     return command or f"sudo netlab up --lab {lab}"
+
+
+def python_reconfigure(source: str | None) -> str:
+    """The Python call that repairs a lab whose drift only a reconfigure puts right: ``Lab.up('FILE',
+    reconfigure=True)`` (``Lab('NAME').repair()`` refuses it as a plain `up` does); TOPOLOGY for a lab made from a
+    dict (realize.state.reconfigure_up's FILE), which has no file to name."""
+    return f"Lab.up({repr(source) if source is not None else 'TOPOLOGY'}, reconfigure=True)"
 
 
 def status_way(lab: str | None, api: bool | None = None) -> str:

@@ -17,7 +17,7 @@ from netlab.api import lifecycle, results as R
 from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, check_seconds, check_topology, items,
                              method)
 from netlab.api.frozen import freeze
-from netlab.errors import LabBusy, UsageError, python_words
+from netlab.errors import LabBusy, UsageError, python_reconfigure, python_words
 from netlab.realize.interrupted import Seen, seen
 from netlab.realize.state import reconfigure_up, repair_up, replaces
 
@@ -53,7 +53,7 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     if not done.ok and (topology is None or isinstance(topology, (str, os.PathLike))):
         repair = python if api else repair_up(state)
         if done.reconfigure:  # a drift a plain up refuses (an edited conflist's pods): only --reconfigure repairs it
-            repair = _python_reconfigure(path or state.source) if api else reconfigure_up(state, path)
+            repair = python_reconfigure(path or state.source) if api else reconfigure_up(state, path)
     from netlab.workload.policy import up_leaves
 
     kept = tuple(line for line in done.drift if up_leaves(line))
@@ -73,12 +73,6 @@ def _python_repair(name: str, topology: TopologyInput, state: Any) -> str | None
         path = os.fspath(topology)
         return f"Lab.up({path!r}{', reconfigure=True' if replaces(state, path) else ''})"
     return None
-
-
-def _python_reconfigure(source: str | None) -> str:
-    """The Python call that repairs a lab whose drift only a reconfigure puts right: ``Lab.up('FILE',
-    reconfigure=True)`` (``Lab('NAME').repair()`` refuses it as a plain `up` does)."""
-    return f"Lab.up({repr(source) if source is not None else 'TOPOLOGY'}, reconfigure=True)"  # a dict: no name
 
 
 def _backend_line(state: Any, api: bool) -> tuple[str, ...]:

@@ -109,6 +109,14 @@ def repair_up(state: LabState) -> str:
     return state_mod.repair_up(state, reconfigures(state))
 
 
+def up_again(state: LabState, lab: Lab | None = None) -> str:
+    """The `up` that puts back what a failed `up` could not (a pod a re-attach left detached, a namespace it had
+    begun to remove): `up -t FILE --reconfigure` when pods keep a config edited since (a plain `up` refuses the lab
+    then: :func:`check`), else `sudo netlab up --lab L`. ``lab``: the lab as the run planned it (else the state's)."""
+    edited = bool(stale(lab, state)) if lab is not None else reconfigures(state)
+    return state_mod.reconfigure_up(state) if edited else f"sudo netlab up --lab {state.lab}"
+
+
 def repair_command(name: str) -> str:
     """realize.state.repair_command, with --reconfigure when the lab needs it: what trace, break, quiz, exec and
     inspect name as the repair of lab ``name``, as `status` names it."""

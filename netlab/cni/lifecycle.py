@@ -36,7 +36,6 @@ from netlab.feature import StartResult
 from netlab.kernel import testhooks
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
-from netlab.realize import state as state_mod
 from netlab.realize.state_dir import ensure_dir, lab_dir
 
 if TYPE_CHECKING:
@@ -47,7 +46,8 @@ WORKERS = max(1, os.cpu_count() or 1)
 # (lab, containerId) of the removed pods whose DEL failed in this process: up's start does not run it again in the
 # run whose stop just tried (the next run does).
 _failed_now: set[tuple[str, Any]] = set()
-_cut: dict[str, set[str]] = {}  # lab: its pods whose ADD or re-attach a signal or an error cut short (roll_back)
+# lab: its pods whose ADD or re-attach a signal or an error cut short, and the `up` that attaches them again (roll_back)
+_cut: dict[str, tuple[set[str], str]] = {}
 DELETED = attachments.DELETED  # a record's phase: its ADD failed and the DEL that followed ran; nothing left to DEL
 # A record's phase, written before a re-attach's DEL (write-ahead, as "adding" before an ADD): a run cut short
 # (killed) after that DEL leaves a pod with no interface, which the next up or status must see as such.
@@ -147,8 +147,12 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
     try:
         out, failed = _start(lab, state, only, records)
     except BaseException:  # a signal or an error between a DEL and its ADD: the rollback DELs those pods (roll_back)
-        _cut[lab.name] = {pod for pod, prec in records.items() if isinstance(prec, dict)
-                          and prec.get("phase") in ("adding", DETACHING)}
+        try:
+            again = edited.up_again(state, lab)
+        except Exception:  # the words only: never in the way of the error being raised
+            again = f"sudo netlab up --lab {lab.name}"
+        _cut[lab.name] = ({pod for pod, prec in records.items() if isinstance(prec, dict)
+                           and prec.get("phase") in ("adding", DETACHING)}, again)
         raise
     if failed is not None:  # each pod's ADD ended, and what failed is said (its DEL ran, or its failure is said)
         raise failed
@@ -224,7 +228,7 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
         # folder, and the CNI log in it (lab/up.py says both)
         # the up that attaches them: with --reconfigure when other pods keep the config they had (a plain up
         # refuses the lab then: cni/edited.py)
-        again = state_mod.reconfigure_up(state) if edited.stale(lab, state) else f"sudo netlab up --lab {lab.name}"
+        again = edited.up_again(state, lab)
         not_back = (f", but for pod{'s' if len(detached) > 1 else ''} {', '.join(detached)}, left detached (no "
                     f"{C.POD_IF}: the DEL before its ADD cannot be undone; `{again}` attaches it again)") \
             if detached else ""
@@ -236,7 +240,7 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
 def roll_back(state: LabState) -> list[str]:
     """A running lab's rollback after a signal or an error in :func:`start`: DEL each pod whose ADD or re-attach it
     had begun (docs/reliability.md: "rollback and `down` DEL it"); what it cannot bring back, for up's line."""
-    cut, records, out = _cut.pop(state.lab, set()), pod_records(state), []
+    (cut, again), records, out = _cut.pop(state.lab, (set(), "")), pod_records(state), []
     if not cut:
         return []
     rt_ = runtime(state.lab, bin_dirs_of(state), cni_timeout(lenient=True))
@@ -250,7 +254,7 @@ def roll_back(state: LabState) -> list[str]:
             continue
         prec["phase"] = DELETED
         out += [f"pod {pod}, left detached (no {C.POD_IF}: the run had begun to re-attach it, and the DEL before its "
-                f"ADD cannot be undone; `sudo netlab up --lab {state.lab}` attaches it again)"] if was else []
+                f"ADD cannot be undone; `{again}` attaches it again)"] if was else []
     state.save(best_effort=True)
     return out
 

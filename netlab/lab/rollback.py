@@ -16,6 +16,7 @@ import signal
 from typing import Any
 
 from netlab import signals
+from netlab.cni import edited
 from netlab.feature import Feature, roll_back, stop_made
 from netlab.kernel.base import Kernel
 from netlab.lab.journal import Journal, put_back_dropped
@@ -63,29 +64,39 @@ class Rollback:
     half_done: list[str]  # what the features' start left half done and a rollback could not bring back
     held_before: dict[str, set[tuple]]  # keys of what each namespace held when the run first read it
     before: tuple[Any, str | None, str, Any]  # the state's topology, source, phase, addresses before the run
+    again: str = ""  # the `up` that puts back what the rollback could not (:meth:`_up_again`)
+
+    def _up_again(self, state: LabState | None) -> str:
+        """The `up` that puts back what a rollback of the running lab of ``state`` could not: `up --lab L`, or
+        `up -t FILE --reconfigure` when its pods keep a conflist edited since (a plain `up` refuses it then:
+        cni.edited.up_again)."""
+        try:
+            self.again = edited.up_again(state) if state is not None else ""
+        except Exception:  # the words only (an unreadable state or conflist is said where it is read)
+            self.again = ""
+        return self.again or f"sudo netlab up --lab {self.lab.name}"
 
     def _not_back(self) -> str:
         """What a rollback could not bring back: the namespaces the run had begun to remove (a pod or node
         the topology no longer has) are gone, or their containers stopped; so are the old namespaces of pods
         it made anew that the rollback could not make again; and what the kernel dropped that could not be added
         again."""
-        out = ""
+        out, again = "", self.again or f"sudo netlab up --lab {self.lab.name}"
         if self.removing:
             names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.removing)
-            out = (f", but for {names}, which it had begun to remove (`sudo netlab up --lab {self.lab.name}` makes "
-                   "them again)")
+            out = (f", but for {names}, which it had begun to remove (`{again}` makes them again)")
         if self.moved_away:  # a pod made anew: its old namespace went first, and the kernel refused it again
             names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.moved_away)
             out += (f"{',' if not out else ' and'} but for pod {names}, which it had begun to make anew: its old "
-                    f"namespace is gone (`sudo netlab up --lab {self.lab.name}` makes it again, with its old address)")
+                    f"namespace is gone (`{again}` makes it again, with its old address)")
         if self.not_started:
             out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_started)}, in the pods it made again "
-                    f"(`sudo netlab up --lab {self.lab.name}` starts them)")
+                    f"(`{again}` starts them)")
         if self.half_done:  # a CNI pod whose re-attach the run had begun: detached
             out += f"{',' if not out else ' and'} but for {'; '.join(self.half_done)}"
         if self.not_restored:
             out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_restored)}, which the kernel "
-                    f"dropped and could not be added again (`sudo netlab up --lab {self.lab.name}` repairs it)")
+                    f"dropped and could not be added again (`{again}` repairs it)")
         return out
 
     def _signals_interrupt(self) -> contextlib.AbstractContextManager[None]:

@@ -222,9 +222,12 @@ class _Up(Rollback):
         try:
             self._rollback(state, fresh, tag)
         except Exception as undo:
-            how = "`sudo netlab down --lab {0}` takes it down" if fresh else "`sudo netlab up --lab {0}` repairs it"
+            how = f"`sudo netlab down --lab {self.lab.name}` takes it down" if fresh else \
+                f"`{self._up_again(state)}` repairs it"
             raise ApplyFailed(f"{exc or type(exc).__name__}; the rollback failed too: {undo}; what the run made "
-                              f"is left, named by the lab's state: {how.format(self.lab.name)}") from exc
+                              f"is left, named by the lab's state: {how}") from exc
+        if not fresh:  # what the rollback could not bring back is put back by this `up` (_not_back)
+            self._up_again(state)
 
     def _restore_host_settings(self, state: LabState, creating: bool) -> None:
         """Before namespaces are made: the IPv4 all/default settings this machine gives a new namespace
