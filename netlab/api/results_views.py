@@ -76,7 +76,8 @@ class PodInfo:
     namespace: str = "default"  # the pod's Kubernetes namespace (netns is its network namespace)
     created: str | None = None  # when up first made it (UTC, RFC 3339: creationTimestamp; a new sandbox keeps it)
     # Its network namespace, the pod's sandbox, was deleted under it (``ip netns del``), maybe made again:
-    # its containers run on, if they do, in the old one; ``get pods`` says SandboxChanged, ``up`` remakes it.
+    # its containers run on, if they do, in the old one; ``get pods`` says SandboxChanged and READY 0/N, ``up``
+    # remakes it.
     netns_gone: bool = False
     # It has no network from its CNI plugins (realize.attachments.detached): its re-attach was cut short between its
     # DEL and its ADD (the record's phase "detaching"), or it was left detached by a re-attach whose ADD failed, and
@@ -92,8 +93,10 @@ class PodInfo:
     @property
     def ready(self) -> str:
         """Running containers out of all, as kubectl's READY column: ``1/1``; none of a pod with no network from
-        its CNI plugins (``network_detached``: ``0/1``, whatever runs in it, as its status says ContainerCreating)."""
-        running = 0 if self.network_detached else sum(c.state == 'running' for c in self.containers)
+        its CNI plugins (``network_detached``: ``0/1``, whatever runs in it, as its status says ContainerCreating),
+        nor of one whose sandbox is gone (``netns_gone``: SandboxChanged, its containers running on in the old
+        namespace are not ready until ``up`` makes it again, as the kubelet's are not)."""
+        running = 0 if self.network_detached or self.netns_gone else sum(c.state == 'running' for c in self.containers)
         return f"{running}/{len(self.containers)}"
 
     @property

@@ -66,7 +66,7 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
               completed, another runs);
               ContainerCreating (not started yet); SandboxChanged (its
               network namespace was deleted under it: its containers run on
-              in the old one; up makes it again); ContainerCreating with
+              in the old one, READY 0/N; up makes it again); ContainerCreating with
               IP <none> also for a pod whose CNI re-attach was cut short
               after its DEL (no eth0; up ADDs it again)
     nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide

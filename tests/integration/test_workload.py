@@ -277,7 +277,9 @@ pods:
     assert got["done"]["containers"][0]["state"] == "exited"
     table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout  # NAMESPACE first, as kubectl get -A -o wide
     rows = {line.split()[1]: line.split()[1:] for line in table.splitlines()[1:]}
-    assert rows["job"][1:3] == ["2/2", "SandboxChanged"] and "main:running" in rows["job"], table
+    # READY 0/2: its containers run on in the old namespace, not ready until up makes the sandbox again (it said 2/2)
+    assert rows["job"][1:3] == ["0/2", "SandboxChanged"] and "main:running" in rows["job"], table
+    assert (got["job"]["ready"], got["job"]["status"]) == ("0/2", "SandboxChanged"), got["job"]
     assert rows["done"][1:3] == ["0/1", "SandboxChanged"], table
     netlab("up", "-t", path)
     got = pods()

@@ -98,3 +98,8 @@ def test_a_pod_whose_network_namespace_was_deleted_is_sandbox_changed(states):
     gone = dataclasses.replace(p, netns_gone=True)
     assert gone.status == "SandboxChanged"
     assert [_container_column(c) for c in gone.containers] == [_container_column(c) for c in p.containers]
+    # no container of a pod whose sandbox is gone is ready (the kubelet's SandboxChanged: not ready until it is made
+    # again), as a pod with no network from its CNI plugins is 0/N; READY counted the ones running on in the old one
+    assert gone.ready == f"0/{len(states)}"
+    data = to_json(gone)
+    assert (data["status"], data["ready"]) == ("SandboxChanged", f"0/{len(states)}")
