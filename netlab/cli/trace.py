@@ -200,6 +200,11 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     frames or TIMEOUT seconds, whichever comes first, or at Ctrl-C or SIGTERM
     (`timeout`, kill): what came is still printed or written (-w) and it
     exits 0, as tcpdump does (not 130 or 143 as other commands stopped so).
+    An interface that goes down is said in one line and the capture goes
+    on (frames again once it is up), as tcpdump's; one deleted, or its
+    namespace (its pod or the lab taken down), ends it: what came is still
+    printed or written, one line says so, exit 1 (tcpdump's "The interface
+    disappeared"; -o json: stopped: gone).
     No frame at all is said in one line on stderr; -o json says why it
     stopped (stopped: count, timeout, interrupted by Ctrl-C or terminated by
     SIGTERM) and after how long (elapsed_s), each frame's line
@@ -238,6 +243,10 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     listening = (f"netlab: capturing on {netns} {iface} ({matching}up to {plural(count, 'frame')} or {timeout:g} s; "
                  "Ctrl-C stops it)")
     signalled = ""  # the stop signal's word for `stopped`: interrupted (Ctrl-C), terminated (SIGTERM)
+
+    def note(line: str) -> None:  # the link went down: said on stderr, the capture goes on (as tcpdump's)
+        click.echo(f"netlab: {line}", err=True)
+
     with cap.Capture([netns], iface=iface, bpf=bpf) as capture:
         started = time.monotonic()
         try:
@@ -255,9 +264,9 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
 
                 if bar:
                     with bar:
-                        cap.live(capture, count, timeout, keep)
+                        cap.live(capture, count, timeout, keep, note)
                 else:
-                    cap.live(capture, count, timeout, keep)
+                    cap.live(capture, count, timeout, keep, note)
             else:
                 click.echo(listening, err=True)
 
@@ -265,12 +274,13 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
                     frames.append(frame)
                     click.echo(cap.describe(frame, vx_port, verbose=verbose))
 
-                cap.live(capture, count, timeout, show)
+                cap.live(capture, count, timeout, show, note)
         except KeyboardInterrupt as exc:
             signalled = "terminated" if isinstance(exc, signals.Terminated) else "interrupted"
         elapsed = time.monotonic() - started
+        ended = capture.ended
     signals.taken()  # its end (exit 0), not the program's 130/143; one a finalizer swallowed ends it as well
-    stopped = signalled or ("count" if len(frames) >= count else "timeout")
+    stopped = signalled or ("count" if len(frames) >= count else "gone" if ended else "timeout")
     if write:
         n = cap.write_pcap(write, frames, vx_port)
         click.echo(f"wrote {plural(n, 'frame')} from {netns} {iface} to {write}; read it with: "
@@ -285,6 +295,10 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
         print_json({"lab": lab.name, "netns": netns, "interface": iface, "filter": bpf.expression if bpf else None,
                     "frames": rows, "pcap": write,
                     "stopped": stopped, "elapsed_s": round(elapsed, 3)})
+    if stopped == "gone":  # its device or namespace went away: the frames it caught are kept, exit 1 (tcpdump's)
+        click.echo(f"netlab: capture on {netns} {iface} ended after {plural(len(frames), 'frame')} in {elapsed:.1f} s: "
+                   f"{ended}", err=True)
+        raise SystemExit(1)
     if not frames:  # said whatever stderr is: a script that reads nothing on stdout is told why
         click.echo(no_frames_line(netns, iface, stopped, elapsed, lab.name, bpf.expression if bpf else None),
                    err=True)

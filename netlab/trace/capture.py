@@ -16,6 +16,7 @@ they are not used).
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import re
 import select
@@ -29,6 +30,7 @@ from typing import Callable, Iterable, Iterator
 from netlab import outfile
 from netlab.errors import EnvironmentNotReady, UsageError, output_unwritable
 from netlab.kernel import netns as nsmod
+from netlab.model.naming import netns_path
 from netlab.trace.decode import Decoded, decode
 
 ETH_P_ALL = 0x0003
@@ -40,6 +42,10 @@ SNAPLEN = 65535
 SO_ATTACH_FILTER = 26
 DLT_EN10MB = 1  # libpcap's link type of Ethernet frames
 TIMESTAMP_SETTLE = 0.02  # the kernel turns packet timestamps on asynchronously
+# What a read of a packet socket bound to a device says when the device goes down (ENETDOWN, once: the socket reads
+# again once it is up, as tcpdump goes on) or is gone (ENXIO, ENODEV: a read never says that on Linux, taken alike).
+LINK_ERRNOS = (errno.ENETDOWN, errno.ENXIO, errno.ENODEV)
+GONE_CHECK = 0.5  # how often a one-interface capture asks whether its device and namespace are still there
 
 
 class _Insn(ctypes.Structure):  # struct sock_filter (linux/filter.h): one classic BPF instruction
@@ -102,9 +108,15 @@ class Capture:
 
     def __init__(self, namespaces: Iterable[str], iface: str | None = None, bpf: Bpf | None = None):
         self.socks: dict[str, socket.socket] = {}
+        self.iface = iface
+        self.homes: dict[str, tuple[int, int]] = {}  # netns -> the namespace its socket was opened in (nsfs dev, ino)
+        self.notes: list[str] = []  # what the reads said of the link (it went down), not yet told
+        self.ended: str | None = None  # why the capture cannot go on: its device or its namespace is gone
         try:
             for ns in namespaces:
                 with nsmod.entered(ns):
+                    home = os.stat("/proc/thread-self/ns/net")
+                    self.homes[ns] = (home.st_dev, home.st_ino)
                     # Bound to one interface, the socket takes no frame before its bind (protocol 0, as libpcap
                     # opens it): none of another interface, none the filter would refuse.
                     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
@@ -128,21 +140,50 @@ class Capture:
         """The frames queued on the sockets now, without waiting, in the order they came."""
         out: list[Frame] = []
         for ns, s in self.socks.items():
-            out += _read_all(ns, s)
+            out += _read_all(ns, s, self._link_error)
         out.sort(key=lambda f: f.ts)
         return out
 
     def wait(self, deadline: float) -> list[Frame]:
-        """Frames as they come, until ``deadline`` (for one-interface captures)."""
+        """Frames as they come, until ``deadline`` (for one-interface captures). A device that went down is a note
+        (:attr:`notes`) and the capture goes on; one that is gone, or its namespace, ends it (:attr:`ended`): the
+        kernel says nothing more to a socket whose device was deleted, so that is asked every GONE_CHECK s."""
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0 or self.ended:
             return []
-        ready, _, _ = select.select(list(self.socks.values()), [], [], left)
+        ready, _, _ = select.select(list(self.socks.values()), [], [], min(left, GONE_CHECK) if self.iface else left)
         out: list[Frame] = []
         for ns, s in self.socks.items():
             if s in ready:
-                out += _read_all(ns, s)
+                out += _read_all(ns, s, self._link_error)
+            if self.iface and not self.ended:
+                self.ended = self.gone(ns, s)
         return out
+
+    def _link_error(self, ns: str, code: int) -> None:
+        if code == errno.ENETDOWN:
+            self.notes.append(f"{ns} {self.iface or 'an interface'} went down; still capturing "
+                              "(frames again once it is up)")
+        else:
+            self.ended = self.ended or f"{ns} {self.iface}: {os.strerror(code)}"
+
+    def gone(self, ns: str, s: socket.socket) -> str | None:
+        """Why this socket can read nothing more (None: it can): its namespace was deleted (or is another one now)
+        or its device was deleted, which leaves the socket bound to no device (its name reads empty)."""
+        try:
+            st = os.stat(netns_path(ns))
+            here = (st.st_dev, st.st_ino)
+        except OSError:
+            here = None
+        if here != self.homes.get(ns, here):
+            return f"namespace {ns} was deleted (the lab taken down?)"
+        try:
+            name = s.getsockname()[0]
+        except OSError:
+            name = ""
+        if not name:
+            return f"interface {self.iface} of {ns} was deleted (its pod or the lab taken down?)"
+        return None
 
     def close(self) -> None:
         for s in self.socks.values():
@@ -156,13 +197,27 @@ class Capture:
         self.close()
 
 
-def _read_all(ns: str, s: socket.socket) -> list[Frame]:
-    out = []
+def _read_all(ns: str, s: socket.socket, on_link_error: Callable[[str, int], None]) -> list[Frame]:
+    """The frames queued on ``s``. A read that says the device went down or away (LINK_ERRNOS: the socket's pending
+    error, said once) is told to ``on_link_error`` and reading goes on: the frames queued before it are still
+    there. The same error twice in a row without a frame between ends this read."""
+    out: list[Frame] = []
+    last_error = 0
     while True:
         try:
             data, anc, _flags, addr = s.recvmsg(SNAPLEN, socket.CMSG_SPACE(16), socket.MSG_TRUNC)
         except (BlockingIOError, InterruptedError):
             break
+        except OSError as exc:
+            if exc.errno not in LINK_ERRNOS:
+                raise
+            if exc.errno != last_error:
+                on_link_error(ns, exc.errno)
+            if exc.errno == last_error:
+                break
+            last_error = exc.errno
+            continue
+        last_error = 0
         ts = time.time()
         for level, ctype, cdata in anc:
             if level == socket.SOL_SOCKET and ctype == SCM_TIMESTAMPNS and len(cdata) >= 16:
@@ -260,18 +315,22 @@ def words(frame: Frame, vxlan_port: int = 8472, link: bool = True) -> tuple[str,
     return frame_words(frame.data, link)
 
 
-def live(capture: Capture, count: int, timeout: float, on_frame: Callable[[Frame], None]) -> int:
-    """Read frames until ``count`` were seen or ``timeout`` seconds passed; return how many."""
+def live(capture: Capture, count: int, timeout: float, on_frame: Callable[[Frame], None],
+         on_note: Callable[[str], None] = lambda note: None) -> int:
+    """Read frames until ``count`` were seen, ``timeout`` seconds passed or the capture's device or namespace is
+    gone (``capture.ended`` says why); return how many. What the reads said of the link goes to ``on_note``."""
     deadline = time.monotonic() + timeout
     seen = 0
     read: list[Frame] = []  # read from the sockets, not yet handed on: a frame leaves it once on_frame is done
     try:
-        while seen < count and time.monotonic() < deadline:
+        while seen < count and time.monotonic() < deadline and not capture.ended:
             read += capture.wait(deadline)
             while read and seen < count:
                 on_frame(read[0])
                 del read[0]
                 seen += 1
+            while capture.notes:
+                on_note(capture.notes.pop(0))
     except KeyboardInterrupt:
         # Ctrl-C: the frames read already (a Ctrl-C while one of them was handed on: that one again) and those the
         # kernel had queued on the socket came before it, so they count too. They were lost when it landed while

@@ -11,6 +11,9 @@ from netlab.trace.capture import Frame, live
 class _Interrupted:
     """A capture whose wait is cut short by Ctrl-C after one frame, with two more queued on its socket."""
 
+    ended = None
+    notes: list[str] = []
+
     def __init__(self) -> None:
         self.waits = 0
 
@@ -39,6 +42,9 @@ def test_ctrl_c_keeps_the_queued_frames_up_to_the_count_and_still_ends_the_captu
 class _Batch:
     """A capture whose one wait reads three frames at once (a loaded machine's reader came late), one more queued
     on its socket."""
+
+    ended = None
+    notes: list[str] = []
 
     def wait(self, deadline: float) -> list[Frame]:
         return [_frame(1), _frame(2), _frame(3)]
@@ -97,10 +103,12 @@ def test_a_capture_ended_by_ctrl_c_exits_0_as_tcpdump_and_the_readme_and_help_sa
             return {"eth0": None}
 
     class _Capture(_Kernel):
+        ended = None
+
         def __init__(self, namespaces, iface, bpf=None):
             pass
 
-    def live(capture, count, timeout, show):
+    def live(capture, count, timeout, show, note=None):
         show(_frame(1))
         raise KeyboardInterrupt  # Ctrl-C after one frame
 

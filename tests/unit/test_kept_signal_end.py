@@ -75,7 +75,8 @@ class Kernel:
     def __enter__(self): return self
     def __exit__(self, *exc): return False
     def links(self, netns): return {"eth0": None}
-def live(capture, count, timeout, show):
+    ended = None
+def live(capture, count, timeout, show, note=None):
     show(Frame("lab-a", "eth0", "in", 1.0, b"\\x00" * 14, 14))
     os.kill(os.getpid(), sig)
     sum(range(10))

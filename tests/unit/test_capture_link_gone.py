@@ -1,0 +1,158 @@
+"""capture when the interface it reads goes down or away (QA q15 defect 2): ``down``, an ``up`` that removed the
+pod, ``break bridge-port-down`` on the captured port. A packet socket bound to a device reads ENETDOWN once when
+the device goes down and reads on once it is up (tcpdump goes on); a device deleted leaves the socket bound to no
+device. Before, the ENETDOWN ended capture in a Python traceback (OSError: [Errno 100] Network is down)."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from netlab.trace import capture as cap
+from netlab.trace.capture import Frame, _read_all, live
+
+
+class _Socket:
+    """A packet socket's reads, in order: bytes are a frame, an errno is an error read, then EAGAIN for good."""
+
+    def __init__(self, *reads: object, name: str = "eth0"):
+        self.reads = list(reads)
+        self.name = name
+
+    def recvmsg(self, *args: object):
+        if not self.reads:
+            raise BlockingIOError(errno.EAGAIN, "again")
+        r = self.reads.pop(0)
+        if isinstance(r, int):
+            raise OSError(r, os.strerror(r))
+        return r, [], 0, (self.name, 3, 4 if r == b"out" else 0, 1, b"")
+
+    def getsockname(self):
+        return (self.name, 3, 0, 1, b"")
+
+
+@pytest.mark.parametrize("code", [errno.ENETDOWN, errno.ENXIO, errno.ENODEV])
+def test_a_read_that_says_the_link_went_down_or_away_is_told_and_the_frames_around_it_are_kept(code):
+    told: list[tuple[str, int]] = []
+    frames = _read_all("lab-a", _Socket(b"in", code, b"out"), lambda ns, c: told.append((ns, c)))  # type: ignore
+    assert [f.direction for f in frames] == ["in", "out"]
+    assert told == [("lab-a", code)]
+
+
+def test_a_link_error_said_again_and_again_ends_the_read_instead_of_spinning():
+    told: list[int] = []
+    s = _Socket(*([errno.ENETDOWN] * 50))
+    assert _read_all("lab-a", s, lambda ns, c: told.append(c)) == []  # type: ignore[arg-type]
+    assert told == [errno.ENETDOWN] and len(s.reads) == 48
+
+
+def test_another_errno_is_not_taken_for_a_link_event():
+    with pytest.raises(OSError) as exc:
+        _read_all("lab-a", _Socket(errno.EBADF), lambda ns, c: None)  # type: ignore[arg-type]
+    assert exc.value.errno == errno.EBADF
+
+
+def _capture(sock: _Socket, tmp_path, monkeypatch) -> cap.Capture:
+    """A one-interface Capture over a stand-in socket, its namespace a file of tmp_path."""
+    path = tmp_path / "lab-a"
+    path.write_text("")
+    monkeypatch.setattr(cap, "netns_path", lambda ns: str(tmp_path / ns))
+    monkeypatch.setattr(cap.select, "select", lambda r, w, x, t: (r, [], []))
+    c = cap.Capture([], iface="eth0")
+    c.socks = {"lab-a": sock}  # type: ignore[dict-item]
+    st = os.stat(path)
+    c.homes = {"lab-a": (st.st_dev, st.st_ino)}
+    return c
+
+
+def test_a_link_down_is_a_note_and_the_capture_goes_on(tmp_path, monkeypatch):
+    c = _capture(_Socket(b"in", errno.ENETDOWN), tmp_path, monkeypatch)
+    assert [f.direction for f in c.wait(float("inf"))] == ["in"]
+    assert c.notes == ["lab-a eth0 went down; still capturing (frames again once it is up)"] and c.ended is None
+    c.socks["lab-a"].reads = [b"out"]  # type: ignore[attr-defined]  # up again: frames again
+    assert [f.direction for f in c.wait(float("inf"))] == ["out"] and c.ended is None
+
+
+def test_a_deleted_device_ends_the_capture_with_its_frames_kept(tmp_path, monkeypatch):
+    sock = _Socket(b"in", errno.ENETDOWN, name="")  # deleted: the socket is bound to no device, its name reads ""
+    c = _capture(sock, tmp_path, monkeypatch)
+    assert [f.direction for f in c.wait(float("inf"))] == ["in"]
+    assert c.ended == "interface eth0 of lab-a was deleted (its pod or the lab taken down?)"
+    assert c.wait(float("inf")) == []
+
+
+def test_a_deleted_namespace_ends_the_capture(tmp_path, monkeypatch):
+    c = _capture(_Socket(), tmp_path, monkeypatch)
+    (tmp_path / "other").write_text("")
+    os.replace(tmp_path / "other", tmp_path / "lab-a")  # the name again, another file: another namespace
+    c.wait(float("inf"))
+    assert c.ended == "namespace lab-a was deleted (the lab taken down?)"
+
+
+def test_live_hands_on_the_notes_and_stops_when_the_capture_ended(tmp_path, monkeypatch):
+    c = _capture(_Socket(b"in", errno.ENETDOWN, b"in"), tmp_path, monkeypatch)
+    calls = []
+
+    def wait(deadline: float) -> list[Frame]:
+        calls.append(1)
+        if len(calls) == 2:
+            c.socks["lab-a"].name = ""  # type: ignore[attr-defined]  # deleted after the first read
+        return cap.Capture.wait(c, deadline)
+
+    monkeypatch.setattr(c, "wait", wait)
+    seen: list[str] = []
+    notes: list[str] = []
+    assert live(c, 100, 3600, lambda f: seen.append(f.direction), notes.append) == 2
+    assert seen == ["in", "in"] and len(notes) == 1 and c.ended and len(calls) == 2
+
+
+def test_capture_whose_interface_is_deleted_prints_its_frames_says_so_in_one_line_and_exits_1(monkeypatch):
+    from types import SimpleNamespace
+
+    import netlab.cli.trace as cli_trace
+    from netlab.trace import kernel as tkernel
+    from cli_inprocess import run_cli
+
+    class _Kernel:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def links(self, netns):
+            return {"eth0": None}
+
+    class _Gone(_Kernel):
+        ended = None
+
+        def __init__(self, namespaces, iface, bpf=None):
+            self.waits = 0
+            self.notes: list[str] = []
+
+        def wait(self, deadline):
+            self.waits += 1
+            if self.waits == 1:
+                self.notes.append("lab-a eth0 went down; still capturing (frames again once it is up)")
+                return [Frame("lab-a", "eth0", "in", 1.0, b"", 14)]
+            self.ended = "interface eth0 of lab-a was deleted (its pod or the lab taken down?)"
+            return [Frame("lab-a", "eth0", "in", 2.0, b"", 14)]
+
+    lab = SimpleNamespace(name="lab", mode="vxlan", topo=SimpleNamespace(
+        network=SimpleNamespace(vxlan=SimpleNamespace(port=8472))))
+    monkeypatch.setattr(cli_trace, "require_root", lambda: None)
+    monkeypatch.setattr(cli_trace, "_running_lab", lambda name, topology: lab)
+    monkeypatch.setattr(cli_trace, "_netns_of", lambda lab, name: "lab-a")
+    monkeypatch.setattr(tkernel, "LiveKernel", _Kernel)
+    monkeypatch.setattr(cap, "Capture", _Gone)
+    monkeypatch.setattr(cap, "scapy_layers", lambda port: None)
+    monkeypatch.setattr(cap, "describe", lambda frame, port, verbose=False: f"frame {int(frame.ts)}")
+    proc = run_cli("capture", "--lab", "lab", "a:eth0", "--timeout", "60")
+    assert (proc.returncode, proc.stdout) == (1, "frame 1\nframe 2\n"), proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[1:] == ["netlab: lab-a eth0 went down; still capturing (frames again once it is up)",
+                         "netlab: capture on lab-a eth0 ended after 2 frames in 0.0 s: interface eth0 of lab-a was "
+                         "deleted (its pod or the lab taken down?)"], proc.stderr
+    assert "Traceback" not in proc.stderr
