@@ -28,12 +28,16 @@ def _host_veth(lab: str) -> str:
 def _read_past(stream, t: float, seen: list[str]) -> None:
     """Read the capture's lines into ``seen`` up to the first frame the kernel stamped after ``t`` (a frame read
     now may have come before: queued on the socket)."""
-    after = datetime.datetime.fromtimestamp(t).time()
+    def of_day(moment: datetime.time) -> float:
+        return moment.hour * 3600 + moment.minute * 60 + moment.second + moment.microsecond / 1e6
+
+    after = of_day(datetime.datetime.fromtimestamp(t).time())
     while True:
         line = stream.readline()
         assert line, f"the capture ended before a frame crossed the port after {t}: {seen}"
         seen.append(line)
-        if datetime.datetime.strptime(line[:15], "%H:%M:%S.%f").time() > after:
+        # the line says the time of day only: a frame is later when it is less than half a day ahead (midnight)
+        if 0 < (of_day(datetime.datetime.strptime(line[:15], "%H:%M:%S.%f").time()) - after) % 86400 < 43200:
             return
 
 
