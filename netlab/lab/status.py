@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Collection, Sequence
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel, Snapshot
@@ -65,9 +65,9 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
 
     notes = impair_feature.loss_notes(lab, state)  # status -t FILE: a loss `netlab impair` set, said as a rate is
 
-    def compare(ns: str, snap: Snapshot, peers: dict[str, Snapshot]) -> Compared:
+    def compare(ns: str, snap: Snapshot, peers: dict[str, Snapshot], gone: Collection[str] = ()) -> Compared:
         obs = observe(snap, {r.key: r for r in want.get(ns, [])}, peers)
-        found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ())) if not is_plugin_made(d, made)]
+        found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ()), gone) if not is_plugin_made(d, made)]
         found = [replace(d, detail="; ".join(filter(None, (d.detail, notes[ns]))))
                  if ns in notes and impair_feature.is_loss_table(d.resource) else d for d in found]
         return Compared(True, [str(d) for d in found], [d.to_json() for d in found], snap.links)
@@ -95,6 +95,7 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
 
     if not any(c.tagged for c in judged.values()) and gone(state, kernel):  # list's `gone`: not up, said once
         raise StateGone(state.lab, state_file(state.lab))
+    missing = {name for name in plan.netns if name not in judged}  # a veth's peer there: "namespace ... is missing"
     for name in plan.netns:
         got = judged.get(name)
         if got is None:
@@ -104,7 +105,7 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
             namespace("different", name, "not tagged as this lab's")
             continue
         if got.snapshot is not None:
-            got = compare(name, got.snapshot, peers)
+            got = compare(name, got.snapshot, peers, missing)
         result.drift += got.drift
         result.details += got.details
     # A namespace the lab made that the plan has no more (status -t FILE of a file without that pod): up deletes

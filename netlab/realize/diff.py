@@ -17,7 +17,7 @@ route protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Iterable, Mapping
+from typing import Collection, Iterable, Mapping
 
 from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
 from netlab.plan.resources import BaseChains, Link, NatRules, NftRules, Resource, Sysctl
@@ -53,8 +53,10 @@ class Drift:
                 "resource": resource}
 
 
-def describe_difference(want: Resource, have: Resource) -> str:
-    """``down, mtu 1400 (want 1450)``: the attributes that differ, in words."""
+def describe_difference(want: Resource, have: Resource, gone: Collection[str] = ()) -> str:
+    """``down, mtu 1400 (want 1450)``: the attributes that differ, in words. ``gone``: the lab's namespaces
+    missing (a veth's peer there is not named as in it: ``ip netns delete`` while a process holds the namespace
+    leaves the peer in it, unnamed)."""
     if type(want) is not type(have):
         return f"is a {link_kind(have)}, want a {link_kind(want)}"
     out = []
@@ -65,8 +67,12 @@ def describe_difference(want: Resource, have: Resource) -> str:
         if f.name == "up":
             out.append("down" if not a else "up, want down")
         elif f.name in ("peer_name", "peer_netns") and not a:
-            if f"peer {b}" not in " ".join(out):
-                out.append(f"its peer {getattr(want, 'peer_name')} in {getattr(want, 'peer_netns')} is not its pair")
+            peer_name, peer_netns = getattr(want, "peer_name"), getattr(want, "peer_netns")
+            if peer_netns in gone:
+                if "its peer is not" not in " ".join(out):
+                    out.append(f"its peer is not {peer_name} in {peer_netns}: namespace {peer_netns} is missing")
+            elif f"peer {b}" not in " ".join(out):
+                out.append(f"its peer {peer_name} in {peer_netns} is not its pair")
         elif f.name == "peer_mac" and not a:
             continue
         elif f.name == "port_state":  # only a port of its planned bridge, both up (observe.py): the state itself
@@ -86,8 +92,10 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterable[str] = ()) -> list[Drift]:
-    """Drift in one namespace: ``expected`` (expect.py) against what the kernel holds."""
+def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterable[str] = (),
+               gone: Collection[str] = ()) -> list[Drift]:
+    """Drift in one namespace: ``expected`` (expect.py) against what the kernel holds; ``gone``: the lab's
+    namespaces that are missing (describe_difference)."""
     out: list[Drift] = []
     want = list(expected)
     keys = {r.key for r in want}
@@ -115,7 +123,7 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
         if have is None:
             out.append(Drift("missing", r))
         elif have != r:
-            out.append(Drift("different", r, describe_difference(r, have), live=have))
+            out.append(Drift("different", r, describe_difference(r, have, gone), live=have))
     skip = set(kernel_links) | {"lo"}
     for key, have in obs.objects.items():
         if key in keys or (isinstance(have, Link) and have.name in skip):

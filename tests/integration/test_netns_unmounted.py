@@ -84,3 +84,22 @@ def test_up_leaves_an_empty_file_the_lab_does_not_list_alone(labs):
         assert not any(name.startswith(lab + "-") for name in ip("netns", "list").stdout.split() if name != f"{lab}-a")
     finally:
         os.unlink(stray)
+
+
+def test_status_of_a_deleted_pod_namespace_does_not_place_the_veths_peer_in_it(labs):
+    """`ip netns delete` of a pod's namespace while its container runs: the namespace lives on, unnamed, and the
+    node's veth keeps its peer there (the kernel: a link-netnsid). Status says that the peer is not eth0 in the
+    deleted namespace, which is missing; it said `its peer eth0 in LAB-a is not its pair`, a namespace gone."""
+    lab, path = small_lab(labs, "nqd")
+    ip("netns", "delete", f"{lab}-a")
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1, status.stdout
+    (line,) = [s.strip() for s in status.stdout.splitlines() if s.strip().startswith("different: link veth")]
+    veth = line.split()[2]
+    assert line == (f"different: link {veth} in {lab}-n1 (its peer is not eth0 in {lab}-a: "
+                    f"namespace {lab}-a is missing)"), status.stdout
+    assert f"missing: namespace {lab}-a" in status.stdout and "is not its pair" not in status.stdout
+    (link,) = ip_json("link", "show", "dev", veth, netns=f"{lab}-n1")  # its peer lives on, in another namespace
+    assert "link_netnsid" in link and f"{lab}-a" not in ip("netns", "list").stdout.split(), link
+    assert netlab("up", "-t", path, check=False).returncode == 0
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
