@@ -18,7 +18,7 @@ from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, ch
                              method)
 from netlab.api.frozen import freeze
 from netlab.errors import LabBusy, UsageError, python_reconfigure, python_words
-from netlab.realize.interrupted import Seen, seen
+from netlab.realize.interrupted import Seen, seen, stalled
 from netlab.realize.state import reconfigure_up, repair_up, replaces
 
 if TYPE_CHECKING:
@@ -59,9 +59,12 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     kept = tuple(line for line in done.drift if up_leaves(line))
     if kept and len(kept) == len(done.drift):  # nothing that up repairs: no repair to name (the text says so)
         repair = None
+    from netlab.realize.state import LabState
+
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
                     details=freeze(tuple(done.details)), against=against, repair=repair, kept=kept,
-                    warnings=tuple(done.warnings) + tuple(ahead) + _backend_line(state, api))
+                    warnings=tuple(done.warnings) + tuple(ahead) + _backend_line(state, api),
+                    error=stalled(state) if isinstance(state, LabState) else None)
 
 
 def _python_repair(name: str, topology: TopologyInput, state: Any) -> str | None:

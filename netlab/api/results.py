@@ -129,6 +129,9 @@ class Status:
     # give it (the lab follows the plugins' address). Said, never drift. Against a file, what its `up` does that
     # the drift does not show, in up's words: the pods it makes anew, the addresses another's ip: takes.
     warnings: tuple[str, ...] = ()
+    # A lab whose `up` (or `down`) ended before it finished (killed, or a down that failed): list's line for it
+    # (its ``error``, realize/interrupted.stalled), which the CLI's status prints first; None otherwise.
+    error: str | None = None
 
     @property
     def clean(self) -> bool:

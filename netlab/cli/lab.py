@@ -355,7 +355,8 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     not start fails the same until its command can run). A container that
     `up --watch` holds back by its back-off (CrashLoopBackOff) is said so,
     with the watcher that restarts it and when. A lab whose `up` (or `down`)
-    was killed halfway is said so first, as `netlab list` says it.
+    was killed halfway is said so first, as `netlab list` says it (`-o json`:
+    its `error`).
 
     With -t FILE the lab is the one the file names, and the kernel is compared
     with the file's plan (not the one the lab was brought up with): after
@@ -377,12 +378,8 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
         result = internal_status(lab, topology, kernel, before=before)
     finally:
         kernel.close()
-    from netlab.realize.interrupted import stalled
-    from netlab.realize.state import load_state
-
-    saved = load_state(result.lab)  # an up (or down) killed halfway is said first, in list's words
-    if saved is not None and (cut := stalled(saved)) is not None:
-        click.echo(f"netlab: {cut}", err=True)
+    if result.error is not None:  # an up (or down) killed halfway is said first, in list's words
+        click.echo(f"netlab: {result.error}", err=True)
     warn(result.warnings)
     if output == "json":
         print_json(to_json(result))

@@ -10,6 +10,7 @@ proceeds, the other waits or names the holder".
 from __future__ import annotations
 
 import errno
+import json
 import os
 import types
 
@@ -127,3 +128,20 @@ def test_a_lab_whose_up_was_killed_says_so_first_in_lists_words_then_the_drift(s
         assert got.returncode == 1 and HALF_DONE in got.stdout, got
     else:
         assert got.returncode == 0 and got.stdout.endswith("all as planned\n"), got
+
+
+def test_status_json_of_a_lab_whose_up_was_killed_carries_lists_line_as_error(status_reading, monkeypatch):
+    """status -o json of that lab held only the drift: the line status prints first was on stderr alone. It is the
+    document's `error`, list's key for the same line (docs/json.md); null for a lab nobody left halfway."""
+    monkeypatch.setattr(lifecycle, "status", lambda state, _: StatusResult(lab=state.lab))
+    clean = run_cli("status", "--lab", status_reading.name, "-o", "json")
+    assert clean.returncode == 0 and json.loads(clean.stdout)["error"] is None, clean
+    state = state_mod.load_state(status_reading.name)
+    state.phase = "creating"
+    state.save()
+    with open(os.path.join(state_dir.lab_dir(status_reading.name), state_dir.LOCK_FILE), "w") as fh:
+        fh.write("pid 4194304 (netlab up)\n")  # the lock as that up left it: nobody
+    said = stalled(state)
+    got = run_cli("status", "--lab", status_reading.name, "-o", "json")
+    assert said is not None and json.loads(got.stdout)["error"] == said, got
+    assert got.stderr.splitlines()[0] == f"netlab: {said}", got  # said on stderr too, as before
