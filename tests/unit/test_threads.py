@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from netlab.kernel import threads
@@ -30,22 +32,31 @@ def test_side_by_side_keeps_the_items_order_and_raises_the_first_error():
         threads.side_by_side(fail, [1, 2, 3], 2)
 
 
-def test_after_a_failure_the_other_threads_stop_at_their_next_item():
-    import time
+def test_after_a_failure_the_other_threads_stop_at_their_next_item(monkeypatch):
+    made: list[threading.Event] = []
 
+    class Event(threading.Event):  # side_by_side's stop event is the first one made in the call
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(threads.threading, "Event", Event)
     done = []
+    wait_for_stop = True
 
     def fn(x: int) -> int:
         if x == 0:
             raise ValueError("first")
-        time.sleep(0.01)
+        if wait_for_stop:  # the other thread's item under way ends only once the failure has asked them to stop
+            assert made[0].wait(10), "the failure never set the stop event"
         done.append(x)
         return x
 
     with pytest.raises(ValueError, match="first"):
         threads.side_by_side(fn, list(range(20)), 2, stop_on_error=True)
-    assert len(done) <= 1  # the other thread had at most one item under way
+    assert done == [1]  # the other thread finished the item it had under way, and took no other
     done.clear()
+    wait_for_stop = False
     with pytest.raises(ValueError, match="first"):
         threads.side_by_side(fn, list(range(20)), 2)  # without: the others finish their share
     assert sorted(done) == list(range(1, 20, 2))
