@@ -301,8 +301,11 @@ class NetnsGone(FileNotFoundError, UsageError):
         self.lab_up = lab_up  # that lab's state is there (realize.state.netns_gone): it is up, this one was deleted
         self.repair: str | None = None  # the `up` that repairs that lab (realize.state.repair_command)
         self.api = in_python_words()  # met by a Lab method: its way out is the Python call (realize.state.netns_gone)
+        self.taken_down: str | None = None  # a `netlab down` is taking the lab away, or took it: said so instead
 
     def __str__(self) -> str:
+        if self.taken_down:
+            return self.taken_down
         if self.lab and self.lab_up:  # `ip netns del` of one of a running lab's namespaces: up makes it again
             repair = repair_way(self.lab, self.repair, self.api)
             return f"namespace {self.netns} was deleted while lab {self.lab} is up; `{repair}` makes it again"

@@ -21,7 +21,7 @@ from typing import BinaryIO, Iterator, Mapping
 from netlab.errors import EnvironmentNotReady, UsageError, display_path
 from netlab.model.lab import Lab
 from netlab.cni.edited import lab_netns_gone, repair_command
-from netlab.realize.state import LabState
+from netlab.realize.state import LabState, taken_down
 from netlab.workload import lifecycle, tasks
 from netlab.workload.containers import previous_log_path
 from netlab.kernel.netns import fd_is_netns, netns_path
@@ -190,6 +190,10 @@ def open_log(path: str, pod: str, container: str, lab: str, previous: bool = Fal
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
+        # read_up: the lab's folder, logs and state, went (down's last step) since the caller read it up
+        gone = taken_down(lab, f"the log of {pod}/{container} went with it", not os.path.isdir(os.path.dirname(path)))
+        if gone is not None:  # a `netlab down` took it away with the lab's folder: no fault to repair
+            raise gone from None
         if previous:
             raise UsageError(f'previous terminated container "{container}" in pod "{pod}" not found') from None
         if running is not None:

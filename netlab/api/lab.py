@@ -138,7 +138,8 @@ class Lab(LabChecks, PodActions):
         state = load_state(loaded.lab.name)
         if not reconfigure and loaded.origin in (DICT_SOURCE, BUILT_IN):  # a file's: lifecycle.up's
             refuse_replacing(loaded, state, cli=loaded.origin != DICT_SOURCE)  # a dict: the pytest plugin's way in
-        done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
+        done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure,
+                            running=loaded.run_id)  # a running lab's saved topology: refused once that is down
         served = as_served(loaded.lab, load_state(loaded.lab.name))  # its Completed/Error pods are no endpoints
         warnings = list(done.warnings)
         # validate's notes, said as validate says them (netlab.cli.topology): notes, not warnings

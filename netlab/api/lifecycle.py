@@ -37,8 +37,10 @@ def default_features() -> list[Feature]:
 
 
 def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wait: float = 60.0,
-       features: Sequence[Feature] | None = None, reconfigure: bool = False) -> UpResult:
-    """Create or converge a lab to its topology. Idempotent.
+       features: Sequence[Feature] | None = None, reconfigure: bool = False, running: str | None = None
+       ) -> UpResult:
+    """Create or converge a lab to its topology. Idempotent. ``running``: the run id of the running lab whose
+    saved topology ``lab`` is (lab/up.py's): refused once it holds the lock if that run is not up any more.
 
     First the checks this lab needs from the machine (netlab doctor): a missing
     feature is EnvironmentNotReady (exit 3) before anything changes.
@@ -50,7 +52,7 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
         kernel = live_kernel()
         try:
             return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress,
-                             wait, reconfigure=reconfigure)
+                             wait, reconfigure=reconfigure, running=running)
         finally:
             kernel.close()
 

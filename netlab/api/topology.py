@@ -33,6 +33,9 @@ class Loaded:
     topology: Topology  # as written (without what netlab adds, such as cluster DNS)
     source: str | None  # the file's path; None for a dict or the built-in default
     origin: str  # the file's path, "<dict>" or "built-in default", for messages
+    # A running lab's saved topology (load_running): the run it was read from. Applied, it converges that lab
+    # only while that run is up (a `down` meanwhile: refused, not made anew).
+    run_id: str | None = None
 
     @property
     def added_pods(self) -> list[str]:
@@ -117,7 +120,7 @@ def load_running(name: str) -> Loaded:
         check_str("name", name)
     state = running_lab(name)
     topo = state.model()
-    return Loaded(resolve(topo, state.held()), topo, state.source, f"lab {name}'s saved topology")
+    return Loaded(resolve(topo, state.held()), topo, state.source, f"lab {name}'s saved topology", state.run_id)
 
 
 def _plain(value: Any) -> Any:

@@ -195,6 +195,12 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
                            added=is_added_pod(pod), namespace=pod.spec.namespace,
                            created=_pod_created(state, pod.name) or sandbox,
                            netns_gone=netns_gone, hostname=pod.spec.hostname, subdomain=pod.spec.subdomain))
+    if any(p.netns_gone for p in out):  # SandboxChanged: a `netlab down` deleting them?
+        from netlab.realize.state import taken_down
+
+        gone = taken_down(state.lab, "its pods' containers and namespaces go with it")
+        if gone is not None:  # said as status and probe say it, not a pod status to repair (SandboxChanged)
+            raise gone
     return tuple(out)
 
 

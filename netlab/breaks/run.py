@@ -19,7 +19,7 @@ from netlab.kernel.base import GONE, KernelError, Op, TableText
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
 from netlab.cni.edited import repair_command
-from netlab.realize.state import LabState, running_lab
+from netlab.realize.state import LabState, running_lab, still_up
 from netlab.workload.terminal import served
 from netlab.realize.lab_lock import LabLock
 
@@ -86,7 +86,8 @@ def break_lab(lab_name: str, name: str, target: str | None = None, wait: float =
     s, tgt = check(name, lab, target)
     steps = steps_of(s.name, lab, tgt)
     result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)
-    with LabLock(lab.name, f"netlab break {s.name}", wait=wait):
+    with LabLock(lab.name, f"netlab break {s.name}", wait=wait) as lock:
+        still_up(lab.name, state.run_id, "this break", lock.waited_for)  # read before: a down may have come first
         todo, why = _todo(steps, state)
         if why:  # another fault in the way: the kernel cannot make this one on top of it
             raise UsageError(f"{s.name} cannot break {s.target} {tgt.name}: {why} (another fault: `sudo netlab "

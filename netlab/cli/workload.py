@@ -103,7 +103,12 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         # with the host's hostname, unsaid.
         from netlab.workload.node_uts import kind_of
 
+        from netlab.realize.state import taken_down
+
         words = kind_of(lab.model, name) or f"pod {name}"
+        gone = taken_down(lab.name, f"{words}'s namespaces went with it")  # `down` unmounted the pin: no fault
+        if gone is not None:
+            raise gone
         click.echo(f"netlab: {words}'s UTS namespace is missing, so `hostname` there is the host's; "
                    f"`{repair_command(lab.name)}` makes it again", err=True)
     argv = list(command) or _shell()

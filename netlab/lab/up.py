@@ -41,7 +41,7 @@ from netlab.realize.diff import Drift
 from netlab.realize.expect import expected
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, said,
                                    repair_ops, stale_chain_ops, stale_peer_ops)
-from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
+from netlab.realize.state import ADDRESSES, LabState, check_source, load_state, still_up
 from netlab.cni import conf as C, edited
 from netlab.cni.invoke import copy_of_run
 from netlab.realize import backend, cni_path, owner, tags
@@ -77,13 +77,18 @@ class LabGone(NetlabError):
 
 def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
        progress: Progress | None = None, wait: float = 60.0, journal: Journal | None = None,
-       reconfigure: bool = False) -> UpResult:
+       reconfigure: bool = False, running: str | None = None) -> UpResult:
     """Create or converge a lab to its topology. Idempotent.
 
-    A lab that is up from another file is refused unless ``reconfigure``.
+    A lab that is up from another file is refused unless ``reconfigure``. ``running``: the run id of the
+    running lab whose saved topology ``lab`` is (`up --lab NAME`, plain `up` of the only lab up, Lab.repair): it
+    converges that lab, never makes it anew; one taken down while this up waited for its lock is refused.
     """
     plan = build_plan(lab)
-    with LabLock(lab.name, "netlab up", wait=wait), copy_of_run():  # NETLAB_CNI_LOG: this run's calls
+    with LabLock(lab.name, "netlab up", wait=wait) as lock, copy_of_run():  # NETLAB_CNI_LOG: this run's calls
+        if running is not None:
+            still_up(lab.name, running, "this up", lock.waited_for,
+                     "; `sudo netlab up -t FILE` brings it up from a file")
         return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source, reconfigure)
 
 

@@ -325,6 +325,8 @@ def netns_gone(exc: NetnsGone, lab: str, reconfigure: Callable[[LabState], bool]
         exc.lab_up = False
     if exc.lab_up:
         exc.repair = repair_command(lab, reconfigure)
+    gone = taken_down(lab, f"namespace {exc.netns} was deleted with it") if exc.lab_up else None
+    exc.taken_down = None if gone is None else str(gone)  # a `down` at work, or done since: no fault to repair
     return exc
 
 
@@ -414,3 +416,41 @@ def iter_states() -> Iterator[LabState | StateCorrupt]:
             continue
         if st is not None:
             yield st
+
+
+def taken_down(lab: str, what: str, read_up: bool = True) -> UsageError | None:
+    """What a command that read lab ``lab`` up and then met part of it gone (``what``: a namespace, a log, its
+    processes) says when a ``netlab down`` is taking the lab away (its state says phase deleting, written before
+    down stops the lab's processes and deletes its namespaces, and down holds the lab's lock) or took it away
+    since (no state now): one line, exit 2, as ``status`` and ``probe`` say it, not a fault of a running lab
+    that ``up`` would repair. None otherwise (up, or a down that was killed halfway: list and status say that).
+    ``read_up``: the caller read the lab's state from its file (so no state now is a lab taken down since)."""
+    from netlab.realize.lab_lock import lab_lock_holder
+
+    try:
+        st = load_state(lab)
+        if st is not None and st.phase == "deleting":
+            holder = lab_lock_holder(lab)
+            if holder is not None:
+                return UsageError(f"lab {lab} is being taken down (`netlab down`, {holder}): {what}")
+            st = load_state(lab)  # nobody holds it: finished since (no state), or killed halfway (stalled)
+    except NetlabError:
+        return None  # a corrupt state: not this question's to answer
+    if st is None and read_up:
+        return UsageError(f"lab {lab} was taken down (`netlab down`) meanwhile: {what}; it is not up")
+    return None
+
+
+def still_up(lab: str, run_id: str, command: str, waited_for: str | None, then: str = "") -> LabState:
+    """Lab ``lab``'s state read again once ``command`` (``this up``) holds the lab's lock: it read the lab up (run
+    ``run_id``) before it waited for the lock, and what it read must still be the lab. A lab taken down meanwhile
+    (by ``waited_for``, the holder it waited for) is refused as one that is not up (:func:`not_up`, ``then``);
+    one taken down and brought up again (another run) as another lab than it read: nothing is done to either."""
+    st = load_state(lab)
+    by = f" by {waited_for}" if waited_for else ""
+    if st is None:
+        raise not_up(lab, then=f": taken down{by} while {command} waited for the lab{then}")
+    if st.run_id != run_id:
+        raise UsageError(f"lab {lab} was taken down and brought up again{by} while {command} waited for the lab: "
+                         "what it read is not the lab that is up now; nothing done (run it again)")
+    return st

@@ -149,8 +149,8 @@ def test_up_notes_them_as_validate_does(tmp_path, monkeypatch):
     path = tmp_path / "t.yaml"
     path.write_text(HEAD + "networkPolicies:\n" + MISTAKE)
 
-    def fake_up(lab, source=None, progress=None, wait=60.0, features=None, reconfigure=False):
-        return lab_up.up(lab, FakeKernel(), (), source, progress, wait, reconfigure=reconfigure)
+    def fake_up(lab, source=None, progress=None, wait=60.0, features=None, reconfigure=False, running=None):
+        return lab_up.up(lab, FakeKernel(), (), source, progress, wait, reconfigure=reconfigure, running=running)
 
     monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
     monkeypatch.setattr("netlab.api.lifecycle.up", fake_up)

@@ -1,0 +1,161 @@
+"""Commands that read a running lab, then met a `netlab down` of it (no root: the fake kernel, the real lock).
+
+QA q15: `up --lab NAME`, plain `up` and `Lab(name).repair()` read the lab's saved topology, then waited for the
+lab's lock while a `down` held it, and then made the lab again from what they had read: the lab was back after
+down said "is down". `break` read the lab the same way and failed with exit 4 ("broken already?"). `exec`,
+`logs` and `get pods` racing a down said the lab was broken and how to repair it, where status and probe say it
+is being taken down. The real commands, with a real down held halfway: tests/integration/test_racing_down.py.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from cli_inprocess import run_cli
+from fake_lab import make_lab, up
+
+from netlab import api
+from netlab.api import views
+from netlab.api.exec import LogWriter, open_log
+from netlab.api.topology import load_running
+from netlab.breaks import run as break_run
+from netlab.errors import NetlabError, UsageError
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import teardown
+from netlab.lab import up as lab_up
+from netlab.lab.ownership import tag_for
+from netlab.realize.lab_lock import LabLock
+from netlab.realize.state import lab_netns_gone, load_state
+from netlab.workload.containers import log_path
+
+lab = pytest.fixture(make_lab, name="lab")
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    """The fake kernel the API's up runs on (lifecycle.up's doctor and live kernel left out)."""
+    k = FakeKernel()
+
+    def fake_up(lab, source=None, progress=None, wait=60.0, features=None, reconfigure=False, running=None):
+        kw = {} if running is None else {"running": running}  # a lab's saved topology, read before the lock
+        return lab_up.up(lab, k, (), source, progress, wait, reconfigure=reconfigure, **kw)
+
+    monkeypatch.setattr("netlab.api.lifecycle.up", fake_up)
+    monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
+    monkeypatch.delenv("NETLAB_LAB", raising=False)
+    return k
+
+
+def take_down(k: FakeKernel, name: str) -> None:
+    """What `netlab down` does once it holds the lab's lock (lab/teardown.py): everything, the state too."""
+    state = load_state(name)
+    assert state is not None
+    teardown.teardown(k, (), state, tag_for(state))
+
+
+def test_a_repair_that_waited_for_a_down_is_refused_and_makes_nothing_again(lab, kernel):
+    up(lab, kernel)
+    loaded = load_running(lab.name)  # what Lab.repair, `up --lab` and plain `up` read before they take the lock
+    said: list[BaseException] = []
+
+    def repair() -> None:
+        try:
+            api.Lab.up_loaded(loaded, wait=30)
+        except BaseException as exc:
+            said.append(exc)
+
+    with LabLock(lab.name, "netlab down"):  # a down holds the lab: the repair waits for it ...
+        waiter = threading.Thread(target=repair)
+        waiter.start()
+        take_down(kernel, lab.name)  # ... while it takes the lab down
+    waiter.join()
+    assert not kernel.ns and load_state(lab.name) is None  # down's word holds: nothing was made again
+    assert len(said) == 1 and isinstance(said[0], UsageError), said
+    assert str(said[0]).startswith(f"lab {lab.name!r} is not up: taken down"), said[0]
+
+
+@pytest.mark.parametrize("args", [("up", "--lab", "fk"), ("up",)], ids=["up --lab", "plain up"])
+def test_up_of_a_running_lab_taken_down_meanwhile_says_not_up_as_serially(lab, kernel, monkeypatch, args):
+    up(lab, kernel)
+    real = lab_up.up
+
+    def down_first(*a, **kw):  # the down came between up's read of the saved topology and its lock
+        take_down(kernel, lab.name)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(lab_up, "up", down_first)
+    r = run_cli(*args)
+    assert r.returncode == 2, r
+    assert r.stderr.splitlines() == [
+        "netlab: lab 'fk' is not up: taken down while this up waited for the lab; `sudo netlab up -t FILE` "
+        "brings it up from a file"], r.stderr
+    assert not kernel.ns and load_state(lab.name) is None
+    serial = run_cli("up", "--lab", "fk")  # the same words, alone after the down
+    assert serial.returncode == 2 and "lab 'fk' is not up" in serial.stderr, serial
+
+
+def test_a_break_that_waited_for_a_down_is_refused_as_for_a_lab_not_up(lab, kernel, monkeypatch):
+    up(lab, kernel)
+    read = threading.Event()
+    real = break_run.running_lab
+
+    def running_lab(name: str):
+        state = real(name)
+        read.set()  # the break read the lab up: now the down may take it
+        return state
+
+    monkeypatch.setattr(break_run, "running_lab", running_lab)
+    said: list[BaseException] = []
+
+    def breaking() -> None:
+        try:
+            break_run.break_lab(lab.name, "ip-forward-off", wait=30)
+        except BaseException as exc:
+            said.append(exc)
+
+    with LabLock(lab.name, "netlab down"):
+        waiter = threading.Thread(target=breaking)
+        waiter.start()
+        read.wait()
+        take_down(kernel, lab.name)
+    waiter.join()
+    assert len(said) == 1 and type(said[0]) is UsageError, said  # not ApplyFailed (exit 4: "broken already?")
+    assert str(said[0]) == "lab 'fk' is not up: taken down while this break waited for the lab", said[0]
+    assert said[0].exit_code == 2
+
+
+def test_a_namespace_met_gone_during_a_down_says_the_lab_is_being_taken_down(lab, kernel):
+    up(lab, kernel)
+    state = load_state(lab.name)
+    state.phase = "deleting"  # as down marks it before it stops the lab's processes and deletes its namespaces
+    state.save()
+    with LabLock(lab.name, "netlab down"):
+        err = lab_netns_gone("fk-a", lab.name)
+        assert str(err).startswith("lab fk is being taken down (`netlab down`, pid "), str(err)
+        assert str(err).endswith(" (netlab down)): namespace fk-a was deleted with it")
+        assert err.exit_code == 2
+    # a down killed halfway (nobody holds the lab): what status and list say of it, not "being taken down"
+    assert str(lab_netns_gone("fk-a", lab.name)).startswith("namespace fk-a was deleted while lab fk is up")
+
+
+def test_a_log_met_gone_with_the_lab_says_it_was_taken_down(lab, kernel):
+    up(lab, kernel)
+    path = log_path(lab.name, "a", "main")
+    take_down(kernel, lab.name)  # its folder, logs and state, went after `logs` read the lab up
+    with pytest.raises(UsageError) as info:
+        open_log(path, "a", "main", lab.name, writer=LogWriter(None, True))
+    assert str(info.value) == ("lab fk was taken down (`netlab down`) meanwhile: the log of a/main went with it; "
+                               "it is not up")
+
+
+def test_get_pods_during_a_down_says_the_lab_is_being_taken_down(lab, kernel):
+    up(lab, kernel)  # the fake kernel's namespaces have no /run/netns file: every pod's sandbox reads as gone
+    state = load_state(lab.name)
+    assert {p.status for p in views.pods(state, lab)} == {"SandboxChanged"}  # not down: the pods' status
+    state.phase = "deleting"
+    state.save()
+    with LabLock(lab.name, "netlab down"), pytest.raises(NetlabError) as info:
+        views.pods(state, lab)
+    assert str(info.value).startswith("lab fk is being taken down (`netlab down`, pid ")
+    assert str(info.value).endswith(": its pods' containers and namespaces go with it")
