@@ -19,8 +19,11 @@ when this module is imported, never inside a loop; all are off unless set.
     renamed into place; ``state-renamed``: the state in place, its sum not
     yet written: the first of a run's writes; ``containers-started``: a run's
     command containers started, their pids not yet recorded; ``cni-detached``:
-    a CNI re-attach's DEL done, its ADD not begun) fails or kills
-    the process there;
+    a CNI re-attach's DEL done, its ADD not begun; ``down-deleted``: a
+    ``down``'s namespaces deleted, its state (phase deleting) not yet
+    forgotten, the lab's lock held) fails or kills the process there, or
+    (``NETLAB_FAULT_MODE=pause``) says ``netlab: paused at NAME`` on stderr
+    and waits for a line on stdin: a root test runs another command then;
 ``NETLAB_TEST_FALLBACK_LINKS=1``
     every namespace netlab creates starts with two extra links (bridges named
     ``sit0`` and ``tunl0``, at ifindex 2 and 3), the way a host with the
@@ -99,6 +102,10 @@ def fault_point(name: str) -> None:
         return
     if FAULT_MODE == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if FAULT_MODE == "pause":  # held here until the test writes a line (or closes stdin)
+        os.write(2, f"netlab: paused at {name} (test hook)\n".encode())
+        os.read(0, 1)
+        return
     from netlab.errors import ApplyFailed
 
     raise ApplyFailed(f"injected fault at {name}")

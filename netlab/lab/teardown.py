@@ -32,6 +32,7 @@ from netlab import signals
 from netlab.errors import EnvironmentNotReady
 from netlab.model.naming import is_netns
 from netlab.kernel.base import Kernel
+from netlab.kernel import testhooks
 from netlab.feature import Feature
 from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
@@ -155,6 +156,7 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
         state.extra[DOWN_FAILED] = {"pid": os.getpid(), "error": (str(exc) or type(exc).__name__)[:500]}
         state.save(best_effort=True)
         raise
+    testhooks.fault_point("down-deleted")  # its namespaces gone, its state (phase deleting) kept, the lock held
     result.skipped += forget(state.lab)
     if state.unsaved is not None and os.path.lexists(state_file(state.lab)):  # the lab is gone, its state stays
         raise StateNotForgotten(state.lab, len(result.removed_netns), state_file(state.lab), state.unsaved)

@@ -4,7 +4,7 @@ QA q15: `up --lab NAME`, plain `up` and `Lab(name).repair()` read the lab's save
 lab's lock while a `down` held it, and then made the lab again from what they had read: the lab was back after
 down said "is down". `break` read the lab the same way and failed with exit 4 ("broken already?"). `exec`,
 `logs` and `get pods` racing a down said the lab was broken and how to repair it, where status and probe say it
-is being taken down. The real commands, with a real down held halfway: tests/integration/test_racing_down.py.
+is being taken down. The real commands, with a real down held halfway: tests/integration/test_down_racing_commands.py.
 """
 
 from __future__ import annotations
