@@ -33,7 +33,7 @@ from netlab.probe.matrix import (ECHO_PORT, PROTOS, Probe, build_matrix, interne
 from netlab.probe.refused import Refusals
 from netlab.probe.service_targets import ServicePlan
 from netlab.probe.tasks import Job, Observation, Output
-from netlab.realize.state import load_state, taken_down
+from netlab.realize.state import being_taken_down, load_state
 
 
 def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: int | None = None,
@@ -195,9 +195,8 @@ def _agent_output(lab: Lab, job: Job, child: Child | None = None) -> Output:
         return _fork_agent(job, limit=job.limit(), child=child)
     except EnvironmentNotReady:
         if _being_taken_down(lab, job):
-            what = "the probe's agent was stopped with the lab's other processes"
-            raise (taken_down(lab.name, what)  # in the words exec, logs, get pods and trace say it
-                   or UsageError(f"lab {lab.name} is being taken down (`netlab down`): {what}")) from None
+            raise being_taken_down(lab.name, "the probe's agent was stopped with the lab's other processes"
+                                   ) from None  # in the words exec, logs, get pods and trace say it
         raise
 
 

@@ -430,15 +430,19 @@ def taken_down(lab: str, what: str, read_up: bool = True) -> UsageError | None:
     try:
         st = load_state(lab)
         if st is not None and st.phase == "deleting":
-            holder = lab_lock_holder(lab)
-            if holder is not None:
-                return UsageError(f"lab {lab} is being taken down (`netlab down`, {holder}): {what}")
+            if lab_lock_holder(lab) is not None:
+                return being_taken_down(lab, what)
             st = load_state(lab)  # nobody holds it: finished since (no state), or killed halfway (stalled)
     except NetlabError:
         return None  # a corrupt state: not this question's to answer
     if st is None and read_up:
         return UsageError(f"lab {lab} was taken down (`netlab down`) meanwhile: {what}; it is not up")
     return None
+
+
+def being_taken_down(lab: str, what: str) -> UsageError:
+    """The line of a command that met lab ``lab`` while a ``netlab down`` takes it away (``what``: what it met)."""
+    return UsageError(f"lab {lab} is being taken down (`netlab down`): {what}")
 
 
 def still_up(lab: str, run_id: str, command: str, waited_for: str | None, then: str = "") -> LabState:
