@@ -10,6 +10,7 @@ so a type is a plain file name: never a path.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -98,10 +99,46 @@ def chosen_version(data: dict[str, Any], text: str = "") -> str:
     return version
 
 
+class _NotGoJson(ValueError):
+    """A literal Python's json takes and Go's encoding/json (libcni, every plugin) refuses."""
+
+    def __init__(self, literal: str, why: str) -> None:
+        super().__init__(why)
+        self.literal, self.why = literal, why
+
+
+# A JSON string (skipped) or a bare literal that could be a number or NaN/Infinity.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN|-?[0-9][0-9.eE+-]*')
+
+
+def _constant(literal: str) -> Any:
+    raise _NotGoJson(literal, f"{literal} is no JSON number")
+
+
+def _number(literal: str) -> Any:
+    if math.isinf(float(literal)):  # float() has no digit limit: a 5000-digit integer is inf here, as in Go
+        shown = literal if len(literal) <= 20 else f"a {len(literal.lstrip('-'))}-digit number"
+        raise _NotGoJson(literal, f"{shown} is past the largest number the plugins read (a 64-bit float)")
+    return float(literal) if any(c in literal for c in ".eE") else int(literal)
+
+
+def _strict_json(text: str) -> Any:
+    """``text`` read as Go reads it (RFC 8259): NaN, Infinity and numbers past a float64 refused, where they are."""
+    try:
+        return json.loads(text, parse_constant=_constant, parse_float=_number, parse_int=_number)
+    except _NotGoJson as exc:
+        at = next((m.start() for m in _TOKEN.finditer(text) if m.group() == exc.literal), 0)
+        line = text.count("\n", 0, at) + 1
+        raise ConflistError(f"is not JSON (line {line} column {at - text.rfind(chr(10), 0, at)}: {exc.why})") \
+            from None
+
+
 def parse_conflist(text: str) -> Conflist:
     """A conflist from its JSON text (a single plugin's .conf becomes a one-plugin list, as libcni does)."""
     try:
-        data = json.loads(text)
+        data = _strict_json(text)
+    except ConflistError:
+        raise
     except ValueError as exc:
         raise ConflistError(f"is not JSON ({exc})") from None
     except RecursionError:  # arrays or objects nested thousands deep: Python's parser gives up
