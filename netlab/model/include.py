@@ -162,12 +162,14 @@ def read_manifests(path: str, shown: str, read: Reader) -> tuple[list[tuple[Netw
         return [], [Problem(shown, None, "", f"holds {len(docs)} documents, over the limit of {MAX_DOCUMENTS}")]
     for offset, body in docs:
         try:
-            src = parse(body, shown)
+            src = parse(body, shown, null_ok=True)
         except TopologyError as exc:  # the reader speaks of a topology; this document is a manifest
             problems += [Problem(p.file, p.line + offset if p.line else None, p.field,
                                  p.message.replace(_TOPOLOGY_SHAPE, _MANIFEST_SHAPE)) for p in exc.problems]
             continue
         problems += [Problem(p.file, p.line + offset if p.line else None, p.field, p.message) for p in src.problems]
+        if src.data is None:  # null or ~: kubectl apply -f skips it, as an empty document
+            continue
         _document(_Doc(src, shown, offset, objects, problems), src.data, ())
     return objects, problems
 

@@ -288,11 +288,12 @@ def _line_at(buf: str | bytes, position: int | None) -> int | None:
     return buf[:position].count(newline) + 1
 
 
-def parse(text: str, file: str, hide_foreign: bool = False) -> Source:
+def parse(text: str, file: str, hide_foreign: bool = False, null_ok: bool = False) -> Source:
     """Parse YAML text; problems that did not stop reading are left in ``src.problems``.
 
     ``hide_foreign`` (a file given by the user): a document whose top level has
-    no topology field is refused without showing anything of it.
+    no topology field is refused without showing anything of it. ``null_ok`` (a document of an included
+    manifest file): a null document is a Source whose data is None, as kubectl skips it, not a refusal.
     """
     try:
         data = text.encode("utf-8")
@@ -301,10 +302,10 @@ def parse(text: str, file: str, hide_foreign: bool = False) -> Source:
         raise TopologyError([Problem(file, line, YAML_FIELD, "not valid Unicode text (a lone surrogate)")]) from None
     if _FastParser is not None:
         try:
-            return _read(_FastParser, data, file, libyaml=True, hide_foreign=hide_foreign)
+            return _read(_FastParser, data, file, libyaml=True, hide_foreign=hide_foreign, null_ok=null_ok)
         except _LibyamlDepthLimit:
             pass  # libyaml gave up on nesting before our own check could speak: the pure parser decides
-    return _read(yaml.SafeLoader, text, file, libyaml=False, hide_foreign=hide_foreign)
+    return _read(yaml.SafeLoader, text, file, libyaml=False, hide_foreign=hide_foreign, null_ok=null_ok)
 
 
 # libyaml's own nesting limit (PyYAML >= 6.0.4: "exceeded maximum nesting depth").
@@ -315,7 +316,8 @@ class _LibyamlDepthLimit(Exception):
     """libyaml refused nesting deeper than its own limit, which is far above MAX_DEPTH."""
 
 
-def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool, hide_foreign: bool = False) -> Source:
+def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool, hide_foreign: bool = False,
+          null_ok: bool = False) -> Source:
     """Read one document of ``buf`` with a parser of ``parser_class`` into a Source, or raise TopologyError."""
     src = Source(file=file, data=None, lines={}, raw={})
     stack: list[_Frame] = []
@@ -348,11 +350,11 @@ def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool, hide_fo
         if dispose:
             dispose()
     _refuse_if_not_topology(file, src.data, hide_foreign, so_far=bool(src.problems))
-    if src.data is None:
+    if src.data is None and not null_ok:
         raise TopologyError(src.problems + [Problem(
             file, src.lines.get((), 1), ROOT_FIELD,
             "the document is empty (null); a topology needs at least name: and nodes:")])
-    if not isinstance(src.data, dict):
+    if src.data is not None and not isinstance(src.data, dict):
         kind = yaml_kind(src.data)
         raise TopologyError(src.problems + [Problem(
             file, src.lines.get((), 1), ROOT_FIELD, f"is {kind}; a topology is a mapping (name:, nodes:, pods: ...)")])
