@@ -11,6 +11,8 @@ of what to do next: the close field name, the allowed range.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 import types
 import typing
 from typing import Any
@@ -87,6 +89,21 @@ def _range_hint(loc: Loc) -> str:
     return ""
 
 
+def _decimal(text: str) -> str | None:
+    """The whole number a YAML 1.2 reader makes of ``text`` (0o17, 0080, 80e0), or None."""
+    try:
+        if re.fullmatch(r"[-+]?0o[0-7]+", text):
+            return str(int(text.replace("0o", ""), 8))
+        if re.fullmatch(r"[-+]?[0-9]+", text):
+            return str(int(text))
+        if re.fullmatch(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?", text):
+            number = float(text)
+            return str(int(number)) if math.isfinite(number) and number == int(number) else None
+    except ValueError:  # more digits than Python converts
+        return None
+    return None
+
+
 def describe(err: dict, src: Source) -> str:
     """A pydantic error in words a YAML author understands, on one line."""
     loc = tuple(p for p in err["loc"] if p != "[key]")
@@ -113,6 +130,9 @@ def describe(err: dict, src: Source) -> str:
         text = raw if raw is not None else str(value)
         return f"{text} is a number here; quote it (\"{clip(text)}\") if you meant text"
     if kind in ("int_type", "int_parsing") and isinstance(value, str):
+        if loc in src.bare_text:  # written without quotes: YAML 1.1 reads it as text
+            return (f"{show(value)} is not a plain decimal number, so YAML 1.1 (which netlab reads) makes it text; "
+                    f"write {_decimal(value) or 'the number in plain decimal digits'}")
         return f"{show(value)} is text here; write a plain number without quotes"
     if kind in ("int_type", "int_from_float") and isinstance(value, float):
         return f"{raw or value} is not a whole number"

@@ -69,6 +69,8 @@ class Source:
     problems: list[Problem] = field(default_factory=list)
     # Paths whose value was replaced by its raw text because of such a problem.
     flagged: set[Loc] = field(default_factory=set)
+    # Paths of unquoted scalars that look like numbers but YAML 1.1 reads as text (80e0, 0o17, 0080).
+    bare_text: set[Loc] = field(default_factory=set)
 
     def line_of(self, path: Loc) -> int | None:
         """The line of the deepest known prefix of ``path``."""
@@ -90,6 +92,7 @@ class _Fail(Exception):
 # --- YAML text -> plain data -------------------------------------------------------------------
 
 _RESOLVER = Resolver()
+_NUMBER_START = frozenset("+-.0123456789")
 _CONSTRUCTOR = SafeConstructor()
 
 # Hints for the syntax errors people actually make (libyaml and PyYAML wordings).
@@ -257,6 +260,8 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
                         src.flagged.add(path)
                 if not discard:
                     src.raw[path] = event.value
+                    if isinstance(value, str) and event.implicit[0] and value[:1] in _NUMBER_START:
+                        src.bare_text.add(path)
             else:
                 if len(stack) >= MAX_DEPTH:
                     raise _Fail(line, _where(stack), f"nested deeper than {MAX_DEPTH} levels; a topology needs a few")
