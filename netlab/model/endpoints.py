@@ -23,15 +23,30 @@ no endpoint either (ShouldPodBeInEndpoints): ``Lab.terminal`` names them, from t
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import Service, ServicePort
 from netlab.model.echo_ports import pod_echo_ports
 
 
+def unreachable_external_ip(ip: IPv4Address) -> str | None:
+    """Why no client reaches externalIP ``ip`` (the API server takes it), or None: tcp_v4_connect refuses a route
+    that is multicast or broadcast with ENETUNREACH, in every pod, node and internet host."""
+    what = ("a multicast address (224.0.0.0/4)" if ip.is_multicast else
+            "the limited broadcast address" if ip == IPv4Address("255.255.255.255") else None)
+    return what and (f"{what}: no host's kernel connects TCP to it (connect() says Network is unreachable), so no "
+                     "client reaches the Service there")
+
+
 def service_notes(lab: Lab) -> list[str]:
-    """One line per Service port whose endpoints will not answer, or that has none."""
+    """One line per Service port whose endpoints will not answer, or that has none, and per externalIP no client
+    reaches."""
     out = []
     for svc in lab.services:
+        for ip in svc.external_ips:
+            if (why := unreachable_external_ip(ip)) is not None:
+                out.append(f"service {svc.namespace}/{svc.name} externalIP {ip} is {why}; probe leaves it out")
         # what a client gets from a port without endpoints: kube-proxy's REJECT, or from a headless Service's name
         # (no ClusterIP, no rule) no address at all
         none = "its name answers no address" if svc.headless else "kube-proxy rejects its connections"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from netlab.model.endpoints import unreachable_external_ip
 from netlab.probe.matrix import Endpoint, Probe, SeenRule, endpoints
 from netlab.probe.policy import service_judge
 from netlab.probe.service_seen import clusterip_rule, node_address_towards
@@ -36,6 +37,9 @@ def external_ip_probes(lab: "Lab", plan: ServicePlan, sp: "ServicePortInfo", eps
                               server=server[pod]) for pod, _, _ in eps_t)
 
     for ip in sp.external_ips:
+        if (unreachable := unreachable_external_ip(ip)) is not None:  # validate's note says so too
+            plan.notes.append(f"svc/{name} {proto}/{port} (externalIP {ip}): not probed: {unreachable}")
+            continue
         t = ServiceTarget(kind="ExternalIP", address=str(ip), port=port, node=None, **base)
         title, dst = section(t), Endpoint(name, "service", "", ip)
         todo: list[tuple[Endpoint, "NodeInfo", list, tuple[SeenRule, ...], bool, str]] = []
