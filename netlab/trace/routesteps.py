@@ -68,11 +68,13 @@ class RouteSteps(WalkParts):
         gone = faults.route_gone_with_link(self.k, self.lab, ns, f.dst, ans.oif, ans.matched) \
             if ans.type == "unicast" else None
         if gone is not None:
-            # The packet goes on by the wider route (the rows after it show where, and where it is lost), but the
-            # down link is why: blamed here however far it goes (Hop.cause).
+            # The packet goes on by the wider route (out of eth0 by the default route to the underlay's gateway, as
+            # `ip route get` and a capture there show), doomed as by a missing pod-CIDR route: lost where it dies,
+            # the down link named there as why, with its fix (_doomed_here).
             dev, why, fix = gone
+            self._doomed = (why, fix)
             self.rows.add(ns, dev, "link", f"{dev} is down, its routes gone with it: route get {f.dst} → "
-                          f"{ans.matched}", [f"ip -n {ns} -br link show {dev}", cmd], problem=why, fix=fix, cause=True)
+                          f"{ans.matched}", [f"ip -n {ns} -br link show {dev}", cmd], problem=why, fix=fix)
         if ans.type == "local":
             return self._local_in(ns, iif, ans, cmd)
         if ans.type != "unicast" or not ans.oif:

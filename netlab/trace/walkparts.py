@@ -32,8 +32,8 @@ class WalkParts:
     _unseen: tuple[str, str] | None  # a bridge the packet skips (bridged DNAT)
     _port_in: str | None  # the bridge port it came in on, which it may go back out (hairpin)
     _fragments: int  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
-    # a node's fault that dooms the packet as it goes on (a pod CIDR's route missing: out the default route to the
-    # underlay's gateway, which drops it): (why, fix), said where the packet is really dropped
+    # a node's fault that dooms the packet as it goes on (a pod CIDR's route missing, or gone with its link set down:
+    # out the default route to the underlay's gateway, which drops it): (why, fix), said where it is really dropped
     _doomed: tuple[str, str | None] | None
 
     def _nat_commands(self, ns: str, hit: nat.Hit, which: str) -> list[str]:

@@ -85,6 +85,51 @@ def test_a_missing_host_gw_route_is_seen_leaving_eth0_and_lost_at_the_gateway(la
     assert code == 0 and doc["delivered"], doc.get("lost")
 
 
+VXLAN = """name: {lab}
+nodes: [{{name: a}}, {{name: b}}]
+pods:
+  - {{name: pa, node: a}}
+  - {{name: pb, node: b}}
+"""
+
+
+def test_a_down_cni0s_packet_goes_to_the_gateway_and_is_lost_there_as_for_a_missing_route(labs, tmp_path):
+    """cni0 set down on the destination node (no break scenario does it: the kernel, as a learner would): its
+    connected route goes with it, and the kernel forwards the packet out of eth0 by the default route to the
+    underlay's gateway (`ip -j route get`, the capture). trace said LOST at the cni0 row ('-') though it saw the
+    packet leave eth0 and reach br0: it is lost at the gateway, cni0 down named there as why, its fix."""
+    lab = labs.name("tg")
+    labs.up(VXLAN.format(lab=lab))
+    b, under = f"{lab}-b", f"{lab}-underlay"
+    pods = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    src, dst = pods["pa"]["ip"], pods["pb"]["ip"]
+    subprocess.run(["ip", "-n", b, "link", "set", "cni0", "down"], check=True)  # the fault
+    [got] = json.loads(in_netns(b, "ip", "-j", "route", "get", dst, "from", src, "iif", "flannel.1",
+                                check=True).stdout)
+    assert got["dev"] == "eth0" and got.get("gateway"), got  # not dropped at cni0: out by the default route
+    pcap = tmp_path / "t.pcap"
+    code, doc = traced(lab, "pa", "pb", "--pcap", str(pcap))
+    assert code == 1 and not doc["delivered"], doc
+    [link] = [h for h in doc["hops"] if h["kind"] == "link"]
+    assert (link["netns"], link["device"]) == (b, "cni0") and "cni0 in" in link["problem"], link
+    out = row(doc, link["index"] + 1)
+    assert (out["netns"], out["device"], out["seen"]) == (b, "eth0", True), out
+    assert out["facts"]["gateway"] == got["gateway"], out
+    lost = doc["lost"]
+    assert (lost["netns"], lost["device"]) == (under, "br0"), lost
+    assert lost["hop"] == max(h["index"] for h in doc["hops"]), lost
+    assert f"it came here because cni0 in {b} is down, and a link set down loses its routes" in lost["reason"], lost
+    assert lost["fix"] == f"ip -n {b} link set cni0 up", lost
+    if shutil.which("tshark"):  # the capture: the request left b's eth0 and reached the underlay's br0
+        frames = subprocess.run(["tshark", "-r", str(pcap), "-Y", f"ip.dst == {dst}", "-T", "fields", "-e",
+                                 "frame.interface_name"], capture_output=True, text=True, check=True).stdout.split()
+        assert f"{b}/eth0" in frames and f"{under}/br0" in frames, frames
+    assert any(h["seen"] and h["netns"] == under and h["device"] == "br0" for h in doc["hops"]), doc["hops"]
+    subprocess.run(shlex.split(lost["fix"]), check=True, timeout=10)  # the fix, as a user types it
+    code, doc = traced(lab, "pa", "pb")
+    assert code == 0 and doc["delivered"], doc.get("lost")
+
+
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
 def test_a_nodes_ping_to_a_cluster_ip(labs, mode):
     lab = labs.name("te")
@@ -113,3 +158,4 @@ def test_a_nodes_ping_to_a_cluster_ip(labs, mode):
     assert f"ICMP port unreachable from n1's own address {ip}" in lost["reason"], lost
     # the capture heard the kernel's answer, as the real ping did
     assert any(e["from"] == ip and "port unreachable" in e["text"] for e in doc["icmp_errors"]), doc["icmp_errors"]
+

@@ -3,7 +3,8 @@
 The kernel takes a link's routes with it when the link is set down (its address stays): a node whose cni0 is
 down has no route to its own pod CIDR, and routes its pods' packets down its default route to the underlay's
 gateway, which has no route to pods and drops them. trace blamed that gateway ("net.ipv4.ip_forward = 0 in
-the underlay"); the fault, and its fix, is the node's cni0. A VXLAN packet whose outer route is gone (the
+the underlay") alone; the fault, and its fix, is the node's cni0, named there as why the packet came (as for a
+missing pod-CIDR route). A VXLAN packet whose outer route is gone (the
 node's eth0 down) is dropped by the VXLAN device that wrapped it: its row named device "-".
 """
 
@@ -33,7 +34,7 @@ def _underlay_does_not_forward(k):
     k.route_get = answer
 
 
-def test_the_destination_nodes_cni0_down_is_blamed_not_the_underlay(world):  # noqa: F811
+def test_the_destination_nodes_cni0_down_is_named_where_the_underlay_drops_it(world):  # noqa: F811
     _, m, k = world
     _underlay_does_not_forward(k)
     k.down.add((N2, "cni0"))  # ip -n demo-minikube-m02 link set cni0 down
@@ -41,18 +42,19 @@ def test_the_destination_nodes_cni0_down_is_blamed_not_the_underlay(world):  # n
     # The kernel really sends it on: out of minikube-m02's eth0 to the underlay's gateway, which drops it.
     mark_seen(w.hops, _seen_everywhere(w), {h.netns for h in w.hops})
     link = next(h for h in w.hops if h.kind == "link")
-    assert (link.netns, link.device, link.cause) == (N2, "cni0", True)
+    assert (link.netns, link.device, link.cause) == (N2, "cni0", False)
+    assert link.problem.startswith(f"cni0 in {N2} is down, and a link set down loses its routes")
     after = w.hops[w.hops.index(link) + 1]
     assert (after.netns, after.device, after.kind) == (N2, "eth0", "route")  # the route it really took
-    assert w.hops[-1].netns == "demo-underlay"
     v = explain(w)
-    assert w.hops[v.lost_at] is link
-    assert v.reason.startswith(f"cni0 in {N2} is down, and a link set down loses its routes: the route to "
+    # lost where it died, as a missing pod-CIDR route's packet is (tests/unit/test_trace_lost_at_the_gateway.py)
+    assert w.hops[v.lost_at] is w.hops[-1] and w.hops[-1].netns == "demo-underlay"
+    assert v.reason.startswith("no route to 10.244.1.3 in demo-underlay: No route to host; it came here because "
+                               f"cni0 in {N2} is down, and a link set down loses its routes: the route to "
                                "10.244.1.0/24 (the subnet of cni0's 10.244.1.1/24, minikube-m02's own pod CIDR)")
-    assert "was lost in demo-underlay" in v.reason  # where it finally died, said after the cause
     assert v.fix == f"ip -n {N2} link set cni0 up"
     text = render_text(_result(w))
-    assert f"result: LOST at hop {link.index} ({N2} cni0): cni0 in {N2} is down" in text
+    assert f"result: LOST at hop {w.hops[-1].index} (demo-underlay " in text
 
 
 def test_a_node_whose_own_cni0_is_down_sends_to_its_pods_by_the_default_route(world):  # noqa: F811

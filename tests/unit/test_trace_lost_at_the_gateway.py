@@ -127,3 +127,29 @@ def test_a_nodes_ping_to_a_cluster_ip_is_rejected_by_cluster_ips_check_in_nftabl
                                  if line.startswith("rule cluster-ips-check ") and REJECT in line)))
     w = walk(k, m, node.netns, Flow.icmp(None, WEB_IP, 7))
     assert not any(h.facts.get("reject_rule") for h in w.hops)
+
+
+def test_a_down_cni0_sends_its_pods_packets_to_the_gateway_where_they_are_lost_as_a_missing_route_does():
+    """cni0 set down on the destination node: the kernel takes its connected route with it and forwards the packet
+    out of eth0 by the default route to the underlay's gateway (a real lab's `ip -j route get` and capture say so),
+    as for a missing pod-CIDR route. trace said LOST at the cni0 row ('-': nothing a capture shows) though the
+    capture saw the packet leave eth0 and reach br0; it is lost at the gateway, cni0 down named as why, its fix."""
+    lab, m, k = host_gw()
+    b = lab.node("node-b")
+    k.down.add((b.netns, "cni0"))  # ip -n NODE-B link set cni0 down
+    fix = f"ip -n {b.netns} link set cni0 up"
+    w = walk(k, m, lab.pod("web-1").netns, Flow.icmp(None, str(lab.pod("web-2").ip), 7))
+    link = next(h for h in w.hops if h.kind == "link")
+    assert (link.netns, link.device, link.cause) == (b.netns, "cni0", False), link
+    out = w.hops[w.hops.index(link) + 1]
+    assert (out.netns, out.device, out.kind, out.problem) == (b.netns, "eth0", "route", None), out
+    last = w.hops[-1]
+    assert w.outcome == "stopped" and (last.netns, last.device) == (lab.underlay_netns, "br0"), last
+    assert "as the lab plans it: it is no router; it came here because cni0 in " \
+           f"{b.netns} is down, and a link set down loses its routes" in last.problem, last.problem
+    assert last.fix == fix
+    mark_seen(w.hops, _seen_everywhere(w), {h.netns for h in w.hops})
+    v = explain(w)
+    assert not v.delivered and v.lost_at == len(w.hops) - 1 and v.fix == fix, v
+    assert v.reason == last.problem and out.seen is True
+
