@@ -42,16 +42,19 @@ def _ports(lab: LabMap, ip: str) -> str:
     return ", ".join(dict.fromkeys(f"{s.protocol.upper()} {s.port}" for s in lab.services if s.ip == ip))
 
 
-def unanswered(lab: LabMap, f: Flow) -> str | None:
-    """Why nothing answers ``f``, sent to a ClusterIP none of whose ports it matches (iptables mode), or None."""
+def unanswered(lab: LabMap, f: Flow, answer: str | None = None) -> str | None:
+    """Why nothing answers ``f``, sent to a ClusterIP none of whose ports it matches (iptables mode), or None.
+    ``answer``: what the gateway that drops it sends back (a router's ICMP unreachable), None for no word."""
     svc = service(lab, f)
     if svc is None:
         return None
     no_ping = " A ClusterIP answers no ping in a real cluster either" if f.proto == "icmp" else \
         " A real cluster's ClusterIP answers only its Service's ports either"
+    end = f"a gateway with no route to it, which answers {answer}" if answer else \
+        "a gateway that does not route it on, and no one answers it"
     return (f"{f.dst} is Service {svc}'s ClusterIP, a virtual address no interface holds: kube-proxy DNATs only the "
             f"Service's ports ({_ports(lab, f.dst)}), not {_what(f)}, so the packet followed the node's routes "
-            f"as it was, to a gateway that does not route it on, and no one answers it.{no_ping}: nothing to fix "
+            f"as it was, to {end}.{no_ping}: nothing to fix "
             f"(trace one of its ports instead)")
 
 

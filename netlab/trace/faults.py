@@ -62,6 +62,12 @@ def _sysctl(k: Any, netns: str, key: str) -> str | None:
     return read(netns, key) if read is not None else None
 
 
+def forwards(k: Any, netns: str) -> bool | None:
+    """net.ipv4.ip_forward of ``netns`` (None: not known)."""
+    value = _sysctl(k, netns, "net.ipv4.ip_forward")
+    return None if value is None else value != "0"
+
+
 def refused(k: Any, ns: str, iif: str | None, src: str, dst: str, message: str, lab: Any = None) -> Reason | None:
     """The reason a forwarded packet's route lookup failed, when it is a sysctl and not a route; ``lab`` (a
     LabMap) names what the namespace is (a node, a pod, the internet's gateway ...)."""

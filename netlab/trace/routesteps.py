@@ -49,8 +49,11 @@ class RouteSteps(WalkParts):
                 strayroutes.refusing_route(self.k, self.lab, ns, f.dst, ans.message) or \
                 faults.links_down(self.k, ns, f.dst, ans.message, self.lab) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
-            if self._doomed is not None or (own is not None and own[1] is None):
-                why, fix = self._doomed_here(why, fix)  # a doomed packet's end, or where the plan makes no router
+            if self._doomed is not None or (own is not None and own[1] is None) or \
+                    (iif and fix is None and clusterip.unanswered(self.lab, f) is not None):
+                # a doomed packet's end, where the plan makes no router, or a router the plan gives no route to a
+                # ClusterIP (the internet's gateway): a node's missing route keeps its fix
+                why, fix = self._doomed_here(why, fix, self._icmp_answer(ns, iif, ans.message))
             commands = [cmd, f"ip -n {ns} route"]
             if self.stack and not iif:  # the VXLAN driver found no route for the outer packet and dropped it
                 why += f" (the VXLAN device {self._on(iif)} drops the packet it wrapped, counted in its TX errors)"
@@ -106,14 +109,29 @@ class RouteSteps(WalkParts):
         self.rows.add(ns, dev, kind, decision, commands, problem=why, fix=fix, **facts)
         return self._stop(why)
 
-    def _doomed_here(self, why: str, fix: str | None) -> tuple[str, str | None]:
+    def _doomed_here(self, why: str, fix: str | None, answer: str | None = None) -> tuple[str, str | None]:
         """A packet a node's fault doomed, dropped where it ended (the underlay's gateway): that fault, which sent
-        it there, and its fix; else dropped where the plan makes no router, a ClusterIP's echo nothing answers (no
-        fault, no fix)."""
+        it there, and its fix; else dropped where the plan makes no router, or by a router with no route there
+        (the internet's gateway, which answers ``answer``), a ClusterIP's echo nothing answers (no fault, no
+        fix)."""
         if self._doomed is not None:
             return f"{why}; it came here because {self._doomed[0]}", self._doomed[1]
-        virtual = clusterip.unanswered(self.lab, self.flow)
-        return (f"{why}: {virtual}" if virtual else why), fix
+        virtual = clusterip.unanswered(self.lab, self.flow, answer)
+        return (f"{why}: {virtual}", None) if virtual else (why, fix)
+
+    def _icmp_answer(self, ns: str, iif: str | None, message: str) -> str | None:
+        """What a router (ip_forward 1) that finds no route for a packet it would forward sends its sender: an ICMP
+        destination unreachable from its address on the device it came in on (the kernel's ip_error); a namespace
+        that does not forward drops it without a word. None when it sends none."""
+        kind = {"Network is unreachable": "net", "No route to host": "host"}.get(message)
+        link = self.k.links(ns).get(iif) if iif else None
+        if kind is None or link is None or not link.addresses or ns in getattr(self.lab, "no_forward", ()) or \
+                faults.forwards(self.k, ns) is False:
+            return None
+        addr = link.addresses[0].split("/")[0]
+        said = f"ping: Destination {kind.capitalize()} Unreachable; " if self.flow.proto == "icmp" else ""
+        return (f"an ICMP {kind} unreachable from its address {addr} on {iif} ({said}at most one a second to a "
+                f"sender, net.ipv4.icmp_ratelimit)")
 
     def _forward(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str,
                  fault: faults.Reason | None = None) -> State | Walk:

@@ -40,6 +40,11 @@ pods:
 services:
   - {{name: web, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
 """
+INTERNET = """internet:
+  cidr: 203.0.113.0/24
+  gateway: {ip: 203.0.113.1}
+  hosts: [{name: example, ip: 203.0.113.10}]
+"""
 REJECT = 'ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"'
 
 
@@ -159,3 +164,35 @@ def test_a_nodes_ping_to_a_cluster_ip(labs, mode):
     # the capture heard the kernel's answer, as the real ping did
     assert any(e["from"] == ip and "port unreachable" in e["text"] for e in doc["icmp_errors"]), doc["icmp_errors"]
 
+
+def test_a_cluster_ip_ping_dies_at_the_internet_gateway_which_answers_net_unreachable(labs):
+    """With an `internet:` section the nodes' gateway is the internet's (a router, ip_forward 1), not the
+    underlay's: it has no route to a ClusterIP and answers the echo with an ICMP net unreachable from its address,
+    as a real ping from the node and from a pod shows. trace said only "no route to ... in GATEWAY"; it says the
+    ClusterIP answers no ping, what the gateway answers (the capture heard it), and names no fix. The rest of the
+    words are those of the iptables-mode test above (a node's ping with no internet: the underlay drops it)."""
+    lab = labs.name("tg")
+    text = SERVICE.format(lab=lab, mode="iptables").replace("services:", "  - {name: c1, node: n1}\nservices:")
+    labs.up(text + INTERNET)
+    gateway = f"{lab}-gateway"
+    svc = json.loads(netlab("get", "svc", "--lab", lab, "-o", "json").stdout)
+    cip = next(s["cluster_ip"] for s in svc["items"] if s["name"] == "web")
+    assert in_netns(gateway, "sysctl", "-n", "net.ipv4.ip_forward", check=True).stdout.strip() == "1"
+    [eth0] = json.loads(in_netns(gateway, "ip", "-j", "addr", "show", "eth0", check=True).stdout)
+    addr = eth0["addr_info"][0]["local"]
+    # the kernel sends such an error at most once a second to a sender (both come from n1's address here): let it
+    # answer every packet, so each ping and each trace hears its own
+    in_netns(gateway, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", check=True)
+    for src, ns in (("n1", f"{lab}-n1"), ("c1", f"{lab}-c1")):
+        real = in_netns(ns, "ping", "-c1", "-W1", cip)  # what a user's ping gets
+        assert real.returncode != 0 and f"From {addr} icmp_seq=1 Destination Net Unreachable" in real.stdout, \
+            real.stdout
+        code, doc = traced(lab, src, cip, "--proto", "icmp")
+        lost = doc["lost"]
+        assert code == 1 and not doc["delivered"] and lost["fix"] is None, lost
+        assert (lost["netns"], lost["device"]) == (gateway, "eth0"), lost
+        assert "A ClusterIP answers no ping in a real cluster either: nothing to fix" in lost["reason"], lost
+        assert f"which answers an ICMP net unreachable from its address {addr} on eth0 (ping: Destination Net " \
+               "Unreachable; at most one a second to a sender" in lost["reason"], lost
+        assert any(e["from"] == addr and e["text"] == "destination unreachable: net unreachable"
+                   for e in doc["icmp_errors"]), doc["icmp_errors"]

@@ -153,3 +153,28 @@ def test_a_down_cni0_sends_its_pods_packets_to_the_gateway_where_they_are_lost_a
     assert not v.delivered and v.lost_at == len(w.hops) - 1 and v.fix == fix, v
     assert v.reason == last.problem and out.seen is True
 
+
+def test_a_cluster_ip_ping_dies_at_the_internet_gateway_which_answers_net_unreachable():
+    """A lab with an `internet:` section: the nodes' gateway is the internet's (it forwards), not the underlay's
+    (a switch there). It has no route to a ClusterIP, drops the echo and answers an ICMP net unreachable from its
+    eth0 address (a real ping: "From 192.168.122.1 icmp_seq=1 Destination Net Unreachable"). trace said only "no
+    route to ... in GATEWAY: Network is unreachable", not that a ClusterIP answers no ping."""
+    lab = lab_from((ROOT / "topologies/services.yaml").read_text())
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), HostGwKernel(lab, plan)
+    k.no_forward = m.no_forward
+    gateway = dict(lab.internet_hosts)["gateway"]
+    assert gateway not in m.no_forward
+    for src in (lab.node("node-1").netns, lab.pod("client").netns):
+        w = walk(k, m, src, Flow.icmp(None, WEB_IP, 7))
+        last = w.hops[-1]
+        assert w.outcome == "stopped" and (last.netns, last.device) == (gateway, "eth0"), last
+        assert last.problem.startswith(f"no route to {WEB_IP} in {gateway}: Network is unreachable: "), last.problem
+        assert "Service default/web's ClusterIP, a virtual address no interface holds: kube-proxy DNATs only " \
+               "the Service's ports (TCP 80), not this ICMP echo" in last.problem, last.problem
+        assert "to a gateway with no route to it, which answers an ICMP net unreachable from its address " \
+               "192.168.122.1 on eth0 (ping: Destination Net Unreachable; at most one a second to a sender" in last.problem, last.problem
+        assert "A ClusterIP answers no ping in a real cluster either: nothing to fix" in last.problem
+        assert last.fix is None
+        v = explain(w)
+        assert v.lost_at == len(w.hops) - 1 and v.fix is None
