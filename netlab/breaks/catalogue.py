@@ -148,7 +148,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              "(ip -n <node> route del 10.244.1.0/24)",
       symptom="every flow from the node's pods (and the node) to the peer's pods fails, and the replies to "
               "the peer's pods' requests: so every flow between the two, both ways",
-      hop="node", fact="no route to the peer's pod CIDR: the default route sends it to the underlay gateway",
+      hop="the nodes' gateway: the underlay's (the internet's in a lab with an internet: section)",
+      fact="lost there, as the gateway routes nothing to pods; it came there because the node has no route to the "
+           "peer's pod CIDR: its default route sent it out of eth0 (that row names the missing route)",
       fix="ip -n <node> route replace <peer pod CIDR> via <peer VTEP> dev flannel.N onlink (host-gw: "
           "via <peer node IP> dev eth0); or sudo netlab up",
       lesson="Flannel adds the route last, after ARP and FDB; a failed subnet lease leaves it out"),

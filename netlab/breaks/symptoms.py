@@ -141,8 +141,9 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
             ns = peer.netns  # the receiving node drops a VNI it has no device for
         if name == "pod-cidr-route-missing":
             # out of the node's eth0 by the default route (its row names the missing route), the packet is lost at
-            # the underlay's gateway, which routes nothing on: that hop's reason names the route and its fix
-            ns = lab.underlay_netns
+            # the nodes' gateway: the underlay's, which routes nothing on, or in a lab with an internet: section
+            # the internet's, which has no route to pods; that hop's reason names the route and its fix
+            ns = dict(lab.internet_hosts).get("gateway", lab.underlay_netns)
         # rp-filter-strict: the reply is lost where strict rp_filter drops it, at the node's eth0, which the peer's
         # direct route (not the plan's) took it to (the result names that route too, as the asymmetry's cause)
         return TraceCheck(src, dst, proto, port, ns, fact, reply=name == "rp-filter-strict")

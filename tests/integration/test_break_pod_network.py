@@ -15,6 +15,8 @@ import subprocess
 import pytest
 
 from breaking import DEFAULT, break_and_repair, shipped_lab
+from netlab.breaks import symptoms
+from netlab.breaks.changes import peer_node
 from helpers import in_netns, lab_up, netlab, unique_lab
 from netlab.breaks import catalogue, quiz
 from netlab.realize.state import running_lab
@@ -181,3 +183,41 @@ def test_quiz_refuses_a_lab_broken_already_and_break_warns(default_lab):
     finally:
         netlab("up", "-t", path)
     assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+INTERNET = """internet:
+  cidr: 203.0.113.0/24
+  gateway: {ip: 203.0.113.1}
+  hosts: [{name: example, ip: 203.0.113.10}]
+"""
+
+
+def test_a_missing_pod_cidr_route_is_lost_at_the_gateway_the_catalogue_names(tmp_path_factory):
+    """pod-cidr-route-missing: trace follows the packet out of the node's eth0 by its default route and loses it
+    at the nodes' gateway, which the catalogue now names as the hop (it said "node"); in a lab with an internet:
+    section that gateway is the internet's (no route to pods), not the underlay, where symptoms.trace_check (what
+    the break tests and `quiz answer` check trace against) looked for it. The quiz's answer shows that trace."""
+    s = catalogue.scenario("pod-cidr-route-missing")
+    assert s is not None and "gateway" in s.hop
+    with shipped_lab(tmp_path_factory, DEFAULT, extra=INTERNET) as (lab, path):
+        model = running_lab(lab).resolved()
+        gateway = dict(model.internet_hosts)["gateway"]
+        target = catalogue.resolve_target(s, model, None)
+        assert symptoms.trace_check(s, model, target).blamed_netns == gateway
+        # the kernel: the node's gateway is the internet's, which forwards and has no route to pods
+        [route] = json.loads(in_netns(target.netns, "ip", "-j", "route", "show", "default", check=True).stdout)
+        [eth0] = json.loads(in_netns(gateway, "ip", "-j", "addr", "show", "eth0", check=True).stdout)
+        assert route["gateway"] == eth0["addr_info"][0]["local"], (route, eth0)
+        break_and_repair(lab, path, s.name)  # probe flow by flow, trace's hop (that gateway) and fact, up
+        seed = next(n for n in range(200) if quiz.pick(model, n).name == s.name)
+        netlab("quiz", "--lab", lab, "--seed", str(seed))
+        ans = netlab("quiz", "answer", s.name, "--lab", lab, check=False)
+        assert ans.returncode == 0 and ans.stdout.startswith("right"), ans.stdout + ans.stderr
+        result = next(line for line in ans.stdout.splitlines() if line.startswith("result: "))
+        assert result.startswith("result: LOST at hop ") and f"({gateway} eth0)" in result, result
+        assert f"it came here because no route to {peer_cidr(model, target)}" in result, result
+        assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def peer_cidr(model, target) -> str:
+    return str(peer_node(model, target).pod_cidr)
