@@ -43,6 +43,8 @@ def service_notes(lab: Lab) -> list[str]:
     """One line per Service port whose endpoints will not answer, or that has none, and per externalIP no client
     reaches."""
     out = []
+    serves: dict[str, set[tuple[int, str]]] = {}  # what each pod serves, found once, not once per Service
+    deaf_of: dict[tuple, list[str]] = {}
     for svc in lab.services:
         for ip in svc.external_ips:
             if (why := unreachable_external_ip(ip)) is not None:
@@ -86,7 +88,10 @@ def service_notes(lab: Lab) -> list[str]:
             if svc.headless:  # clients dial the pods' addresses on ports of their own choosing
                 continue
             # what a pod serves: its declared ports, and the UDP twins its echo server answers on too
-            deaf = [p.name for p, target in eps if (target, port.protocol) not in set(p.ports) | pod_echo_ports(p)]
+            key = (svc.namespace, frozenset(svc.selector.items()), port.target_port or port.port, port.protocol)
+            if key not in deaf_of:  # the same endpoints as a Service port already looked at: the same answer
+                deaf_of[key] = [p.name for p, target in eps if (target, port.protocol) not in _serves(serves, p)]
+            deaf = deaf_of[key]
             if deaf:
                 target = port.target_port or port.port
                 which = f"endpoints {', '.join(deaf)} declare" if len(deaf) > 1 else f"endpoint {deaf[0]} declares"
@@ -96,9 +101,18 @@ def service_notes(lab: Lab) -> list[str]:
     return out
 
 
+def _serves(known: dict[str, set[tuple[int, str]]], pod: PodInfo) -> set[tuple[int, str]]:
+    """(port, PROTOCOL) a pod serves: its declared ports and its echo servers' (kept in ``known``)."""
+    if pod.name not in known:
+        known[pod.name] = set(pod.ports) | pod_echo_ports(pod)
+    return known[pod.name]
+
+
 def _lacking(lab: Lab, svc: Service, port: ServicePort, eps: list[tuple[PodInfo, int]]) -> list[str]:
     """The pods a Service selects that are no endpoint of this port: those that declare no port of its named
     targetPort's name and protocol (a numeric targetPort leaves none out)."""
+    if isinstance(port.target_port if port.target_port is not None else port.port, int):
+        return []  # a numeric targetPort makes every pod it selects an endpoint
     chosen = {p.name for p, _ in eps}
     return [p.name for p in lab.serving(svc) if p.name not in chosen]
 

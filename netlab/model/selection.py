@@ -7,7 +7,9 @@ about every pod costs Services x pods label comparisons: 1,000 Services over
 from an index instead, and so does this: each pod is filed under each of its
 labels, a Service looks only at the pods filed under the rarest pair of its
 selector, and ``Service.selects`` checks the rest. The pods come back in the
-order they were given (the topology's).
+order they were given (the topology's). Services that share a selector (and
+a namespace) share the answer: 2,000 Services selecting the same 4,000 pods
+match them once, not 2,000 times.
 """
 
 from __future__ import annotations
@@ -26,17 +28,30 @@ class SelectorIndex(Generic[T]):
                  namespace: Callable[[T], str]):
         self._labels, self._namespace = labels, namespace
         self._filed: dict[tuple[str, str], list[T]] = {}
+        self._matched: dict[frozenset[tuple[str, str]], list[T]] = {}
+        self._selected: dict[tuple[str, frozenset[tuple[str, str]]], list[T]] = {}
         for item in items:
             for pair in labels(item).items():
                 self._filed.setdefault(pair, []).append(item)
 
     def matching(self, svc: Service) -> list[T]:
         """The items whose labels the selector matches, in any namespace (an empty selector matches none)."""
-        if not svc.selector:
-            return []
-        fewest = min((self._filed.get(pair, []) for pair in svc.selector.items()), key=len)
-        return [item for item in fewest if svc.selects(self._labels(item))]
+        return list(self._matching(svc))
 
     def selected(self, svc: Service) -> list[T]:
         """The items of the Service's own namespace that its selector matches: its endpoints' pods."""
-        return [item for item in self.matching(svc) if self._namespace(item) == svc.namespace]
+        key = (svc.namespace, frozenset(svc.selector.items()))
+        if key not in self._selected:
+            self._selected[key] = [item for item in self._matching(svc) if self._namespace(item) == svc.namespace]
+        return list(self._selected[key])
+
+    def _matching(self, svc: Service) -> list[T]:
+        """``matching``'s list, kept for the next Service with the same selector (not to be changed)."""
+        key = frozenset(svc.selector.items())
+        if key not in self._matched:
+            if not svc.selector:
+                self._matched[key] = []
+            else:
+                fewest = min((self._filed.get(pair, []) for pair in svc.selector.items()), key=len)
+                self._matched[key] = [item for item in fewest if svc.selects(self._labels(item))]
+        return self._matched[key]
