@@ -14,8 +14,8 @@ DNS Service has no address left), which took 78 s when validation was
 quadratic; it must now be refused at once.
 
 With --selectors, the case of QA q14 (issue 15): NodePort Services that all select every pod (of 32 nodes:
-a node's rules hold every Service, so plan grows with nodes x Services as well), through the CLI (`netlab validate`, `netlab plan -o json` to /dev/null) at two sizes
-(1,000 pods x 500 Services, 4,000 x 2,000: --selector-sizes), beside two baselines of the same run: parsing
+a node's rules hold every Service, so plan grows with nodes x Services as well), through the CLI
+(`netlab validate`, `netlab plan -o json` to /dev/null) at two sizes (1,000 pods x 500 Services, 4,000 x 2,000: --selector-sizes), beside two baselines of the same run: parsing
 the file alone, and the same pods and Services with each Service selecting its own two pods (the work that
 grows with the file, not with Services x pods). Validation did not finish in 60 s at 4,000 x 2,000; its
 time must grow with the file (x4 from the first size to the second), not with Services x pods (x16). The
