@@ -315,7 +315,8 @@ def expand_includes(topo: Topology, src: Source, read: Reader) -> tuple[Topology
     problems += _duplicates(objects)
     policies = [o for o, _ in objects if isinstance(o, NetworkPolicy)]
     namespaces = [o for o, _ in objects if isinstance(o, Namespace)]
-    topo = topo.model_copy(update={"network_policies": policies, "namespaces": namespaces, "include": []})
+    if topo.include:  # else they are the topology's own: the same (frozen) object, whose answers are kept
+        topo = topo.model_copy(update={"network_policies": policies, "namespaces": namespaces, "include": []})
     return topo, problems + _unknown_namespaces(topo, objects)
 
 

@@ -106,3 +106,19 @@ def test_many_services_with_one_selector_match_its_pods_once(monkeypatch):
     assert all(len(lab.endpoints(s, s.ports[0])) == 40 for s in lab.services if s.name.startswith("s"))
     assert len(notes) == 60
     assert 0 < len(calls) <= 10 * 41, len(calls)
+
+
+def test_validating_a_file_without_include_adds_the_cluster_dns_once(monkeypatch, tmp_path):
+    """validate checks that the cluster DNS fits, then resolves the lab: with no ``include:`` the topology is
+    the same object both times, so the add-on (addresses, records of every Service's endpoints) is made once."""
+    import netlab.model.clusterdns as clusterdns
+    from netlab.api.topology import load
+
+    calls = []
+    real = clusterdns._add_cluster_dns
+    monkeypatch.setattr(clusterdns, "_add_cluster_dns", lambda *a: calls.append(1) or real(*a))
+    path = tmp_path / "t.yaml"
+    path.write_text(TOPO.replace("name: shr", "name: shr1"))
+    loaded = load(str(path), running=False)
+    assert len(calls) == 1
+    assert [s.name for s in loaded.lab.services][-1] == "kube-dns" and loaded.topology.include == []
