@@ -68,7 +68,9 @@ def _check_dir(path: str) -> None:
         raise EnvironmentNotReady(f"{path} is group- or world-writable; refusing to use it (chmod 700 {path})")
 
 
-_checked: set[str] = set()  # directories created or checked by this process
+# Directories created or checked by this process, with the (device, inode) they had then: one removed since (a
+# `netlab down` in a shell, a Lab.down() of this process) or put back by someone else is checked or made again.
+_checked: dict[str, tuple[int, int]] = {}
 
 
 class NotNetlabs(EnvironmentNotReady):
@@ -103,10 +105,30 @@ def _check_root() -> None:
     _check_dir(STATE_ROOT)
 
 
+def _still_checked(path: str) -> bool:
+    """This process checked ``path`` and it is still that very directory (not removed, nor put back since)."""
+    known = _checked.get(path)
+    if known is None:
+        return False
+    try:
+        st = os.lstat(path)
+    except OSError:
+        st = None
+    if st is not None and (st.st_dev, st.st_ino) == known:
+        return True
+    del _checked[path]
+    return False
+
+
+def _remember(path: str) -> None:
+    st = os.lstat(path)
+    _checked[path] = (st.st_dev, st.st_ino)
+
+
 def uncheck(path: str) -> None:
     """Forget that this process made or checked the directory ``path``: it was removed since (the next use checks
     it again, or makes it)."""
-    _checked.discard(path)
+    _checked.pop(path, None)
 
 
 def state_dir_error(path: str, exc: OSError) -> EnvironmentNotReady:
@@ -128,8 +150,8 @@ def state_dir_error(path: str, exc: OSError) -> EnvironmentNotReady:
 
 
 def ensure_dir(path: str) -> str:
-    """Create (0700) or check a state directory (once per process)."""
-    if path in _checked:
+    """Create (0700) or check a state directory (once per process, while it stays the directory it was)."""
+    if _still_checked(path):
         return path
     if path == STATE_ROOT:  # nothing is made in a folder someone else could swap
         _check_above(path)
@@ -142,7 +164,7 @@ def ensure_dir(path: str) -> str:
     except OSError as exc:
         raise state_dir_error(path, exc) from None
     _check_dir(path)
-    _checked.add(path)
+    _remember(path)
     return path
 
 
@@ -199,7 +221,7 @@ def lab_dir(lab: str, create: bool = True) -> str:
 
 def _own_lab_dir(path: str, lab: str) -> str:
     """Make the lab's folder (marked) or check the one there is netlab's."""
-    if path in _checked:
+    if _still_checked(path):
         return path
     for _ in range(100):
         try:
@@ -220,7 +242,7 @@ def _own_lab_dir(path: str, lab: str) -> str:
                 lab_folder.mark(path, lab)  # a folder of a release before the mark: marked now
             except OSError:
                 pass
-        _checked.add(path)
+        _remember(path)
         return path
     raise EnvironmentNotReady(f"{lab}: its state directory keeps disappearing; is another netlab removing it?")
 
@@ -363,7 +385,7 @@ def forget(lab: str) -> list[str]:
     if not os.path.isdir(path):
         return []
     # The lock file goes last; holders of the lock keep their open fd.
-    _checked.discard(path)
+    _checked.pop(path, None)
     left = lab_folder.remove_own(STATE_ROOT, lab)
     return [f"{os.path.join(path, name)}: not netlab's; left alone (and the folder with it)" for name in left]
 
