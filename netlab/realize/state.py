@@ -455,6 +455,6 @@ def still_up(lab: str, run_id: str, command: str, waited_for: str | None, then: 
     if st is None:
         raise not_up(lab, then=f": taken down{by} while {command} waited for the lab{then}")
     if st.run_id != run_id:
-        raise UsageError(f"lab {lab} was taken down and brought up again{by} while {command} waited for the lab: "
+        raise UsageError(f"lab {lab} was taken down{by} and brought up again while {command} waited for the lab: "
                          "what it read is not the lab that is up now; nothing done (run it again)")
     return st
