@@ -40,20 +40,37 @@ def networks_now(lab: Lab, pod: PodInfo) -> list[list[Any]]:
 
 def stale(lab: Lab, state: LabState) -> list[str]:
     """The pods of ``lab`` attached with another config than the one ``up`` would ADD now (none when the conflist
-    cannot be read now: that is said where it is read)."""
+    cannot be read now: :func:`drift` says that, up's preflight refuses it)."""
+    try:
+        return _stale(lab, state)
+    except ConflistError:
+        return []
+
+
+def _stale(lab: Lab, state: LabState) -> list[str]:
+    """:func:`stale`; ConflistError when a pod is attached and the conflist cannot be read now."""
     if lab.cni == "builtin":
         return []
     records = pod_records(state)
-    out = []
+    return [pod.name for pod in lab.pods if isinstance(prec := records.get(pod.name), dict)
+            and prec.get("phase") == "added" and prec.get("networks") != networks_now(lab, pod)]
+
+
+def drift(lab: Lab, state: LabState) -> list[str]:
+    """status's lines for a config edited since the pods' ADD: pods attached with another config than now's, or
+    a conflist edited in place into one that cannot be read (not JSON, deleted: validate's words), which up
+    refuses at preflight while the pods run on with the config they were attached with (QA q17 #5)."""
     try:
-        for pod in lab.pods:
-            prec = records.get(pod.name)
-            if isinstance(prec, dict) and prec.get("phase") == "added" and prec.get("networks") != networks_now(
-                    lab, pod):
-                out.append(pod.name)
-    except ConflistError:
-        return []
-    return out
+        names = _stale(lab, state)
+    except ConflistError as exc:
+        records = pod_records(state)
+        attached = [p.name for p in lab.pods if isinstance(prec := records.get(p.name), dict)
+                    and prec.get("phase") == "added"]
+        return [Reconfigure(f"cni: network.cni.conflist: {exc}; {_pods(attached)} attached with it before it was "
+                            f"edited (their CHECK runs with the config they were attached with) and up refuses the "
+                            f"lab until it can be read: fix the file (or put the old config back); once it is "
+                            f"valid, {_way(state)} re-attaches them with it")]
+    return [drift_line(lab, state, names)] if names else []
 
 
 def source(lab: Lab) -> str:
@@ -99,8 +116,10 @@ def reconfigures(state: LabState) -> bool:
     if not isinstance(rec, dict) or not rec.get("pods"):  # no CNI lab, or no pod attached: nothing to resolve
         return False
     try:
-        return bool(stale(state.resolved(), state))
-    except NetlabError:  # a state or conflist that cannot be read: said where it is read
+        return bool(_stale(state.resolved(), state))
+    except ConflistError:  # edited into one that cannot be read: once it is valid, --reconfigure (drift)
+        return True
+    except NetlabError:  # a state that cannot be read: said where it is read
         return False
 
 

@@ -455,9 +455,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     out += [f"cni: pod {pod} was taken out of the topology, but its CNI DEL failed: up runs DEL again"
             for pod, prec in records.items() if pod not in known and isinstance(prec, dict)
             and prec.get("phase") != DELETED]
-    stale = edited.stale(lab, state)
-    if stale:
-        out.append(edited.drift_line(lab, state, stale))
+    out += edited.drift(lab, state)  # a conflist edited in place since the pods' ADD
     checks: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for pod in lab.pods:

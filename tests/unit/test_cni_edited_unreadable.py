@@ -1,0 +1,86 @@
+"""A conflist edited in place into one that cannot be read (not JSON, NaN, deleted) while its pods run (QA q17 #5):
+stale() found no pod attached with another config (the file gives none), so `status` said "all as planned" (exit 0)
+and `up --watch` nothing, while `up --lab` refused the lab at preflight. status says it on one drift line, in
+validate's words (network.cni.conflist: FILE: the problem) with the repair (fix the file; once it is valid, `up -t
+FILE --reconfigure`), and the watcher says it once, as it does for a valid edit. The real plugins:
+tests/integration/test_cni_edited_live.py."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from netlab.api import watch_repair
+from netlab.api.watch import Watcher
+from netlab.cni import edited, lifecycle
+from netlab.feature import ModuleFeature
+from netlab.lab import status as lab_status
+from netlab.errors import TopologyError
+from netlab.model.load import load_topology
+from netlab.realize.lab_lock import lab_lock_stamp
+from netlab.realize.state import load_state
+from test_cni_edited import up, world  # noqa: F401 - the fixture: lab fked up, its conflist edited since
+
+RECONFIGURE = "sudo netlab up -t FILE --reconfigure"  # the lab came from no file (status names FILE alike)
+BREAKS = {
+    "not JSON": lambda path: open(path, "w").write('{"cniVersion": "1.0.0",'),
+    "NaN": lambda path: open(path, "w").write('{"cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "chain", '
+                                              '"mtu": NaN}]}'),
+    "deleted": os.unlink,
+}
+
+
+def validate_words(path: str) -> str:
+    """What `netlab validate` (model/load.py) says of the lab's file t.yaml beside the conflist: its field and the
+    problem, without the file:line in front."""
+    with pytest.raises(TopologyError) as exc:
+        load_topology(os.path.join(os.path.dirname(path), "t.yaml"))
+    [problem] = exc.value.problems
+    return f"{problem.field}: {problem.message}"
+
+
+def line(path: str) -> str:
+    return (f"cni: {validate_words(path)}; pods a, b were attached with it before it was edited (their CHECK runs "
+            f"with the config they were attached with) and up refuses the lab until it can be read: fix the file "
+            f"(or put the old config back); once it is valid, `{RECONFIGURE}` re-attaches them with it")
+
+
+@pytest.mark.parametrize("breaks", list(BREAKS))
+def test_status_says_the_conflist_cannot_be_read_as_drift_whose_repair_is_reconfigure(world, breaks):  # noqa: F811
+    lab, k, plugins, path = world
+    BREAKS[breaks](path)
+    result = lab_status.status(load_state(lab.name), k, [ModuleFeature(lifecycle)])
+    assert result.drift == [line(path)]
+    assert not result.ok and result.reconfigure  # exit 1, its repair `up -t FILE --reconfigure`
+    assert edited.reconfigures(load_state(lab.name))  # what other commands name as the lab's repair
+
+
+def test_the_deleted_file_is_named_as_validate_names_it(world):  # noqa: F811
+    lab, k, plugins, path = world
+    os.unlink(path)
+    [said] = lab_status.status(load_state(lab.name), k, [ModuleFeature(lifecycle)]).drift
+    assert said.startswith(f"cni: network.cni.conflist: {path}: no such file; pods a, b were attached with it")
+
+
+def test_the_watcher_says_it_once(world, monkeypatch):  # noqa: F811
+    lab, k, plugins, path = world
+    up(lab, k, reconfigure=True)  # every pod on the new config: nothing stale
+    monkeypatch.setattr(watch_repair, "drift", lambda state: lab_status.status(
+        state, k, [ModuleFeature(lifecycle)]).drift)
+    monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
+    applied: list = []
+    monkeypatch.setattr(Watcher, "_apply", lambda self, work: applied.append(work))
+    lines: list[str] = []
+    w = Watcher(None, lab.name, lines.append)
+    w.lock_stamp = lab_lock_stamp(lab.name)
+    w._converge(load_state(lab.name), [])
+    assert lines == [] and applied == []
+    BREAKS["NaN"](path)
+    for _ in range(3):  # three resyncs
+        assert w._converge(load_state(lab.name), []) is None
+    assert applied == [] and w.retry_at is None
+    assert lines == [
+        f"saw: a periodic check ({line(path)}); did: nothing: a plain up refuses a lab whose pods were attached with "
+        f"a config edited since; `{RECONFIGURE}` re-attaches them (this watcher follows it), or put the old config "
+        f"back; until then the watcher repairs nothing of the lab"]
