@@ -11,7 +11,9 @@ the same stdin. Checked with ``ip -j`` in the pods' namespaces and the CNI log (
 * a new lab's failed up keeps a copy of its calls in NETLAB_CNI_LOG's file, which the failure names (its rollback
   takes the lab's log);
 * `up --watch` says once that the conflist changed and names `up -t FILE --reconfigure` (its plain repair was refused
-  at every resync, "repair failed" for ever), and follows that command.
+  at every resync, "repair failed" for ever), and follows that command;
+* a conflist edited into one that cannot be read (NaN) is drift in validate's words (status said "all as planned"),
+  and the `up -t FILE --reconfigure` it names mends the lab once the file is valid (QA q17 #5).
 """
 
 from __future__ import annotations
@@ -178,3 +180,24 @@ def test_a_watcher_says_once_that_the_conflist_changed_and_follows_the_reconfigu
     said = [line for line in lines if refused in line]
     assert len(said) == 2 and "route default deleted" in said[1], lines  # the edit, then the deleted route: once each
     assert not [line for line in lines if "repair failed" in line], lines
+
+
+def test_a_conflist_edited_into_one_that_cannot_be_read_is_drift_and_reconfigure_mends_it(labs, tmp_path):
+    """QA q17 #5: status said "all as planned" (exit 0) of a lab whose conflist has NaN, while up --lab refused it."""
+    lab, conflist, text = _topology(labs, tmp_path, 1450, None, prefix="sd")
+    path, _ = labs.up(text)
+    conflist.write_text(_conflist(1450, None).replace('"mtu": 1450', '"mtu": NaN'))  # in place: not JSON
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert f"cni: network.cni.conflist: {conflist}: is not JSON (line 1 column " in status.stdout, status.stdout
+    assert "pods a, b were attached with it before it was edited" in status.stdout, status.stdout
+    repair = f"sudo netlab up -t {path} --reconfigure"
+    assert status.stdout.splitlines()[-1] == f"run `{repair}` to repair", status.stdout
+    validate = netlab("validate", "-t", path, check=False)  # the same words
+    assert f"network.cni.conflist: {conflist}: is not JSON (line 1 column " in validate.stdout + validate.stderr
+    assert netlab("up", "--lab", lab, check=False).returncode == 3  # up refuses it at preflight
+    assert _eth0(lab, "a") == [(1450, ["10.244.0.2"])]  # the pods run on with the config they were attached with
+    conflist.write_text(_conflist(1300, "new"))  # fixed: valid, and another config than the pods'
+    netlab(*repair.split()[2:])  # the command status named
+    assert _eth0(lab, "a") == [(1300, ["10.244.0.2"])] and _eth0(lab, "b") == [(1300, ["10.244.0.3"])]
+    netlab("status", "--lab", lab)  # exit 0: as planned
