@@ -233,10 +233,17 @@ def _rfc3339(seconds: float, ms: bool = False) -> str:
 
 
 def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
-    return tuple(NodeInfo(name=n.name, ip=str(n.ip), pod_cidr=str(n.pod_cidr), netns=n.netns,
-                          cni0=str(n.gateway), vtep=f"{n.vtep_ip}/32" if lab.mode == "vxlan" else None,
-                          pods=tuple(p.name for p in lab.pods_on(n.name)), created=_created(n.netns))
-                 for n in lab.nodes)
+    out = tuple(NodeInfo(name=n.name, ip=str(n.ip), pod_cidr=str(n.pod_cidr), netns=n.netns,
+                         cni0=str(n.gateway), vtep=f"{n.vtep_ip}/32" if lab.mode == "vxlan" else None,
+                         pods=tuple(p.name for p in lab.pods_on(n.name)), created=_created(n.netns))
+                for n in lab.nodes)
+    if any(n.created is None for n in out):  # a node's namespace not there: a `netlab down` deleting them?
+        from netlab.realize.state import taken_down
+
+        gone = taken_down(lab.name, "its nodes' namespaces go with it", read_up=False)
+        if gone is not None:  # said as get pods, status and probe say it, not a table of nodes
+            raise gone
+    return out
 
 
 def services(lab: Lab) -> tuple[ServiceInfo, ...]:

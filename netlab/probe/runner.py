@@ -33,7 +33,7 @@ from netlab.probe.matrix import (ECHO_PORT, PROTOS, Probe, build_matrix, interne
 from netlab.probe.refused import Refusals
 from netlab.probe.service_targets import ServicePlan
 from netlab.probe.tasks import Job, Observation, Output
-from netlab.realize.state import being_taken_down, load_state
+from netlab.realize.state import being_taken_down, load_state, taken_down
 
 
 def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: int | None = None,
@@ -47,8 +47,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     """
     t0 = time.monotonic()
     if not is_netns_mount(lab.underlay_netns):
-        raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
-                                  f"start it with `sudo netlab up -t FILE`")
+        raise not_up(lab)
     protos = tuple(protos)
     if early is not None and (budget is not None or early.options != options_key(protos, timeout, arp, services,
                                                                                   workers)):
@@ -139,8 +138,7 @@ def run_probes(lab: Lab, probes: list[Probe], timeout: float = 1.0) -> list[Resu
     gets its temporary echo listener while the job runs.
     """
     if not is_netns_mount(lab.underlay_netns):
-        raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
-                                  f"start it with `sudo netlab up -t FILE`")
+        raise not_up(lab)
     out, heard = _send(lab, probes, timeout, "real")
     refusals = Refusals(lab.name)
     return [_result(p, out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent"),
@@ -198,6 +196,13 @@ def _agent_output(lab: Lab, job: Job, child: Child | None = None) -> Output:
             raise being_taken_down(lab.name, "the probe's agent was stopped with the lab's other processes"
                                    ) from None  # in the words exec, logs, get pods and trace say it
         raise
+
+
+def not_up(lab: Lab) -> NetlabError:
+    """The error of a probe of lab ``lab`` whose underlay namespace is not there: a ``down`` taking the lab away,
+    a lab whose namespaces are all gone (realize.state.taken_down: the words status and get say), else not up."""
+    return taken_down(lab.name, "its namespaces go with it") or EnvironmentNotReady(
+        f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); start it with `sudo netlab up -t FILE`")
 
 
 def _being_taken_down(lab: Lab, job: Job) -> bool:

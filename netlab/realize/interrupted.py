@@ -104,6 +104,12 @@ class Seen:
         if version is None:  # a down took it away meanwhile
             return UsageError(f"lab {self.lab} was taken down while status read it"
                               + (f" (by {holder})" if holder else "") + "; it is not up")
+        from netlab.realize.state import taken_down
+        from netlab.realize.state_errors import StateGone
+
+        down = taken_down(self.lab, "what status read of it is its work half done, not drift")
+        if down is not None and not isinstance(down, StateGone):  # a `netlab down` at work: as probe, get, exec
+            return down
         who = holder or lab_lock_holder(self.lab, now=False) or "another netlab command"
         now = "is" if lab_lock_holder(self.lab) else "was"
         return LabBusy(f"lab {self.lab} {now} being changed by {who} while status read it: what the kernel showed "

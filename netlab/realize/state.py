@@ -26,8 +26,8 @@ from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, StateTooLar
 from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_sum import trusted, write_sum
 # A state that cannot say what its lab made (state_errors); tests import these from here too
-from netlab.realize.state_errors import (PodFilesLeft as PodFilesLeft, StateCorrupt, StateLost, StateNewer,
-                                        lost_state)
+from netlab.realize.state_errors import (PodFilesLeft as PodFilesLeft, StateCorrupt, StateGone, StateLost,
+                                        StateNewer, lost_state)
 
 if TYPE_CHECKING:
     from netlab.model.addressing import Held
@@ -326,7 +326,11 @@ def netns_gone(exc: NetnsGone, lab: str, reconfigure: Callable[[LabState], bool]
     if exc.lab_up:
         exc.repair = repair_command(lab, reconfigure)
     gone = taken_down(lab, f"namespace {exc.netns} was deleted with it") if exc.lab_up else None
+    if isinstance(gone, StateGone):  # every namespace of it deleted: status's line, in the caller's words
+        gone = gone.said_for(exc.api)
     exc.taken_down = None if gone is None else str(gone)  # a `down` at work, or done since: no fault to repair
+    if gone is not None:
+        exc.exit_code = gone.exit_code  # as the line it says: exit 3 for a lab that is gone
     return exc
 
 
@@ -418,13 +422,15 @@ def iter_states() -> Iterator[LabState | StateCorrupt]:
             yield st
 
 
-def taken_down(lab: str, what: str, read_up: bool = True) -> UsageError | None:
+def taken_down(lab: str, what: str, read_up: bool = True) -> NetlabError | None:
     """What a command that read lab ``lab`` up and then met part of it gone (``what``: a namespace, a log, its
     processes) says when a ``netlab down`` is taking the lab away (its state says phase deleting, written before
     down stops the lab's processes and deletes its namespaces, and down holds the lab's lock) or took it away
-    since (no state now): one line, exit 2, as ``status`` and ``probe`` say it, not a fault of a running lab
-    that ``up`` would repair. None otherwise (up, or a down that was killed halfway: list and status say that).
-    ``read_up``: the caller read the lab's state from its file (so no state now is a lab taken down since)."""
+    since (no state now): one line, exit 2, as ``status``, ``probe`` and ``get`` say it, not a fault of a running
+    lab that ``up`` would repair. A lab whose namespaces are all gone while its state stays (`netlab list`'s
+    phase ``gone``, :func:`gone`): StateGone, status's line, exit 3. None otherwise (up, or a down that was
+    killed halfway: list and status say that). ``read_up``: the caller read the lab's state from its file (so no
+    state now is a lab taken down since)."""
     from netlab.realize.lab_lock import lab_lock_holder
 
     try:
@@ -433,6 +439,8 @@ def taken_down(lab: str, what: str, read_up: bool = True) -> UsageError | None:
             if lab_lock_holder(lab) is not None:
                 return being_taken_down(lab, what)
             st = load_state(lab)  # nobody holds it: finished since (no state), or killed halfway (stalled)
+        if st is not None and gone(st):  # every namespace of it deleted, its state left: not up, said once
+            return StateGone(lab, state_file(lab))
     except NetlabError:
         return None  # a corrupt state: not this question's to answer
     if st is None and read_up:

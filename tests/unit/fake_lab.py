@@ -30,6 +30,15 @@ def make_lab(tmp_path, monkeypatch):
     return resolve(load_topology(str(path)))
 
 
+def machine_holds(monkeypatch, kernel) -> None:
+    """The machine's namespaces (what `netlab list` reads to tell a lab `gone`: realize.state.gone) are the fake
+    kernel's: a lab up on it is not gone (the unit tests' machine has none: conftest)."""
+    from netlab.kernel import netns as nsmod
+
+    monkeypatch.setattr(nsmod, "list_netns", lambda: sorted(kernel.ns))
+    monkeypatch.setattr(nsmod, "read_tag", kernel.read_tag)
+
+
 def up(lab, kernel, **kw):  # noqa: F811 - lab: the fixture's value
     return lab_up.up(lab, kernel, features=(), journal=Journal(kernel, **kw))
 

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 from cli_inprocess import run_cli
-from fake_lab import make_lab, up
+from fake_lab import machine_holds, make_lab, up
 
 from netlab import api
 from netlab.api import views
@@ -44,6 +44,7 @@ def kernel(monkeypatch):
     monkeypatch.setattr("netlab.api.lifecycle.up", fake_up)
     monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
     monkeypatch.delenv("NETLAB_LAB", raising=False)
+    machine_holds(monkeypatch, k)
     return k
 
 

@@ -13,6 +13,7 @@ from netlab.cni import edited
 from netlab.errors import EnvironmentNotReady
 from netlab.probe.bypass import hints
 from netlab.realize import state as state_mod
+from fake_lab import machine_holds
 from test_cni_edited import up, world  # noqa: F401 - the fixture: lab fked up, its conflist edited since
 
 RECONFIGURE = "sudo netlab up -t FILE --reconfigure"  # the lab came from no file (status names FILE alike)
@@ -66,7 +67,7 @@ def test_trace_break_and_exec_name_the_cnis_repair():
     assert trace_run.repair_command is break_run.repair_command is api_exec.repair_command is edited.repair_command
 
 
-def test_a_deleted_namespace_of_such_a_lab_is_made_again_by_up_reconfigure(world):  # noqa: F811
+def test_a_deleted_namespace_of_such_a_lab_is_made_again_by_up_reconfigure(world, monkeypatch):  # noqa: F811
     """realize.state.netns_gone named the plain `up`, which refuses the lab: trace, exec and inspect raise the CNI's
     (cni.edited.netns_gone), as status names the repair."""
     from netlab.api import exec as api_exec, lab_checks, lab_pods
@@ -75,6 +76,7 @@ def test_a_deleted_namespace_of_such_a_lab_is_made_again_by_up_reconfigure(world
     from netlab.trace import run as trace_run
 
     lab, k, plugins, path = world
+    machine_holds(monkeypatch, k)  # its other namespaces are there: not a lab `gone`
     said = f"namespace fked-a was deleted while lab fked is up; `{RECONFIGURE}` makes it again"
     assert str(edited.lab_netns_gone("fked-a", lab.name)) == said
     assert str(edited.netns_gone(NetnsGone("fked-a", "/run/netns/fked-a"), lab.name)) == said

@@ -1,0 +1,89 @@
+"""Commands that meet a lab `netlab list` shows `gone`, or one a `netlab down` is deleting (the fake kernel).
+
+QA q18 defect 1: of a lab whose namespaces were all deleted while its state file stayed, `status` said "is not
+up ..." (StateGone, exit 3), but `exec` and `trace` said a namespace "was deleted while lab L is up" (exit 2),
+`probe` "is not up ... start it", and `get pods`/`get nodes` listed it (exit 0). Defect 2: while a `down` deletes
+the lab, `probe` said "start it with `up -t FILE`" (exit 3), `status` "being changed by pid N" (exit 3) and
+`get nodes` printed its table, where exec, logs, get pods and trace say "is being taken down" (exit 2).
+One function says both (realize.state.taken_down). Real namespaces: tests/integration/test_down_racing_commands.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fake_lab import machine_holds, make_lab, up
+
+from netlab.api import views
+from netlab.errors import NetlabError
+from netlab.kernel.fake import FakeKernel
+from netlab.probe import runner
+from netlab.realize import interrupted, state_dir
+from netlab.realize.lab_lock import LabLock
+from netlab.realize.state import lab_netns_gone, load_state
+
+lab = pytest.fixture(make_lab, name="lab")
+
+
+def gone_line(name: str) -> str:
+    return (f"lab {name} is not up: none of its namespaces is there any more, yet its state file remains "
+            f"({state_dir.state_file(name)}); once its folder may be written, `sudo netlab down --lab {name}` "
+            f"forgets it (or `sudo netlab up --lab {name}` makes it again)")
+
+
+@pytest.fixture
+def gone_lab(lab, monkeypatch):
+    k = FakeKernel()
+    up(lab, k)
+    machine_holds(monkeypatch, k)
+    for name in list(k.ns):  # `ip netns del` of every namespace of it: its state stays (`list`: gone)
+        k.delete_netns(name)
+    return lab
+
+
+def test_exec_and_trace_of_a_gone_lab_say_status_s_line(gone_lab):
+    exc = lab_netns_gone("fk-a", gone_lab.name)  # exec, trace, inspect meet the pod's namespace gone
+    assert (str(exc), exc.exit_code) == (gone_line("fk"), 3)
+
+
+def test_get_pods_and_nodes_of_a_gone_lab_say_status_s_line(gone_lab):
+    for read in (lambda: views.pods(load_state("fk"), gone_lab), lambda: views.nodes(gone_lab)):
+        with pytest.raises(NetlabError) as info:
+            read()
+        assert (str(info.value), info.value.exit_code) == (gone_line("fk"), 3)
+
+
+def test_probe_of_a_gone_lab_says_status_s_line(gone_lab):
+    with pytest.raises(NetlabError) as info:
+        runner.run(gone_lab)
+    assert (str(info.value), info.value.exit_code) == (gone_line("fk"), 3)
+
+
+def test_a_lab_with_its_namespaces_is_listed_not_refused(lab, monkeypatch):
+    k = FakeKernel()
+    up(lab, k)
+    machine_holds(monkeypatch, k)
+    assert [n.name for n in views.nodes(lab)] == ["n1", "n2"]  # no pin under /run/netns here: created None
+    assert "was deleted while lab fk is up" in str(lab_netns_gone("fk-a", lab.name))
+
+
+def test_probe_get_nodes_and_status_during_a_down_say_it_is_being_taken_down(lab, monkeypatch):
+    k = FakeKernel()
+    up(lab, k)
+    machine_holds(monkeypatch, k)
+    seen = interrupted.seen(lab.name)  # status began its read
+    state = load_state(lab.name)
+    state.phase = "deleting"  # what down writes before it deletes anything
+    state.save()
+    with LabLock(lab.name, "netlab down"):
+        said = {}
+        for what, read in (("probe", lambda: runner.run(lab)), ("nodes", lambda: views.nodes(lab))):
+            with pytest.raises(NetlabError) as info:
+                read()
+            said[what] = (str(info.value), info.value.exit_code)
+        err = seen.meanwhile()
+        assert err is not None
+        said["status"] = (str(err), err.exit_code)
+    assert said == {"probe": ("lab fk is being taken down (`netlab down`): its namespaces go with it", 2),
+                    "nodes": ("lab fk is being taken down (`netlab down`): its nodes' namespaces go with it", 2),
+                    "status": ("lab fk is being taken down (`netlab down`): what status read of it is its work "
+                               "half done, not drift", 2)}
