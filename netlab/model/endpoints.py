@@ -30,13 +30,26 @@ from netlab.model.topology import Service, ServicePort
 from netlab.model.echo_ports import pod_echo_ports
 
 
-def unreachable_external_ip(ip: IPv4Address) -> str | None:
-    """Why no client reaches externalIP ``ip`` (the API server takes it), or None: tcp_v4_connect refuses a route
-    that is multicast or broadcast with ENETUNREACH, in every pod, node and internet host."""
-    what = ("a multicast address (224.0.0.0/4)" if ip.is_multicast else
+def unreachable_external_ip(ip: IPv4Address, protocol: str = "TCP") -> str | None:
+    """Why no client reaches externalIP ``ip`` (the API server takes it) on a port of ``protocol``, or None:
+    tcp_v4_connect refuses a route that is multicast or broadcast with ENETUNREACH, in every pod, node and internet
+    host; a UDP datagram to it is sent (to 255.255.255.255 only with SO_BROADCAST), but its frame is multicast or
+    broadcast, and ip_forward drops every packet whose frame was not addressed to the node (pkt_type not host), so
+    no node forwards it to an endpoint, though kube-proxy's rule DNATs it (counted, in conntrack)."""
+    multicast = ip.is_multicast
+    what = ("a multicast address (224.0.0.0/4)" if multicast else
             "the limited broadcast address" if ip == IPv4Address("255.255.255.255") else None)
-    return what and (f"{what}: no host's kernel connects TCP to it (connect() says Network is unreachable), so no "
-                     "client reaches the Service there")
+    if what is None:
+        return None
+    if protocol.upper() != "UDP":
+        return (f"{what}: no host's kernel connects TCP to it (connect() says Network is unreachable), so no "
+                "client reaches the Service there")
+    sent = ("a UDP datagram to it is sent (connect() and send succeed)" if multicast else
+            "a UDP datagram to it is sent only by a socket with SO_BROADCAST (connect() says Permission denied "
+            "without it)")
+    frame = "multicast" if multicast else "broadcast"
+    return (f"{what}: {sent}, but no node forwards it to an endpoint: its frame is {frame}, not addressed to the "
+            "node, and the kernel forwards only frames addressed to it; so no client reaches the Service there")
 
 
 def service_notes(lab: Lab) -> list[str]:
@@ -47,8 +60,11 @@ def service_notes(lab: Lab) -> list[str]:
     deaf_of: dict[tuple, list[str]] = {}
     for svc in lab.services:
         for ip in svc.external_ips:
-            if (why := unreachable_external_ip(ip)) is not None:
-                out.append(f"service {svc.namespace}/{svc.name} externalIP {ip} is {why}; probe leaves it out")
+            protos = sorted({p.protocol.upper() for p in svc.ports} & {"TCP", "UDP"} or {"TCP"})
+            for proto in protos:  # TCP's reason first, then UDP's, where it has both
+                if (why := unreachable_external_ip(ip, proto)) is not None:
+                    on = f" (its {proto} ports)" if len(protos) > 1 else ""
+                    out.append(f"service {svc.namespace}/{svc.name} externalIP {ip}{on} is {why}; probe leaves it out")
         # what a client gets from a port without endpoints: kube-proxy's REJECT, or from a headless Service's name
         # (no ClusterIP, no rule) no address at all
         none = "its name answers no address" if svc.headless else "kube-proxy rejects its connections"

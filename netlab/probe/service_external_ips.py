@@ -37,7 +37,7 @@ def external_ip_probes(lab: "Lab", plan: ServicePlan, sp: "ServicePortInfo", eps
                               server=server[pod]) for pod, _, _ in eps_t)
 
     for ip in sp.external_ips:
-        if (unreachable := unreachable_external_ip(ip)) is not None:  # validate's note says so too
+        if (unreachable := unreachable_external_ip(ip, proto)) is not None:  # validate's note says so too
             plan.notes.append(f"svc/{name} {proto}/{port} (externalIP {ip}): not probed: {unreachable}")
             continue
         t = ServiceTarget(kind="ExternalIP", address=str(ip), port=port, node=None, **base)

@@ -53,3 +53,34 @@ def test_validate_prints_the_note_and_exits_0(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run
     assert f"service default/s externalIP 239.1.1.1 is {MULTICAST}; probe leaves it out" in run.stdout + run.stderr
+
+
+UDP_TOPO = {**TOPO, "services": [{"name": "s", "selector": {"a": "b"}, "externalIPs": ["224.1.2.3", "255.255.255.255"],
+                                  "ports": [{"name": "h", "port": 80},
+                                            {"name": "u", "port": 53, "targetPort": 80, "protocol": "UDP"}]}]}
+UDP_MULTICAST = ("a multicast address (224.0.0.0/4): a UDP datagram to it is sent (connect() and send succeed), but "
+                 "no node forwards it to an endpoint: its frame is multicast, not addressed to the node, and the "
+                 "kernel forwards only frames addressed to it; so no client reaches the Service there")
+UDP_BROADCAST = ("the limited broadcast address: a UDP datagram to it is sent only by a socket with SO_BROADCAST "
+                 "(connect() says Permission denied without it), but no node forwards it to an endpoint: its frame "
+                 "is broadcast, not addressed to the node, and the kernel forwards only frames addressed to it; so no "
+                 "client reaches the Service there")
+
+
+def test_a_udp_port_s_reason_is_udp_s_not_tcp_s():
+    """QA q18 3: a UDP port's not-probed line said no kernel connects TCP to the address; a UDP datagram to it
+    is sent (from a real pod: connect() and send succeed, kube-proxy's rule DNATs it, conntrack shows it, no
+    answer), the node does not forward it."""
+    plan = build(lab_of(UDP_TOPO), ("tcp", "udp"))
+    assert [n for n in plan.notes if "(externalIP 224" in n or "(externalIP 255" in n] == [
+        f"svc/s tcp/80 (externalIP 224.1.2.3): not probed: {MULTICAST}",
+        f"svc/s tcp/80 (externalIP 255.255.255.255): not probed: {BROADCAST}",
+        f"svc/s udp/53 (externalIP 224.1.2.3): not probed: {UDP_MULTICAST}",
+        f"svc/s udp/53 (externalIP 255.255.255.255): not probed: {UDP_BROADCAST}"], plan.notes
+    notes = [n for n in service_notes(lab_of(UDP_TOPO)) if "externalIP" in n]
+    assert notes == [f"service default/s externalIP 224.1.2.3 (its TCP ports) is {MULTICAST}; probe leaves it out",
+                     f"service default/s externalIP 224.1.2.3 (its UDP ports) is {UDP_MULTICAST}; probe leaves it out",
+                     f"service default/s externalIP 255.255.255.255 (its TCP ports) is {BROADCAST}; probe leaves it "
+                     "out",
+                     f"service default/s externalIP 255.255.255.255 (its UDP ports) is {UDP_BROADCAST}; probe leaves "
+                     "it out"], notes
