@@ -101,8 +101,10 @@ def _way(state: LabState | None) -> str:
 def drift_line(lab: Lab, state: LabState, names: list[str]) -> Reconfigure:
     """status's line for pods attached with another config: only `up --reconfigure` re-attaches them, so the repair
     status names says --reconfigure (feature.Reconfigure)."""
-    return Reconfigure(f"cni: {source(lab)} changed since {_pods(names)} attached with it: their CHECK runs with "
-                       f"the config they were attached with; {_way(state)} re-attaches them with the new one")
+    its, it, them = ("its", "it", "it") if len(names) == 1 else ("their", "they", "them")  # one pod, or several
+    return Reconfigure(f"cni: {source(lab)} changed since {_pods(names)} attached with it: {its} CHECK runs with "
+                       f"the config {it} {_pods(names).rsplit(' ', 1)[1]} attached with; {_way(state)} re-attaches "
+                       f"{them} with the new one")
 
 
 def reattach_reason(lab: Lab) -> str:

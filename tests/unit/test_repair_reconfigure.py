@@ -101,3 +101,14 @@ def test_a_containers_drift_line_names_up_reconfigure(world, monkeypatch):  # no
     up(lab, k, reconfigure=True)
     workload.drift(lab, state_mod.load_state(lab.name))
     assert given == [RECONFIGURE, f"sudo netlab up --lab {lab.name}"]
+
+
+def test_the_drift_line_of_one_pod_says_its_and_it(world):  # noqa: F811
+    """QA q18 4: "since pod a was attached with it: their CHECK runs with the config they were attached with"."""
+    lab, k, plugins, path = world
+    state = state_mod.load_state(lab.name)
+    one, two = (str(edited.drift_line(lab, state, names)) for names in (["a"], ["a", "b"]))
+    assert one == (f"cni: conflist {path} changed since pod a was attached with it: its CHECK runs with the config it "
+                   f"was attached with; `{RECONFIGURE}` re-attaches it with the new one"), one
+    assert two == (f"cni: conflist {path} changed since pods a, b were attached with it: their CHECK runs with the "
+                   f"config they were attached with; `{RECONFIGURE}` re-attaches them with the new one"), two
