@@ -33,9 +33,9 @@ from netlab.model.echo_ports import pod_echo_ports
 def unreachable_external_ip(ip: IPv4Address, protocol: str = "TCP") -> str | None:
     """Why no client reaches externalIP ``ip`` (the API server takes it) on a port of ``protocol``, or None:
     tcp_v4_connect refuses a route that is multicast or broadcast with ENETUNREACH, in every pod, node and internet
-    host; a UDP datagram to it is sent (to 255.255.255.255 only with SO_BROADCAST), but its frame is multicast or
-    broadcast, and ip_forward drops every packet whose frame was not addressed to the node (pkt_type not host), so
-    no node forwards it to an endpoint, though kube-proxy's rule DNATs it (counted, in conntrack)."""
+    host; a UDP datagram to it is sent (to 255.255.255.255 only with SO_BROADCAST); one to a multicast address is
+    DNATed by kube-proxy's rule and the endpoint answers (seen in a lab: conntrack, tcpdump in the pod), but the
+    answer never reaches the client's socket."""
     multicast = ip.is_multicast
     what = ("a multicast address (224.0.0.0/4)" if multicast else
             "the limited broadcast address" if ip == IPv4Address("255.255.255.255") else None)
@@ -44,12 +44,12 @@ def unreachable_external_ip(ip: IPv4Address, protocol: str = "TCP") -> str | Non
     if protocol.upper() != "UDP":
         return (f"{what}: no host's kernel connects TCP to it (connect() says Network is unreachable), so no "
                 "client reaches the Service there")
-    sent = ("a UDP datagram to it is sent (connect() and send succeed)" if multicast else
-            "a UDP datagram to it is sent only by a socket with SO_BROADCAST (connect() says Permission denied "
-            "without it)")
-    frame = "multicast" if multicast else "broadcast"
-    return (f"{what}: {sent}, but no node forwards it to an endpoint: its frame is {frame}, not addressed to the "
-            "node, and the kernel forwards only frames addressed to it; so no client reaches the Service there")
+    if multicast:
+        return (f"{what}: a UDP datagram to it is sent (connect() and send succeed) and kube-proxy's rule passes it to "
+                "an endpoint, but the endpoint's answer never reaches the client, so no client gets an answer from "
+                "the Service there")
+    return (f"{what}: a UDP datagram to it is sent only by a socket with SO_BROADCAST (connect() says Permission "
+            "denied without it), and no answer comes back, so no client gets an answer from the Service there")
 
 
 def service_notes(lab: Lab) -> list[str]:

@@ -58,19 +58,18 @@ def test_validate_prints_the_note_and_exits_0(tmp_path):
 UDP_TOPO = {**TOPO, "services": [{"name": "s", "selector": {"a": "b"}, "externalIPs": ["224.1.2.3", "255.255.255.255"],
                                   "ports": [{"name": "h", "port": 80},
                                             {"name": "u", "port": 53, "targetPort": 80, "protocol": "UDP"}]}]}
-UDP_MULTICAST = ("a multicast address (224.0.0.0/4): a UDP datagram to it is sent (connect() and send succeed), but "
-                 "no node forwards it to an endpoint: its frame is multicast, not addressed to the node, and the "
-                 "kernel forwards only frames addressed to it; so no client reaches the Service there")
+UDP_MULTICAST = ("a multicast address (224.0.0.0/4): a UDP datagram to it is sent (connect() and send succeed) and "
+                 "kube-proxy's rule passes it to an endpoint, but the endpoint's answer never reaches the client, so "
+                 "no client gets an answer from the Service there")
 UDP_BROADCAST = ("the limited broadcast address: a UDP datagram to it is sent only by a socket with SO_BROADCAST "
-                 "(connect() says Permission denied without it), but no node forwards it to an endpoint: its frame "
-                 "is broadcast, not addressed to the node, and the kernel forwards only frames addressed to it; so no "
-                 "client reaches the Service there")
+                 "(connect() says Permission denied without it), and no answer comes back, so no client gets an "
+                 "answer from the Service there")
 
 
 def test_a_udp_port_s_reason_is_udp_s_not_tcp_s():
     """QA q18 3: a UDP port's not-probed line said no kernel connects TCP to the address; a UDP datagram to it
-    is sent (from a real pod: connect() and send succeed, kube-proxy's rule DNATs it, conntrack shows it, no
-    answer), the node does not forward it."""
+    is sent (from a real pod: connect() and send succeed, kube-proxy's rule DNATs it, the endpoint answers), and
+    no answer reaches the client."""
     plan = build(lab_of(UDP_TOPO), ("tcp", "udp"))
     assert [n for n in plan.notes if "(externalIP 224" in n or "(externalIP 255" in n] == [
         f"svc/s tcp/80 (externalIP 224.1.2.3): not probed: {MULTICAST}",
