@@ -275,6 +275,14 @@ class LabBusy(NetlabError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class LabGoingDown(LabBusy):
+    """A ``netlab down`` holds the lab's lock and is deleting it: what a reader met is its work half done. Said as
+    every command that meets it says it (realize.state.being_taken_down), exit 2; a LabBusy to a caller that waits
+    for the lab's lock (a break, an ``up --lab``)."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+
 class ChecksFailed(NetlabError):
     """Drift or unmet expectations (exit 1)."""
 

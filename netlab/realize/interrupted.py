@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netlab.errors import LabBusy, NetlabError, UsageError
+from netlab.errors import LabBusy, LabGoingDown, NetlabError, UsageError
 from netlab.realize.lab_folder import MARK_FILE
 from netlab.realize.state_dir import STATE_FILE, lab_dir, state_temps
 from netlab.realize.lab_lock import lab_lock_holder, unheld
@@ -109,7 +109,7 @@ class Seen:
 
         down = taken_down(self.lab, "what status read of it is its work half done, not drift")
         if down is not None and not isinstance(down, StateGone):  # a `netlab down` at work: as probe, get, exec
-            return down
+            return LabGoingDown(str(down))  # still a LabBusy: a break or up --lab waits for the lock
         who = holder or lab_lock_holder(self.lab, now=False) or "another netlab command"
         now = "is" if lab_lock_holder(self.lab) else "was"
         return LabBusy(f"lab {self.lab} {now} being changed by {who} while status read it: what the kernel showed "
