@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -60,9 +61,11 @@ def test_commands_meeting_a_down_halfway_say_so_and_nothing_makes_the_lab_again(
         for proc, what in waiting:
             out, err = proc.communicate(timeout=300)
             assert proc.returncode == 2, (what, out, err)
-            assert err.splitlines() == [f"netlab: lab '{lab}' is not up: taken down by {holder} while this {what} "
-                                        "waited for the lab" + ("; `sudo netlab up -t FILE` brings it up from a file"
-                                                                if what == "up" else "")], (what, out, err)
+            # the labs that are up beside it, if any (other tests' labs in the same state folder), are named too
+            said = re.sub(r" \(labs up: [^)]*\)", "", err)
+            assert said.splitlines() == [f"netlab: lab '{lab}' is not up: taken down by {holder} while this {what} "
+                                         "waited for the lab" + ("; `sudo netlab up -t FILE` brings it up from a file"
+                                                                 if what == "up" else "")], (what, out, err)
         assert lab_namespaces(lab) == [] and not os.path.exists(state_path(lab))
         assert lab not in netlab("list", "-o", "json").stdout
     finally:
