@@ -11,7 +11,7 @@ import os
 
 from typing import TYPE_CHECKING
 
-from netlab.errors import NetlabError, UsageError
+from netlab.errors import NetlabError, UsageError, down_way
 from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName as EnvLabName
 from netlab.realize.state import gone, load_state, running_lab
 from netlab.realize.state_dir import check_lab_name, known_labs
@@ -49,7 +49,7 @@ def select_lab_name(lab_name: str | None, topology: str | None, required: bool =
     if lab_name is not None:
         return check_lab_name(lab_name, f"${LAB_ENV}" if isinstance(lab_name, EnvLabName) else "--lab")
     labs = up_labs()
-    if len(labs) > 1 and all(map(_gone, labs)):  # up_labs gives the gone labs back when every one is
+    if labs and all(map(_gone, labs)):  # up_labs gives the gone labs back when every one is (one alone too)
         raise all_gone(labs, api=api)
     if not labs:
         if required:
@@ -68,9 +68,10 @@ def plain_up_lab(default: str) -> str | None:
     name; None for the built-in default lab, as on a fresh machine: no lab is up, or ``default`` is (among
     others too). Several others: a usage error saying what to type, for either."""
     labs = up_labs()
-    if len(labs) > 1 and all(map(_gone, labs)):
-        raise all_gone(labs, then=f"; or make one again with `sudo netlab up --lab NAME` (the built-in default lab: "
-                                  f"`sudo netlab up --lab {default}`)")
+    if labs and all(map(_gone, labs)):
+        again = f"it again with `sudo netlab up --lab {labs[0]}`" if len(labs) == 1 else \
+            "one again with `sudo netlab up --lab NAME`"
+        raise all_gone(labs, then=f"; or make {again} (the built-in default lab: `sudo netlab up --lab {default}`)")
     if not labs or default in labs:
         return None
     if len(labs) > 1:
@@ -101,6 +102,10 @@ def all_gone(labs: list[str], api: bool = False, then: str = "") -> UsageError:
     """The error of a command that names no lab when every lab with a state is ``gone`` (`netlab list`'s phase:
     none of its namespaces is there, its state left by a ``down`` that could not forget it): no lab is up, and
     these are the gone ones, with the way to forget each (``api``: the Python call); ``then``: what else to do."""
+    if len(labs) == 1:  # one alone: no lab is up either (QA q17 2), said of it
+        return UsageError(f"no lab is up; 1 lab is gone ({labs[0]}): none of its namespaces is there any more, yet "
+                          f"its state file remains; once its folder may be written, `{down_way(labs[0], api)}` "
+                          f"forgets it{then}")
     way = "`Lab(NAME).down()`" if api else "`sudo netlab down --lab NAME`"
     return UsageError(f"no lab is up; {len(labs)} labs are gone ({', '.join(labs)}): none of their namespaces is "
                       f"there any more, yet their state files remain; once a lab's folder may be written, {way} "

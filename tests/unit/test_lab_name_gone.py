@@ -1,8 +1,8 @@
 """The only lab that is up is chosen among the labs `netlab list` says are up (QA qr3 3): a lab in phase ``gone``
 (none of its namespaces is there any more, its state file left by a ``down`` that could not forget it) made
 `status`, `get` and `probe` without --lab say "several labs are up (A, B)" (exit 2) while `list` said B is not up.
-A corrupt state still counts (its commands say what is wrong with it); a lone gone lab is still the one a plain
-`down` forgets. The real namespaces: tests/integration/test_gone_lab_not_chosen.py."""
+A corrupt state still counts (its commands say what is wrong with it); a lone gone lab is no lab up, as several
+are (QA q17 2): `down --lab NAME` forgets it. The real namespaces: tests/integration/test_gone_lab_not_chosen.py."""
 
 from __future__ import annotations
 
@@ -41,9 +41,8 @@ def test_a_gone_lab_is_not_chosen_beside_the_one_that_is_up(labs):
         lab_name.selected_name()
 
 
-def test_a_corrupt_lab_still_counts_and_a_lone_gone_lab_is_still_chosen(labs, state_root):
+def test_a_corrupt_lab_still_counts(labs, state_root):
     labs("qxgb", up=False)
-    assert lab_name.selected_name() == "qxgb"  # `down` without --lab forgets it
     labs("qxga")
     labs("qxgd", up=False)
     (state_root / "qxgd" / state_dir.STATE_FILE).write_text("{not json")  # corrupt: its namespaces unknown
@@ -69,3 +68,21 @@ def test_when_every_lab_is_gone_no_lab_is_up_and_each_is_named_with_the_way_to_f
         lab_name.plain_up_lab("demo")
     said = str(info.value)
     assert said.startswith("no lab is up; 2 labs are gone (qxga, qxgb)") and "`sudo netlab up --lab NAME`" in said
+
+
+def test_one_gone_lab_alone_is_no_lab_up_as_several_are(labs):
+    """QA q17 2: with one gone lab and no lab named, plain `up` called it "the only lab up" (and status, probe, get
+    pods acted on it), while list said it is not up; "no lab is up; N labs are gone" needed two."""
+    labs("qxgb", up=False)
+    with pytest.raises(UsageError) as info:
+        lab_name.selected_name()
+    assert str(info.value) == ("no lab is up; 1 lab is gone (qxgb): none of its namespaces is there any more, yet its "
+                               "state file remains; once its folder may be written, `sudo netlab down --lab qxgb` "
+                               "forgets it"), info.value
+    with pytest.raises(UsageError, match=r"^no lab is up; 1 lab is gone \(qxgb\): .*`Lab\('qxgb'\)\.down\(\)` forgets"):
+        lab_name.select_lab_name(None, None, api=True)
+    with pytest.raises(UsageError) as info:  # a plain up: not "lab qxgb, the only lab up, converges"
+        lab_name.plain_up_lab("demo")
+    said = str(info.value)
+    assert said.startswith("no lab is up; 1 lab is gone (qxgb)") and "`sudo netlab up --lab qxgb`" in said, said
+    assert lab_name.selected_name("qxgb") == "qxgb"  # named, it is still the one acted on (down --lab forgets it)
