@@ -92,6 +92,18 @@ def python_reconfigure(source: str | None) -> str:
     return f"Lab.up({repr(source) if source is not None else 'TOPOLOGY'}, reconfigure=True)"
 
 
+def from_file_way(api: bool | None = None) -> str:
+    """The way to bring a lab up from a file, for one that is not up: ``Lab.up('FILE')``, or ``sudo netlab up -t
+    FILE``."""
+    return "Lab.up('FILE')" if (in_python_words() if api is None else api) else "sudo netlab up -t FILE"
+
+
+def down_way(lab: str, api: bool | None = None) -> str:
+    """The way to take lab ``lab`` down (what a killed ``up`` made, or the rest a ``down`` left): ``Lab('L').down()``,
+    or ``sudo netlab down --lab L``."""
+    return f"Lab({lab!r}).down()" if (in_python_words() if api is None else api) else f"sudo netlab down --lab {lab}"
+
+
 def status_way(lab: str | None, api: bool | None = None) -> str:
     if in_python_words() if api is None else api:
         return f"Lab({lab!r}).status()" if lab else "netlab.Lab.attach()"

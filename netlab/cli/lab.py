@@ -16,7 +16,7 @@ from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, note, p
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, plural, table
-from netlab.errors import ChecksFailed, NetlabError, command_path, display_path
+from netlab.errors import ChecksFailed, NetlabError, command_path, display_path, from_file_way
 
 if TYPE_CHECKING:
     from netlab.api.topology import Loaded
@@ -213,7 +213,7 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) 
     if lab_name == default.lab.name:  # `up --lab demo`: the built-in default lab, made as a plain `up` makes it
         return default, "", False
     raise not_up(lab_name, " (named by $NETLAB_LAB)" if from_env else "",
-                 "; `sudo netlab up -t FILE` brings it up from a file")
+                 f"; `{from_file_way(api=False)}` brings it up from a file")
 
 
 def fixed_words(fixed: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
-from netlab.errors import NetlabError, NetnsGone, UsageError
+from netlab.errors import NetlabError, NetnsGone, UsageError, repair_way
 from netlab.feature import Reconfigure
 from netlab.model.cniconf import ConflistError
 from netlab.realize import state as state_mod
@@ -94,8 +94,10 @@ def check(lab: Lab, state: LabState | None, reconfigure: bool) -> None:
 
 
 def _way(state: LabState | None) -> str:
-    """The command that re-attaches them: --reconfigure applies a file (-t FILE), never --lab NAME."""
-    return f"`sudo netlab up -t {state.source if state is not None and state.source else 'FILE'} --reconfigure`"
+    """The command that re-attaches them: --reconfigure applies a file (-t FILE), never --lab NAME; in the caller's
+    words (errors.repair_way: ``Lab.up('FILE', reconfigure=True)`` in a Lab method, as the container lines say)."""
+    command = state_mod.reconfigure_up(state) if state is not None else state_mod.up_command("FILE", reconfigure=True)
+    return f"`{repair_way(state.lab if state is not None else '', command)}`"
 
 
 def drift_line(lab: Lab, state: LabState, names: list[str]) -> Reconfigure:

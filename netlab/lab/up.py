@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 from netlab import signals
 from netlab.realize.attachments import (attached_lab, check_cni_change, is_plugin_made, plugin_made, remade_line,
                                        remade_pods)
-from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, open_files
+from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, from_file_way, open_files
 from netlab.kernel import iptables
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
@@ -87,8 +87,7 @@ def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str |
     plan = build_plan(lab)
     with LabLock(lab.name, "netlab up", wait=wait) as lock, copy_of_run():  # NETLAB_CNI_LOG: this run's calls
         if running is not None:
-            still_up(lab.name, running, "this up", lock.waited_for,
-                     "; `sudo netlab up -t FILE` brings it up from a file")
+            still_up(lab.name, running, "this up", lock.waited_for, f"; `{from_file_way()}` brings it up from a file")
         return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source, reconfigure)
 
 

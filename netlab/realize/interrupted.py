@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netlab.errors import LabBusy, LabGoingDown, NetlabError, UsageError
+from netlab.errors import LabBusy, LabGoingDown, NetlabError, UsageError, down_way
 from netlab.realize.lab_folder import MARK_FILE
 from netlab.realize.state_dir import STATE_FILE, lab_dir, state_temps
 from netlab.realize.lab_lock import lab_lock_holder, unheld
@@ -76,13 +76,13 @@ def stalled(state: LabState) -> str | None:
     who = f" ({last.partition(' (')[0]})" if last else ""
     if now.phase == "creating":
         return (f"lab {now.lab}: the `{UP}` that was making it{who} ended before it finished (killed); "
-                f"`sudo netlab down --lab {now.lab}` takes away what it made")
+                f"`{down_way(now.lab)}` takes away what it made")
     failed = now.extra.get(DOWN_FAILED)
     if isinstance(failed, dict) and last is not None and last.partition(" (")[0] == f"pid {failed.get('pid')}":
         return (f"lab {now.lab}: the `netlab down` that was taking it down{who} failed before it finished: "
-                f"{failed.get('error')}; `sudo netlab down --lab {now.lab}` finishes it once that is put right")
+                f"{failed.get('error')}; `{down_way(now.lab)}` finishes it once that is put right")
     return (f"lab {now.lab}: the `netlab down` that was taking it down{who} ended before it finished (killed); "
-            f"`sudo netlab down --lab {now.lab}` finishes it")
+            f"`{down_way(now.lab)}` finishes it")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ def test_a_repair_that_waited_for_a_down_is_refused_and_makes_nothing_again(lab,
     assert not kernel.ns and load_state(lab.name) is None  # down's word holds: nothing was made again
     assert len(said) == 1 and isinstance(said[0], UsageError), said
     assert str(said[0]).startswith(f"lab {lab.name!r} is not up: taken down"), said[0]
+    assert str(said[0]).endswith("; `Lab.up('FILE')` brings it up from a file"), said[0]  # QA q17 3: not the CLI's
 
 
 @pytest.mark.parametrize("args", [("up", "--lab", "fk"), ("up",)], ids=["up --lab", "plain up"])

@@ -112,3 +112,17 @@ def test_the_drift_line_of_one_pod_says_its_and_it(world):  # noqa: F811
                    f"was attached with; `{RECONFIGURE}` re-attaches it with the new one"), one
     assert two == (f"cni: conflist {path} changed since pods a, b were attached with it: their CHECK runs with the "
                    f"config they were attached with; `{RECONFIGURE}` re-attaches them with the new one"), two
+
+
+def test_the_drift_line_in_python_words_names_the_python_call_as_the_containers_line_does(world):  # noqa: F811
+    """QA q17 3b: one Lab.status() said the cni line's repair as `sudo netlab up -t FILE --reconfigure` while the
+    container line beside it said `Lab.up('FILE', reconfigure=True)`: both go through errors.repair_way."""
+    from netlab.errors import python_words, repair_way
+
+    lab, k, plugins, path = world
+    state = state_mod.load_state(lab.name)
+    with python_words():
+        said = str(edited.drift_line(lab, state, ["a"]))
+        way = repair_way(lab.name, RECONFIGURE)
+    assert way == "Lab.up(TOPOLOGY, reconfigure=True)"
+    assert f"; `{way}` re-attaches it with the new one" in said and "sudo" not in said, said

@@ -145,3 +145,21 @@ def test_status_json_of_a_lab_whose_up_was_killed_carries_lists_line_as_error(st
     got = run_cli("status", "--lab", status_reading.name, "-o", "json")
     assert said is not None and json.loads(got.stdout)["error"] == said, got
     assert got.stderr.splitlines()[0] == f"netlab: {said}", got  # said on stderr too, as before
+
+
+def test_lab_status_of_a_lab_whose_up_was_killed_says_its_error_in_python_words(status_reading, monkeypatch):
+    """QA q17 3: Lab('L').status() of that lab gave Status.error in the CLI's words (`sudo netlab down --lab L`)
+    while Status.repair in the same object said `Lab('L').repair()`: both the Python call."""
+    from netlab import Lab
+
+    monkeypatch.setattr(lifecycle, "status", lambda state, _: StatusResult(lab=state.lab, drift=[HALF_DONE]))
+    state = state_mod.load_state(status_reading.name)
+    state.phase = "creating"
+    state.save()
+    with open(os.path.join(state_dir.lab_dir(status_reading.name), state_dir.LOCK_FILE), "w") as fh:
+        fh.write("pid 4194304 (netlab up)\n")  # the lock as that up left it: nobody
+    got = Lab(status_reading.name).status()
+    assert got.repair == f"Lab({status_reading.name!r}).repair()", got
+    assert got.error is not None and got.error.endswith(
+        f"; `Lab({status_reading.name!r}).down()` takes away what it made"), got.error
+    assert "sudo" not in got.error, got.error
