@@ -117,15 +117,18 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         check_choice("arp", arp, ARP_MODES)
         check_bool("services", services)
         check_bool("mtu", mtu)
-    model = lab._served()  # as up serves it: a Completed/Error pod is no Service's endpoint to expect
+    state = lab.state()
+    model = lab._served(state)  # as up serves it: a Completed/Error pod is no Service's endpoint to expect
     if topology is not None:
         loaded = lab._loaded_for(topology)
         same_pods(loaded, model)
         if said is not None and isinstance(topology, (str, os.PathLike)):
-            said(other_policies(model, loaded, topology, lab.state(), "probe"))
+            said(other_policies(model, loaded, topology, state, "probe"))
         model = loaded.lab.with_terminal(model.terminal)  # the running lab's: the file's expectations of them
-    return runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
-                      services=services, early=early)
+    report = runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
+                        services=services, early=early)
+    report.error = stalled(state)  # an up killed halfway: what the probes met is its work half done (as status)
+    return report
 
 
 # The library's own result behind each API result that has one, for the CLI's text rendering, by the API

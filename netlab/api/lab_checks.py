@@ -113,6 +113,7 @@ class LabChecks(InCallersWords):
         from netlab.api.reach import check_port
         from netlab.realize.own_files import check_output_path
         from netlab.cni.edited import repair_up
+        from netlab.realize.interrupted import stalled
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
 
         with method("lab.trace"):
@@ -132,6 +133,7 @@ class LabChecks(InCallersWords):
         _check_namespaces(model, src, dst, proto, port)
         result = run(model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
                      progress=progress, size=size, sport=sport, repair=repair_up(state))
+        result.error = stalled(state)  # an up killed halfway: the network the packet met is its work half done
         out = replace(from_json(R.Trace, result.to_json()), repair=f"Lab({self.name!r}).repair()")  # in Python
         keep(out, result)
         self.traces.append(out)

@@ -164,6 +164,9 @@ class Trace:
     # The trace's verdict, `netlab trace`'s exit 0: delivered, not refused, the reply (when one is due) back, no
     # denied flow past its node, no masquerade from pod to pod, no row that sent it astray
     ok: bool = True
+    # A lab whose `up` or `down` ended before it finished (killed): list's line, as Status.error, which the CLI's
+    # trace prints first (realize/interrupted.stalled): the network the packet met is that run's work half done.
+    error: str | None = None
 
     @property
     def src(self) -> TraceEnd:

@@ -97,6 +97,8 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     finally:
         if early is not None:
             early.close()
+    if report.error is not None:  # an up (or down) killed halfway is said first, in list's words, as status says it
+        click.echo(f"netlab: {report.error}", err=True)
     if junit_file:
         write_output_file(junit_file, render.junit(report))
     if output == "json":

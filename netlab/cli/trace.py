@@ -142,6 +142,8 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
         traced = lab.trace(src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, size=size or 0,
                              sport=sport or 0)
     result = internal(traced)  # the walk and its verdicts, for the text and the picture
+    if result.error is not None:  # an up (or down) killed halfway is said first, in list's words, as status says it
+        click.echo(f"netlab: {result.error}", err=True)
     if output in ("svg", "png", "dot"):
         from netlab.trace import picture
 

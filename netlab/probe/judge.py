@@ -43,6 +43,7 @@ class Report:
     notes: list[str] = field(default_factory=list)  # what was not probed, and why
     hints: list[str] = field(default_factory=list)  # what the kernel says of the failures (policytable.py)
     bridge: str | None = "cni0"  # the nodes' bridge of pods, for messages (plan.cniadd.pod_bridge)
+    error: str | None = None  # a lab whose up or down ended before it finished: list's line (interrupted.stalled)
 
     @property
     def failures(self) -> list["Result"]:

@@ -179,6 +179,7 @@ def to_json(report: Report) -> dict:
                             if k in ("peak_entries", "entries_before", "entries_after", "table_fulls",
                                      "forced_gc_runs", "deleted", "swept", "forgotten", "budget", "peak_live", "arp",
                                      "seeded", "turn_wait_s")},
+        "error": report.error,
     }
 
 

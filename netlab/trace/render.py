@@ -53,6 +53,7 @@ class TraceResult:
     # The impaired interfaces the path leaves by: target (NAME:IFACE), impairment, direction, hop (run._on_path)
     impairments: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # an end that is a terminal pod (targets.terminated_notes)
+    error: str | None = None  # a lab whose up or down ended before it finished: list's line (interrupted.stalled)
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
@@ -134,7 +135,7 @@ class TraceResult:
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
             "policy": self.policy, "repair": self.repair, "refused": self.refused, "nat": self.nat,
             "reply_expected": self.reply_expected, "listener": self.listener, "astray": self.astray,
-            "impairments": self.impairments, "notes": self.notes, "ok": self.ok,
+            "impairments": self.impairments, "notes": self.notes, "ok": self.ok, "error": self.error,
         }
 
 

@@ -6,6 +6,7 @@ so, and a str given for a list is one item, not its letters."""
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 
@@ -16,6 +17,7 @@ from netlab.errors import UsageError
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml
 from netlab.model.topology import Topology
+from netlab.realize.state import LabState
 from netlab.trace import run as run_mod
 
 NOT_UP = "qf-args-never-up"  # never brought up: a check that passes reaches "is not up"
@@ -58,6 +60,9 @@ def test_a_wrong_argument_is_a_usage_error_naming_it_and_the_cli_range_is_taken(
         right(Lab(NOT_UP))
 
 
+STOPPED = types.SimpleNamespace()  # the prober's report, stopped before anything is sent
+
+
 @pytest.fixture
 def probed(monkeypatch):
     """The protocols the prober was asked for, stopped before anything is sent."""
@@ -65,14 +70,15 @@ def probed(monkeypatch):
     lab = resolve(Topology.model_validate(parse_yaml(two_node_topology("tt", pods_per_node=1), "t.yaml").data))
     monkeypatch.setattr(Lab, "model", property(lambda self: lab))
     monkeypatch.setattr(Lab, "_served", lambda self, state=None: lab)  # the lab as up serves it: probe's
-    monkeypatch.setattr("netlab.probe.runner.run", lambda model, **kw: seen.update(kw) or "stopped")
+    monkeypatch.setattr(Lab, "state", lambda self: LabState(lab="tt", phase="up"))  # whether an up left it halfway
+    monkeypatch.setattr("netlab.probe.runner.run", lambda model, **kw: seen.update(kw) or STOPPED)
     return seen
 
 
 @pytest.mark.parametrize("protos,want", [("tcp", ("tcp",)), ("icmp,udp", ("icmp", "udp")),
                                          (["udp", "tcp", "udp"], ("udp", "tcp"))])
 def test_protos_as_a_str_is_one_protocol_not_its_letters(probed, protos, want):
-    assert lab_mod.internal_probe(Lab("tt"), protos=protos) == "stopped"
+    assert lab_mod.internal_probe(Lab("tt"), protos=protos) is STOPPED
     assert probed["protos"] == want
 
 

@@ -33,8 +33,8 @@ def probe_of(monkeypatch, tmp_path):
     with ``ingress``; the run itself is faked (it passes): what it was given is kept."""
     running = load(json.loads(topology(DENY)), running=False).lab
     path = tmp_path / "lab.yaml"
-    lab = types.SimpleNamespace(name="qnp2", model=running, _served=lambda: running,
-                                state=lambda: types.SimpleNamespace(source=str(path)),
+    lab = types.SimpleNamespace(name="qnp2", model=running, _served=lambda state=None: running,
+                                state=lambda: types.SimpleNamespace(source=str(path), phase="up"),
                                 _loaded_for=lambda topo: load(topo, "qnp2", running=False))
     monkeypatch.setattr(cli_probe, "require_root", lambda: None)
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
