@@ -391,21 +391,16 @@ def any_netns(st: LabState, kernel: Any = None) -> bool:
 
     tag = tags.state_tag(st.lab, st.run_id, st.extra)
     if kernel is not None:
-        for name in sorted(st.netns):
-            try:
-                if kernel.read_tag(name) == tag:
-                    return True
-            except (OSError, ValueError):
+        names, read_tag = sorted(st.netns), kernel.read_tag
+    else:
+        there = set(nsmod.list_netns())
+        names, read_tag = [name for name in st.netns if name in there], nsmod.read_tag
+    for name in names:
+        try:
+            if read_tag(name) == tag:
                 return True
-        return False
-    there = set(nsmod.list_netns())
-    for name in st.netns:
-        if name in there:
-            try:
-                if nsmod.read_tag(name) == tag:
-                    return True
-            except (OSError, ValueError):
-                return True
+        except (OSError, ValueError):
+            return True
     return False
 
 
