@@ -4,40 +4,24 @@ Each has an identity ``key`` (what makes two objects "the same one" for
 ``status`` and convergence), an ``ip(8)``-style line for learners, and a JSON
 form. Values that are not part of the key (a veth's MAC, a route's gateway)
 are compared to find objects that exist but differ.
+
+What every resource is (:class:`Resource`) is in :mod:`netlab.plan.resource_base`, the lab's
+netfilter tables (:class:`NatRules`, :class:`BaseChains`, :class:`NftRules`) in
+:mod:`netlab.plan.netfilter_resources`; both stay importable from here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, ClassVar
 
+from netlab.plan.netfilter_resources import BaseChains as BaseChains
+from netlab.plan.netfilter_resources import NatRules as NatRules
+from netlab.plan.netfilter_resources import NftRules as NftRules
+from netlab.plan.resource_base import Resource as Resource
+
 DEFAULT_TXQLEN = 1000  # DEFAULT_TX_QUEUE_LEN: what ether_setup() gives a new device
-
-
-@dataclass(frozen=True)
-class Resource:
-    kind: ClassVar[str] = "resource"
-    netns: str
-
-    @property
-    def key(self) -> tuple:
-        raise NotImplementedError
-
-    def command(self) -> str:
-        """The equivalent ip(8)/bridge(8)/sysctl command, for learners."""
-        raise NotImplementedError
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = str(value) if isinstance(value, (IPv4Address, IPv4Network, IPv4Interface)) else value
-        return out
-
-    def describe(self) -> str:
-        """Short human name used in status output."""
-        return f"{self.kind} {' '.join(str(k) for k in self.key[1:])}"
 
 
 @dataclass(frozen=True)
@@ -350,110 +334,6 @@ class Fdb(Resource):
 
     def describe(self) -> str:
         return f"fdb {self.lladdr} dst {self.dst} dev {self.dev} in {self.netns}"
-
-
-@dataclass(frozen=True)
-class NatRules(Resource):
-    """The lab's chains of one table in one namespace, as one iptables-restore payload.
-
-    ``payload`` is complete input for ``iptables-restore --noflush``: it declares
-    and flushes only the chains in ``chains`` (the lab's own), then appends the
-    rules, so chains the lab does not own are never touched. ``rules`` is the
-    canonical ``iptables-save`` form of the same rules (``-A CHAIN ...`` lines,
-    sorted as iptables-save prints them) that status compares with the kernel.
-    ``plugin_jumps``: the namespace is a node where a user's CNI plugins run;
-    their jumps from the built-in chains to their own ``CNI-*`` chains are theirs.
-    """
-
-    kind: ClassVar[str] = "nat"
-    table: str
-    chains: tuple[str, ...]
-    payload: str
-    rules: tuple[str, ...] = ()
-    plugin_jumps: bool = False
-
-    @property
-    def key(self) -> tuple:
-        return ("nat", self.netns, self.table)
-
-    def command(self) -> str:
-        return f"ip netns exec {self.netns} iptables-restore --noflush <<'EOF'\n{self.payload.rstrip()}\nEOF"
-
-    def describe(self) -> str:
-        return f"iptables {self.table} rules in {self.netns}"
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        out["chains"] = list(self.chains)
-        out["rules"] = list(self.rules)
-        return out
-
-
-@dataclass(frozen=True)
-class BaseChains(Resource):
-    """iptables-nft's built-in chains of a namespace that exist, hooked into netfilter, though the plan has no
-    rule in them (a fresh lab's restores never made them): empty, policy ACCEPT, each still sees every packet of
-    its hook. Never planned, only found: status says them extra; up deletes them, and each of their tables left
-    with no chain, in one ``nft -f`` transaction (iptables-restore cannot delete a built-in chain)."""
-
-    kind: ClassVar[str] = "iptables-nft"
-    chains: tuple[tuple[str, str], ...] = ()  # (table, chain)
-    tables: tuple[str, ...] = ()  # their tables that hold no other chain: deleted with them
-
-    @property
-    def key(self) -> tuple:
-        return ("iptables-nft", self.netns)
-
-    def payload(self) -> str:
-        """The ``nft -f`` transaction that deletes them."""
-        return "".join([f"delete chain ip {t} {c}\n" for t, c in self.chains]
-                       + [f"delete table ip {t}\n" for t in self.tables])
-
-    def restore_payload(self) -> str:
-        """The ``iptables-restore --noflush`` that makes them again as iptables-nft made them (a rollback's)."""
-        tables = dict.fromkeys([t for t, _ in self.chains] + list(self.tables))
-        return "".join(f"*{t}\n" + "".join(f":{c} ACCEPT [0:0]\n" for tt, c in self.chains if tt == t) + "COMMIT\n"
-                       for t in tables)
-
-    def command(self) -> str:
-        return f"ip netns exec {self.netns} nft -f - <<'EOF'\n{self.payload().rstrip()}\nEOF"
-
-    def describe(self) -> str:
-        if not self.chains:
-            return f"iptables-nft tables {', '.join(self.tables)} in {self.netns}"
-        return f"iptables-nft base chains {', '.join(f'{t} {c}' for t, c in self.chains)} in {self.netns}"
-
-
-@dataclass(frozen=True)
-class NftRules(Resource):
-    """One nf_tables table of a namespace (kube-proxy's ``ip kube-proxy``), as one ``nft -f`` transaction.
-
-    ``payload`` replaces the whole table atomically (``add table``, ``delete
-    table``, then every object); ``listing`` is the table in the words
-    :mod:`netlab.kernel.nft` prints ``nft -j list table`` in, sorted, which
-    status compares with the kernel (see plan/nftables.py).
-    """
-
-    kind: ClassVar[str] = "nft"
-    family: str
-    table: str
-    payload: str
-    listing: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> tuple:
-        return ("nft", self.netns, self.family, self.table)
-
-    def command(self) -> str:
-        return f"ip netns exec {self.netns} nft -f - <<'EOF'\n{self.payload.rstrip()}\nEOF"
-
-    def describe(self) -> str:
-        return f"nftables table {self.family} {self.table} in {self.netns}"
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        out["listing"] = list(self.listing)
-        return out
 
 
 RESOURCE_TYPES: dict[str, type[Resource]] = {
