@@ -38,11 +38,13 @@ and how to take it down (once per lab).
 Without root, or on a machine that lacks a kernel feature or tool the lab
 needs, lab tests are skipped with the reason ``netlab doctor`` gives, and the
 reasons are repeated at the end of the run.
+
+How the labs are brought up, shared by a scope's tests and taken down is
+netlab.pytest_labs's; this module holds the fixtures and hooks.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -53,18 +55,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from netlab import pytest_owners, signals
-from netlab.pytest_artifacts import (LABS, down_by, kept_lines, read_going_down, report_failure, retried_lines,
-                                     unhook, used_by as _used_by)
+from netlab import pytest_owners
+from netlab.pytest_artifacts import LABS, kept_lines, report_failure, retried_lines, unhook, used_by as _used_by
 from netlab.pytest_artifacts import dump_lab as dump_lab, failed as _failed, watch as watch  # re-exported
+from netlab.pytest_labs import SKIP_PREFIX, _Registry, _Shared
 from netlab.pytest_topology import (ONE_LINE, check_name, check_topology, check_wait, marker_error,
-                                    marker_args, resolve_path, unique_name)
-from netlab.realize import owner
+                                    marker_args, resolve_path)
 
 if TYPE_CHECKING:
     from netlab.api import Lab, TopologyInput
 
-SKIP_PREFIX = "netlab: "
 REGISTRY = pytest.StashKey["_Registry"]()
 
 
@@ -196,41 +196,6 @@ def netlab_lab(request: pytest.FixtureRequest) -> Lab:
     return lab
 
 
-class _Shared:
-    """Labs shared by the tests of one scope, keyed by topology and name."""
-
-    def __init__(self, registry: _Registry, scope: str = "module"):
-        self.registry = registry
-        self.scope = scope
-        self.labs: dict[str, Lab] = {}
-        self.skips: dict[str, str] = {}
-        self.users: dict[str, list[pytest.Item]] = {}
-
-    def get(self, topology: TopologyInput, name: str | None, item: pytest.Item) -> Lab:
-        key = json.dumps([os.fspath(topology) if isinstance(topology, os.PathLike) else topology, name],
-                         sort_keys=True, default=str)
-        if key in self.skips:
-            pytest.skip(self.skips[key])
-        if key not in self.labs:
-            try:
-                self.labs[key] = self.registry.bring_up(topology, name, 60.0, item=item)
-            except pytest.skip.Exception as exc:
-                self.skips[key] = str(exc.msg)
-                raise
-        lab = self.labs[key]
-        if lab._down:  # a test of the scope called its down(): the plugin's to take down, after the scope's last
-            pytest.fail(f"netlab: lab {lab.name}, which the tests of this {self.scope} share, is down: "
-                        f"{down_by(item.config, lab)}; the plugin takes a netlab_lab down after the last test of its "
-                        "scope: a test does not call its down() (use netlab_factory for a lab of the test's own)",
-                        pytrace=False)
-        return lab
-
-    def close(self) -> None:
-        for lab in self.labs.values():
-            failed = any(_failed(item) for item in self.users.get(lab.name, []))
-            self.registry.take_down([lab], failed=failed)
-
-
 def _shared_fixture(scope: Any) -> Any:
     @pytest.fixture(scope=scope)
     def fixture(request: pytest.FixtureRequest) -> Generator[_Shared, None, None]:
@@ -248,98 +213,6 @@ _netlab_class_labs = _shared_fixture("class")
 _netlab_module_labs = _shared_fixture("module")
 _netlab_package_labs = _shared_fixture("package")
 _netlab_session_labs = _shared_fixture("session")
-
-
-# --- bringing labs up and down ------------------------------------------------------------------
-
-
-class _Registry:
-    """Every lab this pytest process brought up: made with unique names, taken down once."""
-
-    def __init__(self, config: pytest.Config):
-        self.config = config
-        self.live: dict[str, Lab] = {}
-        self.kept: list[str] = []
-        self.retried: set[str] = set()  # labs whose take-down failed: not kept, taken down again by close()
-        self.machine_ok: set[frozenset[str]] = set()
-
-    def bring_up(self, topology: TopologyInput, name: str | None, wait: float, raising: bool = False,
-                 item: pytest.Item | None = None) -> Lab:
-        from netlab import doctor
-        from netlab.api import Lab
-        from netlab.errors import EnvironmentNotReady
-        from netlab.pytest_topology import load
-
-        # The topology first: a mistake in it is the test's, with or without root.
-        loaded = load(topology, name, raising)
-        loaded = load(topology, unique_name(name or loaded.lab.name, loaded), raising)
-        if os.geteuid() != 0:
-            pytest.skip(f"{SKIP_PREFIX}needs root: a lab is made of network namespaces (run pytest with sudo)")
-        needs = frozenset(doctor.needs(loaded.lab))
-        if needs not in self.machine_ok:
-            try:
-                doctor.require_for(loaded.lab)
-            except EnvironmentNotReady as exc:
-                pytest.skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
-                            "`sudo netlab doctor` says how to fix it")
-            self.machine_ok.add(needs)
-        with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'
-            lab = Lab.up_loaded(loaded, wait=wait)
-        # The plugin's lab: a test's `with netlab_lab as lab:` leaves it up (as a with block leaves an attached lab
-        # up); it took down the lab a scope's tests share, and the next test met a bare "lab X is not up".
-        lab.owned = False
-        failed = lab.last_up.failed if lab.last_up is not None else ()
-        if failed:
-            # A container that could not start (its command missing, not executable): `netlab up` leaves such a
-            # lab up and exits 1; a test would run against a workload that is not the one asked for. The
-            # fixture errors out at setup with up's lines, as an up error is reported, and the lab goes down.
-            said = "; ".join(failed)
-            if item is not None:  # the test's failure dump: the lab as up left it, read before it goes down
-                read_going_down(item, lab)
-            try:
-                lab.down()
-            except Exception as exc:  # noqa: BLE001 - said with the failure; the session's end tries again
-                self.live[lab.name] = lab
-                self.retried.add(lab.name)
-                said += f" (taking the lab down failed too: {exc})"
-            else:
-                said += " (the lab is taken down)"
-            pytest.fail(f"netlab: lab {lab.name}: {said}", pytrace=False)
-        self.live[lab.name] = lab
-        return lab
-
-    def take_down(self, labs: list[Lab], failed: bool) -> None:
-        errors = []
-        for lab in labs:
-            if lab.name not in self.live:
-                continue
-            if failed and self.config.getoption("netlab_keep"):
-                self.kept.append(lab.name)
-                del self.live[lab.name]
-                continue
-            # A lab leaves the registry once it is down: one whose down failed, or was interrupted (Ctrl-C), is
-            # tried again at the end of the session (close()).
-            try:
-                lab.down()
-            except Exception as exc:  # noqa: BLE001 - the others still go down; reported below
-                errors.append(f"{lab.name}: {exc}")
-                self.retried.add(lab.name)
-            else:
-                self.live.pop(lab.name, None)
-        if errors:
-            raise RuntimeError("netlab: could not take down " + "; ".join(errors))
-
-    def close(self) -> None:
-        """The end of the session: whatever is still up (an interrupted run) goes down."""
-        labs = list(self.live.values())
-        # a second Ctrl-C, or the SIGTERM a CI runner sends after its SIGINT, waits for it
-        with signals.handled(signal.SIG_IGN):
-            for lab in labs:
-                try:
-                    lab.down()
-                except Exception:  # noqa: BLE001 - best effort at the very end; the test already reported
-                    pass
-        self.live.clear()
 
 
 # --- SIGTERM: the run stops as at Ctrl-C, in the xdist controller and in every worker -------------------
