@@ -33,26 +33,29 @@ and written once per round of the loop). Run alone (``python -m
 netlab.workload.echo --pod fedora-2 --port 8080/TCP --port 53/UDP``) it serves
 one pod from the namespace it runs in, logging on stdout.
 
-Standard library only, one thread, ``selectors``.
+Standard library only, one thread, ``selectors``. The logs (:class:`Log`, a log
+started over past ``LOG_MAX``) are echo_log.py's, and stay importable from here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import selectors
 import socket
 import struct
-import stat
 import sys
 import time
 from typing import Callable
 
+from netlab.workload.echo_log import LOG_MAX as LOG_MAX
+from netlab.workload.echo_log import Log as Log
+from netlab.workload.echo_log import start_over_if_full as start_over_if_full
+from netlab.workload.echo_log import stamp
+
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 DRAIN_SECONDS = 5.0  # how long a half-closed TCP connection may linger
-LOG_MAX = 10 * 2**20  # bytes of a container's log file before it starts over: the kubelet's containerLogMaxSize
 MAX_DRAIN = 64 * 1024  # bytes read from one client before it is simply closed
 # How long a TCP client may stay silent before it gets the reply unasked: long
 # enough for an HTTP client on a loaded machine to send its request after the
@@ -163,97 +166,6 @@ def listen(ports: list[tuple[int, str]], address: str = "0.0.0.0") -> list[socke
     return out
 
 
-# --- logs ---------------------------------------------------------------------------
-
-
-class Log:
-    """Where one container's lines go: a file descriptor, written once per round of the loop.
-
-    The echo server logs every connection, so a probed lab's logs grow with every run (a 500-pod matrix: some
-    15 MB a run, in /run, which is memory on most machines). Like the kubelet, which rotates a container's log
-    once it reaches containerLogMaxSize (10 MiB by default) and shows only the newest file, a log file that
-    would pass :data:`LOG_MAX` starts over, with a line that says so (``netlab logs -f`` follows it on)."""
-
-    __slots__ = ("fd", "pending", "own", "size")
-
-    def __init__(self, fd: int, own: bool = True):
-        self.fd, self.own = fd, own
-        self.pending: list[str] = []
-        try:  # None: not a regular file (a pipe, a terminal), never started over
-            st = os.fstat(fd)
-            self.size: int | None = st.st_size if stat.S_ISREG(st.st_mode) else None
-        except OSError:
-            self.size = None
-
-    @classmethod
-    def open(cls, path: str) -> "Log":
-        return cls(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-
-    def write(self, line: str) -> None:
-        self.pending.append(line + "\n")
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        data = "".join(self.pending).encode(errors="replace")
-        self.pending.clear()
-        if self.size is not None and self.size + len(data) > LOG_MAX:
-            try:
-                os.ftruncate(self.fd, 0)  # O_APPEND: the next write lands at the start
-                self.size = 0
-                data = starts_over_line() + data
-            except OSError:
-                pass
-        try:
-            os.write(self.fd, data)  # O_APPEND: a few kB, one write
-            if self.size is not None:
-                self.size += len(data)
-        except OSError:
-            pass  # a full disk costs log lines, never answers
-
-    def close(self) -> None:
-        self.flush()
-        if self.own:
-            os.close(self.fd)
-
-
-_stamp_cache = [0, ""]
-
-
-def starts_over_line() -> bytes:
-    return (f"{_stamp()} netlab: this log reached {LOG_MAX // 2**20} MiB and starts over, as the kubelet rotates a "
-            "container's log at containerLogMaxSize\n").encode()
-
-
-def start_over_if_full(path: str) -> bool:
-    """A command container's log past :data:`LOG_MAX` starts over, as a :class:`Log` does: truncated, the
-    line that says so first. The container writes it itself, through its own descriptor (O_APPEND: its next
-    write lands at the new end), so it is looked at from outside now and then, as the kubelet's container
-    log manager looks every 10 s (containerLogMonitorInterval). True when it started over."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return False  # gone with its pod, or no file of ours
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size <= LOG_MAX:
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, starts_over_line())
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _stamp() -> str:
-    now = int(time.time())
-    if now != _stamp_cache[0]:
-        _stamp_cache[0], _stamp_cache[1] = now, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
-    return _stamp_cache[1]
-
-
 # --- the loop -------------------------------------------------------------------------
 
 
@@ -335,7 +247,7 @@ class EchoLoop:
     def _log(self, served: Served, proto: str, client: tuple[str, int], server: tuple[str, int]) -> None:
         if served.log is None:
             return
-        served.log.write(f"{_stamp()} {proto} {client[0]}:{client[1]} -> {server[0]}:{server[1]}")
+        served.log.write(f"{stamp()} {proto} {client[0]}:{client[1]} -> {server[0]}:{server[1]}")
         self.dirty.add(served.log)
 
     def _accept(self, lsock: socket.socket, served: Served) -> None:

@@ -175,9 +175,9 @@ def test_a_control_answer_without_its_last_line_is_no_answer():
 
 def test_a_log_starts_over_at_its_limit_as_the_kubelet_rotates_and_a_pipe_is_left_alone(tmp_path, monkeypatch):
     """Every connection is logged: without a limit a probed lab's logs grew without end, in /run (memory)."""
-    from netlab.workload import echo
+    from netlab.workload import echo_log
 
-    monkeypatch.setattr(echo, "LOG_MAX", 400)
+    monkeypatch.setattr(echo_log, "LOG_MAX", 400)
     path = tmp_path / "web.main.log"
     log = Log.open(str(path))
     for i in range(30):
@@ -210,9 +210,9 @@ def test_a_held_command_containers_log_starts_over_at_its_limit_and_only_a_log_o
     the container's next lines landing at the start. It takes only a `<pod>.<container>.log` name in the lab's
     log folder, and follows no symbolic link."""
     from netlab.kernel import processes as proc
-    from netlab.workload import echo
+    from netlab.workload import echo_log
 
-    monkeypatch.setattr(echo, "LOG_MAX", 400)
+    monkeypatch.setattr(echo_log, "LOG_MAX", 400)
     logs = tmp_path / "logs"
     logs.mkdir()
     outside = tmp_path / "precious.log"

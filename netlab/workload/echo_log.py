@@ -1,0 +1,103 @@
+"""The echo server's logs: one container's lines, written once per round of the loop, and a log that would
+pass :data:`LOG_MAX` started over with a line that says so, as the kubelet rotates a container's log.
+
+:class:`Log` is what the loop (echo.py) writes a container's requests to; :func:`start_over_if_full` is how
+the lab's server (echoserver.py) keeps a command container's own log bounded. Standard library only: the
+echo server runs it inside the pods.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+LOG_MAX = 10 * 2**20  # bytes of a container's log file before it starts over: the kubelet's containerLogMaxSize
+
+
+class Log:
+    """Where one container's lines go: a file descriptor, written once per round of the loop.
+
+    The echo server logs every connection, so a probed lab's logs grow with every run (a 500-pod matrix: some
+    15 MB a run, in /run, which is memory on most machines). Like the kubelet, which rotates a container's log
+    once it reaches containerLogMaxSize (10 MiB by default) and shows only the newest file, a log file that
+    would pass :data:`LOG_MAX` starts over, with a line that says so (``netlab logs -f`` follows it on)."""
+
+    __slots__ = ("fd", "pending", "own", "size")
+
+    def __init__(self, fd: int, own: bool = True):
+        self.fd, self.own = fd, own
+        self.pending: list[str] = []
+        try:  # None: not a regular file (a pipe, a terminal), never started over
+            st = os.fstat(fd)
+            self.size: int | None = st.st_size if stat.S_ISREG(st.st_mode) else None
+        except OSError:
+            self.size = None
+
+    @classmethod
+    def open(cls, path: str) -> "Log":
+        return cls(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+
+    def write(self, line: str) -> None:
+        self.pending.append(line + "\n")
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        data = "".join(self.pending).encode(errors="replace")
+        self.pending.clear()
+        if self.size is not None and self.size + len(data) > LOG_MAX:
+            try:
+                os.ftruncate(self.fd, 0)  # O_APPEND: the next write lands at the start
+                self.size = 0
+                data = starts_over_line() + data
+            except OSError:
+                pass
+        try:
+            os.write(self.fd, data)  # O_APPEND: a few kB, one write
+            if self.size is not None:
+                self.size += len(data)
+        except OSError:
+            pass  # a full disk costs log lines, never answers
+
+    def close(self) -> None:
+        self.flush()
+        if self.own:
+            os.close(self.fd)
+
+
+_stamp_cache = [0, ""]
+
+
+def starts_over_line() -> bytes:
+    return (f"{stamp()} netlab: this log reached {LOG_MAX // 2**20} MiB and starts over, as the kubelet rotates a "
+            "container's log at containerLogMaxSize\n").encode()
+
+
+def start_over_if_full(path: str) -> bool:
+    """A command container's log past :data:`LOG_MAX` starts over, as a :class:`Log` does: truncated, the
+    line that says so first. The container writes it itself, through its own descriptor (O_APPEND: its next
+    write lands at the new end), so it is looked at from outside now and then, as the kubelet's container
+    log manager looks every 10 s (containerLogMonitorInterval). True when it started over."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False  # gone with its pod, or no file of ours
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size <= LOG_MAX:
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, starts_over_line())
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def stamp() -> str:
+    now = int(time.time())
+    if now != _stamp_cache[0]:
+        _stamp_cache[0], _stamp_cache[1] = now, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
+    return _stamp_cache[1]
