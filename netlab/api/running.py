@@ -13,6 +13,7 @@ from typing import Any
 
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
+from netlab.errors import down_way, in_python_words, python_words, repair_way, words_said
 from netlab.realize import lab_lock, owner, state_dir
 from netlab.realize.interrupted import interrupted_up, stalled
 from netlab.realize.state import LabState, any_netns, iter_states, load_state
@@ -28,7 +29,14 @@ def labs() -> tuple[LabInfo, ...]:
     each is taken down with ``--force``. An ``up`` killed before its first state write left only the lab's folder
     (phase ``interrupted``), and one killed later a lab in phase ``creating`` that nobody holds: each row says so,
     and plain ``down`` takes it away. A lab up with another state folder (its namespaces' tag names it) is no lost
-    one: phase ``elsewhere``, its line names the folder, whichever folder lists (the default one or another)."""
+    one: phase ``elsewhere``, its line names the folder, whichever folder lists (the default one or another).
+    Each row's way out is the Python call (``Lab('L').down()``), or the command for ``netlab list``."""
+    api = words_said()
+    with python_words(True if api is None else api):
+        return _labs()
+
+
+def _labs() -> tuple[LabInfo, ...]:
     rows: list[LabInfo] = []
     pods: set[str] = set()  # the namespaces of the labs with a state: their /etc/netns folders are theirs
     for st in iter_states():
@@ -70,7 +78,7 @@ def _state_row(st: LabState | StateCorrupt) -> LabInfo:
     """The row of a lab with a state here (a corrupt one listed so, for the user to take it down with --force)."""
     if isinstance(st, StateCorrupt):
         return LabInfo(lab=st.lab, phase="corrupt", namespaces=None, nodes=None, pods=None, source=None,
-                       error=str(st))
+                       error=str(st.said_for(in_python_words())))
     topo = st.topology
     record = owner.of(st.extra)
     if st.phase == "up" and st.netns and not _any_netns(st):  # taken down, its state not forgotten
@@ -78,11 +86,16 @@ def _state_row(st: LabState | StateCorrupt) -> LabInfo:
                        pods=len(topo.get("pods", [])), source=source_label(st),
                        error=f"lab {st.lab}: none of its namespaces is there any more, yet its state file remains "
                              f"({state_dir.state_file(st.lab)}): it is not up; once its folder may be written, "
-                             f"`sudo netlab down --lab {st.lab}` forgets it (or `up` makes it again)")
+                             f"`{down_way(st.lab)}` forgets it (or `{_again(st.lab)}` makes it again)")
     return LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
                    pods=len(topo.get("pods", [])), source=source_label(st), error=stalled(st),
                    owner=owner.describe(record) if record else None,
                    owner_gone=owner.gone(record) if record else None)
+
+
+def _again(lab: str) -> str:
+    """What makes a gone lab again: ``Lab('L').repair()`` (StateGone's), or the command's plain ``up``."""
+    return repair_way(lab) if in_python_words() else "up"
 
 
 _any_netns = any_netns  # a namespace of the state's there with its tag (realize.state.gone: list's phase gone)
@@ -125,6 +138,8 @@ def _lost_row(name: str, lost: Exception) -> LabInfo:
     """The row of a lab with no state here: ``lost``, or ``elsewhere`` when its namespaces' tag names another state
     folder (up with that one, another netlab's: the line names it, and how to reach the lab there)."""
     phase = "elsewhere" if isinstance(lost, StateElsewhere) else "lost"
+    said_for = getattr(lost, "said_for", None)  # StateLost, PodFilesLeft, StateElsewhere: in the caller's words
+    lost = said_for(in_python_words()) if said_for is not None else lost
     return LabInfo(lab=name, phase=phase, namespaces=None, nodes=None, pods=None, source=None, error=str(lost))
 
 

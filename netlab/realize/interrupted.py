@@ -51,7 +51,7 @@ def interrupted_up(lab: str) -> str | None:
     left = f"its lock and {', '.join(temps)}" if temps else "its lock"
     return (f"lab {lab}: the `{UP}` that made its folder ({last.removesuffix(f' ({UP})')}) ended before it saved "
             f"the lab's state, so nothing of the lab was made (the folder holds only {left}); "
-            f"`sudo netlab down --lab {lab}` removes it")
+            f"`{down_way(lab)}` removes it")
 
 
 def stalled(state: LabState) -> str | None:

@@ -145,4 +145,4 @@ def test_a_lab_whose_state_is_gone_is_still_lost(monkeypatch):
     UpAtWork(spaces).makes_it(finished=True)
     state_dir.forget(LAB)
     rows = [row for row in running.labs() if row.lab == LAB]
-    assert [row.phase for row in rows] == ["lost"] and "--force" in str(rows[0].error), rows
+    assert [row.phase for row in rows] == ["lost"] and "force=True" in str(rows[0].error), rows

@@ -88,7 +88,7 @@ def test_list_shows_a_lost_lab_with_the_way_out_and_not_a_folder_of_only_a_lock(
     rows = labs()
     assert [(r.lab, r.phase) for r in rows] == [("ialive", "creating"), (LAB, "lost")]
     assert rows[1].error is not None and rows[1].error.endswith(
-        f"`sudo netlab down --lab {LAB} --force` (it deletes only namespaces tagged as the lab's, pods' files in "
+        f"Lab({LAB!r}).down(force=True) (it deletes only namespaces tagged as the lab's, pods' files in "
         "/etc/netns whose first line says they are the lab's, and the files netlab wrote in the lab's folder)")
 
 

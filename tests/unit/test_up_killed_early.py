@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from netlab.errors import python_words
 from netlab.api.running import labs
 from netlab.kernel.fake import FakeKernel
 from netlab.lab.teardown import down
@@ -41,7 +42,7 @@ def test_an_up_killed_in_its_first_state_write_is_listed_interrupted_and_plain_d
     assert rows[0].error == (
         f"lab {LAB}: the `netlab up` that made its folder (pid 4194304) ended before it saved the lab's state, so "
         f"nothing of the lab was made (the folder holds only its lock and state.json.tmp.4194304); "
-        f"`sudo netlab down --lab {LAB}` removes it")
+        f"`Lab({LAB!r}).down()` removes it")  # netlab.labs(): the Python call; `netlab list`: the command
     result = down(LAB, FakeKernel())
     assert result.was_up and result.removed_netns == [] and not os.path.lexists(path)
     assert [row for row in labs() if row.lab == LAB] == []
@@ -69,7 +70,8 @@ def test_a_lab_whose_up_or_down_ended_halfway_says_so_while_nobody_holds_it():
     folder(holder=DEAD)
     assert stalled(state) == (f"lab {LAB}: the `netlab up` that was making it (pid 4194304) ended before it "
                               f"finished (killed); `sudo netlab down --lab {LAB}` takes away what it made")
-    assert [row.error for row in labs() if row.lab == LAB] == [stalled(state)]
+    with python_words():  # netlab.labs(): the Python call
+        assert [row.error for row in labs() if row.lab == LAB] == [stalled(state)]
     with lab_lock.LabLock(LAB, "netlab up"):  # at work: no line
         assert stalled(state) is None
     state.phase = "deleting"
