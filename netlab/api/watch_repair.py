@@ -74,10 +74,16 @@ def refused(state: LabState, drift: list[str]) -> str | None:
     """What the watcher does when ``drift`` holds pods attached with a conflist edited in place since (a line that is
     a feature.Reconfigure: cni/edited.py): nothing, as the kubelet leaves running pods on the config they were
     attached with; its plain up would refuse the lab at every round (it would mix two configs), so the line names
-    the one command that re-attaches them (`up --watch` takes no --reconfigure), which the watcher then follows.
+    the one command that re-attaches them (`up --watch` takes no --reconfigure), which the watcher then follows;
+    for a conflist edited into one that cannot be read (not JSON, deleted), fixing the file first.
     None: a plain up repairs the drift."""
     if not any(isinstance(line, Reconfigure) for line in drift):
         return None
+    if any(isinstance(line, edited.Unreadable) for line in drift):  # fixed first, then re-attached (cni/edited.drift)
+        return (f"nothing: a plain up refuses the lab while its conflist cannot be read (its pods run on with the "
+                f"config they were attached with); fix the file (or put the old config back); once it is valid, "
+                f"`{edited.repair_up(state)}` re-attaches them (this watcher follows it); until then the watcher "
+                f"repairs nothing of the lab")
     return (f"nothing: a plain up refuses a lab whose pods were attached with a config edited since; "
             f"`{edited.repair_up(state)}` re-attaches them (this watcher follows it), or put the old config back; "
             f"until then the watcher repairs nothing of the lab")

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 
+class Unreadable(Reconfigure):
+    """:func:`drift`'s line for a conflist edited in place into one that cannot be read: its way out is to fix the
+    file first (the watcher says so: api/watch_repair.refused), then `up --reconfigure`."""
+
+
 def host_local_dir(lab_name: str, node: str) -> str:
     """host-local's leases on a node (a real node's /var/lib/cni/networks, on its own disk): inside the lab's state
     directory, gone with it (never the machine's /var/lib/cni)."""
@@ -66,7 +71,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         records = pod_records(state)
         attached = [p.name for p in lab.pods if isinstance(prec := records.get(p.name), dict)
                     and prec.get("phase") == "added"]
-        return [Reconfigure(f"cni: network.cni.conflist: {exc}; {_pods(attached)} attached with it before it was "
+        return [Unreadable(f"cni: network.cni.conflist: {exc}; {_pods(attached)} attached with it before it was "
                             f"edited (their CHECK runs with the config they were attached with) and up refuses the "
                             f"lab until it can be read: fix the file (or put the old config back); once it is "
                             f"valid, {_way(state)} re-attaches them with it")]

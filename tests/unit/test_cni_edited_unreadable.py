@@ -63,7 +63,10 @@ def test_the_deleted_file_is_named_as_validate_names_it(world):  # noqa: F811
     assert said.startswith(f"cni: network.cni.conflist: {path}: no such file; pods a, b were attached with it")
 
 
-def test_the_watcher_says_it_once(world, monkeypatch):  # noqa: F811
+@pytest.mark.parametrize("breaks", list(BREAKS))
+def test_the_watcher_says_it_once_that_the_file_cannot_be_read(world, monkeypatch, breaks):  # noqa: F811
+    """Its sentence was the one for a valid edit ("a plain up refuses a lab whose pods were attached with a config
+    edited since; `up --reconfigure` re-attaches them"), which up refuses while the file cannot be read."""
     lab, k, plugins, path = world
     up(lab, k, reconfigure=True)  # every pod on the new config: nothing stale
     monkeypatch.setattr(watch_repair, "drift", lambda state: lab_status.status(
@@ -76,11 +79,12 @@ def test_the_watcher_says_it_once(world, monkeypatch):  # noqa: F811
     w.lock_stamp = lab_lock_stamp(lab.name)
     w._converge(load_state(lab.name), [])
     assert lines == [] and applied == []
-    BREAKS["NaN"](path)
+    BREAKS[breaks](path)
     for _ in range(3):  # three resyncs
         assert w._converge(load_state(lab.name), []) is None
     assert applied == [] and w.retry_at is None
     assert lines == [
-        f"saw: a periodic check ({line(path)}); did: nothing: a plain up refuses a lab whose pods were attached with "
-        f"a config edited since; `{RECONFIGURE}` re-attaches them (this watcher follows it), or put the old config "
-        f"back; until then the watcher repairs nothing of the lab"]
+        f"saw: a periodic check ({line(path)}); did: nothing: a plain up refuses the lab while its conflist cannot "
+        f"be read (its pods run on with the config they were attached with); fix the file (or put the old config "
+        f"back); once it is valid, `{RECONFIGURE}` re-attaches them (this watcher follows it); until then the "
+        f"watcher repairs nothing of the lab"]
