@@ -168,7 +168,7 @@ def _emit(data: bytes, path: str | None) -> None:
     if path:
         write_output_file(path, data)
         return
-    stream = click.get_binary_stream("stdout")
+    stream = sys.stdout.buffer  # click.get_binary_stream is deprecated (Click 8.5), and returns this
     stream.write(data)
     stream.flush()
 
