@@ -111,6 +111,9 @@ class Capture:
         self.iface = iface
         self.homes: dict[str, tuple[int, int]] = {}  # netns -> the namespace its socket was opened in (nsfs dev, ino)
         self.notes: list[str] = []  # what the reads said of the link (it went down), not yet told
+        # A device deleted goes down first (ENETDOWN) and is unbound a moment later: a "went down" is held until a
+        # later check finds the device still there, and dropped when it finds it deleted (said once, as deleted)
+        self.held: list[str] = []
         self.ended: str | None = None  # why the capture cannot go on: its device or its namespace is gone
         try:
             for ns in namespaces:
@@ -146,24 +149,44 @@ class Capture:
 
     def wait(self, deadline: float) -> list[Frame]:
         """Frames as they come, until ``deadline`` (for one-interface captures). A device that went down is a note
-        (:attr:`notes`) and the capture goes on; one that is gone, or its namespace, ends it (:attr:`ended`): the
-        kernel says nothing more to a socket whose device was deleted, so that is asked every GONE_CHECK s."""
+        (:attr:`notes`, once a check after it finds the device still there) and the capture goes on; one that is
+        gone, or its namespace, ends it (:attr:`ended`): the kernel says nothing more to a socket whose device was
+        deleted, so that is asked every GONE_CHECK s."""
         left = deadline - time.monotonic()
         if left <= 0 or self.ended:
             return []
         ready, _, _ = select.select(list(self.socks.values()), [], [], min(left, GONE_CHECK) if self.iface else left)
+        earlier, self.held = self.held, []  # read by an earlier round: the device was there after it, or not now
         out: list[Frame] = []
         for ns, s in self.socks.items():
             if s in ready:
                 out += _read_all(ns, s, self._link_error)
             if self.iface and not self.ended:
                 self.ended = self.gone(ns, s)
+        self.told(earlier)
         return out
+
+    def told(self, held: list[str]) -> None:
+        """The "went down" lines ``held``, once a check after them found the device still there; none when it is
+        deleted (:attr:`ended` says that)."""
+        if self.ended:
+            self.held = []
+        else:
+            self.notes += held
+
+    def last_check(self) -> None:
+        """The capture stops (its count, its timeout): a "went down" still held is told once the device is found
+        still there, else the capture ended as deleted."""
+        if self.held:
+            held, self.held = self.held, []
+            for ns, s in self.socks.items():
+                self.ended = self.ended or (self.gone(ns, s) if self.iface else None)
+            self.told(held)
 
     def _link_error(self, ns: str, code: int) -> None:
         if code == errno.ENETDOWN:
-            self.notes.append(f"{ns} {self.iface or 'an interface'} went down; still capturing "
-                              "(frames again once it is up)")
+            self.held.append(f"{ns} {self.iface or 'an interface'} went down; still capturing "
+                             "(frames again once it is up)")
         else:
             self.ended = self.ended or f"{ns} {self.iface}: {os.strerror(code)}"
 
@@ -331,6 +354,9 @@ def live(capture: Capture, count: int, timeout: float, on_frame: Callable[[Frame
                 seen += 1
             while capture.notes:
                 on_note(capture.notes.pop(0))
+        capture.last_check()
+        while capture.notes:
+            on_note(capture.notes.pop(0))
     except KeyboardInterrupt:
         # Ctrl-C: the frames read already (a Ctrl-C while one of them was handed on: that one again) and those the
         # kernel had queued on the socket came before it, so they count too. They were lost when it landed while

@@ -93,6 +93,8 @@ def test_capture_goes_on_across_a_port_down_and_ends_in_one_line_when_the_port_i
     # The pcap: written whole at the end, frames from before the port went down and after it came up.
     assert written.returncode == 1, w_err
     assert f"{lab}-n1 {port} went down; still capturing" in w_err
+    # The deletion is said once, as what it is: the port goes down as it is deleted, not said (it was, just before)
+    assert "went down" not in err and w_err.count("went down") == 1, (err, w_err)
     got = rdpcap(str(pcap))
     assert any(float(p.time) < down_at for p in got) and any(float(p.time) > up_at for p in got), (
         down_at, up_at, [float(p.time) for p in got], seen)

@@ -67,20 +67,48 @@ def _capture(sock: _Socket, tmp_path, monkeypatch) -> cap.Capture:
     return c
 
 
-def test_a_link_down_is_a_note_and_the_capture_goes_on(tmp_path, monkeypatch):
+DOWN = "lab-a eth0 went down; still capturing (frames again once it is up)"
+
+
+def test_a_link_down_is_a_note_once_a_check_after_it_finds_the_device_and_the_capture_goes_on(tmp_path, monkeypatch):
     c = _capture(_Socket(b"in", errno.ENETDOWN), tmp_path, monkeypatch)
     assert [f.direction for f in c.wait(float("inf"))] == ["in"]
-    assert c.notes == ["lab-a eth0 went down; still capturing (frames again once it is up)"] and c.ended is None
+    assert c.notes == [] and c.ended is None  # a deleted device goes down first: not said yet
+    assert c.wait(float("inf")) == []  # the next check: the device is there, down
+    assert c.notes == [DOWN] and c.ended is None
     c.socks["lab-a"].reads = [b"out"]  # type: ignore[attr-defined]  # up again: frames again
-    assert [f.direction for f in c.wait(float("inf"))] == ["out"] and c.ended is None
+    assert [f.direction for f in c.wait(float("inf"))] == ["out"] and c.ended is None and c.notes == [DOWN]
+
+
+def test_a_device_deleted_after_its_down_was_read_is_said_deleted_only(tmp_path, monkeypatch):
+    """QA (closing44 Left): capture said "went down" just before "deleted": a device deleted goes down first
+    (ENETDOWN), and its socket is unbound a moment later, often after the read. Only the deletion is said."""
+    sock = _Socket(b"in", errno.ENETDOWN)
+    c = _capture(sock, tmp_path, monkeypatch)
+    assert [f.direction for f in c.wait(float("inf"))] == ["in"] and c.ended is None
+    sock.name = ""  # unbound: deleted
+    assert c.wait(float("inf")) == []
+    assert c.ended == "interface eth0 of lab-a was deleted (its pod or the lab taken down?)" and c.notes == []
+
+
+@pytest.mark.parametrize("deleted", [False, True])
+def test_a_down_still_held_when_the_capture_stops_is_told_or_said_deleted(tmp_path, monkeypatch, deleted):
+    sock = _Socket(b"in", errno.ENETDOWN)
+    c = _capture(sock, tmp_path, monkeypatch)
+    assert live(c, 1, 3600, lambda f: None, lambda note: None) == 1  # its count: stops after that read
+    c.held, c.notes = [DOWN], []
+    sock.name = "" if deleted else "eth0"
+    c.last_check()
+    assert (c.notes, c.ended) == (([], "interface eth0 of lab-a was deleted (its pod or the lab taken down?)")
+                                  if deleted else ([DOWN], None))
 
 
 def test_a_deleted_device_ends_the_capture_with_its_frames_kept(tmp_path, monkeypatch):
     sock = _Socket(b"in", errno.ENETDOWN, name="")  # deleted: the socket is bound to no device, its name reads ""
     c = _capture(sock, tmp_path, monkeypatch)
     assert [f.direction for f in c.wait(float("inf"))] == ["in"]
-    assert c.ended == "interface eth0 of lab-a was deleted (its pod or the lab taken down?)"
-    assert c.wait(float("inf")) == []
+    assert c.ended == "interface eth0 of lab-a was deleted (its pod or the lab taken down?)" and c.notes == []
+    assert c.wait(float("inf")) == [] and c.notes == []
 
 
 def test_a_deleted_namespace_ends_the_capture(tmp_path, monkeypatch):
@@ -105,7 +133,7 @@ def test_live_hands_on_the_notes_and_stops_when_the_capture_ended(tmp_path, monk
     seen: list[str] = []
     notes: list[str] = []
     assert live(c, 100, 3600, lambda f: seen.append(f.direction), notes.append) == 2
-    assert seen == ["in", "in"] and len(notes) == 1 and c.ended and len(calls) == 2
+    assert seen == ["in", "in"] and notes == [] and c.ended and len(calls) == 2  # deleted: not said down
 
 
 def test_capture_whose_interface_is_deleted_prints_its_frames_says_so_in_one_line_and_exits_1(monkeypatch):
@@ -132,7 +160,10 @@ def test_capture_whose_interface_is_deleted_prints_its_frames_says_so_in_one_lin
             self.waits = 0
             self.notes: list[str] = []
 
-        def wait(self, deadline):
+        def last_check(self):
+            pass
+
+        def wait(self, deadline):  # down (told once the device was seen after it), deleted later
             self.waits += 1
             if self.waits == 1:
                 self.notes.append("lab-a eth0 went down; still capturing (frames again once it is up)")
