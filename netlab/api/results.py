@@ -123,7 +123,8 @@ class Status:
     # None against a dict, which no command names, and when every difference is one it leaves (``kept``).
     repair: str | None = None
     # The drift lines that repair does not put right by itself (workload.policy.up_leaves): a Never pod's
-    # container that failed, a container that could not start. None of them: repair puts it all right.
+    # container that failed (or whose exit code is unknown), a container that could not start. None of them:
+    # repair puts it all right.
     kept: tuple[str, ...] = ()
     # What matches the plan but not the topology as written: a pod's explicit ip: that its CNI plugins did not
     # give it (the lab follows the plugins' address). Said, never drift. Against a file, what its `up` does that

@@ -80,7 +80,7 @@ def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
         code = codes.get(cid)
         pod_name, cname = cid.split("/", 1)
         how = "exited (" if code is None else "completed (exit code 0, " if code == 0 else f"exited with code {code} ("
-        kept = "" if restart != "Never" else f"; {policy.LEFT_EXITED}"
+        kept = "" if restart != "Never" else f"; {policy.LEFT_EXITED if code is not None else policy.LEFT_UNKNOWN}"
         if cid in waiting:
             kept = waiting[cid].words(now)
         out[i] = "" if policy.completed(restart, code) else \

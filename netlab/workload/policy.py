@@ -60,15 +60,22 @@ def completed(policy: str, exit_code: int | None) -> bool:
 
 # How status says the containers that `up` does not put right by itself (workload.lifecycle.drift's lines).
 LEFT_EXITED = "restartPolicy Never: `netlab up` leaves it exited"
+# ... and one whose exit code nobody saw (an `up` killed as it started it; a kernel before 6.15): not said failed
+LEFT_UNKNOWN = f"{LEFT_EXITED} (completed or failed: its exit code is unknown)"
 START_FAILED = "could not start: "
 
 
 def up_leaves(line: str) -> str | None:
     """Why ``up`` alone does not put this drift line right (None: it does): a Never pod's container that failed
-    stays exited, as the kubelet leaves it; one that could not start is tried again by each ``up``, which fails
-    the same until its command can run. ``status`` says so instead of offering ``up`` as the repair."""
+    (or whose exit code is unknown: it may have completed) stays exited, as the kubelet leaves it; one that could
+    not start is tried again by each ``up``, which fails the same until its command can run. ``status`` says so
+    instead of offering ``up`` as the repair."""
     if not line.startswith("containers: "):
         return None
+    if line.endswith(LEFT_UNKNOWN):
+        return ("a Never pod's container whose exit code is unknown stays exited: its log tells whether it did its "
+                "work (then nothing is to do); to run it again, change its command or take the pod out of the file "
+                "and back (`up` each time), or `down` and `up`")
     if line.endswith(LEFT_EXITED):
         return ("a Never pod's container that failed stays exited: to run it again, change its command or take "
                 "the pod out of the file and back (`up` each time), or `down` and `up`")

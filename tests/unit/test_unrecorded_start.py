@@ -20,7 +20,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.realize import state_dir
 from netlab.realize.state import LabState
-from netlab.workload import dns_records, drift, exits, health, lifecycle, node_uts, unrecorded
+from netlab.workload import dns_records, drift, exits, health, lifecycle, node_uts, policy, unrecorded
 from netlab.workload.containers import log_path
 
 LAB = "kcu"
@@ -221,8 +221,13 @@ def test_a_never_pods_first_run_that_ran_is_not_run_again(host):
     state = written_ahead()
     state.extra["workload"]["pods"]["c"]["containers"]["main"]["log_at"] = 4  # the log held a line of an older run
     _log("old\nran\n")
-    line = f"{RAN_LINE}; restartPolicy Never: `netlab up` leaves it exited"
+    line = (f"{RAN_LINE}; restartPolicy Never: `netlab up` leaves it exited (completed or failed: its exit code is "
+            "unknown)")
     assert container_lines(state, "Never") == [line]
+    # not said to have failed (closing44 Left): why up leaves it, and what to do, as its exit is unknown
+    why = policy.up_leaves(line)
+    assert why is not None and "failed stays" not in why and why.startswith(
+        "a Never pod's container whose exit code is unknown stays exited: its log tells whether it did its work"), why
     assert _state_of(state) == "exited"
     lifecycle.start(lab_of("Never"), state)
     assert calls == []  # not run twice
