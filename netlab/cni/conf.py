@@ -80,7 +80,7 @@ def convert_result(result: dict[str, Any], version: str) -> dict[str, Any]:
     ``ips`` with ``version: "4"`` and an ``interface`` index; 1.0.0 dropped ``version``.
     """
     out = copy.deepcopy(result)
-    if "ip4" in out or "ip6" in out:  # 0.1.0/0.2.0 -> 0.3.x
+    if "ip4" in out or "ip6" in out or out.get("cniVersion") in RESULT_TYPES[0][0]:  # 0.1.0/0.2.0 -> 0.3.x
         ips, routes = [], []
         for fam in ("ip4", "ip6"):
             sect = out.pop(fam, None)
@@ -101,13 +101,42 @@ def convert_result(result: dict[str, Any], version: str) -> dict[str, Any]:
     return out
 
 
+# The result types libcni reads (pkg/types/020, 040, 100: the versions each is created for) and the fields each has:
+# a result is read by the version it says it is (create.Create), and a field its type lacks is lost.
+RESULT_TYPES = ((("0.1.0", "0.2.0"), ("ip4", "ip6", "dns")),
+                (("0.3.0", "0.3.1", "0.4.0"), ("interfaces", "ips", "routes", "dns")),
+                (("1.0.0", "1.1.0"), ("interfaces", "ips", "routes", "dns")))
+
+
+def result_as_declared(result: dict[str, Any], version: str) -> dict[str, Any]:
+    """A plugin's result as libcni reads it (invoke.ExecPluginWithResult): by the cniVersion it declares, or the
+    config's ``version`` when it declares none (fixupResultVersion); only the fields of that version's type. A
+    version libcni has no type for is a ValueError, as create.Create's "unsupported CNI result version"."""
+    declared = result.get("cniVersion")
+    if not isinstance(declared, str) or not declared:
+        declared = version
+    fields = next((f for versions, f in RESULT_TYPES if declared in versions), None)
+    if fields is None:
+        known = ", ".join(v for versions, _ in RESULT_TYPES for v in versions)
+        raise ValueError(f"its result says cniVersion {str(declared)[:20]!r}, which libcni has no result type for "
+                         f"({known}): a real runtime fails the pod there (unsupported CNI result version)")
+    return {"cniVersion": declared, **{k: result[k] for k in fields if k in result}}
+
+
 def check_result(result: Any, version: str) -> dict[str, Any]:
-    """A plugin's stdout as a result; ValueError (one line) when it is not one."""
+    """A plugin's stdout as a result, read by the version it declares (:func:`result_as_declared`) and handed on in
+    the list's ``version``; ValueError (one line) when it is not one."""
     if not isinstance(result, dict):
         raise ValueError("its output is not a JSON object")
+    result = result_as_declared(result, version)
+    for fam in ("ip4", "ip6"):
+        sect = result.get(fam)
+        if sect is not None and not (isinstance(sect, dict) and isinstance(sect.get("ip"), str)):
+            raise ValueError(f"its result's {fam} has no ip")
     for key in ("interfaces", "ips", "routes"):
         if key in result and not isinstance(result[key], list):
             raise ValueError(f"its result's {key} is not a list")
+    result = convert_result(result, version)
     for ip in result.get("ips", []):
         if not isinstance(ip, dict) or "address" not in ip:
             raise ValueError("its result has an ips entry without address")
@@ -118,7 +147,7 @@ def check_result(result: Any, version: str) -> dict[str, Any]:
         except (TypeError, ValueError):  # the address with its prefix, as the spec has it (10.244.0.2/24)
             raise ValueError(f"its result's ips address {str(ip['address'])[:50]!r} is not an address with its "
                              "prefix length (10.244.0.2/24)") from None
-    return convert_result(result, version)
+    return result
 
 
 def kept_devices(net: Conflist) -> list[str]:

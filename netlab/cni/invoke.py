@@ -297,8 +297,13 @@ def exit_words(code: int | None) -> str:
 
 def one_line(text: Any) -> str:
     """A plugin's text on one line: each line stripped, the lines joined by `` | `` (iptables' output in an
-    error's details is several)."""
-    return " | ".join(line.strip() for line in str(text).splitlines() if line.strip())
+    error's details is several), and safe on a terminal: every other control character (C0, DEL, C1: a NUL, the
+    ESC of a colour or of a title escape, a BEL) is written as ``\\xNN``, a tab as a space (QA q20 #4)."""
+    lines = (line.strip() for line in str(text).splitlines() if line.strip())
+    return " | ".join(line.translate(_CONTROLS) for line in lines)
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]} | {0x09: " "}
 
 
 def plugin_error(call: Call) -> str:
@@ -320,7 +325,7 @@ def plugin_error(call: Call) -> str:
             text += f" [code {one_line(err['code'])}]"
     elif call.stdout.strip():
         text += f": {one_line(call.stdout)[:200]}"
-    stderr = " ".join(call.stderr.split())
+    stderr = " ".join(call.stderr.split()).translate(_CONTROLS)
     if stderr:
         text += f"; stderr: {stderr[:300]}"
     return text
