@@ -141,7 +141,10 @@ def _to_copy(call: Call) -> None:
 
 
 class PluginFailed(ApplyFailed):
-    """A plugin said no (exit != 0), timed out, or answered what is not JSON: one line naming pod, plugin, command."""
+    """A plugin said no (exit != 0), timed out, or answered what is not JSON: one line naming pod, plugin, command.
+    A DEL's: ``undone``, the (network, index in its plugins) whose DEL failed or never ran (cni/runtime.py)."""
+
+    undone: list[tuple[str, int]] | None = None
 
 
 @dataclass

@@ -22,15 +22,20 @@ def _ip(prec: dict[str, Any]) -> str | None:
                 None)
 
 
-def left_behind(prec: dict[str, Any], outside: str | None = None) -> list[str]:
+Undone = list[tuple[str, int]]  # (network, index in its plugins) of each plugin whose DEL failed or never ran
+
+
+def left_behind(prec: dict[str, Any], outside: str | None = None, undone: Undone | None = None) -> list[str]:
     """What the pod's plugins may keep after a failed DEL, one phrase each; ``outside``: only what lies outside this
-    directory and the node (the lab's state directory, when the whole lab goes with its nodes)."""
+    directory and the node (the lab's state directory, when the whole lab goes with its nodes); ``undone``: only
+    what these plugins made (DEL runs in reverse order: the plugins after the failing one undid theirs; QA q20 #5).
+    """
     out: list[str] = []
     for raw, _ in prec.get("networks") or []:
         if not isinstance(raw, dict):
             continue
-        for plugin in raw.get("plugins") or []:
-            if not isinstance(plugin, dict):
+        for n, plugin in enumerate(raw.get("plugins") or []):
+            if not isinstance(plugin, dict) or (undone is not None and (raw.get("name"), n) not in undone):
                 continue
             kind, ipam = plugin.get("type"), plugin.get("ipam")
             if isinstance(ipam, dict) and ipam.get("type") == "host-local":
@@ -49,16 +54,16 @@ def left_behind(prec: dict[str, Any], outside: str | None = None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def kept_words(pod: str, prec: dict[str, Any]) -> str:
+def kept_words(pod: str, prec: dict[str, Any], undone: Undone | None = None) -> str:
     """Said after a removed pod's failed DEL, its node still there: what may be left, and that DEL runs again."""
-    what = ", ".join(left_behind(prec)) or "what its plugins keep there"
+    what = ", ".join(left_behind(prec, undone=undone)) or "what its plugins keep there"
     return (f"; on node {prec.get('node', '?')} may be left {what}: the lab keeps pod {pod}'s CNI record, and the "
             f"next up or down runs DEL again")
 
 
-def gone_words(prec: dict[str, Any], lab_dir: str) -> str:
+def gone_words(prec: dict[str, Any], lab_dir: str, undone: Undone | None = None) -> str:
     """Said after a failed DEL when the whole lab goes: its nodes take the rules; what lies outside stays."""
-    outside = left_behind(prec, outside=lab_dir)
+    outside = left_behind(prec, outside=lab_dir, undone=undone)
     if outside:
         return f"; the lab goes with its nodes, but {', '.join(outside)} stays (remove it by hand)"
     return "; the lab goes with its nodes and state directory, and what its plugins kept goes with them"

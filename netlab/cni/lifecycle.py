@@ -115,8 +115,13 @@ def _detach(rt_: Runtime, prec: dict[str, Any], pod: str) -> None:
     """DEL the pod from every network, the last attached first (from the record: no lab file needed). The record
     gives the ADD's capability arguments: a cached result brings its own, but the DEL after a failed ADD has none
     (host-local's DEL without the ipRanges it allocated from fails: "no IP ranges specified")."""
-    for raw, ifname in reversed(prec["networks"]):
-        rt_.delete(parse_conflist(conf_text(raw)), recorded_conf(prec, pod, ifname))
+    nets = [(parse_conflist(conf_text(raw)), ifname) for raw, ifname in prec["networks"]]
+    for k in range(len(nets) - 1, -1, -1):
+        try:
+            rt_.delete(nets[k][0], recorded_conf(prec, pod, nets[k][1]))
+        except PluginFailed as exc:  # the networks attached before it are not DELed either
+            exc.undone = (exc.undone or []) + [(n.name, i) for n, _ in nets[:k] for i in range(len(n.plugins))]
+            raise
 
 
 def _record(lab: Lab, pod: PodInfo, state: LabState, old: Any = None) -> dict[str, Any]:
@@ -280,9 +285,9 @@ def _delete_removed(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, 
         if prec.get("phase") == DELETED or (prec.get("node_netns") and not is_netns_mount(prec["node_netns"])):
             records.pop(pod, None)  # nothing to DEL, or its node took what the plugins made
             continue
-        said = _safe_detach(rt_, lab.name, prec, pod, None)
-        if said:
-            out.problems.append(said[0] + kept_words(pod, prec))
+        failed = _detach_said(rt_, prec, pod)
+        if failed:
+            out.problems.append(failed[0] + kept_words(pod, prec, failed[1]))
             continue
         records.pop(pod, None)
         out.actions.append(f"ran the CNI DEL of removed pod {pod} again: it succeeded")
@@ -376,14 +381,17 @@ def start_again(lab: Lab, state: LabState, netns_names: list[str], was: list[str
 
 
 def _safe_detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str, out: StartResult | None) -> list[str]:
+    said = _detach_said(rt_, prec, pod)
+    return [said[0]] if said else []
+
+
+def _detach_said(rt_: Runtime, prec: dict[str, Any], pod: str) -> tuple[str, list[tuple[str, int]] | None] | None:
+    """None when the pod's DEL passed, else (the line that says what failed, the plugins whose DEL did not pass)."""
     try:
         _detach(rt_, prec, pod)
-    except (PluginFailed, ConflistError, KeyError, TypeError) as exc:
-        msg = f"CNI DEL of pod {pod}: {str(exc).removeprefix(f'pod {pod}: ')}"  # a plugin's failure names the pod
-        if out is not None:
-            out.problems.append(msg)
-        return [msg]
-    return []
+    except (PluginFailed, ConflistError, KeyError, TypeError) as exc:  # a plugin's failure names the pod
+        return f"CNI DEL of pod {pod}: {str(exc).removeprefix(f'pod {pod}: ')}", getattr(exc, "undone", None)
+    return None
 
 
 def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
@@ -419,17 +427,17 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     # once per pod.
     if detach:
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(detach))) as pool:
-            said = list(pool.map(lambda item: _safe_detach(rt_, state.lab, item[1], item[0], None), detach))
+            said = list(pool.map(lambda item: _detach_said(rt_, item[1], item[0]), detach))
         for (pod, prec), failed in zip(detach, said):
             if not failed:
                 records.pop(pod, None)
             elif everything:  # the lab goes: the record with it, and the node takes the plugins' rules
-                problems.append(failed[0] + gone_words(prec, lab_dir(state.lab, create=False)))
+                problems.append(failed[0] + gone_words(prec, lab_dir(state.lab, create=False), failed[1]))
                 records.pop(pod, None)
             else:
                 # As containerd keeps a sandbox whose network teardown failed (StopPodSandbox fails, the kubelet
                 # tries again): the record stays, and the next up or down runs DEL again.
-                problems.append(failed[0] + kept_words(pod, prec))
+                problems.append(failed[0] + kept_words(pod, prec, failed[1]))
                 _failed_now.add((state.lab, prec.get("containerId")))
     _forget_nodes(state, names, everything)
     state.save(best_effort=True)

@@ -158,8 +158,12 @@ class Runtime:
         cached, result = self._cache_read(net, rt)
         net = cached or net
         prev = result if C.supports_check(net) else None  # prevResult on DEL came with 0.4.0 too
-        for plugin in reversed(net.plugins):
-            self._call("DEL", net, plugin, prev, rt)
+        for n in range(len(net.plugins) - 1, -1, -1):
+            try:
+                self._call("DEL", net, net.plugins[n], prev, rt)
+            except PluginFailed as exc:  # DEL goes in reverse: the plugins before this one in the list never ran
+                exc.undone = [(net.name, i) for i in range(n + 1)]
+                raise
         self._cache_remove(net, rt)
 
     def cached_result(self, net_name: str, rt: RuntimeConf) -> dict[str, Any] | None:

@@ -8,6 +8,8 @@ warning says what stays outside it. The real plugins are tests/integration/test_
 
 from __future__ import annotations
 
+import json
+
 import test_cni_reattach
 from test_cni_reattach import DEL_BOTH, TOPO, up
 
@@ -70,3 +72,31 @@ def test_what_a_failed_del_may_leave_is_read_from_the_pods_chain():
     assert left_behind(prec, outside="/run/netlab/lab") == ["host-local's lease of 10.244.0.3 in /srv/leases/kd"]
     net["plugins"][0]["ipam"]["dataDir"] = "/run/netlab/lab/cni/networks/n1"
     assert left_behind(prec, outside="/run/netlab/lab") == []  # it goes with the lab's state directory
+
+
+def test_a_failed_del_names_only_what_the_plugins_it_did_not_undo_made(world, tmp_path):
+    """QA q20 #5: DEL runs the list in reverse, so firewall's and portmap's passed before chain's failed: their
+    rules are gone; chain's (its host-local lease, its ipMasq rules) and the loopback network's may be left."""
+    lab, plugins = world
+    for name in ("portmap", "firewall"):
+        (tmp_path / "bin" / name).write_text("#!/bin/sh\nexit 1\n")
+        (tmp_path / "bin" / name).chmod(0o755)
+    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "net", "plugins": [
+        {"type": "chain", "ipMasq": True, "ipam": {"type": "host-local", "dataDir": "/srv/leases"}},
+        {"type": "portmap"}, {"type": "firewall"}]}))
+    from netlab.kernel.fake import FakeKernel
+    k = FakeKernel()
+    up(resolve(load_topology(str(tmp_path / "t.yaml"))), k)
+    (tmp_path / "t.yaml").write_text(WITHOUT_B)
+    plugins.fail.add(("b", "chain", "DEL"))
+    plugins.calls.clear()
+    said = [w for w in up(resolve(load_topology(str(tmp_path / "t.yaml"))), k).warnings if "pod b" in w]
+    assert plugins.of("b") == [("firewall", "DEL", "eth0"), ("portmap", "DEL", "eth0"), ("chain", "DEL", "eth0")]
+    assert said == ["CNI DEL of pod b: CNI plugin chain DEL: failed (exit 1): no; on node n1 may be left host-local's "
+                    "lease of 10.244.0.3 in /srv/leases/net, chain's ipMasq rules (CNI-* in nat POSTROUTING): the lab "
+                    "keeps pod b's CNI record, and the next up or down runs DEL again"]
+    plugins.fail.add(("a", "chain", "DEL"))
+    down = teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+    assert [p for p in down.problems if "pod a" in p] == [
+        "CNI DEL of pod a: CNI plugin chain DEL: failed (exit 1): no; the lab goes with its nodes, but host-local's "
+        "lease of 10.244.0.2 in /srv/leases/net stays (remove it by hand)"]
