@@ -27,10 +27,10 @@ NO_CHECK = "it differs from its chain's cached ADD result"  # what netlab says w
 def runtime_conf(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> RuntimeConf:
     """The runtime's view of pod ``pod`` on network interface ``ifname``, as its record (``prec``) and the
     topology give it now: the arguments and capability arguments an ADD, CHECK or DEL of it is handed."""
-    node = lab.node(pod.node)
+    node, planned = lab.node(pod.node), lab.addressing.pod_ip[pod.name]
     return RuntimeConf(pod=pod.name, container_id=prec["containerId"], netns=pod.netns, ifname=ifname,
-                       node_netns=node.netns, args=C.cni_args(pod, prec["containerId"]),
-                       capability_args=C.capability_args(lab, pod, lab.addressing.pod_ip[pod.name]))
+                       node_netns=node.netns, args=C.cni_args(pod, prec["containerId"], planned),
+                       capability_args=C.capability_args(lab, pod, planned))
 
 
 def recorded_conf(prec: dict[str, Any], pod: str, ifname: str) -> RuntimeConf:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.cni import conf as C
@@ -31,6 +32,7 @@ from netlab.cni.invoke import copy_path, keep_copy
 from netlab.realize import attachments
 from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records
 from netlab.cni.runtime import Runtime
+from netlab.cni.verify import address_missing
 from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import StartResult
 from netlab.kernel import testhooks
@@ -107,7 +109,8 @@ def _attach(rt_: Runtime, prec: dict[str, Any], pod: str) -> dict[str, Any]:
     """ADD the pod to every network, with what its record says (changed.recorded_conf); the main network's result."""
     result: dict[str, Any] = {}
     for raw, ifname in prec["networks"]:
-        result = rt_.add(parse_conflist(conf_text(raw)), recorded_conf(prec, pod, ifname))
+        confirm = partial(address_missing, prec["netns"], ifname=ifname) if ifname == C.POD_IF else None
+        result = rt_.add(parse_conflist(conf_text(raw)), recorded_conf(prec, pod, ifname), confirm)
     return result
 
 
@@ -128,12 +131,12 @@ def _record(lab: Lab, pod: PodInfo, state: LabState, old: Any = None) -> dict[st
     """The record written before a pod's ADD. A pod attached before keeps its old attachment in it until the ADD
     gives the new one: the node-side devices its result named (a bridge the plugin made and keeps) stay the
     plugins', never extra to status nor deleted by up, also when the ADD fails (attachments() reads "added" only)."""
-    node = lab.node(pod.node)
+    node, planned = lab.node(pod.node), lab.addressing.pod_ip[pod.name]  # what both the ADD's IP= and ips ask for
     cid = C.container_id(lab, pod, state.run_id)
-    nets = C.networks(lab, node, host_local_dir(lab.name, node.name))
+    nets = [[n.raw, ifname] for n, ifname in C.networks(lab, node, host_local_dir(lab.name, node.name))]
     rec = {"phase": "adding", "node": node.name, "containerId": cid, "netns": pod.netns, "node_netns": node.netns,
-           "args": [list(a) for a in C.cni_args(pod, cid)], "networks": [[n.raw, ifname] for n, ifname in nets],
-           "capabilityArgs": C.capability_args(lab, pod, lab.addressing.pod_ip[pod.name])}
+           "args": [list(a) for a in C.cni_args(pod, cid, planned)], "networks": nets,
+           "capabilityArgs": C.capability_args(lab, pod, planned)}
     if isinstance(old, dict) and isinstance(old.get("attachment"), dict):
         rec["attachment"] = old["attachment"]
     return rec

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from netlab.cni import conf as C
 from netlab.cni.invoke import PluginFailed, exec_plugin
@@ -123,8 +123,13 @@ class Runtime:
 
     # --- a chain --------------------------------------------------------------------------
 
-    def add(self, net: Conflist, rt: RuntimeConf) -> dict[str, Any]:
+    def add(self, net: Conflist, rt: RuntimeConf,
+            confirm: Callable[[dict[str, Any]], str | None] | None = None) -> dict[str, Any]:
+        """The chain's ADD, its result cached. ``confirm``: what is wrong with the result (None: nothing), asked
+        once it is cached (the DEL after a failure gets it), said as the failure of the plugin whose result gave
+        the interface's address last (QA q20 #2: it, not the next plugin to trip on it, is at fault)."""
         result: dict[str, Any] | None = None
+        address, named, handed = None, net.plugins[-1]["type"], None
         for plugin in net.plugins:
             out = self._call("ADD", net, plugin, result, rt)
             if out is None:
@@ -133,8 +138,15 @@ class Runtime:
                 result = C.check_result(out, net.cni_version)
             except ValueError as exc:
                 raise PluginFailed(f"pod {rt.pod}: CNI plugin {plugin['type']} ADD: {exc}") from None
+            att = C.attachment(result, rt.ifname)
+            if (att.ip if att else None) != address:
+                address, named, handed = att.ip if att else None, plugin["type"], address
         assert result is not None
         self._cache_write(net, rt, result)
+        why = confirm(result) if confirm is not None else None
+        if why:
+            was = f" (it changed its prevResult's {handed})" if handed else ""
+            raise PluginFailed(f"pod {rt.pod}: CNI plugin {named} ADD: {why}{was}")
         return result
 
     def check(self, net: Conflist, rt: RuntimeConf) -> str | None:

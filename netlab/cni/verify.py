@@ -19,7 +19,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network, ip_network
 from typing import Any
 
-from netlab.cni.conf import convert_result
+from netlab.cni.conf import attachment, convert_result
 from netlab.errors import NetnsGone
 from netlab.kernel.base import Snapshot
 
@@ -101,3 +101,30 @@ def verify(netns: str, result: dict[str, Any] | None, no_check: str) -> str | No
     finally:
         kernel.close()
     return f"{why} ({no_check})" if why else None
+
+
+def address_missing(netns: str, result: dict[str, Any], ifname: str) -> str | None:
+    """Whether the pod's ``ifname`` has the address the chain's ADD result gives it, read right after the ADD (QA
+    q20 #2): the address a runtime takes as the pod's IP (containerd reports it to the kubelet, and Services send
+    to it), so a plugin that names another than its interface has is wrong, whatever the plugins after it do.
+    None when it has it (or the result gives none: said after the ADD)."""
+    from netlab.kernel.live import LiveKernel
+
+    att = attachment(result, ifname)
+    if att is None:
+        return None
+    kernel = LiveKernel()
+    try:
+        snap = kernel.snapshot(netns, (), tables=False)
+    except NetnsGone:  # no pod to hold to its result (status says the namespace is gone)
+        return None
+    finally:
+        kernel.close()
+    link = snap.links.get(ifname)
+    has = [f"{a.address}/{a.prefixlen}" for a in snap.addrs if link is not None and a.index == link.index
+           and ":" not in a.address]
+    if any(a.split("/")[0] == str(att.ip) for a in has):
+        return None
+    now = f"has {', '.join(has)}" if has else ("has no IPv4 address" if link is not None else "does not exist")
+    return (f"its result says {ifname} has {att.ip}, but the pod's {ifname} {now}: a runtime takes the result's "
+            f"address as the pod's IP (containerd reports it to the kubelet), and no packet to it would reach the pod")

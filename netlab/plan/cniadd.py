@@ -202,12 +202,13 @@ def networks(lab: Lab, node: NodeInfo, data_dir: str) -> list[tuple[Conflist, st
     return [(LOOPBACK, "lo"), (main, POD_IF)]
 
 
-def cni_args(pod: PodInfo, cid: str) -> list[tuple[str, str]]:
+def cni_args(pod: PodInfo, cid: str, ip: IPv4Address) -> list[tuple[str, str]]:
     """CNI_ARGS as the kubelet's runtime sets them (the pod's Kubernetes namespace and name, its sandbox id);
-    IP= asks static IPAM for the planned address. No K8S_POD_UID: a lab's pods have no API object to take it
+    IP= asks static IPAM for ``ip``, the address :func:`capability_args` is given for the same ADD (one ADD's
+    arguments never contradict each other: QA q20 #2). No K8S_POD_UID: a lab's pods have no API object to take it
     from."""
     return [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", pod.spec.namespace), ("K8S_POD_NAME", pod.name),
-            ("K8S_POD_INFRA_CONTAINER_ID", cid), ("IP", str(pod.ip))]
+            ("K8S_POD_INFRA_CONTAINER_ID", cid), ("IP", str(ip))]
 
 
 def args_text(args: list[tuple[str, str]]) -> str:
@@ -314,7 +315,7 @@ def _step(lab: Lab, pod: PodInfo, user: Conflist | None, machine: str | list[str
             CniNetwork(main.name, main.cni_version, POD_IF, tuple(main.types), file))
     env = (("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", SANDBOX_ID), ("CNI_NETNS", f"{NETNS_DIR}/{pod.netns}"),
            ("CNI_IFNAME", POD_IF), ("CNI_PATH", ":".join(bin_dirs(lab, machine))),
-           ("CNI_ARGS", args_text(cni_args(pod, SANDBOX_ID))))
+           ("CNI_ARGS", args_text(cni_args(pod, SANDBOX_ID, pod.ip))))
     caps = capability_args(lab, pod, pod.ip)
     runtime = [(p["type"], json.dumps(conf, sort_keys=True)) for p in main.plugins if (conf := runtime_config(p, caps))]
     expected = _reference_makes(lab, node, pod) if user is None else _conflist_makes(lab, node, pod, caps, main)

@@ -151,7 +151,7 @@ def test_a_020_result_becomes_a_100_one():
 def test_cni_args_are_the_kubelets():
     lab = resolve(load_topology(None))
     pod = lab.pod("fedora-1")
-    text = C.args_text(C.cni_args(pod, "abc"))
+    text = C.args_text(C.cni_args(pod, "abc", pod.ip))
     assert text == ("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=fedora-1;"
                     "K8S_POD_INFRA_CONTAINER_ID=abc;IP=10.244.0.2")
 

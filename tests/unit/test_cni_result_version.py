@@ -95,4 +95,3 @@ def test_an_error_s_control_bytes_are_escaped_on_its_one_line(runtime):
 
 def test_one_line_keeps_printable_text_and_joins_lines():
     assert one_line("  a b \n\n c\x1bd \r\n é ") == "a b | c\\x1bd | é"
-

@@ -78,8 +78,8 @@ def _up(lab, kernel):
 def test_cni_args_name_the_pods_kubernetes_namespace(world):
     tmp_path, plugins = world
     lab = _load(tmp_path)
-    assert dict(C.cni_args(lab.pod("a"), "c1"))["K8S_POD_NAMESPACE"] == "x"
-    assert dict(C.cni_args(lab.pod("b"), "c2"))["K8S_POD_NAMESPACE"] == "default"
+    assert dict(C.cni_args(lab.pod("a"), "c1", lab.pod("a").ip))["K8S_POD_NAMESPACE"] == "x"
+    assert dict(C.cni_args(lab.pod("b"), "c2", lab.pod("b").ip))["K8S_POD_NAMESPACE"] == "default"
     _up(lab, FakeKernel())
     args = {(pod, cmd): dict(kv.split("=", 1) for kv in a.split(";")) for pod, _, cmd, a, _ in plugins.calls}
     assert args[("a", "ADD")]["K8S_POD_NAMESPACE"] == "x" and args[("a", "ADD")]["K8S_POD_NAME"] == "a"
@@ -91,7 +91,7 @@ def test_the_cluster_dns_pod_is_in_kube_system(world):
     tmp_path, _ = world
     lab = _load(tmp_path, TOPO + "services:\n  - {name: s, selector: {app: w}, ports: [{port: 80}]}\n")
     dns = next(p for p in lab.pods if p.name == "kube-dns")
-    assert dict(C.cni_args(dns, "c"))["K8S_POD_NAMESPACE"] == "kube-system"
+    assert dict(C.cni_args(dns, "c", dns.ip))["K8S_POD_NAMESPACE"] == "kube-system"
 
 
 # --- NETLAB_CNI_TIMEOUT ---------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_the_steps_are_what_the_runtime_runs(tmp_path):
     [a, _] = cniadd.add_steps(lab)
     pod, node = lab.pod("a"), lab.node("n1")
     assert [n.name for n in a.networks] == [n.name for n, _ in C.networks(lab, node, "/d")]
-    assert dict(a.env)["CNI_ARGS"] == C.args_text(C.cni_args(pod, cniadd.SANDBOX_ID))
+    assert dict(a.env)["CNI_ARGS"] == C.args_text(C.cni_args(pod, cniadd.SANDBOX_ID, pod.ip))
     stdin = C.build_one_config(C.networks(lab, node, "/d")[1][0], C.networks(lab, node, "/d")[1][0].plugins[0],
                                None, C.capability_args(lab, pod, pod.ip))
     assert a.to_json()["runtimeConfig"]["bridge"] == stdin["runtimeConfig"]
