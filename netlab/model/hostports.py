@@ -98,3 +98,15 @@ def _not_the_nodes(topo: Topology, pod: Pod, host_ip: IPv4Address | None) -> str
                 f"sure to be its own but loopback); pin the node's ip: to the address, {way}")
     return (f"hostIP {host_ip} is not an address of node {node.name!r} ({node.ip}, loopback); portmap would DNAT "
             f"packets that never come: use {node.ip}, {way.removeprefix('or use ')}")
+
+
+def served_by(topo: Topology, node: str, port: int | None, protocol: str, address: str) -> list[tuple[str, int]]:
+    """(pod, container port) of ``node``'s pods whose hostPort ``port``/``protocol`` takes a packet for the node's
+    ``address``: portmap DNATs it to that pod and port in the node's PREROUTING (OUTPUT for the node's own), as
+    kube-proxy does a nodePort's, so it is the pod's ingress a NetworkPolicy judges there. A hostIP of 0.0.0.0 (or
+    none) is every address of the node."""
+    if port is None:
+        return []
+    return [(pod.name, p.container_port) for pod in topo.pods if pod.node == node for c in pod.containers
+            for p in c.ports if p.host_port == port and p.protocol.upper() == protocol.upper()
+            and (p.host_ip is None or p.host_ip == ANY or str(p.host_ip) == address)]

@@ -16,6 +16,7 @@ rule, though the packet was delivered to the pod (QA qr3 #4).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 from netlab.trace.facts import NatRule, NatTable
 from netlab.trace.flow import Flow
@@ -55,12 +56,11 @@ def _local_to(words: list[str], dst: str) -> bool:
     return d is None or d.split("/")[0] == dst
 
 
-def dnat_of(table: NatTable | None, old: Flow, new: Flow) -> HostPortDnat | None:
-    """The portmap rules that DNAT ``old`` (a packet to a local address and a hostPort) to ``new``'s destination;
-    None when the node's nat table has none that does (kube-proxy's, another rule, a table not read)."""
-    if table is None or DISPATCH not in table.chains or old.dport is None or new.dport is None:
-        return None
-    to = f"{new.dst}:{new.dport}"
+def _dnats(table: NatTable | None, old: Flow) -> Iterator[tuple[HostPortDnat, Flow]]:
+    """The portmap rules that DNAT ``old`` (a packet to a local address and a hostPort), each with the packet they
+    make of it."""
+    if table is None or DISPATCH not in table.chains or old.dport is None:
+        return
     for jump in table.chain_rules(DISPATCH):
         words = _words(jump.line)
         ports = (_after(words, "--dports") or _after(words, "--dport") or "").split(",")
@@ -69,10 +69,24 @@ def dnat_of(table: NatTable | None, old: Flow, new: Flow) -> HostPortDnat | None
             continue
         for rule in table.chain_rules(jump.target or ""):
             w = _words(rule.line)
-            if rule.target == "DNAT" and _after(w, "--to-destination") == to and _after(w, "-p") == old.proto \
+            to = (_after(w, "--to-destination") or "").rpartition(":")
+            if rule.target == "DNAT" and to[2].isdigit() and _after(w, "-p") == old.proto \
                     and _after(w, "--dport") == str(old.dport) and _local_to(w, old.dst):
-                return HostPortDnat(jump, rule)
-    return None
+                yield HostPortDnat(jump, rule), old.with_dst(to[0], int(to[2]))
+
+
+def dnat_of(table: NatTable | None, old: Flow, new: Flow) -> HostPortDnat | None:
+    """The portmap rules that DNAT ``old`` (a packet to a local address and a hostPort) to ``new``'s destination;
+    None when the node's nat table has none that does (kube-proxy's, another rule, a table not read)."""
+    if new.dport is None:
+        return None
+    return next((found for found, to in _dnats(table, old) if (to.dst, to.dport) == (new.dst, new.dport)), None)
+
+
+def rule_for(table: NatTable | None, old: Flow) -> tuple[HostPortDnat, Flow] | None:
+    """The portmap rules that DNAT ``old`` and the packet they make of it, read from the rules alone (a packet
+    dropped before conntrack kept an entry: no entry says where it went); None when no rule of portmap's does."""
+    return next(_dnats(table, old), None)
 
 
 def facts(found: HostPortDnat, pod: str, new: Flow) -> dict:

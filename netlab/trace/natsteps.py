@@ -108,6 +108,33 @@ class NatSteps(WalkParts):
         facts.update(hostport.facts(found, pod, new))
         return hostport.words(found, pod, old)
 
+    def _hostport_unkept(self, ns: str, iif: str) -> Hop | None:
+        """A packet to a hostPort of a pod of this node that conntrack kept no entry of: portmap's rules here DNAT
+        it to the pod in PREROUTING, as kube-proxy's do a nodePort's, and a NetworkPolicy's REJECT (or a FORWARD
+        policy of DROP) then dropped it in FORWARD, before conntrack keeps an entry (when the packet leaves the
+        node). The row names portmap's rule and the pod (the trace's endpoint, judged by the policies as a
+        nodePort's is: policy.py); None for another packet, or one no such drop counted."""
+        f = self.flow
+        if not self.lab.where(ns).startswith("node ") or f.dport is None:
+            return None
+        found = hostport.rule_for(self.k.nat_table(ns), f)
+        pod = self.lab.ip_names.get(found[1].dst) if found else None
+        if found is None or pod is None or f"pod {pod}" not in self.lab.names.values():
+            return None
+        drop = faults.forward_policy(self.k, ns) or faults.policy_reject(self.k, ns)
+        if drop is None:
+            return None
+        rule, new = found
+        commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}",
+                    f"ip netns exec {ns} iptables-save -c -t nat"]
+        return self.rows.row(
+            ns, iif, "dnat", f"DNAT by portmap's rules, but no conntrack entry kept for {f}"
+                             f"{hostport.words(rule, pod, f)}", commands,
+            problem=f"{f.endpoint('dst')} is hostPort {f.dport} of pod {pod}, whose DNAT to {new.endpoint('dst')} "
+                    f"{ns}'s rules hold (portmap's), but {ns} has no conntrack entry for this packet: it was dropped "
+                    f"before conntrack kept one; {drop[0]}", fix=drop[1], cause=True, dropped_here=True,
+            **hostport.facts(rule, pod, new))
+
     def _lb_path(self, ns: str, old: Flow, iif: str | None, facts: dict) -> str | None:
         """A pod's or the node's own packet DNATed here for a LoadBalancer IP: its way through kube-proxy's
         rules, in words (lbpath.py); None for another packet."""
@@ -195,6 +222,10 @@ class NatSteps(WalkParts):
             if check is not None:
                 return self.rows.row(ns, iif or "-", "dnat", check.decision, check.commands,
                                      problem=check.problem, cause=True, **check.facts)
+        if svc is None and hit is None and iif and self.direction == "forward" and not self.stack:
+            unkept = self._hostport_unkept(ns, iif)  # a hostPort's packet a policy dropped past portmap's DNAT
+            if unkept is not None:
+                return unkept
         if not (svc and ns in self.lab.kube_proxy_netns and self.direction == "forward"):
             return None
         if f.dst not in svc.addresses and not self._local(ns, f.dst):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any, Collection, Mapping
 
+from netlab.model.hostports import served_by
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, policy_set
 from netlab.plan.cniadd import node_gateway, pod_bridge
@@ -48,13 +49,18 @@ def node_namespaces(lab: Lab) -> list[str]:
     return [n.netns for n in lab.nodes] if lab.topo.network_policies else []
 
 
-def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None) -> list[tuple[PodView, int | None]]:
+def _targets(lab: Lab, dst: Endpoint, proto: str, port: int | None,
+             endpoint_ip: str | None) -> list[tuple[PodView, int | None]]:
     """The pods the packet is judged against: the destination pod, or a Service's endpoint
-    (the one the DNAT picked when known, else every endpoint of the port, a node's nodePort's included)."""
+    (the one the DNAT picked when known, else every endpoint of the port, a node's nodePort's included), or the
+    pod whose hostPort on the node it is (portmap's DNAT: :func:`hostport_pods`)."""
     ps = policy_set(lab)
     views = {p.name: p for p in ps.pods}
     if dst.kind == "pod":
         return [(views[dst.name], port)]
+    if dst.kind == "node" and dst.service is None:
+        return [(views[pod], target) for pod, target in hostport_pods(lab, dst, proto)
+                if endpoint_ip is None or str(views[pod].ip) == endpoint_ip]
     if dst.kind not in ("service", "node") or dst.service is None:
         return []
     svc = lab.find_service(dst.service)
@@ -69,6 +75,14 @@ def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None)
             if endpoint_ip is None or str(pod.ip) == endpoint_ip:
                 out.append((views[pod.name], target))
     return out
+
+
+def hostport_pods(lab: Lab, dst: Endpoint, proto: str) -> list[tuple[str, int]]:
+    """(pod, container port) a packet to a node's address and port is DNATed to by portmap, when that port is one
+    of the node's pods' hostPorts: judged then as a nodePort's packet to a pod of the node that DNATs it."""
+    if dst.kind != "node" or dst.service is not None or proto == "icmp":
+        return []
+    return served_by(lab.topo, dst.name, dst.port, proto, dst.ip)
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
     if source is None:
         return []
     protocol = "ICMP" if proto == "icmp" else proto.upper()
-    if dst.kind in ("node", "internet", "ip") and not dst.service:
+    if dst.kind in ("node", "internet", "ip") and not dst.service and not hostport_pods(lab, dst, proto):
         # Not a pod: only the source pod's egress can refuse it. A node is judged at the address traced to (an
         # ipBlock holding it allows it); a packet to the source's own node is judged in that node's INPUT.
         if source.pod is None or not dst.ip:
@@ -120,14 +134,15 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
     # (the packet did not get past the balancer), every node the balancer's DNAT may pick (plan/internet.py).
     receivers = [dnat_node] if not external or dnat_node or dst.kind == "node" else [n.name for n in lab.nodes]
     shared = pod_bridge(lab) is not None  # the nodes' pods share a bridge
-    for pod, target in _targets(lab, dst, port, endpoint_ip):
+    for pod, target in _targets(lab, dst, proto, port, endpoint_ip):
         served = None if proto == "icmp" else target
         for receiver in receivers:
             seen = None
             if external:
-                # A nodePort (a LoadBalancer's too): judged with the address the endpoint's node sees (kube-proxy's
-                # masquerade of the node that DNATed it, not the client's, unless that node forwards it to its own
-                # pod).
+                # A nodePort (a LoadBalancer's too; a hostPort, which portmap DNATs as kube-proxy a nodePort): judged
+                # with the address the endpoint's node sees (kube-proxy's masquerade of the node that DNATed it, not
+                # the client's, unless that node forwards it to its own pod; portmap's masquerade, of a pod of the
+                # node, comes after FORWARD too).
                 judged = nodeport.judge(lab, ps, src, source, dst, pod, protocol, served, receiver,
                                         balancer)
                 if judged is None:

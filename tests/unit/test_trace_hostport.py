@@ -80,3 +80,27 @@ def test_only_the_rule_for_that_port_address_and_protocol_matches():
     assert hostport.dnat_of(table, old, Flow("tcp", CLIENT, "10.244.0.3", 40000, 8080)) is None
     pinned = [line.replace("-p tcp -m tcp", f"-d {CLIENT}/32 -p tcp -m tcp") for line in PORTMAP]  # hostIP
     assert hostport.dnat_of(NatTable(table.chains, tuple(NatRule(x) for x in pinned)), old, new) is None
+
+
+def test_a_hostport_packet_a_policy_rejected_names_portmaps_dnat_and_stops_there():
+    """No conntrack entry (a NetworkPolicy's REJECT dropped the DNATed packet in FORWARD, before conntrack kept one,
+    QA q21 #1): the DNAT row still names portmap's rule and the pod, from the rules, and the walk stops there, as
+    for a nodePort; it went on "delivered to the node", and the reset was blamed on no socket listening there."""
+    lab = lab_from(two_node_topology("hp"))
+    plan = build_plan(lab)
+    k = PortmapKernel(lab, plan)
+    k.policy_rejects = {"hp-minikube": ["NETPOL-IN-X"]}
+    w = walk(k, LabMap.from_lab(lab, plan), "hp-minikube-m02", Flow("tcp", CLIENT, NODE, 40000, 18081))
+    v = explain(w)
+    row = w.hops[-1]
+    assert (row.netns, row.kind, row.facts.get("dropped_here"), w.outcome) == ("hp-minikube", "dnat", True, "stopped")
+    assert row.decision.startswith(f"DNAT by portmap's rules, but no conntrack entry kept for {CLIENT}:40000 → "
+                                   f"{NODE}:18081 tcp: hostPort 18081 of pod fedora-1, CNI-HOSTPORT-DNAT → {CHAIN}")
+    assert (row.facts["endpoint"], row.facts["endpoint_ip"], row.facts["via"]) == ("fedora-1", POD, "HostPort")
+    assert not v.delivered and v.lost_at == len(w.hops) - 1
+    assert f"{NODE}:18081 is hostPort 18081 of pod fedora-1, whose DNAT to {POD}:8080 hp-minikube's rules hold " \
+           "(portmap's), but hp-minikube has no conntrack entry for this packet" in v.reason
+    assert "NETPOL-IN-X" in v.reason
+    k.policy_rejects = {}  # no REJECT counted it: nothing to say it was DNATed, the rows as before
+    w = walk(k, LabMap.from_lab(lab, plan), "hp-minikube-m02", Flow("tcp", CLIENT, NODE, 40000, 18081))
+    assert w.outcome == "delivered" and not any(h.kind == "dnat" for h in w.hops)
