@@ -18,7 +18,7 @@ from netlab.errors import NetlabError, NetnsGone, UsageError, repair_way
 from netlab.feature import Reconfigure
 from netlab.model.cniconf import ConflistError
 from netlab.realize import state as state_mod
-from netlab.realize.attachments import pod_records
+from netlab.realize.attachments import move_refused, node_moves, pod_records
 from netlab.realize.state_dir import lab_dir
 
 if TYPE_CHECKING:
@@ -37,10 +37,13 @@ def host_local_dir(lab_name: str, node: str) -> str:
     return os.path.join(lab_dir(lab_name), "cni", "networks", node)
 
 
-def networks_now(lab: Lab, pod: PodInfo) -> list[list[Any]]:
-    """The networks ``up`` would ADD the pod to now, as its record keeps them ([config, interface] each)."""
-    node = lab.node(pod.node)
-    return [[n.raw, ifname] for n, ifname in C.networks(lab, node, host_local_dir(lab.name, node.name))]
+def networks_now(lab: Lab, pod: PodInfo, node: str | None = None) -> list[list[Any]]:
+    """The networks ``up`` would ADD the pod to now, as its record keeps them ([config, interface] each).
+    ``node``: on that node (the one its record says it was attached on), not the pod's in ``lab``: a config differs
+    from node to node (host-local's range is the node's podCIDR), and a pod moved to another node is a move, not
+    an edited config (QA q21 #2)."""
+    there = next((n for n in lab.nodes if n.name == node), None) or lab.node(pod.node)
+    return [[n.raw, ifname] for n, ifname in C.networks(lab, there, host_local_dir(lab.name, there.name))]
 
 
 def stale(lab: Lab, state: LabState) -> list[str]:
@@ -58,7 +61,13 @@ def _stale(lab: Lab, state: LabState) -> list[str]:
         return []
     records = pod_records(state)
     return [pod.name for pod in lab.pods if isinstance(prec := records.get(pod.name), dict)
-            and prec.get("phase") == "added" and prec.get("networks") != networks_now(lab, pod)]
+            and prec.get("phase") == "added" and prec.get("networks") != networks_now(lab, pod, _node_of(prec))]
+
+
+def _node_of(prec: dict) -> str | None:
+    """The node a pod's record says its plugins attached it on."""
+    node = prec.get("node")
+    return node if isinstance(node, str) else None
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:
@@ -89,8 +98,16 @@ def _pods(names: list[str]) -> str:
 
 
 def check(lab: Lab, state: LabState | None, reconfigure: bool) -> None:
-    """A plain ``up`` of a lab whose pods were attached with another config: refused before any change (exit 2)."""
-    names = stale(lab, state) if state is not None and not reconfigure else []
+    """A plain ``up`` of a lab whose pods were attached with another config: refused before any change (exit 2).
+    A pod moved to another node is refused first, with its two steps (``up`` would refuse it anyway, --reconfigure
+    too); when the config was edited as well, the same line says so, and its first `up` is --reconfigure."""
+    if state is None:
+        return
+    moves = node_moves(lab, state) if lab.cni != "builtin" else []
+    names = stale(lab, state) if moves or not reconfigure else []
+    if moves:
+        also = f"; and {source(lab)} changed since {_pods(names)} attached with it" if names else ""
+        raise UsageError(move_refused(lab, moves[0], also, _way(state) if names else "`up`"))
     if names:
         raise UsageError(f"lab {lab.name}: {source(lab)} changed since {_pods(names)} attached with it, and a pod "
                          f"attached now would get the new config beside them: {_way(state)} re-attaches them "

@@ -89,21 +89,33 @@ def attachments(state: "LabState") -> dict[str, CniAttachment]:
     return out
 
 
+def node_moves(lab: Lab, state: "LabState | None") -> list[tuple[str, str, str]]:
+    """Pods of a running lab that ``lab`` puts on another node: (pod, old node, new node), never refused here."""
+    if state is None or not isinstance(state.topology, dict):
+        return []
+    was = {p.get("name"): p.get("node") for p in state.topology.get("pods") or [] if isinstance(p, dict)}
+    return [(p.name, was[p.name], p.node) for p in lab.pods if was.get(p.name) not in (None, p.node)]
+
+
+def move_refused(lab: Lab, move: tuple[str, str, str], edited: str = "", first: str = "`up`") -> str:
+    """Why ``up`` refuses to move a pod its CNI plugins attached, with the two steps (README, Topologies).
+    ``edited``: what else changed since its ADD (a conflist edited in place: cni/edited.py), said after it, and
+    ``first`` the `up` of the first step then."""
+    pod, old, new = move
+    return (f"lab {lab.name}: pod {pod} moves from node {old} to {new}, and its CNI plugins attached it on {old}"
+            f"{edited}: take the pod out of the file and {first} (its plugins' DEL runs), then put it back on {new} "
+            f"and `up` again")
+
+
 def moved_pods(lab: Lab, state: "LabState | None") -> list[tuple[str, str, str]]:
     """Pods of a running lab that ``lab`` puts on another node: (pod, old node, new node).
 
     Kubernetes never moves a pod: it deletes it and makes a new one, with a new sandbox, on the other node.
     So does ``up`` (lab/up.py). Through CNI plugins it would need the old chain's DEL on the old node and an ADD
     on the new one in one run: refused, with the two-step way."""
-    if state is None or not isinstance(state.topology, dict):
-        return []
-    was = {p.get("name"): p.get("node") for p in state.topology.get("pods") or [] if isinstance(p, dict)}
-    moved = [(p.name, was[p.name], p.node) for p in lab.pods if was.get(p.name) not in (None, p.node)]
+    moved = node_moves(lab, state)
     if moved and lab.cni != "builtin":
-        pod, old, new = moved[0]
-        raise UsageError(f"lab {lab.name}: pod {pod} moves from node {old} to {new}, and its CNI plugins attached "
-                         f"it on {old}: take the pod out of the file and `up` (its plugins' DEL runs), then put it "
-                         f"back on {new} and `up` again")
+        raise UsageError(move_refused(lab, moved[0]))
     return moved
 
 

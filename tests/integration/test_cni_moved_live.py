@@ -1,0 +1,64 @@
+"""A pod its CNI plugins attached, moved to another node in the file (root; Debian's bridge + host-local; QA q21 #2).
+
+Each node's config has host-local's leases in the node's own folder, and the pod's recorded networks were compared
+with the config for its new node: a plain `up` said the conflist changed (it had not) and pointed to --reconfigure,
+which then said the move; `status -t` said both. Now `up` says the README's two steps, and nothing changed in the
+kernel; `status -t` has no conflist line; the conflist edited too: one line says both, its first step
+--reconfigure; the two steps then move the pod (its eth0 in n1's range, checked with `ip -j`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import ipv4_of, netlab, write_topology
+from test_cni_hostport import CONFLIST
+
+pytestmark = pytest.mark.root
+
+B_ON_N2 = "  - {name: b, node: n2}\n"
+
+
+def topology(lab: str, b: str = B_ON_N2) -> str:
+    return (f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: hp.conflist}}}}\n"
+            "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\n"
+            "pods:\n  - {name: a, node: n1}\n" + b)
+
+
+def move(lab: str, path: str) -> str:
+    return (f"netlab: lab {lab}: pod b moves from node n2 to n1, and its CNI plugins attached it on n2{{}}: take the "
+            f"pod out of the file and {{}} (its plugins' DEL runs), then put it back on n1 and `up` again\n")
+
+
+def test_a_moved_pod_is_said_a_move_and_the_two_steps_move_it(labs, tmp_path):
+    conflist = tmp_path / "hp.conflist"
+    conflist.write_text(json.dumps(CONFLIST))
+    lab = labs.name("np")
+    path, _ = labs.up(topology(lab))
+    b_was = ipv4_of(f"{lab}-b", "eth0")
+    assert b_was.startswith("10.244.1."), b_was
+
+    write_topology(tmp_path, topology(lab, "  - {name: b, node: n1}\n"))
+    refused = netlab("up", "-t", path, check=False)
+    assert refused.returncode == 2 and refused.stderr == move(lab, path).format("", "`up`"), refused.stderr
+    assert ipv4_of(f"{lab}-b", "eth0") == b_was  # nothing changed
+    status = netlab("status", "-t", path, check=False)
+    assert "cni: conflist" not in status.stdout and "pod b moves from node n2 to n1" in status.stderr, status
+
+    conflist.write_text(json.dumps({**CONFLIST, "plugins": [{**CONFLIST["plugins"][0], "mtu": 1400},
+                                                            CONFLIST["plugins"][1]]}))
+    refused = netlab("up", "-t", path, check=False)
+    assert refused.returncode == 2 and refused.stderr == move(lab, path).format(
+        f"; and conflist {conflist} changed since pods a, b were attached with it",
+        f"`sudo netlab up -t {path} --reconfigure`"), refused.stderr
+
+    # The two steps it names: b out of the file and up --reconfigure (a re-attached with the new config), then b
+    # back on n1 and up.
+    write_topology(tmp_path, topology(lab, ""))
+    netlab("up", "-t", path, "--reconfigure")
+    write_topology(tmp_path, topology(lab, "  - {name: b, node: n1}\n"))
+    netlab("up", "-t", path)
+    assert ipv4_of(f"{lab}-b", "eth0").startswith("10.244.0."), ipv4_of(f"{lab}-b", "eth0")
+    assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")

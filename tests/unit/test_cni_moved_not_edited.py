@@ -1,0 +1,81 @@
+"""A pod its CNI plugins attached, moved to another node in the file, with the conflist unchanged: a move, not an
+edited config (QA q21 #2). Each node's config differs (host-local's leases in the node's own folder), and the pod's
+recorded networks were compared with the config for its new node: a plain `up` said the conflist changed and
+pointed to --reconfigure, which then said the move, and `status -t` said both. Now `up` says the move's two steps,
+status no conflist line; a move with the conflist edited too says both, its first `up` --reconfigure. Fake plugins
+and kernel."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cni_fakes import conflist_lab
+from netlab.cni import edited, lifecycle, runtime
+from netlab.errors import UsageError
+from netlab.feature import ModuleFeature
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import teardown
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.realize import state as state_mod, state_dir
+from test_cni_edited import Plugins, up
+
+TOPO = """name: fkmv
+network:
+  cni: {conflist: net.conflist, binDir: bin}
+nodes:
+  - {name: n1, podCIDR: 10.244.0.0/24}
+  - {name: n2, podCIDR: 10.244.1.0/24}
+pods:
+  - {name: a, node: n1, ip: 10.244.0.2}
+  - {name: b, node: n2, ip: 10.244.1.2}
+"""
+CONFLIST = {"cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "chain", "ipam": {"type": "host-local"}}]}
+MOVE = ("lab fkmv: pod b moves from node n2 to n1, and its CNI plugins attached it on n2{}: take the pod out of "
+        "the file and {} (its plugins' DEL runs), then put it back on n1 and `up` again")
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    state_dir._checked.clear()
+    conflist_lab(tmp_path, TOPO)
+    (tmp_path / "net.conflist").write_text(json.dumps(CONFLIST))
+    plugins = Plugins()
+    monkeypatch.setattr(runtime, "exec_plugin", plugins)
+    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
+    lab = resolve(load_topology(str(tmp_path / "t.yaml")))
+    k = FakeKernel()
+    up(lab, k)
+    (tmp_path / "t.yaml").write_text(TOPO.replace("{name: b, node: n2, ip: 10.244.1.2}", "{name: b, node: n1}"))
+    plugins.calls.clear()
+    yield resolve(load_topology(str(tmp_path / "t.yaml"))), k, plugins, tmp_path
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+    state_dir._checked.clear()
+
+
+def test_a_moved_pod_is_a_move_not_an_edited_config(world):
+    moved, k, plugins, _ = world
+    state = state_mod.load_state(moved.name)
+    assert edited.stale(moved, state) == [] and edited.drift(moved, state) == []  # status -t: no conflist line
+    for reconfigure in (False, True):
+        with pytest.raises(UsageError) as exc:
+            up(moved, k, reconfigure=reconfigure)
+        assert str(exc.value) == MOVE.format("", "`up`")
+    assert plugins.calls == []
+
+
+def test_a_moved_pod_with_the_conflist_edited_too_says_both(world):
+    moved, k, plugins, tmp_path = world
+    (tmp_path / "net.conflist").write_text(json.dumps({**CONFLIST, "plugins": [
+        {"type": "chain", "marker": "new", "ipam": {"type": "host-local"}}]}))
+    state = state_mod.load_state(moved.name)
+    assert edited.stale(moved, state) == ["a", "b"]
+    for reconfigure in (False, True):
+        with pytest.raises(UsageError) as exc:
+            up(moved, k, reconfigure=reconfigure)
+        assert str(exc.value) == MOVE.format(f"; and conflist {tmp_path / 'net.conflist'} changed since pods a, b were "
+                                             "attached with it", "`sudo netlab up -t FILE --reconfigure`")
+    assert plugins.calls == []
