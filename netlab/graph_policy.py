@@ -1,11 +1,12 @@
 """The flows NetworkPolicies allow, drawn: an arrow from pod to pod.
 
 One arrow per ordered pair of pods (never a pod to itself) that the policies
-allow on at least one port the destination serves, labelled with those ports
-(``all ports`` when every one is allowed, as ``kubectl describe networkpolicy``
-says of a rule without ports: "<any> (traffic allowed to all ports)"). A pair
-with no arrow is denied on every port. The verdicts are the evaluator's (:mod:`netlab.model.netpol`), the same
-that ``netlab policy table`` prints and ``netlab probe`` checks.
+allow on at least one port the destination serves (the ports ``probe`` sends to: those its containers declare,
+the echo server's; :func:`~netlab.probe.matrix.probe_ports`), labelled with those ports (``all served ports``
+when every one of them is allowed). Only those ports are evaluated: a pair with no arrow is denied on every port
+the destination serves, and may be allowed on another (a policy allowing port 80 to a pod that serves 8080 only
+draws no arrow: QA q21 #3); ``netlab trace SRC DST --port N`` judges any port. The verdicts are the evaluator's
+(:mod:`netlab.model.netpol`), the same that ``netlab policy table`` prints and ``netlab probe`` checks.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, policy_set
 from netlab.probe.matrix import probe_ports
 
-ALL_PORTS = "all ports"  # an arrow's label when every port the destination serves is allowed
+ALL_PORTS = "all served ports"  # an arrow's label when every port the destination serves is allowed
 
 
 def allowed_pairs(lab: Lab) -> list[tuple[str, str, str]]:
@@ -46,7 +47,8 @@ def policy_graph(lab: Lab) -> Graph:
     up to 72 arrows, which would hide the wiring and take Graphviz minutes to
     lay out across the node frames.
     """
-    g = Graph(title=f"lab {lab.name}: pod-to-pod flows the NetworkPolicies allow (no arrow: denied on every port)")
+    g = Graph(title=f"lab {lab.name}: pod-to-pod flows the NetworkPolicies allow on the ports each destination "
+                    f"serves (no arrow: denied on every port it serves)")
     box = {}
     for ns in sorted({p.spec.namespace for p in lab.pods}):
         grp = Group(f"ns_{_ident(ns)}", f"namespace {ns}")

@@ -32,7 +32,8 @@ LOADS = ("netlab.model.lab", "netlab.model.load", "netlab.realize.state")
               help="Write to FILE instead of standard output.")
 @click.option("--policy", "policy", is_flag=True,
               help="Draw the pods by Kubernetes namespace and an arrow per pod-to-pod flow the "
-                   "NetworkPolicies allow (labelled with its ports when not all are allowed).")
+                   "NetworkPolicies allow on a port the destination serves (labelled with those ports when not "
+                   "all it serves are allowed); other ports are not evaluated.")
 def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: str | None, policy: bool) -> None:
     """Draw a lab: underlay, nodes, bridges, pods, veths, tunnels, Services.
 

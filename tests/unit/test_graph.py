@@ -376,15 +376,18 @@ networkPolicies:
 
 
 def test_policy_graph_labels_an_all_ports_arrow_as_such(tmp_path):
-    """An arrow whose every served port is allowed says "all ports" (kubectl describe networkpolicy: "<any>
-    (traffic allowed to all ports)"), in both formats; it was an empty label, like no label at all."""
+    """An arrow whose every served port is allowed says "all served ports", in both formats; it was an empty label,
+    like no label at all, then "all ports", though only the ports the destination serves are evaluated (QA q21
+    #3). The title says so too."""
     path = tmp_path / "t.yaml"
     path.write_text(POLICY_LAB)
     proc = run_cli("graph", "-t", str(path), "--policy")
     assert proc.returncode == 0, proc.stderr
     arrows = sorted(line.strip() for line in proc.stdout.splitlines() if "==>" in line)
-    assert arrows == ['pod_a ==>|"tcp/80"| pod_b', 'pod_b ==>|"all ports"| pod_a'], arrows
+    assert arrows == ['pod_a ==>|"tcp/80"| pod_b', 'pod_b ==>|"all served ports"| pod_a'], arrows
+    assert "NetworkPolicies allow on the ports each destination serves (no arrow: denied on every port it serves)" \
+        in proc.stdout, proc.stdout
     proc = run_cli("graph", "-t", str(path), "--policy", "-o", "dot")
     arrows = sorted(line.strip() for line in proc.stdout.splitlines() if " -> " in line)
     assert [a.split(" [")[0] + " " + re.search(r'label="([^"]*)"', a).group(1) for a in arrows] == \
-        ["pod_a -> pod_b tcp/80", "pod_b -> pod_a all ports"], arrows
+        ["pod_a -> pod_b tcp/80", "pod_b -> pod_a all served ports"], arrows
