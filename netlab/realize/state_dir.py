@@ -327,14 +327,16 @@ def temp_path(path: str) -> str:
 
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o600, point: str = "") -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o600, point: str = "", durable: bool = True) -> None:
     """Write a file so readers see the old or the new content, never half.
 
     Every byte is written (os.write may write less than asked), fsynced, then
     renamed over the old file. Any failure leaves the old file and no
     temporary one, and raises StateWriteFailed (exit 4; 3 for a full disk), or
     EnvironmentNotReady (exit 3) for a read-only or forbidden directory. ``point``: a test hook's
-    name for the moment the temporary file is whole and not yet renamed.
+    name for the moment the temporary file is whole and not yet renamed. ``durable=False``: no fsync of the
+    file nor of its directory (still atomic for readers, but a crash may leave the old content, an empty file
+    or none): only for a file whose loss or tearing costs time, never truth (state_sum.py's sum).
     """
     tmp = temp_path(path)
     try:
@@ -349,7 +351,8 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, point: str = "") -> 
                 if n <= 0:
                     raise StateWriteFailed(path, f"short write ({len(data) - len(view)} of {len(data)} bytes)")
                 view = view[n:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         if point:
@@ -365,6 +368,8 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, point: str = "") -> 
         if isinstance(exc, OSError) and not isinstance(exc, StateWriteFailed):
             raise _write_error(path, exc) from None
         raise
+    if not durable:
+        return
     try:  # the rename itself reaches the disk (NETLAB_STATE_DIR may be on one)
         dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:

@@ -20,6 +20,13 @@ and refused in one line when it is not a state.
 Both files are written atomically, one after the other: a reader that finds a
 new state beside an old sum (or a sum that could not be written on a full disk)
 checks it whole, which is only slower.
+
+Only the state is made durable (fsync of the file and of its directory); the
+sum is not (two fsyncs fewer per save, 12 of an `up`'s 28: ~4 ms each on the
+VM's disk). A crash may leave the sum old, empty, cut short or absent: none of
+those hashes to the state's bytes unless the state is exactly what a netlab
+with this stamp wrote (the state itself is durable), so the worst a lost sum
+does is the whole check once, as a missing sum does today.
 """
 
 from __future__ import annotations
@@ -66,7 +73,7 @@ def write_sum(lab: str, raw: bytes) -> None:
     if line is None:
         return
     try:
-        write_atomic(os.path.join(lab_dir(lab, create=False), SUM_FILE), line)
+        write_atomic(os.path.join(lab_dir(lab, create=False), SUM_FILE), line, durable=False)
     except (OSError, NetlabError):  # a full disk, a read-only directory: the state itself is saved
         pass
 
