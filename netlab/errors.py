@@ -85,11 +85,13 @@ def repair_way(lab: str, command: str | None = None, api: bool | None = None) ->
     return command or f"sudo netlab up --lab {lab}"
 
 
-def python_reconfigure(source: str | None) -> str:
+def python_reconfigure(source: str | None, name: str | None = None) -> str:
     """The Python call that repairs a lab whose drift only a reconfigure puts right: ``Lab.up('FILE',
     reconfigure=True)`` (``Lab('NAME').repair()`` refuses it as a plain `up` does); TOPOLOGY for a lab made from a
-    dict (realize.state.reconfigure_up's FILE), which has no file to name."""
-    return f"Lab.up({repr(source) if source is not None else 'TOPOLOGY'}, reconfigure=True)"
+    dict (realize.state.reconfigure_up's FILE), which has no file to name. ``name``: the lab's, when the file's
+    ``name:`` is another (``Lab.up('FILE', name='L', reconfigure=True)``: without it, another lab is made)."""
+    named = f", name={name!r}" if name is not None else ""
+    return f"Lab.up({repr(source) if source is not None else 'TOPOLOGY'}{named}, reconfigure=True)"
 
 
 def from_file_way(api: bool | None = None) -> str:

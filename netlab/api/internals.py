@@ -53,7 +53,8 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     if not done.ok and (topology is None or isinstance(topology, (str, os.PathLike))):
         repair = python if api else repair_up(state)
         if done.reconfigure:  # a drift a plain up refuses (an edited conflist's pods): only --reconfigure repairs it
-            repair = python_reconfigure(path or state.source) if api else reconfigure_up(state, path)
+            source = path or state.source
+            repair = python_reconfigure(source, _other_name(lab.name, source)) if api else reconfigure_up(state, path)
     from netlab.workload.policy import up_leaves
 
     kept = tuple(line for line in done.drift if up_leaves(line))
@@ -69,13 +70,24 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
 
 def _python_repair(name: str, topology: TopologyInput, state: Any) -> str | None:
     """The Python call that makes the kernel as ``topology`` plans it (None: the lab's own): ``Lab('NAME').repair()``,
-    ``Lab.up('FILE'[, reconfigure=True])`` for a file; None for a dict (nothing to name but the lab's own)."""
+    ``Lab.up('FILE'[, name='NAME'][, reconfigure=True])`` for a file (its name: another's: :func:`_other_name`);
+    None for a dict (nothing to name but the lab's own)."""
     if topology is None:
         return f"Lab({name!r}).repair()"
     if isinstance(topology, (str, os.PathLike)):
         path = os.fspath(topology)
-        return f"Lab.up({path!r}{', reconfigure=True' if replaces(state, path) else ''})"
+        named = _other_name(name, path)
+        return (f"Lab.up({path!r}{f', name={named!r}' if named else ''}"
+                f"{', reconfigure=True' if replaces(state, path) else ''})")
     return None
+
+
+def _other_name(lab: str, path: str | None) -> str | None:
+    """``lab``, when the file ``path`` names another lab (brought up from it as ``Lab.up(FILE, name=...)``, every
+    pytest plugin lab): ``Lab.up('FILE')`` alone would make that other lab, and leave this one as it is."""
+    from netlab.model.load import names_another_lab
+
+    return lab if names_another_lab(path, lab) else None
 
 
 def _backend_line(state: Any, api: bool) -> tuple[str, ...]:

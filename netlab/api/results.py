@@ -119,7 +119,8 @@ class Status:
     against: str | None = None  # the file (or "<dict>") compared with, when not the lab's own topology
     # When something differs: what makes the kernel as planned. The CLI's `up` (the lab's own file, or `up --lab
     # NAME` for a lab without one; with ``against``, that file's, --reconfigure when the lab came from another);
-    # Lab.status' Python call: Lab('NAME').repair(), or Lab.up('FILE'[, reconfigure=True]) against a file.
+    # Lab.status' Python call: Lab('NAME').repair(), or Lab.up('FILE'[, name='NAME'][, reconfigure=True]) against a
+    # file (name= when the file's name: is another lab's: the lab was brought up from it with name=).
     # None against a dict, which no command names, and when every difference is one it leaves (``kept``).
     repair: str | None = None
     # The drift lines that repair does not put right by itself (workload.policy.up_leaves): a Never pod's

@@ -193,3 +193,18 @@ def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[t
 def load_topology(path: str | None = None) -> Topology:
     """Load and validate a topology; raise TopologyError listing every problem."""
     return validate_source(read_source(path))
+
+
+def names_another_lab(path: str | None, lab: str) -> bool:
+    """Whether the file ``path`` now names another lab than ``lab`` in its ``name:`` (read, not validated): its
+    `up -t FILE` (``Lab.up('FILE')``) makes or converges that lab, not ``lab``, which was brought up from the file
+    under a name of its own (``Lab.up(FILE, name=...)``, every pytest plugin lab's). False for no file, and for one
+    that cannot be read now: its `up` says what it meets."""
+    if path is None:
+        return False
+    try:
+        data = read_source(path).data
+    except (TopologyError, OSError):
+        return False
+    name = data.get("name") if isinstance(data, dict) else None
+    return isinstance(name, str) and name != lab

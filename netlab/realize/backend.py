@@ -92,8 +92,12 @@ def _move(state: LabState, from_dict: bool) -> str:
     if from_dict:
         return "Lab.up(dict, reconfigure=True)"  # the dict it was made from, whatever the words
     if in_python_words():
-        return f"Lab.up({state.source!r}, reconfigure=True)" if state.source else \
-            f"Lab.up(name={state.lab!r}, reconfigure=True)"
+        from netlab.errors import python_reconfigure
+        from netlab.model.load import names_another_lab
+
+        if not state.source:
+            return f"Lab.up(name={state.lab!r}, reconfigure=True)"
+        return python_reconfigure(state.source, state.lab if names_another_lab(state.source, state.lab) else None)
     return f"sudo netlab up -t {command_path(state.source)} --reconfigure" if state.source else \
         "sudo netlab up --reconfigure"  # as state.up_command says it
 

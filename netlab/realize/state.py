@@ -277,7 +277,9 @@ def repair_up(state: LabState, reconfigure: bool = False) -> str:
         return state.repair
     if reconfigure:
         return reconfigure_up(state)
-    if state.source and not edited_at_run_time(state):
+    from netlab.model.load import names_another_lab  # a lab brought up from its file under another name: by name
+
+    if state.source and not edited_at_run_time(state) and not names_another_lab(state.source, state.lab):
         return up_command(state.source)
     return f"sudo netlab up --lab {state.lab}"
 
