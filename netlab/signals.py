@@ -138,20 +138,22 @@ def taken() -> int | None:
     return signum
 
 
-def stop_of(exc: BaseException) -> KeyboardInterrupt | None:
+def stop_of(exc: BaseException, before: BaseException | None = None) -> KeyboardInterrupt | None:
     """The stop signal that ``exc`` stands for, or None: the KeyboardInterrupt (Terminated) it is or that its
     causes or contexts hold, or the program's stop signal whose exception one of them names in its words. A
     signal's exception raised where Python wraps what it calls in an error of its own became that error: an
     import's dataclass (``RuntimeError: Error calling __set_name__``, its cause), a pydantic model's validator
     being built (``SchemaError: ... Terminated: interrupted by SIGTERM``, no cause), both printed as a traceback
     with exit 1. Any other error is its own, also once a signal came (a kernel's refusal, a user's mistake
-    after a Ctrl-C that a finalizer swallowed): taken for the signal, the line hid what went wrong."""
+    after a Ctrl-C that a finalizer swallowed): taken for the signal, the line hid what went wrong. ``before``: the
+    exception the caller was handling as it began (a with block's end taking its lab down after Ctrl-C), where the
+    chain stops: what came before the call is not what the call met."""
     seen: set[int] = set()
     link: BaseException | None = exc
-    while link is not None and id(link) not in seen:
+    while link is not None and id(link) not in seen and link is not before:
         if isinstance(link, KeyboardInterrupt):
             return link
-        named = _named_in(link)
+        named = _named_in(link) or _plain_in(link)
         if named is not None:
             return named
         seen.add(id(link))
@@ -171,6 +173,19 @@ def _named_in(exc: BaseException) -> KeyboardInterrupt | None:
     for kept in _kept:
         if f"{type(kept).__name__}: {kept}" in words:
             return kept  # type: ignore[return-value]  # a Kept is a KeyboardInterrupt
+    return None
+
+
+def _plain_in(exc: BaseException) -> KeyboardInterrupt | None:
+    """Python's own KeyboardInterrupt (a library caller's Ctrl-C: no handler of the program's kept it) that
+    pydantic's SchemaError names as pyo3 shows what it caught, ``KeyboardInterrupt: ``, a line of its own. A
+    SchemaError is a model's, never a topology's: no user's text is in it."""
+    if type(exc).__name__ != "SchemaError" or not type(exc).__module__.startswith("pydantic"):
+        return None
+    for line in str(exc).splitlines():
+        word, colon, text = line.strip().partition(":")
+        if word == "KeyboardInterrupt" and colon:
+            return KeyboardInterrupt(*([text.strip()] if text.strip() else []))
     return None
 
 

@@ -87,4 +87,8 @@ __all__ = sorted(_WHERE)
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module 'netlab.api' has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+    from netlab.api.words import stopped  # Ctrl-C as a model's validator is built on import: KeyboardInterrupt
+
+    with stopped():
+        module = importlib.import_module(_WHERE[name])
+    return getattr(module, name)

@@ -14,6 +14,7 @@ from typing import Any, Union
 
 from netlab.api.args import check_bool, check_str, check_topology, method
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
+from netlab.api.words import stopped
 from netlab.errors import UsageError
 from netlab.model.clusterdns import DNS_NAME, is_addon_pod, is_dns_service
 from netlab.model.lab import Lab, resolve
@@ -82,8 +83,14 @@ def load(topology: TopologyInput = None, name: str | None = None, *, running: bo
 
     ``topology``: a path, a dict shaped like the YAML (``{"name": ..., "nodes": [...]}``,
     with the YAML's field names such as ``podCIDR``), or None for the built-in default.
-    Raises TopologyError with every problem, UsageError for a bad ``name``.
+    Raises TopologyError with every problem, UsageError for a bad ``name``; Ctrl-C meanwhile, KeyboardInterrupt
+    (also as pydantic builds a validator: :func:`netlab.api.words.stopped`).
     """
+    with stopped():
+        return _load(topology, name, running)
+
+
+def _load(topology: TopologyInput, name: str | None, running: bool) -> Loaded:
     with method("netlab.api.load"):
         check_topology(topology)
         check_str("name", name, none_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import sys
 from collections.abc import Iterator
 from typing import Any, Callable, TypeVar, cast
 
@@ -30,6 +31,37 @@ def said(api: bool) -> Iterator[None]:
         raise exc.said_for(api=api) from None
 
 
+@contextlib.contextmanager
+def stopped() -> Iterator[None]:
+    """A stop signal that what the block called wrapped in an error of its own (pydantic's SchemaError as it
+    builds a validator during a first ``Lab.up``, an import's RuntimeError: signals.stop_of) is raised as itself,
+    a KeyboardInterrupt, as the CLI says it: the caller's ``except KeyboardInterrupt`` (a ``with`` block's end,
+    which takes the lab down) sees the Ctrl-C it is. An error raised while the caller handled a Ctrl-C already
+    (a with block's ``down``) is its own."""
+    from netlab import signals
+
+    before = sys.exc_info()[1]
+    try:
+        yield
+    except Exception as exc:
+        stop = signals.stop_of(exc, before)
+        if stop is None:
+            raise
+        raise stop from (None if _in_chain(stop, exc) else exc)  # the error it became: its cause, unless it is
+
+
+def _in_chain(stop: BaseException, exc: BaseException) -> bool:
+    """Whether ``stop`` is one of ``exc``'s causes or contexts (raised from ``exc``, it would be its own)."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if link is stop:
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
+
+
 def _words(owner: Any) -> bool:
     """Whose words a call on ``owner`` (a Lab, or the class for a classmethod) is said in: an outer caller's choice
     (a Lab method calling another, the CLI's command), else the Lab's own (internal_attach's: the command's), else
@@ -45,12 +77,12 @@ def callers_words(method: F) -> F:
         return method
     def plain(owner: Any, *args: Any, **kwargs: Any) -> Any:
         api = _words(owner)
-        with python_words(api), said(api):
+        with stopped(), python_words(api), said(api):
             return method(owner, *args, **kwargs)
 
     def each(owner: Any, *args: Any, **kwargs: Any) -> Any:  # a generator's: said as it runs, not as it is made
         api = _words(owner)
-        with python_words(api), said(api):
+        with stopped(), python_words(api), said(api):
             return (yield from method(owner, *args, **kwargs))
 
     run: Any = functools.wraps(method)(each if inspect.isgeneratorfunction(method) else plain)
