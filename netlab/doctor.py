@@ -52,6 +52,7 @@ missing thing look present, and it changes which binary runs nowhere.
 
 from __future__ import annotations
 
+import os
 import re
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -203,8 +204,12 @@ def require_tools(lab: Lab, names: Iterable[str], why: str) -> None:
 def require_for(lab: Lab, only: Iterable[str] | None = None) -> None:
     """Before ``up`` changes anything: raise EnvironmentNotReady with the doctor's line of each failed check.
 
-    Runs only the checks ``lab`` needs (and, with ``only``, only those of them), never the advisory ones.
+    Runs only the checks ``lab`` needs (and, with ``only``, only those of them), never the advisory ones. A user who
+    is not root (``Lab.up`` without sudo, a NETLAB_STATE_DIR of their own) is told so, as the CLI tells them: not
+    the host-capabilities check's line for root in an unprivileged container.
     """
+    if os.geteuid() != 0:
+        raise EnvironmentNotReady("netlab needs root: a lab is made of network namespaces; run it with sudo")
     needed = needs(lab) - ADVISORY
     wanted = needed if only is None else needed & set(only)
     wanted -= _PASSED.get()
