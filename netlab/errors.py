@@ -160,9 +160,10 @@ class TopologyError(NetlabError):
 
     def __init__(self, problems: list[Problem], note: str | None = None):
         self.problems = sorted(problems, key=lambda p: (p.line or 0, p.field))
-        # What was not checked because of these problems, said last: ``netlab: <note>``.
+        # What was not checked because of these problems, said last (the CLI says it as ``netlab: <note>``, a line
+        # of its own, cli/boundary.py; a Python caller's exception says it bare).
         self.note = note
-        super().__init__("\n".join([str(p) for p in self.problems] + ([f"netlab: {note}"] if note else [])))
+        super().__init__("\n".join([str(p) for p in self.problems] + ([note] if note else [])))
 
 
 class UsageError(NetlabError):

@@ -49,8 +49,10 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         located = isinstance(exc, TopologyError)  # already FILE[:LINE]: field: message
         if isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal (netlab's Interrupted says its lab's fate)
             endings.end_caret(exc.__cause__)
+        note = exc.note if isinstance(exc, TopologyError) else None  # what the problems kept unchecked: netlab's
         for line in with_open_files(str(exc), exc).splitlines() or [type(exc).__name__]:
-            click.echo(line if located or _located(line) else f"netlab: {line}", err=True)
+            bare = (located and line != note) or _located(line)
+            click.echo(line if bare else f"netlab: {line}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt outside a command: SIGTERM's too
         stopped = exc.__context__ if isinstance(exc.__context__, KeyboardInterrupt) else None
