@@ -292,7 +292,7 @@ class LabBusy(NetlabError):
 
 class LabGoingDown(LabBusy):
     """A ``netlab down`` holds the lab's lock and is deleting it: what a reader met is its work half done. Said as
-    every command that meets it says it (realize.state.being_taken_down), exit 2; a LabBusy to a caller that waits
+    every command that meets it says it (realize.interrupted.being_taken_down), exit 2; a LabBusy to a caller that waits
     for the lab's lock (a break, an ``up --lab``)."""
 
     exit_code = EXIT_INVALID_INPUT
@@ -321,9 +321,9 @@ class NetnsGone(FileNotFoundError, UsageError):
         super().__init__(errno.ENOENT, f"namespace {netns} does not exist", path)
         self.netns = netns
         self.lab = lab  # the lab's name, where the raiser knows it: the status it names is that lab's
-        self.lab_up = lab_up  # that lab's state is there (realize.state.netns_gone): it is up, this one was deleted
+        self.lab_up = lab_up  # that lab's state is there (realize.netns_missing): it is up, this one was deleted
         self.repair: str | None = None  # the `up` that repairs that lab (realize.state.repair_command)
-        self.api = in_python_words()  # met by a Lab method: its way out is the Python call (realize.state.netns_gone)
+        self.api = in_python_words()  # met by a Lab method: its way out is the Python call (netns_missing)
         self.taken_down: str | None = None  # a `netlab down` is taking the lab away, or took it: said so instead
 
     def __str__(self) -> str:

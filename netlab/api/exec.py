@@ -21,7 +21,8 @@ from typing import BinaryIO, Iterator, Mapping
 from netlab.errors import EnvironmentNotReady, UsageError, display_path
 from netlab.model.lab import Lab
 from netlab.cni.edited import lab_netns_gone, repair_command
-from netlab.realize.state import LabState, taken_down
+from netlab.realize.interrupted import taken_down
+from netlab.realize.state import LabState
 from netlab.workload import lifecycle, tasks
 from netlab.workload.containers import previous_log_path
 from netlab.kernel.netns import fd_is_netns, netns_path

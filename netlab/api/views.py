@@ -196,7 +196,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
                            created=_pod_created(state, pod.name) or sandbox,
                            netns_gone=netns_gone, hostname=pod.spec.hostname, subdomain=pod.spec.subdomain))
     if any(p.netns_gone for p in out):  # SandboxChanged: a `netlab down` deleting them?
-        from netlab.realize.state import taken_down
+        from netlab.realize.interrupted import taken_down
 
         gone = taken_down(state.lab, "its pods' containers and namespaces go with it")
         if gone is not None:  # said as status and probe say it, not a pod status to repair (SandboxChanged)
@@ -238,7 +238,7 @@ def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
                          pods=tuple(p.name for p in lab.pods_on(n.name)), created=_created(n.netns))
                 for n in lab.nodes)
     if any(n.created is None for n in out):  # a node's namespace not there: a `netlab down` deleting them?
-        from netlab.realize.state import taken_down
+        from netlab.realize.interrupted import taken_down
 
         gone = taken_down(lab.name, "its nodes' namespaces go with it", read_up=False)
         if gone is not None:  # said as get pods, status and probe say it, not a table of nodes

@@ -103,7 +103,7 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         # with the host's hostname, unsaid.
         from netlab.workload.node_uts import kind_of
 
-        from netlab.realize.state import taken_down
+        from netlab.realize.interrupted import taken_down
 
         words = kind_of(lab.model, name) or f"pod {name}"
         gone = taken_down(lab.name, f"{words}'s namespaces went with it")  # `down` unmounted the pin: no fault

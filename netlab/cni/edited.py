@@ -17,7 +17,7 @@ from netlab.cni import conf as C
 from netlab.errors import NetlabError, NetnsGone, UsageError, repair_way
 from netlab.feature import Reconfigure
 from netlab.model.cniconf import ConflistError
-from netlab.realize import state as state_mod
+from netlab.realize import netns_missing, state as state_mod
 from netlab.realize.attachments import move_refused, node_moves, pod_records
 from netlab.realize.state_dir import lab_dir
 
@@ -169,11 +169,11 @@ def repair_command(name: str) -> str:
 
 
 def netns_gone(exc: NetnsGone, lab: str) -> NetnsGone:
-    """realize.state.netns_gone, its repair with --reconfigure when the lab needs it: a deleted namespace of a lab
-    whose conflist was edited is made again by `up -t FILE --reconfigure` (a plain `up` refuses the lab)."""
-    return state_mod.netns_gone(exc, lab, reconfigures)
+    """realize.netns_missing.netns_gone, its repair with --reconfigure when the lab needs it: a deleted namespace of
+    a lab whose conflist was edited is made again by `up -t FILE --reconfigure` (a plain `up` refuses the lab)."""
+    return netns_missing.netns_gone(exc, lab, reconfigures)
 
 
 def lab_netns_gone(netns: str, lab: str) -> NetnsGone:
-    """realize.state.lab_netns_gone, its repair as :func:`netns_gone` names it."""
-    return state_mod.lab_netns_gone(netns, lab, reconfigures)
+    """realize.netns_missing.lab_netns_gone, its repair as :func:`netns_gone` names it."""
+    return netns_missing.lab_netns_gone(netns, lab, reconfigures)

@@ -33,7 +33,8 @@ from netlab.probe.matrix import (ECHO_PORT, PROTOS, Probe, build_matrix, interne
 from netlab.probe.refused import Refusals
 from netlab.probe.service_targets import ServicePlan
 from netlab.probe.tasks import Job, Observation, Output
-from netlab.realize.state import being_taken_down, load_state, taken_down
+from netlab.realize.interrupted import being_taken_down, taken_down
+from netlab.realize.state import load_state
 
 
 def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: int | None = None,
@@ -200,7 +201,7 @@ def _agent_output(lab: Lab, job: Job, child: Child | None = None) -> Output:
 
 def not_up(lab: Lab) -> NetlabError:
     """The error of a probe of lab ``lab`` whose underlay namespace is not there: a ``down`` taking the lab away,
-    a lab whose namespaces are all gone (realize.state.taken_down: the words status and get say), else not up."""
+    a lab whose namespaces are all gone (realize.interrupted.taken_down: the words status and get say), else not up."""
     return taken_down(lab.name, "its namespaces go with it") or EnvironmentNotReady(
         f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); start it with `sudo netlab up -t FILE`")
 

@@ -5,7 +5,8 @@ whose file names the holder. Killed before that first write is in place, it made
 and maybe the write's temporary file (state_dir.write_atomic), which is no run's work (tags.remnants): the lab is
 ``interrupted``, and plain ``down`` removes the folder. Killed later, the state names what it made, in phase
 ``creating`` (or ``deleting``, a ``down`` killed), and nobody holds the lock: ``list`` says so, and ``down``
-takes it away.
+takes it away. What a command that met part of a lab missing says of a ``down`` at work on it, or done with it,
+or of a lab left ``gone``: :func:`taken_down`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from netlab.errors import LabBusy, LabGoingDown, NetlabError, UsageError, down_way
 from netlab.realize.lab_folder import MARK_FILE
-from netlab.realize.state_dir import STATE_FILE, lab_dir, state_temps
+from netlab.realize.state_dir import STATE_FILE, lab_dir, state_file, state_temps
 from netlab.realize.lab_lock import lab_lock_holder, unheld
 
 if TYPE_CHECKING:
@@ -104,7 +105,6 @@ class Seen:
         if version is None:  # a down took it away meanwhile
             return UsageError(f"lab {self.lab} was taken down while status read it"
                               + (f" (by {holder})" if holder else "") + "; it is not up")
-        from netlab.realize.state import taken_down
         from netlab.realize.state_errors import StateGone
 
         down = taken_down(self.lab, "what status read of it is its work half done, not drift")
@@ -121,3 +121,35 @@ def seen(lab: str) -> Seen:
     from netlab.realize.state import state_version
 
     return Seen(lab, lab_lock_holder(lab), state_version(lab))
+
+
+def taken_down(lab: str, what: str, read_up: bool = True) -> NetlabError | None:
+    """What a command that read lab ``lab`` up and then met part of it gone (``what``: a namespace, a log, its
+    processes) says when a ``netlab down`` is taking the lab away (its state says phase deleting, written before
+    down stops the lab's processes and deletes its namespaces, and down holds the lab's lock) or took it away
+    since (no state now): one line, exit 2, as ``status``, ``probe`` and ``get`` say it, not a fault of a running
+    lab that ``up`` would repair. A lab whose namespaces are all gone while its state stays (`netlab list`'s
+    phase ``gone``, realize.state.gone): StateGone, status's line, exit 3. None otherwise (up, or a down that was
+    killed halfway: list and status say that). ``read_up``: the caller read the lab's state from its file (so no
+    state now is a lab taken down since)."""
+    from netlab.realize.state import gone, load_state
+    from netlab.realize.state_errors import StateGone
+
+    try:
+        st = load_state(lab)
+        if st is not None and st.phase == "deleting":
+            if lab_lock_holder(lab) is not None:
+                return being_taken_down(lab, what)
+            st = load_state(lab)  # nobody holds it: finished since (no state), or killed halfway (stalled)
+        if st is not None and gone(st):  # every namespace of it deleted, its state left: not up, said once
+            return StateGone(lab, state_file(lab))
+    except NetlabError:
+        return None  # a corrupt state: not this question's to answer
+    if st is None and read_up:
+        return UsageError(f"lab {lab} was taken down (`netlab down`) meanwhile: {what}; it is not up")
+    return None
+
+
+def being_taken_down(lab: str, what: str) -> UsageError:
+    """The line of a command that met lab ``lab`` while a ``netlab down`` takes it away (``what``: what it met)."""
+    return UsageError(f"lab {lab} is being taken down (`netlab down`): {what}")

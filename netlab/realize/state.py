@@ -17,17 +17,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from netlab.errors import (NetlabError, NetnsGone, UsageError, command_path, display_path, in_python_words,
-                           loads_json)
-from netlab.model.naming import netns_path
+from netlab.errors import NetlabError, UsageError, command_path, display_path, loads_json
 from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName
 from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, StateTooLarge, known_labs, read_state_file,
                                      state_dir_error, state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_sum import trusted, write_sum
 # A state that cannot say what its lab made (state_errors); tests import these from here too
-from netlab.realize.state_errors import (PodFilesLeft as PodFilesLeft, StateCorrupt, StateGone, StateLost,
-                                        StateNewer, lost_state)
+from netlab.realize.state_errors import (PodFilesLeft as PodFilesLeft, StateCorrupt, StateGone as StateGone,
+                                        StateLost, StateNewer, lost_state)
 
 if TYPE_CHECKING:
     from netlab.model.addressing import Held
@@ -315,33 +313,6 @@ def repair_command(name: str, reconfigure: Callable[[LabState], bool] | None = N
     return repair_up(st, reconfigure is not None and reconfigure(st))
 
 
-def netns_gone(exc: NetnsGone, lab: str, reconfigure: Callable[[LabState], bool] | None = None) -> NetnsGone:
-    """``exc`` as lab ``lab``'s: a namespace of a lab whose state is there (it is up) was deleted (`ip netns del`)
-    and the `up` that repairs the lab (:func:`repair_command`, given ``reconfigure``: netlab.cni.edited.netns_gone
-    passes its check) makes it again; without its state the lab is down, or was never up."""
-    exc.lab = lab
-    exc.api = exc.api or in_python_words()  # said as a Lab method's caller types it (made in a thread, perhaps)
-    try:
-        exc.lab_up = os.path.isfile(state_file(lab))
-    except (NetlabError, OSError):  # a name that is no lab's, or a state directory that is not netlab's
-        exc.lab_up = False
-    if exc.lab_up:
-        exc.repair = repair_command(lab, reconfigure)
-    gone = taken_down(lab, f"namespace {exc.netns} was deleted with it") if exc.lab_up else None
-    if isinstance(gone, StateGone):  # every namespace of it deleted: status's line, in the caller's words
-        gone = gone.said_for(exc.api)
-    exc.taken_down = None if gone is None else str(gone)  # a `down` at work, or done since: no fault to repair
-    if gone is not None:
-        exc.exit_code = gone.exit_code  # as the line it says: exit 3 for a lab that is gone
-    return exc
-
-
-def lab_netns_gone(netns: str, lab: str, reconfigure: Callable[[LabState], bool] | None = None) -> NetnsGone:
-    """The error of lab ``lab``'s namespace ``netns`` found missing (not a namespace mount, or gone when entered):
-    :func:`netns_gone` of it."""
-    return netns_gone(NetnsGone(netns, netns_path(netns)), lab, reconfigure)
-
-
 def held_by(name: str) -> Held | None:
     """What the running lab ``name`` holds (the addresses its pods and Services keep at the next up), None when
     it is not up, or its state cannot be read here (not root: the state directory is root's; a corrupt state,
@@ -417,37 +388,6 @@ def iter_states() -> Iterator[LabState | StateCorrupt]:
             continue
         if st is not None:
             yield st
-
-
-def taken_down(lab: str, what: str, read_up: bool = True) -> NetlabError | None:
-    """What a command that read lab ``lab`` up and then met part of it gone (``what``: a namespace, a log, its
-    processes) says when a ``netlab down`` is taking the lab away (its state says phase deleting, written before
-    down stops the lab's processes and deletes its namespaces, and down holds the lab's lock) or took it away
-    since (no state now): one line, exit 2, as ``status``, ``probe`` and ``get`` say it, not a fault of a running
-    lab that ``up`` would repair. A lab whose namespaces are all gone while its state stays (`netlab list`'s
-    phase ``gone``, :func:`gone`): StateGone, status's line, exit 3. None otherwise (up, or a down that was
-    killed halfway: list and status say that). ``read_up``: the caller read the lab's state from its file (so no
-    state now is a lab taken down since)."""
-    from netlab.realize.lab_lock import lab_lock_holder
-
-    try:
-        st = load_state(lab)
-        if st is not None and st.phase == "deleting":
-            if lab_lock_holder(lab) is not None:
-                return being_taken_down(lab, what)
-            st = load_state(lab)  # nobody holds it: finished since (no state), or killed halfway (stalled)
-        if st is not None and gone(st):  # every namespace of it deleted, its state left: not up, said once
-            return StateGone(lab, state_file(lab))
-    except NetlabError:
-        return None  # a corrupt state: not this question's to answer
-    if st is None and read_up:
-        return UsageError(f"lab {lab} was taken down (`netlab down`) meanwhile: {what}; it is not up")
-    return None
-
-
-def being_taken_down(lab: str, what: str) -> UsageError:
-    """The line of a command that met lab ``lab`` while a ``netlab down`` takes it away (``what``: what it met)."""
-    return UsageError(f"lab {lab} is being taken down (`netlab down`): {what}")
 
 
 def still_up(lab: str, run_id: str, command: str, waited_for: str | None, then: str = "") -> LabState:

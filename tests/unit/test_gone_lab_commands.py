@@ -5,7 +5,7 @@ up ..." (StateGone, exit 3), but `exec` and `trace` said a namespace "was delete
 `probe` "is not up ... start it", and `get pods`/`get nodes` listed it (exit 0). Defect 2: while a `down` deletes
 the lab, `probe` said "start it with `up -t FILE`" (exit 3), `status` "being changed by pid N" (exit 3) and
 `get nodes` printed its table, where exec, logs, get pods and trace say "is being taken down" (exit 2).
-One function says both (realize.state.taken_down). Real namespaces: tests/integration/test_down_racing_commands.py.
+One function says both (realize.interrupted.taken_down). Real namespaces: tests/integration/test_down_racing_commands.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from netlab.kernel.fake import FakeKernel
 from netlab.probe import runner
 from netlab.realize import interrupted, state_dir
 from netlab.realize.lab_lock import LabLock
-from netlab.realize.state import lab_netns_gone, load_state
+from netlab.realize.netns_missing import lab_netns_gone
+from netlab.realize.state import load_state
 
 lab = pytest.fixture(make_lab, name="lab")
 

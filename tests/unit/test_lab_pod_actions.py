@@ -123,7 +123,7 @@ def test_a_gone_namespace_is_one_error_a_usage_error_and_a_file_not_found():
 
 
 def test_a_namespace_deleted_from_a_lab_that_is_up_says_up_makes_it_again():
-    from netlab.realize.state import netns_gone
+    from netlab.realize.netns_missing import netns_gone
     from netlab.realize.state_dir import state_file, write_atomic
 
     down = netns_gone(NetnsGone("l-b", "/run/netns/l-b"), "l")  # no state: the lab is down (or never was up)

@@ -12,7 +12,7 @@ import pytest
 
 from netlab import Lab
 from netlab.errors import NetnsGone, logs_way, python_words
-from netlab.realize.state import lab_netns_gone
+from netlab.realize.netns_missing import lab_netns_gone
 from netlab.realize.state_dir import lab_dir, state_file
 
 

@@ -26,7 +26,8 @@ from netlab.lab import teardown
 from netlab.lab import up as lab_up
 from netlab.lab.ownership import tag_for
 from netlab.realize.lab_lock import LabLock
-from netlab.realize.state import lab_netns_gone, load_state
+from netlab.realize.netns_missing import lab_netns_gone
+from netlab.realize.state import load_state
 from netlab.workload.containers import log_path
 
 lab = pytest.fixture(make_lab, name="lab")

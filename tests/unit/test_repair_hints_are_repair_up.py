@@ -18,7 +18,8 @@ import pytest
 from netlab.api.exec import LogWriter, open_log
 from netlab.cli.trace import nftables_lines
 from netlab.errors import EnvironmentNotReady, NetnsGone, UsageError
-from netlab.realize.state import load_state, netns_gone
+from netlab.realize.netns_missing import netns_gone
+from netlab.realize.state import load_state
 from netlab.workload import drift as container_drift, health, lifecycle
 from test_inspect_nftables import view
 from test_repair_after_impair import impaired_at_run_time
@@ -134,7 +135,7 @@ def test_a_log_that_is_not_a_file_names_the_labs_repair(state_root, tmp_path, fr
 
 @CASES
 def test_a_namespace_deleted_under_a_running_lab_names_the_labs_repair(state_root, tmp_path, from_file, impaired):
-    from netlab.realize.state import lab_netns_gone  # the one constructor of the five raisers (trace, exec, ...)
+    from netlab.realize.netns_missing import lab_netns_gone  # the one constructor of the five raisers (trace, exec, ...)
 
     repair = repair_of(tmp_path, from_file, impaired)
     err = lab_netns_gone(f"{LAB}-web-1", LAB)
@@ -147,7 +148,7 @@ def test_a_namespace_deleted_under_a_running_lab_names_the_labs_repair(state_roo
 
 
 def test_a_namespace_of_a_lab_that_is_not_up_names_its_status(state_root):
-    from netlab.realize.state import lab_netns_gone
+    from netlab.realize.netns_missing import lab_netns_gone
 
     err = lab_netns_gone("qz9-a", "qz9")
     assert (err.lab, err.lab_up, err.repair) == ("qz9", False, None)

@@ -68,7 +68,7 @@ def test_trace_break_and_exec_name_the_cnis_repair():
 
 
 def test_a_deleted_namespace_of_such_a_lab_is_made_again_by_up_reconfigure(world, monkeypatch):  # noqa: F811
-    """realize.state.netns_gone named the plain `up`, which refuses the lab: trace, exec and inspect raise the CNI's
+    """realize.netns_missing.netns_gone (realize.state's then) named the plain `up`, which refuses the lab: trace, exec and inspect raise the CNI's
     (cni.edited.netns_gone), as status names the repair."""
     from netlab.api import exec as api_exec, lab_checks, lab_pods
     from netlab.cli import trace as cli_trace
@@ -84,7 +84,7 @@ def test_a_deleted_namespace_of_such_a_lab_is_made_again_by_up_reconfigure(world
     assert api_exec.lab_netns_gone is edited.lab_netns_gone
     for module in (lab_pods, lab_checks, cli_trace):  # imported where they raise it
         text = open(module.__file__).read()
-        assert "realize.state import lab_netns_gone" not in text and "realize.state import netns_gone" not in text
+        assert "netns_missing import lab_netns_gone" not in text and "netns_missing import netns_gone" not in text
     up(lab, k, reconfigure=True)
     assert str(edited.lab_netns_gone("fked-a", lab.name)).endswith("`sudo netlab up --lab fked` makes it again")
 
