@@ -106,7 +106,9 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         from netlab.realize.interrupted import taken_down
 
         words = kind_of(lab.model, name) or f"pod {name}"
-        gone = taken_down(lab.name, f"{words}'s namespaces went with it")  # `down` unmounted the pin: no fault
+        # `down` unmounted the pin (no fault), or one killed halfway did (list's line: `down` finishes it)
+        gone = taken_down(lab.name, f"{words}'s namespaces went with it",
+                          killed=f"{words}'s UTS namespace is not there")
         if gone is not None:
             raise gone
         click.echo(f"netlab: {words}'s UTS namespace is missing, so `hostname` there is the host's; "

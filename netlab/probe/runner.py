@@ -202,7 +202,8 @@ def _agent_output(lab: Lab, job: Job, child: Child | None = None) -> Output:
 def not_up(lab: Lab) -> NetlabError:
     """The error of a probe of lab ``lab`` whose underlay namespace is not there: a ``down`` taking the lab away,
     a lab whose namespaces are all gone (realize.interrupted.taken_down: the words status and get say), else not up."""
-    return taken_down(lab.name, "its namespaces go with it") or EnvironmentNotReady(
+    return taken_down(lab.name, "its namespaces go with it", killed=f"no namespace {lab.underlay_netns}"
+                      ) or EnvironmentNotReady(
         f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); start it with `sudo netlab up -t FILE`")
 
 

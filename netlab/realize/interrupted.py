@@ -123,15 +123,17 @@ def seen(lab: str) -> Seen:
     return Seen(lab, lab_lock_holder(lab), state_version(lab))
 
 
-def taken_down(lab: str, what: str, read_up: bool = True) -> NetlabError | None:
+def taken_down(lab: str, what: str, read_up: bool = True, killed: str | None = None) -> NetlabError | None:
     """What a command that read lab ``lab`` up and then met part of it gone (``what``: a namespace, a log, its
     processes) says when a ``netlab down`` is taking the lab away (its state says phase deleting, written before
     down stops the lab's processes and deletes its namespaces, and down holds the lab's lock) or took it away
     since (no state now): one line, exit 2, as ``status``, ``probe`` and ``get`` say it, not a fault of a running
     lab that ``up`` would repair. A lab whose namespaces are all gone while its state stays (`netlab list`'s
-    phase ``gone``, realize.state.gone): StateGone, status's line, exit 3. None otherwise (up, or a down that was
-    killed halfway: list and status say that). ``read_up``: the caller read the lab's state from its file (so no
-    state now is a lab taken down since)."""
+    phase ``gone``, realize.state.gone): StateGone, status's line, exit 3. None otherwise (up, or an up or down
+    that was killed halfway: list and status say that; given ``killed``, what the caller met missing, list's line
+    for it (:func:`stalled`: `down` takes it away or finishes it, no `up` makes the part again) with ``killed``
+    after it, exit 2). ``read_up``: the caller read the lab's state from its file (so no state now is a lab taken
+    down since)."""
     from netlab.realize.state import gone, load_state
     from netlab.realize.state_errors import StateGone
 
@@ -143,6 +145,9 @@ def taken_down(lab: str, what: str, read_up: bool = True) -> NetlabError | None:
             st = load_state(lab)  # nobody holds it: finished since (no state), or killed halfway (stalled)
         if st is not None and gone(st):  # every namespace of it deleted, its state left: not up, said once
             return StateGone(lab, state_file(lab))
+        line = stalled(st) if st is not None and killed is not None else None
+        if line is not None:
+            return UsageError(f"{line} ({killed})")
     except NetlabError:
         return None  # a corrupt state: not this question's to answer
     if st is None and read_up:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from netlab.errors import NetlabError, NetnsGone, in_python_words
+from netlab.errors import NetlabError, NetnsGone, in_python_words, python_words
 from netlab.model.naming import netns_path
 from netlab.realize.interrupted import taken_down
 from netlab.realize.state import LabState, repair_command
@@ -28,7 +28,9 @@ def netns_gone(exc: NetnsGone, lab: str, reconfigure: Callable[[LabState], bool]
         exc.lab_up = False
     if exc.lab_up:
         exc.repair = repair_command(lab, reconfigure)
-    gone = taken_down(lab, f"namespace {exc.netns} was deleted with it") if exc.lab_up else None
+    with python_words(exc.api):  # an up or down killed halfway: list's line, its way out `down`, not up's
+        gone = taken_down(lab, f"namespace {exc.netns} was deleted with it",
+                          killed=f"namespace {exc.netns} is not there") if exc.lab_up else None
     if isinstance(gone, StateGone):  # every namespace of it deleted: status's line, in the caller's words
         gone = gone.said_for(exc.api)
     exc.taken_down = None if gone is None else str(gone)  # a `down` at work, or done since: no fault to repair

@@ -10,11 +10,13 @@ One function says both (realize.interrupted.taken_down). Real namespaces: tests/
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from fake_lab import machine_holds, make_lab, up
 
 from netlab.api import views
-from netlab.errors import LabBusy, NetlabError
+from netlab.errors import LabBusy, NetlabError, python_words
 from netlab.kernel.fake import FakeKernel
 from netlab.probe import runner
 from netlab.realize import interrupted, state_dir
@@ -88,3 +90,43 @@ def test_probe_get_nodes_and_status_during_a_down_say_it_is_being_taken_down(lab
                     "nodes": ("lab fk is being taken down (`netlab down`): its nodes' namespaces go with it", 2),
                     "status": ("lab fk is being taken down (`netlab down`): what status read of it is its work "
                                "half done, not drift", 2)}
+
+
+@pytest.mark.parametrize("phase, words", [
+    ("deleting", "the `netlab down` that was taking it down"),
+    ("creating", "the `netlab up` that was making it")])
+def test_a_namespace_missing_from_a_lab_a_killed_run_left_says_list_s_line(lab, monkeypatch, phase, words):
+    """QA q17 2b: of a lab whose `down` (or `up`) was killed halfway, exec, trace and inspect said a namespace
+    "was deleted while lab fk is up; `up` makes it again", where list and status say `down` finishes it."""
+    k = FakeKernel()
+    up(lab, k)
+    machine_holds(monkeypatch, k)
+    with LabLock(lab.name, "netlab down" if phase == "deleting" else "netlab up"):
+        state = load_state(lab.name)
+        state.phase = phase  # then killed: nobody holds the lock, the phase stays
+        state.save()
+    k.delete_netns("fk-a")
+    exc = lab_netns_gone("fk-a", lab.name)
+    assert str(exc).startswith(f"lab fk: {words} (pid {os.getpid()}) ended before it finished (killed); "
+                               "`sudo netlab down --lab fk` ")
+    assert str(exc).endswith(" (namespace fk-a is not there)") and exc.exit_code == 2
+    with python_words():
+        assert "`Lab('fk').down()`" in str(lab_netns_gone("fk-a", lab.name))
+
+
+def test_probe_of_a_lab_a_killed_down_left_without_its_underlay_says_list_s_line(lab, monkeypatch):
+    """It said "is not up (no namespace fk-underlay); start it with `sudo netlab up -t FILE`"."""
+    k = FakeKernel()
+    up(lab, k)
+    machine_holds(monkeypatch, k)
+    with LabLock(lab.name, "netlab down"):
+        state = load_state(lab.name)
+        state.phase = "deleting"
+        state.save()
+        for name in list(k.ns):
+            k.delete_netns(name)
+    with pytest.raises(NetlabError) as info:
+        runner.run(lab)
+    assert str(info.value) == (f"lab fk: the `netlab down` that was taking it down (pid {os.getpid()}) ended before "
+                               "it finished (killed); `sudo netlab down --lab fk` finishes it (no namespace "
+                               "fk-underlay)") and info.value.exit_code == 2

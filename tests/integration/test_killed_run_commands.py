@@ -1,0 +1,68 @@
+"""Commands of a lab whose `up` or `down` was killed (SIGKILL) halfway say `netlab list`'s line for it, first
+(root; the last pass's "Left": wording and consistency).
+
+The runs are killed for real at their test hooks (NETLAB_FAULT_MODE=kill): an `up` at its 30th change (every
+namespace made, phase creating), a `down` once its namespaces are deleted (phase deleting, its state kept).
+- killed down: exec, trace and inspect said "namespace X was deleted while lab L is up; `up` makes it again", and
+  probe "is not up (no namespace L-underlay); start it with `up -t FILE`", where list and status say
+  `netlab down --lab L` finishes it.
+- killed up: `policy table` said nothing of it, where status, probe and trace say list's line first and carry it
+  as `error` in JSON; probe said it after its run (below a turn-wait line, when it waited).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import lab_down, lab_namespaces, netlab, state_path, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+TOPOLOGY = """name: {lab}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: a, node: n1, containers: [{{name: main, command: [sleep, infinity]}}]}}
+  - {{name: b, node: n1, labels: {{app: b}}}}
+"""
+POLICY = """networkPolicies:
+  - {name: deny-b, spec: {podSelector: {matchLabels: {app: b}}, policyTypes: [Ingress]}}
+"""
+
+
+def killed(lab: str, fault: dict, *args: str) -> None:
+    r = netlab(*args, check=False, env={**fault, "NETLAB_FAULT_MODE": "kill"})
+    assert r.returncode == -9, r  # SIGKILL: nothing of it ran to finish or roll back
+
+
+def list_line(lab: str) -> str:
+    rows = json.loads(netlab("list", "-o", "json").stdout)
+    (row,) = [r for r in rows if r["lab"] == lab]
+    return row["error"]
+
+
+def test_a_killed_down_s_lab_says_down_finishes_it(tmp_path):
+    lab = unique_lab("wa")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    try:
+        netlab("up", "-t", path)
+        killed(lab, {"NETLAB_FAULT_POINT": "down-deleted"}, "down", "--lab", lab)
+        assert lab_namespaces(lab) == []  # the kernel: deleted; the state stays, phase deleting
+        with open(state_path(lab, "state.json")) as fh:
+            assert json.load(fh)["phase"] == "deleting"
+        line = list_line(lab)
+        assert line.endswith(f"ended before it finished (killed); `sudo netlab down --lab {lab}` finishes it"), line
+        for args, missing in ((("exec", "--lab", lab, "a", "--", "true"), "pod a's UTS namespace"),
+                              (("trace", "--lab", lab, "a", "b"), f"namespace {lab}-a"),
+                              (("inspect", "--lab", lab, "a"), f"namespace {lab}-a")):
+            r = netlab(*args, check=False)
+            assert (r.returncode, r.stdout) == (2, ""), r
+            assert r.stderr == f"netlab: {line} ({missing} is not there)\n", r
+        r = netlab("probe", "--lab", lab, check=False)  # its underlay is gone: list's line once, not "start it"
+        assert (r.returncode, r.stdout) == (2, ""), r
+        assert r.stderr == f"netlab: {line} (no namespace {lab}-underlay)\n", r
+        netlab("down", "--lab", lab)  # finishes it
+        assert not any(r["lab"] == lab for r in json.loads(netlab("list", "-o", "json").stdout))
+    finally:
+        lab_down(lab)
