@@ -114,11 +114,13 @@ def faults_before(lab: Lab) -> int:
 
 def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
                    timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False,
-                   early: Any = None, said: Callable[[list[str]], None] | None = None) -> Any:
+                   early: Any = None, said: Callable[[list[str]], None] | None = None,
+                   first: Callable[[str], None] | None = None) -> Any:
     """:meth:`Lab.probe`'s run, as the library's own report (netlab.probe.runner.Report), which the CLI
     renders as text, JSON or JUnit: a 500-pod run's 250,000 results are not built twice. ``early``: the
     CLI's agent started before the models loaded (netlab.probe.early). ``said``: given the note of a
-    ``topology`` whose policies the running lab does not run (:func:`other_policies`), before the run."""
+    ``topology`` whose policies the running lab does not run (:func:`other_policies`), before the run;
+    ``first``: the line of a lab an up or down left halfway, before anything else (:func:`killed_first`)."""
     from netlab.probe import runner
     from netlab.probe.job import ARP_MODES
 
@@ -131,6 +133,7 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         check_bool("mtu", mtu)
     state = lab.state()
     model = lab._served(state)  # as up serves it: a Completed/Error pod is no Service's endpoint to expect
+    error = killed_first(model, state, first)  # an up killed halfway: what the probes meet is its work half done
     if topology is not None:
         loaded = lab._loaded_for(topology)
         same_pods(loaded, model)
@@ -139,8 +142,27 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         model = loaded.lab.with_terminal(model.terminal)  # the running lab's: the file's expectations of them
     report = runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
                         services=services, early=early)
-    report.error = stalled(state)  # an up killed halfway: what the probes met is its work half done (as status)
+    report.error = error  # as status's
     return report
+
+
+def killed_first(model: ModelLab, state: Any, first: Callable[[str], None] | None, running: bool = True
+                 ) -> str | None:
+    """List's line for a lab whose ``up`` or ``down`` was killed halfway (realize/interrupted.stalled), given to
+    ``first`` before a command that reads the lab says anything else (probe, policy table: a note, a turn-wait
+    line), as status says it first, and returned for its JSON's ``error``; None for any other lab. ``running``:
+    the command sends packets in the lab: a lab whose underlay is gone (a down killed after deleting the
+    namespaces) is refused in one line, list's with it (probe/runner.not_up), not said twice."""
+    error = stalled(state)
+    if error is not None:
+        from netlab.kernel.netns import is_netns_mount
+        from netlab.probe.runner import not_up
+
+        if running and not is_netns_mount(model.underlay_netns):
+            raise not_up(model)
+        if first is not None:
+            first(error)
+    return error
 
 
 # The library's own result behind each API result that has one, for the CLI's text rendering, by the API

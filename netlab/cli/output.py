@@ -111,6 +111,12 @@ def note(lines: Sequence[str]) -> None:
         click.echo(f"netlab: note: {line}", err=True)
 
 
+def said_first(line: str) -> None:
+    """The line of a lab whose ``up`` or ``down`` was killed halfway (list's), on stderr before anything else the
+    command says (status, probe, trace, policy table), whatever -o is: its JSON carries it as ``error``."""
+    click.echo(f"netlab: {line}", err=True)
+
+
 def exit_if_failed(failed: Sequence[str]) -> None:
     """Containers that could not start (UpResult.failed) after a command that ran an ``up`` of the lab (``up``,
     ``impair``): the lab stays up (its network is as planned, and rolling it back would take what works with

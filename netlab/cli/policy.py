@@ -9,7 +9,7 @@ import click
 from netlab.api.args import PROBE_TIMEOUT
 from netlab.cli.base import attached, cli, require_root
 from netlab.cli.options import Seconds, lab_options
-from netlab.cli.output import note, output_option, print_json
+from netlab.cli.output import note, output_option, print_json, said_first
 from netlab.errors import UsageError
 
 if TYPE_CHECKING:
@@ -67,11 +67,18 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
         no_pods(model)
         result = policytable.evaluate(model)
     else:
+        from netlab.api.internals import killed_first
+
         require_root()
         lab = attached(lab_name, topology)
-        model = lab._served() if topology is None else of_file(lab, topology)  # Completed/Error pods: terminal
+        state = lab.state()
+        # an up or down killed halfway: list's line first, as status and probe say it (-o json: its error)
+        served = lab._served(state)  # as up serves it: its Completed/Error pods terminal
+        error = killed_first(served, state, said_first, running=send)
+        model = served if topology is None else of_file(lab, topology)
         no_pods(model)
         result = policytable.probe(model, timeout=timeout) if send else policytable.evaluate(model)
+        result.error = error
     if output == "json":
         print_json(result.to_json())
     else:

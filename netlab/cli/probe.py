@@ -7,7 +7,7 @@ import click
 from netlab.api.args import PROBE_TIMEOUT, PROTOS, items
 from netlab.cli.base import attached, cli, collect_from_here, require_root
 from netlab.cli.options import Seconds, comma_separated, complete_comma_separated, lab_options
-from netlab.cli.output import check_output_file, note, output_option, print_json, write_output_file
+from netlab.cli.output import check_output_file, note, output_option, print_json, said_first, write_output_file
 from netlab.cli.style import highlight
 
 # `probe` starts its agent on the lab's last job (netlab.probe.early) before it loads the models, the runner and
@@ -93,12 +93,10 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
 
         lab = attached(lab_name, topology)
         report = internal_probe(lab, topology, timeout=timeout, protos=protos, arp=arp, services=services, mtu=mtu,
-                                early=early, said=note)
+                                early=early, said=note, first=said_first)
     finally:
         if early is not None:
             early.close()
-    if report.error is not None:  # an up (or down) killed halfway is said first, in list's words, as status says it
-        click.echo(f"netlab: {report.error}", err=True)
     if junit_file:
         write_output_file(junit_file, render.junit(report))
     if output == "json":

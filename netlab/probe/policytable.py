@@ -69,6 +69,7 @@ class PolicyTable:
     hints: list[str] = field(default_factory=list)  # where the kernel's view explains mismatches
     lab: str = ""  # the lab's name, as every command's JSON gives it
     notes: list[str] = field(default_factory=list)  # what is left out, and why (a terminal pod)
+    error: str | None = None  # a lab whose up or down ended before it finished: list's line (interrupted.stalled)
 
     @property
     def mismatches(self) -> list[Flow]:
@@ -82,7 +83,7 @@ class PolicyTable:
         return {"lab": self.lab, "pods": self.pods, "probed": any(f.reached is not None for f in self.flows),
                 "flows": [f.to_json() for f in self.flows], "mismatches": len(self.mismatches),
                 "elapsed_s": round(self.seconds, 3), "seconds": round(self.seconds, 3),  # seconds: deprecated
-                "hints": self.hints, "notes": self.notes}
+                "hints": self.hints, "notes": self.notes, "error": self.error}
 
     def render(self) -> str:
         """One cyclonus-style matrix per protocol/port: rows from, columns to."""

@@ -66,3 +66,37 @@ def test_a_killed_down_s_lab_says_down_finishes_it(tmp_path):
         assert not any(r["lab"] == lab for r in json.loads(netlab("list", "-o", "json").stdout))
     finally:
         lab_down(lab)
+def test_a_killed_up_s_lab_is_said_first_by_policy_table_and_probe(tmp_path):
+    lab = unique_lab("wa")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    try:
+        killed(lab, {"NETLAB_FAULT_AT": "30"}, "up", "-t", path)  # its 30th change
+        assert len(lab_namespaces(lab)) == 4  # n1, underlay, a, b: made, phase creating
+        with open(state_path(lab, "state.json")) as fh:
+            assert json.load(fh)["phase"] == "creating"
+        line = list_line(lab)
+        assert "the `netlab up` that was making it" in line and line.endswith(
+            f"`sudo netlab down --lab {lab}` takes away what it made"), line
+
+        r = netlab("policy", "table", "--lab", lab, check=False)
+        assert r.stderr.splitlines()[0] == f"netlab: {line}", r
+        r = netlab("policy", "table", "--lab", lab, "-o", "json", check=False)
+        assert json.loads(r.stdout)["error"] == line, r
+        r = netlab("policy", "table", "--lab", lab, "--no-probe", "-o", "json", check=False)
+        assert json.loads(r.stdout)["error"] == line, r
+
+        # probe: before anything else it says (a turn-wait line; here, the note that the file's policies are not
+        # the ones the lab runs, said before the run)
+        edited = write_topology(tmp_path, TOPOLOGY.format(lab=lab) + POLICY, "edited.yaml")
+        r = netlab("probe", "-t", edited, check=False)
+        said = r.stderr.splitlines()
+        assert said[0] == f"netlab: {line}" and said[1].startswith("netlab: note: "), r
+        r = netlab("policy", "table", "-t", edited, check=False)
+        said = r.stderr.splitlines()
+        assert said[0] == f"netlab: {line}" and said[1].startswith("netlab: note: "), r
+        r = netlab("probe", "--lab", lab, "-o", "json", check=False)
+        assert json.loads(r.stdout)["error"] == line, r
+    finally:
+        lab_down(lab)
+    r = netlab("policy", "table", "-t", path, "--no-probe", "-o", "json")  # no lab: nothing to say of one
+    assert json.loads(r.stdout)["error"] is None

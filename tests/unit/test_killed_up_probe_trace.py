@@ -96,3 +96,36 @@ def test_trace_of_a_lab_whose_up_was_killed_says_lists_line_first_and_carries_it
         assert got.returncode == 1 and got.stderr.splitlines()[0] == f"netlab: {said}", got
     assert json.loads(got.stdout)["error"] == said, got
     assert Lab(stood_in).trace("a", "b").error == in_python(said, stood_in)
+
+
+def test_probe_says_the_line_before_what_its_run_says(stood_in, monkeypatch):
+    """It said it after its run: a turn-wait line (probe/turns.py) came above it."""
+    import sys
+
+    def waited(model, **kw):
+        print("netlab: waiting for probe run pid 1 to finish (probe runs take turns)", file=sys.stderr)
+        return Report(model.name, kw["timeout"], [], [])
+
+    monkeypatch.setattr(runner, "run", waited)
+    said = killed_halfway(stood_in)
+    got = run_cli("probe", "--lab", stood_in)
+    assert got.stderr.splitlines()[:2] == [f"netlab: {said}", "netlab: waiting for probe run pid 1 to finish "
+                                           "(probe runs take turns)"], got
+
+
+def test_policy_table_of_a_lab_whose_up_was_killed_says_lists_line_first_and_carries_it_as_error(stood_in,
+                                                                                              monkeypatch):
+    """It said nothing of it (QA q17 7's probe and trace, the last pass's Left for policy table)."""
+    from netlab.cli import policy as cli_policy
+    from netlab.probe import policytable
+
+    monkeypatch.setattr(cli_policy, "require_root", lambda: None)
+    monkeypatch.setattr(policytable, "probe", lambda model, timeout: policytable.evaluate(model))
+    clean = run_cli("policy", "table", "--lab", stood_in, "-o", "json")
+    assert json.loads(clean.stdout)["error"] is None and not clean.stderr, clean
+    said = killed_halfway(stood_in)
+    for args in ((), ("--no-probe",)):
+        for output in ("text", "json"):
+            got = run_cli("policy", "table", "--lab", stood_in, "-o", output, *args)
+            assert got.returncode == 0 and got.stderr.splitlines()[0] == f"netlab: {said}", got
+        assert json.loads(got.stdout)["error"] == said, got

@@ -33,8 +33,8 @@ def table_of(monkeypatch, tmp_path):
     being written with ``ingress``; the kernel reaches what the running lab's policies allow."""
     running = load(json.loads(topology(DENY)), running=False).lab
     path = tmp_path / "lab.yaml"
-    lab = types.SimpleNamespace(name="qnp1", model=running, _served=lambda: running,  # no pod has terminated
-                                state=lambda: types.SimpleNamespace(source=str(path)),
+    lab = types.SimpleNamespace(name="qnp1", model=running, _served=lambda state=None: running,  # none terminated
+                                state=lambda: types.SimpleNamespace(source=str(path), phase="up"),
                                 _loaded_for=lambda topo: load(topo, "qnp1", running=False))
     monkeypatch.setattr(cli_policy, "require_root", lambda: None)
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
