@@ -14,6 +14,7 @@ from click.core import ParameterSource
 from netlab import signals
 from netlab.cli.base import attached, cli, require_root
 from netlab.cli.options import lab_options
+from netlab.cli.output import said_first
 from netlab.cli.complete import complete_containers, complete_names, complete_pods
 from netlab.errors import UsageError
 
@@ -167,17 +168,30 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
     log of its own, as each container instance of the kubelet: --previous
     prints the one before, as `kubectl logs --previous`."""
     from netlab.api.exec import end_of, log_file, log_writer, open_log
+    from netlab.realize.interrupted import taken_down
+    from netlab.realize.state_errors import StateGone
 
     require_root()
     lab = attached(lab_name, topology)
     model = lab.model
     chosen, path = log_file(model, pod, container, previous)
+    # A lab `list` shows gone (its namespaces deleted, its state and logs left): its last run's log is still what
+    # a reader asks for, printed after the line the other commands say of it (exit 3, as theirs)
+    gone = taken_down(lab.name, f"the log of {pod}/{chosen}", read_up=False)
+    gone = gone if isinstance(gone, StateGone) else None
+    if gone is not None:
+        said_first(str(gone))
     if container is None:
         names = [c.name for c in next(p for p in model.pods if p.name == pod).containers]
         if len(names) > 1:
             click.echo(f"netlab: defaulted container {chosen!r} out of: {', '.join(names)}", err=True)
     writer = log_writer(lab.state(), model, pod, chosen)
-    fh = open_log(path, pod, chosen, lab.name, previous, writer)
+    try:
+        fh = open_log(path, pod, chosen, lab.name, previous, writer)
+    except StateGone:  # no such log of the gone lab (--previous, a container never started): said once
+        if gone is None:
+            raise
+        raise SystemExit(gone.exit_code) from None
     follow = follow and not previous  # the run before has ended: nothing more comes
     # The container's end, as kubectl's -f ends with it: a pidfd of its task, taken while the state says it runs
     # (asked again once it is open: the task it names is still the container's, not a pid used again).
@@ -216,6 +230,8 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
                     out.write(chunk)
                 out.flush()
                 break
+    if gone is not None:
+        raise SystemExit(gone.exit_code)
 
 
 @contextlib.contextmanager

@@ -130,3 +130,25 @@ def test_probe_of_a_lab_a_killed_down_left_without_its_underlay_says_list_s_line
     assert str(info.value) == (f"lab fk: the `netlab down` that was taking it down (pid {os.getpid()}) ended before "
                                "it finished (killed); `sudo netlab down --lab fk` finishes it (no namespace "
                                "fk-underlay)") and info.value.exit_code == 2
+
+
+def test_logs_of_a_gone_lab_prints_the_log_after_status_s_line_and_exits_3(gone_lab, monkeypatch):
+    """`logs` was not checked (the last pass's Left): it printed the log, exit 0, of a lab the other commands call
+    not up. The log stays with the state (its last run's output, what a reader of a gone lab may want): printed,
+    after status's line on stderr, and exit 3 as the others; a log it does not have is that line alone."""
+    from cli_inprocess import run_cli
+
+    from netlab.cli import workload as cli_workload
+    from netlab.workload import lifecycle
+
+    monkeypatch.setattr(cli_workload, "require_root", lambda: None)
+    (container,) = [c.name for c in next(p for p in gone_lab.pods if p.name == "a").containers]
+    path = lifecycle.log_path("fk", "a", container)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write("served 3 requests\n")
+    for args in ((), ("-f",)):
+        got = run_cli("logs", "--lab", "fk", "a", *args)
+        assert (got.returncode, got.stdout, got.stderr) == (3, "served 3 requests\n", f"netlab: {gone_line('fk')}\n")
+    got = run_cli("logs", "--lab", "fk", "a", "--previous")  # none: the line once
+    assert (got.returncode, got.stdout, got.stderr) == (3, "", f"netlab: {gone_line('fk')}\n")
