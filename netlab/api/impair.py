@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from netlab.api import lifecycle, results as R
-from netlab.errors import ApplyFailed, UsageError
+from netlab.errors import ApplyFailed, NetlabError, UsageError
 from netlab.impair import lifecycle as feature
 from netlab.impair.show import Shown, read as read_impairments
 from netlab.lab.up import UpResult
 from netlab.model.impair import POD_INTERFACES, Impairment, describe, node_interfaces
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
-from netlab.realize.state import running_lab
+from netlab.realize.interrupted import stalled
+from netlab.realize.state import LabState, running_lab, still_up, taken_down
 from netlab.realize.lab_lock import LabLock
 
 
@@ -85,7 +86,7 @@ def options(rate: str | None, delay: str | None, jitter: str | None, loss: str |
 def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: float = 60.0) -> Impaired:
     """Set (or with ``spec`` None clear) the impairment of ``name``'s ``iface`` and converge the lab to it;
     ``spec`` as :func:`options` checked it."""
-    state = running_lab(lab_name)
+    state = running(lab_name)
     topo = state.model()
     data = topo.model_dump(mode="json", by_alias=True, exclude_none=True)
     pods = {p["name"]: p for p in data.get("pods", [])}
@@ -112,18 +113,23 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
     # Write-ahead: the lab's state says the interface is set at run time before the up that sets it, so that
     # up words a qdisc it takes off for --clear as cleared (impair.lifecycle), not as left out of a file.
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    had = _runtime_entry(lab_name, key, {"spec": spec.spec() if spec is not None else {}, "at": now}, wait)
+    had = _runtime_entry(lab_name, key, {"spec": spec.spec() if spec is not None else {}, "at": now}, wait,
+                         state.run_id)
     try:
-        done = lifecycle.up(lab, source=state.source, wait=wait)
+        # running: the run read above, as `up --lab` converges it: one taken down meanwhile is refused, not made again
+        done = lifecycle.up(lab, source=state.source, wait=wait, running=state.run_id)
         # A qdisc change the kernel refuses leaves the interface as it was (netlab.kernel.tc) and is a warning
         # of up's; here it is the command's whole purpose: the lab's topology goes back to what it was, and it
         # fails.
         refused = done.refused.get(key)
         if refused is not None:
-            lifecycle.up(resolve(topo), source=state.source, wait=wait)
+            lifecycle.up(resolve(topo), source=state.source, wait=wait, running=state.run_id)
             raise ApplyFailed(f"{refused}; rolled back: lab {lab_name} is impaired as it was")
     except BaseException:
-        _runtime_entry(lab_name, key, had, wait)  # the interface is as it was, and so is its record
+        try:
+            _runtime_entry(lab_name, key, had, wait, state.run_id)  # the interface is as it was, and so its record
+        except NetlabError:
+            pass  # the lab was taken down meanwhile: no record to put back; what stopped the impair is said
         raise
     return Impaired(lab=lab_name, target=f"{name}:{iface}", netns=netns, before=before,
                         after=describe(spec.spec()) if spec is not None else "none", up=done)
@@ -144,7 +150,7 @@ def view(lab_name: str, shown: list[Shown]) -> R.Impairments:
 def show(lab_name: str, target: str | None = None) -> list[Shown]:
     """What the lab's interfaces suffer now, read from the kernel (``target``: NAME:IFACE alone, shown even when
     nothing is on it); the ones with nothing on it and nothing wanted are left out."""
-    state = running_lab(lab_name)
+    state = running(lab_name)
     lab = state.resolved()
     only = None
     if target is not None:
@@ -162,10 +168,28 @@ def show(lab_name: str, target: str | None = None) -> list[Shown]:
     return read_impairments(lab, feature.runtime(state), only)
 
 
-def _runtime_entry(lab_name: str, key: str, entry: dict[str, Any] | None, wait: float) -> dict[str, Any] | None:
-    """Record ``entry`` as the run-time impairment of ``key`` (None: no record); returns the one it had."""
-    with LabLock(lab_name, "netlab impair", wait=wait):
-        st = running_lab(lab_name)
+def running(lab_name: str) -> LabState:
+    """The state of lab ``lab_name``, which impair changes or reads only while it is up: one that is not, though its
+    state remains, is refused as the lab's other commands refuse it, never made again by the ``up`` that sets an
+    impairment. Gone (every namespace deleted behind netlab's back: StateGone, status's line, exit 3), being taken
+    down by a ``down`` (probe's and get's line, exit 2; realize.state.taken_down), or left halfway by an ``up`` or
+    ``down`` that was killed (`netlab list`'s line, "... finishes it", exit 2: realize.interrupted.stalled)."""
+    state = running_lab(lab_name)
+    refused = taken_down(lab_name, "its interfaces go with it", read_up=False)
+    if refused is None and (line := stalled(state)) is not None:
+        refused = UsageError(line)  # list's words, and status's first line
+    if refused is not None:
+        raise refused
+    return state
+
+
+def _runtime_entry(lab_name: str, key: str, entry: dict[str, Any] | None, wait: float,
+                   run_id: str | None = None) -> dict[str, Any] | None:
+    """Record ``entry`` as the run-time impairment of ``key`` (None: no record); returns the one it had. ``run_id``:
+    the run of the lab that impair read up, one taken down while impair waited for it refused (realize.state.still_up,
+    as up's)."""
+    with LabLock(lab_name, "netlab impair", wait=wait) as lock:
+        st = running_lab(lab_name) if run_id is None else still_up(lab_name, run_id, "this impair", lock.waited_for)
         had = feature.runtime(st).pop(key, None)
         if entry is not None:
             feature.runtime(st)[key] = entry

@@ -119,12 +119,14 @@ def test_a_qdisc_taken_off_says_whether_impair_clear_or_the_file_took_it(calls, 
 
 def test_impair_records_the_run_time_change_before_its_up_and_puts_it_back_when_it_fails(monkeypatch):
     from contextlib import nullcontext
+    from types import SimpleNamespace
 
     from netlab.api import impair as api_impair
     from netlab.lab.up import UpResult
 
     class Running(State):
         source = None
+        run_id = "r1"
 
         def model(self):
             return Topology.model_validate({"name": "x", "nodes": [{"name": "n1"}], "pods": [
@@ -134,14 +136,15 @@ def test_impair_records_the_run_time_change_before_its_up_and_puts_it_back_when_
     state.extra[feature.RECORD] = {"shaped": {}, "runtime": {"x-p1:eth0": {"spec": {"rate": "10mbit"}, "at": "T"}}}
     seen = []
 
-    def up(lab, source=None, wait=0.0):
+    def up(lab, source=None, wait=0.0, running=None):
         seen.append(dict(feature.runtime(state)))
         if len(seen) == 2:
             raise ApplyFailed("boom")
         return UpResult(lab="x")
 
-    monkeypatch.setattr(api_impair, "running_lab", lambda name: state)
-    monkeypatch.setattr(api_impair, "LabLock", lambda *a, **k: nullcontext())
+    monkeypatch.setattr(api_impair, "running", lambda name: state)
+    monkeypatch.setattr(api_impair, "still_up", lambda *args: state)
+    monkeypatch.setattr(api_impair, "LabLock", lambda *a, **k: nullcontext(SimpleNamespace(waited_for=None)))
     monkeypatch.setattr(api_impair.lifecycle, "up", up)
     api_impair.impair("x", "p1", "eth0", None)
     assert seen[0]["x-p1:eth0"]["spec"] == {}  # what the up's feature reads: cleared at run time
