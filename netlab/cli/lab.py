@@ -276,8 +276,10 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     SIGTERM once it has begun to delete waits for the lab to be down (exit 130 or
     143); before that (waiting for the lab, reading its state) it ends at once.
     """
+    from netlab.realize.lab_name import down_lab_name
+
     require_root()
-    lab_name = api.selected_name(lab_name, topology, required=False)
+    lab_name = down_lab_name(lab_name, topology)  # as every command picks it, but a lone gone lab: forgotten
     if lab_name is None:
         if output == "json":
             print_json({"lab": None, "was_up": False, "removed_netns": [], "skipped": [], "problems": [],

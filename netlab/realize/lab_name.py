@@ -62,6 +62,18 @@ def select_lab_name(lab_name: str | None, topology: str | None, required: bool =
     return labs[0]
 
 
+def down_lab_name(name: str | None = None, topology: str | None = None) -> str | None:
+    """The lab a ``down`` takes down: as :func:`selected_name` picks it (None when no lab is up), except that with
+    no lab named (no --lab, -t FILE nor $NETLAB_LAB), one ``gone`` lab alone is the one a plain ``down`` forgets:
+    the other commands say no lab is up (all_gone), but down's job is exactly that lab. Several gone ones: refused,
+    each named with its ``down --lab``."""
+    if name is None and topology is None and not os.environ.get(LAB_ENV, "").strip():
+        labs = up_labs()
+        if len(labs) == 1 and _gone(labs[0]):
+            return labs[0]
+    return selected_name(name, topology, required=False)
+
+
 def plain_up_lab(default: str) -> str | None:
     """The lab a plain `up` (no -t FILE, --lab nor $NETLAB_LAB) converges to its saved topology: the only lab
     that is up, as for every command (what `netlab break` broke), unless it is ``default``, the built-in lab's
@@ -90,7 +102,7 @@ def up_labs() -> list[str]:
     among several, not one that `netlab list` says is not up (phase ``gone``: none of its namespaces is there any
     more, its state file left by a ``down`` that could not forget it; realize.state.gone). A lab whose state
     cannot be read (``corrupt``) stays among them: its commands say what is wrong with it. When every lab is
-    gone, they are all there is to choose (a plain ``down`` forgets the only one)."""
+    gone, they are all there is to choose (a plain ``down`` forgets the only one: :func:`down_lab_name`)."""
     labs = known_labs()
     if len(labs) < 2:
         return labs

@@ -9,6 +9,7 @@ and `impair --lab L` listed every interface "no such interface". Now both refuse
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -29,22 +30,33 @@ def kernel_netns(lab: str) -> list[str]:
 
 
 def test_impair_of_a_gone_lab_is_refused_with_status_s_line_and_makes_nothing(tmp_path):
+    """Then a plain `down` (no --lab, the only lab of its state folder: the test's own) forgets it (QA q19 2: it said
+    "no lab is up; 1 lab is gone (L): ... `sudo netlab down --lab L` forgets it", exit 2)."""
     lab = unique_lab("ig")
     path = write_topology(tmp_path, topology(lab))
+    root = str(tmp_path / "state")
+    env = {"NETLAB_STATE_DIR": root, "NETLAB_LAB": ""}
     try:
-        netlab("up", "-t", path)
+        netlab("up", "-t", path, env=env)
         for name in kernel_netns(lab):  # behind netlab's back: `netlab list` says gone
             subprocess.run(["ip", "netns", "del", name], check=True)
-        status = netlab("status", "--lab", lab, check=False)
+        status = netlab("status", "--lab", lab, check=False, env=env)
         assert status.returncode == 3, status
         for args in (("impair", "--lab", lab, "c:eth0", "--loss", "1%"), ("impair", "--lab", lab)):
-            r = netlab(*args, check=False)
+            r = netlab(*args, check=False, env=env)
             assert (r.returncode, r.stdout, r.stderr) == (3, "", status.stderr), (args, r)
             assert kernel_netns(lab) == [], (args, kernel_netns(lab))
-        listed = json.loads(netlab("list", "-o", "json").stdout)
+        listed = json.loads(netlab("list", "-o", "json", env=env).stdout)
         assert [row["phase"] for row in listed if row["lab"] == lab] == ["gone"], listed
+        plain = netlab("status", check=False, env=env)  # no lab named: no lab is up, as before
+        assert plain.returncode == 2 and plain.stderr.startswith(f"netlab: no lab is up; 1 lab is gone ({lab})"), plain
+        down = netlab("down", check=False, env=env)
+        assert (down.returncode, down.stderr) == (0, ""), down
+        assert down.stdout.startswith(f"lab {lab} is down (0 namespaces removed"), down
+        assert not os.path.exists(os.path.join(root, lab)) and kernel_netns(lab) == []
     finally:
-        lab_down(lab)
+        netlab("down", "--lab", lab, check=False, env=env)
+        assert kernel_netns(lab) == []
 
 
 def test_impair_of_a_lab_whose_down_was_killed_says_list_s_line_and_makes_nothing(tmp_path):

@@ -2,7 +2,10 @@
 (none of its namespaces is there any more, its state file left by a ``down`` that could not forget it) made
 `status`, `get` and `probe` without --lab say "several labs are up (A, B)" (exit 2) while `list` said B is not up.
 A corrupt state still counts (its commands say what is wrong with it); a lone gone lab is no lab up, as several
-are (QA q17 2): `down --lab NAME` forgets it. The real namespaces: tests/integration/test_gone_lab_not_chosen.py."""
+are (QA q17 2), yet it is the one a plain `down` forgets (QA q19 2: down's job is exactly that lab). The real
+namespaces: tests/integration/test_state_folder_removed.py
+::test_a_gone_lab_is_not_counted_when_a_command_picks_the_only_lab_up, and for a plain `down`,
+tests/integration/test_impair_not_up_live.py::test_impair_of_a_gone_lab_is_refused_with_status_s_line_and_makes_nothing."""
 
 from __future__ import annotations
 
@@ -86,3 +89,23 @@ def test_one_gone_lab_alone_is_no_lab_up_as_several_are(labs):
     said = str(info.value)
     assert said.startswith("no lab is up; 1 lab is gone (qxgb)") and "`sudo netlab up --lab qxgb`" in said, said
     assert lab_name.selected_name("qxgb") == "qxgb"  # named, it is still the one acted on (down --lab forgets it)
+
+
+def test_a_lone_gone_lab_is_the_one_a_plain_down_forgets(labs, monkeypatch):
+    """QA q19 2: since af01f6d a plain `down` with one gone lab said "no lab is up; 1 lab is gone (qxgb): ...
+    `sudo netlab down --lab qxgb` forgets it" (exit 2), naming the one lab it means and making the user type it."""
+    labs("qxgb", up=False)
+    assert lab_name.down_lab_name() == "qxgb"  # `down` without --lab forgets it
+    assert lab_name.down_lab_name("qxgc") == "qxgc"  # named: that one, as for every command
+    monkeypatch.setenv(state.LAB_ENV, "qxgd")
+    assert lab_name.down_lab_name() == "qxgd"  # $NETLAB_LAB names another: that one
+    monkeypatch.delenv(state.LAB_ENV)
+    labs("qxga", up=False)
+    with pytest.raises(UsageError, match=r"^no lab is up; 2 labs are gone \(qxga, qxgb\)"):  # which? not guessed
+        lab_name.down_lab_name()
+    labs("qxgc")
+    assert lab_name.down_lab_name() == "qxgc"  # one up beside gone ones: that one, as for every command
+
+
+def test_with_no_lab_a_plain_down_has_nothing_to_do(labs):
+    assert lab_name.down_lab_name() is None
