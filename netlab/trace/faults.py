@@ -11,9 +11,10 @@ that holds it:
   than the packet came in on;
 - a node sends a packet for another node's pod CIDR down its default route:
   the overlay route to that CIDR is missing, so it is lost further on, at the
-  underlay's gateway, but the fault is the node's;
+  nodes' gateway (the underlay's, or the internet's in a lab with an ``internet:`` section), but the fault is
+  the node's;
 - a node whose cni0 (any link) is down has lost that link's routes with it: its own pods' packets take the
-  default route to the underlay's gateway and die there, but the fault is the down link; setting it up
+  default route to the nodes' gateway and die there, but the fault is the down link; setting it up
   again brings back only its connected route, so the fix also adds the plan's routes (and neighbours)
   through it (``LabMap.link_fix``: eth0's default route, flannel.1's routes to other nodes' pod CIDRs);
 - an FDB entry names a remote VTEP that is no node of the lab;
@@ -97,6 +98,15 @@ def refused(k: Any, ns: str, iif: str | None, src: str, dst: str, message: str, 
     return None
 
 
+def nodes_gateway(lab: Any) -> str:
+    """Who holds the nodes' gateway address, where a packet sent down a node's default route goes: the underlay's
+    br0, or in a lab with an ``internet:`` section the internet's gateway (its namespace named by LabMap.names, as
+    the hop where the packet is lost names it)."""
+    names = getattr(lab, "names", {})
+    gateway = next((ns for ns, name in names.items() if name == "internet gateway"), None)
+    return f"the internet's gateway ({gateway})" if gateway else "the underlay's gateway"
+
+
 def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None, k: Any = None) -> Reason | None:
     """A node routing another node's pod address by its default route: the overlay's route (vxlan) or host-gw's
     route via that node's address is missing; when the device it goes out of is down (flannel.1), it went with
@@ -117,15 +127,15 @@ def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None, k: Any
                 # Deleted (`ip link del`): its routes, ARP and FDB entries went with it, and a route through it
                 # cannot be added back ("Cannot find device") until the device is made again, as the plan makes it.
                 return (f"no route to {cidr} ({node}'s pod CIDR) in {ns}: {dev}, the device {missing} goes out of, "
-                        f"is missing there (deleted, and its routes with it): the default route sends {dst} to the "
-                        f"underlay's gateway, which has no route to pods", getattr(lab, "repair", None))
+                        f"is missing there (deleted, and its routes with it): the default route sends {dst} to "
+                        f"{nodes_gateway(lab)}, which has no route to pods", getattr(lab, "repair", None))
             if link is not None and not link.up:
                 return (f"no route to {cidr} ({node}'s pod CIDR) in {ns}: {dev} is down, and a link set down loses "
                         f"its routes ({missing} via {dev} went with it, and does not come back with the link): the "
-                        f"default route sends {dst} to the underlay's gateway, which has no route to pods",
+                        f"default route sends {dst} to {nodes_gateway(lab)}, which has no route to pods",
                         link_fix(lab, ns, dev))
-            return (f"no route to {cidr} ({node}'s pod CIDR) in {ns}: the default route sends {dst} to the "
-                    f"underlay's gateway, which has no route to pods ({missing} is missing)",
+            return (f"no route to {cidr} ({node}'s pod CIDR) in {ns}: the default route sends {dst} to "
+                    f"{nodes_gateway(lab)}, which has no route to pods ({missing} is missing)",
                     lab.route_fix(ns, dst))
     return None
 
@@ -167,7 +177,7 @@ def route_gone_with_link(k: Any, lab: Any, ns: str, dst: str, oif: str | None,
                          matched: str | None) -> tuple[str, str, str] | None:
     """A down link whose own subnet holds ``dst``, while the lookup took a wider route out of another device: the
     kernel removes a link's routes when it is set down (its connected route with them; the address stays), so a
-    node whose cni0 is down sends its own pods' packets down its default route to the underlay's gateway, which
+    node whose cni0 is down sends its own pods' packets down its default route to the nodes' gateway, which
     has no route to pods. Returns (the down link, why, fix); None when no down link explains the route."""
     if not matched or not oif:
         return None

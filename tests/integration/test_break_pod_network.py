@@ -216,6 +216,9 @@ def test_a_missing_pod_cidr_route_is_lost_at_the_gateway_the_catalogue_names(tmp
         result = next(line for line in ans.stdout.splitlines() if line.startswith("result: "))
         assert result.startswith("result: LOST at hop ") and f"({gateway} eth0)" in result, result
         assert f"it came here because no route to {peer_cidr(model, target)}" in result, result
+        # the gateway the node sent it to, named as the hop is (QA q19 3: it said "the underlay's gateway")
+        assert f"to the internet's gateway ({gateway}), which has no route to pods" in result, result
+        assert "underlay's gateway" not in ans.stdout, ans.stdout
         assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 

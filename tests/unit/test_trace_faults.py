@@ -219,3 +219,25 @@ def test_a_delivered_trace_names_the_impaired_interfaces_its_path_leaves_by():
     assert r.to_json()["impairments"] == r.impairments
     assert ("note: the path crosses interfaces netlab impairs: a:eth0 (rate 1mbit, hop 1), n1:cni0 (loss 5%, hop r1); "
             "`netlab impair` lists them") in render_text(r)
+
+
+def test_pod_cidr_by_the_default_route_names_the_gateway_the_node_sends_it_to():
+    """QA q19 3: in a lab with an internet: section, the nodes' default route leads to the internet's gateway
+    (LAB-gateway holds 192.168.122.1; the underlay only switches), where trace loses the packet; the reason said
+    "the underlay's gateway", beside the hop that names LAB-gateway (the break catalogue says so since 93e4115)."""
+    from netlab.model.lab import resolve
+    from netlab.model.topology import Topology
+
+    data = load(None).lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["internet"] = {"cidr": "203.0.113.0/24", "gateway": {"ip": "203.0.113.1"}}
+    lab = resolve(Topology.model_validate(data))
+    m = LabMap.from_lab(lab, build_plan(lab))
+    ns = m.node_pod_cidrs["minikube"][0]
+    gateway = dict(lab.internet_hosts)["gateway"]
+    down = SimpleNamespace(links=lambda netns: {"flannel.1": SimpleNamespace(up=netns != ns)})
+    for k in (None, down):
+        why, _ = faults.pod_cidr_by_default(m, ns, "10.244.1.3", "default via 192.168.122.1 dev eth0", k)
+        assert f"sends 10.244.1.3 to the internet's gateway ({gateway}), which has no route to pods" in why, why
+        assert "underlay" not in why, why
+    why, _ = faults.pod_cidr_by_default(_map(), ns, "10.244.1.3", "default via 192.168.122.1 dev eth0")
+    assert "sends 10.244.1.3 to the underlay's gateway, which has no route to pods" in why, why
