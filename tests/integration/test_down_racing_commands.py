@@ -2,7 +2,7 @@
 
 The down is held at its test hook ``down-deleted`` (NETLAB_FAULT_MODE=pause): its namespaces deleted, its state
 (phase deleting) kept, the lab's lock held. It goes on when the test writes a line to it: no sleep, no timing.
-`exec`, `get pods|nodes`, `probe` and `status` then say the lab is being taken down (exit 2), not that it is
+`exec`, `get pods|nodes`, `probe`, `status` and `impair` then say the lab is being taken down (exit 2), not that it is
 broken (probe said "start it", status "being changed by pid N", exit 3; get nodes printed its table). `up --lab` and `break`, which read the lab up and then wait for the down's lock, are refused once they
 hold it, as for a lab that is not up: `up --lab` made the lab again after down had said "is down". The kernel
 (`ip netns list`) and the state folder show nothing of the lab left.
@@ -43,7 +43,8 @@ def test_commands_meeting_a_down_halfway_say_so_and_nothing_makes_the_lab_again(
             assert json.load(fh)["phase"] == "deleting"
 
         for args in (("exec", "--lab", lab, "fedora-1", "--", "true"), ("get", "pods", "--lab", lab),
-                     ("get", "nodes", "--lab", lab), ("probe", "--lab", lab), ("status", "--lab", lab)):  # QA q18 2
+                     ("get", "nodes", "--lab", lab), ("probe", "--lab", lab), ("status", "--lab", lab),  # QA q18 2
+                     ("impair", "--lab", lab, "fedora-1:eth0", "--loss", "1%")):  # QA q19: it waited, "lab 'L'"
             r = netlab(*args, check=False)
             assert r.returncode == 2, r
             assert len(r.stderr.splitlines()) == 1, r.stderr
