@@ -28,8 +28,8 @@ from netlab.lab.up import UpResult
 from netlab.model.impair import POD_INTERFACES, Impairment, describe, node_interfaces
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
-from netlab.realize.interrupted import stalled
-from netlab.realize.state import LabState, running_lab, still_up, taken_down
+from netlab.realize.interrupted import stalled, taken_down
+from netlab.realize.state import LabState, running_lab, still_up
 from netlab.realize.lab_lock import LabLock
 
 
@@ -172,7 +172,7 @@ def running(lab_name: str) -> LabState:
     """The state of lab ``lab_name``, which impair changes or reads only while it is up: one that is not, though its
     state remains, is refused as the lab's other commands refuse it, never made again by the ``up`` that sets an
     impairment. Gone (every namespace deleted behind netlab's back: StateGone, status's line, exit 3), being taken
-    down by a ``down`` (probe's and get's line, exit 2; realize.state.taken_down), or left halfway by an ``up`` or
+    down by a ``down`` (probe's and get's line, exit 2; realize.interrupted.taken_down), or left halfway by an ``up`` or
     ``down`` that was killed (`netlab list`'s line, "... finishes it", exit 2: realize.interrupted.stalled)."""
     state = running_lab(lab_name)
     refused = taken_down(lab_name, "its interfaces go with it", read_up=False)
