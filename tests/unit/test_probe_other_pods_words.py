@@ -18,7 +18,7 @@ LOADED = types.SimpleNamespace(origin="<dict>", lab=types.SimpleNamespace(pods=[
 
 
 def test_lab_probe_says_it_in_pythons_words(monkeypatch):
-    monkeypatch.setattr(api.Lab, "state", lambda self: None)
+    monkeypatch.setattr(api.Lab, "state", lambda self: types.SimpleNamespace(phase="up"))  # no up killed halfway
     monkeypatch.setattr(api.Lab, "_served", lambda self, state=None: RUNNING)
     monkeypatch.setattr(api.Lab, "_loaded_for", lambda self, topology: LOADED)
     with pytest.raises(UsageError) as info:
