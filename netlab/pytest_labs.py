@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from netlab.api import Lab, TopologyInput
 
 SKIP_PREFIX = "netlab: "
+
+
+def _skip(reason: str) -> NoReturn:
+    """Skip the test that asked for the lab, reported at the test's line (as pytest reports a fixture's skip):
+    netlab_factory(...) is called in the test's body, where a plain pytest.skip names the line that raised it,
+    this file's."""
+    exc = pytest.skip.Exception(reason)
+    exc._use_item_location = True  # what pytest's own fixture runner sets for a skip at a fixture's setup
+    raise exc
 
 
 class _Shared:
@@ -37,7 +46,7 @@ class _Shared:
         key = json.dumps([os.fspath(topology) if isinstance(topology, os.PathLike) else topology, name],
                          sort_keys=True, default=str)
         if key in self.skips:
-            pytest.skip(self.skips[key])
+            _skip(self.skips[key])
         if key not in self.labs:
             try:
                 self.labs[key] = self.registry.bring_up(topology, name, 60.0, item=item)
@@ -79,13 +88,13 @@ class _Registry:
         loaded = load(topology, name, raising)
         loaded = load(topology, unique_name(name or loaded.lab.name, loaded), raising)
         if os.geteuid() != 0:
-            pytest.skip(f"{SKIP_PREFIX}needs root: a lab is made of network namespaces (run pytest with sudo)")
+            _skip(f"{SKIP_PREFIX}needs root: a lab is made of network namespaces (run pytest with sudo)")
         needs = frozenset(doctor.needs(loaded.lab))
         if needs not in self.machine_ok:
             try:
                 doctor.require_for(loaded.lab)
             except EnvironmentNotReady as exc:
-                pytest.skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
+                _skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
                             "`sudo netlab doctor` says how to fix it")
             self.machine_ok.add(needs)
         with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'
