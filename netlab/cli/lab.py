@@ -438,7 +438,8 @@ def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, .
                    f"{'it' if one else 'them'} now")
     if kept:
         why = "; ".join(dict.fromkeys(str(up_leaves(line)) for line in kept))
-        click.echo(f"`{repair}` does not repair {'that' if len(kept) == 1 else 'those'} container"
+        what = "container" if all(line.startswith("containers: ") for line in kept) else "difference"
+        click.echo(f"`{repair}` does not repair {'that' if len(kept) == 1 else 'those'} {what}"
                    f"{'' if len(kept) == 1 else 's'}: {why}")
 
 

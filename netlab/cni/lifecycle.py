@@ -467,6 +467,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             for pod, prec in records.items() if pod not in known and isinstance(prec, dict)
             and prec.get("phase") != DELETED]
     out += edited.drift(lab, state)  # a conflist edited in place since the pods' ADD
+    out += [f"cni: {line}" for line in lab.outside_pod_cidrs().values()]  # unreachable from other nodes: drift
     checks: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for pod in lab.pods:

@@ -189,7 +189,7 @@ class _Up(Rollback):
                     raise_interrupted(came[0], None)
                 self._converge(state, tag, to_create, fresh)
                 self._follow_attachments(state)
-                self.result.warnings += self.lab.plugin_addresses()
+                self.result.warnings += self.lab.plugin_addresses() + list(self.lab.outside_pod_cidrs().values())
         except BaseException as exc:
             self._rollback_or_say(exc, state, fresh, tag)
             # up's Interrupted, or the program's own (as the block began); or an error a signal's exception

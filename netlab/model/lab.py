@@ -18,6 +18,8 @@ from netlab.model.selection import SelectorIndex
 from netlab.model.topology import Container, Pod, Service, ServicePort, Topology
 
 DEFAULT_CONTAINER = "main"
+# A pod's address its CNI plugins gave outside its node's pod CIDR (Lab.outside_pod_cidrs): status's drift line
+OUTSIDE_POD_CIDR = "(from its CNI result) is outside node"
 ECHO_CONTAINER = Container(name=DEFAULT_CONTAINER)  # frozen: one for every pod that lists no container
 
 @dataclass(frozen=True)
@@ -152,6 +154,20 @@ class Lab:
         return [f"pod {p.name}: its CNI plugins gave it {p.ip}, not the ip: {p.spec.ip} of the topology (netlab "
                 f"follows the plugins' address)" for p in self.pods
                 if p.spec.ip is not None and p.name in self.attached and p.ip != p.spec.ip]
+
+    def outside_pod_cidrs(self) -> dict[str, str]:
+        """The pods whose CNI plugins gave them an address outside their node's pod CIDR (an IPAM range of its own:
+        a conflist's host-local ``ranges`` that are not the node's), each with a line naming the pod, the address,
+        the node and its pod CIDR. Flannel routes only the nodes' pod CIDRs (the overlay's routes, host-gw's via
+        the node's address): another node sends such an address out by its default route, to the underlay, which
+        forwards nothing, so it is cut off from every other node's pods and from Services that DNAT to it there.
+        A real cluster with such a plugin is broken the same way. A builtin lab's pods get theirs: none."""
+        cidrs = {n.name: n.pod_cidr for n in self.nodes}
+        return {p.name: f"pod {p.name}'s address {p.ip} {OUTSIDE_POD_CIDR} {p.node}'s podCIDR "
+                        f"{cidrs[p.node]}: Flannel routes only the pod CIDRs, so other nodes send it by their "
+                        f"default route to the underlay, which drops it (the plugins' IPAM must give the node's "
+                        f"podCIDR, as the ipRanges capability passes it)"
+                for p in self.pods if p.name in self.attached and p.ip not in cidrs[p.node]}
 
     def _derived(self, lab: "Lab") -> "Lab":
         lab.written, lab.held_before = self.written, self.held_before

@@ -145,6 +145,9 @@ class LabMap:
     # nodes' gateway, which routes nothing on) and the internet's hosts: a packet routed there for another address
     # dies there by design
     no_forward: set[str] = field(default_factory=set)
+    # pod address -> why no other node reaches it: its CNI plugins gave it an address outside its node's pod CIDR,
+    # which Flannel does not route (model.lab.Lab.outside_pod_cidrs, status's drift line)
+    outside_cidr: dict[str, str] = field(default_factory=dict)
     mode: str = "vxlan"  # network.mode: vxlan (Flannel's overlay) or host-gw (routes via the nodes' addresses)
     # The `up` that repairs the lab, the fix where only all of it puts back what is missing: the words `status`
     # says it in (realize.state.repair_up: `-t FILE` for a lab as its file made it), set by trace.run from the lab's
@@ -175,6 +178,7 @@ class LabMap:
             if lab.mode == "vxlan":
                 m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
         m.plugin_devs.update(_kept_devices(lab))
+        m.outside_cidr = {str(lab.pod(pod).ip): line for pod, line in lab.outside_pod_cidrs().items()}
         for pod in lab.pods:
             m.names[pod.netns] = f"pod {pod.name}"
             m.ip_names[str(pod.ip)] = pod.name
@@ -256,6 +260,14 @@ class LabMap:
             return "?"
         name = self.ip_names.get(ip)
         return f"{ip} ({name})" if name else ip
+
+    def outside_by_default(self, netns: str, dst: str, matched: str | None) -> tuple[str, None] | None:
+        """A node sending a pod's address by its default route because the pod's CNI plugins gave it one outside
+        its node's pod CIDR: the cause where the packet dies (the underlay, which forwards nothing); no route is
+        missing, nothing of the lab's is to fix (the plugins' IPAM is)."""
+        if dst not in self.outside_cidr or not (matched or "").startswith("default"):
+            return None
+        return (self.outside_cidr[dst], None) if self.names.get(netns, "").startswith("node ") else None
 
     def planned_route_for(self, netns: str, dst: str, connected: bool = False) -> str | None:
         """The destination CIDR of the plan's most specific route in ``netns`` that covers ``dst``; ``connected``:

@@ -65,11 +65,22 @@ LEFT_UNKNOWN = f"{LEFT_EXITED} (completed or failed: its exit code is unknown)"
 START_FAILED = "could not start: "
 
 
+def _outside_pod_cidr(line: str) -> bool:
+    from netlab.model.lab import OUTSIDE_POD_CIDR  # here: a down of a lab without plugins loads no model (pydantic)
+
+    return OUTSIDE_POD_CIDR in line
+
+
 def up_leaves(line: str) -> str | None:
-    """Why ``up`` alone does not put this drift line right (None: it does): a Never pod's container that failed
+    """Why ``up`` alone does not put this drift line right (None: it does): a pod's address its CNI plugins gave
+    outside its node's podCIDR (model.lab.Lab.outside_pod_cidrs); a Never pod's container that failed
     (or whose exit code is unknown: it may have completed) stays exited, as the kubelet leaves it; one that could
     not start is tried again by each ``up``, which fails the same until its command can run. ``status`` says so
     instead of offering ``up`` as the repair."""
+    if line.startswith("cni: ") and _outside_pod_cidr(line):
+        return ("a pod's address outside its node's podCIDR is the one its CNI plugins give it, and `up` ADDs no "
+                "attached pod again: fix the plugins' IPAM (the conflist), then `up --reconfigure` re-attaches "
+                "the pods")
     if not line.startswith("containers: "):
         return None
     if line.endswith(LEFT_UNKNOWN):

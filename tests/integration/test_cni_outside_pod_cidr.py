@@ -1,0 +1,73 @@
+"""A conflist whose IPAM gives pods addresses outside their node's podCIDR (root, Debian's bridge and host-local,
+given 10.99.N.0/24 where the runtime asks for the node's 10.244.N.0/24): no other node reaches such a pod, as
+Flannel routes only the pod CIDRs. `status` said "all as planned" and `trace` blamed the underlay's ip_forward
+"as the lab plans it"; now `up` warns, `status` names the pod, its address, the node and its podCIDR (drift, exit
+1, and not a difference `up` repairs), and `trace` names it as why the packet reached the underlay."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import ip_json, netlab
+
+pytestmark = pytest.mark.root
+
+# Debian's bridge behind a wrapper that moves the node's range (the ipRanges capability) to 10.99.N.0/24 and
+# leaves out CNI_ARGS' IP= (host-local would take it), as a plugin with a range of its own does.
+WRAPPER = r"""#!/bin/sh
+CNI_ARGS=$(printf '%s' "$CNI_ARGS" | tr ';' '\n' | grep -v '^IP=' | paste -sd ';')
+export CNI_ARGS
+jq -c 'if .runtimeConfig.ipRanges then .runtimeConfig.ipRanges |= (tostring | gsub("10\\.244\\."; "10.99.")
+       | fromjson) else . end' | /usr/lib/cni/bridge
+"""
+
+
+def outside(pod: str, ip: str, node: str, cidr: str) -> str:
+    return (f"pod {pod}'s address {ip} (from its CNI result) is outside node {node}'s podCIDR {cidr}: Flannel "
+            f"routes only the pod CIDRs")
+
+
+def test_a_pod_address_outside_its_nodes_pod_cidr_is_drift_and_traces_name_it(labs, tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "outbr").write_text(WRAPPER)
+    (tmp_path / "bin" / "outbr").chmod(0o755)
+    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "po-out", "plugins": [
+        {"type": "outbr", "bridge": "cni0", "isGateway": True, "isDefaultGateway": True, "mtu": 1450,
+         "capabilities": {"ipRanges": True},
+         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases")}}]}))
+    lab = labs.name("po")
+    path, proc = labs.up(f"""name: {lab}
+network: {{mode: vxlan, cni: {{conflist: net.conflist, binDir: bin}}}}
+nodes:
+  - {{name: n1, podCIDR: 10.244.0.0/24}}
+  - {{name: n2, podCIDR: 10.244.1.0/24}}
+pods:
+  - {{name: a, node: n1}}
+  - {{name: b, node: n2}}
+  - {{name: c, node: n2}}
+""")
+    got = {pod: ip_json("-4", "addr", "show", "eth0", netns=f"{lab}-{pod}")[0]["addr_info"][0]["local"]
+           for pod in "abc"}
+    assert got["a"].startswith("10.99.0.") and got["b"].startswith("10.99.1."), got  # the kernel's addresses
+    a_line, b_line = outside("a", got["a"], "n1", "10.244.0.0/24"), outside("b", got["b"], "n2", "10.244.1.0/24")
+    assert a_line in proc.stderr and b_line in proc.stderr, proc.stderr  # up warns, and exits 0 (its plugins' say)
+
+    st = netlab("status", "--lab", lab, check=False)
+    assert st.returncode == 1, st.stdout + st.stderr
+    assert f"  cni: {a_line}" in st.stdout and f"  cni: {b_line}" in st.stdout, st.stdout
+    assert "all as planned" not in st.stdout and "to repair" not in st.stdout, st.stdout  # up re-adds nothing
+    assert "does not repair those differences: a pod's address outside its node's podCIDR" in st.stdout, st.stdout
+    js = json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)
+    assert not js["ok"] and js["repair"] is None and len(js["kept"]) == 3 and len(js["drift"]) == 3, js
+
+    # b (n2) -> a (n1): n2 routes 10.99.0.x by its default route to the underlay, which forwards nothing.
+    tr = netlab("trace", "b", "a", "--lab", lab, check=False)
+    assert tr.returncode != 0, tr.stdout
+    result = next(line for line in tr.stdout.splitlines() if line.startswith("result: "))
+    assert result.startswith("result: LOST at hop ") and f"{lab}-underlay br0" in result, result
+    assert f"it came here because {a_line}" in result, result
+    # b -> c, on one node: delivered, nothing said
+    same = netlab("trace", "b", "c", "--lab", lab, check=False)
+    assert same.returncode == 0 and "outside node" not in same.stdout, same.stdout
