@@ -34,7 +34,8 @@ netlab.workload.echo --pod fedora-2 --port 8080/TCP --port 53/UDP``) it serves
 one pod from the namespace it runs in, logging on stdout.
 
 Standard library only, one thread, ``selectors``. The logs (:class:`Log`, a log
-started over past ``LOG_MAX``) are echo_log.py's, and stay importable from here.
+started over past ``echo_log.LOG_MAX``) are echo_log.py's; ``Log`` and ``start_over_if_full`` stay
+importable from here. The limit is not re-exported: a copy here would be a second name that setting changes nothing.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ import sys
 import time
 from typing import Callable
 
-from netlab.workload.echo_log import LOG_MAX as LOG_MAX
 from netlab.workload.echo_log import Log as Log
 from netlab.workload.echo_log import start_over_if_full as start_over_if_full
 from netlab.workload.echo_log import stamp
