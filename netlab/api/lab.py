@@ -351,7 +351,7 @@ class Lab(LabChecks, PodActions):
         if topology is None:
             return state, None, []
         loaded = self._loaded_for(topology)
-        ahead = up_ahead(loaded.lab, state)
+        ahead = up_ahead(loaded.lab, state, status=True)  # a CNI pod's move: said as drift
         saved = loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
         # resolved as up resolves it: the running lab's pods and Services keep the addresses they hold
         held = {**state.extra, ADDRESSES: state.holding().to_json()}

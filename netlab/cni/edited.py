@@ -18,7 +18,7 @@ from netlab.errors import NetlabError, NetnsGone, UsageError, repair_way
 from netlab.feature import Reconfigure
 from netlab.model.cniconf import ConflistError
 from netlab.realize import netns_missing, state as state_mod
-from netlab.realize.attachments import move_refused, node_moves, pod_records
+from netlab.realize.attachments import move_refused, node_moves, pod_records, recorded_moves
 from netlab.realize.state_dir import lab_dir
 
 if TYPE_CHECKING:
@@ -84,7 +84,19 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                             f"edited (their CHECK runs with the config they were attached with) and up refuses the "
                             f"lab until it can be read: fix the file (or put the old config back); once it is "
                             f"valid, {_way(state)} re-attaches them with it")]
+    moves = recorded_moves(lab, state)
+    if moves:  # a move first, as up refuses it (check), in one line with an edited config (QA q24 #2)
+        return [move_line(lab, state, moves[0], names)]
     return [drift_line(lab, state, names)] if names else []
+
+
+def move_line(lab: Lab, state: LabState, move: tuple[str, str, str], names: list[str]) -> str:
+    """status's line for a pod the file (`status -t FILE`) puts on another node than its plugins attached it on:
+    the refusal of its `up`, with the two steps; with the config edited too, both, and (a Reconfigure line) the
+    first step's `up` --reconfigure, the repair status names."""
+    also = f"; and {source(lab)} changed since {_pods(names)} attached with it" if names else ""
+    line = "cni: " + move_refused(lab, move, also, _way(state) if names else "`up`").removeprefix(f"lab {lab.name}: ")
+    return Reconfigure(line) if names else line
 
 
 def source(lab: Lab) -> str:

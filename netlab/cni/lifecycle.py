@@ -30,7 +30,7 @@ from netlab.cni.leftover import gone_words, kept_words
 from netlab.cni.invoke import LOG_VAR, TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
 from netlab.cni.invoke import copy_path, keep_copy
 from netlab.realize import attachments
-from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records
+from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records, recorded_moves
 from netlab.cni.runtime import Runtime
 from netlab.cni.verify import address_missing
 from netlab.errors import ApplyFailed, UsageError
@@ -467,7 +467,8 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             for pod, prec in records.items() if pod not in known and isinstance(prec, dict)
             and prec.get("phase") != DELETED]
     out += edited.drift(lab, state)  # a conflist edited in place since the pods' ADD
-    out += [f"cni: {line}" for line in lab.outside_pod_cidrs().values()]  # unreachable from other nodes: drift
+    moving = {pod for pod, _, _ in recorded_moves(lab, state)}  # its address is its old node's: the move's line
+    out += [f"cni: {line}" for pod, line in lab.outside_pod_cidrs().items() if pod not in moving]  # cut off: drift
     checks: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for pod in lab.pods:

@@ -3,8 +3,8 @@
 Each node's config has host-local's leases in the node's own folder, and the pod's recorded networks were compared
 with the config for its new node: a plain `up` said the conflist changed (it had not) and pointed to --reconfigure,
 which then said the move; `status -t` said both. Now `up` says the README's two steps, and nothing changed in the
-kernel; `status -t` has no conflist line; the conflist edited too: one line says both, its first step
---reconfigure; the two steps then move the pod (its eth0 in n1's range, checked with `ip -j`).
+kernel; `status -t` has no conflist line, and says the move as drift (exit 1, once: QA q24 #2); the conflist
+edited too: one line says both (up's and status's), its first step --reconfigure; the two steps then move the pod (its eth0 in n1's range, checked with `ip -j`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def move(lab: str, path: str) -> str:
 def test_a_moved_pod_is_said_a_move_and_the_two_steps_move_it(labs, tmp_path):
     conflist = tmp_path / "hp.conflist"
     conflist.write_text(json.dumps(CONFLIST))
-    lab = labs.name("np")
+    lab = labs.name("mv")
     path, _ = labs.up(topology(lab))
     b_was = ipv4_of(f"{lab}-b", "eth0")
     assert b_was.startswith("10.244.1."), b_was
@@ -44,8 +44,18 @@ def test_a_moved_pod_is_said_a_move_and_the_two_steps_move_it(labs, tmp_path):
     refused = netlab("up", "-t", path, check=False)
     assert refused.returncode == 2 and refused.stderr == move(lab, path).format("", "`up`"), refused.stderr
     assert ipv4_of(f"{lab}-b", "eth0") == b_was  # nothing changed
+    # status -t: the move is drift (exit 1), said once, in the refusal's words: `status -t F || up -t F` runs the
+    # up that says the two steps. It said all as planned (exit 0, ok true) with a warning only (QA q24 #2).
+    line = "cni: " + move(lab, path).format("", "`up`").removeprefix(f"netlab: lab {lab}: ").rstrip("\n")
     status = netlab("status", "-t", path, check=False)
-    assert "cni: conflist" not in status.stdout and "pod b moves from node n2 to n1" in status.stderr, status
+    assert status.returncode == 1 and f"  {line}\n" in status.stdout, status
+    assert "cni: conflist" not in status.stdout and "outside node" not in status.stdout, status.stdout
+    assert "moves from node" not in status.stderr, status.stderr  # said once
+    as_json = netlab("status", "-t", path, "-o", "json", check=False)
+    report = json.loads(as_json.stdout)
+    assert as_json.returncode == 1 and report["ok"] is False and report["drift"] == [line], report
+    assert not [w for w in report["warnings"] if "moves from node" in w], report["warnings"]
+    assert ipv4_of(f"{lab}-b", "eth0") == b_was  # status changed nothing
 
     conflist.write_text(json.dumps({**CONFLIST, "plugins": [{**CONFLIST["plugins"][0], "mtu": 1400},
                                                             CONFLIST["plugins"][1]]}))
@@ -53,6 +63,11 @@ def test_a_moved_pod_is_said_a_move_and_the_two_steps_move_it(labs, tmp_path):
     assert refused.returncode == 2 and refused.stderr == move(lab, path).format(
         f"; and conflist {conflist} changed since pods a, b were attached with it",
         f"`sudo netlab up -t {path} --reconfigure`"), refused.stderr
+    report = json.loads(netlab("status", "-t", path, "-o", "json", check=False).stdout)
+    assert report["drift"] == ["cni: " + move(lab, path).format(
+        f"; and conflist {conflist} changed since pods a, b were attached with it",
+        f"`sudo netlab up -t {path} --reconfigure`").removeprefix(f"netlab: lab {lab}: ").rstrip("\n")], report
+    assert report["repair"] == f"sudo netlab up -t {path} --reconfigure", report
 
     # The two steps it names: b out of the file and up --reconfigure (a re-attached with the new config), then b
     # back on n1 and up.

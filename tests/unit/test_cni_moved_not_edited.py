@@ -12,7 +12,10 @@ import json
 import pytest
 
 from cni_fakes import conflist_lab
+from netlab import api
+from netlab.api import internals, lifecycle as api_lifecycle
 from netlab.cni import edited, lifecycle, runtime
+from netlab.lab import status as lab_status
 from netlab.errors import UsageError
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
@@ -59,7 +62,7 @@ def world(tmp_path, monkeypatch):
 def test_a_moved_pod_is_a_move_not_an_edited_config(world):
     moved, k, plugins, _ = world
     state = state_mod.load_state(moved.name)
-    assert edited.stale(moved, state) == [] and edited.drift(moved, state) == []  # status -t: no conflist line
+    assert edited.stale(moved, state) == []  # status -t: no conflist line, the move's (below)
     for reconfigure in (False, True):
         with pytest.raises(UsageError) as exc:
             up(moved, k, reconfigure=reconfigure)
@@ -79,3 +82,31 @@ def test_a_moved_pod_with_the_conflist_edited_too_says_both(world):
         assert str(exc.value) == MOVE.format(f"; and conflist {tmp_path / 'net.conflist'} changed since pods a, b were "
                                              "attached with it", "`sudo netlab up -t FILE --reconfigure`")
     assert plugins.calls == []
+
+
+def status_t(k, tmp_path, monkeypatch):
+    """`status -t t.yaml` of the running lab, on the fake kernel with the CNI feature only."""
+    monkeypatch.setattr(api_lifecycle, "status",
+                        lambda state, kernel: lab_status.status(state, k, [ModuleFeature(lifecycle)]))
+    return internals.internal_status(api.Lab.attach("fkmv"), str(tmp_path / "t.yaml"))
+
+
+def test_status_against_the_file_says_the_move_as_drift_once(world, monkeypatch):
+    # It said all as planned (ok, no drift) with only a warning that up refuses: `status -t F || up -t F` skipped
+    # the step that fails. A builtin lab's moved pod is drift (QA q24 #2).
+    _, k, plugins, tmp_path = world
+    result = status_t(k, tmp_path, monkeypatch)
+    assert not result.ok and result.drift == ("cni: " + MOVE.format("", "`up`").removeprefix("lab fkmv: "),)
+    assert not [w for w in result.warnings if "moves from node" in w], result.warnings  # said once
+    assert [c for c in plugins.calls if c[1] != "CHECK"] == []
+
+
+def test_status_against_the_file_with_the_conflist_edited_too_says_both_in_one_line(world, monkeypatch):
+    _, k, _, tmp_path = world
+    (tmp_path / "net.conflist").write_text(json.dumps({**CONFLIST, "plugins": [
+        {"type": "chain", "marker": "new", "ipam": {"type": "host-local"}}]}))
+    result = status_t(k, tmp_path, monkeypatch)
+    assert result.drift == ("cni: " + MOVE.format(f"; and conflist {tmp_path / 'net.conflist'} changed since pods a, "
+                                                  "b were attached with it", "`sudo netlab up -t FILE --reconfigure`"
+                                                  ).removeprefix("lab fkmv: "),)
+    assert result.repair.endswith(" --reconfigure")  # the first step's up (a Reconfigure line)
