@@ -130,7 +130,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
       sudo netlab quiz --seed 7          # picks and breaks; says nothing more
       sudo netlab probe                  # what fails?
       sudo netlab trace fedora-1 fedora-2
-      sudo netlab quiz answer vxlan-arp-missing
+      sudo netlab quiz answer pod-cidr-route-missing   # seed 7's fault
 
     The answer says right or wrong, shows the trace that proves it (or, on
     a lab repaired before the answer, that the fault is no longer there),

@@ -23,14 +23,20 @@ FAILURE = re.compile(r"(?<![\w-])(X!|X:[\w.-]+!?|[\w.-]+!(?=\s|$)|NOT SEEN|NOT A
 SUCCESS = re.compile(r"(?<![\w-])(ok|seen|delivered|all as planned)(?![\w-])")
 
 
-def use_color(stream: IO[str] | None = None) -> bool:
-    stream = stream or sys.stdout
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+def on_terminal(stream: IO[str] | None = None) -> bool:
+    """``stream`` is a terminal that draws more than plain text (not TERM=dumb): where box tables go."""
+    if os.environ.get("TERM") == "dumb":
         return False
     try:
-        return stream.isatty()
+        return (stream or sys.stdout).isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def use_color(stream: IO[str] | None = None) -> bool:
+    """Colour: on a terminal, unless ``NO_COLOR`` is set (it asks for no colour, nothing else: tables keep their
+    boxes)."""
+    return not os.environ.get("NO_COLOR") and on_terminal(stream)
 
 
 def highlight(text: str, stream: IO[str] | None = None) -> str:
@@ -52,14 +58,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], stream: IO[str]
     columns are printed there too, which the terminal wraps as kubectl's."""
     cells = [[("" if c is None else str(c)) for c in row] for row in rows]
     names = [h.upper() for h in headers]
-    if use_color(stream):
+    if on_terminal(stream):  # rich itself leaves colour out under NO_COLOR
         from rich.console import Console
         from rich.table import Table
 
         t = Table(*names)
         for row in cells:
             t.add_row(*row)
-        console = Console(file=stream or sys.stdout)
+        console = Console(file=stream or sys.stdout, **({} if use_color(stream) else {"color_system": None}))
         if console.measure(t, options=console.options.update_width(1 << 16)).maximum <= console.width:
             with console.capture() as cap:
                 console.print(t)

@@ -135,6 +135,25 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
     assert highlight(text, Tty()) == text
 
 
+def test_no_color_keeps_a_terminals_box_table_without_colour(monkeypatch):
+    """NO_COLOR asks for no colour, nothing else (no-color.org): `netlab list` on a terminal stays a box table, as the
+    README says (it printed plain columns, QA q27 2); TERM=dumb gets plain columns."""
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = table(["lab", "pods"], [["demo", 4]], stream=Tty())
+    assert "\u2503" in out or "\u2502" in out, out  # a box's vertical line
+    assert "\x1b[" not in out, out
+    monkeypatch.setenv("TERM", "dumb")
+    assert table(["lab", "pods"], [["demo", 4]], stream=Tty()) == "LAB    PODS\ndemo   4\n"
+
+
+def test_the_quiz_helps_example_answers_what_its_seed_breaks():
+    """`quiz --help`'s example runs `quiz --seed 7` then answers: seed 7 breaks pod-cidr-route-missing on the demo
+    lab (the README says so), so the help's answer is that one (it said vxlan-arp-missing: "wrong", exit 1; QA q27 1)."""
+    text = CliRunner().invoke(cli, ["quiz", "--help"]).output
+    assert "quiz --seed 7" in text and "quiz answer pod-cidr-route-missing" in text, text
+
+
 def test_exec_get_and_inspect_help_say_what_they_do():
     runner = CliRunner()
     assert "without COMMAND, a shell" in runner.invoke(cli, ["exec", "--help"]).output
