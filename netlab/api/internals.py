@@ -62,10 +62,13 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
         repair = None
     from netlab.realize.state import LabState
 
+    error = stalled(state) if isinstance(state, LabState) else None
+    if error is not None and state.phase == "deleting":  # a down left it halfway: `down` finishes it, no up repairs
+        repair = None
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
                     details=freeze(tuple(done.details)), against=against, repair=repair, kept=kept,
                     warnings=tuple(done.warnings) + tuple(ahead) + _backend_line(state, api),
-                    error=stalled(state) if isinstance(state, LabState) else None)
+                    error=error)
 
 
 def _python_repair(name: str, topology: TopologyInput, state: Any) -> str | None:
@@ -162,6 +165,21 @@ def killed_first(model: ModelLab, state: Any, first: Callable[[str], None] | Non
             raise not_up(model)
         if first is not None:
             first(error)
+    return error
+
+
+def killed_before_trace(lab: Lab, first: Callable[[str], None]) -> str | None:
+    """trace's :func:`killed_first`: list's line of a lab an ``up`` or ``down`` left halfway, given to ``first``
+    before the trace's progress, when every namespace of the lab is there (else the trace's refusal of the one it
+    meets missing says list's line with it, once); the line said, else None."""
+    from netlab.kernel.netns import is_netns_mount
+    from netlab.realize.state import LabState
+
+    state = lab.state()
+    error = stalled(state) if isinstance(state, LabState) else None
+    if error is None or not all(is_netns_mount(ns) for ns in state.netns):
+        return None
+    first(error)
     return error
 
 

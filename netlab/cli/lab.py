@@ -16,7 +16,7 @@ from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, note, p
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, plural, table
-from netlab.errors import ChecksFailed, NetlabError, command_path, display_path, from_file_way
+from netlab.errors import ChecksFailed, NetlabError, command_path, display_path, down_way, from_file_way
 
 if TYPE_CHECKING:
     from netlab.api.topology import Loaded
@@ -400,7 +400,10 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
                 which = f" -t {display_path(topology)}" if topology else f" --lab {lab_name}" if lab_name else ""
                 click.echo(f"the lines above show {total - left} of the {total} differences: `sudo netlab status"
                            f"{which} -o json` lists every one (details[].differences)")
-            if topology is None:  # every difference one up leaves: no repair named, the up that leaves them is said
+            if result.error is not None and _down_left(result.lab):  # list's line said first: down finishes it
+                click.echo(f"run `{down_way(result.lab)}` to finish taking it down (no `up` repairs what a `netlab "
+                           "down` left halfway)")
+            elif topology is None:  # every difference one up leaves: no repair named, the up that leaves them is said
                 from netlab.cni.edited import repair_command
 
                 _repair_lines(result.repair or repair_command(result.lab), result.drift, result.kept)
@@ -411,6 +414,17 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
                 _repair_lines(result.repair or up_command(os.fspath(topology)), result.drift, result.kept, "apply")
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
+
+
+def _down_left(lab: str) -> bool:
+    """Lab ``lab`` is one a ``down`` killed (or failed) halfway left (phase deleting): `down` finishes it, not up."""
+    from netlab.realize.state import load_state
+
+    try:
+        state = load_state(lab)
+    except NetlabError:
+        return False
+    return state is not None and state.phase == "deleting"
 
 
 def differ_words(objects: int, differences: int) -> str:

@@ -17,7 +17,7 @@ from netlab.api.args import TRACE_SIZE, TRACE_TIMEOUT
 from netlab.api.jsonio import to_json
 from netlab.cli.base import attached, cli, require_root
 from netlab.cli.options import Seconds, comma_items, complete_comma_separated, lab_options
-from netlab.cli.output import check_output_file, format_data, output_option, print_json, write_output_file
+from netlab.cli.output import check_output_file, format_data, output_option, print_json, said_first, write_output_file
 from netlab.cli.complete import complete_interfaces, complete_names, complete_sources, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import plural
@@ -122,6 +122,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     path": the row marked !! that sent it astray, a route or an FDB entry that
     is not the plan's, and its fix).
     """
+    from netlab.api.internals import killed_before_trace
     from netlab.api.lab import internal
     from netlab.trace.render import render_text
 
@@ -133,6 +134,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
                          f"netlab trace{which} {shlex.quote(src)} {shlex.quote(dst)} -o png > path.png")
     require_root()
     lab = attached(lab_name, topology)
+    said = killed_before_trace(lab, said_first)  # an up (or down) killed halfway: list's line, before the bar
     bar, progress = progress_bar(f"tracing {src} → {dst}")
     if bar:
         with bar:
@@ -142,8 +144,8 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
         traced = lab.trace(src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, size=size or 0,
                              sport=sport or 0)
     result = internal(traced)  # the walk and its verdicts, for the text and the picture
-    if result.error is not None:  # an up (or down) killed halfway is said first, in list's words, as status says it
-        click.echo(f"netlab: {result.error}", err=True)
+    if result.error is not None and said is None:  # not said first (a namespace missing): said now
+        said_first(result.error)
     if output in ("svg", "png", "dot"):
         from netlab.trace import picture
 

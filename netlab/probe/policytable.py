@@ -131,7 +131,7 @@ def evaluate(lab: Lab) -> PolicyTable:
 
 def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     """The table, with every flow sent for real (one agent job) and compared."""
-    from netlab.probe.runner import run_probes  # the prober's door to the kernel
+    from netlab.probe.runner import missing_sources, run_probes  # the prober's door to the kernel
 
     table = evaluate(lab)
     eps = endpoints(lab)
@@ -144,11 +144,19 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     start = time.monotonic()
     results = run_probes(lab, probes, timeout=timeout)
     table.seconds = time.monotonic() - start
+    missing = missing_sources(probes)  # a pod's namespace deleted behind netlab's back: nothing sent from it
     for f, r in zip(table.flows, results):
+        if eps[f.src].netns in missing:
+            continue  # not probed (reached None), said in a note: not "denied and blocked"
         f.reached = r.obs.reached
         if f.reached != f.allowed:
             f.detail = r.obs.outcome + (f": {r.obs.detail}" if r.obs.detail else "")
     opened = [(f.src, f.dst, f.proto, f.port) for f in table.flows if f.reached and not f.allowed]
     if opened:
         table.hints = bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
+    if missing:
+        from netlab.cni.edited import lab_netns_gone  # the line exec and trace say of it
+
+        table.notes += [f"{pod.name}: its flows not probed: {lab_netns_gone(pod.netns, lab.name)}"
+                        for pod in lab.pods if pod.netns in missing]
     return table

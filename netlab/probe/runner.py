@@ -34,6 +34,7 @@ from netlab.probe.refused import Refusals
 from netlab.probe.service_targets import ServicePlan
 from netlab.probe.tasks import Job, Observation, Output
 from netlab.realize.interrupted import being_taken_down, taken_down
+from netlab.realize.lab_lock import lab_lock_holder
 from netlab.realize.state import load_state
 
 
@@ -60,7 +61,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     plan.distributions = [d for d in plan.distributions if not touches_terminated(lab, d.probe)]
     if not probes and not plan.distributions:  # before anything is sent: a run that checks nothing is no pass
         raise UsageError(nothing_to_probe(lab, protos))
-    missing = {ns for ns in {p.source.netns for p in probes} if not is_netns_mount(ns)}
+    missing = missing_sources(probes)
     runnable = [p for p in probes if p.source.netns not in missing]
     dists = [d for d in plan.distributions if d.probe.source.netns not in missing]
     arp = choose_arp(lab, arp)
@@ -70,7 +71,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     refusals = Refusals(lab.name)
     for p in probes:
         if p.source.netns in missing:
-            obs = Observation(outcome="error", detail=f"namespace {p.source.netns} does not exist")
+            obs = _not_there(p)
         else:
             obs = obs_by_probe[id(p)] or Observation(outcome="skipped", detail="no result from the agent")
         results.append(_result(p, obs, timeout, out, heard, refusals))
@@ -140,10 +141,23 @@ def run_probes(lab: Lab, probes: list[Probe], timeout: float = 1.0) -> list[Resu
     """
     if not is_netns_mount(lab.underlay_netns):
         raise not_up(lab)
-    out, heard = _send(lab, probes, timeout, "real")
+    missing = missing_sources(probes)  # `ip netns del` of a pod: its probes left out, as run leaves them
+    runnable = [p for p in probes if p.source.netns not in missing]
+    out, heard = _send(lab, runnable, timeout, "real")
+    obs = {id(p): out.obs.get(i) for i, p in enumerate(runnable)}
     refusals = Refusals(lab.name)
-    return [_result(p, out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent"),
-                    timeout, out, heard, refusals) for i, p in enumerate(probes)]
+    return [_result(p, _not_there(p) if p.source.netns in missing else obs[id(p)] or Observation(
+        outcome="skipped", detail="no result from the agent"), timeout, out, heard, refusals) for p in probes]
+
+
+def missing_sources(probes: list[Probe]) -> set[str]:
+    """The probes' source namespaces that are not there (deleted behind netlab's back): nothing is sent from them."""
+    return {ns for ns in {p.source.netns for p in probes} if not is_netns_mount(ns)}
+
+
+def _not_there(p: Probe) -> Observation:
+    """What a probe from a namespace that is not there observed: an error naming it (nothing was sent)."""
+    return Observation(outcome="error", detail=f"namespace {p.source.netns} does not exist")
 
 
 def _send(lab: Lab, probes: list[Probe], timeout: float, arp: str, budget: int | None = None,
@@ -193,9 +207,9 @@ def _agent_output(lab: Lab, job: Job, child: Child | None = None) -> Output:
     try:
         return _fork_agent(job, limit=job.limit(), child=child)
     except EnvironmentNotReady:
-        if _being_taken_down(lab, job):
-            raise being_taken_down(lab.name, "the probe's agent was stopped with the lab's other processes"
-                                   ) from None  # in the words exec, logs, get pods and trace say it
+        down = _taken_down(lab, job)
+        if down is not None:  # in the words exec, logs, get pods and trace say it
+            raise down from None
         raise
 
 
@@ -207,16 +221,20 @@ def not_up(lab: Lab) -> NetlabError:
         f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); start it with `sudo netlab up -t FILE`")
 
 
-def _being_taken_down(lab: Lab, job: Job) -> bool:
-    """`netlab down` has begun: it marks the lab's state "deleting" before it stops every process in the lab's
-    namespaces (the probe's agent among them), then deletes them."""
-    if any(not is_netns_mount(ns) for ns in (lab.underlay_netns, *job.sweep)):
-        return True
+def _taken_down(lab: Lab, job: Job) -> NetlabError | None:
+    """Why the agent was stopped, when the lab is going: `netlab down` marks the lab's state "deleting" and holds
+    its lock while it stops every process in the lab's namespaces (the probe's agent among them), then deletes them
+    and its state. A down killed halfway (nobody holds the lock) stopped nothing of this run: list's line, given a
+    namespace of the job now missing (realize.interrupted.taken_down); None for a lab that is up."""
+    what = "the probe's agent was stopped with the lab's other processes"
     try:
         state = load_state(lab.name)
     except NetlabError:  # corrupt: not this question's to answer
-        return False
-    return state is None or state.phase == "deleting"
+        return None
+    if state is None or (state.phase == "deleting" and lab_lock_holder(lab.name) is not None):
+        return being_taken_down(lab.name, what)  # at work, or done since the run began
+    gone = [ns for ns in (lab.underlay_netns, *job.sweep) if not is_netns_mount(ns)]
+    return taken_down(lab.name, what, killed=f"no namespace {gone[0]}") if gone else None
 
 
 def _result(p: Probe, obs: Observation, timeout: float, out: Output, heard: listeners.Listeners,

@@ -1,0 +1,136 @@
+"""`policy table` of a lab with one pod's namespace deleted behind netlab's back, and of a lab whose `down` was
+killed halfway; `trace` and `status` of a lab an up or down left halfway (fake kernel, state in a private folder).
+
+- policy table sent the deleted pod's probes too: the agent failed ("the probe agent failed: FileNotFoundError:
+  ... /run/netns/fk-a", exit 3), where probe leaves them out (probe/runner.run) and exec and trace say "namespace
+  fk-a was deleted while lab fk is up; `up` makes it again". Its flows are now not probed, and a note names the
+  pod with that line. An agent stopped while a namespace of the job was missing was "being taken down", also for
+  a lab whose down was killed (nobody holds its lock): list's line now ("down finishes it").
+- trace said list's line after its run (its progress first); status of a killed down ended with "run `up` to
+  repair" below list's "`down --lab L` finishes it".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+import pytest
+from cli_inprocess import run_cli
+from fake_lab import machine_holds, make_lab, up
+
+from netlab.api import lifecycle
+from netlab.cli import lab as cli_lab, trace as cli_trace
+from netlab.errors import EnvironmentNotReady
+from netlab.kernel import netns as nsmod
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import readahead
+from netlab.lab.status import StatusResult
+from netlab.probe import listeners, policytable, runner
+from netlab.probe.tasks import Job, Observation, Output
+from netlab.realize import state as state_mod, state_dir
+from netlab.realize.interrupted import stalled
+from netlab.trace import run as trace_run
+
+lab = pytest.fixture(make_lab, name="lab")
+
+
+@pytest.fixture
+def sent(lab, monkeypatch):
+    """The lab up on the fake kernel, pod a's namespace deleted (`ip netns delete fk-a`); the agent's job stood in
+    for: the probes it was given (each reached)."""
+    kernel = FakeKernel()
+    up(lab, kernel)
+    machine_holds(monkeypatch, kernel)
+    monkeypatch.setattr(runner, "is_netns_mount", lambda ns: ns != "fk-a")
+    given: list = []
+
+    def send(model, probes, timeout, arp, *rest, **kw):
+        given.extend(probes)
+        obs = {i: Observation(outcome="reply") for i in range(len(probes))}
+        return Output(obs, {}, {}, {}), listeners.Listeners(0)
+
+    monkeypatch.setattr(runner, "_send", send)
+    return given
+
+
+def killed_down(name: str, holder: str = "netlab down") -> str:
+    """The lab as a down (``holder``) killed halfway leaves it: its phase, its lock naming a pid nobody has."""
+    state = state_mod.load_state(name)
+    state.phase = "deleting" if holder == "netlab down" else "creating"
+    state.save()
+    with open(os.path.join(state_dir.lab_dir(name), state_dir.LOCK_FILE), "w") as fh:
+        fh.write(f"pid 4194304 ({holder})\n")  # above pid_max's default: nobody
+    said = stalled(state)
+    assert said is not None
+    return said
+
+
+def test_policy_table_leaves_a_deleted_pod_out_and_names_it(lab, sent):
+    table = policytable.probe(lab)
+    assert sent and all(p.source.name != "a" for p in sent)  # nothing sent from a namespace that is not there
+    assert [f.reached for f in table.flows if f.src == "a"] == [None] * 4  # not probed, not "blocked"
+    assert all(f.reached for f in table.flows if f.src != "a")
+    assert table.notes == ["a: its flows not probed: namespace fk-a was deleted while lab fk is up; "
+                           "`sudo netlab up --lab fk` makes it again"]  # exec's and trace's line
+
+
+def test_policy_table_of_a_killed_down_names_it_in_lists_words(lab, sent):
+    said = killed_down("fk")
+    (note,) = policytable.probe(lab).notes
+    assert note == f"a: its flows not probed: {said} (namespace fk-a is not there)"
+
+
+def test_an_agent_stopped_in_a_lab_a_killed_down_left_says_lists_line(lab, monkeypatch):
+    """It said the lab "is being taken down" (a missing namespace was taken for a down at work)."""
+    kernel = FakeKernel()
+    up(lab, kernel)
+    machine_holds(monkeypatch, kernel)
+    monkeypatch.setattr(runner, "is_netns_mount", lambda ns: ns != "fk-a")
+
+    def fails(job, limit, child=None):
+        raise EnvironmentNotReady("the probe agent died without a result")
+
+    monkeypatch.setattr(runner, "_fork_agent", fails)
+    job = Job(tasks=[], units=[], home="fk-underlay", sweep=["fk-n1", "fk-a"])
+    with pytest.raises(EnvironmentNotReady) as plain:  # a lab that is up: the agent's own error
+        runner._agent_output(lab, job)
+    assert str(plain.value) == "the probe agent died without a result"
+    said = killed_down("fk")
+    with pytest.raises(Exception) as info:
+        runner._agent_output(lab, job)
+    assert (str(info.value), info.value.exit_code) == (f"{said} (no namespace fk-a)", 2)
+
+
+def test_trace_says_lists_line_before_its_progress(lab, monkeypatch):
+    up(lab, FakeKernel())
+    monkeypatch.setattr(cli_trace, "require_root", lambda: None)
+    monkeypatch.setattr(nsmod, "is_netns_mount", lambda ns: True)
+
+    def walk(model, src, dst, **kw):
+        print("netlab: tracing a → b", file=sys.stderr)  # what the run says (a progress bar on a terminal)
+        raise EnvironmentNotReady("stood in")
+
+    monkeypatch.setattr(trace_run, "run", walk)
+    said = killed_down("fk", "netlab up")
+    got = run_cli("trace", "--lab", "fk", "a", "b")
+    assert got.stderr.splitlines()[:2] == [f"netlab: {said}", "netlab: tracing a → b"], got
+
+
+@pytest.mark.parametrize("holder", ["netlab down", "netlab up"])
+def test_status_of_a_killed_down_ends_with_down_not_up(lab, monkeypatch, holder):
+    up(lab, FakeKernel())
+    monkeypatch.setattr(cli_lab, "require_root", lambda: None)
+    monkeypatch.setattr(readahead, "start", lambda *a: types.SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(lifecycle, "status", lambda state, _: StatusResult(lab=state.lab, drift=["missing netns fk-a"]))
+    said = killed_down("fk", holder)
+    got = run_cli("status", "--lab", "fk")
+    lines = got.stderr.splitlines() + got.stdout.splitlines()
+    assert got.returncode == 1 and lines[0] == f"netlab: {said}", got
+    if holder == "netlab down":
+        assert said.endswith("`sudo netlab down --lab fk` finishes it")
+        assert lines[-1] == ("run `sudo netlab down --lab fk` to finish taking it down (no `up` repairs what a "
+                             "`netlab down` left halfway)"), got
+    else:  # an up killed halfway: up makes the rest, as before
+        assert lines[-1].startswith("run `sudo netlab up ") and lines[-1].endswith("` to repair"), got
