@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from helpers import lab_down, lab_namespaces, netlab, state_path, unique_lab, write_topology
+from helpers import ip, lab_down, lab_namespaces, netlab, state_path, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -100,3 +100,34 @@ def test_a_killed_up_s_lab_is_said_first_by_policy_table_and_probe(tmp_path):
         lab_down(lab)
     r = netlab("policy", "table", "-t", path, "--no-probe", "-o", "json")  # no lab: nothing to say of one
     assert json.loads(r.stdout)["error"] is None
+
+
+def test_policy_table_of_a_lab_with_a_pod_s_namespace_deleted_leaves_it_out_and_names_it(tmp_path):
+    """policy table sent from the deleted pod too: "the probe agent failed: FileNotFoundError: ... /run/netns/L-a"
+    (exit 3); of a lab whose down was killed halfway (its namespaces there), "is being taken down". It now leaves
+    that pod's flows out, as probe does, and names it in exec's words (or list's, for the killed down)."""
+    lab = unique_lab("pt")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab) + POLICY)
+    try:
+        netlab("up", "-t", path)
+        ip("netns", "delete", f"{lab}-a")  # behind netlab's back
+        assert sorted(lab_namespaces(lab)) == sorted(f"{lab}-{n}" for n in ("b", "n1", "underlay"))
+        r = netlab("policy", "table", "--lab", lab, check=False)
+        assert (r.returncode, r.stderr) == (0, ""), r
+        assert (f"note: a: its flows not probed: namespace {lab}-a was deleted while lab {lab} is up; "
+                f"`sudo netlab up -t {path}` makes it again") in r.stdout.splitlines(), r
+        flows = json.loads(netlab("policy", "table", "--lab", lab, "-o", "json").stdout)["flows"]
+        assert {f["reached"] for f in flows if f["source"] == "a"} == {None}  # nothing sent from it
+        assert [(f["destination"], f["protocol"], f["reached"]) for f in flows if f["source"] == "b"] == [
+            ("b", "tcp", True), ("b", "udp", True)]  # real traffic from b, to itself (a serves no port)
+
+        # a down killed after it wrote phase deleting, before it stopped or deleted anything
+        killed(lab, {"NETLAB_FAULT_POINT": "state-renamed"}, "down", "--lab", lab)
+        assert len(lab_namespaces(lab)) == 3
+        line = list_line(lab)
+        assert line.endswith(f"ended before it finished (killed); `sudo netlab down --lab {lab}` finishes it"), line
+        r = netlab("policy", "table", "--lab", lab, check=False)
+        assert (r.returncode, r.stderr) == (0, f"netlab: {line}\n"), r
+        assert f"note: a: its flows not probed: {line} (namespace {lab}-a is not there)" in r.stdout.splitlines(), r
+    finally:
+        lab_down(lab)
