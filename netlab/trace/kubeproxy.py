@@ -316,6 +316,13 @@ def reject_path(planned: PlannedNat, f: Flow, iif: str | None, local: bool = Fal
     return jumps + [Step(reject, role)]
 
 
+def rejected_words(node: str, said: str, rule: str) -> str:
+    """Why a Service without endpoints refused the packet, as the result says it (REFUSED, not LOST): the node
+    and kube-proxy's rule that answered it at once, as a closed port's kernel does (trace/refusal.py)."""
+    return (f"{said}: node {node}'s kube-proxy {rule} rejected it at once with an ICMP port unreachable (the client's "
+            "connection is refused, it does not time out)")
+
+
 def no_endpoints(lab: LabMap, filt: NatTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None,
                  commands: list[str], local: bool = False) -> NoDnat:
     """A packet for a Service without endpoints: kube-proxy's filter rule rejects it at once (ICMP port
@@ -341,8 +348,11 @@ def no_endpoints(lab: LabMap, filt: NatTable | None, ns: str, svc: ServiceFacts,
             return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints", f"{said}; the filter rule{by} "
                           "drops the packet", commands, cause=True,
                           facts={"dropped_here": True, "no_local_endpoints": True})
+        named = f"`{rule.line}`" if rule is not None else f"`{steps[-1].line}`" if steps else \
+            f'"{svc.name} has no endpoints" in KUBE-SERVICES'
         return NoDnat(f"no DNAT for {f}", f"{said}: kube-proxy's filter rule{by} "
-                      "rejects the packet", commands, cause=True, facts={"dropped_here": True})
+                      "rejects the packet", commands, cause=True,
+                      facts={"dropped_here": True, "rejected": rejected_words(node, said, f"filter rule {named}")})
     why = (f"{said}, yet {node} did not {'drop' if local else 'refuse'} this packet: {gap.text(node)}; "
            f"without it {without_dnat(node, svc, f)}")
     head = f"{svc.name} has no local endpoints" if local else f"Service {svc.name} has no endpoints"

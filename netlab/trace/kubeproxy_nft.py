@@ -43,7 +43,7 @@ from netlab.plan import nftables
 from netlab.trace import kubeproxy
 from netlab.trace.flow import Flow
 from netlab.trace.facts import NftTable
-from netlab.trace.kubeproxy import ENDPOINT_ROLE, NoDnat, also, endpoints_lacking, other_endpoints
+from netlab.trace.kubeproxy import ENDPOINT_ROLE, NoDnat, also, endpoints_lacking, other_endpoints, rejected_words
 from netlab.trace.labmap import LabMap, ServiceEndpoint, ServiceFacts
 
 TARGET = re.compile(r"\b(?:goto|jump) (\S+)")
@@ -282,8 +282,12 @@ def no_endpoints(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts
             return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
                           f"{svc.no_local_words(node, f.dst)}; the map {verdict_map} says drop for it", commands,
                           cause=True, facts={"dropped_here": True, "no_local_endpoints": True})
-        return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's reject-chain (map "
-                      f"{verdict_map}) rejects the packet", commands, cause=True, facts={"dropped_here": True})
+        said = f"Service {svc.name} has no endpoints"
+        element = next((st.line for st in reject_path(planned, svc, f, iif) if st.line.startswith("element ")), None)
+        named = f"map {verdict_map}" + (f" (`{element}`)" if element else f" → {nftables.REJECT_CHAIN}")
+        return NoDnat(f"no DNAT for {f}", f"{said}: kube-proxy's reject-chain (map "
+                      f"{verdict_map}) rejects the packet", commands, cause=True,
+                      facts={"dropped_here": True, "rejected": rejected_words(node, said, named)})
     then, rejected = without_dnat(lab, table, ns, svc, f, iif)
     said = svc.no_local_words(node, f.dst) if local else f"Service {svc.name} has no endpoints"
     why = (f"{said}, and {describe(gap)} ({gap.role}) is missing from {node}'s table {TABLE}, so "

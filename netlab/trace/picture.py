@@ -72,7 +72,7 @@ def title(r: TraceResult) -> str:
             end += f", ASTRAY at hop {r.astray['label']} (not the planned path)"
     else:
         hop = r.forward.hops[v.lost_at].index if v.lost_at is not None and v.lost_at < len(r.forward.hops) else "?"
-        end = f"LOST at hop {hop}"
+        end = f"{'REFUSED' if r.refused else 'LOST'} at hop {hop}"
     return f"{head}: {end}"
 
 

@@ -43,7 +43,9 @@ class TraceResult:
     dns: dict[str, Any] | None = None  # to port 53: the question asked, and the answer
     policy: list[dict[str, Any]] = field(default_factory=list)  # NetworkPolicy verdicts (trace/policy.py)
     repair: str = "sudo netlab up"  # the `up` that repairs this lab (with -t FILE when it came from a file)
-    refused: str | None = None  # delivered, and refused there (a reset, a port unreachable): why (refusal.py)
+    # delivered, and refused there (a reset, a port unreachable), or refused on the way by a rule (kube-proxy's
+    # REJECT of a Service without endpoints; the verdict is not delivered, lost_at its row): why (refusal.py)
+    refused: str | None = None
     nat: dict[str, Any] | None = None  # delivered pod to pod from another source (verdict.nat_between_pods)
     # Something at the destination answers this packet: the kernel (a SYN, an ICMP echo), a DNS server, netlab's
     # echo server (a pod's echo port; an internet host's, during the trace). False: a UDP datagram to a port no
@@ -238,7 +240,7 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
     else:
         lost = r.forward.hops[v.lost_at] if v.lost_at is not None and v.lost_at < len(r.forward.hops) else None
         where = f" at hop {lost.index} ({lost.netns} {lost.device})" if lost else ""
-        out.append(f"result: LOST{where}: {v.reason}")
+        out.append(f"result: REFUSED{where}: {r.refused}" if r.refused else f"result: LOST{where}: {v.reason}")
         if v.fix:
             also = f"   (or: {r.repair}, which repairs the lab)" if up_repairs(v.fix) else ""
             out.append(f"  fix: {v.fix}{also}")

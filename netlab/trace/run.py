@@ -255,6 +255,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
+    elif sent.refused and not result.verdict.delivered:  # refused on the way: kube-proxy's REJECT, no endpoints
+        result.refused = refusal.rejected(result.verdict, fwd.hops)
     if down is not None:
         _says_down(result, arrived, down, repair_way(lab.name, lm.repair))
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import as_planned, lab_up, netlab, traced, unique_lab, write_topology
+from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
 from netlab.plan.services import svc_chain
 
 pytestmark = pytest.mark.root
@@ -360,6 +360,22 @@ services:
         assert tr["lost"]["reason"].startswith("Service default/ghost has no endpoints: kube-proxy's "), tr["lost"]
         assert "went on" not in tr["lost"]["reason"], tr["lost"]
         assert any("port unreachable" in e["text"] for e in tr["icmp_errors"]), tr["icmp_errors"]
+        # The client's connection is refused at once, not lost: REFUSED, naming the node and kube-proxy's rule
+        # (the kernel's own, as iptables-save / nft list it), `refused` set in JSON as for a closed port.
+        rule = "map no-endpoint-services (`element no-endpoint-services 10.96.0." if mode == "nftables" else \
+            'filter rule `-A KUBE-SERVICES -d 10.96.0.'
+        said = f"Service default/ghost has no endpoints: node n1's kube-proxy {rule}"
+        assert (tr["refused"] or "").startswith(said), tr["refused"]
+        listed = in_netns(f"{lab}-n1", *(["nft", "list", "map", "ip", "kube-proxy", "no-endpoint-services"]
+                                         if mode == "nftables" else ["iptables-save", "-t", "filter"]),
+                          check=True).stdout
+        assert ('"default/ghost" : goto reject-chain' if mode == "nftables" else
+                '"default/ghost has no endpoints" -m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable') \
+            in listed, listed
+        text = netlab("trace", "--lab", lab, "client", "svc/ghost", "--proto", "tcp", "--port", "80",
+                      check=False).stdout
+        line = next(x for x in text.splitlines() if x.startswith("result:"))
+        assert line.startswith(f"result: REFUSED at hop {tr['lost']['hop']} ({lab}-n1 ") and "LOST" not in line, line
 
 
 def test_a_nodeport_refused_by_the_endpoints_policy_after_masquerade_is_blamed_on_the_policy(labs):

@@ -14,10 +14,12 @@ from __future__ import annotations
 from fractions import Fraction
 
 from netlab.plan.build import build_plan
-from netlab.trace import detour, kubeproxy_nft
+from netlab.trace import detour, kubeproxy_nft, picture, refusal
 from netlab.trace.facts import NatRule, NatTable, NftTable
 from netlab.trace.flow import Flow
 from netlab.trace.labmap import LabMap
+from netlab.trace.render import TraceResult, number, render_text
+from netlab.trace.verdict import explain
 from netlab.trace.walk import walk
 from test_trace_missing_rules import NftKernel
 from test_trace_walk import FakeKernel, lab_from
@@ -173,3 +175,35 @@ def test_nftables_a_counter_the_user_inserted_is_read():
     assert "no counter" not in c.text() and c.facts()["rule_counted"] == 1
     bare = kubeproxy_nft.choice(_nft(m), svc, w2, "10.244.0.3")
     assert bare is not None and "no rule of these chains has a counter" in bare.text()
+
+
+def _result(w):
+    r = TraceResult(lab="kp", src={"name": "c", "ip": "10.244.0.3"}, dst={"name": "svc/empty", "ip": "10.96.0.14"},
+                    proto="tcp", port=80, marker="m", forward=w, reply=None, verdict=explain(w), reply_verdict=None,
+                    reply_received=False)
+    number(r)
+    return r
+
+
+def test_a_service_without_endpoints_is_refused_by_kube_proxys_rule_not_lost_in_both_modes():
+    # The kernel answers at once (ICMP port unreachable, the client's connection refused): the result says REFUSED
+    # at the node's row, naming the rule and the node, and JSON's `refused` says why, as for a closed port's RST.
+    for nft in (False, True):
+        m, k = world(nft=nft)
+        r = _result(walk(k, m, C, Flow("tcp", "10.244.0.3", "10.96.0.14", 40000, 80)))
+        r.refused = refusal.rejected(r.verdict, r.forward.hops)
+        rule = ("map no-endpoint-services (`element no-endpoint-services 10.96.0.14 . tcp . 80" if nft else
+                f"filter rule `{REJECT}`")
+        assert r.refused is not None and r.refused.startswith("Service default/empty:http has no endpoints: node n1's "
+                                                               f"kube-proxy {rule}"), r.refused
+        assert "rejected it at once with an ICMP port unreachable" in r.refused
+        assert not r.ok and r.to_json()["refused"] == r.refused and r.to_json()["lost"]["netns"] == N1
+        line = next(x for x in render_text(r).splitlines() if x.startswith("result:"))
+        assert line.startswith(f"result: REFUSED at hop {r.to_json()['lost']['hop']} ({N1} ") and "LOST" not in line
+        assert picture.title(r).endswith(f"REFUSED at hop {r.to_json()['lost']['hop']}")
+    # Its REJECT deleted by hand, the packet goes on unrefused: no refusal to name, it is LOST where it went.
+    m, k = world(nft=False)
+    k.no_rule.add((N1, REJECT))
+    r = _result(walk(k, m, C, Flow("tcp", "10.244.0.3", "10.96.0.14", 40000, 80)))
+    assert refusal.rejected(r.verdict, r.forward.hops) is None
+    assert next(x for x in render_text(r).splitlines() if x.startswith("result:")).startswith("result: LOST")
