@@ -17,6 +17,7 @@ imported only after every namespace was entered and left (trace/capture.py says 
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from scapy.layers.dns import DNS, DNSRR, DNSRROPT, DNSRRSOA, DNSRRSRV, dnsqtypes, dnstypes
@@ -28,7 +29,9 @@ from netlab.probe.dnsq import PORT as DNS_PORT, from_tcp
 from netlab.probe.icmp import icmp_words
 
 # tcpdump's print-domain.c: the opcodes and rcodes it names (NoError says nothing)
-OPCODES = {0: "", 1: " inv_q", 2: " stat", 3: " op3", 4: " notify", 5: " update"}
+OPCODES = {0: "", 1: " inv_q", 2: " stat", 3: " op3", 4: " notify", 5: " update", 6: " op6", 7: " op7", 8: " op8",
+           9: " updateA", 10: " updateD", 11: " updateDA", 12: " updateM", 13: " updateMA", 14: " zoneInit",
+           15: " zoneRef"}  # print-domain.c's ns_ops
 RCODES = {0: "", 1: " FormErr", 2: " ServFail", 3: " NXDomain", 4: " NotImp", 5: " Refused", 6: " YXDomain",
           7: " YXRRSet", 8: " NXRRSet", 9: " NotAuth", 10: " NotZone"}
 # print-tcp.c's flag letters, in its order: FIN, SYN, RST, PUSH, ACK, URG, ECE, CWR
@@ -187,14 +190,34 @@ def _dns_said(message: bytes, dns: list[str]) -> str:
 def dns_words(message: bytes) -> str:
     """One DNS message as ``tcpdump -vvv`` prints it: a query ``4660+ [1au] A? web.default.svc.cluster.local.
     ar: . OPT UDPsize=1232 (58)``, its answer ``4660*- q: A? web... 1/0/0 web... [30s] A 10.96.0.20 (74)``
-    (``NXDomain``, ``*`` authoritative, ``-`` no recursion available); what scapy cannot read, said so."""
+    (``NXDomain``, ``*`` authoritative, ``-`` no recursion available); one that cannot be read to its end (no DNS
+    message: a port-53 datagram of another program's), its header and ``[|domain]``, as tcpdump says it."""
     if len(message) < 12:
         return f"domain [length {len(message)} < 12] (invalid)"
     try:
         d = DNS(message)
         return _message(d, len(message))
-    except Exception as exc:  # noqa: BLE001 - scapy raises many kinds for a message it cannot read
-        return f"domain (not a DNS message scapy can read: {type(exc).__name__}) ({len(message)})"
+    except Exception:  # noqa: BLE001 - scapy raises many kinds for a message it cannot read
+        return _cut_short(message)
+
+
+def _cut_short(message: bytes) -> str:
+    """A DNS message that cannot be read to its end, as print-domain.c's domain_print says it: the 12-byte
+    header's words (id, opcode, flags, the counts it names; a request's odd flag bits as ``[b2&3=0x...]``),
+    then ``[|domain]`` where the reading stopped (``31522 zoneInit [b2&3=0x706f] [14880a] ... [|domain]``)."""
+    ident, b2, qd, an, ns, ar = struct.unpack("!6H", message[:12])
+    op, rcode = (b2 >> 11) & 0xF, b2 & 0xF
+    if b2 & 0x8000:  # a response
+        words = (f"{ident}{OPCODES[op]}{RCODES.get(rcode, f' Resp{rcode}')}{'*' if b2 & 0x400 else ''}"
+                 f"{'' if b2 & 0x80 else '-'}{'|' if b2 & 0x200 else ''}{'$' if b2 & 0x20 else ''}")
+        return f"{words}{f' [{qd}q]' if qd != 1 else ''} [|domain]"
+    words = f"{ident}{OPCODES[op]}{'+' if b2 & 0x100 else ''}{'%' if b2 & 0x10 else ''}"
+    words += f" [b2&3=0x{b2:x}]" if b2 & 0x6cf else ""
+    if op == 1:  # an inverse query
+        words += (f" [{qd}q]" if qd else "") + (f" [{an}a]" if an != 1 else "")
+    else:
+        words += (f" [{an}a]" if an else "") + (f" [{qd}q]" if qd != 1 else "")
+    return f"{words}{f' [{ns}n]' if ns else ''}{f' [{ar}au]' if ar else ''} [|domain]"
 
 
 def _message(d: Any, length: int) -> str:
