@@ -180,8 +180,11 @@ SCENARIOS: tuple[Scenario, ...] = (
       change="a UDP conntrack entry in the client's node: client:40053 -> the DNS ClusterIP:53, DNATed to an "
              "address of the DNS pod's node where no pod is (conntrack -I ... --dst-nat), as an endpoint change "
              "leaves it when nobody deletes the old entries",
-      symptom="DNS queries from the client's port 40053 get no answer; every probe passes (each uses a new "
-              "source port, so a new entry and kube-proxy's rules): the fault hides from a fresh client",
+      symptom="DNS queries from the client's port 40053 get no answer, and each keeps the entry 120 s more "
+              "(an answered flow's: nf_conntrack_udp_timeout_stream); 120 s after the last one (10 minutes "
+              "after the break if none) it times out and the fault heals by itself; every probe passes (each "
+              "uses a new source port, so a new entry and kube-proxy's rules): the fault hides from a fresh "
+              "client",
       hop="the client's node", fact="trace --sport 40053: conntrack already holds this flow and DNATs it to an "
                                     "address that is no endpoint of the Service",
       fix="conntrack -D -p udp --orig-dst <DNS ClusterIP> --orig-port-dst 53 --dst-nat <gone address> in the "

@@ -221,8 +221,8 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
         click.echo(f"    {line}")
     click.echo(f"  the lesson: {s.lesson}")
     if result is None:
-        click.echo(f"the fault is no longer there: lab {name} was as planned before this answer (repaired since the "
-                   f"quiz broke it), so no trace shows it; to see it: sudo netlab break --lab {name} {s.name} "
+        click.echo(f"the fault is no longer there: lab {name} was as planned before this answer ({qz.gone_why(s.name)}"
+                   f"), so no trace shows it; to see it: sudo netlab break --lab {name} {s.name} "
                    f"--target {open_quiz['target']}, then netlab trace --lab {name} {check.src} {check.dst}{flags}")
     else:
         click.echo(f"the trace that shows it: netlab trace --lab {name} {check.src} {check.dst}{flags}")

@@ -147,18 +147,23 @@ def delete_flows(ns: str, flows: Sequence[Flow]) -> None:
 
 def insert_dnat(ns: str, proto: str, src: str, sport: int, dst: str, dport: int, to: str, to_port: int,
                 timeout: int = 600) -> None:
-    """``conntrack -I``: an entry for one flow, DNATed to ``to:to_port``, as a kube-proxy DNAT leaves it
-    (IPCTNL_MSG_CT_NEW, nfnl.ct_new: the message conntrack(8) sends).
+    """``conntrack -I ... -u SEEN_REPLY,ASSURED``: an entry for one flow, DNATed to ``to:to_port``, as a kube-proxy
+    DNAT leaves a flow that was answered (IPCTNL_MSG_CT_NEW, nfnl.ct_new: the message conntrack(8) sends).
 
     ``netlab break`` uses it to leave what an endpoint change leaves when nobody cleans up: the
-    flow's next packets skip the nat table and follow the entry. OSError when it cannot (EEXIST: an entry of
-    the flow is there already).
+    flow's next packets skip the nat table and follow the entry. The entry is one the endpoint answered
+    before it went (SEEN_REPLY, ASSURED), as the real stale entry is: each packet of the flow refreshes it to
+    UDP's stream timeout (nf_conntrack_udp_timeout_stream, 120 s), so it lives as long as the client keeps
+    sending from its port. Without those bits the first packet would cut it to the unreplied timeout
+    (nf_conntrack_udp_timeout, 30 s): the fault would heal 30 s after the first look at it. OSError when it
+    cannot (EEXIST: an entry of the flow is there already).
     """
     what = f"{ns}: insert conntrack entry {proto} {src}:{sport} → {dst}:{dport} DNATed to {to}:{to_port}"
     with netns.entered(ns):
         conn = netlink.Conn(netlink.NETLINK_NETFILTER)
     with conn:
-        conn.request(what, nfnl.ct_new(src, dst, ctfilter.PROTOCOLS[proto], sport, dport, timeout, (to, to_port)))
+        conn.request(what, nfnl.ct_new(src, dst, ctfilter.PROTOCOLS[proto], sport, dport, timeout, (to, to_port),
+                                       nfnl.IPS_SEEN_REPLY | nfnl.IPS_ASSURED))
 
 
 def tuples(ns: str, proto: int) -> list[tuple[dict[str, str], dict[str, str]]]:

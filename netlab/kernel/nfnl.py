@@ -44,7 +44,7 @@ CTA_PROTOINFO_TCP_STATE = CTA_PROTOINFO_DCCP_STATE = CTA_PROTOINFO_SCTP_STATE = 
 CTA_NAT_DST, CTA_NAT_V4_MINIP, CTA_NAT_V4_MAXIP, CTA_NAT_PROTO = 13, 1, 2, 3
 CTA_PROTONAT_PORT_MIN, CTA_PROTONAT_PORT_MAX = 1, 2
 # linux/netfilter/nf_conntrack_common.h: enum ip_conntrack_status
-IPS_SEEN_REPLY, IPS_ASSURED, IPS_DST_NAT_DONE = 1 << 1, 1 << 2, 1 << 8
+IPS_SEEN_REPLY, IPS_ASSURED, IPS_CONFIRMED, IPS_DST_NAT_DONE = 1 << 1, 1 << 2, 1 << 3, 1 << 8
 IPS_OFFLOAD, IPS_HW_OFFLOAD = 1 << 14, 1 << 15
 STATUS_BITS = {0: "EXPECTED", 1: "SEEN_REPLY", 2: "ASSURED", 3: "CONFIRMED", 4: "SRC_NAT", 5: "DST_NAT",
                6: "SEQ_ADJUST", 7: "SRC_NAT_DONE", 8: "DST_NAT_DONE", 9: "DYING", 10: "FIXED_TIMEOUT",
@@ -119,16 +119,20 @@ def ct_delete(src: str, dst: str, proto: int, sport: int, dport: int, ct_id: int
 
 
 def ct_new(src: str, dst: str, proto: int, sport: int, dport: int, timeout: int,
-           dnat: tuple[str, int] | None = None) -> bytes:
-    """``conntrack -I -p PROTO -s SRC -d DST --sport S --dport D -t TIMEOUT [--dst-nat TO:PORT]``, as conntrack(8)
-    sends it: the original tuple, the reply tuple its exact inverse (the kernel's NAT setup then rewrites it, as
-    the nat table's DNAT would have), the timeout, and with ``dnat`` CTA_NAT_DST (one address, one port). No
-    status: the kernel confirms the entry, and sets DST_NAT and DST_NAT_DONE for the NAT. NLM_F_CREATE|EXCL:
-    EEXIST when the namespace already holds an entry of the tuple."""
+           dnat: tuple[str, int] | None = None, status: int = 0) -> bytes:
+    """``conntrack -I -p PROTO -s SRC -d DST --sport S --dport D -t TIMEOUT [--dst-nat TO:PORT] [-u STATUS]``, as
+    conntrack(8) sends it: the original tuple, the reply tuple its exact inverse (the kernel's NAT setup then
+    rewrites it, as the nat table's DNAT would have), the timeout, with ``dnat`` CTA_NAT_DST (one address, one
+    port), and with ``status`` CTA_STATUS (IPS_* bits such as SEEN_REPLY and ASSURED; CONFIRMED added, as
+    conntrack(8) sends it: the kernel marks the entry it creates confirmed before it applies the status, and
+    refuses EBUSY a status that would clear the bit). The kernel sets DST_NAT and DST_NAT_DONE for the NAT.
+    NLM_F_CREATE|EXCL: EEXIST when the namespace already holds an entry of the tuple."""
     body = (NFGENMSG.pack(socket.AF_INET, NFNETLINK_V0, 0)
             + nested(CTA_TUPLE_ORIG, ct_tuple(src, dst, proto, sport, dport))
             + nested(CTA_TUPLE_REPLY, ct_tuple(dst, src, proto, dport, sport))
             + attr(CTA_TIMEOUT, struct.pack("!I", timeout)))
+    if status:
+        body += attr(CTA_STATUS, struct.pack("!I", status | IPS_CONFIRMED))
     if dnat is not None:
         to, port = dnat
         body += nested(CTA_NAT_DST, attr(CTA_NAT_V4_MINIP, socket.inet_aton(to)),

@@ -36,10 +36,11 @@ NETPOL = os.path.join(ROOT, "topologies", "netpol-3x3.yaml")
 
 
 @contextlib.contextmanager
-def shipped_lab(tmp_path_factory, source: str, extra: str = "", policies: bool = False) -> Iterator[tuple[str, str]]:
-    """The topology file ``source`` as a lab of a unique name, ``extra`` appended to it (with its folder of policy
-    files beside it: ``policies``), up for the body: (name, path)."""
-    name = unique_lab("bk")
+def shipped_lab(tmp_path_factory, source: str, extra: str = "", policies: bool = False,
+                prefix: str = "bk") -> Iterator[tuple[str, str]]:
+    """The topology file ``source`` as a lab of a unique name (``prefix`` and hex), ``extra`` appended to it (with
+    its folder of policy files beside it: ``policies``), up for the body: (name, path)."""
+    name = unique_lab(prefix)
     text = open(source, encoding="utf-8").read()
     lines = [f"name: {name}" if line.startswith("name:") else line for line in text.splitlines()]
     folder = tmp_path_factory.mktemp(name)

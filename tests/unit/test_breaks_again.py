@@ -179,3 +179,10 @@ def test_a_stopped_pod_is_in_place_and_a_running_one_is_not():
     stop = Action("stop-pod", "l-web-2", ("web-2",))
     assert break_run._action_in_place(stop, state)
     assert not break_run._action_in_place(Action("stop-pod", "l-other", ("other",)), state)  # no such pod
+
+
+def test_conntrack_stale_entry_says_how_long_the_entry_lives():
+    """QA q26 1: each query from the port keeps the stale entry 120 s more; left alone it times out (healed, not
+    repaired)."""
+    s = catalogue.scenario("conntrack-stale-entry")
+    assert "each keeps the entry 120 s more" in s.symptom and "it times out and the fault heals by itself" in s.symptom

@@ -55,6 +55,17 @@ def test_the_insert_is_the_message_conntrack_i_sends():
     assert len(KNOWN_NEW) + 16 == 164  # conntrack's nlmsg_len
 
 
+def test_an_answered_flows_insert_carries_the_status_conntrack_i_u_sends():
+    """QA q26 1: `conntrack -I ... -u SEEN_REPLY,ASSURED` sends CTA_STATUS 0x0e (SEEN_REPLY, ASSURED and
+    CONFIRMED, strace of conntrack 1.4.7): without CONFIRMED the kernel refuses EBUSY."""
+    plain = nfnl.ct_new("10.244.1.5", "10.96.0.10", 17, 40000, 53, 600, ("10.244.0.99", 53))
+    msg = nfnl.ct_new("10.244.1.5", "10.96.0.10", 17, 40000, 53, 600, ("10.244.0.99", 53),
+                      nfnl.IPS_SEEN_REPLY | nfnl.IPS_ASSURED)
+    status = nla(3, bytes.fromhex("0000000e"))  # CTA_STATUS, big-endian
+    assert status in msg[16:] and msg[16:].replace(status, b"") == plain[16:]
+    assert header(msg)[0] == len(plain) + 8
+
+
 def test_the_delete_names_the_original_tuple_and_the_entrys_id():
     msg = nfnl.ct_delete("10.244.1.5", "10.96.0.10", 17, 40000, 53, 0x0DA8B0C2)
     assert msg[16:] == NFGENMSG + nla(1, tuple_(CLIENT, CIP, 40000, 53), nest=True) + nla(12, bytes.fromhex(

@@ -15,13 +15,13 @@ from netlab.realize import state as state_mod
 from netlab.trace import render, run as trace_run
 
 
-def _faked(monkeypatch, events: list[str], before: int) -> None:
+def _faked(monkeypatch, events: list[str], before: int, scenario: str = "ip-forward-off") -> None:
     """quiz answer on a faked lab qz whose quiz broke ip-forward-off on n1; ``before``: the differences from its
     plan status finds before the answer (0: repaired since)."""
     monkeypatch.setattr(base, "require_root", lambda: None)
     monkeypatch.setattr(cli_breaks, "require_root", lambda: None)
     monkeypatch.setattr(api, "selected_name", lambda lab, topo: "qz")
-    monkeypatch.setattr(qz, "load", lambda name: {"scenario": "ip-forward-off", "target": "n1"})
+    monkeypatch.setattr(qz, "load", lambda name: {"scenario": scenario, "target": "n1"})
     monkeypatch.setattr(qz, "close", lambda name: events.append("quiz closed"))
     fake_state = types.SimpleNamespace(lab="qz", source="/t/qz.yaml", extra={}, repair=None,
                                        resolved=lambda: object())
@@ -66,3 +66,17 @@ def test_a_lab_repaired_before_the_answer_shows_no_passing_trace_as_the_proof(mo
             "it), so no trace shows it; to see it: sudo netlab break --lab qz ip-forward-off --target n1, then "
             "netlab trace --lab qz a b") in result.output, result.output
     assert events[-2:] == ["repaired qz", "quiz closed"]
+
+
+def test_a_stale_entry_gone_before_the_answer_is_not_called_repaired(monkeypatch):
+    """QA q26 1: the stale conntrack entry times out by itself (120 s after the flow's last packet); the answer
+    called the lab "repaired since the quiz broke it" though nobody repaired it."""
+    events: list[str] = []
+    _faked(monkeypatch, events, 0, "conntrack-stale-entry")
+    result = CliRunner().invoke(cli, ["quiz", "answer", "conntrack-stale-entry"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "repaired since" not in result.output, result.output
+    assert ("was as planned before this answer (the stale entry is gone: unless someone deleted it (conntrack -D, "
+            "netlab up), it timed out and the fault healed by itself, no repair: the kernel drops a UDP entry "
+            "nf_conntrack_udp_timeout_stream (120 s) after its flow's last packet), so no trace shows it"
+            ) in result.output, result.output
