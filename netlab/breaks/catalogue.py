@@ -132,8 +132,11 @@ SCENARIOS: tuple[Scenario, ...] = (
              "node only) while the node routes back through flannel.N, and the node sets "
              "net.ipv4.conf.all.rp_filter=1",
       symptom="every flow between the node's pods and the peer's pods fails both ways, and the node's own "
-              "flows to the peer's pods; the peer node still reaches the node's pods, from its eth0 address "
-              "(not its flannel.N one), so its TCP probes fail the no-NAT check",
+              "flows to the peer's pods; the peer node still reaches the node's pods, but from its eth0 address "
+              "(not its flannel.N one), a source outside the pod network that the peer's Flannel masquerades "
+              "(FLANNEL-POSTRTG: MASQUERADE --random-fully, which rewrites the source port), so its TCP and UDP "
+              "probes fail the no-NAT check (source port translated), and its own NodePorts reach the node's pods "
+              "masqueraded to that eth0 address, not its flannel.N one",
       hop="node", fact="strict rp_filter: the route back to the source leaves by another interface than the "
                        "packet came in on",
       fix="sysctl -w net.ipv4.conf.all.rp_filter=0 (or 2, loose) on the node, and make the paths symmetric; "

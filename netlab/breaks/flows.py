@@ -129,8 +129,9 @@ def _path_fails(name: str, p: Path, w: _Where, target: NodeInfo | PodInfo, row: 
             return False
         if w.sender(p) != peer.name:
             return True
-        # The peer node itself reaches the node's pods straight from its eth0 address: its packets pass, but
-        # netlab's echo server sees 192.168.x, not the peer's flannel.N address (the no-NAT check fails).
+        # The peer node itself reaches the node's pods straight from its eth0 address: its packets pass, but that
+        # source is outside the pod network, so the peer's FLANNEL-POSTRTG masquerades it (--random-fully: a new
+        # source port), and its own NodePorts' masquerade picks that address: TCP and UDP fail the no-NAT check.
         dst = w.lab.pod(p.dst)
         return row["protocol"] != "icmp" and bool(pod_echo_ports(dst))
     raise ValueError(name)

@@ -181,6 +181,16 @@ def test_a_stopped_pod_is_in_place_and_a_running_one_is_not():
     assert not break_run._action_in_place(Action("stop-pod", "l-other", ("other",)), state)  # no such pod
 
 
+def test_rp_filter_strict_says_the_peers_tcp_and_udp_fail_the_no_nat_check_by_flannels_port_rewrite():
+    """QA q26 2: the symptom said only the peer node's TCP probes fail the no-NAT check, for its eth0 address; UDP
+    fails too, and probe says "source port translated": Flannel's MASQUERADE --random-fully of a source outside
+    the pod network (the address is the same)."""
+    s = catalogue.scenario("rp-filter-strict")
+    assert "so its TCP probes" not in s.symptom
+    assert "FLANNEL-POSTRTG: MASQUERADE --random-fully, which rewrites the source port), so its TCP and UDP " \
+           "probes fail the no-NAT check (source port translated)" in s.symptom
+
+
 def test_conntrack_stale_entry_says_how_long_the_entry_lives():
     """QA q26 1: each query from the port keeps the stale entry 120 s more; left alone it times out (healed, not
     repaired)."""
