@@ -119,9 +119,11 @@ SCENARIOS: tuple[Scenario, ...] = (
       target="node", needs=("two-nodes",),
       change="sysctl -w net.ipv4.ip_forward=0 in the node's namespace",
       symptom="every flow the node would forward fails, not only the one a trace shows: every flow between the "
-              "node's pods and other nodes' pods, from other nodes to the node's pods, and every ClusterIP flow "
+              "node's pods and other nodes' pods, from other nodes to the node's pods, every ClusterIP flow "
               "from the node's pods, whichever endpoint (the node DNATs it, then routes it, even to a pod on its "
-              "own bridge); pod-to-pod traffic on the bridge (to a pod's IP) and the node to its own pods pass",
+              "own bridge), its pods' egress to internet hosts, and every NodePort or LoadBalancer flow from "
+              "outside that comes in on the node; pod-to-pod traffic on the bridge (to a pod's IP) and the node "
+              "to its own pods pass",
       hop="node", fact="net.ipv4.ip_forward = 0: the node does not forward",
       fix="sysctl -w net.ipv4.ip_forward=1 in the node; or sudo netlab up",
       lesson="a hardening script or a reboot without the sysctl.d file; kubeadm's preflight checks it for this"),

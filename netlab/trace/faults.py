@@ -55,7 +55,9 @@ def up_repairs(fix: str) -> bool:
 
 # ip_forward 0 on a node: the flow traced is one of all those it drops (what `netlab break ip-forward-off` expects).
 NODE_FORWARDS = ("; so is every packet the node would forward, not only this one: every flow between its pods and "
-                 "other nodes' pods, and every ClusterIP flow from its pods, whichever endpoint (DNATed, then routed)")
+                 "other nodes' pods, every ClusterIP flow from its pods, whichever endpoint (DNATed, then routed), "
+                 "its pods' egress to internet hosts, and every NodePort or LoadBalancer flow from outside that "
+                 "comes in on it")
 
 
 def _sysctl(k: Any, netns: str, key: str) -> str | None:

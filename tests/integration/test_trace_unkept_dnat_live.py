@@ -82,8 +82,10 @@ def test_ip_forward_off_is_named_at_the_dnat_and_its_fix_brings_the_services_bac
             assert f"but net.ipv4.ip_forward = 0 in {node}: the node does not forward, so the DNATed packet in on " \
                    "cni0 is dropped at the forwarding decision" in lost["reason"], lost
             assert lost["reason"].endswith("; so is every packet the node would forward, not only this one: every "
-                                           "flow between its pods and other nodes' pods, and every ClusterIP flow "
-                                           "from its pods, whichever endpoint (DNATed, then routed)"), lost
+                                           "flow between its pods and other nodes' pods, every ClusterIP flow "
+                                           "from its pods, whichever endpoint (DNATed, then routed), its pods' "
+                                           "egress to internet hosts, and every NodePort or LoadBalancer flow from "
+                                           "outside that comes in on it"), lost
             assert "not DNATed here" not in lost["reason"] and "firewall" not in lost["reason"], lost
             assert lost["fix"] == f"ip netns exec {node} sysctl -w net.ipv4.ip_forward=1", lost
             row = next(h for h in d["hops"] if h["index"] == lost["hop"])

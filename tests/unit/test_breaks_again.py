@@ -151,6 +151,9 @@ def test_ip_forward_off_expects_every_clusterip_flow_of_the_nodes_pods_to_fail_a
     s = catalogue.scenario("ip-forward-off")
     assert s.symptom.startswith("every flow the node would forward fails, not only the one a trace shows")
     assert "every ClusterIP flow from the node's pods, whichever endpoint" in s.symptom
+    # QA q26 3: probe (and curl) fail its pods' egress and outside NodePort/LoadBalancer flows it takes in too
+    assert ("its pods' egress to internet hosts, and every NodePort or LoadBalancer flow from outside that comes in "
+            "on the node") in s.symptom
     lab = load(SHAPES["services"]).lab
     node = catalogue.resolve_target(s, lab, None)
     verdict = symptoms.expect(s, lab, node)

@@ -59,9 +59,11 @@ def test_ip_forward_off_on_a_node_says_every_flow_it_forwards_fails_not_only_the
     m = _map()
     node = next(ns for ns, where in m.names.items() if where.startswith("node "))
     why, _ = faults.refused(Sysctls({(node, "net.ipv4.ip_forward"): "0"}), node, "cni0", "a", "b", "x", m)
+    # QA q26 3: also its pods' egress and the NodePort/LoadBalancer flows from outside it takes in.
     assert why.endswith("(route get says: x); so is every packet the node would forward, not only this one: every "
-                        "flow between its pods and other nodes' pods, and every ClusterIP flow from its pods, "
-                        "whichever endpoint (DNATed, then routed)"), why
+                        "flow between its pods and other nodes' pods, every ClusterIP flow from its pods, "
+                        "whichever endpoint (DNATed, then routed), its pods' egress to internet hosts, and every "
+                        "NodePort or LoadBalancer flow from outside that comes in on it"), why
     pod = next(ns for ns, where in m.names.items() if where.startswith("pod "))
     why, _ = faults.refused(Sysctls({(pod, "net.ipv4.ip_forward"): "0"}), pod, "eth0", "a", "b", "x", m)
     assert "not only this one" not in why  # a pod forwards nothing of the lab's

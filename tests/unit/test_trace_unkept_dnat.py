@@ -54,8 +54,10 @@ def test_a_node_that_does_not_forward_is_blamed_for_the_dnated_packet_with_its_f
            "at the forwarding decision" in v.reason and "not DNATed here" not in v.reason
     # the flow traced is one of all those the node drops: every ClusterIP flow of its pods, whichever endpoint
     assert v.reason.endswith("before it leaves the node; so is every packet the node would forward, not only this "
-                             "one: every flow between its pods and other nodes' pods, and every ClusterIP flow from "
-                             "its pods, whichever endpoint (DNATed, then routed)"), v.reason
+                             "one: every flow between its pods and other nodes' pods, every ClusterIP flow from "
+                             "its pods, whichever endpoint (DNATed, then routed), its pods' egress to internet "
+                             "hosts, and every NodePort or LoadBalancer flow from outside that comes in on it"), \
+        v.reason
     assert v.fix == f"ip netns exec {N1} sysctl -w net.ipv4.ip_forward=1"
     text = render_text(_result(w))
     assert "look at the firewall" not in text and f"fix: ip netns exec {N1} sysctl -w net.ipv4.ip_forward=1" in text
