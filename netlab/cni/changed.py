@@ -105,7 +105,7 @@ def check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Cha
         by_check = C.supports_check(net) and not net.disable_check
         no_check = ("its conflist sets disableCheck" if net.disable_check
                     else f"cniVersion {net.cni_version} has no CHECK")
-        why = rt_.check(net, rt) if by_check else verify(pod.netns, rt_.cached_result(net.name, rt), no_check)
+        why = rt_.check(net, rt) if by_check else verify(pod.netns, rt_.cached_result(net.name, rt), no_check, ifname)
         if why:
             return Changed(by_check, why)
     return None

@@ -32,8 +32,25 @@ def _pod(mac: str = MAC, address: str = "10.244.0.5", links: bool = True) -> Sna
 def test_only_the_interfaces_the_result_puts_in_the_pod_are_judged():
     assert pod_side(RESULT) == [("eth0", MAC, ["10.244.0.5/24"])]
     assert compare(RESULT, _pod()) is None
-    # a 0.2.0 result names no interface: nothing to hold the pod to
-    assert pod_side({"cniVersion": "0.2.0", "ip4": {"ip": "10.244.0.5/24"}}) == []
+    # a 0.2.0 result names no interface: its ip4 is CNI_IFNAME's, the pod's IP the runtime reports
+    assert pod_side({"cniVersion": "0.2.0", "ip4": {"ip": "10.244.0.5/24"}}) == [("eth0", None, ["10.244.0.5/24"])]
+    assert pod_side({"cniVersion": "0.2.0", "ip4": {"ip": "10.244.0.5/24"}}, "net1") == [("net1", None,
+                                                                                         ["10.244.0.5/24"])]
+
+
+V020 = {"cniVersion": "0.2.0", "ip4": {"ip": "10.244.0.5/24", "gateway": "10.244.0.1"}}
+
+
+def test_a_result_without_interfaces_holds_the_pod_to_its_address_on_eth0():
+    """QA q24 #1: a chain whose last plugin gave a 0.2.0 result (ip4 only, read as libcni reads it) and sets
+    disableCheck: the pod cut off (no eth0) was "all as planned"; its address moved too."""
+    assert compare(V020, _pod()) is None
+    assert compare(V020, _pod(links=False)) == "its eth0 is gone"
+    assert compare(V020, _pod(address="10.244.0.6")) == "its eth0 lacks 10.244.0.5/24"
+    no_index = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "mac": MAC, "sandbox": "/x"}],
+                "ips": [{"address": "10.244.0.5/24"}]}  # 1.0.0 allows an ips entry without its interface's index
+    assert pod_side(no_index) == [("eth0", MAC, ["10.244.0.5/24"])]
+    assert compare(no_index, _pod(links=False)) == "its eth0 is gone"
 
 
 def test_what_the_pod_lacks_is_said():
