@@ -67,7 +67,8 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
 
     def compare(ns: str, snap: Snapshot, peers: dict[str, Snapshot], gone: Collection[str] = ()) -> Compared:
         obs = observe(snap, {r.key: r for r in want.get(ns, [])}, peers)
-        found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ()), gone) if not is_plugin_made(d, made)]
+        found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ()), gone)
+                 if not is_plugin_made(d, made, want.get(ns, ()))]
         found = [replace(d, detail="; ".join(filter(None, (d.detail, notes[ns]))))
                  if ns in notes and impair_feature.is_loss_table(d.resource) else d for d in found]
         return Compared(True, [str(d) for d in found], [d.to_json() for d in found], snap.links)

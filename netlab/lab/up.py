@@ -431,7 +431,7 @@ class _Up(Rollback):
                 raise ApplyFailed(f"namespace {ns} vanished while the lab was read")
             self._observed[ns], drifts = drift_of(ns, want, self._snaps, links.get(ns, ()))
             self.held_before.setdefault(ns, set(self._observed[ns].objects))
-            out += [d for d in drifts if not is_plugin_made(d, made)]
+            out += [d for d in drifts if not is_plugin_made(d, made, want.get(ns, ()))]
         return out
 
     def _delete_stale_chains(self, want: dict) -> None:

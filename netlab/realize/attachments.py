@@ -14,10 +14,12 @@ it had until the new one is there (its node-side devices stay the plugins').
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Collection, Iterable
 
 from netlab.errors import UsageError
+from netlab.model import naming
 from netlab.model.lab import CniAttachment, Lab
+from netlab.plan.resources import Link
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
@@ -259,11 +261,15 @@ def plugin_made(lab: Lab, state: "LabState | None") -> dict[str, set[str] | None
             devs = out.setdefault(node_ns, set())
             if devs is not None:
                 devs.update(d for d in att.get("host_ifaces") or [] if isinstance(d, str))
+    if pods or kept:  # every node, once the plugins ran (node_side); before, a lab that was builtin keeps its own
+        for node in lab.nodes:  # cni0 and veths, extra until up deletes them, then ADDs (check_cni_change)
+            out.setdefault(node.netns, set())
     return out
 
 
-def is_plugin_made(drift: Any, made: dict[str, set[str] | None]) -> bool:
-    """An ``extra`` drift that is the plugins' (see plugin_made)."""
+def is_plugin_made(drift: Any, made: dict[str, set[str] | None], planned: Collection[Any] = ()) -> bool:
+    """An ``extra`` drift that is the plugins' (see plugin_made); ``planned``: what netlab plans in the drift's
+    namespace (a node's: see node_side)."""
     if not made or drift.state != "extra":
         return False
     res = drift.resource
@@ -272,7 +278,21 @@ def is_plugin_made(drift: Any, made: dict[str, set[str] | None]) -> bool:
     devs = made[res.netns]
     if devs is None:
         return res.kind not in ("nat",)
-    return any(getattr(res, attr, None) in devs for attr in ("name", "dev", "master"))
+    return any(getattr(res, attr, None) in devs for attr in ("name", "dev", "master")) or node_side(res, planned)
+
+
+def node_side(res: Any, planned: Collection[Any]) -> bool:
+    """Whether ``res``, extra in a node's namespace of a lab whose pods a user's CNI chain attached, is on a device
+    that netlab does not plan there: a link (a plugin's veth, its bridge), or an address, route or neighbour on
+    one. Those are the plugins' (QA q24 #1): on a real node nothing but a plugin's DEL deletes what its ADD made
+    there, and a result need not name it (a 0.1.0/0.2.0 result, read as libcni reads it, has no ``interfaces``;
+    a 1.0.0 one may list none). netlab's own devices there (its ``eth0`` to the underlay, Flannel's
+    ``flannel.<VNI>``), planned or not, and whatever is on them stay netlab's: drift, which ``up`` repairs."""
+    ours = {r.name for r in planned if isinstance(r, Link)}
+    if isinstance(res, Link):
+        return not naming.netlabs_node_device(res.name)
+    dev = next((getattr(res, attr) for attr in ("dev", "master") if isinstance(getattr(res, attr, None), str)), None)
+    return dev is not None and dev not in ours and not naming.netlabs_node_device(dev)
 
 
 def attached_lab(lab: Lab, state: "LabState | None") -> Lab:

@@ -178,6 +178,9 @@ class LabMap:
             if lab.mode == "vxlan":
                 m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
         m.plugin_devs.update(_kept_devices(lab))
+        if lab.cni == "conflist":  # every node: a device netlab does not make there is its plugins' (node_side)
+            for node in lab.nodes:
+                m.plugin_devs.setdefault(node.netns, frozenset())
         m.outside_cidr = {str(lab.pod(pod).ip): line for pod, line in lab.outside_pod_cidrs().items()}
         for pod in lab.pods:
             m.names[pod.netns] = f"pod {pod.name}"

@@ -68,4 +68,13 @@ def test_the_bridge_a_conflist_names_is_its_plugins_on_a_node_without_pods(tmp_p
 
 def test_a_ptp_conflist_names_no_bridge_to_keep(tmp_path):
     lab, m = _map(tmp_path, PTP, running=False)
-    assert lab.node("n2").netns not in m.plugin_devs
+    assert m.plugin_devs[lab.node("n2").netns] == frozenset()
+
+
+def test_a_route_on_a_veth_no_result_names_is_the_plugins(tmp_path):
+    """QA q24 #1: a 0.2.0 result names no interface; the route ptp puts on the pod's veth is still the plugins'
+    (status does not call it extra), while one on netlab's own eth0 stays extra."""
+    lab, m = _map(tmp_path, PTP, running=False)
+    n2 = lab.node("n2").netns
+    assert strayroutes.extra_route(m, n2, "10.244.1.9", None, "veth0badc0de", "10.244.1.9 dev veth0badc0de") is None
+    assert strayroutes.extra_route(m, n2, "10.244.1.9", None, "eth0", "10.244.1.0/25 dev eth0") is not None

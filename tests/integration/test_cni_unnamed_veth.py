@@ -1,0 +1,90 @@
+"""A chain whose result names no interface keeps its pods' veths (QA q24 #1; root, Debian's bridge and host-local
+behind a tiny wrapper the test writes into its tmp_path).
+
+The wrapper ``riw`` execs Debian's bridge and rewrites its ADD result: to 0.2.0 (``ip4`` only, which netlab reads as
+libcni does: no ``interfaces``), or to 1.0.0 without ``interfaces`` (its ``ips`` tied to none). Before, status called
+the host end of each pod's veth "extra", `up` deleted it and the pod was left with ``lo`` only, while status then
+said "all as planned". Checked with ``ip -j`` before and after `up` run twice, with real traffic (ping from a pod),
+and with a pod's eth0 deleted by hand (status names it, up attaches the pod again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import in_netns, ip, ip_json, ipv4_of, netlab
+
+pytestmark = pytest.mark.root
+
+CNI_BIN = "/usr/lib/cni"
+
+RIW = """#!/usr/bin/python3
+import json, os, subprocess, sys
+conf = sys.stdin.buffer.read()
+proc = subprocess.run([{bin!r} + "/bridge"], input=conf, capture_output=True)
+out = proc.stdout
+if os.environ["CNI_COMMAND"] == "ADD" and proc.returncode == 0:
+    res = json.loads(out)
+    if {mode!r} == "v020":
+        ip4 = next(i for i in res["ips"] if ":" not in i["address"])
+        res = {{"cniVersion": "0.2.0", "ip4": {{"ip": ip4["address"], "gateway": ip4.get("gateway")}}}}
+    else:
+        res.pop("interfaces", None)
+        for i in res.get("ips", []):
+            i.pop("interface", None)
+    out = json.dumps(res).encode()
+sys.stdout.buffer.write(out)
+sys.stderr.buffer.write(proc.stderr)
+sys.exit(proc.returncode)
+"""
+
+CONFLIST = {"cniVersion": "1.0.0", "name": "riun", "disableCheck": True, "plugins": [
+    {"type": "riw", "bridge": "ribr0", "isGateway": True, "isDefaultGateway": True,
+     "ipam": {"type": "host-local"}, "capabilities": {"ipRanges": True}}]}
+
+
+@pytest.fixture(autouse=True)
+def plugins_installed():
+    assert os.access(f"{CNI_BIN}/bridge", os.X_OK), "containernetworking-plugins missing: run scripts/setup.sh"
+
+
+def _veths(node_ns: str) -> list[str]:
+    """The node's veths but netlab's own eth0 (to the underlay): the host ends of the pods' pairs."""
+    return sorted(ln["ifname"] for ln in ip_json("link", "show", "type", "veth", netns=node_ns)
+                  if ln["ifname"] != "eth0")
+
+
+@pytest.mark.parametrize("mode", ["v020", "noifs"])
+def test_the_plugins_veths_stay_when_their_result_names_none(labs, tmp_path: Path, mode: str):
+    lab = labs.name("ri")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "riw").write_text(RIW.format(bin=CNI_BIN, mode=mode))
+    (tmp_path / "bin" / "riw").chmod(0o755)
+    (tmp_path / "net.conflist").write_text(json.dumps(CONFLIST))
+    path, _ = labs.up(f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n"
+                      "nodes: [{name: n1}]\npods:\n  - {name: a, node: n1}\n  - {name: b, node: n1}\n")
+    node, a, b = f"{lab}-n1", f"{lab}-a", f"{lab}-b"
+    veths = _veths(node)
+    assert len(veths) == 2, veths
+    b_ip = ipv4_of(b, "eth0")
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 0 and "extra" not in status.stdout, status.stdout  # "extra: link vethXXXX in ...-n1"
+    for _ in range(2):
+        again = netlab("up", "-t", path)
+        assert "del link" not in again.stdout, again.stdout  # "del link vethXXXX in ...-n1": the pods cut off
+        assert _veths(node) == veths
+        assert [ln["ifname"] for ln in ip_json("link", netns=a)] == ["lo", "eth0"]
+    assert in_netns(a, "ping", "-c1", "-W2", b_ip).returncode == 0
+    # The pod cut off by hand: status names it (it said "all as planned"), up attaches it again.
+    ip("link", "del", "eth0", netns=b)
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and "its eth0 is gone" in status.stdout, status.stdout
+    netlab("up", "-t", path)
+    assert [ln["ifname"] for ln in ip_json("link", netns=b)] == ["lo", "eth0"]
+    # from b, new: a's neighbour entry for b's address still holds b's old MAC (REACHABLE) until b's ARP renews it
+    assert in_netns(b, "ping", "-c1", "-W2", ipv4_of(a, "eth0")).returncode == 0
+    assert netlab("status", "--lab", lab).returncode == 0
