@@ -34,6 +34,7 @@ from netlab.realize.state_dir import write_atomic
 TIMEOUT_VAR = "NETLAB_CNI_TIMEOUT"
 LOG_VAR = "NETLAB_CNI_LOG"  # up: a file that keeps a copy of the run's plugin calls (a rollback takes the lab's log)
 DEFAULT_TIMEOUT = 20.0  # seconds one plugin call may take
+MOST_TIMEOUT = 86400.0  # a day: the longest deadline a call may be given (poll() takes at most 24.8 days)
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -45,10 +46,10 @@ def timeout_problem(value: str | None) -> str | None:
         seconds = float(value)
     except ValueError:
         seconds = float("nan")
-    if seconds > 0 and seconds != float("inf"):  # nan and inf fail too
+    if 0 < seconds <= MOST_TIMEOUT:  # nan, inf and 1e12 (more than poll() can wait) fail too
         return None
-    return f"{TIMEOUT_VAR}={value!r}: it takes a positive number of seconds (such as 20 or 2.5), the deadline of " \
-           f"each CNI plugin call; unset it for {DEFAULT_TIMEOUT:g} s"
+    return f"{TIMEOUT_VAR}={value!r}: it takes a positive number of seconds up to {MOST_TIMEOUT:g} (a day), " \
+           f"such as 20 or 2.5, the deadline of each CNI plugin call; unset it for {DEFAULT_TIMEOUT:g} s"
 
 
 def cni_timeout(lenient: bool = False) -> float:

@@ -104,7 +104,8 @@ def test_importing_netlab_with_a_bad_timeout_does_not_fail():
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf", "-0.5", "1e999"])
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf", "-0.5", "1e999",
+                                   "1e12", "99999999999999999999", "86400.5"])  # more than poll() waits: QA q28 4
 def test_a_bad_timeout_is_a_usage_error_naming_the_variable(monkeypatch, value):
     monkeypatch.setenv("NETLAB_CNI_TIMEOUT", value)
     with pytest.raises(UsageError) as exc:
@@ -115,7 +116,8 @@ def test_a_bad_timeout_is_a_usage_error_naming_the_variable(monkeypatch, value):
     assert invoke.cni_timeout(lenient=True) == invoke.DEFAULT_TIMEOUT
 
 
-@pytest.mark.parametrize("value,seconds", [(None, 20.0), ("", 20.0), ("2", 2.0), ("0.5", 0.5), (" 7 ", 7.0)])
+@pytest.mark.parametrize("value,seconds", [(None, 20.0), ("", 20.0), ("2", 2.0), ("0.5", 0.5), (" 7 ", 7.0),
+                                                 ("86400", 86400.0)])
 def test_a_good_timeout_is_read_when_used(monkeypatch, value, seconds):
     if value is None:
         monkeypatch.delenv("NETLAB_CNI_TIMEOUT", raising=False)
