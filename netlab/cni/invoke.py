@@ -82,8 +82,10 @@ def keep_copy() -> str | None:
     if not value.strip():
         return None
     from netlab.outfile import open_output
+    from netlab.realize.own_files import check_output_path
 
     path = os.path.abspath(value)
+    check_output_path(path)  # never over a lab's own files (a pod's hosts, a lab's lock), as -w: QA q28 6
     fh = open_output(path, truncate=False)
     with _copy_lock:
         _copy.update(path=path, fh=fh, first=None)

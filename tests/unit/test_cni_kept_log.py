@@ -8,6 +8,7 @@ copy itself, the fake plugins of test_cni_reattach for up. The real plugins: tes
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -171,4 +172,24 @@ def test_a_watchers_apply_appends_its_calls_after_a_header_line(attached):
     assert [c.get("command") for c in lines] == ["ADD", "ADD", None, "CHECK", "CHECK"] and invoke.copy_path() is None
     assert lines[2]["netlab_cni_log"] == "up --watch apply" and lines[2]["lab"] == "fkkl"
     assert isinstance(lines[2]["started"], float)
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+
+
+def test_the_copy_is_never_one_of_the_labs_own_files(attached, monkeypatch):
+    """QA q28 6: NETLAB_CNI_LOG naming a lab's lock, state or marker (or a pod's /etc/netns hosts) was opened and
+    cut by up's first CHECK ("nothing to change"); it is refused as -w refuses it, before any call, the file kept."""
+    lab, copy = attached
+    k = FakeKernel()
+    lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+    folder = state_dir.lab_dir(lab.name, create=False)
+    own = sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                 if os.path.isfile(os.path.join(folder, name)))
+    assert own and any(name.endswith("state.json") for name in own)
+    for path in own + ["/etc/netns/fkkl-a/hosts"]:
+        before = open(path, "rb").read() if os.path.exists(path) else None
+        monkeypatch.setenv(invoke.LOG_VAR, path)
+        with pytest.raises(UsageError) as exc:
+            lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+        assert "\n" not in str(exc.value) and str(exc.value).startswith(f"cannot write {path}: it is inside ")
+        assert (open(path, "rb").read() if os.path.exists(path) else None) == before, path
     teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
