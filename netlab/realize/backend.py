@@ -59,6 +59,17 @@ def act_on(state: LabState) -> None:
     if not recorded(state) and backend:
         _found[key] = backend
     iptables.use(backend)
+    settings()
+
+
+def settings() -> None:
+    """The settings that pick how netlab writes a lab's rules, checked before a command changes anything (one line,
+    EnvironmentNotReady, exit 3): NETLAB_IPTABLES (iptables.use) and NETLAB_NFT, which was read only by the first
+    nft transaction, after impair had recorded its loss, and failed its rollback too (QA q28 5)."""
+    from netlab.kernel import nft
+
+    iptables.env_choice()
+    nft.mode()
 
 
 def choose(state: LabState, fresh: bool, reconfigure: bool) -> str:
@@ -67,6 +78,7 @@ def choose(state: LabState, fresh: bool, reconfigure: bool) -> str:
     backend = iptables.machine_backend() if fresh or reconfigure else of_lab(state)
     state.extra[RECORD] = backend
     iptables.use(backend)
+    settings()
     return backend
 
 

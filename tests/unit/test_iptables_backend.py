@@ -173,3 +173,23 @@ def test_up_reconfigure_says_which_backend_each_restore_is_in(lab, machine):
     assert len(out) == 1 and "FLANNEL-FWD" in out[0], lines
     assert not any("deleted stale" in line or line.startswith("restore iptables ") for line in lines), lines
     assert "FLANNEL" not in k.iptables_save("fk-n1", "filter", "nft")
+
+
+@pytest.mark.parametrize("args", [("impair", "a:eth0", "--loss", "5%"), ("status",), ("up",)])
+def test_a_netlab_nft_that_names_no_way_is_refused_before_any_change(lab, monkeypatch, args):
+    """QA q28 5: NETLAB_NFT=bogus was read by impair's first nft transaction, after it had recorded the loss; the
+    rollback failed alike and the refused loss stayed the lab's topology (exit 4, drift). Refused up front now, as
+    NETLAB_IPTABLES is: one line, exit 3, the state as it was."""
+    from cli_inprocess import run_cli
+
+    from netlab.errors import EnvironmentNotReady
+
+    up(lab, FakeKernel())
+    saved = open(state_dir.state_file(lab.name), "rb").read()
+    monkeypatch.setenv("NETLAB_NFT", "bogus")
+    with pytest.raises(EnvironmentNotReady, match="NETLAB_NFT='bogus': use library or process"):
+        state_mod.running_lab(lab.name)
+    got = run_cli(*args, "--lab", lab.name)
+    assert got.returncode == 3 and got.stderr == ("netlab: NETLAB_NFT='bogus': use library or process (or unset it: "
+                                                  "the library when it can be loaded, else the nft program)\n"), got
+    assert open(state_dir.state_file(lab.name), "rb").read() == saved
