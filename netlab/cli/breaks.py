@@ -140,7 +140,9 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     first. A machine without the tools the answer's trace runs (conntrack,
     iptables-save) is refused with exit 3, nothing broken.
     """
-    if ctx.invoked_subcommand is not None:
+    if ctx.invoked_subcommand is not None:  # its --lab / -t reach the subcommand (options.from_group)
+        if seed is not None:
+            raise UsageError(f"--seed picks a new quiz's fault; `quiz {ctx.invoked_subcommand}` takes none")
         return
     require_root()
     from netlab.breaks import quiz as qz

@@ -26,9 +26,47 @@ def lab_from_env(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+def _typed(ctx: click.Context) -> dict[str, Any]:
+    """The --lab / -t of ``ctx``'s command as typed on the command line (not from $NETLAB_LAB)."""
+    return {k: ctx.params.get(k) for k in ("lab_name", "topology")
+            if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+
+
+def _said(given: dict[str, Any]) -> str:
+    return " ".join(f"{'--lab' if k == 'lab_name' else '-t'} {v}" for k, v in given.items())
+
+
+def from_group(ctx: click.Context, lab_name: str | None, topology: str | None) -> tuple[str | None, str | None]:
+    """A subcommand's lab: its own --lab / -t typed, else its group's typed before the subcommand's name
+    (`netlab quiz --lab L answer X` answers L), else $NETLAB_LAB. Named both ways and differently: refused."""
+    group = ctx.parent
+    if group is None or not any(p.name == "lab_name" for p in group.command.params):
+        return lab_name, topology
+    above, here = _typed(group), _typed(ctx)
+    if not above:
+        return lab_name, topology
+    if here and here != above:
+        from netlab.errors import UsageError
+
+        raise UsageError(f"the lab is named twice: `{group.info_name} {_said(above)}` and `{ctx.info_name} "
+                         f"{_said(here)}`; name it once")
+    return above.get("lab_name"), above.get("topology")
+
+
 def lab_options(func: Callable) -> Callable:
-    """--lab NAME / -t FILE: which running lab a command acts on ($NETLAB_LAB when neither is given)."""
+    """--lab NAME / -t FILE: which running lab a command acts on ($NETLAB_LAB when neither is given). A subcommand
+    of a group with these options takes the group's too (:func:`from_group`)."""
+    import functools
+
     from netlab.cli.complete import complete_labs
+
+    inner = func
+
+    @functools.wraps(inner)
+    def func(*args: Any, **kwargs: Any) -> Any:
+        kwargs["lab_name"], kwargs["topology"] = from_group(click.get_current_context(), kwargs.get("lab_name"),
+                                                            kwargs.get("topology"))
+        return inner(*args, **kwargs)
 
     func = click.option("-t", "--topology", "topology", metavar="FILE", type=TOPOLOGY_FILE,
                         help="Topology file of the lab (its name: field picks the lab).")(func)
