@@ -10,7 +10,7 @@ import click
 from netlab import graph
 from netlab.cli.base import cli
 from netlab.cli.options import TOPOLOGY_FILE, lab_from_env
-from netlab.cli.output import check_output_file, write_output_file
+from netlab.cli.output import check_output_file, dash_is_stdout, write_output_file
 from netlab.errors import EnvironmentNotReady, UsageError
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ LOADS = ("netlab.model.lab", "netlab.model.load", "netlab.realize.state")
 @click.option("-o", "--output", "output", type=click.Choice(graph.FORMATS), default="mermaid", show_default=True,
               help="mermaid and dot are text; svg and png are laid out by Graphviz's dot.")
 @click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
-              help="Write to FILE instead of standard output.")
+              callback=dash_is_stdout, help="Write to FILE instead of standard output (-: standard output).")
 @click.option("--policy", "policy", is_flag=True,
               help="Draw the pods by Kubernetes namespace and an arrow per pod-to-pod flow the "
                    "NetworkPolicies allow on a port the destination serves (labelled with those ports when not "

@@ -90,6 +90,38 @@ def check_output_file(path: str | None) -> None:
     outfile.check(path)  # never through another user's symlink, over a hard link, a FIFO, another's file in /tmp
 
 
+STDOUT = "-"  # -w -: standard output, as tcpdump's -w -
+
+
+def dash_is_stdout(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A -w of a command that writes to standard output without it (trace, graph): ``-w -`` is that, as
+    tcpdump's -w - (not a file named "-"; ``-w ./-`` is one)."""
+    return None if value == STDOUT else value
+
+
+def check_pcap_file(path: str | None, output: str) -> None:
+    """capture's -w: ``-`` is standard output, as tcpdump's -w -, for a pipe or a file (``-w - | tshark -r -``);
+    a terminal would be garbled by the binary pcap, and -o json writes there too: each refused, exit 2."""
+    if path != STDOUT:
+        check_output_file(path)
+    elif output == "json":
+        raise UsageError("-w - and -o json would both write to standard output; write the pcap with -w FILE.pcap")
+    elif sys.stdout.isatty():
+        raise UsageError("a pcap is binary and would garble the terminal; pipe it (-w - | tshark -r -) or write "
+                         "it with -w FILE.pcap")
+
+
+def pcap_written(path: str, n: str, where: str, vxlan_port: int) -> str:
+    """capture's line once its pcap is written, with the command that reads it."""
+    from netlab.errors import command_path
+
+    if path == STDOUT:
+        return (f"wrote {n} from {where} to standard output; read it at the pipe's other end: "
+                f"... | tshark -r - -d udp.port=={vxlan_port},vxlan")
+    return (f"wrote {n} from {where} to {display_path(path)}; read it with: tshark -r {command_path(path)} "
+            f"-d udp.port=={vxlan_port},vxlan")
+
+
 def write_output_file(path: str, data: bytes) -> None:
     """Write a file the user asked for (netlab.outfile's rules); an OS error is one line: a full disk exit 3, a
     folder gone since exit 2."""

@@ -17,7 +17,8 @@ from netlab.api.args import TRACE_SIZE, TRACE_TIMEOUT
 from netlab.api.jsonio import to_json
 from netlab.cli.base import attached, cli, require_root
 from netlab.cli.options import Seconds, comma_items, complete_comma_separated, lab_options
-from netlab.cli.output import check_output_file, format_data, output_option, print_json, said_first, write_output_file
+from netlab.cli.output import (check_output_file, check_pcap_file, dash_is_stdout, format_data, output_option,
+                               pcap_written, print_json, said_first, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_sources, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import plural
@@ -78,7 +79,9 @@ def _netns_of(lab: Any, name: str) -> str:
                    "port, which an old conntrack entry may still steer.")
 @output_option("text", "json", "svg", "png", "dot")
 @click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
-              help="Write the output to FILE (for -o svg/png: the lab's picture with the packet's path on it).")
+              callback=dash_is_stdout,
+              help="Write the output to FILE (for -o svg/png: the lab's picture with the packet's path on it); "
+                   "- is standard output.")
 def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, proto: str | None, port: int | None,
               timeout: float, pcap: str | None, full_reply: bool, size: int | None, sport: int | None, output: str,
               write: str | None) -> None:
@@ -186,7 +189,7 @@ def _emit(data: bytes, path: str | None) -> None:
 @click.option("--timeout", type=Seconds(0.1, 3600), default=10.0, show_default=True,
               help="Stop after this many seconds.")
 @click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
-              help="Write a pcap file instead of printing the frames.")
+              help="Write a pcap file instead of printing the frames (-: to standard output, as tcpdump -w -).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every layer of every frame (scapy's show()).")
 @output_option("text", "json")
 def capture_cmd(lab_name: str | None, topology: str | None, target: str, expression: tuple[str, ...], count: int,
@@ -228,7 +231,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     name, sep, iface = target.rpartition(":")
     if not sep or not name or not iface:
         raise UsageError(f"{target!r}: give NAME:IFACE, e.g. minikube:eth0 or fedora-1:eth0")
-    check_output_file(write)
+    check_pcap_file(write, output)  # -w -: standard output, as tcpdump's
     # An expression libpcap cannot compile is refused before anything else (nothing opened, nothing captured).
     bpf = cap.compile_filter(" ".join(expression)) if expression else None
     require_root()
@@ -287,8 +290,8 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     stopped = signalled or ("count" if len(frames) >= count else "gone" if ended else "timeout")
     if write:
         n = cap.write_pcap(write, frames, vx_port)
-        click.echo(f"wrote {plural(n, 'frame')} from {netns} {iface} to {write}; read it with: "
-                   f"tshark -r {write} -d udp.port=={vx_port},vxlan", err=output == "json")
+        click.echo(pcap_written(write, plural(n, "frame"), f"{netns} {iface}", vx_port), err=output == "json"
+                   or write == "-")
     if output == "json":
         rows = []
         for frame, d in cap.frames_in(frames, [vx_port]):

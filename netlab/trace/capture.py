@@ -309,6 +309,24 @@ def write_pcap(path: str, frames: list[Frame], vxlan_port: int = 8472) -> int:
     Ether = scapy_layers(vxlan_port)
     from scapy.utils import PcapWriter  # scapy: lazily, see above
 
+    if path == "-":  # standard output, as tcpdump -w - (cli.output.check_pcap_file: not a terminal's)
+        import io
+        import sys
+
+        class Kept(io.BytesIO):
+            def close(self) -> None:  # scapy's writer closes its file: the bytes are read after it
+                pass
+
+        kept = Kept()
+        with PcapWriter(kept, linktype=1) as w:
+            for frame in frames:
+                pkt = Ether(frame.data)
+                pkt.time = frame.ts
+                w.write(pkt)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(kept.getvalue())
+        sys.stdout.buffer.flush()
+        return len(frames)
     with _writing(path), PcapWriter(outfile.open_output(path), linktype=1, sync=True) as w:
         for frame in frames:
             pkt = Ether(frame.data)
