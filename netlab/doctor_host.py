@@ -17,7 +17,7 @@ from netlab.model.lab import Lab
 from netlab.plan.sysctls import devconf_keys, forwards, kernel_devconf, to_restore
 from netlab.probe import neighbours, turns
 from netlab.realize.lab_folder import ancestor_problem
-from netlab.realize.state_dir import point_elsewhere
+from netlab.realize.state_dir import USE_ANOTHER, point_elsewhere, unreadable
 
 MIN_FREE = 1 << 20  # below this a state file or a container log cannot be written: FAIL
 LOW_FREE = 16 << 20  # below this: warn
@@ -135,7 +135,12 @@ def check_host_devconf(probe: features.KernelProbe) -> Check:
 
 def check_state_dir(path: str, needed: bool) -> tuple[Check, Check]:
     """Permissions (root-only, not a symlink, writable, every folder above it root's and writable by root alone)
-    and free space of the state directory."""
+    and free space of the state directory; one that cannot even be looked at (a name too long, a symlink loop above
+    it: ENAMETOOLONG, ELOOP) as every command refuses it (state_dir.unreadable), where it was a traceback."""
+    unusable = unreadable(path)
+    if unusable:
+        return (Check("state-dir", FAIL if needed else WARN, f"{unusable}; netlab cannot use it", USE_ANOTHER, needed),
+                Check("state-space", WARN, f"free space on {path} is unknown"))
     d = features.directory(path)
     parent = os.path.dirname(os.path.abspath(path))
     fix = ""

@@ -78,6 +78,7 @@ class LabLock:
                     self.__exit__()
                 else:
                     _drop_if_unheld(self.lab)
+                    state_dir.drop_root_if_made()
             raise
         return self
 
@@ -87,6 +88,7 @@ class LabLock:
                 _drop_if_only_lock(self.lab)
                 os.close(self.fd)
                 self.fd = None
+                state_dir.drop_root_if_made()  # made for this lock alone: a command that changed nothing leaves none
 
 
 def lab_lock_holder(lab: str, now: bool = True) -> str | None:

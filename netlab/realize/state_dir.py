@@ -34,6 +34,7 @@ STATE_VERSION = 1  # the format of state.json (realize/state_schema.py checks it
 STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
 LOCK_FILE = "lock"  # the lab's lock (lab_lock.LabLock), in its directory, the last thing of it to go
 TEMP_INFIX = ".tmp."  # state.json.tmp.<pid>: write_atomic's temporary file, which a SIGKILL may leave
+USE_ANOTHER = "point NETLAB_STATE_DIR at a directory of root's own (netlab makes it, mode 0700, if it is not there)"
 
 
 def chosen_root(path: str) -> bool:
@@ -46,7 +47,7 @@ def point_elsewhere(path: str, fix: str) -> str:
     """``fix`` (remove what is at ``path``), unless ``path`` is the user's NETLAB_STATE_DIR: whatever that names
     (their home, /etc/passwd, /proc/self) is not netlab's to remove; another directory is the fix."""
     if chosen_root(path):
-        return "point NETLAB_STATE_DIR at a directory of root's own (netlab makes it, mode 0700, if it is not there)"
+        return USE_ANOTHER
     return fix
 
 
@@ -147,6 +148,8 @@ def state_dir_error(path: str, exc: OSError) -> EnvironmentNotReady:
 
         return EnvironmentNotReady(f"cannot write {path}: permission denied to root: {cause(path)}; or point "
                                    "NETLAB_STATE_DIR at a directory root may write")
+    if path == STATE_ROOT:  # ENAMETOOLONG, ELOOP: as root_there says it
+        return EnvironmentNotReady(f"cannot use {path}: {exc.strerror or exc}; {USE_ANOTHER}")
     return EnvironmentNotReady(f"cannot use {path}: {exc.strerror or exc}")
 
 
@@ -158,6 +161,8 @@ def ensure_dir(path: str) -> str:
         _check_above(path)
     try:
         os.mkdir(path, 0o700)
+        if path == STATE_ROOT:
+            _made_root[:] = [path]
     except FileExistsError:
         pass
     except FileNotFoundError:
@@ -173,6 +178,27 @@ def state_root() -> str:
     return ensure_dir(STATE_ROOT)
 
 
+# The state folder, when this process made it (ensure_dir): a command that leaves no lab in it (`down` with nothing
+# to do, a refused `up`: lab_lock drops the lab's folder its lock made) removes it again, empty, and leaves the
+# filesystem as it found it (a relative NETLAB_STATE_DIR was left in the working directory).
+_made_root: list[str] = []
+
+
+def drop_root_if_made() -> None:
+    """Remove the state folder if this process made it and it is empty (no lab of anyone's in it); another
+    process about to make its lab's folder there makes the state folder again (_own_lab_dir)."""
+    if STATE_ROOT not in _made_root:
+        return
+    try:
+        os.rmdir(STATE_ROOT)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return  # a lab's folder in it (this process's other lock, another command's): kept, and asked again
+    _made_root.clear()
+    uncheck(STATE_ROOT)
+
+
 def check_lab_name(value: str, what: str = "--lab") -> str:
     """A lab name a user typed, checked by the rule of a topology's ``name:`` before it
     becomes a path: ``--lab /etc``, ``..`` or ``.`` never reach a file operation."""
@@ -182,24 +208,37 @@ def check_lab_name(value: str, what: str = "--lab") -> str:
     return value
 
 
+def unreadable(path: str) -> str | None:
+    """Why the state folder ``path`` cannot even be looked at (ENAMETOOLONG, ELOOP: a symlink loop above it), as
+    "PATH: why"; None when it can (there or not). Said by every command (root_there) and the doctor alike
+    (doctor_host.check_state_dir: it was a traceback there)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    return None
+
+
 def root_there() -> bool:
-    """Whether the state directory is there, refusing a regular file (a device, a FIFO) there as down says it
-    (_check_dir: "X is not a directory; point NETLAB_STATE_DIR at a directory ..."), not as "cannot use
-    X/<lab>/state.json: Not a directory", and never as "no lab is up" by ``list``. A symlink is left to each use's
-    own check (``up``'s: the doctor's line). A folder above it that is not root's is refused whether the state
-    folder is there or not (``list`` and ``status`` said "no lab" where ``up``, ``down`` and doctor refused it);
-    one that is not there yet is no danger to a reader: no lab is there."""
+    """Whether the state directory is there, refusing (exit 3, in one line, before any lab is read or judged) one
+    that cannot be used: a regular file (a device, a FIFO) there as down says it (_check_dir: "X is not a directory;
+    point NETLAB_STATE_DIR at a directory ..."), not as "cannot use X/<lab>/state.json: Not a directory", and never
+    as "no lab is up" by ``list``; a symlink (a loop: every lab whose namespaces are tagged was called corrupt, its
+    state "a symlink", with `down --force` as the way), a name the kernel refuses (ENAMETOOLONG). A folder above it
+    that is not root's is refused whether the state folder is there or not (``list`` and ``status`` said "no lab"
+    where ``up``, ``down`` and doctor refused it); one that is not there yet is no danger to a reader: no lab is
+    there."""
     problem = lab_folder.ancestor_problem(STATE_ROOT, missing_ok=True)
     if problem:
         lab_folder.refuse_state_folder(STATE_ROOT, problem)
-    try:
-        st = os.lstat(STATE_ROOT)
-    except OSError:
+    if not os.path.lexists(STATE_ROOT):
+        problem = unreadable(STATE_ROOT)
+        if problem:
+            raise EnvironmentNotReady(f"cannot use {problem}; {USE_ANOTHER}")
         return False
-    if stat.S_ISLNK(st.st_mode):
-        return os.path.isdir(STATE_ROOT)
-    if not stat.S_ISDIR(st.st_mode):
-        _check_dir(STATE_ROOT)
+    _check_dir(STATE_ROOT)  # a symlink (a loop too), not a directory, not root's: refused in its one line
     return True
 
 
@@ -228,6 +267,10 @@ def _own_lab_dir(path: str, lab: str) -> str:
         try:
             made = lab_folder.make(path, lab)
         except FileNotFoundError:
+            if os.path.dirname(path) == STATE_ROOT and not os.path.lexists(STATE_ROOT):
+                # the state folder, removed empty by another command's drop_root_if_made since ours checked it
+                state_root()
+                continue
             raise EnvironmentNotReady(f"cannot create {path}: its parent does not exist") from None
         except OSError as exc:
             raise state_dir_error(path, exc) from None
