@@ -145,7 +145,10 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         model = loaded.lab.with_terminal(model.terminal)  # the running lab's: the file's expectations of them
     report = runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
                         services=services, early=early)
-    report.error = error  # as status's
+    for line in report.deleted:  # a pod's namespace deleted (ip netns delete): exec's line, once, after list's
+        if first is not None and line != error:
+            first(line)
+    report.error = error or (report.deleted[0] if report.deleted else None)  # as status's; else the first deleted
     return report
 
 

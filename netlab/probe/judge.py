@@ -44,6 +44,9 @@ class Report:
     hints: list[str] = field(default_factory=list)  # what the kernel says of the failures (policytable.py)
     bridge: str | None = "cni0"  # the nodes' bridge of pods, for messages (plan.cniadd.pod_bridge)
     error: str | None = None  # a lab whose up or down ended before it finished: list's line (interrupted.stalled)
+    # Pods whose namespace was deleted behind netlab's back (ip netns delete), in exec's words: nothing sent from
+    # them, their flows not probed (a note each); the lab is not as planned, so the run is not ok.
+    deleted: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list["Result"]:
@@ -59,7 +62,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.self_failures and not self.dist_failures
+        return not self.failures and not self.self_failures and not self.dist_failures and not self.deleted
 
     @property
     def as_expected(self) -> int:

@@ -93,6 +93,10 @@ def summary_line(report: Report) -> str:
     dists = report.distributions
     if dists:
         line += f", {sum(1 for d in dists if d.ok)}/{len(dists)} Service distributions as expected"
+    if report.deleted:  # not probed, and not as planned: the run is no pass
+        n = len(report.deleted)
+        whose = "their namespaces were" if n > 1 else "its namespace was"
+        line += f" ({n} pod{'s' if n > 1 else ''} not probed: {whose} deleted)"
     return line
 
 
@@ -147,6 +151,7 @@ def text(report: Report) -> str:
     lines.append(f"*** {summary_line(report)}" + (f" in {report.elapsed:.2f} s" if report.elapsed else ""))
     problems = [failure_line(r) for r in report.failures] + [c.problem for c in report.self_failures]
     problems += [dist_failure_line(d) for d in dists if not d.ok]
+    problems += report.deleted  # a pod's namespace deleted behind netlab's back: what makes the lab again
     if problems:
         lines.append(f"{len(problems)} not as expected:")
         lines += [f"  {p}" for p in problems]

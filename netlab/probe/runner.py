@@ -61,41 +61,48 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     plan.distributions = [d for d in plan.distributions if not touches_terminated(lab, d.probe)]
     if not probes and not plan.distributions:  # before anything is sent: a run that checks nothing is no pass
         raise UsageError(nothing_to_probe(lab, protos))
-    missing = missing_sources(probes)
-    runnable = [p for p in probes if p.source.netns not in missing]
-    dists = [d for d in plan.distributions if d.probe.source.netns not in missing]
+    missing = missing_sources(probes)  # a pod's namespace deleted behind netlab's back: nothing sent from it
+    probes = [p for p in probes if p.source.netns not in missing]  # not probed: no "unreachable as expected"
+    plan.distributions = [d for d in plan.distributions if d.probe.source.netns not in missing]
+    runnable, dists = probes, plan.distributions
     arp = choose_arp(lab, arp)
     out, heard = _send(lab, runnable, timeout, arp, budget, dists, workers, early)
     results: list[Result] = []
     obs_by_probe = {id(p): out.obs.get(i) for i, p in enumerate(runnable)}
     refusals = Refusals(lab.name)
     for p in probes:
-        if p.source.netns in missing:
-            obs = _not_there(p)
-        else:
-            obs = obs_by_probe[id(p)] or Observation(outcome="skipped", detail="no result from the agent")
+        obs = obs_by_probe[id(p)] or Observation(outcome="skipped", detail="no result from the agent")
         results.append(_result(p, obs, timeout, out, heard, refusals))
     dist_results = []
     offset = len(runnable)
-    sent = {id(d) for d in dists}
     for d in plan.distributions:
-        if id(d) not in sent:
-            obs_list = [Observation(outcome="error", detail=f"namespace {d.probe.source.netns} does not exist")
-                        ] * d.connections
-        else:
-            obs_list = [out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent")
-                        for i in range(offset, offset + d.connections)]
-            offset += d.connections
+        obs_list = [out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent")
+                    for i in range(offset, offset + d.connections)]
+        offset += d.connections
         dist_results.append(judge_distribution(d, obs_list, timeout, d.probe.source.addr))
-    checks = [SelfCheck(pod.name, str(pod.ip), out.self_ip.get(pod.netns)) for pod in lab.pods]
+    checks = [SelfCheck(pod.name, str(pod.ip), out.self_ip.get(pod.netns)) for pod in lab.pods
+              if pod.netns not in missing]  # a deleted pod's eth0 is not there to read: its line says it
     stats = dict(out.stats, arp=arp)
-    notes = terminated_notes(lab) + unprobed_notes(lab, protos) + plan.notes
+    gone = deleted_pods(lab, missing)
+    notes = terminated_notes(lab) + [f"{pod}: its flows not probed: {line}" for pod, line in gone.items()]
+    notes += unprobed_notes(lab, protos) + plan.notes
     notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
               for h in heard.already]
     renumbered = clash.explain(lab, results)  # a port conntrack moved to keep reply tuples unique: no NAT fault
     began = early.began if early is not None and early.claimed else t0  # the early agent's time is the run's
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - began, dist_results, notes,
-                  renumbered + _hints(lab, results), bridge=plan.bridge)
+                  renumbered + _hints(lab, results), bridge=plan.bridge, deleted=list(gone.values()))
+
+
+def deleted_pods(lab: Lab, missing: set[str]) -> dict[str, str]:
+    """Each pod of ``lab`` whose namespace is in ``missing`` (deleted behind netlab's back: ``ip netns delete``),
+    with the line exec, trace and ``policy table`` say of it (cni.edited.lab_netns_gone: ``up`` makes it again, or
+    list's line for a lab a down or up left halfway), in the topology's order."""
+    if not missing:
+        return {}
+    from netlab.cni.edited import lab_netns_gone
+
+    return {pod.name: str(lab_netns_gone(pod.netns, lab.name)) for pod in lab.pods if pod.netns in missing}
 
 
 def as_nodeport(probe: Probe, plan: ServicePlan, lab: Lab | None = None) -> Probe:

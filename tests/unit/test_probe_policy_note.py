@@ -39,7 +39,8 @@ def probe_of(monkeypatch, tmp_path):
     monkeypatch.setattr(cli_probe, "require_root", lambda: None)
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
     given = []
-    monkeypatch.setattr(runner, "run", lambda model, **kw: given.append(model) or types.SimpleNamespace(ok=True))
+    monkeypatch.setattr(runner, "run", lambda model, **kw: given.append(model) or types.SimpleNamespace(
+        ok=True, deleted=[]))
     monkeypatch.setattr(render, "text", lambda report: "all as expected")
 
     def run(ingress: list):
