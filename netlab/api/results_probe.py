@@ -173,7 +173,11 @@ class ProbeReport:
                 for c in self.pods if not c.ok]
         out += [f"svc/{d.service} distribution from {d.client}: {'; '.join(d.problems)}"
                 for d in self.distributions if not d.as_expected]
+        out += [n.split(DELETED, 1)[1] for n in self.not_probed if DELETED in n]  # a pod's namespace deleted
         return tuple(out)
+
+
+DELETED = ": its flows not probed: "  # probe's note of a pod whose namespace was deleted (probe/runner.DELETED)
 
 
 def _ip_of(addr: str | None) -> str | None:

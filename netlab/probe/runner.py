@@ -84,7 +84,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
               if pod.netns not in missing]  # a deleted pod's eth0 is not there to read: its line says it
     stats = dict(out.stats, arp=arp)
     gone = deleted_pods(lab, missing)
-    notes = terminated_notes(lab) + [f"{pod}: its flows not probed: {line}" for pod, line in gone.items()]
+    notes = terminated_notes(lab) + [f"{pod}{DELETED}{line}" for pod, line in gone.items()]
     notes += unprobed_notes(lab, protos) + plan.notes
     notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
               for h in heard.already]
@@ -92,6 +92,9 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     began = early.began if early is not None and early.claimed else t0  # the early agent's time is the run's
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - began, dist_results, notes,
                   renumbered + _hints(lab, results), bridge=plan.bridge, deleted=list(gone.values()))
+
+
+DELETED = ": its flows not probed: "  # a pod's note, as policy table's (api/results_probe.DELETED reads it)
 
 
 def deleted_pods(lab: Lab, missing: set[str]) -> dict[str, str]:

@@ -17,6 +17,8 @@ import pytest
 from cli_inprocess import run_cli
 from fake_lab import machine_holds, make_lab, up
 
+from netlab.api.jsonio import from_json
+from netlab.api.results_probe import ProbeReport
 from netlab.cli import probe as cli_probe
 from netlab.kernel.fake import FakeKernel
 from netlab.probe import early, listeners, report as render, runner
@@ -59,6 +61,7 @@ def test_probe_leaves_a_deleted_pod_s_flows_out_names_it_and_fails(lab, sent):
     assert text[-2:] == ["1 not as expected:", f"  {LINE}"]
     got = render.to_json(report)
     assert got["ok"] is False and f"a: its flows not probed: {LINE}" in got["not_probed"]
+    assert from_json(ProbeReport, got).failures == (LINE,)  # the Python API's: "empty when ok", one line each
 
 
 def test_a_completed_pod_is_left_out_but_passes_a_deleted_one_does_not(lab, sent):
