@@ -193,8 +193,8 @@ def junit(report: Report) -> bytes:
     import xml.etree.ElementTree as ET  # --junit's alone (5 ms to load)
 
     dists = report.distributions
-    cases = len(report.results) + len(report.self_checks) + len(dists)
-    fails = len(report.failures) + len(report.self_failures) + sum(1 for d in dists if not d.ok)
+    cases = len(report.results) + len(report.self_checks) + len(dists) + len(report.deleted)
+    fails = len(report.failures) + len(report.self_failures) + sum(1 for d in dists if not d.ok) + len(report.deleted)
     suites = ET.Element("testsuites", name="netlab probe", tests=str(cases), failures=str(fails),
                         time=f"{report.elapsed:.3f}")
     suite = ET.SubElement(suites, "testsuite", name=f"netlab probe: lab {report.lab}", tests=str(cases),
@@ -218,6 +218,11 @@ def junit(report: Report) -> bytes:
         if not d.ok:
             f = ET.SubElement(case, "failure", message="; ".join(d.problems), type="distribution")
             f.text = dist_failure_line(d)
+    for line in report.deleted:  # a pod's namespace deleted: its flows not probed, the run no pass (exit 1)
+        case = ET.SubElement(suite, "testcase", classname=f"{report.lab}.rules",
+                             name=line.split(" was deleted", 1)[0] + " is there", time="0")
+        f = ET.SubElement(case, "failure", message=line, type="namespace")
+        f.text = line
     ET.indent(suites)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
 

@@ -12,6 +12,7 @@ probed either, but that pod is as planned: the run passes.
 from __future__ import annotations
 
 import json
+from xml.etree import ElementTree
 
 import pytest
 from cli_inprocess import run_cli
@@ -62,6 +63,9 @@ def test_probe_leaves_a_deleted_pod_s_flows_out_names_it_and_fails(lab, sent):
     got = render.to_json(report)
     assert got["ok"] is False and f"a: its flows not probed: {LINE}" in got["not_probed"]
     assert from_json(ProbeReport, got).failures == (LINE,)  # the Python API's: "empty when ok", one line each
+    suite = ElementTree.fromstring(render.junit(report))  # --junit: no all-green suite for a run that exits 1
+    assert (suite.get("tests"), suite.get("failures")) == (str(n + 2), "1")  # b's rule-3 check, a's deletion
+    assert [f.get("message") for f in suite.iter("failure")] == [LINE]
 
 
 def test_a_completed_pod_is_left_out_but_passes_a_deleted_one_does_not(lab, sent):
