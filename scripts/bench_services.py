@@ -39,7 +39,9 @@ nftables mode
   by size        one node's full sync into an empty namespace for a quarter,
                  half and all of the Services, and how the time per Service grows.
 
-Render (the plan) is timed apart; each result is checked against the plan
+Render (the plan: payloads and listings) is timed apart, wall and CPU; the
+nftables full sync's CPU time is printed too, split between this process
+(Python, libnftables in it) and the ``nft`` programs, user and sys; each result is checked against the plan
 (``iptables-save``, ``nft -j list table``) outside the timings. Targets
 (issue 15): full < 0.5 s iptables, < 0.2 s nftables; one endpoint removed
 < 50 ms.
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 import uuid
@@ -94,6 +97,19 @@ def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def cpu_split(fn: Callable[[], object]) -> str:
+    """fn's CPU time: this process's (Python, and libnftables when nft runs in it) and its children's (the
+    ``nft`` programs), user and sys (the kernel's work for them). On a loaded machine, the wall clock counts
+    the other work's turns too; CPU time does not."""
+    s0, c0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    fn()
+    s1, c1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    ms = [(b - a) * 1000 for a, b in ((s0.ru_utime, s1.ru_utime), (s0.ru_stime, s1.ru_stime),
+                                      (c0.ru_utime, c1.ru_utime), (c0.ru_stime, c1.ru_stime))]
+    return (f"CPU {sum(ms):.0f} ms: this process user {ms[0]:.0f} sys {ms[1]:.0f}, "
+            f"nft programs user {ms[2]:.0f} sys {ms[3]:.0f}")
 
 
 def each(items: Sequence, fn: Callable, workers: int) -> None:
@@ -209,31 +225,35 @@ def bench_nftables(args, names: list[str], names_base: list[str], workers: int, 
     lab = resolve(topology(args.services, args.endpoints, args.nodes, "nftables"))
     changed = resolve(topology(args.services, args.endpoints, args.nodes, "nftables",
                                drop=args.endpoints * args.services // 2))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     sps = services.service_ports(lab)
     tables = [nftables.kube_proxy_table(lab, node, sps) for node in lab.nodes]
     payloads = [nftables.replace_payload(t) for t in tables]
-    t_render = time.perf_counter() - t0
+    listings = [t.listing() for t in tables]  # as plan/nftables.resource() makes them with the payloads
+    t_render, c_render = time.perf_counter() - t0, time.process_time() - c0
     sps2 = services.service_ports(changed)
     tables2 = [nftables.kube_proxy_table(changed, node, sps2) for node in changed.nodes]
     lines = sum(len(v) for v in tables[0].rules.values()) + sum(len(v) for v in tables[0].elements.values())
     print(f"nftables mode: per node {len(tables[0].chains)} chains, {lines} rules and elements, payload "
-          f"{len(payloads[0]) / 1e6:.2f} MB (render {t_render * 1000:.0f} ms, not in the figures below); "
+          f"{len(payloads[0]) / 1e6:.2f} MB (render, all nodes' payloads and listings: {t_render * 1000:.0f} ms, "
+          f"CPU {c_render * 1000:.0f} ms; not in the figures below); "
           f"nft: {nft.mode() or 'the library when free (a partial sync waits for another), else the program'}")
 
     def run(item: tuple[str, str]) -> None:
         nft.run(item[0], item[1])
 
     base = timed(lambda: each(list(zip(names_base, payloads)), run, 1))
-    new = timed(lambda: each(list(zip(names, payloads)), run, workers))
+    cpu: list[str] = []
+    new = timed(lambda: cpu.append(cpu_split(lambda: each(list(zip(names, payloads)), run, workers))))
     print(line("full sync, all nodes", base, new, 0.2))
+    print(f"  ... new: {cpu[0]}")
     for ns, t in ((names[0], tables[0]), (names_base[0], tables[0])):
         assert nft_realize.listing(nft.list_table(ns, "ip", "kube-proxy")) == t.listing(), "kernel differs from plan"
 
     whole = [nftables.replace_payload(t) for t in tables2]
     # The plan holds each table's listing (NftRules.listing, made with it, as the iptables rules' canonical
     # lines are); the partial sync computes its delta from the two and writes it, in the timing.
-    listings = [(t.listing(), t2.listing()) for t, t2 in zip(tables, tables2)]
+    pairs = [(t, t2.listing()) for t, t2 in zip(listings, tables2)]
     deltas: dict[str, str] = {}
 
     def partial(item: tuple[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> None:
@@ -242,7 +262,7 @@ def bench_nftables(args, names: list[str], names_base: list[str], workers: int, 
         nft.run(ns, deltas[ns])
 
     base = timed(lambda: each(list(zip(names_base, whole)), run, 1))
-    new = timed(lambda: each(list(zip(names, listings)), partial, workers))
+    new = timed(lambda: each(list(zip(names, pairs)), partial, workers))
     print(line("one endpoint removed, all nodes", base, new, 0.05)
           + f"   (partial sync: {len(deltas[names[0]].splitlines())} nft lines per node)")
     assert nft_realize.listing(nft.list_table(names_base[0], "ip", "kube-proxy")) == tables2[0].listing(), \
