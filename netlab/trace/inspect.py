@@ -9,7 +9,7 @@ that decide forwarding, the lab's own iptables chains with their packet
 counters, the lab's nftables tables (kube-proxy's ``ip kube-proxy`` on a node
 in nftables mode), and conntrack: counted by
 protocol, state and NAT, each entry only when asked for (a node behind a busy
-Service holds hundreds). Each section of the text (cli/trace.py) names the
+Service holds hundreds). Each section of the text (cli/inspect_text.py) names the
 command that shows the same.
 """
 

@@ -214,7 +214,7 @@ def test_capture_refuses_an_invalid_filter_before_anything_is_opened(monkeypatch
 
 def test_one_frame_and_one_entry_are_singular():
     from netlab.cli.style import plural
-    from netlab.cli.trace import conntrack_lines
+    from netlab.cli.inspect_text import conntrack_lines
 
     assert [plural(1, "frame"), plural(2, "frame"), plural(1, "entry", "entries"), plural(0, "entry", "entries")] \
         == ["1 frame", "2 frames", "1 entry", "0 entries"]

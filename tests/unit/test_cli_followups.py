@@ -18,7 +18,7 @@ from cli_inprocess import run_cli
 from helpers import two_node_topology
 from netlab.breaks import catalogue
 from netlab.breaks.run import BreakResult
-from netlab.cli.trace import conntrack_lines
+from netlab.cli.inspect_text import conntrack_lines
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.realize.state import LabState, repair_command

@@ -16,7 +16,7 @@ import pytest
 
 from netlab.api import jsonio
 from netlab.api import results as R
-from netlab.cli.trace import render_inspect
+from netlab.cli.inspect_text import render_inspect
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import iptables, nft
 from netlab.plan import nftables as plan_nft

@@ -13,7 +13,8 @@ from cli_inprocess import run_cli
 from netlab import api
 from netlab.api import results as R
 from netlab.cli import cli
-from netlab.cli.trace import _inspect_sections, render_inspect
+from netlab.cli.inspect_text import render_inspect
+from netlab.cli.trace import _inspect_sections
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod, procsys
 from netlab.trace import inspect as tinspect

@@ -16,7 +16,7 @@ import types
 import pytest
 
 from netlab.api.exec import LogWriter, open_log
-from netlab.cli.trace import nftables_lines
+from netlab.cli.inspect_text import nftables_lines
 from netlab.errors import EnvironmentNotReady, NetnsGone, UsageError
 from netlab.realize.netns_missing import netns_gone
 from netlab.realize.state import load_state

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from netlab.cli.trace import nftables_lines
+from netlab.cli.inspect_text import nftables_lines
 from netlab.cni import edited
 from netlab.errors import EnvironmentNotReady
 from netlab.probe.bypass import hints

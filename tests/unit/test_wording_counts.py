@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from netlab.cli.trace import conntrack_lines
+from netlab.cli.inspect_text import conntrack_lines
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.trace.targets import lab_map
