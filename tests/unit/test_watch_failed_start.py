@@ -84,7 +84,7 @@ def test_a_container_a_file_apply_could_not_start_is_tried_again_by_the_next_rou
     file apply that only changed a command sends no notification and the container no exit: the retry waited for
     the periodic check (up to --resync, 10 s). The apply now leaves it for the next round, which the loop runs at
     once (``pending``); once tried, the back-off holds it (10 s), and nothing more is left for at once."""
-    import netlab.api.watch as wmod
+    import netlab.api.watch_converge as wconv  # _file_changed's module: where it looks these up
 
     lab = resolve(validate_source(parse_yaml(TEXT, "t.yaml")))
     pod = lab.pods[0]
@@ -102,10 +102,10 @@ def test_a_container_a_file_apply_could_not_start_is_tried_again_by_the_next_rou
         reading.loaded = types.SimpleNamespace(lab=lab)
         return types.SimpleNamespace(created_netns=[])
 
-    monkeypatch.setattr(wmod.watch_repair, "apply_file", apply_file)
-    monkeypatch.setattr(wmod.watch_repair, "file_id", lambda path: (1, 2, 3))
-    monkeypatch.setattr(wmod, "load_state", lambda name: object())
-    monkeypatch.setattr(wmod, "served_lab", lambda state: lab)
+    monkeypatch.setattr(wconv.watch_repair, "apply_file", apply_file)
+    monkeypatch.setattr(wconv.watch_repair, "file_id", lambda path: (1, 2, 3))
+    monkeypatch.setattr(wconv, "load_state", lambda name: object())
+    monkeypatch.setattr(wconv, "served_lab", lambda state: lab)
     monkeypatch.setattr(wr.workload, "containers", lambda lab_, state: [(pod, pod.containers[0], dict(record))])
     monkeypatch.setattr(wr.workload, "why_replace", lambda crec, argv, netns: FAILED_START)
     w._file_changed()

@@ -21,8 +21,7 @@ import types
 import pytest
 
 from helpers import two_node
-from netlab.api import watch as watch_mod
-from netlab.api import watch_repair
+from netlab.api import watch_converge, watch_repair
 from netlab.api.topology import load
 from netlab.api.watch import Watcher
 from netlab.errors import LabBusy
@@ -122,7 +121,7 @@ def test_the_watchers_repair_says_in_its_line_whom_it_waited_for(state_root, mon
     monkeypatch.setattr(watch_repair, "drift", lambda state: ["missing: route 10.244.1.0/24"])
     monkeypatch.setattr(watch_repair.lab_up, "up_held", lambda *a: lab_up.UpResult(
         lab=LAB, fixed=["replace route 10.244.1.0/24 in wlock-n"]))
-    monkeypatch.setattr(watch_mod, "load_state", lambda name: read)
+    monkeypatch.setattr(watch_converge, "load_state", lambda name: read)  # read by the round after its repair
     monkeypatch.setattr(Watcher, "_apply", lambda self, work: work())
     monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
     monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made: [])
