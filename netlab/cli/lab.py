@@ -15,8 +15,8 @@ from netlab.cli.options import TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Second
 from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, note, print_json, warn
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
-from netlab.cli.style import highlight, plural, table
-from netlab.errors import ChecksFailed, NetlabError, command_path, display_path, down_way, from_file_way
+from netlab.cli.style import plural, table
+from netlab.errors import ChecksFailed, NetlabError, command_path, display_path, from_file_way
 
 if TYPE_CHECKING:
     from netlab.api.topology import Loaded
@@ -386,75 +386,11 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     if output == "json":
         print_json(to_json(result))
     else:
-        against = f" against {display_path(result.against)}" if result.against else ""
-        if result.ok:
-            click.echo(highlight(f"lab {result.lab}{against}: {result.objects} objects, all as planned"))
-        else:
-            from netlab.realize.diff import count_differences, cut_short
+        from netlab.cli.status_text import say
 
-            total = count_differences(len(result.drift), result.details)  # a table's line: its every difference
-            click.echo(f"lab {result.lab}{against}: {differ_words(len(result.drift), total)}:")
-            for line in result.drift:
-                click.echo(highlight(f"  {line}"))
-            if left := cut_short(result.details):  # a table's line says its first few differences
-                which = f" -t {display_path(topology)}" if topology else f" --lab {lab_name}" if lab_name else ""
-                click.echo(f"the lines above show {total - left} of the {total} differences: `sudo netlab status"
-                           f"{which} -o json` lists every one (details[].differences)")
-            if result.error is not None and _down_left(result.lab):  # list's line said first: down finishes it
-                click.echo(f"run `{down_way(result.lab)}` to finish taking it down (no `up` repairs what a `netlab "
-                           "down` left halfway)")
-            elif topology is None:  # every difference one up leaves: no repair named, the up that leaves them is said
-                from netlab.cni.edited import repair_command
-
-                _repair_lines(result.repair or repair_command(result.lab), result.drift, result.kept)
-            else:  # a file the lab was not brought up from replaces it only with --reconfigure
-                from netlab.realize.state import up_command
-
-                # None when every difference is one no up repairs (a Never pod's failed container): said so
-                _repair_lines(result.repair or up_command(os.fspath(topology)), result.drift, result.kept, "apply")
+        say(result, lab_name, topology)
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
-
-
-def _down_left(lab: str) -> bool:
-    """Lab ``lab`` is one a ``down`` killed (or failed) halfway left (phase deleting): `down` finishes it, not up."""
-    from netlab.realize.state import load_state
-
-    try:
-        state = load_state(lab)
-    except NetlabError:
-        return False
-    return state is not None and state.phase == "deleting"
-
-
-def differ_words(objects: int, differences: int) -> str:
-    """status's count, in one unit: "4 objects differ from the plan (42 differences)"; no count of differences
-    when each object has one."""
-    said = f"{plural(objects, 'object')} differ{'s' if objects == 1 else ''} from the plan"
-    return said if differences == objects else f"{said} ({plural(differences, 'difference')})"
-
-
-def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, ...], verb: str = "repair") -> None:
-    """What puts the lab right: its repair, for what it repairs (``verb``: "apply" for a file's `up`, which applies
-    it); for what it leaves as it is (a Never pod's failed
-    container, one that could not start), what that is instead (``up`` again exits 1 the same); a container
-    the lab's watcher holds back (CrashLoopBackOff) is restarted by it when its back-off ends, or by ``up`` now."""
-    from netlab.workload.crashloop import said_in
-    from netlab.workload.policy import up_leaves
-
-    waiting = [line for line in drift if said_in(line) and line not in kept]
-    if len(kept) + len(waiting) < len(drift):
-        click.echo(f"run `{repair}` to {verb}" + (" the rest" if kept or waiting else " it" if verb == "apply" else ""))
-    if waiting:
-        one = len(waiting) == 1
-        click.echo(f"`netlab up --watch` restarts {'that container' if one else 'those containers'} when "
-                   f"{'its' if one else 'their'} back-off ends (CrashLoopBackOff); `{repair}` restarts "
-                   f"{'it' if one else 'them'} now")
-    if kept:
-        why = "; ".join(dict.fromkeys(str(up_leaves(line)) for line in kept))
-        what = "container" if all(line.startswith("containers: ") for line in kept) else "difference"
-        click.echo(f"`{repair}` does not repair {'that' if len(kept) == 1 else 'those'} {what}"
-                   f"{'' if len(kept) == 1 else 's'}: {why}")
 
 
 @cli.command(name="list")

@@ -86,7 +86,7 @@ def _status_repair_lines(drift: tuple[str, ...]) -> str:
     """What `status` prints below its drift lines about what `up` repairs (cli/lab.py), for these lines."""
     from click.testing import CliRunner
 
-    from netlab.cli.lab import _repair_lines
+    from netlab.cli.status_text import _repair_lines
     from netlab.workload.policy import up_leaves
 
     kept = tuple(line for line in drift if up_leaves(line))  # as api.internals.internal_status keeps them
