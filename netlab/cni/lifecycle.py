@@ -18,21 +18,20 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.cni import conf as C
 from netlab.cni import edited
+from netlab.cni.attach import WORKERS, add_all, detach_said, safe_detach
 from netlab.cni.cached import bin_dirs_of
-from netlab.cni.changed import changed, conf_text, recorded_conf
+from netlab.cni.changed import changed, conf_text
 from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
-from netlab.cni.invoke import LOG_VAR, TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
+from netlab.cni.invoke import LOG_VAR, TIMEOUT_VAR, CallLog, cni_timeout, timeout_problem
 from netlab.cni.invoke import copy_path, keep_copy
 from netlab.realize import attachments
-from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records, recorded_moves
+from netlab.realize.attachments import node_devices, note_devices, pod_records, recorded_moves
 from netlab.cni.runtime import Runtime
-from netlab.cni.verify import address_missing
 from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import StartResult
 from netlab.kernel import testhooks
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
     from netlab.realize.state import LabState
 
-WORKERS = max(1, os.cpu_count() or 1)
 # (lab, containerId) of the removed pods whose DEL failed in this process: up's start does not run it again in the
 # run whose stop just tried (the next run does).
 _failed_now: set[tuple[str, Any]] = set()
@@ -105,28 +103,6 @@ def readdressed(lab: Lab, state: LabState) -> list[tuple[str, str, str]]:
     return out
 
 
-def _attach(rt_: Runtime, prec: dict[str, Any], pod: str) -> dict[str, Any]:
-    """ADD the pod to every network, with what its record says (changed.recorded_conf); the main network's result."""
-    result: dict[str, Any] = {}
-    for raw, ifname in prec["networks"]:
-        confirm = partial(address_missing, prec["netns"], ifname=ifname) if ifname == C.POD_IF else None
-        result = rt_.add(parse_conflist(conf_text(raw)), recorded_conf(prec, pod, ifname), confirm)
-    return result
-
-
-def _detach(rt_: Runtime, prec: dict[str, Any], pod: str) -> None:
-    """DEL the pod from every network, the last attached first (from the record: no lab file needed). The record
-    gives the ADD's capability arguments: a cached result brings its own, but the DEL after a failed ADD has none
-    (host-local's DEL without the ipRanges it allocated from fails: "no IP ranges specified")."""
-    nets = [(parse_conflist(conf_text(raw)), ifname) for raw, ifname in prec["networks"]]
-    for k in range(len(nets) - 1, -1, -1):
-        try:
-            rt_.delete(nets[k][0], recorded_conf(prec, pod, nets[k][1]))
-        except PluginFailed as exc:  # the networks attached before it are not DELed either
-            exc.undone = (exc.undone or []) + [(n.name, i) for n, _ in nets[:k] for i in range(len(n.plugins))]
-            raise
-
-
 def _record(lab: Lab, pod: PodInfo, state: LabState, old: Any = None) -> dict[str, Any]:
     """The record written before a pod's ADD. A pod attached before keeps its old attachment in it until the ADD
     gives the new one: the node-side devices its result named (a bridge the plugin made and keeps) stay the
@@ -185,7 +161,7 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
             continue
         if prec.get("phase") != "added":  # an ADD that never finished (or a re-attach cut short): take it back first
             cut = prec.get("phase") == DETACHING
-            said = _safe_detach(rt_, lab.name, prec, pod.name, None)
+            said = safe_detach(rt_, lab.name, prec, pod.name, None)
             if said:
                 earlier = "re-attach" if cut else "ADD"
                 failures.append(f"{said[0]}; an earlier {earlier} of pod {pod.name} never finished, so it was not "
@@ -206,7 +182,7 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
             except BaseException:  # not written (a full disk, a signal): nothing DELed, its attachment stands
                 prec["phase"] = "added"
                 raise
-            said = _safe_detach(rt_, lab.name, prec, pod.name, None)
+            said = safe_detach(rt_, lab.name, prec, pod.name, None)
             if said:
                 prec["phase"] = "added"  # the DEL failed: it keeps its attachment (DEL runs again, then ADD)
                 state.save()
@@ -228,7 +204,7 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
             note_devices(state, prec["node_netns"],
                          [d for raw, _ in prec["networks"] for d in C.kept_devices(parse_conflist(conf_text(raw)))])
         state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
-        failures += _add_all(rt_, lab, state, todo, records, out, previous)
+        failures += add_all(rt_, lab, state, todo, records, out, previous)
         state.save()
     if failures:
         detached = [p for p in previous if records[p].get("phase") == DELETED]
@@ -255,7 +231,7 @@ def roll_back(state: LabState) -> list[str]:
     for pod, prec in [(p, r) for p, r in records.items() if p in cut and isinstance(r, dict)
                       and r.get("phase") in ("adding", DETACHING) and is_netns_mount(r.get("node_netns") or "")]:
         was = prec.get("phase") == DETACHING or isinstance(prec.get("attachment"), dict)  # attached before the run
-        said = _safe_detach(rt_, state.lab, prec, pod, None)
+        said = safe_detach(rt_, state.lab, prec, pod, None)
         if said:
             out.append(f"pod {pod}, whose ADD was cut short and whose DEL failed ({said[0]}; the next up or down runs "
                        "DEL again)")
@@ -288,7 +264,7 @@ def _delete_removed(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, 
         if prec.get("phase") == DELETED or (prec.get("node_netns") and not is_netns_mount(prec["node_netns"])):
             records.pop(pod, None)  # nothing to DEL, or its node took what the plugins made
             continue
-        failed = _detach_said(rt_, prec, pod)
+        failed = detach_said(rt_, prec, pod)
         if failed:
             out.problems.append(failed[0] + kept_words(pod, prec, failed[1]))
             continue
@@ -296,75 +272,6 @@ def _delete_removed(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, 
         out.actions.append(f"ran the CNI DEL of removed pod {pod} again: it succeeded")
     if changed:
         state.save()
-
-
-def _add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], records: dict[str, Any],
-             out: StartResult, previous: dict[str, dict[str, Any]]) -> list[str]:
-    """ADD the pods, as many at once as there are cores; what failed, one line each. A re-attached pod (its
-    ``previous`` record) whose ADD failed is ADDed again as it was: the chain's DEL before that ADD cannot be
-    undone, its ADD with the config it had can."""
-    failures: list[str] = []
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
-        futures = {pod.name: pool.submit(_attach_or_restore, rt_, lab, pod, records, previous.get(pod.name))
-                   for pod in todo}
-        for name, fut in futures.items():
-            result, failed = fut.result()
-            if failed is not None:
-                failures.append(failed)
-            if result is None:
-                continue
-            att = C.attachment(result)
-            if att is None:
-                failures.append(f"pod {name}: the CNI result gives no IPv4 address on {C.POD_IF}")
-                continue
-            records[name].update({"phase": "added", "attachment": attachment_json(att, C.host_interfaces(result))})
-            kept = [d for d in C.host_interfaces(result) if d != att.host_veth]  # a bridge (the veth goes with DEL)
-            note_devices(state, records[name]["node_netns"], kept)
-            planned = lab.addressing.pod_ip[name]
-            # Another address than the topology's (the conflist's own IPAM range): up makes the plan follow it.
-            other = f"; the topology gives {planned}: what names the pod follows" if att.ip != planned else ""
-            if not any(a.startswith(f"re-attached pod {name} ") for a in out.actions):
-                out.actions.append(f"attached pod {name} through CNI ({att.ip}{other})")
-    return failures
-
-
-def _attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, Any],
-                       was: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
-    """(the result, or None; what failed, or None): the ADD (_attach_or_delete), and when it fails for a pod
-    attached before, its ADD with the record it had (then in ``records``, phase "added" once that ADD passed)."""
-    try:
-        return _attach_or_delete(rt_, lab, pod, records[pod.name]), None
-    except PluginFailed as exc:
-        if was is None or records[pod.name].get("phase") != DELETED:  # its DEL failed: no ADD before one passes
-            return None, str(exc)
-        failed = str(exc)
-    back = dict(was, phase="adding")
-    try:
-        result = _attach(rt_, back, pod.name)
-    except PluginFailed as exc:
-        said = _safe_detach(rt_, lab.name, back, pod.name, None)
-        if said:  # the record of that ADD stays "adding": the next up or down runs DEL again
-            records[pod.name] = back
-        why = str(exc).removeprefix(f"pod {pod.name}: ")
-        return None, f"{failed}; then its ADD with the config it had before failed too: {why}" + (
-            f"; then its DEL failed too: {said[0].removeprefix(f'CNI DEL of pod {pod.name}: ')}" if said else "")
-    records[pod.name] = back
-    return result, f"{failed}; then pod {pod.name} was attached again with the config it had before"
-
-
-def _attach_or_delete(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> dict[str, Any]:
-    """ADD the pod (_attach); when that fails, DEL it from every network at once, as the spec asks ("the runtime
-    should execute the DEL action ... for all plugins"): the record then says DEL ran (nothing left to DEL), or,
-    when the DEL failed too, stays "adding" for the rollback, or the next up or down, to DEL again."""
-    try:
-        return _attach(rt_, prec, pod.name)
-    except PluginFailed as exc:
-        said = _safe_detach(rt_, lab.name, prec, pod.name, None)
-        if said:
-            why = said[0].removeprefix(f"CNI DEL of pod {pod.name}: ")
-            raise PluginFailed(f"{exc}; then its DEL failed too: {why} (the next up or down runs DEL again)") from None
-        prec["phase"] = DELETED
-        raise PluginFailed(f"{exc}; its DEL ran: pod {pod.name} is not attached") from None
 
 
 def running(state: LabState, netns_names: list[str]) -> list[str]:
@@ -381,20 +288,6 @@ def start_again(lab: Lab, state: LabState, netns_names: list[str], was: list[str
     without it), and no other pod: none is CHECKed nor attached again (a rollback is not a repair)."""
     names = {p.netns for p in lab.pods if p.netns in set(netns_names) and (was is None or p.name in was)}
     return start(lab, state, only=names) if names else StartResult()
-
-
-def _safe_detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str, out: StartResult | None) -> list[str]:
-    said = _detach_said(rt_, prec, pod)
-    return [said[0]] if said else []
-
-
-def _detach_said(rt_: Runtime, prec: dict[str, Any], pod: str) -> tuple[str, list[tuple[str, int]] | None] | None:
-    """None when the pod's DEL passed, else (the line that says what failed, the plugins whose DEL did not pass)."""
-    try:
-        _detach(rt_, prec, pod)
-    except (PluginFailed, ConflistError, KeyError, TypeError) as exc:  # a plugin's failure names the pod
-        return f"CNI DEL of pod {pod}: {str(exc).removeprefix(f'pod {pod}: ')}", getattr(exc, "undone", None)
-    return None
 
 
 def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
@@ -430,7 +323,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     # once per pod.
     if detach:
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(detach))) as pool:
-            said = list(pool.map(lambda item: _detach_said(rt_, item[1], item[0]), detach))
+            said = list(pool.map(lambda item: detach_said(rt_, item[1], item[0]), detach))
         for (pod, prec), failed in zip(detach, said):
             if not failed:
                 records.pop(pod, None)

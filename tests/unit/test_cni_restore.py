@@ -15,6 +15,7 @@ import pytest
 
 from test_cni_reattach import ADD_BOTH, DEL_BOTH, up, world  # noqa: F401 (world: the fixture)
 from netlab.cni import lifecycle, runtime
+from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
@@ -52,7 +53,7 @@ def test_a_failed_re_add_restores_the_pod_with_its_recorded_host_port(world, mon
         rc = kw["conf"].get("runtimeConfig") or {}
         if kw["command"] == "ADD" and kw["pod"] == "a" and rc.get("portMappings") == ports(18081):
             plugins.calls.append(("a", "chain", "ADD", "eth0"))
-            raise lifecycle.PluginFailed("pod a: CNI plugin chain ADD: failed (exit 1): no")
+            raise PluginFailed("pod a: CNI plugin chain ADD: failed (exit 1): no")
         return plugins(log, **kw)
 
     monkeypatch.setattr(runtime, "exec_plugin", new_port_fails)

@@ -75,7 +75,7 @@ RT = RuntimeConf(pod="a", container_id="c" * 64, netns="lab-a", ifname="eth0", n
 
 
 def confirm():
-    from netlab.cni.verify import address_missing  # what lifecycle._attach hands the ADD of eth0
+    from netlab.cni.verify import address_missing  # what cni.attach.attach hands the ADD of eth0
 
     return partial(address_missing, "lab-a", ifname="eth0")
 

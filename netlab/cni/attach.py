@@ -1,0 +1,130 @@
+"""One pod's CNI ADD and DEL through every network of its chain, from its record (cni/lifecycle.py writes it before
+the ADD: no lab file needed to DEL), and the ADD of many pods at once: a failed ADD is followed by the DEL of the
+pod's chains, as the spec asks of a runtime, and a re-attached pod whose ADD failed is ADDed again as it was."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from netlab.cni import conf as C
+from netlab.cni.changed import conf_text, recorded_conf
+from netlab.cni.invoke import PluginFailed
+from netlab.cni.runtime import Runtime
+from netlab.cni.verify import address_missing
+from netlab.feature import StartResult
+from netlab.model.cniconf import ConflistError, parse_conflist
+from netlab.realize.attachments import DELETED, attachment_json, note_devices
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab, PodInfo
+    from netlab.realize.state import LabState
+
+WORKERS = max(1, os.cpu_count() or 1)
+
+
+def attach(rt_: Runtime, prec: dict[str, Any], pod: str) -> dict[str, Any]:
+    """ADD the pod to every network, with what its record says (changed.recorded_conf); the main network's result."""
+    result: dict[str, Any] = {}
+    for raw, ifname in prec["networks"]:
+        confirm = partial(address_missing, prec["netns"], ifname=ifname) if ifname == C.POD_IF else None
+        result = rt_.add(parse_conflist(conf_text(raw)), recorded_conf(prec, pod, ifname), confirm)
+    return result
+
+
+def detach(rt_: Runtime, prec: dict[str, Any], pod: str) -> None:
+    """DEL the pod from every network, the last attached first (from the record: no lab file needed). The record
+    gives the ADD's capability arguments: a cached result brings its own, but the DEL after a failed ADD has none
+    (host-local's DEL without the ipRanges it allocated from fails: "no IP ranges specified")."""
+    nets = [(parse_conflist(conf_text(raw)), ifname) for raw, ifname in prec["networks"]]
+    for k in range(len(nets) - 1, -1, -1):
+        try:
+            rt_.delete(nets[k][0], recorded_conf(prec, pod, nets[k][1]))
+        except PluginFailed as exc:  # the networks attached before it are not DELed either
+            exc.undone = (exc.undone or []) + [(n.name, i) for n, _ in nets[:k] for i in range(len(n.plugins))]
+            raise
+
+
+def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], records: dict[str, Any],
+             out: StartResult, previous: dict[str, dict[str, Any]]) -> list[str]:
+    """ADD the pods, as many at once as there are cores; what failed, one line each. A re-attached pod (its
+    ``previous`` record) whose ADD failed is ADDed again as it was: the chain's DEL before that ADD cannot be
+    undone, its ADD with the config it had can."""
+    failures: list[str] = []
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
+        futures = {pod.name: pool.submit(attach_or_restore, rt_, lab, pod, records, previous.get(pod.name))
+                   for pod in todo}
+        for name, fut in futures.items():
+            result, failed = fut.result()
+            if failed is not None:
+                failures.append(failed)
+            if result is None:
+                continue
+            att = C.attachment(result)
+            if att is None:
+                failures.append(f"pod {name}: the CNI result gives no IPv4 address on {C.POD_IF}")
+                continue
+            records[name].update({"phase": "added", "attachment": attachment_json(att, C.host_interfaces(result))})
+            kept = [d for d in C.host_interfaces(result) if d != att.host_veth]  # a bridge (the veth goes with DEL)
+            note_devices(state, records[name]["node_netns"], kept)
+            planned = lab.addressing.pod_ip[name]
+            # Another address than the topology's (the conflist's own IPAM range): up makes the plan follow it.
+            other = f"; the topology gives {planned}: what names the pod follows" if att.ip != planned else ""
+            if not any(a.startswith(f"re-attached pod {name} ") for a in out.actions):
+                out.actions.append(f"attached pod {name} through CNI ({att.ip}{other})")
+    return failures
+
+
+def attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, Any],
+                       was: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(the result, or None; what failed, or None): the ADD (attach_or_delete), and when it fails for a pod
+    attached before, its ADD with the record it had (then in ``records``, phase "added" once that ADD passed)."""
+    try:
+        return attach_or_delete(rt_, lab, pod, records[pod.name]), None
+    except PluginFailed as exc:
+        if was is None or records[pod.name].get("phase") != DELETED:  # its DEL failed: no ADD before one passes
+            return None, str(exc)
+        failed = str(exc)
+    back = dict(was, phase="adding")
+    try:
+        result = attach(rt_, back, pod.name)
+    except PluginFailed as exc:
+        said = safe_detach(rt_, lab.name, back, pod.name, None)
+        if said:  # the record of that ADD stays "adding": the next up or down runs DEL again
+            records[pod.name] = back
+        why = str(exc).removeprefix(f"pod {pod.name}: ")
+        return None, f"{failed}; then its ADD with the config it had before failed too: {why}" + (
+            f"; then its DEL failed too: {said[0].removeprefix(f'CNI DEL of pod {pod.name}: ')}" if said else "")
+    records[pod.name] = back
+    return result, f"{failed}; then pod {pod.name} was attached again with the config it had before"
+
+
+def attach_or_delete(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> dict[str, Any]:
+    """ADD the pod (attach); when that fails, DEL it from every network at once, as the spec asks ("the runtime
+    should execute the DEL action ... for all plugins"): the record then says DEL ran (nothing left to DEL), or,
+    when the DEL failed too, stays "adding" for the rollback, or the next up or down, to DEL again."""
+    try:
+        return attach(rt_, prec, pod.name)
+    except PluginFailed as exc:
+        said = safe_detach(rt_, lab.name, prec, pod.name, None)
+        if said:
+            why = said[0].removeprefix(f"CNI DEL of pod {pod.name}: ")
+            raise PluginFailed(f"{exc}; then its DEL failed too: {why} (the next up or down runs DEL again)") from None
+        prec["phase"] = DELETED
+        raise PluginFailed(f"{exc}; its DEL ran: pod {pod.name} is not attached") from None
+
+
+def safe_detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str, out: StartResult | None) -> list[str]:
+    said = detach_said(rt_, prec, pod)
+    return [said[0]] if said else []
+
+
+def detach_said(rt_: Runtime, prec: dict[str, Any], pod: str) -> tuple[str, list[tuple[str, int]] | None] | None:
+    """None when the pod's DEL passed, else (the line that says what failed, the plugins whose DEL did not pass)."""
+    try:
+        detach(rt_, prec, pod)
+    except (PluginFailed, ConflistError, KeyError, TypeError) as exc:  # a plugin's failure names the pod
+        return f"CNI DEL of pod {pod}: {str(exc).removeprefix(f'pod {pod}: ')}", getattr(exc, "undone", None)
+    return None
