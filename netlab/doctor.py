@@ -66,7 +66,7 @@ from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, EVERYTHING, FAIL
                                  TOOLS, WARN, Check)
 from netlab.doctor_needs import asked_by, needs
 from netlab.doctor_netfilter import (SCTP_RULES, find_nft, iptables_backend, iptables_check, kube_proxy_shape,
-                                     netdev_check, nft_way, sctp_check)
+                                     netdev_check, nft_setting, sctp_check)
 from netlab.doctor_nft import KUBE_PROXY_SHAPE, NETDEV_SHAPE
 from netlab.doctor_verdict import MISSING_HOOK, PROGRAMS, kernel_check, pretended_missing, tool_check, verdict
 from netlab.errors import EnvironmentNotReady
@@ -158,8 +158,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
         out["tcpdump"] = with_libpcap(out["tcpdump"], pretend="tcpdump" in pretend)
     if "cni-plugins" in only:
         out["cni-plugins"] = _cni_plugins(lab, "cni-plugins" in needed, pretend)
-    if "nft" in out and out["nft"].status == OK:
-        out["nft"] = replace(out["nft"], detail=out["nft"].detail + nft_way())
+    if "nft" in out:
+        out["nft"] = nft_setting(out["nft"])
     if "neighbours" in only:
         out["neighbours"] = check_neighbours(lab)
     if "fallback-tunnels" in only:

@@ -7,8 +7,9 @@ netdev chains of loss impairments (nf_netdev). Each is tried in the throwaway na
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from netlab.doctor_lines import OK, Check
+from netlab.doctor_lines import FAIL, OK, Check
 from netlab.doctor_verdict import MISSING_HOOK, PROGRAMS, kernel_fix, verdict
 from netlab.doctor_words import WHY
 from netlab.errors import EnvironmentNotReady
@@ -28,14 +29,25 @@ def nft_way() -> str:
     by running the program."""
     from netlab.kernel import libnftables, nft
 
-    try:
-        if nft.mode() == "process":
-            return f"; transactions run the program ({nft.ENV}=process)"
-    except EnvironmentNotReady as exc:
-        return f"; {exc}"
+    if nft.mode() == "process":
+        return f"; transactions run the program ({nft.ENV}=process)"
     if libnftables.load() is None:
         return f"; {libnftables.SONAME} does not load ({libnftables.load_error()}): transactions run the program"
     return f"; transactions in netlab's process through {libnftables.SONAME}"
+
+
+def nft_setting(check: Check) -> Check:
+    """The nft line: an OK one says how transactions reach nft; a NETLAB_NFT that names no way fails it, found
+    or not, as every command on a lab refuses it up front (realize/backend.settings), like NETLAB_IPTABLES."""
+    from netlab.kernel import nft
+
+    try:
+        nft.mode()
+    except EnvironmentNotReady as exc:
+        fix = f"unset {nft.ENV} (the library when it loads, else the nft program), or set it to library or process"
+        return replace(check, status=FAIL, detail=f"{check.detail}; {exc}",
+                       fix=f"{check.fix}; {fix}" if check.status != OK and check.fix else fix)
+    return replace(check, detail=check.detail + nft_way()) if check.status == OK else check
 
 
 def iptables_check(needed: bool, pretend: set[str]) -> tuple[Check | None, list[str] | None]:

@@ -272,13 +272,27 @@ def test_the_nft_line_says_how_transactions_reach_nft(machine, monkeypatch):
 
     monkeypatch.setenv("NETLAB_NFT", "process")
     assert nft_line() == "ok    tool nft: /usr/sbin/nft; transactions run the program (NETLAB_NFT=process)"
-    monkeypatch.setenv("NETLAB_NFT", "bogus")
-    assert "NETLAB_NFT='bogus': use library or process" in nft_line()
     monkeypatch.delenv("NETLAB_NFT")
     monkeypatch.setattr(libnftables, "load", lambda: None)
     monkeypatch.setattr(libnftables, "load_error", lambda: "libnftables.so.1: cannot open shared object file")
     assert nft_line().endswith("; libnftables.so.1 does not load (libnftables.so.1: cannot open shared object file): "
                                "transactions run the program")
+
+
+def test_a_bad_nft_choice_fails_the_nft_line_with_its_fix(machine, monkeypatch):
+    """Every command on a lab refuses NETLAB_NFT=bogus up front (realize/backend.settings): the doctor fails it too,
+    exit 3, on a lab that writes no nft rules and with no nft found, as it does NETLAB_IPTABLES=bogus."""
+    monkeypatch.setenv("NETLAB_NFT", "bogus")
+    bad = ("NETLAB_NFT='bogus': use library or process (or unset it: the library when it can be loaded, else the "
+           "nft program)")
+    fix = "unset NETLAB_NFT (the library when it loads, else the nft program), or set it to library or process"
+    for lab in (NFT_MODE, DEFAULT):
+        line = by_name(doctor.report(lab, for_this_lab=True))["nft"].line()
+        assert line == f"FAIL  tool nft: /usr/sbin/nft; {bad}; fix: {fix}"
+    machine.missing.add("nft")
+    line = by_name(doctor.report(DEFAULT, for_this_lab=True))["nft"].line()
+    assert line.startswith("FAIL  tool nft: ") and line.endswith(f"; {bad}; fix: apt-get install nftables "
+                                                                "(or sudo ./scripts/setup.sh); " + fix)
 
 
 def test_services_preflight_is_the_doctors(machine):
