@@ -226,12 +226,26 @@ class _Up(Rollback):
         try:
             self._rollback(state, fresh, tag)
         except Exception as undo:
+            if not fresh:  # the lab is still asked what its last good run made: `up --lab` puts that back, not this
+                self._ask_before(state)
             how = f"`sudo netlab down --lab {self.lab.name}` takes it down" if fresh else \
                 f"`{self._up_again(state)}` repairs it"
             raise ApplyFailed(f"{exc or type(exc).__name__}; the rollback failed too: {undo}; what the run made "
                               f"is left, named by the lab's state: {how}") from exc
         if not fresh:  # what the rollback could not bring back is put back by this `up` (_not_back)
             self._up_again(state)
+
+    def _ask_before(self, state: LabState) -> None:
+        """A running lab whose rollback failed: its state keeps naming every namespace the run made (what a down
+        or the next up takes), and what the lab is asked goes back to its last good run's topology, source and
+        addresses (it said the refused change: status planned it and `up --lab` applied it)."""
+        topology, source, phase, addresses = self.before
+        state.topology, state.source, state.phase = topology, source, phase
+        if addresses is None:
+            state.extra.pop(ADDRESSES, None)
+        else:
+            state.extra[ADDRESSES] = addresses
+        state.save(best_effort=True)
 
     def _restore_host_settings(self, state: LabState, creating: bool) -> None:
         """Before namespaces are made: the IPv4 all/default settings this machine gives a new namespace
