@@ -71,10 +71,15 @@ def _stdout_buffered() -> ContextManager[TextIO]:
     return open(fd, "w", buffering=1 << 16, encoding="utf-8", closefd=False)
 
 
-def check_output_file(path: str | None) -> None:
-    """Fail before doing any work when ``path`` cannot be written: exit 2, one line."""
+def check_output_file(path: str | None, option: str = "") -> None:
+    """Fail before doing any work when ``path`` cannot be written: exit 2, one line. ``option``: one whose file
+    is written besides the command's own output on stdout (trace --pcap, probe --junit): ``-`` is refused there,
+    never a file of that name (a -w whose ``-`` is stdout: :func:`dash_is_stdout`)."""
     if path is None:
         return
+    if option and path == STDOUT:
+        raise UsageError(f"{option} -: standard output carries the command's own output; for a file named -, "
+                         f"give {option} ./-")
     from netlab.realize.own_files import check_output_path
     check_output_path(path)  # never over a lab's own files (its state, its namespaces, its pods' files)
     folder = os.path.dirname(os.path.abspath(path))

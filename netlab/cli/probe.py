@@ -76,7 +76,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     answered on are deleted after it (NetworkPolicy judges new flows only, so a
     policy edit shows at the next run).
     """
-    check_output_file(junit_file)
+    check_output_file(junit_file, "--junit")
     require_root()
     from netlab.probe import early as early_agent
 

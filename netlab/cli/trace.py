@@ -124,7 +124,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     from netlab.api.lab import internal
     from netlab.trace.render import render_text
 
-    check_output_file(pcap)
+    check_output_file(pcap, "--pcap")
     check_output_file(write)
     if output == "png" and write is None and sys.stdout.isatty():
         which = f" --lab {lab_name}" if lab_name else (f" -t {command_path(topology)}" if topology else "")
