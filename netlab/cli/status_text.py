@@ -68,12 +68,14 @@ def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, .
     it); for what it leaves as it is (a Never pod's failed
     container, one that could not start), what that is instead (``up`` again exits 1 the same); a container
     the lab's watcher holds back (CrashLoopBackOff) is restarted by it when its back-off ends, or by ``up`` now."""
+    from netlab.cni.edited import first_step
     from netlab.workload.crashloop import said_in
     from netlab.workload.policy import up_leaves
 
     waiting = [line for line in drift if said_in(line) and line not in kept]
     if len(kept) + len(waiting) < len(drift):
-        click.echo(f"run `{repair}` to {verb}" + (" the rest" if kept or waiting else " it" if verb == "apply" else ""))
+        rest = " the rest" if kept or waiting else " it" if verb == "apply" else ""
+        click.echo(f"{first_step(drift)}run `{repair}` to {verb}{rest}")  # a conflist that cannot be read: fixed first
     if waiting:
         one = len(waiting) == 1
         click.echo(f"`netlab up --watch` restarts {'that container' if one else 'those containers'} when "

@@ -11,7 +11,7 @@ and ``up --reconfigure`` re-attaches them: DEL with the config they were attache
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from netlab.cni import conf as C
 from netlab.errors import NetlabError, NetnsGone, UsageError, repair_way
@@ -80,14 +80,37 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         records = pod_records(state)
         attached = [p.name for p in lab.pods if isinstance(prec := records.get(p.name), dict)
                     and prec.get("phase") == "added"]
-        return [Unreadable(f"cni: network.cni.conflist: {exc}; {_pods(attached)} attached with it before it was "
-                            f"edited (their CHECK runs with the config they were attached with) and up refuses the "
-                            f"lab until it can be read: fix the file (or put the old config back); once it is "
-                            f"valid, {_way(state)} re-attaches them with it")]
+        return [unreadable_line(state, exc, attached)]
     moves = recorded_moves(lab, state)
     if moves:  # a move first, as up refuses it (check), in one line with an edited config (QA q24 #2)
         return [move_line(lab, state, moves[0], names)]
     return [drift_line(lab, state, names)] if names else []
+
+
+# The words every line of a conflist that cannot be read holds (cni/edited.unreadable_line): status's footer
+# says the file's fix comes first (:func:`first_step`)
+CANNOT_READ = "and up refuses the lab until it can be read"
+
+
+def unreadable_line(state: LabState, exc: ConflistError, attached: list[str]) -> Unreadable:
+    """:func:`drift`'s line for a conflist that cannot be read now: edited into one that is not valid (fix it), or
+    deleted or moved (put it back, or point the topology at its new path; QA q19); then --reconfigure."""
+    its, it, them = ("its", "it", "the pod") if len(attached) == 1 else ("their", "they", "them")
+    pods = _pods(attached)
+    then = (f"before it was deleted (or moved) ({its} CHECK runs with the config {it} {pods.rsplit(' ', 1)[1]} "
+            f"attached with) {CANNOT_READ}: put the file back, or point the topology's network.cni.conflist at "
+            f"its new path" if exc.missing else
+            f"before it was edited ({its} CHECK runs with the config {it} {pods.rsplit(' ', 1)[1]} attached with) "
+            f"{CANNOT_READ}: fix the file (or put the old config back)")
+    return Unreadable(f"cni: network.cni.conflist: {exc}; {pods} attached with it {then}; once it "
+                      f"{'can be read' if exc.missing else 'is valid'}, {_way(state)} re-attaches {them} with it")
+
+
+def first_step(drift: Sequence[str]) -> str:
+    """status's words before its repair's `up` when a drift line says the conflist cannot be read: that `up`
+    refuses the lab (exit 2) until the file is fixed, or put back (:func:`unreadable_line`); else nothing."""
+    return "fix the conflist first (the cni: line says how), then " if any(CANNOT_READ in line for line in drift) \
+        else ""
 
 
 def move_line(lab: Lab, state: LabState, move: tuple[str, str, str], names: list[str]) -> str:

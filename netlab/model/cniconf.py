@@ -28,7 +28,9 @@ SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")  # what netla
 
 
 class ConflistError(ValueError):
-    """What is wrong with a conflist, in one line."""
+    """What is wrong with a conflist, in one line. ``missing``: its file is not there (deleted, or moved)."""
+
+    missing = False
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,9 @@ def read_conflist(path: str) -> Conflist:
         why = {"missing": "no such file", "directory": "is a directory, not a conflist",
                "special": "is not a regular file (a FIFO, device or socket), not a conflist",
                "too_big": f"over {MAX_BYTES} bytes"}.get(exc.kind, f"cannot read it ({exc.strerror})")
-        raise ConflistError(f"{path}: {why}") from None
+        err = ConflistError(f"{path}: {why}")
+        err.missing = exc.kind == "missing"
+        raise err from None
     try:
         return parse_conflist(data.decode("utf-8"))
     except UnicodeDecodeError:

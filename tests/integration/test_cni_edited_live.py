@@ -92,7 +92,10 @@ def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tm
                                        in status.stdout), status.stdout
     # the repair named is the one that works: a plain up refuses (QA qr3 1)
     repair = f"sudo netlab up -t {path} --reconfigure"
-    assert status.stdout.splitlines()[-1] == f"run `{repair}` to repair", status.stdout
+    # its up refuses the lab until the file can be read: the footer says the fix comes first (QA q19)
+    assert status.stdout.splitlines()[-1] == f"fix the conflist first (the cni: line says how), then run `{repair}` " \
+        "to repair", status.stdout
+    assert netlab(*repair.split()[2:], check=False).returncode == 2
     assert json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["repair"] == repair
     assert netlab("status", "-t", path, check=False).stdout.splitlines()[-1] == f"run `{repair}` to apply it"
     before = len(_markers(lab, "a"))
@@ -192,11 +195,21 @@ def test_a_conflist_edited_into_one_that_cannot_be_read_is_drift_and_reconfigure
     assert f"cni: network.cni.conflist: {conflist}: is not JSON (line 1 column " in status.stdout, status.stdout
     assert "pods a, b were attached with it before it was edited" in status.stdout, status.stdout
     repair = f"sudo netlab up -t {path} --reconfigure"
-    assert status.stdout.splitlines()[-1] == f"run `{repair}` to repair", status.stdout
+    # its up refuses the lab until the file can be read: the footer says the fix comes first (QA q19)
+    assert status.stdout.splitlines()[-1] == f"fix the conflist first (the cni: line says how), then run `{repair}` " \
+        "to repair", status.stdout
+    assert netlab(*repair.split()[2:], check=False).returncode == 2
     validate = netlab("validate", "-t", path, check=False)  # the same words
     assert f"network.cni.conflist: {conflist}: is not JSON (line 1 column " in validate.stdout + validate.stderr
     assert netlab("up", "--lab", lab, check=False).returncode == 3  # up refuses it at preflight
     assert _eth0(lab, "a") == [(1450, ["10.244.0.2"])]  # the pods run on with the config they were attached with
+    conflist.unlink()  # deleted: said so, not "edited" (QA q19)
+    gone = netlab("status", "--lab", lab, check=False)
+    assert gone.returncode == 1, gone.stdout + gone.stderr
+    assert (f"cni: network.cni.conflist: {conflist}: no such file; pods a, b were attached with it before it was "
+            f"deleted (or moved) ") in gone.stdout, gone.stdout
+    assert "put the file back, or point the topology's network.cni.conflist at its new path" in gone.stdout
+    assert gone.stdout.splitlines()[-1] == status.stdout.splitlines()[-1], gone.stdout
     conflist.write_text(_conflist(1300, "new"))  # fixed: valid, and another config than the pods'
     netlab(*repair.split()[2:])  # the command status named
     assert _eth0(lab, "a") == [(1300, ["10.244.0.2"])] and _eth0(lab, "b") == [(1300, ["10.244.0.3"])]

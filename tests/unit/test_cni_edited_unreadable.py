@@ -41,9 +41,25 @@ def validate_words(path: str) -> str:
 
 
 def line(path: str) -> str:
+    if not os.path.exists(path):  # deleted (or moved), not edited: put back, or the topology pointed at it (QA q19)
+        return (f"cni: {validate_words(path)}; pods a, b were attached with it before it was deleted (or moved) "
+                f"(their CHECK runs with the config they were attached with) and up refuses the lab until it can be "
+                f"read: put the file back, or point the topology's network.cni.conflist at its new path; once it "
+                f"can be read, `{RECONFIGURE}` re-attaches them with it")
     return (f"cni: {validate_words(path)}; pods a, b were attached with it before it was edited (their CHECK runs "
             f"with the config they were attached with) and up refuses the lab until it can be read: fix the file "
             f"(or put the old config back); once it is valid, `{RECONFIGURE}` re-attaches them with it")
+
+
+def footer(drift: list[str]) -> str:
+    """What `status` prints below its drift lines (cli/status_text.py) with the repair it names."""
+    from click.testing import CliRunner
+
+    from netlab.cli.status_text import _repair_lines
+
+    with CliRunner().isolation() as (out, _err, _):
+        _repair_lines(RECONFIGURE, tuple(drift), ())
+    return out.getvalue().decode()
 
 
 @pytest.mark.parametrize("breaks", list(BREAKS))
@@ -56,11 +72,28 @@ def test_status_says_the_conflist_cannot_be_read_as_drift_whose_repair_is_reconf
     assert edited.reconfigures(load_state(lab.name))  # what other commands name as the lab's repair
 
 
+@pytest.mark.parametrize("breaks", list(BREAKS))
+def test_status_footer_says_the_file_is_fixed_before_the_reconfigure_it_names(world, breaks):  # noqa: F811
+    """QA q19: the footer said "run `up -t FILE --reconfigure` to repair", which exits 2 until the file can be read
+    (the drift line beside it said so)."""
+    lab, k, plugins, path = world
+    BREAKS[breaks](path)
+    said = footer(lab_status.status(load_state(lab.name), k, [ModuleFeature(lifecycle)]).drift)
+    assert said == f"fix the conflist first (the cni: line says how), then run `{RECONFIGURE}` to repair\n"
+
+
+def test_status_footer_of_a_valid_edit_is_the_reconfigure_alone(world):  # noqa: F811
+    lab, k, plugins, path = world
+    assert footer(lab_status.status(load_state(lab.name), k, [ModuleFeature(lifecycle)]).drift) == \
+        f"run `{RECONFIGURE}` to repair\n"
+
+
 def test_the_deleted_file_is_named_as_validate_names_it(world):  # noqa: F811
     lab, k, plugins, path = world
     os.unlink(path)
     [said] = lab_status.status(load_state(lab.name), k, [ModuleFeature(lifecycle)]).drift
-    assert said.startswith(f"cni: network.cni.conflist: {path}: no such file; pods a, b were attached with it")
+    assert said.startswith(f"cni: network.cni.conflist: {path}: no such file; pods a, b were attached with it "
+                           f"before it was deleted (or moved)")  # not "edited" (QA q19)
 
 
 @pytest.mark.parametrize("breaks", list(BREAKS))
