@@ -26,6 +26,8 @@ from netlab.probe.dnsq import RCODES
 PORT = 53
 MARKER_OPTION = 65001  # EDNS0 option code for local/experimental use
 DEFAULT_NAME = f"kubernetes.default.svc.{CLUSTER_DOMAIN}"
+# A reply with no DNS response header: a UDP server that answers any datagram (the lab's echo server, its JSON line)
+NOT_DNS = "not a DNS message: the server behind it answers anything, as the lab's echo server does"
 
 
 def question_name(lab: Lab, service: str | None) -> str:
@@ -46,11 +48,15 @@ def query(name: str, marker: bytes, ident: int | None = None) -> tuple[int, byte
 
 
 def answer(data: bytes, ident: int | None = None) -> dict[str, Any]:
-    """A DNS response as plain data: rcode, the question, the answer records (name, type, data, ttl)."""
+    """A DNS response as plain data: rcode, the question, the answer records (name, type, data, ttl); a reply that
+    is no DNS response at all (shorter than a header, or its QR bit 0: the echo server's ``{"pod": ...`` line, whose
+    third byte is ``p``) is ``not_dns``: a server that answers anything, not a DNS server answering wrong."""
     from scapy.layers.dns import DNS, dnstypes  # scapy: lazily, see above
 
-    # scapy dissects whatever it is given, and raises (many kinds) only when a field is read: a server on
-    # port 53 that is not DNS (an echo server's JSON line) fails here, at the question or a record.
+    if len(data) < 12 or not data[2] & 0x80:
+        return {"error": NOT_DNS + _preview(data), "not_dns": True}
+    # scapy dissects whatever it is given, and raises (many kinds) only when a field is read: a response header
+    # followed by garbage fails here, at the question or a record.
     try:
         msg = DNS(data)
         if ident is not None and msg.id != ident:  # a DNS answer carries its query's id, first
@@ -81,6 +87,8 @@ def _name(raw: bytes | str) -> str:
 
 def text(ans: dict[str, Any]) -> str:
     """``DNS answer: web.default.svc.cluster.local. A 10.96.0.20 (NOERROR)``."""
+    if ans.get("not_dns"):  # the flow worked, and its server is no DNS server: not a broken answer
+        return str(ans["error"])
     if "error" in ans and "rcode" not in ans:
         return f"DNS: {ans['error']}"
     records = "; ".join(f"{a['name']} {a['type']} {a['data']}" for a in ans["answers"])
