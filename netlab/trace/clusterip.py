@@ -10,7 +10,9 @@ filter-output for the node's own packet, filter-forward for a pod's), whose
 rule ``ip daddr @cluster-ips reject`` answers an ICMP port unreachable (nft's
 reject for IPv4); an address of the service CIDR that is no ClusterIP at all
 is dropped by the chain's next rule. A real cluster behaves alike: a
-ClusterIP answers no ping, and no fix is due.
+ClusterIP answers no ping, and no fix is due. The sender is answered at
+once, so a trace says REFUSED at that row (the row's ``rejected`` fact,
+trace/refusal.py), as for a Service without endpoints, not LOST.
 
 Pure: the lab's map and kube-proxy's table come in as data.
 """
@@ -82,8 +84,13 @@ def rejected(lab: LabMap, table: NftTable | None, ns: str, f: Flow, iif: str | N
            f"`{rule}` rejects a packet to a ClusterIP that no Service port matched ({counter}); {answer}. A "
            f"ClusterIP answers only its Service's ports in a real cluster too: nothing to fix (trace one of its "
            f"ports instead)")
+    # REFUSED, not LOST, when the sender was answered so (trace/refusal.py), as for a Service without endpoints
+    said = (f"{f.dst} is Service {svc}'s ClusterIP and no port of it matches {_what(f)}: node {node}'s kube-proxy "
+            f"rule `{rule}` (chain {CHECK}) rejected it at once with an ICMP port unreachable (the sender is "
+            "answered, it does not time out)")
     return NoDnat(f"no DNAT for {f}: no port of Service {svc} matches it; {hook} → {CHECK}: reject", why,
                   [f"ip netns exec {ns} nft list chain {kubeproxy_nft.TABLE} {CHECK}",
                    f"ip netns exec {ns} nft list set {kubeproxy_nft.TABLE} cluster-ips"],
-                  cause=True, facts={"dropped_here": True, "service": svc, "reject_rule": rule,
-                                     "reject_chain": CHECK, "reject_counted": counted})
+                  cause=True, facts={"dropped_here": True, "service": svc, "reject_rule": rule, "reject_chain": CHECK,
+                                     "reject_counted": counted, "rejected": f"{said}: nothing to fix (a ClusterIP "
+                                     "answers only its Service's ports in a real cluster too; trace one of them)"})

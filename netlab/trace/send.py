@@ -56,6 +56,9 @@ class Sent:
     reply_data: bytes | None = None  # a UDP reply's bytes
     error: str | None = None
     refused: bool = False  # the destination's kernel refused it: a TCP reset, or an ICMP port unreachable to UDP
+    # an ICMP echo answered with a port unreachable, or refused on its way out (EPERM): a rule's reject, if the walk
+    # names one (cluster-ips-check, trace/refusal.py); a DROP refuses a send so too, and the walk names none
+    rejected: bool = False
     _sock: socket.socket | None = field(default=None, repr=False)
 
     def close(self) -> None:
@@ -106,6 +109,8 @@ def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
             s.sendto(struct.pack("!BBHHH", 8, 0, csum, ident, 1) + body, (dst, 0))
         except OSError as exc:  # no route: the walk will show the kernel's answer
             sent.error = sent.reply_text = f"not sent: {exc.strerror}"
+            # EPERM: a rule of this namespace's output hook took it; a reject (a node's cluster-ips-check) says so
+            sent.rejected = exc.errno == errno.EPERM
         return sent
     if sport:
         try:
@@ -183,5 +188,6 @@ def wait_reply(sent: Sent, timeout: float) -> None:
             qihl = (q[0] & 0x0F) * 4 if q else 0
             if len(q) >= qihl + 8 and q[9] == 1 and struct.unpack("!H", q[qihl + 4:qihl + 6])[0] == sent.sport:
                 sent.error = f"{icmp_words(icmp[0], icmp[1])} from {ip_text(data[12:16])}"
+                sent.rejected = (icmp[0], icmp[1]) == (DEST_UNREACH, 3)  # port unreachable: no echo has a port
                 sent.reply_text = sent.error
                 return

@@ -152,6 +152,7 @@ def test_a_nodes_ping_to_a_cluster_ip(labs, mode):
         assert in_netns(under, "sysctl", "-n", "net.ipv4.ip_forward", check=True).stdout.strip() == "0"
         assert lost["netns"] == under and "A ClusterIP answers no ping in a real cluster either: nothing to fix" \
             in lost["reason"], lost
+        assert doc["refused"] is None  # nothing answered it
         return
     assert "Destination Port Unreachable" in real.stdout, real.stdout
     listed = in_netns(node, "nft", "list", "chain", "ip", "kube-proxy", "cluster-ips-check", check=True).stdout
@@ -163,6 +164,16 @@ def test_a_nodes_ping_to_a_cluster_ip(labs, mode):
     assert f"ICMP port unreachable from n1's own address {ip}" in lost["reason"], lost
     # the capture heard the kernel's answer, as the real ping did
     assert any(e["from"] == ip and "port unreachable" in e["text"] for e in doc["icmp_errors"]), doc["icmp_errors"]
+    # answered at once: REFUSED at that row naming the rule and the node, not LOST (it was, refused null), as a
+    # Service without endpoints is; a pod's ping too, rejected in the node's filter-forward
+    said = (f"{cip} is Service default/web's ClusterIP and no port of it matches this ICMP echo: node n1's "
+            f"kube-proxy rule `{REJECT}` (chain cluster-ips-check) rejected it at once with an ICMP port unreachable")
+    assert doc["refused"].startswith(said), doc["refused"]
+    real = in_netns(f"{lab}-w1", "ping", "-c1", "-W1", cip)
+    assert real.returncode != 0 and "Destination Port Unreachable" in real.stdout, real.stdout
+    code, doc = traced(lab, "w1", cip, "--proto", "icmp")
+    assert code == 1 and doc["refused"].startswith(said) and doc["lost"]["netns"] == node, doc["lost"]
+    assert "filter-forward jumps to cluster-ips-check" in doc["lost"]["reason"], doc["lost"]
 
 
 def test_a_cluster_ip_ping_dies_at_the_internet_gateway_which_answers_net_unreachable(labs):

@@ -17,8 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from netlab.plan.build import build_plan
+from netlab.trace import picture, refusal
 from netlab.trace.flow import Flow
 from netlab.trace.labmap import LabMap
+from netlab.trace.render import TraceResult, number, render_text
 from netlab.trace.verdict import explain, mark_seen
 from netlab.trace.walk import walk
 from test_trace_missing_rules import NftKernel, services_lab
@@ -127,6 +129,33 @@ def test_a_nodes_ping_to_a_cluster_ip_is_rejected_by_cluster_ips_check_in_nftabl
                                  if line.startswith("rule cluster-ips-check ") and REJECT in line)))
     w = walk(k, m, node.netns, Flow.icmp(None, WEB_IP, 7))
     assert not any(h.facts.get("reject_rule") for h in w.hops)
+
+
+def test_a_ping_cluster_ips_check_rejects_is_refused_naming_the_rule_not_lost():
+    """The sender is answered at once (a pod: ICMP port unreachable; the node: its send refused, EPERM, and the
+    port unreachable on lo): REFUSED at the rejecting row, as a Service without endpoints is (trace/refusal.py);
+    it said LOST, JSON's refused null. iptables mode has no such rule: LOST where the packet went, as before."""
+    for nft in (True, False):
+        lab, m, k = services_lab(nft=nft)
+        for src in (lab.node("node-1").netns, lab.pod("client").netns):
+            w = walk(k, m, src, Flow.icmp(None, WEB_IP, 7))
+            r = TraceResult(lab=lab.name, src={"name": "c", "ip": "10.244.0.3"}, dst={"name": WEB_IP, "ip": WEB_IP}, proto="icmp",
+                            port=None, marker="m", forward=w, reply=None, verdict=explain(w), reply_verdict=None,
+                            reply_received=False)
+            number(r)
+            r.refused = refusal.rejected(r.verdict, w.hops)
+            line = next(x for x in render_text(r).splitlines() if x.startswith("result:"))
+            if not nft:
+                assert r.refused is None and line.startswith("result: LOST"), line
+                continue
+            assert r.refused == (f"{WEB_IP} is Service default/web's ClusterIP and no port of it matches this ICMP "
+                                 f"echo: node node-1's kube-proxy rule `{REJECT}` (chain cluster-ips-check) rejected "
+                                 "it at once with an ICMP port unreachable (the sender is answered, it does not time "
+                                 "out): nothing to fix (a ClusterIP answers only its Service's ports in a real "
+                                 "cluster too; trace one of them)"), r.refused
+            hop = r.to_json()["lost"]["hop"]
+            assert line.startswith(f"result: REFUSED at hop {hop} ({lab.node('node-1').netns} "), line
+            assert not r.ok and r.to_json()["refused"] == r.refused and picture.title(r).endswith(f"REFUSED at hop {hop}")
 
 
 def test_a_down_cni0_sends_its_pods_packets_to_the_gateway_where_they_are_lost_as_a_missing_route_does():
