@@ -70,6 +70,9 @@ class PolicyTable:
     lab: str = ""  # the lab's name, as every command's JSON gives it
     notes: list[str] = field(default_factory=list)  # what is left out, and why (a terminal pod)
     error: str | None = None  # a lab whose up or down ended before it finished: list's line (interrupted.stalled)
+    # a pod's namespace deleted behind netlab's back: exec's line for each (its flows not probed): the lab is not as
+    # planned, so the table is no pass (exit 1), as probe's run is not (Report.deleted)
+    deleted: list[str] = field(default_factory=list)
 
     @property
     def mismatches(self) -> list[Flow]:
@@ -109,7 +112,10 @@ class PolicyTable:
         out += [f"note: {n}" for n in self.notes]
         if probed:
             n = len([f for f in self.flows if f.reached is not None])
-            out.append(f"{n - len(self.mismatches)}/{n} flows as the policies say in {self.seconds:.2f} s")
+            gone = len(self.deleted)  # probe's summary says it so too
+            whose = "their namespaces were" if gone > 1 else "its namespace was"
+            end = f" ({gone} pod{'s' if gone > 1 else ''} not probed: {whose} deleted)" if gone else ""
+            out.append(f"{n - len(self.mismatches)}/{n} flows as the policies say in {self.seconds:.2f} s{end}")
         return "\n".join(out)
 
 
@@ -131,7 +137,7 @@ def evaluate(lab: Lab) -> PolicyTable:
 
 def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     """The table, with every flow sent for real (one agent job) and compared."""
-    from netlab.probe.runner import missing_sources, run_probes  # the prober's door to the kernel
+    from netlab.probe.runner import deleted_pods, missing_sources, run_probes  # the prober's door to the kernel
 
     table = evaluate(lab)
     eps = endpoints(lab)
@@ -154,9 +160,7 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     opened = [(f.src, f.dst, f.proto, f.port) for f in table.flows if f.reached and not f.allowed]
     if opened:
         table.hints = bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
-    if missing:
-        from netlab.cni.edited import lab_netns_gone  # the line exec and trace say of it
-
-        table.notes += [f"{pod.name}: its flows not probed: {lab_netns_gone(pod.netns, lab.name)}"
-                        for pod in lab.pods if pod.netns in missing]
+    gone = deleted_pods(lab, missing)  # the line exec and trace say of each
+    table.notes += [f"{pod}: its flows not probed: {line}" for pod, line in gone.items()]
+    table.deleted = list(gone.values())
     return table

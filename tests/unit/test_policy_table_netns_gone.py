@@ -12,6 +12,7 @@ killed halfway; `trace` and `status` of a lab an up or down left halfway (fake k
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import types
@@ -21,7 +22,7 @@ from cli_inprocess import run_cli
 from fake_lab import machine_holds, make_lab, up
 
 from netlab.api import lifecycle
-from netlab.cli import lab as cli_lab, trace as cli_trace
+from netlab.cli import lab as cli_lab, policy as cli_policy, trace as cli_trace
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
 from netlab.kernel.fake import FakeKernel
@@ -74,6 +75,21 @@ def test_policy_table_leaves_a_deleted_pod_out_and_names_it(lab, sent):
     assert all(f.reached for f in table.flows if f.src != "a")
     assert table.notes == ["a: its flows not probed: namespace fk-a was deleted while lab fk is up; "
                            "`sudo netlab up --lab fk` makes it again"]  # exec's and trace's line
+
+
+def test_policy_table_of_a_lab_with_a_deleted_pod_exits_1_as_probe(lab, sent, monkeypatch):
+    """The lab is not as planned and a's flows were not checked: no pass. It exited 0 with a note only, while
+    `probe` of the same lab exits 1 and says exec's line on stderr first (-o json: its error)."""
+    monkeypatch.setattr(cli_policy, "require_root", lambda: None)
+    line = "namespace fk-a was deleted while lab fk is up; `sudo netlab up --lab fk` makes it again"
+    got = run_cli("policy", "table", "--lab", "fk")
+    assert (got.returncode, got.stderr) == (1, f"netlab: {line}\n"), got
+    assert f"note: a: its flows not probed: {line}" in got.stdout.splitlines(), got
+    assert got.stdout.splitlines()[-1].endswith(" (1 pod not probed: its namespace was deleted)"), got
+    assert "MISMATCH" not in got.stdout  # every flow probed is as the policies say: the exit is the deletion's
+    got = run_cli("policy", "table", "--lab", "fk", "-o", "json")
+    doc = json.loads(got.stdout)
+    assert (got.returncode, doc["error"], doc["mismatches"]) == (1, line, 0), got
 
 
 def test_policy_table_of_a_killed_down_names_it_in_lists_words(lab, sent):
