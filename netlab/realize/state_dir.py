@@ -159,10 +159,10 @@ def ensure_dir(path: str) -> str:
         return path
     if path == STATE_ROOT:  # nothing is made in a folder someone else could swap
         _check_above(path)
+    made = False
     try:
         os.mkdir(path, 0o700)
-        if path == STATE_ROOT:
-            _made_root[:] = [path]
+        made = path == STATE_ROOT
     except FileExistsError:
         pass
     except FileNotFoundError:
@@ -171,6 +171,8 @@ def ensure_dir(path: str) -> str:
         raise state_dir_error(path, exc) from None
     _check_dir(path)
     _remember(path)
+    if made:
+        _made_root[:] = [(path, *_checked[path])]
     return path
 
 
@@ -180,17 +182,20 @@ def state_root() -> str:
 
 # The state folder, when this process made it (ensure_dir): a command that leaves no lab in it (`down` with nothing
 # to do, a refused `up`: lab_lock drops the lab's folder its lock made) removes it again, empty, and leaves the
-# filesystem as it found it (a relative NETLAB_STATE_DIR was left in the working directory).
-_made_root: list[str] = []
+# filesystem as it found it (a relative NETLAB_STATE_DIR was left in the working directory). With its (device,
+# inode): one removed since and made again by someone else (a long-lived process: the Python API, up --watch) is theirs.
+_made_root: list[tuple[str, int, int]] = []
 
 
 def drop_root_if_made() -> None:
-    """Remove the state folder if this process made it and it is empty (no lab of anyone's in it); another
-    process about to make its lab's folder there makes the state folder again (_own_lab_dir)."""
-    if STATE_ROOT not in _made_root:
+    """Remove the state folder if this process made it, it is still that folder, and it is empty (no lab of
+    anyone's in it); another process about to make its lab's folder there makes it again (_own_lab_dir)."""
+    if not _made_root or _made_root[0][0] != STATE_ROOT:
         return
     try:
-        os.rmdir(STATE_ROOT)
+        st = os.lstat(STATE_ROOT)
+        if (STATE_ROOT, st.st_dev, st.st_ino) == _made_root[0]:
+            os.rmdir(STATE_ROOT)
     except FileNotFoundError:
         pass
     except OSError:
@@ -238,7 +243,10 @@ def root_there() -> bool:
         if problem:
             raise EnvironmentNotReady(f"cannot use {problem}; {USE_ANOTHER}")
         return False
-    _check_dir(STATE_ROOT)  # a symlink (a loop too), not a directory, not root's: refused in its one line
+    try:
+        _check_dir(STATE_ROOT)  # a symlink (a loop too), not a directory, not root's: refused in its one line
+    except FileNotFoundError:
+        return False  # removed since (another command's drop_root_if_made): no lab is there
     return True
 
 
@@ -249,13 +257,17 @@ def lab_dir(lab: str, create: bool = True) -> str:
     if create:
         state_root()
         return _own_lab_dir(path, lab)
-    if root_there() and os.path.lexists(path):
+    try:
+        if not (root_there() and os.path.lexists(path)):
+            return path
         _check_root()
         _check_dir(path)
-        if path not in _checked:
-            why = lab_folder.not_ours(path)
-            if why:
-                raise NotNetlabs(path, why)
+    except FileNotFoundError:
+        return path  # removed since (a down, drop_root_if_made): not there, as lexists would have said
+    if path not in _checked:
+        why = lab_folder.not_ours(path)
+        if why:
+            raise NotNetlabs(path, why)
     return path
 
 
@@ -439,14 +451,23 @@ def forget(lab: str) -> list[str]:
     return [f"{os.path.join(path, name)}: not netlab's; left alone (and the folder with it)" for name in left]
 
 
+def _root_names() -> list[str]:
+    """What the state folder holds; nothing when it is not there, or was removed since root_there looked (another
+    command's drop_root_if_made): never a traceback in `netlab list`."""
+    try:
+        if not root_there():
+            return []
+        _check_root()
+        return os.listdir(STATE_ROOT)
+    except FileNotFoundError:
+        return []
+
+
 def known_labs() -> list[str]:
     """Labs with saved state, sorted."""
-    if not root_there():
-        return []
-    _check_root()
     # Anything at the state file's path (a directory, a symlink too): load_state says it is corrupt, and
     # `netlab list` shows it so, where a directory there hid the lab. A folder netlab did not make is no lab.
-    return sorted(name for name in os.listdir(STATE_ROOT)
+    return sorted(name for name in _root_names()
                   if lab_name_problem(name) is None and os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE))
                   and lab_folder.not_ours(os.path.join(STATE_ROOT, name)) is None)
 
@@ -459,10 +480,7 @@ def state_temps(names: list[str]) -> list[str]:
 def stateless_labs() -> list[str]:
     """Lab folders without a state file, sorted: labs on their way in or out, or whose state was lost
     (state_errors.lost_state tells)."""
-    if not root_there():
-        return []
-    _check_root()
-    return sorted(name for name in os.listdir(STATE_ROOT)
+    return sorted(name for name in _root_names()
                   if lab_name_problem(name) is None and os.path.isdir(os.path.join(STATE_ROOT, name))
                   and not os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE))
                   and lab_folder.not_ours(os.path.join(STATE_ROOT, name)) is None)
