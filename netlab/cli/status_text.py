@@ -70,8 +70,13 @@ def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, .
     the lab's watcher holds back (CrashLoopBackOff) is restarted by it when its back-off ends, or by ``up`` now."""
     from netlab.cni.edited import first_step
     from netlab.workload.crashloop import said_in
-    from netlab.workload.policy import up_leaves
+    from netlab.workload.policy import moves_a_pod, up_leaves
 
+    if refused := [line for line in kept if moves_a_pod(line)]:  # that up refuses the file whole (QA q29 #2)
+        rest = ", the rest with them" if len(drift) > len(refused) else ""
+        click.echo(f"`{repair}` refuses the file (exit 2) while it moves a pod its CNI plugins attached: the two "
+                   f"steps its cni: line says apply it{rest}")
+        drift = kept = tuple(line for line in kept if line not in refused)  # what those steps leave too, said below
     waiting = [line for line in drift if said_in(line) and line not in kept]
     if len(kept) + len(waiting) < len(drift):
         rest = " the rest" if kept or waiting else " it" if verb == "apply" else ""

@@ -116,7 +116,8 @@ def first_step(drift: Sequence[str]) -> str:
 def move_line(lab: Lab, state: LabState, move: tuple[str, str, str], names: list[str]) -> str:
     """status's line for a pod the file (`status -t FILE`) puts on another node than its plugins attached it on:
     the refusal of its `up`, with the two steps; with the config edited too, both, and (a Reconfigure line) the
-    first step's `up` --reconfigure, the repair status names."""
+    first step's `up` --reconfigure. status names no repair for it (workload/policy.moves_a_pod): the file's `up`
+    refuses the lab, --reconfigure too (QA q29 #2)."""
     also = f"; and {source(lab)} changed since {_pods(names)} attached with it" if names else ""
     line = "cni: " + move_refused(lab, move, also, _way(state) if names else "`up`").removeprefix(f"lab {lab.name}: ")
     return Reconfigure(line) if names else line

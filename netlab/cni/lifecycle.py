@@ -373,6 +373,8 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             if prec is None or prec.get("phase") != "added":
                 out.append(f"cni: pod {pod.name} is not attached through CNI (up attaches it)")
                 continue
+            if pod.name in moving:  # attached on its record's node, not the file's: its move's line says it
+                continue
             checks[pod.name] = pool.submit(changed, rt_, lab, pod, prec)
         for name, fut in checks.items():
             found = fut.result()

@@ -99,12 +99,17 @@ def node_moves(lab: Lab, state: "LabState | None") -> list[tuple[str, str, str]]
     return [(p.name, was[p.name], p.node) for p in lab.pods if was.get(p.name) not in (None, p.node)]
 
 
+# The words of every line that says a CNI pod's move (:func:`move_refused`): `up` of the file refuses it whole, so
+# status names no `up` of it as the repair (workload/policy.up_leaves, api/internals; QA q29 #2)
+MOVE_WORDS = ", and its CNI plugins attached it on "
+
+
 def move_refused(lab: Lab, move: tuple[str, str, str], edited: str = "", first: str = "`up`") -> str:
     """Why ``up`` refuses to move a pod its CNI plugins attached, with the two steps (README, Topologies).
     ``edited``: what else changed since its ADD (a conflist edited in place: cni/edited.py), said after it, and
     ``first`` the `up` of the first step then."""
     pod, old, new = move
-    return (f"lab {lab.name}: pod {pod} moves from node {old} to {new}, and its CNI plugins attached it on {old}"
+    return (f"lab {lab.name}: pod {pod} moves from node {old} to {new}{MOVE_WORDS}{old}"
             f"{edited}: take the pod out of the file and {first} (its plugins' DEL runs), then put it back on {new} "
             f"and `up` again")
 

@@ -71,12 +71,23 @@ def _outside_pod_cidr(line: str) -> bool:
     return OUTSIDE_POD_CIDR in line
 
 
+def moves_a_pod(line: str) -> bool:
+    """A drift line of `status -t FILE` saying FILE moves a CNI-attached pod to another node: that file's `up`
+    refuses the lab whole (realize/attachments.move_refused), so no `up` of it is the repair (QA q29 #2)."""
+    from netlab.realize.attachments import MOVE_WORDS  # here: a lab without plugins loads no model (pydantic)
+
+    return line.startswith("cni: ") and MOVE_WORDS in line
+
+
 def up_leaves(line: str) -> str | None:
     """Why ``up`` alone does not put this drift line right (None: it does): a pod's address its CNI plugins gave
     outside its node's podCIDR (model.lab.Lab.outside_pod_cidrs); a Never pod's container that failed
     (or whose exit code is unknown: it may have completed) stays exited, as the kubelet leaves it; one that could
     not start is tried again by each ``up``, which fails the same until its command can run. ``status`` says so
     instead of offering ``up`` as the repair."""
+    if line.startswith("cni: ") and moves_a_pod(line):
+        return ("`up` refuses a file that moves a pod its CNI plugins attached to another node: the two steps its "
+                "line says move it (and their `up` puts the rest right)")
     if line.startswith("cni: ") and _outside_pod_cidr(line):
         return ("a pod's address outside its node's podCIDR is the one its CNI plugins give it, and `up` ADDs no "
                 "attached pod again: fix the plugins' IPAM (the conflist), then `up --reconfigure` re-attaches "

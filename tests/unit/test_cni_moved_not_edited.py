@@ -16,6 +16,8 @@ from netlab import api
 from netlab.api import internals, lifecycle as api_lifecycle
 from netlab.cni import edited, lifecycle, runtime
 from netlab.lab import status as lab_status
+from netlab.cli import status_text
+from netlab.cni.invoke import PluginFailed
 from netlab.errors import UsageError
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
@@ -40,13 +42,30 @@ MOVE = ("lab fkmv: pod b moves from node n2 to n1, and its CNI plugins attached 
         "the file and {} (its plugins' DEL runs), then put it back on n1 and `up` again")
 
 
+class NodePlugins(Plugins):
+    """Plugins whose CHECK of a pod fails on another node than its ADD's, as the bridge plugin's does (its host
+    veth is not there)."""
+
+    def __init__(self):
+        super().__init__()
+        self.added: dict[str, object] = {}
+
+    def __call__(self, log, *, pod, node_netns, command, **kw):
+        if command == "ADD":
+            self.added[pod] = node_netns
+        if command == "CHECK" and self.added.get(pod) != node_netns:
+            self.calls.append((pod, command, None))
+            raise PluginFailed(f"pod {pod}: CNI plugin chain CHECK: failed (exit 1): its veth is not on this node")
+        return super().__call__(log, pod=pod, node_netns=node_netns, command=command, **kw)
+
+
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
     state_dir._checked.clear()
     conflist_lab(tmp_path, TOPO)
     (tmp_path / "net.conflist").write_text(json.dumps(CONFLIST))
-    plugins = Plugins()
+    plugins = NodePlugins()
     monkeypatch.setattr(runtime, "exec_plugin", plugins)
     monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
     lab = resolve(load_topology(str(tmp_path / "t.yaml")))
@@ -98,7 +117,21 @@ def test_status_against_the_file_says_the_move_as_drift_once(world, monkeypatch)
     result = status_t(k, tmp_path, monkeypatch)
     assert not result.ok and result.drift == ("cni: " + MOVE.format("", "`up`").removeprefix("lab fkmv: "),)
     assert not [w for w in result.warnings if "moves from node" in w], result.warnings  # said once
-    assert [c for c in plugins.calls if c[1] != "CHECK"] == []
+    # No CHECK of b against n1, the file's node, where its plugins never attached it: it failed there, a second,
+    # false line for the same pod (QA q29 #2); a's CHECK runs.
+    assert [c[:2] for c in plugins.calls] == [("a", "CHECK")]
+    # No `up` the file's up refuses (it named `up -t FILE --reconfigure`, exit 2): the two steps, no command
+    assert result.repair is None and result.kept == result.drift, result
+
+
+def test_status_text_of_a_move_names_no_up_as_its_repair(world, monkeypatch, capsys):
+    _, k, _, tmp_path = world
+    path = str(tmp_path / "t.yaml")
+    status_text.say(status_t(k, tmp_path, monkeypatch), None, path)
+    out = capsys.readouterr().out
+    assert "CHECK" not in out and "run `" not in out, out
+    assert out.endswith(f"`sudo netlab up -t {path}` refuses the file (exit 2) while it moves a pod its CNI plugins "
+                        "attached: the two steps its cni: line says apply it\n"), out
 
 
 def test_status_against_the_file_with_the_conflist_edited_too_says_both_in_one_line(world, monkeypatch):
@@ -109,4 +142,5 @@ def test_status_against_the_file_with_the_conflist_edited_too_says_both_in_one_l
     assert result.drift == ("cni: " + MOVE.format(f"; and conflist {tmp_path / 'net.conflist'} changed since pods a, "
                                                   "b were attached with it", "`sudo netlab up -t FILE --reconfigure`"
                                                   ).removeprefix("lab fkmv: "),)
-    assert result.repair.endswith(" --reconfigure")  # the first step's up (a Reconfigure line)
+    # The first step's up is --reconfigure (the line says it), but that of this file is refused: no repair named
+    assert result.repair is None and result.kept == result.drift, result
