@@ -44,7 +44,10 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
       !  allowed but BLOCKED   (a mismatch: the kernel disagrees)
       ?  denied but REACHED    (a mismatch)
       -  the destination does not serve this port (a terminal pod,
-         Completed or Error, serves and sends nothing: a note says so)
+         Completed or Error, serves and sends nothing: a note says so),
+         or a flow not probed: its source's namespace was deleted (a
+         note says so; the count leaves it out: "2/2 probed flows as
+         the policies say, 2 not probed")
 
     What is allowed comes from the policies' meaning alone (netlab's
     evaluator, not the iptables rules it wrote); --probe sends every flow.

@@ -5,6 +5,7 @@ what the evaluator allows, and what real traffic did; cyclonus-style rendering.
     x-a      .   X   X              X  denied and blocked
     x-b      X   .   X              !  allowed but BLOCKED (a mismatch)
                                     ?  denied but REACHED (a mismatch)
+                                    -  not served, or not probed (a note says why)
 
 Flows are the ports the destination serves (TCP on every declared port, UDP
 where netlab's echo server answers, and the cluster DNS's 53/UDP; its port 53
@@ -13,7 +14,10 @@ matrix does. A pod
 reaching its own address never leaves its namespace (loopback); it is probed
 too, and policies never judge it. A terminal pod (Completed or Error: every
 container exited for good) serves and sends nothing: its row and column are
-``-``, and a note says so, as probe's.
+``-``, and a note says so, as probe's. A pod whose namespace was deleted
+(``ip netns delete``) sends nothing either: its row is ``-`` too (not probed,
+whatever the policies say; ``reached`` null in JSON), a note says why, and the
+count leaves its flows out ("2/2 probed flows as the policies say, 2 not probed").
 """
 
 from __future__ import annotations
@@ -73,6 +77,12 @@ class PolicyTable:
     # a pod's namespace deleted behind netlab's back: exec's line for each (its flows not probed): the lab is not as
     # planned, so the table is no pass (exit 1), as probe's run is not (Report.deleted)
     deleted: list[str] = field(default_factory=list)
+    sent: bool = False  # probe(): every flow sent for real but a deleted pod's (reached None, ``-``), if any
+
+    @property
+    def probed(self) -> bool:
+        """Real traffic was sent (--probe): a flow with no ``reached`` was not probed, not merely evaluated."""
+        return self.sent or any(f.reached is not None for f in self.flows)
 
     @property
     def mismatches(self) -> list[Flow]:
@@ -83,7 +93,7 @@ class PolicyTable:
         return sorted({(f.proto, f.port) for f in self.flows})
 
     def to_json(self) -> dict:
-        return {"lab": self.lab, "pods": self.pods, "probed": any(f.reached is not None for f in self.flows),
+        return {"lab": self.lab, "pods": self.pods, "probed": self.probed,
                 "flows": [f.to_json() for f in self.flows], "mismatches": len(self.mismatches),
                 "elapsed_s": round(self.seconds, 3), "seconds": round(self.seconds, 3),  # seconds: deprecated
                 "hints": self.hints, "notes": self.notes, "error": self.error}
@@ -97,13 +107,14 @@ class PolicyTable:
         for proto, port in self.services:
             out.append(f"{proto}/{port}".ljust(first) + "".join(p.ljust(width) for p in self.pods).rstrip())
             for src in self.pods:
-                row = [cells[(src, dst, proto, port)].mark if (src, dst, proto, port) in cells else "-"
-                       for dst in self.pods]
+                row = [self._mark(cells.get((src, dst, proto, port))) for dst in self.pods]
                 out.append(src.ljust(first) + "".join(m.ljust(width) for m in row).rstrip())
             out.append("")
-        probed = any(f.reached is not None for f in self.flows)
+        probed = self.probed
+        unprobed = len([f for f in self.flows if f.reached is None]) if probed else 0
         out.append(". allowed" + (" and reached" if probed else "") + ", X denied" + (" and blocked" if probed else "")
-                   + (", ! allowed but BLOCKED, ? denied but REACHED, - not served" if probed else ", - not served"))
+                   + (", ! allowed but BLOCKED, ? denied but REACHED" if probed else "")
+                   + (", - not served or not probed (a note says why)" if unprobed else ", - not served"))
         for f in self.mismatches:
             what = "allowed but BLOCKED" if f.allowed else "denied but REACHED"
             out.append(f"MISMATCH {f.src} -> {f.dst} {f.proto}/{f.port}: {what} ({f.verdict.describe()})"
@@ -115,8 +126,17 @@ class PolicyTable:
             gone = len(self.deleted)  # probe's summary says it so too
             whose = "their namespaces were" if gone > 1 else "its namespace was"
             end = f" ({gone} pod{'s' if gone > 1 else ''} not probed: {whose} deleted)" if gone else ""
-            out.append(f"{n - len(self.mismatches)}/{n} flows as the policies say in {self.seconds:.2f} s{end}")
+            left = "flows as the policies say" if not unprobed else \
+                f"probed flows as the policies say, {unprobed} not probed"
+            out.append(f"{n - len(self.mismatches)}/{n} {left} in {self.seconds:.2f} s{end}")
         return "\n".join(out)
+
+    def _mark(self, flow: Flow | None) -> str:
+        """A cell: ``-`` for no flow (the destination does not serve the port, a terminal pod) and, in a probed
+        table, for a flow not sent (its source's namespace deleted): not "allowed and reached" nor "blocked"."""
+        if flow is None or (self.probed and flow.reached is None):
+            return "-"
+        return flow.mark
 
 
 def evaluate(lab: Lab) -> PolicyTable:
@@ -150,6 +170,7 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     start = time.monotonic()
     results = run_probes(lab, probes, timeout=timeout)
     table.seconds = time.monotonic() - start
+    table.sent = True
     missing = missing_sources(probes)  # a pod's namespace deleted behind netlab's back: nothing sent from it
     for f, r in zip(table.flows, results):
         if eps[f.src].netns in missing:

@@ -106,7 +106,7 @@ def test_policy_table_of_a_lab_with_a_pod_s_namespace_deleted_leaves_it_out_and_
     """policy table sent from the deleted pod too: "the probe agent failed: FileNotFoundError: ... /run/netns/L-a"
     (exit 3); of a lab whose down was killed halfway (its namespaces there), "is being taken down". It now leaves
     that pod's flows out, as probe does, and names it in exec's words (or list's, for the killed down)."""
-    lab = unique_lab("pt")
+    lab = unique_lab("pm")
     path = write_topology(tmp_path, TOPOLOGY.format(lab=lab) + POLICY)
     try:
         netlab("up", "-t", path)
@@ -118,10 +118,19 @@ def test_policy_table_of_a_lab_with_a_pod_s_namespace_deleted_leaves_it_out_and_
         assert (r.returncode, r.stderr) == (1, f"netlab: {gone}\n"), r
         assert f"note: a: its flows not probed: {gone}" in r.stdout.splitlines(), r
         assert r.stdout.splitlines()[-1].endswith("(1 pod not probed: its namespace was deleted)"), r
+        # a -> b was never sent: `-` (not probed, as a terminal pod's cells), not `X` ("denied and blocked", as
+        # deny-b says), and the count is of b's flows alone (QA q29 #3: "2/2 flows as the policies say")
+        blocks = r.stdout.split("\n\n")
+        assert [blk.splitlines()[0].split()[0] for blk in blocks[:-1]] == ["tcp/8080", "udp/8080"], r
+        for block in blocks[:-1]:
+            rows = {line.split()[0]: line.split()[1:] for line in block.splitlines()[1:]}
+            assert rows == {"a": ["-", "-"], "b": ["-", "."]}, r  # a serves no port; b -> b reached (loopback)
+        assert blocks[-1].splitlines()[0].endswith(", - not served or not probed (a note says why)"), r
+        assert r.stdout.splitlines()[-1].startswith("2/2 probed flows as the policies say, 2 not probed in "), r
         assert netlab("probe", "--lab", lab, check=False).returncode == 1  # the same verdict
         r = netlab("policy", "table", "--lab", lab, "-o", "json", check=False)
         doc = json.loads(r.stdout)
-        assert (r.returncode, doc["error"], doc["mismatches"]) == (1, gone, 0), r
+        assert (r.returncode, doc["error"], doc["mismatches"], doc["probed"]) == (1, gone, 0, True), r
         flows = doc["flows"]
         assert {f["reached"] for f in flows if f["source"] == "a"} == {None}  # nothing sent from it
         assert [(f["destination"], f["protocol"], f["reached"]) for f in flows if f["source"] == "b"] == [

@@ -92,6 +92,37 @@ def test_policy_table_of_a_lab_with_a_deleted_pod_exits_1_as_probe(lab, sent, mo
     assert (got.returncode, doc["error"], doc["mismatches"]) == (1, line, 0), got
 
 
+def test_policy_table_marks_a_deleted_pod_s_flows_not_probed_and_counts_them_apart(lab, sent):
+    """a's row was never sent: it showed `.` ("allowed by the policies, and reached") and the count read "4/4 flows
+    as the policies say", as if a's flows were checked (QA q29 #3). They are `-` now, the mark of what is not sent
+    (a terminal pod's row and column), the legend says so, and the count leaves them out and says how many."""
+    table = policytable.probe(lab)
+    text = table.render()
+    blocks = text.split("\n\n")
+    for block in blocks[:2]:  # tcp/8080 and udp/8080: a's row not probed, b's reached
+        rows = {line.split()[0]: line.split()[1:] for line in block.splitlines()[1:]}
+        assert rows == {"a": ["-", "-"], "b": [".", "."]}, text
+    legend, *rest = blocks[2].splitlines()
+    assert legend.endswith(", - not served or not probed (a note says why)"), text
+    count, took = rest[-1].split(" in ")
+    assert count == "4/4 probed flows as the policies say, 4 not probed", text  # b's 4, not a's
+    assert took.endswith(" s (1 pod not probed: its namespace was deleted)"), text
+    doc = table.to_json()
+    assert doc["probed"] is True and doc["mismatches"] == 0
+    assert [(f["source"], f["reached"], f["mismatch"]) for f in doc["flows"] if f["source"] == "a"] == [
+        ("a", None, False)] * 4
+
+
+def test_a_table_with_every_flow_probed_says_its_count_as_before(lab, sent, monkeypatch):
+    monkeypatch.setattr(runner, "is_netns_mount", lambda ns: True)
+    text = policytable.probe(lab).render()
+    assert "-" not in "".join(text.split("\n\n")[:2]).replace("tcp/", "").replace("udp/", ""), text
+    legend, count = text.splitlines()[-2:]
+    assert legend == ". allowed and reached, X denied and blocked, ! allowed but BLOCKED, ? denied but REACHED, " \
+        "- not served", text
+    assert count.startswith("8/8 flows as the policies say in "), text
+
+
 def test_policy_table_of_a_killed_down_names_it_in_lists_words(lab, sent):
     said = killed_down("fk")
     (note,) = policytable.probe(lab).notes
