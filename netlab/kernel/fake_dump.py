@@ -21,11 +21,13 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
     snap = Snapshot(netns=ns.name)
     for link in ns.links.values():
         master = ns.links[link.master].index if link.master in ns.links else None
-        peer = None
+        peer = nsid = None
         if link.peer and link.peer[0] in namespaces and link.peer[1] in namespaces[link.peer[0]].links:
             peer = namespaces[link.peer[0]].links[link.peer[1]].index
+            # IFLA_LINK_NETNSID: only for a peer in another namespace (a number of this one's for it)
+            nsid = list(namespaces).index(link.peer[0]) if link.peer[0] != ns.name else None
         snap.links[link.name] = LinkMsg(index=link.index, name=link.name, kind=link.kind, up=link.up, mtu=link.mtu,
-                                        mac=link.mac, master=master, peer=peer, peer_netnsid=None,
+                                        mac=link.mac, master=master, peer=peer, peer_netnsid=nsid,
                                         alias=link.alias, group=link.group, txqlen=link.txqlen,
                                         data=dict(link.vxlan), running=link.name in running)
         if link.master:

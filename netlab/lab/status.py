@@ -23,7 +23,7 @@ from netlab.impair import lifecycle as impair_feature
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Netns, Resource, Sysctl, Veth
-from netlab.realize.attachments import is_plugin_made, plugin_made
+from netlab.realize.attachments import is_plugin_made, live_made, plugin_made
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
@@ -67,8 +67,8 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
 
     def compare(ns: str, snap: Snapshot, peers: dict[str, Snapshot], gone: Collection[str] = ()) -> Compared:
         obs = observe(snap, {r.key: r for r in want.get(ns, [])}, peers)
-        found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ()), gone)
-                 if not is_plugin_made(d, made, want.get(ns, ()))]
+        theirs = live_made(made, ns, peers)  # a node's devices: its plugins' veths by their peers in pods
+        found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ()), gone) if not is_plugin_made(d, theirs)]
         found = [replace(d, detail="; ".join(filter(None, (d.detail, notes[ns]))))
                  if ns in notes and impair_feature.is_loss_table(d.resource) else d for d in found]
         return Compared(True, [str(d) for d in found], [d.to_json() for d in found], snap.links)
@@ -79,7 +79,7 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
         # once every namespace's links are known.
         if nsmod.tag_of([snap.sysctls.pop(key, None) for key in tag_keys]) != tag:
             return Compared(False)
-        if any(isinstance(r, Veth) for r in want.get(ns, ())):
+        if any(isinstance(r, Veth) for r in want.get(ns, ())) or made.get(ns) is not None:  # a node's: live_made
             return Compared(True, snapshot=snap)
         return compare(ns, snap, {})
 

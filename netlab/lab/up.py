@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from netlab import signals
-from netlab.realize.attachments import (attached_lab, check_cni_change, is_plugin_made, plugin_made, remade_line,
-                                       remade_pods)
+from netlab.realize.attachments import (attached_lab, check_cni_change, is_plugin_made, live_made, plugin_made,
+                                       remade_line, remade_pods)
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, from_file_way, open_files
 from netlab.kernel import iptables
 from netlab.kernel.base import Kernel, KernelError, Op
@@ -437,6 +437,8 @@ class _Up(Rollback):
         names = set(namespaces)
         # A veth's peer may live in a namespace outside those asked for: read it too.
         peers = {r.peer_netns for r in self.plan.of_kind("veth") if r.netns in names}  # type: ignore[attr-defined]
+        if any(made.get(ns) is not None for ns in names):  # a node's plugins' veths, by their peers (live_made)
+            peers |= {ns for ns, devs in made.items() if devs is None}
         # Read side by side, as status does (a namespace deleted a moment ago is left out: said below).
         self._snaps = snapshots(self.kernel, want, names, peers)
         out: list[Drift] = []
@@ -445,7 +447,7 @@ class _Up(Rollback):
                 raise ApplyFailed(f"namespace {ns} vanished while the lab was read")
             self._observed[ns], drifts = drift_of(ns, want, self._snaps, links.get(ns, ()))
             self.held_before.setdefault(ns, set(self._observed[ns].objects))
-            out += [d for d in drifts if not is_plugin_made(d, made, want.get(ns, ()))]
+            out += [d for d in drifts if not is_plugin_made(d, live_made(made, ns, self._snaps))]
         return out
 
     def _delete_stale_chains(self, want: dict) -> None:

@@ -149,13 +149,6 @@ def vxlan_name(vni: int) -> str:
     return check_ifname(f"flannel.{vni}")
 
 
-def netlabs_node_device(name: str) -> bool:
-    """Whether ``name`` is one netlab gives a device of its own in a node's namespace of a lab whose pods a user's
-    CNI chain attaches: its ``eth0`` to the underlay, Flannel's ``flannel.<VNI>`` (every other device there is the
-    plugins': realize/attachments.node_side)."""
-    return name == NODE_IF or name.startswith("flannel.")
-
-
 def mac_from_hash(*parts: str) -> str:
     """A locally administered unicast MAC that depends only on ``parts``.
 

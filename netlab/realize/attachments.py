@@ -14,12 +14,10 @@ it had until the new one is there (its node-side devices stay the plugins').
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Any, Collection, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from netlab.errors import UsageError
-from netlab.model import naming
 from netlab.model.lab import CniAttachment, Lab
-from netlab.plan.resources import Link
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
@@ -266,15 +264,14 @@ def plugin_made(lab: Lab, state: "LabState | None") -> dict[str, set[str] | None
             devs = out.setdefault(node_ns, set())
             if devs is not None:
                 devs.update(d for d in att.get("host_ifaces") or [] if isinstance(d, str))
-    if pods or kept:  # every node, once the plugins ran (node_side); before, a lab that was builtin keeps its own
+    if pods or kept:  # every node, once the plugins ran (live_made); before, a lab that was builtin keeps its own
         for node in lab.nodes:  # cni0 and veths, extra until up deletes them, then ADDs (check_cni_change)
             out.setdefault(node.netns, set())
     return out
 
 
-def is_plugin_made(drift: Any, made: dict[str, set[str] | None], planned: Collection[Any] = ()) -> bool:
-    """An ``extra`` drift that is the plugins' (see plugin_made); ``planned``: what netlab plans in the drift's
-    namespace (a node's: see node_side)."""
+def is_plugin_made(drift: Any, made: dict[str, set[str] | None]) -> bool:
+    """An ``extra`` drift that is the plugins' (see plugin_made; a node's devices as they are now: live_made)."""
     if not made or drift.state != "extra":
         return False
     res = drift.resource
@@ -283,21 +280,33 @@ def is_plugin_made(drift: Any, made: dict[str, set[str] | None], planned: Collec
     devs = made[res.netns]
     if devs is None:
         return res.kind not in ("nat",)
-    return any(getattr(res, attr, None) in devs for attr in ("name", "dev", "master")) or node_side(res, planned)
+    return any(getattr(res, attr, None) in devs for attr in ("name", "dev", "master"))
 
 
-def node_side(res: Any, planned: Collection[Any]) -> bool:
-    """Whether ``res``, extra in a node's namespace of a lab whose pods a user's CNI chain attached, is on a device
-    that netlab does not plan there: a link (a plugin's veth, its bridge), or an address, route or neighbour on
-    one. Those are the plugins' (QA q24 #1): on a real node nothing but a plugin's DEL deletes what its ADD made
-    there, and a result need not name it (a 0.1.0/0.2.0 result, read as libcni reads it, has no ``interfaces``;
-    a 1.0.0 one may list none). netlab's own devices there (its ``eth0`` to the underlay, Flannel's
-    ``flannel.<VNI>``), planned or not, and whatever is on them stay netlab's: drift, which ``up`` repairs."""
-    ours = {r.name for r in planned if isinstance(r, Link)}
-    if isinstance(res, Link):
-        return not naming.netlabs_node_device(res.name)
-    dev = next((getattr(res, attr) for attr in ("dev", "master") if isinstance(getattr(res, attr, None), str)), None)
-    return dev is not None and dev not in ours and not naming.netlabs_node_device(dev)
+def plugin_node_devices(node_links: Iterable[Any], pod_links: Iterable[Any], named: Iterable[str]) -> set[str]:
+    """The devices of a node (its links, as the kernel dumps them: rtnl_parse.LinkMsg) that a user's CNI plugins
+    made: those their conflist or results name (``named``: a bridge, veths), a veth whose peer is in one of the
+    lab's attached pods' namespaces (its peer, in ``pod_links``, is paired back with it and both ends have their
+    peer in another namespace, IFLA_LINK_NETNSID: the host end of a pod's pair, which a 0.1.0/0.2.0 result, read as
+    libcni reads it, does not name, nor a 1.0.0 one without ``interfaces``: QA q24 #1), and a device enslaved to
+    one of those (a bridge's port). Anything else there netlab does not plan is someone's: a veth added by hand
+    (its peer in the node itself, or elsewhere), and the routes on it, are extra (QA q29 #1)."""
+    links = list(node_links)
+    pairs = {(p.peer, p.index) for p in pod_links if p.kind == "veth" and p.peer_netnsid is not None}
+    out = set(named) | {n.name for n in links if n.kind == "veth" and n.peer_netnsid is not None
+                        and (n.index, n.peer) in pairs}
+    names = {n.index: n.name for n in links}
+    return out | {n.name for n in links if n.master is not None and names.get(n.master) in out}
+
+
+def live_made(made: dict[str, set[str] | None], ns: str, snaps: Mapping[str, Any]) -> dict[str, set[str] | None]:
+    """``made`` with node ``ns``'s devices as its snapshot in ``snaps`` has them (plugin_node_devices), the
+    attached pods' snapshots there giving their veths' peers; ``made`` itself for a pod or another namespace."""
+    devs = made.get(ns)
+    if devs is None or ns not in snaps:
+        return made
+    pods = [link for p, v in made.items() if v is None and p in snaps for link in snaps[p].links.values()]
+    return {**made, ns: plugin_node_devices(snaps[ns].links.values(), pods, devs)}
 
 
 def attached_lab(lab: Lab, state: "LabState | None") -> Lab:

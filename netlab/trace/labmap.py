@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from netlab.cni.conf import kept_devices
 from netlab.model.cniconf import ConflistError
@@ -24,6 +24,7 @@ from netlab.plan.cniadd import node_gateway, user_conflist
 from netlab.plan import nftables
 from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Sysctl, Veth, Vxlan
 from netlab.plan.services import KUBE_SERVICES, service_ports
+from netlab.realize.attachments import plugin_node_devices
 
 
 class ServiceEndpoint(NamedTuple):
@@ -178,7 +179,7 @@ class LabMap:
             if lab.mode == "vxlan":
                 m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
         m.plugin_devs.update(_kept_devices(lab))
-        if lab.cni == "conflist":  # every node: a device netlab does not make there is its plugins' (node_side)
+        if lab.cni == "conflist":  # every node: its plugins' veths to its pods are theirs too (plugins_live)
             for node in lab.nodes:
                 m.plugin_devs.setdefault(node.netns, frozenset())
         m.outside_cidr = {str(lab.pod(pod).ip): line for pod, line in lab.outside_pod_cidrs().items()}
@@ -243,6 +244,19 @@ class LabMap:
         for s in m.services:
             m.ip_names.setdefault(s.ip, f"Service {s.name}")
         return m
+
+    def plugins_live(self, links_of: Callable[[str], Iterable[Any] | None]) -> None:
+        """Each node's devices its CNI plugins made as they are now, as status takes them (one rule:
+        realize.attachments.plugin_node_devices): beside those the conflist and results name, a veth whose peer is
+        in a pod's namespace and the ports of their bridge. ``links_of(ns)``: a namespace's links (None: gone)."""
+        nodes = [ns for ns, devs in self.plugin_devs.items() if devs is not None]
+        if not nodes:
+            return
+        pods = [link for ns, devs in self.plugin_devs.items() if devs is None for link in links_of(ns) or ()]
+        for ns in nodes:
+            links = links_of(ns)
+            if links is not None:
+                self.plugin_devs[ns] = frozenset(plugin_node_devices(links, pods, self.plugin_devs[ns] or ()))
 
     @property
     def kube_proxy_netns(self) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 from netlab.errors import NetnsGone, UsageError, repair_way
 from netlab.kernel import conntrack, netns as nsmod
+from netlab.kernel.rtnl_parse import dump_links
 from netlab.model.echo_ports import pod_echo_ports
 from netlab.model.impair import describe
 from netlab.model.lab import Lab
@@ -110,6 +111,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         question = dns.question_name(lab, dst.service)
         query_id, payload = dns.query(question, send.marker_of(nonce))
     kernel = LiveKernel()
+    lm.plugins_live(lambda ns: dump_links(kernel.conn(ns), ns) if nsmod.is_netns_mount(ns) else None)
     # kube-proxy's counters before and after the packet: which rule chose a Service's endpoint
     counted = [ns for ns in namespaces if ns in lm.kube_proxy_netns] if dst.service else []
     nat_netns = [ns for ns in namespaces if ns in lm.nat_netns]

@@ -33,8 +33,6 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from netlab.model.naming import netlabs_node_device
-
 Reason = tuple[str, str | None]  # (why, fix)
 REFUSING = ("blackhole", "unreachable", "prohibit")  # route types the kernel answers a lookup with an error for
 
@@ -49,12 +47,12 @@ def checked(lab: Any, ns: str) -> bool:
 
 
 def plugins_route(lab: Any, ns: str, dev: str | None) -> bool:
-    """Whether a route out of ``dev`` in ``ns`` is one a user's CNI plugins made: on a device their results name
-    (ptp's /32 to each pod of the node, on the pod's veth; a bridge's), or on any device of a node that netlab does
-    not make there (a veth a 0.2.0 result does not name): status does not call it extra, nor trace."""
-    made = getattr(lab, "plugin_devs", {})
-    devs = made.get(ns, frozenset())
-    return devs is None or (dev is not None and (dev in devs or (ns in made and not netlabs_node_device(dev))))
+    """Whether a route out of ``dev`` in ``ns`` is one a user's CNI plugins made: on a device they made (ptp's /32
+    to each pod of the node, on the pod's veth; a bridge's), as status takes them (LabMap.plugins_live: a veth no
+    result names but whose peer is in a pod is theirs; one added by hand is not): status does not call it extra,
+    nor trace."""
+    devs = getattr(lab, "plugin_devs", {}).get(ns, frozenset())
+    return devs is None or (dev is not None and dev in devs)
 
 
 def wrong_next_hop(lab: Any, ns: str, gateway: str | None, oif: str | None, matched: str | None) -> Reason | None:

@@ -27,7 +27,7 @@ import json, os, subprocess, sys
 conf = sys.stdin.buffer.read()
 proc = subprocess.run([{bin!r} + "/bridge"], input=conf, capture_output=True)
 out = proc.stdout
-if os.environ["CNI_COMMAND"] == "ADD" and proc.returncode == 0:
+if os.environ["CNI_COMMAND"] == "ADD" and proc.returncode == 0 and {mode!r} != "asis":
     res = json.loads(out)
     if {mode!r} == "v020":
         ip4 = next(i for i in res["ips"] if ":" not in i["address"])
@@ -87,4 +87,43 @@ def test_the_plugins_veths_stay_when_their_result_names_none(labs, tmp_path: Pat
     assert [ln["ifname"] for ln in ip_json("link", netns=b)] == ["lo", "eth0"]
     # from b, new: a's neighbour entry for b's address still holds b's old MAC (REACHABLE) until b's ARP renews it
     assert in_netns(b, "ping", "-c1", "-W2", ipv4_of(a, "eth0")).returncode == 0
+    assert netlab("status", "--lab", lab).returncode == 0
+
+
+@pytest.mark.parametrize("mode", ["v020", "asis"])
+def test_a_veth_added_by_hand_on_the_node_and_its_route_are_extra_and_up_takes_them(labs, tmp_path: Path,
+                                                                                    mode: str):
+    """QA q29 #1: the rule above made every device netlab does not make on a node the plugins': a veth added by
+    hand there (its peer in the node too), with a route hijacking a pod's address, was "all as planned", `up` had
+    nothing to change and the pods could not reach that pod. Now only the plugins' veths are theirs: those whose
+    peer is in a pod's namespace (their result, 0.2.0 here, names none), and the ports of their bridge."""
+    lab = labs.name("ns2")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "riw").write_text(RIW.format(bin=CNI_BIN, mode=mode))
+    (tmp_path / "bin" / "riw").chmod(0o755)
+    (tmp_path / "net.conflist").write_text(json.dumps(CONFLIST))
+    path, _ = labs.up(f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n"
+                      "nodes: [{name: n1}, {name: n2}]\npods:\n  - {name: a, node: n1}\n  - {name: b, node: n2}\n")
+    n1, a, b = f"{lab}-n1", f"{lab}-a", f"{lab}-b"
+    veths, b_ip = _veths(n1), ipv4_of(b, "eth0")
+    assert len(veths) == 1 and in_netns(a, "ping", "-c1", "-W2", b_ip).returncode == 0, veths
+    ip("link", "add", "q29hand", "type", "veth", "peer", "name", "q29peer", netns=n1)
+    ip("link", "set", "q29hand", "up", netns=n1)
+    ip("link", "set", "q29peer", "up", netns=n1)
+    ip("route", "add", f"{b_ip}/32", "dev", "q29hand", netns=n1)  # hijacks b's address
+    assert in_netns(a, "ping", "-c1", "-W1", b_ip).returncode == 1
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1, status.stdout  # "all as planned", exit 0
+    for extra in ("extra: link q29hand", "extra: link q29peer", f"extra: route {b_ip}/32 dev q29hand"):
+        assert extra in status.stdout, status.stdout
+    assert veths[0] not in status.stdout, status.stdout  # the plugin's own veth (its peer is a's eth0) is not
+    if mode == "asis":  # trace said "matched: ... dev q29hand", then "LOST: no ARP answer", never why
+        trace = netlab("trace", "--lab", lab, "a", "b", check=False)
+        assert "a route the plan does not have (status calls it extra)" in trace.stdout, trace.stdout
+        assert f"ip -n {n1} route del {b_ip}/32 dev q29hand" in trace.stdout, trace.stdout
+    again = netlab("up", "-t", path)
+    assert "del link q29hand" in again.stdout and f"del link {veths[0]}" not in again.stdout, again.stdout
+    assert _veths(n1) == veths  # q29hand and q29peer gone, the plugin's veth kept
+    assert not [r for r in ip_json("route", netns=n1) if r.get("dev") == "q29hand"]
+    assert in_netns(a, "ping", "-c1", "-W2", b_ip).returncode == 0
     assert netlab("status", "--lab", lab).returncode == 0

@@ -273,7 +273,7 @@ def test_with_a_users_conflist_the_plugins_objects_are_not_extra(tmp_path):
     st = _state(lab, {"fedora-1": {"phase": "added", "netns": pod.netns, "node_netns": node.netns, "attachment": {
         "ip": "10.244.0.2", "host_ifaces": ["veth1"]}}})
     made = plugin_made(lab, st)
-    # every node is there (QA q24 #1): a device netlab does not make on it is its plugins' (node_side)
+    # every node is there (QA q24 #1): its veths to the pods are its plugins' too (live_made)
     assert made == {pod.netns: None, node.netns: {"veth1"}, lab.node("minikube-m02").netns: set()}
 
     def route(ns, dev, state="extra"):

@@ -4,7 +4,8 @@ plugins and the fake kernel.
 A 0.1.0/0.2.0 result has no ``interfaces`` (netlab reads it as libcni does: ip4, ip6, dns), and a 1.0.0 one may
 list none: the host end of the pod's veth, and the route the plugin put on it, were "extra" to status, `up` (and
 `up --watch`) deleted them, and the pod was cut off. On a real node nothing but the plugin's DEL takes them. What
-netlab itself makes on the node (its eth0 to the underlay) stays its drift. The real plugins in real namespaces are
+netlab itself makes on the node (its eth0 to the underlay) stays its drift, and so does a veth added by hand there
+(its peer in no pod), with its routes (QA q29 #1). The real plugins in real namespaces are
 tests/integration/test_cni_unnamed_veth.py's.
 """
 
@@ -20,6 +21,7 @@ from netlab.cni import lifecycle, runtime
 from netlab.feature import ModuleFeature
 from netlab.kernel.base import Op
 from netlab.kernel.fake import FakeKernel
+from netlab.kernel.rtnl_parse import LinkMsg
 from netlab.lab import status as lab_status
 from netlab.lab import teardown, up as lab_up
 from netlab.lab.journal import Journal
@@ -27,7 +29,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.resources import Address, Link, Route, Veth
 from netlab.realize import state as state_mod, state_dir
-from netlab.realize.attachments import node_side
+from netlab.realize.attachments import plugin_node_devices
 
 TOPO = """name: fkun
 network:
@@ -102,15 +104,50 @@ def test_a_veth_no_result_names_is_never_extra_nor_deleted(world):
     teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
 
 
-def test_only_devices_netlab_does_not_make_on_a_node_are_the_plugins():
-    planned = [Link(netns="n", name="eth0", mtu=1500, mac="")]
-    route = lambda dev: Route(netns="n", dst=IPv4Network("10.9.0.0/24"), gateway=None, dev=dev)  # noqa: E731
-    assert node_side(Link(netns="n", name="veth1c8310a0", mtu=1500, mac=""), planned)
-    assert node_side(route("veth1c8310a0"), planned)
-    assert not node_side(Link(netns="n", name="eth0", mtu=1500, mac=""), ())  # netlab's, even when unplanned
-    assert not node_side(Link(netns="n", name="flannel.1", mtu=1450, mac=""), planned)
-    assert not node_side(route("eth0"), planned)
-    assert not node_side(route(None), planned)  # a blackhole route: no device
+def test_a_veth_added_by_hand_on_the_node_and_its_route_are_extra_and_up_takes_them(world):
+    """QA q29 #1: a veth added by hand on a conflist node (its peer in the node too) with a route on it (there a
+    /32 hijacking a pod's address; here the /31 the fake's ptp routes leave free) was the plugins' (every device
+    netlab does not make there): status said "all as planned" and up had nothing to repair while a could not reach
+    b. The real plugins' veths and the hijack are tests/integration/test_cni_unnamed_veth.py's."""
+    lab, k = world
+    up(lab, k)
+    node, b_ip = lab.node("n1").netns, IPv4Network("10.244.0.8/31")
+    k.apply([Op("add", Veth(netns=node, name="q29hand", mtu=1500, mac="02:00:00:00:09:01", peer_netns=node,
+                            peer_name="q29peer", peer_mac="02:00:00:00:09:02")),
+             Op("add", Route(netns=node, dst=b_ip, gateway=None, dev="q29hand", scope="link"))])
+    st = state_mod.load_state(lab.name)
+    drift = lab_status.status(st, k, [ModuleFeature(lifecycle)]).drift
+    assert {d.split(" in ")[0] for d in drift} == {
+        "extra: link q29hand", "extra: link q29peer", f"extra: route {b_ip} dev q29hand"}, drift
+    assert not [f for f in up(lab, k).fixed if "veth" in f]  # up deleted the pods' veths with the hand's
+    links = k.snapshot(node).links
+    assert "q29hand" not in links and "q29peer" not in links and {"vetha", "vethb"} <= set(links)
+    pods = {str(lab.pod(p).ip) for p in "ab"}
+    assert {(r.dst, r.oif) for r in k.snapshot(node).routes if r.dst in pods and r.table == 254} == {
+        (str(lab.pod(p).ip), links["veth" + p].index) for p in "ab"}  # the plugins' routes to the pods stay
+    assert lab_status.status(st, k, [ModuleFeature(lifecycle)]).drift == []
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+
+
+def _link(index, name, kind="veth", peer=None, nsid=None, master=None):
+    return LinkMsg(index=index, name=name, kind=kind, up=True, mtu=1500, mac="", master=master, peer=peer,
+                   peer_netnsid=nsid, alias=None, group=0, txqlen=1000)
+
+
+def test_a_nodes_devices_are_the_plugins_when_named_paired_with_a_pod_or_a_port_of_theirs():
+    """plugin_node_devices, the one rule (status, up, trace): the bridge the conflist names (cni0); bridge's host
+    veth under it; ptp's host veth, unenslaved, its peer a pod's eth0; not netlab's eth0 (its peer is the
+    underlay's), nor a veth added by hand (its peer in the node, or in a namespace that is no pod's)."""
+    node = [_link(1, "lo", None), _link(2, "eth0", peer=7, nsid=0), _link(3, "cni0", "bridge"),
+            _link(4, "veth1c8310a0", peer=2, nsid=1, master=3), _link(5, "vethptp", peer=2, nsid=2),
+            _link(6, "q29hand", peer=8), _link(8, "q29peer", peer=6), _link(9, "q29far", peer=2, nsid=3)]
+    pods = [_link(1, "lo", None), _link(2, "eth0", peer=4, nsid=0), _link(1, "lo", None), _link(2, "eth0", peer=5,
+                                                                                                   nsid=0)]
+    assert plugin_node_devices(node, pods, {"cni0"}) == {"cni0", "veth1c8310a0", "vethptp"}
+    # a hand's veth enslaved to the plugins' bridge is its port: the bridge plugin's (its DEL, its CHECK)
+    node.append(_link(10, "q29port", peer=11, master=3))
+    assert "q29port" in plugin_node_devices(node, pods, {"cni0"})
+    assert plugin_node_devices(node, [], set()) == set()  # no pod: no veth of theirs (all as a hand's)
 
 
 def test_a_lab_that_was_builtin_loses_netlabs_own_pod_side_when_a_conflist_takes_over(world, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from netlab.kernel.rtnl_parse import LinkMsg
 from netlab.plan.build import build_plan
 from netlab.trace import strayroutes
 from netlab.trace.labmap import LabMap
@@ -71,10 +72,24 @@ def test_a_ptp_conflist_names_no_bridge_to_keep(tmp_path):
     assert m.plugin_devs[lab.node("n2").netns] == frozenset()
 
 
-def test_a_route_on_a_veth_no_result_names_is_the_plugins(tmp_path):
-    """QA q24 #1: a 0.2.0 result names no interface; the route ptp puts on the pod's veth is still the plugins'
-    (status does not call it extra), while one on netlab's own eth0 stays extra."""
+def _link(index, name, kind=None, peer=None, nsid=None, master=None):
+    return LinkMsg(index=index, name=name, kind=kind, up=True, mtu=1500, mac="", master=master, peer=peer,
+                   peer_netnsid=nsid, alias=None, group=0, txqlen=1000)
+
+
+def test_a_route_on_a_veth_no_result_names_is_the_plugins_and_one_on_a_hand_added_veth_is_not(tmp_path):
+    """QA q24 #1: a 0.2.0 result names no interface; the route ptp puts on the pod's veth (its peer is the pod's
+    eth0) is still the plugins' (status does not call it extra), while one on netlab's own eth0 stays extra. QA q29
+    #1: a veth added by hand on the node (its peer there too) with a route hijacking a pod's address is extra, as
+    status says, not the plugins'."""
     lab, m = _map(tmp_path, PTP, running=False)
-    n2 = lab.node("n2").netns
+    n2, pod = lab.node("n2").netns, lab.pods[-1].netns
+    links = {n2: [_link(1, "lo"), _link(2, "eth0", "veth", 9, 0), _link(5, "veth0badc0de", "veth", 2, 3),
+                  _link(6, "q29hand", "veth", 7), _link(7, "q29peer", "veth", 6)],
+             pod: [_link(1, "lo"), _link(2, "eth0", "veth", 5, 0)]}
+    m.plugins_live(lambda ns: links.get(ns, []))
+    assert m.plugin_devs[n2] == {"veth0badc0de"}
     assert strayroutes.extra_route(m, n2, "10.244.1.9", None, "veth0badc0de", "10.244.1.9 dev veth0badc0de") is None
     assert strayroutes.extra_route(m, n2, "10.244.1.9", None, "eth0", "10.244.1.0/25 dev eth0") is not None
+    why, fix = strayroutes.extra_route(m, n2, "10.244.1.9", None, "q29hand", "10.244.1.9 dev q29hand") or ("", "")
+    assert "status calls it extra" in why and fix == f"ip -n {n2} route del 10.244.1.9/32 dev q29hand", (why, fix)
