@@ -21,7 +21,8 @@ when this module is imported, never inside a loop; all are off unless set.
     command containers started, their pids not yet recorded; ``cni-detached``:
     a CNI re-attach's DEL done, its ADD not begun; ``down-deleted``: a
     ``down``'s namespaces deleted, its state (phase deleting) not yet
-    forgotten, the lab's lock held) fails or kills the process there, or
+    forgotten, the lab's lock held; ``netns-checked``: an ``up`` found the
+    names of the namespaces it makes free, none made yet) fails or kills the process there, or
     (``NETLAB_FAULT_MODE=pause``) says ``netlab: paused at NAME`` on stderr
     and waits for a line on stdin: a root test runs another command then;
 ``NETLAB_TEST_FALLBACK_LINKS=1``

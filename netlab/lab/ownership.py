@@ -9,7 +9,7 @@ edited to list someone else's namespace, is left alone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from netlab.errors import OwnershipConflict
 from netlab.kernel.base import Kernel
@@ -64,3 +64,13 @@ def namespaces_to_create(kernel: Kernel, plan: Plan, state: LabState, tag: str) 
     for name in placeholders:  # every name checked first: a refused run removes nothing
         kernel.remove_placeholder(name)
     return out
+
+
+def create_netns(kernel: Kernel, name: str, tag: str, sysctls: Sequence[tuple[str, str]], lab: str) -> list[str]:
+    """``kernel.create_netns``; a name another process took since :func:`namespaces_to_create` found it free (its
+    pin exists: EEXIST, two labs whose namespace names collide up at the same moment) is refused as that check
+    refuses one (OwnershipConflict, exit 3), not said as an OS error. Nothing of the other's is touched."""
+    try:
+        return kernel.create_netns(name, tag, sysctls)
+    except FileExistsError:  # the pin's O_EXCL create: the only file create_netns makes
+        raise OwnershipConflict(ownership.taken_meanwhile(name, lab)) from None

@@ -23,14 +23,15 @@ from netlab import signals
 from netlab.realize.attachments import (attached_lab, check_cni_change, is_plugin_made, live_made, plugin_made,
                                        remade_line, remade_pods)
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, from_file_way, open_files
-from netlab.kernel import iptables
+from netlab.kernel import iptables, testhooks
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of
 from netlab.lab import carrier
 from netlab.lab.announce import announce
 from netlab.lab.journal import Journal
-from netlab.lab.ownership import KERNEL_LINKS, kernel_links, namespaces_to_create, owned, tag_for
+from netlab.lab.ownership import KERNEL_LINKS, kernel_links, create_netns, namespaces_to_create, owned, \
+    tag_for
 from netlab.lab.reading import drift_of, netns_sysctls, snapshots
 from netlab.lab.rollback import Interrupted, Rollback, raise_interrupted
 from netlab.lab.teardown import delete_namespaces, stop_features
@@ -158,6 +159,7 @@ class _Up(Rollback):
             if fresh:
                 forget(self.lab.name)  # nothing was made: leave no trace either
             raise
+        testhooks.fault_point("netns-checked")  # a root test makes a name taken here, before the write-ahead
         self.leaving_veths = _leaving_veths(state, self.plan) if not fresh else set()
         netns_of = {p.name: p.netns for p in self.lab.pods}
         self.moved = [(netns_of[pod], why) for pod, why in moved if netns_of[pod] not in to_create]
@@ -203,6 +205,8 @@ class _Up(Rollback):
                     raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back"
                                       f"{self._not_back()}", signum) from None
                 raise stop from None
+            if isinstance(exc, OwnershipConflict):  # a name taken meanwhile (lab/ownership.create_netns): exit 3
+                raise OwnershipConflict(f"{exc}; rolled back{self._not_back()}") from exc
             if isinstance(exc, NetlabError):
                 # what the feature itself says no rollback brings back (a CNI pod whose re-ADD failed)
                 # and what goes with a new lab's folder that the feature names (its CNI calls' log)
@@ -263,8 +267,8 @@ class _Up(Rollback):
 
     # --- the work ---------------------------------------------------------------------
 
-    def _create_namespaces(self, names: list[str], tag: str, sysctls: dict[str, list[tuple[str, str]]],
-                           links: dict[str, Any]) -> None:
+    def _create_namespaces(self, state: LabState, names: list[str], tag: str,
+                           sysctls: dict[str, list[tuple[str, str]]], links: dict[str, Any]) -> None:
         """Each namespace: a journal step, then the kernel makes it, tagged, with its sysctls.
 
         The live kernel makes them on two threads (``create_workers``; much of a namespace's
@@ -278,7 +282,13 @@ class _Up(Rollback):
             with lock:
                 self.journal.step(f"create namespace {name}")
             try:
-                extra = self.kernel.create_netns(name, tag, sysctls.get(name, ()))
+                extra = create_netns(self.kernel, name, tag, sysctls.get(name, ()), self.lab.name)
+            except OwnershipConflict:
+                # Another process's, made since the check (its pin perhaps not mounted yet): the state names it
+                # no more, so the rollback leaves it alone (it removes the placeholders the state names)
+                with lock:
+                    state.netns.pop(name, None)
+                raise
             except BaseException:
                 # Made, then interrupted before it returned (a signal's exception lands in the main
                 # thread wherever it is): its tag proves it is this run's, so the rollback takes it too.
@@ -314,7 +324,7 @@ class _Up(Rollback):
         if self.moved:
             again = {name for name, _ in self.moved}
             to_create = [ns for ns in self.plan.netns if ns in again or ns in set(to_create)]
-        self._create_namespaces(to_create, tag, sysctls, links)
+        self._create_namespaces(state, to_create, tag, sysctls, links)
         for name in self.created:
             state.netns[name] = "created"
         state.extra[KERNEL_LINKS] = {ns: v for ns, v in links.items() if ns in state.netns}

@@ -198,6 +198,28 @@ def collision_message(name: str, lab: str) -> str:
             return (f"namespace {name} already exists as an empty placeholder (left by a crashed "
                     f"`ip netns add` or netlab run); it is stale: remove it (ip netns del {name}) and run up again")
     owner = owner_of(name)
+    said = owned_message(name, lab, owner)
+    if said is not None or owner is None:
+        return said or ""
+    return _stale_message(name, lab, owner)
+
+
+def taken_meanwhile(name: str, lab: str) -> str:
+    """Why namespace ``name`` is not lab ``lab``'s when making it found its name taken (EEXIST): another process
+    made it after the lab's check found it free (two labs whose namespace names collide, up at the same moment).
+    Whose it is when its tag says so (as :func:`collision_message` says it); else only that another process made
+    it: an empty placeholder then is another run's namespace being made, never proven stale."""
+    if nsmod.is_netns_mount(name):
+        said = owned_message(name, lab, owner_of(name))
+        if said is not None:
+            return said
+    return (f"namespace {name} already exists: another process made it meanwhile (the name was free when this up "
+            f"checked it); rename lab {lab}, or run up again once that process is done (it then says whose it is)")
+
+
+def owned_message(name: str, lab: str, owner: tuple[str, str] | None) -> str | None:
+    """Whose namespace ``name`` is when it is not stale: someone else's (no netlab tag), or a lab's that is up
+    (here or with another state folder); None otherwise."""
     if owner is None:
         return (f"namespace {name} already exists and was not made by netlab (it has no netlab tag); "
                 f"it belongs to someone else: rename lab {lab}, or have its owner remove it")
@@ -217,6 +239,13 @@ def collision_message(name: str, lab: str) -> str:
     if other is not None and other != lab:
         return (f"namespace {name} already exists and belongs to lab {other}, which is up "
                 f"(see `netlab list`); rename lab {lab}, or take {other} down first (netlab down --lab {other})")
+    return None
+
+
+def _stale_message(name: str, lab: str, owner: tuple[str, str]) -> str:
+    """Namespace ``name``, tagged by netlab for ``owner``, is a leftover: of lab ``lab``, or of a lab without
+    state here; how to remove it."""
+    other = lab_of(owner[0])
     if other == lab:
         why = f"it is a leftover of an earlier run of lab {lab}, not listed by its state"
         force = lab
