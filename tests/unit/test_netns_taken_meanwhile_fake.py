@@ -82,3 +82,19 @@ def test_a_pin_not_yet_mounted_is_another_process_not_stale(lab, monkeypatch):
     assert said.endswith("; rolled back") and "ip netns del" not in said and "stale" not in said
     assert err.value.exit_code == 3
     assert not k.ns and k.placeholders == {"fk-a-p"} and state_mod.load_state("fk") is None
+
+
+def test_a_running_lab_adding_the_pod_keeps_what_it_had(lab, tmp_path, monkeypatch):
+    """Lab fk is up without pod a-p; the up that adds it meets fk-a-p made meanwhile: refused, exit 3, the lab as
+    its last run left it, and its state does not name the other's namespace."""
+    k = Raced()
+    machine(monkeypatch, k, ["fk", "fk-a"])
+    path = tmp_path / "before.yaml"
+    path.write_text(TOPO.replace("  - {name: a-p, node: n1, ip: 10.244.0.2}\n", ""))
+    up(resolve(load_topology(str(path))), k)
+    before = sorted(k.ns)
+    with pytest.raises(OwnershipConflict, match="belongs to lab fk-a, which is up") as err:
+        up(lab, k)
+    assert err.value.exit_code == 3 and str(err.value).endswith("; rolled back")
+    assert sorted(k.ns) == sorted([*before, "fk-a-p"]) and k.read_tag("fk-a-p") == OTHER
+    assert "fk-a-p" not in state_mod.load_state("fk").netns
