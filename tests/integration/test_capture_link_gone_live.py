@@ -25,16 +25,16 @@ def _host_veth(lab: str) -> str:
     return next(link["ifname"] for link in ip_json("link", netns=f"{lab}-n1") if link["ifindex"] == peer)
 
 
-def _read_past(stream, t: float, seen: list[str]) -> None:
+def _read_past(stream, t: float, seen: list[str], err) -> None:
     """Read the capture's lines into ``seen`` up to the first frame the kernel stamped after ``t`` (a frame read
-    now may have come before: queued on the socket)."""
+    now may have come before: queued on the socket). The capture ended before: its stderr (``err``) says why."""
     def of_day(moment: datetime.time) -> float:
         return moment.hour * 3600 + moment.minute * 60 + moment.second + moment.microsecond / 1e6
 
     after = of_day(datetime.datetime.fromtimestamp(t).time())
     while True:
         line = stream.readline()
-        assert line, f"the capture ended before a frame crossed the port after {t}: {seen}"
+        assert line, f"the capture ended before a frame crossed the port after {t}: {seen}; stderr: {err.read()!r}"
         seen.append(line)
         # the line says the time of day only: a frame is later when it is less than half a day ahead (midnight)
         if 0 < (of_day(datetime.datetime.strptime(line[:15], "%H:%M:%S.%f").time()) - after) % 86400 < 43200:
@@ -60,7 +60,8 @@ def test_capture_goes_on_across_a_port_down_and_ends_in_one_line_when_the_port_i
         assert written.stderr is not None
         assert written.stderr.readline().startswith(f"netlab: capturing on {lab}-n1 {port} ")
         seen: list[str] = []
-        _read_past(shown.stdout, time.time(), seen)  # a frame both captures caught
+        _read_past(shown.stdout, time.time(), seen, shown.stderr)  # a frame both captures caught
+        index = ip_json("link", "show", port, netns=f"{lab}-n1")[0]["ifindex"]
         down_at = time.time()
         netlab("break", "--lab", lab, "bridge-port-down", "--target", "a")
         assert ip_json("link", "show", port, netns=f"{lab}-n1")[0]["operstate"] == "DOWN"
@@ -68,7 +69,9 @@ def test_capture_goes_on_across_a_port_down_and_ends_in_one_line_when_the_port_i
         assert note == f"netlab: {lab}-n1 {port} went down; still capturing (frames again once it is up)\n", note
         netlab("up", "-t", path)  # repairs the break: the port up again
         up_at = time.time()
-        _read_past(shown.stdout, up_at, seen)
+        # up sets the port up, it does not make it again: a port made again under its name is rightly a deletion
+        assert ip_json("link", "show", port, netns=f"{lab}-n1")[0]["ifindex"] == index, "up made the port again"
+        _read_past(shown.stdout, up_at, seen, shown.stderr)
         pinger.terminate()
         pinger.wait(timeout=30)
         with open(path, "w", encoding="utf-8") as fh:  # the file edited: pod a removed, its veth pair deleted
