@@ -30,7 +30,8 @@ container restart is. The first apply is plain ``up``'s, in the main thread: a
 signal then rolls it back as it does plain ``up``'s. Once it watches, SIGINT and SIGTERM wait for the repair
 in progress to finish (it runs in a thread of its own, which signals do not interrupt), then the loop ends,
 its exited children reaped, and the lab stays up as the last repair left it (exit 0, as a daemon asked to
-stop); the loop also ends when the lab is taken down.
+stop); an edit of the file that no apply took (saved while a repair ran) is said by the last line, not applied;
+the loop also ends when the lab is taken down.
 One watcher per lab (realize/lab_lock.WatcherLock): a second is refused before it applies anything.
 Another command holding the lab's lock (``up`` in another terminal, ``break``) is waited for: what the kernel
 says meanwhile is its work half done, not drift, and so is what it woke the watcher with once it let the lab go
@@ -68,7 +69,7 @@ from netlab.lab import carrier
 from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
-from netlab.realize.state import LabState, load_state
+from netlab.realize.state import LabState, load_state, up_command
 from netlab.realize.lab_lock import WatcherLock, lab_lock_stamp
 from netlab.services import stale
 from netlab.workload import crashloop
@@ -307,6 +308,13 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
         self.kids.track(lab, state)
         self._listen(lab, lab.netns_names())
 
+    def unapplied(self) -> str:
+        """The last line's words for an edit of the watched file that no apply took (its save came while a repair
+        ran, or as the signal came: the loop ends once a signal came, it starts no apply): '' when none."""
+        if self.path is None or self.saved or self._file_id() == self.file_id:
+            return ""
+        return f"; {self.path} changed since its last apply, not applied (`{up_command(self.path)}` applies it)"
+
     def _say_taken_down(self) -> None:
         self.taken_down = True
         self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
@@ -355,4 +363,5 @@ def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0,
         log(w.replaced)
     else:
         by = f" ({signal.Signals(w.stopped_by).name})" if w.stopped_by else ""
-        log(f"stopped watching lab {lab_name}{by}; it stays up (`sudo netlab down --lab {lab_name}` takes it down)")
+        log(f"stopped watching lab {lab_name}{by}{w.unapplied()}; it stays up (`sudo netlab down --lab {lab_name}` "
+            "takes it down)")

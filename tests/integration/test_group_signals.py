@@ -143,14 +143,69 @@ def test_ctrl_c_to_the_group_lets_a_watchers_iptables_restore_finish_its_repair(
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # every iptables-legacy-restore of the watcher waits here now
             Path(path).write_text(base + service)
-            assert wait_for(lambda: restores_of(proc.pid), timeout=30, step=0.01), "no iptables-restore began"
+            # The edited file's apply, not any restore: a repair's restore waits here too, and Ctrl-C then lets
+            # that repair finish and ends the loop before it looks at the file (the next test). The Service brings
+            # the cluster DNS pod, whose namespace only the edited file's apply makes; the watcher runs one apply
+            # at a time, and this one is not done before its restores, which wait for this lock
+            assert wait_for(lambda: restores_of(proc.pid) and os.path.exists(f"/run/netns/{lab}-kube-dns"),
+                            timeout=30, step=0.01), "the edited file's apply began no iptables-restore"
             os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the watcher's whole group
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, "".join(lines) + out + err
+        assert "changed; did: " in out and "not applied" not in out, "".join(lines) + out + err
         for node in ("node-1", "node-2"):
             saved = subprocess.run(["ip", "netns", "exec", f"{lab}-{node}", "iptables-legacy-save", "-t", "nat"],
                                    capture_output=True, text=True, check=True).stdout
             assert "10.96.0.77/32" in saved, (node, "".join(lines) + out + err)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        lab_down(lab)
+
+
+def test_ctrl_c_while_a_repair_waits_says_the_edit_it_did_not_apply(tmp_path):
+    """A restore of the watcher's that waits for the xtables lock is not always the edited file's apply: a repair
+    (node-1's nat drift, found by the resync) waits, the file is edited meanwhile, then Ctrl-C. The repair finishes
+    and the loop ends before it looks at the file (it starts no apply once a signal came): the edit is not
+    applied, and the last line says so, naming the `up` that applies it; it said nothing, and the lab looked
+    converged to the edited file."""
+    lab = unique_lab("sgx")
+    lock_path = tmp_path / "xtables.lock"
+    env = {"NETLAB_IPTABLES": "legacy", "XTABLES_LOCKFILE": str(lock_path)}
+    service = "services:\n  - name: sgx\n    selector: {app: sgx}\n    ports: [{port: 80}]\n"
+    base = watched_topology(lab).replace("  - name: a\n", "  - name: a\n    labels: {app: sgx}\n", 1)
+    path = write_topology(tmp_path, base)
+    netlab("up", "-t", path, env=env)
+    mark = ["-t", "nat", "-A", "KUBE-MARK-MASQ", "-j", "MARK", "--set-xmark", "0x4000/0x4000"]
+    proc = None
+    try:
+        proc = job(NETLAB + ["up", "-t", path, "--watch", "--resync", "0.2"], env=env)
+        lines: list[str] = []
+        assert proc.stdout is not None
+        while not any("saw: lab " in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "the watcher ended:\n" + "".join(lines) + proc.stderr.read()
+            lines.append(line)
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # every iptables-legacy-restore of the watcher waits here now
+            # drift by hand (the machine's own xtables lock, not the test's): the resync's repair puts it back
+            subprocess.run(["ip", "netns", "exec", f"{lab}-node-1", "iptables-legacy", "-w", *mark[:2], "-D",
+                            *mark[3:]], check=True)
+            assert wait_for(lambda: restores_of(proc.pid), timeout=30, step=0.01), "no repair began"
+            assert not os.path.exists(f"/run/netns/{lab}-kube-dns")  # the repair's restore: the file is as it was
+            Path(path).write_text(base + service)
+            os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the watcher's whole group
+        out, err = proc.communicate(timeout=60)
+        said = "".join(lines) + out + err
+        assert proc.returncode == 0, said
+        assert "did: restore iptables nat in " in out and "changed; did: " not in out, said  # the repair, alone
+        last = out.splitlines()[-1]
+        assert f"stopped watching lab {lab} (SIGINT); {path} changed since its last apply, not applied " \
+               f"(`sudo netlab up -t {path}` applies it); it stays up" in last, said
+        saved = subprocess.run(["ip", "netns", "exec", f"{lab}-node-1", "iptables-legacy-save", "-t", "nat"],
+                               capture_output=True, text=True, check=True).stdout
+        assert "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000" in saved and "KUBE-SVC-" not in saved, said
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

@@ -121,6 +121,9 @@ def test_a_watch_stopped_by_a_signal_takes_one_kept_before_it(monkeypatch):
         def close(self):
             pass
 
+        def unapplied(self):
+            return ""
+
     lines: list[str] = []
     monkeypatch.setattr(signals, "_raised", [signal.SIGINT])  # the one a finalizer swallowed
     monkeypatch.setattr(watch_mod, "Watcher", Watcher)

@@ -455,3 +455,19 @@ def test_a_never_pods_container_the_watcher_stopped_is_not_said_again_as_its_exi
     run.update(pid=11, start=2)  # another run (a plain `up` after the pod went out of the file and back), exited
     assert w._held(lab, None)[1] == [  # type: ignore[arg-type]
         "saw: container nev/c exited (exit 0); did: nothing (restartPolicy Never)"]
+
+
+def test_the_last_line_names_an_edit_of_the_file_that_no_apply_took(tmp_path):
+    """The loop starts no apply once a signal came: an edit saved while a repair ran (or as Ctrl-C came) is said
+    not applied, with the `up` that applies it; one applied (or said not valid: its id is the one read) is not."""
+    path = tmp_path / "topo.yaml"
+    path.write_text("name: w\n")
+    w = Watcher(str(path), "w", lambda line: None)
+    w.file_id = w._file_id()  # as the last apply read it
+    assert w.unapplied() == ""
+    path.write_text("name: w\nnodes: []\n")
+    assert w.unapplied() == (f"; {path} changed since its last apply, not applied "
+                             f"(`sudo netlab up -t {path}` applies it)")
+    assert Watcher(None, "w", lambda line: None).unapplied() == ""  # the built-in default: no file
+    saved = Watcher(str(path), "w", lambda line: None, saved=True)
+    assert saved.unapplied() == ""  # `up --watch --lab L`: no file followed
