@@ -146,4 +146,4 @@ def test_up_without_root_says_so_and_the_errors_are_exported():
         pytest.skip(f"this checkout's virtualenv cannot be run by uid 65534: {proc.stderr.strip()[-200:]}")
     assert proc.stdout.startswith("3 netlab needs root: a lab is made of network namespaces, and its state in "), \
         proc.stdout + proc.stderr
-    assert "fxenobody is root's (cannot write " in proc.stdout and proc.stdout.endswith("; run it with sudo\n")
+    assert proc.stdout.endswith(" is root's; run it with sudo\n"), proc.stdout  # the cause, then the fix

@@ -180,7 +180,9 @@ def test_up_checks_what_its_topology_needs(labs, tmp_path):
 
 
 def test_symlinked_state_directory_stops_up_with_the_doctors_line(labs, tmp_path):
-    """For real, no hook: the state directory netlab would write to is a symlink."""
+    """For real, no hook: the state directory netlab would write to is a symlink. The doctor says it in its line;
+    `up`, as every command, refuses that folder up front in the state folder's own line (realize/state_dir, before
+    any lab is judged: QA q28 3), exit 3, nothing made."""
     lab = labs.name("dr")
     target = tmp_path / "elsewhere"
     target.mkdir(mode=0o700)
@@ -195,7 +197,9 @@ def test_symlinked_state_directory_stops_up_with_the_doctors_line(labs, tmp_path
     assert line == (f"FAIL  host state directory: {link} is a symlink; netlab refuses to use it; fix: point "
                     "NETLAB_STATE_DIR at a directory of root's own (netlab makes it, mode 0700, if it is not there)")
     assert doctor_proc.returncode == 3
-    assert (proc.returncode, proc.stderr) == (3, f"netlab: {line}\n"), proc.stdout + proc.stderr
+    assert (proc.returncode, proc.stderr) == (3, f"netlab: {link} is a symlink; refusing to use it (point "
+                                              "NETLAB_STATE_DIR at a directory of root's own (netlab makes it, mode "
+                                              "0700, if it is not there) and retry)\n"), proc.stdout + proc.stderr
     assert lab_namespaces(lab) == [] and list(target.iterdir()) == []
 
 
