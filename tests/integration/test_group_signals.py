@@ -117,6 +117,17 @@ def test_the_preflights_programs_do_not_hear_the_groups_ctrl_c():
     assert status == 0 and int(text) != os.getpgrp(), (status, text)
 
 
+def _until_seen(proc: subprocess.Popen) -> list[str]:
+    """The watcher's lines up to the one that says it watches the lab ("saw: lab ..."); it ending first fails."""
+    lines: list[str] = []
+    assert proc.stdout is not None
+    while not any("saw: lab " in line for line in lines):
+        line = proc.stdout.readline()
+        assert line, "the watcher ended:\n" + "".join(lines) + proc.stderr.read()
+        lines.append(line)
+    return lines
+
+
 def test_ctrl_c_to_the_group_lets_a_watchers_iptables_restore_finish_its_repair(tmp_path):
     """`up --watch` applies an edited topology (a new Service: an ``iptables-restore`` in each node) in a thread
     of its own, and Ctrl-C waits for that apply. The legacy backend's ``iptables-restore -w`` waits for the
@@ -134,12 +145,7 @@ def test_ctrl_c_to_the_group_lets_a_watchers_iptables_restore_finish_its_repair(
     proc = None
     try:
         proc = job(NETLAB + ["up", "-t", path, "--watch", "--resync", "60"], env=env)
-        lines: list[str] = []
-        assert proc.stdout is not None
-        while not any("saw: lab " in line for line in lines):
-            line = proc.stdout.readline()
-            assert line, "the watcher ended:\n" + "".join(lines) + proc.stderr.read()
-            lines.append(line)
+        lines = _until_seen(proc)
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # every iptables-legacy-restore of the watcher waits here now
             Path(path).write_text(base + service)
@@ -181,12 +187,7 @@ def test_ctrl_c_while_a_repair_waits_says_the_edit_it_did_not_apply(tmp_path):
     proc = None
     try:
         proc = job(NETLAB + ["up", "-t", path, "--watch", "--resync", "0.2"], env=env)
-        lines: list[str] = []
-        assert proc.stdout is not None
-        while not any("saw: lab " in line for line in lines):
-            line = proc.stdout.readline()
-            assert line, "the watcher ended:\n" + "".join(lines) + proc.stderr.read()
-            lines.append(line)
+        lines = _until_seen(proc)
         with open(lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # every iptables-legacy-restore of the watcher waits here now
             # drift by hand (the machine's own xtables lock, not the test's): the resync's repair puts it back
