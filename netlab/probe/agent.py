@@ -71,6 +71,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel.child import Child, ChildError, readable, start_child
 from netlab.probe import icmp
 from netlab.probe import neighbours as nb
+from netlab.probe.held import HeldEntries
 from netlab.probe.sockets import NsSockets
 from netlab.probe.tasks import Job, Observation, Output, Unit
 from netlab.probe.worker import Worker, WorkerResult, work
@@ -134,7 +135,9 @@ class Agent:
         for i, unit in enumerate(job.units):
             shares[i % workers].append(unit)
         budget = max(8, job.budget // workers)
-        args = (template, nonce, random.randrange(1 << 16), snapshot, macs)
+        # One node's entry for a pod serves every source of it, whichever worker's: counted across them (held.py).
+        shared = HeldEntries(e for u in job.units for e in u.entries) if workers > 1 else None
+        args = (template, nonce, random.randrange(1 << 16), snapshot, macs, shared)
         pending: list[Child] = []  # workers whose result has not been read
         leader: Worker | None = None
         obs: dict[int, Observation] = {}
@@ -190,6 +193,8 @@ class Agent:
             stats["swept"], stats["forgotten"] = self._sweep(snapshot), forgotten
         for s in self.setup.values():
             s.close()
+        if shared is not None:  # every worker is done with it (a stopped run's agent exits: the kernel frees it)
+            shared.close()
         stats1 = nb.table_stats()
         if stats0 and stats1:
             stats.update(table_fulls=stats1.table_fulls - stats0.table_fulls,

@@ -5,8 +5,12 @@ unit (job.py) names the dynamic entries its packets create. A unit starts
 only when the entries it adds fit the worker's share of the run's budget (at
 least one unit always runs); entries are reference-counted, and deleted as
 soon as no running unit needs them (TCP probes close with RST, so no late
-FIN re-creates them). Entries that existed before the run (the snapshot) are
-never deleted; anything else the run caused is swept at the end (agent.py).
+FIN re-creates them). Another worker may hold the same entry (a node's entry
+for a pod every source reaches it through): with more than one worker, the
+worker's first hold and last release of an entry go through the run's shared
+count (held.py), and the entry is deleted only when no worker holds it.
+Entries that existed before the run (the snapshot) are never deleted; anything
+else the run caused is swept at the end (agent.py).
 
 Seeded pairs (``--arp seeded``) make PERMANENT entries instead, each side
 with the MAC the other pod's eth0 carries, before their first phase, and
@@ -24,6 +28,7 @@ from __future__ import annotations
 from typing import Callable
 
 from netlab.kernel import netlink, rtnl
+from netlab.probe.held import HeldEntries
 from netlab.probe.neighbours import Entry
 from netlab.probe.sockets import NsSockets
 from netlab.probe.tasks import Unit
@@ -35,8 +40,9 @@ class Budget:
     """The dynamic entries a worker's running units hold, within ``limit``."""
 
     def __init__(self, limit: int, snapshot: dict[str, set[tuple[int, str]]], macs: dict[str, bytes | None],
-                 sockets: Callable[[str], NsSockets]):
+                 sockets: Callable[[str], NsSockets], held: HeldEntries | None = None):
         self.limit = limit
+        self.held = held  # the counts all the run's workers share (None: this worker is the run's only one)
         self.snapshot = snapshot  # netns -> (ifindex, ip) of the entries that were there before the run
         self.macs = macs  # pod netns -> its eth0 MAC, for seeded pairs
         self.sockets = sockets  # netns -> its sockets (opened on first use)
@@ -54,8 +60,13 @@ class Budget:
 
     def hold(self, unit: Unit) -> None:
         """A unit starts: count its entries, make its seeded ones."""
+        first = []  # entries this worker did not hold yet
         for e in set(unit.entries):
-            self.live[e] = self.live.get(e, 0) + 1
+            n = self.live[e] = self.live.get(e, 0) + 1
+            if n == 1:
+                first.append(e)
+        if self.held is not None and first:
+            self.held.hold(first)
         if unit.seed:
             self.seeded += 1
             self.seeded_total += len(unit.seed)
@@ -75,12 +86,19 @@ class Budget:
             self.seeded -= 1
             for s in unit.seed:
                 self._delete(Entry(s.netns, s.ifname, s.ip))
+        last = []  # entries no other unit of this worker needs
         for e in set(unit.entries):
             left = self.live.get(e, 1) - 1
             if left > 0:
                 self.live[e] = left
             else:
                 self.live.pop(e, None)
+                last.append(e)
+        if self.held is not None:
+            if last:
+                self.held.release(last, self._delete)
+        else:
+            for e in last:
                 self._delete(e)
 
     def _delete(self, entry: Entry) -> None:

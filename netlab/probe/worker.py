@@ -24,6 +24,7 @@ from typing import Callable
 from netlab.kernel import netns as nsmod
 from netlab.probe import neighbours as nb
 from netlab.probe.budget import Budget
+from netlab.probe.held import HeldEntries
 from netlab.probe.sockets import NsSockets, bind_service_port, tcp_socket, udp_socket
 from netlab.probe.tasks import Job, Observation, Task, Unit
 from netlab.probe.transports import UNREACH, Icmp, ServiceUdp, Tcp, Udp, errname
@@ -51,7 +52,7 @@ class Worker:
 
     def __init__(self, job: Job, units: list[Unit], budget: int, template: bytes,
                  nonce: bytes, id_base: int, snapshot: dict[str, set[tuple[int, str]]],
-                 macs: dict[str, bytes | None]):
+                 macs: dict[str, bytes | None], held: HeldEntries | None = None):
         self.job, self.units = job, units
         self.tasks = {t.id: t for t in job.tasks}
         self.now = time.monotonic
@@ -66,7 +67,7 @@ class Worker:
         self.deadlines: deque[tuple[float, int]] = deque()
         self.inflight = 0
         self.peak_entries = self.peak_live = 0
-        self.budget = Budget(budget, snapshot, macs, self.sockets)
+        self.budget = Budget(budget, snapshot, macs, self.sockets, held)
         self.udp = Udp(self)
         self.icmp = Icmp(self, template, nonce, id_base, self.udp)
         self.service_udp = ServiceUdp(self)
@@ -248,10 +249,11 @@ class Worker:
 
 
 def work(job: Job, units: list[Unit], budget: int, template: bytes, nonce: bytes,
-         id_base: int, snapshot: dict[str, set[tuple[int, str]]], macs: dict[str, bytes | None]) -> WorkerResult:
+         id_base: int, snapshot: dict[str, set[tuple[int, str]]], macs: dict[str, bytes | None],
+         held: HeldEntries | None = None) -> WorkerResult:
     """A worker's whole life, in a forked child (agent.py): its own sockets, its share of the units. Stopped, its
     sockets closed and what it had sent, judged or not (``unfinished``), for the agent to clean up after."""
-    worker = Worker(job, units, budget, template, nonce, id_base, snapshot, macs)
+    worker = Worker(job, units, budget, template, nonce, id_base, snapshot, macs, held)
     try:
         return worker.run()
     except KeyboardInterrupt:  # agent.run_job's handlers (the first signal; the next ones are ignored)

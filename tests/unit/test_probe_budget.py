@@ -130,3 +130,67 @@ def test_only_unresolved_entries_from_before_the_run_are_forgotten():
     assert nb.forget_unresolved(ns.nl, entries) == 2  # type: ignore[arg-type]
     assert [(t, ip) for t, _, ip, _, _ in sent(ns)] == [(rtnl.RTM_DELNEIGH, "10.244.0.2"),
                                                         (rtnl.RTM_DELNEIGH, "10.244.0.3")]
+
+
+# --- entries two workers hold (held.py) ---------------------------------------------------
+
+
+def test_an_entry_two_workers_hold_is_deleted_only_when_both_are_done():
+    """Node n's entry for a pod (GW) serves a unit of each worker: the first worker done must not delete it
+    while the other's packets may wait behind it (a deleted INCOMPLETE entry fails them: host unreachable)."""
+    from netlab.probe.held import HeldEntries
+
+    held = HeldEntries([AB, GW])
+    a, spaces = budget(limit=10)
+    b = Budget(10, {}, {}, lambda name: spaces[name], held)  # type: ignore[arg-type]
+    a.held = held
+    ua, ub = Unit(phases=[[0]], entries=[GW, AB]), Unit(phases=[[1]], entries=[GW])
+    a.hold(ua)
+    b.hold(ub)
+    a.release(ua)
+    assert sent(spaces["n"]) == []  # b's unit still needs it
+    assert sent(spaces["a"]) == [(rtnl.RTM_DELNEIGH, nl.NLM_F_REQUEST, "10.244.0.3", None, 0)]  # a's alone
+    b.release(ub)
+    assert sent(spaces["n"]) == [(rtnl.RTM_DELNEIGH, nl.NLM_F_REQUEST, "10.244.0.2", None, 0)]
+    assert list(held.counts) == [0, 0]
+    held.close()
+
+
+def test_the_held_counts_and_their_lock_are_shared_with_a_forked_worker():
+    import fcntl
+    import os
+
+    from netlab.probe.held import HeldEntries
+
+    held = HeldEntries([GW])
+    locked_r, locked_w = os.pipe()  # the worker -> this process: "I hold the entry and the lock"
+    done_r, done_w = os.pipe()  # this process -> the worker: "tried it, you may go"
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            held.hold([GW])
+            fcntl.lockf(held.fd, fcntl.LOCK_EX)
+            os.write(locked_w, b"x")
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)  # with the lock held: the kernel drops it
+    try:
+        assert os.read(locked_r, 1) == b"x"
+        try:
+            fcntl.lockf(held.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked_out = False
+        except OSError:
+            locked_out = True
+        assert locked_out  # the worker's lock excludes this process
+    finally:
+        os.write(done_w, b"x")
+        os.waitpid(pid, 0)
+        for fd in (locked_r, locked_w, done_r, done_w):
+            os.close(fd)
+    deleted: list[Entry] = []
+    held.hold([GW])
+    held.release([GW], deleted.append)
+    assert deleted == [] and held.counts[0] == 1  # the worker's hold is seen here; its lock is gone with it
+    held.release([GW], deleted.append)
+    assert deleted == [GW]
+    held.close()
