@@ -22,7 +22,7 @@ from netlab.errors import NetlabError
 from netlab.feature import Feature, start_again
 from netlab.kernel.base import Kernel, Op
 from netlab.lab.announce import announce
-from netlab.lab.ownership import kernel_links
+from netlab.lab.ownership import create_netns, kernel_links
 from netlab.lab.reading import drift_of, netns_sysctls, snapshots
 from netlab.lab.teardown import delete_namespaces, stop_features
 from netlab.plan.build import Plan, build_plan
@@ -49,11 +49,12 @@ def make_again(kernel: Kernel, features: Sequence[Feature], state: LabState, tag
     pods = {p.netns: p.name for p in lab.pods}
     names = [n for n in names if n in pods and n in want]
     made = [n for n in names if not kernel.netns_mounted(n)]
+    created: list[str] = []  # those of ``made`` this run did make: a name another process took is not ours
     try:
-        ops = _make(kernel, state, tag, plan, want, names, made)
+        ops = _make(kernel, state, tag, plan, want, names, made, created)
     except Exception:  # the kernel refused again (or a bug): the pods stay gone, as the error says
-        stop_features(features, state, made)
-        delete_namespaces(kernel, [n for n in made if kernel.netns_mounted(n)])
+        stop_features(features, state, created)
+        delete_namespaces(kernel, [n for n in created if kernel.netns_mounted(n)])
         for name in made:
             state.netns.pop(name, None)
             kernel_links(state).pop(name, None)
@@ -72,13 +73,16 @@ def make_again(kernel: Kernel, features: Sequence[Feature], state: LabState, tag
 
 
 def _make(kernel: Kernel, state: LabState, tag: str, plan: Plan, want: dict[str, list[Resource]], names: list[str],
-          made: list[str]) -> list[Op]:
-    """The namespaces ``made`` anew whole; in the others of ``names`` (whose deletion never came) and in the
-    namespaces that hold their veths' other ends, what is missing of them. Returns the ops sent."""
+          made: list[str], created: list[str]) -> list[Op]:
+    """The namespaces ``made`` anew whole (each one the kernel made goes in ``created``; one whose name another
+    process took since is refused: EEXIST, and nothing of it is touched); in the others of ``names`` (whose
+    deletion never came) and in the namespaces that hold their veths' other ends, what is missing of them.
+    Returns the ops sent."""
     sysctls = netns_sysctls(plan, made)  # those that exist before the namespace's links and tables
     links = kernel_links(state)
     for name in made:
-        extra = kernel.create_netns(name, tag, sysctls.get(name, ()))
+        extra = create_netns(kernel, name, tag, sysctls.get(name, ()), state.lab)
+        created.append(name)
         state.netns[name] = "created"
         if extra:
             links[name] = extra

@@ -262,3 +262,32 @@ def test_a_repair_stopped_leaves_what_the_pod_had_before_it_in_the_namespace_it_
             break
     else:
         raise AssertionError("no run was stopped after it made fk-b again")
+
+
+def test_a_name_another_process_takes_before_the_rollback_makes_the_pod_again_is_left_to_it(lab, tmp_path):
+    """The rollback makes pod b's namespace again, and finds its name taken (EEXIST): another process made a
+    namespace of that name after the run deleted b's. That namespace is the other's: the rollback leaves it where
+    it is (it deleted it, as the half-made pod of its own it would have been), and names b as not back."""
+    k = FakeKernel()
+    up(lab, k)
+    new, path = moved(lab, tmp_path)
+    real_create, refused = k.create_netns, []
+
+    def refuse(op):
+        if op.verb == "add" and getattr(op.res, "peer_netns", None) == "fk-b":
+            refused.append(op.netns)
+            return 1  # EPERM: the run fails after b's old namespace went
+        return None
+
+    def create(name, tag, sysctls):  # the rollback's: after the refusal, with b's namespace gone again
+        if refused and name == "fk-b" and not k.netns_exists(name) and "another's" not in k.ns:
+            real_create(name, "another's tag", ())  # the other process, just before this one
+            k.ns["another's"] = k.ns[name]
+        return real_create(name, tag, sysctls)
+
+    k.fail, k.create_netns = refuse, create
+    with pytest.raises(ApplyFailed) as info:
+        lab_up.up(new, k, features=(), source=path, reconfigure=True)
+    assert "rolled back, but for pod b" in str(info.value), str(info.value)
+    assert k.ns.get("fk-b") is k.ns["another's"] and k.ns["fk-b"].tag == "another's tag"
+    assert "fk-b" not in state_mod.load_state(lab.name).netns
