@@ -14,9 +14,9 @@ rule whose counter moved is the one that dropped it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
-from typing import Any, Collection, Mapping
+from typing import Any, Collection, Mapping, Sequence
 
 from netlab.model.hostports import served_by
 from netlab.model.lab import Lab
@@ -93,6 +93,9 @@ class Tables:
 
     text: Mapping[str, str]
     repair: str
+    # netns -> its filter table as planned, the lines status compares it with (trace/labmap.planned_filter): what
+    # tells netlab's kube-proxy and Flannel rules from others', and the order of a chain's rules
+    planned: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, endpoint_ip: str | None,
@@ -280,7 +283,7 @@ def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before
         if drift:
             text += (f"{policyrules.not_stopped(drift, node.name, chain)}, so no REJECT there counted it "
                      f"({policyrules.status_lists(drift)})")
-            entry.update(missing=drift.missing, extra=drift.extra)
+            entry.update(missing=drift.missing, extra=drift.extra, order=drift.order)
             if tables is not None:
                 entry["fix"] = tables.repair
         else:  # the rules are netlab's (or were not read): something else let it by
@@ -296,8 +299,11 @@ def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before
 
 def _drift(lab: Lab, tables: Tables | None, node: str, direction: str, pod: PodView,
            hook: str) -> policyrules.Drift:
-    text = tables.text.get(lab.node(node).netns) if tables is not None else None
-    return policyrules.path_drift(lab, node, text, direction, pod, hook) if text is not None else policyrules.Drift()
+    netns = lab.node(node).netns
+    text = tables.text.get(netns) if tables is not None else None
+    if tables is None or text is None:
+        return policyrules.Drift()
+    return policyrules.path_drift(lab, node, text, direction, pod, hook, tables.planned.get(netns))
 
 
 def _refused(lab: Lab, entry: dict[str, Any], source: Peer, pod: PodView | None, verdict: Verdict,
@@ -325,7 +331,7 @@ def _refused(lab: Lab, entry: dict[str, Any], source: Peer, pod: PodView | None,
         entry.update(node=node.name, chain=chain, direction=side.direction, policies=list(side.isolating),
                      counted=True)
         if drift:
-            entry.update(missing=drift.missing, extra=drift.extra)
+            entry.update(missing=drift.missing, extra=drift.extra, order=drift.order)
             if tables is not None:
                 entry["fix"] = tables.repair
         return

@@ -253,7 +253,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     result.repair, result.listener = lm.repair, listening
     result.notes = targets.terminated_notes(lab, src, dst)  # a Completed/Error pod: nothing of it runs there (probe)
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
-                    tpolicy.Tables(policy_tables, result.repair))
+                    tpolicy.Tables(policy_tables, result.repair, planned_filter))
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
