@@ -43,7 +43,15 @@ def watch(item: pytest.Item, lab: Lab) -> None:
     """Dump ``lab`` into the test's folder if the test fails: for a lab the test brought up itself (through the
     CLI, or ``Lab.up``). It is not taken down by the plugin. A lab the test takes down with its failure in
     flight (a ``with Lab.up(...)`` block that ends with the failing assert, a ``lab.down()`` in a ``finally``)
-    is read as it goes down, and that is what is written; a lab taken down otherwise is written as down."""
+    is read as it goes down, and that is what is written; a lab taken down otherwise is written as down.
+    Anything but a Lab (its name, say) is a UsageError here, in the test, not pytest's INTERNALERROR at its end."""
+    from netlab.api import Lab
+    from netlab.api.args import given
+    from netlab.errors import UsageError
+
+    if not isinstance(lab, Lab):
+        hint = f" (Lab.attach({lab!r}) gives the running lab of that name)" if isinstance(lab, str) else ""
+        raise UsageError(f"netlab.pytest_plugin.watch: lab must be a netlab.api.Lab, not {given(lab)}{hint}")
     used_by(item, lab)
 
 

@@ -144,3 +144,22 @@ def test_a_basetemp_with_a_mount_of_a_labs_folder_below_it_is_said_to_hold_it(tm
                           capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"('{state_root}', \"netlab's state directory\") None", proc.stdout
+
+
+def test_watch_of_a_lab_name_is_the_tests_usage_error_and_the_run_goes_on(tmp_path):
+    """``watch(request.node, "somelab")``: the name went into the test's labs, and the report of its failure ended
+    the whole run in pytest's INTERNALERROR (``'str' object has no attribute '_down'``, exit 3), the tests after it
+    never run. Now the call itself raises the UsageError, naming Lab.attach; that test fails, the next one runs."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_case.py").write_text(
+        "from netlab.pytest_plugin import watch\n\n"
+        "def test_watches_a_name(request):\n    watch(request.node, 'somelab')\n\n"
+        "def test_after_it():\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf", "test_case.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert "1 failed, 1 passed" in proc.stdout and "INTERNALERROR>" not in proc.stdout + proc.stderr, proc.stdout
+    assert ("UsageError: netlab.pytest_plugin.watch: lab must be a netlab.api.Lab, not str 'somelab' "
+            "(Lab.attach('somelab') gives the running lab of that name)") in proc.stdout, proc.stdout
