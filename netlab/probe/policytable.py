@@ -18,6 +18,8 @@ container exited for good) serves and sends nothing: its row and column are
 (``ip netns delete``) sends nothing either: its row is ``-`` too (not probed,
 whatever the policies say; ``reached`` null in JSON), a note says why, and the
 count leaves its flows out ("2/2 probed flows as the policies say, 2 not probed").
+A node's namespace deleted (its pods' veths may work on, held by a process) is
+noted so too, and the table is no pass either.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, Verdict, policy_set
 from netlab.probe import bypass
 from netlab.probe.matrix import Probe, dns_asker, endpoints, probe_ports, terminated_notes
+from netlab.probe.report import deleted_words
 
 MARKS = {(True, True): ".", (False, False): "X", (True, False): "!", (False, True): "?"}
 
@@ -74,9 +77,10 @@ class PolicyTable:
     lab: str = ""  # the lab's name, as every command's JSON gives it
     notes: list[str] = field(default_factory=list)  # what is left out, and why (a terminal pod)
     error: str | None = None  # a lab whose up or down ended before it finished: list's line (interrupted.stalled)
-    # a pod's namespace deleted behind netlab's back: exec's line for each (its flows not probed): the lab is not as
-    # planned, so the table is no pass (exit 1), as probe's run is not (Report.deleted)
+    # a pod's or node's namespace deleted behind netlab's back: exec's line for each (its flows not probed): the lab
+    # is not as planned, so the table is no pass (exit 1), as probe's run is not (Report.deleted)
     deleted: list[str] = field(default_factory=list)
+    deleted_kinds: list[str] = field(default_factory=list)  # each one's kind (pod, node, host), as Report's
     sent: bool = False  # probe(): every flow sent for real but a deleted pod's (reached None, ``-``), if any
 
     @property
@@ -123,9 +127,8 @@ class PolicyTable:
         out += [f"note: {n}" for n in self.notes]
         if probed:
             n = len([f for f in self.flows if f.reached is not None])
-            gone = len(self.deleted)  # probe's summary says it so too
-            whose = "their namespaces were" if gone > 1 else "its namespace was"
-            end = f" ({gone} pod{'s' if gone > 1 else ''} not probed: {whose} deleted)" if gone else ""
+            kinds = self.deleted_kinds or ["pod"] * len(self.deleted)  # probe's summary says it so too
+            end = f" ({deleted_words(kinds)})" if self.deleted else ""
             left = "flows as the policies say" if not unprobed else \
                 f"probed flows as the policies say, {unprobed} not probed"
             out.append(f"{n - len(self.mismatches)}/{n} {left} in {self.seconds:.2f} s{end}")
@@ -157,7 +160,7 @@ def evaluate(lab: Lab) -> PolicyTable:
 
 def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     """The table, with every flow sent for real (one agent job) and compared."""
-    from netlab.probe.runner import deleted_pods, missing_sources, run_probes  # the prober's door to the kernel
+    from netlab.probe.runner import DELETED, deleted_namespaces, missing_namespaces, run_probes  # kernel's door
 
     table = evaluate(lab)
     eps = endpoints(lab)
@@ -171,7 +174,7 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     results = run_probes(lab, probes, timeout=timeout)
     table.seconds = time.monotonic() - start
     table.sent = True
-    missing = missing_sources(probes)  # a pod's namespace deleted behind netlab's back: nothing sent from it
+    missing = missing_namespaces(lab, probes)  # a pod's or node's deleted behind netlab's back: nothing sent from it
     for f, r in zip(table.flows, results):
         if eps[f.src].netns in missing:
             continue  # not probed (reached None), said in a note: not "denied and blocked"
@@ -181,7 +184,8 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     opened = [(f.src, f.dst, f.proto, f.port) for f in table.flows if f.reached and not f.allowed]
     if opened:
         table.hints = bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
-    gone = deleted_pods(lab, missing)  # the line exec and trace say of each
-    table.notes += [f"{pod}: its flows not probed: {line}" for pod, line in gone.items()]
-    table.deleted = list(gone.values())
+    gone = deleted_namespaces(lab, missing)  # the line exec and trace say of each, as probe's notes
+    table.notes += [f"{name}{DELETED}{line}" for _, name, line in gone]
+    table.deleted = [line for _, _, line in gone]
+    table.deleted_kinds = [kind for kind, _, _ in gone]
     return table

@@ -94,10 +94,21 @@ def summary_line(report: Report) -> str:
     if dists:
         line += f", {sum(1 for d in dists if d.ok)}/{len(dists)} Service distributions as expected"
     if report.deleted:  # not probed, and not as planned: the run is no pass
-        n = len(report.deleted)
-        whose = "their namespaces were" if n > 1 else "its namespace was"
-        line += f" ({n} pod{'s' if n > 1 else ''} not probed: {whose} deleted)"
+        line += f" ({deleted_words(report.deleted_kinds or ['pod'] * len(report.deleted))})"
     return line
+
+
+KINDS = {"pod": "pod", "node": "node", "host": "internet host"}
+
+
+def deleted_words(kinds: list[str]) -> str:
+    """What the summary says of the pods, nodes and internet hosts (``kinds``, one each) whose namespace was
+    deleted: ``1 pod and 1 node not probed: their namespaces were deleted``."""
+    counts = [(kinds.count(k), word) for k, word in KINDS.items() if k in kinds]
+    said = [f"{n} {word}{'s' if n > 1 else ''}" for n, word in counts]
+    whose = "their namespaces were" if len(kinds) > 1 else "its namespace was"
+    listed = said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
+    return f"{listed} not probed: {whose} deleted"
 
 
 def rule_lines(report: Report) -> list[str]:
@@ -151,7 +162,7 @@ def text(report: Report) -> str:
     lines.append(f"*** {summary_line(report)}" + (f" in {report.elapsed:.2f} s" if report.elapsed else ""))
     problems = [failure_line(r) for r in report.failures] + [c.problem for c in report.self_failures]
     problems += [dist_failure_line(d) for d in dists if not d.ok]
-    problems += report.deleted  # a pod's namespace deleted behind netlab's back: what makes the lab again
+    problems += report.deleted  # a pod's or node's namespace deleted behind netlab's back: what makes the lab again
     if problems:
         lines.append(f"{len(problems)} not as expected:")
         lines += [f"  {p}" for p in problems]
@@ -218,7 +229,7 @@ def junit(report: Report) -> bytes:
         if not d.ok:
             f = ET.SubElement(case, "failure", message="; ".join(d.problems), type="distribution")
             f.text = dist_failure_line(d)
-    for line in report.deleted:  # a pod's namespace deleted: its flows not probed, the run no pass (exit 1)
+    for line in report.deleted:  # a pod's or node's namespace deleted: its flows not probed, the run no pass (exit 1)
         case = ET.SubElement(suite, "testcase", classname=f"{report.lab}.rules",
                              name=line.split(" was deleted", 1)[0] + " is there", time="0")
         f = ET.SubElement(case, "failure", message=line, type="namespace")

@@ -61,7 +61,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     plan.distributions = [d for d in plan.distributions if not touches_terminated(lab, d.probe)]
     if not probes and not plan.distributions:  # before anything is sent: a run that checks nothing is no pass
         raise UsageError(nothing_to_probe(lab, protos))
-    missing = missing_sources(probes)  # a pod's namespace deleted behind netlab's back: nothing sent from it
+    missing = missing_namespaces(lab, probes)  # a pod's or node's deleted behind netlab's back: nothing sent from it
     probes = [p for p in probes if p.source.netns not in missing]  # not probed: no "unreachable as expected"
     plan.distributions = [d for d in plan.distributions if d.probe.source.netns not in missing]
     runnable, dists = probes, plan.distributions
@@ -83,29 +83,40 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     checks = [SelfCheck(pod.name, str(pod.ip), out.self_ip.get(pod.netns)) for pod in lab.pods
               if pod.netns not in missing]  # a deleted pod's eth0 is not there to read: its line says it
     stats = dict(out.stats, arp=arp)
-    gone = deleted_pods(lab, missing)
-    notes = terminated_notes(lab) + [f"{pod}{DELETED}{line}" for pod, line in gone.items()]
+    gone = deleted_namespaces(lab, missing)
+    notes = terminated_notes(lab) + [f"{name}{DELETED}{line}" for _, name, line in gone]
     notes += unprobed_notes(lab, protos) + plan.notes
     notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
               for h in heard.already]
     renumbered = clash.explain(lab, results)  # a port conntrack moved to keep reply tuples unique: no NAT fault
     began = early.began if early is not None and early.claimed else t0  # the early agent's time is the run's
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - began, dist_results, notes,
-                  renumbered + _hints(lab, results), bridge=plan.bridge, deleted=list(gone.values()))
+                  renumbered + _hints(lab, results), bridge=plan.bridge, deleted=[line for _, _, line in gone],
+                  deleted_kinds=[kind for kind, _, _ in gone])
 
 
-DELETED = ": its flows not probed: "  # a pod's note, as policy table's (api/results_probe.DELETED reads it)
+DELETED = ": its flows not probed: "  # a pod's or node's note, as policy table's (api/results_probe.DELETED reads it)
 
 
-def deleted_pods(lab: Lab, missing: set[str]) -> dict[str, str]:
-    """Each pod of ``lab`` whose namespace is in ``missing`` (deleted behind netlab's back: ``ip netns delete``),
-    with the line exec, trace and ``policy table`` say of it (cni.edited.lab_netns_gone: ``up`` makes it again, or
-    list's line for a lab a down or up left halfway), in the topology's order."""
+def missing_namespaces(lab: Lab, probes: list[Probe]) -> set[str]:
+    """The probes' source namespaces that are not there, and every node's and internet host's of ``lab``: a node's
+    namespace deleted while a process holds it leaves its pods' veths working, but the lab is not as planned."""
+    others = [n.netns for n in lab.nodes] + [ns for _, ns in lab.internet_hosts]
+    return missing_sources(probes) | {ns for ns in others if not is_netns_mount(ns)}
+
+
+def deleted_namespaces(lab: Lab, missing: set[str]) -> list[tuple[str, str, str]]:
+    """Each pod, node and internet host of ``lab`` whose namespace is in ``missing`` (deleted behind netlab's back:
+    ``ip netns delete``), as (kind, name, line): the line exec, trace and ``policy table`` say of it
+    (cni.edited.lab_netns_gone: ``up`` makes it again, or list's line for a lab a down or up left halfway), in the
+    topology's order, pods first."""
     if not missing:
-        return {}
+        return []
     from netlab.cni.edited import lab_netns_gone
 
-    return {pod.name: str(lab_netns_gone(pod.netns, lab.name)) for pod in lab.pods if pod.netns in missing}
+    named = ([("pod", p.name, p.netns) for p in lab.pods] + [("node", n.name, n.netns) for n in lab.nodes]
+             + [("host", h, ns) for h, ns in lab.internet_hosts])
+    return [(kind, name, str(lab_netns_gone(ns, lab.name))) for kind, name, ns in named if ns in missing]
 
 
 def as_nodeport(probe: Probe, plan: ServicePlan, lab: Lab | None = None) -> Probe:

@@ -1,0 +1,74 @@
+"""`probe` and `policy table` of a real lab whose node n1's namespace was deleted behind netlab's back (`ip netns
+delete L-n1` while something holds it, so its pods work on), and of one whose underlay's was (root).
+
+- QA q31 #1: probe left n1's probes out and said "N/N probes as expected", exit 0: no n1 row, nothing in JSON or
+  JUnit. Now n1 is named as a deleted pod is (stderr, a note, the summary, the failures, `error`, a JUnit case),
+  exit 1; every other flow is still probed, for real, and passes; policy table names it too, exit 1.
+- QA q31 #4: a deleted underlay said "lab L is not up ...; start it with `up -t FILE`" (exit 3) of a lab `list`
+  shows up; now status's words, exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from xml.etree import ElementTree
+
+import pytest
+
+from helpers import ip, lab_down, lab_namespaces, netlab, probe_failures, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+
+def said(r) -> list[str]:
+    """What a run said on stderr but the line of another lab's probe run it waited for (one runs at a time)."""
+    return [x for x in r.stderr.splitlines() if " to finish: one probe runs at a time " not in x]
+
+TOPOLOGY = """name: {lab}
+network: {{mode: host-gw}}
+nodes: [{{name: n1}}, {{name: n2}}]
+pods:
+  - {{name: a, node: n1, ip: 10.244.0.2}}
+  - {{name: b, node: n2, ip: 10.244.1.2}}
+"""
+
+
+def test_probe_and_policy_table_name_a_deleted_node_and_fail(tmp_path):
+    lab = unique_lab("pn")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    held = None
+    try:
+        netlab("up", "-t", path)
+        held = os.open(f"/run/netns/{lab}-n1", os.O_RDONLY)  # what a shell in it would do: the namespace lives on
+        ip("netns", "delete", f"{lab}-n1")
+        assert f"{lab}-n1" not in lab_namespaces(lab)
+        names = [n["name"] for n in json.loads(ip("-j", "netns", "list").stdout)]
+        assert f"{lab}-n1" not in names and f"{lab}-a" in names
+        line = f"namespace {lab}-n1 was deleted while lab {lab} is up; `sudo netlab up -t {path}` makes it again"
+        r = netlab("probe", "--lab", lab, "--proto", "tcp", check=False)
+        assert (r.returncode, said(r)) == (1, [f"netlab: {line}"]), r
+        out = r.stdout.splitlines()
+        assert f"n1: its flows not probed: {line}" in out, r.stdout
+        assert [x for x in out if x.startswith("*** ") and "probes as expected" in x][0].split(" in ")[0].endswith(
+            " (1 node not probed: its namespace was deleted)"), r.stdout
+        assert out[-2:] == ["1 not as expected:", f"  {line}"], r.stdout
+        junit = tmp_path / "j.xml"
+        r = netlab("probe", "--lab", lab, "--proto", "tcp", "-o", "json", "--junit", str(junit), check=False)
+        got = json.loads(r.stdout)
+        assert (r.returncode, got["ok"], got["error"]) == (1, False, line), r
+        assert {p["source"] for p in got["probes"]} == {"a", "b", "n2"}
+        assert all(p["as_expected"] for p in got["probes"]), probe_failures(got)  # real traffic through held n1
+        assert any(p["source"] == "b" and p["destination"] == "a" and p["observed"] == "reachable"
+                   for p in got["probes"]), probe_failures(got)
+        cases = [c for c in ElementTree.parse(junit).iter("testcase") if c.find("failure") is not None]
+        assert [(c.get("name"), c.find("failure").get("message")) for c in cases] == [
+            (f"namespace {lab}-n1 is there", line)]
+        r = netlab("policy", "table", "--lab", lab, check=False)
+        assert (r.returncode, said(r)) == (1, [f"netlab: {line}"]), r
+        assert f"note: n1: its flows not probed: {line}" in r.stdout.splitlines(), r.stdout
+        assert "MISMATCH" not in r.stdout and " not probed: its namespace was deleted)" in r.stdout, r.stdout
+    finally:
+        if held is not None:
+            os.close(held)  # the namespace goes, and the veths in it
+        lab_down(lab)
