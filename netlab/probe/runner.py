@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import Iterable
 
-from netlab.errors import EnvironmentNotReady, NetlabError, UsageError
+from netlab.errors import EXIT_CHECKS_FAILED, EnvironmentNotReady, NetlabError, UsageError
 from netlab.kernel.child import Child, ChildDied, ChildError, ChildTimeout
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
@@ -236,9 +236,19 @@ def _agent_output(lab: Lab, job: Job, child: Child | None = None) -> Output:
 
 def not_up(lab: Lab) -> NetlabError:
     """The error of a probe of lab ``lab`` whose underlay namespace is not there: a ``down`` taking the lab away,
-    a lab whose namespaces are all gone (realize.interrupted.taken_down: the words status and get say), else not up."""
-    return taken_down(lab.name, "its namespaces go with it", killed=f"no namespace {lab.underlay_netns}"
-                      ) or EnvironmentNotReady(
+    a lab whose namespaces are all gone (realize.interrupted.taken_down: the words status and get say); of a lab
+    that is up (its state is there) status's words: the namespace was deleted and ``up`` makes it again, exit 1 as
+    a lab that is not as planned (nothing can be probed without the underlay the agent joins); else not up."""
+    down = taken_down(lab.name, "its namespaces go with it", killed=f"no namespace {lab.underlay_netns}")
+    if down is not None:
+        return down
+    from netlab.cni.edited import lab_netns_gone
+
+    gone = lab_netns_gone(lab.underlay_netns, lab.name)
+    if gone.lab_up and gone.taken_down is None:
+        gone.exit_code = EXIT_CHECKS_FAILED
+        return gone
+    return EnvironmentNotReady(
         f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); start it with `sudo netlab up -t FILE`")
 
 

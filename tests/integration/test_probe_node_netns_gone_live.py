@@ -72,3 +72,19 @@ def test_probe_and_policy_table_name_a_deleted_node_and_fail(tmp_path):
         if held is not None:
             os.close(held)  # the namespace goes, and the veths in it
         lab_down(lab)
+
+
+def test_probe_and_policy_table_of_a_lab_whose_underlay_was_deleted_say_status_s_words(tmp_path):
+    lab = unique_lab("pn")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    try:
+        netlab("up", "-t", path)
+        ip("netns", "delete", f"{lab}-underlay")
+        assert f"{lab}-underlay" not in lab_namespaces(lab) and f"{lab}-n1" in lab_namespaces(lab)
+        assert netlab("status", "--lab", lab, check=False).returncode == 1
+        line = f"namespace {lab}-underlay was deleted while lab {lab} is up; `sudo netlab up -t {path}` makes it again"
+        for args in (("probe",), ("policy", "table")):
+            r = netlab(*args, "--lab", lab, check=False)
+            assert (r.returncode, r.stdout, said(r)) == (1, "", [f"netlab: {line}"]), r
+    finally:
+        lab_down(lab)

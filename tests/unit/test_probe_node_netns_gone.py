@@ -22,6 +22,7 @@ from fake_lab import machine_holds, make_lab, up
 from netlab.api.jsonio import from_json
 from netlab.api.results_probe import ProbeReport
 from netlab.cli import policy as cli_policy, probe as cli_probe
+from netlab.errors import NetlabError
 from netlab.kernel.fake import FakeKernel
 from netlab.probe import early, listeners, policytable, report as render, runner
 from netlab.probe.tasks import Observation, Output
@@ -97,3 +98,23 @@ def test_policy_table_names_a_deleted_node_and_exits_1(lab, sent, monkeypatch):
     assert (got.returncode, got.stderr) == (1, f"netlab: {LINE}\n"), got
     got = run_cli("policy", "table", "--lab", "fk", "-o", "json")
     assert (got.returncode, json.loads(got.stdout)["error"]) == (1, LINE), got
+
+
+UNDERLAY = "namespace fk-underlay was deleted while lab fk is up; `sudo netlab up --lab fk` makes it again"
+
+
+def test_probe_of_a_lab_whose_underlay_was_deleted_says_status_s_words_exit_1(lab, monkeypatch):
+    kernel = FakeKernel()
+    up(lab, kernel)
+    kernel.delete_netns("fk-underlay")
+    machine_holds(monkeypatch, kernel)
+    monkeypatch.setattr(runner, "is_netns_mount", lambda ns: ns in kernel.ns)
+    with pytest.raises(NetlabError) as info:
+        runner.run(lab)
+    assert (str(info.value), info.value.exit_code) == (UNDERLAY, 1)
+    monkeypatch.setattr(cli_probe, "require_root", lambda: None)
+    monkeypatch.setattr(early, "begin", lambda *a: None)
+    monkeypatch.setattr(cli_policy, "require_root", lambda: None)
+    for args in (("probe",), ("policy", "table")):
+        got = run_cli(*args, "--lab", "fk")
+        assert (got.returncode, got.stdout, got.stderr) == (1, "", f"netlab: {UNDERLAY}\n"), got
