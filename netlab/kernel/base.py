@@ -182,6 +182,9 @@ class Kernel(Protocol):
     # reading
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot: ...
     def running_links(self, netns: str) -> set[str]: ...  # names of the links operationally up (IFF_RUNNING)
+    # the ids ``netns`` gives these namespaces, as its links' peer_netnsid name them (kernel/nsid.py; one given
+    # none, or gone, is left out)
+    def nsids(self, netns: str, others: Sequence[str]) -> dict[str, int]: ...
     # snapshot(ns, sysctls, tables) of each namespace of ``asks``, maybe side by side; ``meanwhile()`` runs
     # in this thread while other readers (if any) read. With ``digest``,
     # each namespace's entry is digest(ns, snapshot), called by the reader (maybe a forked child: what it

@@ -155,6 +155,13 @@ class FakeKernel:
         """Up, and a veth's other end up too (a veth has carrier only then); ``no_carrier`` never are."""
         return self._running(netns)
 
+    def nsids(self, netns: str, others: Sequence[str]) -> dict[str, int]:
+        """As fake_dump numbers a link's peer_netnsid: a namespace's place among them all (the same in each)."""
+        if netns not in self.ns:
+            raise NetnsGone(netns, netns_path(netns))
+        names = list(self.ns)
+        return {o: names.index(o) for o in others if o in self.ns and o != netns}
+
     def _running(self, netns: str) -> set[str]:  # what the links' IFF_RUNNING says (a test may count the asks)
         ns = self.ns[netns]
         return {name for name, link in ns.links.items()

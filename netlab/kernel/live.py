@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
 
-from netlab.kernel import (garp, iptables, netlink, netns as nsmod, nft as nftmod, nofile, procsys, readmany, rtnl,
-                           rtnl_parse)
+from netlab.kernel import (garp, iptables, netlink, netns as nsmod, nft as nftmod, nofile, nsid, procsys, readmany,
+                           rtnl, rtnl_parse)
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
@@ -91,6 +91,9 @@ class LiveKernel(Reading):
     def running_links(self, netns: str) -> set[str]:
         """The links of ``netns`` that are operationally up: one link dump."""
         return {m.name for m in rtnl_parse.dump_links(self.conn(netns), netns) if m.running}
+
+    def nsids(self, netns: str, others: Sequence[str]) -> dict[str, int]:
+        return nsid.nsids(self.conn(netns), others, netns)
 
     def forget(self, netns: str) -> None:
         """Drop what is cached about a namespace (its links changed behind our back)."""
