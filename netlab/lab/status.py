@@ -23,7 +23,7 @@ from netlab.impair import lifecycle as impair_feature
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Netns, Resource, Sysctl, Veth
-from netlab.realize.attachments import is_plugin_made, live_made, plugin_made
+from netlab.realize.attachments import is_plugin_made, live_made, plugin_made, plugin_pods
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
@@ -62,12 +62,13 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     asks = {ns: (asked_sysctls(want, ns), True) for ns in plan.netns if kernel.netns_mounted(ns)}
     links = kernel_links(state)
     made = plugin_made(lab, state)  # what a user's CNI plugins made: their CHECK judges it
+    pods_of = plugin_pods(state)  # a node's own pods: its plugins' veths are those to them (live_made)
 
     notes = impair_feature.loss_notes(lab, state)  # status -t FILE: a loss `netlab impair` set, said as a rate is
 
     def compare(ns: str, snap: Snapshot, peers: dict[str, Snapshot], gone: Collection[str] = ()) -> Compared:
         obs = observe(snap, {r.key: r for r in want.get(ns, [])}, peers)
-        theirs = live_made(made, ns, peers)  # a node's devices: its plugins' veths by their peers in pods
+        theirs = live_made(made, ns, peers, pods_of, kernel.nsids)  # a node's: its plugins' veths to its pods
         found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ()), gone) if not is_plugin_made(d, theirs)]
         found = [replace(d, detail="; ".join(filter(None, (d.detail, notes[ns]))))
                  if ns in notes and impair_feature.is_loss_table(d.resource) else d for d in found]

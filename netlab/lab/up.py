@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 from netlab import signals
 from netlab.realize.attachments import (attached_lab, check_cni_change, is_plugin_made, live_made, plugin_made,
-                                       remade_line, remade_pods)
+                                       plugin_pods, remade_line, remade_pods)
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, from_file_way, open_files
 from netlab.kernel import iptables, testhooks
 from netlab.kernel.base import Kernel, KernelError, Op
@@ -444,6 +444,7 @@ class _Up(Rollback):
             return []
         links = kernel_links(state)
         made = plugin_made(self.lab, state)  # what a user's CNI plugins made is theirs
+        pods_of = plugin_pods(state)  # a node's own pods: its plugins' veths are those to them (live_made)
         names = set(namespaces)
         # A veth's peer may live in a namespace outside those asked for: read it too.
         peers = {r.peer_netns for r in self.plan.of_kind("veth") if r.netns in names}  # type: ignore[attr-defined]
@@ -457,7 +458,8 @@ class _Up(Rollback):
                 raise ApplyFailed(f"namespace {ns} vanished while the lab was read")
             self._observed[ns], drifts = drift_of(ns, want, self._snaps, links.get(ns, ()))
             self.held_before.setdefault(ns, set(self._observed[ns].objects))
-            out += [d for d in drifts if not is_plugin_made(d, live_made(made, ns, self._snaps))]
+            theirs = live_made(made, ns, self._snaps, pods_of, self.kernel.nsids)
+            out += [d for d in drifts if not is_plugin_made(d, theirs)]
         return out
 
     def _delete_stale_chains(self, want: dict) -> None:

@@ -14,7 +14,7 @@ it had until the new one is there (its node-side devices stay the plugins').
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from netlab.errors import UsageError
 from netlab.model.lab import CniAttachment, Lab
@@ -283,30 +283,53 @@ def is_plugin_made(drift: Any, made: dict[str, set[str] | None]) -> bool:
     return any(getattr(res, attr, None) in devs for attr in ("name", "dev", "master"))
 
 
-def plugin_node_devices(node_links: Iterable[Any], pod_links: Iterable[Any], named: Iterable[str]) -> set[str]:
+def plugin_pods(state: "LabState | None") -> dict[str, dict[str, frozenset[str]]]:
+    """Node namespace -> the namespaces of the pods its plugins were asked to attach there -> the interfaces the
+    runtime asked their chains for (CNI_IFNAME, as the pod's record has them)."""
+    rec = state.extra.get(KEY) if state is not None else None
+    pods = rec.get("pods") if isinstance(rec, dict) else None
+    out: dict[str, dict[str, frozenset[str]]] = {}
+    for prec in (pods if isinstance(pods, dict) else {}).values():
+        if isinstance(prec, dict) and isinstance(prec.get("netns"), str) and isinstance(prec.get("node_netns"), str):
+            nets = prec.get("networks")
+            ifs = frozenset(n[1] for n in nets if isinstance(n, list) and len(n) > 1 and isinstance(n[1], str)) \
+                if isinstance(nets, list) else frozenset()
+            out.setdefault(prec["node_netns"], {})[prec["netns"]] = ifs
+    return out
+
+
+def plugin_node_devices(node_links: Iterable[Any], pods: Mapping[str, tuple[frozenset[str], Iterable[Any]]],
+                        nsids: Mapping[str, int], named: Iterable[str]) -> set[str]:
     """The devices of a node (its links, as the kernel dumps them: rtnl_parse.LinkMsg) that a user's CNI plugins
-    made: those their conflist or results name (``named``: a bridge, veths), a veth whose peer is in one of the
-    lab's attached pods' namespaces (its peer, in ``pod_links``, is paired back with it and both ends have their
-    peer in another namespace, IFLA_LINK_NETNSID: the host end of a pod's pair, which a 0.1.0/0.2.0 result, read as
-    libcni reads it, does not name, nor a 1.0.0 one without ``interfaces``: QA q24 #1), and a device enslaved to
-    one of those (a bridge's port). Anything else there netlab does not plan is someone's: a veth added by hand
-    (its peer in the node itself, or elsewhere), and the routes on it, are extra (QA q29 #1)."""
+    made: those their conflist or results name (``named``: a bridge, veths), a veth whose peer is the interface
+    the runtime asked one of the node's own pods' chains for (``pods``: pod namespace -> (its CNI_IFNAMEs, its
+    links)), and a device enslaved to one of those (a bridge's port). The peer is that interface only when the
+    veth's IFLA_LINK_NETNSID is the id the node gives the pod's namespace (``nsids``: kernel/nsid.py) and the
+    pod's link of that index is the interface named, paired back: ifindexes and ids are per namespace, and a veth
+    a hand made to another namespace may have the very numbers of another node's pod pair (QA q31 #2). That is
+    the host end of a pod's pair, which a 0.1.0/0.2.0 result, read as libcni reads it, does not name, nor a 1.0.0
+    one without ``interfaces`` (QA q24 #1). Anything else there netlab does not plan is someone's: a veth added by
+    hand (its peer in the node itself, or elsewhere), and the routes on it, are extra (QA q29 #1)."""
     links = list(node_links)
-    pairs = {(p.peer, p.index) for p in pod_links if p.kind == "veth" and p.peer_netnsid is not None}
-    out = set(named) | {n.name for n in links if n.kind == "veth" and n.peer_netnsid is not None
-                        and (n.index, n.peer) in pairs}
+    ends = {(nsids[ns], p.index, p.peer) for ns, (ifnames, plinks) in pods.items() if ns in nsids
+            for p in plinks if p.kind == "veth" and p.name in ifnames and p.peer_netnsid is not None}
+    out = set(named) | {n.name for n in links if n.kind == "veth" and (n.peer_netnsid, n.peer, n.index) in ends}
     names = {n.index: n.name for n in links}
     return out | {n.name for n in links if n.master is not None and names.get(n.master) in out}
 
 
-def live_made(made: dict[str, set[str] | None], ns: str, snaps: Mapping[str, Any]) -> dict[str, set[str] | None]:
+def live_made(made: dict[str, set[str] | None], ns: str, snaps: Mapping[str, Any],
+              pods: Mapping[str, Mapping[str, frozenset[str]]],
+              nsids: Callable[[str, Sequence[str]], dict[str, int]]) -> dict[str, set[str] | None]:
     """``made`` with node ``ns``'s devices as its snapshot in ``snaps`` has them (plugin_node_devices), the
-    attached pods' snapshots there giving their veths' peers; ``made`` itself for a pod or another namespace."""
+    snapshots there of its own pods (``pods``: plugin_pods) giving their veths' peers and ``nsids`` (a Kernel's)
+    the ids the node gives their namespaces; ``made`` itself for a pod or another namespace."""
     devs = made.get(ns)
     if devs is None or ns not in snaps:
         return made
-    pods = [link for p, v in made.items() if v is None and p in snaps for link in snaps[p].links.values()]
-    return {**made, ns: plugin_node_devices(snaps[ns].links.values(), pods, devs)}
+    mine = {p: (ifs, snaps[p].links.values()) for p, ifs in pods.get(ns, {}).items() if p in snaps}
+    return {**made, ns: plugin_node_devices(snaps[ns].links.values(), mine, nsids(ns, sorted(mine)) if mine else {},
+                                            devs)}
 
 
 def attached_lab(lab: Lab, state: "LabState | None") -> Lab:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from netlab.cni.conf import kept_devices
 from netlab.model.cniconf import ConflistError
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan
-from netlab.plan.cniadd import node_gateway, user_conflist
+from netlab.plan.cniadd import POD_IF, node_gateway, user_conflist
 from netlab.plan import nftables
 from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Sysctl, Veth, Vxlan
 from netlab.plan.services import KUBE_SERVICES, service_ports
@@ -158,6 +158,8 @@ class LabMap:
     # plugins made there, whose routes are theirs, not extra (None: the whole namespace is theirs, a pod's): those
     # the pods' results name, and on every node the bridge the conflist names (kept_devices), pods or none
     plugin_devs: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    # node namespace -> its pods' namespaces -> their chains' CNI_IFNAME (realize.attachments.plugin_pods)
+    plugin_pods: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.repair = self.repair or f"sudo netlab up --lab {self.lab}"
@@ -189,6 +191,7 @@ class LabMap:
             att = lab.attached.get(pod.name)
             if lab.cni == "conflist":
                 m.plugin_devs[pod.netns] = None
+                m.plugin_pods.setdefault(lab.node(pod.node).netns, {})[pod.netns] = frozenset({POD_IF})
                 if att is not None:
                     node_ns = lab.node(pod.node).netns
                     devs = {*att.host_ifaces, *([att.host_veth] if att.host_veth else [])}
@@ -245,18 +248,20 @@ class LabMap:
             m.ip_names.setdefault(s.ip, f"Service {s.name}")
         return m
 
-    def plugins_live(self, links_of: Callable[[str], Iterable[Any] | None]) -> None:
+    def plugins_live(self, links_of: Callable[[str], Iterable[Any] | None],
+                     nsids: Callable[[str, Sequence[str]], dict[str, int]]) -> None:
         """Each node's devices its CNI plugins made as they are now, as status takes them (one rule:
         realize.attachments.plugin_node_devices): beside those the conflist and results name, a veth whose peer is
-        in a pod's namespace and the ports of their bridge. ``links_of(ns)``: a namespace's links (None: gone)."""
-        nodes = [ns for ns, devs in self.plugin_devs.items() if devs is not None]
-        if not nodes:
-            return
-        pods = [link for ns, devs in self.plugin_devs.items() if devs is None for link in links_of(ns) or ()]
-        for ns in nodes:
-            links = links_of(ns)
-            if links is not None:
-                self.plugin_devs[ns] = frozenset(plugin_node_devices(links, pods, self.plugin_devs[ns] or ()))
+        the eth0 of one of the node's pods and the ports of their bridge. ``links_of(ns)``: a namespace's links
+        (None: gone); ``nsids(node, pods)``: the ids the node gives the pods' namespaces (kernel/nsid.py)."""
+        for ns, devs in list(self.plugin_devs.items()):
+            links = links_of(ns) if devs is not None else None
+            if links is None:
+                continue
+            pods = {p: (ifs, plinks) for p, ifs in self.plugin_pods.get(ns, {}).items()
+                    if (plinks := links_of(p)) is not None}
+            self.plugin_devs[ns] = frozenset(plugin_node_devices(links, pods, nsids(ns, sorted(pods)) if pods else {},
+                                                                 devs or ()))
 
     @property
     def kube_proxy_netns(self) -> tuple[str, ...]:

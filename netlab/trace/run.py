@@ -25,7 +25,7 @@ from dataclasses import replace
 from typing import Any, Callable, Iterator
 
 from netlab.errors import NetnsGone, UsageError, repair_way
-from netlab.kernel import conntrack, netns as nsmod
+from netlab.kernel import conntrack, netns as nsmod, nsid
 from netlab.kernel.rtnl_parse import dump_links
 from netlab.model.echo_ports import pod_echo_ports
 from netlab.model.impair import describe
@@ -111,7 +111,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         question = dns.question_name(lab, dst.service)
         query_id, payload = dns.query(question, send.marker_of(nonce))
     kernel = LiveKernel()
-    lm.plugins_live(lambda ns: dump_links(kernel.conn(ns), ns) if nsmod.is_netns_mount(ns) else None)
+    lm.plugins_live(lambda ns: dump_links(kernel.conn(ns), ns) if nsmod.is_netns_mount(ns) else None,
+                    lambda ns, pods: nsid.nsids(kernel.conn(ns), pods, ns))
     # kube-proxy's counters before and after the packet: which rule chose a Service's endpoint
     counted = [ns for ns in namespaces if ns in lm.kube_proxy_netns] if dst.service else []
     nat_netns = [ns for ns in namespaces if ns in lm.nat_netns]

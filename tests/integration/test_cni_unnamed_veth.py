@@ -127,3 +127,51 @@ def test_a_veth_added_by_hand_on_the_node_and_its_route_are_extra_and_up_takes_t
     assert not [r for r in ip_json("route", netns=n1) if r.get("dev") == "q29hand"]
     assert in_netns(a, "ping", "-c1", "-W2", b_ip).returncode == 0
     assert netlab("status", "--lab", lab).returncode == 0
+
+
+def test_a_hand_veth_with_another_nodes_pod_pair_numbers_is_extra(labs, tmp_path: Path):
+    """QA q31 #2: a veth was the plugins' when its (index, peer index) were a pod's pair, but those numbers are per
+    namespace: one added by hand on n2 to a namespace that is no pod's, numbered as a's pair on n1, with a route
+    hijacking a's address, was "all as planned", `up` had nothing to change and trace named no stray route. Now
+    its peer must be in one of n2's own pods' namespaces (IFLA_LINK_NETNSID, the id n2 gives it) and be that
+    pod's eth0."""
+    lab = labs.name("cv2")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "riw").write_text(RIW.format(bin=CNI_BIN, mode="asis"))
+    (tmp_path / "bin" / "riw").chmod(0o755)
+    (tmp_path / "net.conflist").write_text(json.dumps(CONFLIST))
+    path, _ = labs.up(f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n"
+                      "nodes: [{name: n1}, {name: n2}]\npods:\n  - {name: a, node: n1}\n  - {name: b, node: n2}\n"
+                      "  - {name: c, node: n1}\n")
+    n1, n2, b = f"{lab}-n1", f"{lab}-n2", f"{lab}-b"
+    taken = {ln["ifindex"] for ln in ip_json("link", netns=n2)}  # a pod of n1 whose host end's index n2 has free
+    pod = next(p for p in "ac" if ip_json("link", "show", "eth0", netns=f"{lab}-{p}")[0]["link_index"] not in taken)
+    a = f"{lab}-{pod}"
+    a_eth0 = ip_json("link", "show", "eth0", netns=a)[0]
+    host = next(ln for ln in ip_json("link", "show", "type", "veth", netns=n1) if ln["ifindex"] == a_eth0["link_index"])
+    assert host["link_index"] == a_eth0["ifindex"]
+    a_ip, other = ipv4_of(a, "eth0"), f"{lab}x"
+    ip("netns", "add", other)
+    try:
+        ip("link", "add", "hh", "index", str(host["ifindex"]), "type", "veth", "peer", "name", "hp", "index",
+           str(a_eth0["ifindex"]), "netns", other, netns=n2)
+        ip("link", "set", "hh", "up", netns=n2)
+        ip("link", "set", "hp", "up", netns=other)
+        ip("route", "add", f"{a_ip}/32", "dev", "hh", netns=n2)  # hijacks a's address
+        hand = ip_json("link", "show", "hh", netns=n2)[0]
+        assert (hand["ifindex"], hand["link_index"]) == (host["ifindex"], a_eth0["ifindex"])  # a's pair's numbers
+        assert in_netns(b, "ping", "-c1", "-W1", a_ip).returncode == 1
+        status = netlab("status", "--lab", lab, check=False)
+        assert status.returncode == 1, status.stdout  # "all as planned", exit 0
+        assert "extra: link hh" in status.stdout and f"extra: route {a_ip}/32 dev hh" in status.stdout, status.stdout
+        assert not [v for v in _veths(n1) + _veths(n2) if v != "hh" and v in status.stdout], status.stdout
+        trace = netlab("trace", "--lab", lab, "b", pod, check=False)
+        assert "a route the plan does not have (status calls it extra)" in trace.stdout, trace.stdout
+        assert f"ip -n {n2} route del {a_ip}/32 dev hh" in trace.stdout, trace.stdout
+        again = netlab("up", "-t", path)
+        assert "del link hh" in again.stdout, again.stdout  # "nothing to change"
+        assert not [ln for ln in ip_json("link", netns=n2) if ln["ifname"] == "hh"]
+        assert in_netns(b, "ping", "-c1", "-W2", a_ip).returncode == 0
+        assert netlab("status", "--lab", lab).returncode == 0
+    finally:
+        ip("netns", "delete", other)

@@ -137,17 +137,27 @@ def _link(index, name, kind="veth", peer=None, nsid=None, master=None):
 def test_a_nodes_devices_are_the_plugins_when_named_paired_with_a_pod_or_a_port_of_theirs():
     """plugin_node_devices, the one rule (status, up, trace): the bridge the conflist names (cni0); bridge's host
     veth under it; ptp's host veth, unenslaved, its peer a pod's eth0; not netlab's eth0 (its peer is the
-    underlay's), nor a veth added by hand (its peer in the node, or in a namespace that is no pod's)."""
+    underlay's), nor a veth added by hand (its peer in the node, or in a namespace that is no pod's). QA q31 #2:
+    numbers are per namespace: a veth whose (index, peer index) are another node's pod pair, or whose peer is a
+    pod's interface its chain was not asked for, is not theirs either."""
     node = [_link(1, "lo", None), _link(2, "eth0", peer=7, nsid=0), _link(3, "cni0", "bridge"),
             _link(4, "veth1c8310a0", peer=2, nsid=1, master=3), _link(5, "vethptp", peer=2, nsid=2),
-            _link(6, "q29hand", peer=8), _link(8, "q29peer", peer=6), _link(9, "q29far", peer=2, nsid=3)]
-    pods = [_link(1, "lo", None), _link(2, "eth0", peer=4, nsid=0), _link(1, "lo", None), _link(2, "eth0", peer=5,
-                                                                                                   nsid=0)]
-    assert plugin_node_devices(node, pods, {"cni0"}) == {"cni0", "veth1c8310a0", "vethptp"}
+            _link(6, "q29hand", peer=8), _link(8, "q29peer", peer=6), _link(9, "q29far", peer=2, nsid=3),
+            _link(12, "q31other", peer=2, nsid=4), _link(13, "q31net9", peer=3, nsid=1)]
+    pods = {"p1": (frozenset({"lo", "eth0"}), [_link(1, "lo", None), _link(2, "eth0", peer=4, nsid=0),
+                                               _link(3, "net9", peer=13, nsid=0)]),
+            "p2": (frozenset({"lo", "eth0"}), [_link(1, "lo", None), _link(2, "eth0", peer=5, nsid=0)])}
+    nsids = {"p1": 1, "p2": 2}
+    assert plugin_node_devices(node, pods, nsids, {"cni0"}) == {"cni0", "veth1c8310a0", "vethptp"}
+    # another node's pod p3, its eth0 index 2 paired with 12 there: q31other's numbers, its peer elsewhere
+    other = {**pods, "p3": (frozenset({"eth0"}), [_link(2, "eth0", peer=12, nsid=0)])}
+    assert "q31other" not in plugin_node_devices(node, other, nsids, {"cni0"})
+    assert "q31other" not in plugin_node_devices(node, other, {**nsids, "p3": 3}, {"cni0"})  # p3 is not in 4
+    assert "veth1c8310a0" not in plugin_node_devices(node, pods, {"p1": 2, "p2": 1}, set())  # ids swapped
     # a hand's veth enslaved to the plugins' bridge is its port: the bridge plugin's (its DEL, its CHECK)
     node.append(_link(10, "q29port", peer=11, master=3))
-    assert "q29port" in plugin_node_devices(node, pods, {"cni0"})
-    assert plugin_node_devices(node, [], set()) == set()  # no pod: no veth of theirs (all as a hand's)
+    assert "q29port" in plugin_node_devices(node, pods, nsids, {"cni0"})
+    assert plugin_node_devices(node, {}, {}, set()) == set()  # no pod: no veth of theirs (all as a hand's)
 
 
 def test_a_lab_that_was_builtin_loses_netlabs_own_pod_side_when_a_conflist_takes_over(world, tmp_path):

@@ -87,7 +87,7 @@ def test_a_route_on_a_veth_no_result_names_is_the_plugins_and_one_on_a_hand_adde
     links = {n2: [_link(1, "lo"), _link(2, "eth0", "veth", 9, 0), _link(5, "veth0badc0de", "veth", 2, 3),
                   _link(6, "q29hand", "veth", 7), _link(7, "q29peer", "veth", 6)],
              pod: [_link(1, "lo"), _link(2, "eth0", "veth", 5, 0)]}
-    m.plugins_live(lambda ns: links.get(ns, []))
+    m.plugins_live(lambda ns: links.get(ns, []), lambda ns, pods: {pod: 3} if ns == n2 and pod in pods else {})
     assert m.plugin_devs[n2] == {"veth0badc0de"}
     assert strayroutes.extra_route(m, n2, "10.244.1.9", None, "veth0badc0de", "10.244.1.9 dev veth0badc0de") is None
     assert strayroutes.extra_route(m, n2, "10.244.1.9", None, "eth0", "10.244.1.0/25 dev eth0") is not None
