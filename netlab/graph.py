@@ -179,7 +179,8 @@ def build(lab: Lab) -> Graph:
 
     # Services: a ClusterIP that kube-proxy DNATs, in every node, to one of its endpoints.
     if lab.services:
-        grp = Group(ids("grp", "services"), "Services (kube-proxy iptables DNAT in every node)")
+        mode = lab.topo.cluster.kube_proxy_mode  # nftables: kube-proxy's table ip kube-proxy, no iptables rule
+        grp = Group(ids("grp", "services"), f"Services (kube-proxy {mode} DNAT in every node)")
         for svc in lab.services:
             sid = ids("svc", svc.namespace, svc.name)
             cip = lab.cluster_ip(svc)

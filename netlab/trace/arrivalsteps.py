@@ -114,15 +114,15 @@ class ArrivalSteps(WalkParts):
             seen = replace(seen, alt=new)
         sysctl = brnf.command(ns)
         port = f" at port {self._port_in}" if self._port_in else ""
+        hook = brnf.prerouting(ns in self.lab.nft_netns)
         if self.k.bridge_nf(ns):
             # br_nf_pre_routing runs NF_INET_PRE_ROUTING at the bridge's own hook; ip_sabotage_in then stops the
             # IP layer's PREROUTING from running a second time on the frame passed up
-            how = (f"{brnf.ON} runs iptables PREROUTING (conntrack, the nat "
-                   f"table's DNAT) on the frame while it is still bridged{port}, then the bridge hands it up to "
-                   f"{bridge}'s IP layer for the route lookup (PREROUTING does not run there again)")
+            how = (f"{brnf.ON} runs {hook} on the frame while it is still bridged{port}, then the bridge hands it "
+                   f"up to {bridge}'s IP layer for the route lookup (PREROUTING does not run there again)")
         else:
-            how = (f"the bridge hands the frame up to the IP layer on {bridge}, where iptables PREROUTING (conntrack, "
-                   f"the nat table's DNAT) runs, then the route lookup ({brnf.OFF})")
+            how = (f"the bridge hands the frame up to the IP layer on {bridge}, where {hook} runs, then the route "
+                   f"lookup ({brnf.OFF})")
         return self.rows.row(ns, bridge, "bridge", f"dst MAC {mac} is {bridge}'s own: {how}",
                              [f"bridge -n {ns} fdb show br {bridge} | grep permanent", sysctl], seen)
 

@@ -28,6 +28,16 @@ def command(ns: str) -> str:
     return f"ip netns exec {ns} sysctl {SYSCTL}"
 
 
+def prerouting(nft: bool) -> str:
+    """What runs at NF_INET_PRE_ROUTING on a packet for the bridge's own MAC, in a row's words (``nft``: kube-proxy
+    is in nftables mode there: its DNAT is nft's chain nat-prerouting of ``table ip kube-proxy``, and iptables' nat
+    table holds none of kube-proxy's rules)."""
+    if nft:
+        return ("the PREROUTING hook (conntrack, then kube-proxy's DNAT in nft's chain nat-prerouting of table ip "
+                "kube-proxy; iptables' nat PREROUTING holds none of kube-proxy's rules here)")
+    return "iptables PREROUTING (conntrack, the nat table's DNAT)"
+
+
 def switched(on: bool) -> str:
     """What a frame switched from port to port meets on the bridge, for a row's end (``on``: the sysctl is 1)."""
     if on:

@@ -140,6 +140,21 @@ def test_host_gw_model(hg_lab):
     assert {x for link in g.links for x in (link.src, link.dst)} <= box_ids(g)
 
 
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_the_services_box_names_kube_proxys_mode(tmp_path, mode):
+    """In nftables mode kube-proxy DNATs in nft's table ip kube-proxy (no iptables rule of its own): the picture
+    said "kube-proxy iptables DNAT" whatever the mode, in every format."""
+    path = tmp_path / "lab.yaml"
+    text = HOST_GW.format(mode="host-gw")
+    path.write_text(text.replace("nodes:\n", f"cluster: {{kubeProxyMode: {mode}}}\nnodes:\n", 1))
+    g = graph.build(resolve(load_topology(str(path))))
+    title = f"Services (kube-proxy {mode} DNAT in every node)"
+    assert [grp.title for grp in g.groups if grp.id == "grp_services"] == [title]
+    other = "iptables" if mode == "nftables" else "nftables"
+    for text in (graph.to_mermaid(g), graph.to_dot(g)):
+        assert title in text and f"kube-proxy {other}" not in text
+
+
 # ---------------------------------------------------------------- renderers
 
 

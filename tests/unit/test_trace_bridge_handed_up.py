@@ -40,3 +40,22 @@ def test_the_bridge_hands_a_frame_for_its_own_mac_up_as_the_kernel_does(bridge_n
             "(conntrack, the nat table's DNAT) runs, then the route lookup (bridge-nf-call-iptables = 0: no "
             "iptables while bridged)"), row.decision
     assert "ip netns exec svc-node-1 sysctl net.bridge.bridge-nf-call-iptables" in row.commands
+
+
+@pytest.mark.parametrize("bridge_nf", [True, False])
+def test_in_nftables_mode_the_row_names_kube_proxys_nft_chain_not_the_iptables_nat_table(bridge_nf):
+    """kube-proxy in nftables mode DNATs in nft's chain nat-prerouting of table ip kube-proxy; iptables' nat table
+    holds none of its rules. The row said "iptables PREROUTING (conntrack, the nat table's DNAT)" there too."""
+    lab, m, k = services_lab(True)
+    k.bridge_nf = lambda netns: bridge_nf
+    w = walk(k, m, "svc-client", Flow.icmp(None, WEB_2, 7))
+    row = next(h for h in w.hops if h.kind == "bridge" and h.device == "cni0")
+    hook = ("the PREROUTING hook (conntrack, then kube-proxy's DNAT in nft's chain nat-prerouting of table ip "
+            "kube-proxy; iptables' nat PREROUTING holds none of kube-proxy's rules here)")
+    assert "the nat table's DNAT" not in row.decision
+    if bridge_nf:
+        assert f"is cni0's own: br_netfilter (bridge-nf-call-iptables = 1) runs {hook} on the frame while it is " \
+               "still bridged" in row.decision, row.decision
+    else:
+        assert f"is cni0's own: the bridge hands the frame up to the IP layer on cni0, where {hook} runs, then " \
+               "the route lookup" in row.decision, row.decision
