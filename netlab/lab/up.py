@@ -20,28 +20,22 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from netlab import signals
-from netlab.realize.attachments import (attached_lab, check_cni_change, is_plugin_made, live_made, plugin_made,
-                                       plugin_pods, remade_line, remade_pods)
+from netlab.realize.attachments import attached_lab, check_cni_change, remade_line, remade_pods
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, from_file_way, open_files
-from netlab.kernel import iptables, testhooks
-from netlab.kernel.base import Kernel, KernelError, Op
+from netlab.kernel import testhooks
+from netlab.kernel.base import Kernel
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of
-from netlab.lab import carrier
-from netlab.lab.announce import announce
+from netlab.lab.up_converge import Converging
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, create_netns, namespaces_to_create, owned, \
     tag_for
-from netlab.lab.reading import drift_of, netns_sysctls, snapshots
+from netlab.lab.reading import netns_sysctls
 from netlab.lab.rollback import Interrupted, Rollback, raise_interrupted
 from netlab.lab.teardown import delete_namespaces, stop_features
 from netlab.model.lab import Lab, resolve
 from netlab.plan.build import Plan, build_plan
 from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
-from netlab.realize.diff import Drift
-from netlab.realize.expect import expected
-from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, said,
-                                   repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state, still_up
 from netlab.cni import conf as C, edited
 from netlab.cni.invoke import copy_of_run
@@ -51,7 +45,6 @@ from netlab.realize.lab_lock import LabLock
 from netlab.workload.terminal import served
 
 Progress = Callable[[str, int, int], None]
-ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
 
 
 @dataclass
@@ -99,7 +92,7 @@ def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: 
         return _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None).run(source, False)
 
 
-class _Up(Rollback):
+class _Up(Converging, Rollback):
     def __init__(self, lab: Lab, plan: Plan, kernel: Kernel, features: Sequence[Feature], journal: Journal,
                  progress: Progress | None):
         self.lab, self.plan, self.kernel, self.features = lab, plan, kernel, list(features)
@@ -359,24 +352,6 @@ class _Up(Rollback):
         state.save()
         self._start_features(state)
 
-    def _repair_after_removal(self, state: LabState) -> None:
-        """A node's bridge whose last port went with a removed pod has the MTU the kernel gives a bridge without
-        ports, 1500 (br_mtu_auto_adjust), not the plan's: the namespaces that held the removed veths' other ends
-        are read and repaired once more."""
-        touched = sorted({ns for ns, _ in self.leaving_veths} & set(self.plan.netns))
-        want = expected(self.plan)
-        repairs = self._repairs(self._drift(touched, want, state), want)
-        if repairs:
-            self.journal.step("repair the nodes that lost pods")
-            self.journal.apply(repairs, order=self.plan.netns)
-            self._say_repairs(repairs)
-
-    def _say_repairs(self, repairs: list[Op]) -> None:
-        """The result's lines for ``repairs``; the stale chains their restores deleted are said at the end, with
-        those the features deleted (one line per namespace and table)."""
-        self.result.fixed += said(repairs, iptables.default_backend())
-        add_deleted_chains(self.chains_deleted, deleted_chains(repairs))
-
     def _start_features(self, state: LabState, again: str = "") -> None:
         failed = []  # as this round leaves them (a second round, after the CNI plugins, tells them anew)
         for feature in self.features:
@@ -401,84 +376,6 @@ class _Up(Rollback):
         self.journal.step("follow the addresses the CNI plugins gave")
         self._make_and_repair(state, set())
         self._start_features(state, again=" again, with those addresses")
-
-    def _make_and_repair(self, state: LabState, made: set[str]) -> None:
-        """Everything of the plan in the namespaces just ``made``, in one batch; the others read and repaired,
-        each repair proven by reading the kernel again."""
-        want = expected(self.plan)
-        ops: list[Op] = create_ops(r for r in self.plan.resources if r.netns in made)
-        existing = [ns for ns in self.plan.netns if ns not in made]
-        drifts = self._drift(existing, want, state)
-        self._delete_stale_chains(want)
-        repairs = self._repairs(drifts, want)
-        repairs += stale_peer_ops((r for r in self.plan.resources if r.netns in made), self._observed)
-        self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
-        self._say_repairs(repairs)
-        repaired = list(repairs)
-        rounds = 1
-        while repairs and rounds < ROUNDS:  # a repair is proven by reading the kernel again
-            touched = sorted({op.netns for op in repairs} & set(existing))
-            drifts = self._drift(touched, want, state)
-            repairs = self._repairs(drifts, want)
-            self.journal.apply(repairs, order=self.plan.netns)
-            self._say_repairs(repairs)
-            repaired += repairs
-            rounds += 1
-        if repairs:
-            left = self._drift(sorted({op.netns for op in repairs}), want, state)
-            if left:
-                raise ApplyFailed(f"could not converge: {left[0]}")
-        # A link a repair brought up carries traffic only once the kernel says it runs (lab/carrier.py).
-        for ns, name in carrier.wait_running(self.kernel, links_brought_up(repaired, self.plan.of_kind("veth"))):
-            self.result.warnings.append(f"{name} in {ns} is up but not running yet (no carrier after "
-                                        f"{carrier.CARRIER_WAIT:g}s): traffic through it is dropped until it is")
-        # Each pod's or node's new address announced, as a real one is: neighbours drop a freed owner's MAC
-        # (none to correct when every namespace is new).
-        if existing:
-            self.result.warnings += announce(self.kernel, self.lab, self.plan, ops + repaired)
-
-    def _drift(self, namespaces: list[str], want: dict, state: LabState) -> list[Drift]:
-        self._snaps = {}
-        self._observed = {}
-        if not namespaces:
-            return []
-        links = kernel_links(state)
-        made = plugin_made(self.lab, state)  # what a user's CNI plugins made is theirs
-        pods_of = plugin_pods(state)  # a node's own pods: its plugins' veths are those to them (live_made)
-        names = set(namespaces)
-        # A veth's peer may live in a namespace outside those asked for: read it too.
-        peers = {r.peer_netns for r in self.plan.of_kind("veth") if r.netns in names}  # type: ignore[attr-defined]
-        if any(made.get(ns) is not None for ns in names):  # a node's plugins' veths, by their peers (live_made)
-            peers |= {ns for ns, devs in made.items() if devs is None}
-        # Read side by side, as status does (a namespace deleted a moment ago is left out: said below).
-        self._snaps = snapshots(self.kernel, want, names, peers)
-        out: list[Drift] = []
-        for ns in namespaces:
-            if ns not in self._snaps:
-                raise ApplyFailed(f"namespace {ns} vanished while the lab was read")
-            self._observed[ns], drifts = drift_of(ns, want, self._snaps, links.get(ns, ()))
-            self.held_before.setdefault(ns, set(self._observed[ns].objects))
-            theirs = live_made(made, ns, self._snaps, pods_of, self.kernel.nsids)
-            out += [d for d in drifts if not is_plugin_made(d, theirs)]
-        return out
-
-    def _delete_stale_chains(self, want: dict) -> None:
-        """kube-proxy's nftables chains an earlier sync emptied: deleted now, before this sync, each node in a
-        transaction of its own (not journaled: an empty chain nothing names is nothing to put back). One that
-        cannot go yet (a kernel before 6.2 frees it a moment later) stays for the next up, as in kube-proxy."""
-        for op, chains in stale_chain_ops(want, self._observed):
-            try:
-                self.kernel.apply([op])
-            except KernelError as exc:
-                self.result.warnings.append(f"{op.res.netns}: emptied nftables chains stay until the next up ({exc})")
-                continue
-            self.result.fixed.append(f"deleted {len(chains)} nftables chain{'s' if len(chains) > 1 else ''} an "
-                                     f"earlier sync emptied in {op.res.netns} (kube-proxy deletes them a sync later)")
-
-    def _repairs(self, drifts: list[Drift], want: dict) -> list[Op]:
-        ops = repair_ops(drifts, want, self._observed) if drifts else []
-        return [op for op in ops if not (op.verb == "del" and (op.netns, getattr(op.res, "name", None))
-                                         in self.leaving_veths)]
 
 def _leaving_veths(state: LabState, plan: Plan) -> set[tuple[str, str]]:
     """(namespace, veth) of the far end of each pod's or node's veth whose namespace the plan no longer has (its

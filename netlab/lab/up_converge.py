@@ -1,0 +1,144 @@
+"""What ``up`` does in namespaces that are there already: read them, compare them with the plan, repair the
+difference, and prove each repair by reading the kernel again (bounded, ROUNDS).
+
+A mixin of lab/up.py's run (``_Up``), which holds the plan, the kernel, the journal every op goes through (a
+failed or stopped run takes them back) and the result the user is told. What a user's CNI plugins made in a
+namespace is theirs, never drift (realize/attachments.py); a veth whose pod the run removes goes with the pod's
+namespace, not as an extra link before it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netlab.errors import ApplyFailed
+from netlab.feature import add_deleted_chains
+from netlab.kernel import iptables
+from netlab.kernel.base import Kernel, KernelError, Op
+from netlab.lab import carrier
+from netlab.lab.announce import announce
+from netlab.lab.journal import Journal
+from netlab.lab.ownership import kernel_links
+from netlab.lab.reading import drift_of, snapshots
+from netlab.model.lab import Lab
+from netlab.plan.build import Plan
+from netlab.realize.attachments import is_plugin_made, live_made, plugin_made, plugin_pods
+from netlab.realize.diff import Drift
+from netlab.realize.expect import expected
+from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, repair_ops, said,
+                                   stale_chain_ops, stale_peer_ops)
+from netlab.realize.state import LabState
+
+ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
+
+
+class Converging:
+    """Read, compare and repair the namespaces a run finds there (``_Up``'s attributes, set by its __init__)."""
+
+    lab: Lab
+    plan: Plan
+    kernel: Kernel
+    journal: Journal
+    result: Any  # lab/up.UpResult
+    chains_deleted: dict[tuple[str, str], list[str]]
+    leaving_veths: set[tuple[str, str]]
+    held_before: dict[str, set[tuple]]
+    _snaps: dict[str, Any]
+    _observed: dict[str, Any]
+
+    def _repair_after_removal(self, state: LabState) -> None:
+        """A node's bridge whose last port went with a removed pod has the MTU the kernel gives a bridge without
+        ports, 1500 (br_mtu_auto_adjust), not the plan's: the namespaces that held the removed veths' other ends
+        are read and repaired once more."""
+        touched = sorted({ns for ns, _ in self.leaving_veths} & set(self.plan.netns))
+        want = expected(self.plan)
+        repairs = self._repairs(self._drift(touched, want, state), want)
+        if repairs:
+            self.journal.step("repair the nodes that lost pods")
+            self.journal.apply(repairs, order=self.plan.netns)
+            self._say_repairs(repairs)
+
+    def _say_repairs(self, repairs: list[Op]) -> None:
+        """The result's lines for ``repairs``; the stale chains their restores deleted are said at the end, with
+        those the features deleted (one line per namespace and table)."""
+        self.result.fixed += said(repairs, iptables.default_backend())
+        add_deleted_chains(self.chains_deleted, deleted_chains(repairs))
+
+    def _make_and_repair(self, state: LabState, made: set[str]) -> None:
+        """Everything of the plan in the namespaces just ``made``, in one batch; the others read and repaired,
+        each repair proven by reading the kernel again."""
+        want = expected(self.plan)
+        ops: list[Op] = create_ops(r for r in self.plan.resources if r.netns in made)
+        existing = [ns for ns in self.plan.netns if ns not in made]
+        drifts = self._drift(existing, want, state)
+        self._delete_stale_chains(want)
+        repairs = self._repairs(drifts, want)
+        repairs += stale_peer_ops((r for r in self.plan.resources if r.netns in made), self._observed)
+        self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
+        self._say_repairs(repairs)
+        repaired = list(repairs)
+        rounds = 1
+        while repairs and rounds < ROUNDS:  # a repair is proven by reading the kernel again
+            touched = sorted({op.netns for op in repairs} & set(existing))
+            drifts = self._drift(touched, want, state)
+            repairs = self._repairs(drifts, want)
+            self.journal.apply(repairs, order=self.plan.netns)
+            self._say_repairs(repairs)
+            repaired += repairs
+            rounds += 1
+        if repairs:
+            left = self._drift(sorted({op.netns for op in repairs}), want, state)
+            if left:
+                raise ApplyFailed(f"could not converge: {left[0]}")
+        # A link a repair brought up carries traffic only once the kernel says it runs (lab/carrier.py).
+        for ns, name in carrier.wait_running(self.kernel, links_brought_up(repaired, self.plan.of_kind("veth"))):
+            self.result.warnings.append(f"{name} in {ns} is up but not running yet (no carrier after "
+                                        f"{carrier.CARRIER_WAIT:g}s): traffic through it is dropped until it is")
+        # Each pod's or node's new address announced, as a real one is: neighbours drop a freed owner's MAC
+        # (none to correct when every namespace is new).
+        if existing:
+            self.result.warnings += announce(self.kernel, self.lab, self.plan, ops + repaired)
+
+    def _drift(self, namespaces: list[str], want: dict, state: LabState) -> list[Drift]:
+        self._snaps = {}
+        self._observed = {}
+        if not namespaces:
+            return []
+        links = kernel_links(state)
+        made = plugin_made(self.lab, state)  # what a user's CNI plugins made is theirs
+        pods_of = plugin_pods(state)  # a node's own pods: its plugins' veths are those to them (live_made)
+        names = set(namespaces)
+        # A veth's peer may live in a namespace outside those asked for: read it too.
+        peers = {r.peer_netns for r in self.plan.of_kind("veth") if r.netns in names}  # type: ignore[attr-defined]
+        if any(made.get(ns) is not None for ns in names):  # a node's plugins' veths, by their peers (live_made)
+            peers |= {ns for ns, devs in made.items() if devs is None}
+        # Read side by side, as status does (a namespace deleted a moment ago is left out: said below).
+        self._snaps = snapshots(self.kernel, want, names, peers)
+        out: list[Drift] = []
+        for ns in namespaces:
+            if ns not in self._snaps:
+                raise ApplyFailed(f"namespace {ns} vanished while the lab was read")
+            self._observed[ns], drifts = drift_of(ns, want, self._snaps, links.get(ns, ()))
+            self.held_before.setdefault(ns, set(self._observed[ns].objects))
+            theirs = live_made(made, ns, self._snaps, pods_of, self.kernel.nsids)
+            out += [d for d in drifts if not is_plugin_made(d, theirs)]
+        return out
+
+    def _delete_stale_chains(self, want: dict) -> None:
+        """kube-proxy's nftables chains an earlier sync emptied: deleted now, before this sync, each node in a
+        transaction of its own (not journaled: an empty chain nothing names is nothing to put back). One that
+        cannot go yet (a kernel before 6.2 frees it a moment later) stays for the next up, as in kube-proxy."""
+        for op, chains in stale_chain_ops(want, self._observed):
+            try:
+                self.kernel.apply([op])
+            except KernelError as exc:
+                self.result.warnings.append(f"{op.res.netns}: emptied nftables chains stay until the next up ({exc})")
+                continue
+            self.result.fixed.append(f"deleted {len(chains)} nftables chain{'s' if len(chains) > 1 else ''} an "
+                                     f"earlier sync emptied in {op.res.netns} (kube-proxy deletes them a sync later)")
+
+    def _repairs(self, drifts: list[Drift], want: dict) -> list[Op]:
+        ops = repair_ops(drifts, want, self._observed) if drifts else []
+        return [op for op in ops if not (op.verb == "del" and (op.netns, getattr(op.res, "name", None))
+                                         in self.leaving_veths)]
+
