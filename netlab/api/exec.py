@@ -192,7 +192,9 @@ def open_log(path: str, pod: str, container: str, lab: str, previous: bool = Fal
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         # read_up: the lab's folder, logs and state, went (down's last step) since the caller read it up
-        gone = taken_down(lab, f"the log of {pod}/{container} went with it", not os.path.isdir(os.path.dirname(path)))
+        # or a `down` (an `up`) killed halfway took it (did not make it yet): list's line, `down` finishes it
+        gone = taken_down(lab, f"the log of {pod}/{container} went with it", not os.path.isdir(os.path.dirname(path)),
+                          killed=f"the log of {pod}/{container} is not there")
         if gone is not None:  # a `netlab down` took it away with the lab's folder: no fault to repair
             raise gone from None
         if previous:

@@ -198,7 +198,10 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
     if any(p.netns_gone for p in out):  # SandboxChanged: a `netlab down` deleting them?
         from netlab.realize.interrupted import taken_down
 
-        gone = taken_down(state.lab, "its pods' containers and namespaces go with it")
+        # a `down` killed halfway: list's line (`down` finishes it), as exec says it, not SandboxChanged
+        first = next(p.netns for p in out if p.netns_gone)
+        gone = taken_down(state.lab, "its pods' containers and namespaces go with it",
+                          killed=f"namespace {first} is not there")
         if gone is not None:  # said as status and probe say it, not a pod status to repair (SandboxChanged)
             raise gone
     return tuple(out)
@@ -240,7 +243,9 @@ def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
     if any(n.created is None for n in out):  # a node's namespace not there: a `netlab down` deleting them?
         from netlab.realize.interrupted import taken_down
 
-        gone = taken_down(lab.name, "its nodes' namespaces go with it", read_up=False)
+        first = next(n.netns for n in out if n.created is None)
+        gone = taken_down(lab.name, "its nodes' namespaces go with it", read_up=False,
+                          killed=f"namespace {first} is not there")  # a `down` killed halfway: list's line
         if gone is not None:  # said as get pods, status and probe say it, not a table of nodes
             raise gone
     return out

@@ -6,7 +6,7 @@ import contextlib
 import os
 import select
 import sys
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import click
 from click.core import ParameterSource
@@ -17,6 +17,9 @@ from netlab.cli.options import lab_options
 from netlab.cli.output import said_first
 from netlab.cli.complete import complete_containers, complete_names, complete_pods
 from netlab.errors import UsageError
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab as ModelLab
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.lab", "netlab.api.exec")
@@ -176,9 +179,12 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
     model = lab.model
     chosen, path = log_file(model, pod, container, previous)
     # A lab `list` shows gone (its namespaces deleted, its state and logs left): its last run's log is still what
-    # a reader asks for, printed after the line the other commands say of it (exit 3, as theirs)
-    gone = taken_down(lab.name, f"the log of {pod}/{chosen}", read_up=False)
-    gone = gone if isinstance(gone, StateGone) else None
+    # a reader asks for, printed after the line the other commands say of it (exit 3, as theirs). One whose `down`
+    # (or `up`) was killed halfway, its log or the pod's namespace not there: list's line (`down` finishes it),
+    # as exec says it, then the log if it is left (exit 2), not "was it started?"
+    missing = _missing(model, pod, chosen, path)
+    gone = taken_down(lab.name, f"the log of {pod}/{chosen}", read_up=False, killed=missing)
+    gone = gone if isinstance(gone, StateGone) or (missing and isinstance(gone, UsageError)) else None
     if gone is not None:
         said_first(str(gone))
     if container is None:
@@ -188,7 +194,7 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
     writer = log_writer(lab.state(), model, pod, chosen)
     try:
         fh = open_log(path, pod, chosen, lab.name, previous, writer)
-    except StateGone:  # no such log of the gone lab (--previous, a container never started): said once
+    except (StateGone, UsageError):  # no such log of the gone or half-done lab (--previous, never started): said once
         if gone is None:
             raise
         raise SystemExit(gone.exit_code) from None
@@ -232,6 +238,17 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
                 break
     if gone is not None:
         raise SystemExit(gone.exit_code)
+
+
+def _missing(model: ModelLab, pod: str, container: str, path: str) -> str | None:
+    """What of pod ``pod`` a ``down`` killed halfway took away: its container's log, else its network namespace;
+    None when both are there."""
+    from netlab.model.naming import netns_path
+
+    netns = next(p.netns for p in model.pods if p.name == pod)
+    if not os.path.lexists(path):
+        return f"the log of {pod}/{container} is not there"
+    return None if os.path.lexists(netns_path(netns)) else f"namespace {netns} is not there"
 
 
 @contextlib.contextmanager

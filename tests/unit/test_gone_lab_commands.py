@@ -152,3 +152,60 @@ def test_logs_of_a_gone_lab_prints_the_log_after_status_s_line_and_exits_3(gone_
         assert (got.returncode, got.stdout, got.stderr) == (3, "served 3 requests\n", f"netlab: {gone_line('fk')}\n")
     got = run_cli("logs", "--lab", "fk", "a", "--previous")  # none: the line once
     assert (got.returncode, got.stdout, got.stderr) == (3, "", f"netlab: {gone_line('fk')}\n")
+
+
+@pytest.fixture
+def killed_down_lab(lab, monkeypatch):
+    """The lab as a `down` killed at its hook down-deleted leaves it: every namespace deleted, its logs taken
+    (a pod's features), its state kept in phase deleting, and nobody holding its lock."""
+    k = FakeKernel()
+    up(lab, k)
+    machine_holds(monkeypatch, k)
+    with LabLock(lab.name, "netlab down"):
+        state = load_state(lab.name)
+        state.phase = "deleting"
+        state.save()
+        for name in list(k.ns):
+            k.delete_netns(name)
+    return (f"lab fk: the `netlab down` that was taking it down (pid {os.getpid()}) ended before it finished "
+            "(killed); `sudo netlab down --lab fk` finishes it")
+
+
+def test_get_pods_and_nodes_of_a_lab_a_killed_down_left_say_list_s_line(lab, killed_down_lab):
+    """QA q31 3, q32 2: they listed its pods SandboxChanged (whose way out is `up`) and its nodes, exit 0, where
+    exec, probe and status say list's line (`down` finishes it)."""
+    said = {}
+    for what, read in (("pods", lambda: views.pods(load_state("fk"), lab)), ("nodes", lambda: views.nodes(lab))):
+        with pytest.raises(NetlabError) as info:
+            read()
+        said[what] = (str(info.value), info.value.exit_code)
+    assert said == {"pods": (f"{killed_down_lab} (namespace fk-a is not there)", 2),
+                    "nodes": (f"{killed_down_lab} (namespace fk-n1 is not there)", 2)}
+
+
+def test_logs_of_a_lab_a_killed_down_left_says_list_s_line(lab, killed_down_lab, monkeypatch):
+    """It said "no log for a/main yet (was it started? ...)", exit 2: list's line now, first, then the log when
+    one is left (exit 2, as exec); Lab.logs raises the line."""
+    from cli_inprocess import run_cli
+
+    from netlab import api
+    from netlab.cli import workload as cli_workload
+    from netlab.workload import lifecycle
+
+    monkeypatch.setattr(cli_workload, "require_root", lambda: None)
+    (container,) = [c.name for c in next(p for p in lab.pods if p.name == "a").containers]
+    for args in ((), ("-f",), ("--previous",)):
+        got = run_cli("logs", "--lab", "fk", "a", *args)
+        assert (got.returncode, got.stdout, got.stderr) == (
+            2, "", f"netlab: {killed_down_lab} (the log of a/{container} is not there)\n"), got
+    with pytest.raises(NetlabError) as info:
+        api.Lab("fk").logs("a")
+    assert str(info.value) == (f"{killed_down_lab} (the log of a/{container} is not there)".replace(
+        "`sudo netlab down --lab fk`", "`Lab('fk').down()`")) and info.value.exit_code == 2
+    path = lifecycle.log_path("fk", "a", container)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        fh.write("served 3 requests\n")
+    got = run_cli("logs", "--lab", "fk", "a")  # its log left: printed after the line
+    assert (got.returncode, got.stdout, got.stderr) == (
+        2, "served 3 requests\n", f"netlab: {killed_down_lab} (namespace fk-a is not there)\n"), got
