@@ -1,5 +1,5 @@
 """status's text: how many objects differ from the plan, each drift line, and what puts the lab right (its
-repair, the watcher that restarts a held container, what no `up` repairs)."""
+repair, the watcher that restarts a held container, what no `up` repairs, or a `down` left halfway)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,12 @@ def say(result: Status, lab_name: str | None, topology: str | None) -> None:
             click.echo(f"the lines above show {total - left} of the {total} differences: `sudo netlab status"
                        f"{which} -o json` lists every one (details[].differences)")
         if result.error is not None and _down_left(result.lab):  # list's line said first: down finishes it
-            click.echo(f"run `{down_way(result.lab)}` to finish taking it down (no `up` repairs what a `netlab "
-                       "down` left halfway)")
+            from netlab.cni.edited import repair_command
+
+            # or the up that repairs the lab makes again what that down took (its state names all of it): as
+            # planned, also once the down's forget was cut short; --reconfigure when a conflist was edited since
+            click.echo(f"run `{down_way(result.lab)}` to finish taking it down, or `{repair_command(result.lab)}` "
+                       "to bring it back as planned")
         elif topology is None:  # every difference one up leaves: no repair named, the up that leaves them is said
             from netlab.cni.edited import repair_command
 

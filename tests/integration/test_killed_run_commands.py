@@ -146,3 +146,43 @@ def test_policy_table_of_a_lab_with_a_pod_s_namespace_deleted_leaves_it_out_and_
         assert f"note: a: its flows not probed: {line} (namespace {lab}-a is not there)" in r.stdout.splitlines(), r
     finally:
         lab_down(lab)
+
+
+def test_get_logs_and_status_of_a_killed_down_s_lab_say_down_finishes_it_and_up_brings_it_back(tmp_path):
+    """QA q31 3, q32 2: get pods said every pod SandboxChanged (its way out: `up`), get nodes printed its table (exit
+    0), logs "no log for a/main yet (was it started?)": list's line now, first, exit 2, as exec. QA q32 3: status's
+    last line said "no `up` repairs what a `netlab down` left halfway", yet the `up` it now names makes the lab
+    again as planned (status, probe), also for a down killed before it stopped anything."""
+    lab = unique_lab("kd")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    try:
+        netlab("up", "-t", path)
+        for point in ("down-deleted", "state-renamed"):
+            killed(lab, {"NETLAB_FAULT_POINT": point}, "down", "--lab", lab)
+            line = list_line(lab)
+            assert line.endswith(f"(killed); `sudo netlab down --lab {lab}` finishes it"), line
+            if point == "down-deleted":
+                assert lab_namespaces(lab) == []
+                for args, missing in ((("get", "pods"), f"namespace {lab}-a"),
+                                      (("get", "nodes"), f"namespace {lab}-n1"),
+                                      (("get", "pods", "-o", "json"), f"namespace {lab}-a"),
+                                      (("logs", "a"), "the log of a/main"), (("logs", "b", "-f"), "the log of b/main")):
+                    r = netlab(*args, "--lab", lab, check=False)
+                    said = f"netlab: {line} ({missing} is not there)\n"
+                    assert (r.returncode, r.stdout, r.stderr) == (2, "", said), r
+            r = netlab("status", "--lab", lab, check=False)
+            assert r.stderr == f"netlab: {line}\n", r
+            if point == "down-deleted":  # (state-renamed: nothing taken yet, all as planned, exit 0)
+                last = r.stdout.splitlines()[-1]
+                assert r.returncode == 1 and last == (f"run `sudo netlab down --lab {lab}` to finish taking it down, "
+                                                      f"or `sudo netlab up -t {path}` to bring it back as planned"), r
+            netlab("up", "-t", path)  # the up it names, for real
+            r = netlab("status", "--lab", lab)
+            assert r.stdout.endswith("all as planned\n") and r.stderr == "", r
+            assert [(r["phase"], r.get("error")) for r in json.loads(netlab("list", "-o", "json").stdout)
+                    if r["lab"] == lab] == [("up", None)]
+            assert netlab("probe", "--lab", lab).returncode == 0
+            assert sorted(lab_namespaces(lab)) == sorted(f"{lab}-{n}" for n in ("a", "b", "n1", "underlay"))
+            assert netlab("get", "pods", "--lab", lab).stdout.count("Running") == 2
+    finally:
+        lab_down(lab)

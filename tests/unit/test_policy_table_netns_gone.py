@@ -177,7 +177,8 @@ def test_status_of_a_killed_down_ends_with_down_not_up(lab, monkeypatch, holder)
     assert got.returncode == 1 and lines[0] == f"netlab: {said}", got
     if holder == "netlab down":
         assert said.endswith("`sudo netlab down --lab fk` finishes it")
-        assert lines[-1] == ("run `sudo netlab down --lab fk` to finish taking it down (no `up` repairs what a "
-                             "`netlab down` left halfway)"), got
+        # or the lab's repair, which makes again what that down took (QA q32 3: "no `up` repairs" it was untrue)
+        assert lines[-1] == ("run `sudo netlab down --lab fk` to finish taking it down, or `sudo netlab up --lab fk` "
+                             "to bring it back as planned"), got
     else:  # an up killed halfway: up makes the rest, as before
         assert lines[-1].startswith("run `sudo netlab up ") and lines[-1].endswith("` to repair"), got
