@@ -81,6 +81,9 @@ def repair_way(lab: str, command: str | None = None, api: bool | None = None) ->
                 words = []
             if words[:4] == ["sudo", "netlab", "up", "-t"] and len(words) == 6:
                 return python_reconfigure(None if words[4] == "FILE" else words[4])
+        if command is not None and PYTHON_IMPORT in command:  # python_command's: its call, as it is
+            with contextlib.suppress(ValueError):
+                return shlex.split(command)[-1].removeprefix(PYTHON_IMPORT)
         return f"Lab({lab!r}).repair()"
     return command or f"sudo netlab up --lab {lab}"
 
@@ -92,6 +95,23 @@ def python_reconfigure(source: str | None, name: str | None = None) -> str:
     ``name:`` is another (``Lab.up('FILE', name='L', reconfigure=True)``: without it, another lab is made)."""
     named = f", name={name!r}" if name is not None else ""
     return f"Lab.up({repr(source) if source is not None else 'TOPOLOGY'}{named}, reconfigure=True)"
+
+
+PYTHON_IMPORT = "from netlab import Lab; "  # what python_command runs before its call
+
+
+def _shell_quoted(code: str) -> str:
+    """``code`` as one shell word: in double quotes when nothing in it means anything there (a Python call's
+    single-quoted strings read as they are), else as shlex quotes it."""
+    return f'"{code}"' if not any(c in code for c in '"$`\\!') else shlex.quote(code)
+
+
+def python_command(call: str) -> str:
+    """A Lab call (``Lab.up('FILE', name='L', reconfigure=True)``) as the command that runs it, for a repair no
+    `netlab` command gives (`up` takes no name for a file's lab): the Python netlab itself runs under, as root."""
+    import sys
+
+    return f"sudo {command_path(sys.executable)} -c {_shell_quoted(PYTHON_IMPORT + call)}"
 
 
 def from_file_way(api: bool | None = None) -> str:

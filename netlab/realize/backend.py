@@ -110,8 +110,15 @@ def _move(state: LabState, from_dict: bool) -> str:
         if not state.source:
             return f"Lab.up(name={state.lab!r}, reconfigure=True)"
         return python_reconfigure(state.source, state.lab if names_another_lab(state.source, state.lab) else None)
-    return f"sudo netlab up -t {command_path(state.source)} --reconfigure" if state.source else \
-        "sudo netlab up --reconfigure"  # as state.up_command says it
+    if not state.source:
+        return "sudo netlab up --reconfigure"  # as state.up_command says it
+    from netlab.model.load import names_another_lab
+
+    if names_another_lab(state.source, state.lab):  # its file's `up` makes another lab: state.reconfigure_up's call
+        from netlab.errors import python_command, python_reconfigure
+
+        return python_command(python_reconfigure(state.source, state.lab))
+    return f"sudo netlab up -t {command_path(state.source)} --reconfigure"
 
 
 def foreign_drift(table: str, text: str | None, plugins: bool) -> list[str]:

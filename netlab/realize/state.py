@@ -287,8 +287,17 @@ def reconfigure_up(state: LabState, source: str | None = None) -> str:
     feature's drift that is a netlab.feature.Reconfigure: pods attached with a conflist edited since), which a plain
     `up` refuses: the file's `up -t FILE --reconfigure` (``source``: the file status compared the kernel with, else
     the lab's own), whatever impairments the lab holds (`up --lab NAME` takes no --reconfigure); FILE for a lab
-    made from a dict, which has no file to name."""
-    return up_command(source or state.source or "FILE", reconfigure=True)
+    made from a dict, which has no file to name. A lab brought up from the file under a name of its own (the file's
+    ``name:`` is another lab's, every pytest plugin lab): no `netlab up` names it (that `up` makes the file's lab),
+    so the Python call with ``name=``, as a command (errors.python_command)."""
+    from netlab.model.load import names_another_lab
+
+    path = source or state.source
+    if path and names_another_lab(path, state.lab):  # `up -t FILE --reconfigure` would make the file's lab
+        from netlab.errors import python_command, python_reconfigure
+
+        return python_command(python_reconfigure(path, state.lab))  # no `netlab up` names it: Lab.up's name=
+    return up_command(path or "FILE", reconfigure=True)
 
 
 def edited_at_run_time(state: LabState) -> bool:

@@ -211,3 +211,39 @@ def test_a_conflist_edited_into_one_that_cannot_be_read_is_drift_and_reconfigure
     netlab(*repair.split()[2:])  # the command status named
     assert _eth0(lab, "a") == [(1300, ["10.244.0.2"])] and _eth0(lab, "b") == [(1300, ["10.244.0.3"])]
     netlab("status", "--lab", lab)  # exit 0: as planned
+
+
+def test_a_lab_brought_up_under_another_name_is_named_in_the_reconfigure_status_says(labs, tmp_path):
+    """QA q32 1: a lab brought up from a file under a name of its own (Lab.up(FILE, name=...), every pytest plugin
+    lab), its conflist edited: status named `sudo netlab up -t FILE --reconfigure`, which made a second lab (the
+    file's) and left this one drifting. It names the Python call with name= (no `netlab up` names a file's lab),
+    as a command; run for real, it re-attaches this lab's pods, and makes no other lab."""
+    import shlex
+    import subprocess
+    import sys
+
+    other, conflist, text = _topology(labs, tmp_path, 1450, None, prefix="kd")  # the file names `other`
+    lab = labs.name("kd")
+    path = write_topology(tmp_path, text)
+    subprocess.run([sys.executable, "-c", f"from netlab import Lab; Lab.up({path!r}, name={lab!r})"], check=True)
+    assert _eth0(lab, "a") == [(1450, ["10.244.0.2"])] and lab_namespaces(other) == []
+
+    conflist.write_text(_conflist(1300, "new"))
+    call = f"Lab.up({path!r}, name={lab!r}, reconfigure=True)"
+    want = f"sudo {sys.executable} -c \"from netlab import Lab; {call}\""
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and status.stdout.splitlines()[-1] == f"run `{want}` to repair", status.stdout
+    assert f"`{want}` re-attaches them with the new one" in status.stdout, status.stdout  # the cni: line
+    assert json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["repair"] == want
+    said = subprocess.run([sys.executable, "-c", f"from netlab import Lab; s = Lab({lab!r}).status(); "
+                           "print(s.repair); print(*s.drift, sep='\\n')"], check=True, capture_output=True, text=True)
+    assert said.stdout.splitlines()[0] == call and f"`{call}` re-attaches them" in said.stdout, said.stdout
+
+    words = shlex.split(want)
+    assert words[0] == "sudo"
+    subprocess.run(words[1:], check=True)  # the command status named, for real (root already: no sudo)
+    for pod, addr in (("a", "10.244.0.2"), ("b", "10.244.0.3")):
+        assert _markers(lab, pod)[-2:] == [("DEL", None), ("ADD", "new")]  # re-attached with the new config
+        assert _eth0(lab, pod) == [(1300, [addr])]
+    assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
+    assert lab_namespaces(other) == []  # no second lab

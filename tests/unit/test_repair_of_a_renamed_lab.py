@@ -82,3 +82,11 @@ def test_the_backend_move_of_a_renamed_lab_names_it(files):
             f"Lab.up({str(t1)!r}, name='q22z-d0a12e', reconfigure=True)"
         assert backend._move(LabState(lab="q22z", topology={}, source=str(t1)), False) == \
             f"Lab.up({str(t1)!r}, reconfigure=True)"
+    # the command's words too: `up -t FILE --reconfigure` would move the file's lab (QA q32 1, as status's repair)
+    import sys
+
+    assert backend._move(LabState(lab="q22z-d0a12e", topology={}, source=str(t1)), False) == (
+        f"sudo {sys.executable} -c \"from netlab import Lab; Lab.up({str(t1)!r}, name='q22z-d0a12e', "
+        "reconfigure=True)\"")
+    assert backend._move(LabState(lab="q22z", topology={}, source=str(t1)), False) == \
+        f"sudo netlab up -t {t1} --reconfigure"

@@ -135,7 +135,7 @@ def test_a_drift_only_reconfigure_repairs_names_up_reconfigure(status_of, monkey
 
     path = tmp_path / "n.yaml"
     path.write_text("name: qx5n\nnodes: [{name: n1}]\n")
-    state = types.SimpleNamespace(source=str(path), repair=None)
+    state = types.SimpleNamespace(lab="qx5n", source=str(path), repair=None)
     lab = types.SimpleNamespace(name="qx5n", _against_ahead=lambda topology: (state, None, []))
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
     monkeypatch.setattr(api_internals, "repair_up", lambda state: f"sudo netlab up -t {path}")
@@ -149,3 +149,36 @@ def test_a_drift_only_reconfigure_repairs_names_up_reconfigure(status_of, monkey
     assert api_internals.internal_status(lab, api=True).repair == f"Lab.up({str(path)!r}, reconfigure=True)"
     state.source = None  # a lab made from a dict: no file to name
     assert api_internals.internal_status(lab).repair == "sudo netlab up -t FILE --reconfigure"
+
+
+def test_a_lab_brought_up_from_a_file_under_its_own_name_is_named_in_its_reconfigure(status_of, monkeypatch,
+                                                                                      tmp_path):
+    """QA q32 1: a lab brought up as Lab.up(FILE, name='qx5m') (every pytest plugin lab) whose conflist was edited:
+    status named `sudo netlab up -t FILE --reconfigure`, which makes (or replaces) the file's lab, qx5o, and leaves
+    qx5m as it is; the drift line's Python call lacked name=. No `netlab up` names a file's lab otherwise (-t FILE
+    --reconfigure takes no --lab): the Python call with name=, as a command run by netlab's own Python."""
+    import json
+    import shlex
+    import sys
+
+    from netlab.cni import edited
+    from netlab.errors import python_words
+
+    path = tmp_path / "n.yaml"
+    path.write_text("name: qx5o\nnodes: [{name: n1}]\n")
+    state = types.SimpleNamespace(lab="qx5m", source=str(path), repair=None, extra={})
+    lab = types.SimpleNamespace(name="qx5m", _against_ahead=lambda topology: (state, None, []))
+    monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
+    monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(
+        lab="qx5m", drift=[ROUTE, "cni: conflist X changed since pod a was attached with it"], reconfigure=True))
+    call = f"Lab.up({str(path)!r}, name='qx5m', reconfigure=True)"
+    want = f"sudo {sys.executable} -c \"from netlab import Lab; {call}\""
+    assert shlex.split(want)[1:] == [sys.executable, "-c", f"from netlab import Lab; {call}"]  # as a shell reads it
+    assert run_cli("status", "--lab", "qx5m").stdout.splitlines()[-1] == f"run `{want}` to repair"
+    assert json.loads(run_cli("status", "--lab", "qx5m", "-o", "json").stdout)["repair"] == want
+    assert api_internals.internal_status(lab, api=True).repair == call
+    assert edited._way(state) == f"`{want}`"  # the cni: drift line's, and up's refusal's
+    with python_words():
+        assert edited._way(state) == f"`{call}`"
+    path.write_text("name: qx5m\nnodes: [{name: n1}]\n")  # the file names the lab: its own up, as before
+    assert edited._way(state) == f"`sudo netlab up -t {path} --reconfigure`"
