@@ -17,7 +17,6 @@ imported only after every namespace was entered and left (trace/capture.py says 
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 from scapy.layers.dns import DNS, DNSRR, DNSRROPT, DNSRRSOA, DNSRRSRV, dnsqtypes, dnstypes
@@ -27,18 +26,12 @@ from scapy.layers.vxlan import VXLAN
 
 from netlab.probe.dnsq import PORT as DNS_PORT, from_tcp
 from netlab.probe.icmp import icmp_words
+from netlab.trace.dnscut import OPCODES, RCODES, label_chars, ttl_words, walk
 
-# tcpdump's print-domain.c: the opcodes and rcodes it names (NoError says nothing)
-OPCODES = {0: "", 1: " inv_q", 2: " stat", 3: " op3", 4: " notify", 5: " update", 6: " op6", 7: " op7", 8: " op8",
-           9: " updateA", 10: " updateD", 11: " updateDA", 12: " updateM", 13: " updateMA", 14: " zoneInit",
-           15: " zoneRef"}  # print-domain.c's ns_ops
-RCODES = {0: "", 1: " FormErr", 2: " ServFail", 3: " NXDomain", 4: " NotImp", 5: " Refused", 6: " YXDomain",
-          7: " YXRRSet", 8: " NXRRSet", 9: " NotAuth", 10: " NotZone"}
 # print-tcp.c's flag letters, in its order: FIN, SYN, RST, PUSH, ACK, URG, ECE, CWR
 TCP_FLAGS = [(0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "."), (0x20, "U"), (0x40, "E"), (0x80, "W")]
 HTTP_STARTS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"HTTP/1.")
 CRLF = b"\r\n"
-TIME_UNITS = [(31536000, "y"), (604800, "w"), (86400, "d"), (3600, "h"), (60, "m"), (1, "s")]
 
 
 def frame_words(data: bytes, link: bool = True) -> tuple[str, str | None]:
@@ -190,34 +183,18 @@ def _dns_said(message: bytes, dns: list[str]) -> str:
 def dns_words(message: bytes) -> str:
     """One DNS message as ``tcpdump -vvv`` prints it: a query ``4660+ [1au] A? web.default.svc.cluster.local.
     ar: . OPT UDPsize=1232 (58)``, its answer ``4660*- q: A? web... 1/0/0 web... [30s] A 10.96.0.20 (74)``
-    (``NXDomain``, ``*`` authoritative, ``-`` no recursion available); one that cannot be read to its end (no DNS
-    message: a port-53 datagram of another program's), its header and ``[|domain]``, as tcpdump says it."""
+    (``NXDomain``, ``*`` authoritative, ``-`` no recursion available); one that cannot be read to its end (cut
+    short, a bad compression pointer, a port-53 datagram of another program's), what of it could be read and
+    ``[|domain]``, as tcpdump says it (trace/dnscut.py)."""
     if len(message) < 12:
         return f"domain [length {len(message)} < 12] (invalid)"
+    said, cut = walk(message)
+    if cut:
+        return said
     try:
-        d = DNS(message)
-        return _message(d, len(message))
+        return _message(DNS(message), len(message))
     except Exception:  # noqa: BLE001 - scapy raises many kinds for a message it cannot read
-        return _cut_short(message)
-
-
-def _cut_short(message: bytes) -> str:
-    """A DNS message that cannot be read to its end, as print-domain.c's domain_print says it: the 12-byte
-    header's words (id, opcode, flags, the counts it names; a request's odd flag bits as ``[b2&3=0x...]``),
-    then ``[|domain]`` where the reading stopped (``31522 zoneInit [b2&3=0x706f] [14880a] ... [|domain]``)."""
-    ident, b2, qd, an, ns, ar = struct.unpack("!6H", message[:12])
-    op, rcode = (b2 >> 11) & 0xF, b2 & 0xF
-    if b2 & 0x8000:  # a response
-        words = (f"{ident}{OPCODES[op]}{RCODES.get(rcode, f' Resp{rcode}')}{'*' if b2 & 0x400 else ''}"
-                 f"{'' if b2 & 0x80 else '-'}{'|' if b2 & 0x200 else ''}{'$' if b2 & 0x20 else ''}")
-        return f"{words}{f' [{qd}q]' if qd != 1 else ''} [|domain]"
-    words = f"{ident}{OPCODES[op]}{'+' if b2 & 0x100 else ''}{'%' if b2 & 0x10 else ''}"
-    words += f" [b2&3=0x{b2:x}]" if b2 & 0x6cf else ""
-    if op == 1:  # an inverse query
-        words += (f" [{qd}q]" if qd else "") + (f" [{an}a]" if an != 1 else "")
-    else:
-        words += (f" [{an}a]" if an else "") + (f" [{qd}q]" if qd != 1 else "")
-    return f"{words}{f' [{ns}n]' if ns else ''}{f' [{ar}au]' if ar else ''} [|domain]"
+        return said
 
 
 def _message(d: Any, length: int) -> str:
@@ -227,7 +204,7 @@ def _message(d: Any, length: int) -> str:
         words = f"{d.id}{OPCODES.get(d.opcode, f' op{d.opcode}')}{'+' if d.rd else ''}{'%' if d.cd else ''}"
         words += f" [{d.qdcount}q]" if d.qdcount != 1 else ""
         words += "".join(f" [{n}{s}]" for n, s in zip(counts[1:], ("a", "n", "au")) if n)
-        words += questions + _section(" ar:", d.ar)
+        words += questions + _section("", d.an) + _section(" ns:", d.ns) + _section(" ar:", d.ar)
         return f"{words} ({length})"
     words = (f"{d.id}{OPCODES.get(d.opcode, f' op{d.opcode}')}{RCODES.get(d.rcode, f' Resp{d.rcode}')}"
              f"{'*' if d.aa else ''}{'' if d.ra else '-'}{'|' if d.tc else ''}")
@@ -243,12 +220,12 @@ def _section(label: str, records: Any) -> str:
 
 
 def _record(r: Any) -> str:
-    """``name. [30s] TYPE data``, as print-domain.c's ns_rprint at -vvv."""
+    """``name. [30s] TYPE data``, as tcpdump -vvv says a record."""
     kind = dnstypes.get(r.type, f"Type{r.type}")
     if isinstance(r, DNSRROPT):
         do = " DO" if r.z & 0x8000 else ""
         return f" {_name(r.rrname)} OPT UDPsize={r.rclass}{do}"
-    head = f" {_name(r.rrname)} [{_ttl(r.ttl)}] {kind}"
+    head = f" {_name(r.rrname)} [{ttl_words(r.ttl)}] {kind}"
     if isinstance(r, DNSRRSRV):
         return f"{head} {_name(r.target)}:{r.port} {r.priority} {r.weight}"
     if isinstance(r, DNSRRSOA):
@@ -265,21 +242,9 @@ def _record(r: Any) -> str:
 
 
 def _name(value: Any) -> str:
-    text = _text(value)
+    text = label_chars(value) if isinstance(value, bytes) else str(value)
     return text if text.endswith(".") else text + "."
 
 
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _ttl(seconds: int) -> str:
-    """tcpdump's relative time: 30s, 1h, 1d1h1m1s."""
-    if not seconds:
-        return "0s"
-    out = ""
-    for size, unit in TIME_UNITS:
-        if seconds >= size:
-            out += f"{seconds // size}{unit}"
-            seconds %= size
-    return out

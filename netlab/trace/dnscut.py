@@ -1,0 +1,243 @@
+"""A DNS message scapy cannot read to its end (cut short, a bad compression pointer, no DNS at all) in the words
+``tcpdump -vvv`` (4.99.3) prints for the same bytes, learnt by feeding it such messages (tests/unit/test_dns_cut_short
+does again): every question and record it could read, then `` [|domain]`` where the bytes stopped::
+
+    4660* q: A? web.default.svc.cluster.local. 1/0/1 web.def [|domain]      (cut in the answer's name)
+    9 q: SRV? _http._tcp.web. 1/0/0 _http._tcp.web. [1d1h1m1s] SRV [|domain]  (its data 3 bytes short)
+    4660 q: A? <BAD PTR> [|domain]                                           (a pointer that does not point back)
+
+What tcpdump was seen doing, and this module does:
+- a question is said whole or not at all (its name, type and class must all be there);
+- a record's name is said label by label, a label cut in its middle as far as it goes, then ``[|domain]``;
+- a record's fixed part (type, class, TTL, length) cut, or a label whose length byte came but none of its bytes,
+  ends the line quietly as a whole message does, `` (LENGTH)``, when it was the message's last record, and
+  ``[|domain]`` when records were still to come; a record's data is said only when all of it came;
+- a compression pointer must point before the labels it ends (no loop), else ``<BAD PTR>``.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from scapy.layers.dns import dnsqtypes, dnstypes
+
+# the opcodes and rcodes tcpdump names (NoError says nothing)
+OPCODES = {0: "", 1: " inv_q", 2: " stat", 3: " op3", 4: " notify", 5: " update", 6: " op6", 7: " op7", 8: " op8",
+           9: " updateA", 10: " updateD", 11: " updateDA", 12: " updateM", 13: " updateMA", 14: " zoneInit",
+           15: " zoneRef"}
+RCODES = {0: "", 1: " FormErr", 2: " ServFail", 3: " NXDomain", 4: " NotImp", 5: " Refused", 6: " YXDomain",
+          7: " YXRRSet", 8: " NXRRSet", 9: " NotAuth", 10: " NotZone"}
+TIME_UNITS = [(31536000, "y"), (604800, "w"), (86400, "d"), (3600, "h"), (60, "m"), (1, "s")]
+CUT = " [|domain]"
+OPT = 41
+
+
+class _Cut(Exception):
+    """The bytes stopped (or a pointer went wrong): ``said`` is what was read of the thing, ``quiet`` when tcpdump
+    ends the line as a whole message (a fixed part cut, a label with none of its bytes) rather than ``[|domain]``."""
+
+    def __init__(self, said: str = "", quiet: bool = False) -> None:
+        super().__init__(said)
+        self.said, self.quiet = said, quiet
+
+
+def header_words(message: bytes) -> str:
+    """The 12-byte header as tcpdump says it: id, opcode, flags, and the counts it names in brackets."""
+    ident, b2, qd, an, ns, ar = struct.unpack("!6H", message[:12])
+    op, rcode = (b2 >> 11) & 0xF, b2 & 0xF
+    if b2 & 0x8000:  # a response
+        words = (f"{ident}{OPCODES[op]}{RCODES.get(rcode, f' Resp{rcode}')}{'*' if b2 & 0x400 else ''}"
+                 f"{'' if b2 & 0x80 else '-'}{'|' if b2 & 0x200 else ''}{'$' if b2 & 0x20 else ''}")
+        return words + (f" [{qd}q]" if qd != 1 else "")
+    words = f"{ident}{OPCODES[op]}{'+' if b2 & 0x100 else ''}{'%' if b2 & 0x10 else ''}"
+    words += f" [b2&3=0x{b2:x}]" if b2 & 0x6cf else ""
+    if op == 1:  # an inverse query
+        words += (f" [{qd}q]" if qd else "") + (f" [{an}a]" if an != 1 else "")
+    else:
+        words += (f" [{an}a]" if an else "") + (f" [{qd}q]" if qd != 1 else "")
+    return f"{words}{f' [{ns}n]' if ns else ''}{f' [{ar}au]' if ar else ''}"
+
+
+def walk(message: bytes) -> tuple[str, bool]:
+    """The message (12 bytes at least) in tcpdump's words, and whether reading it stopped before its last record's
+    end or at a bad pointer (False: every question and record it counts is there whole)."""
+    _, b2, qd, an, ns, ar = struct.unpack("!6H", message[:12])
+    response = bool(b2 & 0x8000)
+    out = [header_words(message)]
+    pos = 12
+    try:
+        if qd and response:
+            out.append(" q:")
+        for _ in range(qd):
+            pos = _question(message, pos, out)
+        if response:
+            out.append(f" {an}/{ns}/{ar}")
+        left = an + ns + ar
+        for label, count in (("", an), (" ns:", ns), (" ar:", ar)):
+            for i in range(count):
+                left -= 1
+                if pos >= len(message):  # tcpdump says the first answer's space before it sees no byte of it
+                    raise _Cut(" " if not label and i == 0 else "")
+                out.append(label if i == 0 else ",")
+                try:
+                    pos = _record(message, pos, out)
+                except _Cut as cut:
+                    if cut.quiet and not left:
+                        out.append(cut.said)
+                        return "".join(out) + f" ({len(message)})", True
+                    raise
+    except _Cut as cut:
+        return "".join(out) + cut.said + CUT, True
+    return "".join(out) + f" ({len(message)})", False
+
+
+def _question(message: bytes, pos: int, out: list[str]) -> int:
+    """`` A? name.``: said only when its name, type and class all came."""
+    end = _skip_name(message, pos)
+    if end + 4 > len(message):
+        raise _Cut()
+    qtype = int.from_bytes(message[end:end + 2], "big")
+    kind = f" {dnsqtypes.get(qtype, f'Type{qtype}')}?"
+    try:
+        out.append(f"{kind} {_name(message, pos)[0]}")
+    except _Cut as cut:
+        raise _Cut(f"{kind} {cut.said}") from None
+    return end + 4
+
+
+def _skip_name(message: bytes, pos: int) -> int:
+    """Where the name at ``pos`` ends in the message (a pointer ends it), without following pointers."""
+    while pos < len(message):
+        size = message[pos]
+        if size & 0xC0 == 0xC0:
+            if pos + 2 > len(message):
+                break
+            return pos + 2
+        if size & 0xC0 or pos + 1 + size > len(message):
+            break
+        pos += 1 + size
+        if size == 0:
+            return pos
+    raise _Cut()
+
+
+def _name(message: bytes, pos: int) -> tuple[str, int]:
+    """The name at ``pos`` (``web.default.``, ``.`` the root) and where it ends in the record, following pointers."""
+    said, end, run = "", -1, pos
+    while True:
+        if pos >= len(message):
+            raise _Cut(said)
+        size = message[pos]
+        if size & 0xC0 == 0xC0:
+            if pos + 2 > len(message):
+                raise _Cut(said)
+            target = int.from_bytes(message[pos:pos + 2], "big") & 0x3FFF
+            end = pos + 2 if end < 0 else end
+            if target >= run:
+                raise _Cut(said + "<BAD PTR>")
+            pos = run = target
+            continue
+        if size & 0xC0 == 0x80:
+            raise _Cut(said + "<BAD LABEL TYPE>")
+        if size & 0xC0:  # an extended label type (0x41, a bit string, is said otherwise: not here)
+            raise _Cut(said + f"<ELT {size & 0x3F}>")
+        if size == 0:
+            return (said or "."), (pos + 1 if end < 0 else end)
+        label = message[pos + 1:pos + 1 + size]
+        if not label:
+            raise _Cut(said, quiet=True)
+        said += label_chars(label)
+        if len(label) < size:
+            raise _Cut(said)
+        said += "."
+        pos += 1 + size
+
+
+def label_chars(data: bytes) -> str:
+    """Bytes as tcpdump shows them: printable ASCII as is, a control character as ``^A``, a high one ``M-``."""
+    out = []
+    for c in data:
+        head = "M-" if c & 0x80 else ""
+        c &= 0x7F
+        out.append(head + (chr(c) if 0x20 <= c < 0x7F else "^" + chr(c ^ 0x40)))
+    return "".join(out)
+
+
+def _record(message: bytes, pos: int, out: list[str]) -> int:
+    """`` name. [30s] A 10.96.0.20``: the name as far as it came, its fixed part, its data only whole."""
+    try:
+        name, pos = _name(message, pos)
+    except _Cut as cut:
+        raise _Cut(" " + cut.said, cut.quiet) from None
+    out.append(" " + name)
+    if pos + 10 > len(message):
+        raise _Cut(quiet=True)
+    rtype, rclass, ttl, size = struct.unpack("!HHIH", message[pos:pos + 10])
+    pos += 10
+    kind = dnstypes.get(rtype, f"Type{rtype}")
+    if rtype == OPT:
+        out.append(f" OPT UDPsize={rclass}{' DO' if ttl & 0x8000 else ''}")
+    else:
+        out.append(f" [{ttl_words(ttl)}] {kind}")
+    if pos + size > len(message):
+        raise _Cut()
+    out.append(_data(message, pos, size, kind))
+    return pos + size
+
+
+def _data(message: bytes, pos: int, size: int, kind: str) -> str:
+    data = message[pos:pos + size]
+    if kind == "A":  # the address is read from the data's first bytes
+        return _address(data, 4)
+    if kind == "AAAA":
+        return _address(data, 16)
+    if kind in ("CNAME", "PTR", "NS"):
+        return f" {_in_data(message, pos)[0]}"
+    if kind in ("MX", "SRV", "SOA") and size < {"MX": 3, "SRV": 7, "SOA": 22}[kind]:
+        raise _Cut(" ")
+    if kind == "MX":
+        name = _in_data(message, pos + 2)[0]
+        return f" {name} {int.from_bytes(data[:2], 'big')}"
+    if kind == "SRV":
+        priority, weight, port = struct.unpack("!HHH", data[:6])
+        return f" {_in_data(message, pos + 6)[0]}:{port} {priority} {weight}"
+    if kind == "SOA":
+        mname, at = _in_data(message, pos)
+        rname, at = _in_data(message, at)
+        if at + 20 > len(message):
+            raise _Cut()
+        return f" {mname} {rname} " + " ".join(str(n) for n in struct.unpack("!5I", message[at:at + 20]))
+    if kind == "TXT":
+        texts, at = [], 0
+        while at < size:
+            texts.append(f' "{label_chars(data[at + 1:at + 1 + data[at]])}"')
+            at += 1 + data[at]
+        return "".join(texts)
+    return ""
+
+
+def _address(data: bytes, size: int) -> str:
+    if len(data) < size:
+        raise _Cut()
+    return " " + socket.inet_ntop(socket.AF_INET if size == 4 else socket.AF_INET6, data[:size])
+
+
+def _in_data(message: bytes, pos: int) -> tuple[str, int]:
+    """A name inside a record's data: cut there (every byte of the data came), tcpdump says ``[|domain]``."""
+    try:
+        return _name(message, pos)
+    except _Cut as cut:
+        raise _Cut(" " + cut.said) from None
+
+
+def ttl_words(seconds: int) -> str:
+    """tcpdump's relative time: 30s, 1h, 1d1h1m1s."""
+    if not seconds:
+        return "0s"
+    out = ""
+    for size, unit in TIME_UNITS:
+        if seconds >= size:
+            out += f"{seconds // size}{unit}"
+            seconds %= size
+    return out
