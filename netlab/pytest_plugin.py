@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from netlab import pytest_owners
+from netlab import pytest_owners, signals
 from netlab.pytest_artifacts import LABS, kept_lines, report_failure, retried_lines, unhook, used_by as _used_by
 from netlab.pytest_artifacts import dump_lab as dump_lab, failed as _failed, watch as watch  # re-exported
 from netlab.pytest_labs import SKIP_PREFIX, _Registry, _Shared
@@ -219,6 +219,11 @@ _netlab_session_labs = _shared_fixture("session")
 
 _workers: list[Any] = []  # the xdist controller's workers (subprocess.Popen), to pass a SIGTERM on to
 _stopping: list[int] = []  # the SIGTERM this process turned into a KeyboardInterrupt (at most one)
+# Why a KeyboardInterrupt of netlab's (signals.Terminated) and not Python's own: CPython (3.8+) ends a `python -m`
+# program with SIGINT, status 130, whatever its exit code, once a plain KeyboardInterrupt left code that exec() or
+# eval() ran from a string (pythonrun.c, run_eval_code_obj; a subclass does not count). A SIGTERM while netlab's
+# modules are first imported, in Lab.up, lands in such code (a dataclass's methods are made that way) often: pytest
+# caught it and returned 2, and the process still exited 130.
 
 
 def _stop_on_sigterm(config: pytest.Config) -> None:
@@ -251,7 +256,7 @@ def _sigterm(signum: int, frame: object) -> None:
             popen.send_signal(signal.SIGTERM)  # nothing if it has ended (and been reaped)
         except OSError:
             pass
-    raise KeyboardInterrupt(f"netlab: {signal.Signals(signum).name}")
+    raise signals.stopped_by(signum)  # Terminated, a KeyboardInterrupt: "interrupted by SIGTERM"
 
 
 @pytest.hookimpl(optionalhook=True)
