@@ -1,7 +1,8 @@
 """`netlab capture` on a pod's bridge port while the port goes down, comes up and is deleted (QA q15 defect 2:
 an OSError traceback, `[Errno 100] Network is down`). Down: one line on stderr, the capture goes on and catches
 the frames once the port is up again (as tcpdump). Deleted (its pod removed by an `up`): one line, the frames it
-caught printed and written (-w), exit 1. A real lab of its own, always taken down; no timing asserted."""
+caught printed and written (-w), exit 1. The port stays down until pod a's pings to b fail, as a slow `up` left
+it on a loaded CI. A real lab of its own, always taken down; no timing asserted."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 import pytest
 from scapy.utils import rdpcap
 
-from helpers import NETLAB, ip_json, netlab
+from helpers import NETLAB, ip_json, netlab, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -48,8 +49,14 @@ def test_capture_goes_on_across_a_port_down_and_ends_in_one_line_when_the_port_i
     path, _ = labs.up(text)
     port = _host_veth(lab)
     pcap = tmp_path / "port.pcap"
-    pinger = subprocess.Popen(["ip", "netns", "exec", f"{lab}-a", "ping", "-q", "-i", "0.2", "-w", "300", B],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Pod a pings b across the port, and goes on pinging while the port is down: not `ping -w`, which exits at the
+    # first error the network reports (pod a's ARP for b failing while the port is down: "Destination Host
+    # Unreachable"), so that no frame crossed the port after `up` and the capture ran to its timeout (CI, loaded:
+    # the port stayed down long enough). timeout(1) ends it if the test cannot (it passes on SIGTERM).
+    ping_log = tmp_path / "ping.txt"
+    with open(ping_log, "wb") as log:
+        pinger = subprocess.Popen(["timeout", "300", "ip", "netns", "exec", f"{lab}-a", "ping", "-i", "0.2", B],
+                                  stdout=log, stderr=subprocess.STDOUT)
     argv = ["capture", "--lab", lab, f"n1:{port}", "-c", "100000", "--timeout", "600", "icmp"]
     shown = subprocess.Popen(NETLAB + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     written = subprocess.Popen(NETLAB + argv + ["-w", str(pcap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -67,8 +74,13 @@ def test_capture_goes_on_across_a_port_down_and_ends_in_one_line_when_the_port_i
         assert ip_json("link", "show", port, netns=f"{lab}-n1")[0]["operstate"] == "DOWN"
         note = shown.stderr.readline()
         assert note == f"netlab: {lab}-n1 {port} went down; still capturing (frames again once it is up)\n", note
+        # The port down as long as it takes pod a to give up on b's address (what ended `ping -w` on CI): the
+        # traffic goes on across it, and frames cross the port again once it is up.
+        assert wait_for(lambda: "Destination Host Unreachable" in ping_log.read_text(), timeout=120), \
+            ping_log.read_text()[-500:]
         netlab("up", "-t", path)  # repairs the break: the port up again
         up_at = time.time()
+        assert pinger.poll() is None, f"ping ended ({pinger.returncode}): {ping_log.read_text()[-500:]}"
         # up sets the port up, it does not make it again: a port made again under its name is rightly a deletion
         assert ip_json("link", "show", port, netns=f"{lab}-n1")[0]["ifindex"] == index, "up made the port again"
         _read_past(shown.stdout, up_at, seen, shown.stderr)
