@@ -64,6 +64,25 @@ def netlab(*args: str, check: bool = True, env: dict | None = None, timeout: flo
     return proc
 
 
+# The line `netlab probe` and `netlab policy table` print on stderr when another probe run (another pytest-xdist
+# worker's, another user's) has held the machine's probing turn for over a second (netlab/probe/turns.py,
+# turns.QUIET_FOR; `netlab probe --help`: "one that waits over a second says whom it waits for"). The holder is
+# "pid N (netlab probe of lab M)", "pid N (its command line)" or "another netlab process" (lockfile.holder_of).
+TURN_WAIT = re.compile(r"netlab: lab [^\s:]+: waiting for (pid \d+( \(.*\))?|another netlab process) to finish: one "
+                       r"probe runs at a time on a machine \(they share its neighbour table\)")
+
+
+def is_turn_wait(line: str) -> bool:
+    """Whether ``line`` (one line of stderr, its newline or not) is the whole of a probing-turn wait line."""
+    return TURN_WAIT.fullmatch(line.removesuffix("\n")) is not None
+
+
+def without_turn_waits(stderr: str) -> str:
+    """A probe's or `policy table`'s stderr without the lines saying it waited for the machine's probing turn
+    (whether another run probed meanwhile is not the test's to decide); every other line as it was, in order."""
+    return "".join(line for line in stderr.splitlines(keepends=True) if not is_turn_wait(line))
+
+
 def probe_failures(report: dict) -> str:
     """A ``probe -o json`` report's failures in full, as an assertion's message: every probe and
     distribution not as expected with all its fields (outcome, detail, rtt, problems), the pods'

@@ -14,7 +14,7 @@ import pytest
 
 from netlab import Lab
 
-from helpers import NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology, wait_for
+from helpers import NETLAB, in_netns, ip, ip_json, is_turn_wait, lab_namespaces, netlab, two_node_topology, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -307,7 +307,7 @@ def waiting_line(proc: subprocess.Popen, timeout: float = 60) -> str:
         assert ready, f"no word from the waiting probe within {timeout:.0f} s"
         line = proc.stderr.readline()
         assert line, "the probe ended without waiting"
-        if "waiting for" in line:
+        if is_turn_wait(line):
             return line
 
 

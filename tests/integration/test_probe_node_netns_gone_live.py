@@ -16,14 +16,15 @@ from xml.etree import ElementTree
 
 import pytest
 
-from helpers import ip, lab_down, lab_namespaces, netlab, probe_failures, unique_lab, write_topology
+from helpers import ip, lab_down, lab_namespaces, netlab, probe_failures, unique_lab, without_turn_waits, write_topology
 
 pytestmark = pytest.mark.root
 
 
 def said(r) -> list[str]:
     """What a run said on stderr but the line of another lab's probe run it waited for (one runs at a time)."""
-    return [x for x in r.stderr.splitlines() if " to finish: one probe runs at a time " not in x]
+    return without_turn_waits(r.stderr).splitlines()
+
 
 TOPOLOGY = """name: {lab}
 network: {{mode: host-gw}}

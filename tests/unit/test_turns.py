@@ -145,3 +145,37 @@ def test_who_holds_the_turn_is_read_without_taking_it(tmp_path):
     link = tmp_path / "link"
     link.symlink_to(path)
     assert turns.holder(str(link)) is None
+
+
+def test_the_tests_helper_drops_exactly_the_turn_wait_lines(tmp_path, capfd, monkeypatch):
+    """tests/helpers.without_turn_waits, which the integration tests comparing a probe's stderr use: it drops the
+    line the netlab program really prints for a wait (whoever holds the turn), and nothing else."""
+    from helpers import is_turn_wait, without_turn_waits
+    from netlab import lockfile
+
+    monkeypatch.setattr(turns, "QUIET_FOR", 0.05)
+    monkeypatch.setattr(lockfile, "PRINT_WAITS", True)
+    path = str(tmp_path / "lock")
+    waits = []
+    for holder in (f"pid {os.getpid()} (netlab probe of lab lab-a)", f"pid {os.getpid()} (python3 -c x: y)", ""):
+        with open(path, "w") as fh:  # "": no text, the kernel's holder (pid N (its command line))
+            with turns.probing_turn("lab-a", path=path):
+                fh.write(f"{holder}\n" if holder else "")
+                fh.flush()
+                os.ftruncate(fh.fileno(), fh.tell())
+                with pytest.raises(EnvironmentNotReady):
+                    with turns.probing_turn("lab-b2", wait=0.3, path=path):
+                        pass
+        waits.append(capfd.readouterr().err)
+    assert [w.count("\n") for w in waits] == [1, 1, 1] and all(is_turn_wait(w) for w in waits), waits
+    assert waits[2].startswith(f"netlab: lab lab-b2: waiting for pid {os.getpid()} ("), waits
+    assert is_turn_wait(waits[0].replace(f"pid {os.getpid()} (netlab probe of lab lab-a)", lockfile.UNKNOWN))
+    said = "netlab: namespace l-a was deleted while lab l is up\n"
+    assert without_turn_waits(waits[0] + said + waits[1] + "netlab: interrupted\n") == said + "netlab: interrupted\n"
+    assert without_turn_waits(said) == said and without_turn_waits("") == ""
+    line = waits[0].rstrip("\n")
+    for near in (f"netlab: note: {line}", line + " (or not)", line.removeprefix("netlab: "),
+                 f"netlab: waiting for pid {os.getpid()} (netlab up) to release lab lab-b2",
+                 f"netlab: lab lab-b2: pid {os.getpid()} (netlab probe of lab lab-a) has been probing for over 300 s; "
+                 "one probe runs at a time on a machine (they share its neighbour table); try again when it finishes"):
+        assert not is_turn_wait(near) and without_turn_waits(near + "\n") == near + "\n", near
