@@ -120,6 +120,15 @@ def neighbours(lab: str) -> dict[str, list[str]]:
     return out
 
 
+def as_found(before: dict[str, list[str]], after: dict[str, list[str]]) -> bool:
+    """The tables after a probe run as it found them: none of its own entries left, none of the lab's taken; but
+    for the unresolved entries it found (no lladdr: "A dev D FAILED "), which every run deletes first,
+    by design (agent.run: neighbours.forget_unresolved: a packet sent behind a given-up entry would fail at once)."""
+    return after.keys() == before.keys() and all(
+        set(after[ns]) <= set(before[ns]) and {e for e in before[ns] if e.split()[-1] not in ("INCOMPLETE", "FAILED")}
+        <= set(after[ns]) for ns in before)
+
+
 @MODES
 def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
     lab, _ = up(labs, mode)
@@ -147,7 +156,8 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
     before = neighbours(lab)
     code, data = probe(lab)
     assert code == 0 and data["ok"], probe_failures(data)
-    assert neighbours(lab) == before  # the internet side's entries too: probing leaves the tables as found
+    after = neighbours(lab)
+    assert as_found(before, after), (before, after)  # the internet side's entries too: probing leaves them as found
     # The kernel's view: no TCP Service flow of the run is left in the nodes' conntrack (closed with RST, each
     # would hold its DNAT there for 10 s, and a next run's flow from the same port to another address of its
     # endpoint would share its reply tuple: conntrack would move that flow to a port of its own choosing).
