@@ -298,24 +298,40 @@ def plugin_pods(state: "LabState | None") -> dict[str, dict[str, frozenset[str]]
     return out
 
 
+def plugin_pairs(node_links: Iterable[Any], pods: Mapping[str, tuple[frozenset[str], Iterable[Any]]],
+                 nsids: Mapping[str, int]) -> dict[str, tuple[str, str]]:
+    """A node's veths (its links, as the kernel dumps them: rtnl_parse.LinkMsg) whose peer is the interface the
+    runtime asked one of the node's own pods' chains for (``pods``: pod namespace -> (its CNI_IFNAMEs, its
+    links)): veth name -> (pod namespace, that interface). The peer is that interface only when the veth's
+    IFLA_LINK_NETNSID is the id the node gives the pod's namespace (``nsids``: kernel/nsid.py) and the pod's link
+    of that index is the interface named, paired back: ifindexes and ids are per namespace, and a veth a hand made
+    to another namespace may have the very numbers of another node's pod pair (QA q31 #2)."""
+    ends = {(nsids[ns], p.index, p.peer): (ns, p.name) for ns, (ifnames, plinks) in pods.items() if ns in nsids
+            for p in plinks if p.kind == "veth" and p.name in ifnames and p.peer_netnsid is not None}
+    return {n.name: ends[key] for n in node_links
+            if n.kind == "veth" and (key := (n.peer_netnsid, n.peer, n.index)) in ends}
+
+
 def plugin_node_devices(node_links: Iterable[Any], pods: Mapping[str, tuple[frozenset[str], Iterable[Any]]],
                         nsids: Mapping[str, int], named: Iterable[str]) -> set[str]:
     """The devices of a node (its links, as the kernel dumps them: rtnl_parse.LinkMsg) that a user's CNI plugins
-    made: those their conflist or results name (``named``: a bridge, veths), a veth whose peer is the interface
-    the runtime asked one of the node's own pods' chains for (``pods``: pod namespace -> (its CNI_IFNAMEs, its
-    links)), and a device enslaved to one of those (a bridge's port). The peer is that interface only when the
-    veth's IFLA_LINK_NETNSID is the id the node gives the pod's namespace (``nsids``: kernel/nsid.py) and the
-    pod's link of that index is the interface named, paired back: ifindexes and ids are per namespace, and a veth
-    a hand made to another namespace may have the very numbers of another node's pod pair (QA q31 #2). That is
-    the host end of a pod's pair, which a 0.1.0/0.2.0 result, read as libcni reads it, does not name, nor a 1.0.0
-    one without ``interfaces`` (QA q24 #1). Anything else there netlab does not plan is someone's: a veth added by
-    hand (its peer in the node itself, or elsewhere), and the routes on it, are extra (QA q29 #1)."""
+    made: those their conflist or results name (``named``: a bridge, veths), a veth paired with one of the node's
+    own pods (:func:`plugin_pairs`, ``pods`` and ``nsids`` as there), the bridge such a veth is a port of (one the
+    plugin names nowhere: its name hardcoded, or its ``bridge`` key under a wrapper's ``delegate``; QA q38 #3),
+    and a port of one of those bridges that is no veth (a plugin's VXLAN or tap). That is the host end of a pod's
+    pair, which a 0.1.0/0.2.0 result, read as libcni reads it, does not name, nor a 1.0.0 one without
+    ``interfaces`` (QA q24 #1). A veth port of their bridge is theirs only as any veth is, paired with a pod of
+    the node: a bridge plugin puts its pods' veths there and nothing else (QA q38 #2). Anything else there netlab
+    does not plan is someone's: a veth added by hand (its peer in the node itself, or elsewhere; a port of their
+    bridge or not), and the routes and addresses on it, are extra (QA q29 #1)."""
     links = list(node_links)
-    ends = {(nsids[ns], p.index, p.peer) for ns, (ifnames, plinks) in pods.items() if ns in nsids
-            for p in plinks if p.kind == "veth" and p.name in ifnames and p.peer_netnsid is not None}
-    out = set(named) | {n.name for n in links if n.kind == "veth" and (n.peer_netnsid, n.peer, n.index) in ends}
-    names = {n.index: n.name for n in links}
-    return out | {n.name for n in links if n.master is not None and names.get(n.master) in out}
+    by_index = {n.index: n for n in links}
+    paired = set(plugin_pairs(links, pods, nsids))
+    bridges = {m.name for n in links if n.name in paired and (m := by_index.get(n.master)) is not None
+               and m.kind == "bridge"}
+    out = set(named) | paired | bridges
+    return out | {n.name for n in links if n.kind != "veth" and n.master is not None
+                  and getattr(by_index.get(n.master), "name", None) in out}
 
 
 def live_made(made: dict[str, set[str] | None], ns: str, snaps: Mapping[str, Any],

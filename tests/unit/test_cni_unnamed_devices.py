@@ -134,7 +134,7 @@ def _link(index, name, kind="veth", peer=None, nsid=None, master=None):
                    peer_netnsid=nsid, alias=None, group=0, txqlen=1000)
 
 
-def test_a_nodes_devices_are_the_plugins_when_named_paired_with_a_pod_or_a_port_of_theirs():
+def test_a_nodes_devices_are_the_plugins_when_named_or_paired_with_a_pod():
     """plugin_node_devices, the one rule (status, up, trace): the bridge the conflist names (cni0); bridge's host
     veth under it; ptp's host veth, unenslaved, its peer a pod's eth0; not netlab's eth0 (its peer is the
     underlay's), nor a veth added by hand (its peer in the node, or in a namespace that is no pod's). QA q31 #2:
@@ -154,10 +154,24 @@ def test_a_nodes_devices_are_the_plugins_when_named_paired_with_a_pod_or_a_port_
     assert "q31other" not in plugin_node_devices(node, other, nsids, {"cni0"})
     assert "q31other" not in plugin_node_devices(node, other, {**nsids, "p3": 3}, {"cni0"})  # p3 is not in 4
     assert "veth1c8310a0" not in plugin_node_devices(node, pods, {"p1": 2, "p2": 1}, set())  # ids swapped
-    # a hand's veth enslaved to the plugins' bridge is its port: the bridge plugin's (its DEL, its CHECK)
-    node.append(_link(10, "q29port", peer=11, master=3))
-    assert "q29port" in plugin_node_devices(node, pods, nsids, {"cni0"})
     assert plugin_node_devices(node, {}, {}, set()) == set()  # no pod: no veth of theirs (all as a hand's)
+
+
+def test_a_port_of_the_plugins_bridge_is_theirs_only_paired_with_a_pod_and_their_bridge_needs_no_name():
+    """QA q38 #2: a veth added by hand as a port of the plugins' bridge (its peer in the node, or in a namespace
+    that is no pod's of the node) was theirs as a port, with the /32 route on it hijacking a pod: status "all as
+    planned", up "nothing to change". A port that is no veth (a plugin's VXLAN) stays theirs. QA q38 #3: the bridge
+    their pods' veths are ports of is theirs though neither the conflist's ``bridge`` key nor a result names it."""
+    node = [_link(1, "lo", None), _link(2, "eth0", peer=7, nsid=0), _link(3, "q38hb0", "bridge"),
+            _link(4, "hb1", peer=2, nsid=1, master=3), _link(5, "hx0", peer=6, master=3), _link(6, "hx1", peer=5),
+            _link(8, "hy0", peer=2, nsid=3, master=3), _link(9, "vx0", "vxlan", master=3),
+            _link(10, "handbr", "bridge"), _link(11, "hz0", peer=2, nsid=3, master=10)]
+    pods = {"p1": (frozenset({"eth0"}), [_link(1, "lo", None), _link(2, "eth0", peer=4, nsid=0)])}
+    assert plugin_node_devices(node, pods, {"p1": 1}, set()) == {"q38hb0", "hb1", "vx0"}
+    assert plugin_node_devices(node, pods, {"p1": 1}, {"q38hb0"}) == {"q38hb0", "hb1", "vx0"}
+    # no pod paired on the node: a bridge nothing names is no one's (as a hand's), one named stays theirs
+    assert plugin_node_devices(node, {}, {}, set()) == set()
+    assert plugin_node_devices(node, {}, {}, {"q38hb0"}) == {"q38hb0", "vx0"}
 
 
 def test_a_lab_that_was_builtin_loses_netlabs_own_pod_side_when_a_conflist_takes_over(world, tmp_path):
