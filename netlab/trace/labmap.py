@@ -24,7 +24,7 @@ from netlab.plan.cniadd import POD_IF, node_gateway, user_conflist
 from netlab.plan import nftables
 from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Sysctl, Veth, Vxlan
 from netlab.plan.services import KUBE_SERVICES, service_ports
-from netlab.realize.attachments import plugin_node_devices
+from netlab.realize.attachments import plugin_node_devices, plugin_pairs
 
 
 class ServiceEndpoint(NamedTuple):
@@ -252,16 +252,23 @@ class LabMap:
                      nsids: Callable[[str, Sequence[str]], dict[str, int]]) -> None:
         """Each node's devices its CNI plugins made as they are now, as status takes them (one rule:
         realize.attachments.plugin_node_devices): beside those the conflist and results name, a veth whose peer is
-        the eth0 of one of the node's pods and the ports of their bridge. ``links_of(ns)``: a namespace's links
-        (None: gone); ``nsids(node, pods)``: the ids the node gives the pods' namespaces (kernel/nsid.py)."""
+        the eth0 of one of the node's pods, the bridge it is a port of and that bridge's ports that are no veth.
+        Such a veth and the pod's eth0 are each other's peers (:attr:`peers`) though no result names the veth (a
+        0.2.0 one, or one without ``interfaces``; QA q38 #1): the kernel's pairing, by ifindex and namespace id,
+        over the result's. ``links_of(ns)``: a namespace's links (None: gone); ``nsids(node, pods)``: the ids the
+        node gives the pods' namespaces (kernel/nsid.py)."""
         for ns, devs in list(self.plugin_devs.items()):
-            links = links_of(ns) if devs is not None else None
-            if links is None:
+            found = links_of(ns) if devs is not None else None
+            if found is None:
                 continue
-            pods = {p: (ifs, plinks) for p, ifs in self.plugin_pods.get(ns, {}).items()
+            links = list(found)
+            pods = {p: (ifs, list(plinks)) for p, ifs in self.plugin_pods.get(ns, {}).items()
                     if (plinks := links_of(p)) is not None}
-            self.plugin_devs[ns] = frozenset(plugin_node_devices(links, pods, nsids(ns, sorted(pods)) if pods else {},
-                                                                 devs or ()))
+            ids = nsids(ns, sorted(pods)) if pods else {}
+            self.plugin_devs[ns] = frozenset(plugin_node_devices(links, pods, ids, devs or ()))
+            for veth, pod_end in plugin_pairs(links, pods, ids).items():
+                self.peers[(ns, veth)] = pod_end
+                self.peers[pod_end] = (ns, veth)
 
     @property
     def kube_proxy_netns(self) -> tuple[str, ...]:

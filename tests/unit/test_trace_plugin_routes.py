@@ -93,3 +93,24 @@ def test_a_route_on_a_veth_no_result_names_is_the_plugins_and_one_on_a_hand_adde
     assert strayroutes.extra_route(m, n2, "10.244.1.9", None, "eth0", "10.244.1.0/25 dev eth0") is not None
     why, fix = strayroutes.extra_route(m, n2, "10.244.1.9", None, "q29hand", "10.244.1.9 dev q29hand") or ("", "")
     assert "status calls it extra" in why and fix == f"ip -n {n2} route del 10.244.1.9/32 dev q29hand", (why, fix)
+
+
+def test_trace_leaves_a_pod_by_the_veth_the_kernel_pairs_its_eth0_with_though_no_result_names_it(tmp_path):
+    """QA q38 #1: a result that names only the pod's eth0 (or none: 0.2.0, 1.0.0 without ``interfaces``) gave
+    trace no peer for it: "eth0 in POD leads nowhere the lab knows", while probe passed. The host end is the veth
+    the kernel pairs with the pod's eth0 (by ifindex and the id the node gives the pod's namespace), as status
+    takes it. QA q38 #2/#3: the bridge it is a port of (named nowhere) is the plugins', a hand's veth added as a
+    port of it is not (its route is a stray one), nor a peer of anything."""
+    lab, m = _map(tmp_path, PTP, running=False)
+    n2, pod = lab.node("n2").netns, lab.pods[-1].netns
+    assert (pod, "eth0") not in m.peers
+    links = {n2: [_link(1, "lo"), _link(2, "eth0", "veth", 9, 0), _link(3, "q38hb0", "bridge"),
+                  _link(5, "hb0badc0de", "veth", 2, 3, master=3), _link(6, "hx0", "veth", 2, 4, master=3)],
+             pod: [_link(1, "lo"), _link(2, "eth0", "veth", 5, 0)]}
+    m.plugins_live(lambda ns: links.get(ns, []), lambda ns, pods: {pod: 3} if ns == n2 and pod in pods else {})
+    assert m.peers[(pod, "eth0")] == (n2, "hb0badc0de") and m.peers[(n2, "hb0badc0de")] == (pod, "eth0")
+    assert (n2, "hx0") not in m.peers
+    assert m.plugin_devs[n2] == {"q38hb0", "hb0badc0de"}
+    assert strayroutes.extra_route(m, n2, "10.244.1.9", None, "q38hb0", "10.244.1.0/24 dev q38hb0") is None
+    why, fix = strayroutes.extra_route(m, n2, "10.244.1.9", None, "hx0", "10.244.1.9 dev hx0") or ("", "")
+    assert "status calls it extra" in why and fix == f"ip -n {n2} route del 10.244.1.9/32 dev hx0", (why, fix)
