@@ -364,24 +364,32 @@ def table_drift(planned: NatRules, text: str | None) -> list[str]:
     stale = stale_chains(tab, planned)
     for chain in stale:  # and what it does, which goes with it
         out += [f"extra chain: {chain}"] + [f"extra rule: {line}" for line in tab.of(chain)]
-    if not out and tuple(have) != tuple(planned.rules):
+    if tuple(have) != tuple(planned.rules):  # netlab's rules among themselves, whatever else is there or not
         out += order_drift(planned.table, have, planned.rules)
     return out
 
 
 def order_drift(table: str, have: Sequence[str], want: Sequence[str]) -> list[str]:
-    """The chains whose rules are all there but not in the plan's order or count, each named with the first
-    rule out of place (canonical order keeps each chain's rules in the order the kernel runs them)."""
-    def by_chain(lines: Sequence[str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for line in lines:
-            out.setdefault(chain_of(line), []).append(line)
-        return out
-
-    h, w = by_chain(have), by_chain(want)
+    """The chains whose planned rules the table holds are not in the plan's order or count among themselves (a
+    rule missing, or one no one planned, is drift of its own and left out here: one added by hand does not hide
+    netlab's own moved below kube-proxy's), each named with the first rule out of place and its number in the
+    chain as held (canonical order keeps each chain's rules in the order the kernel runs them)."""
+    wanted, held = set(want), set(have)
+    h: dict[str, list[tuple[int, str]]] = {}
+    seen: Counter[str] = Counter()
+    for line in have:
+        chain = chain_of(line)
+        seen[chain] += 1
+        if line in wanted:
+            h.setdefault(chain, []).append((seen[chain], line))
+    w: dict[str, list[str]] = {}
+    for line in want:
+        if line in held:
+            w.setdefault(chain_of(line), []).append(line)
     out = []
     for chain in dict.fromkeys(list(w) + list(h)):
-        got, planned = h.get(chain, []), w.get(chain, [])
+        numbered, planned = h.get(chain, []), w.get(chain, [])
+        got = [line for _, line in numbered]
         if got == planned:
             continue
         if sorted(got) != sorted(planned):
@@ -393,7 +401,8 @@ def order_drift(table: str, have: Sequence[str], want: Sequence[str]) -> list[st
                        f"{times - n}")
             continue
         i = next(i for i, (a, b) in enumerate(zip(got, planned)) if a != b)
-        out.append(f"rules of {table} chain {chain} in another order: rule {i + 1} is {got[i]}, want {planned[i]}")
+        out.append(f"rules of {table} chain {chain} in another order: rule {numbered[i][0]} is {got[i]}, want "
+                   f"{planned[i]}")
     return out
 
 

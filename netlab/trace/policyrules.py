@@ -67,7 +67,7 @@ def reject_counts(tables: dict[str, str]) -> dict[tuple[str, str], int]:
 @dataclass
 class Drift:
     """The rules on a packet's path netlab put in a node and the kernel lacks, the ones it holds beside them, and
-    the chains that hold netlab's rules and no others but in another order or count (status's lines for them)."""
+    the chains that hold netlab's rules in another order or count among themselves (status's lines for them)."""
 
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
@@ -89,10 +89,10 @@ def path_drift(lab: Lab, node: str, text: str, direction: str, pod: PodView, hoo
     it jumps to, their except chains too. In the order the packet meets them.
 
     ``planned_table``: the node's whole filter table as planned (kube-proxy's and Flannel's rules too), the lines
-    status compares it with; then a chain on the way that holds the plan's rules and no others, but in another
-    order or count, is named as status names it (:func:`order_drift`): a pod chain whose REJECT comes before a
-    policy's jump, the hook's jump to the policies moved below kube-proxy's ACCEPTs. Without it, the policies'
-    rules only (no order of the hook's chain is known then)."""
+    status compares it with; then a chain on the way whose planned rules are in another order or count among
+    themselves (whatever else it holds) is named as status names it (:func:`order_drift`): a pod chain whose
+    REJECT comes before a policy's jump, the hook's jump to the policies moved below kube-proxy's ACCEPTs.
+    Without it, the policies' rules only (no order of the hook's chain is known then)."""
     if planned_table is None:
         rs = Ruleset("filter")
         node_rules(rs, lab, lab.node(node), policy_set(lab))
@@ -127,11 +127,13 @@ def path_drift(lab: Lab, node: str, text: str, direction: str, pod: PodView, hoo
                  and not (c in entries and _pod_chain(target_of(line)) and target_of(line) != chain)]
         out.missing += missing
         out.extra += extra
-        if not missing and not extra and (c != hook or planned_table is not None):
-            # All there and nothing else: in the plan's order? (The CNI plugins' jumps in a built-in chain are
-            # theirs, as status takes them.)
+        if c != hook or planned_table is not None:
+            # netlab's rules the chain holds, in the plan's order among themselves? Whatever else is there (a rule
+            # added by hand, named above when on the way) or not (named missing). The CNI plugins' jumps in a
+            # built-in chain are theirs, as status takes them. Status's line for the chain, when the rules on
+            # this packet's way are out of order (not only other pods' jumps in the entry chain).
             held_here = [line for line in held_here if c != hook or not plugin_jump(line)]
-            if set(held_here) == set(whole):  # else a rule off the way differs (another pod's jump): not this one
+            if c not in entries or order_drift("filter", held_here, want):
                 out.order += order_drift("filter", held_here, whole)
     return out
 

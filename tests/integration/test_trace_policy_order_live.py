@@ -111,3 +111,36 @@ def test_the_hooks_jump_below_kube_proxys_rules_is_named_in_another_order_not_as
     assert f"policy: {e['text']}\n  fix: {d['repair']}\n" in text, text
     netlab("up", "--lab", lab)
     assert _connect(f"{lab}-a-cli", _ip(lab, "a-web")) == "refused"
+
+
+FOREIGN = "-A FORWARD -s 192.0.2.1/32 -j ACCEPT"
+
+
+def test_the_hooks_jump_below_kube_proxys_rules_is_named_beside_a_rule_off_the_way(repaired):
+    """QA q37 1: the same, and one rule of someone's after the moved jump, which a-cli's packet never meets: trace
+    said "though the policy rules on the way are netlab's: look at the node's filter table", no fix, no order."""
+    lab, n1 = repaired, f"{repaired}-n1"
+    _moved_last(n1, "FORWARD", JUMP)
+    have = [line for line in _rules(n1) if line.startswith("-A FORWARD ")]
+    _rewrite(n1, "FORWARD", have + [FOREIGN])
+    said = _status_order(lab, "FORWARD")
+    assert f"extra rule: {FOREIGN}" in netlab("status", "--lab", lab, check=False).stdout
+    before = reject_counts(n1)
+    assert _connect(f"{lab}-a-cli", _ip(lab, "a-web")) == "ok"
+    proc = _trace(lab, "a-cli", "-o", "json")
+    d = json.loads(proc.stdout)
+    assert reject_counts(n1) == before
+    assert proc.returncode == 1 and d["delivered"], proc.stdout
+    [e] = d["policy"]
+    assert (e["allowed"], e["stopped"], e["missing"], e["extra"], e["fix"]) == (False, False, [], [], d["repair"]), e
+    [order] = e["order"]
+    assert order.startswith("rules of filter chain FORWARD in another order: rule 1 is -A FORWARD ") and \
+        order.endswith(f"want {JUMP}") and order in said, (order, said)
+    assert e["text"].endswith(f"but NOT STOPPED: node n1's filter table holds netlab's rules on the way, but "
+                              f"{order}, so no REJECT there counted it (`netlab status` lists it)"), e["text"]
+    text = _trace(lab, "a-cli").stdout
+    assert f"policy: {e['text']}\n  fix: {d['repair']}\n" in text, text
+    assert "look at the node's filter table" not in text, text
+    netlab("up", "--lab", lab)
+    assert FOREIGN not in _rules(n1)
+    assert _connect(f"{lab}-a-cli", _ip(lab, "a-web")) == "refused"

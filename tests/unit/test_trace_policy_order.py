@@ -111,3 +111,64 @@ def test_a_rule_twice_is_named_by_its_count_and_one_off_the_way_is_not_named():
                  if line.startswith("-A NETPOL-FORWARD ") and '"a/a-cli ingress" -j' in line)
     gone = RECORDED.replace(f"[0:0] {other}\n", "")
     assert not policyrules.path_drift(lab, "n1", gone, "ingress", ps.pod("a-web"), planned_table=planned.rules)
+
+
+FOREIGN = "-A FORWARD -s 192.0.2.1/32 -j ACCEPT"
+
+
+def test_the_hooks_jump_below_kube_proxys_rules_is_named_beside_a_rule_off_the_way():
+    """QA q37 1: FORWARD's jump moved last, and one rule of someone's appended after it, which a-cli's packet never
+    meets: trace said "though the policy rules on the way are netlab's: look at the node's filter table", no fix
+    (its order check wanted the chain to hold netlab's rules and no others). Status names both; trace the order,
+    the same line, with `up` as the fix."""
+    lab, n1, chain = _lab()
+    planned = _planned(lab, n1)
+    text = _appended(JUMP).replace(f"[0:0] {JUMP}\n", f"[0:0] {JUMP}\n[0:0] {FOREIGN}\n")
+    said = _status(planned, text)
+    [order] = [line for line in said if "in another order" in line]
+    assert said == [f"extra rule: {FOREIGN}", order], said
+    assert order.startswith("rules of filter chain FORWARD in another order: rule 1 is -A FORWARD ") and \
+        order.endswith(f"want {JUMP}"), order
+    [e] = _story(lab, "a-cli", text, 0, planned)
+    assert (e["missing"], e["extra"], e["order"], e["fix"], e["stopped"]) == ([], [], [order], REPAIR, False), e
+    assert e["text"].endswith(f"NOT STOPPED: node n1's filter table holds netlab's rules on the way, but {order}, so "
+                              "no REJECT there counted it (`netlab status` lists it)"), e["text"]
+    assert f"policy: {e['text']}\n  fix: {REPAIR}\n" in render_text(_delivered(lab, [e]))
+
+
+def test_a_rule_on_the_way_is_named_with_the_order_and_numbers_count_the_chain_as_held():
+    """The same rule of someone's at FORWARD's top, before kube-proxy's: on the way, so named, and the order too;
+    status's rule numbers are the chain's as the kernel holds it (the foreign rule is rule 1)."""
+    lab, n1, chain = _lab()
+    planned = _planned(lab, n1)
+    lines = _appended(JUMP).splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("[0:0] -A FORWARD "))
+    text = "\n".join(lines[:first] + [f"[0:0] {FOREIGN}"] + lines[first:]) + "\n"
+    said = _status(planned, text)
+    [order] = [line for line in said if "in another order" in line]
+    assert order.startswith("rules of filter chain FORWARD in another order: rule 2 is -A FORWARD "), order
+    [e] = _story(lab, "a-cli", text, 0, planned)
+    assert (e["missing"], e["extra"], e["order"], e["fix"]) == ([], [FOREIGN], [order], REPAIR), e
+    assert e["text"].endswith(f"holds rules netlab did not write on the way: {FOREIGN}; and {order}, so no REJECT "
+                              "there counted it (`netlab status` lists them)"), e["text"]
+
+
+def test_the_entry_chains_order_is_judged_on_the_way_only():
+    """NETPOL-FORWARD's RETURN for established flows moved last, another pod's jump gone: the order on a-web's
+    packet's way is wrong (status's line for the chain), the missing jump is not its way; two other pods' jumps
+    swapped are not its way either."""
+    lab, n1, chain = _lab()
+    planned = _planned(lab, n1)
+    ps = policyrules.policy_set(lab)
+    est = "-A NETPOL-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+    other = next(line for line in planned.rules
+                 if line.startswith("-A NETPOL-FORWARD ") and '"a/a-cli ingress" -j' in line)
+    text = _appended(est).replace(f"[0:0] {other}\n", "")
+    [order] = [line for line in _status(planned, text) if "in another order" in line]
+    assert order.startswith("rules of filter chain NETPOL-FORWARD in another order: rule 1 is "), order
+    d = policyrules.path_drift(lab, "n1", text, "ingress", ps.pod("a-web"), planned_table=planned.rules)
+    assert (d.missing, d.extra, d.order) == ([], [], [order]), d
+    mine = next(line for line in planned.rules if line.startswith("-A NETPOL-FORWARD ") and '"a/a-web ingress"' in line)
+    swapped = RECORDED.replace(f"[0:0] {mine}\n", "").replace(f"[0:0] {other}\n", f"[0:0] {other}\n[0:0] {mine}\n")
+    assert any("in another order" in line for line in _status(planned, swapped))
+    assert not policyrules.path_drift(lab, "n1", swapped, "ingress", ps.pod("a-web"), planned_table=planned.rules)
