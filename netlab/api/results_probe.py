@@ -173,11 +173,14 @@ class ProbeReport:
                 for c in self.pods if not c.ok]
         out += [f"svc/{d.service} distribution from {d.client}: {'; '.join(d.problems)}"
                 for d in self.distributions if not d.as_expected]
-        out += [n.split(DELETED, 1)[1] for n in self.not_probed if DELETED in n]  # a pod's namespace deleted
+        # a pod's, node's or host's namespace deleted; the internet's gateway's or load balancer's
+        out += [n.split(m, 1)[1] for n in self.not_probed for m in [next((m for m in MARKS if m in n), "")] if m]
         return tuple(out)
 
 
 DELETED = ": its flows not probed: "  # probe's note of a pod whose namespace was deleted (probe/runner.DELETED)
+# of the internet's gateway and load balancer, whose namespace was deleted (probe/runner.PARTS)
+MARKS = (DELETED, ", the internet's gateway: ", ", the load balancer: ")
 
 
 def _ip_of(addr: str | None) -> str | None:

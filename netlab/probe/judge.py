@@ -45,9 +45,10 @@ class Report:
     bridge: str | None = "cni0"  # the nodes' bridge of pods, for messages (plan.cniadd.pod_bridge)
     error: str | None = None  # a lab whose up or down ended before it finished: list's line (interrupted.stalled)
     # Pods, nodes and internet hosts whose namespace was deleted behind netlab's back (ip netns delete), in exec's
-    # words: nothing sent from them, their flows not probed (a note each); the lab is not as planned: not ok.
+    # words: nothing sent from them, their flows not probed (a note each); the internet's gateway and load
+    # balancer, which send nothing of their own (a note says what each is); the lab is not as planned: not ok.
     deleted: list[str] = field(default_factory=list)
-    deleted_kinds: list[str] = field(default_factory=list)  # each one's kind (pod, node, host); none said: pods
+    deleted_kinds: list[str] = field(default_factory=list)  # each one's (pod, node, host, gateway, lb); none: pods
 
     @property
     def failures(self) -> list["Result"]:

@@ -80,7 +80,7 @@ class PolicyTable:
     # a pod's or node's namespace deleted behind netlab's back: exec's line for each (its flows not probed): the lab
     # is not as planned, so the table is no pass (exit 1), as probe's run is not (Report.deleted)
     deleted: list[str] = field(default_factory=list)
-    deleted_kinds: list[str] = field(default_factory=list)  # each one's kind (pod, node, host), as Report's
+    deleted_kinds: list[str] = field(default_factory=list)  # each one's kind (pod, node, host, gateway, lb): Report's
     sent: bool = False  # probe(): every flow sent for real but a deleted pod's (reached None, ``-``), if any
 
     @property
@@ -160,7 +160,7 @@ def evaluate(lab: Lab) -> PolicyTable:
 
 def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     """The table, with every flow sent for real (one agent job) and compared."""
-    from netlab.probe.runner import DELETED, deleted_namespaces, missing_namespaces, run_probes  # kernel's door
+    from netlab.probe.runner import deleted_namespaces, deleted_note, missing_namespaces, run_probes  # kernel's door
 
     table = evaluate(lab)
     eps = endpoints(lab)
@@ -185,7 +185,7 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     if opened:
         table.hints = bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
     gone = deleted_namespaces(lab, missing)  # the line exec and trace say of each, as probe's notes
-    table.notes += [f"{name}{DELETED}{line}" for _, name, line in gone]
+    table.notes += [deleted_note(kind, name, line) for kind, name, line in gone]
     table.deleted = [line for _, _, line in gone]
     table.deleted_kinds = [kind for kind, _, _ in gone]
     return table

@@ -99,16 +99,26 @@ def summary_line(report: Report) -> str:
 
 
 KINDS = {"pod": "pod", "node": "node", "host": "internet host"}
+PARTS = {"gateway": "the internet's gateway", "lb": "the load balancer"}  # no probes of their own: none left out
 
 
 def deleted_words(kinds: list[str]) -> str:
     """What the summary says of the pods, nodes and internet hosts (``kinds``, one each) whose namespace was
-    deleted: ``1 pod and 1 node not probed: their namespaces were deleted``."""
-    counts = [(kinds.count(k), word) for k, word in KINDS.items() if k in kinds]
-    said = [f"{n} {word}{'s' if n > 1 else ''}" for n, word in counts]
-    whose = "their namespaces were" if len(kinds) > 1 else "its namespace was"
-    listed = said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
-    return f"{listed} not probed: {whose} deleted"
+    deleted: ``1 pod and 1 node not probed: their namespaces were deleted``; and of the internet's gateway and
+    load balancer, which send no probes of their own: ``the internet's gateway: its namespace was deleted``."""
+    out = []
+    probed = [k for k in kinds if k in KINDS]
+    if probed:
+        counts = [(probed.count(k), word) for k, word in KINDS.items() if k in probed]
+        said = [f"{n} {word}{'s' if n > 1 else ''}" for n, word in counts]
+        whose = "their namespaces were" if len(probed) > 1 else "its namespace was"
+        listed = said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
+        out.append(f"{listed} not probed: {whose} deleted")
+    parts = [word for k, word in PARTS.items() if k in kinds]
+    if parts:
+        whose = "their namespaces were" if len(parts) > 1 else "its namespace was"
+        out.append(f"{' and '.join(parts)}: {whose} deleted")
+    return "; ".join(out)
 
 
 def rule_lines(report: Report) -> list[str]:
@@ -155,10 +165,14 @@ def text(report: Report) -> str:
         lines += [d.line() for d in dists]
     lines.append("*** rules")
     lines += rule_lines(report)
-    notes = report.notes
+    gone = [n for n in report.notes if any(f", {word}: " in n for word in PARTS.values())]  # no probes of theirs
+    notes = [n for n in report.notes if n not in gone]
     if notes:
         lines.append("*** not probed")
         lines += notes
+    if gone:
+        lines.append("*** not there")
+        lines += gone
     lines.append(f"*** {summary_line(report)}" + (f" in {report.elapsed:.2f} s" if report.elapsed else ""))
     problems = [failure_line(r) for r in report.failures] + [c.problem for c in report.self_failures]
     problems += [dist_failure_line(d) for d in dists if not d.ok]

@@ -84,7 +84,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
               if pod.netns not in missing]  # a deleted pod's eth0 is not there to read: its line says it
     stats = dict(out.stats, arp=arp)
     gone = deleted_namespaces(lab, missing)
-    notes = terminated_notes(lab) + [f"{name}{DELETED}{line}" for _, name, line in gone]
+    notes = terminated_notes(lab) + [deleted_note(kind, name, line) for kind, name, line in gone]
     notes += unprobed_notes(lab, protos) + plan.notes
     notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
               for h in heard.already]
@@ -96,6 +96,15 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
 
 
 DELETED = ": its flows not probed: "  # a pod's or node's note, as policy table's (api/results_probe.DELETED reads it)
+# The simulated internet's gateway and load balancer send no probes of their own (probes go through them): their
+# note says what each is, and status's line (api/results_probe.PARTS reads it)
+PARTS = {"gateway": ", the internet's gateway: ", "lb": ", the load balancer: "}
+
+
+def deleted_note(kind: str, name: str, line: str) -> str:
+    """The note of a pod, node, internet host, gateway or load balancer (``kind``) whose namespace was deleted:
+    ``line`` is status's (exec's, trace's) line for it, ``up`` the fix."""
+    return f"{name}{PARTS.get(kind, DELETED)}{line}"
 
 
 def missing_namespaces(lab: Lab, probes: list[Probe]) -> set[str]:
@@ -106,8 +115,9 @@ def missing_namespaces(lab: Lab, probes: list[Probe]) -> set[str]:
 
 
 def deleted_namespaces(lab: Lab, missing: set[str]) -> list[tuple[str, str, str]]:
-    """Each pod, node and internet host of ``lab`` whose namespace is in ``missing`` (deleted behind netlab's back:
-    ``ip netns delete``), as (kind, name, line): the line exec, trace and ``policy table`` say of it
+    """Each pod, node, internet host, the internet's gateway and load balancer of ``lab`` whose namespace is in
+    ``missing`` (deleted behind netlab's back: ``ip netns delete``), as (kind, name, line): kind ``pod``,
+    ``node``, ``host``, ``gateway`` or ``lb``; the line exec, trace and ``policy table`` say of it
     (cni.edited.lab_netns_gone: ``up`` makes it again, or list's line for a lab a down or up left halfway), in the
     topology's order, pods first."""
     if not missing:
@@ -115,7 +125,7 @@ def deleted_namespaces(lab: Lab, missing: set[str]) -> list[tuple[str, str, str]
     from netlab.cni.edited import lab_netns_gone
 
     named = ([("pod", p.name, p.netns) for p in lab.pods] + [("node", n.name, n.netns) for n in lab.nodes]
-             + [("host", h, ns) for h, ns in lab.internet_hosts])
+             + [(h if h in PARTS else "host", h, ns) for h, ns in lab.internet_hosts])  # no host is so named
     return [(kind, name, str(lab_netns_gone(ns, lab.name))) for kind, name, ns in named if ns in missing]
 
 

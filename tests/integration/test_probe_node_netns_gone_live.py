@@ -89,3 +89,48 @@ def test_probe_and_policy_table_of_a_lab_whose_underlay_was_deleted_say_status_s
             assert (r.returncode, r.stdout, said(r)) == (1, "", [f"netlab: {line}"]), r
     finally:
         lab_down(lab)
+
+
+INTERNET = TOPOLOGY + "internet: {{hosts: [{{name: h1, ip: 203.0.113.10}}]}}\n"
+
+
+def test_probe_and_policy_table_say_a_deleted_gateway_is_the_internets_and_fail(tmp_path):
+    """QA q37 2: the gateway's namespace deleted was "gateway: its flows not probed" and "(1 internet host not
+    probed ...)": it is no internet host and sends no probes of its own; the pods' probes to h1 go through it."""
+    lab = unique_lab("pg")
+    path = write_topology(tmp_path, INTERNET.format(lab=lab))
+    try:
+        netlab("up", "-t", path)
+        ip("netns", "delete", f"{lab}-gateway")
+        assert f"{lab}-gateway" not in lab_namespaces(lab) and f"{lab}-h1" in lab_namespaces(lab)
+        line = f"namespace {lab}-gateway was deleted while lab {lab} is up; `sudo netlab up -t {path}` makes it again"
+        status = netlab("status", "--lab", lab, check=False)
+        assert status.returncode == 1 and f"{lab}-gateway" in status.stdout, status.stdout
+        r = netlab("probe", "--lab", lab, "--proto", "tcp", check=False)
+        assert (r.returncode, said(r)) == (1, [f"netlab: {line}"]), r
+        out = r.stdout.splitlines()
+        assert out[out.index("*** not there") + 1] == f"gateway, the internet's gateway: {line}", r.stdout
+        assert "gateway: its flows not probed" not in r.stdout and "internet host not probed" not in r.stdout
+        [summary] = [x for x in out if x.startswith("*** ") and "probes as expected" in x]
+        assert " (the internet's gateway: its namespace was deleted) in " in summary, summary
+        assert out[-1] == f"  {line}", r.stdout
+        junit = tmp_path / "j.xml"
+        r = netlab("probe", "--lab", lab, "--proto", "tcp", "-o", "json", "--junit", str(junit), check=False)
+        got = json.loads(r.stdout)
+        assert (r.returncode, got["ok"], got["error"]) == (1, False, line), r
+        to_h1 = [p for p in got["probes"] if p["destination"] == "h1"]
+        assert to_h1 and not any(p["as_expected"] for p in to_h1), got["probes"]  # real traffic: no gateway
+        assert all(p["as_expected"] for p in got["probes"] if p["destination"] != "h1"), probe_failures(got)
+        cases = [c for c in ElementTree.parse(junit).iter("testcase") if c.find("failure") is not None
+                 and c.find("failure").get("type") == "namespace"]
+        assert [(c.get("name"), c.find("failure").get("message")) for c in cases] == [
+            (f"namespace {lab}-gateway is there", line)]
+        r = netlab("policy", "table", "--lab", lab, check=False)
+        assert (r.returncode, said(r)) == (1, [f"netlab: {line}"]), r
+        assert f"note: gateway, the internet's gateway: {line}" in r.stdout.splitlines(), r.stdout
+        assert r.stdout.rstrip().endswith(" s (the internet's gateway: its namespace was deleted)"), r.stdout
+        netlab("up", "-t", path)
+        assert netlab("status", "--lab", lab, check=False).returncode == 0
+        assert netlab("probe", "--lab", lab, "--proto", "tcp", check=False).returncode == 0
+    finally:
+        lab_down(lab)
