@@ -20,6 +20,7 @@ from ipaddress import IPv4Network, ip_network
 from typing import Any
 
 from netlab.cni.conf import POD_IF, attachment, convert_result
+from netlab.cni.invoke import one_line
 from netlab.errors import NetnsGone
 from netlab.kernel.base import Snapshot
 
@@ -136,5 +137,26 @@ def address_missing(netns: str, result: dict[str, Any], ifname: str) -> str | No
     if any(a.split("/")[0] == str(att.ip) for a in has):
         return None
     now = f"has {', '.join(has)}" if has else ("has no IPv4 address" if link is not None else "does not exist")
-    return (f"its result says {ifname} has {att.ip}, but the pod's {ifname} {now}: a runtime takes the result's "
-            f"address as the pod's IP (containerd reports it to the kubelet), and no packet to it would reach the pod")
+    named = _named(result, str(att.ip), ifname)
+    says = (f"its result says {ifname} has {att.ip}, but" if named is None else
+            f"its result says {named} has {att.ip}, though CNI_IFNAME (the name the runtime asked for the pod's "
+            f"interface) was {ifname}, and")
+    return (f"{says} the pod's {ifname} {now}: a runtime takes the result's address as the pod's IP "
+            f"(containerd reports it to the kubelet), and no packet to it would reach the pod")
+
+
+def _named(result: dict[str, Any], ip: str, ifname: str) -> str | None:
+    """The name the result gives the pod interface it ties ``ip`` to, when that is not ``ifname`` (a plugin that
+    ignores CNI_IFNAME, QA q38 #4): its ``ips`` entry's ``interface``, else the result's only pod interface."""
+    ifaces = [i for i in result.get("interfaces", []) if isinstance(i, dict)]
+    pod = [i.get("name") for i in ifaces if i.get("sandbox")]
+    if ifname in pod:
+        return None
+    for entry in result.get("ips", []):
+        idx = entry.get("interface")
+        if str(entry.get("address", "")).split("/")[0] != ip:
+            continue
+        if isinstance(idx, int) and not isinstance(idx, bool) and 0 <= idx < len(ifaces) \
+                and ifaces[idx].get("sandbox") and isinstance(ifaces[idx].get("name"), str):
+            return one_line(ifaces[idx]["name"][:20])
+    return one_line(pod[0][:20]) if len(pod) == 1 and isinstance(pod[0], str) else None

@@ -108,3 +108,24 @@ def test_one_add_asks_one_address_in_cni_args_and_runtime_config(world):
     assert dict(map(tuple, rec["args"]))["IP"] == "10.244.0.2" and rec["capabilityArgs"]["ips"] == ["10.244.0.2/24"]
     rt = runtime_conf(lab, followed, rec, "eth0")
     assert dict(rt.args)["IP"] == "10.244.0.2" and rt.capability_args["ips"] == ["10.244.0.2/24"]
+
+
+NET0 = {"cniVersion": "1.0.0", "interfaces": [
+    {"name": "veth1", "mac": "aa:bb:cc:00:00:01"}, {"name": "net0", "sandbox": "/run/netns/lab-a"}],
+    "ips": [{"address": "10.244.0.2/24", "interface": 1}]}
+
+
+def test_a_result_naming_another_pod_interface_is_said_as_the_result_says_it(monkeypatch):
+    """QA q38 #4: a plugin that ignores CNI_IFNAME and makes net0: the result ties 10.244.0.2 to net0, and the
+    error says so (and that CNI_IFNAME was eth0), not that the result says eth0 has it."""
+    class NoEth0(PodKernel):
+        def snapshot(self, netns, sysctls=(), tables=True):
+            return Snapshot(netns=netns)
+
+    monkeypatch.setattr(live, "LiveKernel", NoEth0)
+    assert confirm()(NET0) == (
+        "its result says net0 has 10.244.0.2, though CNI_IFNAME (the name the runtime asked for the pod's interface) "
+        "was eth0, and the pod's eth0 does not exist: a runtime takes the result's address as the pod's IP (containerd reports "
+        "it to the kubelet), and no packet to it would reach the pod")
+    untied = {**NET0, "ips": [{"address": "10.244.0.2/24"}]}  # no `interface`: the result's only pod interface
+    assert confirm()(untied).startswith("its result says net0 has 10.244.0.2, though CNI_IFNAME ")
