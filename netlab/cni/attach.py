@@ -10,6 +10,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
+from netlab.cni.announce import Announce, announce
 from netlab.cni.changed import conf_text, recorded_conf
 from netlab.cni.invoke import PluginFailed
 from netlab.cni.runtime import Runtime
@@ -48,11 +49,13 @@ def detach(rt_: Runtime, prec: dict[str, Any], pod: str) -> None:
 
 
 def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], records: dict[str, Any],
-             out: StartResult, previous: dict[str, dict[str, Any]]) -> list[str]:
+             out: StartResult, previous: dict[str, dict[str, Any]], running: bool = False) -> list[str]:
     """ADD the pods, as many at once as there are cores; what failed, one line each. A re-attached pod (its
     ``previous`` record) whose ADD failed is ADDed again as it was: the chain's DEL before that ADD cannot be
-    undone, its ADD with the config it had can."""
+    undone, its ADD with the config it had can. In a ``running`` lab each pod attached is announced (a gratuitous
+    ARP from its interface: cni/announce.py)."""
     failures: list[str] = []
+    announced: list[Announce] = []
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
         futures = {pod.name: pool.submit(attach_or_restore, rt_, lab, pod, records, previous.get(pod.name))
                    for pod in todo}
@@ -67,6 +70,8 @@ def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], record
                 failures.append(f"pod {name}: the CNI result gives no IPv4 address on {C.POD_IF}")
                 continue
             records[name].update({"phase": "added", "attachment": attachment_json(att, C.host_interfaces(result))})
+            announced.append((records[name]["netns"], C.POD_IF, att.ip, records[name].get("node_netns"),
+                              att.host_veth))
             kept = [d for d in C.host_interfaces(result) if d != att.host_veth]  # a bridge (the veth goes with DEL)
             note_devices(state, records[name]["node_netns"], kept)
             planned = lab.addressing.pod_ip[name]
@@ -74,6 +79,8 @@ def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], record
             other = f"; the topology gives {planned}: what names the pod follows" if att.ip != planned else ""
             if not any(a.startswith(f"re-attached pod {name} ") for a in out.actions):
                 out.actions.append(f"attached pod {name} through CNI ({att.ip}{other})")
+    if running:
+        out.problems += announce(announced)
     return failures
 
 

@@ -146,6 +146,7 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
 def _start(lab: Lab, state: LabState, only: set[str] | None,
            records: dict[str, Any]) -> tuple[StartResult, ApplyFailed | None]:
     out = StartResult()
+    running = any(isinstance(prec, dict) for prec in records.values())  # not a lab made now (cni/announce.py)
     rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout())
     todo: list[PodInfo] = []
     failures: list[str] = []
@@ -204,7 +205,7 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
             note_devices(state, prec["node_netns"],
                          [d for raw, _ in prec["networks"] for d in C.kept_devices(parse_conflist(conf_text(raw)))])
         state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
-        failures += add_all(rt_, lab, state, todo, records, out, previous)
+        failures += add_all(rt_, lab, state, todo, records, out, previous, running)
         state.save()
     if failures:
         detached = [p for p in previous if records[p].get("phase") == DELETED]

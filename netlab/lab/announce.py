@@ -3,8 +3,9 @@
 Which addresses: a pod's on its ``eth0`` (what the CNI bridge plugin
 announces) and a node's on its underlay ``eth0`` (a node joining the network
 announces itself). Not the gateway's on ``cni0``, which no other device holds,
-nor anything a user's CNI plugins made (they announce their own). Not in a lab
-made now: all its namespaces are new, no neighbour table holds an entry yet.
+nor a pod a user's CNI plugins attached: cni/announce.py announces those after
+their ADD. Not in a lab made now: all its namespaces are new, no neighbour
+table holds an entry yet.
 
 When: once the interface and its veth's other end run. Until the kernel's
 link watch has marked them operationally up (lab/carrier.py) the device has

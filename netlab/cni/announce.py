@@ -1,0 +1,80 @@
+"""The gratuitous ARP of a pod ``up`` ADDs to a running lab through a user's CNI plugins (QA q38 #5).
+
+A pod re-attached (its namespace deleted by hand and made anew, its conflist edited) keeps its address, since
+netlab asks its IPAM for the planned one (``IP=``, ``runtimeConfig.ips``), but gets a new MAC; a pod added
+to a running lab may get the address a removed pod left. Its node's ``cni0`` kept the old MAC REACHABLE: the
+node could not reach the pod for tens of seconds (until the entry went STALE and its probes failed), while
+``status`` said all as planned.
+
+The bridge plugin means to announce the pod: up to v1.0.x it sent a gratuitous ARP itself once the host veth's
+port ran (``arping.GratuitousArpOverIface``, after its "check bridge port state" loop); from v1.1.0 (Debian's
+1.1.1 here) it only sets ``arp_notify=1`` on the pod's interface before setting it up (containernetworking/
+plugins#687). The kernel then sends that ARP when the interface comes up, before the link watch has enabled
+the host veth's bridge port: it is seen on the host veth and dropped there, never reaching ``cni0`` (tcpdump
+in the node, QA q38 #5). A real node with those releases has the same window when an address is reused at once
+(containernetworking/plugins#756); netlab, which hands the same address again at once where a kubelet's
+host-local would give the next free one, sends the announcement the plugin meant, as it does for its own pods
+(lab/announce.py): once the pod's interface and the host veth the result names run, from a packet socket in
+the pod's namespace (kernel/garp.py). Not in a lab made now: no neighbour table holds an entry yet.
+"""
+
+from __future__ import annotations
+
+import time
+from ipaddress import IPv4Address
+
+from netlab.errors import NetnsGone
+from netlab.kernel.base import KernelError
+
+WAIT = 3.0  # seconds, at most, for the links to run (lab/carrier.py's CARRIER_WAIT)
+POLL = 0.01
+
+Announce = tuple[str, str, IPv4Address, str | None, str | None]  # pod netns, CNI_IFNAME, address, node netns, veth
+
+
+def announce(todo: list[Announce]) -> list[str]:
+    """Send each pod's gratuitous ARP; what could not be sent, as warnings (a stale entry only delays the first
+    packets to the pod). A pod whose namespace went meanwhile has nothing to announce."""
+    from netlab.kernel.live import LiveKernel
+
+    if not todo:
+        return []
+    kernel = LiveKernel()
+    try:
+        late = _wait(kernel, [link for ns, dev, _, node, veth in todo
+                              for link in [(ns, dev)] + ([(node, veth)] if node and veth else [])])
+        warnings = []
+        for ns, dev, ip, node, veth in todo:
+            if (ns, dev) in late or (node, veth) in late:  # sent now, it would be dropped
+                warnings.append(f"{ns}: {ip} on {dev} not announced (gratuitous ARP): the link does not run after "
+                                f"{WAIT:g}s")
+                continue
+            try:
+                kernel.announce(ns, dev, ip)
+            except NetnsGone:
+                continue
+            except (KernelError, OSError) as exc:
+                warnings.append(f"{ns}: could not announce {ip} on {dev} (gratuitous ARP: {exc}); its node reaches "
+                                "it only once its entry for the address, at the MAC it had, expires")
+        return warnings
+    finally:
+        kernel.close()
+
+
+def _wait(kernel, links: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those ``links`` not running after WAIT (a namespace that cannot be read is not waited for)."""
+    todo = list(dict.fromkeys(links))
+    deadline = time.monotonic() + WAIT
+    while todo:
+        left = []
+        for ns in dict.fromkeys(ns for ns, _ in todo):
+            try:
+                running = kernel.running_links(ns)
+            except (KernelError, OSError):
+                continue
+            left += [(n, name) for n, name in todo if n == ns and name not in running]
+        todo = left
+        if not todo or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL)
+    return set(todo)
