@@ -76,9 +76,11 @@ def rejected(lab: LabMap, table: NftTable | None, ns: str, f: Flow, iif: str | N
                f"{CHECK} has a counter, not read before the packet" if table.has_counter(CHECK) else
                "kube-proxy writes no counter in nftables mode")
     node = lab.where(ns).split()[-1]
-    answer = (f"the sender gets an ICMP port unreachable from {node}'s own address {f.src} (on lo), and its "
-              f"send fails (ping: sendmsg: Operation not permitted)") if not iif else \
-        f"the sender gets an ICMP port unreachable from {node}"
+    fails = {"icmp": "its send fails (ping: sendmsg: Operation not permitted)",
+             "tcp": "its connect fails at once (Connection refused)",
+             "udp": "its send fails (Operation not permitted)"}.get(f.proto, "its send fails")
+    answer = (f"the sender gets an ICMP port unreachable from {node}'s own address {f.src} (on lo), and {fails}"
+              if not iif else f"the sender gets an ICMP port unreachable from {node}")
     why = (f"{f.dst} is Service {svc}'s ClusterIP, and kube-proxy DNATs only the Service's ports "
            f"({_ports(lab, f.dst)}), not {_what(f)}: {node}'s {hook} jumps to {CHECK} (ct state new), whose rule "
            f"`{rule}` rejects a packet to a ClusterIP that no Service port matched ({counter}); {answer}. A "

@@ -171,7 +171,10 @@ def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, sr
         chosen = next((p for p in ports if p.port == port), None)
     else:
         chosen = ports[0] if ports else None
-    if chosen is None and proto != "icmp":
+    # A port the Service does not have, to its ClusterIP (from a pod or a node): traced as the ping is, no
+    # Service packet (trace/clusterip.py): nftables mode's cluster-ips-check rejects it, iptables mode routes it on
+    to_cluster_ip = via is None and src.kind != "internet" and (proto == "icmp" or port is not None)
+    if chosen is None and not to_cluster_ip:
         have = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
         raise UsageError(f"Service {name} has no port {port or ''}{'/' + proto if proto else ''} (ports: {have})")
     ip = str(lab.cluster_ip(svc))
