@@ -1,10 +1,27 @@
-"""What the CNI lifecycle tests fake (no root, no plugin run): a conflist lab's folder, and a plugin's ADD answer."""
+"""What the CNI lifecycle tests fake (no root, no plugin run): a conflist lab's folder, its world (state folder,
+plugins, namespaces), a plugin's ADD answer, and `up` with the CNI feature."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from netlab.cni import lifecycle, runtime
+from netlab.feature import ModuleFeature
+from netlab.kernel.base import Op
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import up as lab_up
+from netlab.lab.journal import Journal
+from netlab.model.lab import Lab, resolve
+from netlab.model.load import load_topology
+from netlab.plan.resources import Link
+from netlab.realize import state_dir
 
 
 def conflist_lab(tmp_path: Path, topo: str) -> None:
@@ -27,3 +44,80 @@ def add_result(pod: str, env: dict[str, str]) -> dict[str, Any]:
                 "ips": [{"address": "127.0.0.1/8", "interface": 0}]}
     pair = [{"name": "veth" + pod}, {"name": "eth0", "sandbox": env["CNI_NETNS"]}]
     return {"cniVersion": "1.0.0", "interfaces": pair, "ips": [{"address": f"{ip}/24", "interface": 1}]}
+
+
+@contextmanager
+def cni_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, topo: str, exec_plugin: Callable[..., Any],
+              conflist: dict[str, Any] | None = None) -> Iterator[None]:
+    """A fixture's fake CNI world while it lasts: the labs' state under tmp_path/state, the lab's folder
+    (conflist_lab, its net.conflist then ``conflist`` where given), ``exec_plugin`` run for every plugin call, and
+    every pod's namespace taken for a mount."""
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    state_dir._checked.clear()
+    conflist_lab(tmp_path, topo)
+    if conflist is not None:
+        (tmp_path / "net.conflist").write_text(json.dumps(conflist))
+    monkeypatch.setattr(runtime, "exec_plugin", exec_plugin)
+    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
+    yield
+    state_dir._checked.clear()
+
+
+@contextmanager
+def kernel_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, topo: str,
+               plugins_of: Callable[[FakeKernel], Any]) -> Iterator[tuple[Lab, FakeKernel]]:
+    """cni_world with the plugins ``plugins_of`` gives for a new fake kernel: the lab of ``topo`` and that kernel."""
+    k = FakeKernel()
+    with cni_world(tmp_path, monkeypatch, topo, plugins_of(k)):
+        yield lab_of(tmp_path), k
+
+
+def kernel_lab_world(topo: str, plugins_of: Callable[[FakeKernel], Any]) -> Any:
+    """A test module's ``world`` fixture: kernel_lab's (lab, kernel) for ``topo`` and ``plugins_of``."""
+    @pytest.fixture(name="world")
+    def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Lab, FakeKernel]]:
+        with kernel_lab(tmp_path, monkeypatch, topo, plugins_of) as lab_k:
+            yield lab_k
+    return world
+
+
+class VethPlugins:
+    """Stands in for invoke.exec_plugin as a chain that gives each pod a veth pair: lo's ADD (and any CHECK, VERSION)
+    answers a bare ``version`` result; DEL deletes the node's end ``prefix`` + pod where it is; ADD is ``add``'s,
+    with the address CNI_ARGS' IP= asks for."""
+
+    version, prefix = "1.0.0", "veth"
+
+    def __init__(self, kernel: FakeKernel):
+        self.kernel = kernel
+
+    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
+        if env["CNI_IFNAME"] == "lo" or command not in ("ADD", "DEL"):
+            return {"cniVersion": self.version} if command == "ADD" else None
+        netns, host = os.path.basename(env["CNI_NETNS"]), self.prefix + pod
+        if command == "DEL":
+            if host in self.kernel.snapshot(node_netns).links:
+                self.kernel.apply([Op("del", Link(netns=node_netns, name=host, mtu=1500, mac=""))])
+            return None
+        ip = dict(kv.split("=", 1) for kv in env["CNI_ARGS"].split(";"))["IP"]
+        return self.add(pod, ip, env, node_netns=node_netns, netns=netns, host=host)
+
+    def add(self, pod: str, ip: str, env: dict[str, str], *, node_netns: str, netns: str, host: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def lab_of(tmp_path: Path) -> Lab:
+    """The lab of tmp_path/t.yaml, as it is in the file now."""
+    return resolve(load_topology(str(tmp_path / "t.yaml")))
+
+
+def up(lab: Lab, k: Any, reconfigure: bool = False) -> Any:
+    """`netlab up` of the lab with the CNI feature, on kernel k."""
+    return lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k), reconfigure=reconfigure)
+
+
+def cni_topo(name: str, nodes: int = 1) -> str:
+    """The head of a CNI lab's t.yaml: lab ``name``, network from net.conflist with bin/, nodes n1.. (podCIDR
+    10.244.<i-1>.0/24) and the ``pods:`` key, its list for the test to add."""
+    listed = "".join(f"  - {{name: n{i + 1}, podCIDR: 10.244.{i}.0/24}}\n" for i in range(nodes))
+    return f"name: {name}\nnetwork:\n  cni: {{conflist: net.conflist, binDir: bin}}\nnodes:\n{listed}pods:\n"

@@ -12,26 +12,18 @@ import json
 
 import pytest
 
-from cni_fakes import add_result, conflist_lab
-from netlab.cni import lifecycle, runtime
+from cni_fakes import add_result, cni_topo, cni_world, lab_of, up
+from netlab.cni import lifecycle
 from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
-from netlab.lab import teardown, up as lab_up
-from netlab.lab.journal import Journal
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
-from netlab.realize import state as state_mod, state_dir
+from netlab.lab import teardown
+from netlab.realize import state as state_mod
 from netlab.realize.attachments import pod_records
 
-TOPO = """name: fked
-network:
-  cni: {conflist: net.conflist, binDir: bin}
-nodes:
-  - {name: n1, podCIDR: 10.244.0.0/24}
-pods:
+TOPO = cni_topo("fked") + """\
   - {name: a, node: n1, ip: 10.244.0.2}
   - {name: b, node: n1, ip: 10.244.0.3}
 """
@@ -55,26 +47,17 @@ class Plugins:
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    state_dir._checked.clear()
-    conflist_lab(tmp_path, TOPO)
     plugins = Plugins()
-    monkeypatch.setattr(runtime, "exec_plugin", plugins)
-    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
-    lab = resolve(load_topology(str(tmp_path / "t.yaml")))
-    k = FakeKernel()
-    up(lab, k)
-    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "net",
-                                                       "plugins": [{"type": "chain", "marker": "new"}]}))
-    plugins.calls.clear()
-    yield lab, k, plugins, str(tmp_path / "net.conflist")
-    plugins.fail.clear()
-    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
-    state_dir._checked.clear()
-
-
-def up(lab, k, reconfigure=False):
-    return lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k), reconfigure=reconfigure)
+    with cni_world(tmp_path, monkeypatch, TOPO, plugins):
+        lab = lab_of(tmp_path)
+        k = FakeKernel()
+        up(lab, k)
+        (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "net",
+                                                           "plugins": [{"type": "chain", "marker": "new"}]}))
+        plugins.calls.clear()
+        yield lab, k, plugins, str(tmp_path / "net.conflist")
+        plugins.fail.clear()
+        teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
 
 
 def drift(lab, k):

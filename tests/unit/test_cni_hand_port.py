@@ -12,54 +12,36 @@ change". The real plugins in real namespaces are tests/integration/test_cni_brid
 from __future__ import annotations
 
 import json
-import os
 from ipaddress import IPv4Interface, IPv4Network
 
 import pytest
 
-from cni_fakes import conflist_lab
-from netlab.cni import lifecycle, runtime
+from cni_fakes import VethPlugins, cni_topo, kernel_lab, up
+from netlab.cni import lifecycle
 from netlab.feature import ModuleFeature
 from netlab.kernel.base import Op
-from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
-from netlab.lab import teardown, up as lab_up
-from netlab.lab.journal import Journal
+from netlab.lab import teardown
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
-from netlab.plan.resources import Address, Bridge, Link, Route, Veth
-from netlab.realize import state as state_mod, state_dir
+from netlab.plan.resources import Address, Bridge, Route, Veth
+from netlab.realize import state as state_mod
 
-TOPO = """name: fkbp
-network:
-  cni: {conflist: net.conflist, binDir: bin}
-nodes:
-  - {name: n1, podCIDR: 10.244.0.0/24}
-pods:
+TOPO = cni_topo("fkbp") + """\
   - {name: a, node: n1, ip: 10.244.0.2}
   - {name: b, node: n1, ip: 10.244.0.3}
 """
 BRIDGE = "fkhb0"
 
 
-class Plugins:
+class Plugins(VethPlugins):
     """Stands in for invoke.exec_plugin: a bridge plugin whose bridge name is its own and whose 1.0.0 result
     names the pod's eth0 only."""
 
-    def __init__(self, kernel: FakeKernel):
-        self.kernel = kernel
+    prefix = "hb"
 
-    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
-        if env["CNI_IFNAME"] == "lo" or command not in ("ADD", "DEL"):
-            return {"cniVersion": "1.0.0"} if command == "ADD" else None
-        netns, host = os.path.basename(env["CNI_NETNS"]), "hb" + pod
-        links = self.kernel.snapshot(node_netns).links
-        if command == "DEL":
-            if host in links:
-                self.kernel.apply([Op("del", Link(netns=node_netns, name=host, mtu=1500, mac=""))])
-            return None
-        ip = dict(kv.split("=", 1) for kv in env["CNI_ARGS"].split(";"))["IP"]
-        ops = [] if BRIDGE in links else [
+    def add(self, pod, ip, env, *, node_netns, netns, host):
+        ops = [] if BRIDGE in self.kernel.snapshot(node_netns).links else [
             Op("add", Bridge(netns=node_netns, name=BRIDGE, mtu=1500, mac="02:00:00:00:00:01")),
             Op("add", Address(netns=node_netns, dev=BRIDGE, address=IPv4Interface("10.244.0.1/24")))]
         self.kernel.apply(ops + [
@@ -72,20 +54,9 @@ class Plugins:
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    state_dir._checked.clear()
-    conflist_lab(tmp_path, TOPO)
-    k = FakeKernel()
-    monkeypatch.setattr(runtime, "exec_plugin", Plugins(k))
-    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
-    lab = resolve(load_topology(str(tmp_path / "t.yaml")))
-    yield lab, k
-    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
-    state_dir._checked.clear()
-
-
-def up(lab, k):
-    return lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+    with kernel_lab(tmp_path, monkeypatch, TOPO, Plugins) as (lab, k):
+        yield lab, k
+        teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
 
 
 def drift(lab, k):

@@ -8,32 +8,24 @@ namespaces are tests/integration/test_cni_bench.py's.
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from cni_fakes import add_result, conflist_lab
-from netlab.cni import lifecycle, runtime
+from cni_fakes import add_result, cni_topo, cni_world, up
+from netlab.cni import lifecycle
 from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed
 from netlab.feature import ModuleFeature
 from netlab.kernel.base import Op
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
-from netlab.lab import teardown, up as lab_up
-from netlab.lab.journal import Journal
+from netlab.lab import teardown
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.resources import Bridge
-from netlab.realize import state as state_mod, state_dir
+from netlab.realize import state as state_mod
 
-TOPO = """name: fkkd
-network:
-  cni: {conflist: net.conflist, binDir: bin}
-nodes:
-  - {name: n1, podCIDR: 10.244.0.0/24}
-  - {name: n2, podCIDR: 10.244.1.0/24}
-pods:
+TOPO = cni_topo("fkkd", nodes=2) + """\
   - {name: a, node: n1, ip: 10.244.0.2}
 """
 B_ON_N2 = "  - {name: b, node: n2, ip: 10.244.1.2}\n"
@@ -57,26 +49,16 @@ class Plugins:
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    state_dir._checked.clear()
-    conflist_lab(tmp_path, TOPO)
-    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "net", "plugins": [
-        {"type": "chain", "bridge": "qcbr0", "capabilities": {"ipRanges": True}}]}))
     k = FakeKernel()
     plugins = Plugins(k)
-    monkeypatch.setattr(runtime, "exec_plugin", plugins)
-    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
-    yield tmp_path, k, plugins
-    state_dir._checked.clear()
+    with cni_world(tmp_path, monkeypatch, TOPO, plugins, conflist={"cniVersion": "1.0.0", "name": "net", "plugins": [
+            {"type": "chain", "bridge": "qcbr0", "capabilities": {"ipRanges": True}}]}):
+        yield tmp_path, k, plugins
 
 
 def lab_of(tmp_path, pods=""):
     (tmp_path / "t.yaml").write_text(TOPO + pods)
     return resolve(load_topology(str(tmp_path / "t.yaml")))
-
-
-def up(lab, k):
-    return lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
 
 
 def node_devices(st):

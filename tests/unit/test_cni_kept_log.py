@@ -12,24 +12,17 @@ import os
 
 import pytest
 
-from cni_fakes import conflist_lab
-from netlab.cni import invoke, lifecycle, runtime
+from cni_fakes import cni_topo, cni_world, lab_of, up
+from netlab.cni import invoke, lifecycle
 from netlab.cni.invoke import CallLog, PluginFailed, exec_plugin
 from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown, up as lab_up
 from netlab.lab.journal import Journal
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
 from netlab.realize import state as state_mod, state_dir
 
-TOPO = """name: fkkl
-network:
-  cni: {conflist: net.conflist, binDir: bin}
-nodes:
-  - {name: n1, podCIDR: 10.244.0.0/24}
-pods:
+TOPO = cni_topo("fkkl") + """\
   - {name: a, node: n1, ip: 10.244.0.2}
 """
 
@@ -72,24 +65,18 @@ def test_a_name_the_copy_cannot_have_is_refused_in_one_line(tmp_path, monkeypatc
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    state_dir._checked.clear()
-    conflist_lab(tmp_path, TOPO)
-
     def failing(log, *, pod, command, **kw):
         if command == "ADD":
             raise PluginFailed(f"pod {pod}: CNI plugin chain ADD: failed (exit 1): no")
 
-    monkeypatch.setattr(runtime, "exec_plugin", failing)
-    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
-    yield resolve(load_topology(str(tmp_path / "t.yaml")))
-    state_dir._checked.clear()
+    with cni_world(tmp_path, monkeypatch, TOPO, failing):
+        yield lab_of(tmp_path)
 
 
 def _up(lab):
     k = FakeKernel()
     with pytest.raises(ApplyFailed) as exc:
-        lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+        up(lab, k)
     assert state_mod.load_state(lab.name) is None  # rolled back: the lab's folder, and its CNI log, went
     return str(exc.value)
 
@@ -112,9 +99,6 @@ def attached(tmp_path, monkeypatch):
     """A lab whose plugins attach every pod (the fake plugins of test_cni_reattach), and NETLAB_CNI_LOG set."""
     from test_cni_reattach import Plugins
 
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    state_dir._checked.clear()
-    conflist_lab(tmp_path, TOPO)
     plugins = Plugins()
 
     def logged(log, **kw):  # each call recorded as exec_plugin records it (the lab's log, and the copy)
@@ -122,13 +106,11 @@ def attached(tmp_path, monkeypatch):
                                command=kw["command"], env=kw["env"], stdin=kw["conf"], runs_in=str(kw["node_netns"])))
         return plugins(log, **kw)
 
-    monkeypatch.setattr(runtime, "exec_plugin", logged)
-    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
-    copy = tmp_path / "kept.jsonl"
-    copy.write_text("the calls a user keeps\n")
-    monkeypatch.setenv(invoke.LOG_VAR, str(copy))
-    yield resolve(load_topology(str(tmp_path / "t.yaml"))), copy
-    state_dir._checked.clear()
+    with cni_world(tmp_path, monkeypatch, TOPO, logged):
+        copy = tmp_path / "kept.jsonl"
+        copy.write_text("the calls a user keeps\n")
+        monkeypatch.setenv(invoke.LOG_VAR, str(copy))
+        yield lab_of(tmp_path), copy
 
 
 def commands(copy):
@@ -139,7 +121,7 @@ def test_the_copy_holds_one_ups_calls_and_no_later_status_or_down(attached):
     """QA q11 2: in the Python API the copy stayed open after up, and status's CHECKs and down's DELs went into it."""
     lab, copy = attached
     k = FakeKernel()
-    lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+    up(lab, k)
     assert commands(copy) == ["ADD", "ADD"] and invoke.copy_path() is None  # lo and eth0 of pod a; closed
     assert lifecycle.drift(lab, state_mod.load_state(lab.name)) == []  # status's CHECK
     teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
@@ -166,7 +148,7 @@ def test_a_watchers_apply_appends_its_calls_after_a_header_line(attached):
     later one (lab_up.up_held) appends its calls after a line of its own, and one without a call writes nothing."""
     lab, copy = attached
     k = FakeKernel()
-    lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+    up(lab, k)
     lab_up.up_held(lab, k, features=[ModuleFeature(lifecycle)])  # the pod as attached: its CHECKs (lo, eth0)
     lines = [json.loads(line) for line in copy.read_text().splitlines()]
     assert [c.get("command") for c in lines] == ["ADD", "ADD", None, "CHECK", "CHECK"] and invoke.copy_path() is None
@@ -180,7 +162,7 @@ def test_the_copy_is_never_one_of_the_labs_own_files(attached, monkeypatch):
     cut by up's first CHECK ("nothing to change"); it is refused as -w refuses it, before any call, the file kept."""
     lab, copy = attached
     k = FakeKernel()
-    lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+    up(lab, k)
     folder = state_dir.lab_dir(lab.name, create=False)
     own = sorted(os.path.join(folder, name) for name in os.listdir(folder)
                  if os.path.isfile(os.path.join(folder, name)))

@@ -11,27 +11,18 @@ import threading
 
 import pytest
 
-from cni_fakes import add_result, conflist_lab
-from netlab.cni import lifecycle, runtime
+from cni_fakes import add_result, cni_topo, cni_world, lab_of, up
+from netlab.cni import lifecycle
 from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed
 from netlab.feature import ModuleFeature
 from netlab.features import default_features
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
-from netlab.lab import teardown, up as lab_up
-from netlab.lab.journal import Journal
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
-from netlab.realize import state as state_mod, state_dir
+from netlab.lab import teardown
+from netlab.realize import state as state_mod
 
-TOPO = """name: fkcni
-network:
-  cni: {conflist: net.conflist, binDir: bin}
-nodes:
-  - {name: n1, podCIDR: 10.244.0.0/24}
-  - {name: n2, podCIDR: 10.244.1.0/24}
-pods:
+TOPO = cni_topo("fkcni", nodes=2) + """\
   - {name: a, node: n1, ip: 10.244.0.2}
   - {name: b, node: n2, ip: 10.244.1.3}
 """
@@ -60,18 +51,9 @@ class Plugins:
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    state_dir._checked.clear()
-    conflist_lab(tmp_path, TOPO)
     plugins = Plugins()
-    monkeypatch.setattr(runtime, "exec_plugin", plugins)
-    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
-    yield resolve(load_topology(str(tmp_path / "t.yaml"))), plugins
-    state_dir._checked.clear()
-
-
-def up(lab, kernel):
-    return lab_up.up(lab, kernel, features=[ModuleFeature(lifecycle)], journal=Journal(kernel))
+    with cni_world(tmp_path, monkeypatch, TOPO, plugins):
+        yield lab_of(tmp_path), plugins
 
 
 def test_up_adds_loopback_then_the_chain_status_checks_and_down_deletes_in_reverse(world):

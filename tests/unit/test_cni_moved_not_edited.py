@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from cni_fakes import conflist_lab
+from cni_fakes import cni_topo, cni_world, lab_of, up
 from netlab import api
 from netlab.api import internals, lifecycle as api_lifecycle
-from netlab.cni import edited, lifecycle, runtime
+from netlab.cni import edited, lifecycle
 from netlab.lab import status as lab_status
 from netlab.cli import status_text
 from netlab.cni.invoke import PluginFailed
@@ -22,18 +22,10 @@ from netlab.errors import UsageError
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
-from netlab.realize import state as state_mod, state_dir
-from test_cni_edited import Plugins, up
+from netlab.realize import state as state_mod
+from test_cni_edited import Plugins
 
-TOPO = """name: fkmv
-network:
-  cni: {conflist: net.conflist, binDir: bin}
-nodes:
-  - {name: n1, podCIDR: 10.244.0.0/24}
-  - {name: n2, podCIDR: 10.244.1.0/24}
-pods:
+TOPO = cni_topo("fkmv", nodes=2) + """\
   - {name: a, node: n1, ip: 10.244.0.2}
   - {name: b, node: n2, ip: 10.244.1.2}
 """
@@ -61,21 +53,15 @@ class NodePlugins(Plugins):
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    state_dir._checked.clear()
-    conflist_lab(tmp_path, TOPO)
-    (tmp_path / "net.conflist").write_text(json.dumps(CONFLIST))
     plugins = NodePlugins()
-    monkeypatch.setattr(runtime, "exec_plugin", plugins)
-    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
-    lab = resolve(load_topology(str(tmp_path / "t.yaml")))
-    k = FakeKernel()
-    up(lab, k)
-    (tmp_path / "t.yaml").write_text(TOPO.replace("{name: b, node: n2, ip: 10.244.1.2}", "{name: b, node: n1}"))
-    plugins.calls.clear()
-    yield resolve(load_topology(str(tmp_path / "t.yaml"))), k, plugins, tmp_path
-    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
-    state_dir._checked.clear()
+    with cni_world(tmp_path, monkeypatch, TOPO, plugins, conflist=CONFLIST):
+        lab = lab_of(tmp_path)
+        k = FakeKernel()
+        up(lab, k)
+        (tmp_path / "t.yaml").write_text(TOPO.replace("{name: b, node: n2, ip: 10.244.1.2}", "{name: b, node: n1}"))
+        plugins.calls.clear()
+        yield lab_of(tmp_path), k, plugins, tmp_path
+        teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
 
 
 def test_a_moved_pod_is_a_move_not_an_edited_config(world):

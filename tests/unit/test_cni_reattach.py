@@ -7,31 +7,22 @@ node-side devices stay theirs. The real plugins in real namespaces are tests/int
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
-from cni_fakes import add_result, conflist_lab
-from netlab.cni import lifecycle, runtime
+from cni_fakes import add_result, cni_topo, cni_world, lab_of, up
+from netlab.cni import lifecycle
 from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
-from netlab.lab import teardown, up as lab_up
-from netlab.lab.journal import Journal
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
-from netlab.realize import state as state_mod, state_dir
+from netlab.lab import teardown
+from netlab.realize import state as state_mod
 from netlab.realize.attachments import plugin_made, pod_records
 
-TOPO = """name: fkqc
-network:
-  cni: {conflist: net.conflist, binDir: bin}
-nodes:
-  - {name: n1, podCIDR: 10.244.0.0/24}
-pods:
+TOPO = cni_topo("fkqc") + """\
   - {name: a, node: n1, ip: 10.244.0.2}
   - {name: b, node: n1, ip: 10.244.0.3}
 """
@@ -63,20 +54,10 @@ class Plugins:
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    state_dir._checked.clear()
-    conflist_lab(tmp_path, TOPO)
-    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "net", "plugins": [
-        {"type": "chain", "capabilities": {"ipRanges": True}}]}))  # as bridge + host-local take the node's range
     plugins = Plugins()
-    monkeypatch.setattr(runtime, "exec_plugin", plugins)
-    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
-    yield resolve(load_topology(str(tmp_path / "t.yaml"))), plugins
-    state_dir._checked.clear()
-
-
-def up(lab, k):
-    return lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+    with cni_world(tmp_path, monkeypatch, TOPO, plugins, conflist={"cniVersion": "1.0.0", "name": "net", "plugins": [
+            {"type": "chain", "capabilities": {"ipRanges": True}}]}):  # as bridge + host-local take the node's range
+        yield lab_of(tmp_path), plugins
 
 
 DEL_BOTH = [("chain", "DEL", "eth0"), ("loopback", "DEL", "lo")]

@@ -11,53 +11,35 @@ tests/integration/test_cni_unnamed_veth.py's.
 
 from __future__ import annotations
 
-import os
 from ipaddress import IPv4Interface, IPv4Network
 
-import pytest
 
-from cni_fakes import conflist_lab
-from netlab.cni import lifecycle, runtime
+from cni_fakes import VethPlugins, cni_topo, kernel_lab_world, up
+from netlab.cni import lifecycle
 from netlab.feature import ModuleFeature
 from netlab.kernel.base import Op
-from netlab.kernel.fake import FakeKernel
 from netlab.kernel.rtnl_parse import LinkMsg
 from netlab.lab import status as lab_status
-from netlab.lab import teardown, up as lab_up
-from netlab.lab.journal import Journal
+from netlab.lab import teardown
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
-from netlab.plan.resources import Address, Link, Route, Veth
-from netlab.realize import state as state_mod, state_dir
+from netlab.plan.resources import Address, Route, Veth
+from netlab.realize import state as state_mod
 from netlab.realize.attachments import plugin_node_devices
 
-TOPO = """name: fkun
-network:
-  cni: {conflist: net.conflist, binDir: bin}
-nodes:
-  - {name: n1, podCIDR: 10.244.0.0/24}
-pods:
+TOPO = cni_topo("fkun") + """\
   - {name: a, node: n1, ip: 10.244.0.2}
   - {name: b, node: n1, ip: 10.244.0.3}
 """
 
 
-class Plugins:
+class Plugins(VethPlugins):
     """Stands in for invoke.exec_plugin: the chain's ADD makes a veth pair as ptp does (the pod's eth0 with its
     address, the node's end with a host route to the pod) and answers with a 0.2.0 result (ip4 only)."""
 
-    def __init__(self, kernel: FakeKernel):
-        self.kernel = kernel
+    version = "0.2.0"
 
-    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
-        if env["CNI_IFNAME"] == "lo" or command not in ("ADD", "DEL"):
-            return {"cniVersion": "0.2.0"} if command == "ADD" else None
-        netns, host = os.path.basename(env["CNI_NETNS"]), "veth" + pod
-        if command == "DEL":
-            if host in self.kernel.snapshot(node_netns).links:
-                self.kernel.apply([Op("del", Link(netns=node_netns, name=host, mtu=1500, mac=""))])
-            return None
-        ip = dict(kv.split("=", 1) for kv in env["CNI_ARGS"].split(";"))["IP"]
+    def add(self, pod, ip, env, *, node_netns, netns, host):
         self.kernel.apply([
             Op("add", Veth(netns=node_netns, name=host, mtu=1500, mac="02:00:00:00:01:0" + pod[-1], peer_netns=netns,
                            peer_name="eth0", peer_mac="02:00:00:00:02:0" + pod[-1])),
@@ -66,20 +48,7 @@ class Plugins:
         return {"cniVersion": "0.2.0", "ip4": {"ip": f"{ip}/24", "gateway": "10.244.0.1"}}
 
 
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    state_dir._checked.clear()
-    conflist_lab(tmp_path, TOPO)
-    k = FakeKernel()
-    monkeypatch.setattr(runtime, "exec_plugin", Plugins(k))
-    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
-    yield resolve(load_topology(str(tmp_path / "t.yaml"))), k
-    state_dir._checked.clear()
-
-
-def up(lab, k):
-    return lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+world = kernel_lab_world(TOPO, Plugins)
 
 
 def test_a_veth_no_result_names_is_never_extra_nor_deleted(world):

@@ -13,44 +13,25 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network
 
-import pytest
 
-from cni_fakes import conflist_lab
-from netlab.cni import lifecycle, runtime
+from cni_fakes import cni_topo, kernel_lab_world, up
+from netlab.cni import lifecycle
 from netlab.feature import ModuleFeature
 from netlab.kernel.base import Op
-from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
 from netlab.lab import teardown
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
 from netlab.plan.resources import Route, Veth
-from netlab.realize import state as state_mod, state_dir
-from test_cni_unnamed_devices import Plugins, up
+from netlab.realize import state as state_mod
+from test_cni_unnamed_devices import Plugins
 
-TOPO = """name: fkvn
-network:
-  cni: {conflist: net.conflist, binDir: bin}
-nodes:
-  - {name: n1, podCIDR: 10.244.0.0/24}
-  - {name: n2, podCIDR: 10.244.1.0/24}
-pods:
+TOPO = cni_topo("fkvn", nodes=2) + """\
   - {name: a, node: n1, ip: 10.244.0.2}
   - {name: b, node: n1, ip: 10.244.0.3}
   - {name: c, node: n2, ip: 10.244.1.2}
 """
 
 
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    state_dir._checked.clear()
-    conflist_lab(tmp_path, TOPO)
-    k = FakeKernel()
-    monkeypatch.setattr(runtime, "exec_plugin", Plugins(k))
-    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
-    yield resolve(load_topology(str(tmp_path / "t.yaml"))), k
-    state_dir._checked.clear()
+world = kernel_lab_world(TOPO, Plugins)
 
 
 def test_a_hand_veth_with_another_nodes_pod_pair_numbers_is_extra_and_up_takes_it(world):
