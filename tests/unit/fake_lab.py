@@ -39,6 +39,29 @@ def machine_holds(monkeypatch, kernel) -> None:
     monkeypatch.setattr(nsmod, "read_tag", kernel.read_tag)
 
 
+def probed_with_one_gone(lab, monkeypatch, gone: str) -> list:
+    """The lab up on the fake kernel, namespace ``gone`` deleted behind netlab's back (held: what is in it works
+    on); the agent stood in for: every probe it is given is answered, every pod's eth0 read. Returns the list the
+    probes it is given go to."""
+    from netlab.kernel.fake import FakeKernel
+    from netlab.probe import listeners, runner
+    from netlab.probe.tasks import Observation, Output
+
+    kernel = FakeKernel()
+    up(lab, kernel)
+    machine_holds(monkeypatch, kernel)
+    monkeypatch.setattr(runner, "is_netns_mount", lambda ns: ns != gone)
+    given: list = []
+
+    def send(model, probes, timeout, arp, budget=None, dists=(), workers=0, early=None):
+        given.extend(probes)
+        obs = {i: Observation(outcome="reply") for i in range(len(probes))}
+        return Output(obs, {p.netns: str(p.ip) for p in model.pods}, {}, {}), listeners.Listeners(0)
+
+    monkeypatch.setattr(runner, "_send", send)
+    return given
+
+
 def up(lab, kernel, **kw):  # noqa: F811 - lab: the fixture's value
     return lab_up.up(lab, kernel, features=(), journal=Journal(kernel, **kw))
 

@@ -114,8 +114,10 @@ def test_a_namespace_missing_from_a_lab_a_killed_run_left_says_list_s_line(lab, 
         assert "`Lab('fk').down()`" in str(lab_netns_gone("fk-a", lab.name))
 
 
-def test_probe_of_a_lab_a_killed_down_left_without_its_underlay_says_list_s_line(lab, monkeypatch):
-    """It said "is not up (no namespace fk-underlay); start it with `sudo netlab up -t FILE`"."""
+@pytest.fixture
+def killed_down_lab(lab, monkeypatch):
+    """The lab as a `down` killed at its hook down-deleted leaves it: every namespace deleted, its logs taken
+    (a pod's features), its state kept in phase deleting, and nobody holding its lock."""
     k = FakeKernel()
     up(lab, k)
     machine_holds(monkeypatch, k)
@@ -125,6 +127,12 @@ def test_probe_of_a_lab_a_killed_down_left_without_its_underlay_says_list_s_line
         state.save()
         for name in list(k.ns):
             k.delete_netns(name)
+    return (f"lab fk: the `netlab down` that was taking it down (pid {os.getpid()}) ended before it finished "
+            "(killed); `sudo netlab down --lab fk` finishes it")
+
+
+def test_probe_of_a_lab_a_killed_down_left_without_its_underlay_says_list_s_line(lab, killed_down_lab):
+    """It said "is not up (no namespace fk-underlay); start it with `sudo netlab up -t FILE`"."""
     with pytest.raises(NetlabError) as info:
         runner.run(lab)
     assert str(info.value) == (f"lab fk: the `netlab down` that was taking it down (pid {os.getpid()}) ended before "
@@ -152,23 +160,6 @@ def test_logs_of_a_gone_lab_prints_the_log_after_status_s_line_and_exits_3(gone_
         assert (got.returncode, got.stdout, got.stderr) == (3, "served 3 requests\n", f"netlab: {gone_line('fk')}\n")
     got = run_cli("logs", "--lab", "fk", "a", "--previous")  # none: the line once
     assert (got.returncode, got.stdout, got.stderr) == (3, "", f"netlab: {gone_line('fk')}\n")
-
-
-@pytest.fixture
-def killed_down_lab(lab, monkeypatch):
-    """The lab as a `down` killed at its hook down-deleted leaves it: every namespace deleted, its logs taken
-    (a pod's features), its state kept in phase deleting, and nobody holding its lock."""
-    k = FakeKernel()
-    up(lab, k)
-    machine_holds(monkeypatch, k)
-    with LabLock(lab.name, "netlab down"):
-        state = load_state(lab.name)
-        state.phase = "deleting"
-        state.save()
-        for name in list(k.ns):
-            k.delete_netns(name)
-    return (f"lab fk: the `netlab down` that was taking it down (pid {os.getpid()}) ended before it finished "
-            "(killed); `sudo netlab down --lab fk` finishes it")
 
 
 def test_get_pods_and_nodes_of_a_lab_a_killed_down_left_say_list_s_line(lab, killed_down_lab):

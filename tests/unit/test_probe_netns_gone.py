@@ -16,14 +16,12 @@ from xml.etree import ElementTree
 
 import pytest
 from cli_inprocess import run_cli
-from fake_lab import machine_holds, make_lab, up
+from fake_lab import make_lab, probed_with_one_gone
 
 from netlab.api.jsonio import from_json
 from netlab.api.results_probe import ProbeReport
 from netlab.cli import probe as cli_probe
-from netlab.kernel.fake import FakeKernel
-from netlab.probe import early, listeners, report as render, runner
-from netlab.probe.tasks import Observation, Output
+from netlab.probe import early, report as render, runner
 
 lab = pytest.fixture(make_lab, name="lab")
 LINE = "namespace fk-a was deleted while lab fk is up; `sudo netlab up --lab fk` makes it again"
@@ -33,19 +31,7 @@ LINE = "namespace fk-a was deleted while lab fk is up; `sudo netlab up --lab fk`
 def sent(lab, monkeypatch):
     """The lab up on the fake kernel, pod a's namespace deleted; the agent stood in for: every probe it is given
     is answered, every pod's eth0 read (a's too: the run must not ask for it)."""
-    kernel = FakeKernel()
-    up(lab, kernel)
-    machine_holds(monkeypatch, kernel)
-    monkeypatch.setattr(runner, "is_netns_mount", lambda ns: ns != "fk-a")
-    given: list = []
-
-    def send(model, probes, timeout, arp, budget=None, dists=(), workers=0, early=None):
-        given.extend(probes)
-        obs = {i: Observation(outcome="reply") for i in range(len(probes))}
-        return Output(obs, {p.netns: str(p.ip) for p in model.pods}, {}, {}), listeners.Listeners(0)
-
-    monkeypatch.setattr(runner, "_send", send)
-    return given
+    return probed_with_one_gone(lab, monkeypatch, "fk-a")
 
 
 def test_probe_leaves_a_deleted_pod_s_flows_out_names_it_and_fails(lab, sent):

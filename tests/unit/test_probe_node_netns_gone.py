@@ -17,15 +17,14 @@ from xml.etree import ElementTree
 
 import pytest
 from cli_inprocess import run_cli
-from fake_lab import machine_holds, make_lab, up
+from fake_lab import machine_holds, make_lab, probed_with_one_gone, up
 
 from netlab.api.jsonio import from_json
 from netlab.api.results_probe import ProbeReport
 from netlab.cli import policy as cli_policy, probe as cli_probe
 from netlab.errors import NetlabError
 from netlab.kernel.fake import FakeKernel
-from netlab.probe import early, listeners, policytable, report as render, runner
-from netlab.probe.tasks import Observation, Output
+from netlab.probe import early, policytable, report as render, runner
 
 lab = pytest.fixture(make_lab, name="lab")
 LINE = "namespace fk-n1 was deleted while lab fk is up; `sudo netlab up --lab fk` makes it again"
@@ -35,19 +34,7 @@ LINE = "namespace fk-n1 was deleted while lab fk is up; `sudo netlab up --lab fk
 def sent(lab, monkeypatch):
     """The lab up on the fake kernel, node n1's namespace deleted (held: its pods answer on); the agent stood in
     for: every probe it is given is answered, every pod's eth0 read."""
-    kernel = FakeKernel()
-    up(lab, kernel)
-    machine_holds(monkeypatch, kernel)
-    monkeypatch.setattr(runner, "is_netns_mount", lambda ns: ns != "fk-n1")
-    given: list = []
-
-    def send(model, probes, timeout, arp, budget=None, dists=(), workers=0, early=None):
-        given.extend(probes)
-        obs = {i: Observation(outcome="reply") for i in range(len(probes))}
-        return Output(obs, {p.netns: str(p.ip) for p in model.pods}, {}, {}), listeners.Listeners(0)
-
-    monkeypatch.setattr(runner, "_send", send)
-    return given
+    return probed_with_one_gone(lab, monkeypatch, "fk-n1")
 
 
 def test_probe_names_a_deleted_node_and_fails(lab, sent):
