@@ -46,13 +46,18 @@ networkPolicies:
 """
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    name = unique_lab("tpd")
+def _lab_up(tmp_path_factory, prefix: str):
+    """A module's lab of _topology (named ``prefix`` + hex), up while the generator is, then down."""
+    name = unique_lab(prefix)
     path = tmp_path_factory.mktemp(name) / "topo.yaml"
     path.write_text(_topology(name))
     with lab_up(str(path), name):
         yield name
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    yield from _lab_up(tmp_path_factory, "tpd")
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ import subprocess
 
 import pytest
 
-from helpers import lab_up, netlab, reject_counts, unique_lab
-from test_trace_policy_drift_live import _connect, _ip, _rules, _topology, _trace, _web_chain
+from helpers import netlab, reject_counts
+from test_trace_policy_drift_live import _connect, _ip, _lab_up, _rules, _trace, _web_chain
+from test_trace_policy_drift_live import repaired  # noqa: F401 - the fixture: the lab as planned before and after
 
 pytestmark = pytest.mark.root
 
@@ -26,19 +27,7 @@ JUMP = '-A FORWARD -m comment --comment "netlab network policies" -j NETPOL-FORW
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    name = unique_lab("po")
-    path = tmp_path_factory.mktemp(name) / "topo.yaml"
-    path.write_text(_topology(name))
-    with lab_up(str(path), name):
-        yield name
-
-
-@pytest.fixture
-def repaired(lab):
-    """The lab as planned before and after the case."""
-    yield lab
-    netlab("up", "--lab", lab)
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    yield from _lab_up(tmp_path_factory, "po")
 
 
 def _rewrite(netns: str, chain: str, lines: list[str]) -> None:
@@ -62,7 +51,29 @@ def _status_order(lab: str, chain: str) -> str:
     return line
 
 
-def test_a_policy_jump_below_the_reject_is_named_in_another_order_with_up_as_the_fix(repaired):
+def _denied_flow_through_in_another_order(lab: str, n1: str, said: str) -> tuple[str, str]:
+    """a-cli's flow, denied, connects (Flannel's ACCEPT lets it through: no REJECT counts it); trace's JSON and text
+    name FORWARD's rules in another order (status's line ``said``) with up as the fix. Returns the JSON's policy
+    text and trace's text."""
+    before = reject_counts(n1)
+    assert _connect(f"{lab}-a-cli", _ip(lab, "a-web")) == "ok"  # Flannel's ACCEPT lets the denied flow through
+    proc = _trace(lab, "a-cli", "-o", "json")
+    d = json.loads(proc.stdout)
+    assert reject_counts(n1) == before
+    assert proc.returncode == 1 and d["delivered"], proc.stdout
+    [e] = d["policy"]
+    assert (e["allowed"], e["stopped"], e["missing"], e["extra"], e["fix"]) == (False, False, [], [], d["repair"]), e
+    [order] = e["order"]
+    assert order.startswith("rules of filter chain FORWARD in another order: rule 1 is -A FORWARD ") and \
+        order.endswith(f"want {JUMP}") and order in said, (order, said)
+    assert e["text"].endswith(f"but NOT STOPPED: node n1's filter table holds netlab's rules on the way, but "
+                              f"{order}, so no REJECT there counted it (`netlab status` lists it)"), e["text"]
+    text = _trace(lab, "a-cli").stdout
+    assert f"policy: {e['text']}\n  fix: {d['repair']}\n" in text, text
+    return e["text"], text
+
+
+def test_a_policy_jump_below_the_reject_is_named_in_another_order_with_up_as_the_fix(repaired):  # noqa: F811
     lab, n1 = repaired, f"{repaired}-n1"
     chain = _web_chain(lab)
     [jump] = [line for line in _rules(n1) if line.startswith(f"-A {chain} ") and "policy a/allow-web-from-b" in line]
@@ -89,26 +100,11 @@ def test_a_policy_jump_below_the_reject_is_named_in_another_order_with_up_as_the
     assert _connect(f"{lab}-b-cli", _ip(lab, "a-web")) == "ok"
 
 
-def test_the_hooks_jump_below_kube_proxys_rules_is_named_in_another_order_not_as_others_rules(repaired):
+def test_the_hooks_jump_below_kube_proxys_rules_is_named_in_another_order_not_as_others_rules(repaired):  # noqa: F811
     lab, n1 = repaired, f"{repaired}-n1"
     _moved_last(n1, "FORWARD", JUMP)
-    said = _status_order(lab, "FORWARD")
-    before = reject_counts(n1)
-    assert _connect(f"{lab}-a-cli", _ip(lab, "a-web")) == "ok"  # Flannel's ACCEPT lets the denied flow through
-    proc = _trace(lab, "a-cli", "-o", "json")
-    d = json.loads(proc.stdout)
-    assert reject_counts(n1) == before
-    assert proc.returncode == 1 and d["delivered"], proc.stdout
-    [e] = d["policy"]
-    assert (e["allowed"], e["stopped"], e["missing"], e["extra"], e["fix"]) == (False, False, [], [], d["repair"]), e
-    [order] = e["order"]
-    assert order.startswith("rules of filter chain FORWARD in another order: rule 1 is -A FORWARD ") and \
-        order.endswith(f"want {JUMP}") and order in said, (order, said)
-    assert e["text"].endswith(f"but NOT STOPPED: node n1's filter table holds netlab's rules on the way, but "
-                              f"{order}, so no REJECT there counted it (`netlab status` lists it)"), e["text"]
-    assert "did not write" not in e["text"]
-    text = _trace(lab, "a-cli").stdout
-    assert f"policy: {e['text']}\n  fix: {d['repair']}\n" in text, text
+    policy, _ = _denied_flow_through_in_another_order(lab, n1, _status_order(lab, "FORWARD"))
+    assert "did not write" not in policy
     netlab("up", "--lab", lab)
     assert _connect(f"{lab}-a-cli", _ip(lab, "a-web")) == "refused"
 
@@ -116,7 +112,7 @@ def test_the_hooks_jump_below_kube_proxys_rules_is_named_in_another_order_not_as
 FOREIGN = "-A FORWARD -s 192.0.2.1/32 -j ACCEPT"
 
 
-def test_the_hooks_jump_below_kube_proxys_rules_is_named_beside_a_rule_off_the_way(repaired):
+def test_the_hooks_jump_below_kube_proxys_rules_is_named_beside_a_rule_off_the_way(repaired):  # noqa: F811
     """QA q37 1: the same, and one rule of someone's after the moved jump, which a-cli's packet never meets: trace
     said "though the policy rules on the way are netlab's: look at the node's filter table", no fix, no order."""
     lab, n1 = repaired, f"{repaired}-n1"
@@ -125,21 +121,7 @@ def test_the_hooks_jump_below_kube_proxys_rules_is_named_beside_a_rule_off_the_w
     _rewrite(n1, "FORWARD", have + [FOREIGN])
     said = _status_order(lab, "FORWARD")
     assert f"extra rule: {FOREIGN}" in netlab("status", "--lab", lab, check=False).stdout
-    before = reject_counts(n1)
-    assert _connect(f"{lab}-a-cli", _ip(lab, "a-web")) == "ok"
-    proc = _trace(lab, "a-cli", "-o", "json")
-    d = json.loads(proc.stdout)
-    assert reject_counts(n1) == before
-    assert proc.returncode == 1 and d["delivered"], proc.stdout
-    [e] = d["policy"]
-    assert (e["allowed"], e["stopped"], e["missing"], e["extra"], e["fix"]) == (False, False, [], [], d["repair"]), e
-    [order] = e["order"]
-    assert order.startswith("rules of filter chain FORWARD in another order: rule 1 is -A FORWARD ") and \
-        order.endswith(f"want {JUMP}") and order in said, (order, said)
-    assert e["text"].endswith(f"but NOT STOPPED: node n1's filter table holds netlab's rules on the way, but "
-                              f"{order}, so no REJECT there counted it (`netlab status` lists it)"), e["text"]
-    text = _trace(lab, "a-cli").stdout
-    assert f"policy: {e['text']}\n  fix: {d['repair']}\n" in text, text
+    _, text = _denied_flow_through_in_another_order(lab, n1, said)
     assert "look at the node's filter table" not in text, text
     netlab("up", "--lab", lab)
     assert FOREIGN not in _rules(n1)
