@@ -20,14 +20,13 @@ the pod's namespace (kernel/garp.py). Not in a lab made now: no neighbour table 
 
 from __future__ import annotations
 
-import time
 from ipaddress import IPv4Address
 
 from netlab.errors import NetnsGone
 from netlab.kernel.base import KernelError
+from netlab.kernel.running import wait_running
 
 WAIT = 3.0  # seconds, at most, for the links to run (lab/carrier.py's CARRIER_WAIT)
-POLL = 0.01
 
 Announce = tuple[str, str, IPv4Address, str | None, str | None]  # pod netns, CNI_IFNAME, address, node netns, veth
 
@@ -41,8 +40,8 @@ def announce(todo: list[Announce]) -> list[str]:
         return []
     kernel = LiveKernel()
     try:
-        late = _wait(kernel, [link for ns, dev, _, node, veth in todo
-                              for link in [(ns, dev)] + ([(node, veth)] if node and veth else [])])
+        late = set(wait_running(kernel, [link for ns, dev, _, node, veth in todo
+                                         for link in [(ns, dev)] + ([(node, veth)] if node and veth else [])], WAIT))
         warnings = []
         for ns, dev, ip, node, veth in todo:
             if (ns, dev) in late or (node, veth) in late:  # sent now, it would be dropped
@@ -59,22 +58,3 @@ def announce(todo: list[Announce]) -> list[str]:
         return warnings
     finally:
         kernel.close()
-
-
-def _wait(kernel, links: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Those ``links`` not running after WAIT (a namespace that cannot be read is not waited for)."""
-    todo = list(dict.fromkeys(links))
-    deadline = time.monotonic() + WAIT
-    while todo:
-        left = []
-        for ns in dict.fromkeys(ns for ns, _ in todo):
-            try:
-                running = kernel.running_links(ns)
-            except (KernelError, OSError):
-                continue
-            left += [(n, name) for n, name in todo if n == ns and name not in running]
-        todo = left
-        if not todo or time.monotonic() >= deadline:
-            break
-        time.sleep(POLL)
-    return set(todo)

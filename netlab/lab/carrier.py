@@ -15,36 +15,20 @@ a VXLAN device, a bridge that never had a port), as ``ip link`` prints after
 
 from __future__ import annotations
 
-import time
 from typing import Iterable
 
-from netlab.kernel.base import Kernel, KernelError
+from netlab.kernel import running
+from netlab.kernel.base import Kernel
 from netlab.plan.build import Plan
 
 CARRIER_WAIT = 3.0  # seconds, at most
-POLL = 0.01
 
 
 def wait_running(kernel: Kernel, links: Iterable[tuple[str, str]],
                  timeout: float | None = None) -> list[tuple[str, str]]:
-    """Wait until every (namespace, link) is operationally up; returns those that are not by ``timeout``.
-
-    A namespace that cannot be read (deleted meanwhile) is not waited for: the next check sees it."""
-    todo = list(dict.fromkeys(links))
-    deadline = time.monotonic() + (CARRIER_WAIT if timeout is None else timeout)
-    while todo:
-        left = []
-        for ns in dict.fromkeys(ns for ns, _ in todo):
-            try:
-                running = kernel.running_links(ns)
-            except (KernelError, OSError):
-                continue
-            left += [(n, name) for n, name in todo if n == ns and name not in running]
-        todo = left
-        if not todo or time.monotonic() >= deadline:
-            break
-        time.sleep(POLL)
-    return todo
+    """Wait until every (namespace, link) is operationally up; returns those that are not by ``timeout``
+    (CARRIER_WAIT, as it is at the call, where None): kernel/running.py's wait."""
+    return running.wait_running(kernel, links, CARRIER_WAIT if timeout is None else timeout)
 
 
 def planned_running(plan: Plan) -> list[tuple[str, str]]:
