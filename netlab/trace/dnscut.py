@@ -12,7 +12,10 @@ What tcpdump was seen doing, and this module does:
 - a record's fixed part (type, class, TTL, length) cut, or a label whose length byte came but none of its bytes,
   ends the line quietly as a whole message does, `` (LENGTH)``, when it was the message's last record, and
   ``[|domain]`` when records were still to come; a record's data is said only when all of it came;
-- a compression pointer must point before the labels it ends (no loop), else ``<BAD PTR>``.
+- a compression pointer must point before the labels it ends (no loop), else ``<BAD PTR>``;
+- an OPT record is ``OPT [|domain]`` while its data is not all there; whole, ``OPT UDPsize=1232 DO`` and its EDNS
+  options, ``[COOKIE 6162636465666768,NSID]``, each read from where the last ended, on past the record's data when
+  its length says so (a TXT record's strings too), ``[|domain]`` where the bytes stopped.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ RCODES = {0: "", 1: " FormErr", 2: " ServFail", 3: " NXDomain", 4: " NotImp", 5:
 TIME_UNITS = [(31536000, "y"), (604800, "w"), (86400, "d"), (3600, "h"), (60, "m"), (1, "s")]
 CUT = " [|domain]"
 OPT = 41
+# EDNS option codes as tcpdump names them (another is OptN), and the DNSSEC algorithm numbers DAU, DHU, N3U list
+EDNS_OPTIONS = {1: "LLQ", 2: "UL", 3: "NSID", 5: "DAU", 6: "DHU", 7: "N3U", 8: "ECS", 9: "EXPIRE", 10: "COOKIE",
+                11: "KEEPALIVE", 12: "PADDING", 13: "CHAIN", 14: "KEY-TAG", 16: "CLIENT-TAG", 17: "SERVER-TAG"}
+SIGNING = {0: "DELETE", 1: "RSAMD5", 2: "DH", 3: "DS", 5: "RSASHA1", 6: "DSA-NSEC3-SHA1", 7: "RSASHA1-NSEC3-SHA1",
+           8: "RSASHA256", 10: "RSASHA512", 12: "ECC-GOST", 13: "ECDSAP256SHA256", 14: "ECDSAP384SHA384",
+           15: "ED25519", 16: "ED448", 252: "INDIRECT", 253: "PRIVATEDNS", 254: "PRIVATEOID"}
+HASHES = {6: {1: "SHA-1", 2: "SHA-256", 3: "GOST_R_34.11-94", 4: "SHA-384"}, 7: {1: "SHA-1"}}
+INVALID = "  (invalid)"
 
 
 class _Cut(Exception):
@@ -176,14 +187,63 @@ def _record(message: bytes, pos: int, out: list[str]) -> int:
     rtype, rclass, ttl, size = struct.unpack("!HHIH", message[pos:pos + 10])
     pos += 10
     kind = dnstypes.get(rtype, f"Type{rtype}")
-    if rtype == OPT:
-        out.append(f" OPT UDPsize={rclass}{' DO' if ttl & 0x8000 else ''}")
-    else:
-        out.append(f" [{ttl_words(ttl)}] {kind}")
+    out.append(" OPT" if rtype == OPT else f" [{ttl_words(ttl)}] {kind}")
     if pos + size > len(message):
         raise _Cut()
-    out.append(_data(message, pos, size, kind))
+    if rtype == OPT:  # its UDP size and DO bit are said once its data came
+        out.append(f" UDPsize={rclass}{' DO' if ttl & 0x8000 else ''}")
+        out.append(opt_words(message, pos, size))
+    else:
+        out.append(_data(message, pos, size, kind))
     return pos + size
+
+
+def opt_words(message: bytes, pos: int, size: int) -> str:
+    """An OPT record's EDNS options (its ``size`` bytes of data at ``pos``): `` [COOKIE 6162636465666768,NSID]``,
+    '' when it has none. An option is read where the last ended, on past the data when a length says so."""
+    said, at = [], pos
+    while at < pos + size:
+        if at + 2 > len(message):
+            raise _Cut(" [" + "".join(f"{word}," for word in said))
+        code = int.from_bytes(message[at:at + 2], "big")
+        name = EDNS_OPTIONS.get(code, f"Opt{code}")
+        if at + 4 > len(message):
+            raise _Cut(" [" + ",".join(said + [name]))
+        length = int.from_bytes(message[at + 2:at + 4], "big")
+        data = message[at + 4:at + 4 + length]
+        if len(data) < length:
+            raise _Cut(" [" + ",".join(said + [name]))
+        said.append(name + (_option(code, data) if data else ""))
+        at += 4 + length
+    return f" [{','.join(said)}]" if said else ""
+
+
+def _option(code: int, data: bytes) -> str:
+    """One EDNS option's data (some of it at least), after its name."""
+    if code == 10:  # COOKIE: the client's 8 bytes, then the server's 8 to 32
+        if len(data) != 8 and not 16 <= len(data) <= 40:
+            return INVALID
+        return f" {data[:8].hex()}" + (f" {data[8:].hex()}" if len(data) > 8 else "")
+    if code == 12:
+        return f" ({len(data)})"
+    if code == 8:  # ECS: family, source and scope prefix lengths, the source prefix's bytes
+        family, source, scope = struct.unpack("!HBB", data[:4]) if len(data) >= 4 else (0, 0, 0)
+        bits = {1: 32, 2: 128}.get(family, 0)
+        if not bits or source > bits or scope > bits or len(data) != 4 + (source + 7) // 8:
+            return INVALID
+        address = data[4:].ljust(bits // 8, b"\0")
+        return f" {socket.inet_ntop(socket.AF_INET if family == 1 else socket.AF_INET6, address)}/{source}/{scope}"
+    if code in (5, 6, 7):
+        names = SIGNING if code == 5 else HASHES[code]
+        return "".join(f" {names.get(n, f'Alg_{n}')}" for n in data)
+    if code == 9:
+        return f" {int.from_bytes(data, 'big')} sec" if len(data) == 4 else INVALID
+    if code == 11:
+        tenths = int.from_bytes(data, "big")
+        return f" {tenths // 10}.{tenths % 10} sec" if len(data) == 2 else INVALID
+    if code == 14:
+        return "".join(f" {n}" for n, in struct.iter_unpack("!H", data)) if len(data) % 2 == 0 else INVALID
+    return f" {data.hex()}"
 
 
 def _data(message: bytes, pos: int, size: int, kind: str) -> str:
@@ -208,12 +268,15 @@ def _data(message: bytes, pos: int, size: int, kind: str) -> str:
         if at + 20 > len(message):
             raise _Cut()
         return f" {mname} {rname} " + " ".join(str(n) for n in struct.unpack("!5I", message[at:at + 20]))
-    if kind == "TXT":
-        texts, at = [], 0
-        while at < size:
-            texts.append(f' "{label_chars(data[at + 1:at + 1 + data[at]])}"')
-            at += 1 + data[at]
-        return "".join(texts)
+    if kind == "TXT":  # each string read where the last ended, on past the data when its length says so
+        texts, at = "", pos
+        while at < pos + size:
+            text = message[at + 1:at + 1 + message[at]]
+            if len(text) < message[at]:
+                raise _Cut(f'{texts} "{label_chars(text)}')
+            texts += f' "{label_chars(text)}"'
+            at += 1 + len(text)
+        return texts
     return ""
 
 

@@ -26,12 +26,11 @@ from scapy.layers.vxlan import VXLAN
 
 from netlab.probe.dnsq import PORT as DNS_PORT, from_tcp
 from netlab.probe.icmp import icmp_words
-from netlab.trace.dnscut import OPCODES, RCODES, label_chars, ttl_words, walk
+from netlab.trace.dnscut import OPCODES, RCODES, label_chars, opt_words, ttl_words, walk
 
 # print-tcp.c's flag letters, in its order: FIN, SYN, RST, PUSH, ACK, URG, ECE, CWR
 TCP_FLAGS = [(0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "."), (0x20, "U"), (0x40, "E"), (0x80, "W")]
 HTTP_STARTS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"HTTP/1.")
-CRLF = b"\r\n"
 
 
 def frame_words(data: bytes, link: bool = True) -> tuple[str, str | None]:
@@ -92,9 +91,19 @@ def _tcp(t: Any, body_len: int, dns: list[str]) -> str:
         message = from_tcp(payload)
         if message:
             return f"{text}: {_dns_said(message, dns)}"
-    if payload.startswith(HTTP_STARTS):  # tcpdump's HTTP printer: the request or status line
-        return f"{text}: HTTP: {payload.split(CRLF, 1)[0].decode(errors='replace')}"
+    if payload.startswith(HTTP_STARTS):
+        return f"{text}: {_http(payload)}"
     return text
+
+
+def _http(payload: bytes) -> str:
+    """tcpdump's HTTP printer: the request or status line when all of it is printable ASCII (or tabs), `` [|http]``
+    after it when no line end came; else just ``HTTP`` (no control byte reaches the terminal)."""
+    line, newline, _ = payload.partition(b"\n")
+    line = line[:-1] if newline and line.endswith(b"\r") else line
+    if any(not (0x20 <= c < 0x7F or c == 0x09) for c in line):
+        return "HTTP"
+    return f"HTTP: {line.decode()}" + ("" if newline else " [|http]")
 
 
 def _tcp_options(options: list[tuple[str, Any]]) -> str:
@@ -222,9 +231,10 @@ def _section(label: str, records: Any) -> str:
 def _record(r: Any) -> str:
     """``name. [30s] TYPE data``, as tcpdump -vvv says a record."""
     kind = dnstypes.get(r.type, f"Type{r.type}")
-    if isinstance(r, DNSRROPT):
+    if isinstance(r, DNSRROPT):  # its options as they came (one that runs past them: walk's words, dns_words)
         do = " DO" if r.z & 0x8000 else ""
-        return f" {_name(r.rrname)} OPT UDPsize={r.rclass}{do}"
+        data = b"".join(bytes(option) for option in r.rdata)
+        return f" {_name(r.rrname)} OPT UDPsize={r.rclass}{do}{opt_words(data, 0, len(data))}"
     head = f" {_name(r.rrname)} [{ttl_words(r.ttl)}] {kind}"
     if isinstance(r, DNSRRSRV):
         return f"{head} {_name(r.target)}:{r.port} {r.priority} {r.weight}"
@@ -237,14 +247,12 @@ def _record(r: Any) -> str:
     if kind == "MX":
         return f"{head} {_name(r.exchange)} {r.preference}"
     if kind == "TXT":
-        return head + "".join(f' "{_text(t)}"' for t in r.rdata)
+        if sum(1 + len(t) for t in r.rdata) != r.rdlen:  # a string runs past the data: walk's words (dns_words)
+            raise ValueError("TXT strings past the record's data")
+        return head + "".join(f' "{label_chars(t)}"' for t in r.rdata)
     return head
 
 
 def _name(value: Any) -> str:
     text = label_chars(value) if isinstance(value, bytes) else str(value)
     return text if text.endswith(".") else text + "."
-
-
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

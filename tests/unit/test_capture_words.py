@@ -73,6 +73,14 @@ FRAMES = [
     (ASKED / TCP(sport=58806, dport=8080, flags="PA", seq=1001, ack=5001, window=502) / Raw(b"GET / HTTP/1.1\r\n\r\n"),
      "IP 10.244.0.3.58806 > 10.244.0.4.8080: Flags [P.], seq 1001:1019, ack 5001, win 502, length 18: "
      "HTTP: GET / HTTP/1.1"),
+    # a line with a control or high byte (an ESC sequence would colour the terminal) is not said; a line cut short
+    (ASKED / TCP(sport=58806, dport=8080, flags="PA", seq=1, ack=1, window=502) / Raw(b"GET /\x1b[31mx HTTP/1.1\r\n"),
+     "IP 10.244.0.3.58806 > 10.244.0.4.8080: Flags [P.], seq 1:23, ack 1, win 502, length 22: HTTP"),
+    (ASKED / TCP(sport=8080, dport=58806, flags="PA", seq=1, ack=1, window=502) / Raw(b"HTTP/1.1 200 \xc3\xa9\r\n"),
+     "IP 10.244.0.3.8080 > 10.244.0.4.58806: Flags [P.], seq 1:18, ack 1, win 502, length 17: HTTP"),
+    (ASKED / TCP(sport=58806, dport=8080, flags="PA", seq=1, ack=1, window=502) / Raw(b"GET /a\tb HTTP/1.1"),
+     "IP 10.244.0.3.58806 > 10.244.0.4.8080: Flags [P.], seq 1:18, ack 1, win 502, length 17: "
+     "HTTP: GET /a\tb HTTP/1.1 [|http]"),
     (ASKED / TCP(sport=58806, dport=8080, flags="R", seq=1019, window=0),
      "IP 10.244.0.3.58806 > 10.244.0.4.8080: Flags [R], seq 1019, win 0, length 0"),
     (ASKED / ICMP(type=8, id=27914, seq=1) / Raw(b"x" * 56),

@@ -5,7 +5,12 @@ A response said only its header before: `4660 [|domain]` where tcpdump says `466
 [|domain]` where it says `4660 [0q] 1/0/0 foo. [|domain]` (QA q32 #4); a SRV record cut 3 bytes short read as whole
 (`SRV web.:80 0 100 (68)`), a forward pointer as `.`. The expected words below are tcpdump's own, read from pcaps of
 these bytes (`tcpdump -nn -vvv -r`); the last test asks the installed tcpdump again, for these and every cut of
-eight messages (seven answers, one request), plain and name-compressed as servers send them.
+twelve messages (ten answers, two requests), plain and name-compressed as servers send them.
+
+A message cut in an OPT record's options (dig sends a COOKIE) said `OPT UDPsize=1232 DO [|domain]` where tcpdump
+says `OPT [|domain]`, and a whole one dropped the options tcpdump says, `[COOKIE 6162636465666768]`; a TXT string's
+control and high bytes came raw (an ESC sequence coloured the terminal) where tcpdump says `^[` and `M-^?` (QA q41
+#1, #2).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import struct
 import subprocess
 
 import pytest
-from scapy.layers.dns import DNS, DNSQR, DNSRR, DNSRRMX, DNSRROPT, DNSRRSOA, DNSRRSRV, dns_compress
+from scapy.layers.dns import DNS, DNSQR, DNSRR, DNSRRMX, DNSRROPT, DNSRRSOA, DNSRRSRV, EDNS0TLV, dns_compress
 
 from netlab.trace.tcpdump import dns_words
 
@@ -42,6 +47,17 @@ MX = DNS(id=13, qr=1, rd=1, ra=1, qd=DNSQR(qname="ex.com", qtype="MX"),
          an=DNSRRMX(rrname="ex.com", ttl=60, preference=10, exchange="mail.ex.com"))
 ASKING = DNS(id=3, rd=1, qd=DNSQR(qname="a.b"), an=DNSRR(rrname="a.b", rdata="1.2.3.4"),
              ns=DNSRR(rrname="a.b", type="NS", rdata="n.b"), ar=DNSRROPT())
+COOKIE = H("123501000001000000000001037765620764656661756c740373766307636c7573746572056c6f63616c000001"
+           "000100002904d000008000000c000a0008") + b"abcdefgh"  # dig's query: its client cookie
+EDNS = DNS(id=11, qr=1, rd=1, ra=1, qd=DNSQR(qname="w.svc"),
+           an=DNSRR(rrname="w.svc", ttl=30, rdata="10.96.0.20"),
+           ar=DNSRROPT(rclass=1232, z=0x8000, rdata=[
+               EDNS0TLV(optcode=10, optdata=H("0001020304050607") + H("08090a0b0c0d0e0f1011121314151617")),
+               EDNS0TLV(optcode=3, optdata=b"ns1"), EDNS0TLV(optcode=8, optdata=H("00011800c0a801")),
+               EDNS0TLV(optcode=12, optdata=bytes(9)), EDNS0TLV(optcode=65001, optdata=b"")]))
+TXT = DNS(id=12, qr=1, rd=1, ra=1, qd=DNSQR(qname="t.svc", qtype="TXT"),
+          an=[DNSRR(rrname="t.svc", type="TXT", ttl=30, rdata=[b"hello", b"w\x01\xffd", b""]),
+              DNSRR(rrname="t.svc", type="TXT", ttl=30, rdata=[b"a\x1b[31mRED\x1b[0m \t\x7f\x80\xa0"])])
 ONE = H("123481800001000100000000") + b"\x03foo\x00\x00\x01\x00\x01\x03bar"  # a response, its answer's name next
 
 CASES = [
@@ -77,6 +93,20 @@ CASES = [
      "4660 q: A? fM-io. 1/0/0 b^Ar. [5s] A 1.2.3.4 (40)"),
     (bytes(ASKING),
      "3+ [1a] [1n] [1au] A? a.b. a.b. [0s] A 1.2.3.4 ns: a.b. [0s] NS n.b. ar: . OPT UDPsize=4096 DO (71)"),
+    # an OPT record cut in its options: OPT, no UDPsize (QA q41 #1); whole, its options; an option running past the
+    # record's data, as far as the message goes
+    (COOKIE[:-2], "4661+ [1au] A? web.default.svc.cluster.local. ar: . OPT [|domain]"),
+    (COOKIE, "4661+ [1au] A? web.default.svc.cluster.local. ar: . OPT UDPsize=1232 DO [COOKIE 6162636465666768] "
+             "(70)"),
+    (bytes(EDNS), "11 q: A? w.svc. 1/0/1 w.svc. [30s] A 10.96.0.20 ar: . OPT UDPsize=1232 DO [COOKIE "
+                  "0001020304050607 08090a0b0c0d0e0f1011121314151617,NSID 6e7331,ECS 192.168.1.0/24/0,PADDING "
+                  "(9),Opt65001] (118)"),
+    (COOKIE[:-14] + H("000a000a0008") + b"abcdef", "4661+ [1au] A? web.default.svc.cluster.local. ar: . OPT "
+                                                     "UDPsize=1232 DO [COOKIE [|domain]"),
+    # TXT strings: control and high bytes as tcpdump shows them (QA q41 #2); a string running past the data
+    (bytes(TXT), '12 q: TXT? t.svc. 2/0/0 t.svc. [30s] TXT "hello" "w^AM-^?d" "", t.svc. [30s] TXT '
+                 '"a^[[31mRED^[[0m ^I^?M-^@M- " (88)'),
+    (ONE[:-4] + H("0000100001000000050003") + b"\x03ab", '4660 q: A? foo. 1/0/0 . [5s] TXT "ab [|domain]'),
     # requests, as before: the echo server's JSON on port 53, a question cut
     (b'{"pod": "w1", "node": "q23e5-n1", "from": "10.244.0.3:53055", "proto": "udp"}\n',
      "31522 zoneInit [b2&3=0x706f] [14880a] [25634q] [8823n] [12578au] [|domain]"),
@@ -102,8 +132,9 @@ def _pcap(payloads: list[bytes]) -> bytes:
 
 
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed (scripts/setup.sh does)")
-def test_every_cut_of_eight_messages_reads_as_the_installed_tcpdump_reads_it(tmp_path):
-    plain = (ASKED, NXDOMAIN, SRV, PTR, CNAME, AAAA, MX, ASKING)
+def test_every_cut_of_twelve_messages_reads_as_the_installed_tcpdump_reads_it(tmp_path):
+    plain = (ASKED, NXDOMAIN, SRV, PTR, CNAME, AAAA, MX, ASKING, EDNS, TXT, DNS(COOKIE),
+             DNS(COOKIE[:2] + H("8180") + COOKIE[4:]))  # the server's answer, with no answer, its cookie
     messages = [bytes(m) for m in plain] + [bytes(dns_compress(m)) for m in plain]
     cuts = [m[:n] for m in messages for n in range(12, len(m) + 1)] + [m for m, _ in CASES]
     path = tmp_path / "cuts.pcap"
