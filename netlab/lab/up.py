@@ -184,6 +184,7 @@ class _Up(Converging, Rollback):
                     raise_interrupted(came[0], None)
                 self._converge(state, tag, to_create, fresh)
                 self._follow_attachments(state)
+                self._policy_hooks_first(state)
                 self.result.warnings += self.lab.plugin_addresses() + list(self.lab.outside_pod_cidrs().values())
         except BaseException as exc:
             self._rollback_or_say(exc, state, fresh, tag)

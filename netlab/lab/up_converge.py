@@ -25,6 +25,8 @@ from netlab.plan.build import Plan
 from netlab.realize.attachments import is_plugin_made, live_made, plugin_made, plugin_pods
 from netlab.realize.diff import Drift
 from netlab.realize.expect import expected
+from netlab.realize.netfilter import is_policy_hook
+from netlab.plan.resources import NatRules
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, repair_ops, said,
                                    stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import LabState
@@ -136,6 +138,22 @@ class Converging:
                 continue
             self.result.fixed.append(f"deleted {len(chains)} nftables chain{'s' if len(chains) > 1 else ''} an "
                                      f"earlier sync emptied in {op.res.netns} (kube-proxy deletes them a sync later)")
+
+    def _policy_hooks_first(self, state: LabState) -> None:
+        """After the CNI plugins' ADDs: a plugin may have put its jump above netlab's policy hook (the firewall
+        plugin inserts its CNI-FORWARD jump at the top of FORWARD). The nodes whose filter table has that hook are
+        read and repaired once more, which puts the hook first again, as a policy controller's sync does
+        (realize/netfilter.py, is_policy_hook)."""
+        nodes = sorted({r.netns for r in self.plan.resources if isinstance(r, NatRules) and r.plugin_jumps
+                        and any(is_policy_hook(line) for line in r.rules)})
+        if not nodes:
+            return
+        want = expected(self.plan)
+        repairs = self._repairs(self._drift(nodes, want, state), want)
+        if repairs:
+            self.journal.step("put netlab's policy hooks above the CNI plugins' jumps")
+            self.journal.apply(repairs, order=self.plan.netns)
+            self._say_repairs(repairs)
 
     def _repairs(self, drifts: list[Drift], want: dict) -> list[Op]:
         ops = repair_ops(drifts, want, self._observed) if drifts else []

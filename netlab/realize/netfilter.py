@@ -366,7 +366,37 @@ def table_drift(planned: NatRules, text: str | None) -> list[str]:
         out += [f"extra chain: {chain}"] + [f"extra rule: {line}" for line in tab.of(chain)]
     if tuple(have) != tuple(planned.rules):  # netlab's rules among themselves, whatever else is there or not
         out += order_drift(planned.table, have, planned.rules)
+    if planned.plugin_jumps:
+        out += [ahead_line(planned.table, chain, i, line, hook)
+                for chain in BUILTIN_CHAINS for i, line, hook in plugins_ahead(tab.of(chain))]
     return out
+
+
+# netlab's policy hook (a built-in chain's jump to NETPOL-FORWARD or NETPOL-INPUT) goes first in its chain, and
+# stays first: a CNI plugin's ADD may insert its own jump on top afterwards (containernetworking's firewall plugin
+# inserts `-j CNI-FORWARD` at position 1 of FORWARD when it is not there yet, and its chain ACCEPTs every packet
+# from a pod's address), which would let pods' packets pass before any policy judged them. A policy controller
+# puts its jump back on top at each sync (kube-router's ensureTopLevelChains; Calico's default ChainInsertMode
+# "insert"); netlab does at each `up` (the plugins' jump kept, right below the hook), and status calls a plugin's
+# jump above the hook drift.
+def is_policy_hook(line: str) -> bool:
+    """A rule of a built-in chain that jumps to netlab's policy chains (plan/policy.py)."""
+    return chain_of(line) in BUILTIN_CHAINS and (target_of(line) or "").startswith(POLICY_PREFIX)
+
+
+def plugins_ahead(rules: Sequence[str]) -> list[tuple[int, str, str]]:
+    """The CNI plugins' jumps a built-in chain (its ``rules`` as held) has above netlab's policy hook: (their
+    number in the chain, the rule, the hook)."""
+    hook = next((i for i, line in enumerate(rules) if is_policy_hook(line)), None)
+    if hook is None:
+        return []
+    return [(i + 1, line, rules[hook]) for i, line in enumerate(rules[:hook]) if is_plugin_jump(line)]
+
+
+def ahead_line(table: str, chain: str, number: int, line: str, hook: str) -> str:
+    """Status's (and trace's) words for a CNI plugin's jump above netlab's policy hook."""
+    return (f"{table} chain {chain}: rule {number} is a CNI plugin's jump, {line}, above netlab's policy hook "
+            f"{hook}: what the plugin's chain accepts passes the network policies unjudged")
 
 
 def order_drift(table: str, have: Sequence[str], want: Sequence[str]) -> list[str]:
@@ -426,12 +456,15 @@ def table_payload(planned: NatRules, text: str | None) -> str | None:
             fixes.append(f":{builtin} ACCEPT [0:0]")  # with --noflush: the policy only, no flush
         have, planned_here = tab.of(builtin), builtins.get(builtin, [])
         theirs = [planned.plugin_jumps and is_plugin_jump(line) for line in have]
-        if [line for line, skip in zip(have, theirs) if not skip] != planned_here:
+        hooks = [line for line in planned_here if is_policy_hook(line)]  # planned first (Ruleset.jump_first)
+        ahead = bool(planned.plugin_jumps and hooks and plugins_ahead(have))
+        if ahead or [line for line, skip in zip(have, theirs) if not skip] != planned_here:
             # The plugins' jumps found above every rule of the lab's stay on top (a rule that is no one's, which
-            # goes, does not count); the others follow the lab's.
+            # goes, does not count), but below netlab's policy hook; the others follow the lab's.
             lead = next((i for i, line in enumerate(have) if line in planned_here), len(have))
             fixes.append(f"-F {builtin}")
-            fixes += [line for line, skip in zip(have[:lead], theirs) if skip] + planned_here
+            fixes += hooks + [line for line, skip in zip(have[:lead], theirs) if skip]
+            fixes += [line for line in planned_here if line not in hooks]
             fixes += [line for line, skip in zip(have[lead:], theirs[lead:]) if skip]
     if not declare and not fixes and not stale:
         return None

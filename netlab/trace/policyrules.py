@@ -35,7 +35,7 @@ from netlab.model.lab import Lab
 from netlab.model.netpol import Allowance, PodView, policy_set
 from netlab.plan.iptables import Ruleset, chain_of, target_of
 from netlab.plan.policy import FORWARD_CHAIN, INPUT_CHAIN, comment_text, node_rules, pod_chain
-from netlab.realize.netfilter import is_plugin_jump as plugin_jump, order_drift, parse_save
+from netlab.realize.netfilter import ahead_line, is_plugin_jump as plugin_jump, order_drift, parse_save, plugins_ahead
 
 _COUNTERS = re.compile(r"^\[\d+:\d+\] ")
 _COUNTED = re.compile(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT")
@@ -135,6 +135,8 @@ def path_drift(lab: Lab, node: str, text: str, direction: str, pod: PodView, hoo
             held_here = [line for line in held_here if c != hook or not plugin_jump(line)]
             if c not in entries or order_drift("filter", held_here, want):
                 out.order += order_drift("filter", held_here, whole)
+        if c == hook and lab.cni != "builtin":  # a CNI plugin's jump above the hook: status's line, as it says it
+            out.order += [ahead_line("filter", c, *ahead) for ahead in plugins_ahead(tab.of(c))]
     return out
 
 
