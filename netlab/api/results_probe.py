@@ -99,8 +99,8 @@ class ProbeResult:
 @dataclass(frozen=True)
 class ProbeSummary:
     probes: int
-    as_expected: int
-    not_as_expected: int
+    as_expected: int  # of the probes
+    not_as_expected: int  # every check that is not: len(ProbeReport.failures), the text's and JUnit's count
     distributions: int
     distributions_as_expected: int
     text: str

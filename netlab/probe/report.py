@@ -174,14 +174,21 @@ def text(report: Report) -> str:
         lines.append("*** not there")
         lines += gone
     lines.append(f"*** {summary_line(report)}" + (f" in {report.elapsed:.2f} s" if report.elapsed else ""))
-    problems = [failure_line(r) for r in report.failures] + [c.problem for c in report.self_failures]
-    problems += [dist_failure_line(d) for d in dists if not d.ok]
-    problems += report.deleted  # a pod's or node's namespace deleted behind netlab's back: what makes the lab again
+    problems = not_as_expected(report)
     if problems:
         lines.append(f"{len(problems)} not as expected:")
         lines += [f"  {p}" for p in problems]
     lines += [f"hint: {h}" for h in report.hints]
     return "\n".join(lines)
+
+
+def not_as_expected(report: Report) -> list[str]:
+    """Every check that is not as expected, one line each: the text's "N not as expected", JUnit's failures and the
+    JSON's summary.not_as_expected count the same (none exactly when the run is ok)."""
+    problems = [failure_line(r) for r in report.failures] + [c.problem for c in report.self_failures]
+    problems += [dist_failure_line(d) for d in report.distributions if not d.ok]
+    problems += report.deleted  # a pod's or node's namespace deleted behind netlab's back: what makes the lab again
+    return problems
 
 
 def dist_failure_line(d) -> str:
@@ -194,7 +201,7 @@ def to_json(report: Report) -> dict:
         "lab": report.lab,
         "ok": report.ok,
         "summary": {"probes": len(report.results), "as_expected": report.as_expected,
-                    "not_as_expected": len(report.failures), "distributions": len(dists),
+                    "not_as_expected": len(not_as_expected(report)), "distributions": len(dists),
                     "distributions_as_expected": sum(1 for d in dists if d.ok), "text": summary_line(report)},
         "timeout_s": report.timeout,
         "elapsed_s": round(report.elapsed, 4),
@@ -219,7 +226,7 @@ def junit(report: Report) -> bytes:
 
     dists = report.distributions
     cases = len(report.results) + len(report.self_checks) + len(dists) + len(report.deleted)
-    fails = len(report.failures) + len(report.self_failures) + sum(1 for d in dists if not d.ok) + len(report.deleted)
+    fails = len(not_as_expected(report))
     suites = ET.Element("testsuites", name="netlab probe", tests=str(cases), failures=str(fails),
                         time=f"{report.elapsed:.3f}")
     suite = ET.SubElement(suites, "testsuite", name=f"netlab probe: lab {report.lab}", tests=str(cases),

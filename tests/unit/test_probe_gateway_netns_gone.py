@@ -79,6 +79,11 @@ def test_probe_says_the_gateway_is_the_internets_not_an_internet_host_and_fails(
     assert lines[lines.index("*** not there") + 1] == f"gateway, the internet's gateway: {line}", text
     got = render.to_json(report)
     assert got["ok"] is False and from_json(ProbeReport, got).failures[-1] == line
+    # one count in the text ("N not as expected:"), JUnit's failures and the JSON's summary (QA q43 5)
+    said = int(next(x for x in lines if x.endswith(" not as expected:")).split()[0])
+    junit = ElementTree.fromstring(render.junit(report)).get("failures")
+    assert got["summary"]["not_as_expected"] == said == int(junit) == len(from_json(ProbeReport, got).failures), \
+        (got["summary"], said, junit)
     assert f"gateway, the internet's gateway: {line}" in got["not_probed"]
     suite = ElementTree.fromstring(render.junit(report))
     assert [(c.get("name"), c.find("failure").get("message")) for c in suite.iter("testcase")

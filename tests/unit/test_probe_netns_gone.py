@@ -48,6 +48,7 @@ def test_probe_leaves_a_deleted_pod_s_flows_out_names_it_and_fails(lab, sent):
     assert text[-2:] == ["1 not as expected:", f"  {LINE}"]
     got = render.to_json(report)
     assert got["ok"] is False and f"a: its flows not probed: {LINE}" in got["not_probed"]
+    assert got["summary"]["not_as_expected"] == 1  # as the text's "1 not as expected" and JUnit's (QA q43 5)
     assert from_json(ProbeReport, got).failures == (LINE,)  # the Python API's: "empty when ok", one line each
     suite = ElementTree.fromstring(render.junit(report))  # --junit: no all-green suite for a run that exits 1
     assert (suite.get("tests"), suite.get("failures")) == (str(n + 2), "1")  # b's rule-3 check, a's deletion
@@ -69,5 +70,6 @@ def test_probe_cli_says_it_on_stderr_and_in_json_error_exit_1(lab, sent, monkeyp
     got = run_cli("probe", "--lab", "fk", "-o", "json")
     assert got.returncode == 1 and got.stderr == f"netlab: {LINE}\n", got
     data = json.loads(got.stdout)
-    assert (data["ok"], data["error"], data["summary"]["not_as_expected"]) == (False, LINE, 0)
+    # the text's "1 not as expected" and JUnit's failures="1" (QA q43 5): the deleted namespace is one
+    assert (data["ok"], data["error"], data["summary"]["not_as_expected"]) == (False, LINE, 1)
     assert {p["source"] for p in data["probes"]} == {"b", "n1", "n2"}
