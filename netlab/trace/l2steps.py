@@ -173,7 +173,7 @@ class L2Steps(WalkParts):
                    f"forwarding ports, and {port}, the port {mac} is behind, is none of them")
             self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{peer_text}{nf}",
                           [cmd, f"bridge -n {ns} link show dev {port}", sysctl], self._obs(ns, port, "out"), *blocked,
-                          port=port, lladdr=mac, bridge=bridge.name, port_state=links[port].port_state)
+                          port=port, mac=mac, lladdr=mac, bridge=bridge.name, port_state=links[port].port_state)
             return self._stop(blocked[0])
         snat = self._snat(ns)  # a switched frame's POSTROUTING (br_netfilter), before it leaves the port
         if snat is not None:
@@ -187,8 +187,8 @@ class L2Steps(WalkParts):
             faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, port, peer) if peer else None)
         self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}{nf}",
                       [cmd] + ([sysctl] if ingress is not None else []), self._obs(ns, port, "out"),
-                      big[0] if big else None, big[1] if big else None, port=port, lladdr=mac, bridge=bridge.name,
-                      hairpin=True if hair else None, bridge_hooks=hooks)
+                      big[0] if big else None, big[1] if big else None, port=port, mac=mac, lladdr=mac,
+                      bridge=bridge.name, hairpin=True if hair else None, bridge_hooks=hooks)
         if big:
             return self._stop(big[0])
         if peer is None:

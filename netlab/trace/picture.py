@@ -27,8 +27,8 @@ def short(h: Hop) -> str:
     if h.kind == "neigh" and "ip" in f:
         return f"ARP {f['ip']} is {f['lladdr']} ({f.get('state', '')})" if f.get("lladdr") else \
             f"ARP {f['ip']}: {f.get('state', 'no entry')}"
-    if h.kind == "fdb" and "remote_vtep" in f:
-        return f"FDB {f['lladdr']} → VTEP {f['remote_vtep']}"
+    if h.kind == "fdb" and "dst" in f:  # bridge -j fdb's words (docs/json.md)
+        return f"FDB {f['mac']} → VTEP {f['dst']}"
     if h.kind == "encap" and "vni" in f:
         return f"VXLAN encap VNI {f['vni']}, UDP {f['outer_src']} → {f['outer_dst']}:{f['outer_dport']}"
     if h.kind == "decap" and "vni" in f:

@@ -67,7 +67,7 @@ class VxlanSteps(WalkParts):
         self.rows.add(ns, link.name, "fdb",
                       f"FDB entry: {entry.text()} → remote VTEP {self.lab.name_ip(remote)}", [cmd],
                       self._obs(ns, link.name, "out"), stale or astray, fix, cause=astray is not None,
-                      lladdr=mac, remote_vtep=remote, astray=astray is not None or None)
+                      mac=mac, lladdr=mac, dst=remote, remote_vtep=remote, astray=astray is not None or None)
         if stale:
             return self._stop(stale)
         if vx is None:

@@ -32,13 +32,26 @@ def probe_json() -> dict[str, Any]:
     return json.loads(json.dumps(render.to_json(fake_report())))
 
 
+def walked_hops() -> list[Hop]:
+    """The walker's own rows of a ping from pod to pod across nodes (VXLAN), fake kernel: bridge and fdb rows."""
+    from test_trace_walk import FakeKernel, lab_from, ping
+
+    from helpers import two_node_topology
+    from netlab.plan.build import build_plan
+    from netlab.trace.labmap import LabMap
+
+    lab = lab_from(two_node_topology("demo"))
+    plan = build_plan(lab)
+    return ping(FakeKernel(lab, plan), LabMap.from_lab(lab, plan)).hops
+
+
 def trace_json() -> dict[str, Any]:
     hop = Hop(netns="l-node-1", where="node node-1", device="eth0", kind="route", decision="forward")
     src = Endpoint("client", "pod", "10.244.0.2", "l-client")
     dst = Endpoint("web", "service", "10.96.0.20", port=53, proto="udp", service="default/web")
     result = TraceResult(lab="l", src=src.to_json(), dst=dst.to_json(), proto="udp", port=53, marker="m",
-                         forward=Walk(hops=[hop], outcome="delivered"), reply=None, verdict=Verdict(True, None, None),
-                         reply_verdict=None, reply_received=True)
+                         forward=Walk(hops=[hop, *walked_hops()], outcome="delivered"), reply=None,
+                         verdict=Verdict(True, None, None), reply_verdict=None, reply_received=True)
     return json.loads(json.dumps(result.to_json()))
 
 
@@ -119,7 +132,11 @@ def deprecated_rows() -> list[tuple[str, str, str, str]]:
 
 
 def objects_at(data: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    """The objects a row's `where` names; "... of kind K": those of them whose `kind` is K (plan's resources)."""
+    """The objects a row's `where` names; "... of kind K": those of them whose `kind` is K (plan's resources);
+    "...: `KEY`": each one's KEY (a trace hop's `facts`)."""
+    inner = re.search(r": `(\w+)`$", where)
+    if inner:
+        return [obj[inner.group(1)] for obj in objects_at(data, where[:inner.start()])]
     kind = re.search(r" of kind (\w+)$", where)
     if kind:
         return [obj for obj in objects_at(data, where[:kind.start()]) if obj.get("kind") == kind.group(1)]
@@ -238,3 +255,22 @@ def test_an_fdb_entrys_mac_is_mac_in_plan_as_in_inspect_and_bridge_j_fdb():
     assert '{"mac": e.lladdr' in Path(inspect.__file__).read_text()  # inspect's own word for it
     old = {k: v for k, v in fdbs[0].items() if k != "mac"}
     assert resource_from_json(fdbs[0]) == resource_from_json(old) and resource_from_json(fdbs[0]).to_json() == fdbs[0]
+
+
+def test_a_trace_hops_fdb_and_bridge_facts_say_bridges_mac_and_dst_with_the_old_keys_beside():
+    """QA q43 3: a trace's fdb row said `lladdr` and `remote_vtep`, its bridge rows `lladdr`, where json.md says a
+    trace hop's facts use `bridge -j fdb`'s words, as `inspect` and `plan` do: `mac` and `dst`. They do, and the old
+    keys stay right beside them, with the same value, for one release (the deprecated table)."""
+    hops = [h.to_json() for h in walked_hops()]
+    fdb = [h["facts"] for h in hops if h["kind"] == "fdb"]
+    bridges = [h["facts"] for h in hops if h["kind"] == "bridge" and h["facts"].keys() & {"mac", "lladdr"}]
+    assert fdb and bridges
+    for f in fdb:
+        assert f["dst"] == f["remote_vtep"] == "192.168.122.7" and f["mac"] == f["lladdr"], f
+        keys = list(f)
+        assert keys[keys.index("mac") + 1] == "lladdr" and keys[keys.index("dst") + 1] == "remote_vtep", keys
+    assert all(f["mac"] == f["lladdr"] and re.fullmatch(r"[0-9a-f:]{17}", f["mac"]) for f in bridges), bridges
+    rows = {(where, old, new) for command, where, old, new in deprecated_rows() if command == "trace"}
+    assert {("`hops[]`, `reply_hops[]` of kind fdb: `facts`", "remote_vtep", "dst"),
+            ("`hops[]`, `reply_hops[]` of kind fdb: `facts`", "lladdr", "mac"),
+            ("`hops[]`, `reply_hops[]` of kind bridge: `facts`", "lladdr", "mac")} <= rows, rows
