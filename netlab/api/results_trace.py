@@ -69,9 +69,9 @@ class ServiceEndpoint:
     vmap_element: str | None = None  # nftables mode: the numgen vmap's element that chose it ("0 : goto endpoint-...")
     # a pod's or node's own packet to a LoadBalancer IP: its way through kube-proxy's rules on its node, in words
     path: str | None = None
-    # the Service's address the packet was sent to, as probe's service.via: ClusterIP, NodePort, LoadBalancer,
-    # ExternalIP; HostPort: no Service's, portmap's DNAT of a pod's hostPort (service None, svc_chain
-    # CNI-HOSTPORT-DNAT, sep_chain the pod's CNI-DN- chain, rule its DNAT)
+    # the Service's address the packet was sent to, as probe's service.via: ClusterIP, NodePort, LoadBalancer (also
+    # when the balancer sent it on to a node's nodePort), ExternalIP; HostPort: no Service's, portmap's DNAT of a
+    # pod's hostPort (service None, svc_chain CNI-HOSTPORT-DNAT, sep_chain the pod's CNI-DN- chain, rule its DNAT)
     via: str | None = None
 
     @property

@@ -61,6 +61,8 @@ class NatSteps(WalkParts):
         unsure = other is not None and via is None  # several chains DNAT there, and no counter says which
         wrong = self._wrong(ns, old, new, hit) or self._detour_why(ns, other)
         entry = self._nodeport_path(ns, old, iif, facts) if kp and facts.get("via") == "NodePort" else None
+        if entry is not None and self._balanced(old):  # sent to the LoadBalancer IP: the balancer made it a nodePort's
+            facts.update(via="LoadBalancer", node_port=old.endpoint("dst"))
         text = nat.describe(self.lab, "dst", hit, old, new, own, " or ".join(other.candidates) if unsure else via,
                             stale=wrong is not None and bool(wrong.facts.get("stale_entry")), lb=kp,
                             nodeport=entry[0] if entry else (), how=how)
@@ -175,6 +177,13 @@ class NatSteps(WalkParts):
         balancer = any(self.lab.names.get(n) == BALANCER for n in self._pre_nat if n != ns)  # it DNATed on the way
         return chains, lbpath.nodeport_words(lines, svc, old, iif is None, nft, facts["sep_chain"], node, counted,
                                              balancer)
+
+    def _balanced(self, old: Flow) -> bool:
+        """The balancer DNATed this packet on its way from its Service's LoadBalancer IP to ``old``, a node's
+        nodePort: it was sent to the LoadBalancer IP, which is the Service's address it names (probe's via)."""
+        svc = self.lab.service_for(old.dst, old.dport, old.proto)
+        return svc is not None and svc.lb_ip is not None and any(
+            self.lab.names.get(n) == BALANCER and f.dst == svc.lb_ip for n, f in self._pre_nat.items())
 
     def _detour(self, ns: str, old: Flow, new: Flow) -> detour.Detour | None:
         """The Service's endpoint chains that DNAT to ``new`` besides the endpoint's own (detour.py)."""

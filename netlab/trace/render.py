@@ -318,10 +318,10 @@ def _nodeport(r: TraceResult) -> str | None:
     when a balancer (a namespace that is no node) sent it there first; None for any other packet."""
     hops = [h for h in r.forward.hops if h.kind == "dnat"]
     last = next((h for h in reversed(hops) if "endpoint" in h.facts), None)
-    if last is None or last.facts.get("via") != "NodePort" or r.dst.get("kind") != "service" or len(hops) < 2:
+    to = last.facts.get("node_port") if last is not None else None  # natsteps: the balancer sent it to a nodePort
+    if last is None or not to or r.dst.get("kind") != "service":
         return None
-    to = str(last.facts.get("before", "")).split(" → ")[-1].split(" ")[0]
-    return f"{last.where.split()[-1]}'s nodePort {to}" if to else None
+    return f"{last.where.split()[-1]}'s nodePort {to}"
 
 
 def _reply_flow(r: TraceResult) -> str:

@@ -68,6 +68,8 @@ def test_the_balancers_packet_is_dnated_by_the_nodes_nodeport_rule_and_trace_say
     assert f": the nodePort path, {NODE_PORT} on {nodes[node]} ({node}): Service default/web-lb picked endpoint " \
            "web (" in row["decision"], row["decision"]
     ep = d["endpoint"]
+    # the Service's address the packet was sent to, in probe's words (QA q43 1): not the nodePort the node saw
+    assert ep["via"] == row["facts"]["via"] == "LoadBalancer" and row["facts"]["node_port"] == to, row["facts"]
     chains = (r"PREROUTING → KUBE-SERVICES → KUBE-NODEPORTS → KUBE-EXT-\w+ → KUBE-SVC-\w+ → KUBE-SEP-\w+"
               if mode == "iptables" else
               r"nat-prerouting → services → map service-nodeports → external-\S+ → service-\S+ → endpoint-\S+")

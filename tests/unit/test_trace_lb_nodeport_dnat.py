@@ -39,7 +39,10 @@ def test_the_balancers_packet_meets_the_nodeport_dnat_and_says_so(nft):
     w = walk(k, m, "svc-example", flow)
     assert w.outcome == "delivered" and w.end_netns == "svc-web-2", w.hops
     row = next(h for h in w.hops if h.kind == "dnat" and h.netns == "svc-node-2")
-    assert row.facts["endpoint"] == "web-2" and row.facts["via"] == "NodePort", row.facts
+    # via is the Service's address the packet was sent to, in probe's words: the LoadBalancer IP (QA q43 1), though
+    # the node's DNAT is its nodePort's, which the row says in node_port and its words
+    assert row.facts["endpoint"] == "web-2" and row.facts["via"] == "LoadBalancer", row.facts
+    assert row.facts["node_port"] == f"{NODE_2}:30081", row.facts
     assert f"DNAT {NODE_2}:30081 → {WEB_2}:8080: the nodePort path, 30081 on {NODE_2} (node-2): Service " \
            "default/web-lb:http picked endpoint web-2 (" in row.decision, row.decision
     sep = row.facts["sep_chain"]
@@ -63,6 +66,8 @@ def test_the_balancers_packet_meets_the_nodeport_dnat_and_says_so(nft):
                     dst={"name": "svc/web-lb", "kind": "service", "ip": LB, "service": "web-lb"},
                     proto="tcp", port=80, marker="m", forward=w, verdict=explain(w), reply=None,
                     reply_verdict=None, reply_received=False)
+    assert r.endpoint is not None and r.endpoint["via"] == "LoadBalancer", r.endpoint
+    assert r.to_json()["endpoint"]["via"] == "LoadBalancer"
     result = next(line for line in render_text(r, width=1000).splitlines() if line.startswith("result:"))
     assert f"(svc/web-lb's LoadBalancer IP {LB}:80, which the load balancer sent to node-2's nodePort " \
            f"{NODE_2}:30081, DNATed there to {WEB_2}:8080)" in result, result
