@@ -79,9 +79,10 @@ class PodInfo:
     # its containers run on, if they do, in the old one; ``get pods`` says SandboxChanged and READY 0/N, ``up``
     # remakes it.
     netns_gone: bool = False
-    # It has no network from its CNI plugins (realize.attachments.detached): its re-attach was cut short between its
-    # DEL and its ADD (the record's phase "detaching"), or it was left detached by a re-attach whose ADD failed, and
-    # then the ADD with the config it had ("deleted"): no eth0, no address (ip is "", as a pod's status.podIP is
+    # It has no network from its CNI plugins (realize.attachments.detached): never attached (an `up` stopped before
+    # its ADD: no record, or "adding"), its re-attach was cut short between its DEL and its ADD (the record's phase
+    # "detaching"), or it was left detached by a re-attach whose ADD failed, and then the ADD with the config it had
+    # ("deleted"): no eth0, no address (ip is "", as a pod's status.podIP is
     # empty while its sandbox has no network); ``get pods`` says ContainerCreating and READY 0/N (no container of a
     # pod without its network is ready, whatever runs), as kubectl says a pod whose sandbox's network is being set
     # up, and ``up`` ADDs it.

@@ -159,7 +159,8 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
     match = parse_selector(selector)
     states = container_states(state, lab)
     waiting = crashloop.read(state.lab)  # the containers `up --watch` holds back now: CrashLoopBackOff
-    cut = detached(state)  # no network from their CNI plugins (a re-attach cut short, or failed): no eth0, no address
+    cut = detached(state, lab)  # no network from their CNI plugins (not attached yet, a re-attach cut short, or
+    # failed): no eth0, no address
     out = []
     for pod in lab.pods:
         if not match(pod.labels):

@@ -205,6 +205,7 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
             note_devices(state, prec["node_netns"],
                          [d for raw, _ in prec["networks"] for d in C.kept_devices(parse_conflist(conf_text(raw)))])
         state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
+        testhooks.fault_point("cni-adding")  # the records say "adding", no plugin has run
         failures += add_all(rt_, lab, state, todo, records, out, previous, running)
         state.save()
     if failures:

@@ -19,7 +19,9 @@ when this module is imported, never inside a loop; all are off unless set.
     renamed into place; ``state-renamed``: the state in place, its sum not
     yet written: the first of a run's writes; ``containers-started``: a run's
     command containers started, their pids not yet recorded; ``cni-detached``:
-    a CNI re-attach's DEL done, its ADD not begun; ``down-deleted``: a
+    a CNI re-attach's DEL done, its ADD not begun; ``cni-adding``: the
+    records of the pods a run ADDs written (phase adding), no plugin run
+    yet; ``down-deleted``: a
     ``down``'s namespaces deleted, its state (phase deleting) not yet
     forgotten, the lab's lock held; ``netns-checked``: an ``up`` found the
     names of the namespaces it makes free, none made yet) fails or kills the process there, or

@@ -38,18 +38,21 @@ DETACHING = "detaching"  # a record's phase: a re-attach's DEL is about to run (
 DELETED = "deleted"  # a record's phase: its ADD failed and the DEL that followed it ran (nothing to DEL)
 
 
-def detached(state: "LabState") -> frozenset[str]:
-    """The pods with no network from their CNI plugins: a re-attach cut short between its DEL and its ADD (phase
-    "detaching"), or one whose ADD failed, and then the ADD with the config it had too, its DEL run (phase
-    "deleted": "left detached", up's failure says): no eth0, no address, until the next up ADDs them again. Only
-    the lab's pods are asked of (a record of a pod taken out of the topology is no pod). Reads the record only
-    (pod_records makes one where none is)."""
+def detached(state: "LabState", lab: Lab) -> frozenset[str]:
+    """The pods of ``lab`` (a lab whose CNI plugins attach its pods) with no network from those plugins: a
+    re-attach cut short between its DEL and its ADD (phase "detaching"), one whose ADD failed, and then the ADD
+    with the config it had too, its DEL run (phase "deleted": "left detached", up's failure says), or one never
+    attached (no record, or one whose ADD had begun, "adding": an `up` killed before its ADDs, or during one):
+    no eth0, no address, until the next up ADDs them. Those are the pods status says are detached or "not attached
+    through CNI" (cni/lifecycle.drift); a builtin lab has none. Reads the record only (pod_records makes one where
+    none is)."""
+    if lab.cni == "builtin":
+        return frozenset()
     rec = state.extra.get(KEY)
     pods = rec.get("pods") if isinstance(rec, dict) else None
-    if not isinstance(pods, dict):
-        return frozenset()
-    return frozenset(name for name, prec in pods.items()
-                     if isinstance(prec, dict) and prec.get("phase") in (DETACHING, DELETED))
+    pods = pods if isinstance(pods, dict) else {}
+    return frozenset(p.name for p in lab.pods
+                     if not isinstance(prec := pods.get(p.name), dict) or prec.get("phase") != "added")
 
 
 def node_devices(state: "LabState") -> dict[str, list[str]]:

@@ -1,6 +1,7 @@
 """``get pods`` of a pod whose CNI re-attach was cut short between its DEL and its ADD (QA q10 2's record phase
 "detaching": no eth0, no address): it said Running with the IP the pod no longer has. It is ContainerCreating
-with no IP, as kubectl shows a pod whose sandbox's network the CNI has not set up (yet); up ADDs it again."""
+with no IP, as kubectl shows a pod whose sandbox's network the CNI has not set up (yet); up ADDs it again. So is a
+pod never attached, an `up` killed before its ADDs (QA q43 2), as status says "not attached through CNI"."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.realize.state import LabState
 
-TOPOLOGY = """name: gd1
+BUILTIN = """name: gd1
 nodes:
   - {name: n1}
 pods:
@@ -25,6 +26,7 @@ pods:
     containers:
       - {name: main, command: [sleep, "1000"]}
 """
+TOPOLOGY = BUILTIN.replace("nodes:", "network: {cni: reference}\nnodes:", 1)  # its pods attached through CNI
 
 
 def running(state, lab):
@@ -55,7 +57,7 @@ def test_a_pod_detached_by_a_cut_short_re_attach_is_container_creating_with_no_i
 
 
 def test_a_lab_without_a_cni_record_keeps_none_and_is_not_given_one():
-    lab = resolve(validate_source(parse_yaml(TOPOLOGY, "t.yaml")))
+    lab = resolve(validate_source(parse_yaml(BUILTIN, "t.yaml")))
     state = LabState("gd1")
     assert all(not p.network_detached and p.ip for p in views.pods(state, lab))
     assert "cni" not in state.extra  # get reads the record, never writes one
@@ -79,3 +81,26 @@ def test_a_pod_left_detached_by_a_failed_re_attach_is_container_creating_none_re
 
 def test_a_cut_short_re_attach_is_none_ready_too(monkeypatch):
     assert pods_of({"a": "detaching"}, monkeypatch)["a"].ready == "0/1"  # it said 1/1 beside ContainerCreating
+
+
+def test_a_pod_an_up_killed_before_its_add_left_unattached_is_container_creating_with_no_ip(monkeypatch):
+    """QA q43 2: an `up` killed before its plugins' ADDs leaves no record (or one of phase "adding", killed during
+    the ADD): status says "cni: pod a is not attached through CNI", the pod has no eth0, but `get pods` said its
+    planned IP and network_detached false."""
+    pods = pods_of({"b": "adding"}, monkeypatch)  # a: no record at all
+    for pod in pods.values():
+        assert (pod.status, pod.ready, pod.ip, pod.network_detached) == ("ContainerCreating", "0/1", "", True), pod
+    monkeypatch.setattr(views, "container_states", running)
+    lab = resolve(validate_source(parse_yaml(TOPOLOGY, "t.yaml")))
+    state = LabState("gd1")
+    assert all(p.network_detached and p.ip == "" for p in views.pods(state, lab))
+    assert "cni" not in state.extra  # get reads the record, never writes one
+    data = to_json(pods["a"])
+    assert (data["ip"], data["network_detached"]) == ("", True)
+
+
+def test_a_builtin_lab_has_no_detached_pod_whatever_its_state_holds(monkeypatch):
+    monkeypatch.setattr(views, "container_states", running)
+    lab = resolve(validate_source(parse_yaml(BUILTIN, "t.yaml")))
+    state = LabState("gd1", extra={"cni": {"pods": {"a": {"phase": "detaching"}}}})
+    assert [(p.ip, p.network_detached) for p in views.pods(state, lab)] == [("10.244.0.2", False), ("10.244.0.3", False)]

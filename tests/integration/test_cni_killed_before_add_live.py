@@ -1,0 +1,58 @@
+"""A CNI lab whose `up` was killed before its plugins' ADDs (``NETLAB_FAULT_POINT=cni-adding``: each pod's record
+written, phase "adding", no plugin run): its pods have no eth0, and status says "cni: pod a is not attached through
+CNI (up attaches it)", but `get pods` gave each its planned IP with ``network_detached`` false (QA q43 2). It says
+ContainerCreating, READY 0/1 and no IP (``ip`` "", ``network_detached`` true in -o json), as for a pod whose
+re-attach was cut short, until `up` ADDs it. Real bridge + host-local in real namespaces (root)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import ip_json, netlab
+
+pytestmark = pytest.mark.root
+
+
+def topology(lab: str) -> str:
+    return (f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: net.conflist}}}}\n"
+            "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\n"
+            "pods:\n  - {name: a, node: n1}\n  - {name: b, node: n2}\n")
+
+
+def eth0_ip(netns: str) -> str | None:
+    """The pod's eth0 address, as the kernel has it (None: no eth0)."""
+    links = {ln["ifname"]: ln for ln in ip_json("-4", "addr", netns=netns)}
+    if "eth0" not in links:
+        return None
+    return links["eth0"]["addr_info"][0]["local"]
+
+
+def test_get_pods_of_a_lab_whose_up_was_killed_before_its_adds_gives_no_ip(labs, tmp_path):
+    (tmp_path / "net.conflist").write_text(json.dumps({
+        "cniVersion": "1.0.0", "name": f"net-{tmp_path.name}", "plugins": [
+            {"type": "bridge", "bridge": "cni0", "isGateway": True, "isDefaultGateway": True,
+             "capabilities": {"ipRanges": True}, "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases")}}]}))
+    lab = labs.name("js2")
+    path = tmp_path / "topo.yaml"
+    path.write_text(topology(lab))
+    killed = netlab("up", "-t", str(path), check=False, env={"NETLAB_FAULT_POINT": "cni-adding",
+                                                              "NETLAB_FAULT_MODE": "kill"})
+    assert killed.returncode == -9, killed
+    assert [ln["ifname"] for ln in ip_json("link", netns=f"{lab}-a")] == ["lo"]  # no plugin ran: no eth0
+    status = netlab("status", "--lab", lab, check=False)
+    lines = [line.strip() for line in status.stdout.splitlines()]
+    assert "cni: pod a is not attached through CNI (up attaches it)" in lines, status
+
+    items = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    assert {name: (p["ip"], p["network_detached"], p["ready"], p["status"]) for name, p in items.items()} == {
+        name: ("", True, "0/1", "ContainerCreating") for name in ("a", "b")}  # it said 10.244.0.2, false
+    text = netlab("get", "pods", "--lab", lab).stdout.splitlines()
+    header = text[0].split()
+    assert [row.split()[header.index("IP")] for row in text[1:]] == ["<none>", "<none>"], text
+
+    netlab("up", "-t", str(path))  # the ADDs: eth0, and the address get pods gives
+    items = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    for name in ("a", "b"):
+        assert (items[name]["ip"], items[name]["network_detached"]) == (eth0_ip(f"{lab}-{name}"), False), items
