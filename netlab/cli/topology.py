@@ -39,16 +39,17 @@ def validate(topology: str | None, output: str) -> None:
         if output != "json":
             raise
         # The keys of a valid topology's answer; what the problems kept from being checked is one of its notes,
-        # and `note` too (README), as before
+        # and `note` too (README), as before: null when the cross-checks ran (docs/json.md: always written)
         notes = [exc.note] if exc.note else []
         print_json({"valid": False, "lab": _named(topology), "problems": _problems_json(exc.problems), "notes": notes,
-                    **({"note": exc.note} if exc.note else {})})
+                    "note": exc.note or None})
         raise SystemExit(exc.exit_code) from None
     lab = loaded.lab
     cni_problems, missing = cni_check(loaded)  # the plugins answer VERSION
     if cni_problems:
         if output == "json":
-            print_json({"valid": False, "lab": lab.name, "problems": _problems_json(cni_problems), "notes": []})
+            print_json({"valid": False, "lab": lab.name, "problems": _problems_json(cni_problems), "notes": [],
+                        "note": None})
             raise SystemExit(TopologyError(cni_problems).exit_code)
         raise TopologyError(cni_problems)
     if missing and output != "json":  # the file is valid; this machine lacks the plugins it names (exit 3, as `up`
@@ -60,7 +61,8 @@ def validate(topology: str | None, output: str) -> None:
     # valid, probably not meant: said
     notes = service_notes(lab) + policy_notes(lab.topo.network_policies) + match_notes(lab)
     if output == "json":  # a valid file's document, and what this machine lacks to run it (exit 3), or null
-        print_json({"valid": True, "lab": lab.name, "problems": [], "notes": notes, "nodes": len(lab.nodes),
+        print_json({"valid": True, "lab": lab.name, "problems": [], "notes": notes, "note": None,
+                    "nodes": len(lab.nodes),
                     "pods": len(lab.pods), "services": len(lab.services),
                     "added": {"pods": loaded.added_pods, "services": loaded.added_services},
                     "machine_missing": missing[1] if missing else None})

@@ -65,7 +65,7 @@ class Flow:
         return {"source": self.src, "from": self.src, "destination": self.dst, "to": self.dst,
                 "protocol": self.proto, "proto": self.proto, "port": self.port, "allowed": self.allowed,
                 "reached": self.reached, "mismatch": self.mismatch, "why": self.verdict.describe(),
-                **({"detail": self.detail} if self.detail else {})}
+                "detail": self.detail or None}  # what was seen of a mismatched flow; null otherwise
 
 
 @dataclass

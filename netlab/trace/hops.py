@@ -43,10 +43,9 @@ class Hop:
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "observe"}
-        if self.observe is not None:
-            o = self.observe
-            out["observe"] = {"netns": o.netns, "ifname": o.ifname, "direction": o.direction,
-                              "flow": str(o.flow), "role": o.role, "encapsulated": o.encapsulated}
+        o = self.observe  # null on a row with nothing to watch (a dnat row), never left out (docs/json.md)
+        out["observe"] = None if o is None else {"netns": o.netns, "ifname": o.ifname, "direction": o.direction,
+                                                 "flow": str(o.flow), "role": o.role, "encapsulated": o.encapsulated}
         return out
 
 

@@ -190,7 +190,8 @@ def test_a_group_without_its_command_is_a_usage_error_and_cni_alone_is_a_command
     ("name: rgv4\nname: rgv5\nnodes: [{name: n1}]\n", None, False),  # which one?
 ])
 def test_validate_json_has_one_shape_valid_or_not(tmp_path, text, lab, note):
-    """valid, lab, problems and notes always; `note` (README) when the cross-checks waited, also in notes."""
+    """valid, lab, problems, notes and note always; `note` (README) the line when the cross-checks waited, also in
+    notes, else null (QA q43 4: it was left out)."""
     import json
 
     from cli_inprocess import run_cli
@@ -200,7 +201,7 @@ def test_validate_json_has_one_shape_valid_or_not(tmp_path, text, lab, note):
     topo = tmp_path / "t.yaml"
     topo.write_text(text)
     got = json.loads(run_cli("validate", "-t", str(topo), "-o", "json").stdout)
-    assert {"valid", "lab", "problems", "notes"} <= set(got) and got["lab"] == lab, got
+    assert {"valid", "lab", "problems", "notes", "note"} <= set(got) and got["lab"] == lab, got
     assert isinstance(got["problems"], list) and isinstance(got["notes"], list)
     assert got["valid"] is (not got["problems"])
-    assert (got.get("note"), got["notes"]) == ((UNCHECKED, [UNCHECKED]) if note else (None, [])), got
+    assert (got["note"], got["notes"]) == ((UNCHECKED, [UNCHECKED]) if note else (None, [])), got

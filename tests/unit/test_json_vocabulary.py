@@ -274,3 +274,19 @@ def test_a_trace_hops_fdb_and_bridge_facts_say_bridges_mac_and_dst_with_the_old_
     assert {("`hops[]`, `reply_hops[]` of kind fdb: `facts`", "remote_vtep", "dst"),
             ("`hops[]`, `reply_hops[]` of kind fdb: `facts`", "lladdr", "mac"),
             ("`hops[]`, `reply_hops[]` of kind bridge: `facts`", "lladdr", "mac")} <= rows, rows
+
+
+def test_documented_keys_are_written_as_null_not_left_out():
+    """QA q43 4: `policy table`'s flows[].detail was written only on mismatched flows, and a trace hop's `observe`
+    only where something could be watched (not on the dnat row): a script's flow['detail'] or hop['observe'] got a
+    KeyError. Both are always written, null when there is nothing to say (validate's `note`: test_cli_surface)."""
+    flows = policy_json()["flows"]
+    assert flows and all("detail" in f and f["detail"] is None for f in flows), flows[0]  # not probed
+    from netlab.probe.policytable import Flow
+
+    seen = Flow("a", "b", "tcp", 80, evaluate(load(model("jsv", [])).lab).flows[0].verdict, reached=False,
+                detail="timeout")
+    assert seen.to_json()["detail"] == "timeout"
+    dnat = Hop(netns="l-node-1", where="node node-1", device="eth0", kind="dnat", decision="DNAT to 10.244.1.2:8080")
+    assert dnat.to_json()["observe"] is None
+    assert from_json(R.TraceHop, dnat.to_json()).observe is None  # the API reads it back
