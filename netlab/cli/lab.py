@@ -401,6 +401,7 @@ def list_labs(output: str) -> None:
     rows = api.labs()
     if output == "json":
         print_json([_row_json(r) for r in rows])
+        _say_rows(rows)  # on stderr whatever -o is, as status -o json says its lab's (QA q43 6)
         return
     if not rows:  # on stderr: no row for a script that reads them
         click.echo("netlab: no lab is up", err=True)
@@ -408,6 +409,11 @@ def list_labs(output: str) -> None:
     cells = [[r.lab, r.phase, *("?" if c is None else str(c) for c in (r.nodes, r.pods, r.namespaces)),
               "?" if r.source is None else display_path(r.source)] for r in rows]
     click.echo(table(["lab", "phase", "nodes", "pods", "namespaces", "topology"], cells), nl=False)
+    _say_rows(rows)
+
+
+def _say_rows(rows: "tuple[api.LabInfo, ...]") -> None:
+    """Each lab's line, on stderr: why it is not as a finished up left it, or that its owner ended."""
     for r in rows:
         if r.error:
             click.echo(f"netlab: {r.error}", err=True)
