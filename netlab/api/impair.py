@@ -26,10 +26,10 @@ from netlab.impair import lifecycle as feature
 from netlab.impair.show import Shown, read as read_impairments
 from netlab.lab.up import UpResult
 from netlab.model.impair import POD_INTERFACES, Impairment, describe, node_interfaces
-from netlab.model.lab import resolve
+from netlab.model.lab import Lab, resolve
 from netlab.model.topology import Topology
 from netlab.realize.interrupted import stalled, taken_down
-from netlab.realize.state import LabState, running_lab, still_up
+from netlab.realize.state import LabState, load_state, running_lab, still_up
 from netlab.realize.lab_lock import LabLock
 
 
@@ -85,8 +85,50 @@ def options(rate: str | None, delay: str | None, jitter: str | None, loss: str |
 
 def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: float = 60.0) -> Impaired:
     """Set (or with ``spec`` None clear) the impairment of ``name``'s ``iface`` and converge the lab to it;
-    ``spec`` as :func:`options` checked it."""
-    state = running(lab_name)
+    ``spec`` as :func:`options` checked it.
+
+    The edit is made on the lab's state as it is once impair holds the lab's lock: read before the wait, it
+    would be the lab as it was then, and its up would undo what the lock's holder changed meanwhile (another
+    impair's rate, an ``up -t FILE``'s pod moved). The state read first only refuses a target the lab lacks
+    at once, without waiting."""
+    read = running(lab_name)
+    _edited(read, name, iface, spec)
+    with LabLock(lab_name, "netlab impair", wait=wait) as lock:
+        state = still_up(lab_name, read.run_id, "this impair", lock.waited_for)  # a down may have come first
+        if (line := stalled(state)) is not None:  # an up or down killed halfway meanwhile: list's line
+            raise UsageError(line)
+        topo = state.model()
+        lab, before = _edited(state, name, iface, spec)
+        netns = f"{lab_name}-{name}"
+        key = f"{netns}:{iface}"
+        # Write-ahead: the lab's state says the interface is set at run time before the up that sets it, so that
+        # up words a qdisc it takes off for --clear as cleared (impair.lifecycle), not as left out of a file.
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        had = _runtime_entry(state, key, {"spec": spec.spec() if spec is not None else {}, "at": now})
+        try:
+            done = lifecycle.up_held(lab, source=state.source)
+            # A qdisc change the kernel refuses leaves the interface as it was (netlab.kernel.tc) and is a
+            # warning of up's; here it is the command's whole purpose: the lab's topology goes back to what it
+            # was, and it fails.
+            refused = done.refused.get(key)
+            if refused is not None:
+                lifecycle.up_held(resolve(topo), source=state.source)
+                raise ApplyFailed(f"{refused}; rolled back: lab {lab_name} is impaired as it was")
+        except BaseException:
+            try:
+                after = load_state(lab_name)  # as the up left it (rolled back)
+                if after is not None:  # the interface is as it was, and so its record
+                    _runtime_entry(after, key, had)
+            except NetlabError:
+                pass  # no record to put back; what stopped the impair is said
+            raise
+    return Impaired(lab=lab_name, target=f"{name}:{iface}", netns=netns, before=before,
+                    after=describe(spec.spec()) if spec is not None else "none", up=done)
+
+
+def _edited(state: LabState, name: str, iface: str, spec: Impairment | None) -> tuple[Lab, str]:
+    """The lab of ``state``'s topology with ``name``'s ``iface`` impaired as ``spec`` says (None: cleared), and
+    what it had before in words; a UsageError when the lab has no such pod or node or interface."""
     topo = state.model()
     data = topo.model_dump(mode="json", by_alias=True, exclude_none=True)
     pods = {p["name"]: p for p in data.get("pods", [])}
@@ -97,7 +139,7 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
     elif name in nodes:
         entry, allowed = nodes[name], node_interfaces(topo.network.mode, topo.network.vxlan.vni)
     else:
-        raise UsageError(f"lab {lab_name} has no pod or node {name!r}")
+        raise UsageError(f"lab {state.lab} has no pod or node {name!r}")
     if iface not in allowed:
         raise UsageError(f"{name} has no interface {iface!r} to impair; use one of {', '.join(allowed)}")
     impairs = dict(entry.get("impair", {}))
@@ -107,32 +149,7 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
     else:
         impairs[iface] = spec.model_dump(exclude_none=True)
     entry["impair"] = impairs
-    lab = resolve(Topology.model_validate(data))
-    netns = f"{lab_name}-{name}"
-    key = f"{netns}:{iface}"
-    # Write-ahead: the lab's state says the interface is set at run time before the up that sets it, so that
-    # up words a qdisc it takes off for --clear as cleared (impair.lifecycle), not as left out of a file.
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    had = _runtime_entry(lab_name, key, {"spec": spec.spec() if spec is not None else {}, "at": now}, wait,
-                         state.run_id)
-    try:
-        # running: the run read above, as `up --lab` converges it: one taken down meanwhile is refused, not made again
-        done = lifecycle.up(lab, source=state.source, wait=wait, running=state.run_id)
-        # A qdisc change the kernel refuses leaves the interface as it was (netlab.kernel.tc) and is a warning
-        # of up's; here it is the command's whole purpose: the lab's topology goes back to what it was, and it
-        # fails.
-        refused = done.refused.get(key)
-        if refused is not None:
-            lifecycle.up(resolve(topo), source=state.source, wait=wait, running=state.run_id)
-            raise ApplyFailed(f"{refused}; rolled back: lab {lab_name} is impaired as it was")
-    except BaseException:
-        try:
-            _runtime_entry(lab_name, key, had, wait, state.run_id)  # the interface is as it was, and so its record
-        except NetlabError:
-            pass  # the lab was taken down meanwhile: no record to put back; what stopped the impair is said
-        raise
-    return Impaired(lab=lab_name, target=f"{name}:{iface}", netns=netns, before=before,
-                        after=describe(spec.spec()) if spec is not None else "none", up=done)
+    return resolve(Topology.model_validate(data)), before
 
 
 def result(done: Impaired) -> R.ImpairResult:
@@ -183,15 +200,11 @@ def running(lab_name: str) -> LabState:
     return state
 
 
-def _runtime_entry(lab_name: str, key: str, entry: dict[str, Any] | None, wait: float,
-                   run_id: str | None = None) -> dict[str, Any] | None:
-    """Record ``entry`` as the run-time impairment of ``key`` (None: no record); returns the one it had. ``run_id``:
-    the run of the lab that impair read up, one taken down while impair waited for it refused (realize.state.still_up,
-    as up's)."""
-    with LabLock(lab_name, "netlab impair", wait=wait) as lock:
-        st = running_lab(lab_name) if run_id is None else still_up(lab_name, run_id, "this impair", lock.waited_for)
-        had = feature.runtime(st).pop(key, None)
-        if entry is not None:
-            feature.runtime(st)[key] = entry
-        st.save()
+def _runtime_entry(state: LabState, key: str, entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Record ``entry`` as the run-time impairment of ``key`` (None: no record) in ``state``, read and saved by
+    a holder of the lab's lock; returns the one it had."""
+    had = feature.runtime(state).pop(key, None)
+    if entry is not None:
+        feature.runtime(state)[key] = entry
+    state.save()
     return had

@@ -57,6 +57,22 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
             kernel.close()
 
 
+def up_held(lab: Lab, source: str | None = None, features: Sequence[Feature] | None = None) -> UpResult:
+    """:func:`up` for a caller that holds the lab's lock (LabLock) already and read ``lab`` from the lab's state
+    under it (``netlab impair``): the lab as the lock's previous holder left it, edited, never a copy read before
+    the wait (another command's change would be undone)."""
+    from netlab import doctor
+    from netlab.lab import up as lab_up
+
+    with doctor.required(lab):
+        kernel = live_kernel()
+        try:
+            return lab_up.up_held(lab, kernel, default_features() if features is None else features, source,
+                                   watcher=False)
+        finally:
+            kernel.close()
+
+
 def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, force: bool = False) -> DownResult:
     """Delete everything the lab's state proves it created. Safe to run twice."""
     from netlab.lab import teardown as lab_teardown

@@ -83,11 +83,15 @@ def break_lab(lab_name: str, name: str, target: str | None = None, wait: float =
     """Make the scenario's kernel change in the running lab ``lab_name``."""
     state = running_lab(lab_name)
     lab = served(state.resolved(), state)  # a Completed/Error pod is no endpoint to break (workload/terminal.py)
-    s, tgt = check(name, lab, target)
-    steps = steps_of(s.name, lab, tgt)
-    result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)
+    s, tgt = check(name, lab, target)  # refused at once, without waiting for the lab
     with LabLock(lab.name, f"netlab break {s.name}", wait=wait) as lock:
-        still_up(lab.name, state.run_id, "this break", lock.waited_for)  # read before: a down may have come first
+        now = still_up(lab.name, state.run_id, "this break", lock.waited_for)  # read before: a down may have come
+        if now != state:  # changed while this break waited (an impair, an `up -t FILE`): broken as it is now
+            state = now
+            lab = served(state.resolved(), state)
+            s, tgt = check(name, lab, target)
+        steps = steps_of(s.name, lab, tgt)
+        result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)
         todo, why = _todo(steps, state)
         if why:  # another fault in the way: the kernel cannot make this one on top of it
             raise UsageError(f"{s.name} cannot break {s.target} {tgt.name}: {why} (another fault: `sudo netlab "

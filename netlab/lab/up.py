@@ -76,19 +76,27 @@ def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str |
 
     A lab that is up from another file is refused unless ``reconfigure``. ``running``: the run id of the
     running lab whose saved topology ``lab`` is (`up --lab NAME`, plain `up` of the only lab up, Lab.repair): it
-    converges that lab, never makes it anew; one taken down while this up waited for its lock is refused.
+    converges that lab, never makes it anew; one taken down while this up waited for its lock is refused, and
+    one another command changed meanwhile (`netlab impair`, `up -t FILE`) is converged to its saved topology as
+    that command left it, not as read before the wait (which would undo that change).
     """
     plan = build_plan(lab)
     with LabLock(lab.name, "netlab up", wait=wait) as lock, copy_of_run():  # NETLAB_CNI_LOG: this run's calls
         if running is not None:
-            still_up(lab.name, running, "this up", lock.waited_for, f"; `{from_file_way()}` brings it up from a file")
+            now = still_up(lab.name, running, "this up", lock.waited_for,
+                           f"; `{from_file_way()}` brings it up from a file")
+            if now.model() != lab.written:
+                lab, source = resolve(now.model(), now.held()), now.source
+                plan = build_plan(lab)
         return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source, reconfigure)
 
 
-def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None) -> UpResult:
-    """:func:`up`'s work for a caller that holds the lab's lock (LabLock) already: ``up --watch``'s repair, which
-    reads what the lab must be once it holds the lab, as another command may have changed it meanwhile."""
-    with copy_of_run(lab.name if lab.cni != "builtin" else None):  # NETLAB_CNI_LOG: appended, after a line
+def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
+            watcher: bool = True) -> UpResult:
+    """:func:`up`'s work for a caller that holds the lab's lock (LabLock) already: ``up --watch``'s repair and
+    ``netlab impair``, which read what the lab must be once they hold the lab, as another command may have changed
+    it meanwhile. ``watcher``: the watcher's later apply, its CNI calls appended to its copy (copy_of_run)."""
+    with copy_of_run(lab.name if watcher and lab.cni != "builtin" else None):  # NETLAB_CNI_LOG
         return _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None).run(source, False)
 
 

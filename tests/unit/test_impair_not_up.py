@@ -36,6 +36,7 @@ def kernel(lab, monkeypatch):
         raise AssertionError("impair ran an up of a lab that is not up")
 
     monkeypatch.setattr(lifecycle, "up", no_up)
+    monkeypatch.setattr(lifecycle, "up_held", no_up)
     return k
 
 
@@ -111,10 +112,10 @@ def test_impair_of_a_lab_that_is_up_runs_its_up_for_that_run(lab, kernel, monkey
     ran = []
 
     def record(lab, **kwargs):
-        ran.append(kwargs["running"])
+        ran.append(load_state("fk").run_id)
         raise NetlabError("stop here")
 
-    monkeypatch.setattr(lifecycle, "up", record)
+    monkeypatch.setattr(lifecycle, "up_held", record)
     refused(lambda: impair_api.impair("fk", "a", "eth0", LOSS))
-    assert ran == [load_state("fk").run_id]  # converged as `up --lab` converges it: refused once it is down
+    assert ran == [load_state("fk").run_id]  # converged under the lock it checked the run under
     assert not load_state("fk").extra.get("impair", {}).get("runtime")  # its record put back

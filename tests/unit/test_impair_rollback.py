@@ -127,6 +127,7 @@ def test_impair_records_the_run_time_change_before_its_up_and_puts_it_back_when_
     class Running(State):
         source = None
         run_id = "r1"
+        lab, phase = "x", "up"
 
         def model(self):
             return Topology.model_validate({"name": "x", "nodes": [{"name": "n1"}], "pods": [
@@ -136,7 +137,7 @@ def test_impair_records_the_run_time_change_before_its_up_and_puts_it_back_when_
     state.extra[feature.RECORD] = {"shaped": {}, "runtime": {"x-p1:eth0": {"spec": {"rate": "10mbit"}, "at": "T"}}}
     seen = []
 
-    def up(lab, source=None, wait=0.0, running=None):
+    def up(lab, source=None):
         seen.append(dict(feature.runtime(state)))
         if len(seen) == 2:
             raise ApplyFailed("boom")
@@ -145,7 +146,8 @@ def test_impair_records_the_run_time_change_before_its_up_and_puts_it_back_when_
     monkeypatch.setattr(api_impair, "running", lambda name: state)
     monkeypatch.setattr(api_impair, "still_up", lambda *args: state)
     monkeypatch.setattr(api_impair, "LabLock", lambda *a, **k: nullcontext(SimpleNamespace(waited_for=None)))
-    monkeypatch.setattr(api_impair.lifecycle, "up", up)
+    monkeypatch.setattr(api_impair, "load_state", lambda name: state)
+    monkeypatch.setattr(api_impair.lifecycle, "up_held", up)
     api_impair.impair("x", "p1", "eth0", None)
     assert seen[0]["x-p1:eth0"]["spec"] == {}  # what the up's feature reads: cleared at run time
     with pytest.raises(ApplyFailed):

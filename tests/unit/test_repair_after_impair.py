@@ -12,15 +12,24 @@ from __future__ import annotations
 import pytest
 
 from netlab.api.impair import _runtime_entry
+from netlab.realize.lab_lock import LabLock
 from netlab.realize.state import load_state, repair_command, repair_up
 from test_trace_fix_is_status_repair import LAB, saved_lab, status_repair, trace_fix
 
-KEY = f"{LAB}-client:eth0"  # topologies/services.yaml's pod client, as `netlab impair client:eth0` records it
+KEY = f"{LAB}-client:eth0"
+
+
+def record(lab: str, key: str, entry: dict | None) -> None:
+    """The lab's run-time record of ``key`` set (None: dropped) as impair sets it, holding the lab's lock."""
+    with LabLock(lab, "netlab impair"):
+        state = load_state(lab)
+        assert state is not None
+        _runtime_entry(state, key, entry)  # topologies/services.yaml's pod client, as `netlab impair client:eth0` records it
 
 
 def impaired_at_run_time(spec: dict) -> None:
     """What `netlab impair` writes in the lab's state before its up (api/impair.py): ``spec`` {} is --clear."""
-    _runtime_entry(LAB, KEY, {"spec": spec, "at": "2026-12-04T22:00:00Z"}, wait=5.0)
+    record(LAB, KEY, {"spec": spec, "at": "2026-12-04T22:00:00Z"})
 
 
 @pytest.mark.parametrize("from_file", [True, False], ids=["file", "dict"])
@@ -49,5 +58,5 @@ def test_a_lab_impaired_at_run_time_is_repaired_from_its_saved_topology(state_ro
 def test_once_up_from_the_file_replaced_the_run_time_change_the_file_repairs_again(state_root, tmp_path):
     saved_lab(tmp_path, True, nft=False)
     impaired_at_run_time({"rate": "5mbit"})
-    _runtime_entry(LAB, KEY, None, wait=5.0)  # impair.lifecycle.start forgets it when the file says otherwise
+    record(LAB, KEY, None)  # impair.lifecycle.start forgets it when the file says otherwise
     assert repair_command(LAB) == f"sudo netlab up -t '{tmp_path}/my svc.yaml'"
