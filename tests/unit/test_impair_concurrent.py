@@ -6,7 +6,7 @@ back and put back a rate the file had removed.
 
 The fake kernel; the impairments' qdiscs are a dict (tc stubbed, as test_impair_rollback.py). The other command
 runs whole at the moment the first one asks for the lab's lock (the hook), as if it held the lock while the first
-waited: the order of the real race, made deterministic. Real processes: tests/integration/test_impair_concurrent.py.
+waited: the order of the real race, made deterministic. Real processes: tests/integration/test_impair_concurrent_live.py.
 """
 
 from __future__ import annotations
