@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 
 from netlab.breaks import catalogue
 from netlab.errors import loads_json
@@ -51,6 +52,36 @@ HEALS_BY_ITSELF = {
 def gone_why(scenario: str) -> str:
     """Why a quiz's fault may be gone before its answer, in words (the lab was found as planned)."""
     return HEALS_BY_ITSELF.get(scenario, "repaired since the quiz broke it")
+
+
+# The name a quiz's break holds the lab's lock under: a waiting command and `up --watch`'s line say it, and it
+# must not name the scenario (that is the quiz's answer).
+LOCK_HOLDER = "netlab quiz"
+
+
+def watcher(lab_name: str) -> str | None:
+    """Who keeps the lab with ``netlab up --watch`` now ("pid N (netlab up --watch)"), None: nobody. Read from the
+    watcher's lock file (realize/lab_lock.WatcherLock), never locked nor made here."""
+    from netlab import lockfile
+    from netlab.realize.lab_lock import WatcherLock
+
+    try:
+        fd = os.open(os.path.join(lab_dir(lab_name, create=False), WatcherLock.FILE),
+                     os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return lockfile.holder(fd)
+    finally:
+        os.close(fd)
+
+
+def watched_refusal(lab_name: str, holder: str) -> str:
+    """Why a quiz on a lab that ``up --watch`` keeps is refused: the watcher repairs its fault within a second."""
+    m = re.match(r"pid (\d+)", holder)
+    stop = f"Ctrl-C in its terminal, or sudo kill -INT {m.group(1)}" if m else "Ctrl-C in its terminal"
+    return (f"lab {lab_name} is kept by {holder}: it would repair the quiz's fault within a second, nothing is "
+            f"broken; stop the watcher first ({stop}), then quiz again")
 
 
 def path(lab_name: str) -> str:

@@ -79,12 +79,15 @@ def steps_of(name: str, lab: Lab, target: NodeInfo | PodInfo) -> list[Step]:
     return CHANGES[name](lab, build_plan(lab), target)
 
 
-def break_lab(lab_name: str, name: str, target: str | None = None, wait: float = 60.0) -> BreakResult:
-    """Make the scenario's kernel change in the running lab ``lab_name``."""
+def break_lab(lab_name: str, name: str, target: str | None = None, wait: float = 60.0,
+              holder: str | None = None) -> BreakResult:
+    """Make the scenario's kernel change in the running lab ``lab_name``. ``holder``: the name the lab's lock
+    holds while it does (others' waits and ``up --watch``'s line say it); by default "netlab break SCENARIO",
+    and a quiz's is "netlab quiz", which names no scenario: the lock file's text is the quiz's answer."""
     state = running_lab(lab_name)
     lab = served(state.resolved(), state)  # a Completed/Error pod is no endpoint to break (workload/terminal.py)
     s, tgt = check(name, lab, target)  # refused at once, without waiting for the lab
-    with LabLock(lab.name, f"netlab break {s.name}", wait=wait) as lock:
+    with LabLock(lab.name, holder or f"netlab break {s.name}", wait=wait) as lock:
         now = still_up(lab.name, state.run_id, "this break", lock.waited_for)  # read before: a down may have come
         if now != state:  # changed while this break waited (an impair, an `up -t FILE`): broken as it is now
             state = now

@@ -11,7 +11,7 @@ from netlab.breaks import catalogue
 from netlab.cli.base import attached, cli, require_root
 from netlab.cli.options import lab_options
 from netlab.cli.output import output_option, print_json, warn
-from netlab.errors import UsageError
+from netlab.errors import LabBusy, UsageError
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.lab", "netlab.breaks.run", "netlab.realize.state")
@@ -137,7 +137,8 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     and repairs the lab (`netlab up`). Only scenarios that change something on
     this lab are picked; `netlab break --list` names them all. A lab that is
     not as planned already (`netlab status`) is refused with exit 2: repair it
-    first. A machine without the tools the answer's trace runs (conntrack,
+    first. A lab that `up --watch` keeps is refused with exit 3 (it would
+    repair the fault at once): stop the watcher first. A machine without the tools the answer's trace runs (conntrack,
     iptables-save) is refused with exit 3, nothing broken.
     """
     if ctx.invoked_subcommand is not None:  # its --lab / -t reach the subcommand (options.from_group)
@@ -157,6 +158,8 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     from netlab.realize.state import running_lab
     from netlab.workload.terminal import served
 
+    if (keeper := qz.watcher(name)) is not None:  # it would repair the fault at once: the quiz would be useless
+        raise LabBusy(qz.watched_refusal(name, keeper))
     if before := _faults_before(name):  # the answer's trace would show whichever fault it meets first
         raise UsageError(f"lab {name} is not as planned ({differences(before)}; `sudo netlab status --lab {name}` "
                          f"lists them): a quiz breaks a clean lab; repair it first: {repair_command(name)}")
@@ -169,7 +172,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
                          "could not be checked")
     seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
     s = qz.pick(lab, seed)
-    result = break_lab(name, s.name)
+    result = break_lab(name, s.name, holder=qz.LOCK_HOLDER)
     qz.record(name, s.name, result.target, seed)
     click.echo(f"lab {name} is broken (quiz seed {seed}). Find what is wrong: netlab probe --lab {name}, netlab trace "
                f"--lab {name}, netlab inspect --lab {name}, ip ...; then: sudo netlab quiz answer --lab {name} "

@@ -34,7 +34,8 @@ def rooted(state_root, monkeypatch):
     monkeypatch.delenv("NETLAB_LAB", raising=False)
     monkeypatch.setattr("netlab.cli.breaks.require_root", lambda: None)
     monkeypatch.setattr("netlab.breaks.run.break_lab",
-                        lambda lab, name, target=None, wait=60.0: BreakResult(lab, name, "minikube", ["a change"]))
+                        lambda lab, name, target=None, wait=60.0, holder=None: BreakResult(
+                            lab, name, "minikube", ["a change"]))
     monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name: 0)  # the lab is as planned
 
 

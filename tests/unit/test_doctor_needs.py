@@ -70,8 +70,9 @@ def _quiz_on_a_faked_lab(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(qz, "load", lambda name: None)
     monkeypatch.setattr(qz, "record", lambda *a: None)
-    monkeypatch.setattr(breaks_run, "break_lab", lambda name, scenario, target=None: broken.append(scenario)
-                        or types.SimpleNamespace(target="n1"))
+    monkeypatch.setattr(qz, "watcher", lambda name: None)  # no `up --watch` keeps it
+    monkeypatch.setattr(breaks_run, "break_lab", lambda name, scenario, target=None, holder=None: broken.append(
+                        scenario) or types.SimpleNamespace(target="n1"))
     return broken
 
 
