@@ -71,7 +71,7 @@ class Converging:
     def _held(self, lab: Lab, state: LabState) -> tuple[list[str], list[str], float | None]:
         raise NotImplementedError
 
-    def _relisten(self, lab: Lab, made: Sequence[str]) -> list[str]:
+    def _relisten(self, lab: Lab, made: Sequence[str], own: Sequence[str] = ()) -> list[str]:
         raise NotImplementedError
 
     def failed_starts(self, lab: Lab, state: LabState) -> list[str]:
@@ -138,7 +138,8 @@ class Converging:
         state = load_state(self.lab_name) or state
         lab = served_lab(state)  # as repaired: a pod that has just terminated is out of its Services
         self.kids.track(lab, state)
-        saw = saw + self._relisten(lab, done.created_netns)  # a deletion this repair answered is said with it
+        # a deletion this repair answered is said with it; its own (a moved pod's old namespace) is not
+        saw = saw + self._relisten(lab, done.created_netns, done.remade_netns)
         did = self._did(done, "nothing to change", saw + found)
         self.log(saw_did(f"{saw_words(saw)}{found_words}", waited, f"{did} in {took:.2f}s"))
         _, held_lines, next_due = self._held(lab, state)
@@ -181,7 +182,7 @@ class Converging:
         if state is not None:
             running = served_lab(state)
             self.kids.track(running, state)
-            answered = self._relisten(running, done.created_netns)
+            answered = self._relisten(running, done.created_netns, done.remade_netns)  # a move's deletion: its own
         self.log(saw_did(saw_words([changed, *answered]), reading.waited, self._did(done, "nothing to change")))
         if state is not None:  # what it could not start is tried again at once, as the kubelet's first retry
             self.pending = dedupe(self.pending + self.failed_starts(running, state))

@@ -52,6 +52,9 @@ class UpResult:
     lab: str
     created_netns: list[str] = field(default_factory=list)
     removed_netns: list[str] = field(default_factory=list)
+    # Namespaces this run deleted and made again (a pod moved to another node, or readdressed): their deletion is
+    # its own work, which `up --watch` must not say it saw
+    remade_netns: list[str] = field(default_factory=list)
     fixed: list[str] = field(default_factory=list)  # repairs, and what features did (restarted a container ...)
     operations: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -320,6 +323,7 @@ class _Up(Converging, Rollback):
             self.moved_away.append(name)  # from here on a rollback makes it again (lab/remake.py) if it is gone
             self.result.warnings += stop_features(self.features, state, [name])
             delete_namespaces(self.kernel, [name])
+            self.result.remade_netns.append(name)
             links.pop(name, None)
             state.netns[name] = "intent"
             self.result.fixed.append(remade_line(name.removeprefix(self.lab.name + '-'), why))

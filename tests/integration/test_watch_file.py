@@ -80,3 +80,24 @@ def test_a_writer_that_keeps_the_file_open_half_written_is_waited_for_then_said_
         os.replace(fifo, path)
         line = watcher.wait_for_line(f"saw: {path} changed; did: nothing, it is not valid", after=mark, timeout=20)
         assert "is not a regular file (a FIFO" in line and f"{name}-c" in lab_namespaces(name), line
+
+
+def test_a_pods_move_is_said_as_the_watchers_own_work_not_as_a_deletion_it_saw(tmp_path):
+    """QA q39 5: an edit moved a pod to another node; the watcher's line read "saw: FILE changed; namespace
+    deleted in L-a; did: ...": the deletion is its own apply's (the pod made anew on the other node)."""
+    name = unique_lab("ph")
+    path = write_topology(tmp_path, topology(name))
+    with watching(name) as start:
+        watcher = start(path)
+        before = os.stat(f"/run/netns/{name}-a").st_ino
+        mark = len(watcher.lines)
+        tmp = tmp_path / ".topo.yaml.swp"
+        tmp.write_text(topology(name).replace("  - name: a\n    node: node-1\n", "  - name: a\n    node: node-2\n"))
+        os.replace(tmp, path)
+        line = watcher.wait_for_line(f"saw: {path} changed; did: ", after=mark, timeout=30)
+        assert "pod a moves from node node-1 to node-2" in line, line
+        assert "namespace deleted" not in line, line
+        assert os.stat(f"/run/netns/{name}-a").st_ino != before  # made anew: another namespace
+        # Its eth0's default route goes through node-2's bridge now (node-2's pod CIDR's gateway, 10.244.1.1).
+        routes = ip_json("route", "show", "default", netns=f"{name}-a")
+        assert [r.get("gateway") for r in routes] == ["10.244.1.1"], routes

@@ -89,6 +89,7 @@ def test_a_pod_put_on_another_node_is_made_anew_there(lab, tmp_path):
     new, path = moved(lab, tmp_path)
     done = lab_up.up(new, k, features=(), source=path, reconfigure=True)
     assert done.created_netns == ["fk-b"] and any("pod b moves from node n2 to n1" in f for f in done.fixed)
+    assert done.remade_netns == ["fk-b"]  # its deletion is this run's own: `up --watch` does not say it saw it
     assert status(new, k).ok
     assert not [name for name in k.ns["fk-n2"].links if name.startswith("veth")]  # the old pair went with it
 

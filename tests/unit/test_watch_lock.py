@@ -124,7 +124,7 @@ def test_the_watchers_repair_says_in_its_line_whom_it_waited_for(state_root, mon
     monkeypatch.setattr(watch_converge, "load_state", lambda name: read)  # read by the round after its repair
     monkeypatch.setattr(Watcher, "_apply", lambda self, work: work())
     monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
-    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made: [])
+    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(): [])
     lines: list[str] = []
     w = Watcher("/t.yaml", LAB, lines.append)
     w.kids = types.SimpleNamespace(track=lambda *a: None)
@@ -161,7 +161,7 @@ def test_a_changed_file_is_read_once_the_watcher_holds_the_lab(state_root, tmp_p
     monkeypatch.setattr("netlab.api.lifecycle.live_kernel", lambda: kernel)
     monkeypatch.setattr("netlab.doctor.require_for", lambda lab: None)
     monkeypatch.setattr(Watcher, "features", lambda self, checked=False: [])
-    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made: [])
+    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(): [])
     lines: list[str] = []
     w = Watcher(str(path), LAB, lines.append)
     w.kids = types.SimpleNamespace(track=lambda *a: None)
