@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from netlab.probe.judge import judge
 from netlab.probe.service_targets import Distribution
-from netlab.probe.tasks import Observation
+from netlab.probe.tasks import NO_LINE_IN_TIME, Observation
 
 
 @dataclass
@@ -25,6 +25,7 @@ class DistResult:
     failed: Counter
     problems: list[str]
     elapsed: float = 0.0
+    late: int = 0  # connections accepted whose echo line did not come back in time (NO_LINE_IN_TIME)
 
     @property
     def ok(self) -> bool:
@@ -69,11 +70,14 @@ def judge_distribution(dist: Distribution, observations: list[Observation], time
     t = dist.target
     counts: dict[str, int] = {}
     failed: Counter = Counter()
-    unknown = 0
+    unknown = late = 0
     nat: Counter = Counter()
     for obs in observations:
         if not obs.reached:
             failed[obs.outcome] += 1
+            continue
+        if obs.answered_by is None and obs.detail == NO_LINE_IN_TIME:  # connected; its echo line came too late
+            late += 1
             continue
         if obs.answered_by is None:
             unknown += 1
@@ -85,8 +89,9 @@ def judge_distribution(dist: Distribution, observations: list[Observation], time
     problems: list[str] = []
     total = dist.connections
     if failed:
-        how = ", ".join(f"{n} {why}" for why, n in sorted(failed.items()))
-        problems.append(f"{sum(failed.values())} of {total} connections failed ({how})")
+        problems.append(failed_words(failed, total))
+    if late:  # QA q39 3: said "were not an echo reply", as if another server had answered
+        problems.append(late_words(late, total, timeout))
     if unknown:
         problems.append(f"{unknown} of {total} replies were not an echo reply")
     strangers = {k: v for k, v in counts.items() if k not in members}
@@ -106,7 +111,17 @@ def judge_distribution(dist: Distribution, observations: list[Observation], time
                                 f"({_num(dist.threshold)} of {_num(total / len(members))})")
     for problem, n in nat.items():
         problems.append(f"{n} of {total} replies: {problem}")
-    return DistResult(dist, counts, failed, problems)
+    return DistResult(dist, counts, failed, problems, late=late)
+
+
+def failed_words(failed: Counter, total: int) -> str:
+    how = ", ".join(f"{n} {why}" for why, n in sorted(failed.items()))
+    return f"{sum(failed.values())} of {total} connections failed ({how})"
+
+
+def late_words(late: int, total: int, timeout: float) -> str:
+    return (f"{late} of {total} connections were accepted, but their echo line did not come back within "
+            f"{_num(timeout)} s (late, or lost on the way)")
 
 
 def _generic(problem: str) -> str:

@@ -21,7 +21,7 @@ from netlab.errors import EXIT_CHECKS_FAILED, EnvironmentNotReady, NetlabError, 
 from netlab.kernel.child import Child, ChildDied, ChildError, ChildTimeout
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
-from netlab.probe import bypass, clash, listeners, nodeport_pods, turns
+from netlab.probe import bypass, clash, impaired, listeners, nodeport_pods, turns
 from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
 from netlab.probe.early import Early, options_key
@@ -90,8 +90,10 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
               for h in heard.already]
     renumbered = clash.explain(lab, results)  # a port conntrack moved to keep reply tuples unique: no NAT fault
     began = early.began if early is not None and early.claimed else t0  # the early agent's time is the run's
+    # What explains failures: a port conntrack renumbered, a Service's endpoints, a bridge, netlab's own impairments
+    hints = renumbered + _hints(lab, results) + impaired.hints(lab, results, dist_results, timeout)
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - began, dist_results, notes,
-                  renumbered + _hints(lab, results), bridge=plan.bridge, deleted=[line for _, _, line in gone],
+                  hints, bridge=plan.bridge, deleted=[line for _, _, line in gone],
                   deleted_kinds=[kind for kind, _, _ in gone])
 
 

@@ -82,6 +82,11 @@ class Output:
 
 # --- what the agent saw ------------------------------------------------------------
 
+# A TCP probe connected, and nothing came back on it by the run's timeout: no echo line in time (a late one, held
+# in a rate limiter's queue or lost and resent; or a server that says nothing). A line that came but was no echo
+# line is said otherwise ("the server sent no echo reply").
+NO_LINE_IN_TIME = "connected; no echo line came back in time (late, or lost on the way)"
+
 
 @dataclass
 class Observation:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 from netlab.errors import loads_json
 from netlab.probe import dnsq, icmp
 from netlab.probe.sockets import NsSockets
-from netlab.probe.tasks import Observation, Task
+from netlab.probe.tasks import NO_LINE_IN_TIME, Observation, Task
 
 if TYPE_CHECKING:
     from netlab.probe.worker import Worker
@@ -301,10 +301,10 @@ class Tcp:
             return False
         flow = self.flows[fd]
         self._close(fd)
-        if flow.rtt is not None:  # connected, but no echo line: some other server; reachable all the same
+        if flow.rtt is not None:  # connected, but no echo line: some other server, or late; reachable all the same
             self.w.finish(tid, Observation(outcome="reply", rtt=flow.rtt, local=flow.local, detail=(
                 "connected; the server sent no DNS answer" if flow.task.question else
-                "connected; the server sent no echo reply")))
+                "connected; the server sent no echo reply" if flow.reply else NO_LINE_IN_TIME)))
         else:
             self.w.finish(tid, Observation(outcome="timeout", local=flow.local))
         return True
