@@ -78,7 +78,7 @@ def test_break_lab_holds_the_lock_under_the_name_it_is_given(monkeypatch):
                                                                    types.SimpleNamespace(name="n1")))
     monkeypatch.setattr(brun, "steps_of", lambda name, lab, tgt: [])
     monkeypatch.setattr(brun, "LabLock", Lock)
-    monkeypatch.setattr(brun, "still_up", lambda *a: None)
+    monkeypatch.setattr(brun, "still_up", lambda *a: state)  # the state as it was: nothing came between
     monkeypatch.setattr(brun, "_todo", lambda steps, state: ([], None))
     brun.break_lab(LAB, "ip-forward-off")
     brun.break_lab(LAB, "ip-forward-off", holder=qz.LOCK_HOLDER)
