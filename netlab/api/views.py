@@ -196,16 +196,31 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
                            added=is_added_pod(pod), namespace=pod.spec.namespace,
                            created=_pod_created(state, pod.name) or sandbox,
                            netns_gone=netns_gone, hostname=pod.spec.hostname, subdomain=pod.spec.subdomain))
-    if any(p.netns_gone for p in out):  # SandboxChanged: a `netlab down` deleting them?
+    # (their UTS namespaces: asked of a lab a down is at work on, or left halfway, alone)
+    missing = _missing(lab.name, [(p.name, f"pod {p.name}", p.netns, p.netns_gone) for p in out],
+                       uts=state.phase == "deleting")
+    if missing is not None:  # SandboxChanged, or its UTS namespace gone: a `netlab down` deleting them?
         from netlab.realize.interrupted import taken_down
 
-        # a `down` killed halfway: list's line (`down` finishes it), as exec says it, not SandboxChanged
-        first = next(p.netns for p in out if p.netns_gone)
-        gone = taken_down(state.lab, "its pods' containers and namespaces go with it",
-                          killed=f"namespace {first} is not there")
+        # a `down` killed halfway: list's line (`down` finishes it), as exec says it, not SandboxChanged, nor
+        # ContainerStatusUnknown (killed once it stopped the containers and unpinned their UTS namespaces)
+        gone = taken_down(state.lab, "its pods' containers and namespaces go with it", killed=missing)
         if gone is not None:  # said as status and probe say it, not a pod status to repair (SandboxChanged)
             raise gone
     return tuple(out)
+
+
+def _missing(lab: str, parts: list[tuple[str, str, str, bool]], uts: bool = True) -> str | None:
+    """What of these pods or nodes ((name, how exec calls it, network namespace, whether that is gone)) a `down`
+    (or `up`) killed halfway may have taken, in exec's words: the first one's network namespace, else the first
+    one's UTS namespace (down unpins those once it has stopped the containers); None when all are there."""
+    netns = next((ns for _, _, ns, gone in parts if gone), None)
+    if netns is not None or not uts:
+        return None if netns is None else f"namespace {netns} is not there"
+    from netlab.workload.lifecycle import is_uts_mount
+
+    words = next((words for name, words, _, _ in parts if not is_uts_mount(uts_path(lab, name))), None)
+    return None if words is None else f"{words}'s UTS namespace is not there"
 
 
 def _pod_created(state: LabState, pod: str) -> str | None:
@@ -241,12 +256,12 @@ def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
                          cni0=str(n.gateway), vtep=f"{n.vtep_ip}/32" if lab.mode == "vxlan" else None,
                          pods=tuple(p.name for p in lab.pods_on(n.name)), created=_created(n.netns))
                 for n in lab.nodes)
-    if any(n.created is None for n in out):  # a node's namespace not there: a `netlab down` deleting them?
+    missing = _missing(lab.name, [(n.name, f"node {n.name}", n.netns, n.created is None) for n in out])
+    if missing is not None:  # a node's namespace not there: a `netlab down` deleting them?
         from netlab.realize.interrupted import taken_down
 
-        first = next(n.netns for n in out if n.created is None)
         gone = taken_down(lab.name, "its nodes' namespaces go with it", read_up=False,
-                          killed=f"namespace {first} is not there")  # a `down` killed halfway: list's line
+                          killed=missing)  # a `down` killed halfway: list's line
         if gone is not None:  # said as get pods, status and probe say it, not a table of nodes
             raise gone
     return out

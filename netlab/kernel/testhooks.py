@@ -23,7 +23,9 @@ when this module is imported, never inside a loop; all are off unless set.
     records of the pods a run ADDs written (phase adding), no plugin run
     yet; ``down-deleted``: a
     ``down``'s namespaces deleted, its state (phase deleting) not yet
-    forgotten, the lab's lock held; ``netns-checked``: an ``up`` found the
+    forgotten, the lab's lock held; ``down-stopped``: a ``down``'s
+    containers stopped and their UTS namespaces unpinned, its network
+    namespaces not yet deleted; ``netns-checked``: an ``up`` found the
     names of the namespaces it makes free, none made yet) fails or kills the process there, or
     (``NETLAB_FAULT_MODE=pause``) says ``netlab: paused at NAME`` on stderr
     and waits for a line on stdin: a root test runs another command then;

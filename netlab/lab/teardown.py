@@ -206,6 +206,7 @@ def _teardown(kernel: Kernel, features: Sequence[Feature], state: LabState,
         elif kernel.netns_exists(name):
             result.skipped.append(f"{name}: exists but is not this lab's (no matching tag); left alone")
     result.problems += stop_features(features, state, mine, everything=True)
+    testhooks.fault_point("down-stopped")  # its containers stopped, their UTS pins gone, the namespaces not yet
     if progress and mine:
         progress("namespaces", 0, len(mine))
     kernel.delete_netns_many(mine)

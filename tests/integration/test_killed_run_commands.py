@@ -16,7 +16,8 @@ import json
 
 import pytest
 
-from helpers import ip, lab_down, lab_namespaces, netlab, state_path, unique_lab, without_turn_waits, write_topology
+from helpers import (ip, ip_json, lab_down, lab_namespaces, netlab, state_path, unique_lab, without_turn_waits,
+                     write_topology)
 
 pytestmark = pytest.mark.root
 
@@ -184,5 +185,31 @@ def test_get_logs_and_status_of_a_killed_down_s_lab_say_down_finishes_it_and_up_
             assert netlab("probe", "--lab", lab).returncode == 0
             assert sorted(lab_namespaces(lab)) == sorted(f"{lab}-{n}" for n in ("a", "b", "n1", "underlay"))
             assert netlab("get", "pods", "--lab", lab).stdout.count("Running") == 2
+    finally:
+        lab_down(lab)
+
+
+def test_get_of_a_lab_whose_down_was_killed_once_it_stopped_the_containers_says_list_s_line(tmp_path):
+    """QA q42 1: a `down` killed once it stopped the containers and unpinned their UTS namespaces, the network
+    namespaces still there: get pods listed every pod ContainerStatusUnknown, get nodes its table, exit 0 and no
+    word of the down, where exec, logs, status and probe say list's line first."""
+    lab = unique_lab("fz")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    try:
+        netlab("up", "-t", path)
+        killed(lab, {"NETLAB_FAULT_POINT": "down-stopped"}, "down", "--lab", lab)
+        names = sorted(n["name"] for n in ip_json("netns", "list") if n["name"].startswith(f"{lab}-"))
+        assert names == sorted(f"{lab}-{n}" for n in ("a", "b", "n1", "underlay"))  # not deleted yet
+        with open("/proc/self/mountinfo") as fh:  # the UTS pins are unmounted
+            assert f" {state_path(lab, 'uts')}/" not in fh.read()
+        line = list_line(lab)
+        assert line.endswith(f"(killed); `sudo netlab down --lab {lab}` finishes it"), line
+        for args, missing in ((("get", "pods"), "pod a's UTS namespace"), (("get", "nodes"), "node n1's UTS namespace"),
+                              (("get", "pods", "-o", "json"), "pod a's UTS namespace"),
+                              (("exec", "a"), "pod a's UTS namespace")):
+            r = netlab(*args, "--lab", lab, *(("--", "true") if args[0] == "exec" else ()), check=False)
+            assert (r.returncode, r.stdout, r.stderr) == (2, "", f"netlab: {line} ({missing} is not there)\n"), r
+        netlab("down", "--lab", lab)  # finishes it
+        assert lab_namespaces(lab) == []
     finally:
         lab_down(lab)

@@ -200,3 +200,38 @@ def test_logs_of_a_lab_a_killed_down_left_says_list_s_line(lab, killed_down_lab,
     got = run_cli("logs", "--lab", "fk", "a")  # its log left: printed after the line
     assert (got.returncode, got.stdout, got.stderr) == (
         2, "served 3 requests\n", f"netlab: {killed_down_lab} (namespace fk-a is not there)\n"), got
+
+
+@pytest.mark.parametrize("phase", ["deleting", "up"])
+def test_get_pods_and_nodes_of_a_lab_a_down_killed_after_it_stopped_the_containers_say_list_s_line(
+        lab, monkeypatch, phase):
+    """QA q42 1: a `down` killed once it stopped the containers and unpinned their UTS namespaces, before it deleted
+    the network namespaces: get pods listed every pod ContainerStatusUnknown and get nodes its table, exit 0, where
+    exec, logs, status and probe say list's line. A running lab whose UTS pins were taken by hand is still listed."""
+    from netlab.workload import lifecycle
+
+    k = FakeKernel()
+    up(lab, k)
+    machine_holds(monkeypatch, k)
+    monkeypatch.setattr(views, "_created", lambda ns: "2026-01-01T00:00:00Z" if ns in k.ns else None)
+    monkeypatch.setattr(lifecycle, "is_uts_mount", lambda path: False)  # every pin unmounted
+    with LabLock(lab.name, "netlab down"):
+        state = load_state(lab.name)
+        state.phase = phase
+        state.save()
+    if phase == "up":
+        assert [p.name for p in views.pods(load_state("fk"), lab)] == ["a", "b"]
+        assert [n.name for n in views.nodes(lab)] == ["n1", "n2"]
+        return
+    line = (f"lab fk: the `netlab down` that was taking it down (pid {os.getpid()}) ended before it finished "
+            "(killed); `sudo netlab down --lab fk` finishes it")
+    said = {}
+    for what, read in (("pods", lambda: views.pods(load_state("fk"), lab)), ("nodes", lambda: views.nodes(lab))):
+        with pytest.raises(NetlabError) as info:
+            read()
+        said[what] = (str(info.value), info.value.exit_code)
+    assert said == {"pods": (f"{line} (pod a's UTS namespace is not there)", 2),
+                    "nodes": (f"{line} (node n1's UTS namespace is not there)", 2)}
+    monkeypatch.setattr(lifecycle, "is_uts_mount", lambda path: True)  # a down killed before it stopped anything
+    assert [p.name for p in views.pods(load_state("fk"), lab)] == ["a", "b"]
+    assert [n.name for n in views.nodes(lab)] == ["n1", "n2"]

@@ -118,6 +118,6 @@ def test_age_is_the_pods_record_not_its_sandboxs(model, monkeypatch):
     monkeypatch.setattr(views, "container_states", lambda state, lab: {
         (p.name, c.name): views.Seen("running", 1, None, 1, False, None) for p in lab.pods for c in p.containers})
     monkeypatch.setattr(views.crashloop, "read", lambda name: {})
-    state.lab, state.netns = LAB, {}
+    state.lab, state.netns, state.phase = LAB, {}, "up"
     got = {p.name: p.created for p in views.pods(state, model)}
     assert got == {"fedora-1": "2023-11-14T22:13:20Z", "fedora-2": "2026-01-01T00:00:00Z"}
