@@ -48,6 +48,7 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
     from netlab import doctor
     from netlab.lab import up as lab_up
 
+    check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
     with doctor.required(lab):
         kernel = live_kernel()
         try:
@@ -64,6 +65,7 @@ def up_held(lab: Lab, source: str | None = None, features: Sequence[Feature] | N
     from netlab import doctor
     from netlab.lab import up as lab_up
 
+    check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
     with doctor.required(lab):
         kernel = live_kernel()
         try:
@@ -71,6 +73,29 @@ def up_held(lab: Lab, source: str | None = None, features: Sequence[Feature] | N
                                    watcher=False)
         finally:
             kernel.close()
+
+
+def check_conflist(lab: Lab, source: str | None) -> None:
+    """A conflist lab's conflist, read again (``up --lab``, ``impair``: the lab's saved topology, not its file): one
+    that does not parse now is ``netlab validate``'s line for it (the topology's file:line, network.cni.conflist),
+    exit 2, as ``up -t FILE`` says it; not the doctor's ``tool CNI plugins`` line, exit 3, which blames the machine."""
+    if lab.cni != "conflist":
+        return
+    from netlab.cni.check import wanted
+    from netlab.errors import NetlabError, Problem, TopologyError
+    from netlab.model.cniconf import ConflistError
+    from netlab.model.load import load_source
+
+    where = ("network", "cni", "conflist")
+    try:
+        wanted(lab)  # as the doctor reads it
+    except ConflistError as exc:
+        line = None
+        try:
+            line = load_source(source).line_of(where) if source is not None else None
+        except (NetlabError, OSError, ValueError):  # the file gone or broken since: no line
+            pass
+        raise TopologyError([Problem(source or f"lab {lab.name}", line, ".".join(where), str(exc))]) from None
 
 
 def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, force: bool = False) -> DownResult:
