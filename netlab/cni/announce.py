@@ -15,7 +15,8 @@ in the node, QA q38 #5). A real node with those releases has the same window whe
 (containernetworking/plugins#756); netlab, which hands the same address again at once where a kubelet's
 host-local would give the next free one, sends the announcement the plugin meant, as it does for its own pods
 (lab/announce.py): once the pod's interface and the host veth the result names run, from a packet socket in
-the pod's namespace (kernel/garp.py). Not in a lab made now: no neighbour table holds an entry yet.
+the pod's namespace (kernel/garp.py); one of them that does not exist is not waited for, and the warning names
+it. Not in a lab made now: no neighbour table holds an entry yet.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from netlab.errors import NetnsGone
-from netlab.kernel.base import KernelError
+from netlab.kernel.base import Kernel, KernelError
 from netlab.kernel.running import wait_running
 
 WAIT = 3.0  # seconds, at most, for the links to run (lab/carrier.py's CARRIER_WAIT)
@@ -40,13 +41,15 @@ def announce(todo: list[Announce]) -> list[str]:
         return []
     kernel = LiveKernel()
     try:
-        late = set(wait_running(kernel, [link for ns, dev, _, node, veth in todo
-                                         for link in [(ns, dev)] + ([(node, veth)] if node and veth else [])], WAIT))
+        links = [link for ns, dev, _, node, veth in todo
+                 for link in [(ns, dev)] + ([(node, veth)] if node and veth else [])]
+        missing = _missing(kernel, links)  # never runs: not waited for
+        late = set(wait_running(kernel, [link for link in links if link not in missing], WAIT))
         warnings = []
         for ns, dev, ip, node, veth in todo:
-            if (ns, dev) in late or (node, veth) in late:  # sent now, it would be dropped
-                warnings.append(f"{ns}: {ip} on {dev} not announced (gratuitous ARP): the link does not run after "
-                                f"{WAIT:g}s")
+            why = _why([(ns, dev)] + ([(node, veth)] if node and veth else []), late, missing)
+            if why is not None:  # sent now, it would be dropped (or there is no link to send it through)
+                warnings.append(f"{ns}: {ip} on {dev} not announced (gratuitous ARP): {why}")
                 continue
             try:
                 kernel.announce(ns, dev, ip)
@@ -58,3 +61,31 @@ def announce(todo: list[Announce]) -> list[str]:
         return warnings
     finally:
         kernel.close()
+
+
+def _why(links: list[tuple[str, str]], late: set[tuple[str, str]], missing: set[tuple[str, str]]) -> str | None:
+    """Why a pod's announcement is not sent, naming the link at fault: the pod's interface (``links[0]``) or the
+    node's host interface the CNI result names (``links[1]``), not there or not running; None when both run."""
+    for i, (ns, name) in enumerate(links):
+        named = ", which the CNI result names," if i else ""
+        if (ns, name) in missing:
+            return f"{name} in {ns}{named} does not exist"
+        if (ns, name) in late:
+            return f"{name} in {ns}{named} does not run after {WAIT:g}s"
+    return None
+
+
+def _missing(kernel: Kernel, links: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of ``links`` that do not exist (a result naming another host interface): asked of each namespace with
+    a link that does not run yet; one that cannot be read is left to wait_running."""
+    out: set[tuple[str, str]] = set()
+    for ns in dict.fromkeys(ns for ns, _ in links):
+        try:
+            running = kernel.running_links(ns)
+            if all(name in running for n, name in links if n == ns):
+                continue
+            there = kernel.snapshot(ns, tables=False).links
+        except (KernelError, OSError):
+            continue
+        out |= {(n, name) for n, name in links if n == ns and name not in there}
+    return out
