@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from netlab import signals
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, NetlabError
 from netlab.model.naming import is_netns
 from netlab.kernel.base import Kernel
 from netlab.kernel import testhooks
@@ -39,7 +39,7 @@ from netlab.realize import ownership
 from netlab.realize.interrupted import DOWN_FAILED, folder_names, interrupted_up
 from netlab.realize.state import LabState, load_state
 from netlab.realize.state_errors import StateNotForgotten, lost_state
-from netlab.realize.state_dir import forget, state_file, state_temps
+from netlab.realize.state_dir import forget, lab_dir, state_file, state_temps
 from netlab.realize.lab_lock import LabLock
 
 Progress = Callable[[str, int, int], None]
@@ -71,7 +71,15 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
     signals.check()  # a SIGTERM whose exception was swallowed before: not taken down halfway, not begun
     cut = interrupted_up(lab_name) is not None  # asked before this down's lock names it instead of that up
     changing = _FromFirstChange()
-    with LabLock(lab_name, "netlab down", wait=wait), changing:
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(LabLock(lab_name, "netlab down", wait=wait))
+        except EnvironmentNotReady:
+            unlocked = _not_up_unlocked(lab_name, force)  # a full or read-only state folder: no lab folder to lock
+            if unlocked is None:
+                raise
+            return unlocked
+        held.enter_context(changing)
         if force:
             def down_one(st: LabState, tag: str) -> DownResult:
                 changing.begin()
@@ -96,6 +104,23 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
             return DownResult(lab=lab_name, was_up=cut, skipped=left)
         changing.begin()
         return teardown(kernel, features, state, tag_for(state), progress)
+
+
+def _not_up_unlocked(lab: str, force: bool) -> DownResult | None:
+    """``down`` of lab ``lab`` whose lock cannot be taken because its folder, not there, cannot be made (a full or
+    read-only state folder): without a folder it has no state, so when nothing else of it remains (no namespace
+    tagged as its, no pods' files: what ``down`` looks for when it finds no state) it is simply not up, nothing
+    to do, as on a writable folder; a lab whose state is lost is said so (plain ``down``'s line). None otherwise
+    (its folder is there, or --force has something to take away: the lock's own error stands)."""
+    try:
+        if os.path.lexists(lab_dir(lab, create=False)):
+            return None
+    except (NetlabError, OSError):
+        return None
+    lost = lost_state(lab, pod_files=True)
+    if lost is not None and not force:
+        raise lost
+    return None if lost is not None else DownResult(lab=lab, was_up=False)
 
 
 class _FromFirstChange:

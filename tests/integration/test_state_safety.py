@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from helpers import NETLAB, lab_namespaces, netlab, write_topology
+from helpers import NETLAB, lab_namespaces, netlab, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -451,3 +451,16 @@ def test_no_output_file_lands_on_a_labs_own_files(labs, tmp_path):
         subprocess.run(["umount", str(view)], check=True)
     assert open(state, "rb").read() == before and open(resolv).read() == pod_file
     assert netlab("status", "--lab", lab).returncode == 0
+
+
+def test_down_of_a_lab_that_is_not_up_on_a_full_or_read_only_state_folder_has_nothing_to_do(tmpfs):
+    """QA q42 5: `down --lab X` (and `--force`) of a lab that is not up exited 3, "cannot use DIR/X: No space left
+    on device" (or "cannot write DIR/X: ... read-only file system"): it made the lab's folder for its lock just to
+    find no lab. A cleanup script's `down` on a full disk, when a cleanup is wanted, says "not up; nothing to do"."""
+    lab = unique_lab("fz")
+    fs = tmpfs("1m,nr_inodes=2")  # the folder itself and one more: the lab's folder, not the mark in it
+    for env in (fs.env, fs.read_only()):
+        for args in ((), ("--force",)):
+            r = netlab("down", "--lab", lab, *args, check=False, env=env)
+            assert (r.returncode, r.stdout, r.stderr) == (0, f"lab {lab} is not up; nothing to do\n", ""), (env, r)
+    assert os.listdir(fs.path) == []
