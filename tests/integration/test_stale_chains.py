@@ -3,8 +3,9 @@ kube-proxy chain made by hand, the NetworkPolicy chains of a node whose pods no 
 kube-proxy's whole iptables-mode ruleset after a switch to nftables mode. `status` (and `status -t FILE`)
 names them, `up` deletes them, and a chain of the user's own, under another name, stays.
 
-One small lab is shared by the module, the cases in order (each leaves it clean). The fake kernel's unit tests:
-tests/unit/test_owned_chains.py.
+One small lab is shared by the cases a worker runs (each leaves it clean), but no case counts on another: with
+--dist worksteal (pyproject.toml) a worker may take later cases of this module to a lab of its own, so each case
+makes the chains of the user's it checks itself. The fake kernel's unit tests: tests/unit/test_owned_chains.py.
 """
 
 from __future__ import annotations
@@ -105,6 +106,11 @@ def test_switching_to_nftables_mode_takes_every_iptables_mode_chain_away(lab, tm
     name, path = lab
     node = f"{name}-n1"
     in_netns(node, "iptables", "-t", "nat", "-N", LEFTOVER, check=True)
+    # The user's chains, of this case's own (MY-OWN and MY-FILTER are made by the cases above, which another
+    # worker may have run on its lab), with a rule each: the switch neither deletes nor flushes them.
+    for table, chain in (("nat", "MY-NAT-KEPT"), ("filter", "MY-FILTER-KEPT")):
+        in_netns(node, "iptables", "-t", table, "-N", chain, check=True)
+        in_netns(node, "iptables", "-t", table, "-A", chain, "-s", "192.0.2.7", "-j", "RETURN", check=True)
     nft = write_topology(tmp_path, topology(name, mode="nftables"), name="nft.yaml")
     code, details = status_json("-t", nft)
     assert code == 1
@@ -124,5 +130,7 @@ def test_switching_to_nftables_mode_takes_every_iptables_mode_chain_away(lab, tm
             assert len(listed) == len(set(listed)), said
         [said] = [line for line in fixed if line.startswith(f"{node}: deleted stale {table} chains ")]
         assert sorted(said.split(" chains ", 1)[1].split(", ")) == sorted(before[table]), (said, before[table])
-    assert "MY-OWN" in chains(node, "nat") and "MY-FILTER" in chains(node, "filter")
+    for table, chain in (("nat", "MY-NAT-KEPT"), ("filter", "MY-FILTER-KEPT")):
+        save = in_netns(node, "iptables-save", "-t", table, check=True).stdout
+        assert f"-A {chain} -s 192.0.2.7/32 -j RETURN" in save.splitlines(), (table, save)
     assert netlab("status", "-t", nft, check=False).returncode == 0
