@@ -10,7 +10,8 @@ after `up` and after `up`s that attach and detach a pod; and a watched lab's, wh
 and holds it back (CrashLoopBackOff). The watcher's back-off record (backoff.json, a file of its own beside the state)
 has no schema: its reader (workload/crashloop.py) takes what it understands and a record it cannot read is no record.
 So: every container the watcher wrote there is one the reader takes, and a corrupt record is no error in `get pods`
-nor `status` (no traceback; the container is not said to wait).
+nor `status` (no traceback; the container is not said to wait), read while the watcher is frozen (SIGSTOP) in its
+back-off: still running, it neither restarts the container (an apply `status` says is at work) nor writes again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import pytest
 
 from helpers import lab_up, netlab, state_path, unique_lab, write_topology
+from netlab.realize.lab_lock import lab_lock_holder
 from netlab.realize.state_schema import check_state
 from netlab.workload import crashloop
 from watching import wait_until, watching
@@ -133,18 +135,24 @@ def test_the_state_and_back_off_record_of_a_watched_lab(tmp_path):
         # The container exits: restarted at once, then held back 30 s after it exits again (backoff.json)
         watcher = start(path, backoff="30", resync="5")
         wait_until(lambda: os.path.exists(record), 15.0, step=0.05)
-        main = checked(lab)["extra"]["workload"]["pods"]["crash"]["containers"]["main"]
-        assert (main["restarts"], main["last_exit_code"]) == (1, 3), main
-        with open(record, "rb") as fh:
-            written = json.loads(fh.read())
-        # Every container the watcher holds back is one the reader takes (the file's shape is the reader's)
-        held = crashloop.read(lab)
-        assert sorted(held) == sorted(written["containers"]) == ["crash/main"], (held, written)
-        assert held["crash/main"].watcher == watcher.proc.pid, held
-        assert "CrashLoopBackOff" in said(lab)
-        for raw in corrupt(written["watcher"]):
-            with open(record, "wb") as fh:
-                fh.write(raw)
-            assert "CrashLoopBackOff" not in said(lab), raw
+        # The watcher waits out the back-off now, and holds no lock. Frozen, it cannot end it meanwhile: its restart
+        # of the container is an apply under the lab's lock, and `status` reading the lab then rightly says that
+        # apply's work half done (exit 3), then the back-off's next record stands in for the corrupt one written
+        # here. Under load the reads below outlasted the 30 s back-off (CI).
+        with watcher.frozen():
+            assert lab_lock_holder(lab) is None, "the watcher froze while it held the lab's lock"
+            main = checked(lab)["extra"]["workload"]["pods"]["crash"]["containers"]["main"]
+            assert (main["restarts"], main["last_exit_code"]) == (1, 3), main
+            with open(record, "rb") as fh:
+                written = json.loads(fh.read())
+            # Every container the watcher holds back is one the reader takes (the file's shape is the reader's)
+            held = crashloop.read(lab)
+            assert sorted(held) == sorted(written["containers"]) == ["crash/main"], (held, written)
+            assert held["crash/main"].watcher == watcher.proc.pid, held
+            assert "CrashLoopBackOff" in said(lab)
+            for raw in corrupt(written["watcher"]):
+                with open(record, "wb") as fh:
+                    fh.write(raw)
+                assert "CrashLoopBackOff" not in said(lab), raw
         assert watcher.stop() == 0
         checked(lab)

@@ -110,6 +110,20 @@ class Watcher:
             time.sleep(0.02)
         raise AssertionError(f"{missing} within {timeout} s:\n" + "\n".join(self.lines))
 
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The watcher stopped (SIGSTOP) until the block ends (SIGCONT, whatever happens in it): a back-off that
+        ends meanwhile, a resync, restart nothing and take no lock, so what other commands read of the lab then is
+        no work of the watcher's half done. Entered once every thread of it has stopped (waitid, the state
+        change not consumed: Popen still reaps the watcher's exit)."""
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            info = os.waitid(os.P_PID, self.proc.pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
+            assert info is not None and info.si_code == os.CLD_STOPPED, f"the watcher did not stop: {info}"
+            yield
+        finally:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
