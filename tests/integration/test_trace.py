@@ -77,7 +77,7 @@ def test_trace_pod_to_pod_across_the_vxlan_overlay(labs):
     assert enc["facts"]["outer_dst"] == "192.168.122.7" and enc["facts"]["outer_sport"] > 0
     assert order[-1]["facts"]["ttl"] == 62  # two routers: minikube and minikube-m02
     # Every row that can be observed was seen, on the way there and back.
-    observable = [h for h in hops + d["reply_hops"] if "observe" in h]
+    observable = [h for h in hops + d["reply_hops"] if h.get("observe") is not None]
     assert observable and all(h["seen"] is True for h in observable), [
         (h["index"], h["netns"], h["device"], h["kind"]) for h in observable if not h["seen"]]
     # The commands are real: the one for the route row answers the same.
@@ -104,7 +104,7 @@ def test_trace_names_the_hop_where_a_deleted_arp_entry_stops_the_packet(labs):
     assert (lost["netns"], lost["device"]) == (n1, "flannel.1")
     assert lost["reason"].startswith("no ARP entry for 10.244.1.0 on flannel.1")
     assert "nolearning" in lost["reason"] and "neigh replace 10.244.1.0" in lost["fix"]
-    seen = {(h["netns"], h["device"]): h["seen"] for h in d["hops"] if "observe" in h}
+    seen = {(h["netns"], h["device"]): h["seen"] for h in d["hops"] if h.get("observe") is not None}
     assert seen[(n1, "cni0")] is True and seen[(n1, "flannel.1")] is False
     # the kernel asked on flannel.1; nobody can answer (the list also holds the ARP a first trace's packet made
     # on its way, answered: fedora-1's for its gateway)

@@ -183,7 +183,7 @@ def test_internet_to_a_node_port_shows_the_endpoint_pods_hop(svc_lab):
     last = d["hops"][-1]
     assert (last["netns"], last["kind"], last["seen"]) == (f"{lab}-{ep['endpoint']}", "deliver", True)
     assert f"{lab}-{ep['endpoint']}" in d["captured_netns"]
-    observable = [h for h in d["hops"] if "observe" in h]
+    observable = [h for h in d["hops"] if h.get("observe") is not None]
     assert all(h["seen"] for h in observable), [(h["index"], h["netns"], h["device"]) for h in observable]
     text = netlab("trace", "--lab", lab, "example", "node-2", "--proto", "tcp", "--port", "30080").stdout
     assert "result: delivered to web-" in text
@@ -222,7 +222,7 @@ def test_trace_to_kube_dns_asks_a_real_question_and_shows_the_answer(svc_lab):
     assert [(a["name"], a["type"], a["data"]) for a in answer["answers"]] == [
         ("kube-dns.kube-system.svc.cluster.local.", "A", "10.96.0.10")]
     # Seen all the way there and back: the answer comes from the ClusterIP (un-DNATed on node-1's bridge).
-    observable = [h for h in d["hops"] + d["reply_hops"] if "observe" in h]
+    observable = [h for h in d["hops"] + d["reply_hops"] if h.get("observe") is not None]
     assert all(h["seen"] for h in observable), [(h["direction"], h["index"], h["netns"], h["device"])
                                                 for h in observable if not h["seen"]]
     assert d["reply_hops"][-1]["observe"]["flow"].startswith("10.96.0.10:53 → 10.244.0.3:")
@@ -322,7 +322,7 @@ def test_a_nodes_own_connection_to_a_service_on_another_node_is_answered_and_see
     n2 = f"{lab}-node-2"
     rc, d = traced(lab, "node-2", "svc/kube-dns", "--proto", "tcp")
     assert rc == 0 and d["delivered"] and d["reply_received"] and d["reply_lost"] is None, d["reply_lost"]
-    observable = [h for h in d["reply_hops"] if "observe" in h]
+    observable = [h for h in d["reply_hops"] if h.get("observe") is not None]
     assert all(h["seen"] for h in observable), [(h["index"], h["netns"], h["device"]) for h in observable]
     last = d["reply_hops"][-1]
     assert (last["netns"], last["device"], last["kind"]) == (n2, "flannel.1", "deliver")
