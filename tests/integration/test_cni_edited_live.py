@@ -198,7 +198,8 @@ def test_a_conflist_edited_into_one_that_cannot_be_read_is_drift_and_reconfigure
     assert netlab(*repair.split()[2:], check=False).returncode == 2
     validate = netlab("validate", "-t", path, check=False)  # the same words
     assert f"network.cni.conflist: {conflist}: is not JSON (line 1 column " in validate.stdout + validate.stderr
-    assert netlab("up", "--lab", lab, check=False).returncode == 3  # up refuses it at preflight
+    again = netlab("up", "--lab", lab, check=False)  # up refuses it before anything: validate's line, exit 2 (QA q42 2)
+    assert again.returncode == 2 and f"{conflist}: is not JSON (line 1 column " in again.stderr, again.stderr
     assert _eth0(lab, "a") == [(1450, ["10.244.0.2"])]  # the pods run on with the config they were attached with
     conflist.unlink()  # deleted: said so, not "edited" (QA q19)
     gone = netlab("status", "--lab", lab, check=False)
