@@ -17,24 +17,14 @@ import subprocess
 
 import pytest
 
-from helpers import lab_up, netlab, traced, unique_lab, write_topology
+from helpers import ip_json, lab_up, netlab, traced, unique_lab, write_topology
+from test_trace_lb_ip_live import LB, NODE_PORT, TOPOLOGY as LB_TOPOLOGY
 
 pytestmark = pytest.mark.root
 
-LB, NODE_PORT = "203.0.113.254", 30083
-TOPOLOGY = """name: {lab}
-nodes: [{{name: n1}}, {{name: n2}}]
-pods:
-  - {{name: web, node: n1, labels: {{app: web}}}}
-  - {{name: peer, node: n2}}
-services:
-  - {{name: web-lb, type: LoadBalancer, selector: {{app: web}}, loadBalancerIP: {lb},
-     ports: [{{port: 80, targetPort: 8080, nodePort: {np}}}]}}
-internet:
-  cidr: 203.0.113.0/24
-  gateway: {{ip: 203.0.113.1}}
-  hosts: [{{name: client, ip: 203.0.113.50}}]
-"""
+# test_trace_lb_ip_live's lab (a LoadBalancer Service to web on n1, pod c on n2, the internet's client), in
+# kube-proxy's default mode
+TOPOLOGY = LB_TOPOLOGY.replace("{mode}", "iptables")
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +37,7 @@ def lab(tmp_path_factory):
 
 
 def _addr(netns: str, dev: str) -> str:
-    out = subprocess.run(["ip", "-n", netns, "-j", "-4", "addr", "show", dev], capture_output=True, text=True,
-                         check=True).stdout
-    return json.loads(out)[0]["addr_info"][0]["local"]
+    return ip_json("-4", "addr", "show", dev, netns=netns)[0]["addr_info"][0]["local"]
 
 
 def test_a_trace_to_the_load_balancer_ip_says_via_loadbalancer_as_probe_does(lab):
@@ -76,7 +64,7 @@ def test_a_trace_to_the_load_balancer_ip_says_via_loadbalancer_as_probe_does(lab
 
 
 def test_the_fdb_and_bridge_rows_facts_say_bridge_fdbs_mac_and_dst(lab):
-    peer_ip = _addr(f"{lab}-peer", "eth0")
+    peer_ip = _addr(f"{lab}-c", "eth0")
     rc, d = traced(lab, "web", peer_ip)
     assert rc == 0 and d["delivered"], d["lost"]
     [fdb] = [h for h in d["hops"] if h["kind"] == "fdb"]
@@ -87,6 +75,6 @@ def test_the_fdb_and_bridge_rows_facts_say_bridge_fdbs_mac_and_dst(lab):
     shown = json.loads(subprocess.run(["bridge", "-n", fdb["netns"], "-j", "fdb", "show", "dev", fdb["device"]],
                                       capture_output=True, text=True, check=True).stdout)
     assert {"mac": f["mac"], "dst": f["dst"]} in [{"mac": e["mac"], "dst": e.get("dst")} for e in shown], shown
-    assert f["dst"] == _addr(f"{lab}-n2", "eth0")  # the remote VTEP: n2, where peer runs
+    assert f["dst"] == _addr(f"{lab}-n2", "eth0")  # the remote VTEP: n2, where c runs
     bridges = [h["facts"] for h in d["hops"] if h["kind"] == "bridge" and "port" in h["facts"]]
     assert bridges and all(b["mac"] == b["lladdr"] for b in bridges), bridges
