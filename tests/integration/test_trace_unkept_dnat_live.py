@@ -125,11 +125,12 @@ def test_the_endpoints_blocked_bridge_port_is_named_at_the_dnat_and_its_fix_brin
         assert lost["fix"] == (f"ip -n {node} link set {port} up" if scenario == "bridge-port-down" else
                                f"bridge -n {node} link set dev {port} state forwarding"), lost
         subprocess.run(shlex.split(lost["fix"]), check=True, timeout=10)
-        state = json.loads(subprocess.run(["bridge", "-n", node, "-j", "link", "show", "dev", port],
-                                          capture_output=True, text=True, check=True).stdout)[0]["state"]
         # The kernel activates a link's queue once its carrier is back (linkwatch, up to a second later), and says
-        # so by its operstate: until then it drops what leaves by it, a user typing the fix does not see it.
-        assert state == "forwarding" and wait_for(lambda: _up(node, port) and _up(f"{name}-kube-dns", "eth0"))
+        # so by its operstate: until then it drops what leaves by it, a user typing the fix does not see it. The
+        # bridge turns a port that was down to forwarding on that same event (br_port_carrier_check), so after
+        # `link set up` the port reads "disabled" until linkwatch has run.
+        assert wait_for(lambda: _port_state(node, port) == "forwarding" and _up(node, port)
+                        and _up(f"{name}-kube-dns", "eth0")), _port_state(node, port)
         # A packet sent while the node's resolution begun before the fix is still INCOMPLETE waits on it and is
         # dropped when its last probe (sent while the port was down) goes unanswered: a user's query right after
         # the fix may be lost so. Once the kernel has given that resolution up, a new packet asks again.
@@ -139,6 +140,11 @@ def test_the_endpoints_blocked_bridge_port_is_named_at_the_dnat_and_its_fix_brin
         assert dns_answers(model, client, 0)
     finally:
         repaired(name, path)
+
+
+def _port_state(netns: str, dev: str) -> str:
+    return json.loads(subprocess.run(["bridge", "-n", netns, "-j", "link", "show", "dev", dev], capture_output=True,
+                                     text=True, check=True).stdout)[0]["state"]
 
 
 def _up(netns: str, dev: str) -> bool:
