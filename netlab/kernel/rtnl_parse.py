@@ -106,6 +106,11 @@ _VXLAN_FIELDS = {IFLA_VXLAN_ID: ("id", "u32"), IFLA_VXLAN_LINK: ("link", "u32"),
                  IFLA_VXLAN_TTL: ("ttl", "u8")}
 
 
+def _get_u16(a: dict[int, bytes], kind: int) -> int | None:
+    v = a.get(kind)
+    return struct.unpack_from("=H", v)[0] if v and len(v) >= 2 else None
+
+
 def parse_link(m: Msg) -> LinkMsg:
     _family, _type, index, flags, _change = IFINFO.unpack_from(m.body)
     a = attrs(m.body, IFINFO.size)
@@ -120,6 +125,12 @@ def parse_link(m: Msg) -> LinkMsg:
             for key, (name, how) in _VXLAN_FIELDS.items():
                 if key in va:
                     data[name] = {"u32": get_u32, "u8": get_u8, "be16": get_be16, "ip": get_ipv4}[how](va, key)
+        elif kind in ("macvlan", "ipvlan") and IFLA_INFO_DATA in ia:
+            # IFLA_MACVLAN_MODE (u32) / IFLA_IPVLAN_MODE (u16), attribute 1 of both (include/uapi/linux/if_link.h)
+            va = attrs(ia[IFLA_INFO_DATA])
+            mode = (get_u32 if kind == "macvlan" else _get_u16)(va, 1)
+            if mode is not None:
+                data["mode"] = mode
     return LinkMsg(index=index, name=get_str(a, IFLA_IFNAME) or "", kind=kind, up=bool(flags & IFF_UP),
                    mtu=get_u32(a, IFLA_MTU), mac=get_mac(a, IFLA_ADDRESS), master=get_u32(a, IFLA_MASTER),
                    peer=get_u32(a, IFLA_LINK), peer_netnsid=_signed(get_u32(a, IFLA_LINK_NETNSID)),

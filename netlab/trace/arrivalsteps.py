@@ -36,7 +36,7 @@ class ArrivalSteps(WalkParts):
         links = self.k.links(ns)
         link = links.get(dev)
         src_peer = self.lab.peers.get((ns, dev))
-        came = f"from {src_peer[1]} in {src_peer[0]} (its veth peer)" if src_peer else ""
+        came = s.came or (f"from {src_peer[1]} in {src_peer[0]} (its veth peer)" if src_peer else "")
         if link is None:
             why = f"{dev} does not exist in {ns}"
             self.rows.add(ns, dev, "arrive", f"arrives {came}", problem=why)
@@ -70,6 +70,9 @@ class ArrivalSteps(WalkParts):
                 return IpIn(ns, bridge.name, bridge_mac=mac, port=dev)
             self._bridged_nat(ns, dev)
             return self._bridge_forward(ns, bridge, mac, ingress=dev)
+        child = self._child_in(ns, dev, mac) if not s.came else None
+        if child is not None:  # a frame from the wire for a macvlan child of this device (macvlansteps.py)
+            return child
         if link.mac and mac not in (link.mac, BROADCAST):
             why = f"the frame is for {mac} but {dev} in {ns} is {link.mac}: the kernel drops it (not for this host)"
             self.rows.add(ns, dev, "arrive", f"arrives {came}", [f"ip -n {ns} link show {dev}"],

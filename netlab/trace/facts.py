@@ -56,6 +56,12 @@ class LinkFacts:
     # peer is down), listening, learning, blocking; the bridge sends frames out of, and takes them in from, a
     # forwarding port only. None: not a bridge port, or not known.
     port_state: str | None = None
+    # A macvlan's or ipvlan's lower device (IFLA_LINK: its ifindex, in the namespace of IFLA_LINK_NETNSID when
+    # lower_elsewhere, else in this one) and its mode: macvlan private, vepa, bridge, passthru, source; ipvlan l2,
+    # l3, l3s. None for other kinds.
+    lower: int | None = None
+    lower_elsewhere: bool = False
+    mode: str | None = None
 
 
 def vxlan_on_port(links: dict[str, LinkFacts], port: int | None) -> LinkFacts | None:

@@ -26,6 +26,7 @@ class Hop:
     device: str
     # send route neigh fdb bridge arrive dnat snat encap decap deliver drop link (a down link's lost routes)
     # reject (a reply that is a policy REJECT's answer)
+    # macvlan ipvlan (a pod's plugin-made child of a node device: macvlansteps.py)
     kind: str
     decision: str
     commands: list[str] = field(default_factory=list)

@@ -37,6 +37,11 @@ NUD = [(0x80, "PERMANENT"), (0x40, "NOARP"), (0x02, "REACHABLE"), (0x04, "STALE"
 BR_STATES = rtnl.BR_STATES  # a bridge port's STP state by number, as `bridge link` names it
 
 
+# include/uapi/linux/if_link.h: enum macvlan_mode (flags), enum ipvlan_mode
+MACVLAN_MODES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
+IPVLAN_MODES = {0: "l2", 1: "l3", 2: "l3s"}
+
+
 def nud_state(state: int) -> str:
     for bit, name in NUD:
         if state & bit:
@@ -137,12 +142,16 @@ class LiveKernel(KernelTables):
                 d = link.data
                 vx = VxlanFacts(vni=d.get("id", 0), port=d.get("port", 0), local=d.get("local"),
                                 dev=names.get(d.get("link") or 0), learning=bool(d.get("learning")))
+            lower = link.peer if link.kind in ("macvlan", "ipvlan") else None
+            mode = (MACVLAN_MODES if link.kind == "macvlan" else IPVLAN_MODES).get(link.data.get("mode", -1)) \
+                if lower is not None else None
             port = ports.get(link.index)
             state = BR_STATES.get(port.state) if port is not None and port.state is not None else None
             out[link.name] = LinkFacts(
                 name=link.name, index=link.index, kind=link.kind, mac=link.mac, mtu=link.mtu or 0, up=link.up,
                 master=names.get(link.master) if link.master else None, hairpin=port.hairpin if port else None,
-                vxlan=vx, addresses=tuple(addrs.get(link.index, ())), operstate=link.operstate, port_state=state)
+                vxlan=vx, addresses=tuple(addrs.get(link.index, ())), operstate=link.operstate, port_state=state,
+                lower=lower, lower_elsewhere=lower is not None and link.peer_netnsid is not None, mode=mode)
         self._links[netns] = out
         self._byindex[netns] = names
 

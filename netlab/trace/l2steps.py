@@ -61,6 +61,9 @@ class L2Steps(WalkParts):
             why = f"no ARP entry for {ip} on {dev}: {NEVER_ASKED} (it did not get here?)"
         else:
             why = f"no ARP answer for {ip} on {dev} ({state}): nothing on that link answers for {whose}"
+        mv = self._child_arp(ns, link, ip) if n is not None else None
+        if mv is not None:  # macvlansteps.py
+            why = f"no ARP answer for {ip} on {dev} ({state}): {mv}"
         fix = self.lab.planned_neigh.get((ns, dev, ip))
         blocked = self._arp_blocked(ns, dev, link, ip)
         if blocked is not None:  # the ARP request died at a bridge port: the one it came in by, or the target's

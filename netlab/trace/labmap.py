@@ -160,6 +160,7 @@ class LabMap:
     plugin_devs: dict[str, frozenset[str] | None] = field(default_factory=dict)
     # node namespace -> its pods' namespaces -> their chains' CNI_IFNAME (realize.attachments.plugin_pods)
     plugin_pods: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
+    pod_nodes: dict[str, str] = field(default_factory=dict)  # pod namespace -> its node's namespace
 
     def __post_init__(self) -> None:
         self.repair = self.repair or f"sudo netlab up --lab {self.lab}"
@@ -187,6 +188,7 @@ class LabMap:
         m.outside_cidr = {str(lab.pod(pod).ip): line for pod, line in lab.outside_pod_cidrs().items()}
         for pod in lab.pods:
             m.names[pod.netns] = f"pod {pod.name}"
+            m.pod_nodes[pod.netns] = lab.node(pod.node).netns
             m.ip_names[str(pod.ip)] = pod.name
             att = lab.attached.get(pod.name)
             if lab.cni == "conflist":

@@ -197,6 +197,8 @@ class RouteSteps(WalkParts):
             # Bridged DNAT: the frame never left the bridge, it goes on from the port it came in on.
             ingress = self._port_in if self._unseen == (ns, link.name) else None
             return self._bridge_forward(ns, link, mac, ingress=ingress, routed=iif is not None)
+        if link.kind in ("macvlan", "ipvlan"):  # a pod's plugin-made child of a node device: macvlansteps.py
+            return self._child_out(ns, link, mac)
         return self._leave(ns, oif, mac)
 
     def _source_row(self, ns: str, f: Flow, service: str | None = None) -> None:

@@ -19,6 +19,7 @@ class FrameIn:
     netns: str
     dev: str
     mac: str
+    came: str = ""  # where it came from, when not by the device's veth peer (a macvlan sibling)
 
 
 @dataclass(frozen=True)

@@ -39,13 +39,14 @@ from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Rows, Walk
 from netlab.trace.labmap import LabMap
 from netlab.trace.l2steps import L2Steps
+from netlab.trace.macvlansteps import MacvlanSteps
 from netlab.trace.natsteps import NatSteps
 from netlab.trace.routesteps import RouteSteps
 from netlab.trace.states import FrameIn, LocalOut, State
 from netlab.trace.vxlansteps import VxlanSteps
 
 
-class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps):
+class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps, MacvlanSteps):
     """Follows one packet through the lab, asking the kernel at every namespace."""
 
     MAX_STEPS = 64
