@@ -1,4 +1,4 @@
-"""A pod attached by the macvlan (or ipvlan) CNI plugin: its eth0 is no veth but a child of a node device.
+"""A pod attached by the macvlan CNI plugin: its eth0 is no veth but a child of a node device.
 
 What the kernel does with a frame a child sends (drivers/net/macvlan.c, macvlan_queue_xmit): in bridge mode, a
 unicast frame for the MAC of another bridge-mode child of the same lower device is handed to that child inside
@@ -6,9 +6,8 @@ the driver (it never shows on the lower device); every other frame, the lower de
 out of the lower device onto its wire (dev_queue_xmit on it), never up into the lower device's own namespace. So a
 child cannot reach its lower device's addresses (nor anything else its node holds: they come back on the wire to
 no one). A frame that comes in from the wire on the lower device for a child's MAC is that child's
-(macvlan_handle_frame). ipvlan's children all have the lower device's MAC: in l2 mode the driver hands a frame
-for that MAC to the child that holds its destination IP (ipvlan_xmit_mode_l2, ipvlan_addr_lookup), else it leaves
-by the lower device as macvlan's.
+(macvlan_handle_frame). An ipvlan child is not followed: this machine's kernel has no ipvlan to test a walk
+against, so trace stops there and says so.
 """
 
 from __future__ import annotations
@@ -18,11 +17,10 @@ from netlab.trace.hops import Walk
 from netlab.trace.states import FrameIn, State
 from netlab.trace.walkparts import WalkParts
 
-CHILD_KINDS = ("macvlan", "ipvlan")
-
 
 class MacvlanSteps(WalkParts):
-    """macvlan and ipvlan children for :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
+    """macvlan children (and ipvlan's, named as not followed) for :class:`~netlab.trace.walk.Walker` (it holds
+    the packet and the rows)."""
 
     # from the Walker: _obs, _stop; from RouteSteps: _leave, _drop
 
@@ -41,8 +39,11 @@ class MacvlanSteps(WalkParts):
                 if lk.kind == kind and lk.lower == lower.index and lk.lower_elsewhere == (ns != lower_ns)]
 
     def _child_out(self, ns: str, link: LinkFacts, mac: str) -> State | Walk:
-        """Out of a macvlan or ipvlan child: to a sibling inside the driver, or out of its lower device."""
+        """Out of a macvlan child: to a sibling inside the driver, or out of its lower device."""
         dev, kind, mode = link.name, link.kind or "", link.mode or "?"
+        if kind != "macvlan":
+            return self._stop(f"{dev} in {ns} is an {kind} ({mode} mode): trace does not follow {kind} devices "
+                              f"(ping and tcpdump do)")
         found = self._lower_of(ns, link)
         if found is None:
             return self._stop(f"{dev} in {ns} is a {kind} whose lower device (ifindex {link.lower}) the lab does "
@@ -56,24 +57,15 @@ class MacvlanSteps(WalkParts):
                             if (cns, c.name) != (ns, dev) and (c.mac or "").lower() == mac.lower()), None)
             if sibling is not None and sibling[1].mode != "bridge":
                 sibling = None  # the driver hands a frame only to a bridge-mode child; others get it by the wire
-        elif kind == "ipvlan" and mode == "l2" and mac.lower() == (lower.mac or "").lower():
-            sibling = next(((cns, c) for cns, c in self._children(lower_ns, lower, kind) if (cns, c.name) != (ns, dev)
-                            and any(a.split("/")[0] == self.flow.dst for a in c.addresses)), None)
         if sibling is not None:
             cns, child = sibling
             owner = self.lab.where(cns)
-            by = f"its MAC {mac}" if kind == "macvlan" else f"the destination {self.flow.dst}"
+            by = f"its MAC {mac}"
             self.rows.add(ns, dev, kind, f"{kind} {dev} ({mode} mode) on {where}: {by} is {owner}'s {child.name}, "
                           f"a {kind} of {lower.name} too, so the driver hands the frame to it directly (it is never "
                           f"seen on {lower.name})", cmds, self._obs(ns, dev, "out"), lower=lower.name,
                           lower_netns=lower_ns, mode=mode, to_netns=cns, to_dev=child.name)
             return FrameIn(cns, child.name, mac, came=f"from {dev} in {ns} ({kind} {mode} mode, inside the driver)")
-        if kind == "ipvlan" and mode == "l2" and mac.lower() == (lower.mac or "").lower():
-            self.rows.add(ns, dev, kind, f"{kind} {dev} ({mode} mode) on {where}: the frame is for {lower.name}'s "
-                          f"MAC and no {kind} of it holds {self.flow.dst}, so the driver passes it up to {lower_ns} "
-                          f"on {lower.name} (dev_forward_skb)", cmds, self._obs(ns, dev, "out"), lower=lower.name,
-                          lower_netns=lower_ns, mode=mode)
-            return FrameIn(lower_ns, lower.name, mac, came=f"from {dev} in {ns} ({kind} {mode} mode)")
         if kind == "macvlan" and mac.lower() == (lower.mac or "").lower():
             why = (f"{self.flow.dst} is {where}'s own: a {kind} child cannot reach its lower device's addresses (the "
                    f"driver sends the frame out of {lower.name} onto the wire, never up into {lower_ns}, and the "
