@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from netlab.model.hostlocal import data_dir, host_local_ipam
+
 HOST_LOCAL_DIR = "/var/lib/cni/networks"  # host-local's default dataDir
 
 
@@ -37,9 +39,9 @@ def left_behind(prec: dict[str, Any], outside: str | None = None, undone: Undone
         for n, plugin in enumerate(raw.get("plugins") or []):
             if not isinstance(plugin, dict) or (undone is not None and (raw.get("name"), n) not in undone):
                 continue
-            kind, ipam = plugin.get("type"), plugin.get("ipam")
-            if isinstance(ipam, dict) and ipam.get("type") == "host-local":
-                folder = os.path.join(str(ipam.get("dataDir") or HOST_LOCAL_DIR), str(raw.get("name", "")))
+            kind = plugin.get("type")
+            if host_local_ipam(plugin) is not None:  # its own ipam, Flannel's, a wrapper's delegate's
+                folder = os.path.join(data_dir(plugin) or HOST_LOCAL_DIR, str(raw.get("name", "")))
                 if outside is None or not os.path.abspath(folder).startswith(os.path.abspath(outside) + os.sep):
                     ip = _ip(prec)
                     out.append(f"host-local's lease{f' of {ip}' if ip else ''} in {folder}")

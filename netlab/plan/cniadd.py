@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from netlab.errors import UsageError
 from netlab.model.cniconf import Conflist, ConflistError, at_least, parse_conflist, read_conflist
 from netlab.model.bandwidth import pod_bandwidth
+from netlab.model.hostlocal import with_data_dir
 from netlab.model.hostports import port_mappings
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model import naming
@@ -180,15 +181,15 @@ def node_gateway(lab: Lab, node: NodeInfo) -> tuple[IPv4Address, str] | None:
 
 
 def node_leases(net: Conflist, data_dir: str) -> Conflist:
-    """``net`` with host-local's leases in ``data_dir`` (the node's) where its host-local IPAM names no dataDir.
+    """``net`` with host-local's leases in ``data_dir`` (the node's) where a host-local IPAM its plugins hand on names
+    no dataDir: a plugin's own ``ipam``, Flannel's (which it hands its delegate, host-local when it names no type,
+    also when absent), a wrapper's ``delegate.ipam`` (model/hostlocal.py).
 
     host-local's default, /var/lib/cni/networks/<network>, is on a real node's own disk; here it would be the
     machine's, shared by every node of every lab: two labs of one conflist took each other's addresses (the
     second's ADD failed, "is not available") and the leases outlived the labs. A dataDir the conflist sets is
     its author's choice, kept."""
-    plugins = [{**p, "ipam": {**p["ipam"], "dataDir": data_dir}}
-               if isinstance(p.get("ipam"), dict) and p["ipam"].get("type") == "host-local"
-               and "dataDir" not in p["ipam"] else p for p in net.plugins]
+    plugins = [with_data_dir(p, data_dir) for p in net.plugins]
     if plugins == list(net.plugins):
         return net
     return parse_conflist(json.dumps({**net.raw, "plugins": plugins}))

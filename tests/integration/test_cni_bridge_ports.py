@@ -59,8 +59,8 @@ def _lab(labs, tmp_path: Path, prefix: str, **top) -> tuple[str, str]:
     (tmp_path / "bin" / "nbw").write_text(NBW.format(bin=CNI_BIN))
     (tmp_path / "bin" / "nbw").chmod(0o755)
     delegate = {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "isDefaultGateway": True,
-                # host-local's leases in the test's own folder: netlab gives a dataDir to a plugin's own ipam, not to
-                # one under a wrapper's delegate, which host-local would keep in the machine's /var/lib/cni
+                # host-local's leases in the test's own folder (a dataDir the conflist sets is kept; without one,
+                # netlab gives this delegate's ipam the lab's: test_cni_delegate_leases.py)
                 "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam")}}
     (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "nbw", "disableCheck": True,
                                                        "plugins": [{"type": "nbw", "delegate": delegate, **top,
