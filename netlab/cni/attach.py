@@ -57,7 +57,7 @@ def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], record
     failures: list[str] = []
     announced: list[Announce] = []
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
-        futures = {pod.name: pool.submit(attach_or_restore, rt_, lab, pod, records, previous.get(pod.name))
+        futures = {pod.name: pool.submit(attach_or_restore, rt_, lab, pod, records, previous.get(pod.name), running)
                    for pod in todo}
         for name, fut in futures.items():
             result, failed = fut.result()
@@ -85,11 +85,11 @@ def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], record
 
 
 def attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, Any],
-                       was: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
+                       was: dict[str, Any] | None, running: bool = True) -> tuple[dict[str, Any] | None, str | None]:
     """(the result, or None; what failed, or None): the ADD (attach_or_delete), and when it fails for a pod
     attached before, its ADD with the record it had (then in ``records``, phase "added" once that ADD passed)."""
     try:
-        return attach_or_delete(rt_, lab, pod, records[pod.name]), None
+        return attach_or_delete(rt_, lab, pod, records[pod.name], running), None
     except PluginFailed as exc:
         if was is None or records[pod.name].get("phase") != DELETED:  # its DEL failed: no ADD before one passes
             return None, str(exc)
@@ -108,17 +108,21 @@ def attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, A
     return result, f"{failed}; then pod {pod.name} was attached again with the config it had before"
 
 
-def attach_or_delete(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> dict[str, Any]:
+def attach_or_delete(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any],
+                     running: bool = True) -> dict[str, Any]:
     """ADD the pod (attach); when that fails, DEL it from every network at once, as the spec asks ("the runtime
     should execute the DEL action ... for all plugins"): the record then says DEL ran (nothing left to DEL), or,
-    when the DEL failed too, stays "adding" for the rollback, or the next up or down, to DEL again."""
+    when the DEL failed too, stays "adding" for the rollback, or the next up or down, to DEL again. A new lab
+    (not ``running``) has no next down: its rollback takes its nodes, where alone its plugins run, so that DEL is
+    its rollback's, which says what it leaves (lab/up.py)."""
     try:
         return attach(rt_, prec, pod.name)
     except PluginFailed as exc:
         said = safe_detach(rt_, lab.name, prec, pod.name, None)
         if said:
             why = said[0].removeprefix(f"CNI DEL of pod {pod.name}: ")
-            raise PluginFailed(f"{exc}; then its DEL failed too: {why} (the next up or down runs DEL again)") from None
+            again = "the next up or down runs DEL again" if running else "the rollback runs DEL again"
+            raise PluginFailed(f"{exc}; then its DEL failed too: {why} ({again})") from None
         prec["phase"] = DELETED
         raise PluginFailed(f"{exc}; its DEL ran: pod {pod.name} is not attached") from None
 

@@ -62,6 +62,7 @@ class Rollback:
     removing: list[str]  # namespaces the run began to remove
     not_restored: list[str]  # what the kernel dropped and a rollback could not add again
     half_done: list[str]  # what the features' start left half done and a rollback could not bring back
+    left: list[str]  # what the rollback's own stops said (a CNI DEL that failed, what its plugins leave)
     held_before: dict[str, set[tuple]]  # keys of what each namespace held when the run first read it
     before: tuple[Any, str | None, str, Any]  # the state's topology, source, phase, addresses before the run
     again: str = ""  # the `up` that puts back what the rollback could not (:meth:`_up_again`)
@@ -99,6 +100,12 @@ class Rollback:
                     f"dropped and could not be added again (`{again}` repairs it)")
         return out
 
+    def _left(self) -> str:
+        """What the rollback's stops said, after the rest: a pod's CNI DEL that failed again and what its plugins
+        leave (a new lab's rollback runs the pods' DEL, then its nodes go: no later DEL can run, the words say what
+        stays and that it is removed by hand; a running lab keeps the pod's record for the next up or down)."""
+        return "".join(f"; {line}" for line in self.left)
+
     def _signals_interrupt(self) -> contextlib.AbstractContextManager[None]:
         """SIGTERM behaves like SIGINT while changing the kernel: unwind and roll back. The journal keeps the
         signal too, so that its next step raises it again if a finalizer swallowed the first raise."""
@@ -119,7 +126,7 @@ class Rollback:
                 # Everything goes: the sockets the run holds to its namespaces first, whose descriptors the tags'
                 # reads need at the open-files limit (they are opened again if asked for)
                 self.kernel.close()
-                teardown(self.kernel, self.features, state, tag)
+                self.left += teardown(self.kernel, self.features, state, tag).problems
                 return
             self.journal.undo(skip_netns=set(self.created))
             touched = self.journal.touched - set(self.created)
@@ -127,7 +134,7 @@ class Rollback:
             # not what the pod had before the run (its containers in the old sandbox, records, logs). A pod moved
             # had all of it stopped by the run itself: what the run made of it goes whole.
             again = [n for n in self.created if n in self.had and n not in {name for name, _ in self.moved}]
-            stop_features(self.features, state, [n for n in self.created if n not in again])
+            self.left += stop_features(self.features, state, [n for n in self.created if n not in again])
             for feature in self.features:
                 stop_made(feature, state, again)
             for feature in self.features:  # what a start left half done in the namespaces the run did not make

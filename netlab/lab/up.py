@@ -125,6 +125,7 @@ class _Up(Converging, Rollback):
         self.removing: list[str] = []  # namespaces the run began to remove (their containers stopped first)
         self.not_restored: list[str] = []  # what the kernel dropped and a rollback could not add again
         self.half_done: list[str] = []  # what the features' start left half done (a CNI pod left detached)
+        self.left: list[str] = []  # what the rollback's stops said (a CNI DEL that failed again)
         # The keys of what each namespace held when this run first read it: what a rollback may put back (a
         # route deleted by hand before the run stays missing: a rollback is not a repair)
         self.held_before: dict[str, set[tuple]] = {}
@@ -206,22 +207,22 @@ class _Up(Converging, Rollback):
             stop = signals.stop_of(exc)
             if stop is not None:
                 signum = signals.exit_code(stop) - 128
-                if self._not_back() or not isinstance(stop, Interrupted):
+                if self._not_back() or self._left() or not isinstance(stop, Interrupted):
                     raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back"
-                                      f"{self._not_back()}", signum) from None
+                                      f"{self._not_back()}{self._left()}", signum) from None
                 raise stop from None
             if isinstance(exc, OwnershipConflict):  # a name taken meanwhile (lab/ownership.create_netns): exit 3
-                raise OwnershipConflict(f"{exc}; rolled back{self._not_back()}") from exc
+                raise OwnershipConflict(f"{exc}; rolled back{self._not_back()}{self._left()}") from exc
             if isinstance(exc, NetlabError):
                 # what the feature itself says no rollback brings back (a CNI pod whose re-ADD failed)
                 # and what goes with a new lab's folder that the feature names (its CNI calls' log)
                 said = exc.not_back + (exc.if_fresh if fresh else "") if isinstance(exc, ApplyFailed) else ""
-                raise ApplyFailed(f"{exc}; rolled back{self._not_back()}{said}") from exc
+                raise ApplyFailed(f"{exc}; rolled back{self._not_back()}{said}{self._left()}") from exc
             if isinstance(exc, OSError) and open_files(exc) is exc:  # the limit's line follows (cli/base.py)
                 where = f" ({exc.filename})" if exc.filename else ""
-                raise ApplyFailed(f"{exc.strerror}{where}; rolled back{self._not_back()}") from exc
+                raise ApplyFailed(f"{exc.strerror}{where}; rolled back{self._not_back()}{self._left()}") from exc
             if isinstance(exc, Exception):  # a bug or an OS error: one line, details with --debug
-                raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back{self._not_back()} "
+                raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back{self._not_back()}{self._left()} "
                                   "(for details: netlab --debug <command> ...)") from exc
             raise
         self.result.fixed += deleted_chains_lines(self.chains_deleted)  # the plan's restores' and the Services'
