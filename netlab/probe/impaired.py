@@ -7,13 +7,17 @@ it). A rate limit (tbf) queues what exceeds its rate for at most 50 ms and drops
 through, but a Service's spread check opens its connections all at once, and their packets overflow that
 queue; its hint says so in its failure's words.
 
-Which flows an interface is on the path of, from the ends of each flow alone (pure, no kernel): a pod's eth0
-sends all its pod's packets; a node's bridge (cni0) sends what reaches its pods; a node's other interfaces
-(eth0, the VXLAN device) send what goes between nodes, or to or from the node itself.
+Which flows an interface is on the path of, from the ends of each flow and the lab's plan (pure, no kernel): a
+pod's eth0 sends all its pod's packets; a node's bridge (cni0) sends what reaches its pods; a node's other
+interfaces (eth0, the VXLAN device) send what goes between nodes. A node's own packets leave by the device its
+route to the other end uses, as trace's route walk finds it (:class:`Routes`): to its own pods cni0 alone (QA q48
+1: `impair n1:eth0 --loss 100%` was named for a failed flow n1 -> a pod of n1), to another node's pods flannel.1
+and the eth0 its VXLAN packets leave by (host-gw: eth0), to the underlay and the internet eth0.
 """
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv4Network, ip_address
 from typing import TYPE_CHECKING
 
 from netlab.model.impair import LATENCY_US, describe, loss_fraction
@@ -27,15 +31,66 @@ if TYPE_CHECKING:
 SHOWN = 3  # failed flows named in a hint; the rest are counted
 
 
+class Routes:
+    """The devices a node's own packets to an address leave it by, from the lab's plan: its pods are behind their
+    bridge (the veth's end without one); any other address takes the node's longest planned route or connected
+    prefix (a VXLAN device's packets leave by its underlay device too); its own addresses none (local). Each
+    (node, address) is worked out once."""
+
+    def __init__(self, lab: "Lab"):
+        from netlab.plan.build import build_plan
+        from netlab.plan.resources import Address, Route, Vxlan
+        from netlab.probe.matrix import lab_bridge
+
+        self.netns = {n.name: n.netns for n in lab.nodes}
+        self.node_of = {p.name: p.node for p in lab.pods}  # each pod's node, for every flow's Ends
+        bridge = lab_bridge(lab)
+        self.own = {(p.node, p.ip): bridge or p.host_veth for p in lab.pods}
+        self.local: set[tuple[str, IPv4Address]] = {(n.netns, n.ip) for n in lab.nodes}
+        self.table: dict[str, list[tuple[IPv4Network, str]]] = {}
+        self.under: dict[tuple[str, str], str] = {}
+        for r in build_plan(lab).resources:
+            if isinstance(r, Route) and r.dev and r.table == 254 and r.type == "unicast":
+                self.table.setdefault(r.netns, []).append((r.dst, r.dev))
+            elif isinstance(r, Address):
+                self.local.add((r.netns, r.address.ip))
+                self.table.setdefault(r.netns, []).append((r.address.network, r.dev))
+            elif isinstance(r, Vxlan) and r.dev:
+                self.under[(r.netns, r.name)] = r.dev
+        self._seen: dict[tuple[str, IPv4Address], frozenset[str]] = {}
+
+    def devices(self, node: str, address: str | IPv4Address) -> frozenset[str]:
+        ip = ip_address(address)
+        key = (node, ip)
+        if key not in self._seen:
+            self._seen[key] = self._devices(node, ip)  # type: ignore[arg-type]
+        return self._seen[key]
+
+    def _devices(self, node: str, ip: IPv4Address) -> frozenset[str]:
+        if (node, ip) in self.own:
+            return frozenset({self.own[(node, ip)]})
+        ns = self.netns.get(node, "")
+        if (ns, ip) in self.local:
+            return frozenset()
+        best = max(((net, dev) for net, dev in self.table.get(ns, []) if ip in net),
+                   key=lambda r: r[0].prefixlen, default=None)
+        if best is None:
+            return frozenset()
+        under = self.under.get((ns, best[1]))
+        return frozenset({best[1]} | ({under} if under else set()))
+
+
 class Ends:
     """The pods and nodes at the ends of one flow (a Service's: each endpoint it may pick), and whether it leaves
-    a node for another, or for the node itself or the internet (a node's own interfaces then send it)."""
+    a node for another, or for the internet (the nodes' own interfaces then send it). A node at an end sends by
+    the devices its routes to the other end take (``routes``), not by all of its interfaces."""
 
-    def __init__(self, lab: "Lab", probe: "Probe"):
-        node_of = {p.name: p.node for p in lab.pods}
+    def __init__(self, lab: "Lab", probe: "Probe", routes: Routes):
+        node_of = routes.node_of
         self.pods: set[str] = set()
         self.nodes: set[str] = set()
         self.leaves = False
+        self.own: dict[str, set[str]] = {}  # a node at an end: the devices its own packets leave by
         for end in (probe.source, probe.destination):
             self._add(end, node_of)
         if probe.svc is not None:
@@ -45,7 +100,21 @@ class Ends:
                     self.nodes.add(str(node_of[pod]))
             if probe.svc.node:
                 self.nodes.add(probe.svc.node)
-        self.leaves = self.leaves or len(self.nodes) > 1
+        self.leaves = self.leaves or len(self.nodes | set(self.own)) > 1
+        for end, other in ((probe.source, probe.destination), (probe.destination, probe.source)):
+            if end.kind == "node":
+                self.own[end.name] |= self._sends(routes, end.name, other, probe)
+
+    @staticmethod
+    def _sends(routes: Routes, node: str, other: "Endpoint", probe: "Probe") -> set[str]:
+        """The devices ``node``'s own packets to the flow's other end leave by: a Service's, each endpoint it may
+        pick (after the node's DNAT), or the node whose NodePort is dialed."""
+        if other.kind != "service" or probe.svc is None:
+            return set(routes.devices(node, other.ip))
+        out = {d for _, ip, _ in probe.svc.endpoints for d in routes.devices(node, ip)}
+        if probe.svc.node and probe.svc.node != node and probe.svc.node in routes.netns:
+            out |= routes.devices(node, other.ip)
+        return out
 
     def _add(self, end: "Endpoint", node_of: dict[str, str]) -> None:
         if end.kind == "pod":
@@ -53,8 +122,7 @@ class Ends:
             if node_of.get(end.name):
                 self.nodes.add(str(node_of[end.name]))
         elif end.kind == "node":
-            self.nodes.add(end.name)
-            self.leaves = True
+            self.own.setdefault(end.name, set())
         elif end.kind == "host":
             self.leaves = True
 
@@ -62,9 +130,9 @@ class Ends:
         """Whether the flow leaves by interface ``iface`` of pod or node ``name`` (``node``: a node's)."""
         if not node:
             return name in self.pods
-        if name not in self.nodes:
-            return False
-        return iface == "cni0" or self.leaves
+        if iface in self.own.get(name, ()):
+            return True
+        return name in self.nodes and (iface == "cni0" or self.leaves)
 
 
 def what_it_does(spec: dict[str, str | None]) -> str:
@@ -93,8 +161,9 @@ def hints(lab: "Lab", results: list["Result"], dists: list["DistResult"], timeou
 
     named = plan_impair.named(lab)
     node_ns = {n.netns for n in lab.nodes}
-    failed = [(r.probe.label, Ends(lab, r.probe)) for r in results if r.problems and r.probe.expected]
-    spread = [(d, Ends(lab, d.dist.probe)) for d in dists if not d.ok]
+    routes = Routes(lab)
+    failed = [(r.probe.label, Ends(lab, r.probe, routes)) for r in results if r.problems and r.probe.expected]
+    spread = [(d, Ends(lab, d.dist.probe, routes)) for d in dists if not d.ok]
     out: list[str] = []
     for name, netns, iface, spec in named:
         node, target = netns in node_ns, f"{name}:{iface}"

@@ -113,3 +113,45 @@ def test_a_connection_with_nothing_back_by_the_timeout_is_said_late_not_answered
         assert tcp.expire(tid)
     assert seen[1].reached and seen[1].detail == NO_LINE_IN_TIME
     assert seen[2].reached and seen[2].detail == "connected; the server sent no echo reply"
+
+
+def _node_failed(lab, pairs: set[tuple[str, str]]) -> list[Result]:
+    """Every tcp/8080 flow of the lab's matrix from a node to a pod; those of ``pairs`` got no reply."""
+    out = []
+    for p in build_matrix(lab, protos=["tcp"]):
+        if p.source.kind != "node" or p.port != 8080:
+            continue
+        obs = Observation(outcome="timeout") if (p.source.name, p.destination.name) in pairs else \
+            Observation(outcome="reply", answered_by=p.destination.name)
+        out.append(Result(p, obs, 1.0, judge(p, obs, 1.0, None) if obs.outcome == "timeout" else []))
+    return out
+
+
+def test_a_nodes_flow_to_its_own_pod_is_not_said_to_cross_its_eth0():
+    """QA q48 1: node-1 reaches its own pods by cni0 (`ip route get` of a pod of node-1 there: dev cni0), never
+    by eth0 or flannel.1; to node-2's pods by flannel.1 and the eth0 its VXLAN packets leave by, never its cni0."""
+    lab = _lab({}, {"node-1": {"eth0": {"loss": "100%"}, "cni0": {"loss": "100%"}, "flannel.1": {"rate": "1mbit"}}})
+    hints = impaired.hints(lab, _node_failed(lab, {("node-1", "client")}), [], 1.0)
+    assert [h.split(" ")[0] for h in hints] == ["node-1:cni0"], hints
+    assert "on the path of a flow that failed: node-1 -> client tcp/8080;" in hints[0], hints
+    hints = impaired.hints(lab, _node_failed(lab, {("node-1", "web-2")}), [], 1.0)
+    assert [h.split(" ")[0] for h in hints] == ["node-1:eth0", "node-1:flannel.1"], hints
+    # the other node's flow to node-1's pod crosses node-1's cni0 (and its own way out), not node-1's eth0 alone
+    hints = impaired.hints(lab, _node_failed(lab, {("node-2", "client")}), [], 1.0)
+    assert [h.split(" ")[0] for h in hints] == ["node-1:cni0", "node-1:eth0", "node-1:flannel.1"], hints
+    # host-gw: a node reaches another node's pods by eth0 alone
+    gw = svc_lab(nodes=[dict(n, impair={"eth0": {"loss": "100%"}, "cni0": {"loss": "100%"}} if n["name"] == "node-1"
+                             else {}) for n in SVC["nodes"]], network={"mode": "host-gw"})
+    hints = impaired.hints(gw, _node_failed(gw, {("node-1", "web-2")}), [], 1.0)
+    assert [h.split(" ")[0] for h in hints] == ["node-1:eth0"], hints
+    assert impaired.hints(gw, _node_failed(gw, {("node-1", "web-1")}), [], 1.0)[0].startswith("node-1:cni0 ")
+
+
+def test_routes_take_the_nodes_longest_planned_prefix():
+    lab = _lab({})
+    routes = impaired.Routes(lab)
+    assert routes.devices("node-1", "10.244.0.3") == {"cni0"}  # its pod client
+    assert routes.devices("node-1", "10.244.1.2") == {"flannel.1", "eth0"}  # web-2, on node-2
+    assert routes.devices("node-1", "192.168.122.3") == {"eth0"}  # node-2, on the underlay
+    assert routes.devices("node-1", "8.8.8.8") == {"eth0"}  # the default route
+    assert routes.devices("node-1", "192.168.122.2") == set()  # its own address: local
