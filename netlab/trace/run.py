@@ -37,6 +37,7 @@ from netlab.probe import listeners, neighbours as nb
 from netlab.cni.edited import lab_netns_gone, netns_gone, repair_command
 from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
 from netlab.trace import inputdrop, nodeport, policy as tpolicy, policyrules, refusal, targets
+from netlab.trace.crossed import crossed
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -472,8 +473,9 @@ def _on_path(lab: Lab, result: TraceResult) -> list[dict[str, str]]:
     once per direction: rate, delay or loss slow or drop such packets even when this one got through."""
     specs = {(ns, iface): (f"{name}:{iface}", spec) for name, ns, iface, spec in plan_impair.named(lab)}
     out: list[dict[str, str]] = []
-    for direction, way in (("forward", result.forward), ("reply", result.reply)):
-        for h in way.hops if way is not None else []:
+    for direction, way, verdict, answered in (("forward", result.forward, result.verdict, True),
+                                              ("reply", result.reply, result.reply_verdict, result.verdict.delivered)):
+        for h in crossed(way, verdict, answered):  # the rows its packets passed, not those they never reached
             hit = specs.get((h.observe.netns, h.observe.ifname)) if h.observe and h.observe.direction == "out" else None
             if hit and not any(o["target"] == hit[0] and o["direction"] == direction for o in out):
                 out.append({"target": hit[0], "impairment": describe(hit[1]), "direction": direction,
