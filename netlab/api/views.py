@@ -218,9 +218,10 @@ def _missing(lab: str, parts: list[tuple[str, str, str, bool]], uts: bool = True
     if netns is not None or not uts:
         return None if netns is None else f"namespace {netns} is not there"
     from netlab.workload.lifecycle import is_uts_mount
+    from netlab.workload.uts import uts_missing
 
     words = next((words for name, words, _, _ in parts if not is_uts_mount(uts_path(lab, name))), None)
-    return None if words is None else f"{words}'s UTS namespace is not there"
+    return None if words is None else uts_missing(words)
 
 
 def _pod_created(state: LabState, pod: str) -> str | None:

@@ -106,13 +106,14 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         # Its pin is gone (unmounted by hand, or a lab up since before its kind had one): the command would run
         # with the host's hostname, unsaid.
         from netlab.workload.node_uts import kind_of
+        from netlab.workload.uts import uts_missing
 
         from netlab.realize.interrupted import taken_down
 
         words = kind_of(lab.model, name) or f"pod {name}"
         # `down` unmounted the pin (no fault), or one killed halfway did (list's line: `down` finishes it)
         gone = taken_down(lab.name, f"{words}'s namespaces went with it",
-                          killed=f"{words}'s UTS namespace is not there")
+                          killed=uts_missing(words))
         if gone is not None:
             raise gone
         click.echo(f"netlab: {words}'s UTS namespace is missing, so `hostname` there is the host's; "

@@ -127,6 +127,12 @@ def is_uts_mount(path: str) -> bool:
     return nsmod.is_nsfs(path)
 
 
+def uts_missing(words: str) -> str:
+    """What a command that met the UTS namespace pin of ``words`` (``pod a``, ``node n1``) missing says of it:
+    the part a ``down`` killed halfway took (exec's and get's words, given to interrupted.taken_down)."""
+    return f"{words}'s UTS namespace is not there"
+
+
 def ensure_uts(lab_name: str, hostnames: Mapping[str, str]) -> tuple[dict[str, str], list[str], list[str]]:
     """Each pod's (or node's) UTS namespace, pinned by a bind mount, with its hostname (``hostnames``: pin name ->
     hostname); made where missing, its hostname set where it names another. Returns the pins' paths, the names

@@ -232,6 +232,15 @@ def test_get_pods_and_nodes_of_a_lab_a_down_killed_after_it_stopped_the_containe
         said[what] = (str(info.value), info.value.exit_code)
     assert said == {"pods": (f"{line} (pod a's UTS namespace is not there)", 2),
                     "nodes": (f"{line} (node n1's UTS namespace is not there)", 2)}
+    from cli_inprocess import run_cli
+
+    from netlab.cli import workload as cli_workload
+
+    monkeypatch.setattr(cli_workload, "require_root", lambda: None)
+    for name, words in (("a", "pod a"), ("n1", "node n1")):  # exec says it in the same words (workload/uts.py)
+        got = run_cli("exec", "--lab", "fk", name, "--", "true")
+        assert (got.returncode, got.stdout, got.stderr) == (
+            2, "", f"netlab: {line} ({words}'s UTS namespace is not there)\n"), got
     monkeypatch.setattr(lifecycle, "is_uts_mount", lambda path: True)  # a down killed before it stopped anything
     assert [p.name for p in views.pods(load_state("fk"), lab)] == ["a", "b"]
     assert [n.name for n in views.nodes(lab)] == ["n1", "n2"]
