@@ -400,7 +400,7 @@ def list_labs(output: str) -> None:
     require_root()
     rows = api.labs()
     if output == "json":
-        print_json([_row_json(r) for r in rows])
+        print_json([to_json(r) for r in rows])  # every key, null when it does not apply (docs/json.md)
         _say_rows(rows)  # on stderr whatever -o is, as status -o json says its lab's (QA q43 6)
         return
     if not rows:  # on stderr: no row for a script that reads them
@@ -421,11 +421,3 @@ def _say_rows(rows: "tuple[api.LabInfo, ...]") -> None:
             click.echo(f"netlab: lab {r.lab} was brought up by {r.owner}, which has ended without taking it down "
                        f"(killed, or the lab kept by --netlab-keep): `netlab down --lab {r.lab}` takes it down",
                        err=True)
-
-
-def _row_json(row: api.LabInfo) -> dict[str, object]:
-    data: dict[str, object] = to_json(row)
-    for key in ("error", "owner", "owner_gone"):  # only a lab not as up left it says why; only the plugin's labs
-        if data.get(key) is None:  # have an owner
-            data.pop(key, None)
-    return data

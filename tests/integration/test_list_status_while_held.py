@@ -31,7 +31,7 @@ def test_list_and_status_name_the_up_holding_the_lab(labs):
         state.save()
         ip("netns", "del", f"{lab}-b")  # its work half done: a pod's namespace not made yet
         rows = {row["lab"]: row for row in json.loads(netlab("list", "-o", "json").stdout)}
-        assert rows[lab]["phase"] == "creating" and "error" not in rows[lab], rows[lab]
+        assert rows[lab]["phase"] == "creating" and rows[lab]["error"] is None, rows[lab]
         got = netlab("status", "--lab", lab, check=False)
         assert (got.returncode, got.stdout) == (3, ""), got
         assert got.stderr.startswith(f"netlab: lab {lab} is being changed by {me} while status read it: "), got.stderr

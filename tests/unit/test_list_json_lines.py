@@ -35,3 +35,23 @@ def test_list_json_says_its_labs_lines_on_stderr_as_the_text_does(monkeypatch):
     assert "lab q3 was brought up by pytest (pid 7), which has ended" in lines[2]
     rows = json.loads(as_json.stdout)  # stdout: the JSON alone
     assert [r["lab"] for r in rows] == ["q1", "q2", "q3", "q4"] and rows[0]["error"] == KILLED
+
+
+def test_list_json_writes_every_documented_key_of_a_row_null_when_it_does_not_apply(monkeypatch):
+    """A row left out ``error``, ``owner`` and ``owner_gone`` when they were null, where docs/json.md's other
+    documents write every key, null when it does not apply (as status's ``error``, trace's ``observe``)."""
+    from netlab.cli import lab as cli_lab
+
+    monkeypatch.setattr(cli_lab, "require_root", lambda: None)
+    monkeypatch.setattr(api, "labs", lambda: ROWS)
+    got = CliRunner().invoke(cli, ["list", "-o", "json"])
+    assert got.exit_code == 0, got
+    rows = {r["lab"]: r for r in json.loads(got.stdout)}
+    keys = ["lab", "phase", "namespaces", "nodes", "pods", "source", "error", "owner", "owner_gone"]
+    assert all(list(row) == keys for row in rows.values()), rows
+    from test_json_vocabulary import _doc_row_keys
+
+    assert set(keys) <= _doc_row_keys("list")  # the doc's row names them all
+    assert [rows[lab][k] for lab in ("q1", "q4") for k in ("error", "owner", "owner_gone")] == [
+        KILLED, None, None, None, None, None]
+    assert (rows["q3"]["error"], rows["q3"]["owner"], rows["q3"]["owner_gone"]) == (None, "pytest (pid 7)", True)
