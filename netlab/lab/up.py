@@ -198,6 +198,9 @@ class _Up(Converging, Rollback):
                 self._follow_attachments(state)
                 self._policy_hooks_first(state)
                 self.result.warnings += self.lab.plugin_addresses() + list(self.lab.outside_pod_cidrs().values())
+                if state.phase != "up":  # a fresh lab is up once the whole run is done (the CNI plugins' ADDs and
+                    state.phase = "up"  # the containers too): killed before, it says creating, and list says so
+                    state.save()
         except BaseException as exc:
             self._rollback_or_say(exc, state, fresh, tag)
             # up's Interrupted, or the program's own (as the block began); or an error a signal's exception
@@ -362,8 +365,7 @@ class _Up(Converging, Rollback):
         if self.removing:
             self._repair_after_removal(state)
 
-        state.phase = "up"
-        state.save()
+        state.save()  # a fresh lab's phase stays creating until the features have started too (run)
         self._start_features(state)
 
     def _start_features(self, state: LabState, again: str = "") -> None:

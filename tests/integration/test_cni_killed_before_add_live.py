@@ -2,7 +2,10 @@
 written, phase "adding", no plugin run): its pods have no eth0, and status says "cni: pod a is not attached through
 CNI (up attaches it)", but `get pods` gave each its planned IP with ``network_detached`` false (QA q43 2). It says
 ContainerCreating, READY 0/1 and no IP (``ip`` "", ``network_detached`` true in -o json), as for a pod whose
-re-attach was cut short, until `up` ADDs it. Real bridge + host-local in real namespaces (root)."""
+re-attach was cut short, until `up` ADDs it. The lab is not up until that up finished: its state said phase `up`
+(saved before the features started), so `netlab list` named no killed up for it, where an up killed at any point
+before does; `list` (text and -o json) and `status` say list's line now, phase creating, until an `up` finishes it.
+Real bridge + host-local in real namespaces (root)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import json
 
 import pytest
 
-from helpers import ip_json, netlab
+from helpers import ip_json, netlab, state_path
 
 pytestmark = pytest.mark.root
 
@@ -41,9 +44,21 @@ def test_get_pods_of_a_lab_whose_up_was_killed_before_its_adds_gives_no_ip(labs,
                                                               "NETLAB_FAULT_MODE": "kill"})
     assert killed.returncode == -9, killed
     assert [ln["ifname"] for ln in ip_json("link", netns=f"{lab}-a")] == ["lo"]  # no plugin ran: no eth0
+    with open(state_path(lab, "state.json")) as fh:
+        assert json.load(fh)["phase"] == "creating"  # it said up
+    listed = netlab("list")
+    assert [line.split()[1] for line in listed.stdout.splitlines()[1:] if line.split()[0] == lab] == ["creating"]
+    said = [line for line in listed.stderr.splitlines() if f"lab {lab}" in line]  # it said nothing of the lab
+    assert len(said) == 1 and said[0].startswith(f"netlab: lab {lab}: the `netlab up` that was making it (pid "), said
+    line = said[0].removeprefix("netlab: ")
+    assert line.endswith(f"ended before it finished (killed); `sudo netlab down --lab {lab}` takes away what it made")
+    rows = [r for r in json.loads(netlab("list", "-o", "json").stdout) if r["lab"] == lab]
+    assert [(r["phase"], r["error"]) for r in rows] == [("creating", line)], rows  # ("up", no error)
     status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and status.stderr.splitlines()[0] == f"netlab: {line}", status  # first
     lines = [line.strip() for line in status.stdout.splitlines()]
-    assert "cni: pod a is not attached through CNI (up attaches it)" in lines, status
+    assert "cni: pod a is not attached through CNI (up attaches it)" in lines, status  # then the drift
+    assert json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["error"] == line
 
     items = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
     assert {name: (p["ip"], p["network_detached"], p["ready"], p["status"]) for name, p in items.items()} == {
@@ -56,3 +71,5 @@ def test_get_pods_of_a_lab_whose_up_was_killed_before_its_adds_gives_no_ip(labs,
     items = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
     for name in ("a", "b"):
         assert (items[name]["ip"], items[name]["network_detached"]) == (eth0_ip(f"{lab}-{name}"), False), items
+    rows = [r for r in json.loads(netlab("list", "-o", "json").stdout) if r["lab"] == lab]
+    assert [(r["phase"], r["error"]) for r in rows] == [("up", None)], rows  # that up finished it
