@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+import machine_table
 from helpers import (as_planned, diff_snapshots, host_snapshot, lab_down, lab_namespaces, netlab, unique_lab,
                      write_topology)
 from netlab import Lab
@@ -26,6 +27,21 @@ def host_untouched():
     yield
     changes = diff_snapshots(before, host_snapshot())
     assert not changes, "the host's network namespace changed:\n" + "\n".join(changes[:20])
+
+
+@pytest.fixture(autouse=True)
+def neighbour_table(request):
+    """Every integration test holds the machine's one neighbour table (tests/machine_table.py): shared, or alone
+    when it asks for ``quiet_neighbour_table``. Its labs come up and go down while it holds it."""
+    with machine_table.hold(exclusive="quiet_neighbour_table" in request.fixturenames):
+        yield
+
+
+@pytest.fixture
+def quiet_neighbour_table():
+    """The machine's neighbour table for this test alone: no other test on the machine that holds it (every root
+    test of this suite, on either xdist worker) runs meanwhile. For a test that asserts the table's machine-wide
+    counters (entries, forced_gc_runs, table_fulls), which another worker's traffic would move too."""
 
 
 class Labs:

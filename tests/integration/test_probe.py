@@ -195,7 +195,7 @@ def test_nat_between_pods_breaks_rule_1(labs):
     assert rec["problems"][0].startswith("NAT: fedora-2 saw the client as 10.244.0.0, but fedora-1 sent from 10.244.0.2")
 
 
-def test_probing_leaves_the_neighbour_tables_as_found(labs):
+def test_probing_leaves_the_neighbour_tables_as_found(labs, quiet_neighbour_table):
     lab = labs.name("pr")
     labs.up(two_node_topology(lab))
 
@@ -262,7 +262,7 @@ def test_a_resolution_a_repaired_fault_left_half_done_fails_no_probe_and_no_trac
     assert tr.returncode == 0 and json.loads(tr.stdout)["delivered"], tr.stdout
 
 
-def test_a_probe_waits_its_turn_on_the_machines_neighbour_table(labs):
+def test_a_probe_waits_its_turn_on_the_machines_neighbour_table(labs, quiet_neighbour_table):
     """While another run holds the machine's probing turn, a probe sends nothing and says whom it
     waits for; once the turn is free it runs, and its report says how long it waited."""
     from netlab.probe import turns
@@ -311,7 +311,7 @@ def waiting_line(proc: subprocess.Popen, timeout: float = 60) -> str:
             return line
 
 
-def test_two_labs_probed_at_once_hold_one_budget_of_the_neighbour_table_not_two(labs):
+def test_two_labs_probed_at_once_hold_one_budget_of_the_neighbour_table_not_two(labs, quiet_neighbour_table):
     """Each run may hold the table's room below gc_thresh2 (its budget); two side by side would hold
     two (past gc_thresh2, where the kernel's forced garbage collection evicts other namespaces' entries).
     Both runs are made to start together (they wait for a turn this test holds), and then take turns:

@@ -1,0 +1,41 @@
+"""One lock on the machine's neighbour (ARP) table for the root tests of every pytest process on the machine.
+
+The kernel keeps one ARP table for all network namespaces: its counters (/proc/net/stat/arp_cache: entries,
+forced_gc_runs, table_fulls) and its gc_thresh limits are the machine's. A test that asserts them (a probe's
+``neighbour_table`` report) also counts what the other pytest-xdist worker's tests resolve meanwhile: with
+``--dist worksteal`` any test may run beside it. Such a test holds the table alone (``hold(exclusive=True)``);
+every other root test holds it shared. A test asking for it alone closes a gate first, so the shared holders
+that come after it wait behind it (flock(2) alone would let them pass it for as long as they overlap).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+
+FOLDER = tempfile.gettempdir()
+TABLE = "netlab-tests-neighbour-table.lock"
+GATE = "netlab-tests-neighbour-table.gate"
+
+
+def _open(folder: str, name: str) -> int:
+    return os.open(os.path.join(folder, name), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+@contextlib.contextmanager
+def hold(exclusive: bool, folder: str = FOLDER) -> Iterator[None]:
+    """The machine's neighbour table, alone (``exclusive``) or shared with the other tests that hold it shared."""
+    gate, table = _open(folder, GATE), _open(folder, TABLE)
+    try:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(table, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield
+    finally:
+        os.close(table)  # releases the flock
+        os.close(gate)
