@@ -1,4 +1,4 @@
-"""One lock on the machine's neighbour (ARP) table for the root tests of every pytest process on the machine.
+"""One lock on the machine's neighbour (ARP) table for the root tests of one pytest run (its xdist workers).
 
 The kernel keeps one ARP table for all network namespaces: its counters (/proc/net/stat/arp_cache: entries,
 forced_gc_runs, table_fulls) and its gc_thresh limits are the machine's. A test that asserts them (a probe's
@@ -13,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 
-FOLDER = tempfile.gettempdir()
 TABLE = "netlab-tests-neighbour-table.lock"
 GATE = "netlab-tests-neighbour-table.gate"
 
@@ -26,8 +24,9 @@ def _open(folder: str, name: str) -> int:
 
 
 @contextlib.contextmanager
-def hold(exclusive: bool, folder: str = FOLDER) -> Iterator[None]:
-    """The machine's neighbour table, alone (``exclusive``) or shared with the other tests that hold it shared."""
+def hold(exclusive: bool, folder: str) -> Iterator[None]:
+    """The machine's neighbour table, alone (``exclusive``) or shared with the other tests that hold it shared
+    (the lock's files in ``folder``: the one the run's processes share)."""
     gate, table = _open(folder, GATE), _open(folder, TABLE)
     try:
         fcntl.flock(gate, fcntl.LOCK_EX)

@@ -9,6 +9,8 @@ and takes them down through the CLI, checking that nothing is left.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import machine_table
@@ -30,10 +32,13 @@ def host_untouched():
 
 
 @pytest.fixture(autouse=True)
-def neighbour_table(request):
+def neighbour_table(request, tmp_path_factory):
     """Every integration test holds the machine's one neighbour table (tests/machine_table.py): shared, or alone
-    when it asks for ``quiet_neighbour_table``. Its labs come up and go down while it holds it."""
-    with machine_table.hold(exclusive="quiet_neighbour_table" in request.fixturenames):
+    when it asks for ``quiet_neighbour_table``. Its labs come up and go down while it holds it. The lock's files
+    live in the run's temporary folder, which the xdist workers share (pytest removes it with its old runs)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    with machine_table.hold(exclusive="quiet_neighbour_table" in request.fixturenames, folder=str(folder)):
         yield
 
 
