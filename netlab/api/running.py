@@ -18,7 +18,7 @@ from netlab.realize import lab_lock, owner, state_dir
 from netlab.realize.interrupted import interrupted_up, stalled
 from netlab.realize.state import LabState, any_netns, iter_states, load_state
 from netlab.realize.state_errors import StateCorrupt, lost_state
-from netlab.realize.state_dir import stateless_labs
+from netlab.realize.lab_list import stateless_labs
 from netlab.realize.tags import StateElsewhere
 
 

@@ -28,7 +28,7 @@ def _netns() -> list[str]:
 
 
 def lab_names() -> list[str]:
-    from netlab.realize.state_dir import known_labs
+    from netlab.realize.lab_list import known_labs
 
     try:
         return known_labs()

@@ -39,7 +39,8 @@ from netlab.realize import ownership
 from netlab.realize.interrupted import DOWN_FAILED, folder_names, interrupted_up
 from netlab.realize.state import LabState, load_state
 from netlab.realize.state_errors import StateNotForgotten, lost_state
-from netlab.realize.state_dir import forget, lab_dir, state_file, state_temps
+from netlab.realize.lab_list import forget, state_temps
+from netlab.realize.state_dir import lab_dir, state_file
 from netlab.realize.lab_lock import LabLock
 
 Progress = Callable[[str, int, int], None]

@@ -40,7 +40,7 @@ from netlab.realize.state import ADDRESSES, LabState, check_source, load_state, 
 from netlab.cni import conf as C, edited
 from netlab.cni.invoke import copy_of_run
 from netlab.realize import backend, cni_path, owner, tags
-from netlab.realize.state_dir import forget
+from netlab.realize.lab_list import forget
 from netlab.realize.lab_lock import LabLock
 from netlab.workload.terminal import served
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from netlab.errors import LabBusy, LabGoingDown, NetlabError, UsageError, down_way
 from netlab.realize.lab_folder import MARK_FILE
-from netlab.realize.state_dir import STATE_FILE, lab_dir, state_file, state_temps
+from netlab.realize.lab_list import state_temps
+from netlab.realize.state_dir import STATE_FILE, lab_dir, state_file
 from netlab.realize.lab_lock import lab_lock_holder, unheld
 
 if TYPE_CHECKING:

@@ -42,7 +42,7 @@ OWN_FILES = frozenset({"state.json", "state.sum", "lock", "watcher", "echo.sock"
                        "quiz.json", "backoff.json", MARK_FILE})
 OWN_DIRS = frozenset({"logs", "uts", "cni", "dns", "nodes"})  # made by netlab, with netlab's files alone inside
 TEMP_INFIX = ".tmp."  # state_dir.write_atomic's temporary file: <name>.tmp.<pid>
-LAST = ("state.json", "lock", MARK_FILE)  # removed last, in this order (state_dir.forget)
+LAST = ("state.json", "lock", MARK_FILE)  # removed last, in this order (lab_list.forget)
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 RENAME_NOREPLACE = 1
 AT_FDCWD = -100

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from netlab.errors import NetlabError, UsageError, down_way
 from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName as EnvLabName
 from netlab.realize.state import gone, load_state, running_lab
-from netlab.realize.state_dir import check_lab_name, known_labs
+from netlab.realize.lab_list import known_labs
+from netlab.realize.state_dir import check_lab_name
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState

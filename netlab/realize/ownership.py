@@ -24,7 +24,7 @@ from typing import Any
 
 from netlab.kernel import netns as nsmod
 from netlab.model.naming import lab_name_problem
-from netlab.realize import state as statemod, state_dir, state_errors, tags
+from netlab.realize import lab_list, state as statemod, state_dir, state_errors, tags
 from netlab.realize.lab_folder import ancestor_problem
 from netlab.realize.tags import POD_FILES, pod_files, remnants, tag_owner, tagged_namespaces
 
@@ -44,7 +44,7 @@ def owner_of(name: str) -> tuple[str, str] | None:
 
 def lab_of(lab_hash: str) -> str | None:
     """The lab with saved state whose name gives this hash (None: no such lab here)."""
-    return next((lab for lab in state_dir.known_labs() if nsmod.lab_hash(lab) == lab_hash), None)
+    return next((lab for lab in lab_list.known_labs() if nsmod.lab_hash(lab) == lab_hash), None)
 
 
 def _files_record(found: dict[str, list[str]]) -> dict[str, Any]:
@@ -175,7 +175,7 @@ def force_down(lab: str, teardown, tag_for, changing=lambda: None, left: list[st
         left += doubts
     if result is None:
         changing()
-        gone = state_dir.forget(lab)  # a corrupt state and no namespace: forget the file
+        gone = lab_list.forget(lab)  # a corrupt state and no namespace: forget the file
         if left is not None:
             left += gone
     return result

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from netlab.errors import NetlabError, UsageError, command_path, display_path, loads_json
 from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName
-from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, StateTooLarge, known_labs, read_state_file,
-                                     state_dir_error, state_file, write_atomic)
+from netlab.realize.lab_list import known_labs
+from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, StateTooLarge, read_state_file, state_dir_error,
+                                     state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_sum import trusted, write_sum
 # A state that cannot say what its lab made (state_errors); tests import these from here too

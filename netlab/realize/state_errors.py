@@ -140,7 +140,7 @@ def lost_state(lab: str, pod_files: bool = False) -> StateLost | EnvironmentNotR
     when neither does, its pods' files under /etc/netns (``down`` and ``list`` look for them: for the other
     commands such a lab is not up). None when nothing remains: the lab is simply not up. ``down`` and ``up``
     delete the state file only after the namespaces, and last of the folder but for its lock
-    (state_dir.forget), so a lab on its way down is never taken for lost. A lab whose namespaces' tag names
+    (lab_list.forget), so a lab on its way down is never taken for lost. A lab whose namespaces' tag names
     another state folder is up with that one (tags.StateElsewhere), not lost: its pods' files are its too."""
     from netlab.realize import tags  # the kernel's namespaces: only when one is missing
 

@@ -19,7 +19,7 @@ from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
 from netlab.kernel.mountinfo import read_mounts
 from netlab.model.naming import ETC_NETNS, is_netns, lab_name_problem, pod_file_marker
-from netlab.realize import state_dir
+from netlab.realize import lab_list, state_dir
 from netlab.realize.lab_folder import MARK_FILE
 
 _TAG = re.compile(r"^netlab:([0-9a-f]{8}):([0-9a-f]{8})(?::([0-9a-f]{8}))?$")
@@ -238,7 +238,7 @@ def remnants(lab: str) -> list[str]:
     except (OSError, state_dir.NotNetlabs):  # a folder netlab did not make holds nothing of the lab's
         return []
     own = {state_dir.LOCK_FILE, state_dir.STATE_FILE, MARK_FILE}
-    return sorted(set(names) - own - set(state_dir.state_temps(names)))
+    return sorted(set(names) - own - set(lab_list.state_temps(names)))
 
 
 # A pod's files in /etc/netns/<pod namespace>/ (services/netns_files.py writes them), by their record's key.

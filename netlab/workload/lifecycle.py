@@ -368,7 +368,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     for pod in doomed:  # their pins are gone (above): only their records and logs are left
         pods.pop(pod, None)
     left = remove_logs(state.lab, [name for pod in sorted(doomed) for name in logs.get(pod, [])])
-    if not everything:  # else the lab's whole folder goes (state_dir.forget), with what is in it
+    if not everything:  # else the lab's whole folder goes (lab_list.forget), with what is in it
         survivors += left
     remove_template(state.lab)
     for d in (udir, log_dir(state.lab)):

@@ -28,7 +28,7 @@ from netlab.kernel import caps
 from netlab.kernel import netns as nsmod
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
-from netlab.realize import state as state_mod, state_dir, tags
+from netlab.realize import lab_list, state as state_mod, state_dir, tags
 from netlab.realize.interrupted import stalled
 
 lab = pytest.fixture(make_lab, name="lab")
@@ -145,7 +145,7 @@ def test_a_lab_whose_whole_state_folder_went_is_listed_lost_by_its_tagged_namesp
     monkeypatch.setattr(nsmod, "read_tag", lambda name: spaces.get(name))
     # with its state: listed as up, its namespaces not read again; fk2 is up with another folder
     assert [(row.lab, row.phase) for row in labs()] == [(lab.name, "up"), ("fk2", "elsewhere")]
-    state_dir.forget(lab.name)  # the whole folder gone, as a down that could not read the tags left it
+    lab_list.forget(lab.name)  # the whole folder gone, as a down that could not read the tags left it
     assert not os.path.lexists(os.path.join(state_dir.STATE_ROOT, lab.name))
     rows = [row for row in labs()]
     assert [(row.lab, row.phase) for row in rows] == [(lab.name, "lost"), ("fk2", "elsewhere")], rows

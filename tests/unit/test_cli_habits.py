@@ -94,7 +94,7 @@ def test_completion_reads_lab_names_from_namespaces_without_the_state(tmp_path, 
     for name in ("ab-underlay", "ab-n1", "ab-web-1", "cd-underlay", "cd-x", "unrelated"):
         (netns / name).touch()
     monkeypatch.setattr(complete, "NETNS_DIR", str(netns))
-    monkeypatch.setattr("netlab.realize.state_dir.known_labs", lambda: (_ for _ in ()).throw(PermissionError()))
+    monkeypatch.setattr("netlab.realize.lab_list.known_labs", lambda: (_ for _ in ()).throw(PermissionError()))
     assert complete.lab_names() == ["ab", "cd"]
     ctx = type("Ctx", (), {"params": {"lab_name": "ab"}})()
     assert complete.lab_members(ctx)[0] == ["n1", "web-1"]
@@ -259,7 +259,7 @@ def test_cni_log_completes_the_pods_its_log_holds_a_removed_one_too(tmp_path, mo
     for name in ("ab-underlay", "ab-n1", "ab-web-1"):
         (netns / name).touch()
     monkeypatch.setattr(complete, "NETNS_DIR", str(netns))
-    monkeypatch.setattr("netlab.realize.state_dir.known_labs", lambda: (_ for _ in ()).throw(PermissionError()))
+    monkeypatch.setattr("netlab.realize.lab_list.known_labs", lambda: (_ for _ in ()).throw(PermissionError()))
     ctx = type("Ctx", (), {"params": {"lab_name": "ab"}})()
     assert [i.value for i in complete.complete_logged_pods(ctx, None, "")] == ["n1", "web-1"]  # no log here
     log = tmp_path / "calls.jsonl"

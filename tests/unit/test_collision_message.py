@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from netlab.kernel import netns as nsmod
-from netlab.realize import ownership, state_dir
+from netlab.realize import lab_list, ownership, state_dir
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def tagged(monkeypatch):
     monkeypatch.setattr(nsmod, "exists", lambda name: True)
     monkeypatch.setattr(nsmod, "is_netns_mount", lambda name: True)
     monkeypatch.setattr(ownership, "owner_of", lambda name: (nsmod.lab_hash("lx"), "00000001"))
-    monkeypatch.setattr(state_dir, "known_labs", lambda: [])
+    monkeypatch.setattr(lab_list, "known_labs", lambda: [])
 
 
 def test_a_namespace_of_a_lab_without_state_is_stale(tagged, monkeypatch):
@@ -33,7 +33,7 @@ def test_a_namespace_of_a_lab_without_state_is_stale(tagged, monkeypatch):
 def test_a_leftover_of_a_lab_that_is_up_is_removed_alone(tagged, monkeypatch):
     """The lab has a state and this one namespace is not in it: removing that namespace is the way (as before)."""
     monkeypatch.setattr(state_dir, "STATE_ROOT", state_dir.DEFAULT_STATE_ROOT)
-    monkeypatch.setattr(state_dir, "known_labs", lambda: ["lx"])
+    monkeypatch.setattr(lab_list, "known_labs", lambda: ["lx"])
     said = ownership.collision_message("lx-a", "lx")
     assert said.endswith("it is stale: remove it (ip netns del lx-a, or `netlab down --lab lx --force`) and run up "
                          "again")

@@ -16,7 +16,7 @@ from netlab.api import impair as impair_api, lifecycle
 from netlab.errors import NetlabError
 from netlab.kernel.fake import FakeKernel
 from netlab.model.impair import Impairment
-from netlab.realize import state_dir
+from netlab.realize import lab_list, state_dir
 from netlab.realize.lab_lock import LabLock
 from netlab.realize.state import load_state
 from netlab.realize.state_errors import StateGone
@@ -99,7 +99,7 @@ def test_impair_that_waited_for_a_down_is_refused_and_makes_nothing(lab, kernel,
         state = real(name)
         for ns in list(kernel.ns):  # the down that impair then waits for
             kernel.delete_netns(ns)
-        state_dir.forget(name)
+        lab_list.forget(name)
         return state
 
     monkeypatch.setattr(impair_api, "running", then_down)

@@ -16,7 +16,7 @@ from netlab.api import running
 from netlab.kernel.fake import FakeKernel
 from netlab.lab.teardown import down
 from netlab.kernel import netns as nsmod
-from netlab.realize import lab_lock, state_dir, tags
+from netlab.realize import lab_list, lab_lock, state_dir, tags
 from netlab.realize.state import LabState
 
 LAB = "kr"
@@ -143,6 +143,6 @@ def test_a_lab_whose_state_is_gone_is_still_lost(monkeypatch):
     monkeypatch.setattr(nsmod, "list_netns", lambda: sorted(spaces))
     monkeypatch.setattr(nsmod, "read_tag", lambda name: spaces.get(name))
     UpAtWork(spaces).makes_it(finished=True)
-    state_dir.forget(LAB)
+    lab_list.forget(LAB)
     rows = [row for row in running.labs() if row.lab == LAB]
     assert [row.phase for row in rows] == ["lost"] and "force=True" in str(rows[0].error), rows

@@ -13,7 +13,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel.fake import FakeKernel
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
-from netlab.realize import state as state_mod, state_dir
+from netlab.realize import lab_list, state as state_mod, state_dir
 
 TOPO = """name: fk
 nodes:
@@ -54,7 +54,7 @@ def machine(monkeypatch, k: FakeKernel, up_labs: list[str]) -> None:
     monkeypatch.setattr(nsmod, "is_netns_mount", lambda name: name in k.ns)
     monkeypatch.setattr(nsmod, "exists", lambda name: k.netns_exists(name))
     monkeypatch.setattr(nsmod, "read_tag", k.read_tag)
-    monkeypatch.setattr(state_dir, "known_labs", lambda: sorted(up_labs))
+    monkeypatch.setattr(lab_list, "known_labs", lambda: sorted(up_labs))
 
 
 def test_a_namespace_another_lab_made_meanwhile_is_refused_as_its(lab, monkeypatch):

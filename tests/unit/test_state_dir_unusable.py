@@ -22,7 +22,7 @@ from netlab.errors import EnvironmentNotReady
 from netlab.kernel import caps
 from netlab.kernel import netns as nsmod
 from netlab.kernel.fake import FakeKernel
-from netlab.realize import lab_folder, state as state_mod, state_dir, tags
+from netlab.realize import lab_list, lab_folder, state as state_mod, state_dir, tags
 from netlab.realize.lab_lock import LabLock
 
 lab = pytest.fixture(make_lab, name="lab")
@@ -78,7 +78,7 @@ def test_a_state_folder_name_too_long_is_one_line(words, tmp_path, monkeypatch):
 
 def test_the_shared_check_refuses_before_any_lab_is_read(tmp_path, monkeypatch):
     use(monkeypatch, loop(tmp_path))
-    asks = (state_dir.root_there, state_dir.known_labs, state_dir.stateless_labs, lambda: state_mod.load_state("fk"))
+    asks = (state_dir.root_there, lab_list.known_labs, lab_list.stateless_labs, lambda: state_mod.load_state("fk"))
     for ask in asks:
         with pytest.raises(EnvironmentNotReady, match="is a symlink; refusing to use it"):
             ask()

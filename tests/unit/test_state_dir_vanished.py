@@ -15,7 +15,7 @@ import os
 import pytest
 from cli_inprocess import run_cli
 
-from netlab.realize import state_dir
+from netlab.realize import lab_list, state_dir
 
 
 @pytest.fixture
@@ -43,9 +43,9 @@ def vanish_before(monkeypatch, module, name: str, root) -> None:
 def test_a_state_folder_removed_before_list_reads_it_is_no_lab(root, monkeypatch):
     root.mkdir(mode=0o700)
     vanish_before(monkeypatch, os, "listdir", root)
-    assert state_dir.known_labs() == []
+    assert lab_list.known_labs() == []
     root.mkdir(mode=0o700)
-    assert state_dir.stateless_labs() == []
+    assert lab_list.stateless_labs() == []
 
 
 def test_a_state_folder_removed_between_lexists_and_lstat_is_not_there(root, monkeypatch):
@@ -61,7 +61,7 @@ def test_a_state_folder_removed_between_lexists_and_lstat_is_not_there(root, mon
     monkeypatch.setattr(os.path, "lexists", lexists_then_gone)
     assert state_dir.root_there() is False
     root.mkdir(mode=0o700)
-    assert state_dir.known_labs() == []
+    assert lab_list.known_labs() == []
     root.mkdir(mode=0o700)
     assert state_dir.read_state_file("srx") is None  # lab_dir(create=False): a folder gone is no folder
 

@@ -19,7 +19,7 @@ from test_state_folder_foreign import snapshot
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
-from netlab.realize import lab_folder, lab_lock, state_dir, state_schema
+from netlab.realize import lab_list, lab_folder, lab_lock, state_dir, state_schema
 from netlab.realize.state import LabState, iter_states
 
 RUN = "0123456789abcdef0123456789abcdef"
@@ -65,7 +65,7 @@ def test_no_decoy_is_listed_nor_adopted(decoys):
     before = snapshot(decoys)
     assert {n: lab_folder.not_ours(str(decoys / n)) for n in DECOYS if lab_folder.not_ours(str(decoys / n)) is None} \
         == {}
-    assert state_dir.known_labs() == [] and state_dir.stateless_labs() == [] and list(iter_states()) == []
+    assert lab_list.known_labs() == [] and lab_list.stateless_labs() == [] and list(iter_states()) == []
     got = run_cli("list")
     assert got.returncode == 0 and "app" not in got.stdout and "svc" not in got.stdout, got
     assert snapshot(decoys) == before
@@ -100,14 +100,14 @@ def test_an_earlier_releases_lab_is_adopted_by_its_state_and_marked_then(state_r
     os.unlink(state_root / "old" / lab_folder.MARK_FILE)
     state_dir.uncheck(str(state_root / "old"))  # as a new process finds it
     (state_root / "old" / "notes").write_text("x")  # the state proves it: what else is there is left by down
-    assert lab_folder.not_ours(str(state_root / "old")) is None and state_dir.known_labs() == ["old"]
+    assert lab_folder.not_ours(str(state_root / "old")) is None and lab_list.known_labs() == ["old"]
     state_dir.lab_dir("old")  # a write of the lab's: proven, so marked now
     assert (state_root / "old" / lab_folder.MARK_FILE).is_file()
 
 
 def test_an_earlier_releases_lab_with_only_its_lock_is_adopted(state_root):
     old = folder(state_root, "old", {"lock": "pid 4242 (netlab up)\n", "echo.sock": "", "logs/a.main.log": "l"})
-    assert lab_folder.not_ours(str(old)) is None and state_dir.stateless_labs() == ["old"]
+    assert lab_folder.not_ours(str(old)) is None and lab_list.stateless_labs() == ["old"]
     teardown.down("old", FakeKernel(), force=True)
     assert not old.exists()
 

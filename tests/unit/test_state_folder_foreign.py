@@ -16,7 +16,7 @@ from cli_inprocess import run_cli
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
-from netlab.realize import lab_folder, lab_lock, state_dir
+from netlab.realize import lab_list, lab_folder, lab_lock, state_dir
 from netlab.realize.state import LabState, iter_states
 
 NOBODY = 65534
@@ -51,7 +51,7 @@ def decoy(state_root):
 
 def test_list_shows_no_folder_netlab_did_not_make(decoy):
     before = snapshot(decoy)
-    assert state_dir.known_labs() == [] and state_dir.stateless_labs() == []
+    assert lab_list.known_labs() == [] and lab_list.stateless_labs() == []
     assert list(iter_states()) == []
     got = run_cli("list")
     assert got.returncode == 0 and "dpkg" not in got.stdout + got.stderr and "ssl" not in got.stdout, got
@@ -95,7 +95,7 @@ def test_a_lab_folder_is_made_with_its_mark_at_once_and_one_of_an_earlier_releas
     old.mkdir(mode=0o700)  # as the release before the mark made it: 0700, its lock in it, in its words
     (old / "lock").write_bytes(b"pid 12 (netlab up)\n")
     (old / "echo.sock").write_bytes(b"")
-    assert lab_folder.not_ours(str(old)) is None and state_dir.stateless_labs() == ["old"]
+    assert lab_folder.not_ours(str(old)) is None and lab_list.stateless_labs() == ["old"]
     teardown.down("old", FakeKernel(), force=True)
     assert not old.exists()
 
@@ -116,7 +116,7 @@ def test_down_force_removes_netlabs_names_only_and_says_what_it_left(state_root)
     assert done.skipped == [f"{folder}/{name}: not netlab's; left alone (and the folder with it)"
                             for name in ("keep", "mine.txt")]
     assert lab_folder.not_ours(str(folder))  # unmarked: no lab's now, listed by nobody
-    assert state_dir.stateless_labs() == [] and state_dir.known_labs() == []
+    assert lab_list.stateless_labs() == [] and lab_list.known_labs() == []
 
 
 def test_removal_never_follows_a_symlink_nor_leaves_the_folder(state_root, tmp_path):
@@ -126,7 +126,7 @@ def test_removal_never_follows_a_symlink_nor_leaves_the_folder(state_root, tmp_p
     LabState(lab="fk").save()
     os.symlink(outside, state_root / "fk" / "logs")  # a known name, a symlink: the link goes, not what it names
     os.symlink(outside / "precious", state_root / "fk" / "echo.log")
-    state_dir.forget("fk")
+    lab_list.forget("fk")
     assert (outside / "precious").read_text() == "p" and not (state_root / "fk").exists()
 
 
@@ -169,7 +169,7 @@ def test_a_state_folder_below_another_users_folder_is_refused_naming_it(tmp_path
     assert not (parent / "state").exists()  # nothing made in it
     (parent / "state").mkdir(mode=0o700)
     with pytest.raises(EnvironmentNotReady, match="owned by uid 65534"):
-        state_dir.known_labs()  # `list` too
+        lab_list.known_labs()  # `list` too
     from netlab.doctor_host import check_state_dir
 
     perm, _ = check_state_dir(str(parent / "state"), True)
@@ -216,7 +216,7 @@ def test_every_command_refuses_a_state_folder_below_another_users_folder_before_
 
 def test_a_state_folder_not_made_below_folders_not_made_is_no_lab_to_a_reader(tmp_path, monkeypatch):
     _root_at(monkeypatch, tmp_path / "none" / "state")
-    assert state_dir.known_labs() == [] and not state_dir.root_there()
+    assert lab_list.known_labs() == [] and not state_dir.root_there()
     assert not (tmp_path / "none").exists()
 
 
@@ -231,8 +231,8 @@ def test_a_lab_folder_keeps_its_lock_and_mark_while_something_of_netlabs_stays_i
     real = lab_folder._remove_at
     monkeypatch.setattr(lab_folder, "_remove_at",  # as for a tmpfs mounted there
                         lambda fd, name, dev: None if name == "uts" else real(fd, name, dev))
-    assert state_dir.forget("kept") == []
+    assert lab_list.forget("kept") == []
     assert sorted(os.listdir(path)) == ["lock", lab_folder.MARK_FILE, "uts"]
     assert lab_folder.not_ours(path) is None
     monkeypatch.setattr(lab_folder, "_remove_at", real)
-    assert state_dir.forget("kept") == [] and not os.path.exists(path)  # once the pins went: all of it
+    assert lab_list.forget("kept") == [] and not os.path.exists(path)  # once the pins went: all of it

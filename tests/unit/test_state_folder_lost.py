@@ -14,7 +14,7 @@ import pytest
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
-from netlab.realize import state_dir
+from netlab.realize import lab_list
 from netlab.realize.state import LabState, StateCorrupt, StateLost, lost_state, running_lab
 
 LAB = "ilost"
@@ -63,7 +63,7 @@ def test_forget_deletes_the_state_file_after_the_runs_files_and_before_the_lock(
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "unlink", unlink)
-    left = state_dir.forget(LAB)
+    left = lab_list.forget(LAB)
     assert gone[-3:] == ["state.json", "lock", "netlab-lab"] and set(gone) == {
         "echo.sock", "echo.log", "state.sum", "state.json", "lock", "netlab-lab"}, gone
     # zz is no name netlab writes: left, and the folder with it, unmarked (no lab's any more), and said
@@ -73,7 +73,7 @@ def test_forget_deletes_the_state_file_after_the_runs_files_and_before_the_lock(
 def test_forget_removes_a_folder_that_has_no_lock(state_root):
     LabState(lab=LAB).save()  # saved without LabLock: no lock file
     assert "lock" not in os.listdir(state_root / LAB)
-    state_dir.forget(LAB)
+    lab_list.forget(LAB)
     assert not (state_root / LAB).exists()  # it stayed, empty, in /run/netlab
 
 

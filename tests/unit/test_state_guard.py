@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import state_guard
-from netlab.realize import state_dir, tags
+from netlab.realize import lab_list, state_dir, tags
 from netlab.realize.state import load_state
 from state_guard import Guard
 
@@ -28,7 +28,7 @@ def test_every_test_has_a_state_directory_of_its_own_for_netlab_and_the_processe
 def test_without_asking_for_one_too():
     assert not state_dir.STATE_ROOT.startswith(REAL + "/") and state_dir.STATE_ROOT != REAL
     assert os.environ["NETLAB_STATE_DIR"] == state_dir.STATE_ROOT
-    assert state_dir.known_labs() == []  # the machine's labs are not this test's
+    assert lab_list.known_labs() == []  # the machine's labs are not this test's
     assert tags.ETC_NETNS != "/etc/netns" and tags.pod_file_labs() == []  # nor their pods' files
 
 

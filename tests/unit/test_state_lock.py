@@ -17,7 +17,7 @@ import time
 import pytest
 
 from netlab.errors import LabBusy
-from netlab.realize import lab_lock, state_dir
+from netlab.realize import lab_list, lab_lock
 
 LAB = "iblock"
 
@@ -70,7 +70,7 @@ def test_a_waiter_survives_the_holder_deleting_the_lab(root, tmp_path):
     with lab_lock.LabLock(LAB, "netlab down"):
         waiter = start_waiter(root, marker, "netlab up")
         wait_until_waiting(waiter)
-        state_dir.forget(LAB)
+        lab_list.forget(LAB)
         assert not (root / LAB).exists()
     out, err = waiter.communicate(timeout=30)
     assert waiter.returncode == 0, err.decode()
@@ -84,7 +84,7 @@ def test_one_proceeds_the_other_waits_after_the_lock_file_was_deleted(root, tmp_
     with lab_lock.LabLock(LAB, "netlab down"):
         first = start_waiter(root, marker, "first")
         wait_until_waiting(first)
-        state_dir.forget(LAB)
+        lab_list.forget(LAB)
     second = start_waiter(root, marker, "second")
     results = [p.communicate(timeout=30) + (p.returncode,) for p in (first, second)]
     for out, err, code in results:
@@ -116,7 +116,7 @@ def test_one_watcher_per_lab_and_it_leaves_no_directory_behind(root):
 def test_a_watcher_of_a_lab_taken_down_leaves_the_next_ones_file_alone(root):
     first = lab_lock.WatcherLock(LAB).__enter__()
     with lab_lock.LabLock(LAB, "down"):
-        state_dir.forget(LAB)  # `down` removes the directory, the first watcher's file with it
+        lab_list.forget(LAB)  # `down` removes the directory, the first watcher's file with it
     with lab_lock.WatcherLock(LAB):  # the lab up again, watched by another: not refused
         first.__exit__(None, None, None)  # the first ends (it saw the lab go)
         assert (root / LAB / "watcher").exists()  # the second's file: not the first's to remove

@@ -12,7 +12,7 @@ import pytest
 
 from netlab.errors import UsageError
 from netlab.model.naming import lab_name_problem
-from netlab.realize import state, state_dir
+from netlab.realize import lab_list, state, state_dir
 
 BAD = ["/tmp/x", "../../tmp/x", ".", "..", "/etc", "/", "a" * 300, "", "demo\n", "Demo", "de mo", "-demo",
        "demo-", "a" * 25, "de\x00mo", "de/mo", "\u202edemo"]
@@ -27,7 +27,7 @@ def test_bad_lab_values_are_refused_before_any_path_is_made(value):
     with pytest.raises(UsageError):
         state_dir.lab_dir(value, create=False)
     with pytest.raises(UsageError):
-        state_dir.forget(value)
+        lab_list.forget(value)
     assert lab_name_problem(value) is not None
 
 
