@@ -252,12 +252,105 @@ def own_name(name: str) -> bool:
     return bool(infix) and base in OWN_FILES and pid.isdigit()
 
 
-def remove_own(root: str, lab: str) -> list[str]:
+# What ``down`` says of a name it leaves in a lab's folder (:func:`remove_own`), after the path.
+NOT_NETLABS = "not netlab's"
+ON_A_MOUNT = "a mount point (a bind mount, or another file system), not netlab's: nothing in it is touched"
+A_SYMLINK = "a symlink, never followed: nothing it points to is touched"
+
+
+def mount_id(fd: int) -> int | None:
+    """The id of the mount the open file ``fd`` is on (``mnt_id`` of /proc/self/fdinfo, proc(5)): two folders of one
+    file system with the same st_dev may be on two mounts (a bind mount of a user's folder); None: unreadable."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key == "mnt_id":
+                    return int(value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _mount_of_name(fd: int, name: str) -> int | None:
+    """The mount id of ``name`` in the open folder ``fd`` (not followed: a symlink's own); None: unreadable."""
+    try:
+        sub = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    except OSError:
+        return None
+    try:
+        return mount_id(sub)
+    finally:
+        os.close(sub)
+
+
+def _same_mount(fd: int, name: str, mnt: tuple[int, int | None]) -> bool:
+    """Whether ``name`` in the open folder ``fd`` is on the mount ``mnt`` (its device and mount id): a bind mount of
+    a folder of the same file system has the same st_dev, its own mount id."""
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return st.st_dev == mnt[0] and (mnt[1] is None or _mount_of_name(fd, name) == mnt[1])
+
+
+def open_sub(root: str, lab: str, sub: str) -> tuple[int | None, str | None]:
+    """The folder ``sub`` of the lab folder ``root``/``lab``, opened fd-relative (no symlink followed on the way) for
+    the caller to remove or write in by ``dir_fd`` (and close): (fd, None); (None, why) when it is not one netlab
+    may touch: a symlink (:data:`A_SYMLINK`) or on another mount than the lab's folder (:data:`ON_A_MOUNT`);
+    (None, None) when it is not there (nothing in it to touch)."""
+    try:
+        rfd = os.open(root, _DIR)
+    except OSError:
+        return None, None
+    try:
+        try:
+            fd = os.open(lab, _DIR, dir_fd=rfd)
+        except OSError:
+            return None, None
+        try:
+            try:
+                st = os.stat(sub, dir_fd=fd, follow_symlinks=False)
+            except OSError:
+                return None, None
+            if stat.S_ISLNK(st.st_mode):
+                return None, A_SYMLINK
+            mnt = (os.fstat(fd).st_dev, mount_id(fd))
+            if not _same_mount(fd, sub, mnt):
+                return None, ON_A_MOUNT
+            try:
+                sfd = os.open(sub, _DIR, dir_fd=fd)
+            except OSError:
+                return None, None
+            if os.fstat(sfd).st_dev != mnt[0] or (mnt[1] is not None and mount_id(sfd) != mnt[1]):
+                os.close(sfd)  # mounted there since it was looked at
+                return None, ON_A_MOUNT
+            return sfd, None
+        finally:
+            os.close(fd)
+    finally:
+        os.close(rfd)
+
+
+def sub_problem(root: str, lab: str, sub: str) -> str | None:
+    """Why the folder ``sub`` of the lab folder ``root``/``lab`` is not one netlab may write or remove in, in
+    :func:`open_sub`'s words; None when it is a folder of the lab's own mount, or not there."""
+    fd, why = open_sub(root, lab, sub)
+    if fd is not None:
+        os.close(fd)
+    return why
+
+
+def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
     """Remove netlab's own names from the lab folder ``root``/``lab``, fd-relative: the folder is opened once (no
     symlink followed) and every removal is made in it, never through a path a swap could redirect; nothing on
-    another mount (a UTS pin still bind-mounted) is removed. The state file goes after everything else but the lock
-    and the mark, then the lock, then the mark, then the folder (when nothing else is in it). Returns the names
-    left that are not netlab's, sorted (the folder stays with them, unmarked: no lab's any more)."""
+    another mount is removed (a mount id, not st_dev, tells: a bind mount of a folder of the same file system has
+    the same st_dev). The state file goes after everything else but the lock and the mark, then the lock, then the
+    mark, then the folder (when nothing else is in it); a symlink goes itself (never followed: what it names stays).
+    Returns what it left that is not netlab's, each name
+    (``logs/sub``: inside one of netlab's folders) with why, sorted: the folder stays with them, unmarked (no lab's
+    any more). A UTS pin still mounted (of namespaces a failed `up` left, in ``uts``) is netlab's: not said, it
+    keeps the lock and the mark, for ``down --force`` to finish."""
     try:
         rfd = os.open(root, _DIR)
     except OSError:
@@ -268,58 +361,64 @@ def remove_own(root: str, lab: str) -> list[str]:
         except OSError:
             return []
         try:
-            left = []
-            dev = os.fstat(fd).st_dev
+            left: list[tuple[str, str]] = []
+            mnt = (os.fstat(fd).st_dev, mount_id(fd))
             for name in sorted(os.listdir(fd)):
                 if name in LAST:
                     continue
-                if own_name(name):
-                    _remove_at(fd, name, dev)
+                if not own_name(name):
+                    left.append((name, NOT_NETLABS))
+                elif name == "uts":
+                    _remove_at(fd, name, mnt, [], name)  # its pins' mounts are netlab's: kept, not said
                 else:
-                    left.append(name)
+                    _remove_at(fd, name, mnt, left, name)
             # Something of netlab's it may not remove (a UTS pin still mounted, of namespaces a failed `up` left)
             # keeps the lock and the mark: the folder stays netlab's, which `down --force` then finishes.
-            kept = [name for name in os.listdir(fd) if name not in LAST and own_name(name)]
+            said = {name.split("/")[0] for name, _ in left}
+            kept = [name for name in os.listdir(fd) if name not in LAST and name not in said and own_name(name)]
             for name in LAST[:1] if kept else LAST:  # a removal cut short keeps the state: `down` again finishes it
                 try:
                     os.unlink(name, dir_fd=fd)
                 except FileNotFoundError:
                     pass
                 except IsADirectoryError:
-                    _remove_at(fd, name, dev)
+                    _remove_at(fd, name, mnt, left, name)
                 except OSError:
-                    return left
+                    return sorted(left)
         finally:
             os.close(fd)
         if not left:
             with contextlib.suppress(OSError):
                 os.rmdir(lab, dir_fd=rfd)
-        return left
+        return sorted(left)
     finally:
         os.close(rfd)
 
 
-def _remove_at(fd: int, name: str, dev: int) -> None:
-    """Remove ``name`` in the open folder ``fd``, a folder with what is in it, on that mount only."""
+def _remove_at(fd: int, name: str, mnt: tuple[int, int | None], left: list[tuple[str, str]], shown: str) -> None:
+    """Remove ``name`` in the open folder ``fd``, a folder with what is in it, on that mount only; a mount point met
+    (``shown``: its name from the lab's folder) is added to ``left``, nothing in it removed."""
     try:
         st = os.stat(name, dir_fd=fd, follow_symlinks=False)
     except OSError:
         return
-    if st.st_dev != dev:
-        return  # a mount point: not ours to delete through
+    if not _same_mount(fd, name, mnt):
+        left.append((shown, ON_A_MOUNT))  # a mount point: not ours to delete through
+        return
     if not stat.S_ISDIR(st.st_mode):
         with contextlib.suppress(OSError):
-            os.unlink(name, dir_fd=fd)
+            os.unlink(name, dir_fd=fd)  # a symlink itself goes, never followed
         return
     try:
         sub = os.open(name, _DIR, dir_fd=fd)
     except OSError:
         return
     try:
-        if os.fstat(sub).st_dev != dev:
+        if os.fstat(sub).st_dev != mnt[0] or (mnt[1] is not None and mount_id(sub) != mnt[1]):
+            left.append((shown, ON_A_MOUNT))  # mounted there since it was looked at
             return
         for inner in os.listdir(sub):
-            _remove_at(sub, inner, dev)
+            _remove_at(sub, inner, mnt, left, f"{shown}/{inner}")
     finally:
         os.close(sub)
     with contextlib.suppress(OSError):

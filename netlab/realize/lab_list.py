@@ -25,7 +25,7 @@ def forget(lab: str) -> list[str]:
     # The lock file goes last; holders of the lock keep their open fd.
     state_dir._checked.pop(path, None)
     left = lab_folder.remove_own(state_dir.STATE_ROOT, lab)
-    return [f"{os.path.join(path, name)}: not netlab's; left alone (and the folder with it)" for name in left]
+    return [f"{os.path.join(path, name)}: {why}; left alone (and the folder with it)" for name, why in left]
 
 
 def _root_names() -> list[str]:

@@ -88,6 +88,9 @@ def forget_runs(lab_name: str, pod: str, container: str, which: tuple[str, ...] 
     run before its first (``kubectl logs --previous`` finds none). Only a file goes, as netlab wrote it: what
     else stands at either name (a FIFO, a symlink, a directory) is someone's, left as it is and said, one line
     each (``which``: the names said; a start says its current log's itself, as it fails on it)."""
+    why = logs_problem(lab_name)
+    if why is not None:
+        return [f"pod {pod} container {container}: {log_dir(lab_name)}: {why}; its logs are left alone"]
     out = []
     for what, path in (("log", log_path(lab_name, pod, container)),
                        ("previous log", previous_log_path(lab_name, pod, container))):
@@ -97,17 +100,18 @@ def forget_runs(lab_name: str, pod: str, container: str, which: tuple[str, ...] 
     return out
 
 
-def _remove_file(path: str) -> str | None:
-    """Unlink ``path`` if it is a file, as netlab writes a log; what it is when it is not (a FIFO, a symlink: not
-    netlab's, left, never followed), None when it was a file or nothing is there."""
+def _remove_file(path: str, dir_fd: int | None = None) -> str | None:
+    """Unlink ``path`` (in the open folder ``dir_fd``: a name) if it is a file, as netlab writes a log; what it is
+    when it is not (a FIFO, a symlink: not netlab's, left, never followed), None when it was a file or nothing is
+    there."""
     try:
-        mode = os.lstat(path).st_mode
+        mode = os.stat(path, dir_fd=dir_fd, follow_symlinks=False).st_mode
     except OSError:
         return None
     if not stat.S_ISREG(mode):
         return KINDS.get(stat.S_IFMT(mode), "not a file")
     try:
-        os.unlink(path)
+        os.unlink(path, dir_fd=dir_fd)
     except OSError:
         pass
     return None
@@ -134,17 +138,35 @@ def log_files(lab_name: str) -> list[str]:
         return []
 
 
+def logs_problem(lab_name: str) -> str | None:
+    """Why nothing may be removed in the lab's ``logs`` folder: it is a symlink, or on another mount (a bind mount
+    of a user's folder, to keep the logs past ``down``), in lab_folder's words; None when it is netlab's."""
+    from netlab.realize import lab_folder, state_dir
+
+    return lab_folder.sub_problem(state_dir.STATE_ROOT, lab_name, "logs")
+
+
 def remove_logs(lab_name: str, names: list[str]) -> list[str]:
     """Files of the lab's log directory, by the names its listing gave (:func:`logs_by_pod`): only a file, as
     netlab wrote it; what else stands there (a FIFO, a symlink, a directory) is someone's, left as it is and said,
-    one line each."""
+    one line each. A ``logs`` folder that is a symlink or on another mount is the user's: nothing in it is removed,
+    said in one line."""
+    from netlab.realize import lab_folder, state_dir
+
     base = log_dir(lab_name)
+    if not names:
+        return []
+    fd, why = lab_folder.open_sub(state_dir.STATE_ROOT, lab_name, "logs")
+    if fd is None:
+        return [f"{base}: {why}; left alone"] if why else []
     out = []
-    for name in names:
-        path = os.path.join(base, name)
-        kind = _remove_file(path)
-        if kind is not None:
-            out.append(f"log {path} is {kind}, {LOG_BLOCKED}")
+    try:
+        for name in names:  # in the folder opened once, by dir_fd: never through a path a swap could redirect
+            kind = _remove_file(name, fd)
+            if kind is not None:
+                out.append(f"log {os.path.join(base, name)} is {kind}, {LOG_BLOCKED}")
+    finally:
+        os.close(fd)
     return out
 
 

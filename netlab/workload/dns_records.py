@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from netlab.feature import StartResult
 from netlab.kernel import processes as proc
+from netlab.realize import lab_folder, state_dir
 from netlab.realize.state_dir import lab_dir, write_atomic
 from netlab.workload.tasks import proc_of, task_in
 
@@ -97,6 +98,8 @@ def sync(lab: Lab) -> StartResult:
     text, have = wanted(lab), read(lab.name)
     path = hosts_path(lab.name)
     if text is None:  # no cluster DNS (the last Service removed): the file goes, and its folder when empty
+        if lab_folder.sub_problem(state_dir.STATE_ROOT, lab.name, "dns") is not None:
+            return done  # the user's folder (a symlink, a mount): nothing removed through it
         if have is not None:
             os.unlink(path)
         with contextlib.suppress(OSError):  # not there, or not empty
@@ -104,6 +107,11 @@ def sync(lab: Lab) -> StartResult:
         return done
     if have != text:
         lab_dir(lab.name)  # the lab's folder made as netlab makes it (marked), then dns/ below it
+        why = lab_folder.sub_problem(state_dir.STATE_ROOT, lab.name, "dns")
+        if why is not None:  # a symlink, or a bind mount of a user's folder: never written through
+            done.problems.append(f"dns: {os.path.dirname(path)}: {why}; the cluster DNS records are not written "
+                                 "there (left alone)")
+            return done
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         write_atomic(path, text.encode(), mode=FILE_MODE)
         if have is not None:
@@ -117,8 +125,8 @@ def drift(lab: Lab) -> list[str]:
     if text is None:
         return []
     have = read(lab.name)
-    if have == text:
-        return []
+    if have == text or lab_folder.sub_problem(state_dir.STATE_ROOT, lab.name, "dns") is not None:
+        return []  # as planned; or its folder is the user's (a symlink, a mount): up leaves it, and says so
     word = "missing" if have is None else "different"
     return [f"dns: the cluster DNS records {hosts_path(lab.name)} are {word} (Service names would answer "
             "wrong); up writes them again"]

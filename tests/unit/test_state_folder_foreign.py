@@ -230,7 +230,7 @@ def test_a_lab_folder_keeps_its_lock_and_mark_while_something_of_netlabs_stays_i
     (state_root / "kept" / "uts").mkdir()
     real = lab_folder._remove_at
     monkeypatch.setattr(lab_folder, "_remove_at",  # as for a tmpfs mounted there
-                        lambda fd, name, dev: None if name == "uts" else real(fd, name, dev))
+                        lambda fd, name, *rest: None if name == "uts" else real(fd, name, *rest))
     assert lab_list.forget("kept") == []
     assert sorted(os.listdir(path)) == ["lock", lab_folder.MARK_FILE, "uts"]
     assert lab_folder.not_ours(path) is None
