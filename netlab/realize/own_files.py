@@ -19,12 +19,21 @@ from netlab.model.naming import ETC_NETNS, NETNS_DIR
 from netlab.realize import state_dir
 
 
+# The machine-wide lock of the probes' turns (probe/turns.py LOCK_PATH, which loads no kernel code of its own):
+# `doctor` and a probe's "waiting for" line read who holds the turn from its text. A file, not a folder.
+TURN_LOCK = "/run/netlab-neighbours.lock"
+
+
 def _folders() -> list[tuple[str, str]]:
-    """Each protected folder and what it holds, in words. The default state directory stays protected while
-    NETLAB_STATE_DIR points elsewhere: other labs of this machine keep their state there."""
-    roots = dict.fromkeys([state_dir.STATE_ROOT, state_dir.DEFAULT_STATE_ROOT])
+    """Each protected folder (and the turns' lock, a file) and what it holds, in words. The default state directory
+    stays protected while NETLAB_STATE_DIR points elsewhere: other labs of this machine keep their state there; so
+    does every other state folder this machine shows a lab up with (its pins' tmpfs, as `netlab list` names it)."""
+    from netlab.realize.tags import pin_folders
+
+    roots = dict.fromkeys([state_dir.STATE_ROOT, state_dir.DEFAULT_STATE_ROOT, *pin_folders()])
     return ([(root, "netlab's state directory") for root in roots]
-            + [(NETNS_DIR, "the folder of the network namespaces"), (ETC_NETNS, "the folder of the pods' files")])
+            + [(NETNS_DIR, "the folder of the network namespaces"), (ETC_NETNS, "the folder of the pods' files"),
+               (TURN_LOCK, "the machine-wide lock of the probes' turns")])
 
 
 def _in_filesystem(real: str, mounts: list[Mount]) -> tuple[str, str] | None:
@@ -152,5 +161,6 @@ def check_output_path(path: str | os.PathLike[str] | None) -> None:
     found = own_folder(os.fspath(path))
     if found is not None:
         folder, what = found
-        raise UsageError(f"cannot write {display_path(os.fspath(path))}: it is inside {folder}, {what}, and "
+        where = "" if folder == TURN_LOCK else "inside "
+        raise UsageError(f"cannot write {display_path(os.fspath(path))}: it is {where}{folder}, {what}, and "
                          "would overwrite what keeps the labs running; write it somewhere else")

@@ -121,3 +121,27 @@ def test_a_bind_mount_of_a_folder_inside_the_state_directory_is_seen_in_the_moun
     assert own_files.own_folder(str(tmp_path / "my" / "x")) is None
     monkeypatch.setattr(mountinfo, "MOUNTINFO", str(tmp_path / "none"))  # no table: judged as before
     assert own_files.own_folder(str(view / "state.json")) is None
+
+
+def test_another_state_folder_this_machine_shows_and_the_turns_lock_are_refused(state_root, tmp_path, monkeypatch):
+    """A lab up with another NETLAB_STATE_DIR (`netlab list` names its folder) keeps its state there, and the
+    machine-wide lock of the probes' turns says who holds the turn: neither is overwritten (QA q47 2)."""
+    from netlab.probe import turns
+    from netlab.realize import tags
+
+    other = tmp_path / "other-state"
+    (other / "ibelse").mkdir(parents=True, mode=0o700)
+    theirs = other / "ibelse" / "state.json"
+    theirs.write_text('{"their": "state"}')
+    lock = tmp_path / "turns.lock"
+    lock.write_text("pid 1 (netlab probe)\n")
+    assert getattr(own_files, "TURN_LOCK", None) == turns.LOCK_PATH  # the path the probes lock
+    monkeypatch.setattr(tags, "pin_folders", lambda: [str(other)])  # its pins' tmpfs: <other>/ibelse/uts
+    monkeypatch.setattr(own_files, "TURN_LOCK", str(lock), raising=False)
+    line = refused(run_cli("graph", "-t", "topologies/default-2node.yaml", "-w", str(theirs)), theirs)
+    assert f"it is inside {other}, netlab's state directory" in line
+    proc = run_cli("probe", "--lab", "ibown", "--junit", str(lock))
+    assert lock.read_text() == "pid 1 (netlab probe)\n" and theirs.read_text() == '{"their": "state"}'
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        f"netlab: cannot write {lock}: it is {lock}, the machine-wide lock of the probes' turns, and would overwrite "
+        "what keeps the labs running; write it somewhere else"], proc.stderr
