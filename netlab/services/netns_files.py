@@ -313,6 +313,10 @@ def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, wit
         written = 0
         for netns, (pod, text) in want.items():
             path = file_path(netns, kind)
+            if dir_not_ours(netns) is not None:  # a symlink: nothing written through it (status says it so too)
+                rec[kind].pop(netns, None)
+                done.problems.append(left_alone_line(pod, netns, kind, without))
+                continue
             try:
                 if make_netns_dir(rec, netns):
                     rec["dirs"][netns] = "created"
@@ -393,9 +397,24 @@ class EarlyWrite:
         return self._work.join()
 
 
+def dir_not_ours(netns: str) -> str | None:
+    """What stands at the pod's folder /etc/netns/<netns> when it is not a folder (a symlink: never followed, nothing
+    written through it; a file): someone's, left alone with both files; None when it is a folder, or not there."""
+    try:
+        mode = os.lstat(netns_dir(netns)).st_mode
+    except OSError:
+        return None
+    if stat.S_ISDIR(mode):
+        return None
+    return "a symlink" if stat.S_ISLNK(mode) else "not a folder"
+
+
 def left_alone(lab_name: str, rec: dict, kind: str, netns: str) -> bool:
     """Whether ``sync`` leaves the pod's file of ``kind`` as it is: there, not netlab's first line for this lab,
-    and not recorded as made by this lab (an empty file only when named in the records before it was made)."""
+    and not recorded as made by this lab (an empty file only when named in the records before it was made); or
+    its folder is not a folder (:func:`dir_not_ours`: a symlink), which nothing is written through."""
+    if dir_not_ours(netns) is not None:
+        return True
     try:
         mine = owner(file_path(netns, kind), lab_name)
     except OSError:
@@ -406,6 +425,9 @@ def left_alone(lab_name: str, rec: dict, kind: str, netns: str) -> bool:
 
 def left_alone_line(pod: str, netns: str, kind: str, without: str) -> str:
     """What ``sync`` says of a file it leaves alone (and status of it)."""
+    what = dir_not_ours(netns)
+    if what is not None:
+        return f"pod {pod}: {netns_dir(netns)} is {what}, not netlab's folder; left alone, so this pod {without}"
     return f"pod {pod}: {file_path(netns, kind)} exists and is not netlab's; left alone, so this pod {without}"
 
 

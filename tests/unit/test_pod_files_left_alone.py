@@ -5,6 +5,8 @@ for ever). A file netlab wrote and a person edited stays drift: up rewrites it."
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from test_pod_hosts import LAB, State, make_lab
 
@@ -88,3 +90,36 @@ def test_status_reports_notes_as_warnings_not_drift(monkeypatch):
     assert "pod b: /etc/netns/x-b/hosts exists and is not netlab's; left alone" in result.warnings
     assert "hosts: y is missing" in result.drift
     assert not any("left alone" in line for line in result.drift)
+
+
+@pytest.mark.parametrize("first", ["before up", "on a running lab"])
+def test_a_pods_folder_that_is_a_symlink_is_left_alone_by_up_and_said_so_by_status_not_as_drift(etc, first):
+    """/etc/netns/<lab>-<pod> a symlink (QA q47 3): up writes nothing through it and says so; status said both
+    files missing, "up writes it again", exit 1, for ever. Now it says up's words, a note, not drift."""
+    lab = make_lab()
+    a = etc / f"{LAB}-a"
+    theirs = etc.parent / "theirs"
+    theirs.mkdir()
+    st = State()
+    rec = lifecycle._records(st)
+    if first == "on a running lab":
+        etc.mkdir()
+        hosts.sync(lab, st, rec)
+        lifecycle.sync_resolv(lab, st, rec)
+        for name in ("hosts", "resolv.conf"):
+            (a / name).unlink()
+        a.rmdir()
+    else:
+        etc.mkdir()
+    a.symlink_to(theirs)
+    done = hosts.sync(lab, st, rec)
+    done += lifecycle.sync_resolv(lab, st, rec)
+    assert sorted(os.listdir(theirs)) == [] and a.is_symlink()  # nothing written through it
+    said_by_up = sorted(p for p in done.problems if f"{LAB}-a" in p)
+    assert said_by_up == [
+        f"pod a: {a} is a symlink, not netlab's folder; left alone, so this pod does not get the kubelet's hosts "
+        "file ('# Kubernetes-managed hosts file.')",
+        f"pod a: {a} is a symlink, not netlab's folder; left alone, so this pod does not use the cluster DNS"]
+    lines = lifecycle.drift(lab, st)
+    assert sorted(line for line in lines if isinstance(line, Note) and f"{LAB}-a" in line) == said_by_up
+    assert [line for line in lines if not isinstance(line, Note)] == []  # no drift: status exits 0, repair none
