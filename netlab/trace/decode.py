@@ -174,7 +174,7 @@ def classify(d: Decoded, netns: str, ifname: str, direction: str, ts: float, mar
             err = {"from": d.ip_src, "type": d.icmp_type, "code": d.icmp_code,
                    "text": icmp_words(d.icmp_type or 0, d.icmp_code or 0), "about": str(q.flow)}
             return Packet(netns, ifname, direction, ts, f, "error", d.outer is not None, d.outer, d.ttl,
-                          icmp_error=err)
+                          icmp_error=err, quoted=q.flow)
         return None
     ours = f in flows or (marker and marker in d.payload)
     if not ours:

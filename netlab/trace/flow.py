@@ -86,6 +86,7 @@ class Packet:
     ttl: int | None = None
     summary: str = ""  # the frame in tcpdump's words, without the MACs (tcpdump.py; trace/run.kept)
     icmp_error: dict[str, Any] | None = None  # quoted flow, type/code text, reporter
+    quoted: Flow | None = None  # an ICMP error's: the flow of the header it quotes (the packet it is about)
     arp: dict[str, Any] | None = None  # op, spa, tpa
 
 

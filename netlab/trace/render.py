@@ -327,6 +327,10 @@ def _nodeport(r: TraceResult) -> str | None:
 def _reply_flow(r: TraceResult) -> str:
     """The reply as it leaves the destination: the request as it arrived, turned around."""
     first = r.reply.hops[0].observe if r.reply and r.reply.hops else None
+    error = next((h.facts["icmp_error"] for h in r.reply.hops if h.facts.get("icmp_error")), None) if r.reply else None
+    if first is not None and error:  # the rows saw the kernel's ICMP error in the reply's place
+        return f"{first.flow}, seen as the kernel's ICMP {error}, which quotes the packet (conntrack relates it " \
+               "to this flow)"
     if first is not None:
         return str(first.flow)
     return str(r.forward.final.reversed()) if r.forward.final else "(no packet)"

@@ -14,15 +14,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.trace.flow import Observe, Packet
+from netlab.trace.flow import Flow, Observe, Packet
 from netlab.trace.hops import Hop, Walk
 
 
 def matches(p: Packet, o: Observe) -> bool:
-    """The captured packet is the one a row expects: same place, direction, role and addresses."""
-    return (p.netns == o.netns and p.ifname == o.ifname and p.direction == o.direction
-            and p.encapsulated == o.encapsulated and p.role == o.role and p.flow is not None
-            and (p.flow == o.flow or (o.alt is not None and p.flow == o.alt)))
+    """The captured packet is the one a row expects: same place, direction, role and addresses. A reply row is
+    also seen by the ICMP error the destination's kernel answered with (a port unreachable for a datagram no
+    socket took): :func:`answers`."""
+    if not (p.netns == o.netns and p.ifname == o.ifname and p.direction == o.direction
+            and p.encapsulated == o.encapsulated and p.flow is not None):
+        return False
+    if p.role == "error" and o.role == "reply":
+        return answers(p, o.flow) or (o.alt is not None and answers(p, o.alt))
+    return p.role == o.role and (p.flow == o.flow or (o.alt is not None and p.flow == o.alt))
+
+
+def answers(p: Packet, reply: Flow) -> bool:
+    """The ICMP error ``p`` goes back along ``reply``'s path, as conntrack relates it to the flow: the header it
+    quotes, turned around, is that reply (conntrack looks the quoted tuple up, and its NAT rewrites the quote as it
+    rewrites the reply), and the error is addressed to the quoted packet's sender (conntrack's check of the outer
+    destination)."""
+    return p.quoted is not None and p.flow is not None and p.quoted.reversed() == reply and p.flow.dst == reply.dst
 
 
 def mark_seen(hops: list[Hop], packets: list[Packet], captured: set[str]) -> None:
@@ -39,6 +52,8 @@ def mark_seen(hops: list[Hop], packets: list[Packet], captured: set[str]) -> Non
             # the frame as `netlab capture` words it (tcpdump's words): a VXLAN carrier's outer header, ports, VNI
             # and TTL, then the packet it carries with its own (the inner) TTL
             hop.evidence = p.summary or None
+            if p.role == "error" and p.icmp_error:  # the reply was the kernel's ICMP error about the packet
+                hop.facts["icmp_error"] = p.icmp_error.get("text")
             outer_ttl = p.outer.get("ttl") if p.outer else None
             hop.facts["seen_at"] = p.ts
             if p.outer:
