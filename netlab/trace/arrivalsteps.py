@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from netlab.trace import brnf
+from netlab.trace import bridgeddnat, brnf
 from netlab.trace.facts import RouteFacts, RouteFailure
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Walk
@@ -103,16 +103,19 @@ class ArrivalSteps(WalkParts):
         bridge port, so the capture may see the packet on the bridge before or
         after the DNAT. When the new destination is behind the same bridge,
         br_nf_pre_routing_finish() switches the frame straight back into the
-        bridge ("bridged DNAT"): it never shows on the bridge device itself.
+        bridge ("bridged DNAT"): straight on from the port, never showing on the bridge device, or out through
+        the bridge device's neighbour output, by the new destination's ARP entry (bridgeddnat.py).
         """
         if new is not None and isinstance(ans, RouteFacts) and ans.type == "unicast" and ans.oif == bridge \
                 and self.k.bridge_nf(ns):
-            self._unseen = (ns, bridge)
-            return self.rows.row(ns, bridge, "bridge",
-                                 f"dst MAC is {bridge}'s own, but br_netfilter DNATs at the bridge port and the new "
-                                 f"destination is behind {bridge} too: the frame is switched straight back into the "
-                                 f"bridge (never seen on {bridge} itself); {brnf.switched(True)}",
-                                 [brnf.command(ns)])
+            hop = ans.gateway or self.flow.dst
+            read = getattr(self.k, "neigh_state_before", None)  # the entry before the packet (arpstory.py)
+            before = read(ns, bridge, hop) if read else None
+            out = self._obs(ns, bridge, "out") if bridgeddnat.through_device(before) else None
+            self._unseen = (ns, bridge)  # no route, ARP or bridge-port row of it there shows on the bridge device
+            text, facts = bridgeddnat.words(bridge, self._port_in, self.lab.name_ip(hop), before)
+            return self.rows.row(ns, bridge, "bridge", f"dst MAC is {bridge}'s own, but {text}; {brnf.switched(True)}",
+                                 [brnf.command(ns), f"ip -n {ns} neigh show {hop} dev {bridge}"], out, **facts)
         if new is not None and seen is not None:
             seen = replace(seen, alt=new)
         sysctl = brnf.command(ns)

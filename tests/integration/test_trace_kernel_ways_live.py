@@ -3,6 +3,10 @@
 - A UDP datagram to a port nothing is bound to: the destination's kernel answers with an ICMP port unreachable
   that quotes it, and conntrack relates it to the datagram's flow. tcpdump in the client sees it arrive; the
   trace's reply rows said NOT SEEN on every hop (a TCP reset's rows were seen) (qa-q45 #1).
+- A pod's packet to its Service, DNATed by br_netfilter at cni0's port to a pod behind cni0 too (bridged DNAT):
+  with the endpoint's ARP entry missing, the kernel ARPs on cni0 and sends the frame out through cni0, where
+  tcpdump -p sees it; with a connected entry the bridge switches it straight on and cni0 sees nothing. The bridge
+  row said "never seen on cni0 itself" in both cases (qa-q45 #2).
 """
 
 from __future__ import annotations
@@ -16,9 +20,24 @@ from typing import Iterator
 
 import pytest
 
-from helpers import in_netns, lab_up, traced, two_node_topology, unique_lab, write_topology
+from helpers import in_netns, ip_json, ipv4_of, lab_up, traced, two_node_topology, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
+
+SERVICE_LAB = """name: {lab}
+nodes: [{{name: n1}}, {{name: n2}}]
+pods:
+  - name: a
+    node: n1
+    labels: {{app: web}}
+    containers: [{{name: http, ports: [{{containerPort: 8080, protocol: TCP}}]}}]
+  - {{name: b, node: n1}}
+services:
+  - name: web
+    selector: {{app: web}}
+    clusterIP: 10.96.0.20
+    ports: [{{name: http, port: 80, targetPort: 8080, protocol: TCP}}]
+"""
 
 
 @contextmanager
@@ -64,3 +83,41 @@ def test_a_refused_datagrams_reply_rows_follow_the_icmp_error_that_came_back(tmp
         assert last["facts"]["icmp_error"] == "destination unreachable: port unreachable"
         assert d["reply_lost"] is None  # it was no lost reply: the error is the answer, and it arrived
 
+
+def _bridge_row(d: dict, node: str) -> dict:
+    [row] = [h for h in d["hops"] if (h["netns"], h["device"], h["kind"]) == (node, "cni0", "bridge")]
+    return row
+
+
+def test_a_bridged_dnat_row_says_whether_the_frame_went_out_through_cni0(tmp_path):
+    lab = unique_lab("tu")
+    path = write_topology(tmp_path, SERVICE_LAB.format(lab=lab), f"{lab}.yaml")
+    with lab_up(path, lab):
+        node = f"{lab}-n1"
+        a = ipv4_of(f"{lab}-a", "eth0")
+        # none yet on a fresh lab (as if it had expired): a learner's `ip neigh del`, which may find nothing
+        subprocess.run(["ip", "-n", node, "neigh", "del", a, "dev", "cni0"], capture_output=True, timeout=10)
+        assert not [n for n in ip_json("neigh", "show", a, "dev", "cni0", netns=node) if "lladdr" in n]
+        with tcpdump(node, "cni0", f"arp or (tcp and dst host {a})") as seen:
+            rc, d = traced(lab, "b", "svc/web", "--port", "80")
+        assert rc == 0 and d["delivered"], d["lost"]
+        assert any(f"ARP, Request who-has {a} tell" in line for line in seen), seen
+        assert any(f"> {a}.8080: Flags [S]" in line for line in seen), seen  # the SYN left by cni0 itself
+        row = _bridge_row(d, node)
+        assert row["seen"] is True and row["observe"]["direction"] == "out", row
+        assert row["facts"]["bridged_dnat_via"] == "cni0" and row["facts"]["neigh_before"] == "no entry", row["facts"]
+        assert "never seen on cni0" not in row["decision"] and "the frame leaves by cni0 itself" in row["decision"]
+        # A connected entry (made permanent, so it stays so; its header cached by the packet above): br_netfilter
+        # writes that header on the frame and the bridge switches it on from the port. cni0 sees none of it.
+        [entry] = ip_json("neigh", "show", a, "dev", "cni0", netns=node)
+        subprocess.run(["ip", "-n", node, "neigh", "replace", a, "lladdr", entry["lladdr"], "dev", "cni0", "nud",
+                        "permanent"], check=True, timeout=10)
+        with tcpdump(node, "cni0", f"arp or (tcp and dst host {a})") as seen:
+            rc, d = traced(lab, "b", "svc/web", "--port", "80")
+        assert rc == 0 and d["delivered"], d["lost"]
+        assert seen == [], seen
+        assert d["hops"][-1]["seen"] is True  # the SYN did arrive at a
+        row = _bridge_row(d, node)
+        assert row["seen"] is None and row["observe"] is None, row
+        assert row["facts"]["bridged_dnat_via"] == "port" and row["facts"]["neigh_before"] == "PERMANENT"
+        assert "(never seen on cni0 itself)" in row["decision"], row["decision"]

@@ -1,0 +1,59 @@
+"""The bridge row of a bridged DNAT: which of its two ways the kernel sent the frame back into the bridge.
+
+A frame for the bridge's own MAC that br_netfilter DNATs at the bridge port (nat PREROUTING, a Service's DNAT) to
+an address behind the same bridge is not handed up to the IP layer: br_nf_pre_routing_finish finds the route
+leads out of the bridge device again and lets br_nf_pre_routing_finish_bridge send the frame back into the
+bridge. How depends on the new destination's neighbour entry, as it is when the frame comes:
+
+- connected (REACHABLE, PERMANENT, NOARP) with a cached Ethernet header: the header is written on the frame and
+  the bridge switches it on from the port it came in by (br_handle_frame_finish). It never passes the bridge
+  device: a capture there does not see it;
+- otherwise (no entry, STALE, an unfinished resolution): the frame is marked as bridged DNAT and handed to the
+  neighbour's output, which resolves the address first when it must (the ARP request leaves by the bridge
+  device, the frame waits in the entry's queue) and then transmits the frame on the bridge device itself. The
+  bridge device's transmit sees the mark and forwards it on as if from its port; taps on the bridge device see
+  the frame leave it.
+
+The walk reads the entry's state before the packet (the neighbour row's ``state_before``, arpstory.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A neighbour state with a resolved address whose cached header br_netfilter writes on the frame (NUD_CONNECTED)
+CONNECTED = ("REACHABLE", "PERMANENT", "NOARP")
+# States with an address the packet can be sent to at once (the output confirms the entry later)
+USABLE = CONNECTED + ("STALE", "DELAY", "PROBE")
+
+
+def through_device(before: str | None) -> bool | None:
+    """The frame leaves by the bridge device (True), is switched straight back from the port (False), or it is
+    not known (None: the entry before the packet was not read)."""
+    if before is None:
+        return None
+    return before not in CONNECTED
+
+
+def words(bridge: str, port: str | None, whose: str, before: str | None) -> tuple[str, dict[str, Any]]:
+    """The row's text after "dst MAC is BRIDGE's own, ...", and its facts: ``whose``: the new destination's next
+    hop and whose it is; ``before``: its neighbour entry's state before the packet ("no entry"; None: not
+    read)."""
+    head = (f"br_netfilter DNATs at the bridge port and the new destination is behind {bridge} too, so it sends the "
+            f"frame back into the bridge")
+    where = f" from port {port}" if port else ""
+    way = through_device(before)
+    if way is None:
+        return (f"{head}: switched straight back{where} when the ARP entry for {whose} is resolved (never seen on "
+                f"{bridge} itself), else through that entry's output on {bridge} (seen leaving {bridge})"), {}
+    if not way:
+        return (f"{head}: the ARP entry for {whose} was {before} before the packet, so br_netfilter writes its "
+                f"cached Ethernet header on the frame and the bridge switches it straight on{where} (never seen on "
+                f"{bridge} itself)"), {"bridged_dnat_via": "port", "neigh_before": before}
+    then = "it sends the frame at once, and confirms the entry later" if before in USABLE else \
+        "it asks who-has first and holds the frame until the answer"
+    state = f"no ARP entry for {whose}" if before == "no entry" else f"the ARP entry for {whose} {before}"
+    return (f"{head}: with {state} before the packet, br_netfilter hands the frame to that entry's "
+            f"output on {bridge} ({then}): the frame leaves by {bridge} itself (a capture on {bridge} sees it), and "
+            f"{bridge}'s transmit forwards it on in the bridge as if it came in{where}"), \
+        {"bridged_dnat_via": bridge, "neigh_before": before}
