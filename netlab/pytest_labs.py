@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 from netlab import signals
+from netlab.api.words import stopped
 from netlab.pytest_artifacts import down_by, failed as _failed, read_going_down
 from netlab.pytest_topology import unique_name
 from netlab.realize import owner
@@ -79,6 +80,15 @@ class _Registry:
 
     def bring_up(self, topology: TopologyInput, name: str | None, wait: float, raising: bool = False,
                  item: pytest.Item | None = None) -> Lab:
+        """The lab, up; a Ctrl-C (or SIGTERM) meanwhile is raised as itself, also where it landed as a run's first
+        lab loads netlab's models (doctor's import, the topology's): pydantic, building a validator then, wraps it
+        in a SchemaError of its own, which failed the test with a page of pydantic's internals while the run went
+        on (exit 1), as Lab.up raises it (netlab.api.words.stopped)."""
+        with stopped():
+            return self._bring_up(topology, name, wait, raising, item)
+
+    def _bring_up(self, topology: TopologyInput, name: str | None, wait: float, raising: bool,
+                  item: pytest.Item | None) -> Lab:
         from netlab import doctor
         from netlab.api import Lab
         from netlab.errors import EnvironmentNotReady

@@ -13,6 +13,7 @@ from typing import Any
 
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
+from netlab.api.words import stopped
 from netlab.errors import down_way, in_python_words, python_words, repair_way, words_said
 from netlab.realize import lab_lock, owner, state_dir
 from netlab.realize.interrupted import interrupted_up, stalled
@@ -30,9 +31,10 @@ def labs() -> tuple[LabInfo, ...]:
     (phase ``interrupted``), and one killed later a lab in phase ``creating`` that nobody holds: each row says so,
     and plain ``down`` takes it away. A lab up with another state folder (its namespaces' tag names it) is no lost
     one: phase ``elsewhere``, its line names the folder, whichever folder lists (the default one or another).
-    Each row's way out is the Python call (``Lab('L').down()``), or the command for ``netlab list``."""
+    Each row's way out is the Python call (``Lab('L').down()``), or the command for ``netlab list``. Ctrl-C
+    meanwhile is a KeyboardInterrupt, also as a lab without a file loads the models (:func:`stopped`)."""
     api = words_said()
-    with python_words(True if api is None else api):
+    with stopped(), python_words(True if api is None else api):
         return _labs()
 
 
