@@ -83,20 +83,21 @@ class _Registry:
         """The lab, up; a Ctrl-C (or SIGTERM) meanwhile is raised as itself, also where it landed as a run's first
         lab loads netlab's models (doctor's import, the topology's): pydantic, building a validator then, wraps it
         in a SchemaError of its own, which failed the test with a page of pydantic's internals while the run went
-        on (exit 1), as Lab.up raises it (netlab.api.words.stopped)."""
+        on (exit 1), as Lab.up raises it (netlab.api.words.stopped); or a finalizer swallowed it (exit 0)."""
         with stopped():
             return self._bring_up(topology, name, wait, raising, item)
 
     def _bring_up(self, topology: TopologyInput, name: str | None, wait: float, raising: bool,
                   item: pytest.Item | None) -> Lab:
-        from netlab import doctor
-        from netlab.api import Lab
-        from netlab.errors import EnvironmentNotReady
-        from netlab.pytest_topology import load
+        with signals.unswallowed():  # a run's first lab loads the models here: a Ctrl-C a finalizer swallowed
+            from netlab import doctor
+            from netlab.api import Lab
+            from netlab.errors import EnvironmentNotReady
+            from netlab.pytest_topology import load
 
-        # The topology first: a mistake in it is the test's, with or without root.
-        loaded = load(topology, name, raising)
-        loaded = load(topology, unique_name(name or loaded.lab.name, loaded), raising)
+            # The topology first: a mistake in it is the test's, with or without root.
+            loaded = load(topology, name, raising)
+            loaded = load(topology, unique_name(name or loaded.lab.name, loaded), raising)
         if os.geteuid() != 0:
             _skip(f"{SKIP_PREFIX}needs root: a lab is made of network namespaces (run pytest with sudo)")
         needs = frozenset(doctor.needs(loaded.lab))

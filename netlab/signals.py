@@ -189,6 +189,42 @@ def _plain_in(exc: BaseException) -> KeyboardInterrupt | None:
     return None
 
 
+@contextlib.contextmanager
+def unswallowed() -> Iterator[None]:
+    """A stop signal's exception that a finalizer swallowed in the block (raised inside an object's ``__del__`` or
+    a callback: Python prints "Exception ignored in ..." and goes on), raised at the block's end if the block
+    ended without an error of its own: in the pytest plugin (Python's own Ctrl-C handler, nothing kept), a
+    Ctrl-C as a run's first lab loaded netlab's models vanished so, and the run went on to exit 0. The main
+    thread's (the one a signal raises in); a block inside another is the outer one's."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or _swallowing:
+        yield
+        return
+    came: list[BaseException] = []
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            came.append(unraisable.exc_value if unraisable.exc_value is not None else unraisable.exc_type())
+            return
+        previous(unraisable)
+
+    _swallowing.append(True)
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        _swallowing.clear()
+        if sys.unraisablehook is hook:
+            sys.unraisablehook = previous
+    if came:
+        raise came[0]
+
+
+_swallowing: list[bool] = []  # an unswallowed() block is on
+
+
 def ending() -> None:
     """The program is saying how a stop signal ended it, then exits: a further SIGINT or SIGTERM has nothing left
     to stop, and is ignored. ``timeout`` sends its signal twice (to the program, then to its process group), a

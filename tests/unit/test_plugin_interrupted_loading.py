@@ -3,7 +3,7 @@ stops the run (exit 2), as any other. QA q46 1: pydantic, building a model's val
 KeyboardInterrupt in a SchemaError of its own (``Error building "literal" validator: KeyboardInterrupt:``): the
 test errored with a page of pydantic's internals and the remaining tests ran on (exit 1). Lab.up and
 netlab.api.load raised it as the interrupt (netlab.api.words.stopped); the plugin's bring-up imported
-netlab.doctor, which loads the models, outside that.
+netlab.doctor, which loads the models, outside that. Or a finalizer swallowed it, and the run went on (exit 0).
 
 The child run's conftest makes the signal land exactly there, no timing: as pydantic builds the first validator of
 a netlab model, it builds one whose making calls Python (a Literal value's repr), which raises the signal; its
@@ -37,17 +37,33 @@ from pydantic_core import core_schema
 _build = _model_construction.create_schema_validator
 
 
+os.geteuid = lambda: 65534  # not root: whatever happens, the plugin makes no lab here (it would skip the test)
+
+
+def stop():
+    if not os.path.exists("stopped"):  # once: pytest's report of the interrupt shows these objects again
+        open("stopped", "w").close()
+        signal.raise_signal(getattr(signal, os.environ["NETLAB_TEST_STOP"]))  # its handler raises here
+
+
 class Stop:
     def __repr__(self):  # pydantic-core calls it as it builds a Literal's validator
-        signal.raise_signal(getattr(signal, os.environ["NETLAB_TEST_STOP"]))  # its handler raises here
+        stop()
         return "not stopped"
+
+    def __del__(self):
+        if os.environ["NETLAB_TEST_WHERE"] == "finalizer":
+            stop()  # Python prints "Exception ignored in ..." and goes on
 
 
 def create_schema_validator(schema, schema_type, module, *args, **kwargs):
     if module.startswith("netlab.model."):  # the first of netlab's models: what the plugin's bring-up loads
         _model_construction.create_schema_validator = _build
         open("loading", "w").close()
-        pydantic_core.SchemaValidator(core_schema.literal_schema([Stop()]))
+        if os.environ["NETLAB_TEST_WHERE"] == "validator":
+            pydantic_core.SchemaValidator(core_schema.literal_schema([Stop()]))
+        else:
+            Stop()
     return _build(schema, schema_type, module, *args, **kwargs)
 
 
@@ -73,7 +89,10 @@ SAID = {"SIGINT": "KeyboardInterrupt", "SIGTERM": "netlab.signals.Terminated: in
 
 @pytest.mark.parametrize("sig", sorted(SAID))
 @pytest.mark.parametrize("fixture", ["test_lab", "test_factory"])
-def test_a_stop_as_the_first_lab_loads_the_models_stops_the_run(tmp_path, sig, fixture):
+@pytest.mark.parametrize("where", ["validator", "finalizer"])
+def test_a_stop_as_the_first_lab_loads_the_models_stops_the_run(tmp_path, sig, fixture, where):
+    """``validator``: pydantic wraps the signal's exception in its SchemaError; ``finalizer``: an object's
+    ``__del__`` swallows it (QA q46 1's exit 0: "Exception ignored in ...", the lab came up, the run went on)."""
     base = f"pi{uuid.uuid4().hex[:6]}"
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "conftest.py").write_text(CONFTEST)
@@ -81,7 +100,8 @@ def test_a_stop_as_the_first_lab_loads_the_models_stops_the_run(tmp_path, sig, f
     state = tmp_path / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(netlab.__file__).parents[1]), env.get("PYTHONPATH", "")])
-    env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", NETLAB_TEST_STOP=sig, NETLAB_STATE_DIR=str(state))
+    env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", NETLAB_TEST_STOP=sig, NETLAB_TEST_WHERE=where,
+               NETLAB_STATE_DIR=str(state))
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "netlab.pytest_plugin", "-p", "no:cacheprovider",
                           "-q", f"test_labs.py::{fixture}", "test_labs.py::test_after"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
@@ -89,7 +109,7 @@ def test_a_stop_as_the_first_lab_loads_the_models_stops_the_run(tmp_path, sig, f
     assert (tmp_path / "loading").exists(), out  # the signal came as the models loaded
     assert run.returncode == 2, out  # pytest's ExitCode.INTERRUPTED
     assert f"!!! {SAID[sig]}" in out, out
-    assert "SchemaError" not in out and "pydantic" not in out, out
+    assert "SchemaError" not in out and "pydantic" not in out and "Exception ignored" not in out, out
     assert not (tmp_path / "after").exists(), out  # the run stopped there
     assert not [n for n in os.listdir(state) if not n.startswith(".")] if state.exists() else True, out
     netns = "/run/netns"
@@ -153,3 +173,34 @@ def test_labs_raises_a_ctrl_c_that_loading_the_models_became(monkeypatch):
     monkeypatch.setattr(running, "_labs", labs)
     with pytest.raises(KeyboardInterrupt):
         api.labs()
+
+
+class Dropped:
+    def __init__(self, stop: BaseException):
+        self.stop = stop
+
+    def __del__(self) -> None:
+        raise self.stop
+
+
+def test_unswallowed_raises_a_stop_a_finalizer_swallowed_at_the_blocks_end():
+    seen = []
+    with pytest.raises(KeyboardInterrupt) as info, signals.unswallowed():
+        Dropped(KeyboardInterrupt("swallowed"))
+        seen.append("the block went on")
+    assert str(info.value) == "swallowed" and seen == ["the block went on"]
+
+
+def test_unswallowed_passes_other_unraisables_on_and_puts_the_hook_back(monkeypatch):
+    got = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: got.append(u.exc_type))
+    mine = sys.unraisablehook
+    with signals.unswallowed():
+        Dropped(ValueError("not a stop"))
+    assert got == [ValueError] and sys.unraisablehook is mine
+
+
+def test_unswallowed_leaves_the_blocks_own_error_its_own():
+    with pytest.raises(ValueError), signals.unswallowed():
+        Dropped(KeyboardInterrupt())
+        raise ValueError("mine")
