@@ -129,6 +129,13 @@ def netns_cookie(netns: str) -> int:
     return int(in_netns(netns, sys.executable, "-I", "-c", COOKIE, check=True).stdout)
 
 
+def resolving(netns: str, dev: str) -> list[str]:
+    """The addresses ``dev``'s ARP is still resolving (INCOMPLETE), as `ip -j neigh` shows them. A packet queued
+    behind such an entry is dropped when its last request goes unanswered (retrans_time after it), even once the
+    path is back: a test that cut a path and pings after the repair waits these out first."""
+    return [n["dst"] for n in ip_json("neigh", "show", "dev", dev, netns=netns) if "INCOMPLETE" in n.get("state", [])]
+
+
 def wait_for(pred, timeout: float = 5.0, step: float = 0.05) -> bool:
     """True once ``pred()`` holds, asked every ``step`` seconds for up to ``timeout``; then its last answer."""
     deadline = time.monotonic() + timeout

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from helpers import in_netns, ip_json, netlab, two_node_topology, wait_for
+from helpers import in_netns, ip_json, netlab, resolving, two_node_topology, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -32,11 +32,6 @@ def port_of(node_ns: str, pod_ns: str) -> dict:
 def pings(netns: str, ip: str, wait: int = 1) -> bool:
     """One echo answered within ``wait`` seconds."""
     return in_netns(netns, "ping", "-c1", f"-W{wait}", ip).returncode == 0
-
-
-def resolving(netns: str, dev: str) -> list[str]:
-    """The addresses ``dev``'s ARP is still resolving (INCOMPLETE), as `ip -j neigh` shows them."""
-    return [n["dst"] for n in ip_json("neigh", "show", "dev", dev, netns=netns) if "INCOMPLETE" in n.get("state", [])]
 
 
 def answers(netns: str, ip: str, node: str, pod: str) -> bool:
