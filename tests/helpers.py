@@ -136,6 +136,22 @@ def resolving(netns: str, dev: str) -> list[str]:
     return [n["dst"] for n in ip_json("neigh", "show", "dev", dev, netns=netns) if "INCOMPLETE" in n.get("state", [])]
 
 
+def links_settled(netns: str) -> bool:
+    """Every link of ``netns`` set up shows the operational state its carrier gives it (UP or UNKNOWN with a
+    carrier, DOWN without), and every bridge port set up with a carrier forwards. The carrier changes at once with
+    a `link set up/down` (NO-CARRIER), the operational state after it, on linkwatch's event, and the bridge turns a
+    port forwarding or disabled on that event: a test that changed a link waits for this before it reads the
+    link's state or sends through it."""
+    links = ip_json("link", netns=netns)
+    carrying = {k["ifname"] for k in links if "UP" in k.get("flags", []) and "NO-CARRIER" not in k.get("flags", [])}
+    if any(("UP" in k.get("flags", [])) and ((k["ifname"] in carrying) != (k.get("operstate") in ("UP", "UNKNOWN")))
+           for k in links):
+        return False
+    ports = json.loads(subprocess.run(["bridge", "-n", netns, "-j", "link"], capture_output=True, text=True,
+                                      check=True).stdout or "[]")
+    return all(p.get("state") == "forwarding" for p in ports if p["ifname"] in carrying)
+
+
 def wait_for(pred, timeout: float = 5.0, step: float = 0.05) -> bool:
     """True once ``pred()`` holds, asked every ``step`` seconds for up to ``timeout``; then its last answer."""
     deadline = time.monotonic() + timeout

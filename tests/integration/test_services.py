@@ -306,10 +306,7 @@ def test_egress_is_seen_as_the_gateway(lab):
                                "c.sendall((repr(a[0])+'\\n').encode());print(a[0])"],
                               stdout=subprocess.PIPE, text=True)
     try:
-        for _ in range(50):
-            if "9000" in in_netns(ns(lab, "example"), "ss", "-ltn").stdout:
-                break
-            time.sleep(0.05)
+        assert wait_for(lambda: ":9000 " in in_netns(ns(lab, "example"), "ss", "-Hltn").stdout, timeout=20)
         proc = in_netns(ns(lab, "fedora-1"), sys.executable, "-c",
                         "import socket;s=socket.create_connection(('203.0.113.10',9000),timeout=3);print(s.recv(100))")
         assert proc.returncode == 0, proc.stderr

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from helpers import in_netns, ip, netlab, two_node_topology
+from helpers import in_netns, ip, links_settled, netlab, two_node_topology, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -220,6 +220,7 @@ def test_inspect_json_has_links_addresses_routes_neighbours_fdb(labs):
     # A link's state is its operational one, as `ip -br link` shows it: a pod's port whose peer is down has no
     # carrier (DOWN, though set up), lo and flannel.1 are UNKNOWN. inspect said UP for all three (the admin flag).
     subprocess.run(["ip", "-n", f"{lab}-fedora-1", "link", "set", "eth0", "down"], check=True)
+    assert wait_for(lambda: links_settled(f"{lab}-minikube"))  # the port's operstate follows on linkwatch's event
     node = json.loads(netlab("inspect", "--lab", lab, "minikube", "-s", "links", "-o", "json").stdout)
     kernel = json.loads(subprocess.run(["ip", "-n", f"{lab}-minikube", "-j", "link"], capture_output=True,
                                        text=True, check=True).stdout)
@@ -400,6 +401,7 @@ def test_a_pod_whose_eth0_is_down_is_told_so(labs):
     assert lost["fix"] == (f"ip -n {lab}-a link set eth0 up && ip -n {lab}-a route add 10.244.0.0/16 via 10.244.0.1 "
                            f"dev eth0 && ip -n {lab}-a route add default via 10.244.0.1 dev eth0"), lost
     subprocess.run(["sh", "-c", lost["fix"]], check=True)  # as a learner pastes it
+    assert wait_for(lambda: links_settled(f"{lab}-n1"))  # the node's port forwards on linkwatch's carrier event
     assert trace_json(lab, "a", "b")["delivered"]
     assert trace_json(lab, "a", "n1")["delivered"]  # by the default route, which the link up alone left out
     assert netlab("status", "--lab", lab, check=False).returncode == 0

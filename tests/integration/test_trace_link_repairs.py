@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, ip, netlab
+from helpers import in_netns, ip, links_settled, netlab, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -67,6 +67,8 @@ def test_a_nodes_eth0_then_cni0_set_down_are_repaired_by_the_printed_fix(labs):
     lost = d["lost"]
     assert not d["delivered"] and lost["netns"] == f"{lab}-n1" and "eth0 is down there" in lost["reason"], lost
     apply_fix(lost)
+    # n1's eth0 is a port of the underlay's bridge: it forwards again on linkwatch's carrier event, after the fix.
+    assert wait_for(lambda: links_settled(f"{lab}-n1") and links_settled(f"{lab}-underlay"))
     # The kernel's view: the default route is back, and real packets flow to the internet and to the other node.
     routes = json.loads(ip("-j", "route", "show", "default", netns=f"{lab}-n1").stdout)
     assert [(r["dst"], r.get("gateway"), r["dev"]) for r in routes] == [("default", "192.168.122.1", "eth0")]
