@@ -1,21 +1,28 @@
-"""A DNS message scapy cannot read to its end (cut short, a bad compression pointer, no DNS at all) in the words
-``tcpdump -vvv`` (4.99.3) prints for the same bytes, learnt by feeding it such messages (tests/unit/test_dns_cut_short
-does again): every question and record it could read, then `` [|domain]`` where the bytes stopped::
+"""A DNS message in the words ``tcpdump -vvv`` (4.99.3) prints for the same bytes, learnt black-box by feeding it
+messages and reading its words (tests/unit/test_dns_cut_short and test_dns_tcpdump_words do again): every question
+and record it could read, then `` [|domain]`` where the bytes stopped::
 
     4660* q: A? web.default.svc.cluster.local. 1/0/1 web.def [|domain]      (cut in the answer's name)
     9 q: SRV? _http._tcp.web. 1/0/0 _http._tcp.web. [1d1h1m1s] SRV [|domain]  (its data 3 bytes short)
     4660 q: A? <BAD PTR> [|domain]                                           (a pointer that does not point back)
 
 What tcpdump was seen doing, and this module does:
-- a question is said whole or not at all (its name, type and class must all be there);
-- a record's name is said label by label, a label cut in its middle as far as it goes, then ``[|domain]``;
-- a record's fixed part (type, class, TTL, length) cut, or a label whose length byte came but none of its bytes,
-  ends the line quietly as a whole message does, `` (LENGTH)``, when it was the message's last record, and
-  ``[|domain]`` when records were still to come; a record's data is said only when all of it came;
+- a question is said whole or not at all (its name, type and class must all be there); a response's next question
+  follows ``, q:``; a class other than IN is said after the type (``A CHAOS?``, ``A (Class 5)?``), in a record after
+  its name; type names are tcpdump's (``ANY``, ``Type257``);
+- a record's name is said label by label, a label cut in its middle as far as it goes, then ``[|domain]``; a name
+  whose last byte in the message is a label's length (or, after a label, a pointer's first byte) ends there, and
+  what follows is read on; the root reached through a pointer is said as nothing;
+- a record's fixed part (type, class, TTL, length) cut ends the line quietly as a whole message does,
+  `` (LENGTH)``, when it was the message's last record, and ``[|domain]`` when records were still to come; its data
+  must all be in the message, and is then read from its start as far as the message goes, whatever its length says
+  (an A record of 2 bytes: its address from the 2 bytes after);
 - a compression pointer must point before the labels it ends (no loop), else ``<BAD PTR>``;
+- a response's rcode takes its high 8 bits from the first OPT record among the additional ones (``BadVers``);
 - an OPT record is ``OPT [|domain]`` while its data is not all there; whole, ``OPT UDPsize=1232 DO`` and its EDNS
   options, ``[COOKIE 6162636465666768,NSID]``, each read from where the last ended, on past the record's data when
   its length says so (a TXT record's strings too), ``[|domain]`` where the bytes stopped.
+Not said as tcpdump does: a bit-string label (``<ELT 1>`` here), A6, TSIG and URI records' data.
 """
 
 from __future__ import annotations
@@ -23,14 +30,20 @@ from __future__ import annotations
 import socket
 import struct
 
-from scapy.layers.dns import dnsqtypes, dnstypes
-
 # the opcodes and rcodes tcpdump names (NoError says nothing)
 OPCODES = {0: "", 1: " inv_q", 2: " stat", 3: " op3", 4: " notify", 5: " update", 6: " op6", 7: " op7", 8: " op8",
            9: " updateA", 10: " updateD", 11: " updateDA", 12: " updateM", 13: " updateMA", 14: " zoneInit",
            15: " zoneRef"}
 RCODES = {0: "", 1: " FormErr", 2: " ServFail", 3: " NXDomain", 4: " NotImp", 5: " Refused", 6: " YXDomain",
-          7: " YXRRSet", 8: " NXRRSet", 9: " NotAuth", 10: " NotZone"}
+          7: " YXRRSet", 8: " NXRRSet", 9: " NotAuth", 10: " NotZone", 15: " NoChange", 16: " BadVers", 17: "Resp17",
+          21: "Resp21", 23: " BadCookie"}  # (17 and 21 with no space before: so tcpdump prints them)
+# the type names tcpdump says (another is TypeN), read from its words for every 16-bit type
+TYPES = dict(enumerate(
+    "A NS MD MF CNAME SOA MB MG MR NULL WKS PTR HINFO MINFO MX TXT RP AFSDB X25 ISDN RT NSAP NSAP_PTR SIG KEY PX GPOS "
+    "AAAA LOC NXT EID NIMLOC SRV ATMA NAPTR KX CERT A6 DNAME SINK OPT APL DS SSHFP IPSECKEY RRSIG NSEC DNSKEY".split(),
+    1)) | dict(enumerate("SPF UINFO UID GID UNSPEC UNSPECA".split(), 99)) | dict(
+    enumerate("TKEY TSIG IXFR AXFR MAILB MAILA ANY URI".split(), 249))
+CLASSES = {1: "", 3: " CHAOS", 4: " HS", 255: " ANY"}  # another is `` (Class N)``
 TIME_UNITS = [(31536000, "y"), (604800, "w"), (86400, "d"), (3600, "h"), (60, "m"), (1, "s")]
 CUT = " [|domain]"
 OPT = 41
@@ -56,7 +69,7 @@ class _Cut(Exception):
 def header_words(message: bytes) -> str:
     """The 12-byte header as tcpdump says it: id, opcode, flags, and the counts it names in brackets."""
     ident, b2, qd, an, ns, ar = struct.unpack("!6H", message[:12])
-    op, rcode = (b2 >> 11) & 0xF, b2 & 0xF
+    op, rcode = (b2 >> 11) & 0xF, b2 & 0xF | _extended_rcode(message) << 4
     if b2 & 0x8000:  # a response
         words = (f"{ident}{OPCODES[op]}{RCODES.get(rcode, f' Resp{rcode}')}{'*' if b2 & 0x400 else ''}"
                  f"{'' if b2 & 0x80 else '-'}{'|' if b2 & 0x200 else ''}{'$' if b2 & 0x20 else ''}")
@@ -70,6 +83,34 @@ def header_words(message: bytes) -> str:
     return f"{words}{f' [{ns}n]' if ns else ''}{f' [{ar}au]' if ar else ''}"
 
 
+def type_name(rtype: int) -> str:
+    return TYPES.get(rtype, f"Type{rtype}")
+
+
+def class_words(rclass: int) -> str:
+    return CLASSES.get(rclass, f" (Class {rclass})")
+
+
+def _extended_rcode(message: bytes) -> int:
+    """The high 8 bits of a response's rcode: the TTL's first byte of the first OPT record among the additional
+    records, when the bytes reach it (0: none). Records before it are skipped by their data's length."""
+    _, _, qd, an, ns, ar = struct.unpack("!6H", message[:12])
+    pos = 12
+    try:
+        for _ in range(qd):
+            pos = _skip_name(message, pos) + 4
+        for n in range(an + ns + ar):
+            pos = _skip_name(message, pos)
+            if n >= an + ns and message[pos:pos + 2] == OPT.to_bytes(2, "big") and pos + 5 <= len(message):
+                return message[pos + 4]
+            if pos + 10 > len(message):
+                break
+            pos += 10 + int.from_bytes(message[pos + 8:pos + 10], "big")
+    except _Cut:
+        pass
+    return 0
+
+
 def walk(message: bytes) -> tuple[str, bool]:
     """The message (12 bytes at least) in tcpdump's words, and whether reading it stopped before its last record's
     end or at a bad pointer (False: every question and record it counts is there whole)."""
@@ -80,7 +121,8 @@ def walk(message: bytes) -> tuple[str, bool]:
     try:
         if qd and response:
             out.append(" q:")
-        for _ in range(qd):
+        for i in range(qd):  # a response's next question: ``, q:``
+            out.append(", q:" if i and response else "")
             pos = _question(message, pos, out)
         if response:
             out.append(f" {an}/{ns}/{ar}")
@@ -109,7 +151,7 @@ def _question(message: bytes, pos: int, out: list[str]) -> int:
     if end + 4 > len(message):
         raise _Cut()
     qtype = int.from_bytes(message[end:end + 2], "big")
-    kind = f" {dnsqtypes.get(qtype, f'Type{qtype}')}?"
+    kind = f" {type_name(qtype)}{class_words(int.from_bytes(message[end + 2:end + 4], 'big'))}?"
     try:
         out.append(f"{kind} {_name(message, pos)[0]}")
     except _Cut as cut:
@@ -141,7 +183,9 @@ def _name(message: bytes, pos: int) -> tuple[str, int]:
             raise _Cut(said)
         size = message[pos]
         if size & 0xC0 == 0xC0:
-            if pos + 2 > len(message):
+            if pos + 2 > len(message):  # the pointer's first byte ends the message: the name ends there
+                if said:
+                    return said, (end if end >= 0 else len(message))
                 raise _Cut(said)
             target = int.from_bytes(message[pos:pos + 2], "big") & 0x3FFF
             end = pos + 2 if end < 0 else end
@@ -154,10 +198,12 @@ def _name(message: bytes, pos: int) -> tuple[str, int]:
         if size & 0xC0:  # an extended label type (0x41, a bit string, is said otherwise: not here)
             raise _Cut(said + f"<ELT {size & 0x3F}>")
         if size == 0:
-            return (said or "."), (pos + 1 if end < 0 else end)
+            if end < 0:
+                return (said or "."), pos + 1
+            return said, end  # the root reached through a pointer is said as nothing
         label = message[pos + 1:pos + 1 + size]
-        if not label:
-            raise _Cut(said, quiet=True)
+        if not label:  # a label's length ends the message: the name ends there
+            return said, (end if end >= 0 else len(message))
         said += label_chars(label)
         if len(label) < size:
             raise _Cut(said)
@@ -186,8 +232,8 @@ def _record(message: bytes, pos: int, out: list[str]) -> int:
         raise _Cut(quiet=True)
     rtype, rclass, ttl, size = struct.unpack("!HHIH", message[pos:pos + 10])
     pos += 10
-    kind = dnstypes.get(rtype, f"Type{rtype}")
-    out.append(" OPT" if rtype == OPT else f" [{ttl_words(ttl)}] {kind}")
+    kind = type_name(rtype)
+    out.append(" OPT" if rtype == OPT else f"{class_words(rclass)} [{ttl_words(ttl)}] {kind}")
     if pos + size > len(message):
         raise _Cut()
     if rtype == OPT:  # its UDP size and DO bit are said once its data came
@@ -247,26 +293,31 @@ def _option(code: int, data: bytes) -> str:
 
 
 def _data(message: bytes, pos: int, size: int, kind: str) -> str:
-    data = message[pos:pos + size]
-    if kind == "A":  # the address is read from the data's first bytes
-        return _address(data, 4)
+    """A record's data, read from its start on as far as the message goes, whatever its length says."""
+    if kind == "A":
+        return _address(message[pos:pos + 4], 4)
     if kind == "AAAA":
-        return _address(data, 16)
-    if kind in ("CNAME", "PTR", "NS"):
+        return _address(message[pos:pos + 16], 16)
+    if kind in ("CNAME", "PTR", "NS", "DNAME"):
         return f" {_in_data(message, pos)[0]}"
-    if kind in ("MX", "SRV", "SOA") and size < {"MX": 3, "SRV": 7, "SOA": 22}[kind]:
+    if kind == "UNSPECA":  # its bytes, right after the type's name
+        return label_chars(message[pos:pos + size])
+    if kind in ("MX", "SRV") and pos + {"MX": 2, "SRV": 6}[kind] >= len(message):
         raise _Cut(" ")
     if kind == "MX":
         name = _in_data(message, pos + 2)[0]
-        return f" {name} {int.from_bytes(data[:2], 'big')}"
+        return f" {name} {int.from_bytes(message[pos:pos + 2], 'big')}"
     if kind == "SRV":
-        priority, weight, port = struct.unpack("!HHH", data[:6])
+        priority, weight, port = struct.unpack("!HHH", message[pos:pos + 6])
         return f" {_in_data(message, pos + 6)[0]}:{port} {priority} {weight}"
     if kind == "SOA":
         mname, at = _in_data(message, pos)
-        rname, at = _in_data(message, at)
+        try:
+            rname, at = _in_data(message, at)
+        except _Cut as cut:  # the mname was said
+            raise _Cut(f" {mname}{cut.said}") from None
         if at + 20 > len(message):
-            raise _Cut()
+            raise _Cut(f" {mname} {rname}")
         return f" {mname} {rname} " + " ".join(str(n) for n in struct.unpack("!5I", message[at:at + 20]))
     if kind == "TXT":  # each string read where the last ended, on past the data when its length says so
         texts, at = "", pos

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from scapy.layers.dns import DNS, DNSRR, DNSRROPT, DNSRRSOA, DNSRRSRV, dnsqtypes, dnstypes
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vxlan import VXLAN
 
 from netlab.probe.dnsq import PORT as DNS_PORT, from_tcp
 from netlab.probe.icmp import icmp_words
-from netlab.trace.dnscut import OPCODES, RCODES, label_chars, opt_words, ttl_words, walk
+from netlab.trace.dnscut import walk
 
 # print-tcp.c's flag letters, in its order: FIN, SYN, RST, PUSH, ACK, URG, ECE, CWR
 TCP_FLAGS = [(0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "."), (0x20, "U"), (0x40, "E"), (0x80, "W")]
@@ -197,62 +196,4 @@ def dns_words(message: bytes) -> str:
     ``[|domain]``, as tcpdump says it (trace/dnscut.py)."""
     if len(message) < 12:
         return f"domain [length {len(message)} < 12] (invalid)"
-    said, cut = walk(message)
-    if cut:
-        return said
-    try:
-        return _message(DNS(message), len(message))
-    except Exception:  # noqa: BLE001 - scapy raises many kinds for a message it cannot read
-        return said
-
-
-def _message(d: Any, length: int) -> str:
-    counts = (d.qdcount, d.ancount, d.nscount, d.arcount)
-    questions = "".join(f" {dnsqtypes.get(q.qtype, f'Type{q.qtype}')}? {_name(q.qname)}" for q in d.qd or [])
-    if not d.qr:
-        words = f"{d.id}{OPCODES.get(d.opcode, f' op{d.opcode}')}{'+' if d.rd else ''}{'%' if d.cd else ''}"
-        words += f" [{d.qdcount}q]" if d.qdcount != 1 else ""
-        words += "".join(f" [{n}{s}]" for n, s in zip(counts[1:], ("a", "n", "au")) if n)
-        words += questions + _section("", d.an) + _section(" ns:", d.ns) + _section(" ar:", d.ar)
-        return f"{words} ({length})"
-    words = (f"{d.id}{OPCODES.get(d.opcode, f' op{d.opcode}')}{RCODES.get(d.rcode, f' Resp{d.rcode}')}"
-             f"{'*' if d.aa else ''}{'' if d.ra else '-'}{'|' if d.tc else ''}")
-    if d.qdcount != 1:
-        words += f" [{d.qdcount}q]"
-    words += (" q:" + questions if questions else "") + f" {d.ancount}/{d.nscount}/{d.arcount}"
-    words += _section("", d.an) + _section(" ns:", d.ns) + _section(" ar:", d.ar)
-    return f"{words} ({length})"
-
-
-def _section(label: str, records: Any) -> str:
-    return label + ",".join(_record(r) for r in records) if records else ""
-
-
-def _record(r: Any) -> str:
-    """``name. [30s] TYPE data``, as tcpdump -vvv says a record."""
-    kind = dnstypes.get(r.type, f"Type{r.type}")
-    if isinstance(r, DNSRROPT):  # its options as they came (one that runs past them: walk's words, dns_words)
-        do = " DO" if r.z & 0x8000 else ""
-        data = b"".join(bytes(option) for option in r.rdata)
-        return f" {_name(r.rrname)} OPT UDPsize={r.rclass}{do}{opt_words(data, 0, len(data))}"
-    head = f" {_name(r.rrname)} [{ttl_words(r.ttl)}] {kind}"
-    if isinstance(r, DNSRRSRV):
-        return f"{head} {_name(r.target)}:{r.port} {r.priority} {r.weight}"
-    if isinstance(r, DNSRRSOA):
-        return f"{head} {_name(r.mname)} {_name(r.rname)} {r.serial} {r.refresh} {r.retry} {r.expire} {r.minimum}"
-    if isinstance(r, DNSRR) and kind in ("A", "AAAA"):
-        return f"{head} {r.rdata}"
-    if isinstance(r, DNSRR) and kind in ("CNAME", "PTR", "NS"):
-        return f"{head} {_name(r.rdata)}"
-    if kind == "MX":
-        return f"{head} {_name(r.exchange)} {r.preference}"
-    if kind == "TXT":
-        if sum(1 + len(t) for t in r.rdata) != r.rdlen:  # a string runs past the data: walk's words (dns_words)
-            raise ValueError("TXT strings past the record's data")
-        return head + "".join(f' "{label_chars(t)}"' for t in r.rdata)
-    return head
-
-
-def _name(value: Any) -> str:
-    text = label_chars(value) if isinstance(value, bytes) else str(value)
-    return text if text.endswith(".") else text + "."
+    return walk(message)[0]
