@@ -8,7 +8,11 @@ something with ordinary tools (``ip route del``, ``ip link set down``,
 ``kill -9``, an edit of the file) and waits for the kernel's view to be
 right again, with the watcher's one-line log saying what it saw and did.
 The fixture always stops the watcher and checks that Ctrl-C left the lab up
-and consistent.
+and consistent. Each test that shares its lab leaves it as the plan says, so
+they pass in any order (pytest-xdist's worksteal may run a module's tests out
+of order on one lab): b's kill, which leaves b exited for good (drift to
+status, and `up` leaves it so), has a lab of its own; an edit of the file is
+undone and the lab converged back before the test ends.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def lab(tmp_path_factory):
         watcher = start(path)
         yield name, path, watcher
         # Ctrl-C: the watcher ends at once, says so, and the lab stays up and as the plan says
-        # (b, restartPolicy Never, stays exited: the only difference status may report).
+        # (b, restartPolicy Never, exited would be the only difference status may report; no test here kills it).
         assert watcher.stop() == 0
         assert "stopped watching lab" in watcher.lines[-1] and "it stays up" in watcher.lines[-1]
         assert f"{name}-a" in lab_namespaces(name)
@@ -168,49 +172,72 @@ def test_a_break_scenario_is_healed(lab, scenario, target):
     assert probe.returncode == 0, probe.stdout
 
 
-def test_a_killed_container_is_restarted_and_restart_policy_never_is_kept(lab):
-    name, _, watcher = lab
-    mark = len(watcher.lines)
-    old = container_pid(name, "a")
-    os.kill(old, signal.SIGKILL)
-    wait_until(lambda: container_pid(name, "a") != old and running(container_pid(name, "a")), 5.0)
-    line = watcher.wait_for_line("container a/main exited (exit 137)", after=mark)
-    assert "did: restarted container a/main" in line
-    # Killed again at once: the kubelet's back-off makes it wait (0.5 s here, then 1 s ...).
-    mark = len(watcher.lines)
-    again = container_pid(name, "a")
-    os.kill(again, signal.SIGKILL)
-    wait_until(lambda: container_pid(name, "a") != again and running(container_pid(name, "a")), 5.0)
-    assert any("back-off" in x for x in watcher.lines[mark:]) or \
-        watcher.wait_for_line("did: restarted container a/main", after=mark)
-    # b's restartPolicy is Never: it stays exited, and the watcher says why, once.
-    mark = len(watcher.lines)
-    b = container_pid(name, "b")
-    os.kill(b, signal.SIGKILL)
-    line = watcher.wait_for_event("container b/main exited", after=mark)
-    assert "did: nothing (restartPolicy Never)" in line and "(exit 137)" in line
-    time.sleep(2.5)  # past a resync
-    assert container_pid(name, "b") == b and not running(b)
-    assert sum("b/main" in x for x in watcher.lines[mark:]) == 1
+def test_a_killed_container_is_restarted_and_restart_policy_never_is_kept(tmp_path):
+    """In a lab of its own: b's kill leaves b exited for good (restartPolicy Never), drift that status reports and
+    `up` leaves by design, which the module's lab would have kept for every test after this one."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, topology(name))
+    with watching(name) as start:
+        watcher = start(path)
+        mark = len(watcher.lines)
+        old = container_pid(name, "a")
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: container_pid(name, "a") != old and running(container_pid(name, "a")), 5.0)
+        line = watcher.wait_for_line("container a/main exited (exit 137)", after=mark)
+        assert "did: restarted container a/main" in line
+        # Killed again at once: the kubelet's back-off makes it wait (0.5 s here, then 1 s ...).
+        mark = len(watcher.lines)
+        again = container_pid(name, "a")
+        os.kill(again, signal.SIGKILL)
+        wait_until(lambda: container_pid(name, "a") != again and running(container_pid(name, "a")), 5.0)
+        assert any("back-off" in x for x in watcher.lines[mark:]) or \
+            watcher.wait_for_line("did: restarted container a/main", after=mark)
+        # b's restartPolicy is Never: it stays exited, and the watcher says why, once.
+        mark = len(watcher.lines)
+        b = container_pid(name, "b")
+        os.kill(b, signal.SIGKILL)
+        line = watcher.wait_for_event("container b/main exited", after=mark)
+        assert "did: nothing (restartPolicy Never)" in line and "(exit 137)" in line
+        time.sleep(2.5)  # past a resync
+        assert container_pid(name, "b") == b and not running(b)
+        assert sum("b/main" in x for x in watcher.lines[mark:]) == 1
+        # Ctrl-C: the lab stays up, b exited the one difference status reports.
+        assert watcher.stop() == 0
+        assert "stopped watching lab" in watcher.lines[-1] and "it stays up" in watcher.lines[-1]
+        status = netlab("status", "--lab", name, check=False)
+        drift = [line for line in status.stdout.splitlines()[1:-1]]
+        assert status.returncode == 1 and drift, status.stdout
+        assert all(line.strip().startswith("containers: pod b ") for line in drift), status.stdout
 
 
 def test_an_edited_topology_adds_a_pod(lab):
     name, path, watcher = lab
-    mark = len(watcher.lines)
-    with open(path, "a") as fh:
-        fh.write("  - name: c\n    node: node-1\n")
-    wait_until(lambda: f"{name}-c" in lab_namespaces(name), 10.0)
-    line = watcher.wait_for_line(f"saw: {path} changed; did: created 1 namespace", after=mark)
-    assert "created 1 namespaces" not in line, line  # one namespace, in the singular
-    assert "started container c/main" in line
-    assert subprocess.run(["ip", "netns", "exec", f"{name}-c", "ping", "-c1", "-W2", "10.244.1.2"],
-                          capture_output=True).returncode == 0
-    # An invalid edit is reported and changes nothing.
-    mark = len(watcher.lines)
-    with open(path, "a") as fh:
-        fh.write("  - name: d\n    node: node-9\n")
-    line = watcher.wait_for_line(f"saw: {path} changed; did: nothing, it is not valid", after=mark)
-    assert "node-9" in line and f"{name}-d" not in lab_namespaces(name)
+    with open(path) as fh:
+        planned = fh.read()
+    try:
+        mark = len(watcher.lines)
+        with open(path, "a") as fh:
+            fh.write("  - name: c\n    node: node-1\n")
+        wait_until(lambda: f"{name}-c" in lab_namespaces(name), 10.0)
+        line = watcher.wait_for_line(f"saw: {path} changed; did: created 1 namespace", after=mark)
+        assert "created 1 namespaces" not in line, line  # one namespace, in the singular
+        assert "started container c/main" in line
+        assert subprocess.run(["ip", "netns", "exec", f"{name}-c", "ping", "-c1", "-W2", "10.244.1.2"],
+                              capture_output=True).returncode == 0
+        # An invalid edit is reported and changes nothing.
+        mark = len(watcher.lines)
+        with open(path, "a") as fh:
+            fh.write("  - name: d\n    node: node-9\n")
+        line = watcher.wait_for_line(f"saw: {path} changed; did: nothing, it is not valid", after=mark)
+        assert "node-9" in line and f"{name}-d" not in lab_namespaces(name)
+    finally:
+        # The file as it was, and the lab with it (c gone), for the tests that share the lab after this one.
+        mark = len(watcher.lines)
+        with open(path, "w") as fh:
+            fh.write(planned)
+        watcher.wait_for_event(f"{path} changed", after=mark)
+        wait_until(lambda: f"{name}-c" not in lab_namespaces(name), 10.0)
+        wait_until(lambda: netlab("status", "--lab", name, check=False).returncode == 0, 5.0, step=0.2)
 
 
 def test_the_loop_survives_a_failed_repair_and_retries_with_back_off(tmp_path):
