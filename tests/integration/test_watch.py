@@ -49,11 +49,13 @@ def lab(tmp_path_factory):
         assert all(line.strip().startswith("containers: pod b ") for line in drift), status.stdout
 
 
-def test_a_deleted_route_comes_back_within_a_second(lab):
+def test_a_deleted_route_comes_back(lab):
+    """The watcher puts a deleted route back (how fast is bench_watch.py's figure, ~0.2 s: no timed assert here;
+    the bound is the watcher's line's, for a loaded machine)."""
     name, _, watcher = lab
     mark = len(watcher.lines)
     subprocess.run(["ip", "-n", f"{name}-node-1", "route", "del", "10.244.1.0/24"], check=True)
-    took = wait_until(lambda: ip_json("route", "show", "10.244.1.0/24", netns=f"{name}-node-1") != [], 1.0)
+    took = wait_until(lambda: ip_json("route", "show", "10.244.1.0/24", netns=f"{name}-node-1") != [], 10.0)
     line = watcher.wait_for_line(f"did: replace route 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in "
                                  f"{name}-node-1", after=mark)
     # What it saw: the notification, or the comparison's words (see test_a_link_set_down_is_healed).
@@ -66,14 +68,14 @@ def test_a_link_set_down_is_healed(lab):
     name, _, watcher = lab
     mark = len(watcher.lines)
     subprocess.run(["ip", "-n", f"{name}-a", "link", "set", "eth0", "down"], check=True)
-    wait_until(lambda: "UP" in ip_json("link", "show", "eth0", netns=f"{name}-a")[0]["flags"], 1.0)
+    wait_until(lambda: "UP" in ip_json("link", "show", "eth0", netns=f"{name}-a")[0]["flags"], 10.0)
     line = watcher.wait_for_line(f"did: set up of link eth0 in {name}-a", after=mark)
     # What it saw: the notification, or, when notifications of an earlier change (carriers coming up late
     # after the lab was made) woke it first and its comparison found the link down before it read this
     # one, the comparison's words.
     assert f"link eth0 down in {name}-a" in line or f"different: link eth0 in {name}-a (down)" in line, line
     # The pod's routes went with its link; they are back too, and traffic flows.
-    wait_until(lambda: len(ip_json("route", netns=f"{name}-a")) == 3, 2.0)
+    wait_until(lambda: len(ip_json("route", netns=f"{name}-a")) == 3, 10.0)
     assert subprocess.run(["ip", "netns", "exec", f"{name}-a", "ping", "-c1", "-W2", "10.244.1.2"],
                           capture_output=True).returncode == 0
 
@@ -325,7 +327,7 @@ def test_a_running_lab_picked_by_name_is_watched_as_its_saved_topology(tmp_path)
         assert [q["kind"] for q in json.loads(tc)] == ["tbf"], tc  # the run-time rate kept
         mark = len(watcher.lines)
         subprocess.run(["ip", "-n", f"{name}-node-1", "route", "del", "10.244.1.0/24"], check=True)
-        wait_until(lambda: ip_json("route", "show", "10.244.1.0/24", netns=f"{name}-node-1") != [], 1.0)
+        wait_until(lambda: ip_json("route", "show", "10.244.1.0/24", netns=f"{name}-node-1") != [], 10.0)
         watcher.wait_for_line(f"did: replace route 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in "
                               f"{name}-node-1", after=mark)
         with open(path, "a") as fh:  # the lab's file is not followed

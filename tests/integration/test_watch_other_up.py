@@ -78,7 +78,7 @@ def test_a_watcher_says_nothing_of_what_another_up_does_while_it_holds_the_lab(t
             assert watcher.lines[mark:] == [], watcher.lines[mark:]  # not while the lab is held
         line = watcher.wait_for_line("did: replace route", after=mark)
         assert re.search(rf"saw: pid {os.getpid()} \(netlab up\) changed the lab \(missing: route {ROUTE} ", line), line
-        wait_until(lambda: ip_json("route", "show", ROUTE, netns=node) != [], 2.0)
+        wait_until(lambda: ip_json("route", "show", ROUTE, netns=node) != [], 10.0)
 
 
 def _waiting_for_lock(pid: int, path: str) -> bool:
