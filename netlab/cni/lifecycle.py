@@ -32,11 +32,12 @@ from netlab.cni.invoke import copy_path, keep_copy
 from netlab.realize import attachments
 from netlab.realize.attachments import node_devices, note_devices, pod_records, recorded_moves
 from netlab.cni.runtime import Runtime
-from netlab.errors import ApplyFailed, UsageError
+from netlab.errors import ApplyFailed, EnvironmentNotReady, UsageError
 from netlab.feature import StartResult
 from netlab.kernel import testhooks
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
+from netlab.realize import lab_writes
 from netlab.realize.state_dir import ensure_dir, lab_dir
 
 if TYPE_CHECKING:
@@ -72,6 +73,11 @@ def preflight(lab: Lab) -> None:
     its plugins attached keeps the address they gave it (UsageError, exit 2)."""
     if lab.cni == "builtin":
         return
+    refused = lab_writes.tree_problem(lab.name, ["cni"])
+    if refused is not None:  # host-local would write its leases through it: nothing changed, nothing written
+        raise EnvironmentNotReady(f"lab {lab.name}: {refused.path}: {refused.why}; up writes nothing through it "
+                                  "(the CNI plugins keep their leases and results below the lab's cni/): move it "
+                                  "away, then run up again")
     cni_timeout()
     keep_copy()  # NETLAB_CNI_LOG: opened now, its name refused before any change
     from netlab.realize.state import load_state

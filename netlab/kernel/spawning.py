@@ -141,7 +141,7 @@ def missing_interpreter(path: str) -> str | None:
     return "cannot execute: required file not found"
 
 
-def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: str,
+def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: str | int,
           env: Mapping[str, str], replace: int | None = None) -> tuple[ProcId, int | None]:
     """Start ``argv`` in a pod's namespaces, detached; returns its identity and a pidfd of it (None if the
     kernel gave none), the caller's to close.
@@ -160,7 +160,8 @@ def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: st
     exe = _which(argv[0], env)
     net_fd = nsmod.open_fd(netns)
     uts_fd = os.open(uts_path, os.O_RDONLY | os.O_CLOEXEC) if uts_path else None
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    log_fd = (os.dup(log_path) if isinstance(log_path, int)  # opened by the caller (workload/containers.open_log)
+              else os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
     null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     envb = {k.encode(): v.encode() for k, v in env.items()}

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 from netlab.feature import StartResult
 from netlab.model.lab import Lab, NodeInfo
 from netlab.plan import flannel
-from netlab.realize.state_dir import lab_dir, write_atomic
+from netlab.realize import lab_writes
+from netlab.realize.state_dir import lab_dir
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
@@ -42,6 +43,13 @@ def node_root(lab_name: str, node: str, create: bool = False) -> str:
     if not node or "/" in node or node in (".", ".."):
         raise ValueError(f"unsafe node name {node!r}")
     return os.path.join(lab_dir(lab_name, create=create), "nodes", node)
+
+
+def users(lab_name: str, node: str) -> bool:
+    """Whether a folder on the way to the node's files is not netlab's to write in (a symlink, another mount:
+    lab_writes.problem), so ``up`` leaves it and says so."""
+    folders = {os.path.dirname(p).strip("/") for p in (flannel.SUBNET_ENV, flannel.CNI_CONFLIST)}
+    return any(lab_writes.problem(lab_name, ["nodes", node, *f.split("/")]) is not None for f in sorted(folders))
 
 
 def files(lab: Lab, node: NodeInfo) -> dict[str, str]:
@@ -121,8 +129,14 @@ def sync(lab: Lab, state: LabState | None = None) -> StartResult:
             how = why(have, text, rec.get(node.name, {}).get(path))
             if how is not None:
                 lab_dir(lab.name)  # the lab's folder made as netlab makes it (marked), then the node's below it
-                os.makedirs(os.path.dirname(kept), mode=0o755, exist_ok=True)
-                write_atomic(kept, text.encode(), mode=FILE_MODE)
+                try:  # each folder fd-relative, on the lab folder's mount: never through a user's (QA q47 1)
+                    lab_writes.write_atomic(kept, text.encode(), mode=FILE_MODE, dir_mode=0o755)
+                except lab_writes.Refused as exc:
+                    line = (f"flannel: {exc.path}: {exc.why}; node {node.name}'s Flannel files (subnet.env, "
+                            "the CNI config) are not written there (left alone)")
+                    if line not in done.problems:
+                        done.problems.append(line)
+                    continue
                 if have is not None:
                     done.actions.append(f"rewrote {path} of node {node.name} ({kept}): {how[1]}")
             rec.setdefault(node.name, {})[path] = digest(text)
@@ -136,6 +150,8 @@ def remove(lab_name: str, node: str) -> list[str]:
     own (``nodes/<node>``); what was removed. Nothing else: a file someone put beside them keeps its folders."""
     root = node_root(lab_name, node)  # ValueError for a name that could leave the lab's folder
     removed: list[str] = []
+    if users(lab_name, node):  # a symlink, a mount on the way: nothing removed through it
+        return removed
     for path in (flannel.SUBNET_ENV, flannel.CNI_CONFLIST):
         kept = where(lab_name, node, path)
         try:
@@ -161,6 +177,8 @@ def drift(lab: Lab, state: LabState | None = None) -> list[str]:
     rec = recorded(state)
     for node in lab.nodes:
         have = read(lab.name, node.name)
+        if users(lab.name, node.name):
+            continue  # the user's (a symlink, a mount): up leaves it, and says so
         for path, text in files(lab, node).items():
             kept, content = have[path]
             how = why(content, text, rec.get(node.name, {}).get(path))

@@ -45,21 +45,79 @@ def new_run(lab_name: str, pod: str, container: str) -> str | None:
     new run writes a file of its own, as the kubelet gives each container instance its own log. Only a file is
     moved, and only over a file: what else stands at either name (a directory, a FIFO, a symlink) is someone's,
     never netlab's, and stays where it is; then the new run cannot start (it would write into the run before's
-    log, or into what stands there): the line that says why, as :func:`log_blocked` says it. None: it can."""
+    log, or into what stands there): the line that says why, as :func:`log_blocked` says it. None: it can. The
+    move is made in the lab's ``logs`` folder opened fd-relative: one that is a symlink or another mount (a
+    user's, :func:`logs_refused`) has nothing moved in it (the new run's output goes to /dev/null)."""
     current, previous = log_path(lab_name, pod, container), previous_log_path(lab_name, pod, container)
-    blocked = log_blocked(current)
-    if blocked is not None or not os.path.lexists(current):  # none: the run before wrote nothing netlab kept
-        return blocked
-    blocked = log_blocked(previous, "previous log")
-    if blocked is not None:
-        return blocked
+    fd = _logs_fd(lab_name)
+    if fd is None:
+        return None
     try:
-        os.replace(current, previous)
-    except FileNotFoundError:
-        pass
-    except OSError:  # something put at the previous log's name since it was looked at
-        return log_blocked(previous, "previous log") or f"its log {current} cannot become the previous one"
+        blocked = log_blocked(current, dir_fd=fd)
+        if blocked is not None or not _there(current, fd):  # none: the run before wrote nothing netlab kept
+            return blocked
+        blocked = log_blocked(previous, "previous log", dir_fd=fd)
+        if blocked is not None:
+            return blocked
+        try:
+            os.replace(os.path.basename(current), os.path.basename(previous), src_dir_fd=fd, dst_dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        except OSError:  # something put at the previous log's name since it was looked at
+            return (log_blocked(previous, "previous log", dir_fd=fd)
+                    or f"its log {current} cannot become the previous one")
+        return None
+    finally:
+        os.close(fd)
+
+
+def _there(path: str, dir_fd: int) -> bool:
+    try:
+        os.stat(os.path.basename(path), dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def _logs_fd(lab_name: str) -> int | None:
+    """The lab's ``logs`` folder, made when missing and opened fd-relative (lab_writes.open_dir); None when it is
+    not netlab's to write in (a symlink, another mount: :func:`logs_refused` says it) or cannot be made."""
+    from netlab.realize import lab_writes
+
+    try:
+        return lab_writes.open_dir(lab_name, ["logs"])
+    except (lab_writes.Refused, OSError):
+        return None
+
+
+def logs_refused(lab_name: str) -> str | None:
+    """The lab's ``logs`` folder made (as netlab makes it) when missing; the one line ``up`` says when it is not
+    netlab's to write in (a symlink, a bind mount of a user's folder), as its containers run with their output
+    going to /dev/null; None when it is netlab's."""
+    from netlab.realize import lab_writes
+
+    try:
+        fd = lab_writes.open_dir(lab_name, ["logs"])
+    except lab_writes.Refused as exc:
+        return (f"logs: {exc.path}: {exc.why}; the containers' logs are not written there (their output goes to "
+                f"/dev/null)")
+    except OSError as exc:
+        return f"logs: {log_dir(lab_name)}: {exc.strerror}; the containers' output goes to /dev/null"
+    if fd is not None:
+        os.close(fd)
     return None
+
+
+def open_log(path: str) -> int:
+    """A container's log ``path`` opened for its output (appended; never through a symlink, its folder opened
+    fd-relative on the lab folder's mount); /dev/null when the lab's ``logs`` folder is not netlab's to write in
+    (:func:`logs_refused` says it). Raises OSError as open does."""
+    from netlab.realize import lab_writes
+
+    try:
+        return lab_writes.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    except lab_writes.Refused:
+        return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
 
 
 KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symlink",
@@ -69,14 +127,24 @@ KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a 
 LOG_BLOCKED = "not a file: netlab leaves it as it is"  # in log_blocked's words: what status knows it by (policy.py)
 
 
-def log_blocked(path: str, what: str = "log") -> str | None:
+def log_blocked(path: str, what: str = "log", dir_fd: int | None = None) -> str | None:
     """Why a container's next run cannot write its log at ``path`` (``what``: or its previous log, where the
     current one would move): something that is not a file stands there (a directory, a FIFO, a symlink), which
-    netlab never moves nor removes. Said, for the container's start to fail in one line; None when it can."""
+    netlab never moves nor removes. Said, for the container's start to fail in one line; None when it can.
+    ``dir_fd``: its folder, open (else it is opened fd-relative: a ``logs`` folder of a user's blocks nothing, its
+    output goes to /dev/null)."""
+    from netlab.realize import lab_writes
+
+    fd = dir_fd if dir_fd is not None else _logs_fd(lab_writes.split(path)[0])
+    if fd is None:
+        return None
     try:
-        kind = KINDS.get(stat.S_IFMT(os.lstat(path).st_mode))
+        kind = KINDS.get(stat.S_IFMT(os.stat(os.path.basename(path), dir_fd=fd, follow_symlinks=False).st_mode))
     except OSError:
         return None
+    finally:
+        if dir_fd is None:
+            os.close(fd)
     if kind is None:
         return None
     return f"its {what} {path} is {kind}, {LOG_BLOCKED}; move it away, then run up again"
@@ -119,9 +187,11 @@ def _remove_file(path: str, dir_fd: int | None = None) -> str | None:
 
 def note_start_error(path: str, why: str) -> None:
     """The run that could not start: its log holds the reason (one line), as ``netlab logs`` shows it."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError:
+    from netlab.realize import lab_writes
+
+    try:  # fd-relative, on the lab folder's mount: nothing written in a user's logs folder
+        fd = lab_writes.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    except (lab_writes.Refused, OSError, ValueError):
         return
     try:
         os.write(fd, f"netlab: could not start: {why}\n".encode(errors="replace"))

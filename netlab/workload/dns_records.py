@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING
 
 from netlab.feature import StartResult
 from netlab.kernel import processes as proc
-from netlab.realize import lab_folder, state_dir
-from netlab.realize.state_dir import lab_dir, write_atomic
+from netlab.realize import lab_folder, lab_writes, state_dir
+from netlab.realize.state_dir import lab_dir
 from netlab.workload.tasks import proc_of, task_in
 
 if TYPE_CHECKING:
@@ -112,8 +112,11 @@ def sync(lab: Lab) -> StartResult:
             done.problems.append(f"dns: {os.path.dirname(path)}: {why}; the cluster DNS records are not written "
                                  "there (left alone)")
             return done
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        write_atomic(path, text.encode(), mode=FILE_MODE)
+        try:  # fd-relative, on the lab folder's mount: a swap since the look above is not written through either
+            lab_writes.write_atomic(path, text.encode(), mode=FILE_MODE)
+        except lab_writes.Refused as exc:
+            done.problems.append(f"dns: {exc}; the cluster DNS records are not written there (left alone)")
+            return done
         if have is not None:
             done.actions.append(f"wrote the cluster DNS records {path} ({len(text.splitlines()) - 1} A records)")
     return done

@@ -16,7 +16,7 @@ from netlab.kernel import processes as proc
 from netlab.kernel.threads import Background
 from netlab.realize.state_dir import lab_dir
 from netlab.workload import again, launch
-from netlab.workload.containers import echo_ports, log_dir, log_path, new_run
+from netlab.workload.containers import echo_ports, log_path, logs_refused, new_run
 from netlab.workload.tasks import is_echo_thread
 from netlab.workload.uts import ensure_uts
 
@@ -41,8 +41,8 @@ class EarlyEcho:
         try:
             launcher = launch.start_launcher(launch.control_path(lab.name, create=True), launch.server_log(lab.name))
             uts, _, _ = ensure_uts(lab.name, {p.name: p.hostname for p in pods})
-            lab_dir(lab.name)  # made as netlab makes it (marked), then logs/ below it
-            os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
+            lab_dir(lab.name)  # made as netlab makes it (marked), then logs/ below it (said by lifecycle.start)
+            logs_refused(lab.name)
             self.specs = [echo_spec(lab, pod, c, uts[pod.name]) for pod in pods for c in pod.containers
                           if not c.command]
             launch.stop_server(lab.name)  # a fresh lab: whatever still listens there is a leftover
@@ -62,7 +62,8 @@ class EarlyEcho:
 
 def echo_spec(lab: Lab, pod: PodInfo, c: Container, uts: str) -> dict:
     return {"id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns, "uts": uts,
-            "log": log_path(lab.name, pod.name, c.name), "ports": echo_ports(pod, c)}
+            "log": log_path(lab.name, pod.name, c.name) if logs_refused(lab.name) is None else os.devnull,
+            "ports": echo_ports(pod, c)}  # a logs/ of a user's (a symlink, a mount): nothing written through it
 
 
 def start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],

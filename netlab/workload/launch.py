@@ -25,7 +25,7 @@ from netlab.kernel import kill
 from netlab.kernel import processes as proc
 from netlab.kernel.pidfd import SCM_MAX_FD
 from netlab.realize.state_dir import lab_dir
-from netlab.workload.containers import log_path
+from netlab.workload.containers import log_path, logs_refused
 
 READY_TIMEOUT = 5.0  # seconds up waits for echo containers to listen, all together (plus 2 ms each)
 CONTROL_TIMEOUT = 5.0  # seconds a running server may take to answer a request (plus 2 ms per container)
@@ -270,8 +270,10 @@ def hold(lab_name: str, items: Sequence[tuple[str, proc.ProcId, int]]) -> set[st
     """Hand the lab's server a pidfd of each command container, (id, process, pidfd), to keep while the lab
     lives, and the name of its log (``<pod>.<container>.log``, the server keeps it under LOG_MAX); the ids it
     holds (the pidfds stay the caller's to close)."""
+    mine = logs_refused(lab_name) is None  # a logs/ of a user's: the server truncates nothing in it
     request = {"op": "hold", "items": [{"id": cid, "pid": p.pid, "start": p.start,
-                                        "log": os.path.basename(log_path(lab_name, *cid.split("/", 1)))}
+                                        **({"log": os.path.basename(log_path(lab_name, *cid.split("/", 1)))}
+                                           if mine else {})}
                                        for cid, p, _fd in items]}
     answer = ask(lab_name, request, len(items), [fd for _cid, _p, fd in items]) if items else None
     return answer.held if answer is not None else set()

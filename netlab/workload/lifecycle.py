@@ -58,7 +58,8 @@ from netlab.workload import (again, crashloop, dns_records, echo_start, exits, h
                              unrecorded)
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
-                                        log_path, forget_runs, logs_by_pod, new_run, note_start_error, remove_logs)
+                                        log_path, forget_runs, logs_by_pod, logs_refused, new_run, note_start_error,
+                                        open_log, remove_logs)
 from netlab.workload import stopping
 from netlab.workload.stopping import drop_echo, stop_container
 from netlab.workload.tasks import SANDBOX_REMADE, is_echo_thread, task_of, why_replace
@@ -172,8 +173,10 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
         if only is None:
             done += node_uts.start(lab, again=bool(pods))  # a node's hostname is its name, as on a real node
         done += dns_records.sync(lab)  # the cluster DNS's A and PTR records, before its dnsmasq (re)reads them
-        lab_dir(lab.name)  # made as netlab makes it (marked), then logs/ below it
-        os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
+        lab_dir(lab.name)  # made as netlab makes it (marked), then logs/ below it (fd-relative, never a user's)
+        refused = logs_refused(lab.name)
+        if refused is not None:  # a symlink, a bind mount: nothing written through it, the output to /dev/null
+            done.problems.append(refused)
         running_echo: list[tuple[PodInfo, Container]] = []
         for pod in present:
             prec = pods.setdefault(pod.name, {})
@@ -257,8 +260,13 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
             pod, c, new, crec, replace = launches.pop(0)
             cid, uts_pin = f"{pod.name}/{c.name}", pods[pod.name]["uts"]
             try:
-                p, fd = spawning.spawn(new["argv"], netns=pod.netns, uts_path=uts_pin, log_path=new["log"],
-                                       env={**container_env(lab, pod, c), unrecorded.ENV: new["id"]}, replace=replace)
+                log_fd = open_log(new["log"])  # in netlab's own logs/ only: else /dev/null (said above)
+                try:
+                    p, fd = spawning.spawn(new["argv"], netns=pod.netns, uts_path=uts_pin, log_path=log_fd,
+                                           env={**container_env(lab, pod, c), unrecorded.ENV: new["id"]},
+                                           replace=replace)
+                finally:
+                    os.close(log_fd)
             except OSError as exc:
                 new["error"] = exc.strerror or str(exc)
                 note_start_error(new["log"], new["error"])

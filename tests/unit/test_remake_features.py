@@ -144,7 +144,7 @@ def test_a_paused_container_of_a_pod_made_again_is_started_again_and_one_still_p
     assert hold(pod_b, shell, {"argv": ["y"]}, STOPPED) == STOPPED
 
 
-def test_the_echo_containers_a_new_server_takes_in_a_rollback_and_a_server_left_as_it_is(monkeypatch, tmp_path):
+def test_the_echo_containers_a_new_server_takes_in_a_rollback_and_a_server_left_as_it_is(monkeypatch, state_root):
     """workload/again.py: before the run, the other pods' echo containers that run as threads of the lab's server
     (``served``); in the rollback's start, those still recorded as they were are taken by the new server when the
     old one is gone (the run's stop took it); a server that lives on but does not answer is left as it is, and the
@@ -164,9 +164,10 @@ def test_the_echo_containers_a_new_server_takes_in_a_rollback_and_a_server_left_
     assert again.served_gone(lab, pods, {"b"}, ["a/web"]) == [(a, web)]
     assert again.served_gone(lab, pods, None, ["a/web"]) == []  # a lab-wide start: its own
     monkeypatch.setattr(again.proc, "proc_state", lambda pid: "T")
-    b_rec = {"log": str(tmp_path / "b.web.log")}
+    (state_root / "rb" / "logs").mkdir(parents=True)  # a lab's folder: its logs are written there alone
+    b_rec = {"log": str(state_root / "rb" / "logs" / "b.web.log")}
     starting = {"b/web": "started container b/web"}
     said = again.echo_server_left(77, {"b": {"containers": {"web": b_rec}}}, [(b, web, "never started")], starting)
     why = "the lab's echo server (pid 77) is stopped (SIGSTOP), and a rollback does not replace it (it serves the other pods)"
     assert said == [f"pod b container web: could not start: {why}"] and starting == {} and b_rec["error"] == why
-    assert why in (tmp_path / "b.web.log").read_text()
+    assert why in (state_root / "rb" / "logs" / "b.web.log").read_text()

@@ -1,0 +1,199 @@
+"""Writes under a lab's folder that stay in netlab's own folders on the lab folder's own mount.
+
+A lab's ``logs/``, ``cni/``, ``nodes/`` (or ``dns/``) may be a user's: a symlink to a folder of theirs, or a bind
+mount of one (to keep the logs past ``down``). ``down`` removes nothing in such a folder (lab_folder.remove_own);
+nor does ``up`` write through it: every write below the lab's folder opens each folder on the way fd-relative
+(``O_NOFOLLOW``), from the lab's folder down, and each must be on the lab folder's mount (its mount id: a bind mount
+of the same file system has the same st_dev). A folder that is not is named with why, in lab_folder's words
+(:data:`lab_folder.A_SYMLINK`, :data:`lab_folder.ON_A_MOUNT`), and nothing is written there; the caller says what
+it did instead in one line (containers' output to /dev/null, the Flannel files not written, an ``up`` of a CNI lab
+refused before any change).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+
+from netlab.realize import lab_folder
+
+NOT_A_FOLDER = "not a folder, not netlab's: nothing is written there"
+FILE = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Refused(Exception):
+    """A folder on the way is not netlab's to write in: ``path`` (absolute), ``why`` (lab_folder's words)."""
+
+    def __init__(self, path: str, why: str):
+        super().__init__(f"{path}: {why}")
+        self.path, self.why = path, why
+
+
+def split(path: str) -> tuple[str, list[str]]:
+    """``path`` below the state folder as (its lab, the names below the lab's folder); ValueError when it is not
+    below a lab's folder there."""
+    from netlab.realize import state_dir
+
+    rel = os.path.relpath(os.path.abspath(path), state_dir.STATE_ROOT)
+    parts = [p for p in rel.split(os.sep) if p]
+    if len(parts) < 2 or any(p in (".", "..") for p in parts):
+        raise ValueError(f"{path} is not below a lab's folder of {state_dir.STATE_ROOT}")
+    return parts[0], parts[1:]
+
+
+def open_dir(lab: str, names: list[str], create: bool = True, mode: int = 0o700) -> int | None:
+    """The folder ``names`` (one name per level) of the lab's folder, opened fd-relative (the caller closes it):
+    each folder on the way is made when missing (``create``, ``mode``), never a symlink followed, each on the lab
+    folder's mount. None when it (or the lab's folder) is not there and ``create`` is off. Raises :class:`Refused`
+    for a folder on the way that is a symlink, another mount or not a folder; OSError as mkdir and open do."""
+    from netlab.realize import state_dir
+
+    root = state_dir.STATE_ROOT
+    rfd = os.open(root, lab_folder._DIR)
+    try:
+        try:
+            fd = os.open(lab, lab_folder._DIR, dir_fd=rfd)
+        except FileNotFoundError:
+            if not create:
+                return None
+            raise
+    finally:
+        os.close(rfd)
+    mnt = (os.fstat(fd).st_dev, lab_folder.mount_id(fd))
+    where = os.path.join(root, lab)
+    try:
+        for name in names:
+            where = os.path.join(where, name)
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, mode, dir_fd=fd)
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+            if stat.S_ISLNK(st.st_mode):
+                raise Refused(where, lab_folder.A_SYMLINK)
+            if not stat.S_ISDIR(st.st_mode):
+                raise Refused(where, NOT_A_FOLDER)
+            sub = os.open(name, lab_folder._DIR, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+            if os.fstat(fd).st_dev != mnt[0] or (mnt[1] is not None and lab_folder.mount_id(fd) != mnt[1]):
+                raise Refused(where, lab_folder.ON_A_MOUNT)
+        out, fd = fd, -1
+        return out
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def problem(lab: str, names: list[str]) -> Refused | None:
+    """Why the lab's folder ``names`` may not be written in (a folder on the way is a symlink, another mount, not
+    a folder): the :class:`Refused`; None when it may (or it, or the lab's folder, is not there)."""
+    try:
+        fd = open_dir(lab, names, create=False)
+    except Refused as exc:
+        return exc
+    except OSError:
+        return None
+    if fd is not None:
+        os.close(fd)
+    return None
+
+
+def open_file(path: str, flags: int, mode: int = 0o600, dir_mode: int = 0o700) -> int:
+    """Open ``path``, a file below a lab's folder, fd-relative: its folders as :func:`open_dir` makes and opens
+    them, the file itself never through a symlink (``O_NOFOLLOW``). Raises :class:`Refused`, OSError."""
+    lab, names = split(path)
+    fd = open_dir(lab, names[:-1], mode=dir_mode)
+    assert fd is not None  # made when missing
+    try:
+        return os.open(names[-1], flags | FILE, mode, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> None:
+    """Write ``path``, a file below a lab's folder, as state_dir.write_atomic does (a temporary file beside it,
+    fsynced, renamed over it), in its folder opened as :func:`open_dir` opens it: a symlink at its name is
+    replaced, never followed. Raises :class:`Refused`; state_dir's errors for the write itself."""
+    from netlab.realize import state_dir
+
+    lab, names = split(path)
+    try:
+        fd = open_dir(lab, names[:-1], mode=dir_mode)
+    except OSError as exc:
+        raise state_dir._write_error(path, exc) from None
+    assert fd is not None
+    name = names[-1]
+    tmp = os.path.basename(state_dir.temp_path(path))
+    try:
+        try:
+            tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | FILE, mode, dir_fd=fd)
+        except OSError as exc:
+            raise state_dir._write_error(path, exc) from None
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(tfd, view):]
+                os.fchmod(tfd, mode)
+                os.fsync(tfd)
+            finally:
+                os.close(tfd)
+            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=fd)
+            raise state_dir._write_error(path, exc) from None
+    finally:
+        os.close(fd)
+
+
+def tree_problem(lab: str, names: list[str]) -> Refused | None:
+    """:func:`problem` for the lab's folder ``names`` and everything below it: a symlink anywhere in it (to a file
+    too: a program netlab runs there, CNI's host-local, follows one as it writes its leases) or a folder on another
+    mount; None when there is none (or the folder is not there)."""
+    try:
+        fd = open_dir(lab, names, create=False)
+    except Refused as exc:
+        return exc
+    except OSError:
+        return None
+    if fd is None:
+        return None
+    from netlab.realize import state_dir
+
+    try:
+        mnt = (os.fstat(fd).st_dev, lab_folder.mount_id(fd))
+        return _below(fd, os.path.join(state_dir.STATE_ROOT, lab, *names), mnt)
+    finally:
+        os.close(fd)
+
+
+def _below(fd: int, where: str, mnt: tuple[int, int | None]) -> Refused | None:
+    for name in sorted(os.listdir(fd)):
+        path = os.path.join(where, name)
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            return Refused(path, lab_folder.A_SYMLINK)
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        try:
+            sub = os.open(name, lab_folder._DIR, dir_fd=fd)
+        except OSError:
+            continue
+        try:
+            if os.fstat(sub).st_dev != mnt[0] or (mnt[1] is not None and lab_folder.mount_id(sub) != mnt[1]):
+                return Refused(path, lab_folder.ON_A_MOUNT)
+            found = _below(sub, path, mnt)
+            if found is not None:
+                return found
+        finally:
+            os.close(sub)
+    return None
