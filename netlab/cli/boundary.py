@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 from typing import Any
 
@@ -104,9 +105,25 @@ def _unwritable(exc: OSError) -> str:
     /dev/null), so that Python's own flush at exit does not fail again with a traceback."""
     if exc.filename:
         return f"cannot write {display_path(exc.filename)}: {exc.strerror}"
+    if not _output_can_fill():  # a pipe or a terminal never says ENOSPC: some file of netlab's, unnamed
+        from netlab.realize.state_dir import STATE_ROOT
+
+        return (f"a write to a file failed: {exc.strerror} (not the output's: it goes to a pipe or a terminal); "
+                f"free space in {display_path(STATE_ROOT)} (or point NETLAB_STATE_DIR at another directory)")
     with contextlib.suppress(OSError, AttributeError, ValueError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return f"cannot write the output: {exc.strerror} (it is cut short)"
+
+
+def _output_can_fill() -> bool:
+    """Whether standard output or error is a file or a device that can refuse a write with ENOSPC (not a pipe,
+    a socket or a terminal, nor closed): only then is an unnamed ENOSPC "cannot write the output"."""
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISREG(mode) or stat.S_ISBLK(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):
+                return True  # a device such as /dev/full, not a terminal
+    return False
 
 
 def _located(line: str) -> bool:

@@ -22,6 +22,7 @@ import selectors
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -202,16 +203,38 @@ class CallLog:
         line = (json.dumps(call.to_json(), sort_keys=True) + "\n").encode()
         # The lock file orders this process's threads and other processes (a status beside an up --watch):
         # a line appended while the log is cut would go to the file the cut replaces.
-        with self._lock, _locked(self.path + ".lock"):
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        with self._lock:
             try:
-                os.write(fd, line)
-                size = os.fstat(fd).st_size
-            finally:
-                os.close(fd)
-            if size > LOG_LIMIT:
-                compact_log(self.path)
+                with _locked(self.path + ".lock"):
+                    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                 0o600)
+                    try:
+                        os.write(fd, line)
+                        size = os.fstat(fd).st_size
+                    finally:
+                        os.close(fd)
+                    if size > LOG_LIMIT:
+                        compact_log(self.path)
+            except OSError as exc:
+                # Best effort (as a down's phase save): a full disk must not stop a DEL, so neither a rollback
+                # nor a down (docs/reliability.md); the plugin's own failure is said by its caller. Said once.
+                _unwritten(self.path, exc)
         _to_copy(call)
+
+
+_said_unwritten: set[str] = set()  # the logs this process said it could not write
+
+
+def _unwritten(path: str, exc: OSError) -> None:
+    """One line, once a process per log, on stderr: the call log could not be written (``netlab cni log`` misses
+    the calls from then on), whatever the plugin call did."""
+    if path in _said_unwritten:
+        return
+    _said_unwritten.add(path)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(f"netlab: warning: cannot write the CNI call log {path}: {exc.strerror or exc}; the plugin "
+                         "calls go on without it (`netlab cni log` misses them)\n")
+        sys.stderr.flush()
 
 
 @contextlib.contextmanager

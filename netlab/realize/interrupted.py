@@ -77,6 +77,10 @@ def stalled(state: LabState) -> str | None:
         last = lab_lock_holder(state.lab, now=False)  # "pid N (netlab up)"
     who = f" ({last.partition(' (')[0]})" if last else ""
     if now.phase == "creating":
+        if last is not None and not last.endswith(f"({UP})"):  # a later command held it last: a down that failed
+            return (f"lab {now.lab}: the `{UP}` that was making it ended before it finished, and {last}, the last "
+                    f"command that held the lab, did not take it away; `{down_way(now.lab)}` takes away what it "
+                    f"made")
         return (f"lab {now.lab}: the `{UP}` that was making it{who} ended before it finished (killed); "
                 f"`{down_way(now.lab)}` takes away what it made")
     failed = now.extra.get(DOWN_FAILED)

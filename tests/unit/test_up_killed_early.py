@@ -84,3 +84,16 @@ def test_a_lab_whose_up_or_down_ended_halfway_says_so_while_nobody_holds_it():
     state.phase = "creating"  # read while an up was at work, which has finished since: the state says so now
     assert stalled(state) is None
     assert down(LAB, FakeKernel()).was_up
+
+
+def test_a_creating_lab_whose_last_holder_was_a_down_that_failed_does_not_blame_an_up_with_the_downs_pid():
+    """An up rolled back halfway (its rollback failed), then a down that failed on a full disk before it could write
+    phase deleting: the lock names the down. `list` said "the `netlab up` that was making it (pid <the down's>)"
+    (QA q50 1)."""
+    state = LabState(lab=LAB, netns={f"{LAB}-n1": "intent"}, phase="creating")
+    state.save()
+    folder(holder="pid 4194304 (netlab down)")
+    assert stalled(state) == (f"lab {LAB}: the `netlab up` that was making it ended before it finished, and pid "
+                              f"4194304 (netlab down), the last command that held the lab, did not take it away; "
+                              f"`sudo netlab down --lab {LAB}` takes away what it made")
+    assert down(LAB, FakeKernel()).was_up
