@@ -19,7 +19,13 @@ from netlab.probe import neighbours, turns
 from netlab.realize.lab_folder import ancestor_problem
 from netlab.realize.state_dir import USE_ANOTHER, point_elsewhere, unreadable
 
-MIN_FREE = 1 << 20  # below this a state file or a container log cannot be written: FAIL
+# Below this the doctor's warning says a lab may not fit. Measured (a 2-pod CNI lab, a 3-pod one with a Service):
+# its folder takes 100-200 KiB at up, its CNI call log grows ~3 KiB a status (cut at 2 MiB), container logs grow;
+# with less than ~100 KiB its up fails where the disk runs out and is rolled back (nothing left), and a down always
+# works: a warning, as `up` does not refuse it (the lab may well fit). Under a page (FULL) not even the lab's first
+# state write fits: a FAIL, and `up` refuses with it before it changes anything.
+MIN_FREE = 1 << 20
+FULL = 4096
 LOW_FREE = 16 << 20  # below this: warn
 FB_TUNNELS = "/proc/sys/net/core/fb_tunnels_only_for_init_net"
 
@@ -177,9 +183,11 @@ def check_state_dir(path: str, needed: bool) -> tuple[Check, Check]:
     else:
         detail = f"{size(free)} free on {d.measured}"
         fix = "free space there, or point NETLAB_STATE_DIR to a larger filesystem"
-        if free < MIN_FREE:
-            space = Check("state-space", FAIL, detail + f" (under {size(MIN_FREE)}: state and logs cannot be written)",
-                          fix, True)
+        if free < FULL:
+            space = Check("state-space", FAIL, detail + " (full: not even a lab's first state write fits)", fix, True)
+        elif free < MIN_FREE:
+            space = Check("state-space", WARN, detail + f" (under {size(MIN_FREE)}: a lab's state takes 100-200 KiB "
+                          "and its logs grow; an up that runs out of space fails and is rolled back)", fix)
         elif free < LOW_FREE:
             space = Check("state-space", WARN, detail + f" (under {size(LOW_FREE)}: container logs may fill it)", fix)
         else:

@@ -237,7 +237,8 @@ def test_require_for_checks_only_what_the_lab_needs(machine):
     machine.missing |= {"vxlan", "netem", "nft", "tcpdump", "dnsmasq", "conntrack"}
     machine.thresholds = {"gc_thresh1": 1, "gc_thresh2": 1, "gc_thresh3": 1}
     machine.fresh_links = ("sit0",)
-    machine.dir = features.DirFacts(**{**machine.dir.__dict__, "free_bytes": 0})
+    # A page free: the doctor warns (under 1 MiB), up goes on (only a full folder, 0 B, FAILs and gates it)
+    machine.dir = features.DirFacts(**{**machine.dir.__dict__, "free_bytes": 4096})
     with pytest.raises(EnvironmentNotReady) as info:
         doctor.require_for(HOST_GW)  # needs conntrack for its NAT rules; none of the rest
     assert [line.split(":")[0] for line in str(info.value).splitlines()] == ["FAIL  kernel conntrack"]
