@@ -18,6 +18,19 @@ class ContainerPortInfo:
     protocol: str  # TCP | UDP
 
 
+RUN_CONTAINER_ERROR = "RunContainerError"  # the kubelet's ErrRunContainer: a start failed, the next sync retries
+
+
+def waiting_of(restart_policy: str, start_error: str | None) -> tuple[str | None, str | None]:
+    """The kubelet's waiting state of a container whose command could not be started (``start_error``): one its
+    pod's restartPolicy starts again (Always, OnFailure: a start that failed is a failure) waits, reason
+    RunContainerError with the start's error as its message; a Never pod's stays terminated (StartError) and
+    waits for nothing: (None, None), as for any container that started."""
+    if start_error is None or restart_policy == "Never":
+        return None, None
+    return RUN_CONTAINER_ERROR, start_error
+
+
 @dataclass(frozen=True)
 class ContainerInfo:
     name: str
@@ -35,19 +48,25 @@ class ContainerInfo:
     # Exited (or could not start) and held back by ``up --watch``'s back-off: the kubelet's state.waiting, reason
     # CrashLoopBackOff and message "back-off 10s restarting failed container=main pod=crash_default", and when
     # the back-off ends (RFC 3339 UTC, to the millisecond); None otherwise, and once no watcher holds it.
+    # A command that could not start, where its pod's restartPolicy restarts it (Always, OnFailure): the kubelet's
+    # state.waiting, reason RunContainerError and the runtime's error as the message (:func:`waiting_of`).
     waiting_reason: str | None = None
     waiting_message: str | None = None
     back_off_until: str | None = None
+    # failed: why its command could not be started, as `up` said it (state.terminated.message of StartError in
+    # Kubernetes), whatever the restartPolicy; None otherwise
+    start_error: str | None = None
 
     @property
     def reason(self) -> str | None:
         """The kubelet's reason for a container that does not run, as kubectl's STATUS shows it (None: it runs,
         or is stopped by SIGSTOP, which the kubelet would see as running, not ready): CrashLoopBackOff (the
-        watcher holds it back until its back-off ends), ContainerCreating (not started yet), StartError (its
-        command could not be started: containerd's word), Completed (exit 0), Error (any other code),
-        ContainerStatusUnknown (it exited, how nobody knows: a kernel before 6.15 that keeps no exit status, or
-        an echo container whose server is gone; one the server stopped serving is Error, code 143, as a
-        container the kubelet stops with SIGTERM)."""
+        watcher holds it back until its back-off ends), ContainerCreating (not started yet), RunContainerError (its
+        command could not be started and its restartPolicy starts it again: the kubelet's waiting reason),
+        StartError (its command could not be started, a Never pod's: containerd's word), Completed (exit 0),
+        Error (any other code), ContainerStatusUnknown (it exited, how nobody knows: a kernel before 6.15 that
+        keeps no exit status, or an echo container whose server is gone; one the server stopped serving is Error,
+        code 143, as a container the kubelet stops with SIGTERM)."""
         if self.waiting_reason is not None and self.state != "running":
             return self.waiting_reason
         if self.state == "not started":

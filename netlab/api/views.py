@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from netlab.api.results_views import waiting_of
 from netlab.api.results import (ContainerInfo, ContainerPortInfo, EndpointInfo, NodeInfo, PodInfo, ServiceInfo,
                                 ServicePortInfo)
 from netlab.api.frozen import FrozenDict
@@ -94,6 +95,7 @@ class Seen(NamedTuple):
     restarts: int
     old_netns: bool = False  # it runs on in its pod's old network namespace, deleted under it
     last_exit_code: int | None = None  # how the run before this one exited (the kubelet's lastState)
+    start_error: str | None = None  # failed: why its command could not be started, as up said it
 
 
 def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], Seen]:
@@ -120,8 +122,10 @@ def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], Seen]:
                                             log_path(lab.name, pod.name, c.name))
             restarts = crec.get("restarts") if isinstance(crec, dict) else 0
             last = crec.get("last_exit_code") if isinstance(crec, dict) else None
+            error = crec.get("error") if st == "failed" and isinstance(crec, dict) else None
             out[(pod.name, c.name)] = Seen(st, pid, None, restarts if isinstance(restarts, int) else 0, old,
-                                           last if isinstance(last, int) else None)
+                                           last if isinstance(last, int) else None,
+                                           str(error) if error is not None else None)
             if st == "exited" and isinstance(crec, dict):  # an echo container too: its server stopped it
                 gone[f"{pod.name}/{c.name}"] = crec
     for cid, code in exit_codes(state.lab, gone).items():
@@ -168,7 +172,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
         containers = []
         old_netns = False
         for c in pod.containers:
-            st, pid, code, restarts, old, last = states[(pod.name, c.name)]
+            st, pid, code, restarts, old, last, start_error = states[(pod.name, c.name)]
             old_netns |= old
             # What listens: an echo container's ports with each TCP port's UDP twin (as `ss -ltun` in the pod
             # lists them), declared or the default 8080; a command container's declared ports.
@@ -177,14 +181,15 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
             named: dict[tuple[int, str], str | None] = {(p.container_port, p.protocol): p.name for p in c.ports}
             # Exited (or could not start) and held back by the watcher: the kubelet's waiting state
             held = waiting.get(f"{pod.name}/{c.name}") if st in ("exited", "failed") else None
+            wait_reason, wait_message = waiting_of(pod.spec.restart_policy, start_error)
             containers.append(ContainerInfo(name=c.name, state=st, pid=pid,
                                             command=tuple(container_argv(pod, c)) if c.command else None,
                                             ports=tuple(ContainerPortInfo(named.get((port, protocol)), port,
                                                                           protocol) for port, protocol in served),
                                             exit_code=code, restarts=restarts, last_exit_code=last,
-                                            waiting_reason=crashloop.REASON if held else None,
+                                            waiting_reason=crashloop.REASON if held else wait_reason,
                                             waiting_message=held.message(pod.name, pod.spec.namespace, c.name)
-                                            if held else None,
+                                            if held else wait_message, start_error=start_error,
                                             back_off_until=_rfc3339(held.until, ms=True) if held else None))
         sandbox = _created(pod.netns)
         # The pod's sandbox is gone: its network namespace, which up made, was deleted behind netlab's back

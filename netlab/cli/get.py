@@ -59,7 +59,9 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
               ContainerStatusUnknown; an echo container that was stopped, as
               `break endpoint-pod-down` does: Error, exit code 143, as a
               container the kubelet stops with SIGTERM); StartError (a
-              command that could not start); CrashLoopBackOff (one that
+              command that could not start, a Never pod's; RunContainerError
+              where its restartPolicy starts it again; -o json gives the
+              reason as start_error); CrashLoopBackOff (one that
               exited waits out the back-off of a running `up --watch` before
               it is restarted; -o json gives its waiting_reason and
               back_off_until); NotReady (one

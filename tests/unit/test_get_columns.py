@@ -32,7 +32,7 @@ def test_age_is_worded_as_kubectl_words_it(seconds, said):
 
 # What kubectl get pods' STATUS says: the pod phases and the kubelet's container reasons netlab has states for.
 KUBECTL_WORDS = {"Running", "Completed", "Error", "NotReady", "StartError", "ContainerCreating",
-                 "ContainerStatusUnknown", "SandboxChanged", "CrashLoopBackOff"}
+                 "ContainerStatusUnknown", "SandboxChanged", "CrashLoopBackOff", "RunContainerError"}
 
 
 def container(state: str, code: int | None = None, restarts: int = 0, waiting: bool = False) -> ContainerInfo:
@@ -103,3 +103,28 @@ def test_a_pod_whose_network_namespace_was_deleted_is_sandbox_changed(states):
     assert gone.ready == f"0/{len(states)}"
     data = to_json(gone)
     assert (data["status"], data["ready"]) == ("SandboxChanged", f"0/{len(states)}")
+
+
+START_ERROR = "/nonexistent/x: command not found (PATH=/usr/bin:/bin)"
+
+
+@pytest.mark.parametrize("policy, reason, status", [
+    ("Always", "RunContainerError", "RunContainerError"),  # the kubelet's reasonCache: waiting, the next sync retries
+    ("OnFailure", "RunContainerError", "RunContainerError"),  # a start that failed is a failure
+    ("Never", None, "StartError"),  # terminated for good: containerd's StartError, no waiting state
+])
+def test_a_container_that_could_not_start_says_why_in_json(policy, reason, status):
+    """QA q51 4: a failed start had waiting_reason and waiting_message null in -o json, its reason only on up's
+    stderr and in its log. Now start_error holds it for any policy, and a restartable one waits as the kubelet's."""
+    from netlab.api.results_views import waiting_of
+
+    wait_reason, wait_message = waiting_of(policy, START_ERROR)
+    c = dataclasses.replace(container("failed"), waiting_reason=wait_reason, waiting_message=wait_message,
+                            start_error=START_ERROR)
+    p = pod(c)
+    assert (p.status, wait_reason) == (status, reason)
+    data = to_json(p)["containers"][0]
+    assert data["start_error"] == START_ERROR
+    assert (data["waiting_reason"], data["waiting_message"]) == (reason, START_ERROR if reason else None)
+    assert from_json(PodInfo, to_json(p)) == p
+    assert waiting_of(policy, None) == (None, None)  # a container that started waits for nothing
