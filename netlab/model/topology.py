@@ -141,6 +141,11 @@ class Pod(Model):
                     "and is not restarted is done, not drift (`up --watch` adds the kubelet's back-off: "
                     "10 s doubling up to 5 min).")
     impair: dict[IfName, Impairment] = Field({}, description="Impairments of the pod's eth0 egress.")
+    enable_service_links: bool = Field(
+        True, alias="enableServiceLinks",
+        description="Whether its command containers start with the Service variables of the Services of its "
+                    "namespace (<SVC>_SERVICE_HOST, <SVC>_SERVICE_PORT, Docker's <SVC>_PORT_...), as the kubelet "
+                    "gives them; a Service default/kubernetes of the topology is given either way.")
 
 
 class ServicePort(Model):

@@ -275,8 +275,15 @@ def container_argv(pod: PodInfo, container: Container) -> list[str]:
 
 
 def container_env(lab: Lab, pod: PodInfo, container: Container) -> dict[str, str]:
-    """A clean environment, with the pod's facts like Kubernetes' downward API."""
+    """A clean environment, with the pod's facts like Kubernetes' downward API, and the Service variables the
+    kubelet gives a container of the pod (model/service_env.py: the lab's Services as they are now); a Service
+    variable never replaces one of netlab's, as a container's own env wins over them in Kubernetes."""
+    from netlab.model.service_env import pod_service_env
+
+    services = pod_service_env(lab.topo.services, lab.addressing.service_ip, pod.spec.namespace,
+                               pod.spec.enable_service_links)
     return {
+        **services,
         "PATH": CONTAINER_PATH,
         "HOME": "/root",
         "LANG": "C.UTF-8",
