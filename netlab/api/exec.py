@@ -90,6 +90,22 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
     return Target(name, netns, path if lifecycle.is_uts_mount(path) else None, lab.name)
 
 
+def container_environment(lab: Lab, name: str, container: str) -> dict[str, str]:
+    """``netlab exec NAME -c CONTAINER``: the environment the container of pod ``name`` starts with (its Service
+    variables as the lab has them now, POD_NAME ...; workload/containers.container_env), as kubectl exec runs a
+    command with its container's; not the id of its run, which names the container's own process only."""
+    from netlab.workload.containers import container_env
+
+    pod = next((p for p in lab.pods if p.name == name), None)
+    if pod is None:
+        raise UsageError(f"-c {container}: {name} is not a pod, and only a pod has containers; leave -c out")
+    chosen = next((c for c in pod.containers if c.name == container), None)
+    if chosen is None:
+        have = ", ".join(c.name for c in pod.containers)
+        raise UsageError(f"-c {container}: pod {name} has no such container (it has: {have})")
+    return container_env(lab, pod, chosen)
+
+
 def cannot_run(program: str | bytes | os.PathLike[str] | os.PathLike[bytes], exc: OSError | ValueError,
                env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """The exit status and line of a command whose program could not be started, as a shell gives them: 127 when

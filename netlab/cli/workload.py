@@ -9,7 +9,6 @@ import sys
 from typing import TYPE_CHECKING, Iterator
 
 import click
-from click.core import ParameterSource
 
 from netlab import signals
 from netlab.cli.base import attached, cli, require_root
@@ -41,38 +40,31 @@ def _stdin_is_terminal() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
 
-EXEC_OPTIONS = {"--lab": "--lab", "-t": "-t", "--topology": "-t"}
+class ExecCommand(click.Command):
+    """exec's arguments put in netlab's order first: kubectl's -it, -c CONTAINER, options after NAME
+    (cli/exec_args.py)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from netlab.cli.exec_args import kubectl_forms
+
+        try:
+            args = kubectl_forms(args)
+        except UsageError:
+            if not ctx.resilient_parsing:  # shell completion reads what it can
+                raise
+        return super().parse_args(ctx, args)
 
 
-def _options_before_command(words: tuple[str, ...], lab_name: str | None, topology: str | None,
-                            lab_from_env: bool = False) -> tuple[str | None, str | None]:
-    """``exec NAME --lab L -- CMD``: netlab's options between NAME and ``--`` (as kubectl takes them anywhere
-    before it); they came to COMMAND once NAME stopped option parsing. $NETLAB_LAB is only --lab's default:
-    a -t FILE here picks the lab, as it does before NAME."""
-    given = {"--lab": None if lab_from_env else lab_name, "-t": topology}
-    names = EXEC_OPTIONS
-    i = 0
-    while i < len(words):
-        word, _, value = words[i].partition("=")
-        if word not in names:
-            raise UsageError(f"{words[i]}: netlab exec takes --lab and -t before `--`; the command comes after it")
-        if not value:
-            i += 1
-            if i == len(words):
-                raise UsageError(f"{word} needs a value")
-            value = words[i]
-        given[names[word]] = value
-        i += 1
-    if lab_from_env and given["--lab"] is None and given["-t"] is None:
-        given["--lab"] = lab_name
-    return given["--lab"], given["-t"]
-
-
-@cli.command(name="exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@cli.command(name="exec", cls=ExecCommand,
+             context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @lab_options
+@click.option("-c", "--container", metavar="CONTAINER", shell_complete=complete_containers,
+              help="Run COMMAND with the environment this container of pod NAME starts with (its Service "
+                   "variables, POD_NAME ...), as kubectl exec -c; without it, your own.")
 @click.argument("name", shell_complete=complete_names)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[str, ...]) -> None:
+def exec_(lab_name: str | None, topology: str | None, container: str | None, name: str,
+          command: tuple[str, ...]) -> None:
     """Run COMMAND inside pod, node or internet host NAME; without COMMAND, a shell.
 
     A pod's command joins the pod's network and UTS namespaces, like its
@@ -85,23 +77,29 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
     else bash or sh) there, like ``kubectl exec -it POD -- sh``; leave it
     with exit.
 
+    kubectl's words work: -i/--stdin and --tty (-it, -ti) need nothing, as
+    the command always has your standard input and your terminal as they
+    are; -c/--container CONTAINER gives it that container's environment
+    (the containers of a pod share its namespaces); options may come after
+    NAME, before --. -t is netlab's topology file when a NAME follows it,
+    else kubectl's terminal (-t web -- sh: pod web). No -n: pod names are
+    unique across a lab.
+
     \b
       sudo netlab exec fedora-1 -- ping -c1 10.244.1.3
       sudo netlab exec minikube -- ip route
       sudo netlab exec fedora-1                # a shell in the pod
+      sudo netlab exec -it fedora-1 -c shell -- sh   # kubectl's form
     """
     require_root()
-    if "--" in command and command[0].partition("=")[0] in ("--", *EXEC_OPTIONS):
-        # click keeps `--` once NAME stopped option parsing; netlab's own options may come before it
-        cut = command.index("--")
-        from_env = click.get_current_context().get_parameter_source("lab_name") == ParameterSource.ENVIRONMENT
-        lab_name, topology = _options_before_command(command[:cut], lab_name, topology, from_env)
-        command = command[cut + 1:]
-    from netlab.api.exec import cannot_run, exec_target
+    if command[:1] == ("--",):  # click keeps `--` once NAME stopped option parsing (ExecCommand put it there)
+        command = command[1:]
+    from netlab.api.exec import cannot_run, container_environment, exec_target
     from netlab.cni.edited import repair_command
 
     lab = attached(lab_name, topology)
     target = exec_target(lab.state(), lab.model, name)
+    env = container_environment(lab.model, name, container) if container is not None else None
     if target.uts is None:
         # Its pin is gone (unmounted by hand, or a lab up since before its kind had one): the command would run
         # with the host's hostname, unsaid.
@@ -129,6 +127,10 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
             stream.flush()
     with target.opened() as enter:
         enter()
+        if env is not None:  # the container's, as kubectl exec -c gives it (your terminal's TERM kept)
+            term = os.environ.get("TERM")
+            os.environ.clear()
+            os.environ.update(env, **({"TERM": term} if term else {}))
         if not command:
             os.environ["NETLAB_LAB"] = lab.name
             os.environ["NETLAB_NAME"] = name

@@ -8,6 +8,7 @@ inspect --section, NETLAB_LAB) they are in tests/integration/test_cli_habits_liv
 from __future__ import annotations
 
 import io
+import re
 import json
 import subprocess
 import sys
@@ -230,22 +231,89 @@ def test_print_json_prints_what_format_data_gives_through_the_file_descriptor(ca
     assert capfd.readouterr().out == format_data(data) == json.dumps(data, indent=2) + "\n"
 
 
-def test_exec_takes_its_options_between_name_and_the_command():
+def test_exec_takes_its_options_between_name_and_the_command(monkeypatch):
     """``netlab exec web-1 --lab L -- hostname`` (kubectl takes its options anywhere before ``--``): --lab came to
     the command, which failed as "--lab: command not found"."""
-    from netlab.cli.workload import _options_before_command
+    from netlab.cli.workload import exec_
+
+    def parsed(*args: str) -> tuple:
+        p = exec_.make_context("exec", list(args)).params
+        return p["lab_name"], p["topology"], p["container"], p["name"], p["command"]
+
+    monkeypatch.delenv("NETLAB_LAB", raising=False)
+    assert parsed("web", "--lab", "a", "--", "hostname") == ("a", None, None, "web", ("--", "hostname"))
+    assert parsed("web", "--lab=b", "--topology", "t.yaml", "--", "id")[:2] == ("b", "t.yaml")
+    assert parsed("web", "hostname", "-s") == (None, None, None, "web", ("hostname", "-s"))  # no --: as given
+    # $NETLAB_LAB is --lab's default only: -t after NAME picks the lab (it was "give --lab or -t, not both")
+    monkeypatch.setenv("NETLAB_LAB", "env")
+    assert parsed("web", "-t", "t.yaml", "--", "id")[:2] == (None, "t.yaml")
+    assert parsed("web", "--lab", "x", "--", "id")[:2] == ("x", None)
+    assert parsed("web", "--", "id")[:2] == ("env", None)
+
+
+KUBECTL_EXEC = [
+    # QA q51 3: -it before the pod took -t as the topology file ("web: no such file; check the path"), -i as
+    # the pod ("lab ... has no pod, node or host '-i'"), and -c as the command ("-c: command not found", 127)
+    (["-it", "web", "--", "sh"], ["web", "--", "sh"]),
+    (["-ti", "web", "--", "sh"], ["web", "--", "sh"]),
+    (["-i", "-t", "web", "--", "sh"], ["web", "--", "sh"]),
+    (["-i", "web", "--", "hostname"], ["web", "--", "hostname"]),
+    (["--lab", "L", "-it", "srv", "--", "sh"], ["--lab", "L", "srv", "--", "sh"]),
+    (["--stdin", "--tty", "web", "--", "sh"], ["web", "--", "sh"]),
+    (["-t", "web", "--", "sh"], ["web", "--", "sh"]),  # no NAME after it: kubectl's -t, web the pod
+    (["-t", "web"], ["web"]),
+    (["--lab", "L", "-t", "web", "-c", "app", "--", "sh"], ["--lab", "L", "-c", "app", "web", "--", "sh"]),
+    (["web", "-it", "--", "sh"], ["web", "--", "sh"]),  # kubectl takes them after the pod too
+    (["web", "-t", "--", "sh"], ["web", "--", "sh"]),
+    (["web", "-c", "udp", "--", "ps"], ["-c", "udp", "web", "--", "ps"]),
+    (["web", "-c", "echo"], ["-c", "echo", "web"]),  # a shell with that container's environment
+    (["web", "--container=echo", "-it", "--", "env"], ["-c", "echo", "web", "--", "env"]),
+    (["-capp", "web", "--", "env"], ["-c", "app", "web", "--", "env"]),
+    (["web", "-t", "sh"], ["web", "sh"]),  # kubectl's old `exec POD -t CMD`
+    # netlab's own forms stay as they were
+    (["-t", "lab.yaml", "web", "--", "sh"], ["-t", "lab.yaml", "web", "--", "sh"]),
+    (["web", "-t", "lab.yaml", "--", "sh"], ["-t", "lab.yaml", "web", "--", "sh"]),
+    (["-tlab.yaml", "web"], ["-t", "lab.yaml", "web"]),
+    (["web", "--", "sh", "-c", "echo -it"], ["web", "--", "sh", "-c", "echo -it"]),
+    (["web", "sh", "-c", "echo -i"], ["web", "sh", "-c", "echo -i"]),
+    (["web"], ["web"]),
+    (["--help"], ["--help"]),
+]
+
+
+@pytest.mark.parametrize("typed, netlabs", KUBECTL_EXEC)
+def test_exec_reads_kubectls_words(typed, netlabs):
+    from netlab.cli.exec_args import kubectl_forms
+
+    assert kubectl_forms(typed) == netlabs
+
+
+@pytest.mark.parametrize("typed, said", [
+    (["-n", "shop", "web", "--", "sh"], "-n: netlab exec takes no namespace: pod names are unique"),
+    (["web", "-q", "--", "sh"], "-q: netlab exec has no such option; it takes --lab NAME, -t FILE, -c CONTAINER"),
+    (["web", "-x"], "-x: netlab exec has no such option"),  # it ran `-x`: "command not found", 127
+    (["--stdin=false", "web", "--", "sh"], "always gives the command your standard input"),
+    (["web", "-c", "--", "sh"], "-c needs a value"),
+    (["--lab"], "--lab needs a value"),
+])
+def test_exec_refuses_what_it_does_not_take_in_one_line_naming_it(typed, said):
+    from netlab.cli.exec_args import kubectl_forms
     from netlab.errors import UsageError
 
-    assert _options_before_command(("--lab", "a"), None, None) == ("a", None)
-    assert _options_before_command(("--lab=b", "--topology", "t.yaml"), "env", None) == ("b", "t.yaml")
-    assert _options_before_command((), "env", "f.yaml") == ("env", "f.yaml")
-    # $NETLAB_LAB is --lab's default only: -t after NAME picks the lab (it was "give --lab or -t, not both")
-    assert _options_before_command(("-t", "t.yaml"), "env", None, lab_from_env=True) == (None, "t.yaml")
-    assert _options_before_command(("--lab", "x"), "env", None, lab_from_env=True) == ("x", None)
-    assert _options_before_command((), "env", None, lab_from_env=True) == ("env", None)
-    for bad, why in ((("-c1",), "netlab exec takes --lab and -t before `--`"), (("--lab",), "--lab needs a value")):
-        with pytest.raises(UsageError, match=why):
-            _options_before_command(bad, None, None)
+    with pytest.raises(UsageError, match=re.escape(said)) as err:
+        kubectl_forms(typed)
+    assert "\n" not in str(err.value) and "netlab exec [--lab L] [-c CONTAINER] NAME -- COMMAND" in str(err.value)
+
+
+def test_exec_t_before_a_file_with_no_pod_after_it_says_so(tmp_path, monkeypatch):
+    """-t FILE with no NAME after it, FILE a file here: netlab's -t, the pod left out; said, never guessed."""
+    from netlab.cli.exec_args import kubectl_forms
+    from netlab.errors import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lab.yaml").write_text("name: x\n")
+    with pytest.raises(UsageError, match=r"-t lab.yaml: netlab's -t is the topology file .* no pod NAME follows"):
+        kubectl_forms(["-t", "lab.yaml", "--", "sh"])
 
 
 def test_cni_log_completes_the_pods_its_log_holds_a_removed_one_too(tmp_path, monkeypatch):
