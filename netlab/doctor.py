@@ -66,7 +66,7 @@ from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, EVERYTHING, FAIL
                                  TOOLS, WARN, Check)
 from netlab.doctor_needs import asked_by, needs
 from netlab.doctor_netfilter import (SCTP_RULES, find_nft, iptables_backend, iptables_check, kube_proxy_shape,
-                                     netdev_check, nft_setting, sctp_check)
+                                     netdev_check, nft_json, nft_setting, sctp_check)
 from netlab.doctor_nft import KUBE_PROXY_SHAPE, NETDEV_SHAPE
 from netlab.doctor_verdict import MISSING_HOOK, PROGRAMS, kernel_check, pretended_missing, tool_check, verdict
 from netlab.errors import EnvironmentNotReady
@@ -113,7 +113,9 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     if "sctp" in only and "sctp" not in pretend and "iptables-restore" not in pretend:
         with suppress(EnvironmentNotReady):  # no iptables-restore: the sctp check says it was not tried
             commands["sctp"] = [netfilter.tools()[1], "--noflush"]
-    nft_path = find_nft() if only & {"nf_tables", "nf_netdev"} else None
+    nft_path = find_nft() if only & {"nf_tables", "nf_netdev", "nft"} else None
+    if nft_path and "nft" in only and "nft" not in pretend:  # as status and up read a lab's tables: JSON
+        commands["nft-json"] = [nft_path, "-j", "list", "tables"]
     if nft_path and "nf_tables" in only:
         commands["nft-kube-proxy"] = [nft_path, KUBE_PROXY_SHAPE]
     if nft_path and "nf_netdev" in only and "nf_netdev" not in pretend:
@@ -159,7 +161,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     if "cni-plugins" in only:
         out["cni-plugins"] = _cni_plugins(lab, "cni-plugins" in needed, pretend)
     if "nft" in out:
-        out["nft"] = nft_setting(out["nft"])
+        out["nft"] = nft_json(nft_setting(out["nft"]), probe)
     if "neighbours" in only:
         out["neighbours"] = check_neighbours(lab)
     if "fallback-tunnels" in only:

@@ -50,6 +50,47 @@ def nft_setting(check: Check) -> Check:
     return replace(check, detail=check.detail + nft_way()) if check.status == OK else check
 
 
+def library_json() -> str | None:
+    """Why libnftables cannot list as JSON, tried in a throwaway namespace; None when it can, or when netlab does
+    not use the library here (kernel/nft.library_json_error)."""
+    from netlab.kernel import nft
+
+    try:
+        found: str | None = features.in_throwaway_netns(nft.library_json_error)  # type: ignore[assignment]
+    except EnvironmentNotReady:
+        return None  # a NETLAB_NFT that names no way: nft_setting fails the line for it
+    except Exception as exc:  # noqa: BLE001 - a namespace that could not be made, a timeout: said as the reason
+        return str(exc) or type(exc).__name__
+    return found
+
+
+def nft_json(check: Check, probe: features.KernelProbe) -> Check:
+    """The nft line, told whether nft answers as JSON: ``nft -j list tables`` in the throwaway namespace and, when
+    netlab uses it, the library's JSON. status, trace and an ``up`` of a running lab read the lab's tables so
+    (an nft built without JSON prints "Error: JSON support not compiled-in")."""
+    from netlab.kernel import libnftables, nft
+
+    if check.status != OK or "nft-json" not in probe.outputs:
+        return check
+    problems: list[tuple[str, str]] = []
+    status, text = probe.outputs["nft-json"]
+    first = text.splitlines()[0] if text else "no output"
+    if nft.did_not_start(status, text):
+        problems.append((f"the nft program does not start ({first})", nft.LIBRARY_FIX))
+    elif status != 0:
+        problems.append((f"`nft -j list tables` fails ({first})", nft.fix_for(text) or nft.JSON_FIX))
+    library = library_json()
+    if library is not None:
+        problems.append((f"{libnftables.SONAME} cannot list as JSON ({library})", nft.fix_for(library) or
+                         nft.JSON_FIX))
+    if not problems:
+        return check
+    detail = "; ".join([check.detail, *(d for d, _ in problems)])
+    if any(f == nft.JSON_FIX for _, f in problems):
+        detail += "; netlab reads a lab's nftables as JSON (status, trace, up of a running lab)"
+    return verdict("nft", False, detail, check.needed, "; ".join(dict.fromkeys(f for _, f in problems)))
+
+
 def iptables_check(needed: bool, pretend: set[str]) -> tuple[Check | None, list[str] | None]:
     """The iptables-restore netlab will run (NETLAB_IPTABLES picks nft or legacy) and its --version argv."""
     fix = packages.install_fix("iptables-restore")
@@ -74,6 +115,9 @@ def netdev_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -
         return verdict("nf_netdev", False, "not tried: no nft to load the chains with", needed,
                         packages.install_fix(PROGRAMS["nft"]))
     status, text = probe.outputs["nf_netdev"]
+    if nft_did_not_start(status, text):
+        return verdict("nf_netdev", False, f"not tried: the nft program does not start ({text.splitlines()[0]})",
+                        needed, nft_library_fix())
     if status == 0:
         return Check("nf_netdev", OK, "netdev chains on a device's ingress and egress hooks with a numgen random "
                      "drop load (loss impairments)", needed=needed)
@@ -81,6 +125,18 @@ def netdev_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -
     detail = f"nft refuses netdev ingress/egress chains with numgen ({first})"
     return verdict("nf_netdev", False, detail + (f"; {WHY['nf_netdev']}" if needed else ""), needed,
                     kernel_fix("nf_netdev"))
+
+
+def nft_did_not_start(status: int, text: str) -> bool:
+    from netlab.kernel import nft
+
+    return nft.did_not_start(status, text)
+
+
+def nft_library_fix() -> str:
+    from netlab.kernel import nft
+
+    return nft.LIBRARY_FIX
 
 
 def find_nft() -> str | None:
@@ -99,6 +155,9 @@ def kube_proxy_shape(check: Check, probe: features.KernelProbe, needed: bool) ->
         return Check("nf_tables", OK, f"{check.detail}; kube-proxy's nftables objects (verdict maps, numgen, "
                      "dynamic sets with timeouts, dnat, masquerade fully-random) load", needed=check.needed)
     first = text.splitlines()[0] if text else "no output"
+    if nft_did_not_start(status, text):  # nft's library, not the kernel: the kernel was not asked
+        return verdict("nf_tables", False, f"{check.detail}; kube-proxy's nftables objects not tried: the nft program "
+                        f"does not start ({first})", needed, nft_library_fix())
     detail = f"{check.detail}; kube-proxy's nftables objects do not load (`nft`: {first})"
     return verdict("nf_tables", False, detail, needed, kernel_fix("nf_tables"))
 

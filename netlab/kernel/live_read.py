@@ -106,8 +106,8 @@ class Reading:
                 data = nftmod.list_table(netns, family, name)
                 if data is not None and family == "netdev":  # its chains' devices (netlab's loss hooks)
                     nftmod.add_devices(data, nftmod.list_table_text(netns, family, name) or "")
-            except nftmod.NftError as exc:
-                raise KernelError(None, errno.EIO, str(exc)) from None
+            except nftmod.NftError as exc:  # the machine's nft (no JSON, a broken library): one line, exit 3
+                raise nftmod.unreadable(exc) from None
             if data is not None:
                 out[(family, name)] = data
         return out

@@ -76,6 +76,56 @@ class NftError(Exception):
     """nft failed; the message is one line."""
 
 
+# What an nft (or libnftables) built without ``--with-json`` answers ``nft -j``: netlab reads every table as JSON.
+NO_JSON = "JSON support not compiled-in"
+JSON_FIX = "an nft built with JSON support: apt-get install nftables libnftables1 (Debian's and Ubuntu's have it)"
+LIBRARY_FIX = "reinstall nft's library: apt-get install --reinstall libnftables1 nftables"
+# How the dynamic loader says that a program could not start for its libraries (exit 127, or a missing symbol).
+_LOADER = ("error while loading shared libraries", "symbol lookup error")
+
+
+def did_not_start(status: int, text: str) -> bool:
+    """``nft`` could not start (its library missing or broken: the loader's words), whatever the kernel has."""
+    return status == 127 or any(words in text for words in _LOADER)
+
+
+def fix_for(text: str) -> str:
+    """The fix for an nft failure's text: a JSON-less build, a broken library; "" for anything else."""
+    if NO_JSON in text:
+        return JSON_FIX
+    return LIBRARY_FIX if did_not_start(0, text) else ""
+
+
+class NftUnreadable(EnvironmentNotReady):
+    """A lab's nftables table could not be read (nft -j failed): the machine's nft, said in one line, exit 3."""
+
+
+def unreadable(exc: NftError) -> NftUnreadable:
+    """A read's NftError as the one line a command ends with: what failed, and the fix when it is known."""
+    fix = fix_for(str(exc))
+    return NftUnreadable(f"{exc}; " + (f"fix: {fix}" if fix else "netlab reads nftables as nft -j prints them; "
+                                       "`sudo netlab doctor` tries it"))
+
+
+def library_json_error() -> str | None:
+    """In the calling thread's namespace: why ``list tables`` as JSON through libnftables fails; None when it
+    works, or when netlab does not use the library here (NETLAB_NFT=process, or no library that loads)."""
+    if mode() == "process" or (lib := libnftables.load()) is None:
+        return None
+    with _library_lock, nfclose.closing_after():
+        try:
+            rc, out, err = libnftables.run_command(lib, "list tables", json=True)
+        except OSError as exc:
+            return str(exc)
+    if rc != 0:
+        return explain(err)
+    try:
+        json.loads(out or b"{}")
+    except ValueError:
+        return "its JSON output is not JSON"
+    return None
+
+
 def run(netns: str, payload: str, label: str = "") -> None:
     """``nft -f`` in the namespace: one transaction, all of it or none."""
     what = f"nft -f{' (' + label + ')' if label else ''}"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab import doctor, doctor_verdict
+from netlab import doctor, doctor_netfilter, doctor_verdict
 from netlab.cni import check as cni_check, conf as cni_conf
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
 from netlab.kernel import caps, features, taskstats
@@ -87,6 +87,8 @@ class Machine:
         self.cni = fake_plugins(tmp_path / "cni")  # Debian's /usr/lib/cni
         self.no_modules: str | None = None  # why modprobe cannot help here (None: it can)
         self.tree_lacks = False  # the kernel loads modules, its tree is here, without the module asked for
+        self.nft_json = (0, '{"nftables": [{"metainfo": {"json_schema_version": 1}}]}')  # `nft -j list tables`
+        self.library_json: str | None = None  # why libnftables cannot list as JSON (None: it can)
 
     def probe_kernel(self, wanted, commands=None, timeout=None, devconf=False, inputs=None):
         wanted = set(wanted) | {"netns"}
@@ -104,6 +106,8 @@ class Machine:
                 probe.features[name] = features.Feature(name, True, "created one in a throwaway namespace")
         for name in commands or {}:
             probe.outputs[name] = self.iptables_version
+        if "nft-json" in (commands or {}):
+            probe.outputs["nft-json"] = self.nft_json
         if "sctp" in (commands or {}):  # iptables-restore --noflush of the SCTP rules (doctor_netfilter.SCTP_RULES)
             probe.outputs["sctp"] = ((2, "iptables-restore v1.8.9 (legacy): Couldn't load match `sctp':No such file "
                                          "or directory") if "xt_sctp" in self.missing else (0, ""))
@@ -134,6 +138,7 @@ def install_machine(tmp_path, monkeypatch) -> Machine:
     monkeypatch.setattr(neighbours, "table_stats", lambda: neighbours.TableStats(m.entries, 0, 0))
     monkeypatch.setattr(turns, "holder", lambda: m.prober)
     monkeypatch.setattr(taskstats, "available", lambda: m.taskstats)
+    monkeypatch.setattr(doctor_netfilter, "library_json", lambda: m.library_json)
     monkeypatch.setattr(doctor_verdict, "BR_NETFILTER_DIR", str(m.br_netfilter))
     monkeypatch.setattr(features, "module_unavailable", lambda module, files=None: m.no_modules)
     monkeypatch.setattr(features, "module_tree_lacks", lambda module, files=None: m.tree_lacks)

@@ -39,12 +39,14 @@ def test_all_present_every_line_ok(machine):
     assert lines["host-devconf"].line() == ("info  host IPv4 settings: a new namespace gets the kernel's IPv4 "
                                             "all/default settings")
     # One visit to a throwaway namespace for every kernel feature, with iptables-restore --version run there too.
-    # And kube-proxy's nftables objects committed there by nft (the nf_tables line says they load).
+    # And kube-proxy's nftables objects committed there by nft (the nf_tables line says they load), and nft's JSON
+    # listing (status reads a lab's tables so).
     assert machine.probes == [(set(features.FEATURES), {"iptables-restore": ["/usr/sbin/iptables-restore",
                                                                              "--version"],
                                                         "nft-kube-proxy": ["/usr/sbin/nft",
                                                                            doctor_nft.KUBE_PROXY_SHAPE],
                                                         "nf_netdev": ["/usr/sbin/nft", doctor_nft.NETDEV_SHAPE],
+                                                        "nft-json": ["/usr/sbin/nft", "-j", "list", "tables"],
                                                         "sctp": ["/usr/sbin/iptables-restore", "--noflush"]})]
     assert machine.inputs[0]["sctp"] == doctor_netfilter.SCTP_RULES  # the SCTP rules loaded for real in the namespace
     assert "kube-proxy's nftables objects (verdict maps, numgen" in lines["nf_tables"].line()
