@@ -240,3 +240,19 @@ def _fix(bad: list[Answer], dirs: list[str]) -> str:
         what = f"an executable {names} that answers" if len(own) == 1 else f"executables {names} that answer"
         out.append(f"put {what} VERSION for cniVersion {own[0].speaks} in {dirs[0]} (network.cni.binDir)")
     return "; ".join(out)
+
+
+def gone_since_up(lab: Lab) -> str | None:
+    """For ``status``: the doctor's ``tool CNI plugins`` line (FAIL, with the fix) when a plugin the lab runs is
+    in no folder of CNI_PATH (removed since ``up``: the machine's, exit 3, as ``up`` refuses it, not drift that
+    ``up`` repairs); None when every one is there (found only, not run: a status of a healthy lab asks nothing)."""
+    try:
+        plugins = wanted(lab)
+    except ConflistError:
+        return None  # the conflist's own line (cni/edited.py) says it
+    if all(find_plugin(kind, C.bin_dirs(lab)) is not None for kind, _ in plugins):
+        return None
+    from netlab.doctor_verdict import verdict as doctor_verdict  # the doctor's words, as `up` refuses it
+
+    found = verdict(lab)
+    return None if found.present else doctor_verdict("cni-plugins", False, found.detail, True, found.fix).line()

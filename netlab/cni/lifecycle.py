@@ -359,6 +359,11 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     if lab.cni == "builtin":
         return []
     records = pod_records(state)
+    if any(isinstance(prec, dict) and prec.get("phase") == "added" for prec in records.values()):
+        from netlab.cni.check import gone_since_up
+
+        if line := gone_since_up(lab):  # the plugins' CHECKs cannot run: the machine's, as up says it
+            raise EnvironmentNotReady(line)
     rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout())
     out: list[str] = [f"cni: pod {pod} has {was} from its CNI plugins, but the topology gives it ip {now}: up does "
                       f"not re-address an attached pod (take it out of the file and up, then put it back and up)"
