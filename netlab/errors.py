@@ -229,8 +229,12 @@ def disk_full(exc: BaseException | None) -> bool:
 # ready (exit 3), said as itself with the limit, never as a kernel feature or a tool that is missing.
 OPEN_FILES = (errno.EMFILE, errno.ENFILE)
 # What netlab needs open at once, roughly: ~40 descriptors of its own (Python, the lab's lock and state, the
-# pipes to its children, a sysctl walk), then a netlink socket per namespace of the lab it makes or reads.
-FILES_NEEDED, FILES_PER_NAMESPACE = 64, 1
+# pipes to its children, a sysctl walk), then per namespace of the lab what the probe agent holds, the most of any
+# command: a netlink socket and the namespace's descriptor to read it, a raw ICMP, a UDP and a netlink socket and
+# the namespace's descriptor again to probe from it (probe/sockets.py; measured in /proc/PID/fd: 6 per namespace).
+# Its connections' sockets take what is left (probe/room.py): at this estimate, about 50 at once (QA q50 3: with 1
+# per namespace the doctor accepted `ulimit -n 100` for 7 namespaces, and probe's 200 connections failed).
+FILES_NEEDED, FILES_PER_NAMESPACE = 64, 6
 
 
 def open_files(exc: BaseException | None) -> BaseException | None:

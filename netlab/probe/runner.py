@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import Iterable
 
-from netlab.errors import EXIT_CHECKS_FAILED, EnvironmentNotReady, NetlabError, UsageError
+from netlab.errors import EXIT_CHECKS_FAILED, EnvironmentNotReady, NetlabError, UsageError, open_files, open_files_line
 from netlab.kernel.child import Child, ChildDied, ChildError, ChildTimeout
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
@@ -325,5 +325,8 @@ def _fork_agent(job: Job, limit: float, child: Child | None = None) -> Output:
     except Exception as exc:  # noqa: BLE001 - whatever the agent raised, in one line
         if os.environ.get("NETLAB_DEBUG"):
             print("\n".join(getattr(exc, "__notes__", [])))
+        limit = open_files(exc)
+        if limit is not None:  # its open-files limit, in the doctor's words (QA q50 3: a raw OSError)
+            raise EnvironmentNotReady(f"the probe agent ran out of descriptors: {open_files_line(limit)}") from None
         what = str(exc) if type(exc) is ChildError else f"{type(exc).__name__}: {exc}"
         raise EnvironmentNotReady(f"the probe agent failed: {what}") from None

@@ -3,6 +3,8 @@
 Units start while their neighbour entries fit the worker's budget (budget.py)
 and while fewer than MAX_INFLIGHT probes are out; a unit's phases run one
 after the other, and its entries are released when its last phase is done.
+A connection (TCP, Service UDP) holds a socket of its own while in flight: those beyond what the open-files limit
+leaves (room.py) wait their turn, sent as earlier ones close (no new unit starts meanwhile).
 Every wait is bounded: each probe has a deadline (``timeout`` after it was
 sent, then it is a timeout), and the worker stops at a hard deadline (what is
 left is "skipped"). The transports (transports.py) send and read; the worker
@@ -23,6 +25,7 @@ from typing import Callable
 
 from netlab.kernel import netns as nsmod
 from netlab.probe import neighbours as nb
+from netlab.probe import room
 from netlab.probe.budget import Budget
 from netlab.probe.held import HeldEntries
 from netlab.probe.sockets import NsSockets, bind_service_port, tcp_socket, udp_socket
@@ -72,6 +75,9 @@ class Worker:
         self.icmp = Icmp(self, template, nonce, id_base, self.udp)
         self.service_udp = ServiceUdp(self)
         self.tcp = Tcp(self)
+        # Connections' sockets held at once: what the open-files limit leaves once the namespaces are open
+        self.room = room.socket_room(len(_namespaces(units, self.tasks)))
+        self.deferred: deque[Task] = deque()  # connections waiting for room, in the order they were due
 
     # --- sockets and the epoll set ---------------------------------------------------
 
@@ -112,7 +118,7 @@ class Worker:
             if now > hard_deadline:
                 break
             # Start units while their new neighbour entries fit the budget (at least one runs).
-            while queue and self.inflight < MAX_INFLIGHT and budget.admits(queue[0]):
+            while queue and not self.deferred and self.inflight < MAX_INFLIGHT and budget.admits(queue[0]):
                 unit = queue.popleft()
                 budget.hold(unit)
                 self._start_phase(_Running(unit))
@@ -134,6 +140,7 @@ class Worker:
                 _, tid = self.deadlines.popleft()
                 if tid not in self.obs:
                     self._expire(tid)
+            self._send_deferred()
             self._advance()
         for tid in list(self.sent_at):
             if tid not in self.obs:
@@ -200,35 +207,64 @@ class Worker:
         by_src: dict[str, list[Task]] = {}
         for i in ids:
             t = self.tasks[i]
+            self.running_of[t.id] = run
             by_src.setdefault(t.src, []).append(t)
         for src, group in by_src.items():
-            ns = self.sockets(src)
-            own = [t for t in group if t.proto == "tcp" or (t.proto == "udp" and t.service)]
-            socks = {}
-            if own:
-                with ns.held:  # one trip into the namespace for all the sockets of the group
-                    for t in own:
-                        s = socks[t.id] = tcp_socket() if t.proto == "tcp" else udp_socket()
-                        if t.service:
-                            bind_service_port(s)
-            for t in group:
-                self.running_of[t.id] = run
-                self.inflight += 1
-                now = self.now()
-                self.sent_at[t.id] = now
-                self.deadlines.append((now + self.job.timeout, t.id))
-                try:
-                    if t.proto in ("icmp", "mtu"):
-                        self.icmp.send(ns, t)
-                    elif t.proto == "udp" and t.service:
-                        self.service_udp.send(t, socks[t.id])
-                    elif t.proto == "udp":
-                        self.udp.send(ns, t)
-                    else:
-                        self.tcp.send(t, socks[t.id])
-                except OSError as exc:
-                    self.finish(t.id, Observation(outcome="unreachable" if exc.errno in UNREACH else "error",
-                                                  detail=f"{errname(exc)} at the sender"))
+            self._send(src, group)
+
+    def _flows(self) -> int:
+        """Connections' sockets open now."""
+        return len(self.tcp.flows) + len(self.service_udp.flows)
+
+    def _send_deferred(self) -> None:
+        """Connections that waited for room, as far as the room goes now."""
+        while self.deferred:
+            fit = self.room - self._flows()
+            if fit <= 0:
+                return
+            by_src: dict[str, list[Task]] = {}
+            for _ in range(min(fit, len(self.deferred))):
+                t = self.deferred.popleft()
+                by_src.setdefault(t.src, []).append(t)
+            for src, group in by_src.items():
+                self._send(src, group, waited=True)
+
+    def _send(self, src: str, group: list[Task], waited: bool = False) -> None:
+        """Send ``group``, probes of one source; its connections that find no room (or others waiting before
+        them, unless they are those: ``waited``) wait in ``deferred``."""
+        ns = self.sockets(src)
+        own = [t for t in group if t.proto == "tcp" or (t.proto == "udp" and t.service)]
+        fit = max(0, self.room - self._flows()) if waited or not self.deferred else 0
+        if len(own) > fit:
+            later = own[fit:]
+            self.deferred.extend(later)
+            wait = {t.id for t in later}
+            own = own[:fit]
+            group = [t for t in group if t.id not in wait]
+        socks = {}
+        if own:
+            with ns.held:  # one trip into the namespace for all the sockets of the group
+                for t in own:
+                    s = socks[t.id] = tcp_socket() if t.proto == "tcp" else udp_socket()
+                    if t.service:
+                        bind_service_port(s)
+        for t in group:
+            self.inflight += 1
+            now = self.now()
+            self.sent_at[t.id] = now
+            self.deadlines.append((now + self.job.timeout, t.id))
+            try:
+                if t.proto in ("icmp", "mtu"):
+                    self.icmp.send(ns, t)
+                elif t.proto == "udp" and t.service:
+                    self.service_udp.send(t, socks[t.id])
+                elif t.proto == "udp":
+                    self.udp.send(ns, t)
+                else:
+                    self.tcp.send(t, socks[t.id])
+            except OSError as exc:
+                self.finish(t.id, Observation(outcome="unreachable" if exc.errno in UNREACH else "error",
+                                              detail=f"{errname(exc)} at the sender"))
 
     # --- completion ---------------------------------------------------------------------
 
@@ -246,6 +282,13 @@ class Worker:
             run.pending -= 1
             if run.pending == 0:
                 self.phase_done.append(run)
+
+
+def _namespaces(units: list[Unit], tasks: dict[int, Task]) -> set[str]:
+    """The namespaces whose sockets a worker opens for ``units``: their sources', and where their neighbour
+    entries are (budget.py)."""
+    names = {tasks[i].src for u in units for phase in u.phases for i in phase}
+    return names | {e.netns for u in units for e in u.entries} | {s.netns for u in units for s in u.seed}
 
 
 def work(job: Job, units: list[Unit], budget: int, template: bytes, nonce: bytes,
