@@ -271,6 +271,30 @@ def with_open_files(text: str, exc: BaseException) -> str:
     return f"{text} ({open_files_line(limit)})" if text else open_files_line(limit)
 
 
+ABSOLUTE_FIX = "give an absolute path, or cd to a folder that exists"
+
+
+def cwd_gone(path: str) -> str | None:
+    """Why a relative ``path`` cannot be made absolute, with its name: the working directory was deleted (getcwd
+    fails: os.path.abspath raised FileNotFoundError, a traceback, QA q50 6); None for an absolute path or a
+    directory that is there."""
+    if os.path.isabs(path):
+        return None
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return f"the current directory was deleted, so {display_path(path)} (relative to it) cannot be resolved"
+    return None
+
+
+def absolute_output(path: str) -> str:
+    """``path``, a file the user named to be written, made absolute; the working directory deleted: UsageError."""
+    why = cwd_gone(path)
+    if why:
+        raise UsageError(f"cannot write {display_path(path)}: {why}: {ABSOLUTE_FIX}")
+    return os.path.abspath(path)
+
+
 def output_unwritable(path: str, exc: OSError) -> NetlabError:
     """An output file the user named (-w, --pcap, --junit) that could not be written, in one line: a full disk is
     the machine's (exit 3, and what was written is cut short), anything else the path given (exit 2)."""

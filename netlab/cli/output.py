@@ -13,7 +13,7 @@ import click
 
 from netlab import outfile
 from netlab.cli import jsonout
-from netlab.errors import ChecksFailed, UsageError, display_path, output_unwritable
+from netlab.errors import ChecksFailed, UsageError, absolute_output, display_path, output_unwritable
 
 FORMAT_KEY = "netlab.output"  # click's ctx.meta: the data format asked for (json or yaml)
 
@@ -80,9 +80,10 @@ def check_output_file(path: str | None, option: str = "") -> None:
     if option and path == STDOUT:
         raise UsageError(f"{option} -: standard output carries the command's own output; for a file named -, "
                          f"give {option} ./-")
+    absolute = absolute_output(path)  # the working directory deleted: one line, before any realpath (QA q50 6)
     from netlab.realize.own_files import check_output_path
     check_output_path(path)  # never over a lab's own files (its state, its namespaces, its pods' files)
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(absolute)
     if os.path.isdir(path):
         raise UsageError(f"cannot write {display_path(path)}: it is a directory")
     try:  # a missing folder as writing says it (ENOENT: "No such file or directory", as tcpdump -w); a file so

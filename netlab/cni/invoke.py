@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from netlab.errors import ApplyFailed, UsageError, loads_json
+from netlab.errors import ABSOLUTE_FIX, ApplyFailed, UsageError, cwd_gone, display_path, loads_json
 from netlab.realize.state_dir import write_atomic
 
 TIMEOUT_VAR = "NETLAB_CNI_TIMEOUT"
@@ -85,6 +85,9 @@ def keep_copy() -> str | None:
     from netlab.outfile import open_output
     from netlab.realize.own_files import check_output_path
 
+    why = cwd_gone(value)
+    if why:  # QA q50 6: a traceback from os.path.abspath
+        raise UsageError(f"{LOG_VAR}={display_path(value)}: {why}: {ABSOLUTE_FIX}")
     path = os.path.abspath(value)
     check_output_path(path)  # never over a lab's own files (a pod's hosts, a lab's lock), as -w: QA q28 6
     fh = open_output(path, truncate=False)

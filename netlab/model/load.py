@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from netlab.errors import Problem, TopologyError
+from netlab.errors import ABSOLUTE_FIX, Problem, TopologyError, cwd_gone
 from netlab.model.checks import check_topology
 from netlab.model import bandwidth, hostports
 from netlab.model.cniconf import ConflistError, read_conflist
@@ -163,10 +163,20 @@ def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[t
     cni = topo.network.cni
     if not isinstance(cni, CniConflist):
         return topo, []
-    base = os.path.dirname(os.path.abspath(file)) if file and not file.startswith("<") else os.getcwd()
+    problems: list[tuple[tuple, str]] = []
+    named = bool(file) and not file.startswith("<")  # else a topology given as text: relative to the working folder
+    for field, value in (("conflist", cni.conflist), ("binDir", cni.bin_dir)):
+        why = cwd_gone(file if named else value)
+        if why:  # relative to a working directory that was deleted (QA q50 6: os.getcwd's traceback)
+            problems.append((("network", "cni", field), f"{why}: {ABSOLUTE_FIX}"))
+    if problems:
+        return topo, problems
+    if named:
+        base = os.path.dirname(os.path.abspath(file))
+    else:
+        base = "" if os.path.isabs(cni.conflist) and os.path.isabs(cni.bin_dir) else os.getcwd()
     conflist = os.path.normpath(os.path.join(base, cni.conflist))
     bin_dir = os.path.normpath(os.path.join(base, cni.bin_dir))
-    problems: list[tuple[tuple, str]] = []
     try:
         net = read_conflist(conflist)
     except ConflistError as exc:

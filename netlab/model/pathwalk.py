@@ -12,6 +12,8 @@ from __future__ import annotations
 import errno
 import os
 
+from netlab.errors import cwd_gone
+
 MAX_LINKS = 40  # the kernel's MAXSYMLINKS
 
 
@@ -26,6 +28,9 @@ class Names:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        why = cwd_gone(path)
+        if why:  # as a missing name, in words (os.getcwd raised it bare: a traceback, QA q50 6)
+            raise FileNotFoundError(errno.ENOENT, why, path)
         self._todo = _parts(path if path.startswith("/") else os.path.join(os.getcwd(), path))
         self.links = 0  # symlinks followed so far
 

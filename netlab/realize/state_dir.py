@@ -16,7 +16,7 @@ import errno
 import os
 import stat
 
-from netlab.errors import ApplyFailed, EnvironmentNotReady, NetlabError, UsageError, in_python_words
+from netlab.errors import ApplyFailed, EnvironmentNotReady, NetlabError, UsageError, cwd_gone, in_python_words
 from netlab.model.naming import lab_name_problem
 from netlab.realize import lab_folder
 
@@ -26,7 +26,12 @@ DEFAULT_STATE_ROOT = "/run/netlab"
 # made absolute here, once, against the directory netlab starts in: the lab's echo server and its containers run
 # elsewhere, and each wrote to `qr-rel/<lab>/echo.log` of its own cwd (FileNotFoundError, every container), while the
 # state recorded the absolute path. abspath, not realpath: a symlink there is still refused as one (_check_dir).
-STATE_ROOT = os.path.abspath(os.environ.get("NETLAB_STATE_DIR") or DEFAULT_STATE_ROOT)
+# The working directory deleted, a relative one cannot be made absolute (os.path.abspath raised: a traceback of every
+# command, QA q50 6): kept as given, and every command refuses it as any other unusable state folder (unreadable()).
+STATE_ROOT = os.environ.get("NETLAB_STATE_DIR") or DEFAULT_STATE_ROOT
+_UNRESOLVED = cwd_gone(STATE_ROOT)
+if not _UNRESOLVED:
+    STATE_ROOT = os.path.abspath(STATE_ROOT)
 if os.environ.get("NETLAB_STATE_DIR"):  # and the programs netlab starts (with another cwd) read the same folder
     os.environ["NETLAB_STATE_DIR"] = STATE_ROOT
 PINS_FS = lab_folder.PINS_FS  # the source of a lab's tmpfs of UTS pins (workload/uts.py)
@@ -101,8 +106,15 @@ def _check_above(path: str) -> None:
         _above_ok.add(path)
 
 
+def _refuse_unresolved() -> None:
+    """A relative NETLAB_STATE_DIR whose working directory was deleted: refused as an unusable state folder."""
+    if _UNRESOLVED:
+        raise EnvironmentNotReady(f"cannot use {unreadable(STATE_ROOT)}; {USE_ANOTHER}")
+
+
 def _check_root() -> None:
     """The state folder and every folder above it."""
+    _refuse_unresolved()
     _check_above(STATE_ROOT)
     _check_dir(STATE_ROOT)
 
@@ -158,6 +170,7 @@ def ensure_dir(path: str) -> str:
     if _still_checked(path):
         return path
     if path == STATE_ROOT:  # nothing is made in a folder someone else could swap
+        _refuse_unresolved()
         _check_above(path)
     made = False
     try:
@@ -216,7 +229,9 @@ def check_lab_name(value: str, what: str = "--lab") -> str:
 def unreadable(path: str) -> str | None:
     """Why the state folder ``path`` cannot even be looked at (ENAMETOOLONG, ELOOP: a symlink loop above it), as
     "PATH: why"; None when it can (there or not). Said by every command (root_there) and the doctor alike
-    (doctor_host.check_state_dir: it was a traceback there)."""
+    (doctor_host.check_state_dir: it was a traceback there); a relative one whose working directory was deleted."""
+    if _UNRESOLVED and path == STATE_ROOT:
+        return f"{path}: {_UNRESOLVED}"
     try:
         os.lstat(path)
     except FileNotFoundError:
@@ -235,6 +250,7 @@ def root_there() -> bool:
     that is not root's is refused whether the state folder is there or not (``list`` and ``status`` said "no lab"
     where ``up``, ``down`` and doctor refused it); one that is not there yet is no danger to a reader: no lab is
     there."""
+    _refuse_unresolved()
     problem = lab_folder.ancestor_problem(STATE_ROOT, missing_ok=True)
     if problem:
         lab_folder.refuse_state_folder(STATE_ROOT, problem)

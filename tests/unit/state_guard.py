@@ -38,7 +38,10 @@ def reached(path: object) -> bool:
         path = os.fsdecode(path)
     if not isinstance(path, str):
         return False
-    path = os.path.abspath(path)
+    try:
+        path = os.path.abspath(path)
+    except FileNotFoundError:  # the working directory deleted (a test of that: test_deleted_cwd.py): not a root's
+        return False
     return any(path == root or path.startswith(root + os.sep) for root in ROOTS)
 
 
