@@ -194,12 +194,21 @@ def _await_read(log: str, offset: int, path: str) -> bool | str:
     """True once the log says dnsmasq read ``path`` (after ``offset``); else why not, in words."""
     ok, bad = f"read {path} - ".encode(), f"failed to load names from {path}".encode()
     deadline = time.monotonic() + WAIT
+    mark = b""  # what the log said last before offset: found again in a log that started over with its newest lines
+    try:
+        with open(log, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size >= offset:  # not started over since offset was taken
+                mark = os.pread(fh.fileno(), min(offset, 256), max(0, offset - 256))
+    except OSError:
+        pass
     while True:
         try:
             with open(log, "rb") as fh:
-                if os.fstat(fh.fileno()).st_size >= offset:  # smaller: the log started over (10 MiB)
-                    fh.seek(offset)
                 seen = fh.read()
+            if len(seen) >= offset:
+                seen = seen[offset:]
+            elif mark and mark in seen:  # smaller: the log started over (10 MiB), with its newest lines
+                seen = seen[seen.rindex(mark) + len(mark):]
         except OSError:
             seen = b""
         if ok in seen:

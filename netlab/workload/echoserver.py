@@ -51,6 +51,7 @@ import argparse
 import json
 import os
 import re
+import select
 import signal
 import socket
 import sys
@@ -220,10 +221,21 @@ class EchoServer:
         return held is not None
 
     def keep_logs(self) -> None:
-        """The command containers' logs past LOG_MAX start over (the server's own containers' do as they
-        write): a cluster DNS that logs every query, a user's chatty command, kept from filling /run."""
-        for path in self.held_logs.values():
-            start_over_if_full(path)
+        """The running command containers' logs past LOG_MAX start over with their newest lines (the server's
+        own containers' do as they write): a cluster DNS that logs every query, a user's chatty command, kept
+        from filling /run. As the kubelet rotates only running containers' logs, an exited one's is left."""
+        for cid, path in self.held_logs.items():
+            if self.runs(cid):  # an exited container writes nothing more: its last lines stay as they are
+                start_over_if_full(path)
+
+    def runs(self, cid: str) -> bool:
+        """Whether the held command container still runs (its pidfd is readable once it has exited)."""
+        held = self.held.get(cid)
+        if held is None:
+            return False
+        poller = select.poll()
+        poller.register(held[0], select.POLLIN)
+        return not poller.poll(0)
 
     def exits(self, ids: list) -> Iterator[str]:
         """How each held container named exited: ``X <id> <pid> <start> <wait status>``; nothing for one that

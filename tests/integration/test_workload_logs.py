@@ -14,7 +14,7 @@ import pytest
 
 from helpers import in_netns, netlab, wait_for
 from netlab.workload.containers import log_path
-from watching import container_pid
+from watching import container_pid, running
 
 pytestmark = pytest.mark.root
 
@@ -98,8 +98,9 @@ def test_logs_follow_goes_on_when_the_log_starts_over(labs):
 def test_a_command_containers_log_starts_over_past_10_mib_and_it_writes_on(labs):
     """A command container writes its own log (dnsmasq logs every query the probes ask): the lab's server,
     which holds its pidfd, starts it over past 10 MiB within its 10 s round, as the kubelet rotates at
-    containerLogMaxSize; the container's next lines land at the start. It grew without end in /run (memory)."""
-    lab = labs.name("lr")
+    containerLogMaxSize, with its newest 1 MiB (QA q51 1: it was emptied, the newest lines with it); the
+    container's next lines follow. It grew without end in /run (memory)."""
+    lab = labs.name("wl")
     chatty = ("import sys, time\nfor _ in range(11 * 1024):\n    sys.stdout.write('x' * 1023 + '\\n')\n"
               "sys.stdout.flush()\n"
               "while True:\n    time.sleep(0.2)\n    print('still here', flush=True)\n")
@@ -111,6 +112,37 @@ def test_a_command_containers_log_starts_over_past_10_mib_and_it_writes_on(labs)
     assert wait_for(lambda: "reached 10 MiB and starts over" in open(path).read(200), 15), os.path.getsize(path)
     assert wait_for(lambda: open(path).read().endswith("still here\n"), 5)
     lines = open(path).read().splitlines()
-    assert lines[0].endswith("netlab: this log reached 10 MiB and starts over, as the kubelet rotates a "
-                             "container's log at containerLogMaxSize"), lines[:2]
-    assert os.path.getsize(path) < 2**20 and container_pid(lab, "chatty") == pid  # the same process, writing on
+    assert lines[0].endswith("netlab: this log reached 10 MiB and starts over with its newest 1 MiB, as the "
+                             "kubelet rotates a container's log at containerLogMaxSize"), lines[:2]
+    assert lines[1] == "x" * 1023 and lines[-1] == "still here", lines[1:2]  # its newest lines, then the next ones
+    assert 2**20 - 1024 < os.path.getsize(path) < 2**20 + 2**16  # bounded
+    assert container_pid(lab, "chatty") == pid  # the same process, writing on
+
+
+def test_a_crashed_containers_log_past_10_mib_keeps_its_last_line(labs, tmp_path):
+    """QA q51 1: a container that wrote 11 MB, then its "FATAL" line, and exited: the lab's server emptied its
+    log in its next 10 s round, the line that says why it died with it. The kubelet rotates only a running
+    container's log: an exited one's stays as it was. A second pod's log, which passes 10 MiB once the first
+    has exited, shows that a round went by."""
+    lab = labs.name("wl")
+    go = tmp_path / "go"
+    crash = ("import sys\nfor i in range(110000): print('request', i, 'ok', 'x' * 90)\n"
+             "print('FATAL: database connection lost', flush=True)\nsys.exit(1)\n")
+    chatty = (f"import os, sys, time\nwhile not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+              "for _ in range(11 * 1024): sys.stdout.write('y' * 1023 + '\\n')\n"
+              "sys.stdout.flush()\ntime.sleep(3600)\n")
+    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n"
+            f"  - name: app\n    node: n1\n    restartPolicy: Never\n    containers:\n"
+            f"      - name: main\n        command: [{json.dumps(PY)}, \"-c\", {json.dumps(crash)}]\n"
+            f"  - name: chatty\n    node: n1\n    containers:\n"
+            f"      - name: main\n        command: [{json.dumps(PY)}, \"-c\", {json.dumps(chatty)}]\n")
+    path, other = log_path(lab, "app", "main"), log_path(lab, "chatty", "main")
+    pid = container_pid(lab, "app")
+    assert wait_for(lambda: not running(pid), 20)
+    size = os.path.getsize(path)
+    assert size > 10 * 2**20
+    go.touch()
+    assert wait_for(lambda: "reached 10 MiB and starts over" in open(other).read(200), 25), os.path.getsize(other)
+    assert os.path.getsize(path) == size  # left as it was
+    shown = netlab("logs", "--lab", lab, "app", "--tail", "2").stdout.splitlines()
+    assert shown == ["request 109999 ok " + "x" * 90, "FATAL: database connection lost"], shown

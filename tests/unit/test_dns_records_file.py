@@ -150,6 +150,24 @@ def test_up_waits_for_dnsmasqs_word_that_it_read_the_file(tmp_path, monkeypatch)
         f"failed to load names from {path}: Permission denied"
     log.write_text(f"dnsmasq[7]: read {path} - 6 names\n")  # the log started over (past 10 MiB): from its start
     assert dns_records._await_read(str(log), offset, path) is True
+    # It started over with its newest lines (QA q51 1), the read before the signal among them: not taken for the
+    # new one; what follows what it said last before the signal is.
+    older = f"dnsmasq[7]: read {path} - 6 names\n" + "dnsmasq[7]: auth[A] y from 10.244.0.3\n" * 20
+    big = "dnsmasq[7]: auth[A] z from 10.244.0.3\n" * 100 + older  # 10 MiB, as far as this goes
+    offset = len(big)
+
+    def start_over_then_say(line: str | None) -> None:
+        time.sleep(0.05)
+        log.write_text("netlab: this log reached 10 MiB and starts over with its newest 1 MiB\n" + older)
+        if line:
+            say(line)
+
+    for line, said in ((None, "its log said nothing of it in 0.3 s"), (f"dnsmasq[7]: read {path} - 7 names\n", True)):
+        log.write_text(big)
+        writer = threading.Thread(target=start_over_then_say, args=(line,))
+        writer.start()
+        assert dns_records._await_read(str(log), offset, path) == said
+        writer.join()
 
 
 def test_the_dnsmasq_containers_record_passes_the_state_schema():

@@ -219,7 +219,7 @@ def test_a_held_command_containers_log_starts_over_at_its_limit_and_only_a_log_o
     outside.write_text("y" * 1000)
     (logs / "link.main.log").symlink_to(outside)
     writer = os.open(logs / "dns.main.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # as up opens it for dnsmasq
-    os.write(writer, b"x" * 500)
+    os.write(writer, b"x" * 399 + b"\n" + b"newest %d\n" * 10 % tuple(range(10)))  # 500 bytes
     server = EchoServer(EchoLoop(), str(logs))
     me = {"pid": os.getpid(), "start": proc.start_time(os.getpid())}
     names = ["dns.main.log", "link.main.log", "../precious.log", "a/b.c.log", "bad"]
@@ -229,8 +229,9 @@ def test_a_held_command_containers_log_starts_over_at_its_limit_and_only_a_log_o
     server.keep_logs()
     os.write(writer, b"after\n")  # the container's next write: at the new end
     text = (logs / "dns.main.log").read_text()
-    assert text.splitlines()[0].endswith("netlab: this log reached 0 MiB and starts over, as the kubelet rotates "
-                                         "a container's log at containerLogMaxSize") and text.endswith("\nafter\n")
+    assert text.splitlines()[0].endswith("netlab: this log reached 0 MiB and starts over with its newest 0 MiB, as "
+                                         "the kubelet rotates a container's log at containerLogMaxSize")
+    assert text.splitlines()[1:] == ["newest 6", "newest 7", "newest 8", "newest 9", "after"]  # its newest 40 bytes
     assert outside.read_text() == "y" * 1000  # the link was not followed
     server.keep_logs()
     assert (logs / "dns.main.log").read_text() == text  # under the limit: left as it is
@@ -266,3 +267,37 @@ def test_an_echo_container_the_server_stopped_is_told_exited_as_by_sigterm(tmp_p
             "log": str(tmp_path / "web.main.log"), "ports": [[8080, "TCP"]]}
     list(server.add([spec]))
     assert list(server.exits(["web/main"])) == []
+
+
+def test_a_command_containers_log_keeps_its_newest_lines_and_an_exited_ones_is_left_alone(tmp_path, monkeypatch):
+    """QA q51 1: past the cap the log was emptied, every 10 s, the newest lines with it, even the log of a container
+    that had exited (a crashed app's last "FATAL" line gone). As the kubelet rotates only a running container's
+    log, and keeps its newest output, the server starts over a running one's with its newest lines (a tenth of the
+    cap) and leaves an exited one's as it is."""
+    import subprocess
+
+    from netlab.kernel import processes as proc
+    from netlab.workload import echo_log
+
+    monkeypatch.setattr(echo_log, "LOG_MAX", 1000)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    body = b"".join(b"request %04d ok\n" % i for i in range(100))  # 1600 bytes, 16 a line
+    for name in ("run.main.log", "dead.main.log"):
+        (logs / name).write_bytes(body + b"FATAL: database connection lost\n")
+    dead = subprocess.Popen(["true"])
+    dead_fd = os.pidfd_open(dead.pid)
+    dead_start = proc.start_time(dead.pid)
+    dead.wait()
+    server = EchoServer(EchoLoop(), str(logs))
+    me = {"id": "run/main", "pid": os.getpid(), "start": proc.start_time(os.getpid()), "log": "run.main.log"}
+    gone = {"id": "dead/main", "pid": dead.pid, "start": dead_start, "log": "dead.main.log"}
+    assert list(server.hold([me, gone], [os.pidfd_open(os.getpid()), dead_fd])) == ["K run/main", "K dead/main"]
+    assert server.runs("run/main") and not server.runs("dead/main")
+    server.keep_logs()
+    assert (logs / "dead.main.log").read_bytes() == body + b"FATAL: database connection lost\n"  # left alone
+    lines = (logs / "run.main.log").read_text().splitlines()
+    assert "starts over with its newest" in lines[0]
+    assert lines[1:] == [f"request {i:04d} ok" for i in range(96, 100)] + ["FATAL: database connection lost"]
+    for cid in ("run/main", "dead/main"):
+        server.drop(cid)
