@@ -95,6 +95,22 @@ def proc_state(pid: int) -> str | None:
     return rest[0].decode() if rest else None
 
 
+def session(pid: int) -> int | None:
+    """Field 6 of /proc/<pid>/stat: the session id (a container's is its own pid: kernel/spawning.py)."""
+    rest = _stat_fields(pid)
+    return int(rest[3]) if rest and len(rest) > 3 else None
+
+
+def session_members(leader: ProcId) -> list[int]:
+    """The processes of the session ``leader`` began (its pid, start time), but for the leader itself: none when
+    its pid is another process's now. While a session has a member its id is never handed out again (the kernel
+    keeps the pid in use), so with the leader gone every process of that session id is of its session."""
+    now = start_time(leader.pid)
+    if now is not None and now != leader.start:
+        return []
+    return [pid for pid in _pids() if pid != leader.pid and session(pid) == leader.pid]
+
+
 def running(pid: int) -> bool:
     """A process (or thread) with this id exists and is not a zombie."""
     return proc_state(pid) not in (None, "Z", "X")

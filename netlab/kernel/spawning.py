@@ -213,6 +213,7 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
     if pid == 0:  # the container
         execing = False
         try:
+            os.setsid()  # a session of its own, its pid: every process it starts is found by it (stopping.py)
             enter_pod_here(net_fd, uts_fd, netns)
             os.chdir("/")
             os.dup2(null_fd, 0)

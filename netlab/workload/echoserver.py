@@ -61,7 +61,7 @@ from typing import Iterator
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel import pidfd
-from netlab.kernel.processes import ProcId, set_comm, start_time, zombie_status
+from netlab.kernel.processes import ProcId, session, session_members, set_comm, start_time, zombie_status
 from netlab.model.naming import DNS_LABEL
 from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line, start_over_if_full
 from netlab.workload.echocontrol import Control, bind_control, still_there
@@ -137,6 +137,7 @@ class EchoServer:
         self.logs: dict[str, Log] = {}
         self.held: dict[str, tuple[int, int, int]] = {}  # command container -> (its pidfd, pid, start time)
         self.held_logs: dict[str, str] = {}  # command container -> its log file, which it writes itself
+        self.ended: set[str] = set()  # held command containers that exited, whose session's rest was killed
         # Echo containers it stopped serving and that were not started again: id -> (tid, start time), told
         # exited as a container the kubelet stops is (SIGTERM, 143) by exits(), until served again
         self.stopped: dict[str, tuple[int, int]] = {}
@@ -216,6 +217,7 @@ class EchoServer:
         """Let go of a command container's pidfd (it was replaced, or its pod went)."""
         held = self.held.pop(cid, None)
         self.held_logs.pop(cid, None)
+        self.ended.discard(cid)
         if held is not None:
             os.close(held[0])
         return held is not None
@@ -236,6 +238,29 @@ class EchoServer:
         poller = select.poll()
         poller.register(held[0], select.POLLIN)
         return not poller.poll(0)
+
+    def end_exited(self) -> None:
+        """Every process left of a held command container that exited gets SIGKILL: those of its session (its
+        pid: kernel/spawning.py), as the kernel kills every process of a container's PID namespace when its
+        first one exits (QA q51 2: a shell's background server lived on, answered, and held the port of the
+        container's next run). Once for each run; a process that left the session (setsid) is left to down."""
+        for cid in list(self.held):
+            if cid in self.ended or self.runs(cid):
+                continue
+            self.ended.add(cid)
+            _fd, pid, start = self.held[cid]
+            for member in session_members(ProcId(pid, start)):
+                try:
+                    fd = os.pidfd_open(member)
+                except OSError:
+                    continue
+                try:
+                    if session(member) == pid:  # checked with the pidfd open: that very process
+                        signal.pidfd_send_signal(fd, signal.SIGKILL)
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
 
     def exits(self, ids: list) -> Iterator[str]:
         """How each held container named exited: ``X <id> <pid> <start> <wait status>``; nothing for one that
@@ -346,6 +371,7 @@ def serve(specs: list[dict], report: int, control_path: str | None) -> int:
                               peers.wait() if peers is not None else WATCH_SECONDS))
             if peers is not None:
                 peers.expire(time.monotonic())
+            server.end_exited()
             if time.monotonic() >= logs_at:
                 server.keep_logs()
                 logs_at = time.monotonic() + LOG_CHECK_SECONDS

@@ -259,6 +259,8 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
         while launches:
             pod, c, new, crec, replace = launches.pop(0)
             cid, uts_pin = f"{pod.name}/{c.name}", pods[pod.name]["uts"]
+            if crec and replace is None:  # the run before ended: what it started goes with it (QA q51 2)
+                stopping.stop_rest(crec, pod.netns)
             try:
                 log_fd = open_log(new["log"])  # in netlab's own logs/ only: else /dev/null (said above)
                 try:

@@ -63,6 +63,29 @@ def stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | N
         return proc.start_time(pid) == p.start and proc.ns_identity(f"/proc/{pid}/ns/{kind}") == want
 
     kill.terminate([p.pid], still_ours)
+    if kind == "net":
+        stop_rest(crec, netns)
+
+
+def stop_rest(crec: dict, netns: str) -> None:
+    """Stop what is left of a command container's run whose main process has ended (or is being stopped): every
+    process of its session (its pid: kernel/spawning.py) still in the pod's network namespace, as the kernel
+    kills every process of a container's PID namespace when its first one exits, so a server it started in the
+    background does not hold the port its next run binds (QA q51 2). A process that left the session (setsid:
+    a daemon) is left to ``down``."""
+    p = proc_of(crec)
+    if p is None or is_echo_thread(crec):
+        return
+    want = proc.ns_identity(nsmod.netns_path(netns))
+    if want is None:
+        return
+
+    def still_ours(pid: int) -> bool:
+        return proc.session(pid) == p.pid and proc.ns_identity(f"/proc/{pid}/ns/net") == want
+
+    members = [pid for pid in proc.session_members(p) if still_ours(pid)]
+    if members:
+        kill.terminate(members, still_ours)
 
 
 def claim(crec: dict, netns: str) -> int | None:
