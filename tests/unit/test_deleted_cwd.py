@@ -95,7 +95,10 @@ print(perm.status, perm.detail)
 def test_a_relative_state_dir_is_refused_as_any_unusable_state_folder(tmp_path):
     here = tmp_path / "gone"
     here.mkdir()
-    env = dict(os.environ, NETLAB_STATE_DIR="rel", PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # Every entry absolute: Python itself cannot start in a deleted directory with a relative one (or an empty
+    # one, the current directory) on its path.
+    path = [os.getcwd()] + [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, NETLAB_STATE_DIR="rel", PYTHONPATH=os.pathsep.join(path))
     out = subprocess.run(["sh", "-c", 'cd "$1" && rmdir "$1" && exec "$2" -c "$3"', "sh", str(here), sys.executable,
                          CHECK], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and not out.stderr, out
