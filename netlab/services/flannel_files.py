@@ -147,27 +147,44 @@ def sync(lab: Lab, state: LabState | None = None) -> StartResult:
 
 def remove(lab_name: str, node: str) -> list[str]:
     """A node the lab no longer has: its two files, then the folders they leave empty, up to and with the node's
-    own (``nodes/<node>``); what was removed. Nothing else: a file someone put beside them keeps its folders."""
-    root = node_root(lab_name, node)  # ValueError for a name that could leave the lab's folder
+    own (``nodes/<node>``); what was removed. Nothing else: a file someone put beside them keeps its folders.
+    Each removal is made fd-relative in its folder opened as lab_writes opens it (never through a symlink nor a
+    mount swapped in since it was looked at): a folder of a user's on the way has nothing removed through it."""
+    node_root(lab_name, node)  # ValueError for a name that could leave the lab's folder
     removed: list[str] = []
     if users(lab_name, node):  # a symlink, a mount on the way: nothing removed through it
         return removed
     for path in (flannel.SUBNET_ENV, flannel.CNI_CONFLIST):
         kept = where(lab_name, node, path)
-        try:
-            os.unlink(kept)
+        names = ["nodes", node, *path.strip("/").split("/")]
+        if _unlink_at(lab_name, names[:-1], names[-1]):
             removed.append(kept)
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        folder = os.path.dirname(kept)
-        while len(folder) >= len(root):  # run/flannel, run; etc/cni/net.d, etc/cni, etc; then nodes/<node>
-            try:
-                os.rmdir(folder)
-            except OSError:  # not empty, or not there: nor are the folders above it to be removed
-                break
-            removed.append(folder)
-            folder = os.path.dirname(folder)
+        for depth in range(len(names) - 1, 1, -1):  # run/flannel, run; etc/cni/net.d, etc/cni, etc; nodes/<node>
+            if not _rmdir_at(lab_name, names[:depth - 1], names[depth - 1]):
+                break  # not empty, not there, not netlab's: nor are the folders above it to be removed
+            removed.append(os.path.join(lab_dir(lab_name, create=False), *names[:depth]))
     return removed
+
+
+def _unlink_at(lab_name: str, folder: list[str], name: str, rmdir: bool = False) -> bool:
+    """Remove ``name`` (a file; a folder with ``rmdir``) in the lab's folder ``folder``, fd-relative."""
+    try:
+        fd = lab_writes.open_dir(lab_name, folder, create=False)
+    except (lab_writes.Refused, OSError):
+        return False
+    if fd is None:
+        return False
+    try:
+        os.unlink(name, dir_fd=fd) if not rmdir else os.rmdir(name, dir_fd=fd)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _rmdir_at(lab_name: str, folder: list[str], name: str) -> bool:
+    return _unlink_at(lab_name, folder, name, rmdir=True)
 
 
 def drift(lab: Lab, state: LabState | None = None) -> list[str]:

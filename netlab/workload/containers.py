@@ -156,15 +156,22 @@ def forget_runs(lab_name: str, pod: str, container: str, which: tuple[str, ...] 
     run before its first (``kubectl logs --previous`` finds none). Only a file goes, as netlab wrote it: what
     else stands at either name (a FIFO, a symlink, a directory) is someone's, left as it is and said, one line
     each (``which``: the names said; a start says its current log's itself, as it fails on it)."""
-    why = logs_problem(lab_name)
+    from netlab.realize import lab_folder, state_dir
+
+    fd, why = lab_folder.open_sub(state_dir.STATE_ROOT, lab_name, "logs")
     if why is not None:
         return [f"pod {pod} container {container}: {log_dir(lab_name)}: {why}; its logs are left alone"]
+    if fd is None:
+        return []  # no logs folder: nothing to remove
     out = []
-    for what, path in (("log", log_path(lab_name, pod, container)),
-                       ("previous log", previous_log_path(lab_name, pod, container))):
-        kind = _remove_file(path)
-        if kind is not None and what in which:
-            out.append(f"pod {pod} container {container}: its {what} {path} is {kind}, {LOG_BLOCKED}")
+    try:
+        for what, path in (("log", log_path(lab_name, pod, container)),
+                           ("previous log", previous_log_path(lab_name, pod, container))):
+            kind = _remove_file(os.path.basename(path), fd)  # in the folder checked, never through a swapped path
+            if kind is not None and what in which:
+                out.append(f"pod {pod} container {container}: its {what} {path} is {kind}, {LOG_BLOCKED}")
+    finally:
+        os.close(fd)
     return out
 
 

@@ -1,0 +1,75 @@
+"""A lab's ``logs/`` or ``nodes/<node>/...`` swapped for a user's folder (a symlink) right after netlab looked at it:
+the log clean-up (containers.forget_runs, for a container whose command changed) and a gone node's Flannel files
+(flannel_files.remove) remove nothing through it. Before, each looked at the folder first, then removed by path:
+a swap in that window had the user's files removed. Now each removes fd-relative in the folder it checked
+(lab_folder.open_sub, lab_writes.open_dir)."""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from netlab.model.lab import resolve
+from netlab.model.topology import Topology
+from netlab.realize import lab_folder, lab_writes, state_dir
+from netlab.services import flannel_files
+from netlab.workload import containers
+
+LAB = "uws"
+
+
+def _swap_after(monkeypatch, module, name: str, folder: str, theirs, last: str = "") -> None:
+    """``module.name`` (a check of the lab's folders) swaps ``folder`` for a symlink to ``theirs`` once it returned
+    (once it checked a folder named ``last`` among its arguments, when given)."""
+    real = getattr(module, name)
+
+    def checked(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if last in str(args) and not os.path.islink(folder):
+            os.rename(folder, folder + ".was")
+            os.symlink(str(theirs), folder)
+        return out
+
+    monkeypatch.setattr(module, name, checked)
+
+
+def test_forget_runs_removes_nothing_in_a_logs_folder_swapped_after_its_check(state_root, tmp_path, monkeypatch):
+    state_dir.lab_dir(LAB)
+    logs = containers.log_dir(LAB)
+    os.makedirs(logs, mode=0o700)
+    for name in ("b.main.log", "b.main.previous.log"):
+        with open(os.path.join(logs, name), "w") as fh:
+            fh.write("netlab's\n")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "b.main.log").write_text("USER current\n")
+    (theirs / "b.main.previous.log").write_text("USER previous\n")
+    _swap_after(monkeypatch, lab_folder, "open_sub", logs, theirs)
+    containers.forget_runs(LAB, "b", "main")
+    assert sorted(os.listdir(theirs)) == ["b.main.log", "b.main.previous.log"]
+    assert (theirs / "b.main.log").read_text() == "USER current\n"
+    assert os.listdir(logs + ".was") == []  # netlab's own, in the folder it checked: removed
+
+
+TOPO = """
+name: uws
+nodes: [{name: n1}, {name: n2}]
+pods:
+  - {name: a, node: n1}
+"""
+
+
+def test_flannel_remove_removes_nothing_in_a_folder_swapped_after_its_check(state_root, tmp_path, monkeypatch):
+    lab = resolve(Topology.model_validate(yaml.safe_load(TOPO)))
+    state_dir.lab_dir(lab.name)
+    flannel_files.sync(lab)
+    run = os.path.join(flannel_files.node_root(lab.name, "n2"), "run", "flannel")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "subnet.env").write_text("USER\n")
+    _swap_after(monkeypatch, lab_writes, "problem", run, theirs, last="flannel")
+    removed = flannel_files.remove(lab.name, "n2")
+    assert (theirs / "subnet.env").read_text() == "USER\n"
+    assert not any(p.startswith(run) for p in removed)
+    assert os.path.isfile(os.path.join(run + ".was", "subnet.env"))  # left: the way to it is the user's now
