@@ -204,8 +204,21 @@ def open_log(path: str, pod: str, container: str, lab: str, previous: bool = Fal
     for: EnvironmentNotReady, saying what ``writer`` (:func:`log_writer`) makes of it: a running container
     writes on to its old file until its next start."""
     running = writer.pid if writer is not None and not previous else None
+    from netlab.realize import lab_folder, state_dir
+
+    # A logs/ of a user's (a symlink, a bind mount): up wrote no log there (the output went to /dev/null), so what
+    # is in it is the user's, never said as the container's; netlab's own is read in the folder it checked.
+    dfd, why = lab_folder.open_sub(state_dir.STATE_ROOT, lab, "logs")
+    if why is not None:
+        raise UsageError(f"no log for {pod}/{container}: {os.path.dirname(path)}: {why}; the containers' logs are "
+                         "not kept (their output goes to /dev/null)")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            fd = os.open(path if dfd is None else os.path.basename(path),
+                         os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        finally:
+            if dfd is not None:
+                os.close(dfd)
     except FileNotFoundError:
         # read_up: the lab's folder, logs and state, went (down's last step) since the caller read it up
         # or a `down` (an `up`) killed halfway took it (did not make it yet): list's line, `down` finishes it

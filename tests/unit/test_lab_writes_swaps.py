@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 import yaml
 
 from netlab.model.lab import resolve
@@ -73,3 +75,38 @@ def test_flannel_remove_removes_nothing_in_a_folder_swapped_after_its_check(stat
     assert (theirs / "subnet.env").read_text() == "USER\n"
     assert not any(p.startswith(run) for p in removed)
     assert os.path.isfile(os.path.join(run + ".was", "subnet.env"))  # left: the way to it is the user's now
+
+
+def test_logs_of_a_lab_whose_logs_folder_is_a_users_say_they_are_not_kept(state_root, tmp_path, monkeypatch):
+    """up wrote no log in a logs/ of a user's (the containers' output went to /dev/null): `netlab logs` says so in
+    one line, exit as for a missing log (2), and never prints the user's file of the same name as the output."""
+    import types
+
+    from click.testing import CliRunner
+
+    from helpers import two_node_topology
+    from netlab import api
+    from netlab.api.lab import Lab
+    from netlab.cli import workload as cli_workload
+    from netlab.cli.base import cli
+    from netlab.errors import UsageError
+    from netlab.model.load import parse_yaml
+
+    model = resolve(Topology.model_validate(parse_yaml(two_node_topology(LAB, pods_per_node=1), "t.yaml").data))
+    state_dir.lab_dir(LAB)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "fedora-1.main.log").write_text("USER'S OWN FILE\n")
+    os.symlink(str(theirs), containers.log_dir(LAB))
+    monkeypatch.setattr(Lab, "model", property(lambda self: model))
+    monkeypatch.setattr(Lab, "state", lambda self: types.SimpleNamespace(extra={}))
+    monkeypatch.setattr(cli_workload, "require_root", lambda: None)
+    lab = Lab(LAB)
+    monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
+    out = CliRunner().invoke(cli, ["logs", "--lab", LAB, "fedora-1"])
+    assert "USER'S OWN FILE" not in out.output
+    assert isinstance(out.exception, UsageError)
+    assert str(out.exception) == (f"no log for fedora-1/main: {containers.log_dir(LAB)}: {lab_folder.A_SYMLINK}; "
+                                  "the containers' logs are not kept (their output goes to /dev/null)")
+    with pytest.raises(UsageError, match="not kept"):
+        lab.logs("fedora-1")
