@@ -60,8 +60,23 @@ def open_dir(lab: str, names: list[str], create: bool = True, mode: int = 0o700)
             raise
     finally:
         os.close(rfd)
+    return _walk(fd, os.path.join(root, lab), names, create, mode)
+
+
+def open_dir_at(lab_path: str, names: list[str]) -> int | None:
+    """:func:`open_dir` of the lab folder ``lab_path`` (opened without following a symlink; nothing made): for a
+    process that knows its lab's folder but not the state folder's name, the lab's echo server (by its control
+    socket's). None when it (or a folder on the way) is not there. Raises :class:`Refused`, OSError."""
+    try:
+        fd = os.open(lab_path, lab_folder._DIR)
+    except FileNotFoundError:
+        return None
+    return _walk(fd, lab_path, names, False, 0o700)
+
+
+def _walk(fd: int, where: str, names: list[str], create: bool, mode: int) -> int | None:
+    """:func:`open_dir`'s walk from the lab's folder, open as ``fd`` (closed here)."""
     mnt = (os.fstat(fd).st_dev, lab_folder.mount_id(fd))
-    where = os.path.join(root, lab)
     try:
         for name in names:
             where = os.path.join(where, name)

@@ -92,16 +92,20 @@ def newest_lines(fd: int, size: int) -> bytes:
     return tail
 
 
-def start_over_if_full(path: str) -> bool:
+START_OVER_FLAGS = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def start_over_if_full(path: str | int) -> bool:
     """A command container's log past :data:`LOG_MAX` starts over, as a :class:`Log` does: the line that says
     so first, then its newest lines (:func:`newest_lines`), the oldest dropped. The container writes it itself,
     through its own descriptor (O_APPEND: its next write lands at the new end), so it is looked at from outside
     now and then, as the kubelet's container log manager looks every 10 s (containerLogMonitorInterval), and
     only while the container runs (the caller's part, as the kubelet rotates running containers' logs alone).
     What the container writes between the last read and the truncation (a few microseconds) is read again
-    until the file stands still (a few rounds at most). True when it started over."""
+    until the file stands still (a few rounds at most). True when it started over. ``path``: or the log opened
+    (:data:`START_OVER_FLAGS`) by the caller, closed here (the echo server opens it fd-relative)."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, START_OVER_FLAGS) if isinstance(path, str) else path
     except OSError:
         return False  # gone with its pod, or no file of ours
     try:

@@ -64,6 +64,7 @@ from netlab.kernel import pidfd
 from netlab.kernel.processes import ProcId, session, session_members, set_comm, start_time, zombie_status
 from netlab.model.naming import DNS_LABEL
 from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line, start_over_if_full
+from netlab.workload.echo_log import START_OVER_FLAGS
 from netlab.workload.echocontrol import Control, bind_control, still_there
 
 STACK = 256 * 1024  # a parked thread touches a few pages of it
@@ -166,7 +167,8 @@ class EchoServer:
             t.release.set()
             return f"E {cid} did not listen within {READY_WAIT:.0f} s"
         try:
-            log = Log.open(t.spec["log"])
+            fd = self.open_log(str(t.spec["log"]), os.O_RDWR | os.O_CREAT | os.O_APPEND)
+            log = Log(fd if fd is not None else os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC))
         except (OSError, KeyError) as exc:
             for s in t.socks:
                 s.close()
@@ -228,7 +230,35 @@ class EchoServer:
         from filling /run. As the kubelet rotates only running containers' logs, an exited one's is left."""
         for cid, path in self.held_logs.items():
             if self.runs(cid):  # an exited container writes nothing more: its last lines stay as they are
-                start_over_if_full(path)
+                try:
+                    fd = self.open_log(path, START_OVER_FLAGS)
+                except OSError:
+                    continue  # gone with its pod, or no file of ours
+                if fd is not None:  # else logs/ is a user's now: nothing in it is cut
+                    start_over_if_full(fd)
+
+    def open_log(self, path: str, flags: int) -> int | None:
+        """A container's log ``path``, opened: one in the lab's ``logs`` folder fd-relative, in that folder opened
+        as ``up`` checked it (lab_writes: no symlink followed, on the lab folder's mount), so a folder of a user's
+        swapped in since (a symlink, a bind mount) has nothing written in it: None then (the caller writes to
+        /dev/null, as ``up`` said the containers' output goes there; nothing to cut). Any other path (/dev/null, a server
+        of no lab's) by its name, never through a symlink. Raises OSError as open does."""
+        from netlab.realize import lab_writes
+
+        flags |= os.O_NOFOLLOW | os.O_CLOEXEC
+        name = os.path.basename(path)
+        if not self.logs_dir or os.path.dirname(path) != self.logs_dir or not LOG_NAME.fullmatch(name):
+            return os.open(path, flags, 0o600)
+        try:
+            dfd = lab_writes.open_dir_at(os.path.dirname(self.logs_dir), ["logs"])
+        except lab_writes.Refused:
+            return None
+        if dfd is None:
+            raise FileNotFoundError(2, "No such file or directory", self.logs_dir)
+        try:
+            return os.open(name, flags, 0o600, dir_fd=dfd)
+        finally:
+            os.close(dfd)
 
     def runs(self, cid: str) -> bool:
         """Whether the held command container still runs (its pidfd is readable once it has exited)."""

@@ -110,3 +110,49 @@ def test_logs_of_a_lab_whose_logs_folder_is_a_users_say_they_are_not_kept(state_
                                   "the containers' logs are not kept (their output goes to /dev/null)")
     with pytest.raises(UsageError, match="not kept"):
         lab.logs("fedora-1")
+
+
+def _server_logs(state_root, tmp_path):
+    """A lab whose logs/ up checked (netlab's), then swapped for a symlink to a user's folder holding a log of the
+    lab's names; the lab's echo server (its logs folder known by its control socket's)."""
+    import threading
+    import types
+
+    from netlab.workload.echo import EchoLoop
+    from netlab.workload.echoserver import EchoServer
+
+    state_dir.lab_dir(LAB)
+    logs = containers.log_dir(LAB)
+    assert containers.logs_refused(LAB) is None  # up's check: netlab's own, made
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.rename(logs, logs + ".was")
+    os.symlink(str(theirs), logs)
+    server = EchoServer(EchoLoop(), logs)
+    ready = threading.Event()
+    ready.set()
+    t = types.SimpleNamespace(ready=ready, error=None, socks=[], release=threading.Event(), tid=1, ticks=1,
+                              spec={"log": containers.log_path(LAB, "b", "main"), "pod": "b", "ports": []})
+    return server, theirs, t
+
+
+def test_the_echo_server_writes_no_log_in_a_logs_folder_swapped_after_ups_check(state_root, tmp_path):
+    server, theirs, t = _server_logs(state_root, tmp_path)
+    (theirs / "b.main.log").write_text("USER\n")
+    assert server._admit("b/main", t).startswith("R b/main")
+    server.logs["b/main"].write("a request")
+    server.logs["b/main"].flush()
+    assert (theirs / "b.main.log").read_text() == "USER\n"
+    assert sorted(os.listdir(theirs)) == ["b.main.log"]
+
+
+def test_the_echo_server_cuts_no_log_in_a_logs_folder_swapped_after_ups_check(state_root, tmp_path, monkeypatch):
+    from netlab.workload.echo_log import LOG_MAX
+
+    server, theirs, _t = _server_logs(state_root, tmp_path)
+    with open(theirs / "b.main.log", "wb") as fh:
+        fh.truncate(LOG_MAX + 4096)  # past the limit: a log of netlab's would start over
+    server.held_logs["b/main"] = containers.log_path(LAB, "b", "main")
+    monkeypatch.setattr(server, "runs", lambda cid: True)
+    server.keep_logs()
+    assert os.path.getsize(theirs / "b.main.log") == LOG_MAX + 4096
