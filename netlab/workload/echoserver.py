@@ -241,13 +241,13 @@ class EchoServer:
         """A container's log ``path``, opened: one in the lab's ``logs`` folder fd-relative, in that folder opened
         as ``up`` checked it (lab_writes: no symlink followed, on the lab folder's mount), so a folder of a user's
         swapped in since (a symlink, a bind mount) has nothing written in it: None then (the caller writes to
-        /dev/null, as ``up`` said the containers' output goes there; nothing to cut). Any other path (/dev/null, a server
-        of no lab's) by its name, never through a symlink. Raises OSError as open does."""
+        /dev/null, as ``up`` said the containers' output goes there; nothing to cut). Any other path (/dev/null,
+        a server of no lab's) by its name, never through a symlink. Raises OSError as open does."""
         from netlab.realize import lab_writes
 
         flags |= os.O_NOFOLLOW | os.O_CLOEXEC
         name = os.path.basename(path)
-        if not self.logs_dir or os.path.dirname(path) != self.logs_dir or not LOG_NAME.fullmatch(name):
+        if not (self.logs_dir and os.path.dirname(path) == self.logs_dir and LOG_NAME.fullmatch(name)):
             return os.open(path, flags, 0o600)
         try:
             dfd = lab_writes.open_dir_at(os.path.dirname(self.logs_dir), ["logs"])
