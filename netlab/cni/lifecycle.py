@@ -17,6 +17,8 @@ changes anything (exit 3 with the doctor's line).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -313,7 +315,25 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     bad = timeout_problem(os.environ.get(TIMEOUT_VAR))
     if bad:
         problems.append(f"{bad} (the CNI DEL calls had {deadline:g} s each)")
-    rt_ = runtime(state.lab, bin_dirs_of(state), deadline)
+    theirs = lab_writes.tree_problem(state.lab, ["cni"])
+    scratch = None if theirs is None else tempfile.mkdtemp(prefix="netlab-cni-del-")
+    try:
+        rt_ = (runtime(state.lab, bin_dirs_of(state), deadline) if scratch is None else
+               Runtime(os.path.dirname(log_path(state.lab)), bin_dirs_of(state), CallLog(None), timeout=deadline,
+                       leases_theirs=(os.path.dirname(log_path(state.lab)), scratch)))
+        _stop(state, rt_, records, names, everything, problems)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if theirs is not None:  # a user's (a symlink, a bind mount): nothing written nor removed through it
+        problems.insert(0, f"cni: {theirs.path}: {theirs.why}; down ran the plugins' DEL without host-local's "
+                           "leases in it (the lab's pods' addresses are left leased there, yours to remove) and "
+                           "wrote no CNI call log there")
+    return problems
+
+
+def _stop(state: LabState, rt_: Runtime, records: dict[str, Any], names: set[str], everything: bool,
+          problems: list[str]) -> None:
     detach: list[tuple[str, dict[str, Any]]] = []
     for pod, prec in list(records.items()):
         if not isinstance(prec, dict) or not (everything or prec.get("netns") in names):
@@ -345,7 +365,6 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
                 _failed_now.add((state.lab, prec.get("containerId")))
     _forget_nodes(state, names, everything)
     state.save(best_effort=True)
-    return problems
 
 
 def _forget_nodes(state: LabState, names: set[str], everything: bool) -> None:

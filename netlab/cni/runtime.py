@@ -25,6 +25,7 @@ from netlab.errors import loads_json
 from netlab.model.cniconf import ConflistError, parse_conflist
 from netlab.model.naming import netns_path
 from netlab.model.trust import program, refusal
+from netlab.model.hostlocal import with_data_dir
 from netlab.realize.state_dir import write_atomic
 
 if TYPE_CHECKING:
@@ -79,9 +80,14 @@ def refused(path: str) -> str | None:
 
 
 class Runtime:
-    def __init__(self, cache_dir: str, bin_dirs: list[str], log: CallLog, timeout: float | None = None):
+    def __init__(self, cache_dir: str, bin_dirs: list[str], log: CallLog, timeout: float | None = None,
+                 leases_theirs: tuple[str, str] | None = None):
         self.cache_dir, self.bin_dirs, self.log, self.timeout = cache_dir, list(bin_dirs), log, timeout
         self.bin_dir = ":".join(self.bin_dirs)  # CNI_PATH: searched in order, like libcni's FindInPath
+        # (the lab's cni/ that is a user's, an empty folder of netlab's): DEL hands host-local the second as the
+        # dataDir it had below the first, so host-local releases (and writes) nothing there, and the result cache
+        # in it is neither read (the state's record gives the config) nor removed (cni/lifecycle.stop)
+        self.leases_theirs = leases_theirs
 
     # --- one plugin -----------------------------------------------------------------------
 
@@ -106,6 +112,8 @@ class Runtime:
 
     def _call(self, command: str, net: Conflist, plugin: dict[str, Any], prev: dict[str, Any] | None,
               rt: RuntimeConf) -> dict[str, Any] | None:
+        if self.leases_theirs is not None:
+            plugin = with_data_dir(plugin, self.leases_theirs[1], instead_of=self.leases_theirs[0])
         stdin = C.build_one_config(net, plugin, prev, rt.capability_args)
         found, real = self.plugin(plugin["type"])
         return exec_plugin(self.log, pod=rt.pod, network=net.name, plugin_path=found, program=real, command=command,
@@ -195,6 +203,8 @@ class Runtime:
         write_atomic(self._cache_path(net.name, rt), json.dumps(data, sort_keys=True).encode())
 
     def _cache_load(self, net_name: str, rt: RuntimeConf) -> dict[str, Any] | None:
+        if self.leases_theirs is not None:
+            return None  # a user's folder: what is in it is theirs, not netlab's cache
         try:
             with open(self._cache_path(net_name, rt), encoding="utf-8") as fh:
                 data = loads_json(fh.read())
@@ -224,6 +234,8 @@ class Runtime:
         return cached, result
 
     def _cache_remove(self, net: Conflist, rt: RuntimeConf) -> None:
+        if self.leases_theirs is not None:
+            return  # nothing removed in a user's folder
         try:
             os.unlink(self._cache_path(net.name, rt))
         except FileNotFoundError:

@@ -63,12 +63,19 @@ def data_dir(plugin: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def with_data_dir(plugin: dict[str, Any], folder: str) -> dict[str, Any]:
+def with_data_dir(plugin: dict[str, Any], folder: str, instead_of: str | None = None) -> dict[str, Any]:
     """``plugin`` whose host-local IPAM gets ``folder`` as its ``dataDir`` when it names none (a ``dataDir`` the
-    conflist sets is its author's choice, kept); ``plugin`` itself when nothing changes."""
+    conflist sets is its author's choice, kept); ``plugin`` itself when nothing changes. ``instead_of``: a folder
+    whose ``dataDir`` (it or one below it) is replaced by ``folder``, and no other (none given is kept)."""
     keys = host_local_ipam(plugin)
     ipam = host_local_config(plugin)
-    if keys is None or ipam is None or "dataDir" in ipam:
+    if keys is None or ipam is None:
+        return plugin
+    if instead_of is not None:
+        given = ipam.get("dataDir")
+        if not (isinstance(given, str) and (given == instead_of or given.startswith(instead_of.rstrip("/") + "/"))):
+            return plugin
+    elif "dataDir" in ipam:
         return plugin
     given = {**ipam, "dataDir": folder}
     if keys == ("ipam",):

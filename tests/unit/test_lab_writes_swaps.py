@@ -156,3 +156,14 @@ def test_the_echo_server_cuts_no_log_in_a_logs_folder_swapped_after_ups_check(st
     monkeypatch.setattr(server, "runs", lambda cid: True)
     server.keep_logs()
     assert os.path.getsize(theirs / "b.main.log") == LOG_MAX + 4096
+
+
+def test_a_del_hands_host_local_netlabs_empty_folder_only_for_a_data_dir_in_the_users_cni_folder():
+    from netlab.model.hostlocal import with_data_dir
+
+    mine = {"type": "bridge", "ipam": {"type": "host-local", "dataDir": "/s/lab/cni/networks/n1"}}
+    authors = {"type": "bridge", "ipam": {"type": "host-local", "dataDir": "/var/lib/x"}}
+    beside = {"type": "bridge", "ipam": {"type": "host-local", "dataDir": "/s/lab/cni2"}}
+    assert with_data_dir(mine, "/tmp/e", instead_of="/s/lab/cni")["ipam"]["dataDir"] == "/tmp/e"
+    assert with_data_dir(authors, "/tmp/e", instead_of="/s/lab/cni") is authors
+    assert with_data_dir(beside, "/tmp/e", instead_of="/s/lab/cni") is beside
