@@ -38,7 +38,11 @@ iptables-restore, conntrack (and nf_tables, for the nft backend) for its NAT
 rules, dnsmasq for the cluster DNS pod,
 the CNI plugins (each asked VERSION, netlab.cni.check) when ``network.cni``
 is not ``builtin``, the kernel's SCTP rules (SCTP_RULES loaded by iptables-restore in the
-throwaway namespace) when a NetworkPolicy has an SCTP port.
+throwaway namespace) when a NetworkPolicy has an SCTP port, and what the
+plugins of a ``network.cni: {conflist: FILE}`` make (doctor_needs.CNI_PLUGIN_NEEDS:
+a macvlan, ipvlan or vlan link, bridge and ptp's veths, portmap's and firewall's
+iptables chains, bandwidth's tbf and ifb), each link kind created in the
+throwaway namespace; those link kinds are checked only for such a lab.
 ``netlab doctor -t FILE`` checks what that lab needs; plain ``netlab doctor``
 requires everything any netlab feature uses, and sizes the neighbour check
 with the built-in default lab.
@@ -62,8 +66,8 @@ from typing import Iterable, Iterator
 from netlab.doctor_host import (check_capabilities, check_exit_status, check_fallback_tunnels, check_host_devconf,
                                 check_ipv6, check_neighbours, check_open_files, check_state_dir, check_taskstats,
                                 with_libpcap)
-from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, EVERYTHING, FAIL, HOST, INFO, KERNEL, OK, TITLES,
-                                 TOOLS, WARN, Check)
+from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, CNI_LINKS, EVERYTHING, FAIL, HOST, INFO, KERNEL, OK,
+                                 TITLES, TOOLS, WARN, Check)
 from netlab.doctor_needs import asked_by, needs
 from netlab.doctor_netfilter import (SCTP_RULES, find_nft, iptables_backend, iptables_check, kube_proxy_shape,
                                      netdev_check, nft_json, nft_setting, sctp_check)
@@ -75,9 +79,9 @@ from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.realize import netfilter, state_dir
 
-__all__ = ["ADVISORY", "ALWAYS", "CHECKS", "CNI", "EVERYTHING", "FAIL", "HOST", "INFO", "KERNEL", "OK", "TITLES",
-           "TOOLS", "TRACE_TOOLS", "WARN", "Check", "needs", "diagnose", "report", "require_for", "require_tools",
-           "required"]
+__all__ = ["ADVISORY", "ALWAYS", "CHECKS", "CNI", "CNI_LINKS", "EVERYTHING", "FAIL", "HOST", "INFO", "KERNEL", "OK",
+           "TITLES", "TOOLS", "TRACE_TOOLS", "WARN", "Check", "needs", "diagnose", "report", "require_for",
+           "require_tools", "required"]
 
 
 def _cni_plugins(lab: Lab, needed: bool, pretend: set[str]) -> Check:
@@ -186,7 +190,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
 
 def report(lab: Lab, for_this_lab: bool) -> list[Check]:
     """``netlab doctor``: every check; needed = what ``lab`` needs, or everything netlab uses."""
-    return diagnose(lab, needs(lab) if for_this_lab else set(EVERYTHING))
+    needed = needs(lab) if for_this_lab else set(EVERYTHING)
+    return diagnose(lab, needed, [c for c in CHECKS if c not in CNI_LINKS or c in needed])
 
 
 # What `netlab trace` uses on every lab (the kernel's ctnetlink for the conntrack entries, no conntrack program;

@@ -14,13 +14,16 @@ from netlab.kernel import features
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 
-KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "nf_netdev", "tbf", "htb",
-          "netem", "sock_diag", "sctp")
+KERNEL = ("netns", "veth", "bridge", "vxlan", "macvlan", "ipvlan", "vlan", "ifb", "br_netfilter", "conntrack",
+          "nf_tables", "nf_netdev", "tbf", "htb", "netem", "sock_diag", "sctp")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
 HOST = ("capabilities", "open-files", "neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats",
         "exit-status", "state-dir", "state-space")
 CHECKS = KERNEL + TOOLS + CNI + HOST
+# Link kinds only a CNI conflist's plugins make (doctor_needs.CNI_PLUGIN_NEEDS): checked for a lab that needs them,
+# nowhere else (plain `netlab doctor` has no conflist to read).
+CNI_LINKS = ("macvlan", "ipvlan", "vlan", "ifb")
 # What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()). The state folder's
 # free space FAILs only when full (under a page), and `up` refuses then; under 1 MiB it is a warning (doctor_host.py).
 ALWAYS = {"capabilities", "open-files", "netns", "veth", "bridge", "state-dir", "state-space"}

@@ -12,6 +12,10 @@ KERNEL_MODULE = {
     "veth": ("veth", "CONFIG_VETH"),
     "bridge": ("bridge", "CONFIG_BRIDGE"),
     "vxlan": ("vxlan", "CONFIG_VXLAN"),
+    "macvlan": ("macvlan", "CONFIG_MACVLAN"),
+    "ipvlan": ("ipvlan", "CONFIG_IPVLAN"),
+    "vlan": ("8021q", "CONFIG_VLAN_8021Q"),
+    "ifb": ("ifb", "CONFIG_IFB"),
     "br_netfilter": ("br_netfilter", "CONFIG_BRIDGE_NETFILTER"),
     "conntrack": ("nf_conntrack_netlink", "CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK"),
     "nf_tables": ("nf_tables", "CONFIG_NF_TABLES"),
@@ -49,4 +53,6 @@ WHY = {
     "sock_diag": "needed only for trace to say what listens where a packet was refused, and inspect's sockets",
     "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
     "sctp": "needed only for NetworkPolicies with SCTP ports",
+    **{k: f"needed only for a conflist with the {k} plugin" for k in ("macvlan", "ipvlan", "vlan")},
+    "ifb": "needed only for the bandwidth plugin's egress rates",
 }

@@ -28,7 +28,9 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             sock_diag, the SCTP rules (iptables-restore -p sctp -m sctp):
             each tried for real in a throwaway network namespace that
             vanishes afterwards (no module is loaded, the host's namespace
-            is not touched); br_netfilter is read from /proc/sys/net/bridge
+            is not touched); br_netfilter is read from /proc/sys/net/bridge;
+            with -t, the link kinds a conflist's plugins make (macvlan,
+            ipvlan, vlan, bandwidth's ifb), tried the same way
     tools   iptables-restore (and its backend, nft or legacy), conntrack,
             dnsmasq, nft, tcpdump; the CNI plugins (a lab's chain with -t,
             else Debian's loopback, bridge, host-local, portmap in

@@ -3,7 +3,8 @@
 Kernel features are tried, not guessed from config files. A short-lived thread
 unshares into a new network namespace that nothing names (no /run/netns entry,
 no process in it but the thread) and there creates a veth pair, a bridge and a
-vxlan device, adds each tc qdisc to ``lo``, asks nf_tables and conntrack one
+vxlan device (for a CNI conflist's plugins: a macvlan, ipvlan or vlan on a veth,
+an ifb), adds each tc qdisc to ``lo``, asks nf_tables and conntrack one
 question each over netlink, lists the links the namespace was born with, and
 runs the version commands it is given. Then the thread ends: nothing refers to
 the namespace any more, and the kernel frees it with everything in it. The
@@ -50,6 +51,15 @@ LINK_KINDS: dict[str, Callable[[], bytes]] = {
     "bridge": lambda: rtnl.bridge_add(0, "probe-bridge", None, None, up=False),
     "vxlan": lambda: rtnl.vxlan_add(0, "probe-vxlan", None, None, 1, None, 4789, None, up=False),
 }
+# Link kinds a CNI conflist's plugins make (Debian's macvlan, ipvlan, vlan; bandwidth's ifb), not netlab: each made
+# on a lower veth of its own (None: alone), minimal, as the plugin would ask (doctor_needs.CNI_PLUGIN_NEEDS).
+LOWER = "probe-lower"
+CHILD_KINDS: dict[str, tuple[bool, Callable[[int | None], bytes]]] = {
+    "macvlan": (True, lambda lower: rtnl.child_add("probe-macvlan", "macvlan", lower)),
+    "ipvlan": (True, lambda lower: rtnl.child_add("probe-ipvlan", "ipvlan", lower)),
+    "vlan": (True, lambda lower: rtnl.child_add("probe-vlan", "vlan", lower, rtnl.vlan_id(5))),
+    "ifb": (False, lambda lower: rtnl.child_add("probe-ifb", "ifb", None)),
+}
 # tc qdiscs link impairments will use (rate: tbf/htb; delay, loss: netem), with minimal options.
 LO_INDEX = 1  # lo is the first device of every network namespace
 # Each qdisc as lo's root with what kernel/tc.py would give it; an htb as `tc qdisc add ... htb` makes one:
@@ -62,12 +72,16 @@ QDISCS: dict[str, Callable[[], bytes]] = {
 NETFILTER = ("nf_tables", "conntrack")
 # The kernel's socket dumps (ss's source): trace says what listens where a packet was refused, inspect lists it.
 SOCK_DIAG = "sock_diag"
-FEATURES = ("netns",) + tuple(LINK_KINDS) + tuple(QDISCS) + NETFILTER + (SOCK_DIAG,)
+FEATURES = ("netns",) + tuple(LINK_KINDS) + tuple(CHILD_KINDS) + tuple(QDISCS) + NETFILTER + (SOCK_DIAG,)
 # The modules the kernel would load on demand for each feature (as modprobe names them).
 MODULES: dict[str, tuple[str, ...]] = {
     "veth": ("veth",),
     "bridge": ("bridge",),
     "vxlan": ("vxlan",),
+    "macvlan": ("macvlan",),
+    "ipvlan": ("ipvlan",),
+    "vlan": ("8021q",),
+    "ifb": ("ifb",),
     "tbf": ("sch_tbf",),
     "htb": ("sch_htb",),
     "netem": ("sch_netem",),
@@ -347,6 +361,31 @@ def _probe_links(probe: KernelProbe, names: list[str]) -> None:
             except netlink.NetlinkError as exc:
                 what = "not in this kernel" if exc.errno == errno.EOPNOTSUPP else "creating one failed"
                 probe.features[kind] = Feature(kind, False, f"{what} ({_errno_text(exc.errno)})")
+        children = [kind for kind in CHILD_KINDS if kind in names]
+        lower = _lower(conn) if any(CHILD_KINDS[kind][0] for kind in children) else None
+        for kind in children:
+            on_lower, request = CHILD_KINDS[kind]
+            if on_lower and lower is None:
+                probe.features[kind] = Feature(kind, False, "not tried: no veth could be made to put one on")
+                continue
+            try:
+                conn.request(f"a {kind} in a throwaway namespace", request(lower))
+                where = " on a veth" if on_lower else ""
+                probe.features[kind] = Feature(kind, True, f"created one{where} in a throwaway namespace")
+            except netlink.NetlinkError as exc:
+                what = "not in this kernel" if exc.errno == errno.EOPNOTSUPP else "creating one failed"
+                probe.features[kind] = Feature(kind, False, f"{what} ({_errno_text(exc.errno)})")
+
+
+def _lower(conn: netlink.Conn) -> int | None:
+    """The index of a veth made to carry the probe's macvlan, ipvlan and vlan (None when none can be made)."""
+    try:
+        conn.request("a lower veth in a throwaway namespace",
+                     rtnl.veth_add(0, LOWER, None, None, None, 0, LOWER + "-p", None, None, up=False))
+    except netlink.NetlinkError:
+        return None
+    return next((link.index for link in rtnl_parse.dump_links(conn, "a throwaway namespace") if link.name == LOWER),
+                None)
 
 
 def _probe_qdiscs(probe: KernelProbe, names: list[str]) -> None:

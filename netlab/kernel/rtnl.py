@@ -19,7 +19,7 @@ import socket
 import struct
 
 from netlab.kernel.netlink import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, be16, ipv4, mac,
-                                   message, nested, string, u8, u32)
+                                   message, nested, string, u8, u16, u32)
 
 # Message types (linux/rtnetlink.h)
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
@@ -37,6 +37,7 @@ IFF_RUNNING = 0x40
 
 # IFLA_* (linux/if_link.h)
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_PROTINFO = 1, 3, 4, 5, 10, 12
+IFLA_VLAN_ID = 1  # IFLA_INFO_DATA of a vlan (linux/if_link.h)
 IFLA_TXQLEN, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_GROUP, IFLA_NET_NS_FD = 13, 18, 20, 27, 28
 IFLA_LINK_NETNSID, IFLA_AF_SPEC = 37, 26
 IFLA_OPERSTATE = 16  # u8, RFC 2863's operational state, as `ip link` prints it (state UP, DOWN, UNKNOWN ...)
@@ -187,6 +188,18 @@ def vxlan_add(index: int, name: str, address: str | None, mtu: int | None, vni: 
     data += u8(IFLA_VXLAN_LEARNING, int(learning)) + be16(IFLA_VXLAN_PORT, port)
     body += nested(IFLA_LINKINFO, string(IFLA_INFO_KIND, "vxlan"), nested(IFLA_INFO_DATA, data))
     return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def child_add(name: str, kind: str, lower: int | None, data: bytes = b"") -> bytes:
+    """``ip link add NAME [link LOWER] type KIND`` (down): a macvlan, ipvlan or vlan on a lower device, an ifb
+    alone; ``data``: its IFLA_INFO_DATA (a vlan's id, :func:`vlan_id`). The doctor's throwaway ones."""
+    body = _ifinfo(0, False) + string(IFLA_IFNAME, name) + (u32(IFLA_LINK, lower) if lower is not None else b"")
+    info = string(IFLA_INFO_KIND, kind) + (nested(IFLA_INFO_DATA, data) if data else b"")
+    return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body + nested(IFLA_LINKINFO, info))
+
+
+def vlan_id(vid: int) -> bytes:
+    return u16(IFLA_VLAN_ID, vid)
 
 
 def link_set(index: int, up: bool | None = None, mtu: int | None = None, address: str | None = None,
