@@ -102,7 +102,7 @@ nodes: [{{name: n1}}]
 pods:
   - {{name: up1, node: n1, labels: {{app: a}}}}
   - {{name: job, node: n1, labels: {{app: a}}, restartPolicy: Never,
-      containers: [{{name: main, command: [sh, -c, "sleep 2; exit 0"]}}]}}
+      containers: [{{name: main, command: [sh, -c, "while [ ! -e {go} ]; do sleep 0.05; done; exit 0"]}}]}}
 services:
   - {{name: b, selector: {{app: a}}, ports: [{{port: 80, targetPort: 8080}}]}}
 """
@@ -113,12 +113,14 @@ def test_the_watcher_takes_a_pod_out_of_its_services_as_it_completes(tmp_path):
     from watching import watching
 
     lab = unique_lab("ep")
-    path = write_topology(tmp_path, WATCHED.format(lab=lab))
+    go = tmp_path / "go"  # the job completes once the test has seen it as an endpoint (no race with a timer)
+    path = write_topology(tmp_path, WATCHED.format(lab=lab, go=go))
     with watching(lab) as start:
         watcher = start(path)
         ips = {p["name"]: p["ip"] for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
         assert f"--to-destination {ips['job']}:8080" in kube_proxy_rules(lab, "iptables")  # it runs: an endpoint
         at = len(watcher.lines)
+        go.touch()
         watcher.wait_for_line("saw: container job/main exited (exit 0)", timeout=20, after=at)
         line = watcher.wait_for_line("did: restore iptables nat in", timeout=20, after=at)
         assert "wrote the cluster DNS records" in line, line
