@@ -27,6 +27,13 @@ from netlab.realize.state_dir import USE_ANOTHER, point_elsewhere, unreadable
 MIN_FREE = 1 << 20
 FULL = 4096
 LOW_FREE = 16 << 20  # below this: warn
+# Inodes, likewise (a tmpfs with nr_inodes=, a small ext4): a 2-pod lab takes 22 files and folders on its state
+# filesystem, about 3 more a pod (more with a CNI: results, leases). Measured on a tmpfs (nr_inodes=) with the state
+# folder there: with 3 free or fewer `up` fails at its first state write, before it makes anything (a FAIL, and up
+# refuses); with 4-20 it fails later and is rolled back (a warning, as for bytes).
+FULL_INODES = 4
+MIN_INODES = 1024
+INODES_FIX = "remove files there, or point NETLAB_STATE_DIR to a filesystem with free inodes"
 FB_TUNNELS = "/proc/sys/net/core/fb_tunnels_only_for_init_net"
 
 
@@ -177,22 +184,35 @@ def check_state_dir(path: str, needed: bool) -> tuple[Check, Check]:
         perm = Check("state-dir", OK, f"{path}, {who} (mode {d.mode:04o})", needed=needed)
     else:
         perm = Check("state-dir", OK, f"{path} will be made (mode 0700) on {d.measured}", needed=needed)
-    free = d.free_bytes
+    return perm, check_space(d, path)
+
+
+def check_space(d: features.DirFacts, path: str) -> Check:
+    """Free space and free inodes where the state folder is (or will be), as netlab (root) may use them: root may
+    write the blocks ext4 keeps for root, so a disk df shows 100% full may still take a lab (QA q53 1); a filesystem
+    with bytes free but no inode left fails every file `up` makes (QA q53 5). The worse of the two decides."""
+    free, inodes = d.free_bytes, d.free_inodes
     if free is None:
-        space = Check("state-space", WARN, f"free space on {d.measured or path} is unknown")
-    else:
-        detail = f"{size(free)} free on {d.measured}"
-        fix = "free space there, or point NETLAB_STATE_DIR to a larger filesystem"
-        if free < FULL:
-            space = Check("state-space", FAIL, detail + " (full: not even a lab's first state write fits)", fix, True)
-        elif free < MIN_FREE:
-            space = Check("state-space", WARN, detail + f" (under {size(MIN_FREE)}: a lab's state takes 100-200 KiB "
-                          "and its logs grow; an up that runs out of space fails and is rolled back)", fix)
-        elif free < LOW_FREE:
-            space = Check("state-space", WARN, detail + f" (under {size(LOW_FREE)}: container logs may fill it)", fix)
-        else:
-            space = Check("state-space", OK, detail)
-    return perm, space
+        return Check("state-space", WARN, f"free space on {d.measured or path} is unknown")
+    detail = f"{size(free)} free on {d.measured}"
+    if d.user_free_bytes is not None and d.user_free_bytes != free:
+        detail += f" ({size(d.user_free_bytes)} for users other than root: the rest is kept for root, which netlab is)"
+    fix = "free space there, or point NETLAB_STATE_DIR to a larger filesystem"
+    if free < FULL:
+        return Check("state-space", FAIL, detail + " (full: not even a lab's first state write fits)", fix, True)
+    if inodes is not None and inodes < FULL_INODES:
+        return Check("state-space", FAIL, detail + f", but {inodes} inodes free (no file left: not even a lab's "
+                     f"folder and its first state files, {FULL_INODES}, fit)", INODES_FIX, True)
+    if free < MIN_FREE:
+        return Check("state-space", WARN, detail + f" (under {size(MIN_FREE)}: a lab's state takes 100-200 KiB "
+                     "and its logs grow; an up that runs out of space fails and is rolled back)", fix)
+    if inodes is not None and inodes < MIN_INODES:
+        return Check("state-space", WARN, detail + f", but {inodes} inodes free (under {MIN_INODES}: a lab takes "
+                     "about 20 files and 3 more a pod; an up that runs out of them fails and is rolled back)",
+                     INODES_FIX)
+    if free < LOW_FREE:
+        return Check("state-space", WARN, detail + f" (under {size(LOW_FREE)}: container logs may fill it)", fix)
+    return Check("state-space", OK, detail)
 
 
 def size(n: int) -> str:

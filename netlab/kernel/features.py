@@ -454,8 +454,10 @@ class DirFacts:
     uid: int | None = None
     mode: int | None = None
     measured: str = ""  # the path statvfs looked at
-    free_bytes: int | None = None
+    free_bytes: int | None = None  # what this process may write: root (netlab) may use the blocks kept for root
     read_only: bool | None = None
+    user_free_bytes: int | None = None  # what others may write (df's Avail): less when blocks are kept for root
+    free_inodes: int | None = None  # None: the filesystem has no fixed number of inodes (f_files 0: btrfs)
 
 
 def directory(path: str) -> DirFacts:
@@ -478,4 +480,7 @@ def _space(path: str) -> dict:
         vfs = os.statvfs(path)
     except OSError:
         return {"measured": path}
-    return {"measured": path, "free_bytes": vfs.f_bavail * vfs.f_frsize, "read_only": bool(vfs.f_flag & os.ST_RDONLY)}
+    root = os.geteuid() == 0  # netlab as root may write the blocks and inodes kept for root (ext4's -m, 5%)
+    return {"measured": path, "free_bytes": (vfs.f_bfree if root else vfs.f_bavail) * vfs.f_frsize,
+            "user_free_bytes": vfs.f_bavail * vfs.f_frsize, "read_only": bool(vfs.f_flag & os.ST_RDONLY),
+            "free_inodes": (vfs.f_ffree if root else vfs.f_favail) if vfs.f_files else None}
