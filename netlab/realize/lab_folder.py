@@ -294,6 +294,16 @@ def _same_mount(fd: int, name: str, mnt: tuple[int, int | None]) -> bool:
     return st.st_dev == mnt[0] and (mnt[1] is None or _mount_of_name(fd, name) == mnt[1])
 
 
+def on_another_mount(fd: int, name: str) -> bool:
+    """Whether ``name`` in the open folder ``fd`` is a mount point (a user's file or folder bind-mounted there);
+    False when it is not there."""
+    try:
+        os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return not _same_mount(fd, name, (os.fstat(fd).st_dev, mount_id(fd)))
+
+
 def open_sub(root: str, lab: str, sub: str) -> tuple[int | None, str | None]:
     """The folder ``sub`` of the lab folder ``root``/``lab``, opened fd-relative (no symlink followed on the way) for
     the caller to remove or write in by ``dir_fd`` (and close): (fd, None); (None, why) when it is not one netlab

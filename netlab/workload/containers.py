@@ -40,19 +40,27 @@ def previous_log_path(lab_name: str, pod: str, container: str) -> str:
     return os.path.join(log_dir(lab_name), f"{pod}.{container}.previous.log")
 
 
-def new_run(lab_name: str, pod: str, container: str) -> str | None:
+def new_run(lab_name: str, pod: str, container: str, said: list[str] | None = None) -> str | None:
     """A container starts again: its current log becomes the previous one (replacing the one before), and the
     new run writes a file of its own, as the kubelet gives each container instance its own log. Only a file is
     moved, and only over a file: what else stands at either name (a directory, a FIFO, a symlink) is someone's,
     never netlab's, and stays where it is; then the new run cannot start (it would write into the run before's
     log, or into what stands there): the line that says why, as :func:`log_blocked` says it. None: it can. The
     move is made in the lab's ``logs`` folder opened fd-relative: one that is a symlink or another mount (a
-    user's, :func:`logs_refused`) has nothing moved in it (the new run's output goes to /dev/null)."""
+    user's, :func:`logs_refused`) has nothing moved in it (the new run's output goes to /dev/null); so has a log
+    or previous log that is a mount point, a user's file bind-mounted there to keep it (a rename of it is EBUSY: the
+    container did not start, QA q53 3): left alone, the new run's output to /dev/null (:func:`open_log`), one line
+    appended to ``said``."""
     current, previous = log_path(lab_name, pod, container), previous_log_path(lab_name, pod, container)
     fd = _logs_fd(lab_name)
     if fd is None:
         return None
     try:
+        mounted = _mounted(fd, current)
+        if mounted is not None:
+            if said is not None:
+                said.append(f"pod {pod} container {container}: its log {mounted} is {A_USERS_FILE}")
+            return None
         blocked = log_blocked(current, dir_fd=fd)
         if blocked is not None or not _there(current, fd):  # none: the run before wrote nothing netlab kept
             return blocked
@@ -69,6 +77,21 @@ def new_run(lab_name: str, pod: str, container: str) -> str | None:
         return None
     finally:
         os.close(fd)
+
+
+A_USERS_FILE = ("a mount point (a bind mount of a user's file), not netlab's: left alone, nothing moved nor written "
+                "in it; the container's output goes to /dev/null")
+
+
+def _mounted(fd: int, current: str) -> str | None:
+    """The container's log ``current`` or its previous log when it is a mount point in the open ``logs`` folder
+    ``fd`` (a user's file); None when neither is."""
+    from netlab.realize import lab_folder
+
+    for path in (current, current[:-len(".log")] + ".previous.log"):
+        if lab_folder.on_another_mount(fd, os.path.basename(path)):
+            return path
+    return None
 
 
 def _there(path: str, dir_fd: int) -> bool:
@@ -111,13 +134,30 @@ def logs_refused(lab_name: str) -> str | None:
 def open_log(path: str) -> int:
     """A container's log ``path`` opened for its output (appended; never through a symlink, its folder opened
     fd-relative on the lab folder's mount); /dev/null when the lab's ``logs`` folder is not netlab's to write in
-    (:func:`logs_refused` says it). Raises OSError as open does."""
+    (:func:`logs_refused` says it), or the log or previous log is a user's file mounted there (:func:`new_run`
+    says it). Raises OSError as open does."""
     from netlab.realize import lab_writes
 
     try:
+        if log_mounted(path):
+            raise lab_writes.Refused(path, A_USERS_FILE)
         return lab_writes.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     except lab_writes.Refused:
         return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+
+
+def log_mounted(path: str) -> bool:
+    """Whether the container's log ``path`` or its previous log is a mount point, a user's file (:func:`new_run`
+    says it): its output goes to /dev/null, nothing is written in it."""
+    from netlab.realize import lab_writes
+
+    fd = _logs_fd(lab_writes.split(path)[0])
+    if fd is None:
+        return False  # the folder's own line (logs_refused), or none to write in
+    try:
+        return _mounted(fd, path) is not None
+    finally:
+        os.close(fd)
 
 
 KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symlink",

@@ -16,7 +16,7 @@ from netlab.kernel import processes as proc
 from netlab.kernel.threads import Background
 from netlab.realize.state_dir import lab_dir
 from netlab.workload import again, launch
-from netlab.workload.containers import echo_ports, log_path, logs_refused, new_run
+from netlab.workload.containers import echo_ports, log_mounted, log_path, logs_refused, new_run
 from netlab.workload.tasks import is_echo_thread
 from netlab.workload.uts import ensure_uts
 
@@ -61,9 +61,10 @@ class EarlyEcho:
 
 
 def echo_spec(lab: Lab, pod: PodInfo, c: Container, uts: str) -> dict:
+    log = log_path(lab.name, pod.name, c.name)
     return {"id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns, "uts": uts,
-            "log": log_path(lab.name, pod.name, c.name) if logs_refused(lab.name) is None else os.devnull,
-            "ports": echo_ports(pod, c)}  # a logs/ of a user's (a symlink, a mount): nothing written through it
+            "log": log if logs_refused(lab.name) is None and not log_mounted(log) else os.devnull,
+            "ports": echo_ports(pod, c)}  # a logs/ (or a log) of a user's (a symlink, a mount): nothing written in it
 
 
 def start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],
@@ -96,7 +97,7 @@ def start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],
         crec = pods[pod.name]["containers"][c.name]
         starting[cid] = f"restarted container {cid} (its echo server did not answer)"
         crec["restarts"] = int(crec.get("restarts", 0)) + 1
-        blocked = new_run(lab.name, pod.name, c.name)
+        blocked = new_run(lab.name, pod.name, c.name, problems)
         for key in ("pid", "start"):
             crec.pop(key, None)
         if blocked:  # not a file where its log or the previous one goes: it would append to the run before's

@@ -230,7 +230,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                 if renewed:  # what is not a file at its log's name: said below, as its start fails on it
                     done.problems += forget_runs(lab.name, pod.name, c.name, which=("previous log",))
                 elif crec:
-                    rotated = new_run(lab.name, pod.name, c.name)  # the run before: `netlab logs --previous`
+                    rotated = new_run(lab.name, pod.name, c.name, done.problems)  # `netlab logs --previous`
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
                 containers[c.name] = new
                 dns_records.note_start(lab, pod, new)  # the add-on's dnsmasq reads the records file as it is

@@ -105,6 +105,38 @@ def test_up_writes_no_log_nor_flannel_file_through_a_bind_mounted_logs_and_a_sym
     assert lab_namespaces(lab) == []
 
 
+def test_a_restarted_container_whose_log_file_is_a_bind_mount_starts_with_its_output_to_dev_null(labs, tmp_path):
+    """QA q53 3: a user's file bind-mounted on ``logs/b.main.log``; before, the restart's rename of it was EBUSY and
+    the container did not start ("its log ... cannot become the previous one", exit 1, get pods RunContainerError).
+    """
+    lab = labs.name("rb")
+    path, _ = labs.up(_topology(lab))
+    log = state_path(lab, "logs", "b.main.log")
+    assert wait_for(lambda: os.path.exists(log), timeout=10)
+    mine = tmp_path / "user.log"
+    mine.write_text("USER log\n")
+    subprocess.run(["mount", "--bind", str(mine), log], check=True)
+    try:
+        state = json.load(open(state_path(lab, "state.json")))
+        old = state["extra"]["workload"]["pods"]["b"]["containers"]["main"]["pid"]
+        os.kill(old, signal.SIGKILL)  # the test's own container: up starts it again
+        assert wait_for(lambda: not os.path.exists(f"/proc/{old}/cmdline") or
+                        open(f"/proc/{old}/stat").read().split(") ")[1][0] == "Z", timeout=10)
+        up = netlab("up", "-t", path, check=False)
+        assert (up.returncode, up.stderr.splitlines()) == (0, [
+            f"netlab: warning: pod b container main: its log {log} is a mount point (a bind mount of a user's file), "
+            "not netlab's: left alone, nothing moved nor written in it; the container's output goes to /dev/null"])
+        new = json.load(open(state_path(lab, "state.json")))["extra"]["workload"]["pods"]["b"]["containers"]["main"]
+        assert new["pid"] != old and "error" not in new and os.readlink(f"/proc/{new['pid']}/fd/1") == "/dev/null"
+        assert " Running " in netlab("get", "pods", "--lab", lab).stdout
+        assert not os.path.exists(state_path(lab, "logs", "b.main.previous.log"))
+        assert mine.read_text() == "USER log\n"
+    finally:
+        subprocess.run(["umount", log], check=True)
+        netlab("down", "--lab", lab, check=False)
+    assert mine.read_text() == "USER log\n" and lab_namespaces(lab) == [] and not os.path.exists(state_path(lab))
+
+
 def test_an_up_of_a_cni_lab_with_a_symlinked_cni_folder_is_refused_before_any_change(labs, tmp_path):
     assert os.access(f"{CNI_BIN}/bridge", os.X_OK), "containernetworking-plugins missing: run scripts/setup.sh"
     network = f"sg{uuid.uuid4().hex[:8]}"

@@ -75,7 +75,7 @@ def test_a_new_server_for_one_that_does_not_answer_takes_every_running_pods_echo
     # The kernel: a record names an echo server's thread while that server holds it.
     monkeypatch.setattr(echo_start, "is_echo_thread", lambda crec: crec.get("pid") in server.threads)
     monkeypatch.setattr(kill, "terminate", lambda pids, still_ours, **kw: [])
-    monkeypatch.setattr(echo_start, "new_run", lambda lab, pod, c: None)
+    monkeypatch.setattr(echo_start, "new_run", lambda lab, pod, c, said=None: None)
     launched: list[list[dict]] = []
     monkeypatch.setattr(launch, "launch_echo", lambda specs, control, log: launched.append(specs) or "launcher")
 
