@@ -338,8 +338,10 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False,
     """Namespaces about to be deleted: take away the files netlab wrote for them
     (``everything``: the whole lab goes, so every file the records name; ``early``: what stop_early began,
     waited for)."""
-    rec = _records(state)
-    state.removed_files += pod_files_gone.stop(state.lab, rec, set(netns_names), everything, early)
+    rec, names = _records(state), set(netns_names)
+    # a pod's folder netlab made and forgot while it was a symlink, put back since: netlab's again (QA q53 4)
+    netns_files.take_back(state.lab, rec, sorted(state.netns) if everything else sorted(names))
+    state.removed_files += pod_files_gone.stop(state.lab, rec, names, everything, early)
     if not everything:  # the whole lab's go with its state directory (down loads no model: imported here)
         from netlab.services import flannel_files
 

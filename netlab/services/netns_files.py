@@ -48,6 +48,8 @@ from netlab.model.files import Unreadable, read_regular
 from netlab.model.naming import ETC_NETNS, check_netns, is_netns, pod_file_marker
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from netlab.realize.state import LabState
 
 MADE_BY_NETLAB = "user.netlab.made"  # the mark on an /etc/netns netlab made (an extended attribute)
@@ -320,6 +322,8 @@ def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, wit
             try:
                 if make_netns_dir(rec, netns):
                     rec["dirs"][netns] = "created"
+                else:
+                    take_back(lab_name, rec, [netns])
                 mine = owner(path, lab_name)
                 if mine == "absent":
                     create(path, text)
@@ -342,6 +346,41 @@ def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, wit
                 done.problems.append(f"pod {pod}: cannot write {path}: {exc.strerror or exc}")
     tidy(lab_name, rec)
     return done
+
+
+def take_back(lab_name: str, rec: dict, netns_names: Iterable[str]) -> None:
+    """A pod's folder netlab made and then forgot: while it was a symlink (someone's, left alone) ``sync`` dropped
+    its files' records and ``tidy`` the folder's, and once the real folder was put back every ``down`` left it
+    (QA q53 4). A real folder of this lab's namespace, not recorded, that holds netlab's files for this lab and
+    nothing else (at least one) is netlab's again: it and its files are recorded as made, for ``down`` (or a pod
+    that goes) to remove them and then it. Anything else in it (a user's file, a symlink) keeps it the user's."""
+    for netns in netns_names:
+        if netns in rec["dirs"] or not lab_netns(lab_name, netns):
+            continue
+        kinds = _ours_only(lab_name, netns)
+        if kinds:
+            rec["dirs"][netns] = "created"
+            for kind in kinds:
+                rec[kind].setdefault(netns, "created")
+
+
+def _ours_only(lab_name: str, netns: str) -> list[str]:
+    """The kinds of netlab's files for this lab in /etc/netns/<netns> (a folder, not followed), when nothing else
+    is in it; [] otherwise."""
+    try:
+        fd = os.open(netns_dir(netns), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        names = os.listdir(fd)
+        kinds = {name: kind for kind, name in FILES.items()}
+        if not names or any(name not in kinds or owner(name, lab_name, dir_fd=fd) != "ours" for name in names):
+            return []
+        return [kinds[name] for name in names]
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
 
 
 def write_ahead(rec: dict, kind: str, want: Wanted) -> bool:

@@ -46,3 +46,33 @@ def test_status_takes_a_symlinked_pod_folder_as_up_does(labs, tmp_path):
     finally:
         os.unlink(folder)  # the test's symlink; down then has nothing of this pod's to take there
     assert os.listdir(theirs) == []
+
+
+@pytest.mark.parametrize("up_between", [False, True])
+def test_a_pod_folder_put_back_after_a_symlink_goes_with_down(labs, tmp_path, up_between):
+    """QA q53 4: while the folder was a symlink `up` forgot it had made it; the real folder put back (netlab's
+    files in it), every later `down` left it. Now it is netlab's again: `down` removes it (an `up` first too)."""
+    lab = labs.name("rb")
+    path, _ = labs.up(_topology(lab))
+    folder = f"/etc/netns/{lab}-b"
+    moved, theirs = tmp_path / "moved", tmp_path / "theirs"
+    theirs.mkdir()
+    os.rename(folder, moved)
+    os.symlink(theirs, folder)
+    try:
+        up = netlab("up", "-t", path, check=False)
+        assert up.returncode == 0 and f"{folder} is a symlink, not netlab's folder" in up.stderr, up
+    finally:
+        os.unlink(folder)
+        os.rename(moved, folder)
+    try:
+        assert sorted(os.listdir(folder)) == ["hosts", "resolv.conf"]
+        assert netlab("status", "--lab", lab, check=False).returncode == 0
+        if up_between:
+            netlab("up", "-t", path)
+        netlab("down", "--lab", lab)
+        assert not os.path.lexists(folder) and not os.path.lexists(f"/etc/netns/{lab}-web")
+        assert os.listdir(theirs) == []
+    finally:
+        if os.path.isdir(folder) and not os.path.islink(folder):  # the test's own lab's, left (without the fix)
+            shutil.rmtree(folder)

@@ -37,6 +37,7 @@ class State:
     def __init__(self, lab: str = LAB):
         self.lab, self.extra, self.saves = lab, {}, 0
         self.removed_files: list[str] = []
+        self.netns: dict[str, str] = {}  # the lab's namespaces (a down looks for pod folders to take back in them)
 
     def save(self) -> None:
         self.saves += 1
