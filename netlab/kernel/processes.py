@@ -111,6 +111,23 @@ def session_members(leader: ProcId) -> list[int]:
     return [pid for pid in _pids() if pid != leader.pid and session(pid) == leader.pid]
 
 
+def run_members(leader: ProcId, mark: bytes) -> list[int]:
+    """The processes left of one container's run: of the session its first process ``leader`` began
+    (:func:`session_members`) and carrying ``mark``, the run's own environment entry (``NAME=value``), which
+    every process it forks inherits and nothing else has. A session id alone does not name the run: once the
+    leader is gone and its pid handed out again, a new session may have that id (a daemon whose session leader
+    exited, started by ``netlab exec`` in the pod; QA q52 3). No mark: none."""
+    return [pid for pid in session_members(leader) if of_run(pid, leader, mark)] if mark else []
+
+
+def of_run(pid: int, leader: ProcId, mark: bytes) -> bool:
+    """Process ``pid`` is of the run ``leader`` began (:func:`run_members`): its session, started no earlier
+    than the leader (field 22), its environment holding ``mark``. A zombie has no environment: not counted."""
+    start = start_time(pid)
+    return bool(mark) and start is not None and start >= leader.start and session(pid) == leader.pid \
+        and environ_has(pid, mark)
+
+
 def running(pid: int) -> bool:
     """A process (or thread) with this id exists and is not a zombie."""
     return proc_state(pid) not in (None, "Z", "X")

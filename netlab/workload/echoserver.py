@@ -61,7 +61,7 @@ from typing import Iterator
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel import pidfd
-from netlab.kernel.processes import ProcId, session, session_members, set_comm, start_time, zombie_status
+from netlab.kernel.processes import ProcId, of_run, run_members, set_comm, start_time, zombie_status
 from netlab.model.naming import DNS_LABEL
 from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line, start_over_if_full
 from netlab.workload.echo_log import START_OVER_FLAGS
@@ -73,6 +73,7 @@ CONTROL_WAIT = 10.0  # seconds a server started for command containers alone wai
 WATCH_SECONDS = 2.0  # how often the server checks that its control socket is still its lab's
 LOG_CHECK_SECONDS = 10.0  # how often it looks at command containers' logs (the kubelet's containerLogMonitorInterval)
 _LABEL = DNS_LABEL.pattern.strip("^$")
+KILL_ROUNDS = 20  # scans and kills of an exited run's members in one go (end_exited)
 LOG_NAME = re.compile(rf"{_LABEL}\.{_LABEL}\.log")  # <pod>.<container>.log: both names DNS labels
 
 
@@ -139,6 +140,7 @@ class EchoServer:
         self.held: dict[str, tuple[int, int, int]] = {}  # command container -> (its pidfd, pid, start time)
         self.held_logs: dict[str, str] = {}  # command container -> its log file, which it writes itself
         self.ended: set[str] = set()  # held command containers that exited, whose session's rest was killed
+        self.marks: dict[str, bytes] = {}  # command container -> its run's environment entry (tasks.run_mark)
         # Echo containers it stopped serving and that were not started again: id -> (tid, start time), told
         # exited as a container the kubelet stops is (SIGTERM, 143) by exits(), until served again
         self.stopped: dict[str, tuple[int, int]] = {}
@@ -208,6 +210,9 @@ class EchoServer:
                 continue
             self.drop(cid)
             self.held[cid] = (fd, pid, start)
+            mark = item.get("mark")
+            if isinstance(mark, str) and "=" in mark:
+                self.marks[cid] = mark.encode()
             log = item.get("log")
             if self.logs_dir and isinstance(log, str) and LOG_NAME.fullmatch(log):  # a name in the lab's folder
                 self.held_logs[cid] = os.path.join(self.logs_dir, log)
@@ -219,6 +224,7 @@ class EchoServer:
         """Let go of a command container's pidfd (it was replaced, or its pod went)."""
         held = self.held.pop(cid, None)
         self.held_logs.pop(cid, None)
+        self.marks.pop(cid, None)
         self.ended.discard(cid)
         if held is not None:
             os.close(held[0])
@@ -273,24 +279,19 @@ class EchoServer:
         """Every process left of a held command container that exited gets SIGKILL: those of its session (its
         pid: kernel/spawning.py), as the kernel kills every process of a container's PID namespace when its
         first one exits (QA q51 2: a shell's background server lived on, answered, and held the port of the
-        container's next run). Once for each run; a process that left the session (setsid) is left to down."""
+        container's next run). Only the run's own: those carrying its id in their environment (``mark``: the
+        hold request's; processes.run_members), never a process of another session that has the same id (the
+        run's pid handed out again: QA q52 3). A process that left the session (setsid) is left to down.
+
+        A member may fork between a scan and its SIGKILL, so the scan and the kill are repeated until a scan finds
+        none (QA q52 1), at most :data:`KILL_ROUNDS` times here, without a wait: the echo containers are served by
+        this loop. A run with members left after that is tried again at the next call."""
         for cid in list(self.held):
             if cid in self.ended or self.runs(cid):
                 continue
-            self.ended.add(cid)
             _fd, pid, start = self.held[cid]
-            for member in session_members(ProcId(pid, start)):
-                try:
-                    fd = os.pidfd_open(member)
-                except OSError:
-                    continue
-                try:
-                    if session(member) == pid:  # checked with the pidfd open: that very process
-                        signal.pidfd_send_signal(fd, signal.SIGKILL)
-                except OSError:
-                    pass
-                finally:
-                    os.close(fd)
+            if kill_run(ProcId(pid, start), self.marks.get(cid, b"")):
+                self.ended.add(cid)
 
     def exits(self, ids: list) -> Iterator[str]:
         """How each held container named exited: ``X <id> <pid> <start> <wait status>``; nothing for one that
@@ -365,6 +366,28 @@ class EchoServer:
         for log in self.logs.values():
             log.write(f"echo: the lab's echo server stopped: {why}")
             log.flush()
+
+
+def kill_run(leader: ProcId, mark: bytes, rounds: int = KILL_ROUNDS) -> bool:
+    """SIGKILL every process of the run ``leader`` began (processes.run_members), scanning again after each
+    kill until a scan finds none (True) or ``rounds`` are done (False: some may be left)."""
+    for _ in range(rounds):
+        members = run_members(leader, mark)
+        if not members:
+            return True
+        for member in members:
+            try:
+                fd = os.pidfd_open(member)
+            except OSError:
+                continue
+            try:
+                if of_run(member, leader, mark):  # checked with the pidfd open: that very process
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    return False
 
 
 # --- the process ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from netlab.kernel import pidfd, taskstats
 from netlab.kernel import processes as proc
 from netlab.workload import launch, policy
-from netlab.workload.tasks import alive, proc_of
+from netlab.workload.tasks import alive, proc_of, run_mark
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
@@ -64,7 +64,9 @@ def hold_commands(lab: Lab, pods: dict, spawned: list[tuple[str, proc.ProcId, in
             launch.read_launch(launcher, 0)
         elif proc.proc_state(server) == "T":
             return  # stopped by SIGSTOP: it would not answer (the next up replaces it with its containers)
-        launch.hold(lab.name, items)
+        marks = {f"{pod.name}/{c.name}": mark for pod in lab.pods for c in pod.containers
+                 if (mark := run_mark(((pods.get(pod.name) or {}).get("containers") or {}).get(c.name) or {}))}
+        launch.hold(lab.name, items, marks)
     except OSError:
         pass  # no server could be started: how these exit stays unknown, and the containers run all the same
     finally:

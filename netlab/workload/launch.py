@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from netlab.kernel import kill
 from netlab.kernel import processes as proc
@@ -266,12 +266,15 @@ def ask_busy(lab_name: str, request: dict, count: int = 0) -> Answer | None:
     return ask(lab_name, request, count, patience=BUSY_WAIT)
 
 
-def hold(lab_name: str, items: Sequence[tuple[str, proc.ProcId, int]]) -> set[str]:
+def hold(lab_name: str, items: Sequence[tuple[str, proc.ProcId, int]],
+         marks: Mapping[str, str] | None = None) -> set[str]:
     """Hand the lab's server a pidfd of each command container, (id, process, pidfd), to keep while the lab
-    lives, and the name of its log (``<pod>.<container>.log``, the server keeps it under LOG_MAX); the ids it
+    lives, the name of its log (``<pod>.<container>.log``, the server keeps it under LOG_MAX) and its run's
+    environment entry (``marks``: tasks.run_mark; what the server kills once it exits carries it); the ids it
     holds (the pidfds stay the caller's to close)."""
     mine = logs_refused(lab_name) is None  # a logs/ of a user's: the server truncates nothing in it
     request = {"op": "hold", "items": [{"id": cid, "pid": p.pid, "start": p.start,
+                                        **({"mark": marks[cid]} if marks and cid in marks else {}),
                                         **({"log": os.path.basename(log_path(lab_name, *cid.split("/", 1)))}
                                            if mine else {})}
                                        for cid, p, _fd in items]}

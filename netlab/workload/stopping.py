@@ -15,7 +15,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel import kill
 from netlab.kernel import processes as proc
 from netlab.workload import launch
-from netlab.workload.tasks import in_pod_uts, is_echo_thread, proc_of, task_in
+from netlab.workload.tasks import in_pod_uts, is_echo_thread, proc_of, run_mark, task_in
 
 
 def drop_echo(lab_name: str, ids: list[str]) -> list[str]:
@@ -72,18 +72,21 @@ def stop_rest(crec: dict, netns: str) -> None:
     process of its session (its pid: kernel/spawning.py) still in the pod's network namespace, as the kernel
     kills every process of a container's PID namespace when its first one exits, so a server it started in the
     background does not hold the port its next run binds (QA q51 2). A process that left the session (setsid:
-    a daemon) is left to ``down``."""
+    a daemon) is left to ``down``. Only the run's own: each carries its id in its environment (tasks.run_mark),
+    so a process of another session that came to have the same id, the run's pid handed out again (a daemon
+    started with ``netlab exec``), is never stopped (QA q52 3); a record without an id has nothing stopped."""
     p = proc_of(crec)
-    if p is None or is_echo_thread(crec):
+    mark = run_mark(crec)
+    if p is None or is_echo_thread(crec) or mark is None:
         return
     want = proc.ns_identity(nsmod.netns_path(netns))
     if want is None:
         return
 
     def still_ours(pid: int) -> bool:
-        return proc.session(pid) == p.pid and proc.ns_identity(f"/proc/{pid}/ns/net") == want
+        return proc.of_run(pid, p, mark.encode()) and proc.ns_identity(f"/proc/{pid}/ns/net") == want
 
-    members = [pid for pid in proc.session_members(p) if still_ours(pid)]
+    members = [pid for pid in proc.run_members(p, mark.encode()) if still_ours(pid)]
     if members:
         kill.terminate(members, still_ours)
 

@@ -30,6 +30,16 @@ COMMAND_CHANGED = "its command changed"
 STOPPED = "it was stopped"  # ... for one whose process is stopped (SIGSTOP, SIGTSTP)
 
 
+RUN_ENV = "NETLAB_CONTAINER_ID"  # a command container's run: its record's id, in the environment of all it starts
+
+
+def run_mark(crec: dict) -> str | None:
+    """The environment entry (``NETLAB_CONTAINER_ID=<id>``) every process of this run of a command container
+    inherits (lifecycle.py sets it); None for a record without one (an echo container's)."""
+    rid = crec.get("id") if isinstance(crec, dict) else None
+    return f"{RUN_ENV}={rid}" if isinstance(rid, str) and rid else None
+
+
 def proc_of(crec: dict) -> proc.ProcId | None:
     try:
         return proc.ProcId(int(crec["pid"]), int(crec["start"]))

@@ -35,8 +35,9 @@ import secrets
 from netlab.kernel import processes as proc
 from netlab.workload.containers import log_path
 from netlab.workload.stopping import stop_container
+from netlab.workload.tasks import RUN_ENV
 
-ENV = "NETLAB_CONTAINER_ID"
+ENV = RUN_ENV
 START_FAILED = b"netlab: could not start: "  # containers.note_start_error's line: the start failed
 RAN, NEVER, UNKNOWN = "ran", "never", "unknown"  # :func:`evidence`
 

@@ -16,7 +16,8 @@ def test_the_rest_of_an_exited_containers_session_is_killed_and_only_that(tmp_pa
     """The lab's server holds the container's pidfd: once it exits, the processes of its session get SIGKILL;
     a session whose leader's pid is another process's now (reused) is nobody's to kill."""
     flag = tmp_path / "child"
-    main = subprocess.Popen(["sh", "-c", f"sleep 60 & echo $! > {flag}; exec sleep 60"], start_new_session=True)
+    main = subprocess.Popen(["sh", "-c", f"sleep 60 & echo $! > {flag}; exec sleep 60"], start_new_session=True,
+                            env={**os.environ, "NETLAB_CONTAINER_ID": "ab" * 16})
     other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # another container's: left alone
     try:
         while not flag.exists() or not flag.read_text().strip():
@@ -27,7 +28,8 @@ def test_the_rest_of_an_exited_containers_session_is_killed_and_only_that(tmp_pa
         assert proc.session_members(proc.ProcId(main.pid, leader.start + 1)) == []  # not that process: none
         server = EchoServer(EchoLoop(), None)
         fd = os.pidfd_open(main.pid)
-        assert list(server.hold([{"id": "p/main", "pid": main.pid, "start": leader.start}], [fd])) == ["K p/main"]
+        assert list(server.hold([{"id": "p/main", "pid": main.pid, "start": leader.start,
+                                 "mark": "NETLAB_CONTAINER_ID=" + "ab" * 16}], [fd])) == ["K p/main"]
         server.end_exited()
         assert proc.running(child)  # its container runs: its processes too
         main.kill()
