@@ -36,7 +36,7 @@ from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.cni.edited import lab_netns_gone, netns_gone, repair_command
 from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
-from netlab.trace import inputdrop, nodeport, policy as tpolicy, policyrules, refusal, targets
+from netlab.trace import inputdrop, nodeport, policy as tpolicy, policyrules, refusal, rejectanswer, targets
 from netlab.trace.crossed import crossed
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
@@ -170,10 +170,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         else:
             flow = Flow(proto, sent.src, dst.ip, sent.sport, port)
         fwd = walk(kernel, lm, src.netns, flow, size=size + 28 if size else 0)  # + IP and ICMP headers
-        back: Walk | None = None
+        back: Walk | None = rejectanswer.walk_answer(kernel, lm, lab, fwd, sent.refused)  # a REJECT's on the way
         arrived = fwd.end_netns if fwd.outcome == "delivered" and fwd.final is not None else None  # where, if it was
-        if arrived and fwd.final is not None:
-            # An echo reply is as big as its request: it meets the same MTUs on the way back.
+        if arrived and fwd.final is not None:  # an echo reply is as big as its request: the same MTUs on the way back
             back = walk(kernel, lm, arrived, fwd.final.reversed(), role="reply", direction="reply",
                         size=size + 28 if size else 0)
         # The kernel it arrived at refused it (a reset, a port unreachable): the sockets it has. A datagram to a
@@ -208,8 +207,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                          arp)
     bverdict: Verdict | None = None
     expected = reply_expected(lab, proto, question is not None, arrived, fwd.final)
-    if back is not None and not sent.reply and not_arrived(fwd):
-        back = None  # the request never reached the destination: no reply left it, and there is no path to show
+    if back is not None and not sent.reply and not sent.refused and not_arrived(fwd):
+        back = None  # the request never reached the destination and nothing answered it: no path to show
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
         bverdict = _impaired(losses, _firewall(kernel, explain(back, lab=lab.name), back.hops, lm), back.hops,
@@ -261,6 +260,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
     elif (sent.refused or sent.rejected) and not result.verdict.delivered:  # on the way: kube-proxy's REJECT
         result.refused = refusal.rejected(result.verdict, fwd.hops)
+    rejectanswer.start_rows(result)
     if down is not None:
         _says_down(result, arrived, down, repair_way(lab.name, lm.repair))
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]

@@ -1,0 +1,74 @@
+"""A REJECT's ICMP answer to a UDP datagram, walked back as the reply, checked with tcpdump on a real lab (root).
+
+A NetworkPolicy's REJECT in the node's FORWARD (icmp-port-unreachable for UDP) and kube-proxy's REJECT of a nodePort
+without endpoints answer in the name of the address the datagram was for; conntrack relates the ICMP error to the
+flow and it goes back the reply's way to the client, whose tcpdump sees it. trace showed no reply rows at all (the
+TCP reset of the same REJECT had them) (qa-q54 #2).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import ipv4_of, lab_up, traced, unique_lab, write_topology
+from test_trace_kernel_ways_live import tcpdump
+
+pytestmark = pytest.mark.root
+
+TOPOLOGY = """name: {lab}
+nodes: [{{name: n1}}, {{name: n2}}]
+pods:
+  - {{name: a, node: n1}}
+  - {{name: c, node: n2, labels: {{app: web}}}}
+  - {{name: d, node: n2}}
+services:
+  - {{name: none, type: NodePort, selector: {{app: nothing}}, ports: [{{port: 54, protocol: UDP, nodePort: 30054}}]}}
+networkPolicies:
+  - {{name: deny-web, spec: {{podSelector: {{matchLabels: {{app: web}}}}, policyTypes: [Ingress]}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    name = unique_lab("tra")
+    path = write_topology(tmp_path_factory.mktemp(name), TOPOLOGY.format(lab=name), f"{name}.yaml")
+    with lab_up(path, name):
+        yield name
+
+
+def _answered(d: dict, client: str, words: str) -> list[dict]:
+    """The reply rows: the REJECT's row first, every row a capture watches seen, the last one the client's."""
+    rows = d["reply_hops"]
+    assert rows and rows[0]["kind"] == "reject", [(h["index"], h["kind"], h["decision"][:60]) for h in rows]
+    watched = [h for h in rows if h["observe"] is not None]
+    assert watched and all(h["seen"] for h in watched), [(h["index"], h["netns"], h["device"], h["seen"])
+                                                         for h in watched]
+    last = rows[-1]
+    assert (last["netns"], last["kind"]) == (client, "deliver") and words in last["evidence"], last
+    assert last["facts"]["icmp_error"] == "destination unreachable: port unreachable"
+    assert d["reply_lost"] is None and not d["delivered"] and d["reply"] == "error: Connection refused"
+    return rows
+
+
+@pytest.mark.parametrize("client", ["a", "d"])  # across the VXLAN overlay, and a pod of the same node (bridged)
+def test_a_policy_rejects_port_unreachable_is_walked_back_to_the_client(lab, client):
+    c = ipv4_of(f"{lab}-c", "eth0")
+    with tcpdump(f"{lab}-{client}", "eth0", "icmp") as seen:
+        rc, d = traced(lab, client, "c", "--proto", "udp", "--port", "5353")
+    assert rc == 1, d["lost"]
+    assert any(f"ICMP {c} udp port 5353 unreachable" in line for line in seen), seen  # the kernel's own view
+    rows = _answered(d, f"{lab}-{client}", f"ICMP {c} udp port 5353 unreachable")
+    assert rows[0]["decision"].startswith(f"the REJECT at hop {d['lost']['hop']} answers the request with an ICMP "
+                                          "port unreachable"), rows[0]["decision"]
+
+
+def test_kube_proxys_no_endpoint_reject_is_walked_back_to_the_client(lab):
+    with tcpdump(f"{lab}-a", "eth0", "icmp") as seen:
+        rc, d = traced(lab, "a", "n2", "--proto", "udp", "--port", "30054")
+    n2 = ipv4_of(f"{lab}-n2", "eth0")
+    assert rc == 1 and d["refused"] and "has no endpoints" in d["refused"], d["lost"]
+    assert any(f"{n2} > " in line and "udp port 30054 unreachable" in line for line in seen), seen
+    rows = _answered(d, f"{lab}-a", f"ICMP {n2} udp port 30054 unreachable")
+    assert rows[0]["decision"].startswith(f"kube-proxy's REJECT at hop {d['lost']['hop']} answers the request with "
+                                          "an ICMP port unreachable"), rows[0]["decision"]
+    assert (rows[1]["netns"], rows[1]["device"]) == (f"{lab}-n2", "eth0")  # it leaves n2 by eth0
