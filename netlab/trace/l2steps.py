@@ -65,7 +65,7 @@ class L2Steps(WalkParts):
         if mv is not None:  # macvlansteps.py
             why = f"no ARP answer for {ip} on {dev} ({state}): {mv}"
         fix = self.lab.planned_neigh.get((ns, dev, ip))
-        blocked = self._arp_blocked(ns, dev, link, ip)
+        blocked = self._arp_blocked(ns, dev, link, ip) or (self._vepa_arp(ns, link, ip) if n is not None else None)
         if blocked is not None:  # the ARP request died at a bridge port: the one it came in by, or the target's
             why, fix = f"no ARP answer for {ip} on {dev} ({state}): {blocked[0]}", blocked[1]
         self.rows.add(ns, dev, "neigh", f"ARP entry for {whose}: {state}", [cmd], self._obs(ns, dev, "out"),

@@ -13,6 +13,7 @@ against, so trace stops there and says so.
 from __future__ import annotations
 
 from netlab.trace.facts import LinkFacts
+from netlab.trace.faults import Reason
 from netlab.trace.hops import Walk
 from netlab.trace.states import FrameIn, State
 from netlab.trace.walkparts import WalkParts
@@ -96,6 +97,33 @@ class MacvlanSteps(WalkParts):
                 f"macvlan child cannot reach it (the driver sends its frames, ARP requests too, out of {lower.name} "
                 f"onto the wire, never up into {lower_ns}, and the wire does not send them back); a node reaches its "
                 f"pods, and they it, through a macvlan of its own on {lower.name} holding an address")
+
+    def _vepa_arp(self, ns: str, link: LinkFacts, ip: str) -> Reason | None:
+        """Why a vepa-mode macvlan child's ARP request for a sibling child of its lower device gets no answer: the
+        driver sends every frame of a vepa child, broadcasts too, out of the lower device onto its wire
+        (macvlan_queue_xmit), for the switch there to send back (a reflective relay); a Linux bridge sends a frame
+        back out of the port it came in by only in hairpin mode (br_forward: should_deliver), and the sibling
+        never sees the request. With hairpin on, the reflected broadcast comes in on the lower device and the
+        driver hands it to its other vepa and bridge children (macvlan_handle_frame), which answer."""
+        found = self._lower_of(ns, link) if link.kind == "macvlan" and link.mode == "vepa" else None
+        if found is None:
+            return None
+        lower_ns, lower = found
+        sibling = next(((cns, c) for cns, c in self._children(lower_ns, lower, "macvlan")
+                        if (cns, c.name) != (ns, link.name) and any(a.split("/")[0] == ip for a in c.addresses)),
+                       None)
+        peer = self.lab.peers.get((lower_ns, lower.name))
+        port = self.k.links(peer[0]).get(peer[1]) if peer is not None and sibling is not None else None
+        bridge = self.k.links(peer[0]).get(port.master) if peer is not None and port and port.master else None
+        if sibling is None or peer is None or port is None or bridge is None or bridge.kind != "bridge" \
+                or port.hairpin is not False:
+            return None
+        node = self.lab.where(lower_ns).split()[-1]
+        return (f"{ip} is {self.lab.where(sibling[0])}'s {sibling[1].name}, a macvlan of {node}'s {lower.name} "
+                f"too; in vepa mode the driver sends every frame, this ARP request too, out of {lower.name} onto its "
+                f"wire for the switch to send back, and bridge {bridge.name} in {peer[0]} sends no frame back out of "
+                f"{peer[1]}, the port it came in by ({lower.name}'s veth peer): it does only in hairpin mode, off on "
+                f"{peer[1]}", f"bridge -n {peer[0]} link set dev {peer[1]} hairpin on")
 
     def _child_in(self, ns: str, dev: str, mac: str) -> FrameIn | None:
         """A frame from the wire on a lower device, for the MAC of one of its macvlan children: that child's."""

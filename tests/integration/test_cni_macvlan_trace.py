@@ -10,6 +10,7 @@ address on a pod's eth0, the ping gets no ARP answer, and trace says why.
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -63,3 +64,42 @@ def test_two_macvlan_pods_of_a_node_are_traced_through_the_driver(labs, tmp_path
     assert "a macvlan child cannot reach it" in d["hops"][-1]["problem"], d["hops"][-1]
     netlab("down", "--lab", lab)
     assert not lab_namespaces(lab)
+
+
+def test_vepa_pods_of_a_node_get_no_arp_answer_without_hairpin_on_the_underlay_port(labs, tmp_path):
+    """vepa mode: the driver sends every frame of a child, the ARP request for a sibling child too, out of n1's eth0
+    for the switch to send back; the underlay's br0 sends no frame back out of the port it came in by unless that
+    port is in hairpin mode. trace blamed "nothing on that link answers for 10.244.0.3 (b)" (qa-q54 #3)."""
+    from netlab.api import load
+
+    vepa = json.loads(json.dumps(CONFLIST))
+    vepa["plugins"][0]["mode"] = "vepa"
+    (tmp_path / "mv.conflist").write_text(json.dumps(vepa))
+    lab = labs.name("mv")
+    path, _ = labs.up(_topology(lab))
+    model = load(path).lab
+    a, b, underlay, b_ip = f"{lab}-a", f"{lab}-b", f"{lab}-underlay", str(model.pod("b").ip)
+    a_ip = str(model.pod("a").ip)
+    # n1's eth0's veth peer: the underlay's port whose ifindex n1's eth0 names as its link
+    [eth0] = ip_json("link", "show", "eth0", netns=f"{lab}-n1")
+    [port] = [lk["ifname"] for lk in ip_json("link", "show", netns=underlay) if lk["ifindex"] == eth0["link_index"]]
+    [info] = ip_json("-d", "link", "show", "dev", port, netns=underlay)
+    assert info["linkinfo"]["info_slave_data"]["hairpin"] is False, info
+    assert in_netns(a, "ping", "-c1", "-W1", b_ip, check=False).returncode != 0
+    proc = netlab("trace", "--lab", lab, "a", "b", "-o", "json", check=False, timeout=60)
+    assert not [n for n in ip_json("neigh", "show", a_ip, netns=b) if n.get("lladdr")]  # b never heard a's ARP
+    d = json.loads(proc.stdout)
+    assert proc.returncode == 1 and not d["delivered"], proc.stdout
+    last = d["hops"][-1]
+    assert (last["netns"], last["kind"]) == (a, "neigh") and d["lost"]["hop"] == last["index"], last
+    assert "nothing on that link answers" not in last["problem"], last["problem"]
+    assert f"{b_ip} is pod b's eth0, a macvlan of n1's eth0 too; in vepa mode" in last["problem"], last["problem"]
+    assert f"bridge br0 in {underlay} sends no frame back out of {port}, the port it came in by" in last["problem"]
+    assert d["lost"]["fix"] == f"bridge -n {underlay} link set dev {port} hairpin on", d["lost"]
+    text = netlab("trace", "--lab", lab, "a", "b", check=False, timeout=60).stdout
+    assert "which repairs the lab" not in text, text  # up turns the underlay's hairpin off again: no repair
+    # the fix, as trace words it: the bridge sends the request back, b answers, the ping gets through
+    subprocess.run(d["lost"]["fix"].split(), check=True, timeout=10)
+    assert in_netns(a, "ping", "-c1", "-W2", b_ip, check=False).returncode == 0
+    # b heard a's ARP request now (its kernel keeps an entry for the asker), which it never did before
+    assert [n for n in ip_json("neigh", "show", a_ip, netns=b) if n.get("lladdr")], ip_json("neigh", netns=b)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from netlab.trace.faults import up_repairs
 from netlab.trace.flow import Flow
 from netlab.trace.walk import walk
 from test_trace_walk import world  # noqa: F401  (the fixture)
@@ -57,3 +58,26 @@ def test_a_macvlans_arp_for_its_nodes_own_address_is_explained(world):  # noqa: 
     k.addrs[("demo-fedora-1", "eth0")] = [*k.addrs[("demo-fedora-1", "eth0")], "192.168.122.99/24"]  # on-link
     w = walk(k, m, "demo-fedora-1", Flow.icmp("10.244.0.2", node_ip, 7))
     assert w.outcome == "stopped" and "a macvlan child cannot reach it" in w.reason, w.reason
+
+
+def test_a_vepa_macvlans_arp_for_a_sibling_names_the_underlay_ports_hairpin(world):  # noqa: F811
+    """vepa: the ARP request for a sibling child leaves by the node's eth0 too, and the underlay's bridge sends
+    nothing back out of the port it came in by without hairpin: that is why no answer comes, and its fix (trace
+    said "nothing on that link answers for 10.244.0.3", qa-q54 #3)."""
+    lab, m, k = world
+    _macvlans(lab, m, k, mode="vepa")
+    k.no_neigh[("demo-fedora-1", "eth0", "10.244.0.3")] = "INCOMPLETE"
+    port = m.peers[("demo-minikube", "eth0")]
+    w = walk(k, m, "demo-fedora-1", Flow.icmp("10.244.0.2", "10.244.0.3", 7))
+    last = w.hops[-1]
+    assert w.outcome == "stopped" and (last.netns, last.kind) == ("demo-fedora-1", "neigh"), w.reason
+    assert "nothing on that link answers" not in last.problem, last.problem
+    assert ("10.244.0.3 is pod fedora-3's eth0, a macvlan of minikube's eth0 too; in vepa mode the driver sends every "
+            "frame, this ARP request too, out of eth0") in last.problem, last.problem
+    assert f"sends no frame back out of {port[1]}, the port it came in by (eth0's veth peer)" in last.problem
+    assert last.fix == f"bridge -n {port[0]} link set dev {port[1]} hairpin on"
+    assert not up_repairs(last.fix)  # the plan keeps the underlay's ports without hairpin: `up` turns it off again
+    # hairpin on: the request comes back and the sibling answers; an unanswered one is not this port's doing
+    k._links[port[0]][port[1]] = replace(k._links[port[0]][port[1]], hairpin=True)
+    last = walk(k, m, "demo-fedora-1", Flow.icmp("10.244.0.2", "10.244.0.3", 7)).hops[-1]
+    assert "hairpin" not in last.problem and last.fix != f"bridge -n {port[0]} link set dev {port[1]} hairpin on"
