@@ -250,7 +250,6 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.dns["answer"] = dns.answer(sent.reply_data, query_id)
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
-    result.impairments = _on_path(lab, result)
     result.repair, result.listener = lm.repair, listening
     result.notes = targets.terminated_notes(lab, src, dst)  # a Completed/Error pod: nothing of it runs there (probe)
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
@@ -261,6 +260,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     elif (sent.refused or sent.rejected) and not result.verdict.delivered:  # on the way: kube-proxy's REJECT
         result.refused = refusal.rejected(result.verdict, fwd.hops)
     rejectanswer.start_rows(result)
+    result.impairments = _on_path(lab, result)  # once the REJECT's rows are in
     if down is not None:
         _says_down(result, arrived, down, repair_way(lab.name, lm.repair))
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]

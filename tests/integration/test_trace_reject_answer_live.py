@@ -72,3 +72,25 @@ def test_kube_proxys_no_endpoint_reject_is_walked_back_to_the_client(lab):
     assert rows[0]["decision"].startswith(f"kube-proxy's REJECT at hop {d['lost']['hop']} answers the request with "
                                           "an ICMP port unreachable"), rows[0]["decision"]
     assert (rows[1]["netns"], rows[1]["device"]) == (f"{lab}-n2", "eth0")  # it leaves n2 by eth0
+
+
+def test_the_impairment_note_names_only_devices_the_packets_left_by(lab):
+    """n2's FORWARD REJECT drops the datagram after n2's route picked cni0: it never reaches cni0's queue (tcpdump
+    there sees nothing), so cni0's impairment is not on its path (qa-q54 #4); the ICMP answer leaves by n2's eth0
+    and n1's cni0, whose impairments it is (with the rows of the answer, qa-q54 #2)."""
+    from helpers import netlab
+
+    for target in ("n2:cni0", "n2:eth0", "n1:cni0"):
+        netlab("impair", "--lab", lab, target, "--rate", "30mbit")
+    try:
+        with tcpdump(f"{lab}-n2", "cni0", "udp port 5353") as seen:
+            rc, d = traced(lab, "a", "c", "--proto", "udp", "--port", "5353")
+        assert rc == 1 and seen == [], seen  # never on n2's cni0
+        on = [(i["target"], i["direction"]) for i in d["impairments"]]
+        assert on == [("n2:eth0", "reply"), ("n1:cni0", "reply")], d["impairments"]
+        rc, d = traced(lab, "a", "n2", "--proto", "udp", "--port", "30054")
+        assert [(i["target"], i["direction"]) for i in d["impairments"]] == [("n2:eth0", "reply"),
+                                                                             ("n1:cni0", "reply")], d["impairments"]
+    finally:
+        for target in ("n2:cni0", "n2:eth0", "n1:cni0"):
+            netlab("impair", "--lab", lab, target, "--clear", check=False)

@@ -60,3 +60,16 @@ def test_a_packet_lost_on_the_way_crossed_no_row_after_the_one_it_was_lost_at():
     assert crossed(None, None) == []
     _, rep = _walks([], [None] * 4)  # nothing captured there, and no request arrived: no answer passed anything
     assert crossed(rep, None, answered=False) == []
+
+
+def test_a_packet_netfilter_dropped_in_a_namespace_never_left_by_the_device_its_route_picked():
+    """QA q54 #4: a policy's REJECT in n1's FORWARD dropped the packet after n1's route picked the port to web
+    (row 3, out on veth-w, NOT SEEN): the note named veth-w's impairment, whose queue the packet never reached
+    (tcpdump there saw nothing). The kernel routes, then runs FORWARD and POSTROUTING, then sends."""
+    fwd, _ = _walks([True, True, False, False], [])
+    reject = Hop(netns="q48-n1", where="q48-n1", device="veth-w", kind="drop", decision="FORWARD → REJECT",
+                 direction="forward", index=4, facts={"dropped_here": True})
+    fwd.hops.insert(3, reject)
+    assert [h.index for h in crossed(fwd, Verdict(False, 3, "dropped by policy"))] == [1, 2, 4]
+    # lost at that row by anything else (netem's loss at the device's queue, a full queue): it did reach it
+    assert [h.index for h in crossed(fwd, Verdict(False, 2, "lost"))] == [1, 2, 3]
