@@ -22,7 +22,9 @@ from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK
                                 IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO,
                                 IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PROTINFO, IFLA_TXQLEN, IFLA_VXLAN_ID,
                                 IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT,
-                                IFLA_VXLAN_TTL, INET_CONF, NDA_DST, NDA_LLADDR, NDA_MASTER, NDMSG, OPERSTATES, RTA_DST,
+                                IFLA_VXLAN_TTL, INET_CONF, NDA_CACHEINFO, NDA_DST, NDA_LLADDR, NDA_MASTER,
+                                NDA_PROBES,
+                                NDMSG, OPERSTATES, RTA_DST,
                                 RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE,
                                 RTM_F_CLONED, RTMSG, link_dump)
 
@@ -83,6 +85,11 @@ class NeighMsg:
     state: int
     flags: int
     master: int | None
+    # NDA_CACHEINFO's ages in USER_HZ ticks (`ip -s neigh`'s "used A/B/C"): since a packet was last sent through the
+    # entry (neigh->used, also set as it is made), and since it was last written (neigh->updated)
+    used: int | None = None
+    updated: int | None = None
+    probes: int | None = None  # NDA_PROBES: the ARP requests sent for it (none for an entry made by hand)
 
 
 @dataclass(frozen=True)
@@ -208,8 +215,11 @@ def parse_routes(msgs: Iterable[Msg]) -> list[RouteMsg]:
 def parse_neigh(m: Msg) -> NeighMsg:
     family, index, state, flags, _type = NDMSG.unpack_from(m.body)
     a = attrs(m.body, NDMSG.size)
+    ci = a.get(NDA_CACHEINFO)
+    _confirmed, used, updated, _refcnt = struct.unpack_from("=IIII", ci) if ci and len(ci) >= 16 else (None,) * 4
     return NeighMsg(family=family, index=index, dst=get_ipv4(a, NDA_DST), lladdr=get_mac(a, NDA_LLADDR),
-                    state=state, flags=flags, master=get_u32(a, NDA_MASTER))
+                    state=state, flags=flags, master=get_u32(a, NDA_MASTER), used=used, updated=updated,
+                    probes=get_u32(a, NDA_PROBES))
 
 
 def parse_rule(m: Msg) -> RuleMsg:

@@ -111,9 +111,10 @@ class ArrivalSteps(WalkParts):
             hop = ans.gateway or self.flow.dst
             read = getattr(self.k, "neigh_state_before", None)  # the entry before the packet (arpstory.py)
             before = read(ns, bridge, hop) if read else None
-            out = self._obs(ns, bridge, "out") if bridgeddnat.through_device(before) else None
+            cached = getattr(self.k, "neigh_header_before", lambda *_: True)(ns, bridge, hop)  # built on first use
+            out = self._obs(ns, bridge, "out") if bridgeddnat.through_device(before, cached) else None
             self._unseen = (ns, bridge)  # no route, ARP or bridge-port row of it there shows on the bridge device
-            text, facts = bridgeddnat.words(bridge, self._port_in, self.lab.name_ip(hop), before)
+            text, facts = bridgeddnat.words(bridge, self._port_in, self.lab.name_ip(hop), before, cached)
             return self.rows.row(ns, bridge, "bridge", f"dst MAC is {bridge}'s own, but {text}; {brnf.switched(True)}",
                                  [brnf.command(ns), f"ip -n {ns} neigh show {hop} dev {bridge}"], out, **facts)
         if new is not None and seen is not None:

@@ -253,6 +253,24 @@ class LiveKernel(KernelTables):
         n = next((n for n in self._neigh_before[netns] if n.index == link.index and n.dst == ip), None)
         return nud_state(n.state) if n is not None else "no entry"
 
+    def neigh_header_before(self, netns: str, dev: str, ip: str) -> bool | None:
+        """Whether the entry for ``ip`` on ``dev`` held a cached Ethernet header before the packet, as far as can be
+        known (the kernel does not show it; the first packet sent through an entry builds it, neigh_hh_init):
+        True when a packet was sent through it since it was last written (its ``used`` age below its
+        ``updated`` one), or it was resolved by ARP then (the packet that waited for the answer went through it);
+        False when nothing was since it was made by hand (no ARP request, ``used`` set as it was made: a fresh
+        static entry); None when not known (used before a later rewrite, which keeps a cached header; no entry)."""
+        link = self.links(netns).get(dev)
+        n = next((n for n in self._neigh_before.get(netns, []) if link is not None and n.index == link.index
+                  and n.dst == ip), None)
+        if n is None or n.used is None or n.updated is None:
+            return None
+        if n.used < n.updated:
+            return True
+        if n.used - n.updated > 1:
+            return None
+        return bool(n.probes)
+
     def neighbours(self, netns: str) -> list[dict[str, Any]]:
         out = []
         for n in self._neigh_dump(netns):

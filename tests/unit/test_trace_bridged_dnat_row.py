@@ -31,15 +31,20 @@ class BeforeKernel(FakeKernel):
     """The fake kernel with web-1's entry on node-1's cni0 as it was before the packet (None: not read)."""
 
     before: str | None = "REACHABLE"
+    header: bool | None = True  # whether the entry held its cached Ethernet header (kernel.neigh_header_before)
 
     def neigh_state_before(self, netns, dev, ip):
         return self.before if (netns, dev, ip) == ("svc-node-1", "cni0", WEB_1) else "REACHABLE"
 
+    def neigh_header_before(self, netns, dev, ip):
+        return self.header if (netns, dev, ip) == ("svc-node-1", "cni0", WEB_1) else True
 
-def bridge_row(before: str | None):
+
+def bridge_row(before: str | None, header: bool | None = True):
     lab = lab_from((ROOT / "topologies/services.yaml").read_text())
     plan = build_plan(lab)
     k = BeforeKernel(lab, plan)
+    k.header = header
     if before is not None:
         k.before = before
     else:
@@ -54,8 +59,9 @@ def bridge_row(before: str | None):
 def test_with_a_connected_entry_the_frame_is_switched_straight_on_and_never_seen_on_cni0():
     row = bridge_row("REACHABLE")
     assert row.observe is None
-    assert ("the ARP entry for 10.244.0.2 (web-1) was REACHABLE before the packet, so br_netfilter writes its cached "
-            "Ethernet header on the frame and the bridge switches it straight on from port ") in row.decision
+    assert ("the ARP entry for 10.244.0.2 (web-1) was REACHABLE before the packet, and a packet was sent through it "
+            "since it was written, so br_netfilter writes its cached Ethernet header on the frame and the bridge "
+            "switches it straight on from port ") in row.decision
     assert "(never seen on cni0 itself)" in row.decision, row.decision
     assert row.facts["bridged_dnat_via"] == "port" and row.facts["neigh_before"] == "REACHABLE"
     assert "ip -n svc-node-1 neigh show 10.244.0.2 dev cni0" in row.commands
@@ -88,3 +94,62 @@ def test_not_knowing_the_entry_before_the_row_names_both_ways():
     assert "switched straight back from port " in row.decision and "when the ARP entry for 10.244.0.2 (web-1) is " \
         "resolved (never seen on cni0 itself), else through that entry's output on cni0 (seen leaving cni0)" \
         in row.decision, row.decision
+
+
+@pytest.mark.parametrize("before", ["PERMANENT", "REACHABLE"])
+def test_a_connected_entry_nothing_was_sent_through_has_no_cached_header_and_goes_out_through_cni0(before):
+    """qa-q54 #1: `ip neigh add ... nud permanent` (or reachable) makes a connected entry with no cached header
+    yet (the first packet through it builds it): br_nf_pre_routing_finish_bridge hands the frame to the entry's
+    output on cni0, where tcpdump sees it. The row said "switched straight on ... never seen on cni0"."""
+    row = bridge_row(before, header=False)
+    assert "never seen on cni0" not in row.decision, row.decision
+    assert (f"the ARP entry for 10.244.0.2 (web-1) was {before} before the packet, but nothing was sent through it "
+            "since it was made, so it has no cached Ethernet header yet") in row.decision, row.decision
+    assert row.facts["bridged_dnat_via"] == "cni0" and row.facts["neigh_before"] == before
+    o = row.observe
+    assert o is not None and (o.netns, o.ifname, o.direction, o.flow) == ("svc-node-1", "cni0", "out", DNATED)
+
+
+def test_a_connected_entry_whose_header_cannot_be_told_names_both_ways():
+    row = bridge_row("PERMANENT", header=None)
+    assert row.observe is None and "bridged_dnat_via" not in row.facts and row.facts["neigh_before"] == "PERMANENT"
+    assert "br_netfilter writes its cached Ethernet header on the frame and the bridge switches it straight on from " \
+        "port " in row.decision and "(never seen on cni0 itself), else (no header cached yet) it hands the frame to " \
+        "the entry's output on cni0, which caches it (seen leaving cni0): the kernel does not show which" \
+        in row.decision, row.decision
+
+
+@pytest.mark.parametrize("used, updated, probes, header", [
+    (100, 100, 0, False),  # made by hand, nothing sent through since (used is set as the entry is made)
+    (101, 100, 0, False),  # the same, the write a tick after the making
+    (5, 100, 0, True),  # sent through since it was written
+    (100, 100, 3, True),  # resolved by ARP: the packet that waited for the answer went through it
+    (900, 100, 3, None),  # used before a later rewrite (which keeps a cached header): not known
+])
+def test_the_entrys_ages_say_whether_it_holds_a_cached_header(monkeypatch, used, updated, probes, header):
+    from types import SimpleNamespace
+
+    from netlab.kernel.rtnl_parse import NeighMsg
+    from netlab.trace.kernel import LiveKernel
+
+    k = LiveKernel()
+    monkeypatch.setattr(k, "links", lambda ns: {"cni0": SimpleNamespace(index=4)})
+    k.neighbours_before("n1", [NeighMsg(2, 4, WEB_1, "aa:bb:cc:dd:ee:ff", 0x80, 0, None, used, updated, probes)])
+    assert k.neigh_header_before("n1", "cni0", WEB_1) is header
+    assert k.neigh_header_before("n1", "cni0", "10.244.0.9") is None  # no entry
+
+
+def test_a_neighbour_dumps_ages_and_probes_are_read():
+    """NDA_CACHEINFO (confirmed, used, updated, refcnt: `ip -s neigh`'s used A/B/C) and NDA_PROBES."""
+    import struct
+
+    from netlab.kernel import rtnl
+    from netlab.kernel.netlink import Msg, attr, ipv4, u32
+    from netlab.kernel.rtnl_parse import parse_neigh
+
+    body = rtnl.NDMSG.pack(rtnl.AF_INET, 4, rtnl.NUD_PERMANENT, 0, 0) + ipv4(rtnl.NDA_DST, WEB_1) + \
+        attr(rtnl.NDA_CACHEINFO, struct.pack("=IIII", 7, 120, 130, 1)) + u32(rtnl.NDA_PROBES, 0)
+    n = parse_neigh(Msg(28, 0, 0, body))
+    assert (n.dst, n.used, n.updated, n.probes) == (WEB_1, 120, 130, 0)
+    bare = parse_neigh(Msg(28, 0, 0, rtnl.NDMSG.pack(rtnl.AF_INET, 4, rtnl.NUD_PERMANENT, 0, 0)))
+    assert (bare.used, bare.updated, bare.probes) == (None, None, None)
