@@ -106,15 +106,21 @@ def _walk(fd: int, where: str, names: list[str], create: bool, mode: int) -> int
 def problem(lab: str, names: list[str]) -> Refused | None:
     """Why the lab's folder ``names`` may not be written in (a folder on the way is a symlink, another mount, not
     a folder): the :class:`Refused`; None when it may (or it, or the lab's folder, is not there)."""
-    try:
-        fd = open_dir(lab, names, create=False)
-    except Refused as exc:
-        return exc
-    except OSError:
-        return None
+    fd, refused = _opened(lab, names)
     if fd is not None:
         os.close(fd)
-    return None
+    return refused
+
+
+def _opened(lab: str, names: list[str]) -> tuple[int | None, Refused | None]:
+    """The lab's folder ``names`` opened as :func:`open_dir` opens it, not made: (fd, None); (None, why) when it is
+    refused; (None, None) when it (or the lab's folder) is not there or cannot be opened."""
+    try:
+        return open_dir(lab, names, create=False), None
+    except Refused as exc:
+        return None, exc
+    except OSError:
+        return None, None
 
 
 def open_file(path: str, flags: int, mode: int = 0o600, dir_mode: int = 0o700) -> int:
@@ -171,14 +177,9 @@ def tree_problem(lab: str, names: list[str]) -> Refused | None:
     """:func:`problem` for the lab's folder ``names`` and everything below it: a symlink anywhere in it (to a file
     too: a program netlab runs there, CNI's host-local, follows one as it writes its leases) or a folder on another
     mount; None when there is none (or the folder is not there)."""
-    try:
-        fd = open_dir(lab, names, create=False)
-    except Refused as exc:
-        return exc
-    except OSError:
-        return None
+    fd, refused = _opened(lab, names)
     if fd is None:
-        return None
+        return refused
     from netlab.realize import state_dir
 
     try:
