@@ -131,17 +131,22 @@ def _pcap(payloads: list[bytes]) -> bytes:
     return out
 
 
+def tcpdump_says(path, payloads: list[bytes]) -> list[str]:
+    """What the installed ``tcpdump -nn -vvv`` prints of each payload (written to ``path`` by :func:`_pcap`), after
+    the addresses and ports and its checksum word."""
+    path.write_bytes(_pcap(payloads))
+    text = subprocess.run(["tcpdump", "-nn", "-vvv", "-r", str(path)], capture_output=True, text=True,
+                          check=True).stdout
+    return [re.sub(r"^\[(no cksum|udp sum ok)\] ", "", line.split(".53 > 10.244.0.3.40000: ", 1)[1])
+            for line in text.splitlines() if ".53 > 10.244.0.3.40000: " in line]
+
+
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed (scripts/setup.sh does)")
 def test_every_cut_of_twelve_messages_reads_as_the_installed_tcpdump_reads_it(tmp_path):
     plain = (ASKED, NXDOMAIN, SRV, PTR, CNAME, AAAA, MX, ASKING, EDNS, TXT, DNS(COOKIE),
              DNS(COOKIE[:2] + H("8180") + COOKIE[4:]))  # the server's answer, with no answer, its cookie
     messages = [bytes(m) for m in plain] + [bytes(dns_compress(m)) for m in plain]
     cuts = [m[:n] for m in messages for n in range(12, len(m) + 1)] + [m for m, _ in CASES]
-    path = tmp_path / "cuts.pcap"
-    path.write_bytes(_pcap(cuts))
-    text = subprocess.run(["tcpdump", "-nn", "-vvv", "-r", str(path)], capture_output=True, text=True,
-                          check=True).stdout
-    said = [re.sub(r"^\[(no cksum|udp sum ok)\] ", "", line.split(".53 > 10.244.0.3.40000: ", 1)[1])
-            for line in text.splitlines() if ".53 > 10.244.0.3.40000: " in line]
+    said = tcpdump_says(tmp_path / "cuts.pcap", cuts)
     assert len(said) == len(cuts)
     assert [dns_words(m) for m in cuts] == said

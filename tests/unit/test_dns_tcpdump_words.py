@@ -12,13 +12,11 @@ rcode (BadVers) and a response's `, q:` between its questions were not said; the
 
 from __future__ import annotations
 
-import re
 import shutil
 import struct
-import subprocess
 
 import pytest
-from test_dns_cut_short import _pcap
+from test_dns_cut_short import tcpdump_says
 
 from netlab.trace.tcpdump import dns_words
 
@@ -113,11 +111,6 @@ def _sweep() -> list[bytes]:
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed (scripts/setup.sh does)")
 def test_the_cases_and_a_sweep_of_types_classes_and_rcodes_read_as_the_installed_tcpdump_reads_them(tmp_path):
     messages = [m for m, _ in CASES] + _sweep()
-    path = tmp_path / "sweep.pcap"
-    path.write_bytes(_pcap(messages))
-    text = subprocess.run(["tcpdump", "-nn", "-vvv", "-r", str(path)], capture_output=True, text=True,
-                          check=True).stdout
-    said = [re.sub(r"^\[(no cksum|udp sum ok)\] ", "", line.split(".53 > 10.244.0.3.40000: ", 1)[1])
-            for line in text.splitlines() if ".53 > 10.244.0.3.40000: " in line]
+    said = tcpdump_says(tmp_path / "sweep.pcap", messages)
     assert len(said) == len(messages)
     assert [dns_words(m) for m in messages] == said
