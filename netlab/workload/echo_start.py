@@ -7,7 +7,6 @@ pod's namespaces; a spec names the pod, its namespaces, its log and its ports.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from typing import TYPE_CHECKING, Iterable
 
@@ -16,7 +15,7 @@ from netlab.kernel import processes as proc
 from netlab.kernel.threads import Background
 from netlab.realize.state_dir import lab_dir
 from netlab.workload import again, launch
-from netlab.workload.containers import echo_ports, log_mounted, log_path, logs_refused, new_run
+from netlab.workload.containers import echo_ports, log_path, new_run, output_logs
 from netlab.workload.tasks import is_echo_thread
 from netlab.workload.uts import ensure_uts
 
@@ -42,9 +41,8 @@ class EarlyEcho:
             launcher = launch.start_launcher(launch.control_path(lab.name, create=True), launch.server_log(lab.name))
             uts, _, _ = ensure_uts(lab.name, {p.name: p.hostname for p in pods})
             lab_dir(lab.name)  # made as netlab makes it (marked), then logs/ below it (said by lifecycle.start)
-            logs_refused(lab.name)
-            self.specs = [echo_spec(lab, pod, c, uts[pod.name]) for pod in pods for c in pod.containers
-                          if not c.command]
+            self.specs = echo_specs(lab, [(pod, c, uts[pod.name]) for pod in pods for c in pod.containers
+                                          if not c.command])
             launch.stop_server(lab.name)  # a fresh lab: whatever still listens there is a leftover
             launch.send_specs(launcher, self.specs)
             self.launcher = launcher
@@ -60,11 +58,12 @@ class EarlyEcho:
         return self._work.join()
 
 
-def echo_spec(lab: Lab, pod: PodInfo, c: Container, uts: str) -> dict:
-    log = log_path(lab.name, pod.name, c.name)
-    return {"id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns, "uts": uts,
-            "log": log if logs_refused(lab.name) is None and not log_mounted(log) else os.devnull,
-            "ports": echo_ports(pod, c)}  # a logs/ (or a log) of a user's (a symlink, a mount): nothing written in it
+def echo_specs(lab: Lab, items: list[tuple[PodInfo, Container, str]]) -> list[dict]:
+    """The server's spec of each echo container (pod, container, its pod's UTS pin); a logs/ (or a log) of a user's
+    (a symlink, a mount): /dev/null as its log, nothing written in it (containers.output_logs)."""
+    logs = output_logs(lab.name, [log_path(lab.name, pod.name, c.name) for pod, c, _ in items])
+    return [{"id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns, "uts": uts, "log": log,
+             "ports": echo_ports(pod, c)} for (pod, c, uts), log in zip(items, logs)]
 
 
 def start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],
@@ -74,7 +73,7 @@ def start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],
     rollback's, in the pods it made again: never a new one while the old one lives, which serves the others)."""
     server = launch.server_pid(lab.name)
     if server is not None and proc.proc_state(server) != "T":
-        specs = [echo_spec(lab, pod, c, pods[pod.name]["uts"]) for pod, c, _ in echo]
+        specs = echo_specs(lab, [(pod, c, pods[pod.name]["uts"]) for pod, c, _ in echo])
         # Waiting out a busy server: one that does not answer is replaced, and every pod's echo container with it.
         answer = launch.ask(lab.name, {"op": "add", "specs": specs}, len(specs), patience=launch.BUSY_WAIT)
         if answer is not None:
@@ -105,7 +104,7 @@ def start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],
             problems.append(f"pod {pod.name} container {c.name}: could not start: {blocked}")
             continue
         echo.append((pod, c, "its echo server did not answer"))
-    specs = [echo_spec(lab, pod, c, pods[pod.name]["uts"]) for pod, c, _ in echo]
+    specs = echo_specs(lab, [(pod, c, pods[pod.name]["uts"]) for pod, c, _ in echo])
     launcher = launch.launch_echo(specs, launch.control_path(lab.name, create=True), launch.server_log(lab.name))
     return problems + launch.await_echo(launcher, specs, pods)
 

@@ -43,7 +43,7 @@ def test_the_launcher_starts_first_and_gets_the_specs_once_the_namespaces_are_pi
     monkeypatch.setattr(launch, "stop_server", lambda lab: order.append("stop old server") or [])
     monkeypatch.setattr(echo_start, "ensure_uts", lambda lab, names: order.append("pins") or
                         ({n: str(tmp_path / n) for n in names}, list(names), []))
-    monkeypatch.setattr(echo_start, "logs_refused", lambda lab: None)
+    monkeypatch.setattr(echo_start, "output_logs", lambda lab_name, paths: list(paths))
     sent: list[list[dict]] = []
     real_send = launch.send_specs
     monkeypatch.setattr(launch, "send_specs", lambda proc, specs: sent.append(specs) or real_send(proc, specs))
