@@ -1,0 +1,107 @@
+"""A command container's log that starts over while the container writes without pause (QA q52 2): no line lost,
+none before the line that says it started over, on ext4 (the file's oldest blocks collapsed away) and on tmpfs
+(/run on most machines: punched into a hole). The container writes through its own O_APPEND descriptor; the
+server's start-over (``echo_log.start_over_if_full``) is called here, at a cap made small (1 MiB), as the lab's
+server calls it past 10 MiB. Before, the lines written between its last read and its truncation were lost, and
+those written between the truncation and its own write landed before its line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from helpers import netlab, wait_for
+from watching import running
+
+pytestmark = pytest.mark.root
+
+PY = sys.executable
+# Numbered lines of 100 bytes, one write each, without pause: the file never stands still.
+WRITER = ("import os\ni = 0\nwhile True:\n    i += 1\n    os.write(1, b'%09d %s\\n' % (i, b'x' * 89))\n")
+
+
+@pytest.fixture(params=["ext4", "tmpfs"])
+def state_fs(request, tmp_path, labs):
+    """NETLAB_STATE_DIR on a file system of its own, of the kind named: an ext4 image on a loop device (sparse,
+    256 MiB) or a tmpfs."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir(mode=0o700)
+    loop = None
+    if request.param == "ext4":
+        image = tmp_path / "ext4.img"
+        subprocess.run(["truncate", "-s", "256M", str(image)], check=True)
+        loop = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        subprocess.run(["mkfs.ext4", "-q", "-F", loop], check=True)
+        subprocess.run(["mount", loop, str(mnt)], check=True)
+    else:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs", str(mnt)], check=True)
+    state = mnt / "state"
+    state.mkdir(mode=0o700)
+    env = {"NETLAB_STATE_DIR": str(state)}
+    try:
+        yield env
+    finally:
+        for lab in labs.names:
+            netlab("down", "--lab", lab, check=False, env=env)
+        subprocess.run(["umount", str(mnt)], check=True)
+        if loop:
+            subprocess.run(["losetup", "-d", loop], check=True)
+
+
+def numbers(lines: list[bytes]) -> list[int]:
+    return [int(line.split(b" ", 1)[0]) for line in lines]
+
+
+def test_a_log_started_over_under_a_writer_without_pause_loses_no_line_and_keeps_their_order(
+        state_fs, labs, monkeypatch):
+    from netlab.workload import echo_log
+
+    monkeypatch.setattr(echo_log, "LOG_MAX", 2**20)
+    lab = labs.name("lr")
+    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - name: w\n    node: n1\n    containers:\n"
+            f"      - name: main\n        command: [{json.dumps(PY)}, \"-c\", {json.dumps(WRITER)}]\n",
+            env=state_fs)
+    path = os.path.join(state_fs["NETLAB_STATE_DIR"], lab, "logs", "w.main.log")
+    before = 0  # the newest line number a start-over kept
+    for _ in range(50):
+        assert wait_for(lambda: os.path.getsize(path) - data_start(path) > 2**20, 30), os.path.getsize(path)
+        assert echo_log.start_over_if_full(path)
+        with open(path, "rb") as fh:
+            fh.seek(data_start(path))
+            lines = fh.read().split(b"\n")[:-1]  # the last one may be half written
+        assert b"this log reached 1 MiB and starts over" in lines[0], lines[:2]  # first, nothing before it
+        kept = numbers(lines[1:])
+        assert kept == list(range(kept[0], kept[0] + len(kept))), "lines lost"  # none missing, in order
+        assert kept[0] > before and len(kept) * 100 >= 2**20 // 10 - 4096  # its newest tenth, from a whole line
+        before = kept[0]
+    assert os.stat(path).st_blocks * 512 < 8 * 2**20  # bounded: 50 MiB and more were written
+    pid = container_pid_at(state_fs, lab)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: not running(pid), 10)
+    shown = netlab("logs", "--lab", lab, "w", env=state_fs).stdout.encode().split(b"\n")
+    assert b"this log reached 1 MiB and starts over" in shown[0] and b"\0" not in shown[0], shown[:2]
+    assert shown[-1] == b""
+    last = numbers(shown[1:-1])
+    assert last == list(range(last[0], last[0] + len(last))) and last[0] == before
+
+
+def data_start(path: str) -> int:
+    """Where a log's data begins: after the hole a log on tmpfs starts with once it started over."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.lseek(fd, 0, os.SEEK_DATA)
+    except OSError:
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def container_pid_at(env: dict, lab: str) -> int:
+    with open(os.path.join(env["NETLAB_STATE_DIR"], lab, "state.json")) as fh:
+        return json.load(fh)["extra"]["workload"]["pods"]["w"]["containers"]["main"]["pid"]
