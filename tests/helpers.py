@@ -362,3 +362,24 @@ def reject_counts(netns: str) -> dict[str, int]:
         if m:
             out[m.group(2)] = out.get(m.group(2), 0) + int(m.group(1))
     return out
+
+
+def read_log(path) -> str:
+    """A container's log as `netlab logs` reads it: past the hole a log that started over on tmpfs begins with
+    (workload/echo_log.py)."""
+    from netlab.workload.echo_log import data_start
+
+    with open(path, "rb") as fh:
+        fh.seek(data_start(fh.fileno()))
+        return fh.read().decode(errors="replace")
+
+
+def log_start(path) -> int:
+    """Where a container's log's lines begin: after that hole; 0 for a log without one."""
+    from netlab.workload.echo_log import data_start
+
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return data_start(fd)
+    finally:
+        os.close(fd)

@@ -25,6 +25,7 @@ from netlab.realize.interrupted import taken_down
 from netlab.realize.state import LabState
 from netlab.workload import lifecycle, tasks
 from netlab.workload.containers import previous_log_path
+from netlab.workload.echo_log import data_start
 from netlab.kernel.netns import fd_is_netns, netns_path
 from netlab.kernel import processes as proc
 from netlab.kernel.spawning import enter_pod_here, missing_interpreter
@@ -256,6 +257,7 @@ def open_log(path: str, pod: str, container: str, lab: str, previous: bool = Fal
     if running is not None and _deleted_log_fd(running, path) is not None:  # another file put in its place
         os.close(fd)
         raise _written_elsewhere(path, pod, container, running, "replaced")
+    os.lseek(fd, data_start(fd), os.SEEK_SET)  # past the hole of a log that started over on tmpfs
     return os.fdopen(fd, "rb")
 
 

@@ -174,6 +174,7 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
     log of its own, as each container instance of the kubelet: --previous
     prints the one before, as `kubectl logs --previous`."""
     from netlab.api.exec import end_of, log_file, log_writer, open_log
+    from netlab.workload.echo_log import data_start
     from netlab.realize.interrupted import taken_down
     from netlab.realize.state_errors import StateGone
 
@@ -224,7 +225,7 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
                 continue
             st = os.fstat(fh.fileno())
             if st.st_size < fh.tell():
-                fh.seek(0)  # the log started over (workload/echo.py's Log at its size limit): follow it on
+                fh.seek(data_start(fh.fileno()))  # the log started over (echo_log.py, at its size limit): follow it on
             elif st.st_nlink == 0 or not _same_file(path, st):
                 # The log was removed (the lab taken down, or the pod taken out of it), or became the previous
                 # one (the container started again, into a new file): this run writes no more, so following

@@ -8,6 +8,8 @@ echo server runs it inside the pods.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import stat
 import time
@@ -92,40 +94,85 @@ def newest_lines(fd: int, size: int) -> bytes:
     return tail
 
 
-START_OVER_FLAGS = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+START_OVER_FLAGS = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # no O_APPEND: pwrite at 0 or the cut
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_COLLAPSE_RANGE = 0x01, 0x02, 0x08  # linux/falloc.h
+PAD_MAX = 4096  # the line that says it started over is padded with spaces to the end of a line at most this far
 
 
 def start_over_if_full(path: str | int) -> bool:
     """A command container's log past :data:`LOG_MAX` starts over, as a :class:`Log` does: the line that says
-    so first, then its newest lines (:func:`newest_lines`), the oldest dropped. The container writes it itself,
-    through its own descriptor (O_APPEND: its next write lands at the new end), so it is looked at from outside
-    now and then, as the kubelet's container log manager looks every 10 s (containerLogMonitorInterval), and
-    only while the container runs (the caller's part, as the kubelet rotates running containers' logs alone).
-    What the container writes between the last read and the truncation (a few microseconds) is read again
-    until the file stands still (a few rounds at most). True when it started over. ``path``: or the log opened
-    (:data:`START_OVER_FLAGS`) by the caller, closed here (the echo server opens it fd-relative)."""
+    so first, then its newest lines (a tenth of it, from the first whole line), the oldest dropped. The
+    container writes it itself, through its own descriptor (O_APPEND), so it is looked at from outside now and
+    then, as the kubelet's container log manager looks every 10 s (containerLogMonitorInterval), and only while
+    the container runs (the caller's part, as the kubelet rotates running containers' logs alone).
+
+    The oldest part goes in one step the container's writes cannot fall into (the kernel holds the file's lock
+    for it, as it does for each O_APPEND write): on ext4 and XFS it is collapsed away (FALLOC_FL_COLLAPSE_RANGE:
+    the file is shorter by it, the container's next write lands at the new end); where a file system cannot do
+    that (tmpfs, which /run is on most machines; btrfs), it is punched into a hole (FALLOC_FL_PUNCH_HOLE: its
+    memory or blocks freed, the file as long as before, readers skip the hole: :func:`data_start`). The part
+    cut is whole blocks, so the old lines from the cut to the next line's start are written over with the line
+    that says it started over (padded with spaces). No line the container writes meanwhile is lost or lands
+    before that line; before, the log was read, truncated and written again, and what came between went (QA q52
+    2). A file system that can do neither keeps the whole log. True when it started over. ``path``: or the log
+    opened (:data:`START_OVER_FLAGS`) by the caller, closed here (the echo server opens it fd-relative)."""
     try:
         fd = os.open(path, START_OVER_FLAGS) if isinstance(path, str) else path
     except OSError:
         return False  # gone with its pod, or no file of ours
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size <= LOG_MAX:
+        if not stat.S_ISREG(st.st_mode) or st.st_size - (start := data_start(fd)) <= LOG_MAX:
             return False
-        size = st.st_size
-        for _ in range(8):
-            tail = newest_lines(fd, size)
-            now = os.fstat(fd).st_size
-            if now == size:
-                break
-            size = now
-        os.ftruncate(fd, 0)
-        os.write(fd, starts_over_line() + tail)
+        unit = max(os.fstatvfs(fd).f_bsize, os.sysconf("SC_PAGE_SIZE"))  # both powers of two
+        cut = (st.st_size - LOG_MAX // KEEP_PART) // unit * unit
+        if cut <= start:
+            return False
+        line = padded(starts_over_line(), os.pread(fd, len(starts_over_line()) + PAD_MAX, cut))
+        try:
+            fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, cut)
+            at = 0
+        except OSError:
+            fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, start, cut - start)
+            at = cut
+        os.pwrite(fd, line, at)
         return True
     except OSError:
         return False
     finally:
         os.close(fd)
+
+
+def padded(line: bytes, old: bytes) -> bytes:
+    """``line`` (its newline last) to be written over ``old``, the first bytes of what a log keeps: as long as
+    the old bytes to the end of the line it ends in (spaces before its newline), so the next line is whole; as
+    it is when no line of ``old`` ends past it (a line longer than :data:`PAD_MAX`: the next one is its end)."""
+    end = old.find(b"\n", len(line) - 1)
+    return line if end < 0 else line[:-1] + b" " * (end + 1 - len(line)) + b"\n"
+
+
+def data_start(fd: int) -> int:
+    """Where the data of log ``fd`` begins: after the hole a log that started over by a punched hole begins with
+    (tmpfs), 0 for any other; its size when it holds no data."""
+    try:
+        return os.lseek(fd, 0, os.SEEK_DATA)
+    except OSError as exc:
+        return os.fstat(fd).st_size if exc.errno == errno.ENXIO else 0  # ENXIO: no data past 0
+
+
+_fallocate: list = []
+
+
+def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
+    """fallocate(2), which Python's os module has only as posix_fallocate (mode 0). Raises OSError."""
+    if not _fallocate:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = getattr(libc, "fallocate64", None) or libc.fallocate  # a 64-bit off_t on every ABI
+        call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        _fallocate.append(call)
+    if _fallocate[0](fd, mode, offset, length) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 def stamp() -> str:

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from helpers import read_log
 from netlab.workload import launch
 from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line
 from netlab.workload.echoserver import EchoServer
@@ -212,14 +213,14 @@ def test_a_held_command_containers_log_starts_over_at_its_limit_and_only_a_log_o
     from netlab.kernel import processes as proc
     from netlab.workload import echo_log
 
-    monkeypatch.setattr(echo_log, "LOG_MAX", 400)
+    monkeypatch.setattr(echo_log, "LOG_MAX", 2**20)  # whole blocks are cut: a 64 KiB page too
     logs = tmp_path / "logs"
     logs.mkdir()
     outside = tmp_path / "precious.log"
-    outside.write_text("y" * 1000)
+    outside.write_text("y" * (2**20 + 1000))
     (logs / "link.main.log").symlink_to(outside)
     writer = os.open(logs / "dns.main.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # as up opens it for dnsmasq
-    os.write(writer, b"x" * 399 + b"\n" + b"newest %d\n" * 10 % tuple(range(10)))  # 500 bytes
+    os.write(writer, b"".join(b"query %06d\n" % i for i in range(100000)))  # 1.3 MB, 13 bytes a line
     server = EchoServer(EchoLoop(), str(logs))
     me = {"pid": os.getpid(), "start": proc.start_time(os.getpid())}
     names = ["dns.main.log", "link.main.log", "../precious.log", "a/b.c.log", "bad"]
@@ -228,13 +229,16 @@ def test_a_held_command_containers_log_starts_over_at_its_limit_and_only_a_log_o
     assert sorted(server.held_logs.values()) == [str(logs / "dns.main.log"), str(logs / "link.main.log")]
     server.keep_logs()
     os.write(writer, b"after\n")  # the container's next write: at the new end
-    text = (logs / "dns.main.log").read_text()
-    assert text.splitlines()[0].endswith("netlab: this log reached 0 MiB and starts over with its newest 0 MiB, as "
-                                         "the kubelet rotates a container's log at containerLogMaxSize")
-    assert text.splitlines()[1:] == ["newest 6", "newest 7", "newest 8", "newest 9", "after"]  # its newest 40 bytes
-    assert outside.read_text() == "y" * 1000  # the link was not followed
+    lines = read_log(logs / "dns.main.log").splitlines()
+    assert lines[0].rstrip().endswith("netlab: this log reached 1 MiB and starts over with its newest 0 MiB, as "
+                                      "the kubelet rotates a container's log at containerLogMaxSize")
+    first = int(lines[1].split()[1])  # its newest tenth (13 bytes a line), from a whole line
+    assert lines[1:] == [f"query {i:06d}" for i in range(first, 100000)] + ["after"]
+    assert 2**20 // 10 - 200 <= len(lines[1:]) * 13 < 2**20 // 10 + 2**16 + 200
+    assert outside.read_text() == "y" * (2**20 + 1000)  # the link was not followed
+    text = (logs / "dns.main.log").read_bytes()
     server.keep_logs()
-    assert (logs / "dns.main.log").read_text() == text  # under the limit: left as it is
+    assert (logs / "dns.main.log").read_bytes() == text  # under the limit: left as it is
     for cid in [i["id"] for i in items]:
         server.drop(cid)
     assert not server.held and not server.held_logs
@@ -279,10 +283,10 @@ def test_a_command_containers_log_keeps_its_newest_lines_and_an_exited_ones_is_l
     from netlab.kernel import processes as proc
     from netlab.workload import echo_log
 
-    monkeypatch.setattr(echo_log, "LOG_MAX", 1000)
+    monkeypatch.setattr(echo_log, "LOG_MAX", 2**20)
     logs = tmp_path / "logs"
     logs.mkdir()
-    body = b"".join(b"request %04d ok\n" % i for i in range(100))  # 1600 bytes, 16 a line
+    body = b"".join(b"request %06d ok\n" % i for i in range(70000))  # 1.2 MB, 18 bytes a line
     for name in ("run.main.log", "dead.main.log"):
         (logs / name).write_bytes(body + b"FATAL: database connection lost\n")
     dead = subprocess.Popen(["true"])
@@ -296,8 +300,9 @@ def test_a_command_containers_log_keeps_its_newest_lines_and_an_exited_ones_is_l
     assert server.runs("run/main") and not server.runs("dead/main")
     server.keep_logs()
     assert (logs / "dead.main.log").read_bytes() == body + b"FATAL: database connection lost\n"  # left alone
-    lines = (logs / "run.main.log").read_text().splitlines()
+    lines = read_log(logs / "run.main.log").splitlines()
     assert "starts over with its newest" in lines[0]
-    assert lines[1:] == [f"request {i:04d} ok" for i in range(96, 100)] + ["FATAL: database connection lost"]
+    first = int(lines[1].split()[1])
+    assert lines[1:] == [f"request {i:06d} ok" for i in range(first, 70000)] + ["FATAL: database connection lost"]
     for cid in ("run/main", "dead/main"):
         server.drop(cid)
