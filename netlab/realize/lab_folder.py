@@ -256,6 +256,7 @@ def own_name(name: str) -> bool:
 NOT_NETLABS = "not netlab's"
 ON_A_MOUNT = "a mount point (a bind mount, or another file system), not netlab's: nothing in it is touched"
 A_SYMLINK = "a symlink, never followed: nothing it points to is touched"
+NOT_A_FOLDER = "not a folder, not netlab's: nothing is written or removed there"
 
 
 def mount_id(fd: int) -> int | None:
@@ -301,50 +302,74 @@ def on_another_mount(fd: int, name: str) -> bool:
         os.stat(name, dir_fd=fd, follow_symlinks=False)
     except OSError:
         return False
-    return not _same_mount(fd, name, (os.fstat(fd).st_dev, mount_id(fd)))
+    return not _same_mount(fd, name, lab_mount(fd))
 
 
-def open_sub(root: str, lab: str, sub: str) -> tuple[int | None, str | None]:
-    """The folder ``sub`` of the lab folder ``root``/``lab``, opened fd-relative (no symlink followed on the way) for
-    the caller to remove or write in by ``dir_fd`` (and close): (fd, None); (None, why) when it is not one netlab
-    may touch: a symlink (:data:`A_SYMLINK`) or on another mount than the lab's folder (:data:`ON_A_MOUNT`);
-    (None, None) when it is not there (nothing in it to touch)."""
+def lab_mount(fd: int) -> tuple[int, int | None]:
+    """The mount the open folder ``fd`` is on: its device and mount id (:func:`mount_id`)."""
+    return os.fstat(fd).st_dev, mount_id(fd)
+
+
+def on_mount(fd: int, mnt: tuple[int, int | None]) -> bool:
+    """Whether the open file ``fd`` is on the mount ``mnt`` (:func:`lab_mount`)."""
+    return os.fstat(fd).st_dev == mnt[0] and (mnt[1] is None or mount_id(fd) == mnt[1])
+
+
+def open_lab(root: str, lab: str) -> int:
+    """The lab folder ``root``/``lab``, opened fd-relative (no symlink followed at either). Raises OSError."""
+    rfd = os.open(root, _DIR)
     try:
-        rfd = os.open(root, _DIR)
-    except OSError:
-        return None, None
-    try:
-        try:
-            fd = os.open(lab, _DIR, dir_fd=rfd)
-        except OSError:
-            return None, None
-        try:
-            try:
-                st = os.stat(sub, dir_fd=fd, follow_symlinks=False)
-            except OSError:
-                return None, None
-            if stat.S_ISLNK(st.st_mode):
-                return None, A_SYMLINK
-            mnt = (os.fstat(fd).st_dev, mount_id(fd))
-            if not _same_mount(fd, sub, mnt):
-                return None, ON_A_MOUNT
-            try:
-                sfd = os.open(sub, _DIR, dir_fd=fd)
-            except OSError:
-                return None, None
-            if os.fstat(sfd).st_dev != mnt[0] or (mnt[1] is not None and mount_id(sfd) != mnt[1]):
-                os.close(sfd)  # mounted there since it was looked at
-                return None, ON_A_MOUNT
-            return sfd, None
-        finally:
-            os.close(fd)
+        return os.open(lab, _DIR, dir_fd=rfd)
     finally:
         os.close(rfd)
 
 
+def open_folder(fd: int, name: str, mnt: tuple[int, int | None], create: bool = False,
+                mode: int = 0o700) -> tuple[int | None, str | None]:
+    """The folder ``name`` in the open folder ``fd`` of a lab's folder on the mount ``mnt`` (the lab folder's),
+    opened for the caller (who closes it): (fd, None); (None, None) when it is not there. The one rule for every
+    folder netlab writes or removes in below a lab's folder, which a user may have made theirs: (None, why) when
+    it is a symlink (:data:`A_SYMLINK`, never followed), a mount point of anything, a folder or a file
+    (:data:`ON_A_MOUNT`: a bind mount must be unmounted, not moved), or any other thing that is not a folder
+    (:data:`NOT_A_FOLDER`: a file of someone's, never taken for an empty folder). ``create``: made (``mode``)
+    when missing. Raises OSError as mkdir and open do (a swap between the look and the open, too)."""
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, mode, dir_fd=fd)
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None, None
+    if stat.S_ISLNK(st.st_mode):
+        return None, A_SYMLINK
+    if not stat.S_ISDIR(st.st_mode):
+        return None, NOT_A_FOLDER if _same_mount(fd, name, mnt) else ON_A_MOUNT
+    sub = os.open(name, _DIR, dir_fd=fd)
+    if not on_mount(sub, mnt):  # a folder mounted there (or since it was looked at)
+        os.close(sub)
+        return None, ON_A_MOUNT
+    return sub, None
+
+
+def open_sub(root: str, lab: str, sub: str) -> tuple[int | None, str | None]:
+    """The folder ``sub`` of the lab folder ``root``/``lab`` as :func:`open_folder` opens it, for the caller to
+    remove or write in by ``dir_fd`` (and close): (fd, None); (None, why) when it is not one netlab may touch;
+    (None, None) when it, or the lab's folder, is not there or cannot be opened (nothing in it to touch)."""
+    try:
+        fd = open_lab(root, lab)
+    except OSError:
+        return None, None
+    try:
+        return open_folder(fd, sub, lab_mount(fd))
+    except OSError:
+        return None, None
+    finally:
+        os.close(fd)
+
+
 def sub_problem(root: str, lab: str, sub: str) -> str | None:
     """Why the folder ``sub`` of the lab folder ``root``/``lab`` is not one netlab may write or remove in, in
-    :func:`open_sub`'s words; None when it is a folder of the lab's own mount, or not there."""
+    :func:`open_folder`'s words; None when it is a folder of the lab's own mount, or not there."""
     fd, why = open_sub(root, lab, sub)
     if fd is not None:
         os.close(fd)
@@ -372,7 +397,7 @@ def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
             return []
         try:
             left: list[tuple[str, str]] = []
-            mnt = (os.fstat(fd).st_dev, mount_id(fd))
+            mnt = lab_mount(fd)
             for name in sorted(os.listdir(fd)):
                 if name in LAST:
                     continue
@@ -424,7 +449,7 @@ def _remove_at(fd: int, name: str, mnt: tuple[int, int | None], left: list[tuple
     except OSError:
         return
     try:
-        if os.fstat(sub).st_dev != mnt[0] or (mnt[1] is not None and mount_id(sub) != mnt[1]):
+        if not on_mount(sub, mnt):
             left.append((shown, ON_A_MOUNT))  # mounted there since it was looked at
             return
         for inner in os.listdir(sub):

@@ -4,8 +4,9 @@ A lab's ``logs/``, ``cni/``, ``nodes/`` (or ``dns/``) may be a user's: a symlink
 mount of one (to keep the logs past ``down``). ``down`` removes nothing in such a folder (lab_folder.remove_own);
 nor does ``up`` write through it: every write below the lab's folder opens each folder on the way fd-relative
 (``O_NOFOLLOW``), from the lab's folder down, and each must be on the lab folder's mount (its mount id: a bind mount
-of the same file system has the same st_dev). A folder that is not is named with why, in lab_folder's words
-(:data:`lab_folder.A_SYMLINK`, :data:`lab_folder.ON_A_MOUNT`), and nothing is written there; the caller says what
+of the same file system has the same st_dev): lab_folder.open_folder, the one rule ``down``'s clean-ups share. A
+folder that is not is named with why, in lab_folder's words (:data:`lab_folder.A_SYMLINK`,
+:data:`lab_folder.ON_A_MOUNT`, :data:`lab_folder.NOT_A_FOLDER`), and nothing is written there; the caller says what
 it did instead in one line (containers' output to /dev/null, the Flannel files not written, an ``up`` of a CNI lab
 refused before any change).
 """
@@ -18,7 +19,6 @@ import stat
 
 from netlab.realize import lab_folder
 
-NOT_A_FOLDER = "not a folder, not netlab's: nothing is written there"
 FILE = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -44,22 +44,18 @@ def split(path: str) -> tuple[str, list[str]]:
 
 def open_dir(lab: str, names: list[str], create: bool = True, mode: int = 0o700) -> int | None:
     """The folder ``names`` (one name per level) of the lab's folder, opened fd-relative (the caller closes it):
-    each folder on the way is made when missing (``create``, ``mode``), never a symlink followed, each on the lab
-    folder's mount. None when it (or the lab's folder) is not there and ``create`` is off. Raises :class:`Refused`
-    for a folder on the way that is a symlink, another mount or not a folder; OSError as mkdir and open do."""
+    each folder on the way is made when missing (``create``, ``mode``) and opened as lab_folder.open_folder opens
+    it. None when it (or the lab's folder) is not there and ``create`` is off. Raises :class:`Refused` for a
+    folder on the way that is a symlink, a mount point or not a folder; OSError as mkdir and open do."""
     from netlab.realize import state_dir
 
     root = state_dir.STATE_ROOT
-    rfd = os.open(root, lab_folder._DIR)
     try:
-        try:
-            fd = os.open(lab, lab_folder._DIR, dir_fd=rfd)
-        except FileNotFoundError:
-            if not create:
-                return None
-            raise
-    finally:
-        os.close(rfd)
+        fd = lab_folder.open_lab(root, lab)
+    except FileNotFoundError:
+        if not create:
+            return None
+        raise
     return _walk(fd, os.path.join(root, lab), names, create, mode)
 
 
@@ -76,26 +72,17 @@ def open_dir_at(lab_path: str, names: list[str]) -> int | None:
 
 def _walk(fd: int, where: str, names: list[str], create: bool, mode: int) -> int | None:
     """:func:`open_dir`'s walk from the lab's folder, open as ``fd`` (closed here)."""
-    mnt = (os.fstat(fd).st_dev, lab_folder.mount_id(fd))
+    mnt = lab_folder.lab_mount(fd)
     try:
         for name in names:
             where = os.path.join(where, name)
-            if create:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(name, mode, dir_fd=fd)
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
+            sub, why = lab_folder.open_folder(fd, name, mnt, create, mode)
+            if why is not None:
+                raise Refused(where, why)
+            if sub is None:
                 return None
-            if stat.S_ISLNK(st.st_mode):
-                raise Refused(where, lab_folder.A_SYMLINK)
-            if not stat.S_ISDIR(st.st_mode):
-                raise Refused(where, NOT_A_FOLDER)
-            sub = os.open(name, lab_folder._DIR, dir_fd=fd)
             os.close(fd)
             fd = sub
-            if os.fstat(fd).st_dev != mnt[0] or (mnt[1] is not None and lab_folder.mount_id(fd) != mnt[1]):
-                raise Refused(where, lab_folder.ON_A_MOUNT)
         out, fd = fd, -1
         return out
     finally:
@@ -183,7 +170,7 @@ def tree_problem(lab: str, names: list[str]) -> Refused | None:
     from netlab.realize import state_dir
 
     try:
-        mnt = (os.fstat(fd).st_dev, lab_folder.mount_id(fd))
+        mnt = lab_folder.lab_mount(fd)
         return _below(fd, os.path.join(state_dir.STATE_ROOT, lab, *names), mnt)
     finally:
         os.close(fd)
@@ -205,7 +192,7 @@ def _below(fd: int, where: str, mnt: tuple[int, int | None]) -> Refused | None:
         except OSError:
             continue
         try:
-            if os.fstat(sub).st_dev != mnt[0] or (mnt[1] is not None and lab_folder.mount_id(sub) != mnt[1]):
+            if not lab_folder.on_mount(sub, mnt):
                 return Refused(path, lab_folder.ON_A_MOUNT)
             found = _below(sub, path, mnt)
             if found is not None:
