@@ -15,7 +15,8 @@ of /var/lib would offer ``dpkg`` as a lost lab, and ``down --force`` would empty
   nothing is written in it (no lock, no mark) before it is proven;
 - ``down`` removes from a lab's folder only the names netlab writes there (:data:`OWN_FILES`, :data:`OWN_DIRS`,
   and the temporary files of their writes), fd-relative (no symlink followed, no mount point crossed), and says
-  what else it left.
+  what else it left: a file where netlab makes a folder too, by the rule every writer and reader of a lab's
+  sub-folders opens it with (:func:`open_folder`).
 """
 
 from __future__ import annotations
@@ -403,6 +404,8 @@ def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
                     continue
                 if not own_name(name):
                     left.append((name, NOT_NETLABS))
+                elif name in OWN_DIRS and _not_a_folder(fd, name, mnt):
+                    left.append((name, NOT_A_FOLDER))  # a file where netlab makes a folder: someone's
                 elif name == "uts":
                     _remove_at(fd, name, mnt, [], name)  # its pins' mounts are netlab's: kept, not said
                 else:
@@ -428,6 +431,16 @@ def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
         return sorted(left)
     finally:
         os.close(rfd)
+
+
+def _not_a_folder(fd: int, name: str, mnt: tuple[int, int | None]) -> bool:
+    """Whether ``name`` in the open folder ``fd`` is neither a folder nor a symlink, on the mount ``mnt``: what
+    :func:`open_folder` calls :data:`NOT_A_FOLDER` (a symlink goes itself; a mount point is said by _remove_at)."""
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode) and _same_mount(fd, name, mnt)
 
 
 def _remove_at(fd: int, name: str, mnt: tuple[int, int | None], left: list[tuple[str, str]], shown: str) -> None:

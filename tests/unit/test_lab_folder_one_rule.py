@@ -77,3 +77,15 @@ def test_a_folder_of_netlabs_is_opened_by_both_and_one_not_there_is_none(state_r
     fd, why = lab_folder.open_sub(str(state_root), LAB, "logs")
     assert why is None and fd is not None
     os.close(fd)
+
+
+def test_down_leaves_a_file_at_a_folders_name_and_says_so(state_root):
+    """``down`` removed a file at ``logs`` (netlab makes a folder there, never a file: someone's); it goes by the
+    same rule now: left, said in one line, the lab's folder kept with it, unmarked."""
+    from netlab.realize import lab_list
+    from netlab.realize.state import LabState
+
+    LabState(lab=LAB).save()
+    logs = _file_at(state_root, "logs")
+    assert lab_list.forget(LAB) == [f"{logs}: {lab_folder.NOT_A_FOLDER}; left alone (and the folder with it)"]
+    assert open(logs).read() == "USER\n" and os.listdir(state_root / LAB) == ["logs"]
