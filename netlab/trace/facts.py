@@ -240,3 +240,7 @@ class Kernel(Protocol):
     def nft_table(self, netns: str) -> NftTable | None:
         """``nft -j list table ip kube-proxy`` after the packet (None: absent or unreadable)."""
         ...
+
+    def nft_problem(self, netns: str) -> str | None:
+        """Why :meth:`nft_table` is None: nft's one line when the table could not be read; None otherwise."""
+        ...

@@ -199,8 +199,10 @@ def without_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts
     return kubeproxy.without_dnat(lab.where(ns).split()[-1], svc, f), False
 
 
-def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None) -> NoDnat:
-    """A Service packet node ``ns`` did not DNAT: the line of kube-proxy's table it lacks."""
+def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None,
+            unreadable: str | None = None) -> NoDnat:
+    """A Service packet node ``ns`` did not DNAT: the line of kube-proxy's table it lacks. ``unreadable``: why the
+    table (``table`` None) could not be read, nft's one line."""
     node = lab.where(ns).split()[-1]
     commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"]
     if not svc.endpoints:
@@ -210,6 +212,8 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
     planned = lab.planned_nft.get(ns, ())
     if table is not None and not table.exists and planned:
         return _no_table(lab, ns, node, svc, f, commands)
+    if table is None and unreadable is not None:
+        return _unread(ns, node, svc, f, commands, unreadable)
     commands.append(f"ip netns exec {ns} nft list table {TABLE}")
     steps = path(planned, svc, f, iif)
     gap = missing(table, steps) if table else None
@@ -330,6 +334,25 @@ def _no_table(lab: LabMap, ns: str, node: str, svc: ServiceFacts, f: Flow,
     return NoDnat(f"no DNAT for {f}: table {TABLE} is missing", why, commands + [f"ip netns exec {ns} nft list tables"],
                   lab.repair, cause=True,
                   facts={"service": svc.name, "missing_table": TABLE})
+
+
+def _unread(ns: str, node: str, svc: ServiceFacts, f: Flow, commands: list[str], unreadable: str) -> NoDnat:
+    """The node did not DNAT the packet and its table ip kube-proxy could not be read: what it lacks is not known,
+    never taken for no table (nor for a table without rules)."""
+    why = (f"{node} did not DNAT this packet for Service {svc.name} (it has no conntrack entry with a DNAT), and its "
+           f"table {TABLE} could not be read ({unreadable}): trace cannot say which of kube-proxy's rules is missing "
+           f"there; without a DNAT {kubeproxy.without_dnat(node, svc, f)}")
+    return NoDnat(f"no DNAT for {f}: table {TABLE} could not be read", why,
+                  commands + [f"ip netns exec {ns} nft list table {TABLE}"], cause=True,
+                  facts={"service": svc.name, "unreadable_table": TABLE, "nft_error": unreadable})
+
+
+def unread_notes(lab: LabMap, unreadable: dict[str, str]) -> list[str]:
+    """A note for each node whose table ip kube-proxy (nftables mode) could not be read (netns -> nft's one line):
+    what the trace says of kube-proxy's rules there was not checked against the kernel."""
+    return [f"{lab.where(ns).split()[-1]}'s table {TABLE} could not be read ({why}): what this trace says of "
+            "kube-proxy's rules there is not checked against the kernel" for ns, why in sorted(unreadable.items())
+            if ns in lab.nft_netns]
 
 
 def rejects(table: NftTable, planned: tuple[str, ...], iif: str | None) -> bool:

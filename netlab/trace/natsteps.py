@@ -242,7 +242,7 @@ class NatSteps(WalkParts):
         if hit is not None and hit.direction == "orig" and hit.entry.made_before:
             return self._held_without_dnat(ns, iif, svc, hit)
         if ns in self.lab.nft_netns:
-            why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns), ns, svc, f, iif)
+            why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns), ns, svc, f, iif, self._nft_problem(ns))
         else:
             refused = not svc.endpoints or svc.dropped_on(self.lab.where(ns).split()[-1], f.src, f.dst, iif is None)
             why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif,
@@ -396,6 +396,11 @@ class NatSteps(WalkParts):
         return self.rows.row(ns, iif or "-", "dnat", f"no DNAT for {f}: an older entry holds the flow", commands,
                              problem=problem, fix=fix, cause=True, conntrack=hit.entry.text(), held_before=True,
                              dropped_here=refused or None)
+
+    def _nft_problem(self, ns: str) -> str | None:
+        """Why kube-proxy's table in ``ns`` could not be read (a kernel that does not say: None)."""
+        said = getattr(self.k, "nft_problem", None)
+        return said(ns) if said is not None else None
 
     def _local(self, ns: str, ip: str) -> bool:
         """``ip`` is an address of this namespace (iptables' ``-m addrtype --dst-type LOCAL``)."""

@@ -36,7 +36,8 @@ from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.cni.edited import lab_netns_gone, netns_gone, repair_command
 from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
-from netlab.trace import inputdrop, nodeport, policy as tpolicy, policyrules, refusal, rejectanswer, targets
+from netlab.trace import (inputdrop, kubeproxy_nft, nodeport, policy as tpolicy, policyrules, refusal, rejectanswer,
+                          targets)
 from netlab.trace.crossed import crossed
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
@@ -136,7 +137,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             # each node's filter table read once a moment: kube-proxy's REJECTs and the policies' (which drops it)
             nodes = tpolicy.node_namespaces(lab)
             filters = policyrules.read_tables(dict.fromkeys(counted + nodes))
-            kernel.count_nat_before(counted, filters)
+            kernel.count_nat_before(counted, filters, lm.nft_netns)
             kernel.count_masquerades_before(nat_netns)
             policy_before = policyrules.reject_counts({ns: t for ns, t in filters.items() if ns in nodes})
             # the pods it may be delivered to (a rule of their own filter table may drop it there), and what sends
@@ -151,7 +152,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                     send.wait_reply(sent, timeout)
                     kernel.snapshot_conntrack(nat_netns, proto, {ns: c.tuples(ip_proto) for ns, c in confirmed.items()})
                     filters = policyrules.read_tables(dict.fromkeys(counted + nodes))
-                    kernel.snapshot_nat(counted, filters)
+                    kernel.snapshot_nat(counted, filters, lm.nft_netns)
                     policy_tables = {ns: t for ns, t in filters.items() if ns in nodes}
                     policy_after = policyrules.reject_counts(policy_tables)
                     arp = arploss.ArpLoss(arploss.answerers(lab),
@@ -252,6 +253,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     number(result)
     result.repair, result.listener = lm.repair, listening
     result.notes = targets.terminated_notes(lab, src, dst)  # a Completed/Error pod: nothing of it runs there (probe)
+    result.notes += kubeproxy_nft.unread_notes(lm, kernel.nft_unreadable)  # nft failed: said, not taken for none
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
                     tpolicy.Tables(policy_tables, result.repair, planned_filter))
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None

@@ -13,7 +13,7 @@ sets, and the counters a user added, before the packet say whether one chose.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from netlab.kernel import conntrack, iptables, nft
 from netlab.realize import nftables as nftlisting
@@ -35,6 +35,8 @@ class KernelTables:
         self.filters_after: dict[str, str] = {}
         self._nft: dict[str, NftTable | None] = {}
         self._nft_before: dict[str, NftTable | None] = {}
+        # namespace -> why kube-proxy's table could not be read there (nft's one line): its nft_table is None
+        self.nft_unreadable: dict[str, str] = {}
 
     def filter_policy(self, netns: str, chain: str) -> str | None:
         """The policy of a built-in chain of the filter table (``iptables -S CHAIN``'s ``-P`` line): from the table
@@ -90,16 +92,19 @@ class KernelTables:
             self._filter[netns] = read_nat_table(netns, self._filter_before.get(netns), "filter")
         return self._filter[netns]
 
-    def count_nat_before(self, namespaces: list[str], filters: Mapping[str, str] | None = None) -> None:
+    def count_nat_before(self, namespaces: list[str], filters: Mapping[str, str] | None = None,
+                         nft: Collection[str] = ()) -> None:
         """Read the nat tables' counters now (before the packet): :meth:`nat_table` then has each rule's delta;
         the filter tables' too (kube-proxy's REJECT of a Service without endpoints), from ``filters`` when given
         (netns -> ``iptables-save -c -t filter``, read once for the policies' counters too; a namespace left out
-        could not be read). kube-proxy's nftables table too: its affinity sets, and the counters a user added,
-        before the packet say whether one chose."""
+        could not be read). kube-proxy's nftables table too, in the namespaces ``nft`` (nftables mode: an
+        iptables-mode node has none to read): its affinity sets, and the counters a user added, before the
+        packet say whether one chose."""
         for ns in namespaces:
             self._nat_before[ns] = read_nat_table(ns)
             self._filter_before[ns] = _filter_of(ns, filters)
-            self._nft_before[ns] = read_nft_table(ns)
+            if ns in nft:
+                self._nft_before[ns] = self._read_nft(ns)
 
     def count_masquerades_before(self, namespaces: list[str]) -> None:
         """Read the nat tables' counters now (before the packet) where :meth:`count_nat_before` did not: the
@@ -108,17 +113,31 @@ class KernelTables:
             if ns not in self._nat_before:
                 self._nat_before[ns] = read_nat_table(ns)
 
-    def snapshot_nat(self, namespaces: list[str], filters: Mapping[str, str] | None = None) -> None:
-        """Read the nat tables now (right after the packet); the filter tables from ``filters`` when given."""
+    def snapshot_nat(self, namespaces: list[str], filters: Mapping[str, str] | None = None,
+                     nft: Collection[str] = ()) -> None:
+        """Read the nat tables now (right after the packet); the filter tables from ``filters`` when given;
+        kube-proxy's nftables table in the namespaces ``nft``."""
         for ns in namespaces:
             self._nat[ns] = read_nat_table(ns, self._nat_before.get(ns))
             self._filter[ns] = _filter_of(ns, filters, self._filter_before.get(ns))
-            self._nft[ns] = read_nft_table(ns, self._nft_before.get(ns))
+            if ns in nft:
+                self._nft[ns] = self._read_nft(ns, self._nft_before.get(ns))
 
     def nft_table(self, netns: str) -> NftTable | None:
         if netns not in self._nft:
-            self._nft[netns] = read_nft_table(netns, self._nft_before.get(netns))
+            self._nft[netns] = self._read_nft(netns, self._nft_before.get(netns))
         return self._nft[netns]
+
+    def nft_problem(self, netns: str) -> str | None:
+        """Why kube-proxy's table could not be read in ``netns`` (nft's one line), when :meth:`nft_table` is None
+        for that; None when it was read (or is not there)."""
+        return self.nft_unreadable.get(netns)
+
+    def _read_nft(self, netns: str, before: NftTable | None = None) -> NftTable | None:
+        table, why = read_nft(netns, before)
+        if why is not None:
+            self.nft_unreadable.setdefault(netns, why)  # the first read's words: the later ones fail the same way
+        return table
 
 
 
@@ -130,16 +149,24 @@ def _filter_of(netns: str, filters: Mapping[str, str] | None, before: NatTable |
     return parse_nat_table(text, before) if text is not None else None
 
 
-def read_nft_table(netns: str, before: NftTable | None = None) -> NftTable | None:
-    """kube-proxy's table (nftables mode) in the plan's words; an empty one that does not exist when the kernel has
-    no such table, None when it cannot be read."""
+def read_nft(netns: str, before: NftTable | None = None) -> tuple[NftTable | None, str | None]:
+    """kube-proxy's table (nftables mode) in the plan's words, an empty one that does not exist when the kernel has
+    no such table; or None and why it could not be read, in one line (nft failed, printed no JSON, or the namespace
+    could not be entered)."""
     try:
         data = nft.list_table(netns, "ip", "kube-proxy")
-    except (nft.NftError, OSError):
-        return None
+    except (nft.NftError, OSError) as exc:
+        return None, unreadable_words(netns, exc)
     if data is None:
-        return NftTable(frozenset(), {}, {}, exists=False)
-    return nft_table_of(data, before)
+        return NftTable(frozenset(), {}, {}, exists=False), None
+    return nft_table_of(data, before), None
+
+
+def unreadable_words(netns: str, exc: Exception) -> str:
+    """An error of reading kube-proxy's table in one line, without the namespace nft's errors begin with."""
+    if isinstance(exc, OSError):
+        return f"nft -j list table ip kube-proxy: {exc.strerror or exc}"
+    return (str(exc).splitlines() or [""])[0].removeprefix(f"{netns}: ") or type(exc).__name__
 
 
 def nft_table_of(data: dict, before: NftTable | None = None) -> NftTable:

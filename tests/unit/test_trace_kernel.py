@@ -302,7 +302,7 @@ def test_the_filter_tables_read_for_the_policies_are_the_ones_kube_proxys_rules_
         return "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"
 
     monkeypatch.setattr(tables.iptables, "save", save)
-    monkeypatch.setattr(tables, "read_nft_table", lambda ns, before=None: None)
+    monkeypatch.setattr(tables, "read_nft", lambda ns, before=None: (None, None))
     reject = '-A KUBE-SERVICES -d 10.96.0.14/32 -p tcp -m comment --comment "e has no endpoints" -j REJECT'
     table = "*filter\n:KUBE-SERVICES - [0:0]\n[{n}:60] " + reject + "\nCOMMIT\n"
     k = tk.LiveKernel()
