@@ -17,15 +17,9 @@ import pytest
 
 from helpers import lab_namespaces, netlab, state_path, wait_for
 from netlab.realize import lab_folder
+from test_lab_folder_user_dirs_live import _topology
 
 pytestmark = pytest.mark.root
-
-
-def _topology(lab: str) -> str:
-    return (f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n"
-            "  - {name: a, node: n1, labels: {app: web}}\n"
-            "  - {name: b, node: n1, containers: [{name: main, command: [sh, -c, 'echo hi; exec sleep 600']}]}\n"
-            "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
 
 
 def _logs_line(logs: str, why: str) -> str:
