@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
-import time
+import sys
 
-from helpers import NETLAB, ip_json, ipv4_of, lab_namespaces, two_node_topology, wait_for
+from helpers import ip_json, ipv4_of, lab_namespaces, two_node_topology, wait_for
+from netlab.kernel import netns as nsmod
+from netlab.probe import agent
+from netlab.probe.sockets import NsSockets
 
 
 def echo_server_of(lab: str) -> int:
@@ -25,16 +30,93 @@ def echo_server_of(lab: str) -> int:
     return pids[0]
 
 
-def test_ctrl_c_leaves_no_entry_of_an_answer_the_echo_server_sends_late(labs):
+# `netlab probe` whose agent tells, in the file named first, every sweep it makes (how many entries it deleted)
+# and every look at the lab's servers' sockets (what they hold unanswered), each with the agent's clock; and
+# whose grace (agent.AGENT_GRACE, what the CLI gives an interrupted agent before its SIGKILL) is the second
+# argument: long, so that a machine that runs the resumed echo server late cannot outlast it.
+TOLD = """
+import json, os, sys, time
+REPORT = sys.argv.pop(1)
+from netlab.probe import agent
+agent.AGENT_GRACE = float(sys.argv.pop(1))
+sweep, waiting = agent.Agent._sweep, agent.Agent._waiting
+def tell(**what):
+    fd = os.open(REPORT, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, (json.dumps({"t": time.monotonic(), **what}) + "\\n").encode())
+    os.close(fd)
+def told_sweep(self, *args, **kwargs):
+    n = sweep(self, *args, **kwargs)
+    tell(swept=n)
+    return n
+def told_waiting(self):
+    n = waiting(self)
+    tell(waiting=n)
+    return n
+agent.Agent._sweep, agent.Agent._waiting = told_sweep, told_waiting
+sys.argv[0] = "netlab"
+from netlab.launch import main
+main()
+"""
+
+
+def told(report) -> list[dict]:
+    return [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
+
+
+def past_the_old_quiet(events: list[dict]) -> bool:
+    """The agent has come to where it stopped before it looked at the servers' sockets: a pass of its last loop
+    (_sweep_until_quiet, whose first sweep is the run's second) QUIET after that loop began, or after its last
+    sweep that found something, with the servers still holding requests (which is why it goes on)."""
+    sweeps = [e for e in events if "swept" in e]
+    if len(sweeps) < 2:
+        return False
+    quiet_from = max([sweeps[1]["t"]] + [e["t"] for e in sweeps[1:] if e["swept"]])
+    return any(e.get("waiting", 0) > 0 and e["t"] - quiet_from >= agent.QUIET for e in events)
+
+
+class EveryPort:
+    def __contains__(self, port: object) -> bool:
+        return True
+
+
+def unanswered(pods: list[NsSockets]) -> int:
+    """What the servers of the lab's pods hold unanswered on any port (the kernel's count: NsSockets.waiting)."""
+    return sum(p.waiting(EveryPort()) for p in pods)
+
+
+def loop_asleep(pid: int) -> tuple[bool, int]:
+    """Whether the server's loop (its main thread) sleeps in epoll_wait, and how often it has been switched out."""
+    status = open(f"/proc/{pid}/task/{pid}/status").read()
+    wchan = open(f"/proc/{pid}/task/{pid}/wchan").read()
+    switches = sum(int(n) for n in re.findall(r"(?m)^(?:non)?voluntary_ctxt_switches:\s+(\d+)$", status))
+    return re.search(r"(?m)^State:\s+S", status) is not None and wchan == "do_epoll_wait", switches
+
+
+def server_done(pid: int, pods: list[NsSockets]) -> bool:
+    """The echo server has answered all it was sent: its loop sleeps in epoll_wait before and after a look that
+    finds nothing unanswered in the pods' sockets, and did not run in between (no switch): a request it had read
+    and not answered yet would have it running, or asleep elsewhere."""
+    asleep, before = loop_asleep(pid)
+    if not asleep or unanswered(pods):
+        return False
+    return loop_asleep(pid) == (True, before)
+
+
+def test_ctrl_c_leaves_no_entry_of_an_answer_the_echo_server_sends_late(labs, tmp_path):
     """A loaded machine runs the lab's echo server late: its answers to an interrupted probe's requests went after
     the agent's last sweep, each resolving its client again, and left a pair of entries per answer in the pods
     (seen in CI: [('LAB-p11', '10.244.1.12', 'eth0'), ('LAB-p21', '10.244.1.7', 'eth0')]). The agent swept until
     nothing new came for QUIET, which a server run late outlasts. Now it also sweeps while the servers' sockets
     hold requests not read (the kernel's Recv-Q), within its grace. The server here is stopped (SIGSTOP) from
-    before the probe until well after the old agent's quiet had passed, within the grace."""
+    before the probe until the agent, interrupted, has passed the point where it used to stop (its own report
+    says so); then it answers, and once it has answered everything (its sockets empty, its loop asleep) and every
+    resolution those answers began has ended, no entry of the run is left."""
     lab = labs.name("qe")
     labs.up(two_node_topology(lab, pods_per_node=3))
     namespaces = lab_namespaces(lab)
+    home = nsmod.current_fd()
+    pods = [NsSockets(ns, i, home, probing=False) for i, ns in enumerate(namespaces) if "-fedora-" in ns]
+    report = tmp_path / "agent.jsonl"
 
     def entries() -> set[tuple[str, str, str, str]]:
         return {(ns, n["dst"], n.get("dev", ""), (n.get("state") or [""])[0]) for ns in namespaces
@@ -48,27 +130,36 @@ def test_ctrl_c_leaves_no_entry_of_an_answer_the_echo_server_sends_late(labs):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
 
     os.kill(echo, signal.SIGSTOP)
+    proc = None
     try:
-        proc = subprocess.Popen([*NETLAB, "probe", "--lab", lab, "--arp", "real"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, preexec_fn=as_a_terminal_starts_it)
-        try:
-            assert wait_for(lambda: {e[:3] for e in entries()} - before, timeout=60, step=0.01), "no entry made"
-            time.sleep(0.2)  # requests to the stopped server queue up
-            proc.send_signal(signal.SIGINT)
-            time.sleep(0.7)  # the agent's grace is 1.5 s; nothing new came for its QUIET (0.3 s) long before
-        finally:
-            os.kill(echo, signal.SIGCONT)
-        out, err = proc.communicate(timeout=30)
+        proc = subprocess.Popen([sys.executable, "-c", TOLD, str(report), "60", "probe", "--lab", lab, "--arp",
+                                 "real"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=as_a_terminal_starts_it)
+        assert wait_for(lambda: {e[:3] for e in entries()} - before, timeout=60, step=0.01), "no entry made"
+        assert wait_for(lambda: unanswered(pods) > 0, timeout=60, step=0.01), "no request waits in the server"
+        proc.send_signal(signal.SIGINT)
+        assert wait_for(lambda: proc.poll() is not None or past_the_old_quiet(told(report)), timeout=60, step=0.01)
+        waited = proc.poll() is None  # the agent went on past its old quiet, for the stopped server's requests
+        os.kill(echo, signal.SIGCONT)
+        out, err = proc.communicate(timeout=120)
+        # Everything the server was sent is answered, and every resolution an answer began has ended (an entry
+        # INCOMPLETE in the server's pod: its client's pod has made its own entry once it is answered).
+        assert wait_for(lambda: server_done(echo, pods), timeout=60), unanswered(pods)
+        assert wait_for(lambda: not any(e[3] == "INCOMPLETE" for e in entries()), timeout=60)
     finally:
         os.kill(echo, signal.SIGCONT)
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+        for p in pods:
+            p.close()
+        os.close(home)
     assert proc.returncode == 130, (out, err)
-    time.sleep(0.5)  # the server's answers to what it had queued have gone (a few, on veths)
     made = sorted(e for e in entries() if e[:3] not in before)
     assert not made, f"{len(made)} entries the interrupted probe's answers made are left: {made[:10]}"
-
+    events = told(report)
+    assert waited, f"the agent stopped while the stopped server held requests: {events}"
+    assert [e["waiting"] for e in events if "waiting" in e][-1] == 0, events  # it ended once all was answered
 
 
 def test_a_servers_accepted_connection_counts_until_its_answer_and_fin_are_acknowledged(labs):
@@ -77,9 +168,6 @@ def test_a_servers_accepted_connection_counts_until_its_answer_and_fin_are_ackno
     the agent's sweeps (CI: LAB-p6 REACHABLE to LAB-p12, LAB-p12 STALE to LAB-p6). The agent's wait counted only
     what listeners and UDP sockets held. Now an accepted connection with more to send counts too, until its
     answer and FIN are acknowledged. Real sockets in two pods of a lab; the count is the kernel's (sock_diag)."""
-    from netlab.kernel import netns as nsmod
-    from netlab.probe.sockets import NsSockets
-
     lab = labs.name("qa")
     labs.up(f"name: {lab}\nnodes:\n  - {{name: n1}}\npods:\n  - {{name: a, node: n1}}\n  - {{name: b, node: n1}}\n")
     port = 4321
