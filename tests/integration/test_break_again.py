@@ -15,6 +15,7 @@ import json
 import re
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -37,30 +38,34 @@ COUNTERS = re.compile(r"\[\d+:\d+\]")
 TIMEOUT = re.compile(r"^(\w+\s+\d+\s+)\d+ ")  # conntrack -L's "udp 17 598 src=...": the seconds left
 
 
+def namespace_view(ns: str) -> dict:
+    """What the kernel holds in one namespace of the lab, as the tools print it (no counters, no timers)."""
+    links = json.loads(in_netns(ns, "ip", "-j", "-d", "link", "show", check=True).stdout)
+    for link in links:
+        link.pop("operstate", None)  # the kernel's own settling (UNKNOWN -> UP), not a change
+        for data in (link.get("linkinfo") or {}).values():  # the bridge's and its ports' timers run down
+            if isinstance(data, dict):
+                for key in [k for k in data if k.endswith("_timer")]:
+                    del data[key]
+    return {
+        "links": links,
+        "routes": in_netns(ns, "ip", "-j", "route", "show", "table", "all", check=True).stdout,
+        "neigh": in_netns(ns, "ip", "-j", "neigh", "show", "nud", "permanent", check=True).stdout,
+        "fdb": in_netns(ns, "bridge", "-j", "fdb", "show", "state", "permanent", check=True).stdout,
+        "sysctl": in_netns(ns, "sysctl", "net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter", check=True).stdout,
+        "iptables": COUNTERS.sub("", "\n".join(line for line in in_netns(ns, "iptables-save", check=True)
+                                               .stdout.splitlines() if not line.startswith("#"))),
+        "stale": [TIMEOUT.sub(r"\1", line) for line in in_netns(
+            ns, "conntrack", "-L", "-p", "udp", "--sport", str(STALE_SPORT)).stdout.splitlines() if line.strip()],
+    }
+
+
 def kernel_view(model) -> dict:
-    """What the kernel holds in every namespace of the lab, as the tools print it (no counters, no timers)."""
-    out: dict = {}
-    for ns in [n.netns for n in model.nodes] + [p.netns for p in model.pods]:
-        links = json.loads(in_netns(ns, "ip", "-j", "-d", "link", "show", check=True).stdout)
-        for link in links:
-            link.pop("operstate", None)  # the kernel's own settling (UNKNOWN -> UP), not a change
-            for data in (link.get("linkinfo") or {}).values():  # the bridge's and its ports' timers run down
-                if isinstance(data, dict):
-                    for key in [k for k in data if k.endswith("_timer")]:
-                        del data[key]
-        out[ns] = {
-            "links": links,
-            "routes": in_netns(ns, "ip", "-j", "route", "show", "table", "all", check=True).stdout,
-            "neigh": in_netns(ns, "ip", "-j", "neigh", "show", "nud", "permanent", check=True).stdout,
-            "fdb": in_netns(ns, "bridge", "-j", "fdb", "show", "state", "permanent", check=True).stdout,
-            "sysctl": in_netns(ns, "sysctl", "net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
-                               check=True).stdout,
-            "iptables": COUNTERS.sub("", "\n".join(line for line in in_netns(ns, "iptables-save", check=True)
-                                                   .stdout.splitlines() if not line.startswith("#"))),
-            "stale": [TIMEOUT.sub(r"\1", line) for line in in_netns(
-                ns, "conntrack", "-L", "-p", "udp", "--sport", str(STALE_SPORT)).stdout.splitlines() if line.strip()],
-        }
-    return out
+    """What the kernel holds in every namespace of the lab (:func:`namespace_view`), the namespaces read together:
+    each read is a handful of short programs that mostly wait for their start."""
+    names = [n.netns for n in model.nodes] + [p.netns for p in model.pods]
+    with ThreadPoolExecutor(len(names)) as pool:
+        return dict(zip(names, pool.map(namespace_view, names)))
 
 
 def settled_view(model) -> dict:
