@@ -39,10 +39,13 @@ rules, dnsmasq for the cluster DNS pod,
 the CNI plugins (each asked VERSION, netlab.cni.check) when ``network.cni``
 is not ``builtin``, the kernel's SCTP rules (SCTP_RULES loaded by iptables-restore in the
 throwaway namespace) when a NetworkPolicy has an SCTP port, and what the
-plugins of a ``network.cni: {conflist: FILE}`` make (doctor_needs.CNI_PLUGIN_NEEDS:
-a macvlan, ipvlan or vlan link, bridge and ptp's veths, portmap's and firewall's
-iptables chains, bandwidth's tbf and ifb), each link kind created in the
-throwaway namespace; those link kinds are checked only for such a lab.
+plugins of a ``network.cni: {conflist: FILE}`` make (doctor_needs.CNI_PLUGIN_NEEDS and
+field_needs: a macvlan, ipvlan, vlan or vrf link, sbr's policy rules, bridge and ptp's
+veths, a VLAN-filtering bridge for the bridge's vlan or vlanTrunk, portmap's and
+firewall's iptables chains, bandwidth's tbf, and for an egress rate its ifb, ingress
+qdisc, u32 filter and mirred redirect), each made in the throwaway namespace
+(kernel/cniprobe.py); those are checked only for such a lab, and each line says
+what in the conflist asks for it (its JSON's ``items``).
 ``netlab doctor -t FILE`` checks what that lab needs; plain ``netlab doctor``
 requires everything any netlab feature uses, and sizes the neighbour check
 with the built-in default lab.
@@ -66,9 +69,9 @@ from typing import Iterable, Iterator
 from netlab.doctor_host import (check_capabilities, check_exit_status, check_fallback_tunnels, check_host_devconf,
                                 check_ipv6, check_neighbours, check_open_files, check_state_dir, check_taskstats,
                                 with_libpcap)
-from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, CNI_LINKS, EVERYTHING, FAIL, HOST, INFO, KERNEL, OK,
-                                 TITLES, TOOLS, WARN, Check)
-from netlab.doctor_needs import asked_by, needs
+from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, CNI_FEATURES, EVERYTHING, FAIL, HOST, INFO, KERNEL,
+                                 OK, TITLES, TOOLS, WARN, Check)
+from netlab.doctor_needs import asked_by, needs, with_askers
 from netlab.doctor_netfilter import (SCTP_RULES, find_nft, iptables_backend, iptables_check, kube_proxy_shape,
                                      netdev_check, nft_json, nft_setting, sctp_check)
 from netlab.doctor_nft import KUBE_PROXY_SHAPE, NETDEV_SHAPE
@@ -79,7 +82,7 @@ from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.realize import netfilter, state_dir
 
-__all__ = ["ADVISORY", "ALWAYS", "CHECKS", "CNI", "CNI_LINKS", "EVERYTHING", "FAIL", "HOST", "INFO", "KERNEL", "OK",
+__all__ = ["ADVISORY", "ALWAYS", "CHECKS", "CNI", "CNI_FEATURES", "EVERYTHING", "FAIL", "HOST", "INFO", "KERNEL", "OK",
            "TITLES", "TOOLS", "TRACE_TOOLS", "WARN", "Check", "needs", "diagnose", "report", "require_for",
            "require_tools", "required"]
 
@@ -191,7 +194,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
 def report(lab: Lab, for_this_lab: bool) -> list[Check]:
     """``netlab doctor``: every check; needed = what ``lab`` needs, or everything netlab uses."""
     needed = needs(lab) if for_this_lab else set(EVERYTHING)
-    return diagnose(lab, needed, [c for c in CHECKS if c not in CNI_LINKS or c in needed])
+    checks = diagnose(lab, needed, [c for c in CHECKS if c not in CNI_FEATURES or c in needed])
+    return with_askers(lab, checks) if for_this_lab else checks
 
 
 # What `netlab trace` uses on every lab (the kernel's ctnetlink for the conntrack entries, no conntrack program;
@@ -222,7 +226,7 @@ def require_for(lab: Lab, only: Iterable[str] | None = None) -> None:
     wanted -= _PASSED.get()
     if not wanted:
         return
-    failed = [c for c in diagnose(lab, needed, wanted) if c.status == FAIL]
+    failed = with_askers(lab, [c for c in diagnose(lab, needed, wanted) if c.status == FAIL])
     if failed:
         raise EnvironmentNotReady("\n".join(c.line() + asked_by(lab, c.name) for c in failed))
 

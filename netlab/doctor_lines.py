@@ -14,16 +14,17 @@ from netlab.kernel import features
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 
-KERNEL = ("netns", "veth", "bridge", "vxlan", "macvlan", "ipvlan", "vlan", "ifb", "br_netfilter", "conntrack",
-          "nf_tables", "nf_netdev", "tbf", "htb", "netem", "sock_diag", "sctp")
+KERNEL = ("netns", "veth", "bridge", "vxlan", "macvlan", "ipvlan", "vlan", "ifb", "vrf", "vlan_filtering", "ingress",
+          "u32", "mirred", "fib_rules", "br_netfilter", "conntrack", "nf_tables", "nf_netdev", "tbf", "htb", "netem",
+          "sock_diag", "sctp")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
 HOST = ("capabilities", "open-files", "neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats",
         "exit-status", "state-dir", "state-space")
 CHECKS = KERNEL + TOOLS + CNI + HOST
-# Link kinds only a CNI conflist's plugins make (doctor_needs.CNI_PLUGIN_NEEDS): checked for a lab that needs them,
-# nowhere else (plain `netlab doctor` has no conflist to read).
-CNI_LINKS = ("macvlan", "ipvlan", "vlan", "ifb")
+# What only a CNI conflist's plugins use (doctor_needs.CNI_PLUGIN_NEEDS, kernel/cniprobe.py): checked for a lab that
+# needs it, nowhere else (plain `netlab doctor` has no conflist to read).
+CNI_FEATURES = features.cniprobe.FEATURES
 # What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()). The state folder's
 # free space FAILs only when full (under a page), and `up` refuses then; under 1 MiB it is a warning (doctor_host.py).
 ALWAYS = {"capabilities", "open-files", "netns", "veth", "bridge", "state-dir", "state-space"}
@@ -37,6 +38,9 @@ ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
           "sctp": "kernel SCTP rules", "nf_netdev": "kernel nf_tables netdev hooks",
+          "vlan_filtering": "kernel bridge VLAN filtering", "ingress": "kernel qdisc ingress",
+          "u32": "kernel tc filter u32", "mirred": "kernel tc action mirred",
+          "fib_rules": "kernel policy routing rules",
           **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack", "cni-plugins": "tool CNI plugins",
           "capabilities": "host capabilities", "open-files": "host open-files limit",
           "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels", "ipv6": "host IPv6",

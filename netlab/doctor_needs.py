@@ -3,9 +3,10 @@ SCTP rules, what in the lab asks for it (the words ``up`` adds to a failed check
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Mapping
 
-from netlab.doctor_lines import ALWAYS
+from netlab.doctor_lines import ALWAYS, CNI_FEATURES, Check
 from netlab.model import clusterdns as dns
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
@@ -54,50 +55,84 @@ def sctp_policies(lab: Lab) -> list[str]:
 
 # What the kernel must have for each plugin of Debian's containernetworking-plugins (cni/check.PACKAGE_PLUGINS) that
 # makes links or rules: bridge a bridge and veths, ptp a veth pair, macvlan/ipvlan/vlan a child of their master,
-# portmap its nat chains (iptables, with conntrack entries deleted), firewall its filter chains. bandwidth: see
-# shaping_needs. The others (loopback, host-local, static, dhcp, tuning, host-device, sbr) make no link kind.
-# A type not listed (a third party's plugin) is not guessed at.
+# vrf a vrf device in the pod, sbr policy routing rules there (from the pod's address to a table of its own),
+# portmap its nat chains (iptables, with conntrack entries deleted), firewall its filter chains. What some fields
+# ask for besides: field_needs. The others (loopback, host-local, static, dhcp, tuning, host-device) make no link
+# kind. A type not listed (a third party's plugin) is not guessed at.
 CNI_PLUGIN_NEEDS: dict[str, tuple[str, ...]] = {
     "bridge": ("bridge", "veth"), "ptp": ("veth",), "macvlan": ("macvlan",), "ipvlan": ("ipvlan",),
-    "vlan": ("vlan",), "portmap": ("iptables-restore", "conntrack", "nf_tables"),
-    "firewall": ("iptables-restore", "nf_tables"),
+    "vlan": ("vlan",), "vrf": ("vrf",), "sbr": ("fib_rules",),
+    "portmap": ("iptables-restore", "conntrack", "nf_tables"), "firewall": ("iptables-restore", "nf_tables"),
 }
+# bandwidth's, by the direction a rate shapes: to the pod (ingressRate) a tbf on its host veth; from it (egressRate)
+# an ifb, the host veth's ingress qdisc, a u32 filter there whose mirred action redirects every frame to the ifb,
+# and a tbf on the ifb (plugins/meta/bandwidth: CreateIngressQdisc, CreateEgressQdisc).
+RATE_NEEDS = {"ingressRate": ("tbf",), "egressRate": ("ifb", "tbf", "ingress", "u32", "mirred")}
+ANNOTATIONS = {"ingressRate": "kubernetes.io/ingress-bandwidth", "egressRate": "kubernetes.io/egress-bandwidth"}
 
 
-def shaping_needs(plugin: dict[str, Any], pods: Iterable[dict[str, Any] | None]) -> tuple[str, ...]:
-    """The bandwidth plugin's: a tbf on the host's veth for an ingress rate; for an egress rate, an ifb the host's
-    veth's ingress is redirected to, with a tbf on it. The rates are its config's, and each pod's
-    runtimeConfig.bandwidth (``pods``, None for a pod without annotations) when it declares the capability."""
-    rates = [plugin]
-    caps = plugin.get("capabilities")
-    if isinstance(caps, dict) and caps.get("bandwidth") is True:
-        rates += [p for p in pods if p]
-    out: list[str] = []
-    for given in rates:
-        ingress, egress = (given.get(k) for k in ("ingressRate", "egressRate"))
-        if isinstance(ingress, (int, float)) and ingress > 0:
-            out.append("tbf")
-        if isinstance(egress, (int, float)) and egress > 0:
-            out += ["ifb", "tbf"]
-    return tuple(dict.fromkeys(out))
+@dataclass(frozen=True)
+class Asker:
+    """What in a conflist asks for a kernel feature: a plugin (its type), the field of its config that does (empty:
+    the plugin itself), and the pods whose runtimeConfig gives that field (empty: the config's own)."""
+
+    plugin: str
+    field: str = ""
+    pods: tuple[str, ...] = ()
+
+    def words(self) -> str:
+        out = f"the {self.plugin} plugin" + (f"'s {self.field}" if self.field else "")
+        if self.pods:
+            shown = ", ".join(self.pods[:3]) + (f" and {len(self.pods) - 3} more" if len(self.pods) > 3 else "")
+            out += f" (the {ANNOTATIONS[self.field]} of pod{'s' if len(self.pods) > 1 else ''} {shown})"
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "field": self.field or None, "pods": list(self.pods)}
 
 
-def conflist_needs(plugins: Iterable[dict[str, Any]],
-                   pods: Iterable[dict[str, Any] | None] = ()) -> dict[str, list[str]]:
-    """check name -> the plugin types of a chain that need it (see CNI_PLUGIN_NEEDS; pods: as shaping_needs)."""
-    pods = list(pods)
-    out: dict[str, list[str]] = {}
-    for plugin in plugins:
-        kind = plugin.get("type")
-        asks = shaping_needs(plugin, pods) if kind == "bandwidth" else CNI_PLUGIN_NEEDS.get(str(kind), ())
-        for name in asks:
-            out.setdefault(name, [])
-            if kind not in out[name]:
-                out[name].append(str(kind))
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def field_needs(plugin: dict[str, Any], pods: Mapping[str, dict[str, Any] | None]) -> list[tuple[str, Asker]]:
+    """(check, asker) for what a plugin's fields ask: the bridge's ``vlan`` (not 0) and ``vlanTrunk`` (any, an empty
+    one too: the plugin turns filtering on for it; Debian's 1.1.1 has no vlanTrunk yet, upstream's since 1.3.0) a
+    VLAN-filtering bridge (``preserveDefaultVlan`` only acts with one of them); bandwidth's rates (RATE_NEEDS), its
+    config's and each pod's runtimeConfig.bandwidth (``pods``: name -> it, None for a pod without annotations) when
+    it declares the capability."""
+    kind = plugin.get("type")
+    out: list[tuple[str, Asker]] = []
+    if kind == "bridge":
+        vlan = plugin.get("vlan")
+        if isinstance(vlan, int) and not isinstance(vlan, bool) and vlan != 0:
+            out.append(("vlan_filtering", Asker("bridge", "vlan")))
+        if plugin.get("vlanTrunk") is not None:
+            out.append(("vlan_filtering", Asker("bridge", "vlanTrunk")))
+    if kind == "bandwidth":
+        caps = plugin.get("capabilities")
+        given = pods if isinstance(caps, dict) and caps.get("bandwidth") is True else {}
+        for rate, checks in RATE_NEEDS.items():
+            shaped = tuple(name for name, conf in given.items() if conf and _positive(conf.get(rate)))
+            askers = ([Asker("bandwidth", rate)] if _positive(plugin.get(rate)) else []) + \
+                ([Asker("bandwidth", rate, shaped)] if shaped else [])
+            out += [(check, asker) for asker in askers for check in checks]
     return out
 
 
-def cni_needs(lab: Lab) -> dict[str, list[str]]:
+def conflist_needs(plugins: Iterable[dict[str, Any]],
+                   pods: Mapping[str, dict[str, Any] | None] | None = None) -> dict[str, list[Asker]]:
+    """check name -> what in a chain asks for it (CNI_PLUGIN_NEEDS, field_needs; pods: as field_needs)."""
+    out: dict[str, list[Asker]] = {}
+    for plugin in plugins:
+        asks = [(name, Asker(str(plugin.get("type")))) for name in CNI_PLUGIN_NEEDS.get(str(plugin.get("type")), ())]
+        for name, asker in asks + field_needs(plugin, pods or {}):
+            if asker not in out.setdefault(name, []):
+                out[name].append(asker)
+    return out
+
+
+def cni_needs(lab: Lab) -> dict[str, list[Asker]]:
     """:func:`conflist_needs` of the lab's conflist (``network.cni: {conflist: FILE}``); nothing for the builtin
     network and the reference chain (a bridge, as every lab has), nor for a conflist that cannot be read now (the
     cni-plugins check and ``validate`` say why)."""
@@ -111,29 +146,49 @@ def cni_needs(lab: Lab) -> dict[str, list[str]]:
         net = user_conflist(lab)
     except (ConflistError, OSError):
         return {}
-    return conflist_needs(net.plugins, (pod_bandwidth(p.spec) for p in lab.pods))
+    return conflist_needs(net.plugins, {p.name: pod_bandwidth(p.spec) for p in lab.pods})
 
 
+# The checks whose line names what in the lab's conflist asks for them (what only plugins use, and bandwidth's tbf).
+CNI_ASKS = CNI_FEATURES + ("tbf",)
 # The impairment options each qdisc serves, and what works without it.
-# The checks whose failed line names the conflist's plugins that ask for them (the CNI link kinds, bandwidth's).
-CNI_ASKS = ("macvlan", "ipvlan", "vlan", "ifb", "tbf")
 QDISC_OPTIONS = {"netem": (("delay", "jitter"), "rate and loss need no netem"),
                  "tbf": (("rate",), "delay, jitter and loss need no tbf")}
 
 
+def _conflist_askers(lab: Lab, check: str) -> str:
+    """``asked for by the bandwidth plugin's egressRate of FILE``, or nothing when no conflist asks for ``check``."""
+    askers = cni_needs(lab).get(check) if check in CNI_ASKS else None
+    if not askers:
+        return ""
+    file = getattr(lab.topo.network.cni, "conflist", "the conflist")
+    return f"asked for by {' and '.join(a.words() for a in askers)} of {file}"
+
+
+def with_askers(lab: Lab, checks: list[Check]) -> list[Check]:
+    """The doctor's lines for a lab: each of what its conflist asks for says who asks (its JSON's ``items``: each
+    asker's plugin, field and pods)."""
+    asks = cni_needs(lab)
+    return [replace(c, detail=f"{c.detail}; {said}", items=tuple(a.to_json() for a in asks[c.name]))
+            if (said := _conflist_askers(lab, c.name)) else c for c in checks]
+
+
 def asked_by(lab: Lab, check: str) -> str:
-    """For a missing qdisc (netem, tbf): which interfaces' impairments ask for it, and what to leave out to go
-    without it; for the SCTP rules, the policies with SCTP ports; for a link kind (or bandwidth's tbf and ifb), the
-    plugins of the lab's conflist that make it; nothing for any other check."""
+    """What ``up`` adds to a failed check's line: for a missing qdisc (netem, tbf), which interfaces' impairments
+    ask for it, and what to leave out to go without it; for the SCTP rules, the policies with SCTP ports; for what
+    a conflist's plugins use (a link kind, bandwidth's tbf, ifb and redirect, VLAN filtering, rules: the line says
+    who asks, :func:`with_askers`), where `up` would fail without it; nothing for any other check."""
     if check == "sctp" and (pols := sctp_policies(lab)):
         return (f"; asked for by the SCTP ports of network policies {', '.join(pols)}: without it their rules cannot "
                 "be written (leave out those ports, or run on a kernel that has it)")
     said = _impaired_by(lab, check) if check in QDISC_OPTIONS else ""
-    plugins = cni_needs(lab).get(check) if not said and check in CNI_ASKS else None
-    if plugins:
-        file = getattr(lab.topo.network.cni, "conflist", "the conflist")
-        return (f"; asked for by the {', '.join(plugins)} plugin{'s' if len(plugins) > 1 else ''} of {file}: "
-                "without it `up` would fail at that plugin's ADD (use other plugins, or a kernel that has it)")
+    askers = cni_needs(lab).get(check) if check in CNI_ASKS and not said else None
+    if askers:
+        fields = sorted({a.field for a in askers if a.field})
+        instead = f"leave out {' and '.join(fields)}, or use" if all(a.field for a in askers) else \
+            "use other plugins, or"
+        whose = "that plugin's" if len({a.plugin for a in askers}) == 1 else "those plugins'"
+        return f"; without it `up` would fail at {whose} ADD ({instead} a kernel that has it)"
     return said
 
 

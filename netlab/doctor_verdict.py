@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 
 from netlab.doctor_lines import FAIL, OK, WARN, Check
-from netlab.doctor_words import KERNEL_MODULE, KERNEL_NOTE, KERNEL_OTHERWISE, KERNEL_PACKAGE, NETNS_FIX, WHY
+from netlab.doctor_words import (KERNEL_BUILT_IN, KERNEL_MODULE, KERNEL_NOTE, KERNEL_OTHERWISE, KERNEL_PACKAGE,
+                                 NETNS_FIX, WHY)
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import features, packages
 from netlab.kernel import netns as nsmod
@@ -53,6 +54,9 @@ def kernel_fix(name: str, files: features.ModuleFiles | None = None) -> str:
     the kernel's modules are said (features.module_files(), this machine's, by default)."""
     if name == "netns":
         return NETNS_FIX
+    if name in KERNEL_BUILT_IN:
+        config, why = KERNEL_BUILT_IN[name]
+        return f"boot a kernel with {config} (modprobe cannot help: {why})"
     module, config = KERNEL_MODULE[name]
     otherwise = KERNEL_OTHERWISE.get(name)
     why = features.module_unavailable(module, files)

@@ -16,6 +16,10 @@ KERNEL_MODULE = {
     "ipvlan": ("ipvlan", "CONFIG_IPVLAN"),
     "vlan": ("8021q", "CONFIG_VLAN_8021Q"),
     "ifb": ("ifb", "CONFIG_IFB"),
+    "vrf": ("vrf", "CONFIG_NET_VRF"),
+    "ingress": ("sch_ingress", "CONFIG_NET_SCH_INGRESS"),
+    "u32": ("cls_u32", "CONFIG_NET_CLS_U32"),
+    "mirred": ("act_mirred", "CONFIG_NET_CLS_ACT, CONFIG_NET_ACT_MIRRED"),
     "br_netfilter": ("br_netfilter", "CONFIG_BRIDGE_NETFILTER"),
     "conntrack": ("nf_conntrack_netlink", "CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK"),
     "nf_tables": ("nf_tables", "CONFIG_NF_TABLES"),
@@ -24,6 +28,12 @@ KERNEL_MODULE = {
     "sock_diag": ("inet_diag", "CONFIG_INET_DIAG, CONFIG_INET_TCP_DIAG, CONFIG_INET_UDP_DIAG"),
     "sctp": ("xt_sctp", "CONFIG_NETFILTER_XT_MATCH_SCTP (iptables' legacy backend; nft's needs only nf_tables)"),
     **{q: (f"sch_{q}", f"CONFIG_NET_SCH_{q.upper()}") for q in features.QDISCS},
+}
+# Kernel features no module gives: the options that build them in, and why modprobe cannot help.
+KERNEL_BUILT_IN = {
+    "vlan_filtering": ("CONFIG_BRIDGE_VLAN_FILTERING and CONFIG_VLAN_8021Q",
+                       "VLAN filtering is an option the bridge was built with, not a module"),
+    "fib_rules": ("CONFIG_IP_MULTIPLE_TABLES", "policy routing is part of the kernel's IPv4 routing, not a module"),
 }
 # What loading the module does besides.
 KERNEL_NOTE = {
@@ -53,6 +63,8 @@ WHY = {
     "sock_diag": "needed only for trace to say what listens where a packet was refused, and inspect's sockets",
     "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
     "sctp": "needed only for NetworkPolicies with SCTP ports",
-    **{k: f"needed only for a conflist with the {k} plugin" for k in ("macvlan", "ipvlan", "vlan")},
-    "ifb": "needed only for the bandwidth plugin's egress rates",
+    **{k: f"needed only for a conflist with the {k} plugin" for k in ("macvlan", "ipvlan", "vlan", "vrf")},
+    **{k: "needed only for the bandwidth plugin's egress rates" for k in ("ifb", "ingress", "u32", "mirred")},
+    "vlan_filtering": "needed only for a conflist whose bridge plugin has a vlan or vlanTrunk",
+    "fib_rules": "needed only for a conflist with the sbr plugin",
 }

@@ -29,8 +29,10 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             each tried for real in a throwaway network namespace that
             vanishes afterwards (no module is loaded, the host's namespace
             is not touched); br_netfilter is read from /proc/sys/net/bridge;
-            with -t, the link kinds a conflist's plugins make (macvlan,
-            ipvlan, vlan, bandwidth's ifb), tried the same way
+            with -t, what a conflist's plugins make (macvlan, ipvlan,
+            vlan, vrf links, sbr's policy rules, a VLAN-filtering bridge,
+            bandwidth's ifb, ingress qdisc, u32 filter and mirred
+            redirect), tried the same way, each line naming who asks
     tools   iptables-restore (and its backend, nft or legacy), conntrack,
             dnsmasq, nft, tcpdump; the CNI plugins (a lab's chain with -t,
             else Debian's loopback, bridge, host-local, portmap in

@@ -3,8 +3,10 @@
 Kernel features are tried, not guessed from config files. A short-lived thread
 unshares into a new network namespace that nothing names (no /run/netns entry,
 no process in it but the thread) and there creates a veth pair, a bridge and a
-vxlan device (for a CNI conflist's plugins: a macvlan, ipvlan or vlan on a veth,
-an ifb), adds each tc qdisc to ``lo``, asks nf_tables and conntrack one
+vxlan device (for a CNI conflist's plugins what kernel/cniprobe.py makes: a
+macvlan, ipvlan or vlan on a veth, an ifb, a vrf, a VLAN-filtering bridge,
+bandwidth's ingress qdisc, u32 filter and mirred redirect, a policy routing
+rule), adds each tc qdisc to ``lo``, asks nf_tables and conntrack one
 question each over netlink, lists the links the namespace was born with, and
 runs the version commands it is given. Then the thread ends: nothing refers to
 the namespace any more, and the kernel frees it with everything in it. The
@@ -37,7 +39,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
-from netlab.kernel import netlink, nfnl, procsys, rtnl, rtnl_parse, sockdiag, tc, testhooks
+from netlab.kernel import cniprobe, netlink, nfnl, procsys, rtnl, rtnl_parse, sockdiag, tc, testhooks
 from netlab.plan.sysctls import DEVCONF_SYSCTLS
 
 CLONE_NEWNET = 0x40000000
@@ -51,15 +53,6 @@ LINK_KINDS: dict[str, Callable[[], bytes]] = {
     "bridge": lambda: rtnl.bridge_add(0, "probe-bridge", None, None, up=False),
     "vxlan": lambda: rtnl.vxlan_add(0, "probe-vxlan", None, None, 1, None, 4789, None, up=False),
 }
-# Link kinds a CNI conflist's plugins make (Debian's macvlan, ipvlan, vlan; bandwidth's ifb), not netlab: each made
-# on a lower veth of its own (None: alone), minimal, as the plugin would ask (doctor_needs.CNI_PLUGIN_NEEDS).
-LOWER = "probe-lower"
-CHILD_KINDS: dict[str, tuple[bool, Callable[[int | None], bytes]]] = {
-    "macvlan": (True, lambda lower: rtnl.child_add("probe-macvlan", "macvlan", lower)),
-    "ipvlan": (True, lambda lower: rtnl.child_add("probe-ipvlan", "ipvlan", lower)),
-    "vlan": (True, lambda lower: rtnl.child_add("probe-vlan", "vlan", lower, rtnl.vlan_id(5))),
-    "ifb": (False, lambda lower: rtnl.child_add("probe-ifb", "ifb", None)),
-}
 # tc qdiscs link impairments will use (rate: tbf/htb; delay, loss: netem), with minimal options.
 LO_INDEX = 1  # lo is the first device of every network namespace
 # Each qdisc as lo's root with what kernel/tc.py would give it; an htb as `tc qdisc add ... htb` makes one:
@@ -72,16 +65,15 @@ QDISCS: dict[str, Callable[[], bytes]] = {
 NETFILTER = ("nf_tables", "conntrack")
 # The kernel's socket dumps (ss's source): trace says what listens where a packet was refused, inspect lists it.
 SOCK_DIAG = "sock_diag"
-FEATURES = ("netns",) + tuple(LINK_KINDS) + tuple(CHILD_KINDS) + tuple(QDISCS) + NETFILTER + (SOCK_DIAG,)
+# What a CNI conflist's plugins use and netlab does not (kernel/cniprobe.py: link kinds, bridge VLAN filtering,
+# bandwidth's egress redirect, policy rules).
+FEATURES = ("netns",) + tuple(LINK_KINDS) + cniprobe.FEATURES + tuple(QDISCS) + NETFILTER + (SOCK_DIAG,)
 # The modules the kernel would load on demand for each feature (as modprobe names them).
 MODULES: dict[str, tuple[str, ...]] = {
     "veth": ("veth",),
     "bridge": ("bridge",),
     "vxlan": ("vxlan",),
-    "macvlan": ("macvlan",),
-    "ipvlan": ("ipvlan",),
-    "vlan": ("8021q",),
-    "ifb": ("ifb",),
+    **cniprobe.MODULES,
     "tbf": ("sch_tbf",),
     "htb": ("sch_htb",),
     "netem": ("sch_netem",),
@@ -117,8 +109,7 @@ class KernelProbe:
     outputs: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
-def _errno_text(code: int) -> str:
-    return f"{errno.errorcode.get(code, code)}: {os.strerror(code)}"
+_errno_text = cniprobe.errno_text
 
 
 # --- modules (read-only) ------------------------------------------------------------------------
@@ -316,7 +307,7 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
         if devconf:
             probe.devconf = _devconf_here(DEVCONF_SYSCTLS)
         tried = [f for f in wanted if f not in skipped]
-        _probe_links(probe, tried)
+        _probe_links(probe, tried, skipped)
         if any(f in QDISCS for f in tried):
             _probe_qdiscs(probe, tried)
         for name in NETFILTER:
@@ -347,45 +338,19 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
     return probe
 
 
-def _probe_links(probe: KernelProbe, names: list[str]) -> None:
-    """The links the namespace was born with, and one link of each wanted kind, through netlab's codec."""
+def _probe_links(probe: KernelProbe, names: list[str], skipped: Iterable[str]) -> None:
+    """The links the namespace was born with, one link of each wanted kind, and what a conflist's plugins use
+    (kernel/cniprobe.py), through netlab's codec."""
     with netlink.Conn() as conn:
         probe.fresh_links = tuple(sorted(link.name for link in rtnl_parse.dump_links(conn, "a throwaway namespace")
                                          if link.name != "lo"))
         for kind, request in LINK_KINDS.items():
             if kind not in names:
                 continue
-            try:
-                conn.request(f"a {kind} in a throwaway namespace", request())
-                probe.features[kind] = Feature(kind, True, "created one in a throwaway namespace")
-            except netlink.NetlinkError as exc:
-                what = "not in this kernel" if exc.errno == errno.EOPNOTSUPP else "creating one failed"
-                probe.features[kind] = Feature(kind, False, f"{what} ({_errno_text(exc.errno)})")
-        children = [kind for kind in CHILD_KINDS if kind in names]
-        lower = _lower(conn) if any(CHILD_KINDS[kind][0] for kind in children) else None
-        for kind in children:
-            on_lower, request = CHILD_KINDS[kind]
-            if on_lower and lower is None:
-                probe.features[kind] = Feature(kind, False, "not tried: no veth could be made to put one on")
-                continue
-            try:
-                conn.request(f"a {kind} in a throwaway namespace", request(lower))
-                where = " on a veth" if on_lower else ""
-                probe.features[kind] = Feature(kind, True, f"created one{where} in a throwaway namespace")
-            except netlink.NetlinkError as exc:
-                what = "not in this kernel" if exc.errno == errno.EOPNOTSUPP else "creating one failed"
-                probe.features[kind] = Feature(kind, False, f"{what} ({_errno_text(exc.errno)})")
-
-
-def _lower(conn: netlink.Conn) -> int | None:
-    """The index of a veth made to carry the probe's macvlan, ipvlan and vlan (None when none can be made)."""
-    try:
-        conn.request("a lower veth in a throwaway namespace",
-                     rtnl.veth_add(0, LOWER, None, None, None, 0, LOWER + "-p", None, None, up=False))
-    except netlink.NetlinkError:
-        return None
-    return next((link.index for link in rtnl_parse.dump_links(conn, "a throwaway namespace") if link.name == LOWER),
-                None)
+            probe.features[kind] = Feature(kind, *cniprobe.request_made(conn, kind, request(),
+                                                                        "created one in a throwaway namespace"))
+        found = cniprobe.probe_cni_features(conn, [f for f in names if f in cniprobe.FEATURES], skipped)
+        probe.features.update((name, Feature(name, *fact)) for name, fact in found.items())
 
 
 def _probe_qdiscs(probe: KernelProbe, names: list[str]) -> None:

@@ -60,6 +60,11 @@ IFLA_VXLAN_LEARNING, IFLA_VXLAN_PORT = 7, 15
 # IFLA_BRPORT_* inside an AF_BRIDGE link's IFLA_PROTINFO (linux/if_link.h): a bridge port's STP state (u8,
 # BR_STATE_* of linux/if_bridge.h, named as `bridge link` names them) and its hairpin mode (MODE)
 IFLA_BRPORT_STATE, IFLA_BRPORT_MODE, IFLA_BRPORT_LEARNING = 1, 4, 8
+IFLA_BR_VLAN_FILTERING = 7  # u8 in a bridge's IFLA_INFO_DATA: its ports forward by the VLANs each is a member of
+IFLA_VRF_TABLE = 1  # u32 in a vrf's IFLA_INFO_DATA: the routing table its enslaved devices' routes go to
+# In an AF_BRIDGE link's IFLA_AF_SPEC (linux/if_bridge.h): a port's VLAN membership, `bridge vlan add ... master`
+IFLA_BRIDGE_FLAGS, IFLA_BRIDGE_VLAN_INFO, BRIDGE_FLAGS_MASTER = 0, 2, 1
+BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED = 2, 4
 BR_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
 BR_STATE_NUMBERS = {name: number for number, name in BR_STATES.items()}
 
@@ -154,10 +159,11 @@ def _link_common(name: str, address: str | None, mtu: int | None, txqlen: int | 
 
 
 def bridge_add(index: int, name: str, address: str | None, mtu: int | None, up: bool = True,
-               txqlen: int | None = None) -> bytes:
-    """``ip link add NAME [index IDX] address MAC mtu MTU up type bridge``."""
+               txqlen: int | None = None, vlan_filtering: bool = False) -> bytes:
+    """``ip link add NAME [index IDX] address MAC mtu MTU up type bridge [vlan_filtering 1]``."""
     body = _ifinfo(index, up) + _link_common(name, address, mtu, txqlen, None, None)
-    body += nested(IFLA_LINKINFO, string(IFLA_INFO_KIND, "bridge"))
+    data = nested(IFLA_INFO_DATA, u8(IFLA_BR_VLAN_FILTERING, 1)) if vlan_filtering else b""
+    body += nested(IFLA_LINKINFO, string(IFLA_INFO_KIND, "bridge"), data)
     return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 
 
@@ -201,6 +207,19 @@ def child_add(name: str, kind: str, lower: int | None, data: bytes = b"") -> byt
 
 def vlan_id(vid: int) -> bytes:
     return u16(IFLA_VLAN_ID, vid)
+
+
+def vrf_table(table: int) -> bytes:
+    """A vrf's IFLA_INFO_DATA for :func:`child_add` (``ip link add NAME type vrf table T``)."""
+    return u32(IFLA_VRF_TABLE, table)
+
+
+def port_vlan_add(index: int, vid: int) -> bytes:
+    """``bridge vlan add dev PORT vid VID pvid untagged master``: the port's frames without a tag join VLAN
+    ``vid``, and leave it untagged (what the bridge CNI plugin sets on a pod's veth for its ``vlan``)."""
+    info = attr(IFLA_BRIDGE_VLAN_INFO, struct.pack("=HH", BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED, vid))
+    body = _ifinfo(index, family=AF_BRIDGE) + nested(IFLA_AF_SPEC, u16(IFLA_BRIDGE_FLAGS, BRIDGE_FLAGS_MASTER), info)
+    return message(RTM_SETLINK, 0, body)
 
 
 def link_set(index: int, up: bool | None = None, mtu: int | None = None, address: str | None = None,

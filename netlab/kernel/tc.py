@@ -43,6 +43,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -66,6 +67,23 @@ NETEM_QOPT = struct.Struct("=IIIIII")
 U32_MAX = 0xFFFFFFFF
 
 TC_H_ROOT = 0xFFFFFFFF
+TC_H_INGRESS = 0xFFFFFFF1  # the ingress qdisc's parent: what a device receives, before the stack sees it
+INGRESS_HANDLE = 0xFFFF0000  # ffff:
+# Filters (linux/rtnetlink.h, linux/pkt_cls.h, linux/tc_act/tc_mirred.h): a u32 classifier matching every frame
+# (one key of mask 0), its classid, and an action: mirred's redirect to another device's egress.
+RTM_NEWTFILTER = 44
+ETH_P_ALL = 0x0003
+TCA_U32_CLASSID, TCA_U32_SEL, TCA_U32_ACT = 1, 5, 7
+TC_U32_TERMINAL = 1
+# struct tc_u32_sel: flags, offshift, nkeys, offmask (be16), off, offoff, hoff, hmask (be32), then its keys;
+# struct tc_u32_key: mask, val (be32), off, offmask
+U32_SEL = struct.Struct("=BBBxHHhhI")
+U32_KEY = struct.Struct("=IIii")
+TCA_ACT_KIND, TCA_ACT_OPTIONS = 1, 2
+TCA_MIRRED_PARMS = 2
+# struct tc_mirred: struct tc_gen (index, capab, action, refcnt, bindcnt), eaction, ifindex
+MIRRED_PARMS = struct.Struct("=IIiiiiI")
+TCA_EGRESS_REDIR, TC_ACT_STOLEN = 1, 4
 ROOT_HANDLE = 0x10000  # 1:
 CHILD_HANDLE = 0xA0000  # 10:
 RTAB_MTU = 1600  # the largest packet the rate table is sized for (cell_log 3: 256 cells of 8 bytes)
@@ -145,6 +163,28 @@ def qdisc_replace(index: int, parent: int, handle: int, kind: str, options: byte
     body = TCMSG.pack(0, index, handle, parent, 0) + netlink.string(TCA_KIND, kind) + \
         netlink.attr(TCA_OPTIONS, options)
     return netlink.message(RTM_NEWQDISC, flags, body)
+
+
+def ingress_add(index: int) -> bytes:
+    """``tc qdisc add dev IDX handle ffff: ingress``: where filters on what the device receives hang."""
+    body = TCMSG.pack(0, index, INGRESS_HANDLE, TC_H_INGRESS, 0) + netlink.string(TCA_KIND, "ingress")
+    return netlink.message(RTM_NEWQDISC, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL, body)
+
+
+def u32_add(index: int, prio: int, classid: int, redirect_to: int | None = None) -> bytes:
+    """``tc filter add dev IDX parent ffff: protocol all prio P u32 match u32 0 0 classid C [action mirred
+    egress redirect dev TO]``: every frame the device receives, sent on as ``redirect_to`` sends it (the bandwidth
+    CNI plugin's redirect of a pod's traffic to its ifb, where a tbf shapes it)."""
+    sel = U32_SEL.pack(TC_U32_TERMINAL, 0, 1, 0, 0, 0, 0, 0) + U32_KEY.pack(0, 0, 0, 0)
+    options = netlink.u32(TCA_U32_CLASSID, classid) + netlink.attr(TCA_U32_SEL, sel)
+    if redirect_to is not None:
+        mirred = MIRRED_PARMS.pack(0, 0, TC_ACT_STOLEN, 0, 0, TCA_EGRESS_REDIR, redirect_to)
+        action = netlink.string(TCA_ACT_KIND, "mirred") + \
+            netlink.nested(TCA_ACT_OPTIONS, netlink.attr(TCA_MIRRED_PARMS, mirred))
+        options += netlink.nested(TCA_U32_ACT, netlink.nested(1, action))
+    body = TCMSG.pack(0, index, 0, INGRESS_HANDLE, (prio << 16) | socket.htons(ETH_P_ALL))
+    body += netlink.string(TCA_KIND, "u32") + netlink.nested(TCA_OPTIONS, options)
+    return netlink.message(RTM_NEWTFILTER, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL, body)
 
 
 def qdisc_del(index: int, parent: int = TC_H_ROOT, handle: int = 0) -> bytes:

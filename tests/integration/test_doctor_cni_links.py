@@ -36,7 +36,8 @@ def test_an_ipvlan_conflist_on_a_kernel_without_ipvlan_stops_up_before_any_chang
     code, checks = _doctor(path)
     ipvlan = checks["ipvlan"]
     assert (code, ipvlan["status"], ipvlan["needed"]) == (3, "FAIL", True), ipvlan
-    assert ipvlan["detail"] == "not in this kernel (ENOTSUP: Operation not supported)", ipvlan
+    assert ipvlan["detail"] == ("not in this kernel (ENOTSUP: Operation not supported); asked for by the ipvlan plugin "
+                                f"of {tmp_path / 'ipvlan.conflist'}"), ipvlan
     assert "CONFIG_IPVLAN" in ipvlan["fix"]
     assert not {"macvlan", "vlan", "ifb"} & set(checks)
     proc = netlab("up", "-t", path, check=False)
@@ -50,5 +51,6 @@ def test_a_macvlan_conflist_passes_the_check(tmp_path, labs):
     code, checks = _doctor(_lab(tmp_path, labs.name("dk"), "macvlan"))
     macvlan = checks["macvlan"]
     assert (code, macvlan["status"], macvlan["needed"]) == (0, "ok", True), macvlan
-    assert macvlan["detail"] == "created one on a veth in a throwaway namespace"
+    assert macvlan["detail"] == ("created one on a veth in a throwaway namespace; asked for by the macvlan plugin of "
+                                 f"{tmp_path / 'macvlan.conflist'}")
     assert "ipvlan" not in checks

@@ -45,9 +45,9 @@ def report_lines(*args: str, env: dict | None = None) -> tuple[subprocess.Comple
         match = LINE.match(text)
         assert match, f"not a doctor line: {text!r}"
         lines[match["title"]] = match
-    # the CNI link kinds: only for a lab whose conflist makes them
+    # what only CNI plugins use: only for a lab whose conflist asks for it
     assert list(lines) == [doctor.TITLES[name] for name in doctor.CHECKS
-                           if name not in doctor.CNI_LINKS or doctor.TITLES[name] in lines], proc.stdout
+                           if name not in doctor.CNI_FEATURES or doctor.TITLES[name] in lines], proc.stdout
     return proc, lines
 
 

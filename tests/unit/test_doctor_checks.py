@@ -25,8 +25,8 @@ def machine(tmp_path, monkeypatch):
 
 def test_all_present_every_line_ok(machine):
     checks = doctor.report(DEFAULT, for_this_lab=False)
-    # the CNI link kinds only for a lab whose conflist makes them (test_doctor_conflist_needs.py)
-    assert [c.name for c in checks] == [name for name in doctor.CHECKS if name not in doctor.CNI_LINKS]
+    # what only CNI plugins use, only for a lab whose conflist makes them (test_doctor_conflist_needs.py)
+    assert [c.name for c in checks] == [name for name in doctor.CHECKS if name not in doctor.CNI_FEATURES]
     assert {c.status for c in checks} == {doctor.OK, doctor.INFO}
     for check in checks:
         assert LINE.match(check.line()), check.line()
@@ -42,7 +42,7 @@ def test_all_present_every_line_ok(machine):
     # One visit to a throwaway namespace for every kernel feature, with iptables-restore --version run there too.
     # And kube-proxy's nftables objects committed there by nft (the nf_tables line says they load), and nft's JSON
     # listing (status reads a lab's tables so).
-    tried = set(features.FEATURES) - set(doctor.CNI_LINKS)  # a conflist's link kinds: not without one
+    tried = set(features.FEATURES) - set(doctor.CNI_FEATURES)  # what only CNI plugins use: not without a conflist
     assert machine.probes == [(tried, {"iptables-restore": ["/usr/sbin/iptables-restore",
                                                                              "--version"],
                                                         "nft-kube-proxy": ["/usr/sbin/nft",

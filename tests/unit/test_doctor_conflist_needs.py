@@ -10,7 +10,7 @@ import pytest
 
 from test_doctor import DEFAULT, by_name, install_machine
 from netlab import doctor
-from netlab.doctor_needs import conflist_needs
+from netlab.doctor_needs import Asker, conflist_needs
 from netlab.errors import EnvironmentNotReady
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -24,34 +24,65 @@ def machine(tmp_path, monkeypatch):
     return install_machine(tmp_path, monkeypatch)
 
 
+EGRESS = ("ifb", "tbf", "ingress", "u32", "mirred")  # an ifb, the host veth's ingress qdisc, u32 + mirred to it
+
+
+def A(plugin: str, field: str = "", pods: tuple[str, ...] = ()) -> Asker:
+    return Asker(plugin, field, pods)
+
+
 @pytest.mark.parametrize("plugins, needs", [
-    ([{"type": "macvlan", "master": "eth0", "ipam": HOST_LOCAL}], {"macvlan": ["macvlan"]}),
-    ([{"type": "ipvlan", "ipam": HOST_LOCAL}], {"ipvlan": ["ipvlan"]}),
-    ([{"type": "vlan", "master": "eth0", "vlanId": 5}], {"vlan": ["vlan"]}),
-    ([{"type": "ptp", "ipam": HOST_LOCAL}], {"veth": ["ptp"]}),
+    ([{"type": "macvlan", "master": "eth0", "ipam": HOST_LOCAL}], {"macvlan": [A("macvlan")]}),
+    ([{"type": "ipvlan", "ipam": HOST_LOCAL}], {"ipvlan": [A("ipvlan")]}),
+    ([{"type": "vlan", "master": "eth0", "vlanId": 5}], {"vlan": [A("vlan")]}),
+    ([{"type": "ptp", "ipam": HOST_LOCAL}], {"veth": [A("ptp")]}),
     ([{"type": "bridge"}, {"type": "portmap", "capabilities": {"portMappings": True}}],
-     {"bridge": ["bridge"], "veth": ["bridge"], "iptables-restore": ["portmap"], "conntrack": ["portmap"],
-      "nf_tables": ["portmap"]}),
+     {"bridge": [A("bridge")], "veth": [A("bridge")], "iptables-restore": [A("portmap")], "conntrack": [A("portmap")],
+      "nf_tables": [A("portmap")]}),
     ([{"type": "ptp"}, {"type": "firewall"}, {"type": "portmap"}],
-     {"veth": ["ptp"], "iptables-restore": ["firewall", "portmap"], "nf_tables": ["firewall", "portmap"],
-      "conntrack": ["portmap"]}),
-    ([{"type": "ptp"}, {"type": "tuning", "sysctl": {}}, {"type": "host-device"}, {"type": "sbr"}],
-     {"veth": ["ptp"]}),
+     {"veth": [A("ptp")], "iptables-restore": [A("firewall"), A("portmap")],
+      "nf_tables": [A("firewall"), A("portmap")], "conntrack": [A("portmap")]}),
+    ([{"type": "ptp"}, {"type": "tuning", "sysctl": {}}, {"type": "host-device"}],
+     {"veth": [A("ptp")]}),
     ([{"type": "my-vendor-cni", "master": "eth0"}, {"type": "macvlan-ish"}], {}),  # not Debian's: not guessed
-    ([{"type": "ptp"}, BANDWIDTH], {"veth": ["ptp"]}),  # no pod annotated: bandwidth shapes nothing
-    ([{"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 100000}], {"tbf": ["bandwidth"]}),
+    ([{"type": "ptp"}, BANDWIDTH], {"veth": [A("ptp")]}),  # no pod annotated: bandwidth shapes nothing
+    ([{"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 100000}], {"tbf": [A("bandwidth", "ingressRate")]}),
     ([{"type": "bandwidth", "egressRate": 1000000, "egressBurst": 100000}],
-     {"ifb": ["bandwidth"], "tbf": ["bandwidth"]}),
+     {name: [A("bandwidth", "egressRate")] for name in EGRESS}),
+    # vrf: a vrf device in the pod; sbr: policy routing rules there
+    ([{"type": "ptp"}, {"type": "vrf", "vrfname": "blue"}], {"veth": [A("ptp")], "vrf": [A("vrf")]}),
+    ([{"type": "ptp"}, {"type": "sbr"}], {"veth": [A("ptp")], "fib_rules": [A("sbr")]}),
+    # the bridge's vlan or vlanTrunk: a VLAN-filtering bridge; vlan 0 is none, preserveDefaultVlan alone asks nothing
+    ([{"type": "bridge", "vlan": 100}],
+     {"bridge": [A("bridge")], "veth": [A("bridge")], "vlan_filtering": [A("bridge", "vlan")]}),
+    ([{"type": "bridge", "vlanTrunk": [{"minID": 10, "maxID": 20}], "preserveDefaultVlan": False}],
+     {"bridge": [A("bridge")], "veth": [A("bridge")], "vlan_filtering": [A("bridge", "vlanTrunk")]}),
+    ([{"type": "bridge", "vlan": 0, "preserveDefaultVlan": False}], {"bridge": [A("bridge")], "veth": [A("bridge")]}),
 ])
-def test_each_plugin_type_asks_for_the_links_and_rules_it_makes(plugins, needs):
+def test_each_plugin_type_and_field_asks_for_what_it_makes(plugins, needs):
     assert conflist_needs(plugins) == needs
 
 
 def test_bandwidth_asks_by_the_pods_annotations_only_when_it_declares_the_capability():
-    pods = [None, {"ingressRate": 0, "ingressBurst": 0, "egressRate": 10_000_000, "egressBurst": 4294967295}]
-    assert conflist_needs([BANDWIDTH], pods) == {"ifb": ["bandwidth"], "tbf": ["bandwidth"]}
+    pods = {"a": None, "b": {"ingressRate": 0, "ingressBurst": 0, "egressRate": 10_000_000, "egressBurst": 4294967295},
+            "c": {"ingressRate": 0, "egressRate": 5000}}
+    assert conflist_needs([BANDWIDTH], pods) == {name: [A("bandwidth", "egressRate", ("b", "c"))] for name in EGRESS}
     assert conflist_needs([{"type": "bandwidth"}], pods) == {}  # no capability: containerd hands it nothing
-    assert conflist_needs([BANDWIDTH], [{"ingressRate": 5000, "egressRate": 0}]) == {"tbf": ["bandwidth"]}
+    assert conflist_needs([BANDWIDTH], {"a": {"ingressRate": 5000, "egressRate": 0}}) == {
+        "tbf": [A("bandwidth", "ingressRate", ("a",))]}
+    both = conflist_needs([{**BANDWIDTH, "egressRate": 8000, "egressBurst": 8000}], pods)
+    assert both["mirred"] == [A("bandwidth", "egressRate"), A("bandwidth", "egressRate", ("b", "c"))]
+
+
+def test_an_askers_words_name_its_plugin_field_and_pods():
+    assert A("vrf").words() == "the vrf plugin"
+    assert A("bridge", "vlan").words() == "the bridge plugin's vlan"
+    assert A("bandwidth", "egressRate", ("a",)).words() == (
+        "the bandwidth plugin's egressRate (the kubernetes.io/egress-bandwidth of pod a)")
+    assert A("bandwidth", "ingressRate", tuple("abcde")).words() == (
+        "the bandwidth plugin's ingressRate (the kubernetes.io/ingress-bandwidth of pods a, b, c and 2 more)")
+    assert A("bandwidth", "egressRate", ("a",)).to_json() == {"plugin": "bandwidth", "field": "egressRate",
+                                                              "pods": ["a"]}
 
 
 def conflist_lab(tmp_path, plugins, annotations: str = ""):
@@ -76,20 +107,64 @@ def test_a_kernel_without_the_link_kind_fails_its_line_and_up_refuses_with_it(tm
     machine.missing |= {"ipvlan"}
     lab = conflist_lab(tmp_path, [{"type": "ipvlan", "master": "eth0", "ipam": HOST_LOCAL}])
     check = by_name(doctor.report(lab, for_this_lab=True))["ipvlan"]
-    assert check.status == doctor.FAIL and check.line().startswith("FAIL  kernel ipvlan: ")
-    assert "CONFIG_IPVLAN" in check.fix
+    assert check.line() == (f"FAIL  kernel ipvlan: not in this kernel (EOPNOTSUPP: ...); asked for by the ipvlan "
+                            f"plugin of {tmp_path / 'n.conflist'}; fix: modprobe ipvlan (CONFIG_IPVLAN)")
     with pytest.raises(EnvironmentNotReady) as exc:
         doctor.require_for(lab)
-    assert str(exc.value) == check.line() + (f"; asked for by the ipvlan plugin of {tmp_path / 'n.conflist'}: "
-                                             "without it `up` would fail at that plugin's ADD (use other plugins, "
+    assert str(exc.value) == check.line() + ("; without it `up` would fail at that plugin's ADD (use other plugins, "
                                              "or a kernel that has it)")
 
 
-def test_an_egress_rate_annotation_needs_ifb(tmp_path, machine):
-    machine.missing |= {"ifb"}
+def test_an_egress_rate_annotation_needs_the_ifb_and_the_redirect_to_it(tmp_path, machine):
+    machine.missing |= {"ifb", "mirred"}
     lab = conflist_lab(tmp_path, [{"type": "ptp", "ipam": HOST_LOCAL}, BANDWIDTH],
                        ", annotations: {kubernetes.io/egress-bandwidth: 10M}")
+    assert {"ifb", "tbf", "ingress", "u32", "mirred"} <= doctor.needs(lab)
+    checks = by_name(doctor.report(lab, for_this_lab=True))
+    who = ("asked for by the bandwidth plugin's egressRate (the kubernetes.io/egress-bandwidth of pod a) of "
+           f"{tmp_path / 'n.conflist'}")
+    assert checks["mirred"].line() == (f"FAIL  kernel tc action mirred: not in this kernel (EOPNOTSUPP: ...); {who}; "
+                                       "fix: modprobe act_mirred (CONFIG_NET_CLS_ACT, CONFIG_NET_ACT_MIRRED)")
+    assert checks["u32"].line() == f"ok    kernel tc filter u32: created one in a throwaway namespace; {who}"
+    assert checks["ingress"].status == doctor.OK and checks["ingress"].title == "kernel qdisc ingress"
+    assert checks["u32"].to_json()["items"] == [{"plugin": "bandwidth", "field": "egressRate", "pods": ["a"]}]
     with pytest.raises(EnvironmentNotReady) as exc:
         doctor.require_for(lab)
-    assert str(exc.value).startswith("FAIL  kernel ifb: ") and "CONFIG_IFB" in str(exc.value)
-    assert "asked for by the bandwidth plugin of" in str(exc.value)
+    ifb, mirred = str(exc.value).splitlines()
+    assert ifb.startswith("FAIL  kernel ifb: ") and "CONFIG_IFB" in ifb and who in ifb
+    assert mirred == checks["mirred"].line() + ("; without it `up` would fail at that plugin's ADD (leave out "
+                                                "egressRate, or use a kernel that has it)")
+
+
+def test_a_vlan_bridge_needs_vlan_filtering_which_no_module_gives(tmp_path, machine):
+    machine.missing |= {"vlan_filtering"}
+    machine.no_modules = "this kernel was built without loadable module support (no /proc/modules)"
+    lab = conflist_lab(tmp_path, [{"type": "bridge", "vlan": 100, "ipam": HOST_LOCAL}])
+    check = by_name(doctor.report(lab, for_this_lab=True))["vlan_filtering"]
+    assert check.line() == (f"FAIL  kernel bridge VLAN filtering: not in this kernel (EOPNOTSUPP: ...); asked for by "
+                            f"the bridge plugin's vlan of {tmp_path / 'n.conflist'}; fix: boot a kernel with "
+                            "CONFIG_BRIDGE_VLAN_FILTERING and CONFIG_VLAN_8021Q (modprobe cannot help: VLAN "
+                            "filtering is an option the bridge was built with, not a module)")
+    with pytest.raises(EnvironmentNotReady, match=r"ADD \(leave out vlan, or use a kernel that has it\)$"):
+        doctor.require_for(lab)
+    plain = conflist_lab(tmp_path, [{"type": "bridge", "preserveDefaultVlan": False, "ipam": HOST_LOCAL}])
+    assert "vlan_filtering" not in by_name(doctor.report(plain, for_this_lab=True))
+    doctor.require_for(plain)
+
+
+def test_vrf_and_sbr_need_the_vrf_device_and_policy_rules(tmp_path, machine):
+    machine.missing |= {"vrf"}
+    machine.no_modules = "this kernel was built without loadable module support (no /proc/modules)"
+    lab = conflist_lab(tmp_path, [{"type": "ptp", "ipam": HOST_LOCAL}, {"type": "vrf", "vrfname": "blue"},
+                                  {"type": "sbr"}])
+    checks = by_name(doctor.report(lab, for_this_lab=True))
+    assert checks["vrf"].status == doctor.FAIL and checks["vrf"].fix == (
+        "boot a kernel with CONFIG_NET_VRF (modprobe cannot help: this kernel was built without loadable module "
+        "support (no /proc/modules))")
+    assert checks["fib_rules"].line() == ("ok    kernel policy routing rules: created one in a throwaway namespace; "
+                                          f"asked for by the sbr plugin of {tmp_path / 'n.conflist'}")
+    assert not {"vrf", "fib_rules", "vlan_filtering", "ingress", "u32", "mirred"} & set(
+        by_name(doctor.report(DEFAULT, for_this_lab=False)))
+    with pytest.raises(EnvironmentNotReady) as exc:
+        doctor.require_for(lab)
+    assert str(exc.value).startswith("FAIL  kernel vrf: ") and "asked for by the vrf plugin of" in str(exc.value)

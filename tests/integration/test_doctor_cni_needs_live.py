@@ -1,0 +1,136 @@
+"""The doctor's verdict on what a conflist's plugins need against what Debian's plugins really do on this kernel
+(root): a bridge + bandwidth chain with an egress rate (an ifb, the host veth's ingress qdisc, a u32 filter whose
+mirred action redirects to the ifb, tbfs) and a bridge with a `vlan` (a VLAN-filtering bridge). Each chain is run by
+hand, as a runtime runs it, in two namespaces of the test's own (a node and its pod): the doctor says ok for every
+feature the chain needs exactly when its ADD works. Where it works, `tc -j` shows what the doctor tried and real
+traffic passes the redirect (the ifb's counters); where the doctor FAILs (this VM: no CONFIG_BRIDGE_VLAN_FILTERING),
+the plugin fails with the kernel's refusal and `up` stops before any change with the doctor's line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from helpers import STATE_ROOT, in_netns, ip_json, lab_namespaces, netlab, unique_lab, write_topology
+from netlab.kernel.netns import create_netns, remove_netns
+from netlab.kernel.nstag import make_tag
+
+pytestmark = pytest.mark.root
+
+CNI_BIN = "/usr/lib/cni"
+EGRESS = ("ifb", "tbf", "ingress", "u32", "mirred")
+BANDWIDTH = {"type": "bandwidth", "ingressRate": 8_000_000, "ingressBurst": 80_000, "egressRate": 8_000_000,
+             "egressBurst": 80_000}
+
+
+def _bridge(tmp_path, **fields) -> dict:
+    return {"type": "bridge", "bridge": "cni0", "isGateway": True, **fields,
+            "ipam": {"type": "host-local", "subnet": "10.244.0.0/24", "dataDir": str(tmp_path / "ipam")}}
+
+
+def _doctor(tmp_path, lab: str, plugins: list) -> tuple[str, int, dict]:
+    (tmp_path / "n.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "dn-net", "plugins": plugins}))
+    path = write_topology(tmp_path, f"name: {lab}\nnetwork: {{cni: {{conflist: n.conflist}}}}\n"
+                                    "nodes: [{name: n1, podCIDR: 10.244.0.0/24}]\npods: [{name: a, node: n1}]\n")
+    proc = netlab("doctor", "-t", path, "-o", "json", check=False)
+    return path, proc.returncode, {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+
+
+@pytest.fixture
+def node_and_pod():
+    name = unique_lab("dn")
+    made = []
+    try:
+        for ns in (f"{name}-node", f"{name}-pod"):
+            create_netns(ns, make_tag("docneeds-test", ns))
+            made.append(ns)
+        yield made
+    finally:
+        for ns in made:
+            remove_netns(ns)  # the bridge, the veths and the ifb go with them
+
+
+def _add(plugins: list, node: str, pod: str) -> tuple[bool, str, dict]:
+    """Each plugin's ADD in turn, the previous result handed on, as libcni runs a chain: (all worked, what the
+    failing one said, the last result)."""
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": f"dn-{pod}", "CNI_NETNS": f"/run/netns/{pod}",
+           "CNI_IFNAME": "eth0", "CNI_PATH": CNI_BIN, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    result: dict = {}
+    for plugin in plugins:
+        conf = {"cniVersion": "1.0.0", "name": "dn-net", **plugin, **({"prevResult": result} if result else {})}
+        proc = subprocess.run(["ip", "netns", "exec", node, f"{CNI_BIN}/{plugin['type']}"], input=json.dumps(conf),
+                              capture_output=True, text=True, env=env, timeout=60)
+        if proc.returncode != 0:
+            return False, proc.stdout + proc.stderr, result
+        result = json.loads(proc.stdout)
+    return True, "", result
+
+
+def _tc(node: str, *args: str) -> list:
+    proc = in_netns(node, "tc", "-j", *args, check=True)
+    return json.loads(proc.stdout or "[]")
+
+
+def test_bandwidths_egress_redirect_is_ok_exactly_when_the_plugin_makes_it(tmp_path, node_and_pod):
+    node, pod = node_and_pod
+    plugins = [_bridge(tmp_path), BANDWIDTH]
+    _, code, checks = _doctor(tmp_path, unique_lab("dn"), plugins)
+    for name in EGRESS:
+        assert checks[name]["needed"] and "the bandwidth plugin's egressRate of" in checks[name]["detail"], checks[name]
+        rates = ("ingressRate", "egressRate") if name == "tbf" else ("egressRate",)  # a tbf each way
+        assert checks[name]["items"] == [{"plugin": "bandwidth", "field": r, "pods": []} for r in rates]
+    assert checks["ingress"]["title"] == "kernel qdisc ingress"
+    assert checks["mirred"]["title"] == "kernel tc action mirred"
+    verdict = all(checks[name]["status"] == "ok" for name in EGRESS)
+    worked, said, result = _add(plugins, node, pod)
+    assert worked == verdict, (said, {n: checks[n]["detail"] for n in EGRESS})
+    if not worked:
+        assert code == 3
+        return
+    host = next(i["name"] for i in result["interfaces"] if i["name"].startswith("veth"))
+    [ifb] = [link["ifname"] for link in ip_json("link", "show", "type", "ifb", netns=node)]
+    assert {q["kind"] for q in _tc(node, "qdisc", "show", "dev", host)} >= {"tbf", "ingress"}
+    assert [q["kind"] for q in _tc(node, "qdisc", "show", "dev", ifb)] == ["tbf"]
+    [u32] = [f for f in _tc(node, "filter", "show", "dev", host, "ingress") if f.get("options", {}).get("actions")]
+    # what the doctor tried: a u32 matching every frame (0/0), flowid 1:1, mirred's egress redirect (the plugin's
+    # netlink library adds two: one for the filter's RedirIndex, stolen, one for its action list, pass)
+    assert (u32["kind"], u32["options"]["flowid"], u32["options"]["match"]["mask"]) == ("u32", "1:1", "0"), u32
+    assert {(a["kind"], a["mirred_action"], a["direction"], a["to_dev"]) for a in u32["options"]["actions"]} == {
+        ("mirred", "redirect", "egress", ifb)}, u32
+
+    def sent(dev: str) -> int:
+        [link] = ip_json("-s", "link", "show", "dev", dev, netns=node)
+        return link["stats64"]["tx"]["packets"]
+
+    before = sent(ifb)
+    ping = in_netns(pod, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.244.0.1")
+    assert ping.returncode == 0, ping.stdout + ping.stderr  # the pod's gateway, through the redirect and back
+    assert sent(ifb) - before >= 3  # each echo request left the pod through the ifb
+
+
+def test_a_vlan_bridge_is_ok_exactly_when_the_plugin_makes_it(tmp_path, node_and_pod):
+    node, pod = node_and_pod
+    lab = unique_lab("dn")
+    plugins = [_bridge(tmp_path, vlan=100)]
+    path, code, checks = _doctor(tmp_path, lab, plugins)
+    check = checks["vlan_filtering"]
+    assert check["needed"] and check["title"] == "kernel bridge VLAN filtering", check
+    assert check["items"] == [{"plugin": "bridge", "field": "vlan", "pods": []}]
+    worked, said, _ = _add(plugins, node, pod)
+    assert worked == (check["status"] == "ok"), (said, check)
+    if worked:
+        [bridge] = ip_json("-d", "link", "show", "dev", "cni0", netns=node)
+        assert bridge["linkinfo"]["info_data"]["vlan_filtering"] == 1
+        return
+    assert "operation not supported" in said, said  # the kernel's refusal, as the doctor's probe met it
+    assert (code, check["status"]) == (3, "FAIL") and check["detail"].startswith("not in this kernel (ENOTSUP")
+    assert "CONFIG_BRIDGE_VLAN_FILTERING" in check["fix"]
+    proc = netlab("up", "-t", path, check=False)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("netlab: FAIL  kernel bridge VLAN filtering: not in this kernel") and \
+        "the bridge plugin's vlan of" in line and line.endswith("(leave out vlan, or use a kernel that has it)"), line
+    assert lab_namespaces(lab) == [] and not os.path.lexists(os.path.join(STATE_ROOT, lab))
