@@ -190,7 +190,7 @@ def call_json(call: dict[str, Any]) -> dict[str, Any]:
 # seconds: the log grew without end. Cut to half, it is cut again only after as much again was written.
 LOG_LIMIT = 2 << 20
 KEEP_CHECKS = (8, 2, 0)
-OUTPUT_LIMIT = 1 << 20  # bytes of a plugin's stdout or stderr netlab takes
+OUTPUT_LIMIT = 1 << 20  # bytes of a plugin's stdout or stderr netlab takes (its own bound: libcni has none)
 
 
 class CallLog:
@@ -338,28 +338,57 @@ def one_line(text: Any) -> str:
 _CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]} | {0x09: " "}
 
 
-def plugin_error(call: Call) -> str:
-    """The plugin's error object and stderr, in one line (the log keeps them as the plugin wrote them)."""
+@dataclass(frozen=True)
+class Overrun:
+    """A call that reached its deadline: the plugin's own exit status when it had exited (``held``: its output
+    streams a process it left running kept open, so the call could not end), else None (it was still running)."""
+
+    deadline: float
+    exited: int | None = None
+    held: tuple[str, ...] = ()
+
+    def words(self) -> str:
+        when = f"the call's deadline, {self.deadline:g} s ({TIMEOUT_VAR}): netlab killed its process group"
+        if self.exited is None or not self.held:
+            return f"timed out: it ran past {when}"
+        how = f"it exited {self.exited}" if self.exited >= 0 else f"it was {exit_words(self.exited)}"
+        return f"{how}, but a process it left running held its {' and '.join(self.held)} open until {when}"
+
+
+def plugin_error(call: Call, overrun: Overrun | None = None) -> str:
+    """The plugin's error object and stderr, in one line (the log keeps them as the plugin wrote them); a call past
+    its deadline (``overrun``) says so first, and what the plugin printed."""
     what = f"pod {call.pod}: CNI plugin {call.plugin} {call.command}"
-    if call.exit_code is None:
-        text = f"{what}: timed out"
+    if overrun is not None:
+        text = f"{what}: {overrun.words()}"
+        if call.stdout.strip():
+            text += f"; its output: {one_line(call.stdout)[:200]}"
     else:
-        text = f"{what}: failed ({exit_words(call.exit_code)})"
-    try:
-        err = loads_json(call.stdout) if call.stdout.strip() else None
-    except ValueError:
-        err = None
-    if isinstance(err, dict) and "msg" in err:
-        text += f": {one_line(err.get('msg'))}"
-        if err.get("details"):
-            text += f" ({one_line(err['details'])})"
-        if err.get("code") is not None:
-            text += f" [code {one_line(err['code'])}]"
-    elif call.stdout.strip():
-        text += f": {one_line(call.stdout)[:200]}"
+        text = f"{what}: failed ({exit_words(call.exit_code)})" + _said(call.stdout)
     stderr = " ".join(call.stderr.split()).translate(_CONTROLS)
     if stderr:
         text += f"; stderr: {stderr[:300]}"
+    return text
+
+
+def _said(stdout: str) -> str:
+    """A failed plugin's words on stdout: its error object's msg, details and code, else its text."""
+    try:
+        err = loads_json(stdout) if stdout.strip() else None
+    except ValueError:
+        err = None
+    if isinstance(err, dict) and "msg" in err:
+        return error_object_words(err)
+    return f": {one_line(stdout)[:200]}" if stdout.strip() else ""
+
+
+def error_object_words(err: dict[str, Any]) -> str:
+    """``: msg (details) [code N]`` of a CNI error object."""
+    text = f": {one_line(err.get('msg'))}"
+    if err.get("details"):
+        text += f" ({one_line(err['details'])})"
+    if err.get("code") is not None:
+        text += f" [code {one_line(err['code'])}]"
     return text
 
 
@@ -394,20 +423,19 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     # A result is a few kB: a plugin that prints more than the bound is killed there, and the call fails; what it
     # printed is cut at the bound before it is decoded, logged and parsed (two plugins printing 30 MB each took
     # netlab to 300 MB; one printing without end would have grown netlab until its deadline).
-    out, err, big, timed_out = _exchange(proc, json.dumps(conf).encode(), deadline)
-    call.exit_code = None if timed_out else proc.returncode
-    if timed_out:
-        err += f"\n(killed after {deadline:g} s)".encode()
+    out, err, big, overrun = _exchange(proc, json.dumps(conf).encode(), deadline)
+    call.exit_code = None if overrun else proc.returncode
     call.duration = time.monotonic() - t0
     call.stdout = out.decode(errors="replace")
     call.stderr = err.decode(errors="replace")
     log.record(call)
     if big:
-        raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: it printed more than a CNI plugin's "
-                           f"{OUTPUT_LIMIT} bytes on " + " and ".join(big)
-                           + " (killed there; its output is cut there in the log)")
+        raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: it printed more than {OUTPUT_LIMIT} bytes on "
+                           + " and ".join(big) + ", netlab's own bound on a plugin's output (the CNI spec and libcni "
+                           "set none; a result is a few kB): netlab killed it there, and its output is cut there in "
+                           "the log")
     if call.exit_code != 0:
-        raise PluginFailed(plugin_error(call))
+        raise PluginFailed(plugin_error(call, overrun))
     if command in NO_RESULT or not call.stdout.strip():
         return None  # what a DEL or CHECK that succeeded printed stays in the log, read by no one (libcni's way)
     try:
@@ -419,15 +447,15 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
 
 
 def _exchange(proc: "subprocess.Popen[bytes]", stdin: bytes,
-              deadline: float) -> tuple[bytes, bytes, list[str], bool]:
+              deadline: float) -> tuple[bytes, bytes, list[str], Overrun | None]:
     """Write the plugin's config and read its stdout and stderr, each up to OUTPUT_LIMIT bytes; the plugin (and its
     process group) is killed at the deadline or once a stream passes the bound. Returns (stdout, stderr, the
-    streams that passed it, whether the deadline passed); the plugin has been waited for."""
+    streams that passed it, the deadline's Overrun or None); the plugin has been waited for."""
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     end = time.monotonic() + deadline
     got: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
     big: list[str] = []
-    timed_out = False
+    overrun = None
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
         sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
@@ -439,8 +467,9 @@ def _exchange(proc: "subprocess.Popen[bytes]", stdin: bytes,
         view = memoryview(stdin)
         while sel.get_map() and not big:
             left = end - time.monotonic()
-            if left <= 0:
-                timed_out = True
+            if left <= 0:  # a plugin that exited but left a process holding its output open is said as such
+                held = tuple(k.data for k in sel.get_map().values() if k.data != "stdin")
+                overrun = Overrun(deadline, proc.poll(), held)
                 break
             for key, _ in sel.select(left):
                 if key.data == "stdin":
@@ -461,17 +490,17 @@ def _exchange(proc: "subprocess.Popen[bytes]", stdin: bytes,
                 if len(buf) > OUTPUT_LIMIT:
                     del buf[OUTPUT_LIMIT:]
                     big.append(key.data)
-    if big or timed_out:
+    if big or overrun:
         _kill_group(proc)
     else:
         try:  # both streams are closed: it is exiting (or has handed them to a child that closed them)
             proc.wait(max(0.0, end - time.monotonic()))
         except subprocess.TimeoutExpired:
-            timed_out = True
+            overrun = Overrun(deadline)
             _kill_group(proc)
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         stream.close()
-    return bytes(got["stdout"]), bytes(got["stderr"]), big, timed_out
+    return bytes(got["stdout"]), bytes(got["stderr"]), big, overrun
 
 
 def _kill_group(proc: "subprocess.Popen[bytes]") -> None:

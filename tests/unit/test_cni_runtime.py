@@ -136,7 +136,8 @@ def test_a_hanging_plugin_is_killed_with_its_children_at_the_deadline(bins, tmp_
     d, _ = bins
     runtime = Runtime(str(tmp_path / "cache"), [str(d)], CallLog(str(tmp_path / "calls.jsonl")), timeout=0.5)
     t0 = time.monotonic()
-    with pytest.raises(PluginFailed, match=r"^pod web: CNI plugin hanging ADD: timed out; stderr: \(killed after 0.5 s\)$"):
+    with pytest.raises(PluginFailed, match=r"^pod web: CNI plugin hanging ADD: timed out: it ran past the call's deadline, 0.5 s "
+                       r"\(NETLAB_CNI_TIMEOUT\): netlab killed its process group$"):
         runtime.add(net("1.0.0", "hanging"), rt())
     assert time.monotonic() - t0 < 10  # not the 30 s its child sleeps: the whole group was killed
     [call] = read_log(str(tmp_path / "calls.jsonl"))
@@ -263,9 +264,9 @@ def test_a_plugin_that_prints_too_much_fails_and_its_output_is_cut(tmp_path):
     runtime = Runtime(str(tmp_path / "cache"), [str(d)], CallLog(str(tmp_path / "calls.jsonl")))
     with pytest.raises(PluginFailed) as exc:
         runtime.add(net("1.0.0", "loud"), rt())
-    assert str(exc.value) == (f"pod web: CNI plugin loud ADD: it printed more than a CNI plugin's "
-                              f"{invoke.OUTPUT_LIMIT} bytes on stdout (killed there; its output is cut there in the "
-                              "log)")
+    assert str(exc.value) == (f"pod web: CNI plugin loud ADD: it printed more than {invoke.OUTPUT_LIMIT} bytes on "
+                              "stdout, netlab's own bound on a plugin's output (the CNI spec and libcni set none; a "
+                              "result is a few kB): netlab killed it there, and its output is cut there in the log")
     [logged] = read_log(str(tmp_path / "calls.jsonl"))
     assert len(logged["stdout"]) == invoke.OUTPUT_LIMIT
 
@@ -284,7 +285,7 @@ def test_a_plugin_that_prints_without_end_is_stopped_at_the_bound_not_at_its_dea
     runtime = Runtime(str(tmp_path / "cache"), [str(d)], CallLog(str(tmp_path / "calls.jsonl")))
     with pytest.raises(PluginFailed) as exc:
         runtime.add(net("1.0.0", "endless"), rt())
-    assert str(exc.value).startswith("pod web: CNI plugin endless ADD: it printed more than a CNI plugin's "
-                                     f"{invoke.OUTPUT_LIMIT} bytes on stderr (killed there"), str(exc.value)
+    assert str(exc.value).startswith("pod web: CNI plugin endless ADD: it printed more than "
+                                     f"{invoke.OUTPUT_LIMIT} bytes on stderr, netlab's own bound"), str(exc.value)
     [logged] = read_log(str(tmp_path / "calls.jsonl"))
     assert len(logged["stderr"]) == invoke.OUTPUT_LIMIT and logged["exit_code"] == -9, logged["exit_code"]

@@ -131,7 +131,7 @@ def test_exec_plugin_takes_the_deadline_at_call_time(tmp_path, monkeypatch):
     hang.write_text("#!/bin/sh\nsleep 30\n")
     hang.chmod(0o755)
     monkeypatch.setenv("NETLAB_CNI_TIMEOUT", "0.3")
-    with pytest.raises(invoke.PluginFailed, match=r"killed after 0.3 s"):
+    with pytest.raises(invoke.PluginFailed, match=r"the call's deadline, 0.3 s \(NETLAB_CNI_TIMEOUT\)"):
         invoke.exec_plugin(CallLog(None), pod="p", network="n", plugin_path=str(hang), command="VERSION", conf={},
                            env={}, node_netns=None)
     monkeypatch.setenv("NETLAB_CNI_TIMEOUT", "-1")

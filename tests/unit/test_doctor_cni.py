@@ -106,7 +106,8 @@ def test_no_plugin_directory_is_one_clear_line(machine, monkeypatch, tmp_path):
      "plugin bridge: VERSION failed: CNI plugin bridge VERSION: its output is not JSON: usage: bridge",
      "apt-get install --reinstall containernetworking-plugins"),
     ("#!/bin/sh\ncat >/dev/null\nexec sleep 30\n",
-     "plugin bridge: VERSION failed: CNI plugin bridge VERSION: timed out; stderr: (killed after 0.5 s)",
+     "plugin bridge: VERSION failed: CNI plugin bridge VERSION: timed out: it ran past the call's deadline, 0.5 s "
+     "(NETLAB_CNI_TIMEOUT): netlab killed its process group",
      "apt-get install --reinstall containernetworking-plugins"),
     ('#!/bin/sh\ncat >/dev/null\necho \'{"cniVersion":"0.3.1","supportedVersions":["0.3.0","0.3.1"]}\'\n',
      "plugin bridge does not speak cniVersion 1.0.0 (it speaks 0.3.0, 0.3.1)",
