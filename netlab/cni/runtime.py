@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from netlab.cni import conf as C
-from netlab.cni.invoke import PluginFailed, exec_plugin
+from netlab.cni.invoke import PluginFailed, error_object_words, exec_plugin
 from netlab.errors import loads_json
 from netlab.model.cniconf import ConflistError, parse_conflist
 from netlab.model.naming import netns_path
@@ -142,6 +142,9 @@ class Runtime:
             out = self._call("ADD", net, plugin, result, rt)
             if out is None:
                 raise PluginFailed(f"pod {rt.pod}: CNI plugin {plugin['type']} ADD printed no result")
+            if "msg" in out and "code" in out and not out.get("interfaces") and not out.get("ips"):
+                raise PluginFailed(f"pod {rt.pod}: CNI plugin {plugin['type']} ADD: it exited 0 but printed an error "
+                                   f"object{error_object_words(out)} (a plugin that fails exits non-zero)")
             try:
                 result = C.check_result(out, net.cni_version)
             except ValueError as exc:
@@ -159,19 +162,25 @@ class Runtime:
 
     def check(self, net: Conflist, rt: RuntimeConf) -> str | None:
         """None when every plugin agrees, else why CHECK cannot run or what failed (one line)."""
+        failed = self.check_failure(net, rt)
+        return failed[1] if failed else None
+
+    def check_failure(self, net: Conflist, rt: RuntimeConf) -> tuple[str | None, str] | None:
+        """None when every plugin agrees, else (the plugin whose CHECK failed, None when CHECK could not run; the
+        line)."""
         if not C.supports_check(net):
-            return f"CHECK needs cniVersion 0.4.0 or later (network {net.name} is {net.cni_version})"
+            return None, f"CHECK needs cniVersion 0.4.0 or later (network {net.name} is {net.cni_version})"
         if net.disable_check:
             return None
         cached, result = self._cache_read(net, rt)
         if result is None:
-            return f"pod {rt.pod}: no cached result for network {net.name}"
+            return None, f"pod {rt.pod}: no cached result for network {net.name}"
         net = cached or net
         for plugin in net.plugins:
             try:
                 self._call("CHECK", net, plugin, result, rt)
             except PluginFailed as exc:
-                return str(exc)
+                return plugin["type"], str(exc)
         return None
 
     def delete(self, net: Conflist, rt: RuntimeConf) -> None:

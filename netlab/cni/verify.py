@@ -118,12 +118,13 @@ def address_missing(netns: str, result: dict[str, Any], ifname: str) -> str | No
     """Whether the pod's ``ifname`` has the address the chain's ADD result gives it, read right after the ADD (QA
     q20 #2): the address a runtime takes as the pod's IP (containerd reports it to the kubelet, and Services send
     to it), so a plugin that names another than its interface has is wrong, whatever the plugins after it do.
-    None when it has it (or the result gives none: said after the ADD)."""
+    None when it has it. A result that gives ``ifname`` no IPv4 address at all is said too (QA cnicheck 2): the
+    runtime has no pod IP from it."""
     from netlab.kernel.live import LiveKernel
 
     att = attachment(result, ifname)
     if att is None:
-        return None
+        return no_address_words(result, ifname)
     kernel = LiveKernel()
     try:
         snap = kernel.snapshot(netns, (), tables=False)
@@ -143,6 +144,22 @@ def address_missing(netns: str, result: dict[str, Any], ifname: str) -> str | No
             f"interface) was {ifname}, and")
     return (f"{says} the pod's {ifname} {now}: a runtime takes the result's address as the pod's IP "
             f"(containerd reports it to the kubelet), and no packet to it would reach the pod")
+
+
+def no_address_words(result: dict[str, Any], ifname: str) -> str:
+    """Why a result gives ``ifname`` no IPv4 address: no ips, none IPv4, or each on another interface."""
+    ips = [e for e in result.get("ips") or [] if isinstance(e, dict) and isinstance(e.get("address"), str)]
+    v4 = [e for e in ips if ":" not in e["address"]]
+    if not ips:
+        return "its result has no ips: it gives the pod no address"
+    if not v4:
+        return f"its result's ips give {ifname} no IPv4 address"
+    ifaces = [i for i in result.get("interfaces") or [] if isinstance(i, dict)]
+    pod_idx = next((n for n, i in enumerate(ifaces) if i.get("sandbox") and i.get("name") == ifname), None)
+    idx = v4[0].get("interface")
+    name = ifaces[idx].get("name") if isinstance(idx, int) and 0 <= idx < len(ifaces) else "no interface it lists"
+    return (f"its result gives {v4[0]['address'].split('/')[0]} to interface {idx} ({name}), not to {ifname} "
+            f"(interface {pod_idx})")
 
 
 def _named(result: dict[str, Any], ip: str, ifname: str) -> str | None:

@@ -88,7 +88,8 @@ def test_a_result_of_an_unknown_cni_version_fails_the_add_naming_the_plugin(labs
 
 def test_a_0_1_0_result_is_read_as_0_1_0_and_firewall_gets_no_address(labs, tmp_path):
     lab, _, proc, calls = _lab(labs, tmp_path, "0.1.0")
-    _failed_and_rolled_back(lab, proc, "pod a: the CNI result gives no IPv4 address on eth0")
+    _failed_and_rolled_back(lab, proc, "pod a: CNI plugin mine ADD: its result has no ips: it gives the pod no address "
+                                       "(it changed its prevResult's 10.244.0.")
     handed = [c["stdin"]["prevResult"] for c in calls if (c["plugin"], c["command"]) == ("firewall", "ADD")]
     assert handed and all(p["ips"] == [] and p["interfaces"] == [] for p in handed), handed
 
