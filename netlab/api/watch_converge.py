@@ -129,7 +129,12 @@ class Converging:
             self.log(saw_did(f"{saw_words(saw)}{found_words}", waited, f"repair failed: {exc}; retry in {wait:.1f}s"))
             return next_due
         self.retry_at = None
-        self.repairs.forget("repair")
+        # What the repair left as it was that no later up mends (not a container's start, which failed_starts tries
+        # again): a CNI chain whose CHECK fails the pod's own fresh ADD. A failed repair, backed off as one (the
+        # watcher re-ADDed such pods every resync, forever).
+        stuck = [line for line in repaired.failed if failed_key(line) == line] if repaired is not None else []
+        if not stuck:
+            self.repairs.forget("repair")
         if repaired is None:  # another command changed the lab meanwhile, and left nothing to repair
             self._follow(state)
             return next_due
@@ -140,8 +145,13 @@ class Converging:
         self.kids.track(lab, state)
         # a deletion this repair answered is said with it; its own (a moved pod's old namespace) is not
         saw = saw + self._relisten(lab, done.created_netns, done.remade_netns)
-        did = self._did(done, "nothing to change", saw + found)
-        self.log(saw_did(f"{saw_words(saw)}{found_words}", waited, f"{did} in {took:.2f}s"))
+        did = f"{self._did(done, 'nothing to change', saw + found, hide=stuck)} in {took:.2f}s"
+        if stuck:
+            self.repairs.restarted("repair", self.clock())
+            wait = self.repairs.wait("repair", self.clock())
+            self.retry_at, self.deferred = self.clock() + wait, saw
+            did += f"; repair failed: {'; '.join(stuck[:3])}{' ...' if len(stuck) > 3 else ''}; retry in {wait:.1f}s"
+        self.log(saw_did(f"{saw_words(saw)}{found_words}", waited, did))
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
@@ -187,10 +197,10 @@ class Converging:
         if state is not None:  # what it could not start is tried again at once, as the kubelet's first retry
             self.pending = dedupe(self.pending + self.failed_starts(running, state))
 
-    def _did(self, done: lab_up.UpResult, nothing: str, said: Sequence[str] = ()) -> str:
+    def _did(self, done: lab_up.UpResult, nothing: str, said: Sequence[str] = (), hide: Sequence[str] = ()) -> str:
         """:func:`watch_lines.did_words`, a container that still cannot start said once, not by every repair
         after (but by the restart that tried it again: its line saw ``container POD/C failed to start``)."""
         tried = {m.group(1) for line in said if (m := re.fullmatch(r"container (\S+) failed to start", line))}
         told = [line for line in self.failed if failed_key(line) not in tried]
         self.failed = list(done.failed)
-        return did_words(done, nothing, said, told)
+        return did_words(done, nothing, said, [*told, *hide])  # hide: said by the caller

@@ -150,8 +150,7 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
     model = loaded.lab if loaded.lab.cni == "builtin" else lab.model  # pods as their CNI plugins made them
     if not result.changed:
         click.echo(f"lab {model.name} is up and matches its topology; nothing to change" if result.ok else
-                   f"lab {model.name} is up; nothing changed, but {plural(len(result.failed), 'container')} could "
-                   "not start")
+                   f"lab {model.name} is up; nothing changed, but {_failed_words(result.failed)}")
         exit_if_failed(result.failed)
         return
     parts = []
@@ -174,6 +173,16 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
     if pair is not None:
         click.echo(f"try: sudo ip netns exec {pair[0].netns} ping -c1 {pair[1].ip}")
     exit_if_failed(result.failed)
+
+
+def _failed_words(failed: list[str]) -> str:
+    """What an up that changed nothing could not make as asked: containers that could not start, or what else
+    (a pod whose CNI CHECK fails its own fresh ADD), each said below."""
+    from netlab.api.watch_lines import failed_key
+
+    if all(failed_key(line) != line for line in failed):
+        return f"{plural(len(failed), 'container')} could not start"
+    return "not all of it is as asked (below)"
 
 
 def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) -> tuple[Loaded, str, bool]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
 from netlab.cni.announce import Announce, announce
-from netlab.cni.changed import conf_text, recorded_conf
+from netlab.cni.changed import check_pod, conf_text, recorded_conf
 from netlab.cni.invoke import PluginFailed
 from netlab.cni.runtime import Runtime
 from netlab.cni.verify import address_missing
@@ -60,9 +60,11 @@ def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], record
         futures = {pod.name: pool.submit(attach_or_restore, rt_, lab, pod, records, previous.get(pod.name), running)
                    for pod in todo}
         for name, fut in futures.items():
-            result, failed = fut.result()
+            result, failed, unchecked = fut.result()
             if failed is not None:
                 failures.append(failed)
+            if unchecked is not None:  # attached, and not as its own CHECK wants it: up exits 1, nothing rolled back
+                out.failed.append(unchecked)
             if result is None:
                 continue
             att = C.attachment(result)
@@ -85,15 +87,26 @@ def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], record
 
 
 def attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, Any],
-                       was: dict[str, Any] | None, running: bool = True) -> tuple[dict[str, Any] | None, str | None]:
-    """(the result, or None; what failed, or None): the ADD (attach_or_delete), and when it fails for a pod
-    attached before, its ADD with the record it had (then in ``records``, phase "added" once that ADD passed)."""
+                       was: dict[str, Any] | None,
+                       running: bool = True) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """(the result, or None; what failed, or None; the line of a CHECK that fails the pod's fresh ADD, or None):
+    the ADD (attach_or_delete), and when it fails for a pod attached before, its ADD with the record it had (then
+    in ``records``, phase "added" once that ADD passed). A pod attached before (re-attached) is CHECKed once after
+    its ADD passed: a chain that fails its own fresh ADD is said (the pod stays attached: up exits 1, as status
+    does), and its record says so (``check_fails``): up does not re-attach it again for that, as a kubelet never
+    re-ADDs a sandbox for a CHECK (a watcher did, every few seconds)."""
     try:
-        return attach_or_delete(rt_, lab, pod, records[pod.name], running), None
+        result = attach_or_delete(rt_, lab, pod, records[pod.name], running)
     except PluginFailed as exc:
         if was is None or records[pod.name].get("phase") != DELETED:  # its DEL failed: no ADD before one passes
-            return None, str(exc)
+            return None, str(exc), None
         failed = str(exc)
+    else:
+        found = check_pod(rt_, lab, pod, records[pod.name]) if was is not None else None
+        if found is None or found.fresh_mark() is None:
+            return result, None, None
+        records[pod.name]["check_fails"] = found.fresh_mark()
+        return result, None, found.fresh_words(pod.name)
     back = dict(was, phase="adding")
     try:
         result = attach(rt_, back, pod.name)
@@ -103,9 +116,9 @@ def attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, A
             records[pod.name] = back
         why = str(exc).removeprefix(f"pod {pod.name}: ")
         return None, f"{failed}; then its ADD with the config it had before failed too: {why}" + (
-            f"; then its DEL failed too: {said[0].removeprefix(f'CNI DEL of pod {pod.name}: ')}" if said else "")
+            f"; then its DEL failed too: {said[0].removeprefix(f'CNI DEL of pod {pod.name}: ')}" if said else ""), None
     records[pod.name] = back
-    return result, f"{failed}; then pod {pod.name} was attached again with the config it had before"
+    return result, f"{failed}; then pod {pod.name} was attached again with the config it had before", None
 
 
 def attach_or_delete(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any],

@@ -57,6 +57,26 @@ class Changed:
     by_check: bool
     why: str
     spec: bool = False  # neither: the topology changed what the pod's plugins are given (respecified)
+    plugin: str | None = None  # the plugin whose CHECK failed
+
+    def fresh_mark(self) -> str | None:
+        """What a pod's record keeps when this was found right after the pod's own fresh ADD (``check_fails``): the
+        plugin whose CHECK failed it, or netlab's comparison's word; None for what a new ADD may mend."""
+        if self.spec:
+            return None
+        return self.plugin if self.by_check else NO_CHECK
+
+    def fresh_words(self, pod: str, again: bool = False) -> str:
+        """This, found right after the pod's own ADD (``again``: as it was then), as up's line (StartResult.failed:
+        up exits 1, the lab stays up): a new ADD cannot mend a CHECK that fails its own ADD, so up does not
+        re-attach the pod for it again (a kubelet never re-ADDs a sandbox for a CHECK)."""
+        since = " (since an earlier up re-attached the pod)" if again else ""
+        keeps = (f"pod {pod} keeps that attachment, and up (or a watcher) does not re-attach it again while it "
+                 f"fails: a new ADD cannot mend it")
+        if not self.by_check:
+            return f"pod {pod}: right after its own fresh ADD{since}, {NO_CHECK}: {self.why}; {keeps}"
+        detail = self.why.removeprefix(f"pod {pod}: ").removeprefix(f"CNI plugin {self.plugin} CHECK: ")
+        return f"pod {pod}: CNI plugin {self.plugin}'s CHECK fails on its own fresh ADD{since}: {detail}; {keeps}"
 
     def reattach_reason(self) -> str:
         if self.spec:
@@ -105,7 +125,12 @@ def check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Cha
         by_check = C.supports_check(net) and not net.disable_check
         no_check = ("its conflist sets disableCheck" if net.disable_check
                     else f"cniVersion {net.cni_version} has no CHECK")
-        why = rt_.check(net, rt) if by_check else verify(pod.netns, rt_.cached_result(net.name, rt), no_check, ifname)
+        if by_check:
+            failed = rt_.check_failure(net, rt)
+            if failed:
+                return Changed(True, failed[1], plugin=failed[0])
+            continue
+        why = verify(pod.netns, rt_.cached_result(net.name, rt), no_check, ifname)
         if why:
-            return Changed(by_check, why)
+            return Changed(False, why)
     return None

@@ -55,6 +55,7 @@ DELETED = attachments.DELETED  # a record's phase: its ADD failed and the DEL th
 # A record's phase, written before a re-attach's DEL (write-ahead, as "adding" before an ADD): a run cut short
 # (killed) after that DEL leaves a pod with no interface, which the next up or status must see as such.
 DETACHING = attachments.DETACHING
+DEL_FAILED = "del_failed"  # a record's mark: a DEL of the pod failed (the next one runs it again)
 
 
 def cni_dir(lab_name: str) -> str:
@@ -163,6 +164,7 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
     # Pods attached with another config than now's (up --reconfigure: a plain up refused them, cni/edited.py)
     stale = set(edited.stale(lab, state)) if only is None else set()
     previous: dict[str, dict[str, Any]] = {}  # a re-attached pod's record: what a failed ADD restores
+    marks_gone = False
     for pod in [p for p in lab.pods if only is None or p.netns in only]:
         prec = records.get(pod.name)
         if prec is None or prec.get("phase") == DELETED:
@@ -183,6 +185,11 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
             continue
         why = edited.reattach_reason(lab) if pod.name in stale else None
         found = None if why else changed(rt_, lab, pod, prec)
+        if found is None and not why and prec.pop("check_fails", None) is not None:
+            marks_gone = True  # its chain passes again: a later failure is a re-attach's to mend
+        if found is not None and found.fresh_mark() is not None and found.fresh_mark() == prec.get("check_fails"):
+            out.failed.append(found.fresh_words(pod.name, again=True))  # failed its own fresh ADD: no ADD mends it
+            continue
         why = why or (found.reattach_reason() if found else None)
         if why:
             prec["phase"] = DETACHING  # write-ahead: killed after the DEL, the record says the pod is detached
@@ -215,6 +222,8 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
         state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
         testhooks.fault_point("cni-adding")  # the records say "adding", no plugin has run
         failures += add_all(rt_, lab, state, todo, records, out, previous, running)
+        state.save()
+    elif marks_gone:
         state.save()
     if failures:
         detached = [p for p in previous if records[p].get("phase") == DELETED]
@@ -276,10 +285,12 @@ def _delete_removed(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, 
             continue
         failed = detach_said(rt_, prec, pod)
         if failed:
+            prec[DEL_FAILED] = True
             out.problems.append(failed[0] + kept_words(pod, prec, failed[1]))
             continue
         records.pop(pod, None)
-        out.actions.append(f"ran the CNI DEL of removed pod {pod} again: it succeeded")
+        out.actions.append(f"ran the CNI DEL of removed pod {pod}{' again' if prec.get(DEL_FAILED) else ''}: "
+                           "it succeeded")
     if changed:
         state.save()
 
@@ -362,6 +373,7 @@ def _stop(state: LabState, rt_: Runtime, records: dict[str, Any], names: set[str
                 # As containerd keeps a sandbox whose network teardown failed (StopPodSandbox fails, the kubelet
                 # tries again): the record stays, and the next up or down runs DEL again.
                 problems.append(failed[0] + kept_words(pod, prec, failed[1]))
+                prec[DEL_FAILED] = True
                 _failed_now.add((state.lab, prec.get("containerId")))
     _forget_nodes(state, names, everything)
     state.save(best_effort=True)
@@ -411,6 +423,8 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         for name, fut in checks.items():
             found = fut.result()
             if found:
-                out.append(found.drift_line(name))
+                fresh = found.fresh_mark() is not None and found.fresh_mark() == records[name].get("check_fails")
+                out.append(found.drift_line(name) + (" (as right after its own fresh ADD: up does not re-attach the "
+                                                     "pod for it)" if fresh else ""))
     return out
 

@@ -226,9 +226,10 @@ class CniAttachmentRecord(Strict):
 class CniPodRecord(Strict):
     """One pod's CNI attachment: its sandbox id, namespaces, the networks (config, ifname) it was ADDed to, the
     capability arguments of its ADD (the DEL after a failed ADD has no cached ones). Phase "deleted": its ADD
-    failed and the DEL that followed ran; the attachment it had before, if any, names the plugins' node devices."""
+    failed and the DEL that followed ran; the attachment it had before, if any, names the plugins' node devices.
+    Phase "detaching": a re-attach's DEL is about to run or ran, its ADD has not (cni/lifecycle.py)."""
 
-    phase: Literal["adding", "added", "deleted"]
+    phase: Literal["adding", "added", "detaching", "deleted"]
     node: Label
     containerId: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
     netns: NetnsName
@@ -237,6 +238,8 @@ class CniPodRecord(Strict):
     networks: list[CniNetwork]
     attachment: CniAttachmentRecord | None = None
     capabilityArgs: dict[StrictStr, Any] | None = None
+    check_fails: StrictStr | None = None  # the plugin whose CHECK failed the pod's own fresh ADD (cni/attach.py)
+    del_failed: StrictBool = False  # a DEL of it failed: the next DEL runs it again
 
 
 class CniRecord(Strict):

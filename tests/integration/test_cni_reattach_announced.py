@@ -78,12 +78,15 @@ def test_a_result_naming_a_host_interface_the_node_lacks_is_said_with_that_inter
     node = f"{lab}-n1"
     ips = {p: ip_json("-4", "addr", "show", "eth0", netns=f"{lab}-{p}")[0]["addr_info"][0]["local"] for p in "ab"}
     subprocess.run(["ip", "netns", "del", f"{lab}-b"], check=True)
-    r = netlab("up", "-t", str(tmp_path / "topo.yaml"))
-    # b made anew; a too: the bridge's CHECK of the result it had fails on nosuch0
+    r = netlab("up", "-t", str(tmp_path / "topo.yaml"), check=False)
+    # b made anew; a too: the bridge's CHECK of the result it had fails on nosuch0, also right after the fresh ADD
+    # (QA cnicheck 1): said, exit 1 as status, the lab kept
     assert "re-attached pod b through CNI" in r.stdout and "re-attached pod a through CNI" in r.stdout, r
+    assert r.returncode == 1 and "netlab: pod a: CNI plugin fzbr's CHECK fails on its own fresh ADD: failed (exit 1): " \
+        "Interface name nosuch0 not found" in r.stderr, r
     assert "nosuch0" not in [ln["ifname"] for ln in ip_json("link", netns=node)]
     for p in "ab":
         (eth0,) = ip_json("link", "show", "eth0", netns=f"{lab}-{p}")
         assert "LOWER_UP" in eth0["flags"] and eth0["operstate"] == "UP"  # the pod's own link runs
-    assert r.stderr == "".join(f"netlab: warning: {lab}-{p}: {ips[p]} on eth0 not announced (gratuitous ARP): "
+    assert "".join(ln for ln in r.stderr.splitlines(keepends=True) if "warning" in ln) == "".join(f"netlab: warning: {lab}-{p}: {ips[p]} on eth0 not announced (gratuitous ARP): "
                                f"nosuch0 in {node}, which the CNI result names, does not exist\n" for p in "ab"), r

@@ -27,13 +27,18 @@ world = test_cni_reattach.world  # the fixture: fake plugins, a conflist lab
 WITHOUT_B = TOPO.replace("  - {name: b, node: n1, ip: 10.244.0.3}\n", "")
 
 
+def without_b(tmp_path):
+    """The lab with pod b taken out of its file."""
+    (tmp_path / "t.yaml").write_text(WITHOUT_B)
+    return resolve(load_topology(str(tmp_path / "t.yaml")))
+
+
 def test_a_removed_pod_whose_del_fails_keeps_its_record_and_the_next_up_deletes_it_again(world, tmp_path):
     lab, plugins = world
     from netlab.kernel.fake import FakeKernel
     k = FakeKernel()
     up(lab, k)
-    (tmp_path / "t.yaml").write_text(WITHOUT_B)
-    smaller = resolve(load_topology(str(tmp_path / "t.yaml")))
+    smaller = without_b(tmp_path)
     plugins.fail.add(("b", "chain", "DEL"))
     plugins.calls.clear()
     result = up(smaller, k)

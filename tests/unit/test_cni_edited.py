@@ -91,8 +91,9 @@ def test_a_plain_up_refuses_before_any_plugin_runs_and_reconfigure_re_attaches_e
         f"config they were attached with, then ADD with the new one), or put the old config back")
     assert plugins.calls == [] and markers(lab) == {"a": None, "b": None}
     result = up(lab, k, reconfigure=True)
-    for pod in "ab":  # DEL with the old config, then ADD with the new one
-        assert [c for c in plugins.calls if c[0] == pod] == [(pod, "DEL", None), (pod, "ADD", "new")]
+    for pod in "ab":  # DEL with the old config, then ADD with the new one, then one CHECK of that ADD
+        assert [c for c in plugins.calls if c[0] == pod] == [(pod, "DEL", None), (pod, "ADD", "new"),
+                                                             (pod, "CHECK", "new")]
         assert f"re-attached pod {pod} through CNI (conflist {path} changed since its ADD)" in result.fixed
     assert markers(lab) == {"a": "new", "b": "new"}
     assert drift(lab, k) == []

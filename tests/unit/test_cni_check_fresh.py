@@ -1,0 +1,120 @@
+"""A chained plugin whose CHECK fails on its own fresh ADD, a result that loses the pod's address, and a removed pod's
+first DEL (QA cnicheck), against fake plugins and the fake kernel. The real chain (Debian's bridge and host-local
+with a plugin whose CHECK always fails) and a watcher that must not churn are
+tests/integration/test_cni_check_fresh_live.py's."""
+
+from __future__ import annotations
+
+import pytest
+
+import test_cni_reattach
+from test_cni_reattach import ADD_BOTH, DEL_BOTH, up
+from test_cni_del_failed import without_b
+
+from netlab.cni import lifecycle
+from netlab.errors import ApplyFailed
+from netlab.feature import ModuleFeature
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import status as lab_status
+from netlab.lab import teardown
+from netlab.realize import state as state_mod
+from netlab.realize.attachments import pod_records
+
+world = test_cni_reattach.world
+
+
+def _valid(lab: str) -> None:
+    from netlab.realize.state_schema import check_state
+    from netlab.realize.state_dir import read_state_file
+
+    check_state(read_state_file(lab), lab)  # the fixture: fake plugins, a conflist lab (loopback, then chain)
+
+
+def test_a_check_that_fails_on_its_own_fresh_add_fails_up_once_and_is_not_re_attached_again(world):
+    lab, plugins = world
+    k = FakeKernel()
+    up(lab, k)
+    plugins.fail.add(("a", "chain", "CHECK"))  # every CHECK of pod a's chain, also right after its own ADD
+    plugins.calls.clear()
+    result = up(lab, k)  # the lab stays up (nothing rolled back), and up exits 1 on result.failed, as status does
+    [text] = result.failed
+    assert text.startswith("pod a: CNI plugin chain's CHECK fails on its own fresh ADD: failed (exit 1): no; "), text
+    assert "pod a keeps that attachment" in text and "does not re-attach it again" in text, text
+    assert plugins.of("a") == DEL_BOTH + ADD_BOTH  # one re-attach, then the one CHECK that tells it
+    assert [c for p, n, c, _ in plugins.calls if (p, n) == ("a", "chain")].count("CHECK") == 2
+    assert plugins.of("b") == []
+    assert pod_records(state_mod.load_state(lab.name))["a"]["phase"] == "added"
+    _valid(lab.name)  # the record's mark is the state file's schema's too (a state read untrusted is checked)
+    assert lab_status.status(state_mod.load_state(lab.name), k, [ModuleFeature(lifecycle)]).drift == [
+        "cni: CHECK of pod a failed: pod a: CNI plugin chain CHECK: failed (exit 1): no (as right after its own "
+        "fresh ADD: up does not re-attach the pod for it)"]
+    # The next up (a watcher's repair, every --resync) does not DEL and ADD it again: it says the same.
+    plugins.calls.clear()
+    again = up(lab, k)
+    assert [line.split(": failed")[0] for line in again.failed] == [
+        "pod a: CNI plugin chain's CHECK fails on its own fresh ADD (since an earlier up re-attached the pod)"]
+    assert plugins.of("a") == []
+    # The plugin mended: its CHECK passes, nothing is re-attached, and a later failing CHECK re-attaches again.
+    plugins.fail.clear()
+    plugins.calls.clear()
+    result = up(lab, k)
+    assert plugins.of("a") == [] and not any("pod a" in f for f in result.fixed) and not result.failed
+    assert "check_fails" not in pod_records(state_mod.load_state(lab.name))["a"]
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+
+
+class Losing(test_cni_reattach.Plugins):
+    """chain's ADD of pod a answers ``result(add_result)``."""
+
+    def __init__(self, result):
+        super().__init__()
+        self.result = result
+
+    def __call__(self, log, **kw):
+        out = super().__call__(log, **kw)
+        if kw["command"] == "ADD" and kw["pod"] == "a" and kw["plugin_path"].endswith("/chain"):
+            return self.result(out)
+        return out
+
+
+@pytest.mark.parametrize("result, why", [
+    (lambda r: dict(r, ips=[]), "its result has no ips: it gives the pod no address"),
+    (lambda r: dict(r, ips=[dict(r["ips"][0], interface=0)]),
+     "its result gives 10.244.0.2 to interface 0 (vetha), not to eth0 (interface 1)"),
+    (lambda r: {"cniVersion": "1.0.0", "code": 13, "msg": "quota"},
+     "it exited 0 but printed an error object: quota [code 13] (a plugin that fails exits non-zero)"),
+])
+def test_a_result_that_loses_the_pods_address_names_the_plugin_and_its_del(tmp_path, monkeypatch, result, why):
+    plugins = Losing(result)
+    from cni_fakes import cni_world, lab_of
+    with cni_world(tmp_path, monkeypatch, test_cni_reattach.TOPO, plugins, conflist={
+            "cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "chain", "capabilities": {"ipRanges": True}}]}):
+        lab, k = lab_of(tmp_path), FakeKernel()
+        with pytest.raises(ApplyFailed) as exc:
+            up(lab, k)
+        assert str(exc.value).startswith(f"pod a: CNI plugin chain ADD: {why}; its DEL ran: pod a is not attached"), \
+            str(exc.value)
+        assert plugins.of("a") == ADD_BOTH + DEL_BOTH
+
+
+def test_a_removed_pods_first_del_is_not_said_to_run_again(world, tmp_path):
+    lab, plugins = world
+    k = FakeKernel()
+    up(lab, k)
+    smaller = without_b(tmp_path)
+    plugins.calls.clear()
+    out = lifecycle.start(smaller, state_mod.load_state(lab.name))  # b's record, no DEL of it tried yet
+    assert plugins.of("b") == DEL_BOTH
+    assert "ran the CNI DEL of removed pod b: it succeeded" in out.actions, out.actions
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+
+
+def test_a_state_whose_record_says_detaching_is_valid_when_read_untrusted(world):
+    """A re-attach writes phase "detaching" before its DEL (cni/lifecycle.py): a state read without its sum (checked
+    whole) was refused as corrupt ("Input should be 'adding', 'added' or 'deleted'")."""
+    lab, plugins = world
+    up(lab, FakeKernel())
+    st = state_mod.load_state(lab.name)
+    pod_records(st)["a"]["phase"] = lifecycle.DETACHING
+    st.save()
+    _valid(lab.name)
