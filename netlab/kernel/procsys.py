@@ -13,9 +13,10 @@ import errno
 import os
 from typing import Sequence
 
-from netlab.kernel import testhooks
+from netlab.kernel import procfs, testhooks
 
-SYSCTL_ROOT = "/proc/sys"
+PROC_SYS = "/proc/sys"
+SYSCTL_ROOT = PROC_SYS
 # A kernel without IPv6 (booted with ipv6.disable=1, or built without it) has no net/ipv6 folder under
 # /proc/sys, in any namespace. IPv6 is then off everywhere, which is all a lab asks of it (plan/sysctls.py:
 # disable_ipv6 = 1): there such a key reads as "1", and writing "1" to it does nothing. Every other key of
@@ -49,7 +50,8 @@ def kernel_has_ipv6() -> bool:
 
 
 class _SysctlDirs:
-    """Sysctl files of the calling thread's namespace, opened by walking /proc/sys one directory at a time.
+    """Sysctl files of the calling thread's namespace, opened by walking /proc/sys one directory at a time (that of
+    netlab's own procfs where it has one, kernel/procfs.py).
 
     Each directory is opened once (``openat`` from its parent's descriptor)
     for all its files. A namespace's sysctl directories exist once per
@@ -77,7 +79,9 @@ class _SysctlDirs:
                 if path == IPV6_DIR and testhooks.NO_IPV6:
                     self.dirs[path] = None  # as the kernel of a host without IPv6 shows it
                 elif path == SYSCTL_ROOT:
-                    self.dirs[path] = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                    own = procfs.OWN.sys_dir() if path == PROC_SYS else None  # procfs.py: a dentry cache of its own
+                    self.dirs[path] = own if own is not None else os.open(path, os.O_RDONLY | os.O_DIRECTORY
+                                                                          | os.O_CLOEXEC)
                 else:
                     base = self._dir(parent)
                     self.dirs[path] = (None if base is None else
