@@ -122,6 +122,7 @@ class _Up(Converging, Rollback):
         # The node's end of each veth whose pod this run removes: it goes with the pod's namespace, last
         # (teardown.delete_namespaces), not as an extra link before, which a failed run could not take back.
         self.leaving_veths: set[tuple[str, str]] = set()
+        self.leaving_by_netns: dict[str, set[tuple[str, str]]] = {}  # the same, by the namespace that goes
         self.removing: list[str] = []  # namespaces the run began to remove (their containers stopped first)
         self.not_restored: list[str] = []  # what the kernel dropped and a rollback could not add again
         self.half_done: list[str] = []  # what the features' start left half done (a CNI pod left detached)
@@ -165,7 +166,8 @@ class _Up(Converging, Rollback):
                 forget(self.lab.name)  # nothing was made: leave no trace either
             raise
         testhooks.fault_point("netns-checked")  # a root test makes a name taken here, before the write-ahead
-        self.leaving_veths = _leaving_veths(state, self.plan) if not fresh else set()
+        self.leaving_by_netns = _leaving_veths(state, self.plan) if not fresh else {}
+        self.leaving_veths = {veth for veths in self.leaving_by_netns.values() for veth in veths}
         netns_of = {p.name: p.netns for p in self.lab.pods}
         self.moved = [(netns_of[pod], why) for pod, why in moved if netns_of[pod] not in to_create]
         self._restore_host_settings(state, creating=bool(to_create or self.moved))
@@ -352,14 +354,19 @@ class _Up(Converging, Rollback):
         # Namespaces the lab no longer has: last, since they cannot be brought back.
         planned = set(self.plan.netns)
         for name in [n for n in state.netns if n not in planned]:
-            if owned(self.kernel, name, tag):
+            mine = owned(self.kernel, name, tag)
+            self.kernel.remove_placeholder(name)  # unmounted by hand: a CNI DEL is given no empty file for it
+            if mine or not self.kernel.netns_mounted(name):
+                # One deleted by hand (`ip netns del`) lives on, nameless, while its pod's containers run in it
+                # (the echo server's sockets too), and with it the pod's veth: they are stopped from the records
                 self.journal.step(f"delete namespace {name}")  # a fault here leaves the pod as it was
                 self.removing.append(name)
                 self.result.warnings += stop_features(self.features, state, [name])
-                delete_namespaces(self.kernel, [name])
+                if mine:
+                    delete_namespaces(self.kernel, [name])
+                else:  # the kernel frees it later (or never, held by a stranger): its veths go as extra links now
+                    self.leaving_veths -= self.leaving_by_netns.get(name, set())
                 self.result.removed_netns.append(name)
-            else:
-                self.kernel.remove_placeholder(name)
             state.netns.pop(name, None)
             kernel_links(state).pop(name, None)
         if self.removing:
@@ -393,16 +400,22 @@ class _Up(Converging, Rollback):
         self._make_and_repair(state, set())
         self._start_features(state, again=" again, with those addresses")
 
-def _leaving_veths(state: LabState, plan: Plan) -> set[tuple[str, str]]:
+def _leaving_veths(state: LabState, plan: Plan) -> dict[str, set[tuple[str, str]]]:
     """(namespace, veth) of the far end of each pod's or node's veth whose namespace the plan no longer has (its
-    node's port on cni0, the underlay's port on br0), as the running lab made them."""
+    node's port on cni0, the underlay's port on br0), as the running lab made them, by the namespace that goes."""
     leaving = set(state.netns) - set(plan.netns)
     if not leaving:
-        return set()
+        return {}
     try:
         running = state.resolved()
     except NetlabError:  # a saved topology that no longer resolves: its extra veths are deleted as before
-        return set()
+        return {}
     nodes = {n.name: n.netns for n in running.nodes}
-    return ({(nodes[p.node], p.host_veth) for p in running.pods if p.netns in leaving and p.node in nodes}
-            | {(running.underlay_netns, n.underlay_veth) for n in running.nodes if n.netns in leaving})
+    out: dict[str, set[tuple[str, str]]] = {}
+    for p in running.pods:
+        if p.netns in leaving and p.node in nodes:
+            out.setdefault(p.netns, set()).add((nodes[p.node], p.host_veth))
+    for n in running.nodes:
+        if n.netns in leaving:
+            out.setdefault(n.netns, set()).add((running.underlay_netns, n.underlay_veth))
+    return out

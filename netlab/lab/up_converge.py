@@ -4,7 +4,8 @@ difference, and prove each repair by reading the kernel again (bounded, ROUNDS).
 A mixin of lab/up.py's run (``_Up``), which holds the plan, the kernel, the journal every op goes through (a
 failed or stopped run takes them back) and the result the user is told. What a user's CNI plugins made in a
 namespace is theirs, never drift (realize/attachments.py); a veth whose pod the run removes goes with the pod's
-namespace, not as an extra link before it.
+namespace, not as an extra link before it (but one whose namespace was deleted by hand: after its containers
+stopped, as an extra link).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from netlab.realize.attachments import is_plugin_made, live_made, plugin_made, p
 from netlab.realize.diff import Drift
 from netlab.realize.expect import expected
 from netlab.realize.netfilter import is_policy_hook
-from netlab.plan.resources import NatRules
+from netlab.plan.resources import Link, NatRules
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, repair_ops, said,
                                    stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import LabState
@@ -44,6 +45,7 @@ class Converging:
     result: Any  # lab/up.UpResult
     chains_deleted: dict[tuple[str, str], list[str]]
     leaving_veths: set[tuple[str, str]]
+    leaving_by_netns: dict[str, set[tuple[str, str]]]
     held_before: dict[str, set[tuple]]
     _snaps: dict[str, Any]
     _observed: dict[str, Any]
@@ -51,14 +53,20 @@ class Converging:
     def _repair_after_removal(self, state: LabState) -> None:
         """A node's bridge whose last port went with a removed pod has the MTU the kernel gives a bridge without
         ports, 1500 (br_mtu_auto_adjust), not the plan's: the namespaces that held the removed veths' other ends
-        are read and repaired once more."""
-        touched = sorted({ns for ns, _ in self.leaving_veths} & set(self.plan.netns))
+        are read and repaired once more. The veth of a pod whose namespace was deleted by hand stands until the
+        kernel frees that namespace, later: deleted here as an extra link, and its bridge, which it may leave
+        without ports, read and repaired once more."""
+        touched = sorted({ns for veths in self.leaving_by_netns.values() for ns, _ in veths} & set(self.plan.netns))
         want = expected(self.plan)
-        repairs = self._repairs(self._drift(touched, want, state), want)
-        if repairs:
+        for _ in range(2):
+            repairs = self._repairs(self._drift(touched, want, state), want)
+            if not repairs:
+                return
             self.journal.step("repair the nodes that lost pods")
             self.journal.apply(repairs, order=self.plan.netns)
             self._say_repairs(repairs)
+            if not any(op.verb == "del" and isinstance(op.res, Link) for op in repairs):
+                return
 
     def _say_repairs(self, repairs: list[Op]) -> None:
         """The result's lines for ``repairs``; the stale chains their restores deleted are said at the end, with

@@ -63,8 +63,7 @@ def stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | N
         return proc.start_time(pid) == p.start and proc.ns_identity(f"/proc/{pid}/ns/{kind}") == want
 
     kill.terminate([p.pid], still_ours)
-    if kind == "net":
-        stop_rest(crec, netns)
+    _stop_members(crec, kind, want)  # "uts": those left in the pod's old network namespace, which they hold
 
 
 def stop_rest(crec: dict, netns: str) -> None:
@@ -75,16 +74,19 @@ def stop_rest(crec: dict, netns: str) -> None:
     a daemon) is left to ``down``. Only the run's own: each carries its id in its environment (tasks.run_mark),
     so a process of another session that came to have the same id, the run's pid handed out again (a daemon
     started with ``netlab exec``), is never stopped (QA q52 3); a record without an id has nothing stopped."""
+    _stop_members(crec, "net", proc.ns_identity(nsmod.netns_path(netns)))
+
+
+def _stop_members(crec: dict, kind: str, want: tuple[int, int] | None) -> None:
+    """:func:`stop_rest` of the run's processes in the namespace of ``kind`` ("net", "uts") whose identity is
+    ``want``."""
     p = proc_of(crec)
     mark = run_mark(crec)
-    if p is None or is_echo_thread(crec) or mark is None:
-        return
-    want = proc.ns_identity(nsmod.netns_path(netns))
-    if want is None:
+    if p is None or is_echo_thread(crec) or mark is None or want is None:
         return
 
     def still_ours(pid: int) -> bool:
-        return proc.of_run(pid, p, mark.encode()) and proc.ns_identity(f"/proc/{pid}/ns/net") == want
+        return proc.of_run(pid, p, mark.encode()) and proc.ns_identity(f"/proc/{pid}/ns/{kind}") == want
 
     members = [pid for pid in proc.run_members(p, mark.encode()) if still_ours(pid)]
     if members:
