@@ -35,7 +35,7 @@ from netlab.model.dnsrecords import existing_namespaces
 from netlab.model.diagnostics import describe
 from netlab.model.location import ROOT_FIELD, Loc, format_path, show, yaml_kind
 from netlab.model.fields import LabelKey, LabelValue, Model, Name, PolicyName
-from netlab.model.policy_spec import NetworkPolicy, NetworkPolicySpec
+from netlab.model.policy_spec import NetworkPolicy, NetworkPolicySpec, PolicySpec
 from netlab.model.topology import Namespace, Topology
 from netlab.model.yamlsource import Source, parse
 
@@ -64,7 +64,7 @@ class PolicyManifest(Model):
     api_version: Literal["networking.k8s.io/v1"] = Field(alias="apiVersion")
     kind: Literal["NetworkPolicy"]
     metadata: PolicyMeta
-    spec: NetworkPolicySpec
+    spec: PolicySpec = Field(default_factory=NetworkPolicySpec)
     status: dict[StrictStr, Any] | None = None
 
 

@@ -13,6 +13,9 @@ formed, with the API server's own rules:
   matches);
 * ``endPort`` needs a numeric ``port`` not above it;
 * a named ``port`` is an IANA service name (at most 15 characters);
+* ``spec`` itself is optional (a struct, no pointer, in the API): left out or empty (``spec:``, null) it is the
+  zero spec, which the defaults make ``podSelector: {}`` and ``policyTypes: [Ingress]``, all ingress denied to
+  every pod of the policy's namespace;
 * ``policyTypes`` has at most two items, each Ingress or Egress; a repeat is taken (the API server's
   ValidateNetworkPolicySpec refuses only a third item), meaning the set.
 
@@ -23,9 +26,9 @@ when absent.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StrictInt, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from netlab.model.fields import PORT_RANGE, BlockCidr, LabelKey, LabelValue, Model, Name, PolicyName, PolicyPort
@@ -150,8 +153,26 @@ class NetworkPolicySpec(Model):
         return ("Ingress", "Egress") if self.egress else ("Ingress",)
 
 
+def _null_spec(value: Any) -> Any:
+    """``spec:`` with no value (null) is the zero spec, as the API server decodes it: ``{}``."""
+    return {} if value is None else value
+
+
+def _spec_or_null(schema: dict[str, Any]) -> None:
+    """The JSON Schema of ``spec``: the spec's, or null (``spec:`` with no value)."""
+    schema["anyOf"] = [{"$ref": schema.pop("$ref")}, {"type": "null"}]
+
+
+# A policy's spec as the API server reads it, inline or in a manifest: optional, null the zero spec.
+PolicySpec = Annotated[NetworkPolicySpec, BeforeValidator(_null_spec)]
+
+
 class NetworkPolicy(Model):
     name: PolicyName = Field(description="Policy name, unique within its namespace: a DNS subdomain (dots allowed, at "
                                          "most 253 characters), as in Kubernetes.")
     namespace: Name = Field("default", description="The Kubernetes namespace the policy lives in.")
-    spec: NetworkPolicySpec
+    # Optional, as the API server takes it: no spec, or an empty one, denies all ingress in the namespace.
+    spec: PolicySpec = Field(
+        default_factory=NetworkPolicySpec, json_schema_extra=_spec_or_null,
+        description="What the policy selects and allows; none (or an empty one) is podSelector {} and "
+                    "policyTypes [Ingress]: all ingress to every pod of its namespace denied.")
