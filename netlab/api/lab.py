@@ -143,7 +143,8 @@ class Lab(LabChecks, PodActions):
         served = as_served(loaded.lab, load_state(loaded.lab.name))  # its Completed/Error pods are no endpoints
         warnings = list(done.warnings)
         # validate's notes, said as validate says them (netlab.cli.topology): notes, not warnings
-        notes = service_notes(served) + policy_notes(loaded.lab.topo.network_policies) + match_notes(loaded.lab)
+        notes = [*loaded.notes, *service_notes(served), *policy_notes(loaded.lab.topo.network_policies),
+                 *match_notes(loaded.lab)]
         budget = neighbour_budget_warning(loaded.lab)
         if budget:
             warnings.append(budget)

@@ -37,6 +37,7 @@ class Loaded:
     # A running lab's saved topology (load_running): the run it was read from. Applied, it converges that lab
     # only while that run is up (a `down` meanwhile: refused, not made anew).
     run_id: str | None = None
+    notes: tuple[str, ...] = ()  # what loading found valid and probably worth saying (include.py's empty globs)
 
     @property
     def added_pods(self) -> list[str]:
@@ -110,10 +111,10 @@ def _load(topology: TopologyInput, name: str | None, running: bool) -> Loaded:
         src.data = {**src.data, "name": name}
     topo = validate_source(src)
     if not running:
-        return Loaded(resolve(topo), topo, path, origin)
+        return Loaded(resolve(topo), topo, path, origin, notes=tuple(src.notes))
     from netlab.realize.state import held_by  # reads the lab's state file: no kernel code
 
-    return Loaded(resolve(topo, held_by(topo.name)), topo, path, origin)
+    return Loaded(resolve(topo, held_by(topo.name)), topo, path, origin, notes=tuple(src.notes))
 
 
 def load_running(name: str) -> Loaded:

@@ -59,7 +59,7 @@ def validate(topology: str | None, output: str) -> None:
     from netlab.model.netpol_match import match_notes
 
     # valid, probably not meant: said
-    notes = service_notes(lab) + policy_notes(lab.topo.network_policies) + match_notes(lab)
+    notes = [*loaded.notes, *service_notes(lab), *policy_notes(lab.topo.network_policies), *match_notes(lab)]
     if output == "json":  # a valid file's document, and what this machine lacks to run it (exit 3), or null
         print_json({"valid": True, "lab": lab.name, "problems": [], "notes": notes, "note": None,
                     "nodes": len(lab.nodes),

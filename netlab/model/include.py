@@ -281,9 +281,29 @@ def _matches(folder: str, pattern: str) -> tuple[list[str], str | None]:
             return [], why if os.path.normpath(pattern) == rel else f": {rel} {why}"
         if os.path.isfile(real):
             out.append(real)  # read by its resolved path: what was checked is what is opened
-    if not out:
-        return [], "matches no file; patterns are relative to the topology's folder"
-    return out, None
+    if out:
+        return out, None
+    if not _MAGIC.search(pattern):  # a file named as it is: a typo, or a file moved (kubectl: path does not exist)
+        return [], "no such file; patterns are relative to the topology's folder"
+    searched = glob_folder(pattern)
+    if searched and not os.path.isdir(os.path.join(folder, searched)):  # a typo of its folder, not an emptied one
+        return [], f"matches no file: its folder {searched} does not exist; patterns are relative to the topology's folder"
+    return [], None  # a folder emptied of the files it matches: no object from it now (a note, _included)
+
+
+_MAGIC = re.compile(r"[*?[]")  # what makes a pattern a glob (glob.has_magic's characters)
+
+
+def glob_folder(pattern: str) -> str:
+    """The folder a pattern looks in, relative to the topology's: its path before the first part with a
+    wildcard ('' for the topology's own folder): ``pol/*.yaml`` -> ``pol``, ``pol/deny.yaml`` -> ``pol``."""
+    parts = re.split(r"/+", pattern)
+    plain = []
+    for part in parts[:-1]:
+        if _MAGIC.search(part):
+            break
+        plain.append(part)
+    return "/".join(plain)
 
 
 def expand_includes(topo: Topology, src: Source, read: Reader) -> tuple[Topology, list[Problem]]:
@@ -367,6 +387,10 @@ def _included(topo: Topology, src: Source, read: Reader) -> tuple[Objects, list[
         if why:
             sep = "" if why.startswith(":") else " "  # "'*.yaml': a.yaml leads outside ..."
             problems.append(Problem(src.file, src.line_of(("include", i)), f"include[{i}]", f"{pattern!r}{sep}{why}"))
+        elif not matched:  # kubectl apply's way: what is no longer in the files is no longer in the cluster
+            src.notes.append(f"{src.file}:{src.line_of(('include', i))}: include[{i}]: {pattern!r} matches no file "
+                             f"now: no object comes from it (a NetworkPolicy or Namespace its files held is removed "
+                             f"by up)")
         files += [m for m in matched if m not in files]
     if len(files) > MAX_FILES:
         return [], problems + [Problem(src.file, src.line_of(("include",)), "include",

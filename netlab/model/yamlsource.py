@@ -67,6 +67,8 @@ class Source:
     raw: dict[Loc, str]
     # Problems found while reading that did not stop it (duplicate keys, octal numbers...).
     problems: list[Problem] = field(default_factory=list)
+    # What validating it found valid and worth saying (an include glob that matches no file now): notes.
+    notes: list[str] = field(default_factory=list)
     # Paths whose value was replaced by its raw text because of such a problem.
     flagged: set[Loc] = field(default_factory=set)
     # Paths of unquoted scalars that look like numbers but YAML 1.1 reads as text (80e0, 0o17, 0080).
