@@ -159,6 +159,13 @@ def why_unreached(obs: Observation, timeout: float) -> str:
     return obs.detail or obs.outcome
 
 
+def got_reply(obs: Observation, dst: str) -> str:
+    """What a probe that was answered saw: ``got a reply in 0.4 ms`` (``from OTHER`` when another answered)."""
+    rtt = f" in {obs.rtt * 1000:.1f} ms" if obs.rtt is not None else ""
+    by = f" from {obs.answered_by}" if obs.answered_by and obs.answered_by != dst else ""
+    return f"got a reply{by}{rtt}"
+
+
 def judge(probe: Probe, obs: Observation, timeout: float, sender_ip: str | None) -> list[str]:
     """Problems with one probe's result, in words (empty: as expected).
 
@@ -169,11 +176,7 @@ def judge(probe: Probe, obs: Observation, timeout: float, sender_ip: str | None)
     """
     dst = probe.destination
     if not probe.expected:
-        if obs.reached:
-            rtt = f" in {obs.rtt * 1000:.1f} ms" if obs.rtt is not None else ""
-            by = f" from {obs.answered_by}" if obs.answered_by and obs.answered_by != dst.name else ""
-            return [f"expected unreachable, got a reply{by}{rtt}"]
-        return []
+        return [f"expected unreachable, {got_reply(obs, dst.name)}"] if obs.reached else []
     if not obs.reached:
         why = why_unreached(obs, timeout)
         if probe.proto == "udp" and probe.echo is False and probe.question is None and obs.outcome == "timeout":

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, Verdict, policy_set
 from netlab.probe import bypass
+from netlab.probe.judge import got_reply, why_unreached
 from netlab.probe.matrix import Probe, dns_asker, endpoints, probe_ports, terminated_notes
 from netlab.probe.report import deleted_words
 
@@ -179,13 +180,48 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
         if eps[f.src].netns in missing:
             continue  # not probed (reached None), said in a note: not "denied and blocked"
         f.reached = r.obs.reached
-        if f.reached != f.allowed:
-            f.detail = r.obs.outcome + (f": {r.obs.detail}" if r.obs.detail else "")
+        if f.reached != f.allowed:  # what the probe saw, in probe's words: "got a reply in 0.3 ms", "no reply in 0.5 s"
+            f.detail = got_reply(r.obs, f.dst) if f.reached else why_unreached(r.obs, timeout)
     opened = [(f.src, f.dst, f.proto, f.port) for f in table.flows if f.reached and not f.allowed]
     if opened:
         table.hints = bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
+    if table.mismatches:
+        table.hints += drift_hint(lab, table.mismatches, policy_drift(lab))
     gone = deleted_namespaces(lab, missing)  # the line exec and trace say of each, as probe's notes
     table.notes += [deleted_note(kind, name, line) for kind, name, line in gone]
     table.deleted = [line for _, _, line in gone]
     table.deleted_kinds = [kind for kind, _, _ in gone]
     return table
+
+
+def policy_drift(lab: Lab) -> list[str]:
+    """What `status` finds of the nodes' policy rules not as planned (a rule missing, one no one planned, a chain
+    in another order: its NETPOL- lines); [] when the lab's state cannot be read."""
+    from netlab.kernel.live import LiveKernel  # the kernel's door: read only once a flow disagreed
+    from netlab.lab import status as lab_status
+    from netlab.realize.state import load_state
+
+    state = load_state(lab.name)
+    if state is None:
+        return []
+    kernel = LiveKernel()
+    try:
+        return [line for line in lab_status.status(state, kernel).drift if "NETPOL" in line]
+    finally:
+        kernel.close()
+
+
+def drift_hint(lab: Lab, mismatches: list[Flow], drift: list[str]) -> list[str]:
+    """A hint when flows disagree with the policies and a node's policy rules are not netlab's any more: `status`
+    names what is missing or extra, `trace` the rule the flow met, and `up` writes them back."""
+    if not drift:
+        return []
+    from netlab.cni.edited import repair_command
+
+    f = next((m for m in mismatches if m.allowed), mismatches[0])  # a blocked flow first: a missing allow rule
+    what = "allowed but blocked" if f.allowed else "denied but reached"
+    more = f" (and {len(drift) - 1} more)" if len(drift) > 1 else ""
+    return [f"the nodes' policy rules are not as planned (drift: {drift[0]}{more}), which explains a flow "
+            f"{what}: `sudo netlab status --lab {lab.name}` lists what differs, `sudo netlab trace --lab {lab.name} "
+            f"{f.src} {f.dst} --proto {f.proto} --port {f.port}` names the rule the flow met; "
+            f"{repair_command(lab.name)} writes them back"]

@@ -169,6 +169,18 @@ def test_an_allowed_flow_refused_for_a_missing_allow_rule_names_it_and_the_reset
     assert re.search(rf"result: LOST at hop {lost['hop']} \({n1} \S+\): allowed by policy a/allow-web-from-b", text)
     assert f"the rule that allows it is missing from node n1's filter table: {allow}" in text, text
     assert f"the REJECT at hop {lost['hop']} answers the request with a TCP reset" in text, text
+    # policy table: the mismatch says what the probe saw (not a bare outcome word), and a hint names status, the
+    # trace of the flow and the repair (QA polfix 4)
+    table = netlab("policy", "table", "--lab", lab, check=False, timeout=120)
+    assert table.returncode == 1, table.stdout + table.stderr
+    assert f"MISMATCH b-cli -> a-web tcp/{PORT}: allowed but BLOCKED (allowed by policy a/allow-web-from-b" in \
+        table.stdout and "); connection refused: tcp port 8080 has a socket" in table.stdout, table.stdout
+    [hint] = [line for line in table.stdout.splitlines() if line.startswith("hint: ")]
+    assert hint.startswith(f"hint: the nodes' policy rules are not as planned (drift: different: iptables filter "
+                           f"rules in {n1} (missing rule: {allow})), which explains a flow allowed but blocked: "
+                           f"`sudo netlab status --lab {lab}` lists what differs, `sudo netlab trace --lab {lab} b-cli "
+                           f"a-web --proto tcp --port {PORT}` names the rule the flow met; sudo netlab up "), hint
+    assert hint.endswith(" writes them back"), hint
     # Repaired, the flow connects and the trace says so.
     netlab("up", "--lab", lab)
     proc = _trace(lab, "b-cli", "-o", "json")

@@ -1,0 +1,61 @@
+"""`policy table`'s MISMATCH lines said the probe's outcome word alone: "denied but REACHED (...); reply" (QA
+polfix 4). They say what the probe saw in probe's words ("got a reply in 0.3 ms", "no reply in 0.5 s",
+"connection refused"), and when the nodes' policy rules are not as planned (a rule deleted by hand), a hint
+names `status`, the `trace` of a mismatched flow and the repair."""
+
+from __future__ import annotations
+
+import pytest
+
+from netlab.api.topology import load
+from netlab.probe import bypass, policytable, runner
+from netlab.probe.judge import Result
+from netlab.probe.tasks import Observation
+
+TOPO = {"name": "pfm", "nodes": [{"name": "n1"}],
+        "pods": [{"name": "a", "node": "n1", "labels": {"app": "a"}}, {"name": "b", "node": "n1"}],
+        "networkPolicies": [{"name": "deny-a", "spec": {"podSelector": {"matchLabels": {"app": "a"}}}}]}
+
+
+@pytest.fixture
+def answered(monkeypatch):
+    """policytable.probe with the agent stood in for: every flow answered as ``seen(probe)`` says."""
+    lab = load(TOPO, running=False).lab
+    said: dict = {}
+
+    def run_probes(model, probes, timeout):
+        return [Result(p, said["seen"](p), timeout) for p in probes]
+
+    monkeypatch.setattr(runner, "run_probes", run_probes)
+    monkeypatch.setattr(runner, "missing_namespaces", lambda model, probes: set())
+    monkeypatch.setattr(runner, "deleted_namespaces", lambda model, missing: [])
+    monkeypatch.setattr(bypass, "unfiltered_nodes", lambda model: set())
+    monkeypatch.setattr(policytable, "policy_drift", lambda model: said.get("drift", []), raising=False)
+    return lab, said
+
+
+def test_a_denied_flow_that_reached_says_the_reply_not_a_bare_word(answered):
+    lab, said = answered
+    said["seen"] = lambda p: Observation(outcome="reply", rtt=0.0003, answered_by=p.destination.name)
+    text = policytable.probe(lab).render()
+    line = next(x for x in text.splitlines() if x.startswith("MISMATCH b -> a tcp/"))
+    assert line.endswith("); got a reply in 0.3 ms"), line
+    assert "hint:" not in text  # no drift: nothing to name
+
+
+def test_an_allowed_flow_blocked_says_the_timeout_and_with_drift_names_status_and_trace(answered):
+    lab, said = answered
+    said["seen"] = lambda p: Observation(outcome="timeout" if p.destination.name == "b" else "reply")
+    said["drift"] = ["n1: missing rule: -A NETPOL-ING-X -s 10.244.0.2/32 -j MARK --set-xmark 0x10000/0x10000",
+                     "n1: missing rule: -A NETPOL-ING-X -j RETURN"]
+    table = policytable.probe(lab, timeout=0.5)
+    line = next(x for x in table.render().splitlines() if x.startswith("MISMATCH a -> b tcp/"))
+    assert line.startswith("MISMATCH a -> b tcp/") and line.endswith("); no reply in 0.5 s"), line
+    [hint] = table.hints
+    port = next(f.port for f in table.mismatches if f.proto == "tcp")
+    assert hint == ("the nodes' policy rules are not as planned (drift: n1: missing rule: -A NETPOL-ING-X -s "
+                    "10.244.0.2/32 -j MARK --set-xmark 0x10000/0x10000 (and 1 more)), which explains a flow allowed "
+                    "but blocked: `sudo netlab status --lab pfm` lists what differs, `sudo netlab trace --lab pfm a b "
+                    f"--proto tcp --port {port}` names the rule the flow met; sudo netlab up --lab pfm writes them "
+                    "back"), hint
+    assert f"hint: {hint}" in table.render()
