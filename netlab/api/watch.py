@@ -17,8 +17,9 @@ with no file to follow; current state is the kernel. The loop sleeps in ``select
   taskstats records (netlab.kernel.taskstats), where the kernel has them.
   The containers it holds back are written to the lab's state folder
   (netlab.workload.crashloop), so `get pods` says CrashLoopBackOff as kubectl does;
-- the topology file's folder (inotify: api/watch_file.py): a save is read once its writer closes the file (or
-  renames another over it), never halfway; and a timer: the file's stat is looked at twice a second (its change
+- the topology file's folder and the folders its ``include:`` globs look in (inotify: api/watch_file.py): a save
+  is read once its writer closes the file (or renames another over it), never halfway; and a timer: the file's
+  stat, and the included files' (and which files the globs match), is looked at twice a second (a change
   is re-applied; an invalid file is reported and the lab kept as it is), and a
   full ``status`` runs every ``resync`` seconds as the backstop for what
   sends no notification (iptables-legacy rules, a sysctl other than
@@ -53,7 +54,7 @@ from typing import Any, Callable, TypeVar
 from netlab import signals
 from netlab.api import lifecycle, watch_repair
 from netlab.api.topology import load, load_running
-from netlab.api.watch_file import WRITE_WAIT, FileWrites
+from netlab.api.watch_file import WRITE_WAIT, FileWrites, changes
 from netlab.api.watch_children import Children, become_subreaper, reap_exited_children
 from netlab.api.watch_converge import Converging
 from netlab.api.watch_lines import dedupe, saw_words, summary
@@ -311,9 +312,11 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
     def unapplied(self) -> str:
         """The last line's words for an edit of the watched file that no apply took (its save came while a repair
         ran, or as the signal came: the loop ends once a signal came, it starts no apply): '' when none."""
-        if self.path is None or self.saved or self._file_id() == self.file_id:
+        now = self._file_id()
+        if self.path is None or self.saved or now == self.file_id:
             return ""
-        return f"; {self.path} changed since its last apply, not applied (`{up_command(self.path)}` applies it)"
+        what = ", ".join(changes(self.path, self.file_id, now))  # the topology file, or a file it includes
+        return f"; {what} since its last apply, not applied (`{up_command(self.path)}` applies it)"
 
     def _say_taken_down(self) -> None:
         self.taken_down = True

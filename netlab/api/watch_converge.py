@@ -10,7 +10,7 @@ from typing import Callable, Sequence, TypeVar
 
 from netlab.api import watch_repair
 from netlab.api.watch_children import Children
-from netlab.api.watch_file import FileWrites
+from netlab.api.watch_file import FileWrites, changes
 from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_did, saw_words
 from netlab.api.watch_restart import served_lab
 from netlab.errors import LabBusy, NetlabError, TopologyError
@@ -162,7 +162,7 @@ class Converging:
         reading could be stale by then (another edit, another command's change of the lab)."""
         assert self.path is not None
         reading = watch_repair.Reading(self.path)
-        changed = f"{self.path} changed"
+        before = self.file_id
         try:
             done = self._apply(lambda: watch_repair.apply_file(reading, self.lab_name, self.features()))
         except lab_up.LabGone:
@@ -171,6 +171,8 @@ class Converging:
             return
         except (TopologyError, NetlabError) as exc:
             self.file_id = reading.file_id if reading.file_id is not None else self._file_id()
+            self.writes.watch(self.path)  # the folders its include globs look in now
+            changed = saw_words(changes(self.path, before, self.file_id))
             if reading.loaded is None and not isinstance(exc, LabBusy):  # the file did not load
                 if self.writes.writing():  # a save began after the look: this read was halfway; read it once done
                     self.file_id = None
@@ -181,6 +183,8 @@ class Converging:
                 self.log(saw_did(changed, reading.waited, f"apply failed: {exc}"))
             return
         self.file_id = reading.file_id
+        self.writes.watch(self.path)  # the folders its include globs look in now
+        changed = saw_words(changes(self.path, before, self.file_id))
         loaded = reading.loaded
         assert loaded is not None
         if done is None:

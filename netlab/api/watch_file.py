@@ -11,13 +11,24 @@ backup, then writes a new one), then said missing. A read that finds the file no
 since (the save came between the look and the read) is not said: the file is read again once that write is
 done. Without inotify (it could not watch the folder; a network file system, where others' writes are not
 told), the file is read at each change its stat shows, as before.
+
+The files the topology includes (``include: [pol/*.yaml]``) are the watched file's too: their stat (mtime, size,
+inode) and which files each glob matches are part of its id (:func:`file_id`), so an edited policy file, a new
+file a glob matches and a deleted one are applied as an edit of the topology is; and the kernel's events of the
+folders the globs look in say when their writes are done. A glob with a wildcard in a folder's name
+(``*/np.yaml``) is watched in the folder before it: its files' edits are seen by the stat look alone.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Callable
 
+from netlab.errors import NetlabError
 from netlab.kernel.file_events import DONE, GONE, WRITING, FileEvents
+from netlab.model import include
+from netlab.model.load import read_source
 
 WRITE_WAIT = 2.0  # seconds a change is left unread while its writer keeps the file open
 
@@ -31,12 +42,19 @@ class FileWrites:
         self.wait = wait
         self.events: FileEvents | None = None
         self.open_since: float | None = None  # a write began then, and its writer has not closed the file yet
+        self.watched: tuple[str, tuple[tuple[str, str], ...]] | None = None  # the path and include globs listened to
 
     def watch(self, path: str) -> None:
-        """Listen to the kernel's events of ``path`` (none where inotify cannot watch its folder: the watcher's
-        look at its stat alone then)."""
+        """Listen to the kernel's events of ``path`` and of the files it includes (none where inotify cannot watch
+        its folder: the watcher's look at its stat alone then). Called again after each apply: the folders the
+        globs look in may have changed; a write seen open stays waited for."""
+        globs = included_globs(path)
+        if self.events is not None and (path, globs) == self.watched:
+            return
+        self.close()
+        self.watched = (path, globs)
         try:
-            self.events = FileEvents(path)
+            self.events = FileEvents(path, globs)
         except OSError:
             self.events = None
 
@@ -77,3 +95,91 @@ class FileWrites:
     def close(self) -> None:
         if self.events is not None:
             self.events.close()
+            self.events = None
+
+
+Stat = tuple[object, ...]  # mtime, size, inode; ("missing",)
+# The topology file's stat, and each file it includes (as messages name it) with its stat
+FileId = tuple[Stat, tuple[tuple[str, Stat], ...]] | None
+_patterns: dict[str, tuple[object, tuple[str, ...]]] = {}  # topology path -> (its stat, its include patterns)
+
+
+def stat_id(path: str) -> Stat:
+    """What tells a change of a file: its mtime, size and inode (an editor that writes a new file)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("missing",)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def include_patterns(path: str) -> tuple[str, ...]:
+    """The ``include:`` patterns the topology file holds now (read again only when its stat changed); () when it
+    has none or cannot be read (its apply says why)."""
+    own = stat_id(path)
+    known = _patterns.get(path)
+    if known is not None and known[0] == own:
+        return known[1]
+    try:
+        data = read_source(path).data
+    except (NetlabError, OSError, ValueError):
+        data = None
+    written = data.get("include") if isinstance(data, dict) else None
+    patterns = tuple(p for p in written if isinstance(p, str)) if isinstance(written, list) else ()
+    _patterns[path] = (own, patterns)
+    return patterns
+
+
+def _folder(path: str) -> str:
+    return os.path.realpath(os.path.dirname(os.path.abspath(path)))
+
+
+def included_globs(path: str) -> tuple[tuple[str, str], ...]:
+    """(folder, name pattern) of each include pattern: the folder its glob looks in and the names it matches
+    there (``*`` when a folder's name has the wildcard: any name, its sub-folder)."""
+    out = []
+    for pattern in include_patterns(path):
+        searched = include.glob_folder(pattern)
+        rest = pattern[len(searched):].lstrip("/")
+        name = rest if "/" not in rest else "*"
+        out.append((os.path.join(_folder(path), searched) if searched else _folder(path), name))
+    return tuple(out)
+
+
+def included_files(path: str) -> dict[str, Stat]:
+    """Each file the topology includes now (as its messages name it) and its stat."""
+    folder, base = _folder(path), os.path.dirname(path)
+    out = {}
+    for pattern in include_patterns(path):
+        for real in include.matches(folder, pattern):
+            out[os.path.join(base, os.path.relpath(real, folder))] = stat_id(real)
+    return out
+
+
+def file_id(path: str | None) -> FileId:
+    """What tells a change of the watched file or of a file it includes: their stat, and which files the globs
+    match."""
+    if path is None:
+        return None
+    return (stat_id(path), tuple(sorted(included_files(path).items())))
+
+
+def changes(path: str, old: FileId, new: FileId) -> list[str]:
+    """What changed between two ids, in the watcher's words: ``topo.yaml changed``, ``pol/a.yaml added``,
+    ``pol/b.yaml changed``, ``pol/c.yaml removed``; the topology's own words when its id is unknown."""
+    if old is None or new is None:
+        return [f"{path} changed"]
+    out = [f"{path} changed"] if old[0] != new[0] else []
+    before, now = dict(old[1]), dict(new[1])
+    for name in sorted(set(before) | set(now), key=_natural):
+        if name not in before:
+            out.append(f"{name} added")
+        elif name not in now:
+            out.append(f"{name} removed")
+        elif before[name] != now[name]:
+            out.append(f"{name} changed")
+    return out or [f"{path} changed"]
+
+
+def _natural(name: str) -> list[int | str]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]

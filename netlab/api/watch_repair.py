@@ -14,10 +14,10 @@ outside its form: the lock is taken ``quiet``, and the watcher's line says it (w
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from netlab.api import watch_file
 from netlab.api.topology import Loaded, load
 from netlab.api.watch_lines import waited_words
 from netlab.cni import edited
@@ -31,22 +31,12 @@ from netlab.model.lab import Lab
 from netlab.realize.state import LabState, load_state
 from netlab.realize.lab_lock import LabLock
 
-FileId = tuple[int, ...] | tuple[str] | None
+FileId = watch_file.FileId
+file_id = watch_file.file_id  # the topology file's and the files it includes
 
 
 class NotFollowed(NetlabError):
     """Another command made the lab from another topology than the watched one while the repair waited for it."""
-
-
-def file_id(path: str | None) -> FileId:
-    """What tells a change of the watched file: its mtime, size and inode (an editor that writes a new file)."""
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return ("missing",)
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 @dataclass

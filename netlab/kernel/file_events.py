@@ -1,19 +1,24 @@
-"""What the kernel tells of one file's writes: inotify(7) on its folder, for ``up --watch``'s topology file.
+"""What the kernel tells of one file's writes: inotify(7) on its folder, for ``up --watch``'s topology file (and the
+files it includes: the folders their globs look in).
 
 A save that truncates the file and then writes it (``cat > file``, a shell's ``>``, many editors) is seen by
 a look at its size and mtime halfway, empty or cut short. The kernel says when a writer is done with a file:
 IN_CLOSE_WRITE when a descriptor opened for writing is closed, IN_MOVED_TO when another file is renamed over
 it (an editor's atomic save). IN_MODIFY and IN_CREATE say that a write has begun (an O_TRUNC open too). The
 folder is watched, not the file: a rename over it replaces the file's inode, which a watch of the file would
-lose. Only the file's own name counts. A folder where inotify says nothing of others' writes (NFS, a FUSE
-mount) gives no events: the watcher's look at the file's stat still sees its changes.
+lose. Only the file's own name counts (and the names an include glob matches, in its folder). A folder where
+inotify says nothing of others' writes (NFS, a FUSE mount) gives no events: the watcher's look at the file's stat
+still sees its changes.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fnmatch
+import glob
 import os
 import struct
+from typing import Sequence
 
 IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x2, 0x8, 0x40, 0x80
 IN_CREATE, IN_DELETE, IN_NONBLOCK, IN_CLOEXEC = 0x100, 0x200, 0o4000, 0o2000000
@@ -37,22 +42,43 @@ def kind(mask: int) -> str | None:
 
 class FileEvents:
     """An inotify descriptor on ``path``'s folder, readable when something happens there; :meth:`read` says what
-    happened to ``path`` itself. OSError when inotify cannot watch the folder (no such folder, the watches limit
-    reached)."""
+    happened to ``path`` itself, and to the files of ``globs``: (folder, name pattern) pairs, the folders an
+    ``include:`` glob looks in and the names it matches there (fnmatch's, a leading dot only by a pattern that
+    has one, as glob's). OSError when inotify cannot watch ``path``'s folder (no such folder, the watches limit
+    reached); a glob's folder that cannot be watched (not there yet) is left to the watcher's look at the
+    files' stat."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, globs: Sequence[tuple[str, str]] = ()):
         real = os.path.realpath(path)  # a symlink's target is what is written
         self.folder, self.name = os.path.dirname(real) or ".", os.path.basename(real).encode()
-        libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if self.fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1")
-        mask = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
-        if libc.inotify_add_watch(self.fd, self.folder.encode(), mask) < 0:
-            err = ctypes.get_errno()
+        self.names: dict[int, list[str]] = {}  # watch descriptor -> the name patterns of its folder
+        try:
+            self._folder(self.folder, glob.escape(os.path.basename(real)))
+        except OSError:
             os.close(self.fd)
             self.fd = -1
-            raise OSError(err, f"inotify_add_watch {self.folder}")
+            raise
+        for folder, pattern in globs:
+            try:
+                self._folder(folder, pattern)
+            except OSError:
+                continue
+
+    def _folder(self, folder: str, pattern: str) -> None:
+        mask = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+        wd = self.libc.inotify_add_watch(self.fd, folder.encode(), mask)  # a folder watched twice: one wd
+        if wd < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch {folder}")
+        self.names.setdefault(wd, []).append(pattern)
+
+    def _named(self, wd: int, name: bytes) -> bool:
+        text = os.fsdecode(name)
+        return any(fnmatch.fnmatchcase(text, p) and (not text.startswith(".") or p.startswith("."))
+                   for p in self.names.get(wd, ()))
 
     def read(self) -> list[str]:
         """What happened to the file since the last read, in order (WRITING, DONE, GONE); [] when nothing did."""
@@ -64,11 +90,11 @@ class FileEvents:
                 break
             off = 0
             while off + _EVENT.size <= len(data):
-                _wd, mask, _cookie, length = _EVENT.unpack_from(data, off)
+                wd, mask, _cookie, length = _EVENT.unpack_from(data, off)
                 name = data[off + _EVENT.size:off + _EVENT.size + length].split(b"\0", 1)[0]
                 off += _EVENT.size + length
                 what = kind(mask)
-                if name == self.name and what is not None:
+                if what is not None and self._named(wd, name):
                     out.append(what)
         return out
 

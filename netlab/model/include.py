@@ -294,6 +294,11 @@ def _matches(folder: str, pattern: str) -> tuple[list[str], str | None]:
 _MAGIC = re.compile(r"[*?[]")  # what makes a pattern a glob (glob.has_magic's characters)
 
 
+def matches(folder: str, pattern: str) -> list[str]:
+    """The files a pattern names inside ``folder`` now ([] when it names none or is refused: its load says why)."""
+    return _matches(folder, pattern)[0]
+
+
 def glob_folder(pattern: str) -> str:
     """The folder a pattern looks in, relative to the topology's: its path before the first part with a
     wildcard ('' for the topology's own folder): ``pol/*.yaml`` -> ``pol``, ``pol/deny.yaml`` -> ``pol``."""
