@@ -374,7 +374,40 @@ def rows(world) -> list[dict]:
         "[192.168.99.33], 2 endpoints)", port_nat(case, "ns4"), (KUBE_PROXY_GOLDEN / f"{case}.nat").read_text(),
         "kubernetes proxier_test.go TestOverallIPTablesRules, its lines for ns4/svc4: the external IP's jump to "
         "KUBE-EXT, masqueraded there (tests/unit/test_kube_proxy_golden.py)")
+    row("policy REJECT", "iptables-save -t filter (in the node): a policy-isolated pod's REJECT rules",
+        policy_rejects(), KUBE_ROUTER_REJECT,
+        "kube-router pkg/controllers/netpol (its pod firewall chain's last rule: -m mark ! --mark 0x10000/0x10000 "
+        "-j REJECT, whose default iptables-save prints)", TCP_RESET)
     return out
+
+
+# kube-router's pod chain's last rule for the same pod, as iptables-save prints it (its chain's hash <hash>)
+KUBE_ROUTER_REJECT = ('-A KUBE-POD-FW-<hash> -m comment --comment "rule to REJECT traffic destined for POD name:web '
+                      'namespace: default" -m mark ! --mark 0x10000/0x10000 -j REJECT --reject-with '
+                      'icmp-port-unreachable\n')
+TCP_RESET = ("the chain and its comment are netlab's own (NETPOL-IN-*, naming the policies); and netlab rejects a denied TCP packet with a reset first (--reject-with tcp-reset, plan/policy.py), where "
+             "kube-router's one plain REJECT answers TCP with ICMP port unreachable too: a client's connect() fails "
+             "with ECONNREFUSED either way (Linux takes that ICMP error of a SYN as fatal), but tcpdump and `trace` "
+             "see a TCP RST from the node instead of an ICMP error, and the kernel rate-limits ICMP errors "
+             "(net.ipv4.icmp_ratelimit), not resets: under a burst of denied SYNs a kube-router client may wait for "
+             "a retransmission where netlab's is refused at once; UDP and the rest get ICMP port unreachable in both")
+REJECT_LAB = """\
+name: fidelity
+nodes: [{name: n1}]
+pods: [{name: web, node: n1}]
+networkPolicies: [{name: deny-in, spec: {podSelector: {}, policyTypes: [Ingress]}}]
+"""
+
+
+def policy_rejects() -> str:
+    """The REJECT rules of a pod isolated for ingress, from netlab's plan of its node's filter table."""
+    from netlab.model.load import parse_yaml, validate_source
+    from netlab.plan.iptables import Ruleset
+    from netlab.plan.policy import node_filter
+
+    lab = resolve(validate_source(parse_yaml(REJECT_LAB, "fidelity.yaml")))
+    rules = node_filter(lab, lab.nodes[0], Ruleset("filter")).rules()
+    return "".join(line + "\n" for line in rules if "-j REJECT" in line)
 
 
 def _flannel_e2e(table: str) -> str:
