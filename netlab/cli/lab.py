@@ -226,14 +226,18 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) 
 
 
 def fixed_words(fixed: list[str]) -> list[str]:
-    """up's actions counted by what they were: containers started, files written, objects added or repaired."""
+    """up's actions counted by what they were: containers started, files written, rule tables rewritten (a
+    node's whole table restored at once: a label or policy change rewrites it, however many rules differ), and
+    the other objects added or repaired."""
     started = sum(1 for line in fixed if line.startswith("started container"))
     restarted = sum(1 for line in fixed if line.startswith("restarted container"))
     written = sum(1 for line in fixed if line.startswith(("wrote ", "rewrote ")))
-    other = len(fixed) - started - restarted - written
+    tables = sum(1 for line in fixed if line.startswith(("restore iptables", "restore nftables")))
+    other = len(fixed) - started - restarted - written - tables
     return ([plural(started, "container") + " started"] if started else []) \
         + ([plural(restarted, "container") + " restarted"] if restarted else []) \
         + ([plural(written, "file") + " written"] if written else []) \
+        + ([plural(tables, "rule table") + " rewritten"] if tables else []) \
         + ([plural(other, "object") + " added, changed or repaired"] if other else [])
 
 

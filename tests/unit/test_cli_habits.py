@@ -203,6 +203,13 @@ def test_up_counts_its_actions_by_what_they_were():
     both = ["restarted container kube-dns/dnsmasq (its command changed)", "started container p6/main"]
     assert fixed_words(both) == ["1 container started", "1 container restarted"]
     assert fixed_words([]) == []
+    # A label change rewrites each node's rule table (its policy chains): said as that, not as an object repaired
+    # (QA polfix: "1 object added, changed or repaired" after a pod's and a namespace's labels changed)
+    labels = ["restore iptables filter in l-n1", "restore iptables-legacy filter in l-n2",
+              "restore nftables table ip kube-proxy in l-n1"]
+    assert fixed_words(labels) == ["3 rule tables rewritten"]
+    assert fixed_words(labels[:1] + ["add route 10.244.1.0/24 in l-n1"]) == [
+        "1 rule table rewritten", "1 object added, changed or repaired"]
 
 
 def test_format_data_writes_the_format_asked_for():

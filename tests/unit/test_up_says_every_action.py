@@ -41,7 +41,7 @@ def test_up_lists_the_actions_in_existing_namespaces_when_it_also_made_one(up_wi
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0].startswith("lab qv1 is up (1 namespace created, 1 container started, 1 container restarted, "
-                               "1 file written, 2 objects added, changed or repaired): "), lines[0]
+                               "1 file written, 1 rule table rewritten, 1 object added, changed or repaired): "), lines[0]
     assert lines[1:6] == [f"  {line}" for line in FIXED], lines
 
 
@@ -64,7 +64,7 @@ def test_up_names_each_pod_and_node_whose_namespace_it_removed(up_with):
         mode="json", by_alias=True, exclude_none=True)
     state.save()
     lines = up_with(FIXED[:1], (), removed=("qv1-shop", "qv1-n3", "qv1-gone")).stdout.splitlines()
-    assert lines[0].startswith("lab qv1 is up (3 namespaces removed, 1 object added, changed or repaired): ")
+    assert lines[0].startswith("lab qv1 is up (3 namespaces removed, 1 rule table rewritten): ")
     assert lines[1:5] == ["  removed pod sales/shop (network namespace qv1-shop, containers main, side stopped)",
                           "  removed node n3 (network namespace qv1-n3)",
                           "  removed network namespace qv1-gone", f"  {FIXED[0]}"], lines
