@@ -81,7 +81,8 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
         error = killed_first(served, state, said_first, running=send)
         model = served if topology is None else of_file(lab, topology)
         no_pods(model)
-        result = policytable.probe(model, timeout=timeout) if send else policytable.evaluate(model)
+        result = policytable.probe(model, timeout=timeout, drift=policy_drift) if send else \
+            policytable.evaluate(model)
         for line in result.deleted if error is None else ():  # a pod's namespace deleted: exec's line, as probe
             said_first(line)
         result.error = error or (result.deleted[0] if result.deleted else None)
@@ -91,6 +92,23 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
         click.echo(result.render())
     if result.mismatches or result.deleted:  # a pod's flows not checked, its namespace deleted: no pass, as probe
         raise SystemExit(1)
+
+
+def policy_drift(lab: "Lab") -> list[str]:
+    """What `status` finds of the nodes' policy rules not as planned (a rule missing, one no one planned, a chain
+    in another order: its NETPOL- lines); [] when the lab's state cannot be read."""
+    from netlab.kernel.live import LiveKernel
+    from netlab.lab import status as lab_status
+    from netlab.realize.state import load_state
+
+    state = load_state(lab.name)
+    if state is None:
+        return []
+    kernel = LiveKernel()
+    try:
+        return [line for line in lab_status.status(state, kernel).drift if "NETPOL" in line]
+    finally:
+        kernel.close()
 
 
 def no_pods(model: "Lab") -> None:

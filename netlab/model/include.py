@@ -287,7 +287,8 @@ def _matches(folder: str, pattern: str) -> tuple[list[str], str | None]:
         return [], "no such file; patterns are relative to the topology's folder"
     searched = glob_folder(pattern)
     if searched and not os.path.isdir(os.path.join(folder, searched)):  # a typo of its folder, not an emptied one
-        return [], f"matches no file: its folder {searched} does not exist; patterns are relative to the topology's folder"
+        return [], (f"matches no file: its folder {searched} does not exist; patterns are relative to the "
+                    "topology's folder")
     return [], None  # a folder emptied of the files it matches: no object from it now (a note, _included)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, Verdict, policy_set
@@ -159,8 +160,9 @@ def evaluate(lab: Lab) -> PolicyTable:
     return table
 
 
-def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
-    """The table, with every flow sent for real (one agent job) and compared."""
+def probe(lab: Lab, timeout: float = 0.5, drift: Callable[[Lab], list[str]] = lambda lab: []) -> PolicyTable:
+    """The table, with every flow sent for real (one agent job) and compared; ``drift`` reads what `status` finds
+    of the nodes' policy rules not as planned, once a flow disagreed (cli/policy.policy_drift)."""
     from netlab.probe.runner import deleted_namespaces, deleted_note, missing_namespaces, run_probes  # kernel's door
 
     table = evaluate(lab)
@@ -186,29 +188,12 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
     if opened:
         table.hints = bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
     if table.mismatches:
-        table.hints += drift_hint(lab, table.mismatches, policy_drift(lab))
+        table.hints += drift_hint(lab, table.mismatches, drift(lab))
     gone = deleted_namespaces(lab, missing)  # the line exec and trace say of each, as probe's notes
     table.notes += [deleted_note(kind, name, line) for kind, name, line in gone]
     table.deleted = [line for _, _, line in gone]
     table.deleted_kinds = [kind for kind, _, _ in gone]
     return table
-
-
-def policy_drift(lab: Lab) -> list[str]:
-    """What `status` finds of the nodes' policy rules not as planned (a rule missing, one no one planned, a chain
-    in another order: its NETPOL- lines); [] when the lab's state cannot be read."""
-    from netlab.kernel.live import LiveKernel  # the kernel's door: read only once a flow disagreed
-    from netlab.lab import status as lab_status
-    from netlab.realize.state import load_state
-
-    state = load_state(lab.name)
-    if state is None:
-        return []
-    kernel = LiveKernel()
-    try:
-        return [line for line in lab_status.status(state, kernel).drift if "NETPOL" in line]
-    finally:
-        kernel.close()
 
 
 def drift_hint(lab: Lab, mismatches: list[Flow], drift: list[str]) -> list[str]:

@@ -120,7 +120,7 @@ def test_policy_table_of_a_lab_whose_up_was_killed_says_lists_line_first_and_car
     from netlab.probe import policytable
 
     monkeypatch.setattr(cli_policy, "require_root", lambda: None)
-    monkeypatch.setattr(policytable, "probe", lambda model, timeout: policytable.evaluate(model))
+    monkeypatch.setattr(policytable, "probe", lambda model, timeout, **kw: policytable.evaluate(model))
     clean = run_cli("policy", "table", "--lab", stood_in, "-o", "json")
     assert json.loads(clean.stdout)["error"] is None and not clean.stderr, clean
     said = killed_halfway(stood_in)

@@ -40,7 +40,7 @@ def table_of(monkeypatch, tmp_path):
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
     kernel = {(f.src, f.dst, f.proto, f.port): f.allowed for f in policytable.evaluate(running).flows}
 
-    def probe(model, timeout):
+    def probe(model, timeout, **kw):
         table = policytable.evaluate(model)
         for f in table.flows:
             f.reached = kernel[(f.src, f.dst, f.proto, f.port)]

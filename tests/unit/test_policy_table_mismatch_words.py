@@ -30,14 +30,13 @@ def answered(monkeypatch):
     monkeypatch.setattr(runner, "missing_namespaces", lambda model, probes: set())
     monkeypatch.setattr(runner, "deleted_namespaces", lambda model, missing: [])
     monkeypatch.setattr(bypass, "unfiltered_nodes", lambda model: set())
-    monkeypatch.setattr(policytable, "policy_drift", lambda model: said.get("drift", []), raising=False)
     return lab, said
 
 
 def test_a_denied_flow_that_reached_says_the_reply_not_a_bare_word(answered):
     lab, said = answered
     said["seen"] = lambda p: Observation(outcome="reply", rtt=0.0003, answered_by=p.destination.name)
-    text = policytable.probe(lab).render()
+    text = policytable.probe(lab, drift=lambda model: []).render()
     line = next(x for x in text.splitlines() if x.startswith("MISMATCH b -> a tcp/"))
     assert line.endswith("); got a reply in 0.3 ms"), line
     assert "hint:" not in text  # no drift: nothing to name
@@ -48,7 +47,7 @@ def test_an_allowed_flow_blocked_says_the_timeout_and_with_drift_names_status_an
     said["seen"] = lambda p: Observation(outcome="timeout" if p.destination.name == "b" else "reply")
     said["drift"] = ["n1: missing rule: -A NETPOL-ING-X -s 10.244.0.2/32 -j MARK --set-xmark 0x10000/0x10000",
                      "n1: missing rule: -A NETPOL-ING-X -j RETURN"]
-    table = policytable.probe(lab, timeout=0.5)
+    table = policytable.probe(lab, timeout=0.5, drift=lambda model: said["drift"])
     line = next(x for x in table.render().splitlines() if x.startswith("MISMATCH a -> b tcp/"))
     assert line.startswith("MISMATCH a -> b tcp/") and line.endswith("); no reply in 0.5 s"), line
     [hint] = table.hints
