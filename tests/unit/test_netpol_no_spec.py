@@ -15,16 +15,8 @@ from cli_inprocess import run_cli
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.probe.policytable import evaluate
+from test_netpol_no_pod_selector import TOPO  # x's pods a and c (app: c), default's b, on one node
 
-TOPO = """\
-name: nsp
-nodes: [{name: n1}]
-namespaces: [{name: x}]
-pods:
-  - {name: a, namespace: x, node: n1}
-  - {name: c, namespace: x, node: n1, labels: {app: c}}
-  - {name: b, node: n1}
-"""
 SPECS = {"missing": "", "null": "spec:\n", "tilde": "spec: ~\n", "empty": "spec: {}\n"}
 HEAD = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: x}\n"
 
