@@ -1,8 +1,9 @@
 """The pytest plugin's dump of a failed test's labs (netlab.pytest_plugin's hooks call these).
 
 A test's labs are those its fixtures handed it and those it gave :func:`watch`. When it fails, each is written
-into the test's folder: ``inspect/<name>.json`` of every namespace, ``probe.json``, ``status.json``, and the
-test's own last traces and ``reach`` results (``traces.json``, ``reaches.json``): a lab shared by the tests of
+into the test's folder: ``inspect/<name>.json`` of every namespace, ``probe.json``, ``status.json``, the test's
+own last traces and ``reach`` results (``traces.json``, ``reaches.json``), and the lab's CNI call log for a lab
+whose pods CNI plugins attach (``cni-calls.json``, ``netlab cni log -o json``'s): a lab shared by the tests of
 a scope is one ``Lab`` object, whose kept results are every test's, so a test takes note of what it held when
 the test was handed it, and only what came after is the test's.
 
@@ -200,7 +201,7 @@ def _artifacts_dir(item: pytest.Item) -> Path:
 
 def dump_lab(lab: Lab, folder: Path) -> Path:
     """Write a lab's state into ``folder``: inspect/<name>.json per namespace, probe.json, status.json,
-    traces.json, reaches.json (all the lab keeps). What cannot be read is written as an error, never raised."""
+    traces.json, reaches.json (all the lab keeps), cni-calls.json (a CNI lab's). What cannot be read is written as an error, never raised."""
     return write(snapshot(lab, list(lab.reaches), list(lab.traces)), folder)
 
 
@@ -228,7 +229,18 @@ def snapshot(lab: Lab, reaches: list[Any], traces: list[Any]) -> dict[str, Any]:
     read("probe.json", lab.probe)
     read("traces.json", lambda: traces)
     read("reaches.json", lambda: reaches)  # what most asserts check: lab.reach(...)
+    if _attached_by_plugins(lab):  # a plugin author's first look: what each plugin got and answered
+        read("cni-calls.json", lab.cni_log)
     return files
+
+
+def _attached_by_plugins(lab: Lab) -> bool:
+    """The lab's pods are attached by CNI plugins (a conflist, or ``cni: reference``); False when it cannot be read
+    (status.json says why)."""
+    try:
+        return lab.model.cni != "builtin"
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def write(files: dict[str, Any], folder: Path) -> Path:

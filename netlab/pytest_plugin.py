@@ -30,7 +30,8 @@ the plugin writes what the lab looked like into the test's folder
 ``inspect -o json`` of every namespace, the probe matrix (``probe.json``),
 ``status.json``, the last traces the test ran (``traces.json``) and its last
 ``reach`` results (``reaches.json``; of a lab a scope's tests share, the
-test's own): netlab.pytest_artifacts writes them. A lab the test brought up
+test's own), and a CNI lab's plugin calls (``cni-calls.json``, ``netlab cni
+log -o json``'s): netlab.pytest_artifacts writes them. A lab the test brought up
 itself is written too once given to :func:`watch`.
 ``--netlab-keep`` leaves a failed test's lab up and prints how to reach it
 and how to take it down (once per lab).

@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.api.lab import Lab as Lab
     from netlab.api.lab import selected_name as selected_name
     from netlab.api.results import BreakResult as BreakResult
+    from netlab.api.results import CniCall as CniCall
+    from netlab.api.results import CniLog as CniLog
     from netlab.api.results import ContainerInfo as ContainerInfo
     from netlab.api.results import DownResult as DownResult
     from netlab.api.results import ImpairmentInfo as ImpairmentInfo
@@ -71,7 +73,7 @@ _WHERE = {
     **{name: "netlab.api.results" for name in (
         "UpResult", "DownResult", "BreakResult", "Status", "LabInfo", "ProbeReport", "ProbeResult", "Trace",
         "Inspection", "ImpairResult", "Impairments", "ImpairmentInfo",
-        "PodInfo", "NodeInfo", "ServiceInfo", "ContainerInfo", "NftTableInfo")},
+        "PodInfo", "NodeInfo", "ServiceInfo", "ContainerInfo", "NftTableInfo", "CniLog", "CniCall")},
     "to_json": "netlab.api.jsonio", "from_json": "netlab.api.jsonio",
     **{name: "netlab.errors" for name in (
         "NetlabError", "TopologyError", "UsageError", "EnvironmentNotReady", "ApplyFailed", "ChecksFailed",

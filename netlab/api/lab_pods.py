@@ -215,6 +215,37 @@ class PodActions(InCallersWords):
         return text
 
 
+    def cni_log(self, pod: str | None = None) -> R.CniLog:
+        """Every CNI plugin call of the lab (or of ``pod``'s), oldest first, as ``netlab cni log -o json``
+        shows them: each call's command, environment, stdin (the config the plugin got), stdout, stderr, exit code
+        and time taken (:class:`~netlab.api.results.CniCall`). ``pod`` may be a pod taken out of the topology
+        since: the log keeps its ADD and DEL. A lab wired by netlab's builtin mode (``network.cni: builtin``) has
+        none: a UsageError, as the command's."""
+        with method("lab.cni_log"):
+            check_str("pod", pod, none_ok=True)
+        return from_json(R.CniLog, {"lab": self.name, "pod": pod, "calls": logged_calls(self.name, self.model, pod)})
+
+
+def logged_calls(lab: str, model: ModelLab, pod: str | None) -> list[dict[str, Any]]:
+    """The calls of ``lab``'s CNI log (of ``pod``'s alone), each as ``netlab cni log -o json`` shows it."""
+    from netlab.cni.invoke import call_json, logged_pods, read_log
+    from netlab.cni.lifecycle import log_path
+
+    if model.cni == "builtin":
+        raise UsageError(f"lab {lab} attaches pods with netlab's builtin wiring (network.cni: builtin); "
+                         "no CNI plugin was called. `netlab cni` explains how one would be")
+    logged = read_log(log_path(lab))
+    in_lab = {p.name for p in model.pods}
+    calls = [c for c in logged if pod is None or c.get("pod") == pod]
+    if pod is not None and pod not in in_lab and not calls:
+        # A pod taken out of the topology is gone from the lab, but its sandbox's ADD and DEL stay in the log.
+        held = [name for name in logged_pods(logged) if name not in in_lab]
+        raise UsageError(f"lab {lab} has no pod {pod!r}, and its CNI log holds no call for one (pods: "
+                         f"{', '.join(p.name for p in model.pods) or 'none'}"
+                         + (f"; in the log only: {', '.join(held)}" if held else "") + ")")
+    return [call_json(c) for c in calls]
+
+
 def _run_captured(argv: list[str], input: str | None, timeout: float | None, check: bool,
                   env: dict[str, str] | None, enter: Any) -> subprocess.CompletedProcess[str]:
     """Run a command and wait for it alone: its output goes to files, not pipes, since a job it leaves in the

@@ -8,8 +8,8 @@ become tuples and nested objects become these classes; free-form parts
 (netlab.api.frozen.FrozenDict, their lists tuples). So a result is a value:
 it pickles (to another process), deep-copies, ``dataclasses.asdict``-es and hashes.
 
-This module holds the lifecycle's results; those of probe, trace, and get and
-inspect live in results_probe, results_trace and results_views, and are
+This module holds the lifecycle's results; those of probe, trace, get and
+inspect, and cni log live in results_probe, results_trace, results_views and results_cni, and are
 loaded the first time one of their names is asked of this module: defining a
 frozen dataclass costs ~1 ms on Python 3.11 (six generated methods, each
 compiled), and ``netlab status`` or ``down`` has no use for the other 18.
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
+    from netlab.api.results_cni import CniCall as CniCall
+    from netlab.api.results_cni import CniLog as CniLog
     from netlab.api.results_probe import Distribution as Distribution
     from netlab.api.results_probe import DnsAnswer as DnsAnswer
     from netlab.api.results_probe import PodAddressCheck as PodAddressCheck
@@ -56,6 +58,7 @@ _ELSEWHERE = {
     **dict.fromkeys(("TraceEnd", "TraceLoss", "ServiceEndpoint", "TraceHop", "Trace"), "netlab.api.results_trace"),
     **dict.fromkeys(("ContainerInfo", "ContainerPortInfo", "PodInfo", "NodeInfo", "EndpointInfo", "ServicePortInfo",
                      "ServiceInfo", "NftTableInfo", "Inspection"), "netlab.api.results_views"),
+    **dict.fromkeys(("CniCall", "CniLog"), "netlab.api.results_cni"),
 }
 
 

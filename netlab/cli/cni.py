@@ -12,7 +12,6 @@ from netlab.cli.base import attached, cli, require_root
 from netlab.cli.options import lab_options
 from netlab.cli.output import output_option, print_json
 from netlab.cli.complete import complete_logged_pods
-from netlab.errors import UsageError
 
 EXPLAIN = """\
 How a container runtime calls a CNI plugin (what netlab does for network.cni: reference or a conflist)
@@ -73,28 +72,14 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
     `-o json`: {"lab", "pod", "calls": [...]}.
     """
     require_root()
-    from netlab.cni.invoke import logged_pods, read_log
-    from netlab.cni.lifecycle import log_path
+    from netlab.api.lab_pods import logged_calls
 
     lab = attached(lab_name, topology)
-    if lab.model.cni == "builtin":
-        raise UsageError(f"lab {lab.name} attaches pods with netlab's builtin wiring (network.cni: builtin); "
-                         "no CNI plugin was called. `netlab cni` explains how one would be")
-    logged = read_log(log_path(lab.name))
-    in_lab = {p.name for p in lab.model.pods}
-    gone = pod is not None and pod not in in_lab
-    calls = [c for c in logged if pod is None or c.get("pod") == pod]
-    if gone and not calls:
-        # A pod taken out of the topology is gone from the lab, but its sandbox's ADD and DEL stay in the log.
-        held = [name for name in logged_pods(logged) if name not in in_lab]
-        raise UsageError(f"lab {lab.name} has no pod {pod!r}, and its CNI log holds no call for one (pods: "
-                         f"{', '.join(p.name for p in lab.model.pods) or 'none'}"
-                         + (f"; in the log only: {', '.join(held)}" if held else "") + ")")
+    calls = logged_calls(lab.name, lab.model, pod)
     if output == "json":
-        from netlab.cni.invoke import call_json
-        print_json({"lab": lab.name, "pod": pod, "calls": [call_json(c) for c in calls]})
+        print_json({"lab": lab.name, "pod": pod, "calls": calls})
         return
-    if gone:
+    if pod is not None and pod not in {p.name for p in lab.model.pods}:
         click.echo(f"netlab: note: pod {pod} is no longer in lab {lab.name}; these are the calls its log holds",
                    err=True)
     if not calls:

@@ -63,6 +63,7 @@ def _calls(lab: Lab) -> dict:
         "popen": lambda: lab.popen("a", ["true"]),
         "break_": lambda: lab.break_("vxlan-arp-missing", "n1"),
         "logs": lambda: lab.logs("a"),
+        "cni_log": lambda: lab.cni_log(),
     }
 
 
