@@ -97,7 +97,10 @@ def check_wait(where: str, wait: Any) -> float:
 
 def resolve_path(test_file: Path, rootdir: Path, topology: TopologyInput) -> TopologyInput:
     """A relative path is looked up beside the test file, then in the rootdir, then as given (the current
-    directory); a file in none of them fails the test, naming where it was looked for."""
+    directory); a file in none of them fails the test, naming where it was looked for. A dict's relative
+    ``network.cni`` paths are the test file's folder's, as a file's are its own folder's (:func:`cni_rooted`)."""
+    if isinstance(topology, Mapping):
+        return cni_rooted(test_file.parent, topology)
     if not isinstance(topology, (str, os.PathLike)) or os.path.isabs(topology):
         return topology
     looked: dict[str, list[str]] = {}  # each path, and the places it is
@@ -109,6 +112,22 @@ def resolve_path(test_file: Path, rootdir: Path, topology: TopologyInput) -> Top
         looked.setdefault(str(candidate), []).append(where)
     places = ", then ".join(f"{path} ({' and '.join(where)})" for path, where in looked.items())
     fail(f"topology file {os.fspath(topology)!r} not found: looked at {places}")
+
+
+def cni_rooted(folder: Path, topology: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``topology`` with its relative ``network.cni.conflist`` and ``binDir`` made absolute from ``folder`` (a copy:
+    the test's own dict is left as written); the same dict when it has none. What is not a path (a number, a
+    list) is left for the loader to say."""
+    network = topology.get("network")
+    cni = network.get("cni") if isinstance(network, Mapping) else None
+    if not isinstance(cni, Mapping):
+        return topology
+    rooted = {key: str(folder / value) if key in ("conflist", "binDir") and isinstance(value, str) and value
+              and not os.path.isabs(value) else value for key, value in cni.items()}
+    if rooted == dict(cni):
+        return topology
+    assert isinstance(network, Mapping)
+    return {**topology, "network": {**network, "cni": rooted}}
 
 
 def load(topology: TopologyInput, name: str | None, raising: bool = False) -> Loaded:

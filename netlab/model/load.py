@@ -177,10 +177,14 @@ def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[t
         base = "" if os.path.isabs(cni.conflist) and os.path.isabs(cni.bin_dir) else os.getcwd()
     conflist = os.path.normpath(os.path.join(base, cni.conflist))
     bin_dir = os.path.normpath(os.path.join(base, cni.bin_dir))
+    # a dict (Lab.up, netlab.api.load) has no folder: its relative paths are the current directory's
+    cwd_words = "" if named else f" (a dict's relative path is taken from the current directory, {base}; give an " \
+        "absolute one)"
     try:
         net = read_conflist(conflist)
     except ConflistError as exc:
-        problems.append((("network", "cni", "conflist"), str(exc)))
+        missing = not os.path.isabs(cni.conflist) and not os.path.lexists(conflist)
+        problems.append((("network", "cni", "conflist"), str(exc) + (cwd_words if missing else "")))
     else:
         where = hostports.first_host_port(topo)
         if where is not None and not hostports.declares(net.plugins):
@@ -193,7 +197,8 @@ def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[t
                                     f"of {conflist} declares it; add bandwidth with \"capabilities\": "
                                     "{\"bandwidth\": true}"))
     if not os.path.isdir(bin_dir):
-        problems.append((("network", "cni", "binDir"), f"{bin_dir}: no such directory"))
+        problems.append((("network", "cni", "binDir"), f"{bin_dir}: no such directory"
+                                                       + ("" if os.path.isabs(cni.bin_dir) else cwd_words)))
     elif (why := untrusted(bin_dir)) is not None:
         problems.append((("network", "cni", "binDir"), f"{bin_dir}: {refusal(why, 'its CNI plugins')}"))
     network = topo.network.model_copy(update={"cni": cni.model_copy(update={"conflist": conflist, "bin_dir": bin_dir})})
