@@ -33,6 +33,7 @@ from netlab.errors import EnvironmentNotReady, NetlabError
 from netlab.model.naming import is_netns
 from netlab.kernel.base import Kernel
 from netlab.kernel import testhooks
+from netlab.cni import host_writes
 from netlab.feature import Feature
 from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
@@ -176,8 +177,10 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
     state.phase, state.tearing_down = "deleting", True
     state.extra.pop(DOWN_FAILED, None)  # an earlier down's error: this one is at work now
     state.save(best_effort=True)  # a full disk must not keep a lab up: the tags prove what is ours
+    host = host_writes.entries() if host_writes.watched(state) else None  # before the plugins' DELs
     try:
         _stop_all(kernel, features, state, (valid, tags, tag), progress, result)
+        result.problems += host_writes.left(state, host)
     except Exception as exc:  # said by the caller; the state says it too, for `list`: not "killed" (stalled)
         state.extra[DOWN_FAILED] = {"pid": os.getpid(), "error": (str(exc) or type(exc).__name__)[:500]}
         state.save(best_effort=True)

@@ -37,7 +37,7 @@ from netlab.model.lab import Lab, resolve
 from netlab.plan.build import Plan, build_plan
 from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state, still_up
-from netlab.cni import conf as C, edited
+from netlab.cni import conf as C, edited, host_writes
 from netlab.cni.invoke import copy_of_run
 from netlab.realize import backend, cni_path, owner, tags
 from netlab.realize.lab_list import forget
@@ -192,6 +192,8 @@ class _Up(Converging, Rollback):
         signals.check()
         with signals.handled(lambda signum, frame: came.append(signum)):
             state.save()
+        # What the plugins may write on the machine, outside the lab (a wrapper's host-local): noted before their ADDs
+        host = host_writes.entries() if self.lab.cni != "builtin" else None
         try:
             with self._signals_interrupt():
                 if came:
@@ -200,11 +202,19 @@ class _Up(Converging, Rollback):
                 self._follow_attachments(state)
                 self._policy_hooks_first(state)
                 self.result.warnings += self.lab.plugin_addresses() + list(self.lab.outside_pod_cidrs().values())
+                outside = host_writes.noted(state, host)
+                if outside:  # recorded for down, which says what is still there
+                    self.result.warnings += outside
+                    state.save()
                 if state.phase != "up":  # a fresh lab is up once the whole run is done (the CNI plugins' ADDs and
                     state.phase = "up"  # the containers too): killed before, it says creating, and list says so
                     state.save()
         except BaseException as exc:
             self._rollback_or_say(exc, state, fresh, tag)
+            if host is not None:  # what the plugins wrote outside the lab, which no rollback removes
+                # one line, up's: the whole run's (a new lab's rollback, its down, said those since its DELs began)
+                self.left = [said for said in self.left if not host_writes.is_line(said)] + \
+                    host_writes.written_line(host)
             # up's Interrupted, or the program's own (as the block began); or an error a signal's exception
             # became where Python wraps it (an import's dataclass, a validator being built): the signal's, not
             # "apply failed". Any other error is said as itself, also once the run's handler took a signal

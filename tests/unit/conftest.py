@@ -107,3 +107,13 @@ def _no_lab_acted_on(monkeypatch):
 
     monkeypatch.setattr(iptables, "_lab_backend", "")
     monkeypatch.setattr(cni_path, "_lab_dirs", [])
+
+
+@pytest.fixture(autouse=True)
+def _machine_cni_dirs_of_the_test(tmp_path, monkeypatch):
+    """What CNI plugins write on the machine (netlab.cni.host_writes) is looked for under the test's own folder:
+    the machine's /var/lib/cni, which other processes' plugins write meanwhile, never reaches a test's warnings."""
+    from netlab.cni import host_writes
+
+    root = tmp_path / "machine-cni"
+    monkeypatch.setattr(host_writes, "HOST_DIRS", (str(root / "networks"), str(root / "results")))
