@@ -10,11 +10,12 @@ as the block takes it down with the test's failure, and writes it when the test 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from helpers import lab_namespaces, netlab, unique_lab
-from test_pytest_plugin import names_written, pytest_in
+from test_pytest_plugin import ROOT, names_written, pytest_in
 
 pytestmark = pytest.mark.root
 
@@ -118,3 +119,45 @@ def test_own_lab_passes(request):
     assert [r["destination"] for r in json.loads((folder / "reaches.json").read_text())] == ["b"]
     assert _folders(artifacts, "test_own_lab_passes") == []
     assert lab_namespaces(name) == [] and lab_namespaces(other) == []
+
+
+def test_a_cni_labs_dump_holds_its_plugin_calls_and_the_markers_dict_finds_its_conflist_beside_the_test(tmp_path):
+    """A plugin author's failed test: the dump holds the lab's CNI calls (cni-calls.json, `netlab cni log -o json`'s),
+    which a builtin lab's has not; the marker's dict names examples/cni/bash-bridge's conflist and plugin relative
+    to the test file's folder, and pytest runs from another folder (the dict's paths were the current
+    directory's: "no such file")."""
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    example = ROOT / "examples" / "cni" / "bash-bridge"
+    for name in ("bash-bridge", "bash-bridge.conflist"):
+        shutil.copy2(example / name, tests / name)
+    artifacts = tmp_path / "artifacts"
+    topology = {"name": unique_lab("clpd"), "network": {"cni": {"conflist": "./bash-bridge.conflist", "binDir": "."}},
+                "nodes": [{"name": "n1", "podCIDR": "10.244.0.0/24"}],
+                "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}]}
+    proc = pytest_in(tests, f'''
+import pytest
+
+@pytest.mark.netlab({json.dumps(topology)})
+def test_plugin_fails(netlab_lab):
+    open("name-1", "w").write(netlab_lab.name)  # in the folder pytest runs from
+    assert [c.command for c in netlab_lab.cni_log("a").calls if c.plugin == "bash-bridge"] == ["ADD"]
+    assert False, "on purpose"
+
+@pytest.mark.netlab({_tiny(unique_lab("clpd"))})
+def test_builtin_fails(netlab_lab):
+    assert False, "on purpose"
+''', "--netlab-artifacts", str(artifacts), cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "2 failed" in out and "on purpose" in out, out
+    (name,) = names_written(tmp_path)
+    (folder,) = sorted(artifacts.glob("*test_plugin_fails-*/*"))
+    calls = json.loads((folder / "cni-calls.json").read_text())
+    assert calls["lab"] == name and calls["pod"] is None
+    added = sorted((c["pod"], c["plugin"]) for c in calls["calls"] if c["command"] == "ADD")
+    assert added == [("a", "bash-bridge"), ("a", "loopback"), ("b", "bash-bridge"), ("b", "loopback")], added
+    assert {c["command"] for c in calls["calls"]} == {"ADD", "CHECK"}  # and status.json's CHECKs
+    assert all(c["exit_code"] == 0 and "elapsed_s" in c for c in calls["calls"])
+    (builtin,) = sorted(artifacts.glob("*test_builtin_fails-*/*"))
+    assert (builtin / "status.json").exists() and not (builtin / "cni-calls.json").exists()
+    assert lab_namespaces(name) == []

@@ -28,7 +28,8 @@ TINY = '{"name": "plug", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node
 
 
 def pytest_in(folder: Path, source: str, *args: str, env: dict | None = None,
-              user: str | None = None) -> subprocess.CompletedProcess:
+              user: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """pytest on ``folder``'s test_case.py (``source``), run from ``folder`` (or ``cwd``)."""
     (folder / "test_case.py").write_text(source)
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *args, str(folder)]
     if user is not None:
@@ -37,7 +38,7 @@ def pytest_in(folder: Path, source: str, *args: str, env: dict | None = None,
     # this checkout's (in a folder of its own, the editable install's would be imported: another checkout's).
     outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     outer["PYTHONPATH"] = os.pathsep.join([str(ROOT), outer.get("PYTHONPATH", "")])
-    return subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=600,
+    return subprocess.run(argv, cwd=cwd or folder, capture_output=True, text=True, timeout=600,
                           env={**outer, **(env or {})})
 
 
