@@ -201,7 +201,8 @@ def _artifacts_dir(item: pytest.Item) -> Path:
 
 def dump_lab(lab: Lab, folder: Path) -> Path:
     """Write a lab's state into ``folder``: inspect/<name>.json per namespace, probe.json, status.json,
-    traces.json, reaches.json (all the lab keeps), cni-calls.json (a CNI lab's). What cannot be read is written as an error, never raised."""
+    traces.json, reaches.json (all the lab keeps), cni-calls.json (a CNI lab's). What cannot be read is written as
+    an error, never raised."""
     return write(snapshot(lab, list(lab.reaches), list(lab.traces)), folder)
 
 

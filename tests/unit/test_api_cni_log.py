@@ -33,7 +33,8 @@ class Plugins(VethPlugins):
         out = super().__call__(log, pod=pod, network=network, plugin_path=plugin_path, command=command, conf=conf,
                                env=env, node_netns=node_netns)
         log.record(Call(pod=pod, network=network, plugin=plugin_path.rsplit("/", 1)[-1], command=command,
-                        env=dict(env), stdin=conf, runs_in=node_netns, stdout="" if out is None else json.dumps(out), exit_code=0, duration=0.25))
+                        env=dict(env), stdin=conf, runs_in=node_netns,
+                        stdout="" if out is None else json.dumps(out), exit_code=0, duration=0.25))
         return out
 
     def add(self, pod, ip, env, *, node_netns, netns, host):
@@ -62,7 +63,8 @@ def test_cni_log_gives_the_labs_calls_typed_as_the_cli_shows_them(world):
     assert add.result is not None and add.result["ips"][0]["address"] == "10.244.0.2/24"  # its stdout, read
     assert all(c.pod == "web-2" for c in Lab(lab.name).cni_log("web-2").calls)
     assert Lab(lab.name).cni_log("web-2").pod == "web-2"
-    with pytest.raises(UsageError, match=r"has no pod 'zz', and its CNI log holds no call for one \(pods: web-1, web-2\)"):
+    with pytest.raises(UsageError, match=r"has no pod 'zz', and its CNI log holds no call for one "
+                                         r"\(pods: web-1, web-2\)"):
         Lab(lab.name).cni_log("zz")
     with pytest.raises(UsageError, match="lab.cni_log: pod must be a string"):
         Lab(lab.name).cni_log(3)  # type: ignore[arg-type]
