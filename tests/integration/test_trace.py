@@ -1,8 +1,9 @@
 """trace, capture and inspect on real labs (root): the issue's acceptance, checked with real packets.
 
-Every lab is small and uniquely named (the `labs` fixture takes it down and
-checks the host's namespace did not change). Every packet stays inside the
-lab's namespaces; every wait is bounded.
+Every lab is small and uniquely named. The tests that only read a lab (trace, capture, inspect, a server
+of their own that goes with them) share one per module and xdist worker (``web``: two nodes, a pod on each,
+a Service); the tests that break a lab have their own (the `labs` fixture takes it down). Every packet stays
+inside the lab's namespaces; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import time
 
 import pytest
 
-from helpers import in_netns, ip, links_settled, netlab, two_node_topology, wait_for
+from helpers import as_planned, in_netns, ip, lab_up, links_settled, netlab, two_node_topology, unique_lab, \
+    wait_for, write_topology
+from netlab import Lab
+from netlab.pytest_plugin import watch
 
 pytestmark = pytest.mark.root
 
-IGMP_UNSOLICITED_REPORT_INTERVAL = 1.0  # s, net.ipv4.conf.*.igmpv3_unsolicited_report_interval
 SERVICE = "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n"
 
 
@@ -28,6 +31,23 @@ def web_topology(lab: str) -> str:
     text = text.replace("ip: 10.244.0.2}", "ip: 10.244.0.2, labels: {app: web}}")
     text = text.replace("ip: 10.244.1.3}", "ip: 10.244.1.3, labels: {app: web}}")
     return text + SERVICE
+
+
+@pytest.fixture(scope="module")
+def shared_web(tmp_path_factory):
+    """One web_topology lab for this module's read-only tests (on each xdist worker that runs one of them)."""
+    lab = unique_lab("tr")
+    path = write_topology(tmp_path_factory.mktemp("web"), web_topology(lab), f"{lab}.yaml")
+    with lab_up(path, lab):
+        yield lab
+        assert as_planned(lab), f"a test that shares lab {lab} changed it (they only read it)"
+
+
+@pytest.fixture
+def web(shared_web, request):
+    """The shared lab, dumped if the test fails."""
+    watch(request.node, Lab(shared_web))
+    return shared_web
 
 
 def trace_json(lab: str, *args: str, check: bool = True) -> dict:
@@ -45,9 +65,8 @@ def find(hops: list[dict], netns: str, device: str, kind: str) -> dict:
         f"{h['netns']} {h['device']} {h['kind']}" for h in hops))
 
 
-def test_trace_pod_to_pod_across_the_vxlan_overlay(labs):
-    lab = labs.name("tr")
-    labs.up(two_node_topology(lab, pods_per_node=1))
+def test_trace_pod_to_pod_across_the_vxlan_overlay(web):
+    lab = web
     d = trace_json(lab, "fedora-1", "fedora-2")
     assert d["delivered"] and d["reply_received"] and d["lost"] is None
     hops = d["hops"]
@@ -117,9 +136,8 @@ def test_trace_names_the_hop_where_a_deleted_arp_entry_stops_the_packet(labs):
     assert trace_json(lab, "fedora-1", "fedora-2")["delivered"]
 
 
-def test_trace_to_a_service_names_the_endpoint_dnat_and_reverse_translation(labs):
-    lab = labs.name("tr")
-    labs.up(web_topology(lab))
+def test_trace_to_a_service_names_the_endpoint_dnat_and_reverse_translation(web):
+    lab = web
     cip = None
     picked = set()
     for _ in range(3):
@@ -153,11 +171,10 @@ def test_trace_to_a_service_names_the_endpoint_dnat_and_reverse_translation(labs
     assert "conntrack reverse translation (un-DNAT)" in text
 
 
-def test_pcap_opens_in_tshark_with_inner_and_outer_headers(labs, tmp_path):
+def test_pcap_opens_in_tshark_with_inner_and_outer_headers(web, tmp_path):
     if not shutil.which("tshark"):
         pytest.skip("tshark is not installed")
-    lab = labs.name("tr")
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    lab = web
     pcap = str(tmp_path / "trace.pcapng")
     proc = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "--pcap", pcap)
     assert f"tshark -r {pcap} -d udp.port==8472,vxlan" in proc.stdout
@@ -179,9 +196,8 @@ def test_pcap_opens_in_tshark_with_inner_and_outer_headers(labs, tmp_path):
     assert "Virtual eXtensible Local Area Network" in verbose
 
 
-def test_inspect_json_has_links_addresses_routes_neighbours_fdb(labs):
-    lab = labs.name("tr")
-    labs.up(web_topology(lab))
+def test_inspect_json_has_links_addresses_routes_neighbours_fdb(web):
+    lab = web
     node = json.loads(netlab("inspect", "--lab", lab, "minikube", "-o", "json").stdout)
     assert {"links", "addresses", "routes", "neighbours", "fdb", "bridge_ports", "iptables", "conntrack"} <= set(node)
     links = {link["name"]: link for link in node["links"]}
@@ -216,35 +232,25 @@ def test_inspect_json_has_links_addresses_routes_neighbours_fdb(labs):
                     "conntrack"):
         assert f"\n{heading}" in "\n" + text, heading
     assert f"$ bridge -n {lab}-minikube fdb show" in text
-
-    # A link's state is its operational one, as `ip -br link` shows it: a pod's port whose peer is down has no
-    # carrier (DOWN, though set up), lo and flannel.1 are UNKNOWN. inspect said UP for all three (the admin flag).
-    subprocess.run(["ip", "-n", f"{lab}-fedora-1", "link", "set", "eth0", "down"], check=True)
-    assert wait_for(lambda: links_settled(f"{lab}-minikube"))  # the port's operstate follows on linkwatch's event
-    node = json.loads(netlab("inspect", "--lab", lab, "minikube", "-s", "links", "-o", "json").stdout)
-    kernel = json.loads(subprocess.run(["ip", "-n", f"{lab}-minikube", "-j", "link"], capture_output=True,
-                                       text=True, check=True).stdout)
-    assert {link["name"]: link["state"] for link in node["links"]} == {k["ifname"]: k["operstate"] for k in kernel}
-    assert {"DOWN", "UNKNOWN", "UP"} <= {link["state"] for link in node["links"]}
+    # inspect's link states with a pod's eth0 down: test_a_pod_whose_eth0_is_down_is_told_so (its own lab)
 
 
-def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(labs, tmp_path):
-    lab = labs.name("tr")
-    labs.up(two_node_topology(lab, pods_per_node=1))
-    # The underlay's bridge (br0, no address) sends its unsolicited IGMP membership reports just
-    # after it comes up (IGMPv3: robustness 2, at most 1 s apart), and they cross minikube's eth0.
-    # Let them pass, so that the frames captured below are the ping's.
-    time.sleep(2 * IGMP_UNSOLICITED_REPORT_INTERVAL)
+def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(web, tmp_path):
+    lab = web
     # Traffic first, then the captures join it; it goes on until they are done, however slow the machine is
     # (a 6 s pinger ended before the third capture started on a loaded machine), and 60 s at most.
     pinger = subprocess.Popen(["ip", "netns", "exec", f"{lab}-fedora-1", "ping", "-q", "-i", "0.2",
                                "-w", "60", "10.244.1.3"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        out = netlab("capture", "--lab", lab, "minikube:eth0", "-c", "2", "--timeout", "5", timeout=60).stdout
+        # The underlay's bridge (br0, no address) sends its unsolicited IGMP membership reports just after it
+        # comes up, and they cross minikube's eth0: VXLAN's port alone keeps them out of the two frames.
+        out = netlab("capture", "--lab", lab, "minikube:eth0", "-c", "2", "--timeout", "5", "udp port 8472",
+                     timeout=60).stdout
         pcap = str(tmp_path / "c.pcap")
         netlab("capture", "--lab", lab, "minikube-m02:flannel.1", "-c", "2", "--timeout", "5", "-w", pcap, timeout=60)
+        # The shared lab's neighbour entries may be due for their unicast ARP probe: ICMP alone, for the ping's.
         js = json.loads(netlab("capture", "--lab", lab, "fedora-2:eth0", "-c", "2", "--timeout", "5", "-o", "json",
-                               timeout=60).stdout)
+                               "icmp", timeout=60).stdout)
         # A disk that cannot take the pcap (/dev/full: ENOSPC on every write): one line naming the file.
         full = [netlab("capture", "--lab", lab, "fedora-2:eth0", "-c", "1", "--timeout", "5", "-w", "/dev/full",
                        check=False, timeout=60),
@@ -270,12 +276,11 @@ def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(labs, tmp_path):
     assert all("ICMP echo" in f["summary"] and f["dns"] is None for f in js["frames"])
 
 
-def test_a_port_nothing_serves_refuses_the_packet_and_the_trace_says_refused(labs):
+def test_a_port_nothing_serves_refuses_the_packet_and_the_trace_says_refused(web):
     """Delivered to the pod, refused there: an ICMP port unreachable (UDP) or a reset (TCP) came back. The trace
     says REFUSED with what is bound on that port, as the kernel's own `ss` lists it, and exits 1 (it said
     "delivered", exit 0, before)."""
-    lab = labs.name("tr")
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    lab = web
     ns = f"{lab}-fedora-2"
     bound = in_netns(ns, "ss", "-Htuln", check=True).stdout
     assert ":9999 " not in bound and ":8080 " in bound, bound  # the echo server's port alone
@@ -325,9 +330,8 @@ def test_a_port_nothing_serves_refuses_the_packet_and_the_trace_says_refused(lab
     assert '"pod": "fedora-2"' in d["reply"]  # the echo server's answer
 
 
-def test_trace_refuses_unknown_names_and_outside_addresses(labs):
-    lab = labs.name("tr")
-    labs.up(two_node_topology(lab, pods_per_node=1))
+def test_trace_refuses_unknown_names_and_outside_addresses(web):
+    lab = web
     bad = netlab("trace", "--lab", lab, "fedora-1", "8.8.8.8", check=False)
     assert bad.returncode == 2 and "only traces packets inside the lab" in bad.stderr
     bad = netlab("trace", "--lab", lab, "nope", "fedora-2", check=False)
@@ -394,6 +398,14 @@ def test_a_pod_whose_eth0_is_down_is_told_so(labs):
     lab = labs.name("tr")
     labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n1}}]\n")
     subprocess.run(["ip", "-n", f"{lab}-a", "link", "set", "eth0", "down"], check=True)
+    # A link's state is its operational one, as `ip -br link` shows it: a pod's port whose peer is down has no
+    # carrier (DOWN, though set up), lo is UNKNOWN. inspect said UP for all of them (the admin flag).
+    assert wait_for(lambda: links_settled(f"{lab}-n1"))  # the port's operstate follows on linkwatch's event
+    node = json.loads(netlab("inspect", "--lab", lab, "n1", "-s", "links", "-o", "json").stdout)
+    kernel = json.loads(subprocess.run(["ip", "-n", f"{lab}-n1", "-j", "link"], capture_output=True,
+                                       text=True, check=True).stdout)
+    assert {link["name"]: link["state"] for link in node["links"]} == {k["ifname"]: k["operstate"] for k in kernel}
+    assert {"DOWN", "UNKNOWN", "UP"} <= {link["state"] for link in node["links"]}
     lost = trace_json(lab, "a", "b", check=False)["lost"]
     assert lost["reason"].endswith(": Network is unreachable: eth0 is down there, and a link set down loses its "
                                    "routes (bringing it up puts back only its connected ones)"), lost
