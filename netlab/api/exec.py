@@ -91,10 +91,13 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
     return Target(name, netns, path if lifecycle.is_uts_mount(path) else None, lab.name)
 
 
-def container_environment(lab: Lab, name: str, container: str) -> dict[str, str]:
-    """``netlab exec NAME -c CONTAINER``: the environment the container of pod ``name`` starts with (its Service
-    variables as the lab has them now, POD_NAME ...; workload/containers.container_env), as kubectl exec runs a
-    command with its container's; not the id of its run, which names the container's own process only."""
+def container_environment(state: LabState, lab: Lab, name: str, container: str) -> dict[str, str]:
+    """``netlab exec NAME -c CONTAINER``: the environment the container of pod ``name`` runs with, as kubectl exec
+    runs a command with the one the runtime made the container with: the Service variables it started with
+    (recorded with its run; a Service added since is not there until it starts again), POD_NAME ...
+    (workload/containers.container_env); not the id of its run, which names the container's own process only.
+    A container that does not run has none to give: kubectl exec's "container not running", said in one line
+    (EnvironmentNotReady). A run recorded by a netlab before the record kept them: the Services as they are now."""
     from netlab.workload.containers import container_env
 
     pod = next((p for p in lab.pods if p.name == name), None)
@@ -104,7 +107,25 @@ def container_environment(lab: Lab, name: str, container: str) -> dict[str, str]
     if chosen is None:
         have = ", ".join(c.name for c in pod.containers)
         raise UsageError(f"-c {container}: pod {name} has no such container (it has: {have})")
-    return container_env(lab, pod, chosen)
+    crec = next((rec for info, c, rec in lifecycle.containers(lab, state)
+                 if info.name == name and c.name == container), None)
+    why = _not_running(crec, pod.netns)
+    if crec is None or why is not None:
+        raise EnvironmentNotReady(f"-c {container}: container {container} of pod {name} is not running ({why}), "
+                                  "as kubectl exec says \"container not running\"; "
+                                  f"`{repair_command(lab.name)}` starts it again as its pod's restartPolicy says, "
+                                  "and without -c the command runs in the pod's namespaces")
+    return container_env(lab, pod, chosen, crec.get("service_env"))
+
+
+def _not_running(crec: dict | None, netns: str) -> str | None:
+    """Why a container's recorded run is not running now, in words; None while its task runs in its pod (a
+    command container's process, an echo container's thread of the lab's echo server)."""
+    if not crec:
+        return "it was never started"
+    if "error" in crec:
+        return f"it could not start: {crec['error']}"
+    return None if tasks.task_of(crec, netns) is not None else "it has exited"
 
 
 def cannot_run(program: str | bytes | os.PathLike[str] | os.PathLike[bytes], exc: OSError | ValueError,

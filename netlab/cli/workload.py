@@ -98,8 +98,9 @@ def exec_(lab_name: str | None, topology: str | None, container: str | None, nam
     from netlab.cni.edited import repair_command
 
     lab = attached(lab_name, topology)
-    target = exec_target(lab.state(), lab.model, name)
-    env = container_environment(lab.model, name, container) if container is not None else None
+    state = lab.state()
+    target = exec_target(state, lab.model, name)
+    env = container_environment(state, lab.model, name, container) if container is not None else None
     if target.uts is None:
         # Its pin is gone (unmounted by hand, or a lab up since before its kind had one): the command would run
         # with the host's hostname, unsaid.

@@ -183,6 +183,9 @@ class ContainerRecord(Strict):
     # found no process of it but its output in the log, that it ran and exited unrecorded (pid, exit code unknown).
     log_at: Annotated[StrictInt, Field(ge=0)] | None = None
     ran: StrictBool | None = None
+    # The Service variables it started with (workload/containers.service_env), kept while it runs as the runtime
+    # keeps a container's spec: `netlab exec -c` gives them; absent in the records of a netlab before it.
+    service_env: dict[StrictStr, StrictStr] | None = None
 
 
 class PodRecord(Strict):

@@ -336,16 +336,23 @@ def container_argv(pod: PodInfo, container: Container) -> list[str]:
     return argv
 
 
-def container_env(lab: Lab, pod: PodInfo, container: Container) -> dict[str, str]:
-    """A clean environment, with the pod's facts like Kubernetes' downward API, and the Service variables the
-    kubelet gives a container of the pod (model/service_env.py: the lab's Services as they are now); a Service
-    variable never replaces one of netlab's, as a container's own env wins over them in Kubernetes."""
+def service_env(lab: Lab, pod: PodInfo) -> dict[str, str]:
+    """The Service variables the kubelet gives a container of ``pod`` that starts now (model/service_env.py: the
+    lab's Services as they are now). Recorded with each run (lifecycle.py), as the runtime keeps a container's
+    spec: ``netlab exec -c`` gives a running container's command the ones it started with."""
     from netlab.model.service_env import pod_service_env
 
-    services = pod_service_env(lab.topo.services, lab.addressing.service_ip, pod.spec.namespace,
-                               pod.spec.enable_service_links)
+    return pod_service_env(lab.topo.services, lab.addressing.service_ip, pod.spec.namespace,
+                           pod.spec.enable_service_links)
+
+
+def container_env(lab: Lab, pod: PodInfo, container: Container, services: dict[str, str] | None = None
+                  ) -> dict[str, str]:
+    """A clean environment, with the pod's facts like Kubernetes' downward API, and the Service variables
+    ``services`` (default: :func:`service_env`, the ones it would get now); a Service variable never replaces
+    one of netlab's, as a container's own env wins over them in Kubernetes."""
     return {
-        **services,
+        **(service_env(lab, pod) if services is None else services),
         "PATH": CONTAINER_PATH,
         "HOME": "/root",
         "LANG": "C.UTF-8",

@@ -59,7 +59,7 @@ from netlab.workload import (again, crashloop, dns_records, echo_start, exits, h
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
                                         log_path, forget_runs, logs_by_pod, logs_refused, new_run, note_start_error,
-                                        open_log, remove_logs)
+                                        open_log, remove_logs, service_env)
 from netlab.workload import stopping
 from netlab.workload.stopping import drop_echo, stop_container
 from netlab.workload.tasks import SANDBOX_REMADE, is_echo_thread, task_of, why_replace
@@ -231,7 +231,9 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                     done.problems += forget_runs(lab.name, pod.name, c.name, which=("previous log",))
                 elif crec:
                     rotated = new_run(lab.name, pod.name, c.name, done.problems)  # `netlab logs --previous`
-                new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
+                # its Service variables as it starts: those it keeps while it runs (netlab exec -c gives them)
+                new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts,
+                       "service_env": service_env(lab, pod)}
                 containers[c.name] = new
                 dns_records.note_start(lab, pod, new)  # the add-on's dnsmasq reads the records file as it is
                 blocked = rotated or log_blocked(new["log"])  # not a file there: someone's, left alone
@@ -265,7 +267,8 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                 log_fd = open_log(new["log"])  # in netlab's own logs/ only: else /dev/null (said above)
                 try:
                     p, fd = spawning.spawn(new["argv"], netns=pod.netns, uts_path=uts_pin, log_path=log_fd,
-                                           env={**container_env(lab, pod, c), unrecorded.ENV: new["id"]},
+                                           env={**container_env(lab, pod, c, new["service_env"]),
+                                                unrecorded.ENV: new["id"]},
                                            replace=replace)
                 finally:
                     os.close(log_fd)

@@ -100,3 +100,70 @@ def test_exec_env_and_start_errors_as_in_kubernetes(labs):
     assert "/nonexistent/y: command not found" in main["start_error"], main
     log = netlab("logs", "--lab", lab, "never").stdout
     assert main["start_error"] in log, log  # the same words as its log's
+
+
+def started_with(lab: str) -> str:
+    return f"""name: {lab}
+nodes:
+  - name: n1
+pods:
+  - name: web
+    node: n1
+    labels: {{app: web}}
+    containers:
+      - {{name: echo, ports: [{{containerPort: 8080}}]}}
+      - {{name: app, command: [sleep, "600"]}}
+services:
+  - {{name: web, selector: {{app: web}}, clusterIP: {WEB_IP}, ports: [{{port: 80, targetPort: 8080}}]}}
+"""
+
+
+LATE = "  - {name: late, selector: {app: web}, clusterIP: 10.96.0.30, ports: [{port: 81, targetPort: 8080}]}\n"
+FRESH = "  - {name: fresh, node: n1, containers: [{name: app, command: [sleep, '600']}]}\n"
+
+
+def exec_env(lab: str, pod: str, container: str) -> dict[str, str]:
+    out = netlab("exec", "--lab", lab, pod, "-c", container, "--", "env").stdout
+    return dict(line.partition("=")[::2] for line in out.splitlines())
+
+
+def app_pid(lab: str, pod: str) -> int:
+    pods = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    return next(c for c in pods[pod]["containers"] if c["name"] == "app")["pid"]
+
+
+def test_exec_c_has_the_environment_the_container_started_with(labs):
+    """A Service added after a container started is not in its environment, nor in `exec -c`'s, until it starts
+    again (kubectl exec runs with the container's spec as the runtime made it); a new pod's has it at once."""
+    import os
+    import select
+    import signal
+
+    lab = labs.name("ee")
+    path, _ = labs.up(started_with(lab))
+    pid = app_pid(lab, "web")
+    text = started_with(lab).replace("pods:\n", "pods:\n" + FRESH, 1) + LATE
+    _, up = labs.up(text)
+    assert "container web/" not in up.stdout and app_pid(lab, "web") == pid, up.stdout  # not restarted
+    assert environ(pid)["WEB_SERVICE_HOST"] == WEB_IP and "LATE_SERVICE_HOST" not in environ(pid)  # the kernel's
+    for container in ("app", "echo"):
+        env = exec_env(lab, "web", container)
+        assert env["WEB_SERVICE_HOST"] == WEB_IP and env["NETLAB_CONTAINER"] == container, env
+        assert not [k for k in env if k.startswith("LATE_")], (container, env)
+    fresh = exec_env(lab, "fresh", "app")  # a pod made after the Service: its container has its variables
+    assert fresh["LATE_SERVICE_HOST"] == "10.96.0.30" and environ(app_pid(lab, "fresh"))["LATE_SERVICE_PORT"] == "81"
+
+    # the container exits: nothing to exec into (kubectl exec's "container not running"), until `up` restarts it
+    fd = os.pidfd_open(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        select.select([fd], [], [], 30)  # readable once it has exited
+    finally:
+        os.close(fd)
+    out = netlab("exec", "--lab", lab, "web", "-c", "app", "--", "env", check=False)
+    assert (out.returncode, out.stdout, out.stderr.count("\n")) == (3, "", 1), out
+    assert "container app of pod web is not running (it has exited)" in out.stderr, out.stderr
+    netlab("up", "-t", path)
+    env = exec_env(lab, "web", "app")
+    assert env["LATE_SERVICE_HOST"] == "10.96.0.30" and env["LATE_PORT"] == "tcp://10.96.0.30:81", env
+    assert "LATE_SERVICE_HOST" not in exec_env(lab, "web", "echo")  # its echo server thread ran on
