@@ -79,8 +79,10 @@ def exec_(lab_name: str | None, topology: str | None, container: str | None, nam
 
     kubectl's words work: -i/--stdin and --tty (-it, -ti) need nothing, as
     the command always has your standard input and your terminal as they
-    are; -c/--container CONTAINER gives it that container's environment
-    (the containers of a pod share its namespaces); options may come after
+    are; -c/--container CONTAINER gives it the environment that container
+    started with, as kubectl exec -c (a Service added since is not in it;
+    a container that does not run has none: exit 3), the containers of a
+    pod sharing its namespaces; options may come after
     NAME, before --. -t is netlab's topology file when a NAME follows it,
     else kubectl's terminal (-t web -- sh: pod web). No -n: pod names are
     unique across a lab.

@@ -44,6 +44,7 @@ from pathlib import Path
 import pytest
 
 from fidelity_dns import dns_lab, dns_rows
+from fidelity_env import env_lab, env_rows
 from flannel_e2e import FLANNEL_E2E_FORWARD, FLANNEL_E2E_POSTROUTING
 from helpers import netlab, unique_lab, write_topology
 from kube_proxy_golden import GOLDEN as KUBE_PROXY_GOLDEN, port_nat
@@ -421,6 +422,11 @@ def dns_world(tmp_path_factory):
     yield from dns_lab(tmp_path_factory)
 
 
+@pytest.fixture(scope="module")
+def env_world(tmp_path_factory):
+    yield from env_lab(tmp_path_factory)
+
+
 def same(r: dict) -> bool:
     """Equal text; for a partial reference ('...'), each of its lines is in netlab's output, in order."""
     if r["netlab"] == r["real"]:
@@ -456,8 +462,8 @@ def render_doc(rs: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def test_tutorial_outputs_golden_and_fidelity_table(world, dns_world):
-    rs = rows(world) + dns_rows(dns_world)
+def test_tutorial_outputs_golden_and_fidelity_table(world, dns_world, env_world):
+    rs = rows(world) + dns_rows(dns_world) + env_rows(env_world)
     GOLDEN.mkdir(parents=True, exist_ok=True)
     for r in rs:
         path = GOLDEN / (re.sub(r"[^a-z0-9]+", "-", r["object"].lower()).strip("-") + ".txt")
