@@ -118,7 +118,7 @@ def container_environment(state: LabState, lab: Lab, name: str, container: str) 
     return container_env(lab, pod, chosen, crec.get("service_env"))
 
 
-def _not_running(crec: dict | None, netns: str) -> str | None:
+def _not_running(crec: dict[str, object] | None, netns: str) -> str | None:
     """Why a container's recorded run is not running now, in words; None while its task runs in its pod (a
     command container's process, an echo container's thread of the lab's echo server)."""
     if not crec:

@@ -15,18 +15,21 @@ PROBE = ("import os, socket; s = socket.create_connection((os.environ['WEB_PORT_
          "int(os.environ['WEB_SERVICE_PORT_HTTP'])), 5); s.sendall(b'hi'); print(s.recv(400).decode())")
 
 
+WEB = """  - name: web
+    node: n1
+    labels: {app: web}
+    containers:
+      - {name: echo, ports: [{containerPort: 8080}]}
+      - {name: app, command: [sleep, "600"]}
+"""
+
+
 def topology(lab: str) -> str:
     return f"""name: {lab}
 nodes:
   - name: n1
 pods:
-  - name: web
-    node: n1
-    labels: {{app: web}}
-    containers:
-      - {{name: echo, ports: [{{containerPort: 8080}}]}}
-      - {{name: app, command: [sleep, "600"]}}
-  - name: nostart
+{WEB}  - name: nostart
     node: n1
     containers:
       - {{name: main, command: [/nonexistent/x]}}
@@ -107,13 +110,7 @@ def started_with(lab: str) -> str:
 nodes:
   - name: n1
 pods:
-  - name: web
-    node: n1
-    labels: {{app: web}}
-    containers:
-      - {{name: echo, ports: [{{containerPort: 8080}}]}}
-      - {{name: app, command: [sleep, "600"]}}
-services:
+{WEB}services:
   - {{name: web, selector: {{app: web}}, clusterIP: {WEB_IP}, ports: [{{port: 80, targetPort: 8080}}]}}
 """
 

@@ -21,13 +21,8 @@ from netlab.workload.containers import service_env
 LAB = "eeu"
 FIRST = f"""name: {LAB}
 nodes: [{{name: n1}}]
-pods:
-  - name: web
-    node: n1
-    labels: {{app: web}}
-    containers:
-      - {{name: echo, ports: [{{containerPort: 8080}}]}}
-      - {{name: app, command: [sleep, "600"]}}
+pods: [{{name: web, node: n1, labels: {{app: web}}, containers: [{{name: echo, ports: [{{containerPort: 8080}}]}},
+                                                               {{name: app, command: [sleep, "600"]}}]}}]
 services:
   - {{name: web, selector: {{app: web}}, clusterIP: 10.96.0.20, ports: [{{port: 80, targetPort: 8080}}]}}
 """
