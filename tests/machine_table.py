@@ -38,3 +38,16 @@ def hold(exclusive: bool, folder: str) -> Iterator[None]:
     finally:
         os.close(table)  # releases the flock
         os.close(gate)
+
+
+@contextlib.contextmanager
+def alone(name: str, folder: str) -> Iterator[None]:
+    """Something else of the machine's that tests share (``name``: its lock file's, in ``folder``) for one test
+    alone, against the other tests that ask for it by the same name: e.g. /var/lib/cni, which one test's plugin
+    writes in while another asserts it unchanged."""
+    fd = _open(folder, f"netlab-tests-{name}.lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock

@@ -36,9 +36,22 @@ def neighbour_table(request, tmp_path_factory):
     """Every integration test holds the machine's one neighbour table (tests/machine_table.py): shared, or alone
     when it asks for ``quiet_neighbour_table``. Its labs come up and go down while it holds it. The lock's files
     live in the run's temporary folder, which the xdist workers share (pytest removes it with its old runs)."""
+    with machine_table.hold(exclusive="quiet_neighbour_table" in request.fixturenames,
+                            folder=_run_folder(tmp_path_factory)):
+        yield
+
+
+def _run_folder(tmp_path_factory) -> str:
+    """The run's temporary folder, which the xdist workers share (pytest removes it with its old runs)."""
     base = tmp_path_factory.getbasetemp()
-    folder = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    with machine_table.hold(exclusive="quiet_neighbour_table" in request.fixturenames, folder=str(folder)):
+    return str(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+
+
+@pytest.fixture
+def var_lib_cni_alone(tmp_path_factory):
+    """The machine's /var/lib/cni for this test alone among the tests that ask for it: one whose plugin writes
+    there (a wrapper's host-local without a dataDir netlab sees) and one that asserts it unchanged by a lab."""
+    with machine_table.alone("var-lib-cni", _run_folder(tmp_path_factory)):
         yield
 
 

@@ -57,7 +57,7 @@ def plugins_installed():
     assert os.access(f"{CNI_BIN}/bridge", os.X_OK), "containernetworking-plugins missing: run scripts/setup.sh"
 
 
-def test_reference_lab_is_the_tutorials_and_comes_down_clean(labs):
+def test_reference_lab_is_the_tutorials_and_comes_down_clean(var_lib_cni_alone, labs):
     before = var_lib_cni()
     lab = labs.name("cn")
     labs.up(with_cni(DEFAULT, lab, "reference"))

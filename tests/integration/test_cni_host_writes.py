@@ -50,7 +50,8 @@ def _made(before: set[str]) -> list[str]:
     return sorted(now - before, key=lambda p: -p.count("/"))
 
 
-def test_a_wrapper_whose_host_local_writes_the_machines_leases_is_said_at_up_and_down(labs, tmp_path):
+def test_a_wrapper_whose_host_local_writes_the_machines_leases_is_said_at_up_and_down(var_lib_cni_alone, labs,
+                                                                                     tmp_path):
     assert os.access(f"{CNI_BIN}/bridge", os.X_OK), "containernetworking-plugins missing: run scripts/setup.sh"
     network = f"cl{uuid.uuid4().hex[:8]}"
     folder = f"{NETWORKS}/{network}"
