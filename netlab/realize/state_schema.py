@@ -330,6 +330,8 @@ class Extra(Strict):
     cni_path: list[Annotated[StrictStr, AfterValidator(_absolute)]] | None = None
     # netlab.services.flannel_files: per node, the sha256 of each Flannel file up last wrote (edited vs topology's)
     flannel_files: dict[Label, dict[Path, Annotated[StrictStr, Field(pattern="^[0-9a-f]{64}$")]]] | None = None
+    # netlab.cni.host_writes: what the lab's plugins wrote outside it (under /var/lib/cni), absolute, never removed
+    cni_host_writes: list[Annotated[StrictStr, AfterValidator(_absolute)]] | None = None
 
 
 class StateFile(Strict):

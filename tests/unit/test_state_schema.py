@@ -54,6 +54,8 @@ def sample() -> state.LabState:
     # services/flannel_files: what up last wrote on each node (a record the schema once lacked: an upgraded
     # netlab, whose sum no longer matched, called every flannel lab's state corrupt)
     st.extra["flannel_files"] = {lab.nodes[0].name: {"/run/flannel/subnet.env": "0" * 64}}
+    # cni/host_writes: what a plugin wrote outside the lab, said by up and down, never removed
+    st.extra["cni_host_writes"] = ["/var/lib/cni/networks/cbr0/lock"]
     return st
 
 
@@ -152,6 +154,8 @@ EDITS = {
     "workload-net-four": (W + ("containers", "main", "net"), [4, 4026531840, 1, 2]),
     "workload-net-one": (W + ("containers", "main", "net"), [4026531840]),
     "workload-bad-netns": (W + ("netns",), "/run/netns/x"),
+    "host-writes-text": (("extra", "cni_host_writes"), "/var/lib/cni/networks/cbr0/lock"),
+    "host-writes-relative": (("extra", "cni_host_writes"), ["networks/cbr0/lock"]),
 }
 
 RAW = {
