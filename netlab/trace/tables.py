@@ -136,7 +136,9 @@ class KernelTables:
     def _read_nft(self, netns: str, before: NftTable | None = None) -> NftTable | None:
         table, why = read_nft(netns, before)
         if why is not None:
-            self.nft_unreadable.setdefault(netns, why)  # the first read's words: the later ones fail the same way
+            self.nft_unreadable[netns] = why
+        else:  # read now (a read before the packet may have failed): what trace says of it is the kernel's
+            self.nft_unreadable.pop(netns, None)
         return table
 
 

@@ -71,3 +71,23 @@ def test_kube_proxys_nft_table_is_read_only_on_the_nodes_in_nftables_mode(monkey
     k.count_nat_before(["ipt-node", "nft-node"], {}, nft=("nft-node",))
     k.snapshot_nat(["ipt-node", "nft-node"], {}, nft=("nft-node",))
     assert read == ["nft-node", "nft-node"]
+
+
+def test_a_table_read_after_a_failed_read_is_no_longer_said_unreadable(monkeypatch):
+    """The read before the packet failed, the one after it worked: the notes said the table could not be read
+    (the first failure was kept for good), which was no longer true (review1 9)."""
+    answers = [nft.NftError(f"svc-node-1: {ERROR}"), {"nftables": []}]
+
+    def list_table(netns, family, table):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(tables.nft, "list_table", list_table)
+    monkeypatch.setattr(tables, "read_nat_table", lambda ns, before=None, table="nat": None)
+    k = tables.KernelTables()
+    k.count_nat_before(["svc-node-1"], {}, nft=["svc-node-1"])
+    assert k.nft_problem("svc-node-1") == ERROR
+    k.snapshot_nat(["svc-node-1"], {}, nft=["svc-node-1"])
+    assert k.nft_table("svc-node-1") is not None and k.nft_problem("svc-node-1") is None
