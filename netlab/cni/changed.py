@@ -17,6 +17,7 @@ from netlab.cni import conf as C
 from netlab.cni.runtime import Runtime, RuntimeConf
 from netlab.cni.verify import verify
 from netlab.model.cniconf import ConflistError, parse_conflist
+from netlab.realize.attachments import SANDBOX_GONE
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
@@ -39,7 +40,10 @@ def recorded_conf(prec: dict[str, Any], pod: str, ifname: str) -> RuntimeConf:
     after it, hand the plugins exactly these, so the record says what they got; a re-attach's failed ADD restores
     the pod with the record it had (its old hostPorts), never the file's now."""
     caps = prec.get("capabilityArgs")
-    return RuntimeConf(pod=pod, container_id=prec["containerId"], netns=prec["netns"], ifname=ifname,
+    # A sandbox whose namespace is gone (the kubelet's SandboxChanged) is DELed without one: the record's namespace
+    # of that name, if any, is a new sandbox's
+    netns = "" if prec.get(SANDBOX_GONE) else prec["netns"]
+    return RuntimeConf(pod=pod, container_id=prec["containerId"], netns=netns, ifname=ifname,
                        node_netns=prec.get("node_netns"), args=[(str(a[0]), str(a[1])) for a in prec.get("args", [])],
                        capability_args=dict(caps) if isinstance(caps, dict) else {})
 

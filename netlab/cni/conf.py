@@ -20,7 +20,7 @@ CNI_PATH and CNI_ARGS (``IgnoreUnknown=1;K8S_POD_NAMESPACE=...;...``).
 from __future__ import annotations
 
 import copy
-import hashlib
+import secrets
 from ipaddress import IPv4Address, IPv4Interface, ip_interface
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ from netlab.plan.cniadd import cni_args as cni_args, networks as networks, refer
 from netlab.plan.cniadd import runtime_config, user_conflist as user_conflist
 
 if TYPE_CHECKING:
-    from netlab.model.lab import Lab, PodInfo
+    from netlab.model.lab import Lab
 
 
 def bin_dirs(lab: Lab) -> list[str]:
@@ -47,9 +47,12 @@ def bin_dirs(lab: Lab) -> list[str]:
     return cniadd.bin_dirs(lab, plugin_dirs(CNI_BIN_DIR))
 
 
-def container_id(lab: Lab, pod: PodInfo, run_id: str) -> str:
-    """The pod's sandbox id (64 hex, like containerd's), unique per lab run."""
-    return hashlib.sha256(f"{lab.name}/{pod.name}/{run_id}".encode()).hexdigest()
+def new_container_id() -> str:
+    """A new sandbox's id, CNI_CONTAINERID (64 hex: 32 random bytes, as containerd's GenerateID). Each sandbox the
+    runtime sets up has its own: a pod's first, and each one made after a DEL (its namespace made anew, a
+    re-attach), whose old one is DELed with its own id (the pod's record keeps it: cni/lifecycle.py). An older
+    netlab derived it from the lab, pod and run (sha256 of ``lab/pod/run_id``); a record it wrote keeps that id."""
+    return secrets.token_hex(32)
 
 
 def build_one_config(net: Conflist, plugin: dict[str, Any], prev: dict[str, Any] | None,

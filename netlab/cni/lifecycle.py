@@ -56,6 +56,7 @@ DELETED = attachments.DELETED  # a record's phase: its ADD failed and the DEL th
 # (killed) after that DEL leaves a pod with no interface, which the next up or status must see as such.
 DETACHING = attachments.DETACHING
 DEL_FAILED = "del_failed"  # a record's mark: a DEL of the pod failed (the next one runs it again)
+SANDBOX_GONE = attachments.SANDBOX_GONE  # a record's mark: its namespace was deleted under it (up marks it)
 
 
 def cni_dir(lab_name: str) -> str:
@@ -117,7 +118,7 @@ def _record(lab: Lab, pod: PodInfo, state: LabState, old: Any = None) -> dict[st
     gives the new one: the node-side devices its result named (a bridge the plugin made and keeps) stay the
     plugins', never extra to status nor deleted by up, also when the ADD fails (attachments() reads "added" only)."""
     node, planned = lab.node(pod.node), lab.addressing.pod_ip[pod.name]  # what both the ADD's IP= and ips ask for
-    cid = C.container_id(lab, pod, state.run_id)
+    cid = C.new_container_id()  # a new sandbox: its own id (its old one, if any, was DELed with the old id)
     nets = [[n.raw, ifname] for n, ifname in C.networks(lab, node, host_local_dir(lab.name, node.name))]
     rec = {"phase": "adding", "node": node.name, "containerId": cid, "netns": pod.netns, "node_netns": node.netns,
            "args": [list(a) for a in C.cni_args(pod, cid, planned)], "networks": nets,
@@ -169,6 +170,19 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
         prec = records.get(pod.name)
         if prec is None or prec.get("phase") == DELETED:
             todo.append(pod)
+            continue
+        if prec.get(SANDBOX_GONE):  # the kubelet's SandboxChanged: the old sandbox's DEL, then a new sandbox's ADD
+            said = safe_detach(rt_, lab.name, prec, pod.name, None)
+            if said:  # as StopPodSandbox failing: the kubelet makes no new sandbox before the old one is stopped
+                prec[DEL_FAILED] = True
+                state.save()
+                failures.append(f"{said[0]}; so pod {pod.name}'s old sandbox (its network namespace was made anew) "
+                                "is not deleted and no new one was ADDed: the next up or down runs DEL again")
+            else:
+                todo.append(pod)
+                out.actions.append(f"re-attached pod {pod.name} through CNI (its network namespace was made anew: the "
+                                   "CNI DEL of its old sandbox ran with an empty CNI_NETNS, the ADD of a new one with "
+                                   "a new CNI_CONTAINERID)")
             continue
         if prec.get("phase") != "added":  # an ADD that never finished (or a re-attach cut short): take it back first
             cut = prec.get("phase") == DETACHING
@@ -357,6 +371,8 @@ def _stop(state: LabState, rt_: Runtime, records: dict[str, Any], names: set[str
             # plugin in the machine's own namespace instead.
             records.pop(pod, None)
             continue
+        if not is_netns_mount(prec.get("netns") or ""):  # deleted under it: DEL with an empty CNI_NETNS
+            prec[SANDBOX_GONE] = True
         detach.append((pod, prec))
     # Pods are detached as many at once as they were attached: a plugin that hangs costs its deadline once, not
     # once per pod.
@@ -410,6 +426,11 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for pod in lab.pods:
             prec = records.get(pod.name)
+            if prec is not None and prec.get("phase") != DELETED and (prec.get(SANDBOX_GONE)
+                                                                       or not is_netns_mount(pod.netns)):
+                out.append(f"cni: pod {pod.name}'s network namespace is gone (deleted under it): up runs the CNI DEL "
+                           "of its old sandbox, then ADDs a new one")
+                continue
             if prec is not None and prec.get("phase") == DETACHING:
                 out.append(f"cni: pod {pod.name} is detached (a re-attach was cut short: its CNI DEL ran, its ADD "
                            f"did not; it has no {C.POD_IF}); up attaches it")

@@ -45,7 +45,7 @@ class RuntimeConf:
 
     pod: str
     container_id: str
-    netns: str  # the pod's namespace (CNI_NETNS is its path)
+    netns: str  # the pod's namespace (CNI_NETNS is its path); "" when it is gone (a DEL's CNI_NETNS is empty then)
     ifname: str
     node_netns: str | None  # where plugins run: the node's namespace, the lab's "host"
     args: list[tuple[str, str]] = field(default_factory=list)
@@ -107,7 +107,9 @@ class Runtime:
         return self.plugin(kind)[0]
 
     def _env(self, command: str, rt: RuntimeConf) -> dict[str, str]:
-        return {"CNI_COMMAND": command, "CNI_CONTAINERID": rt.container_id, "CNI_NETNS": netns_path(rt.netns),
+        # no namespace (a DEL of a sandbox whose namespace is gone): CNI_NETNS empty, as containerd hands it
+        return {"CNI_COMMAND": command, "CNI_CONTAINERID": rt.container_id,
+                "CNI_NETNS": netns_path(rt.netns) if rt.netns else "",
                 "CNI_IFNAME": rt.ifname, "CNI_PATH": self.bin_dir, "CNI_ARGS": C.args_text(rt.args)}
 
     def _call(self, command: str, net: Conflist, plugin: dict[str, Any], prev: dict[str, Any] | None,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from netlab import signals
-from netlab.realize.attachments import attached_lab, check_cni_change, remade_line, remade_pods
+from netlab.realize.attachments import attached_lab, check_cni_change, mark_gone_sandboxes, remade_line, remade_pods
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, from_file_way, open_files
 from netlab.kernel import testhooks
 from netlab.kernel.base import Kernel
@@ -142,6 +142,8 @@ class _Up(Converging, Rollback):
         check_cni_change(self.lab, state)  # another CNI chain for a running lab: down first
         edited.check(self.lab, state, reconfigure)  # its conflist edited in place: up --reconfigure re-attaches
         moved = remade_pods(self.lab, state)  # moved, or readdressed: made anew, as Kubernetes does
+        if state is not None and self.lab.cni != "builtin":  # a pod's namespace deleted under it: a new sandbox
+            mark_gone_sandboxes(state, self.kernel.netns_mounted)  # (its plugins ADD it, not the plan: attached_lab)
         attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
         if attached is not self.lab:
             self.lab, self.plan = attached, build_plan(attached)

@@ -39,7 +39,7 @@ LOOPBACK = Conflist(name="cni-loopback", cni_version="1.0.0", plugins=({"type": 
 # CHECK came with 0.4.0; Flannel's manifest says 0.3.1, so the reference list speaks 1.0.0 to
 # the same plugins (they make the same kernel objects) and status can ask them to CHECK.
 REFERENCE_VERSION = "1.0.0"
-SANDBOX_ID = "<sandbox id>"  # 64 hex, made per run by the runtime (netlab.cni.conf.container_id)
+SANDBOX_ID = "<sandbox id>"  # 64 hex, new for each sandbox the runtime sets up (netlab.cni.conf.new_container_id)
 HOST_LOCAL_DIR = "<state dir>/cni/networks/<node>"  # host-local's leases: the node's own, in the lab's state directory
 
 

@@ -36,6 +36,25 @@ def pod_records(state: "LabState") -> dict[str, dict[str, Any]]:
 
 DETACHING = "detaching"  # a record's phase: a re-attach's DEL is about to run (or ran) and its ADD has not
 DELETED = "deleted"  # a record's phase: its ADD failed and the DEL that followed it ran (nothing to DEL)
+# A record's mark: the pod's network namespace was deleted under it (the kubelet's SandboxChanged). Its sandbox is
+# DELed with an empty CNI_NETNS, as containerd's StopPodSandbox does for a closed namespace, then a new sandbox ADDed.
+SANDBOX_GONE = "sandbox_gone"
+
+
+def mark_gone_sandboxes(state: "LabState", mounted: Callable[[str], bool]) -> list[str]:
+    """Mark the records of the pods whose namespace the lab made and the kernel has no more (``mounted`` says):
+    their sandbox is gone; the pods marked. Only the record changes (saved with it): no plugin runs here."""
+    out = []
+    rec = state.extra.get(KEY)
+    pods = rec.get("pods") if isinstance(rec, dict) else None
+    for pod, prec in (pods if isinstance(pods, dict) else {}).items():
+        if not isinstance(prec, dict) or prec.get("phase") == DELETED or prec.get(SANDBOX_GONE):
+            continue
+        netns = prec.get("netns")
+        if isinstance(netns, str) and state.netns.get(netns) == "created" and not mounted(netns):
+            prec[SANDBOX_GONE] = True
+            out.append(pod)
+    return out
 
 
 def detached(state: "LabState", lab: Lab) -> frozenset[str]:
@@ -79,7 +98,8 @@ def attachments(state: "LabState") -> dict[str, CniAttachment]:
     rec = state.extra.get(KEY)
     pods = rec.get("pods") if isinstance(rec, dict) else None
     for name, prec in (pods or {}).items():
-        att = prec.get("attachment") if isinstance(prec, dict) and prec.get("phase") == "added" else None
+        att = prec.get("attachment") if isinstance(prec, dict) and prec.get("phase") == "added" \
+            and not prec.get(SANDBOX_GONE) else None  # a gone namespace's: the plugins ADD its new sandbox
         if not isinstance(att, dict):
             continue
         try:

@@ -230,7 +230,8 @@ class CniPodRecord(Strict):
     """One pod's CNI attachment: its sandbox id, namespaces, the networks (config, ifname) it was ADDed to, the
     capability arguments of its ADD (the DEL after a failed ADD has no cached ones). Phase "deleted": its ADD
     failed and the DEL that followed ran; the attachment it had before, if any, names the plugins' node devices.
-    Phase "detaching": a re-attach's DEL is about to run or ran, its ADD has not (cni/lifecycle.py)."""
+    Phase "detaching": a re-attach's DEL is about to run or ran, its ADD has not (cni/lifecycle.py). containerId: the
+    sandbox's own, new for each sandbox (cni/conf.new_container_id); its DEL uses it."""
 
     phase: Literal["adding", "added", "detaching", "deleted"]
     node: Label
@@ -243,6 +244,9 @@ class CniPodRecord(Strict):
     capabilityArgs: dict[StrictStr, Any] | None = None
     check_fails: StrictStr | None = None  # the plugin whose CHECK failed the pod's own fresh ADD (cni/attach.py)
     del_failed: StrictBool = False  # a DEL of it failed: the next DEL runs it again
+    # its network namespace was deleted under it (the kubelet's SandboxChanged): its sandbox's DEL runs with an empty
+    # CNI_NETNS, then a new sandbox (a new containerId) is ADDed (cni/lifecycle.py)
+    sandbox_gone: StrictBool = False
 
 
 class CniRecord(Strict):
