@@ -84,12 +84,39 @@ def unanswered(pods: list[NsSockets]) -> int:
     return sum(p.waiting(EveryPort()) for p in pods)
 
 
+def _sleep_place(task: str) -> tuple[str, str]:
+    """Where the task sleeps as the kernel shows it: its wait channel (a function's name where the kernel has
+    kallsyms, "0" where not) and the number of the system call it is in (this machine's)."""
+    wchan = open(f"{task}/wchan").read()
+    nr = open(f"{task}/syscall").read().split()[0]
+    return wchan, nr
+
+
+_EPOLL: list[tuple[str, str]] = []
+
+
+def epoll_sleep() -> tuple[str, str]:
+    """Where a Python thread asleep in epoll sleeps on this machine, learnt from one: the wait channel's name and
+    the syscall's number differ by kernel build and architecture (do_epoll_wait and 232 on x86_64 here)."""
+    if not _EPOLL:
+        proc = subprocess.Popen([sys.executable, "-c", "import select; select.epoll().poll()"])
+        try:
+            task = f"/proc/{proc.pid}/task/{proc.pid}"
+            assert wait_for(lambda: re.search(r"(?m)^State:\s+S", open(f"{task}/status").read()) is not None
+                            and _sleep_place(task)[1] != "running", timeout=10)
+            _EPOLL.append(_sleep_place(task))
+        finally:
+            proc.kill()
+            proc.wait()
+    return _EPOLL[0]
+
+
 def loop_asleep(pid: int) -> tuple[bool, int]:
     """Whether the server's loop (its main thread) sleeps in epoll_wait, and how often it has been switched out."""
-    status = open(f"/proc/{pid}/task/{pid}/status").read()
-    wchan = open(f"/proc/{pid}/task/{pid}/wchan").read()
+    task = f"/proc/{pid}/task/{pid}"
+    status = open(f"{task}/status").read()
     switches = sum(int(n) for n in re.findall(r"(?m)^(?:non)?voluntary_ctxt_switches:\s+(\d+)$", status))
-    return re.search(r"(?m)^State:\s+S", status) is not None and wchan == "do_epoll_wait", switches
+    return re.search(r"(?m)^State:\s+S", status) is not None and _sleep_place(task) == epoll_sleep(), switches
 
 
 def server_done(pid: int, pods: list[NsSockets]) -> bool:
