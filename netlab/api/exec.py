@@ -115,7 +115,7 @@ def container_environment(state: LabState, lab: Lab, name: str, container: str) 
                                   "as kubectl exec says \"container not running\"; "
                                   f"`{repair_command(lab.name)}` starts it again as its pod's restartPolicy says, "
                                   "and without -c the command runs in the pod's namespaces")
-    return container_env(lab, pod, chosen, crec.get("service_env"))
+    return container_env(lab, pod, chosen, lifecycle.service_env_of(state, crec))
 
 
 def _not_running(crec: dict[str, object] | None, netns: str) -> str | None:

@@ -161,6 +161,9 @@ class ServicesRecordV1(Strict):
         return self
 
 
+EnvDigest = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16}$")]
+
+
 class ContainerRecord(Strict):
     argv: list[StrictStr]
     log: Path
@@ -184,8 +187,10 @@ class ContainerRecord(Strict):
     log_at: Annotated[StrictInt, Field(ge=0)] | None = None
     ran: StrictBool | None = None
     # The Service variables it started with (workload/containers.service_env), kept while it runs as the runtime
-    # keeps a container's spec: `netlab exec -c` gives them; absent in the records of a netlab before it.
-    service_env: dict[StrictStr, StrictStr] | None = None
+    # keeps a container's spec: `netlab exec -c` gives them. The digest naming them in its WorkloadRecord's
+    # service_envs (workload/service_envs.py); the variables themselves in a record of the netlab that copied them
+    # into each; absent in the records of a netlab before it.
+    service_env: EnvDigest | dict[StrictStr, StrictStr] | None = None
 
 
 class PodRecord(Strict):
@@ -203,6 +208,9 @@ class WorkloadRecord(Strict):
     version: Version1
     pods: dict[Label, PodRecord]
     health: StrictInt = 0  # kube-proxy's health checks the lab's echo server was told to serve (workload/health.py)
+    # Each set of Service variables containers started with, once, by the digest their records name it by
+    # (workload/service_envs.py); absent in the states of a netlab before it.
+    service_envs: dict[EnvDigest, dict[StrictStr, StrictStr]] = {}
 
 
 class RuntimeImpairment(Strict):

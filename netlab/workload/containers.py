@@ -338,8 +338,9 @@ def container_argv(pod: PodInfo, container: Container) -> list[str]:
 
 def service_env(lab: Lab, pod: PodInfo) -> dict[str, str]:
     """The Service variables the kubelet gives a container of ``pod`` that starts now (model/service_env.py: the
-    lab's Services as they are now). Recorded with each run (lifecycle.py), as the runtime keeps a container's
-    spec: ``netlab exec -c`` gives a running container's command the ones it started with."""
+    lab's Services as they are now). Recorded with each run (lifecycle.py; each set once: service_envs.py), as the
+    runtime keeps a container's spec: ``netlab exec -c`` gives a running container's command the ones it started
+    with."""
     from netlab.model.service_env import pod_service_env
 
     return pod_service_env(lab.topo.services, lab.addressing.service_ip, pod.spec.namespace,

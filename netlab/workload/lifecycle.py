@@ -55,11 +55,11 @@ from netlab.kernel import processes as proc
 from netlab.model.naming import DNS_LABEL
 from netlab.realize.state_dir import lab_dir
 from netlab.workload import (again, crashloop, dns_records, echo_start, exits, health, launch, node_uts, policy,
-                             unrecorded)
+                             service_envs, unrecorded)
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
                                         log_path, forget_runs, logs_by_pod, logs_refused, new_run, note_start_error,
-                                        open_log, remove_logs, service_env)
+                                        open_log, remove_logs)
 from netlab.workload import stopping
 from netlab.workload.stopping import drop_echo, stop_container
 from netlab.workload.tasks import SANDBOX_REMADE, is_echo_thread, task_of, why_replace
@@ -141,6 +141,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
     the other pods' echo containers its run's lab echo server served before it (a new server takes them too).
     """
     pods = _records(state)["pods"]
+    envs = service_envs.Starting(lab, _records(state))
     hold = hold if hold is not None else exits.policy_hold(lab.name)
     done = StartResult()
     echo: list[tuple[PodInfo, Container, str]] = []  # echo containers to (re)start, and why
@@ -231,9 +232,10 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                     done.problems += forget_runs(lab.name, pod.name, c.name, which=("previous log",))
                 elif crec:
                     rotated = new_run(lab.name, pod.name, c.name, done.problems)  # `netlab logs --previous`
-                # its Service variables as it starts: those it keeps while it runs (netlab exec -c gives them)
+                # its Service variables as it starts: those it keeps while it runs (netlab exec -c gives them),
+                # kept once for all the runs that start with them (service_envs.py)
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts,
-                       "service_env": service_env(lab, pod)}
+                       service_envs.FIELD: envs.key_for(pod)}
                 containers[c.name] = new
                 dns_records.note_start(lab, pod, new)  # the add-on's dnsmasq reads the records file as it is
                 blocked = rotated or log_blocked(new["log"])  # not a file there: someone's, left alone
@@ -267,7 +269,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                 log_fd = open_log(new["log"])  # in netlab's own logs/ only: else /dev/null (said above)
                 try:
                     p, fd = spawning.spawn(new["argv"], netns=pod.netns, uts_path=uts_pin, log_path=log_fd,
-                                           env={**container_env(lab, pod, c, new["service_env"]),
+                                           env={**container_env(lab, pod, c, service_env_of(state, new)),
                                                 unrecorded.ENV: new["id"]},
                                            replace=replace)
                 finally:
@@ -308,6 +310,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
             if replace is not None:
                 os.close(replace)
         echo_start.abort_early_launcher(early)
+        service_envs.collect(_records(state))  # the sets no run's record names any more go
         state.save()
     for cid, action in starting.items():
         pod, cname = cid.split("/", 1)
@@ -401,8 +404,9 @@ def running(state: LabState, netns_names: list[str]) -> dict:
     """What of these namespaces' pods runs now, before `up` stops them to make them anew (workload/again.py), and
     the other pods' echo containers the lab's echo server serves (their threads go with it if it does not
     answer as those pods stop)."""
-    pods = _records(state)["pods"]
-    return {"pods": again.running(pods, netns_names), "served": again.served(pods, netns_names)}
+    rec = _records(state)
+    return {"pods": again.running(rec["pods"], netns_names), "served": again.served(rec["pods"], netns_names),
+            service_envs.KEY: dict(rec.get(service_envs.KEY) or {})}  # the sets the pods' records name
 
 
 def stop_made(state: LabState, netns_names: list[str]) -> list[str]:
@@ -412,8 +416,17 @@ def stop_made(state: LabState, netns_names: list[str]) -> list[str]:
 
 def start_again(lab: Lab, state: LabState, netns_names: list[str], was: dict | None) -> StartResult:
     """A rollback made these namespaces' pods again: start only what ran in them (``was``: :func:`running`'s)."""
-    only, hold = again.put_back(lab, _records(state)["pods"], netns_names, (was or {}).get("pods"))
+    rec = _records(state)
+    only, hold = again.put_back(lab, rec["pods"], netns_names, (was or {}).get("pods"))
+    # the sets the records put back name, should a start of the run have let them go since (service_envs.collect)
+    rec[service_envs.KEY] = {**((was or {}).get(service_envs.KEY) or {}), **(rec.get(service_envs.KEY) or {})}
     return start(lab, state, hold=hold, only=only, served=(was or {}).get("served") or ())
+
+
+def service_env_of(state: LabState, crec: dict) -> dict[str, str] | None:
+    """The Service variables the run of ``crec`` started with (service_envs.py); None: not known (an older
+    netlab's record), the Services as they are now."""
+    return service_envs.started_with(_records(state), crec)
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:
