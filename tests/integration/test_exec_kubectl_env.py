@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import netlab
+from helpers import netlab, state_path
 
 WEB_IP, DB_IP = "10.96.0.20", "10.96.0.21"
 PROBE = ("import os, socket; s = socket.create_connection((os.environ['WEB_PORT_80_TCP_ADDR'], "
@@ -164,3 +164,11 @@ def test_exec_c_has_the_environment_the_container_started_with(labs):
     env = exec_env(lab, "web", "app")
     assert env["LATE_SERVICE_HOST"] == "10.96.0.30" and env["LATE_PORT"] == "tcp://10.96.0.30:81", env
     assert "LATE_SERVICE_HOST" not in exec_env(lab, "web", "echo")  # its echo server thread ran on
+    # The lab's state keeps each set of variables once (workload/service_envs.py): web/app, started again, and
+    # fresh's container, started after late was made, name one; web/echo the one it started with.
+    with open(state_path(lab, "state.json"), "rb") as fh:
+        raw = fh.read()
+    pods = json.loads(raw)["extra"]["workload"]["pods"]
+    web, fresh = ({c: r["service_env"] for c, r in pods[pod]["containers"].items()} for pod in ("web", "fresh"))
+    assert web["app"] == fresh["app"] != web["echo"], (web, fresh)
+    assert (raw.count(b'"LATE_SERVICE_HOST"'), raw.count(b'"WEB_SERVICE_HOST"')) == (1, 2)
