@@ -241,7 +241,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
                 next_file = now  # its writer closed it (or renamed another over it): looked at now
             if now >= next_file or (write_due is not None and now >= write_due):
                 next_file = now + FILE_POLL
-                if not self.writes.writing() and self._file_id() != self.file_id:  # (a wait over: forgotten)
+                if self.writes.ready(self.file_id, self._file_id()):  # written whole, or stood still since
                     state = self._live_state()
                     if state is None:
                         self._say_taken_down()

@@ -17,6 +17,11 @@ inode) and which files each glob matches are part of its id (:func:`file_id`), s
 file a glob matches and a deleted one are applied as an edit of the topology is; and the kernel's events of the
 folders the globs look in say when their writes are done. A glob with a wildcard in a folder's name
 (``*/np.yaml``) is watched in the folder before it: its files' edits are seen by the stat look alone.
+
+A change no event said done (the stat look's alone: such a glob's files, a folder made again before it is watched
+anew, a network file system; or a write the wait gave up on) is applied once the files have stood still ``wait``
+seconds (:meth:`FileWrites.ready`): a writer halfway through stops changing the file only once it is done. A
+glob's folder deleted and made again (its watch died with it) is watched anew at the next look.
 """
 
 from __future__ import annotations
@@ -43,13 +48,15 @@ class FileWrites:
         self.events: FileEvents | None = None
         self.open_since: float | None = None  # a write began then, and its writer has not closed the file yet
         self.watched: tuple[str, tuple[tuple[str, str], ...]] | None = None  # the path and include globs listened to
+        self.closed: dict[str, Stat] = {}  # a file whose writer closed it (real path) -> its stat then
+        self.still: tuple[FileId, float] | None = None  # an id seen changed, and since when it has stood so
 
     def watch(self, path: str) -> None:
         """Listen to the kernel's events of ``path`` and of the files it includes (none where inotify cannot watch
         its folder: the watcher's look at its stat alone then). Called again after each apply: the folders the
         globs look in may have changed; a write seen open stays waited for."""
         globs = included_globs(path)
-        if self.events is not None and (path, globs) == self.watched:
+        if self.events is not None and (path, globs) == self.watched and not self.events.replaced():
             return
         self.close()
         self.watched = (path, globs)
@@ -64,7 +71,11 @@ class FileWrites:
     def read(self) -> bool:
         """Read what the kernel said; True when a write was done (closed, renamed over): the file is to be looked
         at now."""
-        return self.note(self.events.read() if self.events is not None else [])
+        happened = self.events.read_named() if self.events is not None else []
+        for what, real in happened:
+            if what == DONE:
+                self.closed[os.path.realpath(real)] = stat_id(real)
+        return self.note([what for what, _ in happened])
 
     def note(self, happened: list[str]) -> bool:
         done = False
@@ -91,6 +102,43 @@ class FileWrites:
             return True
         self.open_since = None
         return False
+
+    def ready(self, old: FileId, new: FileId) -> bool:
+        """Whether the look applies ``new`` (the id seen now; ``old`` the one applied last): at once when the
+        kernel said every changed file's writer closed it (its stat then is the one seen), else once ``new`` has
+        stood still ``wait`` seconds: a change seen by the stat look alone (a folder without inotify, a glob's
+        sub-folders, a folder made again before it was watched anew) or by a write the wait gave up on may be a
+        writer halfway, which stops changing the file once done. Never while a write is open and waited for.
+        A watched folder replaced since (deleted and made again) is watched anew first."""
+        self.read()  # a watch the kernel dropped is told among the events
+        if self.watched is not None and self.events is not None and self.events.replaced():
+            self.close()
+            self.watch(self.watched[0])
+        if new == old:
+            self.still = None
+            return False
+        if self.still is None or self.still[0] != new:
+            self.still = (new, self.clock())
+        if self.writing():  # events read after ``new``'s stat: a write begun before it is open
+            return False
+        if self._closed_all(old, new) or self.clock() >= self.still[1] + self.wait:
+            self.still = None
+            return True
+        return False
+
+    def _closed_all(self, old: FileId, new: FileId) -> bool:
+        """Whether each file that differs between ``old`` and ``new`` was closed by its writer as ``new`` sees it
+        (an id unknown before: the topology file)."""
+        if new is None or self.events is None:
+            return False
+        if old is None:
+            seen = [(self.watched[0] if self.watched else "", new[0])]
+        else:
+            before, now = dict(old[1]), dict(new[1])
+            seen = [(name, now.get(name)) for name in set(before) | set(now) if before.get(name) != now.get(name)]
+            if old[0] != new[0] and self.watched is not None:
+                seen.append((self.watched[0], new[0]))
+        return all(stat is not None and self.closed.get(os.path.realpath(name)) == stat for name, stat in seen)
 
     def close(self) -> None:
         if self.events is not None:

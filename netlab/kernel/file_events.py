@@ -22,6 +22,7 @@ from typing import Sequence
 
 IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x2, 0x8, 0x40, 0x80
 IN_CREATE, IN_DELETE, IN_NONBLOCK, IN_CLOEXEC = 0x100, 0x200, 0o4000, 0o2000000
+IN_IGNORED = 0x8000  # the kernel dropped a watch: its folder was deleted (or its file system unmounted)
 _EVENT = struct.Struct("=iIII")  # wd, mask, cookie, len
 
 WRITING = "writing"  # a write began: the file may be empty or cut short until its writer closes it
@@ -56,6 +57,10 @@ class FileEvents:
         if self.fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1")
         self.names: dict[int, list[str]] = {}  # watch descriptor -> the name patterns of its folder
+        self.paths: dict[int, str] = {}  # watch descriptor -> its folder
+        # Each folder asked for -> its (device, inode) when it was watched; None: not there then (or not watchable)
+        self.folders: dict[str, tuple[int, int] | None] = {}
+        self.lost = False  # a watch the kernel dropped (IN_IGNORED): its folder was deleted
         try:
             self._folder(self.folder, glob.escape(os.path.basename(real)))
         except OSError:
@@ -66,14 +71,25 @@ class FileEvents:
             try:
                 self._folder(folder, pattern)
             except OSError:
+                self.folders.setdefault(folder, None)
                 continue
 
     def _folder(self, folder: str, pattern: str) -> None:
         mask = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+        seen = _identity(folder)  # before the watch: a folder replaced in between is told by replaced()
         wd = self.libc.inotify_add_watch(self.fd, folder.encode(), mask)  # a folder watched twice: one wd
         if wd < 0:
             raise OSError(ctypes.get_errno(), f"inotify_add_watch {folder}")
         self.names.setdefault(wd, []).append(pattern)
+        self.paths[wd] = folder
+        self.folders[folder] = seen
+
+    def replaced(self) -> bool:
+        """Whether a folder watched (or asked for) is not the one the watches listen to any more: deleted (the
+        kernel dropped its watch), made again or renamed over (another inode at its path), made since (it was
+        not there). Its files' writes are told by no event until it is watched anew. (A dropped watch is known
+        from the events :meth:`read` took: read them first.)"""
+        return self.lost or any(_identity(folder) != seen for folder, seen in self.folders.items())
 
     def _named(self, wd: int, name: bytes) -> bool:
         text = os.fsdecode(name)
@@ -82,7 +98,11 @@ class FileEvents:
 
     def read(self) -> list[str]:
         """What happened to the file since the last read, in order (WRITING, DONE, GONE); [] when nothing did."""
-        out: list[str] = []
+        return [what for what, _ in self.read_named()]
+
+    def read_named(self) -> list[tuple[str, str]]:
+        """:meth:`read`'s events, each with the path of the file it tells of (its folder as watched)."""
+        out: list[tuple[str, str]] = []
         while self.fd >= 0:
             try:
                 data = os.read(self.fd, 1 << 16)
@@ -93,12 +113,22 @@ class FileEvents:
                 wd, mask, _cookie, length = _EVENT.unpack_from(data, off)
                 name = data[off + _EVENT.size:off + _EVENT.size + length].split(b"\0", 1)[0]
                 off += _EVENT.size + length
+                if mask & IN_IGNORED:
+                    self.lost = True
                 what = kind(mask)
                 if what is not None and self._named(wd, name):
-                    out.append(what)
+                    out.append((what, os.path.join(self.paths.get(wd, self.folder), os.fsdecode(name))))
         return out
 
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _identity(folder: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)

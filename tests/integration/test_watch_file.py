@@ -50,8 +50,8 @@ def test_a_save_that_truncates_then_writes_is_applied_once_and_never_said_empty(
 
 def test_a_writer_that_keeps_the_file_open_half_written_is_waited_for_then_said_not_valid_and_so_is_a_fifo(tmp_path):
     """A writer that never closes the file (or is slow beyond the bound) gets the watcher's existing line: after
-    at most 2 s of waiting the file is read as it is, and said not valid, once; the lab is kept. Its close later
-    applies the whole file. A FIFO put there is said not valid (netlab never blocks reading one)."""
+    the 2 s wait, once the file stood still 2 s, it is read as it is, and said not valid, once; the lab is kept.
+    Its close later applies the whole file. A FIFO put there is said not valid (netlab never blocks reading one)."""
     name = unique_lab("wfx")
     path = write_topology(tmp_path, topology(name))
     whole = topology(name, POD_C)

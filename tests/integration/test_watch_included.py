@@ -8,6 +8,7 @@ leaves the glob matching nothing, which removes its policies (a note, not a refu
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -87,3 +88,35 @@ def test_an_edited_policy_file_a_new_one_and_the_last_one_deleted_are_applied(tm
         said = watcher.lines[mark:]
         assert not any("not valid" in x or "apply failed" in x for x in said), "\n".join(said)
         assert _connect(name) == "ok"
+
+
+def test_a_policy_file_written_in_two_parts_in_a_glob_folder_made_again_is_applied_whole_once(tmp_path):
+    """The glob's folder deleted and made again (its inotify watch died with it): a policy file written there in two
+    parts, 1.5 s apart, was applied at its first part (apiVersion, kind, metadata: a no-spec policy, all ingress of
+    x denied), then whole a second later. The new folder is watched anew, and a change no event said done waits
+    until the file stood still: one line, after the writer closed the file, and web stays reachable."""
+    name = unique_lab("pfw")
+    (tmp_path / "pol").mkdir()
+    path = write_topology(tmp_path, _topology(name))
+    allow = (f"spec:\n  podSelector: {{}}\n  ingress: [{{from: [{{namespaceSelector: {{}}}}], "
+             f"ports: [{{port: {PORT}}}]}}]\n")
+    with watching(name) as start:
+        watcher = start(path)
+        assert _connect(name) == "ok"
+        mark = len(watcher.lines)
+        (tmp_path / "pol").rmdir()
+        (tmp_path / "pol").mkdir()
+        with open(tmp_path / "pol" / "np.yaml", "w") as fh:
+            fh.write(_policy("allow-web", "x"))
+            fh.flush()
+            time.sleep(1.5)  # the writer's pause between its parts (three looks of the stat at least)
+            half_seen = [x for x in watcher.lines[mark:] if "np.yaml" in x]
+            fh.write(allow)
+        closed = len(watcher.lines)
+        line = watcher.wait_for_line(f"saw: {tmp_path}/pol/np.yaml added; did: ", after=mark, timeout=20)
+        assert not half_seen, "\n".join(watcher.lines[mark:])
+        assert watcher.lines.index(line, mark) >= closed, "\n".join(watcher.lines[mark:])
+        assert any("x/allow-web ingress rule 1" in r and f"--dport {PORT}" in r for r in _policy_rules(name))
+        assert _connect(name) == "ok"
+        said = [x for x in watcher.lines[mark:] if "np.yaml" in x]
+        assert said == [line], "\n".join(watcher.lines[mark:])

@@ -44,10 +44,17 @@ class Told:
     def __init__(self) -> None:
         self.queued: list[str] = []
         self.fd = -1
+        self.path = "/nonexistent-folder-of-wf/topo.yaml"
 
     def read(self) -> list[str]:
         out, self.queued = self.queued, []
         return out
+
+    def read_named(self) -> list[tuple[str, str]]:
+        return [(what, self.path) for what in self.read()]
+
+    def replaced(self) -> bool:
+        return False
 
 
 def writes(wait: float = 2.0) -> tuple[FileWrites, Told, list[float]]:
