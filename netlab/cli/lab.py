@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Sequence
 
 import click
@@ -225,15 +226,37 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) 
                  f"; `{from_file_way(api=False)}` brings it up from a file")
 
 
+# The lines of a node's rule table restored at once: the lab's iptables table (its backend named when the lab's
+# rules are also taken out of the other one), the stale chains that restore deleted, the lab's rules taken out of
+# the other backend, an nftables table.
+_TABLE_LINES = (re.compile(r"restore iptables(?:-\S+)? (?P<table>\S+) in (?P<ns>\S+)$"),
+                re.compile(r"(?P<ns>\S+): deleted stale (?P<table>\S+) chains "),
+                re.compile(r"take the lab's (?P<table>\S+) rules.* out of (?P<other>iptables-\S+) in (?P<ns>\S+) "),
+                re.compile(r"restore nftables (?P<nft>.+) in (?P<ns>\S+)$"))
+
+
+def rule_table(line: str) -> tuple[str, ...] | None:
+    """The node's rule table a line of up's says it restored (namespace, backend, table), None for another
+    object: a restore and the stale chains it deleted are one table."""
+    for pattern in _TABLE_LINES:
+        m = pattern.match(line)
+        if m is not None:
+            words = m.groupdict()
+            return (words["ns"], words.get("other") or ("nftables" if words.get("nft") else "iptables"),
+                    words.get("table") or words["nft"])
+    return None
+
+
 def fixed_words(fixed: list[str]) -> list[str]:
     """up's actions counted by what they were: containers started, files written, rule tables rewritten (a
-    node's whole table restored at once: a label or policy change rewrites it, however many rules differ), and
-    the other objects added or repaired."""
+    node's whole table restored at once: a label or policy change rewrites it, however many rules differ, and the
+    stale chains it deletes are of that table), and the other objects added or repaired."""
     started = sum(1 for line in fixed if line.startswith("started container"))
     restarted = sum(1 for line in fixed if line.startswith("restarted container"))
     written = sum(1 for line in fixed if line.startswith(("wrote ", "rewrote ")))
-    tables = sum(1 for line in fixed if line.startswith(("restore iptables", "restore nftables")))
-    other = len(fixed) - started - restarted - written - tables
+    restored = [rule_table(line) for line in fixed]
+    tables = len({key for key in restored if key is not None})
+    other = len(fixed) - started - restarted - written - sum(1 for key in restored if key is not None)
     return ([plural(started, "container") + " started"] if started else []) \
         + ([plural(restarted, "container") + " restarted"] if restarted else []) \
         + ([plural(written, "file") + " written"] if written else []) \

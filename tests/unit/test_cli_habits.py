@@ -210,6 +210,14 @@ def test_up_counts_its_actions_by_what_they_were():
     assert fixed_words(labels) == ["3 rule tables rewritten"]
     assert fixed_words(labels[:1] + ["add route 10.244.1.0/24 in l-n1"]) == [
         "1 rule table rewritten", "1 object added, changed or repaired"]
+    # A policy edit: the node's filter table restored, and the stale chains that restore deleted, one table; the
+    # lab's rules taken out of the other backend, a table of their own (QA polfix2: said as an object)
+    policy = ["restore iptables filter in l-n1", "l-n1: deleted stale filter chains NETPOL-AAAA, NETPOL-BBBB"]
+    assert fixed_words(policy) == ["1 rule table rewritten"]
+    moved = ["restore iptables-nft filter in l-n1",
+             "take the lab's filter rules and chains NETPOL-AAAA out of iptables-legacy in l-n1 (the lab is in "
+             "iptables-nft)", "l-n2: deleted stale nat chains KUBE-SVC-X"]
+    assert fixed_words(moved) == ["3 rule tables rewritten"]
 
 
 def test_format_data_writes_the_format_asked_for():

@@ -41,7 +41,7 @@ def test_up_lists_the_actions_in_existing_namespaces_when_it_also_made_one(up_wi
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0].startswith("lab qv1 is up (1 namespace created, 1 container started, 1 container restarted, "
-                               "1 file written, 1 rule table rewritten, 1 object added, changed or repaired): "), lines[0]
+                               "1 file written, 2 rule tables rewritten): "), lines[0]
     assert lines[1:6] == [f"  {line}" for line in FIXED], lines
 
 
