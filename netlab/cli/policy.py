@@ -94,21 +94,30 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
         raise SystemExit(1)
 
 
-def policy_drift(lab: "Lab") -> list[str]:
+def policy_drift(lab: "Lab") -> list[str] | str:
     """What `status` finds of the nodes' policy rules not as planned (a rule missing, one no one planned, a chain
-    in another order: its NETPOL- lines); [] when the lab's state cannot be read."""
+    in another order: its NETPOL- lines); [] when the lab's state cannot be read. Read with the lab's lock taken
+    shared, as `list` judges a lab: no `up` or `down` changes the rules meanwhile (one that tries waits that moment
+    out). While another command holds the lab, the rules are not read (its work half done would be named as the
+    mismatch's cause): the note that says so instead."""
     from netlab.kernel.live import LiveKernel
     from netlab.lab import status as lab_status
+    from netlab.realize.lab_lock import lab_lock_holder, unheld
     from netlab.realize.state import load_state
 
-    state = load_state(lab.name)
-    if state is None:
-        return []
-    kernel = LiveKernel()
-    try:
-        return [line for line in lab_status.status(state, kernel).drift if "NETPOL" in line]
-    finally:
-        kernel.close()
+    with unheld(lab.name) as free:
+        if free is False:
+            holder = lab_lock_holder(lab.name)
+            return (f"the nodes' policy rules were not compared with the plan: {holder or 'another command'} is "
+                    f"changing lab {lab.name}; run the table again once it is done")
+        state = load_state(lab.name)
+        if state is None:
+            return []
+        kernel = LiveKernel()
+        try:
+            return [line for line in lab_status.status(state, kernel).drift if "NETPOL" in line]
+        finally:
+            kernel.close()
 
 
 def no_pods(model: "Lab") -> None:

@@ -160,9 +160,10 @@ def evaluate(lab: Lab) -> PolicyTable:
     return table
 
 
-def probe(lab: Lab, timeout: float = 0.5, drift: Callable[[Lab], list[str]] = lambda lab: []) -> PolicyTable:
+def probe(lab: Lab, timeout: float = 0.5, drift: Callable[[Lab], list[str] | str] = lambda lab: []) -> PolicyTable:
     """The table, with every flow sent for real (one agent job) and compared; ``drift`` reads what `status` finds
-    of the nodes' policy rules not as planned, once a flow disagreed (cli/policy.policy_drift)."""
+    of the nodes' policy rules not as planned, once a flow disagreed (cli/policy.policy_drift), or says in a note
+    why it did not (another command is changing the lab)."""
     from netlab.probe.runner import deleted_namespaces, deleted_note, missing_namespaces, run_probes  # kernel's door
 
     table = evaluate(lab)
@@ -188,7 +189,11 @@ def probe(lab: Lab, timeout: float = 0.5, drift: Callable[[Lab], list[str]] = la
     if opened:
         table.hints = bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
     if table.mismatches:
-        table.hints += drift_hint(lab, table.mismatches, drift(lab))
+        found = drift(lab)
+        if isinstance(found, str):
+            table.notes.append(found)
+        else:
+            table.hints += drift_hint(lab, table.mismatches, found)
     gone = deleted_namespaces(lab, missing)  # the line exec and trace say of each, as probe's notes
     table.notes += [deleted_note(kind, name, line) for kind, name, line in gone]
     table.deleted = [line for _, _, line in gone]

@@ -58,3 +58,12 @@ def test_an_allowed_flow_blocked_says_the_timeout_and_with_drift_names_status_an
                     f"--proto tcp --port {port}` names the rule the flow met; sudo netlab up --lab pfm writes them "
                     "back"), hint
     assert f"hint: {hint}" in table.render()
+
+
+def test_a_drift_not_read_while_the_lab_is_busy_is_a_note_not_a_hint(answered):
+    lab, said = answered
+    said["seen"] = lambda p: Observation(outcome="timeout" if p.destination.name == "b" else "reply")
+    busy = "the nodes' policy rules were not compared with the plan: pid 1 (netlab up) is changing lab pfm; ..."
+    table = policytable.probe(lab, timeout=0.5, drift=lambda model: busy)
+    assert table.mismatches and table.hints == [] and busy in table.notes
+    assert f"note: {busy}" in table.render()
