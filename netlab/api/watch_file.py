@@ -131,6 +131,7 @@ class FileWrites:
         (an id unknown before: the topology file)."""
         if new is None or self.events is None:
             return False
+        seen: list[tuple[str, Stat | None]]
         if old is None:
             seen = [(self.watched[0] if self.watched else "", new[0])]
         else:
