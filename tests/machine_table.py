@@ -51,3 +51,22 @@ def alone(name: str, folder: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+def _locks(folder: str) -> list[list[str]]:
+    """The flocks on the table's file now, as /proc/locks lists them (a waiting one's fields after its "->")."""
+    st = os.stat(os.path.join(folder, TABLE))
+    file = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open("/proc/locks") as fh:
+        rows = [line.split()[1:] for line in fh]
+    return [r for r in rows if len(r) > 5 and r[-3] == file]
+
+
+def waits_for(folder: str, pid: int) -> bool:
+    """Whether process ``pid`` waits for the table now (its blocked flock)."""
+    return any(r[0] == "->" and r[4] == str(pid) for r in _locks(folder))
+
+
+def holds(folder: str, pid: int) -> bool:
+    """Whether process ``pid`` holds the table now (shared or alone)."""
+    return any(r[0] == "FLOCK" and r[3] == str(pid) for r in _locks(folder))

@@ -26,14 +26,6 @@ class Holder(threading.Thread):
             self.log.append(f"{self.name} lets go")  # still holding it: before the next holder's "got it"
 
 
-def waits_for_the_table(folder: str) -> bool:
-    """Whether a holder of this process waits for the table now: its blocked flock, as /proc/locks lists it."""
-    inode = os.stat(os.path.join(folder, machine_table.TABLE)).st_ino
-    with open("/proc/locks") as fh:
-        return any(f[1] == "->" and f[5] == str(os.getpid()) and f[6].endswith(f":{inode}")
-                   for f in (line.split() for line in fh) if len(f) > 6)
-
-
 def test_a_test_alone_waits_for_the_shared_holders_and_the_next_ones_wait_for_it(tmp_path):
     folder, log = str(tmp_path), []
     shared = Holder("shared", False, folder, log)
@@ -41,7 +33,7 @@ def test_a_test_alone_waits_for_the_shared_holders_and_the_next_ones_wait_for_it
     assert shared.got.wait(30)
     alone = Holder("alone", True, folder, log)
     alone.start()
-    while not waits_for_the_table(folder):  # alone waits for the table now
+    while not machine_table.waits_for(folder, os.getpid()):  # alone waits for the table now
         assert alone.is_alive() and not alone.got.is_set()
     later = Holder("later", False, folder, log)
     later.start()
