@@ -6,6 +6,12 @@ forced_gc_runs, table_fulls) and its gc_thresh limits are the machine's. A test 
 ``--dist worksteal`` any test may run beside it. Such a test holds the table alone (``hold(exclusive=True)``);
 every other root test holds it shared. A test asking for it alone closes a gate first, so the shared holders
 that come after it wait behind it (flock(2) alone would let them pass it for as long as they overlap).
+
+A test holds it for the whole of its run (``held_for``, from tests/integration/conftest.py's
+pytest_runtest_protocol): its setup, where the labs of its module (class, session) fixtures come up when it is
+their first test, its call, and its teardown, where they go down when it is their last; so no lab of the run
+comes up or goes down outside it (a per-test fixture held it after the module's labs came up and let go before
+they went down). Between two tests a worker holds nothing: a test alone waits for no more than the tests running.
 """
 
 from __future__ import annotations
@@ -13,8 +19,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+
+INTEGRATION = Path(__file__).resolve().parent / "integration"
 TABLE = "netlab-tests-neighbour-table.lock"
 GATE = "netlab-tests-neighbour-table.gate"
 
@@ -26,7 +37,12 @@ def _open(folder: str, name: str) -> int:
 @contextlib.contextmanager
 def hold(exclusive: bool, folder: str) -> Iterator[None]:
     """The machine's neighbour table, alone (``exclusive``) or shared with the other tests that hold it shared
-    (the lock's files in ``folder``: the one the run's processes share)."""
+    (the lock's files in ``folder``: the one the run's processes share). Never twice at once by one thread: a
+    shared hold that waits for the gate a test alone closed, while that test waits for it, waits for good."""
+    held = _holding.__dict__.setdefault("folders", set())
+    if folder in held:
+        raise RuntimeError(f"the neighbour table in {folder} is held here already: a second hold would deadlock")
+    held.add(folder)
     gate, table = _open(folder, GATE), _open(folder, TABLE)
     try:
         fcntl.flock(gate, fcntl.LOCK_EX)
@@ -38,6 +54,44 @@ def hold(exclusive: bool, folder: str) -> Iterator[None]:
     finally:
         os.close(table)  # releases the flock
         os.close(gate)
+        held.discard(folder)
+
+
+_holding = threading.local()
+
+
+def folder(config: pytest.Config) -> str:
+    """The lock's folder: the run's temporary folder, which its xdist workers share (pytest removes it with its
+    old runs)."""
+    base = config._tmp_path_factory.getbasetemp()  # the tmp_path_factory fixture's, made before any fixture
+    return str(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+
+
+def root(item: pytest.Item) -> bool:
+    """A root test: one of tests/integration, or marked ``root``."""
+    return INTEGRATION in item.path.parents or item.get_closest_marker("root") is not None
+
+
+@contextlib.contextmanager
+def held_for(item: pytest.Item) -> Iterator[None]:
+    """The table held for a root test's whole run (setup, call, teardown): alone when it asks for
+    ``quiet_neighbour_table``, else shared."""
+    if not root(item):
+        yield
+        return
+    with hold("quiet_neighbour_table" in item.fixturenames, folder(item.config)):
+        yield
+
+
+@contextlib.contextmanager
+def held_at_end(session: pytest.Session) -> Iterator[None]:
+    """The table held (shared) while the session ends: a run stopped early (-x, a keyboard interrupt) takes its
+    fixtures' labs down then, after its last test's run."""
+    if any(root(item) for item in getattr(session, "items", ())):  # none in xdist's controller
+        with hold(False, folder(session.config)):
+            yield
+    else:
+        yield
 
 
 @contextlib.contextmanager

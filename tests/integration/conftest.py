@@ -9,7 +9,6 @@ and takes them down through the CLI, checking that nothing is left.
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -31,27 +30,27 @@ def host_untouched():
     assert not changes, "the host's network namespace changed:\n" + "\n".join(changes[:20])
 
 
-@pytest.fixture(autouse=True)
-def neighbour_table(request, tmp_path_factory):
-    """Every integration test holds the machine's one neighbour table (tests/machine_table.py): shared, or alone
-    when it asks for ``quiet_neighbour_table``. Its labs come up and go down while it holds it. The lock's files
-    live in the run's temporary folder, which the xdist workers share (pytest removes it with its old runs)."""
-    with machine_table.hold(exclusive="quiet_neighbour_table" in request.fixturenames,
-                            folder=_run_folder(tmp_path_factory)):
-        yield
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Every root test holds the machine's one neighbour table (tests/machine_table.py) for its whole run: shared,
+    or alone when it asks for ``quiet_neighbour_table``. The labs of its own fixtures, and those of the module
+    fixtures it is the first or the last test of, come up and go down while it holds it. (xdist's workers call
+    this hook for every test, not only those under this folder: ``held_for`` tells root tests.)"""
+    with machine_table.held_for(item):
+        return (yield)
 
 
-def _run_folder(tmp_path_factory) -> str:
-    """The run's temporary folder, which the xdist workers share (pytest removes it with its old runs)."""
-    base = tmp_path_factory.getbasetemp()
-    return str(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session):
+    with machine_table.held_at_end(session):
+        return (yield)
 
 
 @pytest.fixture
-def var_lib_cni_alone(tmp_path_factory):
+def var_lib_cni_alone(request):
     """The machine's /var/lib/cni for this test alone among the tests that ask for it: one whose plugin writes
     there (a wrapper's host-local without a dataDir netlab sees) and one that asserts it unchanged by a lab."""
-    with machine_table.alone("var-lib-cni", _run_folder(tmp_path_factory)):
+    with machine_table.alone("var-lib-cni", machine_table.folder(request.config)):
         yield
 
 

@@ -87,7 +87,7 @@ def test_a_module_lab_comes_up_and_goes_down_inside_its_processs_hold_of_the_tab
     paths = [TESTS / "integration", TESTS, TESTS.parent, tmp_path]
     env.update(PYTHONPATH=os.pathsep.join(map(str, paths)), LK_READY=str(ready_w), LK_GO=str(go_r))
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "conftest", "-p", "lk_sync", "-q",
-            f"--basetemp={tmp_path / 'inner'}", str(tmp_path / "test_case.py")]
+            "-o", "markers=root", f"--basetemp={tmp_path / 'inner'}", str(tmp_path / "test_case.py")]
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, pass_fds=(ready_w, go_r), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     os.close(ready_w)
