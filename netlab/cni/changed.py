@@ -65,10 +65,12 @@ class Changed:
 
     def fresh_mark(self) -> str | None:
         """What a pod's record keeps when this was found right after the pod's own fresh ADD (``check_fails``): the
-        plugin whose CHECK failed it, or netlab's comparison's word; None for what a new ADD may mend."""
-        if self.spec:
+        failure itself, the plugin whose CHECK failed and what it said (its exit, error code and msg), or the
+        difference netlab's comparison found; None for what a new ADD may mend. Only that failure again is one no
+        ADD mends: another (a route deleted since, an address gone) is drift, re-attached as any."""
+        if self.spec or (self.by_check and self.plugin is None):
             return None
-        return self.plugin if self.by_check else NO_CHECK
+        return f"{self.plugin}: {self.why}" if self.by_check else f"{NO_CHECK}: {self.why}"
 
     def fresh_words(self, pod: str, again: bool = False) -> str:
         """This, found right after the pod's own ADD (``again``: as it was then), as up's line (StartResult.failed:
@@ -76,7 +78,7 @@ class Changed:
         re-attach the pod for it again (a kubelet never re-ADDs a sandbox for a CHECK)."""
         since = " (since an earlier up re-attached the pod)" if again else ""
         keeps = (f"pod {pod} keeps that attachment, and up (or a watcher) does not re-attach it again while it "
-                 f"fails: a new ADD cannot mend it")
+                 f"fails so: a new ADD cannot mend it")
         if not self.by_check:
             return f"pod {pod}: right after its own fresh ADD{since}, {NO_CHECK}: {self.why}; {keeps}"
         detail = self.why.removeprefix(f"pod {pod}: ").removeprefix(f"CNI plugin {self.plugin} CHECK: ")

@@ -250,7 +250,7 @@ class CniPodRecord(Strict):
     networks: list[CniNetwork]
     attachment: CniAttachmentRecord | None = None
     capabilityArgs: dict[StrictStr, Any] | None = None
-    check_fails: StrictStr | None = None  # the plugin whose CHECK failed the pod's own fresh ADD (cni/attach.py)
+    check_fails: StrictStr | None = None  # how its chain failed its own fresh ADD (cni/changed.fresh_mark)
     del_failed: StrictBool = False  # a DEL of it failed: the next DEL runs it again
     # its network namespace was deleted under it (the kubelet's SandboxChanged): its sandbox's DEL runs with an empty
     # CNI_NETNS, then a new sandbox (a new containerId) is ADDed (cni/lifecycle.py)

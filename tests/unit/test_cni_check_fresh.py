@@ -12,6 +12,7 @@ from test_cni_reattach import ADD_BOTH, DEL_BOTH, up
 from test_cni_del_failed import without_b
 
 from netlab.cni import lifecycle
+from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
@@ -118,3 +119,49 @@ def test_a_state_whose_record_says_detaching_is_valid_when_read_untrusted(world)
     pod_records(st)["a"]["phase"] = lifecycle.DETACHING
     st.save()
     _valid(lab.name)
+
+
+class Saying(test_cni_reattach.Plugins):
+    """chain's CHECK of a pod in ``fail`` answers ``said[pod]``: what it finds wrong with the pod now."""
+
+    def __init__(self):
+        super().__init__()
+        self.said = {"a": "no"}
+
+    def __call__(self, log, **kw):
+        pod, plugin, command = kw["pod"], kw["plugin_path"].rsplit("/", 1)[-1], kw["command"]
+        if command == "CHECK" and (pod, plugin, command) in self.fail:
+            with self.lock:
+                self.calls.append((pod, plugin, command, kw["env"]["CNI_IFNAME"]))
+            raise PluginFailed(f"pod {pod}: CNI plugin {plugin} CHECK: failed (exit 1): {self.said[pod]} [code 11]")
+        return super().__call__(log, **kw)
+
+
+def test_a_pod_marked_check_fails_is_re_attached_for_another_failure_of_the_same_plugin(tmp_path, monkeypatch):
+    """Review cnicheck 2: the mark kept only the plugin's name, so any later failure of it (real drift: a route
+    deleted) was taken as "no ADD mends it" and never re-attached. The mark is the failure itself: the same one again
+    is not re-attached; another is (DEL, ADD, one CHECK), and marked anew when that CHECK fails it too."""
+    plugins = Saying()
+    from cni_fakes import cni_world, lab_of
+    with cni_world(tmp_path, monkeypatch, test_cni_reattach.TOPO, plugins, conflist={
+            "cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "chain", "capabilities": {"ipRanges": True}}]}):
+        lab, k = lab_of(tmp_path), FakeKernel()
+        up(lab, k)
+        plugins.fail.add(("a", "chain", "CHECK"))
+        plugins.calls.clear()
+        [text] = up(lab, k).failed  # re-attached once, then its CHECK fails its fresh ADD: marked
+        assert "CHECK fails on its own fresh ADD: failed (exit 1): no [code 11]" in text, text
+        assert plugins.of("a") == DEL_BOTH + ADD_BOTH
+        plugins.calls.clear()
+        [text] = up(lab, k).failed  # the same failure: not re-attached
+        assert "since an earlier up re-attached the pod" in text and plugins.of("a") == [], text
+        plugins.said["a"] = "route 10.96.0.0/12 via 10.244.0.1 is missing"  # real drift: another failure
+        plugins.calls.clear()
+        [text] = up(lab, k).failed
+        assert plugins.of("a") == DEL_BOTH + ADD_BOTH, plugins.calls  # re-attached as any drift is
+        assert "since an earlier up" not in text and "route 10.96.0.0/12 via 10.244.0.1 is missing" in text, text
+        plugins.calls.clear()
+        [text] = up(lab, k).failed  # that failure, marked in turn, fails its fresh ADD too: not re-attached again
+        assert "since an earlier up re-attached the pod" in text and plugins.of("a") == [], text
+        _valid(lab.name)
+        teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
