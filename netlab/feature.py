@@ -32,6 +32,12 @@ class Reconfigure(str):
     file's ``up -t FILE --reconfigure`` (realize.state.repair_up), the one command that works."""
 
 
+class Unmendable(str):
+    """A line of a feature's ``drift`` that no ``up`` puts right, so ``up`` leaves it as it is (a CNI chain whose
+    CHECK fails the pod's own fresh ADD, as it did then: cni/changed.py): status says it; a watcher repairs nothing
+    for it (it said it once, with the repair that found it)."""
+
+
 @dataclass
 class StartResult:
     """``actions``: what changed, one line each ("restarted container duo/web (it was stopped)").

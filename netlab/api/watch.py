@@ -112,6 +112,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
         self.file_id: watch_repair.FileId = None
         self.writes = FileWrites(lambda: self.clock(), self.write_wait)  # whether the watched file is being written
         self.retry_at: float | None = None
+        self.holds: dict[str, float] = {}  # pods whose re-attach waits (watch_converge.py)
         # Notifications read with a repair's echo, for the next round: a deletion still to repair, and the rest,
         # which that round checks once more: it says nothing when the lab is as planned (it was the echo), and
         # names them when it is not (a change made by hand while the repair ran)

@@ -13,8 +13,10 @@ from netlab.api.watch_children import Children
 from netlab.api.watch_file import FileWrites, changes
 from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_did, saw_words
 from netlab.api.watch_restart import served_lab
+from netlab.cni import lifecycle
+from netlab.cni.changed import AGAIN, drift_pod
 from netlab.errors import LabBusy, NetlabError, TopologyError
-from netlab.feature import Feature
+from netlab.feature import Feature, Unmendable
 from netlab.lab import up as lab_up
 from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
@@ -43,6 +45,7 @@ class Converging:
     failed: list[str]
     lock_stamp: tuple[int, int, int] | None
     refused: tuple[str, ...] | None
+    holds: dict[str, float]  # pod -> when its re-attach's hold ends (its chain failed the CHECK of its fresh ADD)
 
     def features(self, checked: bool = False) -> list[Feature]:
         raise NotImplementedError
@@ -83,7 +86,11 @@ class Converging:
         the cluster DNS's command leave out its Completed/Error pods there, as up and status leave them out."""
         lab = served_lab(state)
         t0 = self.clock()
-        drift = watch_repair.drift(state)
+        self.holds = {pod: end for pod, end in self.holds.items() if end > t0}
+        # A pod whose chain fails as right after its own fresh ADD: nothing up mends (said once, by the repair that
+        # found it); one that fails otherwise while its re-attach is held back: repaired once its hold is over.
+        drift = [line for line in watch_repair.drift(state)
+                 if not isinstance(line, Unmendable) and drift_pod(line) not in self.holds]
         restart, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
@@ -112,8 +119,9 @@ class Converging:
         read, want = state, lab  # read again by the repair once it holds the lab: another command may change it
         waited: list[str] = []  # whom the repair waited for, said in its line
         try:
-            state, lab, repaired = self._apply(lambda: watch_repair.repair(
-                read, want, self._follows, bool(restart), self.features(checked=True), waited))
+            with lifecycle.held_back(self.lab_name, self.holds):  # those pods alone: the rest is repaired now
+                state, lab, repaired = self._apply(lambda: watch_repair.repair(
+                    read, want, self._follows, bool(restart), self.features(checked=True), waited))
         except lab_up.LabGone:
             self._say_taken_down()
             self.stop = True
@@ -129,12 +137,13 @@ class Converging:
             self.log(saw_did(f"{saw_words(saw)}{found_words}", waited, f"repair failed: {exc}; retry in {wait:.1f}s"))
             return next_due
         self.retry_at = None
+        self.repairs.forget("repair")
         # What the repair left as it was that no later up mends (not a container's start, which failed_starts tries
-        # again): a CNI chain whose CHECK fails the pod's own fresh ADD. A failed repair, backed off as one (the
-        # watcher re-ADDed such pods every resync, forever).
-        stuck = [line for line in repaired.failed if failed_key(line) == line] if repaired is not None else []
-        if not stuck:
-            self.repairs.forget("repair")
+        # again): a CNI chain whose CHECK fails the pod's own fresh ADD. Said by the repair that re-attached the pod
+        # (an earlier one's, AGAIN, is no new failure), whose re-attach for another failure then backs off, as a
+        # failed repair of that pod alone (the watcher re-ADDed such pods every resync, forever).
+        unmended = [line for line in repaired.failed if failed_key(line) == line] if repaired is not None else []
+        stuck = [line for line in unmended if AGAIN not in line]
         if repaired is None:  # another command changed the lab meanwhile, and left nothing to repair
             self._follow(state)
             return next_due
@@ -145,12 +154,15 @@ class Converging:
         self.kids.track(lab, state)
         # a deletion this repair answered is said with it; its own (a moved pod's old namespace) is not
         saw = saw + self._relisten(lab, done.created_netns, done.remade_netns)
-        did = f"{self._did(done, 'nothing to change', saw + found, hide=stuck)} in {took:.2f}s"
+        did = f"{self._did(done, 'nothing to change', saw + found, hide=unmended)} in {took:.2f}s"
         if stuck:
-            self.repairs.restarted("repair", self.clock())
-            wait = self.repairs.wait("repair", self.clock())
-            self.retry_at, self.deferred = self.clock() + wait, saw
-            did += f"; repair failed: {'; '.join(stuck[:3])}{' ...' if len(stuck) > 3 else ''}; retry in {wait:.1f}s"
+            pods = [m.group(1) for line in stuck if (m := re.match(r"pod (\S+): ", line))]
+            for pod in pods:
+                self.repairs.restarted(f"cni {pod}", self.clock())
+                self.holds[pod] = self.clock() + self.repairs.wait(f"cni {pod}", self.clock())
+            wait = max((self.holds[pod] for pod in pods), default=self.clock()) - self.clock()
+            did += (f"; repair failed: {'; '.join(stuck[:3])}{' ...' if len(stuck) > 3 else ''}; retry in {wait:.1f}s"
+                    f" (of pod{'s' if len(pods) > 1 else ''} {', '.join(pods)} alone, for a failure other than this)")
         self.log(saw_did(f"{saw_words(saw)}{found_words}", waited, did))
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:

@@ -10,6 +10,7 @@ re-attaches (cni/lifecycle.start).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
 
 NO_CHECK = "it differs from its chain's cached ADD result"  # what netlab says when a chain without CHECK would not
+AGAIN = " (since an earlier up re-attached the pod)"  # a fresh-ADD failure that an earlier up said (and marked)
 
 
 def runtime_conf(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> RuntimeConf:
@@ -76,7 +78,7 @@ class Changed:
         """This, found right after the pod's own ADD (``again``: as it was then), as up's line (StartResult.failed:
         up exits 1, the lab stays up): a new ADD cannot mend a CHECK that fails its own ADD, so up does not
         re-attach the pod for it again (a kubelet never re-ADDs a sandbox for a CHECK)."""
-        since = " (since an earlier up re-attached the pod)" if again else ""
+        since = AGAIN if again else ""
         keeps = (f"pod {pod} keeps that attachment, and up (or a watcher) does not re-attach it again while it "
                  f"fails so: a new ADD cannot mend it")
         if not self.by_check:
@@ -90,11 +92,18 @@ class Changed:
         return f"CHECK said: {self.why}" if self.by_check else f"{NO_CHECK}: {self.why}"
 
     def drift_line(self, pod: str) -> str:
+        """status's line (its pod read back by :func:`drift_pod`)."""
         if self.spec:
             return f"cni: pod {pod}: {self.why}; up re-attaches it"
         if self.by_check:
             return f"cni: CHECK of pod {pod} failed: {self.why}"
         return f"cni: pod {pod}: {NO_CHECK}: {self.why}"
+
+
+def drift_pod(line: str) -> str | None:
+    """The pod of a :meth:`Changed.drift_line` (a chain that no longer matches it: up re-attaches it), else None."""
+    m = re.match(r"cni: (?:CHECK of pod (\S+) failed|pod (\S+?)): ", line)
+    return (m.group(1) or m.group(2)) if m else None
 
 
 # What a pod's spec hands its plugins beside its address (which readdressed says): a pod whose spec changed is a new

@@ -16,11 +16,12 @@ changes anything (exit 3 with the doctor's line).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from netlab.cni import conf as C
 from netlab.cni import edited
@@ -35,7 +36,7 @@ from netlab.realize import attachments
 from netlab.realize.attachments import node_devices, note_devices, pod_records, recorded_moves
 from netlab.cni.runtime import Runtime
 from netlab.errors import ApplyFailed, EnvironmentNotReady, UsageError
-from netlab.feature import StartResult
+from netlab.feature import StartResult, Unmendable
 from netlab.kernel import testhooks
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
@@ -49,6 +50,21 @@ if TYPE_CHECKING:
 # (lab, containerId) of the removed pods whose DEL failed in this process: up's start does not run it again in the
 # run whose stop just tried (the next run does).
 _failed_now: set[tuple[str, Any]] = set()
+# The pods of a lab whose re-attach a watcher holds back (api/watch_converge.py): their chain failed the CHECK of
+# their own fresh ADD lately, and a re-attach for another failure waits for their back-off; the lab's other drift is
+# repaired meanwhile, by the same up.
+_held_back: dict[str, frozenset[str]] = {}
+
+
+@contextlib.contextmanager
+def held_back(lab_name: str, pods: Iterable[str]) -> Iterator[None]:
+    """While it lasts, ``up`` of lab ``lab_name`` re-attaches none of ``pods`` for a chain that no longer matches
+    it (it attaches a detached one, and re-attaches one whose spec changed)."""
+    _held_back[lab_name] = frozenset(pods)
+    try:
+        yield
+    finally:
+        _held_back.pop(lab_name, None)
 # lab: its pods whose ADD or re-attach a signal or an error cut short, and the `up` that attaches them again (roll_back)
 _cut: dict[str, tuple[set[str], str]] = {}
 DELETED = attachments.DELETED  # a record's phase: its ADD failed and the DEL that followed ran; nothing left to DEL
@@ -204,6 +220,8 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
         if found is not None and found.fresh_mark() is not None and found.fresh_mark() == prec.get("check_fails"):
             out.failed.append(found.fresh_words(pod.name, again=True))  # failed its own fresh ADD: no ADD mends it
             continue
+        if found is not None and not found.spec and pod.name in _held_back.get(lab.name, ()):
+            continue  # the watcher holds its re-attach back, and says so
         why = why or (found.reattach_reason() if found else None)
         if why:
             prec["phase"] = DETACHING  # write-ahead: killed after the DEL, the record says the pod is detached
@@ -444,8 +462,10 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         for name, fut in checks.items():
             found = fut.result()
             if found:
-                fresh = found.fresh_mark() is not None and found.fresh_mark() == records[name].get("check_fails")
-                out.append(found.drift_line(name) + (" (as right after its own fresh ADD: up does not re-attach the "
-                                                     "pod for it)" if fresh else ""))
+                if found.fresh_mark() is not None and found.fresh_mark() == records[name].get("check_fails"):
+                    out.append(Unmendable(found.drift_line(name) + " (as right after its own fresh ADD: up does not "
+                                                                   "re-attach the pod for it)"))
+                else:
+                    out.append(found.drift_line(name))
     return out
 
