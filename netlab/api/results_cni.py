@@ -14,7 +14,8 @@ from netlab.api.frozen import freeze
 class CniCall:
     """One call of a CNI plugin (``calls[]`` of ``netlab cni log -o json``): what the runtime handed the plugin
     (``env``, its CNI_* variables among them, and ``stdin``, the config it got, prevResult included) and what it
-    answered. ``started`` is a Unix time; ``exit_code`` None: the plugin timed out."""
+    answered. ``started`` is a Unix time; ``exit_code`` None: the plugin was still running at its deadline;
+    ``killed_after_s``: netlab killed it there (also one that had exited, leaving a process holding its output open)."""
 
     __json_aliases__ = {"duration": "elapsed_s"}  # the log's own key, deprecated in the output (docs/json.md)
 
@@ -30,11 +31,12 @@ class CniCall:
     exit_code: int | None
     elapsed_s: float
     started: float
+    killed_after_s: float | None = None  # netlab killed the call at this deadline (NETLAB_CNI_TIMEOUT)
 
     @property
     def ok(self) -> bool:
-        """The plugin exited 0."""
-        return self.exit_code == 0
+        """The plugin exited 0, and netlab did not kill the call at its deadline."""
+        return self.exit_code == 0 and self.killed_after_s is None
 
     @property
     def result(self) -> Mapping[str, Any] | None:

@@ -90,10 +90,12 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
 
 
 def render_call(i: int, c: dict[str, Any]) -> str:
-    from netlab.cni.invoke import NO_RESULT, exit_words
+    from netlab.cni.invoke import NO_RESULT, TIMEOUT_VAR, exit_words
 
     when = time.strftime("%H:%M:%S", time.localtime(c.get("started", 0)))
     code = exit_words(c["exit_code"] if isinstance(c.get("exit_code"), int) else None)
+    if isinstance(c.get("killed_after_s"), (int, float)):
+        code += f", killed by netlab at its deadline, {c['killed_after_s']:g} s ({TIMEOUT_VAR})"
     out = [f"#{i} {when} pod {c.get('pod')}: {c.get('plugin')} {c.get('command')} (network {c.get('network')}, "
            f"run in {c.get('runs_in')}): {code}, {1000 * float(c.get('duration') or 0):.0f} ms"]
     env = c.get("env") or {}
@@ -102,7 +104,7 @@ def render_call(i: int, c: dict[str, Any]) -> str:
     if (c.get("stdout") or "").strip():
         # A DEL or CHECK that exits 0 succeeded whatever it printed: libcni reads none of it, nor does netlab.
         unread = " (not read: a DEL or CHECK that exits 0 succeeds)" if c.get("command") in NO_RESULT \
-            and c.get("exit_code") == 0 else ""
+            and c.get("exit_code") == 0 and c.get("killed_after_s") is None else ""
         out.append("  stdout " + " ".join(c["stdout"].split()) + unread)
     if (c.get("stderr") or "").strip():
         out.append("  stderr " + " ".join(c["stderr"].split()))

@@ -168,9 +168,10 @@ class Call:
     runs_in: str  # the namespace the plugin ran in (the node's)
     stdout: str = ""
     stderr: str = ""
-    exit_code: int | None = None
+    exit_code: int | None = None  # None: it was still running when netlab killed it
     duration: float = 0.0
     started: float = field(default_factory=time.time)
+    killed_after_s: float | None = None  # the call's deadline, when netlab killed the plugin's process group there
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -348,7 +349,9 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     # printed is cut at the bound before it is decoded, logged and parsed (two plugins printing 30 MB each took
     # netlab to 300 MB; one printing without end would have grown netlab until its deadline).
     out, err, big, overrun = _exchange(proc, json.dumps(conf).encode(), deadline)
-    call.exit_code = None if overrun else proc.returncode
+    # A plugin that exited but left a process holding its output open: its own exit, and the deadline it was killed at
+    call.exit_code = proc.returncode if overrun is None else overrun.exited
+    call.killed_after_s = None if overrun is None else overrun.deadline
     call.duration = time.monotonic() - t0
     call.stdout = out.decode(errors="replace")
     call.stderr = err.decode(errors="replace")
@@ -358,7 +361,7 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
                            + " and ".join(big) + ", netlab's own bound on a plugin's output (the CNI spec and libcni "
                            "set none; a result is a few kB): netlab killed it there, and its output is cut there in "
                            "the log")
-    if call.exit_code != 0:
+    if overrun is not None or call.exit_code != 0:
         raise PluginFailed(plugin_error(call, overrun))
     if command in NO_RESULT or not call.stdout.strip():
         return None  # what a DEL or CHECK that succeeded printed stays in the log, read by no one (libcni's way)

@@ -33,16 +33,27 @@ def test_a_plugin_that_exits_at_once_leaving_a_process_on_its_stdout_is_said_so(
         "until the call's deadline, 0.5 s (NETLAB_CNI_TIMEOUT): netlab killed its process group; its output: "
         '{"cniVersion": "1.0.0"}')
     [call] = read_log(log)
-    assert call["stderr"] == "" and call["exit_code"] is None  # the plugin wrote nothing there; the call timed out
+    # The plugin wrote nothing on stderr; it exited 0 (its own exit is logged, review cnicheck2 3), and netlab
+    # killed the call at its deadline, which the log says too (and `netlab cni log` with it).
+    assert call["stderr"] == "" and call["exit_code"] == 0 and call["killed_after_s"] == 0.5, call
+    from netlab.cli.cni import render_call
+    assert ": exit 0, killed by netlab at its deadline, 0.5 s (NETLAB_CNI_TIMEOUT), " in render_call(1, call)
 
 
 def test_a_hanging_plugin_is_said_timed_out_with_the_deadline_s_variable_not_in_its_stderr(tmp_path, monkeypatch):
     monkeypatch.setenv(invoke.TIMEOUT_VAR, "0.5")
     path = _plugin(tmp_path, "hanging", "echo waiting >&2\nsleep 30\n")
+    log = str(tmp_path / "calls.jsonl")
     with pytest.raises(PluginFailed) as exc:
-        _run(path)
+        _run(path, log)
     assert str(exc.value) == ("pod a: CNI plugin hanging ADD: timed out: it ran past the call's deadline, 0.5 s "
                               "(NETLAB_CNI_TIMEOUT): netlab killed its process group; stderr: waiting")
+    # The log keeps the plugin's stderr as it wrote it, and says the call was killed at its deadline (its
+    # "(killed after 0.5 s)" was lost from the log when it left the stderr: review cnicheck2 3).
+    [call] = read_log(log)
+    assert call["stderr"] == "waiting\n" and call["exit_code"] is None and call["killed_after_s"] == 0.5, call
+    from netlab.cli.cni import render_call
+    assert ": timed out, killed by netlab at its deadline, 0.5 s (NETLAB_CNI_TIMEOUT), " in render_call(1, call)
 
 
 def test_the_output_bound_is_said_to_be_netlab_s_own(tmp_path):
