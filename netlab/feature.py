@@ -115,6 +115,9 @@ class Feature(Protocol):
 # elsewhere (a container a user stopped in another pod stays stopped: a rollback is not a repair);
 # ``stop_made(state, netns_names)``, a rollback deletes namespaces its run made again for pods the lab had before:
 # stop only what runs in them, not what the pods had before the run (a feature without it: its stop).
+# ``stop_taken(state, netns_names)``, pods the topology no longer has whose namespace was deleted by hand and whose
+# name holds another's namespace now: stop what of theirs runs from the lab's records, never by that name (nothing
+# stopped in theirs, no CNI DEL handed it; a feature without it: its stop, which goes by records alone).
 # ``roll_back(state)``, a running lab's rollback: take back what the feature's start left half done in the namespaces
 # the run did not make (a CNI pod whose re-attach a signal cut short); what it cannot bring back, one phrase each.
 
@@ -132,6 +135,13 @@ def stop_made(feature: Feature, state: LabState, netns_names: list[str]) -> list
         return []
     made = getattr(feature, "stop_made", None)
     return made(state, netns_names) if made is not None else feature.stop(state, netns_names)
+
+
+def stop_taken(feature: Feature, state: LabState, netns_names: list[str]) -> list[str]:
+    """``feature.stop_taken`` of these namespaces, whose names hold another's namespaces now (a feature without it:
+    its stop)."""
+    taken = getattr(feature, "stop_taken", None)
+    return taken(state, netns_names) if taken is not None else feature.stop(state, netns_names)
 
 
 def running_of(feature: Feature, state: LabState, netns_names: list[str]) -> Any:
@@ -192,6 +202,11 @@ class ModuleFeature:
     def roll_back(self, state: LabState) -> list[str]:
         return (self.module.roll_back(state) or []) if hasattr(self.module, "roll_back") else []
 
+    def stop_taken(self, state: LabState, netns_names: list[str]) -> list[str]:
+        if not hasattr(self.module, "stop_taken"):
+            return self.stop(state, netns_names)
+        return self.module.stop_taken(state, netns_names) or []
+
     def start_again(self, lab: Lab, state: LabState, netns_names: list[str], running: Any) -> StartResult:
         if not hasattr(self.module, "start_again"):
             return self.start(lab, state)
@@ -230,6 +245,9 @@ class RecordedFeature(ModuleFeature):
 
     def roll_back(self, state: LabState) -> list[str]:
         return super().roll_back(state) if state.extra.get(self.records) else []
+
+    def stop_taken(self, state: LabState, netns_names: list[str]) -> list[str]:
+        return super().stop_taken(state, netns_names) if state.extra.get(self.records) else []
 
     def drift(self, lab: Lab, state: LabState) -> list[str]:
         if self.concerns is not None and not self.concerns(lab):

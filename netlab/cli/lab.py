@@ -256,11 +256,15 @@ def fixed_words(fixed: list[str]) -> list[str]:
     written = sum(1 for line in fixed if line.startswith(("wrote ", "rewrote ")))
     restored = [rule_table(line) for line in fixed]
     tables = len({key for key in restored if key is not None})
-    other = len(fixed) - started - restarted - written - sum(1 for key in restored if key is not None)
+    pods = sum(1 for line in fixed if line.startswith("removed pod "))  # lab/up.taken_line's: a name left alone
+    nodes = sum(1 for line in fixed if line.startswith("removed node "))
+    other = len(fixed) - started - restarted - written - sum(1 for key in restored if key is not None) - pods - nodes
     return ([plural(started, "container") + " started"] if started else []) \
         + ([plural(restarted, "container") + " restarted"] if restarted else []) \
         + ([plural(written, "file") + " written"] if written else []) \
         + ([plural(tables, "rule table") + " rewritten"] if tables else []) \
+        + ([plural(pods, "pod") + " removed"] if pods else []) \
+        + ([plural(nodes, "node") + " removed"] if nodes else []) \
         + ([plural(other, "object") + " added, changed or repaired"] if other else [])
 
 

@@ -35,14 +35,15 @@ def attach(rt_: Runtime, prec: dict[str, Any], pod: str) -> dict[str, Any]:
     return result
 
 
-def detach(rt_: Runtime, prec: dict[str, Any], pod: str) -> None:
+def detach(rt_: Runtime, prec: dict[str, Any], pod: str, gone: bool = False) -> None:
     """DEL the pod from every network, the last attached first (from the record: no lab file needed). The record
     gives the ADD's capability arguments: a cached result brings its own, but the DEL after a failed ADD has none
-    (host-local's DEL without the ipRanges it allocated from fails: "no IP ranges specified")."""
+    (host-local's DEL without the ipRanges it allocated from fails: "no IP ranges specified"). ``gone``: the pod's
+    namespace is no longer the lab's, the DEL is handed none (changed.recorded_conf)."""
     nets = [(parse_conflist(conf_text(raw)), ifname) for raw, ifname in prec["networks"]]
     for k in range(len(nets) - 1, -1, -1):
         try:
-            rt_.delete(nets[k][0], recorded_conf(prec, pod, nets[k][1]))
+            rt_.delete(nets[k][0], recorded_conf(prec, pod, nets[k][1], gone))
         except PluginFailed as exc:  # the networks attached before it are not DELed either
             exc.undone = (exc.undone or []) + [(n.name, i) for n, _ in nets[:k] for i in range(len(n.plugins))]
             raise
@@ -145,10 +146,11 @@ def safe_detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str, out
     return [said[0]] if said else []
 
 
-def detach_said(rt_: Runtime, prec: dict[str, Any], pod: str) -> tuple[str, list[tuple[str, int]] | None] | None:
+def detach_said(rt_: Runtime, prec: dict[str, Any], pod: str,
+                gone: bool = False) -> tuple[str, list[tuple[str, int]] | None] | None:
     """None when the pod's DEL passed, else (the line that says what failed, the plugins whose DEL did not pass)."""
     try:
-        detach(rt_, prec, pod)
+        detach(rt_, prec, pod, gone)
     except (PluginFailed, ConflistError, KeyError, TypeError) as exc:  # a plugin's failure names the pod
         return f"CNI DEL of pod {pod}: {str(exc).removeprefix(f'pod {pod}: ')}", getattr(exc, "undone", None)
     return None

@@ -36,18 +36,19 @@ def runtime_conf(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> R
                        capability_args=C.capability_args(lab, pod, planned))
 
 
-def recorded_conf(prec: dict[str, Any], pod: str, ifname: str) -> RuntimeConf:
+def recorded_conf(prec: dict[str, Any], pod: str, ifname: str, gone: bool = False) -> RuntimeConf:
     """The runtime's view of pod ``pod`` on ``ifname`` as its record (``prec``) keeps it: the CNI_ARGS and capability
     arguments its ADD was handed (written before that ADD), as libcni caches them for DEL. An ADD, and the DEL
     after it, hand the plugins exactly these, so the record says what they got; a re-attach's failed ADD restores
-    the pod with the record it had (its old hostPorts), never the file's now."""
+    the pod with the record it had (its old hostPorts), never the file's now. ``gone``: the pod's namespace is no
+    longer the lab's (another's at its name): no namespace is handed (RuntimeConf.netns_gone)."""
     caps = prec.get("capabilityArgs")
     # A sandbox whose namespace is gone (the kubelet's SandboxChanged) is DELed without one: the record's namespace
     # of that name, if any, is a new sandbox's
     netns = "" if prec.get(SANDBOX_GONE) else prec["netns"]
     return RuntimeConf(pod=pod, container_id=prec["containerId"], netns=netns, ifname=ifname,
                        node_netns=prec.get("node_netns"), args=[(str(a[0]), str(a[1])) for a in prec.get("args", [])],
-                       capability_args=dict(caps) if isinstance(caps, dict) else {})
+                       capability_args=dict(caps) if isinstance(caps, dict) else {}, netns_gone=gone)
 
 
 def conf_text(raw: Any) -> str:

@@ -315,7 +315,8 @@ def _delete_removed(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, 
         if prec.get("phase") == DELETED or (prec.get("node_netns") and not is_netns_mount(prec["node_netns"])):
             records.pop(pod, None)  # nothing to DEL, or its node took what the plugins made
             continue
-        failed = detach_said(rt_, prec, pod)
+        # its namespace went with it: one mounted at its name since is another's, never handed to a plugin
+        failed = detach_said(rt_, prec, pod, gone=prec["netns"] not in state.netns and is_netns_mount(prec["netns"]))
         if failed:
             prec[DEL_FAILED] = True
             out.problems.append(failed[0] + kept_words(pod, prec, failed[1]))
@@ -343,8 +344,10 @@ def start_again(lab: Lab, state: LabState, netns_names: list[str], was: list[str
     return start(lab, state, only=names) if names else StartResult()
 
 
-def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
-    """DEL every pod of these namespaces (all, with ``everything``), while their node is still there."""
+def stop(state: LabState, netns_names: Iterable[str], everything: bool = False, taken: bool = False) -> list[str]:
+    """DEL every pod of these namespaces (all, with ``everything``), while their node is still there. ``taken``:
+    their names hold namespaces that are not the lab's now (another's, mounted since the lab's were deleted by
+    hand): the DELs are handed no namespace (CNI_NETNS empty), not the path of theirs."""
     rec = state.extra.get("cni")
     names = set(netns_names)
     if isinstance(rec, dict) and isinstance(rec.get("devices"), dict) and not rec.get("pods"):
@@ -364,7 +367,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
         rt_ = (runtime(state.lab, bin_dirs_of(state), deadline) if scratch is None else
                Runtime(os.path.dirname(log_path(state.lab)), bin_dirs_of(state), CallLog(None), timeout=deadline,
                        leases_theirs=(os.path.dirname(log_path(state.lab)), scratch)))
-        _stop(state, rt_, records, names, everything, problems)
+        _stop(state, rt_, records, names, everything, problems, taken)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -376,7 +379,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
 
 
 def _stop(state: LabState, rt_: Runtime, records: dict[str, Any], names: set[str], everything: bool,
-          problems: list[str]) -> None:
+          problems: list[str], taken: bool = False) -> None:
     detach: list[tuple[str, dict[str, Any]]] = []
     for pod, prec in list(records.items()):
         if not isinstance(prec, dict) or not (everything or prec.get("netns") in names):
@@ -396,7 +399,7 @@ def _stop(state: LabState, rt_: Runtime, records: dict[str, Any], names: set[str
     # once per pod.
     if detach:
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(detach))) as pool:
-            said = list(pool.map(lambda item: detach_said(rt_, item[1], item[0]), detach))
+            said = list(pool.map(lambda item: detach_said(rt_, item[1], item[0], taken), detach))
         for (pod, prec), failed in zip(detach, said):
             if not failed:
                 records.pop(pod, None)
@@ -411,6 +414,11 @@ def _stop(state: LabState, rt_: Runtime, records: dict[str, Any], names: set[str
                 _failed_now.add((state.lab, prec.get("containerId")))
     _forget_nodes(state, names, everything)
     state.save(best_effort=True)
+
+
+def stop_taken(state: LabState, netns_names: Iterable[str]) -> list[str]:
+    """:func:`stop` of pods whose namespace's name another's namespace holds now: their DELs are handed none."""
+    return stop(state, netns_names, taken=True)
 
 
 def _forget_nodes(state: LabState, names: set[str], everything: bool) -> None:

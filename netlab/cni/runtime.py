@@ -50,6 +50,9 @@ class RuntimeConf:
     node_netns: str | None  # where plugins run: the node's namespace, the lab's "host"
     args: list[tuple[str, str]] = field(default_factory=list)
     capability_args: dict[str, Any] = field(default_factory=dict)
+    # The pod's namespace is gone and its name holds another's now: CNI_NETNS is empty (a DEL's "no namespace",
+    # as containerd hands it for a sandbox whose namespace closed), never the path of theirs.
+    netns_gone: bool = False
 
 
 def find_plugin(kind: str, bin_dirs: list[str]) -> str | None:
@@ -107,9 +110,10 @@ class Runtime:
         return self.plugin(kind)[0]
 
     def _env(self, command: str, rt: RuntimeConf) -> dict[str, str]:
-        # no namespace (a DEL of a sandbox whose namespace is gone): CNI_NETNS empty, as containerd hands it
-        return {"CNI_COMMAND": command, "CNI_CONTAINERID": rt.container_id,
-                "CNI_NETNS": netns_path(rt.netns) if rt.netns else "",
+        # no namespace (a DEL of a sandbox whose namespace is gone, or whose name another's now holds): CNI_NETNS
+        # empty, as containerd hands it
+        netns = "" if rt.netns_gone or not rt.netns else netns_path(rt.netns)
+        return {"CNI_COMMAND": command, "CNI_CONTAINERID": rt.container_id, "CNI_NETNS": netns,
                 "CNI_IFNAME": rt.ifname, "CNI_PATH": self.bin_dir, "CNI_ARGS": C.args_text(rt.args)}
 
     def _call(self, command: str, net: Conflist, plugin: dict[str, Any], prev: dict[str, Any] | None,

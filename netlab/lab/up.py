@@ -25,7 +25,7 @@ from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, from_file
 from netlab.kernel import testhooks
 from netlab.kernel.base import Kernel
 from netlab.kernel.threads import side_by_side
-from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of
+from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of, stop_taken
 from netlab.lab.up_converge import Converging
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, create_netns, namespaces_to_create, owned, \
@@ -123,6 +123,7 @@ class _Up(Converging, Rollback):
         # (teardown.delete_namespaces), not as an extra link before, which a failed run could not take back.
         self.leaving_veths: set[tuple[str, str]] = set()
         self.leaving_by_netns: dict[str, set[tuple[str, str]]] = {}  # the same, by the namespace that goes
+        self.leaving_what: dict[str, str] = {}  # what each namespace that goes was: "pod default/b", "node n2"
         self.removing: list[str] = []  # namespaces the run began to remove (their containers stopped first)
         self.not_restored: list[str] = []  # what the kernel dropped and a rollback could not add again
         self.half_done: list[str] = []  # what the features' start left half done (a CNI pod left detached)
@@ -168,7 +169,7 @@ class _Up(Converging, Rollback):
                 forget(self.lab.name)  # nothing was made: leave no trace either
             raise
         testhooks.fault_point("netns-checked")  # a root test makes a name taken here, before the write-ahead
-        self.leaving_by_netns = _leaving_veths(state, self.plan) if not fresh else {}
+        self.leaving_by_netns, self.leaving_what = _leaving_veths(state, self.plan) if not fresh else ({}, {})
         self.leaving_veths = {veth for veths in self.leaving_by_netns.values() for veth in veths}
         netns_of = {p.name: p.netns for p in self.lab.pods}
         self.moved = [(netns_of[pod], why) for pod, why in moved if netns_of[pod] not in to_create]
@@ -368,16 +369,23 @@ class _Up(Converging, Rollback):
         for name in [n for n in state.netns if n not in planned]:
             mine = owned(self.kernel, name, tag)
             self.kernel.remove_placeholder(name)  # unmounted by hand: a CNI DEL is given no empty file for it
-            if mine or not self.kernel.netns_mounted(name):
-                # One deleted by hand (`ip netns del`) lives on, nameless, while its pod's containers run in it
-                # (the echo server's sockets too), and with it the pod's veth: they are stopped from the records
-                self.journal.step(f"delete namespace {name}")  # a fault here leaves the pod as it was
-                self.removing.append(name)
-                self.result.warnings += stop_features(self.features, state, [name])
-                if mine:
-                    delete_namespaces(self.kernel, [name])
-                else:  # the kernel frees it later (or never, held by a stranger): its veths go as extra links now
-                    self.leaving_veths -= self.leaving_by_netns.get(name, set())
+            # One deleted by hand (`ip netns del`) lives on, nameless, while its pod's containers run in it (the
+            # echo server's sockets too), and with it the pod's veth: they are stopped from the records. Should
+            # another have mounted a namespace of theirs at the name since (its tag is not the lab's), nothing
+            # is stopped by the name: not their processes, no CNI DEL handed their namespace (stop_taken).
+            theirs = not mine and self.kernel.netns_mounted(name)
+            said = taken_line(state, name, self.leaving_what.get(name)) if theirs else ""
+            self.journal.step(f"delete namespace {name}")  # a fault here leaves the pod as it was
+            self.removing.append(name)
+            self.result.warnings += (sum((stop_taken(f, state, [name]) for f in self.features), []) if theirs
+                                     else stop_features(self.features, state, [name]))
+            if mine:
+                delete_namespaces(self.kernel, [name])
+            else:  # the kernel frees it later (or never, held by a stranger): its veths go as extra links now
+                self.leaving_veths -= self.leaving_by_netns.get(name, set())
+            if theirs:
+                self.result.fixed.append(said)
+            else:
                 self.result.removed_netns.append(name)
             state.netns.pop(name, None)
             kernel_links(state).pop(name, None)
@@ -412,22 +420,38 @@ class _Up(Converging, Rollback):
         self._make_and_repair(state, set())
         self._start_features(state, again=" again, with those addresses")
 
-def _leaving_veths(state: LabState, plan: Plan) -> dict[str, set[tuple[str, str]]]:
+def taken_line(state: LabState, netns: str, what: str | None) -> str:
+    """What up did of a pod (or node: ``what``) the topology no longer has, whose namespace's name holds another's
+    now: the containers its records name stopped, that namespace left alone."""
+    workload = state.extra.get("workload")
+    ran = (workload.get("pods") or {}).get(netns.removeprefix(state.lab + "-")) if isinstance(workload, dict) else None
+    names = list((ran.get("containers") or {}) if isinstance(ran, dict) else {})
+    stopped = f"container{'s' if len(names) > 1 else ''} {', '.join(names)} stopped; " if names else ""
+    return (f"removed {what or 'network namespace ' + netns} ({stopped}{netns} now holds a network namespace that "
+            "is not the lab's: left alone)")
+
+
+def _leaving_veths(state: LabState, plan: Plan) -> tuple[dict[str, set[tuple[str, str]]], dict[str, str]]:
     """(namespace, veth) of the far end of each pod's or node's veth whose namespace the plan no longer has (its
-    node's port on cni0, the underlay's port on br0), as the running lab made them, by the namespace that goes."""
+    node's port on cni0, the underlay's port on br0), as the running lab made them, by the namespace that goes;
+    and what each such namespace was ("pod default/b", "node n2")."""
     leaving = set(state.netns) - set(plan.netns)
     if not leaving:
-        return {}
+        return {}, {}
     try:
         running = state.resolved()
     except NetlabError:  # a saved topology that no longer resolves: its extra veths are deleted as before
-        return {}
+        return {}, {}
     nodes = {n.name: n.netns for n in running.nodes}
     out: dict[str, set[tuple[str, str]]] = {}
+    what: dict[str, str] = {}
     for p in running.pods:
-        if p.netns in leaving and p.node in nodes:
-            out.setdefault(p.netns, set()).add((nodes[p.node], p.host_veth))
+        if p.netns in leaving:
+            what[p.netns] = f"pod {p.spec.namespace}/{p.name}"
+            if p.node in nodes:
+                out.setdefault(p.netns, set()).add((nodes[p.node], p.host_veth))
     for n in running.nodes:
         if n.netns in leaving:
+            what[n.netns] = f"node {n.name}"
             out.setdefault(n.netns, set()).add((running.underlay_netns, n.underlay_veth))
-    return out
+    return out, what

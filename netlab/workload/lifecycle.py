@@ -342,7 +342,7 @@ def containers(lab: Lab, state: LabState) -> list[tuple[PodInfo, Container, dict
             for c in pod.containers]
 
 
-def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
+def stop(state: LabState, netns_names: Iterable[str], everything: bool = False, taken: bool = False) -> list[str]:
     """Stop every process in these namespaces (and the pods' UTS namespaces), then unpin those.
 
     ``everything``: the whole lab goes. Then its echo server is stopped, and
@@ -355,6 +355,10 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     stopped with the rest, said in a line: stopping.drop_echo).
 
     When the whole lab goes, its pins go at once with their tmpfs (uts.py).
+
+    ``taken``: these names hold namespaces that are not the lab's now (its own were deleted by hand, another's
+    mounted since): nothing is stopped by them, what ran in the pods is found in the pods' UTS namespaces, the
+    lab's own pins (and the echo server drops their echo containers), as for a namespace deleted and left so.
 
     Returns descriptions of processes that survived SIGKILL (none expected), and the echo server's line.
     """
@@ -377,7 +381,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     else:
         ids = [f"{pod}/{c}" for pod in sorted(doomed) for c in pods.get(pod, {}).get("containers", {})]
         survivors = drop_echo(state.lab, ids)  # a line when the server cannot drop them: it goes with them
-    survivors += kill.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
+    survivors += kill.stop_namespaces([] if taken else names, [u for u in uts_files if is_uts_mount(u)])
     if not (everything and remove_pins_fs(state.lab)):
         remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
     logs = logs_by_pod(state.lab)
@@ -398,6 +402,11 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
         except OSError:
             pass
     return survivors
+
+
+def stop_taken(state: LabState, netns_names: Iterable[str]) -> list[str]:
+    """:func:`stop` of pods whose namespace's name another's namespace holds now: never stopped by that name."""
+    return stop(state, netns_names, taken=True)
 
 
 def running(state: LabState, netns_names: list[str]) -> dict:
