@@ -286,6 +286,42 @@ def lab_up(path: str, name: str):
         lab_down(name)
 
 
+@contextlib.contextmanager
+def module_lab(tmp_path_factory, prefix: str, topology):
+    """A lab of ``topology(name)`` for the tests of a module that leave it as they found it, each one asserting
+    that `status` finds it as planned again (see :func:`left_as_found`): (name, topology path). Each pytest-xdist
+    worker that runs one of them builds its own (a unique name), and checks it as planned before it goes. It
+    comes up in its first test's setup and goes down in its last one's teardown, which hold the machine's
+    neighbour table as every root test's run does (tests/machine_table.py, conftest's pytest_runtest_protocol)."""
+    lab = unique_lab(prefix)
+    path = write_topology(tmp_path_factory.mktemp(lab), topology(lab), f"{lab}.yaml")
+    try:
+        netlab("up", "-t", path)
+        yield lab, path
+        assert as_planned(lab), f"a test that shares lab {lab} left it other than planned"
+    finally:
+        lab_down(lab)
+
+
+@contextlib.contextmanager
+def left_as_found(lab: str, path: str, session):
+    """The body, a test on a module's lab, as planned again after it: a test that passes asserted it (`status`
+    finds it as planned); one that failed (pytest ``session``'s count went up) may have left it broken, and
+    `netlab up` puts it back for the next one. Then the traffic state it made that a real node forgets only in
+    time goes: its namespaces' neighbour entries (not the permanent ones the plan writes: a test's ARP entry would
+    send a probe later, and the answer would make an entry that the next test deleted) and conntrack entries (a
+    flow's NAT and state outlive its packets by minutes)."""
+    failed = session.testsfailed
+    try:
+        yield
+    finally:
+        if session.testsfailed > failed:
+            netlab("up", "-t", path)
+        flush = "".join(f"ip -n {ns} neigh flush all && ip netns exec {ns} conntrack -F 2>/dev/null && "
+                        for ns in lab_namespaces(lab))  # neigh flush spares permanent and noarp entries
+        subprocess.run(["sh", "-c", flush + "true"], check=True, timeout=30)
+
+
 def host_snapshot() -> dict:
     """The host's own network namespace: links, addresses, routes, rules, iptables, net sysctls."""
     snap: dict = {}

@@ -1,22 +1,43 @@
 """Where trace says a packet was lost, on real labs (root): the hop it names is the row that explains the loss.
 
-Every lab is small and named hb...; the `labs` fixture takes it down. Faults are made by hand, the way a learner
-would (`ip neigh del`, an iptables rule), and checked with real packets.
+Every lab is small and named hb...; the tests on two nodes share one (per xdist worker), each putting it back as
+planned by the fix trace printed and asserting that status finds it so, the other has its own (the `labs` fixture takes it
+down). Faults are made by hand, the way a learner would (`ip neigh del`, an iptables rule), and checked with real
+packets.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 
 import pytest
 
-from helpers import in_netns, ip, netlab, two_node_topology, wait_for
+from helpers import as_planned, in_netns, ip, left_as_found, module_lab, netlab, two_node_topology, wait_for
+from netlab import Lab
+from netlab.pytest_plugin import watch
 
 pytestmark = pytest.mark.root
 
 ROW = re.compile(r"^\s*(r?\d+)  ")
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    """minikube (fedora-1) and minikube-m02 (fedora-2), VXLAN, for the module's tests (on each xdist worker)."""
+    with module_lab(tmp_path_factory, "hb", lambda lab: two_node_topology(lab, pods_per_node=1)) as lab:
+        yield lab
+
+
+@pytest.fixture
+def pair(two_nodes, request):
+    """(name, path) of the module's lab, as planned and without the test's neighbour and conntrack entries after
+    the test."""
+    watch(request.node, Lab(two_nodes[0]))  # the plugin dumps it if the test fails
+    with left_as_found(*two_nodes, request.session):
+        yield two_nodes
 
 
 def trace(lab: str, *args: str, ok: bool = False) -> tuple[dict, str]:
@@ -40,11 +61,10 @@ def problems(text: str) -> dict[str, str]:
     return out
 
 
-def test_the_lost_hop_is_the_row_marked_with_the_reason(labs):
+def test_the_lost_hop_is_the_row_marked_with_the_reason(pair):
     """A deleted ARP entry on flannel.1: the packet is not seen leaving by flannel.1 from the route row on, and
     the ARP row after it dropped it. trace said "LOST at hop 5" (the route, no "!!") with hop 6's reason."""
-    lab = labs.name("hb")
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    lab, _ = pair
     n1 = f"{lab}-minikube"
     ip("neigh", "del", "10.244.1.0", "dev", "flannel.1", netns=n1)
     d, text = trace(lab, "fedora-1", "fedora-2")
@@ -56,15 +76,16 @@ def test_the_lost_hop_is_the_row_marked_with_the_reason(labs):
     assert (route["kind"], route["device"], route["seen"], route["problem"]) == ("route", "flannel.1", False, None)
     assert problems(text) == {str(hop): row["problem"]}
     assert f"result: LOST at hop {hop} ({n1} flannel.1): no ARP entry for 10.244.1.0 on flannel.1" in text
+    subprocess.run(shlex.split(d["lost"]["fix"]), check=True, timeout=10)  # the fix, as a user types it
+    assert trace(lab, "fedora-1", "fedora-2", ok=True)[0]["delivered"] and as_planned(lab)
 
 
-def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(labs):
+def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(pair):
     """minikube's FORWARD drops the packet (an iptables rule), so minikube never sends the VXLAN packet, nor asks
     for the other node's underlay address, whose ARP entry is gone. The walk stops at that missing entry, further
     on; trace quoted it as the reason for a loss at the first row not seen. It is lost where it vanished, and
     the firewall there is what to look at."""
-    lab = labs.name("hb")
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    lab, _ = pair
     n1 = f"{lab}-minikube"
     # The ARP entries the walk of a packet to fedora-2 and of its reply needs: minikube-m02's for fedora-2 and
     # fedora-2's for its gateway (a ping), minikube's for minikube-m02 (written: a ping would leave minikube-m02
@@ -72,7 +93,8 @@ def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(l
     assert in_netns(f"{lab}-minikube-m02", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
     mac = json.loads(ip("-j", "link", "show", "eth0", netns=f"{lab}-minikube-m02").stdout)[0]["address"]
     ip("neigh", "replace", "192.168.122.7", "lladdr", mac, "dev", "eth0", "nud", "stale", netns=n1)
-    drop = in_netns(n1, "iptables", "-I", "FORWARD", "-d", "10.244.1.3", "-j", "DROP")
+    rule = ["FORWARD", "-d", "10.244.1.3", "-j", "DROP"]
+    drop = in_netns(n1, "iptables", "-I", *rule)
     assert drop.returncode == 0, drop.stderr
     # The walk finds nothing wrong and follows the packet to fedora-2; the capture says it never left minikube.
     d, text = trace(lab, "fedora-1", "fedora-2")
@@ -96,6 +118,8 @@ def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(l
     assert f"result: LOST at hop {lost['hop']} ({n1} flannel.1): seen on {n1} cni0, never on" in text
     counters = in_netns(n1, "iptables", "-L", "FORWARD", "-v", "-n", "-x").stdout
     assert re.search(r"^\s*[1-9]\d*\s+\d+\s+DROP\s", counters, re.M), counters  # the rule did drop it
+    in_netns(n1, "iptables", "-D", *rule, check=True)
+    assert trace(lab, "fedora-1", "fedora-2", ok=True)[0]["delivered"] and as_planned(lab)
 
 
 def test_no_row_follows_a_node_that_rejected_the_packet(labs):
@@ -121,7 +145,7 @@ def _tx_errors(netns: str, dev: str) -> int:
     return json.loads(ip("-j", "-s", "link", "show", dev, netns=netns).stdout)[0]["stats64"]["tx"]["errors"]
 
 
-def test_a_node_whose_cni0_is_down_is_named_where_the_underlay_drops_it(labs):
+def test_a_node_whose_cni0_is_down_is_named_where_the_underlay_drops_it(pair):
     """minikube-m02's cni0 set down: the kernel takes its route to the node's own pod CIDR with it, and routes
     fedora-2's packets down the default route to the underlay's gateway, which drops them (it does not forward).
     trace blamed the underlay ("net.ipv4.ip_forward = 0") alone; the fault, and its fix, is minikube-m02's cni0,
@@ -129,8 +153,7 @@ def test_a_node_whose_cni0_is_down_is_named_where_the_underlay_drops_it(labs):
     the capture saw the packet leave eth0 and reach the underlay). Then
     minikube's eth0 set down: the VXLAN packet has no outer route and flannel.1 drops it (its TX errors count it);
     that row named device "-"."""
-    lab = labs.name("qt")
-    path, _ = labs.up(two_node_topology(lab, pods_per_node=1))
+    lab, path = pair
     n1, n2, pod1 = f"{lab}-minikube", f"{lab}-minikube-m02", f"{lab}-fedora-1"
     assert in_netns(pod1, "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
     ip("link", "set", "cni0", "down", netns=n2)
@@ -179,3 +202,6 @@ def test_a_node_whose_cni0_is_down_is_named_where_the_underlay_drops_it(labs):
     assert "eth0 is down there" in lost["reason"] and lost["fix"] == (f"ip -n {n1} link set eth0 up && ip -n {n1} "
                                                                        "route add default via 192.168.122.1 dev eth0")
     assert f"result: LOST at hop {lost['hop']} ({n1} flannel.1): no route to 192.168.122.7" in text
+    subprocess.run(["sh", "-c", lost["fix"]], check=True, timeout=10)  # the fix, as printed
+    assert wait_for(lambda: in_netns(pod1, "ping", "-c1", "-W1", "10.244.1.3").returncode == 0)
+    assert as_planned(lab)

@@ -10,6 +10,8 @@ as printed, repairs the lab (real pings flow again).
   on c eth0, never on c eth0 ... look at the firewall";
 - an extra route more specific than the plan's (host-gw: b's 10.244.0.0/25 via c; vxlan: n1's 10.244.2.0/25 dev
   eth0) overrode it unblamed: the next-hop check compared only routes to the same CIDR.
+
+The tests share one lab per mode (and xdist worker): each one's printed fix puts it back as planned.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from ipaddress import ip_address, ip_network
 
 import pytest
 
-from helpers import in_netns, ip, netlab
+from helpers import in_netns, ip, left_as_found, module_lab, netlab
+from netlab import Lab
+from netlab.pytest_plugin import watch
 
 pytestmark = pytest.mark.root
 
@@ -61,9 +65,46 @@ pods: [{{name: p1, node: n1}}, {{name: p2, node: n2}}, {{name: p3, node: n3}}]
 """
 
 
-def test_vxlan_fdb_entry_naming_another_node_is_fixed_as_printed(labs):
-    lab = labs.name("sp")
-    labs.up(topology(lab, "vxlan"))
+def four_pods(lab: str) -> str:
+    """host-gw, p1 and p4 on n1."""
+    return topology(lab, "host-gw").replace("{name: p3, node: n3}]", "{name: p3, node: n3}, {name: p4, node: n1}]")
+
+
+# One lab of each mode for the module (on each xdist worker that runs one of its tests): every test breaks it by
+# hand, runs the printed fix and asserts that status finds it as planned again; left_as_found forgets the neighbour
+# and conntrack entries its traffic made (and puts the lab back after a test that failed).
+@pytest.fixture(scope="module")
+def vxlan_lab(tmp_path_factory):
+    with module_lab(tmp_path_factory, "sp", lambda lab: topology(lab, "vxlan")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def host_gw_lab(tmp_path_factory):
+    with module_lab(tmp_path_factory, "sp", four_pods) as lab:
+        yield lab
+
+
+def _lab(shared: tuple[str, str], request):
+    watch(request.node, Lab(shared[0]))  # the plugin dumps it if the test fails
+    with left_as_found(*shared, request.session):
+        yield shared
+
+
+@pytest.fixture
+def vxlan(vxlan_lab, request):
+    """(name, path) of the module's VXLAN lab: p1, p2, p3 on n1, n2, n3."""
+    yield from _lab(vxlan_lab, request)
+
+
+@pytest.fixture
+def host_gw(host_gw_lab, request):
+    """(name, path) of the module's host-gw lab: p1 and p4 on n1, p2 on n2, p3 on n3."""
+    yield from _lab(host_gw_lab, request)
+
+
+def test_vxlan_fdb_entry_naming_another_node_is_fixed_as_printed(vxlan):
+    lab, _ = vxlan
     n1, n3 = f"{lab}-n1", f"{lab}-n3"
     p3 = pod_ip(f"{lab}-p3")
     assert pings(f"{lab}-p1", p3)
@@ -94,9 +135,8 @@ def test_vxlan_fdb_entry_naming_another_node_is_fixed_as_printed(labs):
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
-def test_vxlan_deleted_device_is_blamed_and_repaired_by_the_labs_up(labs):
-    lab = labs.name("sp")
-    path, _ = labs.up(topology(lab, "vxlan"))
+def test_vxlan_deleted_device_is_blamed_and_repaired_by_the_labs_up(vxlan):
+    lab, path = vxlan
     n3 = f"{lab}-n3"
     p1, p3 = pod_ip(f"{lab}-p1"), pod_ip(f"{lab}-p3")
     assert pings(f"{lab}-p3", p1)
@@ -129,9 +169,8 @@ def test_vxlan_deleted_device_is_blamed_and_repaired_by_the_labs_up(labs):
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
-def test_host_gw_route_via_a_third_node_is_blamed_and_its_masquerade_fails_the_trace(labs):
-    lab = labs.name("sp")
-    labs.up(topology(lab, "host-gw"))
+def test_host_gw_route_via_a_third_node_is_blamed_and_its_masquerade_fails_the_trace(host_gw):
+    lab, _ = host_gw
     n2 = f"{lab}-n2"
     p1, p2 = pod_ip(f"{lab}-p1"), pod_ip(f"{lab}-p2")
     n1_ip, n3_ip = node_ip(f"{lab}-n1"), node_ip(f"{lab}-n3")
@@ -167,9 +206,8 @@ def test_host_gw_route_via_a_third_node_is_blamed_and_its_masquerade_fails_the_t
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
-def test_host_gw_extra_route_more_specific_than_the_plans_is_blamed_and_deleted_as_printed(labs):
-    lab = labs.name("sp")
-    labs.up(topology(lab, "host-gw"))
+def test_host_gw_extra_route_more_specific_than_the_plans_is_blamed_and_deleted_as_printed(host_gw):
+    lab, _ = host_gw
     n2 = f"{lab}-n2"
     p1, p2 = pod_ip(f"{lab}-p1"), pod_ip(f"{lab}-p2")
     n1_ip, n3_ip = node_ip(f"{lab}-n1"), node_ip(f"{lab}-n3")
@@ -197,9 +235,8 @@ def test_host_gw_extra_route_more_specific_than_the_plans_is_blamed_and_deleted_
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
-def test_vxlan_extra_route_out_of_eth0_more_specific_than_the_overlays_is_blamed_and_deleted_as_printed(labs):
-    lab = labs.name("sp")
-    labs.up(topology(lab, "vxlan"))
+def test_vxlan_extra_route_out_of_eth0_more_specific_than_the_overlays_is_blamed_and_deleted_as_printed(vxlan):
+    lab, _ = vxlan
     n1 = f"{lab}-n1"
     p3 = pod_ip(f"{lab}-p3")
     assert ip_address(p3) in ip_network("10.244.2.0/25") and pings(f"{lab}-p1", p3)
@@ -220,16 +257,10 @@ def test_vxlan_extra_route_out_of_eth0_more_specific_than_the_overlays_is_blamed
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
-def four_pods(lab: str) -> str:
-    """host-gw, p1 and p4 on n1."""
-    return topology(lab, "host-gw").replace("{name: p3, node: n3}]", "{name: p3, node: n3}, {name: p4, node: n1}]")
-
-
-def test_a_nodes_packet_delivered_by_a_route_via_a_third_node_fails_as_astray_and_passes_once_fixed(labs):
+def test_a_nodes_packet_delivered_by_a_route_via_a_third_node_fails_as_astray_and_passes_once_fixed(host_gw):
     """n2's route to n1's pod CIDR via n3: n2 -> p1 was delivered (n3 masquerades a node's packet too, but that is
     no pod's), its `!!` row shown, and trace exited 0."""
-    lab = labs.name("sp")
-    labs.up(topology(lab, "host-gw"))
+    lab, _ = host_gw
     n2 = f"{lab}-n2"
     n1_ip, n3_ip = node_ip(f"{lab}-n1"), node_ip(f"{lab}-n3")
     d, rc = trace(lab, "n2", "p1")
@@ -259,11 +290,10 @@ def test_a_nodes_packet_delivered_by_a_route_via_a_third_node_fails_as_astray_an
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
-def test_a_pods_routes_that_are_not_the_plans_are_blamed_and_fixed_as_printed(labs):
+def test_a_pods_routes_that_are_not_the_plans_are_blamed_and_fixed_as_printed(host_gw):
     """Only nodes' routes were held against the plan: a pod's extra route through its node to a pod of the same node
     was delivered unblamed (exit 0), and a blackhole in a pod read "no route ... Invalid argument", with no fix."""
-    lab = labs.name("sp")
-    labs.up(four_pods(lab))
+    lab, _ = host_gw
     p1 = f"{lab}-p1"
     p2, p4 = pod_ip(f"{lab}-p2"), pod_ip(f"{lab}-p4")
     gw = json.loads(ip("-j", "route", "show", "default", netns=p1).stdout)[0]["gateway"]
