@@ -51,7 +51,10 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         if isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal (netlab's Interrupted says its lab's fate)
             endings.end_caret(exc.__cause__)
         note = exc.note if isinstance(exc, TopologyError) else None  # what the problems kept unchecked: netlab's
-        for line in with_open_files(str(exc), exc).splitlines() or [type(exc).__name__]:
+        lines = with_open_files(str(exc), exc).splitlines() or [type(exc).__name__]
+        if note and isinstance(exc, TopologyError) and len(exc.problems) == 1 and lines[-1] == note:
+            lines.pop()  # one problem is one line: fixing it shows what the cross-checks find (-o json keeps the note)
+        for line in lines:
             bare = (located and line != note) or _located(line)
             click.echo(line if bare else f"netlab: {line}", err=True)
         sys.exit(exc.exit_code)

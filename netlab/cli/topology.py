@@ -27,7 +27,8 @@ def validate(topology: str | None, output: str) -> None:
     document whose `problems` lists {file, line, field, message}, on standard
     output); exit code 2
     when the topology is invalid. The cross-checks (names, nodes, addresses)
-    run once every field is valid; until then a last line says so. A valid
+    run once every field is valid; until then a last line after several
+    problems says so (-o json: `note`, after one too). A valid
     CNI file whose plugins this machine lacks: exit 3, one line naming them
     and the fix (-o json: the valid document, its `machine_missing` says it).
     """
