@@ -121,11 +121,8 @@ class Lab(LabChecks, PodActions):
                   progress: Progress | None = None) -> Lab:
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
         from netlab.api.origins import BUILT_IN, DICT_SOURCE
-        from netlab.api.topology import Loaded
+        from netlab.api.topology import Loaded, topology_notes
         from netlab.api.views import refuse_replacing
-        from netlab.model.endpoints import service_notes
-        from netlab.model.netpol import policy_notes
-        from netlab.model.netpol_match import match_notes
         from netlab.probe.neighbours import neighbour_budget_warning
         from netlab.realize.state import load_state
         from netlab.workload.terminal import served as as_served
@@ -143,8 +140,7 @@ class Lab(LabChecks, PodActions):
         served = as_served(loaded.lab, load_state(loaded.lab.name))  # its Completed/Error pods are no endpoints
         warnings = list(done.warnings)
         # validate's notes, said as validate says them (netlab.cli.topology): notes, not warnings
-        notes = [*loaded.notes, *service_notes(served), *policy_notes(loaded.lab.topo.network_policies),
-                 *match_notes(loaded.lab)]
+        notes = topology_notes(loaded, served)
         budget = neighbour_budget_warning(loaded.lab)
         if budget:
             warnings.append(budget)

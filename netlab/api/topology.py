@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 from netlab.api.args import check_bool, check_str, check_topology, method
@@ -20,6 +20,7 @@ from netlab.model.clusterdns import DNS_NAME, is_addon_pod, is_dns_service
 from netlab.model.lab import Lab, resolve
 from netlab.model.load import read_source, validate_source
 from netlab.model.naming import lab_name_problem
+from netlab.model.places import Note, Places
 from netlab.model.topology import Topology
 from netlab.model.yamlsource import Source
 
@@ -37,7 +38,9 @@ class Loaded:
     # A running lab's saved topology (load_running): the run it was read from. Applied, it converges that lab
     # only while that run is up (a `down` meanwhile: refused, not made anew).
     run_id: str | None = None
-    notes: tuple[str, ...] = ()  # what loading found valid and probably worth saying (include.py's empty globs)
+    notes: tuple[Note, ...] = ()  # what loading found valid and probably worth saying (include.py's empty globs)
+    # Where its Services and NetworkPolicies were written, for the notes about them (none for a saved topology)
+    places: Places = field(default_factory=Places)
 
     @property
     def added_pods(self) -> list[str]:
@@ -111,10 +114,24 @@ def _load(topology: TopologyInput, name: str | None, running: bool) -> Loaded:
         src.data = {**src.data, "name": name}
     topo = validate_source(src)
     if not running:
-        return Loaded(resolve(topo), topo, path, origin, notes=tuple(src.notes))
+        return Loaded(resolve(topo), topo, path, origin, notes=tuple(src.notes), places=src.places)
     from netlab.realize.state import held_by  # reads the lab's state file: no kernel code
 
-    return Loaded(resolve(topo, held_by(topo.name)), topo, path, origin, notes=tuple(src.notes))
+    return Loaded(resolve(topo, held_by(topo.name)), topo, path, origin, notes=tuple(src.notes), places=src.places)
+
+
+def topology_notes(loaded: Loaded, served: Lab | None = None) -> list[Note]:
+    """What the topology asks for that is valid and probably not meant, one line each at the field it is about
+    (validate's notes, and up's): an include glob that matches no file, a Service whose endpoints will not answer,
+    a policy's ipBlock that is IPv6 or has host bits, a selector or named port that matches nothing. ``served``:
+    the lab without its terminated pods, which are no endpoints (up's, once its containers ran)."""
+    from netlab.model.endpoints import service_notes
+    from netlab.model.netpol import policy_notes
+    from netlab.model.netpol_match import match_notes
+
+    lab, places = loaded.lab, loaded.places
+    return [*loaded.notes, *service_notes(served or lab, places), *policy_notes(lab.topo.network_policies, places),
+            *match_notes(lab, places)]
 
 
 def load_running(name: str) -> Loaded:

@@ -26,13 +26,16 @@ def validate(topology: str | None, output: str) -> None:
     Every problem is reported as FILE:LINE: field: message (with -o json, a
     document whose `problems` lists {file, line, field, message}, on standard
     output); exit code 2
-    when the topology is invalid. The cross-checks (names, nodes, addresses)
+    when the topology is invalid. What is valid and probably not meant (a
+    policy's podSelector that selects no pod) is a note on stderr, located
+    the same way: netlab: note: FILE:LINE: field: message. The cross-checks (names, nodes, addresses)
     run once every field is valid; until then a last line after several
     problems says so (-o json: `note`, after one too). A valid
     CNI file whose plugins this machine lacks: exit 3, one line naming them
     and the fix (-o json: the valid document, its `machine_missing` says it).
     """
-    from netlab.api.topology import load
+    from netlab.api.topology import load, topology_notes
+    from netlab.model.places import Note
 
     try:
         loaded = load(topology, running=False)
@@ -41,28 +44,24 @@ def validate(topology: str | None, output: str) -> None:
             raise
         # The keys of a valid topology's answer; what the problems kept from being checked is one of its notes,
         # and `note` too (README), as before: null when the cross-checks ran (docs/json.md: always written)
-        notes = [exc.note] if exc.note else []
+        notes = [Note(exc.note)] if exc.note else []  # of no place
         print_json({"valid": False, "lab": _named(topology), "problems": _problems_json(exc.problems), "notes": notes,
-                    "note": exc.note or None})
+                    "note_places": [n.place() for n in notes], "note": exc.note or None})
         raise SystemExit(exc.exit_code) from None
     lab = loaded.lab
     cni_problems, missing = cni_check(loaded)  # the plugins answer VERSION
     if cni_problems:
         if output == "json":
             print_json({"valid": False, "lab": lab.name, "problems": _problems_json(cni_problems), "notes": [],
-                        "note": None})
+                        "note_places": [], "note": None})
             raise SystemExit(TopologyError(cni_problems).exit_code)
         raise TopologyError(cni_problems)
     if missing and output != "json":  # the file is valid; this machine lacks the plugins it names (exit 3, as `up`
         raise missing[0]             # and `doctor`)
-    from netlab.model.endpoints import service_notes
-    from netlab.model.netpol import policy_notes
-    from netlab.model.netpol_match import match_notes
-
-    # valid, probably not meant: said
-    notes = [*loaded.notes, *service_notes(lab), *policy_notes(lab.topo.network_policies), *match_notes(lab)]
+    notes = topology_notes(loaded)  # valid, probably not meant: said, each at its FILE:LINE: field
     if output == "json":  # a valid file's document, and what this machine lacks to run it (exit 3), or null
-        print_json({"valid": True, "lab": lab.name, "problems": [], "notes": notes, "note": None,
+        print_json({"valid": True, "lab": lab.name, "problems": [], "notes": notes,
+                    "note_places": [n.place() for n in notes], "note": None,
                     "nodes": len(lab.nodes),
                     "pods": len(lab.pods), "services": len(lab.services),
                     "added": {"pods": loaded.added_pods, "services": loaded.added_services},

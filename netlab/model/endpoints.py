@@ -28,6 +28,7 @@ from ipaddress import IPv4Address
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import Service, ServicePort
 from netlab.model.echo_ports import pod_echo_ports
+from netlab.model.places import Key, Note, Places
 
 
 def unreachable_external_ip(ip: IPv4Address, protocol: str = "TCP") -> str | None:
@@ -52,68 +53,78 @@ def unreachable_external_ip(ip: IPv4Address, protocol: str = "TCP") -> str | Non
             "denied without it), and no answer comes back, so no client gets an answer from the Service there")
 
 
-def service_notes(lab: Lab) -> list[str]:
+def service_notes(lab: Lab, places: Places | None = None) -> list[Note]:
     """One line per Service port whose endpoints will not answer, or that has none, and per externalIP no client
-    reaches."""
+    reaches; at the field it is about when ``places`` knows where the Service was written."""
+    places = places if places is not None else Places()
     out = []
     serves: dict[str, set[tuple[int, str]]] = {}  # what each pod serves, found once, not once per Service
     deaf_of: dict[tuple, list[str]] = {}
     for svc in lab.services:
-        for ip in svc.external_ips:
+        key: Key = ("Service", svc.namespace, svc.name)
+        for k, ip in enumerate(svc.external_ips):
             protos = sorted({p.protocol.upper() for p in svc.ports} & {"TCP", "UDP"} or {"TCP"})
             for proto in protos:  # TCP's reason first, then UDP's, where it has both
                 if (why := unreachable_external_ip(ip, proto)) is not None:
                     on = f" (its {proto} ports)" if len(protos) > 1 else ""
-                    out.append(f"service {svc.namespace}/{svc.name} externalIP {ip}{on} is {why}; probe leaves it out")
+                    out.append(places.note(key, ("externalIPs", k), f"service {svc.namespace}/{svc.name} externalIP "
+                                                                       f"{ip}{on} is {why}; probe leaves it out"))
         # what a client gets from a port without endpoints: kube-proxy's REJECT, or from a headless Service's name
         # (no ClusterIP, no rule) no address at all
         none = "its name answers no address" if svc.headless else "kube-proxy rejects its connections"
         if not svc.selector:  # in a cluster, someone writes its EndpointSlices; in a lab nobody does
             ports = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
             ports = f"port {ports}" if ports else "(no ports)"
-            out.append(f"service {svc.namespace}/{svc.name} {ports}: no selector, so no endpoints (netlab "
-                       f"writes no EndpointSlice for it): {none}")
+            out.append(places.note(key, ("selector",), f"service {svc.namespace}/{svc.name} {ports}: no selector, "
+                                                       "so no endpoints (netlab writes no EndpointSlice for it): "
+                                                       f"{none}"))
             continue
         if not svc.ports and not lab.serving(svc):  # headless, no ports: its endpoints are of no port
             labels = ",".join(f"{k}={v}" for k, v in svc.selector.items())
-            out.append(f"service {svc.namespace}/{svc.name} (no ports): no pod of namespace {svc.namespace} has the "
-                       f"labels {labels}{_elsewhere(lab, svc)}: no endpoints, so {none}")
-        for port in svc.ports:
+            out.append(places.note(key, ("selector",), f"service {svc.namespace}/{svc.name} (no ports): no pod of "
+                                                       f"namespace {svc.namespace} has the labels {labels}"
+                                                       f"{_elsewhere(lab, svc)}: no endpoints, so {none}"))
+        for at, port in enumerate(svc.ports):
             eps = lab.endpoints(svc, port)
             name = f"service {svc.namespace}/{svc.name} port {port.port}/{port.protocol}"
             lacking = _lacking(lab, svc, port, eps)
             if lacking:  # a named targetPort: the selected pods that do not declare it are left out
                 many = len(lacking) > 1
                 names = ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else "")
-                out.append(f"{name}: targetPort {port.target_port}: selected {'pods' if many else 'pod'} {names} "
-                           f"declare{'' if many else 's'} no {port.protocol} port of that name: "
-                           + (f"no endpoints, so {none}" if not eps else
-                              f"{'they are not endpoints' if many else 'it is not an endpoint'} of this port"))
+                out.append(places.note(key, ("ports", at, "targetPort"),
+                                       f"{name}: targetPort {port.target_port}: selected {'pods' if many else 'pod'} "
+                                       f"{names} declare{'' if many else 's'} no {port.protocol} port of that name: "
+                                       + (f"no endpoints, so {none}" if not eps else
+                                          f"{'they are not endpoints' if many else 'it is not an endpoint'} of this "
+                                          "port")))
                 continue
             if not eps and lab.selection.selected(svc):  # every pod it selects has terminated
                 done = [p.name for p in lab.selection.selected(svc)]
-                out.append(f"{name}: its pods ({', '.join(done[:3])}{', ...' if len(done) > 3 else ''}) have "
-                           f"terminated (Completed or Error), and a terminated pod is no endpoint: no endpoints, "
-                           f"so {none}")
+                out.append(places.note(key, ("ports", at), f"{name}: its pods ({', '.join(done[:3])}"
+                                                           f"{', ...' if len(done) > 3 else ''}) have terminated "
+                                                           f"(Completed or Error), and a terminated pod is no "
+                                                           f"endpoint: no endpoints, so {none}"))
                 continue
             if not eps:
                 labels = ",".join(f"{k}={v}" for k, v in svc.selector.items())
-                out.append(f"{name}: no pod of namespace {svc.namespace} has the labels {labels}"
-                           f"{_elsewhere(lab, svc)}: no endpoints, so {none}")
+                out.append(places.note(key, ("selector",), f"{name}: no pod of namespace {svc.namespace} has the "
+                                                           f"labels {labels}{_elsewhere(lab, svc)}: no endpoints, so "
+                                                           f"{none}"))
                 continue
             if svc.headless:  # clients dial the pods' addresses on ports of their own choosing
                 continue
             # what a pod serves: its declared ports, and the UDP twins its echo server answers on too
-            key = (svc.namespace, frozenset(svc.selector.items()), port.target_port or port.port, port.protocol)
-            if key not in deaf_of:  # the same endpoints as a Service port already looked at: the same answer
-                deaf_of[key] = [p.name for p, target in eps if (target, port.protocol) not in _serves(serves, p)]
-            deaf = deaf_of[key]
+            same = (svc.namespace, frozenset(svc.selector.items()), port.target_port or port.port, port.protocol)
+            if same not in deaf_of:  # the same endpoints as a Service port already looked at: the same answer
+                deaf_of[same] = [p.name for p, target in eps if (target, port.protocol) not in _serves(serves, p)]
+            deaf = deaf_of[same]
             if deaf:
                 target = port.target_port or port.port
                 which = f"endpoints {', '.join(deaf)} declare" if len(deaf) > 1 else f"endpoint {deaf[0]} declares"
-                out.append(f"{name}: {which} no {target}/{port.protocol}: kube-proxy sends "
-                           f"{'them' if len(deaf) > 1 else 'it'} its share of the connections anyway, and nothing "
-                           f"listens there (declare the port, or serve it with a command)")
+                out.append(places.note(key, ("ports", at), f"{name}: {which} no {target}/{port.protocol}: kube-proxy "
+                                                           f"sends {'them' if len(deaf) > 1 else 'it'} its share of "
+                                                           "the connections anyway, and nothing listens there "
+                                                           "(declare the port, or serve it with a command)"))
     return out
 
 

@@ -35,6 +35,7 @@ from netlab.model.dnsrecords import existing_namespaces
 from netlab.model.diagnostics import describe
 from netlab.model.location import ROOT_FIELD, Loc, format_path, show, yaml_kind
 from netlab.model.fields import LabelKey, LabelValue, Model, Name, PolicyName
+from netlab.model.places import Note, Place
 from netlab.model.policy_spec import NetworkPolicy, NetworkPolicySpec, PolicySpec
 from netlab.model.topology import Namespace, Topology
 from netlab.model.yamlsource import Source, parse
@@ -136,13 +137,14 @@ def _kind_problem(data: dict, kind: Any) -> str:
 
 
 class Origin(NamedTuple):
-    """Where an object was written: its name's file, line and field, and its namespace's line and field (None
-    when the namespace was not written: ``default``)."""
+    """Where an object was written: its name's file, line and field, its namespace's line and field (None
+    when the namespace was not written: ``default``), and the object's place (for the notes about it)."""
 
     file: str
     line: int | None
     field: str
     namespace: tuple[int | None, str] | None = None
+    place: Place | None = None
 
 
 Reader = Callable[[str, str], str]  # (path, name shown in messages) -> text; raises TopologyError
@@ -220,7 +222,8 @@ def _document(doc: _Doc, data: dict, at: Loc, implied: tuple[str, str] | None = 
     ns_at = at + ("metadata", "namespace")
     written = isinstance(data.get("metadata"), dict) and "namespace" in data["metadata"]
     origin = Origin(doc.shown, doc.line(at + ("metadata", "name")), format_path(at + ("metadata", "name")),
-                    (doc.line(ns_at), format_path(ns_at)) if written else None)
+                    (doc.line(ns_at), format_path(ns_at)) if written else None,
+                    Place(doc.shown, at, doc.src.lines, doc.offset))
     if isinstance(obj, PolicyManifest):
         doc.objects.append((NetworkPolicy(name=obj.metadata.name, namespace=obj.metadata.namespace, spec=obj.spec),
                             origin))
@@ -325,7 +328,8 @@ def expand_includes(topo: Topology, src: Source, read: Reader) -> tuple[Topology
         given = isinstance(written, list) and isinstance(written[i], dict) and "namespace" in written[i]
         name_at = ("networkPolicies", i, "name")
         objects.append((pol, Origin(src.file, src.line_of(name_at), format_path(name_at),
-                                    (src.line_of(ns_at), format_path(ns_at)) if given else None)))
+                                    (src.line_of(ns_at), format_path(ns_at)) if given else None,
+                                    Place(src.file, ("networkPolicies", i), src.lines))))
     problems: list[Problem] = []
     if topo.include:
         if not os.path.isfile(src.file):
@@ -339,6 +343,8 @@ def expand_includes(topo: Topology, src: Source, read: Reader) -> tuple[Topology
             objects += more
             problems += probs
     problems += _duplicates(objects)
+    src.places.update({("NetworkPolicy", o.namespace, o.name): origin.place for o, origin in objects
+                       if isinstance(o, NetworkPolicy) and origin.place is not None})
     policies = [o for o, _ in objects if isinstance(o, NetworkPolicy)]
     namespaces = [o for o, _ in objects if isinstance(o, Namespace)]
     if topo.include:  # else they are the topology's own: the same (frozen) object, whose answers are kept
@@ -394,9 +400,9 @@ def _included(topo: Topology, src: Source, read: Reader) -> tuple[Objects, list[
             sep = "" if why.startswith(":") else " "  # "'*.yaml': a.yaml leads outside ..."
             problems.append(Problem(src.file, src.line_of(("include", i)), f"include[{i}]", f"{pattern!r}{sep}{why}"))
         elif not matched:  # kubectl apply's way: what is no longer in the files is no longer in the cluster
-            src.notes.append(f"{src.file}:{src.line_of(('include', i))}: include[{i}]: {pattern!r} matches no file "
-                             f"now: no object comes from it (a NetworkPolicy or Namespace its files held is removed "
-                             f"by up)")
+            src.notes.append(Note(f"{pattern!r} matches no file now: no object comes from it (a NetworkPolicy or "
+                                  f"Namespace its files held is removed by up)", src.file,
+                                  src.line_of(("include", i)), f"include[{i}]"))
         files += [m for m in matched if m not in files]
     if len(files) > MAX_FILES:
         return [], problems + [Problem(src.file, src.line_of(("include",)), "include",

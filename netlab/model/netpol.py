@@ -53,6 +53,8 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Iterable
 
 from netlab.model.fields import NAMESPACE_NAME_LABEL
+from netlab.model.location import Loc
+from netlab.model.places import Key, Note, Places
 from netlab.model.policy_spec import LabelSelector, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort
 
 if TYPE_CHECKING:
@@ -306,13 +308,16 @@ class PolicySet:
         return next(p for p in self.pods if p.name == name)
 
 
-def policy_notes(policies: Iterable[NetworkPolicy]) -> list[str]:
+def policy_notes(policies: Iterable[NetworkPolicy], places: Places | None = None) -> list[Note]:
     """One line per IPv6 ipBlock: valid (the API server takes it in any cluster) and matching nothing in an IPv4
     lab, so ``validate`` and ``up`` say so, as notes, and go on. A rule whose only peers they are allows nothing,
     and a policy whose only rules they are isolates its pods all the same. And one per block written with host
-    bits set: read as its network, as the API server reads it (with a warning of its own)."""
+    bits set: read as its network, as the API server reads it (with a warning of its own). Each at its field when
+    ``places`` knows where the policy was written."""
+    places = places if places is not None else Places()
     out = []
     for pol in policies:
+        key: Key = ("NetworkPolicy", pol.namespace, pol.name)
         for direction, rules in (("ingress", pol.spec.ingress), ("egress", pol.spec.egress)):
             for i, rule in enumerate(rules or [], 1):
                 peers = (rule.from_ if direction == "ingress" else rule.to) or []
@@ -320,16 +325,22 @@ def policy_notes(policies: Iterable[NetworkPolicy]) -> list[str]:
                     if peer.ip_block is None:
                         continue
                     where = f"network policy {pol.namespace}/{pol.name} {direction} rule {i} peer {j}"
-                    for field_name, net in [("cidr", peer.ip_block.cidr),
-                                            *((f"except[{k}]", e) for k, e in enumerate(peer.ip_block.except_))]:
+                    block: Loc = ("spec", direction, i - 1, "from" if direction == "ingress" else "to", j - 1,
+                                  "ipBlock")
+                    for at, field_name, net in [(("cidr",), "cidr", peer.ip_block.cidr),
+                                                *((("except", k), f"except[{k}]", e)
+                                                  for k, e in enumerate(peer.ip_block.except_))]:
                         written = getattr(net, "written", "")
                         if written:
                             host = f"{written.split('/')[0]}/{net.max_prefixlen}"
-                            out.append(f"{where}: ipBlock.{field_name} {written} has host bits set; read as {net}, "
-                                       f"as the API server reads it (it warns: ambiguous, {net} or {host}?)")
+                            out.append(places.note(key, block + at, f"{where}: ipBlock.{field_name} {written} has host "
+                                                                    f"bits set; read as {net}, as the API server reads "
+                                                                    f"it (it warns: ambiguous, {net} or {host}?)"))
                     if peer.ip_block.ipv6:
-                        out.append(f"{where}: ipBlock {peer.ip_block.cidr} is IPv6, which matches nothing in this "
-                                   "IPv4 lab (Kubernetes accepts it; the CNI writes no rule for it)")
+                        out.append(places.note(key, block + ("cidr",),
+                                               f"{where}: ipBlock {peer.ip_block.cidr} is IPv6, which matches nothing "
+                                               "in this IPv4 lab (Kubernetes accepts it; the CNI writes no rule for "
+                                               "it)"))
     return out
 
 

@@ -31,14 +31,17 @@ from itertools import islice
 
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, PodView, PolicySet, describe_selector, policy_set, selector_matches
+from netlab.model.places import Key, Note, Places
 from netlab.model.policy_spec import NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort
 
 SHOWN = 3  # pods named in a note; the rest are "..."
 PEERS_REACH = "no pod this rule's peers reach"
 
 
-def match_notes(lab: Lab) -> list[str]:
-    """One line per policy that selects no pod, and per named port that no pod it could apply to declares."""
+def match_notes(lab: Lab, places: Places | None = None) -> list[Note]:
+    """One line per policy that selects no pod, and per named port that no pod it could apply to declares; at the
+    field it is about when ``places`` knows where the policy was written."""
+    places = places if places is not None else Places()
     ps = policy_set(lab)
     by_namespace: dict[str, list[PodView]] = {}
     for pod in ps.pods:
@@ -51,15 +54,17 @@ def match_notes(lab: Lab) -> list[str]:
     out = []
     for pol in ps.policies:
         selected = [p for p in by_namespace.get(pol.namespace, []) if ps.selects(pol, p)]
+        key: Key = ("NetworkPolicy", pol.namespace, pol.name)
         if not selected:
-            out.append(_selects_none(ps, pol))
+            out.append(places.note(key, ("spec", "podSelector"), _selects_none(ps, pol)))
         where = f"network policy {pol.namespace}/{pol.name}"
         if "Ingress" in pol.spec.types and selected:  # no pod selected: said once, above
             for i, ingress in enumerate(pol.spec.ingress or [], 1):
                 for j, port in _named(ingress.ports):
                     if not any(p.port_named(str(port.port), port.protocol) is not None for p in selected):
-                        out.append(f"{where} ingress rule {i} port {j}: "
-                                   f"{_unnamed(port, selected, selected, 'no pod it selects')}")
+                        out.append(places.note(key, ("spec", "ingress", i - 1, "ports", j - 1, "port"),
+                                               f"{where} ingress rule {i} port {j}: "
+                                               f"{_unnamed(port, selected, selected, 'no pod it selects')}"))
         if "Egress" in pol.spec.types:  # rules of a type the policy does not have do nothing
             for i, egress in enumerate(pol.spec.egress or [], 1):
                 for j, port in _named(egress.ports):
@@ -67,8 +72,9 @@ def match_notes(lab: Lab) -> list[str]:
                         continue
                     declaring = [p for p in naming if _reaches(ps, pol, egress.to, p)]
                     listed = list(islice((p for p in ps.pods if _reaches(ps, pol, egress.to, p)), SHOWN + 1))
-                    out.append(f"{where} egress rule {i} port {j}: "
-                               f"{_unnamed(port, listed, declaring, PEERS_REACH)}")
+                    out.append(places.note(key, ("spec", "egress", i - 1, "ports", j - 1, "port"),
+                                           f"{where} egress rule {i} port {j}: "
+                                           f"{_unnamed(port, listed, declaring, PEERS_REACH)}"))
     return out
 
 

@@ -41,6 +41,7 @@ from yaml.resolver import Resolver
 
 from netlab.errors import Problem, TopologyError
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, Loc, clip, format_path, show, yaml_kind
+from netlab.model.places import Note, Places
 from netlab.model.topology import Topology
 
 try:
@@ -68,7 +69,10 @@ class Source:
     # Problems found while reading that did not stop it (duplicate keys, octal numbers...).
     problems: list[Problem] = field(default_factory=list)
     # What validating it found valid and worth saying (an include glob that matches no file now): notes.
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    # Where its objects were written (its Services, its NetworkPolicies and those of the files it includes), for
+    # the notes about them: filled as it is validated (model.load, model.include).
+    places: Places = field(default_factory=Places)
     # Paths whose value was replaced by its raw text because of such a problem.
     flagged: set[Loc] = field(default_factory=set)
     # Paths of unquoted scalars that look like numbers but YAML 1.1 reads as text (80e0, 0o17, 0080).

@@ -389,7 +389,9 @@ services:
 """)
     note = ("service default/s port 80/TCP: endpoint b declares no 8080/TCP: kube-proxy sends it its share of the "
             "connections anyway, and nothing listens there")
-    assert f"netlab: note: {note}" in proc.stderr, proc.stderr  # validate's note, as validate says it
+    # validate's note, as validate says it: at s's port (line 7 of the file)
+    assert any(line.startswith("netlab: note: ") and f":7: services[0].ports[0]: {note}" in line
+               for line in proc.stderr.splitlines()), proc.stderr
     nat = in_netns(f"{name}-n1", "iptables-save", "-t", "nat", check=True).stdout
     assert "-j DNAT --to-destination 10.244.0.3:8080" in nat, nat  # b's, beside a's 10.244.0.2:8080
     refused = 0

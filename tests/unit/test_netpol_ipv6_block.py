@@ -101,7 +101,8 @@ def test_validate_notes_an_ipv6_block(tmp_path):
     path.write_text(json.dumps(model("npv", INGRESS + EGRESS)))
     proc = run_cli("validate", "-t", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert ("netlab: note: network policy x/from-ipv6-only ingress rule 1 peer 1: ipBlock ::/0 is IPv6, which "
+    assert (f"netlab: note: {path}:1: networkPolicies[0].spec.ingress[0].from[0].ipBlock.cidr: "  # JSON: one line
+            "network policy x/from-ipv6-only ingress rule 1 peer 1: ipBlock ::/0 is IPv6, which "
             "matches nothing in this IPv4 lab (Kubernetes accepts it; the CNI writes no rule for it)") in proc.stderr
     assert "network policy x/to-ipv6-only egress rule 1 peer 1: ipBlock 2001:db8::/32 is IPv6" in proc.stderr
     lab = load(str(path)).lab

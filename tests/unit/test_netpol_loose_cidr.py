@@ -64,7 +64,8 @@ def test_validate_notes_it_and_up_s_warnings_say_it(tmp_path):
     path.write_text(json.dumps(topo("10.244.1.5/16", [])))
     proc = run_cli("validate", "-t", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert ("netlab: note: network policy default/p ingress rule 1 peer 1: ipBlock.cidr 10.244.1.5/16 has host "
+    assert (f"netlab: note: {path}:1: networkPolicies[0].spec.ingress[0].from[0].ipBlock.cidr: "  # JSON: one line
+            "network policy default/p ingress rule 1 peer 1: ipBlock.cidr 10.244.1.5/16 has host "
             "bits set; read as 10.244.0.0/16") in proc.stderr
 
 

@@ -136,10 +136,11 @@ def test_validate_notes_them(tmp_path):
     path.write_text(HEAD + "networkPolicies:\n" + MISTAKE)
     proc = run_cli("validate", "-t", str(path))
     assert proc.returncode == 0, proc
-    assert f"netlab: note: {SAID} (x/web matches" in proc.stderr
+    said = f"{path}:11: networkPolicies[0].spec.podSelector: {SAID}"  # the line of the selector that matches none
+    assert f"netlab: note: {said} (x/web matches" in proc.stderr
     as_json = run_cli("validate", "-t", str(path), "-o", "json")
     got = json.loads(as_json.stdout)
-    assert got["valid"] and [n for n in got["notes"] if n.startswith(SAID)]
+    assert got["valid"] and [n for n in got["notes"] if n.startswith(said)]
     assert as_json.stderr == proc.stderr  # on stderr whatever -o is, as up's warnings (test_json_warnings.py)
 
 
@@ -156,11 +157,12 @@ def test_up_notes_them_as_validate_does(tmp_path, monkeypatch):
     monkeypatch.setattr("netlab.api.lifecycle.up", fake_up)
     proc = run_cli("up", "-t", str(path))
     assert proc.returncode == 0 and "lab pnm is up" in proc.stdout, proc
-    assert f"netlab: note: {SAID} (x/web matches" in proc.stderr and "warning" not in proc.stderr, proc.stderr
+    said = f"{path}:11: networkPolicies[0].spec.podSelector: {SAID}"  # where validate says it
+    assert f"netlab: note: {said} (x/web matches" in proc.stderr and "warning" not in proc.stderr, proc.stderr
     as_json = run_cli("up", "-t", str(path), "-o", "json")
-    assert as_json.stderr == proc.stderr and [n for n in json.loads(as_json.stdout)["notes"] if n.startswith(SAID)]
+    assert as_json.stderr == proc.stderr and [n for n in json.loads(as_json.stdout)["notes"] if n.startswith(said)]
     from netlab import api
 
     again = api.Lab.up_loaded(load(str(path)))
-    assert again.last_up is not None and [n for n in again.last_up.notes if n.startswith(SAID)]
+    assert again.last_up is not None and [n for n in again.last_up.notes if n.startswith(said)]
     assert not [w for w in again.last_up.warnings if w.startswith(SAID)]

@@ -174,7 +174,8 @@ def test_a_service_whose_selector_matches_pods_of_other_namespaces_only_has_no_e
                     "services:\n  - name: web\n    namespace: x\n    selector: {app: a}\n    ports: [{port: 8080}]\n")
     proc = run_cli("validate", "-t", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert ("netlab: note: service x/web port 8080/TCP: no pod of namespace x has the labels app=a (default/a "
+    assert (f"netlab: note: {path}:9: services[0].selector: service x/web port 8080/TCP: no pod of namespace x "
+            "has the labels app=a (default/a "
             "matches, in other namespaces: a Service selects pods of its own namespace only): no endpoints, so "
             "kube-proxy rejects its connections") in proc.stderr
     lab = load(str(path)).lab

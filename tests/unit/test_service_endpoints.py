@@ -60,7 +60,12 @@ def test_validate_says_the_notes_and_still_passes(tmp_path):
     path = tmp_path / "ep.yaml"
     path.write_text(yaml.safe_dump(TOPO))
     text = CliRunner().invoke(cli, ["validate", "-t", str(path)])
-    assert text.exit_code == 0 and "netlab: note: service default/none port 80/TCP: no pod" in text.output
+    assert text.exit_code == 0, text.output
+    # at its selector's line (safe_dump sorts the keys: services come last, none's selector after its ports)
+    lines = path.read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.strip() == "app: zz") - 1
+    assert f"netlab: note: {path}:{line}: services[2].selector: service default/none port 80/TCP: no pod" \
+        in text.output, text.output
     data = json.loads(CliRunner().invoke(cli, ["validate", "-t", str(path), "-o", "json"]).stdout)
     assert data["valid"] and len(data["notes"]) == 3
 
