@@ -72,7 +72,18 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
         found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ()), gone) if not is_plugin_made(d, theirs)]
         found = [replace(d, detail="; ".join(filter(None, (d.detail, notes[ns]))))
                  if ns in notes and impair_feature.is_loss_table(d.resource) else d for d in found]
-        return Compared(True, [str(d) for d in found], [d.to_json() for d in found], snap.links)
+        return Compared(True, [str(d) for d in found], [d.to_json() for d in found], snap.links,
+                        warnings=wide_prefix(ns, snap))
+
+    pod_of = {p.netns: p.name for p in lab.pods if p.name in lab.attached}
+
+    def wide_prefix(ns: str, snap: Snapshot) -> list[str]:
+        """A CNI pod's eth0 prefix wider than its node's podCIDR, as its plugins made it: said, not drift."""
+        eth0 = snap.links.get("eth0")
+        if ns not in pod_of or eth0 is None:
+            return []
+        lens = [a.prefixlen for a in snap.addrs if a.index == eth0.index and ":" not in a.address]
+        return [line for line in (lab.wide_prefix(pod_of[ns], n) for n in lens[:1]) if line]
 
     def judge(ns: str, snap: Snapshot) -> Compared:
         # Run by whichever process read the namespace (a forked reader too): the tag, and the comparison of a
@@ -110,6 +121,7 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
             got = compare(name, got.snapshot, peers, missing)
         result.drift += got.drift
         result.details += got.details
+        result.warnings += got.warnings
     # A namespace the lab made that the plan has no more (status -t FILE of a file without that pod): up deletes
     # it, with the containers in it.
     planned = set(plan.netns)
@@ -145,3 +157,4 @@ class Compared:
     details: list[dict] = field(default_factory=list)
     links: dict = field(default_factory=dict)
     snapshot: Snapshot | None = None
+    warnings: list[str] = field(default_factory=list)  # what is as planned, and said (StatusResult.warnings)

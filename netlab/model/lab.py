@@ -169,6 +169,26 @@ class Lab:
                         f"podCIDR, as the ipRanges capability passes it)"
                 for p in self.pods if p.name in self.attached and p.ip not in cidrs[p.node]}
 
+    def wide_prefix(self, pod: str, prefixlen: int) -> str | None:
+        """Why pod ``pod``, its eth0 given ``prefixlen`` by its CNI plugins (a conflist's host-local range
+        10.244.0.0/16 on every node, addresses in the node's /24), reaches no pod of the other nodes whose podCIDRs
+        that on-link prefix covers: it sends to them straight out of eth0, ARPing, and nobody answers (its node's
+        bridge carries its own pods only; a real node's the same), nor do they reach it. None for a prefix no
+        wider than its node's podCIDR, one that covers no other node's, or a pod netlab attached (builtin)."""
+        p = self.pod(pod)
+        cidr = self.node(p.node).pod_cidr
+        if pod not in self.attached or prefixlen >= cidr.prefixlen:
+            return None
+        onlink = IPv4Interface(f"{p.ip}/{prefixlen}").network
+        others = [n for n in self.nodes if n.name != p.node and n.pod_cidr.overlaps(onlink)]
+        if not others:
+            return None
+        nodes = ", ".join(f"{n.name} ({n.pod_cidr})" for n in others)
+        return (f"pod {pod}'s eth0 {p.ip}/{prefixlen} (from its CNI plugins) is on-link wider than node {p.node}'s "
+                f"podCIDR {cidr}: it ARPs on eth0 for the pods of node{'s' if len(others) > 1 else ''} {nodes} in "
+                f"{onlink} and nobody answers (its node's bridge carries only its own pods), so it reaches no pod of "
+                f"theirs, nor they it (the plugins' IPAM must give the node's podCIDR's prefix, /{cidr.prefixlen})")
+
     def _derived(self, lab: "Lab") -> "Lab":
         lab.written, lab.held_before = self.written, self.held_before
         return lab

@@ -1,0 +1,68 @@
+"""A conflist whose host-local range gives pods an on-link prefix wider than their node's podCIDR (root, Debian's
+bridge and host-local, given subnet 10.244.0.0/16 on every node with each node's /24 as its rangeStart..rangeEnd
+and gateway): every address is inside its node's podCIDR, so nothing differs from the plan, but a pod takes the
+pods of other nodes for neighbours on eth0 and ARPs for them, and nobody answers. `status` said "all as planned";
+now it warns, naming the pod, its prefix, its node's podCIDR and why it fails, and still exits 0 (the kernel is as
+the plugins made it). The fake kernel's cases: tests/unit/test_pod_prefix_wider.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import in_netns, ip_json, netlab
+
+pytestmark = pytest.mark.root
+
+# Debian's bridge behind a wrapper that widens the node's range (the ipRanges capability's 10.244.N.0/24) to the
+# cluster's /16, its addresses and gateway still the node's: the mistake of a conflist written for one subnet.
+WRAPPER = r"""#!/bin/sh
+jq -c 'if .runtimeConfig.ipRanges then .runtimeConfig.ipRanges |= map(map((.subnet | split("/")[0] | split(".")
+       | .[0:3] | join(".")) as $n | {subnet: "10.244.0.0/16", rangeStart: ($n + ".2"), rangeEnd: ($n + ".254"),
+       gateway: ($n + ".1")})) else . end' | /usr/lib/cni/bridge
+"""
+
+
+def wide(pod: str, ip: str, node: str, cidr: str, other: str) -> str:
+    return (f"pod {pod}'s eth0 {ip}/16 (from its CNI plugins) is on-link wider than node {node}'s podCIDR {cidr}: "
+            f"it ARPs on eth0 for the pods of node {other} in 10.244.0.0/16 and nobody answers (its node's bridge "
+            f"carries only its own pods), so it reaches no pod of theirs, nor they it (the plugins' IPAM must give "
+            f"the node's podCIDR's prefix, /24)")
+
+
+def test_a_pod_prefix_wider_than_its_nodes_pod_cidr_is_said_by_status(labs, tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "widebr").write_text(WRAPPER)
+    (tmp_path / "bin" / "widebr").chmod(0o755)
+    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "wp", "plugins": [
+        {"type": "widebr", "bridge": "cni0", "isGateway": True, "isDefaultGateway": True, "mtu": 1450,
+         "capabilities": {"ipRanges": True},
+         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases")}}]}))
+    lab = labs.name("wp")
+    labs.up(f"""name: {lab}
+network: {{mode: vxlan, cni: {{conflist: net.conflist, binDir: bin}}}}
+nodes:
+  - {{name: n1, podCIDR: 10.244.0.0/24}}
+  - {{name: n2, podCIDR: 10.244.1.0/24}}
+pods:
+  - {{name: a, node: n1}}
+  - {{name: b, node: n2}}
+""")
+    got = {pod: ip_json("-4", "addr", "show", "eth0", netns=f"{lab}-{pod}")[0]["addr_info"][0] for pod in "ab"}
+    assert [(got[p]["local"], got[p]["prefixlen"]) for p in "ab"] == [("10.244.0.2", 16), ("10.244.1.2", 16)], got
+
+    # the kernel as the plugins made it: a ARPs for b on its own node's bridge, and nobody answers
+    assert in_netns(f"{lab}-a", "ping", "-c1", "-W1", "10.244.1.2").returncode != 0
+    neigh = ip_json("-4", "neigh", "show", "10.244.1.2", "dev", "eth0", netns=f"{lab}-a")
+    assert neigh and "lladdr" not in neigh[0] and neigh[0]["state"][0] in ("INCOMPLETE", "FAILED"), neigh
+
+    st = netlab("status", "--lab", lab, check=False)
+    assert st.returncode == 0 and "all as planned" in st.stdout, st.stdout + st.stderr  # nothing for up to repair
+    said = [line for line in st.stderr.splitlines() if "on-link wider" in line]
+    assert said == [f"netlab: warning: {wide('a', '10.244.0.2', 'n1', '10.244.0.0/24', 'n2 (10.244.1.0/24)')}",
+                    f"netlab: warning: {wide('b', '10.244.1.2', 'n2', '10.244.1.0/24', 'n1 (10.244.0.0/24)')}"], \
+        st.stderr
+    js = json.loads(netlab("status", "--lab", lab, "-o", "json").stdout)
+    assert js["ok"] and [w for w in js["warnings"] if "on-link wider" in w] == [w.removeprefix("netlab: warning: ")
+                                                                             for w in said], js
