@@ -117,6 +117,22 @@ def in_netns(netns: str, *argv: str, check: bool = False, timeout: float = 20) -
                           timeout=timeout)
 
 
+def wrapped_bridge_lab(tmp_path: Path, plugin: str, wrapper: str, lab: str, network: str) -> str:
+    """A two-node VXLAN lab (n1 10.244.0.0/24, n2 10.244.1.0/24) whose conflist ``network`` is Debian's bridge
+    (cni0, gateway, MTU 1450, the ipRanges capability, host-local leases in tmp_path) behind ``wrapper``, a
+    script named ``plugin`` in tmp_path/bin that passes the config on to /usr/lib/cni/bridge: the topology's text
+    head, up to its ``pods:`` key."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / plugin).write_text(wrapper)
+    (tmp_path / "bin" / plugin).chmod(0o755)
+    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": network, "plugins": [
+        {"type": plugin, "bridge": "cni0", "isGateway": True, "isDefaultGateway": True, "mtu": 1450,
+         "capabilities": {"ipRanges": True},
+         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases")}}]}))
+    return (f"name: {lab}\nnetwork: {{mode: vxlan, cni: {{conflist: net.conflist, binDir: bin}}}}\nnodes:\n"
+            "  - {name: n1, podCIDR: 10.244.0.0/24}\n  - {name: n2, podCIDR: 10.244.1.0/24}\npods:\n")
+
+
 SO_NETNS_COOKIE = 71  # <asm-generic/socket.h>, Linux 5.14; Python has no name for it
 COOKIE = ("import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
           f"sys.stdout.write(str(int.from_bytes(s.getsockopt(socket.SOL_SOCKET, {SO_NETNS_COOKIE}, 8), 'little')))")

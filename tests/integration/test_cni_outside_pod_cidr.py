@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from helpers import ip_json, netlab
+from helpers import ip_json, netlab, wrapped_bridge_lab
 
 pytestmark = pytest.mark.root
 
@@ -30,23 +30,11 @@ def outside(pod: str, ip: str, node: str, cidr: str) -> str:
 
 
 def test_a_pod_address_outside_its_nodes_pod_cidr_is_drift_and_traces_name_it(labs, tmp_path):
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "outbr").write_text(WRAPPER)
-    (tmp_path / "bin" / "outbr").chmod(0o755)
-    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "po-out", "plugins": [
-        {"type": "outbr", "bridge": "cni0", "isGateway": True, "isDefaultGateway": True, "mtu": 1450,
-         "capabilities": {"ipRanges": True},
-         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases")}}]}))
     lab = labs.name("po")
-    path, proc = labs.up(f"""name: {lab}
-network: {{mode: vxlan, cni: {{conflist: net.conflist, binDir: bin}}}}
-nodes:
-  - {{name: n1, podCIDR: 10.244.0.0/24}}
-  - {{name: n2, podCIDR: 10.244.1.0/24}}
-pods:
-  - {{name: a, node: n1}}
-  - {{name: b, node: n2}}
-  - {{name: c, node: n2}}
+    path, proc = labs.up(wrapped_bridge_lab(tmp_path, "outbr", WRAPPER, lab, "po-out") + """\
+  - {name: a, node: n1}
+  - {name: b, node: n2}
+  - {name: c, node: n2}
 """)
     got = {pod: ip_json("-4", "addr", "show", "eth0", netns=f"{lab}-{pod}")[0]["addr_info"][0]["local"]
            for pod in "abc"}

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from helpers import in_netns, ip_json, netlab
+from helpers import in_netns, ip_json, netlab, wrapped_bridge_lab
 
 pytestmark = pytest.mark.root
 
@@ -32,23 +32,9 @@ def wide(pod: str, ip: str, node: str, cidr: str, other: str) -> str:
 
 
 def test_a_pod_prefix_wider_than_its_nodes_pod_cidr_is_said_by_status(labs, tmp_path):
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "widebr").write_text(WRAPPER)
-    (tmp_path / "bin" / "widebr").chmod(0o755)
-    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "wp", "plugins": [
-        {"type": "widebr", "bridge": "cni0", "isGateway": True, "isDefaultGateway": True, "mtu": 1450,
-         "capabilities": {"ipRanges": True},
-         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases")}}]}))
     lab = labs.name("wp")
-    labs.up(f"""name: {lab}
-network: {{mode: vxlan, cni: {{conflist: net.conflist, binDir: bin}}}}
-nodes:
-  - {{name: n1, podCIDR: 10.244.0.0/24}}
-  - {{name: n2, podCIDR: 10.244.1.0/24}}
-pods:
-  - {{name: a, node: n1}}
-  - {{name: b, node: n2}}
-""")
+    labs.up(wrapped_bridge_lab(tmp_path, "widebr", WRAPPER, lab, "wp")
+            + "  - {name: a, node: n1}\n  - {name: b, node: n2}\n")
     got = {pod: ip_json("-4", "addr", "show", "eth0", netns=f"{lab}-{pod}")[0]["addr_info"][0] for pod in "ab"}
     assert [(got[p]["local"], got[p]["prefixlen"]) for p in "ab"] == [("10.244.0.2", 16), ("10.244.1.2", 16)], got
 
