@@ -90,8 +90,8 @@ services:
   - {{name: web, namespace: y, selector: {{app: web}}, clusterIP: 10.96.0.20, ports: [{{port: 80, targetPort: 8080}}]}}
 """)
     said = [line for line in proc.stderr.splitlines() if line.startswith("netlab: note: ")]
-    assert len(said) == 1 and said[0].endswith(  # at the Service's selector, line 9 of the file
-        ":9: services[0].selector: service y/web port 80/TCP: no pod of namespace y has the labels app=web (x/w1 "
+    assert len(said) == 1 and said[0].endswith(  # at the Service's selector, line 8 of the file
+        ":8: services[0].selector: service y/web port 80/TCP: no pod of namespace y has the labels app=web (x/w1 "
         "matches, in other namespaces: a Service selects pods of its own namespace only): no endpoints, so "
         "kube-proxy rejects its connections"), proc.stderr
     filter_rules = in_netns(f"{name}-n1", "iptables-save", "-t", "filter", check=True).stdout
