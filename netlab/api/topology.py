@@ -40,7 +40,7 @@ class Loaded:
     run_id: str | None = None
     notes: tuple[Note, ...] = ()  # what loading found valid and probably worth saying (include.py's empty globs)
     # Where its Services and NetworkPolicies were written, for the notes about them (none for a saved topology)
-    places: Places = field(default_factory=Places)
+    places: Places = field(default_factory=Places, compare=False, hash=False)
 
     @property
     def added_pods(self) -> list[str]:
