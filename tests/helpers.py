@@ -419,10 +419,9 @@ def reject_counts(netns: str) -> dict[str, int]:
 def read_log(path) -> str:
     """A container's log as `netlab logs` reads it: past the hole a log that started over on tmpfs begins with
     (workload/echo_log.py)."""
-    from netlab.workload.echo_log import data_start
+    from netlab.workload.echo_log import LogFile
 
-    with open(path, "rb") as fh:
-        fh.seek(data_start(fh.fileno()))
+    with LogFile.open(str(path)) as fh:
         return fh.read().decode(errors="replace")
 
 

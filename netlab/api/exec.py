@@ -16,7 +16,7 @@ import os
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Mapping
+from typing import Iterator, Mapping
 
 from netlab.errors import EnvironmentNotReady, UsageError, display_path
 from netlab.model.lab import Lab
@@ -25,7 +25,7 @@ from netlab.realize.interrupted import taken_down
 from netlab.realize.state import LabState
 from netlab.workload import lifecycle, tasks
 from netlab.workload.containers import previous_log_path
-from netlab.workload.echo_log import data_start
+from netlab.workload.echo_log import LogFile
 from netlab.kernel.netns import fd_is_netns, netns_path
 from netlab.kernel import processes as proc
 from netlab.kernel.spawning import enter_pod_here, missing_interpreter
@@ -219,11 +219,12 @@ def _written_elsewhere(path: str, pod: str, container: str, pid: int, what: str)
 
 
 def open_log(path: str, pod: str, container: str, lab: str, previous: bool = False,
-             writer: LogWriter | None = None) -> BinaryIO:
-    """A container's log, open for reading. ``previous``: the log of the run before the current one, kubectl's
-    error when it has none. When there is none yet: UsageError. When the file was deleted, or something else (a
-    directory, a FIFO, a symlink, another file) stands where netlab writes it, which is never read nor waited
-    for: EnvironmentNotReady, saying what ``writer`` (:func:`log_writer`) makes of it: a running container
+             writer: LogWriter | None = None) -> LogFile:
+    """A container's log, open for reading from where its data starts (:class:`~netlab.workload.echo_log.LogFile`:
+    no hole of a log that started over on tmpfs is read). ``previous``: the log of the run before the current one,
+    kubectl's error when it has none. When there is none yet: UsageError. When the file was deleted, or something
+    else (a directory, a FIFO, a symlink, another file) stands where netlab writes it, which is never read nor
+    waited for: EnvironmentNotReady, saying what ``writer`` (:func:`log_writer`) makes of it: a running container
     writes on to its old file until its next start."""
     running = writer.pid if writer is not None and not previous else None
     from netlab.realize import lab_folder, state_dir
@@ -278,8 +279,7 @@ def open_log(path: str, pod: str, container: str, lab: str, previous: bool = Fal
     if running is not None and _deleted_log_fd(running, path) is not None:  # another file put in its place
         os.close(fd)
         raise _written_elsewhere(path, pod, container, running, "replaced")
-    os.lseek(fd, data_start(fd), os.SEEK_SET)  # past the hole of a log that started over on tmpfs
-    return os.fdopen(fd, "rb")
+    return LogFile(fd)  # past the hole of a log that started over on tmpfs, never reading one punched meanwhile
 
 
 def log_file(lab: Lab, pod: str, container: str | None = None, previous: bool = False) -> tuple[str, str]:

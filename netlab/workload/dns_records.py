@@ -43,7 +43,7 @@ from netlab.feature import StartResult
 from netlab.kernel import processes as proc
 from netlab.realize import lab_folder, lab_writes, state_dir
 from netlab.realize.state_dir import lab_dir
-from netlab.workload.echo_log import data_start
+from netlab.workload.echo_log import LogFile
 from netlab.workload.tasks import proc_of, task_in
 
 if TYPE_CHECKING:
@@ -204,9 +204,9 @@ def _await_read(log: str, offset: int, path: str) -> bool | str:
         pass
     while True:
         try:
-            with open(log, "rb") as fh:
-                after = os.fstat(fh.fileno()).st_size >= offset  # else it started over (10 MiB), shorter
-                fh.seek(offset if after else data_start(fh.fileno()))  # never the hole of one on tmpfs
+            with LogFile.open(log) as fh:  # from its data start: never the hole of one that started over on tmpfs
+                if after := os.fstat(fh.fileno()).st_size >= offset:  # else it started over (10 MiB), shorter
+                    fh.seek(max(offset, fh.tell()))  # a hole punched past offset: all it keeps came after it
                 seen = fh.read()
             if not after and mark and mark in seen:  # with its newest lines
                 seen = seen[seen.rindex(mark) + len(mark):]

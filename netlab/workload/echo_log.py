@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import io
 import os
 import stat
 import time
@@ -153,11 +154,43 @@ def padded(line: bytes, old: bytes) -> bytes:
 
 def data_start(fd: int) -> int:
     """Where the data of log ``fd`` begins: after the hole a log that started over by a punched hole begins with
-    (tmpfs), 0 for any other; its size when it holds no data."""
+    (tmpfs), 0 for any other; its size when it holds no data. The descriptor's offset is left where it was (a
+    reader's, which its buffer counts on: :class:`LogFile`)."""
+    at = os.lseek(fd, 0, os.SEEK_CUR)
     try:
         return os.lseek(fd, 0, os.SEEK_DATA)
     except OSError as exc:
         return os.fstat(fd).st_size if exc.errno == errno.ENXIO else 0  # ENXIO: no data past 0
+    finally:
+        os.lseek(fd, at, os.SEEK_SET)
+
+
+class LogFile(io.BufferedReader):
+    """A container's log opened to be read (``netlab logs`` and ``-f``, Lab.logs(), the DNS reload wait), from where
+    its data starts (:func:`data_start`): its :meth:`read` never returns bytes a hole took.
+
+    On tmpfs a log starts over by a hole punched from its data start on (:func:`start_over_if_full`), while a
+    reader may be reading there: the bytes it read from the pages punched meanwhile are NUL bytes. A read whose
+    bytes hold a NUL asks again where the data starts: when that moved past where the read began, what it read
+    is dropped and it reads on from there (the part that went was started over). NUL bytes the container wrote,
+    at or past the data start, are read as they are: the data start had not moved past them when they were read,
+    and a hole only grows."""
+
+    def __init__(self, fd: int):
+        super().__init__(io.FileIO(fd, "rb"))
+        self.seek(data_start(fd))
+
+    @classmethod
+    def open(cls, path: str) -> "LogFile":
+        return cls(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+
+    def read(self, size: int | None = -1) -> bytes:
+        while True:
+            at = self.tell()
+            data = super().read(size)
+            if b"\0" not in data or (start := data_start(self.fileno())) <= at:
+                return data
+            self.seek(start)  # read from a part punched since: the log started over, its hole ends there now
 
 
 _fallocate: list = []
