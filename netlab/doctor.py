@@ -66,9 +66,9 @@ from contextvars import ContextVar
 from dataclasses import replace
 from typing import Iterable, Iterator
 
-from netlab.doctor_host import (check_capabilities, check_exit_status, check_fallback_tunnels, check_host_devconf,
-                                check_ipv6, check_neighbours, check_open_files, check_state_dir, check_taskstats,
-                                with_libpcap)
+from netlab.doctor_host import (check_capabilities, check_container_logs, check_exit_status, check_fallback_tunnels,
+                                check_host_devconf, check_ipv6, check_neighbours, check_open_files, check_state_dir,
+                                check_taskstats, with_libpcap)
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, CNI_FEATURES, EVERYTHING, FAIL, HOST, INFO, KERNEL,
                                  OK, TITLES, TOOLS, WARN, Check)
 from netlab.doctor_needs import asked_by, needs, with_askers
@@ -188,6 +188,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     if only & {"state-dir", "state-space"}:
         perm, space = check_state_dir(state_dir.STATE_ROOT, "state-dir" in needed)
         out.update((c.name, c) for c in (perm, space) if c.name in only)
+    if "container-logs" in only:
+        out["container-logs"] = check_container_logs(state_dir.STATE_ROOT)
     return [out[name] for name in CHECKS if name in out]
 
 

@@ -187,6 +187,31 @@ def check_state_dir(path: str, needed: bool) -> tuple[Check, Check]:
     return perm, check_space(d, path)
 
 
+def check_container_logs(path: str) -> Check:
+    """Whether a command container's log can start over on the state folder's file system (the nearest folder above
+    it that exists, where it is still to be made: features.directory's): tried for real (echo_log.log_cut: a file of
+    no data made there, cut, and gone at once). Where it cannot (NFSv3, 9p, some FUSE, ramfs) a command container's
+    log grows without bound: a warning, as `up` says it once when it starts one (workload/containers.logs_uncut)."""
+    from netlab.kernel import fstype
+    from netlab.workload import echo_log
+
+    d = None if unreadable(path) else features.directory(path)
+    if d is None or d.symlink or (d.exists and not d.is_dir) or not d.measured:
+        return Check("container-logs", INFO, f"not tried: {path} is not a folder (the state directory line says why)")
+    try:
+        how, fs = echo_log.log_cut(d.measured), fstype.fs_type(d.measured)
+    except OSError as exc:
+        return Check("container-logs", INFO, f"not tried: no file can be made in {d.measured}: {exc.strerror}")
+    if how is None:
+        return Check("container-logs", WARN, f"{fs} ({d.measured}) cannot cut a log's oldest part (no "
+                     "FALLOC_FL_COLLAPSE_RANGE nor PUNCH_HOLE): a command container's log grows without bound",
+                     "point NETLAB_STATE_DIR to a folder on tmpfs, ext4 or XFS")
+    way = ("collapsed away (FALLOC_FL_COLLAPSE_RANGE)" if how == echo_log.FALLOC_FL_COLLAPSE_RANGE else
+           "punched into a hole (FALLOC_FL_PUNCH_HOLE)")
+    return Check("container-logs", OK, f"{fs} ({d.measured}): a log past {echo_log.LOG_MAX // 2**20} MiB starts "
+                 f"over, its oldest part {way}")
+
+
 def check_space(d: features.DirFacts, path: str) -> Check:
     """Free space and free inodes where the state folder is (or will be), as netlab (root) may use them: root may
     write the blocks ext4 keeps for root, so a disk df shows 100% full may still take a lab (QA q53 1); a filesystem

@@ -20,7 +20,7 @@ KERNEL = ("netns", "veth", "bridge", "vxlan", "macvlan", "ipvlan", "vlan", "ifb"
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
 HOST = ("capabilities", "open-files", "neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats",
-        "exit-status", "state-dir", "state-space")
+        "exit-status", "state-dir", "state-space", "container-logs")
 CHECKS = KERNEL + TOOLS + CNI + HOST
 # What only a CNI conflist's plugins use (doctor_needs.CNI_PLUGIN_NEEDS, kernel/cniprobe.py): checked for a lab that
 # needs it, nowhere else (plain `netlab doctor` has no conflist to read).
@@ -33,7 +33,7 @@ EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptab
                        "state-space", "nft", "cni-plugins"}
 # Checks `netlab up` never gates on: advice (a disk that fills up later fails the run itself, which rolls back).
 ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats", "exit-status", "htb",
-            "tcpdump", "conntrack-tool", "sock_diag"}
+            "tcpdump", "conntrack-tool", "sock_diag", "container-logs"}
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
@@ -46,7 +46,8 @@ TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespa
           "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels", "ipv6": "host IPv6",
           "host-devconf": "host IPv4 settings",
           "taskstats": "host taskstats", "exit-status": "host pidfd exit status",
-          "state-dir": "host state directory", "state-space": "host state free space"}
+          "state-dir": "host state directory", "state-space": "host state free space",
+          "container-logs": "host container logs"}
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,37 @@ def logs_refused(lab_name: str) -> str | None:
     return None
 
 
+_UNCUT_SAID: set[str] = set()  # the logs folders said of by logs_uncut in this process: once each
+
+
+def logs_uncut(lab_name: str) -> str | None:
+    """The one line ``up`` says, once a process, as it starts a command container whose log is in a folder on a
+    file system that can cut no file's oldest blocks (NFSv3, 9p, some FUSE, ramfs: echo_log.log_cut, tried there
+    on a file gone at once): the lab's echo server cannot start that log over, so it grows without bound (an echo
+    container's log, which its server truncates, stays bounded). None on any other, or when the lab's ``logs``
+    folder is not netlab's (:func:`logs_refused` says it) or no file can be made there."""
+    from netlab.kernel.fstype import fs_type
+    from netlab.workload.echo_log import LOG_MAX, log_cut
+
+    folder = log_dir(lab_name)
+    fd = None if folder in _UNCUT_SAID else _logs_fd(lab_name)
+    if fd is None:
+        return None
+    try:
+        if log_cut(".", dir_fd=fd) is not None:
+            return None
+        fs = fs_type(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    _UNCUT_SAID.add(folder)
+    return (f"logs: {folder} is on {fs}, which can neither collapse nor punch a file's oldest blocks (fallocate's "
+            f"FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_PUNCH_HOLE): a command container's log cannot start over at "
+            f"{LOG_MAX // 2**20} MiB there and grows without bound (a state folder on tmpfs, ext4 or XFS bounds it: "
+            "NETLAB_STATE_DIR)")
+
+
 def open_log(path: str) -> int:
     """A container's log ``path`` opened for its output (appended; never through a symlink, its folder opened
     fd-relative on the lab folder's mount); /dev/null when the lab's ``logs`` folder is not netlab's to write in

@@ -144,6 +144,37 @@ def start_over_if_full(path: str | int) -> bool:
         os.close(fd)
 
 
+def log_cut(folder: str, dir_fd: int | None = None) -> int | None:
+    """How a log in ``folder`` starts over: :data:`FALLOC_FL_COLLAPSE_RANGE`, else :data:`FALLOC_FL_PUNCH_HOLE`,
+    whichever its file system does, tried for real on a file of two blocks (sparse: no data written) made there
+    and gone at once (unnamed where the file system can: O_TMPFILE; else unlinked as soon as made, before it is
+    cut). None where it can do neither (NFSv3, 9p, some FUSE, ramfs): a command container's log, which
+    :func:`start_over_if_full` cannot start over there, grows without bound. ``dir_fd``: ``folder`` relative to
+    it (``"."``: that folder). Raises OSError when no file can be made there."""
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    except OSError:  # EOPNOTSUPP: NFS, 9p, FUSE; EISDIR: a kernel before 3.11
+        name = os.path.join(folder, f".netlab-log-cut-{os.getpid()}-{os.urandom(4).hex()}")
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except OSError:
+            os.close(fd)
+            raise
+    try:
+        unit = max(os.fstatvfs(fd).f_bsize, os.sysconf("SC_PAGE_SIZE"))  # as start_over_if_full cuts
+        os.ftruncate(fd, 2 * unit)
+        for mode in (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_PUNCH_HOLE):
+            try:
+                fallocate(fd, mode | (FALLOC_FL_KEEP_SIZE if mode == FALLOC_FL_PUNCH_HOLE else 0), 0, unit)
+                return mode
+            except OSError:
+                continue
+        return None
+    finally:
+        os.close(fd)
+
+
 def padded(line: bytes, old: bytes) -> bytes:
     """``line`` (its newline last) to be written over ``old``, the first bytes of what a log keeps: as long as
     the old bytes to the end of the line it ends in (spaces before its newline), so the next line is whole; as

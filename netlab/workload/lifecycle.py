@@ -58,8 +58,8 @@ from netlab.workload import (again, crashloop, dns_records, echo_start, exits, h
                              service_envs, unrecorded)
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
-                                        log_path, forget_runs, logs_by_pod, logs_refused, new_run, note_start_error,
-                                        open_log, remove_logs)
+                                        log_path, forget_runs, logs_by_pod, logs_refused, logs_uncut, new_run,
+                                        note_start_error, open_log, remove_logs)
 from netlab.workload import stopping
 from netlab.workload.stopping import drop_echo, stop_container
 from netlab.workload.tasks import SANDBOX_REMADE, is_echo_thread, task_of, why_replace
@@ -260,6 +260,9 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                 launches.append((pod, c, new, crec, replace))
         if launches:  # written ahead: each container it starts is recorded, by its id, before it runs
             state.save()
+            uncut = logs_uncut(lab.name)  # once: a file system that cannot start a command container's log over
+            if uncut:
+                done.problems.append(uncut)
         while launches:
             pod, c, new, crec, replace = launches.pop(0)
             cid, uts_pin = f"{pod.name}/{c.name}", pods[pod.name]["uts"]

@@ -18,7 +18,7 @@ import pytest
 from netlab import doctor, doctor_netfilter, doctor_verdict
 from netlab.cni import check as cni_check, conf as cni_conf
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
-from netlab.kernel import caps, features, taskstats
+from netlab.kernel import caps, features, fstype, taskstats
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.model.load import load_topology, parse_yaml, validate_source
@@ -26,6 +26,7 @@ from netlab.plan.sysctls import KERNEL_DEVCONF, devconf_keys
 from netlab.probe import neighbours, turns
 from netlab.realize import netfilter, state_dir
 from netlab.services import lifecycle as services_lifecycle
+from netlab.workload import echo_log
 from netlab.kernel import netns as nsmod, procsys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +90,7 @@ class Machine:
         self.tree_lacks = False  # the kernel loads modules, its tree is here, without the module asked for
         self.nft_json = (0, '{"nftables": [{"metainfo": {"json_schema_version": 1}}]}')  # `nft -j list tables`
         self.library_json: str | None = None  # why libnftables cannot list as JSON (None: it can)
+        self.log_cut: int | None = echo_log.FALLOC_FL_PUNCH_HOLE  # how a log starts over in the state folder (tmpfs)
 
     def probe_kernel(self, wanted, commands=None, timeout=None, devconf=False, inputs=None):
         wanted = set(wanted) | {"netns"}
@@ -144,6 +146,8 @@ def install_machine(tmp_path, monkeypatch) -> Machine:
     monkeypatch.setattr(features, "module_tree_lacks", lambda module, files=None: m.tree_lacks)
     monkeypatch.setattr(procsys, "IPV6_DIR", str(m.ipv6))
     monkeypatch.setattr(state_dir, "STATE_ROOT", "/run/netlab")
+    monkeypatch.setattr(echo_log, "log_cut", lambda folder: m.log_cut)  # no file made in the machine's /run/netlab
+    monkeypatch.setattr(fstype, "fs_type", lambda path: "tmpfs")
     monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(m.cni))
     status = tmp_path / "proc-self-status"  # root with every capability, whoever runs the tests
     status.write_text("Name:\tnetlab\nCapEff:\t000001ffffffffff\n")
@@ -331,3 +335,17 @@ def test_json_has_every_field(machine):
     json.dumps(data)
     assert {frozenset(c) for c in data} == {frozenset({"title", "name", "status", "detail", "fix", "needed", "items"})}
     assert data[0]["title"] == "kernel network namespaces" and data[0]["needed"] is True
+
+
+def test_a_state_folder_whose_file_system_cannot_cut_a_log_is_a_warning_up_never_refuses(machine):
+    machine.log_cut = None  # NFSv3, 9p: neither collapse nor punch (tried for real: test_echo_log_cut.py)
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["container-logs"]
+    assert check.line() == (
+        "warn  host container logs: tmpfs (/run/netlab) cannot cut a log's oldest part (no FALLOC_FL_COLLAPSE_RANGE "
+        "nor PUNCH_HOLE): a command container's log grows without bound; fix: point NETLAB_STATE_DIR to a folder "
+        "on tmpfs, ext4 or XFS")
+    doctor.require_for(DEFAULT)  # up goes ahead (it says it once itself as it starts a command container)
+    machine.log_cut = echo_log.FALLOC_FL_PUNCH_HOLE
+    assert by_name(doctor.report(DEFAULT, for_this_lab=True))["container-logs"].line() == (
+        "ok    host container logs: tmpfs (/run/netlab): a log past 10 MiB starts over, its oldest part punched into "
+        "a hole (FALLOC_FL_PUNCH_HOLE)")
