@@ -55,6 +55,7 @@ def test_every_method_on_a_corrupt_lab_names_the_python_way_out_and_it_takes_the
             "inspect": lambda: lab.inspect("a"), "namespaces": lab.namespaces,
             "exec": lambda: lab.exec("a", ["true"]), "popen": lambda: lab.popen("a", ["true"]),
             "break_": lambda: lab.break_("endpoint-pod-down", "a"), "logs": lambda: lab.logs("a"),
+            "cni_log": lambda: lab.cni_log("a"),
         }
         public = {n for n, _ in inspect.getmembers(Lab) if not n.startswith("_")} - {"name", "owned"}
         assert public == set(calls)
