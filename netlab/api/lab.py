@@ -151,7 +151,8 @@ class Lab(LabChecks, PodActions):
         lab.last_up = R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                                  removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
                                  operations=done.operations, warnings=tuple(warnings),
-                                 failed=tuple(done.failed), notes=tuple(notes))
+                                 failed=tuple(done.failed), notes=tuple(notes),
+                                 note_places=tuple(R.NotePlace(**n.place()) for n in notes))
         return lab
 
     @classmethod

@@ -73,6 +73,18 @@ def __dir__() -> list[str]:
 
 
 @dataclass(frozen=True)
+class NotePlace:
+    """Where a note is said (``netlab validate -o json``'s and ``up -o json``'s ``note_places``): as a problem is
+    located, ``file``, ``line`` and ``field`` (None where not known: a note of no object netlab read), and its
+    ``message``."""
+
+    file: str | None
+    line: int | None
+    field: str | None
+    message: str
+
+
+@dataclass(frozen=True)
 class UpResult:
     """What ``up`` did (``netlab up -o json``)."""
 
@@ -89,6 +101,8 @@ class UpResult:
     # What the topology asks for that is valid and probably not meant (a policy that selects no pod, a Service
     # without endpoints), one line each: validate's notes, said by up as validate says them (`netlab: note:`).
     notes: tuple[str, ...] = ()
+    # One per note of ``notes``, in its order: its file, line, field and message, as validate's -o json gives them.
+    note_places: tuple[NotePlace, ...] = ()
 
     @property
     def ok(self) -> bool:

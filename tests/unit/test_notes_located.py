@@ -114,3 +114,24 @@ def test_a_dict_topology_locates_its_notes_by_field():
     notes = topology_notes(load(data, running=False))
     assert [n.line for n in notes] == [None]
     assert str(notes[0]).startswith("<dict>: networkPolicies[0].spec.podSelector: network policy default/typo: ")
+
+
+def test_up_json_gives_each_note_its_place_as_validate_does(tmp_path, monkeypatch, state_root):
+    """`up -o json` held the notes' lines only: a machine reading it had to parse FILE:LINE: field back out. Only
+    the kernel's part of up is stubbed: Lab.up_loaded works the notes out and builds the result as it does."""
+    from netlab.lab.up import UpResult
+
+    monkeypatch.delenv("NETLAB_LAB", raising=False)
+    monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
+    monkeypatch.setattr("netlab.api.lab.lifecycle.up", lambda lab, **kw: UpResult(lab=lab.name, fresh=True))
+    path = str(_write(tmp_path))
+    res = run_cli("up", "-t", path, "-o", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    valid = json.loads(run_cli("validate", "-t", path, "-o", "json").stdout)
+    assert doc["notes"] == valid["notes"] and doc["note_places"] == valid["note_places"]  # the same shape, in order
+    assert len(doc["note_places"]) == len(doc["notes"]) == len(EXPECTED)
+    for line, place in zip(doc["notes"], doc["note_places"]):
+        assert line == f"{place['file']}:{place['line']}: {place['field']}: {place['message']}"
+    assert [line.removeprefix("netlab: note: ") for line in res.stderr.splitlines()
+            if line.startswith("netlab: note: ")] == doc["notes"]  # said on stderr as well, as before
