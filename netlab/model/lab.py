@@ -171,23 +171,35 @@ class Lab:
 
     def wide_prefix(self, pod: str, prefixlen: int) -> str | None:
         """Why pod ``pod``, its eth0 given ``prefixlen`` by its CNI plugins (a conflist's host-local range
-        10.244.0.0/16 on every node, addresses in the node's /24), reaches no pod of the other nodes whose podCIDRs
-        that on-link prefix covers: it sends to them straight out of eth0, ARPing, and nobody answers (its node's
-        bridge carries its own pods only; a real node's the same), nor do they reach it. None for a prefix no
-        wider than its node's podCIDR, one that covers no other node's, or a pod netlab attached (builtin)."""
+        10.244.0.0/16 on every node, addresses in the node's /24), reaches none of what that on-link prefix covers
+        besides its own node's pods: the pods of the other nodes whose podCIDRs it covers, and the ClusterIPs of
+        the Service CIDR when it covers them (10.0.0.0/8 over 10.96.0.0/12). It sends to them straight out of eth0,
+        ARPing, and nobody answers: its node's bridge carries its own pods only (a real node's the same), and a
+        ClusterIP is no host's address (kube-proxy's rules DNAT it on the node, which only a packet sent to the
+        pod's gateway reaches). None for a prefix no wider than its node's podCIDR, one that covers neither, or a
+        pod netlab attached (builtin)."""
         p = self.pod(pod)
         cidr = self.node(p.node).pod_cidr
         if pod not in self.attached or prefixlen >= cidr.prefixlen:
             return None
         onlink = IPv4Interface(f"{p.ip}/{prefixlen}").network
         others = [n for n in self.nodes if n.name != p.node and n.pod_cidr.overlaps(onlink)]
-        if not others:
+        services = self.topo.cluster.service_cidr
+        covered = [f"the pods of node{'s' if len(others) > 1 else ''} "
+                   + ", ".join(f"{n.name} ({n.pod_cidr})" for n in others)] if others else []
+        if services.overlaps(onlink):
+            covered.append(f"the Services' ClusterIPs (cluster.serviceCIDR {services})")
+        if not covered:
             return None
-        nodes = ", ".join(f"{n.name} ({n.pod_cidr})" for n in others)
+        why = ["its node's bridge carries only its own pods"] if others else []
+        why += ["a ClusterIP is no host's address: kube-proxy DNATs it on the node, which only a packet sent to "
+                "the pod's gateway reaches"] if services.overlaps(onlink) else []
+        lost = ["no pod of theirs, nor they it"] if others else []
+        lost += ["no Service by its ClusterIP"] if services.overlaps(onlink) else []
         return (f"pod {pod}'s eth0 {p.ip}/{prefixlen} (from its CNI plugins) is on-link wider than node {p.node}'s "
-                f"podCIDR {cidr}: it ARPs on eth0 for the pods of node{'s' if len(others) > 1 else ''} {nodes} in "
-                f"{onlink} and nobody answers (its node's bridge carries only its own pods), so it reaches no pod of "
-                f"theirs, nor they it (the plugins' IPAM must give the node's podCIDR's prefix, /{cidr.prefixlen})")
+                f"podCIDR {cidr}: it ARPs on eth0 for {' and '.join(covered)} in {onlink} and nobody answers "
+                f"({'; '.join(why)}), so it reaches {', and '.join(lost)} (the plugins' IPAM must give the node's "
+                f"podCIDR's prefix, /{cidr.prefixlen})")
 
     def _derived(self, lab: "Lab") -> "Lab":
         lab.written, lab.held_before = self.written, self.held_before

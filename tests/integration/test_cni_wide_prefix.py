@@ -3,11 +3,14 @@ bridge and host-local, given subnet 10.244.0.0/16 on every node with each node's
 and gateway): every address is inside its node's podCIDR, so nothing differs from the plan, but a pod takes the
 pods of other nodes for neighbours on eth0 and ARPs for them, and nobody answers. `status` said "all as planned";
 now it warns, naming the pod, its prefix, its node's podCIDR and why it fails, and still exits 0 (the kernel is as
-the plugins made it). The fake kernel's cases: tests/unit/test_pod_prefix_wider.py."""
+the plugins made it). A /8 covers the Service CIDR too: pod a's TCP to a ClusterIP dies ARPing on eth0 while node
+n2 reaches the same Service, and status names the ClusterIPs as well. The fake kernel's cases:
+tests/unit/test_pod_prefix_wider.py, the words: tests/unit/test_pod_prefix_service_cidr.py."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -52,3 +55,36 @@ def test_a_pod_prefix_wider_than_its_nodes_pod_cidr_is_said_by_status(labs, tmp_
     js = json.loads(netlab("status", "--lab", lab, "-o", "json").stdout)
     assert js["ok"] and [w for w in js["warnings"] if "on-link wider" in w] == [w.removeprefix("netlab: warning: ")
                                                                              for w in said], js
+
+
+# The same mistake wider still: host-local's subnet 10.0.0.0/8, which covers the Service CIDR (10.96.0.0/12) too.
+WRAPPER_8 = WRAPPER.replace('"10.244.0.0/16"', '"10.0.0.0/8"')
+CONNECT = "import socket, sys; socket.create_connection((sys.argv[1], 80), timeout=2).close()"
+
+
+def test_a_pod_prefix_covering_the_service_cidr_reaches_no_clusterip_and_status_says_so(labs, tmp_path):
+    lab = labs.name("ws")
+    labs.up(wrapped_bridge_lab(tmp_path, "widebr", WRAPPER_8, lab, "ws")
+            + "  - {name: a, node: n1}\n  - {name: b, node: n2, labels: {app: web}}\n"
+            + "services:\n  - {name: web, clusterIP: 10.96.0.50, selector: {app: web}, "
+              "ports: [{port: 80, targetPort: 8080}]}\n")
+    addr = ip_json("-4", "addr", "show", "eth0", netns=f"{lab}-a")[0]["addr_info"][0]
+    assert (addr["local"], addr["prefixlen"]) == ("10.244.0.2", 8), addr
+
+    # the Service works (node n2 reaches it, its endpoint b on its own bridge, through kube-proxy's DNAT), but not
+    # from pod a: it ARPs on eth0 for the ClusterIP
+    assert in_netns(f"{lab}-n2", sys.executable, "-I", "-c", CONNECT, "10.96.0.50").returncode == 0
+    assert in_netns(f"{lab}-a", sys.executable, "-I", "-c", CONNECT, "10.96.0.50").returncode != 0
+    neigh = ip_json("-4", "neigh", "show", "10.96.0.50", "dev", "eth0", netns=f"{lab}-a")
+    assert neigh and "lladdr" not in neigh[0] and neigh[0]["state"][0] in ("INCOMPLETE", "FAILED"), neigh
+
+    st = netlab("status", "--lab", lab, check=False)
+    assert st.returncode == 0 and "all as planned" in st.stdout, st.stdout + st.stderr
+    said = [line for line in st.stderr.splitlines() if "pod a's eth0" in line]
+    assert said == ["netlab: warning: pod a's eth0 10.244.0.2/8 (from its CNI plugins) is on-link wider than node "
+                    "n1's podCIDR 10.244.0.0/24: it ARPs on eth0 for the pods of node n2 (10.244.1.0/24) and the "
+                    "Services' ClusterIPs (cluster.serviceCIDR 10.96.0.0/12) in 10.0.0.0/8 and nobody answers (its "
+                    "node's bridge carries only its own pods; a ClusterIP is no host's address: kube-proxy DNATs it "
+                    "on the node, which only a packet sent to the pod's gateway reaches), so it reaches no pod of "
+                    "theirs, nor they it, and no Service by its ClusterIP (the plugins' IPAM must give the node's "
+                    "podCIDR's prefix, /24)"], st.stderr
