@@ -40,7 +40,8 @@ the CNI plugins (each asked VERSION, netlab.cni.check) when ``network.cni``
 is not ``builtin``, the kernel's SCTP rules (SCTP_RULES loaded by iptables-restore in the
 throwaway namespace) when a NetworkPolicy has an SCTP port, and what the
 plugins of a ``network.cni: {conflist: FILE}`` make (doctor_needs.CNI_PLUGIN_NEEDS and
-field_needs: a macvlan, ipvlan, vlan or vrf link, sbr's policy rules, bridge and ptp's
+field_needs: a macvlan, ipvlan, vlan or vrf link, sbr's policy rules (an IPv6 one tried beside
+the IPv4 one: missing, a warning on that line), bridge and ptp's
 veths, a VLAN-filtering bridge for the bridge's vlan or vlanTrunk, portmap's and
 firewall's iptables chains, bandwidth's tbf, and for an egress rate its ifb, ingress
 qdisc, u32 filter and mirred redirect), each made in the throwaway namespace
@@ -75,7 +76,8 @@ from netlab.doctor_needs import asked_by, needs, with_askers
 from netlab.doctor_netfilter import (SCTP_RULES, find_nft, iptables_backend, iptables_check, kube_proxy_shape,
                                      netdev_check, nft_json, nft_setting, sctp_check)
 from netlab.doctor_nft import KUBE_PROXY_SHAPE, NETDEV_SHAPE
-from netlab.doctor_verdict import MISSING_HOOK, PROGRAMS, kernel_check, pretended_missing, tool_check, verdict
+from netlab.doctor_verdict import (MISSING_HOOK, PROGRAMS, kernel_check, pretended_missing, tool_check, verdict,
+                                   with_ipv6_rules)
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import features, packages
 from netlab.model.lab import Lab
@@ -128,6 +130,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     if nft_path and "nf_netdev" in only and "nf_netdev" not in pretend:
         commands["nf_netdev"] = [nft_path, NETDEV_SHAPE]
     wanted_kernel = {k for k in only if k in features.FEATURES}
+    if "fib_rules" in wanted_kernel:  # sbr's IPv6 rules, tried beside its IPv4 ones: said on the same line
+        wanted_kernel.add(features.cniprobe.FIB_RULES6)
     if only & {"fallback-tunnels", "host-devconf"}:
         wanted_kernel.add("netns")
     probe = (features.probe_kernel(wanted_kernel, commands, devconf="host-devconf" in only,
@@ -154,6 +158,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
             out[name] = (sctp_check(probe, name in needed, pretend) if name == "sctp" else
                          netdev_check(probe, name in needed, pretend) if name == "nf_netdev" else
                          kernel_check(name, probe, name in needed, pretend))
+    if "fib_rules" in out:
+        out["fib_rules"] = with_ipv6_rules(out["fib_rules"], probe)
     if "nf_tables" in out and "nft-kube-proxy" in commands:
         out["nf_tables"] = kube_proxy_shape(out["nf_tables"], probe, "nft" in needed)
     for name in TOOLS:

@@ -6,6 +6,7 @@ can do without it), with the fix; a kernel feature's fix is modprobe, or a kerne
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from netlab.doctor_lines import FAIL, OK, WARN, Check
 from netlab.doctor_words import (KERNEL_BUILT_IN, KERNEL_MODULE, KERNEL_NOTE, KERNEL_OTHERWISE, KERNEL_PACKAGE,
@@ -46,6 +47,25 @@ def kernel_check(name: str, probe: features.KernelProbe, needed: bool, pretend: 
         present = fact.available is not False
         detail = fact.detail
     return verdict(name, present, detail, needed, kernel_fix(name))
+
+
+IPV6_RULES_FIX = ("boot a kernel with CONFIG_IPV6_MULTIPLE_TABLES and IPv6 (no ipv6.disable=1) (modprobe cannot help: "
+                  "IPv6 policy routing is part of the kernel's IPv6 routing, not a module)")
+
+
+def with_ipv6_rules(check: Check, probe: features.KernelProbe) -> Check:
+    """The policy-rules line with what an IPv6 rule, tried beside the IPv4 one, showed: the sbr plugin adds one for
+    each address of a pod, an IPv6 one too. A kernel without them (CONFIG_IPV6_MULTIPLE_TABLES, or booted without
+    IPv6) is a warning, not a failure: a lab's pods have IPv4 addresses, whose rules it has; a conflist whose IPAM
+    also gives an IPv6 address fails at sbr's ADD there."""
+    fact = probe.features.get(features.cniprobe.FIB_RULES6)
+    if fact is None or check.status != OK:
+        return check
+    if fact.available is not False:
+        return replace(check, detail=f"{check.detail}; {fact.detail}")
+    return replace(check, status=WARN, fix=IPV6_RULES_FIX,
+                   detail=f"{check.detail}; IPv6 rules missing: an IPv6 rule (from fd00::1 lookup 100): {fact.detail}, "
+                          "so the sbr plugin's ADD fails for a pod given an IPv6 address (an IPv4 one works)")
 
 
 def kernel_fix(name: str, files: features.ModuleFiles | None = None) -> str:

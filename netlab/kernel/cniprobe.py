@@ -8,11 +8,15 @@ minimal, through netlab's codec (kernel/rtnl.py, tc.py), and left for the namesp
 - ingress, u32, mirred (bandwidth's egress path, in the order the plugin makes it, each on the one before): an
   ingress qdisc on the lower veth, a u32 filter there matching every frame, and a u32 filter whose action is
   mirred's egress redirect to the veth's peer (the plugin's goes to an ifb);
-- fib_rules (sbr's ``from ADDR lookup TABLE``): one IPv4 policy routing rule.
+- fib_rules (sbr's ``from ADDR lookup TABLE``): one IPv4 policy routing rule; fib_rules6, beside it: one IPv6 rule,
+  as sbr adds for a pod's IPv6 address (the kernel's IPv6 rules are a build option of their own,
+  CONFIG_IPV6_MULTIPLE_TABLES, and a kernel booted with ipv6.disable=1 has none). Not a check of its own: the
+  doctor's policy-rules line says it.
 
 A link kind the kernel lacks is refused with EOPNOTSUPP, a qdisc, classifier or action with ENOENT (the kernel
 found no such kind, after asking modprobe), bridge VLAN filtering with EOPNOTSUPP (CONFIG_BRIDGE_VLAN_FILTERING's
-stub), rules with EAFNOSUPPORT or EOPNOTSUPP (no CONFIG_IP_MULTIPLE_TABLES).
+stub), rules with EAFNOSUPPORT or EOPNOTSUPP (no CONFIG_IP_MULTIPLE_TABLES, or for IPv6 no
+CONFIG_IPV6_MULTIPLE_TABLES or no IPv6 at all).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ CHILD_KINDS: dict[str, tuple[bool, Callable[[int | None], bytes]]] = {
 VLAN_FILTERING = "vlan_filtering"
 REDIRECT = ("ingress", "u32", "mirred")  # bandwidth's egress path: each hangs on the one before
 FIB_RULES = "fib_rules"
-FEATURES = tuple(CHILD_KINDS) + (VLAN_FILTERING,) + REDIRECT + (FIB_RULES,)
+FIB_RULES6 = "fib_rules6"  # tried with FIB_RULES, said on its line (doctor_verdict.with_ipv6_rules)
+FEATURES = tuple(CHILD_KINDS) + (VLAN_FILTERING,) + REDIRECT + (FIB_RULES, FIB_RULES6)
 # The modules the kernel would load on demand for each (as modprobe names them): VLAN filtering is an option of
 # the bridge module, policy rules are no module at all (CONFIG_IP_MULTIPLE_TABLES is built in or absent).
 MODULES: dict[str, tuple[str, ...]] = {
@@ -52,9 +57,11 @@ MADE = {
     "u32": "added a u32 filter matching every frame to a veth's ingress qdisc in a throwaway namespace",
     "mirred": "added a mirred egress redirect from a veth's ingress to its peer in a throwaway namespace",
     FIB_RULES: "added an IPv4 rule (from 10.0.0.1 lookup 100) in a throwaway namespace",
+    FIB_RULES6: "added an IPv6 rule (from fd00::1 lookup 100) there too",
 }
 # The errno each kind of object is refused with when the kernel has no such thing.
 ABSENT = {VLAN_FILTERING: {errno.EOPNOTSUPP}, FIB_RULES: {errno.EOPNOTSUPP, errno.EAFNOSUPPORT},
+          FIB_RULES6: {errno.EOPNOTSUPP, errno.EAFNOSUPPORT},
           **{step: {errno.ENOENT} for step in REDIRECT}}
 
 Found = tuple[bool | None, str]  # available (None: not tried, as trying would load a module), what was seen
@@ -88,6 +95,9 @@ def probe_cni_features(conn: netlink.Conn, tried: list[str], skipped: Iterable[s
     if FIB_RULES in tried:
         out[FIB_RULES] = request_made(conn, FIB_RULES, rtnl.rule_add(1000, PROBE_TABLE, src="10.0.0.1", src_len=32),
                                   MADE[FIB_RULES])
+    if FIB_RULES6 in tried:  # sbr's rule for a pod's IPv6 address: the kernel's other rule list
+        out[FIB_RULES6] = request_made(conn, FIB_RULES6, rtnl.rule_add(1000, PROBE_TABLE, src="fd00::1", src_len=128),
+                                   MADE[FIB_RULES6])
     return out
 
 

@@ -116,6 +116,10 @@ def ipv4(kind: int, value: str) -> bytes:
     return attr(kind, socket.inet_aton(str(value)))
 
 
+def ipv6(kind: int, value: str) -> bytes:
+    return attr(kind, socket.inet_pton(socket.AF_INET6, str(value)))
+
+
 def message(mtype: int, flags: int, body: bytes, seq: int = 0) -> bytes:
     """One request (NLM_F_REQUEST is always set; add NLM_F_ACK to be answered on success too)."""
     return HDR.pack(16 + len(body), mtype, NLM_F_REQUEST | flags, seq, 0) + body

@@ -18,7 +18,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from netlab.kernel.netlink import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, be16, ipv4, mac,
+from netlab.kernel.netlink import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, be16, ipv4, ipv6, mac,
                                    message, nested, string, u8, u16, u32)
 
 # Message types (linux/rtnetlink.h)
@@ -372,14 +372,18 @@ def fdb_del(index: int, lladdr: str, dst: str | None) -> bytes:
 def _rule_body(priority: int, table: int, action: int, src: str | None, src_len: int, dst: str | None,
                dst_len: int, iif: str | None, oif: str | None, fwmark: int | None, fwmask: int | None,
                tos: int) -> bytes:
-    body = FIBRULE.pack(AF_INET, dst_len, src_len, tos, table if table < 256 else RT_TABLE_UNSPEC, 0, 0, action, 0)
+    # An IPv6 address in the selectors makes it an IPv6 rule (``ip -6 rule``: the kernel's other rule list)
+    v6 = ":" in f"{src or ''}{dst or ''}"
+    address = ipv6 if v6 else ipv4
+    body = FIBRULE.pack(socket.AF_INET6 if v6 else AF_INET, dst_len, src_len, tos,
+                        table if table < 256 else RT_TABLE_UNSPEC, 0, 0, action, 0)
     body += u32(FRA_PRIORITY, priority)
     if table:
         body += u32(FRA_TABLE, table)
     if src_len:
-        body += ipv4(FRA_SRC, src)
+        body += address(FRA_SRC, src)
     if dst_len:
-        body += ipv4(FRA_DST, dst)
+        body += address(FRA_DST, dst)
     if iif:
         body += string(FRA_IIFNAME, iif)
     if oif:

@@ -134,3 +134,48 @@ def test_a_vlan_bridge_is_ok_exactly_when_the_plugin_makes_it(tmp_path, node_and
     assert line.startswith("netlab: FAIL  kernel bridge VLAN filtering: not in this kernel") and \
         "the bridge plugin's vlan of" in line and line.endswith("(leave out vlan, or use a kernel that has it)"), line
     assert lab_namespaces(lab) == [] and not os.path.lexists(os.path.join(STATE_ROOT, lab))
+
+
+def test_sbrs_ipv6_rules_are_tried_and_said_as_the_plugin_makes_them(tmp_path, node_and_pod):
+    """sbr adds a policy rule for each of the pod's addresses, an IPv6 one too: the doctor tried an IPv4 rule only.
+    Now its line says the IPv6 rule it tried beside it; Debian's bridge (an IPv4 and an IPv6 range) then sbr, run by
+    hand in the test's namespaces, make both kinds, as `ip -j rule` shows in the pod."""
+    node, pod = node_and_pod
+    bridge = _bridge(tmp_path)
+    bridge["ipam"] = {**bridge["ipam"], "ranges": [[{"subnet": "10.244.0.0/24"}], [{"subnet": "fd00:10::/64"}]]}
+    del bridge["ipam"]["subnet"]
+    plugins = [bridge, {"type": "sbr"}]
+    _, code, checks = _doctor(tmp_path, unique_lab("dn"), plugins)
+    check = checks["fib_rules"]
+    assert check["needed"] and check["items"] == [{"plugin": "sbr", "field": None, "pods": []}], check
+    for sysctl in ("all", "default"):  # netlab's namespaces start without IPv6 (its labs are IPv4): this pod has it
+        in_netns(pod, "sysctl", "-qw", f"net.ipv6.conf.{sysctl}.disable_ipv6=0", check=True)
+    worked, said, result = _add(plugins, node, pod)
+    assert worked, said
+    assert {ip["address"].split("/")[0] for ip in result["ips"]} >= {"10.244.0.2"}, result
+    made = {family: ip_json(family, "rule", "show", netns=pod) for family in ("-4", "-6")}
+    sources = {family: [r["src"] for r in rules if r.get("table") not in ("local", "main", "default")]
+               for family, rules in made.items()}
+    assert sources["-4"] == ["10.244.0.2"] and len(sources["-6"]) == 1 and sources["-6"][0].startswith("fd00:10::"), \
+        made  # sbr made both kinds here: so the doctor must say both
+    assert (check["status"], code) == ("ok", 0), check
+    assert check["detail"].startswith("added an IPv4 rule (from 10.0.0.1 lookup 100) in a throwaway namespace; "
+                                      "added an IPv6 rule (from fd00::1 lookup 100) there too; asked for by the sbr "
+                                      "plugin of "), check
+
+
+def test_a_kernel_without_ipv6_rules_is_a_warning_on_the_policy_rules_line(tmp_path):
+    """The IPv6 rule refused (the test hook: this kernel has them): the line warns, names the build option, and the
+    doctor and `up`'s preflight go on (the lab's pods are IPv4)."""
+    lab = unique_lab("dn")
+    (tmp_path / "n.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "dn-net", "plugins": [
+        _bridge(tmp_path), {"type": "sbr"}]}))
+    path = write_topology(tmp_path, f"name: {lab}\nnetwork: {{cni: {{conflist: n.conflist}}}}\n"
+                                    "nodes: [{name: n1, podCIDR: 10.244.0.0/24}]\npods: [{name: a, node: n1}]\n")
+    proc = netlab("doctor", "-t", path, check=False, env={"NETLAB_DOCTOR_MISSING": "fib_rules6"})
+    [line] = [x for x in proc.stdout.splitlines() if "policy routing rules" in x]
+    assert line.startswith("warn  kernel policy routing rules: added an IPv4 rule (from 10.0.0.1 lookup 100) in a "
+                           "throwaway namespace; IPv6 rules missing: an IPv6 rule (from fd00::1 lookup 100): reported "
+                           "missing by NETLAB_DOCTOR_MISSING (a test hook), so the sbr plugin's ADD fails for a pod "
+                           "given an IPv6 address (an IPv4 one works)"), line
+    assert "fix: boot a kernel with CONFIG_IPV6_MULTIPLE_TABLES" in line and proc.returncode != 3, proc.stdout

@@ -123,3 +123,22 @@ def test_a_step_asked_alone_gets_its_bases_made(links):
         True, cniprobe.MADE["mirred"])
     assert conn.asked == ["a lower veth in a throwaway namespace", "a ingress in a throwaway namespace",
                           "a u32 in a throwaway namespace", "a mirred in a throwaway namespace"]
+
+
+def test_sbrs_ipv6_rule_is_tried_beside_the_ipv4_one(links):
+    conn = FakeConn({})
+    found = cniprobe.probe_cni_features(conn, ["fib_rules", "fib_rules6"], ())  # type: ignore[arg-type]
+    assert found == {"fib_rules": (True, cniprobe.MADE["fib_rules"]), "fib_rules6": (True, cniprobe.MADE["fib_rules6"])}
+    # a kernel without IPv6 (ipv6.disable=1) refuses the family: EAFNOSUPPORT, as without CONFIG_IPV6_MULTIPLE_TABLES
+    no_v6 = FakeConn({bytes([socket.AF_INET6, 0, 128]): errno.EAFNOSUPPORT})  # the rule's family, dst_len, src_len
+    found = cniprobe.probe_cni_features(no_v6, ["fib_rules", "fib_rules6"], ())  # type: ignore[arg-type]
+    assert found["fib_rules"][0] is True
+    assert found["fib_rules6"] == (False, "not in this kernel (EAFNOSUPPORT: Address family not supported by protocol)")
+
+
+def test_an_ipv6_rule_as_pyroute2_reads_it():
+    from pyroute2.netlink.rtnl.fibmsg import fibmsg
+
+    msg = decoded(fibmsg, rtnl.rule_add(1000, 100, src="fd00::1", src_len=128))
+    assert (msg["family"], msg["src_len"], msg["table"]) == (socket.AF_INET6, 128, 100)
+    assert msg.get_attr("FRA_SRC") == "fd00::1" and msg.get_attr("FRA_PRIORITY") == 1000

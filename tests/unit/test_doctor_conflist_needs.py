@@ -162,9 +162,33 @@ def test_vrf_and_sbr_need_the_vrf_device_and_policy_rules(tmp_path, machine):
         "boot a kernel with CONFIG_NET_VRF (modprobe cannot help: this kernel was built without loadable module "
         "support (no /proc/modules))")
     assert checks["fib_rules"].line() == ("ok    kernel policy routing rules: created one in a throwaway namespace; "
-                                          f"asked for by the sbr plugin of {tmp_path / 'n.conflist'}")
+                                          "created one in a throwaway namespace; asked for by the sbr plugin of "
+                                          f"{tmp_path / 'n.conflist'}")  # the fake's words for the IPv4 and IPv6 rules
     assert not {"vrf", "fib_rules", "vlan_filtering", "ingress", "u32", "mirred"} & set(
         by_name(doctor.report(DEFAULT, for_this_lab=False)))
     with pytest.raises(EnvironmentNotReady) as exc:
         doctor.require_for(lab)
     assert str(exc.value).startswith("FAIL  kernel vrf: ") and "asked for by the vrf plugin of" in str(exc.value)
+
+
+def test_sbr_without_ipv6_rules_is_a_warning_that_says_so(tmp_path, machine):
+    """sbr adds a rule for each of a pod's addresses, an IPv6 one too: the doctor tried IPv4 rules only, so a kernel
+    without IPv6 policy routing (CONFIG_IPV6_MULTIPLE_TABLES, or booted with ipv6.disable=1) looked whole."""
+    lab = conflist_lab(tmp_path, [{"type": "ptp", "ipam": HOST_LOCAL}, {"type": "sbr"}])
+    checks = by_name(doctor.report(lab, for_this_lab=True))
+    assert checks["fib_rules"].line() == ("ok    kernel policy routing rules: created one in a throwaway namespace; "
+                                          "created one in a throwaway namespace; asked for by the sbr plugin of "
+                                          f"{tmp_path / 'n.conflist'}")  # the fake's words for both tries
+    assert "fib_rules6" in machine.probes[-1][0]  # tried beside the IPv4 rule
+    machine.missing |= {"fib_rules6"}
+    check = by_name(doctor.report(lab, for_this_lab=True))["fib_rules"]
+    assert check.line() == (
+        "warn  kernel policy routing rules: created one in a throwaway namespace; IPv6 rules missing: an IPv6 rule "
+        "(from fd00::1 lookup 100): not in this kernel (EOPNOTSUPP: ...), so the sbr plugin's ADD fails for a pod "
+        f"given an IPv6 address (an IPv4 one works); asked for by the sbr plugin of {tmp_path / 'n.conflist'}; fix: "
+        "boot a kernel with CONFIG_IPV6_MULTIPLE_TABLES and IPv6 (no ipv6.disable=1) (modprobe cannot help: IPv6 "
+        "policy routing is part of the kernel's IPv6 routing, not a module)")
+    assert check.needed and "fib_rules6" not in by_name(doctor.report(lab, for_this_lab=True))  # no line of its own
+    doctor.require_for(lab)  # the lab's pods are IPv4: up goes on
+    machine.missing |= {"fib_rules"}  # no rules at all: the IPv4 failure is the line, as before
+    assert by_name(doctor.report(lab, for_this_lab=True))["fib_rules"].status == doctor.FAIL
