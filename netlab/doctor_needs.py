@@ -97,7 +97,8 @@ def _positive(value: object) -> bool:
 
 def field_needs(plugin: dict[str, Any], pods: Mapping[str, dict[str, Any] | None]) -> list[tuple[str, Asker]]:
     """(check, asker) for what a plugin's fields ask: the bridge's ``vlan`` (not 0) and ``vlanTrunk`` (any, an empty
-    one too: the plugin turns filtering on for it; Debian's 1.1.1 has no vlanTrunk yet, upstream's since 1.3.0) a
+    one too: the plugin turns filtering on for it; Debian's 1.1.1 has no vlanTrunk yet, upstream's since 1.3.0:
+    cni_needs leaves out a field the plugin found does not read) a
     VLAN-filtering bridge (``preserveDefaultVlan`` only acts with one of them); bandwidth's rates (RATE_NEEDS), its
     config's and each pod's runtimeConfig.bandwidth (``pods``: name -> it, None for a pod without annotations) when
     it declares the capability."""
@@ -135,9 +136,12 @@ def conflist_needs(plugins: Iterable[dict[str, Any]],
 def cni_needs(lab: Lab) -> dict[str, list[Asker]]:
     """:func:`conflist_needs` of the lab's conflist (``network.cni: {conflist: FILE}``); nothing for the builtin
     network and the reference chain (a bridge, as every lab has), nor for a conflist that cannot be read now (the
-    cni-plugins check and ``validate`` say why)."""
+    cni-plugins check and ``validate`` say why). A field the plugin found here does not read (Debian 12's bridge
+    and ``vlanTrunk``: cni/fields.py) asks for nothing: the plugin never uses what it would need; the doctor's
+    plugins line says it has no effect."""
     if lab.cni != "conflist":
         return {}
+    from netlab.cni.fields import lab_ignored_fields
     from netlab.model.bandwidth import pod_bandwidth
     from netlab.model.cniconf import ConflistError
     from netlab.plan.cniadd import user_conflist
@@ -146,7 +150,9 @@ def cni_needs(lab: Lab) -> dict[str, list[Asker]]:
         net = user_conflist(lab)
     except (ConflistError, OSError):
         return {}
-    return conflist_needs(net.plugins, {p.name: pod_bandwidth(p.spec) for p in lab.pods})
+    unread = {(i.index, i.field) for i in lab_ignored_fields(lab)}
+    plugins = [{k: v for k, v in plugin.items() if (i, k) not in unread} for i, plugin in enumerate(net.plugins)]
+    return conflist_needs(plugins, {p.name: pod_bandwidth(p.spec) for p in lab.pods})
 
 
 # The checks whose line names what in the lab's conflist asks for them (what only plugins use, and bandwidth's tbf).

@@ -65,6 +65,7 @@ WHY = {
     "sctp": "needed only for NetworkPolicies with SCTP ports",
     **{k: f"needed only for a conflist with the {k} plugin" for k in ("macvlan", "ipvlan", "vlan", "vrf")},
     **{k: "needed only for the bandwidth plugin's egress rates" for k in ("ifb", "ingress", "u32", "mirred")},
-    "vlan_filtering": "needed only for a conflist whose bridge plugin has a vlan or vlanTrunk",
+    "vlan_filtering": "needed only for a conflist whose bridge plugin has a vlan or vlanTrunk (a vlanTrunk only where "
+                      "the plugin reads it: v1.3.0 and on, not Debian 12's 1.1.1)",
     "fib_rules": "needed only for a conflist with the sbr plugin",
 }

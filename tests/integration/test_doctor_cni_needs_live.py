@@ -179,3 +179,38 @@ def test_a_kernel_without_ipv6_rules_is_a_warning_on_the_policy_rules_line(tmp_p
                            "missing by NETLAB_DOCTOR_MISSING (a test hook), so the sbr plugin's ADD fails for a pod "
                            "given an IPv6 address (an IPv4 one works)"), line
     assert "fix: boot a kernel with CONFIG_IPV6_MULTIPLE_TABLES" in line and proc.returncode != 3, proc.stdout
+
+
+def test_a_vlan_trunk_asks_for_vlan_filtering_exactly_when_the_plugin_reads_it(tmp_path, node_and_pod):
+    """Debian 12's bridge (1.1.1) reads no vlanTrunk (upstream's since v1.3.0): the doctor counted it as needing
+    VLAN filtering, and on this VM (no CONFIG_BRIDGE_VLAN_FILTERING) `up` refused a conflist whose plugin would
+    never use it. The plugin's own ADD is the judge: a plain bridge, no port VLANs, where it ignores the trunk."""
+    node, pod = node_and_pod
+    lab = unique_lab("dn")
+    plugins = [_bridge(tmp_path, vlanTrunk=[{"minID": 10, "maxID": 20}])]
+    path, code, checks = _doctor(tmp_path, lab, plugins)
+    by_hand = [{**plugins[0], "ipam": {**plugins[0]["ipam"], "dataDir": str(tmp_path / "ipam-by-hand")}}]
+    worked, said, result = _add(by_hand, node, pod)  # its own leases: the lab's up below takes 10.244.0.2 too
+    if not worked or ip_json("-d", "link", "show", "dev", "cni0", netns=node)[0]["linkinfo"]["info_data"][
+            "vlan_filtering"] == 1:  # a bridge plugin that reads it (v1.3.0 and on): VLAN filtering is needed
+        assert checks["vlan_filtering"]["items"] == [{"plugin": "bridge", "field": "vlanTrunk", "pods": []}], checks
+        return
+    host = next(i["name"] for i in result["interfaces"] if i["name"].startswith("veth"))
+    ports = json.loads(in_netns(node, "bridge", "-j", "vlan", "show", "dev", host, check=True).stdout or "[]")
+    assert not any(p.get("vlans") for p in ports), ports  # no VLAN 10-20 on the pod's port: the trunk was ignored
+    assert "vlan_filtering" not in checks and code == 0, checks.get("vlan_filtering")
+    plugins_line = checks["cni-plugins"]
+    assert plugins_line["status"] == "warn" and f"the bridge plugin {CNI_BIN}/bridge reads no vlanTrunk (added in " \
+        "containernetworking-plugins v1.3.0; Debian 12's is 1.1.1): the vlanTrunk of " in plugins_line["detail"], \
+        plugins_line
+    proc = netlab("up", "-t", path, check=False)  # refused before (exit 3): up now makes it, and says it
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert [line for line in proc.stderr.splitlines() if "vlanTrunk" in line] == [
+            f"netlab: warning: the bridge plugin {CNI_BIN}/bridge reads no vlanTrunk (added in containernetworking-"
+            f"plugins v1.3.0; Debian 12's is 1.1.1): the vlanTrunk of {tmp_path / 'n.conflist'} has no effect, its "
+            "pods' ports get no VLANs and the bridge no VLAN filtering"], proc.stderr
+        [bridge] = ip_json("-d", "link", "show", "dev", "cni0", netns=f"{lab}-n1")
+        assert bridge["linkinfo"]["info_data"]["vlan_filtering"] == 0
+    finally:
+        netlab("down", "--lab", lab, check=False)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from test_doctor import DEFAULT, by_name, install_machine
+from test_doctor import DEFAULT, PLUGIN, by_name, fake_plugins, install_machine
 from netlab import doctor
 from netlab.doctor_needs import Asker, conflist_needs
 from netlab.errors import EnvironmentNotReady
@@ -192,3 +192,65 @@ def test_sbr_without_ipv6_rules_is_a_warning_that_says_so(tmp_path, machine):
     doctor.require_for(lab)  # the lab's pods are IPv4: up goes on
     machine.missing |= {"fib_rules"}  # no rules at all: the IPv4 failure is the line, as before
     assert by_name(doctor.report(lab, for_this_lab=True))["fib_rules"].status == doctor.FAIL
+
+
+TRUNK = {"type": "bridge", "vlanTrunk": [{"minID": 10, "maxID": 20}], "ipam": HOST_LOCAL}
+
+
+def binned_lab(tmp_path, plugins, bridge: str = PLUGIN):
+    """A conflist lab whose plugins come from its own binDir (first in CNI_PATH): fakes, the bridge's text given."""
+    fake_plugins(tmp_path / "bin", ("loopback", "host-local"))
+    fake_plugins(tmp_path / "bin", ("bridge",), bridge)
+    (tmp_path / "n.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "n", "plugins": plugins}))
+    path = tmp_path / "t.yaml"
+    path.write_text("name: cn\nnetwork:\n  cni: {conflist: n.conflist, binDir: bin}\nnodes: [{name: n1}]\n"
+                    "pods: [{name: a, node: n1}]\n")
+    return resolve(load_topology(str(path)))
+
+
+def test_a_vlan_trunk_the_bridge_plugin_does_not_read_asks_for_nothing_and_is_said(tmp_path, machine):
+    """Debian 12's bridge (1.1.1) has no vlanTrunk (upstream's since v1.3.0): it makes a plain bridge whatever the
+    trunk says. The doctor counted the field as needing VLAN filtering and refused the conflist on a kernel
+    without it, for a feature the plugin would never use. The fake bridge, like 1.1.1's, has no
+    `json:"vlanTrunk"` tag; the real plugin: tests/integration/test_doctor_cni_needs_live.py."""
+    machine.missing |= {"vlan_filtering"}
+    machine.no_modules = "this kernel was built without loadable module support (no /proc/modules)"
+    lab = binned_lab(tmp_path, [TRUNK])
+    checks = by_name(doctor.report(lab, for_this_lab=True))
+    assert "vlan_filtering" not in checks and "vlan_filtering" not in doctor.needs(lab)
+    assert checks["cni-plugins"].line() == (
+        f"warn  tool CNI plugins: loopback, bridge, host-local in {tmp_path / 'bin'} answer VERSION and speak "
+        f"cniVersion 1.0.0; the bridge plugin {tmp_path / 'bin' / 'bridge'} reads no vlanTrunk (added in "
+        f"containernetworking-plugins v1.3.0; Debian 12's is 1.1.1): the vlanTrunk of {tmp_path / 'n.conflist'} has no "
+        "effect, its pods' ports get no VLANs and the bridge no VLAN filtering; fix: leave out vlanTrunk, or put a "
+        "bridge plugin "
+        "of containernetworking-plugins v1.3.0 or newer in network.cni.binDir")
+    doctor.require_for(lab)  # up goes on: nothing it needs is missing
+    # vlan, which 1.1.1 reads, still needs VLAN filtering beside it
+    both = binned_lab(tmp_path, [{**TRUNK, "vlan": 100}])
+    check = by_name(doctor.report(both, for_this_lab=True))["vlan_filtering"]
+    assert check.status == doctor.FAIL and check.items == ({"plugin": "bridge", "field": "vlan", "pods": []},)
+    with pytest.raises(EnvironmentNotReady, match=r"ADD \(leave out vlan, or use a kernel that has it\)$"):
+        doctor.require_for(both)
+
+
+def test_a_bridge_plugin_that_reads_vlan_trunk_needs_vlan_filtering_for_it(tmp_path, machine):
+    machine.missing |= {"vlan_filtering"}
+    lab = binned_lab(tmp_path, [TRUNK], PLUGIN + '# type NetConf struct { Vlans []*VlanTrunk `json:"vlanTrunk"` }\n')
+    checks = by_name(doctor.report(lab, for_this_lab=True))
+    assert checks["cni-plugins"].status == doctor.OK
+    assert checks["vlan_filtering"].status == doctor.FAIL and "the bridge plugin's vlanTrunk of" in \
+        checks["vlan_filtering"].detail
+    with pytest.raises(EnvironmentNotReady, match=r"ADD \(leave out vlanTrunk, or use a kernel that has it\)$"):
+        doctor.require_for(lab)
+
+
+def test_reads_field_finds_a_go_struct_tag(tmp_path):
+    from netlab.cni.fields import reads_field
+
+    (tmp_path / "new").write_bytes(b'\0\0`json:"vlan"`\0`json:"vlanTrunk,omitempty"`\0')
+    (tmp_path / "old").write_bytes(b'\0\0`json:"vlan"`\0`json:"hairpinMode"`\0')
+    (tmp_path / "empty").write_bytes(b"")
+    assert reads_field(str(tmp_path / "new"), "vlanTrunk") is True
+    assert reads_field(str(tmp_path / "old"), "vlanTrunk") is False and reads_field(str(tmp_path / "old"), "vlan")
+    assert reads_field(str(tmp_path / "empty"), "vlan") is None and reads_field(str(tmp_path / "nope"), "vlan") is None

@@ -1,0 +1,87 @@
+"""The config fields a conflist gives a plugin that the plugin on this machine does not read: a field added in a
+later release of containernetworking-plugins than the one installed, which the older plugin passes over in
+silence. The bridge plugin's ``vlanTrunk`` (tagged VLANs on each pod's port, and VLAN filtering on the bridge for
+them) came in v1.3.0 (containernetworking/plugins#829); Debian 12's package is 1.1.1, whose bridge reads ``vlan``
+but no ``vlanTrunk``: a conflist that asks for a trunk there gets a plain bridge, and needs no VLAN filtering.
+
+Which fields a plugin reads is in its binary: the plugins decode their config with Go's encoding/json, which fills
+a struct field by its tag (``json:"vlanTrunk"``), and the tags stay in the binary for reflection to read at run
+time. ``VERSION`` cannot tell: it answers the CNI spec versions a plugin speaks (1.1.1's and 1.3.0's are the same,
+up to 1.0.0), and Debian's builds say ``CNI bridge plugin version unknown``. Nothing is run: the file is read.
+"""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+# (plugin type, field) -> the upstream release that added the field
+LATER_FIELDS = {("bridge", "vlanTrunk"): "v1.3.0"}
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A field of plugin ``index`` of a conflist that the plugin at ``path`` does not read."""
+
+    index: int
+    plugin: str
+    field: str
+    path: str
+    since: str
+
+    def words(self, conflist: str) -> str:
+        return (f"the {self.plugin} plugin {self.path} reads no {self.field} (added in containernetworking-plugins "
+                f"{self.since}; Debian 12's is 1.1.1): the {self.field} of {conflist} has no effect, its pods' ports "
+                "get no VLANs and the bridge no VLAN filtering")
+
+
+def reads_field(path: str, field: str) -> bool | None:
+    """Whether the Go binary ``path`` decodes a JSON field ``field`` (its struct tag is in it); None when it cannot
+    be read."""
+    tags = (f'json:"{field}"'.encode(), f'json:"{field},'.encode())
+    try:
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return any(data.find(tag) != -1 for tag in tags)
+    except (OSError, ValueError):  # unreadable, or empty (mmap refuses a file of no bytes)
+        return None
+
+
+def ignored_fields(plugins: Iterable[dict[str, Any]], find: Any) -> list[Ignored]:
+    """The fields of LATER_FIELDS that ``plugins`` (a conflist's, in order) give and their plugin, as ``find`` (type
+    -> path, None when not found) finds it, does not read. A plugin not found, or not readable, is not judged."""
+    out = []
+    for i, plugin in enumerate(plugins):
+        kind = plugin.get("type")
+        for (of, field), since in LATER_FIELDS.items():
+            if kind != of or plugin.get(field) is None:
+                continue
+            path = find(kind)
+            if path is not None and reads_field(path, field) is False:
+                out.append(Ignored(i, kind, field, path, since))
+    return out
+
+
+def lab_ignored_fields(lab: Any) -> list[Ignored]:
+    """:func:`ignored_fields` of the lab's conflist, its plugins looked for in its CNI_PATH; none for a lab that
+    has no conflist, or one that cannot be read now (validate and the doctor's plugins line say why)."""
+    if lab.cni != "conflist":
+        return []
+    from netlab.cni.conf import bin_dirs
+    from netlab.cni.runtime import find_plugin
+    from netlab.model.cniconf import ConflistError
+    from netlab.plan.cniadd import user_conflist
+
+    try:
+        plugins = user_conflist(lab).plugins
+    except (ConflistError, OSError):
+        return []
+    dirs = bin_dirs(lab)
+    return ignored_fields(plugins, lambda kind: find_plugin(kind, dirs))
+
+
+def unread_fields(lab: Any) -> list[str]:
+    """``up``'s warning for each field of the lab's conflist that its plugin here does not read (the doctor's words,
+    on its plugins line)."""
+    file = getattr(lab.topo.network.cni, "conflist", "the conflist")
+    return [i.words(file) for i in lab_ignored_fields(lab)]
