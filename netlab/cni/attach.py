@@ -16,6 +16,7 @@ from netlab.cni.invoke import PluginFailed
 from netlab.cni.runtime import Runtime
 from netlab.cni.verify import address_missing
 from netlab.feature import StartResult
+from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
 from netlab.realize.attachments import DELETED, attachment_json, note_devices
 
@@ -39,8 +40,12 @@ def detach(rt_: Runtime, prec: dict[str, Any], pod: str, gone: bool = False) -> 
     """DEL the pod from every network, the last attached first (from the record: no lab file needed). The record
     gives the ADD's capability arguments: a cached result brings its own, but the DEL after a failed ADD has none
     (host-local's DEL without the ipRanges it allocated from fails: "no IP ranges specified"). ``gone``: the pod's
-    namespace is no longer the lab's, the DEL is handed none (changed.recorded_conf)."""
+    namespace is no longer the lab's, the DEL is handed none (changed.recorded_conf). Nor is it handed a path where
+    no namespace is mounted now (deleted by hand, or by the up that removed the pod before its failed DEL runs
+    again): CNI_NETNS is empty then, as containerd hands it for a closed sandbox (the spec: a DEL must tolerate a
+    missing namespace); the plugins still release what they hold outside it (host-local's lease)."""
     nets = [(parse_conflist(conf_text(raw)), ifname) for raw, ifname in prec["networks"]]
+    gone = gone or not is_netns_mount(prec.get("netns") or "")
     for k in range(len(nets) - 1, -1, -1):
         try:
             rt_.delete(nets[k][0], recorded_conf(prec, pod, nets[k][1], gone))

@@ -50,8 +50,8 @@ class RuntimeConf:
     node_netns: str | None  # where plugins run: the node's namespace, the lab's "host"
     args: list[tuple[str, str]] = field(default_factory=list)
     capability_args: dict[str, Any] = field(default_factory=dict)
-    # The pod's namespace is gone and its name holds another's now: CNI_NETNS is empty (a DEL's "no namespace",
-    # as containerd hands it for a sandbox whose namespace closed), never the path of theirs.
+    # The pod's namespace is gone (its name holds another's now, or no namespace is mounted there): CNI_NETNS is
+    # empty (a DEL's "no namespace", as containerd hands it for a sandbox whose namespace closed), never that path.
     netns_gone: bool = False
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from netlab.cni import lifecycle, runtime
+from netlab.cni import attach, lifecycle, runtime
 from netlab.feature import ModuleFeature
 from netlab.kernel.base import Op
 from netlab.kernel.fake import FakeKernel
@@ -59,6 +59,7 @@ def cni_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, topo: str, exec_p
         (tmp_path / "net.conflist").write_text(json.dumps(conflist))
     monkeypatch.setattr(runtime, "exec_plugin", exec_plugin)
     monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
+    monkeypatch.setattr(attach, "is_netns_mount", lambda name: True)
     yield
     state_dir._checked.clear()
 

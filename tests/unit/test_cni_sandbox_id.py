@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from cni_fakes import add_result, cni_topo, cni_world, lab_of, up
-from netlab.cni import lifecycle
+from netlab.cni import attach, lifecycle
 from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed
 from netlab.feature import ModuleFeature
@@ -150,3 +150,29 @@ def test_every_pod_of_a_lab_has_its_own_sandbox_id(world):
     lab, _ = world
     up(lab, FakeKernel())
     assert sandbox(lab, "a") != sandbox(lab, "b")
+
+
+def test_a_removed_pods_del_run_again_once_its_namespace_is_gone_hands_an_empty_cni_netns(world, tmp_path,
+                                                                                          monkeypatch):
+    """A removed pod whose first DEL failed (its namespace there then) keeps its record; up deletes its namespace,
+    and the next up's DEL, run again, handed the plugins its old path (/run/netns/fksb-b, no namespace there), not
+    the empty CNI_NETNS the spec asks for a namespace that is gone (containerd's StopPodSandbox). The plugins still
+    get the DEL (host-local releases the lease)."""
+    lab, plugins = world
+    k = FakeKernel()
+    up(lab, k)
+    b = sandbox(lab, "b")
+    (tmp_path / "t.yaml").write_text(TOPO.replace("  - {name: b, node: n1, ip: 10.244.0.3}\n", ""))
+    smaller = lab_of(tmp_path)
+    plugins.fail.add(("b", "chain", "DEL"))
+    plugins.calls.clear()
+    up(smaller, k)  # its DEL fails: the record stays, its namespace goes
+    assert plugins.of("b") == [("chain", "DEL", b, "/run/netns/fksb-b")]
+    plugins.fail.clear()
+    plugins.calls.clear()
+    for module in (lifecycle, attach):  # up deleted its namespace: none is mounted at its path now
+        monkeypatch.setattr(module, "is_netns_mount", lambda name: name != "fksb-b")
+    result = up(smaller, k)
+    assert plugins.of("b") == [("chain", "DEL", b, ""), ("loopback", "DEL", b, "")]
+    assert "ran the CNI DEL of removed pod b again: it succeeded" in result.fixed, result.fixed
+    teardown.down(smaller.name, k, [ModuleFeature(lifecycle)])

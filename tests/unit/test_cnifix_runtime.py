@@ -13,7 +13,7 @@ import pytest
 
 from cni_fakes import add_result, conflist_lab
 from netlab.cni import conf as C
-from netlab.cni import invoke, lifecycle, runtime
+from netlab.cni import attach, invoke, lifecycle, runtime
 from netlab.cni.invoke import CallLog
 from netlab.errors import UsageError
 from netlab.feature import ModuleFeature
@@ -59,6 +59,7 @@ def world(tmp_path, monkeypatch):
     plugins = Plugins()
     monkeypatch.setattr(runtime, "exec_plugin", plugins)
     monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
+    monkeypatch.setattr(attach, "is_netns_mount", lambda name: True)
     yield tmp_path, plugins
     state_dir._checked.clear()
 
