@@ -75,6 +75,13 @@ class Changed:
             return None
         return f"{self.plugin}: {self.why}" if self.by_check else f"{NO_CHECK}: {self.why}"
 
+    def marked(self, mark: Any) -> bool:
+        """Whether this is the failure a pod's record marks (``check_fails``: found right after its own fresh ADD),
+        its numbers aside (:func:`failure_key`): a CHECK whose msg carries a counter or a time never matched its
+        mark, and every up re-attached the pod again."""
+        now = self.fresh_mark()
+        return now is not None and isinstance(mark, str) and failure_key(now) == failure_key(mark)
+
     def fresh_words(self, pod: str, again: bool = False) -> str:
         """This, found right after the pod's own ADD (``again``: as it was then), as up's line (StartResult.failed:
         up exits 1, the lab stays up): a new ADD cannot mend a CHECK that fails its own ADD, so up does not
@@ -99,6 +106,21 @@ class Changed:
         if self.by_check:
             return f"cni: CHECK of pod {pod} failed: {self.why}"
         return f"cni: pod {pod}: {NO_CHECK}: {self.why}"
+
+
+# What a failure's words keep when its numbers are dropped: how the plugin ended and its CNI error code (the kind of
+# failure, libcni's types.Error code), and IPv4 addresses and prefixes (a route to 10.96.0.0/12 missing is another
+# failure than one to 10.97.0.0/12); every other run of digits (a counter, a time, a process id) or long hex word (a
+# request id) is one '#'.
+_KEPT = r"\(exit -?\d+\)|\[code [^\]]*\]|(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?(?![\d.])"
+_NUMBERS = re.compile(rf"({_KEPT})|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{{8,}}\b|\d+")
+
+
+def failure_key(text: str) -> str:
+    """A CHECK failure's line (a ``check_fails`` mark) without the numbers that change from one call to the next:
+    ``check #3 failed at 08:10:53`` and ``check #4 failed at 08:10:54`` are one failure; other words, another exit or
+    CNI error code, another plugin or another address are another."""
+    return _NUMBERS.sub(lambda m: m.group(1) or "#", text)
 
 
 def drift_pod(line: str) -> str | None:

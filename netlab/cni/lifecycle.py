@@ -217,7 +217,7 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
         found = None if why else changed(rt_, lab, pod, prec)
         if found is None and not why and prec.pop("check_fails", None) is not None:
             marks_gone = True  # its chain passes again: a later failure is a re-attach's to mend
-        if found is not None and found.fresh_mark() is not None and found.fresh_mark() == prec.get("check_fails"):
+        if found is not None and found.marked(prec.get("check_fails")):
             out.failed.append(found.fresh_words(pod.name, again=True))  # failed its own fresh ADD: no ADD mends it
             continue
         if found is not None and not found.spec and pod.name in _held_back.get(lab.name, ()):
@@ -470,7 +470,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         for name, fut in checks.items():
             found = fut.result()
             if found:
-                if found.fresh_mark() is not None and found.fresh_mark() == records[name].get("check_fails"):
+                if found.marked(records[name].get("check_fails")):
                     out.append(Unmendable(found.drift_line(name) + " (as right after its own fresh ADD: up does not "
                                                                    "re-attach the pod for it)"))
                 else:

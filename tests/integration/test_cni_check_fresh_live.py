@@ -143,3 +143,38 @@ def test_up_twice_fails_the_second_naming_the_plugin_after_one_re_attach(labs, t
     assert third.returncode == 1 and "since an earlier up re-attached the pod" in third.stderr, third
     assert "nothing changed, but not all of it is as asked (below)" in third.stdout, third
     assert _adds(lab) == 2
+
+
+COUNTING = QCHECK.replace('''    print(json.dumps({{"cniVersion": "1.0.0", "code": 13, "msg": "qcheck always fails"}}))''', '''    n = int(open({count!r}).read() or 0) + 1 if os.path.exists({count!r}) else 1
+    open({count!r}, "w").write(str(n))
+    print(json.dumps({{"cniVersion": "1.0.0", "code": 13, "msg": "qcheck failure #%d (pid %d)" % (n, os.getpid())}}))''')
+
+
+def test_a_check_whose_msg_counts_its_calls_is_re_attached_once_not_by_every_up(labs, tmp_path):
+    """qcheck's CHECK says a new number at each call (a counter and its pid): the mark up keeps of the failure right
+    after the pod's fresh ADD never matched it again, so every `up` DELed and ADDed the pod anew (exit 1 each time,
+    the lease, veth and MAC new). Its numbers aside it is the same failure: the second up says it as the earlier
+    up's and ADDs nothing."""
+    broken = tmp_path / "broken"
+    broken.write_text("")
+    assert "qcheck failure #%d" in COUNTING
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "qcheck").write_text(COUNTING.format(broken=str(broken), count=str(tmp_path / "count")))
+    (tmp_path / "bin" / "qcheck").chmod(0o755)
+    (tmp_path / "net.conflist").write_text(json.dumps(CONFLIST))
+    lab = labs.name("cc")
+    path, _ = labs.up(f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n"
+                      "nodes: [{name: n1, podCIDR: 10.244.0.0/24}]\npods:\n  - {name: a, node: n1}\n")
+    second = netlab("up", "-t", path, check=False)  # CHECK #1 fails: re-attached, then CHECK #2 fails its fresh ADD
+    assert second.returncode == 1 and "CNI plugin qcheck's CHECK fails on its own fresh ADD: failed (exit 1): " \
+        "qcheck failure #2 (pid " in second.stderr, second
+    assert _adds(lab) == 2
+    mac = _eth0(lab, "a")
+    for n in (3, 4):
+        again = netlab("up", "-t", path, check=False)
+        assert again.returncode == 1 and "since an earlier up re-attached the pod" in again.stderr and \
+            f"qcheck failure #{n} (pid " in again.stderr, again
+        assert _adds(lab) == 2 and _eth0(lab, "a") == mac  # (before: one more ADD, a new eth0, every up)
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and "(as right after its own fresh ADD: up does not re-attach the pod for it)" \
+        in status.stdout, status.stdout

@@ -165,3 +165,65 @@ def test_a_pod_marked_check_fails_is_re_attached_for_another_failure_of_the_same
         assert "since an earlier up re-attached the pod" in text and plugins.of("a") == [], text
         _valid(lab.name)
         teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+
+
+
+class Counting(test_cni_reattach.Plugins):
+    """chain's CHECK of a pod in ``fail`` says ``said`` with a new number at each call (a counter, a time, a process
+    id, as a plugin's error may carry), with CNI error code ``code``."""
+
+    def __init__(self):
+        super().__init__()
+        self.said, self.code, self.n = "check #{n} failed at 2026-12-06T08:10:{n:02d}.{n}Z (pid 40{n})", 11, 0
+
+    def __call__(self, log, **kw):
+        pod, plugin, command = kw["pod"], kw["plugin_path"].rsplit("/", 1)[-1], kw["command"]
+        if command == "CHECK" and (pod, plugin, command) in self.fail:
+            with self.lock:
+                self.calls.append((pod, plugin, command, kw["env"]["CNI_IFNAME"]))
+                self.n += 1
+            msg = self.said.format(n=self.n)
+            raise PluginFailed(f"pod {pod}: CNI plugin {plugin} CHECK: failed (exit 1): {msg} [code {self.code}]")
+        return super().__call__(log, **kw)
+
+
+def test_a_check_failure_whose_numbers_change_at_each_call_is_the_same_failure(tmp_path, monkeypatch):
+    """A chained plugin whose CHECK's msg carries a counter (or a time) never matched its recorded mark (check_fails):
+    every up DELed and ADDed the pod again. Its numbers are not the failure: the same words with other numbers are
+    the same one (not re-attached); other words, or another CNI error code, are another (re-attached, marked anew)."""
+    plugins = Counting()
+    from cni_fakes import cni_world, lab_of
+    with cni_world(tmp_path, monkeypatch, test_cni_reattach.TOPO, plugins, conflist={
+            "cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "chain", "capabilities": {"ipRanges": True}}]}):
+        lab, k = lab_of(tmp_path), FakeKernel()
+        up(lab, k)
+        plugins.fail.add(("a", "chain", "CHECK"))
+        plugins.calls.clear()
+        [text] = up(lab, k).failed  # re-attached once (its CHECK said #1), then its fresh ADD's CHECK said #2
+        assert "CHECK fails on its own fresh ADD: failed (exit 1): check #2 failed at 2026-12-06T08:10:02.2Z " \
+            "(pid 402) [code 11]" in text, text
+        assert plugins.of("a") == DEL_BOTH + ADD_BOTH
+        for n in (3, 4):  # other numbers, the same failure: not re-attached, said as the earlier up's
+            plugins.calls.clear()
+            [text] = up(lab, k).failed
+            assert plugins.of("a") == [] and "since an earlier up re-attached the pod" in text, text
+            assert f"check #{n} failed" in text, text  # what the CHECK says now
+        assert lab_status.status(state_mod.load_state(lab.name), k, [ModuleFeature(lifecycle)]).drift[0].endswith(
+            "(as right after its own fresh ADD: up does not re-attach the pod for it)")
+        plugins.code = 12  # another CNI error code: another failure
+        plugins.calls.clear()
+        [text] = up(lab, k).failed
+        assert plugins.of("a") == DEL_BOTH + ADD_BOTH and "since an earlier up" not in text, text
+        plugins.said = "check #{n}: route 10.96.0.0/12 is missing"  # other words: another failure
+        plugins.calls.clear()
+        [text] = up(lab, k).failed
+        assert plugins.of("a") == DEL_BOTH + ADD_BOTH and "since an earlier up" not in text, text
+        plugins.said = "check #{n}: route 10.97.0.0/12 is missing"  # another address is no number to drop
+        plugins.calls.clear()
+        up(lab, k)
+        assert plugins.of("a") == DEL_BOTH + ADD_BOTH
+        plugins.calls.clear()
+        up(lab, k)
+        assert plugins.of("a") == []
+        _valid(lab.name)
+        teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
