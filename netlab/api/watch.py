@@ -56,11 +56,12 @@ from netlab.api import lifecycle, watch_repair
 from netlab.api.topology import load, load_running
 from netlab.api.watch_file import WRITE_WAIT, FileWrites, changes
 from netlab.api.watch_children import Children, become_subreaper, reap_exited_children
-from netlab.api.watch_converge import Converging
+from netlab.api.watch_converge import Converging, unmended_lines
 from netlab.api.watch_lines import dedupe, saw_words, summary
 from netlab.api.watch_listen import SETTLE, Listening
 from netlab.api.watch_others import OtherCommands
 from netlab.api.watch_restart import Checked, HeldWorkload, RestartPolicy, served_lab
+from netlab.cni.changed import AGAIN
 from netlab.errors import NetlabError
 from netlab.feature import Feature
 from netlab.features import default_features
@@ -208,12 +209,15 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
         # Said once the watcher listens: what happens from now on is seen. Containers held already (a Never pod
         # that exited before) are said here, once, not by a later event's round as if they had exited then.
         held = self.held_before(running, state, before)
+        # A pod this apply re-attached whose chain fails the CHECK of that fresh ADD: its hold begins now, as after
+        # a repair's (it began with the next round, whose repair re-attached the pod again for another failure)
+        stuck = [line for line in unmended_lines(done) if AGAIN not in line]
+        whole = "it was up and as its saved topology says" if self.saved else "it was up and as the file says"
+        did = self._did(done, whole, hide=stuck) + self._hold_stuck(stuck, "failed")
         if self.saved:
-            did = self._did(done, "it was up and as its saved topology says")
             self.log(f"saw: lab {self.lab_name} from {loaded.origin}, no file to re-read (`netlab up -t FILE` and "
                      f"`netlab impair` change it); did: {did}; watching{held}")
         else:
-            did = self._did(done, "it was up and as the file says")
             self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {did}; watching{held}")
         self.pending = dedupe(self.pending + self.failed_starts(running, state))  # tried again at once
         return loaded.lab

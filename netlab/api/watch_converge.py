@@ -138,12 +138,6 @@ class Converging:
             return next_due
         self.retry_at = None
         self.repairs.forget("repair")
-        # What the repair left as it was that no later up mends (not a container's start, which failed_starts tries
-        # again): a CNI chain whose CHECK fails the pod's own fresh ADD. Said by the repair that re-attached the pod
-        # (an earlier one's, AGAIN, is no new failure), whose re-attach for another failure then backs off, as a
-        # failed repair of that pod alone (the watcher re-ADDed such pods every resync, forever).
-        unmended = [line for line in repaired.failed if failed_key(line) == line] if repaired is not None else []
-        stuck = [line for line in unmended if AGAIN not in line]
         if repaired is None:  # another command changed the lab meanwhile, and left nothing to repair
             self._follow(state)
             return next_due
@@ -154,20 +148,31 @@ class Converging:
         self.kids.track(lab, state)
         # a deletion this repair answered is said with it; its own (a moved pod's old namespace) is not
         saw = saw + self._relisten(lab, done.created_netns, done.remade_netns)
+        unmended = unmended_lines(done)
         did = f"{self._did(done, 'nothing to change', saw + found, hide=unmended)} in {took:.2f}s"
-        if stuck:
-            pods = [m.group(1) for line in stuck if (m := re.match(r"pod (\S+): ", line))]
-            for pod in pods:
-                self.repairs.restarted(f"cni {pod}", self.clock())
-                self.holds[pod] = self.clock() + self.repairs.wait(f"cni {pod}", self.clock())
-            wait = max((self.holds[pod] for pod in pods), default=self.clock()) - self.clock()
-            did += (f"; repair failed: {'; '.join(stuck[:3])}{' ...' if len(stuck) > 3 else ''}; retry in {wait:.1f}s"
-                    f" (of pod{'s' if len(pods) > 1 else ''} {', '.join(pods)} alone, for a failure other than this)")
+        did += self._hold_stuck(unmended, "repair failed")
         self.log(saw_did(f"{saw_words(saw)}{found_words}", waited, did))
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
         return next_due
+
+    def _hold_stuck(self, unmended: list[str], failed: str) -> str:
+        """An apply's words for the pods whose CNI chain fails the CHECK of their own fresh ADD, which that apply
+        re-attached (``unmended``: what it left that no later up mends; an earlier apply's, AGAIN, is no new
+        failure): each pod's re-attach for another failure now backs off, as a failed repair of that pod alone (the
+        watcher re-ADDed such pods every resync, forever); '' when there is none. The watcher's first apply's too:
+        its hold began only with the next round's repair, which re-attached the pod again at once."""
+        stuck = [line for line in unmended if AGAIN not in line]
+        if not stuck:
+            return ""
+        pods = [m.group(1) for line in stuck if (m := re.match(r"pod (\S+): ", line))]
+        for pod in pods:
+            self.repairs.restarted(f"cni {pod}", self.clock())
+            self.holds[pod] = self.clock() + self.repairs.wait(f"cni {pod}", self.clock())
+        wait = max((self.holds[pod] for pod in pods), default=self.clock()) - self.clock()
+        return (f"; {failed}: {'; '.join(stuck[:3])}{' ...' if len(stuck) > 3 else ''}; retry in {wait:.1f}s"
+                f" (of pod{'s' if len(pods) > 1 else ''} {', '.join(pods)} alone, for a failure other than this)")
 
     def _file_changed(self) -> None:
         """Apply the file as it is once the lab's lock is held (watch_repair.apply_file): read before, the
@@ -220,3 +225,9 @@ class Converging:
         told = [line for line in self.failed if failed_key(line) not in tried]
         self.failed = list(done.failed)
         return did_words(done, nothing, said, [*told, *hide])  # hide: said by the caller
+
+
+def unmended_lines(done: lab_up.UpResult) -> list[str]:
+    """What an apply left as it was that no later up mends (not a container's start, which failed_starts tries
+    again): a CNI chain whose CHECK fails the pod's own fresh ADD."""
+    return [line for line in done.failed if failed_key(line) == line]

@@ -178,3 +178,38 @@ def test_a_check_whose_msg_counts_its_calls_is_re_attached_once_not_by_every_up(
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1 and "(as right after its own fresh ADD: up does not re-attach the pod for it)" \
         in status.stdout, status.stdout
+
+
+OTHER = QCHECK.replace('"msg": "qcheck always fails"', '"msg": "qcheck always fails" if not os.path.exists({other!r}) '
+                       'else "qcheck: route 10.96.0.0/12 is missing"')
+
+
+def test_the_watchers_own_first_up_holds_back_the_pods_its_check_fails_from_that_round(labs, tmp_path):
+    """`up --watch` of a lab whose pods' chain no longer matches them: its own first up re-attached each pod and their
+    CHECK failed that fresh ADD. It said so and "watching", but held nothing back: a later failure of another kind
+    had the next round re-attach both pods again at once (the hold began only then). Now the first line says the
+    hold (retry in ... of pods a, b alone), and within it a round that repairs a route deleted on the node ADDs no
+    pod again (the ADDs counted in the lab's CNI call log)."""
+    broken, other = tmp_path / "broken", tmp_path / "other"
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "qcheck").write_text(OTHER.format(broken=str(broken), other=str(other)))
+    (tmp_path / "bin" / "qcheck").chmod(0o755)
+    (tmp_path / "net.conflist").write_text(json.dumps(CONFLIST))
+    lab = labs.name("cc")
+    labs.up(f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n"
+            "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\npods:\n"
+            "  - {name: a, node: n1}\n  - {name: b, node: n1}\n")
+    broken.write_text("")  # a plugin upgraded under the lab, before its watcher starts
+    watcher = Watcher(None, lab=lab, resync="1", backoff="300")  # a hold of 300 s: the test ends well within it
+    try:
+        first = watcher.wait_for_line("watching", timeout=60)
+        assert f"failed: {SAID}" in first and "retry in 300.0s (of pods a, b alone, for a failure other than " \
+            "this); watching" in first, first
+        assert _adds(lab) == 4  # the first up re-attached each pod once
+        other.write_text("")  # the pods' chain now fails otherwise: their re-attach waits for their hold
+        repaired = _route_repaired(watcher, lab)
+        assert "re-attached" not in repaired and "fresh ADD" not in repaired, repaired
+        lines = list(watcher.lines)
+    finally:
+        assert watcher.stop() == 0, watcher.lines
+    assert _adds(lab) == 4, lines

@@ -80,3 +80,61 @@ def test_one_stuck_pod_holds_back_its_own_re_attach_alone(tmp_path, monkeypatch)
         w._converge(load_state(lab.name), [])  # its hold is over: re-attached
         assert plugins.of("a") == DEL_BOTH + ADD_BOTH and "retry in 40.0s" in lines[4], lines[4]
         teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+
+
+def test_the_watchers_first_up_holds_back_a_pod_whose_chain_fails_its_fresh_add(tmp_path, monkeypatch):
+    """The watcher's own first `up` re-attached pod a (its chain no longer matched it), and its CHECK failed that
+    fresh ADD: the first line said the failure and "watching", and no hold began, so the next round's repair
+    re-attached the pod again at once for any other failure of it (its back-off began only then). Now the first
+    apply holds the pod back as a repair does, and says when it may be re-attached."""
+    import types
+
+    from netlab.api import watch as watch_mod
+
+    plugins = Saying()
+    from cni_fakes import cni_world, lab_of
+    with cni_world(tmp_path, monkeypatch, TOPO, plugins, conflist={
+            "cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "chain", "capabilities": {"ipRanges": True}}]}):
+        lab, k = lab_of(tmp_path), FakeKernel()
+        up(lab, k)
+        plugins.fail.add(("a", "chain", "CHECK"))  # a plugin upgraded under the lab: then the watcher starts
+        plugins.calls.clear()
+        # start()'s machine: the first apply is the fake kernel's up; no listener, no processes, no waits
+        monkeypatch.setattr(watch_mod, "become_subreaper", lambda: None)
+        monkeypatch.setattr(watch_mod, "stale", types.SimpleNamespace(watching=lambda name, on=True: None))
+        monkeypatch.setattr(watch_mod, "load_running", lambda name: types.SimpleNamespace(
+            lab=lab, source=None, origin="its saved topology"))
+        monkeypatch.setattr(watch_mod, "lifecycle", types.SimpleNamespace(up=lambda lab_, source, features: up(lab_, k)))
+        monkeypatch.setattr(watch_mod, "carrier", types.SimpleNamespace(wait_running=lambda *a, **kw: None,
+                                                               planned_running=lambda plan: []))
+        monkeypatch.setattr(watch_mod, "LiveKernel", lambda: types.SimpleNamespace(close=lambda: None))
+        monkeypatch.setattr(watch_mod.time, "sleep", lambda s: None)
+        monkeypatch.setattr(Watcher, "exited_before", lambda self: {})
+        monkeypatch.setattr(Watcher, "held_before", lambda self, lab_, state, before: "")
+        monkeypatch.setattr(Watcher, "failed_starts", lambda self, lab_, state: [])
+        monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(): [])
+        monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
+        monkeypatch.setattr(watch_repair, "drift", lambda state: lab_status.status(
+            state, k, [ModuleFeature(lifecycle)]).drift)
+        monkeypatch.setattr(Watcher, "_apply", lambda self, work: (load_state(lab.name), lab, up(lab, k)))
+        now = [100.0]
+        lines: list[str] = []
+        w = Watcher(None, lab.name, lines.append, backoff_base=10.0, clock=lambda: now[0], saved=True)
+        w.kids = types.SimpleNamespace(listen_for_exits=lambda: None, track=lambda lab_, state: None)
+        w.listener = types.SimpleNamespace(drain=lambda: [])
+        w.start()
+        [first] = lines
+        assert plugins.of("a") == DEL_BOTH + ADD_BOTH  # the first up re-attached it once
+        assert "failed: pod a: CNI plugin chain's CHECK fails on its own fresh ADD" in first, first
+        assert "retry in 10.0s (of pod a alone, for a failure other than this); watching" in first, first
+        assert first.count("fresh ADD") == 1, first
+        # Its chain then fails otherwise (drift): within the hold the round re-attaches nothing; past it, it does.
+        plugins.said["a"] = "route 10.96.0.0/12 is missing"
+        plugins.calls.clear()
+        now[0] += 1
+        w._converge(load_state(lab.name), [])
+        assert plugins.of("a") == [], (plugins.calls, lines)
+        now[0] += 10
+        w._converge(load_state(lab.name), [])
+        assert plugins.of("a") == DEL_BOTH + ADD_BOTH and "retry in 20.0s" in lines[-1], lines[-1]
+        teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
