@@ -5,6 +5,9 @@ tests/integration/test_cni_check_fresh_live.py's."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import pytest
 
 import test_cni_reattach
@@ -18,6 +21,7 @@ from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
 from netlab.lab import teardown
+from netlab.model.lab import Lab
 from netlab.realize import state as state_mod
 from netlab.realize.attachments import pod_records
 
@@ -137,11 +141,9 @@ class Saying(test_cni_reattach.Plugins):
         return super().__call__(log, **kw)
 
 
-def test_a_pod_marked_check_fails_is_re_attached_for_another_failure_of_the_same_plugin(tmp_path, monkeypatch):
-    """Review cnicheck 2: the mark kept only the plugin's name, so any later failure of it (real drift: a route
-    deleted) was taken as "no ADD mends it" and never re-attached. The mark is the failure itself: the same one again
-    is not re-attached; another is (DEL, ADD, one CHECK), and marked anew when that CHECK fails it too."""
-    plugins = Saying()
+@contextmanager
+def failing_chain(tmp_path, monkeypatch, plugins) -> Iterator[tuple[Lab, FakeKernel]]:
+    """A lab whose conflist is one plugin, chain, up on a fake kernel with ``plugins``; then pod a's CHECK fails."""
     from cni_fakes import cni_world, lab_of
     with cni_world(tmp_path, monkeypatch, test_cni_reattach.TOPO, plugins, conflist={
             "cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "chain", "capabilities": {"ipRanges": True}}]}):
@@ -149,6 +151,15 @@ def test_a_pod_marked_check_fails_is_re_attached_for_another_failure_of_the_same
         up(lab, k)
         plugins.fail.add(("a", "chain", "CHECK"))
         plugins.calls.clear()
+        yield lab, k
+
+
+def test_a_pod_marked_check_fails_is_re_attached_for_another_failure_of_the_same_plugin(tmp_path, monkeypatch):
+    """Review cnicheck 2: the mark kept only the plugin's name, so any later failure of it (real drift: a route
+    deleted) was taken as "no ADD mends it" and never re-attached. The mark is the failure itself: the same one again
+    is not re-attached; another is (DEL, ADD, one CHECK), and marked anew when that CHECK fails it too."""
+    plugins = Saying()
+    with failing_chain(tmp_path, monkeypatch, plugins) as (lab, k):
         [text] = up(lab, k).failed  # re-attached once, then its CHECK fails its fresh ADD: marked
         assert "CHECK fails on its own fresh ADD: failed (exit 1): no [code 11]" in text, text
         assert plugins.of("a") == DEL_BOTH + ADD_BOTH
@@ -192,13 +203,7 @@ def test_a_check_failure_whose_numbers_change_at_each_call_is_the_same_failure(t
     every up DELed and ADDed the pod again. Its numbers are not the failure: the same words with other numbers are
     the same one (not re-attached); other words, or another CNI error code, are another (re-attached, marked anew)."""
     plugins = Counting()
-    from cni_fakes import cni_world, lab_of
-    with cni_world(tmp_path, monkeypatch, test_cni_reattach.TOPO, plugins, conflist={
-            "cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "chain", "capabilities": {"ipRanges": True}}]}):
-        lab, k = lab_of(tmp_path), FakeKernel()
-        up(lab, k)
-        plugins.fail.add(("a", "chain", "CHECK"))
-        plugins.calls.clear()
+    with failing_chain(tmp_path, monkeypatch, plugins) as (lab, k):
         [text] = up(lab, k).failed  # re-attached once (its CHECK said #1), then its fresh ADD's CHECK said #2
         assert "CHECK fails on its own fresh ADD: failed (exit 1): check #2 failed at 2026-12-06T08:10:02.2Z " \
             "(pid 402) [code 11]" in text, text
