@@ -47,10 +47,12 @@ def test_fault_sweep_every_operation_of_up(labs, tmp_path, part):
     """Fail, or SIGKILL, after the k-th changing operation, for every k: nothing is left behind.
 
     The operations are swept in three parts (k = part + 1, part + 4, ...), so that the workers share them."""
+    from netlab import Lab
+
     lab = labs.name("f")
     path = write_topology(tmp_path, small(lab))
-    total = json.loads(netlab("up", "-t", path, "-o", "json").stdout)["operations"]
-    netlab("down", "--lab", lab)
+    total = Lab.up(path).last_up.operations  # what `up -o json` says as "operations": the sweep's points
+    Lab(lab).down()
     assert total > 10
     faults = 0
     for k in range(part + 1, total + 1, SWEEP_PARTS):
@@ -63,9 +65,9 @@ def test_fault_sweep_every_operation_of_up(labs, tmp_path, part):
         killed = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": str(k), "NETLAB_FAULT_MODE": "kill"})
         faults += 1
         assert killed.returncode == -signal.SIGKILL
-        netlab("down", "--lab", lab)
+        Lab(lab).down()  # what down leaves after the kill, not its words: in this process (no CLI start)
         assert lab_namespaces(lab) == [], f"kill at {k} then down left {lab_namespaces(lab)}"
-    netlab("up", "-t", path)
+    Lab.up(path)
     assert in_netns(f"{lab}-a", "ping", "-c1", "-W1", "10.244.1.2").returncode == 0
     print(f"fault sweep, part {part}: {faults} faults injected of {total} operations' {2 * total}, 0 leftovers")
 
@@ -106,6 +108,8 @@ def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(labs, t
     "rolled back" where b had lost its veth (deleted early, from the node's side, as an extra link) or its
     containers. Now b is whole after the rollback, or, once its removal began, the message says so and
     `up --lab` brings it back."""
+    from netlab import Lab
+
     lab = labs.name("r")
     old = small(lab)
     new = old.replace("{name: a, node: n1}, {name: b, node: n2}]", "{name: a, node: n1, labels: {app: web}}, "
@@ -127,20 +131,26 @@ def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(labs, t
             assert f"but for b, which it had begun to remove (`sudo netlab up --lab {lab}` makes them again)" \
                 in failed.stderr, failed.stderr
             netlab("up", "--lab", lab)
-        status = netlab("status", "--lab", lab, check=False)
-        assert status.returncode == 0, (k, status.stdout)
+        status = Lab(lab).status()  # as `status` judges it, in this process: the rollback is the test's point
+        assert status.clean, (k, status.drift)
     assert said and said[-1] == total  # the last steps come after the removal (the features' starts)
 
 
 def test_fifty_down_up_cycles_without_sleep(labs, tmp_path):
+    """Each up makes the lab's five namespaces anew right after the down before it: the kernel still destroys the
+    old ones and their devices, which no new name or device meets ("File exists"). The kernel's side, not the
+    CLI's: up and down in this process (a CLI start costs more CPU than a cycle of this lab)."""
+    from netlab import Lab
+
     lab = labs.name("c")
     path = write_topology(tmp_path, small(lab))
+    names = sorted(f"{lab}-{n}" for n in ("a", "b", "n1", "n2", "underlay"))
     for cycle in range(50):
-        up = netlab("up", "-t", path, check=False)
-        assert up.returncode == 0, f"cycle {cycle}: {up.stderr}"
-        assert "File exists" not in up.stderr
-        down = netlab("down", "--lab", lab, check=False)
-        assert down.returncode == 0, f"cycle {cycle}: {down.stderr}"
+        up = Lab.up(path)  # a failed up raises (ApplyFailed: the kernel's "File exists" among them), rolled back
+        assert up.last_up.ok and sorted(up.last_up.created_netns) == names, (cycle, up.last_up)
+        assert not any("File exists" in w for w in up.last_up.warnings), (cycle, up.last_up.warnings)
+        down = up.down()
+        assert down.was_up and sorted(down.removed_netns) == names and not down.problems, (cycle, down)
     assert lab_namespaces(lab) == []
 
 
