@@ -120,12 +120,14 @@ def faults_before(lab: Lab) -> int:
 def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
                    timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False,
                    early: Any = None, said: Callable[[list[str]], None] | None = None,
-                   first: Callable[[str], None] | None = None) -> Any:
+                   first: Callable[[str], None] | None = None, before: Seen | None = None) -> Any:
     """:meth:`Lab.probe`'s run, as the library's own report (netlab.probe.runner.Report), which the CLI
     renders as text, JSON or JUnit: a 500-pod run's 250,000 results are not built twice. ``early``: the
     CLI's agent started before the models loaded (netlab.probe.early). ``said``: given the note of a
     ``topology`` whose policies the running lab does not run (:func:`other_policies`), before the run;
-    ``first``: the line of a lab an up or down left halfway, before anything else (:func:`killed_first`)."""
+    ``first``: the line of a lab an up or down left halfway, before anything else (:func:`killed_first`).
+    ``before``: the lab as seen when the caller began (:func:`seen`; None: now): a run with failures while another
+    command held the lab, or changed it meanwhile, met its work half done: LabBusy names it, as status does."""
     from netlab.probe import runner
     from netlab.probe.job import ARP_MODES
 
@@ -136,6 +138,7 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         check_choice("arp", arp, ARP_MODES)
         check_bool("services", services)
         check_bool("mtu", mtu)
+    before = before if before is not None and before.lab == lab.name else seen(lab.name)
     state = lab.state()
     model = lab._served(state)  # as up serves it: a Completed/Error pod is no Service's endpoint to expect
     error = killed_first(model, state, first)  # an up killed halfway: what the probes meet is its work half done
@@ -147,6 +150,9 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         model = loaded.lab.with_terminal(model.terminal)  # the running lab's: the file's expectations of them
     report = runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
                         services=services, early=early)
+    meanwhile = None if report.ok else before.meanwhile("probe")
+    if meanwhile is not None:
+        raise meanwhile
     for line in report.deleted:  # a pod's namespace deleted (ip netns delete): exec's line, once, after list's
         if first is not None and line != error:
             first(line)

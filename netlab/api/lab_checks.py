@@ -62,7 +62,8 @@ class LabChecks(InCallersWords):
         """The connectivity matrix and the three rules, as ``netlab probe``; ``topology``: probe what this
         file or dict expects (its pods and ``expect:`` entries) instead of the lab's own topology.
         ``mtu``: also a full-size echo (DF, the pods' MTU) between every pair (``probe --mtu``). Arguments as
-        the CLI's options: ``protos`` some of icmp, tcp, udp ("tcp" is one), ``timeout`` 0.05-30 s."""
+        the CLI's options: ``protos`` some of icmp, tcp, udp ("tcp" is one), ``timeout`` 0.05-30 s. Failures
+        met while another command held or changed the lab (an ``up`` making it): LabBusy names it, as status."""
         from netlab.probe import report as probe_report
 
         report = internal_probe(cast("Lab", self), topology, protos=protos, timeout=timeout, arp=arp, services=services,
@@ -109,11 +110,13 @@ class LabChecks(InCallersWords):
         source port of a TCP/UDP packet (0: any). A ``port`` without ``proto`` is
         TCP (UDP when ``dst`` serves that port over UDP only). As the CLI's options:
         ``proto`` icmp, tcp or udp, ``timeout`` 0.1-30 s, ``size`` 1-65000 (0: a plain echo).
+        A packet not as it should be while another command held or changed the lab (an ``up`` making it) met
+        that command's work half done: LabBusy names it, as :meth:`status` does.
         """
         from netlab.api.reach import check_port
         from netlab.realize.own_files import check_output_path
         from netlab.cni.edited import repair_up
-        from netlab.realize.interrupted import stalled
+        from netlab.realize.interrupted import seen, stalled
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
 
         with method("lab.trace"):
@@ -128,12 +131,16 @@ class LabChecks(InCallersWords):
             check_output_path(pcap)  # never over the lab's own files, as the CLI's --pcap
             check_callable("progress", progress)
 
+        before = seen(self.name)  # who holds the lab as the trace begins: an up's work half done is no verdict
         state = self.state()  # read once: the lab (as up serves it: Completed/Error pods no endpoints), its repair
         model = self._served(state)
         _check_namespaces(model, src, dst, proto, port)
         result = run(model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
                      progress=progress, size=size, sport=sport, repair=repair_up(state))
         result.error = stalled(state)  # an up killed halfway: the network the packet met is its work half done
+        meanwhile = None if result.ok else before.meanwhile("trace")  # an up at work on it: as status says it
+        if meanwhile is not None:
+            raise meanwhile
         out = replace(from_json(R.Trace, result.to_json()), repair=f"Lab({self.name!r}).repair()")  # in Python
         keep(out, result)
         self.traces.append(out)

@@ -81,6 +81,11 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     from netlab.probe import early as early_agent
 
     protos = items("protos", protos or PROTOS, PROTOS)  # as internal_probe takes them
+    # Who holds the lab and its state's version, before the early agent probes anything: another command's work
+    # meanwhile (an up making the lab) is no verdict (as status, readahead.seen_first).
+    from netlab.lab.readahead import seen_first
+
+    before = seen_first(lab_name, topology)
     # The agent starts on the job the lab's last run made, while the models load (probe/early.py); the run
     # takes what it saw only if its own job is the same.
     early = None if topology is not None else early_agent.begin(lab_name, early_agent.options_key(
@@ -93,7 +98,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
 
         lab = attached(lab_name, topology)
         report = internal_probe(lab, topology, timeout=timeout, protos=protos, arp=arp, services=services, mtu=mtu,
-                                early=early, said=note, first=said_first)
+                                early=early, said=note, first=said_first, before=before)
     finally:
         if early is not None:
             early.close()

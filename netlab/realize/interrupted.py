@@ -99,26 +99,37 @@ class Seen:
     holder: str | None
     version: object
 
-    def meanwhile(self) -> NetlabError | None:
-        """What another command did to the lab while it was read (an ``up`` making it, a ``down`` taking it away):
-        what the kernel showed then is that command's work half done; None when nobody held or changed it."""
+    def meanwhile(self, reader: str = "status") -> NetlabError | None:
+        """What another command did to the lab while ``reader`` (status, probe, trace: READERS) read it (an ``up``
+        making it, a ``down`` taking it away): what the kernel showed then is that command's work half done; None
+        when nobody held or changed it."""
         from netlab.realize.state import state_version
 
         holder, version = self.holder or lab_lock_holder(self.lab), state_version(self.lab)
         if holder is None and version == self.version:
             return None
+        met, verdict = READERS[reader]
         if version is None:  # a down took it away meanwhile
-            return UsageError(f"lab {self.lab} was taken down while status read it"
+            return UsageError(f"lab {self.lab} was taken down while {reader} read it"
                               + (f" (by {holder})" if holder else "") + "; it is not up")
         from netlab.realize.state_errors import StateGone
 
-        down = taken_down(self.lab, "what status read of it is its work half done, not drift")
+        down = taken_down(self.lab, f"what {reader} read of it is its work half done, {verdict}")
         if down is not None and not isinstance(down, StateGone):  # a `netlab down` at work: as probe, get, exec
             return LabGoingDown(str(down))  # still a LabBusy: a break or up --lab waits for the lock
         who = holder or lab_lock_holder(self.lab, now=False) or "another netlab command"
         now = "is" if lab_lock_holder(self.lab) else "was"
-        return LabBusy(f"lab {self.lab} {now} being changed by {who} while status read it: what the kernel showed "
-                       "then is its work half done, not drift; run status again once it has finished")
+        return LabBusy(f"lab {self.lab} {now} being changed by {who} while {reader} read it: {met} then is its "
+                       f"work half done, {verdict}; run {reader} again once it has finished")
+
+
+# What each reader of a running lab met of it, and what that is not, when another command changed the lab
+# while it read (:meth:`Seen.meanwhile`): status's drift, probe's and trace's verdicts.
+READERS = {
+    "status": ("what the kernel showed", "not drift"),
+    "probe": ("what the probes met", "not the lab's fault"),
+    "trace": ("what the packet met", "not the lab's fault"),
+}
 
 
 def seen(lab: str) -> Seen:
