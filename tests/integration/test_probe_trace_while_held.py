@@ -1,0 +1,53 @@
+"""`netlab probe` and `netlab trace` (real processes, real packets) of a broken lab another command holds, as `up`
+holds it while it repairs the lab: the test takes the lab's lock (lab_lock.LabLock, "netlab up").
+
+QA: `netlab probe --lab L` beside a `netlab up --lab L` repairing a missing pod CIDR route said "6/18 probes as
+expected", exit 1, and `netlab trace --lab L pa pb` "LOST ... route missing", exit 1, naming neither the up at work,
+where `status` said "lab L is being changed by pid N (netlab up) ... run status again once it has finished", exit 3.
+The deterministic races are in tests/unit/test_probe_trace_while_changed.py; here the real lock across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from helpers import in_netns, netlab
+from netlab.realize import lab_lock
+
+pytestmark = pytest.mark.root
+
+HOST_GW = """name: {lab}
+network: {{mode: host-gw}}
+nodes: [{{name: a}}, {{name: b}}]
+pods:
+  - {{name: pa, node: a}}
+  - {{name: pb, node: b}}
+"""
+
+
+def test_probe_and_trace_name_the_up_holding_a_broken_lab(labs):
+    lab = labs.name("pb")
+    labs.up(HOST_GW.format(lab=lab))
+    netlab("break", "pod-cidr-route-missing", "--lab", lab, "--target", "a")
+    routes = json.loads(in_netns(f"{lab}-a", "ip", "-j", "route", check=True).stdout)
+    assert not [r for r in routes if r.get("gateway") and r["dst"] != "default"], routes  # broken: no route to b's
+    me = f"pid {os.getpid()} (netlab up)"
+    with lab_lock.LabLock(lab, "netlab up"):  # an up at work on the lab (its repair not done yet)
+        probed = netlab("probe", "--lab", lab, check=False)
+        traced = netlab("trace", "--lab", lab, "pa", "pb", check=False)
+    assert (probed.returncode, probed.stdout) == (3, ""), probed
+    assert probed.stderr.startswith(f"netlab: lab {lab} is being changed by {me} while probe read it: what the "
+                                    "probes met then is its work half done"), probed.stderr
+    assert probed.stderr.rstrip().endswith("run probe again once it has finished"), probed.stderr
+    assert traced.returncode == 3 and "LOST" not in traced.stdout, traced
+    assert f"netlab: lab {lab} is being changed by {me} while trace read it: " in traced.stderr, traced.stderr
+    # Nobody at work now: the same failures are the lab's own, said as before.
+    probed = netlab("probe", "--lab", lab, check=False)
+    assert probed.returncode == 1 and "being changed" not in probed.stderr, probed
+    traced = netlab("trace", "--lab", lab, "pa", "pb", check=False)
+    assert traced.returncode == 1 and "LOST" in traced.stdout and "being changed" not in traced.stderr, traced
+    netlab("up", "--lab", lab)
+    assert netlab("probe", "--lab", lab).returncode == 0
