@@ -60,7 +60,7 @@ def test_a_wrong_argument_is_a_usage_error_naming_it_and_the_cli_range_is_taken(
         right(Lab(NOT_UP))
 
 
-STOPPED = types.SimpleNamespace(deleted=[])  # the prober's report, stopped before anything is sent
+STOPPED = types.SimpleNamespace(deleted=[], ok=True)  # the prober's report, stopped before anything is sent
 
 
 @pytest.fixture
