@@ -15,17 +15,10 @@ import os
 import pytest
 
 from helpers import in_netns, netlab
+from test_trace_lost_at_gateway_live import HOST_GW  # two nodes, host-gw: a pod CIDR route to break
 from netlab.realize import lab_lock
 
 pytestmark = pytest.mark.root
-
-HOST_GW = """name: {lab}
-network: {{mode: host-gw}}
-nodes: [{{name: a}}, {{name: b}}]
-pods:
-  - {{name: pa, node: a}}
-  - {{name: pb, node: b}}
-"""
 
 
 def test_probe_and_trace_name_the_up_holding_a_broken_lab(labs):
