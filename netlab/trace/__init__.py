@@ -19,6 +19,8 @@ The pure part, tested with a fake kernel:
   chose the endpoint when it did; wrongdnat.py: the rule, or the stale
   entry, that DNATed a Service packet to no endpoint);
 - verdict.py: seen or not seen, where the packet was lost and why;
+  lossblame.py: a loss the walk found no reason for, blamed on an
+  impairment or a firewall; policyverdict.py: the NetworkPolicy verdict;
 - render.py: the text a learner reads, and JSON.
 
 Talking to the kernel and the wire:

@@ -34,7 +34,7 @@ Counts = dict[tuple[str, str], int]  # (namespace, chain) -> packets its counter
 
 @dataclass
 class ArpLoss:
-    """What ``run._impaired`` needs to blame a lost ARP answer on an impairment."""
+    """What ``lossblame.impaired`` needs to blame a lost ARP answer on an impairment."""
 
     answerers: dict[str, tuple[str, ...]]  # address -> the NAME:IFACE whose loss drops its ARP answers
     rose: Counts | None = None  # (namespace, chain) -> what its counter counted during the trace; None: not read

@@ -1,4 +1,4 @@
-"""The rows of a trace the packets really passed, for what is said of the interfaces they left by (run._on_path).
+"""The rows of a trace the packets really passed, for what is said of the interfaces they left by (lossblame.on_path).
 
 A walk writes the rows the kernel's tables take a packet by, from its first namespace to its end; the packet may
 stop before the end (lost at the verdict's row), and the reply walk starts at the destination as if it answered.

@@ -24,7 +24,7 @@ ZERO_MAC = "00:00:00:00:00:00"
 
 
 # Said of a next hop with no ARP entry at all: the kernel would have made one (INCOMPLETE) had the packet come
-# this far, so the packet died before, where a capture did not see it (run.py: _firewall looks there).
+# this far, so the packet died before, where a capture did not see it (lossblame.firewall looks there).
 NEVER_ASKED = "the packet never made the kernel ask"
 
 

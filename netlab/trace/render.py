@@ -52,7 +52,7 @@ class TraceResult:
     # program netlab knows answers; it may take a datagram and say nothing (run.reply_expected).
     reply_expected: bool = True
     listener: str | None = None  # to an internet host: the temporary echo listener that answered (run._listen)
-    # The impaired interfaces the path leaves by: target (NAME:IFACE), impairment, direction, hop (run._on_path)
+    # The impaired interfaces the path leaves by: target (NAME:IFACE), impairment, direction, hop (lossblame.on_path)
     impairments: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # an end that is a terminal pod (targets.terminated_notes)
     error: str | None = None  # a lab whose up or down ended before it finished: list's line (interrupted.stalled)

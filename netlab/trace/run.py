@@ -28,17 +28,15 @@ from netlab.errors import NetnsGone, UsageError, repair_way
 from netlab.kernel import conntrack, netns as nsmod, nsid
 from netlab.kernel.rtnl_parse import dump_links
 from netlab.model.echo_ports import pod_echo_ports
-from netlab.model.impair import describe
 from netlab.model.lab import Lab
 from netlab.model.naming import NETNS_DIR
-from netlab.trace import arploss, capture as cap, decode, dns, faults, foreignnft, l2steps, send
+from netlab.trace import arploss, capture as cap, decode, dns, lossblame, policyverdict, send
 from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.cni.edited import lab_netns_gone, netns_gone, repair_command
 from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
 from netlab.trace import (inputdrop, kubeproxy_nft, nodeport, policy as tpolicy, policyrules, refusal, rejectanswer,
                           targets)
-from netlab.trace.crossed import crossed
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -203,17 +201,17 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     captured = set(namespaces)
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
-    losses = _losses(lab)
-    fverdict = _impaired(losses, _firewall(kernel, explain(fwd, lab=lab.name), fwd.hops, lm), fwd.hops, lab.name,
-                         arp)
+    losses = lossblame.losses(lab)
+    fverdict = lossblame.impaired(losses, lossblame.firewall(kernel, explain(fwd, lab=lab.name), fwd.hops, lm),
+                                  fwd.hops, lab.name, arp)
     bverdict: Verdict | None = None
     expected = reply_expected(lab, proto, question is not None, arrived, fwd.final)
     if back is not None and not sent.reply and not sent.refused and not_arrived(fwd):
         back = None  # the request never reached the destination and nothing answered it: no path to show
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
-        bverdict = _impaired(losses, _firewall(kernel, explain(back, lab=lab.name), back.hops, lm), back.hops,
-                             lab.name, arp)
+        bverdict = lossblame.impaired(losses, lossblame.firewall(kernel, explain(back, lab=lab.name), back.hops, lm),
+                                      back.hops, lab.name, arp)
         if not bverdict.delivered and not any(h.seen for h in back.hops) and bverdict.fix is None:
             why = f"{dst.name} sent no reply"
             if sent.error:
@@ -254,15 +252,15 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     result.repair, result.listener = lm.repair, listening
     result.notes = targets.terminated_notes(lab, src, dst)  # a Completed/Error pod: nothing of it runs there (probe)
     result.notes += kubeproxy_nft.unread_notes(lm, kernel.nft_unreadable)  # nft failed: said, not taken for none
-    _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
-                    tpolicy.Tables(policy_tables, result.repair, planned_filter))
+    policyverdict.policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
+                                 tpolicy.Tables(policy_tables, result.repair, planned_filter))
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
     elif (sent.refused or sent.rejected) and not result.verdict.delivered:  # on the way: kube-proxy's REJECT
         result.refused = refusal.rejected(result.verdict, fwd.hops)
     rejectanswer.start_rows(result)
-    result.impairments = _on_path(lab, result)  # once the REJECT's rows are in
+    result.impairments = lossblame.on_path(lab, result)  # once the REJECT's rows are in
     if down is not None:
         _says_down(result, arrived, down, repair_way(lab.name, lm.repair))
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
@@ -342,70 +340,6 @@ def _confirmed_entries(namespaces: list[str]) -> Iterator[dict[str, conntrack.Ne
             listener.close()
 
 
-def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
-                    before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
-                    unfiltered: set[str], balancer: str | None = None, tables: tpolicy.Tables | None = None) -> None:
-    """Name the NetworkPolicy verdict; a packet a policy's REJECT dropped is blamed on it, also one the policies
-    allow (the node's rules lack what allows it: the entry names it, and the fix). ``balancer``: the source the
-    load balancer's masquerade gives a LoadBalancer's packet (nodeport.balancer_source). ``tables``: the nodes'
-    filter tables after the packet (tpolicy.story)."""
-    ep = result.endpoint
-    # The node that DNATed a Service packet: the one whose conntrack named the endpoint, else one that holds the
-    # DNAT but kept no entry (a policy's REJECT dropped the packet first).
-    nodes = {n.netns: n.name for n in lab.nodes}
-    dnats = [h for h in result.forward.hops if h.kind == "dnat" and h.netns in nodes]
-    dnat = next((h for h in dnats if "endpoint" in h.facts), dnats[0] if dnats else None)
-    # None of them: a LoadBalancer's packet lost before a node kept an entry; the balancer's own entry names it.
-    node = nodes[dnat.netns] if dnat else tpolicy.balancer_node(lab, result.forward.hops)
-    result.policy = tpolicy.story(lab, src, dst, result.proto, result.port, ep.get("endpoint_ip") if ep else None,
-                                  before, after, unfiltered, dnat_node=node, balancer=balancer,
-                                  reached=tpolicy.forward_hooks_reached(result.forward.hops, result.verdict.lost_at),
-                                  tables=tables)
-    counted = [e for e in result.policy if e.get("counted")]
-    if not counted:
-        return
-    # Two REJECTs counted (a SYN retransmitted, DNATed to another endpoint): the one at the node it was lost in.
-    lost = result.forward.hops[result.verdict.lost_at] if result.verdict.lost_at is not None else None
-    blamed = next((e for e in counted if lost is not None and lab.node(e["node"]).netns == lost.netns), counted[0])
-    if not result.verdict.delivered:
-        # The REJECT's own row, where the endpoint's node runs it, when the rows lost the packet past it.
-        at = tpolicy.place_reject(result.forward.hops, result.verdict.lost_at, lab.node(blamed["node"]).netns,
-                                  blamed)
-        if at is not None:
-            number(result)
-            _reply_from_reject(result, at)
-        why = blamed["text"]
-        if result.proto == "tcp" and not result.reply_received:
-            why += tpolicy.unanswered_reset(lab, src, blamed["node"], node, f"{dst.ip}:{result.port}",
-                                            ep.get("endpoint_ip") if ep else None,
-                                            ep.get("endpoint_port") if ep else None, unfiltered) or ""
-        result.verdict = Verdict(False, at if at is not None else result.verdict.lost_at, why, blamed.get("fix"))
-    elif "to" in blamed and result.forward.end_netns == lab.node(blamed["node"]).netns:
-        # For the node itself: the routing delivered it to the node, then the pod's egress chain, jumped to from
-        # INPUT, refused it before any socket saw it (the capture saw it arrive). Lost at that last row; no reply.
-        last = len(result.forward.hops) - 1
-        result.verdict = Verdict(False, last, blamed["text"], blamed.get("fix"))
-        result.reply, result.reply_verdict, result.reply_received = None, None, False
-
-
-def _reply_from_reject(result: TraceResult, at: int) -> None:
-    """The reply rows of a request the REJECT at forward row ``at`` dropped start with the REJECT's answer, and are
-    numbered again from r1 (tpolicy.reply_from_reject); the reply's loss, if any, keeps pointing at its row."""
-    if result.reply is None:
-        return
-    cut = tpolicy.reply_from_reject(result.reply.hops, result.forward.hops[at], result.proto)
-    if cut is None:
-        return
-    result.reply.hops, gone = cut
-    v = result.reply_verdict
-    if v is not None and v.lost_at is not None:
-        # A loss among the rows that went (the destination's, which never answered) is no loss of the answer.
-        lost = v.lost_at - gone + 1 if v.lost_at >= gone else None
-        result.reply_verdict = Verdict(v.delivered if lost is not None else True, lost, v.reason, v.fix,
-                                       v.never_sent) if lost is not None else Verdict(True, None, None)
-    number(result)
-
-
 def kept(frames: list[cap.Frame], vx_port: int, marker: bytes, flows: set[Flow]) -> list[tuple[cap.Frame, Packet]]:
     """The frames of the traced packet (decode.classify), each with its line in tcpdump's words as ``netlab
     capture`` prints it, without the MACs (the row names the device): a row's ``saw:``, an ARP request, a pcapng
@@ -435,63 +369,3 @@ def _comment(frame: cap.Frame, p: Packet, hops: list[Hop]) -> str:
     if rows:
         return f"hop {label(rows[0])}: {where}: {rows[0].kind}: {rows[0].decision}"[:400]
     return f"{where}: {p.summary}"
-
-
-def _losses(lab: Lab) -> dict[tuple[str, str, str], plan_impair.LossHook]:
-    """(namespace, device, hook) -> where netlab's impairment drops a share of the frames, run-time ones included
-    (``netlab impair`` changes the lab's saved topology, which ``lab`` is)."""
-    return {(h.netns, h.device, h.hook): h for h in plan_impair.loss_hooks(lab)}
-
-
-def _impaired(losses: dict[tuple[str, str, str], plan_impair.LossHook], v: Verdict, hops: list[Hop],
-              lab: str, arp: arploss.ArpLoss | None = None) -> Verdict:
-    """A packet lost where netlab's impairment drops: that is the reason, where the walk found nothing wrong (the
-    kernel's route, ARP and FDB answers look right; a reply never seen). A loss on a device's egress hook keeps the
-    packet from the capture there (the hook runs before the capture's tap); one on a veth's peer's ingress hook
-    runs after it, so the packet is seen arriving there and never at the next row. A next hop's ARP entry left
-    INCOMPLETE: the loss that dropped the kernel's requests, or the one that dropped the answers (``arp``,
-    arploss.py); the row says it too, not "nothing on that link answers"."""
-    if v.delivered or v.lost_at is None or v.fix is not None:
-        return v
-    h = hops[v.lost_at]
-    hit = None
-    if h.observe is not None and h.observe.direction == "out":  # its egress hook; or, its veth's peer's ingress
-        # hook dropping what it sends (ARP too: a host that never answers ARP is how a dead wire looks)
-        hit = losses.get((h.observe.netns, h.observe.ifname, "egress")) or next(
-            (x for x in losses.values() if (x.impaired_netns, x.iface) == (h.observe.netns, h.observe.ifname)), None)
-    before = next((p.observe for p in reversed(hops[:v.lost_at]) if p.observe is not None), None)
-    if hit is None and before is not None and before.direction == "in":
-        hit = losses.get((before.netns, before.ifname, "ingress"))
-    why = faults.impairment_loss(hit, lab)
-    if getattr(h, "kind", None) == "neigh" and h.problem:
-        why = why or (arploss.answer_lost(losses.values(), h, arp, lab) if arp else None)
-        if why:
-            h.problem, h.fix = why
-    return Verdict(False, v.lost_at, why[0], why[1]) if why else v
-
-
-def _on_path(lab: Lab, result: TraceResult) -> list[dict[str, str]]:
-    """The impaired interfaces the packet's path leaves by (an impairment acts on what an interface sends), each
-    once per direction: rate, delay or loss slow or drop such packets even when this one got through."""
-    specs = {(ns, iface): (f"{name}:{iface}", spec) for name, ns, iface, spec in plan_impair.named(lab)}
-    out: list[dict[str, str]] = []
-    for direction, way, verdict, answered in (("forward", result.forward, result.verdict, True),
-                                              ("reply", result.reply, result.reply_verdict, result.verdict.delivered)):
-        for h in crossed(way, verdict, answered):  # the rows its packets passed, not those they never reached
-            hit = specs.get((h.observe.netns, h.observe.ifname)) if h.observe and h.observe.direction == "out" else None
-            if hit and not any(o["target"] == hit[0] and o["direction"] == direction for o in out):
-                out.append({"target": hit[0], "impairment": describe(hit[1]), "direction": direction,
-                            "hop": label(h)})
-    return out
-
-
-def _firewall(kernel: LiveKernel, v: Verdict, hops: list[Hop], lm: LabMap | None = None) -> Verdict:
-    """A packet that vanished where route, ARP and FDB look right, or before a next hop it never asked for (a
-    node's VXLAN packet for a node whose underlay address it has no ARP entry for): an nftables table the lab does
-    not plan that drops it there, or a FORWARD policy of DROP where it was lost, says why."""
-    if v.delivered or v.lost_at is None or not any(m in (v.reason or "") for m in ("look at the firewall",
-                                                                                     l2steps.NEVER_ASKED)):
-        return v
-    drop = foreignnft.blame(kernel, hops, v.lost_at, lm.planned_nft if lm else {}) or \
-        faults.forward_policy(kernel, hops[v.lost_at].netns)
-    return Verdict(False, v.lost_at, drop[0], drop[1]) if drop else v

@@ -11,7 +11,7 @@ from helpers import two_node
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.plan.build import build_plan
-from netlab.trace import arploss, run
+from netlab.trace import arploss, lossblame
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.labmap import LabMap
 from netlab.trace.verdict import explain, mark_seen
@@ -33,8 +33,8 @@ def world(impair: dict[str, dict], mode: str = "vxlan"):
 def traced(lab, m, k, src, dst, rose=None):
     """The walk of a ping, its verdict with the impairments, and the lost row."""
     w = walk(k, m, src, Flow.icmp(None, dst, 7))
-    v = run._impaired(run._losses(lab), explain(w, lab="demo"), w.hops, "demo",
-                      arploss.ArpLoss(arploss.answerers(lab), rose))
+    v = lossblame.impaired(lossblame.losses(lab), explain(w, lab="demo"), w.hops, "demo",
+                           arploss.ArpLoss(arploss.answerers(lab), rose))
     return v, w.hops[v.lost_at]
 
 
@@ -118,8 +118,8 @@ def test_flannels_static_entries_ask_nothing_so_a_flannel_loss_is_the_packets_lo
                                                                                                    "flannel.1")
             and h.observe.netns in ("demo-fedora-1", "demo-minikube")]
     mark_seen(w.hops, seen, {h.netns for h in w.hops})
-    v = run._impaired(run._losses(lab), explain(w, lab="demo"), w.hops, "demo",
-                      arploss.ArpLoss(arploss.answerers(lab)))
+    v = lossblame.impaired(lossblame.losses(lab), explain(w, lab="demo"), w.hops, "demo",
+                           arploss.ArpLoss(arploss.answerers(lab)))
     assert v.reason.startswith("minikube:flannel.1 has netlab's impairment loss 50%: chain loss-minikube-flannel.1 "
                                "of table netdev netlab-impair in demo-minikube drops 50% of the frames, at random, "
                                "leaving by flannel.1, and the packet went no further"), v.reason

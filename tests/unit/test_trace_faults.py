@@ -141,16 +141,16 @@ def test_a_packet_lost_before_a_next_hop_it_never_asked_for_is_blamed_on_the_for
     """A node's VXLAN packet for a peer whose underlay address has no ARP entry at all: the kernel would have made
     one (INCOMPLETE) had the packet got there, so what dropped it is before, where it was lost; with FORWARD's
     policy DROP there, that is the reason (it blamed the ARP entry). A missing entry elsewhere stays the reason."""
-    from netlab.trace import l2steps, run
+    from netlab.trace import l2steps, lossblame
     from netlab.trace.verdict import Verdict
 
     hops = [SimpleNamespace(netns="lab-node-1")]
     never = Verdict(False, 0, f"no ARP entry for 192.168.122.3 on eth0: {l2steps.NEVER_ASKED} (it did not get here?)")
-    why = run._firewall(Sysctls({}, policy="DROP"), never, hops)
+    why = lossblame.firewall(Sysctls({}, policy="DROP"), never, hops)
     assert why.reason.startswith("the FORWARD chain's policy is DROP in lab-node-1") and "-P FORWARD ACCEPT" in why.fix
-    assert run._firewall(Sysctls({}, policy="ACCEPT"), never, hops) == never
+    assert lossblame.firewall(Sysctls({}, policy="ACCEPT"), never, hops) == never
     unanswered = Verdict(False, 0, "no ARP answer for 10.244.1.3 on cni0 (FAILED): nothing on that link answers")
-    assert run._firewall(Sysctls({}, policy="DROP"), unanswered, hops) == unanswered
+    assert lossblame.firewall(Sysctls({}, policy="DROP"), unanswered, hops) == unanswered
 
 
 def test_an_impairments_loss_is_named_where_the_frames_are_dropped():
@@ -158,7 +158,7 @@ def test_an_impairments_loss_is_named_where_the_frames_are_dropped():
     arriving on the peer and never at the next row (or, ARP lost too, it never leaves the pod: no ARP answer); a
     bridge's or VXLAN device's loss on its egress hook, before the tap: not seen leaving it."""
     from netlab.plan.impair import LossHook
-    from netlab.trace import run
+    from netlab.trace import lossblame
     from netlab.trace.verdict import Verdict
 
     def hop(ns, dev, direction):
@@ -168,22 +168,22 @@ def test_an_impairments_loss_is_named_where_the_frames_are_dropped():
               ("lab-n1", "cni0", "egress"): LossHook("n1:cni0", "lab-n1", "cni0", "lab-n1", "egress", "cni0", "30%")}
     way = [hop("lab-a", "eth0", "out"), hop("lab-n1", "veth1", "in"), hop("lab-n1", "cni0", "in")]
     lost = Verdict(False, 2, "seen on lab-n1 veth1, never on lab-n1 cni0; ... look at the firewall")
-    v = run._impaired(losses, lost, way, "lab")
+    v = lossblame.impaired(losses, lost, way, "lab")
     assert v.reason == ("a:eth0 has netlab's impairment loss 100%: chain loss-a-eth0 of table netdev netlab-impair in "
                         "lab-n1 drops every frame arriving on veth1, a:eth0's veth peer (loss on the wire: the sender "
                         "is not told), and the packet went no further")
     assert v.fix == "sudo netlab impair --lab lab a:eth0 --clear" and v.lost_at == 2
     no_arp = Verdict(False, 0, "no ARP answer for 10.244.0.1 on eth0 (INCOMPLETE)")
-    assert run._impaired(losses, no_arp, way, "lab").fix == "sudo netlab impair --lab lab a:eth0 --clear"
+    assert lossblame.impaired(losses, no_arp, way, "lab").fix == "sudo netlab impair --lab lab a:eth0 --clear"
     back = [hop("lab-n1", "flannel.1", "in"), hop("lab-n1", "cni0", "out")]
-    why = run._impaired(losses, Verdict(False, 1, "never seen"), back, "lab").reason
+    why = lossblame.impaired(losses, Verdict(False, 1, "never seen"), back, "lab").reason
     assert "n1:cni0 has netlab's impairment loss 30%" in why and "drops 30% of the frames, at random, leaving by " \
         "cni0" in why
     elsewhere = Verdict(False, 1, "never seen")
-    assert run._impaired(losses, elsewhere, [hop("lab-b", "eth0", "out"), hop("lab-n2", "veth2", "in")],
-                         "lab") == elsewhere
+    assert lossblame.impaired(losses, elsewhere, [hop("lab-b", "eth0", "out"), hop("lab-n2", "veth2", "in")],
+                              "lab") == elsewhere
     fixed = Verdict(False, 2, "a route is missing", "ip route add ...")
-    assert run._impaired(losses, fixed, way, "lab") == fixed  # a fault found: that is the reason
+    assert lossblame.impaired(losses, fixed, way, "lab") == fixed  # a fault found: that is the reason
     assert faults.impairment_loss(None, "lab") is None
 
 def test_a_delivered_trace_names_the_impaired_interfaces_its_path_leaves_by():
@@ -192,7 +192,7 @@ def test_a_delivered_trace_names_the_impaired_interfaces_its_path_leaves_by():
     left by (an impairment acts on what an interface sends)."""
     from netlab.model.lab import resolve
     from netlab.model.topology import Topology
-    from netlab.trace import run
+    from netlab.trace import lossblame
     from netlab.trace.flow import Flow, Observe
     from netlab.trace.hops import Hop, Walk
     from netlab.trace.render import TraceResult, number, render_text
@@ -214,7 +214,7 @@ def test_a_delivered_trace_names_the_impaired_interfaces_its_path_leaves_by():
                     "ip": "10.244.0.3"}, proto="icmp", port=None, marker="m", forward=fwd, reply=back,
                     verdict=Verdict(True, None, None), reply_verdict=Verdict(True, None, None), reply_received=True)
     number(r)
-    r.impairments = run._on_path(lab, r)
+    r.impairments = lossblame.on_path(lab, r)
     assert r.impairments == [
         {"target": "a:eth0", "impairment": "rate 1mbit", "direction": "forward", "hop": "1"},
         {"target": "n1:cni0", "impairment": "loss 5%", "direction": "reply", "hop": "r1"}]

@@ -12,7 +12,7 @@ from netlab.model.topology import Topology
 from netlab.trace.crossed import crossed
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Walk
-from netlab.trace.run import _on_path
+from netlab.trace.lossblame import on_path
 from netlab.trace.verdict import Verdict
 
 LAB = {"name": "q48", "nodes": [{"name": "n1", "ip": "192.168.122.2", "podCIDR": "10.244.0.0/24"}],
@@ -42,14 +42,14 @@ def test_a_reply_the_node_sent_in_the_destinations_name_never_crossed_the_destin
     fwd, rep = _walks([True, True, False, False], [False, False, True, True])
     lost = Verdict(False, 2, "look at the firewall")
     result = SimpleNamespace(forward=fwd, reply=rep, verdict=lost, reply_verdict=Verdict(True, None, None))
-    assert [(i["target"], i["direction"], i["hop"]) for i in _on_path(lab, result)] == [("other:eth0", "forward",
-                                                                                           "1")]
+    assert [(i["target"], i["direction"], i["hop"]) for i in on_path(lab, result)] == [("other:eth0", "forward",
+                                                                                          "1")]
     assert [h.index for h in crossed(rep, result.reply_verdict, answered=False)] == [3, 4]
     # web got the request and answered: its eth0 sent the answer (r1)
     fwd, rep = _walks([True] * 4, [True] * 4)
     result = SimpleNamespace(forward=fwd, reply=rep, verdict=Verdict(True, None, None),
                              reply_verdict=Verdict(True, None, None))
-    assert [(i["target"], i["direction"], i["hop"]) for i in _on_path(lab, result)] == [
+    assert [(i["target"], i["direction"], i["hop"]) for i in on_path(lab, result)] == [
         ("other:eth0", "forward", "1"), ("web:eth0", "reply", "r1")]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from netlab.api.topology import load
 from netlab.model.netpol import policy_set
 from netlab.plan.policy import pod_chain
-from netlab.trace import policy as tpolicy, policyrules, run
+from netlab.trace import policy as tpolicy, policyrules, policyverdict
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.render import TraceResult, number, render_text
@@ -181,8 +181,8 @@ def test_the_refused_flow_is_lost_at_the_reject_and_the_reset_is_the_nodes():
                          reply_received=True, repair=REPAIR)
     number(result)
     text = _without(lambda line: f"-s {cli.ip}/32 " not in line)
-    run._policy_verdict(lab, result, _pod(lab, "b-cli"), _pod(lab, "a-web", 8080), {(n1, chain): 4},
-                        {(n1, chain): 5}, set(), tables=tpolicy.Tables({n1: text}, REPAIR))
+    policyverdict.policy_verdict(lab, result, _pod(lab, "b-cli"), _pod(lab, "a-web", 8080), {(n1, chain): 4},
+                                 {(n1, chain): 5}, set(), tables=tpolicy.Tables({n1: text}, REPAIR))
     [e] = result.policy
     v = result.verdict
     assert (v.delivered, v.reason, v.fix) == (False, e["text"], REPAIR) and "but REFUSED in node n1" in v.reason

@@ -1,7 +1,7 @@
 """The row of a NetworkPolicy's REJECT: where the endpoint's node runs it, in FORWARD after its route lookup, and
 no later row of that node contradicting it (an ARP entry never asked for is not why)."""
 
-from netlab.trace import run
+from netlab.trace import policyverdict
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.policy import place_reject
@@ -115,7 +115,7 @@ def test_the_reply_to_a_rejected_request_starts_at_the_reject_and_is_numbered_ag
     number(result)
     at = place_reject(hops, 2, NS, ENTRY)
     number(result)
-    run._reply_from_reject(result, at)
+    policyverdict._reply_from_reject(result, at)
     data = result.to_json()
     assert [h["index"] for h in data["hops"]] == [1, 2, 3, 4, 5, 6] and data["hops"][3]["kind"] == "drop"
     first = data["reply_hops"][0]
