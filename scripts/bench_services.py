@@ -67,7 +67,7 @@ from netlab.model.lab import resolve  # noqa: E402
 from netlab.model.topology import Topology  # noqa: E402
 from netlab.plan import iptables, nftables, services  # noqa: E402
 from netlab.plan.resources import NatRules  # noqa: E402
-from netlab.realize import netfilter  # noqa: E402
+from netlab.realize import netfilter, netfilter_drift  # noqa: E402
 from netlab.realize import nft_sync, nftables as nft_realize  # noqa: E402
 
 
@@ -169,7 +169,7 @@ def bench_iptables(args, backend: str | None, names: list[str], names_base: list
 
     def restore_node(group: list[NatRules]) -> None:
         for r in group:
-            netfilter.restore(r.netns, r.table, netfilter.table_payload(r, None), backend)
+            netfilter.restore(r.netns, r.table, netfilter_drift.table_payload(r, None), backend)
 
     def groups(items: list[NatRules], netns: list[str]) -> list[list[NatRules]]:
         return [[r for r in items if r.netns == n] for n in netns]
@@ -183,18 +183,18 @@ def bench_iptables(args, backend: str | None, names: list[str], names_base: list
     saved = {r.netns: iptables_tool.save(r.netns, "nat", backend) for r in res if r.table == "nat"}
     nats = [r for r in res if r.table == "nat"]
     parse = timed(lambda: [netfilter.parse_save(saved[r.netns], "nat") for r in nats])
-    check = timed(lambda: [netfilter.table_drift(r, saved[r.netns]) for r in nats])
-    assert not any(netfilter.table_drift(r, saved[r.netns]) for r in nats), "status sees drift after a full sync"
+    check = timed(lambda: [netfilter_drift.table_drift(r, saved[r.netns]) for r in nats])
+    assert not any(netfilter_drift.table_drift(r, saved[r.netns]) for r in nats), "status sees drift after a full sync"
     print(f"  status' check of the nat tables, all nodes: {check * 1000:.1f} ms (parsing iptables-save's text "
           f"alone: {parse * 1000:.1f} ms)")
 
     # The same payloads without their first command, -Z (plan/iptables.py's ZERO_FIRST), into new namespaces.
     lead = "".join(f"{z}\n" for z in iptables.ZERO_FIRST)
-    assert lead in netfilter.table_payload(nat, None), "the nat payload does not start with -Z"
+    assert lead in netfilter_drift.table_payload(nat, None), "the nat payload does not start with -Z"
 
     def restore_plain(group: list[NatRules]) -> None:
         for r in group:
-            payload = netfilter.table_payload(r, None)
+            payload = netfilter_drift.table_payload(r, None)
             netfilter.restore(plain[names.index(r.netns)], r.table, payload.replace(lead, "", 1), backend)
 
     without = timed(lambda: each(groups(res, names), restore_plain, workers))

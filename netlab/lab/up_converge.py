@@ -26,7 +26,7 @@ from netlab.plan.build import Plan
 from netlab.realize.attachments import is_plugin_made, live_made, plugin_made, plugin_pods
 from netlab.realize.diff import Drift
 from netlab.realize.expect import expected
-from netlab.realize.netfilter import is_policy_hook
+from netlab.realize.netfilter_drift import is_policy_hook
 from netlab.plan.resources import Link, NatRules
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, repair_ops, said,
                                    stale_chain_ops, stale_peer_ops)
@@ -151,7 +151,7 @@ class Converging:
         """After the CNI plugins' ADDs: a plugin may have put its jump above netlab's policy hook (the firewall
         plugin inserts its CNI-FORWARD jump at the top of FORWARD). The nodes whose filter table has that hook are
         read and repaired once more, which puts the hook first again, as a policy controller's sync does
-        (realize/netfilter.py, is_policy_hook)."""
+        (realize/netfilter_drift.py, is_policy_hook)."""
         nodes = sorted({r.netns for r in self.plan.resources if isinstance(r, NatRules) and r.plugin_jumps
                         and any(is_policy_hook(line) for line in r.rules)})
         if not nodes:

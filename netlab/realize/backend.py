@@ -125,7 +125,8 @@ def foreign_drift(table: str, text: str | None, plugins: bool) -> list[str]:
     """What the backend the lab is not in holds in ``table``: all of it the lab's to take away (every chain, the
     built-in chains' rules, a policy not ACCEPT), but a CNI plugin's chains and the jumps to them on a node where
     plugins run (a plugin writes with the machine's ``iptables``, whichever that is)."""
-    from netlab.realize.netfilter import BUILTIN_CHAINS, PLUGIN_PREFIX, is_plugin_jump, parse_save
+    from netlab.realize.netfilter import BUILTIN_CHAINS, parse_save
+    from netlab.realize.netfilter_drift import PLUGIN_PREFIX, is_plugin_jump
 
     tab = parse_save(text or "", table)
     out = [f"policy of {c} is {p}, want ACCEPT" for c, p in tab.policies.items() if p != "ACCEPT"]
@@ -140,7 +141,8 @@ def foreign_drift(table: str, text: str | None, plugins: bool) -> list[str]:
 def foreign_payload(table: str, text: str | None, plugins: bool) -> str | None:
     """An ``iptables-restore --noflush`` payload that takes away what :func:`foreign_drift` reports (None:
     nothing to take away): built-in chains' rules deleted, policies ACCEPT, the chains flushed, then deleted."""
-    from netlab.realize.netfilter import BUILTIN_CHAINS, PLUGIN_PREFIX, is_plugin_jump, parse_save
+    from netlab.realize.netfilter import BUILTIN_CHAINS, parse_save
+    from netlab.realize.netfilter_drift import PLUGIN_PREFIX, is_plugin_jump
 
     if not foreign_drift(table, text, plugins):
         return None

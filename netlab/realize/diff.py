@@ -23,7 +23,7 @@ from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
 from netlab.plan.resources import BaseChains, Link, NatRules, NftRules, Resource, Sysctl
 from netlab.plan.sysctls import MOVED_BY_FORWARD
 from netlab.realize.backend import foreign_drift
-from netlab.realize import netfilter, nftables
+from netlab.realize import netfilter, netfilter_drift, nftables
 from netlab.realize.expect import interface_of
 from netlab.realize.observe import Observed, link_kind
 
@@ -186,7 +186,7 @@ def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
                                                plugin_jumps=plugins)
         if table not in default and not want.rules:
             continue
-        detail = netfilter.table_drift(want, default.get(table))
+        detail = netfilter_drift.table_drift(want, default.get(table))
         if detail:
             out.append(Drift("different" if table in default else "missing", want, first_of(detail),
                              differences=tuple(detail)))

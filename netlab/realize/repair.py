@@ -35,7 +35,7 @@ from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopb
                                    Resource, Route, Rule, Sysctl, Veth, VethPeer, Vxlan)
 from netlab.plan.sysctls import when_written
 from netlab.realize.backend import foreign_payload
-from netlab.realize import netfilter, nft_sync, nftables
+from netlab.realize import netfilter_drift, nft_sync, nftables
 from netlab.realize.diff import Drift
 from netlab.realize.observe import Observed
 
@@ -220,9 +220,9 @@ def _table_op(planned: NatRules, observed: dict[str, Observed], backend: str) ->
     if backend:  # the backend the lab is not in: all of it goes (realize/backend)
         payload = foreign_payload(planned.table, text, planned.plugin_jumps) or f"*{planned.table}\nCOMMIT\n"
     else:
-        payload = netfilter.table_payload(planned, text) or f"*{planned.table}\nCOMMIT\n"
+        payload = netfilter_drift.table_payload(planned, text) or f"*{planned.table}\nCOMMIT\n"
         if text and obs is not None and iptables.default_backend() == "nft":  # iptables-nft: its hooked chains only
-            text = netfilter.hooked_only(text, {c for t, c in obs.base_chains if t == planned.table})
+            text = netfilter_drift.hooked_only(text, {c for t, c in obs.base_chains if t == planned.table})
     old = TableText(planned.netns, planned.table, text or f"*{planned.table}\nCOMMIT\n", backend)
     return Op("restore", TableText(planned.netns, planned.table, payload, backend, noflush=True), old=old)
 
@@ -317,7 +317,7 @@ def create_ops(resources: Iterable[Resource]) -> list[Op]:
         if r.kind in ("netns", "sysctl"):
             continue  # made with the namespace
         if isinstance(r, NatRules):
-            payload = netfilter.table_payload(r, None)
+            payload = netfilter_drift.table_payload(r, None)
             if payload:
                 ops.append(Op("restore", TableText(r.netns, r.table, payload, noflush=True)))
         elif isinstance(r, NftRules):

@@ -21,7 +21,7 @@ netlab's rules are all there but in another order (a rule deleted and appended a
 Both lists come from comparing the node's filter table (``iptables-save -c``, read right after the packet) with
 the lines ``status`` compares it with (the plan's canonical ``iptables-save`` form, the node's whole filter table),
 limited to the chains on the packet's path, so ``status`` names the same lines, and the same chains "in another
-order" (realize/netfilter.order_drift), and ``up`` puts them back.
+order" (realize/netfilter_drift.order_drift), and ``up`` puts them back.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from netlab.model.lab import Lab
 from netlab.model.netpol import Allowance, PodView, policy_set
 from netlab.plan.iptables import Ruleset, chain_of, target_of
 from netlab.plan.policy import FORWARD_CHAIN, INPUT_CHAIN, comment_text, node_rules, pod_chain
-from netlab.realize.netfilter import ahead_line, is_plugin_jump as plugin_jump, order_drift, parse_save, plugins_ahead
+from netlab.realize.netfilter import parse_save
+from netlab.realize.netfilter_drift import ahead_line, is_plugin_jump as plugin_jump, order_drift, plugins_ahead
 
 _COUNTERS = re.compile(r"^\[\d+:\d+\] ")
 _COUNTED = re.compile(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT")

@@ -15,7 +15,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan import services
 from netlab.plan.iptables import ZERO_FIRST_CHAINS
-from netlab.realize import netfilter
+from netlab.realize import netfilter_drift
 
 pytestmark = pytest.mark.root
 
@@ -44,7 +44,7 @@ def test_the_node_holds_exactly_the_plan_and_a_second_up_changes_nothing(lab):
     model = resolve(load_topology(lab["path"]))
     nat = next(r for r in services.resources(model) if r.kind == "nat" and r.table == "nat")
     assert len(nat.chains) >= ZERO_FIRST_CHAINS
-    assert "-Z" in netfilter.table_payload(nat, None).splitlines()  # what `up` wrote into the new node
+    assert "-Z" in netfilter_drift.table_payload(nat, None).splitlines()  # what `up` wrote into the new node
     save = in_netns(f"{lab['name']}-n1", "iptables-save", "-t", "nat").stdout
     assert sorted(line for line in save.splitlines() if line.startswith("-A ")) == sorted(nat.rules)
     status = netlab("status", "--lab", lab["name"], check=False)

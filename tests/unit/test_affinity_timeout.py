@@ -16,7 +16,7 @@ from netlab.lab.journal import Journal
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.plan.build import build_plan
-from netlab.realize import netfilter, nft_sync, nftables as realize
+from netlab.realize import netfilter_drift, nft_sync, nftables as realize
 from netlab.realize import state_dir
 
 TOPOLOGY = """name: ndaff
@@ -77,7 +77,7 @@ def test_status_sees_another_timeout_and_up_writes_it(tmp_path, monkeypatch):
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
     k = FakeKernel()
     lab_up.up(lab(seconds=None), k, features=(), journal=Journal(k))
-    detail = netfilter.table_drift(nat(lab()), k.iptables_save("ndaff-n1", "nat"))
+    detail = netfilter_drift.table_drift(nat(lab()), k.iptables_save("ndaff-n1", "nat"))
     assert len([d for d in detail if d.startswith("missing rule: ") and "--seconds 60 --reap" in d]) == 2
     assert len([d for d in detail if d.startswith("extra rule: ") and "--seconds 10800 --reap" in d]) == 2
 

@@ -93,20 +93,20 @@ def test_a_cleared_loss_leaves_no_chain_behind():
     """The last loss of a namespace cleared: the plan has no mangle rules there, and the table the kernel
     still holds (jump and chain) is drift, repaired by one restore that drops the jump, then the chain."""
     from netlab.plan.resources import NatRules
-    from netlab.realize import netfilter
+    from netlab.realize import netfilter_drift
 
     left = ("*mangle\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:NETLAB-IMPAIR - [0:0]\n"
             "-A NETLAB-IMPAIR -o eth0 -j DROP\nCOMMIT\n")  # `impair --clear` before the fix left this
     jumped = left.replace(":NETLAB-IMPAIR - [0:0]\n", ":NETLAB-IMPAIR - [0:0]\n-A POSTROUTING -j NETLAB-IMPAIR\n")
     nothing = NatRules(netns="x-p1", table="mangle", chains=(), payload="", rules=())
-    assert netfilter.table_drift(nothing, left) == ["extra chain: NETLAB-IMPAIR",
+    assert netfilter_drift.table_drift(nothing, left) == ["extra chain: NETLAB-IMPAIR",
                                                     "extra rule: -A NETLAB-IMPAIR -o eth0 -j DROP"]
-    payload = netfilter.table_payload(nothing, jumped).splitlines()
+    payload = netfilter_drift.table_payload(nothing, jumped).splitlines()
     assert payload.index("-F POSTROUTING") < payload.index("-X NETLAB-IMPAIR")
     assert ":NETLAB-IMPAIR - [0:0]" in payload  # flushed before it is deleted
     # A chain that is not netlab's own stays (someone else's, or kube-proxy's with its own belated deletion).
     other = left.replace("NETLAB-IMPAIR", "KUBE-MARK-DROP")
-    assert netfilter.table_drift(nothing, other) == [] and netfilter.table_payload(nothing, other) is None
+    assert netfilter_drift.table_drift(nothing, other) == [] and netfilter_drift.table_payload(nothing, other) is None
 
 
 def test_the_feature_wants_qdiscs_for_rates_and_delays_only():

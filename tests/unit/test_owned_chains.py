@@ -1,4 +1,4 @@
-"""Chains the lab owns by name and its plan does not hold (realize/netfilter.stale_chains), against the fake
+"""Chains the lab owns by name and its plan does not hold (realize/netfilter_drift.stale_chains), against the fake
 kernel and recorded iptables-save text: kube-proxy's KUBE-SVC-/KUBE-SEP-... chains, the NETPOL- chains of the
 lab's policy controller. `status` names each (also `status -t FILE` of a file that drops them), and `up`
 deletes them in the restore that repairs the table, as kube-proxy's full sync does; a chain of another name (a
@@ -18,7 +18,7 @@ from netlab.lab import status as lab_status
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.resources import NatRules
-from netlab.realize import netfilter, state as state_mod
+from netlab.realize import netfilter, netfilter_drift, state as state_mod
 from netlab.realize.diff import Drift, diff_tables
 from netlab.realize.observe import Observed
 
@@ -72,8 +72,8 @@ def test_a_chain_someone_elses_chain_jumps_to_stays_theirs():
     text = (f"*nat\n:PREROUTING ACCEPT [0:0]\n:MY-OWN - [0:0]\n:{FAKE} - [0:0]\n:KUBE-SEP-ZZZZ - [0:0]\n"
             f":KUBE-SEP-GONE - [0:0]\n-A MY-OWN -j {FAKE}\n-A {FAKE} -j KUBE-SEP-ZZZZ\nCOMMIT\n")
     nothing = NatRules(netns="x-n1", table="nat", chains=(), payload="", rules=())
-    assert netfilter.table_drift(nothing, text) == ["extra chain: KUBE-SEP-GONE"]
-    assert netfilter.table_payload(nothing, text).splitlines()[-2:] == ["-X KUBE-SEP-GONE", "COMMIT"]
+    assert netfilter_drift.table_drift(nothing, text) == ["extra chain: KUBE-SEP-GONE"]
+    assert netfilter_drift.table_payload(nothing, text).splitlines()[-2:] == ["-X KUBE-SEP-GONE", "COMMIT"]
 
 
 def test_only_the_tables_where_the_lab_owns_a_name():
@@ -83,7 +83,7 @@ def test_only_the_tables_where_the_lab_owns_a_name():
                                 ("mangle", "NETLAB-IMPAIR", "KUBE-SEP-X")):
         text = f"*{table}\n:{mine} - [0:0]\n:{theirs} - [0:0]\nCOMMIT\n"
         nothing = NatRules(netns="x-n1", table=table, chains=(), payload="", rules=())
-        assert netfilter.table_drift(nothing, text) == [f"extra chain: {mine}"], table
+        assert netfilter_drift.table_drift(nothing, text) == [f"extra chain: {mine}"], table
 
 
 def test_status_against_a_file_whose_policies_select_no_pod_of_a_node_names_its_policy_chains(lab, tmp_path):
@@ -130,10 +130,10 @@ def test_rules_in_another_order_name_the_chain_and_the_first_rule_out_of_place()
                                                           "KUBE-SVC-B"), payload="", rules=want)
     head = "*nat\n" + "".join(f":{c} - [0:0]\n" for c in planned.chains)
     swapped = head + "\n".join([want[1], want[0], want[2]]) + "\nCOMMIT\n"
-    assert netfilter.table_drift(planned, swapped) == [
+    assert netfilter_drift.table_drift(planned, swapped) == [
         f"rules of nat chain KUBE-SVC-A in another order: rule 1 is {want[1]}, want {want[0]}"]
     twice = head + "\n".join([want[0], want[1], want[2], want[2]]) + "\nCOMMIT\n"
-    assert netfilter.table_drift(planned, twice) == [f"nat chain KUBE-SVC-B holds {want[2]} 2 times, want 1"]
+    assert netfilter_drift.table_drift(planned, twice) == [f"nat chain KUBE-SVC-B holds {want[2]} 2 times, want 1"]
 
 
 def test_a_filter_tables_drift_is_said_an_iptables_filter_resource_in_json():

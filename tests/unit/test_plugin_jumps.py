@@ -1,5 +1,5 @@
 """The CNI plugins' jumps in a node's built-in chains are theirs where plugins run: not drift, and kept where they
-were by a repair that rewrites the chain (netlab/realize/netfilter.py, PLUGIN_PREFIX). Elsewhere (a builtin lab,
+were by a repair that rewrites the chain (netlab/realize/netfilter_drift.py, PLUGIN_PREFIX). Elsewhere (a builtin lab,
 a pod) such a jump is someone's rule like any other."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.plan.build import build_plan
 from netlab.plan.resources import NatRules
-from netlab.realize import netfilter
+from netlab.realize import netfilter, netfilter_drift
 
 FIREWALL = '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD'
 MASQ = ('-A POSTROUTING -s 10.244.0.2/32 -m comment --comment "name: \\"n\\" id: \\"ab\\"" '
@@ -33,22 +33,22 @@ def saved(table: str, *rules: str) -> str:
 def test_the_plugins_jumps_are_not_drift_and_need_no_repair():
     fwd = planned("filter", *LAB_FWD)
     text = saved("filter", FIREWALL, *LAB_FWD)  # the firewall plugin inserts its jump at the top
-    assert netfilter.table_drift(fwd, text) == [] and netfilter.table_payload(fwd, text) is None
+    assert netfilter_drift.table_drift(fwd, text) == [] and netfilter_drift.table_payload(fwd, text) is None
     post = planned("nat", LAB_POST)
     text = saved("nat", LAB_POST, MASQ)  # bridge's ipMasq appends its jump
-    assert netfilter.table_drift(post, text) == [] and netfilter.table_payload(post, text) is None
+    assert netfilter_drift.table_drift(post, text) == [] and netfilter_drift.table_payload(post, text) is None
 
 
 def test_a_repair_puts_the_plugins_jumps_back_where_they_were():
     fwd = planned("filter", *LAB_FWD)
     text = saved("filter", FIREWALL, LAB_FWD[0])  # the lab's FLANNEL-FWD jump deleted by hand
-    assert netfilter.table_drift(fwd, text) == [f"missing rule: {LAB_FWD[1]}"]
-    payload = netfilter.table_payload(fwd, text).splitlines()
+    assert netfilter_drift.table_drift(fwd, text) == [f"missing rule: {LAB_FWD[1]}"]
+    payload = netfilter_drift.table_payload(fwd, text).splitlines()
     start = payload.index("-F FORWARD")
     assert payload[start + 1:start + 4] == [FIREWALL, *LAB_FWD]  # on top, as the plugin put it
     post = planned("nat", "-A POSTROUTING -j KUBE-POSTROUTING", LAB_POST)
     text = saved("nat", LAB_POST, MASQ)
-    payload = netfilter.table_payload(post, text).splitlines()
+    payload = netfilter_drift.table_payload(post, text).splitlines()
     start = payload.index("-F POSTROUTING")
     assert payload[start + 1:start + 4] == ["-A POSTROUTING -j KUBE-POSTROUTING", LAB_POST, MASQ]  # after the lab's
 
@@ -58,7 +58,7 @@ def test_a_rule_that_goes_does_not_move_the_plugins_jump_below_the_labs():
     jump after the lab's rules, whose ACCEPTs then let pod traffic past the plugin's isolation)."""
     fwd = planned("filter", *LAB_FWD)
     text = saved("filter", "-A FORWARD -j DROP", FIREWALL, *LAB_FWD)
-    payload = netfilter.table_payload(fwd, text).splitlines()
+    payload = netfilter_drift.table_payload(fwd, text).splitlines()
     start = payload.index("-F FORWARD")
     assert payload[start + 1:start + 4] == [FIREWALL, *LAB_FWD] and "-A FORWARD -j DROP" not in payload
 
@@ -67,15 +67,15 @@ def test_any_other_rule_in_a_built_in_chain_is_still_the_labs():
     fwd = planned("filter", *LAB_FWD)
     other = "-A FORWARD -j MY-CHAIN"  # not a plugin's chain name: extra, and repaired away
     text = saved("filter", other, *LAB_FWD)
-    assert netfilter.table_drift(fwd, text) == [f"extra rule: {other}"]
-    assert other not in netfilter.table_payload(fwd, text).splitlines()
+    assert netfilter_drift.table_drift(fwd, text) == [f"extra rule: {other}"]
+    assert other not in netfilter_drift.table_payload(fwd, text).splitlines()
 
 
 def test_where_no_plugin_runs_a_jump_to_a_cni_chain_is_drift_and_repaired_away():
     fwd = planned("filter", *LAB_FWD, plugins=False)
     text = saved("filter", FIREWALL, *LAB_FWD)
-    assert netfilter.table_drift(fwd, text) == [f"extra rule: {FIREWALL}"]
-    payload = netfilter.table_payload(fwd, text).splitlines()
+    assert netfilter_drift.table_drift(fwd, text) == [f"extra rule: {FIREWALL}"]
+    payload = netfilter_drift.table_payload(fwd, text).splitlines()
     start = payload.index("-F FORWARD")
     assert payload[start + 1:start + 3] == list(LAB_FWD) and FIREWALL not in payload
 

@@ -15,7 +15,7 @@ from netlab.api.topology import load
 from netlab.model.netpol import policy_set
 from netlab.plan.build import build_plan
 from netlab.plan.resources import NatRules
-from netlab.realize import netfilter
+from netlab.realize import netfilter_drift
 from netlab.trace import policy as tpolicy, policyrules
 
 from test_plugin_jumps import FIREWALL, LAB_FWD, planned, saved
@@ -29,23 +29,23 @@ AHEAD = (f"filter chain FORWARD: rule 1 is a CNI plugin's jump, {FIREWALL}, abov
 def test_a_plugins_jump_above_the_policy_hook_is_drift_and_the_repair_puts_the_hook_first():
     fwd = planned("filter", HOOK, *LAB_FWD)
     text = saved("filter", FIREWALL, HOOK, *LAB_FWD)  # what the firewall plugin's ADD leaves after netlab's rules
-    assert netfilter.table_drift(fwd, text) == [AHEAD]
-    payload = netfilter.table_payload(fwd, text).splitlines()
+    assert netfilter_drift.table_drift(fwd, text) == [AHEAD]
+    payload = netfilter_drift.table_payload(fwd, text).splitlines()
     start = payload.index("-F FORWARD")
     assert payload[start + 1:start + 5] == [HOOK, FIREWALL, *LAB_FWD]
     repaired = saved("filter", HOOK, FIREWALL, *LAB_FWD)
-    assert netfilter.table_drift(fwd, repaired) == [] and netfilter.table_payload(fwd, repaired) is None
+    assert netfilter_drift.table_drift(fwd, repaired) == [] and netfilter_drift.table_payload(fwd, repaired) is None
 
 
 def test_without_a_policy_hook_the_plugins_jump_stays_on_top():
     fwd = planned("filter", *LAB_FWD)
     text = saved("filter", FIREWALL, *LAB_FWD)
-    assert netfilter.table_drift(fwd, text) == [] and netfilter.table_payload(fwd, text) is None
+    assert netfilter_drift.table_drift(fwd, text) == [] and netfilter_drift.table_payload(fwd, text) is None
 
 
 def test_where_no_plugin_runs_such_a_jump_is_an_extra_rule_only():
     fwd = planned("filter", HOOK, *LAB_FWD, plugins=False)
-    assert netfilter.table_drift(fwd, saved("filter", FIREWALL, HOOK, *LAB_FWD)) == [f"extra rule: {FIREWALL}"]
+    assert netfilter_drift.table_drift(fwd, saved("filter", FIREWALL, HOOK, *LAB_FWD)) == [f"extra rule: {FIREWALL}"]
 
 
 def _cni_lab():
@@ -63,7 +63,7 @@ def test_trace_names_the_plugins_jump_that_let_a_denied_flow_by_with_up_as_the_f
     assert lines[first] == f"[0:0] {HOOK}"
     text = "\n".join(lines[:first] + [f"[9:540] {FIREWALL}"] + lines[first:]) + "\n"
     text = text.replace(":FORWARD ACCEPT", ":CNI-FORWARD - [0:0]\n:FORWARD ACCEPT", 1)
-    status = netfilter.table_drift(planned_n1, "\n".join(line.split("] ", 1)[-1] for line in text.splitlines()))
+    status = netfilter_drift.table_drift(planned_n1, "\n".join(line.split("] ", 1)[-1] for line in text.splitlines()))
     assert status == [AHEAD], status
     chain = policyrules.pod_chain("ingress", policy_set(lab).pod("a-web"))
     [e] = tpolicy.story(lab, _pod(lab, "a-cli"), _pod(lab, "a-web", 8080), "tcp", 8080, None, {(n1, chain): 4},

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from netlab.plan.build import build_plan
 from netlab.plan.resources import NatRules
-from netlab.realize import netfilter
+from netlab.realize import netfilter_drift
 from netlab.trace import policy as tpolicy, policyrules
 from netlab.trace.render import render_text
 
@@ -39,7 +39,7 @@ def _appended(rule: str) -> str:
 
 
 def _status(planned: NatRules, text: str) -> list[str]:
-    return netfilter.table_drift(planned, "\n".join(line.split("] ", 1)[-1] for line in text.splitlines()))
+    return netfilter_drift.table_drift(planned, "\n".join(line.split("] ", 1)[-1] for line in text.splitlines()))
 
 
 def _story(lab, src: str, text: str, counted: int, planned: NatRules):

@@ -10,7 +10,8 @@ from netlab.kernel import fake_iptables
 from netlab.kernel.base import TableText
 from netlab.plan.iptables import ZERO_FIRST, ZERO_FIRST_CHAINS, canonical_order
 from netlab.plan.resources import NatRules
-from netlab.realize.netfilter import Table, compute_change, parse_save, table_payload, trusted_change
+from netlab.realize.netfilter import Table, compute_change, parse_save, trusted_change
+from netlab.realize.netfilter_drift import table_payload
 
 
 def nat(n: int, netns: str = "nlzf-n1") -> NatRules:
