@@ -204,7 +204,7 @@ def _apply(steps: list[Step], lab: Lab, state: LabState, result: BreakResult) ->
 
 def _act(action: Action, lab: Lab, state: LabState) -> list[str]:
     if action.kind == "stop-pod":
-        from netlab.workload.lifecycle import stop_pod
+        from netlab.workload.pod_teardown import stop_pod
 
         stopped = stop_pod(state, lab.pod(action.args[0]))
         if not stopped:

@@ -96,7 +96,7 @@ def stop_made(lab_name: str, pods: dict, netns_names: list[str]) -> list[str]:
     """A rollback deletes these namespaces, which its run made again for pods the lab had before it (a sandbox
     deleted by hand, made again by a repair): only what runs in them goes, all of it the run's. What the pods had
     before the run stays as it was: their containers running on in the old sandbox, their UTS namespaces, records
-    and logs (:func:`netlab.workload.lifecycle.stop` would take them: it goes by the pod's name)."""
+    and logs (:func:`netlab.workload.pod_teardown.stop` would take them: it goes by the pod's name)."""
     names = set(netns_names)
     ids = [f"{pod}/{c}" for pod, prec in pods.items() if isinstance(prec, dict) and prec.get("netns") in names
            for c, crec in (prec.get("containers") or {}).items()

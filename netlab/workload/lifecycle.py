@@ -30,9 +30,8 @@ and ``up`` replaces it (SIGTERM with SIGCONT, then a new one). Stopping one
 echo container stops the lab's echo server: all of them are then stopped,
 and ``up`` starts a new server for them all.
 
-``stop`` does not trust those records: it stops every process with a thread
-in the lab's namespaces (namespace identity, see kernel/processes.py), and
-the lab's echo server, found through its control socket.
+``stop`` does not trust those records (pod_teardown.py): it stops every
+process with a thread in the lab's namespaces, and the lab's echo server.
 
 Interface used by netlab.lab (a feature, netlab/feature.py)::
 
@@ -52,19 +51,19 @@ from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import kill, spawning, testhooks
 from netlab.kernel import processes as proc
-from netlab.model.naming import DNS_LABEL
 from netlab.realize.state_dir import lab_dir
-from netlab.workload import (again, crashloop, dns_records, echo_start, exits, health, launch, node_uts, policy,
-                             service_envs, unrecorded)
+from netlab.workload import (again, dns_records, echo_start, exits, health, launch, node_uts, policy, service_envs,
+                             unrecorded)
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
-                                        log_path, forget_runs, logs_by_pod, logs_refused, logs_uncut, new_run,
-                                        note_start_error, open_log, remove_logs)
+                                        log_path, forget_runs, logs_refused, logs_uncut, new_run, note_start_error,
+                                        open_log)
 from netlab.workload import stopping
-from netlab.workload.stopping import drop_echo, stop_container
-from netlab.workload.tasks import SANDBOX_REMADE, is_echo_thread, task_of, why_replace
-from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many,
-                                 uts_dir, uts_path)
+from netlab.workload.pod_teardown import forget_pod, stop
+from netlab.workload.records import RECORD, RECORD_VERSION, records as _records  # noqa: F401 - RECORD*: interface
+from netlab.workload.stopping import stop_container
+from netlab.workload.tasks import SANDBOX_REMADE, is_echo_thread, why_replace
+from netlab.workload.uts import ensure_uts, is_uts_mount, uts_dir, uts_path
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
@@ -74,22 +73,6 @@ if TYPE_CHECKING:
 __all__ = ["start", "start_early", "abort_early", "stop", "drift", "running", "start_again", "stop_made",
            "uts_path", "is_uts_mount", "log_path", "log_dir", "uts_dir", "container_argv", "echo_ports",
            "CONTAINER_PATH", "containers", "why_replace", "Hold"]
-
-RECORD = "workload"
-RECORD_VERSION = 1
-
-
-# --- records in state.extra ------------------------------------------------------
-
-
-def _records(state: LabState) -> dict:
-    rec = state.extra.get(RECORD)
-    if not isinstance(rec, dict) or rec.get("version") != RECORD_VERSION:
-        rec = {"version": RECORD_VERSION, "pods": {}}
-        state.extra[RECORD] = rec
-    rec.setdefault("pods", {})
-    return rec
-
 
 # --- the three entry points -------------------------------------------------------
 
@@ -155,7 +138,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
         # Pods the topology no longer has (their namespaces went through stop()).
         for name in [n for n in pods if n not in {p.name for p in lab.pods} and only is None]:
             pods.pop(name)
-            _forget_pod(state, name)
+            forget_pod(state, name)
         present = []
         for pod in [p for p in lab.pods if only is None or p.name in only]:
             if nsmod.is_netns_mount(pod.netns):
@@ -345,68 +328,6 @@ def containers(lab: Lab, state: LabState) -> list[tuple[PodInfo, Container, dict
             for c in pod.containers]
 
 
-def stop(state: LabState, netns_names: Iterable[str], everything: bool = False, taken: bool = False) -> list[str]:
-    """Stop every process in these namespaces (and the pods' UTS namespaces), then unpin those.
-
-    ``everything``: the whole lab goes. Then its echo server is stopped, and
-    every pod's UTS namespace is doomed too, even one whose network namespace
-    is no longer the lab's (deleted and remade by someone else): its
-    containers still run in the lab's UTS namespace and in the lab's old, now
-    nameless, network namespace. Otherwise the echo server is asked to drop
-    the containers of the pods that go, waited for while it is busy (should it
-    be stopped or still not answer, it has a thread in their namespaces and is
-    stopped with the rest, said in a line: stopping.drop_echo).
-
-    When the whole lab goes, its pins go at once with their tmpfs (uts.py).
-
-    ``taken``: these names hold namespaces that are not the lab's now (its own were deleted by hand, another's
-    mounted since): nothing is stopped by them, what ran in the pods is found in the pods' UTS namespaces, the
-    lab's own pins (and the echo server drops their echo containers), as for a namespace deleted and left so.
-
-    Returns descriptions of processes that survived SIGKILL (none expected), and the echo server's line.
-    """
-    names = list(netns_names)
-    pods = _records(state)["pods"]
-    name_set = set(names)
-    # Pods whose namespace goes: from the records, and from the UTS files on disk
-    # (a crash between mount and save leaves a pinned namespace unrecorded).
-    doomed = {pod for pod, prec in pods.items() if everything or prec.get("netns") in name_set}
-    udir = uts_dir(state.lab)
-    uts_files = []
-    if os.path.isdir(udir):
-        for pod in os.listdir(udir):  # pods' and nodes' pins (DNS labels), not the file they are links of
-            if DNS_LABEL.match(pod) and (everything or f"{state.lab}-{pod}" in name_set):
-                doomed.add(pod)
-    uts_files = [os.path.join(udir, pod) for pod in sorted(doomed)]
-    if everything:
-        crashloop.remove(state.lab, anyone=True)  # no container of it waits for a restart now
-        survivors = [f"the lab's echo server (pid {pid})" for pid in launch.stop_server(state.lab)]
-    else:
-        ids = [f"{pod}/{c}" for pod in sorted(doomed) for c in pods.get(pod, {}).get("containers", {})]
-        survivors = drop_echo(state.lab, ids)  # a line when the server cannot drop them: it goes with them
-    survivors += kill.stop_namespaces([] if taken else names, [u for u in uts_files if is_uts_mount(u)])
-    if not (everything and remove_pins_fs(state.lab)):
-        remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
-    logs = logs_by_pod(state.lab)
-    for pod in doomed:  # their pins are gone (above): only their records and logs are left
-        pods.pop(pod, None)
-    left = remove_logs(state.lab, [name for pod in sorted(doomed) for name in logs.get(pod, [])])
-    if not everything:  # else the lab's whole folder goes (lab_list.forget), with what is in it
-        survivors += left
-    remove_template(state.lab)
-    for d in (udir, log_dir(state.lab)):
-        try:
-            os.rmdir(d)
-        except OSError:
-            pass
-    if doomed and not everything:  # the whole lab's state goes with it
-        try:
-            state.save()
-        except OSError:
-            pass
-    return survivors
-
-
 def stop_taken(state: LabState, netns_names: Iterable[str]) -> list[str]:
     """:func:`stop` of pods whose namespace's name another's namespace holds now: never stopped by that name."""
     return stop(state, netns_names, taken=True)
@@ -450,34 +371,3 @@ def drift(lab: Lab, state: LabState) -> list[str]:
 
     repair = state.repair or repair_way(state.lab, repair_up(state))
     return container_drift.lines(lab, _records(state)["pods"], repair) + dns_records.drift(lab)
-
-
-def stop_pod(state: LabState, pod: PodInfo) -> list[str]:
-    """Stop a pod's running containers, keeping their records: the pod is down, as after a crash.
-
-    ``status`` then reports them exited and ``up`` starts them again (``netlab break``).
-    Returns the containers stopped, as "pod/container".
-    """
-    prec = _records(state)["pods"].get(pod.name) or {}
-    out = []
-    for name, crec in sorted((prec.get("containers") or {}).items()):
-        if isinstance(crec, dict) and task_of(crec, pod.netns) not in (None, "Z", "X"):
-            stop_container(state.lab, f"{pod.name}/{name}", crec, pod.netns, uts_path(state.lab, pod.name))
-            out.append(f"{pod.name}/{name}")
-    return out
-
-
-# --- helpers -------------------------------------------------------------------------
-
-
-def _forget_pod(state: LabState, pod: str) -> None:
-    """Unpin the pod's UTS namespace and drop its logs (its processes are already stopped).
-
-    Paths are computed from the lab and pod names (never taken from the state
-    file), and the pod name must be a DNS label, so nothing outside the lab's
-    state directory can be touched.
-    """
-    if not DNS_LABEL.match(pod):
-        return
-    remove_uts(uts_path(state.lab, pod))
-    remove_logs(state.lab, logs_by_pod(state.lab).get(pod, []))  # what it leaves, stop() said as the pod went

@@ -19,7 +19,7 @@ plugins, probe's agent) joins the network namespace only. ``ip netns exec``
 does not change the UTS namespace: it still shows the host's hostname, in
 pods as in nodes. The host's own UTS namespace is never changed (uts.py
 works in a short-lived thread). ``down`` lets go of these pins with the
-pods' (lifecycle.stop: every pin of a namespace that goes).
+pods' (pod_teardown.stop: every pin of a namespace that goes).
 """
 
 from __future__ import annotations
