@@ -232,7 +232,7 @@ pods:
     with watching(name) as start:
         watcher = start(path, backoff="5", resync="1")
         watcher.wait_for_line("saw: container runs/main exited (exit 3); did: restarted container runs/main")
-        # (its wait counts from this exit, the kubelet's FinishedAt: tests/unit/test_watch_units.py measures it)
+        # (its wait counts from this exit, the kubelet's FinishedAt: tests/unit/test_watch_backoff.py measures it)
         watcher.wait_for_line("saw: container runs/main exited (exit 4); did: nothing (back-off: restart in ")
         held_at = time.monotonic()
         assert seen() == {"state": "exited", "exit_code": 4, "last_exit_code": 3, "restarts": 1}

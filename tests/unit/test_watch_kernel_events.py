@@ -1,0 +1,86 @@
+"""What the watcher hears from the kernel, without root: rtnetlink and nf_tables notifications in words, and
+taskstats' exit records."""
+
+from __future__ import annotations
+
+import struct
+from socket import AF_INET
+
+from netlab.kernel import events, netlink, rtnl, taskstats
+
+
+def _msg(mtype: int, body: bytes) -> netlink.Msg:
+    return netlink.Msg(mtype, 0, 0, body)
+
+
+def test_notifications_in_words():
+    route = rtnl.RTMSG.pack(AF_INET, 24, 0, 0, 254, 3, 0, 1, 0) + netlink.ipv4(rtnl.RTA_DST, "10.244.1.0")
+    assert events.describe(_msg(rtnl.RTM_DELROUTE, route)) == "route 10.244.1.0/24 deleted"
+    local = rtnl.RTMSG.pack(AF_INET, 32, 0, 0, 255, 2, 254, 2, 0) + netlink.ipv4(rtnl.RTA_DST, "10.244.0.1")
+    assert events.describe(_msg(rtnl.RTM_NEWROUTE, local)) is None  # the local table is the kernel's
+    learned = rtnl.NDMSG.pack(AF_INET, 3, rtnl.NUD_REACHABLE, 0, 1) + netlink.ipv4(rtnl.NDA_DST, "10.244.0.3")
+    assert events.describe(_msg(rtnl.RTM_NEWNEIGH, learned)) is None  # learned and forgotten all the time
+    permanent = rtnl.NDMSG.pack(AF_INET, 3, rtnl.NUD_PERMANENT, 0, 1) + netlink.ipv4(rtnl.NDA_DST, "10.244.1.0")
+    assert events.describe(_msg(rtnl.RTM_DELNEIGH, permanent)) == "neighbour 10.244.1.0 deleted"
+    # One of the lab's PERMANENT entries made REACHABLE by hand: the lab's change, said; a learned one is not.
+    demoted = rtnl.NDMSG.pack(AF_INET, 3, rtnl.NUD_REACHABLE, 0, 1) + netlink.ipv4(rtnl.NDA_DST, "10.244.1.0")
+    held = frozenset({"10.244.1.0", "aa:bb:cc:00:00:01"})
+    assert events.describe(_msg(rtnl.RTM_NEWNEIGH, demoted), permanent=held) == "neighbour 10.244.1.0 changed"
+    assert events.describe(_msg(rtnl.RTM_NEWNEIGH, learned), permanent=held) is None
+    fdb = rtnl.NDMSG.pack(rtnl.AF_BRIDGE, 3, rtnl.NUD_REACHABLE, 2, 0) + netlink.mac(rtnl.NDA_LLADDR,
+                                                                         "aa:bb:cc:00:00:01")
+    assert events.describe(_msg(rtnl.RTM_NEWNEIGH, fdb), permanent=held) == "fdb entry aa:bb:cc:00:00:01 changed"
+    assert events.describe(_msg(rtnl.RTM_NEWNEIGH, fdb)) is None  # not the lab's
+    link = rtnl.IFINFO.pack(0, 1, 2, 0, 0) + netlink.string(rtnl.IFLA_IFNAME, "eth0")
+    assert events.describe(_msg(rtnl.RTM_NEWLINK, link)) == "link eth0 down"
+    # The bridge's own word on a port (AF_BRIDGE, the same group): `bridge link set dev veth1 state learning`
+    port = (rtnl.IFINFO.pack(rtnl.AF_BRIDGE, 1, 9, 0x10043, 0) + netlink.string(rtnl.IFLA_IFNAME, "veth1")
+            + netlink.nested(rtnl.IFLA_PROTINFO, netlink.u8(rtnl.IFLA_BRPORT_STATE, 2)))
+    assert events.describe(_msg(rtnl.RTM_NEWLINK, port)) == "bridge port veth1 learning"
+    assert events.describe(_msg(rtnl.RTM_DELLINK, port)) == "bridge port veth1 released"  # not the link deleted
+    assert events.describe(_msg((10 << 8) | 8, b"\0" * 4), netlink.NETLINK_NETFILTER) == "nf_tables rule deleted"
+    assert events.describe(_msg((1 << 8) | 0, b"\0" * 4), netlink.NETLINK_NETFILTER) is None  # conntrack
+    assert events.describe(_msg(events.RTM_NEWNETCONF, struct.pack("=Bxxx", 2))) == "forwarding or rp_filter changed"
+
+
+def exit_record(family: int, pid: int, ac_exitcode: int, kind: int = taskstats.TASKSTATS_TYPE_AGGR_PID) -> bytes:
+    """A TASKSTATS_CMD_NEW message as the kernel sends it at a task's exit (struct taskstats cut short)."""
+    stats = struct.pack("=HxxIBB", 1, ac_exitcode, 0, 0) + bytes(320)
+    inner = netlink.u32(taskstats.TASKSTATS_TYPE_PID, pid) + netlink.attr(taskstats.TASKSTATS_TYPE_STATS, stats)
+    body = taskstats.GENL_HDR.pack(taskstats.TASKSTATS_CMD_NEW, 1, 0) + netlink.nested(kind, inner)
+    return netlink.message(family, 0, body)
+
+
+def test_exit_records_give_each_pid_its_exit_code_as_wait_says_it():
+    data = (exit_record(31, 100, 0x300) + exit_record(31, 101, 9) + exit_record(31, 102, 0)
+            + exit_record(31, 103, 0x86)  # SIGABRT with a core
+            + exit_record(31, 104, 0x100, kind=5)  # a thread group's total: the leader's own record says it
+            + exit_record(32, 105, 0x100))  # another family's message
+    assert list(taskstats.exits_in(data, 31)) == [(100, 3), (101, 137), (102, 0), (103, 134)]
+
+
+def test_a_kernel_without_taskstats_gives_no_family_and_no_listener(monkeypatch):
+    """The controller answers ENOENT for a family the kernel lacks: no listener, and the doctor says why."""
+    import errno
+
+    class NoFamily:
+        timeout = 1.0
+
+        def __init__(self, *args):
+            self.closed = False
+
+        def get(self, what, msg):
+            raise netlink.NetlinkError(errno.ENOENT, what)
+
+        def close(self):
+            self.closed = True
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    monkeypatch.setattr(netlink, "Conn", NoFamily)
+    assert taskstats.listen() is None
+    assert taskstats.available() == (False, "the kernel has no TASKSTATS family (CONFIG_TASKSTATS)")
