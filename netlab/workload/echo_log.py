@@ -2,18 +2,19 @@
 pass :data:`LOG_MAX` started over with a line that says so, as the kubelet rotates a container's log.
 
 :class:`Log` is what the loop (echo.py) writes a container's requests to; :func:`start_over_if_full` is how
-the lab's server (echoserver.py) keeps a command container's own log bounded. Standard library only: the
-echo server runs it inside the pods.
+the lab's server (echoserver.py) keeps a command container's own log bounded. Standard library only (fallocate through kernel/libc.py,
+itself standard library only): the echo server runs it inside the pods.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import io
 import os
 import stat
 import time
+
+from netlab.kernel import libc
 
 LOG_MAX = 10 * 2**20  # bytes of a container's log file before it starts over: the kubelet's containerLogMaxSize
 KEEP_PART = 10  # a log that starts over keeps its newest tenth of LOG_MAX (1 MiB), from its first whole line
@@ -224,19 +225,12 @@ class LogFile(io.BufferedReader):
             self.seek(start)  # read from a part punched since: the log started over, its hole ends there now
 
 
-_fallocate: list = []
-
-
 def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
     """fallocate(2), which Python's os module has only as posix_fallocate (mode 0). Raises OSError."""
-    if not _fallocate:
-        libc = ctypes.CDLL(None, use_errno=True)
-        call = getattr(libc, "fallocate64", None) or libc.fallocate  # a 64-bit off_t on every ABI
-        call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-        _fallocate.append(call)
-    if _fallocate[0](fd, mode, offset, length) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    lib = libc.handle()
+    call = getattr(lib, "fallocate64", None) or lib.fallocate  # a 64-bit off_t on every ABI (libc.PROTOTYPES)
+    if call(fd, mode, offset, length) != 0:
+        raise libc.os_error()
 
 
 def stamp() -> str:
