@@ -280,9 +280,9 @@ def _worker_stops_with_its_controller() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.platform == "linux":
         from netlab.kernel.child import PR_SET_PDEATHSIG
-        from netlab.kernel.netns import libc
+        from netlab.kernel import libc
 
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.handle().prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _resolve_path(request: pytest.FixtureRequest, topology: TopologyInput) -> TopologyInput:

@@ -31,6 +31,7 @@ import time
 import traceback
 from typing import Any, Callable
 
+from netlab.kernel import libc
 from netlab.kernel import netns as nsmod
 
 PR_SET_PDEATHSIG = 1
@@ -137,7 +138,7 @@ def die_with_parent(parent: int) -> bool:
     """In a forked child: SIGKILL when the parent (its pid before the fork) dies; False if it already has.
 
     The kernel sends it when the thread that forked ends, and clears it in the child's own children."""
-    nsmod.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc.handle().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     return os.getppid() == parent
 
 

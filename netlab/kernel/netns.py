@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
-from netlab.kernel import packages, procsys, testhooks
+from netlab.kernel import libc, packages, procsys, testhooks
 # Sysctls are files of /proc/sys (procsys); tests/integration import these two from here
 from netlab.kernel.procsys import read_sysctl_here as read_sysctl_here, write_sysctl_here as write_sysctl_here
 from netlab.model.naming import NETNS_DIR
@@ -58,19 +58,14 @@ MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
 
-# The C library as this process already has it (setns, unshare, mount, umount2): looking it up by name
-# (ctypes.util.find_library) would run ldconfig at every import.
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 def _check(ret: int, what: str, path: str = "") -> None:
     if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+        raise libc.os_error(what, path)
 
 
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
-    _check(_libc.setns(fd, nstype), "setns")
+    _check(libc.handle().setns(fd, nstype), "setns")
 
 
 def ensure_netns_dir() -> None:
@@ -79,12 +74,12 @@ def ensure_netns_dir() -> None:
     side, kernel/threads.CREATE_WORKERS)."""
     with _netns_dir_lock:
         os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
-        if _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
+        if libc.handle().mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
             return
         # Not a mount point yet: bind it onto itself, then make it shared.
-        _check(_libc.mount(NETNS_DIR.encode(), NETNS_DIR.encode(), b"none", MS_BIND | MS_REC, None), "mount",
+        _check(libc.handle().mount(NETNS_DIR.encode(), NETNS_DIR.encode(), b"none", MS_BIND | MS_REC, None), "mount",
                NETNS_DIR)
-        _check(_libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None), "mount", NETNS_DIR)
+        _check(libc.handle().mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None), "mount", NETNS_DIR)
 
 
 _netns_dir_lock = threading.Lock()
@@ -155,12 +150,12 @@ _joined = False  # this process joined a namespace for good (join)
 
 
 def thread_name() -> bytes:
-    _libc.prctl(16, buf := ctypes.create_string_buffer(16), 0, 0, 0)  # PR_GET_NAME
+    libc.handle().prctl(16, buf := ctypes.create_string_buffer(16), 0, 0, 0)  # PR_GET_NAME
     return buf.value
 
 
 def name_thread(name: bytes) -> None:
-    _libc.prctl(15, name[:15], 0, 0, 0)  # PR_SET_NAME
+    libc.handle().prctl(15, name[:15], 0, 0, 0)  # PR_SET_NAME
 
 
 def is_nsfs(path: str) -> bool:
@@ -225,32 +220,27 @@ class Held:
         os.close(self.fd)
 
 
-# The C library, for the system calls Python's os module lacks (setns, unshare,
-# mount, umount2, sethostname, prctl).
-libc = _libc
-
-
 def unshare(flags: int) -> None:
     """unshare(2) for the calling thread: CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWNS."""
-    _check(_libc.unshare(flags), "unshare")
+    _check(libc.handle().unshare(flags), "unshare")
 
 
 def sethostname(name: str) -> None:
     """The hostname of the calling thread's UTS namespace."""
     data = name.encode()
-    _check(_libc.sethostname(data, len(data)), "sethostname")
+    _check(libc.handle().sethostname(data, len(data)), "sethostname")
 
 
 def mount(source: str, target: str, fstype: str | None = None, flags: int = 0, data: str | None = None) -> None:
     """mount(2): a bind mount (``flags=MS_BIND``), a sysfs or tmpfs (``data``: its options), or a propagation
     change (source "none")."""
-    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+    _check(libc.handle().mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
                        data.encode() if data is not None else None), "mount", target)
 
 
 def detach(path: str) -> None:
     """``umount -l PATH``: the mount goes now, its users keep what they hold."""
-    _check(_libc.umount2(path.encode(), MNT_DETACH), "umount", path)
+    _check(libc.handle().umount2(path.encode(), MNT_DETACH), "umount", path)
 
 
 def netlink_socket(proto: int = 0) -> socket.socket:
@@ -281,7 +271,7 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _check(_libc.unshare(CLONE_NEWNET), "unshare")
+        _check(libc.handle().unshare(CLONE_NEWNET), "unshare")
         try:
             procsys.write_sysctls_here([*testhooks.INHERITED_DEVCONF, *sysctls,
                                 *((key, str(value)) for key, value in zip(TAG_SYSCTLS, tag_values(tag)))])
@@ -290,7 +280,8 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
                 links = rtnl_parse.dump_links(conn, name)
                 lo = next(link.index for link in links if link.name == "lo")
                 conn.request(f"lo in {name}", rtnl.link_up(lo))
-            _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None), "mount", path)
+            _check(libc.handle().mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None), "mount",
+                   path)
         finally:
             setns(home)
     except BaseException:
@@ -330,10 +321,10 @@ def remove_netns(name: str) -> None:
     """Unmount and unlink /run/netns/<name>; the kernel frees the namespace when unused."""
     path = netns_path(name)
     if _is_nsfs(path):
-        if _libc.umount2(path.encode(), MNT_DETACH) != 0:
-            err = ctypes.get_errno()
-            if err not in (errno.EINVAL, errno.ENOENT):
-                raise OSError(err, f"umount: {os.strerror(err)}", path)
+        if libc.handle().umount2(path.encode(), MNT_DETACH) != 0:
+            exc = libc.os_error("umount", path)
+            if exc.errno not in (errno.EINVAL, errno.ENOENT):
+                raise exc
     try:
         os.unlink(path)
     except FileNotFoundError:

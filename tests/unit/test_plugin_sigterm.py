@@ -56,7 +56,7 @@ def test_the_handler_is_set_at_configure_unless_someone_set_their_own(fresh):
 def test_a_worker_started_with_sigint_ignored_gets_pythons_handler_back(fresh, monkeypatch):
     """execnet stops a worker's running test with SIGINT; one inherited ignored made it wait for os._exit."""
     prctl = []
-    monkeypatch.setattr("netlab.kernel.netns.libc", SimpleNamespace(prctl=lambda *a: prctl.append(a)))
+    monkeypatch.setattr("netlab.kernel.libc.handle", lambda: SimpleNamespace(prctl=lambda *a: prctl.append(a)))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     plugin._stop_on_sigterm(SimpleNamespace(workerinput={}))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
