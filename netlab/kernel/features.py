@@ -29,7 +29,6 @@ is tried there.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
@@ -39,13 +38,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
-from netlab.kernel import cniprobe, netlink, nfnl, procsys, rtnl, rtnl_parse, sockdiag, tc, testhooks
+from netlab.kernel import cniprobe, libc, netlink, nfnl, procsys, rtnl, rtnl_parse, sockdiag, tc, testhooks
 from netlab.plan.sysctls import DEVCONF_SYSCTLS
 
 CLONE_NEWNET = 0x40000000
 PROBE_TIMEOUT = 10.0  # seconds for the whole probe; a netlink answer takes microseconds
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 # Link kinds netlab creates, each made as a minimal one (kernel/rtnl.py, the project's codec).
 LINK_KINDS: dict[str, Callable[[], bytes]] = {
@@ -227,15 +224,13 @@ class NoNetns(OSError):
 
 
 def _unshare_net() -> None:
-    if _libc.unshare(CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise NoNetns(err, os.strerror(err))
+    if libc.handle().unshare(CLONE_NEWNET) != 0:
+        raise libc.os_error(kind=NoNetns)
 
 
 def _setns_net(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
+    if libc.handle().setns(fd, CLONE_NEWNET) != 0:
+        raise libc.os_error("setns")
 
 
 def in_throwaway_netns(body: Callable[[], object], timeout: float = PROBE_TIMEOUT) -> object:

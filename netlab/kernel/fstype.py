@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Any
+
+from netlab.kernel import libc
 
 # linux/magic.h (and the file systems' own headers for those it lacks)
 NAMES = {
@@ -18,20 +19,14 @@ NAMES = {
     0x65735546: "fuse", 0xFF534D42: "cifs", 0xFE534D42: "smb2", 0x786F4256: "vboxsf", 0x73717368: "squashfs",
     0x4D44: "vfat", 0x5346544E: "ntfs", 0x0BD00BD0: "lustre", 0x00C36400: "ceph", 0x47504653: "gpfs",
 }
-_calls: dict[str, Any] = {}
 
 
 def fs_type(path: str | int) -> str:
     """The type of the file system ``path`` (or an open descriptor: fstatfs) is on: its name (:data:`NAMES`), else
     its magic in hex. Raises OSError."""
-    name = "fstatfs" if isinstance(path, int) else "statfs"
-    if name not in _calls:
-        call = getattr(ctypes.CDLL(None, use_errno=True), name)
-        call.argtypes = [ctypes.c_int if name == "fstatfs" else ctypes.c_char_p, ctypes.c_void_p]
-        _calls[name] = call
+    call = libc.handle().fstatfs if isinstance(path, int) else libc.handle().statfs  # libc.PROTOTYPES
     buf = ctypes.create_string_buffer(256)  # struct statfs: f_type (a long) first, 120 bytes on 64-bit ABIs
-    if _calls[name](path if isinstance(path, int) else os.fsencode(path), buf) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
+    if call(path if isinstance(path, int) else os.fsencode(path), buf) != 0:
+        raise libc.os_error(filename=path)
     magic = ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
     return NAMES.get(magic, f"0x{magic:x}")

@@ -26,6 +26,8 @@ import os
 import platform
 import threading
 
+from netlab.kernel import libc
+
 # The mount API's syscalls (Linux 5.2) came after the architectures' tables were aligned (5.1): fsopen, fsconfig
 # and fsmount are 430-432 on every architecture of this list (x86_64 with 64-bit pointers only: x32's are offset).
 # Elsewhere (alpha 540-542, MIPS +4000/5000/6000, ia64's own table) netlab does not guess: /proc/sys then.
@@ -48,14 +50,11 @@ def syscalls_known(machine: str | None = None, pointer_size: int | None = None) 
     pointer_size = ctypes.sizeof(ctypes.c_void_p) if pointer_size is None else pointer_size
     return machine in _ALIGNED and not (machine == "x86_64" and pointer_size != 8)
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 def _syscall(*args: object) -> int:
-    ret = _libc.syscall(*args)
+    ret = libc.handle().syscall(*args)
     if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+        raise libc.os_error()
     return int(ret)
 
 
