@@ -21,7 +21,6 @@ event of its own, so the watcher reads the whole lab.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import select
@@ -30,7 +29,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from netlab.kernel import netlink, netns as nsmod, rtnl, rtnl_parse
+from netlab.kernel import libc, netlink, netns as nsmod, rtnl, rtnl_parse
 
 # Multicast groups (linux/rtnetlink.h RTNLGRP_*), as bit masks for bind() where they fit in 32 bits.
 RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_TC, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE = 1, 3, 4, 5, 7
@@ -233,14 +232,12 @@ class NetnsNames:
 
     def __init__(self, namespaces: Iterable[str]):
         self.namespaces = set(namespaces)
-        libc = ctypes.CDLL(None, use_errno=True)
         self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        if self.fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1")
-        if libc.inotify_add_watch(self.fd, nsmod.NETNS_DIR.encode(), IN_CREATE | IN_DELETE) < 0:
-            err = ctypes.get_errno()
+        try:
+            libc.inotify_add_watch(self.fd, nsmod.NETNS_DIR, IN_CREATE | IN_DELETE)
+        except OSError:
             os.close(self.fd)
-            raise OSError(err, f"inotify_add_watch {nsmod.NETNS_DIR}")
+            raise
 
     def read(self) -> list[Event]:
         """The lab's namespaces whose names went away (or came back) since the last read."""

@@ -13,12 +13,13 @@ still sees its changes.
 
 from __future__ import annotations
 
-import ctypes
 import fnmatch
 import glob
 import os
 import struct
 from typing import Sequence
+
+from netlab.kernel import libc
 
 IN_MODIFY, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO = 0x2, 0x8, 0x40, 0x80
 IN_CREATE, IN_DELETE, IN_NONBLOCK, IN_CLOEXEC = 0x100, 0x200, 0o4000, 0o2000000
@@ -52,10 +53,7 @@ class FileEvents:
     def __init__(self, path: str, globs: Sequence[tuple[str, str]] = ()):
         real = os.path.realpath(path)  # a symlink's target is what is written
         self.folder, self.name = os.path.dirname(real) or ".", os.path.basename(real).encode()
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = self.libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        if self.fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1")
+        self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         self.names: dict[int, list[str]] = {}  # watch descriptor -> the name patterns of its folder
         self.paths: dict[int, str] = {}  # watch descriptor -> its folder
         # Each folder asked for -> its (device, inode) when it was watched; None: not there then (or not watchable)
@@ -77,9 +75,7 @@ class FileEvents:
     def _folder(self, folder: str, pattern: str) -> None:
         mask = IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
         seen = _identity(folder)  # before the watch: a folder replaced in between is told by replaced()
-        wd = self.libc.inotify_add_watch(self.fd, folder.encode(), mask)  # a folder watched twice: one wd
-        if wd < 0:
-            raise OSError(ctypes.get_errno(), f"inotify_add_watch {folder}")
+        wd = libc.inotify_add_watch(self.fd, folder, mask)  # a folder watched twice: one wd
         self.names.setdefault(wd, []).append(pattern)
         self.paths[wd] = folder
         self.folders[folder] = seen

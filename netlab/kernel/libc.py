@@ -59,3 +59,21 @@ def os_error(what: str = "", filename: str | int | None = None, kind: type[OSErr
     err = ctypes.get_errno()
     text = (f"{what}: {os.strerror(err)}" if what else os.strerror(err)) if strerror else what
     return kind(err, text) if filename is None else kind(err, text, filename)
+
+
+def inotify_init1(flags: int) -> int:
+    """An inotify(7) descriptor (events.py's on /run/netns, file_events.py's on a topology file's folder).
+    OSError ``inotify_init1``."""
+    fd = int(handle().inotify_init1(flags))
+    if fd < 0:
+        raise os_error("inotify_init1", strerror=False)
+    return fd
+
+
+def inotify_add_watch(fd: int, folder: str, mask: int) -> int:
+    """A watch of ``folder`` on inotify descriptor ``fd``: its watch descriptor (a folder watched twice: the same
+    one). OSError ``inotify_add_watch FOLDER`` (no such folder, the user's watches limit reached)."""
+    wd = int(handle().inotify_add_watch(fd, folder.encode(), mask))
+    if wd < 0:
+        raise os_error(f"inotify_add_watch {folder}", strerror=False)
+    return wd

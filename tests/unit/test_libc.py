@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -78,3 +79,28 @@ def test_the_echo_servers_modules_import_it_isolated_and_open_no_library_until_a
             "    print(exc.errno, exc, len(libc._handle))\n")
     out = subprocess.run([sys.executable, "-I", "-c", code, ROOT], capture_output=True, text=True, check=True)
     assert out.stdout == "9 [Errno 9] Bad file descriptor 1\n"
+
+
+def test_inotify_errors_name_the_call_and_the_folder_as_the_watchers_always_said(tmp_path, monkeypatch):
+    """file_events.py's and events.py's words (an errno, no strerror), and NetnsNames' descriptor closed."""
+    from netlab.kernel import events, file_events, netns
+
+    gone = str(tmp_path / "gone")
+    with pytest.raises(FileNotFoundError) as caught:
+        file_events.FileEvents(os.path.join(gone, "lab.yaml"))
+    assert str(caught.value) == f"[Errno 2] inotify_add_watch {gone}"
+    monkeypatch.setattr(netns, "NETNS_DIR", gone)
+    before = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(FileNotFoundError) as caught:
+        events.NetnsNames(["x"])
+    assert str(caught.value) == f"[Errno 2] inotify_add_watch {gone}"
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+    def full(flags):  # the open-files limit reached: -1, EMFILE (as ctypes keeps errno)
+        ctypes.set_errno(errno.EMFILE)
+        return -1
+
+    monkeypatch.setattr(libc, "_handle", [SimpleNamespace(inotify_init1=full)])
+    with pytest.raises(OSError) as caught:
+        libc.inotify_init1(0)
+    assert str(caught.value) == "[Errno 24] inotify_init1"
