@@ -14,7 +14,6 @@ else its status stays unknown. restartPolicy OnFailure reads the status
 
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import time
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from netlab.kernel import events as kevents
-from netlab.kernel import processes, taskstats
+from netlab.kernel import libc, processes, taskstats
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState
 from netlab.workload import exits, lifecycle as workload, policy
@@ -34,8 +33,7 @@ Run = tuple[Any, Any]  # a container's run: its recorded task (pid or thread id,
 
 def become_subreaper() -> bool:
     """Orphaned descendants (the containers, once their launcher exits) become our children."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    return bool(libc.handle().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
 def run_of(crec: dict[str, Any]) -> Run:

@@ -22,7 +22,6 @@ of /var/lib would offer ``dpkg`` as a lost lab, and ``down --force`` would empty
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
 import os
@@ -31,6 +30,7 @@ import stat
 from typing import NoReturn
 
 from netlab.errors import EnvironmentNotReady
+from netlab.kernel import libc
 
 # The source of a lab's tmpfs of UTS pins on <state folder>/<lab>/uts (workload/uts.py): /proc/self/mountinfo
 # shows it with the folder's path, which is how a lab's folder is found from its namespaces (realize/tags.py).
@@ -199,10 +199,8 @@ def read_own(path: str, name: str, limit: int) -> bytes | None:
 
 
 def _renameat2(old: str, new: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), RENAME_NOREPLACE) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), new)
+    if libc.handle().renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), RENAME_NOREPLACE) != 0:
+        raise libc.os_error(filename=new)
 
 
 def make(path: str, lab: str) -> bool:
