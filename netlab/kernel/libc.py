@@ -23,7 +23,7 @@ _c_int, _c_char_p, _c_void_p = ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p
 # The argument types of the calls whose arguments ctypes would not pass right on its own (a pointer or a 64-bit
 # offset where it would pass an int), and of those two modules share. prctl and syscall take varying arguments
 # (an int, a name, a buffer): their callers' own.
-PROTOTYPES: dict[str, list] = {
+PROTOTYPES: dict[str, list[type]] = {
     "setns": [_c_int, _c_int],
     "unshare": [_c_int],
     "inotify_init1": [_c_int],
