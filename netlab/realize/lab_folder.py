@@ -30,7 +30,6 @@ import stat
 from typing import NoReturn
 
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import libc
 
 # The source of a lab's tmpfs of UTS pins on <state folder>/<lab>/uts (workload/uts.py): /proc/self/mountinfo
 # shows it with the folder's path, which is how a lab's folder is found from its namespaces (realize/tags.py).
@@ -199,6 +198,8 @@ def read_own(path: str, name: str, limit: int) -> bytes | None:
 
 
 def _renameat2(old: str, new: str) -> None:
+    from netlab.kernel import libc  # here: `plan` reads state through this module, and loads no kernel code
+
     if libc.handle().renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), RENAME_NOREPLACE) != 0:
         raise libc.os_error(filename=new)
 
