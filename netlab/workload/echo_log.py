@@ -2,8 +2,8 @@
 pass :data:`LOG_MAX` started over with a line that says so, as the kubelet rotates a container's log.
 
 :class:`Log` is what the loop (echo.py) writes a container's requests to; :func:`start_over_if_full` is how
-the lab's server (echoserver.py) keeps a command container's own log bounded. Standard library only (fallocate through kernel/libc.py,
-itself standard library only): the echo server runs it inside the pods.
+the lab's server (echoserver.py) keeps a command container's own log bounded. Standard library only (fallocate
+through kernel/libc.py, itself standard library only): the echo server runs it inside the pods.
 """
 
 from __future__ import annotations
