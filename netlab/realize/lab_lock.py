@@ -26,6 +26,8 @@ QUIET_FOR = 0.25
 # A quiet lock (the watcher's own, whose line says each wait) keeps a wait that outlasted its next try (20 ms on,
 # lockfile.take): a question's moment never does, a command holding the lab does.
 MOMENT = 0.01
+# The lab's lock this process holds, by lab: the fd a launched echo server shares until it listens (held_fd).
+_HELD: dict[str, int] = {}
 
 
 class LabLock:
@@ -70,6 +72,7 @@ class LabLock:
                                         say=(lambda text: None) if self.quiet else None)
             self.waited = None if self.waited is None else time.monotonic() - start
             lockfile.name_holder(self.fd, f"pid {os.getpid()} ({self.command})")  # for the others' "waiting for"
+            _HELD[self.lab] = self.fd
         except BaseException:
             # Stopped (Ctrl-C, SIGTERM) or refused as it made the lab's folder or lock file, or took it: the folder
             # of a lab that is not up was left empty, or with the lock alone (`netlab list` named it)
@@ -84,11 +87,20 @@ class LabLock:
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
+            if _HELD.get(self.lab) == self.fd:
+                del _HELD[self.lab]
             with signals.handled(signal.SIG_IGN):  # a folder left half removed (empty) is listed by nobody
                 _drop_if_only_lock(self.lab)
                 os.close(self.fd)
                 self.fd = None
                 state_dir.drop_root_if_made()  # made for this lock alone: a command that changed nothing leaves none
+
+
+def held_fd(lab: str) -> int | None:
+    """The fd of lab ``lab``'s lock while this process holds it (LabLock), else None. A process given a dup of it
+    holds the lab with it (one flock, on the open file, not the process): the lab's echo server, while it starts
+    (workload/launch.py)."""
+    return _HELD.get(lab)
 
 
 def lab_lock_holder(lab: str, now: bool = True) -> str | None:

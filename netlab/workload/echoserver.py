@@ -393,8 +393,9 @@ def kill_run(leader: ProcId, mark: bytes, rounds: int = KILL_ROUNDS) -> bool:
 # --- the process ----------------------------------------------------------------------------
 
 
-def serve(specs: list[dict], report: int, control_path: str | None) -> int:
-    """In the forked server: listen on the control socket, serve ``specs``, report, then loop."""
+def serve(specs: list[dict], report: int, control_path: str | None, lock: int | None = None) -> int:
+    """In the forked server: listen on the control socket, serve ``specs``, report, then loop. ``lock``: the lab's
+    lock, shared with the ``up`` that started it, released once it listens (or cannot): launch.start_launcher."""
     threading.stack_size(STACK)
     loop = EchoLoop()
     server = EchoServer(loop, os.path.join(os.path.dirname(control_path), "logs") if control_path else None)
@@ -403,11 +404,13 @@ def serve(specs: list[dict], report: int, control_path: str | None) -> int:
         try:
             control, ino = bind_control(control_path)
         except OSError as exc:
+            release(lock)
             why = str(exc).replace("\n", " ")[:300]
             os.write(report, "".join(f"E {s.get('id')} {why}\n" for s in specs).encode())
             os.close(report)
             return 1
         peers = Control(server, loop, control)
+    release(lock)
     for line in server.add(specs):
         os.write(report, (line + "\n").encode())
     os.write(report, f"S {os.getpid()}\n".encode())
@@ -437,6 +440,11 @@ def serve(specs: list[dict], report: int, control_path: str | None) -> int:
     return 0
 
 
+def release(lock: int | None) -> None:
+    if lock is not None:
+        os.close(lock)
+
+
 def _server_child(specs: list[dict], report: int, args: argparse.Namespace) -> None:
     """The forked server: a session of its own, output on its log, nothing else inherited; never returns."""
     code = 1
@@ -448,13 +456,15 @@ def _server_child(specs: list[dict], report: int, args: argparse.Namespace) -> N
         os.dup2(null_fd, 0)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
-        os.closerange(3, report)
-        os.closerange(report + 1, 1 << 16)
+        keep = sorted({report, args.lock_fd if args.lock_fd is not None else report})
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[-1])
+        os.closerange(keep[-1] + 1, 1 << 16)
         os.chdir("/")
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
         set_comm("netlab-echo")
-        code = serve(specs, report, args.control)
+        code = serve(specs, report, args.control, args.lock_fd)
     except BaseException as exc:  # noqa: BLE001 - logged, then exit
         try:
             print(f"echo: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
@@ -468,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Serve a lab's echo containers (specs as JSON on stdin).")
     ap.add_argument("--control", help="Control socket to listen on (the lab's echo.sock).")
     ap.add_argument("--log", help="The server's own output (a file, appended to).")
+    ap.add_argument("--lock-fd", type=int, help="The lab's lock (an inherited fd), held until it listens.")
     args = ap.parse_args(argv)
     specs = json.loads(sys.stdin.buffer.read() or b"[]")
     report = os.dup(1)

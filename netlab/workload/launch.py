@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 from netlab.kernel import kill
 from netlab.kernel import processes as proc
 from netlab.kernel.pidfd import SCM_MAX_FD
+from netlab.realize.lab_lock import held_fd
 from netlab.realize.state_dir import lab_dir
 from netlab.workload.containers import log_path, logs_refused
 
@@ -105,12 +106,20 @@ def launch_echo(specs: list[dict], control: str | None = None, log: str | None =
 
 def start_launcher(control: str | None = None, log: str | None = None) -> subprocess.Popen:
     """:func:`launch_echo`'s launcher, started now: it loads Python and netlab's echo server, then waits
-    for its containers' specs (:func:`send_specs`); nothing listens or binds before they come."""
+    for its containers' specs (:func:`send_specs`); nothing listens or binds before they come.
+
+    It shares the lab's lock, when this process holds it, until its server listens on ``control`` (or fails to):
+    an ``up`` killed meanwhile leaves a server starting that ``down`` cannot find yet (nothing listens), which would
+    make its socket and log in the lab's folder as ``down`` removed it (the folder left unmarked, no lab's, every
+    later ``up`` of the lab refused). ``down`` waits for the lock, then finds the server there and stops it."""
     argv = [sys.executable, "-I", "-m", "netlab.workload.echoserver"]
+    lock = held_fd(os.path.basename(os.path.dirname(control))) if control else None
     argv += ["--control", control] if control else []
     argv += ["--log", log] if log else []
+    argv += ["--lock-fd", str(lock)] if lock is not None else []
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            close_fds=True, start_new_session=True, cwd="/")
+                            close_fds=True, pass_fds=() if lock is None else (lock,), start_new_session=True,
+                            cwd="/")
 
 
 def send_specs(launcher: subprocess.Popen, specs: list[dict]) -> None:
