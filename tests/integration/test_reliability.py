@@ -47,10 +47,12 @@ def test_fault_sweep_every_operation_of_up(labs, tmp_path, part):
     """Fail, or SIGKILL, after the k-th changing operation, for every k: nothing is left behind.
 
     The operations are swept in three parts (k = part + 1, part + 4, ...), so that the workers share them."""
+    from netlab import Lab
+
     lab = labs.name("f")
     path = write_topology(tmp_path, small(lab))
-    total = json.loads(netlab("up", "-t", path, "-o", "json").stdout)["operations"]
-    netlab("down", "--lab", lab)
+    total = Lab.up(path).last_up.operations  # what `up -o json` says as "operations": the sweep's points
+    Lab(lab).down()
     assert total > 10
     faults = 0
     for k in range(part + 1, total + 1, SWEEP_PARTS):
@@ -63,9 +65,9 @@ def test_fault_sweep_every_operation_of_up(labs, tmp_path, part):
         killed = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": str(k), "NETLAB_FAULT_MODE": "kill"})
         faults += 1
         assert killed.returncode == -signal.SIGKILL
-        netlab("down", "--lab", lab)
+        Lab(lab).down()  # what down leaves after the kill, not its words: in this process (no CLI start)
         assert lab_namespaces(lab) == [], f"kill at {k} then down left {lab_namespaces(lab)}"
-    netlab("up", "-t", path)
+    Lab.up(path)
     assert in_netns(f"{lab}-a", "ping", "-c1", "-W1", "10.244.1.2").returncode == 0
     print(f"fault sweep, part {part}: {faults} faults injected of {total} operations' {2 * total}, 0 leftovers")
 
