@@ -108,11 +108,16 @@ class _Registry:
                 _skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
                             "`sudo netlab doctor` says how to fix it")
             self.machine_ok.add(needs)
-        with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'
-            lab = Lab.up_loaded(loaded, wait=wait)
-        # The plugin's lab: a test's `with netlab_lab as lab:` leaves it up (as a with block leaves an attached lab
-        # up); it took down the lab a scope's tests share, and the next test met a bare "lab X is not up".
-        lab.owned = False
+        try:
+            with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'
+                lab = Lab.up_loaded(loaded, wait=wait)
+            # The plugin's lab: a test's `with netlab_lab as lab:` leaves it up (as a with block leaves an attached
+            # lab up); it took down the lab a scope's tests share, and the next test met a bare "lab X is not up".
+            lab.owned = False
+            self.live[lab.name] = lab  # from here on the session's end takes it down, whatever stops the run
+        except BaseException as exc:
+            self._left_by_up(loaded.lab.name, exc)
+            raise
         failed = lab.last_up.failed if lab.last_up is not None else ()
         if failed:
             # A container that could not start (its command missing, not executable): `netlab up` leaves such a
@@ -124,14 +129,46 @@ class _Registry:
             try:
                 lab.down()
             except Exception as exc:  # noqa: BLE001 - said with the failure; the session's end tries again
-                self.live[lab.name] = lab
                 self.retried.add(lab.name)
                 said += f" (taking the lab down failed too: {exc})"
             else:
+                self.live.pop(lab.name, None)
                 said += " (the lab is taken down)"
             pytest.fail(f"netlab: lab {lab.name}: {said}", pytrace=False)
-        self.live[lab.name] = lab
         return lab
+
+    def _left_by_up(self, name: str, exc: BaseException) -> None:
+        """An up that raised (a Ctrl-C or SIGTERM once its namespaces were made, even after the lab was up, as
+        up_loaded returned; a rollback that failed): the lab it left, if its state proves this process made it
+        (the owner record up writes from its first write on, for a fresh lab only). It goes down now, after an
+        error; after a stop signal at the session's end (close(), with further signals ignored). A lab that
+        was up before, someone else's, records no owner of ours and is left alone; one whose rollback removed
+        it has no state."""
+        from netlab.api import Lab
+        from netlab.errors import NetlabError
+        from netlab.realize.state import load_state
+
+        with signals.held():  # a second Ctrl-C waits until the lab is recorded
+            try:
+                state = load_state(name)
+            except NetlabError:  # a state not readable proves nothing: `netlab list` names it
+                return
+            record = owner.of(state.extra) if state is not None else None
+            me = owner.identity(os.getpid())
+            if record is None or me is None or not owner.same_process(record, me):
+                return
+            lab = Lab(name)
+            self.live[name] = lab
+        if not isinstance(exc, Exception):
+            return  # the run stops: close() takes it down
+        try:
+            lab.down()
+        except Exception as err:  # noqa: BLE001 - said with the up's error; the session's end tries again
+            self.retried.add(name)
+            exc.add_note(f"netlab: taking lab {name} down failed too: {err}")
+        else:
+            self.live.pop(name, None)
+            exc.add_note(f"netlab: lab {name}, which the up left, is taken down")
 
     def take_down(self, labs: list[Lab], failed: bool) -> None:
         errors = []
