@@ -369,3 +369,46 @@ def test_factory(netlab_factory):
 def _env() -> str:
     state = os.environ.get("NETLAB_STATE_DIR")
     return f"NETLAB_STATE_DIR={state} " if state else ""
+
+
+UP_THEN_STOP = '''
+import json, os, signal
+from netlab.api import Lab
+
+_up_loaded = Lab.up_loaded.__func__
+
+
+def up_loaded(cls, loaded, **kw):
+    lab = _up_loaded(cls, loaded, **kw)
+    made = sorted(n for n in os.listdir("/run/netns") if n.startswith(lab.name + "-"))
+    with open("came-up", "w") as fh:
+        json.dump({"name": lab.name, "netns": made}, fh)
+    signal.raise_signal(getattr(signal, os.environ["NETLAB_TEST_STOP"]))  # as up_loaded returns
+    return lab
+
+
+Lab.up_loaded = classmethod(up_loaded)
+'''
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stop_as_the_lab_has_come_up_takes_it_down(tmp_path, sig):
+    """QA: a Ctrl-C as the first lab's state said "up" left it up, before the plugin recorded it (unit side:
+    tests/unit/test_plugin_interrupted_up.py)."""
+    (tmp_path / "conftest.py").write_text(UP_THEN_STOP)
+    proc = pytest_in(tmp_path, f'''
+import pytest
+
+def test_factory(netlab_factory):
+    netlab_factory({TINY})
+
+def test_after():
+    open("after", "w").close()
+''', env={"NETLAB_TEST_STOP": sig})
+    out = proc.stdout + proc.stderr
+    came = json.loads((tmp_path / "came-up").read_text())
+    assert came["netns"] == [f"{came['name']}-{n}" for n in ("a", "b", "n1", "underlay")], came  # it was up
+    assert proc.returncode == 2, out
+    assert not (tmp_path / "after").exists(), out
+    assert lab_namespaces(came["name"]) == [], out
+    assert not os.path.exists(state_path(came["name"])), out
