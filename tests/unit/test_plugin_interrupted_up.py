@@ -17,6 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_plugin_interrupted_loading import TESTS  # a netlab_lab test, a netlab_factory one, one after
 
 from netlab.realize import owner
 
@@ -46,20 +47,6 @@ def down(self, **kw):
 Lab.up_loaded = classmethod(up_loaded)
 Lab.down = down
 doctor.require_for = lambda lab: None
-'''
-
-TESTS = '''
-import pytest
-
-@pytest.mark.netlab({topology!r})
-def test_lab(netlab_lab):
-    pass
-
-def test_factory(netlab_factory):
-    netlab_factory({topology!r})
-
-def test_after():
-    open("after", "w").close()
 '''
 
 TOPOLOGY = {"name": "iu", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1"}]}
