@@ -77,15 +77,24 @@ def side_by_side(fn: Callable[[T], R], items: list[T], workers: int | None = Non
         raise
     finally:
         for t in threads:
-            while t.is_alive():
-                try:
-                    t.join()
-                except BaseException as exc:  # noqa: BLE001 - a signal's exception: stop them, wait, raise it
-                    stop.set()
-                    errors.append(exc)
+            _wait_for(t, stop, errors)
     if errors:
         raise errors[0]
     return {item: results[item] for item in items}
+
+
+def _wait_for(t: threading.Thread, stop: threading.Event, errors: list[BaseException]) -> None:
+    """Until ``t`` has ended: a signal's exception meanwhile stops the threads at their next item and is kept for
+    the caller. Its check is inside the catch too: a second signal landing there let the caller's rollback run
+    while the thread still made a namespace, left behind in no state."""
+    while True:
+        try:
+            if not t.is_alive():
+                return
+            t.join()
+        except BaseException as exc:  # noqa: BLE001 - a signal's exception: stop them, wait, raise it
+            stop.set()
+            errors.append(exc)
 
 
 class Background(Generic[R]):

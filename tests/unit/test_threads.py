@@ -130,3 +130,46 @@ def test_a_background_thread_gives_its_result_or_raises_what_it_raised_in_the_ca
     work = Background(fails, name="t")
     with pytest.raises(OSError, match="No space"):
         work.join()
+
+
+def test_a_second_signal_as_the_wait_checks_a_thread_still_waits_for_it(monkeypatch):
+    """The first signal's exception lands in ``join`` (caught: the wait goes on); a second lands as the loop asks
+    ``is_alive()`` again, outside that catch: it escaped, and the thread making a namespace (its item under way)
+    went on behind the rollback, which had listed the lab's namespaces already: one ``<lab>-client``, lo only,
+    tagged and in no state (``list``: lost; only ``down --force`` took it)."""
+    gate = threading.Event()
+    running, done = [], []
+
+    def fn(x: int) -> int:
+        running.append(x)
+        if x == 1:  # the other thread's item: under way until the wait lets it finish
+            gate.wait()
+        running.remove(x)
+        done.append(x)
+        return x
+
+    real_join, real_alive = threading.Thread.join, threading.Thread.is_alive
+    calls = {"join": 0, "alive": 0}
+
+    def join(self, timeout=None):
+        calls["join"] += 1
+        if calls["join"] == 1:
+            raise KeyboardInterrupt  # the first signal, in the wait
+        gate.set()
+        real_join(self, timeout)
+
+    def is_alive(self):
+        calls["alive"] += 1
+        if calls["alive"] == 2:
+            raise KeyboardInterrupt  # the second, as the loop checks the thread again
+        return real_alive(self)
+
+    monkeypatch.setattr(threading.Thread, "join", join)
+    monkeypatch.setattr(threading.Thread, "is_alive", is_alive)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            threads.side_by_side(fn, [0, 1], 2)
+        assert running == []  # nothing still under way when side_by_side gave up
+    finally:
+        gate.set()
+    assert sorted(done) == [0, 1]
