@@ -253,6 +253,13 @@ class LiveKernel(KernelTables):
         n = next((n for n in self._neigh_before[netns] if n.index == link.index and n.dst == ip), None)
         return nud_state(n.state) if n is not None else "no entry"
 
+    def neigh_before(self, netns: str, dev: str, ip: str) -> NeighFacts | None:
+        """The entry for ``ip`` on ``dev`` as it was before the packet; None: none then, or not read."""
+        link = self.links(netns).get(dev)
+        n = next((n for n in self._neigh_before.get(netns, []) if link is not None and n.index == link.index
+                  and n.dst == ip), None)
+        return NeighFacts(ip=ip, dev=dev, lladdr=n.lladdr, state=nud_state(n.state)) if n is not None else None
+
     def neigh_header_before(self, netns: str, dev: str, ip: str) -> bool | None:
         """Whether the entry for ``ip`` on ``dev`` held a cached Ethernet header before the packet, as far as can be
         known (the kernel does not show it; the first packet sent through an entry builds it, neigh_hh_init):

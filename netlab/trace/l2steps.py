@@ -40,6 +40,13 @@ class L2Steps(WalkParts):
         n = self.k.neigh(ns, dev, ip)
         cmd = f"ip -n {ns} neigh show {ip} dev {dev}"
         whose = self.lab.name_ip(ip)
+        went = self._neigh_sent_by(ns, dev, ip) if n is None or n.state not in NEIGH_OK or not n.lladdr else None
+        if went is not None:  # usable before the packet, failed since: the packet had gone at once
+            self.rows.add(ns, dev, "neigh", f"ARP entry: {whose} is at {went.lladdr} ({went.state} before the packet, "
+                          f"which the kernel sent at once; {n.state if n else 'gone'} since: nothing answered its "
+                          "probes)", [cmd], self._obs(ns, dev, "out"), lladdr=went.lladdr,
+                          state=n.state if n else "no entry", ip=ip, state_before=went.state)
+            return went
         if n is not None and n.state in NEIGH_OK and n.lladdr:
             read = getattr(self.k, "neigh_state_before", None)  # the entry before the packet (arpstory.py)
             self.rows.add(ns, dev, "neigh", f"ARP entry: {whose} is at {n.lladdr} ({n.state})", [cmd],
@@ -71,6 +78,14 @@ class L2Steps(WalkParts):
         self.rows.add(ns, dev, "neigh", f"ARP entry for {whose}: {state}", [cmd], self._obs(ns, dev, "out"),
                       problem=why, fix=fix, state=state, ip=ip)
         return self._stop(why)
+
+    def _neigh_sent_by(self, ns: str, dev: str, ip: str) -> NeighFacts | None:
+        """The entry before the packet, when it was usable: the kernel sends by such an entry at once (a STALE one
+        too, then probes it, DELAY 5 s and 3 unicast probes 1 s apart), so an entry that failed after the packet
+        (read later, by the walk) failed the probes, not the packet, which had already left by it."""
+        read = getattr(self.k, "neigh_before", None)
+        before = read(ns, dev, ip) if read else None
+        return before if before is not None and before.state in NEIGH_OK and before.lladdr else None
 
     def _arp_blocked(self, ns: str, dev: str, link: LinkFacts, ip: str) -> faults.Reason | None:
         """Why the ARP request for ``ip`` dies at a bridge port that is down or not forwarding: this bridge's

@@ -181,8 +181,25 @@ def test_a_node_whose_cni0_is_down_is_named_where_the_underlay_drops_it(pair):
     # The source node's cni0 down: the pod's frame dies at the bridge, the node's own packet takes the default route.
     ip("link", "set", "cni0", "down", netns=n1)
     assert in_netns(pod1, "ping", "-c1", "-W1", "10.244.1.3").returncode != 0
+    # Where the pod's packet dies hangs on its ARP entry for its gateway as the kernel finds it, which that ping
+    # left probing (failed 8 s later): a usable one (REACHABLE, STALE, DELAY, PROBE) sends it at once, to die at
+    # the disabled bridge port; none makes the pod hold it and ask, and the question dies there. Pinned, each way.
+    gw_mac = json.loads(ip("-j", "link", "show", "cni0", netns=n1).stdout)[0]["address"]
+    ip("neigh", "replace", "10.244.0.1", "lladdr", gw_mac, "dev", "eth0", "nud", "stale", netns=pod1)
     lost = trace(lab, "fedora-1", "fedora-2")[0]["lost"]
     assert (lost["netns"], lost["device"], lost["fix"]) == (n1, "cni0", f"ip -n {n1} link set cni0 up"), lost
+    # The entry's probes fail while trace waits for a reply (DELAY 5 s, then 3 probes 1 s apart): the walk reads
+    # FAILED after the packet, which had left by the STALE entry; trace blamed the pod's ARP, as if it had not.
+    ip("neigh", "replace", "10.244.0.1", "lladdr", gw_mac, "dev", "eth0", "nud", "stale", netns=pod1)
+    js = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "--timeout", "12", "-o", "json", check=False, timeout=60)
+    [entry] = json.loads(ip("-j", "neigh", "show", "10.244.0.1", "dev", "eth0", netns=pod1).stdout)
+    assert entry["state"] == ["FAILED"], entry  # the kernel gave up on it while trace waited
+    lost = json.loads(js.stdout)["lost"]
+    assert (lost["netns"], lost["device"], lost["fix"]) == (n1, "cni0", f"ip -n {n1} link set cni0 up"), lost
+    ip("neigh", "del", "10.244.0.1", "dev", "eth0", netns=pod1)
+    lost = trace(lab, "fedora-1", "fedora-2")[0]["lost"]
+    assert (lost["netns"], lost["device"], lost["fix"]) == (pod1, "eth0", f"ip -n {n1} link set cni0 up"), lost
+    assert lost["reason"].startswith("no ARP answer for 10.244.0.1 on eth0 (") and "of cni0 in" in lost["reason"], lost
     lost = trace(lab, "minikube", "fedora-1")[0]["lost"]  # out of eth0 by the default route, as from m02
     assert (lost["netns"], lost["fix"]) == (f"{lab}-underlay", f"ip -n {n1} link set cni0 up"), lost
     assert f"it came here because cni0 in {n1} is down" in lost["reason"], lost
