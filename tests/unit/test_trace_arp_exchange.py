@@ -9,6 +9,7 @@ the plain row; one the destination learned from the sender's own request says so
 
 from __future__ import annotations
 
+from netlab.trace.facts import NeighFacts
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.render import _rows
 from netlab.trace.run import _arp_story as story
@@ -97,3 +98,29 @@ def test_an_unanswered_request_is_still_said_under_the_result():
     w, told, row = traced({(POD, "eth0", GW)}, [arp(POD, "eth0", "out", 1, "10.244.0.2", GW, ASK)])
     assert "no answer seen" in row.decision
     assert f"  {ASK} (1x on {POD} eth0, no answer)" in _text(w, told)
+
+
+class FailedSinceKernel(BeforeKernel):
+    """The pod's entry for its gateway STALE before the packet, FAILED when the walk reads it (its probes went
+    unanswered while trace waited for a reply)."""
+
+    mac = ""
+
+    def neigh_before(self, netns, dev, ip):
+        return NeighFacts(ip, dev, self.mac, "STALE") if (netns, dev, ip) == (POD, "eth0", GW) else None
+
+
+def test_an_entry_usable_before_the_packet_and_failed_since_sent_it():
+    """The kernel sends by a STALE entry at once, then probes it (DELAY 5 s, 3 probes 1 s apart): read after a
+    long wait, it is FAILED though the packet had left by it. The walk stopped there ("no ARP answer")."""
+    lab = lab_from(two_node_topology("demo"))
+    plan = build_plan(lab)
+    k = FailedSinceKernel(lab, plan)
+    k.mac = k.neigh(POD, "eth0", GW).lladdr  # cni0's
+    k.no_neigh = {**k.no_neigh, (POD, "eth0", GW): "FAILED"}
+    w = walk(k, LabMap.from_lab(lab, plan), POD, Flow.icmp(None, "10.244.1.3", 7))
+    assert w.outcome == "delivered", w.hops[-1].problem
+    row = next(h for h in w.hops if h.kind == "neigh")
+    assert (row.problem, row.facts["state"], row.facts["state_before"]) == (None, "FAILED", "STALE")
+    assert row.decision == (f"ARP entry: {GW} (minikube cni0) is at {k.mac} (STALE before the packet, which "
+                            "the kernel sent at once; FAILED since: nothing answered its probes)")
