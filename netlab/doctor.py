@@ -104,7 +104,7 @@ def _cni_plugins(lab: Lab, needed: bool, pretend: set[str]) -> Check:
         return check
     # A field this plugin is too old to read: no refusal for what it would need (it never uses it), but said
     fields = " and ".join(sorted({i.field for i in unread}))
-    return replace(check, status=WARN, detail=f"{check.detail}; {'; '.join(unread_fields(lab))}",
+    return replace(check, status=WARN, detail=f"{check.detail}; {'; '.join(unread_fields(lab, unread))}",
                    fix=f"leave out {fields}, or put a {' and '.join(sorted({i.plugin for i in unread}))} plugin of "
                        f"containernetworking-plugins {max(i.since for i in unread)} or newer in network.cni.binDir")
 

@@ -80,8 +80,9 @@ def lab_ignored_fields(lab: Any) -> list[Ignored]:
     return ignored_fields(plugins, lambda kind: find_plugin(kind, dirs))
 
 
-def unread_fields(lab: Any) -> list[str]:
+def unread_fields(lab: Any, ignored: list[Ignored] | None = None) -> list[str]:
     """``up``'s warning for each field of the lab's conflist that its plugin here does not read (the doctor's words,
-    on its plugins line)."""
+    on its plugins line); ``ignored``: :func:`lab_ignored_fields` of the lab, when the caller has it already (the
+    plugins' binaries are not read again)."""
     file = getattr(lab.topo.network.cni, "conflist", "the conflist")
-    return [i.words(file) for i in lab_ignored_fields(lab)]
+    return [i.words(file) for i in (lab_ignored_fields(lab) if ignored is None else ignored)]
