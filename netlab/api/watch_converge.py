@@ -178,7 +178,7 @@ class Converging:
         """Apply the file as it is once the lab's lock is held (watch_repair.apply_file): read before, the
         reading could be stale by then (another edit, another command's change of the lab)."""
         assert self.path is not None
-        reading = watch_repair.Reading(self.path)
+        reading = watch_repair.Reading(self.path, self.writes.writing)
         before = self.file_id
         try:
             done = self._apply(lambda: watch_repair.apply_file(reading, self.lab_name, self.features()))
@@ -191,13 +191,16 @@ class Converging:
             self.writes.watch(self.path)  # the folders its include globs look in now
             changed = saw_words(changes(self.path, before, self.file_id))
             if reading.loaded is None and not isinstance(exc, LabBusy):  # the file did not load
-                if self.writes.writing():  # a save began after the look: this read was halfway; read it once done
+                if reading.halfway or self.writes.writing():  # a save began after the look: read it once done
                     self.file_id = None
                     return
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 self.log(saw_did(changed, reading.waited, f"nothing, it is not valid ({first})"))
             else:
                 self.log(saw_did(changed, reading.waited, f"apply failed: {exc}"))
+            return
+        if reading.halfway:  # nothing applied: the file is read again once that save is done (its close event)
+            self.file_id = None
             return
         self.file_id = reading.file_id
         self.writes.watch(self.path)  # the folders its include globs look in now

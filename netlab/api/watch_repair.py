@@ -42,12 +42,16 @@ class NotFollowed(NetlabError):
 @dataclass
 class Reading:
     """The watched file as :func:`apply_file` read it under the lab's lock: its id, the topology (None: the file
-    is not valid, what load raised is raised), and whom the lock was waited for (the line's words)."""
+    is not valid, what load raised is raised), and whom the lock was waited for (the line's words). ``writing``
+    says whether a save of the file is open (watch_file.FileWrites.writing); ``halfway``: a save had begun and was
+    not done when the file was read, so what was read may be its first part (nothing is applied)."""
 
     path: str
+    writing: Callable[[], bool] = lambda: False
     file_id: FileId = None
     loaded: Loaded | None = None
     waited: list[str] = field(default_factory=list)
+    halfway: bool = False
 
 
 def drift(state: LabState) -> list[str]:
@@ -108,8 +112,8 @@ def apply_file(reading: Reading, lab_name: str, features: Sequence[Feature]) -> 
     """Apply the watched file as it is once the lab's lock is held (read before, another change of it, or another
     command's change of the lab, could come between the reading and the lock: the stale reading would be
     applied). ``reading`` gets the file's id, read before the file (a change after it is seen by the next look),
-    and its topology; None when it names another lab than ``lab_name`` (nothing applied). LabGone when the lab was
-    taken down meanwhile."""
+    and its topology; None when it names another lab than ``lab_name``, or when a save was halfway through as it
+    was read (``reading.halfway``): nothing applied. LabGone when the lab was taken down meanwhile."""
     from netlab import doctor
 
     with LabLock(lab_name, "netlab up", quiet=True) as lock:
@@ -118,7 +122,15 @@ def apply_file(reading: Reading, lab_name: str, features: Sequence[Feature]) -> 
             raise lab_up.LabGone(f"lab {lab_name} is not up (taken down meanwhile); nothing applied")
         reading.file_id = file_id(reading.path)
         reading.loaded = None
-        loaded = load(reading.path)  # TopologyError, NetlabError: not valid (``loaded`` stays None)
+        try:
+            loaded = load(reading.path)  # TopologyError, NetlabError: not valid (``loaded`` stays None)
+        finally:
+            # A save that truncates the file, then writes it, begun since the watcher's look (while it waited for
+            # the lab): its writer has the file open still, or the file changed while it was read. Its first part
+            # may be a valid topology, not the user's edit
+            reading.halfway = reading.writing() or file_id(reading.path) != reading.file_id
+        if reading.halfway:
+            return None
         reading.loaded = loaded
         if loaded.lab.name != lab_name:
             return None

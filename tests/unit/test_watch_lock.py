@@ -184,6 +184,56 @@ def test_a_changed_file_is_read_once_the_watcher_holds_the_lab(state_root, tmp_p
     assert lines[0].startswith(f"saw: {path} changed; did: created 1 namespace; removed {LAB}-b"), lines
 
 
+
+def test_a_save_begun_as_the_watcher_reads_the_file_is_read_again_once_its_writer_closes_it(state_root, tmp_path,
+                                                                                             monkeypatch):
+    """A save that truncates the file, then writes it in parts (an editor's in-place save of a larger file), began
+    while the watcher waited for the lab's lock: its first part, a valid topology without the save's last pod, was
+    applied as the user's edit (pod b removed, and re-made once the save was done). That read is said nothing of,
+    and the file is read again once its writer closes it (the kernel's close event)."""
+    path = tmp_path / "t.yaml"
+    path.write_text(FILE.format(name=LAB, pod="b"))
+    kernel = FakeKernel()
+    kernel.close = lambda: None  # type: ignore[method-assign]
+    loaded = load(str(path))
+    lab_up.up(loaded.lab, kernel, (), loaded.source)
+    monkeypatch.setattr(watch_repair, "LiveKernel", lambda: kernel)
+    monkeypatch.setattr("netlab.doctor.required", lambda lab: contextlib.nullcontext())
+    monkeypatch.setattr(Watcher, "features", lambda self, checked=False: [])
+    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(): [])
+    lines: list[str] = []
+    w = Watcher(str(path), LAB, lines.append)
+    w.kids = types.SimpleNamespace(track=lambda *a: None)
+    w.writes.watch(str(path))  # the kernel's events of the file (inotify needs no root)
+    w.file_id = w._file_id()
+    whole = FILE.format(name=LAB, pod="b") + "  - {name: c, node: n1}\n"  # the save: pod c added
+    cut = whole.index("  - {name: b")  # its first part: pod a alone
+    enter = lab_lock.LabLock.__enter__
+    writer = []
+
+    def save_begins(lock):  # the save's first part written while the watcher waits for the lab; still open
+        if not writer:
+            writer.append(open(path, "w"))
+            writer[0].write(whole[:cut])
+            writer[0].flush()
+        return enter(lock)
+
+    monkeypatch.setattr(lab_lock.LabLock, "__enter__", save_begins)
+    try:
+        w._file_changed()
+        state = load_state(LAB)
+        assert state is not None and [p["name"] for p in state.topology["pods"]] == ["a", "b"], lines
+        assert lines == []
+        writer[0].write(whole[cut:])
+    finally:
+        writer[0].close()
+    assert w.writes.read() and w.writes.ready(w.file_id, w._file_id())  # closed: looked at now
+    w._file_changed()
+    state = load_state(LAB)
+    assert state is not None and [p["name"] for p in state.topology["pods"]] == ["a", "b", "c"], lines
+    assert len(lines) == 1 and lines[0].startswith(f"saw: {path} changed; did: "), lines
+    assert w.file_id == watch_repair.file_id(str(path))
+
 def saved(topology, name: str) -> LabState:
     loaded = load(topology, name)
     return LabState(lab=name, run_id="r", topology=loaded.lab.topo.model_dump(mode="json", by_alias=True,
