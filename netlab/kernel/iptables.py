@@ -17,9 +17,11 @@ import subprocess
 from functools import lru_cache
 
 from netlab.errors import EnvironmentNotReady
+from netlab.kernel import testhooks
 from netlab.kernel.netns import binary, run_in_netns
 
-WAIT_SECONDS = "5"  # the legacy backend's xtables lock is machine-wide, shared by every namespace
+# the legacy backend's xtables lock is machine-wide, shared by every namespace
+WAIT_SECONDS = testhooks.XTABLES_WAIT or "5"
 RESTORE_TIMEOUT = 120.0
 
 

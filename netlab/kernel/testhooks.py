@@ -57,7 +57,12 @@ when this module is imported, never inside a loop; all are off unless set.
 ``NETLAB_TEST_READ_SHARE=k``
     a process that reads many namespaces (``status``) starts a forked reader
     per core once there are k namespaces a reader (64 otherwise): a small
-    lab's status then goes through the forked readers too (kernel/readmany.py).
+    lab's status then goes through the forked readers too (kernel/readmany.py);
+``NETLAB_TEST_XTABLES_WAIT=seconds``
+    how long the legacy backend's ``iptables-restore -w`` waits for the xtables
+    lock (5 s otherwise, as kube-proxy's): a root test that holds the lock while
+    a restore waits lets it go when its own check is done, which a loaded
+    machine can delay past 5 s (the restore then fails, and its apply with it).
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ FALLBACK_LINKS = _env.get("NETLAB_TEST_FALLBACK_LINKS") == "1"
 FALLBACK_NAMES = ("sit0", "tunl0")
 READ_SHARE = _int("NETLAB_TEST_READ_SHARE") or None
 NO_IPV6 = _env.get("NETLAB_TEST_NO_IPV6") == "1"
+XTABLES_WAIT = str(_int("NETLAB_TEST_XTABLES_WAIT") or "")
 TUNED = (("arp_ignore", "1"), ("arp_announce", "2"), ("arp_filter", "1"), ("rp_filter", "1"),
          ("route_localnet", "1"), ("proxy_arp", "1"), ("send_redirects", "0"))
 # The sysctls a namespace being created copies from a tuned host (when asked to), written before its own.

@@ -87,6 +87,14 @@ exit $rc
     assert not [f for f in os.listdir(leases / "sgx-net") if f.startswith("10.")]  # both DELs released theirs
 
 
+def held_lock_env(lock_path: Path) -> dict[str, str]:
+    """The legacy backend, with an xtables lock of the test's own that the restores wait for until the test lets it
+    go: without the hook, ``iptables-restore -w 5`` stops waiting after 5 s, which a loaded machine's delay between
+    the restore's start and the test's SIGINT can pass (the apply then failed, rolled back: "apply failed: ...
+    Stopped waiting after 5s", exit 0, and no Service rules)."""
+    return {"NETLAB_IPTABLES": "legacy", "XTABLES_LOCKFILE": str(lock_path), "NETLAB_TEST_XTABLES_WAIT": "100"}
+
+
 def restores_of(pid: int) -> list[int]:
     """The ``iptables-legacy-restore -w`` processes ``pid`` started (its children, by /proc): a restore of rules,
     which waits for the xtables lock; not the ``iptables-restore --version`` of the apply's preflight (the doctor's
@@ -136,7 +144,7 @@ def test_ctrl_c_to_the_group_lets_a_watchers_iptables_restore_finish_its_repair(
     node has the Service's rules."""
     lab = unique_lab("sgx")
     lock_path = tmp_path / "xtables.lock"
-    env = {"NETLAB_IPTABLES": "legacy", "XTABLES_LOCKFILE": str(lock_path)}
+    env = held_lock_env(lock_path)
     service = ("services:\n  - name: sgx\n    selector: {app: sgx}\n    clusterIP: 10.96.0.77\n"
                "    ports: [{port: 80, targetPort: 8080}]\n")
     base = watched_topology(lab).replace("  - name: a\n", "  - name: a\n    labels: {app: sgx}\n", 1)
@@ -158,7 +166,10 @@ def test_ctrl_c_to_the_group_lets_a_watchers_iptables_restore_finish_its_repair(
             os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the watcher's whole group
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, "".join(lines) + out + err
-        assert "changed; did: " in out and "not applied" not in out, "".join(lines) + out + err
+        applied = [line for line in out.splitlines() if f"{path} changed; did: " in line]  # the edited file's apply
+        assert len(applied) == 1 and "did: apply failed" not in applied[0] and "did: nothing" not in applied[0], \
+            "".join(lines) + out + err
+        assert "not applied" not in out, "".join(lines) + out + err
         for node in ("node-1", "node-2"):
             saved = subprocess.run(["ip", "netns", "exec", f"{lab}-{node}", "iptables-legacy-save", "-t", "nat"],
                                    capture_output=True, text=True, check=True).stdout
@@ -178,7 +189,7 @@ def test_ctrl_c_while_a_repair_waits_says_the_edit_it_did_not_apply(tmp_path):
     converged to the edited file."""
     lab = unique_lab("sgx")
     lock_path = tmp_path / "xtables.lock"
-    env = {"NETLAB_IPTABLES": "legacy", "XTABLES_LOCKFILE": str(lock_path)}
+    env = held_lock_env(lock_path)
     service = "services:\n  - name: sgx\n    selector: {app: sgx}\n    ports: [{port: 80}]\n"
     base = watched_topology(lab).replace("  - name: a\n", "  - name: a\n    labels: {app: sgx}\n", 1)
     path = write_topology(tmp_path, base)
