@@ -7,10 +7,11 @@ which is whole at once): netlab.kernel.file_events. A change seen while a write 
 writer closes the file, or, for a writer that keeps it open (a slow one, one that never closes it), once
 ``wait`` seconds have passed since the write began: the file is read then as it is (and said not valid if it
 is not). A file removed or moved away is waited for as a write (an editor's save that moves the file to its
-backup, then writes a new one), then said missing. A read that finds the file not valid while a write began
-since (the save came between the look and the read) is not said: the file is read again once that write is
-done. Without inotify (it could not watch the folder; a network file system, where others' writes are not
-told), the file is read at each change its stat shows, as before.
+backup, then writes a new one), then said missing. A read made while a write began since was not done (the save
+came between the look and the read: api/watch_repair.apply_file) is neither said nor applied, valid or not (its
+first part can be a valid topology): the file is read again once that write is done. Without inotify (it could
+not watch the folder; a network file system, where others' writes are not told), the file is read at each change
+its stat shows, as before.
 
 The files the topology includes (``include: [pol/*.yaml]``) are the watched file's too: their stat (mtime, size,
 inode) and which files each glob matches are part of its id (:func:`file_id`), so an edited policy file, a new
