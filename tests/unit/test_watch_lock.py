@@ -147,10 +147,9 @@ pods:
 """
 
 
-def test_a_changed_file_is_read_once_the_watcher_holds_the_lab(state_root, tmp_path, monkeypatch):
-    """The file edited again (or the lab changed by another command) while the watcher waited for the lab's
-    lock: it applies the file as it is then, not its reading from before the lock; its id is that reading's."""
-    path = tmp_path / "t.yaml"
+def watched(path, monkeypatch) -> tuple[Watcher, list[str]]:
+    """Lab LAB up from ``path`` (pods a and b) on a fake kernel, and its watcher, which has applied the file: its
+    lines."""
     path.write_text(FILE.format(name=LAB, pod="b"))
     kernel = FakeKernel()
     kernel.close = lambda: None  # type: ignore[method-assign]
@@ -166,6 +165,14 @@ def test_a_changed_file_is_read_once_the_watcher_holds_the_lab(state_root, tmp_p
     w = Watcher(str(path), LAB, lines.append)
     w.kids = types.SimpleNamespace(track=lambda *a: None)
     w.file_id = w._file_id()
+    return w, lines
+
+
+def test_a_changed_file_is_read_once_the_watcher_holds_the_lab(state_root, tmp_path, monkeypatch):
+    """The file edited again (or the lab changed by another command) while the watcher waited for the lab's
+    lock: it applies the file as it is then, not its reading from before the lock; its id is that reading's."""
+    path = tmp_path / "t.yaml"
+    w, lines = watched(path, monkeypatch)
     path.write_text(FILE.format(name=LAB, pod="c"))  # the edit the watcher sees
     enter = lab_lock.LabLock.__enter__
 
@@ -184,7 +191,6 @@ def test_a_changed_file_is_read_once_the_watcher_holds_the_lab(state_root, tmp_p
     assert lines[0].startswith(f"saw: {path} changed; did: created 1 namespace; removed {LAB}-b"), lines
 
 
-
 def test_a_save_begun_as_the_watcher_reads_the_file_is_read_again_once_its_writer_closes_it(state_root, tmp_path,
                                                                                              monkeypatch):
     """A save that truncates the file, then writes it in parts (an editor's in-place save of a larger file), began
@@ -192,20 +198,8 @@ def test_a_save_begun_as_the_watcher_reads_the_file_is_read_again_once_its_write
     applied as the user's edit (pod b removed, and re-made once the save was done). That read is said nothing of,
     and the file is read again once its writer closes it (the kernel's close event)."""
     path = tmp_path / "t.yaml"
-    path.write_text(FILE.format(name=LAB, pod="b"))
-    kernel = FakeKernel()
-    kernel.close = lambda: None  # type: ignore[method-assign]
-    loaded = load(str(path))
-    lab_up.up(loaded.lab, kernel, (), loaded.source)
-    monkeypatch.setattr(watch_repair, "LiveKernel", lambda: kernel)
-    monkeypatch.setattr("netlab.doctor.required", lambda lab: contextlib.nullcontext())
-    monkeypatch.setattr(Watcher, "features", lambda self, checked=False: [])
-    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(): [])
-    lines: list[str] = []
-    w = Watcher(str(path), LAB, lines.append)
-    w.kids = types.SimpleNamespace(track=lambda *a: None)
+    w, lines = watched(path, monkeypatch)
     w.writes.watch(str(path))  # the kernel's events of the file (inotify needs no root)
-    w.file_id = w._file_id()
     whole = FILE.format(name=LAB, pod="b") + "  - {name: c, node: n1}\n"  # the save: pod c added
     cut = whole.index("  - {name: b")  # its first part: pod a alone
     enter = lab_lock.LabLock.__enter__
