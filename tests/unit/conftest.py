@@ -22,8 +22,12 @@ def _hypothesis_home() -> str:
     """Hypothesis keeps its example database and caches (the Unicode tables ``st.text()`` needs,
     a second or two to rebuild) in ./.hypothesis by default, inside the checkout. Here they go
     to a directory of this user's own under the system's temporary directory, kept between
-    runs; one that someone else made, or that others could write to, is not used: then a
-    fresh one is, removed when the run ends."""
+    runs; one that someone else made, that others could read or write, or a symlink, is not
+    used: then a fresh one is, this process's, removed when its run ends (_remove_fresh_home).
+
+    Hypothesis makes its home again, with default modes (0755), when it was removed while a run
+    went on (``rm -rf /tmp/netlab-unit-hypothesis-*`` during a run): then every later run used
+    fresh ones (and leaked those of the processes that did not end normally)."""
     path = os.path.join(tempfile.gettempdir(), f"netlab-unit-hypothesis-{os.getuid()}")
     try:
         os.mkdir(path, 0o700)
@@ -36,8 +40,43 @@ def _hypothesis_home() -> str:
         if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077:
             return path
     fresh = tempfile.mkdtemp(prefix="netlab-unit-hypothesis-")
-    atexit.register(shutil.rmtree, fresh, ignore_errors=True)
+    st = os.lstat(fresh)
+    _fresh_homes.append((fresh, os.getpid(), st.st_dev, st.st_ino))
     return fresh
+
+
+_fresh_homes: list[tuple[str, int, int, int]] = []  # (path, pid, device, inode) of the folder this process made
+
+
+def _remove_fresh_home() -> None:
+    """The fresh folder this process made, at its run's end: only that folder (the same inode, never a
+    symlink or a folder put in its place; shutil.rmtree follows none inside), only by the process that made
+    it (a forked child that runs the exit handlers, as netlab's launcher does, or gets back into pytest, has
+    a copy of the list and must not take its parent's folder)."""
+    while _fresh_homes:
+        path, pid, dev, ino = _fresh_homes.pop()
+        if pid != os.getpid():
+            continue
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == (dev, ino):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def pytest_sessionfinish(session):
+    """Every pytest process of the run ends its session here, xdist's workers too, before they say they are done:
+    a worker's Python waits for the threads a test left running before its exit handlers, and xdist kills a worker
+    that has not ended 10 s after the session's end, atexit or not."""
+    _remove_fresh_home()
+
+
+def pytest_unconfigure(config):
+    _remove_fresh_home()  # a run that ended before its session did (a usage error)
+
+
+atexit.register(_remove_fresh_home)  # the conftest imported without a run (a collection that went wrong at once)
 
 
 configuration.set_hypothesis_home_dir(_hypothesis_home())
