@@ -21,13 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def pytest_with_artifacts(root: Path, artifacts: str,
                           option: str = "--netlab-artifacts") -> subprocess.CompletedProcess:
     """pytest in ``root`` with this checkout's plugin on a passing test (that uses pytest's tmp_path), the artifacts
-    in ``artifacts`` (or the folder of another ``option``: pytest's ``--basetemp``)."""
+    in ``artifacts`` (or the folder of another ``option``: pytest's ``--basetemp``, else in ``root``: not pytest's
+    default, a pytest-of-USER folder in the system's temporary directory, kept after the run)."""
     (root / "pytest.ini").write_text("[pytest]\n")
     (root / "test_case.py").write_text("def test_passes(tmp_path):\n    pass\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    basetemp = [] if option == "--basetemp" else ["--basetemp", str(root / "base")]
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", option,
-                           artifacts, "test_case.py"], cwd=root, capture_output=True, text=True, timeout=120, env=env)
+                           artifacts, *basetemp, "test_case.py"], cwd=root, capture_output=True, text=True, timeout=120, env=env)
 
 
 STATE = "{state}, netlab's state directory"
@@ -157,7 +159,8 @@ def test_watch_of_a_lab_name_is_the_tests_usage_error_and_the_run_goes_on(tmp_pa
         "def test_after_it():\n    pass\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf", "test_case.py"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf",
+                           "--basetemp", str(tmp_path / "base"), "test_case.py"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
     assert "1 failed, 1 passed" in proc.stdout and "INTERNALERROR>" not in proc.stdout + proc.stderr, proc.stdout
