@@ -200,6 +200,22 @@ def write_topology(tmp_path: Path, text: str, name: str = "topo.yaml") -> str:
     return str(path)
 
 
+def write_program(path: Path, text: str, mode: int = 0o755) -> None:
+    """An executable script at ``path``, written under a temporary name, closed, chmod'ed, then renamed into
+    place: nothing that execs ``path`` (netlab's plugin calls, run from other threads too) meets it half written
+    or open for writing in this process. A child another thread forked while the file was open keeps that
+    descriptor until its own exec: the kernel refuses an exec of the file (ETXTBSY) for that instant, which
+    netlab's plugin exec tries again as libcni does (cni/invoke.py)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+
+
 def resolved(tmp_path: Path, text: str):
     """The topology ``text`` (written to t.yaml in ``tmp_path``, where the files it names are) as a resolved lab."""
     from netlab.model.lab import resolve

@@ -13,6 +13,7 @@ import types
 
 import pytest
 
+from helpers import write_program
 from netlab.errors import TopologyError, UsageError
 from netlab.model import trust
 from netlab.model.load import load_topology
@@ -38,8 +39,7 @@ def _nobodys(path, mode=0o755):
 
 
 def _plugin(path, proof, mode=0o755):
-    path.write_text(PLUGIN.format(proof=proof))
-    os.chmod(path, mode)
+    write_program(path, PLUGIN.format(proof=proof), mode)
 
 
 def test_a_plugin_asked_version_is_checked_as_for_add(folder):
