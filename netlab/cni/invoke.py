@@ -15,6 +15,7 @@ pod's namespace through CNI_NETNS, as it would on a real node. Every call has a 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -38,6 +39,12 @@ LOG_VAR = "NETLAB_CNI_LOG"  # up: a file that keeps a copy of the run's plugin c
 DEFAULT_TIMEOUT = 20.0  # seconds one plugin call may take
 MOST_TIMEOUT = 86400.0  # a day: the longest deadline a call may be given (poll() takes at most 24.8 days)
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# An exec the kernel refuses with ETXTBSY ("Text file busy": some process holds the plugin's file open for writing)
+# is tried again, as libcni's RawExec does: 6 tries, 1 s apart (within the call's deadline). A plugin being copied
+# into place holds it so, and so does, for an instant, the child of any thread of the writing process that forked
+# while the file was open (it keeps the write descriptor until its own exec closes it).
+BUSY_TRIES = 6
+BUSY_WAIT = 1.0
 
 
 def timeout_problem(value: str | None) -> str | None:
@@ -335,20 +342,29 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
         from netlab.kernel.netns import entered
     deadline = timeout if timeout is not None else cni_timeout()
     t0 = time.monotonic()
-    try:
-        with entered(node_netns) if node_netns is not None else contextlib.nullcontext():
-            proc = subprocess.Popen([plugin_path], executable=program or plugin_path, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
-                                    start_new_session=True, close_fds=True)
-    except (OSError, subprocess.SubprocessError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else str(exc)
-        call.stderr, call.exit_code = f"cannot run {plugin_path}: {why}", 127
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            with entered(node_netns) if node_netns is not None else contextlib.nullcontext():
+                proc = subprocess.Popen([plugin_path], executable=program or plugin_path, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
+                                        start_new_session=True, close_fds=True)
+            break
+        except OSError as exc:
+            left = deadline - (time.monotonic() - t0)
+            if exc.errno == errno.ETXTBSY and tries < BUSY_TRIES and left > 0:
+                _wait_for_writer(min(BUSY_WAIT, left))
+                continue
+            call.stderr, call.exit_code = f"cannot run {plugin_path}: {_exec_words(exc, tries)}", 127
+        except subprocess.SubprocessError as exc:
+            call.stderr, call.exit_code = f"cannot run {plugin_path}: {exc}", 127
         log.record(call)
-        raise PluginFailed(plugin_error(call)) from None
+        raise PluginFailed(plugin_error(call))
     # A result is a few kB: a plugin that prints more than the bound is killed there, and the call fails; what it
     # printed is cut at the bound before it is decoded, logged and parsed (two plugins printing 30 MB each took
     # netlab to 300 MB; one printing without end would have grown netlab until its deadline).
-    out, err, big, overrun = _exchange(proc, json.dumps(conf).encode(), deadline)
+    out, err, big, overrun = _exchange(proc, json.dumps(conf).encode(), deadline, t0)
     # A plugin that exited but left a process holding its output open: its own exit, and the deadline it was killed at
     call.exit_code = proc.returncode if overrun is None else overrun.exited
     call.killed_after_s = None if overrun is None else overrun.deadline
@@ -373,13 +389,27 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
                            f"{one_line(call.stdout)[:200]}") from None
 
 
-def _exchange(proc: "subprocess.Popen[bytes]", stdin: bytes,
-              deadline: float) -> tuple[bytes, bytes, list[str], Overrun | None]:
+def _wait_for_writer(seconds: float) -> None:
+    """The pause between two tries of an exec refused with ETXTBSY (a test makes it its own)."""
+    time.sleep(seconds)
+
+
+def _exec_words(exc: OSError, tries: int) -> str:
+    """Why the plugin could not be started; ETXTBSY after its tries says what holds it and how long it was tried."""
+    if exc.errno != errno.ETXTBSY:
+        return exc.strerror or str(exc)
+    return (f"{exc.strerror}: a process holds the file open for writing (a copy or install of it under way?); "
+            f"netlab tried {tries} time{'s' if tries != 1 else ''}, {BUSY_WAIT:g} s apart, as libcni does")
+
+
+def _exchange(proc: "subprocess.Popen[bytes]", stdin: bytes, deadline: float,
+              t0: float) -> tuple[bytes, bytes, list[str], Overrun | None]:
     """Write the plugin's config and read its stdout and stderr, each up to OUTPUT_LIMIT bytes; the plugin (and its
     process group) is killed at the deadline or once a stream passes the bound. Returns (stdout, stderr, the
-    streams that passed it, the deadline's Overrun or None); the plugin has been waited for."""
+    streams that passed it, the deadline's Overrun or None); the plugin has been waited for. ``t0``: when the call
+    began (time.monotonic())."""
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    end = time.monotonic() + deadline
+    end = t0 + deadline  # from the call's start: the waits of an exec tried again (ETXTBSY) count
     got: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
     big: list[str] = []
     overrun = None
