@@ -4,7 +4,6 @@ reset after `ip netns del` and `up`). Each case has a lab of its own, always tak
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -12,13 +11,22 @@ import time
 import pytest
 
 from helpers import netlab, state_path, wait_for, write_topology
+from netlab import Lab
+from netlab.api.jsonio import to_json
 
 pytestmark = pytest.mark.root
 
 
 def _pod(lab: str, name: str) -> dict:
-    items = json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]
-    return next(p for p in items if p["name"] == name)
+    """The pod as `get pods -o json` shows it, read in this process (the logs commands are the CLI under test)."""
+    return to_json(Lab(lab).pod(name))
+
+
+def _up(path: str, ok: bool = True) -> None:
+    """`up -t FILE`, in this process: it only sets the runs up for the logs commands. ``ok``: every container
+    started (the CLI's exit 0), else one failed to (its exit 1)."""
+    done = Lab.up(path).last_up
+    assert done is not None and done.ok == ok, done
 
 
 def _topology(lab: str, command: str) -> str:
@@ -40,7 +48,7 @@ def test_logs_prints_the_current_run_and_previous_the_one_before(labs, tmp_path)
     # -f of a container that has exited prints its log and ends, as `kubectl logs -f` (it waited for a next start).
     follow = netlab("logs", "--lab", lab, "once", "-f", timeout=30)
     assert follow.stdout == first
-    netlab("up", "-t", path)  # restartPolicy Always: `up` starts the exited container again
+    _up(path)  # restartPolicy Always: `up` starts the exited container again
     assert wait_for(exited)
     second = netlab("logs", "--lab", lab, "once").stdout
     assert second.startswith("run ") and second.count("\n") == 1 and second != first, second
@@ -48,13 +56,13 @@ def test_logs_prints_the_current_run_and_previous_the_one_before(labs, tmp_path)
     # A run that could not start: its log is the reason netlab records. Its command changed: a new pod's
     # container, with no run before it; `up` tries it again, and the failed run is the previous one.
     path = write_topology(tmp_path, _topology(lab, "[/nonexistent]"), "topo.yaml")
-    netlab("up", "-t", path, check=False)
+    _up(path, ok=False)  # the lab stays up, the container failed
     error = _pod(lab, "once")["containers"][0]
     assert error["state"] == "failed", error
     said = netlab("logs", "--lab", lab, "once").stdout
     assert said.startswith("netlab: could not start: ") and "/nonexistent" in said and said.count("\n") == 1, said
     assert netlab("logs", "--lab", lab, "once", "-p", check=False).returncode == 2
-    netlab("up", "-t", path, check=False)
+    _up(path, ok=False)  # the lab stays up, the container failed
     assert netlab("logs", "--lab", lab, "once").stdout == said
     assert netlab("logs", "--lab", lab, "once", "-p").stdout == said
     # Two files at most per container: the current run's and the previous one's.
@@ -75,7 +83,7 @@ def test_a_pods_creation_time_outlives_its_sandbox(labs):
     age = netlab("get", "pods", "--lab", lab).stdout.splitlines()
     web = next(line.split() for line in age if line.startswith("web "))
     assert web[4] != "<unknown>", age
-    netlab("up", "--lab", lab)
+    Lab(lab).repair()  # `up --lab`
     assert os.stat(f"/run/netns/{lab}-web").st_ctime > made  # the sandbox is new
     again = _pod(lab, "web")
     assert (again["status"], again["restarts"], again["created"]) == ("Running", 1, created), again
@@ -95,14 +103,14 @@ def test_a_changed_command_starts_with_no_previous_log_and_what_goes_leaves_no_l
     exited = lambda: _pod(lab, "once")["containers"][0]["state"] == "exited"  # noqa: E731
     path, _ = labs.up(_two_containers(lab, '["sh", "-c", "echo old $$; exit 3"]'))
     assert wait_for(exited)
-    netlab("up", "-t", path)  # restartPolicy Always: a restart of the same command keeps the run before
+    _up(path)  # restartPolicy Always: a restart of the same command keeps the run before
     assert wait_for(exited)
     assert netlab("logs", "--lab", lab, "once", "-c", "c", "-p").stdout.startswith("old ")
     logs = state_path(lab, "logs")
     assert "once.c.previous.log" in os.listdir(logs)
     # The command changes: a new pod's container, whose first run has no run before it.
     path = write_topology(tmp_path, _two_containers(lab, '["sh", "-c", "echo new; exit 3"]'), "topo.yaml")
-    netlab("up", "-t", path)
+    _up(path)
     assert wait_for(exited)
     assert netlab("logs", "--lab", lab, "once", "-c", "c").stdout == "new\n"
     none = netlab("logs", "--lab", lab, "once", "-c", "c", "-p", check=False)
@@ -110,7 +118,7 @@ def test_a_changed_command_starts_with_no_previous_log_and_what_goes_leaves_no_l
         2, 'netlab: previous terminated container "c" in pod "once" not found'), none
     assert (_pod(lab, "once")["restarts"], _pod(lab, "other")["restarts"]) == (0, 0)
     # The same command restarted: the run before is the new command's.
-    netlab("up", "-t", path)
+    _up(path)
     assert wait_for(exited)
     assert netlab("logs", "--lab", lab, "once", "-c", "c", "-p").stdout == "new\n"
     # A container taken out of a pod, and a pod taken out of the lab: their logs go, and no one else's.
@@ -119,7 +127,7 @@ def test_a_changed_command_starts_with_no_previous_log_and_what_goes_leaves_no_l
     path = write_topology(tmp_path, _two_containers(lab, '["sh", "-c", "echo new; exit 3"]', "once"), "topo.yaml")
     path = write_topology(tmp_path, open(path).read().replace("      - {name: side, command: [sleep, '600']}\n", ""),
                           "topo.yaml")
-    netlab("up", "-t", path)
+    _up(path)
     assert sorted(os.listdir(logs)) == ["once.c.log", "once.c.previous.log"]
 
 

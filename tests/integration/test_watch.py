@@ -27,7 +27,8 @@ import time
 import pytest
 
 from helpers import ip_json, lab_namespaces, netlab, set_port_state, state_path, unique_lab, write_topology
-from watching import container_pid, running, topology, wait_until, watching
+from netlab import Lab
+from watching import as_planned, container_pid, drift, running, topology, wait_until, watching
 
 pytestmark = pytest.mark.root
 
@@ -44,9 +45,8 @@ def lab(tmp_path_factory):
         assert watcher.stop() == 0
         assert "stopped watching lab" in watcher.lines[-1] and "it stays up" in watcher.lines[-1]
         assert f"{name}-a" in lab_namespaces(name)
-        status = netlab("status", "--lab", name, check=False)
-        drift = [line for line in status.stdout.splitlines()[1:-1]]
-        assert all(line.strip().startswith("containers: pod b ") for line in drift), status.stdout
+        lines = drift(name)
+        assert all(line.startswith("containers: pod b ") for line in lines), lines
 
 
 def test_a_deleted_route_comes_back(lab):
@@ -165,11 +165,11 @@ def test_a_break_scenario_is_healed(lab, scenario, target):
     """`netlab break` (the catalogue's real faults) under the watcher: healed without anyone running up."""
     name, _, watcher = lab
     mark = len(watcher.lines)
-    out = netlab("break", scenario, "--lab", name, "--target", target)
-    assert f"broke {scenario}" in out.stdout
+    broke = Lab(name).break_(scenario, target)  # `netlab break`, in this process: the watcher's repair is the test
+    assert broke.changes and not broke.already, broke
     line = watcher.wait_for_line("did: ", after=mark, timeout=5)
     assert "saw: " in line and "repair failed" not in line, line
-    wait_until(lambda: netlab("status", "--lab", name, check=False).returncode == 0, 5.0, step=0.2)
+    wait_until(lambda: as_planned(name), 5.0, step=0.2)
     probe = netlab("probe", "--lab", name, check=False)
     assert probe.returncode == 0, probe.stdout
 
@@ -206,10 +206,9 @@ def test_a_killed_container_is_restarted_and_restart_policy_never_is_kept(tmp_pa
         # Ctrl-C: the lab stays up, b exited the one difference status reports.
         assert watcher.stop() == 0
         assert "stopped watching lab" in watcher.lines[-1] and "it stays up" in watcher.lines[-1]
-        status = netlab("status", "--lab", name, check=False)
-        drift = [line for line in status.stdout.splitlines()[1:-1]]
-        assert status.returncode == 1 and drift, status.stdout
-        assert all(line.strip().startswith("containers: pod b ") for line in drift), status.stdout
+        lines = drift(name)
+        assert lines, lines
+        assert all(line.startswith("containers: pod b ") for line in lines), lines
 
 
 def test_an_edited_topology_adds_a_pod(lab):
@@ -239,13 +238,13 @@ def test_an_edited_topology_adds_a_pod(lab):
             fh.write(planned)
         watcher.wait_for_event(f"{path} changed", after=mark)
         wait_until(lambda: f"{name}-c" not in lab_namespaces(name), 10.0)
-        wait_until(lambda: netlab("status", "--lab", name, check=False).returncode == 0, 5.0, step=0.2)
+        wait_until(lambda: as_planned(name), 5.0, step=0.2)
 
 
 def test_the_loop_survives_a_failed_repair_and_retries_with_back_off(tmp_path):
     name = unique_lab("im")
     path = write_topology(tmp_path, topology(name))
-    netlab("up", "-t", path)
+    Lab.up(path)
     with watching(name) as start:
         # Every repair's 5th step fails (a test hook of netlab.lab.journal): the repair is rolled back.
         # The watcher's first up has 4 steps (the features' starts: services, cni, workload, impair);
@@ -258,8 +257,8 @@ def test_the_loop_survives_a_failed_repair_and_retries_with_back_off(tmp_path):
         watcher.wait_for_line("retry in 2.0s", timeout=10)
         assert watcher.proc.poll() is None  # still watching
         assert watcher.stop() == 0
-        fixed = netlab("up", "-t", path)  # a plain up repairs what the failed ones could not
-        assert "10.244.1.0/24" in fixed.stdout
+        fixed = Lab.up(path).last_up  # a plain up repairs what the failed ones could not
+        assert fixed is not None and any("10.244.1.0/24" in line for line in fixed.fixed), fixed
 
 
 def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
@@ -267,7 +266,7 @@ def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
     path = write_topology(tmp_path, topology(name))
     with watching(name) as start:
         watcher = start(path)
-        netlab("down", "--lab", name)
+        Lab(name).down()  # `netlab down`, in this process: the watcher's end is the test
         line = watcher.wait_for_line(f"saw: lab {name} was taken down; did: stop watching", timeout=15) \
             if watcher.proc.poll() is None else next(x for x in watcher.drained() if "was taken down" in x)
         assert line
@@ -302,7 +301,7 @@ def test_a_second_watcher_of_a_lab_is_refused_and_one_may_start_once_the_first_e
         assert first.stop() == 0
         assert not os.path.exists(state_path(name, "watcher"))  # it takes its lock file with it
         again = start(path)  # the lab is free to watch again
-        netlab("down", "--lab", name)
+        Lab(name).down()
         assert again.proc.wait(15) == 0
         time.sleep(0.5)
         assert not os.path.exists(state_path(name))  # nothing of the watchers' left either
@@ -314,8 +313,7 @@ def test_a_running_lab_picked_by_name_is_watched_as_its_saved_topology(tmp_path)
     file would take it off), and no file re-read, as its first line says."""
     name = unique_lab("im")
     path = write_topology(tmp_path, topology(name))
-    netlab("up", "-t", path)
-    netlab("impair", "--lab", name, "a:eth0", "--rate", "5mbit")
+    Lab.up(path).impair("a:eth0", rate="5mbit")
     with watching(name) as start:
         watcher = start(None, lab=name)
         first = watcher.lines[0].split(" ", 1)[1]  # after its time
@@ -338,5 +336,5 @@ def test_a_running_lab_picked_by_name_is_watched_as_its_saved_topology(tmp_path)
         last = watcher.lines[-1].split(" ", 1)[1]
         assert last == (f"stopped watching lab {name} (SIGINT); it stays up (`sudo netlab down --lab {name}` "
                         "takes it down)"), last
-        assert netlab("status", "--lab", name).returncode == 0  # as its saved topology says, the 5mbit with it
+        assert as_planned(name)  # as its saved topology says, the 5mbit with it
         assert f"{name}-c" not in lab_namespaces(name)

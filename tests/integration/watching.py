@@ -14,7 +14,9 @@ import time
 from typing import Callable, Iterator
 
 
-from helpers import NETLAB, lab_down, state_path
+from helpers import NETLAB, lab_namespaces, state_path
+from netlab import Lab
+from netlab.errors import LabBusy
 from netlab.kernel import processes
 
 BACKOFF = "0.5"
@@ -159,9 +161,29 @@ def watching(lab: str) -> Iterator[Callable[..., Watcher]]:
                 watcher.stop()
             except AssertionError as exc:  # it did not stop on SIGINT (killed then): the others still stop
                 stuck.append(exc)
-        lab_down(lab)
+        Lab(lab).down()  # in this process: the watcher is what these tests run as a user does
+        left = lab_namespaces(lab)
+        assert not left, f"lab {lab} left namespaces: {left}"
         if stuck:
             raise stuck[0]
+
+
+def as_planned(lab: str) -> bool:
+    """`netlab status --lab LAB` exits 0, read in this process: the kernel as planned, and no other command (a
+    watcher's repair) holding the lab meanwhile (the CLI's exit 3 then)."""
+    try:
+        return Lab(lab).status().ok
+    except LabBusy:
+        return False
+
+
+def drift(lab: str) -> tuple[str, ...]:
+    """`netlab status --lab LAB`'s drift lines, read in this process (a watcher's repair meanwhile: the CLI's exit 3,
+    an AssertionError here)."""
+    try:
+        return Lab(lab).status().drift
+    except LabBusy as exc:
+        raise AssertionError(f"status of lab {lab}: {exc}") from exc
 
 
 def container_pid(lab: str, pod: str) -> int | None:
