@@ -22,7 +22,8 @@ import sys
 
 import pytest
 
-from helpers import lab_down, lab_namespaces, netlab, state_path, unique_lab, write_topology
+from helpers import lab_namespaces, state_path, unique_lab, write_topology
+from netlab import Lab
 
 pytestmark = pytest.mark.root
 
@@ -94,6 +95,29 @@ def topology(lab: str) -> str:
             "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
 
 
+def as_planned(lab: str) -> bool:
+    """`netlab status --lab LAB` exits 0, read in this process (the stopped commands are the CLI under test)."""
+    return Lab(lab).status().ok
+
+
+def lab_gone(lab: str) -> None:
+    """The lab taken down (in this process), nothing of it left."""
+    Lab(lab).down()
+    assert not lab_namespaces(lab), lab_namespaces(lab)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    """A lab that is up, for the tests whose stopped command must leave it as it was (they assert it so)."""
+    lab = unique_lab("sw")
+    path = write_topology(tmp_path_factory.mktemp("running"), topology(lab))
+    try:
+        Lab.up(path)
+        yield lab, path
+    finally:
+        lab_gone(lab)
+
+
 def stopped(where: str, sig: str, tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
     fired = tmp_path / f"fired-{where}-{sig}"
     proc = subprocess.run([sys.executable, "-c", HOOK, where, sig, str(fired), *args], capture_output=True,
@@ -124,26 +148,21 @@ def test_a_signal_at_any_point_of_a_fresh_ups_loading_is_one_line_and_leaves_not
             assert "is up" not in line and proc.stdout == "", (fired, line, proc.stdout)
             assert not lab_namespaces(lab) and not os.path.lexists(state_path(lab)), (fired, line)
     finally:
-        lab_down(lab)
+        lab_gone(lab)
 
 
 @pytest.mark.parametrize("sig", ["INT", "TERM"])
-def test_a_signal_at_any_point_of_a_converges_loading_leaves_the_running_lab_as_it_was(sig, tmp_path):
-    lab = unique_lab("sw")
-    path = write_topology(tmp_path, topology(lab))
-    netlab("up", "-t", path)
-    try:
+def test_a_signal_at_any_point_of_a_converges_loading_leaves_the_running_lab_as_it_was(sig, tmp_path, running):
+    lab, path = running
+    with open(state_path(lab, "state.json"), "rb") as fh:
+        before = fh.read()
+    for nth in POINTS:
+        proc, fired = stopped(f"import:{nth}", sig, tmp_path, "up", "-t", path)
+        assert fired
+        one_line(proc, sig)
         with open(state_path(lab, "state.json"), "rb") as fh:
-            before = fh.read()
-        for nth in POINTS:
-            proc, fired = stopped(f"import:{nth}", sig, tmp_path, "up", "-t", path)
-            assert fired
-            one_line(proc, sig)
-            with open(state_path(lab, "state.json"), "rb") as fh:
-                assert fh.read() == before, fired
-        assert netlab("status", "--lab", lab, check=False).returncode == 0
-    finally:
-        lab_down(lab)
+            assert fh.read() == before, fired
+    assert as_planned(lab)
 
 
 @pytest.mark.parametrize("sig", ["INT", "TERM"])
@@ -158,7 +177,7 @@ def test_a_second_signal_as_the_first_ones_line_is_said_is_ignored(sig, tmp_path
         assert one_line(proc, sig) == ("netlab: interrupted" if sig == "INT" else "netlab: interrupted by SIGTERM")
         assert not lab_namespaces(lab) and not os.path.lexists(state_path(lab))
     finally:
-        lab_down(lab)
+        lab_gone(lab)
 
 
 def test_a_signal_once_the_run_is_done_says_the_lab_is_up(tmp_path):
@@ -170,25 +189,20 @@ def test_a_signal_once_the_run_is_done_says_the_lab_is_up(tmp_path):
         assert fired == ["done"]
         assert one_line(proc, "TERM") == (f"netlab: interrupted by SIGTERM; lab {lab} is up "
                                           f"(`sudo netlab down --lab {lab}` takes it down)")
-        assert netlab("status", "--lab", lab, check=False).returncode == 0
+        assert as_planned(lab)
     finally:
-        lab_down(lab)
+        lab_gone(lab)
 
 
-def test_down_stops_at_once_on_sigterm_while_it_only_reads_the_state(tmp_path):
+def test_down_stops_at_once_on_sigterm_while_it_only_reads_the_state(tmp_path, running):
     """Before down changes anything a stop signal ends it at once, the lab as it was; it waited for the read
     (here 30 s), then took the lab down (the signal held from its lock on)."""
-    lab = unique_lab("sw")
-    path = write_topology(tmp_path, topology(lab))
-    netlab("up", "-t", path)
-    try:
-        namespaces = lab_namespaces(lab)
-        proc, fired = stopped("read", "TERM", tmp_path, "down", "--lab", lab)
-        assert fired == ["read"]
-        assert one_line(proc, "TERM") == (f"netlab: interrupted by SIGTERM; lab {lab} is still up "
-                                          f"(`sudo netlab down --lab {lab}` takes it down)")
-        assert lab_namespaces(lab) == namespaces
-        assert netlab("status", "--lab", lab, check=False).returncode == 0
-    finally:
-        lab_down(lab)
+    lab, _ = running
+    namespaces = lab_namespaces(lab)
+    proc, fired = stopped("read", "TERM", tmp_path, "down", "--lab", lab)
+    assert fired == ["read"]
+    assert one_line(proc, "TERM") == (f"netlab: interrupted by SIGTERM; lab {lab} is still up "
+                                      f"(`sudo netlab down --lab {lab}` takes it down)")
+    assert lab_namespaces(lab) == namespaces
+    assert as_planned(lab)
 
