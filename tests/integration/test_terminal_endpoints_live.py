@@ -11,7 +11,9 @@ import json
 import pytest
 
 from dns_query import ask
-from helpers import in_netns, netlab, wait_for
+from helpers import in_netns, wait_for
+from netlab import Lab
+from netlab.api.jsonio import to_json
 
 pytestmark = pytest.mark.root
 
@@ -47,6 +49,11 @@ print(json.dumps(seen))
 """
 
 
+def pods(lab: str) -> list[dict]:
+    """`get pods -o json`'s items, read in this process (kube-proxy's rules and the DNS are what is checked)."""
+    return [to_json(p) for p in Lab(lab).pods()]
+
+
 def kube_proxy_rules(lab: str, mode: str) -> str:
     """The node's rules: iptables-save's; in nftables mode with every rule of nft -j (the chains themselves
     aside: a chain an endpoint had stays, emptied, until the next up, as kube-proxy's staleChains)."""
@@ -61,22 +68,20 @@ def kube_proxy_rules(lab: str, mode: str) -> str:
 def test_completed_and_failed_pods_leave_the_services(labs, mode):
     lab = labs.name("ep")
     path, _ = labs.up(TOPOLOGY.format(lab=lab, mode=mode))
-    items = json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]
-    ips = {p["name"]: p["ip"] for p in items}
-    assert wait_for(lambda: {p["name"]: p["status"] for p in json.loads(
-        netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"] if p["name"] in ("done1", "fail1")}
-        == {"done1": "Completed", "fail1": "Error"}, 20)
+    ips = {p["name"]: p["ip"] for p in pods(lab)}
+    assert wait_for(lambda: {p["name"]: p["status"] for p in pods(lab) if p["name"] in ("done1", "fail1")}
+                    == {"done1": "Completed", "fail1": "Error"}, 20)
     # The up that started them made them endpoints (they ran): status says they still are, up repairs it.
     assert ips["done1"] in kube_proxy_rules(lab, mode) and ips["fail1"] in kube_proxy_rules(lab, mode)
-    status = netlab("status", "--lab", lab, check=False)
-    assert status.returncode == 1
+    status = Lab(lab).status()  # `status --lab`'s drift lines, read in this process
+    assert not status.ok
     for pod in ("done1", "fail1"):
         assert (f"services: pod {pod} has terminated (its containers exited for good: Completed or Error) and is "
-                "still a Service endpoint in kube-proxy's rules and the cluster DNS; up takes it out") in status.stdout
-    netlab("up", "-t", path)
-    status = netlab("status", "--lab", lab, check=False)  # fail1's exit is said (Never leaves it): nothing else
-    assert [line for line in status.stdout.splitlines() if line.startswith("  ")] == [
-        line for line in status.stdout.splitlines() if line.startswith("  containers: pod fail1 container main")]
+                "still a Service endpoint in kube-proxy's rules and the cluster DNS; up takes it out") in status.drift
+    Lab.up(path)  # `up -t FILE`, in this process: what it leaves in the kernel is the test
+    status = Lab(lab).status()  # fail1's exit is said (Never leaves it): nothing else
+    assert all(line.startswith("containers: pod fail1 container main") for line in status.drift), \
+        status.drift
 
     # kube-proxy: no rule names a terminal pod's address; up1 is the one endpoint
     rules = kube_proxy_rules(lab, mode)
@@ -90,7 +95,7 @@ def test_completed_and_failed_pods_leave_the_services(labs, mode):
     assert srv["answer"] == [f"_http._tcp.{FQDN}. 30 IN SRV 0 100 8080 {dashed}.{FQDN}."], srv
 
     # get svc agrees; every connection to the ClusterIP is answered, by up1
-    svcs = {s["name"]: s for s in json.loads(netlab("get", "services", "--lab", lab, "-o", "json").stdout)["items"]}
+    svcs = {s["name"]: s for s in (to_json(x) for x in Lab(lab).services())}  # `get services -o json`'s items
     for name in ("a", "b"):
         assert [e["pod"] for p in svcs[name]["ports"] for e in p["endpoints"]] == ["up1"], svcs[name]
     got = in_netns(f"{lab}-cl", "python3", "-c", CONNECT, svcs["b"]["cluster_ip"], "80", "12", check=True).stdout
@@ -117,7 +122,7 @@ def test_the_watcher_takes_a_pod_out_of_its_services_as_it_completes(tmp_path):
     path = write_topology(tmp_path, WATCHED.format(lab=lab, go=go))
     with watching(lab) as start:
         watcher = start(path)
-        ips = {p["name"]: p["ip"] for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+        ips = {p["name"]: p["ip"] for p in pods(lab)}
         assert f"--to-destination {ips['job']}:8080" in kube_proxy_rules(lab, "iptables")  # it runs: an endpoint
         at = len(watcher.lines)
         go.touch()
@@ -126,4 +131,4 @@ def test_the_watcher_takes_a_pod_out_of_its_services_as_it_completes(tmp_path):
         assert "wrote the cluster DNS records" in line, line
         rules = kube_proxy_rules(lab, "iptables")
         assert ips["job"] not in rules and f"--to-destination {ips['up1']}:8080" in rules, rules
-        assert netlab("status", "--lab", lab).returncode == 0  # a completed Never pod is where it should be
+        assert Lab(lab).status().ok  # a completed Never pod is where it should be

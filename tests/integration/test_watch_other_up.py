@@ -20,6 +20,7 @@ import time
 import pytest
 
 from helpers import NETLAB, ip_json, lab_namespaces, netlab, unique_lab, write_topology
+from netlab import Lab
 from netlab.api.topology import load
 from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
@@ -52,7 +53,7 @@ def test_a_watcher_of_a_file_stops_when_another_up_reconfigures_its_lab_from_ano
         assert not any("nothing to change" in line or "extra: " in line for line in lines), lines
         # The lab stays as w2.yaml made it, and nobody keeps it so any more.
         assert f"{name}-c" in lab_namespaces(name) and f"{name}-b" not in lab_namespaces(name)
-        assert netlab("status", "-t", w2).returncode == 0
+        assert Lab(name).status(w2).ok  # `status -t w2.yaml`, in this process
 
 
 def test_a_watcher_says_nothing_of_what_another_up_does_while_it_holds_the_lab(tmp_path):
@@ -187,4 +188,4 @@ def test_a_watcher_applies_the_file_as_it_is_once_it_holds_the_lab_and_says_whom
         assert re.fullmatch(rf"\S+ saw: {re.escape(path)} changed; waited \d+\.\ds for pid {other.pid} \(netlab up\) "
                             rf"to release the lab; did: created 1 namespace; removed {name}-b\b.*", line), line
         assert f"{name}-d" in lab_namespaces(name) and f"{name}-c" not in lab_namespaces(name)
-        assert netlab("status", "-t", path).returncode == 0
+        assert Lab(name).status(path).ok  # `status -t FILE`, in this process

@@ -21,7 +21,8 @@ import pytest
 
 from helpers import lab_namespaces, netlab, unique_lab, write_topology
 from netlab.kernel import pidfd
-from watching import container_pid, jobs_topology, residents, running, topology, wait_until, watching
+from netlab import Lab
+from watching import as_planned, container_pid, jobs_topology, residents, running, topology, wait_until, watching
 
 pytestmark = pytest.mark.root
 
@@ -71,9 +72,8 @@ def test_on_failure_knows_how_containers_exited_before_it_started(tmp_path):
     name = unique_lab("im")
     path = write_topology(tmp_path, jobs_topology(name, 0))
 
-    def codes() -> dict:
-        pods = json.loads(netlab("get", "pods", "--lab", name, "-o", "json").stdout)["items"]
-        return {p["name"]: p["containers"][0]["exit_code"] for p in pods if p["name"] in ("job", "crash")}
+    def codes() -> dict:  # `get pods -o json`'s exit codes, read in this process
+        return {p.name: p.containers[0].exit_code for p in Lab(name).pods() if p.name in ("job", "crash")}
 
     with watching(name) as start:
         netlab("up", "-t", path)
@@ -105,9 +105,8 @@ pods:
   - {{name: job, node: node-1, restartPolicy: Never, containers: [{{name: main, command: [sh, -c, "exit 1"]}}]}}
 """)
 
-    def code() -> object:
-        pods = json.loads(netlab("get", "pods", "job", "--lab", name, "-o", "json").stdout)["items"]
-        return pods[0]["containers"][0]["exit_code"]
+    def code() -> object:  # `get pods job -o json`'s exit code, read in this process
+        return Lab(name).pod("job").containers[0].exit_code
 
     with watching(name) as start:
         netlab("up", "-t", path)
@@ -141,7 +140,7 @@ def test_killed_echo_containers_come_back_with_their_server(tmp_path):
         reply = subprocess.run(["ip", "netns", "exec", f"{name}-e2", "hostname"], capture_output=True, text=True)
         assert reply.returncode == 0
         assert watcher.stop() == 0
-        assert netlab("status", "--lab", name, check=False).returncode == 0
+        assert as_planned(name)
 
 
 def test_a_never_pods_dead_sandbox_has_its_containers_stopped_and_not_started_again(tmp_path):
@@ -224,10 +223,9 @@ pods:
         command: [sh, -c, "{command}"]
 """)
 
-    def seen() -> dict:
-        pod = json.loads(netlab("get", "pods", "--lab", name, "-o", "json").stdout)["items"][0]
-        c = pod["containers"][0]
-        return {k: c[k] for k in ("state", "exit_code", "last_exit_code", "restarts")}
+    def seen() -> dict:  # `get pods -o json`'s container, read in this process
+        c = Lab(name).pods()[0].containers[0]
+        return {k: getattr(c, k) for k in ("state", "exit_code", "last_exit_code", "restarts")}
 
     with watching(name) as start:
         watcher = start(path, backoff="5", resync="1")
