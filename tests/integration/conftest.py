@@ -68,6 +68,7 @@ class Labs:
         self.tmp_path = tmp_path
         self.item = item
         self.names: list[str] = []
+        self.here: set[str] = set()  # brought up in this process: taken down in it too
 
     def name(self, prefix: str = "t") -> str:
         lab = unique_lab(prefix)
@@ -82,9 +83,23 @@ class Labs:
                 watch(self.item, Lab(lab))  # the plugin dumps it if the test fails
         return path, proc
 
+    def up_here(self, text: str, file: str = "topo.yaml") -> str:
+        """The lab of ``text`` (named by ``name()`` first) brought up in this process, for a test of other commands
+        than `up`; its file's path. A container that could not start fails the test."""
+        path = write_topology(self.tmp_path, text, file)
+        lab = Lab.up(path)
+        self.here.add(lab.name)
+        watch(self.item, lab)  # the plugin dumps it if the test fails
+        assert lab.last_up is not None and lab.last_up.ok, lab.last_up
+        return path
+
     def teardown(self) -> None:
         for lab in self.names:
-            lab_down(lab)
+            if lab in self.here:
+                Lab(lab).down()
+                assert not lab_namespaces(lab), f"lab {lab} left namespaces: {lab_namespaces(lab)}"
+            else:
+                lab_down(lab)
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def _restarted(path: str) -> bool:
 @pytest.mark.parametrize("kind", ["a directory", "a FIFO", "a symlink"])
 def test_what_is_not_a_file_where_the_previous_log_goes_is_left_and_the_run_not_appended(labs, tmp_path, kind):
     lab = labs.name("pl")
-    path, _ = labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - {{name: b, node: n1, containers: "
+    path = labs.up_here(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - {{name: b, node: n1, containers: "
                       f"[{{name: main, command: [sh, -c, '{TICKS}']}}]}}\n")
     log, previous = log_path(lab, "b", "main"), previous_log_path(lab, "b", "main")
     assert wait_for(lambda: "run-" in open(log).read(), timeout=10)

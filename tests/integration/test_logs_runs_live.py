@@ -37,7 +37,7 @@ def _topology(lab: str, command: str) -> str:
 def test_logs_prints_the_current_run_and_previous_the_one_before(labs, tmp_path):
     lab = labs.name("lr")
     # Each run prints its own pid: the runs' lines tell them apart.
-    path, _ = labs.up(_topology(lab, '["sh", "-c", "echo run $$; exit 3"]'))
+    path = labs.up_here(_topology(lab, '["sh", "-c", "echo run $$; exit 3"]'))
     exited = lambda: _pod(lab, "once")["containers"][0]["state"] == "exited"  # noqa: E731
     assert wait_for(exited)
     first = netlab("logs", "--lab", lab, "once").stdout
@@ -72,7 +72,7 @@ def test_logs_prints_the_current_run_and_previous_the_one_before(labs, tmp_path)
 
 def test_a_pods_creation_time_outlives_its_sandbox(labs):
     lab = labs.name("lr")
-    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: web, node: n1}}]\n")
+    labs.up_here(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: web, node: n1}}]\n")
     made = os.stat(f"/run/netns/{lab}-web").st_ctime
     created = _pod(lab, "web")["created"]
     assert created == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(made))
@@ -101,7 +101,7 @@ def test_a_changed_command_starts_with_no_previous_log_and_what_goes_leaves_no_l
     its log files in the lab's folder."""
     lab = labs.name("lr")
     exited = lambda: _pod(lab, "once")["containers"][0]["state"] == "exited"  # noqa: E731
-    path, _ = labs.up(_two_containers(lab, '["sh", "-c", "echo old $$; exit 3"]'))
+    path = labs.up_here(_two_containers(lab, '["sh", "-c", "echo old $$; exit 3"]'))
     assert wait_for(exited)
     _up(path)  # restartPolicy Always: a restart of the same command keeps the run before
     assert wait_for(exited)
@@ -135,7 +135,7 @@ def test_logs_follow_ends_when_the_running_container_ends(labs):
     """`netlab logs -f job | grep done` hung on a Job-like container: -f now ends with the container, after its
     last line, as `kubectl logs -f` does."""
     lab = labs.name("qg")
-    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - name: job\n    node: n1\n    restartPolicy: Never\n"
+    labs.up_here(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - name: job\n    node: n1\n    restartPolicy: Never\n"
             "    containers: [{name: c, command: [sh, -c, 'echo start; sleep 5; echo done; exit 3']}]\n")
     follow = netlab("logs", "--lab", lab, "job", "-f", timeout=60)  # begun while it runs (sleep 5)
     assert follow.stdout == "start\ndone\n"

@@ -67,7 +67,7 @@ def kube_proxy_rules(lab: str, mode: str) -> str:
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
 def test_completed_and_failed_pods_leave_the_services(labs, mode):
     lab = labs.name("ep")
-    path, _ = labs.up(TOPOLOGY.format(lab=lab, mode=mode))
+    path = labs.up_here(TOPOLOGY.format(lab=lab, mode=mode))
     ips = {p["name"]: p["ip"] for p in pods(lab)}
     assert wait_for(lambda: {p["name"]: p["status"] for p in pods(lab) if p["name"] in ("done1", "fail1")}
                     == {"done1": "Completed", "fail1": "Error"}, 20)

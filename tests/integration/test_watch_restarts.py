@@ -127,7 +127,7 @@ def test_killed_echo_containers_come_back_with_their_server(tmp_path):
     name = unique_lab("im")
     path = write_topology(tmp_path, f"name: {name}\nnodes:\n  - name: node-1\npods:\n  - {{name: e1, node: node-1}}\n"
                                     "  - {name: e2, node: node-1}\n")
-    netlab("up", "-t", path)
+    Lab.up(path)  # in this process: the echo server is no child of its `up` either way (its launcher forks it)
     with watching(name) as start:
         watcher = start(path)
         mark = len(watcher.lines)
