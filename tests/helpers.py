@@ -284,6 +284,20 @@ def lab_down(name: str) -> None:
     assert not left, f"lab {name} left namespaces: {left}"
 
 
+def lab_down_here(name: str) -> None:
+    """``lab_down`` in this process (``Lab(name).down()``), for tests of other commands than `down`: whatever it
+    meets, as the CLI's exit status there, nothing of the lab may be left."""
+    from netlab import Lab
+    from netlab.errors import NetlabError
+
+    try:
+        Lab(name).down()
+    except NetlabError:
+        pass  # said by what is left, below
+    left = lab_namespaces(name)
+    assert not left, f"lab {name} left namespaces: {left}"
+
+
 @contextlib.contextmanager
 def someone_elses_etc_netns(make: tuple[str, ...] = (), leftovers: tuple[str, ...] = ()):
     """Directories under /etc/netns made as a person makes them (``make``); afterwards they go with what they hold,

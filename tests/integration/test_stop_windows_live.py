@@ -22,7 +22,7 @@ import sys
 
 import pytest
 
-from helpers import lab_namespaces, state_path, unique_lab, write_topology
+from helpers import lab_down_here, lab_namespaces, state_path, unique_lab, write_topology
 from netlab import Lab
 
 pytestmark = pytest.mark.root
@@ -100,12 +100,6 @@ def as_planned(lab: str) -> bool:
     return Lab(lab).status().ok
 
 
-def lab_gone(lab: str) -> None:
-    """The lab taken down (in this process), nothing of it left."""
-    Lab(lab).down()
-    assert not lab_namespaces(lab), lab_namespaces(lab)
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     """A lab that is up, for the tests whose stopped command must leave it as it was (they assert it so)."""
@@ -115,7 +109,7 @@ def running(tmp_path_factory):
         Lab.up(path)
         yield lab, path
     finally:
-        lab_gone(lab)
+        lab_down_here(lab)
 
 
 def stopped(where: str, sig: str, tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
@@ -148,7 +142,7 @@ def test_a_signal_at_any_point_of_a_fresh_ups_loading_is_one_line_and_leaves_not
             assert "is up" not in line and proc.stdout == "", (fired, line, proc.stdout)
             assert not lab_namespaces(lab) and not os.path.lexists(state_path(lab)), (fired, line)
     finally:
-        lab_gone(lab)
+        lab_down_here(lab)
 
 
 @pytest.mark.parametrize("sig", ["INT", "TERM"])
@@ -177,7 +171,7 @@ def test_a_second_signal_as_the_first_ones_line_is_said_is_ignored(sig, tmp_path
         assert one_line(proc, sig) == ("netlab: interrupted" if sig == "INT" else "netlab: interrupted by SIGTERM")
         assert not lab_namespaces(lab) and not os.path.lexists(state_path(lab))
     finally:
-        lab_gone(lab)
+        lab_down_here(lab)
 
 
 def test_a_signal_once_the_run_is_done_says_the_lab_is_up(tmp_path):
@@ -191,7 +185,7 @@ def test_a_signal_once_the_run_is_done_says_the_lab_is_up(tmp_path):
                                           f"(`sudo netlab down --lab {lab}` takes it down)")
         assert as_planned(lab)
     finally:
-        lab_gone(lab)
+        lab_down_here(lab)
 
 
 def test_down_stops_at_once_on_sigterm_while_it_only_reads_the_state(tmp_path, running):

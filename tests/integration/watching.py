@@ -14,7 +14,7 @@ import time
 from typing import Callable, Iterator
 
 
-from helpers import NETLAB, lab_namespaces, state_path
+from helpers import NETLAB, lab_down_here, state_path
 from netlab import Lab
 from netlab.errors import LabBusy
 from netlab.kernel import processes
@@ -161,9 +161,7 @@ def watching(lab: str) -> Iterator[Callable[..., Watcher]]:
                 watcher.stop()
             except AssertionError as exc:  # it did not stop on SIGINT (killed then): the others still stop
                 stuck.append(exc)
-        Lab(lab).down()  # in this process: the watcher is what these tests run as a user does
-        left = lab_namespaces(lab)
-        assert not left, f"lab {lab} left namespaces: {left}"
+        lab_down_here(lab)  # the watcher is what these tests run as a user does, not `down`
         if stuck:
             raise stuck[0]
 
