@@ -62,9 +62,11 @@ def test_a_stop_as_the_lab_has_come_up_takes_it_down(tmp_path, sig, fixture):
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_labs.py").write_text(TESTS.format(topology=TOPOLOGY))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    # The plugin named, no autoload: pytest's autoload of every installed plugin (hypothesis's imports all of
+    # hypothesis) costs ~0.8 s of CPU a run. tests/unit/test_plugin_topology.py loads the plugin by its entry point.
     env.update(PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]), NETLAB_STATE_DIR=str(state),
-               NETLAB_TEST_STOP=sig, NETLAB_TEST_DOWNED=str(downed))
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+               NETLAB_TEST_STOP=sig, NETLAB_TEST_DOWNED=str(downed), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "netlab.pytest_plugin", "-p", "no:cacheprovider",
                           "-q", f"test_labs.py::{fixture}", "test_labs.py::test_after"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     out = run.stdout + run.stderr

@@ -59,9 +59,12 @@ def run(tmp_path: Path, test: str, fails: int, failed: str = "") -> tuple[str, l
     (run_dir / "conftest.py").write_text(CONFTEST)
     (run_dir / "test_case.py").write_text("import pytest\n\n\n@pytest.mark.netlab(None, name='bk')\n" + test)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    # The plugin named, no autoload: pytest's autoload of every installed plugin (hypothesis's imports all of
+    # hypothesis) costs ~0.8 s of CPU a run. tests/unit/test_plugin_topology.py loads the plugin by its entry point.
     env.update(PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]), NETLAB_STATE_DIR=str(state),
-               FAKE_DOWN_FAILS=str(fails), FAKE_FAILED=failed)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA", "--netlab-keep",
+               FAKE_DOWN_FAILS=str(fails), FAKE_FAILED=failed, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "netlab.pytest_plugin", "-p", "no:cacheprovider",
+                           "-q", "-rA", "--netlab-keep",
                            "--basetemp", str(tmp_path / "base"), "test_case.py"],
                           cwd=run_dir, capture_output=True, text=True, timeout=120, env=env)
     assert "Traceback" not in proc.stderr, proc.stderr
