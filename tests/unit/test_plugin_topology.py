@@ -55,20 +55,7 @@ def test_a_name_too_long_for_any_unique_lab_name_is_said_in_the_plugins_words():
     assert not caught.value.pytrace
 
 
-def pytest_run(root: Path, source: str) -> subprocess.CompletedProcess:
-    """pytest, in ``root`` (its rootdir), on a test file in ``root/sub``, with this checkout's plugin (its entry
-    point, this tree first on the path)."""
-    (root / "pytest.ini").write_text("[pytest]\n")
-    (root / "sub").mkdir()
-    (root / "sub" / "test_case.py").write_text(source)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "sub"], cwd=root,
-                          capture_output=True, text=True, timeout=120, env=env)
-
-
-def test_a_topology_or_marker_mistake_is_one_line_without_netlabs_traceback(tmp_path):
-    proc = pytest_run(tmp_path, '''
+MISTAKES = '''
 import pytest
 
 @pytest.mark.netlab({"name": "qx4inv", "nodes": [{"name": "N1"}]})
@@ -88,27 +75,9 @@ def test_factory(netlab_factory):
 
 def test_no_marker(netlab_lab):
     pass
-''')
-    out = proc.stdout
-    assert proc.returncode == 1 and "1 failed, 4 errors" in out, out
-    assert (f"\nnetlab: topology file 'nonexistent.yaml' not found: looked at {tmp_path}/sub/nonexistent.yaml "
-            f"(beside the test file), then {tmp_path}/nonexistent.yaml (the rootdir and the current directory)\n"
-            ) in out
-    assert ("\nnetlab: pytest.UsageError: @pytest.mark.netlab: topology 42: want a path (beside the test file), "
-            "a dict shaped like the YAML or None (the built-in default), not int\n") in out
-    assert "\nnetlab: pytest.UsageError: netlab_factory: topology 42: want a path" in out
-    assert "\nnetlab: pytest.UsageError: sub/test_case.py::test_no_marker: the netlab_lab fixture needs a" in out
-    # nothing of netlab's insides, nor of the plugin's: no traceback, no source lines, no chained exception
-    for inside in ("Traceback", "netlab/", "TopologyError", "TypeError", "During handling", "\nE  "):
-        assert inside not in out, out
+'''
 
-
-def test_a_marker_name_that_is_no_lab_name_is_refused_at_its_setup_in_one_line(tmp_path):
-    """A marker's ``name=`` over 24 characters was refused only when the lab was loaded, in the loader's words
-    ("a lab name is at most 24 (it prefixes every namespace name)"), naming no marker. It is a marker argument's
-    mistake, refused by the marker's setup as a wrong scope is, in one line naming the argument and the limit,
-    before any topology is read (the file here does not exist)."""
-    proc = pytest_run(tmp_path, '''
+NAMES = '''
 import pytest
 
 @pytest.mark.netlab("nonexistent.yaml", name="q" * 25)
@@ -126,9 +95,78 @@ def test_not_a_string(netlab_lab):
 @pytest.mark.netlab(None, name="Qx_4")
 def test_not_a_label(netlab_lab):
     pass
-''')
-    out = proc.stdout
-    assert proc.returncode == 1 and "4 errors" in out, out
+'''
+
+FACTORY_ARGS = '''
+import pytest
+
+@pytest.mark.parametrize("kwargs", [dict(name=42), dict(name="q" * 25), dict(name="Qx_4"), dict(wait="x"),
+                                    dict(wait=-1), dict(wait=float("nan")), dict(wait=True)])
+def test_factory_kwargs(netlab_factory, kwargs):
+    netlab_factory("nonexistent.yaml", **kwargs)
+'''
+
+FILES = {"test_mistakes.py": MISTAKES, "test_names.py": NAMES, "test_factory_args.py": FACTORY_ARGS}
+
+
+@pytest.fixture(scope="module")
+def mistakes(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One pytest run for the tests below, in a folder of its own (its rootdir), on the test files of FILES in its
+    ``sub`` folder, with this checkout's plugin (its entry point, this tree first on the path)."""
+    root = tmp_path_factory.mktemp("mistakes")
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "sub").mkdir()
+    for name, source in FILES.items():
+        (root / "sub" / name).write_text(source)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE", "sub"], cwd=root,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1 and "8 failed, 8 errors" in proc.stdout, proc.stdout + proc.stderr
+    return root, proc
+
+
+HEADER = re.compile(r"_{3,} (?:ERROR at setup of )?(\w+)(?:\[\w+\])? _{3,}")
+
+
+def said(out: str, file: str) -> tuple[list[str], str]:
+    """What the run said of ``file``'s tests: the outcome of each (its short summary's word), and the text of its
+    tests' reports (each from its ``___ name ___`` header to the next) with their summary lines."""
+    tests = set(re.findall(r"^def (test_\w+)", FILES[file], re.M))
+    summary = [line for line in out.splitlines() if line.split(" ", 1)[-1].startswith(f"sub/{file}::")]
+    sections, mine = [], False
+    for line in out.splitlines():
+        header = HEADER.fullmatch(line)
+        if header is not None or line.startswith("="):
+            mine = header is not None and header.group(1) in tests
+        if mine:
+            sections.append(line)
+    return sorted(line.split()[0] for line in summary), "\n" + "\n".join(sections + summary) + "\n"
+
+
+def test_a_topology_or_marker_mistake_is_one_line_without_netlabs_traceback(mistakes):
+    root, proc = mistakes
+    outcomes, out = said(proc.stdout, "test_mistakes.py")
+    assert outcomes == ["ERROR"] * 4 + ["FAILED"], proc.stdout
+    assert (f"\nnetlab: topology file 'nonexistent.yaml' not found: looked at {root}/sub/nonexistent.yaml "
+            f"(beside the test file), then {root}/nonexistent.yaml (the rootdir and the current directory)\n"
+            ) in out
+    assert ("\nnetlab: pytest.UsageError: @pytest.mark.netlab: topology 42: want a path (beside the test file), "
+            "a dict shaped like the YAML or None (the built-in default), not int\n") in out
+    assert "\nnetlab: pytest.UsageError: netlab_factory: topology 42: want a path" in out
+    assert "\nnetlab: pytest.UsageError: sub/test_mistakes.py::test_no_marker: the netlab_lab fixture needs a" in out
+    # nothing of netlab's insides, nor of the plugin's: no traceback, no source lines, no chained exception
+    for inside in ("Traceback", "netlab/", "TopologyError", "TypeError", "During handling", "\nE  "):
+        assert inside not in out, out
+
+
+def test_a_marker_name_that_is_no_lab_name_is_refused_at_its_setup_in_one_line(mistakes):
+    """A marker's ``name=`` over 24 characters was refused only when the lab was loaded, in the loader's words
+    ("a lab name is at most 24 (it prefixes every namespace name)"), naming no marker. It is a marker argument's
+    mistake, refused by the marker's setup as a wrong scope is, in one line naming the argument and the limit,
+    before any topology is read (the file here does not exist)."""
+    outcomes, out = said(mistakes[1].stdout, "test_names.py")
+    assert outcomes == ["ERROR"] * 4, mistakes[1].stdout
     long = ("\nnetlab: pytest.UsageError: @pytest.mark.netlab: name 'qqqqqqqqqqqqqqqqqqqqqqqqq' is 25 characters: "
             "want at most 24 (a lab name's limit; the plugin cuts it to add the lab's unique suffix)\n")
     assert out.count(long) == 2, out
@@ -138,33 +176,25 @@ def test_not_a_label(netlab_lab):
         assert other not in out, out
 
 
-def test_a_factory_name_or_wait_of_the_wrong_kind_is_one_line_before_any_file_is_read(tmp_path):
+def test_a_factory_name_or_wait_of_the_wrong_kind_is_one_line_before_any_file_is_read(mistakes):
     """``netlab_factory`` checked only ``topology``: ``name=42`` came back from netlab.api.load in its words, a
     ``name`` too long for a lab name was cut and taken, one that is no DNS label raised a TopologyError with a
     traceback through netlab, and ``wait="x"`` was said by Lab.up_loaded only after root and the machine were
     checked (without root: skipped, never said). Each is now the marker's one line naming netlab_factory, said
     before the topology file (missing here) is looked for."""
-    proc = pytest_run(tmp_path, '''
-import pytest
-
-@pytest.mark.parametrize("kwargs", [dict(name=42), dict(name="q" * 25), dict(name="Qx_4"), dict(wait="x"),
-                                    dict(wait=-1), dict(wait=float("nan")), dict(wait=True)])
-def test_factory(netlab_factory, kwargs):
-    netlab_factory("nonexistent.yaml", **kwargs)
-''')
-    out = proc.stdout
-    assert proc.returncode == 1 and "7 failed" in out, out
-    said = [line.removeprefix("netlab: pytest.UsageError: netlab_factory: ") for line in out.splitlines()
-            if line.startswith("netlab: pytest.UsageError: netlab_factory: ")]
-    assert len(said) == 7, out
-    assert said == ["name must be a string, not a number",
-                    "name 'qqqqqqqqqqqqqqqqqqqqqqqqq' is 25 characters: want at most 24 (a lab name's limit; the "
-                    "plugin cuts it to add the lab's unique suffix)",
-                    said[2], "wait must be a number of seconds, not str 'x'",
-                    "wait -1 is not a finite number of seconds, 0 or more",
-                    "wait nan is not a finite number of seconds, 0 or more",
-                    "wait must be a number of seconds, not bool True"], out
-    assert said[2].startswith("name 'Qx_4' is not a DNS label;"), out
+    outcomes, out = said(mistakes[1].stdout, "test_factory_args.py")
+    assert outcomes == ["FAILED"] * 7, mistakes[1].stdout
+    said_ = [line.removeprefix("netlab: pytest.UsageError: netlab_factory: ") for line in out.splitlines()
+             if line.startswith("netlab: pytest.UsageError: netlab_factory: ")]
+    assert len(said_) == 7, out
+    assert said_ == ["name must be a string, not a number",
+                     "name 'qqqqqqqqqqqqqqqqqqqqqqqqq' is 25 characters: want at most 24 (a lab name's limit; the "
+                     "plugin cuts it to add the lab's unique suffix)",
+                     said_[2], "wait must be a number of seconds, not str 'x'",
+                     "wait -1 is not a finite number of seconds, 0 or more",
+                     "wait nan is not a finite number of seconds, 0 or more",
+                     "wait must be a number of seconds, not bool True"], out
+    assert said_[2].startswith("name 'Qx_4' is not a DNS label;"), out
     for other in ("not found", "Traceback", "TopologyError", "netlab.api.load", "Lab.up_loaded", "\nE  "):
         assert other not in out, out
 
