@@ -1,9 +1,11 @@
 """The pytest plugin as a test author meets it (root): pytest runs a small test file in a subprocess.
 
 Each case writes a test file into a fresh folder and runs ``python -m pytest``
-there (this checkout's netlab, through the ``pytest11`` entry point of the
-editable install), then checks the outcome, the files the plugin wrote, and
-the kernel: which namespaces exist afterwards.
+there (this checkout's netlab: through the ``pytest11`` entry point of the
+editable install in the first case and the xdist controller's signals, named
+with ``-p`` and no plugin autoload in the others, ~0.8 s of CPU less a pytest
+process), then checks the outcome, the files the plugin wrote, and the kernel:
+which namespaces exist afterwards.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import lab_namespaces, netlab, state_path, unique_lab, wait_for
+from helpers import diff_snapshots, host_snapshot, lab_namespaces, netlab, state_path, unique_lab, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -27,17 +29,23 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = '{"name": "plug", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}]}'
 
 
-def pytest_in(folder: Path, source: str, *args: str, env: dict | None = None,
-              user: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """pytest on ``folder``'s test_case.py (``source``), run from ``folder`` (or ``cwd``)."""
+def pytest_in(folder: Path, source: str, *args: str, env: dict | None = None, user: str | None = None,
+              cwd: Path | None = None, entry_point: bool = False) -> subprocess.CompletedProcess:
+    """pytest on ``folder``'s test_case.py (``source``), run from ``folder`` (or ``cwd``); the plugin found by its
+    entry point, as a test author's pytest finds it, or (``entry_point`` false) named, with xdist's, and no plugin
+    autoload: pytest's autoload of every installed plugin (hypothesis's imports all of hypothesis) costs ~0.8 s of
+    CPU a pytest process."""
     (folder / "test_case.py").write_text(source)
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *args, str(folder)]
+    plugins = [] if entry_point else ["-p", "netlab.pytest_plugin", "-p", "xdist.plugin"]
+    argv = [sys.executable, "-m", "pytest", *plugins, "-p", "no:cacheprovider", "-q", "-rs", *args, str(folder)]
     if user is not None:
         argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
     # The inner run is a pytest of its own: not a worker of this run's xdist, if this run has one. Its netlab is
     # this checkout's (in a folder of its own, the editable install's would be imported: another checkout's).
     outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     outer["PYTHONPATH"] = os.pathsep.join([str(ROOT), outer.get("PYTHONPATH", "")])
+    if not entry_point:
+        outer["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return subprocess.run(argv, cwd=cwd or folder, capture_output=True, text=True, timeout=600,
                           env={**outer, **(env or {})})
 
@@ -57,7 +65,7 @@ def test_breaks(netlab_lab):
     open("name-1", "w").write(netlab_lab.name)
     assert netlab_lab.trace("a", "b").delivered
     assert False, "on purpose"
-''', "--netlab-artifacts", str(artifacts))
+''', "--netlab-artifacts", str(artifacts), entry_point=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "1 failed" in out, out
     (name,) = names_written(tmp_path)
@@ -159,9 +167,17 @@ def test_factory(netlab_factory):
     assert all(lab_namespaces(n) == [] for n in (one, own, a, b))
 
 
-def test_xdist_workers_never_collide(tmp_path):
-    """Two workers bring up the same topology at once: two labs, two names, both pass."""
-    proc = pytest_in(tmp_path, f'''
+LONG_POD = "q" * 45
+
+
+@pytest.fixture(scope="module")
+def xdist_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One ``pytest -n 2`` run for the xdist tests below: the same topology four times (test_a_same.py, first: xdist
+    hands its four tests out in turn, two to each worker), then a topology with a long pod name twice."""
+    folder = tmp_path_factory.mktemp("xdist")
+    topo = json.dumps({"name": "qx4zlongbasename", "nodes": [{"name": "n1"}],
+                       "pods": [{"name": LONG_POD, "node": "n1"}]})
+    (folder / "test_a_same.py").write_text(f'''
 import os, pytest
 
 @pytest.mark.parametrize("i", [1, 2, 3, 4])
@@ -169,34 +185,45 @@ import os, pytest
 def test_same_topology(netlab_lab, i):
     open(f"name-{{i}}", "w").write(netlab_lab.name + " " + os.environ["PYTEST_XDIST_WORKER"])
     assert netlab_lab.reach("a", "b").reachable
-''', "-n", "2")
-    assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout + proc.stderr
-    rows = [line.split() for line in names_written(tmp_path)]
+''')
+    (folder / "test_b_long.py").write_text(f'''
+import pytest
+
+@pytest.mark.parametrize("i", [1, 2])
+@pytest.mark.netlab({topo})
+def test_long_pod(netlab_lab, i):
+    open(f"long-{{i}}", "w").write(netlab_lab.name)
+    assert netlab_lab.exec("{LONG_POD}", ["hostname"]).stdout.strip() == "{LONG_POD}"
+''')
+    before = host_snapshot()  # made before the tests' own host_untouched: the run's labs come and go here
+    proc = pytest_in(folder, "", "-n", "2", "-rA")
+    assert proc.returncode == 0 and "6 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert diff_snapshots(before, host_snapshot()) == []
+    return folder, proc
+
+
+def test_xdist_workers_never_collide(xdist_run):
+    """Two workers bring up the same topology at once: two labs, two names, both pass."""
+    folder, proc = xdist_run
+    assert proc.stdout.count("\nPASSED test_a_same.py::test_same_topology[") == 4, proc.stdout
+    rows = [line.split() for line in names_written(folder)]
     assert len({name for name, _ in rows}) == 4 and {w for _, w in rows} == {"gw0", "gw1"}
     for name, worker in rows:
         assert name.startswith(f"plug-g{worker[2:]}-"), (name, worker)
         assert lab_namespaces(name) == []
 
 
-def test_a_long_pod_name_that_validate_accepts_gets_a_lab_under_the_plugin(tmp_path):
+def test_a_long_pod_name_that_validate_accepts_gets_a_lab_under_the_plugin(xdist_run):
     """Lab name 16 + pod name 45 = 61 characters: `netlab validate` accepts it. The plugin's unique name was the
     base cut to 17, then "-" and the random part: 23 characters, and the pod's namespace name 69, refused
     (shorten "the lab name", which the test's author never chose). Now the base is cut to what the
     namespaces leave, the unique part kept, in every xdist worker."""
-    pod = "q" * 45
-    topo = json.dumps({"name": "qx4zlongbasename", "nodes": [{"name": "n1"}], "pods": [{"name": pod, "node": "n1"}]})
-    proc = pytest_in(tmp_path, f'''
-import os, pytest
-
-@pytest.mark.parametrize("i", [1, 2])
-@pytest.mark.netlab({topo})
-def test_long_pod(netlab_lab, i):
-    open(f"name-{{i}}", "w").write(netlab_lab.name)
-    assert netlab_lab.exec("{pod}", ["hostname"]).stdout.strip() == "{pod}"
-''', "-n", "2")
-    assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout + proc.stderr
-    for name in names_written(tmp_path):
-        assert re.fullmatch(r"qx4zlon-g[01]-[0-9a-f]{6}", name) and len(f"{name}-{pod}") == 63, name
+    folder, proc = xdist_run
+    assert proc.stdout.count("\nPASSED test_b_long.py::test_long_pod[") == 2, proc.stdout
+    names = sorted(p.read_text() for p in folder.glob("long-*"))
+    assert len(names) == 2, names
+    for name in names:
+        assert re.fullmatch(r"qx4zlon-g[01]-[0-9a-f]{6}", name) and len(f"{name}-{LONG_POD}") == 63, name
         assert lab_namespaces(name) == []
 
 
