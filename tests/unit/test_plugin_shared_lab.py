@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CONFTEST = '''
@@ -43,16 +45,18 @@ pytest_artifacts.snapshot = lambda lab, *a: {"status.json": {"clean": True}}
 '''
 
 
-def run(tmp_path: Path, tests: str, *args: str) -> tuple[str, list[str]]:
-    """pytest on ``tests`` (one module) with this checkout's plugin and the fake Lab: its output, and the labs
-    left in the state folder."""
+def run(tmp_path: Path, tests: str | dict[str, str], *args: str) -> tuple[str, list[str]]:
+    """pytest on ``tests`` (one module, test_case.py, or several: file name to source) with this checkout's plugin
+    and the fake Lab: its output, and the labs left in the state folder."""
     state = tmp_path / "state"
     state.mkdir()
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "pytest.ini").write_text("[pytest]\n")
     (run_dir / "conftest.py").write_text(CONFTEST)
-    (run_dir / "test_case.py").write_text("import pytest\n\n" + tests)
+    files = {"test_case.py": tests} if isinstance(tests, str) else tests
+    for name, source in files.items():
+        (run_dir / name).write_text("import pytest\n\n" + source)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     # The plugins named, no autoload: pytest's autoload of every installed plugin (hypothesis's imports all of
     # hypothesis) costs ~0.8 s of CPU a run. tests/unit/test_plugin_topology.py loads the plugin by its entry point.
@@ -60,7 +64,7 @@ def run(tmp_path: Path, tests: str, *args: str) -> tuple[str, list[str]]:
                PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "netlab.pytest_plugin", "-p", "xdist.plugin",
                            "-p", "no:cacheprovider", "-q", "-rA",
-                           "--basetemp", str(tmp_path / "base"), *args, "test_case.py"],
+                           "--basetemp", str(tmp_path / "base"), *args, *files],
                           cwd=run_dir, capture_output=True, text=True, timeout=120, env=env)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.stdout, sorted(os.listdir(state))
@@ -69,32 +73,44 @@ def run(tmp_path: Path, tests: str, *args: str) -> tuple[str, list[str]]:
 MODULE = "pytestmark = pytest.mark.netlab(None, name='sh', scope='module')\n\n"
 
 
-def test_a_with_block_on_the_fixtures_lab_leaves_it_up_for_the_next_test(tmp_path):
-    out, left = run(tmp_path, MODULE + "def test_one(netlab_lab):\n    with netlab_lab as lab:\n"
-                                       "        assert not lab._down\n    assert not netlab_lab._down\n\n\n"
-                                       "def test_two(netlab_lab):\n    assert not netlab_lab._down\n")
-    assert "2 passed" in out, out
-    assert left == []  # the plugin took it down after the module's last test
+WITH = "def test_one(netlab_lab):\n    with netlab_lab as lab:\n        assert not lab._down\n" \
+       "    assert not netlab_lab._down\n\n\ndef test_two(netlab_lab):\n    assert not netlab_lab._down\n"
+DOWN = "def test_one(netlab_lab):\n    netlab_lab.down()\n\n\ndef test_two(netlab_lab):\n    pass\n"
+DUMP = "@pytest.mark.netlab(None, name='dn')\ndef test_fails(netlab_lab):\n    netlab_lab.down()\n    assert False\n"
 
 
-def test_a_test_that_takes_the_shared_lab_down_is_named_by_the_next_ones_setup(tmp_path):
-    out, _ = run(tmp_path, MODULE + "def test_one(netlab_lab):\n    netlab_lab.down()\n\n\n"
-                                    "def test_two(netlab_lab):\n    pass\n")
-    assert "1 passed, 1 error" in out, out
-    (line,) = [line for line in out.splitlines() if line.startswith("netlab: lab sh-")]
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> tuple[Path, str, list[str]]:
+    """One child run for the three tests below, a module each: a with block on a shared lab (sw), a test that
+    takes its shared lab down (sd), a test that fails with its lab down (dn)."""
+    tmp_path = tmp_path_factory.mktemp("shared")
+    out, left = run(tmp_path, {"test_with.py": MODULE.replace("'sh'", "'sw'") + WITH,
+                               "test_down.py": MODULE.replace("'sh'", "'sd'") + DOWN, "test_dump.py": DUMP})
+    return tmp_path, out, left
+
+
+def test_a_with_block_on_the_fixtures_lab_leaves_it_up_for_the_next_test(shared):
+    _, out, left = shared
+    assert "\nPASSED test_with.py::test_one\n" in out and "\nPASSED test_with.py::test_two\n" in out, out
+    assert [name for name in left if name.startswith("sw-")] == []  # the plugin took it down after the module's end
+
+
+def test_a_test_that_takes_the_shared_lab_down_is_named_by_the_next_ones_setup(shared):
+    _, out, _ = shared
+    assert "\nPASSED test_down.py::test_one\n" in out and "\nERROR test_down.py::test_two - " in out, out
+    (line,) = [line for line in out.splitlines() if line.startswith("netlab: lab sd-")]
     name = line.split()[2].rstrip(",")
     assert line == (f"netlab: lab {name}, which the tests of this module share, is down: taken down by "
-                    "test_case.py::test_one (its lab.down()); the plugin takes a netlab_lab down after the last test "
+                    "test_down.py::test_one (its lab.down()); the plugin takes a netlab_lab down after the last test "
                     "of its scope: a test does not call its down() (use netlab_factory for a lab of the test's own)")
 
 
-def test_the_dump_of_a_lab_that_was_down_when_its_test_failed_says_so(tmp_path):
-    out, _ = run(tmp_path, "@pytest.mark.netlab(None, name='dn')\n"
-                           "def test_fails(netlab_lab):\n    netlab_lab.down()\n    assert False\n")
-    assert "1 failed" in out, out
+def test_the_dump_of_a_lab_that_was_down_when_its_test_failed_says_so(shared):
+    tmp_path, out, _ = shared
+    assert "\nFAILED test_dump.py::test_fails - " in out, out
     assert "the lab as it was" not in out, out
     (line,) = [line for line in out.splitlines() if line.startswith("lab dn-")]
-    assert line.endswith(" was down when the test failed (taken down by test_case.py::test_fails (its lab.down())): "
+    assert line.endswith(" was down when the test failed (taken down by test_dump.py::test_fails (its lab.down())): "
                          "nothing of it to write"), line
     assert not list((tmp_path / "base" / "netlab").glob("*/dn-*"))  # no folder that looks like a dump
 
