@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from breaking import DEFAULT, shipped_lab
+from breaking import DEFAULT, assert_as_planned, put_back, shipped_lab
 from helpers import in_netns, netlab
 from netlab.breaks import catalogue
 from netlab.breaks.changes import FLANNEL_FWD_JUMP, peer_node, unused_underlay_ip
@@ -71,10 +71,10 @@ def test_fdb_wrong_vtep_with_the_wrong_entry_deleted_by_hand_adds_it_back_only(l
         whole = json.loads(netlab("break", "vxlan-fdb-wrong-vtep", "--lab", name, "-o", "json").stdout)
         assert whole["already"] is True and whole["changes"] == [] and whole["in_place"] == []
     finally:
-        netlab("up", "-t", path)
+        put_back(path)
     assert fdb_of(node.netns, mac) == [str(peer.ip)]
     assert reaches(here.netns, str(there.ip))
-    netlab("status", "--lab", name)
+    assert_as_planned(name, "up")
 
 
 def test_forward_policy_drop_with_the_policy_set_back_by_hand_sets_it_again_only(lab):
@@ -100,6 +100,6 @@ def test_forward_policy_drop_with_the_policy_set_back_by_hand_sets_it_again_only
         assert again["in_place"] == [f"ip netns exec {node.netns} iptables -t filter -D{jump[2:]}"]
         assert forward() == ("DROP", False)
     finally:
-        netlab("up", "-t", path)
+        put_back(path)
     assert forward() == ("ACCEPT", True)
-    netlab("status", "--lab", name)
+    assert_as_planned(name, "up")

@@ -12,7 +12,9 @@ import json
 
 import pytest
 
+from breaking import assert_as_planned, put_back
 from helpers import in_netns, netlab, state_path, wait_for
+from netlab import Lab
 
 pytestmark = pytest.mark.root
 
@@ -50,11 +52,11 @@ def test_a_node_without_pods_is_refused_and_nothing_changes(labs):
         assert f"{name} breaks what a node sends, forwards or receives" in line, line
         assert line.endswith("node n3 is not one (nodes that are: n1, n2)"), line
         assert forwarding(idle) == before
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert_as_planned(lab, "two refused breaks")
     # On a node with a pod it breaks, and the pod's flows across it fail.
     assert "broke ip-forward-off on node n2" in netlab("break", "ip-forward-off", "--lab", lab, "--target", "n2").stdout
     assert forwarding(busy)[0] == "0" and netlab("probe", "--lab", lab, check=False).returncode == 1
-    netlab("up", "--lab", lab)
+    Lab.attach(lab).repair()  # `netlab up --lab`'s converge, in this process
     assert forwarding(busy)[0] == "1"
 
 
@@ -76,17 +78,18 @@ def test_conntrack_stale_entry_never_picks_a_completed_pod(labs):
     lab = labs.name("bq")
     path, _ = labs.up(DONE.format(lab=lab))
 
-    def pods() -> dict[str, dict]:
-        return {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    def pods() -> dict:
+        """`netlab get pods -o json`'s pods (their STATUS as kubectl's), read by the library in this process."""
+        return {p.name: p for p in Lab.attach(lab).pods()}
 
-    assert wait_for(lambda: pods()["job"]["status"] == "Completed", 20)
-    ip_a = pods()["a"]["ip"]
+    assert wait_for(lambda: pods()["job"].status == "Completed", 20)
+    ip_a = pods()["a"].ip
 
     got = netlab("break", "conntrack-stale-entry", "--lab", lab, "--target", "job", check=False)
     assert got.returncode == 2 and got.stdout == "" and "pod job is terminal" in got.stderr, got
     out = netlab("break", "conntrack-stale-entry", "--lab", lab).stdout
     assert "broke conntrack-stale-entry on pod a:" in out and f": udp {ip_a}:40053 → " in out, out
-    netlab("up", "-t", path)
+    put_back(path)
 
     served = load(path).lab.with_terminal(frozenset({"job"}))  # as break and quiz read the running lab
     seed = next(n for n in range(500) if quiz.pick(served, n).name == "conntrack-stale-entry")

@@ -14,10 +14,11 @@ import subprocess
 
 import pytest
 
-from breaking import DEFAULT, break_and_repair, shipped_lab
+from breaking import DEFAULT, assert_as_planned, break_and_repair, put_back, shipped_lab
 from netlab.breaks import symptoms
 from netlab.breaks.changes import peer_node
 from helpers import in_netns, lab_up, netlab, unique_lab
+from netlab import Lab
 from netlab.breaks import catalogue, quiz
 from netlab.realize.state import running_lab
 
@@ -60,37 +61,38 @@ def test_a_one_node_lab_breaks_and_quizzes_as_the_catalogue_says(tmp_path):
     """A lab of one node (one bridge, no overlay): every scenario that applies to it (a bridge port down, or held
     disabled) breaks it, probe and trace show it, up repairs it; the quiz on it picks one, and the answer traces it
     from the node (it ended in a StopIteration traceback, looking for a pod on another node). A pod's trace to a pod on
-    its own bridge names the port too: its ARP request dies there."""
+    its own bridge names the port too: its ARP request dies there (bridge-port-down on b, its default target, traced
+    from a while it is broken)."""
 
     name = unique_lab("bk1")
     path = tmp_path / "topo.yaml"
     path.write_text(f"name: {name}\nnetwork: {{mode: host-gw}}\nnodes: [{{name: n1}}]\n"
                     "pods: [{name: a, node: n1}, {name: b, node: n1}]\n")
+
+    def a_to_b_dies_at_b_port(model) -> None:
+        in_netns(f"{name}-a", "ip", "neigh", "flush", "dev", "eth0", check=True)  # a asks for b afresh
+        tr = netlab("trace", "--lab", name, "a", "b", "-o", "json", check=False)
+        lost = json.loads(tr.stdout)["lost"]
+        assert tr.returncode == 1 and lost["netns"] == f"{name}-a", tr.stdout
+        assert re.search(rf"no ARP answer for 10\.244\.0\.\d+ on eth0 .*the bridge port \S+ of cni0 in "
+                         rf"{name}-n1 \(veth peer of b's eth0\) is down", lost["reason"]), lost
+        assert re.fullmatch(rf"ip -n {name}-n1 link set \S+ up", lost["fix"]), lost
+
     with lab_up(str(path), name):
         model = running_lab(name).resolved()
         applies = [s.name for s in quiz.candidates(model)]
         assert applies == ["bridge-port-down", "bridge-port-disabled"]
+        assert catalogue.resolve_target(catalogue.scenario("bridge-port-down"), model, None).name == "b"
         for scenario in applies:
-            break_and_repair(name, str(path), scenario)
+            break_and_repair(name, str(path), scenario,
+                             also=a_to_b_dies_at_b_port if scenario == "bridge-port-down" else None)
         netlab("quiz", "--lab", name, "--seed", "5")
         picked = quiz.pick(model, 5).name
         ans = netlab("quiz", "answer", "vxlan-arp-missing", "--lab", name, check=False)
         assert ans.returncode == 1 and ans.stdout.startswith(f"wrong: it was {picked}"), ans.stderr
         assert f"netlab trace --lab {name} n1 b" in ans.stdout and "bridge port" in ans.stdout
         assert "repaired" in ans.stdout
-        assert netlab("status", "--lab", name, check=False).returncode == 0
-        try:
-            netlab("break", "bridge-port-down", "--lab", name, "--target", "b")
-            in_netns(f"{name}-a", "ip", "neigh", "flush", "dev", "eth0", check=True)  # a asks for b afresh
-            tr = netlab("trace", "--lab", name, "a", "b", "-o", "json", check=False)
-            lost = json.loads(tr.stdout)["lost"]
-            assert tr.returncode == 1 and lost["netns"] == f"{name}-a", tr.stdout
-            assert re.search(rf"no ARP answer for 10\.244\.0\.\d+ on eth0 .*the bridge port \S+ of cni0 in "
-                             rf"{name}-n1 \(veth peer of b's eth0\) is down", lost["reason"]), lost
-            assert re.fullmatch(rf"ip -n {name}-n1 link set \S+ up", lost["fix"]), lost
-        finally:
-            netlab("up", "-t", str(path))
-        assert netlab("status", "--lab", name, check=False).returncode == 0
+        assert_as_planned(name, "quiz answer")
 
 
 def test_the_fix_trace_gives_for_a_wrong_vtep_repairs_it(default_lab):
@@ -105,7 +107,7 @@ def test_the_fix_trace_gives_for_a_wrong_vtep_repairs_it(default_lab):
         assert tr.returncode == 1 and " fdb replace " in lost["fix"], lost
         subprocess.run(shlex.split(lost["fix"]), check=True)
         assert netlab("trace", "--lab", lab, "fedora-1", "fedora-2", check=False).returncode == 0
-        assert netlab("status", "--lab", lab, check=False).returncode == 0
+        assert_as_planned(lab, "trace's fix")
         # The node's own address as the remote VTEP: the driver hands the frame back to flannel.1 itself and the
         # packet loops to its TTL's end (trace blamed the inner frame's MAC, "the kernel drops it").
         own = lost["fix"].replace("dst 192.168.122.7 ", "dst 192.168.122.215 ")
@@ -115,7 +117,7 @@ def test_the_fix_trace_gives_for_a_wrong_vtep_repairs_it(default_lab):
         assert "names this node's own address 192.168.122.215 as the remote VTEP" in looped["reason"], looped
         assert "loops until its TTL runs out" in looped["reason"] and looped["fix"] == lost["fix"], looped
     finally:
-        netlab("up", "-t", path)
+        put_back(path)
 
 
 def test_refused_where_it_would_change_nothing(default_lab):
@@ -124,26 +126,26 @@ def test_refused_where_it_would_change_nothing(default_lab):
     proc = netlab("break", "kube-services-jump-missing", "--lab", lab, check=False)
     assert proc.returncode == 2
     assert "topologies/services.yaml" in proc.stderr and "Traceback" not in proc.stderr
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert_as_planned(lab, "a refused break")
 
 
 def test_quiz_breaks_and_answer_repairs(default_lab):
-    lab, _ = default_lab
+    lab, path = default_lab
     proc = netlab("quiz", "--lab", lab, "--seed", "3")
     assert "broken" in proc.stdout
-    assert netlab("status", "--lab", lab, check=False).returncode == 1  # something really changed
+    assert not Lab.attach(lab).status().ok  # something really changed (status's verdict, in this process)
 
     picked = quiz.pick(running_lab(lab).resolved(), 3).name
     ans = netlab("quiz", "answer", picked, "--lab", lab, check=False)
     assert ans.returncode == 0, ans.stdout + ans.stderr
     assert ans.stdout.startswith("right") and "trace " in ans.stdout and "repaired" in ans.stdout
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert_as_planned(lab, "the right answer")
     # The fault in this lab's commands, as break prints them: it was the catalogue's general words, placeholders
     # ("<peer VTEP>", "flannel.N") beside values.
     fault = ans.stdout.split("  the fault:\n", 1)[1].split("  the lesson:", 1)[0].splitlines()
     assert fault and not any(re.search(r"<[^<>]*>|flannel\.N\b", line) for line in fault), ans.stdout
     broke = json.loads(netlab("break", picked, "--lab", lab, "-o", "json").stdout)
-    netlab("up", "--lab", lab)
+    put_back(path)
     assert [line.strip() for line in fault] == broke["changes"], ans.stdout
     again = netlab("quiz", "answer", picked, "--lab", lab, check=False)
     assert again.returncode == 2 and "no open quiz" in again.stderr
@@ -154,7 +156,7 @@ def test_quiz_breaks_and_answer_repairs(default_lab):
     ans = netlab("quiz", "answer", wrong, "--lab", lab, check=False)
     assert ans.returncode == 1 and ans.stdout.startswith(f"wrong: it was {picked}"), ans.stdout + ans.stderr
     assert "repaired" in ans.stdout
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert_as_planned(lab, "a wrong answer")
 
 
 def test_quiz_refuses_a_lab_broken_already_and_break_warns(default_lab):
@@ -165,24 +167,25 @@ def test_quiz_refuses_a_lab_broken_already_and_break_warns(default_lab):
     first = netlab("break", "ip-forward-off", "--lab", lab)
     assert first.stderr == ""  # a clean lab: nothing to warn of
     try:
-        st = netlab("status", "--lab", lab, "-o", "json", check=False)
-        drift = json.loads(st.stdout)["drift"]
-        assert st.returncode == 1 and drift, st.stdout
+        # status's comparison (its -o json's drift, its exit 1 when not ok), in this process
+        st = Lab.attach(lab).status()
+        drift = list(st.drift)
+        assert not st.ok and drift, st
         n = f"{len(drift)} difference{'' if len(drift) == 1 else 's'} from its plan"
         qz = netlab("quiz", "--seed", "7", "--lab", lab, check=False)
         assert (qz.returncode, qz.stdout) == (2, ""), qz
         assert qz.stderr == (f"netlab: lab {lab} is not as planned ({n}; `sudo netlab status --lab {lab}` lists them):"
                              f" a quiz breaks a clean lab; repair it first: sudo netlab up -t {shlex.quote(path)}\n")
         assert quiz.load(lab) is None
-        assert json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["drift"] == drift
+        assert list(Lab.attach(lab).status().drift) == drift
         second = netlab("break", "pod-cidr-route-missing", "--lab", lab)
         assert second.stderr == (f"netlab: warning: lab {lab} was broken already ({n} before this break): what "
                                  f"probe and trace show is not this fault's alone; `sudo netlab status --lab {lab}` "
                                  f"lists them, `sudo netlab up -t {shlex.quote(path)}` repairs them all\n")
-        assert len(json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["drift"]) > len(drift)
+        assert len(Lab.attach(lab).status().drift) > len(drift)
     finally:
-        netlab("up", "-t", path)
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+        put_back(path)
+    assert_as_planned(lab, "up")
 
 
 INTERNET = """internet:
@@ -219,7 +222,7 @@ def test_a_missing_pod_cidr_route_is_lost_at_the_gateway_the_catalogue_names(tmp
         # the gateway the node sent it to, named as the hop is (QA q19 3: it said "the underlay's gateway")
         assert f"to the internet's gateway ({gateway}), which has no route to pods" in result, result
         assert "underlay's gateway" not in ans.stdout, ans.stdout
-        assert netlab("status", "--lab", lab, check=False).returncode == 0
+        assert_as_planned(lab, "quiz answer")
 
 
 def peer_cidr(model, target) -> str:
