@@ -15,8 +15,8 @@ import subprocess
 
 import pytest
 
-from breaking import DEFAULT, assert_as_planned, put_back, shipped_lab
-from helpers import in_netns, netlab
+from breaking import assert_as_planned, put_back
+from helpers import in_netns, lab_up, netlab, two_node_topology, unique_lab, write_topology
 from netlab.breaks import catalogue
 from netlab.breaks.changes import FLANNEL_FWD_JUMP, peer_node, unused_underlay_ip
 from netlab.realize.state import running_lab
@@ -26,8 +26,11 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    with shipped_lab(tmp_path_factory, DEFAULT) as lab:
-        yield lab
+    """The built-in lab's two nodes, a pod on each (a pod at each end of the tunnel is all a test reaches with)."""
+    name = unique_lab("bk")
+    path = write_topology(tmp_path_factory.mktemp(name), two_node_topology(name, pods_per_node=1))
+    with lab_up(path, name):
+        yield name, path
 
 
 def fdb_of(netns: str, mac: str) -> list[str]:

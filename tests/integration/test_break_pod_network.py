@@ -17,7 +17,7 @@ import pytest
 from breaking import DEFAULT, assert_as_planned, break_and_repair, put_back, shipped_lab
 from netlab.breaks import symptoms
 from netlab.breaks.changes import peer_node
-from helpers import in_netns, lab_up, netlab, unique_lab
+from helpers import in_netns, lab_up, netlab, two_node_topology, unique_lab, write_topology
 from netlab import Lab
 from netlab.breaks import catalogue, quiz
 from netlab.realize.state import running_lab
@@ -195,14 +195,17 @@ INTERNET = """internet:
 """
 
 
-def test_a_missing_pod_cidr_route_is_lost_at_the_gateway_the_catalogue_names(tmp_path_factory):
+def test_a_missing_pod_cidr_route_is_lost_at_the_gateway_the_catalogue_names(tmp_path):
     """pod-cidr-route-missing: trace follows the packet out of the node's eth0 by its default route and loses it
     at the nodes' gateway, which the catalogue now names as the hop (it said "node"); in a lab with an internet:
     section that gateway is the internet's (no route to pods), not the underlay, where symptoms.trace_check (what
-    the break tests and `quiz answer` check trace against) looked for it. The quiz's answer shows that trace."""
+    the break tests and `quiz answer` check trace against) looked for it. The quiz's answer shows that trace. (The
+    built-in lab's two nodes, a pod on each: a pod at each end of the lost route is all the fault needs.)"""
     s = catalogue.scenario("pod-cidr-route-missing")
     assert s is not None and "gateway" in s.hop
-    with shipped_lab(tmp_path_factory, DEFAULT, extra=INTERNET) as (lab, path):
+    lab = unique_lab("bk")
+    path = write_topology(tmp_path, two_node_topology(lab, pods_per_node=1) + INTERNET)
+    with lab_up(path, lab):
         model = running_lab(lab).resolved()
         gateway = dict(model.internet_hosts)["gateway"]
         target = catalogue.resolve_target(s, model, None)
