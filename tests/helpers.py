@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -275,6 +276,15 @@ def two_node(base: str = "t", mode: str = "vxlan", pods_per_node: int = 2) -> di
 def lab_namespaces(lab: str) -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return sorted(line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].startswith(lab + "-"))
+
+
+def anything_of(lab: str, state_root: str | None = None) -> bool:
+    """Whether lab ``lab`` has anything a `down` (or `down --force`) could take: its folder in the state
+    directory (``state_root``, else NETLAB_STATE_DIR's), a namespace of its, its pods' files in /etc/netns.
+    Without any, `down` says "not up; nothing to do": a CLI start for nothing."""
+    folder = os.path.join(state_root, lab) if state_root else state_path(lab)
+    return (os.path.lexists(folder) or bool(lab_namespaces(lab))
+            or bool(glob.glob(f"/etc/netns/{glob.escape(lab)}-*")))
 
 
 def lab_down(name: str) -> None:

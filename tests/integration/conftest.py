@@ -13,8 +13,8 @@ from __future__ import annotations
 import pytest
 
 import machine_table
-from helpers import (as_planned, diff_snapshots, host_snapshot, lab_down, lab_down_here, lab_namespaces, netlab,
-                     unique_lab, write_topology)
+from helpers import (anything_of, as_planned, diff_snapshots, host_snapshot, lab_down, lab_down_here,
+                     lab_namespaces, netlab, unique_lab, write_topology)
 from netlab import Lab
 from netlab.pytest_plugin import watch
 
@@ -95,7 +95,8 @@ class Labs:
 
     def teardown(self) -> None:
         for lab in self.names:
-            (lab_down_here if lab in self.here else lab_down)(lab)
+            if anything_of(lab):  # else `down` is "not up; nothing to do" (a CLI start for nothing)
+                (lab_down_here if lab in self.here else lab_down)(lab)
 
 
 @pytest.fixture
