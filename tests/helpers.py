@@ -332,11 +332,17 @@ def someone_elses_etc_netns(make: tuple[str, ...] = (), leftovers: tuple[str, ..
 
 
 @contextlib.contextmanager
-def lab_up(path: str, name: str):
+def lab_up(path: str, name: str, in_process: bool = False):
     """``netlab up -t PATH`` for the body, then always :func:`lab_down` (also when ``up`` itself failed: an ``up``
-    that failed half-way, or was killed by the test's timeout, may have left namespaces)."""
+    that failed half-way, or was killed by the test's timeout, may have left namespaces). ``in_process``: up with
+    the library's ``Lab.up(PATH)`` (the lab as `up` makes it, without a CLI start), for a test not about up's CLI."""
     try:
-        netlab("up", "-t", path)
+        if in_process:
+            from netlab import Lab
+
+            Lab.up(path)
+        else:
+            netlab("up", "-t", path)
         yield
     finally:
         lab_down(name)
