@@ -9,7 +9,6 @@ lost, in one line, exit 3, and changes nothing; `down --force` takes all of it, 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -18,7 +17,9 @@ import time
 
 import pytest
 
-from helpers import STATE_ROOT, lab_namespaces, netlab, someone_elses_etc_netns, state_path
+from helpers import STATE_ROOT, anything_of, lab_namespaces, netlab, someone_elses_etc_netns, state_path
+from netlab import Lab
+from netlab.api import labs as netlab_labs
 from netlab.kernel.processes import running
 from netlab.workload.launch import server_pid
 
@@ -51,7 +52,7 @@ def lost(lab: str, left: str) -> str:
 
 def test_a_lab_whose_state_was_deleted_is_said_lost_left_alone_and_taken_down_by_force(labs):
     lab = labs.name("isl")
-    labs.up(topology(lab))
+    labs.made(topology(lab))
     os.unlink(state_path(lab, "state.json"))
     names, files, server = lab_namespaces(lab), sorted(os.listdir(state_path(lab))), server_pid(lab)
     assert len(names) == 4 and server is not None and pin_mounts(lab)
@@ -77,7 +78,7 @@ def test_a_lost_lab_without_namespaces_still_has_its_server_and_pins_stopped_by_
     """Its state deleted, then its namespaces by hand: what its folder holds (the echo server's socket, the
     pins' tmpfs) is the proof; the server runs on, holding the nameless namespaces, until `down --force`."""
     lab = labs.name("isf")
-    labs.up(topology(lab))
+    labs.made(topology(lab))
     os.unlink(state_path(lab, "state.json"))
     for name in lab_namespaces(lab):
         subprocess.run(["ip", "netns", "del", name], check=True)  # the user's doing, in the lab's own namespaces
@@ -118,11 +119,12 @@ def test_a_lab_whose_folder_and_namespaces_are_gone_leaves_pod_files_only_down_f
     so (exit 3, nothing changed) and `down --force` takes exactly them: not a folder of lab <lab>-x, whose name
     begins as the lab's pods' do, nor one of the lab's names holding the user's own file."""
     lab = labs.name("isp")
-    labs.up(topology(lab))
+    labs.made(topology(lab))
     try:
         check_pod_files_left(lab)
     finally:  # the fixture's plain `down` says the files are left, and leaves them
-        netlab("down", "--lab", lab, "--force", check=False)
+        if anything_of(lab):
+            netlab("down", "--lab", lab, "--force", check=False)
 
 
 def check_pod_files_left(lab: str) -> None:
@@ -199,9 +201,9 @@ def test_an_up_killed_before_during_or_after_its_first_state_write_is_listed_and
     path.write_text(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - {{name: a, node: n1}}\n"
                     f"  - {{name: b, node: n1, containers: [{sleeper}]}}\n")
     env = {"NETLAB_FAULT_MODE": "kill"}
-    if kill == "last":
-        env["NETLAB_FAULT_AT"] = str(json.loads(netlab("up", "-t", str(path), "-o", "json").stdout)["operations"])
-        netlab("down", "--lab", lab)
+    if kill == "last":  # the up's operations, counted by the library's same up
+        env["NETLAB_FAULT_AT"] = str(Lab.up(str(path)).last_up.operations)
+        Lab(lab).down()
     elif kill.isdigit():
         env["NETLAB_FAULT_AT"] = kill
     else:
@@ -232,4 +234,4 @@ def test_an_up_killed_before_during_or_after_its_first_state_write_is_listed_and
     assert lab_namespaces(lab) == []
     assert not os.path.lexists(state_path(lab)), os.listdir(state_path(lab))
     assert lab_processes(lab) == [] and pin_mounts(lab) == []
-    assert lab not in netlab("list").stdout
+    assert lab not in [row.lab for row in netlab_labs()]  # list's rows
