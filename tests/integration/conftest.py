@@ -78,21 +78,10 @@ class Labs:
     def up(self, text: str, file: str = "topo.yaml", *args: str, check: bool = True, env: dict | None = None):
         path = write_topology(self.tmp_path, text, file)
         proc = netlab("up", "-t", path, *args, check=check, env=env)
-        self.watch()
-        return path, proc
-
-    def made(self, text: str, file: str = "topo.yaml") -> str:
-        """A lab up from ``text`` by the library's ``Lab.up`` (in this process, under NETLAB_STATE_DIR), for a
-        test about what comes after up, not about up's CLI: its topology's path."""
-        path = write_topology(self.tmp_path, text, file)
-        Lab.up(path)
-        self.watch()
-        return path
-
-    def watch(self) -> None:
         for lab in self.names:
             if lab_namespaces(lab):
                 watch(self.item, Lab(lab))  # the plugin dumps it if the test fails
+        return path, proc
 
     def up_here(self, text: str, file: str = "topo.yaml") -> str:
         """The lab of ``text`` (named by ``name()`` first) brought up in this process, for a test of other commands

@@ -37,7 +37,7 @@ def ip_netns(lab: str) -> list[str]:
 
 def test_rm_rf_of_the_lab_folder_then_down_force_takes_the_lab(labs):
     lab = labs.name("srm")
-    labs.made(topology(lab))
+    labs.up_here(topology(lab))
     assert len(ip_netns(lab)) == 4 and lab_mounts(lab)
     shutil.rmtree(state_path(lab), ignore_errors=True)  # the pins are busy: the folder and uts stay
     assert os.listdir(state_path(lab)) == ["uts"]
@@ -55,7 +55,7 @@ def test_a_foreign_file_in_an_emptied_lab_folder_is_said_with_the_way_that_works
     otherwise, or point NETLAB_STATE_DIR at a folder of netlab's", neither of which takes the lab down. It says to
     move the file out, then down --force; that works, and the file is never touched."""
     lab = labs.name("sff")
-    labs.made(topology(lab))
+    labs.up_here(topology(lab))
     folder = state_path(lab)
     shutil.rmtree(folder, ignore_errors=True)
     with open(os.path.join(folder, "notes"), "w") as f:
@@ -100,7 +100,7 @@ def test_down_of_a_lab_whose_state_is_immutable_says_it_is_down_and_list_says_go
     if chattr is None:
         pytest.skip("chattr is not installed (it is in e2fsprogs)")
     lab = labs.name("sim")
-    labs.made(topology(lab))
+    labs.up_here(topology(lab))
     target = state_path(lab) if what == "folder" else state_path(lab, "state.json")
     made = subprocess.run([chattr, "+i", target], capture_output=True, text=True)
     if made.returncode != 0:

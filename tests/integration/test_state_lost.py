@@ -52,7 +52,7 @@ def lost(lab: str, left: str) -> str:
 
 def test_a_lab_whose_state_was_deleted_is_said_lost_left_alone_and_taken_down_by_force(labs):
     lab = labs.name("isl")
-    labs.made(topology(lab))
+    labs.up_here(topology(lab))
     os.unlink(state_path(lab, "state.json"))
     names, files, server = lab_namespaces(lab), sorted(os.listdir(state_path(lab))), server_pid(lab)
     assert len(names) == 4 and server is not None and pin_mounts(lab)
@@ -78,7 +78,7 @@ def test_a_lost_lab_without_namespaces_still_has_its_server_and_pins_stopped_by_
     """Its state deleted, then its namespaces by hand: what its folder holds (the echo server's socket, the
     pins' tmpfs) is the proof; the server runs on, holding the nameless namespaces, until `down --force`."""
     lab = labs.name("isf")
-    labs.made(topology(lab))
+    labs.up_here(topology(lab))
     os.unlink(state_path(lab, "state.json"))
     for name in lab_namespaces(lab):
         subprocess.run(["ip", "netns", "del", name], check=True)  # the user's doing, in the lab's own namespaces
@@ -119,7 +119,7 @@ def test_a_lab_whose_folder_and_namespaces_are_gone_leaves_pod_files_only_down_f
     so (exit 3, nothing changed) and `down --force` takes exactly them: not a folder of lab <lab>-x, whose name
     begins as the lab's pods' do, nor one of the lab's names holding the user's own file."""
     lab = labs.name("isp")
-    labs.made(topology(lab))
+    labs.up_here(topology(lab))
     try:
         check_pod_files_left(lab)
     finally:  # the fixture's plain `down` says the files are left, and leaves them

@@ -130,8 +130,8 @@ def test_a_corrupt_state_is_one_line_in_every_command_and_list_shows_the_others(
     from netlab.realize import state_dir
 
     good_lab = labs.name("ibg")
-    Lab.up(write_topology(tmp_path, f"name: {good_lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}]\n",
-                          "good.yaml"))  # setup: the commands' words on the corrupt labs are the test
+    labs.up_here(f"name: {good_lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}]\n",
+                 "good.yaml")  # setup: the commands' words on the corrupt labs are the test
     good = open(state_file(good_lab), "rb").read()
     every = corruptions(good, good_lab)  # each kind is checked in-process in tests/unit/test_state_schema.py
     # Each corruption, for a lab of its own (no namespaces: nothing to break for real), all at once: one list
