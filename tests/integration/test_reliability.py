@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from forked_cli import ForkedCli
 from helpers import (NETLAB, in_netns, ip, lab_namespaces, netlab, state_path, two_node_topology, unique_lab,
                      write_topology)
 
@@ -42,11 +43,20 @@ pods: [{{name: a, node: n1}}, {{name: b, node: n2}}]
 SWEEP_PARTS = 3
 
 
+@pytest.fixture(scope="module")
+def forked_cli():
+    cli = ForkedCli()
+    yield cli
+    cli.close()
+
+
 @pytest.mark.parametrize("part", range(SWEEP_PARTS))
-def test_fault_sweep_every_operation_of_up(labs, tmp_path, part):
+def test_fault_sweep_every_operation_of_up(labs, tmp_path, part, forked_cli):
     """Fail, or SIGKILL, after the k-th changing operation, for every k: nothing is left behind.
 
-    The operations are swept in three parts (k = part + 1, part + 4, ...), so that the workers share them."""
+    The operations are swept in three parts (k = part + 1, part + 4, ...), so that the workers share them.
+    Each ``up`` is a CLI process forked from one that loaded netlab once (tests/forked_cli.py): 106 CLI starts
+    cost more CPU than the sweep's work."""
     from netlab import Lab
 
     lab = labs.name("f")
@@ -56,13 +66,13 @@ def test_fault_sweep_every_operation_of_up(labs, tmp_path, part):
     assert total > 10
     faults = 0
     for k in range(part + 1, total + 1, SWEEP_PARTS):
-        failed = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": str(k)})
+        failed = forked_cli.run("up", "-t", path, env={"NETLAB_FAULT_AT": str(k)})
         faults += 1
         assert failed.returncode == 4, (k, failed.stderr)
         assert "injected fault" in failed.stderr and "rolled back" in failed.stderr
         assert "Traceback" not in failed.stderr
         assert lab_namespaces(lab) == [], f"fault at {k} left {lab_namespaces(lab)}"
-        killed = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": str(k), "NETLAB_FAULT_MODE": "kill"})
+        killed = forked_cli.run("up", "-t", path, env={"NETLAB_FAULT_AT": str(k), "NETLAB_FAULT_MODE": "kill"})
         faults += 1
         assert killed.returncode == -signal.SIGKILL
         Lab(lab).down()  # what down leaves after the kill, not its words: in this process (no CLI start)
@@ -124,7 +134,7 @@ def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(labs, t
     said = []
     for k in sorted({*range(1, total + 1, 3), total}):
         write_topology(tmp_path, new)
-        failed = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": str(k)})
+        failed = forked_cli.run("up", "-t", path, env={"NETLAB_FAULT_AT": str(k)})
         assert failed.returncode == 4 and "rolled back" in failed.stderr, (k, failed.stderr)
         if "which it had begun to remove" in failed.stderr:
             said.append(k)
