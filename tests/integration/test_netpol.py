@@ -27,6 +27,7 @@ from netlab.kernel.nft import list_table as nft_list_table
 from netlab.model.policy_spec import NetworkPolicy
 from netlab.plan.policy import policy_chain
 from netlab.probe import policytable
+from netlab.pytest_plugin import watch
 from netlab.realize.netfilter import parse_save
 from netpol_cases import CASES, ORDER, expected, model, pod_name
 
@@ -375,15 +376,25 @@ def test_example_with_included_manifests_through_the_cli(labs, tmp_path):
 
 
 
-def test_egress_to_the_internet_is_enforced_and_probed(labs):
+@contextlib.contextmanager
+def lab_here(request, topology: dict):
+    """A lab brought up and taken down in this process (the CLI's probe of it is what the test checks), nothing
+    of it left after; the plugin dumps it if the test fails."""
+    with Lab.up(topology) as running:
+        watch(request.node, running)
+        yield running
+    assert not lab_namespaces(running.name)
+
+
+def test_egress_to_the_internet_is_enforced_and_probed(request):
     """A pod whose egress only allows TCP 8080 to the internet: the probe matrix (egress to the
     internet host included) expects exactly that, and the kernel agrees."""
     import json
 
     from helpers import netlab
 
-    name = labs.name("np")
-    labs.up(json.dumps({
+    name = unique_lab("np")
+    with lab_here(request, {
         "name": name, "nodes": [{"name": "n1"}, {"name": "n2"}],
         "pods": [{"name": "a", "node": "n1", "labels": {"app": "a"}},
                  {"name": "b", "node": "n2", "labels": {"app": "b"}}],
@@ -392,8 +403,8 @@ def test_egress_to_the_internet_is_enforced_and_probed(labs):
             "podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
                         "ports": [{"port": 8080, "protocol": "TCP"}]}]}}],
-    }))
-    proc = netlab("probe", "--lab", name, "-o", "json", check=False)
+    }):
+        proc = netlab("probe", "--lab", name, "-o", "json", check=False)
     data = json.loads(proc.stdout)
     assert proc.returncode == 0, probe_failures(data)
     got = {(p["source"], p["destination"], p["protocol"], p["port"]): p["observed"] == "reachable"
@@ -416,7 +427,7 @@ def test_two_services_named_web_in_two_namespaces(lab):
     assert running.trace("z-b", "svc/y/web", "tcp", 80).endpoint.endpoint == "y-a"
 
 
-def test_egress_to_the_cluster_dns_only_is_probed_with_real_questions(labs):
+def test_egress_to_the_cluster_dns_only_is_probed_with_real_questions(request):
     """The common "egress: DNS only" policy: the client asks the cluster DNS (a real question to the kube-dns pod
     and through its ClusterIP, answered with the Service's address) and reaches nothing else; the Service's
     distribution is counted from the first pod the policies let reach every endpoint (it was the client, and
@@ -425,8 +436,8 @@ def test_egress_to_the_cluster_dns_only_is_probed_with_real_questions(labs):
 
     from helpers import netlab
 
-    name = labs.name("np")
-    labs.up(json.dumps({
+    name = unique_lab("np")
+    with lab_here(request, {
         "name": name, "nodes": [{"name": "n1"}, {"name": "n2"}],
         "pods": [{"name": "web-1", "node": "n1", "labels": {"app": "web"}},
                  {"name": "web-2", "node": "n2", "labels": {"app": "web"}},
@@ -437,8 +448,8 @@ def test_egress_to_the_cluster_dns_only_is_probed_with_real_questions(labs):
             "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
                         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}],
-    }))
-    proc = netlab("probe", "--lab", name, "-o", "json", check=False)
+    }):
+        proc = netlab("probe", "--lab", name, "-o", "json", check=False)
     data = json.loads(proc.stdout)
     assert proc.returncode == 0, probe_failures(data)
     got = {(p["source"], p["destination"], p["protocol"], p["port"]): p for p in data["probes"]}
