@@ -113,7 +113,7 @@ def test_a_signal_early_in_a_converge_leaves_the_running_lab_as_it_was(labs, tmp
     assert sorted(lab_namespaces(lab)) == sorted(f"{lab}-{n}" for n in ("a", "b", "n1", "n2", "underlay"))
 
 
-def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(labs, tmp_path):
+def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(labs, tmp_path, forked_cli):
     """A converge that removes pod b (and adds two pods and a Service) fails at its k-th step. Its rollback said
     "rolled back" where b had lost its veth (deleted early, from the node's side, as an extra link) or its
     containers. Now b is whole after the rollback, or, once its removal began, the message says so and
