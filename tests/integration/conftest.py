@@ -4,11 +4,13 @@ Labs that a test only needs come from netlab's own pytest plugin (``netlab_lab``
 ``netlab_factory``: unique names, teardown, a dump of every namespace when a test
 fails). ``labs`` is for tests of the CLI itself (``netlab up`` and its output):
 it brings labs up through the CLI, hands them to the plugin for the failure dump,
-and takes them down through the CLI, checking that nothing is left.
+and takes them down (in the test's process, where nothing can have patched netlab),
+checking that nothing is left.
 """
 
 from __future__ import annotations
 
+import os
 
 import pytest
 
@@ -93,17 +95,25 @@ class Labs:
         assert lab.last_up is not None and lab.last_up.ok, lab.last_up
         return path
 
-    def teardown(self) -> None:
+    def teardown(self, patched: bool) -> None:
+        """Every lab named goes, and nothing of it may be left. In this process (a CLI start costs ~0.3 s of CPU,
+        ~300 labs a run), unless the test may have patched netlab in this process (``patched``: it uses
+        monkeypatch, whose undoing may come after this) or changed the state folder the CLI would see: then
+        through the CLI, a process of its own."""
+        from netlab.realize import state_dir
+
+        cli = patched or state_dir.STATE_ROOT != os.path.abspath(
+            os.environ.get("NETLAB_STATE_DIR") or state_dir.DEFAULT_STATE_ROOT)
         for lab in self.names:
             if anything_of(lab):  # else `down` is "not up; nothing to do" (a CLI start for nothing)
-                (lab_down_here if lab in self.here else lab_down)(lab)
+                (lab_down if cli and lab not in self.here else lab_down_here)(lab)
 
 
 @pytest.fixture
 def labs(tmp_path, request):
     labs = Labs(tmp_path, request.node)
     yield labs
-    labs.teardown()
+    labs.teardown(patched="monkeypatch" in request.fixturenames)
 
 
 @pytest.fixture
