@@ -480,3 +480,31 @@ def log_start(path) -> int:
         return data_start(fd)
     finally:
         os.close(fd)
+
+
+def as_planned_here(lab: str, path: str | None = None) -> bool:
+    """:func:`as_planned` in this process (``Lab(lab).status()``, against the file ``path`` when given), for a
+    test that checks a lab's state, not the `status` command: its verdict is the one the CLI's exit 0 says."""
+    from netlab import Lab
+
+    return Lab(lab).status(path).ok
+
+
+def up_here(path: str, reconfigure: bool = False) -> None:
+    """``netlab up [--reconfigure] -t PATH`` in this process (``Lab.up``), for a test that repairs or sets up a lab,
+    not one of `up`'s output: as the CLI's exit 0, every part of it up, each container started."""
+    from netlab import Lab
+
+    done = Lab.up(path, reconfigure=reconfigure).last_up
+    assert done is not None and done.ok, done
+
+
+@contextlib.contextmanager
+def lab_up_here(path: str, name: str):
+    """:func:`lab_up` in this process (:func:`up_here`, then :func:`lab_down_here`), for a test of other commands
+    than the `up` and `down` that bring its lab up and take it down."""
+    try:
+        up_here(path)
+        yield
+    finally:
+        lab_down_here(name)

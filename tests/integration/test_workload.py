@@ -12,9 +12,11 @@ import time
 
 import pytest
 
-from helpers import lab_namespaces, netlab, state_path, two_node_topology, wait_for
+from helpers import (as_planned_here, lab_namespaces, netlab, read_log, state_path, two_node_topology, up_here,
+                     wait_for)
 from netlab.kernel.processes import running, thread_group
 from netlab.realize import state_dir
+from netlab.workload.containers import log_path
 
 pytestmark = pytest.mark.root
 
@@ -96,7 +98,7 @@ def echo_request(lab: str, name: str, dst: str, port: int = 8080, proto: str = "
 
 def test_exec_joins_the_pod_namespaces_and_passes_the_exit_code(labs, tmp_path):
     lab = labs.name("wl")
-    path, _ = labs.up(two_node_topology(lab, pods_per_node=1))
+    path = labs.up_here(two_node_topology(lab, pods_per_node=1))
     assert netlab("exec", "--lab", lab, "fedora-1", "--", "hostname").stdout.strip() == "fedora-1"
     # -t after NAME picks the lab over $NETLAB_LAB, as it does before NAME
     moved = netlab("exec", "fedora-1", "-t", path, "--", "hostname", env={"NETLAB_LAB": "nosuchlab"})
@@ -128,8 +130,6 @@ def test_exec_joins_the_pod_namespaces_and_passes_the_exit_code(labs, tmp_path):
     assert "listening on 8080/TCP" in netlab("logs", "--lab", lab, "fedora-1").stdout
     # Something else where the log is written is said in one line, never read nor waited for: a directory was
     # a traceback, a FIFO a wait for ever.
-    from netlab.workload.containers import log_path
-
     log = log_path(lab, "fedora-1", "main")
     os.rename(log, log + ".kept")
     try:
@@ -151,7 +151,7 @@ def test_exec_joins_the_pod_namespaces_and_passes_the_exit_code(labs, tmp_path):
 
 def test_echo_reply_names_the_pod_and_the_client_as_seen(labs):
     lab = labs.name("wl")
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    labs.up_here(two_node_topology(lab, pods_per_node=1))
     # fedora-1 -> fedora-2 across nodes: the reply names fedora-2 and fedora-1's own pod IP.
     r = echo_request(lab, "fedora-1", "10.244.1.3")
     assert r["pod"] == "fedora-2"
@@ -166,9 +166,9 @@ def test_echo_reply_names_the_pod_and_the_client_as_seen(labs):
 
 def test_two_container_pod_shares_network_and_hostname(labs):
     lab = labs.name("wl")
-    labs.up(duo_topology(lab))
+    labs.up_here(duo_topology(lab))
     log_a = lambda: netlab("logs", "--lab", lab, "duo", "-c", "a").stdout  # noqa: E731
-    assert wait_for(lambda: '"pod": "duo"' in log_a()), log_a()
+    assert wait_for(lambda: '"pod": "duo"' in read_log(log_path(lab, "duo", "a"))), log_a()  # the file logs reads
     lines = log_a().splitlines()
     assert lines[0] == "hostname duo"
     reply = json.loads(next(line for line in lines if line.startswith("{")))
@@ -195,7 +195,7 @@ def test_two_container_pod_shares_network_and_hostname(labs):
     netlab("up", "-t", str(labs.tmp_path / "topo.yaml"))
     assert pid_of(lab, "duo", "b") == b and pid_of(lab, "duo", "a") != a
     assert state(lab)["duo"]["containers"]["a"]["restarts"] == 1
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert as_planned_here(lab)
     # A changed command is a new container, as a new pod's in Kubernetes (a pod's commands cannot change):
     # its restarts count from 0 again, and B, unchanged, is left running.
     topo = labs.tmp_path / "topo.yaml"
@@ -211,7 +211,7 @@ def test_a_pods_namespace_deleted_by_hand_gets_its_containers_anew_and_the_old_o
     namespace again and restarts the pod's containers in it, and the command container left running in
     the old, nameless namespace is stopped, as the kubelet kills a dead sandbox's containers."""
     lab = labs.name("wl")
-    path, _ = labs.up(duo_topology(lab))
+    path = labs.up_here(duo_topology(lab))
     a = pid_of(lab, "duo", "a")
     old_net = os.stat(f"/proc/{a}/ns/net").st_ino
     subprocess.run(["ip", "netns", "del", f"{lab}-duo"], check=True)
@@ -230,11 +230,11 @@ def test_a_pods_namespace_deleted_by_hand_gets_its_containers_anew_and_the_old_o
     assert os.stat(f"/proc/{new_a}/ns/net").st_ino == os.stat(f"/run/netns/{lab}-duo").st_ino != old_net
     assert state(lab)["duo"]["containers"]["a"]["restarts"] == 1
     # Container a reaches b on localhost in the new namespace, and nothing of the pod is left behind.
-    log_a = lambda: netlab("logs", "--lab", lab, "duo", "-c", "a").stdout  # noqa: E731
+    log_a = lambda: read_log(log_path(lab, "duo", "a"))  # noqa: E731
     seen = log_a().count('"pod": "duo"')
     assert wait_for(lambda: log_a().count('"pod": "duo"') > seen + 1), log_a()
     assert len(in_lab(lab)) == 2  # a, and the lab's echo server
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert as_planned_here(lab)
 
 
 def test_get_pods_and_status_agree_on_a_pod_whose_namespace_was_deleted(labs):
@@ -243,7 +243,7 @@ def test_get_pods_and_status_agree_on_a_pod_whose_namespace_was_deleted(labs):
     reason for a dead sandbox, also for a pod whose containers had all exited (nothing held its
     namespace: it is gone for good). up makes both again."""
     lab = labs.name("wl")
-    path, _ = labs.up(f"""name: {lab}
+    path = labs.up_here(f"""name: {lab}
 nodes:
   - name: n1
 pods:
@@ -262,7 +262,9 @@ pods:
     def pods() -> dict[str, dict]:
         return {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
 
-    assert wait_for(lambda: pods()["done"]["containers"][0]["state"] == "exited", 10), pods()
+    from netlab import Lab
+
+    assert wait_for(lambda: Lab(lab).pod("done").containers[0].state == "exited", 10), pods()
     main, side = pid_of(lab, "job", "main"), pid_of(lab, "job", "side")
     for pod in ("job", "done"):
         subprocess.run(["ip", "netns", "del", f"{lab}-{pod}"], check=True)
@@ -281,7 +283,7 @@ pods:
     assert rows["job"][1:3] == ["0/2", "SandboxChanged"] and "main:running" in rows["job"], table
     assert (got["job"]["ready"], got["job"]["status"]) == ("0/2", "SandboxChanged"), got["job"]
     assert rows["done"][1:3] == ["0/1", "SandboxChanged"], table
-    netlab("up", "-t", path)
+    up_here(path)
     got = pods()
     assert not got["job"]["netns_gone"] and not got["done"]["netns_gone"], got
     rows = {line.split()[0]: line.split() for line in netlab("get", "pods", "--lab", lab).stdout.splitlines()[1:]}
@@ -295,7 +297,7 @@ def test_a_container_that_makes_its_own_network_namespace_runs_as_specified(labs
     deleted under it: that case (the namespace deleted now) is still found, and up replaces it; down
     stops it wherever it runs."""
     lab = labs.name("wl")
-    path, _ = labs.up(f"""name: {lab}
+    path = labs.up_here(f"""name: {lab}
 nodes:
   - name: n1
 pods:
@@ -309,8 +311,7 @@ pods:
     pod_net = os.stat(f"/run/netns/{lab}-own")
     assert state(lab)["own"]["containers"]["main"]["net"] == [pod_net.st_dev, pod_net.st_ino, pod_net.st_ctime_ns]
     assert wait_for(lambda: os.stat(f"/proc/{pid}/ns/net").st_ino != pod_net.st_ino)  # unshare has run
-    status = netlab("status", "--lab", lab, check=False)
-    assert status.returncode == 0, status.stdout
+    assert as_planned_here(lab)
     pods = json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)
     assert [c["state"] for p in pods["items"] for c in p["containers"]] == ["running"], pods
     out = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
@@ -322,14 +323,14 @@ pods:
     assert "restarted container own/main (its pod's network namespace was made again)" in out["fixed"], out
     assert wait_for(lambda: not running(pid)), "the container left behind still runs"
     new = pid_of(lab, "own", "main")
-    assert running(new) and netlab("status", "--lab", lab, check=False).returncode == 0
+    assert running(new) and as_planned_here(lab)
     netlab("down", "--lab", lab)
     assert wait_for(lambda: not running(new)), "down left the container running in its own namespace"
 
 
 def test_up_twice_starts_no_duplicates(labs):
     lab = labs.name("wl")
-    path, _ = labs.up(duo_topology(lab))
+    path = labs.up_here(duo_topology(lab))
     before = in_lab(lab)
     assert len(before) == 2  # container a, and the lab's echo server (one process for its three echo containers)
     netlab("up", "-t", path)
@@ -338,7 +339,7 @@ def test_up_twice_starts_no_duplicates(labs):
 
 def test_down_stops_every_process_in_the_lab(labs):
     lab = labs.name("wl")
-    labs.up(duo_topology(lab))
+    labs.up_here(duo_topology(lab))
     # A learner's processes: one plain, one that ignores SIGTERM, one in a node.
     extra = [
         subprocess.Popen(["ip", "netns", "exec", f"{lab}-fedora-1", "sleep", "1000"]),
@@ -423,7 +424,7 @@ PINNED = ("fedora-1", "fedora-2", "duo", "minikube", "minikube-m02", "underlay")
 
 def test_the_pins_live_on_the_labs_own_tmpfs_and_go_with_it_in_one_unmount(labs):
     lab = labs.name("wl")
-    labs.up(duo_topology(lab))
+    labs.up_here(duo_topology(lab))
     udir = os.path.realpath(state_path(lab, "uts"))
     mounts = mounts_under(udir)
     # The tmpfs first, then a namespace (nsfs) pinned on it per pod and per node, hostname = its name.
@@ -441,7 +442,7 @@ def test_pins_unmounted_by_hand_are_said_by_exec_and_status_and_made_again_by_up
     is the host's; status names each pod's UTS namespace; up makes them again and says so (it said "nothing to
     change" while it made them)."""
     lab = labs.name("wl")
-    path, _ = labs.up(duo_topology(lab))
+    path = labs.up_here(duo_topology(lab))
     udir = os.path.realpath(state_path(lab, "uts"))
     subprocess.run(["umount", "-l", udir], check=True)
     assert mounts_under(udir) == {}
@@ -456,7 +457,7 @@ def test_pins_unmounted_by_hand_are_said_by_exec_and_status_and_made_again_by_up
                for pod in ("fedora-1", "fedora-2", "duo")), out
     assert mounts_under(udir).pop(udir) == ("tmpfs", "netlab-uts")
     assert netlab("exec", "--lab", lab, "duo", "--", "hostname").stdout.strip() == "duo"
-    assert netlab("status", "--lab", lab).returncode == 0
+    assert as_planned_here(lab)
 
 
 def test_pins_in_a_plain_folder_are_each_unmounted_as_before(labs):
@@ -466,7 +467,7 @@ def test_pins_in_a_plain_folder_are_each_unmounted_as_before(labs):
     state_dir.lab_dir(lab)  # the lab's folder as netlab makes it (marked), the older netlab's pins in it
     os.makedirs(state_path(lab, "uts"), mode=0o700)
     open(state_path(lab, "uts", ".pin"), "w").close()
-    labs.up(duo_topology(lab))
+    labs.up_here(duo_topology(lab))
     udir = os.path.realpath(state_path(lab, "uts"))
     assert mounts_under(udir) == {f"{udir}/{name}": ("nsfs", "nsfs") for name in PINNED}
     assert netlab("exec", "--lab", lab, "fedora-2", "--", "hostname").stdout.strip() == "fedora-2"
