@@ -18,7 +18,8 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, lab_down, lab_up, netlab, unique_lab, wait_for, write_topology
+from helpers import as_planned_here, in_netns, lab_down_here, netlab, unique_lab, up_here, wait_for, write_topology
+from netlab import Lab
 from netlab import doctor
 from netlab.errors import display_path
 from netlab.kernel import netlink as nl
@@ -57,13 +58,15 @@ pods:
 def lab(tmp_path_factory):
     name = unique_lab("im")
     path = write_topology(tmp_path_factory.mktemp("impair"), topology(name))
-    with lab_up(path, name):
+    try:  # in this process: the module's tests are of impair, status, up's output and trace, not of its setup
+        up_here(path)
         yield name, path
+    finally:
+        lab_down_here(name)
 
 
 def pod_ip(lab: str, pod: str) -> str:
-    out = json.loads(netlab("get", "pods", pod, "--lab", lab, "-o", "json").stdout)
-    return out[0]["ip"] if isinstance(out, list) else out["items"][0]["ip"]
+    return Lab(lab).pod(pod).ip
 
 
 def qdiscs(netns: str, dev: str = "eth0") -> list[dict]:
@@ -136,7 +139,7 @@ def test_status_sees_a_qdisc_removed_and_up_restores_it(lab):
     assert f"set rate 20mbit on eth0 in {name}-shaped (it had none)" in fixed.stdout
     assert [q["kind"] for q in qdiscs(f"{name}-shaped") if q.get("root")] == ["tbf"]
     # The CNI plugin's txqueuelen 0 stays, although the kernel gives a device 1000 when a qdisc is attached.
-    assert netlab("status", "--lab", name).returncode == 0
+    assert as_planned_here(name)
 
 
 def mangle(netns: str) -> str:
@@ -151,7 +154,7 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     out = netlab("impair", "--lab", name, "server:eth0", "--rate", "5mbit", "--loss", "2%")
     assert "server:eth0 in lab " + name + ": rate 5mbit loss 2% (was none)" in out.stdout
     assert [q["options"]["rate"] for q in qdiscs(f"{name}-server") if q.get("root")] == [5_000_000 // 8]
-    assert netlab("status", "--lab", name).returncode == 0  # the lab's desired state now
+    assert as_planned_here(name)  # the lab's desired state now
     against = netlab("status", "-t", path, check=False)
     assert against.returncode == 1
     assert (f"impair: eth0 in {name}-server has rate 5mbit, the topology says none "
@@ -171,7 +174,7 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     repaired = netlab("up", "--lab", name)
     assert f"set rate 5mbit on eth0 in {name}-server" in repaired.stdout, repaired.stdout
     assert [q["kind"] for q in qdiscs(f"{name}-shaped") if q.get("root")] == ["noqueue"]
-    assert netlab("status", "--lab", name).returncode == 0
+    assert as_planned_here(name)
     assert f"run `sudo netlab up -t {display_path(path)}` to apply it" in \
         netlab("status", "-t", path, check=False).stdout
     restored = netlab("up", "-t", path)
@@ -179,7 +182,7 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     assert f"set rate 20mbit on eth0 in {name}-shaped" in restored.stdout
     assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
     assert mangle(f"{name}-server") == before  # no jump, no chain left: the table is as it was
-    assert netlab("status", "-t", path).returncode == 0
+    assert as_planned_here(name, path)
 
 
 
@@ -195,7 +198,7 @@ def test_impair_takes_the_labs_file_and_clear_says_it_cleared(lab):
         cleared.stdout, cleared.stdout
     assert "no longer in the topology" not in cleared.stdout
     assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
-    assert netlab("status", "-t", path).returncode == 0  # the lab is its file's again
+    assert as_planned_here(name, path)  # the lab is its file's again
 
 def test_clearing_the_last_loss_leaves_the_table_as_it_was(lab):
     """`impair --clear` of a loss takes its chain out of the node's netdev table (emptied by the sync, deleted by
@@ -212,13 +215,13 @@ def test_clearing_the_last_loss_leaves_the_table_as_it_was(lab):
         return {o["chain"]["name"]: rules.count(o["chain"]["name"]) for o in data["nftables"] if "chain" in o}
 
     assert chains() == {"loss-lossy-eth0": 1}
-    netlab("impair", "--lab", name, "server:eth0", "--loss", "5%")
+    Lab(name).impair("server:eth0", loss="5%")
     assert chains() == {"loss-lossy-eth0": 1, "loss-server-eth0": 1} and mangle(server) == before
-    assert netlab("status", "--lab", name).returncode == 0  # the loss is the lab's desired state
+    assert as_planned_here(name)  # the loss is the lab's desired state
     netlab("impair", "--lab", name, "server:eth0", "--clear")
     assert chains() in ({"loss-lossy-eth0": 1, "loss-server-eth0": 0}, {"loss-lossy-eth0": 1})  # empty: drops nothing
-    assert netlab("status", "--lab", name).returncode == 0
-    netlab("up", "-t", path)
+    assert as_planned_here(name)
+    up_here(path)
     assert chains() == {"loss-lossy-eth0": 1} and mangle(server) == before
     ping = in_netns(server, "ping", "-c", "3", "-W", "1", pod_ip(name, "shaped"))
     assert ping.returncode == 0, ping.stdout
@@ -230,7 +233,7 @@ def test_clearing_the_last_loss_leaves_the_table_as_it_was(lab):
                                       "-A NETLAB-IMPAIR -o eth0 -j DROP)") in drift.stdout
     assert f"restore iptables mangle in {server}" in netlab("up", "-t", path).stdout
     assert mangle(server) == before
-    assert netlab("status", "--lab", name).returncode == 0
+    assert as_planned_here(name)
     ping = in_netns(server, "ping", "-c", "3", "-W", "1", pod_ip(name, "shaped"))
     assert ping.returncode == 0, ping.stdout
 
@@ -279,7 +282,7 @@ def test_a_delay_is_what_ping_measures(lab):
         avg = float(re.search(r"= [\d.]+/([\d.]+)/", proc.stdout).group(1))
         assert abs(avg - 50) <= 10, f"average RTT {avg} ms, set 50ms one way"
     finally:
-        netlab("up", "-t", path)
+        up_here(path)
 
 
 def test_the_python_api_switches_an_impairment(lab):
@@ -312,16 +315,16 @@ pods:
   - {{name: shaped, node: node-1}}
   - {{name: server, node: node-2}}
 """)
-    netlab("up", "-t", path)
     try:
-        assert netlab("status", "--lab", name).returncode == 0  # flannel.1 keeps its txqueuelen 0
+        up_here(path)
+        assert as_planned_here(name)  # flannel.1 keeps its txqueuelen 0
         out = iperf_bits_per_second(name, "shaped", "server", seconds=3)
         back = iperf_bits_per_second(name, "server", "shaped", seconds=3)
         print(f"node impairments: {out / 1e6:.2f} Mbit/s through flannel.1 (40mbit), "
               f"{back / 1e6:.2f} Mbit/s through cni0 (30mbit)")
         assert abs(out - 40e6) <= 0.15 * 40e6 and abs(back - 30e6) <= 0.15 * 30e6
     finally:
-        lab_down(name)
+        lab_down_here(name)
 
 
 def test_trace_names_the_impairment_that_dropped_the_packet(lab):
@@ -331,7 +334,7 @@ def test_trace_names_the_impairment_that_dropped_the_packet(lab):
     "look at the firewall" and "server sent no reply"."""
     name, _ = lab
     try:
-        netlab("impair", "--lab", name, "shaped:eth0", "--loss", "100%")
+        Lab(name).impair("shaped:eth0", loss="100%")
         proc = netlab("trace", "--lab", name, "shaped", "server", "-o", "json", check=False)
         lost = json.loads(proc.stdout)["lost"]
         # Lost at the node's first row after shaped's veth peer, or (ARP lost too) at shaped's own eth0.
@@ -363,8 +366,8 @@ def test_trace_names_the_impairment_that_dropped_the_packet(lab):
         assert "nothing on that link answers" not in proc.stdout
         assert lost["fix"] == f"sudo netlab impair --lab {name} shaped:eth0 --clear"
     finally:
-        netlab("impair", "--lab", name, "shaped:eth0", "--rate", "20mbit")  # as the file has it
-    assert netlab("status", "-t", lab[1]).returncode == 0  # as the file has it again
+        Lab(name).impair("shaped:eth0", rate="20mbit")  # as the file has it
+    assert as_planned_here(name, lab[1])  # as the file has it again
     assert netlab("trace", "--lab", name, "shaped", "server", check=False).returncode == 0
 
 
@@ -391,7 +394,7 @@ def test_a_rate_past_32_bits_is_set_read_back_and_its_drift_seen(lab):
         assert f"set rate 100gbit on eth0 in {server} (it had none)" in out.stdout
         root = root_qdisc(server)
         assert root["kind"] == "tbf" and root["options"]["rate"] == 100 * 10**9 // 8  # tc -j: bytes a second
-        assert netlab("status", "--lab", name).returncode == 0
+        assert as_planned_here(name)
         ping = in_netns(f"{name}-shaped", "ping", "-c", "3", "-i", "0.2", "-W", "1", pod_ip(name, "server"))
         assert ping.returncode == 0, ping.stdout  # the server's replies pass its tbf
         subprocess.run(["ip", "netns", "exec", server, "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate",
@@ -400,10 +403,10 @@ def test_a_rate_past_32_bits_is_set_read_back_and_its_drift_seen(lab):
         assert drift.returncode == 1
         assert f"impair: eth0 in {server} has rate 1gbit burst 4096b limit 6254096b, the topology says rate 100gbit" \
             in drift.stdout, drift.stdout  # tc's burst (32kbit: 4096 bytes) and limit, not netlab's
-        netlab("up", "-t", path)
-        assert netlab("status", "--lab", name).returncode == 0  # the file's: none
+        up_here(path)
+        assert as_planned_here(name)  # the file's: none
     finally:
-        netlab("up", "-t", path)
+        up_here(path)
     assert [q["kind"] for q in qdiscs(server) if q.get("root")] == ["noqueue"]
 
 
@@ -414,7 +417,7 @@ def test_a_failed_impair_leaves_the_qdisc_it_had(lab):
     name, path = lab
     server = f"{name}-server"
     try:
-        netlab("impair", "--lab", name, "server:eth0", "--rate", "10mbit", "--loss", "1%")
+        Lab(name).impair("server:eth0", rate="10mbit", loss="1%")
         failed = netlab("impair", "--lab", name, "server:eth0", "--rate", "100gbit", check=False,
                         env={"NETLAB_FAULT_POINT": "impair-set"})
         assert failed.returncode == 4, failed.stderr
@@ -423,10 +426,9 @@ def test_a_failed_impair_leaves_the_qdisc_it_had(lab):
         assert root["kind"] == "tbf" and root["options"]["rate"] == 10 * 10**6 // 8
         listed = in_netns(f"{name}-node-1", "nft", "list", "table", "netdev", "netlab-impair", check=True).stdout
         assert re.search(r"chain loss-server-eth0 \{\n.*\n\s+numgen random mod 1000000000 < 10000000 counter", listed)
-        status = netlab("status", "--lab", name, check=False)
-        assert status.returncode == 0, status.stdout
+        assert as_planned_here(name)
     finally:
-        netlab("up", "-t", path)
+        up_here(path)
 
 
 def no_depth_tbf(bits: int) -> bytes:
