@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import NETLAB, ip, ip_json, lab_namespaces, netlab, state_path, write_topology
+from helpers import NETLAB, as_planned_here, ip, ip_json, lab_namespaces, netlab, state_path, up_here, write_topology
+from netlab import Lab
+from netlab.api.lab_pods import logged_calls
 
 pytestmark = pytest.mark.root
 
@@ -46,10 +48,9 @@ def var_lib_cni() -> list[str]:
 
 
 def calls(lab: str, pod: str | None = None) -> list[dict]:
-    args = ["cni", "log", "--lab", lab, "-o", "json"] + ([pod] if pod else [])
-    data = json.loads(netlab(*args).stdout)
-    assert data["lab"] == lab and data["pod"] == pod  # the lab's name, as every command's JSON gives it
-    return data["calls"]
+    """The lab's (or pod's) CNI calls, the ``calls`` of `cni log -o json` (the function it prints, in this process;
+    the command itself is test_cni_log_names_its_lab_and_keeps_the_calls_of_a_pod_taken_out's)."""
+    return logged_calls(lab, Lab(lab).model, pod)
 
 
 @pytest.fixture(autouse=True)
@@ -60,8 +61,8 @@ def plugins_installed():
 def test_reference_lab_is_the_tutorials_and_comes_down_clean(var_lib_cni_alone, labs):
     before = var_lib_cni()
     lab = labs.name("cn")
-    labs.up(with_cni(DEFAULT, lab, "reference"))
-    netlab("status", "--lab", lab)  # exit 0: the plan and every plugin's CHECK agree
+    labs.up_here(with_cni(DEFAULT, lab, "reference"))
+    assert as_planned_here(lab)  # the plan and every plugin's CHECK agree
     probe = netlab("probe", "--lab", lab)
     assert "60/60 probes as expected" in probe.stdout
     trace = netlab("trace", "--lab", lab, "fedora-1", "fedora-2")
@@ -94,8 +95,8 @@ def test_reference_lab_is_the_tutorials_and_comes_down_clean(var_lib_cni_alone, 
     assert f"missing: route 10.244.0.0/16 via 10.244.0.1 dev eth0 in {lab}-fedora-1" in status.stdout
     assert "cni: CHECK of pod fedora-1 failed: pod fedora-1: CNI plugin bridge CHECK: failed" in status.stdout
     assert "fedora-3" not in status.stdout
-    netlab("up", "-t", labs.tmp_path / "topo.yaml")
-    netlab("status", "--lab", lab)
+    up_here(str(labs.tmp_path / "topo.yaml"))
+    assert as_planned_here(lab)
     # down DELs every pod (bridge, then loopback), and twice is fine.
     netlab("down", "--lab", lab)
     netlab("down", "--lab", lab)
@@ -106,8 +107,8 @@ def test_reference_lab_is_the_tutorials_and_comes_down_clean(var_lib_cni_alone, 
 
 def test_services_example_with_reference_cni(labs):
     lab = labs.name("cn")
-    labs.up(with_cni(SERVICES, lab, "reference", old_name="svc"))
-    netlab("status", "--lab", lab)
+    labs.up_here(with_cni(SERVICES, lab, "reference", old_name="svc"))
+    assert as_planned_here(lab)
     probe = netlab("probe", "--lab", lab)
     assert "probes as expected" in probe.stdout and "FAIL" not in probe.stdout
     for svc, want in (("svc/web", "delivered"),):
@@ -170,8 +171,8 @@ def test_bash_bridge_example_passes_probe(labs, tmp_path):
     text = (BASH / "topology.yaml").read_text().replace("name: bashcni", f"name: {lab}")
     text = text.replace("./bash-bridge.conflist", str(BASH / "bash-bridge.conflist")).replace(
         "binDir: .", f"binDir: {BASH}")
-    labs.up(text)
-    netlab("status", "--lab", lab)
+    labs.up_here(text)
+    assert as_planned_here(lab)
     assert "36/36 probes as expected" in netlab("probe", "--lab", lab).stdout
     trace = netlab("trace", "--lab", lab, "web-1", "web-2").stdout
     assert "result: delivered to web-2" in trace
@@ -190,7 +191,7 @@ def test_bash_bridge_example_passes_probe(labs, tmp_path):
     assert "the pod has no default route via 10.244.0.1" in status.stdout
     up = netlab("up", "-t", labs.tmp_path / "topo.yaml")
     assert "re-attached pod web-3 through CNI" in up.stdout
-    netlab("status", "--lab", lab)
+    assert as_planned_here(lab)
     seq = [(c["command"], c["exit_code"]) for c in calls(lab, "web-3") if c["plugin"] == "bash-bridge"]
     # ADD; status: CHECK fails; up: CHECK fails, DEL, ADD, CHECK of that ADD passes; status: CHECK passes.
     assert seq[0] == ("ADD", 0) and seq[-6:] == [("CHECK", 1), ("CHECK", 1), ("DEL", 0), ("ADD", 0), ("CHECK", 0),
@@ -204,10 +205,10 @@ def test_ptp_pods_have_host_routes_and_no_bridge(labs, tmp_path):
         {"type": "ptp", "mtu": 1450, "ipMasq": False, "capabilities": {"ips": True, "ipRanges": True},
          "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(leases)}}]}))
     lab = labs.name("cn")
-    labs.up(f"name: {lab}\nnetwork:\n  cni: {{conflist: ptp.conflist}}\n"
-            "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\n"
-            "pods: [{name: p1, node: n1}, {name: p2, node: n2}, {name: p3, node: n1}]\n")
-    netlab("status", "--lab", lab)
+    labs.up_here(f"name: {lab}\nnetwork:\n  cni: {{conflist: ptp.conflist}}\n"
+                 "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\n"
+                 "pods: [{name: p1, node: n1}, {name: p2, node: n2}, {name: p3, node: n1}]\n")
+    assert as_planned_here(lab)
     assert "36/36 probes as expected" in netlab("probe", "--lab", lab).stdout
     links = ip_json("-d", "link", netns=f"{lab}-n1")
     assert not [ln for ln in links if (ln.get("linkinfo") or {}).get("info_kind") == "bridge"]
@@ -269,14 +270,16 @@ def test_cni_log_names_its_lab_and_keeps_the_calls_of_a_pod_taken_out(labs):
     in the lab nor in its log is one line, exit 2."""
     lab = labs.name("hca")
     one = f"name: {lab}\nnetwork: {{cni: reference}}\nnodes: [{{name: n1}}]\npods:\n  - {{name: a, node: n1}}\n"
-    path, _ = labs.up(one + "  - {name: b, node: n1}\n")
+    path = labs.up_here(one + "  - {name: b, node: n1}\n")
     data = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)
     assert data["lab"] == lab and data["pod"] is None
     assert {c["pod"] for c in data["calls"] if c["command"] == "ADD"} == {"a", "b"}
     write_topology(Path(path).parent, one, Path(path).name)  # b taken out: up runs its plugins' DEL
-    netlab("up", "-t", path)
+    up_here(path)
     assert f"{lab}-b" not in lab_namespaces(lab)
-    gone = calls(lab, "b")  # from the log, though the lab has no pod b any more
+    data = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json", "b").stdout)
+    assert data["lab"] == lab and data["pod"] == "b"  # the lab's name, as every command's JSON gives it
+    gone = data["calls"]  # from the log, though the lab has no pod b any more
     assert [(c["plugin"], c["command"], c["exit_code"]) for c in gone] == [
         ("loopback", "ADD", 0), ("bridge", "ADD", 0), ("bridge", "DEL", 0), ("loopback", "DEL", 0)]
     shown = netlab("cni", "log", "--lab", lab, "b")
