@@ -14,7 +14,9 @@ import pytest
 
 from netlab import Lab
 
-from helpers import NETLAB, in_netns, ip, ip_json, is_turn_wait, lab_namespaces, netlab, two_node_topology, wait_for
+from helpers import (NETLAB, in_netns, ip, ip_json, is_turn_wait, lab_namespaces, lab_up_here, left_as_found, netlab,
+                     two_node_topology, unique_lab, wait_for, write_topology)
+from netlab.pytest_plugin import watch
 
 pytestmark = pytest.mark.root
 
@@ -25,13 +27,31 @@ def probe(lab: str, *args: str) -> tuple[int, dict]:
     return proc.returncode, json.loads(proc.stdout)
 
 
+@pytest.fixture(scope="module")
+def default_style(tmp_path_factory):
+    """The default lab's shape (two nodes, two pods on each), for the module's tests that probe it and change
+    nothing of it: brought up and taken down in this process (on each xdist worker that runs one of them)."""
+    lab = unique_lab("pr")
+    path = write_topology(tmp_path_factory.mktemp(lab), two_node_topology(lab), f"{lab}.yaml")
+    with lab_up_here(path, lab):
+        yield lab, path
+
+
+@pytest.fixture
+def shared(default_style, request):
+    """The module's default-style lab's name; after the test, without its neighbour and conntrack entries (a
+    learner's entry one test made is not the next one's), and brought up again if the test failed."""
+    watch(request.node, Lab(default_style[0]))  # the plugin dumps it if the test fails
+    with left_as_found(*default_style, request.session):
+        yield default_style[0]
+
+
 def failing(data: dict) -> set[tuple[str, str, str, int | None]]:
     return {(r["source"], r["destination"], r["protocol"], r["port"]) for r in data["probes"] if not r["as_expected"]}
 
 
-def test_default_style_lab_passes(labs, tmp_path):
-    lab = labs.name("pr")
-    labs.up(two_node_topology(lab))
+def test_default_style_lab_passes(shared, tmp_path):
+    lab = shared
     proc = netlab("probe", "--lab", lab, "--junit", str(tmp_path / "junit.xml"))
     out = proc.stdout
     assert "*** icmp" in out and "*** tcp/8080" in out and "*** udp/8080" in out
@@ -64,7 +84,7 @@ def test_default_style_lab_passes(labs, tmp_path):
 
 def test_interface_down_fails_exactly_the_probes_to_and_from_that_pod(labs, tmp_path):
     lab = labs.name("pr")
-    labs.up(two_node_topology(lab))
+    labs.up_here(two_node_topology(lab))
     ip("link", "set", "eth0", "down", netns=f"{lab}-fedora-2")
     proc = netlab("probe", "--lab", lab, "--junit", str(tmp_path / "j.xml"), check=False)
     assert proc.returncode == 1
@@ -90,7 +110,7 @@ def test_expect_reach_false_for_a_reachable_pair_fails(labs):
   - {from: fedora-1, to: fedora-2, proto: tcp, port: 8080, reach: false}
   - {from: fedora-2, to: fedora-1, proto: tcp, port: 9999, reach: false}
 """
-    labs.up(text)
+    labs.up_here(text)
     code, data = probe(lab)
     assert code == 1
     assert failing(data) == {("fedora-1", "fedora-2", "tcp", 8080)}
@@ -110,7 +130,7 @@ def test_a_refused_probe_says_what_the_destinations_kernel_has_on_that_port(labs
     `ss -ltun` lists; checked against ss in the pod first): nothing, a server on its loopback only, or a socket
     that listens (then a rule refused it: the pod's own REJECT here). It said "connection refused" alone."""
     lab = labs.name("pr")
-    labs.up(two_node_topology(lab, pods_per_node=1) + """expect:
+    labs.up_here(two_node_topology(lab, pods_per_node=1) + """expect:
   - {from: fedora-1, to: fedora-2, proto: tcp, port: 9999, reach: true}
   - {from: fedora-1, to: fedora-2, proto: udp, port: 9999, reach: true}
   - {from: fedora-1, to: fedora-2, proto: tcp, port: 9998, reach: true}
@@ -155,7 +175,7 @@ def test_a_port_conntrack_moved_to_keep_reply_tuples_unique_is_no_nat_fault(labs
     probe said "NAT: ... (source port translated)", exit 1 (a flake of the Service tests, once in many runs);
     now it proves the clash from n1's conntrack table, passes, and says so in a hint."""
     lab = labs.name("pr")
-    labs.up(f"""name: {lab}
+    labs.up_here(f"""name: {lab}
 nodes: [{{name: n1}}]
 pods: [{{name: web, node: n1, labels: {{app: web}}}}, {{name: near, node: n1}}]
 services: [{{name: web, clusterIP: 10.96.0.50, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}]
@@ -184,7 +204,7 @@ services: [{{name: web, clusterIP: 10.96.0.50, selector: {{app: web}}, ports: [{
 @pytest.mark.skipif(not shutil.which("iptables"), reason="needs iptables")
 def test_nat_between_pods_breaks_rule_1(labs):
     lab = labs.name("pr")
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    labs.up_here(two_node_topology(lab, pods_per_node=1))
     # Masquerade pod traffic leaving minikube for the other node's pods.
     subprocess.run(["ip", "netns", "exec", f"{lab}-minikube", "iptables", "-t", "nat", "-A", "POSTROUTING",
                     "-s", "10.244.0.0/24", "-d", "10.244.1.0/24", "-j", "MASQUERADE"], check=True)
@@ -195,9 +215,8 @@ def test_nat_between_pods_breaks_rule_1(labs):
     assert rec["problems"][0].startswith("NAT: fedora-2 saw the client as 10.244.0.0, but fedora-1 sent from 10.244.0.2")
 
 
-def test_probing_leaves_the_neighbour_tables_as_found(labs, quiet_neighbour_table):
-    lab = labs.name("pr")
-    labs.up(two_node_topology(lab))
+def test_probing_leaves_the_neighbour_tables_as_found(shared, quiet_neighbour_table):
+    lab = shared
 
     def tables():
         return {ns: sorted((n["dst"], n.get("dev"), tuple(n.get("state", []))) for n in ip_json("neigh", netns=ns)
@@ -233,7 +252,7 @@ def test_a_resolution_a_repaired_fault_left_half_done_fails_no_probe_and_no_trac
     once and waits 10 s (its cni0's mcast_solicit and retrans_time_ms, set in the lab's namespace), so the
     half-done resolution outlives the runs whatever the machine's speed."""
     lab = labs.name("pr")
-    labs.up(two_node_topology(lab))  # fedora-4 keeps node 2's bridge up (and its entries) while fedora-2's port is down
+    labs.up_here(two_node_topology(lab))  # fedora-4 keeps node 2's bridge up (and its entries) while fedora-2's port is down
     node, pod_ip = f"{lab}-minikube-m02", "10.244.1.3"
     for key, value in (("mcast_solicit", "1"), ("retrans_time_ms", "10000")):
         in_netns(node, "sysctl", "-qw", f"net.ipv4.neigh.cni0.{key}={value}", check=True)
@@ -262,13 +281,12 @@ def test_a_resolution_a_repaired_fault_left_half_done_fails_no_probe_and_no_trac
     assert tr.returncode == 0 and json.loads(tr.stdout)["delivered"], tr.stdout
 
 
-def test_a_probe_waits_its_turn_on_the_machines_neighbour_table(labs, quiet_neighbour_table):
+def test_a_probe_waits_its_turn_on_the_machines_neighbour_table(shared, quiet_neighbour_table):
     """While another run holds the machine's probing turn, a probe sends nothing and says whom it
     waits for; once the turn is free it runs, and its report says how long it waited."""
     from netlab.probe import turns
 
-    lab = labs.name("pr")
-    labs.up(two_node_topology(lab))
+    lab = shared
 
     def learned():
         return {ns: sorted(n["dst"] for n in ip_json("neigh", netns=ns) if "PERMANENT" not in n.get("state", []))
@@ -326,7 +344,7 @@ def test_two_labs_probed_at_once_hold_one_budget_of_the_neighbour_table_not_two(
     names = [labs.name("pt"), labs.name("pt")]
     for i, lab in enumerate(names):
         spec = "".join(f"  - {{name: p{k}, node: n1}}\n" for k in range(pods))
-        labs.up(f"name: {lab}\ncluster: {{nodeMask: 24}}\nnodes:\n  - {{name: n1}}\npods:\n{spec}", f"t{i}.yaml")
+        labs.up_here(f"name: {lab}\ncluster: {{nodeMask: 24}}\nnodes:\n  - {{name: n1}}\npods:\n{spec}", f"t{i}.yaml")
     with turns.probing_turn("the test"):
         runs = [subprocess.Popen(NETLAB + ["probe", "--lab", lab, "--proto", "icmp", "-o", "json"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for lab in names]
@@ -355,7 +373,7 @@ def test_ctrl_c_during_a_probe_leaves_no_agent_or_worker_behind(labs, tmp_path):
     import sys
 
     lab = labs.name()
-    labs.up(two_node_topology(lab, pods_per_node=2))
+    labs.up_here(two_node_topology(lab, pods_per_node=2))
     lab_ns = {os.stat(f"/run/netns/{ns}").st_ino for ns in lab_namespaces(lab)}
 
     def in_lab() -> set[int]:  # processes in the lab's network namespaces (the echo server's threads too)
@@ -430,7 +448,7 @@ def test_ctrl_c_during_a_probe_leaves_no_neighbour_entry_of_it(labs, arp):
 
     lab = labs.name("qe")
     pods = "".join(f"  - {{name: p{i}, node: n{1 + i % 2}}}\n" for i in range(40))
-    labs.up(f"name: {lab}\nnodes:\n  - {{name: n1}}\n  - {{name: n2}}\npods:\n{pods}")
+    labs.up_here(f"name: {lab}\nnodes:\n  - {{name: n1}}\n  - {{name: n2}}\npods:\n{pods}")
     namespaces = lab_namespaces(lab)
     watched = [f"{lab}-{n}" for n in ("n1", "n2", "p0", "p1", "p2", "p3")]
 
