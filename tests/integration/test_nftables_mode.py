@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
+from helpers import as_planned_here, in_netns, lab_down_here, netlab, unique_lab, up_here, write_topology
 from netlab import Lab
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -61,8 +61,11 @@ def nft_lab(tmp_path_factory):
     lab = unique_lab("nf")
     tmp = tmp_path_factory.mktemp("nftables")
     path = write_topology(tmp, TOPOLOGY.format(lab=lab, mode="nftables"), f"{lab}.yaml")
-    with lab_up(path, lab):
+    try:  # in this process: the tests are of the table, inspect, status's words, up's repairs and trace
+        up_here(path)
         yield {"name": lab, "path": path, "tmp": tmp}
+    finally:
+        lab_down_here(lab)
 
 
 def kernel_table(netns: str) -> dict:
@@ -75,7 +78,8 @@ def planned(path: str, netns: str):
 
 
 def as_planned(lab: str) -> bool:
-    return netlab("status", "--lab", lab, check=False).returncode == 0
+    """`status` finds the lab as planned (its exit 0), asked in this process."""
+    return as_planned_here(lab)
 
 
 def test_the_kernel_lists_exactly_the_planned_table_and_flannel_stays_iptables(nft_lab):
@@ -110,7 +114,7 @@ def test_inspect_shows_kube_proxys_table_as_the_kernel_lists_it_and_its_counters
     """`netlab inspect NODE --section nftables`: nft's own listing under the command that prints it, in -o json
     the chains and map elements `nft -j` gives; a counter added to a Service's chain counts its connections."""
     lab, ns = nft_lab["name"], f"{nft_lab['name']}-node-1"
-    client = json.loads(netlab("get", "pods", "--lab", lab, "client", "-o", "json").stdout)["items"][0]["ip"]
+    client = str(Lab(lab).pod("client").ip)
     in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.20", "80", check=True)  # web: ClientIP affinity
     text = netlab("inspect", "--lab", lab, "node-1", "--section", "nftables").stdout
     section = text.split("\nnftables ", 1)[1].split("\n\n", 1)[0].splitlines()
@@ -149,7 +153,7 @@ def test_inspect_shows_kube_proxys_table_as_the_kernel_lists_it_and_its_counters
         text = netlab("inspect", "--lab", lab, "node-1", "-s", "nftables").stdout
         assert "\t\tcounter packets 5 bytes " in text and "writes no counters" not in text
     finally:
-        netlab("up", "-t", nft_lab["path"])  # takes the counter out again (partial sync of that chain)
+        up_here(nft_lab["path"])  # takes the counter out again (partial sync of that chain)
     assert as_planned(lab)
 
 
@@ -245,12 +249,12 @@ def test_switching_modes_converges_both_ways(nft_lab):
         return in_netns(ns, "sysctl", "-n", localnet, check=True).stdout.strip()
 
     assert route_localnet() == "0"
-    netlab("up", "--reconfigure", "-t", ipt)
+    up_here(ipt, reconfigure=True)
     assert as_planned(lab)
     assert "kube-proxy" not in in_netns(ns, "nft", "list", "tables", check=True).stdout
     assert "-j KUBE-SERVICES" in in_netns(ns, "iptables-save", "-t", "nat", check=True).stdout
     assert route_localnet() == "1"  # kube-proxy's, for the NodePorts on 127.0.0.1, with KUBE-FIREWALL's guard
-    netlab("up", "--reconfigure", "-t", nft_lab["path"])
+    up_here(nft_lab["path"], reconfigure=True)
     assert as_planned(lab)
     assert "KUBE-" not in in_netns(ns, "iptables-save", check=True).stdout
     # ... and without the guard, the 1 goes too (it stayed, and status called the lab as planned)
@@ -258,7 +262,7 @@ def test_switching_modes_converges_both_ways(nft_lab):
     in_netns(ns, "sysctl", "-qw", f"{localnet}=1", check=True)
     drift = netlab("status", "--lab", lab, check=False)
     assert drift.returncode == 1 and f"sysctl {localnet} in {ns} (is 1, want 0)" in drift.stdout, drift.stdout
-    netlab("up", "-t", nft_lab["path"])
+    up_here(nft_lab["path"])
     assert route_localnet() == "0" and as_planned(lab)
     assert json.loads(in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.21", "8080",
                                check=True).stdout)["pod"] in ("web-1", "web-2")
@@ -285,7 +289,7 @@ def test_partial_sync_of_one_endpoint_gives_exactly_the_new_table(nft_lab):
     extra = set(listing.after_sync(old.listing(), new.listing())) - set(new.listing())
     assert extra and all(line.startswith("chain endpoint-") for line in extra)  # web-2's, of web and plain
     assert not as_planned(lab)  # the lab's topology still has web-2 behind web
-    netlab("up", "-t", nft_lab["path"])
+    up_here(nft_lab["path"])
     assert as_planned(lab)
 
 
@@ -298,7 +302,7 @@ def test_an_endpoint_gone_leaves_its_chain_empty_until_the_next_up_deletes_it(nf
     fewer = write_topology(nft_lab["tmp"], text, f"{lab}.yaml")  # the same file: the lab's own source
     original = TOPOLOGY.format(lab=lab, mode="nftables")
     try:
-        netlab("up", "-t", fewer)
+        up_here(fewer)
         ns = f"{lab}-node-1"
         chains = {o["chain"]["name"]: o["chain"] for o in kernel_table(ns)["nftables"] if "chain" in o}
         rules = {o["rule"]["chain"] for o in kernel_table(ns)["nftables"] if "rule" in o}
@@ -322,5 +326,5 @@ def test_an_endpoint_gone_leaves_its_chain_empty_until_the_next_up_deletes_it(nf
         assert as_planned(lab)
     finally:
         write_topology(nft_lab["tmp"], original, f"{lab}.yaml")
-        netlab("up", "-t", nft_lab["path"])
+        up_here(nft_lab["path"])
         assert as_planned(lab)
