@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ip, ip_json, lab_namespaces, netlab, write_topology
+from helpers import as_planned_here, ip, ip_json, lab_namespaces, netlab, up_here, write_topology
+from netlab import Lab
+from netlab.api.lab_pods import logged_calls
 from watching import watching
 
 pytestmark = pytest.mark.root
@@ -63,7 +65,7 @@ def _eth0(lab: str, pod: str) -> list[tuple[int, list[str]]]:
 
 
 def _markers(lab: str, pod: str) -> list[tuple[str, object]]:
-    log = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json", pod).stdout)["calls"]
+    log = logged_calls(lab, Lab(lab).model, pod)  # `cni log -o json POD`'s calls, read in this process
     return [(c["command"], c["stdin"].get("marker")) for c in log if c["plugin"] == "ccw" and c["command"] != "CHECK"]
 
 
@@ -83,7 +85,7 @@ def _topology(labs, tmp_path: Path, mtu: int, marker: str | None, prefix: str = 
 
 def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tmp_path):
     lab, conflist, text = _topology(labs, tmp_path, 1450, None)
-    path, _ = labs.up(text)
+    path = labs.up_here(text)
     assert _eth0(lab, "a") == [(1450, ["10.244.0.2"])]
 
     conflist.write_text(_conflist(1300, "new"))  # in place: the same path
@@ -106,7 +108,7 @@ def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tm
     for pod, addr in (("a", "10.244.0.2"), ("b", "10.244.0.3")):
         assert _markers(lab, pod)[-2:] == [("DEL", None), ("ADD", "new")]  # DEL with the old config, ADD the new
         assert _eth0(lab, pod) == [(1300, [addr])]
-    netlab("status", "--lab", lab)  # exit 0: as planned
+    assert as_planned_here(lab)
 
     # The new config's ADD fails: each pod is attached again with the config it had (MTU 1300), and said so
     conflist.write_text(_conflist(1400, "bad"))
@@ -120,7 +122,7 @@ def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tm
 
     # A repair whose ADD fails, and the ADD with the config a had too: a is left detached, which the line says
     conflist.write_text(_conflist(1300, "new"))
-    netlab("status", "--lab", lab)
+    assert as_planned_here(lab)
     ip("route", "del", "default", netns=f"{lab}-a")  # bridge's CHECK fails for a: up re-attaches it
     (tmp_path / "fail-a").write_text("")
     detached = netlab("up", "-t", path, check=False)
@@ -129,9 +131,9 @@ def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tm
         f"up --lab {lab}` attaches it again)"), detached.stderr
     assert _eth0(lab, "a") == [] and _eth0(lab, "b") == [(1300, ["10.244.0.3"])]
     (tmp_path / "fail-a").unlink()
-    netlab("up", "-t", path)
+    up_here(path)
     assert _eth0(lab, "a") == [(1300, ["10.244.0.2"])]
-    netlab("status", "--lab", lab)
+    assert as_planned_here(lab)
     assert Path(path).exists()
 
 
@@ -170,7 +172,8 @@ def test_a_watcher_says_once_that_the_conflist_changed_and_follows_the_reconfigu
         netlab("up", "-t", path, "--reconfigure")  # the command the line named
         for pod, addr in (("a", "10.244.0.2"), ("b", "10.244.0.3")):
             assert _eth0(lab, pod) == [(1300, [addr])] and _markers(lab, pod)[-2:] == [("DEL", None), ("ADD", "new")]
-        netlab("status", "--lab", lab)  # exit 0: as planned, the default route back with a's new ADD
+        netlab("status", "--lab", lab)  # exit 0: as planned, the default route back with a's new ADD (a process that
+        # ends: one the watcher sees come and go, whose changes it tells from the next ones)
         after = len(watcher.lines)
         ip("route", "del", "default", netns=f"{lab}-b")  # the watcher repairs again
         repaired = watcher.wait_for_event(f"route default deleted in {lab}-b", timeout=30, after=after)
@@ -185,7 +188,7 @@ def test_a_watcher_says_once_that_the_conflist_changed_and_follows_the_reconfigu
 def test_a_conflist_edited_into_one_that_cannot_be_read_is_drift_and_reconfigure_mends_it(labs, tmp_path):
     """QA q17 #5: status said "all as planned" (exit 0) of a lab whose conflist has NaN, while up --lab refused it."""
     lab, conflist, text = _topology(labs, tmp_path, 1450, None, prefix="sd")
-    path, _ = labs.up(text)
+    path = labs.up_here(text)
     conflist.write_text(_conflist(1450, None).replace('"mtu": 1450', '"mtu": NaN'))  # in place: not JSON
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1, status.stdout + status.stderr
@@ -211,7 +214,7 @@ def test_a_conflist_edited_into_one_that_cannot_be_read_is_drift_and_reconfigure
     conflist.write_text(_conflist(1300, "new"))  # fixed: valid, and another config than the pods'
     netlab(*repair.split()[2:])  # the command status named
     assert _eth0(lab, "a") == [(1300, ["10.244.0.2"])] and _eth0(lab, "b") == [(1300, ["10.244.0.3"])]
-    netlab("status", "--lab", lab)  # exit 0: as planned
+    assert as_planned_here(lab)
 
 
 def test_a_lab_brought_up_under_another_name_is_named_in_the_reconfigure_status_says(labs, tmp_path):
