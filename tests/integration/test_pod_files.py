@@ -23,7 +23,8 @@ import uuid
 
 import pytest
 
-from helpers import in_netns, lab_namespaces, netlab, someone_elses_etc_netns, state_path, wait_for
+from helpers import (as_planned_here, in_netns, lab_namespaces, netlab, someone_elses_etc_netns, state_path, up_here,
+                     wait_for)
 from netlab.realize.state_dir import STATE_ROOT
 from netlab.services import netns_files
 
@@ -61,7 +62,7 @@ def lab_files(lab: str) -> list[str]:
 
 def test_an_edited_resolv_conf_is_repaired_and_up_says_so(labs):
     lab = labs.name("ec")
-    path, _ = labs.up(TOPOLOGY.format(lab=lab))
+    path = labs.up_here(TOPOLOGY.format(lab=lab))
     f = resolv(lab, "fedora-1")
     with open(f) as fh:
         good = fh.read()
@@ -80,7 +81,7 @@ def test_an_edited_resolv_conf_is_repaired_and_up_says_so(labs):
     with open(f) as fh:
         assert fh.read() == good
     assert os.stat(f).st_ino == inode  # rewritten in place: bind mounts of it see the repair
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert as_planned_here(lab)
     hosts = in_netns(f"{lab}-fedora-1", "getent", "hosts", "web.default.svc.cluster.local")
     assert hosts.returncode == 0 and hosts.stdout.split()[0] == "10.96.0.20", hosts
     again = netlab("up", "-t", path)
@@ -108,7 +109,7 @@ def test_up_stopped_right_after_writing_a_pod_file_leaves_nothing_after_down(lab
 
 def test_down_removes_only_netlab_files_at_the_lab_paths(labs):
     lab = labs.name("ec")
-    labs.up(TOPOLOGY.format(lab=lab))
+    labs.up_here(TOPOLOGY.format(lab=lab))
     # A look-alike: another namespace's directory holding a file with this lab's own first line.
     decoy_dir = f"/etc/netns/ecdecoy{uuid.uuid4().hex[:6]}"
     decoy = os.path.join(decoy_dir, "resolv.conf")
@@ -165,7 +166,7 @@ def kubelet_hosts(lab: str, ip: str, pod: str) -> str:
 
 def test_a_pod_sees_the_kubelets_hosts_file_and_a_node_its_own_name(labs):
     lab = labs.name("hci")
-    labs.up(HOSTS_TOPOLOGY.format(lab=lab))
+    labs.up_here(HOSTS_TOPOLOGY.format(lab=lab))
     want = kubelet_hosts(lab, "10.244.0.2", "fedora-1")
     out = netlab("exec", "--lab", lab, "fedora-1", "--", "sh", "-c",
                  "hostname -i; getent hosts fedora-1; cat /etc/hosts")
@@ -196,12 +197,12 @@ def test_a_pod_sees_the_kubelets_hosts_file_and_a_node_its_own_name(labs):
     assert netlab("exec", "--lab", lab, "minikube", "--", "hostname").stdout == "minikube\n"
     assert netlab("exec", "--lab", lab, "minikube-m02", "--", "hostname").stdout == "minikube-m02\n"
     assert in_netns(f"{lab}-minikube", "hostname").stdout == os.uname().nodename + "\n"
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert as_planned_here(lab)
 
 
 def test_an_edited_hosts_file_is_repaired_in_place_and_a_lost_node_hostname_made_again(labs):
     lab = labs.name("hci")
-    path, _ = labs.up(TOPOLOGY.format(lab=lab))
+    path = labs.up_here(TOPOLOGY.format(lab=lab))
     f = hosts(lab, "fedora-1")
     good = kubelet_hosts(lab, "10.244.0.2", "fedora-1")
     inode = os.stat(f).st_ino
@@ -226,7 +227,7 @@ def test_an_edited_hosts_file_is_repaired_in_place_and_a_lost_node_hostname_made
     assert in_netns(f"{lab}-fedora-1", "hostname", "-i").returncode == 1  # ip netns exec: the host's hostname
     assert netlab("exec", "--lab", lab, "fedora-1", "--", "hostname", "-i").stdout == "10.244.0.2\n"
     assert netlab("exec", "--lab", lab, "minikube", "--", "hostname").stdout == "minikube\n"
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert as_planned_here(lab)
     assert "nothing to change" in netlab("up", "-t", path).stdout
 
 
@@ -283,14 +284,14 @@ def test_status_says_the_pod_files_up_leaves_alone_as_up_does_and_exits_0(labs, 
 
 def test_a_pod_taken_out_of_the_topology_takes_its_files(labs):
     lab = labs.name("hci")
-    path, _ = labs.up(TOPOLOGY.format(lab=lab))
+    path = labs.up_here(TOPOLOGY.format(lab=lab))
     assert os.path.exists(hosts(lab, "fedora-2"))
     smaller = TOPOLOGY.format(lab=lab).replace("  - {name: fedora-2, node: minikube-m02, ip: 10.244.1.3, labels: "
                                                "{app: web}}\n", "")
     assert "fedora-2" not in smaller.split("services:")[0]
     with open(path, "w") as fh:
         fh.write(smaller)
-    netlab("up", "-t", path)
+    up_here(path)
     assert f"{lab}-fedora-2" not in lab_files(lab) and os.path.exists(hosts(lab, "fedora-1"))
 
 
@@ -308,10 +309,10 @@ def test_the_last_of_two_labs_to_go_removes_the_etc_netns_netlab_made(labs):
     """Labs side by side: the lab that made /etc/netns may go first; the last lab to leave removes it."""
     someone_elses = os.path.isdir("/etc/netns") and not etc_netns_made_by_netlab()
     first, second = labs.name("ea"), labs.name("eb")
-    labs.up(ONE_POD.format(lab=first), "first.yaml")
+    labs.up_here(ONE_POD.format(lab=first), "first.yaml")
     assert lab_files(first) == [f"{first}-a"]
     assert someone_elses or etc_netns_made_by_netlab()  # the mark of the /etc/netns netlab made
-    labs.up(ONE_POD.format(lab=second), "second.yaml")
+    labs.up_here(ONE_POD.format(lab=second), "second.yaml")
     netlab("down", "--lab", first)
     assert lab_files(first) == [] and lab_files(second) == [f"{second}-a"]
     netlab("down", "--lab", second)
