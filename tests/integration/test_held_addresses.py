@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from helpers import (in_netns, ip_json, lab_up, netlab, netns_cookie, probe_failures, state_path, unique_lab, wait_for,
-                     write_topology)
+from helpers import (as_planned_here, in_netns, ip_json, lab_up_here, netlab, netns_cookie, probe_failures, state_path,
+                     unique_lab, up_here, wait_for, write_topology)
 
 pytestmark = pytest.mark.root
 
@@ -47,7 +47,7 @@ def test_a_pod_inserted_mid_file_moves_no_running_pod_and_restarts_nothing(tmp_p
     lab = unique_lab("ha")
     before = [("a", "n1", "web"), ("b", "n1", ""), ("c", "n2", "web")]
     path = write_topology(tmp_path, topology(lab, before))
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):
         running = ["a", "b", "c", "kube-dns"]
         addresses = {pod: eth0(lab, pod) for pod in running}
         assert addresses == {"a": ["10.244.0.2/24"], "b": ["10.244.0.3/24"], "c": ["10.244.1.2/24"],
@@ -55,7 +55,7 @@ def test_a_pod_inserted_mid_file_moves_no_running_pod_and_restarts_nothing(tmp_p
         started = pids(lab)
         assert {pod for pod, _ in started} == set(running) and all(started.values())
         write_topology(tmp_path, topology(lab, [before[0], ("new", "n1", ""), *before[1:]]))
-        netlab("up", "-t", path)
+        up_here(path)
         assert {pod: eth0(lab, pod) for pod in running} == addresses
         now = pids(lab)
         assert {k: v for k, v in now.items() if k[0] != "new"} == started  # nothing restarted
@@ -64,8 +64,7 @@ def test_a_pod_inserted_mid_file_moves_no_running_pod_and_restarts_nothing(tmp_p
         assert {name: (p["ip"], p["restarts"]) for name, p in pods.items()} == {
             "a": ("10.244.0.2", 0), "new": ("10.244.0.5", 0), "b": ("10.244.0.3", 0), "c": ("10.244.1.2", 0),
             "kube-dns": ("10.244.0.4", 0)}
-        status = netlab("status", "--lab", lab, check=False)
-        assert status.returncode == 0, status.stdout + status.stderr
+        assert as_planned_here(lab)
         probe = netlab("probe", "--lab", lab, "-o", "json", check=False)
         assert probe.returncode == 0, probe_failures(json.loads(probe.stdout))
 
@@ -92,7 +91,7 @@ def test_a_node_inserted_between_two_running_ones_re_addresses_no_node_nor_pod_a
                 + "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
 
     path = write_topology(tmp_path, text(["n1", "n2"]))
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):
         nodes = {n: node_addresses(lab, n) for n in ("n1", "n2")}
         assert nodes == {"n1": [["192.168.122.2/24"], ["10.244.0.1/24"]],
                          "n2": [["192.168.122.3/24"], ["10.244.1.1/24"]]}
@@ -101,7 +100,7 @@ def test_a_node_inserted_between_two_running_ones_re_addresses_no_node_nor_pod_a
         assert addresses["p-n2"] == ["10.244.1.2/24"]
         started = pids(lab)
         write_topology(tmp_path, text(["n1", "mid", "n2"]))
-        netlab("up", "-t", path)
+        up_here(path)
         assert {n: node_addresses(lab, n) for n in ("n1", "n2")} == nodes
         assert {pod: eth0(lab, pod) for pod in running} == addresses
         assert {k: v for k, v in pids(lab).items() if k[0] != "p-mid"} == started  # nothing restarted
@@ -110,8 +109,7 @@ def test_a_node_inserted_between_two_running_ones_re_addresses_no_node_nor_pod_a
         got = json.loads(netlab("get", "nodes", "--lab", lab, "-o", "json").stdout)["items"]
         assert {n["name"]: n["pod_cidr"] for n in got} == {"n1": "10.244.0.0/24", "mid": "10.244.2.0/24",
                                                           "n2": "10.244.1.0/24"}
-        status = netlab("status", "--lab", lab, check=False)
-        assert status.returncode == 0, status.stdout + status.stderr
+        assert as_planned_here(lab)
         probe = netlab("probe", "--lab", lab, "-o", "json", check=False)  # the new node's pod reaches and is reached
         assert probe.returncode == 0, probe_failures(json.loads(probe.stdout))
 
@@ -137,7 +135,7 @@ def test_a_pod_whose_node_gets_a_new_pod_cidr_is_made_anew_and_an_interrupted_ch
                 + "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
 
     path = write_topology(tmp_path, text("10.60.9.0/24"))
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):
         assert eth0(lab, "b") == ["10.60.9.2/24"]
         started, made = pids(lab), netns_id(lab, "b")
         write_topology(tmp_path, text("10.60.7.0/24"))
@@ -148,15 +146,15 @@ def test_a_pod_whose_node_gets_a_new_pod_cidr_is_made_anew_and_an_interrupted_ch
         now = pids(lab)
         assert all(now[k] != v for k, v in started.items() if k[0] == "b"), (started, now)
         assert {k: v for k, v in now.items() if k[0] == "a"} == {k: v for k, v in started.items() if k[0] == "a"}
-        for step in ("status", "probe"):
-            out = netlab(step, "--lab", lab, check=False)
-            assert out.returncode == 0, out.stdout + out.stderr
+        assert as_planned_here(lab)
+        out = netlab("probe", "--lab", lab, check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
         write_topology(tmp_path, text("10.60.7.0/24", ip="192.168.122.9"))
         stopped = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": "4:INT"})
         assert stopped.returncode == 130 and "interrupted by SIGINT; rolled back" in stopped.stderr, stopped.stderr
-        for step in ("status", "probe"):
-            out = netlab(step, "--lab", lab, check=False)
-            assert out.returncode == 0, out.stdout + out.stderr
+        assert as_planned_here(lab)
+        out = netlab("probe", "--lab", lab, check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
 
 
 ECHO = r"""
@@ -196,7 +194,7 @@ def test_an_interrupted_change_brings_back_the_pod_it_had_begun_to_make_anew(tmp
                 + "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
 
     path = write_topology(tmp_path, text("n2", "10.60.9.0/24"))
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):
         assert eth0(lab, "b") == ["10.60.9.2/24"]
         routes = ip_json("-4", "route", "show", netns=f"{lab}-b")
         veths = {node: node_veths(lab, node) for node in ("n1", "n2")}
@@ -204,7 +202,7 @@ def test_an_interrupted_change_brings_back_the_pod_it_had_begun_to_make_anew(tmp
         made = netns_id(lab, "b")
         # as planned before the change (a loaded machine's kernel may still settle a port or a link): the change's
         # k-th operation is then the same on every run
-        assert wait_for(lambda: netlab("status", "--lab", lab, check=False).returncode == 0, timeout=15)
+        assert wait_for(lambda: as_planned_here(lab), timeout=15)
         write_topology(tmp_path, text("n1", "10.60.9.0/24") if change == "node" else text("n2", "10.60.7.0/24"))
         stopped = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": f"{at}:INT"})
         assert stopped.returncode == 130, stopped.stdout + stopped.stderr
@@ -216,8 +214,7 @@ def test_an_interrupted_change_brings_back_the_pod_it_had_begun_to_make_anew(tmp
         answer = in_netns(f"{lab}-a", sys.executable, "-c", ECHO, "10.60.9.2", timeout=30)
         assert answer.returncode == 0 and json.loads(answer.stdout)["pod"] == "b", answer.stdout + answer.stderr
         assert ("b", "web") in pids(lab) and ("b", "shell") in pids(lab)
-        status = netlab("status", "--lab", lab, check=False)
-        assert status.returncode == 0, status.stdout + status.stderr
+        assert as_planned_here(lab)
 
 
 def netns_pids(netns: str) -> list[str]:
@@ -244,7 +241,7 @@ def test_a_pod_made_again_by_a_rollback_starts_only_what_ran_in_it(tmp_path):
                 + POD.format(name="a", node="n1", labels="") + POD.format(name="b", node=node, labels=""))
 
     path = write_topology(tmp_path, text("n2"))
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):
         for pod in ("a", "b"):
             (pid,) = netns_pids(f"{lab}-{pod}")
             os.kill(int(pid), signal.SIGKILL)
@@ -276,7 +273,7 @@ def test_a_repair_stopped_by_ctrl_c_leaves_the_old_sandboxs_containers_and_logs(
     lab = unique_lab("rb")
     path = write_topology(tmp_path, f"name: {lab}\nnodes:\n  - {{name: n1}}\n  - {{name: n2}}\npods:\n"
                           + POD.format(name="a", node="n1", labels="") + POD.format(name="b", node="n2", labels=""))
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):
         (shell,) = netns_pids(f"{lab}-b")
         started = pids(lab)
         subprocess.run(["ip", "netns", "del", f"{lab}-b"], check=True)
