@@ -334,18 +334,17 @@ def someone_elses_etc_netns(make: tuple[str, ...] = (), leftovers: tuple[str, ..
 @contextlib.contextmanager
 def lab_up(path: str, name: str, in_process: bool = False):
     """``netlab up -t PATH`` for the body, then always :func:`lab_down` (also when ``up`` itself failed: an ``up``
-    that failed half-way, or was killed by the test's timeout, may have left namespaces). ``in_process``: up with
-    the library's ``Lab.up(PATH)`` (the lab as `up` makes it, without a CLI start), for a test not about up's CLI."""
+    that failed half-way, or was killed by the test's timeout, may have left namespaces). ``in_process``: up and
+    down with the library in this process (:func:`up_here`, :func:`lab_down_here`: the lab as `up` makes it, without
+    a CLI start), for a test not about the CLI's up or down."""
     try:
         if in_process:
-            from netlab import Lab
-
-            Lab.up(path)
+            up_here(path)
         else:
             netlab("up", "-t", path)
         yield
     finally:
-        lab_down(name)
+        (lab_down_here if in_process else lab_down)(name)
 
 
 @contextlib.contextmanager
@@ -497,14 +496,3 @@ def up_here(path: str, reconfigure: bool = False) -> None:
 
     done = Lab.up(path, reconfigure=reconfigure).last_up
     assert done is not None and done.ok, done
-
-
-@contextlib.contextmanager
-def lab_up_here(path: str, name: str):
-    """:func:`lab_up` in this process (:func:`up_here`, then :func:`lab_down_here`), for a test of other commands
-    than the `up` and `down` that bring its lab up and take it down."""
-    try:
-        up_here(path)
-        yield
-    finally:
-        lab_down_here(name)

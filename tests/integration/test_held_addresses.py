@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from helpers import (as_planned_here, in_netns, ip_json, lab_up_here, netlab, netns_cookie, probe_failures, state_path,
+from helpers import (as_planned_here, in_netns, ip_json, lab_up, netlab, netns_cookie, probe_failures, state_path,
                      unique_lab, up_here, wait_for, write_topology)
 
 pytestmark = pytest.mark.root
@@ -47,7 +47,7 @@ def test_a_pod_inserted_mid_file_moves_no_running_pod_and_restarts_nothing(tmp_p
     lab = unique_lab("ha")
     before = [("a", "n1", "web"), ("b", "n1", ""), ("c", "n2", "web")]
     path = write_topology(tmp_path, topology(lab, before))
-    with lab_up_here(path, lab):
+    with lab_up(path, lab, in_process=True):
         running = ["a", "b", "c", "kube-dns"]
         addresses = {pod: eth0(lab, pod) for pod in running}
         assert addresses == {"a": ["10.244.0.2/24"], "b": ["10.244.0.3/24"], "c": ["10.244.1.2/24"],
@@ -91,7 +91,7 @@ def test_a_node_inserted_between_two_running_ones_re_addresses_no_node_nor_pod_a
                 + "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
 
     path = write_topology(tmp_path, text(["n1", "n2"]))
-    with lab_up_here(path, lab):
+    with lab_up(path, lab, in_process=True):
         nodes = {n: node_addresses(lab, n) for n in ("n1", "n2")}
         assert nodes == {"n1": [["192.168.122.2/24"], ["10.244.0.1/24"]],
                          "n2": [["192.168.122.3/24"], ["10.244.1.1/24"]]}
@@ -135,7 +135,7 @@ def test_a_pod_whose_node_gets_a_new_pod_cidr_is_made_anew_and_an_interrupted_ch
                 + "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
 
     path = write_topology(tmp_path, text("10.60.9.0/24"))
-    with lab_up_here(path, lab):
+    with lab_up(path, lab, in_process=True):
         assert eth0(lab, "b") == ["10.60.9.2/24"]
         started, made = pids(lab), netns_id(lab, "b")
         write_topology(tmp_path, text("10.60.7.0/24"))
@@ -194,7 +194,7 @@ def test_an_interrupted_change_brings_back_the_pod_it_had_begun_to_make_anew(tmp
                 + "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
 
     path = write_topology(tmp_path, text("n2", "10.60.9.0/24"))
-    with lab_up_here(path, lab):
+    with lab_up(path, lab, in_process=True):
         assert eth0(lab, "b") == ["10.60.9.2/24"]
         routes = ip_json("-4", "route", "show", netns=f"{lab}-b")
         veths = {node: node_veths(lab, node) for node in ("n1", "n2")}
@@ -241,7 +241,7 @@ def test_a_pod_made_again_by_a_rollback_starts_only_what_ran_in_it(tmp_path):
                 + POD.format(name="a", node="n1", labels="") + POD.format(name="b", node=node, labels=""))
 
     path = write_topology(tmp_path, text("n2"))
-    with lab_up_here(path, lab):
+    with lab_up(path, lab, in_process=True):
         for pod in ("a", "b"):
             (pid,) = netns_pids(f"{lab}-{pod}")
             os.kill(int(pid), signal.SIGKILL)
@@ -273,7 +273,7 @@ def test_a_repair_stopped_by_ctrl_c_leaves_the_old_sandboxs_containers_and_logs(
     lab = unique_lab("rb")
     path = write_topology(tmp_path, f"name: {lab}\nnodes:\n  - {{name: n1}}\n  - {{name: n2}}\npods:\n"
                           + POD.format(name="a", node="n1", labels="") + POD.format(name="b", node="n2", labels=""))
-    with lab_up_here(path, lab):
+    with lab_up(path, lab, in_process=True):
         (shell,) = netns_pids(f"{lab}-b")
         started = pids(lab)
         subprocess.run(["ip", "netns", "del", f"{lab}-b"], check=True)

@@ -18,7 +18,8 @@ import subprocess
 
 import pytest
 
-from helpers import as_planned_here, in_netns, lab_down_here, netlab, unique_lab, up_here, wait_for, write_topology
+from helpers import (as_planned_here, in_netns, lab_down_here, lab_up, netlab, unique_lab, up_here, wait_for,
+                     write_topology)
 from netlab import Lab
 from netlab import doctor
 from netlab.errors import display_path
@@ -58,11 +59,8 @@ pods:
 def lab(tmp_path_factory):
     name = unique_lab("im")
     path = write_topology(tmp_path_factory.mktemp("impair"), topology(name))
-    try:  # in this process: the module's tests are of impair, status, up's output and trace, not of its setup
-        up_here(path)
+    with lab_up(path, name, in_process=True):  # the module's tests are of impair, status, up's output and trace
         yield name, path
-    finally:
-        lab_down_here(name)
 
 
 def pod_ip(lab: str, pod: str) -> str:

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from helpers import as_planned_here, in_netns, lab_down_here, netlab, unique_lab, up_here, write_topology
+from helpers import as_planned_here, in_netns, lab_up, netlab, unique_lab, up_here, write_topology
 from netlab import Lab
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -61,11 +61,8 @@ def nft_lab(tmp_path_factory):
     lab = unique_lab("nf")
     tmp = tmp_path_factory.mktemp("nftables")
     path = write_topology(tmp, TOPOLOGY.format(lab=lab, mode="nftables"), f"{lab}.yaml")
-    try:  # in this process: the tests are of the table, inspect, status's words, up's repairs and trace
-        up_here(path)
+    with lab_up(path, lab, in_process=True):  # the tests are of the table, inspect, status, up's repairs and trace
         yield {"name": lab, "path": path, "tmp": tmp}
-    finally:
-        lab_down_here(lab)
 
 
 def kernel_table(netns: str) -> dict:

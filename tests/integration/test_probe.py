@@ -14,7 +14,7 @@ import pytest
 
 from netlab import Lab
 
-from helpers import (NETLAB, in_netns, ip, ip_json, is_turn_wait, lab_namespaces, lab_up_here, left_as_found, netlab,
+from helpers import (NETLAB, in_netns, ip, ip_json, is_turn_wait, lab_namespaces, lab_up, left_as_found, netlab,
                      two_node_topology, unique_lab, wait_for, write_topology)
 from netlab.pytest_plugin import watch
 
@@ -33,7 +33,7 @@ def default_style(tmp_path_factory):
     nothing of it: brought up and taken down in this process (on each xdist worker that runs one of them)."""
     lab = unique_lab("pr")
     path = write_topology(tmp_path_factory.mktemp(lab), two_node_topology(lab), f"{lab}.yaml")
-    with lab_up_here(path, lab):
+    with lab_up(path, lab, in_process=True):
         yield lab, path
 
 
@@ -252,7 +252,7 @@ def test_a_resolution_a_repaired_fault_left_half_done_fails_no_probe_and_no_trac
     once and waits 10 s (its cni0's mcast_solicit and retrans_time_ms, set in the lab's namespace), so the
     half-done resolution outlives the runs whatever the machine's speed."""
     lab = labs.name("pr")
-    labs.up_here(two_node_topology(lab))  # fedora-4 keeps node 2's bridge up (and its entries) while fedora-2's port is down
+    labs.up_here(two_node_topology(lab))  # fedora-4 keeps node 2's bridge up (its entries) while fedora-2's port is down
     node, pod_ip = f"{lab}-minikube-m02", "10.244.1.3"
     for key, value in (("mcast_solicit", "1"), ("retrans_time_ms", "10000")):
         in_netns(node, "sysctl", "-qw", f"net.ipv4.neigh.cni0.{key}={value}", check=True)
