@@ -31,6 +31,7 @@ from netlab import outfile
 from netlab.errors import EnvironmentNotReady, UsageError, output_unwritable
 from netlab.kernel import netns as nsmod
 from netlab.model.naming import netns_path
+from netlab.trace import scapyconf
 from netlab.trace.decode import Decoded, decode
 
 ETH_P_ALL = 0x0003
@@ -73,6 +74,7 @@ def compile_filter(expression: str) -> Bpf:
     """tcpdump's filter expression compiled by libpcap (through scapy) for Ethernet frames, which is what an
     AF_PACKET socket reads on every lab interface (a veth, a bridge, flannel.1, lo too). No interface is
     opened: an expression that does not compile is a UsageError naming libpcap's reason."""
+    scapyconf.load()
     from scapy.arch.common import compile_filter as pcap_compile  # scapy: lazily (the host's view, no lab's)
     from scapy.error import Scapy_Exception
 
@@ -260,6 +262,7 @@ _BOUND: set[int] = set()
 
 def scapy_layers(vxlan_port: int = 8472):
     """Import scapy (lazily: only after every namespace was entered and left) with VXLAN on the lab's port."""
+    scapyconf.load()
     from scapy.layers.l2 import Ether  # scapy: lazily, see above
 
     if vxlan_port not in _BOUND:

@@ -22,6 +22,7 @@ from typing import Any
 from netlab.model.clusterdns import CLUSTER_DOMAIN, dns_service, fqdn
 from netlab.model.lab import Lab
 from netlab.probe.dnsq import RCODES
+from netlab.trace import scapyconf
 
 PORT = 53
 MARKER_OPTION = 65001  # EDNS0 option code for local/experimental use
@@ -39,6 +40,7 @@ def question_name(lab: Lab, service: str | None) -> str:
 
 def query(name: str, marker: bytes, ident: int | None = None) -> tuple[int, bytes]:
     """A recursive A query for ``name`` carrying ``marker`` in an EDNS(0) option: (its id, its bytes)."""
+    scapyconf.load()
     from scapy.layers.dns import DNS, DNSQR, DNSRROPT, EDNS0TLV  # scapy: lazily, see above
 
     ident = random.SystemRandom().randrange(1, 0xFFFF) if ident is None else ident
@@ -51,6 +53,7 @@ def answer(data: bytes, ident: int | None = None) -> dict[str, Any]:
     """A DNS response as plain data: rcode, the question, the answer records (name, type, data, ttl); a reply that
     is no DNS response at all (shorter than a header, or its QR bit 0: the echo server's ``{"pod": ...`` line, whose
     third byte is ``p``) is ``not_dns``: a server that answers anything, not a DNS server answering wrong."""
+    scapyconf.load()
     from scapy.layers.dns import DNS, dnstypes  # scapy: lazily, see above
 
     if len(data) < 12 or not data[2] & 0x80:

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from netlab.trace import scapyconf
+
+scapyconf.load()  # before scapy's layers: without its reading of the routing tables (trace/scapyconf.py)
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vxlan import VXLAN
