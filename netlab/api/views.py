@@ -27,7 +27,7 @@ from netlab.model.lab import Lab
 from netlab.model.nodeports import health_checks
 from netlab.model.lab import PodInfo as ModelPod
 from netlab.model.topology import Service
-from netlab.plan.services import service_ports
+from netlab.plan.service_port_info import service_ports  # not plan.services: its rules, which `get` never makes
 from netlab.realize.attachments import detached
 from netlab.realize.state import LabState, up_command
 from netlab.workload.lifecycle import container_argv, uts_path
