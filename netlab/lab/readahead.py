@@ -21,9 +21,9 @@ it would have, and the readers are stopped.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 from netlab.errors import NetlabError, loads_json
-from netlab.kernel.live import LiveKernel
 from netlab.kernel.netns import TAG_SYSCTLS
 from netlab.model.naming import is_netns
 from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYSCTLS, KERNEL_DEVCONF, RESTORED,
@@ -31,6 +31,9 @@ from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYS
 from netlab.realize.interrupted import Seen, seen
 from netlab.realize.lab_name import selected_name
 from netlab.realize.state_dir import read_state_file
+
+if TYPE_CHECKING:
+    from netlab.kernel.live import LiveKernel
 
 # Every sysctl a lab's status asks of a namespace but an interface's (those come with its link), once each: the
 # plan's by role (plan/sysctls.py, the all/default ARP ones among them), kube-proxy's route_localnet (a node's,
@@ -45,6 +48,8 @@ def start(lab_name: str | None, topology: str | None) -> LiveKernel:
     """The kernel door for ``status`` (``--lab NAME`` / ``-t FILE``), already reading the lab's namespaces
     when that can be known now: not with ``-t FILE`` (the lab is the one a file still to be parsed names),
     nor without ``--lab`` when more than one lab is up."""
+    from netlab.kernel.live import LiveKernel  # here: `probe` asks seen_first only, and reads no namespace itself
+
     kernel = LiveKernel()
     if topology is None:
         asks = saved_netns(lab_name)
