@@ -220,13 +220,24 @@ class RecordedFeature(ModuleFeature):
     For netlab.cni.lifecycle and netlab.impair.lifecycle: they load the topology's models and pydantic (40-50
     ms), which a ``down`` of a lab without CNI plugins or impairments needs nowhere else. With ``concerns``,
     the question whether the feature has anything to say of a lab at all (the CNI feature: a lab whose pods
-    are attached by CNI plugins), ``drift`` of a lab it does not concern loads nothing either (status)."""
+    are attached by CNI plugins), ``drift`` of a lab it does not concern loads nothing either (status). With
+    ``parts``, the record is a dict of parts, and one whose every part is empty records nothing either (every
+    lab's ``impair``: ``{"shaped": {}, "runtime": {}}`` until an interface is shaped)."""
 
-    def __init__(self, module_name: str, records: str, concerns: Callable[[Lab], bool] | None = None):
+    def __init__(self, module_name: str, records: str, concerns: Callable[[Lab], bool] | None = None,
+                 parts: bool = False):
         self.module_name = module_name
         self.records = records
         self.concerns = concerns
+        self.parts = parts
         self.name = module_name.rsplit(".", 2)[-2]
+
+    def recorded(self, state: LabState) -> bool:
+        """Whether the state records anything of this feature to undo."""
+        rec = state.extra.get(self.records)
+        if self.parts and isinstance(rec, dict):
+            return any(rec.values())
+        return bool(rec)
 
     @property
     def module(self) -> Any:  # type: ignore[override]
@@ -235,19 +246,19 @@ class RecordedFeature(ModuleFeature):
         return importlib.import_module(self.module_name)
 
     def stop_early(self, state: LabState) -> Any:
-        return super().stop_early(state) if state.extra.get(self.records) else None
+        return super().stop_early(state) if self.recorded(state) else None
 
     def stop(self, state: LabState, netns_names: Iterable[str], everything: bool = False,
              early: Any = None) -> list[str]:
-        if not state.extra.get(self.records):
+        if not self.recorded(state):
             return []
         return super().stop(state, netns_names, everything=everything, early=early)
 
     def roll_back(self, state: LabState) -> list[str]:
-        return super().roll_back(state) if state.extra.get(self.records) else []
+        return super().roll_back(state) if self.recorded(state) else []
 
     def stop_taken(self, state: LabState, netns_names: list[str]) -> list[str]:
-        return super().stop_taken(state, netns_names) if state.extra.get(self.records) else []
+        return super().stop_taken(state, netns_names) if self.recorded(state) else []
 
     def drift(self, lab: Lab, state: LabState) -> list[str]:
         if self.concerns is not None and not self.concerns(lab):

@@ -17,7 +17,7 @@ def default_features() -> list[Feature]:
     # CNI and impairments load the topology's models: not for the down of a lab that has no record of them, nor
     # (CNI) for the status of a lab whose pods are not attached by CNI plugins (netlab.cni.lifecycle.drift: none).
     return [ModuleFeature(services), RecordedFeature("netlab.cni.lifecycle", records="cni", concerns=_uses_cni),
-            ModuleFeature(workload), RecordedFeature("netlab.impair.lifecycle", records="impair")]
+            ModuleFeature(workload), RecordedFeature("netlab.impair.lifecycle", records="impair", parts=True)]
 
 
 def _uses_cni(lab: Lab) -> bool:
