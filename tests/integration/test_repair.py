@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (in_netns, ip, ip_json, lab_up, netlab, resolving, set_port_state, state_path, two_node_topology,
-                     unique_lab, wait_for, write_topology)
+from breaking import assert_as_planned
+from helpers import (in_netns, ip, ip_json, lab_down_here, netlab, resolving, set_port_state, state_path,
+                     two_node_topology, unique_lab, wait_for, write_topology)
+from netlab import Lab
 
 pytestmark = pytest.mark.root
 
@@ -24,8 +26,11 @@ pytestmark = pytest.mark.root
 def lab(tmp_path_factory):
     name = unique_lab("rp")
     path = write_topology(tmp_path_factory.mktemp("repair"), two_node_topology(name, pods_per_node=2))
-    with lab_up(path, name):
+    try:
+        Lab.up(path)  # the cases test status and up on it, not its first up
         yield name, path
+    finally:
+        lab_down_here(name)
 
 
 def sh(*argv: str) -> None:
@@ -149,8 +154,7 @@ def test_drift_is_named_and_one_up_repairs_it(lab, case):
     assert up.returncode == 0, up.stderr
     assert "nothing to change" not in up.stdout
     assert "warning" not in up.stderr, up.stderr  # among them: every link it brought up runs (lab/carrier.py)
-    after = netlab("status", "--lab", name, check=False)
-    assert after.returncode == 0, after.stdout
+    assert_as_planned(name)
     assert traffic_flows(name) == []
 
 
@@ -180,7 +184,7 @@ def test_a_bridge_port_state_set_by_hand_is_named_once_and_up_sets_it_back(lab):
     assert f"  set port_state of link {port} in {name}-minikube\n" in up.stdout, up.stdout
     assert "add link" not in up.stdout and "del link" not in up.stdout, up.stdout
     assert port_state(name, "fedora-1") == "forwarding" and pod_veth(name, "fedora-1") == port
-    assert netlab("status", "--lab", name).returncode == 0
+    assert_as_planned(name)
     # The ping of the cut-off check left fedora-1's ARP for fedora-3 resolving: a ping queued behind it fails when
     # its last request goes unanswered, although the port forwards now; the next resolution goes through.
     assert wait_for(lambda: not resolving(f"{name}-fedora-1", "eth0"), timeout=30)
@@ -196,7 +200,7 @@ def test_a_bridge_port_state_set_by_hand_is_named_once_and_up_sets_it_back(lab):
     up = netlab("up", "-t", path)
     assert "port_state" not in up.stdout, up.stdout
     assert port_state(name, "fedora-1") == "forwarding"
-    assert netlab("status", "--lab", name).returncode == 0
+    assert_as_planned(name)
     assert traffic_flows(name) == []
 
 
@@ -208,8 +212,6 @@ def test_a_repair_that_fails_halfway_leaves_the_lab_as_it_found_it(lab):
     sh("ip", "-n", f"{name}-fedora-1", "rule", "add", "pref", "10", "lookup", "100")
     in_netns(f"{name}-minikube", "iptables", "-I", "FORWARD", "-j", "DROP", check=True)
     in_netns(f"{name}-fedora-4", "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=8", check=True)
-    from netlab import Lab
-
     # status's judgement in this process (the rollback is the point here, not the command's start): `status -o
     # json`'s "drift", one line per difference
     before = Lab(name).status()
@@ -227,7 +229,7 @@ def test_a_repair_that_fails_halfway_leaves_the_lab_as_it_found_it(lab):
     else:
         raise AssertionError("up never got past the injected faults")
     assert k > 6  # every repair operation was a fault point
-    assert netlab("status", "--lab", name).returncode == 0
+    assert_as_planned(name)
     assert traffic_flows(name) == []
 
 
@@ -245,12 +247,12 @@ def test_a_node_namespace_deleted_but_not_yet_freed_is_made_again(lab):
         sh("ip", "netns", "del", node)
         pod_eth0 = ip_json("link", "show", "dev", "eth0", netns=f"{name}-fedora-2")
         assert pod_eth0 and pod_eth0[0].get("link_netnsid") is not None  # still paired, with the old namespace
-        assert netlab("status", "--lab", name, check=False).returncode == 1
+        assert not Lab(name).status().clean
         up = netlab("up", "-t", path, check=False)
         assert up.returncode == 0, up.stderr
     finally:
         os.close(held)
-    assert netlab("status", "--lab", name).returncode == 0
+    assert_as_planned(name)
     assert traffic_flows(name) == []
 
 
@@ -267,7 +269,7 @@ def test_a_path_mtu_the_kernel_learned_is_no_route(lab):
         sh("ip", "-n", node, "link", "set", "eth0", "mtu", "1500")
     cache = subprocess.run(["ip", "-n", node, "route", "show", "cache"], capture_output=True, text=True).stdout
     assert "10.244.1.3 via 10.244.1.0 dev flannel.1" in cache and "mtu 1350" in cache, cache
-    assert netlab("status", "--lab", name).returncode == 0
+    assert_as_planned(name)
     assert "10.244.1.3" not in netlab("inspect", "--lab", name, "minikube", "-s", "routes").stdout
     assert "nothing to change" in netlab("up", "-t", path).stdout
     assert traffic_flows(name) == []
@@ -277,7 +279,7 @@ def test_a_bridge_without_ports_set_up_again_is_not_waited_for(labs):
     """A node without pods: its cni0 has no port, so no carrier (``ip link``: NO-CARRIER, state DOWN once set
     down and up); up sets it up and returns without waiting for a carrier that cannot come, or warning."""
     name = labs.name("np")
-    path, _ = labs.up(two_node_topology(name, pods_per_node=1).replace(
+    path = labs.up_here(two_node_topology(name, pods_per_node=1).replace(
         "  - {name: fedora-2, node: minikube-m02, ip: 10.244.1.3}\n", ""))
     sh("ip", "-n", f"{name}-minikube-m02", "link", "set", "cni0", "down")
     up = netlab("up", "-t", path, check=False)
@@ -285,7 +287,7 @@ def test_a_bridge_without_ports_set_up_again_is_not_waited_for(labs):
     assert "warning" not in up.stderr, up.stderr
     (cni0,) = ip_json("link", "show", "cni0", netns=f"{name}-minikube-m02")
     assert "UP" in cni0["flags"] and "NO-CARRIER" in cni0["flags"], cni0  # up, and still without a carrier
-    assert netlab("status", "--lab", name).returncode == 0
+    assert_as_planned(name)
 
 
 def test_up_works_where_new_namespaces_start_with_fallback_tunnels(labs):
@@ -295,13 +297,12 @@ def test_up_works_where_new_namespaces_start_with_fallback_tunnels(labs):
     path, _ = labs.up(two_node_topology(name, pods_per_node=1), env=env)
     links = [link["ifname"] for link in ip_json("link", netns=f"{name}-fedora-1")]
     assert links[:3] == ["lo", "sit0", "tunl0"] and "eth0" in links
-    st = netlab("status", "--lab", name, check=False)
-    assert st.returncode == 0, st.stdout
+    assert_as_planned(name)
     assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
     # A repair in such a namespace numbers its links after the kernel's too.
     ip("link", "del", "eth0", netns=f"{name}-fedora-1")
     netlab("up", "-t", path, env=env)
-    assert netlab("status", "--lab", name).returncode == 0
+    assert_as_planned(name)
     assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
 
 
@@ -340,8 +341,7 @@ def test_a_host_tuned_for_ipvs_leaves_the_lab_as_the_tutorial_has_it(labs):
                     "eth0/arp_announce"):
             value = in_netns(ns, "cat", f"/proc/sys/net/ipv4/conf/{key}").stdout.strip()
             assert value == "0", f"{key} in {ns}: {value}"
-    st = netlab("status", "--lab", name, check=False)
-    assert st.returncode == 0, st.stdout
+    assert_as_planned(name)
     assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
 
 
@@ -370,7 +370,7 @@ def test_other_settings_a_host_gives_new_namespaces_are_set_back_and_checked(lab
     st = netlab("status", "--lab", name, check=False)
     assert st.returncode == 1 and "net.ipv4.conf.default.route_localnet" in st.stdout, st.stdout
     netlab("up", "-t", path)
-    assert netlab("status", "--lab", name, check=False).returncode == 0
+    assert_as_planned(name)
 
 
 def test_a_pod_put_on_another_node_is_made_anew_there_and_a_failure_keeps_the_old_file(labs):
@@ -389,16 +389,16 @@ def test_a_pod_put_on_another_node_is_made_anew_there_and_a_failure_keeps_the_ol
     assert failed.returncode == 4 and failed.stderr.strip().endswith("; rolled back"), failed.stderr
     saved = json.loads(open(state_path(name, "state.json")).read())["topology"]["pods"]
     assert {p["name"]: p["node"] for p in saved}["fedora-2"] == "minikube-m02"
-    assert netlab("status", "--lab", name).returncode == 0
+    assert_as_planned(name)
     assert ip_json("-4", "addr", "show", "eth0", netns=f"{name}-fedora-2")[0]["addr_info"][0]["local"] == "10.244.1.3"
     done = netlab("up", "-t", path)
     assert "pod fedora-2 moves from node minikube-m02 to minikube: made anew" in done.stdout, done.stdout
-    assert netlab("status", "--lab", name).returncode == 0
+    assert_as_planned(name)
     # And from a running pod: made anew, the old pair gone from the old node, traffic flows.
     write_topology(Path(path).parent, text)
     again = netlab("up", "-t", path)
     assert "pod fedora-2 moves from node minikube to minikube-m02: made anew" in again.stdout, again.stdout
-    assert netlab("status", "--lab", name).returncode == 0
+    assert_as_planned(name)
     assert [link["ifname"] for link in ip_json("link", netns=f"{name}-minikube") if link["ifname"].startswith("veth")
             ] == [pod_veth(name, "fedora-1")]
     assert ip_json("-4", "addr", "show", "eth0", netns=f"{name}-fedora-2")[0]["addr_info"][0]["local"] == "10.244.1.3"
