@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ip_json, lab_namespaces, netlab, state_path, write_topology
+from breaking import assert_as_planned, put_back
+from helpers import ip_json, lab_down_here, lab_namespaces, netlab, state_path, write_topology
+from netlab import Lab
 
 pytestmark = pytest.mark.root
 
@@ -25,6 +27,11 @@ def _name(labs) -> str:
     lab = f"fxd{uuid.uuid4().hex[:5]}"  # 8 characters
     labs.names.append(lab)
     return lab
+
+
+def cni_calls(lab: str) -> list:
+    """The lab's CNI log in this process (`netlab cni log -o json`'s "calls")."""
+    return list(Lab(lab).cni_log().calls)
 
 
 def _topo(lab: str, ip: str) -> str:
@@ -40,9 +47,8 @@ pods:
 
 def test_reference_lab_namespace_args_timeout_and_a_changed_ip(labs):
     lab = _name(labs)
-    path, _ = labs.up(_topo(lab, "10.244.0.20"))
-    log = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)["calls"]
-    args = {(c["pod"], c["plugin"]): c["env"]["CNI_ARGS"] for c in log if c["command"] == "ADD"}
+    path = labs.up_here(_topo(lab, "10.244.0.20"))
+    args = {(c.pod, c.plugin): c.env["CNI_ARGS"] for c in cni_calls(lab) if c.command == "ADD"}
     assert "K8S_POD_NAMESPACE=x;K8S_POD_NAME=a;" in args[("a", "bridge")]
     assert "K8S_POD_NAMESPACE=default;K8S_POD_NAME=b;" in args[("b", "bridge")]
 
@@ -64,19 +70,17 @@ def test_reference_lab_namespace_args_timeout_and_a_changed_ip(labs):
     assert after["topology"] == state_before["topology"] and after["extra"] == state_before["extra"]
     addrs = [a["local"] for a in ip_json("addr", "show", "eth0", netns=f"{lab}-a")[0]["addr_info"]]
     assert addrs == ["10.244.0.20"]
-    netlab("status", "--lab", lab)  # the running lab is as it was: exit 0
+    assert_as_planned(lab)  # the running lab is as it was
 
     # the way the refusal names: out of the file, up; back with the new ip, up
     write_topology(Path(path).parent, _topo(lab, "10.244.0.50").replace(
         "  - {name: a, node: n1, namespace: x, ip: 10.244.0.50}\n", ""), Path(path).name)
-    netlab("up", "-t", path)
+    put_back(path)  # the library's up, the CLI's same call: what the refusal names is the way, not the command
     write_topology(Path(path).parent, _topo(lab, "10.244.0.50"), Path(path).name)
-    netlab("up", "-t", path)
+    put_back(path)
     addrs = [a["local"] for a in ip_json("addr", "show", "eth0", netns=f"{lab}-a")[0]["addr_info"]]
     assert addrs == ["10.244.0.50"]
-    netlab("status", "--lab", lab)
-    netlab("down", "--lab", lab)
-    assert not lab_namespaces(lab)
+    assert_as_planned(lab)
 
 
 def test_conflist_lab_refuses_bridge_port_down(labs, tmp_path):
@@ -84,7 +88,7 @@ def test_conflist_lab_refuses_bridge_port_down(labs, tmp_path):
     for f in ("bash-bridge", "bash-bridge.conflist"):
         shutil.copy2(BASH / f, tmp_path / f)
     assert os.access(tmp_path / "bash-bridge", os.X_OK)
-    labs.up(f"""name: {lab}
+    labs.up_here(f"""name: {lab}
 network: {{mode: host-gw, cni: {{conflist: ./bash-bridge.conflist, binDir: .}}}}
 nodes: [{{name: n1}}]
 pods:
@@ -95,9 +99,7 @@ pods:
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert "conflist" in proc.stderr
-    netlab("status", "--lab", lab)  # nothing changed
-    netlab("down", "--lab", lab)
-    assert not lab_namespaces(lab)
+    assert_as_planned(lab)  # nothing changed
 
 
 def _bash_bridge_lab(labs, tmp_path: Path) -> tuple[str, str]:
@@ -105,7 +107,7 @@ def _bash_bridge_lab(labs, tmp_path: Path) -> tuple[str, str]:
     lab = _name(labs)
     for f in ("bash-bridge", "bash-bridge.conflist"):
         shutil.copy2(BASH / f, tmp_path / f)
-    path, _ = labs.up(f"""name: {lab}
+    path = labs.up_here(f"""name: {lab}
 network: {{mode: host-gw, cni: {{conflist: ./bash-bridge.conflist, binDir: .}}}}
 nodes: [{{name: n1}}]
 pods:
@@ -154,7 +156,7 @@ def test_a_del_that_fails_on_down_is_a_warning_and_the_lab_still_goes(labs, tmp_
     assert f"lab {lab} is down (4 namespaces removed)" in proc.stdout  # the node, two pods, the underlay
     assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
 
-    labs.up(Path(path).read_text())  # again, and down as JSON
+    labs.up_here(Path(path).read_text())  # again, and down as JSON
     done = json.loads(netlab("down", "--lab", lab, "-o", "json").stdout)
     assert sorted(done["problems"]) == sorted(ln.removeprefix("netlab: warning: ") for ln in warnings)
     assert done["was_up"] and len(done["removed_netns"]) == 4 and not lab_namespaces(lab)
@@ -209,18 +211,17 @@ services:
     assert f"--to-destination {web}:8080" in rules, rules
     # The kubelet's hosts file, written before the plugins ran, names the address they gave too.
     assert netlab("exec", "--lab", lab, "web", "--", "hostname", "-i").stdout == f"{web}\n"
-    netlab("status", "--lab", lab)
+    assert_as_planned(lab)
     trace = netlab("trace", "--lab", lab, "client", "10.96.0.20", "--port", "80", check=False)
     assert trace.returncode == 0 and "result: delivered to web" in trace.stdout, trace.stdout + trace.stderr
     assert "nothing to change" in netlab("up", "-t", path).stdout  # nothing for a second up
-    netlab("down", "--lab", lab)
+    lab_down_here(lab)
     proc = labs.up(text)[1]  # up's hint pings an address a pod has, not the topology's
     [hint] = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"try: sudo ip netns exec {lab}-web ping -c1 ")]
     others = [ns for ns in lab_namespaces(lab) if ns not in {f"{lab}-n1", f"{lab}-underlay", f"{lab}-web"}]
     assert len(others) == 2 and hint.rsplit(" ", 1)[1] in {  # the client and kube-dns
         ip_json("addr", "show", "eth0", netns=ns)[0]["addr_info"][0]["local"] for ns in others}, proc.stdout
-    netlab("down", "--lab", lab)
-    assert not lab_namespaces(lab)
+    lab_down_here(lab)
 
 
 @pytest.mark.parametrize("version, no_check", [("0.3.1", "cniVersion 0.3.1 has no CHECK"),
@@ -236,12 +237,12 @@ def test_a_chain_without_check_is_compared_with_its_cached_result(labs, tmp_path
              "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases"), "routes": [{"dst": "0.0.0.0/0"}],
                       "ranges": [[{"subnet": "10.244.0.0/24"}]]}}]}))
     lab = _name(labs)
-    path, _ = labs.up(f"""name: {lab}
+    path = labs.up_here(f"""name: {lab}
 network: {{mode: host-gw, cni: {{conflist: old.conflist}}}}
 nodes: [{{name: n1, podCIDR: 10.244.0.0/24}}]
 pods: [{{name: a, node: n1}}, {{name: b, node: n1}}]
 """)
-    netlab("status", "--lab", lab)
+    assert_as_planned(lab)
     subprocess.run(["ip", "-n", f"{lab}-a", "link", "del", "eth0"], check=True)
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1, status.stdout
@@ -250,11 +251,8 @@ pods: [{{name: a, node: n1}}, {{name: b, node: n1}}]
     up = netlab("up", "-t", path)
     assert "re-attached pod a through CNI (it differs from its chain's cached ADD result: its eth0 is gone" in \
         up.stdout, up.stdout
-    netlab("status", "--lab", lab)
+    assert_as_planned(lab)
     [addr] = ip_json("addr", "show", "eth0", netns=f"{lab}-a")[0]["addr_info"]
     assert addr["local"].startswith("10.244.0.")
-    calls = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)["calls"]
-    commands = [c["command"] for c in calls if c["plugin"] == "bridge"]  # netlab's loopback network is 1.0.0's
+    commands = [c.command for c in cni_calls(lab) if c.plugin == "bridge"]  # netlab's loopback network is 1.0.0's
     assert commands == ["ADD", "ADD", "DEL", "ADD"], commands
-    netlab("down", "--lab", lab)
-    assert not lab_namespaces(lab)
