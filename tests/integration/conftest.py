@@ -15,7 +15,7 @@ import os
 import pytest
 
 import machine_table
-from helpers import (anything_of, as_planned, diff_snapshots, host_snapshot, lab_down, lab_down_here,
+from helpers import (anything_of, as_planned_here, diff_snapshots, host_snapshot, lab_down, lab_down_here,
                      lab_namespaces, netlab, unique_lab, write_topology)
 from netlab import Lab
 from netlab.pytest_plugin import watch
@@ -119,8 +119,9 @@ def labs(tmp_path, request):
 @pytest.fixture
 def repaired(live):
     """The module's ``live`` lab (a dict with its ``name`` and topology ``path``), as planned again after the test,
-    whatever it broke by hand: ``netlab up`` when ``status`` finds it otherwise, then as planned for sure."""
+    whatever it broke by hand: ``netlab up`` when ``status`` finds it otherwise, then as planned for sure (both in
+    this process: a clean-up, not a test of their CLI)."""
     yield live
-    if not as_planned(live["name"]):
-        netlab("up", "-t", live["path"])
-    assert as_planned(live["name"])
+    if not as_planned_here(live["name"]):
+        Lab.up(live["path"])
+    assert as_planned_here(live["name"])
