@@ -11,14 +11,15 @@ scenario (:func:`break_and_repair`):
 - ``netlab trace`` blames the hop and fact the catalogue names, not an
   earlier or later one (or, for a flow a policy denies that a fault let
   through, says so in its policy verdict);
-- ``netlab up`` repairs: probe exits 0 and status is clean.
+- the lab's ``up`` repairs (it changes the kernel): probe exits 0 and status is clean.
 
-Every command is the CLI's, a process as a user runs it, but the repaired lab's status: the library's
-(Lab.status: the comparison the CLI's status prints and exits 1 on), in the test's own process. A CLI process
-costs about 0.45 s of CPU to start Python and import netlab, ten times the comparison on these labs, and the
-suite is CPU-bound; the CLI's status (its exit, its last line) is checked on the broken lab. (Not the probe: the
-library's forks its agent from the test's process, a big heap with its cycle collector on, not the CLI's
-small one that forks it while it loads; one of its 1-second waits ran out under load.)
+Every command is the CLI's, a process as a user runs it, but the labs' setup and teardown, the repair and the
+repaired lab's status: the library's (Lab.up: the converge the CLI's up runs; Lab.status: the comparison the
+CLI's status prints and exits 1 on), in the test's own process. A CLI process costs about 0.45 s of CPU to start
+Python and import netlab, ten times the comparison on these labs, and the suite is CPU-bound; the CLI's status
+(its exit, its last line) is checked on the broken lab. (Not the probe: the library's forks its agent from the
+test's process, a big heap with its cycle collector on, not the CLI's small one that forks it while it loads; one
+of its 1-second waits ran out under load.)
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ import shutil
 import sys
 from typing import Iterator
 
-from helpers import in_netns, lab_up, netlab, probe_failures, unique_lab
+from helpers import in_netns, lab_up_here, netlab, probe_failures, unique_lab
 from netlab import Lab
+from netlab.api import results as R
 from netlab.breaks import catalogue, symptoms
 from netlab.breaks.changes import STALE_SPORT, dns_udp, peer_node
-from netlab.errors import display_path
+from netlab.errors import NetlabError, display_path
 from netlab.realize.state import running_lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -56,7 +58,7 @@ def shipped_lab(tmp_path_factory, source: str, extra: str = "", policies: bool =
     path.write_text("\n".join(lines) + "\n" + extra)
     if policies:
         shutil.copytree(os.path.join(ROOT, "topologies", "netpol"), folder / "netpol")
-    with lab_up(str(path), name):
+    with lab_up_here(str(path), name):  # in this process: these tests ask nothing of up's or down's CLI
         yield name, str(path)
 
 
@@ -90,14 +92,32 @@ def break_and_repair(lab: str, path: str, name: str, target_name: str | None = N
         if also is not None:
             also(model)
     finally:
-        repaired = netlab("up", "-t", path, check=False)  # always: the next scenario needs a sound lab
-    assert repaired.returncode == 0, repaired.stderr
-    assert "nothing to change" not in repaired.stdout, repaired.stdout  # up found the fault and repaired it
+        repaired = repair_here(path)  # always: the next scenario needs a sound lab
+    assert_repaired(repaired)
     rc, report = probe(lab, *s.probe)
-    assert rc == 0, probe_failures(report) + "\n" + repaired.stdout
+    assert rc == 0, probe_failures(report) + "\n" + "\n".join(repaired.fixed)
     assert_as_planned(lab, f"{name}'s repair")
     if name == "conntrack-stale-entry":  # up deleted the entry: the client's own port works again
         assert dns_answers(model, target, STALE_SPORT)
+
+
+def repair_here(path: str) -> R.UpResult | str:
+    """`netlab up -t PATH`, the lab's repair, in this process (Lab.up: the converge the CLI's up runs, which prints
+    its result): what it did, or the error the CLI would have said (never raised: this runs in a test's
+    ``finally``, after a failure it must not hide)."""
+    try:
+        done = Lab.up(path).last_up
+    except NetlabError as err:
+        return f"up failed: {err}"
+    assert done is not None
+    return done
+
+
+def assert_repaired(done: R.UpResult | str) -> None:
+    """The repair's up exited 0 (nothing failed) and found the fault: it changed the kernel (`up` says "nothing to
+    change" when ``changed`` is False)."""
+    assert not isinstance(done, str) and done.ok, done
+    assert done.changed, f"up found nothing to change: {done}"
 
 
 def assert_as_planned(lab: str, after: str = "") -> None:

@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from breaking import SERVICES, break_and_repair, check_probe, probe, shipped_lab
-from helpers import in_netns, lab_up, netlab, unique_lab
+from breaking import SERVICES, assert_repaired, break_and_repair, check_probe, probe, repair_here, shipped_lab
+from helpers import in_netns, lab_up_here, netlab, unique_lab
 from netlab.breaks import catalogue
 from netlab.realize.state import running_lab
 
@@ -66,7 +66,7 @@ def impostor_lab(tmp_path_factory):
                                 "ports": [{"port": 53, "protocol": "UDP", "targetPort": 8080}]})
     path = tmp_path_factory.mktemp(name) / "topo.yaml"
     path.write_text(yaml.safe_dump(topo, sort_keys=False))
-    with lab_up(str(path), name):
+    with lab_up_here(str(path), name):
         yield name, str(path)
 
 
@@ -120,6 +120,6 @@ def test_forward_policy_drop_in_nftables_mode_drops_what_iptables_mode_accepts(s
                    "chain's policy is DROP" in lost["reason"] and "it went on" not in lost["reason"], lost
             assert lost["fix"] == f"ip netns exec {lab}-node-1 iptables -P FORWARD ACCEPT", lost
     finally:
-        repaired = netlab("up", "-t", path, check=False)
-    assert repaired.returncode == 0 and "nothing to change" not in repaired.stdout, repaired
+        repaired = repair_here(path)
+    assert_repaired(repaired)
     assert probe(lab)[0] == 0
