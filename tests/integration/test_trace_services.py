@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
+from helpers import as_planned_here, in_netns, lab_up_here, netlab, traced, unique_lab, write_topology
+from netlab import Lab
 from netlab.plan.services import svc_chain
 
 pytestmark = pytest.mark.root
@@ -32,7 +33,7 @@ def svc_lab(tmp_path_factory):
     lab = unique_lab("tb")
     text = re.sub(r"(?m)^name: svc$", f"name: {lab}", (ROOT / "topologies/services.yaml").read_text())
     path = write_topology(tmp_path_factory.mktemp("trace-svc"), text)
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):  # in this process: no test of the module asks anything of up's or down's CLI
         yield lab, path
 
 
@@ -58,8 +59,8 @@ def test_a_deleted_kube_services_rule_is_blamed_on_the_node_with_the_rule(svc_la
         assert f"result: LOST at hop {lost['hop']} ({n1} cni0): node-1 did not DNAT this packet" in text
     finally:
         # The printed fix puts back exactly the deleted rule (else `up` repairs it for the next tests).
-        subprocess.run(shlex.split(fix), check=False) if fix else netlab("up", "-t", path)
-    assert as_planned(lab)
+        subprocess.run(shlex.split(fix), check=False) if fix else Lab.up(path)
+    assert as_planned_here(lab)
     rc, d = traced(lab, "client", "svc/web")
     assert rc == 0 and d["delivered"] and d["reply_received"]
 
@@ -153,7 +154,6 @@ def test_a_random_source_port_is_one_conntrack_holds_no_flow_of(svc_lab, monkeyp
     """The trace's own port is new to conntrack: an earlier trace's unanswered SYN (while a rule was missing)
     leaves an entry for 120 s, and a later trace from its port would follow it, not the rules (a flake of the
     suite: a trace after the deleted-rule test met one). The first port the trace would take is held."""
-    from netlab import Lab
     from netlab.probe import sockets
 
     lab, _ = svc_lab
@@ -228,7 +228,7 @@ def test_trace_to_kube_dns_asks_a_real_question_and_shows_the_answer(svc_lab):
     assert d["reply_hops"][-1]["observe"]["flow"].startswith("10.96.0.10:53 → 10.244.0.3:")
     # dnsmasq itself logged the question, from the client's own address (no NAT on the way in), as the
     # authority for cluster.local it is to every pod (model/clusterdns.py).
-    log = netlab("logs", "--lab", lab, "kube-dns").stdout
+    log = Lab.attach(lab).logs("kube-dns")  # what `netlab logs` prints
     assert "auth[A] kube-dns.kube-system.svc.cluster.local from 10.244.0.3" in log
     text = netlab("trace", "--lab", lab, "client", "svc/kube-dns").stdout
     assert "DNS query (UDP port 53) for A kube-dns.kube-system.svc.cluster.local" in text.splitlines()[0]
@@ -295,7 +295,7 @@ def test_the_picture_numbers_every_hop_and_shows_the_lost_one_in_red(svc_lab, tm
         proc = netlab("trace", "--lab", lab, "client", "svc/web", "-o", "svg", "-w", str(picture), check=False,
                       timeout=60)
     finally:
-        netlab("up", "-t", path)
+        Lab.up(path)  # the repair, as `netlab up -t PATH` makes it
     assert proc.returncode == 1 and f"wrote {picture}" in proc.stderr and "LOST at hop" in proc.stderr
     root = ET.fromstring(picture.read_text())
     texts = [(t.text or "").replace("\xa0", " ") for t in root.iter(f"{svg_ns}text")]
@@ -354,7 +354,7 @@ pods: [{{name: client, node: n1}}]
 services:
   - {{name: ghost, selector: {{app: none}}, ports: [{{port: 80, targetPort: 8080}}]}}
 """)
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):
         rc, tr = traced(lab, "client", "svc/ghost", "--proto", "tcp", "--port", "80")
         assert rc == 1 and tr["lost"]["netns"] == f"{lab}-n1", tr["lost"]
         assert tr["lost"]["reason"].startswith("Service default/ghost has no endpoints: kube-proxy's "), tr["lost"]
@@ -384,7 +384,7 @@ def test_a_nodeport_refused_by_the_endpoints_policy_after_masquerade_is_blamed_o
     flannel.1 address after n2's masquerade. trace judged no policy for a nodePort, and blamed the missing ARP
     entry of web-1 on cni0 (the packet never got that far) or said "the policy is named below" and named none."""
     lab = labs.name("qt")
-    labs.up(f"""name: {lab}
+    labs.up_here(f"""name: {lab}
 nodes: [{{name: n1}}, {{name: n2}}]
 pods:
   - {{name: web-1, node: n1, labels: {{app: web}}}}
