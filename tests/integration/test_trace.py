@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from helpers import as_planned, in_netns, ip, lab_up, links_settled, netlab, two_node_topology, unique_lab, \
-    wait_for, write_topology
+from helpers import as_planned_here, in_netns, ip, ip_json, lab_up_here, links_settled, netlab, two_node_topology, \
+    unique_lab, wait_for, write_topology
 from netlab import Lab
 from netlab.pytest_plugin import watch
 
@@ -38,9 +38,9 @@ def shared_web(tmp_path_factory):
     """One web_topology lab for this module's read-only tests (on each xdist worker that runs one of them)."""
     lab = unique_lab("tr")
     path = write_topology(tmp_path_factory.mktemp("web"), web_topology(lab), f"{lab}.yaml")
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):  # in this process: no test of the module asks anything of up's or down's CLI
         yield lab
-        assert as_planned(lab), f"a test that shares lab {lab} changed it (they only read it)"
+        assert as_planned_here(lab), f"a test that shares lab {lab} changed it (they only read it)"
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_trace_pod_to_pod_across_the_vxlan_overlay(web):
 
 def test_trace_names_the_hop_where_a_deleted_arp_entry_stops_the_packet(labs):
     lab = labs.name("tr")
-    path, _ = labs.up(two_node_topology(lab, pods_per_node=1))
+    path = labs.up_here(two_node_topology(lab, pods_per_node=1))
     n1 = f"{lab}-minikube"
     ip("neigh", "del", "10.244.1.0", "dev", "flannel.1", netns=n1)
     proc = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "-o", "json", check=False, timeout=60)
@@ -132,7 +132,7 @@ def test_trace_names_the_hop_where_a_deleted_arp_entry_stops_the_packet(labs):
     text = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", check=False, timeout=60).stdout
     assert "result: LOST at hop" in text and f"({n1} flannel.1): no ARP entry for 10.244.1.0" in text
     # `up` repairs the lab; the trace goes through again.
-    netlab("up", "-t", path)
+    Lab.up(path)  # as `netlab up -t PATH` does
     assert trace_json(lab, "fedora-1", "fedora-2")["delivered"]
 
 
@@ -349,13 +349,14 @@ def test_a_pods_own_service_lost_to_a_port_without_hairpin_says_so(labs):
     hairpinMode): DNATed on the bridge back to the port it came in by, dropped before conntrack kept the entry.
     trace said only "it was not DNATed here"; it names the port's hairpin mode, and its fix works."""
     lab = labs.name("tr")
-    labs.up(f"""name: {lab}
+    labs.up_here(f"""name: {lab}
 nodes: [{{name: n1}}]
 pods: [{{name: web, node: n1, labels: {{app: web}}}}]
 services: [{{name: websvc, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}]
 """)
-    node = json.loads(netlab("inspect", "--lab", lab, "n1", "-s", "links", "-o", "json").stdout)
-    [port] = [link["name"] for link in node["links"] if (link.get("peer") or {}).get("netns") == f"{lab}-web"]
+    [eth0] = ip_json("link", "show", "eth0", netns=f"{lab}-web")  # its veth's peer: web's port on n1's cni0
+    [port] = [link["ifname"] for link in ip_json("link", "show", "master", "cni0", netns=f"{lab}-n1")
+              if link["ifindex"] == eth0["link_index"]]
     subprocess.run(["ip", "netns", "exec", f"{lab}-n1", "bridge", "link", "set", "dev", port, "hairpin", "off"],
                    check=True)
     trace = trace_json(lab, "web", "svc/websvc", "--proto", "tcp", "--port", "80", check=False)
@@ -374,7 +375,7 @@ def test_a_node_whose_eth0_mtu_was_lowered_loses_the_reply_not_the_request(labs)
     the lowered eth0 from the underlay. trace said the request was refused ("with DF set the kernel does not send
     it") and followed no reply's size."""
     lab = labs.name("tr")
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    labs.up_here(two_node_topology(lab, pods_per_node=1))
     # First, a node's packets: from the address the kernel picks for the pod, flannel.1's or cni0's (the trace
     # said the node's underlay address, which the packet never carried).
     assert trace_json(lab, "minikube", "fedora-2")["src"]["ip"] == "10.244.0.0"
@@ -396,7 +397,7 @@ def test_a_pod_whose_eth0_is_down_is_told_so(labs):
     """A pod's eth0 set down takes its routes with it: trace said only "Network is unreachable"; it names the
     link, and its fix brings it up (the same node's pods are reachable again)."""
     lab = labs.name("tr")
-    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n1}}]\n")
+    labs.up_here(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n1}}]\n")
     subprocess.run(["ip", "-n", f"{lab}-a", "link", "set", "eth0", "down"], check=True)
     # A link's state is its operational one, as `ip -br link` shows it: a pod's port whose peer is down has no
     # carrier (DOWN, though set up), lo is UNKNOWN. inspect said UP for all of them (the admin flag).
@@ -416,4 +417,4 @@ def test_a_pod_whose_eth0_is_down_is_told_so(labs):
     assert wait_for(lambda: links_settled(f"{lab}-n1"))  # the node's port forwards on linkwatch's carrier event
     assert trace_json(lab, "a", "b")["delivered"]
     assert trace_json(lab, "a", "n1")["delivered"]  # by the default route, which the link up alone left out
-    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert as_planned_here(lab)
