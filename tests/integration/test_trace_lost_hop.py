@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from helpers import as_planned, in_netns, ip, left_as_found, module_lab, netlab, two_node_topology, wait_for
+from helpers import as_planned_here, in_netns, ip, left_as_found, module_lab, netlab, two_node_topology, wait_for
 from netlab import Lab
 from netlab.pytest_plugin import watch
 
@@ -49,6 +49,14 @@ def trace(lab: str, *args: str, ok: bool = False) -> tuple[dict, str]:
     return json.loads(js.stdout), text.stdout
 
 
+def verdict(lab: str, *args: str, ok: bool = False) -> dict:
+    """:func:`trace`'s JSON alone (exit 1; 0 when ok), where the test reads nothing of the text (each test's
+    :func:`trace` calls check that the text's exit is the JSON's)."""
+    js = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
+    assert js.returncode == (0 if ok else 1), js.stdout + js.stderr
+    return json.loads(js.stdout)
+
+
 def problems(text: str) -> dict[str, str]:
     """The text's rows marked ``!!``: row label -> the problem under it."""
     out, row = {}, None
@@ -77,7 +85,7 @@ def test_the_lost_hop_is_the_row_marked_with_the_reason(pair):
     assert problems(text) == {str(hop): row["problem"]}
     assert f"result: LOST at hop {hop} ({n1} flannel.1): no ARP entry for 10.244.1.0 on flannel.1" in text
     subprocess.run(shlex.split(d["lost"]["fix"]), check=True, timeout=10)  # the fix, as a user types it
-    assert trace(lab, "fedora-1", "fedora-2", ok=True)[0]["delivered"] and as_planned(lab)
+    assert verdict(lab, "fedora-1", "fedora-2", ok=True)["delivered"] and as_planned_here(lab)
 
 
 def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(pair):
@@ -119,7 +127,7 @@ def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(p
     counters = in_netns(n1, "iptables", "-L", "FORWARD", "-v", "-n", "-x").stdout
     assert re.search(r"^\s*[1-9]\d*\s+\d+\s+DROP\s", counters, re.M), counters  # the rule did drop it
     in_netns(n1, "iptables", "-D", *rule, check=True)
-    assert trace(lab, "fedora-1", "fedora-2", ok=True)[0]["delivered"] and as_planned(lab)
+    assert verdict(lab, "fedora-1", "fedora-2", ok=True)["delivered"] and as_planned_here(lab)
 
 
 def test_no_row_follows_a_node_that_rejected_the_packet(labs):
@@ -127,7 +135,7 @@ def test_no_row_follows_a_node_that_rejected_the_packet(labs):
     trace blamed that node, then went on writing rows along the ClusterIP's route: the node's default route, and
     an ARP row for the underlay's gateway with a "!!" of its own, for a packet that no longer existed."""
     lab = labs.name("hb")
-    labs.up(f"""name: {lab}
+    labs.up_here(f"""name: {lab}
 nodes: [{{name: n1}}]
 pods: [{{name: client, node: n1}}]
 services:
@@ -176,7 +184,7 @@ def test_a_node_whose_cni0_is_down_is_named_where_the_underlay_drops_it(pair):
         assert (out["netns"], out["device"], out["kind"], out["seen"]) == (n2, "eth0", "route", True), out
     subprocess.run(lost["fix"].split(), check=True, timeout=10)
     assert wait_for(lambda: in_netns(pod1, "ping", "-c1", "-W1", "10.244.1.3").returncode == 0)
-    assert trace(lab, "fedora-1", "fedora-2", ok=True)[0]["delivered"]
+    assert verdict(lab, "fedora-1", "fedora-2", ok=True)["delivered"]
 
     # The source node's cni0 down: the pod's frame dies at the bridge, the node's own packet takes the default route.
     ip("link", "set", "cni0", "down", netns=n1)
@@ -186,7 +194,7 @@ def test_a_node_whose_cni0_is_down_is_named_where_the_underlay_drops_it(pair):
     # the disabled bridge port; none makes the pod hold it and ask, and the question dies there. Pinned, each way.
     gw_mac = json.loads(ip("-j", "link", "show", "cni0", netns=n1).stdout)[0]["address"]
     ip("neigh", "replace", "10.244.0.1", "lladdr", gw_mac, "dev", "eth0", "nud", "stale", netns=pod1)
-    lost = trace(lab, "fedora-1", "fedora-2")[0]["lost"]
+    lost = verdict(lab, "fedora-1", "fedora-2")["lost"]
     assert (lost["netns"], lost["device"], lost["fix"]) == (n1, "cni0", f"ip -n {n1} link set cni0 up"), lost
     # The entry's probes fail while trace waits for a reply (DELAY 5 s, then 3 probes 1 s apart): the walk reads
     # FAILED after the packet, which had left by the STALE entry; trace blamed the pod's ARP, as if it had not.
@@ -197,13 +205,13 @@ def test_a_node_whose_cni0_is_down_is_named_where_the_underlay_drops_it(pair):
     lost = json.loads(js.stdout)["lost"]
     assert (lost["netns"], lost["device"], lost["fix"]) == (n1, "cni0", f"ip -n {n1} link set cni0 up"), lost
     ip("neigh", "del", "10.244.0.1", "dev", "eth0", netns=pod1)
-    lost = trace(lab, "fedora-1", "fedora-2")[0]["lost"]
+    lost = verdict(lab, "fedora-1", "fedora-2")["lost"]
     assert (lost["netns"], lost["device"], lost["fix"]) == (pod1, "eth0", f"ip -n {n1} link set cni0 up"), lost
     assert lost["reason"].startswith("no ARP answer for 10.244.0.1 on eth0 (") and "of cni0 in" in lost["reason"], lost
-    lost = trace(lab, "minikube", "fedora-1")[0]["lost"]  # out of eth0 by the default route, as from m02
+    lost = verdict(lab, "minikube", "fedora-1")["lost"]  # out of eth0 by the default route, as from m02
     assert (lost["netns"], lost["fix"]) == (f"{lab}-underlay", f"ip -n {n1} link set cni0 up"), lost
     assert f"it came here because cni0 in {n1} is down" in lost["reason"], lost
-    netlab("up", "-t", path)  # repairs it
+    Lab.up(path)  # repairs it, as `netlab up -t PATH` does
     assert wait_for(lambda: in_netns(pod1, "ping", "-c1", "-W1", "10.244.1.3").returncode == 0)
 
     # minikube's eth0 down: flannel.1 counts the VXLAN packets it cannot route as TX errors.
@@ -221,4 +229,4 @@ def test_a_node_whose_cni0_is_down_is_named_where_the_underlay_drops_it(pair):
     assert f"result: LOST at hop {lost['hop']} ({n1} flannel.1): no route to 192.168.122.7" in text
     subprocess.run(["sh", "-c", lost["fix"]], check=True, timeout=10)  # the fix, as printed
     assert wait_for(lambda: in_netns(pod1, "ping", "-c1", "-W1", "10.244.1.3").returncode == 0)
-    assert as_planned(lab)
+    assert as_planned_here(lab)
