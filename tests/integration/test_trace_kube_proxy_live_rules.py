@@ -2,7 +2,8 @@
 
 One small lab per mode: web's endpoints w1 (node n1) and w2 (n2), a Service without endpoints (empty), the
 client c on n1. Each test breaks one thing by hand as the tester did, traces, checks the verdict and the exit
-code, runs the printed fix, and traces again. The lab is put back with `up` whatever happens.
+code, runs the printed fix, and traces again. The lab is put back with `up` whatever happens (the library's, in
+the test's process, as its setup and teardown are).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import subprocess
 
 import pytest
 
-from helpers import as_planned, in_netns, lab_up, traced, unique_lab, write_topology
+from helpers import as_planned_here, in_netns, lab_up_here, traced, unique_lab, write_topology
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
@@ -41,7 +42,7 @@ def live(request, tmp_path_factory):
                           f"{lab}.yaml")
     m = LabMap.from_lab(resolve(load_topology(path)), build_plan(resolve(load_topology(path))))
     svc = m.service_for("10.96.0.20", 80, "tcp")
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):  # in this process: no test of the module asks anything of up's or down's CLI
         yield {"name": lab, "path": path, "mode": mode, "n1": f"{lab}-n1", "svc": svc,
                "w1": svc.endpoint("10.244.0.2", 8080), "w2": svc.endpoint("10.244.1.2", 8080)}
 
@@ -74,7 +75,7 @@ def test_a_deleted_reject_for_a_service_without_endpoints_is_named_and_its_fix_w
         assert lost["fix"].startswith(f"ip netns exec {n1} nft 'add element ip kube-proxy no-endpoint-services {{")
         assert any("port unreachable" in e["text"] for e in d["icmp_errors"]), d["icmp_errors"]
     run_fix(lost["fix"])
-    assert as_planned(lab)
+    assert as_planned_here(lab)
     # As planned: kube-proxy's own reject refuses it at once (a verdict, exit 1), with nothing to fix.
     rc, d = trace(lab, "svc/empty")
     assert rc == 1 and d["lost"]["reason"].startswith("Service default/empty:http has no endpoints: kube-proxy's")
@@ -128,7 +129,7 @@ def test_an_endpoint_chain_edited_to_another_endpoint_is_named_from_the_counters
         assert "dnat to 10.244.1.2:8080` is not the plan's `meta l4proto tcp dnat to 10.244.0.2:8080`" in \
             row["problem"]
     run_fix(d["astray"]["fix"])
-    assert as_planned(lab)
+    assert as_planned_here(lab)
     rc, d = trace(lab, "svc/web")
     assert rc == 0 and d["delivered"] and not d["astray"], d.get("astray")
 

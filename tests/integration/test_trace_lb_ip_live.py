@@ -22,7 +22,7 @@ import subprocess
 
 import pytest
 
-from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
+from helpers import in_netns, lab_up_here, traced, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -52,16 +52,8 @@ def live(request, tmp_path_factory):
     lab = unique_lab("tr")
     text = TOPOLOGY.format(lab=lab, mode=request.param, lb=LB, np=NODE_PORT)
     path = write_topology(tmp_path_factory.mktemp("lb"), text, f"{lab}.yaml")
-    with lab_up(path, lab):
+    with lab_up_here(path, lab):  # in this process: no test of the module asks anything of up's or down's CLI
         yield {"name": lab, "path": path, "mode": request.param, "web": _ip(f"{lab}-web"), "n1": _ip(f"{lab}-n1")}
-
-
-@pytest.fixture
-def repaired(live):
-    yield live
-    if not as_planned(live["name"]):
-        netlab("up", "-t", live["path"])
-    assert as_planned(live["name"])
 
 
 def counter(netns: str, table: str, line: str) -> int:
