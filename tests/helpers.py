@@ -249,14 +249,6 @@ def as_planned(lab: str) -> bool:
     return netlab("status", "--lab", lab, check=False).returncode == 0
 
 
-def as_planned_here(lab: str) -> bool:
-    """:func:`as_planned` in this process (``Lab.attach(lab).status()``: the comparison `netlab status` prints and
-    exits 1 on), for a test that asks nothing of status's CLI (a CLI process costs ~0.45 s of CPU to start)."""
-    from netlab import Lab
-
-    return Lab.attach(lab).status().ok
-
-
 def two_node_topology(lab: str, mode: str = "vxlan", pods_per_node: int = 2) -> str:
     """The default lab's shape (minikube / minikube-m02) under another lab name."""
     pods = []
@@ -317,20 +309,6 @@ def lab_down_here(name: str) -> None:
 
 
 @contextlib.contextmanager
-def lab_up_here(path: str, name: str):
-    """:func:`lab_up` in this process (``Lab.up(PATH)``, then :func:`lab_down_here`), for the labs of tests of other
-    commands than `up` and `down`. A container that could not start fails the test."""
-    from netlab import Lab
-
-    try:
-        done = Lab.up(path).last_up
-        assert done is not None and done.ok, done
-        yield
-    finally:
-        lab_down_here(name)
-
-
-@contextlib.contextmanager
 def someone_elses_etc_netns(make: tuple[str, ...] = (), leftovers: tuple[str, ...] = ()):
     """Directories under /etc/netns made as a person makes them (``make``); afterwards they go with what they hold,
     and so do ``leftovers`` (files of a lab's a person took over).
@@ -378,7 +356,7 @@ def module_lab(tmp_path_factory, prefix: str, topology):
     neighbour table as every root test's run does (tests/machine_table.py, conftest's pytest_runtest_protocol)."""
     lab = unique_lab(prefix)
     path = write_topology(tmp_path_factory.mktemp(lab), topology(lab), f"{lab}.yaml")
-    with lab_up_here(path, lab):  # in this process: no test of these asks anything of up's or down's CLI
+    with lab_up(path, lab, in_process=True):  # in this process: no test of these asks anything of up's or down's CLI
         yield lab, path
         assert as_planned_here(lab), f"a test that shares lab {lab} left it other than planned"
 

@@ -31,7 +31,7 @@ import shutil
 import sys
 from typing import Iterator
 
-from helpers import in_netns, lab_up_here, netlab, probe_failures, unique_lab
+from helpers import in_netns, lab_up, netlab, probe_failures, unique_lab
 from netlab import Lab
 from netlab.api import results as R
 from netlab.breaks import catalogue, symptoms
@@ -58,7 +58,7 @@ def shipped_lab(tmp_path_factory, source: str, extra: str = "", policies: bool =
     path.write_text("\n".join(lines) + "\n" + extra)
     if policies:
         shutil.copytree(os.path.join(ROOT, "topologies", "netpol"), folder / "netpol")
-    with lab_up_here(str(path), name):  # in this process: these tests ask nothing of up's or down's CLI
+    with lab_up(str(path), name, in_process=True):  # in this process: these tests ask nothing of up's or down's CLI
         yield name, str(path)
 
 
@@ -125,14 +125,6 @@ def assert_as_planned(lab: str, after: str = "") -> None:
     status prints and exits 1 on): the kernel is as the lab's plan says."""
     done = Lab.attach(lab).status()
     assert done.ok, "\n".join((f"not as planned after {after}:" if after else "not as planned:",) + done.drift)
-
-
-def put_back(path: str) -> None:
-    """`netlab up -t PATH` where the test asks nothing of the CLI's up (a repair whose result the test checks in
-    the kernel, or a clean-up): the library's (Lab.up: the converge the CLI's up runs, its exit 0 ``ok``) in this
-    process, as the repaired lab's status is (a CLI process costs ~0.45 s of CPU to start)."""
-    done = Lab.up(path).last_up
-    assert done is not None and done.ok, done
 
 
 def check_probe(lab: str, name: str, s, model, target) -> None:

@@ -15,8 +15,8 @@ import subprocess
 
 import pytest
 
-from breaking import assert_as_planned, put_back
-from helpers import in_netns, lab_up, netlab, two_node_topology, unique_lab, write_topology
+from breaking import assert_as_planned
+from helpers import in_netns, lab_up, netlab, two_node_topology, unique_lab, write_topology, up_here
 from netlab.breaks import catalogue
 from netlab.breaks.changes import FLANNEL_FWD_JUMP, peer_node, unused_underlay_ip
 from netlab.realize.state import running_lab
@@ -74,7 +74,7 @@ def test_fdb_wrong_vtep_with_the_wrong_entry_deleted_by_hand_adds_it_back_only(l
         whole = json.loads(netlab("break", "vxlan-fdb-wrong-vtep", "--lab", name, "-o", "json").stdout)
         assert whole["already"] is True and whole["changes"] == [] and whole["in_place"] == []
     finally:
-        put_back(path)
+        up_here(path)
     assert fdb_of(node.netns, mac) == [str(peer.ip)]
     assert reaches(here.netns, str(there.ip))
     assert_as_planned(name, "up")
@@ -103,6 +103,6 @@ def test_forward_policy_drop_with_the_policy_set_back_by_hand_sets_it_again_only
         assert again["in_place"] == [f"ip netns exec {node.netns} iptables -t filter -D{jump[2:]}"]
         assert forward() == ("DROP", False)
     finally:
-        put_back(path)
+        up_here(path)
     assert forward() == ("ACCEPT", True)
     assert_as_planned(name, "up")

@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from breaking import assert_as_planned, put_back
-from helpers import in_netns, netlab, state_path, wait_for
+from breaking import assert_as_planned
+from helpers import in_netns, netlab, state_path, wait_for, up_here
 from netlab import Lab
 
 pytestmark = pytest.mark.root
@@ -89,7 +89,7 @@ def test_conntrack_stale_entry_never_picks_a_completed_pod(labs):
     assert got.returncode == 2 and got.stdout == "" and "pod job is terminal" in got.stderr, got
     out = netlab("break", "conntrack-stale-entry", "--lab", lab).stdout
     assert "broke conntrack-stale-entry on pod a:" in out and f": udp {ip_a}:40053 → " in out, out
-    put_back(path)
+    up_here(path)
 
     served = load(path).lab.with_terminal(frozenset({"job"}))  # as break and quiz read the running lab
     seed = next(n for n in range(500) if quiz.pick(served, n).name == "conntrack-stale-entry")

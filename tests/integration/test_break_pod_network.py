@@ -14,10 +14,10 @@ import subprocess
 
 import pytest
 
-from breaking import DEFAULT, assert_as_planned, break_and_repair, put_back, shipped_lab
+from breaking import DEFAULT, assert_as_planned, break_and_repair, shipped_lab
 from netlab.breaks import symptoms
 from netlab.breaks.changes import peer_node
-from helpers import in_netns, lab_up, netlab, two_node_topology, unique_lab, write_topology
+from helpers import in_netns, lab_up, netlab, two_node_topology, unique_lab, write_topology, up_here
 from netlab import Lab
 from netlab.breaks import catalogue, quiz
 from netlab.realize.state import running_lab
@@ -117,7 +117,7 @@ def test_the_fix_trace_gives_for_a_wrong_vtep_repairs_it(default_lab):
         assert "names this node's own address 192.168.122.215 as the remote VTEP" in looped["reason"], looped
         assert "loops until its TTL runs out" in looped["reason"] and looped["fix"] == lost["fix"], looped
     finally:
-        put_back(path)
+        up_here(path)
 
 
 def test_refused_where_it_would_change_nothing(default_lab):
@@ -145,7 +145,7 @@ def test_quiz_breaks_and_answer_repairs(default_lab):
     fault = ans.stdout.split("  the fault:\n", 1)[1].split("  the lesson:", 1)[0].splitlines()
     assert fault and not any(re.search(r"<[^<>]*>|flannel\.N\b", line) for line in fault), ans.stdout
     broke = json.loads(netlab("break", picked, "--lab", lab, "-o", "json").stdout)
-    put_back(path)
+    up_here(path)
     assert [line.strip() for line in fault] == broke["changes"], ans.stdout
     again = netlab("quiz", "answer", picked, "--lab", lab, check=False)
     assert again.returncode == 2 and "no open quiz" in again.stderr
@@ -184,7 +184,7 @@ def test_quiz_refuses_a_lab_broken_already_and_break_warns(default_lab):
                                  f"lists them, `sudo netlab up -t {shlex.quote(path)}` repairs them all\n")
         assert len(Lab.attach(lab).status().drift) > len(drift)
     finally:
-        put_back(path)
+        up_here(path)
     assert_as_planned(lab, "up")
 
 

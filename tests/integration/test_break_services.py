@@ -12,7 +12,7 @@ import re
 import pytest
 
 from breaking import SERVICES, assert_repaired, break_and_repair, check_probe, probe, repair_here, shipped_lab
-from helpers import in_netns, lab_up_here, netlab, unique_lab
+from helpers import in_netns, lab_up, netlab, unique_lab
 from netlab.breaks import catalogue
 from netlab.realize.state import running_lab
 
@@ -66,7 +66,7 @@ def impostor_lab(tmp_path_factory):
                                 "ports": [{"port": 53, "protocol": "UDP", "targetPort": 8080}]})
     path = tmp_path_factory.mktemp(name) / "topo.yaml"
     path.write_text(yaml.safe_dump(topo, sort_keys=False))
-    with lab_up_here(str(path), name):
+    with lab_up(str(path), name, in_process=True):
         yield name, str(path)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from breaking import assert_as_planned, put_back
-from helpers import ip_json, lab_down_here, lab_namespaces, netlab, state_path, write_topology
+from breaking import assert_as_planned
+from helpers import ip_json, lab_down_here, lab_namespaces, netlab, state_path, write_topology, up_here
 from netlab import Lab
 
 pytestmark = pytest.mark.root
@@ -75,9 +75,9 @@ def test_reference_lab_namespace_args_timeout_and_a_changed_ip(labs):
     # the way the refusal names: out of the file, up; back with the new ip, up
     write_topology(Path(path).parent, _topo(lab, "10.244.0.50").replace(
         "  - {name: a, node: n1, namespace: x, ip: 10.244.0.50}\n", ""), Path(path).name)
-    put_back(path)  # the library's up, the CLI's same call: what the refusal names is the way, not the command
+    up_here(path)  # the library's up, the CLI's same call: what the refusal names is the way, not the command
     write_topology(Path(path).parent, _topo(lab, "10.244.0.50"), Path(path).name)
-    put_back(path)
+    up_here(path)
     addrs = [a["local"] for a in ip_json("addr", "show", "eth0", netns=f"{lab}-a")[0]["addr_info"]]
     assert addrs == ["10.244.0.50"]
     assert_as_planned(lab)

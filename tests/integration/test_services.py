@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from breaking import assert_as_planned, put_back
-from helpers import diff_snapshots, host_snapshot, in_netns, lab_down_here, netlab, unique_lab, wait_for
+from breaking import assert_as_planned
+from helpers import diff_snapshots, host_snapshot, in_netns, lab_down_here, netlab, unique_lab, wait_for, up_here
 from netlab import Lab
 from netlab.kernel.netns import entered
 from netlab.model.load import load_topology
@@ -360,7 +360,7 @@ def test_endpoint_removed_rerenders_and_clears_udp_conntrack(lab):
             'endpoints" -m udp --dport 53 -j REJECT' in save
     assert_as_planned(lab["name"])
     # And back (the library's up, the CLI's same call: this one's output is not what the test reads).
-    put_back(write_topology(lab["tmp"], lab["name"], mode=lab["mode"]))
+    up_here(write_topology(lab["tmp"], lab["name"], mode=lab["mode"]))
     assert_as_planned(lab["name"])
 
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from helpers import as_planned_here, in_netns, ip, ip_json, lab_up_here, links_settled, netlab, two_node_topology, \
+from helpers import as_planned_here, in_netns, ip, ip_json, lab_up, links_settled, netlab, two_node_topology, \
     unique_lab, wait_for, write_topology
 from netlab import Lab
 from netlab.pytest_plugin import watch
@@ -38,7 +38,7 @@ def shared_web(tmp_path_factory):
     """One web_topology lab for this module's read-only tests (on each xdist worker that runs one of them)."""
     lab = unique_lab("tr")
     path = write_topology(tmp_path_factory.mktemp("web"), web_topology(lab), f"{lab}.yaml")
-    with lab_up_here(path, lab):  # in this process: no test of the module asks anything of up's or down's CLI
+    with lab_up(path, lab, in_process=True):  # in this process: no test of the module asks anything of up's or down's CLI
         yield lab
         assert as_planned_here(lab), f"a test that shares lab {lab} changed it (they only read it)"
 

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from helpers import as_planned_here, in_netns, lab_up_here, traced, unique_lab, write_topology
+from helpers import as_planned_here, in_netns, lab_up, traced, unique_lab, write_topology
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
@@ -42,7 +42,7 @@ def live(request, tmp_path_factory):
                           f"{lab}.yaml")
     m = LabMap.from_lab(resolve(load_topology(path)), build_plan(resolve(load_topology(path))))
     svc = m.service_for("10.96.0.20", 80, "tcp")
-    with lab_up_here(path, lab):  # in this process: no test of the module asks anything of up's or down's CLI
+    with lab_up(path, lab, in_process=True):  # in this process: no test of the module asks anything of up's or down's CLI
         yield {"name": lab, "path": path, "mode": mode, "n1": f"{lab}-n1", "svc": svc,
                "w1": svc.endpoint("10.244.0.2", 8080), "w2": svc.endpoint("10.244.1.2", 8080)}
 

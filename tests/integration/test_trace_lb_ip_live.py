@@ -22,7 +22,7 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, lab_up_here, traced, unique_lab, write_topology
+from helpers import in_netns, lab_up, traced, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -52,7 +52,7 @@ def live(request, tmp_path_factory):
     lab = unique_lab("tr")
     text = TOPOLOGY.format(lab=lab, mode=request.param, lb=LB, np=NODE_PORT)
     path = write_topology(tmp_path_factory.mktemp("lb"), text, f"{lab}.yaml")
-    with lab_up_here(path, lab):  # in this process: no test of the module asks anything of up's or down's CLI
+    with lab_up(path, lab, in_process=True):  # in this process: no test of the module asks anything of up's or down's CLI
         yield {"name": lab, "path": path, "mode": request.param, "web": _ip(f"{lab}-web"), "n1": _ip(f"{lab}-n1")}
 
 

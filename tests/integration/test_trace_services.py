@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import as_planned_here, in_netns, lab_up_here, netlab, traced, unique_lab, write_topology
+from helpers import as_planned_here, in_netns, lab_up, netlab, traced, unique_lab, write_topology
 from netlab import Lab
 from netlab.plan.services import svc_chain
 
@@ -33,7 +33,7 @@ def svc_lab(tmp_path_factory):
     lab = unique_lab("tb")
     text = re.sub(r"(?m)^name: svc$", f"name: {lab}", (ROOT / "topologies/services.yaml").read_text())
     path = write_topology(tmp_path_factory.mktemp("trace-svc"), text)
-    with lab_up_here(path, lab):  # in this process: no test of the module asks anything of up's or down's CLI
+    with lab_up(path, lab, in_process=True):  # in this process: no test of the module asks anything of up's or down's CLI
         yield lab, path
 
 
@@ -354,7 +354,7 @@ pods: [{{name: client, node: n1}}]
 services:
   - {{name: ghost, selector: {{app: none}}, ports: [{{port: 80, targetPort: 8080}}]}}
 """)
-    with lab_up_here(path, lab):
+    with lab_up(path, lab, in_process=True):
         rc, tr = traced(lab, "client", "svc/ghost", "--proto", "tcp", "--port", "80")
         assert rc == 1 and tr["lost"]["netns"] == f"{lab}-n1", tr["lost"]
         assert tr["lost"]["reason"].startswith("Service default/ghost has no endpoints: kube-proxy's "), tr["lost"]

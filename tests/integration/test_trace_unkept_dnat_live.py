@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from breaking import SERVICES, dns_answers, put_back
-from helpers import in_netns, lab_down_here, netlab, unique_lab, wait_for
+from breaking import SERVICES, dns_answers
+from helpers import in_netns, lab_down_here, netlab, unique_lab, wait_for, up_here
 from netlab import Lab
 from netlab.breaks.changes import STALE_SPORT
 from netlab.realize.state import running_lab
@@ -65,7 +65,7 @@ def connects(lab: str, n: int) -> bool:
 
 def repaired(name: str, path: str) -> None:
     """The lab as planned again for the next test (in this process: the tests are not of up)."""
-    put_back(path)
+    up_here(path)
     assert connects(name, 4)
 
 
