@@ -150,8 +150,12 @@ def test_exec_does_not_run_the_command_after_a_signal_a_finalizer_swallowed(monk
         name="x", state=lambda: None, model=None))
     monkeypatch.setattr("netlab.api.exec.exec_target", lambda state, model, name: target)
     monkeypatch.setattr(os, "execvp", lambda program, argv: ran.append(argv))
+    # What readies the exec readies this process: every signal at its default, SIGPIPE's too. The pytest worker
+    # then died of SIGPIPE (node down) in a later test that wrote to a plugin that had exited (test_trust_chain).
+    monkeypatch.setattr("netlab.kernel.spawning.default_signals", lambda: ran.append(["default_signals"]))
     monkeypatch.setattr(signals, "_raised", [signal.SIGINT])  # the one a finalizer swallowed
     got = run_cli("exec", "--lab", "x", "b", "--", "true")
     assert (got.returncode, got.stderr, ran) == (130, "netlab: interrupted by SIGINT\n", []), got
     monkeypatch.setattr(signals, "_raised", [])
-    assert run_cli("exec", "--lab", "x", "b", "--", "true").returncode == 0 and ran == [["true"]]
+    assert run_cli("exec", "--lab", "x", "b", "--", "true").returncode == 0 and ran == [["default_signals"], ["true"]]
+    assert signal.getsignal(signal.SIGPIPE) is signal.SIG_IGN  # as Python set it: this process's own
