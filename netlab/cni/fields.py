@@ -13,6 +13,7 @@ up to 1.0.0), and Debian's builds say ``CNI bridge plugin version unknown``. Not
 from __future__ import annotations
 
 import mmap
+import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -36,13 +37,24 @@ class Ignored:
                 "get no VLANs and the bridge no VLAN filtering")
 
 
+# (device, inode, size, mtime, field) -> whether that very file has the field's tag: a doctor run asks of each check
+# what the conflist needs (doctor_needs.cni_needs), and each ask scanned the plugins' binaries (megabytes) again.
+_SCANNED: dict[tuple[int, int, int, int, str], bool] = {}
+
+
 def reads_field(path: str, field: str) -> bool | None:
     """Whether the Go binary ``path`` decodes a JSON field ``field`` (its struct tag is in it); None when it cannot
-    be read."""
+    be read. A file scanned once is not scanned again while it is the same file (a new build has another inode or
+    mtime)."""
     tags = (f'json:"{field}"'.encode(), f'json:"{field},'.encode())
     try:
-        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return any(data.find(tag) != -1 for tag in tags)
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, field)
+            if key not in _SCANNED:
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                    _SCANNED[key] = any(data.find(tag) != -1 for tag in tags)
+            return _SCANNED[key]
     except (OSError, ValueError):  # unreadable, or empty (mmap refuses a file of no bytes)
         return None
 
