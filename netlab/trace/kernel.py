@@ -247,18 +247,22 @@ class LiveKernel(KernelTables):
     def neigh_state_before(self, netns: str, dev: str, ip: str) -> str | None:
         """The state of the entry for ``ip`` on ``dev`` before the packet, "no entry" when there was none; None:
         not read."""
-        link = self.links(netns).get(dev)
-        if netns not in self._neigh_before or link is None:
+        if netns not in self._neigh_before or self.links(netns).get(dev) is None:
             return None
-        n = next((n for n in self._neigh_before[netns] if n.index == link.index and n.dst == ip), None)
+        n = self._entry_before(netns, dev, ip)
         return nud_state(n.state) if n is not None else "no entry"
 
     def neigh_before(self, netns: str, dev: str, ip: str) -> NeighFacts | None:
         """The entry for ``ip`` on ``dev`` as it was before the packet; None: none then, or not read."""
-        link = self.links(netns).get(dev)
-        n = next((n for n in self._neigh_before.get(netns, []) if link is not None and n.index == link.index
-                  and n.dst == ip), None)
+        n = self._entry_before(netns, dev, ip)
         return NeighFacts(ip=ip, dev=dev, lladdr=n.lladdr, state=nud_state(n.state)) if n is not None else None
+
+    def _entry_before(self, netns: str, dev: str, ip: str) -> rtnl_parse.NeighMsg | None:
+        """The kept entry for ``ip`` on ``dev`` (:meth:`neighbours_before`); None: none then, or not read."""
+        link = self.links(netns).get(dev)
+        if link is None:
+            return None
+        return next((n for n in self._neigh_before.get(netns, []) if n.index == link.index and n.dst == ip), None)
 
     def neigh_header_before(self, netns: str, dev: str, ip: str) -> bool | None:
         """Whether the entry for ``ip`` on ``dev`` held a cached Ethernet header before the packet, as far as can be
@@ -267,9 +271,7 @@ class LiveKernel(KernelTables):
         ``updated`` one), or it was resolved by ARP then (the packet that waited for the answer went through it);
         False when nothing was since it was made by hand (no ARP request, ``used`` set as it was made: a fresh
         static entry); None when not known (used before a later rewrite, which keeps a cached header; no entry)."""
-        link = self.links(netns).get(dev)
-        n = next((n for n in self._neigh_before.get(netns, []) if link is not None and n.index == link.index
-                  and n.dst == ip), None)
+        n = self._entry_before(netns, dev, ip)
         if n is None or n.used is None or n.updated is None:
             return None
         if n.used < n.updated:
