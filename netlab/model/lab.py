@@ -185,17 +185,20 @@ class Lab:
         onlink = IPv4Interface(f"{p.ip}/{prefixlen}").network
         others = [n for n in self.nodes if n.name != p.node and n.pod_cidr.overlaps(onlink)]
         services = self.topo.cluster.service_cidr
-        covered = [f"the pods of node{'s' if len(others) > 1 else ''} "
-                   + ", ".join(f"{n.name} ({n.pod_cidr})" for n in others)] if others else []
-        if services.overlaps(onlink):
-            covered.append(f"the Services' ClusterIPs (cluster.serviceCIDR {services})")
-        if not covered:
+        clusterips = services.overlaps(onlink)
+        if not others and not clusterips:
             return None
-        why = ["its node's bridge carries only its own pods"] if others else []
-        why += ["a ClusterIP is no host's address: kube-proxy DNATs it on the node, which only a packet sent to "
-                "the pod's gateway reaches"] if services.overlaps(onlink) else []
-        lost = ["no pod of theirs, nor they it"] if others else []
-        lost += ["no Service by its ClusterIP"] if services.overlaps(onlink) else []
+        covered, why, lost = [], [], []
+        if others:
+            covered.append(f"the pods of node{'s' if len(others) > 1 else ''} "
+                           + ", ".join(f"{n.name} ({n.pod_cidr})" for n in others))
+            why.append("its node's bridge carries only its own pods")
+            lost.append("no pod of theirs, nor they it")
+        if clusterips:
+            covered.append(f"the Services' ClusterIPs (cluster.serviceCIDR {services})")
+            why.append("a ClusterIP is no host's address: kube-proxy DNATs it on the node, which only a packet sent "
+                       "to the pod's gateway reaches")
+            lost.append("no Service by its ClusterIP")
         return (f"pod {pod}'s eth0 {p.ip}/{prefixlen} (from its CNI plugins) is on-link wider than node {p.node}'s "
                 f"podCIDR {cidr}: it ARPs on eth0 for {' and '.join(covered)} in {onlink} and nobody answers "
                 f"({'; '.join(why)}), so it reaches {', and '.join(lost)} (the plugins' IPAM must give the node's "
