@@ -11,7 +11,6 @@ leaves its node (kube-proxy's short-cut): the pod inside passes kube-proxy's KUB
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import subprocess
@@ -19,8 +18,7 @@ import subprocess
 import pytest
 
 from breaking import assert_as_planned
-from helpers import in_netns, lab_down_here, netlab, probe_failures, unique_lab, write_topology
-from netlab import Lab
+from helpers import in_netns, lab_up, netlab, probe_failures, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -44,16 +42,6 @@ services:
     loadBalancerSourceRanges: [203.0.113.0/26, 10.244.0.9/32]
     ports: [{{port: 80, targetPort: 8080}}]
 """
-
-
-@contextlib.contextmanager
-def lab_here(path: str, name: str):
-    """The lab of ``path`` up in this process for the body (the tests are not of its first up), then down."""
-    try:
-        Lab.up(path)
-        yield
-    finally:
-        lab_down_here(name)
 
 
 def fetch(netns: str, timeout: float = 3) -> subprocess.CompletedProcess:
@@ -80,7 +68,7 @@ def counted(ns: str, table: str, needle: str) -> tuple[int, str]:
 def test_source_ranges_let_the_inside_through_and_drop_the_outside(tmp_path, mode):
     name = unique_lab("ex")
     path = write_topology(tmp_path, TOPO.format(name=name, mode=mode, lb=LB_IP))
-    with lab_here(path, name):
+    with lab_up(path, name, in_process=True):
         n1, lb = f"{name}-n1", f"{name}-lb"
         assert_as_planned(name)
         # From the internet, through the lab's balancer.
@@ -159,7 +147,7 @@ def test_a_single_32_range_is_as_planned_changes_with_up_and_probes_as_expected(
     one = "  - {name: web, node: n2, labels: {app: web}}\n"
     two = one + "  - {name: web2, node: n1, labels: {app: web}}\n"
     path = write_topology(tmp_path, ONE.format(name=name, mode=mode, lb=LB_IP, pods=one))
-    with lab_here(path, name):
+    with lab_up(path, name, in_process=True):
         n1 = f"{name}-n1"
         assert_as_planned(name)  # a fresh nftables lab was drift (the /32)
         if mode == "nftables":  # the kernel's own view: a plain comparison with the bare address

@@ -74,11 +74,6 @@ def planned(path: str, netns: str):
     return next(r for r in plan.of_kind("nft") if r.netns == netns)
 
 
-def as_planned(lab: str) -> bool:
-    """`status` finds the lab as planned (its exit 0), asked in this process."""
-    return as_planned_here(lab)
-
-
 def test_the_kernel_lists_exactly_the_planned_table_and_flannel_stays_iptables(nft_lab):
     lab = nft_lab["name"]
     for node in ("node-1", "node-2"):
@@ -90,7 +85,7 @@ def test_the_kernel_lists_exactly_the_planned_table_and_flannel_stays_iptables(n
     text = in_netns(f"{lab}-node-1", "nft", "list", "table", "ip", "kube-proxy", check=True).stdout
     assert "numgen random mod 2 vmap" in text and "flags dynamic,timeout" in text
     assert "elements = { 192.168.122.2 }" in text  # nodeport-ips: the node's own address
-    assert as_planned(lab)
+    assert as_planned_here(lab)
 
 
 def test_traffic_affinity_and_refusal(nft_lab):
@@ -151,7 +146,7 @@ def test_inspect_shows_kube_proxys_table_as_the_kernel_lists_it_and_its_counters
         assert "\t\tcounter packets 5 bytes " in text and "writes no counters" not in text
     finally:
         up_here(nft_lab["path"])  # takes the counter out again (partial sync of that chain)
-    assert as_planned(lab)
+    assert as_planned_here(lab)
 
 
 def affinity_clients(netns: str) -> set[str]:
@@ -179,7 +174,7 @@ def test_status_shows_drift_in_kube_proxys_words_and_up_repairs_only_that(nft_la
     assert "extra rule 3 of chain services: counter drop" in proc.stdout
     out = netlab("up", "-t", nft_lab["path"]).stdout
     assert f"restore nftables table ip kube-proxy in {ns}" in out
-    assert as_planned(lab)
+    assert as_planned_here(lab)
     # Only what differed was written (kube-proxy's partial sync): the affinity sets kept their clients.
     assert affinity_clients(ns) == sticky
     # A table the lab does not plan, in one of its namespaces, is drift too, and goes.
@@ -187,7 +182,7 @@ def test_status_shows_drift_in_kube_proxys_words_and_up_repairs_only_that(nft_la
     assert "an nftables table the lab does not plan" in netlab("status", "--lab", lab, check=False).stdout
     out = netlab("up", "-t", nft_lab["path"]).stdout
     assert f"delete nftables table ip stray in {ns}" in out, out
-    assert "stray" not in in_netns(ns, "nft", "list", "tables", check=True).stdout and as_planned(lab)
+    assert "stray" not in in_netns(ns, "nft", "list", "tables", check=True).stdout and as_planned_here(lab)
 
 
 def test_trace_names_the_numgen_element_and_blames_a_missing_map_element(nft_lab):
@@ -211,7 +206,7 @@ def test_trace_names_the_numgen_element_and_blames_a_missing_map_element(nft_lab
     assert "the element `10.96.0.21 . tcp . 8080 : goto service-" in lost["reason"]
     assert "is missing from node-1's table ip kube-proxy" in lost["reason"]
     subprocess.run(shlex.split(lost["fix"]), check=True)  # the printed fix puts back exactly that element
-    assert as_planned(lab)
+    assert as_planned_here(lab)
 
 
 def test_an_older_entry_without_a_dnat_is_rejected_by_cluster_ips_check_and_blamed(nft_lab):
@@ -247,12 +242,12 @@ def test_switching_modes_converges_both_ways(nft_lab):
 
     assert route_localnet() == "0"
     up_here(ipt, reconfigure=True)
-    assert as_planned(lab)
+    assert as_planned_here(lab)
     assert "kube-proxy" not in in_netns(ns, "nft", "list", "tables", check=True).stdout
     assert "-j KUBE-SERVICES" in in_netns(ns, "iptables-save", "-t", "nat", check=True).stdout
     assert route_localnet() == "1"  # kube-proxy's, for the NodePorts on 127.0.0.1, with KUBE-FIREWALL's guard
     up_here(nft_lab["path"], reconfigure=True)
-    assert as_planned(lab)
+    assert as_planned_here(lab)
     assert "KUBE-" not in in_netns(ns, "iptables-save", check=True).stdout
     # ... and without the guard, the 1 goes too (it stayed, and status called the lab as planned)
     assert route_localnet() == "0"
@@ -260,7 +255,7 @@ def test_switching_modes_converges_both_ways(nft_lab):
     drift = netlab("status", "--lab", lab, check=False)
     assert drift.returncode == 1 and f"sysctl {localnet} in {ns} (is 1, want 0)" in drift.stdout, drift.stdout
     up_here(nft_lab["path"])
-    assert route_localnet() == "0" and as_planned(lab)
+    assert route_localnet() == "0" and as_planned_here(lab)
     assert json.loads(in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.21", "8080",
                                check=True).stdout)["pod"] in ("web-1", "web-2")
 
@@ -285,9 +280,9 @@ def test_partial_sync_of_one_endpoint_gives_exactly_the_new_table(nft_lab):
     assert listing.listing(kernel_table(ns)) == listing.after_sync(old.listing(), new.listing())
     extra = set(listing.after_sync(old.listing(), new.listing())) - set(new.listing())
     assert extra and all(line.startswith("chain endpoint-") for line in extra)  # web-2's, of web and plain
-    assert not as_planned(lab)  # the lab's topology still has web-2 behind web
+    assert not as_planned_here(lab)  # the lab's topology still has web-2 behind web
     up_here(nft_lab["path"])
-    assert as_planned(lab)
+    assert as_planned_here(lab)
 
 
 def test_an_endpoint_gone_leaves_its_chain_empty_until_the_next_up_deletes_it(nft_lab):
@@ -310,7 +305,7 @@ def test_an_endpoint_gone_leaves_its_chain_empty_until_the_next_up_deletes_it(nf
         assert len(unplanned) == 2 and all(f"__{web2}/" in name for name in unplanned), unplanned
         assert not set(unplanned) & rules
         emptied = unplanned
-        assert as_planned(lab)
+        assert as_planned_here(lab)
         for _ in range(4):
             reply = json.loads(in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.21", "8080", check=True).stdout)
             assert reply["pod"] == "web-1"
@@ -320,8 +315,8 @@ def test_an_endpoint_gone_leaves_its_chain_empty_until_the_next_up_deletes_it(nf
         left = {o["chain"]["name"] for o in kernel_table(ns)["nftables"] if "chain" in o}
         assert not set(emptied) & left
         assert listing.listing(kernel_table(ns)) == planned(fewer, ns).listing
-        assert as_planned(lab)
+        assert as_planned_here(lab)
     finally:
         write_topology(nft_lab["tmp"], original, f"{lab}.yaml")
         up_here(nft_lab["path"])
-        assert as_planned(lab)
+        assert as_planned_here(lab)

@@ -22,7 +22,7 @@ import sys
 
 import pytest
 
-from helpers import lab_down_here, lab_namespaces, state_path, unique_lab, write_topology
+from helpers import as_planned_here, lab_down_here, lab_namespaces, state_path, unique_lab, write_topology
 from netlab import Lab
 
 pytestmark = pytest.mark.root
@@ -95,11 +95,6 @@ def topology(lab: str) -> str:
             "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
 
 
-def as_planned(lab: str) -> bool:
-    """`netlab status --lab LAB` exits 0, read in this process (the stopped commands are the CLI under test)."""
-    return Lab(lab).status().ok
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
     """A lab that is up, for the tests whose stopped command must leave it as it was (they assert it so)."""
@@ -156,7 +151,7 @@ def test_a_signal_at_any_point_of_a_converges_loading_leaves_the_running_lab_as_
         one_line(proc, sig)
         with open(state_path(lab, "state.json"), "rb") as fh:
             assert fh.read() == before, fired
-    assert as_planned(lab)
+    assert as_planned_here(lab)
 
 
 @pytest.mark.parametrize("sig", ["INT", "TERM"])
@@ -183,7 +178,7 @@ def test_a_signal_once_the_run_is_done_says_the_lab_is_up(tmp_path):
         assert fired == ["done"]
         assert one_line(proc, "TERM") == (f"netlab: interrupted by SIGTERM; lab {lab} is up "
                                           f"(`sudo netlab down --lab {lab}` takes it down)")
-        assert as_planned(lab)
+        assert as_planned_here(lab)
     finally:
         lab_down_here(lab)
 
@@ -198,5 +193,5 @@ def test_down_stops_at_once_on_sigterm_while_it_only_reads_the_state(tmp_path, r
     assert one_line(proc, "TERM") == (f"netlab: interrupted by SIGTERM; lab {lab} is still up "
                                       f"(`sudo netlab down --lab {lab}` takes it down)")
     assert lab_namespaces(lab) == namespaces
-    assert as_planned(lab)
+    assert as_planned_here(lab)
 
