@@ -20,7 +20,6 @@ import fcntl
 import json
 import os
 import selectors
-import signal
 import stat
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from typing import Any
 
 from netlab.errors import ABSOLUTE_FIX, ApplyFailed, UsageError, cwd_gone, display_path, loads_json
 from netlab.realize.state_dir import write_atomic
+from netlab.cni.plugin_group import exit_unreaped, kill_group, sigpipe_held
 from netlab.cni.plugin_words import TIMEOUT_VAR, Overrun, one_line as one_line, plugin_error
 from netlab.cni.plugin_words import error_object_words as error_object_words, exit_words as exit_words
 
@@ -426,12 +426,13 @@ def _exchange(proc: "subprocess.Popen[bytes]", stdin: bytes, deadline: float,
             left = end - time.monotonic()
             if left <= 0:  # a plugin that exited but left a process holding its output open is said as such
                 held = tuple(k.data for k in sel.get_map().values() if k.data != "stdin")
-                overrun = Overrun(deadline, proc.poll(), held)
+                overrun = Overrun(deadline, exit_unreaped(proc), held)
                 break
             for key, _ in sel.select(left):
                 if key.data == "stdin":
                     try:
-                        view = view[os.write(key.fd, view[:65536]):]
+                        with sigpipe_held():
+                            view = view[os.write(key.fd, view[:65536]):]
                     except BrokenPipeError:  # it stopped reading: its answer says why
                         view = view[:0]
                     if not view:
@@ -448,22 +449,13 @@ def _exchange(proc: "subprocess.Popen[bytes]", stdin: bytes, deadline: float,
                     del buf[OUTPUT_LIMIT:]
                     big.append(key.data)
     if big or overrun:
-        _kill_group(proc)
+        kill_group(proc)
     else:
         try:  # both streams are closed: it is exiting (or has handed them to a child that closed them)
             proc.wait(max(0.0, end - time.monotonic()))
         except subprocess.TimeoutExpired:
             overrun = Overrun(deadline)
-            _kill_group(proc)
+            kill_group(proc)
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         stream.close()
     return bytes(got["stdout"]), bytes(got["stderr"]), big, overrun
-
-
-def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
-    """The plugin and whatever it started (a shell's children hold its stdout open)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
