@@ -130,13 +130,19 @@ def _still_checked(path: str) -> bool:
         st = None
     if st is not None and (st.st_dev, st.st_ino) == known:
         return True
-    del _checked[path]
+    _checked.pop(path, None)  # another thread (a Lab.down() beside) may have forgotten it meanwhile
     return False
 
 
-def _remember(path: str) -> None:
-    st = os.lstat(path)
-    _checked[path] = (st.st_dev, st.st_ino)
+def _remember(path: str) -> tuple[int, int] | None:
+    """Note the directory ``path`` as checked: its (device, inode); None when it is gone since its check (a
+    ``down`` removed it)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    _checked[path] = known = (st.st_dev, st.st_ino)
+    return known
 
 
 def uncheck(path: str) -> None:
@@ -172,21 +178,28 @@ def ensure_dir(path: str) -> str:
     if path == STATE_ROOT:  # nothing is made in a folder someone else could swap
         _refuse_unresolved()
         _check_above(path)
-    made = False
-    try:
-        os.mkdir(path, 0o700)
-        made = path == STATE_ROOT
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        raise EnvironmentNotReady(f"cannot create {path}: its parent does not exist") from None
-    except OSError as exc:
-        raise state_dir_error(path, exc) from None
-    _check_dir(path)
-    _remember(path)
-    if made:
-        _made_root[:] = [(path, *_checked[path])]
-    return path
+    for _ in range(100):
+        made = False
+        try:
+            os.mkdir(path, 0o700)
+            made = path == STATE_ROOT
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            raise EnvironmentNotReady(f"cannot create {path}: its parent does not exist") from None
+        except OSError as exc:
+            raise state_dir_error(path, exc) from None
+        try:
+            _check_dir(path)
+        except FileNotFoundError:
+            continue  # removed since it was made or found (another command's drop_root_if_made, a down): again
+        known = _remember(path)
+        if known is None:
+            continue
+        if made:
+            _made_root[:] = [(path, *known)]
+        return path
+    raise EnvironmentNotReady(f"{path} keeps disappearing; is another netlab removing it?")
 
 
 def state_root() -> str:
@@ -314,8 +327,9 @@ def _own_lab_dir(path: str, lab: str) -> str:
                 lab_folder.mark(path, lab)  # a folder of a release before the mark: marked now
             except OSError:
                 pass
-        _remember(path)
-        return path
+        if _remember(path) is not None:
+            return path
+        # removed between its check and now (a down): made again
     raise EnvironmentNotReady(f"{lab}: its state directory keeps disappearing; is another netlab removing it?")
 
 

@@ -9,6 +9,8 @@ is being taken down. The real commands, with a real down held halfway: tests/int
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import pytest
@@ -27,6 +29,7 @@ from netlab.lab import up as lab_up
 from netlab.lab.ownership import tag_for
 from netlab.realize.lab_lock import LabLock
 from netlab.realize.netns_missing import lab_netns_gone
+from netlab.realize import state_dir
 from netlab.realize.state import load_state
 from netlab.workload.containers import log_path
 
@@ -164,3 +167,65 @@ def test_get_pods_during_a_down_says_the_lab_is_being_taken_down(lab, kernel):
         views.pods(state, lab)
     assert str(info.value) == ("lab fk is being taken down (`netlab down`): its pods' containers and namespaces go "
                                "with it")
+
+
+def test_a_lab_folder_a_down_removes_right_after_a_command_checked_it_is_made_again_not_a_traceback(lab, kernel,
+                                                                                                 monkeypatch):
+    """A repair (as `up --lab`) that read the lab up, then took the lab's lock while a `down` in another process
+    removed the lab's folder: the folder was there when the lock's code checked it (state_dir._check_dir) and gone
+    when it noted it (_remember): FileNotFoundError, a traceback (seen once under load, here at that very point).
+    Now the folder is made again, as for a folder found gone, and the repair says the lab is not up."""
+    up(lab, kernel)
+    loaded = load_running(lab.name)
+    folder = state_dir.lab_dir(lab.name, create=False)
+    state_dir.uncheck(folder)  # another process: it knows nothing of the folder yet (this one made it)
+    real = state_dir._check_dir
+    downs: list[str] = []
+
+    def check_then_down(path: str) -> None:
+        real(path)
+        if path == folder and not downs and sys._getframe(1).f_code.co_name == "_own_lab_dir":
+            downs.append(path)
+            take_down(kernel, lab.name)  # the down, in another process: this one's memory of the folder kept
+            state_dir._checked.pop(folder, None)  # (this process's, here: the down's own process forgets it)
+
+    monkeypatch.setattr(state_dir, "_check_dir", check_then_down)
+    with pytest.raises(UsageError) as info:
+        api.Lab.up_loaded(loaded, wait=30)
+    assert downs == [folder]
+    assert str(info.value).startswith(f"lab {lab.name!r} is not up: taken down"), info.value
+    assert not kernel.ns and load_state(lab.name) is None
+
+
+def test_a_folder_another_thread_forgot_as_this_one_looked_at_it_is_looked_at_again(tmp_path, monkeypatch):
+    """Two threads of one process (an API user's Lab.down() beside a Lab.repair()): one forgot a lab's folder (a
+    down removed it) between the other's read of what it knew and its own forgetting of it: KeyError."""
+    path = str(tmp_path / "fk")
+    os.mkdir(path)
+    state_dir._checked[path] = (0, 0)  # known, as another directory than the one there now
+    real = os.lstat
+
+    def lstat(p, *args, **kwargs):
+        if p == path:
+            state_dir.uncheck(path)  # the other thread, meanwhile
+        return real(p, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    assert state_dir._still_checked(path) is False
+
+
+def test_a_state_folder_removed_between_its_making_and_its_check_is_made_again(tmp_path, monkeypatch):
+    """ensure_dir (the state folder, a lab's cni folder): the folder made or found, then removed by another command
+    (its drop_root_if_made, a down) before its check: FileNotFoundError; now it is made again."""
+    path = str(tmp_path / "cni")
+    real = state_dir._check_dir
+    removed: list[str] = []
+
+    def removed_then_check(p: str) -> None:
+        if p == path and not removed:
+            removed.append(p)
+            os.rmdir(p)
+        real(p)
+
+    monkeypatch.setattr(state_dir, "_check_dir", removed_then_check)
+    assert state_dir.ensure_dir(path) == path and os.path.isdir(path) and removed == [path]
