@@ -18,6 +18,7 @@ import time
 import pytest
 
 from helpers import NETLAB, anything_of, lab_namespaces, netlab, unique_lab, write_topology
+from private_mounts import PrivateMounts
 
 pytestmark = pytest.mark.root
 
@@ -260,31 +261,36 @@ def test_collision_with_an_empty_placeholder_advises_removing_it(labs):
 
 
 class Tmpfs:
-    """A tmpfs of a given size on a private directory, used as NETLAB_STATE_DIR.
+    """A tmpfs of a given size on a private directory, used as NETLAB_STATE_DIR, mounted in the test's own mount
+    namespace (private_mounts.py: a killed run leaves no mount on the host), where :meth:`netlab` runs the CLI.
+    ``seen`` is its path as this process reaches it.
 
     ``read_only()`` gives a read-only view of it (a bind mount) for the CLI,
     while the lab's containers keep their logs open on the writable one.
     """
 
-    def __init__(self, where, size: str):
+    def __init__(self, ns: PrivateMounts, where, size: str):
+        self.ns = ns
         self.mounts: list[str] = []
         self.path = self._mount(str(where), ["-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs"])
+        self.seen = ns.seen(self.path)
         self.env = {"NETLAB_STATE_DIR": self.path}
+        self.netlab = ns.netlab  # the CLI, in the namespace of the mounts
 
     def _mount(self, path: str, args: list[str]) -> str:
         os.makedirs(path, mode=0o700, exist_ok=True)
-        subprocess.run(["mount", *args, path], check=True)
+        self.ns.run("mount", *args, path)
         self.mounts.append(path)
         return path
 
     def read_only(self) -> dict:
         view = self._mount(f"{self.path}-ro{len(self.mounts)}", ["--rbind", self.path])  # with the UTS pins
-        subprocess.run(["mount", "-o", "remount,bind,ro", view], check=True)
+        self.ns.run("mount", "-o", "remount,bind,ro", view)
         return {"NETLAB_STATE_DIR": view}
 
     def fill(self) -> str:
-        """Take every free byte (a full disk); returns the filler's path."""
-        filler = os.path.join(self.path, "filler")
+        """Take every free byte (a full disk); returns the filler's path (as this process reaches it)."""
+        filler = os.path.join(self.seen, "filler")
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             while True:
@@ -296,28 +302,36 @@ class Tmpfs:
         return filler
 
     def unmount(self, views_only: bool = False) -> None:
-        """Unmount (exactly the mounts made here, newest first); views only: the tmpfs stays."""
+        """Unmount (exactly the mounts made here, newest first, in the test's namespace); views only: the tmpfs
+        stays."""
         for path in reversed(self.mounts[1:] if views_only else self.mounts):
-            if subprocess.run(["umount", "-R", path], capture_output=True).returncode != 0:
-                subprocess.run(["umount", "-R", "-l", path], check=True)
+            if subprocess.run(self.ns.argv(["umount", "-R", path]), capture_output=True).returncode != 0:
+                self.ns.run("umount", "-R", "-l", path)
             self.mounts.remove(path)
 
 
 @pytest.fixture
 def tmpfs(tmp_path, labs):
     mounts: list[Tmpfs] = []
+    spaces: list[PrivateMounts] = []
 
     def make(size: str) -> Tmpfs:
-        fs = Tmpfs(tmp_path / f"state{len(mounts)}", size)
+        if not spaces:  # made at the first: what the test brought up before is in it (its labs' UTS pins)
+            spaces.append(PrivateMounts(str(tmp_path)))
+        fs = Tmpfs(spaces[0], tmp_path / f"state{len(mounts)}", size)
         mounts.append(fs)
         return fs
 
     yield make
-    for fs in mounts:
-        for lab in labs.names:  # before the labs fixture looks in the default state directory
-            if anything_of(lab, fs.path):
-                netlab("down", "--lab", lab, "--force", check=False, env=fs.env)
-        fs.unmount()
+    try:
+        for fs in mounts:
+            for lab in labs.names:  # before the labs fixture looks in the default state directory
+                if anything_of(lab, fs.seen):
+                    fs.netlab("down", "--lab", lab, "--force", check=False, env=fs.env)
+            fs.unmount()
+    finally:
+        for ns in spaces:
+            ns.close()
 
 
 def test_a_full_disk_fails_up_cleanly_at_every_point(labs, tmpfs, tmp_path):
@@ -330,18 +344,18 @@ def test_a_full_disk_fails_up_cleanly_at_every_point(labs, tmpfs, tmp_path):
     # Up to 16 pages: the state, the uts pins, and each node's two Flannel files (a tmpfs page each).
     for pages in range(1, 17):
         fs = tmpfs(f"{pages * 4}k")
-        proc = netlab("up", "-t", path, check=False, env=fs.env)
+        proc = fs.netlab("up", "-t", path, check=False, env=fs.env)
         assert "Traceback" not in proc.stderr, (pages, proc.stderr)
         if proc.returncode == 0:
             outcomes.append("up")
             # The state is whole. (A container whose log cannot be written on the full disk is
             # reported as not started, like any container that fails: that is not a state write.)
-            rows = json.loads(netlab("list", "-o", "json", env=fs.env).stdout)
+            rows = json.loads(fs.netlab("list", "-o", "json", env=fs.env).stdout)
             assert [(r["lab"], r["phase"]) for r in rows if r["phase"] != "elsewhere"] == [(lab, "up")], (pages, rows)
-            status = netlab("status", "--lab", lab, check=False, env=fs.env)
+            status = fs.netlab("status", "--lab", lab, check=False, env=fs.env)
             drift = [line for line in status.stdout.splitlines()[1:-1] if "containers:" not in line]
             assert status.returncode in (0, 1) and not drift, (pages, status.stdout, status.stderr)
-            down = netlab("down", "--lab", lab, check=False, env=fs.env)
+            down = fs.netlab("down", "--lab", lab, check=False, env=fs.env)
             assert down.returncode == 0 and "Traceback" not in down.stderr, (pages, down.stderr)
             assert lab_namespaces(lab) == []
             if status.returncode == 0:  # everything fitted, the containers' logs too
@@ -352,7 +366,7 @@ def test_a_full_disk_fails_up_cleanly_at_every_point(labs, tmpfs, tmp_path):
             assert "No space left on device" in proc.stderr, (pages, proc.stderr)
             # Nothing left to take down (`down` of a lab that is not up on a full disk: the last test here).
             assert lab_namespaces(lab) == [], (pages, proc.stderr)
-            assert os.listdir(fs.path) == [], (pages, os.listdir(fs.path))
+            assert os.listdir(fs.seen) == [], (pages, os.listdir(fs.seen))
             outcomes.append("rolled back" if "rolled back" in proc.stderr else "refused")
     # The sweep went through all three: no room at all, room to start, room for everything.
     assert {"refused", "rolled back", "up"} <= set(outcomes), outcomes
@@ -369,7 +383,7 @@ def test_every_output_file_on_a_full_disk_is_exit_3(labs, tmpfs):
                  ["trace", "--lab", lab, "a", "b", "-o", "svg", "-w", f"{out}/t.svg"],
                  ["probe", "--lab", lab, "--junit", f"{out}/p.xml"],
                  ["graph", "--lab", lab, "-w", f"{out}/g.mmd"]):
-        proc = netlab(*args, check=False, timeout=120)
+        proc = fs.netlab(*args, check=False, timeout=120)
         assert proc.returncode == 3, (args, proc.returncode, proc.stderr)
         assert proc.stderr.splitlines()[-1].startswith(f"netlab: cannot write {out}/"), (args, proc.stderr)
         assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
@@ -379,16 +393,16 @@ def test_down_on_a_full_disk_still_removes_the_lab(labs, tmpfs, tmp_path):
     lab = labs.name("ibe")
     path = write_topology(tmp_path, small(lab))
     fs = tmpfs("1m")
-    netlab("up", "-t", path, env=fs.env)
+    fs.netlab("up", "-t", path, env=fs.env)
     filler = fs.fill()
-    rows = json.loads(netlab("list", "-o", "json", env=fs.env).stdout)  # reading needs no space
+    rows = json.loads(fs.netlab("list", "-o", "json", env=fs.env).stdout)  # reading needs no space
     assert [(r["lab"], r["phase"]) for r in rows if r["phase"] != "elsewhere"] == [(lab, "up")]
-    again = netlab("up", "-t", path, check=False, env=fs.env)  # converging writes nothing new
+    again = fs.netlab("up", "-t", path, check=False, env=fs.env)  # converging writes nothing new
     assert "Traceback" not in again.stderr
-    proc = netlab("down", "--lab", lab, check=False, env=fs.env)
+    proc = fs.netlab("down", "--lab", lab, check=False, env=fs.env)
     assert proc.returncode == 0, proc.stderr
     assert lab_namespaces(lab) == []
-    assert os.listdir(fs.path) == ["filler"]
+    assert os.listdir(fs.seen) == ["filler"]
     os.unlink(filler)
 
 
@@ -397,21 +411,21 @@ def test_a_read_only_state_directory_is_a_clean_exit_3(labs, tmpfs, tmp_path):
     path = write_topology(tmp_path, small(lab))
     fs = tmpfs("1m")
     ro = fs.read_only()
-    proc = netlab("up", "-t", path, check=False, env=ro)
+    proc = fs.netlab("up", "-t", path, check=False, env=ro)
     assert proc.returncode == 3, proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and "read-only" in proc.stderr
     assert lab_namespaces(lab) == []
-    netlab("up", "-t", path, env=fs.env)
+    fs.netlab("up", "-t", path, env=fs.env)
     ro = fs.read_only()  # now, so the view has the lab's UTS pins too
     for args in (["down", "--lab", lab], ["up", "-t", path], ["down", "--lab", lab, "--force"]):
-        proc = netlab(*args, check=False, env=ro)
+        proc = fs.netlab(*args, check=False, env=ro)
         assert proc.returncode == 3 and "read-only" in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.splitlines()) == 1
-    assert netlab("status", "--lab", lab, check=False, env=ro).returncode == 0
-    assert lab in netlab("list", env=ro).stdout
+    assert fs.netlab("status", "--lab", lab, check=False, env=ro).returncode == 0
+    assert lab in fs.netlab("list", env=ro).stdout
     assert len(lab_namespaces(lab)) == 4
     fs.unmount(views_only=True)  # the view holds the pods' UTS pins too
-    netlab("down", "--lab", lab, env=fs.env)
+    fs.netlab("down", "--lab", lab, env=fs.env)
 
 
 # --- up -t other.yaml with the name of a running lab ------------------------------------------
@@ -452,20 +466,21 @@ def test_no_output_file_lands_on_a_labs_own_files(labs, tmp_path):
     link.symlink_to(os.path.dirname(state))
     view = tmp_path / "view"
     view.mkdir()
-    subprocess.run(["mount", "--bind", "/etc/netns", str(view)], check=True)
+    ns = PrivateMounts(str(tmp_path))  # the bind mount, and the commands that meet it (private_mounts.py)
     resolv = f"/etc/netns/{lab}-a/resolv.conf"
     pod_file = open(resolv).read()
     try:
+        ns.run("mount", "--bind", "/etc/netns", str(view))
         for args in (["capture", "--lab", lab, "n1:eth0", "-c", "1", "--timeout", "1", "-w", state],
                      ["capture", "--lab", lab, "n1:eth0", "-c", "1", "--timeout", "1", "-w", "/tmp/.." + state],
                      ["graph", "--lab", lab, "-w", f"{link}/state.json"],
                      ["trace", "--lab", lab, "a", "b", "--pcap", resolv],
                      ["probe", "--lab", lab, "--junit", f"{view}/{lab}-a/resolv.conf"]):
-            proc = netlab(*args, check=False)
+            proc = ns.netlab(*args, check=False)
             assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
             assert len(proc.stderr.splitlines()) == 1 and "it is inside" in proc.stderr, (args, proc.stderr)
     finally:
-        subprocess.run(["umount", str(view)], check=True)
+        ns.close()  # the bind mount goes with the namespace
     assert open(state, "rb").read() == before and open(resolv).read() == pod_file
     assert netlab("status", "--lab", lab).returncode == 0
 
@@ -478,6 +493,6 @@ def test_down_of_a_lab_that_is_not_up_on_a_full_or_read_only_state_folder_has_no
     fs = tmpfs("1m,nr_inodes=2")  # the folder itself and one more: the lab's folder, not the mark in it
     for env in (fs.env, fs.read_only()):
         for args in ((), ("--force",)):
-            r = netlab("down", "--lab", lab, *args, check=False, env=env)
+            r = fs.netlab("down", "--lab", lab, *args, check=False, env=env)
             assert (r.returncode, r.stdout, r.stderr) == (0, f"lab {lab} is not up; nothing to do\n", ""), (env, r)
-    assert os.listdir(fs.path) == []
+    assert os.listdir(fs.seen) == []
