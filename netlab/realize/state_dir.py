@@ -134,6 +134,16 @@ def _still_checked(path: str) -> bool:
     return False
 
 
+def _still_there(path: str) -> bool:
+    """_check_dir of the folder ``path`` made or found just now; False when it is gone since (a down, another
+    command's drop_root_if_made): it is made again."""
+    try:
+        _check_dir(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _remember(path: str) -> tuple[int, int] | None:
     """Note the directory ``path`` as checked: its (device, inode); None when it is gone since its check (a
     ``down`` removed it)."""
@@ -189,10 +199,8 @@ def ensure_dir(path: str) -> str:
             raise EnvironmentNotReady(f"cannot create {path}: its parent does not exist") from None
         except OSError as exc:
             raise state_dir_error(path, exc) from None
-        try:
-            _check_dir(path)
-        except FileNotFoundError:
-            continue  # removed since it was made or found (another command's drop_root_if_made, a down): again
+        if not _still_there(path):
+            continue
         known = _remember(path)
         if known is None:
             continue
@@ -315,10 +323,8 @@ def _own_lab_dir(path: str, lab: str) -> str:
             raise EnvironmentNotReady(f"cannot create {path}: its parent does not exist") from None
         except OSError as exc:
             raise state_dir_error(path, exc) from None
-        try:
-            _check_dir(path)
-        except FileNotFoundError:
-            continue  # removed since (a down): make it again
+        if not _still_there(path):
+            continue
         if not made:
             why = lab_folder.not_ours(path)
             if why:
