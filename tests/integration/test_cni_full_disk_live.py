@@ -12,7 +12,8 @@ import subprocess
 
 import pytest
 
-from helpers import NETLAB, lab_namespaces, netlab, write_topology
+from helpers import NETLAB, lab_namespaces, write_topology
+from private_mounts import PrivateMounts
 from test_state_safety import Tmpfs
 
 pytestmark = pytest.mark.root
@@ -34,20 +35,26 @@ def netns_list(lab: str) -> list[str]:
 
 @pytest.fixture
 def small_fs(tmp_path, labs):
+    """A tmpfs of 2 MiB, mounted in the test's own mount namespace (private_mounts.py), where the test's netlab
+    commands run (``fs.netlab``, ``fs.ns.argv``): a killed run leaves no mount on the host."""
     mounts: list[Tmpfs] = []
+    ns = PrivateMounts(str(tmp_path))
 
     def make() -> Tmpfs:
-        mounts.append(Tmpfs(tmp_path / f"state{len(mounts)}", "2m"))
+        mounts.append(Tmpfs(ns, tmp_path / f"state{len(mounts)}", "2m"))
         return mounts[-1]
 
-    yield make
-    for fs in mounts:
-        for lab in labs.names:  # before the labs fixture looks in the default state directory
-            filler = os.path.join(fs.path, "filler")
-            if os.path.exists(filler):
-                os.unlink(filler)
-            netlab("down", "--lab", lab, "--force", check=False, env=fs.env)
-        fs.unmount()
+    try:
+        yield make
+        for fs in mounts:
+            for lab in labs.names:  # before the labs fixture looks in the default state directory
+                filler = os.path.join(fs.seen, "filler")
+                if os.path.exists(filler):
+                    os.unlink(filler)
+                fs.netlab("down", "--lab", lab, "--force", check=False, env=fs.env)
+            fs.unmount()
+    finally:
+        ns.close()
 
 
 def test_an_up_whose_disk_fills_at_its_first_add_is_rolled_back_whole(labs, small_fs, tmp_path):
@@ -55,7 +62,7 @@ def test_an_up_whose_disk_fills_at_its_first_add_is_rolled_back_whole(labs, smal
     path = write_topology(tmp_path, topology(lab))
     fs = small_fs()
     env = {**os.environ, **fs.env, "NETLAB_FAULT_POINT": "cni-adding", "NETLAB_FAULT_MODE": "pause"}
-    proc = subprocess.Popen(NETLAB + ["up", "-t", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(fs.ns.argv(NETLAB + ["up", "-t", path]), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         seen = []
@@ -74,7 +81,7 @@ def test_an_up_whose_disk_fills_at_its_first_add_is_rolled_back_whole(labs, smal
     assert "rolled back" in err and "the rollback failed" not in err, err
     assert err.count("cannot write the CNI call log") == 1 and WARNING.format(fs.path, lab) in err.splitlines(), err
     assert netns_list(lab) == [] and lab_namespaces(lab) == [], err
-    assert os.listdir(fs.path) == ["filler"], err
+    assert os.listdir(fs.seen) == ["filler"], err
 
 
 def test_down_of_a_cni_lab_on_a_full_disk_removes_it(labs, small_fs, tmp_path):
@@ -84,13 +91,13 @@ def test_down_of_a_cni_lab_on_a_full_disk_removes_it(labs, small_fs, tmp_path):
     lab = labs.name("nsg")
     path = write_topology(tmp_path, topology(lab))
     fs = small_fs()
-    killed = netlab("up", "-t", path, check=False, env={**fs.env, "NETLAB_FAULT_POINT": "cni-adding",
-                                                        "NETLAB_FAULT_MODE": "kill"})
+    killed = fs.netlab("up", "-t", path, check=False, env={**fs.env, "NETLAB_FAULT_POINT": "cni-adding",
+                                                           "NETLAB_FAULT_MODE": "kill"})
     assert killed.returncode == -9, killed
     assert len(netns_list(lab)) == 5
     fs.fill()
-    down = netlab("down", "--lab", lab, check=False, env=fs.env)
+    down = fs.netlab("down", "--lab", lab, check=False, env=fs.env)
     assert down.returncode == 0, down.stderr
     assert down.stderr.splitlines() == [WARNING.format(fs.path, lab)], down.stderr  # not "cannot write the output"
     assert netns_list(lab) == [] and lab_namespaces(lab) == []
-    assert os.listdir(fs.path) == ["filler"]
+    assert os.listdir(fs.seen) == ["filler"]

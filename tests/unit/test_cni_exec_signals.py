@@ -104,7 +104,7 @@ def test_the_group_is_killed_before_the_plugin_is_waited_for_and_never_after_it_
     plugin_group.kill_group(_Proc(events))
     assert events == [f"killpg {_Proc.pid}", "wait"]
     events.clear()
-    plugin_group.kill_group(_Proc(events, returncode=0))  # reaped already (its returncode known): its pid is not its own
+    plugin_group.kill_group(_Proc(events, returncode=0))  # reaped already: its pid may be another's
     assert events == ["wait"]
     events.clear()
     children.clear()  # reaped by another's waitpid(-1), or by the kernel (SIGCHLD ignored)
