@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 WORKERS = max(1, os.cpu_count() or 1)
+DEL_RAN = "; its DEL ran: pod {pod} is not attached"  # after a failed ADD's line
 
 
 def attach(rt_: Runtime, prec: dict[str, Any], pod: str) -> dict[str, Any]:
@@ -55,27 +56,29 @@ def detach(rt_: Runtime, prec: dict[str, Any], pod: str, gone: bool = False) -> 
 
 
 def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], records: dict[str, Any],
-             out: StartResult, previous: dict[str, dict[str, Any]], running: bool = False) -> list[str]:
-    """ADD the pods, as many at once as there are cores; what failed, one line each. A re-attached pod (its
-    ``previous`` record) whose ADD failed is ADDed again as it was: the chain's DEL before that ADD cannot be
-    undone, its ADD with the config it had can. In a ``running`` lab each pod attached is announced (a gratuitous
-    ARP from its interface: cni/announce.py)."""
-    failures: list[str] = []
+            out: StartResult, previous: dict[str, dict[str, Any]], running: bool = False,
+            retry: bool = False) -> dict[str, tuple[str, bool]]:
+    """ADD the pods, as many at once as there are cores; what failed, by pod: (its line, whether it is to be ADDed
+    again as a new sandbox: with ``retry``, a plugin failed it of itself and the DEL after it ran; cni/retry.py).
+    A re-attached pod (its ``previous`` record) whose ADD failed, and is not to be tried again, is ADDed again as
+    it was: the chain's DEL before that ADD cannot be undone, its ADD with the config it had can. In a ``running``
+    lab each pod attached is announced (a gratuitous ARP from its interface: cni/announce.py)."""
+    failures: dict[str, tuple[str, bool]] = {}
     announced: list[Announce] = []
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
-        futures = {pod.name: pool.submit(attach_or_restore, rt_, lab, pod, records, previous.get(pod.name), running)
-                   for pod in todo}
+        futures = {pod.name: pool.submit(attach_or_restore, rt_, lab, pod, records, previous.get(pod.name), running,
+                                         retry) for pod in todo}
         for name, fut in futures.items():
-            result, failed, unchecked = fut.result()
+            result, failed, unchecked, again = fut.result()
             if failed is not None:
-                failures.append(failed)
+                failures[name] = (failed, again)
             if unchecked is not None:  # attached, and not as its own CHECK wants it: up exits 1, nothing rolled back
                 out.failed.append(unchecked)
             if result is None:
                 continue
             att = C.attachment(result)
             if att is None:
-                failures.append(f"pod {name}: the CNI result gives no IPv4 address on {C.POD_IF}")
+                failures[name] = (f"pod {name}: the CNI result gives no IPv4 address on {C.POD_IF}", False)
                 continue
             records[name].update({"phase": "added", "attachment": attachment_json(att, C.host_interfaces(result))})
             announced.append((records[name]["netns"], C.POD_IF, att.ip, records[name].get("node_netns"),
@@ -93,26 +96,30 @@ def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], record
 
 
 def attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, Any],
-                       was: dict[str, Any] | None,
-                       running: bool = True) -> tuple[dict[str, Any] | None, str | None, str | None]:
-    """(the result, or None; what failed, or None; the line of a CHECK that fails the pod's fresh ADD, or None):
-    the ADD (attach_or_delete), and when it fails for a pod attached before, its ADD with the record it had (then
-    in ``records``, phase "added" once that ADD passed). A pod attached before (re-attached) is CHECKed once after
-    its ADD passed: a chain that fails its own fresh ADD is said (the pod stays attached: up exits 1, as status
-    does), and its record says so (``check_fails``): up does not re-attach it again for that, as a kubelet never
-    re-ADDs a sandbox for a CHECK (a watcher did, every few seconds)."""
+                      was: dict[str, Any] | None, running: bool = True,
+                      retry: bool = False) -> tuple[dict[str, Any] | None, str | None, str | None, bool]:
+    """(the result, or None; what failed, or None; the line of a CHECK that fails the pod's fresh ADD, or None;
+    whether it is to be ADDed again as a new sandbox: with ``retry``, when a plugin failed it of itself and the
+    DEL after it ran): the ADD (attach_or_delete), and when it fails for a pod attached before, and no new sandbox
+    follows, its ADD with the record it had (then in ``records``, phase "added" once that ADD passed). A pod
+    attached before (re-attached) is CHECKed once after its ADD passed: a chain that fails its own fresh ADD is
+    said (the pod stays attached: up exits 1, as status does), and its record says so (``check_fails``): up does
+    not re-attach it again for that, as a kubelet never re-ADDs a sandbox for a CHECK (a watcher did, every few
+    seconds)."""
     try:
         result = attach_or_delete(rt_, lab, pod, records[pod.name], running)
     except PluginFailed as exc:
-        if was is None or records[pod.name].get("phase") != DELETED:  # its DEL failed: no ADD before one passes
-            return None, str(exc), None
+        deleted = records[pod.name].get("phase") == DELETED  # its DEL failed: no ADD before one passes
+        again = retry and deleted and exc.plugin_said
+        if again or was is None or not deleted:
+            return None, str(exc), None, again
         failed = str(exc)
     else:
         found = check_pod(rt_, lab, pod, records[pod.name]) if was is not None else None
         if found is None or found.fresh_mark() is None:
-            return result, None, None
+            return result, None, None, False
         records[pod.name]["check_fails"] = found.fresh_mark()
-        return result, None, found.fresh_words(pod.name)
+        return result, None, found.fresh_words(pod.name), False
     back = dict(was, phase="adding")
     try:
         result = attach(rt_, back, pod.name)
@@ -122,9 +129,10 @@ def attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, A
             records[pod.name] = back
         why = str(exc).removeprefix(f"pod {pod.name}: ")
         return None, f"{failed}; then its ADD with the config it had before failed too: {why}" + (
-            f"; then its DEL failed too: {said[0].removeprefix(f'CNI DEL of pod {pod.name}: ')}" if said else ""), None
+            f"; then its DEL failed too: {said[0].removeprefix(f'CNI DEL of pod {pod.name}: ')}" if said else ""), \
+            None, False
     records[pod.name] = back
-    return result, f"{failed}; then pod {pod.name} was attached again with the config it had before", None
+    return result, f"{failed}; then pod {pod.name} was attached again with the config it had before", None, False
 
 
 def attach_or_delete(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any],
@@ -143,7 +151,9 @@ def attach_or_delete(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any],
             again = "the next up or down runs DEL again" if running else "the rollback runs DEL again"
             raise PluginFailed(f"{exc}; then its DEL failed too: {why} ({again})") from None
         prec["phase"] = DELETED
-        raise PluginFailed(f"{exc}; its DEL ran: pod {pod.name} is not attached") from None
+        gone = PluginFailed(f"{exc}{DEL_RAN.format(pod=pod.name)}")
+        gone.plugin_said = exc.plugin_said  # the sandbox is gone: a new one may pass (cni/retry.py)
+        raise gone from None
 
 
 def safe_detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str, out: StartResult | None) -> list[str]:

@@ -157,9 +157,13 @@ def _to_copy(call: Call) -> None:
 
 class PluginFailed(ApplyFailed):
     """A plugin said no (exit != 0), timed out, or answered what is not JSON: one line naming pod, plugin, command.
-    A DEL's: ``undone``, the (network, index in its plugins) whose DEL failed or never ran (cni/runtime.py)."""
+    A DEL's: ``undone``, the (network, index in its plugins) whose DEL failed or never ran (cni/runtime.py).
+    ``plugin_said``: the plugin ran and failed of itself (it exited non-zero, or died, within the call's deadline
+    and output bound), not by netlab's bounds nor its checks of a result: a failure a new sandbox may not meet
+    (a race with another pod's ADD on the node), which cni/retry.py tries again."""
 
     undone: list[tuple[str, int]] | None = None
+    plugin_said: bool = False
 
 
 @dataclass
@@ -378,7 +382,9 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
                            "set none; a result is a few kB): netlab killed it there, and its output is cut there in "
                            "the log")
     if overrun is not None or call.exit_code != 0:
-        raise PluginFailed(plugin_error(call, overrun))
+        failed = PluginFailed(plugin_error(call, overrun))
+        failed.plugin_said = overrun is None
+        raise failed
     if command in NO_RESULT or not call.stdout.strip():
         return None  # what a DEL or CHECK that succeeded printed stays in the log, read by no one (libcni's way)
     try:

@@ -4,8 +4,10 @@ As on a node, where the kubelet asks the runtime to set up each pod's
 sandbox: the namespaces and the node's network (underlay, overlay, Flannel's
 routes) are netlab's, as they are flanneld's; the pod's interface, address
 and routes are the plugins'. Pods are attached concurrently, as many at once
-as the machine has cores. A failed ADD fails ``up``, which rolls the lab back:
-stop() DELs every pod that has a record (written before its ADD began).
+as the machine has cores. A failed ADD is DELed and, when a plugin failed it of
+itself, tried again as a new sandbox (cni/retry.py); one that fails every try
+fails ``up``, which rolls the lab back: stop() DELs every pod that has a record
+(written before its ADD began).
 
 The feature's preflight checks only ``NETLAB_CNI_TIMEOUT`` (exit 2 before any
 change when it is no positive number of seconds): whether the plugins are
@@ -25,11 +27,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from netlab.cni import conf as C
 from netlab.cni import edited
-from netlab.cni.attach import WORKERS, add_all, detach_said, safe_detach
+from netlab.cni.attach import WORKERS, detach_said, safe_detach
 from netlab.cni.cached import bin_dirs_of
 from netlab.cni.changed import changed, conf_text
 from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
+from netlab.cni.retry import add_tried
 from netlab.cni.invoke import LOG_VAR, TIMEOUT_VAR, CallLog, cni_timeout, timeout_problem
 from netlab.cni.invoke import copy_path, keep_copy
 from netlab.realize import attachments
@@ -253,7 +256,8 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
                          [d for raw, _ in prec["networks"] for d in C.kept_devices(parse_conflist(conf_text(raw)))])
         state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
         testhooks.fault_point("cni-adding")  # the records say "adding", no plugin has run
-        failures += add_all(rt_, lab, state, todo, records, out, previous, running)
+        failures += add_tried(rt_, lab, state, todo, records, out, previous, running,
+                              lambda pod: _record(lab, pod, state, records.get(pod.name)))  # a new sandbox
         state.save()
     elif marks_gone:
         state.save()

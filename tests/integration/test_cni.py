@@ -22,6 +22,7 @@ import pytest
 from helpers import NETLAB, as_planned_here, ip, ip_json, lab_namespaces, netlab, state_path, up_here, write_topology
 from netlab import Lab
 from netlab.api.lab_pods import logged_calls
+from netlab.cni.retry import ADD_TRIES
 
 pytestmark = pytest.mark.root
 
@@ -152,8 +153,9 @@ def test_a_failing_add_fails_up_with_the_plugins_msg_and_leaves_nothing(labs, tm
     [line] = proc.stderr.strip().splitlines()
     assert "CNI plugin failing ADD: failed (exit 1): no IPs left in 10.244.0.0/24 [code 7]" in line
     assert "stderr: failing: out of addresses" in line and "rolled back" in line and "pod p" in line
+    assert f"its ADD was tried {ADD_TRIES} times, each a new sandbox after the DEL of the one before" in line, line
     assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
-    assert marker.read_text().split() == ["eth0", "eth0"]  # the rollback DELs every pod it began to ADD
+    assert marker.read_text().split() == ["eth0"] * (2 * ADD_TRIES)  # every sandbox of both pods is DELed
 
 
 def test_a_hanging_plugin_times_out_and_the_lab_is_rolled_back(labs, tmp_path):

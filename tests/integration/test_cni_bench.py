@@ -24,6 +24,7 @@ import pytest
 from helpers import as_planned_here, ip, ip_json, lab_namespaces, netlab, up_here
 from netlab import Lab
 from netlab.api.lab_pods import logged_calls
+from netlab.cni.retry import ADD_TRIES
 
 pytestmark = pytest.mark.root
 
@@ -140,17 +141,19 @@ def test_a_reattach_whose_del_fails_stops_and_a_failed_add_is_deleted(labs, tmp_
     before = len(_calls(lab, "a"))
     proc = netlab("up", "-t", path, check=False)
     assert proc.returncode == 4 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    # The ADD with the config a had (the same) fails too: a is left detached, and the line says so
+    # Each new sandbox's ADD fails (cni/retry.py), then the ADD with the config a had (the same) too: a is left
+    # detached, and the line says so
     assert proc.stderr.strip().endswith(
-        "its DEL ran: pod a is not attached; then its ADD with the config it had before failed too: CNI plugin qcw "
+        f"its DEL ran: pod a is not attached (its ADD was tried {ADD_TRIES} times, each a new sandbox after the DEL of "
+        "the one before, as the kubelet creates a pod's sandbox again after a FailedCreatePodSandBox; every try failed "
+        "so); then its ADD with the config it had before failed too: CNI plugin qcw "
         "ADD: failed (exit 1): iptables failed (running iptables: exit status 1: iptables v1.8.9: bad rule | Try "
         "iptables -h) [code 100]; stderr: qcw stderr one qcw stderr two; rolled back, but for pod a, left detached "
         f"(no eth0: the DEL before its ADD cannot be undone; `sudo netlab up --lab {lab}` attaches it again)"), \
         proc.stderr
+    failed_add = [("loopback", "ADD"), ("qcw", "ADD"), ("qcw", "DEL"), ("loopback", "DEL")]  # each DELed
     assert [c[:2] for c in _calls(lab, "a")[before:]] == [
-        ("loopback", "CHECK"), ("qcw", "CHECK"), ("qcw", "DEL"), ("loopback", "DEL"), ("loopback", "ADD"),
-        ("qcw", "ADD"), ("qcw", "DEL"), ("loopback", "DEL"), ("loopback", "ADD"), ("qcw", "ADD"), ("qcw", "DEL"),
-        ("loopback", "DEL")]  # no DEL after the failed ADD before
+        ("loopback", "CHECK"), ("qcw", "CHECK"), ("qcw", "DEL"), ("loopback", "DEL")] + failed_add * (ADD_TRIES + 1)
     assert [ln["ifname"] for ln in ip_json("link", "show", netns=f"{lab}-a")] == ["lo"]  # eth0 went with DEL
     status = netlab("status", "--lab", lab, check=False)
     assert "extra" not in status.stdout and "pod a is not attached through CNI" in status.stdout, status.stdout
@@ -169,7 +172,9 @@ def test_a_plugins_error_is_one_line(labs, tmp_path, mode, said):
     _mode(tmp_path, mode)
     lab, _, proc = _lab(labs, tmp_path, check=False)
     assert proc.returncode == 4 and proc.stderr.splitlines() == [
-        f"netlab: pod b: {said}; its DEL ran: pod b is not attached; rolled back (and the lab's CNI log with it: "
+        f"netlab: pod b: {said}; its DEL ran: pod b is not attached (its ADD was tried {ADD_TRIES} times, each a new "
+        "sandbox after the DEL of the one before, as the kubelet creates a pod's sandbox again after a "
+        "FailedCreatePodSandBox; every try failed so); rolled back (and the lab's CNI log with it: "
         "NETLAB_CNI_LOG=FILE keeps a copy of this run's calls)"], proc.stderr
     assert not lab_namespaces(lab)
 

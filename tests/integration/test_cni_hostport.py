@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from helpers import in_netns, ipv4_of, lab_namespaces, netlab
+from netlab.cni.retry import ADD_TRIES
 
 pytestmark = pytest.mark.root
 
@@ -158,22 +159,26 @@ pods:
     assert not lab_namespaces(lab)
 
 
-# portmap, but its ADD fails once while the file fail-once exists (root's tmp_path, 0755)
-FAIL_ONCE = """#!/bin/sh
-if [ "$CNI_COMMAND" = ADD ] && rm {dir}/fail-once 2>/dev/null; then
-  echo '{{"cniVersion": "1.0.0", "code": 11, "msg": "hpw refuses"}}'
-  exit 1
+# portmap, but its ADD fails once for each file fail-N in the folder (root's tmp_path, 0755), taking one away
+FAIL_N = """#!/bin/sh
+if [ "$CNI_COMMAND" = ADD ]; then
+  for f in {dir}/fail-*; do
+    if rm "$f" 2>/dev/null; then
+      echo '{{"cniVersion": "1.0.0", "code": 11, "msg": "hpw refuses"}}'
+      exit 1
+    fi
+  done
 fi
 exec /usr/lib/cni/portmap
 """
 
 
 def test_a_failed_re_add_restores_the_host_port_the_pod_had(labs, tmp_path):
-    """A re-attach (hostPort 18080 to 18081) whose ADD fails: the ADD that restores pod a hands portmap the mappings
-    the pod had (18080), as its record says; it got the file's new ones, so n1 DNATed 18081 to a pod whose record,
-    and whose DEL, said 18080."""
+    """A re-attach (hostPort 18080 to 18081) whose ADD fails, each new sandbox's too (cni/retry.py): the ADD that
+    restores pod a hands portmap the mappings the pod had (18080), as its record says; it got the file's new ones,
+    so n1 DNATed 18081 to a pod whose record, and whose DEL, said 18080."""
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "hpw").write_text(FAIL_ONCE.format(dir=tmp_path))
+    (tmp_path / "bin" / "hpw").write_text(FAIL_N.format(dir=tmp_path))
     (tmp_path / "bin" / "hpw").chmod(0o755)
     conflist = {**CONFLIST, "plugins": [CONFLIST["plugins"][0], {**CONFLIST["plugins"][1], "type": "hpw"}]}
     (tmp_path / "hp.conflist").write_text(json.dumps(conflist))
@@ -183,7 +188,8 @@ def test_a_failed_re_add_restores_the_host_port_the_pod_had(labs, tmp_path):
     n1_ip = ipv4_of(n1, "eth0")
 
     (tmp_path / "topo.yaml").write_text(topology(lab, 18081).replace("hp.conflist}", "hp.conflist, binDir: bin}"))
-    (tmp_path / "fail-once").write_text("")
+    for n in range(ADD_TRIES):  # the new config fails every try; the ADD as it was passes
+        (tmp_path / f"fail-{n}").write_text("")
     failed = netlab("up", "-t", path, check=False)
     assert failed.returncode == 4 and "then pod a was attached again with the config it had before" in \
         failed.stderr, failed.stderr
@@ -194,7 +200,7 @@ def test_a_failed_re_add_restores_the_host_port_the_pod_had(labs, tmp_path):
     calls = json.loads(netlab("cni", "log", "--lab", lab, "a", "-o", "json").stdout)["calls"]
     adds = [c["stdin"]["runtimeConfig"]["portMappings"][0]["hostPort"] for c in calls
             if c["plugin"] == "hpw" and c["command"] == "ADD"]
-    assert adds[-2:] == [18081, 18080], adds  # the new ADD (failed), then the restore with what a had
+    assert adds[-4:] == [18081] * ADD_TRIES + [18080], adds  # the new ADDs (failed), then the restore with what a had
     # the lab as it was (status: as planned); the file still asks for 18081, which up re-attaches
     assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
     assert "the topology changed its hostPorts" in netlab("status", "-t", path, check=False).stdout
