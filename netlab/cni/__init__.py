@@ -5,4 +5,5 @@ conf (pure): the networks a pod is attached to, each plugin's stdin config
 invoke: one plugin call (environment, stdin, timeout, the node's namespace),
 recorded. runtime: ADD/DEL/CHECK through a chain, with the result cache.
 lifecycle: the lab feature (up ADDs, status CHECKs, down DELs).
+retry: a pod whose ADD a plugin failed is DELed and ADDed again as a new sandbox, a few times.
 """
