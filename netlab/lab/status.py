@@ -20,6 +20,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel, Snapshot
 from netlab.feature import Feature, Note, Reconfigure
 from netlab.impair import lifecycle as impair_feature
+from netlab.lab import collector
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Netns, Resource, Sysctl, Veth
@@ -52,6 +53,11 @@ class StatusResult:
 
 def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) -> StatusResult:
     """Every difference between the lab's plan and the kernel, and what its features report."""
+    with collector.paused():  # what it reads and builds is kept to its end: no garbage for the collector to find
+        return _status(state, kernel, features)
+
+
+def _status(state: LabState, kernel: Kernel, features: Sequence[Feature]) -> StatusResult:
     lab = state.resolved()
     lab = served(lab, state)  # Completed/Error pods: no endpoints (up takes them out)
     plan = build_plan(lab)
