@@ -15,12 +15,20 @@ plan and is made again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from functools import lru_cache
+from ipaddress import IPv4Address as _Address, IPv4Interface as _Interface, IPv4Network as _Network
 
 from netlab.kernel import rtnl, rtnl_parse
 from netlab.kernel.base import Snapshot
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Veth, VethPeer,
                                    Vxlan)
+
+
+# The addresses a lab's namespaces repeat (lo's 127.0.0.1/8, the default route's 0.0.0.0/0, a node's gateway and
+# broadcast in each of its pods) are parsed once: their objects are immutable, so one serves every namespace.
+IPv4Address = lru_cache(maxsize=4096)(_Address)
+IPv4Interface = lru_cache(maxsize=4096)(_Interface)
+IPv4Network = lru_cache(maxsize=4096)(_Network)
 
 
 @dataclass
