@@ -14,7 +14,7 @@ such a Service asks nothing of it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from netlab.feature import StartResult
 from netlab.kernel import processes as proc
@@ -80,9 +80,10 @@ def start(lab: Lab, rec: dict) -> StartResult:
     return done
 
 
-def drift(lab: Lab, repair: str) -> list[str]:
+def drift(lab: Lab, repair: str | Callable[[], str]) -> list[str]:
     """One line per health check not served, or answering otherwise than kube-proxy would; ``repair``: the `up`
-    that repairs the lab (realize.state.repair_up)."""
+    that repairs the lab (realize.state.repair_up), or what works it out when a line names it."""
+    fix = repair if callable(repair) else lambda: repair
     checks = _checks(lab)
     if not checks:
         return []
@@ -94,8 +95,8 @@ def drift(lab: Lab, repair: str) -> list[str]:
     for c in checks:
         got = answer.health.get(c.key)
         if got is None:
-            out.append(f"kube-proxy: {c.what()} is not served; `{repair}` serves it")
+            out.append(f"kube-proxy: {c.what()} is not served; `{fix()}` serves it")
         elif got != (c.port, c.status, c.local):
             out.append(f"kube-proxy: {c.what()} answers {got[1]} with localEndpoints {got[2]} on port {got[0]}, "
-                       f"want {c.status} with {c.local}; `{repair}` sets it")
+                       f"want {c.status} with {c.local}; `{fix()}` sets it")
     return out

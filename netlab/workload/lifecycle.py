@@ -369,5 +369,6 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     a lab whose conflist was edited since its pods' ADD `up -t FILE --reconfigure` (cni.edited.repair_up)."""
     from netlab.cni.edited import repair_up
 
-    repair = state.repair or repair_way(state.lab, repair_up(state))
+    def repair() -> str:  # worked out only for a line that names it (workload/drift.once)
+        return state.repair or repair_way(state.lab, repair_up(state))
     return container_drift.lines(lab, _records(state)["pods"], repair) + dns_records.drift(lab)
