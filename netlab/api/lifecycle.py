@@ -46,10 +46,10 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
     feature is EnvironmentNotReady (exit 3) before anything changes.
     """
     from netlab import doctor
-    from netlab.lab import up as lab_up
+    from netlab.lab import collector, up as lab_up
 
     check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
-    with doctor.required(lab):
+    with collector.paused(), doctor.required(lab):  # the doctor's checks build the plan up keeps (lab/up.py)
         kernel = live_kernel()
         try:
             return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress,

@@ -26,6 +26,7 @@ from netlab.kernel import testhooks
 from netlab.kernel.base import Kernel
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of, stop_taken
+from netlab.lab import collector
 from netlab.lab.up_converge import Converging
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, create_netns, namespaces_to_create, owned, \
@@ -83,6 +84,12 @@ def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str |
     one another command changed meanwhile (`netlab impair`, `up -t FILE`) is converged to its saved topology as
     that command left it, not as read before the wait (which would undo that change).
     """
+    with collector.paused():  # the plan, the snapshots and the ops it builds are kept to its end: no garbage
+        return _up(lab, kernel, features, source, progress, wait, journal, reconfigure, running)
+
+
+def _up(lab: Lab, kernel: Kernel, features: Sequence[Feature], source: str | None, progress: Progress | None,
+        wait: float, journal: Journal | None, reconfigure: bool, running: str | None) -> UpResult:
     plan = build_plan(lab)
     with LabLock(lab.name, "netlab up", wait=wait) as lock, copy_of_run():  # NETLAB_CNI_LOG: this run's calls
         if running is not None:
@@ -99,7 +106,7 @@ def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: 
     """:func:`up`'s work for a caller that holds the lab's lock (LabLock) already: ``up --watch``'s repair and
     ``netlab impair``, which read what the lab must be once they hold the lab, as another command may have changed
     it meanwhile. ``watcher``: the watcher's later apply, its CNI calls appended to its copy (copy_of_run)."""
-    with copy_of_run(lab.name if watcher and lab.cni != "builtin" else None):  # NETLAB_CNI_LOG
+    with collector.paused(), copy_of_run(lab.name if watcher and lab.cni != "builtin" else None):  # NETLAB_CNI_LOG
         return _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None).run(source, False)
 
 
