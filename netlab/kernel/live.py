@@ -61,6 +61,7 @@ class LiveKernel(Reading):
         self._conns: dict[str, netlink.Conn] = {}
         self._index: dict[str, dict[str, int]] = {}
         self._ahead: readmany.Ahead | None = None
+        self._netns_dir_ready = False  # /run/netns made a shared mount point by this kernel's first create_netns
 
     # --- sockets and indexes ---------------------------------------------------
 
@@ -119,7 +120,10 @@ class LiveKernel(Reading):
         return nsmod.is_netns_mount(name)
 
     def create_netns(self, name: str, tag: str, sysctls: Sequence[tuple[str, str]]) -> list[str]:
-        links = nsmod.create_netns(name, tag, sysctls)
+        if not self._netns_dir_ready:  # once a run, not once a namespace
+            nsmod.ensure_netns_dir()
+            self._netns_dir_ready = True
+        links = nsmod.create_netns(name, tag, sysctls, dir_ready=True)
         self._index[name] = dict(links)
         return sorted(n for n in links if n != "lo")
 

@@ -251,7 +251,8 @@ def netlink_socket(proto: int = 0) -> socket.socket:
     return sock
 
 
-def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
+def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), dir_ready: bool = False
+                 ) -> dict[str, int]:
     """Create namespace ``name``: tagged, ``lo`` up and sysctls set before it is visible.
 
     Returns the links the kernel put in the new namespace (name -> ifindex):
@@ -261,12 +262,14 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
     They are the kernel's, like ``lo``; the lab records them and leaves them
     alone, and numbers its own links after them.
 
-    Raises FileExistsError if the name is taken (by anyone).
+    Raises FileExistsError if the name is taken (by anyone). ``dir_ready``: the caller made /run/netns a shared
+    mount point already in this run (ensure_netns_dir; with a lab's 500 mounts below it, each call walks them).
     """
     from netlab.kernel import netlink, rtnl, rtnl_parse
 
     path = netns_path(name)
-    ensure_netns_dir()
+    if not dir_ready:
+        ensure_netns_dir()
     # The placeholder is made with O_EXCL: claiming the name is atomic.
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
