@@ -52,7 +52,7 @@ def new_run(lab_name: str, pod: str, container: str, said: list[str] | None = No
     container did not start, QA q53 3): left alone, the new run's output to /dev/null (:func:`open_log`), one line
     appended to ``said``."""
     current, previous = log_path(lab_name, pod, container), previous_log_path(lab_name, pod, container)
-    fd = _logs_fd(lab_name)
+    fd = logs_fd(lab_name)
     if fd is None:
         return None
     try:
@@ -102,7 +102,7 @@ def _there(path: str, dir_fd: int) -> bool:
     return True
 
 
-def _logs_fd(lab_name: str) -> int | None:
+def logs_fd(lab_name: str) -> int | None:
     """The lab's ``logs`` folder, made when missing and opened fd-relative (lab_writes.open_dir); None when it is
     not netlab's to write in (a symlink, another mount: :func:`logs_refused` says it) or cannot be made."""
     from netlab.realize import lab_writes
@@ -144,7 +144,7 @@ def logs_uncut(lab_name: str) -> str | None:
     from netlab.workload.echo_log import LOG_MAX, log_cut
 
     folder = log_dir(lab_name)
-    fd = None if folder in _UNCUT_SAID else _logs_fd(lab_name)
+    fd = None if folder in _UNCUT_SAID else logs_fd(lab_name)
     if fd is None:
         return None
     try:
@@ -182,7 +182,7 @@ def log_mounted(path: str) -> bool:
     says it): its output goes to /dev/null, nothing is written in it."""
     from netlab.realize import lab_writes
 
-    fd = _logs_fd(lab_writes.split(path)[0])
+    fd = logs_fd(lab_writes.split(path)[0])
     if fd is None:
         return False  # the folder's own line (logs_refused), or none to write in
     try:
@@ -197,7 +197,7 @@ def output_logs(lab_name: str, paths: list[str]) -> list[str]:
     (:func:`log_mounted`); the folder opened once for all of them (an ``up`` of 500 echo pods asks for 500)."""
     if logs_refused(lab_name) is not None:
         return [os.devnull] * len(paths)
-    fd = _logs_fd(lab_name)
+    fd = logs_fd(lab_name)
     if fd is None:
         return list(paths)  # none to write in now: as log_mounted says, no mount point
     try:
@@ -221,7 +221,7 @@ def log_blocked(path: str, what: str = "log", dir_fd: int | None = None) -> str 
     output goes to /dev/null)."""
     from netlab.realize import lab_writes
 
-    fd = dir_fd if dir_fd is not None else _logs_fd(lab_writes.split(path)[0])
+    fd = dir_fd if dir_fd is not None else logs_fd(lab_writes.split(path)[0])
     if fd is None:
         return None
     try:

@@ -56,8 +56,8 @@ from netlab.workload import (again, dns_records, echo_start, exits, health, laun
                              unrecorded)
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
-                                        log_path, forget_runs, logs_refused, logs_uncut, new_run, note_start_error,
-                                        open_log)
+                                        log_path, logs_fd, forget_runs, logs_refused, logs_uncut, new_run,
+                                        note_start_error, open_log)
 from netlab.workload import stopping
 from netlab.workload.pod_teardown import forget_pod, stop
 from netlab.workload.records import RECORD, RECORD_VERSION, records as _records  # noqa: F401 - RECORD*: interface
@@ -132,6 +132,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
     spawned: list[tuple[str, proc.ProcId, int]] = []  # command containers started, with a pidfd each
     launches: list[tuple[PodInfo, Container, dict, dict | None, int | None]] = []  # to start, once recorded
     exited: dict[str, dict] = {}  # containers restarted because they had exited: their old records
+    logs: int | None = None  # the lab's logs/ folder, checked and opened once for every log looked at below
     try:
         if early is not None:
             early.join()  # its UTS namespaces and server exist before we look
@@ -161,6 +162,8 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
         refused = logs_refused(lab.name)
         if refused is not None:  # a symlink, a bind mount: nothing written through it, the output to /dev/null
             done.problems.append(refused)
+        else:
+            logs = logs_fd(lab.name)
         running_echo: list[tuple[PodInfo, Container]] = []
         for pod in present:
             prec = pods.setdefault(pod.name, {})
@@ -221,7 +224,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                        service_envs.FIELD: envs.key_for(pod)}
                 containers[c.name] = new
                 dns_records.note_start(lab, pod, new)  # the add-on's dnsmasq reads the records file as it is
-                blocked = rotated or log_blocked(new["log"])  # not a file there: someone's, left alone
+                blocked = rotated or log_blocked(new["log"], dir_fd=logs)  # not a file there: someone's, left alone
                 if blocked and replace is not None:
                     os.close(replace)
                     stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
@@ -290,6 +293,8 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
         exits.hold_commands(lab, pods, spawned)
         done += health.start(lab, _records(state))  # kube-proxy's health checks, by the same server
     finally:
+        if logs is not None:
+            os.close(logs)
         for _cid, _p, fd in spawned:
             os.close(fd)
         for *_rest, replace in launches:  # never started: the pidfds of what they were to replace
