@@ -33,7 +33,7 @@ class NodeInfo:
     bridge_mac: str
     vxlan_mac: str
 
-    @property
+    @cached_property  # asked once or twice per pod of the node by a plan (its default route) and its check
     def gateway(self) -> IPv4Interface:
         """cni0's address: the first address of the node's pod CIDR."""
         return IPv4Interface(f"{self.pod_cidr.network_address + 1}/{self.pod_cidr.prefixlen}")
