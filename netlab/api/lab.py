@@ -34,6 +34,7 @@ from netlab.api.lab_checks import LabChecks, Progress
 from netlab.api.lab_pods import PodActions
 from netlab.api.words import said
 from netlab.errors import UsageError
+from netlab.lab import collector
 from netlab.realize.lab_name import LAB_ENV as LAB_ENV  # netlab.api's, re-exported
 from netlab.realize.state import ADDRESSES, replaces, running_lab, state_version, up_command
 from netlab.realize.state_dir import check_lab_name
@@ -117,6 +118,7 @@ class Lab(LabChecks, PodActions):
         return cls.up_loaded(loaded, wait=wait, reconfigure=reconfigure, progress=progress)
 
     @classmethod
+    @collector.paused()  # the lab's state read, its up, and what is said of it: nothing garbage before it returns
     def up_loaded(cls, loaded: Loaded, *, wait: float = 60.0, reconfigure: bool = False,
                   progress: Progress | None = None) -> Lab:
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""

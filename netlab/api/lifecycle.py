@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from netlab.lab import collector
+
 if TYPE_CHECKING:
     from netlab.feature import Feature
     from netlab.kernel.live import LiveKernel
@@ -36,6 +38,7 @@ def default_features() -> list[Feature]:
     return features()
 
 
+@collector.paused()  # what it loads and builds (the doctor's checks build the plan) is kept to its end (lab/up.py)
 def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wait: float = 60.0,
        features: Sequence[Feature] | None = None, reconfigure: bool = False, running: str | None = None
        ) -> UpResult:
@@ -46,10 +49,10 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
     feature is EnvironmentNotReady (exit 3) before anything changes.
     """
     from netlab import doctor
-    from netlab.lab import collector, up as lab_up
+    from netlab.lab import up as lab_up
 
     check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
-    with collector.paused(), doctor.required(lab):  # the doctor's checks build the plan up keeps (lab/up.py)
+    with doctor.required(lab):
         kernel = live_kernel()
         try:
             return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress,
@@ -58,6 +61,7 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
             kernel.close()
 
 
+@collector.paused()
 def up_held(lab: Lab, source: str | None = None, features: Sequence[Feature] | None = None) -> UpResult:
     """:func:`up` for a caller that holds the lab's lock (LabLock) already and read ``lab`` from the lab's state
     under it (``netlab impair``): the lab as the lock's previous holder left it, edited, never a copy read before

@@ -73,6 +73,7 @@ class LabGone(NetlabError):
     """A repair found the lab taken down meanwhile (``up --watch``'s, api/watch_repair.py)."""
 
 
+@collector.paused()  # the plan, the snapshots and the ops it builds are kept to its end: no garbage
 def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
        progress: Progress | None = None, wait: float = 60.0, journal: Journal | None = None,
        reconfigure: bool = False, running: str | None = None) -> UpResult:
@@ -84,12 +85,6 @@ def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str |
     one another command changed meanwhile (`netlab impair`, `up -t FILE`) is converged to its saved topology as
     that command left it, not as read before the wait (which would undo that change).
     """
-    with collector.paused():  # the plan, the snapshots and the ops it builds are kept to its end: no garbage
-        return _up(lab, kernel, features, source, progress, wait, journal, reconfigure, running)
-
-
-def _up(lab: Lab, kernel: Kernel, features: Sequence[Feature], source: str | None, progress: Progress | None,
-        wait: float, journal: Journal | None, reconfigure: bool, running: str | None) -> UpResult:
     plan = build_plan(lab)
     with LabLock(lab.name, "netlab up", wait=wait) as lock, copy_of_run():  # NETLAB_CNI_LOG: this run's calls
         if running is not None:
@@ -101,12 +96,13 @@ def _up(lab: Lab, kernel: Kernel, features: Sequence[Feature], source: str | Non
         return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source, reconfigure)
 
 
+@collector.paused()
 def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
             watcher: bool = True) -> UpResult:
     """:func:`up`'s work for a caller that holds the lab's lock (LabLock) already: ``up --watch``'s repair and
     ``netlab impair``, which read what the lab must be once they hold the lab, as another command may have changed
     it meanwhile. ``watcher``: the watcher's later apply, its CNI calls appended to its copy (copy_of_run)."""
-    with collector.paused(), copy_of_run(lab.name if watcher and lab.cni != "builtin" else None):  # NETLAB_CNI_LOG
+    with copy_of_run(lab.name if watcher and lab.cni != "builtin" else None):  # NETLAB_CNI_LOG
         return _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None).run(source, False)
 
 
