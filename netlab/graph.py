@@ -420,6 +420,8 @@ def _dot_path(stops: list[tuple[str, list[PathStep]]]) -> list[str]:
 
 def run_dot(dot_source: str, fmt: str) -> bytes:
     """Lay out DOT text with Graphviz's ``dot`` into svg or png bytes."""
+    from netlab.kernel.sigpipe import run_fed  # here: --help and completion load graph, and no kernel code
+
     if fmt not in ("svg", "png"):
         raise ValueError(f"dot renders svg or png, not {fmt!r}")
     # Only absolute PATH entries: never run a "dot" from the current directory.
@@ -429,8 +431,7 @@ def run_dot(dot_source: str, fmt: str) -> bytes:
         raise EnvironmentNotReady(f"-o {fmt} needs Graphviz's dot; install graphviz "
                                   "(apt install graphviz, dnf install graphviz), or use -o mermaid / -o dot")
     try:
-        done = subprocess.run([dot, f"-T{fmt}"], input=dot_source.encode(), capture_output=True,
-                              timeout=DOT_TIMEOUT, check=False)
+        done = run_fed([dot, f"-T{fmt}"], dot_source.encode(), DOT_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise EnvironmentNotReady(f"{dot} took more than {DOT_TIMEOUT}s; try -o dot and lay it out yourself") from None
     if done.returncode != 0:

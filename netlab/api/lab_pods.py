@@ -18,6 +18,7 @@ from netlab.api.args import (WAIT, check_bool, check_choice, check_command, chec
 from netlab.api.jsonio import from_json
 from netlab.api.pod_process import PodProcess
 from netlab.errors import CannotRun, NetnsGone, UsageError
+from netlab.kernel.sigpipe import sigpipe_held
 from netlab.trace.sections import ALIASES, INSPECT_SECTIONS, section_names
 
 if TYPE_CHECKING:
@@ -275,11 +276,10 @@ def _run_captured(argv: list[str], input: str | None, timeout: float | None, che
 def _waited(proc: subprocess.Popen[bytes], argv: list[str], input: str | None, timeout: float | None,
             out: Any, err: Any) -> subprocess.CompletedProcess[str]:
     try:
-        if input is not None:
-            assert proc.stdin is not None
-            with proc.stdin:
-                proc.stdin.write(input.encode())
-        proc.wait(timeout=timeout)
+        # The input written as the command reads it, while its timeout runs; a command that exits without
+        # reading it all is no error (its status says), and kills no caller (kernel/sigpipe.py).
+        with sigpipe_held():
+            proc.communicate(None if input is None else input.encode(), timeout=timeout)
     except BaseException:
         proc.kill()
         proc.wait()

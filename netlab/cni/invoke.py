@@ -31,7 +31,7 @@ from typing import Any
 
 from netlab.errors import ABSOLUTE_FIX, ApplyFailed, UsageError, cwd_gone, display_path, loads_json
 from netlab.realize.state_dir import write_atomic
-from netlab.cni.plugin_group import exit_unreaped, kill_group, sigpipe_held
+from netlab.cni.plugin_group import exit_unreaped, kill_group
 from netlab.cni.plugin_words import TIMEOUT_VAR, Overrun, one_line as one_line, plugin_error
 from netlab.cni.plugin_words import error_object_words as error_object_words, exit_words as exit_words
 
@@ -414,6 +414,8 @@ def _exchange(proc: "subprocess.Popen[bytes]", stdin: bytes, deadline: float,
     process group) is killed at the deadline or once a stream passes the bound. Returns (stdout, stderr, the
     streams that passed it, the deadline's Overrun or None); the plugin has been waited for. ``t0``: when the call
     began (time.monotonic())."""
+    from netlab.kernel.sigpipe import sigpipe_held  # a signal mask only: validate loads no namespace code
+
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     end = t0 + deadline  # from the call's start: the waits of an exec tried again (ETXTBSY) count
     got: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}

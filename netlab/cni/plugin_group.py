@@ -1,14 +1,12 @@
-"""A plugin's process and the signals around it (cni/invoke.py runs the call): its conf written with SIGPIPE
-held, whatever the caller's disposition, and its process group killed at a deadline before its leader is reaped,
-while the group's id is still the plugin's."""
+"""A plugin's process and the signals around it (cni/invoke.py runs the call, its conf written with SIGPIPE held:
+kernel/sigpipe.py): its process group killed at a deadline before its leader is reaped, while the group's id is
+still the plugin's."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 
 
 def kill_group(proc: "subprocess.Popen[bytes]") -> None:
@@ -45,20 +43,3 @@ def exit_unreaped(proc: "subprocess.Popen[bytes]") -> int | None:
     if info is None:
         return None
     return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
-
-
-@contextlib.contextmanager
-def sigpipe_held() -> Iterator[None]:
-    """A write to a plugin's stdin, with SIGPIPE blocked in this thread: a plugin that exited without reading its
-    conf makes the write fail with EPIPE, and the kernel sends the writing thread a SIGPIPE, which kills a
-    process whose disposition is the default (Python ignores it, a program using netlab's API may have set it
-    back). A SIGPIPE the write left pending is taken before the mask is as it was; one pending before is left."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
-    pending = signal.SIGPIPE in signal.sigpending()
-    try:
-        yield
-    finally:
-        if not pending and signal.SIGPIPE in signal.sigpending():
-            signal.sigtimedwait({signal.SIGPIPE}, 0)
-        if signal.SIGPIPE not in old:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -39,6 +39,7 @@ from typing import Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
 from netlab.kernel import libc, packages, procsys, testhooks
+from netlab.kernel.sigpipe import run_fed
 # Sysctls are files of /proc/sys (procsys); tests/integration import these two from here
 from netlab.kernel.procsys import read_sysctl_here as read_sysctl_here, write_sysctl_here as write_sysctl_here
 from netlab.model.naming import NETNS_DIR
@@ -373,5 +374,7 @@ def run_in_netns(name: str, argv: Sequence[str], input: bytes | None = None, tim
     caller's wait is cut short by an exception. It reads nothing but ``input``: not the terminal, from a
     group that is not the terminal's."""
     with entered(name):
-        return subprocess.run(list(argv), input=input, stdin=subprocess.DEVNULL if input is None else None,
-                              capture_output=True, timeout=timeout, check=check, process_group=0)
+        if input is not None:  # written with SIGPIPE held: a program that stops reading kills no caller
+            return run_fed(argv, input, timeout, check, process_group=0)
+        return subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                              check=check, process_group=0)

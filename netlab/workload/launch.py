@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 from netlab.kernel import kill
 from netlab.kernel import processes as proc
 from netlab.kernel.pidfd import SCM_MAX_FD
+from netlab.kernel.sigpipe import stdin_fed
 from netlab.realize.lab_lock import held_fd
 from netlab.realize.state_dir import lab_dir
 from netlab.workload.containers import log_path, logs_refused
@@ -125,11 +126,7 @@ def start_launcher(control: str | None = None, log: str | None = None) -> subpro
 def send_specs(launcher: subprocess.Popen, specs: list[dict]) -> None:
     """The specs of the containers a launcher's server starts with (it reads them to the end of input)."""
     assert launcher.stdin
-    try:
-        launcher.stdin.write(json.dumps(specs).encode())
-        launcher.stdin.close()
-    except BrokenPipeError:
-        pass
+    stdin_fed(launcher.stdin, json.dumps(specs).encode())
 
 
 def read_launch(launcher: subprocess.Popen, count: int) -> Answer:
@@ -254,8 +251,8 @@ def ask(lab_name: str, request: dict, count: int = 0, fds: Sequence[int] = (), p
             # A message carries at most SCM_MAX_FD descriptors: each batch rides on one byte of the request.
             batches = [fds[i:i + SCM_MAX_FD] for i in range(0, len(fds), SCM_MAX_FD)]
             for i, batch in enumerate(batches):
-                socket.send_fds(sock, [data[i:i + 1]], list(batch))
-            sock.sendall(data[len(batches):])
+                socket.send_fds(sock, [data[i:i + 1]], list(batch), socket.MSG_NOSIGNAL)
+            sock.sendall(data[len(batches):], socket.MSG_NOSIGNAL)  # a server gone: EPIPE, and no SIGPIPE
             sock.shutdown(socket.SHUT_WR)
             data = bytearray()
             while chunk := sock.recv(1 << 16):
