@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import uuid
 
@@ -20,6 +19,7 @@ import pytest
 
 from helpers import lab_namespaces, netlab, state_path
 from netlab.realize import lab_folder
+from private_mounts import PrivateMounts
 
 pytestmark = pytest.mark.root
 
@@ -52,15 +52,16 @@ def test_down_of_a_cni_lab_whose_cni_folder_is_a_users_writes_nothing_there(labs
     with open(os.path.join(theirs, "notes"), "w") as fh:
         fh.write("USER\n")
     before = _files(theirs)
-    mounted = False
+    mounted = how == "bind mount"
+    # the bind mount, and the down that meets it, in a mount namespace of the test's (private_mounts.py)
+    ns = PrivateMounts(cni) if mounted else None
     try:
-        if how == "bind mount":
-            subprocess.run(["mount", "--bind", theirs, cni], check=True)
-            mounted = True
+        if ns is not None:
+            ns.run("mount", "--bind", theirs, cni)
         else:
             os.rename(cni, cni + ".moved")
             os.symlink(theirs, cni)
-        down = netlab("down", "--lab", lab, check=False)
+        down = (ns.netlab if ns is not None else netlab)("down", "--lab", lab, check=False)
         assert down.returncode == 0, down
         assert _files(theirs) == before, "down wrote through the user's cni/"
         why = lab_folder.ON_A_MOUNT if mounted else lab_folder.A_SYMLINK
@@ -70,8 +71,8 @@ def test_down_of_a_cni_lab_whose_cni_folder_is_a_users_writes_nothing_there(labs
         assert lab_namespaces(lab) == []
     finally:
         try:
-            if mounted:
-                subprocess.run(["umount", cni], check=True)
+            if ns is not None:
+                ns.close()  # the bind mount goes with the namespace
             elif os.path.islink(cni):
                 os.unlink(cni)
                 os.rename(cni + ".moved", cni)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
 from helpers import lab_namespaces, netlab, state_path, wait_for
 from netlab.realize import lab_folder
+from private_mounts import PrivateMounts
 from test_lab_folder_user_dirs_live import _topology
 
 pytestmark = pytest.mark.root
@@ -35,17 +35,17 @@ def test_a_file_at_logs_bind_mounted_or_plain_and_a_file_at_dns_are_the_users(la
     mine.write_text("USER\n")
     os.rename(logs, tmp_path / "logs.moved")
     open(logs, "w").close()  # the mount point: a file
-    subprocess.run(["mount", "--bind", str(mine), logs], check=True)
-    mounted = True
+    ns = PrivateMounts(logs)  # the bind mount, and the commands that meet it (private_mounts.py)
     try:
-        up = netlab("up", "-t", path, check=False)
+        ns.run("mount", "--bind", str(mine), logs)
+        up = ns.netlab("up", "-t", path, check=False)
         assert up.returncode == 0, up
         assert (f"netlab: warning: logs: {logs}: {lab_folder.ON_A_MOUNT}; the containers' logs are not written there "
                 "(their output goes to /dev/null)") in up.stderr.splitlines(), up.stderr
-        said = netlab("logs", "--lab", lab, "b", "-c", "main", check=False)
+        said = ns.netlab("logs", "--lab", lab, "b", "-c", "main", check=False)
         assert (said.returncode, said.stderr.strip()) == (2, _logs_line(logs, lab_folder.ON_A_MOUNT)), said
-        subprocess.run(["umount", logs], check=True)
-        mounted = False
+        ns.run("umount", logs)
+        ns.close()
         with open(logs, "w") as fh:
             fh.write("USER logs\n")
         shutil.rmtree(dns)
@@ -70,8 +70,7 @@ def test_a_file_at_logs_bind_mounted_or_plain_and_a_file_at_dns_are_the_users(la
         assert open(logs).read() == "USER logs\n" and open(dns).read() == "USER dns\n"
         assert sorted(os.listdir(state_path(lab))) == ["dns", "logs"]  # unmarked: no lab's any more
     finally:
-        if mounted:
-            subprocess.run(["umount", logs], check=False)
+        ns.close()  # the bind mount goes with the namespace (once the containers an up started there are down)
         netlab("down", "--lab", lab, check=False)
     assert mine.read_text() == "USER\n"
     shutil.rmtree(state_path(lab))  # the test's own lab folder, the user's files it was given

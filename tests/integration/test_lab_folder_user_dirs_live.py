@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
 
 from helpers import lab_namespaces, netlab, state_path, wait_for
 from netlab.realize import lab_folder
+from private_mounts import PrivateMounts
 
 pytestmark = pytest.mark.root
 
@@ -49,19 +49,20 @@ def test_down_empties_no_users_folder_bind_mounted_on_logs(labs, tmp_path):
     (victim / "b.main.log").write_text("keep\n")
     (victim / "sub" / "x").write_text("USER\n")
     before = _files(victim)
-    subprocess.run(["mount", "--bind", str(victim), logs], check=True)
+    ns = PrivateMounts(logs)  # the bind mount, and the commands that meet it (private_mounts.py)
     try:
-        assert os.stat(logs).st_dev == os.stat(state_path(lab)).st_dev  # the case "same device" let through
-        down = netlab("down", "--lab", lab, check=False)
+        ns.run("mount", "--bind", str(victim), logs)
+        assert os.stat(ns.seen(logs)).st_dev == os.stat(state_path(lab)).st_dev  # the case "same device" let through
+        down = ns.netlab("down", "--lab", lab, check=False)
         assert down.returncode == 0 and lab_namespaces(lab) == [], down
         assert _files(victim) == before, "down deleted the user's files through the bind mount"
         line = f"netlab: warning: {logs}: {lab_folder.ON_A_MOUNT}; left alone (and the folder with it)"
         assert down.stderr.splitlines() == [line], down.stderr
         assert os.listdir(state_path(lab)) == ["logs"]  # unmarked: no lab's any more
-        listed = netlab("list", check=False)
+        listed = ns.netlab("list", check=False)
         assert lab not in listed.stdout + listed.stderr, listed
     finally:
-        subprocess.run(["umount", logs], check=False)
+        ns.close()  # the bind mount goes with the namespace
     assert _files(victim) == before
     shutil.rmtree(state_path(lab))  # the test's own lab folder: what netlab wrote below the mount before it
 

@@ -20,8 +20,9 @@ import uuid
 
 import pytest
 
-from helpers import ip_json, lab_namespaces, netlab, state_path, wait_for
+from helpers import ip_json, lab_namespaces, netlab, state_path, wait_for, write_topology
 from netlab.realize import lab_folder
+from private_mounts import PrivateMounts
 
 pytestmark = pytest.mark.root
 
@@ -53,9 +54,13 @@ def _topology(lab: str, more: str = "") -> str:
             + more)
 
 
-def test_up_writes_no_log_nor_flannel_file_through_a_bind_mounted_logs_and_a_symlinked_nodes(labs):
+def test_up_writes_no_log_nor_flannel_file_through_a_bind_mounted_logs_and_a_symlinked_nodes(labs, tmp_path):
     lab = labs.name("sg")
-    path, _ = labs.up(_topology(lab))
+    # The bind mount, and the lab's commands, in a mount namespace of the test's (private_mounts.py); the lab too,
+    # from its first up: the pod the second up adds has its UTS pin there, where the lab's echo server must meet it.
+    ns = PrivateMounts(str(tmp_path))
+    path = write_topology(tmp_path, _topology(lab))
+    ns.netlab("up", "-t", path)
     logs, nodes = state_path(lab, "logs"), state_path(lab, "nodes")
     assert wait_for(lambda: os.path.exists(os.path.join(logs, "b.main.log")), timeout=10)
     mine = _user_folder(b__main__log="USER current\n", b__main__previous__log="USER previous\n", other="USER\n")
@@ -68,14 +73,14 @@ def test_up_writes_no_log_nor_flannel_file_through_a_bind_mounted_logs_and_a_sym
         os.kill(old, signal.SIGKILL)  # the test's own container: up starts it again (a new run, its log moved)
         assert wait_for(lambda: not os.path.exists(f"/proc/{old}/cmdline") or
                         open(f"/proc/{old}/stat").read().split(") ")[1][0] == "Z", timeout=10)
-        subprocess.run(["mount", "--bind", mine, logs], check=True)
+        ns.run("mount", "--bind", mine, logs)
         mounted = True
         os.rename(nodes, nodes + ".moved")
         os.symlink(theirs, nodes)
         more = "  - {name: c, node: n1}\n"  # an echo container whose log would be a new file in the user's folder
         with open(path, "w") as fh:
             fh.write(_topology(lab, more))
-        up = netlab("up", "-t", path, check=False)
+        up = ns.netlab("up", "-t", path, check=False)
         assert up.returncode == 0, up
         assert _files(mine) == before, "up moved or wrote a log in the user's folder bind-mounted on logs/"
         assert _files(theirs) == before_theirs, "up wrote the Flannel files through the symlinked nodes/"
@@ -90,16 +95,17 @@ def test_up_writes_no_log_nor_flannel_file_through_a_bind_mounted_logs_and_a_sym
         assert ip_json("-4", "addr", "show", "dev", "eth0", netns=f"{lab}-c")  # the added pod is up
     finally:
         try:
-            unmounted = not mounted or subprocess.run(["umount", logs], check=False).returncode == 0
+            unmounted = not mounted or subprocess.run(ns.argv(["umount", logs])).returncode == 0
             if os.path.islink(nodes):
                 os.unlink(nodes)
                 os.rename(nodes + ".moved", nodes)
-            netlab("down", "--lab", lab, check=False)
+            ns.netlab("down", "--lab", lab, check=False)
             if not unmounted:  # busy: a container wrote its log there (without the fix); down stopped it
-                subprocess.run(["umount", logs], check=True)
+                ns.run("umount", logs)
                 shutil.rmtree(state_path(lab))  # the test's own lab folder, which down left with the mount
             assert _files(mine) == before and _files(theirs) == before_theirs
         finally:
+            ns.close()  # the namespace goes with its mounts once the containers the up started there are down
             shutil.rmtree(mine)
             shutil.rmtree(theirs)
     assert lab_namespaces(lab) == []
@@ -115,14 +121,15 @@ def test_a_restarted_container_whose_log_file_is_a_bind_mount_starts_with_its_ou
     assert wait_for(lambda: os.path.exists(log), timeout=10)
     mine = tmp_path / "user.log"
     mine.write_text("USER log\n")
-    subprocess.run(["mount", "--bind", str(mine), log], check=True)
+    ns = PrivateMounts(log)  # the bind mount, and the up that meets it (private_mounts.py)
+    ns.run("mount", "--bind", str(mine), log)
     try:
         state = json.load(open(state_path(lab, "state.json")))
         old = state["extra"]["workload"]["pods"]["b"]["containers"]["main"]["pid"]
         os.kill(old, signal.SIGKILL)  # the test's own container: up starts it again
         assert wait_for(lambda: not os.path.exists(f"/proc/{old}/cmdline") or
                         open(f"/proc/{old}/stat").read().split(") ")[1][0] == "Z", timeout=10)
-        up = netlab("up", "-t", path, check=False)
+        up = ns.netlab("up", "-t", path, check=False)
         assert (up.returncode, up.stderr.splitlines()) == (0, [
             f"netlab: warning: pod b container main: its log {log} is a mount point (a bind mount of a user's file), "
             "not netlab's: left alone, nothing moved nor written in it; the container's output goes to /dev/null"])
@@ -132,8 +139,9 @@ def test_a_restarted_container_whose_log_file_is_a_bind_mount_starts_with_its_ou
         assert not os.path.exists(state_path(lab, "logs", "b.main.previous.log"))
         assert mine.read_text() == "USER log\n"
     finally:
-        subprocess.run(["umount", log], check=True)
+        ns.run("umount", log)
         netlab("down", "--lab", lab, check=False)
+        ns.close()  # the namespace goes with the containers the up started there
     assert mine.read_text() == "USER log\n" and lab_namespaces(lab) == [] and not os.path.exists(state_path(lab))
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 
 import pytest
 
 from helpers import netlab, write_topology
+from private_mounts import PrivateMounts
 
 pytestmark = pytest.mark.root
 
@@ -22,20 +22,21 @@ GROWS = "a command container's log cannot start over at 10 MiB there and grows w
 def test_doctor_warns_of_a_state_folder_on_a_file_system_that_cannot_cut_a_log(tmp_path):
     mnt = tmp_path / "ram"
     mnt.mkdir(mode=0o700)
-    subprocess.run(["mount", "-t", "ramfs", "-o", "mode=0700", "netlab-test-ramfs", str(mnt)], check=True)
+    ns = PrivateMounts(str(tmp_path))  # the ramfs, and the doctor that meets it, in a mount namespace of the test's
     try:
+        ns.run("mount", "-t", "ramfs", "-o", "mode=0700", "netlab-test-ramfs", str(mnt))
         state = mnt / "state"
-        state.mkdir(mode=0o700)
-        out = netlab("doctor", check=False, env={"NETLAB_STATE_DIR": str(state)}).stdout  # exit 3: ramfs has 0 free
+        os.mkdir(ns.seen(str(state)), mode=0o700)
+        out = ns.netlab("doctor", check=False, env={"NETLAB_STATE_DIR": str(state)}).stdout  # exit 3: ramfs: 0 free
         assert (f"warn  host container logs: ramfs ({state}) cannot cut a log's oldest part (no "
                 "FALLOC_FL_COLLAPSE_RANGE nor PUNCH_HOLE): a command container's log grows without bound; fix: point "
                 "NETLAB_STATE_DIR to a folder on tmpfs, ext4 or XFS\n") in out, out
-        assert os.listdir(state) == []  # the file it tried is gone
+        assert os.listdir(ns.seen(str(state))) == []  # the file it tried is gone
         shm = netlab("doctor", check=False, env={"NETLAB_STATE_DIR": "/dev/shm"}).stdout  # a tmpfs
         assert ("ok    host container logs: tmpfs (/dev/shm): a log past 10 MiB starts over, its oldest part punched "
                 "into a hole (FALLOC_FL_PUNCH_HOLE)\n") in shm, shm
     finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+        ns.close()  # the ramfs goes with the namespace
 
 
 def test_up_says_once_that_a_command_containers_log_grows_without_bound(labs, tmp_path, monkeypatch):

@@ -9,11 +9,11 @@ path string and no folder above ``/tmp/x`` says so (``/tmp/x`` is the lab's fold
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
 from helpers import STATE_ROOT, netlab
+from private_mounts import PrivateMounts
 
 pytestmark = pytest.mark.root
 
@@ -30,25 +30,24 @@ def test_a_bind_mount_of_a_labs_folder_does_not_let_an_output_file_over_its_file
     lab_view, pod_view = tmp_path / "lab", tmp_path / "pod"
     lab_view.mkdir()
     pod_view.mkdir()
-    mounted = []
+    ns = PrivateMounts(str(tmp_path))  # the bind mounts, and the commands that meet them (private_mounts.py)
     try:
         for source, view in ((os.path.dirname(state), lab_view), (os.path.dirname(resolv), pod_view)):
-            subprocess.run(["mount", "--bind", source, str(view)], check=True)
-            mounted.append(view)
+            ns.run("mount", "--bind", source, str(view))
         capture = ["capture", "--lab", lab, "n1:eth0", "-c", "1", "--timeout", "1"]
         for args in ([*capture, "-w", f"{lab_view}/state.json"],
                      ["graph", "--lab", lab, "-w", f"{lab_view}/new.dot"],
                      ["trace", "--lab", lab, "a", "b", "--pcap", f"{tmp_path}/../{tmp_path.name}/lab/state.json"],
                      ["probe", "--lab", lab, "--junit", f"{pod_view}/resolv.conf"]):
-            proc = netlab(*args, check=False)
+            proc = ns.netlab(*args, check=False)
             assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
             assert len(proc.stderr.splitlines()) == 1 and "it is inside" in proc.stderr, (args, proc.stderr)
-        assert sorted(os.listdir(lab_view)) == sorted(os.listdir(os.path.dirname(state)))
-        assert not os.path.exists(f"{lab_view}/new.dot")
+        assert sorted(os.listdir(ns.seen(str(lab_view)))) == sorted(os.listdir(os.path.dirname(state)))
+        assert not os.path.exists(ns.seen(f"{lab_view}/new.dot"))
         # the folder a mount hides is not the mount: a file beside the views is written as usual
-        assert netlab("graph", "--lab", lab, "-w", f"{tmp_path}/ok.dot").returncode == 0
+        assert ns.netlab("graph", "--lab", lab, "-w", f"{tmp_path}/ok.dot").returncode == 0
+        assert os.path.exists(tmp_path / "ok.dot")
     finally:
-        for view in reversed(mounted):
-            subprocess.run(["umount", str(view)], check=True)
+        ns.close()  # the bind mounts go with the namespace
     assert open(state, "rb").read() == before and open(resolv, "rb").read() == pod_file
     assert netlab("status", "--lab", lab).returncode == 0

@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from helpers import lab_namespaces, netlab, write_topology
+from helpers import lab_namespaces, write_topology
+from private_mounts import PrivateMounts
 
 pytestmark = pytest.mark.root
 
@@ -26,35 +27,40 @@ def fill_as_nobody(path: str) -> None:
 
 
 @pytest.fixture
-def root_only_ext4(tmp_path):
+def ns(tmp_path):
+    """The test's own mount namespace (private_mounts.py): its file system is mounted there, and the CLI that
+    meets it runs there; the test reaches its files through ``ns.seen``. A killed test leaves no mount."""
+    space = PrivateMounts(str(tmp_path))
+    yield space
+    space.close()
+
+
+@pytest.fixture
+def root_only_ext4(tmp_path, ns):
     """A 24 MiB ext4 of which root alone may write the last half; nobody has filled the rest."""
     image, mnt = tmp_path / "ext4.img", tmp_path / "ext4"
     mnt.mkdir()
     subprocess.run(["truncate", "-s", "24M", str(image)], check=True)
-    loop = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    mounted = False
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "50", str(image)], check=True)
+    # -o loop: the loop device is the mount's (autoclear), let go with it, also when the namespace ends
+    ns.run("mount", "-o", "loop", str(image), str(mnt))
     try:
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "50", loop], check=True)
-        subprocess.run(["mount", loop, str(mnt)], check=True)
-        mounted = True
-        fill_as_nobody(str(mnt / "filler"))
+        fill_as_nobody(ns.seen(str(mnt / "filler")))
         yield str(mnt)
     finally:
-        if mounted:
-            subprocess.run(["umount", str(mnt)], check=True)
-        subprocess.run(["losetup", "-d", loop], check=True)
+        ns.run("umount", str(mnt))
 
 
 def one_pod(tmp_path, lab: str) -> str:
     return write_topology(tmp_path, f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}]\n")
 
 
-def test_a_disk_full_for_users_takes_a_lab_as_root(root_only_ext4, tmp_path, labs):
-    vfs = os.statvfs(root_only_ext4)
+def test_a_disk_full_for_users_takes_a_lab_as_root(root_only_ext4, tmp_path, labs, ns):
+    netlab = ns.netlab
+    vfs = os.statvfs(ns.seen(root_only_ext4))
     assert vfs.f_bavail * vfs.f_frsize < 4096 and vfs.f_bfree * vfs.f_frsize > (4 << 20)  # df: 100%, Avail 0
     state = os.path.join(root_only_ext4, "state")
-    os.mkdir(state, 0o700)
+    os.mkdir(ns.seen(state), 0o700)
     env = {"NETLAB_STATE_DIR": state}
     doctor = netlab("doctor", env=env, check=False)
     line = next(x for x in doctor.stdout.splitlines() if "host state free space" in x)
@@ -66,30 +72,32 @@ def test_a_disk_full_for_users_takes_a_lab_as_root(root_only_ext4, tmp_path, lab
         up = netlab("up", "-t", one_pod(tmp_path, lab), env=env, check=False)
         assert up.returncode == 0, up.stderr
         assert lab_namespaces(lab) == [f"{lab}-a", f"{lab}-n1", f"{lab}-underlay"]
-        assert os.path.exists(os.path.join(state, lab, "state.json"))
+        assert os.path.exists(ns.seen(os.path.join(state, lab, "state.json")))
     finally:
         netlab("down", "--lab", lab, env=env, check=False)
     assert lab_namespaces(lab) == []
 
 
 @pytest.fixture
-def no_inodes(tmp_path):
+def no_inodes(tmp_path, ns):
     """A tmpfs with bytes to spare and 12 inodes, every one of them used (the state folder is one)."""
     mnt = tmp_path / "ino"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=12,mode=0700", "tmpfs", str(mnt)], check=True)
+    ns.run("mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=12,mode=0700", "tmpfs", str(mnt))
     try:
-        os.mkdir(mnt / "state", 0o700)
+        seen = ns.seen(str(mnt))
+        os.mkdir(os.path.join(seen, "state"), 0o700)
         i = 0
-        while os.statvfs(mnt).f_ffree:
-            (mnt / f"f{i}").touch()
+        while os.statvfs(seen).f_ffree:
+            open(os.path.join(seen, f"f{i}"), "w").close()
             i += 1
         yield str(mnt / "state")
     finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+        ns.run("umount", str(mnt))
 
 
-def test_no_inode_left_is_the_doctors_fail_and_up_refuses_with_it(no_inodes, tmp_path, labs):
+def test_no_inode_left_is_the_doctors_fail_and_up_refuses_with_it(no_inodes, tmp_path, labs, ns):
+    netlab = ns.netlab
     env = {"NETLAB_STATE_DIR": no_inodes}
     where = os.path.dirname(no_inodes)
     doctor = netlab("doctor", env=env, check=False)
@@ -101,7 +109,7 @@ def test_no_inode_left_is_the_doctors_fail_and_up_refuses_with_it(no_inodes, tmp
     try:
         up = netlab("up", "-t", one_pod(tmp_path, lab), env=env, check=False)
         assert (up.returncode, up.stderr.splitlines()) == (3, [f"netlab: {line}"])
-        assert lab_namespaces(lab) == [] and os.listdir(no_inodes) == []
+        assert lab_namespaces(lab) == [] and os.listdir(ns.seen(no_inodes)) == []
     finally:
         netlab("down", "--lab", lab, env=env, check=False)
-    assert sorted(os.listdir(where))[0] == "f0"
+    assert sorted(os.listdir(ns.seen(where)))[0] == "f0"

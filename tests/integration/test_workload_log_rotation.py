@@ -15,7 +15,8 @@ import sys
 
 import pytest
 
-from helpers import log_start, netlab, read_log, wait_for
+from helpers import log_start, read_log, wait_for, write_topology
+from private_mounts import PrivateMounts
 from watching import running
 
 pytestmark = pytest.mark.root
@@ -28,32 +29,39 @@ WRITER = ("import os\ni = 0\nwhile True:\n    i += 1\n    os.write(1, b'%09d %s\
 @pytest.fixture(params=["ext4", "tmpfs"])
 def state_fs(request, tmp_path, labs):
     """NETLAB_STATE_DIR on a file system of its own, of the kind named: an ext4 image on a loop device (sparse,
-    256 MiB) or a tmpfs."""
+    256 MiB) or a tmpfs, mounted in the test's own mount namespace (private_mounts.py: a killed test leaves no
+    mount), where the CLI runs; the test reaches its files through ``ns.seen``."""
     mnt = tmp_path / "fs"
     mnt.mkdir(mode=0o700)
+    ns = PrivateMounts(str(tmp_path))
     if request.param == "ext4":
         image = tmp_path / "ext4.img"
         subprocess.run(["truncate", "-s", "256M", str(image)], check=True)
         subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
         # -o loop: the loop device is the mount's (autoclear), let go with it, even when the unmount is lazy
-        mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], capture_output=True, text=True)
+        mounted = subprocess.run(ns.argv(["mount", "-o", "loop", str(image), str(mnt)]), capture_output=True,
+                                 text=True)
         if mounted.returncode != 0 and not os.path.exists("/dev/loop-control"):
+            ns.close()
             pytest.skip(f"no loop devices on this machine for an ext4 image: {mounted.stderr.strip()}")
         assert mounted.returncode == 0, mounted.stderr
     else:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs", str(mnt)], check=True)
+        ns.run("mount", "-t", "tmpfs", "-o", "size=256m,mode=0700", "tmpfs", str(mnt))
     state = mnt / "state"
-    state.mkdir(mode=0o700)
+    os.mkdir(ns.seen(str(state)), mode=0o700)
     env = {"NETLAB_STATE_DIR": str(state)}
     try:
-        yield request.param, env
+        yield request.param, env, ns
     finally:
         try:
             for lab in labs.names:
-                netlab("down", "--lab", lab, check=False, env=env)
+                ns.netlab("down", "--lab", lab, check=False, env=env)
         finally:
-            if subprocess.run(["umount", str(mnt)]).returncode != 0:
-                subprocess.run(["umount", "--lazy", str(mnt)], check=True)  # a process still holds it: detached
+            try:
+                if subprocess.run(ns.argv(["umount", str(mnt)])).returncode != 0:
+                    ns.run("umount", "--lazy", str(mnt))  # a process still holds it: detached
+            finally:
+                ns.close()
 
 
 def numbers(lines: list[bytes]) -> list[int]:
@@ -61,16 +69,16 @@ def numbers(lines: list[bytes]) -> list[int]:
 
 
 def test_a_log_started_over_under_a_writer_without_pause_loses_no_line_and_keeps_their_order(
-        state_fs, labs, monkeypatch):
+        state_fs, labs, monkeypatch, tmp_path):
     from netlab.workload import echo_log
 
-    kind, env = state_fs
+    kind, env, ns = state_fs
     monkeypatch.setattr(echo_log, "LOG_MAX", 2**20)
     lab = labs.name("lr")
-    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - name: w\n    node: n1\n    containers:\n"
-            f"      - name: main\n        command: [{json.dumps(PY)}, \"-c\", {json.dumps(WRITER)}]\n",
-            env=env)
-    path = os.path.join(env["NETLAB_STATE_DIR"], lab, "logs", "w.main.log")
+    ns.netlab("up", "-t", write_topology(
+        tmp_path, f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - name: w\n    node: n1\n    containers:\n"
+        f"      - name: main\n        command: [{json.dumps(PY)}, \"-c\", {json.dumps(WRITER)}]\n"), env=env)
+    path = ns.seen(os.path.join(env["NETLAB_STATE_DIR"], lab, "logs", "w.main.log"))
     before = 0  # the newest line number a start-over kept
     for _ in range(50):
         assert wait_for(lambda: os.path.getsize(path) - log_start(path) > 2**20, 30), os.path.getsize(path)
@@ -86,16 +94,16 @@ def test_a_log_started_over_under_a_writer_without_pause_loses_no_line_and_keeps
         assert log_start(path) == 0 and os.path.getsize(path) < 8 * 2**20
     else:  # tmpfs: punched into a hole, which readers skip
         assert log_start(path) > 50 * 2**20
-    pid = container_pid_at(env, lab)
+    pid = container_pid_at(ns.seen(env["NETLAB_STATE_DIR"]), lab)
     os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: not running(pid), 10)
-    shown = netlab("logs", "--lab", lab, "w", env=env).stdout.encode().split(b"\n")
+    shown = ns.netlab("logs", "--lab", lab, "w", env=env).stdout.encode().split(b"\n")
     assert b"this log reached 1 MiB and starts over" in shown[0] and b"\0" not in shown[0], shown[:2]
     assert shown[-1] == b""
     last = numbers(shown[1:-1])
     assert last == list(range(last[0], last[0] + len(last))) and last[0] == before
 
 
-def container_pid_at(env: dict, lab: str) -> int:
-    with open(os.path.join(env["NETLAB_STATE_DIR"], lab, "state.json")) as fh:
+def container_pid_at(state: str, lab: str) -> int:
+    with open(os.path.join(state, lab, "state.json")) as fh:
         return json.load(fh)["extra"]["workload"]["pods"]["w"]["containers"]["main"]["pid"]
