@@ -264,8 +264,8 @@ class Tcp:
             # The echo server answers a client's first line at once (one that stays silent
             # waits for echo.GREETING_WAIT): say something that is not an HTTP request. A DNS
             # server gets its question, with TCP's two-byte length before it (RFC 1035 4.2.2).
-            try:
-                s.send(payload(t, stream=True))
+            try:  # a connection the server reset fails with an error, never a SIGPIPE (kernel/sigpipe.py)
+                s.send(payload(t, stream=True), socket.MSG_NOSIGNAL)
             except OSError:
                 pass  # the reply (or its absence) still says what happened
             w.modify(fd, select.EPOLLIN)
