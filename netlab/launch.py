@@ -58,6 +58,9 @@ def main() -> None:
         import gc
 
         gc.disable()
+        from netlab import fncache
+
+        fncache.install()  # dataclasses' methods compiled once, not at every start (fncache.py)
         from netlab import signals
 
         signals.terminate_as_interrupt()  # SIGTERM (timeout, systemd, a CI cancel) stops it as Ctrl-C does
