@@ -5,7 +5,6 @@ pod's chains, as the spec asks of a runtime, and a re-attached pod whose ADD fai
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +64,8 @@ def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], record
     lab each pod attached is announced (a gratuitous ARP from its interface: cni/announce.py)."""
     failures: dict[str, tuple[str, bool]] = {}
     announced: list[Announce] = []
+    from concurrent.futures import ThreadPoolExecutor  # here: every `up` loads this module (cni.lifecycle's preflight)
+
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
         futures = {pod.name: pool.submit(attach_or_restore, rt_, lab, pod, records, previous.get(pod.name), running,
                                          retry) for pod in todo}

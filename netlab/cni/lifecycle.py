@@ -21,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from netlab.cni import conf as C
@@ -366,7 +364,11 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False, 
     if bad:
         problems.append(f"{bad} (the CNI DEL calls had {deadline:g} s each)")
     theirs = lab_writes.tree_problem(state.lab, ["cni"])
-    scratch = None if theirs is None else tempfile.mkdtemp(prefix="netlab-cni-del-")
+    scratch = None
+    if theirs is not None:
+        import tempfile  # here: for a lab whose cni folder is not its own only (every `up` loads this module)
+
+        scratch = tempfile.mkdtemp(prefix="netlab-cni-del-")
     try:
         rt_ = (runtime(state.lab, bin_dirs_of(state), deadline) if scratch is None else
                Runtime(os.path.dirname(log_path(state.lab)), bin_dirs_of(state), CallLog(None), timeout=deadline,
@@ -402,6 +404,8 @@ def _stop(state: LabState, rt_: Runtime, records: dict[str, Any], names: set[str
     # Pods are detached as many at once as they were attached: a plugin that hangs costs its deadline once, not
     # once per pod.
     if detach:
+        from concurrent.futures import ThreadPoolExecutor  # here: every `up` loads this module, for its preflight
+
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(detach))) as pool:
             said = list(pool.map(lambda item: detach_said(rt_, item[1], item[0], taken), detach))
         for (pod, prec), failed in zip(detach, said):
@@ -453,6 +457,8 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     moving = {pod for pod, _, _ in recorded_moves(lab, state)}  # its address is its old node's: the move's line
     out += [f"cni: {line}" for pod, line in lab.outside_pod_cidrs().items() if pod not in moving]  # cut off: drift
     checks: dict[str, Any] = {}
+    from concurrent.futures import ThreadPoolExecutor  # here, as above
+
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for pod in lab.pods:
             prec = records.get(pod.name)

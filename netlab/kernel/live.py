@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
@@ -426,6 +425,8 @@ def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:
     if len(tails) <= 1:
         results = [run(ns) for ns in tails]
     else:
+        from concurrent.futures import ThreadPoolExecutor  # here: status and probe read, and apply nothing
+
         with ThreadPoolExecutor(max_workers=transaction_workers(len(tails))) as pool:
             results = list(pool.map(run, tails))
     failure = None

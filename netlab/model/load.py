@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import os
-from importlib import resources
 from typing import Any
 
 from pydantic import ValidationError
@@ -80,6 +79,8 @@ def read_source(path: str | None) -> Source:
     not stop reading (an octal number, a duplicate key) in ``src.problems``: :func:`validate_source` reports
     them together with every other problem of the file."""
     if path is None:
+        from importlib import resources  # here: it loads tempfile and zipfile's readers, for the built-in lab only
+
         text = resources.files("netlab").joinpath("data/default.yaml").read_text("utf-8")
         return parse(text, DEFAULT_TOPOLOGY)
     return parse(_decode(_read_file(path), path), path, hide_foreign=True)

@@ -34,7 +34,6 @@ the other backend are invisible to it, and it must hold nothing of the lab.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
@@ -245,6 +244,8 @@ def apply_many(items: Sequence[tuple[NatRules, NatRules | None]], backend: str |
 
     def run(group: list[tuple[NatRules, NatRules | None]]) -> list[Change]:
         return [apply_rules(r, p, backend, verify) for r, p in group]
+
+    from concurrent.futures import ThreadPoolExecutor  # here: status compares rules, it applies none
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(run, by_ns.values()))
