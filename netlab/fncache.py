@@ -1,19 +1,21 @@
-"""The ``netlab`` program's dataclasses, their methods compiled once: a bytecode cache beside netlab's own.
+"""The ``netlab`` program's generated code compiled once: a bytecode cache beside netlab's own.
 
 Python 3.11 writes a dataclass's methods (``__init__``, ``__repr__``, ``__eq__``, a frozen one's
 ``__setattr__`` and ``__delattr__``, ``__hash__``) as source text and compiles each one, every time the
 class is defined: ~690 functions for the ~140 dataclasses `status` loads (netlab's plan, results and kernel
 records, pydantic's and annotated_types' own), 45-65 ms of CPU of a command's ~0.25 s, more than the rest of
-the dataclass machinery. The text of each is the same from one run to the next, and so is what it compiles to.
+the dataclass machinery. So does ``typing`` for each annotation written as a string (a ``ForwardRef``: ~900
+of them, 290 different, as pydantic's core schema and the models load; ~6 ms). The text of each is the same
+from one run to the next, and so is what it compiles to.
 
 So the program (launch.py, as it turns the cycle collector off; ``import netlab`` in another program is left
-as it is) keeps the compiled functions in one file beside netlab's bytecode,
-``netlab/__pycache__/dataclass_fns.<cache tag>.bin``, by their source text: a text found there is not
-compiled again, one that is not is compiled as Python would (same file name ``<string>``, no ``__future__``
-flags, dataclasses' own module has none) and the file is written at the program's end with it, as Python
-writes a module's bytecode, and where it would: not with PYTHONDONTWRITEBYTECODE (``python -B``). So a
-setup that compiles netlab (scripts/setup.sh, scripts/bytecode.py) fills it first: ``python -m
-netlab.fncache`` loads every netlab module with the cache on and writes it.
+as it is) keeps that code compiled in one file beside netlab's bytecode,
+``netlab/__pycache__/fncache.<cache tag>.bin``, by its source text: a text found there is not compiled again,
+one that is not is compiled as Python would (same file name ``<string>``, no ``__future__`` flags: neither
+dataclasses nor typing has any) and the file is written at the program's end with it, as Python writes a
+module's bytecode, and where it would: not with PYTHONDONTWRITEBYTECODE (``python -B``). So a setup that
+compiles netlab (scripts/setup.sh, scripts/bytecode.py) fills it first: ``python -m netlab.fncache`` loads
+every netlab module with the cache on and writes it.
 
 A text is its own key: a module edited since only misses (its new methods are compiled and kept), an old
 entry is never wrong, only unused; the file is rewritten without them when it holds more than
@@ -29,15 +31,15 @@ import os
 import stat
 import sys
 
-MAX_ENTRIES = 4000
-_MAGIC = b"netlab-dc1\n"
+MAX_ENTRIES = 6000
+_MAGIC = b"netlab-fn1\n"
 
 
 def cache_path() -> str:
     """The cache file of this Python (its bytecode's tag) and optimization level."""
     opt = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
-                        f"dataclass_fns.{sys.implementation.cache_tag}{opt}.bin")
+                        f"fncache.{sys.implementation.cache_tag}{opt}.bin")
 
 
 def _bytecode_magic() -> bytes:
@@ -47,25 +49,40 @@ def _bytecode_magic() -> bytes:
 
 
 class Compiled:
-    """The compiled dataclass methods, by source text; ``exec`` stands in for the builtin in dataclasses."""
+    """Compiled code by source text: ``exec`` stands in for the builtin in dataclasses, ``compile`` in typing."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.codes: dict[str, bytes] = {}  # each method's code, marshalled: a start loads only those it uses
-        self.used: set[str] = set()
+        self.codes: dict[str, bytes] = {}  # by key (_key), marshalled: a start loads only those it uses
+        self.used: dict[str, object] = {}  # by key, what this process compiled or loaded (one annotation recurs)
         self.added = False
 
+    def code(self, source: str, mode: str) -> object:
+        """``source`` compiled (``mode`` "exec" or "eval"), from this process, the file, or compiled now."""
+        key = source if mode == "exec" else f"{mode}\0{source}"
+        code = self.used.get(key)
+        if code is None:
+            code = _unpacked(self.codes.get(key))
+            if code is None:
+                code = builtins.compile(source, "<string>", mode, dont_inherit=True)
+                self.codes[key] = marshal.dumps(code)
+                self.added = True
+            self.used[key] = code
+        return code
+
     def exec(self, source: object, globals: dict | None = None, locals: dict | None = None) -> None:  # noqa: A002
+        """dataclasses' ``exec(text, globals, locals)`` of a method's text."""
         if not isinstance(source, str):
             builtins.exec(source, globals, locals)  # type: ignore[arg-type]
             return
-        code = _unpacked(self.codes.get(source))
-        if code is None:
-            code = compile(source, "<string>", "exec", dont_inherit=True)
-            self.codes[source] = marshal.dumps(code)
-            self.added = True
-        self.used.add(source)
-        builtins.exec(code, globals, locals)  # type: ignore[arg-type]
+        builtins.exec(self.code(source, "exec"), globals, locals)  # type: ignore[arg-type]
+
+    def compile(self, source: object, filename: str, mode: str, flags: int = 0, dont_inherit: bool = False,
+                optimize: int = -1) -> object:
+        """typing's ``compile(annotation, '<string>', 'eval')`` of a ForwardRef; any other call as the builtin."""
+        if isinstance(source, str) and filename == "<string>" and mode == "eval" and not flags and optimize == -1:
+            return self.code(source, "eval")
+        return builtins.compile(source, filename, mode, flags, dont_inherit, optimize)  # type: ignore[call-overload]
 
     def load(self) -> None:
         """The file's entries, where it is a cache this process may trust; else none."""
@@ -100,7 +117,7 @@ class Compiled:
             return
         codes = self.codes
         if only_used or len(codes) > MAX_ENTRIES:
-            codes = {text: code for text, code in codes.items() if text in self.used}
+            codes = {key: code for key, code in codes.items() if key in self.used}
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -140,22 +157,26 @@ _installed: Compiled | None = None
 
 
 def install() -> Compiled:
-    """Dataclasses defined from now on take their methods from the cache (the program's; see above)."""
+    """Dataclasses defined and annotations read from now on take their code from the cache (the program's; see
+    above)."""
     global _installed
     import atexit
     import dataclasses
+    import typing
 
     if _installed is None:
         _installed = Compiled(cache_path())
         _installed.load()
-        dataclasses.exec = _installed.exec  # type: ignore[attr-defined]  # a module global before the builtin
+        # module globals, found before the builtins
+        dataclasses.exec = _installed.exec  # type: ignore[attr-defined]
+        typing.compile = _installed.compile  # type: ignore[attr-defined]
         atexit.register(_installed.save)  # at the program's end (launch.exit_now runs the exit functions)
     return _installed
 
 
 def fill() -> int:
     """Load every netlab module with the cache on and write it, as compileall writes bytecode (whatever
-    PYTHONDONTWRITEBYTECODE says: asked for). The number of methods it holds."""
+    PYTHONDONTWRITEBYTECODE says: asked for). The number of texts it holds."""
     import importlib
     import pkgutil
 
@@ -168,7 +189,7 @@ def fill() -> int:
             continue
         try:
             importlib.import_module(info.name)
-        except Exception:  # noqa: BLE001 - a module this machine cannot load: its methods are compiled at run time
+        except Exception:  # noqa: BLE001 - a module this machine cannot load: its code is compiled at run time
             continue
     cache.added = True
     writes = sys.dont_write_bytecode
@@ -181,4 +202,4 @@ def fill() -> int:
 
 
 if __name__ == "__main__":
-    print(f"{cache_path()}: {fill()} methods")
+    print(f"{cache_path()}: {fill()} texts")

@@ -11,8 +11,8 @@ moves it little. Each round runs every command once, in turn, so a drift of the 
 table gives the median and the lowest of ``--runs`` rounds. It asserts nothing.
 
 The netlab measured is the one ``python -m netlab`` imports: set PYTHONPATH to compare two trees, e.g.
-``PYTHONPATH=/path/to/other/checkout``. Its modules are byte-compiled first, and its dataclasses' methods
-(netlab/fncache.py), as setup.sh leaves them.
+``PYTHONPATH=/path/to/other/checkout``. Its modules are byte-compiled first, and the code it generates as it
+loads (netlab/fncache.py), as setup.sh leaves them.
 
 Usage (root): sudo .venv/bin/python scripts/bench_cli_start.py [--runs 20]
 """
@@ -72,7 +72,7 @@ def main() -> int:
         f.write(TOPOLOGY.format(name=name))
     where = netlab_dir(env)
     compileall.compile_dir(where, quiet=1)  # as setup.sh leaves it: no command compiles a module
-    # ... nor a dataclass's methods (netlab/fncache.py; a tree without it: nothing to fill)
+    # ... nor a dataclass's methods, nor an annotation (netlab/fncache.py; a tree without it: nothing to fill)
     subprocess.run([sys.executable, "-m", "netlab.fncache"], env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     commands = {

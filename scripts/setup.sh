@@ -97,8 +97,8 @@ fi
 # time is at stake: a checkout that takes no bytecode is said in a line, and setup goes on.
 "$venv/bin/python" -m compileall -q "$here/netlab" >/dev/null 2>&1 ||
   echo "setup.sh: could not byte-compile $here/netlab; each netlab command compiles what it loads" >&2
-# So are the methods Python writes for each dataclass (~700 for `status`, ~50 ms of every start):
-# netlab/fncache.py keeps them compiled beside the bytecode.
+# So is the code Python writes for each dataclass's methods and each string annotation (~900 texts for
+# `status`, ~50 ms of every start): netlab/fncache.py keeps it compiled beside the bytecode.
 "$venv/bin/python" -m netlab.fncache >/dev/null 2>&1 ||
   echo "setup.sh: could not fill netlab's dataclass cache; each netlab command compiles those methods" >&2
 "$venv/bin/pip" check >/dev/null || { "$venv/bin/pip" check >&2; echo "setup.sh: .venv is inconsistent" >&2; exit 3; }

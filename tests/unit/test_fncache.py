@@ -1,11 +1,15 @@
-"""netlab/fncache.py: the program's dataclasses take their methods from a file of compiled code, by source text."""
+"""netlab/fncache.py: the program's dataclasses take their methods, and typing its string annotations, from a
+file of compiled code, by source text."""
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import os
 import subprocess
 import sys
+import types
+import typing
 
 import pytest
 
@@ -24,6 +28,12 @@ def _define(cache: fncache.Compiled, monkeypatch: pytest.MonkeyPatch) -> type:
 
     monkeypatch.delattr(dataclasses, "exec")
     return Veth
+
+
+def _no_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on the cache has the builtins it runs its code with, and no compile."""
+    fail = lambda *a, **k: pytest.fail("compiled again")  # noqa: E731
+    monkeypatch.setattr(fncache, "builtins", types.SimpleNamespace(exec=builtins.exec, compile=fail))
 
 
 def _behaves(cls: type) -> None:
@@ -46,8 +56,24 @@ def test_a_method_compiled_once_is_taken_from_the_file_by_the_next_process(tmp_p
     second = fncache.Compiled(str(tmp_path / "fns.bin"))
     second.load()
     assert set(second.codes) == set(first.codes)
-    monkeypatch.setattr(fncache, "compile", lambda *a, **k: pytest.fail("compiled again"), raising=False)
+    _no_compiling(monkeypatch)
     _behaves(_define(second, monkeypatch))
+    assert not second.added
+
+
+def test_an_annotation_compiled_once_is_taken_from_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    first = fncache.Compiled(str(tmp_path / "fns.bin"))
+    monkeypatch.setattr(typing, "compile", first.compile, raising=False)
+    assert typing.ForwardRef("dict[str, int]")._evaluate(globals(), None, frozenset()) == dict[str, int]
+    with pytest.raises(SyntaxError):
+        typing.ForwardRef("dict[")
+    first.save()
+    second = fncache.Compiled(str(tmp_path / "fns.bin"))
+    second.load()
+    monkeypatch.setattr(typing, "compile", second.compile, raising=False)
+    _no_compiling(monkeypatch)
+    assert typing.ForwardRef("dict[str, int]")._evaluate(globals(), None, frozenset()) == dict[str, int]
     assert not second.added
 
 
@@ -78,13 +104,15 @@ def test_nothing_is_written_where_python_writes_no_bytecode(tmp_path, monkeypatc
 
 
 def test_the_program_reads_the_cache_and_another_program_is_left_alone():
-    """launch.py installs it as it starts (the dataclasses' exec is the cache's); ``import netlab`` does not."""
-    code = ("import atexit, dataclasses, sys\n"
+    """launch.py installs it as it starts (dataclasses' exec and typing's compile are the cache's); ``import
+    netlab`` does not."""
+    code = ("import atexit, dataclasses, sys, typing\n"
             "import netlab.api, netlab.launch\n"
-            "print(hasattr(dataclasses, 'exec'), file=sys.stderr)\n"
-            "atexit.register(lambda: print(getattr(dataclasses, 'exec').__qualname__, file=sys.stderr))\n"
+            "print(hasattr(dataclasses, 'exec'), hasattr(typing, 'compile'), file=sys.stderr)\n"
+            "atexit.register(lambda: print(dataclasses.exec.__qualname__, typing.compile.__qualname__,\n"
+            "                              file=sys.stderr))\n"
             "sys.argv = ['netlab', '--version']\n"
             "netlab.launch.main()\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.split() == ["False", "Compiled.exec"]
+    assert proc.stderr.split() == ["False", "False", "Compiled.exec", "Compiled.compile"]
