@@ -214,7 +214,14 @@ def _exited_lab(lab_dir):
     return lab, LabState(LAB, extra={"workload": {"version": 1, "pods": pods}})
 
 
-def test_get_pods_says_crash_loop_back_off_for_a_held_container_while_its_watcher_runs(lab_dir):
+# The clock stands still: the back-off's end is said to the millisecond the record keeps (crashloop.write rounds
+# it), and a moment within half a millisecond of a whole second (.9996 + 20 s) rounds into the next second.
+@pytest.mark.parametrize(("now", "until_said"), [(1765000000.25, "2025-12-06T05:47:00.250Z"),
+                                                 (1765000000.5, "2025-12-06T05:47:00.500Z"),
+                                                 (1765000000.9996, "2025-12-06T05:47:01.000Z")])
+def test_get_pods_says_crash_loop_back_off_for_a_held_container_while_its_watcher_runs(lab_dir, monkeypatch, now,
+                                                                                         until_said):
+    monkeypatch.setattr(time, "time", lambda: now)
     lab, state = _exited_lab(lab_dir)
     before = {p.name: p.status for p in views.pods(state, lab)}
     assert before == {"crash": "ContainerStatusUnknown", "fine": "ContainerStatusUnknown"}  # no echo server here
@@ -225,12 +232,12 @@ def test_get_pods_says_crash_loop_back_off_for_a_held_container_while_its_watche
     c = to_json(pods["crash"])["containers"][0]
     assert (c["state"], c["restarts"], c["waiting_reason"]) == ("exited", 2, "CrashLoopBackOff")
     assert c["waiting_message"] == "back-off 20s restarting failed container=main pod=crash_default"
-    assert c["back_off_until"] == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(until)) + \
-        f".{int(round(until, 3) * 1000) % 1000:03d}Z"
+    assert c["back_off_until"] == until_said
     assert to_json(pods["fine"])["containers"][0]["waiting_reason"] is None
     # status names the wait in the container's line, with who restarts it and when
     line = next(x for x in drift(lab, state) if "pod crash container main" in x)
-    assert f"; CrashLoopBackOff (back-off 20s): `netlab up --watch` (pid {os.getpid()}) restarts it in " in line
+    assert line.endswith(f"; CrashLoopBackOff (back-off 20s): `netlab up --watch` (pid {os.getpid()}) restarts it in "
+                         "20.0s")
     assert crashloop.said_in(line)
     assert not any(crashloop.said_in(x) for x in drift(lab, state) if "pod fine" in x)
     crashloop.remove(LAB)  # the watcher stopped
