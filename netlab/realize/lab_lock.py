@@ -66,7 +66,7 @@ class LabLock:
 
         try:
             self.fd, _ = _lock_lab_file(self.lab, LOCK_FILE, start + self.wait, waiting=waiting,
-                                        tell_at=start + (MOMENT if self.quiet else QUIET_FOR),
+                                        quiet_for=MOMENT if self.quiet else QUIET_FOR,
                                         busy=lambda holder: LabBusy(f"lab {self.lab} is in use by {holder}; "
                                                                     "try again when it finishes"),
                                         say=(lambda text: None) if self.quiet else None)
@@ -178,14 +178,18 @@ def _open_lab_file(lab: str, name: str) -> tuple[int, str]:
 
 def _lock_lab_file(lab: str, name: str, deadline: float, waiting: Callable[[str], str],
                    busy: Callable[[str], Exception], say: Callable[[str], None] | None = None,
-                   tell_at: float = 0.0) -> tuple[int, str]:
+                   quiet_for: float = 0.0) -> tuple[int, str]:
     """An exclusive flock on one of a lab's lock files (waiting until ``deadline``, as lockfile.take; the wait told
-    from ``tell_at`` on, ``time.monotonic()``), checked to be the file at the path: ``down`` deletes the lab's
-    directory, lock files included, while it holds the lab's lock, and a command that waited on the deleted file
-    would lock a file nobody else opens."""
+    once it has lasted ``quiet_for`` from the first try: the time the folder and the file took to make is no wait, and
+    on a loaded machine it made a question's moment a wait to tell), checked to be the file at the path: ``down``
+    deletes the lab's directory, lock files included, while it holds the lab's lock, and a command that waited on the
+    deleted file would lock a file nobody else opens."""
     told = False
+    tell_at: float | None = None
     while True:
         fd, path = _open_lab_file(lab, name)
+        if tell_at is None:
+            tell_at = time.monotonic() + quiet_for
         try:
             told = lockfile.take(fd, deadline, told=told, waiting=waiting, busy=busy, say=say,
                                  quiet_for=max(0.0, tell_at - time.monotonic()))

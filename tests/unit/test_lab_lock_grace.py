@@ -149,3 +149,31 @@ def test_a_lock_taken_without_waiting_tells_no_wait_when_it_is_busy(tmp_path):
         os.close(held)
         os.close(mine)
     assert said == []
+
+
+def test_the_time_before_the_first_try_is_no_wait(state_root, monkeypatch, caplog):
+    """A command slow to reach the lock (the lab's folder made and checked on a loaded machine: a second here, on a
+    clock that moves only then) that meets the watcher's question at its first try waited a moment: nothing said.
+    The wait was counted from LabLock's start, so its first failed try was past the grace, and told (an integration
+    test under load saw "waiting for" after a 50-ms question, test_lab_lock_moment.py)."""
+    caplog.set_level(logging.WARNING, logger="netlab")
+    state_dir.lab_dir(LAB)
+    now = [1000.0]
+    clock = types.SimpleNamespace(monotonic=lambda: now[0], sleep=time.sleep)
+    monkeypatch.setattr(lab_lock, "time", clock)
+    real_open = lab_lock._open_lab_file
+
+    def slow_open(lab: str, name: str):
+        now[0] += 1.0
+        return real_open(lab, name)
+
+    monkeypatch.setattr(lab_lock, "_open_lab_file", slow_open)
+    with holder("shared") as (proc, release):
+        def sleep(seconds: float) -> None:  # the first try failed: the question ends now
+            release()
+            time.sleep(seconds)
+
+        monkeypatch.setattr(lockfile, "time", types.SimpleNamespace(monotonic=lambda: now[0], sleep=sleep))
+        with lab_lock.LabLock(LAB, "netlab up"):
+            assert proc.released  # it did meet the question
+    assert [r.getMessage() for r in caplog.records] == []
