@@ -95,7 +95,12 @@ def test_a_rate_is_what_iperf3_measures(lab):
     (root,) = [q for q in qdiscs(f"{name}-shaped") if q.get("root")]
     assert root["kind"] == "tbf" and root["options"]["rate"] == RATE // 8  # tc -j: bytes a second
     measured = iperf_bits_per_second(name, "shaped", "server")
-    assert abs(measured - RATE) <= 0.15 * RATE, f"{measured / 1e6:.2f} Mbit/s, set 20mbit"
+    # tbf guarantees a ceiling (the rate, and a burst of 10 ms over the 4 s measured), not a floor: it banks no more
+    # than that burst, so each moment iperf3's sender or receiver does not run (a loaded machine) is lost from the
+    # figure for good (0.8 s of a stopped receiver: 16.96 Mbit/s, with the qdisc exactly as planned). The floor is
+    # for a shaping gone wrong: a unit slipped (bits as bytes: 8 times off), a bucket that passes a trickle. The
+    # bucket's parameters themselves are the kernel's, checked above and in test_impair_params.py.
+    assert RATE / 2 <= measured <= 1.15 * RATE, f"{measured / 1e6:.2f} Mbit/s, set 20mbit"
     print(f"rate: iperf3 received {measured / 1e6:.2f} Mbit/s with rate 20mbit")
     # The unimpaired pod is not held to that rate: the limit is the qdisc's, not the lab's.
     assert iperf_bits_per_second(name, "server", "shaped", seconds=2) > 2 * RATE
