@@ -220,7 +220,9 @@ class RecordedFeature(ModuleFeature):
     For netlab.cni.lifecycle and netlab.impair.lifecycle: they load the topology's models and pydantic (40-50
     ms), which a ``down`` of a lab without CNI plugins or impairments needs nowhere else. With ``concerns``,
     the question whether the feature has anything to say of a lab at all (the CNI feature: a lab whose pods
-    are attached by CNI plugins), ``drift`` of a lab it does not concern loads nothing either (status). With
+    are attached by CNI plugins), ``drift`` of a lab it does not concern loads nothing either (status), nor do its
+    ``preflight`` and ``start`` (an ``up`` of a builtin lab: the CNI runtime, its plugin calls and their log, ~5 ms
+    to load, have nothing to do there; the state's record alone says what a rollback takes back). With
     ``parts``, the record is a dict of parts, and one whose every part is empty records nothing either (every
     lab's ``impair``: ``{"shaped": {}, "runtime": {}}`` until an interface is shaped)."""
 
@@ -260,7 +262,22 @@ class RecordedFeature(ModuleFeature):
     def stop_taken(self, state: LabState, netns_names: list[str]) -> list[str]:
         return super().stop_taken(state, netns_names) if self.recorded(state) else []
 
+    def concerned(self, lab: Lab) -> bool:
+        """Whether this feature has anything to do with ``lab`` (always, without ``concerns``)."""
+        return self.concerns is None or self.concerns(lab)
+
+    def preflight(self, lab: Lab) -> None:
+        if self.concerned(lab):
+            super().preflight(lab)
+
+    def start_early(self, lab: Lab, state: LabState) -> Any:
+        return super().start_early(lab, state) if self.concerned(lab) else None
+
+    def start(self, lab: Lab, state: LabState, early: Any = None) -> StartResult:
+        return super().start(lab, state, early=early) if self.concerned(lab) else StartResult()
+
+    def start_again(self, lab: Lab, state: LabState, netns_names: list[str], running: Any) -> StartResult:
+        return super().start_again(lab, state, netns_names, running) if self.concerned(lab) else StartResult()
+
     def drift(self, lab: Lab, state: LabState) -> list[str]:
-        if self.concerns is not None and not self.concerns(lab):
-            return []
-        return super().drift(lab, state)
+        return super().drift(lab, state) if self.concerned(lab) else []

@@ -125,7 +125,6 @@ class Lab(LabChecks, PodActions):
         from netlab.api.origins import BUILT_IN, DICT_SOURCE
         from netlab.api.topology import Loaded, topology_notes
         from netlab.api.views import refuse_replacing
-        from netlab.cni.fields import unread_fields
         from netlab.probe.neighbours import neighbour_budget_warning
         from netlab.realize.state import load_state
         from netlab.workload.terminal import served as as_served
@@ -147,7 +146,10 @@ class Lab(LabChecks, PodActions):
         budget = neighbour_budget_warning(loaded.lab)
         if budget:
             warnings.append(budget)
-        warnings += unread_fields(loaded.lab)  # a conflist field its plugin here is too old to read: the doctor's words
+        if loaded.lab.cni == "conflist":  # a conflist field its plugin here is too old to read: the doctor's words
+            from netlab.cni.fields import unread_fields
+
+            warnings += unread_fields(loaded.lab)
         # A lab that was up already (someone's `netlab up`, another test's) is theirs: a with block leaves it up.
         # Known under the lab's lock, when up begins: two processes bringing up one lab at once are never both
         # its owners (the first to leave its with block took it down under the other).

@@ -13,11 +13,13 @@ failed repair leaves the lab as it found it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from netlab import signals
 from netlab.realize.attachments import attached_lab, check_cni_change, mark_gone_sandboxes, remade_line, remade_pods
@@ -39,7 +41,6 @@ from netlab.plan.build import Plan, build_plan
 from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state, still_up
 from netlab.cni import conf as C, edited, host_writes
-from netlab.cni.invoke import copy_of_run
 from netlab.realize import backend, cni_path, owner, tags
 from netlab.realize.lab_list import forget
 from netlab.realize.lab_lock import LabLock
@@ -86,7 +87,7 @@ def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str |
     that command left it, not as read before the wait (which would undo that change).
     """
     plan = build_plan(lab)
-    with LabLock(lab.name, "netlab up", wait=wait) as lock, copy_of_run():  # NETLAB_CNI_LOG: this run's calls
+    with LabLock(lab.name, "netlab up", wait=wait) as lock, _copy_of_run():  # NETLAB_CNI_LOG: this run's calls
         if running is not None:
             now = still_up(lab.name, running, "this up", lock.waited_for,
                            f"; `{from_file_way()}` brings it up from a file")
@@ -102,8 +103,30 @@ def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: 
     """:func:`up`'s work for a caller that holds the lab's lock (LabLock) already: ``up --watch``'s repair and
     ``netlab impair``, which read what the lab must be once they hold the lab, as another command may have changed
     it meanwhile. ``watcher``: the watcher's later apply, its CNI calls appended to its copy (copy_of_run)."""
-    with copy_of_run(lab.name if watcher and lab.cni != "builtin" else None):  # NETLAB_CNI_LOG
+    with _copy_of_run(lab.name if watcher and lab.cni != "builtin" else None):  # NETLAB_CNI_LOG
         return _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None).run(source, False)
+
+
+@contextlib.contextmanager
+def _copy_of_run(watched: str | None = None) -> Iterator[None]:
+    """netlab.cni.invoke.copy_of_run (NETLAB_CNI_LOG's copy of this run's plugin calls), loaded only where plugins
+    may be called: a watcher's apply of a CNI lab (``watched``), or a run whose CNI preflight loaded it (and opened
+    the copy). A lab whose pods no plugin attaches opens none, and loads no CNI runtime for it."""
+    if watched is not None:
+        from netlab.cni.invoke import copy_of_run
+
+        with copy_of_run(watched):
+            yield
+        return
+    invoke = sys.modules.get("netlab.cni.invoke")  # not loaded: no copy is open, none is left to close
+    if invoke is not None:
+        invoke.close_copy()
+    try:
+        yield
+    finally:
+        invoke = sys.modules.get("netlab.cni.invoke")
+        if invoke is not None:
+            invoke.close_copy()
 
 
 class _Up(Converging, Rollback):

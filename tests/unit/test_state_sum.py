@@ -179,6 +179,25 @@ def test_status_of_a_lab_without_cni_plugins_loads_no_cni_module(tmp_path):
     assert proc.stdout.strip() == "[] False"
 
 
+def test_up_of_a_lab_without_cni_plugins_loads_no_cni_module(tmp_path):
+    """Nor do the CNI feature's preflight, start and a rollback's start_again for a builtin lab (netlab.cni.lifecycle
+    and its runtime: ~5 ms of every `up`): they have nothing to do there."""
+    code = ("import sys\n"
+            "from netlab.realize.state import LabState\n"
+            "from netlab.features import default_features\n"
+            f"st = LabState(lab={LAB!r}, topology={TOPOLOGY!r}, phase='up')\n"
+            "lab = st.resolved()\n"
+            "cni, = [f for f in default_features() if f.name == 'cni']\n"
+            "print(cni.preflight(lab), cni.start_early(lab, st), cni.start(lab, st),\n"
+            "      cni.start_again(lab, st, [lab.pods[0].netns], None),\n"
+            "      sorted(m for m in sys.modules if m.startswith('netlab.cni.')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, NETLAB_STATE_DIR=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    empty = "StartResult(actions=[], problems=[], refused={}, failed=[], deleted_chains={})"
+    assert proc.stdout.strip() == f"None None {empty} {empty} []"
+
+
 def test_the_cni_and_impairment_features_are_skipped_by_the_records_they_keep():
     from netlab.features import default_features
     from netlab.impair import lifecycle as impair
