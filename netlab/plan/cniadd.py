@@ -104,6 +104,14 @@ def pod_bridge(lab: Lab) -> str | None:
     return bridge if isinstance(bridge, str) and bridge else None
 
 
+def lab_bridge(lab: Lab) -> str | None:
+    """:func:`pod_bridge`, cached on the lab object (a conflist is read once a run, not once a probe)."""
+    if "_probe_bridge" not in lab.__dict__:
+        lab.__dict__["_probe_bridge"] = pod_bridge(lab)
+    bridge: str | None = lab.__dict__["_probe_bridge"]
+    return bridge
+
+
 PTP_GATEWAY = "pod veths"  # ptp gives each pod's host-side veth the gateway's address (/32)
 
 

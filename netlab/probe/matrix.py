@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from netlab.model.clusterdns import dns_service, fqdn, is_addon_pod
 from netlab.model.lab import DEFAULT_ECHO_PORT
-from netlab.plan.cniadd import pod_bridge
+from netlab.plan.cniadd import lab_bridge as lab_bridge
 from netlab.probe.dnsq import PORT as DNS_PORT, Question
 from netlab.probe.policy import policy_judge
 from netlab.model.echo_ports import pod_echo_ports
@@ -156,15 +156,6 @@ def terminated_notes(lab: "Lab") -> list[str]:
 def touches_terminated(lab: "Lab", p: Probe) -> bool:
     """``p`` goes to or from a terminal pod of ``lab``: a flow no process sends or answers."""
     return any(e.kind == "pod" and e.name in lab.terminal for e in (p.source, p.destination))
-
-
-def lab_bridge(lab: "Lab") -> str | None:
-    """The nodes' bridge of pods (plan.cniadd.pod_bridge), None without one; cached on the lab object (a
-    conflist is read once a run, not once a probe)."""
-    if "_probe_bridge" not in lab.__dict__:
-        lab.__dict__["_probe_bridge"] = pod_bridge(lab)
-    bridge: str | None = lab.__dict__["_probe_bridge"]
-    return bridge
 
 
 def endpoints(lab: "Lab") -> dict[str, Endpoint]:

@@ -122,9 +122,10 @@ def probe_budget(thresholds: dict[str, int] | None = None, stats: TableStats | N
 
 
 def lab_bridge(lab: "Lab") -> str | None:
-    """The nodes' bridge of pods (matrix.lab_bridge). The agent, its workers and the CLI's early start import this
-    module before the topology's models load, and need none of them (tasks.py): matrix loads them, when asked."""
-    from netlab.probe.matrix import lab_bridge as of_lab
+    """The nodes' bridge of pods (plan.cniadd.lab_bridge, as matrix's). The agent, its workers and the CLI's early
+    start import this module before the topology's models load, and need none of them (tasks.py): plan.cniadd loads
+    them, when asked; not the probe's matrix, which ``up``'s warning (:func:`neighbour_budget_warning`) needs not."""
+    from netlab.plan.cniadd import lab_bridge as of_lab
 
     return of_lab(lab)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import neighbours as nb
@@ -129,3 +132,19 @@ def test_a_job_asks_for_the_nodes_devices_once_not_once_a_probe(monkeypatch):
     assert len(asked) == 1 and len(job.tasks) == len(probes)
     assert nb.node_devices(two) == {p.name: "cni0" for p in two.pods}  # each lab its own map
     assert nb.node_devices(lab) == {p.name: "cni0" for p in lab.pods}
+
+
+def test_ups_warning_loads_no_probe_matrix():
+    """`up`'s warning (neighbour_budget_warning, a big lab's too) asks plan.cniadd for the pods' bridge, not the
+    probe's matrix (its policy judge and DNS questions: ~1.5 ms of every `up`), which only a probe needs."""
+    code = ("import sys\n"
+            "from netlab.model.lab import resolve\n"
+            "from netlab.model.topology import Topology\n"
+            "from netlab.probe import neighbours as nb\n"
+            "pods = [{'name': f'p{i}', 'node': 'n1'} for i in range(33)]\n"
+            "lab = resolve(Topology.model_validate({'name': 'nb', 'nodes': [{'name': 'n1'}], 'pods': pods}))\n"
+            "said = nb.neighbour_budget_warning(lab, {'gc_thresh1': 128, 'gc_thresh2': 512, 'gc_thresh3': 1024})\n"
+            "print('cni0' in said, 'netlab.probe.matrix' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "False"]
