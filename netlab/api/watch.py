@@ -309,10 +309,12 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
 
     def _follow(self, state: LabState) -> None:
         """After another command changed the lab: its containers' processes, and sockets in its namespaces (one
-        made again under its old name is another namespace: listen anew to all)."""
+        made again under its old name is another namespace: listen anew to all). What the old sockets queued is
+        sorted as after a repair: a change by hand in it (a route deleted in a pod as this runs) is read by the next
+        round at once, not by the periodic check ``resync`` seconds later."""
         lab = served_lab(state)
         self.kids.track(lab, state)
-        self._listen(lab, lab.netns_names())
+        self._relisten(lab, lab.netns_names())  # deletions it made again were that command's to answer
 
     def unapplied(self) -> str:
         """The last line's words for an edit of the watched file that no apply took (its save came while a repair

@@ -33,7 +33,8 @@ class Listening:
         """Sockets in the lab's namespaces as they are now. A namespace made again (``made``) is
         another namespace: the old sockets would listen to the deleted one, and keep it alive. Else
         the sockets stay (reopening loses what happens meanwhile). Returns what the old sockets had
-        queued: mostly the echo of our own changes (carriers coming up a few ms after a link)."""
+        queued, read after the new ones listen: mostly the echo of our own changes (carriers coming up a few ms
+        after a link)."""
         # Every namespace of the lab: nodes and pods, and the underlay and the internet's machines (its bridge
         # br0 and the gateway's SNAT were repaired only by the periodic check)
         names = lab.netns_names() + [netns for _, netns in lab.internet_hosts]
@@ -41,12 +42,14 @@ class Listening:
             time.sleep(SETTLE)
             self.listener.permanent = _permanent(lab)
             return self.listener.drain()
+        permanent = _permanent(lab)
+        fresh = kevents.Listener(names)
+        fresh.permanent = permanent
         queued: list[kevents.Event] = []
-        if self.listener is not None:
+        if self.listener is not None:  # read once the new sockets listen: a change meanwhile is on one or both
             queued = self.listener.drain()
             self.listener.close()
-        self.listener = kevents.Listener(names)
-        self.listener.permanent = _permanent(lab)
+        self.listener = fresh
         return queued
 
     def _relisten(self, lab: Lab, made: Sequence[str], own: Sequence[str] = ()) -> list[str]:
