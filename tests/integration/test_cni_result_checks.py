@@ -99,10 +99,15 @@ def test_a_result_naming_an_address_eth0_lacks_fails_naming_the_plugin_with_one_
     _failed_and_rolled_back(lab, proc, "CNI plugin mine ADD: its result says eth0 has 10.99.0.5, but the pod's "
                                        "eth0 has 10.244.0.")
     assert "bridge ADD" not in proc.stderr, proc.stderr
+    one_try = [("bridge", "ADD"), ("mine", "ADD"), ("firewall", "ADD"), ("firewall", "DEL"), ("mine", "DEL"),
+               ("bridge", "DEL")]
     for pod in ("a", "b"):
         seen = [(c["plugin"], c["command"]) for c in calls if c["pod"] == pod and c["network"] == "cvres"]
-        assert seen == [("bridge", "ADD"), ("mine", "ADD"), ("firewall", "ADD"),
-                        ("firewall", "DEL"), ("mine", "DEL"), ("bridge", "DEL")], seen
+        # Debian's firewall may fail a first ADD racing the other pod's for its chains (CHAIN_USER_ADD, File exists):
+        # that sandbox is DELed and a new one tried (cni/retry.py); mine's result, refused by netlab, is never retried.
+        raced = sum(c["pod"] == pod and (c["plugin"], c["command"]) == ("firewall", "ADD") and c["exit_code"] != 0
+                    and "CHAIN_USER_ADD" in c["stdout"] for c in calls)
+        assert seen == one_try * (1 + raced), seen
     for c in calls:
         ips = (c["stdin"].get("runtimeConfig") or {}).get("ips")
         asked = dict(kv.split("=", 1) for kv in c["env"]["CNI_ARGS"].split(";"))["IP"]
