@@ -40,7 +40,8 @@ def previous_log_path(lab_name: str, pod: str, container: str) -> str:
     return os.path.join(log_dir(lab_name), f"{pod}.{container}.previous.log")
 
 
-def new_run(lab_name: str, pod: str, container: str, said: list[str] | None = None) -> str | None:
+def new_run(lab_name: str, pod: str, container: str, said: list[str] | None = None,
+            dir_fd: int | None = None) -> str | None:
     """A container starts again: its current log becomes the previous one (replacing the one before), and the
     new run writes a file of its own, as the kubelet gives each container instance its own log. Only a file is
     moved, and only over a file: what else stands at either name (a directory, a FIFO, a symlink) is someone's,
@@ -50,9 +51,10 @@ def new_run(lab_name: str, pod: str, container: str, said: list[str] | None = No
     user's, :func:`logs_refused`) has nothing moved in it (the new run's output goes to /dev/null); so has a log
     or previous log that is a mount point, a user's file bind-mounted there to keep it (a rename of it is EBUSY: the
     container did not start, QA q53 3): left alone, the new run's output to /dev/null (:func:`open_log`), one line
-    appended to ``said``."""
+    appended to ``said``. ``dir_fd``: the lab's ``logs`` folder, opened by the caller (:func:`logs_fd`) for every
+    container it starts; else it is opened here, and closed."""
     current, previous = log_path(lab_name, pod, container), previous_log_path(lab_name, pod, container)
-    fd = logs_fd(lab_name)
+    fd = dir_fd if dir_fd is not None else logs_fd(lab_name)
     if fd is None:
         return None
     try:
@@ -76,7 +78,8 @@ def new_run(lab_name: str, pod: str, container: str, said: list[str] | None = No
                     or f"its log {current} cannot become the previous one")
         return None
     finally:
-        os.close(fd)
+        if dir_fd is None:
+            os.close(fd)
 
 
 A_USERS_FILE = ("a mount point (a bind mount of a user's file), not netlab's: left alone, nothing moved nor written "

@@ -217,7 +217,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                 if renewed:  # what is not a file at its log's name: said below, as its start fails on it
                     done.problems += forget_runs(lab.name, pod.name, c.name, which=("previous log",))
                 elif crec:
-                    rotated = new_run(lab.name, pod.name, c.name, done.problems)  # `netlab logs --previous`
+                    rotated = new_run(lab.name, pod.name, c.name, done.problems, dir_fd=logs)  # `logs --previous`
                 # its Service variables as it starts: those it keeps while it runs (netlab exec -c gives them),
                 # kept once for all the runs that start with them (service_envs.py)
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts,
