@@ -12,7 +12,7 @@ import json
 import resource
 import subprocess
 
-from helpers import NETLAB, lab_namespaces, netlab
+from helpers import NETLAB, lab_namespaces, netlab, without_turn_waits
 from netlab.errors import FILES_NEEDED, FILES_PER_NAMESPACE
 
 TOPOLOGY = """
@@ -54,7 +54,8 @@ def test_probe_runs_whole_under_the_limit_the_doctor_accepts_and_says_a_lower_on
     assert report["ok"] and not [p for p in report["probes"] if not p["as_expected"]], report["summary"]
 
     low = limited(40, "probe", "--lab", lab)  # below what its namespaces' sockets need: the limit, in one line
-    assert low.returncode == 3 and low.stderr.count("\n") == 1 and "Traceback" not in low.stderr, low
-    assert "`ulimit -n` now 40" in low.stderr and "ulimit -n 1024" in low.stderr, low.stderr
-    assert "OSError" not in low.stderr, low.stderr
+    err = without_turn_waits(low.stderr)  # another worker's probe may hold the machine's turn: a line of its own
+    assert low.returncode == 3 and err.count("\n") == 1 and "Traceback" not in err, low
+    assert "`ulimit -n` now 40" in err and "ulimit -n 1024" in err, low.stderr
+    assert "OSError" not in err, low.stderr
     netlab("probe", "--lab", lab)  # the lab is as it was
