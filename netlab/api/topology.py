@@ -122,16 +122,18 @@ def _load(topology: TopologyInput, name: str | None, running: bool) -> Loaded:
 
 def topology_notes(loaded: Loaded, served: Lab | None = None) -> list[Note]:
     """What the topology asks for that is valid and probably not meant, one line each at the field it is about
-    (validate's notes, and up's): an include glob that matches no file, a Service whose endpoints will not answer,
+    (validate's notes, and up's): an include glob that matches no file, a conflist's host-local range wider than
+    the nodes' podCIDRs, a Service whose endpoints will not answer,
     a policy's ipBlock that is IPv6 or has host bits, a selector or named port that matches nothing. ``served``:
     the lab without its terminated pods, which are no endpoints (up's, once its containers ran)."""
     from netlab.model.endpoints import service_notes
     from netlab.model.netpol import policy_notes
     from netlab.model.netpol_match import match_notes
+    from netlab.model.wide_range import wide_range_notes
 
     lab, places = loaded.lab, loaded.places
-    return [*loaded.notes, *service_notes(served or lab, places), *policy_notes(lab.topo.network_policies, places),
-            *match_notes(lab, places)]
+    return [*loaded.notes, *wide_range_notes(lab, places), *service_notes(served or lab, places),
+            *policy_notes(lab.topo.network_policies, places), *match_notes(lab, places)]
 
 
 def load_running(name: str) -> Loaded:

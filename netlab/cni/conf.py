@@ -177,13 +177,13 @@ def attachment(result: dict[str, Any], ifname: str = POD_IF) -> CniAttachment | 
     """
     ifaces = [i for i in result.get("interfaces", []) if isinstance(i, dict)]
     pod_idx = next((n for n, i in enumerate(ifaces) if i.get("sandbox") and i.get("name") == ifname), None)
-    ip = gateway = None
+    ip = gateway = prefixlen = None
     for entry in result.get("ips", []):
         idx = entry.get("interface")
         if pod_idx is None or idx is None or idx == pod_idx:
             iface = IPv4Interface(entry["address"]) if ":" not in entry["address"] else None
             if iface is not None:
-                ip = iface.ip
+                ip, prefixlen = iface.ip, iface.network.prefixlen  # its on-link prefix, as eth0 has it
                 try:
                     gateway = IPv4Address(entry["gateway"]) if entry.get("gateway") else None
                 except (TypeError, ValueError):  # not an IPv4 address: the result names no gateway we can use
@@ -198,4 +198,4 @@ def attachment(result: dict[str, Any], ifname: str = POD_IF) -> CniAttachment | 
         host = ifaces[pod_idx - 1]
     return CniAttachment(ip=ip, mac=ifaces[pod_idx].get("mac") if pod_idx is not None else None,
                          host_veth=host.get("name") if host else None, host_mac=host.get("mac") if host else None,
-                         gateway=gateway)
+                         gateway=gateway, prefixlen=prefixlen)

@@ -231,6 +231,7 @@ class _Up(Converging, Rollback):
                 self._follow_attachments(state)
                 self._policy_hooks_first(state)
                 self.result.warnings += self.lab.plugin_addresses() + list(self.lab.outside_pod_cidrs().values())
+                self.result.warnings += attached_lab(self.lab, state).wide_prefixes()  # status says them too
                 outside = host_writes.noted(state, host)
                 if outside:  # recorded for down, which says what is still there
                     self.result.warnings += outside

@@ -96,6 +96,7 @@ class CniAttachment:
     host_mac: str | None = None
     host_ifaces: tuple[str, ...] = ()
     gateway: IPv4Address | None = None
+    prefixlen: int | None = None  # the on-link prefix of the pod's address (None: an older state's, not known)
 
     @property
     def bridge(self) -> str | None:
@@ -172,37 +173,64 @@ class Lab:
     def wide_prefix(self, pod: str, prefixlen: int) -> str | None:
         """Why pod ``pod``, its eth0 given ``prefixlen`` by its CNI plugins (a conflist's host-local range
         10.244.0.0/16 on every node, addresses in the node's /24), reaches none of what that on-link prefix covers
-        besides its own node's pods: the pods of the other nodes whose podCIDRs it covers, and the ClusterIPs of
-        the Service CIDR when it covers them (10.0.0.0/8 over 10.96.0.0/12). It sends to them straight out of eth0,
-        ARPing, and nobody answers: its node's bridge carries its own pods only (a real node's the same), and a
-        ClusterIP is no host's address (kube-proxy's rules DNAT it on the node, which only a packet sent to the
-        pod's gateway reaches). None for a prefix no wider than its node's podCIDR, one that covers neither, or a
-        pod netlab attached (builtin)."""
+        besides its own node's pods: the pods of the other nodes whose podCIDRs it covers (and, in VXLAN mode, those
+        nodes' own packets: see :meth:`wide_words`), and the ClusterIPs of the Service CIDR when it covers them
+        (10.0.0.0/8 over 10.96.0.0/12). None for a prefix no wider than its node's podCIDR, one that covers
+        neither, or a pod netlab attached (builtin)."""
         p = self.pod(pod)
         cidr = self.node(p.node).pod_cidr
         if pod not in self.attached or prefixlen >= cidr.prefixlen:
             return None
         onlink = IPv4Interface(f"{p.ip}/{prefixlen}").network
-        others = [n for n in self.nodes if n.name != p.node and n.pod_cidr.overlaps(onlink)]
+        words = self.wide_words(onlink, p.node)
+        if words is None:
+            return None
+        return (f"pod {pod}'s eth0 {p.ip}/{prefixlen} (from its CNI plugins) is on-link wider than node {p.node}'s "
+                f"podCIDR {cidr}: it ARPs on eth0 for {words[0]} in {onlink} and nobody answers ({words[1]}), so it "
+                f"reaches {words[2]} (the plugins' IPAM must give the node's podCIDR's prefix, /{cidr.prefixlen})")
+
+    def wide_prefixes(self) -> list[str]:
+        """:meth:`wide_prefix`'s line for each pod whose CNI result gave its eth0 a prefix (up's warnings)."""
+        return [line for p in self.pods if (att := self.attached.get(p.name)) is not None and att.prefixlen
+                for line in [self.wide_prefix(p.name, att.prefixlen)] if line]
+
+    def wide_words(self, onlink: IPv4Network, node: str | None = None) -> tuple[str, str, str] | None:
+        """(what a pod whose eth0 is on-link in ``onlink`` ARPs for in vain, why nobody answers, what it cannot
+        reach), for a pod of ``node`` (None: a pod of any node); None when the prefix covers neither another
+        node's podCIDR nor the Service CIDR. In VXLAN mode a node's own packets to a pod on another node leave
+        from its flannel.1 address, the first address of its podCIDR (the route's source), and so does its traffic
+        to a Service whose endpoint is there (kube-proxy masquerades it to that address): the pod, its prefix
+        covering that address, answers them on eth0, ARPing, instead of through its gateway, and nobody answers."""
+        others = [n for n in self.nodes if n.name != node and n.pod_cidr.overlaps(onlink)]
+        if node is None and len(others) < 2:
+            others = []  # one node's pods alone: nothing of another's
         services = self.topo.cluster.service_cidr
         clusterips = services.overlaps(onlink)
         if not others and not clusterips:
             return None
         covered, why, lost = [], [], []
         if others:
-            covered.append(f"the pods of node{'s' if len(others) > 1 else ''} "
-                           + ", ".join(f"{n.name} ({n.pod_cidr})" for n in others))
+            if node is None:  # a pod of any node: the others'
+                covered.append("another node's pods (" + ", ".join(f"{n.name} {n.pod_cidr}" for n in others) + ")")
+            else:
+                covered.append(f"the pods of node{'s' if len(others) > 1 else ''} "
+                               + ", ".join(f"{n.name} ({n.pod_cidr})" for n in others))
             why.append("its node's bridge carries only its own pods")
-            lost.append("no pod of theirs, nor they it")
+            gone = "no pod of theirs, nor they it"
+            vxlan = [n for n in others if n.pod_cidr.network_address in onlink] if self.topo.network.mode == "vxlan" \
+                else []
+            if vxlan:
+                gone += (", nor those nodes themselves (a node's own packets to a pod on another node, to a Service "
+                         "whose endpoint is there too, leave from its flannel.1 address, "
+                         + ", ".join(f"{n.pod_cidr.network_address} on {n.name}" for n in vxlan)
+                         + ", inside the prefix)")
+            lost.append(gone)
         if clusterips:
             covered.append(f"the Services' ClusterIPs (cluster.serviceCIDR {services})")
             why.append("a ClusterIP is no host's address: kube-proxy DNATs it on the node, which only a packet sent "
                        "to the pod's gateway reaches")
             lost.append("no Service by its ClusterIP")
-        return (f"pod {pod}'s eth0 {p.ip}/{prefixlen} (from its CNI plugins) is on-link wider than node {p.node}'s "
-                f"podCIDR {cidr}: it ARPs on eth0 for {' and '.join(covered)} in {onlink} and nobody answers "
-                f"({'; '.join(why)}), so it reaches {', and '.join(lost)} (the plugins' IPAM must give the node's "
-                f"podCIDR's prefix, /{cidr.prefixlen})")
+        return " and ".join(covered), "; ".join(why), ", and ".join(lost)
 
     def _derived(self, lab: "Lab") -> "Lab":
         lab.written, lab.held_before = self.written, self.held_before

@@ -27,7 +27,7 @@ from netlab.model.diagnostics import problems_from_validation, topology_error
 from netlab.model.files import Unreadable, read_regular
 from netlab.model.include import expand_includes
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, format_path
-from netlab.model.places import service_places
+from netlab.model.places import TOPOLOGY, Place, service_places
 from netlab.model.topology import CniConflist, Topology
 from netlab.model.trust import read_refusal, refusal, untrusted
 from netlab.model.yamlsource import Source, parse
@@ -127,6 +127,7 @@ def validate_source(src: Source) -> Topology:
     # NetworkPolicies and Namespaces, with their own files' lines (and their places, for the notes about them)
     topo, included = expand_includes(topo, src, lambda path, shown: _decode(_read_file(path), shown))
     src.places.update(service_places(src.file, topo.services, src.lines))
+    src.places[TOPOLOGY] = Place(src.file, (), src.lines)
     problems += included
     if problems:
         raise topology_error(problems)

@@ -20,6 +20,7 @@ from netlab.errors import Problem
 from netlab.model.location import ROOT_FIELD, Loc, format_path
 
 Key = tuple[str, str, str]  # (kind, namespace, name): ("NetworkPolicy", "default", "deny-all")
+TOPOLOGY: Key = ("Topology", "", "")  # the topology file itself: a note about one of its own fields
 
 
 class Note(str):

@@ -1,7 +1,8 @@
 """What the lab's state remembers of each pod's CNI attachment (``state.extra["cni"]``), without running anything.
 
 ``{"pods": {POD: {"phase": "adding" | "added" | "detaching" | "deleted", "node", "containerId", "netns",
-"networks": [[conflist, ifname], ...], "capabilityArgs", "attachment": {ip, mac, host_veth, host_mac}}}}``.
+"networks": [[conflist, ifname], ...], "capabilityArgs", "attachment": {ip, mac, host_veth, host_mac, host_ifaces,
+gateway, prefixlen}}}}``.
 "adding" is written before the first plugin runs, so a crash or a failed ADD
 still leaves the lab a record to DEL; "deleted": the ADD failed and the DEL
 that followed it ran (nothing to DEL); "detaching" is written before a re-attach's
@@ -106,10 +107,16 @@ def attachments(state: "LabState") -> dict[str, CniAttachment]:
             out[name] = CniAttachment(ip=IPv4Address(att["ip"]), mac=att.get("mac"), host_veth=att.get("host_veth"),
                                       host_mac=att.get("host_mac"),
                                       host_ifaces=tuple(i for i in att.get("host_ifaces") or () if isinstance(i, str)),
-                                      gateway=IPv4Address(att["gateway"]) if att.get("gateway") else None)
+                                      gateway=IPv4Address(att["gateway"]) if att.get("gateway") else None,
+                                      prefixlen=_prefixlen(att.get("prefixlen")))
         except (KeyError, ValueError, TypeError):
             continue  # a damaged record: status shows the pod as netlab planned it
     return out
+
+
+def _prefixlen(value: Any) -> int | None:
+    """A saved attachment's on-link prefix length; None when not one (an older state's, or damaged)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 32 else None
 
 
 def node_moves(lab: Lab, state: "LabState | None") -> list[tuple[str, str, str]]:
@@ -255,7 +262,7 @@ def check_cni_change(lab: Lab, state: "LabState | None") -> None:
 def attachment_json(att: CniAttachment, host_ifaces: list[str] | None = None) -> dict[str, Any]:
     return {"ip": str(att.ip), "mac": att.mac, "host_veth": att.host_veth, "host_mac": att.host_mac,
             "host_ifaces": list(host_ifaces if host_ifaces is not None else att.host_ifaces),
-            "gateway": str(att.gateway) if att.gateway is not None else None}
+            "gateway": str(att.gateway) if att.gateway is not None else None, "prefixlen": att.prefixlen}
 
 
 def plugin_made(lab: Lab, state: "LabState | None") -> dict[str, set[str] | None]:

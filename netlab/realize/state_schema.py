@@ -232,6 +232,7 @@ class CniAttachmentRecord(Strict):
     host_mac: StrictStr | None = None
     host_ifaces: list[IfName] = []
     gateway: StrictStr | None = None
+    prefixlen: Annotated[StrictInt, Field(ge=0, le=32)] | None = None  # eth0's on-link prefix, as the result gave it
 
 
 class CniPodRecord(Strict):

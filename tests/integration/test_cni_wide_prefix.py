@@ -27,11 +27,17 @@ jq -c 'if .runtimeConfig.ipRanges then .runtimeConfig.ipRanges |= map(map((.subn
 """
 
 
-def wide(pod: str, ip: str, node: str, cidr: str, other: str) -> str:
+def wide(pod: str, ip: str, node: str, cidr: str, other: str, flannel: str) -> str:
     return (f"pod {pod}'s eth0 {ip}/16 (from its CNI plugins) is on-link wider than node {node}'s podCIDR {cidr}: "
             f"it ARPs on eth0 for the pods of node {other} in 10.244.0.0/16 and nobody answers (its node's bridge "
-            f"carries only its own pods), so it reaches no pod of theirs, nor they it (the plugins' IPAM must give "
-            f"the node's podCIDR's prefix, /24)")
+            f"carries only its own pods), so it reaches no pod of theirs, nor they it, nor those nodes themselves (a "
+            f"node's own packets to a pod on another node, to a Service whose endpoint is there too, leave from its "
+            f"flannel.1 address, {flannel}, inside the prefix) (the plugins' IPAM must give the node's podCIDR's "
+            f"prefix, /24)")
+
+
+WIDE = [wide("a", "10.244.0.2", "n1", "10.244.0.0/24", "n2 (10.244.1.0/24)", "10.244.1.0 on n2"),
+        wide("b", "10.244.1.2", "n2", "10.244.1.0/24", "n1 (10.244.0.0/24)", "10.244.0.0 on n1")]
 
 
 def test_a_pod_prefix_wider_than_its_nodes_pod_cidr_is_said_by_status(labs, tmp_path):
@@ -49,9 +55,7 @@ def test_a_pod_prefix_wider_than_its_nodes_pod_cidr_is_said_by_status(labs, tmp_
     st = netlab("status", "--lab", lab, check=False)
     assert st.returncode == 0 and "all as planned" in st.stdout, st.stdout + st.stderr  # nothing for up to repair
     said = [line for line in st.stderr.splitlines() if "on-link wider" in line]
-    assert said == [f"netlab: warning: {wide('a', '10.244.0.2', 'n1', '10.244.0.0/24', 'n2 (10.244.1.0/24)')}",
-                    f"netlab: warning: {wide('b', '10.244.1.2', 'n2', '10.244.1.0/24', 'n1 (10.244.0.0/24)')}"], \
-        st.stderr
+    assert said == [f"netlab: warning: {line}" for line in WIDE], st.stderr
     js = json.loads(netlab("status", "--lab", lab, "-o", "json").stdout)
     assert js["ok"] and [w for w in js["warnings"] if "on-link wider" in w] == [w.removeprefix("netlab: warning: ")
                                                                              for w in said], js
@@ -86,5 +90,30 @@ def test_a_pod_prefix_covering_the_service_cidr_reaches_no_clusterip_and_status_
                     "Services' ClusterIPs (cluster.serviceCIDR 10.96.0.0/12) in 10.0.0.0/8 and nobody answers (its "
                     "node's bridge carries only its own pods; a ClusterIP is no host's address: kube-proxy DNATs it "
                     "on the node, which only a packet sent to the pod's gateway reaches), so it reaches no pod of "
-                    "theirs, nor they it, and no Service by its ClusterIP (the plugins' IPAM must give the node's "
+                    "theirs, nor they it, nor those nodes themselves (a node's own packets to a pod on another node, "
+                    "to a Service whose endpoint is there too, leave from its flannel.1 address, 10.244.1.0 on n2, "
+                    "inside the prefix), and no Service by its ClusterIP (the plugins' IPAM must give the node's "
                     "podCIDR's prefix, /24)"], st.stderr
+
+
+def test_a_nodes_own_traffic_to_a_service_whose_endpoint_has_the_wide_prefix_dies_and_up_says_why(labs, tmp_path):
+    """Node n1's own connection to a ClusterIP whose one endpoint, b, is on n2: the DNAT sends it by the overlay
+    (10.244.1.0/24 via flannel.1, longer than cni0's connected 10.244.0.0/16, so cni0's prefix is not what breaks
+    it), kube-proxy masquerades it to flannel.1's address 10.244.0.0, and b, whose own /16 covers that address,
+    answers it on eth0, ARPing, not through its gateway: nobody answers. up said nothing of it; now it warns."""
+    lab = labs.name("wn")
+    _, proc = labs.up(wrapped_bridge_lab(tmp_path, "widebr", WRAPPER, lab, "wn")
+                      + "  - {name: a, node: n1}\n  - {name: b, node: n2, labels: {app: web}}\n"
+                      + "services:\n  - {name: web, clusterIP: 10.96.0.50, selector: {app: web}, "
+                        "ports: [{port: 80, targetPort: 8080}]}\n")
+    said = [line for line in proc.stderr.splitlines() if "on-link wider" in line and "kube-dns" not in line]
+    assert said == [f"netlab: warning: {line}" for line in WIDE], proc.stderr  # (the cluster DNS pod's line too)
+    cni0 = ip_json("-4", "addr", "show", "cni0", netns=f"{lab}-n1")[0]["addr_info"][0]
+    assert (cni0["local"], cni0["prefixlen"]) == ("10.244.0.1", 16), cni0  # the bridge plugin's, as the pods'
+    route = ip_json("-4", "route", "get", "10.244.1.2", netns=f"{lab}-n1")[0]
+    assert (route["dev"], route["prefsrc"]) == ("flannel.1", "10.244.0.0"), route  # the overlay, not cni0
+
+    assert in_netns(f"{lab}-n2", sys.executable, "-I", "-c", CONNECT, "10.96.0.50").returncode == 0
+    assert in_netns(f"{lab}-n1", sys.executable, "-I", "-c", CONNECT, "10.96.0.50").returncode != 0
+    neigh = ip_json("-4", "neigh", "show", "10.244.0.0", "dev", "eth0", netns=f"{lab}-b")
+    assert neigh and "lladdr" not in neigh[0] and neigh[0]["state"][0] in ("INCOMPLETE", "FAILED"), neigh

@@ -43,11 +43,19 @@ class Plugins(VethPlugins):
 world = kernel_lab_world(TOPO, Plugins)
 
 
-def wide(pod: str, ip: str, node: str, cidr: str, others: str) -> str:
+def wide(pod: str, ip: str, node: str, cidr: str, others: str, flannel: str) -> str:
     return (f"pod {pod}'s eth0 {ip}/16 (from its CNI plugins) is on-link wider than node {node}'s podCIDR {cidr}: "
             f"it ARPs on eth0 for the pods of {others} in 10.244.0.0/16 and nobody answers (its node's bridge "
-            f"carries only its own pods), so it reaches no pod of theirs, nor they it (the plugins' IPAM must give "
-            f"the node's podCIDR's prefix, /24)")
+            f"carries only its own pods), so it reaches no pod of theirs, nor they it, nor those nodes themselves (a "
+            f"node's own packets to a pod on another node, to a Service whose endpoint is there too, leave from its "
+            f"flannel.1 address, {flannel}, inside the prefix) (the plugins' IPAM must give the node's podCIDR's "
+            f"prefix, /24)")
+
+
+WIDE = [wide("a", "10.244.0.2", "n1", "10.244.0.0/24", "nodes n2 (10.244.1.0/24), n3 (10.244.2.0/24)",
+             "10.244.1.0 on n2, 10.244.2.0 on n3"),
+        wide("b", "10.244.1.2", "n2", "10.244.1.0/24", "nodes n1 (10.244.0.0/24), n3 (10.244.2.0/24)",
+             "10.244.0.0 on n1, 10.244.2.0 on n3")]
 
 
 def test_a_pod_prefix_wider_than_its_nodes_pod_cidr_is_a_status_warning_not_drift(world, monkeypatch):
@@ -57,9 +65,18 @@ def test_a_pod_prefix_wider_than_its_nodes_pod_cidr_is_a_status_warning_not_drif
     st = state_mod.load_state(lab.name)
     got = lab_status.status(st, k, [ModuleFeature(lifecycle)])
     assert got.drift == [] and got.ok  # as the plugins made it: nothing for up to repair
-    assert sorted(got.warnings) == [
-        wide("a", "10.244.0.2", "n1", "10.244.0.0/24", "nodes n2 (10.244.1.0/24), n3 (10.244.2.0/24)"),
-        wide("b", "10.244.1.2", "n2", "10.244.1.0/24", "nodes n1 (10.244.0.0/24), n3 (10.244.2.0/24)")]
+    assert sorted(got.warnings) == WIDE
+    teardown.down(lab.name, k, [])
+
+
+def test_up_says_a_pod_prefix_wider_than_its_nodes_pod_cidr_from_the_cni_result(world, monkeypatch):
+    """up said nothing of it (status alone did): the result's address, 10.244.0.2/16, holds the prefix."""
+    lab, k = world
+    monkeypatch.setattr(Plugins, "plen", 16)
+    got = up(lab, k)
+    assert [w for w in got.warnings if "on-link wider" in w] == WIDE
+    saved = state_mod.load_state(lab.name).extra["cni"]["pods"]
+    assert [saved[p]["attachment"]["prefixlen"] for p in "ab"] == [16, 16]
     teardown.down(lab.name, k, [])
 
 
@@ -67,7 +84,7 @@ def test_a_pod_prefix_wider_than_its_nodes_pod_cidr_is_a_status_warning_not_drif
 def test_a_pod_prefix_as_narrow_as_its_nodes_pod_cidr_says_nothing(world, monkeypatch, prefix):
     lab, k = world
     monkeypatch.setattr(Plugins, "plen", prefix)
-    up(lab, k)
+    said = up(lab, k)
     got = lab_status.status(state_mod.load_state(lab.name), k, [ModuleFeature(lifecycle)])
-    assert got.drift == [] and got.warnings == []
+    assert got.drift == [] and got.warnings == [] and not [w for w in said.warnings if "on-link" in w]
     teardown.down(lab.name, k, [])
