@@ -109,17 +109,20 @@ class Changed:
 
 
 # What a failure's words keep when its numbers are dropped: how the plugin ended and its CNI error code (the kind of
-# failure, libcni's types.Error code), and IPv4 addresses and prefixes (a route to 10.96.0.0/12 missing is another
-# failure than one to 10.97.0.0/12); every other run of digits (a counter, a time, a process id) or long hex word (a
-# request id) is one '#'.
-_KEPT = r"\(exit -?\d+\)|\[code [^\]]*\]|(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?(?![\d.])"
-_NUMBERS = re.compile(rf"({_KEPT})|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{{8,}}\b|\d+")
+# failure, libcni's types.Error code), IPv4 addresses and prefixes (a route to 10.96.0.0/12 missing is another
+# failure than one to 10.97.0.0/12), and the value of a named setting of the network (MTU 1400 is another failure
+# than MTU 1450: the interface drifted again; so are a VLAN, a VNI, a port, a routing table, a metric, a queue
+# length); every other run of digits (a counter, a time, a process id) or long hex word (a request id) is one '#'.
+_SETTING = r"\b(?:mtu|vlan|vni|port|table|metric|qlen|txqueuelen)\b(?:\s*[:=]\s*|\s+(?:is\s+|of\s+)?)\d+\b"
+_KEPT = rf"\(exit -?\d+\)|\[code [^\]]*\]|(?<![\d.])\d{{1,3}}(?:\.\d{{1,3}}){{3}}(?:/\d{{1,2}})?(?![\d.])|{_SETTING}"
+_NUMBERS = re.compile(rf"({_KEPT})|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{{8,}}\b|\d+", re.IGNORECASE)
 
 
 def failure_key(text: str) -> str:
     """A CHECK failure's line (a ``check_fails`` mark) without the numbers that change from one call to the next:
     ``check #3 failed at 08:10:53`` and ``check #4 failed at 08:10:54`` are one failure; other words, another exit or
-    CNI error code, another plugin or another address are another."""
+    CNI error code, another plugin, another address or another value of a named setting (``MTU 1400``) are
+    another."""
     return _NUMBERS.sub(lambda m: m.group(1) or "#", text)
 
 
