@@ -213,7 +213,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
         # a repair's (it began with the next round, whose repair re-attached the pod again for another failure)
         stuck = [line for line in unmended_lines(done) if AGAIN not in line]
         whole = "it was up and as its saved topology says" if self.saved else "it was up and as the file says"
-        did = self._did(done, whole, hide=stuck) + self._hold_stuck(stuck, "failed")
+        did = self._did(done, whole, hide=stuck) + self._hold_stuck(stuck)
         if self.saved:
             self.log(f"saw: lab {self.lab_name} from {loaded.origin}, no file to re-read (`netlab up -t FILE` and "
                      f"`netlab impair` change it); did: {did}; watching{held}")

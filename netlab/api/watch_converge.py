@@ -150,19 +150,20 @@ class Converging:
         saw = saw + self._relisten(lab, done.created_netns, done.remade_netns)
         unmended = unmended_lines(done)
         did = f"{self._did(done, 'nothing to change', saw + found, hide=unmended)} in {took:.2f}s"
-        did += self._hold_stuck(unmended, "repair failed")
+        did += self._hold_stuck(unmended)
         self.log(saw_did(f"{saw_words(saw)}{found_words}", waited, did))
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
         return next_due
 
-    def _hold_stuck(self, unmended: list[str], failed: str) -> str:
+    def _hold_stuck(self, unmended: list[str]) -> str:
         """An apply's words for the pods whose CNI chain fails the CHECK of their own fresh ADD, which that apply
         re-attached (``unmended``: what it left that no later up mends; an earlier apply's, AGAIN, is no new
         failure): each pod's re-attach for another failure now backs off, as a failed repair of that pod alone (the
         watcher re-ADDed such pods every resync, forever); '' when there is none. The watcher's first apply's too:
-        its hold began only with the next round's repair, which re-attached the pod again at once."""
+        its hold began only with the next round's repair, which re-attached the pod again at once; worded as a
+        round's repair, ``repair failed:``, there too (it said ``failed:`` alone)."""
         stuck = [line for line in unmended if AGAIN not in line]
         if not stuck:
             return ""
@@ -171,7 +172,7 @@ class Converging:
             self.repairs.restarted(f"cni {pod}", self.clock())
             self.holds[pod] = self.clock() + self.repairs.wait(f"cni {pod}", self.clock())
         wait = max((self.holds[pod] for pod in pods), default=self.clock()) - self.clock()
-        return (f"; {failed}: {'; '.join(stuck[:3])}{' ...' if len(stuck) > 3 else ''}; retry in {wait:.1f}s"
+        return (f"; repair failed: {'; '.join(stuck[:3])}{' ...' if len(stuck) > 3 else ''}; retry in {wait:.1f}s"
                 f" (of pod{'s' if len(pods) > 1 else ''} {', '.join(pods)} alone, for a failure other than this)")
 
     def _file_changed(self) -> None:

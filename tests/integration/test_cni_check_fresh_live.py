@@ -203,7 +203,7 @@ def test_the_watchers_own_first_up_holds_back_the_pods_its_check_fails_from_that
     watcher = Watcher(None, lab=lab, resync="1", backoff="300")  # a hold of 300 s: the test ends well within it
     try:
         first = watcher.wait_for_line("watching", timeout=60)
-        assert f"failed: {SAID}" in first and "retry in 300.0s (of pods a, b alone, for a failure other than " \
+        assert f"; repair failed: {SAID}" in first and "retry in 300.0s (of pods a, b alone, for a failure other than " \
             "this); watching" in first, first
         assert _adds(lab) == 4  # the first up re-attached each pod once
         other.write_text("")  # the pods' chain now fails otherwise: their re-attach waits for their hold

@@ -125,7 +125,8 @@ def test_the_watchers_first_up_holds_back_a_pod_whose_chain_fails_its_fresh_add(
         w.start()
         [first] = lines
         assert plugins.of("a") == DEL_BOTH + ADD_BOTH  # the first up re-attached it once
-        assert "failed: pod a: CNI plugin chain's CHECK fails on its own fresh ADD" in first, first
+        # worded as a later round's repair says it (the first line said "failed:" alone)
+        assert "; repair failed: pod a: CNI plugin chain's CHECK fails on its own fresh ADD" in first, first
         assert "retry in 10.0s (of pod a alone, for a failure other than this); watching" in first, first
         assert first.count("fresh ADD") == 1, first
         # Its chain then fails otherwise (drift): within the hold the round re-attaches nothing; past it, it does.
