@@ -194,7 +194,7 @@ def test_attachment_from_a_bridge_result():
     att = C.attachment(result)
     assert att == CniAttachment(ip=IPv4Address("10.244.0.2"), mac="aa:00:00:00:00:03",
                                 host_veth="veth12345678", host_mac="aa:00:00:00:00:02",
-                                gateway=IPv4Address("10.244.0.1"))
+                                gateway=IPv4Address("10.244.0.1"), prefixlen=24)  # eth0 on-link /24
     assert C.host_interfaces(result) == ["cni0", "veth12345678"]
     assert C.attachment({"interfaces": [], "ips": []}) is None
 
