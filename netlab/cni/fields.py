@@ -1,8 +1,9 @@
 """The config fields a conflist gives a plugin that the plugin on this machine does not read: a field added in a
 later release of containernetworking-plugins than the one installed, which the older plugin passes over in
 silence. The bridge plugin's ``vlanTrunk`` (tagged VLANs on each pod's port, and VLAN filtering on the bridge for
-them) came in v1.3.0 (containernetworking/plugins#829); Debian 12's package is 1.1.1, whose bridge reads ``vlan``
-but no ``vlanTrunk``: a conflist that asks for a trunk there gets a plain bridge, and needs no VLAN filtering.
+them) came in v1.3.0 (containernetworking/plugins#829), ``preserveDefaultVlan`` with it (#875); Debian 12's package
+is 1.1.1, whose bridge reads ``vlan`` but neither: a conflist that asks for a trunk there gets a plain bridge, and
+needs no VLAN filtering, and a pod's port with a ``vlan`` keeps the default VLAN whatever preserveDefaultVlan says.
 
 Which fields a plugin reads is in its binary: the plugins decode their config with Go's encoding/json, which fills
 a struct field by its tag (``json:"vlanTrunk"``), and the tags stay in the binary for reflection to read at run
@@ -17,8 +18,50 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-# (plugin type, field) -> the upstream release that added the field
-LATER_FIELDS = {("bridge", "vlanTrunk"): "v1.3.0"}
+# (plugin type, field) -> the upstream release that added the field. preserveDefaultVlan (containernetworking/
+# plugins#875) came with vlanTrunk: false takes the bridge's default VLAN (1, untagged) off a pod's port beside its
+# vlan; an older bridge always leaves it there, as true does.
+LATER_FIELDS = {("bridge", "vlanTrunk"): "v1.3.0", ("bridge", "preserveDefaultVlan"): "v1.3.0"}
+# What the plugin that does not read the field makes otherwise than the conflist asks
+EFFECTS = {"vlanTrunk": "its pods' ports get no VLANs and the bridge no VLAN filtering",
+           "preserveDefaultVlan": "its pods' ports keep the bridge's default VLAN (untagged) beside their vlan"}
+
+
+def asks(plugin: dict[str, Any], field: str) -> bool:
+    """Whether ``plugin`` gives ``field`` a value an older plugin acts otherwise on: any vlanTrunk (an empty one
+    too: a plugin that reads it turns VLAN filtering on), a preserveDefaultVlan false beside a vlan or a trunk
+    (true, or without one, is what an older plugin does anyway)."""
+    if field == "preserveDefaultVlan":
+        return plugin.get(field) is False and (bool(plugin.get("vlan")) or plugin.get("vlanTrunk") is not None)
+    return plugin.get(field) is not None
+
+
+# Debian's package of the reference plugins: the version that installed a plugin, from dpkg's own files (read, not
+# run; no root needed). Another build (upstream's release, one a user put in binDir) is named by what it lacks.
+PACKAGE = "containernetworking-plugins"
+DPKG = "/var/lib/dpkg"
+
+
+def package_version(path: str, dpkg: str | None = None) -> str | None:
+    """The version of Debian's containernetworking-plugins whose file list names ``path`` (or the file it links
+    to), as dpkg's status says it is installed; None for a plugin no such package installed. ``dpkg``: dpkg's
+    folder (DPKG)."""
+    dpkg = dpkg or DPKG
+    names = {path, os.path.realpath(path)}
+    try:
+        lists = [f for f in os.listdir(os.path.join(dpkg, "info")) if f == f"{PACKAGE}.list"
+                 or (f.startswith(f"{PACKAGE}:") and f.endswith(".list"))]
+        if not any(names & set(open(os.path.join(dpkg, "info", f)).read().splitlines()) for f in lists):
+            return None
+        with open(os.path.join(dpkg, "status")) as fh:
+            stanzas = fh.read().split("\n\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for stanza in stanzas:
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[:1] != " ")
+        if fields.get("Package") == PACKAGE and fields.get("Status", "").endswith(" installed"):
+            return fields.get("Version")
+    return None
 
 
 @dataclass(frozen=True)
@@ -32,9 +75,11 @@ class Ignored:
     since: str
 
     def words(self, conflist: str) -> str:
+        version = package_version(self.path)
+        found = (f"it is Debian's {PACKAGE} {version}" if version else
+                 f"its binary has no json:\"{self.field}\" tag: an older build")
         return (f"the {self.plugin} plugin {self.path} reads no {self.field} (added in containernetworking-plugins "
-                f"{self.since}; Debian 12's is 1.1.1): the {self.field} of {conflist} has no effect, its pods' ports "
-                "get no VLANs and the bridge no VLAN filtering")
+                f"{self.since}; {found}): the {self.field} of {conflist} has no effect, {EFFECTS[self.field]}")
 
 
 # (device, inode, size, mtime, field) -> whether that very file has the field's tag: a doctor run asks of each check
@@ -66,7 +111,7 @@ def ignored_fields(plugins: Iterable[dict[str, Any]], find: Any) -> list[Ignored
     for i, plugin in enumerate(plugins):
         kind = plugin.get("type")
         for (of, field), since in LATER_FIELDS.items():
-            if kind != of or plugin.get(field) is None:
+            if kind != of or not asks(plugin, field):
                 continue
             path = find(kind)
             if path is not None and reads_field(path, field) is False:
@@ -98,3 +143,13 @@ def unread_fields(lab: Any, ignored: list[Ignored] | None = None) -> list[str]:
     plugins' binaries are not read again)."""
     file = getattr(lab.topo.network.cni, "conflist", "the conflist")
     return [i.words(file) for i in (lab_ignored_fields(lab) if ignored is None else ignored)]
+
+
+def unread_notes(lab: Any, places: Any = None) -> list[Any]:
+    """validate's note for each field of the lab's conflist that its plugin here does not read (up's warning, the
+    doctor's words), at the topology's network.cni.conflist: the plugin's binary is read, which needs no root."""
+    from netlab.model.places import TOPOLOGY, Places
+
+    file = getattr(lab.topo.network.cni, "conflist", "the conflist")
+    return [(places if places is not None else Places()).note(TOPOLOGY, ("network", "cni", "conflist"), i.words(file))
+            for i in lab_ignored_fields(lab)]

@@ -221,7 +221,8 @@ def test_a_vlan_trunk_the_bridge_plugin_does_not_read_asks_for_nothing_and_is_sa
     assert checks["cni-plugins"].line() == (
         f"warn  tool CNI plugins: loopback, bridge, host-local in {tmp_path / 'bin'} answer VERSION and speak "
         f"cniVersion 1.0.0; the bridge plugin {tmp_path / 'bin' / 'bridge'} reads no vlanTrunk (added in "
-        f"containernetworking-plugins v1.3.0; Debian 12's is 1.1.1): the vlanTrunk of {tmp_path / 'n.conflist'} has no "
+        f"containernetworking-plugins v1.3.0; its binary has no json:\"vlanTrunk\" tag: an older build): the vlanTrunk "
+        f"of {tmp_path / 'n.conflist'} has no "
         "effect, its pods' ports get no VLANs and the bridge no VLAN filtering; fix: leave out vlanTrunk, or put a "
         "bridge plugin "
         "of containernetworking-plugins v1.3.0 or newer in network.cni.binDir")
