@@ -4,9 +4,11 @@ A second Ctrl-C, or the SIGTERM a CI runner sends after its SIGINT, landed in th
 stopped it there: some namespaces unmounted, others not, the lab's state (/run/netlab/<lab>) naming them left
 behind. Now the take-down finishes once begun, then the signal takes effect: the CLI exits 130 (SIGINT came
 first) with one line saying the lab is down; the script exits 143 by the README quickstart's SystemExit.
-Each test sends its signals when the kernel shows the take-down at work (the lab's first network namespace
-unmounted: /proc/self/mountinfo), never after a blind sleep, and then reads the kernel: no namespace, state,
-/etc/netns file or process of the lab is left.
+Each test holds the take-down at its test hook ``down-stopped`` (NETLAB_FAULT_MODE=pause: the lab's containers
+stopped, its namespaces not yet deleted, the signals already held), sends its signals there, lets it go on, and
+then reads the kernel: no namespace, state, /etc/netns file or process of the lab is left. (They once sent them
+when /proc/self/mountinfo showed the first namespace unmounted: on a loaded machine the down had finished and
+exited by the time the test read that, and the signals reached nobody: exit 0, not 130.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -39,22 +40,26 @@ def mounted(lab: str) -> int:
 
 
 LIBC = ctypes.CDLL(None, use_errno=True)
+PAUSED = "netlab: paused at down-stopped (test hook)\n"
+HELD = {"NETLAB_FAULT_POINT": "down-stopped", "NETLAB_FAULT_MODE": "pause"}
 
 
-def signal_when_unmounting(proc: subprocess.Popen, lab: str, signals: tuple[int, ...]) -> None:
-    """Send ``signals`` to ``proc``, one after the other, once the first of the lab's namespaces is unmounted.
+def signal_while_held(proc: subprocess.Popen, lab: str, signals: tuple[int, ...]) -> None:
+    """Send ``signals`` to ``proc``, one after the other, while its take-down is held at ``down-stopped`` (it said
+    so on its standard error, a pipe), then let it go on (a line on its standard input).
 
     Each to the main thread (tgkill), where Python runs its handlers: the kernel delivers them there in order.
     Sent to the process, a signal the kernel gave a thread that was not running could be handled after the next
     one, which the running main thread took at once: the program rightly saw SIGTERM first (exit 143, not
     SIGINT's 130)."""
-    total = mounted(lab)
-    assert total > PODS, total
-    deadline = time.monotonic() + 120
-    while mounted(lab) == total:
-        assert proc.poll() is None and time.monotonic() < deadline, "the take-down was never seen"
+    assert proc.stderr is not None and proc.stdin is not None
+    line = proc.stderr.readline()
+    assert line == PAUSED, line + proc.stderr.read()
+    assert mounted(lab) > PODS  # not one namespace deleted yet
     for sig in signals:
         assert LIBC.tgkill(proc.pid, proc.pid, sig) == 0, f"signal {sig}: {os.strerror(ctypes.get_errno())}"
+    proc.stdin.write("\n")
+    proc.stdin.flush()  # communicate() closes it
 
 
 def assert_all_gone(lab: str, made: list[str], tag: str) -> None:
@@ -70,10 +75,10 @@ def test_sigint_then_sigterm_during_netlab_down_wait_for_the_lab_to_be_down(tmp_
     made = lab_namespaces(lab)
     try:
         assert len(made) == PODS + 3 and processes_with(tag)
-        proc = subprocess.Popen(NETLAB + ["down", "--lab", lab], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(NETLAB + ["down", "--lab", lab], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, **HELD})
         try:
-            signal_when_unmounting(proc, lab, (signal.SIGINT, signal.SIGTERM))
+            signal_while_held(proc, lab, (signal.SIGINT, signal.SIGTERM))
             out, err = proc.communicate(timeout=120)
         finally:
             if proc.poll() is None:
@@ -101,18 +106,18 @@ def test_sigterm_twice_as_a_with_block_ends_waits_for_the_lab_to_be_down(tmp_pat
                       "    open(sys.argv[1], 'w').write('in the block')\n"
                       "    time.sleep(300)\n")
     inside = tmp_path / "inside"
-    proc = subprocess.Popen([sys.executable, str(script), str(inside)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, str(script), str(inside)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **HELD})
     made: list[str] = []
     try:
         assert wait_for(inside.exists, timeout=120), "the block never began"
         made = lab_namespaces(lab)
         assert len(made) == PODS + 3 and processes_with(tag)
         proc.send_signal(signal.SIGTERM)  # the block ends: the lab goes down
-        signal_when_unmounting(proc, lab, (signal.SIGTERM, signal.SIGTERM))
-        out = proc.communicate(timeout=120)[0]
+        signal_while_held(proc, lab, (signal.SIGTERM, signal.SIGTERM))
+        out, err = proc.communicate(timeout=120)
         assert_all_gone(lab, made, tag)
-        assert proc.returncode == 143 and out == "", out
+        assert proc.returncode == 143 and out == err == "", (out, err)
     finally:
         if proc.poll() is None:
             proc.kill()
