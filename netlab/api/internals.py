@@ -39,13 +39,9 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     path = os.fspath(topology) if isinstance(topology, (str, os.PathLike)) else None
     if python is not None and topology is not None:  # its lines' way back: the call that applies the file's plan
         state = replace(state, repair=python)
-    try:
-        with python_words(api):  # its lines' ways out (a container's logs) in the caller's words
-            done = lifecycle.status(state, kernel)
-    except Exception:  # a read cut short: by a down that stopped its iptables-save in a namespace, or deleted one
-        if (meanwhile := before.meanwhile()) is not None:
-            raise meanwhile from None
-        raise
+    # A read cut short by another command (a down that stopped its iptables-save in a namespace) is its work:
+    with before.reading(), python_words(api):  # its lines' ways out (a container's logs) in the caller's words
+        done = lifecycle.status(state, kernel)
     meanwhile = None if done.ok else before.meanwhile()
     if meanwhile is not None:
         raise meanwhile
@@ -126,8 +122,9 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
     CLI's agent started before the models loaded (netlab.probe.early). ``said``: given the note of a
     ``topology`` whose policies the running lab does not run (:func:`other_policies`), before the run;
     ``first``: the line of a lab an up or down left halfway, before anything else (:func:`killed_first`).
-    ``before``: the lab as seen when the caller began (:func:`seen`; None: now): a run with failures while another
-    command held the lab, or changed it meanwhile, met its work half done: LabBusy names it, as status does."""
+    ``before``: the lab as seen when the caller began (:func:`seen`; None: now): a run with failures, or one cut
+    short by an error, while another command held the lab, or changed it meanwhile, met its work half done:
+    LabBusy names it, as status does."""
     from netlab.probe import runner
     from netlab.probe.job import ARP_MODES
 
@@ -148,8 +145,9 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         if said is not None and isinstance(topology, (str, os.PathLike)):
             said(other_policies(model, loaded, topology, state, "probe"))
         model = loaded.lab.with_terminal(model.terminal)  # the running lab's: the file's expectations of them
-    report = runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
-                        services=services, early=early)
+    with before.reading("probe"):  # a run an up cut short (a namespace it deleted, made again): its work half done
+        report = runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
+                            services=services, early=early)
     meanwhile = None if report.ok else before.meanwhile("probe")
     if meanwhile is not None:
         raise meanwhile

@@ -83,8 +83,11 @@ class LabChecks(InCallersWords):
         nodePort: the address the rules made it);
         ``.answered_by``: which pod answered (a Service's endpoint). Kept in
         :attr:`reaches` (the last few), which the pytest plugin saves when a test fails.
+        A probe not as expected while another command held or changed the lab (an ``up`` making it) met that
+        command's work half done: LabBusy names it, as :meth:`probe` does.
         """
         from netlab.api import reach as reach_mod
+        from netlab.realize.interrupted import seen
 
         with method("lab.reach"):
             check_str("src", src)
@@ -92,7 +95,12 @@ class LabChecks(InCallersWords):
             check_proto(proto)  # before the lab's state is read: a usage error, whatever the lab
             reach_mod.check_port("port", port)
             timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
-        result = reach_mod.reach(self._served(), src, dst, proto, port, timeout)  # Completed/Error pods: no endpoints
+        before = seen(self.name)  # who holds the lab as the probe begins: an up's work half done is no verdict
+        with before.reading("reach"):  # Completed/Error pods: no endpoints
+            result = reach_mod.reach(self._served(), src, dst, proto, port, timeout)
+        meanwhile = None if result.ok else before.meanwhile("reach")  # an up at work on it: as probe says it
+        if meanwhile is not None:
+            raise meanwhile
         out = from_json(R.ProbeResult, result.to_json())
         self.reaches.append(out)
         return out
@@ -135,8 +143,9 @@ class LabChecks(InCallersWords):
         state = self.state()  # read once: the lab (as up serves it: Completed/Error pods no endpoints), its repair
         model = self._served(state)
         _check_namespaces(model, src, dst, proto, port)
-        result = run(model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
-                     progress=progress, size=size, sport=sport, repair=repair_up(state))
+        with before.reading("trace"):  # a packet an up's work cut short (a namespace it deleted): not a fault
+            result = run(model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
+                         progress=progress, size=size, sport=sport, repair=repair_up(state))
         result.error = stalled(state)  # an up killed halfway: the network the packet met is its work half done
         meanwhile = None if result.ok else before.meanwhile("trace")  # an up at work on it: as status says it
         if meanwhile is not None:

@@ -12,8 +12,9 @@ or of a lab left ``gone``: :func:`taken_down`.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from netlab.errors import LabBusy, LabGoingDown, NetlabError, UsageError, down_way
 from netlab.realize.lab_folder import MARK_FILE
@@ -100,7 +101,7 @@ class Seen:
     version: object
 
     def meanwhile(self, reader: str = "status") -> NetlabError | None:
-        """What another command did to the lab while ``reader`` (status, probe, trace: READERS) read it (an ``up``
+        """What another command did to the lab while ``reader`` (status, probe, reach, trace: READERS) read it (an ``up``
         making it, a ``down`` taking it away): what the kernel showed then is that command's work half done; None
         when nobody held or changed it."""
         from netlab.realize.state import state_version
@@ -122,12 +123,25 @@ class Seen:
         return LabBusy(f"lab {self.lab} {now} being changed by {who} while {reader} read it: {met} then is its "
                        f"work half done, {verdict}; run {reader} again once it has finished")
 
+    @contextmanager
+    def reading(self, reader: str = "status") -> Iterator[None]:
+        """A read of the lab by ``reader`` (READERS): an error that cuts it short (a namespace an up deleted and
+        makes again, a read a down stopped) while another command held or changed the lab is that command's work
+        half done: :meth:`meanwhile`'s error is raised in its place, as status says it; else the error itself."""
+        try:
+            yield
+        except Exception:
+            if (meanwhile := self.meanwhile(reader)) is not None:
+                raise meanwhile from None
+            raise
+
 
 # What each reader of a running lab met of it, and what that is not, when another command changed the lab
-# while it read (:meth:`Seen.meanwhile`): status's drift, probe's and trace's verdicts.
+# while it read (:meth:`Seen.meanwhile`): status's drift, probe's, reach's and trace's verdicts.
 READERS = {
     "status": ("what the kernel showed", "not drift"),
     "probe": ("what the probes met", "not the lab's fault"),
+    "reach": ("what the probe met", "not the lab's fault"),
     "trace": ("what the packet met", "not the lab's fault"),
 }
 

@@ -1,4 +1,4 @@
-"""`netlab probe` and `netlab trace` (real processes, real packets) of a broken lab another command holds, as `up`
+"""`netlab probe` and `netlab trace` (real processes, real packets), and `Lab.reach` (its real probe), of a broken lab another command holds, as `up`
 holds it while it repairs the lab: the test takes the lab's lock (lab_lock.LabLock, "netlab up").
 
 QA: `netlab probe --lab L` beside a `netlab up --lab L` repairing a missing pod CIDR route said "6/18 probes as
@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
 from helpers import in_netns, netlab
 from test_trace_lost_at_gateway_live import HOST_GW  # two nodes, host-gw: a pod CIDR route to break
+from netlab.api.lab import Lab
+from netlab.errors import LabBusy
 from netlab.realize import lab_lock
 
 pytestmark = pytest.mark.root
@@ -31,6 +34,9 @@ def test_probe_and_trace_name_the_up_holding_a_broken_lab(labs):
     with lab_lock.LabLock(lab, "netlab up"):  # an up at work on the lab (its repair not done yet)
         probed = netlab("probe", "--lab", lab, check=False)
         traced = netlab("trace", "--lab", lab, "pa", "pb", check=False)
+        with pytest.raises(LabBusy, match=re.escape(f"lab {lab} is being changed by {me} while reach read it: what "
+                                                    "the probe met then is its work half done")):
+            Lab.attach(lab).reach("pa", "pb", proto="icmp")
     assert (probed.returncode, probed.stdout) == (3, ""), probed
     assert probed.stderr.startswith(f"netlab: lab {lab} is being changed by {me} while probe read it: what the "
                                     "probes met then is its work half done"), probed.stderr
@@ -42,5 +48,7 @@ def test_probe_and_trace_name_the_up_holding_a_broken_lab(labs):
     assert probed.returncode == 1 and "being changed" not in probed.stderr, probed
     traced = netlab("trace", "--lab", lab, "pa", "pb", check=False)
     assert traced.returncode == 1 and "LOST" in traced.stdout and "being changed" not in traced.stderr, traced
+    reached = Lab.attach(lab).reach("pa", "pb", proto="icmp")
+    assert not reached.reachable and not reached.as_expected, reached
     netlab("up", "--lab", lab)
     assert netlab("probe", "--lab", lab).returncode == 0

@@ -8,6 +8,8 @@ decides (netlab.errors.python_words: a Lab method runs in it); the CLI's command
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from netlab import Lab
@@ -78,7 +80,8 @@ def test_status_reads_the_lab_in_its_callers_words(monkeypatch):
         return types.SimpleNamespace(lab="qp1", ok=True, drift=[], objects=0, details=(), warnings=())
 
     monkeypatch.setattr(internals.lifecycle, "status", status)
-    monkeypatch.setattr(internals, "seen", lambda name: types.SimpleNamespace(lab=name, meanwhile=lambda: None))
+    monkeypatch.setattr(internals, "seen", lambda name: types.SimpleNamespace(  # nobody held the lab
+        lab=name, meanwhile=lambda: None, reading=contextlib.nullcontext))
     monkeypatch.setattr(Lab, "_against_ahead", lambda self, topology: (None, None, []))
     for api in (True, False):
         internals.internal_status(Lab("qp1"), api=api)

@@ -1,0 +1,111 @@
+"""Lab.reach of a lab another command changes while its probe runs, and a probe, trace or reach whose run raises
+partway while an up ran (api/lab_checks.reach, api/internals.internal_probe, realize/interrupted.Seen), on the fake
+kernel's lab, its state in a private folder, as test_probe_trace_while_changed.py does for probe's and trace's
+failures.
+
+Found: Lab.reach took no look at the lab's lock before its probe, so a reach that failed while `up` repaired the
+lab (its lock held) said "unreachable", blaming the lab for the up's work half done, where probe and trace raised
+LabBusy naming the up; and a probe (trace, reach) whose run raised partway (a namespace the up deleted and made
+again, a read the up cut short) raised that error, not LabBusy, where status re-checks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+
+import pytest
+from cli_inprocess import run_cli
+from fake_lab import make_lab, up
+
+from netlab.api import lab_checks
+from netlab.api.internals import internal_probe
+from netlab.api.lab import Lab
+from netlab.cli import probe as cli_probe, trace as cli_trace
+from netlab.errors import LabBusy
+from netlab.kernel.fake import FakeKernel
+from netlab.probe import early as early_agent, runner
+from netlab.realize import lab_lock, state as state_mod
+from netlab.trace import run as trace_run
+
+lab = pytest.fixture(make_lab, name="lab")
+ME = f"pid {os.getpid()} (netlab up)"
+
+
+class Cut(OSError):
+    """A read an up cut short (a namespace it deleted while the run was in it)."""
+
+
+@pytest.fixture
+def running(lab, monkeypatch):
+    """The lab up on the fake kernel; its probe, trace and reach runs do ``during`` first, then ``end`` (a
+    failed run, or an error raised partway)."""
+    up(lab, FakeKernel())
+    for cli in (cli_probe, cli_trace):
+        monkeypatch.setattr(cli, "require_root", lambda: None)
+    monkeypatch.setattr(early_agent, "begin", lambda *a, **k: None)
+    monkeypatch.setattr(lab_checks, "_check_namespaces", lambda *a: None)
+    failed = types.SimpleNamespace(ok=False, deleted=[], error=None)
+    during = types.SimpleNamespace(do=lambda: None, end=lambda: failed)
+
+    def run(*a, **k):
+        during.do()
+        return during.end()
+
+    monkeypatch.setattr(runner, "run", run)
+    monkeypatch.setattr(runner, "run_probes", lambda *a, **k: [run()])
+    monkeypatch.setattr(trace_run, "run", run)
+    return during
+
+
+def _cut():
+    raise Cut("namespace fk-b went away")
+
+
+def _up_runs(lab):
+    with lab_lock.LabLock(lab.name, "netlab up"):
+        state_mod.load_state(lab.name).save()
+
+
+def test_reach_names_the_up_holding_the_lab_not_a_verdict(lab, running):
+    with lab_lock.LabLock(lab.name, "netlab up"):
+        with pytest.raises(LabBusy, match=re.escape(
+                f"lab fk is being changed by {ME} while reach read it: what the probe met then is its work half "
+                "done, not the lab's fault; run reach again once it has finished")):
+            Lab.attach(lab.name).reach("a", "b")
+
+
+def test_reach_names_an_up_that_began_and_ended_while_it_ran(lab, running):
+    running.do = lambda: _up_runs(lab)
+    with pytest.raises(LabBusy, match=re.escape(f"lab fk was being changed by {ME} while reach read it")):
+        Lab.attach(lab.name).reach("a", "b")
+
+
+@pytest.mark.parametrize("reader", ["probe", "trace", "reach"])
+def test_a_run_that_raises_partway_while_an_up_ran_names_the_up(lab, running, reader):
+    running.do, running.end = (lambda: _up_runs(lab)), _cut
+    checked = Lab.attach(lab.name)
+    call = {"probe": lambda: internal_probe(checked), "trace": lambda: checked.trace("a", "b"),
+            "reach": lambda: checked.reach("a", "b")}[reader]
+    with pytest.raises(LabBusy, match=re.escape(f"lab fk was being changed by {ME} while {reader} read it")):
+        call()
+
+
+def test_the_cli_says_a_probe_cut_short_by_an_up_as_lab_busy(lab, running):
+    running.do, running.end = (lambda: _up_runs(lab)), _cut
+    probed = run_cli("probe", "--lab", lab.name)
+    assert (probed.returncode, probed.stdout) == (3, ""), probed
+    assert probed.stderr == (f"netlab: lab fk was being changed by {ME} while probe read it: what the probes met "
+                             "then is its work half done, not the lab's fault; run probe again once it has "
+                             "finished\n"), probed
+
+
+@pytest.mark.parametrize("reader", ["probe", "trace", "reach"])
+def test_an_error_with_nobody_at_work_is_its_own(lab, running, reader):
+    running.end = _cut
+    checked = Lab.attach(lab.name)
+    call = {"probe": lambda: internal_probe(checked), "trace": lambda: checked.trace("a", "b"),
+            "reach": lambda: checked.reach("a", "b")}[reader]
+    with pytest.raises(Cut):
+        call()
