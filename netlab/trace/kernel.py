@@ -94,6 +94,7 @@ class LiveKernel(KernelTables):
         self._byindex: dict[str, dict[int, str]] = {}
         self._fdb: dict[str, list[FdbFacts]] = {}
         self._neigh_before: dict[str, list[rtnl_parse.NeighMsg]] = {}
+        self._fdb_before: dict[str, list[rtnl_parse.NeighMsg]] = {}
         self._brnf: dict[str, bool] = {}
         # namespace -> the NetworkPolicy chains whose REJECT counted the packet (run.py: counters before and after)
         self.policy_rejects: dict[str, list[str]] = {}
@@ -289,14 +290,31 @@ class LiveKernel(KernelTables):
             out.append({"dst": n.dst, "dev": self.ifname(netns, n.index), "lladdr": n.lladdr, "state": state})
         return out
 
+    def _fdb_dump(self, netns: str) -> list[rtnl_parse.NeighMsg]:
+        """``bridge fdb show``: the bridges' and VXLAN devices' forwarding entries (those with a MAC)."""
+        dump = self.conn(netns).dump(f"fdb in {netns}", rtnl.neigh_dump(rtnl.AF_BRIDGE))
+        return [n for n in map(rtnl_parse.parse_neigh, dump) if n.lladdr]
+
+    def fdb_before_packet(self, netns: str) -> None:
+        """Keep ``netns``'s FDB as it is before the packet (:meth:`fdb_state_before`): the packet's answer (its
+        reply, crossing a bridge) teaches a bridge the MAC it had to flood the packet to."""
+        self._fdb_before[netns] = self._fdb_dump(netns)
+
+    def fdb_state_before(self, netns: str, bridge: str, mac: str) -> str | None:
+        """The state of ``bridge``'s entry for ``mac`` before the packet ("learned", "permanent" ...), "no entry"
+        when it had none; None: not read."""
+        link = self.links(netns).get(bridge)
+        if netns not in self._fdb_before or link is None:
+            return None
+        n = next((n for n in self._fdb_before[netns]
+                  if n.master == link.index and (n.lladdr or "").lower() == mac.lower()), None)
+        return _fdb_state(n.state) if n is not None else "no entry"
+
     def fdb(self, netns: str) -> list[FdbFacts]:
         if netns not in self._fdb:
             out = []
-            dump = self.conn(netns).dump(f"fdb in {netns}", rtnl.neigh_dump(rtnl.AF_BRIDGE))
-            for n in map(rtnl_parse.parse_neigh, dump):
-                if not n.lladdr:
-                    continue
-                out.append(FdbFacts(lladdr=n.lladdr, dev=self.ifname(netns, n.index) or str(n.index),
+            for n in self._fdb_dump(netns):
+                out.append(FdbFacts(lladdr=n.lladdr or "", dev=self.ifname(netns, n.index) or str(n.index),
                                     master=self.ifname(netns, n.master) if n.master else None, dst=n.dst,
                                     state=_fdb_state(n.state), self_=bool(n.flags & rtnl.NTF_SELF)))
             self._fdb[netns] = out

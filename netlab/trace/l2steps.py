@@ -38,6 +38,7 @@ class L2Steps(WalkParts):
     def _neigh(self, ns: str, dev: str, ip: str, link: LinkFacts) -> NeighFacts | Walk:
         """The next hop's ARP entry; without a usable one the packet goes no further (and why)."""
         n = self.k.neigh(ns, dev, ip)
+        self._asked = None
         cmd = f"ip -n {ns} neigh show {ip} dev {dev}"
         whose = self.lab.name_ip(ip)
         went = self._neigh_sent_by(ns, dev, ip) if n is None or n.state not in NEIGH_OK or not n.lladdr else None
@@ -49,9 +50,11 @@ class L2Steps(WalkParts):
             return went
         if n is not None and n.state in NEIGH_OK and n.lladdr:
             read = getattr(self.k, "neigh_state_before", None)  # the entry before the packet (arpstory.py)
+            before = read(ns, dev, ip) if read else None
+            if before is not None and before not in NEIGH_OK:  # the packet waited for the answer from n.lladdr
+                self._asked = n.lladdr
             self.rows.add(ns, dev, "neigh", f"ARP entry: {whose} is at {n.lladdr} ({n.state})", [cmd],
-                          self._obs(ns, dev, "out"), lladdr=n.lladdr, state=n.state, ip=ip,
-                          state_before=read(ns, dev, ip) if read else None)
+                          self._obs(ns, dev, "out"), lladdr=n.lladdr, state=n.state, ip=ip, state_before=before)
             return n
         state = n.state if n else "no entry"
         default = [e for e in self.k.fdb(ns) if e.dev == dev and e.lladdr == ZERO_MAC and e.dst] \
@@ -86,6 +89,13 @@ class L2Steps(WalkParts):
         read = getattr(self.k, "neigh_before", None)
         before = read(ns, dev, ip) if read else None
         return before if before is not None and before.state in NEIGH_OK and before.lladdr else None
+
+    def _fdb_then(self, ns: str, bridge: str, mac: str) -> str | None:
+        """``bridge``'s entry for ``mac`` before the packet, for the request's frame: its state, "no entry" (flooded,
+        unless the packet's own who-has was answered from ``mac`` through the bridge first: :attr:`_asked`); None
+        when not read, or for the reply, whose destination the request's frames taught the bridge."""
+        read = getattr(self.k, "fdb_state_before", None)
+        return read(ns, bridge, mac) if read is not None and self.role == "request" else None
 
     def _arp_blocked(self, ns: str, dev: str, link: LinkFacts, ip: str) -> faults.Reason | None:
         """Why the ARP request for ``ip`` dies at a bridge port that is down or not forwarding: this bridge's
@@ -154,9 +164,14 @@ class L2Steps(WalkParts):
         sysctl = brnf.command(ns)
         hooks = brnf.PORT_TO_PORT if ingress is not None and on else []
         entries = [e for e in self.k.fdb(ns) if e.master == bridge.name and e.lladdr.lower() == mac.lower()]
+        then = self._fdb_then(ns, bridge.name, mac)
+        taught = then == "no entry" and self._asked is not None and self._asked.lower() == mac.lower()
+        if then == "no entry" and not taught:  # learned since, from the answer: the frame itself was flooded
+            entries = []
         if entries:
             port = entries[0].dev
-            how = f"FDB: {mac} is behind port {port} ({entries[0].state})"
+            how = f"FDB: {mac} is behind port {port} ({entries[0].state}" + (
+                f", from its ARP answer to this packet's who-has, which crossed {bridge.name} first)" if taught else ")")
         else:
             found = None
             for name, link in links.items():
@@ -206,7 +221,7 @@ class L2Steps(WalkParts):
         self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}{nf}",
                       [cmd] + ([sysctl] if ingress is not None else []), self._obs(ns, port, "out"),
                       big[0] if big else None, big[1] if big else None, port=port, mac=mac, lladdr=mac,
-                      bridge=bridge.name, hairpin=True if hair else None, bridge_hooks=hooks)
+                      bridge=bridge.name, hairpin=True if hair else None, bridge_hooks=hooks, fdb_before=then)
         if big:
             return self._stop(big[0])
         if peer is None:

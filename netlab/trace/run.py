@@ -128,6 +128,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         for ns in namespaces:  # a resolution a repaired fault left half done would fail this packet: start afresh
             entries = nb.dump(kernel.conn(ns))
             kernel.neighbours_before(ns, entries)  # the neighbour rows say what the packet found
+            kernel.fdb_before_packet(ns)  # and the bridge rows: a MAC no bridge had learned is flooded
             nb.forget_unresolved(kernel.conn(ns), entries)
         with cap.Capture(namespaces) as capture:
             capture.settle()

@@ -31,6 +31,7 @@ class WalkParts:
     _pre_nat: dict[str, Flow]  # per namespace: the packet before its PREROUTING translation
     _unseen: tuple[str, str] | None  # a bridge the packet skips (bridged DNAT)
     _port_in: str | None  # the bridge port it came in on, which it may go back out (hairpin)
+    _asked: str | None  # the MAC whose ARP answer the last neighbour lookup waited for (it crossed a bridge first)
     _fragments: int  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
     # a node's fault that dooms the packet as it goes on (a pod CIDR's route missing, or gone with its link set down:
     # out the default route to the underlay's gateway, which drops it): (why, fix), said where it is really dropped
