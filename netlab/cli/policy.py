@@ -72,17 +72,25 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
         result = policytable.evaluate(model)
     else:
         from netlab.api.internals import killed_first
+        from netlab.lab.readahead import seen_first
+        from netlab.realize.interrupted import seen
 
         require_root()
+        before = seen_first(lab_name, topology)  # who holds the lab as the probes begin: an up's work is no verdict
         lab = attached(lab_name, topology)
+        before = before if before is not None and before.lab == lab.name else seen(lab.name)
         state = lab.state()
         # an up or down killed halfway: list's line first, as status and probe say it (-o json: its error)
         served = lab._served(state)  # as up serves it: its Completed/Error pods terminal
         error = killed_first(served, state, said_first, running=send)
         model = served if topology is None else of_file(lab, topology)
         no_pods(model)
-        result = policytable.probe(model, timeout=timeout, drift=policy_drift) if send else \
-            policytable.evaluate(model)
+        with before.reading("policy table"):  # probes an up's work cut short: its work half done, as probe says
+            result = policytable.probe(model, timeout=timeout, drift=policy_drift) if send else \
+                policytable.evaluate(model)
+        meanwhile = before.meanwhile("policy table") if send and (result.mismatches or result.deleted) else None
+        if meanwhile is not None:  # flows not as the policies say while an up made the lab: LabBusy, as probe's
+            raise meanwhile
         for line in result.deleted if error is None else ():  # a pod's namespace deleted: exec's line, as probe
             said_first(line)
         result.error = error or (result.deleted[0] if result.deleted else None)

@@ -101,7 +101,7 @@ class Seen:
     version: object
 
     def meanwhile(self, reader: str = "status") -> NetlabError | None:
-        """What another command did to the lab while ``reader`` (status, probe, reach, trace: READERS) read it (an ``up``
+        """What another command did to the lab while ``reader`` (status, probe, reach, trace, policy table: READERS) read it (an ``up``
         making it, a ``down`` taking it away): what the kernel showed then is that command's work half done; None
         when nobody held or changed it."""
         from netlab.realize.state import state_version
@@ -137,11 +137,12 @@ class Seen:
 
 
 # What each reader of a running lab met of it, and what that is not, when another command changed the lab
-# while it read (:meth:`Seen.meanwhile`): status's drift, probe's, reach's and trace's verdicts.
+# while it read (:meth:`Seen.meanwhile`): status's drift, probe's, reach's, trace's and policy table's verdicts.
 READERS = {
     "status": ("what the kernel showed", "not drift"),
     "probe": ("what the probes met", "not the lab's fault"),
     "reach": ("what the probe met", "not the lab's fault"),
+    "policy table": ("what the probes met", "not the lab's fault"),
     "trace": ("what the packet met", "not the lab's fault"),
 }
 

@@ -1,5 +1,5 @@
-"""`netlab probe` and `netlab trace` (real processes, real packets), and `Lab.reach` (its real probe), of a broken lab another command holds, as `up`
-holds it while it repairs the lab: the test takes the lab's lock (lab_lock.LabLock, "netlab up").
+"""`netlab probe`, `netlab trace` and `netlab policy table` (real processes, real packets), and `Lab.reach`, of a
+broken lab another command holds, as `up` holds it while it repairs the lab: the test takes the lab's lock (lab_lock.LabLock, "netlab up").
 
 QA: `netlab probe --lab L` beside a `netlab up --lab L` repairing a missing pod CIDR route said "6/18 probes as
 expected", exit 1, and `netlab trace --lab L pa pb` "LOST ... route missing", exit 1, naming neither the up at work,
@@ -34,6 +34,7 @@ def test_probe_and_trace_name_the_up_holding_a_broken_lab(labs):
     with lab_lock.LabLock(lab, "netlab up"):  # an up at work on the lab (its repair not done yet)
         probed = netlab("probe", "--lab", lab, check=False)
         traced = netlab("trace", "--lab", lab, "pa", "pb", check=False)
+        tabled = netlab("policy", "table", "--lab", lab, check=False)
         with pytest.raises(LabBusy, match=re.escape(f"lab {lab} is being changed by {me} while reach read it: what "
                                                     "the probe met then is its work half done")):
             Lab.attach(lab).reach("pa", "pb", proto="icmp")
@@ -43,6 +44,8 @@ def test_probe_and_trace_name_the_up_holding_a_broken_lab(labs):
     assert probed.stderr.rstrip().endswith("run probe again once it has finished"), probed.stderr
     assert traced.returncode == 3 and "LOST" not in traced.stdout, traced
     assert f"netlab: lab {lab} is being changed by {me} while trace read it: " in traced.stderr, traced.stderr
+    assert (tabled.returncode, tabled.stdout) == (3, ""), tabled
+    assert f"netlab: lab {lab} is being changed by {me} while policy table read it: " in tabled.stderr, tabled
     # Nobody at work now: the same failures are the lab's own, said as before.
     probed = netlab("probe", "--lab", lab, check=False)
     assert probed.returncode == 1 and "being changed" not in probed.stderr, probed

@@ -1,11 +1,12 @@
-"""Lab.reach of a lab another command changes while its probe runs, and a probe, trace or reach whose run raises
-partway while an up ran (api/lab_checks.reach, api/internals.internal_probe, realize/interrupted.Seen), on the fake
+"""Lab.reach and `netlab policy table` of a lab another command changes while their probes run, and a probe, trace
+or reach whose run raises partway while an up ran (api/lab_checks.reach, api/internals.internal_probe, realize/interrupted.Seen), on the fake
 kernel's lab, its state in a private folder, as test_probe_trace_while_changed.py does for probe's and trace's
 failures.
 
 Found: Lab.reach took no look at the lab's lock before its probe, so a reach that failed while `up` repaired the
 lab (its lock held) said "unreachable", blaming the lab for the up's work half done, where probe and trace raised
-LabBusy naming the up; and a probe (trace, reach) whose run raised partway (a namespace the up deleted and made
+LabBusy naming the up (`policy table` said "16/32 flows as the policies say", MISMATCH lines, exit 1, its note
+naming the up for its rules' comparison alone); and a probe (trace, reach) whose run raised partway (a namespace the up deleted and made
 again, a read the up cut short) raised that error, not LabBusy, where status re-checks for it.
 """
 
@@ -22,10 +23,10 @@ from fake_lab import make_lab, up
 from netlab.api import lab_checks
 from netlab.api.internals import internal_probe
 from netlab.api.lab import Lab
-from netlab.cli import probe as cli_probe, trace as cli_trace
+from netlab.cli import policy as cli_policy, probe as cli_probe, trace as cli_trace
 from netlab.errors import LabBusy
 from netlab.kernel.fake import FakeKernel
-from netlab.probe import early as early_agent, runner
+from netlab.probe import early as early_agent, policytable, runner
 from netlab.realize import lab_lock, state as state_mod
 from netlab.trace import run as trace_run
 
@@ -42,11 +43,11 @@ def running(lab, monkeypatch):
     """The lab up on the fake kernel; its probe, trace and reach runs do ``during`` first, then ``end`` (a
     failed run, or an error raised partway)."""
     up(lab, FakeKernel())
-    for cli in (cli_probe, cli_trace):
+    for cli in (cli_probe, cli_trace, cli_policy):
         monkeypatch.setattr(cli, "require_root", lambda: None)
     monkeypatch.setattr(early_agent, "begin", lambda *a, **k: None)
     monkeypatch.setattr(lab_checks, "_check_namespaces", lambda *a: None)
-    failed = types.SimpleNamespace(ok=False, deleted=[], error=None)
+    failed = types.SimpleNamespace(ok=False, deleted=[], error=None, mismatches=["a -> b"])
     during = types.SimpleNamespace(do=lambda: None, end=lambda: failed)
 
     def run(*a, **k):
@@ -56,6 +57,7 @@ def running(lab, monkeypatch):
     monkeypatch.setattr(runner, "run", run)
     monkeypatch.setattr(runner, "run_probes", lambda *a, **k: [run()])
     monkeypatch.setattr(trace_run, "run", run)
+    monkeypatch.setattr(policytable, "probe", run)
     return during
 
 
@@ -109,3 +111,19 @@ def test_an_error_with_nobody_at_work_is_its_own(lab, running, reader):
             "reach": lambda: checked.reach("a", "b")}[reader]
     with pytest.raises(Cut):
         call()
+
+
+def test_policy_table_names_the_up_holding_the_lab_not_a_mismatch(lab, running):
+    with lab_lock.LabLock(lab.name, "netlab up"):
+        tabled = run_cli("policy", "table", "--lab", lab.name)
+    assert (tabled.returncode, tabled.stdout) == (3, ""), tabled
+    assert tabled.stderr == (f"netlab: lab fk is being changed by {ME} while policy table read it: what the probes "
+                             "met then is its work half done, not the lab's fault; run policy table again once it "
+                             "has finished\n"), tabled
+
+
+def test_policy_table_cut_short_while_an_up_ran_names_it(lab, running):
+    running.do, running.end = (lambda: _up_runs(lab)), _cut
+    tabled = run_cli("policy", "table", "--lab", lab.name)
+    assert tabled.returncode == 3 and f"lab fk was being changed by {ME} while policy table read it" in \
+        tabled.stderr, tabled
