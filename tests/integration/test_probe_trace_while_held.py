@@ -1,5 +1,6 @@
 """`netlab probe`, `netlab trace` and `netlab policy table` (real processes, real packets), and `Lab.reach`, of a
-broken lab another command holds, as `up` holds it while it repairs the lab: the test takes the lab's lock (lab_lock.LabLock, "netlab up").
+broken lab another command holds, as `up` holds it while it repairs the lab: the test takes the lab's lock
+(lab_lock.LabLock, "netlab up").
 
 QA: `netlab probe --lab L` beside a `netlab up --lab L` repairing a missing pod CIDR route said "6/18 probes as
 expected", exit 1, and `netlab trace --lab L pa pb` "LOST ... route missing", exit 1, naming neither the up at work,
