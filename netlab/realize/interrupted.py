@@ -101,9 +101,9 @@ class Seen:
     version: object
 
     def meanwhile(self, reader: str = "status") -> NetlabError | None:
-        """What another command did to the lab while ``reader`` (status, probe, reach, trace, policy table: READERS) read it (an ``up``
-        making it, a ``down`` taking it away): what the kernel showed then is that command's work half done; None
-        when nobody held or changed it."""
+        """What another command did to the lab while ``reader`` (READERS: status, probe, reach, trace, policy
+        table) read it (an ``up`` making it, a ``down`` taking it away): what the kernel showed then is that
+        command's work half done; None when nobody held or changed it."""
         from netlab.realize.state import state_version
 
         holder, version = self.holder or lab_lock_holder(self.lab), state_version(self.lab)

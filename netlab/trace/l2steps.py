@@ -171,7 +171,8 @@ class L2Steps(WalkParts):
         if entries:
             port = entries[0].dev
             how = f"FDB: {mac} is behind port {port} ({entries[0].state}" + (
-                f", from its ARP answer to this packet's who-has, which crossed {bridge.name} first)" if taught else ")")
+                f", from its ARP answer to this packet's who-has, which crossed {bridge.name} first)"
+                if taught else ")")
         else:
             found = None
             for name, link in links.items():
