@@ -142,8 +142,8 @@ class LabChecks(InCallersWords):
         before = seen(self.name)  # who holds the lab as the trace begins: an up's work half done is no verdict
         state = self.state()  # read once: the lab (as up serves it: Completed/Error pods no endpoints), its repair
         model = self._served(state)
-        _check_namespaces(model, src, dst, proto, port)
-        with before.reading("trace"):  # a packet an up's work cut short (a namespace it deleted): not a fault
+        with before.reading("trace"):  # a namespace an up deleted (and makes again), a packet it cut short
+            _check_namespaces(model, src, dst, proto, port)
             result = run(model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
                          progress=progress, size=size, sport=sport, repair=repair_up(state))
         result.error = stalled(state)  # an up killed halfway: the network the packet met is its work half done

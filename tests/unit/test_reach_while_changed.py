@@ -127,3 +127,16 @@ def test_policy_table_cut_short_while_an_up_ran_names_it(lab, running):
     tabled = run_cli("policy", "table", "--lab", lab.name)
     assert tabled.returncode == 3 and f"lab fk was being changed by {ME} while policy table read it" in \
         tabled.stderr, tabled
+
+
+def test_a_trace_whose_namespace_check_meets_an_up_at_work_names_it(lab, running, monkeypatch):
+    """The trace's look for the namespaces it captures in (NetnsGone for one deleted) comes after its look at the
+    lab's lock: a namespace an up deleted and is making again is its work half done."""
+    def gone(*a):
+        running.do()
+        raise Cut("namespace fk-b was deleted")
+
+    running.do = lambda: _up_runs(lab)
+    monkeypatch.setattr(lab_checks, "_check_namespaces", gone)
+    with pytest.raises(LabBusy, match=re.escape(f"lab fk was being changed by {ME} while trace read it")):
+        Lab.attach(lab.name).trace("a", "b")
