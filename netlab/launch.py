@@ -78,6 +78,7 @@ def main() -> None:
         from netlab import lockfile
 
         lockfile.PRINT_WAITS = True  # the program's own standard error: "netlab: waiting for ..." (a library logs it)
+        lockfile.IN_PROGRAM = True  # the locks it takes name the netlab command alone (a library's, its program too)
     except SystemExit:
         raise
     except BaseException as exc:  # Ctrl-C or SIGTERM while Python loads the program: nothing has started

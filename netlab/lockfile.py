@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 # log of a test that waited, and nothing at all when the program configured no logging.
 PRINT_WAITS = False
 LOGGER = "netlab"
+# A lock's file names its holder on its first line ("pid N (netlab up)"); a holder that is not the netlab program
+# (a Python program using netlab's API: a pytest worker's fixture) adds its command line on a second, after this,
+# so that what it left, killed, is said of the program that ran, not of a `netlab up` (realize/interrupted.py).
+# launch.main sets IN_PROGRAM.
+IN_PROGRAM = False
+PROGRAM = "program: "
 
 
 def take(fd: int, deadline: float, waiting: Callable[[str], str], busy: Callable[[str], Exception],
@@ -60,13 +66,25 @@ def take(fd: int, deadline: float, waiting: Callable[[str], str], busy: Callable
             time.sleep(0.02)
 
 
-def name_holder(fd: int, text: str) -> None:
-    """Write who holds the lock into its file (a full disk only loses the name)."""
+def name_holder(fd: int, text: str, program: bool = False) -> None:
+    """Write who holds the lock into its file (a full disk only loses the name): ``text``, and with ``program``, in
+    a program that is not netlab's own, its command line (:data:`PROGRAM`)."""
+    if program and not IN_PROGRAM:
+        text = f"{text}\n{PROGRAM}{_command_of(os.getpid(), 100)}"
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{text}\n".encode(), 0)
     except OSError:
         pass
+
+
+def named(raw: bytes) -> tuple[str | None, str | None]:
+    """The holder a lock file's text names ("pid N (netlab up)"), and the command line of the program it ran in
+    when that was not the netlab program (None: netlab's own, or not said)."""
+    lines = raw.decode(errors="replace").splitlines()
+    name = lines[0].strip() if lines else ""
+    program = lines[1].removeprefix(PROGRAM).strip() if len(lines) > 1 and lines[1].startswith(PROGRAM) else ""
+    return name or None, program or None
 
 
 UNKNOWN = "another netlab process"  # a holder the kernel does not name
@@ -84,7 +102,7 @@ def holder(fd: int) -> str | None:
     took the lock); else None: nobody holds it now, or the kernel does not say who."""
     try:
         st = os.fstat(fd)
-        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        text = named(os.pread(fd, 400, 0))[0] or ""
     except OSError:
         return None
     m = re.match(r"pid (\d+) ", text)
@@ -136,8 +154,9 @@ def _holds(pid: int, st: os.stat_result) -> bool:
     return False
 
 
-def _command_of(pid: int) -> str:
-    """A process's command line, short: ``netlab up -t lab.yaml`` for ``python -m netlab up -t lab.yaml``."""
+def _command_of(pid: int, limit: int = 80) -> str:
+    """A process's command line, short, on one line: ``netlab up -t lab.yaml`` for ``python -m netlab up -t
+    lab.yaml``; at most ``limit`` characters."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
@@ -147,8 +166,8 @@ def _command_of(pid: int) -> str:
         argv = ["netlab", *argv[3:]]
     elif argv:
         argv[0] = os.path.basename(argv[0])
-    text = " ".join(argv)
-    return text if len(text) <= 80 else text[:77] + "..."
+    text = " ".join(" ".join(argv).split())  # a ``python -c`` program's lines, one line
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def tell(text: str) -> None:

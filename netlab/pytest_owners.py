@@ -59,9 +59,25 @@ def down_command(lab: str) -> str:
 
 
 def left_up_line(lab: str, record: dict[str, Any]) -> str:
+    if _half_made(lab):  # the run was killed as its up made the lab: nothing --netlab-keep keeps
+        return (f"lab {lab} is half made: the pytest run that was bringing it up, {owner.describe(record)}, ended "
+                f"before its up finished (killed); take it away with: {down_command(lab)}")
     return (f"lab {lab} is still up: the pytest run that brought it up, {owner.describe(record)}, has ended "
             f"without taking it down (killed, or the lab kept by --netlab-keep); take it down with: "
             f"{down_command(lab)}")
+
+
+def _half_made(lab: str) -> bool:
+    """Whether the lab's state says an up was making it (phase creating) and nobody is at work on it now."""
+    from netlab.errors import NetlabError
+    from netlab.realize.interrupted import stalled
+    from netlab.realize.state import load_state
+
+    try:
+        st = load_state(lab)
+    except (NetlabError, OSError):
+        return False
+    return st is not None and st.phase == "creating" and stalled(st) is not None
 
 
 def take_down_workers_labs(worker: dict[str, Any]) -> list[str]:

@@ -20,7 +20,7 @@ from netlab.errors import LabBusy, LabGoingDown, NetlabError, UsageError, down_w
 from netlab.realize.lab_folder import MARK_FILE
 from netlab.realize.lab_list import state_temps
 from netlab.realize.state_dir import STATE_FILE, lab_dir, state_file
-from netlab.realize.lab_lock import lab_lock_holder, unheld
+from netlab.realize.lab_lock import lab_lock_holder, lab_lock_last, unheld
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
@@ -47,14 +47,25 @@ def interrupted_up(lab: str) -> str | None:
     names = folder_names(lab)
     if not names or STATE_FILE in names:
         return None
-    last = lab_lock_holder(lab, now=False)
+    last, program = lab_lock_last(lab)
     if last is None or not last.endswith(f"({UP})") or lab_lock_holder(lab) is not None:
         return None
     temps = state_temps(names)
     left = f"its lock and {', '.join(temps)}" if temps else "its lock"
-    return (f"lab {lab}: the `{UP}` that made its folder ({last.removesuffix(f' ({UP})')}) ended before it saved "
+    return (f"lab {lab}: {_ran(UP, 'that made its folder', last, program)} ended before it saved "
             f"the lab's state, so nothing of the lab was made (the folder holds only {left}); "
             f"`{down_way(lab)}` removes it")
+
+
+def _ran(command: str, doing: str, last: str | None, program: str | None) -> str:
+    """The command that was ``doing`` a lab's work, as its lock's text names it (``last``: "pid N (netlab up)"):
+    "the `netlab up` that was making it (pid N)"; run by a Python program through netlab's API (``program``, its
+    command line: a pytest worker's fixture), no `netlab up` ran: "the up that was making it through netlab's API,
+    in pid N (python -m pytest ...),"."""
+    pid = last.partition(" (")[0] if last else None
+    if program is None or pid is None:
+        return f"the `{command}` {doing}" + (f" ({pid})" if pid else "")
+    return f"the {command.removeprefix('netlab ')} {doing} through netlab's API, in {pid} ({program}),"
 
 
 def stalled(state: LabState) -> str | None:
@@ -75,21 +86,21 @@ def stalled(state: LabState) -> str | None:
             return None
         if now is None or now.phase not in STALLED:
             return None  # finished meanwhile
-        last = lab_lock_holder(state.lab, now=False)  # "pid N (netlab up)"
-    who = f" ({last.partition(' (')[0]})" if last else ""
+        last, program = lab_lock_last(state.lab)  # "pid N (netlab up)", and a library caller's command line
     if now.phase == "creating":
         if last is not None and not last.endswith(f"({UP})"):  # a later command held it last: a down that failed
             return (f"lab {now.lab}: the `{UP}` that was making it ended before it finished, and {last}, the last "
                     f"command that held the lab, did not take it away; `{down_way(now.lab)}` takes away what it "
                     f"made")
-        return (f"lab {now.lab}: the `{UP}` that was making it{who} ended before it finished (killed); "
-                f"`{down_way(now.lab)}` takes away what it made")
+        half = ": the lab is half made" if program else ""  # what a program's user may not know it left
+        return (f"lab {now.lab}: {_ran(UP, 'that was making it', last, program)} ended before it finished "
+                f"(killed){half}; `{down_way(now.lab)}` takes away what it made")
+    down = _ran("netlab down", "that was taking it down", last, program)
     failed = now.extra.get(DOWN_FAILED)
     if isinstance(failed, dict) and last is not None and last.partition(" (")[0] == f"pid {failed.get('pid')}":
-        return (f"lab {now.lab}: the `netlab down` that was taking it down{who} failed before it finished: "
-                f"{failed.get('error')}; `{down_way(now.lab)}` finishes it once that is put right")
-    return (f"lab {now.lab}: the `netlab down` that was taking it down{who} ended before it finished (killed); "
-            f"`{down_way(now.lab)}` finishes it")
+        return (f"lab {now.lab}: {down} failed before it finished: {failed.get('error')}; "
+                f"`{down_way(now.lab)}` finishes it once that is put right")
+    return f"lab {now.lab}: {down} ended before it finished (killed); `{down_way(now.lab)}` finishes it"
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ class LabLock:
                                                                     "try again when it finishes"),
                                         say=(lambda text: None) if self.quiet else None)
             self.waited = None if self.waited is None else time.monotonic() - start
-            lockfile.name_holder(self.fd, f"pid {os.getpid()} ({self.command})")  # for the others' "waiting for"
+            # for the others' "waiting for", and for what a lab its holder left halfway says of it (interrupted.py)
+            lockfile.name_holder(self.fd, f"pid {os.getpid()} ({self.command})", program=True)
             _HELD[self.lab] = self.fd
         except BaseException:
             # Stopped (Ctrl-C, SIGTERM) or refused as it made the lab's folder or lock file, or took it: the folder
@@ -109,22 +110,44 @@ def lab_lock_holder(lab: str, now: bool = True) -> str | None:
     Asked without waiting, and never making the lab's directory or lock file: ``up --watch`` asks it of a lab a
     ``down`` may take. The shared flock it asks with is held for a moment: a command that tries the lab's lock then
     retries, and says nothing (LabLock's QUIET_FOR)."""
-    try:
-        fd = os.open(os.path.join(lab_dir(lab, create=False), LOCK_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except (OSError, NetlabError):
+    if not now:
+        return lab_lock_last(lab)[0]
+    fd = _open_lock(lab)
+    if fd is None:
         return None
     try:
-        if now:
-            try:  # a shared lock conflicts with the holder's exclusive one; closing the fd releases it
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return None
-            except BlockingIOError:
-                return lockfile.holder_of(fd)  # as the kernel shows it: the file's text may name a process gone
-        return os.pread(fd, 200, 0).decode(errors="replace").strip() or None
+        try:  # a shared lock conflicts with the holder's exclusive one; closing the fd releases it
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            return lockfile.holder_of(fd)  # as the kernel shows it: the file's text may name a process gone
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def lab_lock_last(lab: str) -> tuple[str | None, str | None]:
+    """Who took the lab's lock last ("pid N (netlab up)"), and the command line of the program that was when it
+    was not the netlab program but a Python program using netlab's API (lockfile.name_holder): None for each when
+    not said, or the lab has no lock file."""
+    fd = _open_lock(lab)
+    if fd is None:
+        return None, None
+    try:
+        return lockfile.named(os.pread(fd, 400, 0))
+    except OSError:
+        return None, None
+    finally:
+        os.close(fd)
+
+
+def _open_lock(lab: str) -> int | None:
+    """The lab's lock file opened to read, never made; None when there is none."""
+    try:
+        return os.open(os.path.join(lab_dir(lab, create=False), LOCK_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (OSError, NetlabError):
+        return None
 
 
 def lab_lock_stamp(lab: str) -> tuple[int, int, int] | None:

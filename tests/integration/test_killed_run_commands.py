@@ -12,15 +12,12 @@ namespace made, phase creating), a `down` once its namespaces are deleted (phase
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import time
 
 import pytest
 
-from helpers import (ip, ip_json, lab_down, lab_namespaces, netlab, state_path, unique_lab, without_turn_waits,
-                     write_topology)
+from helpers import (ip, ip_json, lab_down, lab_namespaces, lock_let_go, netlab, state_path, unique_lab,
+                     without_turn_waits, write_topology)
 
 pytestmark = pytest.mark.root
 
@@ -38,24 +35,6 @@ POLICY = """networkPolicies:
 def killed(lab: str, fault: dict, *args: str) -> None:
     r = netlab(*args, check=False, env={**fault, "NETLAB_FAULT_MODE": "kill"})
     assert r.returncode == -9, r  # SIGKILL: nothing of it ran to finish or roll back
-
-
-def lock_let_go(lab: str, within: float = 30.0) -> None:
-    """Wait until nobody holds the lab's lock. A killed ``up`` shares it with the echo server launcher it started
-    (workload/launch.py, until its server listens or the launcher exits): a launcher still loading Python when the
-    ``up`` died holds it a moment longer, and ``list`` rightly says the lab is being made (no error) until then."""
-    fd = os.open(state_path(lab, "lock"), os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                assert time.monotonic() < deadline, f"lab {lab}'s lock still held {within} s after its up was killed"
-                time.sleep(0.05)
-    finally:
-        os.close(fd)
 
 
 def list_line(lab: str) -> str:

@@ -138,6 +138,16 @@ def state_root(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _locks_named_as_the_program(monkeypatch):
+    """The commands a test runs in this process take the lab's lock as the netlab program does: its text names the
+    command alone, not this pytest's command line as a library caller's does (lockfile.name_holder); a test of a
+    library caller's lock sets IN_PROGRAM False."""
+    from netlab import lockfile
+
+    monkeypatch.setattr(lockfile, "IN_PROGRAM", True)
+
+
+@pytest.fixture(autouse=True)
 def _no_lab_acted_on(monkeypatch):
     """No lab's iptables backend or CNI folders carried over from another test (realize/backend.py,
     realize/cni_path.py: a command sets them from the lab it acts on, for the rest of its process)."""

@@ -276,7 +276,7 @@ def test_a_signal_as_a_lab_lock_is_taken_leaves_no_folder(lab, monkeypatch, wher
             raise KeyboardInterrupt
         monkeypatch.setattr(lab_lock, "_open_lab_file", made_then_stopped)
     else:
-        def named_then_stopped(fd, text):
+        def named_then_stopped(fd, text, program=False):
             raise KeyboardInterrupt
         monkeypatch.setattr(lab_lock.lockfile, "name_holder", named_then_stopped)
     with pytest.raises(KeyboardInterrupt):

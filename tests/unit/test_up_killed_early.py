@@ -97,3 +97,36 @@ def test_a_creating_lab_whose_last_holder_was_a_down_that_failed_does_not_blame_
                               f"4194304 (netlab down), the last command that held the lab, did not take it away; "
                               f"`sudo netlab down --lab {LAB}` takes away what it made")
     assert down(LAB, FakeKernel()).was_up
+
+
+def test_a_lab_a_library_caller_s_up_or_down_left_halfway_names_its_program_not_a_netlab_command(monkeypatch):
+    """An up run through netlab's API (a pytest worker's fixture: Lab.up in its process) killed halfway: `list`
+    said "the `netlab up` that was making it (pid N)", N being that program, and never that the lab is half made.
+    The lock of a library caller names its command line too (lockfile.name_holder), and the lines say it."""
+    from netlab import lockfile
+
+    monkeypatch.setattr(lockfile, "IN_PROGRAM", False)  # a Python program using netlab's API, not the netlab program
+    with lab_lock.LabLock(LAB, "netlab up"):
+        last, program = lab_lock.lab_lock_last(LAB)
+        assert last == f"pid {os.getpid()} (netlab up)" and program and program.startswith("python"), (last, program)
+        assert lab_lock.lab_lock_holder(LAB) == last  # its first line alone: "waiting for pid N (netlab up)"
+    library = DEAD + "\nprogram: python -m pytest -n 2 tests"
+    folder(holder=library)  # killed before its first state write
+    assert interrupted_up(LAB) == (
+        f"lab {LAB}: the up that made its folder through netlab's API, in pid 4194304 (python -m pytest -n 2 tests), "
+        f"ended before it saved the lab's state, so nothing of the lab was made (the folder holds only its lock); "
+        f"`sudo netlab down --lab {LAB}` removes it")
+    state = LabState(lab=LAB, netns={f"{LAB}-n1": "intent"}, phase="creating")
+    state.save()
+    with python_words(False):  # `netlab list`'s words
+        assert stalled(state) == (
+            f"lab {LAB}: the up that was making it through netlab's API, in pid 4194304 (python -m pytest -n 2 "
+            f"tests), ended before it finished (killed): the lab is half made; `sudo netlab down --lab {LAB}` "
+            f"takes away what it made")
+        state.phase = "deleting"
+        state.save()
+        folder(holder=library.replace("netlab up", "netlab down"))
+        assert stalled(state) == (
+            f"lab {LAB}: the down that was taking it down through netlab's API, in pid 4194304 (python -m pytest "
+            f"-n 2 tests), ended before it finished (killed); `sudo netlab down --lab {LAB}` finishes it")
+    assert down(LAB, FakeKernel()).was_up
