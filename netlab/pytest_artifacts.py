@@ -118,11 +118,16 @@ def report_failure(item: pytest.Item, rep: pytest.TestReport, retried: Collectio
     if not labs:
         return
     folder = _artifacts_dir(item)
-    written, down = [], []
+    written, down, absent = [], [], set()
     for lab in labs:
         if lab._down and lab.name not in taken:  # taken down before the test failed: nothing of it to read
             down.append(f"lab {lab.name} was down when the test failed ({down_by(item.config, lab)}): "
                         "nothing of it to write")
+            continue
+        gone = None if lab.name in taken else not_up(lab.name)
+        if gone is not None:  # taken down by another command meanwhile: nothing of it to read either
+            down.append(f"lab {lab.name} was not up when the test failed: {gone}: nothing of it to write")
+            absent.add(lab.name)
             continue
         files = taken[lab.name] if lab.name in taken else snapshot(lab, *_own(item, lab))
         if "error.txt" in files and not any(path.startswith("inspect/") for path in files):
@@ -133,7 +138,7 @@ def report_failure(item: pytest.Item, rep: pytest.TestReport, retried: Collectio
     said = (["the lab as it was when the test failed: " + ", ".join(written)] if written else []) + down
     rep.sections.append(("netlab", "\n".join(said)))
     if item.config.getoption("netlab_keep"):
-        up = [lab.name for lab in labs if not lab._down]
+        up = [lab.name for lab in labs if not lab._down and lab.name not in absent]  # none to keep of a lab gone
         kept = [name for name in up if name not in retried]
         # Said once per lab, in the run's summary (kept_lines): not in each failed test's report too. The report's
         # user_properties carry them there (xdist sends them from its workers with the report).
@@ -147,6 +152,26 @@ def down_by(config: pytest.Config, lab: Lab) -> str:
     """Who took ``lab`` down: the test that called its ``down()``, as far as the plugin saw it."""
     test = config.stash.get(DOWN_BY, {}).get(lab.name)
     return f"taken down by {test} (its lab.down())" if test else "taken down during the test"
+
+
+def not_up(lab: str) -> str | None:
+    """Why lab ``lab``, which the test was handed up, is not up now, when another command took it down meanwhile
+    (a `netlab down` in another shell): it has no state, or a `netlab down` is at work on it (its state says
+    phase deleting, and it holds the lab's lock: named as the kernel shows it). None when it is there to read
+    (or its state cannot be read: the dump says why)."""
+    from netlab.errors import NetlabError
+    from netlab.realize.lab_lock import lab_lock_holder
+    from netlab.realize.state import load_state
+
+    try:
+        st = load_state(lab)
+    except (NetlabError, OSError):
+        return None
+    if st is None:  # a down removes the lab's folder, its lock with it: who it was is not kept
+        return ("it was taken down outside the test (a `netlab down` in another shell, say; netlab keeps no "
+                "record of who took it down)")
+    holder = lab_lock_holder(lab) if st.phase == "deleting" else None
+    return f"{holder} was taking it down" if holder else None
 
 
 def keep_line(name: str) -> str:

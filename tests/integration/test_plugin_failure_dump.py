@@ -161,3 +161,35 @@ def test_builtin_fails(netlab_lab):
     (builtin,) = sorted(artifacts.glob("*test_builtin_fails-*/*"))
     assert (builtin / "status.json").exists() and not (builtin / "cni-calls.json").exists()
     assert lab_namespaces(name) == []
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_lab_taken_down_from_another_shell_during_its_test_is_said_not_up_not_dumped(tmp_path, keep):
+    """The test's lab taken down by a `netlab down` of another shell while the test runs: the failure folder
+    held error.txt, probe.json and status.json saying only "is not up (labs up: <other labs>)", and empty reaches
+    and traces; the report said it "could not be read when the test failed: error.txt says why", and with
+    --netlab-keep that it "stays up". Now the report says the lab was not up when the test failed, and writes no
+    folder that looks like a dump (as of a lab the test took down itself)."""
+    artifacts = tmp_path / "artifacts"
+    proc = pytest_in(tmp_path, f'''
+import subprocess, sys
+import pytest
+
+@pytest.mark.netlab({_tiny(unique_lab("ll"))})
+def test_lab_goes_away(netlab_lab):
+    open("name-1", "w").write(netlab_lab.name)
+    subprocess.run([sys.executable, "-m", "netlab", "down", "--lab", netlab_lab.name], check=True)  # "another shell"
+    assert False, "on purpose"
+''', "--netlab-artifacts", str(artifacts), *(["--netlab-keep"] if keep else []))
+    out = proc.stdout + proc.stderr
+    (name,) = names_written(tmp_path)
+    assert proc.returncode == 1 and "1 failed" in out, out
+    assert "the lab as it was" not in out and "stays up" not in out, out  # (--netlab-keep: nothing to keep)
+    lines = [line for line in out.splitlines() if line.startswith(f"lab {name} ") and "when the test failed" in line]
+    assert len(lines) == 1, out
+    (line,) = lines
+    assert line == (f"lab {name} was not up when the test failed: it was taken down outside the test (a `netlab "
+                    f"down` in another shell, say; netlab keeps no record of who took it down): nothing of it to "
+                    f"write"), line
+    assert not list(artifacts.glob(f"*/{name}")), list(artifacts.rglob("*"))  # no folder that looks like a dump
+    assert lab_namespaces(name) == []
