@@ -31,6 +31,7 @@ class EarlyEcho:
         self.specs = [{"id": f"{p.name}/{c.name}"} for p in pods for c in p.containers if not c.command]
         self.ids = {spec["id"] for spec in self.specs}
         self.launcher: subprocess.Popen | None = None  # once it has its specs
+        self.awaited = False  # its server's start read to the end (lifecycle.start), or stopped (abort_early_launcher)
         self._work = Background(self._run, lab, pods, name="netlab-echo")
 
     def _run(self, lab: Lab, pods: list[PodInfo]) -> subprocess.Popen:
@@ -110,8 +111,13 @@ def start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],
 
 
 def abort_early_launcher(early: EarlyEcho | None) -> None:
-    """The launcher of start_early, if it is somehow still there (it exits right after forking)."""
-    launcher = early.launcher if early is not None else None
-    if launcher is not None and launcher.poll() is None:
-        launcher.kill()
-        launcher.wait()
+    """The server start_early launched, when nothing awaited its start (the run failed, or was stopped, before): it
+    goes, listening or not yet (launch.abort_launch; ``stop_server`` finds a server only once it listens)."""
+    if early is None or early.awaited:
+        return
+    early.awaited = True
+    try:
+        launcher = early.join()
+    except BaseException:  # noqa: BLE001 - it never got its specs: killed, nothing was launched
+        return
+    launch.abort_launch(launcher)

@@ -144,6 +144,30 @@ def read_launch(launcher: subprocess.Popen, count: int) -> Answer:
     return answer
 
 
+def abort_launch(launcher: subprocess.Popen) -> None:
+    """A launched server nobody will wait for (the run that launched it failed or was stopped first) goes, whatever
+    it is doing: one still starting (loading, binding its control socket) listens nowhere yet, so
+    :func:`stop_server` would not find it, and it would go on to listen in a lab folder being removed, serving
+    namespaces being deleted. The launcher names the server it forked (its ``P`` line, written before it exits):
+    a launcher still running is killed first (it forks no server then), and that very process is stopped."""
+    if launcher.poll() is None:
+        launcher.kill()
+    launcher.wait()
+    assert launcher.stdout and launcher.stderr
+    os.set_blocking(launcher.stdout.fileno(), False)  # the server, alive, holds the pipe: what is there, no more
+    try:
+        out = launcher.stdout.read() or b""
+    except OSError:
+        out = b""
+    finally:
+        launcher.stdout.close()
+        launcher.stderr.close()
+    answer = Answer()
+    answer.read(out.decode(errors="replace"))
+    if answer.server is not None:
+        kill.terminate([answer.server], proc.running)
+
+
 def await_echo(launcher: subprocess.Popen, specs: list[dict], pods: dict) -> list[str]:
     """Wait, bounded, until a new server listens for every container; record each container's thread."""
     return record(read_launch(launcher, len(specs)), specs, pods)

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterable
 from netlab.errors import repair_way
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
-from netlab.kernel import kill, spawning, testhooks
+from netlab.kernel import spawning, testhooks
 from netlab.kernel import processes as proc
 from netlab.realize.state_dir import lab_dir
 from netlab.workload import (again, dns_records, echo_start, exits, health, launch, node_uts, policy, service_envs,
@@ -96,15 +96,7 @@ def start_early(lab: Lab, state: LabState) -> echo_start.EarlyEcho | None:
 
 def abort_early(early: echo_start.EarlyEcho | None) -> None:
     """Stop the echo server of a lab that is being rolled back, and its launcher."""
-    if early is None:
-        return
-    try:
-        launcher = early.join()
-    except BaseException:  # noqa: BLE001 - nothing was launched
-        return
-    answer = launch.read_launch(launcher, len(early.specs))  # bounded; names the server
-    if answer.server is not None:
-        kill.terminate([answer.server], proc.running)
+    echo_start.abort_early_launcher(early)
 
 
 # hold(pod, container, record, why) -> a reason not to restart it now, or None: the pod's restartPolicy
@@ -286,6 +278,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
             pods[pod_name]["containers"][cname]["last_exit_code"] = code
         if early is not None:
             done.problems += launch.await_echo(early.join(), early.specs, pods)
+            early.awaited = True
         if echo:
             done.problems += echo_start.start_echo(lab, pods, echo, running_echo, starting, remade=only is not None,
                                          served=again.served_gone(lab, pods, only, served))
