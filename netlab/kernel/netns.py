@@ -31,10 +31,11 @@ import ctypes
 import errno
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
@@ -275,25 +276,46 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), d
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _check(libc.handle().unshare(CLONE_NEWNET), "unshare")
-        try:
-            procsys.write_sysctls_here([*testhooks.INHERITED_DEVCONF, *sysctls,
-                                *((key, str(value)) for key, value in zip(TAG_SYSCTLS, tag_values(tag)))])
-            with netlink.Conn() as conn:
-                testhooks.add_fallback_links(conn)
-                links = rtnl_parse.dump_links(conn, name)
-                lo = next(link.index for link in links if link.name == "lo")
-                conn.request(f"lo in {name}", rtnl.link_up(lo))
-            _check(libc.handle().mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None), "mount",
-                   path)
-        finally:
-            setns(home)
+        # From unshare to the setns back home, a stop signal waits (held): Python raises a handler's exception in
+        # the main thread between any two steps, and one raised right after unshare returned, or as the finally
+        # began, left the thread in the new namespace for the rollback. Raised once the thread is home.
+        with _stops_wait() if threading.current_thread() is threading.main_thread() else nullcontext():
+            _check(libc.handle().unshare(CLONE_NEWNET), "unshare")
+            try:
+                procsys.write_sysctls_here([*testhooks.INHERITED_DEVCONF, *sysctls,
+                                            *((key, str(value)) for key, value in zip(TAG_SYSCTLS, tag_values(tag)))])
+                with netlink.Conn() as conn:
+                    testhooks.add_fallback_links(conn)
+                    links = rtnl_parse.dump_links(conn, name)
+                    lo = next(link.index for link in links if link.name == "lo")
+                    conn.request(f"lo in {name}", rtnl.link_up(lo))
+                _check(libc.handle().mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
+                       "mount", path)
+            finally:
+                setns(home)
     except BaseException:
         _unlink_placeholder(path)
         raise
     finally:
         os.close(home)
     return {link.name: link.index for link in links}
+
+
+@contextmanager
+def _stops_wait() -> Iterator[None]:
+    """SIGINT and SIGTERM wait for the block, in the main thread (where Python raises a handler's exception): each
+    is recorded, and the first sent again once the handlers are back, to take effect as it would have (as
+    netlab.signals.held, above the kernel package)."""
+    came: list[int] = []
+    old = {sig: signal.signal(sig, lambda signum, frame: came.append(signum)) for sig in (signal.SIGINT,
+                                                                                         signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+        if came:
+            signal.raise_signal(came[0])
 
 
 def _unlink_placeholder(path: str) -> None:
