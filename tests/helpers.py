@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import json
 import os
@@ -496,21 +495,3 @@ def up_here(path: str, reconfigure: bool = False) -> None:
 
     done = Lab.up(path, reconfigure=reconfigure).last_up
     assert done is not None and done.ok, done
-
-
-def lock_let_go(lab: str, within: float = 30.0) -> None:
-    """Wait until nobody holds the lab's lock. A killed ``up`` shares it with the echo server launcher it started
-    (workload/launch.py, until its server listens or the launcher exits): a launcher still loading Python when the
-    ``up`` died holds it a moment longer, and ``list`` rightly says the lab is being made (no error) until then."""
-    fd = os.open(state_path(lab, "lock"), os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                assert time.monotonic() < deadline, f"lab {lab}'s lock still held {within} s after its up was killed"
-                time.sleep(0.05)
-    finally:
-        os.close(fd)

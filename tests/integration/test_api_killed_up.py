@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import lab_down, lab_namespaces, lock_let_go, netlab, state_path, unique_lab
+from helpers import lab_down, lab_namespaces, netlab, state_path, unique_lab
+from killed_runs import lock_let_go
 
 pytestmark = pytest.mark.root
 

@@ -16,8 +16,9 @@ import json
 
 import pytest
 
-from helpers import (ip, ip_json, lab_down, lab_namespaces, lock_let_go, netlab, state_path, unique_lab,
-                     without_turn_waits, write_topology)
+from helpers import (ip, ip_json, lab_down, lab_namespaces, netlab, state_path, unique_lab, without_turn_waits,
+                     write_topology)
+from killed_runs import lock_let_go
 
 pytestmark = pytest.mark.root
 
