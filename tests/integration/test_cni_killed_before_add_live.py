@@ -14,6 +14,7 @@ import json
 import pytest
 
 from helpers import ip_json, netlab, state_path
+from killed_runs import lock_let_go
 
 pytestmark = pytest.mark.root
 
@@ -43,6 +44,7 @@ def test_get_pods_of_a_lab_whose_up_was_killed_before_its_adds_gives_no_ip(labs,
     killed = netlab("up", "-t", str(path), check=False, env={"NETLAB_FAULT_POINT": "cni-adding",
                                                               "NETLAB_FAULT_MODE": "kill"})
     assert killed.returncode == -9, killed
+    lock_let_go(lab)  # its echo server, still starting, shares the lab's lock: `list` says the lab is being made
     assert [ln["ifname"] for ln in ip_json("link", netns=f"{lab}-a")] == ["lo"]  # no plugin ran: no eth0
     with open(state_path(lab, "state.json")) as fh:
         assert json.load(fh)["phase"] == "creating"  # it said up
