@@ -20,6 +20,12 @@ unchanged, and a job needs none of those modules (tasks.py). So:
   sweeps what it made in the neighbour table, as an interrupted agent does)
   and the run sends the job it made.
 
+The turn the early start took is the run's (:meth:`Early.turn`), whether its
+agent started or not (less room in the table than the kept job was cut for)
+and whether the run takes it or stops it: a run waits for its turn once, says
+so once, and its report counts that wait. Left between the two, the turn went
+to another run waiting for it, and the run waited, and said so, again.
+
 So what a run judges is always what its own job sent. The kept file is read
 only as plain data of a known shape, never larger than FILE_MAX, and every
 namespace it names must be one of the lab's (``<lab>-...``, a safe name);
@@ -34,9 +40,9 @@ import json
 import os
 import time
 from dataclasses import fields
-from typing import Any
+from typing import Any, Iterator
 
-from netlab.errors import NetlabError, loads_json
+from netlab.errors import EnvironmentNotReady, NetlabError, loads_json
 from netlab.kernel.child import Child
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_PORT  # matrix.ECHO_PORT (matrix loads the models)
 from netlab.model.naming import is_netns
@@ -68,11 +74,15 @@ class Early:
         self.state = list(state) if state is not None else None  # as the kept file's JSON holds it
         self.job: Job | None = None
         self.hosts: list[tuple[str, str]] = []
-        self.waited = 0.0  # s the early agent waited for the machine's probing turn
+        self.waited = 0.0  # s the early start waited for the machine's probing turn
         self.began = 0.0  # time.monotonic() when it began (the run's report counts its time from there)
         self.claimed = False
+        self.served = False  # the run probed in the turn the early start took (its agent claimed, or its own job)
+        self.busy: EnvironmentNotReady | None = None  # another run held the turn past turns.WAIT: the run's error
         self._child: Child | None = None
-        self._stack = contextlib.ExitStack()  # the turn, then the listeners
+        self._turn = contextlib.ExitStack()  # the machine's probing turn, kept for the run
+        self._held = False
+        self._stack = contextlib.ExitStack()  # the listeners
         self.heard: listeners.Listeners | None = None
 
     @property
@@ -81,32 +91,56 @@ class Early:
 
     def start(self, job: Job, hosts: list[tuple[str, str]]) -> None:
         """In the probing turn: the listeners, then the agent; nothing when the table has less room now than the
-        budget the job was cut for (with more, the job keeps its own: the run then makes its job with it too)."""
+        budget the job was cut for (with more, the job keeps its own: the run then makes its job with it too).
+        The turn is kept for the run either way (:meth:`turn`)."""
         self.began = time.monotonic()
         try:
-            self.waited = self._stack.enter_context(turns.probing_turn(self.lab))
+            self.waited = self._turn.enter_context(turns.probing_turn(self.lab))
+        except EnvironmentNotReady as exc:  # held past turns.WAIT: the run says so, not waiting as long again
+            self.busy = exc
+            raise
+        self._held = True
+        try:
             if nb.probe_budget() < job.budget:
-                self.close()
-                return
+                return  # the run makes its own job, sized in this turn
             self.heard = self._stack.enter_context(listeners.start(hosts, ECHO_PORT, lifetime=job.limit() + 30))
             self.job, self.hosts = job, hosts
             self._child = agent.start(job)
+        except Exception:
+            self.stop()  # the turn stays the run's
+            raise
         except BaseException:
             self.close()
             raise
 
     def claim(self, job: Job, hosts: list[tuple[str, str]]) -> Child | None:
         """The early agent, when it was sent exactly ``job`` with listeners on exactly ``hosts``: the caller reads
-        its result, then calls :meth:`close`. Otherwise it is stopped (and the turn left): None."""
+        its result, then calls :meth:`close`. Otherwise it is stopped (the turn kept for the run's own job): None."""
         if self._child is None or job != self.job or hosts != self.hosts:
-            self.close()
+            self.stop()
             return None
         child, self._child = self._child, None
-        self.claimed = True
+        self.claimed = self.served = True
         return child
 
-    def close(self) -> None:
-        """Stop an agent nobody claimed (it sweeps its entries in its grace), the listeners, and leave the turn."""
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[float]:
+        """The machine's probing turn for the run's own job, and the seconds waited for it: the one the early start
+        took (waited for, and said, before the models loaded), else one taken now; left when the block ends."""
+        if self.busy is not None:
+            raise self.busy
+        try:
+            if self._held:
+                self.served = True
+                yield self.waited
+            else:
+                with turns.probing_turn(self.lab) as waited:
+                    yield waited
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        """Stop an agent nobody claimed (it sweeps its entries in its grace) and the listeners; the turn is kept."""
         child, self._child = self._child, None
         try:
             if child is not None:
@@ -115,6 +149,14 @@ class Early:
                     child.result(agent.AGENT_GRACE + 1.0)
         finally:
             self._stack.close()
+
+    def close(self) -> None:
+        """:meth:`stop`, and leave the turn."""
+        try:
+            self.stop()
+        finally:
+            self._held = False
+            self._turn.close()
 
     def keep(self, job: Job, hosts: list[tuple[str, str]]) -> None:
         """After a run that sent ``job``: keep it for the next (not a job past KEEP_MAX tasks; any old one goes).

@@ -89,7 +89,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
               for h in heard.already]
     renumbered = clash.explain(lab, results)  # a port conntrack moved to keep reply tuples unique: no NAT fault
-    began = early.began if early is not None and early.claimed else t0  # the early agent's time is the run's
+    began = early.began if early is not None and early.served else t0  # the early start's time is the run's
     # What explains failures: a port conntrack renumbered, a Service's endpoints, a bridge, netlab's own impairments
     hints = renumbered + _hints(lab, results) + impaired.hints(lab, results, dist_results, timeout)
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - began, dist_results, notes,
@@ -213,8 +213,8 @@ def _send(lab: Lab, probes: list[Probe], timeout: float, arp: str, budget: int |
             out.stats["turn_wait_s"] = round(early.waited, 3)
             return out, early.heard
     # The run's turn on the machine's neighbour table (turns.py) comes first: the budget
-    # is the room the table has once the run before has swept its entries.
-    with turns.probing_turn(lab.name) as waited:
+    # is the room the table has once the run before has swept its entries. The early start's, when it took one.
+    with early.turn() if early is not None else turns.probing_turn(lab.name) as waited:
         job = _job(lab, probes, timeout, budget, arp, dists, workers)
         with listeners.start(hosts, ECHO_PORT, lifetime=job.limit() + 30) as heard:
             out = _agent_output(lab, job)

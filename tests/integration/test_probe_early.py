@@ -3,13 +3,18 @@ judges only what its own job sent: real namespaces, real traffic, the kernel's n
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import threading
+import time
 
 import pytest
 
 from helpers import ip_json, lab_namespaces, netlab, state_path
 from netlab.api.args import PROTOS
-from netlab.probe import early, runner
+from netlab import lockfile
+from netlab.probe import early, runner, turns
 from netlab.realize.state import load_state, state_version
 
 pytestmark = pytest.mark.root
@@ -95,3 +100,41 @@ def test_a_kept_job_that_is_not_the_runs_is_stopped_and_one_from_before_an_up_st
     run.close()
     again = probe_json(lab)
     assert "e" in {p["source"] for p in again["probes"]} and again["ok"]
+
+
+def test_a_run_whose_early_start_sent_nothing_probes_in_the_turn_that_start_waited_for(labs, monkeypatch, tmp_path):
+    """The table has less room than the kept job was cut for: the early start sends nothing, and the run sends its
+    own job in the turn the early start waited for, once: its turn_wait_s is that wait (it left the turn, and the
+    run took another: turn_wait_s ~0, another run's probe between the two, a second wait said). The turn is a lock
+    file of the test's own: other runs on the machine neither wait for it nor take it."""
+    lab = labs.name("pt")
+    labs.up(TOPO.format(name=lab, pods=PODS))
+    first = probe_json(lab)
+    with open(state_path(lab, early.KEEP_FILE)) as fh:
+        budget = json.load(fh)["job"]["budget"]
+    monkeypatch.setattr(early.nb, "probe_budget", lambda: budget - 1)  # other labs' entries since
+    monkeypatch.setattr(turns, "LOCK_PATH", str(tmp_path / "lock"))
+    monkeypatch.setattr(turns, "QUIET_FOR", 0.0)
+    said: list[tuple[str, float]] = []
+    waits = threading.Event()
+    monkeypatch.setattr(lockfile, "tell", lambda text: (said.append((text, time.monotonic())), waits.set()))
+    fd = os.open(turns.LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another run's turn
+    got: list[early.Early | None] = []
+    begun = threading.Thread(target=lambda: got.append(early.begin(lab, OPTIONS)))
+    begun.start()
+    try:
+        assert waits.wait(60), "the early start did not say it waits"
+        assert not dynamic_neighbours(lab)  # nothing sent while another run holds the turn
+    finally:
+        released = time.monotonic()
+        os.close(fd)
+        begun.join(60)
+    run = got[0]
+    assert run is not None and not run.started
+    report = runner.run(load_state(lab).resolved(), early=run)
+    assert report.ok and len(report.results) == len(first["probes"])
+    assert len(said) == 1 and said[0][0].startswith(f"lab {lab}: waiting for pid {os.getpid()} (")  # this test
+    waited = report.stats["turn_wait_s"]
+    assert waited >= round(released - said[0][1], 3) > 0 and report.elapsed >= waited
+    assert not dynamic_neighbours(lab)
