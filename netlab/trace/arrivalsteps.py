@@ -37,6 +37,7 @@ class ArrivalSteps(WalkParts):
         link = links.get(dev)
         src_peer = self.lab.peers.get((ns, dev))
         came = s.came or (f"from {src_peer[1]} in {src_peer[0]} (its veth peer)" if src_peer else "")
+        self._src_mac = self._sent_from(src_peer) if not s.came else None
         if link is None:
             why = f"{dev} does not exist in {ns}"
             self.rows.add(ns, dev, "arrive", f"arrives {came}", problem=why)
@@ -64,6 +65,8 @@ class ArrivalSteps(WalkParts):
                               [f"ip -n {ns} -br link show {bridge.name}"], self._obs(ns, bridge.name, "in"),
                               problem=why, fix=f"ip -n {ns} link set {bridge.name} up")
                 return self._stop(why)
+            if self._src_mac:  # the bridge learns the frame's source MAC on this port before it decides anything
+                self._taught[(ns, bridge.name, self._src_mac.lower())] = dev
             # The bridge's own MAC and its ports' MACs are its "permanent" local FDB entries.
             local = {bridge.mac} | {p.mac for p in links.values() if p.master == bridge.name and p.mac}
             if mac in local:
@@ -79,6 +82,14 @@ class ArrivalSteps(WalkParts):
                           self._obs(ns, dev, "in"), problem=why)
             return self._stop(why)
         return IpIn(ns, dev, came=came)
+
+    def _sent_from(self, peer: tuple[str, str] | None) -> str | None:
+        """The source MAC of a frame that came from the veth ``peer``: that device's own, when its namespace's IP
+        layer sent it; the one it came into that bridge with, when the veth is a bridge port that switched it."""
+        sender = self.k.links(peer[0]).get(peer[1]) if peer else None
+        if sender is None:
+            return None
+        return self._src_mac if sender.master else sender.mac
 
     def _ip_in(self, s: IpIn) -> State | Walk:
         """The IP layer: this namespace's DNAT (from conntrack), then the route lookup decides."""

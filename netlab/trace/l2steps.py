@@ -92,8 +92,9 @@ class L2Steps(WalkParts):
 
     def _fdb_then(self, ns: str, bridge: str, mac: str) -> str | None:
         """``bridge``'s entry for ``mac`` before the packet, for the request's frame: its state, "no entry" (flooded,
-        unless the packet's own who-has was answered from ``mac`` through the bridge first: :attr:`_asked`); None
-        when not read, or for the reply, whose destination the request's frames taught the bridge."""
+        unless the packet's own who-has was answered from ``mac`` through the bridge first: :attr:`_asked`, or the
+        packet itself came into the bridge from ``mac`` earlier, a hairpin: :attr:`_taught`); None when not read,
+        or for the reply, whose destination the request's frames taught the bridge."""
         read = getattr(self.k, "fdb_state_before", None)
         return read(ns, bridge, mac) if read is not None and self.role == "request" else None
 
@@ -165,12 +166,15 @@ class L2Steps(WalkParts):
         hooks = brnf.PORT_TO_PORT if ingress is not None and on else []
         entries = [e for e in self.k.fdb(ns) if e.master == bridge.name and e.lladdr.lower() == mac.lower()]
         then = self._fdb_then(ns, bridge.name, mac)
+        own = self._taught.get((ns, bridge.name, mac.lower())) if then == "no entry" else None
         taught = then == "no entry" and self._asked is not None and self._asked.lower() == mac.lower()
-        if then == "no entry" and not taught:  # learned since, from the answer: the frame itself was flooded
+        if then == "no entry" and not taught and own is None:  # learned since, from the answer: flooded
             entries = []
         if entries:
             port = entries[0].dev
             how = f"FDB: {mac} is behind port {port} ({entries[0].state}" + (
+                f", from this packet's own frame, which came into {bridge.name} from {mac} by port {own}: the "
+                f"bridge learns a frame's source as it comes in)" if own is not None else
                 f", from its ARP answer to this packet's who-has, which crossed {bridge.name} first)"
                 if taught else ")")
         else:

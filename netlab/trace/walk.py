@@ -64,6 +64,8 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps, MacvlanSte
         self._unseen = None
         self._port_in = None
         self._asked = None
+        self._src_mac = None
+        self._taught = {}
         self._fragments = 0
         self._doomed = None
         self.source: str | None = None  # the address the socket sent from (the kernel's pick, or the flow's)

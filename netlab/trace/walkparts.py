@@ -32,6 +32,10 @@ class WalkParts:
     _unseen: tuple[str, str] | None  # a bridge the packet skips (bridged DNAT)
     _port_in: str | None  # the bridge port it came in on, which it may go back out (hairpin)
     _asked: str | None  # the MAC whose ARP answer the last neighbour lookup waited for (it crossed a bridge first)
+    _src_mac: str | None  # the frame's source MAC: the device that sent it (a bridge switching it keeps it)
+    # per (netns, bridge, MAC): the port by which the packet's own frame came into that bridge with that source MAC,
+    # which the bridge learned there before it switched the frame (source learning on ingress)
+    _taught: dict[tuple[str, str, str], str]
     _fragments: int  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
     # a node's fault that dooms the packet as it goes on (a pod CIDR's route missing, or gone with its link set down:
     # out the default route to the underlay's gateway, which drops it): (why, fix), said where it is really dropped

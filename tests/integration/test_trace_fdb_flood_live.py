@@ -89,3 +89,54 @@ def test_the_bridge_row_says_a_frame_to_an_unlearned_mac_is_flooded(tmp_path):
         row = _port_row(d, node)
         assert f"FDB: {mac_a} is behind port " in row["decision"] and "floods" not in row["decision"], row
         assert ", from its ARP answer to this packet's who-has" in row["decision"], row["decision"]
+
+
+HAIRPIN = """name: {lab}
+nodes: [{{name: n1}}]
+pods:
+  - name: a
+    node: n1
+    labels: {{app: web}}
+    containers: [{{name: http, ports: [{{containerPort: 8080, protocol: TCP}}]}}]
+  - {{name: c, node: n1}}
+  - {{name: d, node: n1}}
+services:
+  - {{name: web, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
+"""
+
+
+def test_a_hairpin_frame_is_switched_by_the_entry_its_own_way_in_taught(tmp_path):
+    """a, svc/web's only endpoint, reaches svc/web: n1 DNATs the SYN back to a and cni0 sends it back out a's port
+    (hairpin). cni0 held no entry for a's MAC, but learned it from that very SYN as it came in by a's port (source
+    learning on ingress, before the forwarding decision): nobody else gets the frame. The control: c's SYN to
+    svc/web, DNATed to a while cni0 does not know a, is flooded (d sees it)."""
+    lab = unique_lab("tf")
+    path = write_topology(tmp_path, HAIRPIN.format(lab=lab), f"{lab}.yaml")
+    with lab_up(path, lab):
+        node, a = f"{lab}-n1", ipv4_of(f"{lab}-a", "eth0")
+        mac_a = _mac(f"{lab}-a")
+        [bridge] = ip_json("addr", "show", "cni0", netns=node)
+        gateway = next(i["local"] for i in bridge["addr_info"] if i["family"] == "inet")
+        # the pods know the gateway, and n1 knows a, for good: no who-has from a crosses cni0 before the SYN
+        for pod in ("a", "c"):
+            subprocess.run(["ip", "-n", f"{lab}-{pod}", "neigh", "replace", gateway, "lladdr", bridge["address"],
+                            "dev", "eth0", "nud", "permanent"], check=True, timeout=10)
+        subprocess.run(["ip", "-n", node, "neigh", "replace", a, "lladdr", mac_a, "dev", "cni0", "nud", "permanent"],
+                       check=True, timeout=10)
+        syn = f"tcp and dst host {a} and dst port 8080"
+        _forget(node, mac_a)
+        with tcpdump(f"{lab}-d", "eth0", syn) as flooded:
+            rc, d = traced(lab, "c", "svc/web", "--proto", "tcp", "--port", "80")
+        assert rc == 0 and d["delivered"], d["lost"]
+        assert any(f"> {a}.8080: Flags [S]" in line for line in flooded), flooded  # the control: flooded to d
+        assert f"{mac_a} is not in the FDB yet: the bridge floods the frame" in _port_row(d, node)["decision"]
+        _forget(node, mac_a)
+        with tcpdump(f"{lab}-c", "eth0", syn) as at_c, tcpdump(f"{lab}-d", "eth0", syn) as at_d:
+            rc, d = traced(lab, "a", "svc/web", "--proto", "tcp", "--port", "80")
+        assert rc == 0 and d["delivered"], d["lost"]
+        assert at_c == [] and at_d == [], (at_c, at_d)  # switched to a's port alone
+        row = _port_row(d, node)
+        assert row["facts"]["hairpin"] and row["facts"]["fdb_before"] == "no entry", row["facts"]
+        assert f"FDB: {mac_a} is behind port {row['facts']['port']} (learned, from this packet's own frame, which " \
+               f"came into cni0 from {mac_a} by port {row['facts']['port']}" in row["decision"], row["decision"]
+        assert "floods" not in row["decision"], row["decision"]

@@ -10,7 +10,10 @@ from test_trace_walk import FakeKernel, lab_from, ping
 
 from helpers import two_node_topology
 from netlab.plan.build import build_plan
+from netlab.trace.facts import CtEntry
+from netlab.trace.flow import Flow
 from netlab.trace.labmap import LabMap
+from netlab.trace.walk import walk
 
 
 class Before(FakeKernel):
@@ -65,3 +68,27 @@ def test_the_packets_own_arp_answer_teaches_the_bridge_first(kernel):
     assert "(learned, from its ARP answer to this packet's who-has, which crossed cni0 first)" in \
         row.decision, row.decision
     assert "floods" not in row.decision
+
+
+def test_a_hairpin_frame_goes_back_by_the_entry_its_own_way_in_taught():
+    """fedora-1 reaches its own Service: the node DNATs the SYN back to fedora-1, and cni0 sends it back out the
+    port it came in by (hairpin). cni0 held no entry for fedora-1's MAC before the packet, but learned it from the
+    SYN itself as it came in by that port (source learning on ingress, before any forwarding): the frame is
+    switched, not flooded."""
+    text = two_node_topology("hp").replace("{name: fedora-1, node: minikube, ip: 10.244.0.2}",
+                                           "{name: fedora-1, node: minikube, ip: 10.244.0.2, labels: {app: web}}")
+    text += "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n"
+    lab = lab_from(text)
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), Before(lab, plan)
+    mac, port = k.lab.pod("fedora-1").mac, k.lab.pod("fedora-1").host_veth
+    k.fdb_state_before = lambda netns, bridge, mac_: "no entry" if mac_ == mac else "learned"
+    cip = str(lab.addressing.service_ip[("default", "web")])
+    fwd = Flow("tcp", "10.244.0.2", cip, 40000, 80)
+    k.ct["hp-minikube"] = [CtEntry(fwd, Flow("tcp", "10.244.0.2", "10.244.0.1", 8080, 40000), "SYN_RECV")]
+    w = walk(k, m, "hp-fedora-1", fwd)
+    assert w.outcome == "delivered" and w.end_netns == "hp-fedora-1", w.reason
+    [row] = [h for h in w.hops if h.kind == "bridge" and h.facts.get("hairpin")]
+    assert row.decision.startswith(f"bridge cni0: FDB: {mac} is behind port {port} (learned, from this packet's own "
+                                   f"frame, which came into cni0 from {mac} by port {port}"), row.decision
+    assert "floods" not in row.decision and row.facts["fdb_before"] == "no entry"
