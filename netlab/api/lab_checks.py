@@ -96,8 +96,10 @@ class LabChecks(InCallersWords):
             reach_mod.check_port("port", port)
             timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
         before = seen(self.name)  # who holds the lab as the probe begins: an up's work half done is no verdict
-        with before.reading("reach"):  # Completed/Error pods: no endpoints
-            result = reach_mod.reach(self._served(), src, dst, proto, port, timeout)
+        model = self._served()  # Completed/Error pods: no endpoints
+        probe = reach_mod.probe_of(model, src, dst, proto, port)  # a name or port the lab has not: the user's
+        with before.reading("reach"):
+            result = reach_mod.send(model, probe, timeout)
         meanwhile = None if result.ok else before.meanwhile("reach")  # an up at work on it: as probe says it
         if meanwhile is not None:
             raise meanwhile
@@ -125,7 +127,7 @@ class LabChecks(InCallersWords):
         from netlab.realize.own_files import check_output_path
         from netlab.cni.edited import repair_up
         from netlab.realize.interrupted import seen, stalled
-        from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
+        from netlab.trace.run import packet_ends, run  # the trace stack (capture, decode) loads only when used
 
         with method("lab.trace"):
             check_str("src", src)
@@ -142,6 +144,7 @@ class LabChecks(InCallersWords):
         before = seen(self.name)  # who holds the lab as the trace begins: an up's work half done is no verdict
         state = self.state()  # read once: the lab (as up serves it: Completed/Error pods no endpoints), its repair
         model = self._served(state)
+        packet_ends(model, src, dst, proto, port, size, sport)  # a name or port the lab has not: the user's
         with before.reading("trace"):  # a namespace an up deleted (and makes again), a packet it cut short
             _check_namespaces(model, src, dst, proto, port)
             result = run(model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,

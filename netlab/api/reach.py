@@ -42,6 +42,18 @@ def check_port(what: str, port: int | None, zero_ok: bool = False) -> None:
 def reach(lab: Lab, src: str, dst: str, proto: str | None = None, port: int | None = None,
           timeout: float = 1.0) -> ProbeOutcome:
     """Send one probe from ``src`` to ``dst`` (a pod, node, internet host or ``svc/NAME``) and judge it."""
+    return send(lab, probe_of(lab, src, dst, proto, port), timeout)
+
+
+def send(lab: Lab, probe: Probe, timeout: float = 1.0) -> ProbeOutcome:
+    """Send ``probe`` (:func:`probe_of`) in the lab's namespaces and judge what came back."""
+    (result,) = runner.run_probes(lab, [probe], timeout=timeout)
+    return result
+
+
+def probe_of(lab: Lab, src: str, dst: str, proto: str | None = None, port: int | None = None) -> Probe:
+    """The probe from ``src`` to ``dst``, from the lab's model alone (no kernel read): a name the lab does not
+    have, a port its destination does not serve, is the user's mistake (UsageError)."""
     check_proto(proto)
     check_port("port", port)
     if proto == "icmp" and port is not None:
@@ -54,11 +66,8 @@ def reach(lab: Lab, src: str, dst: str, proto: str | None = None, port: int | No
     if gone is not None:  # its sandbox is torn down in Kubernetes: nothing there sends or answers
         raise UsageError(f"lab {lab.name}: {terminated_note(gone)}")
     if dst.startswith(("svc/", "service/")):
-        probe = _service_probe(lab, src, dst.split("/", 1)[1], proto, port)
-    else:
-        probe = _probe(lab, src, dst, proto, port)
-    (result,) = runner.run_probes(lab, [probe], timeout=timeout)
-    return result
+        return _service_probe(lab, src, dst.split("/", 1)[1], proto, port)
+    return _probe(lab, src, dst, proto, port)
 
 
 def _probe(lab: Lab, src: str, dst: str, proto: str | None, port: int | None) -> Probe:

@@ -138,7 +138,9 @@ class Seen:
     def reading(self, reader: str = "status") -> Iterator[None]:
         """A read of the lab by ``reader`` (READERS): an error that cuts it short (a namespace an up deleted and
         makes again, a read a down stopped) while another command held or changed the lab is that command's work
-        half done: :meth:`meanwhile`'s error is raised in its place, as status says it; else the error itself."""
+        half done: :meth:`meanwhile`'s error is raised in its place, as status says it; else the error itself.
+        A user's mistake (a name the lab does not have, a port its destination does not serve) is no read's: its
+        caller checks it from the lab's model before the read begins (trace.run.packet_ends, api.reach.probe_of)."""
         try:
             yield
         except Exception:

@@ -52,15 +52,11 @@ Progress = Callable[[str, int, int], None]
 DEFAULT_TIMEOUT = 1.0
 
 
-def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: int | None = None,
-        timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None,
-        size: int = 0, sport: int = 0, repair: str | None = None) -> TraceResult:
-    """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab.
-
-    ``size``: an ICMP echo with that many payload bytes and DF (``ping -M do -s SIZE``);
-    ``sport``: TCP or UDP from that source port; ``repair``: the `up` that repairs the lab, for the text's
-    fixes (a caller holding the lab's state says it; else it is read)."""
-    step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
+def packet_ends(lab: Lab, src_name: str, dst_spec: str, proto: str | None, port: int | None, size: int = 0,
+                sport: int = 0) -> tuple[Endpoint, Endpoint, str, int | None]:
+    """The packet a trace sends: its source and destination, protocol and port, from the lab's model alone (no
+    kernel read): a name the lab does not have, a port its destination does not serve, is the user's mistake
+    (UsageError), whatever the lab's namespaces hold now."""
     if proto not in (None, "icmp", "tcp", "udp"):  # "TCP" would send a packet no rule matches ("tcp" does)
         raise UsageError(f"proto {proto!r}: want one of icmp, tcp, udp")
     if proto == "icmp" and port is not None:
@@ -77,6 +73,19 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
         raise UsageError("--sport is for TCP and UDP; give --proto tcp|udp (or a Service)")
     if proto in ("tcp", "udp") and port is None:
         raise UsageError(f"{dst.name} serves no {proto.upper()} port netlab knows of; give one with --port N")
+    return src, dst, proto, port
+
+
+def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None,
+        size: int = 0, sport: int = 0, repair: str | None = None) -> TraceResult:
+    """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab.
+
+    ``size``: an ICMP echo with that many payload bytes and DF (``ping -M do -s SIZE``);
+    ``sport``: TCP or UDP from that source port; ``repair``: the `up` that repairs the lab, for the text's
+    fixes (a caller holding the lab's state says it; else it is read)."""
+    step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
+    src, dst, proto, port = packet_ends(lab, src_name, dst_spec, proto, port, size, sport)
     lm = lab_map(lab)
     lm.repair = repair if repair is not None else repair_command(lab.name)  # as `status` says it
     namespaces = capture_namespaces(lab, src, dst)

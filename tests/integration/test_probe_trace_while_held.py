@@ -19,7 +19,7 @@ import pytest
 from helpers import in_netns, netlab, without_turn_waits
 from test_trace_lost_at_gateway_live import HOST_GW  # two nodes, host-gw: a pod CIDR route to break
 from netlab.api.lab import Lab
-from netlab.errors import LabBusy
+from netlab.errors import LabBusy, UsageError
 from netlab.realize import lab_lock
 
 pytestmark = pytest.mark.root
@@ -39,6 +39,17 @@ def test_probe_and_trace_name_the_up_holding_a_broken_lab(labs):
         with pytest.raises(LabBusy, match=re.escape(f"lab {lab} is being changed by {me} while reach read it: what "
                                                     "the probe met then is its work half done")):
             Lab.attach(lab).reach("pa", "pb", proto="icmp")
+        # a name the lab does not have is the user's mistake, whoever holds the lab: said as when nobody does
+        typos = [netlab("trace", "--lab", lab, *args, check=False) for args in (("pa", "zzz"), ("zz", "pa"),
+                                                                                 ("pa", "svc/nosuch"))]
+        with pytest.raises(UsageError, match=re.escape(f"lab {lab} has no pod, node or internet host 'zzz'")):
+            Lab.attach(lab).reach("pa", "zzz")
+    for typo in typos:
+        assert (typo.returncode, typo.stdout) == (2, ""), typo
+        assert "being changed" not in typo.stderr and "half done" not in typo.stderr, typo.stderr
+    assert f"lab {lab} has no pod, node, internet host or Service 'zzz'" in typos[0].stderr, typos[0].stderr
+    assert f"lab {lab} has no pod, node or internet host 'zz' to send from" in typos[1].stderr, typos[1].stderr
+    assert "'nosuch'" in typos[2].stderr, typos[2].stderr
     assert (probed.returncode, probed.stdout) == (3, ""), probed
     said = without_turn_waits(probed.stderr)  # another worker's probe may hold the machine's turn: a line of its own
     assert said.startswith(f"netlab: lab {lab} is being changed by {me} while probe read it: what the "

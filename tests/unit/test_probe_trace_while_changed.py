@@ -22,7 +22,7 @@ from netlab.api import lab_checks
 from netlab.api.internals import internal_probe
 from netlab.api.lab import Lab
 from netlab.cli import probe as cli_probe, trace as cli_trace
-from netlab.errors import LabBusy
+from netlab.errors import LabBusy, UsageError
 from netlab.kernel.fake import FakeKernel
 from netlab.probe import early as early_agent, runner
 from netlab.realize import lab_lock, state as state_mod
@@ -88,3 +88,27 @@ def test_an_up_that_began_and_ended_while_the_probes_ran_is_named(lab, running):
 
 def test_failures_with_nobody_at_work_are_the_verdict(lab, running):
     assert internal_probe(Lab.attach(lab.name)) is FAILED
+
+
+def test_a_name_the_lab_has_not_is_the_users_mistake_while_an_up_holds_it(lab, running):
+    """QA: beside an up at work, `trace --lab L a zzz`, `trace zz a`, `trace a svc/nosuch` and Lab.reach("a",
+    "zzz") said the lab was being changed (exit 3, LabBusy: "what the packet met then is its work half done"),
+    though no packet was sent: a name the lab does not have is the user's mistake, said as when nobody is at work
+    (exit 2), before anything of the lab is read."""
+    sent = []
+    running.do = lambda: sent.append(1)
+    idle = [run_cli("trace", "--lab", lab.name, *args) for args in (("a", "zzz"), ("zz", "a"), ("a", "svc/nosuch"))]
+    with lab_lock.LabLock(lab.name, "netlab up"):
+        held = [run_cli("trace", "--lab", lab.name, *args) for args in (("a", "zzz"), ("zz", "a"), ("a", "svc/nosuch"))]
+        with pytest.raises(UsageError, match=re.escape("lab fk has no pod, node or internet host 'zzz'")):
+            Lab.attach(lab.name).reach("a", "zzz")
+        with pytest.raises(UsageError, match=re.escape("lab fk has no pod, node, internet host or Service 'zzz'")):
+            Lab.attach(lab.name).trace("a", "zzz")
+        with pytest.raises(UsageError, match=re.escape("lab fk has no pod, node or internet host 'zz' to send")):
+            Lab.attach(lab.name).trace("zz", "a")
+    assert [(r.returncode, r.stdout, r.stderr) for r in held] == [(r.returncode, r.stdout, r.stderr) for r in idle]
+    assert [r.returncode for r in held] == [2, 2, 2], held
+    assert "lab fk has no pod, node, internet host or Service 'zzz'" in held[0].stderr, held[0]
+    assert "lab fk has no pod, node or internet host 'zz' to send from" in held[1].stderr, held[1]
+    assert "nosuch" in held[2].stderr and "being changed" not in held[2].stderr, held[2]
+    assert sent == []  # no packet, no probe

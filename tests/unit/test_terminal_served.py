@@ -61,7 +61,7 @@ def test_probe_expects_no_completed_pod_as_an_endpoint(lab, monkeypatch, topolog
 
 
 def test_reach_works_from_the_lab_as_up_serves_it(lab, monkeypatch):
-    seen = given(monkeypatch, reach_mod, "reach")
+    seen = given(monkeypatch, reach_mod, "probe_of")  # the probe is made from the model up serves
     with pytest.raises(Stop):
         lab.reach("cl", "svc/b")
     assert seen[0].terminal == DONE
