@@ -44,7 +44,8 @@ from netlab.trace.kernel import LiveKernel
 from netlab.trace.labmap import LabMap
 from netlab.trace.render import TraceResult, label, number
 from netlab.trace.targets import Endpoint, capture_namespaces, lab_map, resolve_source, resolve_target
-from netlab.trace.verdict import Verdict, explain, mark_seen, matches, nat_between_pods, not_arrived
+from netlab.trace.verdict import (Verdict, explain, mark_seen, matches, nat_between_pods, not_arrived,
+                                  reply_waits_on_arp)
 from netlab.trace.walk import walk
 from netlab.workload import not_running
 
@@ -222,7 +223,11 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         mark_seen(back.hops, ip_packets, captured)
         bverdict = lossblame.impaired(losses, lossblame.firewall(kernel, explain(back, lab=lab.name), back.hops, lm),
                                       back.hops, lab.name, arp)
-        if not bverdict.delivered and not any(h.seen for h in back.hops) and bverdict.fix is None:
+        replier = lm.names.get(back.hops[0].netns, dst.name) if back.hops else dst.name  # "pod b"
+        waits = reply_waits_on_arp(back, replier) if not bverdict.delivered and not sent.error else None
+        if waits is not None and not any(h.seen for h in back.hops):  # made, and held by its next hop's ARP
+            bverdict = waits
+        elif not bverdict.delivered and not any(h.seen for h in back.hops) and bverdict.fix is None:
             why = f"{dst.name} sent no reply"
             if sent.error:
                 why += f" ({sent.error})"

@@ -222,3 +222,21 @@ def nat_between_pods(w: Walk, src_ip: str, src_netns: str | None, where: dict[st
     if cause is not None:
         out.update(cause=cause.problem, cause_hop=cause.index, fix=cause.fix)
     return out
+
+
+def reply_waits_on_arp(back: Walk, replier: str) -> Verdict | None:
+    """A reply no capture saw because it never left its sender: the kernel routed it on-link (no gateway) and waits
+    for the next hop's ARP answer, which nothing gave (the entry INCOMPLETE or FAILED: the kernel asked, so the
+    reply was made). None when the reply walk stopped for another reason, or elsewhere than where it began."""
+    stop = next((i for i, h in enumerate(back.hops) if h.problem), None)
+    hop = back.hops[stop] if stop is not None else None
+    if hop is None or hop.kind != "neigh" or hop.netns != back.hops[0].netns or \
+            hop.facts.get("state") not in ("INCOMPLETE", "FAILED"):
+        return None
+    ip = hop.facts.get("ip")
+    route = next((h for h in back.hops[:stop] if h.kind == "route" and h.netns == hop.netns and h.device == hop.device
+                  and not h.facts.get("gateway") and h.facts.get("matched")), None)
+    onlink = f"; its route `{route.facts['matched']}` puts {ip} on {hop.device}'s link, so it asks for it there" \
+        if route is not None else ""
+    return Verdict(False, stop, f"{replier} answered, but its reply waits on ARP for {ip}: {hop.problem}{onlink}",
+                   hop.fix)

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from helpers import in_netns, ip_json, netlab, wrapped_bridge_lab
+from helpers import in_netns, ip_json, netlab, traced, wrapped_bridge_lab
 
 pytestmark = pytest.mark.root
 
@@ -117,3 +117,11 @@ def test_a_nodes_own_traffic_to_a_service_whose_endpoint_has_the_wide_prefix_die
     assert in_netns(f"{lab}-n1", sys.executable, "-I", "-c", CONNECT, "10.96.0.50").returncode != 0
     neigh = ip_json("-4", "neigh", "show", "10.244.0.0", "dev", "eth0", netns=f"{lab}-b")
     assert neigh and "lladdr" not in neigh[0] and neigh[0]["state"][0] in ("INCOMPLETE", "FAILED"), neigh
+    # trace: b answered; its reply waits on the ARP request nothing answers, said so (it said "sent no reply")
+    rc, d = traced(lab, "n1", "svc/web", "--proto", "tcp", "--port", "80")
+    assert rc == 1 and d["delivered"] and not d["reply_received"], d["lost"]
+    lost = d["reply_lost"]
+    assert (lost["netns"], lost["device"]) == (f"{lab}-b", "eth0"), lost
+    assert lost["reason"].startswith("pod b answered, but its reply waits on ARP for 10.244.0.0: no ARP answer for "
+                                     "10.244.0.0 on eth0 (INCOMPLETE)"), lost["reason"]
+    assert "its route `10.244.0.0/16 dev eth0 " in lost["reason"] and "sent no reply" not in lost["reason"], lost
