@@ -338,6 +338,12 @@ class LabBusy(NetlabError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class LabTakenDown(UsageError):
+    """A command met a lab that a ``netlab down`` is taking away, or took away since it began (exit 2): its line
+    already names that down (realize.interrupted.being_taken_down, taken_down), the more exactly for what the
+    command met ("the probe's agent was stopped with the lab's other processes")."""
+
+
 class LabGoingDown(LabBusy):
     """A ``netlab down`` holds the lab's lock and is deleting it: what a reader met is its work half done. Said as
     every command that meets it says it (realize.interrupted.being_taken_down), exit 2; a LabBusy to a caller that waits

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
-from netlab.errors import LabBusy, LabGoingDown, NetlabError, UsageError, down_way
+from netlab.errors import LabBusy, LabGoingDown, LabTakenDown, NetlabError, UsageError, down_way
 from netlab.realize.lab_folder import MARK_FILE
 from netlab.realize.lab_list import state_temps
 from netlab.realize.state_dir import STATE_FILE, lab_dir, state_file
@@ -140,9 +140,15 @@ class Seen:
         makes again, a read a down stopped) while another command held or changed the lab is that command's work
         half done: :meth:`meanwhile`'s error is raised in its place, as status says it; else the error itself.
         A user's mistake (a name the lab does not have, a port its destination does not serve) is no read's: its
-        caller checks it from the lab's model before the read begins (trace.run.packet_ends, api.reach.probe_of)."""
+        caller checks it from the lab's model before the read begins (trace.run.packet_ends, api.reach.probe_of).
+        An error that already names the other command (a LabBusy; a down's LabTakenDown, "the probe's agent was
+        stopped with the lab's other processes"; StateGone) is raised as itself: it says more than the re-check."""
+        from netlab.realize.state_errors import StateGone
+
         try:
             yield
+        except (LabBusy, LabTakenDown, StateGone):  # it names the other command already, and what it met
+            raise
         except Exception:
             if (meanwhile := self.meanwhile(reader)) is not None:
                 raise meanwhile from None
@@ -195,10 +201,10 @@ def taken_down(lab: str, what: str, read_up: bool = True, killed: str | None = N
     except NetlabError:
         return None  # a corrupt state: not this question's to answer
     if st is None and read_up:
-        return UsageError(f"lab {lab} was taken down (`netlab down`) meanwhile: {what}; it is not up")
+        return LabTakenDown(f"lab {lab} was taken down (`netlab down`) meanwhile: {what}; it is not up")
     return None
 
 
-def being_taken_down(lab: str, what: str) -> UsageError:
+def being_taken_down(lab: str, what: str) -> LabTakenDown:
     """The line of a command that met lab ``lab`` while a ``netlab down`` takes it away (``what``: what it met)."""
-    return UsageError(f"lab {lab} is being taken down (`netlab down`): {what}")
+    return LabTakenDown(f"lab {lab} is being taken down (`netlab down`): {what}")

@@ -24,10 +24,11 @@ from netlab.api import lab_checks
 from netlab.api.internals import internal_probe
 from netlab.api.lab import Lab
 from netlab.cli import policy as cli_policy, probe as cli_probe, trace as cli_trace
-from netlab.errors import LabBusy
+from netlab.errors import LabBusy, LabTakenDown
 from netlab.kernel.fake import FakeKernel
 from netlab.probe import early as early_agent, policytable, runner
 from netlab.realize import lab_lock, state as state_mod
+from netlab.realize.interrupted import being_taken_down
 from netlab.trace import run as trace_run
 
 lab = pytest.fixture(make_lab, name="lab")
@@ -140,3 +141,26 @@ def test_a_trace_whose_namespace_check_meets_an_up_at_work_names_it(lab, running
     monkeypatch.setattr(lab_checks, "_check_namespaces", gone)
     with pytest.raises(LabBusy, match=re.escape(f"lab fk was being changed by {ME} while trace read it")):
         Lab.attach(lab.name).trace("a", "b")
+
+
+@pytest.mark.parametrize("reader", ["probe", "trace", "reach"])
+def test_a_run_a_down_cut_short_raises_the_downs_own_line(lab, running, reader):
+    """A run whose error already says a `netlab down` took its part away ("the probe's agent was stopped with the
+    lab's other processes", runner._taken_down) is raised as itself: the re-check's LabGoingDown ("what probe read
+    of it is its work half done") says less (test_reliability's down during a probe, exit 2 either way)."""
+    said = being_taken_down(lab.name, "the probe's agent was stopped with the lab's other processes")
+
+    def end():
+        raise said
+
+    checked = Lab.attach(lab.name)
+    call = {"probe": lambda: internal_probe(checked), "trace": lambda: checked.trace("a", "b"),
+            "reach": lambda: checked.reach("a", "b")}[reader]
+    running.end = end
+    st = state_mod.load_state(lab.name)
+    st.phase = "deleting"
+    st.save()
+    with lab_lock.LabLock(lab.name, "netlab down"):
+        with pytest.raises(LabTakenDown) as got:
+            call()
+    assert got.value is said
