@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from netlab import outfile
+from netlab import outfile, signals
 from netlab.errors import EnvironmentNotReady, UsageError, output_unwritable
 from netlab.kernel import netns as nsmod
 from netlab.model.naming import netns_path
@@ -149,20 +149,28 @@ class Capture:
         out.sort(key=lambda f: f.ts)
         return out
 
-    def wait(self, deadline: float) -> list[Frame]:
-        """Frames as they come, until ``deadline`` (for one-interface captures). A device that went down is a note
-        (:attr:`notes`, once a check after it finds the device still there) and the capture goes on; one that is
-        gone, or its namespace, ends it (:attr:`ended`): the kernel says nothing more to a socket whose device was
-        deleted, so that is asked every GONE_CHECK s."""
+    def wait(self, deadline: float, into: list[Frame] | None = None) -> list[Frame]:
+        """Frames as they come, until ``deadline`` (for one-interface captures), also added to ``into``. A device that
+        went down is a note (:attr:`notes`, once a check after it finds the device still there) and the capture goes
+        on; one that is gone, or its namespace, ends it (:attr:`ended`): the kernel says nothing more to a socket
+        whose device was deleted, so that is asked every GONE_CHECK s.
+
+        A Ctrl-C or SIGTERM waits while frames are read off the sockets and put in ``into`` (signals.held): one
+        that landed between a read and its return lost the frames read (a capture stopped once the last DNS answer
+        came printed 11 of 12 frames on a loaded machine); it takes effect once they are the caller's."""
         left = deadline - time.monotonic()
         if left <= 0 or self.ended:
             return []
         ready, _, _ = select.select(list(self.socks.values()), [], [], min(left, GONE_CHECK) if self.iface else left)
         earlier, self.held = self.held, []  # read by an earlier round: the device was there after it, or not now
         out: list[Frame] = []
+        with signals.held():
+            for ns, s in self.socks.items():
+                if s in ready:
+                    out += _read_all(ns, s, self._link_error)
+            if into is not None:
+                into += out
         for ns, s in self.socks.items():
-            if s in ready:
-                out += _read_all(ns, s, self._link_error)
             if self.iface and not self.ended:
                 self.ended = self.gone(ns, s)
         self.told(earlier)
@@ -368,7 +376,7 @@ def live(capture: Capture, count: int, timeout: float, on_frame: Callable[[Frame
     read: list[Frame] = []  # read from the sockets, not yet handed on: a frame leaves it once on_frame is done
     try:
         while seen < count and time.monotonic() < deadline and not capture.ended:
-            read += capture.wait(deadline)
+            capture.wait(deadline, read)
             while read and seen < count:
                 on_frame(read[0])
                 del read[0]

@@ -17,9 +17,10 @@ class _Interrupted:
     def __init__(self) -> None:
         self.waits = 0
 
-    def wait(self, deadline: float) -> list[Frame]:
+    def wait(self, deadline: float, into: list[Frame]) -> list[Frame]:
         self.waits += 1
         if self.waits == 1:
+            into.append(_frame(1))
             return [_frame(1)]
         raise KeyboardInterrupt
 
@@ -46,7 +47,8 @@ class _Batch:
     ended = None
     notes: list[str] = []
 
-    def wait(self, deadline: float) -> list[Frame]:
+    def wait(self, deadline: float, into: list[Frame]) -> list[Frame]:
+        into += [_frame(1), _frame(2), _frame(3)]
         return [_frame(1), _frame(2), _frame(3)]
 
     def drain(self) -> list[Frame]:
