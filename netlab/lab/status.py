@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 
+from ipaddress import ip_interface
+
 from dataclasses import dataclass, field, replace
 from typing import Collection, Sequence
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel, Snapshot
+from netlab.kernel.rtnl_parse import AddrMsg
 from netlab.feature import Feature, Note, Reconfigure
 from netlab.impair import lifecycle as impair_feature
 from netlab.lab import collector
@@ -49,6 +52,14 @@ class StatusResult:
     @property
     def ok(self) -> bool:
         return not self.drift
+
+
+def onlink_route(snap: Snapshot, index: int, addr: AddrMsg) -> bool:
+    """Whether eth0 (``index``) has the connected route of its address ``addr``'s prefix in the main table, as the
+    kernel made it (ptp deletes it, and routes the prefix via its gateway instead)."""
+    net = ip_interface(f"{addr.address}/{addr.prefixlen}").network
+    return any(r.table == 254 and r.oif == index and r.gateway is None and r.dst_len == net.prefixlen
+               and r.dst == str(net.network_address) for r in snap.routes)
 
 
 def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) -> StatusResult:
@@ -88,8 +99,9 @@ def _status(state: LabState, kernel: Kernel, features: Sequence[Feature]) -> Sta
         eth0 = snap.links.get("eth0")
         if ns not in pod_of or eth0 is None:
             return []
-        lens = [a.prefixlen for a in snap.addrs if a.index == eth0.index and ":" not in a.address]
-        return [line for line in (lab.wide_prefix(pod_of[ns], n) for n in lens[:1]) if line]
+        addrs = [a for a in snap.addrs if a.index == eth0.index and ":" not in a.address][:1]
+        return [line for line in (lab.wide_prefix(pod_of[ns], a.prefixlen, onlink_route(snap, eth0.index, a))
+                                  for a in addrs) if line]
 
     def judge(ns: str, snap: Snapshot) -> Compared:
         # Run by whichever process read the namespace (a forked reader too): the tag, and the comparison of a

@@ -170,16 +170,23 @@ class Lab:
                         f"podCIDR, as the ipRanges capability passes it)"
                 for p in self.pods if p.name in self.attached and p.ip not in cidrs[p.node]}
 
-    def wide_prefix(self, pod: str, prefixlen: int) -> str | None:
+    def wide_prefix(self, pod: str, prefixlen: int, onlink_route: bool = True) -> str | None:
         """Why pod ``pod``, its eth0 given ``prefixlen`` by its CNI plugins (a conflist's host-local range
         10.244.0.0/16 on every node, addresses in the node's /24), reaches none of what that on-link prefix covers
         besides its own node's pods: the pods of the other nodes whose podCIDRs it covers (and, in VXLAN mode, those
         nodes' own packets: see :meth:`wide_words`), and the ClusterIPs of the Service CIDR when it covers them
         (10.0.0.0/8 over 10.96.0.0/12). None for a prefix no wider than its node's podCIDR, one that covers
-        neither, or a pod netlab attached (builtin)."""
+        neither, or a pod netlab attached (builtin).
+
+        That holds only where eth0 is on-link for the prefix (its connected route; ``onlink_route``: the kernel
+        shows it, as status reads it) and its link is a node-local bridge (the bridge plugin's: the result names
+        the bridge beside the veth, :attr:`CniAttachment.bridge`). ptp deletes the connected route and routes the
+        prefix via its gateway (the node's end of the veth answers), and macvlan's eth0 is on the underlay's L2,
+        where the other nodes' pods are: a /16 works there, and nothing is said."""
         p = self.pod(pod)
         cidr = self.node(p.node).pod_cidr
-        if pod not in self.attached or prefixlen >= cidr.prefixlen:
+        att = self.attached.get(pod)
+        if att is None or att.bridge is None or not onlink_route or prefixlen >= cidr.prefixlen:
             return None
         onlink = IPv4Interface(f"{p.ip}/{prefixlen}").network
         words = self.wide_words(onlink, p.node)

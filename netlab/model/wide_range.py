@@ -7,6 +7,11 @@ nodes themselves, whose own packets leave from their flannel.1 address (10.244.1
 them on eth0 instead of sending to its gateway, and nobody answers. A node's cni0 with that prefix is harmless on
 its own: its route to another node's pods (10.244.1.0/24 via flannel.1) is longer, so it wins. The pod's is not.
 
+Only the bridge plugin is judged: its pods' L2 is the node's bridge, and their eth0 keeps the kernel's connected
+route for the prefix. ptp deletes that route and routes the prefix via its gateway (the node's end of the veth),
+macvlan's pods share the underlay's L2 with the other nodes' pods: a wide prefix works with both. Another type (a
+wrapper, a third-party plugin) is not known here; up and status judge what its plugins made (Lab.wide_prefix).
+
 A plugin with the ``ipRanges`` capability gets each node's podCIDR from the runtime, which host-local puts
 before its own ``ranges``: its pods' first address is that one. Flannel's plugin replaces ``ranges`` with its
 subnet.env's. Neither is judged here; a wrapper that widens the runtime's range is seen only once its plugins ran
@@ -20,10 +25,12 @@ from typing import Any
 
 from netlab.errors import display_path
 from netlab.model.cniconf import ConflistError, read_conflist
-from netlab.model.hostlocal import FLANNEL, host_local_config, host_local_ipam
+from netlab.model.hostlocal import host_local_config, host_local_ipam
 from netlab.model.lab import Lab
 from netlab.model.places import TOPOLOGY, Note, Places
 from netlab.model.topology import CniConflist
+
+BRIDGE = "bridge"  # the one plugin type whose pods' eth0 is on-link on a node-local bridge
 
 
 def first_subnet(ipam: dict[str, Any]) -> tuple[str, str] | None:
@@ -53,7 +60,7 @@ def wide_range_notes(lab: Lab, places: Places | None = None) -> list[Note]:
     for i, plugin in enumerate(plugins):
         caps = plugin.get("capabilities")
         keys, ipam = host_local_ipam(plugin), host_local_config(plugin)
-        if plugin.get("type") == FLANNEL or (isinstance(caps, dict) and caps.get("ipRanges") is True) \
+        if plugin.get("type") != BRIDGE or (isinstance(caps, dict) and caps.get("ipRanges") is True) \
                 or keys is None or ipam is None or (found := first_subnet(ipam)) is None:
             continue
         try:

@@ -125,3 +125,34 @@ def test_a_nodes_own_traffic_to_a_service_whose_endpoint_has_the_wide_prefix_die
     assert lost["reason"].startswith("pod b answered, but its reply waits on ARP for 10.244.0.0: no ARP answer for "
                                      "10.244.0.0 on eth0 (INCOMPLETE)"), lost["reason"]
     assert "its route `10.244.0.0/16 dev eth0 " in lost["reason"] and "sent no reply" not in lost["reason"], lost
+
+
+# ptp behind the same wrapper: eth0 10.244.0.2/16 too, but ptp deletes its connected route and routes the /16 via
+# the gateway, the node's end of the veth, which routes on (its /32 to each pod of its own, flannel.1 to the others);
+# host-local's default route too (ptp has no isDefaultGateway)
+PTP = WRAPPER.replace("| /usr/lib/cni/bridge", """| jq -c '.ipam.routes = [{dst: "0.0.0.0/0"}]' | /usr/lib/cni/ptp""")
+
+
+def test_a_wide_prefix_that_ptp_routes_via_its_gateway_works_and_is_not_said(labs, tmp_path):
+    """up and status warned for every pod that it ARPed in vain on eth0 for the pods of n2; ptp's pods reach
+    them all (the bridge plugin's, above, do not)."""
+    lab = labs.name("wt")
+    _, proc = labs.up(wrapped_bridge_lab(tmp_path, "wideptp", PTP, lab, "wt")
+                      + "  - {name: a, node: n1}\n  - {name: c, node: n1}\n"
+                      + "  - {name: b, node: n2, labels: {app: web}}\n"
+                      + "services:\n  - {name: web, clusterIP: 10.96.0.50, selector: {app: web}, "
+                        "ports: [{port: 80, targetPort: 8080}]}\n")
+    assert "on-link wider" not in proc.stderr, proc.stderr
+    addr = ip_json("-4", "addr", "show", "eth0", netns=f"{lab}-a")[0]["addr_info"][0]
+    assert (addr["local"], addr["prefixlen"]) == ("10.244.0.2", 16), addr
+    routes = {(r["dst"], r.get("gateway"), r.get("scope")) for r in ip_json("-4", "route", "show", netns=f"{lab}-a")}
+    assert ("10.244.0.0/16", "10.244.0.1", None) in routes and ("10.244.0.0/16", None, "link") not in routes, routes
+
+    assert in_netns(f"{lab}-a", "ping", "-c1", "-W2", "10.244.1.2").returncode == 0  # n2's pod
+    assert in_netns(f"{lab}-a", "ping", "-c1", "-W2", "10.244.0.3").returncode == 0  # its own node's
+    for ns in ("a", "n1", "n2"):  # the Service, its endpoint b on n2: node n1's masqueraded 10.244.0.0 too
+        assert in_netns(f"{lab}-{ns}", sys.executable, "-I", "-c", CONNECT, "10.96.0.50").returncode == 0, ns
+
+    st = netlab("status", "--lab", lab, check=False)
+    assert st.returncode == 0 and "all as planned" in st.stdout, st.stdout + st.stderr
+    assert "on-link wider" not in st.stderr, st.stderr

@@ -29,7 +29,8 @@ def lab_of(tmp_path, nodes: int, service_cidr: str = "", mode: str = "vxlan"):
         + f"nodes: [{', '.join(f'{{name: {n}}}' for n in names)}]\n"
         + f"pods: [{', '.join(f'{{name: p{i + 1}, node: {n}}}' for i, n in enumerate(names))}]\n")
     lab = resolve(load_topology(str(tmp_path / "t.yaml")))
-    return lab.with_attachments({f"p{i + 1}": CniAttachment(ip=IPv4Address(f"10.0.{i}.2")) for i in range(nodes)})
+    return lab.with_attachments({f"p{i + 1}": CniAttachment(ip=IPv4Address(f"10.0.{i}.2"), host_veth="veth0",
+                                                                      host_ifaces=("cni0", "veth0")) for i in range(nodes)})
 
 
 def test_a_prefix_covering_the_service_cidr_is_said_on_a_one_node_lab(tmp_path):

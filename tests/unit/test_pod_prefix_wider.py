@@ -27,17 +27,21 @@ TOPO = cni_topo("fkwp", nodes=3) + """\
 
 
 class Plugins(VethPlugins):
-    """A veth per pod, its eth0 given the address CNI_ARGS asks for with the prefix length ``plen``."""
+    """A veth per pod, its eth0 given the address CNI_ARGS asks for with the prefix length ``plen``; the result
+    names the node's bridge cni0 beside the veth (the bridge plugin's), or the veth alone (``bridge`` False: ptp's,
+    whose pods route the prefix via their gateway)."""
 
     plen = 24
+    bridge = True
 
     def add(self, pod, ip, env, *, node_netns, netns, host):
         self.kernel.apply([Op("add", Veth(netns=node_netns, name=host, mtu=1500, mac="02:00:00:00:01:0" + pod[-1],
                                           peer_netns=netns, peer_name="eth0", peer_mac="02:00:00:00:02:0" + pod[-1])),
                            Op("add", Address(netns=netns, dev="eth0",
                                              address=IPv4Interface(f"{ip}/{type(self).plen}")))])
-        return {"cniVersion": "1.0.0", "interfaces": [{"name": host}, {"name": "eth0", "sandbox": env["CNI_NETNS"]}],
-                "ips": [{"address": f"{ip}/{type(self).plen}", "interface": 1}]}
+        ifaces = [{"name": "cni0"}] * type(self).bridge + [{"name": host}, {"name": "eth0", "sandbox": env["CNI_NETNS"]}]
+        return {"cniVersion": "1.0.0", "interfaces": ifaces,
+                "ips": [{"address": f"{ip}/{type(self).plen}", "interface": len(ifaces) - 1}]}
 
 
 world = kernel_lab_world(TOPO, Plugins)
@@ -87,4 +91,18 @@ def test_a_pod_prefix_as_narrow_as_its_nodes_pod_cidr_says_nothing(world, monkey
     said = up(lab, k)
     got = lab_status.status(state_mod.load_state(lab.name), k, [ModuleFeature(lifecycle)])
     assert got.drift == [] and got.warnings == [] and not [w for w in said.warnings if "on-link" in w]
+    teardown.down(lab.name, k, [])
+
+
+def test_a_wide_prefix_beside_no_bridge_is_not_said(world, monkeypatch):
+    """ptp's result names the veth alone: the pod routes its /16 via its gateway, the node's end of the veth
+    (ptp deletes the connected route), and reaches every node's pods; macvlan's names no veth at all, its eth0
+    on the underlay's L2 with the other nodes' pods. up and status said each pod ARPed in vain on eth0."""
+    lab, k = world
+    monkeypatch.setattr(Plugins, "plen", 16)
+    monkeypatch.setattr(Plugins, "bridge", False)
+    got = up(lab, k)
+    assert [w for w in got.warnings if "on-link wider" in w] == []
+    st = lab_status.status(state_mod.load_state(lab.name), k, [ModuleFeature(lifecycle)])
+    assert st.ok and [w for w in st.warnings if "on-link wider" in w] == []
     teardown.down(lab.name, k, [])

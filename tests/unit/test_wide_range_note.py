@@ -35,7 +35,7 @@ NOTE = ("net.conflist's plugins[0].ipam.{at} 10.244.0.0/16 is wider than a node'
 def write(tmp_path, ipam: dict, **plugin) -> str:
     (tmp_path / "bin").mkdir(exist_ok=True)
     (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "w", "plugins": [
-        {"type": "bridge", "isGateway": True, "ipam": {"type": "host-local", **ipam}, **plugin}]}))
+        {"type": "bridge", "isGateway": True, **plugin, "ipam": {"type": "host-local", **ipam}}]}))
     (tmp_path / "t.yaml").write_text(TOPOLOGY)
     return str(tmp_path / "t.yaml")
 
@@ -58,6 +58,10 @@ def test_validate_notes_a_host_local_range_wider_than_the_pod_cidrs(tmp_path, mo
     ({"ranges": [[{"subnet": "10.244.0.0/24"}]]}, {}),  # as narrow as a podCIDR
     ({"ranges": [[{"subnet": "10.244.0.0/16"}]]}, {"capabilities": {"ipRanges": True}}),  # the node's range first
     ({}, {}),  # the runtime's range alone
+    # ptp routes the prefix via its gateway (it deletes eth0's connected route); macvlan's pods share the
+    # underlay's L2 with the other nodes' pods: a /16 works with both (validate said they ARPed in vain)
+    ({"subnet": "10.244.0.0/16"}, {"type": "ptp"}),
+    ({"ranges": [[{"subnet": "10.244.0.0/16"}]]}, {"type": "macvlan", "master": "eth0"}),
 ])
 def test_validate_says_nothing_of_a_range_no_wider_than_the_pod_cidrs(tmp_path, ipam, plugin):
     run = run_cli("validate", "-t", write(tmp_path, ipam, **plugin))
