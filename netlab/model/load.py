@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import copy
 import os
+from ipaddress import IPv4Network
 from typing import Any
 
 from pydantic import ValidationError
 
 from netlab.errors import ABSOLUTE_FIX, Problem, TopologyError, cwd_gone
+from netlab.model.addressing import allocate
 from netlab.model.checks import check_topology
 from netlab.model import bandwidth, hostports
 from netlab.model.cniconf import ConflistError, read_conflist
 from netlab.model.diagnostics import problems_from_validation, topology_error
+from netlab.model.runtime_ranges import overlapping_ranges
 from netlab.model.files import Unreadable, read_regular
 from netlab.model.include import expand_includes
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, format_path
@@ -120,9 +123,9 @@ def validate_source(src: Source) -> Topology:
         if quoted is None:  # the cross-checks would judge a topology other than the one written
             raise topology_error(problems, UNCHECKED) from None
         topo = quoted
-    problems += [Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, msg)
-                 for loc, msg in check_topology(topo)]
-    topo, cni_problems = resolve_cni_paths(topo, src.file)
+    checked = check_topology(topo)
+    problems += [Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, msg) for loc, msg in checked]
+    topo, cni_problems = resolve_cni_paths(topo, src.file, allocated=not checked)
     problems += [Problem(src.file, src.line_of(loc), format_path(loc), msg) for loc, msg in cni_problems]
     # NetworkPolicies and Namespaces, with their own files' lines (and their places, for the notes about them)
     topo, included = expand_includes(topo, src, lambda path, shown: _decode(_read_file(path), shown))
@@ -159,8 +162,16 @@ def _as_text(exc: ValidationError, src: Source) -> Topology | None:
         return None
 
 
-def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[tuple, str]]]:
+def pod_nodes_cidrs(topo: Topology) -> dict[str, IPv4Network]:
+    """The podCIDR of each node that has a pod, as validate allocates them (of a topology check_topology passed)."""
+    having = {p.node for p in topo.pods}
+    return {n: c for n, c in allocate(topo)[0].node_pod_cidr.items() if n in having}
+
+
+def resolve_cni_paths(topo: Topology, file: str, allocated: bool = False) -> tuple[Topology, list[tuple[tuple, str]]]:
     """``network.cni.conflist`` and ``binDir`` made absolute from the topology's folder, and the conflist read.
+    ``allocated``: the topology passed check_topology, so its nodes' podCIDRs are known (a host-local with the
+    ipRanges capability and its own overlapping range is refused: model.runtime_ranges).
 
     The saved state holds the absolute paths, so ``down`` and ``status`` work from anywhere.
     """
@@ -190,6 +201,8 @@ def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[t
         missing = not os.path.isabs(cni.conflist) and not os.path.lexists(conflist)
         problems.append((("network", "cni", "conflist"), str(exc) + (cwd_words if missing else "")))
     else:
+        problems += [(("network", "cni", "conflist"), line) for line in
+                     overlapping_ranges(net.plugins, pod_nodes_cidrs(topo) if allocated else {}, conflist)]
         where = hostports.first_host_port(topo)
         if where is not None and not hostports.declares(net.plugins):
             problems.append((where, f"hostPort needs a CNI plugin with the portMappings capability, and no plugin "

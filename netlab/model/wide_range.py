@@ -13,8 +13,8 @@ macvlan's pods share the underlay's L2 with the other nodes' pods: a wide prefix
 wrapper, a third-party plugin) is not known here; up and status judge what its plugins made (Lab.wide_prefix).
 
 A plugin with the ``ipRanges`` capability gets each node's podCIDR from the runtime, which host-local puts
-before its own ``ranges``: its pods' first address is that one. Flannel's plugin replaces ``ranges`` with its
-subnet.env's. Neither is judged here; a wrapper that widens the runtime's range is seen only once its plugins ran
+before its own ranges and refuses beside one that overlaps it (refused at load: model.runtime_ranges); the
+advice says to remove them. Flannel's plugin replaces ``ranges`` with its subnet.env's. Neither is judged here; a wrapper that widens the runtime's range is seen only once its plugins ran
 (up's and status's warnings, from the pod's address: model.lab.Lab.wide_prefix).
 """
 
@@ -74,5 +74,6 @@ def wide_range_notes(lab: Lab, places: Places | None = None) -> list[Note]:
         out.append((places or Places()).note(TOPOLOGY, ("network", "cni", "conflist"), (
             f"{field} {found[1]} is wider than a node's podCIDR (/{narrowest}): host-local gives each pod that "
             f"prefix on eth0, so a pod ARPs on eth0 for {words[0]} in {subnet} and nobody answers ({words[1]}): "
-            f"it reaches {words[2]} (give host-local each node's podCIDR: the ipRanges capability passes it)")))
+            f"it reaches {words[2]} (give host-local each node's podCIDR: declare the ipRanges capability, which "
+            f"passes it, and remove {'.'.join(keys)}'s own subnet and ranges, which host-local refuses beside it)")))
     return out

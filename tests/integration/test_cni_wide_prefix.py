@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from helpers import in_netns, ip_json, netlab, traced, wrapped_bridge_lab
+from helpers import in_netns, ip, ip_json, netlab, traced, wrapped_bridge_lab
 
 pytestmark = pytest.mark.root
 
@@ -156,3 +156,34 @@ def test_a_wide_prefix_that_ptp_routes_via_its_gateway_works_and_is_not_said(lab
     st = netlab("status", "--lab", lab, check=False)
     assert st.returncode == 0 and "all as planned" in st.stdout, st.stdout + st.stderr
     assert "on-link wider" not in st.stderr, st.stderr
+
+
+def test_debians_host_local_refuses_its_own_range_beside_the_capabilitys_and_up_refuses_it_first(labs, tmp_path):
+    """The note's old advice (declare the ipRanges capability) with the conflist's own /16 kept: Debian's host-local
+    refuses every ADD (its own run here, as the runtime passes the node's range), and up rolled back after the
+    first one failed; now up refuses it before any change, as validate does."""
+    import os
+    import subprocess
+
+    own = {"type": "host-local", "dataDir": str(tmp_path / "leases"), "ranges": [[{"subnet": "10.244.0.0/16"}]]}
+    conf = {"cniVersion": "1.0.0", "name": "ov", "type": "bridge", "ipam": own,
+            "runtimeConfig": {"ipRanges": [[{"subnet": "10.244.0.0/24"}]]}}
+    env = {**os.environ, "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "x1", "CNI_NETNS": "/proc/self/ns/net",
+           "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni"}
+    ran = subprocess.run(["/usr/lib/cni/host-local"], input=json.dumps(conf), env=env, capture_output=True,
+                         text=True)
+    assert ran.returncode != 0 and "range set 0 overlaps with 1" in ran.stdout, ran
+
+    lab = labs.name("wo")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "ov", "plugins": [
+        {"type": "bridge", "isGateway": True, "capabilities": {"ipRanges": True}, "ipam": own}]}))
+    (tmp_path / "t.yaml").write_text(
+        f"name: {lab}\nnetwork: {{mode: vxlan, cni: {{conflist: net.conflist, binDir: bin}}}}\nnodes:\n"
+        "  - {name: n1, podCIDR: 10.244.0.0/24}\n  - {name: n2, podCIDR: 10.244.1.0/24}\n"
+        "pods:\n  - {name: a, node: n1}\n")
+    up = netlab("up", "-t", str(tmp_path / "t.yaml"), check=False)
+    assert up.returncode != 0 and "declares the ipRanges capability and its ipam.ranges[0][0].subnet 10.244.0.0/16 " \
+        "overlaps the podCIDR of node n1's 10.244.0.0/24" in up.stderr, up.stderr
+    assert "rolled back" not in up.stderr and not [n for n in ip("netns", "list").stdout.split() if
+                                                    n.startswith(f"{lab}-")], up.stderr

@@ -3,7 +3,8 @@ the nodes' podCIDRs gives every pod that prefix on eth0: it ARPs there for the o
 mode, for the other nodes' own flannel.1 addresses, which a node's packets to another node's pod leave from (its
 traffic to a Service whose endpoint is there too). Nobody answers. validate said nothing (status alone did, once
 the lab ran); now it notes it at network.cni.conflist, as it locates its other notes, -o json's note_places too.
-The ipRanges capability, whose node range host-local puts first, and Flannel's plugin are not judged. Root, with
+The ipRanges capability beside a range of the conflist's own that overlaps a node's (host-local refuses both:
+refused at load, tests/unit/test_runtime_ranges.py) and Flannel's plugin are not judged here. Root, with
 real traffic: tests/integration/test_cni_wide_prefix.py."""
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ NOTE = ("net.conflist's plugins[0].ipam.{at} 10.244.0.0/16 is wider than a node'
         "10.244.1.0/24) in 10.244.0.0/16 and nobody answers (its node's bridge carries only its own pods): it "
         "reaches no pod of theirs, nor they it, nor those nodes themselves (a node's own packets to a pod on another "
         "node, to a Service whose endpoint is there too, leave from its flannel.1 address, 10.244.0.0 on n1, "
-        "10.244.1.0 on n2, inside the prefix) (give host-local each node's podCIDR: the ipRanges capability passes "
-        "it)")
+        "10.244.1.0 on n2, inside the prefix) (give host-local each node's podCIDR: declare the ipRanges capability, "
+        "which passes it, and remove ipam's own subnet and ranges, which host-local refuses beside it)")
 
 
 def write(tmp_path, ipam: dict, **plugin) -> str:
@@ -56,7 +57,7 @@ def test_validate_notes_a_host_local_range_wider_than_the_pod_cidrs(tmp_path, mo
 
 @pytest.mark.parametrize("ipam, plugin", [
     ({"ranges": [[{"subnet": "10.244.0.0/24"}]]}, {}),  # as narrow as a podCIDR
-    ({"ranges": [[{"subnet": "10.244.0.0/16"}]]}, {"capabilities": {"ipRanges": True}}),  # the node's range first
+    ({"ranges": [[{"subnet": "10.99.0.0/24"}]]}, {"capabilities": {"ipRanges": True}}),  # a second range, apart
     ({}, {}),  # the runtime's range alone
     # ptp routes the prefix via its gateway (it deletes eth0's connected route); macvlan's pods share the
     # underlay's L2 with the other nodes' pods: a /16 works with both (validate said they ARPed in vain)

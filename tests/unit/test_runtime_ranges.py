@@ -1,0 +1,66 @@
+"""The note's old advice, "give host-local each node's podCIDR: the ipRanges capability passes it", followed with
+the conflist's own ``ranges: [[{subnet: 10.244.0.0/16}]]`` kept: host-local puts the runtime's range (the node's
+podCIDR) first and refuses two range sets that overlap, so every ADD failed ("range set 0 overlaps with 1") and
+up rolled back, while validate said ok (the wide-range note passed over any plugin with the capability). Now
+validate and up refuse it, naming the field and the nodes, before any change."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli_inprocess import run_cli
+
+TOPOLOGY = """\
+name: wrr
+network: {mode: vxlan, cni: {conflist: net.conflist, binDir: bin}}
+nodes:
+  - {name: n1, podCIDR: 10.244.0.0/24}
+  - {name: n2, podCIDR: 10.244.1.0/24}
+  - {name: n3, podCIDR: 10.244.2.0/24}
+pods: [{name: a, node: n1}, {name: b, node: n2}]
+"""
+
+
+def write(tmp_path, ipam: dict) -> str:
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "w", "plugins": [
+        {"type": "bridge", "isGateway": True, "capabilities": {"ipRanges": True},
+         "ipam": {"type": "host-local", **ipam}}]}))
+    (tmp_path / "t.yaml").write_text(TOPOLOGY)
+    return str(tmp_path / "t.yaml")
+
+
+def refusal(tmp_path, field: str, subnet: str, nodes: str) -> str:
+    return (f"t.yaml:2: network.cni.conflist: {tmp_path}/net.conflist's plugins[0] declares the ipRanges capability "
+            f"and its ipam.{field} {subnet} overlaps the podCIDR of node {nodes}, which the capability passes: "
+            "host-local puts the runtime's range first and refuses two that overlap, so every ADD there fails "
+            "(\"range set 0 overlaps with 1\"); remove ipam's own subnet and ranges (the capability gives each "
+            "node's pods its podCIDR)")
+
+
+@pytest.mark.parametrize("ipam, field, subnet, nodes", [
+    ({"ranges": [[{"subnet": "10.244.0.0/16"}]]}, "ranges[0][0].subnet", "10.244.0.0/16",
+     "n1's 10.244.0.0/24, n2's 10.244.1.0/24"),  # n3 has no pod: no ADD there
+    ({"subnet": "10.244.0.0/16"}, "subnet", "10.244.0.0/16", "n1's 10.244.0.0/24, n2's 10.244.1.0/24"),
+    ({"ranges": [[{"subnet": "10.99.0.0/24"}], [{"subnet": "10.244.1.0/24", "rangeStart": "10.244.1.100"}]]},
+     "ranges[1][0].subnet", "10.244.1.0/24", "n2's 10.244.1.0/24"),
+])
+def test_validate_refuses_own_ranges_overlapping_the_capabilitys(tmp_path, monkeypatch, ipam, field, subnet, nodes):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, ipam)
+    run = run_cli("validate", "-t", "t.yaml")
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+    assert refusal(tmp_path, field, subnet, nodes) in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("ipam", [
+    {},  # the runtime's range alone: what the advice means
+    {"ranges": [[{"subnet": "10.99.0.0/24"}]]},  # a second address, from a range apart
+    {"ranges": [[{"subnet": "10.244.0.0/16", "rangeStart": "10.244.200.2", "rangeEnd": "10.244.200.254"}]]},
+    {"ranges": [[{"subnet": "10.244.2.0/24"}]]},  # n3's, which has no pod
+])
+def test_validate_takes_the_capability_beside_ranges_apart(tmp_path, ipam):
+    run = run_cli("validate", "-t", write(tmp_path, ipam))
+    assert run.returncode == 0 and "overlaps" not in run.stderr, run.stderr
