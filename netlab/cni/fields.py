@@ -15,16 +15,47 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 # (plugin type, field) -> the upstream release that added the field. preserveDefaultVlan (containernetworking/
 # plugins#875) came with vlanTrunk: false takes the bridge's default VLAN (1, untagged) off a pod's port beside its
 # vlan; an older bridge always leaves it there, as true does.
 LATER_FIELDS = {("bridge", "vlanTrunk"): "v1.3.0", ("bridge", "preserveDefaultVlan"): "v1.3.0"}
-# What the plugin that does not read the field makes otherwise than the conflist asks
-EFFECTS = {"vlanTrunk": "its pods' ports get no VLANs and the bridge no VLAN filtering",
-           "preserveDefaultVlan": "its pods' ports keep the bridge's default VLAN (untagged) beside their vlan"}
+# A bridge plugin that reads vlanTrunk (upstream v1.3.0 on) refuses it beside a vlan: a port is an access port
+# (untagged) or a trunk (tagged), not both (bridge.go's loadNetConf).
+TRUNK_AND_VLAN = "cannot set vlan and vlanTrunk at the same time"
+
+
+def trunk_vlans(plugin: dict[str, Any]) -> bool:
+    """Whether the plugin's vlanTrunk names a VLAN (an ``id``, or a ``minID``..``maxID``): an empty trunk gives a
+    port none, and a plugin that reads it takes it beside a vlan."""
+    trunk = plugin.get("vlanTrunk")
+    return isinstance(trunk, list) and any(isinstance(t, dict) and (t.get("id") is not None or (
+        t.get("minID") is not None and t.get("maxID") is not None)) for t in trunk)
+
+
+def effect(plugin: dict[str, Any], field: str, unread: set[str]) -> str:
+    """What the plugin that does not read ``field`` makes otherwise than ``plugin`` asks, for that config: a bridge
+    that reads neither vlanTrunk nor preserveDefaultVlan (Debian's 1.1.1) still reads ``vlan``, which gives each
+    pod's port that VLAN untagged and turns VLAN filtering on. ``unread``: the plugin's other fields not read."""
+    vlan = plugin.get("vlan") if isinstance(plugin.get("vlan"), int) and not isinstance(plugin.get("vlan"), bool) \
+        else 0
+    if field == "vlanTrunk":
+        if not vlan:
+            return "its pods' ports get no VLANs and the bridge no VLAN filtering"
+        said = (f"its pods' ports get their vlan {vlan} alone (untagged, the bridge filtering VLANs), none of the "
+                "trunk's tagged VLANs")
+        if trunk_vlans(plugin):
+            said += (f"; a bridge plugin that reads vlanTrunk (upstream v1.3.0 and later) refuses it beside a vlan "
+                     f"(\"{TRUNK_AND_VLAN}\"): keep one of them")
+        return said
+    if vlan:  # preserveDefaultVlan false
+        return f"its pods' ports keep the bridge's default VLAN 1 (untagged) beside their vlan {vlan}"
+    if "vlanTrunk" in unread:
+        return ("with vlanTrunk unread too the bridge filters no VLANs: its pods' ports carry every frame untagged, "
+                "as a plain bridge's do")
+    return "its pods' ports keep the bridge's default VLAN 1 (untagged) beside their trunk's tagged VLANs"
 
 
 def asks(plugin: dict[str, Any], field: str) -> bool:
@@ -73,13 +104,14 @@ class Ignored:
     field: str
     path: str
     since: str
+    effect: str = ""  # what the plugin makes otherwise than the conflist asks (:func:`effect`)
 
     def words(self, conflist: str) -> str:
         version = package_version(self.path)
         found = (f"it is Debian's {PACKAGE} {version}" if version else
                  f"its binary has no json:\"{self.field}\" tag: an older build")
         return (f"the {self.plugin} plugin {self.path} reads no {self.field} (added in containernetworking-plugins "
-                f"{self.since}; {found}): the {self.field} of {conflist} has no effect, {EFFECTS[self.field]}")
+                f"{self.since}; {found}): the {self.field} of {conflist} has no effect, {self.effect}")
 
 
 # (device, inode, size, mtime, field) -> whether that very file has the field's tag: a doctor run asks of each check
@@ -110,12 +142,15 @@ def ignored_fields(plugins: Iterable[dict[str, Any]], find: Any) -> list[Ignored
     out = []
     for i, plugin in enumerate(plugins):
         kind = plugin.get("type")
+        found = []
         for (of, field), since in LATER_FIELDS.items():
             if kind != of or not asks(plugin, field):
                 continue
             path = find(kind)
             if path is not None and reads_field(path, field) is False:
-                out.append(Ignored(i, kind, field, path, since))
+                found.append(Ignored(i, kind, field, path, since))
+        unread = {f.field for f in found}
+        out += [replace(f, effect=effect(plugin, f.field, unread)) for f in found]
     return out
 
 

@@ -65,15 +65,38 @@ def test_the_words_name_the_debian_package_that_installed_the_plugin(tmp_path, m
     assert fields.unread_fields(lab) == [words(tmp_path, "vlanTrunk", OLDER, TRUNK_EFFECT)]
 
 
+KEEPS = "its pods' ports keep the bridge's default VLAN 1 (untagged) beside their vlan 100"
+PLAIN = ("with vlanTrunk unread too the bridge filters no VLANs: its pods' ports carry every frame untagged, as a "
+         "plain bridge's do")
+
+
 @pytest.mark.parametrize("plugin, said", [
-    ({"type": "bridge", "vlan": 100, "preserveDefaultVlan": False}, True),
-    ({**TRUNK, "preserveDefaultVlan": False}, True),
-    ({"type": "bridge", "vlan": 100, "preserveDefaultVlan": True}, False),  # what an older bridge does anyway
-    ({"type": "bridge", "preserveDefaultVlan": False}, False),  # no VLAN on the port: it changes nothing
+    ({"type": "bridge", "vlan": 100, "preserveDefaultVlan": False}, KEEPS),
+    ({**TRUNK, "preserveDefaultVlan": False}, PLAIN),  # it said "beside their vlan": there is none
+    ({**TRUNK, "vlan": 100, "preserveDefaultVlan": False}, KEEPS),
+    ({"type": "bridge", "vlan": 100, "preserveDefaultVlan": True}, None),  # what an older bridge does anyway
+    ({"type": "bridge", "preserveDefaultVlan": False}, None),  # no VLAN on the port: it changes nothing
 ])
 def test_preserve_default_vlan_false_is_said_where_the_plugin_does_not_read_it(tmp_path, plugin, said):
     lab = resolve(load_topology(topology(tmp_path, [{**plugin, "ipam": {"type": "host-local"}}])))
     got = [line for line in fields.unread_fields(lab) if "preserveDefaultVlan" in line]
     assert got == ([words(tmp_path, "preserveDefaultVlan", 'its binary has no json:"preserveDefaultVlan" tag: an '
-                          "older build", "its pods' ports keep the bridge's default VLAN (untagged) beside their "
-                          "vlan")] if said else [])
+                          "older build", said)] if said else [])
+
+
+REFUSED = ("; a bridge plugin that reads vlanTrunk (upstream v1.3.0 and later) refuses it beside a vlan (\"cannot set "
+           "vlan and vlanTrunk at the same time\"): keep one of them")
+VLAN_ALONE = ("its pods' ports get their vlan 100 alone (untagged, the bridge filtering VLANs), none of the trunk's "
+              "tagged VLANs")
+
+
+@pytest.mark.parametrize("plugin, said", [
+    (TRUNK, TRUNK_EFFECT),
+    # Debian's 1.1.1 still reads vlan, and turns VLAN filtering on for it: it said "no VLANs and no filtering"
+    ({**TRUNK, "vlan": 100}, VLAN_ALONE + REFUSED),
+    ({**TRUNK, "vlan": 100, "vlanTrunk": []}, VLAN_ALONE),  # an empty trunk: upstream takes it beside a vlan
+])
+def test_vlan_trunk_words_say_what_the_plugin_makes_of_this_config(tmp_path, plugin, said):
+    lab = resolve(load_topology(topology(tmp_path, [plugin])))
+    assert [line for line in fields.unread_fields(lab) if "vlanTrunk (" in line] == [
+        words(tmp_path, "vlanTrunk", OLDER, said)]
