@@ -94,7 +94,7 @@ def _cni_plugins(lab: Lab, needed: bool, pretend: set[str]) -> Check:
     """The plugins the lab runs (Debian's, for a builtin lab), each found and asked VERSION (netlab.cni.check,
     the same answers as netlab validate's)."""
     from netlab.cni import check as cni  # runs the plugins: loaded only for this check
-    from netlab.cni.fields import lab_ignored_fields, unread_fields
+    from netlab.cni.fields import TRUNK_AND_VLAN, lab_ignored_fields, unread_fields
 
     found = cni.verdict(lab, f"{MISSING_HOOK} (a test hook)" if "cni-plugins" in pretend else "")
     items = tuple(a.to_json() for a in found.answers)
@@ -104,9 +104,12 @@ def _cni_plugins(lab: Lab, needed: bool, pretend: set[str]) -> Check:
         return check
     # A field this plugin is too old to read: no refusal for what it would need (it never uses it), but said
     fields = " and ".join(sorted({i.field for i in unread}))
+    newer = (f"put a {' and '.join(sorted({i.plugin for i in unread}))} plugin of containernetworking-plugins "
+             f"{max(i.since for i in unread)} or newer in network.cni.binDir")
+    if any(TRUNK_AND_VLAN in i.effect for i in unread):  # a newer bridge refuses the trunk beside the vlan
+        newer = f"leave out vlan and {newer}"
     return replace(check, status=WARN, detail=f"{check.detail}; {'; '.join(unread_fields(lab, unread))}",
-                   fix=f"leave out {fields}, or put a {' and '.join(sorted({i.plugin for i in unread}))} plugin of "
-                       f"containernetworking-plugins {max(i.since for i in unread)} or newer in network.cni.binDir")
+                   fix=f"leave out {fields}, or {newer}")
 
 
 def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[Check]:

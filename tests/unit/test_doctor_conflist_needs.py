@@ -235,6 +235,15 @@ def test_a_vlan_trunk_the_bridge_plugin_does_not_read_asks_for_nothing_and_is_sa
         doctor.require_for(both)
 
 
+def test_a_vlan_beside_an_unread_trunk_is_not_fixed_by_a_newer_bridge_alone(tmp_path, machine):
+    """A bridge that reads vlanTrunk refuses it beside a vlan ("cannot set vlan and vlanTrunk at the same time"):
+    the fix said to put a newer one in binDir, which fails every ADD of this conflist."""
+    check = by_name(doctor.report(binned_lab(tmp_path, [{**TRUNK, "vlan": 100}]), for_this_lab=True))["cni-plugins"]
+    assert check.status == doctor.WARN and "refuses it beside a vlan" in check.detail, check.detail
+    assert check.fix == ("leave out vlanTrunk, or leave out vlan and put a bridge plugin of containernetworking-plugins "
+                         "v1.3.0 or newer in network.cni.binDir")
+
+
 def test_a_bridge_plugin_that_reads_vlan_trunk_needs_vlan_filtering_for_it(tmp_path, machine):
     machine.missing |= {"vlan_filtering"}
     lab = binned_lab(tmp_path, [TRUNK], PLUGIN + '# type NetConf struct { Vlans []*VlanTrunk `json:"vlanTrunk"` }\n')
