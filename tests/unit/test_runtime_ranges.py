@@ -11,16 +11,11 @@ import json
 import pytest
 
 from cli_inprocess import run_cli
+from test_wide_range_note import TOPOLOGY as BASE
 
-TOPOLOGY = """\
-name: wrr
-network: {mode: vxlan, cni: {conflist: net.conflist, binDir: bin}}
-nodes:
-  - {name: n1, podCIDR: 10.244.0.0/24}
-  - {name: n2, podCIDR: 10.244.1.0/24}
-  - {name: n3, podCIDR: 10.244.2.0/24}
-pods: [{name: a, node: n1}, {name: b, node: n2}]
-"""
+# test_wide_range_note's two nodes, a third (n3) with no pod
+TOPOLOGY = BASE.replace("pods: [{name: a, node: n1}]", "  - {name: n3, podCIDR: 10.244.2.0/24}\n"
+                                                       "pods: [{name: a, node: n1}, {name: b, node: n2}]")
 
 
 def write(tmp_path, ipam: dict) -> str:
