@@ -14,7 +14,8 @@ wrapper, a third-party plugin) is not known here; up and status judge what its p
 
 A plugin with the ``ipRanges`` capability gets each node's podCIDR from the runtime, which host-local puts
 before its own ranges and refuses beside one that overlaps it (refused at load: model.runtime_ranges); the
-advice says to remove them. Flannel's plugin replaces ``ranges`` with its subnet.env's. Neither is judged here; a wrapper that widens the runtime's range is seen only once its plugins ran
+advice says to remove them. Flannel's plugin replaces ``ranges`` with its subnet.env's. Neither is judged here;
+a wrapper that widens the runtime's range is seen only once its plugins ran
 (up's and status's warnings, from the pod's address: model.lab.Lab.wide_prefix).
 """
 
