@@ -167,7 +167,7 @@ class Lab:
         return {p.name: f"pod {p.name}'s address {p.ip} {OUTSIDE_POD_CIDR} {p.node}'s podCIDR "
                         f"{cidrs[p.node]}: Flannel routes only the pod CIDRs, so other nodes send it by their "
                         f"default route to the underlay, which drops it (the plugins' IPAM must give the node's "
-                        f"podCIDR, as the ipRanges capability passes it)"
+                        f"podCIDR, as the ipRanges capability passes it, with no subnet or ranges of its own)"
                 for p in self.pods if p.name in self.attached and p.ip not in cidrs[p.node]}
 
     def wide_prefix(self, pod: str, prefixlen: int, onlink_route: bool = True) -> str | None:

@@ -21,7 +21,8 @@ pods: [{name: a, node: n1}, {name: b, node: n2}, {name: c, node: n2}]
 """
 A = ("pod a's address 10.99.0.2 (from its CNI result) is outside node n1's podCIDR 10.244.0.0/24: Flannel routes "
      "only the pod CIDRs, so other nodes send it by their default route to the underlay, which drops it (the plugins' "
-     "IPAM must give the node's podCIDR, as the ipRanges capability passes it)")
+     "IPAM must give the node's podCIDR, as the ipRanges capability passes it, with no subnet or ranges of its "
+     "own)")
 
 
 def lab_of(tmp_path, given: dict[str, str]):
