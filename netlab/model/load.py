@@ -201,8 +201,10 @@ def resolve_cni_paths(topo: Topology, file: str, allocated: bool = False) -> tup
         missing = not os.path.isabs(cni.conflist) and not os.path.lexists(conflist)
         problems.append((("network", "cni", "conflist"), str(exc) + (cwd_words if missing else "")))
     else:
+        ranged = allocated and any(isinstance(p.get("capabilities"), dict) and p["capabilities"].get("ipRanges")
+                                   is True for p in net.plugins)  # else nothing to judge: no allocation made
         problems += [(("network", "cni", "conflist"), line) for line in
-                     overlapping_ranges(net.plugins, pod_nodes_cidrs(topo) if allocated else {}, conflist)]
+                     overlapping_ranges(net.plugins, pod_nodes_cidrs(topo) if ranged else {}, conflist)]
         where = hostports.first_host_port(topo)
         if where is not None and not hostports.declares(net.plugins):
             problems.append((where, f"hostPort needs a CNI plugin with the portMappings capability, and no plugin "
