@@ -1,14 +1,14 @@
 """Lab.reach and `netlab policy table` of a lab another command changes while their probes run, and a probe, trace
-or reach whose run raises partway while an up ran (api/lab_checks.reach, api/internals.internal_probe, realize/interrupted.Seen), on the fake
-kernel's lab, its state in a private folder, as test_probe_trace_while_changed.py does for probe's and trace's
-failures.
+or reach whose run raises partway while an up ran (api/lab_checks.reach, api/internals.internal_probe,
+realize/interrupted.Seen), on the fake kernel's lab, its state in a private folder, as
+test_probe_trace_while_changed.py does for probe's and trace's failures.
 
 Found: Lab.reach took no look at the lab's lock before its probe, so a reach that failed while `up` repaired the
 lab (its lock held) said "unreachable", blaming the lab for the up's work half done, where probe and trace raised
 LabBusy naming the up (`policy table` said "16/32 flows as the policies say", MISMATCH lines, exit 1, its note
-naming the up for its rules' comparison alone); and a probe (trace, reach) whose run raised partway (a namespace the up deleted and made
-again, a read the up cut short) raised that error, not LabBusy, where status re-checks for it.
-"""
+naming the up for its rules' comparison alone); and a probe (trace, reach) whose run raised partway (a namespace
+the up deleted and made again, a read the up cut short) raised that error, not LabBusy, where status re-checks for
+it."""
 
 from __future__ import annotations
 
