@@ -65,7 +65,7 @@ def test_a_removed_pod_whose_del_fails_keeps_its_record_and_the_next_up_deletes_
         "directory, and what its plugins kept goes with them"]
 
 
-def test_what_a_failed_del_may_leave_is_read_from_the_pods_chain():
+def test_what_a_failed_del_may_leave_is_read_from_the_pods_chain(tmp_path):
     net = {"name": "kd", "plugins": [
         {"type": "bridge", "ipMasq": True, "ipam": {"type": "host-local", "dataDir": "/srv/leases"}},
         {"type": "portmap"}, {"type": "firewall"}]}
@@ -74,7 +74,11 @@ def test_what_a_failed_del_may_leave_is_read_from_the_pods_chain():
                                  "bridge's ipMasq rules (CNI-* in nat POSTROUTING)",
                                  "portmap's iptables rules (CNI-HOSTPORT-*, CNI-DN-*)",
                                  "firewall's iptables rules (CNI-FORWARD)"]
-    assert left_behind(prec, outside="/run/netlab/lab") == ["host-local's lease of 10.244.0.3 in /srv/leases/kd"]
+    assert left_behind(prec, outside="/run/netlab/lab") == []  # no file /srv/leases/kd/10.244.0.3: none stays
+    net["plugins"][0]["ipam"]["dataDir"] = str(tmp_path)
+    (tmp_path / "kd").mkdir()
+    (tmp_path / "kd" / "10.244.0.3").write_text("cid\neth0")  # host-local's lease of the address
+    assert left_behind(prec, outside="/run/netlab/lab") == [f"host-local's lease of 10.244.0.3 in {tmp_path}/kd"]
     net["plugins"][0]["ipam"]["dataDir"] = "/run/netlab/lab/cni/networks/n1"
     assert left_behind(prec, outside="/run/netlab/lab") == []  # it goes with the lab's state directory
 
@@ -87,7 +91,7 @@ def test_a_failed_del_names_only_what_the_plugins_it_did_not_undo_made(world, tm
         (tmp_path / "bin" / name).write_text("#!/bin/sh\nexit 1\n")
         (tmp_path / "bin" / name).chmod(0o755)
     (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "net", "plugins": [
-        {"type": "chain", "ipMasq": True, "ipam": {"type": "host-local", "dataDir": "/srv/leases"}},
+        {"type": "chain", "ipMasq": True, "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases")}},
         {"type": "portmap"}, {"type": "firewall"}]}))
     from netlab.kernel.fake import FakeKernel
     k = FakeKernel()
@@ -98,10 +102,12 @@ def test_a_failed_del_names_only_what_the_plugins_it_did_not_undo_made(world, tm
     said = [w for w in up(resolve(load_topology(str(tmp_path / "t.yaml"))), k).warnings if "pod b" in w]
     assert plugins.of("b") == [("firewall", "DEL", "eth0"), ("portmap", "DEL", "eth0"), ("chain", "DEL", "eth0")]
     assert said == ["CNI DEL of pod b: CNI plugin chain DEL: failed (exit 1): no; on node n1 may be left host-local's "
-                    "lease of 10.244.0.3 in /srv/leases/net, chain's ipMasq rules (CNI-* in nat POSTROUTING): the lab "
+                    f"lease of 10.244.0.3 in {tmp_path}/leases/net, chain's ipMasq rules (CNI-* in nat POSTROUTING): the lab "
                     "keeps pod b's CNI record, and the next up or down runs DEL again"]
     plugins.fail.add(("a", "chain", "DEL"))
+    (tmp_path / "leases" / "net").mkdir(parents=True)  # a's lease, as host-local keeps it (the fake chain makes none)
+    (tmp_path / "leases" / "net" / "10.244.0.2").write_text("cid\neth0")
     down = teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
     assert [p for p in down.problems if "pod a" in p] == [
         "CNI DEL of pod a: CNI plugin chain DEL: failed (exit 1): no; the lab goes with its nodes, but host-local's "
-        "lease of 10.244.0.2 in /srv/leases/net stays (remove it by hand)"]
+        f"lease of 10.244.0.2 in {tmp_path}/leases/net stays (remove it by hand)"]

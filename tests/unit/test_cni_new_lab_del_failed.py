@@ -49,17 +49,25 @@ def world(tmp_path, monkeypatch):
         yield lab_of(tmp_path), plugins, tmp_path
 
 
-def test_a_new_labs_failed_add_and_del_say_the_rollbacks_del_and_what_stays(world):
+@pytest.mark.parametrize("leased", [True, False])
+def test_a_new_labs_failed_add_and_del_say_the_rollbacks_del_and_what_stays(world, leased):
+    """The lease is said to stay only when its file is there: an ADD refused before host-local leased anything (its
+    range unreadable, its DEL refused too) left none, and the line named the planned address's file all the same."""
     lab, plugins, tmp_path = world
     plugins.fail |= {("a", "chain", "ADD"), ("a", "chain", "DEL")}
+    if leased:  # as host-local leaves it: a file named by the address in <dataDir>/<network>
+        (tmp_path / "leases" / "net").mkdir(parents=True)
+        (tmp_path / "leases" / "net" / "10.244.0.2").write_text("cid\neth0")
     with pytest.raises(ApplyFailed) as exc:
         up(lab, FakeKernel())
     said = str(exc.value)
     assert said.startswith("pod a: CNI plugin chain ADD: failed (exit 1): no; then its DEL failed too: CNI plugin "
                            "chain DEL: failed (exit 1): no (the rollback runs DEL again); rolled back"), said
     assert "the next up or down" not in said  # the lab is gone: no down finds it
-    assert said.endswith("; CNI DEL of pod a: CNI plugin chain DEL: failed (exit 1): no; the lab goes with its nodes, "
-                         f"but host-local's lease of 10.244.0.2 in {tmp_path}/leases/net stays (remove it by hand)")
+    tail = "; CNI DEL of pod a: CNI plugin chain DEL: failed (exit 1): no; the lab goes with its nodes"
+    assert said.endswith(f"{tail}, but host-local's lease of 10.244.0.2 in {tmp_path}/leases/net stays (remove it by "
+                         "hand)" if leased else f"{tail} and state directory, and what its plugins kept goes with "
+                         "them"), said
     assert [c for p, c, _ in plugins.of("a") if p == "chain"] == ["ADD", "DEL", "DEL"]  # the ADD's, the rollback's
     assert state_mod.load_state(lab.name) is None
 
