@@ -162,7 +162,7 @@ class Control:
             if op == "add":
                 lines = list(server.add([s for s in _listed(req, "specs") if isinstance(s, dict)]))
             elif op == "remove":
-                lines = [f"D {cid}" for cid in map(str, _listed(req, "ids")) if server.remove(cid) | server.drop(cid)]
+                lines = [line for cid in map(str, _listed(req, "ids")) if (line := removed(server, cid))]
             elif op == "hold":
                 lines = list(server.hold(_listed(req, "items"), fds))  # it keeps or closes each fd
             elif op == "exits":
@@ -185,3 +185,14 @@ def _listed(req: dict, key: str) -> list:
     """A request's list (a peer's mistake, anything else, is an empty one: the server stays up)."""
     value = req.get(key)
     return value if isinstance(value, list) else []
+
+
+def removed(server: EchoServer, cid: str) -> str | None:
+    """The answer to removing a container: D once its thread left the pod (or its held pidfd was let go), E while
+    its thread is still in the pod's namespaces, which then hold it (the pod's stop says so: stopping.drop_echo);
+    None when it was not served."""
+    served = cid in server.threads
+    left, held = server.remove(cid), server.drop(cid)
+    if served and not left:
+        return f"E {cid} its thread is still in its pod"
+    return f"D {cid}" if left or held else None

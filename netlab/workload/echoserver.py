@@ -188,16 +188,18 @@ class EchoServer:
         return f"R {cid} {t.tid} {t.ticks}"
 
     def remove(self, cid: str) -> bool:
-        """Stop serving a container: close its sockets; its thread leaves the pod and ends."""
+        """Stop serving a container: close its sockets; its thread leaves the pod and ends. False: not served, or
+        its thread still in the pod after READY_WAIT (a machine too busy to run it)."""
         t = self.threads.pop(cid, None)
         if t is None:
             return False
         self.loop.drop(cid)
         t.release.set()
-        t.left.wait(READY_WAIT)
+        left = t.left.wait(READY_WAIT)
         self.logs.pop(cid).close()
         self.stopped[cid] = (t.tid, t.ticks)
-        return True
+        return left
+
 
     def hold(self, items: list, fds: list[int]) -> Iterator[str]:
         """Keep a pidfd of each command container named (one fd each, in order), replacing one held before."""

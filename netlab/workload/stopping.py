@@ -28,8 +28,12 @@ def drop_echo(lab_name: str, ids: list[str]) -> list[str]:
         return []
     if proc.proc_state(server) == "T":
         how = "is stopped (SIGSTOP)"
-    elif launch.ask(lab_name, {"op": "remove", "ids": ids}, len(ids), patience=launch.BUSY_WAIT) is None:
+    elif (answer := launch.ask(lab_name, {"op": "remove", "ids": ids}, len(ids), patience=launch.BUSY_WAIT)) is None:
         how = f"did not answer within {launch.CONTROL_TIMEOUT + launch.BUSY_WAIT:.0f} s"
+    elif lingering := sorted(set(answer.errors) & set(ids)):
+        # Its thread of the container never left the pod (a machine too busy to run it): the pod's namespaces
+        # hold it, and with it the server, which the pod's stop finds there and stops (kill.stop_namespaces).
+        how = f"kept the thread of {', '.join(lingering)} in the pod"
     else:
         return []
     pods = sorted({cid.split("/", 1)[0] for cid in ids})

@@ -306,3 +306,26 @@ def test_a_command_containers_log_keeps_its_newest_lines_and_an_exited_ones_is_l
     assert lines[1:] == [f"request {i:06d} ok" for i in range(first, 70000)] + ["FATAL: database connection lost"]
     for cid in ("run/main", "dead/main"):
         server.drop(cid)
+
+
+def test_an_echo_container_whose_thread_does_not_leave_its_pod_is_not_said_removed(tmp_path, monkeypatch):
+    """The server drops a container by closing its sockets and letting its thread go back to the server's own
+    namespaces; it waited for that (READY_WAIT) and then said it removed (D) regardless. `up` took that for the
+    thread gone from the pod whose namespace goes, and said the pod's containers stopped while the thread was
+    still in the pod's network namespace (a flake on a machine 99% busy). A thread still in its pod is said so."""
+    import types
+
+    from netlab.workload import echocontrol, echoserver
+
+    monkeypatch.setattr(echoserver, "READY_WAIT", 0.01)  # the real 5 s, scaled down: the thread never leaves
+    server = EchoServer(EchoLoop())
+    for cid, left in (("web/main", True), ("db/main", False)):
+        thread = types.SimpleNamespace(tid=4242, ticks=777, release=threading.Event(), left=threading.Event())
+        if left:
+            thread.left.set()
+        server.threads[cid] = thread
+        server.logs[cid] = Log.open(str(tmp_path / f"{cid.replace('/', '.')}.log"))
+    assert echocontrol.removed(server, "web/main") == "D web/main"
+    line = echocontrol.removed(server, "db/main")
+    assert line is not None and line.startswith("E db/main ") and "still in its pod" in line, line
+    assert echocontrol.removed(server, "gone/main") is None  # not served: nothing to say

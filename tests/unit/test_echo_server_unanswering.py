@@ -259,3 +259,17 @@ def test_an_add_waits_out_a_busy_server_instead_of_replacing_it_and_every_pods_e
     assert [(req["op"], [spec["id"] for spec in req["specs"]]) for req in server.requests] == [("add", ["b/main"])]
     assert pods["b"]["containers"]["main"]["pid"] == 900 and pods["a"]["containers"]["main"]["pid"] == 501
     assert starting == {} and server.threads == {501: "a", 900: "b"}
+
+
+def test_a_server_whose_thread_stays_in_the_pod_that_goes_is_said(monkeypatch):
+    """The server answered, but one echo container's thread did not leave the pod within its wait: the pod's
+    namespace still holds it when `up` returns unless the server goes with the pod, which `up` says."""
+    monkeypatch.setattr(launch, "server_pid", lambda name: 4321)
+    monkeypatch.setattr(proc, "proc_state", lambda pid: "S")
+    answer = launch.Answer(complete=True)
+    answer.read("D b/main\nE b/web its thread is still in its pod")
+    monkeypatch.setattr(launch, "ask", lambda *args, **kw: answer)
+    (line,) = stopping.drop_echo(LAB, ["b/main", "b/web"])
+    assert "echo server (pid 4321)" in line and "b/web" in line and "pod b" in line, line
+    answer.errors.clear()
+    assert stopping.drop_echo(LAB, ["b/main", "b/web"]) == []
