@@ -200,7 +200,6 @@ class EchoServer:
         self.stopped[cid] = (t.tid, t.ticks)
         return left
 
-
     def hold(self, items: list, fds: list[int]) -> Iterator[str]:
         """Keep a pidfd of each command container named (one fd each, in order), replacing one held before."""
         for item, fd in zip(items, fds):
