@@ -82,7 +82,7 @@ def package_version(path: str, dpkg: str | None = None) -> str | None:
     try:
         lists = [f for f in os.listdir(os.path.join(dpkg, "info")) if f == f"{PACKAGE}.list"
                  or (f.startswith(f"{PACKAGE}:") and f.endswith(".list"))]
-        if not any(names & set(open(os.path.join(dpkg, "info", f)).read().splitlines()) for f in lists):
+        if not any(names & _lines(os.path.join(dpkg, "info", f)) for f in lists):
             return None
         with open(os.path.join(dpkg, "status")) as fh:
             stanzas = fh.read().split("\n\n")
@@ -93,6 +93,12 @@ def package_version(path: str, dpkg: str | None = None) -> str | None:
         if fields.get("Package") == PACKAGE and fields.get("Status", "").endswith(" installed"):
             return fields.get("Version")
     return None
+
+
+def _lines(path: str) -> set[str]:
+    """A dpkg file list's paths (one a line)."""
+    with open(path) as fh:
+        return set(fh.read().splitlines())
 
 
 @dataclass(frozen=True)
