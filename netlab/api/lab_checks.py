@@ -144,11 +144,11 @@ class LabChecks(InCallersWords):
         before = seen(self.name)  # who holds the lab as the trace begins: an up's work half done is no verdict
         state = self.state()  # read once: the lab (as up serves it: Completed/Error pods no endpoints), its repair
         model = self._served(state)
-        packet_ends(model, src, dst, proto, port, size, sport)  # a name or port the lab has not: the user's
+        ends = packet_ends(model, src, dst, proto, port, size, sport)  # a name or port the lab has not: the user's
         with before.reading("trace"):  # a namespace an up deleted (and makes again), a packet it cut short
             _check_namespaces(model, src, dst, proto, port)
             result = run(model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
-                         progress=progress, size=size, sport=sport, repair=repair_up(state))
+                         progress=progress, size=size, sport=sport, repair=repair_up(state), ends=ends)
         result.error = stalled(state)  # an up killed halfway: the network the packet met is its work half done
         meanwhile = None if result.ok else before.meanwhile("trace")  # an up at work on it: as status says it
         if meanwhile is not None:

@@ -79,14 +79,16 @@ def packet_ends(lab: Lab, src_name: str, dst_spec: str, proto: str | None, port:
 
 def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: int | None = None,
         timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None,
-        size: int = 0, sport: int = 0, repair: str | None = None) -> TraceResult:
+        size: int = 0, sport: int = 0, repair: str | None = None,
+        ends: tuple[Endpoint, Endpoint, str, int | None] | None = None) -> TraceResult:
     """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab.
 
     ``size``: an ICMP echo with that many payload bytes and DF (``ping -M do -s SIZE``);
     ``sport``: TCP or UDP from that source port; ``repair``: the `up` that repairs the lab, for the text's
-    fixes (a caller holding the lab's state says it; else it is read)."""
+    fixes (a caller holding the lab's state says it; else it is read); ``ends``: :func:`packet_ends` of these
+    arguments, when the caller has it already."""
     step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
-    src, dst, proto, port = packet_ends(lab, src_name, dst_spec, proto, port, size, sport)
+    src, dst, proto, port = ends or packet_ends(lab, src_name, dst_spec, proto, port, size, sport)
     lm = lab_map(lab)
     lm.repair = repair if repair is not None else repair_command(lab.name)  # as `status` says it
     namespaces = capture_namespaces(lab, src, dst)
