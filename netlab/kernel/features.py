@@ -38,7 +38,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
-from netlab.kernel import cniprobe, libc, netlink, nfnl, procsys, rtnl, rtnl_parse, sockdiag, tc, testhooks
+from netlab.kernel import (cniprobe, libc, netlink, nfnl, own_group, procsys, rtnl, rtnl_parse, sockdiag, tc,
+                           testhooks)
 from netlab.plan.sysctls import DEVCONF_SYSCTLS
 
 CLONE_NEWNET = 0x40000000
@@ -312,13 +313,10 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
             probe.features[SOCK_DIAG] = _probe_sock_diag()
         for name, argv in (commands or {}).items():
             try:
-                given = (inputs or {}).get(name)
-                feed: dict = {"input": given} if given is not None else {"stdin": subprocess.DEVNULL}
                 # A group of its own, as netns.run_in_netns's programs: a terminal's Ctrl-C is netlab's. In the
                 # watcher's apply of an edited file (doctor.required), `iptables-restore --version` heard it, died,
                 # and the apply failed "`iptables-restore --version` failed" although Ctrl-C waits for it
-                proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, process_group=0,
-                                      **feed)
+                proc = own_group.run(argv, (inputs or {}).get(name), timeout, text=True)
                 probe.outputs[name] = (proc.returncode, (proc.stdout + proc.stderr).strip())
             except (OSError, subprocess.TimeoutExpired) as exc:
                 probe.outputs[name] = (-1, str(exc))

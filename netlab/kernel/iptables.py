@@ -17,7 +17,7 @@ import subprocess
 from functools import lru_cache
 
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import testhooks
+from netlab.kernel import own_group, testhooks
 from netlab.kernel.netns import binary, run_in_netns
 
 # the legacy backend's xtables lock is machine-wide, shared by every namespace
@@ -84,8 +84,7 @@ def machine_backend() -> str:
     if chosen:
         return chosen
     save = binary("iptables-save")
-    proc = subprocess.run([save, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10,
-                          check=False, process_group=0)  # a terminal's Ctrl-C is netlab's: netns.run_in_netns
+    proc = own_group.run([save, "--version"], timeout=10, text=True)  # a terminal's Ctrl-C is netlab's
     return "legacy" if "legacy" in proc.stdout else "nft"
 
 

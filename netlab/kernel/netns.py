@@ -40,7 +40,7 @@ from typing import Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
 from netlab.kernel import libc, packages, procsys, testhooks
-from netlab.kernel.sigpipe import run_fed
+from netlab.kernel import own_group
 # Sysctls are files of /proc/sys (procsys); tests/integration import these two from here
 from netlab.kernel.procsys import read_sysctl_here as read_sysctl_here, write_sysctl_here as write_sysctl_here
 from netlab.model.naming import NETNS_DIR
@@ -389,14 +389,11 @@ def run_in_netns(name: str, argv: Sequence[str], input: bytes | None = None, tim
     child by vfork instead of copying this process's page tables: ~1.5 ms instead of ~10 ms for a
     process holding 200 MB, as a 1,000-Service lab's does.
 
-    The program runs in a process group of its own (the same session): a terminal's Ctrl-C goes to the
-    foreground group, netlab's, and it reached an ``iptables-restore`` that ``up --watch``'s repair or a
-    node's rule thread was waiting for, killed it halfway, and that repair failed. netlab decides what a
-    signal stops (lab/up.py, signals.py); the program still ends at ``timeout`` (SIGKILL), and when the
-    caller's wait is cut short by an exception. It reads nothing but ``input``: not the terminal, from a
+    The program runs in a process group of its own (the same session), deaf to SIGINT and SIGTERM from its
+    birth (own_group.py): a terminal's Ctrl-C goes to the foreground group, netlab's, and it reached an
+    ``iptables-restore`` that ``up --watch``'s repair or a node's rule thread was waiting for, killed it
+    halfway, and that repair failed. netlab decides what a signal stops (lab/up.py, signals.py); the program
+    still ends at ``timeout`` (SIGKILL), and when the caller's wait is cut short by an exception. It reads nothing but ``input``: not the terminal, from a
     group that is not the terminal's."""
-    with entered(name):
-        if input is not None:  # written with SIGPIPE held: a program that stops reading kills no caller
-            return run_fed(argv, input, timeout, check, process_group=0)
-        return subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                              check=check, process_group=0)
+    with entered(name):  # input written with SIGPIPE held: a program that stops reading kills no caller
+        return own_group.run(argv, input, timeout, check)

@@ -15,7 +15,7 @@ import contextlib
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 
 @contextlib.contextmanager
@@ -34,14 +34,15 @@ def sigpipe_held() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def run_fed(argv: Sequence[str], input: bytes, timeout: float | None, check: bool = False,
-            **popen: Any) -> subprocess.CompletedProcess[bytes]:
+def run_fed(argv: Sequence[str], input: bytes | str | None, timeout: float | None, check: bool = False,
+            start: Callable[..., subprocess.Popen] = subprocess.Popen, **popen: Any) -> subprocess.CompletedProcess:
     """``subprocess.run(argv, input=input, capture_output=True, timeout=timeout, check=check, **popen)``, its
-    input written with SIGPIPE held. The program starts with the caller's signal mask; only the exchange
-    (subprocess's communicate: input, output and the wait, all in this thread) runs with SIGPIPE blocked. At the
-    timeout, or when the wait is cut short (Ctrl-C), the program is killed, as subprocess.run does."""
-    with subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          **popen) as proc:
+    input written with SIGPIPE held (no input: stdin is /dev/null). The program starts (``start``: Popen, or
+    own_group.popen) with the caller's signal mask; only the exchange (subprocess's communicate: input, output
+    and the wait, all in this thread) runs with SIGPIPE blocked. At the timeout, or when the wait is cut short
+    (Ctrl-C), the program is killed, as subprocess.run does."""
+    stdin = subprocess.DEVNULL if input is None else subprocess.PIPE
+    with start(list(argv), stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen) as proc:
         try:
             with sigpipe_held():
                 out, err = proc.communicate(input, timeout=timeout)
