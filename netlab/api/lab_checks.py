@@ -80,7 +80,8 @@ class LabChecks(InCallersWords):
         served port (a Service's first port), ICMP when it serves none.
         ``.reachable``: it answered; ``.seen_source``: the client address the
         destination's echo server saw (pod to pod: the source's own; a Service's masqueraded paths, a node's
-        nodePort: the address the rules made it);
+        connection to a ClusterIP (which ``svc/NAME`` from a node dials) or its nodePort: the address the rules
+        made it);
         ``.answered_by``: which pod answered (a Service's endpoint). Kept in
         :attr:`reaches` (the last few), which the pytest plugin saves when a test fails.
         A probe not as expected while another command held or changed the lab (an ``up`` making it) met that

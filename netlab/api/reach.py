@@ -154,7 +154,11 @@ def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int |
         raise UsageError(f"svc/{name} has no port {port or ''}{'/' + proto.upper() if proto else ''} "
                          f"(ports: {listed})")
     chosen = ports[0]
-    plan = svcs.build(lab, (chosen.protocol.lower(),))
+    plan = svcs.build(lab, (chosen.protocol.lower(),), node_clusterips=any(n.name == src for n in lab.nodes))
+    # A node dials the ClusterIP, as `trace node-1 svc/web` does (probe/service_node_clusterip.py)
+    node_own = plan.node_clusterips.get((src, name, chosen.protocol.lower(), chosen.port))
+    if node_own is not None:
+        return node_own
     candidates = [p for p in plan.probes
                   if p.svc is not None and p.svc.service == name and p.source.name == src
                   and p.svc.service_port == chosen.port]
@@ -169,7 +173,7 @@ def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int |
     if not candidates and why is not None:
         raise UsageError(f"svc/{name} {chosen.port}/{chosen.protocol} cannot be probed from {src}: {why}")
     if not candidates:
-        raise UsageError(f"svc/{name} {chosen.port}/{chosen.protocol} cannot be probed from {src}: pods reach "
-                         "a ClusterIP, nodes and internet hosts a NodePort or LoadBalancer (and UDP only where "
+        raise UsageError(f"svc/{name} {chosen.port}/{chosen.protocol} cannot be probed from {src}: pods and "
+                         "nodes reach a ClusterIP, internet hosts a NodePort or LoadBalancer (and UDP only where "
                          "every endpoint runs netlab's echo server)")
     return candidates[0]

@@ -92,6 +92,8 @@ class ServicePlan:
     # (source, node, proto, nodePort) -> the client addresses an externalTrafficPolicy Local Service's endpoint
     # may see from that source, when they are not the node's own (an outside client keeps its address)
     local_rules: dict[tuple[str, str, str, int], tuple[SeenRule, ...]] = field(default_factory=dict)
+    # (node, Service, proto, port) -> a node's own connection to the ClusterIP: Lab.reach's, not the matrix's
+    node_clusterips: dict[tuple[str, str, str, int], Probe] = field(default_factory=dict)
     bridge: str | None = naming.BRIDGE  # the nodes' bridge of pods (plan.cniadd.pod_bridge), for messages
 
 

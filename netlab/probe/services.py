@@ -10,7 +10,8 @@ plan/services.py and plan/internet.py):
   and UDP only where every endpoint runs netlab's echo server on targetPort,
   or is the cluster DNS add-on's pod on 53/UDP; the cluster DNS's port 53 is
   asked a DNS question over both (dnsq.py);
-- NodePort on every node's IP from every node and every internet host;
+- NodePort on every node's IP from every node and every internet host (a node's own connection to the
+  ClusterIP is built too, for Lab.reach: :mod:`netlab.probe.service_node_clusterip`);
 - the LoadBalancer IP:port from every internet host (one outside its loadBalancerSourceRanges: dropped);
 - each externalIP:port from every pod, node and internet host (its node DNATs it as its nodePort);
 - for every Service with n >= 2 endpoints that run the echo server, a
@@ -34,6 +35,7 @@ from netlab.probe.matrix import (PROTOS, Endpoint, Probe, SeenRule, asks_dns, dn
                                  lab_bridge)
 from netlab.probe.policy import service_judge
 from netlab.probe.service_external_ips import external_ip_probes
+from netlab.probe.service_node_clusterip import node_clusterip_probes
 from netlab.probe.service_seen import clusterip_rule, lb_local_rule, lb_rule, nodeport_rule
 from netlab.probe.service_targets import Distribution, ServicePlan, ServiceTarget, local_to, section, targets
 
@@ -45,8 +47,9 @@ DIST_CONNECTIONS = 200  # connections per distribution check (at least)
 DIST_PER_ENDPOINT = 40  # ... and at least this many per endpoint: 10 endpoints get 400
 
 
-def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
-    """Every Service probe of a lab, its distribution checks and notes on what is not probed."""
+def build(lab: "Lab", protos: Iterable[str] = PROTOS, node_clusterips: bool = False) -> ServicePlan:
+    """Every Service probe of a lab, its distribution checks and notes on what is not probed; with
+    ``node_clusterips``, each node's own connection to each ClusterIP too (``plan.node_clusterips``: Lab.reach's)."""
     want = set(protos)
     plan = ServicePlan(bridge=lab_bridge(lab))
     if not lab.services:
@@ -120,6 +123,8 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
             p = Probe(src, dst, proto, sp.port.port, expected, reason=why, section=title, rules=rules,
                       echo=echo, question=q, svc=cip)
             plan.probes.append(p)
+        if node_clusterips:
+            node_clusterip_probes(lab, plan, sp, eps_t, cip, dst, (reach, reason), (echo, q), policy)
         isolated = policy is not None and policy.isolated([pod for pod, _, _ in eps_t])
         if isolated:
             # The distribution is one check of the Service, over all its ports: said once.

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from helpers import ip_json, lab_namespaces, netlab
+from helpers import ip_json, ipv4_of, lab_namespaces, netlab
 from netlab import Lab
 from netlab.api import to_json
 from netlab.errors import EnvironmentNotReady, OwnershipConflict, TopologyError, UsageError
@@ -81,6 +81,22 @@ def test_reach_sends_one_real_probe_and_reports_what_the_server_saw(netlab_lab):
     assert answered <= {"web-1", "web-2"} and answered  # the Service's endpoints, nobody else
     with pytest.raises(UsageError, match="no Service 'nope'"):
         netlab_lab.reach("client", "svc/nope")
+
+
+def test_reach_from_a_node_dials_the_clusterip_and_its_endpoint_sees_the_nodes_masquerade(netlab_lab):
+    """A node reaches a ClusterIP through nat OUTPUT's KUBE-SERVICES; KUBE-SVC marks what does not come from the
+    pod network, and the endpoint sees the address the node sends it out of: cni0's for its own pod, flannel.1's
+    for another node's (both read with `ip -j addr`)."""
+    ns = f"{netlab_lab.name}-node-1"
+    towards = {"web-1": ipv4_of(ns, "cni0"), "web-2": ipv4_of(ns, "flannel.1")}
+    cluster_ip = netlab_lab.service("web").cluster_ip
+    seen: dict[str, set] = {}
+    for _ in range(12):
+        r = netlab_lab.reach("node-1", "svc/web")
+        assert r.reachable and r.as_expected, r
+        assert r.service is not None and r.service.via == "ClusterIP" and r.destination_ip == cluster_ip, r
+        seen.setdefault(r.answered_by, set()).add(r.seen_source)
+    assert seen and all(sources == {towards[pod]} for pod, sources in seen.items()), (seen, towards)
 
 
 def test_probe_and_status_are_the_clis_json(netlab_lab):
