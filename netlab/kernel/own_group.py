@@ -2,16 +2,18 @@
 
 A terminal's Ctrl-C (SIGINT) goes to its foreground process group, netlab's, and netlab decides what it stops
 (signals.py, lab/up.py). The programs it runs for the kernel (``iptables-restore``, ``nft -f -``, their
-``--version``) start in a group of their own, so that the group's SIGINT does not kill one halfway through a rule
-set that ``up --watch``'s apply or repair waits for. The child moves to its group itself, between fork and exec
-(setpgid): until then it is still in netlab's group, and CI saw a Ctrl-C land in that instant, kill a node's
-restore ("iptables-restore (nat) failed: no error message") and roll the watcher's apply back.
+``--version``) start in a group of their own, CNI plugins in a session of their own, so that the group's SIGINT
+does not kill one halfway through a rule set or an ADD that ``up --watch``'s apply, or a DEL that ``down``, waits
+for. The child moves itself, between fork and exec (setpgid, setsid): until then it is still in netlab's group,
+and CI saw a Ctrl-C land in that instant, kill a node's restore ("iptables-restore (nat) failed: no error
+message") and roll the watcher's apply back.
 
 So the child is born with SIGINT and SIGTERM blocked: the forking thread blocks them for the moment of the fork
 (a signal mask is inherited through fork and exec, and fork clears the child's pending set), and a group signal
-that reaches the child in that instant stays pending, never delivered. The program keeps them blocked: netlab ends
-it at its timeout, or when its own wait is cut short, with SIGKILL. The forking thread's own stop signals wait
-the few microseconds of the fork and are taken as usual after it."""
+that reaches the child in that instant stays pending, never delivered. The program keeps them blocked (and so do
+the programs it starts): netlab ends it at its timeout, or when its own wait is cut short, with SIGKILL (a
+plugin's whole group: cni/plugin_group.py). The forking thread's own stop signals wait the few microseconds of the
+fork and are taken as usual after it."""
 
 from __future__ import annotations
 
@@ -25,12 +27,14 @@ from netlab.kernel.sigpipe import run_fed
 STOPS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
-def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
-    """``subprocess.Popen(argv, **kwargs)``, the program in a process group of its own (the same session) and
-    deaf to SIGINT and SIGTERM from its birth."""
+def popen(argv: Sequence[str], session: bool = False, **kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen(argv, **kwargs)``, the program in a process group of its own (the same session; with
+    ``session``, a session of its own, as a CNI plugin's: cni/invoke.py) and deaf to SIGINT and SIGTERM from its
+    birth."""
+    where: dict[str, Any] = {"start_new_session": True} if session else {"process_group": 0}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
-        return subprocess.Popen(list(argv), process_group=0, **kwargs)
+        return subprocess.Popen(list(argv), **where, **kwargs)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
