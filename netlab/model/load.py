@@ -163,8 +163,13 @@ def _as_text(exc: ValidationError, src: Source) -> Topology | None:
 
 
 def pod_nodes_cidrs(topo: Topology) -> dict[str, IPv4Network]:
-    """The podCIDR of each node that has a pod, as validate allocates them (of a topology check_topology passed)."""
-    having = {p.node for p in topo.pods}
+    """The podCIDR of each node that has a pod, as validate allocates them (of a topology check_topology passed),
+    the cluster DNS pod netlab adds to a lab with Services counted (the first node with room: it may have no pod of
+    the topology's)."""
+    from netlab.model.clusterdns import add_cluster_dns
+
+    added, _, problems = add_cluster_dns(topo)
+    having = {p.node for p in (topo if problems else added).pods}
     return {n: c for n, c in allocate(topo)[0].node_pod_cidr.items() if n in having}
 
 

@@ -49,15 +49,22 @@ def overlapping_ranges(plugins: list[dict[str, Any]], node_cidrs: Mapping[str, I
                 or keys is None or ipam is None:
             continue
         for where, subnet, first, last in own_ranges(ipam):
-            hit = [f"{name}'s {cidr}" for name, cidr in node_cidrs.items()
+            hit = [f"{name} ({cidr})" for name, cidr in node_cidrs.items()
                    if first <= cidr.broadcast_address - 1 and cidr.network_address + 1 <= last]
             if not hit:
                 continue
             field = f"{'.'.join(keys)}.{where}"
             out.append(f"{conflist}'s plugins[{i}] declares the ipRanges capability and its {field} {subnet} "
-                       f"overlaps the podCIDR of node {', '.join(hit)}, which the capability passes: host-local puts "
+                       f"overlaps the podCIDR of {_nodes(hit)}, which the capability passes: host-local puts "
                        f"the runtime's range first and refuses two that overlap, so every ADD there fails (\"range "
                        f"set 0 overlaps with 1\"); remove {'.'.join(keys)}'s own subnet and ranges (the capability "
                        f"gives each node's pods its podCIDR)")
             break
     return out
+
+
+def _nodes(hit: list[str]) -> str:
+    """``node n1 (10.244.0.0/24)``, ``nodes n1 (...) and n2 (...)``, ``nodes n1 (...), n2 (...) and n3 (...)``."""
+    if len(hit) == 1:
+        return f"node {hit[0]}"
+    return f"nodes {', '.join(hit[:-1])} and {hit[-1]}"

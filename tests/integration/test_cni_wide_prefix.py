@@ -184,6 +184,6 @@ def test_debians_host_local_refuses_its_own_range_beside_the_capabilitys_and_up_
         "pods:\n  - {name: a, node: n1}\n")
     up = netlab("up", "-t", str(tmp_path / "t.yaml"), check=False)
     assert up.returncode != 0 and "declares the ipRanges capability and its ipam.ranges[0][0].subnet 10.244.0.0/16 " \
-        "overlaps the podCIDR of node n1's 10.244.0.0/24" in up.stderr, up.stderr
+        "overlaps the podCIDR of node n1 (10.244.0.0/24)" in up.stderr, up.stderr
     assert "rolled back" not in up.stderr and not [n for n in ip("netns", "list").stdout.split() if
                                                     n.startswith(f"{lab}-")], up.stderr

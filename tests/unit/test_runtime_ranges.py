@@ -29,7 +29,7 @@ def write(tmp_path, ipam: dict) -> str:
 
 def refusal(tmp_path, field: str, subnet: str, nodes: str) -> str:
     return (f"t.yaml:2: network.cni.conflist: {tmp_path}/net.conflist's plugins[0] declares the ipRanges capability "
-            f"and its ipam.{field} {subnet} overlaps the podCIDR of node {nodes}, which the capability passes: "
+            f"and its ipam.{field} {subnet} overlaps the podCIDR of {nodes}, which the capability passes: "
             "host-local puts the runtime's range first and refuses two that overlap, so every ADD there fails "
             "(\"range set 0 overlaps with 1\"); remove ipam's own subnet and ranges (the capability gives each "
             "node's pods its podCIDR)")
@@ -37,10 +37,10 @@ def refusal(tmp_path, field: str, subnet: str, nodes: str) -> str:
 
 @pytest.mark.parametrize("ipam, field, subnet, nodes", [
     ({"ranges": [[{"subnet": "10.244.0.0/16"}]]}, "ranges[0][0].subnet", "10.244.0.0/16",
-     "n1's 10.244.0.0/24, n2's 10.244.1.0/24"),  # n3 has no pod: no ADD there
-    ({"subnet": "10.244.0.0/16"}, "subnet", "10.244.0.0/16", "n1's 10.244.0.0/24, n2's 10.244.1.0/24"),
+     "nodes n1 (10.244.0.0/24) and n2 (10.244.1.0/24)"),  # n3 has no pod: no ADD there
+    ({"subnet": "10.244.0.0/16"}, "subnet", "10.244.0.0/16", "nodes n1 (10.244.0.0/24) and n2 (10.244.1.0/24)"),
     ({"ranges": [[{"subnet": "10.99.0.0/24"}], [{"subnet": "10.244.1.0/24", "rangeStart": "10.244.1.100"}]]},
-     "ranges[1][0].subnet", "10.244.1.0/24", "n2's 10.244.1.0/24"),
+     "ranges[1][0].subnet", "10.244.1.0/24", "node n2 (10.244.1.0/24)"),
 ])
 def test_validate_refuses_own_ranges_overlapping_the_capabilitys(tmp_path, monkeypatch, ipam, field, subnet, nodes):
     monkeypatch.chdir(tmp_path)
@@ -48,6 +48,20 @@ def test_validate_refuses_own_ranges_overlapping_the_capabilitys(tmp_path, monke
     run = run_cli("validate", "-t", "t.yaml")
     assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
     assert refusal(tmp_path, field, subnet, nodes) in run.stderr, run.stderr
+
+
+def test_the_node_of_the_cluster_dns_pod_is_one_whose_add_fails(tmp_path, monkeypatch):
+    """A lab with Services gets the cluster DNS pod on the first node with room, n1 here, which has no pod of the
+    topology's: its ADD there fails as well, and the line names n1 too (it named n2 alone)."""
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, {"ranges": [[{"subnet": "10.244.0.0/16"}]]})
+    (tmp_path / "t.yaml").write_text(TOPOLOGY.replace("pods: [{name: a, node: n1}, {name: b, node: n2}]",
+                                                      "pods: [{name: b, node: n2, labels: {app: b}}]\n"
+                                                      "services: [{name: b, selector: {app: b}, ports: [{port: 80}]}]"))
+    run = run_cli("validate", "-t", "t.yaml")
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+    assert refusal(tmp_path, "ranges[0][0].subnet", "10.244.0.0/16",
+                   "nodes n1 (10.244.0.0/24) and n2 (10.244.1.0/24)") in run.stderr, run.stderr
 
 
 @pytest.mark.parametrize("ipam", [
