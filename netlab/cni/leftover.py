@@ -31,9 +31,9 @@ def left_behind(prec: dict[str, Any], outside: str | None = None, undone: Undone
     """What the pod's plugins may keep after a failed DEL, one phrase each; ``outside``: only what lies outside this
     directory and the node (the lab's state directory, when the whole lab goes with its nodes); ``undone``: only
     what these plugins made (DEL runs in reverse order: the plugins after the failing one undid theirs; QA q20 #5).
-    With ``outside``, host-local's lease is said only when its file (named by the pod's address) is there: an ADD
-    that host-local refused before leasing (a range it cannot read, whose DEL it refuses too) left none, and the
-    address is the one planned, not one leased.
+    host-local's lease is said only when its file (named by the pod's address) is there: an ADD that host-local
+    refused before leasing (a range it cannot read, whose DEL it refuses too) left none, and the address is the one
+    planned, not one leased.
     """
     out: list[str] = []
     for raw, _ in prec.get("networks") or []:
@@ -47,7 +47,7 @@ def left_behind(prec: dict[str, Any], outside: str | None = None, undone: Undone
                 folder = os.path.join(data_dir(plugin) or HOST_LOCAL_DIR, str(raw.get("name", "")))
                 if outside is None or not os.path.abspath(folder).startswith(os.path.abspath(outside) + os.sep):
                     ip = _ip(prec)
-                    if outside is None or ip is None or os.path.lexists(os.path.join(folder, ip)):
+                    if ip is None or os.path.lexists(os.path.join(folder, ip)):
                         out.append(f"host-local's lease{f' of {ip}' if ip else ''} in {folder}")
             if outside is not None:
                 continue  # the rules are the node's, and go with it

@@ -41,6 +41,8 @@ def test_a_removed_pod_whose_del_fails_keeps_its_record_and_the_next_up_deletes_
     smaller = without_b(tmp_path)
     plugins.fail.add(("b", "chain", "DEL"))
     plugins.calls.clear()
+    (tmp_path / "leases" / "net").mkdir(parents=True)  # b's lease, as host-local keeps it (the fake chain makes none)
+    (tmp_path / "leases" / "net" / "10.244.0.3").write_text("cid\neth0")
     result = up(smaller, k)
     said = [w for w in result.warnings if "pod b" in w]
     assert said == ["CNI DEL of pod b: CNI plugin chain DEL: failed (exit 1): no; on node n1 may be left what its "
@@ -70,14 +72,15 @@ def test_what_a_failed_del_may_leave_is_read_from_the_pods_chain(tmp_path):
         {"type": "bridge", "ipMasq": True, "ipam": {"type": "host-local", "dataDir": "/srv/leases"}},
         {"type": "portmap"}, {"type": "firewall"}]}
     prec = {"networks": [[net, "eth0"]], "attachment": {"ip": "10.244.0.3"}}
-    assert left_behind(prec) == ["host-local's lease of 10.244.0.3 in /srv/leases/kd",
-                                 "bridge's ipMasq rules (CNI-* in nat POSTROUTING)",
-                                 "portmap's iptables rules (CNI-HOSTPORT-*, CNI-DN-*)",
-                                 "firewall's iptables rules (CNI-FORWARD)"]
-    assert left_behind(prec, outside="/run/netlab/lab") == []  # no file /srv/leases/kd/10.244.0.3: none stays
+    rules = ["bridge's ipMasq rules (CNI-* in nat POSTROUTING)", "portmap's iptables rules (CNI-HOSTPORT-*, CNI-DN-*)",
+             "firewall's iptables rules (CNI-FORWARD)"]
+    # no file /srv/leases/kd/10.244.0.3: host-local leased nothing there (a running lab's node keeps the rules)
+    assert left_behind(prec) == rules
+    assert left_behind(prec, outside="/run/netlab/lab") == []
     net["plugins"][0]["ipam"]["dataDir"] = str(tmp_path)
     (tmp_path / "kd").mkdir()
     (tmp_path / "kd" / "10.244.0.3").write_text("cid\neth0")  # host-local's lease of the address
+    assert left_behind(prec) == [f"host-local's lease of 10.244.0.3 in {tmp_path}/kd"] + rules
     assert left_behind(prec, outside="/run/netlab/lab") == [f"host-local's lease of 10.244.0.3 in {tmp_path}/kd"]
     net["plugins"][0]["ipam"]["dataDir"] = "/run/netlab/lab/cni/networks/n1"
     assert left_behind(prec, outside="/run/netlab/lab") == []  # it goes with the lab's state directory
@@ -99,13 +102,14 @@ def test_a_failed_del_names_only_what_the_plugins_it_did_not_undo_made(world, tm
     (tmp_path / "t.yaml").write_text(WITHOUT_B)
     plugins.fail.add(("b", "chain", "DEL"))
     plugins.calls.clear()
+    (tmp_path / "leases" / "net").mkdir(parents=True)  # b's lease, as host-local keeps it (the fake chain makes none)
+    (tmp_path / "leases" / "net" / "10.244.0.3").write_text("cid\neth0")
     said = [w for w in up(resolve(load_topology(str(tmp_path / "t.yaml"))), k).warnings if "pod b" in w]
     assert plugins.of("b") == [("firewall", "DEL", "eth0"), ("portmap", "DEL", "eth0"), ("chain", "DEL", "eth0")]
     assert said == ["CNI DEL of pod b: CNI plugin chain DEL: failed (exit 1): no; on node n1 may be left host-local's "
                     f"lease of 10.244.0.3 in {tmp_path}/leases/net, chain's ipMasq rules (CNI-* in nat POSTROUTING): the lab "
                     "keeps pod b's CNI record, and the next up or down runs DEL again"]
     plugins.fail.add(("a", "chain", "DEL"))
-    (tmp_path / "leases" / "net").mkdir(parents=True)  # a's lease, as host-local keeps it (the fake chain makes none)
     (tmp_path / "leases" / "net" / "10.244.0.2").write_text("cid\neth0")
     down = teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
     assert [p for p in down.problems if "pod a" in p] == [

@@ -47,8 +47,14 @@ def test_a_data_dir_of_the_conflists_own_or_another_ipam_is_kept():
     assert host_local_ipam({"type": "flannel", "ipam": {"type": "static"}}) is None
 
 
-def test_a_failed_dels_words_name_the_nested_lease_folder():
-    for plugin, folder in (({"type": "wrap", "delegate": {"ipam": {"type": "host-local", "dataDir": "/x"}}}, "/x/nw"),
-                           ({"type": "flannel"}, "/var/lib/cni/networks/nw")):
-        prec = {"networks": [[json.loads(_net(plugin)), "eth0"]], "args": [["IP", "10.244.0.2"]]}
-        assert left_behind(prec) == [f"host-local's lease of 10.244.0.2 in {folder}"]
+def test_a_failed_dels_words_name_the_nested_lease_folder(tmp_path):
+    """A wrapper's delegate's dataDir, Flannel's default one; the lease is named only when its file is there (with
+    no address on record, the folder is named as where it would be)."""
+    wrap = {"type": "wrap", "delegate": {"ipam": {"type": "host-local", "dataDir": str(tmp_path)}}}
+    prec = {"networks": [[json.loads(_net(wrap)), "eth0"]], "args": [["IP", "10.244.0.2"]]}
+    assert left_behind(prec) == []  # host-local leased nothing there
+    (tmp_path / "nw").mkdir()
+    (tmp_path / "nw" / "10.244.0.2").write_text("cid\neth0")
+    assert left_behind(prec) == [f"host-local's lease of 10.244.0.2 in {tmp_path}/nw"]
+    prec = {"networks": [[json.loads(_net({"type": "flannel"})), "eth0"]]}
+    assert left_behind(prec) == ["host-local's lease in /var/lib/cni/networks/nw"]
