@@ -393,7 +393,7 @@ def run_in_netns(name: str, argv: Sequence[str], input: bytes | None = None, tim
     birth (own_group.py): a terminal's Ctrl-C goes to the foreground group, netlab's, and it reached an
     ``iptables-restore`` that ``up --watch``'s repair or a node's rule thread was waiting for, killed it
     halfway, and that repair failed. netlab decides what a signal stops (lab/up.py, signals.py); the program
-    still ends at ``timeout`` (SIGKILL), and when the caller's wait is cut short by an exception. It reads nothing but ``input``: not the terminal, from a
-    group that is not the terminal's."""
+    still ends at ``timeout`` (SIGKILL), and when the caller's wait is cut short by an exception. It reads
+    nothing but ``input``: not the terminal, from a group that is not the terminal's."""
     with entered(name):  # input written with SIGPIPE held: a program that stops reading kills no caller
         return own_group.run(argv, input, timeout, check)
