@@ -14,7 +14,7 @@ from typing import Any
 
 from netlab.errors import ApplyFailed
 from netlab.feature import add_deleted_chains
-from netlab.kernel import iptables
+from netlab.kernel import iptables, testhooks
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.lab import carrier
 from netlab.lab.announce import announce
@@ -84,6 +84,8 @@ class Converging:
         self._delete_stale_chains(want)
         repairs = self._repairs(drifts, want)
         repairs += stale_peer_ops((r for r in self.plan.resources if r.netns in made), self._observed)
+        if existing:  # a root test changes the kernel here, between the read and the repair
+            testhooks.fault_point("repair-read")
         self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
         self._say_repairs(repairs)
         repaired = list(repairs)

@@ -162,6 +162,40 @@ def test_a_deleted_node_namespace_is_made_again_at_once(lab):
                           capture_output=True).returncode == 0
 
 
+def test_a_deleted_node_namespace_freed_by_the_kernel_during_the_repair_is_made_again(tmp_path):
+    """The kernel frees a deleted namespace later (a worker's job, later still under load), and its links with it:
+    the node's eth0 takes the underlay's veth paired with it along. Freed after the repair read the underlay and
+    before it deleted that veth to make the pair again, the deletion failed ("saw: namespace deleted in X-node-2
+    (different: link vethN in X-underlay (its peer is not eth0 ...)); did: repair failed: del link vethN in
+    X-underlay: no such device; rolled back ...", a loaded CI): the repair is held between its read and its ops
+    (the pause hook) while the old namespace, kept by a descriptor of this test, is let go and freed."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, topology(name))
+    node, underlay = f"{name}-node-2", f"{name}-underlay"
+    with watching(name) as start:
+        watcher = start(path, env={"NETLAB_FAULT_POINT": "repair-read", "NETLAB_FAULT_MODE": "pause"}, held=True)
+        (eth0,) = ip_json("link", "show", "eth0", netns=node)
+        uplink = eth0["link_index"]  # the underlay's veth paired with the node's eth0, by its ifindex there
+        assert uplink in [link["ifindex"] for link in ip_json("link", netns=underlay)]
+        old = os.open(f"/run/netns/{node}", os.O_RDONLY | os.O_CLOEXEC)  # the namespace lives on while it is open
+        try:
+            mark = len(watcher.lines)
+            subprocess.run(["ip", "netns", "del", node], check=True)
+            watcher.wait_for_line("paused at repair-read", after=mark)  # the lab read, the old veth in it
+        finally:
+            os.close(old)
+        wait_until(lambda: uplink not in [link["ifindex"] for link in ip_json("link", netns=underlay)], 10.0)
+        watcher.resume()
+        line = watcher.wait_for_event(f"namespace deleted in {node}", after=mark)
+        assert re.search(r"did: created 1 namespace(?!s)", line) and "repair failed" not in line, line
+        assert node in [ns["name"] for ns in json.loads(subprocess.run(["ip", "-j", "netns", "list"], check=True,
+                                                                       capture_output=True, text=True).stdout)]
+        links = {link["ifname"]: link for link in ip_json("link", netns=node)}
+        assert {"eth0", "cni0", "flannel.1"} <= set(links) and "UP" in links["eth0"]["flags"], links
+        assert subprocess.run(["ip", "netns", "exec", f"{name}-a", "ping", "-c1", "-W2", "10.244.1.2"],
+                              capture_output=True).returncode == 0
+
+
 @pytest.mark.parametrize("scenario,target", [("ip-forward-off", "node-1"), ("vxlan-arp-missing", "node-2")])
 def test_a_break_scenario_is_healed(lab, scenario, target):
     """`netlab break` (the catalogue's real faults) under the watcher: healed without anyone running up."""

@@ -60,12 +60,15 @@ class Watcher:
     as they come."""
 
     def __init__(self, path: str | None, env: dict | None = None, resync: str = "2", wait: bool = True,
-                 backoff: str = BACKOFF, lab: str | None = None):
+                 backoff: str = BACKOFF, lab: str | None = None, held: bool = False):
+        """``held``: its stdin a pipe, which its pause hook (NETLAB_FAULT_MODE=pause in ``env``) waits on until
+        :meth:`resume`."""
         self.lines: list[str] = []
         which = ["-t", path] if path is not None else ["--lab", str(lab)]
         self.proc = subprocess.Popen(NETLAB + ["up", *which, "--watch", "--restart-backoff", backoff,
                                                "--resync", resync], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env={**os.environ, **(env or {})})
+                                     stdin=subprocess.PIPE if held else None, text=True,
+                                     env={**os.environ, **(env or {})})
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         if wait:
@@ -126,7 +129,13 @@ class Watcher:
         finally:
             self.proc.send_signal(signal.SIGCONT)
 
+    def resume(self) -> None:
+        """A watcher ``held`` at its pause hook goes on, and passes it from then on (its stdin closed)."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
     def stop(self) -> int:
+        self.resume()  # held at its pause hook, it would not end its repair, nor the loop
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
