@@ -129,7 +129,9 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
                 if isinstance(r, Veth):
                     remade.add((r.peer_netns, r.peer_name))
             elif isinstance(d.live, Link) and _needs_remaking(r, d.live):
-                remove_links.append(Op("del", d.live))
+                # It may be gone by the time it is deleted: a veth whose peer is in a namespace deleted by hand
+                # dies with it, once the kernel frees that namespace (asynchronously, later under load)
+                remove_links.append(Op("del", d.live, missing_ok=True))
                 if isinstance(r, VethPeer):
                     continue  # its veth is made again from the other side
                 remove_links += _stale_peer(r, observed)
@@ -171,8 +173,21 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
     return ordered(extras + sysctls + remove_links + links + objects + tables + extra_links)
 
 
-def _phase(op: Op) -> int:
-    """Which step of the order in the module docstring an op belongs to."""
+def made_links(ops: Iterable[Op]) -> frozenset[tuple[str, str]]:
+    """The links ``ops`` make, (namespace, name): a veth's peer, born with it, too."""
+    out = set()
+    for op in ops:
+        r = op.res
+        if op.verb == "add" and isinstance(r, Link):
+            out.add((r.netns, r.name))
+            if isinstance(r, Veth):
+                out.add((r.peer_netns, r.peer_name))
+    return frozenset(out)
+
+
+def _phase(op: Op, made: frozenset[tuple[str, str]] = frozenset()) -> int:
+    """Which step of the order in the module docstring an op belongs to; ``made``: the links made in the same
+    ops (:func:`made_links`)."""
     r = op.res
     if isinstance(r, (TableText, NftText, BaseChains)):
         return 5
@@ -180,17 +195,22 @@ def _phase(op: Op) -> int:
         return {"netns": 1, "link": 4, "tables": 5}[when_written(r.name)]
     if isinstance(r, Link):
         if op.verb == "del":
-            # an extra link goes last; a pod's eth0 standing where its new pair is made (_stale_peer), which the
-            # kernel may free by itself meanwhile (missing_ok), before anything is made
-            return 6 if op.missing_ok and not isinstance(r, VethPeer) else 2
+            # an extra link goes last; one made again, and a pod's eth0 standing where its new pair is made
+            # (_stale_peer), before anything is made, also when the kernel may free it by itself meanwhile
+            # (missing_ok)
+            last = op.missing_ok and not isinstance(r, VethPeer) and (r.netns, r.name) not in made
+            return 6 if last else 2
         return 3
     return 0 if op.verb == "del" and op.missing_ok else 4
 
 
 def ordered(ops: Iterable[Op]) -> list[Op]:
     """Ops in kernel order (stable: the plan's own order holds within a kind)."""
+    ops = list(ops)
+    made = made_links(ops)
+
     def key(op: Op) -> tuple:
-        phase = _phase(op)
+        phase = _phase(op, made)
         # An interface's sysctl ranks after every kind of object (_rank), nf_conntrack's after the tables.
         rank = _rank(op.res) if phase in (3, 4) else int(isinstance(op.res, Sysctl))  # type: ignore[arg-type]
         return (phase, rank, op.verb != "del")
@@ -208,8 +228,9 @@ def stages(ops: list[Op]) -> list[list[Op]]:
     after everything else everywhere.
     """
     cut: list[list[Op]] = [[], [], []]
+    made = made_links(ops)
     for op in ops:
-        phase = _phase(op)
+        phase = _phase(op, made)
         cut[0 if phase <= 2 else 2 if phase == 6 else 1].append(op)
     return [stage for stage in cut if stage]
 

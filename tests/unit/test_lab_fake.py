@@ -338,6 +338,37 @@ def test_a_pods_eth0_still_paired_with_a_dying_namespace_goes_before_its_new_pai
     assert gone < next(i for i, v in enumerate(verbs) if v[:3] == ("add", "veth", "fk-n1"))
 
 
+@pytest.mark.parametrize("freed", [True, False])
+def test_links_the_kernel_frees_with_a_deleted_node_namespace_after_the_read_are_made_again(lab, freed):
+    """`ip netns del` of a node's namespace: it lives on without a name until the kernel frees it (later under
+    load), and so do the underlay's veth paired with its eth0 and its pod's eth0. Freed after the repair read the
+    lab and before its ops, the deletion of the underlay's veth (to make the pair again) failed, no such device
+    (up --watch: "did: repair failed: del link vethN in X-underlay: no such device"): gone is what it asked for.
+    Not freed (held open), that veth still goes before its new pair is made (not last, as an extra link)."""
+    k = FakeKernel()
+    up(lab, k)
+    dying = k.ns.pop("fk-n2")  # its name gone, the namespace kept (as under another name here)
+    k.ns["fk-n2 (deleted)"] = dying
+    for ns in k.ns.values():
+        for f in ns.links.values():
+            if f.peer and f.peer[0] == "fk-n2":
+                f.peer = ("fk-n2 (deleted)", f.peer[1])
+    sent = []
+
+    def first_op_frees_it(op):  # the kernel frees it as the repair's first ops are sent
+        if freed and not sent:
+            k.delete_netns("fk-n2 (deleted)")
+        sent.append(op)
+        return None
+
+    k.fail = first_op_frees_it
+    k.log.clear()
+    up(lab, k)
+    assert sent and status(lab, k).ok, status(lab, k).drift
+    verbs = [(op.verb, op.res.kind, op.res.netns) for op in k.log]
+    assert ("add", "veth", "fk-underlay") in verbs and ("add", "veth", "fk-n2") in verbs, verbs
+
+
 def test_a_repair_that_may_only_repair_never_recreates_a_lab_taken_down(lab, monkeypatch):
     """`up --watch`'s repair (api/watch_repair.py) reads the lab's state under its lock: a `down` it waited for
     is not undone."""
