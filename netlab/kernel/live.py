@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
@@ -61,6 +62,8 @@ class LiveKernel(Reading):
         self._index: dict[str, dict[str, int]] = {}
         self._ahead: readmany.Ahead | None = None
         self._netns_dir_ready = False  # /run/netns made a shared mount point by this kernel's first create_netns
+        self._placeholders: nsmod.Placeholders | None = None  # what claims the names of the namespaces it makes
+        self._netns_dir_lock = threading.Lock()  # create_netns runs on several threads
 
     # --- sockets and indexes ---------------------------------------------------
 
@@ -109,6 +112,10 @@ class LiveKernel(Reading):
         for netns in list(self._conns):
             self.forget(netns)
         self._index.clear()
+        if self._placeholders is not None:
+            self._placeholders.close()
+            self._placeholders = None
+            self._netns_dir_ready = False
 
     # --- namespaces ----------------------------------------------------------------
 
@@ -119,10 +126,12 @@ class LiveKernel(Reading):
         return nsmod.is_netns_mount(name)
 
     def create_netns(self, name: str, tag: str, sysctls: Sequence[tuple[str, str]]) -> list[str]:
-        if not self._netns_dir_ready:  # once a run, not once a namespace
-            nsmod.ensure_netns_dir()
-            self._netns_dir_ready = True
-        links = nsmod.create_netns(name, tag, sysctls, dir_ready=True)
+        with self._netns_dir_lock:
+            if not self._netns_dir_ready:  # once a run, not once a namespace
+                nsmod.ensure_netns_dir()
+                self._placeholders = nsmod.Placeholders()
+                self._netns_dir_ready = True
+        links = nsmod.create_netns(name, tag, sysctls, dir_ready=True, placeholders=self._placeholders)
         self._index[name] = dict(links)
         return sorted(n for n in links if n != "lo")
 

@@ -43,7 +43,7 @@ from netlab.kernel import libc, packages, procsys, testhooks
 from netlab.kernel import own_group
 # Sysctls are files of /proc/sys (procsys); tests/integration import these two from here
 from netlab.kernel.procsys import read_sysctl_here as read_sysctl_here, write_sysctl_here as write_sysctl_here
-from netlab.model.naming import NETNS_DIR
+from netlab.model.naming import NETNS_DIR, check_netns
 from netlab.model.naming import netns_path as netns_path  # made there (pure): validate reads it too
 # The ownership tag is made and read in nstag (pure); what it is written as is done here
 from netlab.kernel.nstag import (TAG_PREFIX as TAG_PREFIX, TAG_SYSCTLS as TAG_SYSCTLS, folder_hash as folder_hash,
@@ -253,8 +253,8 @@ def netlink_socket(proto: int = 0) -> socket.socket:
     return sock
 
 
-def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), dir_ready: bool = False
-                 ) -> dict[str, int]:
+def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), dir_ready: bool = False,
+                 placeholders: Placeholders | None = None) -> dict[str, int]:
     """Create namespace ``name``: tagged, ``lo`` up and sysctls set before it is visible.
 
     Returns the links the kernel put in the new namespace (name -> ifindex):
@@ -266,14 +266,17 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), d
 
     Raises FileExistsError if the name is taken (by anyone). ``dir_ready``: the caller made /run/netns a shared
     mount point already in this run (ensure_netns_dir; with a lab's 500 mounts below it, each call walks them).
+    ``placeholders``: the run's :class:`Placeholders`, which claims the name.
     """
     from netlab.kernel import netlink, rtnl, rtnl_parse
 
     path = netns_path(name)
     if not dir_ready:
         ensure_netns_dir()
-    # The placeholder is made with O_EXCL: claiming the name is atomic.
-    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    if placeholders is None:  # the placeholder is made with O_EXCL: claiming the name is atomic
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    else:
+        placeholders.claim(name)
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         # From unshare to the setns back home, a stop signal waits (held): Python raises a handler's exception in
@@ -316,6 +319,40 @@ def _stops_wait() -> Iterator[None]:
             signal.signal(sig, previous)
         if came:
             signal.raise_signal(came[0])
+
+
+class Placeholders:
+    """The placeholders a run claims names with, as hard links of one empty file with no name in /run/netns
+    (O_TMPFILE). A link only adds a name where a new file costs an inode too: on a /run that is an ext4 without a
+    journal, as on the benchmarks' machine, each new inode is looked for past every inode freed there in the
+    last 30 s (the last ``down``'s), and a link's removal frees no inode for the next run to walk past. ``ip
+    netns list`` never sees the file, which has no name until its first link. Where the file system makes no
+    such file, or a link cannot be made (too many links, EMLINK), a placeholder is a new empty file."""
+
+    def __init__(self) -> None:
+        self.dir = os.open(NETNS_DIR, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            self.file: int | None = os.open(NETNS_DIR, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0)
+        except OSError:  # O_TMPFILE unknown to this file system (EOPNOTSUPP) or kernel (EISDIR)
+            self.file = None
+
+    def claim(self, name: str) -> None:
+        """The placeholder of namespace ``name``, made atomically: a name taken raises FileExistsError. Linked by
+        the file's /proc/self/fd name, followed (open(2)'s way for O_TMPFILE: no capability needed)."""
+        if self.file is not None:
+            try:
+                os.link(f"/proc/self/fd/{self.file}", check_netns(name), dst_dir_fd=self.dir, follow_symlinks=True)
+                return
+            except FileExistsError:
+                raise
+            except OSError:  # EMLINK; ENOENT once every link went (a rollback) and the file cannot be linked again
+                pass
+        os.close(os.open(check_netns(name), os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0, dir_fd=self.dir))
+
+    def close(self) -> None:
+        if self.file is not None:
+            os.close(self.file)
+        os.close(self.dir)
 
 
 def _unlink_placeholder(path: str) -> None:

@@ -103,3 +103,17 @@ def test_status_of_a_deleted_pod_namespace_does_not_place_the_veths_peer_in_it(l
     assert "link_netnsid" in link and f"{lab}-a" not in ip("netns", "list").stdout.split(), link
     assert netlab("up", "-t", path, check=False).returncode == 0
     assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_placeholders_of_a_run_are_links_of_one_file(labs):
+    """The names a run claims in /run/netns are hard links of one empty file (kernel/netns.Placeholders): under
+    each namespace's mount, the same inode. ``ip netns list`` shows the lab's names and nothing else of it."""
+    lab, _ = small_lab(labs, "uml")
+    names = [f"{lab}-{n}" for n in ("n1", "n2", "a", "b")]
+    assert sorted(n for n in ip("netns", "list").stdout.split() if n.startswith(lab)) == sorted(
+        names + [f"{lab}-underlay"])
+    for netns in names:
+        unmount(netns)
+    files = [os.stat(nsmod.netns_path(netns)) for netns in names]
+    assert len({(st.st_dev, st.st_ino) for st in files}) == 1, files
+    assert all(st.st_nlink >= len(names) for st in files), files
