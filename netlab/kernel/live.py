@@ -74,6 +74,13 @@ class LiveKernel(Reading):
                 c = self._conns[netns] = netlink.Conn(timeout=self.timeout)
         return c
 
+    def _keep_conn(self, netns: str, conn: netlink.Conn) -> None:
+        """The socket a new namespace was set up with, kept as its socket (create_netns)."""
+        old = self._conns.pop(netns, None)
+        self._conns[netns] = conn
+        if old is not None:  # a namespace of that name this kernel used before: gone with it
+            old.close()
+
     def _links(self, netns: str) -> dict[str, int]:
         table = self._index.get(netns)
         if table is None:
@@ -131,7 +138,8 @@ class LiveKernel(Reading):
                 nsmod.ensure_netns_dir()
                 self._placeholders = nsmod.Placeholders()
                 self._netns_dir_ready = True
-        links = nsmod.create_netns(name, tag, sysctls, dir_ready=True, placeholders=self._placeholders)
+        links = nsmod.create_netns(name, tag, sysctls, dir_ready=True, placeholders=self._placeholders,
+                                   keep=lambda conn: self._keep_conn(name, conn), timeout=self.timeout)
         self._index[name] = dict(links)
         return sorted(n for n in links if n != "lo")
 

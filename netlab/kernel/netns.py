@@ -36,7 +36,7 @@ import socket
 import subprocess
 import threading
 from contextlib import contextmanager, nullcontext
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
 from netlab.kernel import libc, packages, procsys, testhooks
@@ -254,7 +254,8 @@ def netlink_socket(proto: int = 0) -> socket.socket:
 
 
 def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), dir_ready: bool = False,
-                 placeholders: Placeholders | None = None) -> dict[str, int]:
+                 placeholders: Placeholders | None = None, keep: Callable[[Any], None] | None = None,
+                 timeout: float | None = None) -> dict[str, int]:
     """Create namespace ``name``: tagged, ``lo`` up and sysctls set before it is visible.
 
     Returns the links the kernel put in the new namespace (name -> ifindex):
@@ -266,7 +267,9 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), d
 
     Raises FileExistsError if the name is taken (by anyone). ``dir_ready``: the caller made /run/netns a shared
     mount point already in this run (ensure_netns_dir; with a lab's 500 mounts below it, each call walks them).
-    ``placeholders``: the run's :class:`Placeholders`, which claims the name.
+    ``placeholders``: the run's :class:`Placeholders`, which claims the name. ``keep``: handed the netlink socket
+    (a netlink.Conn, ``timeout``) the namespace was set up with, for the caller's own messages there, instead of
+    closed: a socket opened later would cost a namespace switch there and back.
     """
     from netlab.kernel import netlink, rtnl, rtnl_parse
 
@@ -287,13 +290,17 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), d
             try:
                 procsys.write_sysctls_here([*testhooks.INHERITED_DEVCONF, *sysctls,
                                             *((key, str(value)) for key, value in zip(TAG_SYSCTLS, tag_values(tag)))])
-                with netlink.Conn() as conn:
+                conn = netlink.Conn() if timeout is None else netlink.Conn(timeout=timeout)
+                try:
                     testhooks.add_fallback_links(conn)
                     links = rtnl_parse.dump_links(conn, name)
                     lo = next(link.index for link in links if link.name == "lo")
                     conn.request(f"lo in {name}", rtnl.link_up(lo))
-                _check(libc.handle().mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
-                       "mount", path)
+                    _check(libc.handle().mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
+                           "mount", path)
+                except BaseException:
+                    conn.close()
+                    raise
             finally:
                 setns(home)
     except BaseException:
@@ -301,6 +308,10 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), d
         raise
     finally:
         os.close(home)
+    if keep is None:
+        conn.close()
+    else:
+        keep(conn)
     return {link.name: link.index for link in links}
 
 

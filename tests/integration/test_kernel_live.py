@@ -7,6 +7,7 @@ it makes must be what they then see. Each test makes its own namespaces
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import time
@@ -240,3 +241,23 @@ def test_a_failed_batch_leaves_no_wrong_index_behind(pair):
                                 peer_name="eth0", peer_mac="02:00:00:00:00:1b"))], order=[a, b])
     k.apply([Op("add", Address(netns=b, dev="eth0", address=IPv4Interface("10.9.0.2/24")))], order=[b])
     assert [x["local"] for x in ip_json("-4", "addr", "show", "eth0", netns=b)[0]["addr_info"]] == ["10.9.0.2"]
+
+
+SIOCGSKNS = 0x894C  # linux/sockios.h: a descriptor of a socket's network namespace
+
+
+def test_a_new_namespace_keeps_the_socket_it_was_set_up_with(pair, monkeypatch):
+    """create_netns leaves the kernel the netlink socket it set the namespace up with: the links' messages that
+    follow go there, with no switch into the namespace and back to open another."""
+    k, names = pair
+
+    def entered(name):
+        raise AssertionError(f"entered {name}")
+
+    monkeypatch.setattr("netlab.kernel.live.nsmod.entered", entered)
+    for name in names:
+        ns = fcntl.ioctl(k.conn(name).sock.fileno(), SIOCGSKNS)
+        try:
+            assert os.fstat(ns).st_ino == os.stat(nsmod.netns_path(name)).st_ino
+        finally:
+            os.close(ns)
