@@ -7,11 +7,17 @@ old, nameless namespace; the command container ran on until `down`. Now the pod'
 lab's records (the echo server drops its sockets, the command's processes are found in the pod's UTS namespace,
 the lab's own), a CNI pod's DEL is given no namespace (CNI_NETNS empty, as containerd does for a closed sandbox),
 and the stranger's namespace is left as it was: its links, its addresses, its process.
+
+The test holds the pod's old namespace open (a file descriptor) while it looks for tasks in it: nsfs gives the inode
+number of a namespace that is freed to the next one made on the machine, and on a busy one (the suite's other
+workers, other labs) that comes within a second: a task of that stranger's namespace was counted as left in the
+pod's old one ("assert ['13015/13015'] == []", up having stopped everything and said no survivor).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -47,6 +53,7 @@ def test_a_removed_pod_whose_namespace_name_another_took_has_its_containers_stop
     old = netns_inode(f"/run/netns/{name}")
     assert old in socket_namespaces(server).values()
     assert len(tasks_in(old)) >= 3  # the echo container's thread, sh's child sleep and the sleep it became
+    held = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)  # its inode number is no other's meanwhile
     subprocess.run(["ip", "netns", "del", name], check=True)
     subprocess.run(["ip", "netns", "add", name], check=True)  # the stranger's: no netlab tag in it
     stranger = None
@@ -72,6 +79,7 @@ def test_a_removed_pod_whose_namespace_name_another_took_has_its_containers_stop
         status = netlab("status", "--lab", lab, check=False)
         assert status.returncode == 0, status.stdout + status.stderr
     finally:
+        os.close(held)
         if stranger is not None:
             stranger.kill()
             stranger.wait()
