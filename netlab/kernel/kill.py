@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import select
 import signal
 import time
 from typing import Callable, Iterable, Sequence
 
 from netlab.kernel import netns as nsmod
+from netlab.kernel import testhooks
 from netlab.kernel.processes import cmdline, find_in_namespaces, namespace_of, ns_identity, thread_group
 
 
@@ -94,16 +96,46 @@ def _wait_exit(fds: dict[int, int], timeout: float) -> None:
                 os.close(fds.pop(pid))
 
 
+KILL_ROUNDS = 3  # scans of /proc a stop makes: a process may fork, or another enter, between a scan and its signal
+
+
 def stop_namespaces(netns_names: Sequence[str], uts_files: Sequence[str] = (), grace: float = 3.0) -> list[str]:
-    """Stop every process with a thread in these namespaces; returns descriptions of survivors (none expected)."""
-    found = find_in_namespaces(netns_names, uts_files)
-    if not found:
-        return []
-    wanted = {ident: name for name in netns_names if (ident := ns_identity(nsmod.netns_path(name))) is not None}
-    wanted.update({ident: p for p in uts_files if (ident := ns_identity(p)) is not None})
+    """Stop every process with a thread in these namespaces; returns descriptions of survivors (none expected).
+
+    A process can come into the namespaces between a scan of /proc and the
+    signals sent to what it found (a container's shell forks a child, a user
+    enters with nsenter): it would keep the network namespace alive, nameless,
+    with nobody left to stop it. So the scan is made again after each stop,
+    until one finds nothing new, at most :data:`KILL_ROUNDS` times; what a last
+    scan still finds is not signalled (it may be a fork loop) but said, as is
+    what outlived SIGKILL.
+    """
+    wanted: dict[tuple[int, int], str] = {}
+    seen: dict[int, str] = {}
+    left: list[int] = []
 
     def still_ours(pid: int) -> bool:
         return namespace_of(pid, wanted) is not None
 
-    left = terminate(found, still_ours, grace=grace)
-    return [f"pid {pid} ({' '.join(cmdline(pid))[:60]}) in {found.get(pid, '?')}" for pid in left if still_ours(pid)]
+    for round_ in range(KILL_ROUNDS + 1):
+        found = {pid: where for pid, where in find_in_namespaces(netns_names, uts_files).items() if pid not in seen}
+        if not found:
+            break
+        if not wanted:
+            wanted.update({ident: n for n in netns_names if (ident := ns_identity(nsmod.netns_path(n))) is not None})
+            wanted.update({ident: p for p in uts_files if (ident := ns_identity(p)) is not None})
+        seen.update(found)
+        if round_ == KILL_ROUNDS:  # came after the last round's signals
+            left += sorted(found)
+            break
+        testhooks.fault_point("processes-found")
+        left += terminate(found, still_ours, grace=grace)
+    return [f"pid {pid} ({' '.join(cmdline(pid))[:60]}) in {seen.get(pid, '?')}" for pid in left if still_ours(pid)]
+
+
+def is_survivor(line: str) -> bool:
+    """``line`` is one of :func:`stop_namespaces`'s: a process left in the namespaces it stopped."""
+    return SURVIVOR.match(line) is not None
+
+
+SURVIVOR = re.compile(r"pid \d+ \(.*\) in ")

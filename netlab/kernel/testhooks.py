@@ -28,7 +28,9 @@ when this module is imported, never inside a loop; all are off unless set.
     namespaces not yet deleted; ``netns-checked``: an ``up`` found the
     names of the namespaces it makes free, none made yet; ``repair-read``: an
     ``up`` read the namespaces that were there and worked out their repair,
-    none of it applied yet) fails or kills the process there, or
+    none of it applied yet; ``processes-found``: each round of a stop of what
+    runs in namespaces that go (kernel/kill.py), its scan of /proc made, what
+    it found not yet signalled) fails or kills the process there, or
     (``NETLAB_FAULT_MODE=pause``) says ``netlab: paused at NAME`` on stderr
     and waits for a line on stdin: a root test runs another command then;
 ``NETLAB_TEST_FALLBACK_LINKS=1``
