@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 from netlab import signals
 from netlab.realize.attachments import attached_lab, check_cni_change, mark_gone_sandboxes, remade_line, remade_pods
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, from_file_way, open_files
-from netlab.kernel import testhooks
+from netlab.kernel import kill, testhooks
 from netlab.kernel.base import Kernel
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of, stop_taken
@@ -401,17 +401,19 @@ class _Up(Converging, Rollback):
             # another have mounted a namespace of theirs at the name since (its tag is not the lab's), nothing
             # is stopped by the name: not their processes, no CNI DEL handed their namespace (stop_taken).
             theirs = not mine and self.kernel.netns_mounted(name)
-            said = taken_line(state, name, self.leaving_what.get(name)) if theirs else ""
+            ran = containers_ran(state, name) if theirs else []  # its records go with its stop
             self.journal.step(f"delete namespace {name}")  # a fault here leaves the pod as it was
             self.removing.append(name)
-            self.result.warnings += (sum((stop_taken(f, state, [name]) for f in self.features), []) if theirs
-                                     else stop_features(self.features, state, [name]))
+            said = (sum((stop_taken(f, state, [name]) for f in self.features), []) if theirs
+                    else stop_features(self.features, state, [name]))
+            self.result.warnings += said
             if mine:
                 delete_namespaces(self.kernel, [name])
             else:  # the kernel frees it later (or never, held by a stranger): its veths go as extra links now
                 self.leaving_veths -= self.leaving_by_netns.get(name, set())
             if theirs:
-                self.result.fixed.append(said)
+                left = sum(1 for line in said if kill.is_survivor(line))
+                self.result.fixed.append(taken_line(name, self.leaving_what.get(name), ran, left))
             else:
                 self.result.removed_netns.append(name)
             state.netns.pop(name, None)
@@ -447,13 +449,25 @@ class _Up(Converging, Rollback):
         self._make_and_repair(state, set())
         self._start_features(state, again=" again, with those addresses")
 
-def taken_line(state: LabState, netns: str, what: str | None) -> str:
-    """What up did of a pod (or node: ``what``) the topology no longer has, whose namespace's name holds another's
-    now: the containers its records name stopped, that namespace left alone."""
+def containers_ran(state: LabState, netns: str) -> list[str]:
+    """The containers the lab's records say ran in the pod of ``netns``, taken before its stop drops them."""
     workload = state.extra.get("workload")
     ran = (workload.get("pods") or {}).get(netns.removeprefix(state.lab + "-")) if isinstance(workload, dict) else None
-    names = list((ran.get("containers") or {}) if isinstance(ran, dict) else {})
-    stopped = f"container{'s' if len(names) > 1 else ''} {', '.join(names)} stopped; " if names else ""
+    return list((ran.get("containers") or {}) if isinstance(ran, dict) else {})
+
+
+def taken_line(netns: str, what: str | None, names: list[str], left: int) -> str:
+    """What up did of a pod (or node: ``what``) the topology no longer has, whose namespace's name holds another's
+    now: the containers its records name (``names``) stopped, that namespace left alone. ``left``: processes its
+    stop found still in the pod's namespaces at its end (a warning each, kill.stop_namespaces): not stopped."""
+    plural = "s" if len(names) > 1 else ""
+    if not names:
+        stopped = ""
+    elif left:
+        stopped = (f"container{plural} {', '.join(names)} not all stopped: {left} process{'es' if left > 1 else ''} "
+                   "left in the pod, named in a warning; ")
+    else:
+        stopped = f"container{plural} {', '.join(names)} stopped; "
     return (f"removed {what or 'network namespace ' + netns} ({stopped}{netns} now holds a network namespace that "
             "is not the lab's: left alone)")
 
