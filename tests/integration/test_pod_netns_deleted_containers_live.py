@@ -12,11 +12,13 @@ socket's SIOCGSKNS), every task's /proc/PID/task/TID/ns/net, the node's ports wi
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import json
 import os
 import subprocess
+from typing import Iterator
 
 import pytest
 
@@ -71,8 +73,22 @@ def socket_namespaces(pid: int) -> dict[int, int]:
     return out
 
 
+@contextlib.contextmanager
+def held_open(path: str) -> Iterator[None]:
+    """The namespace of ``path`` held open: while it is, its inode number is no other namespace's. nsfs hands a
+    freed namespace's number to the next one made, and on a busy machine (other labs, the suite's other workers)
+    that comes within a second: :func:`tasks_in` of a pod's old namespace, once its last task was stopped, then
+    counted a stranger's task ("assert ['13015/13015'] == []", the stop having said no survivor)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
 def tasks_in(inode: int) -> list[str]:
-    """Every task whose network namespace is ``inode``."""
+    """Every task whose network namespace is ``inode`` (its namespace :func:`held_open`, or the number may be
+    another's)."""
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -106,12 +122,13 @@ def test_a_removed_pod_whose_namespace_was_deleted_has_its_containers_stopped_an
     old = netns_inode(f"/run/netns/{lab}-b")
     assert old in socket_namespaces(server).values()  # b's echo container listens there
     assert ports(f"{lab}-n2", bridge)  # b's veth
-    subprocess.run(["ip", "netns", "del", f"{lab}-b"], check=True)
-    write_topology(tmp_path, topology(lab, cni, None))
-    up = netlab("up", "-t", path)
-    assert old not in socket_namespaces(launch.server_pid(lab) or server).values()
-    assert tasks_in(old) == []
-    assert ports(f"{lab}-n2", bridge) == []  # its veth is gone: nothing holds the old namespace
+    with held_open(f"/run/netns/{lab}-b"):
+        subprocess.run(["ip", "netns", "del", f"{lab}-b"], check=True)
+        write_topology(tmp_path, topology(lab, cni, None))
+        up = netlab("up", "-t", path)
+        assert old not in socket_namespaces(launch.server_pid(lab) or server).values()
+        assert tasks_in(old) == []
+    assert ports(f"{lab}-n2", bridge) == []  # its veth is gone (up deletes the node's end, held or not)
     assert f"removed pod default/b (network namespace {lab}-b, container main stopped)" in up.stdout, up.stdout
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 0, status.stdout + status.stderr
@@ -125,13 +142,14 @@ def test_a_pod_whose_namespace_was_deleted_and_is_made_again_leaves_nothing_in_t
     assert server is not None
     old = netns_inode(f"/run/netns/{lab}-b")
     assert len(tasks_in(old)) >= 3  # the echo container's thread, sh's child sleep and the sleep it became
-    subprocess.run(["ip", "netns", "del", f"{lab}-b"], check=True)
-    up = netlab("up", "-t", path)
-    assert "restarted container b/main (its pod's network namespace was made again)" in up.stdout, up.stdout
-    new = netns_inode(f"/run/netns/{lab}-b")
-    assert new != old
-    socks = socket_namespaces(launch.server_pid(lab) or server)
-    assert old not in socks.values() and new in socks.values()
-    assert tasks_in(old) == []
+    with held_open(f"/run/netns/{lab}-b"):
+        subprocess.run(["ip", "netns", "del", f"{lab}-b"], check=True)
+        up = netlab("up", "-t", path)
+        assert "restarted container b/main (its pod's network namespace was made again)" in up.stdout, up.stdout
+        new = netns_inode(f"/run/netns/{lab}-b")
+        assert new != old
+        socks = socket_namespaces(launch.server_pid(lab) or server)
+        assert old not in socks.values() and new in socks.values()
+        assert tasks_in(old) == []
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 0, status.stdout + status.stderr

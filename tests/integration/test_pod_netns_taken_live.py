@@ -17,7 +17,6 @@ pod's old one ("assert ['13015/13015'] == []", up having stopped everything and 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
@@ -25,7 +24,8 @@ import pytest
 from helpers import ip_json, netlab, write_topology
 from netlab import Lab
 from netlab.workload import launch
-from test_pod_netns_deleted_containers_live import CMD, CONFLIST, netns_inode, socket_namespaces, tasks_in, topology
+from test_pod_netns_deleted_containers_live import CMD, CONFLIST, held_open, netns_inode, socket_namespaces, tasks_in, \
+    topology
 
 pytestmark = pytest.mark.root
 
@@ -53,34 +53,33 @@ def test_a_removed_pod_whose_namespace_name_another_took_has_its_containers_stop
     old = netns_inode(f"/run/netns/{name}")
     assert old in socket_namespaces(server).values()
     assert len(tasks_in(old)) >= 3  # the echo container's thread, sh's child sleep and the sleep it became
-    held = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)  # its inode number is no other's meanwhile
-    subprocess.run(["ip", "netns", "del", name], check=True)
-    subprocess.run(["ip", "netns", "add", name], check=True)  # the stranger's: no netlab tag in it
-    stranger = None
-    try:
-        for cmd in (["link", "add", "eth0", "type", "veth", "peer", "name", "theirs"], ["addr", "add", "10.250.0.1/24", "dev", "eth0"],
-                    ["link", "set", "theirs", "up"], ["link", "set", "eth0", "up"]):
-            subprocess.run(["ip", "-n", name, *cmd], check=True)
-        stranger = subprocess.Popen(["ip", "netns", "exec", name, "sleep", "3003"])
-        theirs = netns_inode(f"/run/netns/{name}")
-        before = addresses(name)
-        write_topology(tmp_path, topology(lab, cni, None))
-        up = netlab("up", "-t", path)
-        assert old not in socket_namespaces(launch.server_pid(lab) or server).values()
-        assert tasks_in(old) == [], up.stdout + up.stderr  # (up's survivor lines, if it said any)
-        assert (f"removed pod default/b (containers main, web stopped; {name} now holds a network namespace that "
-                "is not the lab's: left alone)") in up.stdout, up.stdout
-        assert netns_inode(f"/run/netns/{name}") == theirs
-        assert addresses(name) == before
-        assert stranger.poll() is None  # their process in their namespace runs on
-        if cni:  # the bridge plugin's DEL, given the name's path, deletes the eth0 it finds there
-            dels = dels_netns(lab, "b")
-            assert dels and set(dels) == {""}, dels
-        status = netlab("status", "--lab", lab, check=False)
-        assert status.returncode == 0, status.stdout + status.stderr
-    finally:
-        os.close(held)
-        if stranger is not None:
-            stranger.kill()
-            stranger.wait()
-        subprocess.run(["ip", "netns", "del", name], check=False)
+    with held_open(f"/run/netns/{name}"):  # its inode number is no other's meanwhile
+        subprocess.run(["ip", "netns", "del", name], check=True)
+        subprocess.run(["ip", "netns", "add", name], check=True)  # the stranger's: no netlab tag in it
+        stranger = None
+        try:
+            for cmd in (["link", "add", "eth0", "type", "veth", "peer", "name", "theirs"], ["addr", "add", "10.250.0.1/24", "dev", "eth0"],
+                        ["link", "set", "theirs", "up"], ["link", "set", "eth0", "up"]):
+                subprocess.run(["ip", "-n", name, *cmd], check=True)
+            stranger = subprocess.Popen(["ip", "netns", "exec", name, "sleep", "3003"])
+            theirs = netns_inode(f"/run/netns/{name}")
+            before = addresses(name)
+            write_topology(tmp_path, topology(lab, cni, None))
+            up = netlab("up", "-t", path)
+            assert old not in socket_namespaces(launch.server_pid(lab) or server).values()
+            assert tasks_in(old) == [], up.stdout + up.stderr  # (up's survivor lines, if it said any)
+            assert (f"removed pod default/b (containers main, web stopped; {name} now holds a network namespace that "
+                    "is not the lab's: left alone)") in up.stdout, up.stdout
+            assert netns_inode(f"/run/netns/{name}") == theirs
+            assert addresses(name) == before
+            assert stranger.poll() is None  # their process in their namespace runs on
+            if cni:  # the bridge plugin's DEL, given the name's path, deletes the eth0 it finds there
+                dels = dels_netns(lab, "b")
+                assert dels and set(dels) == {""}, dels
+            status = netlab("status", "--lab", lab, check=False)
+            assert status.returncode == 0, status.stdout + status.stderr
+        finally:
+            if stranger is not None:
+                stranger.kill()
+                stranger.wait()
+            subprocess.run(["ip", "netns", "del", name], check=False)
