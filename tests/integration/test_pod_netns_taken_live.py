@@ -31,7 +31,12 @@ pytestmark = pytest.mark.root
 
 
 def addresses(netns: str) -> list:
-    return [(link["ifname"], link.get("operstate"), [(a["local"], a["prefixlen"]) for a in link["addr_info"]])
+    """Each link of ``netns``: its name, whether it is set up, its IPv4 addresses: what the stranger set, and nothing
+    the kernel changes on its own after their commands (the operational state follows on linkwatch's event, an
+    IPv6 link-local address once the link has a carrier: on a loaded machine `before` was read while the veth
+    was still LOWERLAYERDOWN, without its fe80:: address, and the same links compared unequal after `up`)."""
+    return [(link["ifname"], "UP" in link["flags"], [(a["local"], a["prefixlen"]) for a in link["addr_info"]
+                                                    if a["family"] == "inet"])
             for link in ip_json("addr", "show", netns=netns)]
 
 
