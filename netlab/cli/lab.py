@@ -162,7 +162,7 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
     parts += fixed_words(result.fixed)
     click.echo(f"lab {model.name} is up ({', '.join(parts)}): {loaded.counts()}; {network_words(loaded)}")
     # a repair or a change: every action, as -o json lists them (a fresh lab's: only counted, nothing was there)
-    said = removed.lines(result.removed_netns, before) + ([] if lab.owned else list(result.fixed))
+    said = removed.lines(result.removed_netns, before, result.warnings) + ([] if lab.owned else list(result.fixed))
     if said:
         for line in said[:20]:
             click.echo(f"  {line}")

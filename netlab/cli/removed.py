@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Sequence
 
 from netlab.errors import NetlabError
 from netlab.model.lab import DEFAULT_CONTAINER
@@ -30,8 +31,8 @@ def before_up(lab: str) -> dict[str, str]:
         if not (isinstance(pod, dict) and isinstance(pod.get("name"), str)):
             continue
         names = _containers(pod, ran.get(pod["name"]))
-        stopped = f", container{'s' if len(names) > 1 else ''} {', '.join(names)} stopped" if names else ""
-        out[f"{lab}-{pod['name']}"] = f"pod {pod.get('namespace') or 'default'}/{pod['name']}{stopped}"
+        listed = f", container{'s' if len(names) > 1 else ''} {', '.join(names)}" if names else ""
+        out[f"{lab}-{pod['name']}"] = f"pod {pod.get('namespace') or 'default'}/{pod['name']}{listed}"
     return out
 
 
@@ -43,15 +44,24 @@ def _containers(pod: dict[str, Any], record: object) -> list[str]:
             if isinstance(c, dict) and isinstance(c.get("name"), str)]
 
 
-def lines(removed: tuple[str, ...] | list[str], before: dict[str, str]) -> list[str]:
+def lines(removed: tuple[str, ...] | list[str], before: dict[str, str], warnings: Sequence[str] = ()) -> list[str]:
     """One line per namespace ``up`` removed: ``removed pod default/client (network namespace lab-client,
-    container main stopped)``."""
+    container main stopped)``; ``warnings``: the run's, in which the stop named each process it left in a pod's
+    network namespace or its UTS pin (kernel/kill.py): that pod's containers are said not all stopped."""
+    from netlab.kernel.kill import is_survivor  # an up loaded it: the stop's own words
+
     out = []
     for netns in removed:
         what = before.get(netns)
         if what is None:
             out.append(f"removed network namespace {netns}")
             continue
-        kind, _, rest = what.partition(", ")
-        out.append(f"removed {kind} (network namespace {netns}{', ' + rest if rest else ''})")
+        kind, _, containers = what.partition(", ")
+        if containers:
+            pod = kind.rpartition("/")[2]
+            left = sum(1 for w in warnings if is_survivor(w) and (w.endswith(f" in {netns}")
+                                                                  or w.endswith(f"{os.sep}{pod}")))
+            containers += (f" not all stopped: {left} process{'es' if left > 1 else ''} left in the pod, named in a "
+                           "warning") if left else " stopped"
+        out.append(f"removed {kind} (network namespace {netns}{', ' + containers if containers else ''})")
     return out

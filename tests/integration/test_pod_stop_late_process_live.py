@@ -103,3 +103,30 @@ def test_a_process_that_enters_a_removed_pod_after_up_looked_is_stopped_or_said(
             p.kill()
             p.wait()
         subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_a_removed_pods_line_says_its_containers_not_all_stopped_when_its_stop_left_a_process(labs, tmp_path):
+    """The same for a pod taken out of the topology with its namespace the lab's own: `up` said "containers main,
+    web stopped" from the lab's records before the stop (cli/removed.py), whatever the stop left; a process that
+    came after the stop's last round is named in a warning, and the pod's line says its containers not all
+    stopped."""
+    lab = labs.name("nm")
+    path, _ = labs.up(topology(lab, False, f", containers: {CMD}"))
+    name = f"{lab}-b"
+    old = netns_inode(f"/run/netns/{name}")
+    held = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)  # its inode number is no other's meanwhile
+    late: list[subprocess.Popen] = []
+    try:
+        write_topology(tmp_path, topology(lab, False, None))
+        up, late = up_with_newcomers(path, f"/proc/{os.getpid()}/fd/{held}", uts_path(lab, "b"), 3)
+        assert up.returncode == 0 and len(late) == 3, up.stdout + up.stderr
+        assert tasks_in(old) == [f"{late[-1].pid}/{late[-1].pid}"], up.stdout + up.stderr
+        assert f"netlab: warning: pid {late[-1].pid} (" in up.stderr, up.stdout + up.stderr
+        assert (f"removed pod default/b (network namespace {name}, containers main, web not all stopped: 1 process "
+                "left in the pod, named in a warning)") in up.stdout, up.stdout
+        assert not os.path.exists(f"/run/netns/{name}"), up.stdout  # the name goes; the survivor keeps the rest
+    finally:
+        os.close(held)
+        for p in late:
+            p.kill()
+            p.wait()
