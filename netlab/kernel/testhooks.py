@@ -30,7 +30,14 @@ when this module is imported, never inside a loop; all are off unless set.
     ``up`` read the namespaces that were there and worked out their repair,
     none of it applied yet; ``processes-found``: each round of a stop of what
     runs in namespaces that go (kernel/kill.py), its scan of /proc made, what
-    it found not yet signalled) fails or kills the process there, or
+    it found not yet signalled; ``forget-emptied``:
+    a lab's folder that ``down`` removes (realize/lab_folder.remove_own) holds
+    its state, lock and mark alone; ``forget-state-gone``,
+    ``forget-lock-gone``, ``forget-mark-gone``: the folder's state, then its
+    lock, then its mark removed; ``drop-lock-gone``, ``drop-mark-gone``: the
+    same of a folder that held its lock and mark alone, dropped by the
+    lock's holder (realize/lab_lock.py: a command that found the lab not up))
+    fails or kills the process there, or
     (``NETLAB_FAULT_MODE=pause``) says ``netlab: paused at NAME`` on stderr
     and waits for a line on stdin: a root test runs another command then;
 ``NETLAB_TEST_FALLBACK_LINKS=1``

@@ -43,6 +43,8 @@ OWN_FILES = frozenset({"state.json", "state.sum", "lock", "watcher", "echo.sock"
 OWN_DIRS = frozenset({"logs", "uts", "cni", "dns", "nodes"})  # made by netlab, with netlab's files alone inside
 TEMP_INFIX = ".tmp."  # state_dir.write_atomic's temporary file: <name>.tmp.<pid>
 LAST = ("state.json", "lock", MARK_FILE)  # removed last, in this order (lab_list.forget)
+# The test hooks (kernel/testhooks.py) right after each of LAST is removed from a lab's folder.
+GONE_POINTS = {"state.json": "forget-state-gone", "lock": "forget-lock-gone", MARK_FILE: "forget-mark-gone"}
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 RENAME_NOREPLACE = 1
 AT_FDCWD = -100
@@ -195,6 +197,13 @@ def read_own(path: str, name: str, limit: int) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+def fault_point(name: str) -> None:
+    """The test hook ``name`` (kernel/testhooks.py): a root test holds a folder's removal there."""
+    from netlab.kernel import testhooks  # here: `plan` reads state through this module, and loads no kernel code
+
+    testhooks.fault_point(name)
 
 
 def _renameat2(old: str, new: str) -> None:
@@ -413,6 +422,7 @@ def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
             # keeps the lock and the mark: the folder stays netlab's, which `down --force` then finishes.
             said = {name.split("/")[0] for name, _ in left}
             kept = [name for name in os.listdir(fd) if name not in LAST and name not in said and own_name(name)]
+            fault_point("forget-emptied")
             for name in LAST[:1] if kept else LAST:  # a removal cut short keeps the state: `down` again finishes it
                 try:
                     os.unlink(name, dir_fd=fd)
@@ -422,6 +432,7 @@ def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
                     _remove_at(fd, name, mnt, left, name)
                 except OSError:
                     return sorted(left)
+                fault_point(GONE_POINTS[name])
         finally:
             os.close(fd)
         if not left:

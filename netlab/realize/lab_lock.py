@@ -305,8 +305,10 @@ def _drop_if_only_lock(lab: str) -> None:
         if LOCK_FILE not in names or names - {LOCK_FILE, lab_folder.MARK_FILE} or lab_folder.not_ours(path):
             return
         os.unlink(os.path.join(path, LOCK_FILE))
+        lab_folder.fault_point("drop-lock-gone")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(path, lab_folder.MARK_FILE))
+        lab_folder.fault_point("drop-mark-gone")
         os.rmdir(path)
     except OSError:
         return
