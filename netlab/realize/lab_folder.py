@@ -15,8 +15,8 @@ of /var/lib would offer ``dpkg`` as a lost lab, and ``down --force`` would empty
   nothing is written in it (no lock, no mark) before it is proven;
 - ``down`` removes from a lab's folder only the names netlab writes there (:data:`OWN_FILES`, :data:`OWN_DIRS`,
   and the temporary files of their writes), fd-relative (no symlink followed, no mount point crossed), and says
-  what else it left: a file where netlab makes a folder too, by the rule every writer and reader of a lab's
-  sub-folders opens it with (:func:`open_folder`).
+  what else it left (realize/lab_removal.py): a file where netlab makes a folder too, by the rule every writer and
+  reader of a lab's sub-folders opens it with (:func:`open_folder`).
 """
 
 from __future__ import annotations
@@ -42,10 +42,7 @@ OWN_FILES = frozenset({"state.json", "state.sum", "lock", "watcher", "echo.sock"
                        "quiz.json", "backoff.json", MARK_FILE})
 OWN_DIRS = frozenset({"logs", "uts", "cni", "dns", "nodes"})  # made by netlab, with netlab's files alone inside
 TEMP_INFIX = ".tmp."  # state_dir.write_atomic's temporary file: <name>.tmp.<pid>
-LAST = ("state.json", "lock", MARK_FILE)  # removed last, in this order (lab_list.forget)
-# The test hooks (kernel/testhooks.py) right after each of LAST is removed from a lab's folder.
-GONE_POINTS = {"state.json": "forget-state-gone", "lock": "forget-lock-gone", MARK_FILE: "forget-mark-gone"}
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 RENAME_NOREPLACE = 1
 AT_FDCWD = -100
 
@@ -199,13 +196,6 @@ def read_own(path: str, name: str, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def fault_point(name: str) -> None:
-    """The test hook ``name`` (kernel/testhooks.py): a root test holds a folder's removal there."""
-    from netlab.kernel import testhooks  # here: `plan` reads state through this module, and loads no kernel code
-
-    testhooks.fault_point(name)
-
-
 def _renameat2(old: str, new: str) -> None:
     from netlab.kernel import libc  # here: `plan` reads state through this module, and loads no kernel code
 
@@ -261,7 +251,7 @@ def own_name(name: str) -> bool:
     return bool(infix) and base in OWN_FILES and pid.isdigit()
 
 
-# What ``down`` says of a name it leaves in a lab's folder (:func:`remove_own`), after the path.
+# What ``down`` says of a name it leaves in a lab's folder (lab_removal.remove_own), after the path.
 NOT_NETLABS = "not netlab's"
 ON_A_MOUNT = "a mount point (a bind mount, or another file system), not netlab's: nothing in it is touched"
 A_SYMLINK = "a symlink, never followed: nothing it points to is touched"
@@ -294,7 +284,7 @@ def _mount_of_name(fd: int, name: str) -> int | None:
         os.close(sub)
 
 
-def _same_mount(fd: int, name: str, mnt: tuple[int, int | None]) -> bool:
+def same_mount(fd: int, name: str, mnt: tuple[int, int | None]) -> bool:
     """Whether ``name`` in the open folder ``fd`` is on the mount ``mnt`` (its device and mount id): a bind mount of
     a folder of the same file system has the same st_dev, its own mount id."""
     try:
@@ -311,7 +301,7 @@ def on_another_mount(fd: int, name: str) -> bool:
         os.stat(name, dir_fd=fd, follow_symlinks=False)
     except OSError:
         return False
-    return not _same_mount(fd, name, lab_mount(fd))
+    return not same_mount(fd, name, lab_mount(fd))
 
 
 def lab_mount(fd: int) -> tuple[int, int | None]:
@@ -326,9 +316,9 @@ def on_mount(fd: int, mnt: tuple[int, int | None]) -> bool:
 
 def open_lab(root: str, lab: str) -> int:
     """The lab folder ``root``/``lab``, opened fd-relative (no symlink followed at either). Raises OSError."""
-    rfd = os.open(root, _DIR)
+    rfd = os.open(root, DIR)
     try:
-        return os.open(lab, _DIR, dir_fd=rfd)
+        return os.open(lab, DIR, dir_fd=rfd)
     finally:
         os.close(rfd)
 
@@ -352,8 +342,8 @@ def open_folder(fd: int, name: str, mnt: tuple[int, int | None], create: bool = 
     if stat.S_ISLNK(st.st_mode):
         return None, A_SYMLINK
     if not stat.S_ISDIR(st.st_mode):
-        return None, NOT_A_FOLDER if _same_mount(fd, name, mnt) else ON_A_MOUNT
-    sub = os.open(name, _DIR, dir_fd=fd)
+        return None, NOT_A_FOLDER if same_mount(fd, name, mnt) else ON_A_MOUNT
+    sub = os.open(name, DIR, dir_fd=fd)
     if not on_mount(sub, mnt):  # a folder mounted there (or since it was looked at)
         os.close(sub)
         return None, ON_A_MOUNT
@@ -383,101 +373,3 @@ def sub_problem(root: str, lab: str, sub: str) -> str | None:
     if fd is not None:
         os.close(fd)
     return why
-
-
-def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
-    """Remove netlab's own names from the lab folder ``root``/``lab``, fd-relative: the folder is opened once (no
-    symlink followed) and every removal is made in it, never through a path a swap could redirect; nothing on
-    another mount is removed (a mount id, not st_dev, tells: a bind mount of a folder of the same file system has
-    the same st_dev). The state file goes after everything else but the lock and the mark, then the lock, then the
-    mark, then the folder (when nothing else is in it); a symlink goes itself (never followed: what it names stays).
-    Returns what it left that is not netlab's, each name
-    (``logs/sub``: inside one of netlab's folders) with why, sorted: the folder stays with them, unmarked (no lab's
-    any more). A UTS pin still mounted (of namespaces a failed `up` left, in ``uts``) is netlab's: not said, it
-    keeps the lock and the mark, for ``down --force`` to finish."""
-    try:
-        rfd = os.open(root, _DIR)
-    except OSError:
-        return []
-    try:
-        try:
-            fd = os.open(lab, _DIR, dir_fd=rfd)
-        except OSError:
-            return []
-        try:
-            left: list[tuple[str, str]] = []
-            mnt = lab_mount(fd)
-            for name in sorted(os.listdir(fd)):
-                if name in LAST:
-                    continue
-                if not own_name(name):
-                    left.append((name, NOT_NETLABS))
-                elif name in OWN_DIRS and _not_a_folder(fd, name, mnt):
-                    left.append((name, NOT_A_FOLDER))  # a file where netlab makes a folder: someone's
-                elif name == "uts":
-                    _remove_at(fd, name, mnt, [], name)  # its pins' mounts are netlab's: kept, not said
-                else:
-                    _remove_at(fd, name, mnt, left, name)
-            # Something of netlab's it may not remove (a UTS pin still mounted, of namespaces a failed `up` left)
-            # keeps the lock and the mark: the folder stays netlab's, which `down --force` then finishes.
-            said = {name.split("/")[0] for name, _ in left}
-            kept = [name for name in os.listdir(fd) if name not in LAST and name not in said and own_name(name)]
-            fault_point("forget-emptied")
-            for name in LAST[:1] if kept else LAST:  # a removal cut short keeps the state: `down` again finishes it
-                try:
-                    os.unlink(name, dir_fd=fd)
-                except FileNotFoundError:
-                    pass
-                except IsADirectoryError:
-                    _remove_at(fd, name, mnt, left, name)
-                except OSError:
-                    return sorted(left)
-                fault_point(GONE_POINTS[name])
-        finally:
-            os.close(fd)
-        if not left:
-            with contextlib.suppress(OSError):
-                os.rmdir(lab, dir_fd=rfd)
-        return sorted(left)
-    finally:
-        os.close(rfd)
-
-
-def _not_a_folder(fd: int, name: str, mnt: tuple[int, int | None]) -> bool:
-    """Whether ``name`` in the open folder ``fd`` is neither a folder nor a symlink, on the mount ``mnt``: what
-    :func:`open_folder` calls :data:`NOT_A_FOLDER` (a symlink goes itself; a mount point is said by _remove_at)."""
-    try:
-        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-    except OSError:
-        return False
-    return not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode) and _same_mount(fd, name, mnt)
-
-
-def _remove_at(fd: int, name: str, mnt: tuple[int, int | None], left: list[tuple[str, str]], shown: str) -> None:
-    """Remove ``name`` in the open folder ``fd``, a folder with what is in it, on that mount only; a mount point met
-    (``shown``: its name from the lab's folder) is added to ``left``, nothing in it removed."""
-    try:
-        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-    except OSError:
-        return
-    if not _same_mount(fd, name, mnt):
-        left.append((shown, ON_A_MOUNT))  # a mount point: not ours to delete through
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        with contextlib.suppress(OSError):
-            os.unlink(name, dir_fd=fd)  # a symlink itself goes, never followed
-        return
-    try:
-        sub = os.open(name, _DIR, dir_fd=fd)
-    except OSError:
-        return
-    try:
-        if not on_mount(sub, mnt):
-            left.append((shown, ON_A_MOUNT))  # mounted there since it was looked at
-            return
-        for inner in os.listdir(sub):
-            _remove_at(sub, inner, mnt, left, f"{shown}/{inner}")
-    finally:
-        os.close(sub)
-    with contextlib.suppress(OSError):
-        os.rmdir(name, dir_fd=fd)

@@ -14,17 +14,19 @@ from netlab.realize import lab_folder, state_dir
 
 def forget(lab: str) -> list[str]:
     """Remove a lab's state directory after a complete teardown: netlab's own names in it alone
-    (lab_folder.remove_own), each removed in the folder opened once; returns what it left, in words.
+    (lab_removal.remove_own), each removed in the folder opened once; returns what it left, in words.
 
     The state file goes after everything else but the lock: a folder that holds a run's files and no state
     file is a lab whose state was lost (ownership.lost_state), never one on its way out; a forget cut short
     leaves the state, and ``down`` again finishes it."""
+    from netlab.realize import lab_removal  # a lab's removal: not for `plan`, which reads states through here
+
     path = state_dir.lab_dir(lab, create=False)
     if not os.path.isdir(path):
         return []
     # The lock file goes last; holders of the lock keep their open fd.
     state_dir._checked.pop(path, None)
-    left = lab_folder.remove_own(state_dir.STATE_ROOT, lab)
+    left = lab_removal.remove_own(state_dir.STATE_ROOT, lab)
     return [f"{os.path.join(path, name)}: {why}; left alone (and the folder with it)" for name, why in left]
 
 

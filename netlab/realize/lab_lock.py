@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 from netlab import lockfile, signals
 from netlab.errors import EnvironmentNotReady, LabBusy, NetlabError
-from netlab.realize import lab_folder, state_dir
+from netlab.realize import lab_folder, lab_removal, state_dir
 from netlab.realize.state_dir import LOCK_FILE, lab_dir, state_dir_error
 
 # A wait for the lab's lock shorter than this is not told: who asks whether the lab is held (`up --watch` each
@@ -305,10 +305,10 @@ def _drop_if_only_lock(lab: str) -> None:
         if LOCK_FILE not in names or names - {LOCK_FILE, lab_folder.MARK_FILE} or lab_folder.not_ours(path):
             return
         os.unlink(os.path.join(path, LOCK_FILE))
-        lab_folder.fault_point("drop-lock-gone")
+        lab_removal.fault_point("drop-lock-gone")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(path, lab_folder.MARK_FILE))
-        lab_folder.fault_point("drop-mark-gone")
+        lab_removal.fault_point("drop-mark-gone")
         os.rmdir(path)
     except OSError:
         return

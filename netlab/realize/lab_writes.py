@@ -1,7 +1,7 @@
 """Writes under a lab's folder that stay in netlab's own folders on the lab folder's own mount.
 
 A lab's ``logs/``, ``cni/``, ``nodes/`` (or ``dns/``) may be a user's: a symlink to a folder of theirs, or a bind
-mount of one (to keep the logs past ``down``). ``down`` removes nothing in such a folder (lab_folder.remove_own);
+mount of one (to keep the logs past ``down``). ``down`` removes nothing in such a folder (lab_removal.remove_own);
 nor does ``up`` write through it: every write below the lab's folder opens each folder on the way fd-relative
 (``O_NOFOLLOW``), from the lab's folder down, and each must be on the lab folder's mount (its mount id: a bind mount
 of the same file system has the same st_dev): lab_folder.open_folder, the one rule ``down``'s clean-ups share. A
@@ -64,7 +64,7 @@ def open_dir_at(lab_path: str, names: list[str]) -> int | None:
     process that knows its lab's folder but not the state folder's name, the lab's echo server (by its control
     socket's). None when it (or a folder on the way) is not there. Raises :class:`Refused`, OSError."""
     try:
-        fd = os.open(lab_path, lab_folder._DIR)
+        fd = os.open(lab_path, lab_folder.DIR)
     except FileNotFoundError:
         return None
     return _walk(fd, lab_path, names, False, 0o700)
@@ -188,7 +188,7 @@ def _below(fd: int, where: str, mnt: tuple[int, int | None]) -> Refused | None:
         if not stat.S_ISDIR(st.st_mode):
             continue
         try:
-            sub = os.open(name, lab_folder._DIR, dir_fd=fd)
+            sub = os.open(name, lab_folder.DIR, dir_fd=fd)
         except OSError:
             continue
         try:

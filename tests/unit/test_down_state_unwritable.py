@@ -18,7 +18,7 @@ from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
-from netlab.realize import state as state_mod, state_dir, tags
+from netlab.realize import lab_removal, state as state_mod, state_dir, tags
 from netlab.realize.state_errors import StateNotForgotten
 
 lab = pytest.fixture(make_lab, name="lab")
@@ -31,7 +31,7 @@ def immutable(monkeypatch) -> None:
 
     monkeypatch.setattr(state_dir, "write_atomic", refused)
     monkeypatch.setattr(state_mod, "write_atomic", refused)
-    monkeypatch.setattr(state_dir.lab_folder, "remove_own", lambda root, name: [])
+    monkeypatch.setattr(lab_removal, "remove_own", lambda root, name: [])
 
 
 def test_down_that_cannot_forget_the_state_says_the_lab_is_down_and_why_the_state_stays(lab, monkeypatch):

@@ -16,7 +16,7 @@ from cli_inprocess import run_cli
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
-from netlab.realize import lab_list, lab_folder, lab_lock, state_dir
+from netlab.realize import lab_list, lab_folder, lab_lock, lab_removal, state_dir
 from netlab.realize.state import LabState, iter_states
 
 NOBODY = 65534
@@ -228,11 +228,11 @@ def test_a_lab_folder_keeps_its_lock_and_mark_while_something_of_netlabs_stays_i
     for name in ("state.json", "lock"):
         (state_root / "kept" / name).write_text("x")
     (state_root / "kept" / "uts").mkdir()
-    real = lab_folder._remove_at
-    monkeypatch.setattr(lab_folder, "_remove_at",  # as for a tmpfs mounted there
+    real = lab_removal._remove_at
+    monkeypatch.setattr(lab_removal, "_remove_at",  # as for a tmpfs mounted there
                         lambda fd, name, *rest: None if name == "uts" else real(fd, name, *rest))
     assert lab_list.forget("kept") == []
     assert sorted(os.listdir(path)) == ["lock", lab_folder.MARK_FILE, "uts"]
     assert lab_folder.not_ours(path) is None
-    monkeypatch.setattr(lab_folder, "_remove_at", real)
+    monkeypatch.setattr(lab_removal, "_remove_at", real)
     assert lab_list.forget("kept") == [] and not os.path.exists(path)  # once the pins went: all of it
