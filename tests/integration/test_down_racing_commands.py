@@ -13,26 +13,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
-from helpers import NETLAB, lab_down, lab_namespaces, netlab, state_path, two_node_topology, unique_lab, write_topology
+from helpers import lab_and_processes, lab_namespaces, netlab, started, state_path
 
 pytestmark = pytest.mark.root
 
 
-def started(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(NETLAB + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-
-
 def test_commands_meeting_a_down_halfway_say_so_and_nothing_makes_the_lab_again(tmp_path):
-    lab = unique_lab("cc")
-    path = write_topology(tmp_path, two_node_topology(lab, pods_per_node=1))
-    procs: list[subprocess.Popen] = []
-    try:
-        netlab("up", "-t", path)
+    with lab_and_processes(tmp_path, "cc") as (lab, _, procs):
         assert len(lab_namespaces(lab)) == 5
         down = started("down", "--lab", lab, env={"NETLAB_FAULT_POINT": "down-deleted", "NETLAB_FAULT_MODE": "pause"})
         procs.append(down)
@@ -69,9 +59,3 @@ def test_commands_meeting_a_down_halfway_say_so_and_nothing_makes_the_lab_again(
                                                                  if what == "up" else "")], (what, out, err)
         assert lab_namespaces(lab) == [] and not os.path.exists(state_path(lab))
         assert lab not in netlab("list", "-o", "json").stdout
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        lab_down(lab)

@@ -13,26 +13,13 @@ goes on. The kernel's own view (`tc -j qdisc show` in the pods' namespaces) prov
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
 
-from helpers import NETLAB, lab_down, netlab, two_node_topology, unique_lab, write_topology
+from helpers import lab_and_processes, netlab, paused_at, started
 
 pytestmark = pytest.mark.root
-
-
-def started(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(NETLAB + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-
-
-def paused_at(point: str, *args: str) -> subprocess.Popen:
-    """netlab ``args``, held at test hook ``point`` (holding the lab's lock) until a line is written to it."""
-    proc = started(*args, env={"NETLAB_FAULT_POINT": point, "NETLAB_FAULT_MODE": "pause"})
-    assert proc.stderr is not None and proc.stderr.readline() == f"netlab: paused at {point} (test hook)\n"
-    return proc
 
 
 def waiting_for(holder: subprocess.Popen, lab: str, *args: str) -> subprocess.Popen:
@@ -61,18 +48,8 @@ def root_rate(netns: str) -> int | None:
 
 @pytest.fixture
 def lab(tmp_path):
-    name = unique_lab("im")
-    path = write_topology(tmp_path, two_node_topology(name, pods_per_node=2))
-    procs: list[subprocess.Popen] = []
-    try:
-        netlab("up", "-t", path)
-        yield name, path, procs
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        lab_down(name)
+    with lab_and_processes(tmp_path, "im", pods_per_node=2) as made:
+        yield made
 
 
 def test_three_impairs_at_once_each_keep_their_rate(lab):
