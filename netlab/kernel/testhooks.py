@@ -34,7 +34,8 @@ when this module is imported, never inside a loop; all are off unless set.
     a lab's folder that ``down`` removes (realize/lab_folder.remove_own) holds
     its state, lock and mark alone; ``forget-state-gone``,
     ``forget-lock-gone``, ``forget-mark-gone``: the folder's state, then its
-    lock, then its mark removed; ``drop-lock-gone``, ``drop-mark-gone``: the
+    lock, then its mark removed (the folder off the lab's path already:
+    realize/lab_removal.take_away); ``drop-lock-gone``, ``drop-mark-gone``: the
     same of a folder that held its lock and mark alone, dropped by the
     lock's holder (realize/lab_lock.py: a command that found the lab not up))
     fails or kills the process there, or

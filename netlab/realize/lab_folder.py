@@ -88,13 +88,31 @@ def refuse_state_folder(path: str, problem: str) -> NoReturn:
 
 
 def not_ours(path: str) -> str | None:
-    """Why the lab folder ``path`` (there) is not netlab's, or None when it is (see the module's words)."""
-    try:
-        st = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None  # nothing there to refuse
-    except OSError as exc:  # EACCES (not root: the caller's own error says so): not a folder to touch
-        return f"cannot look at it ({exc.strerror})"
+    """Why the lab folder ``path`` (there) is not netlab's, or None when it is (see the module's words). A folder
+    that left the path while it was looked at (a ``down`` takes a lab's folder away in one step,
+    lab_removal.take_away), its mark gone before the rest of it could be read, is nothing there to refuse: the
+    folder at the path now is judged, or none."""
+    for _ in range(100):
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # nothing there to refuse
+        except OSError as exc:  # EACCES (not root: the caller's own error says so): not a folder to touch
+            return f"cannot look at it ({exc.strerror})"
+        why = _not_ours(path, st)
+        try:
+            now = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError:
+            return why
+        if why is None or (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            return why
+    return why
+
+
+def _not_ours(path: str, st: os.stat_result) -> str | None:
+    """not_ours of the folder ``path`` whose lstat was ``st``."""
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
         return "not a folder of netlab's"
     with contextlib.suppress(OSError):
@@ -196,10 +214,12 @@ def read_own(path: str, name: str, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def _renameat2(old: str, new: str) -> None:
+def renameat2(old: str, new: str, dir_fd: int = AT_FDCWD) -> None:
+    """Rename ``old`` to ``new`` (both in the open folder ``dir_fd``, or paths) without replacing anything: OSError
+    EEXIST when ``new`` is there; EINVAL on a file system without RENAME_NOREPLACE."""
     from netlab.kernel import libc  # here: `plan` reads state through this module, and loads no kernel code
 
-    if libc.handle().renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), RENAME_NOREPLACE) != 0:
+    if libc.handle().renameat2(dir_fd, os.fsencode(old), dir_fd, os.fsencode(new), RENAME_NOREPLACE) != 0:
         raise libc.os_error(filename=new)
 
 
@@ -214,7 +234,7 @@ def make(path: str, lab: str) -> bool:
     try:
         mark(tmp, lab)
         try:
-            _renameat2(tmp, path)
+            renameat2(tmp, path)
         except OSError as exc:
             if exc.errno not in (errno.EINVAL, errno.ENOSYS):
                 raise

@@ -91,7 +91,7 @@ class LabLock:
             if _HELD.get(self.lab) == self.fd:
                 del _HELD[self.lab]
             with signals.handled(signal.SIG_IGN):  # a folder left half removed (empty) is listed by nobody
-                _drop_if_only_lock(self.lab)
+                _drop_if_only_lock(self.lab, self.fd)
                 os.close(self.fd)
                 self.fd = None
                 state_dir.drop_root_if_made()  # made for this lock alone: a command that changed nothing leaves none
@@ -286,30 +286,26 @@ def _drop_if_unheld(lab: str) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             if os.listdir(path) == [lab_folder.MARK_FILE]:
-                os.unlink(os.path.join(path, lab_folder.MARK_FILE))
-            os.rmdir(path)
+                lab_removal.drop(state_dir.STATE_ROOT, lab)
         return
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if _same_file(fd, os.path.join(path, LOCK_FILE)):
-            _drop_if_only_lock(lab)
+        _drop_if_only_lock(lab, fd)
     os.close(fd)
 
 
-def _drop_if_only_lock(lab: str) -> None:
-    """A lab directory that holds nothing but the lock and the mark (an up that failed before its
-    first state write, a status of a lab that is not up) is removed by the lock's holder."""
+def _drop_if_only_lock(lab: str, held: int) -> None:
+    """A lab directory that holds nothing but the lock and the mark (an up that failed before its first state
+    write, a status of a lab that is not up) is removed by the lock's holder (``held``: its locked fd), taken off
+    the lab's path in one step (lab_removal.drop). A lock at the path that is not the one held is another
+    command's (a ``down`` took the folder of ours away, and that command made its own): its folder is left."""
     path = os.path.join(state_dir.STATE_ROOT, lab)
     try:
         names = set(os.listdir(path))
-        if LOCK_FILE not in names or names - {LOCK_FILE, lab_folder.MARK_FILE} or lab_folder.not_ours(path):
+        if LOCK_FILE not in names or names - {LOCK_FILE, lab_folder.MARK_FILE} or lab_folder.not_ours(path) \
+                or not _same_file(held, os.path.join(path, LOCK_FILE)):
             return
-        os.unlink(os.path.join(path, LOCK_FILE))
-        lab_removal.fault_point("drop-lock-gone")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(path, lab_folder.MARK_FILE))
-        lab_removal.fault_point("drop-mark-gone")
-        os.rmdir(path)
+        lab_removal.drop(state_dir.STATE_ROOT, lab)
     except OSError:
         return
     state_dir.uncheck(path)

@@ -2,7 +2,8 @@
 
 Only the names netlab writes there (lab_folder.OWN_FILES, OWN_DIRS and the temporary files of their writes), each
 removed fd-relative in the folder opened once (no symlink followed, no mount point crossed); what else is there is
-said and left, with the folder.
+said and left, with the folder. A folder that goes whole leaves the lab's path before its state, lock and mark go
+(:func:`take_away`): no other command meets it half removed.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from netlab.realize import lab_folder
 from netlab.realize.lab_folder import MARK_FILE
 
 LAST = ("state.json", "lock", MARK_FILE)  # removed last, in this order (lab_list.forget)
-# The test hooks (kernel/testhooks.py) right after each of LAST is removed from a lab's folder.
-GONE_POINTS = {"state.json": "forget-state-gone", "lock": "forget-lock-gone", MARK_FILE: "forget-mark-gone"}
+# The test hooks (kernel/testhooks.py) right after each of LAST is removed from a lab's folder: "forget-lock-gone"
+# in a down's removal, "drop-lock-gone" in a lock holder's drop of a folder that held its lock and mark alone.
+GONE_POINTS = {"state.json": "state-gone", "lock": "lock-gone", MARK_FILE: "mark-gone"}
+GONE_INFIX = ".gone."  # .<lab>.gone.<pid>: a lab's folder taken off its path, its last names being removed
 
 
 def fault_point(name: str) -> None:
@@ -31,7 +34,8 @@ def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
     symlink followed) and every removal is made in it, never through a path a swap could redirect; nothing on
     another mount is removed (a mount id, not st_dev, tells: a bind mount of a folder of the same file system has
     the same st_dev). The state file goes after everything else but the lock and the mark, then the lock, then the
-    mark, then the folder (when nothing else is in it); a symlink goes itself (never followed: what it names stays).
+    mark, then the folder (when nothing else is in it: taken off the lab's path first, :func:`take_away`); a
+    symlink goes itself (never followed: what it names stays).
     Returns what it left that is not netlab's, each name
     (``logs/sub``: inside one of netlab's folders) with why, sorted: the folder stays with them, unmarked (no lab's
     any more). A UTS pin still mounted (of namespaces a failed `up` left, in ``uts``) is netlab's: not said, it
@@ -65,6 +69,8 @@ def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
             kept = [name for name in os.listdir(fd)
                     if name not in LAST and name not in said and lab_folder.own_name(name)]
             fault_point("forget-emptied")
+            if not left and not kept and take_away(rfd, lab, fd):
+                return []
             for name in LAST[:1] if kept else LAST:  # a removal cut short keeps the state: `down` again finishes it
                 try:
                     os.unlink(name, dir_fd=fd)
@@ -74,7 +80,7 @@ def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
                     _remove_at(fd, name, mnt, left, name)
                 except OSError:
                     return sorted(left)
-                fault_point(GONE_POINTS[name])
+                fault_point(f"forget-{GONE_POINTS[name]}")
         finally:
             os.close(fd)
         if not left:
@@ -83,6 +89,105 @@ def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
         return sorted(left)
     finally:
         os.close(rfd)
+
+
+def take_away(rfd: int, lab: str, fd: int, hook: str = "forget") -> bool:
+    """Take the lab folder ``lab`` of the open state folder ``rfd`` (open as ``fd``), which holds nothing but
+    LAST's names (its state, lock and mark), off the lab's path in one step, then remove those names and it.
+
+    Removed name by name at its path, it was met half removed by the commands that look there: emptied, it was
+    "not a lab folder of netlab's" (exit 3, every command); its lock gone, an ``up`` made its own lock, and its
+    lab, in it, whose mark the removal then took. Renamed first (RENAME_NOREPLACE) to a name no lab has
+    (.<lab>.gone.<pid>), it is there whole or not at all: a command finds the lab down, and one that makes the
+    lab again makes a folder of its own. Its lock's holder keeps the lock (on the open file); one waiting for it
+    finds the file no longer at the path when it gets it (lab_lock._same_file), and locks the one there now.
+    False when it cannot be taken so (a file system without RENAME_NOREPLACE, a folder that holds more, a name
+    that will not go: it is put back at its path): the caller removes it there, as before. ``hook``: the test
+    hooks' prefix (GONE_POINTS)."""
+    gone = f".{lab}{GONE_INFIX}{os.getpid()}"
+    if not _only_last(fd):
+        return False
+    _clear(rfd, gone)  # left by a process of this pid killed while it removed a folder
+    try:
+        lab_folder.renameat2(lab, gone, rfd)
+    except (OSError, AttributeError):  # AttributeError: a C library without renameat2
+        return False
+    try:
+        if not (_same_folder(rfd, gone, fd) and _only_last(fd)):  # a name made in it since it was looked at
+            raise FileExistsError
+        for name in LAST:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+            fault_point(f"{hook}-{GONE_POINTS[name]}")
+    except OSError:
+        with contextlib.suppress(OSError):
+            lab_folder.renameat2(gone, lab, rfd)  # back where it was, for the caller
+        return False
+    with contextlib.suppress(OSError):
+        os.rmdir(gone, dir_fd=rfd)
+    return True
+
+
+def drop(root: str, lab: str) -> None:
+    """Remove the lab folder ``root``/``lab`` that holds nothing but its lock and mark (realize/lab_lock.py: its
+    lock's holder found the lab not up), taken off the lab's path first (:func:`take_away`)."""
+    try:
+        rfd = os.open(root, lab_folder.DIR)
+    except OSError:
+        return
+    try:
+        try:
+            fd = os.open(lab, lab_folder.DIR, dir_fd=rfd)
+        except OSError:
+            return
+        try:
+            if take_away(rfd, lab, fd, "drop"):
+                return
+            for name in LAST[1:]:  # at its path: a file system without RENAME_NOREPLACE
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=fd)
+                fault_point(f"drop-{GONE_POINTS[name]}")
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(lab, dir_fd=rfd)
+    finally:
+        os.close(rfd)
+
+
+def _only_last(fd: int) -> bool:
+    """Whether the open folder ``fd`` holds nothing but LAST's names, none of them a folder."""
+    for name in os.listdir(fd):
+        if name not in LAST or stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+            return False
+    return True
+
+
+def _same_folder(rfd: int, name: str, fd: int) -> bool:
+    """Whether ``name`` in the open folder ``rfd`` is the open folder ``fd``."""
+    st, held = os.stat(name, dir_fd=rfd, follow_symlinks=False), os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _clear(rfd: int, gone: str) -> None:
+    """Remove the folder ``gone`` (.<lab>.gone.<pid>) of the open state folder ``rfd`` when it holds nothing but
+    LAST's names: what a process of this pid, killed as it took a lab's folder away, left."""
+    try:
+        fd = os.open(gone, lab_folder.DIR, dir_fd=rfd)
+    except OSError:
+        return
+    try:
+        if not _only_last(fd):
+            return
+        for name in LAST:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(gone, dir_fd=rfd)
 
 
 def _not_a_folder(fd: int, name: str, mnt: tuple[int, int | None]) -> bool:

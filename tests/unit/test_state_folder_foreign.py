@@ -134,7 +134,11 @@ def test_a_foreign_folder_with_only_a_lock_is_not_dropped_by_a_refused_lock(stat
     (state_root / "apt").mkdir()
     (state_root / "apt" / "lock").write_text("")
     lab_lock._drop_if_unheld("apt")
-    lab_lock._drop_if_only_lock("apt")
+    fd = os.open(state_root / "apt" / "lock", os.O_RDONLY)
+    try:
+        lab_lock._drop_if_only_lock("apt", fd)  # as its holder would
+    finally:
+        os.close(fd)
     assert os.listdir(state_root / "apt") == ["lock"]
 
 
