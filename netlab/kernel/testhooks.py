@@ -31,7 +31,7 @@ when this module is imported, never inside a loop; all are off unless set.
     none of it applied yet; ``processes-found``: each round of a stop of what
     runs in namespaces that go (kernel/kill.py), its scan of /proc made, what
     it found not yet signalled; ``forget-emptied``:
-    a lab's folder that ``down`` removes (realize/lab_folder.remove_own) holds
+    a lab's folder that ``down`` removes (realize/lab_removal.remove_own) holds
     its state, lock and mark alone; ``forget-state-gone``,
     ``forget-lock-gone``, ``forget-mark-gone``: the folder's state, then its
     lock, then its mark removed (the folder off the lab's path already:
