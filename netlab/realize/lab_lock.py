@@ -286,7 +286,7 @@ def _drop_if_unheld(lab: str) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             if os.listdir(path) == [lab_folder.MARK_FILE]:
-                lab_removal.drop(state_dir.STATE_ROOT, lab)
+                lab_removal.drop(state_dir.STATE_ROOT, lab, (lab_folder.MARK_FILE,))  # no lock of ours: mark only
         return
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -91,7 +91,7 @@ def remove_own(root: str, lab: str) -> list[tuple[str, str]]:
         os.close(rfd)
 
 
-def take_away(rfd: int, lab: str, fd: int, hook: str = "forget") -> bool:
+def take_away(rfd: int, lab: str, fd: int, hook: str = "forget", names: tuple[str, ...] = LAST) -> bool:
     """Take the lab folder ``lab`` of the open state folder ``rfd`` (open as ``fd``), which holds nothing but
     LAST's names (its state, lock and mark), off the lab's path in one step, then remove those names and it.
 
@@ -103,9 +103,10 @@ def take_away(rfd: int, lab: str, fd: int, hook: str = "forget") -> bool:
     finds the file no longer at the path when it gets it (lab_lock._same_file), and locks the one there now.
     False when it cannot be taken so (a file system without RENAME_NOREPLACE, a folder that holds more, a name
     that will not go: it is put back at its path): the caller removes it there, as before. ``hook``: the test
-    hooks' prefix (GONE_POINTS)."""
+    hooks' prefix (GONE_POINTS). ``names``: those of LAST it may hold (a caller that holds no lock: its mark
+    alone; a lock made in it is another command's, held)."""
     gone = f".{lab}{GONE_INFIX}{os.getpid()}"
-    if not _only_last(fd):
+    if not _only_last(fd, names):
         return False
     _clear(rfd, gone)  # left by a process of this pid killed while it removed a folder
     try:
@@ -113,7 +114,7 @@ def take_away(rfd: int, lab: str, fd: int, hook: str = "forget") -> bool:
     except (OSError, AttributeError):  # AttributeError: a C library without renameat2
         return False
     try:
-        if not (_same_folder(rfd, gone, fd) and _only_last(fd)):  # a name made in it since it was looked at
+        if not (_same_folder(rfd, gone, fd) and _only_last(fd, names)):  # a name made in it since it was looked at
             raise FileExistsError
         for name in LAST:
             with contextlib.suppress(FileNotFoundError):
@@ -128,9 +129,11 @@ def take_away(rfd: int, lab: str, fd: int, hook: str = "forget") -> bool:
     return True
 
 
-def drop(root: str, lab: str) -> None:
+def drop(root: str, lab: str, names: tuple[str, ...] = LAST[1:]) -> None:
     """Remove the lab folder ``root``/``lab`` that holds nothing but its lock and mark (realize/lab_lock.py: its
-    lock's holder found the lab not up), taken off the lab's path first (:func:`take_away`)."""
+    lock's holder found the lab not up), taken off the lab's path first (:func:`take_away`). ``names``: what it
+    may hold; a caller holding no lock gives the mark alone, and a folder where another made its lock meanwhile
+    stays that command's."""
     try:
         rfd = os.open(root, lab_folder.DIR)
     except OSError:
@@ -141,9 +144,11 @@ def drop(root: str, lab: str) -> None:
         except OSError:
             return
         try:
-            if take_away(rfd, lab, fd, "drop"):
+            if take_away(rfd, lab, fd, "drop", names):
                 return
-            for name in LAST[1:]:  # at its path: a file system without RENAME_NOREPLACE
+            if not _only_last(fd, names):  # another's name in it now (an up's lock): its folder
+                return
+            for name in names:  # at its path: a file system without RENAME_NOREPLACE
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(name, dir_fd=fd)
                 fault_point(f"drop-{GONE_POINTS[name]}")
@@ -155,10 +160,10 @@ def drop(root: str, lab: str) -> None:
         os.close(rfd)
 
 
-def _only_last(fd: int) -> bool:
-    """Whether the open folder ``fd`` holds nothing but LAST's names, none of them a folder."""
+def _only_last(fd: int, names: tuple[str, ...] = LAST) -> bool:
+    """Whether the open folder ``fd`` holds nothing but ``names`` (LAST's), none of them a folder."""
     for name in os.listdir(fd):
-        if name not in LAST or stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+        if name not in names or stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
             return False
     return True
 
