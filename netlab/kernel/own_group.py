@@ -17,6 +17,8 @@ fork and are taken as usual after it."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 from collections.abc import Sequence
@@ -34,9 +36,21 @@ def popen(argv: Sequence[str], session: bool = False, **kwargs: Any) -> subproce
     where: dict[str, Any] = {"start_new_session": True} if session else {"process_group": 0}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
-        return subprocess.Popen(list(argv), **where, **kwargs)
-    finally:
+        proc = subprocess.Popen(list(argv), **where, **kwargs)
+    except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        raise
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a stop signal that came during the fork is taken here
+    except BaseException:
+        # ... before the caller has the program to end: its group (its pid: exec came after its setpgid/setsid)
+        # is killed and waited for here, as the caller's cut-short wait would have
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with proc:  # its pipes closed, the program waited for
+            pass
+        raise
+    return proc
 
 
 def run(argv: Sequence[str], input: bytes | str | None = None, timeout: float | None = None, check: bool = False,
