@@ -108,7 +108,8 @@ def take_away(rfd: int, lab: str, fd: int, hook: str = "forget", names: tuple[st
     gone = f".{lab}{GONE_INFIX}{os.getpid()}"
     if not _only_last(fd, names):
         return False
-    _clear(rfd, gone)  # left by a process of this pid killed while it removed a folder
+    for left in _left_by_the_dead(rfd, lab):  # a down killed between its rename and its rmdir left it
+        _clear(rfd, left)
     try:
         lab_folder.renameat2(lab, gone, rfd)
     except (OSError, AttributeError):  # AttributeError: a C library without renameat2
@@ -174,9 +175,31 @@ def _same_folder(rfd: int, name: str, fd: int) -> bool:
     return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
+def _left_by_the_dead(rfd: int, lab: str) -> list[str]:
+    """The folders .<lab>.gone.<pid> in the open state folder ``rfd`` whose pid is this process's or no running
+    process's: what a process killed as it took the lab's folder away left (a live one is at work on its own)."""
+    head, out = f".{lab}{GONE_INFIX}", []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(rfd):
+            pid = name[len(head):]
+            if name.startswith(head) and pid.isdigit() and (int(pid) == os.getpid() or not _running(int(pid))):
+                out.append(name)
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone's, running
+        pass
+    return True
+
+
 def _clear(rfd: int, gone: str) -> None:
     """Remove the folder ``gone`` (.<lab>.gone.<pid>) of the open state folder ``rfd`` when it holds nothing but
-    LAST's names: what a process of this pid, killed as it took a lab's folder away, left."""
+    LAST's names: what a process killed as it took a lab's folder away left."""
     try:
         fd = os.open(gone, lab_folder.DIR, dir_fd=rfd)
     except OSError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 
 from netlab.realize import lab_folder, lab_list, lab_lock, lab_removal, state_dir
 from netlab.realize.state import LabState
@@ -89,3 +90,23 @@ def test_a_leftover_of_this_pid_is_cleared_and_a_folder_that_cannot_be_renamed_g
         assert sorted(os.listdir(state_root / "ta")) == ["lock", lab_folder.MARK_FILE]
     assert os.listdir(state_root) == []
     state_dir._checked.clear()
+
+
+def test_a_folder_a_killed_down_left_off_the_path_is_removed_by_the_next_down_of_that_lab(state_root):
+    """A down killed between its rename and its rmdir leaves .<lab>.gone.<pid>, its state, lock and mark in it:
+    it was removed only by a later process of the same pid. The next down of that lab removes it once no process
+    has that pid; one whose process runs is its own, at work, and stays."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        gone_dead = state_root / ".tk.gone.999999999"  # no process has it (above pid_max)
+        gone_live = state_root / f".tk.gone.{child.pid}"
+        for folder in (gone_dead, gone_live):
+            folder.mkdir()
+            for name in ("state.json", "lock", lab_folder.MARK_FILE):
+                (folder / name).write_text("x")
+        assert lab_folder.make(str(state_root / "tk"), "tk")
+        assert lab_removal.remove_own(str(state_root), "tk") == []
+        assert sorted(os.listdir(state_root)) == [gone_live.name], os.listdir(state_root)
+    finally:
+        child.kill()
+        child.wait()

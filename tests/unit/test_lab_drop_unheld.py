@@ -1,4 +1,4 @@
-"""review53: a command whose lock was cut short drops a folder it found holding its mark alone
+"""A command whose lock was cut short drops a folder it found holding its mark alone
 (lab_lock._drop_if_unheld -> lab_removal.drop) without holding any lock: an ``up`` that made and took the lock
 there in that moment had its lock file taken away under it."""
 

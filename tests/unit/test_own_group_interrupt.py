@@ -1,4 +1,4 @@
-"""review53: a Ctrl-C that lands while own_group.popen forks is taken as the mask is put back, and the program it
+"""A Ctrl-C that lands while own_group.popen forks is taken as the mask is put back, and the program it
 started (deaf to it) was lost: not killed, not waited for, its pipes closed by the collector."""
 
 from __future__ import annotations
