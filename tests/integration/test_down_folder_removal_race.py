@@ -19,7 +19,8 @@ import subprocess
 
 import pytest
 
-from helpers import lab_and_processes, lab_namespaces, netlab, started, state_path
+from helpers import lab_namespaces, netlab, state_path
+from helpers_racing import lab_and_processes, started
 from netlab.realize import lab_folder
 
 pytestmark = pytest.mark.root

@@ -16,7 +16,8 @@ import re
 
 import pytest
 
-from helpers import lab_and_processes, lab_namespaces, netlab, started, state_path
+from helpers import lab_namespaces, netlab, state_path
+from helpers_racing import lab_and_processes, started
 
 pytestmark = pytest.mark.root
 

@@ -17,7 +17,8 @@ import subprocess
 
 import pytest
 
-from helpers import lab_and_processes, netlab, paused_at, started
+from helpers import netlab
+from helpers_racing import lab_and_processes, paused_at, started
 
 pytestmark = pytest.mark.root
 
