@@ -346,18 +346,20 @@ class Placeholders:
             self.file: int | None = os.open(NETNS_DIR, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0)
         except OSError:  # O_TMPFILE unknown to this file system (EOPNOTSUPP) or kernel (EISDIR)
             self.file = None
+        self.linkable = True
 
     def claim(self, name: str) -> None:
         """The placeholder of namespace ``name``, made atomically: a name taken raises FileExistsError. Linked by
         the file's /proc/self/fd name, followed (open(2)'s way for O_TMPFILE: no capability needed)."""
-        if self.file is not None:
+        if self.file is not None and self.linkable:
             try:
                 os.link(f"/proc/self/fd/{self.file}", check_netns(name), dst_dir_fd=self.dir, follow_symlinks=True)
                 return
             except FileExistsError:
                 raise
-            except OSError:  # EMLINK; ENOENT once every link went (a rollback) and the file cannot be linked again
-                pass
+            except OSError as exc:  # EMLINK; ENOENT once every link went (a rollback): never linkable again
+                if exc.errno == errno.ENOENT:
+                    self.linkable = False  # (the fd stays open: another thread's claim may be using its number)
         os.close(os.open(check_netns(name), os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0, dir_fd=self.dir))
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ until the user removed the file by hand): the name is one the lab's state lists.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -14,7 +15,7 @@ import subprocess
 
 import pytest
 
-from helpers import ip, ip_json, netlab
+from helpers import ip, ip_json, netlab, unique_lab
 from netlab.kernel import netns as nsmod
 
 pytestmark = pytest.mark.root
@@ -117,3 +118,28 @@ def test_placeholders_of_a_run_are_links_of_one_file(labs):
     files = [os.stat(nsmod.netns_path(netns)) for netns in names]
     assert len({(st.st_dev, st.st_ino) for st in files}) == 1, files
     assert all(st.st_nlink >= len(names) for st in files), files
+
+
+def test_a_placeholder_file_whose_links_all_went_is_not_linked_again():
+    """Once a rollback removed every link of the run's file, it can never be linked again (ENOENT): the next
+    claims make new files, and the first of them stops trying the link."""
+    name = unique_lab("uml")
+    paths = [nsmod.netns_path(f"{name}-{i}") for i in range(3)]
+    nsmod.ensure_netns_dir()
+    places = nsmod.Placeholders()
+    try:
+        if places.file is None:
+            pytest.skip("this file system makes no O_TMPFILE file")
+        places.claim(f"{name}-0")
+        os.unlink(paths[0])  # its only link: the file has none now
+        places.claim(f"{name}-1")
+        assert not places.linkable and os.path.exists(paths[1])
+        places.claim(f"{name}-2")
+        assert os.stat(paths[1]).st_ino != os.stat(paths[2]).st_ino  # each a file of its own
+        with pytest.raises(FileExistsError):
+            places.claim(f"{name}-2")
+    finally:
+        places.close()
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
