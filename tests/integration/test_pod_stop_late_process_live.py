@@ -17,8 +17,10 @@ No sleep, no timing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 
@@ -70,39 +72,54 @@ def up_with_newcomers(path: str, net: str, uts: str, newcomers: int) -> tuple[su
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(err)), late
 
 
-@pytest.mark.parametrize("newcomers", [1, 3], ids=["one", "every-round"])
-def test_a_process_that_enters_a_removed_pod_after_up_looked_is_stopped_or_said(labs, tmp_path, newcomers):
-    lab = labs.name("nl")
+@contextlib.contextmanager
+def pod_b_held(labs, prefix: str) -> Iterator[tuple[str, str, str, int, str]]:
+    """A lab up whose pod b runs CMD, b's network namespace held open while the test looks for tasks in it (its
+    inode number is no other namespace's meanwhile): (lab, its topology's path, b's namespace's name, its inode
+    number, the held namespace's path)."""
+    lab = labs.name(prefix)
     path, _ = labs.up(topology(lab, False, f", containers: {CMD}"))
     name = f"{lab}-b"
     old = netns_inode(f"/run/netns/{name}")
-    held = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)  # its inode number is no other's meanwhile
-    late: list[subprocess.Popen] = []
+    held = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        subprocess.run(["ip", "netns", "del", name], check=True)
-        subprocess.run(["ip", "netns", "add", name], check=True)  # another's: no netlab tag in it
-        write_topology(tmp_path, topology(lab, False, None))
-        up, late = up_with_newcomers(path, f"/proc/{os.getpid()}/fd/{held}", uts_path(lab, "b"), newcomers)
-        assert up.returncode == 0, up.stdout + up.stderr
-        assert len(late) == newcomers, up.stdout + up.stderr  # up scanned again after each newcomer
-        left = tasks_in(old)
-        said = f"removed pod default/b (containers main, web stopped; {name} now holds"
-        if newcomers == 1:  # the second scan found it: stopped with the rest
-            assert left == [], up.stdout + up.stderr
-            assert said in up.stdout, up.stdout
-            assert late[0].wait(timeout=60) in (-9, -15)  # SIGTERM (SIGKILL): exited, our child to reap
-        else:  # the last one came after the last round: still there, and said; the pod not said stopped
-            assert left == [f"{late[-1].pid}/{late[-1].pid}"], up.stdout + up.stderr
-            assert f"netlab: warning: pid {late[-1].pid} (" in up.stderr, up.stdout + up.stderr
-            assert ("removed pod default/b (containers main, web not all stopped: 1 process left in the pod, named in "
-                    f"a warning; {name} now holds") in up.stdout, up.stdout
-            assert all(p.wait(timeout=60) in (-9, -15) for p in late[:-1])
+        yield lab, path, name, old, f"/proc/{os.getpid()}/fd/{held}"
     finally:
         os.close(held)
-        for p in late:
-            p.kill()
-            p.wait()
-        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def reaped(late: list[subprocess.Popen]) -> None:
+    for p in late:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("newcomers", [1, 3], ids=["one", "every-round"])
+def test_a_process_that_enters_a_removed_pod_after_up_looked_is_stopped_or_said(labs, tmp_path, newcomers):
+    late: list[subprocess.Popen] = []
+    with pod_b_held(labs, "nl") as (lab, path, name, old, held):
+        try:
+            subprocess.run(["ip", "netns", "del", name], check=True)
+            subprocess.run(["ip", "netns", "add", name], check=True)  # another's: no netlab tag in it
+            write_topology(tmp_path, topology(lab, False, None))
+            up, late = up_with_newcomers(path, held, uts_path(lab, "b"), newcomers)
+            assert up.returncode == 0, up.stdout + up.stderr
+            assert len(late) == newcomers, up.stdout + up.stderr  # up scanned again after each newcomer
+            left = tasks_in(old)
+            said = f"removed pod default/b (containers main, web stopped; {name} now holds"
+            if newcomers == 1:  # the second scan found it: stopped with the rest
+                assert left == [], up.stdout + up.stderr
+                assert said in up.stdout, up.stdout
+                assert late[0].wait(timeout=60) in (-9, -15)  # SIGTERM (SIGKILL): exited, our child to reap
+            else:  # the last one came after the last round: still there, and said; the pod not said stopped
+                assert left == [f"{late[-1].pid}/{late[-1].pid}"], up.stdout + up.stderr
+                assert f"netlab: warning: pid {late[-1].pid} (" in up.stderr, up.stdout + up.stderr
+                assert ("removed pod default/b (containers main, web not all stopped: 1 process left in the pod, "
+                        f"named in a warning; {name} now holds") in up.stdout, up.stdout
+                assert all(p.wait(timeout=60) in (-9, -15) for p in late[:-1])
+        finally:
+            reaped(late)
+            subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def test_a_removed_pods_line_says_its_containers_not_all_stopped_when_its_stop_left_a_process(labs, tmp_path):
@@ -110,23 +127,16 @@ def test_a_removed_pods_line_says_its_containers_not_all_stopped_when_its_stop_l
     web stopped" from the lab's records before the stop (cli/removed.py), whatever the stop left; a process that
     came after the stop's last round is named in a warning, and the pod's line says its containers not all
     stopped."""
-    lab = labs.name("nm")
-    path, _ = labs.up(topology(lab, False, f", containers: {CMD}"))
-    name = f"{lab}-b"
-    old = netns_inode(f"/run/netns/{name}")
-    held = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)  # its inode number is no other's meanwhile
     late: list[subprocess.Popen] = []
-    try:
-        write_topology(tmp_path, topology(lab, False, None))
-        up, late = up_with_newcomers(path, f"/proc/{os.getpid()}/fd/{held}", uts_path(lab, "b"), 3)
-        assert up.returncode == 0 and len(late) == 3, up.stdout + up.stderr
-        assert tasks_in(old) == [f"{late[-1].pid}/{late[-1].pid}"], up.stdout + up.stderr
-        assert f"netlab: warning: pid {late[-1].pid} (" in up.stderr, up.stdout + up.stderr
-        assert (f"removed pod default/b (network namespace {name}, containers main, web not all stopped: 1 process "
-                "left in the pod, named in a warning)") in up.stdout, up.stdout
-        assert not os.path.exists(f"/run/netns/{name}"), up.stdout  # the name goes; the survivor keeps the rest
-    finally:
-        os.close(held)
-        for p in late:
-            p.kill()
-            p.wait()
+    with pod_b_held(labs, "nm") as (lab, path, name, old, held):
+        try:
+            write_topology(tmp_path, topology(lab, False, None))
+            up, late = up_with_newcomers(path, held, uts_path(lab, "b"), 3)
+            assert up.returncode == 0 and len(late) == 3, up.stdout + up.stderr
+            assert tasks_in(old) == [f"{late[-1].pid}/{late[-1].pid}"], up.stdout + up.stderr
+            assert f"netlab: warning: pid {late[-1].pid} (" in up.stderr, up.stdout + up.stderr
+            assert (f"removed pod default/b (network namespace {name}, containers main, web not all stopped: 1 "
+                    "process left in the pod, named in a warning)") in up.stdout, up.stdout
+            assert not os.path.exists(f"/run/netns/{name}"), up.stdout  # the name goes; the survivor keeps the rest
+        finally:
+            reaped(late)
