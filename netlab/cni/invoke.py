@@ -342,7 +342,6 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     # and starts the plugin, which is born there (by vfork: no function runs between fork and exec);
     # CNI_NETNS names the pod's.
     # VERSION (validate, doctor) runs in this namespace: only a call into a node's loads the setns code.
-    from netlab.kernel import own_group  # a signal mask and Popen: validate loads no namespace code
     if node_netns is not None:
         from netlab.kernel.netns import entered
     deadline = timeout if timeout is not None else cni_timeout()
@@ -352,11 +351,12 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
         tries += 1
         try:
             with entered(node_netns) if node_netns is not None else contextlib.nullcontext():
-                # a session of its own, deaf to SIGINT/SIGTERM from its birth: a Ctrl-C to netlab's group does not
-                # cut an ADD or DEL halfway (netlab decides what stops; the plugin ends only by SIGKILL)
-                proc = own_group.popen([plugin_path], session=True, executable=program or plugin_path,
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       env=full_env, close_fds=True)
+                # A session of its own: a Ctrl-C to netlab's group does not cut an ADD or DEL halfway. Not born with
+                # the stop signals blocked (kernel/own_group.py): Go's runtime unblocks SIGINT and SIGTERM at its
+                # start, so a plugin of Go takes one that reached it before its setsid all the same
+                proc = subprocess.Popen([plugin_path], executable=program or plugin_path, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
+                                        start_new_session=True, close_fds=True)
             break
         except OSError as exc:
             left = deadline - (time.monotonic() - t0)

@@ -2,18 +2,21 @@
 
 A terminal's Ctrl-C (SIGINT) goes to its foreground process group, netlab's, and netlab decides what it stops
 (signals.py, lab/up.py). The programs it runs for the kernel (``iptables-restore``, ``nft -f -``, their
-``--version``) start in a group of their own, CNI plugins in a session of their own, so that the group's SIGINT
-does not kill one halfway through a rule set or an ADD that ``up --watch``'s apply, or a DEL that ``down``, waits
-for. The child moves itself, between fork and exec (setpgid, setsid): until then it is still in netlab's group,
-and CI saw a Ctrl-C land in that instant, kill a node's restore ("iptables-restore (nat) failed: no error
-message") and roll the watcher's apply back.
+``--version``) start in a group of their own, so that the group's SIGINT does not kill one halfway through a rule
+set that ``up --watch``'s apply or repair waits for. The child moves itself, between fork and exec (setpgid):
+until then it is still in netlab's group, and CI saw a Ctrl-C land in that instant, kill a node's restore
+("iptables-restore (nat) failed: no error message") and roll the watcher's apply back.
 
 So the child is born with SIGINT and SIGTERM blocked: the forking thread blocks them for the moment of the fork
 (a signal mask is inherited through fork and exec, and fork clears the child's pending set), and a group signal
-that reaches the child in that instant stays pending, never delivered. The program keeps them blocked (and so do
-the programs it starts): netlab ends it at its timeout, or when its own wait is cut short, with SIGKILL (a
-plugin's whole group: cni/plugin_group.py). The forking thread's own stop signals wait the few microseconds of the
-fork and are taken as usual after it."""
+that reaches the child in that instant stays pending, never delivered. iptables' and nft's programs keep the mask
+(a test sends them both, pending, before their exec): netlab ends them at their timeout, or when its own wait is
+cut short, with SIGKILL. The forking thread's own stop signals wait the few microseconds of the fork and are taken
+as usual after it.
+
+Not CNI plugins (a session of their own: cni/invoke.py): Go's runtime unblocks SIGINT and SIGTERM as it starts,
+and Debian's plugins, written in Go, then take a signal left pending in that instant all the same; a blocked mask
+would only be inherited by what a plugin starts."""
 
 from __future__ import annotations
 
@@ -29,21 +32,19 @@ from netlab.kernel.sigpipe import run_fed
 STOPS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
-def popen(argv: Sequence[str], session: bool = False, **kwargs: Any) -> subprocess.Popen:
-    """``subprocess.Popen(argv, **kwargs)``, the program in a process group of its own (the same session; with
-    ``session``, a session of its own, as a CNI plugin's: cni/invoke.py) and deaf to SIGINT and SIGTERM from its
-    birth."""
-    where: dict[str, Any] = {"start_new_session": True} if session else {"process_group": 0}
+def popen(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen(argv, **kwargs)``, the program in a process group of its own (the same session) and
+    deaf to SIGINT and SIGTERM from its birth."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
-        proc = subprocess.Popen(list(argv), **where, **kwargs)
+        proc = subprocess.Popen(list(argv), process_group=0, **kwargs)
     except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
         raise
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a stop signal that came during the fork is taken here
     except BaseException:
-        # ... before the caller has the program to end: its group (its pid: exec came after its setpgid/setsid)
+        # ... before the caller has the program to end: its group (its pid: exec came after its setpgid)
         # is killed and waited for here, as the caller's cut-short wait would have
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -110,20 +110,3 @@ def test_the_group_is_killed_before_the_plugin_is_waited_for_and_never_after_it_
     children.clear()  # reaped by another's waitpid(-1), or by the kernel (SIGCHLD ignored)
     plugin_group.kill_group(_Proc(events))
     assert events == ["wait"]
-
-
-@pytest.mark.parametrize("sig", ["INT", "TERM"])
-def test_a_stop_signal_that_reaches_the_plugin_at_its_birth_cuts_no_call(tmp_path, sig):
-    """A Ctrl-C to netlab's group in the instant between the fork and the plugin's own setsid reached the plugin
-    (still in the group) and killed it: the ADD or DEL that netlab lets finish after a Ctrl-C failed. The plugin is
-    born deaf to SIGINT and SIGTERM (kernel/own_group.py): one that signals itself, as the group's Ctrl-C would
-    have, runs on and answers. (A plugin keeps the mask it was born with, as Go's runtime does; one that clears it,
-    as a shell does at its start, takes a signal left pending then.)"""
-    plugin = tmp_path / "qstop"
-    write_program(plugin, f"#!{sys.executable} -I\nimport os, signal, sys\nos.kill(os.getpid(), signal.SIG{sig})\n"
-                          "sys.stdin.read()\nprint('{\"cniVersion\": \"1.0.0\", \"interfaces\": [], \"ips\": []}')\n")
-    log = CallLog(None)
-    result = invoke.exec_plugin(log, pod="a", network="n", plugin_path=str(plugin), command="ADD",
-                                conf={"cniVersion": "1.0.0", "name": "n", "type": "qstop"}, env={}, node_netns=None,
-                                timeout=60)
-    assert result is not None and result.get("cniVersion") == "1.0.0", result
