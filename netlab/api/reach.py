@@ -17,7 +17,7 @@ from __future__ import annotations
 from netlab.api.args import check_int, check_proto
 from netlab.errors import UsageError
 from netlab.model.lab import Lab
-from netlab.model.echo_ports import port_protocol
+from netlab.model.echo_ports import missing_port, port_protocol
 from netlab.probe import nodeport_pods, runner
 from netlab.probe import services as svcs
 from netlab.probe.matrix import (ECHO_PORT, Probe, SeenRule, build_matrix, echo_ports, egress_rule, endpoints, judged,
@@ -151,8 +151,7 @@ def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int |
     ports = [p for p in svc.ports if (proto is None or p.protocol == proto.upper()) and port in (None, p.port)]
     if not ports:
         listed = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
-        raise UsageError(f"svc/{name} has no port {port or ''}{'/' + proto.upper() if proto else ''} "
-                         f"(ports: {listed})")
+        raise UsageError(f"svc/{name} has no {missing_port(port, proto)} (ports: {listed})")
     chosen = ports[0]
     plan = svcs.build(lab, (chosen.protocol.lower(),), node_clusterips=any(n.name == src for n in lab.nodes))
     # A node dials the ClusterIP, as `trace node-1 svc/web` does (probe/service_node_clusterip.py)

@@ -90,3 +90,11 @@ def port_protocol(pod: "PodInfo", port: int) -> str:
     that port over UDP only (a ``protocol: UDP`` port)."""
     served = {protocol for p, protocol in [*pod.ports, *pod_echo_ports(pod)] if p == port}
     return "udp" if served == {"UDP"} else "tcp"
+
+
+def missing_port(port: int | None, proto: str | None) -> str:
+    """A port a Service or pod lacks, as the user asked for it: ``port 82/TCP``, ``port 82``, ``UDP port`` (only a
+    protocol asked: it said "no port /UDP")."""
+    if port is None:
+        return f"{proto.upper()} port" if proto else "port"
+    return f"port {port}/{proto.upper()}" if proto else f"port {port}"

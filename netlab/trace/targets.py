@@ -22,7 +22,7 @@ from netlab.plan.internet import load_balancer_ips
 from netlab.plan.services import service_ports
 from netlab.trace.flow import is_ip
 from netlab.trace.labmap import LabMap
-from netlab.model.echo_ports import pod_echo_ports, port_protocol
+from netlab.model.echo_ports import missing_port, pod_echo_ports, port_protocol
 from netlab.probe.matrix import terminated
 
 
@@ -176,7 +176,7 @@ def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, sr
     to_cluster_ip = via is None and src.kind != "internet" and (proto == "icmp" or port is not None)
     if chosen is None and not to_cluster_ip:
         have = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
-        raise UsageError(f"Service {name} has no port {port or ''}{'/' + proto if proto else ''} (ports: {have})")
+        raise UsageError(f"Service {name} has no {missing_port(port, proto)} (ports: {have})")
     ip = str(lab.cluster_ip(svc))
     if via is not None:
         ip = via

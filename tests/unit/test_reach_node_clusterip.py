@@ -83,3 +83,13 @@ def test_an_internet_host_still_reaches_a_clusterip_service_only_through_its_nod
                 "services": [{"name": "web", "selector": {"app": "web"}, "ports": [{"port": 80}]}]}).lab
     with pytest.raises(UsageError, match="pods and nodes reach a ClusterIP, internet hosts a NodePort"):
         reach_mod.probe_of(lab, "www", "svc/web")
+
+
+def test_a_protocol_the_service_does_not_serve_is_named_as_asked():
+    """QA: `reach("n1", "svc/web", proto="udp")` said "svc/web has no port /UDP"."""
+    lab = lab_of()
+    for args, words in ((dict(proto="udp"), "has no UDP port"), (dict(port=81), "has no port 81 "),
+                        (dict(proto="udp", port=80), "has no port 80/UDP")):
+        with pytest.raises(UsageError, match=f"svc/web {words}") as err:
+            reach_mod.probe_of(lab, "n1", "svc/web", **args)
+        assert str(err.value).endswith("(ports: 80/TCP)"), err.value

@@ -40,9 +40,9 @@ def test_a_port_its_service_lacks_is_a_packet_to_the_cluster_ip(spec, proto, por
 def test_no_port_or_no_cluster_ip_stays_a_usage_error_that_lists_the_ports():
     lab, _, _ = services_lab(nft=False)
     client, host = resolve_source(lab, "client"), resolve_source(lab, "example")
-    with pytest.raises(UsageError, match=r"Service web has no port /udp \(ports: 80/TCP\)"):
+    with pytest.raises(UsageError, match=r"Service web has no UDP port \(ports: 80/TCP\)"):
         resolve_target(lab, "svc/web", "udp", None, client)  # which port? none to choose
-    with pytest.raises(UsageError, match=r"Service web-lb has no port 82/tcp \(ports: 80/TCP\)"):
+    with pytest.raises(UsageError, match=r"Service web-lb has no port 82/TCP \(ports: 80/TCP\)"):
         resolve_target(lab, "svc/web-lb", "tcp", 82, host)  # the internet's svc/ is the balancer, no ClusterIP
 
 

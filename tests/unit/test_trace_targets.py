@@ -63,7 +63,7 @@ def test_bad_targets(lab):
     src = resolve_source(lab, "fedora-1")
     with pytest.raises(UsageError, match="no Service 'nope'"):
         resolve_target(lab, "svc/nope", None, None, src)
-    with pytest.raises(UsageError, match=r"has no port 81/tcp \(ports: 80/TCP\)"):  # the internet's: no ClusterIP
+    with pytest.raises(UsageError, match=r"has no port 81/TCP \(ports: 80/TCP\)"):  # the internet's: no ClusterIP
         resolve_target(lab, "svc/web", "tcp", 81, resolve_source(lab, "example"))
     with pytest.raises(UsageError, match="only traces packets inside the lab"):
         resolve_target(lab, "8.8.8.8", None, None, src)
