@@ -34,7 +34,7 @@ class Unreadable(Reconfigure):
 def host_local_dir(lab_name: str, node: str) -> str:
     """host-local's leases on a node (a real node's /var/lib/cni/networks, on its own disk): inside the lab's state
     directory, gone with it (never the machine's /var/lib/cni)."""
-    return os.path.join(lab_dir(lab_name), "cni", "networks", node)
+    return os.path.join(lab_dir(lab_name, create=False), "cni", "networks", node)  # a path: host-local makes it
 
 
 def networks_now(lab: Lab, pod: PodInfo, node: str | None = None) -> list[list[Any]]:

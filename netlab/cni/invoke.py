@@ -207,10 +207,12 @@ OUTPUT_LIMIT = 1 << 20  # bytes of a plugin's stdout or stderr netlab takes (its
 
 
 class CallLog:
-    """Every call, appended as one JSON line to ``<lab dir>/cni/calls.jsonl`` (from any thread)."""
+    """Every call, appended as one JSON line to ``<lab dir>/cni/calls.jsonl`` (from any thread). ``make``: false
+    for a reader's calls (status's CHECKs), which never make the log nor its lock file: a lab's log that is not
+    there (a ``down`` took the lab's folder, or is taking it) gets none of them, and no warning."""
 
-    def __init__(self, path: str | None):
-        self.path = path
+    def __init__(self, path: str | None, make: bool = True):
+        self.path, self.make = path, make
         self._lock = threading.Lock()
 
     def record(self, call: Call) -> None:
@@ -221,9 +223,9 @@ class CallLog:
         # a line appended while the log is cut would go to the file the cut replaces.
         with self._lock:
             try:
-                with _locked(self.path + ".lock"):
-                    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                                 0o600)
+                with _locked(self.path + ".lock", self.make):
+                    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+                                 | (os.O_CREAT if self.make else 0), 0o600)
                     try:
                         os.write(fd, line)
                         size = os.fstat(fd).st_size
@@ -231,6 +233,9 @@ class CallLog:
                         os.close(fd)
                     if size > LOG_LIMIT:
                         compact_log(self.path)
+            except FileNotFoundError as exc:
+                if self.make:
+                    _unwritten(self.path, exc)
             except OSError as exc:
                 # Best effort (as a down's phase save): a full disk must not stop a DEL, so neither a rollback
                 # nor a down (docs/reliability.md); the plugin's own failure is said by its caller. Said once.
@@ -254,8 +259,8 @@ def _unwritten(path: str, exc: OSError) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: str) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+def _locked(path: str, make: bool = True) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | (os.O_CREAT if make else 0), 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -76,7 +76,12 @@ DEL_FAILED = "del_failed"  # a record's mark: a DEL of the pod failed (the next 
 SANDBOX_GONE = attachments.SANDBOX_GONE  # a record's mark: its namespace was deleted under it (up marks it)
 
 
-def cni_dir(lab_name: str) -> str:
+def cni_dir(lab_name: str, make: bool = True) -> str:
+    """The lab's cni/ (host-local's leases, the plugins' results, their call log); made with the lab's folder when
+    ``make`` (up, down, a rollback: the lab's writers), never by a reader (status), whose lab a ``down`` may be
+    taking away: its folder, once taken, is never made again."""
+    if not make:
+        return os.path.join(lab_dir(lab_name, create=False), "cni")
     return ensure_dir(os.path.join(lab_dir(lab_name), "cni"))
 
 
@@ -84,9 +89,10 @@ def log_path(lab_name: str) -> str:
     return os.path.join(lab_dir(lab_name, create=False), "cni", "calls.jsonl")
 
 
-def runtime(lab_name: str, bin_dirs: list[str], timeout: float) -> Runtime:
-    base = cni_dir(lab_name)
-    return Runtime(base, bin_dirs, CallLog(os.path.join(base, "calls.jsonl")), timeout=timeout)
+def runtime(lab_name: str, bin_dirs: list[str], timeout: float, make: bool = True) -> Runtime:
+    """The lab's plugin runtime; ``make``: see :func:`cni_dir` (a reader's CHECKs are logged only to a log there)."""
+    base = cni_dir(lab_name, make)
+    return Runtime(base, bin_dirs, CallLog(os.path.join(base, "calls.jsonl"), make), timeout=timeout)
 
 
 def preflight(lab: Lab) -> None:
@@ -445,7 +451,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
 
         if line := gone_since_up(lab):  # the plugins' CHECKs cannot run: the machine's, as up says it
             raise EnvironmentNotReady(line)
-    rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout())
+    rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout(), make=False)  # status reads: it makes nothing
     out: list[str] = [f"cni: pod {pod} has {was} from its CNI plugins, but the topology gives it ip {now}: up does "
                       f"not re-address an attached pod (take it out of the file and up, then put it back and up)"
                       for pod, was, now in readdressed(lab, state)]

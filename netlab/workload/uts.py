@@ -28,8 +28,10 @@ from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side
 from netlab.realize.state_dir import PINS_FS, lab_dir
 
 
-def uts_dir(lab_name: str) -> str:
-    return os.path.join(lab_dir(lab_name), "uts")
+def uts_dir(lab_name: str, make: bool = False) -> str:
+    """The lab's folder of UTS pins: its path (readers, status and get among them, look there), the lab's folder
+    made first when ``make`` (up's :func:`ensure_uts`)."""
+    return os.path.join(lab_dir(lab_name, create=make), "uts")
 
 
 def uts_path(lab_name: str, pod: str) -> str:
@@ -149,7 +151,7 @@ def ensure_uts(lab_name: str, hostnames: Mapping[str, str]) -> tuple[dict[str, s
     renamed: list[str] = []
     template = os.path.join(uts_dir(lab_name), TEMPLATE)
     if todo:
-        os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
+        os.makedirs(uts_dir(lab_name, make=True), mode=0o700, exist_ok=True)
         _mount_pins_fs(uts_dir(lab_name))
         _make_file(template)
 
