@@ -142,12 +142,12 @@ class Seen:
         A user's mistake (a name the lab does not have, a port its destination does not serve) is no read's: its
         caller checks it from the lab's model before the read begins (trace.run.packet_ends, api.reach.probe_of).
         An error that already names the other command (a LabBusy; a down's LabTakenDown, "the probe's agent was
-        stopped with the lab's other processes"; StateGone) is raised as itself: it says more than the re-check."""
-        from netlab.realize.state_errors import StateGone
-
+        stopped with the lab's other processes") is raised as itself: it says more than the re-check. StateGone
+        (no namespace of the lab there, judged from the state read before the read began) is a down's work when a
+        down took the lab's lock or its state meanwhile: the re-check says that down."""
         try:
             yield
-        except (LabBusy, LabTakenDown, StateGone):  # it names the other command already, and what it met
+        except (LabBusy, LabTakenDown):  # it names the other command already, and what it met
             raise
         except Exception:
             if (meanwhile := self.meanwhile(reader)) is not None:
