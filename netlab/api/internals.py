@@ -28,11 +28,13 @@ if TYPE_CHECKING:
 
 
 def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None, api: bool = False,
-                    before: Seen | None = None) -> R.Status:
+                    before: Seen | None = None, reader: str = "status") -> R.Status:
     """:meth:`Lab.status` on a kernel door the caller opened (the CLI's, reading ahead; closed here); its repair
     is the CLI's command (``api``: the Python call, as :meth:`Lab.status` gives it). ``before``: the lab as seen
     when the caller began to read it (:func:`seen`; None: now). Differences found while another command held the
-    lab, or changed it meanwhile, are its work half done, not drift: LabBusy names that command (exit 3)."""
+    lab, or changed it meanwhile, are its work half done, not drift: LabBusy names that command (exit 3).
+    ``reader``: the command that reads (realize.interrupted.READERS: a break's read before it breaks), as its lines
+    name it."""
     before = before if before is not None and before.lab == lab.name else seen(lab.name)
     state, against, ahead = lab._against_ahead(topology)
     python = _python_repair(lab.name, topology, state) if api else None
@@ -40,9 +42,9 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     if python is not None and topology is not None:  # its lines' way back: the call that applies the file's plan
         state = replace(state, repair=python)
     # A read cut short by another command (a down that stopped its iptables-save in a namespace) is its work:
-    with before.reading(), python_words(api):  # its lines' ways out (a container's logs) in the caller's words
+    with before.reading(reader), python_words(api):  # its lines' ways out (a container's logs) in the caller's words
         done = lifecycle.status(state, kernel)
-    meanwhile = None if done.ok else before.meanwhile()
+    meanwhile = None if done.ok else before.meanwhile(reader)
     if meanwhile is not None:
         raise meanwhile
     repair = None
@@ -102,12 +104,13 @@ def _backend_line(state: Any, api: bool) -> tuple[str, ...]:
     return (line,) if line else ()
 
 
-def faults_before(lab: Lab) -> int:
+def faults_before(lab: Lab, reader: str = "break") -> int:
     """How many differences from its plan the running ``lab`` has that `up` repairs: a fault there already
     (netlab break's, or one made by hand), which a break warns of (netlab.breaks.run.broken_already). A Never
-    pod's container that failed is not one: no `up` puts it back."""
+    pod's container that failed is not one: no `up` puts it back. ``reader``: the command that asks (break,
+    quiz), as a line of a down met meanwhile names it."""
     try:
-        result = internal_status(lab)
+        result = internal_status(lab, reader=reader)
     except LabBusy:  # another command's work half done, no fault: the break waits for the lab's lock
         return 0
     return len(result.drift) - len(result.kept)

@@ -32,11 +32,12 @@ def _complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: 
     return [s.name for s in catalogue.SCENARIOS if s.name.startswith(incomplete)]
 
 
-def _faults_before(name: str) -> int:
-    """How many differences from its plan lab ``name`` has that `up` repairs (netlab.api.internals.faults_before)."""
+def _faults_before(name: str, reader: str = "break") -> int:
+    """How many differences from its plan lab ``name`` has that `up` repairs (netlab.api.internals.faults_before);
+    ``reader``: the command that asks, as its lines name it."""
     from netlab.api.internals import faults_before
 
-    return faults_before(attached(name, None))
+    return faults_before(attached(name, None), reader)
 
 
 @cli.command("break")
@@ -160,7 +161,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
 
     if (keeper := qz.watcher(name)) is not None:  # it would repair the fault at once: the quiz would be useless
         raise LabBusy(qz.watched_refusal(name, keeper))
-    if before := _faults_before(name):  # the answer's trace would show whichever fault it meets first
+    if before := _faults_before(name, "quiz"):  # the answer's trace would show whichever fault it meets first
         raise UsageError(f"lab {name} is not as planned ({differences(before)}; `sudo netlab status --lab {name}` "
                          f"lists them): a quiz breaks a clean lab; repair it first: {repair_command(name)}")
 
@@ -211,7 +212,7 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
         + (f" --size {check.size}" if check.size else "") + (f" --sport {check.sport}" if check.sport else "")
     # Repaired before the answer (`netlab up`, or by hand): the lab is as planned, so any trace passes; a passing
     # trace is no proof of the fault, so none is shown.
-    gone = not _faults_before(name)
+    gone = not _faults_before(name, "quiz")
     result = None if gone else run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size,
                                    sport=check.sport, repair=repair_up(state))
     # Repaired before a word is written: a reader that stops reading (`| head -1`) must not leave the lab broken

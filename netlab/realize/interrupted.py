@@ -112,8 +112,8 @@ class Seen:
     version: object
 
     def meanwhile(self, reader: str = "status") -> NetlabError | None:
-        """What another command did to the lab while ``reader`` (READERS: status, probe, reach, trace, policy
-        table) read it (an ``up`` making it, a ``down`` taking it away): what the kernel showed then is that
+        """What another command did to the lab while ``reader`` (READERS: status, break, quiz, probe, reach, trace,
+        policy table) read it (an ``up`` making it, a ``down`` taking it away): what the kernel showed then is that
         command's work half done; None when nobody held or changed it."""
         from netlab.realize.state import state_version
 
@@ -159,6 +159,8 @@ class Seen:
 # while it read (:meth:`Seen.meanwhile`): status's drift, probe's, reach's, trace's and policy table's verdicts.
 READERS = {
     "status": ("what the kernel showed", "not drift"),
+    "break": ("what the kernel showed", "not a fault there before the break"),  # its status read (faults_before)
+    "quiz": ("what the kernel showed", "not a fault there before the quiz"),
     "probe": ("what the probes met", "not the lab's fault"),
     "reach": ("what the probe met", "not the lab's fault"),
     "policy table": ("what the probes met", "not the lab's fault"),

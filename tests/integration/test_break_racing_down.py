@@ -55,3 +55,45 @@ def test_break_meeting_a_down_at_work_says_it_is_being_taken_down(tmp_path, monk
         assert faults_before(attached(lab, None)) == 0
         out, err = procs[-1].communicate("\n", timeout=300)
         assert procs[-1].returncode == 0 and out.startswith(f"lab {lab} is down ("), (out, err)
+
+
+def test_break_meeting_a_down_done_says_so_in_its_own_name(tmp_path, monkeypatch):
+    from netlab.api.internals import faults_before
+    from netlab.cli.base import attached
+    from netlab.errors import UsageError
+
+    with lab_and_processes(tmp_path, "bd", pods_per_node=1) as (lab, _, procs):
+        _status_with_down(monkeypatch, lab, procs, "down-stopped")
+        with pytest.raises(UsageError) as exc:  # exit 2
+            faults_before(attached(lab, None))
+        assert str(exc.value) == f"lab {lab} was taken down while break read it; it is not up", exc.value
+
+
+def test_break_racing_a_down_says_the_lab_is_not_up(tmp_path, monkeypatch):
+    """QA's race whole, through the CLI: the down deletes the namespaces as break reads them, and finishes before
+    break's read is judged: break says the lab was taken down while it read it (exit 2), not StateGone's "its state
+    file remains" (exit 3), and nothing of the lab is left."""
+    from click.testing import CliRunner
+
+    from netlab.api import lifecycle
+    from netlab.cli import cli
+    from netlab.errors import UsageError
+
+    with lab_and_processes(tmp_path, "bd", pods_per_node=1) as (lab, _, procs):
+        real = lifecycle.status
+
+        def status_beside_down(state, kernel=None):
+            down = paused_at("down-deleted", "down", "--lab", lab)
+            procs.append(down)
+            try:
+                return real(state, kernel)
+            finally:  # the down goes on to its end before break goes on
+                out, err = down.communicate("\n", timeout=300)
+                assert down.returncode == 0 and out.startswith(f"lab {lab} is down ("), (out, err)
+
+        monkeypatch.setattr(lifecycle, "status", status_beside_down)
+        out = CliRunner().invoke(cli, ["break", "--lab", lab, "bridge-port-down"])
+        # the line netlab's launcher prints, with its exit status (CliRunner runs the click command alone)
+        assert isinstance(out.exception, UsageError) and out.exception.exit_code == 2, (out.output, out.exception)
+        assert str(out.exception) == f"lab {lab} was taken down while break read it; it is not up", out.exception
+        assert lab_namespaces(lab) == [] and not os.path.exists(state_path(lab))

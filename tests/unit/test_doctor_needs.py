@@ -63,7 +63,7 @@ def _quiz_on_a_faked_lab(monkeypatch) -> list[str]:
     monkeypatch.setattr(base, "require_root", lambda: None)
     monkeypatch.setattr(cli_breaks, "require_root", lambda: None)
     monkeypatch.setattr(api, "selected_name", lambda lab, topo: "qz")
-    monkeypatch.setattr(cli_breaks, "_faults_before", lambda name: 0)
+    monkeypatch.setattr(cli_breaks, "_faults_before", lambda name, reader="break": 0)
     monkeypatch.setattr(state_mod, "running_lab", lambda name: types.SimpleNamespace(resolved=lambda: DEFAULT))
     monkeypatch.setattr("netlab.workload.terminal.served", lambda lab, state: lab)  # no terminal pod
     from netlab.breaks import quiz as qz, run as breaks_run

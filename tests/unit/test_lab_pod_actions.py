@@ -64,7 +64,7 @@ def test_the_same_break_again_says_already_and_warns_of_nothing(monkeypatch):
     from netlab.breaks import run
 
     drift = ["different: sysctl net.ipv4.ip_forward in qgnone-n1 (is 0, want 1)"]
-    monkeypatch.setattr("netlab.api.internals.internal_status", lambda lab, topology=None, kernel=None: (
+    monkeypatch.setattr("netlab.api.internals.internal_status", lambda lab, topology=None, kernel=None, reader="status": (
         types.SimpleNamespace(drift=tuple(drift), kept=())))
     monkeypatch.setattr(run, "break_lab", lambda lab, name, target=None, wait=60.0: run.BreakResult(
         lab, name, "n1", already=True))
@@ -83,7 +83,7 @@ def test_a_break_on_a_lab_broken_already_warns_in_its_result_as_the_cli_does(mon
     from netlab.breaks import run
 
     drift: list[str] = []
-    monkeypatch.setattr("netlab.api.internals.internal_status", lambda lab, topology=None, kernel=None: (
+    monkeypatch.setattr("netlab.api.internals.internal_status", lambda lab, topology=None, kernel=None, reader="status": (
         types.SimpleNamespace(drift=tuple(drift), kept=tuple(d for d in drift if d.startswith("containers")))))
     monkeypatch.setattr(run, "break_lab", lambda lab, name, target=None, wait=60.0: run.BreakResult(
         lab, name, "n1", ["ip netns exec qgnone-n1 sysctl -w net.ipv4.ip_forward=0"]))

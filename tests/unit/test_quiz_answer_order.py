@@ -35,7 +35,7 @@ def _faked(monkeypatch, events: list[str], before: int, scenario: str = "ip-forw
     monkeypatch.setattr(api, "load_running", lambda name: name)
     monkeypatch.setattr(api.Lab, "up_loaded", classmethod(
         lambda cls, loaded: events.append(f"repaired {loaded}") or types.SimpleNamespace(last_up=None)))
-    monkeypatch.setattr(cli_breaks, "_faults_before", lambda name: before)
+    monkeypatch.setattr(cli_breaks, "_faults_before", lambda name, reader="break": before)
 
 
 def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):

@@ -25,7 +25,7 @@ def _faked(monkeypatch, broken: list[tuple[str, str | None]]) -> None:
     monkeypatch.setattr(api, "selected_name", lambda lab, topo: LAB)
     monkeypatch.setattr(qz, "load", lambda name: None)
     monkeypatch.setattr(qz, "record", lambda *a: None)
-    monkeypatch.setattr(cli_breaks, "_faults_before", lambda name: 0)
+    monkeypatch.setattr(cli_breaks, "_faults_before", lambda name, reader="break": 0)
     monkeypatch.setattr("netlab.realize.state.running_lab", lambda name: types.SimpleNamespace(resolved=lambda: None))
     monkeypatch.setattr("netlab.workload.terminal.served", lambda lab, state: lab)
     monkeypatch.setattr("netlab.doctor.require_tools", lambda *a: None)
