@@ -10,9 +10,9 @@ from netlab.errors import NetlabError
 from netlab.model.lab import DEFAULT_CONTAINER
 
 
-def before_up(lab: str) -> dict[str, str]:
+def before_up(lab: str) -> dict[str, tuple[str, list[str]]]:
     """The running lab's network namespaces, each with what it is (``pod default/client``, ``node n2``) and what
-    runs in it; {} when the lab is not up or its state cannot be read (the words fall back to the namespace)."""
+    runs in it (its containers); {} when the lab is not up or its state cannot be read (the words fall back to the namespace)."""
     from netlab.realize.state import load_state
 
     try:
@@ -23,16 +23,15 @@ def before_up(lab: str) -> dict[str, str]:
     workload = state.extra.get("workload") if state is not None else None
     ran = workload.get("pods") if isinstance(workload, dict) else None  # the containers that ran, by pod
     ran = ran if isinstance(ran, dict) else {}
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, list[str]]] = {}
     for node in topo.get("nodes") or []:
         if isinstance(node, dict) and isinstance(node.get("name"), str):
-            out[f"{lab}-{node['name']}"] = f"node {node['name']}"
+            out[f"{lab}-{node['name']}"] = (f"node {node['name']}", [])
     for pod in topo.get("pods") or []:
         if not (isinstance(pod, dict) and isinstance(pod.get("name"), str)):
             continue
-        names = _containers(pod, ran.get(pod["name"]))
-        listed = f", container{'s' if len(names) > 1 else ''} {', '.join(names)}" if names else ""
-        out[f"{lab}-{pod['name']}"] = f"pod {pod.get('namespace') or 'default'}/{pod['name']}{listed}"
+        out[f"{lab}-{pod['name']}"] = (f"pod {pod.get('namespace') or 'default'}/{pod['name']}",
+                                      _containers(pod, ran.get(pod["name"])))
     return out
 
 
@@ -44,24 +43,24 @@ def _containers(pod: dict[str, Any], record: object) -> list[str]:
             if isinstance(c, dict) and isinstance(c.get("name"), str)]
 
 
-def lines(removed: tuple[str, ...] | list[str], before: dict[str, str], warnings: Sequence[str] = ()) -> list[str]:
+def lines(removed: tuple[str, ...] | list[str], before: dict[str, tuple[str, list[str]]],
+          warnings: Sequence[str] = ()) -> list[str]:
     """One line per namespace ``up`` removed: ``removed pod default/client (network namespace lab-client,
     container main stopped)``; ``warnings``: the run's, in which the stop named each process it left in a pod's
     network namespace or its UTS pin (kernel/kill.py): that pod's containers are said not all stopped."""
-    from netlab.kernel.kill import is_survivor  # an up loaded it: the stop's own words
+    from netlab.kernel.kill import is_survivor, stopped_words  # an up loaded it: the stop's own words
 
     out = []
     for netns in removed:
-        what = before.get(netns)
-        if what is None:
+        if netns not in before:
             out.append(f"removed network namespace {netns}")
             continue
-        kind, _, containers = what.partition(", ")
+        kind, containers = before[netns]
+        stopped = ""
         if containers:
             pod = kind.rpartition("/")[2]
             left = sum(1 for w in warnings if is_survivor(w) and (w.endswith(f" in {netns}")
                                                                   or w.endswith(f"{os.sep}{pod}")))
-            containers += (f" not all stopped: {left} process{'es' if left > 1 else ''} left in the pod, named in a "
-                           "warning") if left else " stopped"
-        out.append(f"removed {kind} (network namespace {netns}{', ' + containers if containers else ''})")
+            stopped = f", {stopped_words(containers, left)}"
+        out.append(f"removed {kind} (network namespace {netns}{stopped})")
     return out

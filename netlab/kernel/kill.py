@@ -133,6 +133,16 @@ def stop_namespaces(netns_names: Sequence[str], uts_files: Sequence[str] = (), g
     return [f"pid {pid} ({' '.join(cmdline(pid))[:60]}) in {seen.get(pid, '?')}" for pid in left if still_ours(pid)]
 
 
+def stopped_words(containers: Sequence[str], left: int) -> str:
+    """What a removed pod's stop did of its ``containers``: ``containers main, web stopped``, or, when the stop
+    named ``left`` processes it left in the pod's namespaces (:func:`stop_namespaces`, a warning each), ``...
+    not all stopped: 1 process left in the pod, named in a warning``."""
+    said = f"container{'s' if len(containers) > 1 else ''} {', '.join(containers)}"
+    if left:
+        return f"{said} not all stopped: {left} process{'es' if left > 1 else ''} left in the pod, named in a warning"
+    return f"{said} stopped"
+
+
 def is_survivor(line: str) -> bool:
     """``line`` is one of :func:`stop_namespaces`'s: a process left in the namespaces it stopped."""
     return SURVIVOR.match(line) is not None

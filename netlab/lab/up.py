@@ -460,14 +460,7 @@ def taken_line(netns: str, what: str | None, names: list[str], left: int) -> str
     """What up did of a pod (or node: ``what``) the topology no longer has, whose namespace's name holds another's
     now: the containers its records name (``names``) stopped, that namespace left alone. ``left``: processes its
     stop found still in the pod's namespaces at its end (a warning each, kill.stop_namespaces): not stopped."""
-    plural = "s" if len(names) > 1 else ""
-    if not names:
-        stopped = ""
-    elif left:
-        stopped = (f"container{plural} {', '.join(names)} not all stopped: {left} process{'es' if left > 1 else ''} "
-                   "left in the pod, named in a warning; ")
-    else:
-        stopped = f"container{plural} {', '.join(names)} stopped; "
+    stopped = f"{kill.stopped_words(names, left)}; " if names else ""
     return (f"removed {what or 'network namespace ' + netns} ({stopped}{netns} now holds a network namespace that "
             "is not the lab's: left alone)")
 

@@ -26,7 +26,7 @@ from netlab.model.checks import check_topology
 from netlab.model import bandwidth, hostports
 from netlab.model.cniconf import ConflistError, read_conflist
 from netlab.model.diagnostics import problems_from_validation, topology_error
-from netlab.model.runtime_ranges import overlapping_ranges
+from netlab.model.runtime_ranges import declares_ip_ranges, overlapping_ranges
 from netlab.model.files import Unreadable, read_regular
 from netlab.model.include import expand_includes
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, format_path
@@ -206,8 +206,7 @@ def resolve_cni_paths(topo: Topology, file: str, allocated: bool = False) -> tup
         missing = not os.path.isabs(cni.conflist) and not os.path.lexists(conflist)
         problems.append((("network", "cni", "conflist"), str(exc) + (cwd_words if missing else "")))
     else:
-        ranged = allocated and any(isinstance(p.get("capabilities"), dict) and p["capabilities"].get("ipRanges")
-                                   is True for p in net.plugins)  # else nothing to judge: no allocation made
+        ranged = allocated and any(map(declares_ip_ranges, net.plugins))  # else nothing to judge: no allocation
         problems += [(("network", "cni", "conflist"), line) for line in
                      overlapping_ranges(net.plugins, pod_nodes_cidrs(topo) if ranged else {}, conflist)]
         where = hostports.first_host_port(topo)

@@ -18,6 +18,12 @@ from typing import Any, Iterator, Mapping
 from netlab.model.hostlocal import FLANNEL, host_local_config, host_local_ipam
 
 
+def declares_ip_ranges(plugin: dict[str, Any]) -> bool:
+    """Whether ``plugin`` declares the ipRanges capability (``"capabilities": {"ipRanges": true}``)."""
+    caps = plugin.get("capabilities")
+    return isinstance(caps, dict) and caps.get("ipRanges") is True
+
+
 def own_ranges(ipam: dict[str, Any]) -> Iterator[tuple[str, str, IPv4Address, IPv4Address]]:
     """(where, subnet, first, last) of each IPv4 range of host-local's own config, in the order it takes them: the
     old single range (``subnet`` with its ``rangeStart``/``rangeEnd``), then ``ranges[i][j]``; a range it would
@@ -43,10 +49,8 @@ def overlapping_ranges(plugins: list[dict[str, Any]], node_cidrs: Mapping[str, I
     overlaps the runtime's range of a node of ``node_cidrs`` (name -> podCIDR: the nodes that have pods)."""
     out = []
     for i, plugin in enumerate(plugins):
-        caps = plugin.get("capabilities")
         keys, ipam = host_local_ipam(plugin), host_local_config(plugin)
-        if plugin.get("type") == FLANNEL or not (isinstance(caps, dict) and caps.get("ipRanges") is True) \
-                or keys is None or ipam is None:
+        if plugin.get("type") == FLANNEL or not declares_ip_ranges(plugin) or keys is None or ipam is None:
             continue
         for where, subnet, first, last in own_ranges(ipam):
             hit = [f"{name} ({cidr})" for name, cidr in node_cidrs.items()

@@ -29,6 +29,7 @@ from netlab.model.cniconf import ConflistError, read_conflist
 from netlab.model.hostlocal import host_local_config, host_local_ipam
 from netlab.model.lab import Lab
 from netlab.model.places import TOPOLOGY, Note, Places
+from netlab.model.runtime_ranges import declares_ip_ranges
 from netlab.model.topology import CniConflist
 
 BRIDGE = "bridge"  # the one plugin type whose pods' eth0 is on-link on a node-local bridge
@@ -59,10 +60,9 @@ def wide_range_notes(lab: Lab, places: Places | None = None) -> list[Note]:
     narrowest = max(n.pod_cidr.prefixlen for n in lab.nodes)
     out = []
     for i, plugin in enumerate(plugins):
-        caps = plugin.get("capabilities")
         keys, ipam = host_local_ipam(plugin), host_local_config(plugin)
-        if plugin.get("type") != BRIDGE or (isinstance(caps, dict) and caps.get("ipRanges") is True) \
-                or keys is None or ipam is None or (found := first_subnet(ipam)) is None:
+        if plugin.get("type") != BRIDGE or declares_ip_ranges(plugin) or keys is None or ipam is None \
+                or (found := first_subnet(ipam)) is None:
             continue
         try:
             subnet = IPv4Network(found[1], strict=False)
