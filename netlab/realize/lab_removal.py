@@ -117,10 +117,7 @@ def take_away(rfd: int, lab: str, fd: int, hook: str = "forget", names: tuple[st
     try:
         if not (_same_folder(rfd, gone, fd) and _only_last(fd, names)):  # a name made in it since it was looked at
             raise FileExistsError
-        for name in LAST:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name, dir_fd=fd)
-            fault_point(f"{hook}-{GONE_POINTS[name]}")
+        _unlink_last(fd, LAST, hook)
     except OSError:
         with contextlib.suppress(OSError):
             lab_folder.renameat2(gone, lab, rfd)  # back where it was, for the caller
@@ -149,16 +146,23 @@ def drop(root: str, lab: str, names: tuple[str, ...] = LAST[1:]) -> None:
                 return
             if not _only_last(fd, names):  # another's name in it now (an up's lock): its folder
                 return
-            for name in names:  # at its path: a file system without RENAME_NOREPLACE
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(name, dir_fd=fd)
-                fault_point(f"drop-{GONE_POINTS[name]}")
+            _unlink_last(fd, names, "drop")  # at its path: a file system without RENAME_NOREPLACE
         finally:
             os.close(fd)
         with contextlib.suppress(OSError):
             os.rmdir(lab, dir_fd=rfd)
     finally:
         os.close(rfd)
+
+
+def _unlink_last(fd: int, names: tuple[str, ...], hook: str | None = None) -> None:
+    """Unlink ``names`` (of LAST, in its order) in the open folder ``fd``, each one gone already too; ``hook``: the
+    test hooks' prefix, a hook after each (GONE_POINTS)."""
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=fd)
+        if hook is not None:
+            fault_point(f"{hook}-{GONE_POINTS[name]}")
 
 
 def _only_last(fd: int, names: tuple[str, ...] = LAST) -> bool:
@@ -182,19 +186,12 @@ def _left_by_the_dead(rfd: int, lab: str) -> list[str]:
     with contextlib.suppress(OSError):
         for name in os.listdir(rfd):
             pid = name[len(head):]
-            if name.startswith(head) and pid.isdigit() and (int(pid) == os.getpid() or not _running(int(pid))):
-                out.append(name)
+            if name.startswith(head) and pid.isdigit():
+                from netlab.kernel.processes import running  # only where one is left: `plan` loads no kernel code
+
+                if int(pid) == os.getpid() or not running(int(pid)):
+                    out.append(name)
     return out
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: someone's, running
-        pass
-    return True
 
 
 def _clear(rfd: int, gone: str) -> None:
@@ -207,9 +204,7 @@ def _clear(rfd: int, gone: str) -> None:
     try:
         if not _only_last(fd):
             return
-        for name in LAST:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(name, dir_fd=fd)
+        _unlink_last(fd, LAST)
     except OSError:
         return
     finally:
