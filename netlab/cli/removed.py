@@ -12,7 +12,8 @@ from netlab.model.lab import DEFAULT_CONTAINER
 
 def before_up(lab: str) -> dict[str, tuple[str, list[str]]]:
     """The running lab's network namespaces, each with what it is (``pod default/client``, ``node n2``) and what
-    runs in it (its containers); {} when the lab is not up or its state cannot be read (the words fall back to the namespace)."""
+    runs in it (its containers); {} when the lab is not up or its state cannot be read (the words fall back to the
+    namespace)."""
     from netlab.realize.state import load_state
 
     try:
