@@ -112,10 +112,11 @@ class Changed:
 # failure, libcni's types.Error code), IPv4 addresses and prefixes (a route to 10.96.0.0/12 missing is another
 # failure than one to 10.97.0.0/12), and the value of a named setting of the network (MTU 1400 is another failure
 # than MTU 1450: the interface drifted again; so are a VLAN, a VNI, a port, a routing table, a metric, a queue
-# length); every other run of digits (a counter, a time, a process id) or long hex word (a request id) is one '#'.
+# length); every other run of digits (a counter, a time, a process id), long hex word (a request id) or 0x number
+# (a Go panic's pointers and offsets: main.cmdCheck(0xc00009e7e0) +0x1d4) is one '#'.
 _SETTING = r"\b(?:mtu|vlan|vni|port|table|metric|qlen|txqueuelen)\b(?:\s*[:=]\s*|\s+(?:is\s+|of\s+)?)\d+\b"
 _KEPT = rf"\(exit -?\d+\)|\[code [^\]]*\]|(?<![\d.])\d{{1,3}}(?:\.\d{{1,3}}){{3}}(?:/\d{{1,2}})?(?![\d.])|{_SETTING}"
-_NUMBERS = re.compile(rf"({_KEPT})|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{{8,}}\b|\d+", re.IGNORECASE)
+_NUMBERS = re.compile(rf"({_KEPT})|\b0x[0-9a-f]+\b|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{{8,}}\b|\d+", re.IGNORECASE)
 
 
 def failure_key(text: str) -> str:

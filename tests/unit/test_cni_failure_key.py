@@ -28,6 +28,9 @@ def test_a_meaningful_number_makes_another_failure(one, other):
     ("check #3 failed at 08:10:53 (pid 402)", "check #4 failed at 08:10:54 (pid 403)"),
     ("MTU 1400: check #3 failed", "MTU 1400: check #4 failed"),  # the setting kept, the counter still dropped
     ("request 0123456789abcdef timed out", "request fedcba9876543210 timed out"),
+    # A Go panic's stack (Debian's bandwidth CHECK): its pointers changed, and each up re-attached other pods (qa54)
+    ("panic: nil map\ngoroutine 1 [running]:\nmain.cmdCheck(0xc00009e7e0)\n\t/build/main.go:239 +0x1d4",
+     "panic: nil map\ngoroutine 1 [running]:\nmain.cmdCheck(0xc000112a20)\n\t/build/main.go:239 +0x1d4"),
 ])
 def test_numbers_that_change_from_call_to_call_are_one_failure(one, other):
     assert failure_key(one) == failure_key(other)
