@@ -181,9 +181,11 @@ class TopologyError(NetlabError):
     def __init__(self, problems: list[Problem], note: str | None = None):
         self.problems = sorted(problems, key=lambda p: (p.line or 0, p.field))
         # What was not checked because of these problems, said last (the CLI says it as ``netlab: <note>``, a line
-        # of its own, cli/boundary.py; a Python caller's exception says it bare).
+        # of its own, cli/boundary.py; a Python caller's exception says it bare). One problem is one line: fixing it
+        # shows what the cross-checks find (``note`` and -o json keep it).
         self.note = note
-        super().__init__("\n".join([str(p) for p in self.problems] + ([note] if note else [])))
+        said = [note] if note and len(self.problems) > 1 else []
+        super().__init__("\n".join([str(p) for p in self.problems] + said))
 
 
 class UsageError(NetlabError):

@@ -52,8 +52,6 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
             endings.end_caret(exc.__cause__)
         note = exc.note if isinstance(exc, TopologyError) else None  # what the problems kept unchecked: netlab's
         lines = with_open_files(str(exc), exc).splitlines() or [type(exc).__name__]
-        if note and isinstance(exc, TopologyError) and len(exc.problems) == 1 and lines[-1] == note:
-            lines.pop()  # one problem is one line: fixing it shows what the cross-checks find (-o json keeps the note)
         for line in lines:
             bare = (located and line != note) or _located(line)
             click.echo(line if bare else f"netlab: {line}", err=True)

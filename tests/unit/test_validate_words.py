@@ -49,11 +49,17 @@ def test_an_included_manifest_is_said_in_the_words_of_an_inline_one(tmp_path):
 def test_a_dict_key_that_is_not_a_string_is_said_in_netlabs_words():
     with pytest.raises(TopologyError) as info:
         load({"name": "qx3x", "nodes": [{"name": "n1", 5: 6}]})
-    # the note in a Python exception bare (QA q22's note: it carried the CLI's "netlab: " prefix); the CLI's line
-    # has it (test_validate_every_problem)
+    # one problem is one line, as the CLI says it (qa54: a Python caller's exception added the note as a second
+    # line); the note is the exception's own field (QA q22: without the CLI's "netlab: " prefix)
     assert str(info.value).splitlines() == [
-        "<dict>: nodes[0][5]: key 5 is a number, not a string; keys are text: write '5'", UNCHECKED]
+        "<dict>: nodes[0][5]: key 5 is a number, not a string; keys are text: write '5'"]
     assert info.value.note == UNCHECKED
+
+
+def test_two_problems_say_what_they_left_unchecked_last():
+    with pytest.raises(TopologyError) as info:
+        load({"name": "qx3y", "nodes": [{"name": "n1", 5: 6, 7: 8}]})
+    assert str(info.value).splitlines()[-1] == UNCHECKED and len(info.value.problems) == 2
 
 
 @pytest.mark.parametrize("text, line", [
