@@ -173,6 +173,9 @@ def parse_conflist(text: str) -> Conflist:
         caps = p.get("capabilities", {})
         if not isinstance(caps, dict):
             raise ConflistError(f"plugins[{i}].capabilities must be an object")
+        for cap, on in caps.items():  # libcni reads them as map[string]bool: "yes" fails its JSON decoding
+            if not isinstance(on, bool):
+                raise ConflistError(f"plugins[{i}].capabilities.{cap} is {_kind(on)}; it must be true or false")
     disable = data.get("disableCheck", False)
     if not isinstance(disable, bool):
         raise ConflistError("disableCheck must be true or false")
@@ -187,8 +190,17 @@ def _not_text(obj: dict, key: str, missing: str, where: str = "") -> str:
         return f"{where} {missing}" if where else missing
     if value is None:
         return f"{path} is null; it must be a string"
+    return f"{path} must be a string, not {_kind(value)}"
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind, as its reader says it."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"the string {value!r}"
     kind = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
-    return f"{path} must be a string, not {kind.get(type(value), type(value).__name__)}"
+    return kind.get(type(value), type(value).__name__)
 
 
 def read_conflist(path: str) -> Conflist:

@@ -318,6 +318,12 @@ def test_a_result_whose_address_is_no_cidr_is_refused_in_one_line(address):
      "plugins[1].type is null; it must be a string"),
     ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": ["bridge"]}]}',
      "plugins[0].type must be a string, not an array"),
+    # libcni reads capabilities as booleans; "yes" was taken for no capability, and a pod's hostPort was then
+    # refused with "add portmap", which the conflist had (qa54)
+    ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "portmap", "capabilities": {"portMappings": "yes"}}]}',
+     "plugins[0].capabilities.portMappings is the string 'yes'; it must be true or false"),
+    ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge"}, {"type": "b", "capabilities": {"x": 1}}]}',
+     "plugins[1].capabilities.x is a number; it must be true or false"),
 ])
 def test_a_missing_or_non_text_name_or_type_is_said_in_the_words_of_the_json(text, why):
     """Not Python's None: a field the file lacks is missing, a JSON null is null (was "name None is not a CNI
