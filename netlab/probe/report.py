@@ -135,8 +135,8 @@ def rule_lines(report: Report) -> list[str]:
         ok = sum(1 for r in ruled if not any(p.startswith("NAT") for p in r.problems))
         lines.append(f"Service and egress NAT: {ok}/{len(ruled)} echo replies saw the client address the rules "
                      f"give (ClusterIP: the pod's own, hairpin: its node's {report.bridge or 'pod gateway'}; "
-                     "NodePort, LoadBalancer and externalIP: "
-                     f"a node's; egress: the gateway's)")
+                     "NodePort, LoadBalancer and externalIP: a node's, or the client's own with "
+                     "externalTrafficPolicy Local; egress: the gateway's)")
     asked = [(r, r.probe.question) for r in report.results if r.probe.question is not None and r.obs.reached]
     if asked:
         q = asked[0][1]

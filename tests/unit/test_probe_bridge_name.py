@@ -48,3 +48,5 @@ def test_the_hairpin_rule_and_the_rules_line_name_the_labs_bridge(tmp_path, cni,
                                                             detail="connected"))], [], bridge=plan.bridge)
     (line,) = [x for x in rule_lines(report) if x.startswith("Service and egress NAT")]
     assert f"hairpin: its node's {bridge or 'pod gateway'};" in line and ("cni0" in line) == (bridge == "cni0")
+    # externalTrafficPolicy Local keeps the client's address (qa54: the line said "a node's" for every NodePort)
+    assert "a node's, or the client's own with externalTrafficPolicy Local;" in line
