@@ -24,7 +24,6 @@ from netlab.kernel.netns import netns_path
 from netlab.kernel.processes import ns_birth, task_state
 from netlab.model.clusterdns import fqdn, is_addon_pod, is_dns_service
 from netlab.model.lab import Lab
-from netlab.model.nodeports import health_checks
 from netlab.model.lab import PodInfo as ModelPod
 from netlab.model.topology import Service
 from netlab.plan.service_port_info import service_ports  # not plan.services: its rules, which `get` never makes
@@ -288,7 +287,7 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
                 name=p.name, port=p.port, target_port=p.target_port or p.port, protocol=p.protocol, node_port=None,
                 endpoints=tuple(EndpointInfo(pod=pod.name, node=pod.node, ip=str(pod.ip), port=port)
                                 for pod, port in lab.endpoints(svc, p))) for p in svc.ports]
-    checks = health_checks(lab.topo)
+    checks = lab.addressing.health_check_port
     out = []
     for svc in lab.services:
         lb = lab.addressing.lb_ip.get((svc.namespace, svc.name))

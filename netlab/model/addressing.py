@@ -8,13 +8,14 @@ the same addresses.
 A running lab's nodes, pods and Services keep what they hold (:class:`Held`, its
 last ``up``'s allocation), as Kubernetes keeps them while the object exists: the
 node IPAM controller a node's podCIDR (spec.podCIDR never changes), the node its
-InternalIP, host-local a pod's lease, the API server a Service's ClusterIP and
-the load balancer its external IP. A node or pod added to the file, wherever,
+InternalIP, host-local a pod's lease, the API server a Service's ClusterIP, its
+nodePorts and healthCheckNodePort (model/nodeports.py), and the load balancer
+its external IP. A node or pod added to the file, wherever,
 takes the lowest free block or address, and one removed frees its own. A pod
 that moved to another node, or whose node's block changed, is a new pod
-(Kubernetes makes it anew): it gets a new address. An explicit address or block
-another asks for is taken from the one that held it, which then gets a new one
-(:attr:`Addressing.displaced` names it).
+(Kubernetes makes it anew): it gets a new address. An explicit address, block or
+nodePort another asks for is taken from the one that held it, which then gets a
+new one (:attr:`Addressing.displaced` names it).
 
     cluster podCIDR 10.244.0.0/16
       node minikube      10.244.0.0/24   .0 flannel.1 (/32), .1 cni0, .2.. pods
@@ -29,7 +30,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Iterator, Mapping
 
+from netlab.model import nodeports
 from netlab.model.location import Loc
+from netlab.model.nodeports import PortKey
 from netlab.model.topology import Topology
 
 BRIDGE_PORT_LIMIT = 1023  # BR_MAX_PORTS is 1024, port numbers start at 1
@@ -46,19 +49,24 @@ class Addressing:
     gateway_underlay_ip: IPv4Address | None = None
     # External IP of every LoadBalancer Service, keyed (namespace, name).
     lb_ip: dict[tuple[str, str], IPv4Address] = field(default_factory=dict)
-    # What the running lab's nodes, pods and Services held and another's explicit address (ip:, podCIDR:,
-    # clusterIP:, loadBalancerIP:) took from them.
+    # nodePort of every port of the NodePort and LoadBalancer Services, keyed (namespace, name, port, protocol),
+    # and healthCheckNodePort of every LoadBalancer with externalTrafficPolicy Local (model/nodeports.py)
+    node_port: dict[PortKey, int] = field(default_factory=dict)
+    health_check_port: dict[tuple[str, str], int] = field(default_factory=dict)
+    # What the running lab's nodes, pods and Services held and another's explicit address or port (ip:, podCIDR:,
+    # clusterIP:, loadBalancerIP:, nodePort:, healthCheckNodePort:) took from them.
     displaced: list[Displaced] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Displaced:
-    """An address (or block) a running node, pod or Service held that the file gives another: it gets a new one."""
+    """An address (or block, or nodePort) a running node, pod or Service held that the file gives another: it gets
+    a new one."""
 
-    who: str  # "pod b", "node n2", "service default/web"
-    what: str  # the Addressing field it was in, where its new one is: pod_ip, node_pod_cidr, lb_ip...
-    key: str | tuple[str, str]  # its key there
-    held: IPv4Address | IPv4Network
+    who: str  # "pod b", "node n2", "service default/web", "service default/web's port 80/TCP"
+    what: str  # the Addressing field it was in, where its new one is: pod_ip, node_pod_cidr, lb_ip, node_port...
+    key: str | tuple[str, str] | PortKey  # its key there
+    held: IPv4Address | IPv4Network | int
     taker: str  # "pod d asks for (ip:)"
 
 
@@ -82,32 +90,48 @@ class HeldNode:
 
 @dataclass(frozen=True)
 class Held:
-    """What a running lab's pods (by name), Services (by (namespace, name): ClusterIP), nodes (by name) and
-    LoadBalancer Services (their external IP) hold: its last up's allocation."""
+    """What a running lab's pods (by name), Services (by (namespace, name): ClusterIP), nodes (by name),
+    LoadBalancer Services (their external IP), Service ports (their nodePort) and health checks (a Service's
+    healthCheckNodePort) hold: its last up's allocation."""
 
     pods: Mapping[str, HeldPod] = field(default_factory=dict)
     services: Mapping[tuple[str, str], IPv4Address] = field(default_factory=dict)
     nodes: Mapping[str, HeldNode] = field(default_factory=dict)
     load_balancers: Mapping[tuple[str, str], IPv4Address] = field(default_factory=dict)
+    node_ports: Mapping[PortKey, int] = field(default_factory=dict)
+    health_checks: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """As the lab's state saves it (realize/state.py)."""
         return {"pods": {name: [p.namespace, p.node, str(p.node_cidr), str(p.ip)] for name, p in self.pods.items()},
                 "services": [[ns, name, str(ip)] for (ns, name), ip in self.services.items()],
                 "nodes": {name: [str(n.ip), str(n.pod_cidr)] for name, n in self.nodes.items()},
-                "load_balancers": [[ns, name, str(ip)] for (ns, name), ip in self.load_balancers.items()]}
+                "load_balancers": [[ns, name, str(ip)] for (ns, name), ip in self.load_balancers.items()],
+                "node_ports": [[*key, np] for key, np in self.node_ports.items()],
+                "health_checks": [[ns, name, hc] for (ns, name), hc in self.health_checks.items()]}
 
     @classmethod
     def from_json(cls, data: Mapping) -> "Held":
         """What :meth:`to_json` wrote (ValueError, TypeError or KeyError for anything else); an older netlab's
-        record has no nodes nor load_balancers: none held (the state fills them in, realize/state.py)."""
+        record has no nodes, load_balancers, node_ports nor health_checks: none held (the state fills them in,
+        realize/state.py)."""
         pods = {str(name): HeldPod(str(ns), str(node), IPv4Network(cidr), IPv4Address(ip))
                 for name, (ns, node, cidr, ip) in data["pods"].items()}
         services = {(str(ns), str(name)): IPv4Address(ip) for ns, name, ip in data["services"]}
         nodes = {str(name): HeldNode(IPv4Address(ip), IPv4Network(cidr))
                  for name, (ip, cidr) in (data.get("nodes") or {}).items()}
         lbs = {(str(ns), str(name)): IPv4Address(ip) for ns, name, ip in data.get("load_balancers") or []}
-        return cls(pods, services, nodes, lbs)
+        ports = {(str(ns), str(name), _port(port), str(proto)): _port(np)
+                 for ns, name, port, proto, np in data.get("node_ports") or []}
+        checks = {(str(ns), str(name)): _port(hc) for ns, name, hc in data.get("health_checks") or []}
+        return cls(pods, services, nodes, lbs, ports, checks)
+
+
+def _port(value: Any) -> int:
+    """A port number as :meth:`Held.to_json` wrote it: an integer (ValueError for anything else)."""
+    if type(value) is not int:
+        raise ValueError(f"not a port number: {value!r}")
+    return value
 
 
 def held_of(addr: Addressing, pods: Mapping[str, tuple[str, str]]) -> Held:
@@ -117,7 +141,7 @@ def held_of(addr: Addressing, pods: Mapping[str, tuple[str, str]]) -> Held:
                 dict(addr.service_ip),
                 {name: HeldNode(ip, addr.node_pod_cidr[name]) for name, ip in addr.node_ip.items()
                  if name in addr.node_pod_cidr},
-                dict(addr.lb_ip))
+                dict(addr.lb_ip), dict(addr.node_port), dict(addr.health_check_port))
 
 
 def _keep_held(addr: Addressing, into: dict, used: dict, pinned: dict, who: str, what: str, key: Any, was: Any,
@@ -158,7 +182,7 @@ def _ints(addresses) -> set[int]:
 def allocate(topo: Topology, held: Held | None = None) -> tuple[Addressing, list[tuple[Loc, str]]]:
     """Assign every address; returns the addressing and located problems.
 
-    Explicit addresses are checked and taken first, then what a running lab's
+    Explicit addresses (and nodePorts) are checked and taken first, then what a running lab's
     nodes, pods and Services hold (``held``), then the rest are handed out in
     file order from the lowest free one, so adding an explicit address never
     moves another explicit one. ``held`` never adds a problem: a topology is
@@ -172,7 +196,16 @@ def allocate(topo: Topology, held: Held | None = None) -> tuple[Addressing, list
     _pod_ips(topo, addr, out, held)
     _service_ips(topo, addr, out, held)
     _internet_ips(topo, addr, out, held)
+    _node_ports(topo, addr, held)
     return addr, out
+
+
+def _node_ports(topo: Topology, addr: Addressing, held: Held) -> None:
+    """nodePorts and healthCheckNodePorts (model/nodeports.py): a running Service keeps its own, as the API server
+    keeps an allocated port for the Service's life, unless another Service now declares it."""
+    ports = nodeports.allocate(topo, held.node_ports, held.health_checks)
+    addr.node_port, addr.health_check_port = ports.ports, ports.checks
+    addr.displaced += [Displaced(*taken) for taken in ports.taken]
 
 
 def _node_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:

@@ -112,6 +112,12 @@ def endpoint_order(endpoint: tuple[PodInfo, int]) -> str:
     pod, port = endpoint
     return f"{pod.ip}:{port}"
 
+# What a displaced holder gets (Lab.displaced), and what its held value is, by the Addressing field it was in
+_DISPLACED_NEW = {"node_pod_cidr": "a new block, and its pods new addresses in it", "node_port": "a new port",
+                  "health_check_port": "a new port"}
+_DISPLACED_HELD = {"node_port": "nodePort ", "health_check_port": "healthCheckNodePort "}
+
+
 class Lab:
     """A validated topology with its addressing resolved."""
 
@@ -138,14 +144,14 @@ class Lab:
         return held_of(self.addressing, {p.name: (p.namespace, p.node) for p in self.topo.pods})
 
     def displaced(self) -> list[str]:
-        """The running lab's nodes, pods and Services that give up the address (or block) they hold to another's
-        explicit one (``ip:``, ``podCIDR:``, ``clusterIP:``, ``loadBalancerIP:``, an internet host's ``ip:``), each
-        in a line: a fresh lab's, or a kept address, go unsaid."""
+        """The running lab's nodes, pods and Services that give up the address (or block, or port) they hold to
+        another's explicit one (``ip:``, ``podCIDR:``, ``clusterIP:``, ``loadBalancerIP:``, an internet host's
+        ``ip:``, ``nodePort:``, ``healthCheckNodePort:``), each in a line: a fresh lab's, or a kept one, go unsaid."""
         out = []
         for d in self.addressing.displaced:
             now = getattr(self.addressing, d.what).get(d.key)
-            new = "a new block, and its pods new addresses in it" if d.what == "node_pod_cidr" else "a new address"
-            out.append(f"{d.who} held {d.held}, which {d.taker}: it gets {now}, {new}")
+            new = _DISPLACED_NEW.get(d.what, "a new address")
+            out.append(f"{d.who} held {_DISPLACED_HELD.get(d.what, '')}{d.held}, which {d.taker}: it gets {now}, {new}")
         return out
 
     def plugin_addresses(self) -> list[str]:

@@ -27,6 +27,9 @@ node whether it has an endpoint of the Service.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Mapping
+
 from netlab.model.location import Loc, format_path
 from netlab.model.fields import NODE_PORT_RANGE
 from netlab.model.topology import Service, Topology
@@ -54,36 +57,70 @@ def _requested(svc: Service, port: int) -> int | None:
     return next((p.node_port for p in svc.ports if p.port == port and p.node_port is not None), None)
 
 
-def assign(topo: Topology) -> dict[PortKey, int]:
-    """nodePort of every port of the NodePort/LoadBalancer Services, keyed (namespace, name, port, protocol)."""
-    return _allocate(topo)[0]
+@dataclass
+class NodePorts:
+    """Every nodePort and healthCheckNodePort of a lab, and what a running Service gave up to the file."""
+
+    ports: dict[PortKey, int] = field(default_factory=dict)
+    checks: dict[tuple[str, str], int] = field(default_factory=dict)  # healthCheckNodePort, keyed (namespace, name)
+    # (who, "node_port" or "health_check_port", its key, the port it held, who asks for it): it gets a new one
+    taken: list[tuple[str, str, PortKey | tuple[str, str], int, str]] = field(default_factory=list)
 
 
-def health_checks(topo: Topology) -> dict[tuple[str, str], int]:
-    """healthCheckNodePort of every LoadBalancer Service with externalTrafficPolicy Local, keyed (namespace, name)."""
-    return _allocate(topo)[1]
-
-
-def _allocate(topo: Topology) -> tuple[dict[PortKey, int], dict[tuple[str, str], int]]:
-    taken = reserved(topo)
-    free = (n for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1) if n not in taken)
-    out: dict[PortKey, int] = {}
-    checks: dict[tuple[str, str], int] = {}
+def allocate(topo: Topology, held_ports: Mapping[PortKey, int] | None = None,
+             held_checks: Mapping[tuple[str, str], int] | None = None) -> NodePorts:
+    """nodePort of every port of the NodePort/LoadBalancer Services, keyed (namespace, name, port, protocol), and
+    healthCheckNodePort of every LoadBalancer with externalTrafficPolicy Local. Declared ones first; then a
+    running Service's (``held_*``: its last up's) it keeps, as the API server keeps an allocated port for the
+    Service's life, unless another Service declares it (then it is ``taken`` and the holder gets a new one) or
+    the file no longer allows it; then the rest, lowest free first, in file order."""
+    held_ports, held_checks = held_ports or {}, held_checks or {}
+    declared = reserved(topo)
+    pinned = {p.node_port: f"service {_ref(s)} asks for (nodePort:)" for s in topo.services if has_node_ports(s)
+              for p in s.ports if p.node_port is not None}
+    pinned.update({s.health_check_node_port: f"service {_ref(s)} asks for (healthCheckNodePort:)"
+                   for s in topo.services if s.needs_health_check and s.health_check_node_port is not None})
+    out = NodePorts()
+    owner: dict[int, tuple[str, str, int | None]] = {}  # kept port -> (namespace, name, port number; None: check)
+    kept: dict[tuple[str, str, int | None], int] = {}
+    decided: set[tuple[str, str, int | None]] = set()
+    for svc in topo.services:
+        if not has_node_ports(svc):
+            continue
+        wants: list[tuple[int | None, PortKey | tuple[str, str], int | None]] = [
+            (p.port, k, held_ports.get(k)) for p in svc.ports if _requested(svc, p.port) is None
+            for k in [(svc.namespace, svc.name, p.port, p.protocol)]]
+        if svc.needs_health_check and svc.health_check_node_port is None:
+            wants.append((None, (svc.namespace, svc.name), held_checks.get((svc.namespace, svc.name))))
+        for number, key, was in wants:  # the ports of one number share one nodePort: the first held one
+            mine = (svc.namespace, svc.name, number)
+            if was is None or mine in decided:
+                continue
+            decided.add(mine)
+            if was in pinned:
+                who, what = ((f"service {_ref(svc)}", "health_check_port") if number is None
+                             else (f"service {_ref(svc)}'s port {number}/{key[-1]}", "node_port"))
+                out.taken.append((who, what, key, was, pinned[was]))
+            elif _in_range(was) and was not in declared and was not in owner:
+                owner[was] = mine
+                kept[mine] = was
+    free = (n for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1) if n not in declared and n not in owner)
     for svc in topo.services:
         if not has_node_ports(svc):
             continue
         by_number: dict[int, int] = {}  # the API server's svcPortToNodePort
         for port in svc.ports:
-            np = port.node_port or by_number.get(port.port) or _requested(svc, port.port) or next(free, None)
+            np = port.node_port or by_number.get(port.port) or _requested(svc, port.port) \
+                or kept.get((svc.namespace, svc.name, port.port)) or next(free, None)
             if np is None:  # the range is used up: check_topology says so
                 continue
             by_number.setdefault(port.port, np)
-            out[(svc.namespace, svc.name, port.port, port.protocol)] = np
+            out.ports[(svc.namespace, svc.name, port.port, port.protocol)] = np
         if svc.needs_health_check:
-            hc = svc.health_check_node_port or next(free, None)
+            hc = svc.health_check_node_port or kept.get((svc.namespace, svc.name, None)) or next(free, None)
             if hc is not None:
-                checks[(svc.namespace, svc.name)] = hc
-    return out, checks
+                out.checks[(svc.namespace, svc.name)] = hc
+    return out
 
 
 def wanted(topo: Topology) -> int:

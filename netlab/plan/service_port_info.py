@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from netlab.model import nodeports
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import Service, ServicePort
 from netlab.plan.kube_names import ext_chain, fw_chain, sep_chain, service_port_name, svc_chain, svl_chain
@@ -110,10 +109,10 @@ def node_ports(lab: Lab) -> dict[tuple[str, str, int, str], int]:
     """nodePort of every port of NodePort/LoadBalancer Services, keyed (namespace, name, port, protocol).
 
     Explicit ``nodePort`` values first; the others get the one of the Service's port of the same number, else the
-    lowest free port of 30000-32767 in file order (Kubernetes picks at random; a lab must be reproducible): see
-    model/nodeports.py.
+    one a running lab's Service holds, else the lowest free port of 30000-32767 in file order (Kubernetes picks at
+    random; a lab must be reproducible): allocated with the lab's addresses, see model/nodeports.py.
     """
-    return nodeports.assign(lab.topo)
+    return lab.addressing.node_port
 
 
 def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodInfo, int]]]:
@@ -131,7 +130,7 @@ def service_ports(lab: Lab) -> list[ServicePortInfo]:
     Service without a ClusterIP (its DNS name answers the endpoints' addresses instead)."""
     eps = endpoint_index(lab)
     nps = node_ports(lab)
-    hcs = nodeports.health_checks(lab.topo)
+    hcs = lab.addressing.health_check_port  # allocated with the nodePorts
     lbs = lab.addressing.lb_ip  # allocated with the lab's other addresses (see internet.py)
     out = []
     for svc in lab.services:

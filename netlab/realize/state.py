@@ -33,10 +33,11 @@ if TYPE_CHECKING:
     from netlab.model.lab import Lab
     from netlab.model.topology import Topology
 
-# netlab.lab.up: the addresses the lab's nodes, pods and Services hold (model/addressing.py's Held), which the
-# next up keeps. A state without it, or a record without nodes or load_balancers (an older netlab's), holds
-# what its topology resolves to afresh.
+# netlab.lab.up: the addresses (and nodePorts) the lab's nodes, pods and Services hold (model/addressing.py's Held),
+# which the next up keeps. A state without it, or a record without one of OLDER_HELD (an older netlab's), holds
+# what its topology resolves to afresh there: what that netlab made.
 ADDRESSES = "addresses"
+OLDER_HELD = ("nodes", "load_balancers", "node_ports", "health_checks")
 # The top-level keys save() writes; any other is a newer release's, kept as it is (LabState.unknown).
 KEYS = frozenset({"version", "lab", "run_id", "phase", "source", "topology", "netns", "plan", "extra"})
 
@@ -143,8 +144,8 @@ class LabState:
 
     def held(self) -> Held | None:
         """The addresses the lab's nodes, pods and Services hold, as its last up saved them (None: as its topology
-        resolves afresh, an older netlab's state; so do the nodes' and load balancers' of a record that has
-        none). Checked by the state's schema on load."""
+        resolves afresh, an older netlab's state; so do the nodes', load balancers' and nodePorts' of a record
+        that has none). Checked by the state's schema on load."""
         from dataclasses import replace
 
         from netlab.model.addressing import Held
@@ -154,14 +155,14 @@ class LabState:
         if not isinstance(rec, dict):
             return None
         held = Held.from_json(rec)
-        if "nodes" in rec and "load_balancers" in rec:
+        older = [key for key in OLDER_HELD if key not in rec]
+        if not older:
             return held
-        try:  # nodes and load balancers are allocated before, and apart from, pods and ClusterIPs
+        try:  # nodes, load balancers and nodePorts are allocated before, and apart from, pods and ClusterIPs
             fresh = resolve(self.model(), held).held()
         except ValueError:  # a saved topology that no longer resolves: resolved() says so
             return held
-        return replace(held, nodes=held.nodes if "nodes" in rec else fresh.nodes,
-                       load_balancers=held.load_balancers if "load_balancers" in rec else fresh.load_balancers)
+        return replace(held, **{key: getattr(fresh, key) for key in older})
 
     def holding(self) -> Held:
         """What the next up of this lab keeps: the addresses its pods and Services hold (nothing, when its saved

@@ -93,6 +93,7 @@ Version2 = Annotated[Literal[2], BeforeValidator(_integer)]
 NetnsName = Annotated[StrictStr, AfterValidator(_netns)]
 Label = Annotated[StrictStr, AfterValidator(_label)]
 Path = Annotated[StrictStr, Field(max_length=PATH_MAX)]
+PortNumber = Annotated[StrictInt, Field(ge=1, le=65535)]
 IfName = Annotated[StrictStr, AfterValidator(check_ifname)]
 
 # A row: a JSON array of a fixed length and typed items (a tuple here). check_state validates the
@@ -274,13 +275,17 @@ Network = Annotated[StrictStr, AfterValidator(_network)]
 class AddressesRecord(Strict):
     """netlab.lab.up: the addresses the lab's pods ([namespace, node, node's podCIDR, ip] by name), Services
     ([namespace, name, ClusterIP]), nodes ([underlay ip, podCIDR] by name) and LoadBalancer Services ([namespace,
-    name, external ip]) hold, which the next up keeps (model/addressing.py's Held.to_json). An older netlab's
-    record has no nodes nor load_balancers."""
+    name, external ip]) hold, and the nodePorts of the Services' ports ([namespace, name, port, protocol, nodePort])
+    and their healthCheckNodePorts ([namespace, name, port]), which the next up keeps (model/addressing.py's
+    Held.to_json). An older netlab's record has no nodes, load_balancers, node_ports nor health_checks."""
 
     pods: dict[Label, Annotated[tuple[Label, Label, Network, Address], ROW]]
     services: list[Annotated[tuple[Label, Label, Address], ROW]]
     nodes: dict[Label, Annotated[tuple[Address, Network], ROW]] | None = None
     load_balancers: list[Annotated[tuple[Label, Label, Address], ROW]] | None = None
+    node_ports: list[Annotated[tuple[Label, Label, PortNumber, Literal["TCP", "UDP"], PortNumber], ROW]] \
+        | None = None
+    health_checks: list[Annotated[tuple[Label, Label, PortNumber], ROW]] | None = None
 
 
 def _services_version(record: Any) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from netlab.model import nodeports
 from netlab.plan import nftables, services
 from test_services_plan import check_golden, lab_of
 
@@ -150,15 +149,13 @@ def test_nftables_kube_proxys_own_lines():
 
 
 def test_health_check_node_port_is_allocated_for_a_local_load_balancer_only():
-    topo = lab().topo
-    ports = nodeports.assign(topo)
-    checks = nodeports.health_checks(topo)
+    ports, checks = lab().addressing.node_port, lab().addressing.health_check_port
     assert ports[("default", "web", 80, "TCP")] == 30000 and checks == {("default", "web"): 30001}
     assert ports[("default", "plain", 81, "TCP")] == 30002  # after web's health check, in file order
     (web,) = [sp for sp in services.service_ports(lab()) if sp.svc.name == "web"]
     assert web.health_check_node_port == 30001
     nodeport_local = {**TOPO, "services": [{**TOPO["services"][0], "type": "NodePort"}]}
-    assert nodeports.health_checks(lab(topo=nodeport_local).topo) == {}  # the API server's NeedsHealthCheck
+    assert lab(topo=nodeport_local).addressing.health_check_port == {}  # the API server's NeedsHealthCheck
 
 
 @pytest.mark.parametrize("change, field, message", [
