@@ -20,10 +20,8 @@ HEAD = """\
 name: {name}
 cluster: {{kubeProxyMode: {mode}}}
 nodes: [{{name: n1}}]
-internet:
-  hosts: [{{name: client, ip: 203.0.113.50}}]
-pods:
-  - {{name: web, node: n1, labels: {{app: web}}}}
+internet: {{hosts: [{{name: client, ip: 203.0.113.50}}]}}
+pods: [{{name: web, node: n1, labels: {{app: web}}}}]
 services:
 """
 LB = ("  - {name: lb, type: LoadBalancer, externalTrafficPolicy: Local, selector: {app: web}, "

@@ -1,7 +1,9 @@
 """A running lab's nodes keep their underlay IP and pod CIDR block through up, against the fake kernel (no root):
 a node inserted in the middle of nodes: re-addresses no running node nor its pods, status against the file (the
 dry run) says only what up then makes, and a state an older netlab saved (no nodes in its record) holds the
-blocks its topology gives afresh. tests/integration/test_held_addresses.py does it on a real lab."""
+blocks its topology gives afresh; so do its Services' nodePorts (no node_ports in its record: those its topology
+gives afresh, which that netlab made). tests/integration/test_held_addresses.py and test_held_node_ports.py do it on
+a real lab."""
 
 from __future__ import annotations
 
@@ -95,15 +97,49 @@ def test_a_state_of_an_older_netlab_holds_the_blocks_its_topology_gives_afresh(t
     assert str(state_mod.load_state("fn").held().nodes["n0"].pod_cidr) == "10.244.2.0/24"
 
 
-def test_the_state_schema_checks_the_nodes_and_load_balancers(tmp_path):
+def test_the_state_schema_checks_the_nodes_load_balancers_and_node_ports(tmp_path):
     from netlab.realize.state_schema import AddressesRecord
 
     good = {"pods": {}, "services": [], "nodes": {"n1": ["192.168.122.2", "10.244.0.0/24"]},
-            "load_balancers": [["default", "web", "203.0.113.254"]]}
+            "load_balancers": [["default", "web", "203.0.113.254"]],
+            "node_ports": [["default", "web", 80, "TCP", 30000]], "health_checks": [["default", "web", 30001]]}
     AddressesRecord.model_validate(good)
     AddressesRecord.model_validate({"pods": {}, "services": []})  # an older netlab's record
     for bad in ({**good, "nodes": {"n1": ["10.244.0.0/24", "192.168.122.2"]}},
                 {**good, "nodes": {"n1": ["192.168.122.2"]}},
-                {**good, "load_balancers": [["default", "web", "203.0.113.256"]]}):
+                {**good, "load_balancers": [["default", "web", "203.0.113.256"]]},
+                {**good, "node_ports": [["default", "web", 80, "TCP", "30000"]]},
+                {**good, "node_ports": [["default", "web", 80, "ICMP", 30000]]},
+                {**good, "node_ports": [["default", "web", 80, 30000]]},
+                {**good, "health_checks": [["default", "web", 70000]]}):
         with pytest.raises(ValueError):
             AddressesRecord.model_validate(bad)
+
+
+def write_services(tmp_path, *services: str) -> str:
+    path = tmp_path / "t.yaml"
+    path.write_text("name: fnp\nnodes: [{name: n1}]\npods: [{name: p, node: n1, labels: {app: web}}]\nservices:\n"
+                    + "".join(f"  - {{name: {s}, type: NodePort, selector: {{app: web}}, ports: [{{port: 80}}]}}\n"
+                              for s in services))
+    return str(path)
+
+
+def held_ports(lab: str = "fnp") -> dict[str, int]:
+    return {name: np for (_, name, _, _), np in state_mod.load_state(lab).held().node_ports.items()}
+
+
+def test_the_state_keeps_the_node_ports_and_an_older_one_holds_those_its_topology_gives_afresh(tmp_path):
+    k = FakeKernel()
+    up(write_services(tmp_path, "a", "b"), k)
+    assert held_ports() == {"a": 30000, "b": 30001}
+    up(write_services(tmp_path, "new", "a", "b"), k)
+    assert held_ports() == {"new": 30002, "a": 30000, "b": 30001}
+    state = state_mod.load_state("fnp")
+    for key in ("node_ports", "health_checks"):
+        del state.extra[state_mod.ADDRESSES][key]
+    state.save()
+    # the file-order allocation of its saved topology: what the netlab that made the lab gave it
+    assert held_ports() == {"new": 30000, "a": 30001, "b": 30002}
+    up(write_services(tmp_path, "top", "new", "a", "b"), k)
+    assert held_ports() == {"top": 30003, "new": 30000, "a": 30001, "b": 30002}
+
