@@ -81,8 +81,6 @@ def test_a_service_added_above_moves_no_running_node_port_and_a_declared_one_dis
         write_topology(tmp_path, HEAD.format(name=lab, mode=mode) + node_port("first", 82) + LB
                        + node_port("new", 83, declared=30002) + node_port("a", 81))
         up = netlab("up", "-t", path)
-        assert ("service default/a's port 81/TCP held nodePort 30002, which service default/new asks for "
-                "(nodePort:): it gets 30004, a new port") in up.stdout + up.stderr
         # a fresh lab of this file would give first 30000, lb 30001 and its check 30003: the running ones keep theirs
         assert rules(lab, mode) == {30000: "lb", 30003: "first", 30002: "new", 30004: "a"}
         status, body = health(lab, n1, 30001)
@@ -94,4 +92,6 @@ def test_a_service_added_above_moves_no_running_node_port_and_a_declared_one_dis
         assert {s["name"]: ([p["node_port"] for p in s["ports"]], s["health_check_node_port"]) for s in got
                 if s["type"] != "ClusterIP"} == {"first": ([30003], None), "lb": ([30000], 30001),
                                                  "new": ([30002], None), "a": ([30004], None)}
+        assert ("service default/a's port 81/TCP held nodePort 30002, which service default/new asks for "
+                "(nodePort:): it gets 30004, a new port") in up.stdout + up.stderr
         assert netlab("status", "--lab", lab, check=False).returncode == 0
