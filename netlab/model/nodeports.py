@@ -18,6 +18,12 @@ A lab is declarative, so the free ones are the lowest not declared anywhere (the
 API server picks at random, and a later Service that declares one already handed
 out is refused; a lab has no "later"), in file order, and never the VXLAN port:
 kube-proxy's DNAT of that UDP port would take the overlay's own packets.
+A running lab's Service keeps the ones it was given (its ports' by port number
+and protocol, its health check's), as the API server keeps them for the
+Service's life, so a Service added anywhere in the file moves none; one that
+another Service now declares goes to that one (the file is what the lab must
+be, where the API server would refuse the newcomer: "provided port is already
+allocated"), and the holder gets a new one, which ``up`` says (Lab.displaced).
 
 A LoadBalancer Service with externalTrafficPolicy Local also gets a
 healthCheckNodePort from the same allocator, after its nodePorts (the API

@@ -158,7 +158,7 @@ class LabState:
         older = [key for key in OLDER_HELD if key not in rec]
         if not older:
             return held
-        try:  # nodes, load balancers and nodePorts are allocated before, and apart from, pods and ClusterIPs
+        try:  # nodes, load balancers and nodePorts are allocated apart from pods and ClusterIPs
             fresh = resolve(self.model(), held).held()
         except ValueError:  # a saved topology that no longer resolves: resolved() says so
             return held
