@@ -112,6 +112,7 @@ def endpoint_order(endpoint: tuple[PodInfo, int]) -> str:
     pod, port = endpoint
     return f"{pod.ip}:{port}"
 
+
 # What a displaced holder gets (Lab.displaced), and what its held value is, by the Addressing field it was in
 _DISPLACED_NEW = {"node_pod_cidr": "a new block, and its pods new addresses in it", "node_port": "a new port",
                   "health_check_port": "a new port"}
