@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
 from netlab.cni.runtime import Runtime, RuntimeConf
+from netlab.cni.portmap import uses_portmap
 from netlab.cni.verify import verify
-from netlab.model.cniconf import ConflistError, parse_conflist
+from netlab.cni.verify_node import NodeSide, bridge_is_gateway
+from netlab.model.cniconf import Conflist, ConflistError, parse_conflist
 from netlab.realize.attachments import SANDBOX_GONE
 
 if TYPE_CHECKING:
@@ -172,7 +174,18 @@ def check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Cha
             if failed:
                 return Changed(True, failed[1], plugin=failed[0])
             continue
-        why = verify(pod.netns, rt_.cached_result(net.name, rt), no_check, ifname)
+        why = verify(pod.netns, rt_.cached_result(net.name, rt), no_check, ifname, node_side(net, rt, prec))
         if why:
             return Changed(False, why)
     return None
+
+
+def node_side(net: Conflist, rt: RuntimeConf, prec: dict[str, Any]) -> NodeSide | None:
+    """What of the pod's node a chain without CHECK is held to (cni/verify_node.py): the devices its result lists
+    there, and the hostPorts its ADD gave portmap (the record's, which the plugins got)."""
+    if not rt.node_netns:
+        return None
+    caps = prec.get("capabilityArgs")
+    given = caps.get("portMappings") if isinstance(caps, dict) and uses_portmap(net.plugins) else None
+    mappings = tuple(m for m in given if isinstance(m, dict)) if isinstance(given, list) else ()
+    return NodeSide(rt.node_netns, bridge_is_gateway(net.plugins), mappings)

@@ -16,10 +16,15 @@ rule, though the packet was delivered to the pod (QA qr3 #4).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
+from netlab.cni.portmap import missing_dnats
+from netlab.model.hostports import port_mappings
 from netlab.trace.facts import NatRule, NatTable
 from netlab.trace.flow import Flow
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
 
 DISPATCH = "CNI-HOSTPORT-DNAT"  # portmap's chain, jumped to from PREROUTING and OUTPUT
 POD_CHAIN = "CNI-DN-"  # + a hash of the network and the container: each pod's own DNATs
@@ -100,3 +105,26 @@ def words(found: HostPortDnat, pod: str, old: Flow) -> str:
     """``: hostPort 18081 of pod a, CNI-HOSTPORT-DNAT → CNI-DN-...: portmap's `-A CNI-DN-... -j DNAT ...```."""
     return (f": hostPort {old.dport} of pod {pod}, {DISPATCH} → {found.chain}: portmap's `{found.rule.line}`"
             f"{found.counted()}")
+
+
+def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatTable | None], netns: str,
+             proto: str, port: int) -> str | None:
+    """A packet to ``port`` of node ``netns`` that no socket there took: when that port is a hostPort of a pod of
+    this node whose DNAT portmap's rules no longer hold (flushed by hand: QA cnihost 2), which pod and what is gone
+    (None: no pod's hostPort, or its rules are there, or the nat table was not read)."""
+    node = next((n for n in lab.nodes if n.netns == netns), None)
+    if node is None:
+        return None
+    pods = [(pod, mappings) for pod in lab.pods if pod.node == node.name
+            if (mappings := [m for m in port_mappings(pod.spec) if m["hostPort"] == port and m["protocol"] == proto])]
+    table = nat_table(netns) if pods else None  # read only for a port that is a hostPort here
+    if table is None:
+        return None
+    lines = [r.line for r in table.rules]
+    for pod, mappings in pods:
+        ip = next((a for a, name in ip_names.items() if name == pod.name), str(pod.ip))
+        why = missing_dnats(lines, mappings, ip)
+        if why:
+            return (f"{proto} port {port} of {node.name} is pod {pod.name}'s hostPort, but {why}: up re-attaches "
+                    f"the pod (ip netns exec {netns} iptables-save -t nat)")
+    return None

@@ -35,8 +35,8 @@ from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.cni.edited import lab_netns_gone, netns_gone, repair_command
 from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
-from netlab.trace import (inputdrop, kubeproxy_nft, nodeport, policy as tpolicy, policyrules, refusal, rejectanswer,
-                          targets)
+from netlab.trace import (hostport, inputdrop, kubeproxy_nft, nodeport, policy as tpolicy, policyrules, refusal,
+                          rejectanswer, targets)
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -274,6 +274,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
+        gone = hostport.unmapped(lab, lm.ip_names, kernel.nat_table, arrived, proto, fwd.final.dport)
+        result.refused += f"; {gone}" if gone else ""
     elif (sent.refused or sent.rejected) and not result.verdict.delivered:  # on the way: kube-proxy's REJECT
         result.refused = refusal.rejected(result.verdict, fwd.hops)
     rejectanswer.start_rows(result)

@@ -1,0 +1,108 @@
+"""The node's side of a pod attached by a chain without CHECK, compared with what its plugins reported.
+
+The bridge plugin's ADD result lists the node's devices beside the pod's
+``eth0``: its bridge (``cni0``) and the host end of the pod's veth pair, both
+without a ``sandbox``. Its own CHECK holds them to that: the bridge exists, the
+host veth exists and is a port of that bridge. A chain without CHECK
+(cniVersion before 0.4.0, or ``disableCheck``) had only the pod's namespace
+compared (cni/verify.py), so ``ip link del cni0`` on the node, or ``ip link set
+vethX nomaster``, cut the pods off while status said all as planned (QA
+cnihost 1). Here: each device the result lists on the node exists and is up, a
+veth the result lists is a port of the bridge it lists, and the bridge holds
+each gateway of the result when a bridge plugin of the chain is its pods'
+gateway (``isGateway``, ``isDefaultGateway``: the plugin puts that address on
+the bridge).
+
+A pod's ``hostPort`` is portmap's DNAT in the node's nat table (cni/portmap.py):
+flushed by hand, the port was refused while status was clean (QA cnihost 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from netlab.cni.conf import attachment, convert_result
+from netlab.cni.portmap import missing_dnats
+from netlab.errors import NetnsGone
+from netlab.kernel.base import Kernel, KernelError, Snapshot
+
+
+def node_side(result: dict[str, Any]) -> list[str]:
+    """The names of the interfaces the result lists outside the pod (no ``sandbox``): the node's devices."""
+    ifaces = convert_result(result, "1.0.0").get("interfaces") or []
+    return [i["name"] for i in ifaces
+            if isinstance(i, dict) and not i.get("sandbox") and isinstance(i.get("name"), str)]
+
+
+def gateways(result: dict[str, Any]) -> list[str]:
+    """Each IPv4 gateway the result's ``ips`` give."""
+    out = []
+    for ip in convert_result(result, "1.0.0").get("ips") or []:
+        gw = ip.get("gateway") if isinstance(ip, dict) else None
+        if isinstance(gw, str) and gw and ":" not in gw and gw not in out:
+            out.append(gw)
+    return out
+
+
+def bridge_is_gateway(plugins: Iterable[Any]) -> bool:
+    """Whether a bridge plugin of the chain (or under a wrapper's ``delegate``) puts the pods' gateway on its bridge."""
+    for plugin in plugins:
+        for conf in (plugin, plugin.get("delegate") if isinstance(plugin, dict) else None):
+            if isinstance(conf, dict) and conf.get("type") == "bridge" and (
+                    conf.get("isGateway") is True or conf.get("isDefaultGateway") is True):
+                return True
+    return False
+
+
+def compare_node(result: dict[str, Any], snap: Snapshot, gateway_on_bridge: bool = False) -> str | None:
+    """What of the result's node side the node's namespace lacks, in words (None: all there)."""
+    names = node_side(result)
+    for name in names:
+        link = snap.links.get(name)
+        if link is None:
+            return f"the node's {name} is gone"
+        if not link.up:
+            return f"the node's {name} is down"
+    bridges = [snap.links[n] for n in names if snap.links[n].kind == "bridge"]
+    if len(bridges) != 1:
+        return None
+    bridge, by_index = bridges[0], snap.by_index()
+    for name in names:
+        link = snap.links[name]
+        if link.kind == "veth" and link.master != bridge.index:
+            now = by_index.get(link.master) if link.master is not None else None
+            return (f"the node's {name} is not a port of {bridge.name} "
+                    f"({'it has no master' if now is None else f'its master is {now.name}'})")
+    have = {a.address for a in snap.addrs if a.index == bridge.index}
+    for gw in gateways(result) if gateway_on_bridge else ():
+        if gw not in have:
+            return f"the node's {bridge.name} lacks the pods' gateway {gw}"
+    return None
+
+
+@dataclass(frozen=True)
+class NodeSide:
+    """What of a pod's node to hold to its chain's cached ADD result: the node's namespace, whether the chain's
+    bridge is its pods' gateway, and the host ports portmap was given (``portMappings``: none when the chain has no
+    portmap of iptables rules)."""
+
+    netns: str
+    gateway_on_bridge: bool = False
+    port_mappings: tuple[dict[str, Any], ...] = ()
+
+    def compare(self, kernel: Kernel, result: dict[str, Any], ifname: str) -> str | None:
+        """The node's devices, then its hostPort DNATs, compared with the result (None: all there). A node whose
+        namespace is gone is netlab's own drift, said for the node."""
+        try:
+            why = compare_node(result, kernel.snapshot(self.netns, (), tables=False), self.gateway_on_bridge)
+        except NetnsGone:
+            return None
+        att = attachment(result, ifname)
+        if why or not self.port_mappings or att is None:
+            return why
+        try:
+            text = kernel.iptables_save(self.netns, "nat")
+        except KernelError:  # status's own read of the node's tables says it
+            return None
+        return missing_dnats(text.splitlines(), list(self.port_mappings), str(att.ip))
