@@ -125,6 +125,6 @@ def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatT
         ip = next((a for a, name in ip_names.items() if name == pod.name), str(pod.ip))
         why = missing_dnats(lines, mappings, ip)
         if why:
-            return (f"{proto} port {port} of {node.name} is pod {pod.name}'s hostPort, but {why}: up re-attaches "
+            return (f"{proto} port {port} of {node.name} is pod {pod.name}'s hostPort, but {why}; up re-attaches "
                     f"the pod (ip netns exec {netns} iptables-save -t nat)")
     return None

@@ -139,7 +139,7 @@ def test_a_host_port_whose_dnat_is_flushed_is_drift_said_by_trace_and_repaired(l
             "CNI-HOSTPORT-DNAT leads to it")
     trace = json.loads(netlab("trace", "--lab", name, "n1", "n1", "--port", "18080", "-o", "json",
                               check=False).stdout)
-    assert (f"tcp port 18080 of n1 is pod a's hostPort, but {gone}: up re-attaches the pod"
+    assert (f"tcp port 18080 of n1 is pod a's hostPort, but {gone}; up re-attaches the pod"
             in (trace.get("refused") or "")), trace.get("refused")
     lines, js = _status(name)
     assert lines == [f"cni: pod a: {DIFFERS}: {gone} {no_check}"], lines
