@@ -18,16 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from netlab.cni.portmap import missing_dnats
+from netlab.cni.portmap import DISPATCH, POD_CHAIN, missing_dnats
 from netlab.model.hostports import port_mappings
 from netlab.trace.facts import NatRule, NatTable
 from netlab.trace.flow import Flow
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
-
-DISPATCH = "CNI-HOSTPORT-DNAT"  # portmap's chain, jumped to from PREROUTING and OUTPUT
-POD_CHAIN = "CNI-DN-"  # + a hash of the network and the container: each pod's own DNATs
 
 
 @dataclass(frozen=True)
