@@ -154,11 +154,13 @@ class Lab(LabChecks, PodActions):
         # Known under the lab's lock, when up begins: two processes bringing up one lab at once are never both
         # its owners (the first to leave its with block took it down under the other).
         lab = cls(loaded.lab.name, owned=done.fresh)
+        stopped, warnings = _stopped_processes(warnings)
         lab.last_up = R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                                  removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
                                  operations=done.operations, warnings=tuple(warnings),
                                  failed=tuple(done.failed), notes=tuple(notes),
-                                 note_places=tuple(R.NotePlace(**n.place()) for n in notes))
+                                 note_places=tuple(R.NotePlace(**n.place()) for n in notes),
+                                 stopped_processes=stopped)
         return lab
 
     @classmethod
@@ -207,9 +209,10 @@ class Lab(LabChecks, PodActions):
             done = lifecycle.down(self.name, wait=wait, progress=progress, force=force)
         self._down = True
         self._model = None
+        stopped, problems = _stopped_processes(done.problems)
         return R.DownResult(lab=done.lab, was_up=done.was_up, removed_netns=tuple(done.removed_netns),
-                            skipped=tuple(done.skipped), problems=tuple(done.problems),
-                            removed_pod_files=tuple(done.removed_pod_files))
+                            skipped=tuple(done.skipped), problems=tuple(problems),
+                            removed_pod_files=tuple(done.removed_pod_files), stopped_processes=stopped)
 
     # --- what it is ------------------------------------------------------------------------
 
@@ -404,3 +407,12 @@ def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:
         if item.name == name:
             return item
     raise UsageError(f"lab {lab} has no {what} {name!r} ({what}s: {', '.join(i.name for i in items) or 'none'})")
+
+
+def _stopped_processes(lines: Sequence[str]) -> tuple[tuple[R.StoppedProcess, ...], list[str]]:
+    """The processes not the lab's that a removal stopped (kernel/kill.other_line's lines among up's warnings or
+    down's problems), and the other lines: those are said as what was removed, not as warnings."""
+    from netlab.kernel.kill import split_others
+
+    others, rest = split_others(lines)
+    return tuple(R.StoppedProcess(netns=n, pid=pid, command=cmd) for n, pid, cmd in others), rest

@@ -73,6 +73,17 @@ def __dir__() -> list[str]:
 
 
 @dataclass(frozen=True)
+class StoppedProcess:
+    """A process that was not the lab's, stopped as a namespace of the lab went (``up -o json``'s and ``down -o
+    json``'s ``stopped_processes``): one started there with ``netlab exec`` or ``nsenter``. ``netns``: the
+    namespace's name; ``pid``; ``command``: its command line as it was found."""
+
+    netns: str
+    pid: int
+    command: str
+
+
+@dataclass(frozen=True)
 class NotePlace:
     """Where a note is said (``netlab validate -o json``'s and ``up -o json``'s ``note_places``): as a problem is
     located, ``file``, ``line`` and ``field`` (None where not known: a note of no object netlab read), and its
@@ -103,6 +114,8 @@ class UpResult:
     notes: tuple[str, ...] = ()
     # One per note of ``notes``, in its order: its file, line, field and message, as validate's -o json gives them.
     note_places: tuple[NotePlace, ...] = ()
+    # Processes not the lab's (started in a pod with `netlab exec` or nsenter) stopped with a namespace it removed.
+    stopped_processes: tuple[StoppedProcess, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -122,6 +135,8 @@ class DownResult:
     # The pods' files under /etc/netns removed, by path (/etc/netns/<lab>-<pod>/hosts, resolv.conf): those the
     # lab's state recorded, and with ``force`` those whose first line alone proved them the lab's.
     removed_pod_files: tuple[str, ...] = ()
+    # Processes not the lab's (started in a namespace of it with `netlab exec` or nsenter) stopped with the lab.
+    stopped_processes: tuple[StoppedProcess, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from netlab.cli.style import plural, table
 from netlab.errors import ChecksFailed, NetlabError, command_path, display_path, from_file_way
 
 if TYPE_CHECKING:
+    from netlab.api.results import StoppedProcess
     from netlab.api.topology import Loaded
 
 # No LOADS (cli.base.COMMANDS): `status` starts its kernel readers (lab/readahead.py) before it loads
@@ -162,7 +163,8 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
     parts += fixed_words(result.fixed)
     click.echo(f"lab {model.name} is up ({', '.join(parts)}): {loaded.counts()}; {network_words(loaded)}")
     # a repair or a change: every action, as -o json lists them (a fresh lab's: only counted, nothing was there)
-    said = removed.lines(result.removed_netns, before, result.warnings) + ([] if lab.owned else list(result.fixed))
+    said = removed.lines(result.removed_netns, before, result.warnings, result.stopped_processes) \
+        + ([] if lab.owned else list(result.fixed))
     if said:
         for line in said[:20]:
             click.echo(f"  {line}")
@@ -323,7 +325,7 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     if lab_name is None:
         if output == "json":
             print_json({"lab": None, "was_up": False, "removed_netns": [], "skipped": [], "problems": [],
-                        "removed_pod_files": []})
+                        "removed_pod_files": [], "stopped_processes": []})
         else:
             click.echo("no lab is up; nothing to do")
         return
@@ -347,7 +349,7 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
         alone = [path for path in result.removed_pod_files
                  if os.path.basename(os.path.dirname(path)) not in result.removed_netns]
         click.echo(f"lab {lab_name} is down ({plural(len(result.removed_netns), 'namespace')} removed"
-                   f"{pod_files_words(alone)})")
+                   f"{pod_files_words(alone)}{stopped_words(result.stopped_processes)})")
 
 
 def pod_files_words(paths: Sequence[str]) -> str:
@@ -359,6 +361,17 @@ def pod_files_words(paths: Sequence[str]) -> str:
     more = f" and {len(folders) - 3} more" if len(folders) > 3 else ""
     root = os.path.dirname(os.path.dirname(paths[0]))
     return f"; its pods' files in {root} removed: {', '.join(folders[:3])}{more}"
+
+
+def stopped_words(stopped: Sequence[StoppedProcess]) -> str:
+    """What down says of the processes not the lab's that it stopped with the lab's namespaces (a user's `netlab
+    exec`, `nsenter`), each with its namespace: ``; also stopped 1 process of yours in its namespaces: 4242 sleep
+    1000 in L-b``; nothing when none."""
+    from netlab.kernel.kill import others_words
+
+    if not stopped:
+        return ""
+    return "; " + others_words([(p.pid, p.command, p.netns) for p in stopped], "its namespaces")
 
 
 def _stopped(lab_name: str, exc: KeyboardInterrupt) -> NetlabError:

@@ -7,6 +7,7 @@ import os
 from typing import Any, Sequence
 
 from netlab.errors import NetlabError
+from netlab.api.results import StoppedProcess
 from netlab.model.lab import DEFAULT_CONTAINER
 
 
@@ -45,23 +46,35 @@ def _containers(pod: dict[str, Any], record: object) -> list[str]:
 
 
 def lines(removed: tuple[str, ...] | list[str], before: dict[str, tuple[str, list[str]]],
-          warnings: Sequence[str] = ()) -> list[str]:
+          warnings: Sequence[str] = (), stopped: Sequence[StoppedProcess] = ()) -> list[str]:
     """One line per namespace ``up`` removed: ``removed pod default/client (network namespace lab-client,
     container main stopped)``; ``warnings``: the run's, in which the stop named each process it left in a pod's
-    network namespace or its UTS pin (kernel/kill.py): that pod's containers are said not all stopped."""
-    from netlab.kernel.kill import is_survivor, stopped_words  # an up loaded it: the stop's own words
+    network namespace or its UTS pin (kernel/kill.py): that pod's containers are said not all stopped.
+    ``stopped``: the processes not the lab's its stops stopped (a user's ``netlab exec``), said on the line of
+    the pod or node they were in (``..., also stopped 1 process of yours in the pod: 4242 sleep 1000``), or on
+    one of their own for a namespace no such line names (a pod whose name another took, one made again)."""
+    from netlab.kernel.kill import is_survivor, others_words, stopped_words  # an up loaded it: the stop's words
 
     out = []
     for netns in removed:
+        yours = others_words(theirs, "it") if (theirs := _of(stopped, netns)) else ""
         if netns not in before:
-            out.append(f"removed network namespace {netns}")
+            out.append(f"removed network namespace {netns}" + (f" ({yours})" if yours else ""))
             continue
         kind, containers = before[netns]
-        stopped = ""
+        said = ""
         if containers:
             pod = kind.rpartition("/")[2]
             left = sum(1 for w in warnings if is_survivor(w) and (w.endswith(f" in {netns}")
                                                                   or w.endswith(f"{os.sep}{pod}")))
-            stopped = f", {stopped_words(containers, left)}"
-        out.append(f"removed {kind} (network namespace {netns}{stopped})")
+            said = f", {stopped_words(containers, left)}"
+        if theirs:
+            said += f", {others_words(theirs, 'the ' + kind.partition(' ')[0])}"
+        out.append(f"removed {kind} (network namespace {netns}{said})")
+    for netns in sorted({p.netns for p in stopped} - set(removed)):
+        out.append(others_words(_of(stopped, netns), netns))
     return out
+
+
+def _of(stopped: Sequence[StoppedProcess], netns: str) -> list[tuple[int, str, str]]:
+    return [(p.pid, p.command, "") for p in stopped if p.netns == netns]

@@ -272,3 +272,12 @@ def _visiting(pid: int, tid: str) -> bool:
             return fh.read().rstrip(b"\n") == nsmod.VISITOR
     except OSError:
         return False
+
+
+def comm(pid: int) -> str | None:
+    """The process's name (/proc/<pid>/comm, 15 bytes at most), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as fh:
+            return fh.read().rstrip(b"\n").decode(errors="replace")
+    except OSError:
+        return None

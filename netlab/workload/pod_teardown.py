@@ -8,15 +8,16 @@ identity, see kernel/processes.py), and the lab's echo server, found through its
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from netlab.kernel import kill
+from netlab.kernel import kill, processes
+from netlab.kernel.processes import ProcId
 from netlab.model.naming import DNS_LABEL
 from netlab.workload import crashloop, launch
 from netlab.workload.containers import log_dir, logs_by_pod, remove_logs
 from netlab.workload.records import records as _records
 from netlab.workload.stopping import drop_echo, stop_container
-from netlab.workload.tasks import task_of
+from netlab.workload.tasks import proc_of, run_mark, task_of
 from netlab.workload.uts import is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many, uts_dir, \
     uts_path
 
@@ -64,7 +65,11 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False, 
     else:
         ids = [f"{pod}/{c}" for pod in sorted(doomed) for c in pods.get(pod, {}).get("containers", {})]
         survivors = drop_echo(state.lab, ids)  # a line when the server cannot drop them: it goes with them
-    survivors += kill.stop_namespaces([] if taken else names, [u for u in uts_files if is_uts_mount(u)])
+    others: list[kill.Found] = []
+    survivors += kill.stop_namespaces([] if taken else names, [u for u in uts_files if is_uts_mount(u)],
+                                      ours=containers_of(pods, doomed), others=others)
+    where = {os.path.join(udir, pod): f"{state.lab}-{pod}" for pod in doomed}  # a pin found it: its pod's name
+    survivors += [kill.other_line(f, where.get(f.where, f.where)) for f in others]
     if not (everything and remove_pins_fs(state.lab)):
         remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
     logs = logs_by_pod(state.lab)
@@ -85,6 +90,30 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False, 
         except OSError:
             pass
     return survivors
+
+
+def containers_of(pods: dict[str, dict[str, Any]], doomed: Iterable[str]) -> Callable[[ProcId], bool]:
+    """Whether a process is one of the containers the records of the pods ``doomed`` name: a command container's
+    first process, or one of its run (:func:`processes.of_run`: its session, its run's mark), or the echo server
+    whose threads are the echo containers. What else runs in their namespaces someone else started there (``netlab
+    exec``, ``nsenter``), which their stop says it stopped (kill.stop_namespaces' ``others``)."""
+    leaders: set[ProcId] = set()
+    runs: list[tuple[ProcId, bytes]] = []
+    servers: set[int] = set()
+    for pod in doomed:
+        for crec in ((pods.get(pod) or {}).get("containers") or {}).values():
+            p = proc_of(crec) if isinstance(crec, dict) else None
+            if p is None:
+                continue
+            leaders.add(p)
+            mark = run_mark(crec)
+            if mark:
+                runs.append((p, mark.encode()))
+            group = processes.thread_group(p.pid)
+            if group is not None and group != p.pid and processes.start_time(p.pid) == p.start:
+                servers.add(group)  # an echo container: a thread of the lab's echo server
+    return lambda p: p in leaders or p.pid in servers or any(processes.of_run(p.pid, lead, mark)
+                                                             for lead, mark in runs)
 
 
 def stop_pod(state: LabState, pod: PodInfo) -> list[str]:

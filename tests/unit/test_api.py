@@ -119,7 +119,7 @@ def test_to_json_leaves_out_none_only_where_a_class_asks_and_keeps_other_values_
     assert jsonio.to_json(end) == {"name": "web", "kind": "service", "ip": "10.96.0.20", "port": 80}
     down = jsonio.to_json(R.DownResult(lab="x", was_up=False, removed_netns=(), skipped=()))
     assert down == {"lab": "x", "was_up": False, "removed_netns": [], "skipped": [], "problems": [],
-                    "removed_pod_files": []}
+                    "removed_pod_files": [], "stopped_processes": []}
     # A class (not an instance) and other values pass through; mappings and tuples nest.
     assert jsonio.to_json({"k": (R.TraceEnd, 1.5, None, [end])}) == {
         "k": [R.TraceEnd, 1.5, None, [{"name": "web", "kind": "service", "ip": "10.96.0.20", "port": 80}]]}
@@ -139,7 +139,7 @@ def test_from_json_refuses_fields_it_does_not_know():
         (R.DownResult, {k: v for k, v in data.items() if k != "skipped"}, "not a DownResult's JSON: no key 'skipped'"),
         (R.DownResult, {"lab": "x"}, "not a DownResult's JSON: no keys 'removed_netns', 'skipped', 'was_up'"),
         (R.Status, data, "not a Status's JSON: unknown keys 'problems', 'removed_netns', 'removed_pod_files', "
-                         "'skipped', 'was_up'"),
+                         "'skipped', 'stopped_processes', 'was_up'"),
     ]
     trace = sample(R.Trace)  # something in every field: a hop, the endpoint, its source and destination
     hop = trace["hops"][0]

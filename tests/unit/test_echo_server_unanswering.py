@@ -163,7 +163,7 @@ def fake_kernel(monkeypatch, server: SlowServer, pods: dict) -> list[str]:
     echo server: all its threads, every pod's echo container); returns what it stopped."""
     stopped: list[str] = []
 
-    def stop_namespaces(names, uts_files=(), grace=3.0):
+    def stop_namespaces(names, uts_files=(), grace=3.0, ours=None, others=None):
         pods_in = {pod for pod, prec in pods.items() if prec["netns"] in names}
         if set(server.threads.values()) & pods_in:
             stopped.append("the echo server")

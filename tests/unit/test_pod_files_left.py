@@ -174,11 +174,11 @@ def test_down_force_json_names_the_pods_files_it_removed_beside_what_it_always_h
     pod(etc, "ab-a", hosts=mine(), resolv="# the user's resolv.conf\n")
     proc = cli_down("--force", "-o", "json")
     assert json.loads(proc.stdout) == {"lab": LAB, "was_up": True, "removed_netns": [], "skipped": [],
-                                       "problems": [], "removed_pod_files": [f"{etc}/ab-a/hosts"]}, proc
+                                       "problems": [], "removed_pod_files": [f"{etc}/ab-a/hosts"], "stopped_processes": []}, proc
     assert tree(etc) == ["ab-a", "ab-a/resolv.conf"]
     again = cli_down("--force", "-o", "json")  # nothing left: the same keys, empty
     assert json.loads(again.stdout) == {"lab": LAB, "was_up": False, "removed_netns": [], "skipped": [],
-                                        "problems": [], "removed_pod_files": []}, again
+                                        "problems": [], "removed_pod_files": [], "stopped_processes": []}, again
     assert cli_down("--force").stdout == "lab ab is not up; nothing to do\n"
 
 

@@ -41,7 +41,7 @@ def test_down_counts_one_namespace_as_one(monkeypatch):
     monkeypatch.setattr(cli_lab, "require_root", lambda: None)
     monkeypatch.setattr(api, "selected_name", lambda *a, **k: "l")
     done = types.SimpleNamespace(was_up=True, removed_netns=["l-underlay"], removed_pod_files=[], skipped=[],
-                                 problems=[])
+                                 problems=[], stopped_processes=[])
     monkeypatch.setattr(api.Lab, "down", lambda self, **kw: done)
     assert run_cli("down", "--lab", "l").stdout == "lab l is down (1 namespace removed)\n"
 
