@@ -51,7 +51,7 @@ def lines(removed: tuple[str, ...] | list[str], before: dict[str, tuple[str, lis
     container main stopped)``; ``warnings``: the run's, in which the stop named each process it left in a pod's
     network namespace or its UTS pin (kernel/kill.py): that pod's containers are said not all stopped.
     ``stopped``: the processes not the lab's its stops stopped (a user's ``netlab exec``), said on the line of
-    the pod or node they were in (``..., also stopped 1 process of yours in the pod: 4242 sleep 1000``), or on
+    the pod or node they were in (``...; also stopped 1 process of yours in the pod: 4242 sleep 1000``), or on
     one of their own for a namespace no such line names (a pod whose name another took, one made again)."""
     from netlab.kernel.kill import is_survivor, others_words, stopped_words  # an up loaded it: the stop's words
 
@@ -69,7 +69,7 @@ def lines(removed: tuple[str, ...] | list[str], before: dict[str, tuple[str, lis
                                                                   or w.endswith(f"{os.sep}{pod}")))
             said = f", {stopped_words(containers, left)}"
         if theirs:
-            said += f", {others_words(theirs, 'the ' + kind.partition(' ')[0])}"
+            said += f"; {others_words(theirs, 'the ' + kind.partition(' ')[0])}"
         out.append(f"removed {kind} (network namespace {netns}{said})")
     for netns in sorted({p.netns for p in stopped} - set(removed)):
         out.append(others_words(_of(stopped, netns), netns))

@@ -110,6 +110,9 @@ def test_a_process_that_enters_a_removed_pod_after_up_looked_is_stopped_or_said(
             if newcomers == 1:  # the second scan found it: stopped with the rest
                 assert left == [], up.stdout + up.stderr
                 assert said in up.stdout, up.stdout
+                # its own line: the pod's says the name holds another's namespace now
+                yours = f"\n  also stopped 1 process of yours in {name}: {late[0].pid} sleep 3100\n"
+                assert yours in up.stdout, up.stdout
                 assert late[0].wait(timeout=60) in (-9, -15)  # SIGTERM (SIGKILL): exited, our child to reap
             else:  # the last one came after the last round: still there, and said; the pod not said stopped
                 assert left == [f"{late[-1].pid}/{late[-1].pid}"], up.stdout + up.stderr
@@ -126,7 +129,7 @@ def test_a_removed_pods_line_says_its_containers_not_all_stopped_when_its_stop_l
     """The same for a pod taken out of the topology with its namespace the lab's own: `up` said "containers main,
     web stopped" from the lab's records before the stop (cli/removed.py), whatever the stop left; a process that
     came after the stop's last round is named in a warning, and the pod's line says its containers not all
-    stopped."""
+    stopped; the two that came in earlier rounds were stopped, named as processes of yours."""
     late: list[subprocess.Popen] = []
     with pod_b_held(labs, "nm") as (lab, path, name, old, held):
         try:
@@ -136,7 +139,8 @@ def test_a_removed_pods_line_says_its_containers_not_all_stopped_when_its_stop_l
             assert tasks_in(old) == [f"{late[-1].pid}/{late[-1].pid}"], up.stdout + up.stderr
             assert f"netlab: warning: pid {late[-1].pid} (" in up.stderr, up.stdout + up.stderr
             assert (f"removed pod default/b (network namespace {name}, containers main, web not all stopped: 1 "
-                    "process left in the pod, named in a warning)") in up.stdout, up.stdout
+                    "process left in the pod, named in a warning; also stopped 2 processes of yours in the pod: "
+                    f"{late[0].pid} sleep 3100, {late[1].pid} sleep 3101)") in up.stdout, up.stdout
             assert not os.path.exists(f"/run/netns/{name}"), up.stdout  # the name goes; the survivor keeps the rest
         finally:
             reaped(late)

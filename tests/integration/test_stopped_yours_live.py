@@ -69,7 +69,7 @@ def test_up_and_down_name_the_processes_of_yours_they_stopped(labs, tmp_path, ou
             assert json.loads(up.stdout)["stopped_processes"] == [
                 {"netns": f"{lab}-b", "pid": pid, "command": cmd} for pid, cmd in (first, second)], up.stdout
         else:
-            assert (f"removed pod default/b (network namespace {lab}-b, containers main, web stopped, also stopped 2 "
+            assert (f"removed pod default/b (network namespace {lab}-b, containers main, web stopped; also stopped 2 "
                     f"processes of yours in the pod: {first[0]} {first[1]}, {second[0]} {second[1]})\n"
                     ) in up.stdout, up.stdout
         assert "warning" not in up.stderr, up.stderr  # said as what up did, not as a warning

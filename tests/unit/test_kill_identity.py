@@ -104,7 +104,7 @@ def test_the_lines_up_and_down_say():
                StoppedProcess("l-c", 4260, "nc -l 80")]
     before = {"l-b": ("pod default/b", ["main", "web"])}
     assert removed.lines(["l-b"], before, [], stopped) == [
-        "removed pod default/b (network namespace l-b, containers main, web stopped, also stopped 2 processes of "
+        "removed pod default/b (network namespace l-b, containers main, web stopped; also stopped 2 processes of "
         "yours in the pod: 4242 sleep 1000, 4250 bash)",
         "also stopped 1 process of yours in l-c: 4260 nc -l 80"]  # a namespace no line names (made again)
     assert stopped_words(stopped[:1]) == "; also stopped 1 process of yours in its namespaces: 4242 sleep 1000 in l-b"
