@@ -31,10 +31,15 @@ from netlab.kernel.processes import ProcId, cmdline, comm, find_in_namespaces, n
 def send(pidfd: int, sig: int) -> bool:
     """``sig`` to the process of ``pidfd``; a SIGTERM followed by SIGCONT: a stopped process keeps SIGTERM pending
     until continued, so it exits now rather than at SIGKILL after the grace period. False: it is gone."""
+    return _deliver(lambda s: signal.pidfd_send_signal(pidfd, s), sig)
+
+
+def _deliver(to: Callable[[int], None], sig: int) -> bool:
+    """:func:`send`'s signals, through ``to`` (a pidfd's, or a pid's: :func:`_send_pid`)."""
     try:
-        signal.pidfd_send_signal(pidfd, sig)
+        to(sig)
         if sig == signal.SIGTERM:
-            signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+            to(signal.SIGCONT)
     except ProcessLookupError:
         return False
     return True
@@ -134,13 +139,7 @@ def _send_pid(pid: int, start: int | None, sig: int, still_ours: Callable[[int],
     between that check and the signal (doctor says whether the kernel has them)."""
     if start is None or start_time(pid) != start or not running(pid) or not still_ours(pid):
         return False
-    try:
-        os.kill(pid, sig)
-        if sig == signal.SIGTERM:
-            os.kill(pid, signal.SIGCONT)
-    except ProcessLookupError:
-        return False
-    return True
+    return _deliver(lambda s: os.kill(pid, s), sig)
 
 
 BY_PID_POLL = 0.02  # s between reads of /proc while a process signalled by pid is awaited (no pidfds)
