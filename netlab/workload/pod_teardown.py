@@ -98,7 +98,7 @@ def containers_of(pods: dict[str, dict[str, Any]], doomed: Iterable[str]) -> Cal
     whose threads are the echo containers. What else runs in their namespaces someone else started there (``netlab
     exec``, ``nsenter``), which their stop says it stopped (kill.stop_namespaces' ``others``)."""
     leaders: set[ProcId] = set()
-    runs: list[tuple[ProcId, bytes]] = []
+    runs: dict[int, tuple[ProcId, bytes]] = {}  # by session id: a run's first process began its session
     servers: set[int] = set()
     for pod in doomed:
         for crec in ((pods.get(pod) or {}).get("containers") or {}).values():
@@ -108,12 +108,18 @@ def containers_of(pods: dict[str, dict[str, Any]], doomed: Iterable[str]) -> Cal
             leaders.add(p)
             mark = run_mark(crec)
             if mark:
-                runs.append((p, mark.encode()))
+                runs[p.pid] = (p, mark.encode())
             group = processes.thread_group(p.pid)
             if group is not None and group != p.pid and processes.start_time(p.pid) == p.start:
                 servers.add(group)  # an echo container: a thread of the lab's echo server
-    return lambda p: p in leaders or p.pid in servers or any(processes.of_run(p.pid, lead, mark)
-                                                             for lead, mark in runs)
+
+    def ours(p: ProcId) -> bool:
+        if p in leaders or p.pid in servers:
+            return True
+        run = runs.get(processes.session(p.pid) or 0)
+        return run is not None and processes.of_run(p.pid, *run)
+
+    return ours
 
 
 def stop_pod(state: LabState, pod: PodInfo) -> list[str]:
