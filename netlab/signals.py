@@ -31,9 +31,15 @@ STOPPING = (signal.SIGINT, signal.SIGTERM)
 
 @contextlib.contextmanager
 def handled(handler: Any) -> Iterator[None]:
-    """SIGINT and SIGTERM go to ``handler`` (a function, or signal.SIG_IGN) for the block."""
+    """SIGINT and SIGTERM go to ``handler`` (a function, or signal.SIG_IGN) for the block; one ignored as it
+    begins stays ignored: a SIGINT the program's parent ignored (a job a shell script puts in the background, whose
+    Ctrl-C is not its own; the program keeps it so: :func:`terminate_as_interrupt`), or inside a block that holds
+    them off. Set over it, an ``up`` took that SIGINT for a stop and rolled back, and a ``down``'s CNI plugins were
+    born with SIGINT at its default (QA: a DEL "killed by SIGINT" from the group's)."""
     old = {}
     for sig in STOPPING:
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            continue
         try:
             old[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread: the signals are not this block's
