@@ -354,8 +354,9 @@ def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0,
         w.stop = True
         w.stopped_by = w.stopped_by or signum
 
-    def arm() -> None:
-        old.update({sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)})
+    def arm() -> None:  # a SIGINT the program's parent ignored stays ignored, as up's (signals.handled)
+        old.update({sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)
+                    if signal.getsignal(sig) is not signal.SIG_IGN})
 
     w.armed = arm
     with WatcherLock(lab_name):  # a second watcher of the lab is refused here, before anything is applied

@@ -46,3 +46,42 @@ def test_a_handled_block_still_takes_a_signal_that_was_not_ignored():
         os.kill(os.getpid(), signal.SIGINT)
     assert sorted(came) == [signal.SIGINT, signal.SIGTERM]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_watcher_started_with_sigint_ignored_is_ended_by_sigterm_not_by_a_sigint(monkeypatch):
+    """`up --watch` in a script's background: the terminal's Ctrl-C is not its own; SIGTERM (systemd's stop, a CI
+    job's cancel) still ends it. Before, a SIGINT ended the watch once it was armed, though up's apply ignored it."""
+    import contextlib
+
+    from netlab.api import watch as watch_mod
+
+    seen: list[bool] = []
+
+    class Watcher:
+        def __init__(self, *args, **kwargs):
+            self.stop, self.stopped_by, self.taken_down, self.replaced, self.armed = False, None, False, None, None
+
+        def run(self):
+            self.armed()
+            signal.raise_signal(signal.SIGINT)
+            seen.append(self.stop)
+            signal.raise_signal(signal.SIGTERM)
+            seen.append(self.stop)
+
+        def close(self):
+            pass
+
+        def unapplied(self):
+            return ""
+
+    lines: list[str] = []
+    monkeypatch.setattr(watch_mod, "Watcher", Watcher)
+    monkeypatch.setattr(watch_mod, "WatcherLock", lambda name: contextlib.nullcontext())
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        watch_mod.watch("t.yaml", "lab", lines.append)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert seen == [False, True]
+    assert lines == ["stopped watching lab lab (SIGTERM); it stays up (`sudo netlab down --lab lab` takes it down)"]
