@@ -31,11 +31,10 @@ import ctypes
 import errno
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
@@ -285,7 +284,7 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), d
         # From unshare to the setns back home, a stop signal waits (held): Python raises a handler's exception in
         # the main thread between any two steps, and one raised right after unshare returned, or as the finally
         # began, left the thread in the new namespace for the rollback. Raised once the thread is home.
-        with _stops_wait() if threading.current_thread() is threading.main_thread() else nullcontext():
+        with own_group.stops_wait():
             _check(libc.handle().unshare(CLONE_NEWNET), "unshare")
             try:
                 procsys.write_sysctls_here([*testhooks.INHERITED_DEVCONF, *sysctls,
@@ -313,23 +312,6 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), d
     else:
         keep(conn)
     return {link.name: link.index for link in links}
-
-
-@contextmanager
-def _stops_wait() -> Iterator[None]:
-    """SIGINT and SIGTERM wait for the block, in the main thread (where Python raises a handler's exception): each
-    is recorded, and the first sent again once the handlers are back, to take effect as it would have (as
-    netlab.signals.held, above the kernel package)."""
-    came: list[int] = []
-    old = {sig: signal.signal(sig, lambda signum, frame: came.append(signum)) for sig in (signal.SIGINT,
-                                                                                         signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
-        if came:
-            signal.raise_signal(came[0])
 
 
 class Placeholders:
