@@ -124,6 +124,12 @@ def sending(conn: netlink.Conn) -> list[Bound] | None:
     return _dump(conn, "tcp", sum(1 << s for s in SENDING))
 
 
+def listening_or_sending(conn: netlink.Conn) -> list[Bound] | None:
+    """:func:`bound`'s TCP sockets and :func:`sending`'s, in one dump (state TCP_LISTEN tells them apart): the
+    kernel walks every socket of the machine for each dump, whatever its namespace."""
+    return _dump(conn, "tcp", (1 << TCP_LISTEN) | sum(1 << s for s in SENDING))
+
+
 def _dump(conn: netlink.Conn, proto: str, states: int | None = None) -> list[Bound] | None:
     out: list[Bound] = []
     for family in (socket.AF_INET, socket.AF_INET6):

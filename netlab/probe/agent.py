@@ -38,10 +38,11 @@ bridge, 2,450 ICMP probes):
   swept.
 - Interrupted (the parent's Ctrl-C or time limit reaches the agent as SIGTERM,
   netlab.kernel.child; a terminal's Ctrl-C as SIGINT), or failed, the agent
-  still stops its workers and sweeps, in the grace the parent gives it, until
-  nothing new comes for QUIET (a busy machine's kernel delivers a packet sent
-  before the stop late, and its answer resolves again) and no request of the run waits in the lab's servers'
-  sockets for its answer (the echo server, run late by a busy machine, answers after the sweeps). Before, it was
+  still stops its workers and sweeps, in the grace the parent gives it; then it deletes each entry the kernel
+  reports the run's late packets make (a busy machine's kernel delivers a packet sent before the stop late, and
+  its answer resolves again: neigh_watch.py), until nothing of the run was reported for QUIET, no packet waits in
+  the CPUs' backlogs and no request of the run in the lab's servers' sockets (the echo server, run late by a busy
+  machine, answers after the sweeps). Before, it was
   SIGKILLed, and the run's entries (hundreds in a lab of 60 pods) stayed
   in the machine's one table. A later run leaves alone what was there before
   it, so they stayed until the kernel's garbage collector got to them, and
@@ -64,25 +65,28 @@ import resource
 import signal
 import socket
 import time
+from typing import Callable
 
 from netlab import signals
 from netlab.kernel import conntrack, netlink, rtnl, rtnl_parse
 from netlab.kernel import netns as nsmod
 from netlab.kernel.child import Child, ChildError, readable, start_child
 from netlab.probe import icmp
+from netlab.probe import neigh_watch as nb_watch
 from netlab.probe import neighbours as nb
 from netlab.probe.held import HeldEntries
+from netlab.probe.neigh_watch import NeighWatch
 from netlab.probe.sockets import NsSockets
 from netlab.probe.tasks import Job, Observation, Output, Unit
 from netlab.probe.worker import Worker, WorkerResult, work
 
 NONCE_LEN = 8
-SETTLE = 0.1  # s: an interrupted run's last answers arrive (veth pairs: well under a millisecond)
 AGENT_GRACE = 1.5  # s: an interrupted agent stops its workers and sweeps its neighbour entries (start())
 WORKER_GRACE = 0.3  # s: stopped workers send back what they had sent (out of the parent's AGENT_GRACE)
 RESOLVING_POLL = 0.005  # s: between two looks at a namespace's resolutions under way
 RESOLVING_WAIT = 0.25  # s: at most, an interrupted run's resolutions under way end before its first sweep
 QUIET = 0.3  # s: with nothing new to sweep, an interrupted run's packets have all arrived
+LOOK_AGAIN = 0.05  # s: between two looks at the queues while they hold packets or requests of the run
 SWEEP_MARGIN = 0.15  # s: the interrupted agent's last sweep ends this long before the parent's SIGKILL
 MIN_TASKS_PER_WORKER = 600  # below this a second worker costs more than it saves
 
@@ -182,10 +186,10 @@ class Agent:
                     unfinished.update(leader.unfinished())
                     leader.close()  # now: at the agent's exit, its connections' RSTs would resolve again
                 self._stop_workers(pending, obs, unfinished)
-                self._sweep(snapshot, until=min(stop_at, now() + RESOLVING_WAIT))
-                time.sleep(SETTLE)  # what answers still in flight made
-                self._untrack(obs, self_ip, route_src, unfinished)
-                self._sweep_until_quiet(snapshot, stop_at)
+                with self._watch(snapshot) as watch:  # before the first sweep: what comes after it is reported
+                    self._sweep(snapshot, until=min(stop_at, now() + RESOLVING_WAIT))
+                    self._untrack(obs, self_ip, route_src, unfinished)
+                    self._sweep_until_quiet(snapshot, stop_at, watch)
             raise
         t_probe = now() - t0
         with held:
@@ -335,30 +339,110 @@ class Agent:
             netlink.drain(conn.sock)
         return swept
 
-    def _sweep_until_quiet(self, snapshot: dict[str, set[tuple[int, str]]], stop_at: float) -> None:
-        """Sweep until QUIET has passed with nothing new to sweep and no request of the run waiting for its
-        answer in the lab's servers, or ``stop_at``.
+    def _watch(self, snapshot: dict[str, set[tuple[int, str]]]) -> NeighWatch:
+        """The kernel's reports of the neighbour entries of every namespace swept (neigh_watch.py)."""
+        opened = {}
+        for name in self.job.sweep:
+            if name in snapshot:
+                try:
+                    opened[name] = self._ns(name).neigh_reports()
+                except OSError:
+                    continue  # the namespace is gone: nothing to sweep there
+        return NeighWatch(opened)
+
+    def _sweep_until_quiet(self, snapshot: dict[str, set[tuple[int, str]]], stop_at: float,
+                           watch: NeighWatch) -> None:
+        """Delete each entry of the run the kernel reports (``watch``, joined before the first sweep), until
+        QUIET has passed with none reported, and then no packet waits in the CPUs' backlogs, no request of the
+        run in the lab's servers, and a last sweep finds nothing; or until ``stop_at``.
 
         A packet of the run still in the kernel's queues when the agent stopped (a busy machine runs the
-        veths' receive work late: an echo request delivered, then answered, half a second later) needs its
-        neighbour again, and the ARP exchange in front of it leaves an entry in each pod; a sweep before it
-        cannot see it coming. So does an answer the lab's echo server (one process for the whole lab, a loaded
-        machine runs it late) sends after the sweeps: the requests it has not read yet are in its sockets'
-        queues, which the kernel shows (:meth:`_waiting`). Each sweep waits for the resolutions under way as the
-        first does."""
-        quiet_from = time.monotonic()
+        veths' receive work late) needs its neighbour again, and the ARP exchange in front of it leaves an entry
+        in each pod (neigh_watch.py); so does an answer the lab's echo server, run late, sends after the sweeps
+        (the requests it has not read are in its sockets' queues: :meth:`_waiting`). Sweeps alone looked at
+        each namespace once a round: on a loaded machine a round took the whole grace, and an entry made after
+        a namespace's look stayed. A reported entry still resolving (INCOMPLETE) is deleted once resolved, or
+        RESOLVING_WAIT after it was reported (deleting it drops the packets queued behind it: see _sweep)."""
+        resolving: dict[tuple[str, int, str], float] = {}  # (netns, ifindex, ip) -> when to delete it anyway
+        active = time.monotonic()  # when the run's last entry was reported, or something of it was found
+        looked = False  # at the queues and the servers, since ``active``
+        next_look = active
         while True:
-            if self._sweep(snapshot, until=min(stop_at, time.monotonic() + RESOLVING_WAIT)) or self._waiting():
-                quiet_from = time.monotonic()
-            if time.monotonic() - quiet_from >= QUIET or time.monotonic() + SETTLE >= stop_at:
+            if time.monotonic() >= stop_at:
                 return
-            time.sleep(SETTLE)
+            if not looked and not resolving and time.monotonic() >= next_look:
+                # At the start of the quiet wait, not after it, and the reports heard between two namespaces'
+                # looks at their servers: a look walks the machine's sockets, and a loaded machine's look at 40
+                # pods' took the whole grace (the entries reported meanwhile were left at the parent's SIGKILL).
+                heard = []
 
-    def _waiting(self) -> int:
+                def hear() -> None:
+                    heard.append(self._reported(watch, snapshot, resolving, 0, stop_at))
+
+                lost, watch.lost = watch.lost, False  # reports dropped: the next clean look's sweep reads all
+                looked = not (nb_watch.backlog() or self._waiting(hear, stop_at) or any(heard) or lost
+                              or self._sweep(snapshot, until=min(stop_at, time.monotonic() + RESOLVING_WAIT)))
+                if not looked:  # packets or requests of the run still to come: look again in a while
+                    active = time.monotonic()
+                    next_look = active + LOOK_AGAIN
+                continue
+            now = time.monotonic()
+            if looked and now - active >= QUIET and not resolving:
+                # The kernel's own lists last: an entry made and never reported (an INCOMPLETE one).
+                if not (self._reported(watch, snapshot, resolving, 0, stop_at) or self._sweep(snapshot)):
+                    return
+                active, looked = time.monotonic(), False
+                continue
+            ahead = [active + QUIET] if looked else [] if resolving else [next_look]  # quiet, or the next look
+            due = min([stop_at, *resolving.values(), *ahead])
+            if self._reported(watch, snapshot, resolving, due - now, stop_at):
+                active, looked = time.monotonic(), False
+            for key, until in list(resolving.items()):
+                if until <= time.monotonic():  # nobody answers for it, or the grace ends: it goes now
+                    del resolving[key]
+                    self._delete(*key)
+                    active, looked = time.monotonic(), False
+
+    def _reported(self, watch: NeighWatch, snapshot: dict[str, set[tuple[int, str]]],
+                  resolving: dict[tuple[str, int, str], float], timeout: float, stop_at: float) -> int:
+        """Delete each entry of the run the kernel reports within ``timeout`` (those still resolving once they
+        are resolved: ``resolving``); how many it reported."""
+        ours = 0
+        for r in watch.wait(timeout):
+            n = r.entry
+            key = (r.netns, n.index, n.dst or "")
+            if r.gone:
+                resolving.pop(key, None)
+                continue
+            if not nb.dynamic(n) or (n.index, n.dst) in snapshot.get(r.netns, ()):
+                continue  # the lab's own, or there before the run
+            ours += 1
+            if n.state & rtnl.NUD_INCOMPLETE:
+                resolving.setdefault(key, min(stop_at, time.monotonic() + RESOLVING_WAIT))
+            else:
+                resolving.pop(key, None)
+                self._delete(*key)
+        return ours
+
+    def _delete(self, netns: str, index: int, dst: str) -> None:
+        conn = self._ns(netns).nl
+        conn.sock.send(rtnl.neigh_del(index, dst))
+        netlink.drain(conn.sock)  # the kernel's refusal, when the entry went meanwhile
+
+    def _waiting(self, between: Callable[[], object] | None = None, until: float | None = None) -> int:
         """What the lab's servers on the run's ports hold unanswered, in every namespace swept (datagrams' bytes
-        and connections: NsSockets.waiting)."""
+        and connections: NsSockets.waiting); ``between`` is called after each namespace's look, and the look
+        stops at ``until`` (then at least 1: not known to be none)."""
         ports = {t.port for t in self.job.tasks if t.port} | {p for t in self.job.tasks for _, p in t.behind}
-        return sum(self.setup[name].waiting(ports) for name in self.job.sweep if name in self.setup)
+        held = 0
+        for name in self.job.sweep:
+            if until is not None and time.monotonic() >= until:
+                return held or 1
+            if name in self.setup:
+                held += self.setup[name].waiting(ports)
+                if between is not None:
+                    between()
+        return held
 
     @staticmethod
     def _settled(conn: netlink.Conn, known: set[tuple[int, str]],

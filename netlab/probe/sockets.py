@@ -43,6 +43,7 @@ from typing import Container
 
 from netlab.kernel import netlink, sockdiag
 from netlab.kernel import netns as nsmod
+from netlab.probe import neigh_watch
 
 SOL_RAW = 255
 ICMP_FILTER = 1
@@ -137,11 +138,18 @@ class NsSockets:
             if self.diag is None:
                 with self.held:  # a socket asks the namespace it was opened in
                     self.diag = netlink.Conn(sockdiag.NETLINK_SOCK_DIAG, timeout=NEIGH_TIMEOUT)
-            found = [b for proto in ("udp", "tcp") for b in sockdiag.bound(self.diag, proto) or ()]
-            talking = sockdiag.sending(self.diag) or []
+            found = sockdiag.bound(self.diag, "udp") or []
+            tcp = sockdiag.listening_or_sending(self.diag) or []  # one dump: each dump walks the machine's sockets
         except OSError:
             return 0
+        found += [b for b in tcp if b.state == sockdiag.TCP_LISTEN]
+        talking = [b for b in tcp if b.state != sockdiag.TCP_LISTEN]
         return sum(b.queued for b in found if b.port in ports) + sum(1 + b.queued for b in talking if b.port in ports)
+
+    def neigh_reports(self) -> socket.socket:
+        """A socket in this namespace that the kernel tells each change of a neighbour entry (neigh_watch.py)."""
+        with self.held:
+            return neigh_watch.neigh_socket()
 
     def close(self) -> None:
         for s in (self.raw, self.udp, self.nl, self.diag):

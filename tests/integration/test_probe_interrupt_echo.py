@@ -48,8 +48,8 @@ def told_sweep(self, *args, **kwargs):
     n = sweep(self, *args, **kwargs)
     tell(swept=n)
     return n
-def told_waiting(self):
-    n = waiting(self)
+def told_waiting(self, *args, **kwargs):
+    n = waiting(self, *args, **kwargs)
     tell(waiting=n)
     return n
 agent.Agent._sweep, agent.Agent._waiting = told_sweep, told_waiting
@@ -64,14 +64,12 @@ def told(report) -> list[dict]:
 
 
 def past_the_old_quiet(events: list[dict]) -> bool:
-    """The agent has come to where it stopped before it looked at the servers' sockets: a pass of its last loop
-    (_sweep_until_quiet, whose first sweep is the run's second) QUIET after that loop began, or after its last
-    sweep that found something, with the servers still holding requests (which is why it goes on)."""
+    """The agent has come to where it stopped before it looked at the servers' sockets: a look at them twice QUIET
+    after its first sweep (its last loop began 0.1 s after that sweep, and ended QUIET later) with the servers
+    still holding requests (which is why it goes on)."""
     sweeps = [e for e in events if "swept" in e]
-    if len(sweeps) < 2:
-        return False
-    quiet_from = max([sweeps[1]["t"]] + [e["t"] for e in sweeps[1:] if e["swept"]])
-    return any(e.get("waiting", 0) > 0 and e["t"] - quiet_from >= agent.QUIET for e in events)
+    return bool(sweeps) and any(e.get("waiting", 0) > 0 and e["t"] - sweeps[0]["t"] >= 2 * agent.QUIET
+                                for e in events)
 
 
 class EveryPort:

@@ -6,7 +6,7 @@ entry in each pod. The kernel side (no entry of an interrupted run is left) is
 tests/integration/test_probe.py::test_ctrl_c_during_a_probe_leaves_no_neighbour_entry_of_it; here the wait:
 what it waits for, what it does not, and that it ends. The agent's clock is a fake one here (:class:`Clock`):
 its sleeps move it on, so the waits are counted as the agent counts them, whatever the machine's load. Its
-times are sums of powers of two (SETTLE 1/64 s, QUIET 3/64 s, a poll 1/1024 s): exact, as a float adds them.
+times are sums of powers of two (a poll 1/1024 s): exact, as a float adds them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from netlab.probe import agent
 from netlab.probe import neighbours as nb
 
 
-SETTLE, POLL = 1 / 64, 1 / 1024
+POLL = 1 / 1024
 
 
 class Clock:
@@ -97,57 +97,5 @@ def test_a_namespace_that_does_not_answer_is_left(monkeypatch):
     assert agent.Agent._settled(None, set(), clock(monkeypatch).monotonic() + 5) is None
 
 
-def sweeps(monkeypatch, found: list[int], waiting: list[int] = ()) -> list[float]:
-    """Agent._sweep finds ``found[i]`` entries on its i-th call (then none), and the lab's servers hold
-    ``waiting[i]`` requests unanswered after it (then none); the times of the sweeps."""
-    calls: list[float] = []
-    fake = clock(monkeypatch)
-
-    def sweep(self, snapshot, until=None):
-        calls.append(fake.monotonic())
-        return found[len(calls) - 1] if len(calls) <= len(found) else 0
-
-    def waits(self):
-        return waiting[len(calls) - 1] if len(calls) <= len(waiting) else 0
-
-    monkeypatch.setattr(agent.Agent, "_sweep", sweep)
-    monkeypatch.setattr(agent.Agent, "_waiting", waits, raising=False)
-    monkeypatch.setattr(agent, "SETTLE", SETTLE)
-    monkeypatch.setattr(agent, "QUIET", 3 * SETTLE)
-    return calls
-
-
-def test_an_interrupted_run_sweeps_until_nothing_new_came_for_a_while(monkeypatch):
-    # An entry a late packet made after a sweep that found nothing: a sweep after it finds it.
-    calls = sweeps(monkeypatch, [5, 0, 2, 0, 0, 0, 0])
-    t0 = agent.time.monotonic()
-    agent.Agent(None)._sweep_until_quiet({}, t0 + 5)
-    # The 2 found on the third sweep, then sweeps with nothing, SETTLE apart, until QUIET has passed since it.
-    assert len(calls) == 6
-    assert calls[-1] - calls[2] == 3 * SETTLE
-
-
-def test_it_stops_sweeping_before_the_parents_kill(monkeypatch):
-    calls = sweeps(monkeypatch, [1] * 1000)  # a lab that never goes quiet (another prober's traffic)
-    t0 = agent.time.monotonic()
-    agent.Agent(None)._sweep_until_quiet({}, t0 + 10 * SETTLE)
-    assert agent.time.monotonic() - t0 == 9 * SETTLE  # no sleep past the parent's deadline
-    assert len(calls) == 10  # one sweep each SETTLE until the next would end past it
-
-
-def test_it_sweeps_on_while_the_labs_servers_hold_requests_unanswered(monkeypatch):
-    # The echo server, run late by a loaded machine, has not read the run's last requests: each answer it sends
-    # resolves its client again. Nothing new to sweep meanwhile; the sweeps go on until the queues are empty.
-    calls = sweeps(monkeypatch, [3], waiting=[0, 120, 120, 120, 120, 120, 120, 120, 0])
-    t0 = agent.time.monotonic()
-    agent.Agent(None)._sweep_until_quiet({}, t0 + 5)
-    assert len(calls) == 11  # up to the sweep after which nothing waited, then QUIET
-    assert calls[-1] - calls[7] == 3 * SETTLE  # QUIET counts from the last sweep after which requests waited
-
-
-def test_requests_left_unanswered_do_not_outlast_the_grace(monkeypatch):
-    calls = sweeps(monkeypatch, [], waiting=[64] * 1000)  # a server that never reads (stopped)
-    t0 = agent.time.monotonic()
-    agent.Agent(None)._sweep_until_quiet({}, t0 + 10 * SETTLE)
-    assert agent.time.monotonic() - t0 == 9 * SETTLE
-    assert len(calls) == 10
+# What the interrupted agent does after its first sweep (reports, looks, QUIET, the parent's kill):
+# test_probe_sweep_reports.py.
