@@ -21,7 +21,6 @@ event of its own, so the watcher reads the whole lab.
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import socket
@@ -154,22 +153,15 @@ class Listener:
     def _read(self, fd: int) -> list[Event]:
         netns, sock, proto = self._socks[fd]
         out: list[Event] = []
-        while True:
-            try:
-                data = sock.recv(1 << 16, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return out
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    out.append(Event(netns, "changes were lost (receive buffer full)"))
-                    continue
-                raise
-            if not data:
-                return out
+        for data in netlink.queued(sock):
+            if data is None:
+                out.append(Event(netns, "changes were lost (receive buffer full)"))
+                continue
             for m in netlink.split(data):
                 what = describe(m, proto, self.permanent.get(netns, frozenset()))
                 if what:
                     out.append(Event(netns, what))
+        return out
 
 
 def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: frozenset[str] = frozenset()) -> str | None:

@@ -398,6 +398,24 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
     return bool(poller.poll(max(0.0, timeout) * 1000))
 
 
+def queued(sock: socket.socket) -> Iterator[bytes | None]:
+    """The datagrams a netlink socket holds now, without waiting (a multicast group's notifications); None where
+    the kernel dropped some (ENOBUFS: its receive buffer was full)."""
+    while True:
+        try:
+            data = sock.recv(1 << 16, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOBUFS:
+                raise
+            yield None
+            continue
+        if not data:
+            return
+        yield data
+
+
 def drain(sock: socket.socket) -> int:
     """Read and drop what the kernel queued on a netlink socket, without waiting; returns the bytes read.
 

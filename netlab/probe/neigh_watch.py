@@ -21,7 +21,6 @@ nothing of the run was reported for a while.
 
 from __future__ import annotations
 
-import errno
 import select
 import socket
 from dataclasses import dataclass
@@ -67,18 +66,10 @@ class NeighWatch:
     def _read(self, fd: int) -> list[Reported]:
         name, sock = self._socks[fd]
         out: list[Reported] = []
-        while True:
-            try:
-                data = sock.recv(1 << 16, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return out
-            except OSError as exc:
-                if exc.errno != errno.ENOBUFS:
-                    raise
+        for data in netlink.queued(sock):
+            if data is None:
                 self.lost = True
                 continue
-            if not data:
-                return out
             off = 0
             for m in netlink.split(data):
                 pid = netlink.HDR.unpack_from(data, off)[4]  # the asker's port: 0 for the kernel's own change
@@ -91,6 +82,7 @@ class NeighWatch:
                 # A deletion asked for (the agent's) is reported twice: the entry FAILED, then deleted.
                 gone = m.mtype == rtnl.RTM_DELNEIGH or bool(pid and n.state & rtnl.NUD_FAILED)
                 out.append(Reported(name, n, gone))
+        return out
 
     def close(self) -> None:
         for _, sock in self._socks.values():
