@@ -342,12 +342,11 @@ class Agent:
     def _watch(self, snapshot: dict[str, set[tuple[int, str]]]) -> NeighWatch:
         """The kernel's reports of the neighbour entries of every namespace swept (neigh_watch.py)."""
         opened = {}
-        for name in self.job.sweep:
-            if name in snapshot:
-                try:
-                    opened[name] = self._ns(name).neigh_reports()
-                except OSError:
-                    continue  # the namespace is gone: nothing to sweep there
+        for name in (n for n in self.job.sweep if n in snapshot):
+            try:
+                opened[name] = self._ns(name).neigh_reports()
+            except OSError:
+                continue  # the namespace is gone: nothing to sweep there
         return NeighWatch(opened)
 
     def _sweep_until_quiet(self, snapshot: dict[str, set[tuple[int, str]]], stop_at: float,
@@ -356,24 +355,24 @@ class Agent:
         QUIET has passed with none reported, and then no packet waits in the CPUs' backlogs, no request of the
         run in the lab's servers, and a last sweep finds nothing; or until ``stop_at``.
 
-        A packet of the run still in the kernel's queues when the agent stopped (a busy machine runs the
-        veths' receive work late) needs its neighbour again, and the ARP exchange in front of it leaves an entry
-        in each pod (neigh_watch.py); so does an answer the lab's echo server, run late, sends after the sweeps
-        (the requests it has not read are in its sockets' queues: :meth:`_waiting`). Sweeps alone looked at
-        each namespace once a round: on a loaded machine a round took the whole grace, and an entry made after
-        a namespace's look stayed. A reported entry still resolving (INCOMPLETE) is deleted once resolved, or
-        RESOLVING_WAIT after it was reported (deleting it drops the packets queued behind it: see _sweep)."""
+        A packet of the run still in the kernel's queues when the agent stopped (a busy machine runs the veths'
+        receive work late), or an answer the lab's echo server, run late, sends after the sweeps (:meth:`_waiting`),
+        needs its neighbour again: the ARP exchange leaves an entry in each pod (neigh_watch.py). Sweeps alone
+        looked at each namespace once a round, and a loaded machine's round took the whole grace: an entry made
+        after a namespace's look stayed. A reported entry still resolving (INCOMPLETE) is deleted once resolved,
+        or RESOLVING_WAIT after it was reported (deleting it drops the packets queued behind it: see _sweep)."""
         resolving: dict[tuple[str, int, str], float] = {}  # (netns, ifindex, ip) -> when to delete it anyway
         active = time.monotonic()  # when the run's last entry was reported, or something of it was found
         looked = False  # at the queues and the servers, since ``active``
         next_look = active
         while True:
-            if time.monotonic() >= stop_at:
+            if time.monotonic() >= stop_at:  # what was reported, and the kernel's lists, once more (milliseconds)
+                self._reported(watch, snapshot, resolving, 0, stop_at)
+                self._sweep(snapshot)
                 return
             if not looked and not resolving and time.monotonic() >= next_look:
-                # At the start of the quiet wait, not after it, and the reports heard between two namespaces'
-                # looks at their servers: a look walks the machine's sockets, and a loaded machine's look at 40
-                # pods' took the whole grace (the entries reported meanwhile were left at the parent's SIGKILL).
+                # As the quiet wait begins, hearing reports between two namespaces' looks at their servers (a look
+                # walks the machine's sockets: a loaded machine's, in 40 pods, took the whole grace).
                 heard = []
 
                 def hear() -> None:
