@@ -54,12 +54,15 @@ class NeighWatch:
         """What the kernel reported, once something was, or after ``timeout`` s (0: what is queued now)."""
         if not self._socks:
             return []
+        poller = select.poll()  # not select(): a 500-pod run holds descriptors past 1023
+        for fd in self._socks:
+            poller.register(fd, select.POLLIN)
         try:
-            ready = select.select(list(self._socks), [], [], max(0.0, timeout))[0]
+            ready = poller.poll(max(0.0, timeout) * 1000)
         except InterruptedError:
             return []
         out: list[Reported] = []
-        for fd in ready:
+        for fd, _events in ready:
             out += self._read(fd)
         return out
 
