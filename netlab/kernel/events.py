@@ -121,8 +121,11 @@ class Listener:
         Returns the lab's changes and the ``extra`` fds that are readable.
         """
         mine = self._fds()
+        poller = select.poll()  # not select(): a socket per namespace of a big lab is past descriptor 1023
+        for fd in mine + list(extra):
+            poller.register(fd, select.POLLIN)
         try:
-            ready = select.select(mine + list(extra), [], [], max(timeout, 0))[0]
+            ready = [fd for fd, _events in poller.poll(max(timeout, 0) * 1000)]
         except InterruptedError:
             return [], []
         events = []
