@@ -265,12 +265,19 @@ class Conn:
         return self._seq
 
     def _recv(self, deadline: float, what: str) -> bytes:
-        left = deadline - time.monotonic()
-        if left <= 0 or not _readable(self.sock, left):
-            raise NetlinkTimeout(what, self.timeout)
+        # The kernel answers rtnetlink requests inside the send that carries them: the answers to a batch are
+        # queued by the time it returns, so a read is tried first and waited for only when nothing is there (a
+        # poll before each of a 500-pod up's ~5,000 answers: ~1.4 us of CPU apiece, docs/performance.md).
         view = _recv_buffer()
         try:
-            return bytes(view[:self.sock.recv_into(view)])
+            try:
+                size = self.sock.recv_into(view, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0 or not _readable(self.sock, left):
+                    raise NetlinkTimeout(what, self.timeout) from None
+                size = self.sock.recv_into(view)
+            return bytes(view[:size])
         except OSError as exc:
             if exc.errno == errno.ENOBUFS:  # the kernel dropped answers: we cannot know which
                 raise NetlinkError(errno.ENOBUFS, f"{what} (netlink answers were lost)") from None
