@@ -29,9 +29,11 @@ def log_dir(lab_name: str) -> str:
     return os.path.join(lab_dir(lab_name, create=False), "logs")
 
 
-def log_path(lab_name: str, pod: str, container: str) -> str:
-    """``logs/<pod>.<container>.log``: one folder for the lab (pod and container names are DNS labels, no dots)."""
-    return os.path.join(log_dir(lab_name), f"{pod}.{container}.log")
+def log_path(lab_name: str, pod: str, container: str, folder: str | None = None) -> str:
+    """``logs/<pod>.<container>.log``: one folder for the lab (pod and container names are DNS labels, no dots).
+    ``folder``: the lab's :func:`log_dir`, worked out once by a caller that names many logs (checking the state
+    folder, ~15 us, for each of 500 pods)."""
+    return os.path.join(log_dir(lab_name) if folder is None else folder, f"{pod}.{container}.log")
 
 
 def previous_log_path(lab_name: str, pod: str, container: str) -> str:

@@ -15,7 +15,7 @@ from netlab.kernel import processes as proc
 from netlab.kernel.threads import Background
 from netlab.realize.state_dir import lab_dir
 from netlab.workload import again, launch
-from netlab.workload.containers import echo_ports, log_path, new_run, output_logs
+from netlab.workload.containers import echo_ports, log_dir, log_path, new_run, output_logs
 from netlab.workload.tasks import is_echo_thread
 from netlab.workload.uts import ensure_uts
 
@@ -32,6 +32,7 @@ class EarlyEcho:
         self.ids = {spec["id"] for spec in self.specs}
         self.launcher: subprocess.Popen | None = None  # once it has its specs
         self.awaited = False  # its server's start read to the end (lifecycle.start), or stopped (abort_early_launcher)
+        self.pinned: dict[str, str] = {}  # pod -> the hostname its UTS pin was given, once pinned
         self._work = Background(self._run, lab, pods, name="netlab-echo")
 
     def _run(self, lab: Lab, pods: list[PodInfo]) -> subprocess.Popen:
@@ -40,7 +41,9 @@ class EarlyEcho:
         launcher = None
         try:
             launcher = launch.start_launcher(launch.control_path(lab.name, create=True), launch.server_log(lab.name))
-            uts, _, _ = ensure_uts(lab.name, {p.name: p.hostname for p in pods})
+            hostnames = {p.name: p.hostname for p in pods}
+            uts, _, _ = ensure_uts(lab.name, hostnames)
+            self.pinned = hostnames
             lab_dir(lab.name)  # made as netlab makes it (marked), then logs/ below it (said by lifecycle.start)
             self.specs = echo_specs(lab, [(pod, c, uts[pod.name]) for pod in pods for c in pod.containers
                                           if not c.command])
@@ -62,7 +65,8 @@ class EarlyEcho:
 def echo_specs(lab: Lab, items: list[tuple[PodInfo, Container, str]]) -> list[dict]:
     """The server's spec of each echo container (pod, container, its pod's UTS pin); a logs/ (or a log) of a user's
     (a symlink, a mount): /dev/null as its log, nothing written in it (containers.output_logs)."""
-    logs = output_logs(lab.name, [log_path(lab.name, pod.name, c.name) for pod, c, _ in items])
+    folder = log_dir(lab.name)
+    logs = output_logs(lab.name, [log_path(lab.name, pod.name, c.name, folder) for pod, c, _ in items])
     return [{"id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns, "uts": uts, "log": log,
              "ports": echo_ports(pod, c)} for (pod, c, uts), log in zip(items, logs)]
 

@@ -139,7 +139,8 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
             else:
                 done.problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
         hostname = {pod.name: pod.hostname for pod in present}
-        uts, made, renamed = ensure_uts(lab.name, hostname)
+        pinned = early.pinned if early is not None else {}  # just now, with these hostnames: not read again
+        uts, made, renamed = ensure_uts(lab.name, hostname, [n for n, h in hostname.items() if pinned.get(n) == h])
         # Containers an `up` killed as it started them did not record: taken over (or their records dropped).
         took, _taken = unrecorded.resolve(lab.name, pods, uts, {pod.name: pod.netns for pod in present})
         done.actions += took
@@ -157,6 +158,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
         else:
             logs = logs_fd(lab.name)
         running_echo: list[tuple[PodInfo, Container]] = []
+        logs_folder = log_dir(lab.name)
         for pod in present:
             prec = pods.setdefault(pod.name, {})
             if "created" not in prec:
@@ -212,7 +214,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
                     rotated = new_run(lab.name, pod.name, c.name, done.problems, dir_fd=logs)  # `logs --previous`
                 # its Service variables as it starts: those it keeps while it runs (netlab exec -c gives them),
                 # kept once for all the runs that start with them (service_envs.py)
-                new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts,
+                new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name, logs_folder), "restarts": restarts,
                        service_envs.FIELD: envs.key_for(pod)}
                 containers[c.name] = new
                 dns_records.note_start(lab, pod, new)  # the add-on's dnsmasq reads the records file as it is

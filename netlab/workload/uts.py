@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from typing import Mapping
+from typing import Collection, Mapping
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.mountinfo import mount_of, read_mounts
@@ -135,24 +135,28 @@ def uts_missing(words: str) -> str:
     return f"{words}'s UTS namespace is not there"
 
 
-def ensure_uts(lab_name: str, hostnames: Mapping[str, str]) -> tuple[dict[str, str], list[str], list[str]]:
+def ensure_uts(lab_name: str, hostnames: Mapping[str, str], unchanged: Collection[str] = ()
+               ) -> tuple[dict[str, str], list[str], list[str]]:
     """Each pod's (or node's) UTS namespace, pinned by a bind mount, with its hostname (``hostnames``: pin name ->
     hostname); made where missing, its hostname set where it names another. Returns the pins' paths, the names
     whose namespace was made now, and those whose hostname was set in the namespace they had (a pod whose
-    topology changed its hostname: its containers see the new one at once).
+    topology changed its hostname: its containers see the new one at once). ``unchanged``: names whose pin this
+    run made a moment ago with that very hostname (a fresh lab's, by its early echo start): not entered to read it
+    again (500 pods: a setns and uname each), but made again where its pin is gone.
 
     All are made in one short-lived thread (unshare, sethostname, bind-mount,
     next), so the calling thread never changes namespace. The files the
     namespaces are mounted on are hard links of one empty file (:func:`_pin_file`).
     """
-    out = {name: uts_path(lab_name, name) for name in hostnames}
+    udir = uts_dir(lab_name)  # once, not once a pin: it checks the state folder
+    out = {name: os.path.join(udir, name) for name in hostnames}
     todo = [name for name, path in out.items() if not is_uts_mount(path)]
-    have = [name for name in out if name not in todo]
+    have = [name for name in out if name not in todo and name not in unchanged]
     renamed: list[str] = []
-    template = os.path.join(uts_dir(lab_name), TEMPLATE)
+    template = os.path.join(udir, TEMPLATE)
     if todo:
         os.makedirs(uts_dir(lab_name, make=True), mode=0o700, exist_ok=True)
-        _mount_pins_fs(uts_dir(lab_name))
+        _mount_pins_fs(udir)
         _make_file(template)
 
     def make() -> None:
