@@ -74,3 +74,23 @@ def test_a_folder_is_the_labs_tmpfs_of_pins_only_while_that_tmpfs_is_the_last_mo
     with open(table, "a") as f:
         f.write(f"900 801 0:70 / {escaped} rw - tmpfs other rw\n")
     assert not uts.is_pins_fs(udir)
+
+
+def test_pins_this_run_made_with_their_hostnames_are_not_entered_again_but_the_others_are(tmp_path, monkeypatch):
+    """A fresh lab's pins, made by the early echo start a moment before: `up`'s container start takes them as
+    they are (500 pods: a setns and uname each, for nothing); a pin it did not make now is read, and renamed."""
+    from netlab.kernel import netns as nsmod
+
+    monkeypatch.setattr(uts, "uts_dir", lambda lab, make=False: str(tmp_path))
+    monkeypatch.setattr(uts, "is_uts_mount", lambda path: True)  # every pin is there
+    monkeypatch.setattr(uts, "_in_thread", lambda fn: fn())
+    monkeypatch.setattr(nsmod, "current_fd", lambda kind: os.open(os.devnull, os.O_RDONLY))
+    entered, named = [], []
+    monkeypatch.setattr(nsmod, "setns", lambda fd, kind: entered.append(os.readlink(f"/proc/self/fd/{fd}")))
+    monkeypatch.setattr(nsmod, "sethostname", named.append)
+    for pod in ("a", "b"):
+        (tmp_path / pod).write_bytes(b"")
+    paths, made, renamed = uts.ensure_uts("lab", {"a": "a", "b": "b-new"}, unchanged=["a"])
+    assert paths == {"a": str(tmp_path / "a"), "b": str(tmp_path / "b")} and made == []
+    assert entered == [str(tmp_path / "b"), os.devnull]  # b's pin, then home: a's is not entered
+    assert renamed == ["b"] and named == ["b-new"]
