@@ -47,7 +47,8 @@ def host(monkeypatch, tmp_path):
     records what it would run; the lab's state and logs under tmp_path."""
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
     monkeypatch.setattr(nsmod, "is_netns_mount", lambda name: True)
-    monkeypatch.setattr(lifecycle, "ensure_uts", lambda lab, names: ({n: str(tmp_path / n) for n in names}, [], []))
+    monkeypatch.setattr(lifecycle, "ensure_uts",
+                        lambda lab, names, unchanged=(): ({n: str(tmp_path / n) for n in names}, [], []))
     monkeypatch.setattr(node_uts, "start", lambda lab, again: StartResult())
     monkeypatch.setattr(dns_records, "sync", lambda lab: StartResult())
     monkeypatch.setattr(dns_records, "reload", lambda lab, pods: StartResult())

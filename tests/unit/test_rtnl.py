@@ -7,6 +7,7 @@ from the kernel's wire format without a failing test.
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 import threading
@@ -324,7 +325,10 @@ class FakeSocket:
             self.queue.append(nl.HDR.pack(16 + len(body), nl.NLMSG_ERROR, 0, m.seq, 0) + body)
         return len(data)
 
-    def recv_into(self, buffer: memoryview) -> int:  # one datagram, cut to the buffer as the kernel does
+    def recv_into(self, buffer: memoryview, nbytes: int = 0, flags: int = 0) -> int:
+        # one datagram, cut to the buffer as the kernel does; none queued: EAGAIN, as MSG_DONTWAIT gets it
+        if not self.queue:
+            raise BlockingIOError(errno.EAGAIN, "no answer yet")
         data = self.queue.pop(0)[:len(buffer)]
         buffer[:len(data)] = data
         return len(data)
