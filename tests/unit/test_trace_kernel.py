@@ -139,7 +139,10 @@ class KernelSocket:
                          ("RTA_PREFSRC", "10.244.0.0")])
         self._answer(m.seq, [answer], dump=False)
 
-    def recv_into(self, buffer: memoryview) -> int:  # one datagram, cut to the buffer as the kernel does
+    def recv_into(self, buffer: memoryview, nbytes: int = 0, flags: int = 0) -> int:
+        # one datagram, cut to the buffer as the kernel does; none queued: EAGAIN, as MSG_DONTWAIT gets it
+        if not self.queue:
+            raise BlockingIOError(errno.EAGAIN, "no answer yet")
         data = self.queue.pop(0)[:len(buffer)]
         buffer[:len(data)] = data
         return len(data)
