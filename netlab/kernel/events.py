@@ -22,13 +22,12 @@ event of its own, so the watcher reads the whole lab.
 from __future__ import annotations
 
 import os
-import select
 import socket
 import struct
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from netlab.kernel import libc, netlink, netns as nsmod, rtnl, rtnl_parse
+from netlab.kernel import fdwait, libc, netlink, netns as nsmod, rtnl, rtnl_parse
 
 # Multicast groups (linux/rtnetlink.h RTNLGRP_*), as bit masks for bind() where they fit in 32 bits.
 RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_TC, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE = 1, 3, 4, 5, 7
@@ -121,11 +120,8 @@ class Listener:
         Returns the lab's changes and the ``extra`` fds that are readable.
         """
         mine = self._fds()
-        poller = select.poll()  # not select(): a socket per namespace of a big lab is past descriptor 1023
-        for fd in mine + list(extra):
-            poller.register(fd, select.POLLIN)
         try:
-            ready = [fd for fd, _events in poller.poll(max(timeout, 0) * 1000)]
+            ready = fdwait.ready(mine + list(extra), max(timeout, 0))  # past descriptor 1023 in a big lab
         except InterruptedError:
             return [], []
         events = []

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
+
+from netlab.kernel import fdwait
 
 # linux/netlink.h
 NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN = 1, 2, 3, 4
@@ -45,7 +46,6 @@ HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 NLA = struct.Struct("=HH")  # len, type
 
 CHUNK = 64 * 1024  # bytes per send(): its acknowledgements fit the receive buffer
-FD_SETSIZE = 1024  # select(2) takes descriptors below this only
 RECV_MAX = 1 << 20  # bytes of one answer at most (a dump's part is 32 KiB or so; room for any the kernel makes)
 DEFAULT_TIMEOUT = 10.0  # seconds a batch chunk or a dump may take before it is a failure
 
@@ -392,17 +392,9 @@ def _recv_buffer() -> memoryview:
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:
-    """``sock`` has something to read within ``timeout`` seconds.
-
-    select(2) takes descriptors below FD_SETSIZE (1,024) only, and a process
-    holding a socket per namespace of a 1,000-pod lab has more: past it, poll(2).
-    """
-    fd = sock.fileno()
-    if fd < FD_SETSIZE:
-        return bool(select.select([sock], [], [], timeout)[0])
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(max(0.0, timeout) * 1000))
+    """``sock`` has something to read within ``timeout`` seconds (poll: a process holding a socket per namespace of
+    a 1,000-pod lab has descriptors past select's 1,024)."""
+    return fdwait.readable(sock, timeout)
 
 
 def queued(sock: socket.socket) -> Iterator[bytes | None]:

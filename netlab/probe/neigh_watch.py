@@ -21,11 +21,10 @@ nothing of the run was reported for a while.
 
 from __future__ import annotations
 
-import select
 import socket
 from dataclasses import dataclass
 
-from netlab.kernel import netlink, rtnl, rtnl_parse
+from netlab.kernel import fdwait, netlink, rtnl, rtnl_parse
 
 RTNLGRP_NEIGH = 3  # linux/rtnetlink.h: the neighbour entries' notifications
 SOFTNET_STAT = "/proc/net/softnet_stat"
@@ -54,15 +53,12 @@ class NeighWatch:
         """What the kernel reported, once something was, or after ``timeout`` s (0: what is queued now)."""
         if not self._socks:
             return []
-        poller = select.poll()  # not select(): a 500-pod run holds descriptors past 1023
-        for fd in self._socks:
-            poller.register(fd, select.POLLIN)
         try:
-            ready = poller.poll(max(0.0, timeout) * 1000)
+            ready = fdwait.ready(list(self._socks), timeout)  # a 500-pod run holds descriptors past 1023
         except InterruptedError:
             return []
         out: list[Reported] = []
-        for fd, _events in ready:
+        for fd in ready:
             out += self._read(fd)
         return out
 

@@ -19,7 +19,6 @@ import ctypes
 import errno
 import os
 import re
-import select
 import socket
 import struct
 import time
@@ -29,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 
 from netlab import outfile, signals
 from netlab.errors import EnvironmentNotReady, UsageError, output_unwritable
-from netlab.kernel import netns as nsmod
+from netlab.kernel import fdwait, netns as nsmod
 from netlab.model.naming import netns_path
 from netlab.trace import scapyconf
 from netlab.trace.decode import Decoded, decode
@@ -161,7 +160,7 @@ class Capture:
         left = deadline - time.monotonic()
         if left <= 0 or self.ended:
             return []
-        ready, _, _ = select.select(list(self.socks.values()), [], [], min(left, GONE_CHECK) if self.iface else left)
+        ready = fdwait.ready(list(self.socks.values()), min(left, GONE_CHECK) if self.iface else left)
         earlier, self.held = self.held, []  # read by an earlier round: the device was there after it, or not now
         out: list[Frame] = []
         with signals.held():

@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno
 import os
 import random
-import select
 import socket
 import struct
 import time
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Container
 
 from netlab.errors import UsageError
-from netlab.kernel import netns as nsmod
+from netlab.kernel import fdwait, netns as nsmod
 from netlab.probe.icmp import DEST_UNREACH, TIME_EXCEEDED, checksum, icmp_words
 from netlab.probe.sockets import bind_service_port
 from netlab.trace.decode import ip_text
@@ -152,8 +151,7 @@ def wait_reply(sent: Sent, timeout: float) -> None:
         if left <= 0:
             return
         if sent.proto == "tcp":
-            _, w, _ = select.select([], [s], [], left)
-            if not w:
+            if not fdwait.writable(s, left):
                 return
             err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err == 0:
@@ -163,8 +161,7 @@ def wait_reply(sent: Sent, timeout: float) -> None:
                 sent.error = os.strerror(err)
                 sent.reply_text = f"connection failed: {os.strerror(err)}"
             return
-        r, _, _ = select.select([s], [], [], left)
-        if not r:
+        if not fdwait.readable(s, left):
             return
         try:
             data = s.recv(65535)

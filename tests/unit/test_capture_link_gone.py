@@ -59,7 +59,7 @@ def _capture(sock: _Socket, tmp_path, monkeypatch) -> cap.Capture:
     path = tmp_path / "lab-a"
     path.write_text("")
     monkeypatch.setattr(cap, "netns_path", lambda ns: str(tmp_path / ns))
-    monkeypatch.setattr(cap.select, "select", lambda r, w, x, t: (r, [], []))
+    monkeypatch.setattr(cap.fdwait, "ready", lambda socks, t: list(socks))
     c = cap.Capture([], iface="eth0")
     c.socks = {"lab-a": sock}  # type: ignore[dict-item]
     st = os.stat(path)

@@ -342,7 +342,7 @@ class FakeSocket:
 
 def test_a_lost_ack_is_a_timeout_not_a_hang(monkeypatch):
     sock = FakeSocket(drop={2})
-    monkeypatch.setattr(nl.select, "select", lambda r, w, x, t: (r if sock.queue else [], [], []))
+    monkeypatch.setattr(nl, "_readable", lambda s, t: bool(sock.queue))
     conn = nl.Conn(sock=sock, timeout=0.05)  # type: ignore[arg-type]
     requests = [(f"r{i}", rtnl.link_set(i, up=True)) for i in range(1, 4)]
     try:
@@ -357,7 +357,7 @@ def test_each_answer_is_its_own_bytes_though_one_buffer_per_thread_receives_them
     """Answers are read into the thread's one buffer (no new mebibyte per answer) and copied out of it: an
     answer read earlier is not overwritten by the next, and another thread has a buffer of its own."""
     sock = FakeSocket()
-    monkeypatch.setattr(nl.select, "select", lambda r, w, x, t: (r if sock.queue else [], [], []))
+    monkeypatch.setattr(nl, "_readable", lambda s, t: bool(sock.queue))
     conn = nl.Conn(sock=sock, timeout=1)  # type: ignore[arg-type]
     sock.queue += [b"first answer", b"second"]
     first, second = conn._recv(time.monotonic() + 1, "a"), conn._recv(time.monotonic() + 1, "b")
@@ -374,7 +374,7 @@ def test_each_answer_is_its_own_bytes_though_one_buffer_per_thread_receives_them
 def test_get_raises_the_kernels_refusal(monkeypatch):
     """An RTM_GETLINK answered by an error (no such device) is a NetlinkError, not a link."""
     sock = FakeSocket(errors={1: 19})
-    monkeypatch.setattr(nl.select, "select", lambda r, w, x, t: (r if sock.queue else [], [], []))
+    monkeypatch.setattr(nl, "_readable", lambda s, t: bool(sock.queue))
     conn = nl.Conn(sock=sock, timeout=1)  # type: ignore[arg-type]
     try:
         conn.get("lo in x", rtnl.link_get(1))
@@ -386,7 +386,7 @@ def test_get_raises_the_kernels_refusal(monkeypatch):
 
 def test_batch_reports_each_request_and_stops_after_the_failing_chunk(monkeypatch):
     sock = FakeSocket(errors={2: 19})
-    monkeypatch.setattr(nl.select, "select", lambda r, w, x, t: (r if sock.queue else [], [], []))
+    monkeypatch.setattr(nl, "_readable", lambda s, t: bool(sock.queue))
     monkeypatch.setattr(nl, "CHUNK", 200)  # a few requests per send()
     conn = nl.Conn(sock=sock, timeout=1)  # type: ignore[arg-type]
     requests = [(f"r{i}", rtnl.link_set(i, up=True, mtu=1450)) for i in range(1, 20)]
