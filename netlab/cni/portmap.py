@@ -3,12 +3,14 @@
 portmap (its iptables backend, Debian's 1.1.1) gives each pod's host ports::
 
     -A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
+    -A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
     -A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: ..." -m multiport --dports 18080 -j CNI-DN-<hash>
     -A CNI-DN-<hash> -p tcp -m tcp --dport 18080 -j DNAT --to-destination 10.244.0.2:8080
 
 A packet from another host to the node's hostPort takes the first, then the
-second, then the DNAT. Without any of them it stays addressed to the node,
-where nothing listens: the connection is refused. A chain without CHECK never
+third, then the DNAT (the node's own connection: the second, not the first).
+Without any of them it stays addressed to the node, where nothing listens: the
+connection is refused. A chain without CHECK never
 looks (QA cnihost 2): status and trace read the rules here.
 """
 
@@ -57,8 +59,9 @@ def missing_dnat(lines: Iterable[str], mapping: dict[str, Any], pod_ip: str) -> 
     to, host_ip = f"{pod_ip}:{mapping.get('containerPort')}", str(mapping.get("hostIP") or "")
     host_ip = "" if host_ip == "0.0.0.0" else host_ip
     said = f"portmap's DNAT of its hostPort {port}/{proto} to {to} is gone"
-    if not any(_flag(r, "-j") == DISPATCH for r in chains.get("PREROUTING", [])):
-        return f"{said}: the node's nat PREROUTING has no jump to {DISPATCH}"
+    for hook, whose in (("PREROUTING", ""), ("OUTPUT", " (the node's own connections to its hostPort)")):
+        if not any(_flag(r, "-j") == DISPATCH for r in chains.get(hook, [])):
+            return f"{said}: the node's nat {hook} has no jump to {DISPATCH}{whose}"
     for jump in chains.get(DISPATCH, []):
         target = _flag(jump, "-j") or ""
         ports = (_flag(jump, "--dports") or _flag(jump, "--dport") or "").split(",")

@@ -242,8 +242,11 @@ def _scan(netns_names: Sequence[str], uts_files: Sequence[str], seen: dict[ProcI
 
 
 def command_of(pid: int) -> str:
-    """A process's command line as ps shows it; a kernel thread's or a zombie's (none) is its name in brackets."""
-    return " ".join(cmdline(pid)) or f"[{comm(pid) or '?'}]"
+    """A process's command line as ps shows it, on one line (a newline or a terminal's escape in an argument is
+    said as Python writes it: ``sh -c 'sleep 1\\ntrue'``); a kernel thread's or a zombie's (none) is its name in
+    brackets."""
+    said = " ".join(cmdline(pid)) or f"[{comm(pid) or '?'}]"
+    return said if said.isprintable() else said.encode("unicode_escape").decode("ascii")
 
 
 def stopped_words(containers: Sequence[str], left: int) -> str:

@@ -85,6 +85,10 @@ def test_a_host_port_is_held_to_portmaps_dnat_in_the_nodes_nat_table():
     unhooked = [line for line in PORTMAP if not line.startswith("-A PREROUTING")]
     assert missing_dnat(unhooked, WEB, "10.244.0.5") == \
         f"{gone}: the node's nat PREROUTING has no jump to CNI-HOSTPORT-DNAT"
+    # the node's own connections take OUTPUT's jump (qa55: deleted, the node's curl was refused, status clean)
+    unhooked = [line for line in PORTMAP if not line.startswith("-A OUTPUT")]
+    assert missing_dnat(unhooked, WEB, "10.244.0.5") == \
+        f"{gone}: the node's nat OUTPUT has no jump to CNI-HOSTPORT-DNAT (the node's own connections to its hostPort)"
     assert missing_dnat(PORTMAP, {**WEB, "protocol": "udp"}, "10.244.0.5") is not None  # tcp's rule is not udp's
     assert missing_dnat(PORTMAP, WEB, "10.244.0.6") is not None  # DNATs to another pod
     assert missing_dnats(PORTMAP, [WEB, {**WEB, "hostPort": 18081}], "10.244.0.5").startswith(

@@ -129,3 +129,23 @@ def test_down_says_the_processes_of_yours_it_stopped(monkeypatch):
     monkeypatch.setattr(api.Lab, "down", lambda self, **kw: done)
     assert run_cli("down", "--lab", "l").stdout == ("lab l is down (2 namespaces removed; also stopped 1 process of "
                                                     "yours in its namespaces: 4242 sleep 1000 in l-a)\n")
+
+
+def test_a_command_line_with_a_newline_is_said_on_one_line_and_read_back():
+    """qa55: `nsenter ... sh -c 'sleep 1005<newline>true'` was left out of stopped_processes (its line did not
+    parse back) and said as a two-line warning."""
+    import subprocess
+
+    from netlab.kernel.kill import Found, command_of, other_line, split_others
+    from netlab.kernel.processes import ProcId
+
+    proc = subprocess.Popen(["sh", "-c", "echo ready\nsleep 30", "x\x1b[2J"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"  # past its exec: its argv is read
+        said = command_of(proc.pid)
+        assert said == "sh -c echo ready\\nsleep 30 x\\x1b[2J", said
+        line = other_line(Found(ProcId(proc.pid, 1), "lab-b", said), "lab-b")
+        assert split_others([line]) == ([("lab-b", proc.pid, said)], [])
+    finally:
+        proc.kill()
+        proc.wait()
