@@ -147,3 +147,20 @@ def test_a_host_port_whose_dnat_is_flushed_is_drift_said_by_trace_and_repaired(l
     _repaired(name, path, ["a"], {"a": gone}, no_check)
     rules = in_netns(n1, "iptables-save", "-t", "nat", check=True).stdout
     assert f"--dport 18080 -j DNAT --to-destination {ipv4_of(f'{name}-a', 'eth0')}:8080" in rules, rules
+
+
+def test_a_host_port_without_outputs_jump_is_drift_and_the_node_reaches_it_again(lab):
+    """portmap jumps to CNI-HOSTPORT-DNAT from OUTPUT too: the node's own connection to its hostPort. Deleted,
+    the node's connection was refused and status said all as planned (qa55)."""
+    name, path, no_check = lab
+    n1 = f"{name}-n1"
+    a_ip = ipv4_of(f"{name}-a", "eth0")
+    in_netns(n1, "iptables", "-t", "nat", "-D", "OUTPUT", "-m", "addrtype", "--dst-type", "LOCAL", "-j",
+             "CNI-HOSTPORT-DNAT", check=True)
+    gone = (f"portmap's DNAT of its hostPort 18080/tcp to {a_ip}:8080 is gone: the node's nat OUTPUT has no jump "
+            "to CNI-HOSTPORT-DNAT (the node's own connections to its hostPort)")
+    lines, js = _status(name)
+    assert lines == [f"cni: pod a: {DIFFERS}: {gone} {no_check}"], lines
+    _repaired(name, path, ["a"], {"a": gone}, no_check)
+    reply = in_netns(n1, "socat", "-T", "5", "-u", f"TCP:{ipv4_of(n1, 'eth0')}:18080,connect-timeout=5", "-")
+    assert reply.returncode == 0 and json.loads(reply.stdout)["pod"] == "a", reply

@@ -11,7 +11,7 @@ from __future__ import annotations
 from netlab.cni.portmap import missing_dnat, missing_dnats, uses_portmap
 from netlab.cni.verify_node import bridge_is_gateway, compare_node, gateways, node_side
 from netlab.kernel.base import Snapshot
-from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg
+from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, RouteMsg
 
 RESULT = {"cniVersion": "0.3.1",
           "interfaces": [{"name": "cni0", "mac": "0a:58:0a:f4:00:01"},  # the node's bridge: no sandbox
@@ -96,3 +96,27 @@ def test_a_host_port_is_held_to_portmaps_dnat_in_the_nodes_nat_table():
     assert missing_dnats(PORTMAP, [], "10.244.0.5") is None
     assert uses_portmap([{"type": "bridge"}, {"type": "portmap", "capabilities": {"portMappings": True}}])
     assert not uses_portmap([{"type": "portmap", "backend": "nftables", "capabilities": {"portMappings": True}}])
+
+
+PTP_RESULT = {"cniVersion": "0.3.1",
+              "interfaces": [{"name": "veth1234", "mac": "aa:bb:cc:dd:ee:ff"},  # the host end: no sandbox
+                             {"name": "eth0", "mac": "0a:58:0a:f4:00:05", "sandbox": "/var/run/netns/lab-a"}],
+              "ips": [{"version": "4", "address": "10.244.0.5/24", "gateway": "10.244.0.1", "interface": 1}]}
+
+
+def _route(dst: str, oif: int, table: int = 254) -> RouteMsg:
+    return RouteMsg(table=table, dst=dst, dst_len=32, tos=0, gateway=None, oif=oif, proto=3, scope=253, type=1,
+                    flags=0, priority=None, prefsrc=None, multipath=False)
+
+
+def test_a_ptp_pod_is_held_to_the_nodes_route_to_it():
+    """qa55: the ptp plugin's route to the pod on the node (`ip route add 10.244.0.5/32 dev vethX`) deleted cut
+    the pod off, and a chain without CHECK said all as planned."""
+    snap = _node(bridge=False, master=None)
+    assert compare_node(PTP_RESULT, snap) == "the node has no route to the pod's 10.244.0.5 through veth1234"
+    snap.routes = [_route("10.244.0.5", 2)]  # through another link
+    assert compare_node(PTP_RESULT, snap) is not None
+    snap.routes = [_route("10.244.0.5", 4, table=100)]  # in another table
+    assert compare_node(PTP_RESULT, snap) is not None
+    snap.routes = [_route("10.244.0.5", 4)]
+    assert compare_node(PTP_RESULT, snap) is None
