@@ -197,6 +197,15 @@ def environ_has(pid: int, entry: bytes) -> bool:
         return False
 
 
+def environ_names(pid: int, name: bytes) -> bool:
+    """The process's environment, as given at its exec, has an entry named ``name`` (whatever its value)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return any(entry.startswith(name + b"=") for entry in fh.read().split(b"\0"))
+    except OSError:
+        return False
+
+
 def _pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 

@@ -105,6 +105,9 @@ def launch_echo(specs: list[dict], control: str | None = None, log: str | None =
     return launcher
 
 
+ECHO_SERVER = "netlab.workload.echoserver"  # the module the lab's echo server runs (pod_teardown.is_echo_server)
+
+
 def start_launcher(control: str | None = None, log: str | None = None) -> subprocess.Popen:
     """:func:`launch_echo`'s launcher, started now: it loads Python and netlab's echo server, then waits
     for its containers' specs (:func:`send_specs`); nothing listens or binds before they come.
@@ -113,7 +116,7 @@ def start_launcher(control: str | None = None, log: str | None = None) -> subpro
     an ``up`` killed meanwhile leaves a server starting that ``down`` cannot find yet (nothing listens), which would
     make its socket and log in the lab's folder as ``down`` removed it (the folder left unmarked, no lab's, every
     later ``up`` of the lab refused). ``down`` waits for the lock, then finds the server there and stops it."""
-    argv = [sys.executable, "-I", "-m", "netlab.workload.echoserver"]
+    argv = [sys.executable, "-I", "-m", ECHO_SERVER]
     lock = held_fd(os.path.basename(os.path.dirname(control))) if control else None
     argv += ["--control", control] if control else []
     argv += ["--log", log] if log else []

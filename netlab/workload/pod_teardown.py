@@ -17,7 +17,7 @@ from netlab.workload import crashloop, launch
 from netlab.workload.containers import log_dir, logs_by_pod, remove_logs
 from netlab.workload.records import records as _records
 from netlab.workload.stopping import drop_echo, stop_container
-from netlab.workload.tasks import proc_of, run_mark, task_of
+from netlab.workload.tasks import RUN_ENV, proc_of, run_mark, task_of
 from netlab.workload.uts import is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many, uts_dir, \
     uts_path
 
@@ -117,9 +117,19 @@ def containers_of(pods: dict[str, dict[str, Any]], doomed: Iterable[str]) -> Cal
         if p in leaders or p.pid in servers:
             return True
         run = runs.get(processes.session(p.pid) or 0)
-        return run is not None and processes.of_run(p.pid, *run)
+        if run is not None and processes.of_run(p.pid, *run):
+            return True
+        # Netlab's own without a record to say so (`down --force` of a lab whose state was lost): the lab's echo
+        # server, and a command container's run (its environment names its run: tasks.RUN_ENV)
+        return is_echo_server(p.pid) or processes.environ_names(p.pid, RUN_ENV.encode())
 
     return ours
+
+
+def is_echo_server(pid: int) -> bool:
+    """Process ``pid`` is a lab's echo server, as launch.start_launcher starts it (``python -I -m
+    netlab.workload.echoserver ...``)."""
+    return processes.cmdline(pid)[1:4] == ["-I", "-m", launch.ECHO_SERVER]
 
 
 def stop_pod(state: LabState, pod: PodInfo) -> list[str]:
