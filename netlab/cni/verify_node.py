@@ -26,6 +26,7 @@ from netlab.cni.conf import attachment, convert_result
 from netlab.cni.portmap import missing_dnats
 from netlab.errors import NetnsGone
 from netlab.kernel.base import Kernel, KernelError, Snapshot
+from netlab.model.hostlocal import FLANNEL
 
 
 def node_side(result: dict[str, Any]) -> list[str]:
@@ -46,9 +47,17 @@ def gateways(result: dict[str, Any]) -> list[str]:
 
 
 def bridge_is_gateway(plugins: Iterable[Any]) -> bool:
-    """Whether a bridge plugin of the chain (or under a wrapper's ``delegate``) puts the pods' gateway on its bridge."""
+    """Whether a bridge plugin of the chain (or under a wrapper's ``delegate``) puts the pods' gateway on its bridge.
+    Flannel's plugin hands its ``delegate`` to ``bridge`` when it names no ``type``, with ``isGateway`` true unless
+    it sets it (flannel-io/cni-plugin; kube-flannel.yml's delegate names neither)."""
     for plugin in plugins:
-        for conf in (plugin, plugin.get("delegate") if isinstance(plugin, dict) else None):
+        if not isinstance(plugin, dict):
+            continue
+        delegate = plugin.get("delegate")
+        if plugin.get("type") == FLANNEL and (delegate is None or isinstance(delegate, dict)):
+            delegate = {"type": "bridge", **(delegate or {})}
+            delegate.setdefault("isGateway", delegate["type"] == "bridge")
+        for conf in (plugin, delegate):
             if isinstance(conf, dict) and conf.get("type") == "bridge" and (
                     conf.get("isGateway") is True or conf.get("isDefaultGateway") is True):
                 return True

@@ -120,3 +120,15 @@ def test_a_ptp_pod_is_held_to_the_nodes_route_to_it():
     assert compare_node(PTP_RESULT, snap) is not None
     snap.routes = [_route("10.244.0.5", 4)]
     assert compare_node(PTP_RESULT, snap) is None
+
+
+def test_flannels_delegate_is_a_bridge_that_is_its_pods_gateway_unless_it_says_otherwise():
+    """Flannel's CNI plugin hands its ``delegate`` to ``bridge`` when it names no ``type``, with ``isGateway`` true
+    unless it sets it (kube-flannel.yml's 10-flannel.conflist: ``{"hairpinMode": true, "isDefaultGateway": true}``,
+    cniVersion 0.3.1, no CHECK): cni0's gateway is held there too."""
+    assert bridge_is_gateway([{"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
+                              {"type": "portmap", "capabilities": {"portMappings": True}}])
+    assert bridge_is_gateway([{"type": "flannel"}])
+    assert bridge_is_gateway([{"type": "flannel", "delegate": {"hairpinMode": True}}])
+    assert not bridge_is_gateway([{"type": "flannel", "delegate": {"isGateway": False}}])
+    assert not bridge_is_gateway([{"type": "flannel", "delegate": {"type": "ipvlan", "master": "eth0"}}])
