@@ -105,11 +105,13 @@ def _terminate(pids: Iterable[P], still_ours: Callable[[int], bool], grace: floa
                 _close(held.pop(leader)[0])
                 continue
             given[leader] = item
-        signalled = list(given.values())
+        signalled: list[P] = []  # those a signal reached: one gone before its SIGTERM was not stopped by it
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
             for leader, (fd, start) in list(held.items()):
                 if not (send(fd, sig) if fd != NO_PIDFD else _send_pid(leader, start, sig, still_ours)):
                     _close(held.pop(leader)[0])  # gone: nothing to wait for
+                elif sig == signal.SIGTERM:
+                    signalled.append(given[leader])
             _wait_exit(held, wait)
             if not held:
                 break

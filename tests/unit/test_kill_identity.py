@@ -149,3 +149,14 @@ def test_a_command_line_with_a_newline_is_said_on_one_line_and_read_back():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_process_gone_before_its_signal_is_not_said_stopped(monkeypatch, children):
+    """One found that exits by itself before the stop's SIGTERM reaches it (the signal finds it gone) was not
+    stopped by the stop: it is no process of yours it stopped."""
+    user, yours = children(3407)
+    scanned(monkeypatch, [{user.pid: "sn-b"}])
+    monkeypatch.setattr(kill, "send", lambda fd, sig: False)  # its pidfd says it is gone as the signal is sent
+    others: list[kill.Found] = []
+    assert kill.stop_namespaces(["sn-b"], ours=lambda p: False, others=others) == []
+    assert others == []
