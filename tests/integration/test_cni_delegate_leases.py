@@ -19,31 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ip_json, lab_namespaces, netlab
+from helpers import DELEGATING_PLUGIN, ip_json, lab_namespaces, netlab
 
 pytestmark = pytest.mark.root
 
 CNI_BIN = "/usr/lib/cni"
 MACHINE = "/var/lib/cni"
 STATE = os.environ.get("NETLAB_STATE_DIR") or "/run/netlab"
-
-DLW = """#!/usr/bin/python3
-import json, os, subprocess, sys
-conf = json.load(sys.stdin)
-if os.environ["CNI_COMMAND"] == "VERSION":
-    print(json.dumps({{"cniVersion": conf["cniVersion"], "supportedVersions": ["0.4.0", "1.0.0"]}}))
-    sys.exit(0)
-sub = dict(conf["delegate"], cniVersion=conf["cniVersion"], name=conf["name"])
-if conf["type"] == "flannel":
-    sub["ipam"] = dict(conf.get("ipam") or {{}})
-    sub["ipam"].setdefault("type", "host-local")
-if "runtimeConfig" in conf:
-    sub["runtimeConfig"] = conf["runtimeConfig"]
-proc = subprocess.run([{bin!r} + "/" + sub["type"]], input=json.dumps(sub).encode(), capture_output=True)
-sys.stdout.buffer.write(proc.stdout)
-sys.stderr.buffer.write(proc.stderr)
-sys.exit(proc.returncode)
-"""
 
 
 def _machine_files(network: str) -> list[str]:
@@ -69,7 +51,7 @@ def test_a_host_local_under_a_wrapper_keeps_its_leases_in_the_lab(labs, tmp_path
     network = f"dl{uuid.uuid4().hex[:8]}"  # the machine's folder would be /var/lib/cni/networks/<network>
     before = _machine_files(network)
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / wrapper).write_text(DLW.format(bin=CNI_BIN))
+    (tmp_path / "bin" / wrapper).write_text(DELEGATING_PLUGIN.format(bin=CNI_BIN))
     (tmp_path / "bin" / wrapper).chmod(0o755)
     (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": network, "plugins": [
         {"type": wrapper, **top, "capabilities": {"ipRanges": True}}]}))

@@ -1,5 +1,6 @@
 """The pods' gateway on a Flannel chain's bridge is held to its cached ADD result too (root; Debian's bridge and
-host-local behind a wrapper named ``flannel`` that does what Flannel's CNI plugin does to its ``delegate``).
+host-local behind helpers.DELEGATING_PLUGIN named ``flannel``, which does what Flannel's CNI plugin does to its
+``delegate``).
 
 kube-flannel.yml's 10-flannel.conflist is cniVersion 0.3.1 (no CHECK) with ``"delegate": {"hairpinMode": true,
 "isDefaultGateway": true}``: no ``type``, and Flannel's plugin makes it ``bridge`` with ``isGateway`` true
@@ -14,38 +15,16 @@ import json
 
 import pytest
 
-from helpers import as_planned_here, ip, ip_json, netlab
+from helpers import DELEGATING_PLUGIN, as_planned_here, ip, ip_json, netlab
 
 pytestmark = pytest.mark.root
 
 CNI_BIN = "/usr/lib/cni"
 
-# Flannel's plugin, as far as this chain needs it: the delegate's type is bridge and isGateway true unless it
-# says otherwise; its ipam is the plugin's own (host-local); runtimeConfig handed on.
-FLANNEL = """#!/usr/bin/python3
-import json, os, subprocess, sys
-conf = json.load(sys.stdin)
-if os.environ["CNI_COMMAND"] == "VERSION":
-    print(json.dumps({{"cniVersion": conf["cniVersion"], "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]}}))
-    sys.exit(0)
-sub = dict(conf.get("delegate") or {{}}, cniVersion=conf["cniVersion"], name=conf["name"])
-sub.setdefault("type", "bridge")
-if sub["type"] == "bridge":
-    sub.setdefault("isGateway", True)
-sub["ipam"] = dict(conf.get("ipam") or {{}})
-sub["ipam"].setdefault("type", "host-local")
-if "runtimeConfig" in conf:
-    sub["runtimeConfig"] = conf["runtimeConfig"]
-proc = subprocess.run([{bin!r} + "/" + sub["type"]], input=json.dumps(sub).encode(), capture_output=True)
-sys.stdout.buffer.write(proc.stdout)
-sys.stderr.buffer.write(proc.stderr)
-sys.exit(proc.returncode)
-"""
-
 
 def test_a_flannel_chains_gateway_taken_off_cni0_is_drift_and_up_puts_it_back(labs, tmp_path):
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "flannel").write_text(FLANNEL.format(bin=CNI_BIN))
+    (tmp_path / "bin" / "flannel").write_text(DELEGATING_PLUGIN.format(bin=CNI_BIN))
     (tmp_path / "bin" / "flannel").chmod(0o755)
     (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "0.3.1", "name": "cbr0", "plugins": [
         {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True},
