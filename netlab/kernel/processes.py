@@ -188,22 +188,23 @@ def parent(pid: int) -> int | None:
 
 
 def environ_has(pid: int, entry: bytes) -> bool:
-    """``entry`` (``NAME=value``) is one of the process's environment entries, as it was given at its exec
-    (/proc/<pid>/environ: root reads any process's; a zombie's or a kernel thread's is empty)."""
+    """``entry`` (``NAME=value``) is one of the process's environment entries (:func:`environ_entries`)."""
+    return entry in environ_entries(pid)
+
+
+def environ_entries(pid: int) -> list[bytes]:
+    """The process's environment entries (``NAME=value``), as it was given at its exec (/proc/<pid>/environ: root
+    reads any process's; a zombie's or a kernel thread's is empty, as is a process gone)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as fh:
-            return entry in fh.read().split(b"\0")
+            return fh.read().split(b"\0")
     except OSError:
-        return False
+        return []
 
 
 def environ_names(pid: int, name: bytes) -> bool:
     """The process's environment, as given at its exec, has an entry named ``name`` (whatever its value)."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            return any(entry.startswith(name + b"=") for entry in fh.read().split(b"\0"))
-    except OSError:
-        return False
+    return any(entry.startswith(name + b"=") for entry in environ_entries(pid))
 
 
 def _pids() -> list[int]:

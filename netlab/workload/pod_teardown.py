@@ -94,9 +94,10 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False, 
 
 def containers_of(pods: dict[str, dict[str, Any]], doomed: Iterable[str]) -> Callable[[ProcId], bool]:
     """Whether a process is one of the containers the records of the pods ``doomed`` name: a command container's
-    first process, or one of its run (:func:`processes.of_run`: its session, its run's mark), or the echo server
-    whose threads are the echo containers. What else runs in their namespaces someone else started there (``netlab
-    exec``, ``nsenter``), which their stop says it stopped (kill.stop_namespaces' ``others``)."""
+    first process, or one of its run (:func:`processes.of_run`: its session, its run's mark), or a daemon it
+    detached (a session of its own, still its run's mark, started after it), or the echo server whose threads are
+    the echo containers. What else runs in their namespaces someone else started there (``netlab exec``, which
+    sets no mark, ``nsenter``), which their stop says it stopped (kill.stop_namespaces' ``others``)."""
     leaders: set[ProcId] = set()
     runs: dict[int, tuple[ProcId, bytes]] = {}  # by session id: a run's first process began its session
     servers: set[int] = set()
@@ -119,8 +120,9 @@ def containers_of(pods: dict[str, dict[str, Any]], doomed: Iterable[str]) -> Cal
         run = runs.get(processes.session(p.pid) or 0)
         if run is not None and processes.of_run(p.pid, *run):
             return True
-        # Netlab's own without a record to say so (`down --force` of a lab whose state was lost): the lab's echo
-        # server, and a command container's run (its environment names its run: tasks.RUN_ENV)
+        # A daemon a container detached (a session of its own) still carries its run's mark; and netlab's own
+        # without a record to say so (`down --force` of a lab whose state was lost): the lab's echo server, and
+        # a command container's run, whose environment names it (tasks.RUN_ENV)
         return is_echo_server(p.pid) or processes.environ_names(p.pid, RUN_ENV.encode())
 
     return ours
