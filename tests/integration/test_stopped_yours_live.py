@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from helpers import NETLAB, ip_json, netlab, write_topology
+from helpers import NETLAB, ip_json, netlab, wait_for, write_topology
 from netlab.kernel import kill, processes
 from test_pod_netns_deleted_containers_live import CMD, topology
 
@@ -160,3 +160,18 @@ def test_a_process_given_the_pid_of_one_stopped_a_round_before_is_stopped_too(mo
             except (ProcessLookupError, ChildProcessError):
                 pass
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_a_daemon_a_container_detached_is_not_said_a_process_of_yours(labs):
+    """A container's command that detaches a daemon (``setsid``: a session of its own) left it carrying its run's
+    ``NETLAB_CONTAINER_ID``: `down` stops it with the lab, and says no process of yours (review: it named it)."""
+    lab = labs.name("sd")
+    labs.up(topology(lab, False, ", containers: [{name: main, command: [sh, -c, 'setsid sleep 3003 & exec sleep "
+                                 "3002']}]"))
+    daemon: list[int] = []
+    assert wait_for(lambda: daemon.extend(p for p in processes.find_in_namespaces([f"{lab}-b"])
+                                          if processes.cmdline(p) == ["sleep", "3003"]) or daemon, timeout=30)
+    assert processes.session(daemon[0]) == daemon[0]  # detached: a session of its own
+    down = netlab("down", "--lab", lab)
+    assert down.stdout == f"lab {lab} is down (5 namespaces removed)\n", down.stdout  # n1, n2, a, b, the underlay
+    assert not processes.cmdline(daemon[0])
