@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DELEGATING_PLUGIN, ip_json, lab_namespaces, netlab
+from cni_wrapper import DELEGATING_PLUGIN
+from helpers import ip_json, lab_namespaces, netlab
 
 pytestmark = pytest.mark.root
 

@@ -15,7 +15,8 @@ import json
 
 import pytest
 
-from helpers import DELEGATING_PLUGIN, as_planned_here, ip, ip_json, netlab
+from cni_wrapper import DELEGATING_PLUGIN
+from helpers import as_planned_here, ip, ip_json, netlab
 
 pytestmark = pytest.mark.root
 
