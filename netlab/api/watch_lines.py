@@ -9,7 +9,7 @@ import re
 from typing import Iterable, Sequence
 
 from netlab.errors import display_path
-from netlab.kernel import events as kevents
+from netlab.kernel import events as kevents, kill
 from netlab.lab import up as lab_up
 from netlab.realize.state import up_command
 from netlab.workload import policy
@@ -69,7 +69,10 @@ def did_words(done: lab_up.UpResult, nothing: str, said: Sequence[str] = (), tol
         parts.append(f"... and {len(done.fixed) - 6} more")
     failed = [line for line in done.failed if line not in told]
     parts += failed[:3] + ([f"... and {len(failed) - 3} more that could not start"] if len(failed) > 3 else [])
-    parts += [f"warning: {w}" for w in done.warnings[:3]]
+    others, warnings = kill.split_others(done.warnings)  # a removed pod's processes of the user's: up's words
+    if others:
+        parts.append(kill.others_words([(pid, command, netns) for netns, pid, command in others], "them"))
+    parts += [f"warning: {w}" for w in warnings[:3]]
     return "; ".join(parts) or nothing
 
 
