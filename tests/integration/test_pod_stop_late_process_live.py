@@ -24,7 +24,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from helpers import NETLAB, write_topology
+from helpers import NETLAB, wait_for, write_topology
+from netlab.kernel.processes import cmdline
 from netlab.workload.uts import uts_path
 from test_pod_netns_deleted_containers_live import CMD, netns_inode, tasks_in, topology
 
@@ -39,6 +40,8 @@ def entered(net: str, uts: str, n: int) -> subprocess.Popen:
     late = subprocess.Popen(["nsenter", f"--net={net}", f"--uts={uts}", "sh", "-c", f"echo in; exec sleep {3100 + n}"],
                             stdout=subprocess.PIPE, text=True)
     assert late.stdout is not None and late.stdout.readline() == "in\n"
+    # its exec of sleep comes after its line: a stop's scan meanwhile named it `sh -c echo in; exec sleep ...`
+    assert wait_for(lambda: cmdline(late.pid)[:1] == ["sleep"], 10), cmdline(late.pid)
     return late
 
 
