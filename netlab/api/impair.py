@@ -106,7 +106,7 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         had = _runtime_entry(state, key, {"spec": spec.spec() if spec is not None else {}, "at": now})
         try:
-            done = lifecycle.up_held(lab, source=state.source)
+            done = _stopped_said(lifecycle.up_held(lab, source=state.source))
             # A qdisc change the kernel refuses leaves the interface as it was (netlab.kernel.tc) and is a
             # warning of up's; here it is the command's whole purpose: the lab's topology goes back to what it
             # was, and it fails.
@@ -124,6 +124,16 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
             raise
     return Impaired(lab=lab_name, target=f"{name}:{iface}", netns=netns, before=before,
                     after=describe(spec.spec()) if spec is not None else "none", up=done)
+
+
+def _stopped_said(done: UpResult) -> UpResult:
+    """``done`` with the processes not the lab's that its stops stopped (a pod it made anew) said as its warnings,
+    a line each after its own (kill.other_line): impair's result names no stopped processes."""
+    from netlab.kernel.kill import other_line
+
+    done.warnings += [other_line(p) for p in done.stopped]
+    done.stopped = []
+    return done
 
 
 def _edited(state: LabState, name: str, iface: str, spec: Impairment | None) -> tuple[Lab, str]:

@@ -46,6 +46,7 @@ from netlab.realize.state_dir import check_lab_name
 
 if TYPE_CHECKING:
     from netlab.api.topology import Loaded, TopologyInput
+    from netlab.kernel.kill import Stopped
     from netlab.model.lab import Lab as ModelLab
     from netlab.realize.state import LabState
 
@@ -154,13 +155,12 @@ class Lab(LabChecks, PodActions):
         # Known under the lab's lock, when up begins: two processes bringing up one lab at once are never both
         # its owners (the first to leave its with block took it down under the other).
         lab = cls(loaded.lab.name, owned=done.fresh)
-        stopped, warnings = _stopped_processes(warnings)
         lab.last_up = R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                                  removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
                                  operations=done.operations, warnings=tuple(warnings),
                                  failed=tuple(done.failed), notes=tuple(notes),
                                  note_places=tuple(R.NotePlace(**n.place()) for n in notes),
-                                 stopped_processes=stopped)
+                                 stopped_processes=_stopped_processes(done.stopped))
         return lab
 
     @classmethod
@@ -209,10 +209,10 @@ class Lab(LabChecks, PodActions):
             done = lifecycle.down(self.name, wait=wait, progress=progress, force=force)
         self._down = True
         self._model = None
-        stopped, problems = _stopped_processes(done.problems)
         return R.DownResult(lab=done.lab, was_up=done.was_up, removed_netns=tuple(done.removed_netns),
-                            skipped=tuple(done.skipped), problems=tuple(problems),
-                            removed_pod_files=tuple(done.removed_pod_files), stopped_processes=stopped)
+                            skipped=tuple(done.skipped), problems=tuple(done.problems),
+                            removed_pod_files=tuple(done.removed_pod_files),
+                            stopped_processes=_stopped_processes(done.stopped))
 
     # --- what it is ------------------------------------------------------------------------
 
@@ -409,10 +409,7 @@ def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:
     raise UsageError(f"lab {lab} has no {what} {name!r} ({what}s: {', '.join(i.name for i in items) or 'none'})")
 
 
-def _stopped_processes(lines: Sequence[str]) -> tuple[tuple[R.StoppedProcess, ...], list[str]]:
-    """The processes not the lab's that a removal stopped (kernel/kill.other_line's lines among up's warnings or
-    down's problems), and the other lines: those are said as what was removed, not as warnings."""
-    from netlab.kernel.kill import split_others
-
-    others, rest = split_others(lines)
-    return tuple(R.StoppedProcess(netns=n, pid=pid, command=cmd) for n, pid, cmd in others), rest
+def _stopped_processes(stopped: Sequence[Stopped]) -> tuple[R.StoppedProcess, ...]:
+    """The processes not the lab's that a removal stopped (up's and down's ``stopped``, kill.Stopped), as the
+    API says them: said as what was removed, not as warnings."""
+    return tuple(R.StoppedProcess(netns=p.netns, pid=p.proc.pid, command=p.command) for p in stopped)

@@ -69,10 +69,9 @@ def did_words(done: lab_up.UpResult, nothing: str, said: Sequence[str] = (), tol
         parts.append(f"... and {len(done.fixed) - 6} more")
     failed = [line for line in done.failed if line not in told]
     parts += failed[:3] + ([f"... and {len(failed) - 3} more that could not start"] if len(failed) > 3 else [])
-    others, warnings = kill.split_others(done.warnings)  # a removed pod's processes of the user's: up's words
-    if others:
-        parts.append(kill.others_words([(pid, command, netns) for netns, pid, command in others], "them"))
-    parts += [f"warning: {w}" for w in warnings[:3]]
+    if done.stopped:  # a removed pod's processes of the user's: up's words
+        parts.append(kill.others_words([(p.proc.pid, p.command, p.netns) for p in done.stopped], "them"))
+    parts += [f"warning: {w}" for w in done.warnings[:3]]
     return "; ".join(parts) or nothing
 
 

@@ -261,26 +261,30 @@ def stopped_words(containers: Sequence[str], left: int) -> str:
     return f"{said} stopped"
 
 
-def other_line(found: Found, netns: str) -> str:
-    """A process that was not the lab's, stopped with a namespace of it (:func:`stop_namespaces`'s ``others``),
-    as a line of the stop's: ``stopped a process of yours in lab-b: 4242 (sleep 1000)``. ``up`` and ``down`` say
-    them with what they removed (:func:`others_words`); another caller, as a warning."""
-    return f"stopped a process of yours in {netns}: {found.proc.pid} ({found.command[:200]})"
+@dataclass(frozen=True)
+class Stopped:
+    """A process that was not the lab's, stopped with a namespace of it (:func:`stop_namespaces`' ``others``, a
+    user's ``netlab exec`` or ``nsenter``): the very process, the name of the network namespace it was in (one
+    found through a pod's UTS pin: that pod's), and its command line as found (:func:`command_of`: on one line),
+    its first :data:`COMMAND_MOST` characters. ``up`` and ``down`` say them with what they removed
+    (:func:`others_words`, ``-o json``'s ``stopped_processes``); a rollback, a line each (:func:`other_line`)."""
+
+    proc: ProcId
+    netns: str
+    command: str
+
+    @classmethod
+    def of(cls, found: Found, netns: str) -> Stopped:
+        return cls(found.proc, netns, found.command[:COMMAND_MOST])
 
 
-OTHER = re.compile(r"stopped a process of yours in (?P<netns>\S+): (?P<pid>\d+) \((?P<command>.*)\)$")
+COMMAND_MOST = 200  # the characters of a stopped process's command line kept (Stopped.command)
 
 
-def split_others(lines: Sequence[str]) -> tuple[list[tuple[str, int, str]], list[str]]:
-    """The stop's :func:`other_line` lines among ``lines``, as (namespace, pid, command), and the other lines."""
-    others, rest = [], []
-    for line in lines:
-        m = OTHER.match(line)
-        if m is None:
-            rest.append(line)
-        else:
-            others.append((m["netns"], int(m["pid"]), m["command"]))
-    return others, rest
+def other_line(stopped: Stopped) -> str:
+    """A process not the lab's that a stop stopped, as a line of a rollback's (which says what its stops said):
+    ``stopped a process of yours in lab-b: 4242 (sleep 1000)``."""
+    return f"stopped a process of yours in {stopped.netns}: {stopped.proc.pid} ({stopped.command})"
 
 
 def others_words(procs: Sequence[tuple[int, str, str]], place: str, most: int = 5) -> str:

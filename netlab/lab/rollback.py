@@ -126,7 +126,7 @@ class Rollback:
                 # Everything goes: the sockets the run holds to its namespaces first, whose descriptors the tags'
                 # reads need at the open-files limit (they are opened again if asked for)
                 self.kernel.close()
-                self.left += teardown(self.kernel, self.features, state, tag).problems
+                self.left += teardown(self.kernel, self.features, state, tag, said=True).problems
                 return
             self.journal.undo(skip_netns=set(self.created))
             touched = self.journal.touched - set(self.created)

@@ -33,8 +33,9 @@ from netlab.errors import EnvironmentNotReady, NetlabError
 from netlab.model.naming import is_netns
 from netlab.kernel.base import Kernel
 from netlab.kernel import testhooks
+from netlab.kernel.kill import Stopped, other_line
 from netlab.cni import host_writes
-from netlab.feature import Feature
+from netlab.feature import Feature, stop_taken
 from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
 from netlab.realize.interrupted import DOWN_FAILED, folder_names, interrupted_up
@@ -60,6 +61,9 @@ class DownResult:
     # --force those only their first line proved the lab's (no state, no namespace of it named them: /run was
     # emptied, its namespaces deleted).
     removed_pod_files: list[str] = field(default_factory=list)
+    # The processes not the lab's (a user's `netlab exec`, nsenter) stopped with its namespaces (kill.Stopped):
+    # `down -o json`'s stopped_processes, said beside what was removed, not as problems.
+    stopped: list[Stopped] = field(default_factory=list)
 
 
 def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: float = 60.0,
@@ -148,13 +152,28 @@ class _FromFirstChange:
         return bool(self._held.__exit__(*exc))
 
 
-def stop_features(features: Sequence[Feature], state: LabState, names: Iterable[str],
-                  everything: bool = False) -> list[str]:
+def stop_features(features: Sequence[Feature], state: LabState, names: Iterable[str], everything: bool = False,
+                  stopped: list[Stopped] | None = None, taken: bool = False) -> list[str]:
+    """What the features' stops of these namespaces said (a process that outlived SIGKILL, a CNI DEL that failed),
+    in their order. The processes not the lab's that they stopped (kill.Stopped) are added to ``stopped``;
+    without it (a rollback's stops) each is said as a line after its feature's (kill.other_line). ``taken``: the
+    names hold another's namespaces now (feature.stop_taken)."""
     names = list(names)
     out: list[str] = []
     for feature in features:
-        out += feature.stop(state, names, everything=everything)
+        out += stop_taken(feature, state, names) if taken else feature.stop(state, names, everything=everything)
+        out += took(state, stopped)
     return out
+
+
+def took(state: LabState, stopped: list[Stopped] | None) -> list[str]:
+    """The processes not the lab's that the features' stops stopped since last asked (``state.stopped_others``),
+    moved to ``stopped``; without it, their lines (a rollback's words)."""
+    gone, state.stopped_others = state.stopped_others, []
+    if stopped is None:
+        return [other_line(p) for p in gone]
+    stopped += gone
+    return []
 
 
 def delete_namespaces(kernel: Kernel, names: Iterable[str]) -> None:
@@ -165,7 +184,9 @@ def delete_namespaces(kernel: Kernel, names: Iterable[str]) -> None:
 
 
 def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: str,
-             progress: Progress | None = None) -> DownResult:
+             progress: Progress | None = None, said: bool = False) -> DownResult:
+    """The lab of ``state`` taken down. ``said``: the processes not the lab's that its stops stopped are said
+    among its problems, a line each (a rollback's words), not listed in its ``stopped``."""
     result = DownResult(lab=state.lab)
     valid = []
     for name in list(state.netns):
@@ -179,7 +200,7 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
     state.save(best_effort=True)  # a full disk must not keep a lab up: the tags prove what is ours
     host = host_writes.entries() if host_writes.watched(state) else None  # before the plugins' DELs
     try:
-        _stop_all(kernel, features, state, (valid, tags, tag), progress, result)
+        _stop_all(kernel, features, state, (valid, tags, tag), progress, result, None if said else result.stopped)
         result.problems += host_writes.left(state, host)
     except Exception as exc:  # said by the caller; the state says it too, for `list`: not "killed" (stalled)
         state.extra[DOWN_FAILED] = {"pid": os.getpid(), "error": (str(exc) or type(exc).__name__)[:500]}
@@ -194,16 +215,17 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
 
 def _stop_all(kernel: Kernel, features: Sequence[Feature], state: LabState,
               read: tuple[list[str], dict[str, str | None], str], progress: Progress | None,
-              result: DownResult) -> None:
+              result: DownResult, stopped: list[Stopped] | None) -> None:
     # What needs neither the lab's processes nor its namespaces (the pods' files in /etc/netns: a few waits on
     # the file system each) begins now and is waited for last, by that feature's stop.
     early = {feature.name: feature.stop_early(state) for feature in features}
     try:
-        _teardown(kernel, [f for f in features if early[f.name] is None], state, read, progress, result)
+        _teardown(kernel, [f for f in features if early[f.name] is None], state, read, progress, result, stopped)
     finally:
         for feature in features:
             if early[feature.name] is not None:
                 result.problems += feature.stop(state, [], everything=True, early=early[feature.name])
+                result.problems += took(state, stopped)
         result.removed_pod_files += sorted(state.removed_files)  # the pods' /etc/netns files the features took away
 
 
@@ -224,7 +246,7 @@ class TagsUnreadable(EnvironmentNotReady):
 
 def _teardown(kernel: Kernel, features: Sequence[Feature], state: LabState,
               read: tuple[list[str], dict[str, str | None], str], progress: Progress | None,
-              result: DownResult) -> None:
+              result: DownResult, stopped: list[Stopped] | None) -> None:
     mine: list[str] = []
     valid, tags, tag = read
     for name in valid:
@@ -234,7 +256,7 @@ def _teardown(kernel: Kernel, features: Sequence[Feature], state: LabState,
             result.removed_netns.append(name)
         elif kernel.netns_exists(name):
             result.skipped.append(f"{name}: exists but is not this lab's (no matching tag); left alone")
-    result.problems += stop_features(features, state, mine, everything=True)
+    result.problems += stop_features(features, state, mine, everything=True, stopped=stopped)
     testhooks.fault_point("down-stopped")  # its containers stopped, their UTS pins gone, the namespaces not yet
     if progress and mine:
         progress("namespaces", 0, len(mine))

@@ -27,7 +27,7 @@ from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, from_file
 from netlab.kernel import kill, testhooks
 from netlab.kernel.base import Kernel
 from netlab.kernel.threads import side_by_side
-from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of, stop_taken
+from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of
 from netlab.lab import collector
 from netlab.lab.up_converge import Converging
 from netlab.lab.journal import Journal
@@ -64,6 +64,9 @@ class UpResult:
     # What could not start (StartResult.failed): the lab is up, not all it runs; the CLI exits 1, as status does
     failed: list[str] = field(default_factory=list)
     fresh: bool = False  # no state of the lab when this run took its lock: this run made the lab
+    # The processes not the lab's (a user's `netlab exec`, nsenter) that the stops of the namespaces it removed or
+    # made anew stopped (kill.Stopped): said beside what it removed (`-o json`'s stopped_processes), not as warnings
+    stopped: list[kill.Stopped] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -367,7 +370,7 @@ class _Up(Converging, Rollback):
         for name, why in self.moved:  # its old namespace goes first: the new one has its name
             self.journal.step(f"delete namespace {name}")  # a fault here leaves the old pod as it was
             self.moved_away.append(name)  # from here on a rollback makes it again (lab/remake.py) if it is gone
-            self.result.warnings += stop_features(self.features, state, [name])
+            self.result.warnings += stop_features(self.features, state, [name], stopped=self.result.stopped)
             delete_namespaces(self.kernel, [name])
             self.result.remade_netns.append(name)
             links.pop(name, None)
@@ -404,8 +407,7 @@ class _Up(Converging, Rollback):
             ran = containers_ran(state, name) if theirs else []  # its records go with its stop
             self.journal.step(f"delete namespace {name}")  # a fault here leaves the pod as it was
             self.removing.append(name)
-            said = (sum((stop_taken(f, state, [name]) for f in self.features), []) if theirs
-                    else stop_features(self.features, state, [name]))
+            said = stop_features(self.features, state, [name], stopped=self.result.stopped, taken=theirs)
             self.result.warnings += said
             if mine:
                 delete_namespaces(self.kernel, [name])

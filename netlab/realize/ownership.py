@@ -155,6 +155,7 @@ def force_down(lab: str, teardown, tag_for, changing=lambda: None, left: list[st
             result.skipped += done.skipped
             result.problems += done.problems
             result.removed_pod_files += done.removed_pod_files
+            result.stopped += done.stopped
     for point in moved:
         changing()
         problem = ancestor_problem(point)  # a folder above that another user may swap: no root unmount through it

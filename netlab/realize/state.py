@@ -29,6 +29,7 @@ from netlab.realize.state_errors import (PodFilesLeft as PodFilesLeft, StateCorr
                                         StateLost, StateNewer, lost_state)
 
 if TYPE_CHECKING:
+    from netlab.kernel.kill import Stopped
     from netlab.model.addressing import Held
     from netlab.model.lab import Lab
     from netlab.model.topology import Topology
@@ -63,6 +64,10 @@ class LabState:
     # Not saved: the files outside the state directory that this run's feature stops removed (the pods'
     # /etc/netns/<namespace>/ files), by path, for down's result (`down -o json`'s removed_pod_files).
     removed_files: list[str] = field(default_factory=list, repr=False, compare=False)
+    # Not saved: the processes not the lab's (a user's `netlab exec`, nsenter) that this run's feature stops
+    # stopped with the lab's namespaces, until the stop's caller takes them (lab/teardown.stop_features): up's and
+    # down's ``stopped`` (`-o json`'s stopped_processes), or a rollback's lines.
+    stopped_others: list[Stopped] = field(default_factory=list, repr=False, compare=False)
     # Not saved: set by down's teardown, every save is best effort (the tags prove what is the lab's, and a state
     # that cannot be written must not stop the lab's removal halfway); ``unsaved`` keeps the last save's error,
     # for down to say why the state stays once the lab is gone (an immutable folder: QA q2, defect 3).

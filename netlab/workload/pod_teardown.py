@@ -44,7 +44,9 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False, 
     mounted since): nothing is stopped by them, what ran in the pods is found in the pods' UTS namespaces, the
     lab's own pins (and the echo server drops their echo containers), as for a namespace deleted and left so.
 
-    Returns descriptions of processes that survived SIGKILL (none expected), and the echo server's line.
+    Returns descriptions of processes that survived SIGKILL (none expected), and the echo server's line. The
+    processes not the lab's that it stopped (a user's ``netlab exec``, ``nsenter``) are added to
+    ``state.stopped_others`` (kill.Stopped), as data: its caller takes them (lab/teardown.stop_features).
     """
     names = list(netns_names)
     pods = _records(state)["pods"]
@@ -69,7 +71,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False, 
     survivors += kill.stop_namespaces([] if taken else names, [u for u in uts_files if is_uts_mount(u)],
                                       ours=containers_of(pods, doomed), others=others)
     where = {os.path.join(udir, pod): f"{state.lab}-{pod}" for pod in doomed}  # a pin found it: its pod's name
-    survivors += [kill.other_line(f, where.get(f.where, f.where)) for f in others]
+    state.stopped_others += [kill.Stopped.of(f, where.get(f.where, f.where)) for f in others]
     if not (everything and remove_pins_fs(state.lab)):
         remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
     logs = logs_by_pod(state.lab)

@@ -111,8 +111,9 @@ def test_the_lines_up_and_down_say():
     many = [(pid, "sleep 1", "") for pid in range(1, 8)]
     assert kill.others_words(many, "the pod").endswith(": 1 sleep 1, 2 sleep 1, 3 sleep 1, 4 sleep 1, 5 sleep 1 "
                                                        "and 2 more")
-    line = kill.other_line(kill.Found(ProcId(4242, 7), "l-b", "sleep 1000"), "l-b")
-    assert kill.split_others([line, "another warning"]) == ([("l-b", 4242, "sleep 1000")], ["another warning"])
+    # a rollback, which says what its stops said, says each as a line of its own
+    assert kill.other_line(kill.Stopped(ProcId(4242, 7), "l-b", "sleep 1000")) == \
+        "stopped a process of yours in l-b: 4242 (sleep 1000)"
 
 
 def test_down_says_the_processes_of_yours_it_stopped(monkeypatch):
@@ -131,12 +132,15 @@ def test_down_says_the_processes_of_yours_it_stopped(monkeypatch):
                                                     "yours in its namespaces: 4242 sleep 1000 in l-a)\n")
 
 
-def test_a_command_line_with_a_newline_is_said_on_one_line_and_read_back():
+def test_a_command_line_with_a_newline_is_said_on_one_line_and_kept_as_found():
     """qa55: `nsenter ... sh -c 'sleep 1005<newline>true'` was left out of stopped_processes (its line did not
-    parse back) and said as a two-line warning."""
+    parse back) and said as a two-line warning. Its record carries the escaped command line as it is to
+    stopped_processes, no line read back."""
     import subprocess
 
-    from netlab.kernel.kill import Found, command_of, other_line, split_others
+    from netlab.api.lab import _stopped_processes
+    from netlab.api.results import StoppedProcess
+    from netlab.kernel.kill import Found, Stopped, command_of
     from netlab.kernel.processes import ProcId
 
     proc = subprocess.Popen(["sh", "-c", "echo ready\nsleep 30", "x\x1b[2J"], stdout=subprocess.PIPE, text=True)
@@ -144,8 +148,8 @@ def test_a_command_line_with_a_newline_is_said_on_one_line_and_read_back():
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"  # past its exec: its argv is read
         said = command_of(proc.pid)
         assert said == "sh -c echo ready\\nsleep 30 x\\x1b[2J", said
-        line = other_line(Found(ProcId(proc.pid, 1), "lab-b", said), "lab-b")
-        assert split_others([line]) == ([("lab-b", proc.pid, said)], [])
+        stopped = Stopped.of(Found(ProcId(proc.pid, 1), "/run/netlab/lab/uts/b", said), "lab-b")
+        assert _stopped_processes([stopped]) == (StoppedProcess("lab-b", proc.pid, said),)
     finally:
         proc.kill()
         proc.wait()

@@ -21,7 +21,7 @@ def downs(monkeypatch):
     def down(name, **kwargs):
         calls.append(name)
         return SimpleNamespace(lab=name, was_up=True, removed_netns=[], skipped=[], problems=[],
-                               removed_pod_files=[])
+                               removed_pod_files=[], stopped=[])
     monkeypatch.setattr(lab_mod.lifecycle, "down", down)
     return calls
 

@@ -320,11 +320,11 @@ def test_a_watchers_line_names_the_processes_of_yours_a_removal_stopped_as_up_do
     """qa55: a watcher that removed a pod said `warning: stopped a process of yours in l-b: 6730 (sleep 1010)`,
     where `up` says them beside what it removed."""
     from netlab.api.watch_lines import did_words
-    from netlab.kernel.kill import Found, other_line
+    from netlab.kernel.kill import Stopped
     from netlab.kernel.processes import ProcId
     from netlab.lab.up import UpResult
 
-    done = UpResult("l", removed_netns=["l-b"], warnings=[other_line(Found(ProcId(6730, 1), "l-b", "sleep 1010"),
-                                                                     "l-b"), "something else"])
+    done = UpResult("l", removed_netns=["l-b"], warnings=["something else"],
+                    stopped=[Stopped(ProcId(6730, 1), "l-b", "sleep 1010")])
     assert did_words(done, "nothing to change") == \
         "removed l-b; also stopped 1 process of yours in them: 6730 sleep 1010 in l-b; warning: something else"
