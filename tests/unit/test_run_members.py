@@ -33,6 +33,8 @@ def test_up_stops_only_the_runs_processes_not_a_session_that_took_its_id(monkeyp
     monkeypatch.setattr(proc, "session", lambda pid: table[pid][1] if pid in table else None)
     monkeypatch.setattr(proc, "environ_has", lambda pid, entry: entry in table.get(pid, (0, 0, set()))[2])
     monkeypatch.setattr(proc, "ns_identity", lambda path: (1, 1))
+    # the fake table's pids are processes, not threads (on the machine, tid 100 may be a thread of another)
+    monkeypatch.setattr(proc, "thread_group", lambda tid: tid if tid in table else None)
     stopped: list[int] = []
 
     def terminate(pids, still_ours, **kw):
