@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
+from netlab.cni.node_reads import NodeReads
 from netlab.cni.runtime import Runtime, RuntimeConf
 from netlab.cni.portmap import uses_portmap
 from netlab.cni.verify import verify
@@ -152,13 +153,15 @@ def respecified(lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
                           f"{', '.join(k for k, _ in names)}) since its plugins were given them", spec=True)
 
 
-def changed(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
+def changed(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any],
+            reads: NodeReads | None = None) -> Changed | None:
     """Why the attached pod must be re-attached (its spec changed what its plugins are given, or its chain no
-    longer matches it); None: it is as attached."""
-    return respecified(lab, pod, prec) or check_pod(rt_, lab, pod, prec)
+    longer matches it); None: it is as attached. ``reads``: a status's kernel reads, each node read once."""
+    return respecified(lab, pod, prec) or check_pod(rt_, lab, pod, prec, reads)
 
 
-def check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
+def check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any],
+              reads: NodeReads | None = None) -> Changed | None:
     """The first of the pod's networks its chain no longer matches, and why (None: all match)."""
     for raw, ifname in prec.get("networks", []):
         try:
@@ -174,7 +177,7 @@ def check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Cha
             if failed:
                 return Changed(True, failed[1], plugin=failed[0])
             continue
-        why = verify(pod.netns, rt_.cached_result(net.name, rt), no_check, ifname, node_side(net, rt, prec))
+        why = verify(pod.netns, rt_.cached_result(net.name, rt), no_check, ifname, node_side(net, rt, prec), reads)
         if why:
             return Changed(False, why)
     return None

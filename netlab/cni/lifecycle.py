@@ -30,6 +30,7 @@ from netlab.cni.cached import bin_dirs_of
 from netlab.cni.changed import changed, conf_text
 from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
+from netlab.cni.node_reads import NodeReads
 from netlab.cni.retry import add_tried
 from netlab.cni.invoke import LOG_VAR, TIMEOUT_VAR, CallLog, cni_timeout, timeout_problem
 from netlab.cni.invoke import copy_path, keep_copy
@@ -465,7 +466,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     checks: dict[str, Any] = {}
     from concurrent.futures import ThreadPoolExecutor  # here, as above
 
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+    with NodeReads() as reads, ThreadPoolExecutor(max_workers=WORKERS) as pool:  # each node read once
         for pod in lab.pods:
             prec = records.get(pod.name)
             if prec is not None and prec.get("phase") != DELETED and (prec.get(SANDBOX_GONE)
@@ -482,7 +483,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                 continue
             if pod.name in moving:  # attached on its record's node, not the file's: its move's line says it
                 continue
-            checks[pod.name] = pool.submit(changed, rt_, lab, pod, prec)
+            checks[pod.name] = pool.submit(changed, rt_, lab, pod, prec, reads)
         for name, fut in checks.items():
             found = fut.result()
             if found:

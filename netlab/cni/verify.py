@@ -22,6 +22,7 @@ from typing import Any
 
 from netlab.cni.conf import POD_IF, attachment, convert_result
 from netlab.cni.invoke import one_line
+from netlab.cni.node_reads import NodeReads
 from netlab.cni.verify_node import NodeSide
 from netlab.errors import NetnsGone
 from netlab.kernel.base import Snapshot
@@ -100,23 +101,24 @@ def compare(result: dict[str, Any], snap: Snapshot, ifname: str = POD_IF) -> str
 
 
 def verify(netns: str, result: dict[str, Any] | None, no_check: str, ifname: str = POD_IF,
-           node: NodeSide | None = None) -> str | None:
+           node: NodeSide | None = None, reads: NodeReads | None = None) -> str | None:
     """The pod's namespace compared with the cached result, or why it cannot be (None: as reported). ``no_check``:
     why the chain is not asked to CHECK, said after a difference; ``ifname``: the chain's CNI_IFNAME; ``node``: the
-    node's side to compare too (cni/verify_node.py)."""
-    from netlab.kernel.live import LiveKernel
-
+    node's side to compare too (cni/verify_node.py); ``reads``: the kernel reads of a whole status, each node read
+    once for all its pods (cni/node_reads.py; none: read here, for this pod alone)."""
     if result is None:
         return "no cached result to compare the pod with"
-    kernel = LiveKernel()
+    own = reads is None
+    reads = reads or NodeReads()
     try:
-        why = compare(result, kernel.snapshot(netns, (), tables=False), ifname)
+        why = compare(result, reads.pod(netns), ifname)
         if why is None and node is not None:
-            why = node.compare(kernel, result, ifname)
+            why = node.compare(reads, result, ifname)
     except NetnsGone:
         return "its network namespace is gone"
     finally:
-        kernel.close()
+        if own:
+            reads.close()
     return f"{why} ({no_check})" if why else None
 
 

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from netlab.cni.conf import attachment, convert_result
+from netlab.cni.node_reads import NodeReads
 from netlab.cni.portmap import missing_dnats
 from netlab.errors import NetnsGone
-from netlab.kernel.base import Kernel, KernelError, Snapshot
+from netlab.kernel.base import KernelError, Snapshot
 from netlab.model.hostlocal import FLANNEL
 
 
@@ -124,18 +125,19 @@ class NodeSide:
     gateway_on_bridge: bool = False
     port_mappings: tuple[dict[str, Any], ...] = ()
 
-    def compare(self, kernel: Kernel, result: dict[str, Any], ifname: str) -> str | None:
-        """The node's devices, then its hostPort DNATs, compared with the result (None: all there). A node whose
-        namespace is gone is netlab's own drift, said for the node."""
+    def compare(self, reads: NodeReads, result: dict[str, Any], ifname: str) -> str | None:
+        """The node's devices, then its hostPort DNATs, compared with the result (None: all there); ``reads``: the
+        node's namespace and nat table, read once for all its pods (cni/node_reads.py). A node whose namespace is
+        gone is netlab's own drift, said for the node."""
         try:
-            why = compare_node(result, kernel.snapshot(self.netns, (), tables=False), self.gateway_on_bridge)
+            why = compare_node(result, reads.node(self.netns), self.gateway_on_bridge)
         except NetnsGone:
             return None
         att = attachment(result, ifname)
         if why or not self.port_mappings or att is None:
             return why
         try:
-            text = kernel.iptables_save(self.netns, "nat")
+            text = reads.nat(self.netns)
         except KernelError:  # status's own read of the node's tables says it
             return None
         return missing_dnats(text.splitlines(), list(self.port_mappings), str(att.ip))
