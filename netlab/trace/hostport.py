@@ -18,8 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from netlab.cni.portmap import DISPATCH, POD_CHAIN, missing_dnats
+from netlab.cni.portmap import DISPATCH, POD_CHAIN, missing_dnats, uses_portmap
+from netlab.errors import NetlabError
+from netlab.model.cniconf import ConflistError
 from netlab.model.hostports import port_mappings
+from netlab.plan.cniadd import user_conflist
+from netlab.realize.attachments import KEY as CNI_KEY
 from netlab.trace.facts import NatRule, NatTable
 from netlab.trace.flow import Flow
 
@@ -108,12 +112,15 @@ def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatT
              proto: str, port: int) -> str | None:
     """A packet to ``port`` of node ``netns`` that no socket there took: when that port is a hostPort of a pod of
     this node whose DNAT portmap's rules no longer hold (flushed by hand: QA cnihost 2), which pod and what is gone
-    (None: no pod's hostPort, or its rules are there, or the nat table was not read)."""
+    (None: no pod's hostPort, or its rules are there, or the nat table was not read, or the pod's chain has no
+    portmap of iptables rules: :func:`portmap_pods`)."""
     node = next((n for n in lab.nodes if n.netns == netns), None)
     if node is None:
         return None
     pods = [(pod, mappings) for pod in lab.pods if pod.node == node.name
             if (mappings := [m for m in port_mappings(pod.spec) if m["hostPort"] == port and m["protocol"] == proto])]
+    portmapped = portmap_pods(lab) if pods else set()
+    pods = [(pod, mappings) for pod, mappings in pods if pod.name in portmapped]  # no portmap: no DNAT to lose
     table = nat_table(netns) if pods else None  # read only for a port that is a hostPort here
     if table is None:
         return None
@@ -125,3 +132,34 @@ def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatT
             return (f"{proto} port {port} of {node.name} is pod {pod.name}'s hostPort, but {why}; up re-attaches "
                     f"the pod (ip netns exec {netns} iptables-save -t nat)")
     return None
+
+
+def portmap_pods(lab: Lab) -> set[str]:
+    """The pods whose chain has portmap with its iptables rules (cni/portmap.uses_portmap), as each was ADDed: the
+    networks its record keeps, else the lab's conflist now (a pod not attached yet). A chain whose plugin given
+    portMappings is another (portmap's nftables backend, a plugin of the user's) writes no CNI-HOSTPORT-DNAT:
+    nothing of portmap's is gone for its pods, and up's re-attach would make none (status compares only a chain
+    with portmap: cni/changed.node_side)."""
+    from netlab.realize.state import load_state
+
+    try:
+        state = load_state(lab.name)
+    except NetlabError:  # said by status; here the pods' chains are the conflist's
+        state = None
+    rec = state.extra.get(CNI_KEY) if state is not None else None
+    records = rec.get("pods") if isinstance(rec, dict) else None
+    try:
+        now = uses_portmap(user_conflist(lab).plugins) if lab.cni == "conflist" else False
+    except ConflistError:
+        now = False
+    out = set()
+    for pod in lab.pods:
+        prec = records.get(pod.name) if isinstance(records, dict) else None
+        nets = prec.get("networks") if isinstance(prec, dict) else None
+        if not isinstance(nets, list) or not nets:
+            if now:
+                out.add(pod.name)
+        elif any(isinstance(net, list) and net and isinstance(net[0], dict) and isinstance(net[0].get("plugins"), list)
+                 and uses_portmap(net[0]["plugins"]) for net in nets):
+            out.add(pod.name)
+    return out
