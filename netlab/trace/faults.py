@@ -17,6 +17,8 @@ that holds it:
   default route to the nodes' gateway and die there, but the fault is the down link; setting it up
   again brings back only its connected route, so the fix also adds the plan's routes (and neighbours)
   through it (``LabMap.link_fix``: eth0's default route, flannel.1's routes to other nodes' pod CIDRs);
+- a node whose route to a pod of its own through the pod's veth (ptp's: no bridge) is gone sends the pod's packets
+  down its default route too: the pod's route is the fault, named where they die;
 - an FDB entry names a remote VTEP that is no node of the lab;
 - a node's or a pod's route that is not the plan's (another next hop, a route added by hand that overrides the
   plan's, a blackhole): strayroutes.py;
@@ -142,6 +144,35 @@ def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None, k: Any
                     f"{nodes_gateway(lab)}, which has no route to pods ({missing} is missing)",
                     lab.route_fix(ns, dst))
     return None
+
+
+def pod_host_route_gone(lab: Any, ns: str, dst: str, oif: str | None, matched: str | None,
+                        k: Any = None) -> Reason | None:
+    """A node routing a pod of its own another way than through the pod's veth, where the pod's CNI plugins reach
+    it by a route of the node's alone (ptp's ``10.244.0.2 dev vethX scope host``: the veth is on no bridge,
+    LabMap.host_routes): that route is gone (deleted by hand; status says it, cni/verify_node.py), and the packet
+    goes on by a wider one, the default route to the nodes' gateway, where it dies. Its fix is that route again;
+    ``up`` re-attaches the pod, whose ADD makes it. None when the route is there (another route or rule wins over
+    it: strayroutes says that one) or the kernel cannot list its routes (the unit tests' fakes without
+    ``routes``)."""
+    found = getattr(lab, "host_routes", {}).get((ns, dst))
+    read = getattr(k, "routes", None)
+    if found is None or oif == found[1] or read is None:
+        return None
+    pod, veth = found
+    if any(r.get("dst") == f"{dst}/32" and r.get("dev") == veth for r in read(ns)):
+        return None
+    link = k.links(ns).get(veth) if hasattr(k, "links") else None
+    down = link is not None and not link.up
+    gone = (f"it went with the link: {veth} is down, and a link set down loses its routes, which do not come back "
+            "with it" if down else "it is gone")
+    way = (f"the default route sends {dst} to {nodes_gateway(lab)}, which has no route to pods"
+           if (matched or "").startswith("default") else f"the packet goes by `{matched}` instead")
+    fix = f"ip -n {ns} route add {dst}/32 dev {veth} scope host"
+    return (f"no route to pod {pod}'s {dst} in {ns} through its veth {veth}: the node reaches the pod by that route "
+            f"alone (`{dst} dev {veth} scope host`, which its CNI plugins made at its ADD, as ptp does: the veth is "
+            f"on no bridge), and {gone}; {way}. `{fix}` puts it back; up re-attaches pod {pod}, which makes it again",
+            f"ip -n {ns} link set {veth} up && {fix}" if down else fix)
 
 
 def unknown_vtep(lab: Any, remote: str) -> str | None:

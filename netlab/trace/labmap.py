@@ -161,6 +161,9 @@ class LabMap:
     # node namespace -> its pods' namespaces -> their chains' CNI_IFNAME (realize.attachments.plugin_pods)
     plugin_pods: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
     pod_nodes: dict[str, str] = field(default_factory=dict)  # pod namespace -> its node's namespace
+    # (node namespace, pod address) -> (pod, its veth's node end): a pod whose CNI result lists that veth alone on
+    # the node (ptp's, on no bridge), which the node reaches by its own route through the veth
+    host_routes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.repair = self.repair or f"sudo netlab up --lab {self.lab}"
@@ -200,6 +203,8 @@ class LabMap:
                     m.plugin_devs[node_ns] = frozenset(devs | (m.plugin_devs.get(node_ns) or frozenset()))
             if att is not None and att.host_veth:  # a pair a CNI plugin made (its result names the host end)
                 node_ns = lab.node(pod.node).netns
+                if att.host_ifaces == (att.host_veth,):  # no bridge: the node routes the pod through it
+                    m.host_routes[(node_ns, str(att.ip))] = (pod.name, att.host_veth)
                 m.peers[(node_ns, att.host_veth)] = (pod.netns, "eth0")
                 m.peers[(pod.netns, "eth0")] = (node_ns, att.host_veth)
         # the internet's gateway and load balancer by their roles, a host as one ("internet example" read as a

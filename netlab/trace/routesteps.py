@@ -64,7 +64,9 @@ class RouteSteps(WalkParts):
             return self._no_route(ns, self._on(iif), f"route get {f.dst}", commands, why, fix, ans.message,
                                   drift=drift or None)
         missing = (faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched, self.k)
-                   or self.lab.outside_by_default(ns, f.dst, ans.matched)) if ans.type == "unicast" else None
+                   or self.lab.outside_by_default(ns, f.dst, ans.matched)
+                   or faults.pod_host_route_gone(self.lab, ns, f.dst, ans.oif, ans.matched, self.k)) \
+            if ans.type == "unicast" else None
         if missing:  # the node's own fault: the packet goes on to die at the underlay's gateway, which says why
             self._doomed = missing
             return self._forward(ns, iif, ans, cmd, fault=missing)
