@@ -26,13 +26,13 @@ new one (:attr:`Addressing.displaced` names it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Iterator, Mapping
 
 from netlab.model import nodeports
 from netlab.model.location import Loc
-from netlab.model.nodeports import PortKey
+from netlab.model.nodeports import NamedKey, PortKey
 from netlab.model.topology import Topology
 
 BRIDGE_PORT_LIMIT = 1023  # BR_MAX_PORTS is 1024, port numbers start at 1
@@ -65,9 +65,9 @@ class Displaced:
 
     who: str  # "pod b", "node n2", "service default/web", "service default/web's port 80/TCP"
     what: str  # the Addressing field it was in, where its new one is: pod_ip, node_pod_cidr, lb_ip, node_port...
-    key: str | tuple[str, str] | PortKey  # its key there
+    key: str | tuple[str, str] | PortKey | NamedKey  # its key there (one it has no more: it has none now)
     held: IPv4Address | IPv4Network | int
-    taker: str  # "pod d asks for (ip:)"
+    taker: str  # "pod d asks for (ip:)", or why else it lost it ("is now the lab's VXLAN port ...")
 
 
 @dataclass(frozen=True)
@@ -91,15 +91,18 @@ class HeldNode:
 @dataclass(frozen=True)
 class Held:
     """What a running lab's pods (by name), Services (by (namespace, name): ClusterIP), nodes (by name),
-    LoadBalancer Services (their external IP), Service ports (their nodePort) and health checks (a Service's
-    healthCheckNodePort) hold: its last up's allocation."""
+    LoadBalancer Services (their external IP), Service ports (their nodePort, by (namespace, name, port name), as
+    the API server carries it over) and health checks (a Service's healthCheckNodePort) hold: its last up's
+    allocation. ``older_node_ports``: an older netlab's, by (namespace, name, port, protocol), until
+    :meth:`migrated` names them by the ports of the topology that lab runs."""
 
     pods: Mapping[str, HeldPod] = field(default_factory=dict)
     services: Mapping[tuple[str, str], IPv4Address] = field(default_factory=dict)
     nodes: Mapping[str, HeldNode] = field(default_factory=dict)
     load_balancers: Mapping[tuple[str, str], IPv4Address] = field(default_factory=dict)
-    node_ports: Mapping[PortKey, int] = field(default_factory=dict)
+    node_ports: Mapping[NamedKey, int] = field(default_factory=dict)
     health_checks: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    older_node_ports: Mapping[PortKey, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """As the lab's state saves it (realize/state.py)."""
@@ -107,24 +110,36 @@ class Held:
                 "services": [[ns, name, str(ip)] for (ns, name), ip in self.services.items()],
                 "nodes": {name: [str(n.ip), str(n.pod_cidr)] for name, n in self.nodes.items()},
                 "load_balancers": [[ns, name, str(ip)] for (ns, name), ip in self.load_balancers.items()],
-                "node_ports": [[*key, np] for key, np in self.node_ports.items()],
+                "node_ports": [[*key, np] for key, np in [*self.node_ports.items(), *self.older_node_ports.items()]],
                 "health_checks": [[ns, name, hc] for (ns, name), hc in self.health_checks.items()]}
 
     @classmethod
     def from_json(cls, data: Mapping) -> "Held":
         """What :meth:`to_json` wrote (ValueError, TypeError or KeyError for anything else); an older netlab's
         record has no nodes, load_balancers, node_ports nor health_checks: none held (the state fills them in,
-        realize/state.py)."""
+        realize/state.py), and its node_ports rows are [namespace, name, port, protocol, nodePort]: older_node_ports
+        (the state names them, :meth:`migrated`)."""
         pods = {str(name): HeldPod(str(ns), str(node), IPv4Network(cidr), IPv4Address(ip))
                 for name, (ns, node, cidr, ip) in data["pods"].items()}
         services = {(str(ns), str(name)): IPv4Address(ip) for ns, name, ip in data["services"]}
         nodes = {str(name): HeldNode(IPv4Address(ip), IPv4Network(cidr))
                  for name, (ip, cidr) in (data.get("nodes") or {}).items()}
         lbs = {(str(ns), str(name)): IPv4Address(ip) for ns, name, ip in data.get("load_balancers") or []}
-        ports = {(str(ns), str(name), _port(port), str(proto)): _port(np)
-                 for ns, name, port, proto, np in data.get("node_ports") or []}
+        rows = data.get("node_ports") or []
+        ports = {(str(ns), str(name), _name(port)): _port(np)
+                 for ns, name, port, np in (r for r in rows if len(r) == 4)}
+        older = {(str(ns), str(name), _port(port), str(proto)): _port(np)
+                 for ns, name, port, proto, np in (r for r in rows if len(r) != 4)}
         checks = {(str(ns), str(name)): _port(hc) for ns, name, hc in data.get("health_checks") or []}
-        return cls(pods, services, nodes, lbs, ports, checks)
+        return cls(pods, services, nodes, lbs, ports, checks, older)
+
+    def migrated(self, topo: Topology) -> "Held":
+        """This, its older_node_ports (an older netlab's) held by the names ``topo`` (what that lab runs) gives
+        their ports, as the next up keeps them."""
+        if not self.older_node_ports:
+            return self
+        return replace(self, node_ports={**nodeports.named(topo, self.older_node_ports), **self.node_ports},
+                       older_node_ports={})
 
 
 def _port(value: Any) -> int:
@@ -134,14 +149,23 @@ def _port(value: Any) -> int:
     return value
 
 
-def held_of(addr: Addressing, pods: Mapping[str, tuple[str, str]]) -> Held:
-    """What a lab allocated with ``addr`` holds; ``pods``: each pod's (namespace, node)."""
+def _name(value: Any) -> str:
+    """A Service port's name as :meth:`Held.to_json` wrote it ("": unnamed; ValueError for anything else)."""
+    if type(value) is not str:
+        raise ValueError(f"not a port name: {value!r}")
+    return value
+
+
+def held_of(addr: Addressing, pods: Mapping[str, tuple[str, str]], port_names: Mapping[PortKey, str]) -> Held:
+    """What a lab allocated with ``addr`` holds; ``pods``: each pod's (namespace, node); ``port_names``: each Service
+    port's name ("": unnamed)."""
     return Held({name: HeldPod(ns, node, addr.node_pod_cidr[node], addr.pod_ip[name])
                  for name, (ns, node) in pods.items() if name in addr.pod_ip and node in addr.node_pod_cidr},
                 dict(addr.service_ip),
                 {name: HeldNode(ip, addr.node_pod_cidr[name]) for name, ip in addr.node_ip.items()
                  if name in addr.node_pod_cidr},
-                dict(addr.lb_ip), dict(addr.node_port), dict(addr.health_check_port))
+                dict(addr.lb_ip), {(k[0], k[1], port_names[k]): np for k, np in addr.node_port.items()},
+                dict(addr.health_check_port))
 
 
 def _keep_held(addr: Addressing, into: dict, used: dict, pinned: dict, who: str, what: str, key: Any, was: Any,
@@ -202,8 +226,8 @@ def allocate(topo: Topology, held: Held | None = None) -> tuple[Addressing, list
 
 def _node_ports(topo: Topology, addr: Addressing, held: Held) -> None:
     """nodePorts and healthCheckNodePorts (model/nodeports.py): a running Service keeps its own, as the API server
-    keeps an allocated port for the Service's life, unless another Service now declares it."""
-    ports = nodeports.allocate(topo, held.node_ports, held.health_checks)
+    keeps an allocated port for the Service's life (a port's by its name), unless another Service now declares it."""
+    ports = nodeports.allocate(topo, held.node_ports, held.health_checks, held.older_node_ports)
     addr.node_port, addr.health_check_port = ports.ports, ports.checks
     addr.displaced += [Displaced(*taken) for taken in ports.taken]
 

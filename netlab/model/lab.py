@@ -142,17 +142,22 @@ class Lab:
 
     def held(self) -> Held:
         """What this lab's pods and Services hold once it runs: the next up's ``held``."""
-        return held_of(self.addressing, {p.name: (p.namespace, p.node) for p in self.topo.pods})
+        return held_of(self.addressing, {p.name: (p.namespace, p.node) for p in self.topo.pods},
+                       {(s.namespace, s.name, p.port, p.protocol): p.name or "" for s in self.topo.services
+                        for p in s.ports})
 
     def displaced(self) -> list[str]:
         """The running lab's nodes, pods and Services that give up the address (or block, or port) they hold to
         another's explicit one (``ip:``, ``podCIDR:``, ``clusterIP:``, ``loadBalancerIP:``, an internet host's
-        ``ip:``, ``nodePort:``, ``healthCheckNodePort:``), each in a line: a fresh lab's, or a kept one, go unsaid."""
+        ``ip:``, ``nodePort:``, ``healthCheckNodePort:``), and the Services that lose a held nodePort or
+        healthCheckNodePort otherwise (the lab's VXLAN port now, a type or traffic policy that has none, a port name
+        gone: model/nodeports.py), each in a line: a fresh lab's, or a kept one, go unsaid."""
         out = []
         for d in self.addressing.displaced:
             now = getattr(self.addressing, d.what).get(d.key)
-            new = _DISPLACED_NEW.get(d.what, "a new address")
-            out.append(f"{d.who} held {_DISPLACED_HELD.get(d.what, '')}{d.held}, which {d.taker}: it gets {now}, {new}")
+            new = f"it gets {now}, {_DISPLACED_NEW.get(d.what, 'a new address')}" if now is not None \
+                else "the port is freed"  # a nodePort or healthCheckNodePort it has no more
+            out.append(f"{d.who} held {_DISPLACED_HELD.get(d.what, '')}{d.held}, which {d.taker}: {new}")
         return out
 
     def plugin_addresses(self) -> list[str]:

@@ -150,7 +150,8 @@ class LabState:
     def held(self) -> Held | None:
         """The addresses the lab's nodes, pods and Services hold, as its last up saved them (None: as its topology
         resolves afresh, an older netlab's state; so do the nodes', load balancers' and nodePorts' of a record
-        that has none). Checked by the state's schema on load."""
+        that has none, and nodePorts an older netlab held by port number are held by the names of its saved
+        topology's ports). Checked by the state's schema on load."""
         from dataclasses import replace
 
         from netlab.model.addressing import Held
@@ -160,6 +161,11 @@ class LabState:
         if not isinstance(rec, dict):
             return None
         held = Held.from_json(rec)
+        if held.older_node_ports:  # an older netlab's, by port number and protocol: named by the ports it ran
+            try:
+                held = held.migrated(self.model())
+            except ValueError:  # a saved topology that no longer resolves: the next up's file names them
+                pass
         older = [key for key in OLDER_HELD if key not in rec]
         if not older:
             return held

@@ -53,6 +53,11 @@ def _label(value: str) -> str:
     return value
 
 
+def _port_name(value: str) -> str:
+    """A Service port's name, or "" for the one unnamed port of a single-port Service."""
+    return value if value == "" else _label(value)
+
+
 def _chain_key(value: str) -> str:
     netns, _, table = value.partition("/")
     check_netns(netns)
@@ -94,6 +99,7 @@ NetnsName = Annotated[StrictStr, AfterValidator(_netns)]
 Label = Annotated[StrictStr, AfterValidator(_label)]
 Path = Annotated[StrictStr, Field(max_length=PATH_MAX)]
 PortNumber = Annotated[StrictInt, Field(ge=1, le=65535)]
+PortName = Annotated[StrictStr, AfterValidator(_port_name)]
 IfName = Annotated[StrictStr, AfterValidator(check_ifname)]
 
 # A row: a JSON array of a fixed length and typed items (a tuple here). check_state validates the
@@ -275,16 +281,17 @@ Network = Annotated[StrictStr, AfterValidator(_network)]
 class AddressesRecord(Strict):
     """netlab.lab.up: the addresses the lab's pods ([namespace, node, node's podCIDR, ip] by name), Services
     ([namespace, name, ClusterIP]), nodes ([underlay ip, podCIDR] by name) and LoadBalancer Services ([namespace,
-    name, external ip]) hold, and the nodePorts of the Services' ports ([namespace, name, port, protocol, nodePort])
-    and their healthCheckNodePorts ([namespace, name, port]), which the next up keeps (model/addressing.py's
-    Held.to_json). An older netlab's record has no nodes, load_balancers, node_ports nor health_checks."""
+    name, external ip]) hold, and the nodePorts of the Services' ports ([namespace, name, port name ("": unnamed),
+    nodePort]) and their healthCheckNodePorts ([namespace, name, port]), which the next up keeps
+    (model/addressing.py's Held.to_json). An older netlab's record has no nodes, load_balancers, node_ports nor
+    health_checks, or node_ports rows [namespace, name, port, protocol, nodePort]."""
 
     pods: dict[Label, Annotated[tuple[Label, Label, Network, Address], ROW]]
     services: list[Annotated[tuple[Label, Label, Address], ROW]]
     nodes: dict[Label, Annotated[tuple[Address, Network], ROW]] | None = None
     load_balancers: list[Annotated[tuple[Label, Label, Address], ROW]] | None = None
-    node_ports: list[Annotated[tuple[Label, Label, PortNumber, Literal["TCP", "UDP"], PortNumber], ROW]] \
-        | None = None
+    node_ports: list[Annotated[tuple[Label, Label, PortName, PortNumber], ROW]
+                     | Annotated[tuple[Label, Label, PortNumber, Literal["TCP", "UDP"], PortNumber], ROW]] | None = None
     health_checks: list[Annotated[tuple[Label, Label, PortNumber], ROW]] | None = None
 
 

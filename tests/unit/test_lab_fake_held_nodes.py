@@ -105,12 +105,17 @@ def test_the_state_schema_checks_the_nodes_load_balancers_and_node_ports(tmp_pat
             "node_ports": [["default", "web", 80, "TCP", 30000]], "health_checks": [["default", "web", 30001]]}
     AddressesRecord.model_validate(good)
     AddressesRecord.model_validate({"pods": {}, "services": []})  # an older netlab's record
+    AddressesRecord.model_validate({**good, "node_ports": [["default", "web", "http", 30000],
+                                                           ["default", "a", "", 30001],
+                                                           ["default", "web", 81, "UDP", 30002]]})
     for bad in ({**good, "nodes": {"n1": ["10.244.0.0/24", "192.168.122.2"]}},
                 {**good, "nodes": {"n1": ["192.168.122.2"]}},
                 {**good, "load_balancers": [["default", "web", "203.0.113.256"]]},
                 {**good, "node_ports": [["default", "web", 80, "TCP", "30000"]]},
                 {**good, "node_ports": [["default", "web", 80, "ICMP", 30000]]},
                 {**good, "node_ports": [["default", "web", 80, 30000]]},
+                {**good, "node_ports": [["default", "web", "Http", 30000]]},
+                {**good, "node_ports": [["default", "web", "http", 0]]},
                 {**good, "health_checks": [["default", "web", 70000]]}):
         with pytest.raises(ValueError):
             AddressesRecord.model_validate(bad)
@@ -125,7 +130,7 @@ def write_services(tmp_path, *services: str) -> str:
 
 
 def held_ports(lab: str = "fnp") -> dict[str, int]:
-    return {name: np for (_, name, _, _), np in state_mod.load_state(lab).held().node_ports.items()}
+    return {name: np for (_, name, _), np in state_mod.load_state(lab).held().node_ports.items()}
 
 
 def test_the_state_keeps_the_node_ports_and_an_older_one_holds_those_its_topology_gives_afresh(tmp_path):
@@ -143,3 +148,30 @@ def test_the_state_keeps_the_node_ports_and_an_older_one_holds_those_its_topolog
     up(write_services(tmp_path, "top", "new", "a", "b"), k)
     assert held_ports() == {"top": 30003, "new": 30000, "a": 30001, "b": 30002}
 
+
+
+def test_an_older_netlabs_node_ports_by_port_number_are_kept_by_the_names_of_the_ports_it_runs(tmp_path):
+    """A state whose node_ports rows are [namespace, name, port, protocol, nodePort] (an older netlab's): held()
+    names each by the saved topology's port of that number and protocol, so an up that renumbers the port keeps
+    its nodePort, and saves it by name."""
+    path = tmp_path / "t.yaml"
+    head = "name: fnp\nnodes: [{name: n1}]\npods: [{name: p, node: n1, labels: {app: web}}]\nservices:\n"
+    path.write_text(head + "  - {name: a, type: NodePort, selector: {app: web}, ports: [{port: 80}]}\n"
+                    "  - {name: b, type: NodePort, selector: {app: web}, ports: [{name: http, port: 80}, "
+                    "{name: dns, port: 53, protocol: UDP}]}\n")
+    k = FakeKernel()
+    up(str(path), k)
+    state = state_mod.load_state("fnp")
+    state.extra[state_mod.ADDRESSES]["node_ports"] = [["default", "a", 80, "TCP", 30000],
+                                                      ["default", "b", 80, "TCP", 30001],
+                                                      ["default", "b", 53, "UDP", 30002]]
+    state.save()
+    held = state_mod.load_state("fnp").held()
+    assert dict(held.node_ports) == {("default", "a", ""): 30000, ("default", "b", "http"): 30001,
+                                     ("default", "b", "dns"): 30002} and held.older_node_ports == {}
+    path.write_text(head + "  - {name: a, type: NodePort, selector: {app: web}, ports: [{port: 8080}]}\n"
+                    "  - {name: b, type: NodePort, selector: {app: web}, ports: [{name: dns, port: 5353}, "
+                    "{name: http, port: 81}]}\n")
+    up(str(path), k)
+    record = state_mod.load_state("fnp").extra[state_mod.ADDRESSES]["node_ports"]
+    assert record == [["default", "a", "", 30000], ["default", "b", "dns", 30002], ["default", "b", "http", 30001]]

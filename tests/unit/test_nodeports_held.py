@@ -78,19 +78,23 @@ def test_ports_of_one_number_share_the_held_node_port_and_a_new_health_check_tak
     assert ports(local) == {"a": 30000, "dns": 30001} and checks(local) == {"a": 30002}
 
 
-def test_a_held_node_port_the_file_no_longer_allows_is_not_kept():
+def test_a_held_node_port_the_file_no_longer_allows_is_not_kept_and_up_says_so():
     running = lab_of([svc("a")])
     data = {"name": "x", "nodes": [{"name": "n1"}], "network": {"mode": "vxlan", "vxlan": {"port": 30000}},
             "pods": [], "services": [svc("a")]}
     moved = resolve(Topology.model_validate(data), running.held())
-    assert ports(moved) == {"a": 30001} and moved.displaced() == []
+    assert ports(moved) == {"a": 30001} and moved.displaced() == [
+        "service default/a's port 80/TCP held nodePort 30000, which is now the lab's VXLAN port "
+        "(network.vxlan.port): it gets 30001, a new port"]
 
 
 def test_held_node_ports_survive_the_state_file_and_an_older_record_holds_none():
     running = lab_of([lb_local(), svc("a")])
     moved = lab_of([svc("b"), lb_local(), svc("a")], held=running.held())
     saved = Held.from_json(json.loads(json.dumps(moved.held().to_json())))
-    assert saved == moved.held() and dict(saved.node_ports) == moved.addressing.node_port
+    assert saved == moved.held()
+    assert dict(saved.node_ports) == {("default", "b", ""): 30003, ("default", "lb", ""): 30000,
+                                      ("default", "a", ""): 30002}
     assert dict(saved.health_checks) == {("default", "lb"): 30001}
     again = resolve(moved.topo, saved)
     assert again.addressing.node_port == moved.addressing.node_port and checks(again) == checks(moved)
