@@ -20,6 +20,7 @@ NodePort was dialed::
     *** svc/web tcp/80 (ClusterIP 10.96.0.20)
     web-1  -> web
     *** svc/web-np tcp/80 (NodePort 30080 on every node)
+    (each cell: the node whose nodePort 30080 the row's client dialed)
     node-1  -> node-1 node-2
     example -> node-1 node-2
 
@@ -55,6 +56,9 @@ def matrix_text(results: list[Result]) -> list[str]:
     lines: list[str] = []
     for service, rs in _blocks(results):
         lines.append(f"*** {service}")
+        first = rs[0].probe
+        if first.svc is not None and first.svc.kind == "NodePort":  # a cell is a node, not what the row reached
+            lines.append(f"(each cell: the node whose nodePort {first.port} the row's client dialed)")
         sources: list[str] = []
         dests: list[str] = []
         rows: dict[str, dict[str, Result]] = {}

@@ -143,8 +143,9 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
                   ("*** egress tcp/8080 (pods to internet hosts, seen as the gateway 203.0.113.1; each host answers with a "
                    "temporary echo listener)")):
         assert title in lines, out
-    assert lines[lines.index("*** svc/web-np tcp/80 (NodePort 30080 on every node)") + 3] == \
-        "example -> node-1 node-2"
+    j = lines.index("*** svc/web-np tcp/80 (NodePort 30080 on every node)")
+    assert lines[j + 1] == "(each cell: the node whose nodePort 30080 the row's client dialed)"
+    assert lines[j + 4] == "example -> node-1 node-2"
     assert "5/5 Service distributions as expected" in out  # web, web-np, web-lb, echo-udp, sticky
     assert "*** svc/kube-dns udp/53 (ClusterIP 10.96.0.10)" in lines and " X" not in out  # asked a DNS question
     assert any(line.startswith("cluster DNS: 18/18 answers to A kube-dns.kube-system.svc.cluster.local gave its "

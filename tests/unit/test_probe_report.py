@@ -172,7 +172,11 @@ def test_service_sections_follow_the_protocol_blocks():
     i = lines.index("*** svc/web tcp/80 (ClusterIP 10.96.0.20)")
     assert lines[i + 1:i + 5] == ["web-1    -> web", "web-2    -> web", "client   -> web", "kube-dns -> web"]
     j = lines.index("*** svc/web-np tcp/80 (NodePort 30080 on every node)")
-    assert lines[j + 1:j + 4] == ["node-1  -> node-1 node-2", "node-2  -> node-1 node-2", "example -> node-1 node-2"]
+    # a header says whose nodePort a cell is: the node the row's client dialed (qa54 #7)
+    assert lines[j + 1:j + 5] == ["(each cell: the node whose nodePort 30080 the row's client dialed)",
+                                  "node-1  -> node-1 node-2", "node-2  -> node-1 node-2", "example -> node-1 node-2"]
+    heads = [i for i, line in enumerate(lines) if line.startswith("(each cell: the node whose nodePort")]
+    assert [lines[i - 1] for i in heads] == [line for line in lines if " on every node" in line and "***" in line]
     assert "*** svc/web-lb tcp/80 (LoadBalancer 203.0.113.100:80)" in lines
     assert "*** svc/empty tcp/80 (ClusterIP 10.96.0.25; no endpoints: must be refused)" in lines
     k = lines.index("*** distribution (connections to each ClusterIP, counted per endpoint)")
