@@ -112,8 +112,10 @@ def _cni_plugins(lab: Lab, needed: bool, pretend: set[str]) -> Check:
                    fix=f"leave out {fields}, or {newer}")
 
 
-def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[Check]:
-    """Run the checks in ``only`` (all by default), judged against ``needed``; in report order."""
+def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
+             probed: list[features.KernelProbe] | None = None) -> list[Check]:
+    """Run the checks in ``only`` (all by default), judged against ``needed``; in report order. ``probed``: given the
+    kernel probe, which then also reads what a new namespace copies from the host (up's, doctor.required)."""
     only = set(only)
     if "capabilities" in only:  # first of all: root without them fails every other check at its first setns
         allowed = replace(check_capabilities(), needed="capabilities" in needed)  # ALWAYS: every command's
@@ -147,9 +149,11 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
         wanted_kernel.add(features.cniprobe.FIB_RULES6)
     if only & {"fallback-tunnels", "host-devconf"}:
         wanted_kernel.add("netns")
-    probe = (features.probe_kernel(wanted_kernel, commands, devconf="host-devconf" in only,
+    probe = (features.probe_kernel(wanted_kernel, commands, devconf="host-devconf" in only or probed is not None,
                                    inputs={"sctp": SCTP_RULES})
              if wanted_kernel or commands else features.KernelProbe())
+    if probed is not None:
+        probed.append(probe)
     for name in pretend & set(features.FEATURES):
         probe.features[name] = features.Feature(name, False, f"reported missing by {MISSING_HOOK} (a test hook)")
     if "iptables-restore" in commands:
@@ -233,7 +237,8 @@ def require_tools(lab: Lab, names: Iterable[str], why: str) -> None:
         raise EnvironmentNotReady(why + ": " + "; ".join(c.line() for c in failed))
 
 
-def require_for(lab: Lab, only: Iterable[str] | None = None) -> None:
+def require_for(lab: Lab, only: Iterable[str] | None = None,
+                probed: list[features.KernelProbe] | None = None) -> None:
     """Before ``up`` changes anything: raise EnvironmentNotReady with the doctor's line of each failed check.
 
     Runs only the checks ``lab`` needs (and, with ``only``, only those of them), never the advisory ones. A user who
@@ -247,7 +252,7 @@ def require_for(lab: Lab, only: Iterable[str] | None = None) -> None:
     wanted -= _PASSED.get()
     if not wanted:
         return
-    failed = with_askers(lab, [c for c in diagnose(lab, needed, wanted) if c.status == FAIL])
+    failed = with_askers(lab, [c for c in diagnose(lab, needed, wanted, probed) if c.status == FAIL])
     if failed:
         raise EnvironmentNotReady("\n".join(c.line() + asked_by(lab, c.name) for c in failed))
 
@@ -261,10 +266,14 @@ _PASSED: ContextVar[frozenset[str]] = ContextVar("netlab_doctor_passed", default
 
 @contextmanager
 def required(lab: Lab) -> Iterator[None]:
-    """``require_for(lab)``, then, inside the block, its checks count as passed (not run again)."""
-    require_for(lab)
+    """``require_for(lab)``, then, inside the block, its checks count as passed (not run again), and what its kernel
+    probe's throwaway namespace got from the host is what up's reading of it finds (features.inherited_devconf): one
+    throwaway namespace for both (each ~3-18 ms of wall, and its destruction the kernel's work meanwhile)."""
+    probed: list[features.KernelProbe] = []
+    require_for(lab, probed=probed)
     token = _PASSED.set(_PASSED.get() | (needs(lab) - ADVISORY))
     try:
-        yield
+        with features.devconf_seen(probed[0].devconf if probed else None):
+            yield
     finally:
         _PASSED.reset(token)

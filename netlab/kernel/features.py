@@ -35,8 +35,10 @@ import stat
 import struct
 import subprocess
 import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from netlab.kernel import (cniprobe, libc, netlink, nfnl, own_group, procsys, rtnl, rtnl_parse, sockdiag, tc,
                            testhooks)
@@ -276,10 +278,31 @@ def _devconf_here(keys: Sequence[str]) -> dict[str, str | None]:
     return procsys.read_sysctls_here(keys)
 
 
+# What the doctor's throwaway namespace got from the host at the start of the up running in this context
+# (doctor.required): that up reads it here instead of making a second throwaway namespace a moment later.
+_SEEN_DEVCONF: ContextVar[dict[str, str | None] | None] = ContextVar("netlab_seen_devconf", default=None)
+
+
+@contextmanager
+def devconf_seen(found: dict[str, str | None] | None) -> Iterator[None]:
+    """Inside the block, :func:`inherited_devconf` answers from ``found`` (a namespace made a moment ago: the
+    doctor's probe of this up); None: as before the block."""
+    token = _SEEN_DEVCONF.set(found) if found is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _SEEN_DEVCONF.reset(token)
+
+
 def inherited_devconf(keys: Sequence[str], timeout: float = PROBE_TIMEOUT) -> dict[str, str | None]:
     """These sysctls as a namespace made now starts with them: Linux copies the host's IPv4 ``all`` and
     ``default`` into each new namespace (unless net.core.devconf_inherit_init_net=2), so only a new one tells
-    (netlab may itself run in a namespace of its own, whose settings are not what new ones copy)."""
+    (netlab may itself run in a namespace of its own, whose settings are not what new ones copy). Inside
+    :func:`devconf_seen` (an up's doctor.required), what its probe's namespace got, if it read every key."""
+    seen = _SEEN_DEVCONF.get()
+    if seen is not None and all(key in seen for key in keys):
+        return {key: seen[key] for key in keys}
     found: dict[str, str | None] = in_throwaway_netns(lambda: _devconf_here(keys), timeout)  # type: ignore[assignment]
     return found
 

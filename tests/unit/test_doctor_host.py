@@ -152,6 +152,31 @@ def test_no_namespace_no_settings(machine, monkeypatch):
     assert check.line() == "info  host IPv4 settings: unknown: no new namespace could be made"
 
 
+def test_an_up_makes_one_throwaway_namespace_for_its_checks_and_its_host_settings(machine, monkeypatch):
+    """doctor.required (an up's checks) reads what a new namespace gets from the host in its probe's namespace, and
+    up's own reading inside the block answers from it: no second throwaway namespace a moment later. Outside the
+    block (the next up), a namespace is made again."""
+    from netlab.plan.sysctls import DEVCONF_SYSCTLS, FORWARD_SYSCTL
+
+    made: list[str] = []
+
+    def throwaway(body, timeout=None):
+        made.append("namespace")
+        return {key: "9" for key in DEVCONF_SYSCTLS}
+
+    monkeypatch.setattr(features, "in_throwaway_netns", throwaway)
+    machine.devconf["net.ipv4.conf.all.route_localnet"] = "1"
+    machine.devconf[FORWARD_SYSCTL] = "0"  # every key up reads (the fake's probe answers the keys it has)
+    with doctor.required(DEFAULT):
+        assert machine.devconf_asked == [True]
+        got = features.inherited_devconf(DEVCONF_SYSCTLS)
+        assert made == []
+        assert got == {key: machine.devconf.get(key) for key in DEVCONF_SYSCTLS}
+        assert got["net.ipv4.conf.all.route_localnet"] == "1"
+    assert features.inherited_devconf(DEVCONF_SYSCTLS) == {key: "9" for key in DEVCONF_SYSCTLS}
+    assert made == ["namespace"]
+
+
 def test_the_host_settings_are_read_for_the_report_not_for_ups_preflight(machine):
     doctor.require_for(DEFAULT)  # `up`'s checks: the line is advisory, so its 44 files are not read
     doctor.report(DEFAULT, for_this_lab=False)
