@@ -48,7 +48,7 @@ CLUSTER_DOMAIN = "cluster.local"  # the kubelet's clusterDomain: the cluster DNS
 LAB_NAME_MAX = 24  # a lab name prefixes every namespace name
 _SAFE_NETNS = DNS_LABEL
 _SAFE_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_SAFE_CHAIN = re.compile(r"^[A-Z0-9][A-Z0-9_-]*$")
+_SAFE_CHAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # portmap: CNI-DN-<lowercase hex>
 
 # Interface names inside the lab are the real ones the tutorials show.
 POD_IF = "eth0"

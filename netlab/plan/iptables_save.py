@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import math
 import re
+from ipaddress import ip_network
 
-_TOKEN = re.compile(r'"[^"]*"|\S+')
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')  # a quoted word may hold \" (portmap's comments)
+_ESCAPED = re.compile(r"\\(.)")
 _NO_QUOTE = frozenset("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _BASIC = ("-s", "-d", "-i", "-o", "-p")
 _RECENT_ORDER = ("--set", "--rcheck", "--update", "--remove", "--seconds", "--reap", "--hitcount", "--rttl",
                  "--name", "--mask", "--rsource", "--rdest")
+IMPLICIT = frozenset({"tcp", "udp", "sctp"})  # -p X then an option of X's match, without -m X
+MULTIPORT_SAVED = {"--destination-ports": "--dports", "--source-ports": "--sports"}  # as libxt_multiport saves
 FIXED_ONE = 0x80000000  # xt_statistic: a probability is kept as a fraction of 2^31
 
 
@@ -91,6 +95,8 @@ def _match(name: str, opts: list[tuple[bool, str, list[str]]]) -> str:
             vals = [save_string(" ".join(vals))]
         elif name == "statistic" and opt == "--probability":
             vals = [saved_probability(vals[0])]
+        elif name == "multiport":
+            opt = MULTIPORT_SAVED.get(opt, opt)
         elif name == "mark" and opt == "--mark":
             vals = [_mark(vals[0])]
         parts.append(" ".join((["!"] if neg else []) + [opt] + vals))
@@ -115,9 +121,19 @@ def _target(flag: str, name: str, opts: list[tuple[bool, str, list[str]]]) -> st
     return " ".join([f"{flag} {name}"] + parts)
 
 
+def _saved_address(value: str) -> str:
+    """``-d 10.96.0.10`` -> ``10.96.0.10/32``; the kernel keeps a network, so ``10.244.0.2/24`` (portmap's
+    ``-s``: the pod's address and mask) -> ``10.244.0.0/24``."""
+    try:
+        return str(ip_network(value, strict=False))
+    except ValueError:
+        return value if "/" in value else value + "/32"
+
+
 def saved_rule(line: str) -> str:
     """``-A CHAIN <spec as written>`` -> the line ``iptables-save`` prints for that rule."""
-    words = [w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w for w in _TOKEN.findall(line)]
+    words = [_ESCAPED.sub(r"\1", w[1:-1]) if len(w) > 1 and w[0] == w[-1] == '"' else w
+             for w in _TOKEN.findall(line)]
     if len(words) < 2 or words[0] != "-A":
         raise ValueError(f"not an -A rule: {line!r}")
     basic: dict[str, str] = {}
@@ -130,8 +146,8 @@ def saved_rule(line: str) -> str:
             neg, i = True, i + 1
         elif w in _BASIC:
             value = words[i + 1]
-            if w in ("-s", "-d") and "/" not in value:
-                value += "/32"
+            if w in ("-s", "-d"):
+                value = _saved_address(value)
             elif w == "-p":
                 value = value.lower()
             basic[w] = ("! " if neg else "") + f"{w} {value}"
@@ -147,6 +163,9 @@ def saved_rule(line: str) -> str:
             j = i + 1
             while j < len(words) and not words[j].startswith("-") and words[j] != "!":
                 j += 1
+            proto = basic.get("-p", "").rpartition(" ")[2]
+            if not matches and proto in IMPLICIT:  # iptables loads the protocol's match itself (portmap's --dport)
+                matches.append((proto, []))
             if not matches:
                 raise ValueError(f"option {w} outside any match: {line!r}")
             matches[-1][1].append((neg, w, words[i + 1:j]))
