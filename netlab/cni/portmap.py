@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-DISPATCH = "CNI-HOSTPORT-DNAT"  # portmap's chain, jumped to from PREROUTING (and OUTPUT)
-POD_CHAIN = "CNI-DN-"  # + a hash of the network and the container: each pod's own DNATs
+from netlab.plan.portmap_rules import DISPATCH as DISPATCH, POD_CHAIN as POD_CHAIN  # the rules a builtin lab writes
 
 
 def uses_portmap(plugins: Iterable[Any]) -> bool:

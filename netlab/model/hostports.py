@@ -10,10 +10,11 @@ hostPort, the protocol in lower case, and the hostIP as written ("" when none)::
 The portmap plugin then DNATs <node address>:hostPort to the pod (its
 CNI-HOSTPORT-DNAT chain in the node's nat table). Nothing else maps them: a
 node whose plugins do not declare the capability ignores hostPort (a known
-Kubernetes surprise), so netlab refuses hostPort where no plugin would get it:
-netlab's builtin pod network and the reference list (Flannel's bridge, whose
-portmap netlab does not run), and a conflist whose plugins do not declare
-``portMappings`` (netlab.model.load). Pure.
+Kubernetes surprise). netlab's builtin pod network plays the portmap of its
+nodes' 10-flannel.conflist (plan/portmap_rules.py); it refuses hostPort where
+no plugin would get it: the reference list (Debian's bridge as Flannel
+delegates to it, without the portmap after it) and a conflist whose plugins do
+not declare ``portMappings`` (netlab.model.load). Pure.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from netlab.model.location import Loc
-from netlab.model.topology import CniConflist, Pod, Topology
+from netlab.model.topology import Pod, Topology
 
 CAPABILITY = "portMappings"
 ANY = IPv4Address("0.0.0.0")  # hostIP absent or 0.0.0.0: every address of the node
@@ -65,10 +66,11 @@ def check_host_ports(topo: Topology) -> list[tuple[Loc, str]]:
                         out.append((loc + ("hostIP",), "hostIP names the node address of a hostPort; give "
                                                        "hostPort too, or remove hostIP"))
                     continue
-                if not isinstance(cni, CniConflist):
+                if cni == "reference":
                     out.append((loc + ("hostPort",),
-                                f"hostPort needs a CNI plugin with the portMappings capability (portmap), and "
-                                f"network.cni {cni} runs none; use network.cni {{conflist: FILE}} with portmap"))
+                                "hostPort needs a CNI plugin with the portMappings capability (portmap), and "
+                                "network.cni reference runs Debian's bridge alone; use network.cni builtin (which "
+                                "writes portmap's rules) or {conflist: FILE} with portmap"))
                     continue
                 not_its = _not_the_nodes(topo, pod, p.host_ip)
                 if not_its:

@@ -51,7 +51,7 @@ import functools
 import hashlib
 
 from netlab.model.lab import Lab, NodeInfo
-from netlab.plan import flannel, policy
+from netlab.plan import flannel, policy, portmap_rules
 from netlab.plan.iptables import Ruleset
 from netlab.plan.nft_table import FAMILY as FAMILY
 from netlab.plan.nft_table import TABLE as TABLE
@@ -320,6 +320,7 @@ def resources(lab: Lab) -> list[Resource]:
     for node in lab.nodes:
         nat = Ruleset("nat")
         flannel.masq_rules(nat, lab, node)
+        portmap_rules.hostport_rules(nat, lab, node)  # iptables too: portmap's backend is iptables either way
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
         # No NodePort on 127.0.0.1 in this mode, so no route_localnet=1 either: the kernel's 0, said, so that a node
         # that was in iptables mode (up --reconfigure) loses the 1 it had without KUBE-FIREWALL's drop of

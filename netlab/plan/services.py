@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from netlab.model.fields import AFFINITY_TIMEOUT_DEFAULT
 from netlab.model.lab import Lab, NodeInfo
-from netlab.plan import flannel, policy
+from netlab.plan import flannel, policy, portmap_rules
 from netlab.plan.iptables import Ruleset, kube_probability
 from netlab.plan.kube_names import (ext_chain, fw_chain, port_proto_hash, sep_chain,  # noqa: F401 (re-exported)
                                     service_port_name, svc_chain, svl_chain)
@@ -248,9 +248,11 @@ def _to_endpoint(name: str, endpoint: str, large: bool) -> str:
 
 
 def node_nat(lab: Lab, node: NodeInfo, kube: Ruleset) -> Ruleset:
-    """A node's nat table: kube-proxy's chains, and Flannel's FLANNEL-POSTRTG for its own lease."""
+    """A node's nat table: kube-proxy's chains, Flannel's FLANNEL-POSTRTG for its own lease, and portmap's
+    chains for its pods' hostPorts (builtin: plan/portmap_rules.py)."""
     rs = kube.copy()
     flannel.masq_rules(rs, lab, node)
+    portmap_rules.hostport_rules(rs, lab, node)
     return rs
 
 

@@ -129,19 +129,23 @@ def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatT
         ip = next((a for a, name in ip_names.items() if name == pod.name), str(pod.ip))
         why = missing_dnats(lines, mappings, ip)
         if why:
-            return (f"{proto} port {port} of {node.name} is pod {pod.name}'s hostPort, but {why}; up re-attaches "
-                    f"the pod (ip netns exec {netns} iptables-save -t nat)")
+            heal = "writes the node's nat rules again" if lab.cni == "builtin" else "re-attaches the pod"
+            return (f"{proto} port {port} of {node.name} is pod {pod.name}'s hostPort, but {why}; up {heal} "
+                    f"(ip netns exec {netns} iptables-save -t nat)")
     return None
 
 
 def portmap_pods(lab: Lab) -> set[str]:
-    """The pods whose chain has portmap with its iptables rules (cni/portmap.uses_portmap), as each was ADDed: the
+    """The pods whose chain has portmap with its iptables rules (cni/portmap.uses_portmap), as each was ADDed (in a
+    builtin lab, every pod: netlab writes portmap's rules itself): the
     networks its record keeps, else the lab's conflist now (a pod not attached yet). A chain whose plugin given
     portMappings is another (portmap's nftables backend, a plugin of the user's) writes no CNI-HOSTPORT-DNAT:
     nothing of portmap's is gone for its pods, and up's re-attach would make none (status compares only a chain
     with portmap: cni/changed.node_side)."""
     from netlab.realize.state import load_state
 
+    if lab.cni == "builtin":  # netlab writes portmap's rules itself for every pod's hostPorts (plan/portmap_rules.py)
+        return {pod.name for pod in lab.pods}
     try:
         state = load_state(lab.name)
     except NetlabError:  # said by status; here the pods' chains are the conflist's

@@ -65,12 +65,10 @@ def test_the_runtime_hands_portmap_the_pods_host_ports_as_containerd_does(tmp_pa
 
 
 @pytest.mark.parametrize("pods, cni, plugins, want", [
-    (WEB, "builtin", None, (10, "pods[0].containers[0].ports[0].hostPort",
-                            "hostPort needs a CNI plugin with the portMappings capability (portmap), and network.cni "
-                            "builtin runs none; use network.cni {conflist: FILE} with portmap")),
     (WEB, "reference", None, (10, "pods[0].containers[0].ports[0].hostPort",
                               "hostPort needs a CNI plugin with the portMappings capability (portmap), and "
-                              "network.cni reference runs none; use network.cni {conflist: FILE} with portmap")),
+                              "network.cni reference runs Debian's bridge alone; use network.cni builtin (which "
+                              "writes portmap's rules) or {conflist: FILE} with portmap")),
     (WEB, None, [BRIDGE], (10, "pods[0].containers[0].ports[0].hostPort", "hostPort needs a CNI plugin with the "
                            "portMappings capability, and no plugin of {dir}/net.conflist declares it; add portmap "
                            "with \"capabilities\": {\"portMappings\": true}")),
@@ -95,6 +93,23 @@ def test_a_host_port_no_plugin_would_get_is_refused_in_one_located_line(tmp_path
         assert message == want[2].replace("{dir}", str(tmp_path)), problems
     else:
         assert "1" in message and "65535" in message, problems
+
+
+def test_a_builtin_lab_takes_host_ports_and_refuses_what_the_scheduler_and_portmap_would(tmp_path):
+    """The builtin network plays the portmap of its nodes' 10-flannel.conflist (it refused every hostPort: "network.cni
+    builtin runs none"): hostPorts are taken, and two pods of one node on one hostPort, or a hostIP that is not the
+    node's, are refused as under a conflist with portmap, in one located line."""
+    assert located_problems(topo(tmp_path, WEB, None, "builtin"), tmp_path) == []
+    pods = ("  - {name: a, node: n1, containers: [{name: c, ports: [{containerPort: 80, hostPort: 80}]}]}\n"
+            "  - {name: b, node: n1, containers: [{name: c, ports: [{containerPort: 81, hostPort: 80}]}]}\n"
+            "  - {name: c, node: n1, containers: [{name: c, ports: [{containerPort: 81, hostPort: 81, "
+            "hostIP: 192.168.122.11}]}]}\n")
+    assert located_problems(topo(tmp_path, pods, None, "builtin"), tmp_path) == [
+        (6, "pods[1].containers[0].ports[0].hostPort", "hostPort 80/TCP on node 'n1' is already taken by pod 'a'; "
+                                                       "one node's pods cannot share a host port"),
+        (7, "pods[2].containers[0].ports[0].hostIP", "hostIP 192.168.122.11 is not an address of node 'n1' "
+         "(192.168.122.10, loopback); portmap would DNAT packets that never come: use 192.168.122.10, 0.0.0.0 "
+         "(every address of the node) or remove hostIP")]
 
 
 def test_host_ports_that_do_not_clash_are_taken(tmp_path):

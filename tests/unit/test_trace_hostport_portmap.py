@@ -72,3 +72,19 @@ def test_the_chain_is_the_one_the_pod_was_added_with(tmp_path, monkeypatch):
     added = {**added, "plugins": [{"type": "chain"}, IPTABLES]}
     lab = _lab(tmp_path / "2", monkeypatch, NFTABLES, {"a": {"networks": [[added, "eth0"]]}})
     assert _said(lab)[0] is not None
+
+
+def test_a_builtin_lab_s_pod_is_told_its_dnat_is_gone_and_that_up_writes_it_again(tmp_path, monkeypatch):
+    """A builtin lab writes portmap's rules for its pods' hostPorts itself (plan/portmap_rules.py): a refused
+    hostPort whose DNAT is gone names it, and up writes the node's nat rules again (no pod to re-attach)."""
+    from netlab.model.lab import resolve
+    from netlab.model.load import load_topology
+
+    (tmp_path / "t.yaml").write_text(TOPO.replace("{conflist: net.conflist, binDir: bin}", "builtin"))
+    lab = resolve(load_topology(str(tmp_path / "t.yaml")))
+    assert lab.cni == "builtin"
+    said, reads = _said(lab)
+    assert said == (f"tcp port 18080 of n1 is pod a's hostPort, but portmap's DNAT of its hostPort 18080/tcp to "
+                    f"{lab.pod('a').ip}:8080 is gone: the node's nat PREROUTING has no jump to CNI-HOSTPORT-DNAT; up "
+                    f"writes the node's nat rules again (ip netns exec {lab.node('n1').netns} iptables-save -t nat)")
+    assert reads == [lab.node("n1").netns]

@@ -1,0 +1,120 @@
+"""A builtin lab's hostPort, through the portmap rules netlab writes as the node's 10-flannel.conflist's portmap
+would (root).
+
+validate refused it ("network.cni builtin runs none"), though every node's conflist chains portmap, as a real
+Flannel cluster does, where hostPort works. Now the node's nat table holds exactly the rules Debian's portmap
+(/usr/lib/cni/portmap, run here in a scratch namespace with the pod's container id) makes for the pod's ADD,
+in kube-proxy's iptables and nftables modes; real traffic from the other node and from the internet host reaches
+the pod; a deleted DNAT is named by status and trace and put back by up; the machine's own namespace is
+untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from helpers import in_netns, ipv4_of, lab_namespaces, netlab
+from netlab.plan.portmap_rules import container_id
+
+pytestmark = pytest.mark.root
+
+
+def topology(lab: str, mode: str) -> str:
+    return (f"name: {lab}\nnetwork: {{mode: host-gw}}\ncluster: {{kubeProxyMode: {mode}}}\n"
+            "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\n"
+            "pods:\n"
+            "  - {name: a, node: n1, containers: [{name: web, ports: [{containerPort: 8080, hostPort: 18080}]}]}\n"
+            "  - {name: b, node: n2}\n"
+            "internet:\n  cidr: 203.0.113.0/24\n  gateway: {ip: 203.0.113.1}\n"
+            "  hosts: [{name: example, ip: 203.0.113.10}]\n")
+
+
+def saved(netns: str | None, table: str = "nat", backend: str = "") -> list[str]:
+    """``iptables-save`` of a namespace (None: the machine's own), without its comments and counters."""
+    argv = [f"iptables-{backend}-save" if backend else "iptables-save"] + (["-t", table] if table else [])
+    out = subprocess.run((["ip", "netns", "exec", netns] if netns else []) + argv, check=True, capture_output=True,
+                         text=True).stdout.splitlines()
+    return [re.sub(r" \[\d+:\d+\]$", "", line) for line in out if not line.startswith("#")]
+
+
+def portmaps(lines: list[str]) -> list[str]:
+    return [line for line in lines if "CNI-" in line]
+
+
+def real_plugin(lab: str, pod_ip: str) -> list[str]:
+    """What Debian's portmap makes for pod a's ADD (network cbr0, netlab's container id for the pod), in a scratch
+    namespace of this test's own."""
+    scratch = f"{lab}-pm"
+    conf = {"cniVersion": "0.3.1", "name": "cbr0", "type": "portmap", "capabilities": {"portMappings": True},
+            "runtimeConfig": {"portMappings": [{"hostPort": 18080, "containerPort": 8080, "protocol": "tcp",
+                                                "hostIP": ""}]},
+            "prevResult": {"cniVersion": "0.3.1", "interfaces": [{"name": "eth0", "sandbox": "/run/netns/x"}],
+                           "ips": [{"version": "4", "address": f"{pod_ip}/24", "interface": 0}]}}
+    subprocess.run(["ip", "netns", "add", scratch], check=True)
+    try:
+        env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": container_id(lab, "a"), "CNI_NETNS": f"/run/netns/{scratch}",
+               "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        subprocess.run(["ip", "netns", "exec", scratch, "/usr/lib/cni/portmap"], input=json.dumps(conf), env=env,
+                       check=True, capture_output=True, text=True)
+        return portmaps(saved(scratch))
+    finally:
+        subprocess.run(["ip", "netns", "del", scratch], check=True)
+
+
+def answers(netns: str, address: str) -> dict | None:
+    """What the echo server says to ``curl http://address:18080/`` from ``netns`` (None: no answer)."""
+    got = in_netns(netns, "curl", "-s", "-m", "5", f"http://{address}:18080/")
+    return json.loads(got.stdout) if got.returncode == 0 and got.stdout.strip() else None
+
+
+@pytest.mark.parametrize("mode, backend", [("iptables", ""), ("nftables", ""), ("iptables", "legacy")])
+def test_a_builtin_pod_s_host_port_is_portmap_s_dnat_and_status_trace_and_up_know_it(labs, mode, backend):
+    """``backend``: the lab's iptables (NETLAB_IPTABLES; "" the machine's, iptables-nft on Debian 12), which its
+    rules, portmap's with them, are in, as a node's plugins use the node's ``iptables``."""
+    host = [saved(None, "", b) for b in ("nft", "legacy")]
+    lab = labs.name("hp")
+    path, _ = labs.up(topology(lab, mode), env={"NETLAB_IPTABLES": backend} if backend else None)
+    n1, a_ip = f"{lab}-n1", ipv4_of(f"{lab}-a", "eth0")
+    n1_ip = ipv4_of(n1, "eth0")
+
+    # the node's chains are those the real plugin makes, rule for rule and in its order
+    ours = portmaps(saved(n1, backend=backend))
+    assert not portmaps(saved(n1, backend="nft" if backend == "legacy" else "legacy"))
+    assert ours == real_plugin(lab, a_ip), ours
+    [dnat] = [line for line in ours if "-j DNAT" in line]
+    assert dnat.endswith(f"--dport 18080 -j DNAT --to-destination {a_ip}:8080"), dnat
+    assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
+
+    # real traffic: the other node and the internet host reach pod a at n1's address and hostPort
+    for client in (f"{lab}-n2", f"{lab}-example"):
+        said = answers(client, n1_ip)
+        assert said is not None and said["pod"] == "a" and said["server"] == f"{a_ip}:8080", (client, said)
+
+    # the DNAT deleted by hand: the connection is refused, status names the rule, trace the lost DNAT
+    subprocess.run(["ip", "netns", "exec", n1, f"iptables-{backend or 'nft'}-restore", "--noflush"], input=f"*nat\n-D{dnat[2:]}\nCOMMIT\n",
+                   text=True, check=True)
+    assert answers(f"{lab}-n2", n1_ip) is None
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode != 0 and f"missing rule: {dnat}" in status.stdout, status.stdout
+    refused = netlab("trace", "--lab", lab, "b", "n1", "--port", "18080", check=False)
+    trace = refused.stdout
+    assert refused.returncode != 0
+    assert (f"tcp port 18080 of n1 is pod a's hostPort, but portmap's DNAT of its hostPort 18080/tcp to "
+            f"{a_ip}:8080 is gone: no rule of the node's nat CNI-HOSTPORT-DNAT leads to it; up writes the node's "
+            f"nat rules again") in trace, trace
+
+    # up puts it back; trace follows it to the pod
+    assert "restore iptables nat in " + n1 in netlab("up", "-t", path).stdout
+    assert portmaps(saved(n1, backend=backend)) == ours
+    assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
+    assert answers(f"{lab}-example", n1_ip)["pod"] == "a"
+    trace = netlab("trace", "--lab", lab, "b", "n1", "--port", "18080").stdout
+    assert f"result: delivered to a, whose hostPort is n1:18080 (portmap DNATed it to {a_ip}:8080)" in trace, trace
+
+    netlab("down", "--lab", lab)
+    assert not lab_namespaces(lab)
+    assert [saved(None, "", b) for b in ("nft", "legacy")] == host  # the machine's own namespace: nothing of the lab's, nothing changed
