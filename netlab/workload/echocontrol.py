@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from netlab.kernel import pidfd
+from netlab.kernel import pidfd, unixpath
 
 if TYPE_CHECKING:
     from netlab.workload.echo import EchoLoop
@@ -32,31 +32,37 @@ UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
 
 
 def bind_control(path: str) -> tuple[socket.socket, int]:
-    """Listen on ``path`` (root only); returns the socket and its inode. Refuses when another server answers there."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
-    if st is not None:
-        if not stat.S_ISSOCK(st.st_mode):
-            raise OSError(f"{path} exists and is not a socket")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    """Listen on ``path`` (root only); returns the socket and its inode. Refuses when another server answers there.
+
+    Through its folder's descriptor (kernel/unixpath.py): a path of any length, longer than an AF_UNIX address."""
+    with unixpath.Folder(path) as at:
         try:
-            probe.connect(path)
-            raise OSError(f"another echo server answers on {path}")
-        except (ConnectionRefusedError, FileNotFoundError):
-            os.unlink(path)  # a dead server's socket
+            st = at.lstat()
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if not stat.S_ISSOCK(st.st_mode):
+                raise OSError(f"{path} exists and is not a socket")
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            try:
+                probe.connect(at.address)
+                raise OSError(f"another echo server answers on {path}")
+            except (ConnectionRefusedError, FileNotFoundError):
+                at.unlink()  # a dead server's socket
+            finally:
+                probe.close()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        old = os.umask(0o077)
+        try:
+            sock.bind(at.address)
+        except BaseException:
+            sock.close()
+            raise
         finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    old = os.umask(0o077)
-    try:
-        sock.bind(path)
-    finally:
-        os.umask(old)
-    sock.listen(16)
-    sock.setblocking(False)
-    return sock, os.stat(path).st_ino
+            os.umask(old)
+        sock.listen(16)
+        sock.setblocking(False)
+        return sock, at.lstat().st_ino
 
 
 def still_there(path: str, ino: int) -> bool:

@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 
 from netlab.kernel import kill
 from netlab.kernel import processes as proc
+from netlab.kernel import unixpath
 from netlab.kernel.pidfd import SCM_MAX_FD
 from netlab.kernel.sigpipe import stdin_fed
 from netlab.realize.lab_lock import held_fd
@@ -239,19 +240,25 @@ def _read_reports(launcher: subprocess.Popen, deadline: float) -> tuple[bytes, b
 
 
 def _connect(path: str, timeout: float) -> socket.socket | None:
-    """A connection to the server listening on ``path``; None when nobody listens there."""
+    """A connection to the server listening on ``path``; None when nobody listens there. Through the socket's
+    folder's descriptor (kernel/unixpath.py): a path of any length, longer than an AF_UNIX address."""
     try:
-        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        at = unixpath.Folder(path)
+    except OSError:  # no lab folder (or not one: a symlink)
+        return None
+    with at:
+        try:
+            if not stat.S_ISSOCK(at.lstat().st_mode):
+                return None
+        except OSError:
             return None
-    except OSError:
-        return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-    except OSError:  # ECONNREFUSED: a dead server's socket
-        sock.close()
-        return None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(at.address)
+        except OSError:  # ECONNREFUSED: a dead server's socket
+            sock.close()
+            return None
     return sock
 
 
