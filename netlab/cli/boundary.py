@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from netlab import signals
-from netlab.cli import endings
+from netlab.cli import endings, stderr_guard
 from netlab.cli.base import cli
 from netlab.errors import (DISK_FULL, EXIT_ENVIRONMENT, NetlabError, TopologyError, display_path, open_files,
                            with_open_files)
@@ -22,6 +22,21 @@ def main(argv: list[str] | None = None) -> None:
     # The group's callback records --debug here as click parsed it: a word of the command that `exec POD -- ...`
     # runs is not netlab's option.
     obj: dict[str, Any] = {}
+    # A line stderr cannot take (a full disk) is lost, not raised: the command goes on, an error keeps its exit
+    # code, and a success whose warning was lost exits 3 (cli/stderr_guard.py).
+    with stderr_guard.guarded() as guard:
+        try:
+            _ended(argv, obj)
+        except SystemExit as exc:
+            if guard is None or exc.code == guard.exit_code(exc.code):
+                raise
+            raise SystemExit(guard.exit_code(exc.code)) from None
+        if guard is not None and guard.lost is not None:
+            sys.exit(guard.exit_code(0))
+
+
+def _ended(argv: list[str] | None, obj: dict[str, Any]) -> None:
+    """The command, and how it ends when the reader of its errors went away, or a second stop signal came."""
     try:
         try:
             _run(argv, obj)
