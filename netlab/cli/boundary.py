@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from netlab import signals
-from netlab.cli import endings, stderr_guard
+from netlab.cli import endings, error_doc, stderr_guard
 from netlab.cli.base import cli
 from netlab.errors import (DISK_FULL, EXIT_ENVIRONMENT, NetlabError, TopologyError, display_path, open_files,
                            with_open_files)
@@ -70,6 +70,7 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         for line in lines:
             bare = (located and line != note) or _located(line)
             click.echo(line if bare else f"netlab: {line}", err=True)
+        error_doc.write(obj, lines[0], exc.exit_code, exc)  # -o json: the error as a document on stdout too
         sys.exit(exc.exit_code)
     except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt outside a command: SIGTERM's too
         stopped = exc.__context__ if isinstance(exc.__context__, KeyboardInterrupt) else None
@@ -77,6 +78,7 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         sys.exit(signals.exit_code(stopped or KeyboardInterrupt()))
     except click.ClickException as exc:
         exc.show()
+        error_doc.write(obj, exc.format_message(), exc.exit_code)
         sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -88,7 +90,9 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
             sys.exit(signals.said(exc))
         if obj.get("debug"):
             raise
-        click.echo(f"netlab: {_denied(exc)}", err=True)
+        said = _denied(exc)
+        click.echo(f"netlab: {said}", err=True)
+        error_doc.write(obj, said, EXIT_ENVIRONMENT)
         sys.exit(EXIT_ENVIRONMENT)
     except Exception as exc:  # a full disk or the open-files limit (an OSError, or an error one became on its way):
         # one line, exit 3; a stop signal's exception that Python wrapped (signals.stop_of): its line; else a bug
@@ -96,7 +100,9 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         if signals.stop_of(exc) is not None or obj.get("debug") or not (full or open_files(exc)):
             sys.exit(signals.said(exc))  # raised again when it is no stop signal
         text = _unwritable(exc) if isinstance(exc, OSError) and full else "" if open_files(exc) is exc else str(exc)
-        click.echo(f"netlab: {with_open_files(text, exc)}", err=True)
+        said = with_open_files(text, exc)
+        click.echo(f"netlab: {said}", err=True)
+        error_doc.write(obj, said, EXIT_ENVIRONMENT)
         sys.exit(EXIT_ENVIRONMENT)
 
 

@@ -16,25 +16,38 @@ from netlab.cli import jsonout
 from netlab.errors import ChecksFailed, UsageError, absolute_output, display_path, output_unwritable
 
 FORMAT_KEY = "netlab.output"  # click's ctx.meta: the data format asked for (json or yaml)
+# What the error boundary (cli/boundary.py, cli/error_doc.py) reads in the program's ``obj``, once the command has
+# ended: the data format asked for, and whether the command wrote its own document (then no error document).
+ASKED_KEY = "output"
+WRITTEN_KEY = "document_written"
+
+
+def _program(ctx: click.Context | None) -> dict[str, Any]:
+    """The program's ``obj`` (the boundary's dict), or a dict nobody reads (a command invoked otherwise)."""
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, dict) else {}
 
 
 def _data_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """-o yaml is -o json written as YAML: the command sees "json" (machine-readable data), and
     print_json writes the format asked for. So every command with -o json has -o yaml."""
     ctx.meta[FORMAT_KEY] = value
+    _program(ctx)[ASKED_KEY] = value
     return "json" if value == "yaml" else value
 
 
 def output_option(*choices: str, default: str = "text") -> Callable:
-    """-o/--output; a command that offers json offers yaml too (the same data)."""
+    """-o/--output; a command that offers json offers yaml too (the same data). Eager: the format is known
+    before any other option's check can fail, so that its error is a document too (cli/error_doc.py)."""
     names = list(choices) + (["yaml"] if "json" in choices and "yaml" not in choices else [])
-    return click.option("-o", "--output", "output", type=click.Choice(names), default=default,
+    return click.option("-o", "--output", "output", type=click.Choice(names), default=default, is_eager=True,
                         show_default=True, callback=_data_format, help="Output format.")
 
 
 def format_data(data: Any) -> str:
     """Data as JSON text, or as YAML when the command was given -o yaml (what print_json prints)."""
     ctx = click.get_current_context(silent=True)
+    _program(ctx)[WRITTEN_KEY] = True
     if ctx is not None and ctx.meta.get(FORMAT_KEY) == "yaml":
         import yaml
 
@@ -51,6 +64,7 @@ def print_json(data: Any) -> None:
     500-pod probe's is ~150 MB, and the whole text would take a gigabyte more.
     """
     ctx = click.get_current_context(silent=True)
+    _program(ctx)[WRITTEN_KEY] = True
     if ctx is not None and ctx.meta.get(FORMAT_KEY) == "yaml":
         click.echo(format_data(data), nl=False)
         return

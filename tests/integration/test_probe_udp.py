@@ -94,6 +94,7 @@ pods:
     assert proc.stderr.strip().splitlines() == [
         f"netlab: nothing to probe in lab {lab} with --proto udp: no pod serves a UDP port netlab's echo server "
         "listens on (UDP is probed only there and at the cluster DNS: another server's silence proves nothing)"]
+    said = proc.stderr.strip()[len("netlab: "):]
     proc = netlab("probe", "--lab", lab, "--proto", "udp", "-o", "json", check=False)
-    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.returncode == 2 and json.loads(proc.stdout)["error"] == said, proc  # the error document
     assert netlab("probe", "--lab", lab, "--proto", "icmp").returncode == 0  # the lab itself is fine

@@ -390,7 +390,8 @@ def test_inspect_of_a_pod_whose_namespace_is_gone_is_one_line(labs, tmp_path):
                  ["exec", "--lab", lab, "b", "--", "true"], ["capture", "--lab", lab, "b:eth0", "--timeout", "1"],
                  ["trace", "--lab", lab, "a", "b"]):
         proc = netlab(*args, check=False)
-        assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+        json_doc = [json.loads(proc.stdout)["error"]] if "json" in args else []  # the error document
+        assert (proc.returncode, json_doc or proc.stdout) == (2, [gone] if json_doc else ""), proc.stderr
         assert proc.stderr == f"netlab: {gone}\n"  # that lab's, and the up that makes the namespace again
     netlab(*shlex.split(repair)[2:])  # the command as said
     assert netlab("exec", "--lab", lab, "b", "--", "true").returncode == 0

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from helpers import STATE_READING
@@ -262,12 +263,15 @@ def test_the_watchers_options_without_watch_are_refused_before_anything(given, s
 @pytest.mark.parametrize("output", ["json", "yaml"])
 def test_the_watcher_takes_no_data_output(output):
     """`up --watch -o json` printed the watcher's text lines under a promise of JSON: refused in one line (exit 2)
-    before the file is read, with what gives up's result as data (of the file given); `--help` says it."""
+    before the file is read, with what gives up's result as data (of the file given); `--help` says it. On stdout,
+    that line as the error document asked for (docs/json.md), no watcher's text."""
     proc = subprocess.run([sys.executable, "-m", "netlab", "up", "-t", "/nonexistent/netlab.yaml", "--watch",
                            "-o", output], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr == (
-        f"netlab: --watch writes one text line per action until Ctrl-C: it takes no -o {output} "
-        f"(`netlab up -t /nonexistent/netlab.yaml -o {output}` gives up's result, then run --watch)\n")
+    said = (f"--watch writes one text line per action until Ctrl-C: it takes no -o {output} "
+            f"(`netlab up -t /nonexistent/netlab.yaml -o {output}` gives up's result, then run --watch)")
+    assert proc.returncode == 2 and proc.stderr == f"netlab: {said}\n"
+    assert yaml.safe_load(proc.stdout) == {"error": said, "exit_code": 2, "file": None, "line": None, "field": None,
+                                           "problems": []}
     shown = subprocess.run([sys.executable, "-m", "netlab", "up", "--help"], capture_output=True, text=True,
                            timeout=60, env={**os.environ, "COLUMNS": "200"}).stdout
     assert "Text only: -o json and -o yaml are refused (exit 2)." in " ".join(shown.split())

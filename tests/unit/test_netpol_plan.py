@@ -337,13 +337,14 @@ def test_policy_table_names_the_node_whose_bridge_skips_iptables():
 @pytest.mark.parametrize("output", ["text", "json"])
 def test_cli_policy_table_of_a_lab_without_pods_says_so_in_one_line(tmp_path, output):
     """A lab with no pods has no table: one line naming the lab, exit 2, as `probe` says (it was a traceback,
-    `max() arg is an empty sequence`, exit 1, in text)."""
+    `max() arg is an empty sequence`, exit 1, in text); -o json: that line in the error document on stdout."""
     path = tmp_path / "nopods.yaml"
     path.write_text("name: qf06\nnodes: [{name: n1}]\n")
     proc = run_cli("policy", "table", "--no-probe", "-t", str(path), "-o", output)
-    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
-    assert proc.stderr.splitlines() == [
-        "netlab: nothing to tabulate in lab qf06: lab qf06 has no pods (the table's rows and columns are pods)"]
+    said = "nothing to tabulate in lab qf06: lab qf06 has no pods (the table's rows and columns are pods)"
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" if output == "text" else json.loads(proc.stdout)["error"] == said
+    assert proc.stderr.splitlines() == [f"netlab: {said}"]
 
 
 def test_table_of_no_pods_renders_without_a_crash():
