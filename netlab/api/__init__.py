@@ -78,7 +78,7 @@ _WHERE = {
     **{name: "netlab.errors" for name in (
         "NetlabError", "TopologyError", "UsageError", "EnvironmentNotReady", "ApplyFailed", "ChecksFailed",
         "LabBusy", "NetnsGone", "CannotRun")},
-    "Interrupted": "netlab.lab.up",  # Ctrl-C or SIGTERM during up, rolled back: a KeyboardInterrupt (exit_code)
+    "Interrupted": "netlab.lab.up",  # Ctrl-C or SIGTERM during up, rolled back: a KeyboardInterrupt (api/interrupted)
     "StateCorrupt": "netlab.realize.state_errors",  # a lab's state file that is not one: down(force=True) takes it down
     "StateGone": "netlab.realize.state_errors",  # status of a lab list shows gone: down() forgets its state
     "StateNewer": "netlab.realize.state_errors",  # a StateCorrupt: a state of a later format, a newer netlab's

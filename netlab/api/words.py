@@ -37,12 +37,20 @@ def stopped() -> Iterator[None]:
     builds a validator during a first ``Lab.up``, an import's RuntimeError: signals.stop_of) is raised as itself,
     a KeyboardInterrupt, as the CLI says it: the caller's ``except KeyboardInterrupt`` (a ``with`` block's end,
     which takes the lab down) sees the Ctrl-C it is. An error raised while the caller handled a Ctrl-C already
-    (a with block's ``down``) is its own."""
+    (a with block's ``down``) is its own. A stop signal that up rolled back (its Interrupted) takes effect as the
+    caller's disposition of it says (api/interrupted.py)."""
     from netlab import signals
 
     before = sys.exc_info()[1]
     try:
         yield
+    except KeyboardInterrupt as exc:
+        rollback = sys.modules.get("netlab.lab.rollback")  # not imported: no up ran (nor loads what it would)
+        if rollback is None or not isinstance(exc, rollback.Interrupted):
+            raise
+        from netlab.api.interrupted import handed
+
+        handed(exc)
     except Exception as exc:
         stop = signals.stop_of(exc, before)
         if stop is None:

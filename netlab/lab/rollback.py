@@ -35,7 +35,9 @@ class Interrupted(signals.Kept):
     and exits with its exit_code, as for a NetlabError: 128 + the signal's number, as a shell reports a
     program the signal ended (130 for SIGINT, 143 for SIGTERM: what `timeout`, systemd and CI runners send).
     Kept: up's handler keeps the signal in the run's journal, whose next step raises it again if a finalizer
-    swallowed this one (:meth:`Rollback._signals_interrupt`)."""
+    swallowed this one (:meth:`Rollback._signals_interrupt`). A Lab method hands it to a Python caller as the
+    caller's disposition of the signal says: its handler's, or, uncaught, the signal's own end (api/interrupted.py).
+    """
 
     exit_code = 128 + signal.SIGINT
 
