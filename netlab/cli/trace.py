@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import shutil
 import sys
@@ -202,6 +203,8 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     frames or TIMEOUT seconds, whichever comes first, or at Ctrl-C or SIGTERM
     (`timeout`, kill): what came is still printed or written (-w) and it
     exits 0, as tcpdump does (not 130 or 143 as other commands stopped so).
+    -w writes the pcap as the frames come, each flushed (tcpdump -w -U): a
+    reader of `-w -` that goes away ends it at the next frame, exit 141.
     An interface that goes down is said in one line and the capture goes
     on (frames again once it is up), as tcpdump's; one deleted, or its
     namespace (its pod or the lab taken down), ends it: what came is still
@@ -222,6 +225,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     """
     from netlab.trace import capture as cap
     from netlab.trace.kernel import LiveKernel
+    from netlab.trace.pcap_stream import PcapStream
 
     name, sep, iface = target.rpartition(":")
     if not sep or not name or not iface:
@@ -237,7 +241,8 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     if iface not in links:
         raise UsageError(f"{name} has no interface {iface!r} (it has: {', '.join(sorted(links))})")
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
-    frames: list[cap.Frame] = []
+    frames: list[cap.Frame] = []  # -o json's rows (the text and the pcap are written as the frames come)
+    seen: list[None] = []  # one a frame
     # Ctrl-C or SIGTERM ends a capture as it ends tcpdump's, whenever it comes: the frames that came are kept,
     # written or printed, exit 0 (tcpdump's cleanup() exits 0 on either). Like tcpdump's "listening on", a line
     # on stderr says when frames are being read (a terminal writing a pcap shows a progress bar instead).
@@ -249,7 +254,10 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     def note(line: str) -> None:  # the link went down: said on stderr, the capture goes on (as tcpdump's)
         click.echo(f"netlab: {line}", err=True)
 
-    with cap.Capture([netns], iface=iface, bpf=bpf) as capture:
+    # -w: the pcap's header now and each frame as it comes, flushed (tcpdump -w -U): `-w - | tshark -r -` shows
+    # them live; a reader gone is the next frame's BrokenPipeError, exit 141 (cli/base.py), as under SIGPIPE
+    with PcapStream(write) if write else contextlib.nullcontext() as pcap, \
+            cap.Capture([netns], iface=iface, bpf=bpf) as capture:
         started = time.monotonic()
         try:
             # Every namespace was entered and left: scapy may be imported now.
@@ -260,9 +268,13 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
                     click.echo(listening, err=True)
 
                 def keep(frame: cap.Frame) -> None:
-                    frames.append(frame)
+                    seen.append(None)
+                    if pcap is not None:
+                        pcap.write(frame.data, frame.ts)
+                    if output == "json":
+                        frames.append(frame)
                     if progress:
-                        progress("capture", len(frames), count)
+                        progress("capture", len(seen), count)
 
                 if bar:
                     with bar:
@@ -273,7 +285,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
                 click.echo(listening, err=True)
 
                 def show(frame: cap.Frame) -> None:
-                    frames.append(frame)
+                    seen.append(None)
                     click.echo(cap.describe(frame, vx_port, verbose=verbose))
 
                 cap.live(capture, count, timeout, show, note)
@@ -282,11 +294,10 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
         elapsed = time.monotonic() - started
         ended = capture.ended
     signals.taken()  # its end (exit 0), not the program's 130/143; one a finalizer swallowed ends it as well
-    stopped = signalled or ("count" if len(frames) >= count else "gone" if ended else "timeout")
+    stopped = signalled or ("count" if len(seen) >= count else "gone" if ended else "timeout")
     if write:
-        n = cap.write_pcap(write, frames, vx_port)
-        click.echo(pcap_written(write, plural(n, "frame"), f"{netns} {iface}", vx_port), err=output == "json"
-                   or write == "-")
+        click.echo(pcap_written(write, plural(len(seen), "frame"), f"{netns} {iface}", vx_port),
+                   err=output == "json" or write == "-")
     if output == "json":
         rows = []
         for frame, d in cap.frames_in(frames, [vx_port]):
@@ -298,10 +309,10 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
                     "frames": rows, "pcap": write,
                     "stopped": stopped, "elapsed_s": round(elapsed, 3)})
     if stopped == "gone":  # its device or namespace went away: the frames it caught are kept, exit 1 (tcpdump's)
-        click.echo(f"netlab: capture on {netns} {iface} ended after {plural(len(frames), 'frame')} in {elapsed:.1f} s: "
+        click.echo(f"netlab: capture on {netns} {iface} ended after {plural(len(seen), 'frame')} in {elapsed:.1f} s: "
                    f"{ended}", err=True)
         raise SystemExit(1)
-    if not frames:  # said whatever stderr is: a script that reads nothing on stdout is told why
+    if not seen:  # said whatever stderr is: a script that reads nothing on stdout is told why
         click.echo(no_frames_line(netns, iface, stopped, elapsed, lab.name, bpf.expression if bpf else None),
                    err=True)
 
