@@ -182,4 +182,4 @@ def classify(d: Decoded, netns: str, ifname: str, direction: str, ts: float, mar
     role = d.role()
     if f.proto == "udp":
         role = "request" if marker in d.payload else "reply"
-    return Packet(netns, ifname, direction, ts, f, role, d.outer is not None, d.outer, d.ttl)
+    return Packet(netns, ifname, direction, ts, f, role, d.outer is not None, d.outer, d.ttl, tcp_flags=d.tcp_flags)

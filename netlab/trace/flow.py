@@ -88,6 +88,7 @@ class Packet:
     icmp_error: dict[str, Any] | None = None  # quoted flow, type/code text, reporter
     quoted: Flow | None = None  # an ICMP error's: the flow of the header it quotes (the packet it is about)
     arp: dict[str, Any] | None = None  # op, spa, tpa
+    tcp_flags: int | None = None  # a TCP segment's flags byte (0x04: RST)
 
 
 def is_ip(text: str) -> bool:

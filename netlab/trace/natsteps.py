@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.trace import clusterip, detour, faults, hostport, kubeproxy, kubeproxy_nft, lbpath, nat, wrongdnat
+from netlab.trace import (clusterip, detour, faults, hostport, kubeproxy, kubeproxy_nft, lbpath, nat, unnatreply,
+                          wrongdnat)
 from netlab.trace.facts import LinkFacts, RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop
@@ -432,17 +433,19 @@ class NatSteps(WalkParts):
 
     def _unnat_skipped(self, ns: str, port: str) -> None:
         """Without br_netfilter a bridged reply skips conntrack: a DNATed flow's reply keeps the endpoint's
-        source, the client (which talks to the Service address) drops it. Doomed here, though it arrives."""
+        source, and the client's kernel, whose connection is with the Service address, answers it as a stray
+        (unnatreply.py: a reset, a port unreachable). Doomed here, though it arrives."""
         hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
         new = nat.new_source(self.flow, hit) if hit is not None else self.flow
         if hit is None or new.src == self.flow.src:
             return
         why = (f"net.bridge.bridge-nf-call-iptables = 0 in {ns}: this reply is bridged straight to the client "
                f"without passing iptables, so conntrack never turns its source {self.flow.src} back into "
-               f"{new.src}; the client, which talks to {new.src}, drops it")
+               f"{new.src}; {unnatreply.client_words(self.flow, new, self.lab.ip_names.get(self.flow.src or ''))}")
         self.rows.add(ns, port, "dnat", f"bridged without iptables: the reply keeps source {self.flow.src}",
                       [f"ip netns exec {ns} sysctl net.bridge.bridge-nf-call-iptables"], None, problem=why,
-                      fix=f"ip netns exec {ns} sysctl -w net.bridge.bridge-nf-call-iptables=1", cause=True)
+                      fix=f"ip netns exec {ns} sysctl -w net.bridge.bridge-nf-call-iptables=1", cause=True,
+                      stray_reply=unnatreply.answered(self.flow.proto) or "ignored")
 
     def _snat(self, ns: str) -> tuple[Flow, nat.Hit] | None:
         """POSTROUTING: the source change (masquerade, or a reply's un-DNAT); the flow before it, and the entry."""

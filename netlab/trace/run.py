@@ -30,7 +30,7 @@ from netlab.kernel.rtnl_parse import dump_links
 from netlab.model.echo_ports import pod_echo_ports
 from netlab.model.lab import Lab
 from netlab.model.naming import NETNS_DIR
-from netlab.trace import arploss, capture as cap, decode, dns, lossblame, policyverdict, send
+from netlab.trace import arploss, capture as cap, decode, dns, lossblame, policyverdict, send, unnatreply
 from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.cni.edited import lab_netns_gone, netns_gone, repair_command
@@ -223,6 +223,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         back = None  # the request never reached the destination and nothing answered it: no path to show
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
+        unnatreply.note_answers(back.hops, ip_packets, src.netns, back.final)  # a stray reply's RST, if captured
         bverdict = lossblame.impaired(losses, lossblame.firewall(kernel, explain(back, lab=lab.name), back.hops, lm),
                                       back.hops, lab.name, arp)
         replier = lm.names.get(back.hops[0].netns, dst.name) if back.hops else dst.name  # "pod b"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netlab.trace.flow import Flow, Observe, Packet
+from netlab.trace import unnatreply
 from netlab.trace.hops import Hop, Walk
 
 
@@ -116,6 +117,10 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
             return Verdict(True, None, None)
         if later is not None:
             end = f" and was lost in {later.netns} {later.device}: {later.problem}"
+        elif w.outcome == "delivered" and not after and h.facts.get("stray_reply"):
+            # a reply its client takes for no connection of its own: answered there, as the kernel does
+            answer = h.facts["stray_reply"]
+            end = unnatreply.verdict_end(w.end_netns, answer if answer != "ignored" else None, h.facts.get("answer_seen"))
         elif w.outcome == "delivered" and not after:
             end = f" and was delivered to {w.end_netns} itself, where no endpoint is"
         elif after:
