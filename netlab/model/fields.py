@@ -27,6 +27,10 @@ RESERVED_NAMES = frozenset({"underlay", "gateway", "lb", "internet"})
 # Numeric ranges: (low, high, what), used by the fields and by error messages.
 PORT_RANGE = (1, 65535, "ports")
 NODE_PORT_RANGE = (30000, 32767, "nodePorts")
+# kube-proxy's health server on every node (--healthz-bind-address, healthzBindAddress: 0.0.0.0:10256): /healthz, which
+# cloud load balancers ask, and /livez. Outside NODE_PORT_RANGE, which a topology cannot change, so no nodePort or
+# healthCheckNodePort is ever it; a TCP hostPort could be (model/hostports.py refuses it).
+KUBE_PROXY_HEALTHZ_PORT = 10256
 VNI_RANGE = (1, 16777215, "VXLAN VNIs (24 bits)")
 MTU_RANGE = (1280, 9000, "underlay MTUs")
 NODE_MASK_RANGE = (16, 28, "nodeMask prefix lengths")

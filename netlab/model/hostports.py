@@ -22,6 +22,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from netlab.model.fields import KUBE_PROXY_HEALTHZ_PORT
 from netlab.model.location import Loc
 from netlab.model.topology import Pod, Topology
 
@@ -65,6 +66,12 @@ def check_host_ports(topo: Topology) -> list[tuple[Loc, str]]:
                     if p.host_ip is not None:
                         out.append((loc + ("hostIP",), "hostIP names the node address of a hostPort; give "
                                                        "hostPort too, or remove hostIP"))
+                    continue
+                if p.host_port == KUBE_PROXY_HEALTHZ_PORT and p.protocol == "TCP":
+                    out.append((loc + ("hostPort",),
+                                f"hostPort {p.host_port}/TCP is kube-proxy's health port on every node "
+                                f"(healthzBindAddress 0.0.0.0:{KUBE_PROXY_HEALTHZ_PORT}: /healthz, which load "
+                                "balancers ask, and /livez); portmap would DNAT those checks to the pod: pick another"))
                     continue
                 if cni == "reference":
                     out.append((loc + ("hostPort",),

@@ -18,8 +18,17 @@ Unavailable`` when it has none, and this body (tabs, no final newline)::
 
 ``localEndpoints`` counts the Service's distinct ready endpoints ("IP:port",
 any of its ports) on that node (EndpointsMap.LocalReadyEndpoints); every
-endpoint of a lab is ready. The lab's echo server answers for kube-proxy
-(workload/health.py), in each node's namespace. Pure: no kernel.
+endpoint of a lab is ready.
+
+kube-proxy's own health server (pkg/proxy/healthcheck/proxy_health.go) listens
+on every node, whatever its Services, on ``healthzBindAddress``, 0.0.0.0:10256
+(:class:`ProxyHealth`): ``/healthz``, which cloud load balancers ask for
+Cluster Services (KEP-3836), and ``/livez``; what it answers is
+workload/proxyhealth.py's. A lab's kube-proxy is always synced and its nodes
+are never tainted for deletion, so both answer 200, ``nodeEligible`` true.
+
+The lab's echo server answers for kube-proxy (workload/health.py), in each
+node's namespace. Pure: no kernel.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from netlab.model.fields import KUBE_PROXY_HEALTHZ_PORT
 from netlab.model.lab import Lab
 from netlab.plan.services import ServicePortInfo, service_ports
 
@@ -78,3 +88,31 @@ def health_checks(lab: Lab) -> list[HealthCheck]:
     return [HealthCheck(node.name, node.netns, port, ns, name,
                         len({(ip, p) for sp in sps for ip, p in sp.local_endpoints(node.name)}))
             for node in lab.nodes for (ns, name), (port, sps) in checked.items()]
+
+
+@dataclass(frozen=True)
+class ProxyHealth:
+    """kube-proxy's health server on one node (/healthz and /livez on port 10256)."""
+
+    node: str
+    netns: str
+    port: int = KUBE_PROXY_HEALTHZ_PORT
+    status: int = 200  # synced, and the node eligible: healthy
+    local: int = -1  # no localEndpoints: the echo server's answer for "none" (echoserver.health_served)
+
+    @property
+    def key(self) -> str:
+        return f"healthz/{self.node}"
+
+    def spec(self) -> dict[str, object]:
+        """What the lab's echo server is asked to serve: kube-proxy's answers by path (workload/proxyhealth.py)."""
+        return {"id": self.key, "netns": self.netns, "node": self.node, "port": self.port, "status": self.status,
+                "body": "", "proxy": True}
+
+    def what(self) -> str:
+        return f"kube-proxy's health server on node {self.node} (port {self.port}/TCP: /healthz, /livez)"
+
+
+def proxy_health(lab: Lab) -> list[ProxyHealth]:
+    """kube-proxy's health server on every node, in node order."""
+    return [ProxyHealth(node.name, node.netns) for node in lab.nodes]

@@ -120,7 +120,8 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
         elif w.outcome == "delivered" and not after and h.facts.get("stray_reply"):
             # a reply its client takes for no connection of its own: answered there, as the kernel does
             answer = h.facts["stray_reply"]
-            end = unnatreply.verdict_end(w.end_netns, answer if answer != "ignored" else None, h.facts.get("answer_seen"))
+            end = unnatreply.verdict_end(w.end_netns, answer if answer != "ignored" else None,
+                                         h.facts.get("answer_seen"))
         elif w.outcome == "delivered" and not after:
             end = f" and was delivered to {w.end_netns} itself, where no endpoint is"
         elif after:

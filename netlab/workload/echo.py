@@ -52,6 +52,7 @@ from typing import Callable
 
 from netlab.workload.echo_log import Log as Log
 from netlab.workload.echo_log import start_over_if_full as start_over_if_full
+from netlab.workload import proxyhealth
 from netlab.workload.echo_log import stamp
 
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
@@ -188,12 +189,14 @@ def roomy(s: socket.socket, size: int = UDP_RCVBUF) -> None:
 class Served:
     """What a listening socket serves: a container of a pod (``key``: "pod/container"), or, with ``answer``,
     a fixed HTTP answer (status, body) in place of the echo line, unlogged: kube-proxy's health check of a
-    Service on a node (plan/health.py), which the answer may be changed in place for."""
+    Service on a node (plan/health.py), which the answer may be changed in place for; with ``proxy``,
+    kube-proxy's own health server on a node (its answer by path and time: proxyhealth.py)."""
 
-    __slots__ = ("key", "pod", "log", "answer")
+    __slots__ = ("key", "pod", "log", "answer", "proxy")
 
-    def __init__(self, key: str, pod: str, log: Log | None, answer: tuple[int, bytes] | None = None):
-        self.key, self.pod, self.log, self.answer = key, pod, log, answer
+    def __init__(self, key: str, pod: str, log: Log | None, answer: tuple[int, bytes] | None = None,
+                 proxy: bool = False):
+        self.key, self.pod, self.log, self.answer, self.proxy = key, pod, log, answer, proxy
 
 
 class _Conn:
@@ -308,7 +311,9 @@ class EchoLoop:
     def _answer(self, conn: socket.socket, c: _Conn, kind: str) -> None:
         """Send the reply (as HTTP for an HTTP request), half-close, then drain until the client closes."""
         head = c.head.startswith(b"HEAD ")
-        if c.served.answer is not None:
+        if c.served.proxy:
+            out = proxyhealth.answer(c.head, http_date()) if kind == "http" else BAD_REQUEST
+        elif c.served.answer is not None:
             out = fixed_response(*c.served.answer, head_request=head) if kind == "http" else BAD_REQUEST
         else:
             body = reply(c.served.pod, c.client, c.server)

@@ -63,6 +63,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel import pidfd
 from netlab.kernel.processes import ProcId, of_run, run_members, set_comm, start_time, zombie_status
 from netlab.model.naming import DNS_LABEL
+from netlab.workload import healthserve
 from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line, start_over_if_full
 from netlab.workload.echo_log import START_OVER_FLAGS
 from netlab.workload.echocontrol import Control, bind_control, still_there
@@ -144,8 +145,8 @@ class EchoServer:
         # Echo containers it stopped serving and that were not started again: id -> (tid, start time), told
         # exited as a container the kubelet stops is (SIGTERM, 143) by exits(), until served again
         self.stopped: dict[str, tuple[int, int]] = {}
-        # kube-proxy's health checks: id -> ((node namespace, port), what answers)
-        self.health: dict[str, tuple[tuple[str, int], Served]] = {}
+        # kube-proxy's health checks: id -> ((node namespace, port, its identity), what answers): healthserve.py
+        self.health: dict[str, tuple[healthserve.Where, Served]] = {}
 
     def add(self, specs: list[dict]) -> Iterator[str]:
         """Serve these containers (a container already served is replaced); one report line each."""
@@ -321,46 +322,12 @@ class EchoServer:
                 yield f"X {cid} {pid} {start} {status}"
 
     def sync_health(self, specs: list[dict]) -> Iterator[str]:
-        """Serve exactly these health checks (plan/health.py's specs), kube-proxy's on each node: one that
-        stays on its namespace and port gets its new answer in place; one that moves is listened for anew; the
-        others are dropped. ``R <id>`` for each served, ``E <id> <why>`` for one that cannot be."""
-        wanted = {str(s.get("id")): s for s in specs}
-        for hid in [h for h in self.health if h not in wanted]:
-            self.loop.drop(hid)
-            del self.health[hid]
-        for hid, spec in wanted.items():
-            try:
-                where = (str(spec["netns"]), int(spec["port"]))
-                answer = (int(spec["status"]), str(spec["body"]).encode())
-            except (KeyError, TypeError, ValueError):
-                yield f"E {hid} not a health check"
-                continue
-            old = self.health.get(hid)
-            if old is not None and old[0] == where:
-                old[1].answer = answer  # what the next request gets: kube-proxy's SyncEndpoints
-                yield f"R {hid}"
-                continue
-            if old is not None:
-                self.loop.drop(hid)
-                del self.health[hid]
-            try:
-                # A socket keeps the namespace it was opened in: the thread goes back to the server's own.
-                with nsmod.entered(where[0]):
-                    socks = listen([(where[1], "TCP")])
-            except Exception as exc:  # noqa: BLE001 - any reason (a gone namespace, a port taken) is the answer
-                yield f"E {hid} {str(exc).replace(chr(10), ' ')[:200]}"
-                continue
-            served = Served(hid, str(spec.get("node", "")), None, answer)
-            self.loop.serve(served, socks)
-            self.health[hid] = (where, served)
-            yield f"R {hid}"
+        """Serve exactly these health checks, kube-proxy's on each node (healthserve.sync)."""
+        return healthserve.sync(self, specs)
 
     def health_served(self) -> Iterator[str]:
-        """``C <id> <port> <status> <localEndpoints>`` for each health check served (status' drift)."""
-        for hid, ((_netns, port), served) in self.health.items():
-            status = served.answer[0] if served.answer else 0
-            local = json.loads(served.answer[1]).get("localEndpoints", -1) if served.answer else -1
-            yield f"C {hid} {port} {status} {local}"
+        """``C <id> <port> <status> <localEndpoints>`` for each health check served (healthserve.served)."""
+        return healthserve.served(self)
 
     def fail(self, why: str) -> None:
         """The server is going down on an error: say so in every container's log."""

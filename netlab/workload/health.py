@@ -1,15 +1,17 @@
 """kube-proxy's health checks, served by the lab's echo server in each node's namespace.
 
 kube-proxy on a node answers HTTP on the healthCheckNodePort of every
-LoadBalancer Service with ``externalTrafficPolicy: Local`` (what it answers:
-plan/health.py). In a lab the echo server does it for every node: its
-listening socket is opened in the node's network namespace (a socket keeps
-the namespace it was opened in), so ``curl http://<node IP>:<port>/healthz``
-from anywhere in the lab gets kube-proxy's answer. ``up`` hands the server the
-whole set each time it starts the containers (the server keeps a check that
-stays on its node and port and changes its answer in place, as kube-proxy's
-SyncEndpoints does); ``status`` asks the server what it serves. A lab without
-such a Service asks nothing of it.
+LoadBalancer Service with ``externalTrafficPolicy: Local``, and on its own
+health port, 10256, ``/healthz`` and ``/livez`` (what it answers:
+plan/health.py, proxyhealth.py). In a lab the echo server does it for every
+node: its listening sockets are opened in the node's network namespace (a
+socket keeps the namespace it was opened in; healthserve.py), so ``curl
+http://<node IP>:<port>/healthz`` from anywhere in the lab gets kube-proxy's
+answer. ``up`` hands the server the whole set each time it starts the
+containers (the server keeps a check that stays on its node and port and
+changes its answer in place, as kube-proxy's SyncEndpoints does); ``status``
+asks the server what it serves. As kube-proxy runs on every node, every lab
+with a node has its echo server, for 10256 alone if need be.
 """
 
 from __future__ import annotations
@@ -22,17 +24,18 @@ from netlab.workload import launch
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
-    from netlab.plan.health import HealthCheck
+    from netlab.plan.health import HealthCheck, ProxyHealth
 
 
 NO_ANSWER = "the lab's echo server did not answer"
 NOT_RUNNING = "the lab's echo server is not running"
 
 
-def _checks(lab: Lab) -> list[HealthCheck]:
-    from netlab.plan.health import health_checks  # the Services' plan, loaded here only when asked
+def _checks(lab: Lab) -> list[HealthCheck | ProxyHealth]:
+    """kube-proxy's health server on every node, then every node's check of every Service that has one."""
+    from netlab.plan.health import health_checks, proxy_health  # the Services' plan, loaded here only when asked
 
-    return health_checks(lab)
+    return [*proxy_health(lab), *health_checks(lab)]
 
 
 def _server(lab_name: str) -> str | None:
@@ -96,6 +99,9 @@ def drift(lab: Lab, repair: str | Callable[[], str]) -> list[str]:
         got = answer.health.get(c.key)
         if got is None:
             out.append(f"kube-proxy: {c.what()} is not served; `{fix()}` serves it")
+        elif got != (c.port, c.status, c.local) and c.local < 0:
+            out.append(f"kube-proxy: {c.what()} answers {got[1]} on port {got[0]}, want {c.status} on {c.port}; "
+                       f"`{fix()}` sets it")
         elif got != (c.port, c.status, c.local):
             out.append(f"kube-proxy: {c.what()} answers {got[1]} with localEndpoints {got[2]} on port {got[0]}, "
                        f"want {c.status} with {c.local}; `{fix()}` sets it")

@@ -118,3 +118,67 @@ def test_every_node_answers_for_kube_proxy_and_follows_the_endpoint(tmp_path, mo
             got = in_netns(client, "curl", "-s", "-m", "3", f"http://{address}:30999/healthz", timeout=10)
             assert got.returncode == 7, (got.returncode, got.stdout)  # refused: no listener
         assert netlab("status", "--lab", name, check=False).returncode == 0
+
+
+# kube-proxy's own health server: every node, whatever its Services, the lab's pods all running commands (so the
+# lab's echo server runs for the health server alone)
+PROXY_TOPO = """\
+name: {name}
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}, {{name: n2}}]
+internet:
+  hosts: [{{name: client, ip: 203.0.113.50}}]
+pods:
+  - {{name: a, node: n1, containers: [{{name: c, command: [sleep, infinity]}}]}}
+"""
+GO_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,9})? \+0000 UTC m=\+\d+\.\d{9}"
+
+
+def get_10256(client: str, address: str, path: str) -> tuple[int, list[tuple[str, str]], str]:
+    got = in_netns(client, "curl", "-s", "-i", "-m", "3", f"http://{address}:10256{path}", timeout=10)
+    assert got.returncode == 0, (got.returncode, got.stderr)
+    head, _, body = got.stdout.partition("\n\n")
+    lines = head.split("\n")
+    return int(lines[0].split()[1]), [tuple(line.split(": ", 1)) for line in lines[1:]], body
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_every_node_answers_kube_proxys_healthz_and_livez_on_10256(tmp_path, mode):
+    """QA: `curl <node IP>:10256/healthz` was refused; real kube-proxy always listens there (healthzBindAddress)."""
+    import re
+
+    name = unique_lab("hkp")
+    path = write_topology(tmp_path, PROXY_TOPO.format(name=name, mode=mode))
+    with lab_up(path, name):
+        client = f"{name}-client"
+        for node in ("n1", "n2"):
+            address = ipv4_of(f"{name}-{node}", "eth0")
+            status, headers, body = get_10256(client, address, "/healthz")
+            assert status == 200 and [h for h, _ in headers] == [
+                "Content-Type", "X-Content-Type-Options", "Connection", "Date", "Content-Length"], headers
+            assert headers[:2] == [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")]
+            got = json.loads(body)
+            assert list(got) == ["lastUpdated", "currentTime", "nodeEligible"] and got["nodeEligible"] is True
+            assert re.fullmatch(GO_TIME, got["currentTime"]) and got["lastUpdated"] == got["currentTime"], got
+            status, _, body = get_10256(client, address, "/livez?verbose")
+            assert status == 200 and list(json.loads(body)) == ["lastUpdated", "currentTime"]
+            assert get_10256(client, address, "/metrics")[::2] == (404, "404 page not found\n")
+            ss = in_netns(f"{name}-{node}", "ss", "-Hltn", "sport = :10256", check=True).stdout
+            assert "0.0.0.0:10256" in ss, ss
+        # a pod reaches its own node's too (a cloud balancer's check comes from outside; kubelet-style from inside)
+        assert in_netns(f"{name}-a", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3",
+                        f"http://{ipv4_of(f'{name}-n1', 'eth0')}:10256/healthz", timeout=10).stdout == "200"
+        assert ":10256 " not in subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
+        assert netlab("status", "--lab", name, check=False).returncode == 0
+        # Not served (its server killed): status says so for every node; up serves it again.
+        pid = launch.server_pid(name)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: launch.server_pid(name) is None)
+        status_run = netlab("status", "--lab", name, check=False)
+        assert status_run.returncode == 1
+        assert "kube-proxy: health checks not served: the lab's echo server is not running" in status_run.stdout
+        netlab("up", "-t", path)
+        assert get_10256(client, ipv4_of(f"{name}-n2", "eth0"), "/healthz")[0] == 200
+        status_run = netlab("status", "--lab", name, check=False)
+        assert status_run.returncode == 0, status_run.stdout

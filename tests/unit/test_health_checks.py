@@ -198,17 +198,15 @@ def test_up_tells_the_server_the_whole_set_and_starts_one_for_the_checks_alone(m
     health = fake.install(monkeypatch)
     rec: dict = {}
     done = health.start(lab(), rec)
-    assert fake.launched == 1 and done.problems == [] and rec == {"health": 3}
-    assert [s["id"] for s in fake.asked[0]["specs"]] == [f"health/{n}/default/web" for n in ("n1", "n2", "n3")]
-    # The Service loses its check: the server (running) is told the empty set, and the record goes.
+    assert fake.launched == 1 and done.problems == [] and rec == {"health": 6}
+    proxy = [f"healthz/{n}" for n in ("n1", "n2", "n3")]  # kube-proxy's own health server, on every node
+    assert [s["id"] for s in fake.asked[0]["specs"]] == proxy + [f"health/{n}/default/web" for n in ("n1", "n2", "n3")]
+    # The Service loses its check: the server (running) is told the set without it, kube-proxy's own stays.
     cluster = resolve(validate_source(parse_yaml(TOPOLOGY.replace("    externalTrafficPolicy: Local\n", "", 1),
                                                  "c.yaml")))
     done = health.start(cluster, rec)
-    assert fake.asked[-1] == {"op": "health", "specs": []} and rec == {}
-    # Nothing to serve and nothing served before: the server is not asked at all.
-    asked = len(fake.asked)
-    health.start(cluster, rec)
-    assert len(fake.asked) == asked
+    assert [s["id"] for s in fake.asked[-1]["specs"]] == proxy and rec == {"health": 3}
+    assert fake.launched == 1
 
 
 def test_a_stopped_server_is_not_asked_and_the_checks_are_said_not_served(monkeypatch):
