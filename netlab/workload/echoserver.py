@@ -30,8 +30,12 @@ are served by one process:
   pods``, ``status`` and a watcher started later can say it. A lab whose pods
   all run commands gets a server for this alone.
 
+It also answers for kube-proxy on every node: its health server on 10256 and
+the Services' healthCheckNodePorts (health.py, healthserve.py), from sockets
+opened in the nodes' namespaces; so a lab with a node always has its server.
+
 It exits when its last container is removed (and no command container's
-pidfd is held), and when its control socket is
+pidfd is held, and no health check is served), and when its control socket is
 removed or replaced (its lab is gone): it never outlives its lab by more than
 :data:`WATCH_SECONDS`. Its own output (a traceback, should it fail) goes to
 ``<state dir>/<lab>/echo.log``; each container's lines go to the container's
