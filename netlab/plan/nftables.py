@@ -327,6 +327,7 @@ def resources(lab: Lab) -> list[Resource]:
         # outside packets to 127/8 (CVE-2020-8558), and status sees a 1 set by hand.
         out.append(Sysctl(netns=node.netns, name=ROUTE_LOCALNET_SYSCTL[0], value="0"))
         out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in CONNTRACK_SYSCTLS]  # as in iptables mode
+        out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in portmap_rules.localnet_sysctls(lab, node)]
         out.append(nat.resource(node.netns, f"netlab {lab.name}: Flannel's nat rules for this node (kube-proxy is "
                                             "in nftables mode)"))
         # NetworkPolicies are iptables rules in both modes (as kube-router or Calico's iptables mode beside

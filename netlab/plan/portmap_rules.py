@@ -22,6 +22,11 @@ The pod's chain is ``CNI-DN-`` and the sha512 of network name and container id i
 with a hostIP), its dispatch rules one per protocol (sorted) and up to 15 ports each. A builtin pod has no
 runtime sandbox: its container id is the sha256 of ``<lab>/<pod>`` (64 hex, as containerd's), so the plan stays
 the same from run to run. Pure.
+
+With ``snat`` portmap also sets ``route_localnet=1`` on the node's interface that routes to the pod
+(``getRoutableHostIF``: cni0, holding the pod CIDR's gateway), so that the node's own ``127.0.0.1:<hostPort>``
+crosses to the pod after the DNAT (the kernel refuses a 127/8 source out of another interface otherwise: kube-proxy's
+nftables mode leaves ``all`` at 0); never set back to 0 (its DEL leaves it): :func:`localnet_sysctls`.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from itertools import groupby
 
 from netlab.model.hostports import port_mappings
 from netlab.model.lab import Lab, NodeInfo
+from netlab.model.naming import BRIDGE
 from netlab.plan.flannel import CNI_NETWORK_NAME
 from netlab.plan.iptables import Ruleset
+from netlab.plan.sysctls import interface_sysctls
 
 DISPATCH = "CNI-HOSTPORT-DNAT"  # portmap's chain, jumped to from PREROUTING (and OUTPUT)
 POD_CHAIN = "CNI-DN-"  # + a hash of the network and the container: each pod's own DNATs
@@ -58,6 +65,14 @@ def comment(network: str, cid: str) -> str:
     text = f'dnat name: "{network}" id: "{cid}"'
     text = text if len(text) <= 255 else text[:253] + "..."
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def localnet_sysctls(lab: Lab, node: NodeInfo) -> tuple[tuple[str, str], ...]:
+    """portmap's ``net.ipv4.conf.cni0.route_localnet=1`` on a node of a builtin lab with a pod given hostPorts
+    (none: portmap is never given a mapping there)."""
+    if lab.cni != "builtin" or not any(pod.node == node.name and port_mappings(pod.spec) for pod in lab.pods):
+        return ()
+    return interface_sysctls(BRIDGE, (("route_localnet", "1"),))
 
 
 def hostport_rules(rs: Ruleset, lab: Lab, node: NodeInfo) -> None:

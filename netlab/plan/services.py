@@ -343,6 +343,7 @@ def resources(lab: Lab) -> list[Resource]:
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
         out.append(Sysctl(netns=node.netns, name=ROUTE_LOCALNET_SYSCTL[0], value=ROUTE_LOCALNET_SYSCTL[1]))
         out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in CONNTRACK_SYSCTLS]
+        out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in portmap_rules.localnet_sysctls(lab, node)]
         out.append(node_nat(lab, node, kube).resource(node.netns, nat_title))
         out.append(policy.node_filter(lab, node, filt).resource(node.netns, policy.filter_title(lab, filter_title)))
     return out

@@ -5,7 +5,7 @@ validate refused it ("network.cni builtin runs none"), though every node's confl
 Flannel cluster does, where hostPort works. Now the node's nat table holds exactly the rules Debian's portmap
 (/usr/lib/cni/portmap, run here in a scratch namespace with the pod's container id) makes for the pod's ADD,
 in kube-proxy's iptables and nftables modes; real traffic from the other node and from the internet host reaches
-the pod; a deleted DNAT is named by status and trace and put back by up; the machine's own namespace is
+the pod, and so does the node's own 127.0.0.1; a deleted DNAT is named by status and trace and put back by up; the machine's own namespace is
 untouched.
 """
 
@@ -93,6 +93,9 @@ def test_a_builtin_pod_s_host_port_is_portmap_s_dnat_and_status_trace_and_up_kno
     for client in (f"{lab}-n2", f"{lab}-example"):
         said = answers(client, n1_ip)
         assert said is not None and said["pod"] == "a" and said["server"] == f"{a_ip}:8080", (client, said)
+    # and the node itself at 127.0.0.1: portmap's route_localnet=1 on cni0 (nftables mode leaves all's 0)
+    said = answers(n1, "127.0.0.1")
+    assert said is not None and said["pod"] == "a" and said["server"] == f"{a_ip}:8080", said
 
     # the DNAT deleted by hand: the connection is refused, status names the rule, trace the lost DNAT
     subprocess.run(["ip", "netns", "exec", n1, f"iptables-{backend or 'nft'}-restore", "--noflush"], input=f"*nat\n-D{dnat[2:]}\nCOMMIT\n",

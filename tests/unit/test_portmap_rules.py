@@ -16,7 +16,7 @@ from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
 from netlab.plan.iptables_save import saved_rule
 from netlab.plan.portmap_rules import container_id, pod_chain
-from netlab.plan.resources import NatRules
+from netlab.plan.resources import NatRules, Sysctl
 
 REAL_ID, REAL_CHAIN = "abc123", "CNI-DN-3e9a3d0f9583cdc0e7133"
 REAL = r"""-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT
@@ -98,3 +98,20 @@ def test_saved_rule_reads_portmap_s_forms(written, printed):
     """A quoted word with \\" in it, an option of the protocol's implicit match, multiport's long option name and an
     address with its mask come back as iptables-save prints them (the kernel keeps the network)."""
     assert saved_rule(written) == printed
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_a_node_with_host_ports_gets_portmap_s_route_localnet_on_cni0(tmp_path, mode):
+    """portmap (snat, its default) sets route_localnet=1 on the node's interface that routes to the pod
+    (getRoutableHostIF: cni0, which holds the pod CIDR's gateway) at a hostPort pod's ADD, so that the node's own
+    127.0.0.1:<hostPort> crosses to the pod; without it (kube-proxy's nftables mode leaves all.route_localnet 0) the
+    kernel refuses the DNATed packet from 127.0.0.1 (a connection on the node itself times out). A node without a
+    hostPort pod gets none: portmap is never given a mapping there."""
+    path = tmp_path / "t.yaml"
+    path.write_text(f"name: hpu\nnetwork: {{mode: host-gw}}\ncluster: {{kubeProxyMode: {mode}}}\n"
+                    "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\npods:\n"
+                    + POD + "  - {name: b, node: n2}\n")
+    plan = build_plan(resolve(load_topology(str(path))))
+    found = {(r.netns, r.value) for r in plan.resources
+             if isinstance(r, Sysctl) and r.name == "net.ipv4.conf.cni0.route_localnet"}
+    assert found == {("hpu-n1", "1")}
