@@ -37,6 +37,7 @@ _RECENT_ORDER = ("--set", "--rcheck", "--update", "--remove", "--seconds", "--re
                  "--name", "--mask", "--rsource", "--rdest")
 IMPLICIT = frozenset({"tcp", "udp", "sctp"})  # -p X then an option of X's match, without -m X
 MULTIPORT_SAVED = {"--destination-ports": "--dports", "--source-ports": "--sports"}  # as libxt_multiport saves
+ANY = "0.0.0.0/0"  # -s/-d of any address, which iptables-save leaves out (loadBalancerSourceRanges: [0.0.0.0/0])
 FIXED_ONE = 0x80000000  # xt_statistic: a probability is kept as a fraction of 2^31
 
 
@@ -150,7 +151,10 @@ def saved_rule(line: str) -> str:
                 value = _saved_address(value)
             elif w == "-p":
                 value = value.lower()
-            basic[w] = ("! " if neg else "") + f"{w} {value}"
+            if value == ANY and not neg:  # any address: no match at all, nothing printed (a negated one is)
+                basic.pop(w, None)
+            else:
+                basic[w] = ("! " if neg else "") + f"{w} {value}"
             neg, i = False, i + 2
         elif w == "-m":
             matches.append((words[i + 1], []))
