@@ -31,7 +31,9 @@ allocated"), and the holder gets a new one; one the lab's VXLAN port now is
 goes too, and so does one the Service no longer has (its type ClusterIP, no
 longer Local, no port of that name): ``up`` says each (Lab.displaced). A port
 an update gave up is not handed out again in that update, as the API server
-releases them after it allocates.
+releases them after it allocates; and a port added to a running Service gets one
+of its own, as the update's updateNodePorts gives it, where a Service made with
+both ports shares one among its ports of one number (svcPortToNodePort).
 
 A LoadBalancer Service with externalTrafficPolicy Local also gets a
 healthCheckNodePort from the same allocator, after its nodePorts (the API
@@ -143,18 +145,22 @@ def allocate(topo: Topology, held_ports: Mapping[NamedKey, int] | None = None,
     # A Service's update allocates its new ports before it releases its old ones: none gets one it gave up now
     updated = {(s.namespace, s.name) for s in topo.services}
     avoid = {np for k, np in [*held_ports.items(), *held_checks.items()] if (k[0], k[1]) in updated}
+    running = {(k[0], k[1]) for k in [*held_ports, *held_checks]}
     free = (n for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1)
             if n not in declared and n not in owner and n not in avoid)
     for svc in topo.services:
         if not has_node_ports(svc):
             continue
-        by_number: dict[int, int] = {}  # the API server's svcPortToNodePort
+        # the API server's svcPortToNodePort: a Service's ports of one number share one as it is made; an update of
+        # a running one (it held some) gives each port without one a new one (updateNodePorts)
+        sharing = (svc.namespace, svc.name) not in running
+        by_number: dict[int, int] = {}
         used = {(np, p.protocol) for p in svc.ports
                 for np in [p.node_port or kept.get((svc.namespace, svc.name, p.name or ""))] if np}
         for port in svc.ports:
             np = port.node_port or kept.get((svc.namespace, svc.name, port.name or ""))
             if np is None:
-                shared = by_number.get(port.port) or _requested(svc, port.port)
+                shared = (by_number.get(port.port) or _requested(svc, port.port)) if sharing else None
                 np = shared if shared is not None and (shared, port.protocol) not in used else next(free, None)
             if np is None:  # the range is used up: check_topology says so
                 continue

@@ -145,3 +145,21 @@ def test_an_older_netlabs_state_held_by_port_and_protocol_keeps_its_node_ports()
     same = lab_of([svc("x"), svc("new0"), svc("b", port(80, "http"), port(443, "https"))], held=older)
     assert ports(same) == {("x", 80, "TCP"): 30003, ("new0", 80, "TCP"): 30000, ("b", 80, "TCP"): 30001,
                            ("b", 443, "TCP"): 30002}
+
+
+def test_a_port_added_to_a_running_service_gets_a_node_port_of_its_own():
+    """The API server shares one nodePort among a Service's ports of one number only as it creates the Service
+    (initNodePorts' svcPortToNodePort, findRequestedNodePort); an update (updateNodePorts) gives each port that has
+    none after patchAllocatedValues the next free one. So a UDP port added beside a running TCP port of its number
+    gets a nodePort of its own, where a Service made with both shares one."""
+    both = [port(53, "dns-tcp"), port(53, "dns-udp", "UDP")]
+    assert ports(lab_of([svc("dns", *both)])) == {("dns", 53, "TCP"): 30000, ("dns", 53, "UDP"): 30000}
+    running = lab_of([svc("dns", port(53, "dns-tcp"))])
+    added = lab_of([svc("dns", *both)], held=running.held())
+    assert ports(added) == {("dns", 53, "TCP"): 30000, ("dns", 53, "UDP"): 30001} and added.displaced() == []
+    # nor the one declared for its number: only a Service's creation looks for it
+    declared = [port(53, "dns-tcp", node_port=30500), port(53, "dns-udp", "UDP")]
+    assert ports(lab_of([svc("dns", *declared)])) == {("dns", 53, "TCP"): 30500, ("dns", 53, "UDP"): 30500}
+    added = lab_of([svc("dns", *declared)], held=lab_of([svc("dns", declared[0])]).held())
+    assert ports(added) == {("dns", 53, "TCP"): 30500, ("dns", 53, "UDP"): 30000}
+    assert lab_of([svc("dns", *both)], held=added.held()).displaced() == []  # then each keeps its own by name
