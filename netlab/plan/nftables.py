@@ -320,7 +320,7 @@ def resources(lab: Lab) -> list[Resource]:
     for node in lab.nodes:
         nat = Ruleset("nat")
         flannel.masq_rules(nat, lab, node)
-        portmap_rules.hostport_rules(nat, lab, node)  # iptables too: portmap's backend is iptables either way
+        portmap = portmap_rules.hostport_rules(nat, lab, node)  # iptables too: its backend is iptables either way
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
         # No NodePort on 127.0.0.1 in this mode, so no route_localnet=1 either: the kernel's 0, said, so that a node
         # that was in iptables mode (up --reconfigure) loses the 1 it had without KUBE-FIREWALL's drop of
@@ -328,7 +328,8 @@ def resources(lab: Lab) -> list[Resource]:
         out.append(Sysctl(netns=node.netns, name=ROUTE_LOCALNET_SYSCTL[0], value="0"))
         out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in CONNTRACK_SYSCTLS]  # as in iptables mode
         out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in portmap_rules.localnet_sysctls(lab, node)]
-        out.append(nat.resource(node.netns, f"netlab {lab.name}: Flannel's nat rules for this node (kube-proxy is "
+        whose = "Flannel's and portmap's (its pods' hostPorts)" if portmap else "Flannel's"
+        out.append(nat.resource(node.netns, f"netlab {lab.name}: {whose} nat rules for this node (kube-proxy is "
                                             "in nftables mode)"))
         # NetworkPolicies are iptables rules in both modes (as kube-router or Calico's iptables mode beside
         # kube-proxy): the filter table's FORWARD judges a Service's packet after the kube-proxy table's DNAT.

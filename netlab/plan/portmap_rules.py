@@ -75,15 +75,15 @@ def localnet_sysctls(lab: Lab, node: NodeInfo) -> tuple[tuple[str, str], ...]:
     return interface_sysctls(BRIDGE, (("route_localnet", "1"),))
 
 
-def hostport_rules(rs: Ruleset, lab: Lab, node: NodeInfo) -> None:
+def hostport_rules(rs: Ruleset, lab: Lab, node: NodeInfo) -> bool:
     """Into a node's nat Ruleset: portmap's rules for the host ports of the node's pods (none: nothing, as
     portmap adds nothing for a pod without one), in a builtin lab only (a reference or conflist lab's plugins
-    are the real ones)."""
+    are the real ones). Whether it wrote any (the payload's title names portmap then)."""
     if lab.cni != "builtin":
-        return
+        return False
     pods = [(pod, maps) for pod in lab.pods if pod.node == node.name if (maps := port_mappings(pod.spec))]
     if not pods:
-        return
+        return False
     rs.chain(SETMARK)
     rs.chain(MASQ)
     rs.chain(DISPATCH)
@@ -110,3 +110,4 @@ def hostport_rules(rs: Ruleset, lab: Lab, node: NodeInfo) -> None:
             for i in range(0, len(ports), PORTS_PER_RULE):
                 rs.add(DISPATCH, f"-m comment --comment {comment(CNI_NETWORK_NAME, cid)} -m multiport -p {proto} "
                                  f"--destination-ports {','.join(ports[i:i + PORTS_PER_RULE])} -j {chain}")
+    return True

@@ -247,13 +247,12 @@ def _to_endpoint(name: str, endpoint: str, large: bool) -> str:
     return "" if large else f'-m comment --comment "{name} -> {endpoint}" '
 
 
-def node_nat(lab: Lab, node: NodeInfo, kube: Ruleset) -> Ruleset:
+def node_nat(lab: Lab, node: NodeInfo, kube: Ruleset) -> tuple[Ruleset, bool]:
     """A node's nat table: kube-proxy's chains, Flannel's FLANNEL-POSTRTG for its own lease, and portmap's
-    chains for its pods' hostPorts (builtin: plan/portmap_rules.py)."""
+    chains for its pods' hostPorts (builtin: plan/portmap_rules.py); and whether portmap's are there."""
     rs = kube.copy()
     flannel.masq_rules(rs, lab, node)
-    portmap_rules.hostport_rules(rs, lab, node)
-    return rs
+    return rs, portmap_rules.hostport_rules(rs, lab, node)
 
 
 def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK, node: str = "") -> Ruleset:
@@ -344,6 +343,7 @@ def resources(lab: Lab) -> list[Resource]:
         out.append(Sysctl(netns=node.netns, name=ROUTE_LOCALNET_SYSCTL[0], value=ROUTE_LOCALNET_SYSCTL[1]))
         out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in CONNTRACK_SYSCTLS]
         out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in portmap_rules.localnet_sysctls(lab, node)]
-        out.append(node_nat(lab, node, kube).resource(node.netns, nat_title))
+        nat, portmap = node_nat(lab, node, kube)
+        out.append(nat.resource(node.netns, nat_title + (", and portmap's for its pods' hostPorts" if portmap else "")))
         out.append(policy.node_filter(lab, node, filt).resource(node.netns, policy.filter_title(lab, filter_title)))
     return out

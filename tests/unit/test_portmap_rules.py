@@ -115,3 +115,21 @@ def test_a_node_with_host_ports_gets_portmap_s_route_localnet_on_cni0(tmp_path, 
     found = {(r.netns, r.value) for r in plan.resources
              if isinstance(r, Sysctl) and r.name == "net.ipv4.conf.cni0.route_localnet"}
     assert found == {("hpu-n1", "1")}
+
+
+def payload_title(tmp_path: Path, mode: str, node: str, pods: str = POD) -> str:
+    path = tmp_path / "t.yaml"
+    path.write_text(f"name: hpu\nnetwork: {{mode: host-gw}}\ncluster: {{kubeProxyMode: {mode}}}\n"
+                    "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\npods:\n"
+                    + pods + "  - {name: b, node: n2}\n")
+    plan = build_plan(resolve(load_topology(str(path))))
+    [nat] = [r for r in plan.resources if isinstance(r, NatRules) and r.netns == f"hpu-{node}" and r.table == "nat"]
+    return nat.payload.splitlines()[0]
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_the_nat_payload_s_title_names_portmap_where_its_rules_are(tmp_path, mode):
+    """The restore's first line says whose rules it writes: portmap's too on a node with hostPorts, not elsewhere."""
+    assert "portmap's" in payload_title(tmp_path, mode, "n1"), payload_title(tmp_path, mode, "n1")
+    assert "portmap" not in payload_title(tmp_path, mode, "n2")
+    assert "portmap" not in payload_title(tmp_path, mode, "n1", pods="")
