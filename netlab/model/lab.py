@@ -12,6 +12,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.model import naming
 from netlab.model.addressing import Addressing, Held, allocate, held_of
+from netlab.model.hostports import port_mappings
 from netlab.model.clusterdns import add_cluster_dns, fqdn, with_dns_records
 from netlab.model.echo_ports import DEFAULT_ECHO_PORT as DEFAULT_ECHO_PORT  # a pod's echo server's (8080, TCP)
 from netlab.model.selection import SelectorIndex
@@ -144,7 +145,16 @@ class Lab:
         """What this lab's pods and Services hold once it runs: the next up's ``held``."""
         return held_of(self.addressing, {p.name: (p.namespace, p.node) for p in self.topo.pods},
                        {(s.namespace, s.name, p.port, p.protocol): p.name or "" for s in self.topo.services
-                        for p in s.ports})
+                        for p in s.ports}, self.portmap_nodes())
+
+    def portmap_nodes(self) -> frozenset[str]:
+        """The nodes of a builtin lab that hold portmap's shared chains (plan/portmap_rules.py): those with a pod with
+        a hostPort, and those that had them while the lab ran (``held_before``), as portmap's DEL leaves them."""
+        if self.cni != "builtin":
+            return frozenset()
+        had = self.held_before.portmap_nodes if self.held_before is not None else frozenset()
+        mapped = {p.node for p in self.topo.pods if port_mappings(p)}
+        return frozenset(n.name for n in self.topo.nodes if n.name in had or n.name in mapped)
 
     def displaced(self) -> list[str]:
         """The running lab's nodes, pods and Services that give up the address (or block, or port) they hold to

@@ -21,12 +21,18 @@ The pod's chain is ``CNI-DN-`` and the sha512 of network name and container id i
 (``utils.MustFormatChainNameWithPrefix``); its rules come three per mapping in mapping order (``-d <hostIP>``
 with a hostIP), its dispatch rules one per protocol (sorted) and up to 15 ports each. A builtin pod has no
 runtime sandbox: its container id is the sha256 of ``<lab>/<pod>`` (64 hex, as containerd's), so the plan stays
-the same from run to run. Pure.
+the same from run to run.
+
+portmap's DEL (unforwardPorts) takes out the pod's ``CNI-DN-`` chain and its dispatch rules alone: the shared
+chains and their jumps stay on the node once an ADD made them, empty ``CNI-HOSTPORT-DNAT`` and all. So a node
+of a running lab keeps them after its last pod with a hostPort goes, or loses its hostPorts
+(``Held.portmap_nodes``, saved with the lab's addresses), until the node or the lab goes; a lab brought up
+afresh makes them only where a pod has a hostPort.
 
 With ``snat`` portmap also sets ``route_localnet=1`` on the node's interface that routes to the pod
 (``getRoutableHostIF``: cni0, holding the pod CIDR's gateway), so that the node's own ``127.0.0.1:<hostPort>``
 crosses to the pod after the DNAT (the kernel refuses a 127/8 source out of another interface otherwise: kube-proxy's
-nftables mode leaves ``all`` at 0); never set back to 0 (its DEL leaves it): :func:`localnet_sysctls`.
+nftables mode leaves ``all`` at 0); never set back to 0 (its DEL leaves it): :func:`localnet_sysctls`. Pure.
 """
 
 from __future__ import annotations
@@ -69,8 +75,12 @@ def comment(network: str, cid: str) -> str:
 
 def localnet_sysctls(lab: Lab, node: NodeInfo) -> tuple[tuple[str, str], ...]:
     """portmap's ``net.ipv4.conf.cni0.route_localnet=1`` on a node of a builtin lab with a pod given hostPorts
-    (none: portmap is never given a mapping there)."""
-    if lab.cni != "builtin" or not any(pod.node == node.name and port_mappings(pod.spec) for pod in lab.pods):
+    (none: portmap is never given a mapping there), kept with the shared chains after its last one goes (its DEL
+    leaves both)."""
+    if lab.cni != "builtin":
+        return ()
+    kept = lab.held_before is not None and node.name in lab.held_before.portmap_nodes
+    if not kept and not any(pod.node == node.name and port_mappings(pod.spec) for pod in lab.pods):
         return ()
     return interface_sysctls(BRIDGE, (("route_localnet", "1"),))
 
@@ -82,13 +92,14 @@ def hostport_rules(rs: Ruleset, lab: Lab, node: NodeInfo) -> bool:
     if lab.cni != "builtin":
         return False
     pods = [(pod, maps) for pod in lab.pods if pod.node == node.name if (maps := port_mappings(pod.spec))]
-    if not pods:
+    kept = lab.held_before is not None and node.name in lab.held_before.portmap_nodes
+    if not pods and not kept:
         return False
     rs.chain(SETMARK)
     rs.chain(MASQ)
     rs.chain(DISPATCH)
     rs.note("portmap (10-flannel.conflist's second plugin): each pod's hostPorts, DNATed from the node's "
-            "own addresses")
+            "own addresses" + ("" if pods else "; its shared chains, kept after its last hostPort pod's DEL"))
     rs.add(SETMARK, f'-m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark {MARK}')
     rs.add(MASQ, f"-m mark --mark {MARK} -j MASQUERADE")
     rs.jump_first("POSTROUTING", f'-m comment --comment "CNI portfwd requiring masquerade" -j {MASQ}')

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 # which the next up keeps. A state without it, or a record without one of OLDER_HELD (an older netlab's), holds
 # what its topology resolves to afresh there: what that netlab made.
 ADDRESSES = "addresses"
-OLDER_HELD = ("nodes", "load_balancers", "node_ports", "health_checks")
+OLDER_HELD = ("nodes", "load_balancers", "node_ports", "health_checks", "portmap_nodes")
 # The top-level keys save() writes; any other is a newer release's, kept as it is (LabState.unknown).
 KEYS = frozenset({"version", "lab", "run_id", "phase", "source", "topology", "netns", "plan", "extra"})
 

@@ -282,9 +282,10 @@ class AddressesRecord(Strict):
     """netlab.lab.up: the addresses the lab's pods ([namespace, node, node's podCIDR, ip] by name), Services
     ([namespace, name, ClusterIP]), nodes ([underlay ip, podCIDR] by name) and LoadBalancer Services ([namespace,
     name, external ip]) hold, and the nodePorts of the Services' ports ([namespace, name, port name ("": unnamed),
-    nodePort]) and their healthCheckNodePorts ([namespace, name, port]), which the next up keeps
-    (model/addressing.py's Held.to_json). An older netlab's record has no nodes, load_balancers, node_ports nor
-    health_checks, or node_ports rows [namespace, name, port, protocol, nodePort]."""
+    nodePort]) and their healthCheckNodePorts ([namespace, name, port]), and the nodes with portmap's shared chains
+    (builtin), which the next up keeps (model/addressing.py's Held.to_json). An older netlab's record has no nodes,
+    load_balancers, node_ports, health_checks nor portmap_nodes, or node_ports rows [namespace, name, port, protocol,
+    nodePort]."""
 
     pods: dict[Label, Annotated[tuple[Label, Label, Network, Address], ROW]]
     services: list[Annotated[tuple[Label, Label, Address], ROW]]
@@ -293,6 +294,7 @@ class AddressesRecord(Strict):
     node_ports: list[Annotated[tuple[Label, Label, PortName, PortNumber], ROW]
                      | Annotated[tuple[Label, Label, PortNumber, Literal["TCP", "UDP"], PortNumber], ROW]] | None = None
     health_checks: list[Annotated[tuple[Label, Label, PortNumber], ROW]] | None = None
+    portmap_nodes: list[Label] | None = None
 
 
 def _services_version(record: Any) -> str | None:

@@ -45,9 +45,9 @@ def portmaps(lines: list[str]) -> list[str]:
     return [line for line in lines if "CNI-" in line]
 
 
-def real_plugin(lab: str, pod_ip: str) -> list[str]:
+def real_plugin(lab: str, pod_ip: str, commands: tuple[str, ...] = ("ADD",)) -> list[str]:
     """What Debian's portmap makes for pod a's ADD (network cbr0, netlab's container id for the pod), in a scratch
-    namespace of this test's own."""
+    namespace of this test's own; ``commands``: ("ADD", "DEL") what its DEL then leaves."""
     scratch = f"{lab}-pm"
     conf = {"cniVersion": "0.3.1", "name": "cbr0", "type": "portmap", "capabilities": {"portMappings": True},
             "runtimeConfig": {"portMappings": [{"hostPort": 18080, "containerPort": 8080, "protocol": "tcp",
@@ -56,10 +56,12 @@ def real_plugin(lab: str, pod_ip: str) -> list[str]:
                            "ips": [{"version": "4", "address": f"{pod_ip}/24", "interface": 0}]}}
     subprocess.run(["ip", "netns", "add", scratch], check=True)
     try:
-        env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": container_id(lab, "a"), "CNI_NETNS": f"/run/netns/{scratch}",
-               "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        subprocess.run(["ip", "netns", "exec", scratch, "/usr/lib/cni/portmap"], input=json.dumps(conf), env=env,
-                       check=True, capture_output=True, text=True)
+        for command in commands:
+            env = {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id(lab, "a"),
+                   "CNI_NETNS": f"/run/netns/{scratch}", "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni",
+                   "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+            subprocess.run(["ip", "netns", "exec", scratch, "/usr/lib/cni/portmap"], input=json.dumps(conf), env=env,
+                           check=True, capture_output=True, text=True)
         return portmaps(saved(scratch))
     finally:
         subprocess.run(["ip", "netns", "del", scratch], check=True)
@@ -121,3 +123,30 @@ def test_a_builtin_pod_s_host_port_is_portmap_s_dnat_and_status_trace_and_up_kno
     netlab("down", "--lab", lab)
     assert not lab_namespaces(lab)
     assert [saved(None, "", b) for b in ("nft", "legacy")] == host  # the machine's own namespace: nothing of the lab's, nothing changed
+
+
+def test_a_node_keeps_portmap_s_shared_chains_after_its_last_host_port_goes_as_the_real_del_leaves_them(labs):
+    """portmap's DEL takes out the pod's CNI-DN- chain and its dispatch rule alone: CNI-HOSTPORT-DNAT (empty),
+    -SETMARK, -MASQ and their jumps stay. netlab deleted them all when an up took out the node's last hostPort.
+    Now the running lab's node keeps what the real plugin's ADD then DEL leave, status says all as planned, and
+    the same file brought up afresh has none."""
+    lab = labs.name("hf")
+    text = topology(lab, "iptables")
+    path, _ = labs.up(text)
+    n1, a_ip = f"{lab}-n1", ipv4_of(f"{lab}-a", "eth0")
+    assert portmaps(saved(n1))
+    without = text.replace(", hostPort: 18080", "")
+    assert without != text
+    path, _ = labs.up(without)
+    left = portmaps(saved(n1))
+    assert left == real_plugin(lab, a_ip, ("ADD", "DEL")), left
+    assert "-A CNI-HOSTPORT-DNAT" not in "\n".join(left) and not [line for line in left if "CNI-DN-" in line]
+    assert not portmaps(saved(f"{lab}-n2"))
+    assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
+    assert "restore iptables nat" not in netlab("up", "-t", path).stdout  # nothing to change
+    netlab("down", "--lab", lab)
+    assert not lab_namespaces(lab)
+    labs.up(without)
+    assert not portmaps(saved(n1))
+    netlab("down", "--lab", lab)
+    assert not lab_namespaces(lab)
