@@ -28,9 +28,10 @@ what a lab needs. Each check ends in one of:
     IPv6; netlab works there.
 
 The checks of the machine as a whole are netlab/doctor_host.py's; the netfilter ones (iptables-restore, SCTP
-rules, nf_tables, nf_netdev) netlab/doctor_netfilter.py's; one check's verdict and fix, a kernel feature's and a
-tool's, netlab/doctor_verdict.py's; what a lab needs, netlab/doctor_needs.py's; the words beside a verdict (why,
-which module) netlab/doctor_words.py's; the names, titles and levels of all checks, netlab/doctor_lines.py's.
+rules, hostPort rules, nf_tables, nf_netdev) netlab/doctor_netfilter.py's; one check's verdict and fix, a kernel
+feature's and a tool's, netlab/doctor_verdict.py's; what a lab needs, netlab/doctor_needs.py's; the words beside
+a verdict (why, which module) netlab/doctor_words.py's; the names, titles and levels of all checks,
+netlab/doctor_lines.py's.
 
 What a lab needs is read from its plan: veth and bridge always, vxlan for a
 ``vxlan`` overlay, br_netfilter for the plan's ``net.bridge.*`` sysctl,
@@ -38,7 +39,8 @@ iptables-restore, conntrack (and nf_tables, for the nft backend) for its NAT
 rules, dnsmasq for the cluster DNS pod,
 the CNI plugins (each asked VERSION, netlab.cni.check) when ``network.cni``
 is not ``builtin``, the kernel's SCTP rules (SCTP_RULES loaded by iptables-restore in the
-throwaway namespace) when a NetworkPolicy has an SCTP port, and what the
+throwaway namespace) when a NetworkPolicy has an SCTP port, the matches and targets of portmap's
+rules (HOSTPORT_RULES, each loaded on its own there) when a builtin lab writes them for hostPorts, and what the
 plugins of a ``network.cni: {conflist: FILE}`` make (doctor_needs.CNI_PLUGIN_NEEDS and
 field_needs: a macvlan, ipvlan, vlan or vrf link, sbr's policy rules (an IPv6 one tried beside
 the IPv4 one: missing, a warning on that line), bridge and ptp's
@@ -74,8 +76,9 @@ from netlab.doctor_host import (check_capabilities, check_container_logs, check_
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, CNI_FEATURES, EVERYTHING, FAIL, HOST, INFO, KERNEL,
                                  OK, TITLES, TOOLS, WARN, Check)
 from netlab.doctor_needs import asked_by, needs, with_askers
-from netlab.doctor_netfilter import (SCTP_RULES, find_nft, iptables_backend, iptables_check, kube_proxy_shape,
-                                     netdev_check, nft_json, nft_setting, sctp_check)
+from netlab.doctor_netfilter import (HOSTPORT_RULES, SCTP_RULES, find_nft, hostport_check, hostport_input,
+                                     iptables_backend, iptables_check, kube_proxy_shape, netdev_check, nft_json,
+                                     nft_setting, sctp_check)
 from netlab.doctor_nft import KUBE_PROXY_SHAPE, NETDEV_SHAPE
 from netlab.doctor_verdict import (MISSING_HOOK, PROGRAMS, kernel_check, pretended_missing, tool_check, verdict,
                                    with_ipv6_rules)
@@ -137,6 +140,9 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
     if "sctp" in only and "sctp" not in pretend and "iptables-restore" not in pretend:
         with suppress(EnvironmentNotReady):  # no iptables-restore: the sctp check says it was not tried
             commands["sctp"] = [netfilter.tools()[1], "--noflush"]
+    if "hostport" in only and "hostport" not in pretend and "iptables-restore" not in pretend:
+        with suppress(EnvironmentNotReady):  # no iptables-restore: the hostport check says it was not tried
+            commands.update({f"hostport:{part}": [netfilter.tools()[1], "--noflush"] for part in HOSTPORT_RULES})
     nft_path = find_nft() if only & {"nf_tables", "nf_netdev", "nft"} else None
     if nft_path and "nft" in only and "nft" not in pretend:  # as status and up read a lab's tables: JSON
         commands["nft-json"] = [nft_path, "-j", "list", "tables"]
@@ -150,7 +156,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
     if only & {"fallback-tunnels", "host-devconf"}:
         wanted_kernel.add("netns")
     probe = (features.probe_kernel(wanted_kernel, commands, devconf="host-devconf" in only or probed is not None,
-                                   inputs={"sctp": SCTP_RULES})
+                                   inputs={"sctp": SCTP_RULES,
+                                           **{f"hostport:{part}": hostport_input(part) for part in HOSTPORT_RULES}})
              if wanted_kernel or commands else features.KernelProbe())
     if probed is not None:
         probed.append(probe)
@@ -173,6 +180,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
     for name in KERNEL:
         if name in only:
             out[name] = (sctp_check(probe, name in needed, pretend) if name == "sctp" else
+                         hostport_check(probe, name in needed, pretend) if name == "hostport" else
                          netdev_check(probe, name in needed, pretend) if name == "nf_netdev" else
                          kernel_check(name, probe, name in needed, pretend))
     if "fib_rules" in out:

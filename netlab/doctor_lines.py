@@ -16,7 +16,7 @@ OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 
 KERNEL = ("netns", "veth", "bridge", "vxlan", "macvlan", "ipvlan", "vlan", "ifb", "vrf", "vlan_filtering", "ingress",
           "u32", "mirred", "fib_rules", "br_netfilter", "conntrack", "nf_tables", "nf_netdev", "tbf", "htb", "netem",
-          "sock_diag", "sctp")
+          "sock_diag", "sctp", "hostport")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
 HOST = ("capabilities", "open-files", "neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats",
@@ -37,7 +37,8 @@ ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
-          "sctp": "kernel SCTP rules", "nf_netdev": "kernel nf_tables netdev hooks",
+          "sctp": "kernel SCTP rules", "hostport": "kernel hostPort rules",
+          "nf_netdev": "kernel nf_tables netdev hooks",
           "vlan_filtering": "kernel bridge VLAN filtering", "ingress": "kernel qdisc ingress",
           "u32": "kernel tc filter u32", "mirred": "kernel tc action mirred",
           "fib_rules": "kernel policy routing rules",

@@ -8,7 +8,9 @@ from typing import Any, Iterable, Mapping
 
 from netlab.doctor_lines import ALWAYS, CNI_FEATURES, Check
 from netlab.model import clusterdns as dns
+from netlab.model.hostports import port_mappings
 from netlab.model.lab import Lab
+from netlab.plan import portmap_rules
 from netlab.plan.build import build_plan
 
 
@@ -40,6 +42,23 @@ def needs(lab: Lab) -> set[str]:
     out |= set(cni_needs(lab))
     if sctp_policies(lab):
         out |= {"sctp", "iptables-restore"}
+    if any(r.kind == "nat" and portmap_rules.DISPATCH in getattr(r, "chains", ()) for r in plan.resources):
+        out |= {"hostport", "iptables-restore"}  # portmap's rules, which a builtin lab writes for hostPorts
+    return out
+
+
+def hostport_askers(lab: Lab) -> list[str]:
+    """What asks for portmap's rules in a builtin lab: each pod's hostPorts (``pod a's hostPort 18080/tcp``), and
+    each node that keeps portmap's shared chains without one (Lab.portmap_nodes)."""
+    if lab.cni != "builtin":
+        return []
+    out, mapped = [], set()
+    for pod in lab.topo.pods:
+        ports = [f"{m['hostPort']}/{m['protocol']}" for m in port_mappings(pod)]
+        if ports:
+            mapped.add(pod.node)
+            out.append(f"pod {pod.name}'s hostPort{'s' if len(ports) > 1 else ''} {', '.join(ports)}")
+    out += [f"node {node}'s kept portmap chains" for node in sorted(lab.portmap_nodes() - mapped)]
     return out
 
 
@@ -175,8 +194,11 @@ def with_askers(lab: Lab, checks: list[Check]) -> list[Check]:
     """The doctor's lines for a lab: each of what its conflist asks for says who asks (its JSON's ``items``: each
     asker's plugin, field and pods)."""
     asks = cni_needs(lab)
+    hostports = hostport_askers(lab) if any(c.name == "hostport" and c.status != "ok" for c in checks) else []
     return [replace(c, detail=f"{c.detail}; {said}", items=tuple(a.to_json() for a in asks[c.name]))
-            if (said := _conflist_askers(lab, c.name)) else c for c in checks]
+            if (said := _conflist_askers(lab, c.name)) else
+            replace(c, detail=f"{c.detail}; asked for by {', '.join(hostports)}") if c.name == "hostport" and hostports
+            and c.status != "ok" else c for c in checks]
 
 
 def asked_by(lab: Lab, check: str) -> str:
@@ -184,6 +206,9 @@ def asked_by(lab: Lab, check: str) -> str:
     ask for it, and what to leave out to go without it; for the SCTP rules, the policies with SCTP ports; for what
     a conflist's plugins use (a link kind, bandwidth's tbf, ifb and redirect, VLAN filtering, rules: the line says
     who asks, :func:`with_askers`), where `up` would fail without it; nothing for any other check."""
+    if check == "hostport" and hostport_askers(lab):
+        return ("; without it `up` cannot write portmap's rules for them (leave out the hostPorts, or run on a kernel "
+                "that has it)")
     if check == "sctp" and (pols := sctp_policies(lab)):
         return (f"; asked for by the SCTP ports of network policies {', '.join(pols)}: without it their rules cannot "
                 "be written (leave out those ports, or run on a kernel that has it)")

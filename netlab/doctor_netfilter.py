@@ -1,7 +1,7 @@
 """The doctor's netfilter checks: the iptables-restore netlab runs and its backend, the kernel's SCTP match for a
-policy's SCTP ports, kube-proxy's nftables objects (nf_tables) and how nft gets its transactions, and the
-netdev chains of loss impairments (nf_netdev). Each is tried in the throwaway namespace
-(:mod:`netlab.kernel.features`), never in the host's.
+policy's SCTP ports, the matches and targets of portmap's rules for a builtin lab's hostPorts, kube-proxy's
+nftables objects (nf_tables) and how nft gets its transactions, and the netdev chains of loss impairments
+(nf_netdev). Each is tried in the throwaway namespace (:mod:`netlab.kernel.features`), never in the host's.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from netlab.doctor_lines import FAIL, OK, Check
 from netlab.doctor_verdict import MISSING_HOOK, PROGRAMS, kernel_fix, verdict
-from netlab.doctor_words import WHY
+from netlab.doctor_words import KERNEL_MODULE, WHY
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import features, packages
 from netlab.kernel import netns as nsmod
@@ -22,6 +22,26 @@ from netlab.realize import netfilter
 SCTP_RULES = "\n".join(("*filter", ":NETLAB-DOCTOR-SCTP - [0:0]",
                          "-A NETLAB-DOCTOR-SCTP -p sctp -m sctp --dport 9 -j RETURN",
                          "-A NETLAB-DOCTOR-SCTP -p sctp -m sctp --dport 20:22 -j RETURN", "COMMIT", ""))
+
+
+# portmap's rules for a builtin lab's hostPorts (plan/portmap_rules.py), by what of the kernel each needs: its
+# dispatch's multiport match, its PREROUTING/OUTPUT jumps' addrtype match, the mark match and MARK target of its
+# hairpin and localhost marks, its MASQUERADE of them and the pod's DNAT. Each loaded on its own into the nat table
+# (a chain of its own) by the iptables-restore netlab runs, in the throwaway namespace, so that the line names every
+# one the kernel refuses: (its rule, what it is in the line).
+HOSTPORT_RULES = {
+    "multiport": ("-p tcp -m multiport --destination-ports 18080,18081 -j RETURN", "the multiport match"),
+    "addrtype": ("-m addrtype --dst-type LOCAL -j RETURN", "the addrtype match"),
+    "mark": ("-m mark --mark 0x2000/0x2000 -j MARK --set-xmark 0x2000/0x2000", "the mark match and MARK target"),
+    "MASQUERADE": ("-m mark --mark 0x2000/0x2000 -j MASQUERADE", "the MASQUERADE target"),
+    "DNAT": ("-p tcp --dport 18080 -j DNAT --to-destination 10.244.0.2:8080", "the DNAT target"),
+}
+
+
+def hostport_input(part: str) -> str:
+    """The iptables-restore input of one part of portmap's rules (HOSTPORT_RULES)."""
+    chain = f"NETLAB-DOCTOR-HP-{part.upper()}"
+    return "\n".join(("*nat", f":{chain} - [0:0]", f"-A {chain} {HOSTPORT_RULES[part][0]}", "COMMIT", ""))
 
 
 def nft_way() -> str:
@@ -176,6 +196,44 @@ def sctp_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> 
     first = text.splitlines()[0] if text else "no output"
     return verdict("sctp", False, f"iptables-restore refuses -p sctp -m sctp --dport ({first})", needed,
                     kernel_fix("sctp"))
+
+
+def hostport_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
+    """Does the kernel take portmap's rules for a builtin lab's hostPorts (HOSTPORT_RULES)? The line names each part
+    it refuses, and the fix its module."""
+    if "hostport" in pretend:
+        return verdict("hostport", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed,
+                        hostport_fix(list(HOSTPORT_RULES)))
+    tried = {part: probe.outputs[f"hostport:{part}"] for part in HOSTPORT_RULES if f"hostport:{part}" in probe.outputs}
+    if not tried:  # no iptables-restore, or NETLAB_IPTABLES names none: iptables_check says which
+        why = iptables_check(True, set())[0]
+        return verdict("hostport", False, "not tried: no iptables-restore to load the rules with" + (
+            f" ({why.detail})" if why else ""), needed, why.fix if why else packages.install_fix("iptables-restore"))
+    refused = {part: text for part, (status, text) in tried.items() if status != 0}
+    if not refused:
+        return Check("hostport", OK, "iptables-restore takes portmap's nat rules (multiport, addrtype, mark and MARK, "
+                     "MASQUERADE, DNAT)", needed=needed)
+    said = [f"{HOSTPORT_RULES[part][1]} ({text.splitlines()[0] if text else 'no output'})"
+            for part, text in refused.items()]
+    detail = f"iptables-restore refuses portmap's nat rules: {', '.join(said)}"
+    return verdict("hostport", False, detail + (f"; {WHY['hostport']}" if needed else ""), needed,
+                    hostport_fix(list(refused)))
+
+
+def hostport_fix(parts: list[str]) -> str:
+    """How to get those parts of portmap's rules: one ``modprobe -a`` of the modules that can be loaded, and a kernel
+    built with the others (doctor_verdict.kernel_fix's words, said once)."""
+    mods = {part: KERNEL_MODULE[f"hostport:{part}"] for part in parts}
+    loadable = [part for part in parts if kernel_fix(f"hostport:{part}").startswith("modprobe ")]
+    out = []
+    if loadable:
+        out.append(f"modprobe -a {' '.join(mods[p][0] for p in loadable)} ({', '.join(mods[p][1] for p in loadable)})")
+    others = [part for part in parts if part not in loadable]
+    if others:
+        whys = dict.fromkeys(kernel_fix(f"hostport:{p}").split(" (modprobe cannot help: ", 1)[-1] for p in others)
+        out.append(f"boot a kernel with {', '.join(mods[p][1] for p in others)} (modprobe cannot help: "
+                   + "; ".join(why.removesuffix(")") for why in whys) + ")")
+    return "; ".join(out)
 
 
 def iptables_backend(version: str) -> str:

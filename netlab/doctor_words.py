@@ -28,6 +28,12 @@ KERNEL_MODULE = {
     "sock_diag": ("inet_diag", "CONFIG_INET_DIAG, CONFIG_INET_TCP_DIAG, CONFIG_INET_UDP_DIAG"),
     "sctp": ("xt_sctp", "CONFIG_NETFILTER_XT_MATCH_SCTP (iptables' legacy backend; nft's needs only nf_tables)"),
     **{q: (f"sch_{q}", f"CONFIG_NET_SCH_{q.upper()}") for q in features.QDISCS},
+    # portmap's rules for a builtin lab's hostPorts (doctor_netfilter.HOSTPORT_RULES), one part each
+    "hostport:multiport": ("xt_multiport", "CONFIG_NETFILTER_XT_MATCH_MULTIPORT"),
+    "hostport:addrtype": ("xt_addrtype", "CONFIG_NETFILTER_XT_MATCH_ADDRTYPE"),
+    "hostport:mark": ("xt_mark", "CONFIG_NETFILTER_XT_MARK"),
+    "hostport:MASQUERADE": ("xt_MASQUERADE", "CONFIG_NETFILTER_XT_TARGET_MASQUERADE"),
+    "hostport:DNAT": ("xt_nat", "CONFIG_NETFILTER_XT_NAT"),
 }
 # Kernel features no module gives: the options that build them in, and why modprobe cannot help.
 KERNEL_BUILT_IN = {
@@ -63,6 +69,7 @@ WHY = {
     "sock_diag": "needed only for trace to say what listens where a packet was refused, and inspect's sockets",
     "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
     "sctp": "needed only for NetworkPolicies with SCTP ports",
+    "hostport": "needed only for pods' hostPorts in a builtin lab (portmap's nat rules, which netlab writes there)",
     **{k: f"needed only for a conflist with the {k} plugin" for k in ("macvlan", "ipvlan", "vlan", "vrf")},
     **{k: "needed only for the bandwidth plugin's egress rates" for k in ("ifb", "ingress", "u32", "mirred")},
     "vlan_filtering": "needed only for a conflist whose bridge plugin has a vlan or vlanTrunk (a vlanTrunk only where "

@@ -49,8 +49,13 @@ def test_all_present_every_line_ok(machine):
                                                                            doctor_nft.KUBE_PROXY_SHAPE],
                                                         "nf_netdev": ["/usr/sbin/nft", doctor_nft.NETDEV_SHAPE],
                                                         "nft-json": ["/usr/sbin/nft", "-j", "list", "tables"],
-                                                        "sctp": ["/usr/sbin/iptables-restore", "--noflush"]})]
+                                                        "sctp": ["/usr/sbin/iptables-restore", "--noflush"],
+                                                        **{f"hostport:{part}": ["/usr/sbin/iptables-restore",
+                                                                                "--noflush"]
+                                                           for part in doctor_netfilter.HOSTPORT_RULES}})]
     assert machine.inputs[0]["sctp"] == doctor_netfilter.SCTP_RULES  # the SCTP rules loaded for real in the namespace
+    # and portmap's rules for hostPorts, each part on its own
+    assert machine.inputs[0]["hostport:DNAT"] == doctor_netfilter.hostport_input("DNAT")
     assert "kube-proxy's nftables objects (verdict maps, numgen" in lines["nf_tables"].line()
 
 
