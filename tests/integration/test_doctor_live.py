@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from helpers import STATE_ROOT, lab_namespaces, netlab, two_node_topology, write_topology
-from netlab import doctor, doctor_nft
+from netlab import doctor, doctor_netfilter, doctor_nft
 from netlab.kernel import features
 from netlab.plan.sysctls import DEVCONF_SYSCTLS, to_restore
 
@@ -68,6 +68,12 @@ def test_doctor_on_this_machine():
     # Loss impairments' netdev chains (ingress and egress hooks, numgen), asked of nft in a namespace of its own.
     netdev = lines[doctor.TITLES["nf_netdev"]]
     assert (netdev["status"] == "ok  ") == in_fresh_netns(["nft", doctor_nft.NETDEV_SHAPE]), netdev[0]
+    # portmap's rules for a builtin lab's hostPorts: each part asked of iptables-restore in a namespace of its own
+    hostport = lines[doctor.TITLES["hostport"]]
+    takes = [subprocess.run(["unshare", "-n", "iptables-restore", "--noflush"], text=True, capture_output=True,
+                            input=doctor_netfilter.hostport_input(p)).returncode == 0
+             for p in doctor_netfilter.HOSTPORT_RULES]
+    assert (hostport["status"] == "ok  ") == all(takes), (hostport[0], takes)
     netem = lines["kernel qdisc netem"]
     if not in_fresh_netns(IPROUTE2["netem"]):  # this machine: a kernel without CONFIG_NET_SCH_NETEM
         assert netem[0].startswith("warn  kernel qdisc netem: not in this kernel (ENOENT: No such file or directory); "
