@@ -91,7 +91,7 @@ def exec_(lab_name: str | None, topology: str | None, container: str | None, nam
       sudo netlab exec fedora-1 -- ping -c1 10.244.1.3
       sudo netlab exec minikube -- ip route
       sudo netlab exec fedora-1                # a shell in the pod
-      sudo netlab exec -it fedora-1 -c shell -- sh   # kubectl's form
+      sudo netlab exec -it fedora-1 -c main -- sh    # kubectl's form: its container main
     """
     require_root()
     if command[:1] == ("--",):  # click keeps `--` once NAME stopped option parsing (ExecCommand put it there)

@@ -84,6 +84,10 @@ def test_an_example_names_what_its_lab_has(command, line):
                 assert word[4:] in services, f"{line}: lab {lab.name} has no Service {word[4:]}"
             else:
                 assert word in _names(lab), f"{line}: lab {lab.name} has no {word}"
+    for flag in ("-c", "--container"):  # `exec -c shell` failed: the built-in lab's pods have one container, main
+        if argv[0] in ("exec", "logs") and flag in argv:
+            pod = next(p for p in lab.pods if p.name == positional[0])
+            assert argv[argv.index(flag) + 1] in {c.name for c in pod.containers}, f"{line}: no such container"
     if argv[0] == "break" and "--target" in argv:
         assert argv[argv.index("--target") + 1] in _names(lab), line
     if argv[0] == "get" and argv[1] in ("svc", "services"):
