@@ -35,11 +35,17 @@ checks that need them.
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from netlab.model.impair import loss_fraction
+from netlab.plan.flannel import FLANNEL_FWD, FORWARD_COMMENT
 from netlab.plan.impair import LossHook
+
+# Flannel's FLANNEL-FWD chain in an iptables-save text, and FORWARD's jump to it (a counter may lead the line)
+FLANNEL_CHAIN = re.compile(rf"^:{FLANNEL_FWD} ", re.M)
+FLANNEL_JUMP = re.compile(rf"^(\[\d+:\d+\] )?-A FORWARD .*-j {FLANNEL_FWD}$", re.M)
 
 Reason = tuple[str, str | None]  # (why, fix)
 
@@ -254,9 +260,12 @@ def forward_policy(k: Any, ns: str) -> Reason | None:
     policy = read(ns, "FORWARD") if read is not None else None
     if policy != "DROP":
         return None
+    fix = f"ip netns exec {ns} iptables -P FORWARD ACCEPT"
+    text = getattr(k, "filter_text", lambda _ns: None)(ns) or ""
+    if FLANNEL_CHAIN.search(text) and not FLANNEL_JUMP.search(text):  # Flannel's accepts, unreachable from FORWARD
+        fix += f" && ip netns exec {ns} iptables -A FORWARD {FORWARD_COMMENT} -j {FLANNEL_FWD}"
     return (f"the FORWARD chain's policy is DROP in {ns} and no rule accepted the packet (no FLANNEL-FWD "
-            f"accept for the pod network: Docker's FORWARD DROP)",
-            f"ip netns exec {ns} iptables -P FORWARD ACCEPT")
+            f"accept for the pod network: Docker's FORWARD DROP)", fix)
 
 
 def policy_reject(k: Any, ns: str) -> Reason | None:

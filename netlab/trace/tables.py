@@ -41,12 +41,19 @@ class KernelTables:
     def filter_policy(self, netns: str, chain: str) -> str | None:
         """The policy of a built-in chain of the filter table (``iptables -S CHAIN``'s ``-P`` line): from the table
         read right after the packet (``filters_after``), else read now."""
-        text = self.filters_after.get(netns)
-        try:
-            text = iptables.save(netns, "filter") if text is None else text
-        except Exception:  # no iptables, or the namespace is gone: nothing to say
+        text = self.filter_text(netns)
+        if text is None:
             return None
         return next((line.split()[1] for line in text.splitlines() if line.startswith(f":{chain} ")), None)
+
+    def filter_text(self, netns: str) -> str | None:
+        """The filter table's ``iptables-save`` text: the one read right after the packet, else read now (None: not
+        readable)."""
+        text = self.filters_after.get(netns)
+        try:
+            return iptables.save(netns, "filter") if text is None else text
+        except Exception:  # no iptables, or the namespace is gone: nothing to say
+            return None
 
     def nft_ruleset(self, netns: str) -> dict[str, Any] | None:
         """``nft -j list ruleset`` in ``netns``: every nf_tables table, chain and rule (None: not readable)."""

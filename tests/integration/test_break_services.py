@@ -118,7 +118,9 @@ def test_forward_policy_drop_in_nftables_mode_drops_what_iptables_mode_accepts(s
             assert tr.returncode == 1 and lost["netns"] == f"{lab}-node-1", tr.stdout
             assert "no conntrack entry for this packet: it was dropped before conntrack kept one; the FORWARD " \
                    "chain's policy is DROP" in lost["reason"] and "it went on" not in lost["reason"], lost
-            assert lost["fix"] == f"ip netns exec {lab}-node-1 iptables -P FORWARD ACCEPT", lost
+            assert lost["fix"] == (f"ip netns exec {lab}-node-1 iptables -P FORWARD ACCEPT && ip netns exec "
+                                   f"{lab}-node-1 iptables -A FORWARD -m comment --comment \"flanneld forward\" "
+                                   "-j FLANNEL-FWD"), lost  # the break deleted Flannel's jump too
     finally:
         repaired = repair_here(path)
     assert_repaired(repaired)

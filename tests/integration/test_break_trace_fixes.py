@@ -111,3 +111,24 @@ def test_vxlan_wrong_vni_names_the_odd_node_from_both_sides_and_its_fix_makes_th
         assert netlab("status", "--lab", name, check=False).returncode == 0
     finally:
         netlab("up", "-t", path)
+
+
+def test_forward_policy_drop_fix_puts_back_the_policy_and_flannels_jump_so_status_is_clean(lab):
+    """QA: forward-policy-drop sets FORWARD's policy DROP and deletes its jump to FLANNEL-FWD (Docker's DROP on a
+    node whose Flannel rules are gone); trace's fix said only `iptables -P FORWARD ACCEPT`, after which the probe
+    passed but `status` exited 1 on the missing jump. The printed fix, pasted, leaves no drift."""
+    name, path = lab
+    node = f"{name}-minikube"
+    netlab("break", "forward-policy-drop", "--lab", name)
+    try:
+        assert not pings(f"{name}-fedora-1", "10.244.1.3")
+        rc, lost = traced(name, "fedora-1", "fedora-2")
+        assert rc == 1 and lost["netns"] == node, lost
+        fix = lost["fix"].split("   (")[0]
+        assert fix == (f"ip netns exec {node} iptables -P FORWARD ACCEPT && ip netns exec {node} iptables -A FORWARD "
+                       '-m comment --comment "flanneld forward" -j FLANNEL-FWD'), lost
+        subprocess.run(["sh", "-c", fix], check=True, capture_output=True, timeout=20)  # as a user pastes it
+        assert pings(f"{name}-fedora-1", "10.244.1.3") and pings(f"{name}-fedora-2", "10.244.0.2")
+        assert netlab("status", "--lab", name, check=False).returncode == 0  # was 1: missing rule ... FLANNEL-FWD
+    finally:
+        netlab("up", "-t", path)

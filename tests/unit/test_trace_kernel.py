@@ -333,3 +333,21 @@ def test_a_forward_policy_is_read_from_the_table_read_right_after_the_packet(mon
     why, fix = faults.forward_policy(k, "n1") or ("", "")
     assert fix == "ip netns exec n1 iptables -P FORWARD ACCEPT" and reads == []
     assert faults.forward_policy(k, "n2") is None and reads == ["n2"]
+
+
+def test_a_forward_drop_with_flannels_jump_gone_names_both_steps_of_the_fix(monkeypatch):
+    """QA: after `break forward-policy-drop` (policy DROP and FORWARD's jump to FLANNEL-FWD deleted) trace's fix
+    said only `iptables -P FORWARD ACCEPT`: the probe passed again, yet `status` still found the jump missing. With
+    Flannel's chain there and no FORWARD rule jumping to it, the fix puts the jump back too (appended: it is
+    FORWARD's last rule as Flannel adds it); with the jump there, the policy alone."""
+    from netlab.trace import faults, kernel as tk
+
+    jump = '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD'
+    head = "*filter\n:FORWARD DROP [1:60]\n:FLANNEL-FWD - [0:0]\n"
+    k = tk.LiveKernel()
+    k.filters_after = {"n1": head + "[0:0] -A FLANNEL-FWD -s 10.244.0.0/16 -j ACCEPT\nCOMMIT\n",
+                       "n2": head + f"[0:0] {jump}\nCOMMIT\n"}
+    _, fix = faults.forward_policy(k, "n1") or ("", "")
+    assert fix == f"ip netns exec n1 iptables -P FORWARD ACCEPT && ip netns exec n1 iptables {jump}", fix
+    _, fix = faults.forward_policy(k, "n2") or ("", "")
+    assert fix == "ip netns exec n2 iptables -P FORWARD ACCEPT", fix
