@@ -46,6 +46,7 @@ class Scenario:
     example: str = ""  # the topology it needs ("" = the built-in default lab)
     probe: tuple[str, ...] = ()  # options probe needs to see it (e.g. "--mtu": full-size echoes)
     lesson: str = ""  # why this one costs people a day
+    trace: str = ""  # the trace's SRC DST and options that show it, {target} the broken one ("": any failing flow)
 
     def needs_words(self) -> str:
         """What a lab needs for it, in words ("" for any lab): ``break --list`` prints them, and ``break``
@@ -194,6 +195,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                                     "address that is no endpoint of the Service",
       fix="conntrack -D -p udp --orig-dst <DNS ClusterIP> --orig-port-dst 53 --dst-nat <gone address> in the "
           "node; sudo netlab up deletes such entries",
+      trace="{target} svc/kube-dns --sport 40053",  # a plain trace's fresh source port passes
       lesson="the DNS timeouts after a CoreDNS restart: kube-proxy must delete the UDP entries of removed "
              "endpoints; a client that keeps its port keeps its dead entry alive"),
     S("dns-pod-stopped",

@@ -115,7 +115,8 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     click.echo(f"expect: {s.symptom}")
     # Each command names the lab: typed as printed it is this lab's, whatever other lab is up.
     named = f"--lab {result.lab}"
-    click.echo(f"investigate: sudo netlab {' '.join(('probe', named) + s.probe)}; sudo netlab trace {named} SRC DST; "
+    shows = s.trace.format(target=result.target) if s.trace else "SRC DST"  # a flow a fresh trace misses: named
+    click.echo(f"investigate: sudo netlab {' '.join(('probe', named) + s.probe)}; sudo netlab trace {named} {shows}; "
                f"repair: {repair_command(result.lab)}")
 
 

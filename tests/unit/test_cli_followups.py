@@ -48,6 +48,20 @@ def test_break_names_the_lab_in_every_command_it_prints(rooted):
                                            f"--lab {LAB} SRC DST; repair: sudo netlab up --lab {LAB}")
 
 
+def test_break_names_the_trace_that_shows_a_fault_a_plain_trace_misses(rooted, monkeypatch):
+    """QA: conntrack-stale-entry's `expect:` names port 40053, yet `investigate:` said `trace SRC DST`, whose
+    fresh source port passes: the hint names the client and the Service, with --sport 40053."""
+    monkeypatch.setattr("netlab.breaks.run.break_lab", lambda lab, name, target=None, wait=60.0, holder=None:
+                        BreakResult(lab, name, "client", ["a change"]))
+    got = run_cli("break", "conntrack-stale-entry", "--lab", LAB)
+    assert got.returncode == 0, got
+    assert got.stdout.splitlines()[-1] == (f"investigate: sudo netlab probe --lab {LAB}; sudo netlab trace --lab {LAB} "
+                                           f"client svc/kube-dns --sport 40053; repair: sudo netlab up --lab {LAB}")
+    from netlab.breaks.changes import STALE_SPORT
+
+    assert f"--sport {STALE_SPORT}" in catalogue.scenario("conntrack-stale-entry").trace  # the port the break keeps
+
+
 def test_the_repair_of_a_lab_whose_state_cannot_be_read_names_it(state_root):
     assert repair_command(LAB) == f"sudo netlab up --lab {LAB}"
 
