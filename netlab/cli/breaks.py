@@ -154,7 +154,8 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     name = api.selected_name(lab_name, topology)
     assert name is not None
     if qz.load(name) is not None:
-        raise UsageError(f"lab {name} has a quiz open; answer it first: netlab quiz answer --lab {name} SCENARIO")
+        raise UsageError(f"lab {name} has a quiz open; answer it first: sudo netlab quiz answer --lab {name} "
+                         "SCENARIO")
     from netlab.breaks.run import differences
     from netlab.cni.edited import repair_command
     from netlab.realize.state import running_lab
@@ -176,9 +177,9 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     s = qz.pick(lab, seed)
     result = break_lab(name, s.name, holder=qz.LOCK_HOLDER)
     qz.record(name, s.name, result.target, seed)
-    click.echo(f"lab {name} is broken (quiz seed {seed}). Find what is wrong: netlab probe --lab {name}, netlab trace "
-               f"--lab {name}, netlab inspect --lab {name}, ip ...; then: sudo netlab quiz answer --lab {name} "
-               "SCENARIO (netlab break --list)")
+    click.echo(f"lab {name} is broken (quiz seed {seed}). Find what is wrong: sudo netlab probe --lab {name}, sudo "
+               f"netlab trace --lab {name}, sudo netlab inspect --lab {name}, ip ...; then: sudo netlab quiz answer "
+               f"--lab {name} SCENARIO (netlab break --list)")
 
 
 @quiz.command("answer")
@@ -230,9 +231,10 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     if result is None:
         click.echo(f"the fault is no longer there: lab {name} was as planned before this answer ({qz.gone_why(s.name)}"
                    f"), so no trace shows it; to see it: sudo netlab break --lab {name} {s.name} "
-                   f"--target {open_quiz['target']}, then netlab trace --lab {name} {check.src} {check.dst}{flags}")
+                   f"--target {open_quiz['target']}, then sudo netlab trace --lab {name} {check.src} {check.dst}"
+                   f"{flags}")
     else:
-        click.echo(f"the trace that shows it: netlab trace --lab {name} {check.src} {check.dst}{flags}")
+        click.echo(f"the trace that shows it: sudo netlab trace --lab {name} {check.src} {check.dst}{flags}")
         click.echo(render_text(result), nl=False)
     click.echo(f"repaired: lab {name} is up again ({len(fixed)} {what} put back)")
     if not right:

@@ -325,7 +325,7 @@ def no_frames_line(netns: str, iface: str, stopped: str, elapsed: float, lab: st
     what = f"nothing that matches {expression!r} crossed the interface" if expression else \
         "nothing crossed the interface"
     return (f"netlab: 0 frames captured on {netns} {iface} in {elapsed:.1f} s ({why}): {what}; send something, "
-            f"e.g. `netlab trace --lab {lab} SRC DST`")
+            f"e.g. `sudo netlab trace --lab {lab} SRC DST`")
 
 
 # --- inspect -----------------------------------------------------------------

@@ -77,5 +77,5 @@ def words(p: Probe, sockets: list[Bound], lab: str) -> str:
     if kind == "elsewhere":
         return f"{proto} port {port} in {dst.netns} is bound to {bound} only, not to {dst.addr} ({show})"
     return (f"{proto} port {port} has a socket in {dst.netns} ({bound}): a rule on the way or in its own firewall "
-            f"refused the probe (netlab trace --lab {lab} {p.source.name} {dst.name} --proto {proto} --port {port} "
-            "shows where)")
+            f"refused the probe (sudo netlab trace --lab {lab} {p.source.name} {dst.name} --proto {proto} "
+            f"--port {port} shows where)")

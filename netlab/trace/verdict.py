@@ -168,8 +168,8 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
     named = f" --lab {lab}" if lab else ""
     where = where or f"never {_on(h)}; "
     return Verdict(False, lost, f"{where}the kernel's route, ARP and FDB answers"
-                                f"{upto} look right, so look at the firewall: netlab inspect{named} {who} (iptables "
-                                f"counters) or netlab capture{named} {who}:{h.device}")
+                                f"{upto} look right, so look at the firewall: sudo netlab inspect{named} {who} "
+                                f"(iptables counters) or sudo netlab capture{named} {who}:{h.device}")
 
 
 def _command(fix: str) -> str:

@@ -77,13 +77,13 @@ def test_quiz_names_the_lab_in_what_to_type_next(rooted, monkeypatch):
     monkeypatch.setattr("netlab.workload.terminal.served", lambda lab, state: lab)  # no terminal pod
     got = run_cli("quiz", "--lab", LAB, "--seed", "7")
     assert got.returncode == 0, got
-    assert got.stdout == (f"lab {LAB} is broken (quiz seed 7). Find what is wrong: netlab probe --lab {LAB}, netlab "
-                          f"trace --lab {LAB}, netlab inspect --lab {LAB}, ip ...; then: sudo netlab quiz answer --lab "
+    assert got.stdout == (f"lab {LAB} is broken (quiz seed 7). Find what is wrong: sudo netlab probe --lab {LAB}, sudo "
+                          f"netlab trace --lab {LAB}, sudo netlab inspect --lab {LAB}, ip ...; then: sudo netlab quiz answer --lab "
                           f"{LAB} SCENARIO (netlab break --list)\n")
     monkeypatch.setattr(qz, "load", lambda name: {"scenario": s.name, "target": "minikube"})
     again = run_cli("quiz", "--lab", LAB)
-    assert again.returncode == 2 and again.stderr == (f"netlab: lab {LAB} has a quiz open; answer it first: netlab "
-                                                      f"quiz answer --lab {LAB} SCENARIO\n"), again
+    assert again.returncode == 2 and again.stderr == (f"netlab: lab {LAB} has a quiz open; answer it first: sudo "
+                                                      f"netlab quiz answer --lab {LAB} SCENARIO\n"), again  # sudo: as every root command it prints
     monkeypatch.setattr(qz, "load", lambda name: None)
     none = run_cli("quiz", "answer", "vxlan-arp-missing", "--lab", LAB)
     assert none.returncode == 2 and none.stderr == (f"netlab: lab {LAB} has no open quiz; start one with: sudo "

@@ -54,7 +54,7 @@ def explained(p, obs: Observation, r: refused.Refusals | None = None) -> str:
     ([listens("::", family=socket.AF_INET6, v6only=True)], f"tcp port 9999 in rf-b is bound to [::]:9999 only, "
                                                              f"not to {B} (ip netns exec rf-b ss -ltn)"),
     ([listens("::", family=socket.AF_INET6)], "tcp port 9999 has a socket in rf-b (*:9999): a rule on the way or "
-                                              "in its own firewall refused the probe (netlab trace --lab rf a b "
+                                              "in its own firewall refused the probe (sudo netlab trace --lab rf a b "
                                               "--proto tcp --port 9999 shows where)"),
 ])
 def test_the_words_follow_the_sockets_on_the_port(kernel, sockets, words):

@@ -53,6 +53,12 @@ def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):
     assert events[:4] == ["traced", "repaired qz", "quiz closed", "wrote"], (events, result.exception)
 
 
+def test_the_answer_names_the_trace_that_shows_it_with_sudo(monkeypatch):
+    _faked(monkeypatch, [], 1)
+    result = CliRunner().invoke(cli, ["quiz", "answer", "ip-forward-off"])
+    assert "\nthe trace that shows it: sudo netlab trace --lab qz a b\n" in result.output, result.output
+
+
 def test_a_lab_repaired_before_the_answer_shows_no_passing_trace_as_the_proof(monkeypatch):
     """`netlab up` between the quiz and its answer: the lab is as planned, every trace passes. The answer showed
     that passing trace as "the trace that shows it"; it says the fault is no longer there, and how to see it."""
@@ -64,7 +70,7 @@ def test_a_lab_repaired_before_the_answer_shows_no_passing_trace_as_the_proof(mo
     assert result.output.startswith("right") and "the trace\n" not in result.output
     assert ("the fault is no longer there: lab qz was as planned before this answer (repaired since the quiz broke "
             "it), so no trace shows it; to see it: sudo netlab break --lab qz ip-forward-off --target n1, then "
-            "netlab trace --lab qz a b") in result.output, result.output
+            "sudo netlab trace --lab qz a b") in result.output, result.output
     assert events[-2:] == ["repaired qz", "quiz closed"]
 
 

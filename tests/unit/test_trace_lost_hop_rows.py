@@ -54,8 +54,8 @@ def test_a_problem_past_where_the_packet_vanished_is_not_the_reason(world):  # n
     assert r.verdict.fix is None
     assert "result: LOST at hop 5 (demo-minikube flannel.1): seen on demo-minikube cni0" in render_text(r)
     # the commands it points to name the lab: typed as printed, they are this lab's whatever other lab is up
-    assert explain(w, lab="demo").reason.endswith("look at the firewall: netlab inspect --lab demo minikube "
-                                                  "(iptables counters) or netlab capture --lab demo minikube:flannel.1")
+    assert explain(w, lab="demo").reason.endswith("look at the firewall: sudo netlab inspect --lab demo "
+                                                  "minikube (iptables counters) or sudo netlab capture --lab demo minikube:flannel.1")
 
 
 def _row(kind: str, netns: str, dev: str, direction: str | None = None, seen: bool | None = None,
