@@ -125,7 +125,9 @@ class ArrivalSteps(WalkParts):
             cached = getattr(self.k, "neigh_header_before", lambda *_: True)(ns, bridge, hop)  # built on first use
             out = self._obs(ns, bridge, "out") if bridgeddnat.through_device(before, cached) else None
             self._unseen = (ns, bridge)  # no route, ARP or bridge-port row of it there shows on the bridge device
-            text, facts = bridgeddnat.words(bridge, self._port_in, self.lab.name_ip(hop), before, cached)
+            now = getattr(self.k, "neigh", None) if before not in bridgeddnat.USABLE else None  # answered?
+            after = getattr(now(ns, bridge, hop) if now else None, "state", None)
+            text, facts = bridgeddnat.words(bridge, self._port_in, self.lab.name_ip(hop), before, cached, after)
             return self.rows.row(ns, bridge, "bridge", f"dst MAC is {bridge}'s own, but {text}; {brnf.switched(True)}",
                                  [brnf.command(ns), f"ip -n {ns} neigh show {hop} dev {bridge}"], out, **facts)
         if new is not None and seen is not None:

@@ -27,6 +27,8 @@ from typing import Any
 CONNECTED = ("REACHABLE", "PERMANENT", "NOARP")
 # States with an address the packet can be sent to at once (the output confirms the entry later)
 USABLE = CONNECTED + ("STALE", "DELAY", "PROBE")
+# States after the packet of an entry whose resolution got no answer: a frame it held was never sent
+UNANSWERED = ("INCOMPLETE", "FAILED")
 
 
 def through_device(before: str | None, cached: bool | None = True) -> bool | None:
@@ -42,10 +44,11 @@ def through_device(before: str | None, cached: bool | None = True) -> bool | Non
 
 
 def words(bridge: str, port: str | None, whose: str, before: str | None,
-          cached: bool | None = True) -> tuple[str, dict[str, Any]]:
+          cached: bool | None = True, after: str | None = None) -> tuple[str, dict[str, Any]]:
     """The row's text after "dst MAC is BRIDGE's own, ...", and its facts: ``whose``: the new destination's next
     hop and whose it is; ``before``: its neighbour entry's state before the packet ("no entry"; None: not
-    read); ``cached``: whether a connected entry held its cached header (through_device)."""
+    read); ``cached``: whether a connected entry held its cached header (through_device); ``after``: the entry's
+    state after the packet (INCOMPLETE or FAILED: no answer came, so the frame it held never left)."""
     head = (f"br_netfilter DNATs at the bridge port and the new destination is behind {bridge} too, so it sends the "
             f"frame back into the bridge")
     where = f" from port {port}" if port else ""
@@ -73,6 +76,12 @@ def words(bridge: str, port: str | None, whose: str, before: str | None,
     then = "it sends the frame at once, and confirms the entry later" if before in USABLE else \
         "it asks who-has first and holds the frame until the answer"
     state = f"no ARP entry for {whose}" if before == "no entry" else f"the ARP entry for {whose} {before}"
+    if before not in USABLE and after in UNANSWERED:  # held in the entry's queue: only the who-has left
+        return (f"{head}: with {state} before the packet, br_netfilter hands the frame to that entry's output on "
+                f"{bridge} ({then}): no answer came (the entry is {after} after the packet), so the frame never left "
+                f"by {bridge} (a capture on {bridge} shows only the who-has requests); answered, it would leave by "
+                f"{bridge} itself and {bridge}'s transmit would forward it on in the bridge as if it came in{where}"), \
+            {"bridged_dnat_via": bridge, "neigh_before": before}
     return (f"{head}: with {state} before the packet, br_netfilter hands the frame to that entry's "
             f"output on {bridge} ({then}): the frame leaves by {bridge} itself (a capture on {bridge} sees it), and "
             f"{bridge}'s transmit forwards it on in the bridge as if it came in{where}"), \

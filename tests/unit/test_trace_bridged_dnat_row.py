@@ -153,3 +153,23 @@ def test_a_neighbour_dumps_ages_and_probes_are_read():
     assert (n.dst, n.used, n.updated, n.probes) == (WEB_1, 120, 130, 0)
     bare = parse_neigh(Msg(28, 0, 0, rtnl.NDMSG.pack(rtnl.AF_INET, 4, rtnl.NUD_PERMANENT, 0, 0)))
     assert (bare.used, bare.updated, bare.probes) == (None, None, None)
+
+
+@pytest.mark.parametrize("now", ["INCOMPLETE", "FAILED"])
+def test_a_frame_held_for_an_arp_answer_that_never_came_is_said_never_to_leave_cni0(now):
+    """QA: conntrack-stale-entry's `trace client svc/kube-dns --sport 40053`: the stale entry DNATs to an address
+    behind cni0 that nobody answers for. The row was NOT SEEN on cni0 while its words said the frame "leaves by
+    cni0 itself (a capture on cni0 sees it)": the entry's output held it for an answer that never came."""
+    lab = lab_from((ROOT / "topologies/services.yaml").read_text())
+    plan = build_plan(lab)
+    k = BeforeKernel(lab, plan)
+    k.before = "no entry"
+    k.no_neigh[("svc-node-1", "cni0", WEB_1)] = now  # the entry after the packet: no answer came
+    k.ct["svc-node-1"] = [CtEntry(FLOW, Flow("tcp", WEB_1, CLIENT, 8080, 40000), "SYN_RECV")]
+    w = walk(k, LabMap.from_lab(lab, plan), "svc-client", FLOW)
+    [row] = [h for h in w.hops if h.kind == "bridge" and h.netns == "svc-node-1" and h.device == "cni0"]
+    assert "a capture on cni0 sees it" not in row.decision and "leaves by cni0 itself" not in row.decision, row.decision
+    assert (f"it asks who-has first and holds the frame until the answer): no answer came (the entry is {now} "
+            "after the packet), so the frame never left by cni0 (a capture on cni0 shows only the who-has requests); "
+            "answered, it would leave by cni0 itself") in row.decision, row.decision
+    assert row.facts["bridged_dnat_via"] == "cni0" and row.observe is not None  # NOT SEEN there, as said
