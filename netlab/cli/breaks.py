@@ -133,10 +133,13 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
       sudo netlab probe                  # what fails?
       sudo netlab trace fedora-1 fedora-2
       sudo netlab quiz answer pod-cidr-route-missing   # seed 7's fault
+      sudo netlab quiz answer --reveal   # give up: the answer, then the repair
 
-    The answer says right or wrong, shows the trace that proves it (or, on
-    a lab repaired before the answer, that the fault is no longer there),
-    and repairs the lab (`netlab up`). Only scenarios that change something on
+    A right answer shows the fault, the trace that proves it (or, on a lab
+    repaired before the answer, that the fault is no longer there), and
+    repairs the lab (`netlab up`). A wrong one says only "wrong" (exit 1):
+    the lab stays broken and the quiz open for another try. `quiz answer
+    --reveal` gives up: the answer, its trace, then the repair. Only scenarios that change something on
     this lab are picked; `netlab break --list` names them all. A lab that is
     not as planned already (`netlab status`) is refused with exit 2: repair it
     first. A lab that `up --watch` keeps is refused with exit 3 (it would
@@ -183,10 +186,15 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
 
 
 @quiz.command("answer")
-@click.argument("scenario", shell_complete=_complete_scenarios)
+@click.argument("scenario", required=False, shell_complete=_complete_scenarios)
 @lab_options
-def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> None:
-    """Answer the open quiz: right or wrong, the trace that proves it, then the repair."""
+@click.option("--reveal", is_flag=True, help="Show the answer and repair the lab, whatever SCENARIO says (give up).")
+def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None, reveal: bool) -> None:
+    """Answer the open quiz. Right: the fault, the trace that proves it, then the repair. Wrong: only "wrong"
+    (exit 1); the lab stays broken and the quiz open, to look again and answer again. --reveal gives up: the
+    answer, its trace and the repair (with SCENARIO: judged first, as before)."""
+    if scenario is None and not reveal:
+        raise UsageError("name the scenario you found, or give up with --reveal (the answer, then the repair)")
     require_root()
     from netlab.breaks import quiz as qz, symptoms
     from netlab.cni.edited import repair_up
@@ -200,7 +208,7 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     open_quiz = qz.load(name)
     if open_quiz is None:
         raise UsageError(f"lab {name} has no open quiz; start one with: sudo netlab quiz --lab {name}")
-    if catalogue.scenario(scenario) is None:
+    if scenario is not None and catalogue.scenario(scenario) is None:
         raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
     state = running_lab(name)
     lab = served(state.resolved(), state)  # as the quiz picked its target
@@ -215,6 +223,11 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     # Repaired before the answer (`netlab up`, or by hand): the lab is as planned, so any trace passes; a passing
     # trace is no proof of the fault, so none is shown.
     gone = not _faults_before(name, "quiz")
+    if not right and not reveal and not gone:  # another try: nothing revealed, nothing repaired
+        click.echo(f"wrong: it is not {scenario}; lab {name} stays broken and its quiz open: look again, then answer "
+                   f"again (sudo netlab quiz answer --lab {name} SCENARIO), or see the answer and repair the lab: "
+                   f"sudo netlab quiz answer --lab {name} --reveal")
+        raise SystemExit(1)
     result = None if gone else run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size,
                                    sport=check.sport, repair=repair_up(state))
     # Repaired before a word is written: a reader that stops reading (`| head -1`) must not leave the lab broken
@@ -223,7 +236,8 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     qz.close(name)
     fixed = repaired.last_up.fixed if repaired.last_up else []
     what = "object or container" if len(fixed) == 1 else "objects or containers"
-    click.echo(("right" if right else f"wrong: it was {s.name}") + f" ({s.breaks}, on {open_quiz['target']})")
+    verdict = f"it was {s.name}" if scenario is None else "right" if right else f"wrong: it was {s.name}"
+    click.echo(f"{verdict} ({s.breaks}, on {open_quiz['target']})")
     click.echo("  the fault:")
     for line in fault:
         click.echo(f"    {line}")
@@ -237,5 +251,5 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
         click.echo(f"the trace that shows it: sudo netlab trace --lab {name} {check.src} {check.dst}{flags}")
         click.echo(render_text(result), nl=False)
     click.echo(f"repaired: lab {name} is up again ({len(fixed)} {what} put back)")
-    if not right:
+    if not right and scenario is not None:  # a give-up (--reveal alone) answered nothing wrong
         raise SystemExit(1)

@@ -88,7 +88,7 @@ def test_a_one_node_lab_breaks_and_quizzes_as_the_catalogue_says(tmp_path):
                              also=a_to_b_dies_at_b_port if scenario == "bridge-port-down" else None)
         netlab("quiz", "--lab", name, "--seed", "5")
         picked = quiz.pick(model, 5).name
-        ans = netlab("quiz", "answer", "vxlan-arp-missing", "--lab", name, check=False)
+        ans = netlab("quiz", "answer", "vxlan-arp-missing", "--lab", name, "--reveal", check=False)
         assert ans.returncode == 1 and ans.stdout.startswith(f"wrong: it was {picked}"), ans.stderr
         assert f"netlab trace --lab {name} n1 b" in ans.stdout and "bridge port" in ans.stdout
         assert "repaired" in ans.stdout
@@ -149,14 +149,18 @@ def test_quiz_breaks_and_answer_repairs(default_lab):
     assert [line.strip() for line in fault] == broke["changes"], ans.stdout
     again = netlab("quiz", "answer", picked, "--lab", lab, check=False)
     assert again.returncode == 2 and "no open quiz" in again.stderr
-    # A wrong answer: exit 1, the right name, the proving trace, and the lab repaired all the same.
+    # A wrong answer: exit 1, nothing revealed, the lab still broken and the quiz open for another try (it
+    # revealed and repaired at once); --reveal gives up: the name, the proving trace, the repair.
     netlab("quiz", "--lab", lab, "--seed", "1")
     picked = quiz.pick(running_lab(lab).resolved(), 1).name
     wrong = next(s.name for s in catalogue.SCENARIOS if s.name != picked and not s.example)
     ans = netlab("quiz", "answer", wrong, "--lab", lab, check=False)
-    assert ans.returncode == 1 and ans.stdout.startswith(f"wrong: it was {picked}"), ans.stdout + ans.stderr
-    assert "repaired" in ans.stdout
-    assert_as_planned(lab, "a wrong answer")
+    assert ans.returncode == 1 and ans.stdout.startswith(f"wrong: it is not {wrong};"), ans.stdout + ans.stderr
+    assert picked not in ans.stdout and not Lab.attach(lab).status().ok, ans.stdout
+    ans = netlab("quiz", "answer", "--reveal", "--lab", lab, check=False)
+    assert ans.returncode == 0 and ans.stdout.startswith(f"it was {picked}"), ans.stdout + ans.stderr
+    assert "the trace that shows it: sudo netlab trace" in ans.stdout and "repaired" in ans.stdout
+    assert_as_planned(lab, "a revealed answer")
 
 
 def test_quiz_refuses_a_lab_broken_already_and_break_warns(default_lab):

@@ -86,3 +86,32 @@ def test_a_stale_entry_gone_before_the_answer_is_not_called_repaired(monkeypatch
             "netlab up), it timed out and the fault healed by itself, no repair: the kernel drops a UDP entry "
             "nf_conntrack_udp_timeout_stream (120 s) after its flow's last packet), so no trace shows it"
             ) in result.output, result.output
+
+
+def test_a_wrong_answer_keeps_the_quiz_open_for_another_try(monkeypatch):
+    """QA: a wrong answer revealed the fault and repaired the lab in one step: no second try for a class. It says
+    wrong, keeps the lab broken and the quiz open (exit 1), and names how to try again or give up (--reveal)."""
+    events: list[str] = []
+    _faked(monkeypatch, events, 1)
+    result = CliRunner().invoke(cli, ["quiz", "answer", "rp-filter-strict"])
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert result.output == ("wrong: it is not rp-filter-strict; lab qz stays broken and its quiz open: look again, "
+                             "then answer again (sudo netlab quiz answer --lab qz SCENARIO), or see the answer and "
+                             "repair the lab: sudo netlab quiz answer --lab qz --reveal\n"), result.output
+    assert events == [] and "ip-forward-off" not in result.output  # no trace, no repair, nothing revealed
+
+
+def test_reveal_gives_up_shows_the_answer_and_repairs(monkeypatch):
+    events: list[str] = []
+    _faked(monkeypatch, events, 1)
+    result = CliRunner().invoke(cli, ["quiz", "answer", "--reveal"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.output.startswith("it was ip-forward-off (") and "the trace that shows it" in result.output
+    assert events == ["traced", "repaired qz", "quiz closed"]
+    wrong = CliRunner().invoke(cli, ["quiz", "answer", "rp-filter-strict", "--reveal"])  # judged, then revealed
+    assert wrong.exit_code == 1 and wrong.output.startswith("wrong: it was ip-forward-off ("), wrong.output
+    from cli_inprocess import run_cli
+
+    neither = run_cli("quiz", "answer")
+    assert neither.returncode == 2 and neither.stderr == ("netlab: name the scenario you found, or give up with "
+                                                          "--reveal (the answer, then the repair)\n"), neither
