@@ -21,7 +21,7 @@ from netlab.model.addressing import Held
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
-from netlab.plan.resources import NatRules
+from netlab.plan.resources import NatRules, Sysctl
 from netlab.realize import state as state_mod
 from netlab.realize import state_dir
 
@@ -58,6 +58,11 @@ def nat(lab, node: str) -> NatRules:
     return out
 
 
+def localnet(lab) -> set[tuple[str, str]]:
+    return {(r.netns, r.value) for r in build_plan(lab).resources
+            if isinstance(r, Sysctl) and r.name == "net.ipv4.conf.cni0.route_localnet"}
+
+
 def portmaps(rules: NatRules) -> list[str]:
     return [line for line in rules.rules if "CNI-" in line]
 
@@ -81,6 +86,9 @@ def test_a_node_keeps_portmap_s_shared_chains_after_its_last_host_port_pod_goes(
     assert not [c for c in n1.chains if c.startswith("CNI-DN-")]
     assert not portmaps(nat(running, "n2"))
     assert "portmap's" in n1.payload.splitlines()[0]
+    # portmap's ADD set route_localnet=1 on cni0 and its DEL leaves it: kept with the chains, on n1 alone
+    assert localnet(running) == {("fhp-n1", "1")}
+    assert not localnet(resolve(load_topology(write(tmp_path, after, mode))))
     assert lab_status.status(state, k).ok
     assert state.held().portmap_nodes == frozenset({"n1"})
     # the same file brought up afresh (no running lab): no portmap chain anywhere
