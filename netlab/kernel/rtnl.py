@@ -73,7 +73,11 @@ IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
 # RTA_* (linux/rtnetlink.h)
 RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC = 1, 2, 3, 4, 5, 6, 7
 RTA_MULTIPATH, RTA_TABLE = 9, 15
+RTA_IP_PROTO, RTA_SPORT, RTA_DPORT = 27, 28, 29  # route get: the flow's L4 keys, which a multipath hash reads
 RTNH_F_ONLINK = 4
+# struct rtnexthop (linux/rtnetlink.h), each hop of RTA_MULTIPATH: rtnh_len (u16, with its attributes),
+# rtnh_flags (u8), rtnh_hops (u8: weight - 1), rtnh_ifindex (int); its attributes (RTA_GATEWAY) follow it
+RTNEXTHOP = struct.Struct("=HBBi")
 RTM_F_CLONED = 0x200  # a route cache entry (an exception: a path MTU learned, a redirect), not a FIB route
 RTM_F_FIB_MATCH = 0x2000  # route get: answer with the FIB entry that matched, not the resolved route
 RT_TABLE_UNSPEC, RT_TABLE_DEFAULT, RT_TABLE_MAIN, RT_TABLE_LOCAL = 0, 253, 254, 255
@@ -302,16 +306,31 @@ def _rtmsg(dst_len: int, table: int, proto: int, scope: int, rtype: int, flags: 
     return RTMSG.pack(AF_INET, dst_len, 0, 0, table if table < 256 else RT_TABLE_UNSPEC, proto, scope, rtype, flags)
 
 
+def multipath(hops: list[tuple[str, int]]) -> bytes:
+    """RTA_MULTIPATH of ``ip route ... nexthop via GW dev IDX nexthop ...``: each (gateway, oif) one rtnexthop of
+    weight 1, its RTA_GATEWAY after it."""
+    out = b""
+    for gateway, oif in hops:
+        gw = ipv4(RTA_GATEWAY, gateway)
+        out += RTNEXTHOP.pack(RTNEXTHOP.size + len(gw), 0, 0, oif) + gw
+    return attr(RTA_MULTIPATH, out)
+
+
 def route_replace(dst: str, dst_len: int, oif: int | None, gateway: str | None, onlink: bool = False,
                   table: int = RT_TABLE_MAIN, proto: int = RTPROT_BOOT, scope: int = RT_SCOPE_UNIVERSE,
-                  rtype: int = RTN_UNICAST, priority: int | None = None, prefsrc: str | None = None) -> bytes:
-    """``ip route replace DST [via GW] dev IDX [onlink] [proto P] [scope S] [metric M] [table T]``."""
+                  rtype: int = RTN_UNICAST, priority: int | None = None, prefsrc: str | None = None,
+                  nexthops: list[tuple[str, int]] | None = None) -> bytes:
+    """``ip route replace DST [via GW] dev IDX [onlink] [proto P] [scope S] [metric M] [table T]``; with
+    ``nexthops`` (gateway, oif), ``ip route replace DST nexthop via GW dev IDX nexthop ...`` instead of one
+    gateway and device: an equal-cost multipath route."""
     body = _rtmsg(dst_len, table, proto, scope, rtype, RTNH_F_ONLINK if onlink else 0)
     if dst_len:
         body += ipv4(RTA_DST, dst)
-    if oif:
+    if nexthops:
+        body += multipath(nexthops)
+    if oif and not nexthops:
         body += u32(RTA_OIF, oif)
-    if gateway:
+    if gateway and not nexthops:
         body += ipv4(RTA_GATEWAY, gateway)
     if priority:
         body += u32(RTA_PRIORITY, priority)
@@ -417,8 +436,11 @@ def link_dump(family: int = AF_UNSPEC) -> bytes:
     return message(RTM_GETLINK, 0, _ifinfo(0, family=family))
 
 
-def route_get(dst: str, src: str | None = None, iif: int | None = None, fib_match: bool = False) -> bytes:
-    """``ip route get DST [from SRC] [iif IDX] [fibmatch]``: the kernel's decision for that very packet.
+def route_get(dst: str, src: str | None = None, iif: int | None = None, fib_match: bool = False,
+              l4: tuple[int, int, int] | None = None) -> bytes:
+    """``ip route get DST [from SRC] [iif IDX] [fibmatch] [ipproto P sport S dport D]``: the kernel's decision for
+    that very packet. ``l4`` (protocol number, source port, destination port): the flow's keys, which the kernel
+    builds a packet of (inet_rtm_getroute_build_skb) for a multipath route's L4 hash to pick its hop by.
 
     Answered by one RTM_NEWROUTE. Without ``fib_match`` it is the route the
     packet takes (type, output device, gateway, preferred source), as if the
@@ -433,6 +455,8 @@ def route_get(dst: str, src: str | None = None, iif: int | None = None, fib_matc
         body += ipv4(RTA_SRC, src)
     if iif is not None:
         body += u32(RTA_IIF, iif)
+    if l4 is not None:
+        body += u8(RTA_IP_PROTO, l4[0]) + be16(RTA_SPORT, l4[1]) + be16(RTA_DPORT, l4[2])
     return message(RTM_GETROUTE, 0, body)
 
 

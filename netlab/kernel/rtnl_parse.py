@@ -25,7 +25,7 @@ from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK
                                 IFLA_VXLAN_TTL, INET_CONF, NDA_CACHEINFO, NDA_DST, NDA_LLADDR, NDA_MASTER,
                                 NDA_PROBES,
                                 NDMSG, OPERSTATES, RTA_DST,
-                                RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE,
+                                RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTNEXTHOP, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE,
                                 RTM_F_CLONED, RTMSG, link_dump)
 
 
@@ -74,6 +74,7 @@ class RouteMsg:
     priority: int | None
     prefsrc: str | None
     multipath: bool
+    nexthops: tuple[tuple[str | None, int], ...] = ()  # RTA_MULTIPATH's hops: (gateway, oif), in the kernel's order
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,23 @@ def parse_route(m: Msg) -> RouteMsg:
     return RouteMsg(table=get_u32(a, RTA_TABLE, table) or table, dst=get_ipv4(a, RTA_DST) or "0.0.0.0",
                     dst_len=dst_len, tos=tos, gateway=get_ipv4(a, RTA_GATEWAY), oif=get_u32(a, RTA_OIF),
                     proto=proto, scope=scope, type=rtype, flags=flags, priority=get_u32(a, RTA_PRIORITY),
-                    prefsrc=get_ipv4(a, RTA_PREFSRC), multipath=RTA_MULTIPATH in a)
+                    prefsrc=get_ipv4(a, RTA_PREFSRC), multipath=RTA_MULTIPATH in a,
+                    nexthops=nexthops(a.get(RTA_MULTIPATH, b"")))
+
+
+def nexthops(data: bytes) -> tuple[tuple[str | None, int], ...]:
+    """RTA_MULTIPATH's hops, each a struct rtnexthop (its length counting its own attributes) and its
+    RTA_GATEWAY: (gateway, oif) each."""
+    out = []
+    off = 0
+    while off + RTNEXTHOP.size <= len(data):
+        length, _flags, _hops, oif = RTNEXTHOP.unpack_from(data, off)
+        if length < RTNEXTHOP.size or off + length > len(data):
+            break
+        a = attrs(data[off:off + length], RTNEXTHOP.size)
+        out.append((get_ipv4(a, RTA_GATEWAY), oif))
+        off += (length + 3) & ~3
+    return tuple(out)
 
 
 def parse_routes(msgs: Iterable[Msg]) -> list[RouteMsg]:

@@ -407,3 +407,47 @@ def test_parse_link_reads_the_interfaces_ipv4_sysctls():
     assert link.inet_conf["tag"] == "111" and link.inet_conf["arp_ignore"] == "118"
     assert link.inet_conf["arp_notify"] == "121"  # IPV4_DEVCONF_ARP_NOTIFY = 22 (a pod's eth0 has it at 1)
     assert rtnl_parse.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, body[:-len(spec)])).inet_conf == {}
+
+
+def test_a_multipath_route_is_ip_routes_nexthops():
+    """``ip route replace 203.0.113.101/32 nexthop via 192.168.122.2 dev eth0 nexthop via 192.168.122.3 dev eth0``:
+    RTA_MULTIPATH's rtnexthops as pyroute2 reads them, each with its gateway, device and weight 1; no RTA_OIF nor
+    RTA_GATEWAY beside them."""
+    data = rtnl.route_replace("203.0.113.101", 32, 2, None, nexthops=[("192.168.122.2", 2), ("192.168.122.3", 4)])
+    msg, mtype, flags = decode(rtmsg, data)
+    assert mtype == rtnl.RTM_NEWROUTE and flags & nl.NLM_F_REPLACE and msg.get_attr("RTA_DST") == "203.0.113.101"
+    assert msg.get_attr("RTA_OIF") is None and msg.get_attr("RTA_GATEWAY") is None
+    hops = msg.get_attr("RTA_MULTIPATH")
+    assert [(h["oif"], h["hops"], h["flags"], h.get_attr("RTA_GATEWAY")) for h in hops] == [
+        (2, 0, 0, "192.168.122.2"), (4, 0, 0, "192.168.122.3")]
+    # The bytes, as the kernel's rtnh_ok()/rtnh_next() walk them: each hop 16 bytes (8 of rtnexthop, 8 of gateway).
+    attr = data[16 + 12 + 8:16 + 12 + 8 + 36]
+    assert attr == bytes.fromhex("2400 0900" "1000 00 00 02000000 0800 0500 c0a87a02"
+                                 "1000 00 00 04000000 0800 0500 c0a87a03")
+
+
+def test_parse_route_reads_the_hops_of_a_multipath_route():
+    m = encode(rtmsg, rtnl.RTM_NEWROUTE, {"family": 2, "dst_len": 32, "table": 254, "proto": 3, "type": 1},
+               [("RTA_DST", "203.0.113.101"), ("RTA_TABLE", 254),
+                ("RTA_MULTIPATH", [{"oif": 2, "hops": 0, "attrs": [("RTA_GATEWAY", "192.168.122.2")]},
+                                   {"oif": 2, "hops": 0, "attrs": [("RTA_GATEWAY", "192.168.122.3")]}])])
+    r = rtnl_parse.parse_route(m)
+    assert r.multipath and r.gateway is None and r.oif is None
+    assert r.nexthops == (("192.168.122.2", 2), ("192.168.122.3", 2))
+    # Ours read back by our parser too, and a one-gateway route has none.
+    r = rtnl_parse.parse_route(nl.Msg(rtnl.RTM_NEWROUTE, 0, 0, rtnl.route_replace(
+        "203.0.113.101", 32, None, None, nexthops=[("192.168.122.2", 5), ("192.168.122.4", 5)])[16:]))
+    assert r.nexthops == (("192.168.122.2", 5), ("192.168.122.4", 5))
+    assert rtnl_parse.parse_route(nl.Msg(rtnl.RTM_NEWROUTE, 0, 0, rtnl.route_replace(
+        "10.0.0.0", 8, 5, "192.168.122.2")[16:])).nexthops == ()
+
+
+def test_route_get_carries_the_flows_l4_keys_for_a_multipath_hash():
+    """``ip route get 203.0.113.101 from 203.0.113.50 iif 3 ipproto tcp sport 40001 dport 80``."""
+    data = rtnl.route_get("203.0.113.101", "203.0.113.50", 3, l4=(6, 40001, 80))
+    msg, *_ = decode(rtmsg, data)  # pyroute2 0.9 names none of the three: the rest it reads as ever
+    assert msg.get_attr("RTA_DST") == "203.0.113.101" and msg.get_attr("RTA_IIF") == 3
+    # The three attributes as iproute2's `ip route get ... ipproto tcp sport 40001 dport 80` sends them (seen
+    # with strace): RTA_IP_PROTO a u8, RTA_SPORT and RTA_DPORT in network order, each padded to 4 bytes.
+    assert data.endswith(bytes.fromhex("0500 1b00 06000000" "0600 1c00 9c410000" "0600 1d00 00500000"))
+    assert len(data) == len(rtnl.route_get("203.0.113.101", "203.0.113.50", 3)) + 24
