@@ -41,10 +41,13 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
     for r in ns.all_routes():
         snap.routes.append(RouteMsg(table=r.table, dst=str(r.dst.network_address), dst_len=r.dst.prefixlen, tos=0,
                                     gateway=str(r.gateway) if r.gateway else None,
-                                    oif=ns.links[r.dev].index if r.dev else None, proto=rtnl.proto_num(r.proto),
+                                    oif=ns.links[r.dev].index if r.dev and not r.nexthops else None,
+                                    proto=rtnl.proto_num(r.proto),
                                     scope=rtnl.scope_num(r.scope), type=rtnl.type_num(r.type),
                                     flags=rtnl.RTNH_F_ONLINK if r.onlink else 0, priority=r.metric or None,
-                                    prefsrc=None, multipath=False))
+                                    prefsrc=None, multipath=bool(r.nexthops),
+                                    nexthops=tuple((str(gw), ns.links[r.dev].index if r.dev else 0)
+                                                   for gw in r.nexthops)))
     for (dev, ip), (mac, state) in ns.neighs.items():
         snap.neighs.append(NeighMsg(rtnl.AF_INET, ns.links[dev].index, ip, mac, state, 0, None))
     for dev, mac, dst in ns.fdb:

@@ -133,9 +133,10 @@ class FNetns:
             res = replace(res, dev=dev)
         if res.dev:
             link = self.link(res.dev)
-            if res.gateway and not res.onlink and not self.reachable(res.gateway, res.dev):
+            gateways = [res.gateway] if res.gateway else list(res.nexthops)  # a multipath route's: each hop's
+            if not res.onlink and any(not self.reachable(gw, res.dev) for gw in gateways):
                 raise FakeError(errno.ENETUNREACH, "network unreachable")
-            if (res.onlink or not res.gateway) and not link.up:
+            if (res.onlink or not gateways) and not link.up:
                 raise FakeError(errno.ENETDOWN, "network is down")
         for r in same:
             self.routes.remove(r)

@@ -212,6 +212,9 @@ class Route(Resource):
     scope: str = "global"
     type: str = "unicast"
     metric: int = 0
+    # An equal-cost multipath route's next hops, each through ``dev`` (then ``gateway`` is None): ``nexthop via A
+    # dev D nexthop via B dev D``. Two or more: the kernel keeps a route of one hop as a plain one.
+    nexthops: tuple[IPv4Address, ...] = ()
 
     @property
     def key(self) -> tuple:
@@ -220,6 +223,9 @@ class Route(Resource):
     def _spec(self) -> str:
         dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
         out = dst if self.type == "unicast" else f"{self.type} {dst}"
+        if self.nexthops:
+            return out + "".join(f" nexthop via {gw} dev {self.dev}" for gw in self.nexthops) + (
+                f" table {self.table}" if self.table != 254 else "") + (f" metric {self.metric}" if self.metric else "")
         if self.gateway:
             out += f" via {self.gateway}"
         if self.dev:
@@ -239,6 +245,14 @@ class Route(Resource):
 
     def describe(self) -> str:
         return f"route {self._spec()} in {self.netns}"
+
+    def to_json(self) -> dict[str, Any]:
+        # A multipath route's hops as `ip -j route` prints them (without their weight, 1 each); none: no key
+        out = super().to_json()
+        hops = out.pop("nexthops")
+        if hops:
+            out["nexthops"] = [{"gateway": str(gw), "dev": self.dev} for gw in hops]
+        return out
 
 
 @dataclass(frozen=True)
@@ -351,6 +365,8 @@ def resource_from_json(data: dict[str, Any]) -> Resource:
     for name in ("chains", "rules", "listing"):
         if name in data:
             data[name] = tuple(data[name])
+    if cls is Route and "nexthops" in data:
+        data["nexthops"] = tuple(IPv4Address(hop["gateway"]) for hop in data["nexthops"])
     conv = {"local": IPv4Address, "dst": None, "src": IPv4Network, "gateway": IPv4Address,
             "address": IPv4Interface, "broadcast": IPv4Address}
     for name, value in list(data.items()):

@@ -89,6 +89,8 @@ def _show(value: object) -> str:
         return "none"
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, tuple):  # a multipath route's next hops
+        return ", ".join(map(str, value)) if value else "none"
     return str(value)
 
 

@@ -65,9 +65,14 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
     for r in snap.routes:
         if r.proto == rtnl.RTPROT_KERNEL:
             continue  # made by the kernel for an address
+        # A multipath route's hops all through one device are the plan's nexthops through its dev; through several,
+        # it has no dev of its own (and differs from any plan)
+        hop_devs = {names.get(oif) for _, oif in r.nexthops}
+        oif_name = names.get(r.oif) if r.oif else (hop_devs.pop() if len(hop_devs) == 1 else None)
         out.add(Route(netns=ns, dst=IPv4Network(f"{r.dst}/{r.dst_len}"),
                       gateway=IPv4Address(r.gateway) if r.gateway else None,
-                      dev=names.get(r.oif) if r.oif else None, onlink=bool(r.flags & rtnl.RTNH_F_ONLINK),
+                      nexthops=tuple(IPv4Address(gw) if gw else IPv4Address("0.0.0.0") for gw, _ in r.nexthops),
+                      dev=oif_name, onlink=bool(r.flags & rtnl.RTNH_F_ONLINK),
                       table=r.table, proto=rtnl.PROTO_NAMES.get(r.proto, str(r.proto)),
                       scope=rtnl.SCOPE_NAMES.get(r.scope, str(r.scope)),
                       type=rtnl.ROUTE_TYPE_NAMES.get(r.type, str(r.type)), metric=r.priority or 0))
