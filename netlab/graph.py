@@ -207,19 +207,18 @@ def build(lab: Lab) -> Graph:
         inet = topo.internet
         gw = ids("inet", "gateway")
         grp = Group(ids("grp", "internet"), f"internet {inet.cidr}")
-        grp.boxes.append(Box(gw, f"gateway\nnetns {naming.netns_name(lab.name, 'gateway')}\n"
-                                 f"{underlay_gateway(underlay)} on the underlay\n{inet.gateway.ip} on the internet",
-                             "host"))
+        # The LoadBalancer IPs it routes to the nodes (a passthrough balancer: plan/internet.py).
+        from netlab.plan.internet import balanced_nodes
+
+        routed = balanced_nodes(lab)
+        addrs = [f"{ip} ({svc}) → {', '.join(n.name for n in routed.get(ip, []))}"
+                 for (_, svc), ip in sorted(lab.addressing.lb_ip.items())]
+        grp.boxes.append(Box(gw, "\n".join([f"gateway\nnetns {naming.netns_name(lab.name, 'gateway')}\n"
+                                            f"{underlay_gateway(underlay)} on the underlay\n{inet.gateway.ip} on the "
+                                            "internet", *addrs]), "host"))
         g.links.append(Link(gw, br0, "underlay", "veth"))
         g.places[(naming.netns_name(lab.name, "gateway"), "*")] = gw
         hosts = dict(lab.internet_hosts)
-        if "lb" in hosts:
-            # The L4 load balancer: holds the LoadBalancer addresses, DNATs them to a nodePort.
-            lb = ids("inet", "lb")
-            addrs = [f"{ip} ({svc})" for (_, svc), ip in sorted(lab.addressing.lb_ip.items())]
-            grp.boxes.append(Box(lb, "\n".join(["load balancer", f"netns {hosts['lb']}", *addrs]), "host"))
-            g.links.append(Link(lb, gw, "internet", "veth"))
-            g.places[(hosts["lb"], "*")] = lb
         for host in inet.hosts:
             hid = ids("host", host.name)
             grp.boxes.append(Box(hid, f"host {host.name}\n{host.ip}", "host"))

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from netlab.errors import NetlabError, loads_json
 from netlab.kernel.netns import TAG_SYSCTLS
 from netlab.model.naming import is_netns
-from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYSCTLS, KERNEL_DEVCONF, RESTORED,
-                                 ROUTE_LOCALNET_SYSCTL, ROUTER_SYSCTLS, devconf_keys)
+from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYSCTLS, GATEWAY_SYSCTLS, KERNEL_DEVCONF,
+                                 RESTORED, ROUTE_LOCALNET_SYSCTL, ROUTER_SYSCTLS, devconf_keys)
 from netlab.realize.interrupted import Seen, seen
 from netlab.realize.lab_name import selected_name
 from netlab.realize.state_dir import read_state_file
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 SYSCTLS = tuple(dict.fromkeys((*(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS)), ROUTE_LOCALNET_SYSCTL[0],
                                *TAG_SYSCTLS)))
 NODE_SYSCTLS = (BRIDGE_NF_SYSCTL[0], *(key for key, _ in CONNTRACK_SYSCTLS))
+GATEWAY_ONLY = tuple(key for key, _ in GATEWAY_SYSCTLS)  # the internet gateway's multipath hash
 
 
 def start(lab_name: str | None, topology: str | None) -> LiveKernel:
@@ -100,7 +101,9 @@ def ahead_sysctls(lab_name: str, saved: object) -> dict[str, tuple[str, ...]]:
     common = tuple(dict.fromkeys(SYSCTLS + restored))
     node = tuple(dict.fromkeys(common + NODE_SYSCTLS))
     nodes = _node_netns(lab_name, saved.get("topology"))
-    return {name: node if name in nodes else common for name in saved["netns"] if is_netns(name)}
+    gateway = (f"{lab_name}-gateway", tuple(dict.fromkeys(common + GATEWAY_ONLY)))
+    return {name: node if name in nodes else gateway[1] if name == gateway[0] else common
+            for name in saved["netns"] if is_netns(name)}
 
 
 def _node_netns(lab_name: str, topology: object) -> set[str]:

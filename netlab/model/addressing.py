@@ -478,12 +478,10 @@ def _internet_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> No
         usable = was in inet and was not in (inet.network_address, inet.broadcast_address)
         _keep_held(addr, kept, seen, pinned, f"service {svc.namespace}/{svc.name}'s load balancer", "lb_ip", key, was,
                    usable, f"service {svc.name!r}")
-    # The internet's switch (a bridge in the gateway) has a port per host and one for the balancer.
-    ports = len(topo.internet.hosts) + (1 if lbs else 0)
-    if ports > BRIDGE_PORT_LIMIT:
+    # The internet's switch (a bridge in the gateway) has a port per host.
+    if len(topo.internet.hosts) > BRIDGE_PORT_LIMIT:
         out.append((("internet", "hosts"), f"{len(topo.internet.hosts)} internet hosts, but the internet's bridge "
-                                           f"takes at most {BRIDGE_PORT_LIMIT} ports (one is the load balancer's); "
-                                           "use fewer hosts"))
+                                           f"takes at most {BRIDGE_PORT_LIMIT} ports; use fewer hosts"))
     free = (IPv4Address(v) for v in range(int(inet.broadcast_address) - 1, int(inet.network_address), -1)
             if IPv4Address(v) not in seen)
     for i, svc in lbs:

@@ -347,12 +347,11 @@ class Lab:
 
     @cached_property
     def internet_hosts(self) -> list[tuple[str, str]]:
-        """(name, namespace) of the simulated internet's machines: gateway, lb, hosts."""
+        """(name, namespace) of the simulated internet's machines: gateway, hosts. (The gateway balances
+        LoadBalancer IPs: plan/internet.py; no machine of its own.)"""
         if self.topo.internet is None:
             return []
         out = [("gateway", naming.netns_name(self.name, "gateway"))]
-        if any(s.type == "LoadBalancer" for s in self.topo.services):
-            out.append(("lb", naming.netns_name(self.name, "lb")))
         out += [(h.name, naming.netns_name(self.name, h.name)) for h in self.topo.internet.hosts]
         return out
 

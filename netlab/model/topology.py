@@ -209,13 +209,15 @@ class Service(Model):
                     "chain (masqueraded; externalTrafficPolicy Local keeps the client's address). The lab's internet "
                     "gateway routes each one to the first node. Not 0.0.0.0, loopback or link-local (the API "
                     "server's rule), nor in the lab's own networks.")
-    load_balancer_ip: Ip | None = Field(None, alias="loadBalancerIP",
-                                        description="External IP held by the lab's load balancer (type LoadBalancer).")
+    load_balancer_ip: Ip | None = Field(
+        None, alias="loadBalancerIP",
+        description="External IP of a LoadBalancer Service, which the lab's internet gateway routes to the nodes (a "
+                    "passthrough balancer).")
     load_balancer_source_ranges: list[SourceRange] = Field(
         [], alias="loadBalancerSourceRanges",
-        description="Type LoadBalancer only: the client addresses (CIDRs) allowed to reach the balancer's IP. The "
-                    "lab's balancer drops the others, as a cloud's does; every node's kube-proxy checks in-cluster "
-                    "traffic to that IP (KUBE-FW-<hash> and KUBE-PROXY-FIREWALL; firewall-ips in nftables mode).")
+        description="Type LoadBalancer only: the client addresses (CIDRs) allowed to reach the LoadBalancer IP. "
+                    "Every node's kube-proxy drops the others (KUBE-FW-<hash> and KUBE-PROXY-FIREWALL; firewall-ips "
+                    "in nftables mode): the lab's gateway routes the IP to the nodes untranslated.")
     external_traffic_policy: Literal["Cluster", "Local"] = Field(
         "Cluster", alias="externalTrafficPolicy",
         description="Where a node sends traffic that came to its nodePort or the load balancer IP (type NodePort or "

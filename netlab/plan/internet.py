@@ -1,4 +1,4 @@
-"""The simulated internet: a gateway router, internet hosts and an L4 load balancer.
+"""The simulated internet: a gateway router, internet hosts, and the routes that balance LoadBalancer IPs.
 
 ::
 
@@ -7,8 +7,8 @@
     │                 (router, ip_forward=1,           default via 203.0.113.1
   nodes' eth0          MASQUERADE underlay -> internet)      ║
   default via         inet0 203.0.113.1/24 (bridge) ── veth<h>
-  192.168.122.1                  └──────────────────── veth<h> ═══ eth0  <lab>-lb
-                                                       203.0.113.x (one per LoadBalancer)
+  192.168.122.1       203.0.113.x/32 (one per LoadBalancer IP)
+                        nexthop via <node> dev eth0 nexthop via <node> dev eth0 ...
 
 The gateway is the router of the nodes' LAN, with the internet side as a
 bridge of its own (a home router with a built-in switch): internet hosts reach
@@ -19,14 +19,25 @@ source of a pod's egress connection (the node has already masqueraded the pod,
 see FLANNEL-POSTRTG in services.py). Replies to connections that came from the
 internet are not rewritten: NAT rules only see a connection's first packet.
 
-The load balancer is a one-armed L4 balancer: it holds each LoadBalancer
-Service's external IP, DNATs a new connection to ``<node IP>:<nodePort>`` of a
-random node (``-m statistic``, like kube-proxy spreads over endpoints; with
-``externalTrafficPolicy: Local``, of the nodes whose health check answers 200,
-as a cloud balancer's health checks settle), and
-masquerades it with its own address. Without that SNAT the node would answer
-the client directly through the gateway, bypassing the balancer, and the
-client would drop a reply from an address it never called.
+The load balancer is a passthrough one, as MetalLB's in BGP mode: the gateway
+routes each LoadBalancer IP to the nodes, an equal-cost multipath route via
+their underlay addresses (as the routes MetalLB's speakers announce to the
+cluster's router), and answers ARP for it on the internet's side (proxy_arp:
+the IPs are in the hosts' own subnet). No NAT: the packet reaches a node still
+addressed to the LoadBalancer IP, where kube-proxy's ``"<svc> loadbalancer
+IP"`` rule DNATs it (plan/services.py); with ``externalTrafficPolicy: Local``
+the endpoint sees the internet host's own address, with Cluster the node's
+masquerade. The gateway hashes each packet's addresses, protocol and ports
+to pick the hop (fib_multipath_hash_policy 3, custom, with those five fields:
+policy 1 would take the hash the sending socket put on the packet, which a
+veth keeps and TCP changes on a retransmission timeout, moving the connection
+to another node), so a connection stays on its node. With
+``externalTrafficPolicy: Local`` the hops are the nodes whose health check
+answers 200 (as a cloud balancer's checks, or MetalLB announcing only from
+nodes with a ready endpoint, settle), or every node when none does (fail
+open). loadBalancerSourceRanges are kube-proxy's to enforce, on the node
+(KUBE-FW-<hash> and KUBE-PROXY-FIREWALL; nftables mode: firewall-ips), which
+sees the client's own address.
 """
 
 from __future__ import annotations
@@ -35,19 +46,14 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
-from netlab.model.lab import Lab
+from netlab.model.lab import Lab, NodeInfo
 from netlab.plan.health import health_checks
-from netlab.plan.iptables import Ruleset, probability
-from netlab.plan.resources import (FORWARDING, Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth,
-                                   address_with_brd)
-from netlab.plan.services import node_ports, port_proto_hash, service_port_name
-from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
+from netlab.plan.iptables import Ruleset
+from netlab.plan.resources import FORWARDING, Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth, address_with_brd
+from netlab.plan.sysctls import COMMON_SYSCTLS, GATEWAY_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
 
 INTERNET_BRIDGE = "inet0"
 GATEWAY_SNAT = "NETLAB-SNAT"
-LB_SERVICES = "NETLAB-LB-SERVICES"
-LB_POSTROUTING = "NETLAB-LB-POSTRTG"
-LB_FIREWALL = "NETLAB-LB-FIREWALL"
 DEFAULT = IPv4Network("0.0.0.0/0")
 
 
@@ -61,32 +67,25 @@ def load_balancer_ips(lab: Lab) -> dict[tuple[str, str], IPv4Address]:
     return dict(lab.addressing.lb_ip)
 
 
-def lb_chain(service_port_name: str, protocol: str) -> str:
-    return naming.check_chain("NETLAB-LB-" + port_proto_hash(service_port_name, protocol))
-
-
 def resources(lab: Lab) -> list[Resource]:
     inet = lab.topo.internet
     if inet is None:
         return []
     names = dict(lab.internet_hosts)  # role/host name -> namespace
     gw_ns = names["gateway"]
-    lb_ns = names.get("lb")
     hosts = [(h.name, names[h.name], h.ip) for h in inet.hosts]
     mtu = lab.underlay_mtu
     underlay = lab.topo.network.underlay.cidr
     gw_underlay = underlay_gateway(underlay)
     prefix = inet.cidr.prefixlen
-    lbs = load_balancer_ips(lab)
     lab_name = lab.name
 
     res: list[Resource] = []
-    all_ns = [gw_ns] + ([lb_ns] if lb_ns else []) + [ns for _, ns, _ in hosts]
+    all_ns = [gw_ns] + [ns for _, ns, _ in hosts]
     res += [Netns(netns=ns) for ns in all_ns]
     for ns in all_ns:
         res += [Sysctl(netns=ns, name=k, value=v) for k, v in COMMON_SYSCTLS]
-    for ns in [gw_ns] + ([lb_ns] if lb_ns else []):
-        res += [Sysctl(netns=ns, name=k, value=v) for k, v in ROUTER_SYSCTLS]
+    res += [Sysctl(netns=gw_ns, name=k, value=v) for k, v in ROUTER_SYSCTLS]
     for _, ns, _ in hosts:
         res += [Sysctl(netns=ns, name=k, value=v) for k, v in HOST_SYSCTLS]
 
@@ -98,7 +97,7 @@ def resources(lab: Lab) -> list[Resource]:
                     peer_netns=gw_ns, peer_name=naming.NODE_IF,
                     peer_mac=naming.mac_from_hash(lab_name, "eth0", "gateway"), master=naming.UNDERLAY_BRIDGE,
                     port_state=FORWARDING))
-    for who, ns in ([("lb", lb_ns)] if lb_ns else []) + [(n, ns) for n, ns, _ in hosts]:
+    for who, ns, _ in hosts:
         res.append(Veth(netns=gw_ns, name=naming.veth_name(lab_name, "inet/" + who), mtu=mtu,
                         mac=naming.mac_from_hash(lab_name, "inet-port", who),
                         peer_netns=ns, peer_name=naming.NODE_IF,
@@ -109,21 +108,54 @@ def resources(lab: Lab) -> list[Resource]:
     res.append(address_with_brd(gw_ns, INTERNET_BRIDGE, IPv4Interface(f"{inet.gateway.ip}/{prefix}")))
     for _, ns, ip in hosts:
         res.append(address_with_brd(ns, naming.NODE_IF, IPv4Interface(f"{ip}/{prefix}")))
-    if lb_ns:
-        for ip in sorted(set(lbs.values())):
-            res.append(address_with_brd(lb_ns, naming.NODE_IF, IPv4Interface(f"{ip}/{prefix}")))
 
     # (Nodes' default route via the gateway's LAN address: plan/build.py, for every lab.)
-    for ns in ([lb_ns] if lb_ns else []) + [ns for _, ns, _ in hosts]:
+    for _, ns, _ in hosts:
         res.append(Route(netns=ns, dst=DEFAULT, gateway=inet.gateway.ip, dev=naming.NODE_IF))
 
     res += external_ip_routes(lab, gw_ns)
+    res += load_balancer_routes(lab, gw_ns)
     res.append(gateway_nat(lab, gw_ns))
-    if lb_ns:
-        res.append(lb_nat(lab, lb_ns, lbs))
-        if any(svc.load_balancer_source_ranges for svc in lab.services if svc.type == "LoadBalancer"):
-            res.append(lb_firewall(lab, lb_ns))
     return res
+
+
+def balanced_nodes(lab: Lab) -> dict[IPv4Address, list[NodeInfo]]:
+    """The nodes the gateway routes each LoadBalancer IP to, in the lab's node order.
+
+    A Service with externalTrafficPolicy Local: a cloud balancer asks each node's kube-proxy on the Service's
+    healthCheckNodePort and sends only to the nodes that answer 200, those with an endpoint of their own
+    (plan/health.py; MetalLB announces such an IP only from nodes with a ready endpoint); with none, it fails
+    open, to every node. The routes are where such checks settle, made anew at each `up`. Services sharing an
+    IP (one loadBalancerIP, other ports) share its route: the nodes of any of them.
+    """
+    healthy = {(c.namespace, c.name, c.node) for c in health_checks(lab) if c.status == 200}
+    lbs = load_balancer_ips(lab)
+    wanted: dict[IPv4Address, set[str]] = {}
+    for svc in lab.services:
+        if svc.type != "LoadBalancer":
+            continue
+        nodes = [n.name for n in lab.nodes if (svc.namespace, svc.name, n.name) in healthy] or \
+            [n.name for n in lab.nodes]
+        wanted.setdefault(lbs[(svc.namespace, svc.name)], set()).update(nodes)
+    return {ip: [n for n in lab.nodes if n.name in names] for ip, names in sorted(wanted.items())}
+
+
+def load_balancer_routes(lab: Lab, gw_ns: str) -> list[Resource]:
+    """Each LoadBalancer IP routed to its nodes' underlay addresses (one node: a plain route, as the kernel keeps
+    a multipath route of one hop); the gateway hashing each packet's five-tuple to pick the hop, and answering
+    ARP for the IPs on the internet's side."""
+    routes: list[Resource] = []
+    for ip, nodes in balanced_nodes(lab).items():
+        dst = IPv4Network(f"{ip}/32")
+        if len(nodes) == 1:
+            routes.append(Route(netns=gw_ns, dst=dst, gateway=nodes[0].ip, dev=naming.NODE_IF))
+        else:
+            routes.append(Route(netns=gw_ns, dst=dst, gateway=None, dev=naming.NODE_IF,
+                                nexthops=tuple(n.ip for n in nodes)))
+    if not routes:
+        return []
+    return [Sysctl(netns=gw_ns, name=k, value=v) for k, v in GATEWAY_SYSCTLS] + [
+        Sysctl(netns=gw_ns, name=f"net.ipv4.conf.{INTERNET_BRIDGE}.proxy_arp", value="1")] + routes
 
 
 def external_ip_routes(lab: Lab, gw_ns: str) -> list[Resource]:
@@ -134,29 +166,6 @@ def external_ip_routes(lab: Lab, gw_ns: str) -> list[Resource]:
     return [Route(netns=gw_ns, dst=IPv4Network(f"{ip}/32"), gateway=first.ip, dev=naming.NODE_IF) for ip in ips]
 
 
-def lb_firewall(lab: Lab, netns: str) -> NatRules:
-    """loadBalancerSourceRanges at the lab's balancer, as a cloud's balancer (its security group) applies them:
-    a connection it DNATed to a nodePort of such a Service goes on only from a source in the ranges."""
-    nps = node_ports(lab)
-    rs = Ruleset("filter")
-    rs.chain(LB_FIREWALL)
-    rs.jump("FORWARD", f"-j {LB_FIREWALL}")
-    for svc in lab.services:
-        if svc.type != "LoadBalancer" or not svc.load_balancer_source_ranges:
-            continue
-        for port in svc.ports:
-            proto, spn = port.protocol.lower(), service_port_name(svc, port)
-            chain = rs.chain(naming.check_chain("NETLAB-LBFW-" + port_proto_hash(spn, proto)))
-            node_port = nps[(svc.namespace, svc.name, port.port, port.protocol)]
-            ranges = [str(r) for r in svc.load_balancer_source_ranges]
-            rs.note(f"{spn}: loadBalancerSourceRanges {', '.join(ranges)}; other clients are dropped here")
-            rs.add(LB_FIREWALL, f"-p {proto} -m {proto} --dport {node_port} -j {chain}")
-            for r in ranges:
-                rs.add(chain, f"-s {r} -j RETURN")
-            rs.add(chain, "-j DROP")
-    return rs.resource(netns, f"netlab {lab.name}: L4 load balancer's source ranges")
-
-
 def gateway_nat(lab: Lab, netns: str) -> NatRules:
     underlay = lab.topo.network.underlay.cidr
     rs = Ruleset("nat")
@@ -165,40 +174,3 @@ def gateway_nat(lab: Lab, netns: str) -> NatRules:
     rs.note("Connections from the cluster's LAN to the internet leave with the gateway's address.")
     rs.add(GATEWAY_SNAT, f"-s {underlay} -o {INTERNET_BRIDGE} -j MASQUERADE")
     return rs.resource(netns, f"netlab {lab.name}: internet gateway")
-
-
-def lb_nat(lab: Lab, netns: str, lbs: dict[tuple[str, str], IPv4Address]) -> NatRules:
-    """DNAT each LoadBalancer IP:port to <node>:<nodePort>, spread at random over the nodes."""
-    nps = node_ports(lab)
-    rs = Ruleset("nat")
-    rs.chain(LB_SERVICES)
-    rs.chain(LB_POSTROUTING)
-    rs.jump("PREROUTING", f"-j {LB_SERVICES}")
-    rs.jump("OUTPUT", f"-j {LB_SERVICES}")
-    rs.jump("POSTROUTING", f"-j {LB_POSTROUTING}")
-    rs.note("One-armed balancer: connections it DNATed leave with its own address, so replies come back here.")
-    rs.add(LB_POSTROUTING, "-m conntrack --ctstate DNAT -j MASQUERADE")
-    # A Service with externalTrafficPolicy Local: a cloud balancer asks each node's kube-proxy on the Service's
-    # healthCheckNodePort and sends only to the nodes that answer 200, those with an endpoint of their own
-    # (plan/health.py); with none, it fails open, to every node. This balancer asks nothing: its rules are
-    # where such health checks settle, made anew at each `up`.
-    healthy = {(c.namespace, c.name, c.node) for c in health_checks(lab) if c.status == 200}
-    for svc in lab.services:
-        if svc.type != "LoadBalancer":
-            continue
-        ip = lbs[(svc.namespace, svc.name)]
-        nodes = [n for n in lab.nodes if (svc.namespace, svc.name, n.name) in healthy] or lab.nodes
-        for port in svc.ports:
-            proto = port.protocol.lower()
-            spn = service_port_name(svc, port)
-            node_port = nps[(svc.namespace, svc.name, port.port, port.protocol)]
-            chain = rs.chain(lb_chain(spn, proto))
-            rs.note(f"{spn} {ip}:{port.port}/{proto} -> node port {node_port} on "
-                    + ", ".join(str(n.ip) for n in nodes)
-                    + (" (the nodes whose health check answers 200)" if len(nodes) < len(lab.nodes) else ""))
-            rs.add(LB_SERVICES, f"-d {ip}/32 -p {proto} -m {proto} --dport {port.port} -j {chain}")
-            for i, node in enumerate(nodes):
-                left = len(nodes) - i
-                stat = f" -m statistic --mode random --probability {probability(left)}" if left > 1 else ""
-                rs.add(chain, f"-p {proto} -m {proto}{stat} -j DNAT --to-destination {node.ip}:{node_port}")
-    return rs.resource(netns, f"netlab {lab.name}: L4 load balancer")

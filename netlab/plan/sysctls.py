@@ -177,6 +177,13 @@ def when_written(name: str) -> str:
     return "netns"
 
 
+# The internet gateway's multipath hash, for the routes that balance LoadBalancer IPs (plan/internet.py): custom
+# (3), of source and destination address, protocol, source and destination port (fields 0x37, which the kernel
+# prints in decimal): the packet's own headers. Policy 1 (L4) would take the hash the sender's socket left on the
+# packet (skb->l4_hash), which a veth keeps and TCP changes after a retransmission timeout, moving a connection
+# to another node.
+GATEWAY_SYSCTLS = (("net.ipv4.fib_multipath_hash_policy", "3"), ("net.ipv4.fib_multipath_hash_fields", "55"))
+
 # kube-proxy in iptables mode (localhostNodePorts, its default) sets this on its node so that a NodePort
 # answers on 127.0.0.1 too: after the DNAT, a packet from 127.0.0.1 may leave by eth0 (masqueraded by
 # KUBE-POSTROUTING). Its nftables mode does not, and has no NodePort on 127.0.0.1 (plan/services.py): there

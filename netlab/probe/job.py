@@ -131,7 +131,7 @@ def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None =
         u.phases = [ph for ph in u.phases if ph]
     names = lab.netns_names() + [ns for _, ns in lab.internet_hosts]
     sweep = list(names) + sorted({p.source.netns for p in probes} - set(names))
-    untrack = [n.netns for n in lab.nodes] + [ns for name, ns in lab.internet_hosts if name == "lb"]
+    untrack = [n.netns for n in lab.nodes]  # where NAT made entries (the gateway routes LoadBalancer IPs untranslated)
     # TCP too: a stopped run deletes the entries of the connections it left open (agent.py).
     if not any(p.svc is not None or p.proto in ("udp", "tcp") for p in probes) and not dists:
         untrack = []

@@ -54,7 +54,7 @@ class ServiceJudge:
     they allow none, and is not probed when they allow some only (its result
     would depend on the pick). A nodePort probe is judged the same way, each
     endpoint against the source its node's FORWARD sees (:meth:`nodeport_source`).
-    LoadBalancer traffic reaches a node the balancer picks at random: probes to
+    LoadBalancer traffic reaches a node the gateway's multipath hash picks: probes to
     a Service whose endpoints a policy isolates for ingress are left out, with a note.
     """
 

@@ -18,8 +18,8 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
 
     Like neighbours.path_entries for pod-to-pod probes: the prober counts them
     against its budget and deletes them when no running probe needs them.
-    With an internet, the run also snapshots and sweeps the gateway's, the
-    balancer's and the hosts' namespaces.
+    With an internet, the run also snapshots and sweeps the gateway's and the
+    hosts' namespaces.
     """
     nodes = {n.name: n for n in lab.nodes}
     pods = {p.name: p for p in lab.pods}
@@ -95,14 +95,13 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
             if s.kind == "pod" and e.node == m.name and e.name != s.name and bridged:
                 out.append((e.netns, eth0, s.addr))  # externalTrafficPolicy Local: it answers the pod on cni0
     elif t.kind == "LoadBalancer" and s.kind == "host" and inet is not None:
-        lb_ns = names.get("lb", "")
-        out.extend([(s.netns, eth0, t.address), (lb_ns, eth0, s.addr), (lb_ns, eth0, gw_inet)])
-        from netlab.plan.internet import load_balancer_ips
+        # The host's entry for the LoadBalancer IP (the gateway's proxy ARP answers it), the gateway's for the host
+        # and each node it routes the IP to, the node's for the gateway (the reply), and the node's way in.
+        from netlab.plan.internet import balanced_nodes
 
-        lb_src = min((str(ip) for ip in load_balancer_ips(lab).values()), key=lambda a: tuple(map(int, a.split("."))),
-                     default=t.address)
-        out.append((gw_ns, "inet0", lb_src))
-        for m in nodes.values():
+        routed = next((ns for ip, ns in balanced_nodes(lab).items() if str(ip) == t.address), list(nodes.values()))
+        out.extend([(s.netns, eth0, t.address), (gw_ns, "inet0", s.addr)])
+        for m in routed:
             out.extend([(gw_ns, eth0, str(m.ip)), (m.netns, eth0, gw_under)])
             for e in members:
                 node_to_pod(m, e)

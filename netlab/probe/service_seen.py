@@ -15,12 +15,11 @@ reply; all verified against the kernel):
   no masquerade, the endpoint (one of M's own) sees the client's own address;
   M without an endpoint drops it ("has no local endpoints"): unreachable. M's
   own connection is short-circuited to every endpoint, masqueraded, as above;
-- LoadBalancer: the balancer DNATs to some node's NodePort and masquerades with
-  its own address, then that node masquerades again: the endpoint sees one of
-  the nodes' addresses towards it, never the internet host's (nor the
-  balancer's); with externalTrafficPolicy Local the balancer picks only among
-  the nodes whose health check answers 200 (plan/internet.py), which keep its
-  source: the endpoint sees the balancer's address;
+- LoadBalancer: the gateway routes the LoadBalancer IP to a node (plan/internet.py: no NAT), whose kube-proxy
+  DNATs it (``"<svc> loadbalancer IP"``) and masquerades it (KUBE-EXT): the endpoint sees one of the nodes'
+  addresses towards it, never the internet host's; with externalTrafficPolicy Local the gateway routes only to
+  the nodes whose health check answers 200, which keep the source: the endpoint sees the internet host's own
+  address;
 - externalIP: the node that takes it (a pod's or node's own; the first node, where the gateway
   routes it, for an internet host) masquerades it to its address towards the endpoint; with
   externalTrafficPolicy Local a pod keeps its address, a node is masqueraded, and an internet host keeps its
@@ -76,15 +75,13 @@ def nodeport_rule(lab: "Lab", node: "NodeInfo", endpoint: "PodInfo", server: str
 
 def lb_rule(lab: "Lab", endpoint: "PodInfo", server: str) -> SeenRule:
     addrs = tuple(dict.fromkeys(node_address_towards(lab, m, endpoint) for m in lab.nodes))
-    return SeenRule(endpoint.name, addrs, "the balancer hands the connection to a node's NodePort, and that node "
-                                          "masquerades it (KUBE-EXT): never the internet host's address",
+    return SeenRule(endpoint.name, addrs, "the gateway routes the LoadBalancer IP to a node, whose kube-proxy DNATs "
+                                          "it and masquerades it (KUBE-EXT): never the internet host's address",
                     server=server)
 
 
-def lb_local_rule(lab: "Lab", endpoint: "PodInfo", server: str) -> SeenRule:
-    from netlab.plan.internet import load_balancer_ips
-
-    addrs = tuple(str(ip) for ip in load_balancer_ips(lab).values())
-    return SeenRule(endpoint.name, addrs, "the balancer masquerades the connection with its own address and hands "
-                                          "it to a node with an endpoint of its own (its health check answers 200), "
-                                          "which keeps that source (externalTrafficPolicy Local)", server=server)
+def lb_local_rule(lab: "Lab", endpoint: "PodInfo", server: str, client: str) -> SeenRule:
+    return SeenRule(endpoint.name, (client,), "the gateway routes the LoadBalancer IP to a node with an endpoint of "
+                                              "its own (its health check answers 200), whose kube-proxy DNATs it "
+                                              "and keeps the internet host's address (externalTrafficPolicy "
+                                              "Local)", server=server)

@@ -59,7 +59,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS, node_clusterips: bool = Fa
     pod_info = {p.name: p for p in lab.pods}
     nodes = list(lab.nodes)
     hosts = [eps[h.name] for h in lab.topo.internet.hosts if h.name in eps] if lab.topo.internet else []
-    lb_ns = dict(lab.internet_hosts).get("lb", "")
+    gw_ns = dict(lab.internet_hosts).get("gateway", "")
     dist_done: set[str] = set()
     policy = service_judge(lab)  # NetworkPolicies judge Service traffic at the endpoints (probe/policy.py)
     question = dns_question(lab)
@@ -203,17 +203,17 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS, node_clusterips: bool = Fa
             t = ServiceTarget(kind="LoadBalancer", address=str(sp.lb_ip), port=sp.port.port, node=None, **base)
             ranges = ", ".join(str(r) for r in sp.source_ranges)
             title = section(t, note=f"; loadBalancerSourceRanges {ranges}: other sources dropped" if ranges else "")
-            # externalTrafficPolicy Local: the balancer hands each connection only to a node whose health check
-            # answers 200, one with an endpoint of its own (plan/internet.py), which keeps the source: the
-            # balancer's own masquerade.
-            rules = tuple((lb_local_rule if sp.external_local else lb_rule)(lab, pod_info[pod], server[pod])
-                          for pod, _, _ in eps_t)
-            ldst = Endpoint(name, "service", lb_ns, sp.lb_ip)
+            # The gateway routes the LoadBalancer IP to the nodes (plan/internet.py); externalTrafficPolicy Local:
+            # only to those whose health check answers 200, ones with an endpoint of their own, which keep the
+            # internet host's address; Cluster: the node masquerades it.
+            ldst = Endpoint(name, "service", gw_ns, sp.lb_ip)
             for src in hosts:
                 expected, why = reach, reason
-                if ranges and not any(src.ip in r for r in sp.source_ranges):  # the balancer drops it (no reply)
+                rules = tuple((lb_local_rule(lab, pod_info[pod], server[pod], src.addr) if sp.external_local
+                               else lb_rule(lab, pod_info[pod], server[pod])) for pod, _, _ in eps_t)
+                if ranges and not any(src.ip in r for r in sp.source_ranges):  # the node drops it (no reply)
                     expected, why = False, (f"{src.ip} is outside Service {name}'s loadBalancerSourceRanges "
-                                            f"({ranges}): the lab's balancer drops it, as a cloud's does")
+                                            f"({ranges}): kube-proxy's firewall on the node drops it")
                 plan.probes.append(Probe(src, ldst, proto, sp.port.port, expected, reason=why, section=title,
                                          rules=rules, echo=echo, question=q, svc=t))
             if not hosts:
@@ -239,6 +239,6 @@ def isolated_note(sp: "ServicePortInfo", dist: bool) -> str | None:
     if not (dist or lb):
         return None
     what = "distribution and LoadBalancer" if dist and lb else "distribution" if dist else "LoadBalancer"
-    balancer = (", and the balancer hands each connection to a node it picks at random, whose NAT decides the "
-                "address they see") if lb else ""
+    balancer = (", and the gateway routes each connection to a node by its hash, whose NAT decides the address "
+                "they see") if lb else ""
     return f"{what} not probed: a NetworkPolicy isolates its endpoints{balancer}"

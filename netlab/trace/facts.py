@@ -78,6 +78,7 @@ class RouteFacts:
     gateway: str | None = None
     prefsrc: str | None = None
     matched: str | None = None  # "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink"
+    hops: tuple[str, ...] = ()  # the matched route's next hops, when it is a multipath one (their gateways)
 
 
 class RouteFailure(Exception):
@@ -215,8 +216,10 @@ class Kernel(Protocol):
 
     def links(self, netns: str) -> dict[str, LinkFacts]: ...
 
-    def route_get(self, netns: str, dst: str, src: str | None = None, iif: str | None = None) -> RouteFacts:
-        """``ip route get``; raises :class:`RouteFailure` when the kernel answers with an error."""
+    def route_get(self, netns: str, dst: str, src: str | None = None, iif: str | None = None,
+                  l4: tuple[int, int, int] | None = None) -> RouteFacts:
+        """``ip route get``; raises :class:`RouteFailure` when the kernel answers with an error. ``l4``: the
+        packet's (protocol number, source port, destination port), for a multipath route's hash."""
         ...
 
     def neigh(self, netns: str, dev: str, ip: str) -> NeighFacts | None: ...

@@ -166,7 +166,8 @@ class LiveKernel(KernelTables):
 
     # -- routes
 
-    def route_get(self, netns: str, dst: str, src: str | None = None, iif: str | None = None) -> RouteFacts:
+    def route_get(self, netns: str, dst: str, src: str | None = None, iif: str | None = None,
+                  l4: tuple[int, int, int] | None = None) -> RouteFacts:
         index = None
         if iif:
             link = self.links(netns).get(iif)
@@ -176,20 +177,21 @@ class LiveKernel(KernelTables):
         c = self.conn(netns)
         what = f"route get {dst} in {netns}"
         try:
-            ans = rtnl_parse.parse_route(c.get(what, rtnl.route_get(dst, src, index)))
+            ans = rtnl_parse.parse_route(c.get(what, rtnl.route_get(dst, src, index, l4=l4)))
         except netlink.NetlinkTimeout:
             raise
         except netlink.NetlinkError as exc:  # the kernel's answer: no route, invalid source ...
             raise RouteFailure(exc.errno, os.strerror(exc.errno)) from None
-        matched = None
+        matched, hops = None, ()
         try:
-            fib = rtnl_parse.parse_route(c.get(what, rtnl.route_get(dst, src, index, True)))
+            fib = rtnl_parse.parse_route(c.get(what, rtnl.route_get(dst, src, index, True, l4=l4)))
             matched = self._route_text(netns, fib)
+            hops = tuple(gw or "" for gw, _ in fib.nexthops)
         except netlink.NetlinkError:
             pass
         return RouteFacts(type=rtnl.ROUTE_TYPE_NAMES.get(ans.type, str(ans.type)),
                           oif=self.ifname(netns, ans.oif) if ans.oif else None, gateway=ans.gateway,
-                          prefsrc=ans.prefsrc, matched=matched)
+                          prefsrc=ans.prefsrc, matched=matched, hops=hops)
 
     def _route_text(self, netns: str, r: rtnl_parse.RouteMsg) -> str:
         """A route as ``ip route`` prints it."""
@@ -201,6 +203,8 @@ class LiveKernel(KernelTables):
             text += f" via {r.gateway}"
         if r.oif:
             text += f" dev {self.ifname(netns, r.oif)}"
+        for gw, oif in r.nexthops:  # a multipath route's hops, as `ip -o route` prints them
+            text += (f" nexthop via {gw}" if gw else " nexthop") + f" dev {self.ifname(netns, oif)}"
         proto = rtnl.PROTO_NAMES.get(r.proto)
         if proto and proto not in ("unspec", "boot"):
             text += f" proto {proto}"

@@ -43,6 +43,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from netlab.plan.iptables import BUILTIN_CHAINS
@@ -176,6 +177,11 @@ def path(planned: PlannedNat, svc: ServiceFacts, f: Flow, iif: str | None) -> li
                   if line.endswith(f"-j {KUBE_NODEPORTS}")]
         steps += [Step(line, f"{svc_port}'s nodePort {dport} in {KUBE_NODEPORTS}") for line in chain(KUBE_NODEPORTS)
                   if f"--dport {dport} " in line + " "]
+    if svc.fw_chain and svc.ext_chain and any(s.line.endswith(f"-j {svc.fw_chain}") for s in steps):
+        # loadBalancerSourceRanges: KUBE-FW passes a source in the ranges on to the external chain
+        passed = [line for line in chain(svc.fw_chain) if line.endswith(f"-j {svc.ext_chain}")
+                  and _source_in(line, f.src)][:1]
+        steps += [Step(line, f"{svc_port}'s loadBalancerSourceRanges, which the source is in") for line in passed]
     pick = svc.chain_for(f.src, dst, own)
     if svc.ext_chain and any(s.line.endswith(f"-j {svc.ext_chain}") for s in steps):
         who = svc.sender(f.src, own)
@@ -188,6 +194,15 @@ def path(planned: PlannedNat, svc: ServiceFacts, f: Flow, iif: str | None) -> li
         if ep.sep_chain in targets:
             steps += [Step(line, f"the DNAT to endpoint {ep.pod}") for line in chain(ep.sep_chain)]
     return steps
+
+
+def _source_in(line: str, src: str | None) -> bool:
+    """The rule's ``-s <cidr>`` holds ``src`` (a rule without one holds every source)."""
+    words = line.split()
+    if "-s" not in words:
+        return True
+    cidr = words[words.index("-s") + 1]
+    return src is not None and IPv4Address(src) in IPv4Network(cidr, strict=False)
 
 
 def _among(svc: ServiceFacts, pick: str) -> str:
@@ -286,9 +301,9 @@ class NoDnat:
 
 def without_dnat(node: str, svc: ServiceFacts, f: Flow) -> str:
     """What becomes of a Service packet node ``node`` did not DNAT, in iptables mode (nothing refuses it)."""
-    if f.dst == svc.lb_ip:  # the lab's balancer holds every LoadBalancer IP (plan/internet.py)
-        return (f"the packet follows {node}'s routes as it is, to the load balancer that holds {f.dst}: out of the "
-                "cluster and back in through a nodePort, the way kube-proxy's rule spares it")
+    if f.dst == svc.lb_ip:  # the internet's gateway routes every LoadBalancer IP to the nodes (plan/internet.py)
+        return (f"the packet follows {node}'s routes as it is, out of the cluster to the internet's gateway, which "
+                f"routes {f.dst} back to a node: the way kube-proxy's rule spares it")
     if f.dst in svc.addresses:
         return f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
     return f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"  # a nodePort

@@ -207,9 +207,9 @@ class LabMap:
                     m.host_routes[(node_ns, str(att.ip))] = (pod.name, att.host_veth)
                 m.peers[(node_ns, att.host_veth)] = (pod.netns, "eth0")
                 m.peers[(pod.netns, "eth0")] = (node_ns, att.host_veth)
-        # the internet's gateway and load balancer by their roles, a host as one ("internet example" read as a
+        # the internet's gateway by its role, a host as one ("internet example" read as a
         # place, not a machine); the last word is the machine's name
-        roles = {"gateway": "internet gateway", "lb": "load balancer lb"}
+        roles = {"gateway": "internet gateway"}
         for host, netns in lab.internet_hosts:
             m.names[netns] = roles.get(host, f"internet host {host}")  # a host may not take their names
         neighs: dict[tuple[str, str], list[str]] = {}

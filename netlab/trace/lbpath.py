@@ -1,4 +1,5 @@
-"""The way a pod's or a node's own packet to a LoadBalancer IP takes through kube-proxy's rules, in words.
+"""The way a packet to a LoadBalancer IP takes through a node's kube-proxy rules, in words: a pod's or the node's
+own, and an outside client's, which the internet's gateway routes to a node untranslated (plan/internet.py).
 
 kube-proxy matches a Service's LoadBalancer IP in its Service dispatch as it
 does the ClusterIP (iptables mode: ``-A KUBE-SERVICES -d <LB IP>/32 ... "<svc>
@@ -71,19 +72,15 @@ def _marking(lines: list[str], svc: ServiceFacts, nft: bool) -> list[str]:
 
 
 def nodeport_words(lines: list[str], svc: ServiceFacts, f: Flow, own: bool, nft: bool, sep_chain: str, node: str,
-                   counted: str, balancer: bool = False) -> str:
+                   counted: str) -> str:
     """The path of packet ``f`` to ``node``'s own address and ``svc``'s nodePort in its kube-proxy rules, as a
-    sentence: what sent it there (a LoadBalancer's balancer hands its packets to a node's nodePort, so this is
-    the DNAT such a packet meets, not one of the LoadBalancer IP), the chains it crosses, the masquerade's mark;
-    ``counted``: what the kernel's counters say of the nodePort rule (iptables mode), or "" (nftables mode, where
-    kube-proxy writes no counter); ``balancer``: the lab's load balancer DNATed the packet to this nodePort."""
+    sentence: the chains it crosses, the masquerade's mark; ``counted``: what the kernel's counters say of the
+    nodePort rule (iptables mode), or "" (nftables mode, where kube-proxy writes no counter)."""
     hook = _hook(own, nft)
     chains = nodeport_chains(lines, nft, hook, sep_chain)
     dispatch, entry = (("services", f"element {f.proto} . {f.dport} of map service-nodeports") if nft else
                        ("KUBE-SERVICES", f"rule for --dport {f.dport} in {KUBE_NODEPORTS}"))
-    sent = (f", where the load balancer holding its LoadBalancer IP {svc.lb_ip}:{svc.port} sends it (a balancer "
-            "hands its packets to a node's nodePort)" if svc.lb_ip and balancer else "")
-    text = (f"a packet to {node}'s nodePort {f.endpoint('dst')}{sent}: no Service address in {dispatch} is "
+    text = (f"a packet to {node}'s nodePort {f.endpoint('dst')}: no Service address in {dispatch} is "
             f"{f.dst}, the node's own, so the nodePort dispatch catches it, kube-proxy's {entry}, which DNATs it: "
             f"{' → '.join(chains)}{counted}")
     if _marking(lines, svc, nft):
@@ -105,9 +102,11 @@ def words(lines: list[str], svc: ServiceFacts, f: Flow, own: bool, nft: bool, se
     hook = _hook(own, nft)
     chains = crossed(lines, nft, hook, sep_chain)
     marking = _marking(lines, svc, nft)
-    who = "the node's own packet" if own else "a pod's packet"
     entry = (f"element {svc.lb_ip} . {f.proto} . {f.dport} of map service-ips" if nft
              else f'rule "{svc.name} loadbalancer IP" in KUBE-SERVICES')
+    if f.src is not None and svc.sender(f.src, own) == "outside":
+        return _outside_words(svc, f, nft, hook, entry, chains, marking)
+    who = "the node's own packet" if own else "a pod's packet"
     how = "the node's own packets enter nat" if own else "a packet in from a device enters nat"
     text = (f"{who} to the LoadBalancer IP {f.endpoint('dst')} never goes to the load balancer: kube-proxy's "
             f"{entry} (from {hook}, where {how}) catches it on this node, which DNATs it: {' → '.join(chains)}")
@@ -121,3 +120,23 @@ def words(lines: list[str], svc: ServiceFacts, f: Flow, own: bool, nft: bool, se
     local = " (not only the node's own endpoints: externalTrafficPolicy Local is for outside clients)" \
         if svc.external_local else ""
     return text + f"; {svc.chain_for(f.src, f.dst, own)} picks among every endpoint{local}"
+
+
+def _outside_words(svc: ServiceFacts, f: Flow, nft: bool, hook: str, entry: str, chains: list[str],
+                   marking: list[str]) -> str:
+    """:func:`words` for a packet from outside the cluster, which the internet's gateway routed to this node still
+    addressed to the LoadBalancer IP (plan/internet.py: a passthrough balancer, no NAT on the way)."""
+    text = (f"a packet from outside the cluster to the LoadBalancer IP {f.endpoint('dst')}, which the gateway "
+            f"routed to this node untranslated (a passthrough balancer): kube-proxy's {entry} (from {hook}, where a "
+            f"packet in from a device enters nat) catches it and DNATs it: {' → '.join(chains)}")
+    if svc.source_ranges:
+        text += (f"; its source {f.src} is in loadBalancerSourceRanges {', '.join(svc.source_ranges)}, which "
+                 f"kube-proxy checks here ({'firewall-ips' if nft else svc.fw_chain})")
+    if marking:
+        mark = "mark-for-masquerade" if nft else KUBE_MARK_MASQ
+        return text + (f"; {svc.ext_chain} marks it for the masquerade ({mark}), so it leaves the node masqueraded "
+                       f"to the address of the device it leaves by "
+                       f"({'chain masquerading' if nft else 'KUBE-POSTROUTING'}), and "
+                       f"{svc.chain_for(f.src, f.dst)} picks among every endpoint")
+    return text + (f"; externalTrafficPolicy Local: {svc.ext_chain} does not mark it for the masquerade and "
+                   f"{svc.chain_for(f.src, f.dst)} picks among the node's own endpoints, the client's address kept")

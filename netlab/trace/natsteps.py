@@ -29,7 +29,6 @@ HELD = ("the entry conntrack held for this flow before the packet came (an earli
 
 
 
-BALANCER = "load balancer lb"  # labmap's name of the lab's balancer namespace
 
 class NatSteps(WalkParts):
     """The NAT half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
@@ -52,7 +51,7 @@ class NatSteps(WalkParts):
             return None, self._not_dnated(ns, iif, hit)
         self._pre_nat[ns] = old
         own = iif is None  # OUTPUT: the namespace's own packet
-        kp = ns in self.lab.kube_proxy_netns  # a LoadBalancer IP's DNAT is kube-proxy's here, not the balancer's
+        kp = ns in self.lab.kube_proxy_netns  # a node: kube-proxy's DNAT (a LoadBalancer IP's too)
         facts = nat.service_facts(self.lab, old, new, hit, own, kp)
         how = self._hostport(ns, old, new, hit, facts)  # no Service's: portmap's hostPort DNAT, if it is one
         held = "sep_chain" in facts and hit.direction == "orig" and hit.entry.made_before
@@ -62,8 +61,6 @@ class NatSteps(WalkParts):
         unsure = other is not None and via is None  # several chains DNAT there, and no counter says which
         wrong = self._wrong(ns, old, new, hit) or self._detour_why(ns, other)
         entry = self._nodeport_path(ns, old, iif, facts) if kp and facts.get("via") == "NodePort" else None
-        if entry is not None and self._balanced(old):  # sent to the LoadBalancer IP: the balancer made it a nodePort's
-            facts.update(via="LoadBalancer", node_port=old.endpoint("dst"))
         text = nat.describe(self.lab, "dst", hit, old, new, own, " or ".join(other.candidates) if unsure else via,
                             stale=wrong is not None and bool(wrong.facts.get("stale_entry")), lb=kp,
                             nodeport=entry[0] if entry else (), how=how)
@@ -153,9 +150,9 @@ class NatSteps(WalkParts):
         return lbpath.words(lines, svc, old, iif is None, ns in self.lab.nft_netns, facts["sep_chain"])
 
     def _nodeport_path(self, ns: str, old: Flow, iif: str | None, facts: dict) -> tuple[list[str], str] | None:
-        """A packet DNATed here at the node's own address and a nodePort (a LoadBalancer's, which its balancer
-        sent here): the chains of its way through kube-proxy's nodePort rules from the dispatch to its endpoint's
-        chain, and that way in words, with what the nodePort rule's counter says (lbpath.py)."""
+        """A packet DNATed here at the node's own address and a nodePort: the chains of its way through
+        kube-proxy's nodePort rules from the dispatch to its endpoint's chain, and that way in words, with what the
+        nodePort rule's counter says (lbpath.py)."""
         svc = self.lab.service_for(old.dst, old.dport, old.proto)
         if svc is None or "sep_chain" not in facts:
             return None
@@ -175,16 +172,7 @@ class NatSteps(WalkParts):
                        if rule.delta else f"; `{rule.line}` did not count it (its counter stayed)")
         chains = lbpath.nodeport_chains(lines, nft, "", facts["sep_chain"])[1:]
         node = self.lab.where(ns).split()[-1]
-        balancer = any(self.lab.names.get(n) == BALANCER for n in self._pre_nat if n != ns)  # it DNATed on the way
-        return chains, lbpath.nodeport_words(lines, svc, old, iif is None, nft, facts["sep_chain"], node, counted,
-                                             balancer)
-
-    def _balanced(self, old: Flow) -> bool:
-        """The balancer DNATed this packet on its way from its Service's LoadBalancer IP to ``old``, a node's
-        nodePort: it was sent to the LoadBalancer IP, which is the Service's address it names (probe's via)."""
-        svc = self.lab.service_for(old.dst, old.dport, old.proto)
-        return svc is not None and svc.lb_ip is not None and any(
-            self.lab.names.get(n) == BALANCER and f.dst == svc.lb_ip for n, f in self._pre_nat.items())
+        return chains, lbpath.nodeport_words(lines, svc, old, iif is None, nft, facts["sep_chain"], node, counted)
 
     def _detour(self, ns: str, old: Flow, new: Flow) -> detour.Detour | None:
         """The Service's endpoint chains that DNAT to ``new`` besides the endpoint's own (detour.py)."""
@@ -223,8 +211,7 @@ class NatSteps(WalkParts):
         """
         f = self.flow
         fw = self.lab.firewalled(f.dst, f.dport, f.proto, f.src) if not self.stack and f.dport else None
-        if fw is not None and self.direction == "forward" and (ns in self.lab.kube_proxy_netns
-                                                               or self.lab.names.get(ns) == BALANCER):
+        if fw is not None and self.direction == "forward" and ns in self.lab.kube_proxy_netns:
             return self._firewalled(ns, iif, fw)
         svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
         if svc is None and ns in self.lab.nft_netns and self.direction == "forward" and not self.stack:
@@ -266,14 +253,14 @@ class NatSteps(WalkParts):
                                    facts={**why.facts, "dropped_here": True})
         facts = dict(why.facts)
         if f.dst == svc.lb_ip and why.cause and svc.endpoints and not facts.get("dropped_here"):
-            # not DNATed here, it goes to the balancer that holds the address, and comes back in through a
-            # nodePort: delivered, if at all, by a path the lab did not plan (TraceResult.astray)
+            # not DNATed here, it goes out to the internet's gateway, which routes the address back to a node:
+            # delivered, if at all, by a path the lab did not plan (TraceResult.astray)
             facts["astray"] = True
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
                              cause=why.cause, **facts)
 
     def _firewalled(self, ns: str, iif: str | None, svc: ServiceFacts) -> Hop:
-        """A packet to a balancer's IP from outside the Service's loadBalancerSourceRanges: kube-proxy's firewall
+        """A packet to a LoadBalancer IP from outside the Service's loadBalancerSourceRanges: kube-proxy's firewall
         chain does not pass it on to the DNAT, and drops it (iptables: KUBE-PROXY-FIREWALL, in filter). The drop the
         topology asks for, as a NetworkPolicy's deny is: no fault and no fix (exit 1, the packet is lost), but how
         to let such a client through, in the words."""
@@ -281,14 +268,6 @@ class NatSteps(WalkParts):
         asked = (f": the drop the topology asks for, not a fault (to let such a client through: send from an "
                  f"address in {ranges}, or add its address to the Service's loadBalancerSourceRanges and run "
                  "netlab up)")
-        if self.lab.names.get(ns) == BALANCER:  # the lab's, applying them as a cloud's balancer does
-            return self.rows.row(
-                ns, iif or "-", "dnat", f"the load balancer drops {f}: {f.src} is outside Service {svc.name}'s "
-                f"loadBalancerSourceRanges ({ranges})", [f"ip netns exec {ns} iptables-save -c -t filter"],
-                problem=f"dropped by the lab's load balancer: it forwards a connection to Service {svc.name}'s "
-                        f"nodePort only from {ranges} (NETLAB-LB-FIREWALL, as a cloud balancer applies "
-                        f"loadBalancerSourceRanges){asked}", cause=True, dropped_here=True, service=svc.name,
-                source_ranges=list(svc.source_ranges))
         if ns in self.lab.nft_netns:
             how = (f"the map firewall-ips sends {f.dst} . {f.proto} . {f.dport} to {svc.fw_chain}, whose "
                    f"'ip saddr != {{ {ranges} }} drop' drops it before any DNAT")

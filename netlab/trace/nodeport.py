@@ -1,5 +1,5 @@
-"""The NetworkPolicy verdict of a packet to a nodePort (or a LoadBalancer, which hands it to one): from where the
-endpoint's node sees it come.
+"""The NetworkPolicy verdict of a packet to a nodePort (or a LoadBalancer IP, which the internet's gateway routes to
+a node, where kube-proxy DNATs it as it does a nodePort's): from where the endpoint's node sees it come.
 
 kube-proxy DNATs a packet to a nodePort in the receiving node R's PREROUTING and marks it for masquerade
 (KUBE-EXT, externalTrafficPolicy Cluster); MASQUERADE happens in R's POSTROUTING, after R's FORWARD. The
@@ -7,8 +7,8 @@ policies' rules hang off FORWARD (plan/policy.py), so the endpoint's ingress is 
 (:func:`netlab.model.netpol.nodeport_source`, which probe judges its nodePort probes with too)
 
 - on R itself, when the endpoint runs there: before the masquerade, with the source the packet had when it
-  reached R (an internet host's own address, the balancer's after its masquerade (:func:`balancer_source`),
-  another node's eth0 address, a pod of R's own, a pod of another node as that node's eth0 address after
+  reached R (an internet host's own address, also to a LoadBalancer IP: no NAT on the way, another node's eth0
+  address, a pod of R's own, a pod of another node as that node's eth0 address after
   Flannel's masquerade); but R's own packet to its own pod never passes FORWARD (OUTPUT, then cni0): the "own
   node" rule lets it through;
 - on the endpoint's node N otherwise, with the address R masqueraded it to: R's address towards the pod
@@ -20,50 +20,19 @@ else against R's address and the nodePort, where the packet is still going.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
 
 from netlab.model.lab import Lab
 from netlab.model.netpol import Decision, Peer, PodView, PolicySet, Verdict, nodeport_source
-from netlab.trace.facts import Kernel, RouteFailure
-from netlab.trace.hops import Hop
-from netlab.trace.targets import Endpoint, host_ips
+from netlab.trace.targets import Endpoint
 
 
-def balancer_source(k: Kernel, lab: Lab, hops: list[Hop], node: str | None) -> str | None:
-    """The source address the load balancer's MASQUERADE gives what it hands to ``node`` (None: any node).
-
-    The balancer holds every LoadBalancer IP on its one eth0 (plan/internet.py), all in the internet's subnet:
-    the first one added there is the primary, the others secondaries. MASQUERADE takes the primary address of
-    the outgoing device for the route's next hop (the gateway's, for a node's address), not any LoadBalancer
-    IP: which one is primary is the kernel's history (a Service added to a running lab adds a secondary), not
-    the plan's order. So: the source the trace saw the masquerade write (the balancer's conntrack entry, its
-    snat row); else the kernel's own choice, ``ip route get <node>``'s src (the same primary address, picked the
-    same way for a route with no src of its own, as netlab's default route); None if neither says."""
-    lb = dict(lab.internet_hosts).get("lb")
-    if lb is None:
-        return None
-    row = next((h for h in hops if h.netns == lb and h.kind == "snat" and h.observe is not None), None)
-    if row is not None and row.observe is not None and row.observe.flow.src:
-        return row.observe.flow.src
-    to = lab.node(node) if node else lab.nodes[0]
-    try:
-        return k.route_get(lb, str(to.ip)).prefsrc
-    except (RouteFailure, OSError):
-        return None
-
-
-def _arrival(lab: Lab, src: Endpoint, source: Peer, dst: Endpoint, node: str,
-             balancer: str | None = None) -> tuple[Peer | None, str]:
-    """The source of the packet as it reaches ``node``'s IP layer (None: ``node``'s own packet), and in words.
-    ``balancer``: the source the load balancer's masquerade gives it (:func:`balancer_source`)."""
+def _arrival(lab: Lab, src: Endpoint, source: Peer, node: str) -> tuple[Peer | None, str]:
+    """The source of the packet as it reaches ``node``'s IP layer (None: ``node``'s own packet), and in words. An
+    internet host's keeps its address, also to a LoadBalancer IP, which the gateway routes to the node untranslated
+    (plan/internet.py)."""
     if src.kind == "node" and src.name == node:  # its own packet: OUTPUT, never FORWARD ("own node")
         return None, f"{node} itself"
     if src.kind == "internet":
-        if dst.kind == "service":  # to a LoadBalancer: the balancer masquerades what it hands to a node
-            # Not known from the kernel: the first address the plan gives the balancer, the primary one of a lab
-            # brought up at once.
-            lb = balancer or host_ips(lab).get("lb", "")
-            return Peer(IPv4Address(lb), None, None), f"{lb}, the load balancer's address after its masquerade"
         return source, f"{source.ip}, {src.name}'s own address"
     if source.pod is not None:
         if source.pod.node == node:
@@ -75,17 +44,16 @@ def _arrival(lab: Lab, src: Endpoint, source: Peer, dst: Endpoint, node: str,
 
 
 def judge(lab: Lab, ps: PolicySet, src: Endpoint, source: Peer, dst: Endpoint, pod: PodView, protocol: str,
-          port: int | None, dnat_node: str | None, balancer: str | None = None) -> tuple[Verdict, str] | None:
+          port: int | None, dnat_node: str | None) -> tuple[Verdict, str] | None:
     """(the verdict, the source the endpoint's node judges, in words) for the endpoint ``pod``; None when which
-    node DNATs the packet is not known (a LoadBalancer's packet whose node no conntrack entry names).
-    ``dnat_node``: the node the trace saw DNAT it; else a nodePort's own node. ``balancer``: the source the load
-    balancer's masquerade gives a LoadBalancer's packet, when the kernel said it (:func:`balancer_source`)."""
+    node DNATs the packet is not known (a LoadBalancer's packet whose node nothing names).
+    ``dnat_node``: the node the trace saw DNAT it (or the gateway route it to); else a nodePort's own node."""
     node = dnat_node or (dst.name if dst.kind == "node" else None)
     if node is None:
         return None
     r = lab.node(node)
     endpoint = Peer(pod.ip, pod)
-    arrival, words = _arrival(lab, src, source, dst, node, balancer)
+    arrival, words = _arrival(lab, src, source, node)
     seen = nodeport_source(lab, node, pod, arrival)  # probe judges its nodePort probes with the same
     if pod.node != node:
         words = f"{seen.ip}, {node}'s address after its masquerade"

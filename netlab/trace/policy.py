@@ -101,14 +101,14 @@ class Tables:
 def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, endpoint_ip: str | None,
           before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
           unfiltered: Collection[str] = (), dnat_node: str | None = None,
-          balancer: str | None = None, reached: Collection[str] | None = None,
+          reached: Collection[str] | None = None,
           tables: Tables | None = None) -> list[dict[str, Any]]:
     """One entry per destination pod judged: allowed or not, the words, the node and chain, the kernel's count.
     ``unfiltered``: the nodes' namespaces with bridge-nf-call-iptables = 0 (their bridges switch frames past
     iptables, and so past the policies' rules; a lab whose pods share no bridge, ptp's, routes every frame through
     FORWARD whatever the sysctl says). ``dnat_node``: the node that DNATed a Service packet (the trace
-    read it from its conntrack), when known. ``balancer``: the source the load balancer's masquerade gives a
-    LoadBalancer's packet, as the kernel said it (nodeport.balancer_source). ``reached``: the namespaces whose
+    read it from its conntrack, or the internet's gateway routed a LoadBalancer's packet to), when known.
+    ``reached``: the namespaces whose
     FORWARD hook the packet got to (:func:`forward_hooks_reached`); None: not known. ``tables``: the nodes' filter
     tables after the packet, to name the rules on its way the kernel lacks when its REJECT disagrees with the
     policies (a flow they deny not counted, one they allow counted)."""
@@ -133,9 +133,9 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
                        tables=tables)]
     out: list[dict[str, Any]] = []
     external = dst.kind == "node" or (dst.kind == "service" and src.kind == "internet")
-    # The node that DNATs a LoadBalancer's packet is the one the balancer picked; when no conntrack entry names it
-    # (the packet did not get past the balancer), every node the balancer's DNAT may pick (plan/internet.py).
-    receivers = [dnat_node] if not external or dnat_node or dst.kind == "node" else [n.name for n in lab.nodes]
+    # The node that DNATs a LoadBalancer's packet is the one the gateway routed it to; when nothing names it (the
+    # packet did not get that far), every node the gateway's route to the LoadBalancer IP may pick (plan/internet.py).
+    receivers = [dnat_node] if not external or dnat_node or dst.kind == "node" else _routed(lab, dst.ip)
     shared = pod_bridge(lab) is not None  # the nodes' pods share a bridge
     for pod, target in _targets(lab, dst, proto, port, endpoint_ip):
         served = None if proto == "icmp" else target
@@ -146,8 +146,7 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
                 # with the address the endpoint's node sees (kube-proxy's masquerade of the node that DNATed it, not
                 # the client's, unless that node forwards it to its own pod; portmap's masquerade, of a pod of the
                 # node, comes after FORWARD too).
-                judged = nodeport.judge(lab, ps, src, source, dst, pod, protocol, served, receiver,
-                                        balancer)
+                judged = nodeport.judge(lab, ps, src, source, dst, pod, protocol, served, receiver)
                 if judged is None:
                     continue
                 verdict, seen = judged
@@ -170,15 +169,20 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
     return out
 
 
-def balancer_node(lab: Lab, hops: list[Hop]) -> str | None:
-    """The node the load balancer handed the packet to, as the balancer's own conntrack entry says (its DNAT row:
-    that node's address and nodePort), for a packet no node's entry names (lost before a node kept one)."""
-    lb = dict(lab.internet_hosts).get("lb")
-    row = next((h for h in hops if h.kind == "dnat" and h.netns == lb and "after" in h.facts), None)
-    if row is None:
-        return None
-    to = row.facts["after"].split(" → ")[1].split()[0]  # "client:port → node:nodePort proto"
-    return node_of(lab, IPv4Address(to.rsplit(":", 1)[0]))
+def routed_node(lab: Lab, hops: list[Hop]) -> str | None:
+    """The node the internet's gateway routed the packet to (its route row's next hop, a LoadBalancer IP's route
+    picks one by its hash), for a packet no node's entry names (lost before a node kept one)."""
+    gw = dict(lab.internet_hosts).get("gateway")
+    row = next((h for h in hops if h.kind == "route" and h.netns == gw and h.facts.get("gateway")), None)
+    return node_of(lab, IPv4Address(row.facts["gateway"])) if row is not None else None
+
+
+def _routed(lab: Lab, ip: str | None) -> list[str]:
+    """The nodes the gateway routes LoadBalancer IP ``ip`` to (every node for another address)."""
+    from netlab.plan.internet import balanced_nodes
+
+    routed = balanced_nodes(lab).get(IPv4Address(ip)) if ip else None
+    return [n.name for n in routed or lab.nodes]
 
 
 def unanswered_reset(lab: Lab, src: Endpoint, rejected_on: str, dnat_node: str | None, asked: str,

@@ -15,21 +15,20 @@ from netlab.trace.verdict import Verdict
 
 def policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
                    before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
-                   unfiltered: set[str], balancer: str | None = None, tables: tpolicy.Tables | None = None) -> None:
+                   unfiltered: set[str], tables: tpolicy.Tables | None = None) -> None:
     """Name the NetworkPolicy verdict; a packet a policy's REJECT dropped is blamed on it, also one the policies
-    allow (the node's rules lack what allows it: the entry names it, and the fix). ``balancer``: the source the
-    load balancer's masquerade gives a LoadBalancer's packet (nodeport.balancer_source). ``tables``: the nodes'
-    filter tables after the packet (tpolicy.story)."""
+    allow (the node's rules lack what allows it: the entry names it, and the fix). ``tables``: the nodes' filter
+    tables after the packet (tpolicy.story)."""
     ep = result.endpoint
     # The node that DNATed a Service packet: the one whose conntrack named the endpoint, else one that holds the
     # DNAT but kept no entry (a policy's REJECT dropped the packet first).
     nodes = {n.netns: n.name for n in lab.nodes}
     dnats = [h for h in result.forward.hops if h.kind == "dnat" and h.netns in nodes]
     dnat = next((h for h in dnats if "endpoint" in h.facts), dnats[0] if dnats else None)
-    # None of them: a LoadBalancer's packet lost before a node kept an entry; the balancer's own entry names it.
-    node = nodes[dnat.netns] if dnat else tpolicy.balancer_node(lab, result.forward.hops)
+    # None of them: a LoadBalancer's packet lost before a node kept an entry; the gateway's route row names it.
+    node = nodes[dnat.netns] if dnat else tpolicy.routed_node(lab, result.forward.hops)
     result.policy = tpolicy.story(lab, src, dst, result.proto, result.port, ep.get("endpoint_ip") if ep else None,
-                                  before, after, unfiltered, dnat_node=node, balancer=balancer,
+                                  before, after, unfiltered, dnat_node=node,
                                   reached=tpolicy.forward_hooks_reached(result.forward.hops, result.verdict.lost_at),
                                   tables=tables)
     counted = [e for e in result.policy if e.get("counted")]

@@ -305,23 +305,8 @@ def _receiver(r: TraceResult) -> str:
     if ep.get("via") == "HostPort":  # portmap's DNAT of a pod's hostPort, no Service's (hostport.py)
         return (f"{ep['endpoint']}, whose hostPort is {r.dst['name']}{port} (portmap DNATed it to "
                 f"{ep.get('endpoint_ip')}:{ep.get('endpoint_port')})")
-    there = _nodeport(r)
-    if there is not None:  # the balancer sent it on to a node's nodePort: that node's DNAT is the nodePort's
-        sent = f"{r.dst['name']}'s LoadBalancer IP {r.dst['ip']}{port}, which the load balancer sent to {there}"
-        port = ""
-    return (f"{ep['endpoint']}, endpoint of Service {ep['service']} ({sent}{port}{', ' if there else ' '}DNATed "
-            f"{'there ' if there else ''}to {ep.get('endpoint_ip')}:{ep.get('endpoint_port')})")
-
-
-def _nodeport(r: TraceResult) -> str | None:
-    """"n1's nodePort 192.168.122.2:30082": where a packet to a Service's LoadBalancer IP was DNATed to its endpoint,
-    when a balancer (a namespace that is no node) sent it there first; None for any other packet."""
-    hops = [h for h in r.forward.hops if h.kind == "dnat"]
-    last = next((h for h in reversed(hops) if "endpoint" in h.facts), None)
-    to = last.facts.get("node_port") if last is not None else None  # natsteps: the balancer sent it to a nodePort
-    if last is None or not to or r.dst.get("kind") != "service":
-        return None
-    return f"{last.where.split()[-1]}'s nodePort {to}"
+    return (f"{ep['endpoint']}, endpoint of Service {ep['service']} ({sent}{port} DNATed "
+            f"to {ep.get('endpoint_ip')}:{ep.get('endpoint_port')})")
 
 
 def _reply_flow(r: TraceResult) -> str:

@@ -22,6 +22,9 @@ from netlab.trace.states import FrameIn, State
 from netlab.trace.walkparts import WalkParts
 
 
+L4_PROTOS = {"tcp": 6, "udp": 17}
+
+
 class RouteSteps(WalkParts):
     """The route half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
 
@@ -33,7 +36,13 @@ class RouteSteps(WalkParts):
         f = self.flow
         cmd = f"ip -n {ns} route get {f.dst} from {f.src}" + (f" iif {iif}" if iif else "")
         try:
-            return self.k.route_get(ns, f.dst, src=f.src, iif=iif), cmd
+            ans = self.k.route_get(ns, f.dst, src=f.src, iif=iif)
+            if ans.hops and f.proto in L4_PROTOS and f.sport and f.dport:
+                # A multipath route: its hop is the hash's pick, of the packet's ports too (the gateway's policy,
+                # plan/internet.py), which the lookup then needs
+                cmd += f" ipproto {f.proto} sport {f.sport} dport {f.dport}"
+                ans = self.k.route_get(ns, f.dst, src=f.src, iif=iif, l4=(L4_PROTOS[f.proto], f.sport, f.dport))
+            return ans, cmd
         except RouteFailure as exc:
             return exc, cmd
 
@@ -149,6 +158,8 @@ class RouteSteps(WalkParts):
         via = f" via {ans.gateway}" if ans.gateway else ""
         src = f" src {ans.prefsrc}" if ans.prefsrc and not iif else ""
         matched = f"; matched: {ans.matched}" if ans.matched else ""
+        if ans.hops:
+            matched += "; " + self._multipath_words(ns, ans)
         problem = down if snat is None else None  # a down device is named on the last row written here
         # Not the plan's next hop: the packet goes on (the rows after say where), but this row is why it strays.
         # So is a route the plan does not have, more specific than the plan's for the packet (an extra one).
@@ -180,7 +191,7 @@ class RouteSteps(WalkParts):
                           [cmd] + ([f"ip -n {ns} route"] if astray or fault else []), self._obs(ns, oif, "out"),
                           problem, fix, oif=oif, gateway=ans.gateway, prefsrc=ans.prefsrc, matched=ans.matched,
                           iif=iif, astray=astray is not None or None, bridged_dnat=bridged or None,
-                          missing_route=fault is not None or None)
+                          missing_route=fault is not None or None, hops=list(ans.hops) or None)
         if snat is not None:
             old, hit = snat
             text, commands, facts = self._snat_row(ns, hit, old)
@@ -202,6 +213,20 @@ class RouteSteps(WalkParts):
         if link.kind in ("macvlan", "ipvlan"):  # a pod's plugin-made child of a node device: macvlansteps.py
             return self._child_out(ns, link, mac)
         return self._leave(ns, oif, mac)
+
+    def _multipath_words(self, ns: str, ans: RouteFacts) -> str:
+        """Why a multipath route sent the packet by this hop: the kernel's hash of its headers picked it."""
+        read = getattr(self.k, "sysctl", None)
+        policy = read(ns, "net.ipv4.fib_multipath_hash_policy") if read is not None else None
+        how = {"0": "source and destination address (fib_multipath_hash_policy 0)",
+               "1": "addresses, protocol and ports (fib_multipath_hash_policy 1)",
+               "3": "addresses, protocol and ports (fib_multipath_hash_policy 3, custom, "
+                    "fib_multipath_hash_fields)"}.get(policy or "", f"fib_multipath_hash_policy {policy}")
+        names = self.lab.ip_names
+        hops = ", ".join(f"{gw} ({names[gw]})" if gw in names else gw for gw in ans.hops)
+        picked = f"{ans.gateway} ({names[ans.gateway]})" if ans.gateway in names else ans.gateway
+        return (f"a multipath route of {len(ans.hops)} hops, {hops}: {ns}'s hash of the packet's {how} picked "
+                f"{picked}")
 
     def _source_row(self, ns: str, f: Flow, service: str | None = None) -> None:
         """The row of the route lookup that picked a socket's source address, where nat OUTPUT then DNATs its

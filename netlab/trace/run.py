@@ -35,7 +35,7 @@ from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.cni.edited import lab_netns_gone, netns_gone, repair_command
 from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
-from netlab.trace import (hostport, inputdrop, kubeproxy_nft, nodeport, policy as tpolicy, policyrules, refusal,
+from netlab.trace import (hostport, inputdrop, kubeproxy_nft, policy as tpolicy, policyrules, refusal,
                           rejectanswer, targets)
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
@@ -195,9 +195,6 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             if proto == "udp" and arrived and fwd.final is not None else None
         # the nodes whose bridge switches frames past iptables, and so past the policies' rules
         unfiltered = {ns for ns in tpolicy.node_namespaces(lab) if not kernel.bridge_nf(ns)}
-        # the source the load balancer's masquerade gives an internet host's packet for a LoadBalancer
-        balancer = nodeport.balancer_source(kernel, lab, fwd.hops, tpolicy.balancer_node(lab, fwd.hops)) \
-            if src.kind == "internet" and dst.kind == "service" and lab.topo.network_policies else None
     finally:
         kernel.close()
         heard.close()
@@ -270,7 +267,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     result.repair, result.listener = lm.repair, listening
     result.notes = targets.terminated_notes(lab, src, dst)  # a Completed/Error pod: nothing of it runs there (probe)
     result.notes += kubeproxy_nft.unread_notes(lm, kernel.nft_unreadable)  # nft failed: said, not taken for none
-    policyverdict.policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
+    policyverdict.policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered,
                                  tpolicy.Tables(policy_tables, result.repair, planned_filter))
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:

@@ -105,6 +105,9 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
         lm = lab_map(lab)
         if spec in lm.ip_names:
             return Endpoint(lm.ip_names[spec], "ip", spec, None, port=port)
+        for (_, name), ip in load_balancer_ips(lab).items():  # on a port that is none of its Service's
+            if str(ip) == spec:
+                return Endpoint(f"LoadBalancer IP of svc/{name}", "ip", spec, None, port=port)
         raise UsageError(f"{spec} is not an address of lab {lab.name}; netlab only traces packets inside the lab")
     raise UsageError(f"lab {lab.name} has no pod, node, internet host or Service {spec!r} "
                      f"({_names(lab)}; Services as svc/NAME)")
@@ -113,8 +116,8 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
 def _load_balancer_target(lab: Lab, spec: str, proto: str | None, port: int | None,
                           src: Endpoint) -> Endpoint | None:
     """A LoadBalancer IP on one of its Service's ports (or with no port): that Service at that address. The
-    balancer holds the address, but a pod's or a node's packet to it never gets there: the node's kube-proxy
-    DNATs it (lbpath.py); an internet host's goes through the balancer, as svc/NAME's does."""
+    internet's gateway routes the address to the nodes (plan/internet.py), whose kube-proxy DNATs it, as it does
+    a pod's or a node's own packet to it (lbpath.py)."""
     for (namespace, name), ip in load_balancer_ips(lab).items():
         svc = lab.find_service(f"{namespace}/{name}")
         if str(ip) != spec or svc is None:
@@ -209,7 +212,7 @@ def capture_namespaces(lab: Lab, src: Endpoint, dst: Endpoint) -> list[str]:
         for port in svc.ports if svc else ():
             out += [p.netns for p, _ in lab.endpoints(svc, port)]
     if lab.internet_hosts and (src.kind == "internet" or dst.kind in ("internet", "ip", "service")):
-        out += [ns for name, ns in lab.internet_hosts if name in ("gateway", "lb")]
+        out += [ns for name, ns in lab.internet_hosts if name == "gateway"]
     seen: list[str] = []
     for ns in out:
         if ns not in seen:

@@ -1,6 +1,7 @@
 """Every namespace `netlab exec` runs in has a UTS namespace of its own, whose hostname is the name the topology
-gives it: pods, nodes, internet hosts, the gateway, the balancer and the underlay (workload/node_uts.py). An
-internet host, the gateway, the lb and the underlay showed the machine's hostname: they shared the host's."""
+gives it: pods, nodes, internet hosts, the gateway and the underlay (workload/node_uts.py). An internet host, the
+gateway and the underlay showed the machine's hostname: they shared the host's. (A LoadBalancer has no namespace of
+its own: the gateway routes its IP to the nodes.)"""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def hostname(lab: str, name: str) -> str:
 def test_every_exec_target_has_its_own_hostname_and_down_takes_them_all(labs):
     lab = labs.name("uts")
     path, _ = labs.up(topology(lab))
-    targets = ["web", "kube-dns", "n1", "example", "gateway", "lb", "underlay"]
+    targets = ["web", "kube-dns", "n1", "example", "gateway", "underlay"]
     assert pins(lab) == sorted(targets)
     host = os.uname().nodename
     for name in targets:
@@ -54,10 +55,13 @@ def test_every_exec_target_has_its_own_hostname_and_down_takes_them_all(labs):
     assert ran.stdout.strip() == host and "host example's UTS namespace is missing" in ran.stderr
     assert "made host example's UTS namespace (hostname example)" in netlab("up", "-t", path).stdout
     assert hostname(lab, "example") == "example"
-    # The balancer's namespace goes with the lab's last LoadBalancer Service, and its pin with it.
+    # The gateway's route of the LoadBalancer IP goes with the lab's last LoadBalancer Service; no pin comes or goes.
+    routes = subprocess.run(["ip", "-n", f"{lab}-gateway", "route"], capture_output=True, text=True, check=True)
+    assert "203.0.113.254 via " in routes.stdout, routes.stdout
     write_topology(Path(path).parent, topology(lab, balancer=False))
     netlab("up", "-t", path)
-    assert "lb" not in pins(lab) and not os.path.lexists(state_path(lab, "uts", "lb"))
+    routes = subprocess.run(["ip", "-n", f"{lab}-gateway", "route"], capture_output=True, text=True, check=True)
+    assert "203.0.113.254" not in routes.stdout and pins(lab) == sorted(targets), routes.stdout
     netlab("down", "--lab", lab)
     assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
     with open("/proc/self/mountinfo") as fh:

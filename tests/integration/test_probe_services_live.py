@@ -114,7 +114,7 @@ def ip_of(addr: str | None) -> str | None:
 
 def neighbours(lab: str) -> dict[str, list[str]]:
     out = {}
-    for who in ("gateway", "lb", "example", "node-1", "node-2", "client"):
+    for who in ("gateway", "example", "node-1", "node-2", "client"):
         ns = f"{lab}-{who}"
         out[ns] = sorted(line.split(" lladdr")[0] for line in ip("neigh", "show", netns=ns).stdout.splitlines())
     return out

@@ -1,9 +1,9 @@
 """trace of a LoadBalancer flow a NetworkPolicy refuses, on a real lab (root): the policy verdict names the source
-address the balancer's MASQUERADE really gave the packet, as the balancer's own conntrack entry says.
+address the endpoint's node really sees, the internet host's own.
 
-The balancer holds every LoadBalancer IP on its eth0, all in the internet's subnet: the first one added is the
-primary, later ones secondaries, and MASQUERADE takes the primary. A Service added to a running lab adds its IP
-as a secondary, so the plan's first address (the lowest) is not the one the kernel uses: the verdict named it.
+The internet's gateway routes each LoadBalancer IP to the nodes untranslated (a passthrough balancer): no
+masquerade on the way, so the node judges the packet with the client's address. (Before, a one-armed balancer
+masqueraded it with one of its addresses, which the verdict had to read from the balancer's conntrack entry.)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from helpers import in_netns, ip_json, netlab
+from helpers import ip_json, netlab
 from netlab.model.echo_ports import DEFAULT_ECHO_PORT
 
 pytestmark = pytest.mark.root
@@ -22,8 +22,8 @@ WEB_PORT = DEFAULT_ECHO_PORT[0]
 
 
 def topology(lab: str, services: int) -> str:
-    """One node (the balancer can only pick it), web-1 admitting only role=client pods, ``services`` LBs. UDP: the
-    policy's REJECT answers with an ICMP error, which leaves the balancer's conntrack entry to be read (a TCP
+    """One node (the gateway can only route to it), web-1 admitting only role=client pods, ``services`` LBs. UDP:
+    the policy's REJECT answers with an ICMP error, which leaves the node's conntrack entry to be read (a TCP
     reset would close it)."""
     lbs = "\n".join(f"  - {{name: web-lb{i}, type: LoadBalancer, selector: {{app: web}}, "
                     f"ports: [{{port: {80 + i}, protocol: UDP, targetPort: {WEB_PORT}, nodePort: {30080 + i}}}]}}"
@@ -46,31 +46,20 @@ networkPolicies:
 """
 
 
-def test_the_verdict_names_the_balancers_masquerade_source(labs):
+def test_the_verdict_names_the_internet_hosts_own_address(labs):
     lab = labs.name("trw")
     labs.up(topology(lab, 1))
-    labs.up(topology(lab, 2), "topo.yaml", "--reconfigure")  # the second Service's IP comes second
-    lb = f"{lab}-lb"
-    # The kernel's view: two addresses on the balancer's eth0, the first Service's primary, the second's secondary
-    # (and lower: the plan lists it first).
-    [eth0] = ip_json("-4", "addr", "show", "eth0", netns=lb)
-    addrs = {a["local"]: a.get("secondary", False) for a in eth0["addr_info"]}
-    assert len(addrs) == 2, addrs
-    [primary] = [a for a, secondary in addrs.items() if not secondary]
-    [other] = [a for a, secondary in addrs.items() if secondary]
-    assert tuple(map(int, other.split("."))) < tuple(map(int, primary.split("."))), addrs
+    labs.up(topology(lab, 2), "topo.yaml", "--reconfigure")  # a Service added to a running lab: its route comes too
+    routes = ip_json("route", "show", netns=f"{lab}-gateway")
+    assert len([r for r in routes if r["dst"].startswith("203.0.113.") and r.get("gateway")]) == 2, routes
     for svc in ("web-lb0", "web-lb1"):
         proc = netlab("trace", "--lab", lab, "example", f"svc/{svc}", "-o", "json", check=False, timeout=60)
         assert proc.returncode == 1, proc.stderr
         d = json.loads(proc.stdout)
-        sport = d["hops"][0]["observe"]["flow"].split(" → ")[0].rsplit(":", 1)[1]
-        # The balancer's conntrack entry: the reply tuple's (the second) destination is the source its MASQUERADE
-        # wrote.
-        [entry] = [line for line in in_netns(lb, "conntrack", "-L", "-p", "udp", "--orig-port-src", sport,
-                                             check=True).stdout.splitlines() if line.strip()]
-        masq = re.findall(r"dst=(\S+)", entry)[1]
-        assert masq == primary, entry
+        # What the node saw: the packet arrived with the host's own address (its capture at n1's eth0).
+        arrived = next(h for h in d["hops"] if h["netns"] == f"{lab}-n1" and h["device"] == "eth0" and h["seen"])
+        assert re.search(r"IP \(ttl \d+\) 203\.0\.113\.10\.\d+ > ", arrived["evidence"]), arrived
         [verdict] = d["policy"]
         assert (verdict["pod"], verdict["allowed"], verdict["node"]) == ("default/web-1", False, "n1"), verdict
-        assert f"it comes from {masq}, the load balancer's address after its masquerade" in verdict["text"], \
-            verdict["text"]
+        assert "it comes from 203.0.113.10, example's own address" in verdict["text"], verdict["text"]
+        assert "load balancer" not in verdict["text"], verdict["text"]

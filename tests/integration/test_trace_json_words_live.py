@@ -1,10 +1,10 @@
 """trace -o json in the words docs/json.md gives, on a real lab (root): a lab with an internet host and a
 LoadBalancer Service, its pods on two nodes joined by VXLAN (QA q43 1 and 3).
 
-1. An internet host's packet to the LoadBalancer IP: the lab's balancer DNATs it to a node's nodePort, and that
-   node's kube-proxy DNATs the nodePort to the endpoint. trace's `endpoint.via` said "NodePort" (the address the node
-   saw), probe's `service.via` "LoadBalancer" for the same flow; json.md: `via` is the Service's address the packet
-   was sent to, in probe's words. It says LoadBalancer, the node's DNAT row keeps the nodePort in `node_port`.
+1. An internet host's packet to the LoadBalancer IP: the internet's gateway routes it to a node untranslated (a
+   passthrough balancer), whose kube-proxy DNATs it to the endpoint. trace's `endpoint.via` once said "NodePort",
+   probe's `service.via` "LoadBalancer" for the same flow; json.md: `via` is the Service's address the packet was
+   sent to, in probe's words. It says LoadBalancer, and the gateway's route row names its multipath hops.
 2. A pod's packet to a pod of the other node: the fdb row's facts said `lladdr` and `remote_vtep`, the bridge rows'
    `lladdr`; json.md: a trace hop's facts say an FDB entry's `mac` and `dst`, as `bridge -j fdb` does. They do (the
    old keys beside them, the same value, for one release), and they are what `bridge -j fdb` shows in that node.
@@ -43,24 +43,24 @@ def _addr(netns: str, dev: str) -> str:
 def test_a_trace_to_the_load_balancer_ip_says_via_loadbalancer_as_probe_does(lab):
     rc, d = traced(lab, "client", "svc/web-lb", "--port", "80")
     assert rc == 0 and d["delivered"] and d["destination"]["ip"] == LB, (d["lost"], d["destination"])
-    [lb_row, row] = [h for h in d["hops"] if h["kind"] == "dnat"]
-    assert lb_row["netns"] == f"{lab}-lb", lb_row  # the balancer made it a nodePort packet
+    [row] = [h for h in d["hops"] if h["kind"] == "dnat"]  # the node's alone: nothing translated it on the way
     node = row["netns"]
-    to = f"{_addr(node, 'eth0')}:{NODE_PORT}"
-    assert row["decision"].startswith(f"DNAT {to} → "), row["decision"]  # what the node's kube-proxy DNATed
+    assert row["decision"].startswith(f"DNAT {LB}:80 → "), row["decision"]  # what the node's kube-proxy DNATed
     assert d["endpoint"]["via"] == row["facts"]["via"] == "LoadBalancer", (d["endpoint"], row["facts"])
-    assert row["facts"]["node_port"] == to, row["facts"]
+    assert "node_port" not in row["facts"], row["facts"]
+    [route] = [h for h in d["hops"] if h["kind"] == "route" and h["netns"] == f"{lab}-gateway"]
+    assert route["facts"]["gateway"] == _addr(node, "eth0") and route["facts"]["gateway"] in route["facts"]["hops"]
     # probe's word for the same flow (an internet host to the LoadBalancer IP)
     proc = netlab("probe", "--lab", lab, "-o", "json", check=False, timeout=300)
     report = json.loads(proc.stdout)
     [lb_probe] = [p for p in report["probes"] if p["source"] == "client" and p["destination_ip"] == LB
                   and p["protocol"] == "tcp" and p["port"] == 80]
     assert lb_probe["service"]["via"] == d["endpoint"]["via"], lb_probe["service"]
-    # and the text says the same: the LoadBalancer IP, which the balancer sent to the node's nodePort
+    # and the text says the same: the LoadBalancer IP, DNATed at the node
     text = netlab("trace", "--lab", lab, "client", "svc/web-lb", "--port", "80", timeout=60).stdout
     result = next(line for line in text.splitlines() if line.startswith("result: "))
-    assert f"svc/web-lb's LoadBalancer IP {LB}:80, which the load balancer sent to " in result, result
-    assert "'s nodePort " in result and f":{NODE_PORT}, DNATed there to " in result, result
+    assert f"svc/web-lb's LoadBalancer IP {LB}:80 DNATed to " in result, result
+    assert "nodePort" not in result, result
 
 
 def test_the_fdb_and_bridge_rows_facts_say_bridge_fdbs_mac_and_dst(lab):

@@ -1,11 +1,11 @@
-"""An internet host's packet to a LoadBalancer IP on a real lab (root), in both kube-proxy modes: the lab's balancer
-DNATs it to a node's nodePort, and the DNAT it meets on that node is kube-proxy's nodePort rule, not its rule for
-the LoadBalancer IP.
+"""An internet host's packet to a LoadBalancer IP on a real lab (root), in both kube-proxy modes: the internet's
+gateway routes it to a node untranslated (a passthrough balancer, its multipath route's hop picked by a hash), and
+the DNAT it meets on that node is kube-proxy's rule for the LoadBalancer IP, not a nodePort's.
 
-trace's result said "svc/web-lb:80 DNATed to <endpoint>" and the node's DNAT row "Service default/web-lb picked
-endpoint web (KUBE-SVC-... → KUBE-SEP-...)", as if the node had matched the LoadBalancer IP. The kernel's counters
-say otherwise: on that node, kube-proxy's KUBE-NODEPORTS rule for the nodePort counts the trace's packet and the
-KUBE-SERVICES rule for the LoadBalancer IP counts nothing. The row, its path and the result now say the nodePort.
+Before, the lab's one-armed balancer DNATed the packet to a node's nodePort and masqueraded it. Now the kernel's
+counters say: on the node the gateway picked, the KUBE-SERVICES rule for the LoadBalancer IP counts the trace's
+packet and the KUBE-NODEPORTS rule counts nothing; the gateway's route row names the node the trace's packet went
+to, and the row, its path and the result name the LoadBalancer IP's rule.
 """
 
 from __future__ import annotations
@@ -53,43 +53,37 @@ def _counters(netns: str) -> dict[str, int]:
     return out
 
 
-def test_the_balancers_packet_is_dnated_by_the_nodes_nodeport_rule_and_trace_says_so(live):
+def test_the_gateway_routes_the_packet_to_a_node_whose_lb_ip_rule_dnats_it_and_trace_says_so(live):
     lab, mode = live
     nodes = {n: in_netns(f"{lab}-{n}", "ip", "-4", "-br", "addr", "show", "eth0", check=True).stdout.split()[2]
              .split("/")[0] for n in ("n1", "n2")}
     before = {n: _counters(f"{lab}-{n}") for n in nodes} if mode == "iptables" else {}
     rc, d = traced(lab, "client", "svc/web-lb", "--port", "80")
     assert rc == 0 and d["delivered"] and d["reply_received"], (d["lost"], d["reply_lost"])
-    [lb_row, row] = [h for h in d["hops"] if h["kind"] == "dnat"]
-    assert lb_row["netns"] == f"{lab}-lb", lb_row  # the balancer's DNAT: LB IP -> a node's nodePort
+    [row] = [h for h in d["hops"] if h["kind"] == "dnat"]  # the node's alone: nothing translated it on the way
     node = row["netns"].removeprefix(f"{lab}-")
-    to = f"{nodes[node]}:{NODE_PORT}"
-    assert row["decision"].startswith(f"DNAT {to} → "), row["decision"]
-    assert f": the nodePort path, {NODE_PORT} on {nodes[node]} ({node}): Service default/web-lb picked endpoint " \
-           "web (" in row["decision"], row["decision"]
+    # The gateway's route row: its multipath route to both nodes (Cluster: no health check) and the hop its hash
+    # picked, the node that DNATed the packet.
+    [route] = [h for h in d["hops"] if h["kind"] == "route" and h["netns"] == f"{lab}-gateway"]
+    assert sorted(route["facts"]["hops"]) == sorted(nodes.values()) and route["facts"]["gateway"] == nodes[node], \
+        route
+    assert f"picked {nodes[node]} ({node})" in route["decision"], route["decision"]
+    assert route["commands"][0].endswith(" dport 80") and " ipproto tcp sport " in route["commands"][0], route
+    assert row["decision"].startswith(f"DNAT {LB}:80 → "), row["decision"]
+    assert "Service default/web-lb picked endpoint web (" in row["decision"], row["decision"]
     ep = d["endpoint"]
-    # the Service's address the packet was sent to, in probe's words (QA q43 1): not the nodePort the node saw
-    assert ep["via"] == row["facts"]["via"] == "LoadBalancer" and row["facts"]["node_port"] == to, row["facts"]
-    chains = (r"PREROUTING → KUBE-SERVICES → KUBE-NODEPORTS → KUBE-EXT-\w+ → KUBE-SVC-\w+ → KUBE-SEP-\w+"
-              if mode == "iptables" else
-              r"nat-prerouting → services → map service-nodeports → external-\S+ → service-\S+ → endpoint-\S+")
-    assert re.search(rf"\({chains}\)", row["decision"]) and re.search(rf": {chains}", ep["path"]), \
-        (row["decision"], ep["path"])
-    assert ep["path"].startswith(f"a packet to {node}'s nodePort {to}, where the load balancer holding its "
-                                 f"LoadBalancer IP {LB}:80 sends it"), ep["path"]
-    # the result line (text): where the balancer sent it, and the DNAT there
+    assert ep["via"] == row["facts"]["via"] == "LoadBalancer" and "node_port" not in row["facts"], row["facts"]
+    chains = (r"PREROUTING → KUBE-SERVICES → KUBE-EXT-\w+ → KUBE-SVC-\w+ → KUBE-SEP-\w+"
+              if mode == "iptables" else r"nat-prerouting → services → external-\S+ → service-\S+ → endpoint-\S+")
+    assert re.search(rf": {chains}", ep["path"]), ep["path"]
+    assert ep["path"].startswith(f"a packet from outside the cluster to the LoadBalancer IP {LB}:80, which the "
+                                 "gateway routed to this node untranslated (a passthrough balancer)"), ep["path"]
     text = netlab("trace", "--lab", lab, "client", "svc/web-lb", "--port", "80", timeout=60).stdout
     result = next(line for line in text.splitlines() if line.startswith("result: "))
-    assert re.search(rf"\(svc/web-lb's LoadBalancer IP {LB}:80, which the load balancer sent to n[12]'s nodePort "
-                     rf"[\d.]+:{NODE_PORT}, DNATed there to {ep['endpoint_ip']}:8080\)", result), result
-    assert "svc/web-lb:80 DNATed" not in result
+    assert f"(svc/web-lb's LoadBalancer IP {LB}:80 DNATed to {ep['endpoint_ip']}:8080)" in result, result
     if mode == "iptables":
         after = _counters(f"{lab}-{node}")
         moved = {line: after[line] - n for line, n in before[node].items() if after.get(line, n) != n}
-        [nodeport] = [line for line in moved if line.startswith("-A KUBE-NODEPORTS ")]
-        assert f"--dport {NODE_PORT} " in nodeport and moved[nodeport] >= 1, moved
-        assert not [line for line in moved if f"-d {LB}/32" in line], moved  # the LB IP's rule took nothing here
-        said = re.search(rf"`{re.escape(nodeport)}` counted it \(its counter went up by (\d+) during the trace\)",
-                         ep["path"])
-        # trace reads the counter just around its packet, inside this test's window (which may hold more)
-        assert said and 1 <= int(said.group(1)) <= moved[nodeport], (ep["path"], moved)
+        [lb_rule] = [line for line in moved if line.startswith("-A KUBE-SERVICES ") and f"-d {LB}/32 " in line]
+        assert "loadbalancer IP" in lb_rule and moved[lb_rule] >= 1, moved
+        assert not [line for line in moved if line.startswith("-A KUBE-NODEPORTS ")], moved

@@ -13,6 +13,7 @@ import pytest
 
 from helpers import in_netns, ip_json, netlab, reject_counts, traced
 from netlab.model.echo_ports import DEFAULT_ECHO_PORT
+from netlab.model import naming
 
 pytestmark = pytest.mark.root
 
@@ -108,9 +109,10 @@ def test_a_pod_to_pod_flow_a_policy_refuses_is_lost_at_the_rejects_row(labs):
 
 
 def test_a_loadbalancer_flow_no_node_kept_an_entry_of_gets_the_policy_verdict(labs):
-    """The gateway's eth0 down: the balancer DNATs the packet to a node's nodePort and loses it at the gateway, so
-    no node's conntrack entry names the node that would DNAT it (trace judged no policy then). The balancer's own
-    entry names it, and the verdict is judged from there, as for a nodePort."""
+    """The gateway's port on the underlay down (its eth0 without carrier): the gateway routes the packet by its
+    LoadBalancer route to a node and loses it on the way, so no node's conntrack entry names the node that would
+    DNAT it (trace judged no policy then). The gateway's route row names it (the hop its hash picked), and the
+    verdict is judged from there, as for a nodePort."""
     lab = labs.name("trq")
     labs.up(policy_topology(lab) + """services:
   - {name: web-lb, type: LoadBalancer, selector: {app: web}, ports: [{port: 80, targetPort: %d, nodePort: 30080}]}
@@ -119,39 +121,36 @@ internet:
   gateway: {ip: 203.0.113.1}
   hosts: [{name: example, ip: 203.0.113.10}]
 """ % WEB_PORT)
-    lb, gw = f"{lab}-lb", f"{lab}-gateway"
-    lb_ip = next(line.split()[3].split("/")[0] for line in in_netns(lb, "iptables-save", "-t", "nat", check=True)
-                 .stdout.splitlines() if line.startswith("-A NETLAB-LB-SERVICES -d "))
-    in_netns(gw, "ip", "link", "set", "eth0", "down", check=True)
-    # Real traffic: the connection fails at the gateway (no route left to the nodes), after the balancer's DNAT.
+    gw = f"{lab}-gateway"
+    [route] = [r for r in ip_json("route", "show", netns=gw) if "nexthops" in r]  # the LoadBalancer IP's
+    lb_ip = route["dst"]
+    in_netns(f"{lab}-underlay", "ip", "link", "set", naming.veth_name(lab, "gateway"), "down", check=True)
+    # Real traffic: the connection fails on the way to the node (the gateway's eth0 has no carrier).
     assert connect(f"{lab}-example", lb_ip, 80) != "ok"
     before = {n: reject_counts(f"{lab}-{n}") for n in ("n1", "n2")}
     rc, d = traced(lab, "example", "svc/web-lb")
-    assert rc == 1 and d["lost"]["netns"] == gw, d["lost"]
+    assert rc == 1 and d["lost"]["netns"] in (gw, f"{lab}-underlay"), d["lost"]
     sport = d["hops"][0]["observe"]["flow"].split(" → ")[0].rsplit(":", 1)[1]
-    # The kernel's view: the balancer's entry names the node it picked; no node has an entry for the packet, and no
-    # REJECT counted it.
-    [entry] = [line for line in in_netns(lb, "conntrack", "-L", "-p", "tcp", "--orig-port-src", sport,
-                                         check=True).stdout.splitlines() if line.strip()]
-    node_ip = re.search(r"\[UNREPLIED\] src=(\S+) ", entry).group(1)
-    node = next(n for n in ("n1", "n2")
-                if ip_json("-4", "addr", "show", "eth0", netns=f"{lab}-{n}")[0]["addr_info"][0]["local"] == node_ip)
+    # The gateway's route row names the node its hash picked; no node has an entry for the packet, and no REJECT
+    # counted it.
+    [row] = [h for h in d["hops"] if h["netns"] == gw and h["kind"] == "route" and h["facts"].get("hops")]
+    node = next(n for n in ("n1", "n2") if ip_json("-4", "addr", "show", "eth0", netns=f"{lab}-{n}")[0]["addr_info"][0]
+                ["local"] == row["facts"]["gateway"])
     for n in ("n1", "n2"):
         assert in_netns(f"{lab}-{n}", "conntrack", "-L", "-p", "tcp", "--orig-port-src", sport).stdout.strip() == ""
         assert reject_counts(f"{lab}-{n}") == before[n]
     [verdict] = d["policy"]
     assert (verdict["pod"], verdict["allowed"], verdict["node"], verdict["counted"]) == \
         ("default/web-1", False, "n1", False), verdict
-    masq = next(h["decision"] for h in d["hops"] if h["netns"] == lb and h["kind"] == "snat")
-    if node == "n1":  # handed to web-1's own node: judged with the balancer's address after its masquerade
-        seen = re.search(r"source \S+ → (\S+):\d+", masq).group(1) + ", the load balancer's address after its masquerade"
+    if node == "n1":  # routed to web-1's own node: judged with the host's own address (no NAT on the way)
+        seen = "203.0.113.10, example's own address"
     else:  # n2 forwards it to n1 masqueraded to its own address towards the pod (flannel.1's)
         vtep = ip_json("-4", "addr", "show", "flannel.1", netns=f"{lab}-n2")[0]["addr_info"][0]["local"]
         seen = f"{vtep}, n2's address after its masquerade"
     assert verdict["text"].startswith(f"dropped in node n1, chain {verdict['chain']}, by policy "
                                       f"default/web-from-clients (no ingress rule allows it for pod default/web-1; "
                                       f"it comes from {seen})"), (node, verdict["text"])
-    # n1's REJECT never had the packet (lost at the gateway, before n1's FORWARD hook): said so, not "look at the
+    # n1's REJECT never had the packet (lost on the way, before n1's FORWARD hook): said so, not "look at the
     # node's filter table".
     assert verdict["text"].endswith("; but the packet never got there: it was lost before node n1's FORWARD hook, so "
                                     "this is what the policy would do to it"), verdict["text"]

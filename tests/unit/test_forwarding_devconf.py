@@ -28,7 +28,7 @@ FORWARDING_HOST = dict(KERNEL, **{"net.ipv4.ip_forward": "1", "net.ipv4.conf.all
 HARDENED_HOST = dict(KERNEL, **{"net.ipv4.ip_forward": "0", "net.ipv4.conf.all.accept_redirects": "0",
                                 "net.ipv4.conf.default.accept_redirects": "0"})
 REDIRECTS = devconf_keys("accept_redirects")
-GOLDEN = Path(__file__).parent / "golden" / "services_topology.yaml"  # nodes, pods, gateway, lb, a host
+GOLDEN = Path(__file__).parent / "golden" / "services_topology.yaml"  # nodes, pods, gateway, a host
 
 
 def test_a_forwarding_hosts_accept_redirects_is_the_kernels_and_nothing_is_set_back():
@@ -45,7 +45,7 @@ def test_set_back_accept_redirects_is_the_kernels_of_each_namespaces_forwarding(
     forward = {r.netns: r.value for r in sysctls if r.name == "net.ipv4.ip_forward"}
     got = {ns: tuple(r.value for name in REDIRECTS for r in sysctls if (r.netns, r.name) == (ns, name))
            for ns in forward}
-    routers = {"golden-minikube", "golden-minikube-m02", "golden-gateway", "golden-lb",
+    routers = {"golden-minikube", "golden-minikube-m02", "golden-gateway",
                *(pod.netns for pod in lab.pods)}
     assert {ns for ns, value in forward.items() if value == "1"} == routers
     assert set(forward) == set(build_plan(lab).netns)  # every namespace says whether it forwards

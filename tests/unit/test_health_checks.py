@@ -139,21 +139,21 @@ def test_a_port_taken_is_said_for_that_check(server):
     assert len(lines) == 1 and lines[0].startswith(f"E {check.key} ") and "in use" in lines[0], lines
 
 
-def test_the_balancer_hands_connections_only_to_nodes_whose_check_answers_200():
-    from netlab.plan.internet import lb_nat, load_balancer_ips
+def test_the_gateway_routes_a_load_balancer_ip_only_to_nodes_whose_check_answers_200():
+    from netlab.plan.internet import load_balancer_routes
+    from netlab.plan.resources import Route
 
     def targets(lb, service: str) -> set[str]:
-        """The node addresses the balancer's chain for ``service`` DNATs to."""
-        rules = lb_nat(lb, "hc-lb", load_balancer_ips(lb)).rules
-        ip = str(lb.addressing.lb_ip[("default", service)])
-        chain = next(line.split(" -j ")[-1] for line in rules if f"-d {ip}/32" in line)
-        return {line.split("--to-destination ")[1].split(":")[0] for line in rules if line.startswith(f"-A {chain} ")}
+        """The node addresses the gateway routes ``service``'s LoadBalancer IP to (a multipath route's hops)."""
+        ip = lb.addressing.lb_ip[("default", service)]
+        (route,) = [r for r in load_balancer_routes(lb, "hc-gateway") if isinstance(r, Route) and ip in r.dst]
+        return {str(gw) for gw in route.nexthops} or {str(route.gateway)}
 
     full = lab()
     n1, n2, n3 = (str(n.ip) for n in full.nodes)
     assert targets(full, "web") == {n1, n2}  # n3 answers 503: left out
     assert targets(full, "cluster") == {n1, n2, n3}  # externalTrafficPolicy Cluster: no check, every node
-    # No endpoint anywhere: every check answers 503, and the balancer fails open, to every node.
+    # No endpoint anywhere: every check answers 503, and the gateway fails open, to every node.
     empty = resolve(validate_source(parse_yaml(TOPOLOGY.replace("labels: {app: web}", "labels: {app: x}"), "e.yaml")))
     assert targets(empty, "web") == {n1, n2, n3}
 

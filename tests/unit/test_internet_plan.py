@@ -1,4 +1,4 @@
-"""The simulated internet's plan: gateway, hosts, load balancer (no root)."""
+"""The simulated internet's plan: gateway, hosts, the routes that balance LoadBalancer IPs (no root)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import yaml
 from netlab.model import naming
 from netlab.plan import internet
 from netlab.plan.build import build_plan
-from netlab.plan.resources import Address, Bridge, NatRules, Netns, Route, Sysctl, Veth
+from netlab.plan.resources import Address, Bridge, NatRules, Netns, Route, Sysctl, Veth, resource_from_json
 from test_services_plan import TOPO, check_golden, golden_lab, lab_of
 
 
@@ -29,7 +29,7 @@ def test_no_internet_no_resources():
 def test_namespaces_and_names():
     lab = golden_lab()
     res = internet.resources(lab)
-    assert [r.netns for r in res if isinstance(r, Netns)] == ["golden-gateway", "golden-lb", "golden-example"]
+    assert [r.netns for r in res if isinstance(r, Netns)] == ["golden-gateway", "golden-example"]
     for r in res:
         if isinstance(r, (Veth, Bridge)):
             naming.check_ifname(r.name)
@@ -72,17 +72,39 @@ def test_load_balancer_ip_allocation():
     assert internet.load_balancer_ips(lab_of(data)) == {("default", "pub"): IPv4Address("203.0.113.77")}
 
 
-def test_load_balancer_spreads_over_every_node_port():
+def test_the_gateway_routes_each_load_balancer_ip_to_the_nodes():
+    """A passthrough balancer, as MetalLB's in BGP mode: the gateway routes the LoadBalancer IP to every node's
+    underlay address (one multipath route, the hop picked by a hash of the packet's five-tuple), answers ARP for
+    it on the internet's side, and translates nothing; no namespace of its own holds the IP."""
     lab = golden_lab()
-    lb = next(r for r in internet.resources(lab) if isinstance(r, NatRules) and r.netns == "golden-lb")
-    chain = internet.lb_chain("default/pub:http", "tcp")
-    assert f"-A NETLAB-LB-SERVICES -d 203.0.113.254/32 -p tcp -m tcp --dport 80 -j {chain}" in lb.rules
-    assert (f"-A {chain} -p tcp -m tcp -m statistic --mode random --probability 0.50000000000 "
-            "-j DNAT --to-destination 192.168.122.215:30000") in lb.rules
-    assert f"-A {chain} -p tcp -m tcp -j DNAT --to-destination 192.168.122.7:30000" in lb.rules
-    assert "-A NETLAB-LB-POSTRTG -m conntrack --ctstate DNAT -j MASQUERADE" in lb.rules
-    assert Address(netns="golden-lb", dev="eth0", address=IPv4Interface("203.0.113.254/24"),
-                   broadcast=IPv4Address("203.0.113.255")) in internet.resources(lab)
+    res = internet.resources(lab)
+    route = Route(netns="golden-gateway", dst=IPv4Network("203.0.113.254/32"), gateway=None, dev="eth0",
+                  nexthops=(IPv4Address("192.168.122.215"), IPv4Address("192.168.122.7")))
+    assert route in res
+    assert route.command() == ("ip -n golden-gateway route add 203.0.113.254/32 nexthop via 192.168.122.215 dev eth0 "
+                               "nexthop via 192.168.122.7 dev eth0")
+    for name, value in (("net.ipv4.fib_multipath_hash_policy", "3"), ("net.ipv4.fib_multipath_hash_fields", "55"),
+                        ("net.ipv4.conf.inet0.proxy_arp", "1")):
+        assert Sysctl(netns="golden-gateway", name=name, value=value) in res
+    assert not [r for r in res if isinstance(r, Address) and IPv4Address("203.0.113.254") == r.address.ip]
+    assert [r.netns for r in res if isinstance(r, NatRules)] == ["golden-gateway"]  # its egress SNAT alone
+    # A plan resource's JSON: the hops as `ip -j route` prints them, and back.
+    data = route.to_json()
+    assert data["nexthops"] == [{"gateway": "192.168.122.215", "dev": "eth0"}, {"gateway": "192.168.122.7",
+                                                                                "dev": "eth0"}]
+    assert resource_from_json(data) == route
+    assert "nexthops" not in Route(netns="x", dst=IPv4Network("10.0.0.0/8"), gateway=None, dev="eth0").to_json()
+
+
+def test_one_node_gets_a_plain_route_as_the_kernel_keeps_it():
+    """The kernel keeps a multipath route of one hop as a plain one (`ip route` prints `via`): so does the plan,
+    or status would call it drift."""
+    data = yaml.safe_load(TOPO.read_text())
+    data["nodes"] = data["nodes"][:1]
+    data["pods"] = [p for p in data["pods"] if p.get("node") in (None, data["nodes"][0]["name"])]
+    lab = lab_of(data)
+    (route,) = [r for r in internet.resources(lab) if isinstance(r, Route) and r.dst == IPv4Network("203.0.113.254/32")]
+    assert (route.gateway, route.dev, route.nexthops) == (lab.nodes[0].ip, "eth0", ())
 
 
 def test_whole_plan_has_unique_keys_and_lab_order():

@@ -94,16 +94,10 @@ def test_nftables_kube_proxys_own_lines_and_the_kernels_listing():
             == "ip saddr != { 10.244.0.9, 203.0.113.0/26 } drop")
 
 
-def lb_filter(lb) -> list:
-    return [r for r in internet.resources(lb) if r.kind == "nat" and r.netns == "kp-lb" and r.table == "filter"]
-
-
-def test_the_labs_balancer_drops_the_other_sources():
-    chain = "NETLAB-LBFW-" + services.port_proto_hash("ns5/svc5:p80", "tcp")
-    assert sorted(lb_filter(lab())[0].rules) == sorted([
-        "-A FORWARD -j NETLAB-LB-FIREWALL", f"-A NETLAB-LB-FIREWALL -p tcp -m tcp --dport 30002 -j {chain}",
-        f"-A {chain} -s 203.0.113.0/25 -j RETURN", f"-A {chain} -j DROP"])
-    assert not lb_filter(lab(ranges=[]))  # without source ranges the balancer has no filter rules (as before)
+def test_the_gateway_filters_nothing_the_nodes_kube_proxy_checks_the_ranges():
+    """The gateway routes a LoadBalancer IP to the nodes as it is (a passthrough balancer): no filter rules of its
+    own; the ranges are kube-proxy's to check, on the node, which sees the client's address."""
+    assert not [r for r in internet.resources(lab()) if r.kind == "nat" and r.table == "filter"]
 
 
 def test_the_api_servers_rules():

@@ -91,16 +91,15 @@ def test_probe_says_the_gateway_is_the_internets_not_an_internet_host_and_fails(
         ("namespace fk-gateway is there", line)]
 
 
-def test_the_load_balancer_and_a_host_are_said_apart(lab, monkeypatch):
-    _deleted(monkeypatch, "lb", "h1", "a")
+def test_a_pod_and_a_host_are_said_apart(lab, monkeypatch):
+    _deleted(monkeypatch, "h1", "a")  # (no load balancer namespace: the gateway routes LoadBalancer IPs)
     report = runner.run(lab)
-    assert report.deleted_kinds == ["pod", "lb", "host"]
-    assert f"lb, the load balancer: {LINE.format('lb')}" in report.notes
+    assert report.deleted_kinds == ["pod", "host"]
     assert f"h1: its flows not probed: {LINE.format('h1')}" in report.notes
     assert render.summary_line(report).endswith(" (1 pod and 1 internet host not probed: their namespaces were "
-                                                "deleted; the load balancer: its namespace was deleted)")
+                                                "deleted)")
     failures = from_json(ProbeReport, render.to_json(report)).failures
-    assert failures[-3:] == tuple(report.deleted), failures
+    assert failures[-2:] == tuple(report.deleted), failures
 
 
 def test_probe_and_policy_table_cli_say_the_gateways_line_exit_1(lab, monkeypatch):

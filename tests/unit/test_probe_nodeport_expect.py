@@ -136,8 +136,8 @@ def test_the_isolation_note_names_only_what_the_service_has():
          "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30082}]},
         {"name": "two-lb", "type": "LoadBalancer", "selector": {"tier": "web"},
          "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30083}]}]
-    balancer = ("a NetworkPolicy isolates its endpoints, and the balancer hands each connection to a node it picks "
-                "at random, whose NAT decides the address they see")
+    balancer = ("a NetworkPolicy isolates its endpoints, and the gateway routes each connection to a node by its "
+                "hash, whose NAT decides the address they see")
     assert isolated_notes(topo) == {
         "svc/two": "distribution not probed: a NetworkPolicy isolates its endpoints",
         "svc/one-lb": f"LoadBalancer not probed: {balancer}",

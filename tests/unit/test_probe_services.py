@@ -126,9 +126,9 @@ def test_load_balancer_from_every_internet_host(plan):
                                               (["203.0.113.10/32", "203.0.113.11/32"], {"example", "other"})])
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
 def test_load_balancer_expects_a_host_outside_its_source_ranges_dropped(mode, ranges, reached):
-    """The lab's balancer drops a client outside loadBalancerSourceRanges (kube-proxy would at the node): probe
-    expected every host answered, so a lab doing what its file asks failed (QA q4 #3). The section and the
-    probe's reason say why."""
+    """A client outside loadBalancerSourceRanges is dropped by kube-proxy's firewall at the node the gateway routes
+    it to: probe expected every host answered, so a lab doing what its file asks failed (QA q4 #3). The section
+    and the probe's reason say why."""
     services = [dict(s, loadBalancerSourceRanges=ranges) if s["name"] == "web-lb" else s for s in SVC["services"]]
     hosts = SVC["internet"]["hosts"] + [{"name": "other", "ip": "203.0.113.11"}]
     lab = svc_lab(services=services, internet={**SVC["internet"], "hosts": hosts},
@@ -144,9 +144,9 @@ def test_load_balancer_expects_a_host_outside_its_source_ranges_dropped(mode, ra
             assert p.reason == "service"
         else:
             assert p.reason == (f"{p.source.ip} is outside Service web-lb's loadBalancerSourceRanges "
-                                f"({shown}): the lab's balancer drops it, as a cloud's does"), p.reason
+                                f"({shown}): kube-proxy's firewall on the node drops it"), p.reason
             assert judge(p, Observation(outcome="timeout"), 1.0, None) == []
-    # the NodePorts are not the balancer's: every host still dials them directly
+    # the NodePorts are not checked against the ranges: every host still dials them directly
     assert all(p.expected for p in by(svcs.build(lab), "web-lb", "NodePort"))
 
 
@@ -359,8 +359,10 @@ def test_path_entries_of_service_probes(lab, plan):
             ("svc-node-2", "eth0", "192.168.122.1"), ("svc-node-2", "cni0", "10.244.1.2")} <= e
     (lbp,) = by(plan, "web-lb", "LoadBalancer")
     e = set(service_paths.path_entries(lab, lbp))
-    assert {("svc-example", "eth0", "203.0.113.100"), ("svc-lb", "eth0", "203.0.113.1"),
-            ("svc-gateway", "inet0", "203.0.113.100")} <= e
+    # the host's entry for the LoadBalancer IP (the gateway's proxy ARP), the gateway's for the host and the nodes
+    assert {("svc-example", "eth0", "203.0.113.100"), ("svc-gateway", "inet0", "203.0.113.10"),
+            ("svc-gateway", "eth0", "192.168.122.2"), ("svc-node-1", "eth0", "192.168.122.1")} <= e
+    assert not [x for x in e if x.netns == "svc-lb"]
     egress = next(p for p in build_matrix(lab) if p.destination.name == "example")
     e = set(service_paths.path_entries(lab, egress))
     assert {("svc-node-1", "eth0", "192.168.122.1"), ("svc-gateway", "inet0", "203.0.113.10"),
@@ -386,8 +388,8 @@ def test_job_holds_service_tasks_and_distributions(lab, plan):
     # dnsmasq sends nothing on connect: each probe waits for the answer to its question, over UDP and TCP
     assert {(t.proto, t.wait_reply, t.question) for t in dns} == {
         (proto, True, "kube-dns.kube-system.svc.cluster.local") for proto in ("udp", "tcp")}
-    assert {"svc-gateway", "svc-lb", "svc-example"} <= set(job.sweep)  # snapshot and swept like the rest
-    assert job.untrack == ["svc-node-1", "svc-node-2", "svc-lb"]
+    assert {"svc-gateway", "svc-example"} <= set(job.sweep)  # snapshot and swept like the rest
+    assert job.untrack == ["svc-node-1", "svc-node-2"]  # NAT's entries: the gateway routes LoadBalancer IPs as they are
 
 
 def test_results_of_service_probes_serialise(plan):

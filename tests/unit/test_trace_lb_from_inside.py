@@ -2,8 +2,9 @@
 both kube-proxy modes.
 
 kube-proxy matches the LoadBalancer IP in its Service dispatch, reached from nat PREROUTING and OUTPUT, so such a
-packet is DNATed on its node and never goes to the balancer (which holds the address in the lab). trace took the
-address for the balancer's, an internet host ("delivered to lb"), and named neither the Service nor the chains.
+packet is DNATed on its node and never leaves it (the internet's gateway routes the address to the nodes). trace
+took the address for the balancer's, an internet host ("delivered to lb"), and named neither the Service nor the
+chains. An internet host's packet is routed to a node as it is, whose kube-proxy DNATs it the same way.
 The lab is topologies/services.yaml: web-lb at 203.0.113.100:80, endpoints web-1 (node-1) and web-2 (node-2).
 """
 
@@ -39,8 +40,8 @@ def test_the_lb_ip_from_inside_is_the_service_not_the_balancer(source):
         Endpoint(source, "pod", CLIENT, "svc-client")
     dst = resolve_target(lab, LB, "tcp", 80, src)
     assert (dst.kind, dst.ip, dst.service, dst.port, dst.netns) == ("service", LB, "web-lb", 80, None), dst
-    # another port of the balancer's address is not the Service's: the address as it is
-    assert resolve_target(lab, LB, "tcp", 81, src).kind == "internet"
+    # another port of the LoadBalancer IP is not the Service's: the address as it is
+    assert resolve_target(lab, LB, "tcp", 81, src).kind == "ip"
 
 
 @pytest.mark.parametrize("nft", [False, True], ids=["iptables", "nftables"])
@@ -79,14 +80,28 @@ def test_the_dnat_row_names_the_service_and_its_path(nft, source):
     assert f"path: {path} result:" in " ".join(text.split()) and r.to_json()["endpoint"]["path"] == path
 
 
-def test_the_balancers_own_dnat_is_not_kube_proxys():
-    """An internet host's packet: the balancer DNATs the LB IP to a node's nodePort; that row names no Service."""
-    lab, m, k = services_lab(False)
+@pytest.mark.parametrize("nft", [False, True], ids=["iptables", "nftables"])
+def test_an_internet_hosts_packet_is_routed_to_a_node_whose_kube_proxy_dnats_it(nft):
+    """The gateway routes the LB IP to a node untranslated (a passthrough balancer): the node's kube-proxy DNATs it
+    by its "loadbalancer IP" rule, as an outside client's (externalTrafficPolicy Cluster: marked for the masquerade);
+    no DNAT on the way there."""
+    lab, m, k = services_lab(nft)
     flow = Flow("tcp", "203.0.113.10", LB, 40000, 80)
-    k.ct["svc-lb"] = [CtEntry(flow, Flow("tcp", "192.168.122.3", LB, 30081, 40000), "SYN_SENT")]
+    k.ct["svc-node-1"] = [CtEntry(flow, Flow("tcp", WEB_2, N1_VTEP, 8080, 50000), "SYN_SENT")]
     w = walk(k, m, "svc-example", flow)
-    row = next(h for h in w.hops if h.kind == "dnat")
-    assert row.netns == "svc-lb" and "Service" not in row.decision and "path" not in row.facts, row
+    dnats = [h for h in w.hops if h.kind == "dnat"]
+    assert [h.netns for h in dnats] == ["svc-node-1"], w.hops
+    # At the gateway: the multipath route, its hops and the one the hash of the packet's ports picked (node-1's).
+    (route,) = [h for h in w.hops if h.kind == "route" and h.netns == "svc-gateway"]
+    assert route.facts["hops"] == [NODE_1, "192.168.122.3"] and route.facts["gateway"] == NODE_1, route
+    assert (f"a multipath route of 2 hops, {NODE_1} (node-1), 192.168.122.3 (node-2): svc-gateway's hash of the "
+            f"packet's ") in route.decision and route.decision.endswith(f"picked {NODE_1} (node-1)"), route.decision
+    assert route.commands[0].endswith(" ipproto tcp sport 40000 dport 80"), route.commands
+    assert dnats[0].facts["service"] == "default/web-lb:http" and dnats[0].facts["endpoint"] == "web-2"
+    path = dnats[0].facts["path"]
+    assert path.startswith(f"a packet from outside the cluster to the LoadBalancer IP {LB}:80, which the gateway "
+                           "routed to this node untranslated (a passthrough balancer): kube-proxy's "), path
+    assert "marks it for the masquerade" in path and path.endswith("picks among every endpoint"), path
 
 
 @pytest.mark.parametrize("nft", [False, True], ids=["iptables", "nftables"])
@@ -101,7 +116,7 @@ def test_without_the_lb_rule_the_nodes_packet_goes_astray_through_the_balancer(n
     w = walk(k, m, "svc-node-1", Flow("tcp", NODE_1, LB, 40000, 80))
     row = w.hops[0]
     assert row.kind == "dnat" and row.cause and row.facts.get("astray") is True, row
-    assert "to the load balancer that holds 203.0.113.100: out of the cluster and back in through a nodePort" \
+    assert "out of the cluster to the internet's gateway, which routes 203.0.113.100 back to a node" \
         in row.problem and "no interface owns" not in row.problem, row.problem
 
 
@@ -113,5 +128,6 @@ def test_an_internet_hosts_packet_to_the_lb_ip_is_the_services_captured_at_its_e
     src = Endpoint("example", "internet", "203.0.113.10", "svc-example")
     dst = resolve_target(lab, LB, "tcp", 80, src)
     assert (dst.kind, dst.ip, dst.service, dst.port, dst.netns) == ("service", LB, "web-lb", 80, None), dst
-    assert {"svc-web-1", "svc-web-2", "svc-lb", "svc-node-1", "svc-node-2"} <= set(capture_namespaces(lab, src, dst))
-    assert resolve_target(lab, LB, "udp", 80, src).kind == "internet"  # lb DNATs TCP only: its echo server answers
+    assert {"svc-web-1", "svc-web-2", "svc-gateway", "svc-node-1", "svc-node-2"} <= set(capture_namespaces(lab, src,
+                                                                                                          dst))
+    assert resolve_target(lab, LB, "udp", 80, src).kind == "ip"  # the Service's port is TCP: the address as it is

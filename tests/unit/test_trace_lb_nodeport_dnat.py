@@ -1,11 +1,12 @@
-"""An internet host's packet to a LoadBalancer IP: the balancer sends it to a node's nodePort, and the DNAT it meets on
-that node is the nodePort's (kube-proxy's KUBE-NODEPORTS; nftables mode: map service-nodeports), not the
-LoadBalancer IP's: with a fake kernel (no root), in both kube-proxy modes.
+"""An internet host's packet to a LoadBalancer IP: the internet's gateway routes it to a node untranslated (a
+passthrough balancer, plan/internet.py), and the DNAT it meets on that node is kube-proxy's rule for the
+LoadBalancer IP ("<svc> loadbalancer IP" in KUBE-SERVICES; nftables mode: its element of map service-ips), not a
+nodePort's: with a fake kernel (no root), in both kube-proxy modes.
 
-The DNAT row said "Service default/web-lb picked endpoint web-2 (KUBE-SVC-... → KUBE-SEP-...)" and the result
-"svc/web-lb:80 DNATed to 10.244.1.2:8080", as if the node had DNATed the LoadBalancer IP; its nat table's rule for the
-LoadBalancer IP counts nothing there, the nodePort rule does. The lab is topologies/services.yaml: web-lb at
-203.0.113.100:80, nodePort 30081, endpoints web-1 (node-1) and web-2 (node-2).
+Before, the lab's balancer DNATed the packet to a node's nodePort and masqueraded it, so the endpoint never saw the
+client's address, also with externalTrafficPolicy Local (QA: fidelity to a passthrough balancer such as MetalLB's).
+The lab is topologies/services.yaml: web-lb at 203.0.113.100:80, nodePort 30081, endpoints web-1 (node-1) and
+web-2 (node-2).
 """
 
 from __future__ import annotations
@@ -22,53 +23,46 @@ from netlab.trace.walk import walk
 from test_trace_missing_rules import services_lab
 from test_trace_walk import _seen_everywhere
 
-LB, EXAMPLE, NODE_2, WEB_2, N2_VTEP = "203.0.113.100", "203.0.113.10", "192.168.122.3", "10.244.1.2", "10.244.1.0"
+LB, EXAMPLE, NODE_2, WEB_2, N2_CNI0 = "203.0.113.100", "203.0.113.10", "192.168.122.3", "10.244.1.2", "10.244.1.1"
 
 
 @pytest.mark.parametrize("nft", [False, True], ids=["iptables", "nftables"])
-def test_the_balancers_packet_meets_the_nodeport_dnat_and_says_so(nft):
+def test_the_gateway_routes_the_lb_ip_to_a_node_whose_kube_proxy_dnats_it(nft):
     lab, m, k = services_lab(nft)
-    flow = Flow("tcp", EXAMPLE, LB, 40000, 80)
-    at_node = Flow("tcp", LB, NODE_2, 40000, 30081)
-    k.ct["svc-lb"] = [CtEntry(flow, Flow("tcp", NODE_2, LB, 30081, 40000), "SYN_SENT")]
-    k.ct["svc-node-2"] = [CtEntry(at_node, Flow("tcp", WEB_2, N2_VTEP, 8080, 50000), "SYN_SENT")]
-    if not nft:  # the kernel's counter of kube-proxy's nodePort rule took the packet
-        [rule] = [x for x in m.planned_nat["svc-node-2"].rules if x.startswith("-A KUBE-NODEPORTS ")
-                  and "--dport 30081 " in x]
+    flow = Flow("tcp", EXAMPLE, LB, 40001, 80)  # the fake gateway's hash of these ports picks node-2
+    k.ct["svc-node-2"] = [CtEntry(flow, Flow("tcp", WEB_2, N2_CNI0, 8080, 50000), "SYN_SENT")]
+    if not nft:  # the kernel's counter of kube-proxy's rule for the LoadBalancer IP took the packet
+        [rule] = [x for x in m.planned_nat["svc-node-2"].rules if x.startswith("-A KUBE-SERVICES ")
+                  and f"-d {LB}/32 " in x]
         k.counted[("svc-node-2", rule)] = 1
     w = walk(k, m, "svc-example", flow)
     assert w.outcome == "delivered" and w.end_netns == "svc-web-2", w.hops
-    row = next(h for h in w.hops if h.kind == "dnat" and h.netns == "svc-node-2")
-    # via is the Service's address the packet was sent to, in probe's words: the LoadBalancer IP (QA q43 1), though
-    # the node's DNAT is its nodePort's, which the row says in node_port and its words
+    assert [h.netns for h in w.hops if h.kind == "dnat"] == ["svc-node-2"]  # nothing translated it on the way
+    (route,) = [h for h in w.hops if h.kind == "route" and h.netns == "svc-gateway"]
+    assert route.facts["gateway"] == NODE_2 and route.decision.endswith(f"picked {NODE_2} (node-2)"), route
+    row = next(h for h in w.hops if h.kind == "dnat")
     assert row.facts["endpoint"] == "web-2" and row.facts["via"] == "LoadBalancer", row.facts
-    assert row.facts["node_port"] == f"{NODE_2}:30081", row.facts
-    assert f"DNAT {NODE_2}:30081 → {WEB_2}:8080: the nodePort path, 30081 on {NODE_2} (node-2): Service " \
-           "default/web-lb:http picked endpoint web-2 (" in row.decision, row.decision
-    sep = row.facts["sep_chain"]
-    want = (rf"\(nat-prerouting → services → map service-nodeports → external-\S+ → service-\S+ → {re.escape(sep)}\)"
-            if nft else rf"\(PREROUTING → KUBE-SERVICES → KUBE-NODEPORTS → KUBE-EXT-\w+ → KUBE-SVC-\w+ → {sep}\)")
-    assert re.search(want, row.decision), row.decision
+    assert "node_port" not in row.facts, row.facts
+    assert f"DNAT {LB}:80 → {WEB_2}:8080: Service default/web-lb:http picked endpoint web-2" in row.decision, \
+        row.decision
     path = row.facts["path"]
-    assert path.startswith(f"a packet to node-2's nodePort {NODE_2}:30081, where the load balancer holding its "
-                           f"LoadBalancer IP {LB}:80 sends it"), path
+    assert path.startswith(f"a packet from outside the cluster to the LoadBalancer IP {LB}:80, which the gateway "
+                           "routed to this node untranslated (a passthrough balancer): kube-proxy's "), path
     if nft:
-        assert "kube-proxy's element tcp . 30081 of map service-nodeports" in path, path
-        assert re.search(rf": nat-prerouting → services → map service-nodeports → external-\S+ → service-\S+ → "
-                         rf"endpoint-\S+__{WEB_2}/8080", path), path
-    else:
-        assert re.search(r": PREROUTING → KUBE-SERVICES → KUBE-NODEPORTS → KUBE-EXT-\w+ → KUBE-SVC-\w+ → KUBE-SEP-\w+;",
+        assert f"element {LB} . tcp . 80 of map service-ips (from nat-prerouting" in path, path
+        assert re.search(rf": nat-prerouting → services → external-\S+ → service-\S+ → endpoint-\S+__{WEB_2}/8080;",
                          path), path
-        assert f"`{rule}` counted it (its counter went up by 1 during the trace)" in path, path
-        assert "loadbalancer IP" not in path
+    else:
+        assert 'rule "default/web-lb:http loadbalancer IP" in KUBE-SERVICES (from PREROUTING' in path, path
+        assert re.search(r": PREROUTING → KUBE-SERVICES → KUBE-EXT-\w+ → KUBE-SVC-\w+ → KUBE-SEP-\w+;", path), path
+        assert "KUBE-NODEPORTS" not in path
+    assert "marks it for the masquerade" in path and path.endswith("picks among every endpoint"), path
     mark_seen(w.hops, _seen_everywhere(w), {h.netns for h in w.hops})
     r = TraceResult(lab="svc", src={"name": "example", "ip": EXAMPLE},
                     dst={"name": "svc/web-lb", "kind": "service", "ip": LB, "service": "web-lb"},
                     proto="tcp", port=80, marker="m", forward=w, verdict=explain(w), reply=None,
                     reply_verdict=None, reply_received=False)
     assert r.endpoint is not None and r.endpoint["via"] == "LoadBalancer", r.endpoint
-    assert r.to_json()["endpoint"]["via"] == "LoadBalancer"
     result = next(line for line in render_text(r, width=1000).splitlines() if line.startswith("result:"))
-    assert f"(svc/web-lb's LoadBalancer IP {LB}:80, which the load balancer sent to node-2's nodePort " \
-           f"{NODE_2}:30081, DNATed there to {WEB_2}:8080)" in result, result
-    assert "svc/web-lb:80 DNATed" not in result
+    assert f"(svc/web-lb's LoadBalancer IP {LB}:80 DNATed to {WEB_2}:8080)" in result, result
+    assert "load balancer sent" not in result

@@ -18,9 +18,7 @@ from netlab.model.netpol import Peer, nodeport_source, policy_set
 from netlab.plan.policy import pod_chain
 from netlab.probe.matrix import Endpoint as PEndpoint
 from netlab.probe.policy import service_judge
-from netlab.trace import nodeport, policy as tpolicy
-from netlab.trace.facts import RouteFacts, RouteFailure
-from netlab.trace.flow import Flow, Observe
+from netlab.trace import policy as tpolicy
 from netlab.trace.hops import Hop
 from netlab.trace.targets import resolve_source, resolve_target
 
@@ -96,12 +94,12 @@ def test_the_address_seen_decides_an_ipblock():
     assert e["allowed"] and "ipBlock 203.0.113.0/24" in e["text"]
     [e] = _story(lab, "example", "n1", 30080, "web-2", endpoint="web-2", dnat_node="n1")
     assert not e["allowed"] and f"it comes from {lab.node('n1').vtep_ip}" in e["text"]
-    # A LoadBalancer: the balancer masquerades with its own address (its only one, the Service's IP), which the
-    # ipBlock holds; which node it picked is read from conntrack.
+    # A LoadBalancer: the gateway routes it to a node untranslated (a passthrough balancer), so the node sees the
+    # host's own address, which the ipBlock holds; which node it was is read from conntrack.
     [e] = _story(lab, "example", "svc/web-lb", 80, None, endpoint="web-1", dnat_node="n1")
-    assert e["allowed"]
-    # No entry names it (the packet did not get past the balancer): judged as every node the balancer's DNAT may
-    # pick would (nothing was judged): n1 forwards it to its own pod with the balancer's address, n2 with its own.
+    assert e["allowed"] and "ipBlock 203.0.113.0/24" in e["text"], e["text"]
+    # Nothing names it (the packet did not get that far): judged as every node the gateway's route may pick
+    # would (nothing was judged): n1 forwards it to its own pod with the host's address, n2 with its own.
     on_n1, on_n2 = _story(lab, "example", "svc/web-lb", 80, None, endpoint="web-1")
     assert on_n1["allowed"] and "ipBlock 203.0.113.0/24" in on_n1["text"]
     assert not on_n2["allowed"] and f"it comes from {lab.node('n2').vtep_ip}, n2's address" in on_n2["text"]
@@ -110,69 +108,37 @@ def test_the_address_seen_decides_an_ipblock():
     texts = [e["text"] for e in _story(lab, "example", "svc/web-lb", 80, None)]
     assert len(texts) == 4 and all(t.startswith("dropped in node ") for t in texts), texts
     lb_ip = lab.find_service("web-lb").load_balancer_ip
-    assert any(f"it comes from {lb_ip}, the load balancer's address" in t for t in texts), texts
+    assert any("it comes from 203.0.113.10, example's own address" in t for t in texts), texts
+    assert not any(str(lb_ip) in t for t in texts), texts
     [e1, e2] = _story(lab, "example", "svc/web-lb", 80, "web-1")
     assert {e1["pod"], e2["pod"]} == {"default/web-1"} and e1["counted"] and e2["counted"]
 
 
-def test_the_balancers_own_conntrack_entry_names_the_node_it_picked():
-    """A LoadBalancer's packet lost between the balancer and the node (no node kept an entry): the balancer's DNAT
-    row, read from its own conntrack entry, names the node address and nodePort it handed the packet to."""
+def test_the_gateways_route_row_names_the_node_it_picked():
+    """A LoadBalancer's packet lost between the gateway and the node (no node kept an entry): the gateway's route
+    row (a multipath route's hop, its hash's pick) names the node it sent the packet to."""
     lab = load(TOPO).lab
-    lb = dict(lab.internet_hosts)["lb"]
+    gw = dict(lab.internet_hosts)["gateway"]
     n2 = lab.node("n2")
-    hops = [Hop(lb, "lb", "eth0", "dnat", "DNAT 203.0.113.100:80 → ...",
-                facts={"before": "203.0.113.10:40000 → 203.0.113.100:80 tcp",
-                       "after": f"203.0.113.10:40000 → {n2.ip}:30081 tcp"}),
-            Hop("x-gateway", "gateway", "inet0", "drop", "route get ...: Network is unreachable")]
-    assert tpolicy.balancer_node(lab, hops) == "n2"
-    assert tpolicy.balancer_node(lab, hops[1:]) is None
-
-
-class _RouteOnly:
-    """A kernel that answers only ``ip route get``: the balancer's route to a node, with the source it picks."""
-
-    def __init__(self, prefsrc: str | None):
-        self.prefsrc = prefsrc
-
-    def route_get(self, netns: str, dst: str, src: str | None = None, iif: str | None = None) -> RouteFacts:
-        if self.prefsrc is None:
-            raise RouteFailure(101, "Network is unreachable")
-        return RouteFacts("unicast", "eth0", "203.0.113.1", self.prefsrc)
-
-
-def test_the_balancers_masquerade_source_is_the_kernels_not_the_plans_first_address():
-    """The balancer's MASQUERADE takes its eth0's primary address, which the kernel's history decides (a Service
-    added to a running lab adds a secondary): its snat row (the conntrack entry) says which, else the kernel's
-    route lookup to the node; the plan's first address only when the kernel said neither."""
-    lab = load(TOPO).lab
-    lb = dict(lab.internet_hosts)["lb"]
-    n1 = lab.node("n1")
-    masq = Hop(lb, "lb", "eth0", "snat", "MASQUERADE ...",
-               observe=Observe(lb, "eth0", "out", Flow("tcp", "203.0.113.77", str(n1.ip), 40000, 30081), "request"))
-    assert nodeport.balancer_source(_RouteOnly("203.0.113.88"), lab, [masq], "n1") == "203.0.113.77"
-    assert nodeport.balancer_source(_RouteOnly("203.0.113.88"), lab, [], None) == "203.0.113.88"
-    assert nodeport.balancer_source(_RouteOnly(None), lab, [], "n2") is None
-    counted = {(n1.netns, pod_chain("ingress", policy_set(lab).pod("web-1"))): 1}
-    s = resolve_source(lab, "example")
-    d = resolve_target(lab, "svc/web-lb", None, 80, s)
-    [e] = tpolicy.story(lab, s, d, "tcp", 80, str(lab.pod("web-1").ip), {}, counted, dnat_node="n1",
-                        balancer="203.0.113.77")
-    assert "it comes from 203.0.113.77, the load balancer's address after its masquerade" in e["text"]
+    hops = [Hop(gw, "gateway", "eth0", "route", "route get 203.0.113.100 → via ...",
+                facts={"gateway": str(n2.ip), "iif": "inet0", "hops": [str(lab.node("n1").ip), str(n2.ip)]}),
+            Hop("npn-underlay", "underlay", "br0", "drop", "...")]
+    assert tpolicy.routed_node(lab, hops) == "n2"
+    assert tpolicy.routed_node(lab, hops[1:]) is None
 
 
 def test_a_verdict_for_a_packet_lost_before_the_node_says_it_never_got_there():
-    """The gateway's eth0 down: a LoadBalancer's packet is lost at the gateway, before n1's FORWARD hook, so n1's
+    """A LoadBalancer's packet lost on the underlay between the gateway and n1, before n1's FORWARD hook, so n1's
     REJECT counted nothing because it never had the packet: the verdict says so, not "look at the node's filter
     table" (which stays for a packet that did reach the hook)."""
     lab = load(TOPO).lab
-    lb, gw = dict(lab.internet_hosts)["lb"], dict(lab.internet_hosts)["gateway"]
+    gw, underlay = dict(lab.internet_hosts)["gateway"], lab.underlay_netns
     n1 = lab.node("n1")
-    hops = [Hop(lb, "lb", "eth0", "route", "route get ... (forwarded)", facts={"iif": "eth0"}),
-            Hop(gw, "gateway", "inet0", "drop", "route get ...: Network is unreachable"),
+    hops = [Hop(gw, "gateway", "eth0", "route", "route get ... (forwarded)", facts={"iif": "inet0"}),
+            Hop(underlay, "underlay", "br0", "drop", "bridge br0: ... no port"),
             Hop(n1.netns, "node n1", "eth0", "route", "route get ... (forwarded)", facts={"iif": "eth0"})]
-    assert tpolicy.forward_hooks_reached(hops, 1) == {lb}
-    assert tpolicy.forward_hooks_reached(hops, None) == {lb, n1.netns}
+    assert tpolicy.forward_hooks_reached(hops, 1) == {gw}
+    assert tpolicy.forward_hooks_reached(hops, None) == {gw, n1.netns}
     s = resolve_source(lab, "example")
     d = resolve_target(lab, "svc/web-lb", None, 80, s)
     ip = str(lab.pod("web-1").ip)

@@ -19,7 +19,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml
 from netlab.model.topology import Topology
 from netlab.plan.build import build_plan
-from netlab.plan.resources import Address, Bridge, Fdb, NatRules, Neigh, Route, Veth, Vxlan
+from netlab.plan.resources import Address, Bridge, Fdb, NatRules, Neigh, Route, Sysctl, Veth, Vxlan
 from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
 from netlab.trace.facts import (CtEntry, FdbFacts, LinkFacts, NatRule, NatTable, NeighFacts, RouteFacts, RouteFailure,
                                 VxlanFacts)
@@ -80,7 +80,7 @@ class FakeKernel:
             out[name] = link
         return out
 
-    def route_get(self, netns, dst, src=None, iif=None):
+    def route_get(self, netns, dst, src=None, iif=None, l4=None):
         self.calls.append(("route", netns, dst, src, iif))
         d = IPv4Address(dst)
         for (ns, dev), items in self.addrs.items():
@@ -99,13 +99,17 @@ class FakeKernel:
             if isinstance(r, Route) and r.netns == netns and d in IPv4Network(r.dst) \
                     and (netns, str(r.dst)) not in self.no_route and (netns, r.dev) not in self.down:
                 if best is None or IPv4Network(r.dst).prefixlen > best[0].prefixlen:
-                    best = (IPv4Network(r.dst), str(r.gateway) if r.gateway else None, r.dev, None)
+                    # a multipath route: the hop a hash of the ports picks (the first without them)
+                    hops = tuple(str(h) for h in r.nexthops)
+                    gw = hops[(l4[1] + l4[2]) % len(hops) if l4 else 0] if hops else \
+                        str(r.gateway) if r.gateway else None
+                    best = (IPv4Network(r.dst), gw, r.dev, None, hops)
         if best is None:
             raise RouteFailure(101, "Network is unreachable")
-        net, gw, dev, pref = best
+        net, gw, dev, pref, *more = best
         if pref is None:
             pref = next((str(IPv4Interface(a).ip) for a in self.addrs.get((netns, dev), ())), None)
-        return RouteFacts("unicast", dev, gw, pref, matched=f"{net} dev {dev}")
+        return RouteFacts("unicast", dev, gw, pref, matched=f"{net} dev {dev}", hops=more[0] if more else ())
 
     def neigh(self, netns, dev, ip):
         key = (netns, dev, ip)
@@ -118,6 +122,12 @@ class FakeKernel:
         for (ns, d), items in self.addrs.items():
             if any(str(IPv4Interface(a).ip) == ip for a in items) and self._links[ns][d].kind != "vxlan":
                 return NeighFacts(ip, dev, self._links[ns][d].mac, "REACHABLE")
+        for r in self.plan.resources:  # proxy ARP: a router answers for an address it routes out of another device
+            if isinstance(r, Sysctl) and r.name.endswith(".proxy_arp") and r.value == "1":
+                d = r.name.split(".")[3]
+                if any(isinstance(x, Route) and x.netns == r.netns and x.dev != d and IPv4Address(ip) in x.dst
+                       and x.dst.prefixlen for x in self.plan.resources):
+                    return NeighFacts(ip, dev, self._links[r.netns][d].mac, "REACHABLE")
         return None
 
     def fdb(self, netns):

@@ -26,7 +26,6 @@ def test_the_internets_machines_are_named_by_what_they_are():
     names = lab_map(lab).names
     assert names[f"{lab.name}-example"] == "internet host example"
     assert names[f"{lab.name}-gateway"] == "internet gateway"
-    assert names[f"{lab.name}-lb"] == "load balancer lb"
     assert names[f"{lab.name}-web-1"] == "pod web-1"
 
 
