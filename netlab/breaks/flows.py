@@ -38,7 +38,7 @@ class Path:
 
 def paths(row: dict, lab: Lab) -> list[Path]:
     """Every way a probe row may go: one, or one per Service endpoint (kube-proxy picks one at random) and, for
-    a LoadBalancer, per node (the lab's balancer spreads its connections over every node's NodePort)."""
+    a LoadBalancer, per node (the internet's gateway routes its IP to the nodes, a connection to one by its hash)."""
     src, svc = row["source"], row.get("service")
     if svc is None:
         return [Path(src, row["destination"])]

@@ -82,9 +82,9 @@ SYN_SENT = re.compile(r"SYN_SENT src=(\S+) dst=\S+ sport=(\d+) dport=\d+")
 
 
 def _no_service_flow_left(lab: str, model) -> None:
-    """A probe run's unanswered connections left on the nodes and the balancer (conntrack -L, SYN_SENT) are
-    its plain pod-to-pod ones only (the agent deletes only what a Service's flows left)."""
-    spaces = [n.netns for n in model.nodes] + [ns for name, ns in model.internet_hosts if name == "lb"]
+    """A probe run's unanswered connections left on the nodes (conntrack -L, SYN_SENT) are its plain pod-to-pod
+    ones only (the agent deletes only what a Service's flows left)."""
+    spaces = [n.netns for n in model.nodes]
 
     def half_open() -> set[tuple[str, str, str]]:
         return {(ns, *m.groups()) for ns in spaces for m in map(SYN_SENT.search, in_netns(
