@@ -194,10 +194,9 @@ def test_a_single_32_range_is_as_planned_changes_with_up_and_probes_as_expected(
 
 
 def test_the_range_of_every_address_is_as_planned(tmp_path):
-    """``loadBalancerSourceRanges: [0.0.0.0/0]``: kube-proxy's ``-s 0.0.0.0/0`` and the balancer's are printed by
-    iptables-save without the match (the kernel keeps no address match for it); status compared them as written
-    and said a fresh lab's rules missing (iptables mode: KUBE-FW-<hash> in the nodes, NETLAB-LBFW-<hash> in the
-    balancer). Both hosts are answered."""
+    """``loadBalancerSourceRanges: [0.0.0.0/0]``: kube-proxy's ``-s 0.0.0.0/0`` is printed by iptables-save without
+    the match (the kernel keeps no address match for it); status compared it as written and said a fresh lab's
+    rules missing (iptables mode: KUBE-FW-<hash> in the nodes). Both hosts are answered."""
     name = unique_lab("la")
     topo = ONE.format(name=name, mode="iptables", lb=LB_IP, pods="  - {name: web, node: n2, labels: {app: web}}\n")
     path = write_topology(tmp_path, topo.replace("[203.0.113.10/32]", "[0.0.0.0/0]"))
