@@ -27,7 +27,10 @@ from netlab.trace.kernel import LiveKernel
 from netlab.trace.labmap import LabMap
 from netlab.trace.sections import NFT_TABLES, SECTIONS, section_names
 
-LAB_CHAIN = re.compile(r"^(KUBE-|FLANNEL-|NETLAB-)")
+# CNI-*: portmap's hostPort chains (CNI-HOSTPORT-*, each pod's CNI-DN-<hash>), and the bridge plugin's ipMasq chains:
+# a builtin lab writes them itself (plan/portmap_rules.py) and status checks them; in a conflist lab they are the real
+# plugins', made for the lab's pods in the lab's own node namespace, and trace quotes them: the lab's in both
+LAB_CHAIN = re.compile(r"^(KUBE-|FLANNEL-|NETLAB-|CNI-)")
 RULE = re.compile(r"^(\[\d+:\d+\] )?-A (\S+)(.*)$")
 SYSCTLS = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.ipv4.conf.all.rp_filter")
 
@@ -165,7 +168,7 @@ def summarise_conntrack(lines: list[str]) -> dict[str, Any]:
 
 
 def lab_iptables(netns: str) -> dict[str, list[str]]:
-    """``iptables-save -c``, only the lab's chains (KUBE-*, FLANNEL-*, NETLAB-*) and the jumps into them;
+    """``iptables-save -c``, only the lab's chains (KUBE-*, FLANNEL-*, NETLAB-*, CNI-*) and the jumps into them;
     IptablesError when it cannot be read."""
     text = iptables.save(netns, counters=True)
     tables: dict[str, list[str]] = {}
