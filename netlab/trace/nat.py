@@ -174,7 +174,9 @@ def commands(lab: LabMap, netns: str, hit: Hit, which: str, kube_proxy_table: bo
     and kube-proxy marks every Service packet that needs a masquerade).
     Without kube-proxy's table on the node (``kube_proxy_table`` False: deleted),
     iptables' nat table is all there is to list; so it is when an iptables
-    rule's counter says it masqueraded the packet (``by_iptables``).
+    rule's counter says it masqueraded the packet (``by_iptables``), and for a
+    connection DNATed here by no Service: portmap's hostPort rules, iptables in
+    both modes, with their masquerade (CNI-HOSTPORT-MASQ) of a hairpin.
     """
     o, reply = hit.entry.orig, hit.entry.reply
     out = [list_entries(netns, o)]
@@ -182,13 +184,15 @@ def commands(lab: LabMap, netns: str, hit: Hit, which: str, kube_proxy_table: bo
     if netns not in lab.nft_netns or not kube_proxy_table:
         return out + [save]
     dnated = dnated_here(hit)
+    svc = lab.service_for(o.dst, o.dport, o.proto)
+    if dnated and svc is None:  # no Service's DNAT: portmap's hostPort rules (and its 0x2000 masquerade), iptables
+        return out + [save]
     if (which == "dst") != (hit.direction == "orig"):  # a masquerade, or a reply's un-SNAT
         masquerading = kubeproxy_nft.list_chain(netns, MASQUERADING)
         # not DNATed here: Flannel's; kube-proxy's only for a packet it marked yet did not DNAT (a broken chain)
         if by_iptables and not dnated:  # Flannel's rule counted it: kube-proxy's chain skipped it
             return out + [save]
         return out + ([masquerading] if dnated else [save, masquerading])
-    svc = lab.service_for(o.dst, o.dport, o.proto)
     ep = svc.endpoint(reply.src, reply.sport) if svc else None
     if svc is None or ep is None:
         return out + [f"ip netns exec {netns} nft list table {kubeproxy_nft.TABLE}"]

@@ -93,3 +93,19 @@ def test_an_affinity_choice_adds_the_set_that_held_the_client():
     assert sticky.commands("n1") == ["ip netns exec n1 nft list set ip kube-proxy "
                                      "affinity-ABC-default/web/tcp/http__10.244.0.2/8080"]
     assert kubeproxy_nft.Choice("service-X", "numgen ...", "0 : goto endpoint-Y", 1, 2).commands("n1") == []
+
+
+def test_in_nftables_mode_a_hostports_dnat_and_its_masquerade_list_iptables_not_kube_proxys_table():
+    """portmap's hostPort rules are iptables in both modes (plan/portmap_rules.py): a DNAT no Service made, its
+    un-DNAT on the replies and the 0x2000 mark's masquerade of a hairpin list the nat table, not kube-proxy's nft
+    table, where nothing of them is (QA: the row quoted portmap's DNAT under `nft list table ip kube-proxy`)."""
+    from netlab.trace import nat
+
+    _, m, _ = services_lab(True)
+    node, pod = "192.168.122.2", CLIENT  # a node's address and hostPort 18080, DNATed to a pod's 8080
+    assert m.service_for(node, 18080, "tcp") is None
+    entry = CtEntry(Flow("tcp", pod, node, 40000, 18080), Flow("tcp", pod, "10.244.0.1", 8080, 40000), "SYN_RECV")
+    save = f"ip netns exec {NODE_1} iptables-save -c -t nat"
+    for direction, which in (("orig", "dst"), ("reply", "src"), ("orig", "src"), ("reply", "dst")):
+        got = nat.commands(m, NODE_1, nat.Hit(entry, direction), which)
+        assert got[1:] == [save], (direction, which, got)
