@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netlab.errors import UsageError
+from netlab.model.hostports import port_mappings
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.plan.internet import load_balancer_ips
@@ -202,7 +203,8 @@ def _names(lab: Lab) -> str:
 
 
 def capture_namespaces(lab: Lab, src: Endpoint, dst: Endpoint) -> list[str]:
-    """Every namespace the packet (or its reply) may cross, captured at once."""
+    """Every namespace the packet (or its reply) may cross, captured at once: with a Service's endpoints, and the
+    pods whose hostPort a node's port is."""
     out = [src.netns] if src.netns else []
     out += [n.netns for n in lab.nodes] + [lab.underlay_netns]
     if dst.netns:
@@ -211,6 +213,9 @@ def capture_namespaces(lab: Lab, src: Endpoint, dst: Endpoint) -> list[str]:
         svc = lab.find_service(dst.service)
         for port in svc.ports if svc else ():
             out += [p.netns for p, _ in lab.endpoints(svc, port)]
+    elif dst.kind == "node" and dst.port is not None:  # a hostPort: portmap DNATs it to a pod of that node
+        out += [p.netns for p in lab.pods if p.node == dst.name
+                if any(m["hostPort"] == dst.port for m in port_mappings(p.spec))]
     if lab.internet_hosts and (src.kind == "internet" or dst.kind in ("internet", "ip", "service")):
         out += [ns for name, ns in lab.internet_hosts if name == "gateway"]
     seen: list[str] = []

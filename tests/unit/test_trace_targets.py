@@ -132,3 +132,16 @@ def test_service_by_namespace_and_name(lab):
     assert qualified == resolve_target(lab, "svc/web", None, None, src)
     with pytest.raises(UsageError, match="no Service 'elsewhere/web'"):
         resolve_target(lab, "svc/elsewhere/web", None, None, src)
+
+
+def test_a_trace_to_a_nodes_host_port_captures_the_pod_behind_it():
+    """portmap DNATs a node's hostPort to its pod: the pod's namespace is captured too, so the delivered row is
+    seen, as a Service's endpoints are (QA: only a Service's endpoints were)."""
+    lab = lab_from("name: hx\nnodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\n"
+                   "pods:\n  - {name: a, node: n1, containers: [{name: web, ports: [{containerPort: 8080, "
+                   "hostPort: 18080}]}]}\n  - {name: b, node: n2}\n  - {name: c, node: n2}\n")
+    src = resolve_source(lab, "b")
+    to_port = capture_namespaces(lab, src, resolve_target(lab, "n1", "tcp", 18080, src))
+    assert "hx-a" in to_port and len(to_port) == len(set(to_port)), to_port
+    assert "hx-a" not in capture_namespaces(lab, src, resolve_target(lab, "n1", "tcp", 18081, src))
+    assert "hx-a" not in capture_namespaces(lab, src, resolve_target(lab, "n2", "tcp", 18080, src))  # not n2's
