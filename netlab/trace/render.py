@@ -322,7 +322,7 @@ def _reply_flow(r: TraceResult) -> str:
 
 
 def _itself(r: TraceResult) -> str:
-    """A packet to its own sender: through lo, or out and back in through a Service (hairpin)."""
+    """A packet to its own sender: through lo, or out and back in through a Service or its hostPort (hairpin)."""
     home = r.src.get("netns")
     if not home or r.forward.end_netns != home:
         return ""
@@ -334,8 +334,16 @@ def _itself(r: TraceResult) -> str:
     via = (f"{node}'s bridge {hair.facts['bridge']} sent the frame back out the port it came in on, {hair.device} "
            "in hairpin mode" if hair else "the node sent it back")
     src = r.forward.final.src if r.forward.final else None
-    masq = f", masqueraded to {src} so that the reply comes back through {node} to be un-DNATed" \
+    hostport = (r.endpoint or {}).get("via") == "HostPort"  # portmap's DNAT, and its 0x2000 mark's masquerade
+    how = " (CNI-HOSTPORT-SETMARK's mark 0x2000, CNI-HOSTPORT-MASQ's MASQUERADE)" if hostport else ""
+    masq = f", masqueraded to {src}{how} so that the reply comes back through {node} to be un-DNATed" \
         if src and src != r.src.get("ip") else ""
+    if hostport:
+        dnat = next((h for h in r.forward.hops if h.kind == "dnat" and h.facts.get("via") == "HostPort"), None)
+        at = dnat.where.split()[-1] if dnat else node
+        sent = (f", {node}'s bridge {hair.facts['bridge']} sending the frame back out the port it came in on, "
+                f"{hair.device} in hairpin mode") if hair else ""
+        return f" (itself, through its hostPort: portmap's DNAT on {at} sent it back to the pod{sent}{masq})"
     return f" (itself, through the Service: {via}{masq})"
 
 

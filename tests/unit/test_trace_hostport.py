@@ -104,3 +104,26 @@ def test_a_hostport_packet_a_policy_rejected_names_portmaps_dnat_and_stops_there
     k.policy_rejects = {}  # no REJECT counted it: nothing to say it was DNATed, the rows as before
     w = walk(k, LabMap.from_lab(lab, plan), "hp-minikube-m02", Flow("tcp", CLIENT, NODE, 40000, 18081))
     assert w.outcome == "delivered" and not any(h.kind == "dnat" for h in w.hops)
+
+
+def test_a_pod_to_its_own_hostport_says_so_not_through_a_service():
+    """A pod to its own node's hostPort: portmap's DNAT sends it back to the pod (the bridge in hairpin mode), and
+    the 0x2000 mark its CNI-DN chain set for the pod CIDR's source has CNI-HOSTPORT-MASQ masquerade it, so that the
+    reply comes back through the node. It was said to go "through the Service" (QA)."""
+    lab = lab_from(two_node_topology("hp"))
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), PortmapKernel(lab, plan)
+    fwd = Flow("tcp", POD, NODE, 40000, 18081)
+    k.ct["hp-minikube"] = [CtEntry(fwd, Flow("tcp", POD, "10.244.0.1", 8080, 40000), "SYN_RECV")]
+    w = walk(k, m, "hp-fedora-1", fwd)
+    assert w.outcome == "delivered" and w.end_netns == "hp-fedora-1", w.hops
+    pod = {"name": "fedora-1", "ip": POD, "netns": "hp-fedora-1"}
+    r = TraceResult(lab="hp", src=pod, dst={"name": "minikube", "kind": "node", "ip": NODE}, proto="tcp",
+                    port=18081, marker="m", forward=w, verdict=explain(w), reply=None, reply_verdict=None,
+                    reply_received=False)
+    result = next(line for line in render_text(r, width=1000).splitlines() if line.startswith("result:"))
+    assert "Service" not in result, result
+    assert ("(itself, through its hostPort: portmap's DNAT on minikube sent it back to the pod, minikube's bridge "
+            "cni0 sending the frame back out the port it came in on") in result, result
+    assert ("masqueraded to 10.244.0.1 (CNI-HOSTPORT-SETMARK's mark 0x2000, CNI-HOSTPORT-MASQ's MASQUERADE) so "
+            "that the reply comes back through minikube to be un-DNATed)") in result, result
