@@ -18,11 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from netlab.cni.portmap import DISPATCH, POD_CHAIN, missing_dnats, uses_portmap
+from netlab.cni.portmap import DISPATCH, POD_CHAIN, missing_rules, uses_portmap
 from netlab.errors import NetlabError
 from netlab.model.cniconf import ConflistError
 from netlab.model.hostports import port_mappings
 from netlab.plan.cniadd import user_conflist
+from netlab.plan.flannel import CNI_NETWORK_NAME
+from netlab.plan.portmap_rules import container_id, pod_chain
 from netlab.realize.attachments import KEY as CNI_KEY
 from netlab.trace.facts import NatRule, NatTable
 from netlab.trace.flow import Flow
@@ -109,11 +111,12 @@ def words(found: HostPortDnat, pod: str, old: Flow) -> str:
 
 
 def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatTable | None], netns: str,
-             proto: str, port: int) -> str | None:
+             proto: str, port: int) -> tuple[str, str | None] | None:
     """A packet to ``port`` of node ``netns`` that no socket there took: when that port is a hostPort of a pod of
-    this node whose DNAT portmap's rules no longer hold (flushed by hand: QA cnihost 2), which pod and what is gone
-    (None: no pod's hostPort, or its rules are there, or the nat table was not read, or the pod's chain has no
-    portmap of iptables rules: :func:`portmap_pods`)."""
+    this node whose DNAT portmap's rules no longer hold (flushed by hand: QA cnihost 2), which pod and which rule is
+    gone, and the iptables command that puts it back (None: more than one is gone, up puts them back). None: no
+    pod's hostPort, or its rules are there, or the nat table was not read, or the pod's chain has no portmap of
+    iptables rules (:func:`portmap_pods`)."""
     node = next((n for n in lab.nodes if n.netns == netns), None)
     if node is None:
         return None
@@ -127,11 +130,14 @@ def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatT
     lines = [r.line for r in table.rules]
     for pod, mappings in pods:
         ip = next((a for a, name in ip_names.items() if name == pod.name), str(pod.ip))
-        why = missing_dnats(lines, mappings, ip)
-        if why:
+        # a builtin pod's chain is netlab's to name (plan/portmap_rules.py); a plugin's is its container's
+        chain = pod_chain(CNI_NETWORK_NAME, container_id(lab.name, pod.name)) if lab.cni == "builtin" else None
+        gone = missing_rules(lines, mappings, ip, chain)
+        if gone:
             heal = "writes the node's nat rules again" if lab.cni == "builtin" else "re-attaches the pod"
-            return (f"{proto} port {port} of {node.name} is pod {pod.name}'s hostPort, but {why}; up {heal} "
-                    f"(ip netns exec {netns} iptables-save -t nat)")
+            fix = f"ip netns exec {netns} iptables -t nat {gone.rule}" if gone.rule else None
+            return (f"{proto} port {port} of {node.name} is pod {pod.name}'s hostPort, but {gone.text}; up {heal} "
+                    f"(ip netns exec {netns} iptables-save -t nat)", fix)
     return None
 
 

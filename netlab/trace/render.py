@@ -220,8 +220,9 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
                          f"{r.reply_verdict.reason})")
         out.append(line)
         arrival = next((h for h in reversed(r.forward.hops) if h.kind == "deliver"), None)
-        if r.refused and arrival is not None and arrival.problem and arrival.fix:  # its server's container is down
-            out.append(f"  fix: {arrival.fix}")
+        if r.refused and arrival is not None and arrival.problem and arrival.fix:  # its server down, a hostPort's DNAT
+            also = f"   (or: {r.repair}, which repairs the lab)" if up_repairs(arrival.fix) else ""
+            out.append(f"  fix: {arrival.fix}{also}")
         if r.reply_verdict and not r.reply_verdict.delivered and r.reply_verdict.fix and not r.reply_received:
             also = f"   (or: {r.repair}, which repairs the lab)" if up_repairs(r.reply_verdict.fix) else ""
             out.append(f"  fix: {r.reply_verdict.fix}{also}")

@@ -273,7 +273,11 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
         gone = hostport.unmapped(lab, lm.ip_names, kernel.nat_table, arrived, proto, fwd.final.dport)
-        result.refused += f"; {gone}" if gone else ""
+        if gone:  # the row where it arrived says which of portmap's rules is gone, and the fix
+            result.refused += f"; {gone[0]}"
+            hop = next((h for h in reversed(fwd.hops) if h.kind == "deliver" and h.netns == arrived), None)
+            if hop is not None and hop.problem is None:
+                hop.problem, hop.fix = gone[0], gone[1] or result.repair
     elif (sent.refused or sent.rejected) and not result.verdict.delivered:  # on the way: kube-proxy's REJECT
         result.refused = refusal.rejected(result.verdict, fwd.hops)
     rejectanswer.start_rows(result)

@@ -134,9 +134,11 @@ def test_a_host_port_whose_dnat_is_flushed_is_drift_said_by_trace_and_repaired(l
     name, path, no_check = lab
     n1 = f"{name}-n1"
     a_ip = ipv4_of(f"{name}-a", "eth0")
+    [chain] = [line.split()[1] for line in in_netns(n1, "iptables-save", "-t", "nat", check=True).stdout.splitlines()
+               if line.endswith(f"-j DNAT --to-destination {a_ip}:8080")]
     in_netns(n1, "iptables", "-t", "nat", "-F", "CNI-HOSTPORT-DNAT", check=True)
     gone = (f"portmap's DNAT of its hostPort 18080/tcp to {a_ip}:8080 is gone: no rule of the node's nat "
-            "CNI-HOSTPORT-DNAT leads to it")
+            f"CNI-HOSTPORT-DNAT jumps to the pod's chain {chain} for 18080/tcp (its DNAT there is intact)")
     trace = json.loads(netlab("trace", "--lab", name, "n1", "n1", "--port", "18080", "-o", "json",
                               check=False).stdout)
     assert (f"tcp port 18080 of n1 is pod a's hostPort, but {gone}; up re-attaches the pod"

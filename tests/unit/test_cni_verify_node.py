@@ -80,8 +80,9 @@ def test_a_host_port_is_held_to_portmaps_dnat_in_the_nodes_nat_table():
     assert missing_dnat(PORTMAP, WEB, "10.244.0.5") is None
     gone = "portmap's DNAT of its hostPort 18080/tcp to 10.244.0.5:8080 is gone"
     flushed = [line for line in PORTMAP if not line.startswith("-A CNI-HOSTPORT-DNAT")]
-    assert missing_dnat(flushed, WEB, "10.244.0.5") == \
-        f"{gone}: no rule of the node's nat CNI-HOSTPORT-DNAT leads to it"
+    assert missing_dnat(flushed, WEB, "10.244.0.5") == (f"{gone}: no rule of the node's nat CNI-HOSTPORT-DNAT jumps "
+                                                       "to the pod's chain CNI-DN-0123 for 18080/tcp (its DNAT "
+                                                       "there is intact)")
     unhooked = [line for line in PORTMAP if not line.startswith("-A PREROUTING")]
     assert missing_dnat(unhooked, WEB, "10.244.0.5") == \
         f"{gone}: the node's nat PREROUTING has no jump to CNI-HOSTPORT-DNAT"

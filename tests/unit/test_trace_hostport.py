@@ -127,3 +127,23 @@ def test_a_pod_to_its_own_hostport_says_so_not_through_a_service():
             "cni0 sending the frame back out the port it came in on") in result, result
     assert ("masqueraded to 10.244.0.1 (CNI-HOSTPORT-SETMARK's mark 0x2000, CNI-HOSTPORT-MASQ's MASQUERADE) so "
             "that the reply comes back through minikube to be un-DNATed)") in result, result
+
+
+def test_a_refused_hostport_whose_rule_is_gone_gives_its_fix_and_up_beside_it():
+    """The row where the packet arrived names the rule of portmap's that is gone and the iptables command that puts
+    it back (trace.run); the result gives it as its fix, with the `up` that rewrites the node's nat rules."""
+    lab = lab_from(two_node_topology("hp"))
+    plan = build_plan(lab)
+    w = walk(FakeKernel(lab, plan), LabMap.from_lab(lab, plan), "hp-minikube-m02", Flow("tcp", CLIENT, NODE, 40000,
+                                                                                        18081))
+    assert w.end_netns == "hp-minikube"
+    r = TraceResult(lab="hp", src={"name": "minikube-m02", "ip": CLIENT}, dst={"name": "minikube", "kind": "node",
+                    "ip": NODE}, proto="tcp", port=18081, marker="m", forward=w, verdict=explain(w), reply=None,
+                    reply_verdict=None, reply_received=False)
+    arrival = next(h for h in reversed(w.hops) if h.kind == "deliver")
+    fix = "ip netns exec hp-minikube iptables -t nat -A CNI-DN-x -p tcp -m tcp --dport 18081 -j DNAT --to-destination " \
+          f"{POD}:8080"
+    arrival.problem, arrival.fix = "portmap's DNAT ... is gone", fix
+    r.refused, r.repair = "connection refused; portmap's DNAT ... is gone", "sudo netlab up --lab hp"
+    text = render_text(r, width=1000).splitlines()
+    assert f"  fix: {fix}   (or: sudo netlab up --lab hp, which repairs the lab)" in text, text

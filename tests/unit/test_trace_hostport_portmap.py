@@ -55,9 +55,11 @@ def test_a_chain_without_portmaps_iptables_rules_is_not_told_its_dnat_is_gone(tm
 def test_a_chain_with_portmap_is(tmp_path, monkeypatch):
     lab = _lab(tmp_path, monkeypatch, IPTABLES)
     said, reads = _said(lab)
-    assert said is not None and said.startswith(
+    assert said is not None and said[0].startswith(
         f"tcp port 18080 of n1 is pod a's hostPort, but portmap's DNAT of its hostPort 18080/tcp to {lab.pod('a').ip}"
         ":8080 is gone: the node's nat PREROUTING has no jump to CNI-HOSTPORT-DNAT; up re-attaches the pod"), said
+    assert said[1] == (f"ip netns exec {lab.node('n1').netns} iptables -t nat -A PREROUTING -m addrtype --dst-type "
+                       "LOCAL -j CNI-HOSTPORT-DNAT")
     assert reads == [lab.node("n1").netns]
 
 
@@ -84,7 +86,10 @@ def test_a_builtin_lab_s_pod_is_told_its_dnat_is_gone_and_that_up_writes_it_agai
     lab = resolve(load_topology(str(tmp_path / "t.yaml")))
     assert lab.cni == "builtin"
     said, reads = _said(lab)
+    n1 = lab.node("n1").netns
     assert said == (f"tcp port 18080 of n1 is pod a's hostPort, but portmap's DNAT of its hostPort 18080/tcp to "
                     f"{lab.pod('a').ip}:8080 is gone: the node's nat PREROUTING has no jump to CNI-HOSTPORT-DNAT; up "
-                    f"writes the node's nat rules again (ip netns exec {lab.node('n1').netns} iptables-save -t nat)")
+                    f"writes the node's nat rules again (ip netns exec {n1} iptables-save -t nat)",
+                    f"ip netns exec {n1} iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j "
+                    "CNI-HOSTPORT-DNAT")
     assert reads == [lab.node("n1").netns]
