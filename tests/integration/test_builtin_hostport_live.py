@@ -5,8 +5,10 @@ validate refused it ("network.cni builtin runs none"), though every node's confl
 Flannel cluster does, where hostPort works. Now the node's nat table holds exactly the rules Debian's portmap
 (/usr/lib/cni/portmap, run here in a scratch namespace with the pod's container id) makes for the pod's ADD,
 in kube-proxy's iptables and nftables modes; real traffic from the other node and from the internet host reaches
-the pod, and so does the node's own 127.0.0.1; a deleted DNAT is named by status and trace and put back by up; the machine's own namespace is
-untouched.
+the pod, and so does the node's own 127.0.0.1; inspect shows portmap's rules; a trace to the hostPort lists the
+nat table in both modes and sees the pod, and one from the pod to its own hostPort says it hairpins through
+portmap's DNAT; a deleted DNAT is named by status and by trace (with its fix) and put back by up; the machine's
+own namespace is untouched.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def test_a_builtin_pod_s_host_port_is_portmap_s_dnat_and_status_trace_and_up_kno
     """``backend``: the lab's iptables (NETLAB_IPTABLES; "" the machine's, iptables-nft on Debian 12), which its
     rules, portmap's with them, are in, as a node's plugins use the node's ``iptables``."""
     host = [saved(None, "", b) for b in ("nft", "legacy")]
-    lab = labs.name("hp")
+    lab = labs.name("ht")
     path, _ = labs.up(topology(lab, mode), env={"NETLAB_IPTABLES": backend} if backend else None)
     n1, a_ip = f"{lab}-n1", ipv4_of(f"{lab}-a", "eth0")
     n1_ip = ipv4_of(n1, "eth0")
@@ -99,8 +101,35 @@ def test_a_builtin_pod_s_host_port_is_portmap_s_dnat_and_status_trace_and_up_kno
     said = answers(n1, "127.0.0.1")
     assert said is not None and said["pod"] == "a" and said["server"] == f"{a_ip}:8080", said
 
-    # the DNAT deleted by hand: the connection is refused, status names the rule, trace the lost DNAT
-    subprocess.run(["ip", "netns", "exec", n1, f"iptables-{backend or 'nft'}-restore", "--noflush"], input=f"*nat\n-D{dnat[2:]}\nCOMMIT\n",
+    # inspect shows portmap's chains and the node's jumps into them, which status checks (QA: hidden)
+    shown = json.loads(netlab("inspect", "--lab", lab, "n1", "-s", "iptables", "-o", "json").stdout)["iptables"]
+    shown_nat = [re.sub(r"^\[\d+:\d+\] ", "", line) for line in shown["nat"]]
+    assert [line for line in shown_nat if "CNI-" in line and line.startswith("-A")] == \
+        [line for line in ours if line.startswith("-A")], shown_nat
+    for hook in ("PREROUTING", "OUTPUT", "POSTROUTING"):
+        assert any(line.startswith(f"-A {hook} ") and "-j CNI-HOSTPORT-" in line for line in shown_nat), hook
+
+    # a trace to the hostPort: portmap's DNAT row lists the nat table (iptables in both modes, QA: nft's table in
+    # nftables mode), and the pod behind the port is captured, so the row that delivers to it is seen
+    traced = json.loads(netlab("trace", "--lab", lab, "b", "n1", "--port", "18080", "-o", "json").stdout)
+    [row] = [h for h in traced["hops"] if h["kind"] == "dnat" and h["netns"] == n1]
+    assert f"ip netns exec {n1} iptables-save -c -t nat" in row["commands"], row
+    assert not [c for c in row["commands"] if "nft " in c], row
+    assert [h["seen"] for h in traced["hops"] if h["kind"] == "deliver"] == [True], traced["hops"]
+    assert traced["hops"][-1]["netns"] == f"{lab}-a", traced["hops"]
+
+    # pod a to its own hostPort: back through portmap's DNAT and the mark's masquerade, no Service's
+    hairpin = netlab("trace", "--lab", lab, "a", "n1", "--port", "18080").stdout
+    said = next(line for line in hairpin.splitlines() if line.startswith("result:"))
+    assert said.startswith(f"result: delivered to a, whose hostPort is n1:18080 (portmap DNATed it to {a_ip}:8080) "
+                           "(itself, through its hostPort: portmap's DNAT on n1 sent it back to the pod, n1's "
+                           "bridge cni0 sending the frame back out the port it came in on"), hairpin
+    assert "CNI-HOSTPORT-MASQ's MASQUERADE" in said and "Service" not in said, said
+
+    # the DNAT deleted by hand: the connection is refused, status names the rule, trace the lost DNAT in the pod's
+    # chain (the dispatch still jumps there) and the command that puts it back
+    restore = f"iptables-{backend or 'nft'}-restore"
+    subprocess.run(["ip", "netns", "exec", n1, restore, "--noflush"], input=f"*nat\n-D{dnat[2:]}\nCOMMIT\n",
                    text=True, check=True)
     assert answers(f"{lab}-n2", n1_ip) is None
     status = netlab("status", "--lab", lab, check=False)
@@ -108,9 +137,19 @@ def test_a_builtin_pod_s_host_port_is_portmap_s_dnat_and_status_trace_and_up_kno
     refused = netlab("trace", "--lab", lab, "b", "n1", "--port", "18080", check=False)
     trace = refused.stdout
     assert refused.returncode != 0
+    chain = dnat.split()[1]
     assert (f"tcp port 18080 of n1 is pod a's hostPort, but portmap's DNAT of its hostPort 18080/tcp to "
-            f"{a_ip}:8080 is gone: no rule of the node's nat CNI-HOSTPORT-DNAT leads to it; up writes the node's "
-            f"nat rules again") in trace, trace
+            f"{a_ip}:8080 is gone: the pod's chain {chain}, where CNI-HOSTPORT-DNAT sends 18080/tcp, has no "
+            f"`{dnat}`; up writes the node's nat rules again") in trace, trace
+    fix = f"ip netns exec {n1} iptables -t nat {dnat}"
+    assert any(line.startswith(f"  fix: {fix}   (or: sudo netlab up ") and line.endswith(", which repairs the lab)")
+               for line in trace.splitlines()), trace
+    if not backend:  # the fix, run as trace gives it (`iptables`: the machine's, as every fix line of trace's)
+        subprocess.run(fix.split(), check=True)
+        assert portmaps(saved(n1)) == ours
+        assert answers(f"{lab}-n2", n1_ip)["pod"] == "a"
+        subprocess.run(["ip", "netns", "exec", n1, restore, "--noflush"], input=f"*nat\n-D{dnat[2:]}\nCOMMIT\n",
+                       text=True, check=True)
 
     # up puts it back; trace follows it to the pod
     assert "restore iptables nat in " + n1 in netlab("up", "-t", path).stdout
