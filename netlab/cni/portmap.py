@@ -16,6 +16,7 @@ looks (QA cnihost 2): status and trace read the rules here.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, Iterable, NamedTuple
 
 from netlab.plan.portmap_rules import DISPATCH as DISPATCH, POD_CHAIN as POD_CHAIN  # the rules a builtin lab writes
@@ -65,12 +66,14 @@ def dnat_rule(chain: str, proto: str, port: Any, to: str, host_ip: str = "") -> 
     return f"-A {chain} {d}-p {proto} -m {proto} --dport {port} -j DNAT --to-destination {to}"
 
 
-def missing_rule(lines: Iterable[str], mapping: dict[str, Any], pod_ip: str,
-                 chain: str | None = None) -> Missing | None:
+def missing_rule(lines: Iterable[str], mapping: dict[str, Any], pod_ip: str, chain: str | None = None,
+                 comment: str | None = None) -> Missing | None:
     """What of portmap's rules for one ``portMappings`` entry the nat table lacks (None: all there): a hook's jump to
     the dispatch chain, the DNAT in the pod's chain (the dispatch still jumps there), or the dispatch's jump to the
     pod's chain (whose DNAT is there). ``chain``: the pod's CNI-DN chain when known (a builtin lab's: plan/
-    portmap_rules.pod_chain), named when nothing of the pod's is left."""
+    portmap_rules.pod_chain), named when nothing of the pod's is left; ``comment``: the dispatch rule's (a builtin
+    lab's: ``dnat name: "cbr0" id: "<id>"``), which the rule that puts a dispatch's jump back carries, shell-quoted
+    (status compares it)."""
     chains = _chains(lines)
     port, proto = mapping.get("hostPort"), str(mapping.get("protocol") or "tcp").lower()
     to, host_ip = f"{pod_ip}:{mapping.get('containerPort')}", str(mapping.get("hostIP") or "")
@@ -94,10 +97,11 @@ def missing_rule(lines: Iterable[str], mapping: dict[str, Any], pod_ip: str,
                        f"`{rule}`", rule)
     holding = [c for c, rules in chains.items() if c.startswith(POD_CHAIN)
                and any(_dnats_to(r, proto, int(port or 0), to, host_ip) for r in rules)]
+    noted = f" -m comment --comment {shlex.quote(comment)}" if comment else ""
     if holding:
         return Missing(f"{said}: no rule of the node's nat {DISPATCH} jumps to the pod's chain {holding[0]} for "
                        f"{port}/{proto} (its DNAT there is intact)",
-                       f"-A {DISPATCH} -p {proto} -m multiport --dports {port} -j {holding[0]}")
+                       f"-A {DISPATCH} -p {proto}{noted} -m multiport --dports {port} -j {holding[0]}")
     named = f", and the pod's chain {chain} has no DNAT to it either" if chain else ""
     return Missing(f"{said}: no rule of the node's nat {DISPATCH} leads to it{named}", None)
 
@@ -114,12 +118,13 @@ def missing_dnats(lines: Iterable[str], mappings: Any, pod_ip: str) -> str | Non
     return found.text if found else None
 
 
-def missing_rules(lines: Iterable[str], mappings: Any, pod_ip: str, chain: str | None = None) -> Missing | None:
+def missing_rules(lines: Iterable[str], mappings: Any, pod_ip: str, chain: str | None = None,
+                  comment: str | None = None) -> Missing | None:
     """What the nat table lacks of the first of a pod's ``portMappings`` that lacks anything (None: nothing);
-    ``chain`` as for :func:`missing_rule`."""
+    ``chain`` and ``comment`` as for :func:`missing_rule`."""
     lines = list(lines)
     for mapping in mappings if isinstance(mappings, list) else []:
         if isinstance(mapping, dict) and isinstance(mapping.get("hostPort"), int):
-            if found := missing_rule(lines, mapping, pod_ip, chain):
+            if found := missing_rule(lines, mapping, pod_ip, chain, comment):
                 return found
     return None

@@ -131,8 +131,10 @@ def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatT
     for pod, mappings in pods:
         ip = next((a for a, name in ip_names.items() if name == pod.name), str(pod.ip))
         # a builtin pod's chain is netlab's to name (plan/portmap_rules.py); a plugin's is its container's
-        chain = pod_chain(CNI_NETWORK_NAME, container_id(lab.name, pod.name)) if lab.cni == "builtin" else None
-        gone = missing_rules(lines, mappings, ip, chain)
+        cid = container_id(lab.name, pod.name) if lab.cni == "builtin" else None
+        chain = pod_chain(CNI_NETWORK_NAME, cid) if cid else None
+        said = f'dnat name: "{CNI_NETWORK_NAME}" id: "{cid}"' if cid else None  # its dispatch rule's comment
+        gone = missing_rules(lines, mappings, ip, chain, said)
         if gone:
             heal = "writes the node's nat rules again" if lab.cni == "builtin" else "re-attaches the pod"
             fix = f"ip netns exec {netns} iptables -t nat {gone.rule}" if gone.rule else None

@@ -148,6 +148,19 @@ def test_a_builtin_pod_s_host_port_is_portmap_s_dnat_and_status_trace_and_up_kno
         subprocess.run(fix.split(), check=True)
         assert portmaps(saved(n1)) == ours
         assert answers(f"{lab}-n2", n1_ip)["pod"] == "a"
+        assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
+        # the dispatch's jump deleted: trace names it, and its fix (with portmap's comment) is what status plans
+        [jump] = [line for line in ours if line.startswith("-A CNI-HOSTPORT-DNAT ")]
+        subprocess.run(["ip", "netns", "exec", n1, restore, "--noflush"], input=f"*nat\n-D{jump[2:]}\nCOMMIT\n",
+                       text=True, check=True)
+        trace = netlab("trace", "--lab", lab, "b", "n1", "--port", "18080", check=False).stdout
+        assert (f"no rule of the node's nat CNI-HOSTPORT-DNAT jumps to the pod's chain {chain} for 18080/tcp (its "
+                "DNAT there is intact)") in trace, trace
+        [again] = [line[len("  fix: "):].split("   (or: ")[0] for line in trace.splitlines()
+                   if line.startswith("  fix: ")]
+        subprocess.run(["bash", "-c", again], check=True)
+        assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
+        assert answers(f"{lab}-n2", n1_ip)["pod"] == "a"
         subprocess.run(["ip", "netns", "exec", n1, restore, "--noflush"], input=f"*nat\n-D{dnat[2:]}\nCOMMIT\n",
                        text=True, check=True)
 

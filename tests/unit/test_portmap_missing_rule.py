@@ -47,3 +47,16 @@ def test_both_gone_names_the_pods_chain_when_known_and_no_one_rule():
         f"{GONE}: no rule of the node's nat CNI-HOSTPORT-DNAT leads to it, and the pod's chain CNI-DN-0123 has no "
         "DNAT to it either", None)
     assert missing_rules(PORTMAP, [WEB], "10.244.0.5", "CNI-DN-0123") is None
+
+
+def test_a_builtin_pods_dispatch_jump_is_put_back_with_its_comment_as_status_compares_it():
+    """A builtin lab's dispatch rule carries portmap's comment (plan/portmap_rules.py): the jump put back without it
+    made the port answer, but status said the rule differs (missing with the comment, extra without)."""
+    import shlex
+
+    lines = [line for line in PORTMAP if not line.startswith("-A CNI-HOSTPORT-DNAT")]
+    said = 'dnat name: "cbr0" id: "c1"'
+    rule = missing_rules(lines, [WEB], "10.244.0.5", "CNI-DN-0123", said).rule
+    assert rule == ("-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment 'dnat name: \"cbr0\" id: \"c1\"' -m multiport "
+                    "--dports 18080 -j CNI-DN-0123")
+    assert shlex.split(rule)[7] == said  # one word to the shell, as iptables-save quotes it
