@@ -73,6 +73,11 @@ def check_host_ports(topo: Topology) -> list[tuple[Loc, str]]:
                                 f"(healthzBindAddress 0.0.0.0:{KUBE_PROXY_HEALTHZ_PORT}: /healthz, which load "
                                 "balancers ask, and /livez); portmap would DNAT those checks to the pod: pick another"))
                     continue
+                if topo.network.mode == "vxlan" and p.protocol == "UDP" and p.host_port == topo.network.vxlan.port:
+                    out.append((loc + ("hostPort",),
+                                f"hostPort {p.host_port}/UDP is the VXLAN port (network.vxlan.port) of node "
+                                f"{pod.node!r}: portmap would DNAT the overlay's own packets to the pod; pick another"))
+                    continue
                 if cni == "reference":
                     out.append((loc + ("hostPort",),
                                 "hostPort needs a CNI plugin with the portMappings capability (portmap), and "

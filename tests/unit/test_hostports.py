@@ -187,3 +187,20 @@ def test_ip6tables_tables_are_the_plugins_in_a_node_where_they_run():
     assert [(d.state, d.resource.family, d.resource.table) for d in diff_nft(obs, [], plugins=True)] == [
         ("extra", "inet", "mine")]
     assert [(d.resource.family, d.resource.table) for d in diff_nft(obs, [])] == [("inet", "mine"), ("ip6", "nat")]
+
+
+def test_a_udp_host_port_on_the_vxlan_port_is_refused_in_one_located_line(tmp_path):
+    """portmap's DNAT of a UDP hostPort matches every packet to the node's own addresses on that port
+    (``--dst-type LOCAL``): on the VXLAN port (8472, Flannel's) it would hand the overlay's own packets to the pod,
+    cutting every node from the others' pods. Refused, as a nodePort there is; TCP 8472, or any port in host-gw
+    mode (no overlay), is free."""
+    udp = ("  - {name: a, node: n1, containers: [{name: c, ports: [{containerPort: 53, hostPort: 8472, "
+           "protocol: UDP}]}]}\n")
+    def vxlan(pods: str) -> str:
+        return topo(tmp_path, pods, None, "builtin").replace("mode: host-gw", "mode: vxlan")
+
+    assert located_problems(vxlan(udp), tmp_path) == [
+        (5, "pods[0].containers[0].ports[0].hostPort", "hostPort 8472/UDP is the VXLAN port (network.vxlan.port) "
+         "of node 'n1': portmap would DNAT the overlay's own packets to the pod; pick another")]
+    assert located_problems(vxlan(udp.replace("protocol: UDP", "protocol: TCP")), tmp_path) == []
+    assert located_problems(topo(tmp_path, udp, None, "builtin"), tmp_path) == []  # host-gw: no overlay
