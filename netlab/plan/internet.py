@@ -125,8 +125,8 @@ def balanced_nodes(lab: Lab) -> dict[IPv4Address, list[NodeInfo]]:
     A Service with externalTrafficPolicy Local: a cloud balancer asks each node's kube-proxy on the Service's
     healthCheckNodePort and sends only to the nodes that answer 200, those with an endpoint of their own
     (plan/health.py; MetalLB announces such an IP only from nodes with a ready endpoint); with none, it fails
-    open, to every node. The routes are where such checks settle, made anew at each `up`. Services sharing an
-    IP (one loadBalancerIP, other ports) share its route: the nodes of any of them.
+    open, to every node. The routes are where such checks settle, made anew at each `up`. No two Services share
+    an IP (model/addressing.py refuses a loadBalancerIP taken), but should they, they would share its route.
     """
     healthy = {(c.namespace, c.name, c.node) for c in health_checks(lab) if c.status == 200}
     lbs = load_balancer_ips(lab)
