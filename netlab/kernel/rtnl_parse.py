@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from netlab.kernel.netlink import Conn, Msg, attrs, get_be16, get_ipv4, get_mac, get_str, get_u8, get_u32
 from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME,
@@ -75,6 +75,8 @@ class RouteMsg:
     prefsrc: str | None
     multipath: bool
     nexthops: tuple[tuple[str | None, int], ...] = ()  # RTA_MULTIPATH's hops: (gateway, oif), in the kernel's order
+    # each hop's (weight, rtnh_flags), in the same order: ``ip route``'s ``weight N`` (rtnh_hops + 1), ``onlink``
+    hop_weights: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,22 +206,31 @@ def parse_route(m: Msg) -> RouteMsg:
                     dst_len=dst_len, tos=tos, gateway=get_ipv4(a, RTA_GATEWAY), oif=get_u32(a, RTA_OIF),
                     proto=proto, scope=scope, type=rtype, flags=flags, priority=get_u32(a, RTA_PRIORITY),
                     prefsrc=get_ipv4(a, RTA_PREFSRC), multipath=RTA_MULTIPATH in a,
-                    nexthops=nexthops(a.get(RTA_MULTIPATH, b"")))
+                    nexthops=nexthops(a.get(RTA_MULTIPATH, b"")),
+                    hop_weights=hop_weights(a.get(RTA_MULTIPATH, b"")))
 
 
-def nexthops(data: bytes) -> tuple[tuple[str | None, int], ...]:
+def _hops(data: bytes) -> Iterator[tuple[str | None, int, int, int]]:
     """RTA_MULTIPATH's hops, each a struct rtnexthop (its length counting its own attributes) and its
-    RTA_GATEWAY: (gateway, oif) each."""
-    out = []
+    RTA_GATEWAY: (gateway, oif, weight, flags) each, the weight rtnh_hops + 1 as ``ip route`` prints it."""
     off = 0
     while off + RTNEXTHOP.size <= len(data):
-        length, _flags, _hops, oif = RTNEXTHOP.unpack_from(data, off)
+        length, flags, hops, oif = RTNEXTHOP.unpack_from(data, off)
         if length < RTNEXTHOP.size or off + length > len(data):
             break
         a = attrs(data[off:off + length], RTNEXTHOP.size)
-        out.append((get_ipv4(a, RTA_GATEWAY), oif))
+        yield get_ipv4(a, RTA_GATEWAY), oif, hops + 1, flags
         off += (length + 3) & ~3
-    return tuple(out)
+
+
+def nexthops(data: bytes) -> tuple[tuple[str | None, int], ...]:
+    """RTA_MULTIPATH's hops: (gateway, oif) each."""
+    return tuple((gw, oif) for gw, oif, _, _ in _hops(data))
+
+
+def hop_weights(data: bytes) -> tuple[tuple[int, int], ...]:
+    """RTA_MULTIPATH's hops: (weight, flags) each."""
+    return tuple((weight, flags) for _, _, weight, flags in _hops(data))
 
 
 def parse_routes(msgs: Iterable[Msg]) -> list[RouteMsg]:

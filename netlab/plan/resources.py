@@ -215,6 +215,10 @@ class Route(Resource):
     # An equal-cost multipath route's next hops, each through ``dev`` (then ``gateway`` is None): ``nexthop via A
     # dev D nexthop via B dev D``. Two or more: the kernel keeps a route of one hop as a plain one.
     nexthops: tuple[IPv4Address, ...] = ()
+    # What the kernel's hops hold beside a gateway through ``dev``, as ``ip route`` prints each (``via A weight 3``,
+    # ``via B dev inet0 onlink``): observed only (realize/observe.py); a plan's hops are equal, weight 1 each,
+    # through ``dev``, so any here is drift (an unequal weight skews the balance)
+    hop_quirks: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple:
@@ -250,6 +254,8 @@ class Route(Resource):
         # A multipath route's hops as `ip -j route` prints them (without their weight, 1 each); none: no key
         out = super().to_json()
         hops = out.pop("nexthops")
+        if not out.get("hop_quirks"):
+            out.pop("hop_quirks", None)
         if hops:
             out["nexthops"] = [{"gateway": str(gw), "dev": self.dev} for gw in hops]
         return out

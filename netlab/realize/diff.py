@@ -75,6 +75,10 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
                 out.append(f"its peer {peer_name} in {peer_netns} is not its pair")
         elif f.name == "peer_mac" and not a:
             continue
+        elif f.name == "dev" and getattr(have, "hop_quirks", ()) and getattr(want, "nexthops", ()):
+            continue  # a multipath route's hops through several devices: each hop's own, below
+        elif f.name == "hop_quirks":  # a multipath route's hops not as planned (equal, through the route's dev)
+            out.append(f"hops {'; '.join(a)} (want each of weight 1 through {getattr(want, 'dev')})")
         elif f.name == "port_state":  # only a port of its planned bridge, both up (observe.py): the state itself
             master, peer = getattr(want, "master"), f"{getattr(want, 'peer_name')} in {getattr(want, 'peer_netns')}"
             out.append(f"bridge port of {master} in state {_show(a)}, want {b}: {master} forwards nothing to or "

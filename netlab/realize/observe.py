@@ -69,13 +69,15 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
         # it has no dev of its own (and differs from any plan)
         hop_devs = {names.get(oif) for _, oif in r.nexthops}
         oif_name = names.get(r.oif) if r.oif else (hop_devs.pop() if len(hop_devs) == 1 else None)
+        quirks = _hop_quirks(r, names, oif_name)
         out.add(Route(netns=ns, dst=IPv4Network(f"{r.dst}/{r.dst_len}"),
                       gateway=IPv4Address(r.gateway) if r.gateway else None,
                       nexthops=tuple(IPv4Address(gw) if gw else IPv4Address("0.0.0.0") for gw, _ in r.nexthops),
                       dev=oif_name, onlink=bool(r.flags & rtnl.RTNH_F_ONLINK),
                       table=r.table, proto=rtnl.PROTO_NAMES.get(r.proto, str(r.proto)),
                       scope=rtnl.SCOPE_NAMES.get(r.scope, str(r.scope)),
-                      type=rtnl.ROUTE_TYPE_NAMES.get(r.type, str(r.type)), metric=r.priority or 0))
+                      type=rtnl.ROUTE_TYPE_NAMES.get(r.type, str(r.type)), metric=r.priority or 0,
+                      hop_quirks=quirks))
     for n in snap.neighs:
         if n.state & rtnl.NUD_PERMANENT and n.dst and n.index in names:
             out.add(Neigh(netns=ns, dev=names[n.index], dst=IPv4Address(n.dst), lladdr=n.lladdr or ""))
@@ -90,6 +92,21 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
                      dst=IPv4Network(f"{r.dst}/{r.dst_len}") if r.dst_len else None,
                      iif=r.iif, oif=r.oif, fwmark=r.fwmark, fwmask=r.fwmask, tos=r.tos))
     return out
+
+
+def _hop_quirks(r: rtnl_parse.RouteMsg, names: dict[int, str], dev: str | None) -> tuple[str, ...]:
+    """A multipath route's hops that are not plain equal hops through the route's one device, as ``ip route``
+    prints each (``via A weight 3``, ``via B dev inet0 onlink``): none when all are (weight 1, no flags, ``dev``)."""
+    hops = list(zip(r.nexthops, r.hop_weights or [(1, 0)] * len(r.nexthops)))
+    if all(weight == 1 and not flags and (dev is not None) for _, (weight, flags) in hops):
+        return ()
+    out = []
+    for (gw, oif), (weight, flags) in hops:
+        words = f"via {gw}" + (f" dev {names.get(oif, oif)}" if dev is None else "")
+        words += (f" weight {weight}" if weight != 1 else "") + (" onlink" if flags & rtnl.RTNH_F_ONLINK else "")
+        words += f" flags {flags & ~rtnl.RTNH_F_ONLINK:#x}" if flags & ~rtnl.RTNH_F_ONLINK else ""
+        out.append(words)
+    return tuple(out)
 
 
 def _link(ns: str, link: rtnl_parse.LinkMsg, snap: Snapshot, names: dict[int, str], planned: Resource | None,
