@@ -40,7 +40,9 @@ rules, dnsmasq for the cluster DNS pod,
 the CNI plugins (each asked VERSION, netlab.cni.check) when ``network.cni``
 is not ``builtin``, the kernel's SCTP rules (SCTP_RULES loaded by iptables-restore in the
 throwaway namespace) when a NetworkPolicy has an SCTP port, the matches and targets of portmap's
-rules (HOSTPORT_RULES, each loaded on its own there) when a builtin lab writes them for hostPorts, and what the
+rules (HOSTPORT_RULES, each loaded on its own there) when a builtin lab writes them for hostPorts, multipath
+routing (the gateway's hash sysctls and a route of two nexthops, kernel/mpathprobe.py) when the internet gateway
+routes LoadBalancer IPs (written for one node too: up writes the sysctls whatever the hops), and what the
 plugins of a ``network.cni: {conflist: FILE}`` make (doctor_needs.CNI_PLUGIN_NEEDS and
 field_needs: a macvlan, ipvlan, vlan or vrf link, sbr's policy rules (an IPv6 one tried beside
 the IPv4 one: missing, a warning on that line), bridge and ptp's

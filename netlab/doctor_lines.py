@@ -16,7 +16,7 @@ OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 
 KERNEL = ("netns", "veth", "bridge", "vxlan", "macvlan", "ipvlan", "vlan", "ifb", "vrf", "vlan_filtering", "ingress",
           "u32", "mirred", "fib_rules", "br_netfilter", "conntrack", "nf_tables", "nf_netdev", "tbf", "htb", "netem",
-          "sock_diag", "sctp", "hostport")
+          "sock_diag", "sctp", "hostport", "multipath")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
 HOST = ("capabilities", "open-files", "neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats",
@@ -28,9 +28,10 @@ CNI_FEATURES = features.cniprobe.FEATURES
 # What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()). The state folder's
 # free space FAILs only when full (under a page), and `up` refuses then; under 1 MiB it is a warning (doctor_host.py).
 ALWAYS = {"capabilities", "open-files", "netns", "veth", "bridge", "state-dir", "state-space"}
-# What some netlab feature uses: plain `netlab doctor` requires all of it.
+# What some netlab feature uses: plain `netlab doctor` requires all of it (multipath: topologies/services.yaml's
+# LoadBalancer, routed by the internet gateway over a multipath route).
 EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "dnsmasq",
-                       "state-space", "nft", "cni-plugins"}
+                       "state-space", "nft", "cni-plugins", "multipath"}
 # Checks `netlab up` never gates on: advice (a disk that fills up later fails the run itself, which rolls back).
 ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats", "exit-status", "htb",
             "tcpdump", "conntrack-tool", "sock_diag", "container-logs"}
@@ -38,6 +39,7 @@ ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
           "sctp": "kernel SCTP rules", "hostport": "kernel hostPort rules",
+          "multipath": "kernel multipath routes",
           "nf_netdev": "kernel nf_tables netdev hooks",
           "vlan_filtering": "kernel bridge VLAN filtering", "ingress": "kernel qdisc ingress",
           "u32": "kernel tc filter u32", "mirred": "kernel tc action mirred",

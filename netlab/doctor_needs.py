@@ -12,6 +12,7 @@ from netlab.model.hostports import port_mappings
 from netlab.model.lab import Lab
 from netlab.plan import portmap_rules
 from netlab.plan.build import build_plan
+from netlab.plan.sysctls import GATEWAY_SYSCTLS
 
 
 def needs(lab: Lab) -> set[str]:
@@ -44,7 +45,18 @@ def needs(lab: Lab) -> set[str]:
         out |= {"sctp", "iptables-restore"}
     if any(r.kind == "nat" and portmap_rules.DISPATCH in getattr(r, "chains", ()) for r in plan.resources):
         out |= {"hostport", "iptables-restore"}  # portmap's rules, which a builtin lab writes for hostPorts
+    # The gateway's routes to LoadBalancer IPs (plan/internet.py): its hash sysctls, written for a route of one node
+    # too (they exist only with multipath routing, the fields and policy 3 only from 5.12), so up would fail there
+    if {key for key, _ in GATEWAY_SYSCTLS} & {r.name for r in plan.of_kind("sysctl")}:
+        out.add("multipath")
     return out
+
+
+def load_balancer_askers(lab: Lab) -> list[str]:
+    """The LoadBalancer Services whose IPs the internet gateway routes to the nodes (none without internet:)."""
+    if lab.topo.internet is None:
+        return []
+    return [f"{svc.namespace}/{svc.name}" for svc in lab.services if svc.type == "LoadBalancer"]
 
 
 def hostport_askers(lab: Lab) -> list[str]:
@@ -194,11 +206,16 @@ def with_askers(lab: Lab, checks: list[Check]) -> list[Check]:
     """The doctor's lines for a lab: each of what its conflist asks for says who asks (its JSON's ``items``: each
     asker's plugin, field and pods)."""
     asks = cni_needs(lab)
-    hostports = hostport_askers(lab) if any(c.name == "hostport" and c.status != "ok" for c in checks) else []
+    failed = {c.name for c in checks if c.status != "ok"}
+    hostports = hostport_askers(lab) if "hostport" in failed else []
+    balanced = load_balancer_askers(lab) if "multipath" in failed else []
     return [replace(c, detail=f"{c.detail}; {said}", items=tuple(a.to_json() for a in asks[c.name]))
             if (said := _conflist_askers(lab, c.name)) else
             replace(c, detail=f"{c.detail}; asked for by {', '.join(hostports)}") if c.name == "hostport" and hostports
-            and c.status != "ok" else c for c in checks]
+            and c.status != "ok" else
+            replace(c, detail=f"{c.detail}; asked for by LoadBalancer Service{'s' if len(balanced) > 1 else ''} "
+                              f"{', '.join(balanced)}") if c.name == "multipath" and balanced and c.status != "ok"
+            else c for c in checks]
 
 
 def asked_by(lab: Lab, check: str) -> str:
@@ -209,6 +226,9 @@ def asked_by(lab: Lab, check: str) -> str:
     if check == "hostport" and hostport_askers(lab):
         return ("; without it `up` cannot write portmap's rules for them (leave out the hostPorts, or run on a kernel "
                 "that has it)")
+    if check == "multipath" and load_balancer_askers(lab):
+        return ("; without it `up` cannot route their IPs from the internet gateway to the nodes (leave out "
+                "type: LoadBalancer or the internet: section, or run on a kernel that has it)")
     if check == "sctp" and (pols := sctp_policies(lab)):
         return (f"; asked for by the SCTP ports of network policies {', '.join(pols)}: without it their rules cannot "
                 "be written (leave out those ports, or run on a kernel that has it)")

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from netlab.doctor_lines import FAIL, OK, WARN, Check
 from netlab.doctor_words import (KERNEL_BUILT_IN, KERNEL_MODULE, KERNEL_NOTE, KERNEL_OTHERWISE, KERNEL_PACKAGE,
-                                 NETNS_FIX, WHY)
+                                 KERNEL_RELEASE, NETNS_FIX, WHY)
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import features, packages
 from netlab.kernel import netns as nsmod
@@ -76,7 +76,8 @@ def kernel_fix(name: str, files: features.ModuleFiles | None = None) -> str:
         return NETNS_FIX
     if name in KERNEL_BUILT_IN:
         config, why = KERNEL_BUILT_IN[name]
-        return f"boot a kernel with {config} (modprobe cannot help: {why})"
+        release = f" >= {KERNEL_RELEASE[name]}" if name in KERNEL_RELEASE else ""
+        return f"boot a kernel{release} with {config} (modprobe cannot help: {why})"
     module, config = KERNEL_MODULE[name]
     otherwise = KERNEL_OTHERWISE.get(name)
     why = features.module_unavailable(module, files)

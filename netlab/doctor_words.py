@@ -40,7 +40,11 @@ KERNEL_BUILT_IN = {
     "vlan_filtering": ("CONFIG_BRIDGE_VLAN_FILTERING and CONFIG_VLAN_8021Q",
                        "VLAN filtering is an option the bridge was built with, not a module"),
     "fib_rules": ("CONFIG_IP_MULTIPLE_TABLES", "policy routing is part of the kernel's IPv4 routing, not a module"),
+    "multipath": ("CONFIG_IP_ROUTE_MULTIPATH", "multipath routing is part of the kernel's IPv4 routing, not a module, "
+                                               "and fib_multipath_hash_fields came with Linux 5.12"),
 }
+# The kernel release a feature came with (kernel_fix says it beside the build option).
+KERNEL_RELEASE = {"multipath": "5.12"}
 # What loading the module does besides.
 KERNEL_NOTE = {
     "br_netfilter": "note: this also makes the host's own bridges call iptables, net.bridge.bridge-nf-call-iptables=1 "
@@ -75,4 +79,6 @@ WHY = {
     "vlan_filtering": "needed only for a conflist whose bridge plugin has a vlan or vlanTrunk (a vlanTrunk only where "
                       "the plugin reads it: v1.3.0 and on, not Debian 12's 1.1.1)",
     "fib_rules": "needed only for a conflist with the sbr plugin",
+    "multipath": "needed only for LoadBalancer Services of a lab with an internet: section (the gateway routes "
+                 "their IPs to the nodes over one multipath route, hashing each connection's addresses and ports)",
 }

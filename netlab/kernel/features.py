@@ -3,7 +3,8 @@
 Kernel features are tried, not guessed from config files. A short-lived thread
 unshares into a new network namespace that nothing names (no /run/netns entry,
 no process in it but the thread) and there creates a veth pair, a bridge and a
-vxlan device (for a CNI conflist's plugins what kernel/cniprobe.py makes: a
+vxlan device, the internet gateway's multipath route and its hash sysctls
+(kernel/mpathprobe.py; for a CNI conflist's plugins what kernel/cniprobe.py makes: a
 macvlan, ipvlan or vlan on a veth, an ifb, a vrf, a VLAN-filtering bridge,
 bandwidth's ingress qdisc, u32 filter and mirred redirect, a policy routing
 rule), adds each tc qdisc to ``lo``, asks nf_tables and conntrack one
@@ -40,8 +41,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from netlab.kernel import (cniprobe, libc, netlink, nfnl, own_group, procsys, rtnl, rtnl_parse, sockdiag, tc,
-                           testhooks)
+from netlab.kernel import (cniprobe, libc, mpathprobe, netlink, nfnl, own_group, procsys, rtnl, rtnl_parse,
+                           sockdiag, tc, testhooks)
 from netlab.plan.sysctls import DEVCONF_SYSCTLS
 
 CLONE_NEWNET = 0x40000000
@@ -67,13 +68,16 @@ NETFILTER = ("nf_tables", "conntrack")
 SOCK_DIAG = "sock_diag"
 # What a CNI conflist's plugins use and netlab does not (kernel/cniprobe.py: link kinds, bridge VLAN filtering,
 # bandwidth's egress redirect, policy rules).
-FEATURES = ("netns",) + tuple(LINK_KINDS) + cniprobe.FEATURES + tuple(QDISCS) + NETFILTER + (SOCK_DIAG,)
+# The internet gateway's multipath route for LoadBalancer IPs (kernel/mpathprobe.py).
+FEATURES = ("netns",) + tuple(LINK_KINDS) + cniprobe.FEATURES + tuple(QDISCS) + NETFILTER + (SOCK_DIAG,
+                                                                                          mpathprobe.FEATURE)
 # The modules the kernel would load on demand for each feature (as modprobe names them).
 MODULES: dict[str, tuple[str, ...]] = {
     "veth": ("veth",),
     "bridge": ("bridge",),
     "vxlan": ("vxlan",),
     **cniprobe.MODULES,
+    **mpathprobe.MODULES,
     "tbf": ("sch_tbf",),
     "htb": ("sch_htb",),
     "netem": ("sch_netem",),
@@ -367,6 +371,8 @@ def _probe_links(probe: KernelProbe, names: list[str], skipped: Iterable[str]) -
                                                                         "created one in a throwaway namespace"))
         found = cniprobe.probe_cni_features(conn, [f for f in names if f in cniprobe.FEATURES], skipped)
         probe.features.update((name, Feature(name, *fact)) for name, fact in found.items())
+        if mpathprobe.FEATURE in names:
+            probe.features[mpathprobe.FEATURE] = Feature(mpathprobe.FEATURE, *mpathprobe.probe_multipath(conn))
 
 
 def _probe_qdiscs(probe: KernelProbe, names: list[str]) -> None:

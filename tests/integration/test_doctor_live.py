@@ -74,6 +74,14 @@ def test_doctor_on_this_machine():
                             input=doctor_netfilter.hostport_input(p)).returncode == 0
              for p in doctor_netfilter.HOSTPORT_RULES]
     assert (hostport["status"] == "ok  ") == all(takes), (hostport[0], takes)
+    # The internet gateway's multipath hash sysctls and a route of two nexthops, asked of sysctl and ip in a namespace
+    # of their own
+    multipath = lines[doctor.TITLES["multipath"]]
+    routed = subprocess.run(["unshare", "-n", "sh", "-ec", "sysctl -qw net.ipv4.fib_multipath_hash_policy=3 "
+                             "net.ipv4.fib_multipath_hash_fields=55; ip link add name mpa type veth peer name mpb; "
+                             "ip link set mpa up; ip addr add 10.9.0.1/24 dev mpa; ip route add 198.51.100.9/32 "
+                             "nexthop via 10.9.0.2 dev mpa nexthop via 10.9.0.3 dev mpa"], capture_output=True, text=True)
+    assert (multipath["status"] == "ok  ") == (routed.returncode == 0), (multipath[0], routed.stderr)
     netem = lines["kernel qdisc netem"]
     if not in_fresh_netns(IPROUTE2["netem"]):  # this machine: a kernel without CONFIG_NET_SCH_NETEM
         assert netem[0].startswith("warn  kernel qdisc netem: not in this kernel (ENOENT: No such file or directory); "
@@ -169,6 +177,19 @@ def test_missing_tool_stops_up_before_any_change(labs, tmp_path):
     assert line == (f"FAIL  tool dnsmasq: reported missing by {doctor.MISSING_HOOK} (a test hook); "
                     "fix: apt-get install dnsmasq-base (or sudo ./scripts/setup.sh)")
     assert (proc.returncode, proc.stderr) == (3, f"netlab: {line}\n"), proc.stdout + proc.stderr
+    assert lab_namespaces(lab) == []
+    assert not os.path.lexists(os.path.join(STATE_ROOT, lab))
+
+
+def test_a_kernel_without_multipath_routes_stops_a_load_balancer_lab_before_any_change(labs, tmp_path):
+    lab = labs.name("mp")
+    path = write_topology(tmp_path, services_topology(lab))
+    proc = netlab("up", "-t", path, check=False, env={doctor.MISSING_HOOK: "multipath"})
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(f"netlab: FAIL  kernel multipath routes: reported missing by {doctor.MISSING_HOOK} (a test "
+                           "hook); asked for by LoadBalancer Service default/web-lb; fix: boot a kernel >= 5.12 with "
+                           "CONFIG_IP_ROUTE_MULTIPATH"), line
     assert lab_namespaces(lab) == []
     assert not os.path.lexists(os.path.join(STATE_ROOT, lab))
 
