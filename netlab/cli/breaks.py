@@ -158,7 +158,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     assert name is not None
     if qz.load(name) is not None:
         raise UsageError(f"lab {name} has a quiz open; answer it first: sudo netlab quiz answer --lab {name} "
-                         "SCENARIO")
+                         f"SCENARIO (or give up: sudo netlab quiz answer --lab {name} --reveal)")
     from netlab.breaks.run import differences
     from netlab.cni.edited import repair_command
     from netlab.realize.state import running_lab

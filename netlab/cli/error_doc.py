@@ -31,7 +31,8 @@ def document(line: str, code: int, exc: BaseException | None = None) -> dict[str
     return {"error": line, "exit_code": code,
             "file": first.file if first else None, "line": first.line if first else None,
             "field": (first.field or None) if first else None,
-            "problems": [{"file": p.file, "line": p.line, "field": p.field, "message": p.message} for p in problems]}
+            "problems": [{"file": p.file, "line": p.line, "field": p.field or None, "message": p.message}
+                         for p in problems]}
 
 
 def write(obj: dict[str, Any], line: str, code: int, exc: BaseException | None = None) -> None:

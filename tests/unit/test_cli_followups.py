@@ -83,7 +83,8 @@ def test_quiz_names_the_lab_in_what_to_type_next(rooted, monkeypatch):
     monkeypatch.setattr(qz, "load", lambda name: {"scenario": s.name, "target": "minikube"})
     again = run_cli("quiz", "--lab", LAB)
     assert again.returncode == 2 and again.stderr == (f"netlab: lab {LAB} has a quiz open; answer it first: sudo "
-                                                      f"netlab quiz answer --lab {LAB} SCENARIO\n"), again  # sudo: as every root command it prints
+                                                      f"netlab quiz answer --lab {LAB} SCENARIO (or give up: sudo netlab quiz answer "
+                                                      f"--lab {LAB} --reveal)\n"), again  # sudo: as every root command it prints
     monkeypatch.setattr(qz, "load", lambda name: None)
     none = run_cli("quiz", "answer", "vxlan-arp-missing", "--lab", LAB)
     assert none.returncode == 2 and none.stderr == (f"netlab: lab {LAB} has no open quiz; start one with: sudo "

@@ -124,3 +124,12 @@ def test_the_commands_write_the_error_document_on_stdout(tmp_path):
         assert status.returncode == doc["exit_code"] == 2 and status.stderr == f"netlab: {doc['error']}\n", status
     valid = _netlab("validate", "-t", str(bad), "-o", "json")  # its own document, as before
     assert valid.returncode == 2 and json.loads(valid.stdout)["valid"] is False
+
+
+def test_a_problem_about_no_field_has_a_null_field_in_problems_too(monkeypatch, capsys):
+    """A file that cannot be read is a problem of no field (``field`` ""): null, as the document's own ``field``
+    (docs/json.md), not "" in ``problems`` beside a null at the top (QA qa56d)."""
+    exc = TopologyError([Problem("/t/missing.yaml", None, "", "no such file")])
+    code, out, _ = run(monkeypatch, capsys, command(_raise(exc)), "-o", "json")
+    doc = json.loads(out)
+    assert code == 2 and doc["field"] is None and doc["problems"][0]["field"] is None, doc
