@@ -130,6 +130,8 @@ class LabMap:
     planned_on_dev: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     planned_route_dev: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its device
     planned_route_via: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its gateway
+    # (netns, dst cidr) -> a multipath route's next hops (the gateway's to a LoadBalancer IP)
+    planned_route_hops: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     planned_fdb_dst: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, mac) -> remote VTEP
     planned_vni: dict[tuple[str, str], int] = field(default_factory=dict)  # (netns, VXLAN device) -> its VNI
     # (netns, cidr): the subnets of the plan's addresses, whose routes the kernel makes itself (proto kernel)
@@ -229,6 +231,8 @@ class LabMap:
                 m.planned_route[(r.netns, str(IPv4Network(r.dst)))] = r.command()
                 if r.gateway is not None:
                     m.planned_route_via[(r.netns, str(IPv4Network(r.dst)))] = str(r.gateway)
+                if r.nexthops:
+                    m.planned_route_hops[(r.netns, str(IPv4Network(r.dst)))] = tuple(str(h) for h in r.nexthops)
                 if r.dev:
                     m.planned_on_dev.setdefault((r.netns, r.dev), []).append(r.command())
                     m.planned_route_dev[(r.netns, str(IPv4Network(r.dst)))] = r.dev

@@ -256,7 +256,11 @@ class NatSteps(WalkParts):
             # not DNATed here, it goes out to the internet's gateway, which routes the address back to a node:
             # delivered, if at all, by a path the lab did not plan (TraceResult.astray)
             facts["astray"] = True
-        return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
+        problem, fix = why.problem, why.fix
+        if facts.get("no_local_endpoints") and self._lb_drift is not None:
+            # the internet gateway's route sent an outside client here, to a node the plan does not route it to
+            problem, fix = f"{problem}; it came here because {self._lb_drift[0]}", fix or self._lb_drift[1]
+        return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=problem, fix=fix,
                              cause=why.cause, **facts)
 
     def _firewalled(self, ns: str, iif: str | None, svc: ServiceFacts) -> Hop:

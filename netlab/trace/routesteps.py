@@ -163,8 +163,11 @@ class RouteSteps(WalkParts):
         problem = down if snat is None else None  # a down device is named on the last row written here
         # Not the plan's next hop: the packet goes on (the rows after say where), but this row is why it strays.
         # So is a route the plan does not have, more specific than the plan's for the packet (an extra one).
+        lb_drift = None if down else strayroutes.balancer_route(self.lab, ns, ans.gateway, ans.hops, oif, ans.matched)
+        if lb_drift is not None:
+            self._lb_drift = lb_drift
         astray = None if down else strayroutes.wrong_next_hop(self.lab, ns, ans.gateway, oif, ans.matched) or \
-            strayroutes.extra_route(self.lab, ns, before.dst, ans.gateway, oif, ans.matched)
+            strayroutes.extra_route(self.lab, ns, before.dst, ans.gateway, oif, ans.matched) or lb_drift
         if self.stack and not self.stack[-1].shown:
             enc = self.stack[-1]
             enc.shown = True
@@ -191,7 +194,8 @@ class RouteSteps(WalkParts):
                           [cmd] + ([f"ip -n {ns} route"] if astray or fault else []), self._obs(ns, oif, "out"),
                           problem, fix, oif=oif, gateway=ans.gateway, prefsrc=ans.prefsrc, matched=ans.matched,
                           iif=iif, astray=astray is not None or None, bridged_dnat=bridged or None,
-                          missing_route=fault is not None or None, hops=list(ans.hops) or None)
+                          missing_route=fault is not None or None, hops=list(ans.hops) or None,
+                          lb_route_drift=lb_drift is not None or None)
         if snat is not None:
             old, hit = snat
             text, commands, facts = self._snat_row(ns, hit, old)

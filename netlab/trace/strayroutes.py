@@ -100,6 +100,36 @@ def extra_route(lab: Any, ns: str, dst: str, gateway: str | None, oif: str | Non
             f"ip -n {ns} route del {cidr}{via} dev {oif}")
 
 
+def balancer_route(lab: Any, ns: str, gateway: str | None, hops: tuple[str, ...] | list[str], oif: str | None,
+                   matched: str | None) -> Reason | None:
+    """The internet gateway's route for a LoadBalancer IP (or an externalIP) sent the packet to a node the plan's
+    route does not (plan/internet.py: for externalTrafficPolicy Local only the nodes with an endpoint of the
+    Service's), e.g. a route replaced by hand: that node's kube-proxy drops an outside client's packet of a Local
+    Service ("has no local endpoints"). A route that differs but picked one of the plan's nodes for this packet is
+    not its cause. Returns (why, the plan's route put back); None when it took the plan's way."""
+    if not matched or getattr(lab, "names", {}).get(ns) != "internet gateway":
+        return None
+    cidr = matched_cidr(matched)
+    fix = getattr(lab, "planned_route", {}).get((ns, cidr)) if cidr is not None else None
+    if fix is None or not cidr.endswith("/32"):
+        return None
+    want = getattr(lab, "planned_route_hops", {}).get((ns, cidr)) or \
+        tuple(v for v in [getattr(lab, "planned_route_via", {}).get((ns, cidr))] if v)
+    want_dev = getattr(lab, "planned_route_dev", {}).get((ns, cidr))
+    if not want or (gateway in want and (want_dev is None or want_dev == oif)):
+        return None
+    names = getattr(lab, "ip_names", {})
+    took = tuple(hops) or ((gateway,) if gateway else ())
+
+    def name(ip: str | None) -> str:
+        return names.get(ip or "", ip or "nowhere")
+    where = name(gateway) if gateway else f"{oif} directly"
+    ip = cidr.split("/")[0]
+    return (f"the gateway's route for {ip} sends it to {where}, which the plan does not: the route's hops are "
+            f"{', '.join(name(h) for h in took) or 'none'} (want {', '.join(name(h) for h in want)})",
+            fix.replace(" route add ", " route replace ", 1))
+
+
 def refusing_route(k: Any, lab: Any, ns: str, dst: str, message: str) -> Reason | None:
     """The kernel refused the lookup for ``dst`` (``message``, as ``ip route get`` says it), and the route of the
     namespace's table that refused it is a blackhole, unreachable or prohibit route the plan does not have (or has

@@ -108,6 +108,13 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
     if cause is not None:
         # Doomed at that hop although it went on: blame it, and say where it finally went.
         h = hops[cause]
+        lb = next((x for x in hops[:cause] if x.facts.get("lb_route_drift") and x.problem), None)
+        if lb is not None:
+            # The gateway's route for a LoadBalancer IP sent it to a node the plan does not (strayroutes.
+            # balancer_route): that route is why; the node's drop (no local endpoint) is where it ended.
+            dropped = h.problem.split("; it came here because ")[0]
+            return Verdict(False, hops.index(lb), f"{lb.problem} (it went on as it was and was lost in "
+                                                  f"{h.netns} {h.device}: {dropped})", lb.fix)
         if h.facts.get("dropped_here"):  # it did not go on: the walk only followed what its rows allow
             return Verdict(False, cause, h.problem, h.fix)
         later = next((x for x in hops[cause + 1:] if x.problem), None)

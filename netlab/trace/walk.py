@@ -68,6 +68,7 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps, MacvlanSte
         self._taught = {}
         self._fragments = 0
         self._doomed = None
+        self._lb_drift = None
         self.source: str | None = None  # the address the socket sent from (the kernel's pick, or the flow's)
 
     def _wire_size(self) -> int:

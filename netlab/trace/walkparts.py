@@ -40,6 +40,9 @@ class WalkParts:
     # a node's fault that dooms the packet as it goes on (a pod CIDR's route missing, or gone with its link set down:
     # out the default route to the underlay's gateway, which drops it): (why, fix), said where it is really dropped
     _doomed: tuple[str, str | None] | None
+    # the internet gateway's route for a LoadBalancer IP that sent the packet to a node the plan does not
+    # (strayroutes.balancer_route): (why, fix), said again where that node drops it (no local endpoint)
+    _lb_drift: tuple[str, str | None] | None
 
     def _nat_commands(self, ns: str, hit: nat.Hit, which: str) -> list[str]:
         """nat.commands, and no chain of kube-proxy's table to list on a node whose table is gone; for a masquerade
