@@ -174,6 +174,20 @@ def listen(ports: list[tuple[int, str]], address: str = "0.0.0.0") -> list[socke
     return out
 
 
+def listens(s: socket.socket) -> bool:
+    """Whether a socket made by :func:`listen` still listens: the kernel aborts one it destroys (sock_destroy,
+    ``ss -K``; Linux 6.18 measured): a TCP one leaves the listening state (SO_ACCEPTCONN 0; epoll reports
+    EPOLLIN|EPOLLERR|EPOLLHUP for good, accept fails with EINVAL, its port stays bound); a UDP one bound to its
+    port keeps it and goes on receiving (epoll reports EPOLLERR, the next receive fails once with ECONNABORTED),
+    one bound to port 0 would let its port go (port 0 then)."""
+    try:
+        if s.type == socket.SOCK_STREAM:
+            return s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+        return s.getsockname()[1] != 0
+    except OSError:  # closed
+        return False
+
+
 def roomy(s: socket.socket, size: int = UDP_RCVBUF) -> None:
     """Give a UDP socket a receive buffer of ``size`` (doubled by the kernel); without CAP_NET_ADMIN, as much of it
     as the namespace's net.core.rmem_max allows."""
@@ -220,6 +234,9 @@ class EchoLoop:
         self.conns: dict[socket.socket, _Conn] = {}
         self.listening: dict[str, list[socket.socket]] = {}  # key -> its listening sockets
         self.dirty: set[Log] = set()
+        # Keys one of whose listening sockets the kernel took away (``ss -K``, sock_destroy): no longer listened
+        # on, for the owner (echoserver.py) to stop serving and say so; the rest of its sockets stay as they are.
+        self.lost: list[str] = []
 
     # --- what is served ---
 
@@ -273,7 +290,10 @@ class EchoLoop:
         for _ in range(64):  # accept a burst, then let others run
             try:
                 conn, client = lsock.accept()
-            except OSError:  # BlockingIOError: nothing more now
+            except (BlockingIOError, InterruptedError):  # nothing more now
+                return
+            except OSError:  # EINVAL: destroyed (ss -K)
+                self._check(lsock, served)
                 return
             try:
                 conn.setblocking(False)
@@ -337,6 +357,19 @@ class EchoLoop:
                 kind = "http" if classify(c.head, final=True) == "http" else "line"
                 self._answer(conn, c, kind)  # silent client (nc), or a request head that never ended
 
+    def _check(self, sock: socket.socket, served: Served) -> None:
+        """After an error on a listening socket: if the kernel destroyed it (sock_destroy, ``ss -K``: it no
+        longer listens, :func:`listens`), stop watching it (epoll would report it ready for good: EPOLLHUP) and add
+        its key to :attr:`lost`."""
+        if listens(sock):
+            return
+        socks = self.listening.get(served.key, [])
+        if sock in socks:
+            socks.remove(sock)
+        self._forget(sock)
+        if served.key not in self.lost:
+            self.lost.append(served.key)
+
     def _forget(self, sock: socket.socket) -> None:
         try:
             self.sel.unregister(sock)
@@ -352,7 +385,10 @@ class EchoLoop:
         for _ in range(256):
             try:
                 _data, anc, _flags, client = sock.recvmsg(2048, socket.CMSG_SPACE(12))
-            except OSError:  # BlockingIOError: nothing more now
+            except (BlockingIOError, InterruptedError):  # nothing more now
+                return
+            except OSError:  # ECONNABORTED: destroyed (ss -K), once; bound to its port, it goes on receiving
+                self._check(sock, served)
                 return
             local = sock.getsockname()
             cmsgs = []

@@ -35,7 +35,8 @@ the Services' healthCheckNodePorts (health.py, healthserve.py), from sockets
 opened in the nodes' namespaces; so a lab with a node always has its server.
 
 It exits when its last container is removed (and no command container's
-pidfd is held, and no health check is served), and when its control socket is
+pidfd is held, and no health check is served, and none was lost to a listening
+socket destroyed: it stays to tell status so), and when its control socket is
 removed or replaced (its lab is gone): it never outlives its lab by more than
 :data:`WATCH_SECONDS`. Its own output (a traceback, should it fail) goes to
 ``<state dir>/<lab>/echo.log``; each container's lines go to the container's
@@ -131,6 +132,7 @@ class PodThread(threading.Thread):
 # The wait status of an echo container the server stopped serving (netlab break endpoint-pod-down, a pod up
 # removes): killed by SIGTERM, which the kubelet sends a container it stops, so kubectl's Error, exit code 143.
 STOPPED_STATUS = int(signal.SIGTERM)
+LOST_STATUS = 1 << 8  # an echo container whose listening socket was destroyed: exited with code 1
 
 
 class EchoServer:
@@ -148,9 +150,13 @@ class EchoServer:
         self.marks: dict[str, bytes] = {}  # command container -> its run's environment entry (tasks.run_mark)
         # Echo containers it stopped serving and that were not started again: id -> (tid, start time), told
         # exited as a container the kubelet stops is (SIGTERM, 143) by exits(), until served again
-        self.stopped: dict[str, tuple[int, int]] = {}
+        self.stopped: dict[str, tuple[int, int, int]] = {}  # id -> (tid, start time, wait status)
         # kube-proxy's health checks: id -> ((node namespace, port, its identity), what answers): healthserve.py
         self.health: dict[str, tuple[healthserve.Where, Served]] = {}
+        # Containers and checks it stopped serving as a listening socket of theirs was destroyed, not served since:
+        # it stays (until its lab goes, or they are served again) to tell status so
+        self.lost: set[str] = set()
+        self.lost_checks: set[str] = set()
 
     def add(self, specs: list[dict]) -> Iterator[str]:
         """Serve these containers (a container already served is replaced); one report line each."""
@@ -192,9 +198,11 @@ class EchoServer:
         self.threads[cid], self.logs[cid] = t, log
         return f"R {cid} {t.tid} {t.ticks}"
 
-    def remove(self, cid: str) -> bool:
-        """Stop serving a container: close its sockets; its thread leaves the pod and ends. False: not served, or
-        its thread still in the pod after READY_WAIT (a machine too busy to run it)."""
+    def remove(self, cid: str, status: int = 0) -> bool:
+        """Stop serving a container: close its sockets; its thread leaves the pod and ends, told exited with
+        ``status`` (a wait status; 0: :data:`STOPPED_STATUS`). False: not served, or its thread still in the pod
+        after READY_WAIT (a machine too busy to run it)."""
+        self.lost.discard(cid)  # removed on purpose: no more the lost one, whose end status says
         t = self.threads.pop(cid, None)
         if t is None:
             return False
@@ -202,8 +210,21 @@ class EchoServer:
         t.release.set()
         left = t.left.wait(READY_WAIT)
         self.logs.pop(cid).close()
-        self.stopped[cid] = (t.tid, t.ticks)
+        self.stopped[cid] = (t.tid, t.ticks, status or STOPPED_STATUS)
         return left
+
+    def forget_lost(self) -> None:
+        """Stop serving each container and health check a listening socket of which the kernel destroyed
+        (``ss -K``: EchoLoop.lost): it answers there no more, so it is not served, as status tells; the next
+        ``up`` serves it anew. A container is told exited with code 1, as a server whose accept fails is."""
+        while self.loop.lost:
+            key = self.loop.lost.pop(0)
+            if key in self.health:
+                healthserve.lost(self, key)
+            elif key in self.threads:
+                self.logs[key].write("echo: a listening socket was destroyed (ss -K?): stopped serving")
+                self.remove(key, LOST_STATUS)
+                self.lost.add(key)
 
     def hold(self, items: list, fds: list[int]) -> Iterator[str]:
         """Keep a pidfd of each command container named (one fd each, in order), replacing one held before."""
@@ -302,7 +323,7 @@ class EchoServer:
     def exits(self, ids: list) -> Iterator[str]:
         """How each held container named exited: ``X <id> <pid> <start> <wait status>``; nothing for one that
         runs or is not held. An echo container this server stopped serving (and did not serve again) is told
-        as its thread (tid, start) with :data:`STOPPED_STATUS`.
+        as its thread (tid, start) with :data:`STOPPED_STATUS` (:data:`LOST_STATUS`: its socket was destroyed).
 
         The pidfd has the status once init has reaped the container; until then
         (init reaps when it gets to it: a second and more on some machines) the
@@ -313,7 +334,7 @@ class EchoServer:
         for cid in ids:
             stopped = self.stopped.get(str(cid))
             if stopped is not None:  # an echo container it stopped serving: ended as by SIGTERM
-                yield f"X {cid} {stopped[0]} {stopped[1]} {STOPPED_STATUS}"
+                yield f"X {cid} {stopped[0]} {stopped[1]} {stopped[2]}"
                 continue
             held = self.held.get(str(cid))
             if held is None:
@@ -391,12 +412,14 @@ def serve(specs: list[dict], report: int, control_path: str | None, lock: int | 
     idle_until = time.monotonic() + (0 if specs else CONTROL_WAIT)
     logs_at = time.monotonic() + LOG_CHECK_SECONDS
     try:
-        while server.threads or server.held or server.health or time.monotonic() < idle_until:
+        while server.threads or server.held or server.health or server.lost or server.lost_checks \
+                or time.monotonic() < idle_until:
             if server.threads or server.held or server.health:
                 idle_until = 0.0  # it has had something: it ends when that is gone
             # a control peer's deadline too: one that sent no whole request is dropped on time
             loop.run_once(min(WATCH_SECONDS, max(0.0, logs_at - time.monotonic()),
                               peers.wait() if peers is not None else WATCH_SECONDS))
+            server.forget_lost()
             if peers is not None:
                 peers.expire(time.monotonic())
             server.end_exited()

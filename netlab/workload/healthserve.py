@@ -5,7 +5,8 @@ socket keeps the namespace it was opened in), kept with that namespace's
 identity for good (its pin's inode and change time: processes.ns_birth). A
 node's namespace deleted and made again under its name is a new one: a check
 still listening in the old one is not served there (``served`` leaves it out,
-so ``status`` names it), and the next ``sync`` listens anew in the new one.
+so ``status`` names it), and the next ``sync`` listens anew in the new one. So is a check whose listening
+socket the kernel destroyed (``ss -K``: echo.listens, EchoServer.forget_lost).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def sync(server: EchoServer, specs: list[dict]) -> Iterator[str]:
     its namespace (the same one) and port gets its new answer in place; one that moves is listened for anew; the
     others are dropped. ``R <id>`` for each served, ``E <id> <why>`` for one that cannot be."""
     wanted = {str(s.get("id")): s for s in specs}
+    server.lost_checks.clear()  # the whole set is served from now on: a check lost before is listened for anew
     for hid in [h for h in server.health if h not in wanted]:
         server.loop.drop(hid)
         del server.health[hid]
@@ -67,6 +69,14 @@ def sync(server: EchoServer, specs: list[dict]) -> Iterator[str]:
         server.loop.serve(served, socks)
         server.health[hid] = ((netns, port, birth), served)
         yield f"R {hid}"
+
+
+def lost(server: EchoServer, hid: str) -> None:
+    """A check whose listening socket the kernel destroyed (``ss -K``): no longer served (``served`` leaves it out,
+    so ``status`` names it); the next ``sync`` listens anew."""
+    server.loop.drop(hid)
+    server.health.pop(hid, None)
+    server.lost_checks.add(hid)
 
 
 def served(server: EchoServer) -> Iterator[str]:

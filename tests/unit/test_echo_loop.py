@@ -329,3 +329,35 @@ def test_an_echo_container_whose_thread_does_not_leave_its_pod_is_not_said_remov
     line = echocontrol.removed(server, "db/main")
     assert line is not None and line.startswith("E db/main ") and "still in its pod" in line, line
     assert echocontrol.removed(server, "gone/main") is None  # not served: nothing to say
+
+
+def test_a_container_and_a_check_whose_listening_socket_was_destroyed_are_no_longer_served(tmp_path):
+    """QA: `ss -K` on a listening socket of the server (10256 on a node, a pod's 8080) left curl refused while
+    status said all as planned: the server went on counting them served. The loop lists the key lost (its socket
+    destroyed: tests/integration/test_echo_socket_destroyed.py); the server then stops serving it: the container
+    is told exited with code 1 and the check is no longer among those served, and the server stays to say so until
+    they are served again or removed."""
+    import types
+
+    from netlab.kernel.taskstats import exit_status
+    from netlab.workload import healthserve
+
+    server = EchoServer(EchoLoop())
+    thread = types.SimpleNamespace(tid=4242, ticks=777, release=threading.Event(), left=threading.Event())
+    thread.left.set()
+    server.threads["web/main"] = thread
+    server.logs["web/main"] = Log.open(str(tmp_path / "web.main.log"))
+    check = Served("healthz/n1", "n1", None, (200, b"{}"), proxy=True)
+    server.health["healthz/n1"] = (("netlab-unit-no-such-ns", 10256, None), check)
+    server.loop.lost = ["web/main", "healthz/n1"]
+    server.forget_lost()
+    assert server.loop.lost == [] and "web/main" not in server.threads and server.health == {}
+    (line,) = list(server.exits(["web/main"]))
+    assert exit_status(int(line.split()[4])) == 1
+    assert list(healthserve.served(server)) == []
+    assert "a listening socket was destroyed" in read_log(str(tmp_path / "web.main.log"))
+    assert server.lost == {"web/main"} and server.lost_checks == {"healthz/n1"}  # it stays to tell status
+    list(healthserve.sync(server, []))  # up hands the whole set: the lost one is listened for anew, or gone
+    assert server.lost_checks == set()
+    server.remove("web/main")  # its pod removed
+    assert server.lost == set()
