@@ -77,6 +77,7 @@ STACK = 256 * 1024  # a parked thread touches a few pages of it
 READY_WAIT = 5.0  # seconds a container's thread may take to join its pod and listen
 CONTROL_WAIT = 10.0  # seconds a server started for command containers alone waits for their pidfds
 WATCH_SECONDS = 2.0  # how often the server checks that its control socket is still its lab's
+PRUNE_SECONDS = 0.5  # how often it looks for a node namespace deleted under a health check (healthserve.prune)
 LOG_CHECK_SECONDS = 10.0  # how often it looks at command containers' logs (the kubelet's containerLogMonitorInterval)
 _LABEL = DNS_LABEL.pattern.strip("^$")
 KILL_ROUNDS = 20  # scans and kills of an exited run's members in one go (end_exited)
@@ -411,6 +412,7 @@ def serve(specs: list[dict], report: int, control_path: str | None, lock: int | 
     # Started for command containers alone, it has nothing to keep until up hands it their pidfds.
     idle_until = time.monotonic() + (0 if specs else CONTROL_WAIT)
     logs_at = time.monotonic() + LOG_CHECK_SECONDS
+    prune_at = time.monotonic() + PRUNE_SECONDS
     try:
         while server.threads or server.held or server.health or server.lost or server.lost_checks \
                 or time.monotonic() < idle_until:
@@ -426,6 +428,9 @@ def serve(specs: list[dict], report: int, control_path: str | None, lock: int | 
             if time.monotonic() >= logs_at:
                 server.keep_logs()
                 logs_at = time.monotonic() + LOG_CHECK_SECONDS
+            if server.health and time.monotonic() >= prune_at:  # a deleted node's namespace let go
+                healthserve.prune(server)
+                prune_at = time.monotonic() + PRUNE_SECONDS
             if control_path and not still_there(control_path, ino):
                 server.fail("its control socket is gone (the lab was taken down)")
                 break

@@ -79,6 +79,16 @@ def lost(server: EchoServer, hid: str) -> None:
     server.lost_checks.add(hid)
 
 
+def prune(server: EchoServer) -> None:
+    """Checks whose node namespace was deleted (its pin gone, or another namespace's now): closed, as :func:`lost`.
+    A socket keeps the namespace it was opened in alive, and with it the namespace's links: a node deleted by hand
+    (``ip netns delete``) lived on, its eth0 still a port of the underlay's bridge, until the next ``up``; now the
+    kernel frees it within a round of the server's loop, as it does a node no socket holds."""
+    for hid, ((netns, _port, birth), _what) in list(server.health.items()):
+        if _birth(netns) != birth:
+            lost(server, hid)
+
+
 def served(server: EchoServer) -> Iterator[str]:
     """``C <id> <port> <status> <localEndpoints>`` for each health check served (status' drift): -1 for none
     (kube-proxy's own health server); a check whose node namespace is no longer the one it listens in is not."""

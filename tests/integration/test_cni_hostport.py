@@ -115,8 +115,9 @@ def traced_to_the_pod(lab: str, n1_ip: str, a_ip: str, rule: str) -> None:
         f"portmap's `{rule}` (its counter went up by 1 during the trace)"), row["decision"]
     assert trace["hops"][-1]["netns"] == f"{lab}-a" and trace["hops"][-1]["kind"] == "deliver", trace["hops"][-1]
     text = netlab("trace", "--lab", lab, "b", "n1", "--port", "18081").stdout
-    assert (f"result: delivered to a, whose hostPort is n1:18081 (portmap DNATed it to {a_ip}:8080); reply received"
-            in text), text
+    # the pod is captured too (a hostPort's pod is watched as a Service's endpoint is): its TTL on arrival, 2 routers
+    assert (f"result: delivered to a, whose hostPort is n1:18081 (portmap DNATed it to {a_ip}:8080) (TTL 62 on "
+            "arrival); reply received" in text), text
     reply = in_netns(f"{lab}-b", "socat", "-T", "5", "-u", f"TCP:{n1_ip}:18081,connect-timeout=5", "-")
     assert reply.returncode == 0 and json.loads(reply.stdout)["pod"] == "a", reply
 

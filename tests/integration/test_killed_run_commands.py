@@ -33,6 +33,15 @@ POLICY = """networkPolicies:
 """
 
 
+def error_document(args: tuple[str, ...], said: str) -> str:
+    """What stdout holds: nothing in text, and under -o json the one error document of a command that failed before
+    its own (docs/json.md, "When a command fails"), its ``error`` the line said on stderr."""
+    if "-o" not in args:
+        return ""
+    return json.dumps({"error": said.removeprefix("netlab: ").rstrip("\n"), "exit_code": 2, "file": None,
+                       "line": None, "field": None, "problems": []}, indent=2) + "\n"
+
+
 def killed(lab: str, fault: dict, *args: str) -> None:
     r = netlab(*args, check=False, env={**fault, "NETLAB_FAULT_MODE": "kill"})
     assert r.returncode == -9, r  # SIGKILL: nothing of it ran to finish or roll back
@@ -172,7 +181,8 @@ def test_get_logs_and_status_of_a_killed_down_s_lab_say_down_finishes_it_and_up_
                                       (("logs", "a"), "the log of a/main"), (("logs", "b", "-f"), "the log of b/main")):
                     r = netlab(*args, "--lab", lab, check=False)
                     said = f"netlab: {line} ({missing} is not there)\n"
-                    assert (r.returncode, r.stdout, r.stderr) == (2, "", said), r
+                    assert (r.returncode, r.stderr) == (2, said), r
+                    assert r.stdout == error_document(args, said), r
             r = netlab("status", "--lab", lab, check=False)
             assert r.stderr == f"netlab: {line}\n", r
             if point == "down-deleted":  # (state-renamed: nothing taken yet, all as planned, exit 0)
@@ -210,7 +220,9 @@ def test_get_of_a_lab_whose_down_was_killed_once_it_stopped_the_containers_says_
                               (("get", "pods", "-o", "json"), "pod a's UTS namespace"),
                               (("exec", "a"), "pod a's UTS namespace")):
             r = netlab(*args, "--lab", lab, *(("--", "true") if args[0] == "exec" else ()), check=False)
-            assert (r.returncode, r.stdout, r.stderr) == (2, "", f"netlab: {line} ({missing} is not there)\n"), r
+            said = f"netlab: {line} ({missing} is not there)\n"
+            assert (r.returncode, r.stderr) == (2, said), r
+            assert r.stdout == error_document(args, said), r
         netlab("down", "--lab", lab)  # finishes it
         assert lab_namespaces(lab) == []
     finally:
