@@ -16,6 +16,10 @@ from typing import Any, Callable, Iterable
 
 from netlab.trace.flow import Flow, Observe
 
+# What a drop row's problem adds after its own words when a fault earlier on the way sent the packet there (a node's
+# missing route, the internet gateway's route for a LoadBalancer IP): verdict.py reads the row's own words before it
+CAME_HERE = "; it came here because "
+
 
 @dataclass
 class Hop:

@@ -17,7 +17,7 @@ from netlab.trace import (clusterip, detour, faults, hostport, kubeproxy, kubepr
                           wrongdnat)
 from netlab.trace.facts import LinkFacts, RouteFailure
 from netlab.trace.flow import Flow
-from netlab.trace.hops import Hop
+from netlab.trace.hops import CAME_HERE, Hop
 from netlab.trace.labmap import ServiceEndpoint, ServiceFacts
 from netlab.plan.services import KUBE_NODEPORTS
 from netlab.trace.walkparts import WalkParts
@@ -259,7 +259,7 @@ class NatSteps(WalkParts):
         problem, fix = why.problem, why.fix
         if facts.get("no_local_endpoints") and self._lb_drift is not None:
             # the internet gateway's route sent an outside client here, to a node the plan does not route it to
-            problem, fix = f"{problem}; it came here because {self._lb_drift[0]}", fix or self._lb_drift[1]
+            problem, fix = f"{problem}{CAME_HERE}{self._lb_drift[0]}", fix or self._lb_drift[1]
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=problem, fix=fix,
                              cause=why.cause, **facts)
 

@@ -17,7 +17,7 @@ from typing import Any
 from netlab.trace import clusterip, faults, strayroutes
 from netlab.trace.facts import RouteFacts, RouteFailure
 from netlab.trace.flow import Flow
-from netlab.trace.hops import Walk
+from netlab.trace.hops import CAME_HERE, Walk
 from netlab.trace.states import FrameIn, State
 from netlab.trace.walkparts import WalkParts
 
@@ -126,7 +126,7 @@ class RouteSteps(WalkParts):
         (the internet's gateway, which answers ``answer``), a ClusterIP's echo nothing answers (no fault, no
         fix)."""
         if self._doomed is not None:
-            return f"{why}; it came here because {self._doomed[0]}", self._doomed[1]
+            return f"{why}{CAME_HERE}{self._doomed[0]}", self._doomed[1]
         virtual = clusterip.unanswered(self.lab, self.flow, answer)
         return (f"{why}: {virtual}", None) if virtual else (why, fix)
 
