@@ -91,10 +91,10 @@ def prune(server: EchoServer) -> None:
 
 def served(server: EchoServer) -> Iterator[str]:
     """``C <id> <port> <status> <localEndpoints>`` for each health check served (status' drift): -1 for none
-    (kube-proxy's own health server); a check whose node namespace is no longer the one it listens in is not."""
-    for hid, ((netns, port, birth), what) in server.health.items():
-        if _birth(netns) != birth:
-            continue
+    (kube-proxy's own health server); a check whose node namespace is no longer the one it listens in is not (it
+    is closed now, :func:`prune`, as the loop would within its round)."""
+    prune(server)
+    for hid, ((_netns, port, _birth_then), what) in server.health.items():
         status = what.answer[0] if what.answer else 0
         local = json.loads(what.answer[1]).get("localEndpoints", -1) if what.answer and not what.proxy else -1
         yield f"C {hid} {port} {status} {local}"
