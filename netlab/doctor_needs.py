@@ -206,16 +206,22 @@ def with_askers(lab: Lab, checks: list[Check]) -> list[Check]:
     """The doctor's lines for a lab: each of what its conflist asks for says who asks (its JSON's ``items``: each
     asker's plugin, field and pods)."""
     asks = cni_needs(lab)
-    failed = {c.name for c in checks if c.status != "ok"}
-    hostports = hostport_askers(lab) if "hostport" in failed else []
-    balanced = load_balancer_askers(lab) if "multipath" in failed else []
-    return [replace(c, detail=f"{c.detail}; {said}", items=tuple(a.to_json() for a in asks[c.name]))
-            if (said := _conflist_askers(lab, c.name)) else
-            replace(c, detail=f"{c.detail}; asked for by {', '.join(hostports)}") if c.name == "hostport" and hostports
-            and c.status != "ok" else
-            replace(c, detail=f"{c.detail}; asked for by LoadBalancer Service{'s' if len(balanced) > 1 else ''} "
-                              f"{', '.join(balanced)}") if c.name == "multipath" and balanced and c.status != "ok"
-            else c for c in checks]
+    return [_asked(lab, c, asks) for c in checks]
+
+
+def _asked(lab: Lab, c: Check, asks: Mapping[str, list[Asker]]) -> Check:
+    """One line of :func:`with_askers`: a conflist's askers (any status); for a failed hostPort or multipath check,
+    the pods and nodes (hostport_askers) or the LoadBalancer Services (load_balancer_askers) that ask."""
+    if said := _conflist_askers(lab, c.name):
+        return replace(c, detail=f"{c.detail}; {said}", items=tuple(a.to_json() for a in asks[c.name]))
+    if c.status == "ok":
+        return c
+    if c.name == "hostport" and (who := hostport_askers(lab)):
+        return replace(c, detail=f"{c.detail}; asked for by {', '.join(who)}")
+    if c.name == "multipath" and (who := load_balancer_askers(lab)):
+        return replace(c, detail=f"{c.detail}; asked for by LoadBalancer Service{'s' if len(who) > 1 else ''} "
+                                 f"{', '.join(who)}")
+    return c
 
 
 def asked_by(lab: Lab, check: str) -> str:
