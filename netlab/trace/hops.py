@@ -17,8 +17,21 @@ from typing import Any, Callable, Iterable
 from netlab.trace.flow import Flow, Observe
 
 # What a drop row's problem adds after its own words when a fault earlier on the way sent the packet there (a node's
-# missing route, the internet gateway's route for a LoadBalancer IP): verdict.py reads the row's own words before it
+# missing route, the internet gateway's route for a LoadBalancer IP), before that fault's words (CameHere)
 CAME_HERE = "; it came here because "
+
+
+@dataclass(frozen=True)
+class CameHere:
+    """A drop row's problem when a fault earlier on the way sent the packet there: the row's own words and that
+    fault's, which the problem says joined by CAME_HERE. The walker that writes such a row keeps both on it
+    (Hop.came_here), so that verdict.py can say where the packet ended in the row's own words."""
+
+    own: str
+    because: str
+
+    def __str__(self) -> str:
+        return f"{self.own}{CAME_HERE}{self.because}"
 
 
 @dataclass
@@ -45,9 +58,11 @@ class Hop:
     seen: bool | None = None  # None: nothing to observe (or not captured there)
     evidence: str | None = None  # the frame seen there first, in tcpdump's words as `netlab capture` prints it
     index: int = 0
+    # The two parts of a problem that says why the packet came here (CameHere); not in the JSON: `problem` says it
+    came_here: CameHere | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k != "observe"}
+        out = {k: v for k, v in asdict(self).items() if k not in ("observe", "came_here")}
         o = self.observe  # null on a row with nothing to watch (a dnat row), never left out (docs/json.md)
         out["observe"] = None if o is None else {"netns": o.netns, "ifname": o.ifname, "direction": o.direction,
                                                  "flow": str(o.flow), "role": o.role, "encapsulated": o.encapsulated}
@@ -91,17 +106,18 @@ class Rows:
 
     def row(self, netns: str, device: str, kind: str, decision: str, commands: Iterable[str] = (),
             observe: Observe | None = None, problem: str | None = None, fix: str | None = None,
-            cause: bool = False, **facts: Any) -> Hop:
+            cause: bool = False, came_here: CameHere | None = None, **facts: Any) -> Hop:
         """A row, not written yet (facts that are None are left out)."""
         return Hop(netns=netns, where=self._where(netns), device=device, kind=kind, decision=decision,
                    commands=list(commands), observe=observe, problem=problem, fix=fix,
                    facts={k: v for k, v in facts.items() if v is not None}, direction=self._direction,
-                   cause=cause)
+                   cause=cause, came_here=came_here)
 
     def add(self, netns: str, device: str, kind: str, decision: str, commands: Iterable[str] = (),
             observe: Observe | None = None, problem: str | None = None, fix: str | None = None,
-            **facts: Any) -> None:
-        self.emit(self.row(netns, device, kind, decision, commands, observe, problem, fix, **facts))
+            came_here: CameHere | None = None, **facts: Any) -> None:
+        self.emit(self.row(netns, device, kind, decision, commands, observe, problem, fix, came_here=came_here,
+                           **facts))
 
     def hold_arrival(self, netns: str, dev: str, text: str, observe: Observe | None) -> None:
         self._arrival = _Arrival(netns, dev, text, observe)

@@ -17,7 +17,7 @@ from netlab.trace import (clusterip, detour, faults, hostport, kubeproxy, kubepr
                           wrongdnat)
 from netlab.trace.facts import LinkFacts, RouteFailure
 from netlab.trace.flow import Flow
-from netlab.trace.hops import CAME_HERE, Hop
+from netlab.trace.hops import CameHere, Hop
 from netlab.trace.labmap import ServiceEndpoint, ServiceFacts
 from netlab.plan.services import KUBE_NODEPORTS
 from netlab.trace.walkparts import WalkParts
@@ -256,12 +256,13 @@ class NatSteps(WalkParts):
             # not DNATed here, it goes out to the internet's gateway, which routes the address back to a node:
             # delivered, if at all, by a path the lab did not plan (TraceResult.astray)
             facts["astray"] = True
-        problem, fix = why.problem, why.fix
+        problem, fix, came = why.problem, why.fix, None
         if facts.get("no_local_endpoints") and self._lb_drift is not None:
             # the internet gateway's route sent an outside client here, to a node the plan does not route it to
-            problem, fix = f"{problem}{CAME_HERE}{self._lb_drift[0]}", fix or self._lb_drift[1]
+            came = CameHere(problem, self._lb_drift[0])
+            problem, fix = str(came), fix or self._lb_drift[1]
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=problem, fix=fix,
-                             cause=why.cause, **facts)
+                             cause=why.cause, came_here=came, **facts)
 
     def _firewalled(self, ns: str, iif: str | None, svc: ServiceFacts) -> Hop:
         """A packet to a LoadBalancer IP from outside the Service's loadBalancerSourceRanges: kube-proxy's firewall

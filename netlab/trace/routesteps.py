@@ -17,7 +17,7 @@ from typing import Any
 from netlab.trace import clusterip, faults, strayroutes
 from netlab.trace.facts import RouteFacts, RouteFailure
 from netlab.trace.flow import Flow
-from netlab.trace.hops import CAME_HERE, Walk
+from netlab.trace.hops import CameHere, Walk
 from netlab.trace.states import FrameIn, State
 from netlab.trace.walkparts import WalkParts
 
@@ -58,11 +58,12 @@ class RouteSteps(WalkParts):
                 strayroutes.refusing_route(self.k, self.lab, ns, f.dst, ans.message) or \
                 faults.links_down(self.k, ns, f.dst, ans.message, self.lab) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
+            came = None
             if self._doomed is not None or (own is not None and own[1] is None) or \
                     (iif and fix is None and clusterip.unanswered(self.lab, f) is not None):
                 # a doomed packet's end, where the plan makes no router, or a router the plan gives no route to a
                 # ClusterIP (the internet's gateway): a node's missing route keeps its fix
-                why, fix = self._doomed_here(why, fix, self._icmp_answer(ns, iif, ans.message))
+                why, fix, came = self._doomed_here(why, fix, self._icmp_answer(ns, iif, ans.message))
             commands = [cmd, f"ip -n {ns} route"]
             if self.stack and not iif:  # the VXLAN driver found no route for the outer packet and dropped it
                 why += f" (the VXLAN device {self._on(iif)} drops the packet it wrapped, counted in its TX errors)"
@@ -71,7 +72,7 @@ class RouteSteps(WalkParts):
             # made the path asymmetric: verdict.explain names it first, the route as its cause.
             drift = own is not None and "rp_filter=" in (own[1] or "")
             return self._no_route(ns, self._on(iif), f"route get {f.dst}", commands, why, fix, ans.message,
-                                  drift=drift or None)
+                                  came_here=came, drift=drift or None)
         missing = (faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched, self.k)
                    or self.lab.outside_by_default(ns, f.dst, ans.matched)
                    or faults.pod_host_route_gone(self.lab, ns, f.dst, ans.oif, ans.matched, self.k)) \
@@ -102,7 +103,7 @@ class RouteSteps(WalkParts):
         return self._forward(ns, iif, ans, cmd)
 
     def _no_route(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
-                  message: str, **facts: Any) -> Walk:
+                  message: str, came_here: CameHere | None = None, **facts: Any) -> Walk:
         """A lookup the kernel refused (``message``, as `ip route get` prints it). A socket's own packet then
         leaves by no device: where a link set down took its routes with it (a pod's eth0), that link is the device
         the kernel has there."""
@@ -112,23 +113,27 @@ class RouteSteps(WalkParts):
             dev = down[0]
             decision += f" ({dev} is down: no route left through it)"
             commands = commands + [f"ip -n {ns} link show {dev}"]
-        return self._drop(ns, dev, decision, commands, why, fix, error=message, up=False if down else None, **facts)
+        return self._drop(ns, dev, decision, commands, why, fix, error=message, up=False if down else None,
+                          came_here=came_here, **facts)
 
     def _drop(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
-              kind: str = "drop", **facts: Any) -> Walk:
-        """A row that loses the packet here, and the end of the walk."""
-        self.rows.add(ns, dev, kind, decision, commands, problem=why, fix=fix, **facts)
+              kind: str = "drop", came_here: CameHere | None = None, **facts: Any) -> Walk:
+        """A row that loses the packet here, and the end of the walk (``came_here``: ``why``'s parts, when it says
+        why the packet came here)."""
+        self.rows.add(ns, dev, kind, decision, commands, problem=why, fix=fix, came_here=came_here, **facts)
         return self._stop(why)
 
-    def _doomed_here(self, why: str, fix: str | None, answer: str | None = None) -> tuple[str, str | None]:
+    def _doomed_here(self, why: str, fix: str | None,
+                     answer: str | None = None) -> tuple[str, str | None, CameHere | None]:
         """A packet a node's fault doomed, dropped where it ended (the underlay's gateway): that fault, which sent
         it there, and its fix; else dropped where the plan makes no router, or by a router with no route there
         (the internet's gateway, which answers ``answer``), a ClusterIP's echo nothing answers (no fault, no
-        fix)."""
+        fix); with the parts of the words when they say why the packet came here."""
         if self._doomed is not None:
-            return f"{why}{CAME_HERE}{self._doomed[0]}", self._doomed[1]
+            came = CameHere(why, self._doomed[0])
+            return str(came), self._doomed[1], came
         virtual = clusterip.unanswered(self.lab, self.flow, answer)
-        return (f"{why}: {virtual}", None) if virtual else (why, fix)
+        return (f"{why}: {virtual}", None, None) if virtual else (why, fix, None)
 
     def _icmp_answer(self, ns: str, iif: str | None, message: str) -> str | None:
         """What a router (ip_forward 1) that finds no route for a packet it would forward sends its sender: an ICMP

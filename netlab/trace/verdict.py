@@ -16,7 +16,7 @@ from typing import Any
 
 from netlab.trace.flow import Flow, Observe, Packet
 from netlab.trace import unnatreply
-from netlab.trace.hops import CAME_HERE, Hop, Walk
+from netlab.trace.hops import Hop, Walk
 
 
 def matches(p: Packet, o: Observe) -> bool:
@@ -112,7 +112,7 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
         if lb is not None:
             # The gateway's route for a LoadBalancer IP sent it to a node the plan does not (strayroutes.
             # balancer_route): that route is why; the node's drop (no local endpoint) is where it ended.
-            dropped = h.problem.split(CAME_HERE)[0]
+            dropped = h.came_here.own if h.came_here is not None else h.problem
             return Verdict(False, hops.index(lb), f"{lb.problem} (it went on as it was and was lost in "
                                                   f"{h.netns} {h.device}: {dropped})", lb.fix)
         if h.facts.get("dropped_here"):  # it did not go on: the walk only followed what its rows allow

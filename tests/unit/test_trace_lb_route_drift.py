@@ -5,12 +5,16 @@ where the packet ended (verdict.explain)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from netlab.plan.build import build_plan
-from netlab.trace.hops import Hop, Walk
+from netlab.trace.flow import Flow
+from netlab.trace.hops import CameHere, Hop, Walk
 from netlab.trace.labmap import LabMap
 from netlab.trace.strayroutes import balancer_route
 from netlab.trace.verdict import explain
-from test_trace_walk import lab_from
+from netlab.trace.walk import walk
+from test_trace_walk import FakeKernel, lab_from
 
 LB = "203.0.113.100"
 TOPO = f"""name: lb3
@@ -68,11 +72,45 @@ def test_the_verdict_blames_the_gateways_route_and_says_where_the_node_dropped_i
     route = Hop("lb3-gateway", "internet gateway", "eth0", "route", "route get ...", problem="the gateway's route "
                 "for X sends it to n2", fix="ip -n lb3-gateway route replace ...",
                 facts={"astray": True, "lb_route_drift": True}, seen=True)
-    drop = Hop("lb3-n2", "node n2", "eth0", "dnat", "no DNAT ...", problem="no endpoint on n2; it came here because "
-               "the gateway's route for X sends it to n2", fix=route.fix, cause=True,
-               facts={"dropped_here": True, "no_local_endpoints": True})
+    came = CameHere("no endpoint on n2", route.problem)
+    drop = Hop("lb3-n2", "node n2", "eth0", "dnat", "no DNAT ...", problem=str(came), fix=route.fix, cause=True,
+               facts={"dropped_here": True, "no_local_endpoints": True}, came_here=came)
+    assert drop.problem == "no endpoint on n2; it came here because the gateway's route for X sends it to n2"
     v = explain(Walk([route, drop], "stopped", reason="dropped"))
     assert not v.delivered and v.lost_at == 0, v
     assert v.reason == ("the gateway's route for X sends it to n2 (it went on as it was and was lost in lb3-n2 eth0: "
                         "no endpoint on n2)"), v.reason
     assert v.fix == route.fix
+
+
+class _RoutedToN2(FakeKernel):
+    """The gateway's route for the LoadBalancer IP replaced by hand: to n2 alone, which has no endpoint."""
+
+    def route_get(self, netns, dst, src=None, iif=None, l4=None):
+        ans = super().route_get(netns, dst, src, iif, l4)
+        if (netns, dst) == ("lb3-gateway", LB):
+            n2 = str(self.lab.node("n2").ip)
+            return replace(ans, gateway=n2, hops=(), matched=f"{LB} via {n2} dev eth0")
+        return ans
+
+
+def test_the_nodes_drop_row_keeps_its_own_words_and_the_gateways_route_apart():
+    """The drop row's problem says why the packet came to n2 after its own words; the walker keeps the two parts
+    on the row (Hop.came_here), which the verdict names the node's drop by, and the JSON does not show."""
+    lab = lab_from(TOPO)
+    plan = build_plan(lab)
+    w = walk(_RoutedToN2(lab, plan), LabMap.from_lab(lab, plan), "lb3-ext", Flow("tcp", None, LB, 40000, 80))
+    route = next(h for h in w.hops if h.netns == "lb3-gateway" and h.kind == "route")
+    drop = w.hops[-1]
+    assert (drop.netns, drop.kind, drop.facts["no_local_endpoints"]) == ("lb3-n2", "dnat", True), drop
+    assert drop.came_here is not None and drop.came_here.because == route.problem, drop.came_here
+    own = drop.came_here.own
+    assert own.startswith("Service default/clu:http has externalTrafficPolicy Local and no endpoint on n2"), own
+    assert drop.problem == f"{own}; it came here because {route.problem}", drop.problem
+    assert drop.fix == route.fix
+    out = drop.to_json()
+    assert "came_here" not in out and out["problem"] == drop.problem, out
+    assert not any("came_here" in h.to_json() for h in w.hops)
+    v = explain(w)
+    assert v.lost_at == w.hops.index(route) and v.reason == f"{route.problem} (it went on as it was and was lost in " \
+        f"lb3-n2 eth0: {own})", v.reason

@@ -81,6 +81,11 @@ def test_a_missing_host_gw_route_is_seen_leaving_eth0_and_lost_at_the_underlays_
     assert "as the lab plans it: it is no router; it came here because no route to " \
            f"{b.pod_cidr} (node-b's pod CIDR) in {a.netns}" in last.problem, last.problem
     assert last.fix == fix and "sysctl" not in last.fix
+    # the row keeps its own words and the node's fault that sent the packet here apart (verdict.explain)
+    assert last.came_here is not None and last.came_here.own.startswith("net.ipv4.ip_forward = 0 in "), last
+    assert last.came_here.because == row.problem, last  # the node's missing route, its row's words
+    assert last.problem == f"{last.came_here.own}; it came here because {last.came_here.because}"
+    assert "came_here" not in last.to_json()
     # every row the capture can watch was seen (the pcap holds the frame leaving eth0 and in the underlay)
     mark_seen(w.hops, _seen_everywhere(w), {h.netns for h in w.hops})
     v = explain(w)
