@@ -10,8 +10,8 @@ import re
 from dataclasses import replace
 
 from netlab.doctor_lines import FAIL, OK, Check
-from netlab.doctor_verdict import MISSING_HOOK, PROGRAMS, kernel_fix, verdict
-from netlab.doctor_words import KERNEL_MODULE, WHY
+from netlab.doctor_verdict import MISSING_HOOK, PROGRAMS, fix_words, kernel_fix, verdict
+from netlab.doctor_words import WHY
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import features, packages
 from netlab.kernel import netns as nsmod
@@ -130,7 +130,7 @@ def netdev_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -
     """Does the kernel take loss impairments' chains (netdev ingress and egress hooks, numgen)?"""
     if "nf_netdev" in pretend:
         return verdict("nf_netdev", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed,
-                        kernel_fix("nf_netdev"))
+                        fix_words("nf_netdev"))
     if "nf_netdev" not in probe.outputs:
         return verdict("nf_netdev", False, "not tried: no nft to load the chains with", needed,
                         packages.install_fix(PROGRAMS["nft"]))
@@ -144,7 +144,7 @@ def netdev_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -
     first = text.splitlines()[0] if text else "no output"
     detail = f"nft refuses netdev ingress/egress chains with numgen ({first})"
     return verdict("nf_netdev", False, detail + (f"; {WHY['nf_netdev']}" if needed else ""), needed,
-                    kernel_fix("nf_netdev"))
+                    fix_words("nf_netdev"))
 
 
 def nft_did_not_start(status: int, text: str) -> bool:
@@ -179,13 +179,13 @@ def kube_proxy_shape(check: Check, probe: features.KernelProbe, needed: bool) ->
         return verdict("nf_tables", False, f"{check.detail}; kube-proxy's nftables objects not tried: the nft program "
                         f"does not start ({first})", needed, nft_library_fix())
     detail = f"{check.detail}; kube-proxy's nftables objects do not load (`nft`: {first})"
-    return verdict("nf_tables", False, detail, needed, kernel_fix("nf_tables"))
+    return verdict("nf_tables", False, detail, needed, fix_words("nf_tables"))
 
 
 def sctp_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
     """Does the kernel take a policy's SCTP rules (``-p sctp -m sctp --dport``)?"""
     if "sctp" in pretend:
-        return verdict("sctp", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed, kernel_fix("sctp"))
+        return verdict("sctp", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed, fix_words("sctp"))
     if "sctp" not in probe.outputs:  # no iptables-restore, or NETLAB_IPTABLES names none: iptables_check says which
         why = iptables_check(True, set())[0]
         return verdict("sctp", False, "not tried: no iptables-restore to load the rules with" + (
@@ -195,7 +195,7 @@ def sctp_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> 
         return Check("sctp", OK, "iptables-restore takes -p sctp -m sctp --dport (a port, a range)", needed=needed)
     first = text.splitlines()[0] if text else "no output"
     return verdict("sctp", False, f"iptables-restore refuses -p sctp -m sctp --dport ({first})", needed,
-                    kernel_fix("sctp"))
+                    fix_words("sctp"))
 
 
 def hostport_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
@@ -222,17 +222,17 @@ def hostport_check(probe: features.KernelProbe, needed: bool, pretend: set[str])
 
 def hostport_fix(parts: list[str]) -> str:
     """How to get those parts of portmap's rules: one ``modprobe -a`` of the modules that can be loaded, and a kernel
-    built with the others (doctor_verdict.kernel_fix's words, said once)."""
-    mods = {part: KERNEL_MODULE[f"hostport:{part}"] for part in parts}
-    loadable = [part for part in parts if kernel_fix(f"hostport:{part}").startswith("modprobe ")]
+    built with the others (doctor_verdict.kernel_fix's, each reason said once)."""
+    fixes = [kernel_fix(f"hostport:{part}") for part in parts]
+    loadable = [(fix.module, fix.config) for fix in fixes if fix.module is not None]
+    others = [fix for fix in fixes if fix.module is None]
     out = []
     if loadable:
-        out.append(f"modprobe -a {' '.join(mods[p][0] for p in loadable)} ({', '.join(mods[p][1] for p in loadable)})")
-    others = [part for part in parts if part not in loadable]
+        out.append(f"modprobe -a {' '.join(m for m, _ in loadable)} ({', '.join(c for _, c in loadable)})")
     if others:
-        whys = dict.fromkeys(kernel_fix(f"hostport:{p}").split(" (modprobe cannot help: ", 1)[-1] for p in others)
-        out.append(f"boot a kernel with {', '.join(mods[p][1] for p in others)} (modprobe cannot help: "
-                   + "; ".join(why.removesuffix(")") for why in whys) + ")")
+        whys = dict.fromkeys("; ".join([fix.why, *fix.said]) for fix in others)
+        out.append(f"boot a kernel with {', '.join(fix.config for fix in others)} (modprobe cannot help: "
+                   + "; ".join(whys) + ")")
     return "; ".join(out)
 
 

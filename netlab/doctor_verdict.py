@@ -6,7 +6,7 @@ can do without it), with the fix; a kernel feature's fix is modprobe, or a kerne
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from netlab.doctor_lines import FAIL, OK, WARN, Check
 from netlab.doctor_words import (KERNEL_BUILT_IN, KERNEL_MODULE, KERNEL_NOTE, KERNEL_OTHERWISE, KERNEL_PACKAGE,
@@ -46,7 +46,7 @@ def kernel_check(name: str, probe: features.KernelProbe, needed: bool, pretend: 
         fact = probe.features[name]
         present = fact.available is not False
         detail = fact.detail
-    return verdict(name, present, detail, needed, kernel_fix(name))
+    return verdict(name, present, detail, needed, fix_words(name))
 
 
 IPV6_RULES_FIX = ("boot a kernel with CONFIG_IPV6_MULTIPLE_TABLES and IPv6 (no ipv6.disable=1) (modprobe cannot help: "
@@ -68,30 +68,56 @@ def with_ipv6_rules(check: Check, probe: features.KernelProbe) -> Check:
                           "so the sbr plugin's ADD fails for a pod given an IPv6 address (an IPv4 one works)")
 
 
-def kernel_fix(name: str, files: features.ModuleFiles | None = None) -> str:
-    """How to get a kernel feature: ``modprobe`` where that can load it; where it cannot (a kernel without
-    module support, loading switched off, no module on disk for it), a kernel built with it. ``files``: where
-    the kernel's modules are said (features.module_files(), this machine's, by default)."""
-    if name == "netns":
-        return NETNS_FIX
+@dataclass(frozen=True)
+class KernelFix:
+    """How to get a kernel feature, as kernel_fix finds it: ``module``, the module modprobe loads, or None where
+    modprobe cannot help (``why`` says why not), and ``config``, the options a kernel is built with it by (``release``:
+    the kernel release it came with). ``said``: what the words add beside them (a package of more modules, what
+    loading it does besides); ``otherwise``: how the lab can do without it. fix_words says one feature's fix,
+    doctor_netfilter.hostport_fix several modules' in one."""
+
+    config: str
+    module: str | None = None
+    why: str = ""
+    said: tuple[str, ...] = ()
+    release: str | None = None
+    otherwise: str | None = None
+
+
+def kernel_fix(name: str, files: features.ModuleFiles | None = None) -> KernelFix:
+    """How to get a kernel feature (one of KERNEL_MODULE's or KERNEL_BUILT_IN's): ``modprobe`` where that can load
+    it; where it cannot (a kernel without module support, loading switched off, no module on disk for it), a kernel
+    built with it. ``files``: where the kernel's modules are said (features.module_files(), this machine's, by
+    default)."""
     if name in KERNEL_BUILT_IN:
         config, why = KERNEL_BUILT_IN[name]
-        release = f" >= {KERNEL_RELEASE[name]}" if name in KERNEL_RELEASE else ""
-        return f"boot a kernel{release} with {config} (modprobe cannot help: {why})"
+        return KernelFix(config, why=why, release=KERNEL_RELEASE.get(name))
     module, config = KERNEL_MODULE[name]
     otherwise = KERNEL_OTHERWISE.get(name)
-    why = features.module_unavailable(module, files)
-    if why is None:
-        said = [s for s in (KERNEL_PACKAGE.get(name), KERNEL_NOTE.get(name)) if s]
-        fix = f"modprobe {module} ({'; '.join([config, *said])})"
+    unavailable = features.module_unavailable(module, files)
+    if unavailable is None:
+        said = tuple(s for s in (KERNEL_PACKAGE.get(name), KERNEL_NOTE.get(name)) if s)
+        return KernelFix(config, module, said=said, otherwise=otherwise)
+    # The package that has the module helps only a kernel that loads modules and whose module tree is
+    # here, without it. A kernel built without module support (this VM's: no /proc/modules), with loading
+    # switched off, or whose modules are not on this machine (booted from outside the disk) needs
+    # another kernel, whatever is installed.
+    package = KERNEL_PACKAGE.get(name) if features.module_tree_lacks(module, files) else None
+    return KernelFix(config, why=unavailable, said=(package,) if package else (), otherwise=otherwise)
+
+
+def fix_words(name: str, files: features.ModuleFiles | None = None) -> str:
+    """A kernel feature's fix, in the doctor's words: ``modprobe MODULE (CONFIG...)``, or ``boot a kernel with
+    CONFIG... (modprobe cannot help: why)`` (kernel_fix's), or the network namespaces' own."""
+    if name == "netns":
+        return NETNS_FIX
+    fix = kernel_fix(name, files)
+    if fix.module is not None:
+        words = f"modprobe {fix.module} ({'; '.join([fix.config, *fix.said])})"
     else:
-        # The package that has the module helps only a kernel that loads modules and whose module tree is
-        # here, without it. A kernel built without module support (this VM's: no /proc/modules), with loading
-        # switched off, or whose modules are not on this machine (booted from outside the disk) needs
-        # another kernel, whatever is installed.
-        package = KERNEL_PACKAGE.get(name) if features.module_tree_lacks(module, files) else None
-        fix = f"boot a kernel with {config} (modprobe cannot help: {why}{f'; {package}' if package else ''})"
-    return f"{fix}, {otherwise}" if otherwise else fix
+        release = f" >= {fix.release}" if fix.release else ""
+        words = f"boot a kernel{release} with {fix.config} (modprobe cannot help: {'; '.join([fix.why, *fix.said])})"
+    return f"{words}, {fix.otherwise}" if fix.otherwise else words
 
 
 def tool_check(name: str, needed: bool) -> tuple[Check, str | None]:

@@ -43,7 +43,7 @@ KERNEL_BUILT_IN = {
     "multipath": ("CONFIG_IP_ROUTE_MULTIPATH", "multipath routing is part of the kernel's IPv4 routing, not a module, "
                                                "and fib_multipath_hash_fields came with Linux 5.12"),
 }
-# The kernel release a feature came with (kernel_fix says it beside the build option).
+# The kernel release a feature came with (doctor_verdict.fix_words says it beside the build option).
 KERNEL_RELEASE = {"multipath": "5.12"}
 # What loading the module does besides.
 KERNEL_NOTE = {

@@ -95,3 +95,23 @@ def test_a_kernel_that_loads_no_module_is_told_to_boot_one_built_with_them(machi
                          "CONFIG_NETFILTER_XT_MARK, CONFIG_NETFILTER_XT_TARGET_MASQUERADE, CONFIG_NETFILTER_XT_NAT "
                          "(modprobe cannot help: this kernel was built without loadable module support (no "
                          "/proc/modules))"), check.fix
+
+
+def test_the_modules_fixes_are_merged_one_modprobe_and_one_kernel_each_reason_said_once(monkeypatch):
+    """hostport_fix merges kernel_fix's data for several parts: the modules modprobe can load in one `modprobe -a`,
+    the others in one `boot a kernel with`, each reason why modprobe cannot help said once, in the parts' order."""
+    dep = "/lib/modules/R/modules.dep"
+    gone = {"xt_multiport": f"this kernel has no module xt_multiport ({dep} does not list it)",
+            "xt_mark": "module loading is off until the next boot (kernel.modules_disabled = 1)",
+            "xt_nat": "module loading is off until the next boot (kernel.modules_disabled = 1)"}
+    monkeypatch.setattr(features, "module_unavailable", lambda module, files=None: gone.get(module))
+    monkeypatch.setattr(features, "module_tree_lacks", lambda module, files=None: False)
+    assert doctor_netfilter.hostport_fix(list(PARTS)) == (
+        "modprobe -a xt_addrtype xt_MASQUERADE (CONFIG_NETFILTER_XT_MATCH_ADDRTYPE, "
+        "CONFIG_NETFILTER_XT_TARGET_MASQUERADE); boot a kernel with CONFIG_NETFILTER_XT_MATCH_MULTIPORT, "
+        f"CONFIG_NETFILTER_XT_MARK, CONFIG_NETFILTER_XT_NAT (modprobe cannot help: {gone['xt_multiport']}; "
+        f"{gone['xt_mark']})")
+    assert doctor_netfilter.hostport_fix(["DNAT", "multiport"]) == (
+        "boot a kernel with CONFIG_NETFILTER_XT_NAT, CONFIG_NETFILTER_XT_MATCH_MULTIPORT (modprobe cannot help: "
+        f"{gone['xt_nat']}; {gone['xt_multiport']})")
+    assert doctor_netfilter.hostport_fix(["addrtype"]) == "modprobe -a xt_addrtype (CONFIG_NETFILTER_XT_MATCH_ADDRTYPE)"
