@@ -8,7 +8,9 @@ in a fixed form, whichever way kube-proxy or Flannel wrote it:
 - ``-s``, ``-d``, ``-i``, ``-o``, ``-p`` first, in that order, addresses with
   their mask (``-d 10.96.0.10`` -> ``-d 10.96.0.10/32``);
 - then the matches in the order given, each with its options as its
-  extension's ``save`` function prints them: a comment quoted unless it is only
+  extension's ``save`` function prints them (``-p tcp`` then a port option
+  of no match given, ``--dport 80``: ``-m tcp``, which iptables adds where that
+  option stands, after the matches before it): a comment quoted unless it is only
   ``[A-Za-z0-9_-]`` (libxtables ``xtables_save_string``); a probability as the
   fixed-point fraction of 2^31 the kernel keeps (``lround(p * 2^31)``, printed
   ``%.11f``); ``recent`` options in a fixed order with their defaults
@@ -37,6 +39,12 @@ _RECENT_ORDER = ("--set", "--rcheck", "--update", "--remove", "--seconds", "--re
                  "--name", "--mask", "--rsource", "--rdest")
 IMPLICIT = frozenset({"tcp", "udp", "sctp"})  # -p X then an option of X's match, without -m X
 MULTIPORT_SAVED = {"--destination-ports": "--dports", "--source-ports": "--sports"}  # as libxt_multiport saves
+# The options of the matches that take a port (libxt_tcp, libxt_udp, libxt_sctp, libxt_multiport), by which an
+# option is told to belong to one of them wherever it stands in the rule (_owner)
+_PORTS = ("--source-port", "--sport", "--destination-port", "--dport")
+OPTIONS = {"tcp": _PORTS + ("--syn", "--tcp-flags", "--tcp-option"), "udp": _PORTS,
+           "sctp": _PORTS + ("--chunk-types",),
+           "multiport": ("--source-ports", "--sports", "--destination-ports", "--dports", "--ports")}
 ANY = "0.0.0.0/0"  # -s/-d of any address, which iptables-save leaves out (loadBalancerSourceRanges: [0.0.0.0/0])
 FIXED_ONE = 0x80000000  # xt_statistic: a probability is kept as a fraction of 2^31
 
@@ -131,6 +139,21 @@ def _saved_address(value: str) -> str:
         return value if "/" in value else value + "/32"
 
 
+def _owner(option: str, proto: str, loaded: list[str]) -> str | None:
+    """The match that takes ``option``, as iptables finds it: a match already in the rule whose option it is (or,
+    as getopt reads it, the one whose option it alone abbreviates: multiport's ``--dports`` for ``--dport``), else
+    the protocol's own match, which iptables then adds to the rule (``-p tcp -m comment ... --dport 80`` is
+    ``-m comment ... -m tcp --dport 80``). None: a match whose options are not known here (the latest one)."""
+    known = [(name, OPTIONS[name]) for name in dict.fromkeys(loaded) if name in OPTIONS]
+    for said in (lambda o: o == option, lambda o: o.startswith(option)):
+        takers = {name for name, options in known if any(said(o) for o in options)}
+        if len(takers) == 1:
+            return takers.pop()
+    if proto in IMPLICIT and proto not in loaded and option in OPTIONS[proto]:
+        return proto
+    return None
+
+
 def saved_rule(line: str) -> str:
     """``-A CHAIN <spec as written>`` -> the line ``iptables-save`` prints for that rule."""
     words = [_ESCAPED.sub(r"\1", w[1:-1]) if len(w) > 1 and w[0] == w[-1] == '"' else w
@@ -163,16 +186,22 @@ def saved_rule(line: str) -> str:
             target = _target(w, words[i + 1], _options(words, i + 2))
             break
         else:
-            # An option of the latest match (kube-proxy writes "-m tcp -p tcp -d X --dport 80").
+            # An option of the match that takes it (_owner), else of the latest one (kube-proxy writes "-m tcp -p
+            # tcp -d X --dport 80"; portmap "-p tcp --dport 80"; "-p tcp -m comment ... --dport 80" is -m tcp's).
             j = i + 1
             while j < len(words) and not words[j].startswith("-") and words[j] != "!":
                 j += 1
             proto = basic.get("-p", "").rpartition(" ")[2]
-            if not matches and proto in IMPLICIT:  # iptables loads the protocol's match itself (portmap's --dport)
-                matches.append((proto, []))
+            loaded = [name for name, _ in matches]
+            owner = _owner(w, proto, loaded)
+            if owner is None and not matches and proto in IMPLICIT:
+                owner = proto
+            if owner == proto and proto not in loaded:
+                matches.append((proto, []))  # iptables loads the protocol's match itself, here (portmap's --dport)
             if not matches:
                 raise ValueError(f"option {w} outside any match: {line!r}")
-            matches[-1][1].append((neg, w, words[i + 1:j]))
+            at = max(k for k, (name, _) in enumerate(matches) if owner in (None, name))  # its match, or the latest
+            matches[at][1].append((neg, w, words[i + 1:j]))
             neg, i = False, j
     out = [f"-A {words[1]}"] + [basic[k] for k in _BASIC if k in basic]
     out += [_match(name, opts) for name, opts in matches]
