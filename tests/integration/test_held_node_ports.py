@@ -38,17 +38,22 @@ def node_port(name: str, port: int, declared: int | None = None) -> str:
 
 
 def rules(lab: str, mode: str) -> dict[int, str]:
-    """Each nodePort of node n1 and the Service its rule sends it to, as the kernel has them."""
+    """Each nodePort of node n1 and the Service port its rule sends it to (``svc``, or ``svc:portname`` for a
+    named port), as the kernel has them: iptables' KUBE-NODEPORTS comment, or nft's service-nodeports map's chain
+    name, whose tail is namespace/name/protocol/portname."""
     netns = f"{lab}-n1"
     if mode == "iptables":
         text = in_netns(netns, "iptables-save", "-t", "nat", check=True).stdout
         return {int(m[2]): m[1] for m in re.finditer(
-            r'^-A KUBE-NODEPORTS .*--comment "?default/(\w+)"? .*--dport (\d+) -j KUBE-EXT-', text, re.M)}
+            r'^-A KUBE-NODEPORTS .*--comment "?default/([\w:-]+)"? .*--dport (\d+) -j KUBE-EXT-', text, re.M)}
     got = json.loads(in_netns(netns, "nft", "-j", "list", "map", "ip", "kube-proxy", "service-nodeports",
                               check=True).stdout)
     (nft_map,) = [item["map"] for item in got["nftables"] if "map" in item]
-    return {key["concat"][1]: re.search(r"-default/(\w+)/", value["goto"]["target"])[1]
-            for key, value in nft_map["elem"]}
+    out = {}
+    for key, value in nft_map["elem"]:
+        name, port_name = re.search(r"-default/(\w+)/tcp/([\w-]*)$", value["goto"]["target"]).groups()
+        out[key["concat"][1]] = f"{name}:{port_name}" if port_name else name
+    return out
 
 
 def check_accepted(lab: str, mode: str) -> list[str]:
@@ -100,25 +105,6 @@ def test_a_service_added_above_moves_no_running_node_port_and_a_declared_one_dis
         assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
-def named_rules(lab: str, mode: str) -> dict[int, str]:
-    """Each nodePort of node n1 and the Service port its rule sends it to (``svc`` or ``svc:portname``), as the
-    kernel has them: iptables' KUBE-NODEPORTS comment, or nft's service-nodeports map's chain name, whose tail
-    is namespace/name/protocol/portname."""
-    netns = f"{lab}-n1"
-    if mode == "iptables":
-        text = in_netns(netns, "iptables-save", "-t", "nat", check=True).stdout
-        return {int(m[2]): m[1] for m in re.finditer(
-            r'^-A KUBE-NODEPORTS .*--comment "?default/([\w:-]+)"? .*--dport (\d+) -j KUBE-EXT-', text, re.M)}
-    got = json.loads(in_netns(netns, "nft", "-j", "list", "map", "ip", "kube-proxy", "service-nodeports",
-                              check=True).stdout)
-    (nft_map,) = [item["map"] for item in got["nftables"] if "map" in item]
-    out = {}
-    for key, value in nft_map["elem"]:
-        name, port_name = re.search(r"-default/(\w+)/tcp/([\w-]*)$", value["goto"]["target"]).groups()
-        out[key["concat"][1]] = f"{name}:{port_name}" if port_name else name
-    return out
-
-
 def renumbered_head(name: str, mode: str, web: int, plain: int, local: bool) -> str:
     policy = ", externalTrafficPolicy: Local" if local else ""
     return (HEAD.format(name=name, mode=mode) + ("" if local else node_port("first", 83))
@@ -136,7 +122,7 @@ def test_a_renumbered_port_keeps_its_node_port_by_name_and_a_health_check_given_
     path = write_topology(tmp_path, renumbered_head(lab, mode, 81, 82, local=True))
     with lab_up(path, lab, in_process=True):
         n1 = ipv4_of(f"{lab}-n1", "eth0")
-        assert named_rules(lab, mode) == {30000: "web:http", 30001: "plain", 30002: "lb"}  # lb's check: 30003
+        assert rules(lab, mode) == {30000: "web:http", 30001: "plain", 30002: "lb"}  # lb's check: 30003
         assert check_accepted(lab, mode) == (["30003"] if mode == "iptables" else [])
         assert reaches(lab, n1, 30000) == "web"
         # each port renumbered (the named one and the single unnamed one), the balancer no longer Local, a
@@ -144,7 +130,7 @@ def test_a_renumbered_port_keeps_its_node_port_by_name_and_a_health_check_given_
         # allocates), nor a renumbered port's
         write_topology(tmp_path, renumbered_head(lab, mode, 91, 92, local=False))
         up = netlab("up", "-t", path, "-o", "json")
-        assert named_rules(lab, mode) == {30000: "web:http", 30001: "plain", 30002: "lb", 30004: "first"}
+        assert rules(lab, mode) == {30000: "web:http", 30001: "plain", 30002: "lb", 30004: "first"}
         assert check_accepted(lab, mode) == []
         for port in (30000, 30001, 30002, 30004):
             assert reaches(lab, n1, port) == "web"
