@@ -51,6 +51,17 @@ def ask(client: str, address: str) -> tuple[int, dict[str, str], dict]:
     return int(lines[0].split()[1]), headers, json.loads(body)
 
 
+def kill_the_echo_server(name: str) -> None:
+    """Kill the lab's echo server, which answers for kube-proxy: `status` says the checks are not served (exit 1)."""
+    pid = launch.server_pid(name)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: launch.server_pid(name) is None)
+    status_run = netlab("status", "--lab", name, check=False)
+    assert status_run.returncode == 1
+    assert "kube-proxy: health checks not served: the lab's echo server is not running" in status_run.stdout
+
+
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
 def test_every_node_answers_for_kube_proxy_and_follows_the_endpoint(tmp_path, mode):
     name = unique_lab("hck")
@@ -99,13 +110,7 @@ def test_every_node_answers_for_kube_proxy_and_follows_the_endpoint(tmp_path, mo
         assert ask(client, n2)[2]["localEndpoints"] == 1
 
         # The echo server that answers for kube-proxy killed: drift, named; up serves the checks again.
-        pid = launch.server_pid(name)
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        assert wait_for(lambda: launch.server_pid(name) is None)
-        status_run = netlab("status", "--lab", name, check=False)
-        assert status_run.returncode == 1
-        assert "kube-proxy: health checks not served: the lab's echo server is not running" in status_run.stdout
+        kill_the_echo_server(name)
         netlab("up", "-t", moved)
         assert ask(client, n2)[0] == 200 and ask(client, n1)[0] == 503
         assert netlab("status", "--lab", name, check=False).returncode == 0
@@ -171,13 +176,7 @@ def test_every_node_answers_kube_proxys_healthz_and_livez_on_10256(tmp_path, mod
         assert ":10256 " not in subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
         assert netlab("status", "--lab", name, check=False).returncode == 0
         # Not served (its server killed): status says so for every node; up serves it again.
-        pid = launch.server_pid(name)
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        assert wait_for(lambda: launch.server_pid(name) is None)
-        status_run = netlab("status", "--lab", name, check=False)
-        assert status_run.returncode == 1
-        assert "kube-proxy: health checks not served: the lab's echo server is not running" in status_run.stdout
+        kill_the_echo_server(name)
         netlab("up", "-t", path)
         assert get_10256(client, ipv4_of(f"{name}-n2", "eth0"), "/healthz")[0] == 200
         status_run = netlab("status", "--lab", name, check=False)
