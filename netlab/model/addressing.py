@@ -232,7 +232,8 @@ def allocate(topo: Topology, held: Held | None = None) -> tuple[Addressing, list
 def _node_ports(topo: Topology, addr: Addressing, held: Held) -> None:
     """nodePorts and healthCheckNodePorts (model/nodeports.py): a running Service keeps its own, as the API server
     keeps an allocated port for the Service's life (a port's by its name), unless another Service now declares it."""
-    ports = nodeports.allocate(topo, held.node_ports, held.health_checks, held.older_node_ports)
+    ports = nodeports.allocate(topo, held.node_ports, held.health_checks, held.older_node_ports,
+                               running=held.services.keys())
     addr.node_port, addr.health_check_port = ports.ports, ports.checks
     addr.displaced += [Displaced(*taken) for taken in ports.taken]
 

@@ -33,7 +33,9 @@ longer Local, no port of that name): ``up`` says each (Lab.displaced). A port
 an update gave up is not handed out again in that update, as the API server
 releases them after it allocates; and a port added to a running Service gets one
 of its own, as the update's updateNodePorts gives it, where a Service made with
-both ports shares one among its ports of one number (svcPortToNodePort).
+both ports shares one among its ports of one number (svcPortToNodePort); so does
+every port of a running ClusterIP Service turned NodePort or LoadBalancer, which
+is an update too (txnUpdateNodePorts), not a creation.
 
 A LoadBalancer Service with externalTrafficPolicy Local also gets a
 healthCheckNodePort from the same allocator, after its nodePorts (the API
@@ -44,7 +46,7 @@ node whether it has an endpoint of the Service.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Collection, Mapping
 
 from netlab.model.location import Loc, format_path
 from netlab.model.fields import NODE_PORT_RANGE
@@ -101,14 +103,16 @@ def port_words(p: ServicePort) -> str:
 
 def allocate(topo: Topology, held_ports: Mapping[NamedKey, int] | None = None,
              held_checks: Mapping[tuple[str, str], int] | None = None,
-             older_ports: Mapping[PortKey, int] | None = None) -> NodePorts:
+             older_ports: Mapping[PortKey, int] | None = None,
+             running: Collection[tuple[str, str]] = ()) -> NodePorts:
     """nodePort of every port of the NodePort/LoadBalancer Services, keyed (namespace, name, port, protocol), and
     healthCheckNodePort of every LoadBalancer with externalTrafficPolicy Local. Declared ones first; then a
     running Service's (``held_*``: its last up's) it keeps, as the API server keeps an allocated port over an update
     (patchAllocatedValues): a port that declares none takes the one its Service's port of the same name held,
     whatever its number and protocol now, unless a Service declares it (then it is ``taken`` and the port gets a new
     one) or the file no longer allows it; then the rest, lowest free first, in file order. ``older_ports``: an
-    older netlab's held ones, by port number and protocol (:func:`named` by this file's ports)."""
+    older netlab's held ones, by port number and protocol (:func:`named` by this file's ports). ``running``: the
+    Services (namespace, name) the running lab has, whatever their type: an update of one, not a creation."""
     held_ports = {**named(topo, older_ports or {}), **(held_ports or {})}
     held_checks = held_checks or {}
     declared = reserved(topo)
@@ -145,14 +149,14 @@ def allocate(topo: Topology, held_ports: Mapping[NamedKey, int] | None = None,
     # A Service's update allocates its new ports before it releases its old ones: none gets one it gave up now
     updated = {(s.namespace, s.name) for s in topo.services}
     avoid = {np for k, np in [*held_ports.items(), *held_checks.items()] if (k[0], k[1]) in updated}
-    running = {(k[0], k[1]) for k in [*held_ports, *held_checks]}
+    running = {(k[0], k[1]) for k in [*held_ports, *held_checks]} | set(running)
     free = (n for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1)
             if n not in declared and n not in owner and n not in avoid)
     for svc in topo.services:
         if not has_node_ports(svc):
             continue
         # the API server's svcPortToNodePort: a Service's ports of one number share one as it is made; an update of
-        # a running one (it held some) gives each port without one a new one (updateNodePorts)
+        # a running one gives each port without one a new one (updateNodePorts), a ClusterIP one turned NodePort too
         sharing = (svc.namespace, svc.name) not in running
         by_number: dict[int, int] = {}
         used = {(np, p.protocol) for p in svc.ports

@@ -163,3 +163,34 @@ def test_a_port_added_to_a_running_service_gets_a_node_port_of_its_own():
     added = lab_of([svc("dns", *declared)], held=lab_of([svc("dns", declared[0])]).held())
     assert ports(added) == {("dns", 53, "TCP"): 30500, ("dns", 53, "UDP"): 30000}
     assert lab_of([svc("dns", *both)], held=added.held()).displaced() == []  # then each keeps its own by name
+
+
+def test_a_running_cluster_ip_service_turned_node_port_is_updated_not_created():
+    """A Service whose type changes from ClusterIP to NodePort in an update goes through the API server's update path
+    (txnUpdateNodePorts -> updateNodePorts), not its create path: each port that declares no nodePort takes the next
+    free one of its own (AllocateNext), none shared by port number, and a declared one is allocated as asked. A
+    Service made NodePort at once shares one among its ports of one number (svcPortToNodePort)."""
+    both = [port(53, "dns-tcp"), port(53, "dns-udp", "UDP")]
+    running = lab_of([svc("dns", *both, type_="ClusterIP")])
+    assert ports(running) == {}
+    turned = lab_of([svc("dns", *both)], held=running.held())
+    assert ports(turned) == {("dns", 53, "TCP"): 30000, ("dns", 53, "UDP"): 30001} and turned.displaced() == []
+    # a declared one is the port's alone: its port number's other port gets the next free one
+    declared = [port(53, "dns-tcp", node_port=30500), port(53, "dns-udp", "UDP")]
+    turned = lab_of([svc("dns", *declared)], held=running.held())
+    assert ports(turned) == {("dns", 53, "TCP"): 30500, ("dns", 53, "UDP"): 30000}
+    # then each keeps its own by name, in every later update
+    assert ports(lab_of([svc("dns", *both)], held=turned.held())) == ports(turned)
+    # a Service the running lab did not have is created: it shares
+    other = svc("other", type_="ClusterIP")
+    fresh = lab_of([other, svc("dns", *both)], held=lab_of([other]).held())
+    assert ports(fresh) == {("dns", 53, "TCP"): 30000, ("dns", 53, "UDP"): 30000}
+
+
+def test_a_running_cluster_ip_service_turned_local_load_balancer_gets_its_check_after_its_ports():
+    """updateHealthCheckNodePort runs after updateNodePorts: the check takes the next free one after the ports."""
+    both = [port(53, "dns-tcp"), port(53, "dns-udp", "UDP")]
+    running = lab_of([svc("dns", *both, type_="ClusterIP")])
+    turned = lab_of([svc("dns", *both, type_="LoadBalancer", externalTrafficPolicy="Local")], held=running.held())
+    assert ports(turned) == {("dns", 53, "TCP"): 30000, ("dns", 53, "UDP"): 30001}
+    assert turned.addressing.health_check_port == {("default", "dns"): 30002} and turned.displaced() == []
