@@ -34,7 +34,7 @@ from netlab.realize.observe import observe
 from netlab.realize.state import LabState, gone
 from netlab.realize.state_dir import state_file
 from netlab.realize.state_errors import StateGone
-from netlab.workload.terminal import served, still_endpoints
+from netlab.workload.terminal import served, still_endpoints, still_mapped
 
 
 @dataclass
@@ -149,7 +149,7 @@ def _status(state: LabState, kernel: Kernel, features: Sequence[Feature]) -> Sta
     result.warnings += [line for line in feature_drift if isinstance(line, Note)]  # left alone, as up says
     feature_drift = [line for line in feature_drift if not isinstance(line, Note)]
     whole = [json.dumps(d, default=str) for d in result.details]
-    feature_drift = still_endpoints(lab, whole) + feature_drift  # Completed/Error pods still served
+    feature_drift = still_endpoints(lab, whole) + still_mapped(lab, whole) + feature_drift  # Completed/Error pods
     result.drift += feature_drift
     result.reconfigure = any(isinstance(line, Reconfigure) for line in feature_drift)
     for line in feature_drift:  # containers, the Services' files, the CNI plugins' CHECK: said in words

@@ -23,6 +23,10 @@ with a hostIP), its dispatch rules one per protocol (sorted) and up to 15 ports 
 runtime sandbox: its container id is the sha256 of ``<lab>/<pod>`` (64 hex, as containerd's), so the plan stays
 the same from run to run.
 
+The kubelet stops the sandbox of a terminal pod (every container exited for good: phase Succeeded or Failed,
+``Lab.terminal``: syncTerminatingPod -> killPod -> StopPodSandbox), whose CNI DEL runs portmap's: such a pod has
+no rules of its own here, as after that DEL.
+
 portmap's DEL (unforwardPorts) takes out the pod's ``CNI-DN-`` chain and its dispatch rules alone: the shared
 chains and their jumps stay on the node once an ADD made them, empty ``CNI-HOSTPORT-DNAT`` and all. So a node
 of a running lab keeps them after its last pod with a hostPort goes, or loses its hostPorts
@@ -88,13 +92,17 @@ def localnet_sysctls(lab: Lab, node: NodeInfo) -> tuple[tuple[str, str], ...]:
 def hostport_rules(rs: Ruleset, lab: Lab, node: NodeInfo) -> bool:
     """Into a node's nat Ruleset: portmap's rules for the host ports of the node's pods (none: nothing, as
     portmap adds nothing for a pod without one), in a builtin lab only (a reference or conflist lab's plugins
-    are the real ones). Whether it wrote any (the payload's title names portmap then)."""
+    are the real ones), but for a terminal pod (Succeeded or Failed, ``lab.terminal``), whose sandbox the kubelet
+    stops: its DEL leaves the shared chains. Whether it wrote any (the payload's title names portmap then)."""
     if lab.cni != "builtin":
         return False
-    pods = [(pod, maps) for pod in lab.pods if pod.node == node.name if (maps := port_mappings(pod.spec))]
+    mapped = [(pod, maps) for pod in lab.pods if pod.node == node.name if (maps := port_mappings(pod.spec))]
     kept = lab.held_before is not None and node.name in lab.held_before.portmap_nodes
-    if not pods and not kept:
+    if not mapped and not kept:
         return False
+    # a terminal pod's sandbox is stopped, and its CNI DEL took out its own chain and dispatch rules: the shared
+    # chains its ADD made stay
+    pods = [(pod, maps) for pod, maps in mapped if pod.name not in lab.terminal]
     rs.chain(SETMARK)
     rs.chain(MASQ)
     rs.chain(DISPATCH)

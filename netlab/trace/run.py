@@ -266,14 +266,18 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     number(result)
     result.repair, result.listener = lm.repair, listening
     result.notes = targets.terminated_notes(lab, src, dst)  # a Completed/Error pod: nothing of it runs there (probe)
+    result.notes += hostport.stale_note(lab, result.endpoint)  # portmap's DNAT to such a pod: up takes it out
     result.notes += kubeproxy_nft.unread_notes(lm, kernel.nft_unreadable)  # nft failed: said, not taken for none
     policyverdict.policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered,
                                  tpolicy.Tables(policy_tables, result.repair, planned_filter))
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
-        gone = hostport.unmapped(lab, lm.ip_names, kernel.nat_table, arrived, proto, fwd.final.dport)
-        if gone:  # the row where it arrived says which of portmap's rules is gone, and the fix
+        ended = hostport.terminal_port(lab, arrived, proto, fwd.final.dport)  # its pod's sandbox stopped: planned
+        gone = None if ended else hostport.unmapped(lab, lm.ip_names, kernel.nat_table, arrived, proto, fwd.final.dport)
+        if ended:
+            result.refused += f"; {ended}"
+        elif gone:  # the row where it arrived says which of portmap's rules is gone, and the fix
             result.refused += f"; {gone[0]}"
             hop = next((h for h in reversed(fwd.hops) if h.kind == "deliver" and h.netns == arrived), None)
             if hop is not None and hop.problem is None:

@@ -22,6 +22,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
+from netlab.model.hostports import port_mappings
+from netlab.plan.flannel import CNI_NETWORK_NAME
+from netlab.plan.portmap_rules import container_id, pod_chain
 from netlab.workload import dns_records, exits, policy
 from netlab.workload.containers import container_argv
 from netlab.workload.tasks import EXITED, alive, why_replace
@@ -85,4 +88,23 @@ def still_endpoints(lab: Lab, differences: list[str]) -> list[str]:
         if where:
             out.append(f"services: pod {name} has terminated (its containers exited for good: Completed or Error) "
                        f"and is still a Service endpoint in {' and '.join(where)}; up takes it out")
+    return out
+
+
+def still_mapped(lab: Lab, differences: list[str]) -> list[str]:
+    """``status``'s line for each terminal pod of a builtin ``lab`` whose hostPorts portmap's rules still DNAT to it
+    (its ``CNI-DN-`` chain in a difference the plan comparison found: ``differences``, each one whole): the kubelet
+    stops a terminal pod's sandbox, whose CNI DEL takes them out (plan/portmap_rules.py); up does."""
+    if lab.cni != "builtin":
+        return []
+    out = []
+    for name in sorted(lab.terminal):
+        pod = lab.pod(name)
+        maps = port_mappings(pod.spec)
+        chain = pod_chain(CNI_NETWORK_NAME, container_id(lab.name, name))
+        if maps and any(chain in line for line in differences):
+            ports = ", ".join(f"{m['hostPort']}/{m['protocol']}" for m in maps)
+            out.append(f"hostport: pod {name} has terminated (its containers exited for good: Completed or Error) "
+                       f"and portmap's rules still DNAT its hostPort{'s' if len(maps) > 1 else ''} {ports} on node "
+                       f"{pod.node} to it; up takes them out, as the CNI DEL of the sandbox a kubelet stops does")
     return out
