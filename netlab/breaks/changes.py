@@ -20,6 +20,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Callable
 
 from netlab.kernel.base import Op, TableText
+from netlab.kernel.iptables import command as ipt_command
 from netlab.model.clusterdns import is_dns_service
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import Plan
@@ -263,12 +264,13 @@ def command_of(step: Step) -> str:
     ns = res.netns
     if isinstance(res, TableText):
         out = []
+        ipt = f"iptables-{res.backend}" if res.backend else ipt_command()  # the lab's backend's own command
         for line in res.text.splitlines():
             if line.startswith("-"):
-                out.append(f"ip netns exec {ns} iptables -t {res.table} {line}")
+                out.append(f"ip netns exec {ns} {ipt} -t {res.table} {line}")
             elif line.startswith(":"):
                 chain, policy = line[1:].split()[:2]
-                out.append(f"ip netns exec {ns} iptables -t {res.table} -P {chain} {policy}")
+                out.append(f"ip netns exec {ns} {ipt} -t {res.table} -P {chain} {policy}")
         return "; ".join(out)
     if step.verb == "del":
         if isinstance(res, Neigh):

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from netlab.cli.style import plural
+from netlab.kernel.iptables import command as ipt_command
 from netlab.trace.sections import NFT_TABLES
 
 SERVICE_CHAIN = re.compile(r"^service-[A-Z2-7]{8}-")  # kube-proxy's hashAndTruncate: base32, 8 characters
@@ -73,7 +74,8 @@ def render_inspect(d: dict[str, Any]) -> str:
             ipt += lines
         if "iptables" in unreadable:
             ipt = [f"(cannot read: {unreadable['iptables']})"]
-        section("iptables (the lab's chains, [packets:bytes])", f"ip netns exec {ns} iptables-save -c", ipt)
+        section("iptables (the lab's chains, [packets:bytes])",
+                f"ip netns exec {ns} {ipt_command('iptables-save')} -c", ipt)
     if "nftables" in d:
         keys = list(d["nftables"]) or [f"{family} {table}" for family, table in NFT_TABLES]
         nft_lines = ([f"(cannot read: {unreadable['nftables']})"] if "nftables" in unreadable

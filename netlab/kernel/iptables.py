@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from functools import lru_cache
 
@@ -86,6 +87,26 @@ def machine_backend() -> str:
     save = binary("iptables-save")
     proc = own_group.run([save, "--version"], timeout=10, text=True)  # a terminal's Ctrl-C is netlab's
     return "legacy" if "legacy" in proc.stdout else "nft"
+
+
+def command(tool: str = "iptables") -> str:
+    """The command a person types to act on the lab's rules (``tool``: ``iptables``, ``iptables-save``): the plain
+    one where the machine's ``iptables`` is the lab's backend, else the backend's own (``iptables-legacy``,
+    ``iptables-legacy-save``), as a fix line copied into a shell must edit the ruleset the lab is in. Plain when no
+    lab's backend is set (nothing read yet)."""
+    backend = _lab_backend
+    if not backend or backend == _plain_backend():
+        return tool
+    return tool.replace("iptables", f"iptables-{backend}", 1)
+
+
+@lru_cache(maxsize=1)
+def _plain_backend() -> str:
+    """The backend the machine's plain ``iptables`` is (its alternative's target: xtables-nft-multi or
+    xtables-legacy-multi); "" when it cannot be told (none installed, another layout)."""
+    path = shutil.which("iptables", path="/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin")
+    target = os.path.basename(os.path.realpath(path)) if path else ""
+    return next((b for b in BACKENDS if f"-{b}" in target), "")
 
 
 def holding(netns: str) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netlab.kernel.iptables import command as ipt_command
 from netlab.trace import kubeproxy_nft
 from netlab.trace.facts import NatTable, NftTable
 from netlab.trace.flow import Flow
@@ -97,7 +98,7 @@ def iptables_detour(lab: LabMap, ns: str, svc: ServiceFacts, new: Flow, table: N
         plan = next((line for line in planned.rules if chain_of(line) == r.chain and dnat_to(line)), None) \
             if planned is not None else None
         at = [x.line for x in table.chain_rules(r.chain)].index(r.line) + 1
-        fix = f"ip netns exec {ns} iptables -t nat -R {r.chain} {at} {_quoted(plan.split(None, 2)[2])}" \
+        fix = f"ip netns exec {ns} {ipt_command()} -t nat -R {r.chain} {at} {_quoted(plan.split(None, 2)[2])}" \
             if plan else lab.repair
         if moved and r is not took[0]:
             continue

@@ -39,6 +39,7 @@ import re
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from netlab.kernel.iptables import command as ipt_command
 from netlab.model.impair import loss_fraction
 from netlab.plan.flannel import FLANNEL_FWD, FORWARD_COMMENT
 from netlab.plan.impair import LossHook
@@ -260,10 +261,10 @@ def forward_policy(k: Any, ns: str) -> Reason | None:
     policy = read(ns, "FORWARD") if read is not None else None
     if policy != "DROP":
         return None
-    fix = f"ip netns exec {ns} iptables -P FORWARD ACCEPT"
+    fix = f"ip netns exec {ns} {ipt_command()} -P FORWARD ACCEPT"
     text = getattr(k, "filter_text", lambda _ns: None)(ns) or ""
     if FLANNEL_CHAIN.search(text) and not FLANNEL_JUMP.search(text):  # Flannel's accepts, unreachable from FORWARD
-        fix += f" && ip netns exec {ns} iptables -A FORWARD {FORWARD_COMMENT} -j {FLANNEL_FWD}"
+        fix += f" && ip netns exec {ns} {ipt_command()} -A FORWARD {FORWARD_COMMENT} -j {FLANNEL_FWD}"
     return (f"the FORWARD chain's policy is DROP in {ns} and no rule accepted the packet (no FLANNEL-FWD "
             f"accept for the pod network: Docker's FORWARD DROP)", fix)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from netlab.cni.portmap import DISPATCH, POD_CHAIN, missing_rules, uses_portmap
 from netlab.errors import NetlabError
+from netlab.kernel.iptables import command as ipt_command
 from netlab.model.cniconf import ConflistError
 from netlab.model.hostports import port_mappings
 from netlab.plan.cniadd import user_conflist
@@ -138,9 +139,9 @@ def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatT
         gone = missing_rules(lines, mappings, ip, chain, said)
         if gone:
             heal = "writes the node's nat rules again" if lab.cni == "builtin" else "re-attaches the pod"
-            fix = f"ip netns exec {netns} iptables -t nat {gone.rule}" if gone.rule else None
+            fix = f"ip netns exec {netns} {ipt_command()} -t nat {gone.rule}" if gone.rule else None
             return (f"{proto} port {port} of {node.name} is pod {pod.name}'s hostPort, but {gone.text}; up {heal} "
-                    f"(ip netns exec {netns} iptables-save -t nat)", fix)
+                    f"(ip netns exec {netns} {ipt_command('iptables-save')} -t nat)", fix)
     return None
 
 

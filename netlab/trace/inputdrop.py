@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from typing import Collection, Iterable
 
+from netlab.kernel.iptables import command as ipt_command
 from netlab.trace.hops import Walk
 from netlab.trace.verdict import Verdict
 
@@ -96,14 +97,14 @@ def dropped(ns: str, who: str, before: str | None, after: str | None, planned: I
         if line.startswith(":"):
             chain = line[1:].split()[0]
             return (f"{who}'s filter chain {chain} has policy DROP, and no rule of it accepted the packet (it counted "
-                    f"it: ip netns exec {ns} iptables -nvL {chain}); `netlab status` lists it",
-                    f"ip netns exec {ns} iptables -P {chain} ACCEPT")
+                    f"it: ip netns exec {ns} {ipt_command()} -nvL {chain}); `netlab status` lists it",
+                    f"ip netns exec {ns} {ipt_command()} -P {chain} ACCEPT")
         chain = line.split()[1]
         whose = "a rule of the lab's" if line in ours else "a rule netlab did not write"
         listed = "" if line in ours else "; `netlab status` lists it"
         return (f"{whose} in {who}'s filter chain {chain} dropped the packet {when}: `{line}` (it counted it: "
-                f"ip netns exec {ns} iptables -nvL {chain}){listed}",
-                f"ip netns exec {ns} iptables -D {line[3:]}")
+                f"ip netns exec {ns} {ipt_command()} -nvL {chain}){listed}",
+                f"ip netns exec {ns} {ipt_command()} -D {line[3:]}")
     return None
 
 

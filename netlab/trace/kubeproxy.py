@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from netlab.kernel.iptables import command as ipt_command
 from netlab.plan.iptables import BUILTIN_CHAINS
 from netlab.plan.services import KUBE_MARK_MASQ, KUBE_NODEPORTS, KUBE_SERVICES
 from netlab.trace.facts import NatTable
@@ -98,7 +99,7 @@ class Missing:
 
     def fix(self, netns: str, planned: PlannedNat) -> str:
         """The iptables commands that put back what is missing, in the plan's order."""
-        ipt = f"ip netns exec {netns} iptables -t {self.table}"
+        ipt = f"ip netns exec {netns} {ipt_command()} -t {self.table}"
         if self.chain:
             rules = [line for line in planned.rules if line.split(None, 2)[1] == self.chain]
             own = " && ".join([f"{ipt} -N {self.chain}"] + [f"{ipt} {_quoted(line)}" for line in rules])
@@ -346,7 +347,7 @@ def no_endpoints(lab: LabMap, filt: NatTable | None, ns: str, svc: ServiceFacts,
     follows the node's routes as it is (to the gateway, say), a nodePort stays the node's own, and whoever is
     there answers, or nobody does."""
     node = lab.where(ns).split()[-1]
-    commands = commands + [f"ip netns exec {ns} iptables-save -c -t filter"]
+    commands = commands + [f"ip netns exec {ns} {ipt_command('iptables-save')} -c -t filter"]
     planned = lab.planned_filter.get(ns)
     nodeport = f.dst not in svc.addresses
     steps = reject_path(planned, f, iif, local, nodeport) if planned is not None else []
@@ -388,7 +389,7 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
         return no_endpoints(lab, filt, ns, svc, f, iif, commands)
     if svc.dropped_on(node, f.src, f.dst, own=iif is None):
         return no_endpoints(lab, filt, ns, svc, f, iif, commands, local=True)
-    commands.append(f"ip netns exec {ns} iptables-save -c -t nat")
+    commands.append(f"ip netns exec {ns} {ipt_command('iptables-save')} -c -t nat")
     planned = lab.planned_nat.get(ns)
     gap = missing(table, planned, path(planned, svc, f, iif)) if table and planned else None
     if gap is None or planned is None:

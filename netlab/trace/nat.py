@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, NamedTuple
 
+from netlab.kernel.iptables import command as ipt_command
 from netlab.plan.nftables import MASQUERADING
 from netlab.trace import kubeproxy_nft
 from netlab.trace.facts import CtEntry
@@ -180,7 +181,7 @@ def commands(lab: LabMap, netns: str, hit: Hit, which: str, kube_proxy_table: bo
     """
     o, reply = hit.entry.orig, hit.entry.reply
     out = [list_entries(netns, o)]
-    save = f"ip netns exec {netns} iptables-save -c -t nat"
+    save = f"ip netns exec {netns} {ipt_command('iptables-save')} -c -t nat"
     if netns not in lab.nft_netns or not kube_proxy_table:
         return out + [save]
     dnated = dnated_here(hit)

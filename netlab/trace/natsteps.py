@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from netlab.kernel.iptables import command as ipt_command
 from netlab.trace import (clusterip, detour, faults, hostport, kubeproxy, kubeproxy_nft, lbpath, nat, unnatreply,
                           wrongdnat)
 from netlab.trace.facts import LinkFacts, RouteFailure
@@ -126,7 +127,7 @@ class NatSteps(WalkParts):
             return None
         rule, new = found
         commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}",
-                    f"ip netns exec {ns} iptables-save -c -t nat"]
+                    f"ip netns exec {ns} {ipt_command('iptables-save')} -c -t nat"]
         return self.rows.row(
             ns, iif, "dnat", f"DNAT by portmap's rules, but no conntrack entry kept for {f}"
                              f"{hostport.words(rule, pod, f)}", commands,
@@ -281,8 +282,8 @@ class NatSteps(WalkParts):
         else:
             how = (f"{svc.fw_chain} passes only {ranges} on to {svc.ext_chain}; this packet falls through it "
                    f"undone, and KUBE-PROXY-FIREWALL drops it (\"{svc.name} traffic not accepted by {svc.fw_chain}\")")
-            cmds = [f"ip netns exec {ns} iptables-save -c -t nat | grep {svc.fw_chain}",
-                    f"ip netns exec {ns} iptables-save -c -t filter | grep KUBE-PROXY-FIREWALL"]
+            cmds = [f"ip netns exec {ns} {ipt_command('iptables-save')} -c -t nat | grep {svc.fw_chain}",
+                    f"ip netns exec {ns} {ipt_command('iptables-save')} -c -t filter | grep KUBE-PROXY-FIREWALL"]
         return self.rows.row(
             ns, iif or "-", "dnat", f"no DNAT for {f}: {f.src} is outside Service {svc.name}'s "
             f"loadBalancerSourceRanges ({ranges})", cmds,
@@ -351,7 +352,7 @@ class NatSteps(WalkParts):
         why = wrongdnat.unconfirmed(self.lab, ns, svc, f, rule, arp)
         commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}",
                     f"ip netns exec {ns} nft list chain {kubeproxy_nft.TABLE} {rule.chain}" if nft is not None else
-                    f"ip netns exec {ns} iptables-save -c -t nat"]
+                    f"ip netns exec {ns} {ipt_command('iptables-save')} -c -t nat"]
         if dev:
             commands.append(f"ip netns exec {ns} ip neigh show {to} dev {dev}")
         return self.rows.row(ns, iif or "-", "dnat", f"DNAT {f.endpoint('dst')} → {why.facts['dnat_to']}: no "

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any, Collection, Mapping, Sequence
 
+from netlab.kernel.iptables import command as ipt_command
 from netlab.model.hostports import served_by
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, policy_set
@@ -294,7 +295,7 @@ def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before
             though = ", though the policy rules on the way are netlab's" \
                 if tables is not None and node.netns in tables.text else ""
             text += (f"the kernel's REJECT in node {node.name}'s chain {chain} counted nothing{though}: look at the "
-                     f"node's filter table (ip netns exec {node.netns} iptables-save -c)")
+                     f"node's filter table (ip netns exec {node.netns} {ipt_command('iptables-save')} -c)")
         entry["stopped"] = False
     entry.update(text=text, node=node.name, chain=chain, direction=side.direction, policies=list(side.isolating),
                  counted=moved > 0)
@@ -329,7 +330,7 @@ def _refused(lab: Lab, entry: dict[str, Any], source: Peer, pod: PodView | None,
             drift = policyrules.allowing(drift, side.by, str(other) if other is not None else "")
         said = (policyrules.refused(drift, node.name) if drift else
                 f"yet the node's policy rules on the way are netlab's: look at its filter table (ip netns exec "
-                f"{node.netns} iptables-save -c)")
+                f"{node.netns} {ipt_command('iptables-save')} -c)")
         entry["text"] += (f", but REFUSED in node {node.name}: the kernel's REJECT in chain {chain} counted it; "
                           f"{said}")
         entry.update(node=node.name, chain=chain, direction=side.direction, policies=list(side.isolating),
@@ -377,7 +378,7 @@ def place_reject(hops: list[Hop], lost_at: int | None, netns: str, entry: dict[s
         hook = f"bridged by {bridge}{came} to port {port}: br_netfilter hands it to iptables in and out on {bridge}"
     row = Hop(netns=netns, where=before.where, device=before.device, kind="drop",
               decision=f"FORWARD ({hook}) → chain {chain}: REJECT (NetworkPolicy {names})",
-              commands=[f"ip netns exec {netns} iptables-save -c -t filter"], problem=entry["text"],
+              commands=[f"ip netns exec {netns} {ipt_command('iptables-save')} -c -t filter"], problem=entry["text"],
               facts={"chain": chain, "policies": list(entry.get("policies", [])), "dropped_here": True},
               direction=before.direction)
     for h in hops[at + 1:]:

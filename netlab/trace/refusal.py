@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from netlab.kernel.iptables import command as ipt_command
 from netlab.kernel.sockdiag import Bound
 from netlab.probe.refused import on_the_port, ss_command
 
@@ -48,7 +49,7 @@ def reason(proto: str, netns: str, address: str, port: int, sockets: list[Bound]
         return (f"{proto} port {port} in {netns} is bound to {bound} only, not to {address}; its kernel answered "
                 f"with {answer} ({show})")
     return (f"{proto} port {port} has a socket in {netns} ({bound}), yet {answer} came back: a rule of that "
-            f"namespace's own firewall may reject it (ip netns exec {netns} iptables-save -c)")
+            f"namespace's own firewall may reject it (ip netns exec {netns} {ipt_command('iptables-save')} -c)")
 
 
 def rejected(v: Verdict, hops: list[Hop]) -> str | None:

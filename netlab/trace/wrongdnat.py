@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from netlab.kernel.iptables import command as ipt_command
 from netlab.trace import kubeproxy_nft
 from netlab.trace.facts import NatTable, NftTable
 from netlab.trace.flow import Flow
@@ -144,7 +145,7 @@ def _fix(lab: LabMap, ns: str, rule: WrongRule) -> str:
         return lab.repair
     if rule.where != "nat table":
         return kubeproxy_nft.fix(ns, kubeproxy_nft.Step(f"chain {rule.chain}", ""), lab.planned_nft.get(ns, ()))
-    ipt = f"ip netns exec {ns} iptables -t nat"
+    ipt = f"ip netns exec {ns} {ipt_command()} -t nat"
     return " && ".join([f"{ipt} -F {rule.chain}"] + [f"{ipt} -A {rule.chain} {_quoted(line.split(None, 2)[2])}"
                                                      for line in rule.planned])
 

@@ -113,7 +113,8 @@ def test_a_builtin_pod_s_host_port_is_portmap_s_dnat_and_status_trace_and_up_kno
     # nftables mode), and the pod behind the port is captured, so the row that delivers to it is seen
     traced = json.loads(netlab("trace", "--lab", lab, "b", "n1", "--port", "18080", "-o", "json").stdout)
     [row] = [h for h in traced["hops"] if h["kind"] == "dnat" and h["netns"] == n1]
-    assert f"ip netns exec {n1} iptables-save -c -t nat" in row["commands"], row
+    ipt = "iptables-legacy" if backend == "legacy" else "iptables"  # the lab's own (the machine's plain one is nft)
+    assert f"ip netns exec {n1} {ipt}-save -c -t nat" in row["commands"], row
     assert not [c for c in row["commands"] if "nft " in c], row
     assert [h["seen"] for h in traced["hops"] if h["kind"] == "deliver"] == [True], traced["hops"]
     assert traced["hops"][-1]["netns"] == f"{lab}-a", traced["hops"]
@@ -141,14 +142,19 @@ def test_a_builtin_pod_s_host_port_is_portmap_s_dnat_and_status_trace_and_up_kno
     assert (f"tcp port 18080 of n1 is pod a's hostPort, but portmap's DNAT of its hostPort 18080/tcp to "
             f"{a_ip}:8080 is gone: the pod's chain {chain}, where CNI-HOSTPORT-DNAT sends 18080/tcp, has no "
             f"`{dnat}`; up writes the node's nat rules again") in trace, trace
-    fix = f"ip netns exec {n1} iptables -t nat {dnat}"
+    # the fix names the lab's backend's own iptables: copied into a shell, it edits the ruleset the lab is in
+    fix = f"ip netns exec {n1} {ipt} -t nat {dnat}"
     assert any(line.startswith(f"  fix: {fix}   (or: sudo netlab up ") and line.endswith(", which repairs the lab)")
                for line in trace.splitlines()), trace
-    if not backend:  # the fix, run as trace gives it (`iptables`: the machine's, as every fix line of trace's)
-        subprocess.run(fix.split(), check=True)
-        assert portmaps(saved(n1)) == ours
-        assert answers(f"{lab}-n2", n1_ip)["pod"] == "a"
-        assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
+    assert f"(ip netns exec {n1} {ipt}-save -t nat)" in trace, trace
+    subprocess.run(fix.split(), check=True)  # the fix, run as trace gives it, puts back the lab's rule
+    assert portmaps(saved(n1, backend=backend)) == ours
+    assert answers(f"{lab}-n2", n1_ip)["pod"] == "a"
+    assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
+    if backend:
+        subprocess.run(["ip", "netns", "exec", n1, restore, "--noflush"], input=f"*nat\n-D{dnat[2:]}\nCOMMIT\n",
+                       text=True, check=True)
+    else:
         # the dispatch's jump deleted: trace names it, and its fix (with portmap's comment) is what status plans
         [jump] = [line for line in ours if line.startswith("-A CNI-HOSTPORT-DNAT ")]
         subprocess.run(["ip", "netns", "exec", n1, restore, "--noflush"], input=f"*nat\n-D{jump[2:]}\nCOMMIT\n",
