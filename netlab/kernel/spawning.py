@@ -31,6 +31,9 @@ from netlab.kernel.processes import ProcId, start_time
 from netlab.model.naming import ETC_NETNS
 
 EXEC_WAIT = 10.0  # seconds the intermediate child waits for the container's exec
+# The umask a container's process starts with: runc's when the OCI spec gives none (containerd, CRI-O, so the
+# kubelet's containers: libcontainer's finalizeRootfs, unix.Umask(0o022)), not the one of the netlab that starts it
+CONTAINER_UMASK = 0o022
 STOP_GRACE = 3.0  # seconds a process a container replaces has to exit on SIGTERM (then SIGKILL), as kill.terminate
 
 
@@ -225,6 +228,7 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
             default_signals()
             nofile.as_given()  # the open-files limit netlab was given, not the one it raised for itself
+            os.umask(CONTAINER_UMASK)
             if replace is not None:
                 stop_then_exec(replace)  # the pidfd is close-on-exec: the command does not inherit it
             execing = True

@@ -56,6 +56,9 @@ MADE_BY_NETLAB = "user.netlab.made"  # the mark on an /etc/netns netlab made (an
 # The record's key of each file, and the file's name in /etc/netns/<namespace>/ (and in /etc).
 FILES = {"resolv": "resolv.conf", "hosts": "hosts"}
 READ_MAX = 16 << 20  # bytes of a pod's file read back (netlab writes a few hundred; past this it differs anyway)
+# The modes the kubelet gives a pod's files and their folder, whatever the umask of the netlab that made them (a
+# `umask 077` made them 0600: a pod's process of another user could not resolve a name).
+FILE_MODE, DIR_MODE = 0o644, 0o755
 
 # What sync is asked to write: {namespace: (pod name, the file's text)}.
 Wanted = dict[str, tuple[str, str]]
@@ -150,7 +153,12 @@ def make_dir(path: str) -> bool:
     removed it in between) is made."""
     for _ in range(REMADE):
         try:
-            os.mkdir(path, 0o755)
+            os.mkdir(path, DIR_MODE)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.fchmod(fd, DIR_MODE)  # not the caller's umask's
+            finally:
+                os.close(fd)
             return True
         except FileExistsError:
             try:
@@ -185,9 +193,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def create(path: str, text: str) -> None:
-    """A new file (never an existing one, never through a symlink), written whole; 0644 as the kubelet's."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    """A new file (never an existing one, never through a symlink), written whole; 0644 as the kubelet's, whatever
+    the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
     try:
+        os.fchmod(fd, FILE_MODE)
         _write_all(fd, text.encode())
     finally:
         os.close(fd)
@@ -200,6 +210,7 @@ def write_in_place(path: str, text: str) -> None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file; left alone", path)
+        os.fchmod(fd, FILE_MODE)
         os.ftruncate(fd, 0)
         _write_all(fd, text.encode())
     finally:
@@ -334,8 +345,10 @@ def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, wit
                         testhooks.fault_point(f"{kind}-written")
                 elif mine == "ours" or rec[kind].get(netns) == "created" or (
                         mine == "empty" and rec[kind].get(netns) == "intent"):
-                    if read(path) != text:
-                        why = "it differed" if mine == "ours" else "it was edited"
+                    have, mode = read(path), wrong_mode(path)
+                    if have != text or mode is not None:
+                        why = (f"its mode was {mode}" if have == text
+                               else "it differed" if mine == "ours" else "it was edited")
                         write_in_place(path, text)
                         done.actions.append(f"rewrote {path} ({why})")
                     rec[kind][netns] = "created"
@@ -471,8 +484,20 @@ def left_alone_line(pod: str, netns: str, kind: str, without: str) -> str:
 
 
 def differs(netns: str, kind: str, text: str) -> str | None:
-    """How the file of ``kind`` of ``netns`` differs from ``text``: "missing", "different", or None."""
+    """How the file of ``kind`` of ``netns`` differs from ``text``: "missing", "different", its mode when not the
+    kubelet's (a pod's user other than root could not read it), or None."""
     have = read(file_path(netns, kind))
     if have == text:
-        return None
+        mode = wrong_mode(file_path(netns, kind))
+        return None if mode is None else f"mode {mode}, not {FILE_MODE:04o} (a pod's process not run as root cannot " \
+            "read it)"
     return "missing" if have is None else "different"
+
+
+def wrong_mode(path: str) -> str | None:
+    """The permission bits of the file at ``path`` (not followed) as 0NNN when they are not :data:`FILE_MODE`."""
+    try:
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+    except OSError:
+        return None
+    return None if mode == FILE_MODE else f"{mode:04o}"
