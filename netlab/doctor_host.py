@@ -11,7 +11,7 @@ import stat
 from dataclasses import replace
 
 from netlab.doctor_lines import FAIL, INFO, OK, WARN, Check
-from netlab.errors import FILES_NEEDED, FILES_PER_NAMESPACE
+from netlab.errors import FILES_NEEDED, FILES_PER_NAMESPACE, display_path
 from netlab.kernel import caps, features, nofile, pidfd, procsys, taskstats
 from netlab.model.lab import Lab
 from netlab.plan.sysctls import devconf_keys, forwards, kernel_devconf, to_restore
@@ -153,7 +153,7 @@ def check_state_dir(path: str, needed: bool) -> tuple[Check, Check]:
     unusable = unreadable(path)
     if unusable:
         return (Check("state-dir", FAIL if needed else WARN, f"{unusable}; netlab cannot use it", USE_ANOTHER, needed),
-                Check("state-space", WARN, f"free space on {path} is unknown"))
+                Check("state-space", WARN, f"free space on {display_path(path)} is unknown"))
     d = features.directory(path)
     parent = os.path.dirname(os.path.abspath(path))
     fix = ""
@@ -197,7 +197,8 @@ def check_container_logs(path: str) -> Check:
 
     d = None if unreadable(path) else features.directory(path)
     if d is None or d.symlink or (d.exists and not d.is_dir) or not d.measured:
-        return Check("container-logs", INFO, f"not tried: {path} is not a folder (the state directory line says why)")
+        return Check("container-logs", INFO, f"not tried: {display_path(path)} is not a folder (the state directory "
+                     "line says why)")
     try:
         how, fs = echo_log.log_cut(d.measured), fstype.fs_type(d.measured)
     except OSError as exc:

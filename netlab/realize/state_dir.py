@@ -16,7 +16,8 @@ import errno
 import os
 import stat
 
-from netlab.errors import ApplyFailed, EnvironmentNotReady, NetlabError, UsageError, cwd_gone, in_python_words
+from netlab.errors import (ApplyFailed, EnvironmentNotReady, NetlabError, UsageError, cwd_gone, display_path,
+                           in_python_words)
 from netlab.model.naming import lab_name_problem
 from netlab.realize import lab_folder
 
@@ -29,9 +30,26 @@ DEFAULT_STATE_ROOT = "/run/netlab"
 # The working directory deleted, a relative one cannot be made absolute (os.path.abspath raised: a traceback of every
 # command, QA q50 6): kept as given, and every command refuses it as any other unusable state folder (unreadable()).
 STATE_ROOT = os.environ.get("NETLAB_STATE_DIR") or DEFAULT_STATE_ROOT
+
+
+def not_text(path: str) -> str | None:
+    """Why a state folder whose name holds bytes that are not UTF-8 (Python's surrogate escapes of them) is refused,
+    by every command and the doctor alike, before anything is made: the lab's tags hash its name as text, and its
+    state, its containers' specs and the CNI plugins' JSON carry it as text (a CNI plugin would read another name).
+    It was a traceback of `up`, `list`, `status` and `down` (QA hostenv57 2). None for a name that is text."""
+    try:
+        path.encode()
+    except UnicodeEncodeError as exc:
+        bad = os.fsencode(path[exc.start:exc.end])
+        return (f"its name holds {'bytes' if len(bad) > 1 else 'a byte'} that {'are' if len(bad) > 1 else 'is'} not "
+                f"UTF-8 text ({' '.join(f'0x{b:02x}' for b in bad)}), which netlab's records cannot carry")
+    return None
+
+
 _UNRESOLVED = cwd_gone(STATE_ROOT)
 if not _UNRESOLVED:
     STATE_ROOT = os.path.abspath(STATE_ROOT)
+_UNRESOLVED = _UNRESOLVED or not_text(STATE_ROOT)  # a folder netlab cannot use: every command refuses it
 if os.environ.get("NETLAB_STATE_DIR"):  # and the programs netlab starts (with another cwd) read the same folder
     os.environ["NETLAB_STATE_DIR"] = STATE_ROOT
 PINS_FS = lab_folder.PINS_FS  # the source of a lab's tmpfs of UTS pins (workload/uts.py)
@@ -252,7 +270,7 @@ def unreadable(path: str) -> str | None:
     "PATH: why"; None when it can (there or not). Said by every command (root_there) and the doctor alike
     (doctor_host.check_state_dir: it was a traceback there); a relative one whose working directory was deleted."""
     if _UNRESOLVED and path == STATE_ROOT:
-        return f"{path}: {_UNRESOLVED}"
+        return f"{display_path(path)}: {_UNRESOLVED}"
     try:
         os.lstat(path)
     except FileNotFoundError:

@@ -1,0 +1,63 @@
+"""A state folder's name (NETLAB_STATE_DIR) that is not UTF-8 text (QA hostenv57 2): the doctor said ok, then `up`,
+`list`, `status` and `down` were a traceback (UnicodeEncodeError, the lab's tag hashed the name as text). It is
+refused in one line by the doctor and every command, nothing made; a name of UTF-8 text that is not ASCII works."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+from helpers import NETLAB, write_topology
+
+pytestmark = pytest.mark.root
+
+
+def _run(state: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*NETLAB, *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, NETLAB_STATE_DIR=state))
+
+
+def _topology(lab: str) -> str:
+    return f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}]\n"
+
+
+def test_a_state_folder_named_with_a_byte_that_is_not_utf8_is_refused_by_all(tmp_path):
+    state = os.fsdecode(f"/tmp/hestate{uuid.uuid4().hex[:6]}-".encode() + b"\xff")
+    lab = f"he{uuid.uuid4().hex[:7]}"
+    path = write_topology(tmp_path, _topology(lab), "topo.yaml")
+    doctor = _run(state, "doctor")
+    assert doctor.returncode == 3 and "Traceback" not in doctor.stderr, doctor.stdout + doctor.stderr
+    assert f'FAIL  host state directory: "{state[:-1]}\\udcff": its name holds a byte that is not UTF-8 text ' \
+           "(0xff)" in doctor.stdout, doctor.stdout
+    for args in (("up", "-t", path), ("list",), ("status", "--lab", lab), ("down", "--lab", lab),
+                 ("logs", "--lab", lab, "a")):
+        proc = _run(state, *args)
+        assert proc.returncode == 3 and proc.stderr.count("\n") == 1, (args, proc.stdout, proc.stderr)
+        assert proc.stderr.startswith(f'netlab: cannot use "{state[:-1]}\\udcff": its name holds a byte that is '
+                                      "not UTF-8 text (0xff)"), proc.stderr
+    assert not os.path.lexists(state)
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{lab}-")]
+
+
+def test_a_state_folder_named_in_utf8_that_is_not_ascii_holds_labs(tmp_path):
+    state = f"/tmp/hestate{uuid.uuid4().hex[:6]}-état-ß"
+    lab = f"he{uuid.uuid4().hex[:7]}"
+    path = write_topology(tmp_path, _topology(lab), "topo.yaml")
+    try:
+        up = _run(state, "doctor")
+        assert "FAIL  host state directory" not in up.stdout, up.stdout
+        up = _run(state, "up", "-t", path)
+        assert up.returncode == 0, up.stdout + up.stderr
+        listed = _run(state, "list")
+        assert listed.returncode == 0 and lab in listed.stdout, listed.stdout + listed.stderr
+        status = _run(state, "status", "--lab", lab)
+        assert status.returncode == 0 and "all as planned" in status.stdout, status.stdout + status.stderr
+    finally:
+        down = _run(state, "down", "--lab", lab)
+        assert down.returncode == 0 and f"lab {lab} is down" in down.stdout, down.stdout + down.stderr
+        assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{lab}-")]
+        shutil.rmtree(state, ignore_errors=True)
