@@ -17,6 +17,7 @@ from netlab.model.lab import Lab
 from netlab.plan.sysctls import devconf_keys, forwards, kernel_devconf, to_restore
 from netlab.probe import neighbours, turns
 from netlab.realize.lab_folder import ancestor_problem
+from netlab.realize.state_room import too_long
 from netlab.realize.state_dir import USE_ANOTHER, point_elsewhere, unreadable
 
 # Below this the doctor's warning says a lab may not fit. Measured (a 2-pod CNI lab, a 3-pod one with a Service):
@@ -160,6 +161,8 @@ def check_state_dir(path: str, needed: bool) -> tuple[Check, Check]:
     if not d.exists and not os.path.isdir(parent):
         problem = f"{path} does not exist and neither does its parent {parent}"
         fix = f"create {parent} or point NETLAB_STATE_DIR elsewhere"
+    elif (long := too_long(path)) is not None:  # as `up` refuses it (state_dir.ensure_dir), before making anything
+        problem, fix = f"{display_path(path)}: {long}", USE_ANOTHER
     elif ancestor_problem(path):  # as `up` refuses it (realize/lab_folder.py): its owner could swap what is below
         problem = f"{path}: {ancestor_problem(path)}"
         fix = "point NETLAB_STATE_DIR at a folder whose every parent is root's and writable by root alone"

@@ -61,3 +61,35 @@ def test_a_state_folder_named_in_utf8_that_is_not_ascii_holds_labs(tmp_path):
         assert down.returncode == 0 and f"lab {lab} is down" in down.stdout, down.stdout + down.stderr
         assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{lab}-")]
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _deep(top: str, size: int) -> str:
+    """A state folder path of ``size`` bytes under ``top``, every folder above it made (root's, 0755)."""
+    os.makedirs(top, mode=0o755)
+    path = top
+    while size - len(path) > 201:
+        path = os.path.join(path, "d" * 200)
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    return os.path.join(path, "s" * (size - len(path) - 1))
+
+
+def test_a_state_folder_too_long_for_what_netlab_makes_in_it_is_said_and_refused(tmp_path):
+    top = f"/tmp/helong{uuid.uuid4().hex[:6]}"
+    lab = f"he{uuid.uuid4().hex[:7]}"
+    path = write_topology(tmp_path, _topology(lab), "topo.yaml")
+    try:
+        state = _deep(top, 4056)
+        doctor = _run(state, "doctor")
+        assert doctor.returncode == 3, doctor.stdout + doctor.stderr
+        assert f"FAIL  host state directory: {state}: its name is 4056 bytes long, and netlab makes paths up to 206 " \
+               "bytes longer below it" in doctor.stdout, doctor.stdout
+        up = _run(state, "up", "-t", path)
+        assert up.returncode == 3 and up.stderr.count("\n") == 1 and "its name is 4056 bytes long" in up.stderr, \
+            up.stdout + up.stderr
+        assert not os.path.lexists(state)
+        assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{lab}-")]
+        longest = _deep(f"{top}/ok", 3889)  # the longest that holds them: no complaint
+        doctor = _run(longest, "doctor")
+        assert "host state directory" in doctor.stdout and "FAIL  host state directory" not in doctor.stdout
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
