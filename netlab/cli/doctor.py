@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from netlab.cli.base import cli, require_root
@@ -9,6 +11,9 @@ from netlab.cli.options import TOPOLOGY_FILE
 from netlab.cli.output import output_option, print_json
 from netlab.cli.style import highlight
 from netlab.errors import EXIT_ENVIRONMENT
+
+if TYPE_CHECKING:
+    from netlab.realize.state import LabState
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.doctor", "netlab.model.lab", "netlab.model.load")
@@ -52,7 +57,8 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             folder above it root's and writable by root alone (or sticky),
             free space
     lab     with -t, when the lab is up: the iptables backend it was made
-            in, if it is not the one NETLAB_IPTABLES now names
+            in, if it is not the one NETLAB_IPTABLES now names (its tools,
+            iptables-legacy-restore for a legacy lab, are the ones checked)
 
     Each line is ok, warn (missing, but not needed), FAIL (missing and needed,
     with the fix) or info. Exit 0 when nothing needed is missing, 3 otherwise.
@@ -64,8 +70,11 @@ def doctor_cmd(topology: str | None, output: str) -> None:
 
     require_root(capabilities=False)  # the doctor's own first check says it (doctor.diagnose)
     lab = resolve(load_topology(topology))
+    running = _running(lab.name) if topology is not None else None
+    if running is not None:  # its tools are checked, those status and up run for it (iptables-legacy-*, QA hostenv57 4)
+        _act_on_backend(running)
     checks = doctor.report(lab, for_this_lab=topology is not None)
-    moved = _backend_moved(lab.name) if topology is not None else None
+    moved = _backend_moved(running) if running is not None else None
     failed = [c for c in checks if c.status == doctor.FAIL]
     if output == "json":
         print_json({"ok": not failed, "lab": lab.name, "needs": "this lab" if topology else "everything",
@@ -84,15 +93,37 @@ def doctor_cmd(topology: str | None, output: str) -> None:
         raise SystemExit(EXIT_ENVIRONMENT)
 
 
-def _backend_moved(name: str) -> str | None:
-    """With -t FILE of a running lab made with another iptables backend than the machine's now: the line that
-    says so (realize/backend: the lab keeps its own)."""
-    from netlab.api.running import backend_moved
+def _running(name: str) -> LabState | None:
+    """The state of lab ``name`` when it is up (None: not up, or its state cannot be read: the doctor checks the
+    machine's choices then)."""
     from netlab.errors import NetlabError
     from netlab.realize.state import load_state
 
     try:
-        state = load_state(name)
-        return backend_moved(state) if state is not None else None
+        return load_state(name)
+    except (NetlabError, OSError):
+        return None
+
+
+def _act_on_backend(state: LabState) -> None:
+    """The doctor's iptables checks on the backend the running lab was made in, which every later command of the lab
+    uses (realize/backend.act_on), not the machine's of now; a NETLAB_IPTABLES naming none is the doctor's own line."""
+    from netlab.errors import NetlabError
+    from netlab.realize import backend
+
+    try:
+        backend.act_on(state)
+    except NetlabError:
+        pass
+
+
+def _backend_moved(state: LabState) -> str | None:
+    """With -t FILE of a running lab made with another iptables backend than the machine's now: the line that
+    says so (realize/backend: the lab keeps its own)."""
+    from netlab.api.running import backend_moved
+    from netlab.errors import NetlabError
+
+    try:
+        return backend_moved(state)
     except (NetlabError, OSError):
         return None
