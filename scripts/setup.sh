@@ -24,9 +24,8 @@ python_ok() {
 }
 too_old() {
   echo "setup.sh: netlab needs Python 3.11 or newer with its venv module; $1 is $(version "$1" ||
-    echo "not a working Python")." >&2
-  echo "setup.sh: install one (Ubuntu 22.04: apt-get install python3.11 python3.11-venv), then" \
-       "sudo NETLAB_PYTHON=/usr/bin/python3.11 ./scripts/setup.sh" >&2
+    echo "not a working Python"); install one (Ubuntu 22.04: apt-get install python3.11 python3.11-venv)," \
+       "then sudo NETLAB_PYTHON=/usr/bin/python3.11 ./scripts/setup.sh" >&2
   exit 3
 }
 if [ -n "${NETLAB_PYTHON:-}" ] && ! python_ok "$NETLAB_PYTHON"; then
