@@ -127,5 +127,5 @@ def tool_check(name: str, needed: bool) -> tuple[Check, str | None]:
     try:
         path = nsmod.binary(command)
     except EnvironmentNotReady:
-        return verdict(name, False, f"{command} is not installed", needed, fix), None
+        return verdict(name, False, nsmod.not_found(command), needed, fix), None
     return verdict(name, True, path, needed, fix), path

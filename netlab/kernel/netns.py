@@ -404,11 +404,27 @@ def remove_placeholder(name: str) -> bool:
     return False
 
 
+# Where netlab finds the programs it runs as root (iptables-restore, nft, conntrack, dnsmasq, tcpdump): these
+# folders, in this order, never $PATH, which under sudo is the caller's own and could name a program anyone may
+# write (README, Requirements). A program elsewhere (/opt/bin) is not found; a link to it in /usr/local/sbin is.
+TOOL_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin")
+
+
+def not_found(name: str) -> str:
+    """``NAME is not installed``, with the folders netlab looked in."""
+    return f"{name} is not installed (netlab looks in {', '.join(TOOL_DIRS[:-1])} and {TOOL_DIRS[-1]}, not $PATH)"
+
+
+def find_tool(name: str) -> str | None:
+    """Absolute path of a program in :data:`TOOL_DIRS`, or None."""
+    return shutil.which(name, path=":".join(TOOL_DIRS))
+
+
 def binary(name: str) -> str:
     """Absolute path of a system binary, or a clear EnvironmentNotReady."""
-    path = shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin")
+    path = find_tool(name)
     if not path:
-        raise EnvironmentNotReady(f"{name} is not installed; fix: {packages.install_fix(name)}")
+        raise EnvironmentNotReady(f"{not_found(name)}; fix: {packages.install_fix(name)}")
     return path
 
 

@@ -38,7 +38,6 @@ import ctypes
 import json
 import os
 import re
-import shutil
 import subprocess
 import threading
 from typing import Callable, TypeVar
@@ -288,7 +287,7 @@ def _take_library(small: bool = False) -> ctypes.CDLL | None:
 
 
 def _have_program() -> bool:
-    return shutil.which("nft", path="/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin") is not None
+    return nsmod.find_tool("nft") is not None
 
 
 def _inside(netns: str, doing: str, fn: Callable[[], T]) -> T:

@@ -80,7 +80,9 @@ def test_a_missing_feature_fails_when_needed_and_warns_when_not(machine):
     assert netem.status == doctor.FAIL and netem.needed
     with pytest.raises(EnvironmentNotReady, match="FAIL  kernel qdisc netem: not in this kernel"):
         doctor.require_for(delayed, only=("tbf", "netem"))
-    assert for_vxlan["nft"].line() == ("warn  tool nft: nft is not installed; needed only for kube-proxy's nftables "
+    assert for_vxlan["nft"].line() == ("warn  tool nft: nft is not installed (netlab looks in /usr/sbin, /usr/bin, /sbin, "
+                                       "/bin, /usr/local/sbin and /usr/local/bin, not $PATH); needed only for "
+                                       "kube-proxy's nftables "
                                        "mode (cluster.kubeProxyMode: nftables) and loss impairments; tests and "
                                        "learners run it too; fix: "
                                        "apt-get install nftables (or sudo ./scripts/setup.sh)")

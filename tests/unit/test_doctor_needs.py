@@ -40,7 +40,8 @@ def test_the_conntrack_tool_is_no_labs_need(machine, monkeypatch, lab):
     check = checks["conntrack-tool"]
     assert check.status == doctor.WARN and not check.needed  # up brings the lab up without it...
     assert check.line() == (  # ...and the line says netlab does not run it
-        "warn  tool conntrack: conntrack is not installed; netlab itself does not run it (it reads, deletes and "
+        "warn  tool conntrack: conntrack is not installed (netlab looks in /usr/sbin, /usr/bin, /sbin, /bin, "
+        "/usr/local/sbin and /usr/local/bin, not $PATH); netlab itself does not run it (it reads, deletes and "
         "inserts conntrack entries over the kernel's ctnetlink), learners and tests do; fix: apt-get install "
         "conntrack (or sudo ./scripts/setup.sh)")
     assert checks["conntrack"].status == doctor.OK
