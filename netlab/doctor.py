@@ -73,7 +73,8 @@ from dataclasses import replace
 from typing import Iterable, Iterator
 
 from netlab.doctor_host import (check_capabilities, check_container_logs, check_exit_status, check_fallback_tunnels,
-                                check_host_devconf, check_ipv6, check_neighbours, check_open_files, check_state_dir,
+                                check_host_devconf, check_ipv6, check_neighbours, check_open_files, check_pod_files,
+                                check_state_dir,
                                 check_taskstats, with_libpcap)
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, CNI_FEATURES, EVERYTHING, FAIL, HOST, INFO, KERNEL,
                                  OK, TITLES, TOOLS, WARN, Check)
@@ -223,6 +224,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
         out.update((c.name, c) for c in (perm, space) if c.name in only)
     if "container-logs" in only:
         out["container-logs"] = check_container_logs(state_dir.STATE_ROOT)
+    if "pod-files" in only:
+        out["pod-files"] = check_pod_files("pod-files" in needed)
     return [out[name] for name in CHECKS if name in out]
 
 

@@ -14,6 +14,7 @@ from netlab.doctor_lines import FAIL, INFO, OK, WARN, Check
 from netlab.errors import FILES_NEEDED, FILES_PER_NAMESPACE, display_path
 from netlab.kernel import caps, features, nofile, pidfd, procsys, taskstats
 from netlab.model.lab import Lab
+from netlab.model.naming import ETC_NETNS
 from netlab.plan.sysctls import devconf_keys, forwards, kernel_devconf, to_restore
 from netlab.probe import neighbours, turns
 from netlab.realize.lab_folder import ancestor_problem
@@ -188,6 +189,22 @@ def check_state_dir(path: str, needed: bool) -> tuple[Check, Check]:
     else:
         perm = Check("state-dir", OK, f"{path} will be made (mode 0700) on {d.measured}", needed=needed)
     return perm, check_space(d, path)
+
+
+def check_pod_files(needed: bool) -> Check:
+    """Whether netlab can write the pods' files in /etc/netns (their /etc/hosts and resolv.conf: services/hosts.py,
+    netns_files.py) on the file system that holds it, or /etc where it is still to be made. On a read-only one
+    (`docker run --read-only`) `up` could only warn and leave every pod without them, drift no `up` repairs (QA
+    hostenv57 7): a FAIL for a lab with pods, which `up` then refuses before it makes anything."""
+    d = features.directory(ETC_NETNS)
+    if d.read_only:
+        return Check("pod-files", FAIL if needed else WARN, f"{d.measured} is on a read-only file system: netlab "
+                     f"cannot write {ETC_NETNS}/<pod>/hosts and resolv.conf, every pod's /etc/hosts and the cluster "
+                     "DNS in its /etc/resolv.conf", f"make {ETC_NETNS} writable (a tmpfs: `mount -t tmpfs -o "
+                     f"mode=0755 tmpfs {ETC_NETNS}`; in a `docker run --read-only`, `--tmpfs {ETC_NETNS}`)", needed)
+    where = ETC_NETNS if d.exists else f"{d.measured} (where netlab makes {ETC_NETNS})"
+    return Check("pod-files", OK, f"{where} is writable: each pod gets its /etc/hosts and resolv.conf there",
+                 needed=needed)
 
 
 def check_container_logs(path: str) -> Check:

@@ -28,6 +28,8 @@ def needs(lab: Lab) -> set[str]:
         out |= {"nf_tables", "nft", "conntrack"}  # kube-proxy in nftables mode: its table, written with nft -f
     if any(r.kind == "nft" and getattr(r, "family", "") == "netdev" for r in plan.resources):
         out |= {"nf_netdev", "nft"}  # impairments' loss: netdev chains (plan/impair.py), written with nft -f
+    if lab.pods:
+        out.add("pod-files")  # every pod's /etc/hosts (and resolv.conf), written in /etc/netns (services/hosts.py)
     if lab.services:
         out.add("conntrack")  # up deletes stale UDP entries over ctnetlink (kernel/conntrack.delete_matching)
     specs = [imp for n in lab.topo.nodes for imp in n.impair.values()]

@@ -1,0 +1,38 @@
+"""A read-only /etc (`docker run --read-only`), emulated by a read-only bind mount of /etc in a mount namespace of the
+test's own (QA hostenv57 7): the doctor said nothing, and `up` warned "cannot write /etc/netns/...: Read-only file
+system" and exited 0, every pod without its hosts file and resolv.conf, drift no `up` could repair. The doctor says
+it (a FAIL for a lab with pods, with the reason and a fix), and `up` refuses in that line before it makes anything."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from helpers import netlab, write_topology
+from private_mounts import PrivateMounts
+
+pytestmark = pytest.mark.root
+
+SAID = ("FAIL  host pods' /etc files: /etc/netns is on a read-only file system: netlab cannot write "
+        "/etc/netns/<pod>/hosts and resolv.conf")
+
+
+def test_a_read_only_etc_is_said_by_the_doctor_and_refused_by_up(labs, tmp_path):
+    lab = labs.name("he")
+    path = write_topology(tmp_path, f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}]\n")
+    ns = PrivateMounts("/etc")
+    try:
+        ns.run("mount", "--bind", "/etc", "/etc")
+        ns.run("mount", "-o", "remount,bind,ro", "/etc")
+        doctor = ns.netlab("doctor", "-t", path, check=False)
+        assert doctor.returncode == 3 and SAID in doctor.stdout, doctor.stdout + doctor.stderr
+        assert "`--tmpfs /etc/netns`" in doctor.stdout
+        up = ns.netlab("up", "-t", path, check=False)
+        assert up.returncode == 3 and up.stderr.count("\n") == 1 and SAID in up.stderr, up.stdout + up.stderr
+        assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{lab}-")]
+        assert not os.path.lexists(f"/etc/netns/{lab}-a")
+    finally:
+        ns.close()
+    here = netlab("doctor", "-t", path, check=False)  # the host's /etc, writable: said so
+    assert "ok    host pods' /etc files: " in here.stdout, here.stdout
