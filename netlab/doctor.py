@@ -80,9 +80,8 @@ from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, CNI_FEATURES, EV
                                  OK, TITLES, TOOLS, WARN, Check)
 from netlab.doctor_needs import asked_by, needs, with_askers
 from netlab.doctor_netfilter import (HOSTPORT_RULES, SCTP_RULES, find_nft, hostport_check, hostport_input,
-                                     iptables_backend, iptables_check, kube_proxy_shape, netdev_check, nft_json,
-                                     nft_setting, sctp_check)
-from netlab.doctor_nft import KUBE_PROXY_SHAPE, NETDEV_SHAPE
+                                     iptables_backend, iptables_check, kube_proxy_shape, netdev_check, nft_in_library,
+                                     nft_json, nft_setting, nft_shapes, sctp_check, without_program)
 from netlab.doctor_verdict import (MISSING_HOOK, PROGRAMS, kernel_check, pretended_missing, tool_check, verdict,
                                    with_ipv6_rules)
 from netlab.errors import EnvironmentNotReady
@@ -147,12 +146,10 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
         with suppress(EnvironmentNotReady):  # no iptables-restore: the hostport check says it was not tried
             commands.update({f"hostport:{part}": [netfilter.tools()[1], "--noflush"] for part in HOSTPORT_RULES})
     nft_path = find_nft() if only & {"nf_tables", "nf_netdev", "nft"} else None
-    if nft_path and "nft" in only and "nft" not in pretend:  # as status and up read a lab's tables: JSON
-        commands["nft-json"] = [nft_path, "-j", "list", "tables"]
-    if nft_path and "nf_tables" in only:
-        commands["nft-kube-proxy"] = [nft_path, KUBE_PROXY_SHAPE]
-    if nft_path and "nf_netdev" in only and "nf_netdev" not in pretend:
-        commands["nf_netdev"] = [nft_path, NETDEV_SHAPE]
+    shapes = nft_shapes(only, pretend)
+    if nft_path:
+        commands.update({name: [nft_path, "-j", *command.split()] if as_json else [nft_path, command]
+                         for name, (command, as_json) in shapes.items()})
     wanted_kernel = {k for k in only if k in features.FEATURES}
     if "fib_rules" in wanted_kernel:  # sbr's IPv6 rules, tried beside its IPv4 ones: said on the same line
         wanted_kernel.add(features.cniprobe.FIB_RULES6)
@@ -164,6 +161,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
              if wanted_kernel or commands else features.KernelProbe())
     if probed is not None:
         probed.append(probe)
+    if shapes and not nft_path:  # no program: through the library, as netlab then writes and reads (QA hostenv57 5)
+        probe.outputs.update(nft_in_library(shapes))
     for name in pretend & set(features.FEATURES):
         probe.features[name] = features.Feature(name, False, f"reported missing by {MISSING_HOOK} (a test hook)")
     if "iptables-restore" in commands:
@@ -188,7 +187,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
                          kernel_check(name, probe, name in needed, pretend))
     if "fib_rules" in out:
         out["fib_rules"] = with_ipv6_rules(out["fib_rules"], probe)
-    if "nf_tables" in out and "nft-kube-proxy" in commands:
+    if "nf_tables" in out and "nft-kube-proxy" in probe.outputs:
         out["nf_tables"] = kube_proxy_shape(out["nf_tables"], probe, "nft" in needed)
     for name in TOOLS:
         if name in only and name != "iptables-restore":
@@ -202,7 +201,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
     if "cni-plugins" in only:
         out["cni-plugins"] = _cni_plugins(lab, "cni-plugins" in needed, pretend)
     if "nft" in out:
-        out["nft"] = nft_json(nft_setting(out["nft"]), probe)
+        out["nft"] = nft_json(nft_setting(without_program(out["nft"])), probe)
     if "neighbours" in only:
         out["neighbours"] = check_neighbours(lab)
     if "fallback-tunnels" in only:

@@ -10,6 +10,7 @@ import re
 from dataclasses import replace
 
 from netlab.doctor_lines import FAIL, OK, Check
+from netlab.doctor_nft import KUBE_PROXY_SHAPE, NETDEV_SHAPE
 from netlab.doctor_verdict import MISSING_HOOK, PROGRAMS, fix_words, kernel_fix, verdict
 from netlab.doctor_words import WHY
 from netlab.errors import EnvironmentNotReady
@@ -42,6 +43,48 @@ def hostport_input(part: str) -> str:
     """The iptables-restore input of one part of portmap's rules (HOSTPORT_RULES)."""
     chain = f"NETLAB-DOCTOR-HP-{part.upper()}"
     return "\n".join(("*nat", f":{chain} - [0:0]", f"-A {chain} {HOSTPORT_RULES[part][0]}", "COMMIT", ""))
+
+
+def nft_shapes(only: set[str], pretend: set[str]) -> dict[str, tuple[str, bool]]:
+    """What the doctor has nft run in its throwaway namespace, by probe: (command, as JSON). ``nft-json``: as status
+    and up read a lab's tables; ``nft-kube-proxy`` and ``nf_netdev``: kube-proxy's objects and loss's chains."""
+    shapes: dict[str, tuple[str, bool]] = {}
+    if "nft" in only and "nft" not in pretend:
+        shapes["nft-json"] = ("list tables", True)
+    if "nf_tables" in only:
+        shapes["nft-kube-proxy"] = (KUBE_PROXY_SHAPE, False)
+    if "nf_netdev" in only and "nf_netdev" not in pretend:
+        shapes["nf_netdev"] = (NETDEV_SHAPE, False)
+    return shapes
+
+
+def nft_in_library(shapes: dict[str, tuple[str, bool]]) -> dict[str, tuple[int, str]]:
+    """The probes of ``shapes`` through libnftables, in a throwaway namespace of their own, where netlab uses the
+    library alone (no nft program: kernel/nft.library_alone); {} elsewhere (the lines say they were not tried)."""
+    from netlab.kernel import nft
+
+    try:
+        if not nft.library_alone():
+            return {}
+        return features.in_throwaway_netns(lambda: nft.in_library(shapes))  # type: ignore[return-value]
+    except EnvironmentNotReady:
+        return {}  # a NETLAB_NFT that names no way: nft_setting fails the line for it
+    except Exception as exc:  # noqa: BLE001 - a namespace that could not be made, a timeout: each line says it
+        return {name: (-1, str(exc) or type(exc).__name__) for name in shapes}
+
+
+def without_program(check: Check) -> Check:
+    """The nft line where the program is missing and netlab does not need it: it writes and reads nftables through
+    libnftables alone (kernel/nft.py), so an ok line, not the FAIL that refused `up` (QA hostenv57 5)."""
+    from netlab.kernel import nft
+
+    try:
+        if check.status == OK or not nft.library_alone():
+            return check
+    except EnvironmentNotReady:
+        return check  # NETLAB_NFT names no way: nft_setting says it
+    return Check("nft", OK, f"the nft program is not installed ({nsmod.looked_in()}): netlab "
+                 "does not need it (you would, to run nft yourself: apt-get install nftables)", needed=check.needed)
 
 
 def nft_way() -> str:

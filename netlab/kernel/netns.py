@@ -410,9 +410,14 @@ def remove_placeholder(name: str) -> bool:
 TOOL_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin")
 
 
+def looked_in() -> str:
+    """Where netlab looks for a program, in words."""
+    return f"netlab looks in {', '.join(TOOL_DIRS[:-1])} and {TOOL_DIRS[-1]}, not $PATH"
+
+
 def not_found(name: str) -> str:
     """``NAME is not installed``, with the folders netlab looked in."""
-    return f"{name} is not installed (netlab looks in {', '.join(TOOL_DIRS[:-1])} and {TOOL_DIRS[-1]}, not $PATH)"
+    return f"{name} is not installed ({looked_in()})"
 
 
 def find_tool(name: str) -> str | None:

@@ -177,15 +177,26 @@ def list_table(netns: str, family: str, table: str) -> dict | None:
 
 
 def list_ruleset(netns: str) -> dict:
-    """``nft -j list ruleset`` in ``netns``: every table, chain and rule, parsed."""
+    """``nft -j list ruleset`` in ``netns``: every table, chain and rule, parsed; through the library as every other
+    read (the program only where the library is not used: `trace` failed without the program, QA hostenv57 5)."""
+    lib = _take_library()
+    if lib is None:
+        try:
+            proc = run_in_netns(netns, [binary("nft"), "-j", "list", "ruleset"], check=False)
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            raise NftError(f"{netns}: nft list ruleset did not run") from None
+        rc, out, err = proc.returncode, proc.stdout, proc.stderr
+    else:
+        try:
+            with nfclose.closing_after():
+                rc, out, err = _inside(netns, "reading nftables",
+                                       lambda: libnftables.run_command(lib, "list ruleset", json=True))
+        finally:
+            _library_lock.release()
+    if rc != 0:
+        raise NftError(f"{netns}: nft -j list ruleset failed: {explain(err)}")
     try:
-        proc = run_in_netns(netns, [binary("nft"), "-j", "list", "ruleset"], check=False)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        raise NftError(f"{netns}: nft list ruleset did not run") from None
-    if proc.returncode != 0:
-        raise NftError(f"{netns}: nft -j list ruleset failed: {explain(proc.stderr)}")
-    try:
-        return json.loads(proc.stdout or b"{}")
+        return json.loads(out or b"{}")
     except ValueError:
         raise NftError(f"{netns}: nft -j printed something that is not JSON") from None
 
@@ -284,6 +295,27 @@ def _take_library(small: bool = False) -> ctypes.CDLL | None:
             return None
     _holder_small = small
     return lib
+
+
+def library_alone() -> bool:
+    """Whether netlab writes and reads nftables through the library alone here: no nft program in netns.TOOL_DIRS,
+    and a library that loads, not refused by NETLAB_NFT=process (the doctor's nft line is then ok)."""
+    return not _have_program() and mode() != "process" and libnftables.load() is not None
+
+
+def in_library(commands: dict[str, tuple[str, bool]]) -> dict[str, tuple[int, str]]:
+    """In the calling thread's namespace, each ``name: (command, as JSON)`` through the library, as the program would
+    run ``nft [-j] COMMAND``: by name, its return code and what it printed (errors after output). The doctor's
+    probes where there is no program (:func:`library_alone`)."""
+    lib = libnftables.load()
+    if lib is None:
+        return {}
+    out: dict[str, tuple[int, str]] = {}
+    with _library_lock, nfclose.closing_after():
+        for name, (command, as_json) in commands.items():
+            rc, printed, err = libnftables.run_command(lib, command, json=as_json)
+            out[name] = (rc, (printed + err).decode(errors="replace"))
+    return out
 
 
 def _have_program() -> bool:
