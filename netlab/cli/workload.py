@@ -134,6 +134,9 @@ def exec_(lab_name: str | None, topology: str | None, container: str | None, nam
             term = os.environ.get("TERM")
             os.environ.clear()
             os.environ.update(env, **({"TERM": term} if term else {}))
+            from netlab.kernel.spawning import CONTAINER_UMASK
+
+            os.umask(CONTAINER_UMASK)  # and its umask: the runtime's, not your shell's (QA hostenv57 1)
         if not command:
             os.environ["NETLAB_LAB"] = lab.name
             os.environ["NETLAB_NAME"] = name

@@ -58,6 +58,12 @@ def test_a_umask_077_up_gives_pods_the_kubelets_modes_and_umask(labs, tmp_path):
     while (log := netlab("logs", "--lab", lab, "c1").stdout) == "" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert log == "0022\n"
+    in_container = subprocess.run([*NETLAB, "exec", "--lab", lab, "c1", "-c", "sh", "--", "sh", "-c", "umask"],
+                                  capture_output=True, text=True, timeout=60, umask=0o077)
+    assert in_container.stdout == "0022\n", in_container.stderr  # kubectl exec -c: the container's umask
+    in_pod = subprocess.run([*NETLAB, "exec", "--lab", lab, "c1", "--", "sh", "-c", "umask"],
+                            capture_output=True, text=True, timeout=60, umask=0o077)
+    assert in_pod.stdout == "0077\n", in_pod.stderr  # ip netns exec's: the caller's own
     assert "all as planned" in netlab("status", "--lab", lab).stdout
 
 
