@@ -155,10 +155,8 @@ def make_dir(path: str) -> bool:
         try:
             os.mkdir(path, DIR_MODE)
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                os.fchmod(fd, DIR_MODE)  # not the caller's umask's
-            finally:
-                os.close(fd)
+            os.fchmod(fd, DIR_MODE)  # not the umask's: root's fchmod of the folder it just made does not fail
+            os.close(fd)
             return True
         except FileExistsError:
             try:
@@ -486,11 +484,9 @@ def left_alone_line(pod: str, netns: str, kind: str, without: str) -> str:
 def differs(netns: str, kind: str, text: str) -> str | None:
     """How the file of ``kind`` of ``netns`` differs from ``text``: "missing", "different", its mode when not the
     kubelet's (a pod's user other than root could not read it), or None."""
-    have = read(file_path(netns, kind))
+    have, mode = read(file_path(netns, kind)), wrong_mode(file_path(netns, kind))
     if have == text:
-        mode = wrong_mode(file_path(netns, kind))
-        return None if mode is None else f"mode {mode}, not {FILE_MODE:04o} (a pod's process not run as root cannot " \
-            "read it)"
+        return mode and f"mode {mode}, not {FILE_MODE:04o} (a pod's process not run as root cannot read it)"
     return "missing" if have is None else "different"
 
 
