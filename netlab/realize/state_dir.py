@@ -19,7 +19,7 @@ import stat
 from netlab.errors import (ApplyFailed, EnvironmentNotReady, NetlabError, UsageError, cwd_gone, display_path,
                            in_python_words)
 from netlab.model.naming import lab_name_problem
-from netlab.realize import lab_folder, state_room
+from netlab.realize import lab_folder
 
 DEFAULT_STATE_ROOT = "/run/netlab"
 # An empty NETLAB_STATE_DIR is unset (the shell's `NETLAB_STATE_DIR=$MAYBE`), as an empty $NETLAB_LAB names no lab:
@@ -205,7 +205,9 @@ def ensure_dir(path: str) -> str:
         return path
     if path == STATE_ROOT:  # nothing is made in a folder someone else could swap
         _refuse_unresolved()
-        if (long := state_room.too_long(path)) is not None:  # nor in one too long for what netlab makes in it
+        from netlab.realize.state_room import too_long  # here: `plan` and `validate` load no more than they use
+
+        if (long := too_long(path)) is not None:  # nor in one too long for what netlab makes in it
             raise EnvironmentNotReady(f"cannot use {display_path(path)}: {long}; {USE_ANOTHER}")
         _check_above(path)
     for _ in range(100):
