@@ -85,7 +85,7 @@ from netlab.doctor_netfilter import (HOSTPORT_RULES, SCTP_RULES, find_nft, hostp
 from netlab.doctor_verdict import (MISSING_HOOK, PROGRAMS, kernel_check, pretended_missing, tool_check, verdict,
                                    with_ipv6_rules)
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import features, packages
+from netlab.kernel import caps, features, packages
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.realize import netfilter, state_dir
@@ -117,14 +117,23 @@ def _cni_plugins(lab: Lab, needed: bool, pretend: set[str]) -> Check:
                    fix=f"leave out {fields}, or {newer}")
 
 
+def _capabilities(needed: set[str]) -> Check:
+    """The capabilities line: every command's (caps.NEEDED), dnsmasq's for a lab with kube-dns, CAP_NET_RAW where
+    everything netlab uses is asked for (plain `netlab doctor`); for a lab, CAP_NET_RAW is a warning (its `up` does
+    without it; probe, trace and capture refuse without it)."""
+    required = {**caps.NEEDED, **(caps.DNS if "dnsmasq" in needed else {})}
+    packets = EVERYTHING <= needed
+    return check_capabilities({**required, **(caps.PACKETS if packets else {})}, {} if packets else caps.PACKETS)
+
+
 def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
              probed: list[features.KernelProbe] | None = None) -> list[Check]:
     """Run the checks in ``only`` (all by default), judged against ``needed``; in report order. ``probed``: given the
     kernel probe, which then also reads what a new namespace copies from the host (up's, doctor.required)."""
     only = set(only)
     if "capabilities" in only:  # first of all: root without them fails every other check at its first setns
-        allowed = replace(check_capabilities(), needed="capabilities" in needed)  # ALWAYS: every command's
-        if allowed.status == FAIL:
+        allowed = replace(_capabilities(needed), needed="capabilities" in needed)  # ALWAYS: every command's
+        if allowed.status == FAIL and caps.missing():
             return [replace(allowed, detail=allowed.detail + "; no other check was run (each enters a namespace)")]
     if "open-files" in only:  # first: too few descriptors and every other check fails, blaming the machine
         limit = replace(check_open_files(len(build_plan(lab).netns)), needed="open-files" in needed)

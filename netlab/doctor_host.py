@@ -68,14 +68,21 @@ def _table_now(t: dict[str, int]) -> tuple[str, bool]:
     return words, crowded
 
 
-def check_capabilities() -> Check:
-    """CAP_SYS_ADMIN and CAP_NET_ADMIN in this process's effective set (kernel/caps.py). Without them every other
-    check fails at its first setns or netlink request and blames the kernel (``KeyError: 'veth'`` once): the
-    doctor runs none of them (doctor.diagnose), and every command refuses up front (cli/base.require_root)."""
-    names = caps.missing()
-    if not names:
-        return Check("capabilities", OK, f"{' and '.join(sorted(caps.NEEDED))} in effect")
-    return Check("capabilities", FAIL, caps.detail(names), caps.FIX, needed=True)
+def check_capabilities(required: dict[str, int] | None = None, advised: dict[str, int] | None = None) -> Check:
+    """The capabilities netlab needs in this process's effective set (kernel/caps.py): ``required`` (default: every
+    command's, caps.NEEDED) FAIL when missing, ``advised`` (what this lab's `up` does without: CAP_NET_RAW for probe,
+    trace and capture) warn. Without caps.NEEDED every other check fails at its first setns or netlink request and
+    blames the kernel (``KeyError: 'veth'`` once): the doctor runs none of them (doctor.diagnose), and every
+    command refuses up front (cli/base.require_root)."""
+    required = caps.NEEDED if required is None else required
+    advised = advised or {}
+    lacks, could = caps.missing(required), caps.missing(advised)
+    if lacks:
+        return Check("capabilities", FAIL, caps.detail(lacks), caps.fix(sorted({*lacks, *could})), needed=True)
+    if could:
+        return Check("capabilities", WARN, caps.detail(could) + "; this lab's `up` does not need them",
+                     caps.fix(could))
+    return Check("capabilities", OK, f"{' and '.join(sorted({*required, *advised}))} in effect")
 
 
 def check_open_files(namespaces: int) -> Check:

@@ -107,15 +107,15 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
 
 
 def _denied(exc: PermissionError) -> str:
-    """EPERM/EACCES in words: "run it with sudo" only to a user who is not root; to root without CAP_SYS_ADMIN or
-    CAP_NET_ADMIN (an unprivileged container), the capability it lacks, as the doctor says it."""
+    """EPERM/EACCES in words: "run it with sudo" only to a user who is not root; to root without a capability netlab
+    uses (an unprivileged container: kernel/caps.py), the capabilities it lacks, as the doctor says it."""
     what = exc.filename or exc
     if os.geteuid() == 0:
         from netlab.kernel import caps
 
-        names = caps.missing()
+        names = caps.missing(caps.BITS)
         if names:
-            return f"permission denied: {what}: {caps.detail(names)}; {caps.FIX}"
+            return f"permission denied: {what}: {caps.detail(names)}; {caps.fix(names)}"
     return f"permission denied: {what}; run it with sudo"
 
 

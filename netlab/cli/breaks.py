@@ -8,7 +8,7 @@ import click
 
 from netlab import api
 from netlab.breaks import catalogue
-from netlab.cli.base import attached, cli, require_root
+from netlab.cli.base import attached, cli, require_packets, require_root
 from netlab.cli.options import lab_options
 from netlab.cli.output import output_option, print_json, warn
 from netlab.errors import LabBusy, UsageError
@@ -151,6 +151,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
             raise UsageError(f"--seed picks a new quiz's fault; `quiz {ctx.invoked_subcommand}` takes none")
         return
     require_root()
+    require_packets()  # its answer is a trace
     from netlab.breaks import quiz as qz
     from netlab.breaks.run import break_lab
 
@@ -196,6 +197,7 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
     if scenario is None and not reveal:
         raise UsageError("name the scenario you found, or give up with --reveal (the answer, then the repair)")
     require_root()
+    require_packets()  # its answer is a trace
     from netlab.breaks import quiz as qz, symptoms
     from netlab.cni.edited import repair_up
     from netlab.realize.state import running_lab

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from netlab.api.args import PROBE_TIMEOUT, PROTOS, items
-from netlab.cli.base import attached, cli, collect_from_here, require_root
+from netlab.cli.base import attached, cli, collect_from_here, require_packets, require_root
 from netlab.cli.options import Seconds, comma_separated, complete_comma_separated, lab_options
 from netlab.cli.output import check_output_file, note, output_option, print_json, said_first, write_output_file
 from netlab.cli.style import highlight
@@ -78,6 +78,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     """
     check_output_file(junit_file, "--junit")
     require_root()
+    require_packets()
     from netlab.probe import early as early_agent
 
     protos = items("protos", protos or PROTOS, PROTOS)  # as internal_probe takes them

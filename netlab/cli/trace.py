@@ -14,7 +14,7 @@ import click
 from netlab import signals
 from netlab.api.args import TRACE_SIZE, TRACE_TIMEOUT
 from netlab.api.jsonio import to_json
-from netlab.cli.base import attached, cli, require_root
+from netlab.cli.base import attached, cli, require_packets, require_root
 from netlab.cli.options import Seconds, comma_items, complete_comma_separated, lab_options
 from netlab.cli.output import (check_output_file, check_pcap_file, dash_is_stdout, format_data, output_option,
                                pcap_written, print_json, said_first, write_output_file)
@@ -132,6 +132,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
         raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png or redirect it: "
                          f"netlab trace{which} {shlex.quote(src)} {shlex.quote(dst)} -o png > path.png")
     require_root()
+    require_packets()
     lab = attached(lab_name, topology)
     said = killed_before_trace(lab, said_first)  # an up (or down) killed halfway: list's line, before the bar
     bar, progress = progress_bar(f"tracing {src} → {dst}")
@@ -234,6 +235,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     # An expression libpcap cannot compile is refused before anything else (nothing opened, nothing captured).
     bpf = cap.compile_filter(" ".join(expression)) if expression else None
     require_root()
+    require_packets()
     lab = _running_lab(lab_name, topology)
     netns = _netns_of(lab, name)
     with LiveKernel() as k:

@@ -21,11 +21,12 @@ forks hundreds of servers), so it stays light: no pyroute2.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from typing import Iterable
 
-from netlab.kernel import netns as nsmod
+from netlab.kernel import caps, netns as nsmod
 
 
 def set_comm(name: str) -> None:
@@ -44,11 +45,27 @@ class ProcId:
         return {"pid": self.pid, "start": self.start}
 
 
+class CannotTell(PermissionError):
+    """Root may not read a process's namespace links or environment (EACCES): it lacks CAP_SYS_PTRACE and the
+    process is not dumpable (dnsmasq, once it drops its capabilities). Whether the process is in a lab cannot be
+    told: never "gone" (`status` said kube-dns exited, a repair `up` started a second dnsmasq, `down` left it)."""
+
+    def __init__(self, path: str):
+        super().__init__(errno.EACCES, "cannot tell whether this process is one of the lab's: reading it needs "
+                         "CAP_SYS_PTRACE", path)
+
+
 def ns_identity(path: str) -> tuple[int, int] | None:
-    """(st_dev, st_ino) of a namespace file or /proc/<pid>/ns/<kind> link; None if gone."""
+    """(st_dev, st_ino) of a namespace file or /proc/<pid>/ns/<kind> link; None if gone (ENOENT, ESRCH).
+
+    Raises CannotTell when it may not be read (EACCES): a process that is there, not one that is gone."""
     try:
         st = os.stat(path)
-    except OSError:  # gone (ENOENT, ESRCH), or not ours to look at
+    except PermissionError as exc:
+        if exc.errno == errno.EACCES:
+            raise CannotTell(path) from None
+        return None
+    except OSError:  # gone
         return None
     return st.st_dev, st.st_ino
 
@@ -198,6 +215,10 @@ def environ_entries(pid: int) -> list[bytes]:
     try:
         with open(f"/proc/{pid}/environ", "rb") as fh:
             return fh.read().split(b"\0")
+    except PermissionError as exc:  # there, but not ours to read (:class:`CannotTell`): not "none of them"
+        if exc.errno == errno.EACCES:
+            raise CannotTell(f"/proc/{pid}/environ") from None
+        return []
     except OSError:
         return []
 
@@ -269,7 +290,12 @@ def namespace_of(pid: int, wanted: dict[tuple[int, int], str]) -> str | None:
     it leaves on its own, and its command says what it found."""
     for tid in _tasks(pid):
         for kind in ("net", "uts"):
-            ident = ns_identity(f"/proc/{pid}/task/{tid}/ns/{kind}")
+            try:
+                ident = ns_identity(f"/proc/{pid}/task/{tid}/ns/{kind}")
+            except CannotTell:
+                if caps.missing({"CAP_SYS_PTRACE": caps.NEEDED["CAP_SYS_PTRACE"]}):
+                    raise  # it may be the lab's kube-dns: not read as "not in it"
+                return None  # root with CAP_SYS_PTRACE: a process an LSM hides (a sandbox's init), none of netlab's
             if ident in wanted and not _visiting(pid, tid):
                 return wanted[ident]
     return None

@@ -58,7 +58,7 @@ def test_capabilities_are_read_from_capeff(tmp_path, monkeypatch):
     cap_eff(tmp_path, monkeypatch, CAPLESS)
     assert caps.missing() == ["CAP_NET_ADMIN", "CAP_SYS_ADMIN"]
     cap_eff(tmp_path, monkeypatch, "0000000000001000")  # CAP_NET_ADMIN alone
-    assert caps.missing() == ["CAP_SYS_ADMIN"]
+    assert caps.missing() == ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"]
 
 
 def test_the_doctor_says_the_missing_capabilities_first_and_runs_no_other_check(tmp_path, monkeypatch):
@@ -171,7 +171,7 @@ def test_a_state_dir_that_is_a_file_is_said_so_by_every_command(words, tmp_path,
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
     monkeypatch.setenv("NETLAB_STATE_DIR", str(path))
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(caps, "missing", lambda: [])
+    monkeypatch.setattr(caps, "missing", lambda names=None: [])
     got = run_cli(*words)
     assert (got.returncode, got.stderr) == (3, f"netlab: {path} is not a directory; point NETLAB_STATE_DIR at a "
                                                "directory of root's own (netlab makes it, mode 0700, if it is not "

@@ -42,7 +42,7 @@ def use(monkeypatch, path: str) -> None:
     monkeypatch.setattr(state_dir, "STATE_ROOT", path)
     monkeypatch.setenv("NETLAB_STATE_DIR", path)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(caps, "missing", lambda: [])
+    monkeypatch.setattr(caps, "missing", lambda names=None: [])
 
 
 def tagged_machine(lab, monkeypatch) -> None:
