@@ -133,7 +133,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
     only = set(only)
     if "capabilities" in only:  # first of all: root without them fails every other check at its first setns
         allowed = replace(_capabilities(needed), needed="capabilities" in needed)  # ALWAYS: every command's
-        if allowed.status == FAIL and caps.missing():
+        if allowed.status == FAIL and (caps.missing() or caps.user_namespace()):
             return [replace(allowed, detail=allowed.detail + "; no other check was run (each enters a namespace)")]
     if "open-files" in only:  # first: too few descriptors and every other check fails, blaming the machine
         limit = replace(check_open_files(len(build_plan(lab).netns)), needed="open-files" in needed)

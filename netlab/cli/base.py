@@ -186,7 +186,7 @@ def _require_caps(packets: bool) -> None:
     from netlab.kernel import caps
 
     wanted = {**caps.NEEDED, **(caps.PACKETS if packets else {})}
-    if caps.missing(wanted):
+    if caps.missing(wanted) or caps.user_namespace():
         from netlab.doctor_host import check_capabilities  # the doctor's line, as `up` says the doctor's
 
         raise EnvironmentNotReady(check_capabilities(wanted).line())

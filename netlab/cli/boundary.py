@@ -113,6 +113,9 @@ def _denied(exc: PermissionError) -> str:
     if os.geteuid() == 0:
         from netlab.kernel import caps
 
+        foreign = caps.user_namespace()
+        if foreign:
+            return f"permission denied: {what}: {foreign}; {caps.USERNS_FIX}"
         names = caps.missing(caps.BITS)
         if names:
             return f"permission denied: {what}: {caps.detail(names)}; {caps.fix(names)}"

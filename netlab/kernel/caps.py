@@ -16,6 +16,8 @@ root's, and so are the processes it starts (a pod's command that changes its use
 
 from __future__ import annotations
 
+import os
+
 STATUS = "/proc/self/status"
 NEEDED = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_SYS_PTRACE": 19}  # linux/capability.h
 PACKETS = {"CAP_NET_RAW": 13}
@@ -62,3 +64,34 @@ def fix(names: list[str]) -> str:
     """The doctor's fix for ``names`` missing: where root has them, naming each as Docker adds it."""
     adds = " ".join(f"--cap-add {name[4:]}" for name in BITS if name in names)
     return f"run netlab where root has them: on the host, or in a container run with --privileged (or {adds})"
+
+
+# The initial user namespace's inode (PROC_USER_INIT_INO, include/linux/proc_ns.h: fixed since Linux 3.8).
+INIT_USER_NS = 0xEFFFFFFD
+SELF_USER_NS = "/proc/self/ns/user"
+UID_MAP = "/proc/self/uid_map"
+
+
+def user_namespace() -> str | None:
+    """Why this process's root is not the host's, when it runs in a user namespace of its own (``unshare -Ur``, a
+    rootless or userns-remapped container), else None (or when it cannot be read).
+
+    There CapEff is full, but only over that namespace: ``mount /run/netns`` and ``setns`` into the namespaces
+    ``ip netns`` names are refused (`up` failed halfway, rolled back; `list` said "run it with sudo" to uid 0). With
+    a mount and network namespace of its own too (``unshare -Urmn``) it fails the same way: nothing works there."""
+    try:
+        if os.stat(SELF_USER_NS).st_ino == INIT_USER_NS:
+            return None
+    except OSError:
+        return None
+    try:
+        with open(UID_MAP, encoding="ascii", errors="replace") as f:
+            mapped = "; ".join(" ".join(line.split()) for line in f if line.strip())
+    except OSError:
+        mapped = "unreadable"
+    return (f"root of a user namespace, not the host's (uid_map {mapped}: unshare -U, a rootless or userns-remapped "
+            "container): netlab cannot mount /run/netns or enter the network namespaces `ip netns` names")
+
+
+USERNS_FIX = ("run netlab as the host's root: on the host, or in a container run with --privileged and without a "
+              "user namespace of its own (not rootless, no userns-remap)")

@@ -129,3 +129,44 @@ def test_the_sweep_of_every_process_cannot_tell_without_sys_ptrace_and_skips_wha
         processes.namespace_of(4242, {(1, 2): "lab-p1"})
     cap_eff(tmp_path, monkeypatch, FULL)  # a sandbox's init that root with CAP_SYS_PTRACE may not read: not ours
     assert processes.namespace_of(4242, {(1, 2): "lab-p1"}) is None
+
+
+def in_user_namespace(tmp_path, monkeypatch, uid_map: str = "         0       1000          1\n") -> None:
+    """This process as root of a user namespace of its own: its user namespace is not the initial one (a file's
+    inode stands for it), its uid_map maps one id."""
+    (tmp_path / "userns").write_text("")
+    (tmp_path / "uid_map").write_text(uid_map)
+    monkeypatch.setattr(caps, "SELF_USER_NS", str(tmp_path / "userns"))
+    monkeypatch.setattr(caps, "UID_MAP", str(tmp_path / "uid_map"))
+
+
+def test_root_of_a_user_namespace_is_not_the_hosts_whatever_its_capabilities(tmp_path, monkeypatch):
+    assert caps.user_namespace() is None  # the tests run as the host's root (as netlab must)
+    in_user_namespace(tmp_path, monkeypatch)
+    said = caps.user_namespace()
+    assert said is not None and said.startswith("root of a user namespace, not the host's (uid_map 0 1000 1: "), said
+
+
+def test_the_doctor_fails_root_of_a_user_namespace_first_and_up_refuses(tmp_path, monkeypatch):
+    machine = install_machine(tmp_path, monkeypatch)  # CapEff full, as unshare -Ur gives it
+    in_user_namespace(tmp_path, monkeypatch)
+    checks = doctor.report(DEFAULT, for_this_lab=True)
+    assert [(c.name, c.status) for c in checks] == [("capabilities", doctor.FAIL)]
+    line = checks[0].line()
+    assert "root of a user namespace" in line and "no other check was run" in line and "--privileged" in line
+    assert machine.probes == []
+    with pytest.raises(EnvironmentNotReady):
+        doctor.require_for(DEFAULT)
+
+
+@pytest.mark.parametrize("words", [("list",), ("status", "--lab", "fk"), ("down", "--lab", "fk"), ("doctor",)],
+                         ids=" ".join)
+def test_every_command_refuses_root_of_a_user_namespace_in_one_line_not_sudo(words, tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    cap_eff(tmp_path, monkeypatch, FULL)
+    in_user_namespace(tmp_path, monkeypatch)
+    no_live_kernel(monkeypatch)
+    got = run_cli(*words)
+    said = got.stdout if words == ("doctor",) else got.stderr
+    assert got.returncode == 3 and "root of a user namespace, not the host's" in said, got
+    assert "sudo" not in said and "Traceback" not in got.stderr, got
