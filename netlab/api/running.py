@@ -84,11 +84,15 @@ def _state_row(st: LabState | StateCorrupt) -> LabInfo:
     topo = st.topology
     record = owner.of(st.extra)
     if st.phase == "up" and st.netns and not _any_netns(st):  # taken down, its state not forgotten
+        from netlab.kernel.netns import is_netns_mount
+        from netlab.lab.elsewhere import elsewhere
+
         return LabInfo(lab=st.lab, phase="gone", namespaces=0, nodes=len(topo.get("nodes", [])),
                        pods=len(topo.get("pods", [])), source=source_label(st),
-                       error=f"lab {st.lab}: none of its namespaces is there any more, yet its state file remains "
-                             f"({state_dir.state_file(st.lab)}): it is not up; once its folder may be written, "
-                             f"`{down_way(st.lab)}` forgets it (or `{_again(st.lab)}` makes it again)")
+                       error=elsewhere(st, is_netns_mount) or  # or made in another mount namespace: said so
+                       f"lab {st.lab}: none of its namespaces is there any more, yet its state file remains "
+                       f"({state_dir.state_file(st.lab)}): it is not up; once its folder may be written, "
+                       f"`{down_way(st.lab)}` forgets it (or `{_again(st.lab)}` makes it again)")
     return LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
                    pods=len(topo.get("pods", [])), source=source_label(st), error=stalled(st),
                    owner=owner.describe(record) if record else None,

@@ -1,0 +1,54 @@
+"""A lab made in another mount namespace (`unshare -m`, systemd's PrivateMounts=, a container with a /run of its
+own, QA caps57 defect 4): its network namespaces are bind mounts under that namespace's /run/netns, and when that
+mount was private there the host's /run/netns holds only their empty placeholders. Seen from here the lab was
+"gone", yet its containers ran on: `down` removed the placeholders, said "4 namespaces removed" and left the
+namespaces and their processes alive; an `up` from here could not enter them ("setns: Invalid argument").
+
+Told by the lab's recorded containers: one alive (its pid and start time) in another mount namespace than this
+process's, while none of the lab's namespace names is a mount here. Such a lab is refused, in one line naming where
+it is; netlab cannot reach it from here (a namespace's mount is only in the mount namespace it was made in).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from netlab.kernel import processes as proc
+from netlab.realize.state import LabState
+
+
+def _mount_ns(pid: int | str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/mnt").st_ino
+    except FileNotFoundError:
+        return None
+    except PermissionError as exc:
+        raise proc.CannotTell(f"/proc/{pid}/ns/mnt") from exc
+
+
+def _containers(st: LabState) -> list[tuple[str, dict[str, Any]]]:
+    pods = ((st.extra or {}).get("workload") or {}).get("pods") or {}
+    return [(f"{pod}/{name}", crec) for pod, prec in sorted(pods.items()) if isinstance(prec, dict)
+            for name, crec in sorted((prec.get("containers") or {}).items()) if isinstance(crec, dict)]
+
+
+def elsewhere(st: LabState, mounted: Callable[[str], bool]) -> str | None:
+    """Why lab ``st`` cannot be reached from this mount namespace, in one line; None when it can (or is not up).
+    ``mounted``: whether a namespace name is a mount here (the kernel's ``netns_mounted``)."""
+    if not st.netns or any(mounted(name) for name in st.netns):
+        return None
+    mine = _mount_ns("self")
+    for what, crec in _containers(st):
+        try:
+            p = proc.ProcId(int(crec["pid"]), int(crec["start"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        theirs = _mount_ns(p.pid) if proc.alive(p) else None
+        if theirs is not None and mine is not None and theirs != mine and proc.alive(p):  # alive still: not a new pid
+            return (f"lab {st.lab} was made in another mount namespace (mnt:[{theirs}], where its container {what} "
+                    f"runs as pid {p.pid}): its network namespaces are mounted in that namespace's /run/netns, not "
+                    f"in this one's, so netlab cannot reach or remove them from here; run it there: `sudo nsenter "
+                    f"--mount=/proc/{p.pid}/ns/mnt netlab down --lab {st.lab}` (a /run/netns shared with the host's, "
+                    "as `ip netns` makes it, keeps a lab visible)")
+    return None

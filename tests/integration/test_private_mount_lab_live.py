@@ -1,0 +1,47 @@
+"""A lab made in a private mount namespace (`unshare -m`, systemd's PrivateMounts=), then asked for from the host's,
+QA report caps57 defect 4.
+
+Its namespaces are mounts under that namespace's /run/netns; the host's holds only their empty placeholders. The
+host saw the lab "gone", and `down --lab` said "down (4 namespaces removed)", exit 0, while its dnsmasq and
+namespaces lived on; an `up` from the host failed to enter them. Now `status`, `down` and `up` from the host refuse
+in one line naming the mount namespace and the nsenter way there, and change nothing; `list` says it too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from helpers import NETLAB, netlab, state_path, unique_lab, write_topology
+from test_capless_root_live import one_line, run
+from test_caps_ptrace_live import dnsmasq_of, svc_lab
+
+pytestmark = pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("nsenter") is None,
+                                reason="needs util-linux's unshare and nsenter")
+
+
+def test_a_lab_of_another_mount_namespace_is_said_so_and_left_as_it_is(tmp_path):
+    lab = unique_lab("cp")
+    path = write_topology(tmp_path, svc_lab(lab), "topo.yaml")
+    made = run("up", "-t", path, prefix=["unshare", "--mount", "--propagation", "private"])
+    dns = dnsmasq_of(lab)
+    try:
+        assert made.returncode == 0, (made.stdout, made.stderr)
+        assert len(dns) == 1
+        said = f"lab {lab} was made in another mount namespace"
+        there = f"nsenter --mount=/proc/{dns[0]}/ns/mnt netlab down --lab {lab}"
+        for words in (["down", "--lab", lab], ["status", "--lab", lab], ["up", "-t", path]):
+            proc = run(*words)
+            one_line(proc, said)
+            assert there in proc.stderr, proc.stderr
+        listed = netlab("list", check=False)
+        assert said in listed.stderr, listed
+        assert dnsmasq_of(lab) == dns and os.path.exists(state_path(lab, "state.json"))  # nothing changed
+    finally:
+        if dns:
+            subprocess.run(["nsenter", f"--mount=/proc/{dns[0]}/ns/mnt", *NETLAB, "down", "--lab", lab],
+                           capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert dnsmasq_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
