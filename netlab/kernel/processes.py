@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -143,6 +144,31 @@ def of_run(pid: int, leader: ProcId, mark: bytes) -> bool:
     start = start_time(pid)
     return bool(mark) and start is not None and start >= leader.start and session(pid) == leader.pid \
         and environ_has(pid, mark)
+
+
+RUN_KILL_ROUNDS = 20  # scans and kills of an exited run's members in one go (echoserver.end_exited)
+
+
+def kill_run(leader: ProcId, mark: bytes, rounds: int = RUN_KILL_ROUNDS) -> bool:
+    """SIGKILL every process of the run ``leader`` began (:func:`run_members`), scanning again after each
+    kill until a scan finds none (True) or ``rounds`` are done (False: some may be left)."""
+    for _ in range(rounds):
+        members = run_members(leader, mark)
+        if not members:
+            return True
+        for member in members:
+            try:
+                fd = os.pidfd_open(member)
+            except OSError:
+                continue
+            try:
+                if of_run(member, leader, mark):  # checked with the pidfd open: that very process
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+    return False
 
 
 def running(pid: int) -> bool:

@@ -66,7 +66,7 @@ from typing import Iterator
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel import pidfd
-from netlab.kernel.processes import ProcId, of_run, run_members, set_comm, start_time, zombie_status
+from netlab.kernel.processes import ProcId, kill_run, set_comm, start_time, zombie_status
 from netlab.model.naming import DNS_LABEL
 from netlab.workload import healthserve
 from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line, start_over_if_full
@@ -80,7 +80,6 @@ WATCH_SECONDS = 2.0  # how often the server checks that its control socket is st
 PRUNE_SECONDS = 0.5  # how often it looks for a node namespace deleted under a health check (healthserve.prune)
 LOG_CHECK_SECONDS = 10.0  # how often it looks at command containers' logs (the kubelet's containerLogMonitorInterval)
 _LABEL = DNS_LABEL.pattern.strip("^$")
-KILL_ROUNDS = 20  # scans and kills of an exited run's members in one go (end_exited)
 LOG_NAME = re.compile(rf"{_LABEL}\.{_LABEL}\.log")  # <pod>.<container>.log: both names DNS labels
 
 
@@ -312,7 +311,7 @@ class EchoServer:
         run's pid handed out again: QA q52 3). A process that left the session (setsid) is left to down.
 
         A member may fork between a scan and its SIGKILL, so the scan and the kill are repeated until a scan finds
-        none (QA q52 1), at most :data:`KILL_ROUNDS` times here, without a wait: the echo containers are served by
+        none (QA q52 1), at most processes.RUN_KILL_ROUNDS times here, without a wait: the echo containers are served by
         this loop. A run with members left after that is tried again at the next call."""
         for cid in list(self.held):
             if cid in self.ended or self.runs(cid):
@@ -360,28 +359,6 @@ class EchoServer:
         for log in self.logs.values():
             log.write(f"echo: the lab's echo server stopped: {why}")
             log.flush()
-
-
-def kill_run(leader: ProcId, mark: bytes, rounds: int = KILL_ROUNDS) -> bool:
-    """SIGKILL every process of the run ``leader`` began (processes.run_members), scanning again after each
-    kill until a scan finds none (True) or ``rounds`` are done (False: some may be left)."""
-    for _ in range(rounds):
-        members = run_members(leader, mark)
-        if not members:
-            return True
-        for member in members:
-            try:
-                fd = os.pidfd_open(member)
-            except OSError:
-                continue
-            try:
-                if of_run(member, leader, mark):  # checked with the pidfd open: that very process
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
-    return False
 
 
 # --- the process ----------------------------------------------------------------------------
