@@ -5,6 +5,12 @@ with one line per container or check, then ``OK``. Every peer's request is read 
 without blocking: a peer that has not sent its whole request within :data:`REQUEST_WAIT` seconds (one that
 connects, sends ``{`` and waits) is dropped with its connection, and never holds the requests of the others
 (``up``, ``status``, ``down`` of the lab), which are answered meanwhile, nor the pods' echo traffic.
+
+The protocol has a number, :data:`PROTOCOL`, which the server says when asked (``version``: ``V <protocol>``).
+A server of an older netlab, left running across an upgrade of netlab, answers the questions it knows and
+``? unknown request ...`` to the others: one that answers the ``version`` question so speaks
+:data:`UNVERSIONED`, the protocol before it had a number; ``status`` says such a server is an older netlab's,
+and ``up`` replaces it (echo_upgrade.py).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from netlab.kernel import pidfd, unixpath
 
@@ -29,6 +35,13 @@ if TYPE_CHECKING:
 REQUEST_WAIT = 1.0  # seconds a control peer has to send its whole request (netlab's own sends it in one write)
 MAX_REQUEST = 16 << 20  # bytes of one control request (a spec is ~300 bytes)
 UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
+# The control protocol's number: one more whenever a request is added, or a request or its answer changes meaning,
+# so that a server of the netlab before is told from this one's (and replaced by up: echo_upgrade.py).
+# 1: unnumbered (add, remove, hold, exits, health, health?, hello; a server of an older netlab knows some of them);
+# 2: version, remember (exit statuses handed over from the server replaced).
+PROTOCOL = 2
+UNVERSIONED = 1  # what a server that answers ``version`` with ``? unknown request`` speaks
+OPS = ("add", "remove", "hold", "exits", "health", "health?", "hello", "version", "remember")  # at PROTOCOL
 
 
 def bind_control(path: str) -> tuple[socket.socket, int]:
@@ -149,8 +162,9 @@ class Control:
         self.loop.unwatch(conn)
 
     def answer(self, conn: socket.socket, data: bytes, fds: list[int]) -> None:
-        """One request: add, remove, hold, exits, health (the set of kube-proxy's health checks to serve), health?
-        (those served), or hello; answered one line per container or check, then ``OK``."""
+        """One request of :data:`OPS`: add, remove, hold, exits, health (the set of kube-proxy's health checks to
+        serve), health? (those served), hello, version, or remember; answered one line per container or check, then
+        ``OK`` (``? unknown request`` for any other, as every server since the first)."""
         if not data and not fds:
             return  # a peer that only looked who listens here (launch.server_pid): nothing to answer
         server = self.server
@@ -179,6 +193,10 @@ class Control:
                 lines = list(server.health_served())
             elif op == "hello":
                 lines = [f"H {os.getpid()} {len(server.threads)}"]
+            elif op == "version":
+                lines = [f"V {PROTOCOL}"]
+            elif op == "remember":
+                lines = list(remember(server, _listed(req, "items")))
             else:
                 lines = [f"? unknown request {str(op)[:40]!r}"]
             conn.settimeout(REQUEST_WAIT)  # the answer fits the socket's buffer: a peer that reads it not is left
@@ -202,3 +220,19 @@ def removed(server: EchoServer, cid: str) -> str | None:
     if served and not left:
         return f"E {cid} its thread is still in its pod"
     return f"D {cid}" if left or held else None
+
+
+def remember(server: EchoServer, items: list) -> Iterator[str]:
+    """How containers exited, as the server this one replaced told them (echo_upgrade.py): each item's (id, pid,
+    start, wait status) told by ``exits`` from now on, as of an echo container it stopped itself, until the
+    container is served or held anew. ``M <id>`` each."""
+    for item in items:
+        item = item if isinstance(item, dict) else {}
+        cid, pid, start, status = (item.get(k) for k in ("id", "pid", "start", "status"))
+        if not (isinstance(cid, str) and all(isinstance(v, int) for v in (pid, start, status))):
+            yield f"E {cid} not an exit"
+            continue
+        if cid in server.threads or cid in server.held:
+            continue  # served or held now: how its run ends is this server's to tell
+        server.stopped[cid] = (pid, start, status)
+        yield f"M {cid}"

@@ -44,7 +44,7 @@ log.
 
 Started through a launcher, so that it is re-parented to init at once and no
 netlab process ever has to reap it: ``python -m netlab.workload.echoserver
-[--control PATH] [--log PATH]`` reads the first containers' specs (JSON) on
+[--control PATH] [--log PATH]`` reports ``L`` once loaded, reads the first containers' specs (JSON) on
 stdin, forks the server and reports ``P - <pid>``; the server reports, for
 each container, ``R <id> <tid> <start time>`` once it listens or ``E <id>
 <why>``, then ``S <pid>``, on the same pipe, and closes it.
@@ -193,6 +193,8 @@ class EchoServer:
             return f"E {cid} {t.error}"
         ports = [(int(p), str(proto)) for p, proto in t.spec["ports"]]
         self.loop.serve(Served(cid, t.spec["pod"], log), t.socks)
+        if t.spec.get("note"):  # why the same run is served anew (echo_upgrade.py: its server was replaced)
+            log.write(str(t.spec["note"]))
         log.write(listening_line(t.spec["pod"], ports))
         log.flush()
         self.threads[cid], self.logs[cid] = t, log
@@ -236,6 +238,7 @@ class EchoServer:
                 yield f"E {cid} not a pidfd of pid {pid}"
                 continue
             self.drop(cid)
+            self.stopped.pop(cid, None)  # its run is this one: how one before it ended (remembered) is not its
             self.held[cid] = (fd, pid, start)
             mark = item.get("mark")
             if isinstance(mark, str) and "=" in mark:
@@ -457,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", help="The server's own output (a file, appended to).")
     ap.add_argument("--lock-fd", type=int, help="The lab's lock (an inherited fd), held until it listens.")
     args = ap.parse_args(argv)
+    os.write(1, b"L\n")  # loaded: what comes after the specs is the server's own work (launch.await_loaded)
     specs = json.loads(sys.stdin.buffer.read() or b"[]")
     report = os.dup(1)
     try:

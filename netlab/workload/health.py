@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Callable
 
 from netlab.feature import StartResult
 from netlab.kernel import processes as proc
-from netlab.workload import launch
+from netlab.workload import echo_upgrade, launch
+from netlab.workload.echocontrol import PROTOCOL
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 NO_ANSWER = "the lab's echo server did not answer"
 NOT_RUNNING = "the lab's echo server is not running"
+OLDER = "the lab's echo server was started by an older netlab, which does not know them; `up` replaces it"
 
 
 def _checks(lab: Lab) -> list[HealthCheck | ProxyHealth]:
@@ -73,6 +75,9 @@ def start(lab: Lab, rec: dict) -> StartResult:
     if answer is None:
         done.problems.append(f"kube-proxy: health checks not served: {NO_ANSWER}")
         return done
+    if answer.unknown:  # a server of an older netlab's, which up replaces (echo_upgrade.py): it serves none
+        done.problems.append(f"kube-proxy: health checks not served: {OLDER}")
+        return done
     for c in checks:
         if c.key in answer.errors:
             done.problems.append(f"kube-proxy: {c.what()}: cannot listen: {answer.errors[c.key]}")
@@ -85,12 +90,20 @@ def start(lab: Lab, rec: dict) -> StartResult:
 
 def drift(lab: Lab, repair: str | Callable[[], str]) -> list[str]:
     """One line per health check not served, or answering otherwise than kube-proxy would; ``repair``: the `up`
-    that repairs the lab (realize.state.repair_up), or what works it out when a line names it."""
+    that repairs the lab (realize.state.repair_up), or what works it out when a line names it. One line for them
+    all when the lab's echo server is another netlab's (echo_upgrade.py: it knows not the question)."""
     fix = repair if callable(repair) else lambda: repair
     checks = _checks(lab)
     if not checks:
         return []
     why = _server(lab.name)
+    if why is None:
+        pid, spoken = echo_upgrade.spoken_by(lab.name)
+        if pid is not None and spoken is not None and spoken != PROTOCOL:
+            return [f"kube-proxy: health checks not served: {echo_upgrade.Outdated(pid, spoken).words()}, which "
+                    f"does not know this netlab's questions; `{fix()}` replaces it, its pods' echo containers "
+                    "served on"]
+        why = NO_ANSWER if pid is not None and spoken is None else None  # not asked again: status would wait twice
     answer = launch.ask(lab.name, {"op": "health?"}, len(checks)) if why is None else None
     if answer is None:
         return [f"kube-proxy: health checks not served: {why or NO_ANSWER}"]

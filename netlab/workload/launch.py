@@ -29,6 +29,7 @@ from netlab.kernel.sigpipe import stdin_fed
 from netlab.realize.lab_lock import held_fd
 from netlab.realize.state_dir import lab_dir
 from netlab.workload.containers import log_path, logs_refused
+from netlab.workload.echocontrol import UNVERSIONED
 
 READY_TIMEOUT = 5.0  # seconds up waits for echo containers to listen, all together (plus 2 ms each)
 CONTROL_TIMEOUT = 5.0  # seconds a running server may take to answer a request (plus 2 ms per container)
@@ -59,6 +60,8 @@ class Answer:
     exits: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # id -> (pid, start, wait status)
     health: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # health check -> (port, status, local)
     server: int | None = None
+    version: int | None = None  # the control protocol the server speaks (``version``: echocontrol.PROTOCOL)
+    unknown: list[str] = field(default_factory=list)  # requests the server does not know (an older netlab's)
     complete: bool = False  # the answer's last line came
     stderr: str = ""
 
@@ -81,6 +84,10 @@ class Answer:
                 if len(fields) == 3 and all(f.lstrip("-").isdigit() for f in fields):
                     a, b, c = (int(f) for f in fields)
                     (self.exits if kind == "X" else self.health)[cid] = (a, b, c)
+            elif kind == "V" and cid.isdigit():
+                self.version = int(cid)
+            elif kind == "?":
+                self.unknown.append(rest)
             elif kind == "P" and arg.isdigit():
                 self.server = int(arg)
             elif kind in ("S", "H"):
@@ -125,6 +132,22 @@ def start_launcher(control: str | None = None, log: str | None = None) -> subpro
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             close_fds=True, pass_fds=() if lock is None else (lock,), start_new_session=True,
                             cwd="/")
+
+
+def await_loaded(launcher: subprocess.Popen, timeout: float = READY_TIMEOUT) -> bool:
+    """Wait, bounded, until the launcher has loaded Python and netlab's echo server (its ``L`` line, read off its
+    output: nothing else comes before its specs); False when it did not in time (or ended)."""
+    assert launcher.stdout
+    fd, got = launcher.stdout.fileno(), b""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    while not got.endswith(b"\n") and poller.poll(max(0.0, deadline - time.monotonic()) * 1000):
+        chunk = os.read(fd, 1)  # byte by byte: what follows the line is read_launch's
+        if not chunk:
+            return False
+        got += chunk
+    return got == b"L\n"
 
 
 def send_specs(launcher: subprocess.Popen, specs: list[dict]) -> None:
@@ -304,6 +327,21 @@ def ask_busy(lab_name: str, request: dict, count: int = 0) -> Answer | None:
     if server is None or proc.proc_state(server) == "T":
         return None
     return ask(lab_name, request, count, patience=BUSY_WAIT)
+
+
+def protocol(lab_name: str) -> int | None:
+    """The control protocol the lab's running server speaks (echocontrol.PROTOCOL: this netlab's); None when it
+    cannot be told (no server, a stopped one, no answer in time). A server that does not know the question is
+    an older netlab's: echocontrol.UNVERSIONED."""
+    server = server_pid(lab_name)
+    if server is None or proc.proc_state(server) == "T":
+        return None
+    answer = ask(lab_name, {"op": "version"})
+    if answer is None:
+        return None
+    if answer.version is not None:
+        return answer.version
+    return UNVERSIONED if answer.unknown else None  # `? unknown request 'version'`: it knows not the question
 
 
 def hold(lab_name: str, items: Sequence[tuple[str, proc.ProcId, int]],

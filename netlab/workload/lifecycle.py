@@ -52,8 +52,8 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel import spawning, testhooks
 from netlab.kernel import processes as proc
 from netlab.realize.state_dir import lab_dir
-from netlab.workload import (again, dns_records, echo_start, exits, health, launch, node_uts, policy, service_envs,
-                             unrecorded)
+from netlab.workload import (again, dns_records, echo_start, echo_upgrade, exits, health, launch, node_uts, policy,
+                             service_envs, unrecorded)
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
                                         log_path, logs_fd, forget_runs, logs_refused, logs_uncut, new_run,
@@ -157,6 +157,14 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
             done.problems.append(refused)
         else:
             logs = logs_fd(lab.name)
+        if only is None and early is None:  # a server of another netlab (left up across an upgrade): replaced
+            replaced = echo_upgrade.replace(lab, _records(state), present, uts)
+            done += replaced
+            if replaced.actions:
+                # Every node's 10256 closed with the old one: served again now, not only at the end (which syncs
+                # them again, and says what it could not serve)
+                health.start(lab, _records(state))
+                state.save()  # its containers' new threads, should this up be stopped before its end
         running_echo: list[tuple[PodInfo, Container]] = []
         logs_folder = log_dir(lab.name)
         for pod in present:

@@ -100,9 +100,10 @@ def test_the_echo_server_serves_it_and_says_so(server):  # noqa: F811 - the fixt
 def test_status_names_the_node_whose_health_server_is_not_served(monkeypatch):
     fake = FakeServer(running=True)
     health = fake.install(monkeypatch)
+    from netlab.workload.echocontrol import PROTOCOL
     from netlab.workload.launch import Answer
 
-    served = Answer(complete=True)
+    served = Answer(complete=True, version=PROTOCOL)  # this netlab's server (it says so when asked)
     for c in health._checks(lab()):
         served.health[c.key] = (c.port, c.status, c.local)
     del served.health["healthz/n2"]
