@@ -10,7 +10,8 @@ knows none: 10256 is refused on every node), and the last before the protocol ha
 This netlab's ``status`` then names the server as an older netlab's, and says that ``up`` replaces it (it said
 kube-proxy's health server was not served, and ``up`` asked the old server again, for good); ``up`` replaces it:
 the pod's port and every node's 10256 answer (curl), from the new server's sockets, the pod's hostname and restarts
-are as before, its log goes on (one line says why), and a completed Never container is still told completed.
+are as before, its log goes on (one line says why), a completed Never container is still told completed, and a
+running command container's exit is told (its pidfd is the new server's).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -26,7 +28,8 @@ import sysconfig
 import pytest
 
 import netlab
-from helpers import STATE_ROOT, in_netns, ipv4_of, lab_down, netlab as run_netlab, unique_lab, write_topology
+from helpers import (STATE_ROOT, in_netns, ipv4_of, lab_down, netlab as run_netlab, unique_lab, wait_for,
+                     write_topology)
 from netlab.kernel import processes as proc
 from netlab.workload import launch
 from netlab.workload.echocontrol import PROTOCOL
@@ -97,6 +100,7 @@ internet:
 pods:
   - {{name: web, node: n1, hostname: web-host}}
   - {{name: job, node: n2, restartPolicy: Never, containers: [{{name: main, command: ["true"]}}]}}
+  - {{name: cmd, node: n2, containers: [{{name: main, command: ["sleep", "600"]}}]}}
 """
 
 
@@ -163,7 +167,7 @@ def test_status_names_an_older_netlabs_echo_server_and_up_replaces_it(tmp_path, 
         assert listener(f"{name}-web", 8080) == {new}
         # What users see, as before: the pod's hostname, its restarts, its log (one line says why it goes on).
         assert run_netlab("exec", "--lab", name, "web", "--", "hostname").stdout.strip() == "web-host"
-        assert restarts(name) == before == {"web": 0, "job": 0}
+        assert restarts(name) == before == {"web": 0, "job": 0, "cmd": 0}
         with open(log) as f:
             now = f.read()
         assert now.startswith(logged) and f"echo: the lab's echo server (pid {old}), an older netlab's, was replaced " \
@@ -173,5 +177,10 @@ def test_status_names_an_older_netlabs_echo_server_and_up_replaces_it(tmp_path, 
         assert status.returncode == 0, status.stdout
         again = run_netlab("up", "-t", path)
         assert "replaced" not in again.stdout and launch.server_pid(name) == new
+        # The running command container's pidfd is the new server's: how it exits is told.
+        cmd = json.loads(run_netlab("get", "pods", "cmd", "--lab", name, "-o", "json").stdout)["items"][0]
+        os.kill(cmd["containers"][0]["pid"], signal.SIGKILL)
+        assert wait_for(lambda: "containers: pod cmd container main exited with code 137" in
+                        run_netlab("status", "--lab", name, check=False).stdout, timeout=10)
     finally:
         lab_down(name)
