@@ -43,7 +43,7 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             else Debian's loopback, bridge, host-local, portmap in
             /usr/lib/cni), each found and asked VERSION as libcni asks
     host    root's capabilities (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_PTRACE,
-            and root of the host's user namespace: else the only line;
+            and a user namespace owning its net, mnt and uts: else the only line;
             CAP_NET_RAW for probe/trace/capture; CAP_NET_BIND_SERVICE and
             CAP_SETGID for kube-dns), the open-files limit, neighbour-table
             limits (gc_thresh1/2/3) against the lab's size,

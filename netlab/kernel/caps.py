@@ -16,6 +16,7 @@ root's, and so are the processes it starts (a pod's command that changes its use
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 STATUS = "/proc/self/status"
@@ -73,16 +74,22 @@ UID_MAP = "/proc/self/uid_map"
 
 
 def user_namespace() -> str | None:
-    """Why this process's root is not the host's, when it runs in a user namespace of its own (``unshare -Ur``, a
-    rootless or userns-remapped container), else None (or when it cannot be read).
+    """Why this process's root is not root enough, when it runs in a user namespace of its own (``unshare -Ur``, a
+    rootless or userns-remapped container) that does not own the network, mount and UTS namespaces netlab makes
+    the lab's from and comes back to, else None (or when it cannot be read).
 
-    There CapEff is full, but only over that namespace: ``mount /run/netns`` and ``setns`` into the namespaces
-    ``ip netns`` names are refused (`up` failed halfway, rolled back; `list` said "run it with sudo" to uid 0). With
-    a mount and network namespace of its own too (``unshare -Urmn``) it fails the same way: nothing works there."""
+    There CapEff is full, but only over that namespace: ``mount /run/netns`` and ``setns`` back into the host's
+    are refused (`up` failed halfway, rolled back; `list` said "run it with sudo" to uid 0). Where the user
+    namespace owns all three (an unprivileged LXC or Incus container, ``unshare -Urmnu``) a lab runs: up, status
+    and down work there (tests/integration/test_userns_refused_live.py)."""
     try:
-        if os.stat(SELF_USER_NS).st_ino == INIT_USER_NS:
-            return None
+        mine = os.stat(SELF_USER_NS)
     except OSError:
+        return None
+    if mine.st_ino == INIT_USER_NS:
+        return None
+    hosts = [kind for kind in ACTS_IN if not _owned_by(kind, (mine.st_dev, mine.st_ino))]
+    if not hosts:
         return None
     try:
         with open(UID_MAP, encoding="ascii", errors="replace") as f:
@@ -90,8 +97,34 @@ def user_namespace() -> str | None:
     except OSError:
         mapped = "unreadable"
     return (f"root of a user namespace, not the host's (uid_map {mapped}: unshare -U, a rootless or userns-remapped "
-            "container): netlab cannot mount /run/netns or enter the network namespaces `ip netns` names")
+            f"container), in {', '.join(hosts)} namespaces it does not own: netlab cannot mount /run/netns or "
+            "enter the network namespaces `ip netns` names")
+
+
+ACTS_IN = ("net", "mnt", "uts")  # the namespaces netlab makes a lab's from and sets back (kernel/netns, workload/uts)
+NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1), linux/nsfs.h: an fd of the user namespace that owns a namespace
+
+
+def _owned_by(kind: str, user_ns: tuple[int, int]) -> bool:
+    """This process's ``kind`` namespace is owned by ``user_ns`` (st_dev, st_ino). False where the owner is an
+    ancestor of the caller's user namespace (NS_GET_USERNS then fails with EPERM: the host's) or cannot be read."""
+    try:
+        fd = os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        st = os.fstat(owner)
+    finally:
+        os.close(owner)
+    return (st.st_dev, st.st_ino) == user_ns
 
 
 USERNS_FIX = ("run netlab as the host's root: on the host, or in a container run with --privileged and without a "
-              "user namespace of its own (not rootless, no userns-remap)")
+              "user namespace of its own (not rootless, no userns-remap), or one whose user namespace owns its "
+              "network, mount and UTS namespaces (an unprivileged LXC container, unshare -Urmnu)")
