@@ -83,7 +83,11 @@ def replace(lab: Lab, rec: dict, present: list[PodInfo], uts: dict[str, str]) ->
     # stop to the new one's listening, the time it takes to start a thread in each pod.
     launcher = launch.start_launcher(launch.control_path(lab.name, create=True), launch.server_log(lab.name))
     try:
-        launch.await_loaded(launcher)
+        if not launch.await_loaded(launcher):  # it ended or is stuck: the old one goes on serving the pods
+            launch.abort_launch(launcher)
+            done.problems.append(f"echo: {old.words()}, not replaced: this netlab's echo server did not load "
+                                 f"within {launch.READY_TIMEOUT:g}s (`up` tries again)")
+            return done
         survivors = launch.stop_server(lab.name)
         if survivors:
             done.problems.append(f"the lab's echo server (pid {old.pid}) of {old.which} netlab did not stop")
