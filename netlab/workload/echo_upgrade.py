@@ -52,10 +52,12 @@ class Outdated:
 
 
 def outdated(lab_name: str) -> Outdated | None:
-    """The lab's echo server when it speaks another protocol than this netlab's; None when it speaks this one, or
-    none runs, or it cannot be asked (stopped by SIGSTOP, or no answer in time: not known to be another's)."""
+    """The lab's echo server when it speaks an older protocol than this netlab's; None when it speaks this one or
+    a newer one (a newer netlab's server knows this netlab's questions too: replacing it would undo that netlab's
+    upgrade, and two installs would replace each other's at every up), or none runs, or it cannot be asked
+    (stopped by SIGSTOP, or no answer in time: not known to be another's)."""
     pid, spoken = spoken_by(lab_name)
-    return Outdated(pid, spoken) if pid is not None and spoken is not None and spoken != PROTOCOL else None
+    return Outdated(pid, spoken) if pid is not None and spoken is not None and spoken < PROTOCOL else None
 
 
 def spoken_by(lab_name: str) -> tuple[int | None, int | None]:
@@ -88,9 +90,10 @@ def replace(lab: Lab, rec: dict, present: list[PodInfo], uts: dict[str, str]) ->
             done.problems.append(f"echo: {old.words()}, not replaced: this netlab's echo server did not load "
                                  f"within {launch.READY_TIMEOUT:g}s (`up` tries again)")
             return done
-        survivors = launch.stop_server(lab.name)
-        if survivors:
-            done.problems.append(f"the lab's echo server (pid {old.pid}) of {old.which} netlab did not stop")
+        if launch.stop_server(lab.name):  # it still holds the control socket and the pods' ports: it serves on
+            launch.abort_launch(launcher)
+            done.problems.append(f"echo: {old.words()}, not replaced: it did not stop (`up` tries again)")
+            return done
         specs = echo_specs(lab, [(pod, c, uts[pod.name]) for pod, c in serving])
         note = (f"echo: the lab's echo server (pid {old.pid}), {old.which} netlab's, was replaced by this netlab's: "
                 "served on")

@@ -99,7 +99,7 @@ def drift(lab: Lab, repair: str | Callable[[], str]) -> list[str]:
     why = _server(lab.name)
     if why is None:
         pid, spoken = echo_upgrade.spoken_by(lab.name)
-        if pid is not None and spoken is not None and spoken != PROTOCOL:
+        if pid is not None and spoken is not None and spoken < PROTOCOL:
             return [f"kube-proxy: health checks not served: {echo_upgrade.Outdated(pid, spoken).words()}, which "
                     f"does not know this netlab's questions; `{fix()}` replaces it, its pods' echo containers "
                     "served on"]
