@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from functools import lru_cache
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import own_group, testhooks
-from netlab.kernel.netns import binary, run_in_netns
+from netlab.kernel.netns import binary, find_tool, run_in_netns
 
 # the legacy backend's xtables lock is machine-wide, shared by every namespace
 WAIT_SECONDS = testhooks.XTABLES_WAIT or "5"
@@ -104,7 +103,7 @@ def command(tool: str = "iptables") -> str:
 def _plain_backend() -> str:
     """The backend the machine's plain ``iptables`` is (its alternative's target: xtables-nft-multi or
     xtables-legacy-multi); "" when it cannot be told (none installed, another layout)."""
-    path = shutil.which("iptables", path="/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin")
+    path = find_tool("iptables")
     target = os.path.basename(os.path.realpath(path)) if path else ""
     return next((b for b in BACKENDS if f"-{b}" in target), "")
 
