@@ -443,12 +443,16 @@ class _Up(Converging, Rollback):
         self.result.failed = failed
 
     def _follow_attachments(self, state: LabState) -> None:
-        """A user's conflist may give a pod another address than the topology's (its IPAM's own range). What
-        the plan says of the pod's address, the Services' endpoints above all, follows the plugins in the same
-        run, as kube-proxy follows the address the kubelet reports for the pod; so do the features (the Services'
-        UDP conntrack entries; the plugins' CHECK, which passes)."""
+        """The plan follows what the CNI plugins' ADDs of this run made before anything reads the lab again
+        (Converging._follow_pod_sides). A user's conflist may give a pod another address than the topology's (its
+        IPAM's own range). What the plan says of the pod's address, the Services' endpoints above all, follows the
+        plugins in the same run, as kube-proxy follows the address the kubelet reports for the pod; so do the
+        features (the Services' UDP conntrack entries; the plugins' CHECK, which passes)."""
         attached = attached_lab(self.lab, state)
+        if attached.attached == self.lab.attached:
+            return
         if [(p.name, p.ip) for p in attached.pods] == [(p.name, p.ip) for p in self.lab.pods]:
+            self._follow_pod_sides(attached, state)
             return
         self.lab, self.plan = attached, build_plan(attached)
         self.journal.step("follow the addresses the CNI plugins gave")

@@ -22,12 +22,12 @@ from netlab.lab.journal import Journal
 from netlab.lab.ownership import kernel_links
 from netlab.lab.reading import drift_of, snapshots
 from netlab.model.lab import Lab
-from netlab.plan.build import Plan
+from netlab.plan.build import Plan, build_plan
 from netlab.realize.attachments import is_plugin_made, live_made, plugin_made, plugin_pods
 from netlab.realize.diff import Drift
 from netlab.realize.expect import expected
 from netlab.realize.netfilter_drift import is_policy_hook
-from netlab.plan.resources import Link, NatRules
+from netlab.plan.resources import Link, NatRules, Veth
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, repair_ops, said,
                                    stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import LabState
@@ -74,11 +74,11 @@ class Converging:
         self.result.fixed += said(repairs, iptables.default_backend())
         add_deleted_chains(self.chains_deleted, deleted_chains(repairs))
 
-    def _make_and_repair(self, state: LabState, made: set[str]) -> None:
-        """Everything of the plan in the namespaces just ``made``, in one batch; the others read and repaired,
-        each repair proven by reading the kernel again."""
+    def _make_and_repair(self, state: LabState, made: set[str], among: set[str] | None = None) -> None:
+        """Everything of the plan in the namespaces just ``made``, in one batch; the others (those ``among``, when
+        given) read and repaired, each repair proven by reading the kernel again."""
         ops: list[Op] = create_ops(r for r in self.plan.resources if r.netns in made)
-        existing = [ns for ns in self.plan.netns if ns not in made]
+        existing = [ns for ns in self.plan.netns if ns not in made and (among is None or ns in among)]
         # What the namespaces read must hold; those just made are not read (a fresh lab's 500 pods: 45 ms of
         # CPU for ~8,000 objects nothing would compare)
         want = expected(self.plan) if existing else {}
@@ -150,6 +150,24 @@ class Converging:
                 continue
             self.result.fixed.append(f"deleted {len(chains)} nftables chain{'s' if len(chains) > 1 else ''} an "
                                      f"earlier sync emptied in {op.res.netns} (kube-proxy deletes them a sync later)")
+
+    def _follow_pod_sides(self, attached: Lab, state: LabState) -> None:
+        """The plan of ``attached``, the lab with the pods as this run's ADDs attached them (a new lab's, one added,
+        a new sandbox) at their addresses of before: the reference plugins' veths are the plan's from now on
+        (plan/build.pod_side). Read against the plan made before the ADDs, they were extra links, which a later
+        repair deleted, the pods left without eth0 (_policy_hooks_first; QA q57 #1). What else of the plan follows
+        those veths (a loss on a pod's eth0, dropped on the ingress of the pair's node end: plan/impair.py) is read
+        and repaired in its namespaces; the pods' own side is the plugins' work, which their CHECK judges."""
+        plan = build_plan(attached)
+        pods = {p.netns for p in attached.pods}
+        was, now = {r.key: r for r in self.plan.resources}, {r.key: r for r in plan.resources}
+        read = {r.netns for key in was.keys() | now.keys() if was.get(key) != now.get(key)
+                for r in (now.get(key) or was[key],)
+                if r.netns not in pods and not (isinstance(r, Veth) and r.peer_netns in pods)}
+        self.lab, self.plan = attached, plan
+        if read:
+            self.journal.step("repair what follows the pods' veths the CNI plugins made")
+            self._make_and_repair(state, set(), among=read)
 
     def _policy_hooks_first(self, state: LabState) -> None:
         """After the CNI plugins' ADDs: a plugin may have put its jump above netlab's policy hook (the firewall
