@@ -173,13 +173,15 @@ class Converging:
         """After the CNI plugins' ADDs: a plugin may have put its jump above netlab's policy hook (the firewall
         plugin inserts its CNI-FORWARD jump at the top of FORWARD). The nodes whose filter table has that hook are
         read and repaired once more, which puts the hook first again, as a policy controller's sync does
-        (realize/netfilter_drift.py, is_policy_hook)."""
+        (realize/netfilter_drift.py, is_policy_hook). Only their rule tables are repaired here: links, addresses
+        and routes are the run's converge's, done before the ADDs (one repaired after them against a plan that did
+        not know what they made deleted their veths: QA q57 #1)."""
         nodes = sorted({r.netns for r in self.plan.resources if isinstance(r, NatRules) and r.plugin_jumps
                         and any(is_policy_hook(line) for line in r.rules)})
         if not nodes:
             return
         want = expected(self.plan)
-        repairs = self._repairs(self._drift(nodes, want, state), want)
+        repairs = self._repairs([d for d in self._drift(nodes, want, state) if isinstance(d.resource, NatRules)], want)
         if repairs:
             self.journal.step("put netlab's policy hooks above the CNI plugins' jumps")
             self.journal.apply(repairs, order=self.plan.netns)
