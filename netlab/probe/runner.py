@@ -21,7 +21,7 @@ from netlab.errors import EXIT_CHECKS_FAILED, EnvironmentNotReady, NetlabError, 
 from netlab.kernel.child import Child, ChildDied, ChildError, ChildTimeout
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
-from netlab.probe import bypass, clash, impaired, listeners, nodeport_pods, turns
+from netlab.probe import bypass, clash, hairpin, impaired, listeners, nodeport_pods, turns
 from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
 from netlab.probe.early import Early, options_key
@@ -91,7 +91,8 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     renumbered = clash.explain(lab, results)  # a port conntrack moved to keep reply tuples unique: no NAT fault
     began = early.began if early is not None and early.served else t0  # the early start's time is the run's
     # What explains failures: a port conntrack renumbered, a Service's endpoints, a bridge, netlab's own impairments
-    hints = renumbered + _hints(lab, results) + impaired.hints(lab, results, dist_results, timeout)
+    hints = renumbered + _hints(lab, results) + impaired.hints(lab, results, dist_results, timeout) \
+        + hairpin.hints(lab, results)
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - began, dist_results, notes,
                   hints, bridge=plan.bridge, deleted=[line for _, _, line in gone],
                   deleted_kinds=[kind for kind, _, _ in gone])

@@ -335,6 +335,16 @@ def repair_command(name: str, reconfigure: Callable[[LabState], bool] | None = N
     return repair_up(st, reconfigure is not None and reconfigure(st))
 
 
+def reconfigure_command(name: str) -> str:
+    """The `up --reconfigure` of the running lab ``name`` (:func:`reconfigure_up`): what attaches its pods again
+    with its conflist as the file names it now."""
+    try:
+        st = load_state(name)
+    except NetlabError:
+        st = None
+    return reconfigure_up(st) if st is not None else up_command("FILE", reconfigure=True)
+
+
 def held_by(name: str) -> Held | None:
     """What the running lab ``name`` holds (the addresses its pods and Services keep at the next up), None when
     it is not up, or its state cannot be read here (not root: the state directory is root's; a corrupt state,

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
+from typing import Any, Callable
 
 from netlab.kernel.iptables import command as ipt_command
 from netlab.model.impair import loss_fraction
@@ -61,6 +61,8 @@ def up_repairs(fix: str) -> bool:
         return " -p udp " in fix and " --dst-nat " in fix
     if fix.startswith("bridge -n ") and fix.split()[2].endswith("-underlay") and fix.endswith(" hairpin on"):
         return False  # the plan keeps the underlay's ports without hairpin (a vepa macvlan's wire): up turns it off
+    if PLUGINS_PORT in fix:
+        return False  # a port a user's conflist's plugins made: no part of the plan (hairpin_off)
     return not fix.startswith("sudo netlab ")
 
 
@@ -279,19 +281,38 @@ def policy_reject(k: Any, ns: str) -> Reason | None:
             f"{', '.join(chains)}; the policy is named below)", None)
 
 
-def hairpin_off(k: Any, ns: str, port: str | None, src: str, svc: Any) -> Reason | None:
+# The words of a hairpin fix on a port a user's conflist's plugins made (hairpin_off), which no `up` repairs
+PLUGINS_PORT = "until its pod is attached again"
+
+
+def hairpin_off(k: Any, ns: str, port: str | None, src: str, svc: Any, lab: Any = None,
+                reconfigure: Callable[[], str] = lambda: "") -> Reason | None:
     """A pod's packet to a Service it is an endpoint of, arrived by a bridge port whose hairpin mode is off: with
     br_netfilter the node DNATs it on the bridge, and a DNAT to the pod itself sends the frame back out of the
     port it came in by, which the bridge does only in hairpin mode (kubelet's hairpin-mode; the bridge plugin's
-    hairpinMode, which Flannel's config sets). It is dropped before conntrack keeps the entry."""
+    hairpinMode, which Flannel's config sets). It is dropped before conntrack keeps the entry.
+
+    In a lab of a user's conflist (``lab``, a LabMap, names it) the port is its plugins', set at the pod's ADD, and
+    no `up` repairs it: for good, the conflist's bridge plugin needs hairpinMode and its pods an ADD again
+    (``reconfigure``: the `up --reconfigure` that does it, QA q57 #2)."""
     if port is None or not any(e.ip == src for e in svc.endpoints):
         return None
     link = k.links(ns).get(port)
     if link is None or link.hairpin is not False:
         return None
-    return (f"the client is one of Service {svc.name}'s endpoints, and if kube-proxy picked it the DNATed frame goes "
-            f"back out of the bridge port it came in by, {port}, which the bridge does only in hairpin mode, off on "
-            f"{port} (the bridge plugin's hairpinMode)", f"bridge -n {ns} link set dev {port} hairpin on")
+    why = (f"the client is one of Service {svc.name}'s endpoints, and if kube-proxy picked it the DNATed frame goes "
+           f"back out of the bridge port it came in by, {port}, which the bridge does only in hairpin mode, off on "
+           f"{port}")
+    fix = f"bridge -n {ns} link set dev {port} hairpin on"
+    conflist = getattr(lab, "conflist", "")
+    if not conflist:
+        return f"{why} (the bridge plugin's hairpinMode)", fix
+    if getattr(lab, "hairpin_mode", None) is False:
+        return (f"{why}: the port is the bridge plugin's of {conflist}, which has no \"hairpinMode\": true (`up` "
+                f"does not set the plugins' ports)", f"{fix}   ({PLUGINS_PORT}; for good: \"hairpinMode\": true in "
+                f"the bridge plugin of {conflist}, then {reconfigure()}, which attaches the pods again)")
+    return (f"{why}: the port is a plugin's of {conflist}, which set its hairpin mode at the pod's ADD (`up` does "
+            f"not set the plugins' ports)", f"{fix}   ({PLUGINS_PORT})")
 
 
 def impairment_loss(hit: LossHook | None, lab: str, then: str = "and the packet went no further") -> Reason | None:

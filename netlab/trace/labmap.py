@@ -166,6 +166,11 @@ class LabMap:
     # (node namespace, pod address) -> (pod, its veth's node end): a pod whose CNI result lists that veth alone on
     # the node (ptp's, on no bridge), which the node reaches by its own route through the veth
     host_routes: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    # A user's conflist: its path, and whether its bridge plugin sets hairpinMode (None: it cannot be read now). The
+    # pods' bridge ports are its plugins', which set their hairpin mode at each ADD: no `up` repairs it (the plan
+    # holds none of those ports).
+    conflist: str = ""
+    hairpin_mode: bool | None = None
 
     def __post_init__(self) -> None:
         self.repair = self.repair or f"sudo netlab up --lab {self.lab}"
@@ -187,6 +192,8 @@ class LabMap:
             if lab.mode == "vxlan":
                 m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
         m.plugin_devs.update(_kept_devices(lab))
+        if lab.cni == "conflist":
+            m.conflist, m.hairpin_mode = _hairpin_mode(lab)
         if lab.cni == "conflist":  # every node: its plugins' veths to its pods are theirs too (plugins_live)
             for node in lab.nodes:
                 m.plugin_devs.setdefault(node.netns, frozenset())
@@ -404,3 +411,15 @@ def _kept_devices(lab: Lab) -> dict[str, frozenset[str] | None]:
     except ConflistError:
         return {}
     return {node.netns: devs for node in lab.nodes} if devs else {}
+
+
+def _hairpin_mode(lab: Lab) -> tuple[str, bool | None]:
+    """A conflist lab's conflist path, and whether its bridge plugin sets hairpinMode (None: it cannot be read now,
+    or it has no bridge plugin)."""
+    cni = lab.topo.network.cni
+    path = getattr(cni, "conflist", "")
+    try:
+        bridge = next((p for p in user_conflist(lab).plugins if p.get("type") == "bridge"), None)
+    except ConflistError:
+        return path, None
+    return path, None if bridge is None else bridge.get("hairpinMode") is True

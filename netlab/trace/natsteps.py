@@ -21,6 +21,7 @@ from netlab.trace.flow import Flow
 from netlab.trace.hops import CameHere, Hop
 from netlab.trace.labmap import ServiceEndpoint, ServiceFacts
 from netlab.plan.services import KUBE_NODEPORTS
+from netlab.realize.state import reconfigure_command
 from netlab.trace.walkparts import WalkParts
 from netlab.trace.wrongdnat import delete_entry
 
@@ -240,7 +241,8 @@ class NatSteps(WalkParts):
         if unconfirmed is not None:
             return unconfirmed
         drop = (faults.forward_policy(self.k, ns) or faults.policy_reject(self.k, ns)
-                or (faults.hairpin_off(self.k, ns, self._port_in, f.src, svc)
+                or (faults.hairpin_off(self.k, ns, self._port_in, f.src, svc, self.lab,
+                                       lambda: reconfigure_command(self.lab.lab))
                     if self.k.bridge_nf(ns) else None)  # without br_netfilter the DNAT is routed, not bridged
                 or self._unkept(ns, iif, svc)
                 if iif and not why.cause and svc.endpoints else None)
