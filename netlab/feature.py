@@ -38,6 +38,11 @@ class Unmendable(str):
     for it (it said it once, with the repair that found it)."""
 
 
+# The end of status's line of a pod whose CNI CHECK fails as right after its own fresh ADD (an Unmendable): read
+# back by workload/policy.up_leaves, so status names no `up` as its repair (QA q57 #3)
+FRESH_ADD_FAILS = " (as right after its own fresh ADD: up does not re-attach the pod for it)"
+
+
 @dataclass
 class StartResult:
     """``actions``: what changed, one line each ("restarted container duo/web (it was stopped)").

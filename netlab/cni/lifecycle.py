@@ -38,7 +38,7 @@ from netlab.realize import attachments
 from netlab.realize.attachments import node_devices, note_devices, pod_records, recorded_moves
 from netlab.cni.runtime import Runtime
 from netlab.errors import ApplyFailed, EnvironmentNotReady, UsageError
-from netlab.feature import StartResult, Unmendable
+from netlab.feature import FRESH_ADD_FAILS, StartResult, Unmendable
 from netlab.kernel import testhooks
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
@@ -488,8 +488,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             found = fut.result()
             if found:
                 if found.marked(records[name].get("check_fails")):
-                    out.append(Unmendable(found.drift_line(name) + " (as right after its own fresh ADD: up does not "
-                                                                   "re-attach the pod for it)"))
+                    out.append(Unmendable(found.drift_line(name) + FRESH_ADD_FAILS))
                 else:
                     out.append(found.drift_line(name))
     return out

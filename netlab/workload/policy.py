@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from netlab.feature import FRESH_ADD_FAILS
 from netlab.workload.containers import LOG_BLOCKED
 from netlab.workload.tasks import EXITED as EXITED, FAILED_START as FAILED_START, SANDBOX_REMADE
 
@@ -92,6 +93,12 @@ def up_leaves(line: str) -> str | None:
         return ("a pod's address outside its node's podCIDR is the one its CNI plugins give it, and `up` ADDs no "
                 "attached pod again: fix the plugins' IPAM (the conflist), then `up --reconfigure` re-attaches "
                 "the pods")
+    if line.startswith("cni: ") and line.endswith(FRESH_ADD_FAILS):
+        return ("a CNI plugin whose CHECK fails right after the pod's own fresh ADD fails it after every new ADD "
+                "too, so `up` keeps the pod attached as it is: fix the plugin (Debian's portmap fails its own CHECK "
+                "for a hostPort: containernetworking/plugins#819, fixed by #821), or give the conflist "
+                "`\"disableCheck\": true`, which compares the pod with the plugins' cached result instead, then "
+                "`up --reconfigure`")
     if not line.startswith("containers: "):
         return None
     if line.endswith(LEFT_UNKNOWN):

@@ -232,3 +232,14 @@ def test_a_check_failure_whose_numbers_change_at_each_call_is_the_same_failure(t
         assert plugins.of("a") == []
         _valid(lab.name)
         teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+
+
+def test_status_names_no_up_for_a_check_that_fails_its_own_fresh_add():
+    """QA q57 #3: the line up leaves as it is gets a reason of its own (status's last line), naming disableCheck."""
+    from netlab.feature import FRESH_ADD_FAILS
+    from netlab.workload.policy import up_leaves
+
+    line = "cni: CHECK of pod a failed: pod a: CNI plugin portmap CHECK: failed (exit 1): could not check ipv6 dnat"
+    assert up_leaves(line) is None  # not marked: up re-attaches the pod once
+    why = up_leaves(line + FRESH_ADD_FAILS)
+    assert why is not None and '"disableCheck": true' in why and "up --reconfigure" in why
