@@ -217,6 +217,35 @@ def links_down(k: Any, ns: str, dst: str, message: str, lab: Any = None) -> Reas
             " && ".join(link_fix(lab, ns, dev) for dev in down))
 
 
+def cut_off(k: Any, lab: Any, ns: str, dst: str, message: str) -> Reason | None:
+    """No route to ``dst`` in ``ns`` because what the plan routes it by is gone (QA q57 #4): a pod's eth0 deleted
+    (its veth pair, and every route through it, go with it; `up` makes it again, or its CNI plugins attach the pod
+    again), or the plan's routes that cover ``dst`` deleted by hand (the fix adds them back, as `up` does). Kernels
+    that cannot list their links or routes (the unit tests' fakes) skip the check."""
+    where = lab.where(ns) if hasattr(lab, "where") else ns
+    links = k.links(ns)
+    if where.startswith("pod ") and "eth0" not in links:
+        return (f"no route to {dst} in {ns}: {message}: {where} has no eth0 (deleted: the other end of its veth "
+                f"pair went with it, and every route through it), so it reaches nothing", getattr(lab, "repair", None))
+    read = getattr(k, "routes", None)
+    planned: dict[tuple[str, str], str] = getattr(lab, "planned_route", {})
+    covering = {cidr: cmd for (rns, cidr), cmd in planned.items()
+                if rns == ns and IPv4Address(dst) in IPv4Network(cidr)}
+    if read is None or not covering:
+        return None
+    have = {"0.0.0.0/0" if r.get("dst") == "default" else str(r.get("dst")) for r in read(ns)}
+    gone = [cidr for cidr in sorted(covering, key=lambda c: -IPv4Network(c).prefixlen) if cidr not in have]
+    if not gone:
+        return None
+    dev = getattr(lab, "planned_route_dev", {}).get((ns, gone[0]))
+    if dev is not None and dev not in links:
+        return (f"no route to {dst} in {ns}: {message}: {dev}, the device the plan's route to {gone[0]} goes out of, "
+                f"is not there (deleted, and its routes with it)", getattr(lab, "repair", None))
+    named = " and its ".join("default route" if c == "0.0.0.0/0" else f"route to {c}" for c in gone)
+    return (f"no route to {dst} in {ns}: {message}: {where} lacks the plan's {named} (deleted)",
+            " && ".join(covering[c] for c in gone))
+
+
 def route_gone_with_link(k: Any, lab: Any, ns: str, dst: str, oif: str | None,
                          matched: str | None) -> tuple[str, str, str] | None:
     """A down link whose own subnet holds ``dst``, while the lookup took a wider route out of another device: the

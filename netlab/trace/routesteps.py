@@ -57,6 +57,7 @@ class RouteSteps(WalkParts):
             why, fix = own or \
                 strayroutes.refusing_route(self.k, self.lab, ns, f.dst, ans.message) or \
                 faults.links_down(self.k, ns, f.dst, ans.message, self.lab) or \
+                faults.cut_off(self.k, self.lab, ns, f.dst, ans.message) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
             came = None
             if self._doomed is not None or (own is not None and own[1] is None) or \
@@ -265,6 +266,7 @@ class RouteSteps(WalkParts):
         except RouteFailure as exc:
             why, fix = strayroutes.refusing_route(self.k, self.lab, ns, dst, exc.message) or \
                 faults.links_down(self.k, ns, dst, exc.message, self.lab) or \
+                faults.cut_off(self.k, self.lab, ns, dst, exc.message) or \
                 (f"no route to {dst} in {ns}: {exc.message}", None)
             return self._no_route(ns, self._on(None), f"route get {dst}", [f"ip -n {ns} route get {dst}"], why, fix,
                                   exc.message)
