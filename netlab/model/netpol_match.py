@@ -17,6 +17,13 @@ not. Three such mistakes are seen from the topology alone:
   for egress the name is looked up in the destination pod's containerPorts
   (a destination that is not a pod never matches a named port).
 
+And one more, of egress (QA q57 #5):
+
+* an egress ``ipBlock`` inside ``cluster.serviceCIDR`` (``10.96.0.10/32`` for the cluster DNS, the common
+  mistake): egress is judged after kube-proxy's DNAT, against the endpoint pod's address, so it matches nothing
+  (Kubernetes leaves ipBlock on cluster IPs to the implementation; with kube-proxy in iptables or nftables mode and
+  an iptables policy implementation, netlab's among them, it is so).
+
 All are legal, and all are usually a mistake, so ``validate`` and ``up``
 say so, as notes, and go on (as :func:`netlab.model.netpol.policy_notes`
 does for an IPv6 ipBlock). A policy in a namespace that does not exist is
@@ -75,6 +82,32 @@ def match_notes(lab: Lab, places: Places | None = None) -> list[Note]:
                     out.append(places.note(key, ("spec", "egress", i - 1, "ports", j - 1, "port"),
                                            f"{where} egress rule {i} port {j}: "
                                            f"{_unnamed(port, listed, declaring, PEERS_REACH)}"))
+            out += _service_blocks(lab, pol, key, places)
+    return out
+
+
+def _service_blocks(lab: Lab, pol: NetworkPolicy, key: Key, places: Places) -> list[Note]:
+    """One note per egress ipBlock inside the Service CIDR: egress is judged after the DNAT, so it matches nothing."""
+    scidr = lab.topo.cluster.service_cidr
+    out = []
+    for i, egress in enumerate(pol.spec.egress or [], 1):
+        for j, peer in enumerate(egress.to or [], 1):
+            block = peer.ip_block
+            if block is None or block.ipv6 or not block.cidr.subnet_of(scidr):  # type: ignore[arg-type]
+                continue
+            covered = [f"{s.namespace}/{s.name}" for s in lab.services
+                       if (ip := lab.cluster_ip(s)) is not None and ip in block.cidr
+                       and not any(ip in e for e in block.except_)]
+            named = (f", the ClusterIP of {', '.join(covered[:SHOWN])}{', ...' if len(covered) > SHOWN else ''}"
+                     if covered else "")
+            out.append(places.note(key, ("spec", "egress", i - 1, "to", j - 1, "ipBlock", "cidr"),
+                                   f"network policy {pol.namespace}/{pol.name} egress rule {i} peer {j}: ipBlock "
+                                   f"{block.cidr} is inside cluster.serviceCIDR {scidr}{named}: egress is judged "
+                                   "after kube-proxy's DNAT, against the address of the endpoint pod it picked, so it "
+                                   "matches nothing, as with kube-proxy and an iptables policy implementation "
+                                   "(Kubernetes leaves ipBlock on cluster IPs to the implementation): allow the "
+                                   "Service's pods instead (a podSelector, with a namespaceSelector for another "
+                                   "namespace's)"))
     return out
 
 

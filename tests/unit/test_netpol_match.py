@@ -166,3 +166,20 @@ def test_up_notes_them_as_validate_does(tmp_path, monkeypatch):
     again = api.Lab.up_loaded(load(str(path)))
     assert again.last_up is not None and [n for n in again.last_up.notes if n.startswith(said)]
     assert not [w for w in again.last_up.warnings if w.startswith(SAID)]
+
+
+def test_an_egress_ipblock_inside_the_service_cidr_is_a_note_naming_the_service():
+    """QA q57 #5: 10.96.0.10/32 for the cluster DNS matches nothing, egress being judged after the DNAT."""
+    svc = "services: [{name: web, namespace: x, selector: {app: web}, ports: [{port: 80, targetPort: http}]}]\n"
+    egress = ("  - name: dns\n    namespace: y\n    spec:\n      podSelector: {}\n      policyTypes: [Egress]\n"
+              "      egress: [{to: [{ipBlock: {cidr: %s}}]}]\n")
+    (note,) = notes(egress % "10.96.0.10/32", svc)
+    assert note.startswith("network policy y/dns egress rule 1 peer 1: ipBlock 10.96.0.10/32 is inside "
+                           "cluster.serviceCIDR 10.96.0.0/12, the ClusterIP of kube-system/kube-dns: egress is judged "
+                           "after kube-proxy's DNAT"), note
+    assert "matches nothing" in note and "podSelector" in note
+    (note,) = notes(egress % "10.96.0.0/12", svc)  # every Service's
+    assert ", the ClusterIP of x/web, kube-system/kube-dns: " in note or \
+        ", the ClusterIP of kube-system/kube-dns, x/web: " in note, note
+    assert notes(egress % "10.0.0.0/8", svc) == []  # pods' addresses too: it matches them
+    assert notes(egress % "10.244.0.0/16", svc) == []
