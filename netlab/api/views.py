@@ -27,7 +27,7 @@ from netlab.model.lab import Lab
 from netlab.model.lab import PodInfo as ModelPod
 from netlab.model.topology import Service
 from netlab.plan.service_port_info import service_ports  # not plan.services: its rules, which `get` never makes
-from netlab.realize.attachments import detached
+from netlab.realize.attachments import detached, terminated_ips
 from netlab.realize.state import LabState, up_command
 from netlab.workload.lifecycle import container_argv, uts_path
 from netlab.model.echo_ports import echo_ports
@@ -164,6 +164,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
     waiting = crashloop.read(state.lab)  # the containers `up --watch` holds back now: CrashLoopBackOff
     cut = detached(state, lab)  # no network from their CNI plugins (not attached yet, a re-attach cut short, or
     # failed): no eth0, no address
+    kept = terminated_ips(state)  # a terminal pod's sandbox DELed: its status keeps the IP it had, as the API does
     out = []
     for pod in lab.pods:
         if not match(pod.labels):
@@ -194,7 +195,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
         # The pod's sandbox is gone: its network namespace, which up made, was deleted behind netlab's back
         # (its containers, if any still run, run on in the old, nameless one), or deleted and made again.
         netns_gone = old_netns or (sandbox is None and state.netns.get(pod.netns) == "created")
-        out.append(PodInfo(name=pod.name, node=pod.node, ip="" if pod.name in cut else str(pod.ip),
+        out.append(PodInfo(name=pod.name, node=pod.node, ip="" if pod.name in cut else kept.get(pod.name, str(pod.ip)),
                            netns=pod.netns, mac=pod.mac, network_detached=pod.name in cut,
                            labels=FrozenDict(pod.labels), containers=tuple(containers),
                            added=is_added_pod(pod), namespace=pod.spec.namespace,

@@ -124,6 +124,14 @@ def copy_path() -> str | None:
     return _copy.get("path")
 
 
+def log_words() -> str:
+    """After "rolled back" of a new lab's failed up: the rollback takes the lab's folder, and the CNI log in it, whose
+    calls `netlab cni log` showed (QA q3 #2)."""
+    kept = copy_path()
+    return (f" (and the lab's CNI log with it; this run's calls: {kept})" if kept else
+            f" (and the lab's CNI log with it: {LOG_VAR}=FILE keeps a copy of this run's calls)")
+
+
 def close_copy() -> None:
     with _copy_lock:
         fh = _copy.pop("fh", None)

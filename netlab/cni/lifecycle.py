@@ -32,8 +32,9 @@ from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
 from netlab.cni.node_reads import NodeReads
 from netlab.cni.retry import add_tried
-from netlab.cni.invoke import LOG_VAR, TIMEOUT_VAR, CallLog, cni_timeout, timeout_problem
-from netlab.cni.invoke import copy_path, keep_copy
+from netlab.cni import terminated as T
+from netlab.cni.invoke import TIMEOUT_VAR, CallLog, cni_timeout, timeout_problem
+from netlab.cni.invoke import keep_copy, log_words
 from netlab.realize import attachments
 from netlab.realize.attachments import node_devices, note_devices, pod_records, recorded_moves
 from netlab.cni.runtime import Runtime
@@ -73,7 +74,7 @@ DELETED = attachments.DELETED  # a record's phase: its ADD failed and the DEL th
 # A record's phase, written before a re-attach's DEL (write-ahead, as "adding" before an ADD): a run cut short
 # (killed) after that DEL leaves a pod with no interface, which the next up or status must see as such.
 DETACHING = attachments.DETACHING
-DEL_FAILED = "del_failed"  # a record's mark: a DEL of the pod failed (the next one runs it again)
+DEL_FAILED = T.DEL_FAILED  # a record's mark: a DEL of the pod failed (the next one runs it again)
 SANDBOX_GONE = attachments.SANDBOX_GONE  # a record's mark: its namespace was deleted under it (up marks it)
 
 
@@ -184,15 +185,18 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
     rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout())
     todo: list[PodInfo] = []
     failures: list[str] = []
-    if only is None:
+    if only is None:  # and a terminal pod's sandbox is stopped: its DEL (cni/terminated.py)
         _delete_removed(rt_, lab, state, records, out)
+        failures += T.stop_terminal(rt_, lab, state, records, out)
     # Pods attached with another config than now's (up --reconfigure: a plain up refused them, cni/edited.py)
     stale = set(edited.stale(lab, state)) if only is None else set()
     previous: dict[str, dict[str, Any]] = {}  # a re-attached pod's record: what a failed ADD restores
     marks_gone = False
     for pod in [p for p in lab.pods if only is None or p.netns in only]:
         prec = records.get(pod.name)
-        if prec is None or prec.get("phase") == DELETED:
+        if pod.name in lab.terminal:  # no ADD for a terminal pod: its sandbox is stopped, or it never had one
+            continue
+        if prec is None or prec.get("phase") in (DELETED, T.TERMINATED):  # (a terminated one runs again: new sandbox)
             todo.append(pod)
             continue
         if prec.get(SANDBOX_GONE):  # the kubelet's SandboxChanged: the old sandbox's DEL, then a new sandbox's ADD
@@ -277,7 +281,7 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
                     f"{C.POD_IF}: the DEL before its ADD cannot be undone; `{again}` attaches it again)") \
             if detached else ""
         return out, ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1
-                                               else ""), not_back=not_back, if_fresh=_log_words())
+                                               else ""), not_back=not_back, if_fresh=log_words())
     return out, None
 
 
@@ -301,14 +305,6 @@ def roll_back(state: LabState) -> list[str]:
                 f"ADD cannot be undone; `{again}` attaches it again)"] if was else []
     state.save(best_effort=True)
     return out
-
-
-def _log_words() -> str:
-    """After "rolled back" of a new lab's failed up: the rollback takes the lab's folder, and the CNI log in it, whose
-    calls `netlab cni log` showed (QA q3 #2)."""
-    kept = copy_path()
-    return (f" (and the lab's CNI log with it; this run's calls: {kept})" if kept else
-            f" (and the lab's CNI log with it: {LOG_VAR}=FILE keeps a copy of this run's calls)")
 
 
 def _delete_removed(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, Any], out: StartResult) -> None:
@@ -414,7 +410,7 @@ def _stop(state: LabState, rt_: Runtime, records: dict[str, Any], names: set[str
         from concurrent.futures import ThreadPoolExecutor  # here: every `up` loads this module, for its preflight
 
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(detach))) as pool:
-            said = list(pool.map(lambda item: detach_said(rt_, item[1], item[0], taken), detach))
+            said = list(pool.map(lambda item: detach_said(rt_, item[1], item[0], taken or T.closed(item[1])), detach))
         for (pod, prec), failed in zip(detach, said):
             if not failed:
                 records.pop(pod, None)
@@ -469,6 +465,9 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     with NodeReads() as reads, ThreadPoolExecutor(max_workers=WORKERS) as pool:  # each node read once
         for pod in lab.pods:
             prec = records.get(pod.name)
+            if pod.name in lab.terminal:  # its sandbox stopped, or to stop (cni/terminated.py): neither CHECK nor ADD
+                out += T.drift(pod.name, prec)
+                continue
             if prec is not None and prec.get("phase") != DELETED and (prec.get(SANDBOX_GONE)
                                                                        or not is_netns_mount(pod.netns)):
                 out.append(f"cni: pod {pod.name}'s network namespace is gone (deleted under it): up runs the CNI DEL "

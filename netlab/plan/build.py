@@ -53,6 +53,9 @@ class Plan:
 
     lab: str
     resources: tuple[Resource, ...] = field(default_factory=tuple)
+    # The namespaces of the terminal pods whose sandbox was stopped (its CNI DEL ran: :func:`stopped_sandboxes`):
+    # their lo is as the loopback plugin's DEL leaves it, down.
+    stopped: frozenset[str] = frozenset()
 
     def of_kind(self, *kinds: str) -> list[Resource]:
         return [r for r in self.resources if r.kind in kinds]
@@ -179,7 +182,16 @@ def _build_plan(lab: Lab) -> Plan:
     res.sort(key=place)
 
     _check_unique(res)
-    return Plan(lab=lab.name, resources=tuple(res))
+    return Plan(lab=lab.name, resources=tuple(res), stopped=stopped_sandboxes(lab))
+
+
+def stopped_sandboxes(lab: Lab) -> frozenset[str]:
+    """The namespaces of the pods of a CNI lab that are terminal (Completed or Error) and no longer attached: a
+    kubelet stopped their sandbox, whose CNI DEL ran (netlab.cni.terminated), the loopback plugin's too, which sets
+    lo down. containerd then removes the namespace; netlab keeps it (its pod's, until the pod or the lab goes)."""
+    if lab.cni == "builtin":
+        return frozenset()
+    return frozenset(p.netns for p in lab.pods if p.name in lab.terminal and p.name not in lab.attached)
 
 
 def place(r: Resource) -> tuple[int, int]:

@@ -1,14 +1,15 @@
 """What the lab's state remembers of each pod's CNI attachment (``state.extra["cni"]``), without running anything.
 
-``{"pods": {POD: {"phase": "adding" | "added" | "detaching" | "deleted", "node", "containerId", "netns",
+``{"pods": {POD: {"phase": "adding" | "added" | "detaching" | "deleted" | "terminated", "node", "containerId", "netns",
 "networks": [[conflist, ifname], ...], "capabilityArgs", "attachment": {ip, mac, host_veth, host_mac, host_ifaces,
 gateway, prefixlen}}}}``.
 "adding" is written before the first plugin runs, so a crash or a failed ADD
 still leaves the lab a record to DEL; "deleted": the ADD failed and the DEL
 that followed it ran (nothing to DEL); "detaching" is written before a re-attach's
 DEL, so a run cut short before the ADD that follows leaves a pod the next up
-and status know has no interface (up DELs it again, then ADDs it). A pod ADDed again keeps the attachment
-it had until the new one is there (its node-side devices stay the plugins').
+and status know has no interface (up DELs it again, then ADDs it); "terminated": the pod's containers exited for
+good and its sandbox's DEL ran, as a kubelet stops a terminal pod's sandbox (cni/terminated.py). A pod ADDed
+again keeps the attachment it had until the new one is there (its node-side devices stay the plugins').
 ``"devices": {NODE_NETNS: [bridge, ...]}``: what the plugins keep on a node, pods or not (node_devices).
 """
 
@@ -37,6 +38,9 @@ def pod_records(state: "LabState") -> dict[str, dict[str, Any]]:
 
 DETACHING = "detaching"  # a record's phase: a re-attach's DEL is about to run (or ran) and its ADD has not
 DELETED = "deleted"  # a record's phase: its ADD failed and the DEL that followed it ran (nothing to DEL)
+# A record's phase: the pod is terminal (Completed or Error) and the DEL of its stopped sandbox ran (cni/terminated.py);
+# the record keeps the attachment it had: the pod's IP stays in its status, as the API keeps a terminal pod's podIPs
+TERMINATED = "terminated"
 # A record's mark: the pod's network namespace was deleted under it (the kubelet's SandboxChanged). Its sandbox is
 # DELed with an empty CNI_NETNS, as containerd's StopPodSandbox does for a closed namespace, then a new sandbox ADDed.
 SANDBOX_GONE = "sandbox_gone"
@@ -64,15 +68,28 @@ def detached(state: "LabState", lab: Lab) -> frozenset[str]:
     with the config it had too, its DEL run (phase "deleted": "left detached", up's failure says), or one never
     attached (no record, or one whose ADD had begun, "adding": an `up` killed before its ADDs, or during one):
     no eth0, no address, until the next up ADDs them. Those are the pods status says are detached or "not attached
-    through CNI" (cni/lifecycle.drift); a builtin lab has none. Reads the record only (pod_records makes one where
-    none is)."""
+    through CNI" (cni/lifecycle.drift); a builtin lab has none. A terminal pod whose stopped sandbox was DELed (phase
+    "terminated") is none of those: it keeps its IP in ``get pods``, as a Completed pod does (:func:`terminated_ips`).
+    Reads the record only (pod_records makes one where none is)."""
     if lab.cni == "builtin":
         return frozenset()
     rec = state.extra.get(KEY)
     pods = rec.get("pods") if isinstance(rec, dict) else None
     pods = pods if isinstance(pods, dict) else {}
     return frozenset(p.name for p in lab.pods
-                     if not isinstance(prec := pods.get(p.name), dict) or prec.get("phase") != "added")
+                     if not isinstance(prec := pods.get(p.name), dict)
+                     or prec.get("phase") not in ("added", TERMINATED))
+
+
+def terminated_ips(state: "LabState") -> dict[str, str]:
+    """The terminal pods whose stopped sandbox was DELed (phase "terminated") -> the address their plugins gave them:
+    a Succeeded or Failed pod keeps its podIPs in the API (the kubelet copies them from its last status once the
+    sandbox reports none), though host-local released the lease."""
+    rec = state.extra.get(KEY)
+    pods = rec.get("pods") if isinstance(rec, dict) else None
+    return {name: att["ip"] for name, prec in (pods if isinstance(pods, dict) else {}).items()
+            if isinstance(prec, dict) and prec.get("phase") == TERMINATED
+            and isinstance(att := prec.get("attachment"), dict) and isinstance(att.get("ip"), str)}
 
 
 def node_devices(state: "LabState") -> dict[str, list[str]]:

@@ -118,13 +118,13 @@ def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatT
     this node whose DNAT portmap's rules no longer hold (flushed by hand: QA cnihost 2), which pod and which rule is
     gone, and the iptables command that puts it back (None: more than one is gone, up puts them back). None: no
     pod's hostPort, or its rules are there, or the nat table was not read, or the pod's chain has no portmap of
-    iptables rules (:func:`portmap_pods`), or the pod is a builtin lab's terminal one (:func:`terminal_port`)."""
+    iptables rules (:func:`portmap_pods`), or the pod is terminal (:func:`terminal_port`)."""
     node = next((n for n in lab.nodes if n.netns == netns), None)
     if node is None:
         return None
     pods = [(pod, mappings) for pod in lab.pods if pod.node == node.name
             if (mappings := [m for m in port_mappings(pod.spec) if m["hostPort"] == port and m["protocol"] == proto])]
-    portmapped = portmap_pods(lab) - (lab.terminal if lab.cni == "builtin" else set()) if pods else set()
+    portmapped = portmap_pods(lab) - lab.terminal if pods else set()  # a terminal pod's sandbox DEL took them
     pods = [(pod, mappings) for pod, mappings in pods if pod.name in portmapped]  # no portmap: no DNAT to lose
     table = nat_table(netns) if pods else None  # read only for a port that is a hostPort here
     if table is None:
@@ -147,12 +147,13 @@ def unmapped(lab: Lab, ip_names: dict[str, str], nat_table: Callable[[str], NatT
 
 def terminal_port(lab: Lab, netns: str, proto: str, port: int) -> str | None:
     """A packet to ``port`` of node ``netns`` that no socket there took: when that port is a hostPort of a terminal
-    pod of this builtin lab, why nothing DNATs it (as planned: no fault, no fix). None otherwise."""
-    if lab.cni != "builtin":
-        return None
+    pod whose chain has portmap (every pod's of a builtin lab: :func:`portmap_pods`), why nothing DNATs it (as
+    planned: no fault, no fix). None otherwise."""
     node = next((n for n in lab.nodes if n.netns == netns), None)
     pod = next((pod for pod in lab.pods if node is not None and pod.node == node.name and pod.name in lab.terminal
                 and any(m["hostPort"] == port and m["protocol"] == proto for m in port_mappings(pod.spec))), None)
+    if pod is not None and lab.cni != "builtin" and pod.name not in portmap_pods(lab):
+        return None
     if node is None or pod is None:
         return None
     return (f"{proto} port {port} of {node.name} is pod {pod.name}'s hostPort, but {terminated(pod.name)}: a kubelet "
@@ -160,10 +161,10 @@ def terminal_port(lab: Lab, netns: str, proto: str, port: int) -> str | None:
 
 
 def stale_note(lab: Lab, endpoint: dict | None) -> list[str]:
-    """The note of a trace that portmap's DNAT took to a terminal pod of a builtin lab (``endpoint``: the trace's, via
-    HostPort): rules left from when it ran, which the CNI DEL of its stopped sandbox would have taken out."""
+    """The note of a trace that portmap's DNAT took to a terminal pod (``endpoint``: the trace's, via HostPort): rules
+    left from when it ran, which the CNI DEL of its stopped sandbox would have taken out."""
     pod = (endpoint or {}).get("endpoint")
-    if lab.cni != "builtin" or (endpoint or {}).get("via") != "HostPort" or pod not in lab.terminal:
+    if (endpoint or {}).get("via") != "HostPort" or pod not in lab.terminal:
         return []
     return [f"{terminated(pod)}: portmap's DNAT of its hostPort is left from when it ran (a kubelet stops a "
             "terminated pod's sandbox, whose CNI DEL takes it out); up takes it out"]

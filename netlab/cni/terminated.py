@@ -1,0 +1,85 @@
+"""A terminal pod's sandbox, stopped: the CNI DEL that a kubelet's StopPodSandbox runs for a pod whose containers all
+exited for good (Completed or Error: workload/terminal.py), in a lab whose CNI plugins attach its pods.
+
+When a pod's phase turns Succeeded or Failed, the kubelet's pod worker terminates it (syncTerminatingPod ->
+killPod -> kuberuntime's KillPod, killPodWithSyncResult): its containers are stopped, then StopPodSandbox of each
+of its sandboxes. containerd's StopPodSandbox (internal/cri/server/sandbox_stop.go) stops the sandbox, runs
+teardownPodNetwork, the CNI DEL of the chain (libcni hands each plugin the cached result), and removes the
+sandbox's network namespace. The plugins undo their ADD: bridge deletes the pod's veth, host-local releases its
+lease (another pod may be given the address), portmap takes out the pod's hostPort DNAT. The pod object keeps
+its IP: the kubelet reads no IP of a sandbox that is not ready (GetPodStatus) and copies the podIPs of the pod's
+last status instead (kubernetes#125370, #125404), so ``kubectl get pods -o wide`` shows a Completed pod's IP.
+
+``up`` (and ``up --watch``'s repair, which status's line below calls for) does the same once it learns the pod is
+terminal: the DEL of every network of the pod's chain, as a re-attach or ``down`` runs it (cni/attach.detach), then
+the record's phase "terminated", with the attachment it had: status neither CHECKs the pod nor calls it
+detached, up never ADDs it again, ``get pods`` shows its IP. The pod's namespace stays (netlab's, taken with the
+pod or the lab), with lo only. containerd's RemovePodSandbox stops the sandbox once more before removing it, its
+namespace closed: ``down`` runs that second DEL, with an empty CNI_NETNS (a DEL must tolerate what is gone). A
+terminal pod whose command changes runs again (it is not terminal then): up ADDs it as a new sandbox.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from netlab.cni.attach import detach_said
+from netlab.feature import StartResult
+from netlab.realize.attachments import DELETED, SANDBOX_GONE, TERMINATED
+
+if TYPE_CHECKING:
+    from netlab.cni.runtime import Runtime
+    from netlab.model.lab import Lab
+    from netlab.realize.state import LabState
+
+DEL_FAILED = "del_failed"  # a record's mark: a DEL of the pod failed (the next one runs it again)
+WHY = "its containers exited for good: Completed or Error"
+
+
+def to_stop(prec: Any) -> bool:
+    """Whether a terminal pod's record still holds what its plugins' ADD made (its sandbox's DEL has not run)."""
+    return isinstance(prec, dict) and prec.get("phase") not in (DELETED, TERMINATED)
+
+
+def closed(prec: Any) -> bool:
+    """Whether the pod's sandbox was stopped as terminal: ``down``'s DEL of it is the second one, handed no
+    namespace, as containerd's RemovePodSandbox stops the sandbox again with its namespace closed."""
+    return isinstance(prec, dict) and prec.get("phase") == TERMINATED
+
+
+def stop_terminal(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, Any], out: StartResult) -> list[str]:
+    """DEL the sandbox of each terminal pod of ``lab`` (``lab.terminal``) that its plugins attached, as a kubelet's
+    StopPodSandbox does; the failures' lines (the record keeps its phase, marked: the next up runs DEL again)."""
+    failures: list[str] = []
+    todo = [pod.name for pod in lab.pods if pod.name in lab.terminal and to_stop(records.get(pod.name))]
+    for name in todo:
+        prec = records[name]
+        again = " again" if prec.get(DEL_FAILED) else ""
+        said = detach_said(rt_, prec, name)
+        if said:
+            prec[DEL_FAILED] = True
+            failures.append(f"{said[0]}; pod {name} has terminated ({WHY}) and the DEL of its stopped sandbox "
+                            "failed: its plugins' state stays, and the next up runs DEL again")
+            continue
+        for mark in (DEL_FAILED, SANDBOX_GONE, "check_fails"):
+            prec.pop(mark, None)
+        prec["phase"] = TERMINATED
+        out.actions.append(f"ran the CNI DEL of terminated pod {name}'s sandbox{again} ({WHY}): a kubelet stops "
+                           "such a pod's sandbox, and its plugins took back what their ADD made (its eth0, its "
+                           "address's lease, its hostPort rules)")
+    if todo:
+        state.save()
+    return failures
+
+
+def drift(name: str, prec: Any) -> list[str]:
+    """status's line for terminal pod ``name`` whose sandbox's DEL has not run (``prec``: its record); none when it
+    ran, or when its plugins never attached it (a kubelet makes no sandbox for a terminal pod)."""
+    if not to_stop(prec):
+        return []
+    if prec.get(DEL_FAILED):
+        return [f"cni: pod {name} has terminated ({WHY}), but the CNI DEL of its stopped sandbox failed: its plugins' "
+                "state stays (its eth0, its address's lease, its hostPort rules); up runs DEL again"]
+    return [f"cni: pod {name} has terminated ({WHY}), but its sandbox's CNI DEL has not run: its plugins' state "
+            "stays (its eth0, its address's lease, its hostPort rules); up runs it, as a kubelet stops a terminated "
+            "pod's sandbox"]

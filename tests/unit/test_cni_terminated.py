@@ -1,0 +1,149 @@
+"""A CNI lab's terminal pod (Completed or Error) has its sandbox's DEL run by the next up, as a kubelet's
+StopPodSandbox does (cni/terminated.py): status says it until then, and nothing after; up never ADDs it again; get
+pods keeps its IP; down DELs it once more with no namespace, as containerd's RemovePodSandbox does; a pod that runs
+again (not terminal) is ADDed as a new sandbox. Through fake plugins and a fake kernel."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from cni_fakes import add_result, cni_topo, cni_world, lab_of, up
+from netlab.cni import lifecycle
+from netlab.cni.invoke import PluginFailed
+from netlab.errors import ApplyFailed
+from netlab.feature import ModuleFeature
+from netlab.kernel.base import Op
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import status as lab_status
+from netlab.lab import teardown
+from netlab.lab import up as lab_up
+from netlab.plan.build import build_plan
+from netlab.realize import state as state_mod
+from netlab.realize.attachments import attachments, detached, terminated_ips
+from netlab.plan.resources import Loopback
+from netlab.realize.expect import expected
+
+TOPO = cni_topo("fktm", nodes=2) + """\
+  - {name: a, node: n1, ip: 10.244.0.2}
+  - {name: b, node: n2, ip: 10.244.1.3}
+"""
+LINE = ("cni: pod a has terminated (its containers exited for good: Completed or Error), but its sandbox's CNI DEL "
+        "has not run: its plugins' state stays (its eth0, its address's lease, its hostPort rules); up runs it, as a "
+        "kubelet stops a terminated pod's sandbox")
+
+
+class Plugins:
+    """Stands in for invoke.exec_plugin: records (pod, plugin, command, CNI_NETNS), fails where told; loopback's DEL
+    sets the pod's lo down, as the real one does."""
+
+    def __init__(self, kernel: FakeKernel):
+        self.kernel = kernel
+        self.calls: list[tuple[str, str, str, str]] = []
+        self.fail: set[tuple[str, str, str]] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
+        plugin = plugin_path.rsplit("/", 1)[-1]
+        with self.lock:
+            self.calls.append((pod, plugin, command, env["CNI_NETNS"]))
+        if (pod, plugin, command) in self.fail:
+            raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: failed (exit 1): no")
+        if (plugin, command) == ("loopback", "DEL") and env["CNI_NETNS"]:
+            ns = os.path.basename(env["CNI_NETNS"])
+            self.kernel.apply([Op("set", Loopback(netns=ns, up=False), old=Loopback(netns=ns))])
+        return add_result(pod, env) if command == "ADD" else None
+
+    def of(self, pod: str, command: str | None = None) -> list[tuple[str, str, str]]:
+        return [(p, c, n) for q, p, c, n in self.calls if q == pod and command in (None, c)]
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    k = FakeKernel()
+    plugins = Plugins(k)
+    done: set[str] = set()  # the pods whose containers exited for good (workload/terminal.py's, faked)
+    for module in (lab_up, lab_status):
+        monkeypatch.setattr(module, "served", lambda lab, state: lab.with_terminal(frozenset(done)))
+    with cni_world(tmp_path, monkeypatch, TOPO, plugins):
+        yield lab_of(tmp_path), plugins, done, k
+
+
+def _drift(lab_name, k):
+    return lab_status.status(state_mod.load_state(lab_name), k, [ModuleFeature(lifecycle)]).drift
+
+
+def test_up_dels_a_terminal_pod_s_sandbox_once_and_status_says_it_until_then(world):
+    lab, plugins, done, k = world
+    up(lab, k)
+    done.add("a")
+    plugins.calls.clear()
+    assert _drift(lab.name, k) == [LINE]  # no CHECK of it either
+    assert plugins.of("a") == []
+
+    result = up(lab, k)
+    assert plugins.of("a") == [("chain", "DEL", "/run/netns/fktm-a"), ("loopback", "DEL", "/run/netns/fktm-a")]
+    assert any(line.startswith("ran the CNI DEL of terminated pod a's sandbox (its containers exited for good: "
+                               "Completed or Error): a kubelet stops such a pod's sandbox") for line in result.fixed)
+    st = state_mod.load_state(lab.name)
+    prec = st.extra["cni"]["pods"]["a"]
+    assert prec["phase"] == "terminated" and prec["attachment"]["ip"] == "10.244.0.2"
+    assert "a" not in attachments(st) and "a" not in detached(st, lab)  # no pod side planned; not "detached"
+
+    # the plan: none of a's pod side, its lo as the loopback plugin's DEL leaves it (down)
+    plan = build_plan(lab.with_terminal(frozenset({"a"})))
+    assert plan.stopped == frozenset({"fktm-a"})
+    lo = {r.netns: r for r in expected(plan)["fktm-a"] if r.kind == "loopback"}
+    assert lo["fktm-a"].up is False
+    assert [r for r in expected(plan)["fktm-b"] if r.kind == "loopback"][0].up is True
+
+    plugins.calls.clear()
+    assert _drift(lab.name, k) == []
+    up(lab, k)  # nothing for it again: neither ADD nor DEL
+    assert plugins.of("a") == []
+    assert terminated_ips(st) == {"a": "10.244.0.2"}  # get pods' IP: the API keeps a Completed pod's podIP
+
+    # down: the second DEL, with no namespace, as RemovePodSandbox stops the sandbox again (its netns closed)
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+    assert plugins.of("a") == [("chain", "DEL", ""), ("loopback", "DEL", "")]
+    assert plugins.of("b", "DEL") == [("chain", "DEL", "/run/netns/fktm-b"), ("loopback", "DEL", "/run/netns/fktm-b")]
+    assert state_mod.load_state(lab.name) is None
+
+
+def test_a_failed_del_of_a_terminal_pod_fails_up_and_runs_again(world):
+    lab, plugins, done, k = world
+    up(lab, k)
+    done.add("a")
+    plugins.fail.add(("a", "chain", "DEL"))
+    with pytest.raises(ApplyFailed, match=r"^CNI DEL of pod a: CNI plugin chain DEL: failed \(exit 1\): no; pod a "
+                                          r"has terminated \(its containers exited for good: Completed or Error\) and "
+                                          r"the DEL of its stopped sandbox failed"):
+        up(lab, k)
+    prec = state_mod.load_state(lab.name).extra["cni"]["pods"]["a"]
+    assert prec["phase"] == "added" and prec["del_failed"] is True
+    assert _drift(lab.name, k)[0].startswith("cni: pod a has terminated (its containers exited for good: Completed "
+                                             "or Error), but the CNI DEL of its stopped sandbox failed")
+    plugins.fail.clear()
+    plugins.calls.clear()
+    assert any("ran the CNI DEL of terminated pod a's sandbox again" in line for line in up(lab, k).fixed)
+    assert [c for _, c, _ in plugins.of("a")] == ["DEL", "DEL"]
+    assert _drift(lab.name, k) == []
+
+
+def test_a_terminated_pod_that_runs_again_is_added_as_a_new_sandbox(world):
+    lab, plugins, done, k = world
+    up(lab, k)
+    first = state_mod.load_state(lab.name).extra["cni"]["pods"]["a"]["containerId"]
+    done.add("a")
+    up(lab, k)
+    done.clear()  # its command changed: up starts it again, and it is not terminal
+    assert _drift(lab.name, k) == ["different: link lo in fktm-a (down)",  # as its stopped sandbox's DEL left it
+                                   "cni: pod a is not attached through CNI (up attaches it)"]
+    plugins.calls.clear()
+    up(lab, k)
+    assert [(p, c) for p, c, _ in plugins.of("a")] == [("loopback", "ADD"), ("chain", "ADD")]
+    prec = state_mod.load_state(lab.name).extra["cni"]["pods"]["a"]
+    assert prec["phase"] == "added" and prec["containerId"] != first
+    assert _drift(lab.name, k) == []
