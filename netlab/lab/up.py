@@ -443,11 +443,9 @@ class _Up(Converging, Rollback):
         self.result.failed = failed
 
     def _follow_attachments(self, state: LabState) -> None:
-        """The plan follows what the CNI plugins' ADDs of this run made before anything reads the lab again
-        (Converging._follow_pod_sides). A user's conflist may give a pod another address than the topology's (its
-        IPAM's own range). What the plan says of the pod's address, the Services' endpoints above all, follows the
-        plugins in the same run, as kube-proxy follows the address the kubelet reports for the pod; so do the
-        features (the Services' UDP conntrack entries; the plugins' CHECK, which passes)."""
+        """The plan follows this run's CNI ADDs before anything reads the lab again (_follow_pod_sides), and the
+        address a conflist's IPAM gave a pod: the Services' endpoints and the features follow it, as kube-proxy
+        follows the address the kubelet reports for the pod."""
         attached = attached_lab(self.lab, state)
         if attached.attached == self.lab.attached:
             return
