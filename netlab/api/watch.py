@@ -241,6 +241,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
             saw, self.pending = dedupe(self.pending + summary(seen)), []
             for key in self.kids.reaped(ready):
                 saw.append(f"container {key} exited{self.kids.code(key)}")
+            self.kids.reap_orphans()  # after the containers' own exits: theirs are read by their pidfds
             now = self.clock()
             if set(ready) & set(self.writes.fds()) and self.writes.read():
                 next_file = now  # its writer closed it (or renamed another over it): looked at now

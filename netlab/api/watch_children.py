@@ -22,8 +22,9 @@ from typing import Any, Callable, Iterable
 from netlab.kernel import events as kevents
 from netlab.kernel import fdwait, libc, processes, taskstats
 from netlab.model.lab import Lab
-from netlab.realize.state import LabState
+from netlab.realize.state import LabState, load_state
 from netlab.workload import exits, lifecycle as workload, policy
+from netlab.workload.records import records
 
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -158,6 +159,39 @@ class Children:
             return  # not ours: init reaps it
         if res is not None:
             self.exit_codes[key] = run_of(crec), _exit_code(res)
+
+    def reap_orphans(self) -> list[int]:
+        """Reap the watcher's children that have exited and are none of the lab's containers: the orphans of its
+        containers (a container's ``sleep 1000 &`` left running when it exited, killed with its run at the restart;
+        an old dnsmasq's TCP children), which become ours as we are their subreaper. Called on every wake of the
+        loop (every FILE_POLL at least), so none piles up while the watcher runs (QA reap57 1: one zombie per
+        restart of a crash-looping container until the watcher ended). This is the containerd shim's part: the
+        shim of a pod's containers is their child subreaper and reaps every child that exits (its reaper waits
+        for any child on each SIGCHLD, and hands a container's own status to whom waits for it), so a container's
+        orphans never linger under the kubelet either. Only zombies are reaped, each by its pid (``waitid``
+        P_PID): never a tracked container's process (its status is read by its pidfd, :meth:`reaped`), the echo
+        server of tracked echo containers, nor a container the lab's record names (one that exited before it
+        was tracked: :meth:`reap_untracked` keeps its status). The loop's wake runs no program of its own then
+        (each apply's subprocesses were waited for in its thread), so no ``subprocess`` status is taken either.
+        The pids reaped."""
+        kept = {ch.pid for ch in self.by_fd.values()} | {ch.server for ch in self.by_fd.values() if ch.server}
+        dead = [kid for kid in processes.children(os.getpid()) if kid not in kept and processes.proc_state(kid) == "Z"]
+        if not dead:
+            return []
+        state = load_state(self.lab_name) if self.lab_name is not None else None
+        if state is not None:
+            kept |= {crec.get("pid") for pod in records(state)["pods"].values()
+                     for crec in (pod.get("containers") or {}).values() if isinstance(crec, dict)}
+        out = []
+        for pid in dead:
+            if pid in kept:
+                continue
+            try:
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG) is not None:
+                    out.append(pid)
+            except ChildProcessError:  # reaped meanwhile, or not ours after all
+                continue
+        return out
 
     def reaped(self, fds: Iterable[int]) -> list[str]:
         """The containers whose pidfd among ``fds`` says they exited, their status kept; "pod/container"."""

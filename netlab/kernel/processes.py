@@ -267,6 +267,29 @@ def _tasks(pid: int) -> list[str]:
     return sorted(tids, key=lambda t: t != str(pid))
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (each thread's, from /proc/PID/task/TID/children: an orphan reparented to a
+    subreaper is the child of one of its threads); falls back to every process's parent where the kernel has no
+    such file (CONFIG_PROC_CHILDREN off)."""
+    out: list[int] = []
+    for tid in _tasks(pid):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                out += [int(x) for x in fh.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # that thread is gone
+            return [kid for kid in _pids() if _parent(kid) == pid]
+        except (ProcessLookupError, ValueError):
+            continue
+    return out
+
+
+def _parent(pid: int) -> int | None:
+    rest = _stat_fields(pid)
+    return int(rest[1]) if rest else None
+
+
 def thread_group(tid: int) -> int | None:
     """The process a thread id belongs to (its own id for a process's first thread); None if gone."""
     try:
