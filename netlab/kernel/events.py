@@ -196,12 +196,15 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: froz
         return f"route {dst} {'deleted' if t == rtnl.RTM_DELROUTE else 'added'}"
     if t in (rtnl.RTM_NEWNEIGH, rtnl.RTM_DELNEIGH):
         n = rtnl_parse.parse_neigh(m)
-        # Learned and forgotten by the kernel all the time, but for a permanent entry's changes: deleted by hand,
-        # it is reported FAILED (first as a change, then as the deletion), and so is an entry nothing resolves;
-        # one of the lab's made REACHABLE or STALE by hand (`ip neigh replace ... nud reachable`) is reported in
-        # that state (the kernel never learns over a PERMANENT entry, so such a change is someone's).
+        # Learned and forgotten by the kernel all the time: only the lab's PERMANENT entries are its own. One of
+        # those deleted by hand is reported FAILED (first as a change, then as the deletion); made REACHABLE or
+        # STALE by hand (`ip neigh replace ... nud reachable`) it is reported in that state (the kernel never learns
+        # over a PERMANENT entry, so such a change is someone's). The kernel's neighbour GC and an address nothing
+        # answers report FAILED too (a new FAILED, then its deletion), of entries the lab never made: not drift
+        # (QA reap57 2: dozens of "neighbour X changed; neighbour X deleted" began the lines and each woke a full
+        # check).
         fdb = n.family == rtnl.AF_BRIDGE
-        if not n.state & (rtnl.NUD_PERMANENT | rtnl.NUD_FAILED) and (n.lladdr if fdb else n.dst) not in permanent:
+        if (n.lladdr if fdb else n.dst) not in permanent:
             return None
         kind = "fdb entry" if fdb else "neighbour"
         return f"{kind} {n.dst or n.lladdr} {'deleted' if t == rtnl.RTM_DELNEIGH else 'changed'}"
