@@ -180,8 +180,9 @@ class Children:
             return []
         state = load_state(self.lab_name) if self.lab_name is not None else None
         if state is not None:
-            kept |= {crec.get("pid") for pod in records(state)["pods"].values()
-                     for crec in (pod.get("containers") or {}).values() if isinstance(crec, dict)}
+            kept |= {crec["pid"] for pod in records(state)["pods"].values()
+                     for crec in (pod.get("containers") or {}).values()
+                     if isinstance(crec, dict) and isinstance(crec.get("pid"), int)}
         out = []
         for pid in dead:
             if pid in kept:
