@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence, TypeVar
 
 from netlab.kernel import netns as nsmod
-from netlab.kernel import testhooks
+from netlab.kernel import command_words, testhooks
 from netlab.kernel.processes import ProcId, cmdline, comm, find_in_namespaces, namespace_of, ns_identity, \
     running, start_time, thread_group
 
@@ -284,6 +284,9 @@ COMMAND_MOST = 200  # the characters of a stopped process's command line kept (S
 def other_line(stopped: Stopped) -> str:
     """A process not the lab's that a stop stopped, as a line of a rollback's (which says what its stops said):
     ``stopped a process of yours in lab-b: 4242 (sleep 1000)``."""
+    if command_words.netlab_words(stopped.command) is not None:
+        return (f"stopped another netlab command in {stopped.netns}: {stopped.proc.pid} "
+                f"({command_words.said(stopped.command, COMMAND_MOST)})")
     return f"stopped a process of yours in {stopped.netns}: {stopped.proc.pid} ({stopped.command})"
 
 
@@ -291,11 +294,14 @@ def others_words(procs: Sequence[tuple[int, str, str]], place: str, most: int = 
     """The processes not the lab's that a removal stopped, each (pid, command, its namespace's name or ""), in
     ``place`` (``the pod``): ``also stopped 2 processes of yours in the pod: 4242 sleep 1000, 4250 bash``; the
     first ``most``, then how many more (``-o json`` lists them all: stopped_processes)."""
-    named = ", ".join(f"{pid} {command[:40]}" + (f" in {netns}" if netns else "")
-                      for pid, command, netns in procs[:most])
+    ours = [command_words.netlab_words(command) is not None for _, command, _ in procs]
+    mixed = any(ours) and not all(ours)  # each netlab command named so; else the count's words say it
+    named = ", ".join(f"{pid} {command_words.said(command)}" + " (a netlab command)" * (mixed and mine)
+                      + (f" in {netns}" if netns else "") for (pid, command, netns), mine in zip(procs[:most], ours))
     more = f" and {len(procs) - most} more" if len(procs) > most else ""
-    return (f"also stopped {len(procs)} process{'es' if len(procs) > 1 else ''} of yours in {place}: "
-            f"{named}{more}")
+    whose = (f"netlab command{'s' if len(procs) > 1 else ''}" if ours and all(ours)
+             else f"process{'es' if len(procs) > 1 else ''}{'' if mixed else ' of yours'}")
+    return f"also stopped {len(procs)} {whose} in {place}: {named}{more}"
 
 
 def is_survivor(line: str) -> bool:

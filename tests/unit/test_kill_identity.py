@@ -164,3 +164,29 @@ def test_a_process_gone_before_its_signal_is_not_said_stopped(monkeypatch, child
     others: list[kill.Found] = []
     assert kill.stop_namespaces(["sn-b"], ours=lambda p: False, others=others) == []
     assert others == []
+
+
+def test_the_processes_a_stop_stopped_are_named_by_their_program_and_netlab_commands_as_such(tmp_path):
+    """QA reap57 3: a ``netlab probe`` (its threads in a pod's namespaces) stopped by ``down`` was said as ``a process
+    of yours``, its command cut at 40 characters to its interpreter's path."""
+    launcher = tmp_path / "netlab"  # as scripts/make_launcher.sh (or pip's console script) writes it
+    launcher.write_text("#!/usr/bin/env python3\nimport sys\nfrom netlab.launch import main\nsys.exit(main())\n")
+    probe = f"/work/main/.venv/bin/python3 {launcher} probe b 10.96.0.10:53/udp"
+    assert kill.others_words([(4242, probe, "")], "the pod") == \
+        "also stopped 1 netlab command in the pod: 4242 netlab probe b 10.96.0.10:53/udp"
+    assert kill.others_words([(4242, "/usr/bin/python3 -m netlab trace a b", "")], "it") == \
+        "also stopped 1 netlab command in it: 4242 netlab trace a b"
+    # a script of that name that is not netlab's (not there, or not importing netlab), and other programs: by their
+    # name, cut with an ellipsis
+    other = tmp_path / "netlab.d" / "netlab"
+    other.parent.mkdir()
+    other.write_text("#!/usr/bin/env python3\nprint('hello')\n")
+    long = "/usr/local/sbin/some-daemon --config /etc/some-daemon/config.yaml --verbose"
+    assert kill.others_words([(1, "/usr/bin/python3 /opt/tools/netlab probe", ""), (2, long, "l-b"),
+                              (3, probe, "")], "the pod") == (
+        "also stopped 3 processes in the pod: 1 python3 /opt/tools/netlab probe, "
+        "2 some-daemon --config /etc/some-daemon/c… in l-b, 3 netlab probe b 10.96.0.10:53/udp (a netlab command)")
+    assert kill.others_words([(1, f"/usr/bin/python3 {other} probe", "")], "it").startswith(
+        "also stopped 1 process of yours in it: 1 python3 /")
+    assert kill.other_line(kill.Stopped(ProcId(4242, 7), "l-b", probe)) == \
+        "stopped another netlab command in l-b: 4242 (netlab probe b 10.96.0.10:53/udp)"
