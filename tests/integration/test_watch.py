@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from helpers import ip_json, lab_namespaces, netlab, set_port_state, state_path, unique_lab, write_topology
+from helpers import ip_json, ipv4_of, lab_namespaces, netlab, set_port_state, state_path, unique_lab, write_topology
 from netlab import Lab
 from watching import as_planned, container_pid, drift, running, topology, wait_until, watching
 
@@ -116,6 +116,24 @@ def test_a_deleted_vtep_neighbour_is_healed_at_once(lab):
     assert "periodic check" not in line and "did: " in line, line
     [entry] = ip_json("neigh", "show", "10.244.1.0", "dev", "flannel.1", netns=f"{name}-node-1")
     assert "PERMANENT" in entry["state"]
+
+
+def test_a_neighbour_the_kernel_fails_to_resolve_is_not_drift(lab):
+    """QA reap57 2: an address in a pod's subnet that nothing answers (as the kernel's GC of a neighbour entry, a
+    FAILED entry reported changed, then deleted): none of the lab's PERMANENT entries, so no round of the watcher's,
+    nor a word in its lines; a real change after it is said alone."""
+    name, _, watcher = lab
+    pod = f"{name}-a"
+    nobody = ipv4_of(pod, "eth0").rsplit(".", 1)[0] + ".250"
+    mark = len(watcher.lines)
+    with watcher.frozen():  # both notifications queued for one wake: the neighbour's would be said with the route's
+        subprocess.run(["ip", "netns", "exec", pod, "ping", "-c", "1", "-W", "1", nobody], capture_output=True)
+        wait_until(lambda: any("FAILED" in e.get("state", []) for e in ip_json("neigh", "show", nobody, netns=pod)),
+                   10.0, step=0.1)  # the kernel gave up on it (3 solicitations, 1 s apart) and said so
+        subprocess.run(["ip", "-n", f"{name}-node-1", "route", "del", "10.244.1.0/24"], check=True)
+    watcher.wait_for_line(f"did: replace route 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in "
+                          f"{name}-node-1", after=mark)
+    assert not [line for line in watcher.lines[mark:] if f"neighbour {nobody} " in line], watcher.lines[mark:]
 
 
 def test_a_vtep_neighbour_demoted_by_hand_is_made_permanent_again_at_once(lab):
