@@ -434,7 +434,8 @@ class _Up(Converging, Rollback):
         failed = []  # as this round leaves them (a second round, after the CNI plugins, tells them anew)
         for feature in self.features:
             self.journal.step(f"start {feature.name}{again}")
-            out = feature.start(self.lab, state, self.early.pop(feature.name, None))
+            out = feature.start(self.lab, state, self.early.get(feature.name))  # the rollback's until start waited
+            self.early.pop(feature.name, None)
             self.result.fixed += out.actions
             add_deleted_chains(self.chains_deleted, out.deleted_chains)
             self.result.warnings += out.problems
