@@ -34,7 +34,7 @@ no typing), so that every import of netlab's, from netlab.signals on, is inside 
 
 Before that, Python's own start (its ``site``, the console script's ``import re``) is out of reach of any
 handler of netlab's: a Ctrl-C there printed Python's KeyboardInterrupt traceback. The launcher that
-scripts/setup.sh puts on root's PATH (scripts/make_launcher.sh) starts Python with SIGINT and SIGTERM
+scripts/setup.sh puts on root's PATH (scripts/make_launcher.sh) starts Python with SIGINT, SIGTERM and SIGHUP
 blocked (``env --block-signal``): one sent meanwhile waits, pending, and main()'s first lines say it
 (:func:`_came_at_start`) then let the next ones in. A blocked signal is kept across ``exec``; an ignored one
 would be lost.
@@ -45,11 +45,19 @@ import sys
 
 
 def _terminated_early(signum: int, frame: object) -> None:
-    """SIGTERM as netlab.signals loads (its handler not set yet): a KeyboardInterrupt with SIGTERM's status, as
-    signals.Terminated is, not the default's silent death."""
-    stop = KeyboardInterrupt("interrupted by SIGTERM")
+    """SIGTERM or SIGHUP as netlab.signals loads (its handler not set yet): a KeyboardInterrupt with the signal's
+    status, as signals.Terminated is, not the default's silent death."""
+    raise _early_stop(signum)
+
+
+def _early_stop(signum: int) -> KeyboardInterrupt:
+    """The stop of a signal that came before netlab.signals was loaded: Ctrl-C's bare line, the others named."""
+    import _signal
+
+    names = {_signal.SIGTERM: "SIGTERM", _signal.SIGHUP: "SIGHUP"}
+    stop = KeyboardInterrupt(f"interrupted by {names[signum]}") if signum in names else KeyboardInterrupt()
     stop.exit_code = 128 + signum  # type: ignore[attr-defined]
-    raise stop
+    return stop
 
 
 def main() -> None:
@@ -57,7 +65,10 @@ def main() -> None:
         import _signal  # loaded at Python's start, as os and sys are
 
         before = _signal.signal(_signal.SIGTERM, _terminated_early)
-        _came_at_start(before)
+        hup_was = _signal.getsignal(_signal.SIGHUP)
+        if hup_was != _signal.SIG_IGN:  # nohup's stays ignored (signals.terminate_as_interrupt)
+            _signal.signal(_signal.SIGHUP, _terminated_early)
+        _came_at_start(before, hup_was)
         import gc
 
         gc.disable()
@@ -66,10 +77,10 @@ def main() -> None:
         fncache.install()  # dataclasses' methods compiled once, not at every start (fncache.py)
         from netlab import signals
 
-        signals.terminate_as_interrupt()  # SIGTERM (timeout, systemd, a CI cancel) stops it as Ctrl-C does
+        signals.terminate_as_interrupt()  # SIGTERM (timeout, systemd, a CI cancel), SIGHUP: as Ctrl-C does
         # What the launcher held off is let in once the program's handlers are set: one that came since
         # _came_at_start is raised here, Kept (Python's own, in an import's lock callback, was swallowed: exit 0)
-        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {_signal.SIGINT, _signal.SIGTERM})
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP})
         from netlab.kernel import nofile
 
         nofile.raise_soft()  # as Go programs do: its own soft open-files limit at the hard one (kernel/nofile.py)
@@ -150,27 +161,28 @@ def _refuse_unwritable_output() -> None:
     raise SystemExit(3)  # errors.EXIT_ENVIRONMENT, as for a full disk
 
 
-def _came_at_start(sigterm_was: object) -> None:
-    """The stop signal that came while Python started, held off by the launcher (SIGINT and SIGTERM blocked):
-    said as a later one is (``netlab: interrupted``, 130; ``... by SIGTERM``, 143), and exit. Else main() lets
-    both in once the program's handlers are set, for this process and its children. One that the program's
-    parent ignored (SIGINT for a job a script puts in the background) is not taken for a stop."""
+def _came_at_start(sigterm_was: object, sighup_was: object = None) -> None:
+    """The stop signal that came while Python started, held off by the launcher (SIGINT, SIGTERM and SIGHUP
+    blocked): said as a later one is (``netlab: interrupted``, 130; ``... by SIGTERM``, 143; ``... by SIGHUP``,
+    129), and exit. Else main() lets them in once the program's handlers are set, for this process and its
+    children. One that the program's parent ignored (SIGINT for a job a script puts in the background, SIGHUP
+    under ``nohup``) is not taken for a stop."""
     import _signal
 
-    stopping = {_signal.SIGINT, _signal.SIGTERM}
+    stopping = {_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP}
     came = _signal.sigpending() & stopping
     if _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN:
         came.discard(_signal.SIGINT)
     if sigterm_was == _signal.SIG_IGN:
         came.discard(_signal.SIGTERM)
+    if sighup_was == _signal.SIG_IGN:
+        came.discard(_signal.SIGHUP)
     if came:  # ignored while still blocked: the pending ones are dropped, the program's line is its last word
         for sig in stopping:
             _signal.signal(sig, _signal.SIG_IGN)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, stopping)
-        signum = _signal.SIGTERM if _signal.SIGTERM in came else _signal.SIGINT
-        stop = KeyboardInterrupt() if signum == _signal.SIGINT else KeyboardInterrupt("interrupted by SIGTERM")
-        stop.exit_code = 128 + signum  # type: ignore[attr-defined]
-        raise SystemExit(_stopped(stop))
+        signum = next(sig for sig in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT) if sig in came)
+        raise SystemExit(_stopped(_early_stop(signum)))
 
 
 def _stopped(exc: BaseException) -> int:

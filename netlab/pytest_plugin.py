@@ -18,7 +18,7 @@
 Every lab gets a name of its own (the topology's name, the xdist worker and a
 random suffix: ``demo-g1-3fa9c1``), so parallel runs and other people's labs
 never collide, and is taken down after its last test, whatever happened:
-a failure, Ctrl-C, or SIGTERM (a CI timeout's), which stops the run as Ctrl-C
+a failure, Ctrl-C, SIGTERM (a CI timeout's) or SIGHUP (a closed terminal's), which stops the run as Ctrl-C
 does in every pytest process (an xdist controller passes it on to its workers).
 A process killed with SIGKILL runs nothing: the controller takes down the labs
 of an xdist worker that crashed, and the next run names the labs a killed run
@@ -216,7 +216,7 @@ _netlab_package_labs = _shared_fixture("package")
 _netlab_session_labs = _shared_fixture("session")
 
 
-# --- SIGTERM: the run stops as at Ctrl-C, in the xdist controller and in every worker -------------------
+# --- SIGTERM, SIGHUP: the run stops as at Ctrl-C, in the xdist controller and in every worker -------------------
 
 _workers: list[Any] = []  # the xdist controller's workers (subprocess.Popen), to pass a SIGTERM on to
 _stopping: list[int] = []  # the SIGTERM this process turned into a KeyboardInterrupt (at most one)
@@ -233,18 +233,23 @@ def _stop_on_sigterm(config: pytest.Config) -> None:
     once: with ``pytest -n``, the controller got it and died where it stood, and its workers, orphaned, were
     stopped by execnet's SIGINT 5 s later, or, where SIGINT is ignored (a background job of a shell script,
     nohup), ``os._exit``-ed 10 s after that with their labs up. Only where nobody set a handler of their own
-    (netlab's ``up`` sets its own while it runs, its rollback)."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        try:
-            signal.signal(signal.SIGTERM, _sigterm)
-        except ValueError:  # not the main thread
-            return
+    (netlab's ``up`` sets its own while it runs, its rollback).
+
+    SIGHUP alike (an ssh session dropped, a terminal closed: the kernel sends it to the whole foreground group,
+    the controller and every worker): left to its default it killed each pytest process with its labs up. One
+    ignored (``nohup pytest``) stays ignored."""
+    for sig in signals.TERMINATING:
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            try:
+                signal.signal(sig, _sigterm)
+            except ValueError:  # not the main thread
+                return
     if hasattr(config, "workerinput"):  # an xdist worker
         _worker_stops_with_its_controller()
 
 
 def _sigterm(signum: int, frame: object) -> None:
-    """Pass SIGTERM on to the xdist workers (a terminal's Ctrl-C reaches every process of the run; a CI
+    """Pass SIGTERM (SIGHUP) on to the xdist workers (a terminal's Ctrl-C reaches every process of the run; a CI
     runner's SIGTERM often reaches the controller alone), then stop this process's run as Ctrl-C does.
 
     Once: a second SIGTERM (the process group's, after the controller's; a runner's repeat) would land in
@@ -254,10 +259,10 @@ def _sigterm(signum: int, frame: object) -> None:
     _stopping.append(signum)
     for popen in _workers:
         try:
-            popen.send_signal(signal.SIGTERM)  # nothing if it has ended (and been reaped)
+            popen.send_signal(signum)  # SIGTERM or SIGHUP; nothing if it has ended (and been reaped)
         except OSError:
             pass
-    raise signals.stopped_by(signum)  # Terminated, a KeyboardInterrupt: "interrupted by SIGTERM"
+    raise signals.stopped_by(signum)  # Terminated, a KeyboardInterrupt: "interrupted by SIGTERM" (SIGHUP)
 
 
 @pytest.hookimpl(optionalhook=True)

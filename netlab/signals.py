@@ -1,4 +1,9 @@
-"""SIGINT and SIGTERM handled alike for a block, and put back as they were after it.
+"""SIGINT, SIGTERM and SIGHUP handled alike for a block, and put back as they were after it.
+
+SIGHUP (an ssh session dropped, a terminal closed: the kernel sends it to the terminal's foreground group) is
+SIGTERM's twin everywhere: left to its default it killed an ``up`` where it stood (exit 129, the lab half made,
+``netlab list``'s "ended before it finished") and a pytest run with its labs up. One the program's parent
+ignored (``nohup``) stays ignored, as a SIGINT so ignored does (:func:`handled`).
 
 ``up`` turns them into its rollback (lab/up.py), the rollback and the pytest plugin's last take-down hold
 them off (``signal.SIG_IGN``). ``down`` holds them until the lab is down (:func:`held`), then lets the first
@@ -11,7 +16,8 @@ The ``netlab`` program (launch.py) stops on SIGTERM as on Ctrl-C from its first 
 ``timeout`` and systemd send SIGTERM, which left to its default killed the program silently with status 143
 wherever it was (a plain ``up`` while it loaded or planned, before its rollback's handlers were set; an ``up
 --watch`` before its loop's). It raises :class:`Terminated`, a KeyboardInterrupt, which unwinds as Ctrl-C's
-does: one line, and the exit status of the signal's convention, 128 + its number (130 SIGINT, 143 SIGTERM).
+does: one line, and the exit status of the signal's convention, 128 + its number (130 SIGINT, 143 SIGTERM,
+129 SIGHUP).
 Its Ctrl-C is kept as its SIGTERM is (:func:`check`). An error that a stop signal's exception became (Python
 wraps it in an import's dataclass, pydantic in a validator it builds) is that signal's too (:func:`stop_of`);
 any other error is said as itself, also once a signal came. Once the program says how a signal ended it, a
@@ -26,12 +32,13 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-STOPPING = (signal.SIGINT, signal.SIGTERM)
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)  # the stop signals said as Terminated (Ctrl-C's is KeyboardInterrupt)
 
 
 @contextlib.contextmanager
 def handled(handler: Any) -> Iterator[None]:
-    """SIGINT and SIGTERM go to ``handler`` (a function, or signal.SIG_IGN) for the block; one ignored as it
+    """SIGINT, SIGTERM and SIGHUP go to ``handler`` (a function, or signal.SIG_IGN) for the block; one ignored as it
     begins stays ignored: a SIGINT the program's parent ignored (a job a shell script puts in the background, whose
     Ctrl-C is not its own; the program keeps it so: :func:`terminate_as_interrupt`), or inside a block that holds
     them off. Set over it, an ``up`` took that SIGINT for a stop and rolled back, and a ``down``'s CNI plugins were
@@ -53,7 +60,7 @@ def handled(handler: Any) -> Iterator[None]:
 
 @contextlib.contextmanager
 def held() -> Iterator[list[int]]:
-    """SIGINT and SIGTERM wait for the block (a bounded piece of work that must not stop halfway): each one that
+    """SIGINT, SIGTERM and SIGHUP wait for the block (a bounded piece of work that must not stop halfway): each one that
     comes is recorded in the list yielded, and once the block is done and the caller's handlers are back, the
     first is sent again to this process (``signal.raise_signal``), so it takes effect as it would have without
     the block: the caller's handler raises its exception (KeyboardInterrupt, the CLI's :class:`Terminated`,
@@ -81,9 +88,14 @@ class Kept(KeyboardInterrupt):
 
 
 class Terminated(Kept):
-    """SIGTERM, raised where the program was, as SIGINT raises KeyboardInterrupt."""
+    """SIGTERM (or SIGHUP: ``signum``), raised where the program was, as SIGINT raises KeyboardInterrupt."""
 
     exit_code = 128 + signal.SIGTERM
+
+    def __init__(self, *args: object, signum: int = signal.SIGTERM) -> None:
+        super().__init__(*args)
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
 def exit_code(exc: BaseException) -> int:
@@ -104,7 +116,7 @@ _kept: list[BaseException] = []  # the Kept exceptions made: what a wrapper may 
 def raise_terminated(signum: int, frame: object) -> None:
     """The program's handler of SIGTERM (and of SIGINT: :func:`raise_interrupt`): kept, then raised."""
     _raised.append(signum)
-    raise Terminated(f"interrupted by {signal.Signals(signum).name}")
+    raise stopped_by(signum)
 
 
 def raise_interrupt(signum: int, frame: object) -> None:
@@ -232,7 +244,7 @@ _swallowing: list[bool] = []  # an unswallowed() block is on
 
 
 def ending() -> None:
-    """The program is saying how a stop signal ended it, then exits: a further SIGINT or SIGTERM has nothing left
+    """The program is saying how a stop signal ended it, then exits: a further stop signal has nothing left
     to stop, and is ignored. ``timeout`` sends its signal twice (to the program, then to its process group), a
     user presses Ctrl-C again: the second one's KeyboardInterrupt cut the first one's line short with a
     traceback. The program's only (:func:`terminate_as_interrupt`: not a library's caller, not click's test
@@ -266,9 +278,9 @@ def said(exc: BaseException) -> int:
 
 
 def stopped_by(signum: int) -> KeyboardInterrupt:
-    """The exception a stop signal raises: Terminated for SIGTERM, a KeyboardInterrupt (Ctrl-C's) else."""
+    """The exception a stop signal raises: Terminated for SIGTERM and SIGHUP, a KeyboardInterrupt (Ctrl-C's) else."""
     said = f"interrupted by {signal.Signals(signum).name}"
-    return Terminated(said) if signum == signal.SIGTERM else KeyboardInterrupt(said)
+    return Terminated(said, signum=signum) if signum in TERMINATING else KeyboardInterrupt(said)
 
 
 def _unraisable(unraisable: Any) -> None:
@@ -280,11 +292,13 @@ def _unraisable(unraisable: Any) -> None:
 
 
 def terminate_as_interrupt() -> None:
-    """From now on SIGTERM stops this process as Ctrl-C does (:class:`Terminated`), and both are kept. The
-    program's, not a
-    library's: ``import netlab`` leaves its caller's handlers alone."""
+    """From now on SIGTERM and SIGHUP stop this process as Ctrl-C does (:class:`Terminated`), and all are kept.
+    The program's, not a library's: ``import netlab`` leaves its caller's handlers alone. A SIGHUP the program's
+    parent ignored (``nohup netlab up --watch``) stays ignored: the hangup is not the user's stop."""
     _program.append(True)
     signal.signal(signal.SIGTERM, raise_terminated)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, raise_terminated)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not a SIG_IGN the program inherited
         signal.signal(signal.SIGINT, raise_interrupt)
     sys.unraisablehook = _unraisable

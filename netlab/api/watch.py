@@ -345,7 +345,7 @@ def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0,
           saved: bool = False) -> None:
     """Apply the file (``saved``: the running lab's saved topology, ``path`` None; a signal meanwhile rolls it
     back, as plain up's: Interrupted), then run the loop until
-    SIGINT/SIGTERM, which let a repair in progress finish and end it: the lab stays up, and the watcher ends
+    SIGINT/SIGTERM/SIGHUP, which let a repair in progress finish and end it: the lab stays up, and the watcher ends
     as a daemon asked to stop does (systemd's stop, a CI job's cancel, `timeout`), its line naming the
     signal, returning normally (exit 0)."""
     w = Watcher(path, lab_name, log, backoff_base=backoff_base, resync=resync, saved=saved)
@@ -356,7 +356,7 @@ def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0,
         w.stopped_by = w.stopped_by or signum
 
     def arm() -> None:  # a SIGINT the program's parent ignored stays ignored, as up's (signals.handled)
-        old.update({sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)
+        old.update({sig: signal.signal(sig, stop) for sig in signals.STOPPING  # SIGHUP too: a closed terminal
                     if signal.getsignal(sig) is not signal.SIG_IGN})
 
     w.armed = arm

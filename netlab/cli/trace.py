@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import signal
 import shutil
 import sys
 import time
@@ -251,7 +252,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     matching = f"frames matching {bpf.expression!r}, " if bpf else ""
     listening = (f"netlab: capturing on {netns} {iface} ({matching}up to {plural(count, 'frame')} or {timeout:g} s; "
                  "Ctrl-C stops it)")
-    signalled = ""  # the stop signal's word for `stopped`: interrupted (Ctrl-C), terminated (SIGTERM)
+    signalled = ""  # the stop signal's word for `stopped`: interrupted (Ctrl-C), terminated (SIGTERM), hangup
 
     def note(line: str) -> None:  # the link went down: said on stderr, the capture goes on (as tcpdump's)
         click.echo(f"netlab: {line}", err=True)
@@ -292,7 +293,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
 
                 cap.live(capture, count, timeout, show, note)
         except KeyboardInterrupt as exc:
-            signalled = "terminated" if isinstance(exc, signals.Terminated) else "interrupted"
+            signalled = STOPPED_WORDS.get(signals.exit_code(exc) - 128, "interrupted")
         elapsed = time.monotonic() - started
         ended = capture.ended
     signals.taken()  # its end (exit 0), not the program's 130/143; one a finalizer swallowed ends it as well
@@ -319,11 +320,16 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
                    err=True)
 
 
+# `capture -o json`'s "stopped" for the stop signal that ended it (128 + its number is the exception's exit code)
+STOPPED_WORDS = {signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
+
+
 def no_frames_line(netns: str, iface: str, stopped: str, elapsed: float, lab: str,
                    expression: str | None = None) -> str:
     """What capture says when no frame crossed the interface (none its filter matches): where, for how long, and
     why it stopped."""
-    why = {"interrupted": "stopped by Ctrl-C", "terminated": "stopped by SIGTERM"}.get(stopped, "the timeout ran out")
+    why = {"interrupted": "stopped by Ctrl-C", "terminated": "stopped by SIGTERM",
+           "hangup": "stopped by SIGHUP"}.get(stopped, "the timeout ran out")
     what = f"nothing that matches {expression!r} crossed the interface" if expression else \
         "nothing crossed the interface"
     return (f"netlab: 0 frames captured on {netns} {iface} in {elapsed:.1f} s ({why}): {what}; send something, "

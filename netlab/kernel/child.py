@@ -187,7 +187,7 @@ def run_in_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = N
 
 
 def _hold_off_stop_signals() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         try:
             signal.signal(sig, signal.SIG_IGN)
         except ValueError:  # not the main thread (a fork keeps only the thread that forked: not expected)

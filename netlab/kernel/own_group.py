@@ -7,9 +7,10 @@ set that ``up --watch``'s apply or repair waits for. The child moves itself, bet
 until then it is still in netlab's group, and CI saw a Ctrl-C land in that instant, kill a node's restore
 ("iptables-restore (nat) failed: no error message") and roll the watcher's apply back.
 
-So the child is born with SIGINT and SIGTERM blocked: the forking thread blocks them for the moment of the fork
-(a signal mask is inherited through fork and exec, and fork clears the child's pending set), and a group signal
-that reaches the child in that instant stays pending, never delivered. iptables' and nft's programs keep the mask
+So the child is born with SIGINT, SIGTERM and SIGHUP (a closed terminal's, to its group) blocked: the forking
+thread blocks them for the moment of the fork (a signal mask is inherited through fork and exec, and fork
+clears the child's pending set), and a group signal that reaches the child in that instant stays pending, never
+delivered. iptables' and nft's programs keep the mask
 (a test sends them both, pending, before their exec): netlab ends them at their timeout, or when its own wait is
 cut short, with SIGKILL. The forking thread's own stop signals wait the few microseconds of the fork and are taken
 as usual after it; so does the main thread's handler, which Python runs wherever the main thread is when another
@@ -31,7 +32,7 @@ from typing import Any
 
 from netlab.kernel.sigpipe import run_fed
 
-STOPS = frozenset({signal.SIGINT, signal.SIGTERM})
+STOPS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # netlab.signals.STOPPING (below it)
 
 
 @contextlib.contextmanager

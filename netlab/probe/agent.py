@@ -471,13 +471,15 @@ def start(job: Job) -> Child:
 def run_job(job: Job) -> Output:
     """Run a job in this process (a forked child: see runner.py). Joins job.home first.
 
-    SIGTERM (the parent's way to stop it) and SIGINT (a terminal's Ctrl-C reaches the whole process group)
-    raise KeyboardInterrupt here, whatever the parent's handlers were: Agent.run unwinds and sweeps. The first
-    one is enough: a terminal's Ctrl-C reaches the parent too, which sends its SIGTERM at once, and that second
-    KeyboardInterrupt, raised while the first unwound, could cut the clean-up before it began (nothing swept, no
-    conntrack entry deleted). The workers, forked after this, stop the same way (worker.work)."""
+    SIGTERM (the parent's way to stop it), SIGINT (a terminal's Ctrl-C reaches the whole process group) and
+    SIGHUP (a closed terminal's, to the group too; not one ``nohup`` ignored) raise KeyboardInterrupt here,
+    whatever the parent's handlers were: Agent.run unwinds and sweeps. The first one is enough: a terminal's
+    Ctrl-C reaches the parent too, which sends its SIGTERM at once, and that second KeyboardInterrupt, raised
+    while the first unwound, could cut the clean-up before it began (nothing swept, no conntrack entry deleted).
+    The workers, forked after this, stop the same way (worker.work)."""
     for sig in signals.STOPPING:
-        signal.signal(sig, _stop)
+        if sig != signal.SIGHUP or signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's stays ignored
+            signal.signal(sig, _stop)
     if not gc.isenabled():  # forked by the CLI while it loads, its cycle collector off (netlab/launch.py)
         gc.freeze()  # what it inherited stays shared with the parent, untouched by collections
         gc.enable()

@@ -134,7 +134,7 @@ def _serve(host: str, netns: str, port: int, report: int, lifetime: float, paren
     try:
         if not die_with_parent(parent):  # the prober died before it could be asked
             os._exit(1)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)
         signal.alarm(max(1, int(lifetime)))
         null = os.open(os.devnull, os.O_RDWR)

@@ -144,10 +144,11 @@ def test_sigterm_while_up_loads_is_one_line_and_143_and_changes_nothing(tmp_path
     assert lab_namespaces(lab) == [] and not os.path.exists(state_path(lab))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["TERM", "INT", "HUP"])
 def test_a_signal_while_up_changes_the_kernel_rolls_it_back(tmp_path, sig):
     """`up` on a terminal, its progress bar on stderr: once the bar says it makes namespaces, the signal. The
-    run is rolled back whole, one line says so, exit 143 (SIGTERM) or 130 (SIGINT)."""
+    run is rolled back whole, one line says so, exit 143 (SIGTERM), 130 (SIGINT) or 129 (SIGHUP: it killed the
+    program where it stood, the lab half made)."""
     lab, tag = unique_lab("sg"), f"{86400 + uuid.uuid4().int % 1000}"
     path = write_topology(tmp_path, topology(lab, tag, pods=24))
     seen = Namespaces(lab)
@@ -182,6 +183,48 @@ def test_a_signal_while_up_changes_the_kernel_rolls_it_back(tmp_path, sig):
     name = signal.Signals(sig).name
     assert lines == [f"netlab: interrupted by {name}; rolled back".encode()], said
     assert proc.returncode == 128 + sig and out == b"", (proc.returncode, out)
+    assert seen.seen, "no namespace of the lab was ever made"
+    assert_gone(lab, tag, seen)
+
+
+def test_a_terminal_closed_while_up_changes_the_kernel_rolls_it_back_unsaid(tmp_path):
+    """`up` in a session of its own whose controlling terminal is a pty, its output (stdout and stderr) on it, as
+    over ssh: once the progress bar says it makes namespaces the terminal goes away (its other side closed, as a
+    dropped ssh connection's sshd does). The kernel hangs the terminal up: SIGHUP to the session's leader, and
+    every write to the terminal fails (EIO) from then on. The run is rolled back whole all the same, exit 129;
+    before, SIGHUP's default killed it there, the lab half made ("ended before it finished (killed)")."""
+    lab, tag = unique_lab("sg"), f"{86400 + uuid.uuid4().int % 1000}"
+    path = write_topology(tmp_path, topology(lab, tag, pods=24))
+    seen = Namespaces(lab)
+    leader, follower = pty.openpty()
+    terminal = os.ttyname(follower)
+
+    def own_terminal() -> None:  # after setsid (start_new_session): the first terminal opened is the session's
+        fd = os.open(terminal, os.O_RDWR)
+        os.close(fd)
+
+    proc = subprocess.Popen(NETLAB + ["up", "-t", path], stdin=subprocess.DEVNULL, stdout=follower,
+                            stderr=follower, env={**os.environ, "COLUMNS": "100"}, start_new_session=True,
+                            preexec_fn=own_terminal)
+    os.close(follower)
+    said = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"namespaces" not in ANSI.sub(b"", said) and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.05)[0]:
+                said += os.read(leader, 4096)
+        assert b"namespaces" in ANSI.sub(b"", said), said
+        os.close(leader)  # the terminal hangs up
+        leader = -1
+        code = proc.wait(timeout=60)
+    finally:
+        if leader >= 0:
+            os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+        seen.stop()
+        lab_down(lab)
+    assert code == 128 + signal.SIGHUP, (code, said)
     assert seen.seen, "no namespace of the lab was ever made"
     assert_gone(lab, tag, seen)
 
