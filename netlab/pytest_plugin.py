@@ -257,6 +257,8 @@ def _sigterm(signum: int, frame: object) -> None:
     if _stopping:
         return
     _stopping.append(signum)
+    if signum == signal.SIGHUP:
+        signals.quiet_hung_up()  # the terminal is gone: pytest's report there failed (EIO), its end cut short
     for popen in _workers:
         try:
             popen.send_signal(signum)  # SIGTERM or SIGHUP; nothing if it has ended (and been reaped)

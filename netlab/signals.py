@@ -114,9 +114,46 @@ _kept: list[BaseException] = []  # the Kept exceptions made: what a wrapper may 
 
 
 def raise_terminated(signum: int, frame: object) -> None:
-    """The program's handler of SIGTERM (and of SIGINT: :func:`raise_interrupt`): kept, then raised."""
+    """The program's handler of SIGTERM and SIGHUP (and of SIGINT: :func:`raise_interrupt`): kept, then raised."""
     _raised.append(signum)
+    if signum == signal.SIGHUP:
+        quiet_hung_up()
     raise stopped_by(signum)
+
+
+def quiet_hung_up() -> None:
+    """The descriptors that lead to a terminal that hung up (SIGHUP's cause: an ssh session dropped, a window
+    closed) go to /dev/null from now on: each write there fails with EIO (the kernel's hung-up terminal), and a
+    failed write, where nothing guards it (pytest's reporter, a command's result on stdout), stopped what was to
+    follow it (pytest's own end: exit 1 for its 2). Every descriptor, not only standard output and error: pytest's
+    capture keeps the terminal in one of its own while the run's output goes to a file, and puts it back at the
+    end. A hung-up terminal is a character device that polls POLLHUP, as no file, pipe (a pipe with no reader:
+    POLLERR, cli/endings.py) or pty master whose terminal is open does; pty masters (/dev/ptmx, major 5) are left
+    alone (a test's own). Nobody reads that terminal any more: nothing is lost."""
+    import os
+    import select
+    import stat
+
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = [1, 2]
+    for fd in fds:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) == 5:
+                continue
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            if not any(event & select.POLLHUP for _fd, event in poller.poll(0)):
+                continue
+            null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.dup2(null, fd, inheritable=os.get_inheritable(fd))
+            finally:
+                os.close(null)
+        except OSError:
+            continue
 
 
 def raise_interrupt(signum: int, frame: object) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import select
 import subprocess
 import sys
 import signal
@@ -245,12 +247,12 @@ def test_no_lab():
     assert "veth" in line and "sudo netlab doctor" in line, line
 
 
-@pytest.mark.parametrize("how", ["ctrl-c in teardown", "ctrl-c again at the end", "sigterm"])
+@pytest.mark.parametrize("how", ["ctrl-c in teardown", "ctrl-c again at the end", "sigterm", "sighup"])
 def test_an_interrupted_run_still_takes_its_labs_down(tmp_path, how):
     """Ctrl-C while the plugin takes a lab down (it forgot the lab, and the session's end did not try again), again
     while the session's end takes it down (a CI runner's SIGTERM after its SIGINT: it stopped that too), or
-    SIGTERM, a CI timeout's first signal (it killed pytest with the lab up): pytest stops, interrupted, and the
-    lab goes down at the session's end."""
+    SIGTERM, a CI timeout's first signal, or SIGHUP, a closed terminal's (either killed pytest with the lab up):
+    pytest stops, interrupted, and the lab goes down at the session's end."""
     # The first down is interrupted the moment it is called, as a Ctrl-C then would; with "again", the second, at
     # the session's end, gets a Ctrl-C of its own as it begins.
     patch = ("import netlab.api\n"
@@ -263,7 +265,7 @@ def test_an_interrupted_run_still_takes_its_labs_down(tmp_path, how):
              + ("    os.kill(os.getpid(), signal.SIGINT)\n" if "again" in how else "")
              + "    return real(self, **kw)\n"
              "netlab.api.Lab.down = down\n")
-    interrupt = ("", "os.kill(os.getpid(), signal.SIGTERM)") if how == "sigterm" else (patch, "pass")
+    interrupt = ("", f"os.kill(os.getpid(), signal.{how.upper()})") if how.startswith("sig") else (patch, "pass")
     proc = pytest_in(tmp_path, f'''
 import os, signal
 import pytest
@@ -279,14 +281,15 @@ def test_two():
     (name,) = names_written(tmp_path)
     try:
         out = proc.stdout + proc.stderr
-        said = "netlab.signals.Terminated: interrupted by SIGTERM" if how == "sigterm" else "KeyboardInterrupt"
+        said = f"netlab.signals.Terminated: interrupted by {how.upper()}" if how.startswith("sig") else \
+            "KeyboardInterrupt"
         assert proc.returncode == 2 and said in out and "2 passed" not in out, out
         assert lab_namespaces(name) == [], out
     finally:
         netlab("down", "--lab", name, check=False)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGHUP], ids=["sigterm", "sigkill", "sighup"])
 def test_a_signal_to_the_xdist_controller_takes_every_workers_lab_down(tmp_path, sig):
     """``pytest -n 2`` started with SIGINT ignored (a background job of a shell script, as CI scripts run it),
     each worker in a test with a lab up (and a container in it). SIGTERM to the controller alone (a CI timeout):
@@ -294,7 +297,9 @@ def test_a_signal_to_the_xdist_controller_takes_every_workers_lab_down(tmp_path,
     them and were ``os._exit``-ed with their labs up: namespaces, state, echo server and container stayed. Now
     the controller passes SIGTERM on, every worker takes its lab down, and pytest ends as an interrupted run:
     exit 2 (ExitCode.INTERRUPTED) with its summary. SIGKILL (the runner's next signal, the OOM killer): the
-    workers stop with their controller all the same (the kernel's parent-death signal)."""
+    workers stop with their controller all the same (the kernel's parent-death signal). SIGHUP to the whole
+    process group, as a closed terminal sends it (the run in a session of its own): it killed the controller and
+    every worker where they stood, their labs up; now it is SIGTERM's twin, exit 2."""
     base = unique_lab("qe")
     topology = {"name": base, "nodes": [{"name": "n1"}],
                 "pods": [{"name": "a", "node": "n1"},
@@ -310,10 +315,13 @@ def test_holds_a_lab(netlab_lab, i):
     time.sleep(300)
 ''')
     outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    # this checkout's netlab, found first by the editable install's entry point (else the install's own checkout)
+    outer["PYTHONPATH"] = os.pathsep.join([str(ROOT), outer.get("PYTHONPATH", "")])
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
                              str(tmp_path)], cwd=tmp_path, env=outer, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                            start_new_session=sig == signal.SIGHUP)
     rows: list[list[str]] = []
     try:
         assert wait_for(lambda: len(names_written(tmp_path)) == 2, timeout=120), "the labs never came up"
@@ -323,14 +331,18 @@ def test_holds_a_lab(netlab_lab, i):
         assert len(namespaces) == 2 * 4, namespaces  # underlay, n1, a, b: both labs are up, in the kernel
         inodes = {os.stat(f"/run/netns/{ns}").st_ino for ns in namespaces}
         assert _processes_in(inodes), "no process in the labs' namespaces (the container and echo server)"
-        proc.send_signal(sig)
+        if sig == signal.SIGHUP:
+            os.killpg(proc.pid, sig)  # the controller and its workers at once, as a terminal's hangup
+        else:
+            proc.send_signal(sig)
         assert wait_for(lambda: not any(lab_namespaces(name) for name in names) and not _processes_in(inodes)
                         and not any(os.path.exists(state_path(name)) for name in names), timeout=30), (
             [lab_namespaces(name) for name in names], _processes_in(inodes))
         out = proc.communicate(timeout=60)[0]
-        if sig == signal.SIGTERM:
+        if sig != signal.SIGKILL:
             assert proc.returncode == 2, out  # pytest's ExitCode.INTERRUPTED
-            assert "netlab.signals.Terminated: interrupted by SIGTERM" in out and "no tests ran" in out, out
+            said = f"netlab.signals.Terminated: interrupted by {signal.Signals(sig).name}"
+            assert said in out and "no tests ran" in out, out
         assert wait_for(lambda: not any(_alive(int(pid)) for _, pid in rows), timeout=30), rows
     finally:
         if proc.poll() is None:
@@ -339,6 +351,61 @@ def test_holds_a_lab(netlab_lab, i):
         for name, pid in rows:
             if _alive(int(pid)):  # a worker this test started, orphaned (the old code)
                 os.kill(int(pid), signal.SIGKILL)
+            netlab("down", "--lab", name, check=False)
+
+
+def test_a_closed_terminal_takes_every_workers_lab_down_and_ends_as_an_interrupted_run(tmp_path):
+    """``pytest -n 2`` in a session of its own whose controlling terminal is a pty, its output there, as over ssh;
+    each worker in a test with a lab up. The terminal goes away (its other side closed, as sshd does when the
+    connection drops): the kernel hangs it up, SIGHUP to the controller, and every write there fails (EIO).
+    SIGHUP's default killed the controller and its workers where they stood, their labs up; now each takes its
+    lab down, and pytest's own end (its report, which failed with EIO: exit 1, a traceback) is exit 2, as SIGTERM's."""
+    base = unique_lab("hu")
+    topology = {"name": base, "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1"}]}
+    (tmp_path / "test_case.py").write_text(f'''
+import os, time
+import pytest
+
+@pytest.mark.parametrize("i", [1, 2])
+@pytest.mark.netlab({topology!r})
+def test_holds_a_lab(netlab_lab, i):
+    open(f"name-{{i}}", "w").write(netlab_lab.name)
+    time.sleep(300)
+''')
+    outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    outer["PYTHONPATH"] = os.pathsep.join([str(ROOT), outer.get("PYTHONPATH", "")])
+    leader, follower = pty.openpty()
+    terminal = os.ttyname(follower)
+
+    def own_terminal() -> None:  # after setsid (start_new_session): the first terminal opened is the session's
+        os.close(os.open(terminal, os.O_RDWR))
+
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
+                             str(tmp_path)], cwd=tmp_path, env=outer, stdin=follower, stdout=follower,
+                            stderr=follower, start_new_session=True, preexec_fn=own_terminal)
+    os.close(follower)
+    names: list[str] = []
+    try:
+        def up() -> bool:  # what it says is read, so that it never waits for the terminal
+            while select.select([leader], [], [], 0)[0] and os.read(leader, 65536):
+                pass
+            return len(names_written(tmp_path)) == 2
+        assert wait_for(up, timeout=120), "the labs never came up"
+        names = names_written(tmp_path)
+        assert all(len(lab_namespaces(name)) == 3 for name in names), names  # underlay, n1, a: both labs up
+        os.close(leader)  # the terminal hangs up
+        leader = -1
+        code = proc.wait(timeout=60)
+        assert code == 2, code  # pytest's ExitCode.INTERRUPTED
+        assert [lab_namespaces(name) for name in names] == [[], []]
+        assert not any(os.path.exists(state_path(name)) for name in names)
+    finally:
+        if leader >= 0:
+            os.close(leader)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for name in names:
             netlab("down", "--lab", name, check=False)
 
 
@@ -418,7 +485,7 @@ Lab.up_loaded = classmethod(up_loaded)
 '''
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_stop_as_the_lab_has_come_up_takes_it_down(tmp_path, sig):
     """QA: a Ctrl-C as the first lab's state said "up" left it up, before the plugin recorded it (unit side:
     tests/unit/test_plugin_interrupted_up.py)."""

@@ -166,3 +166,29 @@ def test_a_captures_sighup_is_its_end_and_named():
     from netlab.cli.trace import no_frames_line
 
     assert "(stopped by SIGHUP)" in no_frames_line("L-n1", "eth0", "hangup", 1.0, "L")
+
+
+def test_a_hung_up_terminal_is_pointed_at_dev_null_and_nothing_else():
+    """After a hangup each write to the terminal fails (EIO), pytest's report then ended its run with exit 1 (a
+    traceback) where SIGTERM's gave 2. The terminal's descriptors (any of them: pytest's capture keeps one of its
+    own) go to /dev/null; a file, a pipe and a pty master (a test's own terminal) stay as they are."""
+    code = ("import os, pty, sys\n"
+            "from netlab import signals\n"
+            "gone_master, gone = pty.openpty()\n"
+            "os.close(gone_master)  # the terminal hangs up\n"
+            "master, slave = pty.openpty()\n"
+            "os.close(slave)  # a master whose terminal is closed polls POLLHUP too\n"
+            "r, w = os.pipe()\n"
+            "saved = os.dup(gone)\n"
+            "try:\n"
+            "    os.write(gone, b'x')\n"
+            "except OSError as exc:\n"
+            "    print(exc.errno)\n"
+            "signals.quiet_hung_up()\n"
+            "print(os.write(gone, b'x'), os.write(saved, b'x'), os.write(w, b'x'), os.read(r, 1))\n"
+            "print(os.path.realpath(f'/proc/self/fd/{gone}'), os.path.realpath(f'/proc/self/fd/{master}'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["5", "1 1 1 b'x'"], proc.stdout  # EIO before, then written (to /dev/null)
+    assert lines[2].split() == ["/dev/null", "/dev/ptmx"], proc.stdout
