@@ -6,8 +6,10 @@ from pathlib import Path
 
 from netlab import Lab
 
-# SIGTERM (kill, a CI job's timeout) ends Python where it stands, the lab up; as SystemExit it unwinds the block
-signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+# SIGTERM (kill, a CI job's timeout) and SIGHUP (a closed terminal) end Python where it stands, the lab up; as
+# SystemExit they unwind the block
+for stop in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(stop, lambda signum, frame: sys.exit(128 + signum))
 name = sys.argv[1] if len(sys.argv) > 1 else "quickstart"
 with Lab.up(Path(__file__).with_name("lab.yaml"), name=name) as lab:   # down when the block ends, even on errors
     assert lab.exec("web-1", ["hostname"]).stdout.strip() == "web-1"      # in the pod's network and UTS namespaces

@@ -148,7 +148,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     Exit codes: 0 ok, 1 checks failed (drift, unmet expectations), 2 invalid
     input, 3 environment not ready (not root, missing tool), 4 apply failed
-    (rolled back), 130 interrupted by Ctrl-C, 143 by SIGTERM, 141 the reader
+    (rolled back), 130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP, 141 the reader
     of the output or of the errors went away (`| head -1`).
     """
     ctx.ensure_object(dict)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
                    "the CNI pods attached with another config than the conflist has now (DEL with theirs, then "
                    "ADD). Not with --watch: replace the lab first, then watch it.")
 @click.option("--watch", is_flag=True,
-              help="Then keep the lab converged until Ctrl-C or SIGTERM (exit 0): re-apply the file when it "
+              help="Then keep the lab converged until Ctrl-C, SIGTERM or SIGHUP (exit 0): re-apply the file when it "
                    "changes (a running lab picked by --lab, $NETLAB_LAB or as the only one up: its saved "
                    "topology, no file), repair drift as the kernel reports it, restart exited containers by their "
                    "pod's restartPolicy; one line per action. The lab stays up. One watcher per lab: a second is "
@@ -63,7 +63,7 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     removes what differs, like a controller reconciling desired and current
     state. Another file whose name: is a running lab's is refused unless
     --reconfigure is given. A failed or interrupted `up` rolls back (exit 4,
-    or 130 on Ctrl-C, 143 on SIGTERM). A container that could not start leaves the
+    or 130 on Ctrl-C, 143 on SIGTERM, 129 on SIGHUP). A container that could not start leaves the
     lab up, named in a line: exit 1, as `status`. `up --lab NAME` repairs a
     running lab without its file: it converges the lab to the topology
     `status` compares with.

@@ -153,7 +153,7 @@ def test_the_help_lists_every_exit_code_the_readme_lists():
 
     out = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
     for code in ("0 ok", "1 checks failed", "2 invalid input", "3 environment not ready", "4 apply failed",
-                 "130 interrupted by Ctrl-C", "143 by SIGTERM", "141 the reader"):
+                 "130 interrupted by Ctrl-C", "143 by SIGTERM", "129 by SIGHUP", "141 the reader"):
         assert code in out, code
 
 
