@@ -145,9 +145,10 @@ def test_the_agents_first_stop_signal_holds_off_the_next_until_its_clean_up_is_d
             agent._stop(signal.SIGINT, None)
         # Dropped by a handler of Python's, not SIG_IGN (tests/unit/test_probe_agent_signals.py): the next ones do
         # nothing, the parent's SIGTERM as a second Ctrl-C.
-        assert [signal.getsignal(sig) for sig in signals.STOPPING] == [signals.ignore, signals.ignore]
+        assert [signal.getsignal(sig) for sig in signals.STOPPING] == [signals.ignore] * 3  # SIGINT, SIGTERM, SIGHUP
         signal.raise_signal(signal.SIGTERM)
         signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGHUP)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
