@@ -472,10 +472,9 @@ def run_job(job: Job) -> Output:
     """Run a job in this process (a forked child: see runner.py). Joins job.home first.
 
     SIGTERM (the parent's way to stop it), SIGINT and SIGHUP (a terminal's Ctrl-C or hangup reaches the whole
-    process group; a SIGHUP that nohup ignored stays so) raise KeyboardInterrupt here, whatever the parent's
-    handlers were: Agent.run unwinds and sweeps. The first one is enough: a terminal's Ctrl-C reaches the parent
-    too, which sends its SIGTERM at once, and that second KeyboardInterrupt, raised while the first unwound, could
-    cut the clean-up before it began (nothing swept, no conntrack entry deleted). Workers stop so (worker.work)."""
+    group; a SIGHUP nohup ignored stays so) raise KeyboardInterrupt here, whatever the parent's handlers were:
+    Agent.run unwinds and sweeps. The first is enough: the parent's SIGTERM after a Ctrl-C, raised as the first
+    unwound, cut the clean-up before it began (nothing swept, no conntrack entry deleted). Workers: worker.work."""
     for sig in signals.STOPPING:
         if sig != signal.SIGHUP or signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's stays ignored
             signal.signal(sig, _stop)
