@@ -23,3 +23,9 @@ def __getattr__(name: str) -> "Any":
 
         return Lab
     raise AttributeError(f"module 'netlab' has no attribute {name!r}")
+
+
+def __dir__() -> "list[str]":
+    """``Lab`` (loaded on first use) beside the package's own names: dir() and help() (pydoc lists what dir() gives
+    and ``__all__`` names) showed no Lab."""
+    return sorted(set(globals()) | set(__all__))

@@ -78,7 +78,7 @@ _WHERE = {
     **{name: "netlab.errors" for name in (
         "NetlabError", "TopologyError", "UsageError", "EnvironmentNotReady", "ApplyFailed", "ChecksFailed",
         "LabBusy", "NetnsGone", "CannotRun")},
-    "Interrupted": "netlab.lab.up",  # Ctrl-C or SIGTERM during up, rolled back: a KeyboardInterrupt (api/interrupted)
+    "Interrupted": "netlab.lab.up",  # Ctrl-C, SIGTERM or SIGHUP during up, rolled back: a KeyboardInterrupt
     "StateCorrupt": "netlab.realize.state_errors",  # a lab's state file that is not one: down(force=True) takes it down
     "StateGone": "netlab.realize.state_errors",  # status of a lab list shows gone: down() forgets its state
     "StateNewer": "netlab.realize.state_errors",  # a StateCorrupt: a state of a later format, a newer netlab's
@@ -94,3 +94,10 @@ def __getattr__(name: str) -> Any:
     with stopped():
         module = importlib.import_module(_WHERE[name])
     return getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    """The public names (``__all__``, loaded on first use) beside the module's own: ``dir(netlab.api)`` gave the
+    latter alone (Any, TYPE_CHECKING, importlib), and ``help(netlab.api)``, whose pydoc finds members through dir()
+    and keeps the ``__all__`` ones, listed ``__getattr__`` alone. dir() loads nothing; help() loads each name."""
+    return sorted(set(globals()) | set(__all__))
