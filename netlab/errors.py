@@ -122,8 +122,19 @@ def from_file_way(api: bool | None = None) -> str:
 
 def down_way(lab: str, api: bool | None = None) -> str:
     """The way to take lab ``lab`` down (what a killed ``up`` made, or the rest a ``down`` left): ``Lab('L').down()``,
-    or ``sudo netlab down --lab L``."""
-    return f"Lab({lab!r}).down()" if (in_python_words() if api is None else api) else f"sudo netlab down --lab {lab}"
+    or the command, :func:`down_command`."""
+    return f"Lab({lab!r}).down()" if (in_python_words() if api is None else api) else down_command(lab)
+
+
+def down_command(lab: str) -> str:
+    """``sudo netlab down --lab L`` as it must be typed to reach the lab: under a state folder of the user's own
+    (NETLAB_STATE_DIR) the variable goes after ``sudo``, which drops the environment (``sudo
+    NETLAB_STATE_DIR=/tmp/st netlab down --lab L``): typed as it was, the line looked in /run/netlab and found
+    no such lab. The one way every line that tells a user to take a lab down says it (``netlab list``'s, the
+    pytest plugin's)."""
+    state = os.environ.get("NETLAB_STATE_DIR")
+    env = f"NETLAB_STATE_DIR={shlex.quote(state)} " if state else ""
+    return f"sudo {env}netlab down --lab {lab}"
 
 
 def status_way(lab: str | None, api: bool | None = None) -> str:

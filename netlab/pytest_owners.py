@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from netlab.errors import down_command
 from netlab.realize import owner
 
 LEFT_UP = pytest.StashKey[list[str]]()  # what the run's start said of labs earlier runs left up
@@ -51,11 +52,6 @@ def plugin_labs() -> list[tuple[str, dict[str, Any]]]:
 def left_up() -> list[tuple[str, dict[str, Any]]]:
     """The plugin's labs whose pytest process has ended."""
     return [(lab, record) for lab, record in plugin_labs() if owner.gone(record)]
-
-
-def down_command(lab: str) -> str:
-    state = os.environ.get("NETLAB_STATE_DIR")
-    return f"sudo {f'NETLAB_STATE_DIR={state} ' if state else ''}netlab down --lab {lab}"
 
 
 def left_up_line(lab: str, record: dict[str, Any]) -> str:

@@ -62,7 +62,7 @@ from netlab.api.watch_listen import SETTLE, Listening
 from netlab.api.watch_others import OtherCommands
 from netlab.api.watch_restart import Checked, HeldWorkload, RestartPolicy, served_lab
 from netlab.cni.changed import AGAIN
-from netlab.errors import NetlabError
+from netlab.errors import NetlabError, down_command
 from netlab.feature import Feature
 from netlab.features import default_features
 from netlab.kernel import events as kevents
@@ -375,5 +375,5 @@ def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0,
         log(w.replaced)
     else:
         by = f" ({signal.Signals(w.stopped_by).name})" if w.stopped_by else ""
-        log(f"stopped watching lab {lab_name}{by}{w.unapplied()}; it stays up (`sudo netlab down --lab {lab_name}` "
+        log(f"stopped watching lab {lab_name}{by}{w.unapplied()}; it stays up (`{down_command(lab_name)}` "
             "takes it down)")

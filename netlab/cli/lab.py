@@ -17,7 +17,7 @@ from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, note, p
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import plural, table
-from netlab.errors import ChecksFailed, NetlabError, command_path, display_path, from_file_way
+from netlab.errors import ChecksFailed, NetlabError, command_path, display_path, down_command, from_file_way
 
 if TYPE_CHECKING:
     from netlab.api.results import StoppedProcess
@@ -125,7 +125,7 @@ def _up_stopped(lab_name: str, exc: KeyboardInterrupt) -> NetlabError:
     except NetlabError:
         return said
     if state is not None and state.phase == "up":
-        said = NetlabError(f"{said}; lab {lab_name} is up (`sudo netlab down --lab {lab_name}` takes it down)")
+        said = NetlabError(f"{said}; lab {lab_name} is up (`{down_command(lab_name)}` takes it down)")
         said.exit_code = signals.exit_code(exc)
     return said
 
@@ -388,7 +388,7 @@ def _stopped(lab_name: str, exc: KeyboardInterrupt) -> NetlabError:
     name = signal.Signals(code - 128).name if 128 < code < 128 + signal.NSIG else "a signal"
     left = os.path.lexists(lab_dir(lab_name, create=False))
     said = NetlabError(f"interrupted by {name}; " + (
-        f"lab {lab_name} is still up (`sudo netlab down --lab {lab_name}` takes it down)" if left
+        f"lab {lab_name} is still up (`{down_command(lab_name)}` takes it down)" if left
         else f"lab {lab_name} is down"))
     said.exit_code = code
     return said
@@ -472,5 +472,5 @@ def _say_rows(rows: "tuple[api.LabInfo, ...]") -> None:
             click.echo(f"netlab: {r.error}", err=True)
         elif r.owner_gone:
             click.echo(f"netlab: lab {r.lab} was brought up by {r.owner}, which has ended without taking it down "
-                       f"(killed, or the lab kept by --netlab-keep): `netlab down --lab {r.lab}` takes it down",
+                       f"(killed, or the lab kept by --netlab-keep): `{down_command(r.lab)}` takes it down",
                        err=True)

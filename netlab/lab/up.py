@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from netlab import signals
 from netlab.realize.attachments import attached_lab, check_cni_change, mark_gone_sandboxes, remade_line, remade_pods
-from netlab.errors import ApplyFailed, EnvironmentNotReady, NetlabError, OwnershipConflict, from_file_way, open_files
+from netlab.errors import (ApplyFailed, EnvironmentNotReady, NetlabError, OwnershipConflict, down_command,
+                           from_file_way, open_files)
 from netlab.kernel import kill, testhooks
 from netlab.kernel.base import Kernel
 from netlab.kernel.threads import side_by_side
@@ -290,7 +291,7 @@ class _Up(Converging, Rollback):
         except Exception as undo:
             if not fresh:  # the lab is still asked what its last good run made: `up --lab` puts that back, not this
                 self._ask_before(state)
-            how = f"`sudo netlab down --lab {self.lab.name}` takes it down" if fresh else \
+            how = f"`{down_command(self.lab.name)}` takes it down" if fresh else \
                 f"`{self._up_again(state)}` repairs it"
             raise ApplyFailed(f"{exc or type(exc).__name__}; the rollback failed too: {undo}; what the run made "
                               f"is left, named by the lab's state: {how}") from exc

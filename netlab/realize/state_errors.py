@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, down_command, down_way
 from netlab.model.naming import ETC_NETNS
 from netlab.realize.state_dir import state_file
 
@@ -112,7 +112,7 @@ class StateNotForgotten(EnvironmentNotReady):
         why = str(error).removeprefix(f"cannot write {path}: ")
         super().__init__(f"lab {lab}'s namespaces are removed ({removed}), but its state file {path} could be neither "
                          f"updated nor removed ({why}); `netlab list` shows the lab `gone` until then: once the "
-                         f"folder may be written, `sudo netlab down --lab {lab}` forgets it")
+                         f"folder may be written, `{down_command(lab)}` forgets it")
 
 
 class StateGone(EnvironmentNotReady):
@@ -123,7 +123,7 @@ class StateGone(EnvironmentNotReady):
 
     def __init__(self, lab: str, path: str, api: bool = False):
         self.lab, self._args = lab, (lab, path)
-        forget = f"`Lab({str(lab)!r}).down()`" if api else f"`sudo netlab down --lab {lab}`"
+        forget = f"`{down_way(str(lab), api)}`"
         again = f"`Lab({str(lab)!r}).repair()`" if api else f"`sudo netlab up --lab {lab}`"
         super().__init__(f"lab {lab} is not up: none of its namespaces is there any more, yet its state file "
                          f"remains ({path}); once its folder may be written, {forget} forgets it (or {again} makes "

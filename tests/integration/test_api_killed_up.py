@@ -19,6 +19,7 @@ import pytest
 
 from helpers import lab_down, lab_namespaces, netlab, state_path, unique_lab
 from killed_runs import lock_let_go
+from netlab.errors import down_command
 
 pytestmark = pytest.mark.root
 
@@ -58,7 +59,7 @@ def test_a_killed_api_up_s_lab_is_said_half_made_by_its_program(tmp_path):
         assert len(command) > 100
         assert line == (f"lab {lab}: the up that was making it through netlab's API, in pid {child.pid} "
                         f"({command[:97]}...), "
-                        f"ended before it finished (killed): the lab is half made; `sudo netlab down --lab {lab}` "
+                        f"ended before it finished (killed): the lab is half made; `{down_command(lab)}` "
                         f"takes away what it made"), line
         assert row["owner"] == f"pytest (pid {child.pid})" and row["owner_gone"] is True, row
 
@@ -68,7 +69,7 @@ def test_a_killed_api_up_s_lab_is_said_half_made_by_its_program(tmp_path):
         said = [pytest_owners.left_up_line(name, record) for name, record in pytest_owners.left_up() if name == lab]
         assert said == [f"lab {lab} is half made: the pytest run that was bringing it up, pytest (pid {child.pid}), "
                         f"ended before its up finished (killed); take it away with: "
-                        f"{pytest_owners.down_command(lab)}"], said
+                        f"{down_command(lab)}"], said
 
         netlab("down", "--lab", lab)  # the command both name
         assert lab_namespaces(lab) == []

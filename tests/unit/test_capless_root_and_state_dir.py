@@ -20,6 +20,7 @@ from cli_inprocess import run_cli
 from fake_lab import IdleFeature, make_lab, up
 from test_doctor import DEFAULT, install_machine
 
+from netlab.errors import down_command
 from netlab.errors import python_words
 from netlab import doctor
 from netlab.api.running import labs
@@ -124,7 +125,7 @@ def test_a_down_that_failed_halfway_is_listed_as_failed_not_killed(lab):
     assert st is not None and st.phase == "deleting"
     said = stalled(st)
     assert said == (f"lab {lab.name}: the `netlab down` that was taking it down (pid {os.getpid()}) failed before it "
-                    f"finished: permission denied: /x/uts; `sudo netlab down --lab {lab.name}` finishes it once "
+                    f"finished: permission denied: /x/uts; `{down_command(lab.name)}` finishes it once "
                     "that is put right"), said
     with python_words(False):  # list's line, as the command says it
         assert [row.error for row in labs() if row.lab == lab.name] == [said]

@@ -13,6 +13,7 @@ import errno
 import pytest
 from fake_lab import make_lab, up
 
+from netlab.errors import down_command
 from netlab.api.running import labs
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
@@ -46,7 +47,7 @@ def test_down_that_cannot_forget_the_state_says_the_lab_is_down_and_why_the_stat
     assert said.startswith(f"lab {lab.name}'s namespaces are removed (5), but its state file {path} could be "
                            "neither updated nor removed (permission denied to root"), said
     assert said.endswith(f"`netlab list` shows the lab `gone` until then: once the folder may be written, "
-                         f"`sudo netlab down --lab {lab.name}` forgets it"), said
+                         f"`{down_command(lab.name)}` forgets it"), said
     assert "\n" not in said
     monkeypatch.undo()
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(path.rsplit("/", 2)[0]))
@@ -95,7 +96,7 @@ def test_status_of_a_gone_lab_says_once_that_it_is_not_up_and_how_to_forget_it(l
     assert type(info.value).__name__ == "StateGone"
     said = str(info.value)
     assert said == (f"lab {lab.name} is not up: none of its namespaces is there any more, yet its state file "
-                    f"remains ({path}); once its folder may be written, `sudo netlab down --lab {lab.name}` "
+                    f"remains ({path}); once its folder may be written, `{down_command(lab.name)}` "
                     f"forgets it (or `sudo netlab up --lab {lab.name}` makes it again)"), said
     assert info.value.exit_code == 3
     import netlab.api

@@ -15,6 +15,7 @@ import os
 import pytest
 from fake_lab import machine_holds, make_lab, up
 
+from netlab.errors import down_command
 from netlab.api import views
 from netlab.errors import LabBusy, NetlabError, python_words
 from netlab.kernel.fake import FakeKernel
@@ -29,7 +30,7 @@ lab = pytest.fixture(make_lab, name="lab")
 
 def gone_line(name: str) -> str:
     return (f"lab {name} is not up: none of its namespaces is there any more, yet its state file remains "
-            f"({state_dir.state_file(name)}); once its folder may be written, `sudo netlab down --lab {name}` "
+            f"({state_dir.state_file(name)}); once its folder may be written, `{down_command(name)}` "
             f"forgets it (or `sudo netlab up --lab {name}` makes it again)")
 
 
@@ -108,7 +109,7 @@ def test_a_namespace_missing_from_a_lab_a_killed_run_left_says_list_s_line(lab, 
     k.delete_netns("fk-a")
     exc = lab_netns_gone("fk-a", lab.name)
     assert str(exc).startswith(f"lab fk: {words} (pid {os.getpid()}) ended before it finished (killed); "
-                               "`sudo netlab down --lab fk` ")
+                               f"`{down_command('fk')}` ")
     assert str(exc).endswith(" (namespace fk-a is not there)") and exc.exit_code == 2
     with python_words():
         assert "`Lab('fk').down()`" in str(lab_netns_gone("fk-a", lab.name))
@@ -128,7 +129,7 @@ def killed_down_lab(lab, monkeypatch):
         for name in list(k.ns):
             k.delete_netns(name)
     return (f"lab fk: the `netlab down` that was taking it down (pid {os.getpid()}) ended before it finished "
-            "(killed); `sudo netlab down --lab fk` finishes it")
+            f"(killed); `{down_command('fk')}` finishes it")
 
 
 def test_probe_of_a_lab_a_killed_down_left_without_its_underlay_says_list_s_line(lab, killed_down_lab):
@@ -136,7 +137,7 @@ def test_probe_of_a_lab_a_killed_down_left_without_its_underlay_says_list_s_line
     with pytest.raises(NetlabError) as info:
         runner.run(lab)
     assert str(info.value) == (f"lab fk: the `netlab down` that was taking it down (pid {os.getpid()}) ended before "
-                               "it finished (killed); `sudo netlab down --lab fk` finishes it (no namespace "
+                               f"it finished (killed); `{down_command('fk')}` finishes it (no namespace "
                                "fk-underlay)") and info.value.exit_code == 2
 
 
@@ -192,7 +193,7 @@ def test_logs_of_a_lab_a_killed_down_left_says_list_s_line(lab, killed_down_lab,
     with pytest.raises(NetlabError) as info:
         api.Lab("fk").logs("a")
     assert str(info.value) == (f"{killed_down_lab} (the log of a/{container} is not there)".replace(
-        "`sudo netlab down --lab fk`", "`Lab('fk').down()`")) and info.value.exit_code == 2
+        f"`{down_command('fk')}`", "`Lab('fk').down()`")) and info.value.exit_code == 2
     path = lifecycle.log_path("fk", "a", container)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as fh:
@@ -224,7 +225,7 @@ def test_get_pods_and_nodes_of_a_lab_a_down_killed_after_it_stopped_the_containe
         assert [n.name for n in views.nodes(lab)] == ["n1", "n2"]
         return
     line = (f"lab fk: the `netlab down` that was taking it down (pid {os.getpid()}) ended before it finished "
-            "(killed); `sudo netlab down --lab fk` finishes it")
+            f"(killed); `{down_command('fk')}` finishes it")
     said = {}
     for what, read in (("pods", lambda: views.pods(load_state("fk"), lab)), ("nodes", lambda: views.nodes(lab))):
         with pytest.raises(NetlabError) as info:

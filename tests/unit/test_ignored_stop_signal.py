@@ -10,6 +10,7 @@ import os
 import signal
 
 from helpers import write_program
+from netlab.errors import down_command
 from netlab import signals
 from netlab.cni import invoke
 from netlab.cni.invoke import CallLog, exec_plugin
@@ -84,4 +85,4 @@ def test_a_watcher_started_with_sigint_ignored_is_ended_by_sigterm_not_by_a_sigi
     finally:
         signal.signal(signal.SIGINT, old)
     assert seen == [False, True]
-    assert lines == ["stopped watching lab lab (SIGTERM); it stays up (`sudo netlab down --lab lab` takes it down)"]
+    assert lines == [f"stopped watching lab lab (SIGTERM); it stays up (`{down_command('lab')}` takes it down)"]

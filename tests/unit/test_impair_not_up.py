@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from fake_lab import machine_holds, make_lab, up
 
+from netlab.errors import down_command
 from netlab import api
 from netlab.api import impair as impair_api, lifecycle
 from netlab.errors import NetlabError
@@ -55,7 +56,7 @@ def gone_line(words: str, again: str) -> str:
 def test_impair_of_a_gone_lab_says_status_s_line_and_makes_nothing(lab, kernel):
     for name in list(kernel.ns):  # `ip netns del` of every namespace: `netlab list` says gone
         kernel.delete_netns(name)
-    cli = gone_line("`sudo netlab down --lab fk`", "`sudo netlab up --lab fk`")
+    cli = gone_line(f"`{down_command('fk')}`", "`sudo netlab up --lab fk`")
     for call in (lambda: impair_api.impair("fk", "a", "eth0", LOSS), lambda: impair_api.show("fk")):
         err = refused(call)
         assert isinstance(err, StateGone) and (str(err), err.exit_code) == (cli, 3)
@@ -71,8 +72,8 @@ def test_impair_of_a_lab_whose_down_was_killed_says_list_s_line(lab, kernel):
     state.phase = "deleting"  # what down writes before it deletes anything; then it was killed (nobody holds it)
     state.save()
     kernel.delete_netns("fk-a")
-    for call, way in ((lambda: impair_api.impair("fk", "a", "eth0", LOSS), "sudo netlab down --lab fk"),
-                      (lambda: impair_api.show("fk"), "sudo netlab down --lab fk"),
+    for call, way in ((lambda: impair_api.impair("fk", "a", "eth0", LOSS), f"{down_command('fk')}"),
+                      (lambda: impair_api.show("fk"), f"{down_command('fk')}"),
                       (lambda: api.Lab("fk").impair("a:eth0", loss="1%"), "Lab('fk').down()")):
         err = refused(call)
         assert str(err).startswith("lab fk: the `netlab down` that was taking it down"), err

@@ -18,6 +18,7 @@ import sys
 
 import pytest
 
+from netlab.errors import down_command
 from netlab import signals
 
 UNIT = os.path.dirname(os.path.abspath(__file__))
@@ -129,7 +130,7 @@ def test_a_watch_stopped_by_a_signal_takes_one_kept_before_it(monkeypatch):
     monkeypatch.setattr(watch_mod, "Watcher", Watcher)
     monkeypatch.setattr(watch_mod, "WatcherLock", lambda name: contextlib.nullcontext())
     watch_mod.watch("t.yaml", "lab", lines.append)
-    assert lines == ["stopped watching lab lab (SIGINT); it stays up (`sudo netlab down --lab lab` takes it down)"]
+    assert lines == [f"stopped watching lab lab (SIGINT); it stays up (`{down_command('lab')}` takes it down)"]
     assert signals.unsaid() is None and signal.getsignal(signal.SIGINT) is not None
 
 

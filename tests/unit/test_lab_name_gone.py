@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from netlab.errors import down_command
 from netlab.api import running
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
@@ -80,7 +81,7 @@ def test_one_gone_lab_alone_is_no_lab_up_as_several_are(labs):
     with pytest.raises(UsageError) as info:
         lab_name.selected_name()
     assert str(info.value) == ("no lab is up; 1 lab is gone (qxgb): none of its namespaces is there any more, yet its "
-                               "state file remains; once its folder may be written, `sudo netlab down --lab qxgb` "
+                               f"state file remains; once its folder may be written, `{down_command('qxgb')}` "
                                "forgets it"), info.value
     with pytest.raises(UsageError, match=r"^no lab is up; 1 lab is gone \(qxgb\): .*`Lab\('qxgb'\)\.down\(\)` forgets"):
         lab_name.select_lab_name(None, None, api=True)

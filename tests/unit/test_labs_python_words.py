@@ -9,6 +9,7 @@ import os
 import pytest
 from cli_inprocess import run_cli
 
+from netlab.errors import down_command
 from netlab.api.running import labs
 from netlab.cli import lab as cli_lab
 from netlab.realize import state_dir
@@ -63,7 +64,7 @@ def test_labs_from_python_says_the_python_call(lab, monkeypatch):
     assert call in rows[0].error and "sudo" not in rows[0].error and "netlab down" not in rows[0].error, rows[0].error
     monkeypatch.setattr(cli_lab, "require_root", lambda: None)
     got = run_cli("list")  # the command keeps the command's words
-    assert f"sudo netlab down --lab {lab}" in got.stderr and call not in got.stderr, got
+    assert f"{down_command(lab)}" in got.stderr and call not in got.stderr, got
 
 
 def test_a_gone_lab_from_python_names_its_repair_as_the_call():

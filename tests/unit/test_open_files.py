@@ -18,6 +18,7 @@ import sys
 import pytest
 from fake_lab import IdleFeature, make_lab, up
 
+from netlab.errors import down_command
 from netlab import doctor
 from netlab.errors import EXIT_ENVIRONMENT, ApplyFailed, EnvironmentNotReady, NetnsGone
 from netlab.kernel import netns as nsmod, procsys
@@ -131,7 +132,7 @@ def test_a_rollback_that_cannot_read_the_tags_keeps_the_state_and_does_not_say_r
         up(lab, k)
     text = str(caught.value)
     assert "the rollback failed too" in text and "; rolled back" not in text and "\n" not in text
-    assert f"sudo netlab down --lab {lab.name}" in text and caught.value.exit_code == EXIT_ENVIRONMENT
+    assert f"{down_command(lab.name)}" in text and caught.value.exit_code == EXIT_ENVIRONMENT
     state = state_mod.load_state(lab.name)
     assert k.ns and state is not None and set(k.ns) <= set(state.netns)  # every namespace left is named
     del k.read_tags  # the limit raised again: a plain down takes it all

@@ -21,6 +21,7 @@ import pytest
 from cli_inprocess import run_cli
 from fake_lab import machine_holds, make_lab, up
 
+from netlab.errors import down_command
 from netlab.api import lifecycle
 from netlab.cli import lab as cli_lab, policy as cli_policy, trace as cli_trace
 from netlab.errors import EnvironmentNotReady
@@ -176,9 +177,9 @@ def test_status_of_a_killed_down_ends_with_down_not_up(lab, monkeypatch, holder)
     lines = got.stderr.splitlines() + got.stdout.splitlines()
     assert got.returncode == 1 and lines[0] == f"netlab: {said}", got
     if holder == "netlab down":
-        assert said.endswith("`sudo netlab down --lab fk` finishes it")
+        assert said.endswith(f"`{down_command('fk')}` finishes it")
         # or the lab's repair, which makes again what that down took (QA q32 3: "no `up` repairs" it was untrue)
-        assert lines[-1] == ("run `sudo netlab down --lab fk` to finish taking it down, or `sudo netlab up --lab fk` "
+        assert lines[-1] == (f"run `{down_command('fk')}` to finish taking it down, or `sudo netlab up --lab fk` "
                              "to bring it back as planned"), got
     else:  # an up killed halfway: up makes the rest, as before
         assert lines[-1].startswith("run `sudo netlab up ") and lines[-1].endswith("` to repair"), got

@@ -17,6 +17,7 @@ import pytest
 from cli_inprocess import run_cli
 from fake_lab import machine_holds, make_lab, up
 
+from netlab.errors import down_command
 from netlab import api
 from netlab.api import views
 from netlab.api.exec import LogWriter, open_log
@@ -144,7 +145,7 @@ def test_a_namespace_met_gone_during_a_down_says_the_lab_is_being_taken_down(lab
     # "was deleted while lab fk is up; `up` makes it again": `down` finishes it)
     said = str(lab_netns_gone("fk-a", lab.name))
     assert said.startswith("lab fk: the `netlab down` that was taking it down") and said.endswith(
-        "`sudo netlab down --lab fk` finishes it (namespace fk-a is not there)"), said
+        f"`{down_command('fk')}` finishes it (namespace fk-a is not there)"), said
 
 
 def test_a_log_met_gone_with_the_lab_says_it_was_taken_down(lab, kernel):

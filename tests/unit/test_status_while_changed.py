@@ -18,6 +18,7 @@ import pytest
 from cli_inprocess import run_cli
 from fake_lab import make_lab, up
 
+from netlab.errors import down_command
 from netlab.errors import python_words
 from netlab.api import lifecycle
 from netlab.cli import lab as cli_lab
@@ -125,7 +126,7 @@ def test_a_lab_whose_up_was_killed_says_so_first_in_lists_words_then_the_drift(s
         monkeypatch.setattr(lifecycle, "status", lambda state, _: StatusResult(lab=state.lab))
     got = status_reading.run() if drift else run_cli("status", "--lab", status_reading.name)
     assert got.stderr.splitlines()[0] == f"netlab: {said}", got
-    assert said.endswith(f"`sudo netlab down --lab {status_reading.name}` takes away what it made")
+    assert said.endswith(f"`{down_command(status_reading.name)}` takes away what it made")
     if drift:
         assert got.returncode == 1 and HALF_DONE in got.stdout, got
     else:

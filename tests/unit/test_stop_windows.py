@@ -16,6 +16,7 @@ import pytest
 from cli_inprocess import run_cli
 from fake_lab import make_lab, up
 
+from netlab.errors import down_command
 from netlab import signals
 from netlab.errors import EXIT_ENVIRONMENT, EXIT_INVALID_INPUT, Problem, TopologyError
 from netlab.kernel.fake import FakeKernel
@@ -222,7 +223,7 @@ def test_a_signal_once_up_is_done_says_the_lab_is_up(lab, monkeypatch, tmp_path,
     monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
     monkeypatch.setattr("netlab.api.Lab.up_loaded", classmethod(up_then_terminated))
     got = run_cli("up", "-t", str(tmp_path / "t.yaml"))
-    said = (f"netlab: interrupted by SIGTERM; lab {lab.name} is up (`sudo netlab down --lab {lab.name}` takes it "
+    said = (f"netlab: interrupted by SIGTERM; lab {lab.name} is up (`{down_command(lab.name)}` takes it "
             "down)\n")
     assert (got.returncode, got.stderr) == (143, said), got
     assert k.ns and state_mod.load_state(lab.name).phase == "up"

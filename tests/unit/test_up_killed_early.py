@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from netlab.errors import down_command
 from netlab.errors import python_words
 from netlab.api.running import labs
 from netlab.kernel.fake import FakeKernel
@@ -69,7 +70,7 @@ def test_a_lab_whose_up_or_down_ended_halfway_says_so_while_nobody_holds_it():
     state.save()
     folder(holder=DEAD)
     assert stalled(state) == (f"lab {LAB}: the `netlab up` that was making it (pid 4194304) ended before it "
-                              f"finished (killed); `sudo netlab down --lab {LAB}` takes away what it made")
+                              f"finished (killed); `{down_command(LAB)}` takes away what it made")
     with python_words():  # netlab.labs(): the Python call
         assert [row.error for row in labs() if row.lab == LAB] == [stalled(state)]
     with lab_lock.LabLock(LAB, "netlab up"):  # at work: no line
@@ -95,7 +96,7 @@ def test_a_creating_lab_whose_last_holder_was_a_down_that_failed_does_not_blame_
     folder(holder="pid 4194304 (netlab down)")
     assert stalled(state) == (f"lab {LAB}: the `netlab up` that was making it ended before it finished, and pid "
                               f"4194304 (netlab down), the last command that held the lab, did not take it away; "
-                              f"`sudo netlab down --lab {LAB}` takes away what it made")
+                              f"`{down_command(LAB)}` takes away what it made")
     assert down(LAB, FakeKernel()).was_up
 
 
@@ -115,18 +116,18 @@ def test_a_lab_a_library_caller_s_up_or_down_left_halfway_names_its_program_not_
     assert interrupted_up(LAB) == (
         f"lab {LAB}: the up that made its folder through netlab's API, in pid 4194304 (python -m pytest -n 2 tests), "
         f"ended before it saved the lab's state, so nothing of the lab was made (the folder holds only its lock); "
-        f"`sudo netlab down --lab {LAB}` removes it")
+        f"`{down_command(LAB)}` removes it")
     state = LabState(lab=LAB, netns={f"{LAB}-n1": "intent"}, phase="creating")
     state.save()
     with python_words(False):  # `netlab list`'s words
         assert stalled(state) == (
             f"lab {LAB}: the up that was making it through netlab's API, in pid 4194304 (python -m pytest -n 2 "
-            f"tests), ended before it finished (killed): the lab is half made; `sudo netlab down --lab {LAB}` "
+            f"tests), ended before it finished (killed): the lab is half made; `{down_command(LAB)}` "
             f"takes away what it made")
         state.phase = "deleting"
         state.save()
         folder(holder=library.replace("netlab up", "netlab down"))
         assert stalled(state) == (
             f"lab {LAB}: the down that was taking it down through netlab's API, in pid 4194304 (python -m pytest "
-            f"-n 2 tests), ended before it finished (killed); `sudo netlab down --lab {LAB}` finishes it")
+            f"-n 2 tests), ended before it finished (killed); `{down_command(LAB)}` finishes it")
     assert down(LAB, FakeKernel()).was_up
