@@ -37,9 +37,11 @@ CAUGHT = ("import netlab.api\ntry:\n    Lab.up({topology!r})\nexcept {caught} as
 
 
 def _quickstart_line() -> str:
-    """The README quickstart's SIGTERM line, from examples/pytest/quickstart.py (what the README shows)."""
-    (line,) = [text for text in QUICKSTART.read_text().splitlines() if text.startswith("signal.signal(signal.SIGTERM")]
-    return line + "\n"
+    """The README quickstart's SIGTERM and SIGHUP lines (a loop and its body), from examples/pytest/quickstart.py
+    (what the README shows)."""
+    lines = QUICKSTART.read_text().splitlines()
+    (at,) = [n for n, text in enumerate(lines) if text.startswith("for stop in (signal.SIGTERM, signal.SIGHUP)")]
+    return "\n".join(lines[at:at + 2]) + "\n"
 
 
 def _signalled(program: str, lab: str, sig: int) -> tuple[int, str, str]:
@@ -68,7 +70,7 @@ def _signalled(program: str, lab: str, sig: int) -> tuple[int, str, str]:
         lab_down(lab)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_an_uncaught_signal_during_up_ends_the_program_by_that_signal_once_rolled_back(sig):
     """No handler of the program's: Ctrl-C ends it as an uncaught KeyboardInterrupt does, SIGTERM as its default
     does: by the signal (the shell's 130, 143), with up's one line saying it rolled back, no traceback."""
@@ -80,11 +82,13 @@ def test_an_uncaught_signal_during_up_ends_the_program_by_that_signal_once_rolle
     assert "in the block" not in out
 
 
-def test_the_quickstarts_sigterm_handler_ends_the_program_with_143_once_rolled_back():
-    """The README quickstart's line (SIGTERM is SystemExit(143)) runs once up rolled back: 143, no traceback."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_the_quickstarts_sigterm_handler_ends_the_program_with_143_once_rolled_back(sig):
+    """The README quickstart's line (SIGTERM is SystemExit(143), SIGHUP 129: a closed terminal's) runs once up
+    rolled back: 128 + the signal, no traceback."""
     lab = unique_lab("sbq")
-    status, out, err = _signalled(HEAD + _quickstart_line() + PLAIN, lab, signal.SIGTERM)
-    assert status == 143, (status, out, err)
+    status, out, err = _signalled(HEAD + _quickstart_line() + PLAIN, lab, sig)
+    assert status == 128 + sig, (status, out, err)
     assert "Traceback" not in err and err.splitlines()[1:] == [], err
 
 
