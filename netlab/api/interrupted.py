@@ -1,6 +1,6 @@
 """A stop signal that stopped ``up`` in a Python program of one's own, handed back to that program once rolled back.
 
-up turns SIGINT and SIGTERM into its rollback (lab/rollback.py), then raises its :class:`Interrupted`, a
+up turns SIGINT, SIGTERM and SIGHUP into its rollback (lab/rollback.py), then raises its :class:`Interrupted`, a
 KeyboardInterrupt. Left at that, a program's end was not the signal's: CPython ends a program by SIGINT (exit 130)
 for a plain KeyboardInterrupt alone, so an uncaught Interrupted printed its traceback and exited 1, and a SIGTERM
 handler of the program's own (the README quickstart's, SystemExit: 143) never ran; `timeout ... python
@@ -12,8 +12,8 @@ quickstart.py` gave 1 or 143 as the signal landed during or outside the change. 
 * Python's Ctrl-C (``default_int_handler``) or the default (SIG_DFL): the Interrupted is raised, a KeyboardInterrupt
   a caller may catch (``except KeyboardInterrupt``, ``except netlab.api.Interrupted``); uncaught, it ends the
   program by its signal once Python's exit work is done (atexit), as an uncaught Ctrl-C does: exit 130 (143 for
-  SIGTERM), its one line (what the rollback did) on standard error, no traceback. Not at the interactive prompt,
-  which goes on after it.
+  SIGTERM, 129 SIGHUP), its one line (what the rollback did) on standard error, no traceback. Not at the
+  interactive prompt, which goes on after it.
 
 The netlab program (launch.py) says an Interrupted itself (cli/lab.py): nothing of this there, nor in a command
 run in-process (python_words(False)), nor in a thread other than the main one, where up sets no handler.

@@ -28,12 +28,12 @@ from netlab.realize.state import ADDRESSES, LabState
 
 
 class Interrupted(signals.Kept):
-    """SIGINT/SIGTERM arrived while changing the kernel (raised once the change is rolled back).
+    """SIGINT/SIGTERM/SIGHUP arrived while changing the kernel (raised once the change is rolled back).
 
     A KeyboardInterrupt, not an Exception: to a program calling netlab (a test runner, a loop with ``except
     Exception``) it is the Ctrl-C it was, which stops it, not one failure among others. The CLI says its line
     and exits with its exit_code, as for a NetlabError: 128 + the signal's number, as a shell reports a
-    program the signal ended (130 for SIGINT, 143 for SIGTERM: what `timeout`, systemd and CI runners send).
+    program the signal ended (130 for SIGINT, 143 for SIGTERM: what `timeout`, systemd and CI runners send; 129 SIGHUP).
     Kept: up's handler keeps the signal in the run's journal, whose next step raises it again if a finalizer
     swallowed this one (:meth:`Rollback._signals_interrupt`). A Lab method hands it to a Python caller as the
     caller's disposition of the signal says: its handler's, or, uncaught, the signal's own end (api/interrupted.py).
