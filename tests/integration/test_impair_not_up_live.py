@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from netlab.errors import down_command
 from helpers import lab_down, lab_namespaces, netlab, state_path, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
@@ -72,7 +73,7 @@ def test_impair_of_a_lab_whose_down_was_killed_says_list_s_line_and_makes_nothin
         r = netlab("impair", "--lab", lab, "c:eth0", "--loss", "1%", check=False)
         assert r.returncode == 2 and r.stdout == "" and len(r.stderr.splitlines()) == 1, r
         assert r.stderr.startswith(f"netlab: lab {lab}: the `netlab down` that was taking it down"), r.stderr
-        assert r.stderr.endswith(f"ended before it finished (killed); `sudo netlab down --lab {lab}` finishes it\n")
+        assert r.stderr.endswith(f"ended before it finished (killed); `{down_command(lab)}` finishes it\n")
         assert kernel_netns(lab) == [] and lab_namespaces(lab) == []
         with open(state_path(lab, "state.json")) as fh:
             assert json.load(fh)["phase"] == "deleting"  # not made up again

@@ -16,6 +16,7 @@ import json
 
 import pytest
 
+from netlab.errors import down_command
 from helpers import (ip, ip_json, lab_down, lab_namespaces, netlab, state_path, unique_lab, without_turn_waits,
                      write_topology)
 from killed_runs import lock_let_go
@@ -63,7 +64,7 @@ def test_a_killed_down_s_lab_says_down_finishes_it(tmp_path):
         with open(state_path(lab, "state.json")) as fh:
             assert json.load(fh)["phase"] == "deleting"
         line = list_line(lab)
-        assert line.endswith(f"ended before it finished (killed); `sudo netlab down --lab {lab}` finishes it"), line
+        assert line.endswith(f"ended before it finished (killed); `{down_command(lab)}` finishes it"), line
         for args, missing in ((("exec", "--lab", lab, "a", "--", "true"), "pod a's UTS namespace"),
                               (("trace", "--lab", lab, "a", "b"), f"namespace {lab}-a"),
                               (("inspect", "--lab", lab, "a"), f"namespace {lab}-a")):
@@ -88,7 +89,7 @@ def test_a_killed_up_s_lab_is_said_first_by_policy_table_and_probe(tmp_path):
             assert json.load(fh)["phase"] == "creating"
         line = list_line(lab)
         assert "the `netlab up` that was making it" in line and line.endswith(
-            f"`sudo netlab down --lab {lab}` takes away what it made"), line
+            f"`{down_command(lab)}` takes away what it made"), line
 
         r = netlab("policy", "table", "--lab", lab, check=False)
         assert r.stderr.splitlines()[0] == f"netlab: {line}", r
@@ -152,7 +153,7 @@ def test_policy_table_of_a_lab_with_a_pod_s_namespace_deleted_leaves_it_out_and_
         killed(lab, {"NETLAB_FAULT_POINT": "state-renamed"}, "down", "--lab", lab)
         assert len(lab_namespaces(lab)) == 3
         line = list_line(lab)
-        assert line.endswith(f"ended before it finished (killed); `sudo netlab down --lab {lab}` finishes it"), line
+        assert line.endswith(f"ended before it finished (killed); `{down_command(lab)}` finishes it"), line
         r = netlab("policy", "table", "--lab", lab, check=False)
         assert (r.returncode, without_turn_waits(r.stderr)) == (1, f"netlab: {line}\n"), r  # list's line alone, once
         assert f"note: a: its flows not probed: {line} (namespace {lab}-a is not there)" in r.stdout.splitlines(), r
@@ -172,7 +173,7 @@ def test_get_logs_and_status_of_a_killed_down_s_lab_say_down_finishes_it_and_up_
         for point in ("down-deleted", "state-renamed"):
             killed(lab, {"NETLAB_FAULT_POINT": point}, "down", "--lab", lab)
             line = list_line(lab)
-            assert line.endswith(f"(killed); `sudo netlab down --lab {lab}` finishes it"), line
+            assert line.endswith(f"(killed); `{down_command(lab)}` finishes it"), line
             if point == "down-deleted":
                 assert lab_namespaces(lab) == []
                 for args, missing in ((("get", "pods"), f"namespace {lab}-a"),
@@ -187,7 +188,7 @@ def test_get_logs_and_status_of_a_killed_down_s_lab_say_down_finishes_it_and_up_
             assert r.stderr == f"netlab: {line}\n", r
             if point == "down-deleted":  # (state-renamed: nothing taken yet, all as planned, exit 0)
                 last = r.stdout.splitlines()[-1]
-                assert r.returncode == 1 and last == (f"run `sudo netlab down --lab {lab}` to finish taking it down, "
+                assert r.returncode == 1 and last == (f"run `{down_command(lab)}` to finish taking it down, "
                                                       f"or `sudo netlab up -t {path}` to bring it back as planned"), r
             netlab("up", "-t", path)  # the up it names, for real
             r = netlab("status", "--lab", lab)
@@ -215,7 +216,7 @@ def test_get_of_a_lab_whose_down_was_killed_once_it_stopped_the_containers_says_
         with open("/proc/self/mountinfo") as fh:  # the UTS pins are unmounted
             assert f" {state_path(lab, 'uts')}/" not in fh.read()
         line = list_line(lab)
-        assert line.endswith(f"(killed); `sudo netlab down --lab {lab}` finishes it"), line
+        assert line.endswith(f"(killed); `{down_command(lab)}` finishes it"), line
         for args, missing in ((("get", "pods"), "pod a's UTS namespace"), (("get", "nodes"), "node n1's UTS namespace"),
                               (("get", "pods", "-o", "json"), "pod a's UTS namespace"),
                               (("exec", "a"), "pod a's UTS namespace")):

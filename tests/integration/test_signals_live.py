@@ -23,6 +23,7 @@ import uuid
 
 import pytest
 
+from netlab.errors import down_command
 from helpers import NETLAB, lab_down, lab_namespaces, netlab, state_path, unique_lab, wait_for, write_topology
 from netlab.kernel import processes
 from watching import Watcher, residents
@@ -258,8 +259,8 @@ pods:
     try:
         new = int(marks.read_text().split()[1])
         assert "did: restarted container a/main" in watcher.lines[-2], "\n".join(watcher.lines)
-        assert watcher.lines[-1].endswith(f"stopped watching lab {lab} (SIGTERM); it stays up (`sudo netlab down "
-                                          f"--lab {lab}` takes it down)"), watcher.lines[-1]
+        assert watcher.lines[-1].endswith(f"stopped watching lab {lab} (SIGTERM); it stays up (`{down_command(lab)}` "
+                                          "takes it down)"), watcher.lines[-1]
         assert netlab("status", "--lab", lab, check=False).returncode == 0
         inside = residents(f"{lab}-a", watcher)
         assert inside == [f"{new} sleep infinity"], inside

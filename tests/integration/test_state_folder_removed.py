@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from netlab.errors import down_command
 from helpers import anything_of, lab_namespaces, netlab, state_path
 
 pytestmark = pytest.mark.root
@@ -110,7 +111,7 @@ def test_down_of_a_lab_whose_state_is_immutable_says_it_is_down_and_list_says_go
         assert out.returncode == 3 and out.stderr.startswith(
             f"netlab: lab {lab}'s namespaces are removed (4), but its state file {state_path(lab, 'state.json')} "
             "could be neither updated nor removed (permission denied to root: "), out
-        assert f"`sudo netlab down --lab {lab}` forgets it\n" in out.stderr and out.stderr.count("\n") == 1, out
+        assert f"`{down_command(lab)}` forgets it\n" in out.stderr and out.stderr.count("\n") == 1, out
         assert ip_netns(lab) == [] and lab_mounts(lab) == []
         listed = netlab("list", check=False)
         assert [line.split()[:2] for line in listed.stdout.splitlines() if line.startswith(lab)] == [[lab, "gone"]]
@@ -118,7 +119,7 @@ def test_down_of_a_lab_whose_state_is_immutable_says_it_is_down_and_list_says_go
         said = netlab("status", "--lab", lab, check=False)  # it listed every namespace as missing drift, exit 1
         assert said.returncode == 3 and said.stdout == "" and said.stderr == (
             f"netlab: lab {lab} is not up: none of its namespaces is there any more, yet its state file remains "
-            f"({state_path(lab, 'state.json')}); once its folder may be written, `sudo netlab down --lab {lab}` "
+            f"({state_path(lab, 'state.json')}); once its folder may be written, `{down_command(lab)}` "
             f"forgets it (or `sudo netlab up --lab {lab}` makes it again)\n"), said
     finally:
         subprocess.run([chattr, "-i", target], check=True)

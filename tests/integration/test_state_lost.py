@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from netlab.errors import down_command
 from helpers import STATE_ROOT, anything_of, lab_namespaces, netlab, someone_elses_etc_netns, state_path
 from netlab import Lab
 from netlab.api import labs as netlab_labs
@@ -227,7 +228,7 @@ def test_an_up_killed_before_during_or_after_its_first_state_write_is_listed_and
     phase, todo = ("interrupted", "removes it") if kill in ("state-write", "state-temp-written") else \
         ("creating", "takes away what it made")
     assert rows[lab][1] == phase, listed.stdout
-    assert len(said) == 1 and said[0].endswith(f"`sudo netlab down --lab {lab}` {todo}"), listed.stderr
+    assert len(said) == 1 and said[0].endswith(f"`{down_command(lab)}` {todo}"), listed.stderr
     assert "--force" not in said[0]
     down = netlab("down", "--lab", lab)
     assert down.stdout.startswith(f"lab {lab} is down (") and down.stderr == "", down

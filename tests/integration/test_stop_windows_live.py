@@ -22,6 +22,7 @@ import sys
 
 import pytest
 
+from netlab.errors import down_command
 from helpers import as_planned_here, lab_down_here, lab_namespaces, state_path, unique_lab, write_topology
 from netlab import Lab
 
@@ -177,7 +178,7 @@ def test_a_signal_once_the_run_is_done_says_the_lab_is_up(tmp_path):
         proc, fired = stopped("done", "TERM", tmp_path, "up", "-t", path)
         assert fired == ["done"]
         assert one_line(proc, "TERM") == (f"netlab: interrupted by SIGTERM; lab {lab} is up "
-                                          f"(`sudo netlab down --lab {lab}` takes it down)")
+                                          f"(`{down_command(lab)}` takes it down)")
         assert as_planned_here(lab)
     finally:
         lab_down_here(lab)
@@ -191,7 +192,7 @@ def test_down_stops_at_once_on_sigterm_while_it_only_reads_the_state(tmp_path, r
     proc, fired = stopped("read", "TERM", tmp_path, "down", "--lab", lab)
     assert fired == ["read"]
     assert one_line(proc, "TERM") == (f"netlab: interrupted by SIGTERM; lab {lab} is still up "
-                                      f"(`sudo netlab down --lab {lab}` takes it down)")
+                                      f"(`{down_command(lab)}` takes it down)")
     assert lab_namespaces(lab) == namespaces
     assert as_planned_here(lab)
 

@@ -26,6 +26,7 @@ import time
 
 import pytest
 
+from netlab.errors import down_command
 from helpers import ip_json, ipv4_of, lab_namespaces, netlab, set_port_state, state_path, unique_lab, write_topology
 from netlab import Lab
 from watching import as_planned, container_pid, drift, running, topology, wait_until, watching
@@ -391,7 +392,7 @@ def test_a_running_lab_picked_by_name_is_watched_as_its_saved_topology(tmp_path)
         assert not any(path in line for line in watcher.lines), watcher.lines
         assert watcher.stop() == 0
         last = watcher.lines[-1].split(" ", 1)[1]
-        assert last == (f"stopped watching lab {name} (SIGINT); it stays up (`sudo netlab down --lab {name}` "
+        assert last == (f"stopped watching lab {name} (SIGINT); it stays up (`{down_command(name)}` "
                         "takes it down)"), last
         assert as_planned(name)  # as its saved topology says, the 5mbit with it
         assert f"{name}-c" not in lab_namespaces(name)
