@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+from netlab.errors import EnvironmentNotReady
 from netlab.kernel import processes as proc
 from netlab.realize.state import LabState
 
@@ -52,3 +53,11 @@ def elsewhere(st: LabState, mounted: Callable[[str], bool]) -> str | None:
                     f"--mount=/proc/{p.pid}/ns/mnt netlab down --lab {st.lab}` (a /run/netns shared with the host's, "
                     "as `ip netns` makes it, keeps a lab visible)")
     return None
+
+
+def refuse_elsewhere(st: LabState | None, mounted: Callable[[str], bool]) -> None:
+    """Raise EnvironmentNotReady (exit 3, nothing changed) with ``elsewhere``'s line when lab ``st`` was made in
+    another mount namespace: `up` would clash with it there (its containers, addresses), `down` remove nothing."""
+    where = elsewhere(st, mounted) if st is not None else None
+    if where is not None:
+        raise EnvironmentNotReady(where)

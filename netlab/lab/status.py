@@ -23,9 +23,8 @@ from netlab.kernel.base import Kernel, Snapshot
 from netlab.kernel.rtnl_parse import AddrMsg
 from netlab.feature import Feature, Note, Reconfigure
 from netlab.impair import lifecycle as impair_feature
-from netlab.errors import EnvironmentNotReady
 from netlab.lab import collector
-from netlab.lab.elsewhere import elsewhere
+from netlab.lab.elsewhere import refuse_elsewhere
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Netns, Resource, Sysctl, Veth
@@ -127,9 +126,7 @@ def _status(state: LabState, kernel: Kernel, features: Sequence[Feature]) -> Sta
         result.details.append(d.to_json())
 
     if not any(c.tagged for c in judged.values()) and gone(state, kernel):  # list's `gone`: not up, said once
-        where = elsewhere(state, kernel.netns_mounted)
-        if where is not None:
-            raise EnvironmentNotReady(where)
+        refuse_elsewhere(state, kernel.netns_mounted)
         raise StateGone(state.lab, state_file(state.lab))
     missing = {name for name in plan.netns if name not in judged}  # a veth's peer there: "namespace ... is missing"
     for name in plan.netns:

@@ -36,7 +36,7 @@ from netlab.kernel import testhooks
 from netlab.kernel.kill import Stopped, other_line
 from netlab.cni import host_writes
 from netlab.feature import Feature, stop_taken
-from netlab.lab.elsewhere import elsewhere
+from netlab.lab.elsewhere import refuse_elsewhere
 from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
 from netlab.realize.interrupted import DOWN_FAILED, folder_names, interrupted_up
@@ -109,9 +109,7 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
             changing.begin()
             left = forget(lab_name)
             return DownResult(lab=lab_name, was_up=cut, skipped=left)
-        where = elsewhere(state, kernel.netns_mounted)
-        if where is not None:  # its namespaces are mounts in another mount namespace: none removed here
-            raise EnvironmentNotReady(where)
+        refuse_elsewhere(state, kernel.netns_mounted)  # its namespaces are mounts there: none removed here
         changing.begin()
         return teardown(kernel, features, state, tag_for(state), progress)
 

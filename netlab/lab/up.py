@@ -23,15 +23,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 from netlab import signals
 from netlab.realize.attachments import attached_lab, check_cni_change, mark_gone_sandboxes, remade_line, remade_pods
-from netlab.errors import (ApplyFailed, EnvironmentNotReady, NetlabError, OwnershipConflict, down_command,
-                           from_file_way, open_files)
+from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, down_command, from_file_way, open_files
 from netlab.kernel import kill, testhooks
 from netlab.kernel.base import Kernel
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of
 from netlab.lab import collector
 from netlab.lab.up_converge import Converging
-from netlab.lab.elsewhere import elsewhere
+from netlab.lab.elsewhere import refuse_elsewhere
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, create_netns, namespaces_to_create, owned, \
     tag_for
@@ -167,9 +166,7 @@ class _Up(Converging, Rollback):
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
         state = load_state(self.lab.name)
         check_source(state, source, reconfigure)  # another file with a running lab's name: refused
-        where = elsewhere(state, self.kernel.netns_mounted) if state is not None else None
-        if where is not None:  # made again here, it would clash with the one there (its containers, addresses)
-            raise EnvironmentNotReady(where)
+        refuse_elsewhere(state, self.kernel.netns_mounted)  # made in another mount namespace
         held = state.holding() if state is not None else None
         if held != self.lab.held_before:  # resolved before the lab ran, or changed: its pods keep their addresses
             self.lab = resolve(self.lab.written, held)
