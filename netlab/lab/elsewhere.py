@@ -28,6 +28,18 @@ def _mount_ns(pid: int | str) -> int | None:
         raise proc.CannotTell(f"/proc/{pid}/ns/mnt") from exc
 
 
+def _holds(pid: int, names: dict | list) -> bool:
+    """Whether the mount namespace of ``pid`` has one of the lab's namespaces mounted in its /run/netns."""
+    points = {f"/run/netns/{name}" for name in names}
+    try:
+        with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            return any(len(fields) > 4 and fields[4] in points for fields in map(str.split, f))
+    except FileNotFoundError:
+        return False
+    except PermissionError as exc:
+        raise proc.CannotTell(f"/proc/{pid}/mountinfo") from exc
+
+
 def _containers(st: LabState) -> list[tuple[str, dict[str, Any]]]:
     pods = ((st.extra or {}).get("workload") or {}).get("pods") or {}
     return [(f"{pod}/{name}", crec) for pod, prec in sorted(pods.items()) if isinstance(prec, dict)
@@ -46,7 +58,10 @@ def elsewhere(st: LabState, mounted: Callable[[str], bool]) -> str | None:
         except (KeyError, TypeError, ValueError):
             continue
         theirs = _mount_ns(p.pid) if proc.alive(p) else None
-        if theirs is not None and mine is not None and theirs != mine and proc.alive(p):  # alive still: not a new pid
+        if theirs is None or mine is None or theirs == mine or not _holds(p.pid, st.netns):
+            continue  # a command container has a mount namespace of its own (its pod's files), a slave of its
+            # maker's: where the lab's namespaces were deleted (`ip netns delete`), the unmount reached it too
+        if proc.alive(p):  # alive still: not a new pid
             return (f"lab {st.lab} was made in another mount namespace (mnt:[{theirs}], where its container {what} "
                     f"runs as pid {p.pid}): its network namespaces are mounted in that namespace's /run/netns, not "
                     f"in this one's, so netlab cannot reach or remove them from here; run it there: `sudo nsenter "
