@@ -30,12 +30,14 @@ sys.stdin.read()
 """
 
 
-def _mnt_namespaces() -> set[int]:
-    """The mount namespaces some process is in (their inodes)."""
-    out = set()
+def _mounted_anywhere(path: str) -> list[int]:
+    """The processes whose mount namespace has a mount at ``path`` (their mountinfo's mount point field)."""
+    out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            out.add(os.stat(f"/proc/{pid}/ns/mnt").st_ino)
+            with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+                if any(len(fields) > 4 and fields[4] == path for fields in map(str.split, f)):
+                    out.append(int(pid))
         except OSError:
             continue  # gone meanwhile, or a kernel thread's
     return out
@@ -62,5 +64,7 @@ def test_a_killed_tests_mount_is_never_the_hosts_and_goes_with_it(tmp_path):
         assert select.select([pidfd], [], [], 120)[0] == [pidfd], "the holder outlived its test's process"
     finally:
         os.close(pidfd)
-    assert ns not in _mnt_namespaces()  # no process in it: the kernel freed it, with its tmpfs
+    # no process's mount namespace has the tmpfs: the kernel freed the test's namespace with it (not told by the
+    # namespace's inode: the kernel gives a freed one's number to the next namespace made, another test's)
+    assert _mounted_anywhere(mount) == [], "the killed test's tmpfs is still mounted in some mount namespace"
     assert not os.path.ismount(mount)
