@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from netlab.kernel import fdwait, libc, netlink, netns as nsmod, rtnl, rtnl_parse
+from netlab.kernel.link_echo import Links
 
 # Multicast groups (linux/rtnetlink.h RTNLGRP_*), as bit masks for bind() where they fit in 32 bits.
 RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_TC, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE = 1, 3, 4, 5, 7
@@ -63,6 +64,9 @@ class Listener:
         # netns -> the neighbours' addresses and FDB entries' MACs the lab holds PERMANENT there: a change
         # of one of those to another state (demoted by hand) is the lab's too (the owner sets it anew).
         self.permanent: dict[str, frozenset[str]] = {}
+        # netns -> the last word of each of its links: a notification that only says a link came to run (the
+        # link watch's, late on a busy machine) is no change (link_echo.py)
+        self.links: dict[str, Links] = {}
         self.names: NetnsNames | None = None
         try:
             self.names = NetnsNames(self.namespaces)
@@ -81,6 +85,11 @@ class Listener:
             route.bind((0, _mask(_ROUTE_GROUPS)))
             route.setsockopt(netlink.SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_IPV4_NETCONF)
             self._socks[route.fileno()] = (netns, route, netlink.NETLINK_ROUTE)
+            try:  # once subscribed: a change after the dump is a notification too
+                with netlink.Conn() as conn:
+                    self.links[netns] = Links(conn.dump(f"links in {netns}", rtnl.link_dump()))
+            except OSError:
+                self.links[netns] = Links()  # every link unknown: each notification said, as before
             try:
                 nft = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                     netlink.NETLINK_NETFILTER)
@@ -157,15 +166,18 @@ class Listener:
                 out.append(Event(netns, "changes were lost (receive buffer full)"))
                 continue
             for m in netlink.split(data):
-                what = describe(m, proto, self.permanent.get(netns, frozenset()))
+                what = describe(m, proto, self.permanent.get(netns, frozenset()), self.links.get(netns))
                 if what:
                     out.append(Event(netns, what))
         return out
 
 
-def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: frozenset[str] = frozenset()) -> str | None:
+def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: frozenset[str] = frozenset(),
+             links: Links | None = None) -> str | None:
     """A notification in words, or None for a change the lab does not own. ``permanent``: the neighbours'
-    addresses and FDB entries' MACs the lab holds PERMANENT in that namespace."""
+    addresses and FDB entries' MACs the lab holds PERMANENT in that namespace; ``links``: the last word of its
+    links, which a link's notification updates (None: every link notification said), and by which one that only
+    says a link came to run (its carrier up, nothing else changed) is no change."""
     if proto == netlink.NETLINK_NETFILTER:
         subsys, msg = m.mtype >> 8, m.mtype & 0xFF
         if subsys != NFNL_SUBSYS_NFTABLES:
@@ -173,6 +185,8 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: froz
         verb = "deleted" if msg in (2, 5, 8, 11, 14) else "changed"
         return f"nf_tables {NFT_MSG_NAMES.get(msg - (msg % 3) if msg < 15 else 16, 'object')} {verb}"
     t = m.mtype
+    if links is not None and links.note(m):
+        return None
     if t in (rtnl.RTM_NEWLINK, rtnl.RTM_DELLINK) and m.body[:1] == bytes([rtnl.AF_BRIDGE]):
         # The bridge's own word on a port (br_ifinfo_notify): its STP state changed (`bridge link set ...
         # state`, or the kernel's as the port or its bridge goes down or up), or it left the bridge.
