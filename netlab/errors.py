@@ -79,6 +79,8 @@ def repair_way(lab: str, command: str | None = None, api: bool | None = None) ->
                 words = shlex.split(command)
             except ValueError:  # a name no shell reads back (display_path's): the file as said
                 words = []
+            if len(words) > 1 and words[1].startswith("NETLAB_STATE_DIR="):  # netlab_command's state folder
+                del words[1]
             if words[:4] == ["sudo", "netlab", "up", "-t"] and len(words) == 6:
                 return python_reconfigure(None if words[4] == "FILE" else words[4])
         if command is not None and PYTHON_IMPORT in command:  # python_command's: its call, as it is
@@ -132,9 +134,18 @@ def down_command(lab: str) -> str:
     NETLAB_STATE_DIR=/tmp/st netlab down --lab L``): typed as it was, the line looked in /run/netlab and found
     no such lab. The one way every line that tells a user to take a lab down says it (``netlab list``'s, the
     pytest plugin's)."""
+    return netlab_command(f"down --lab {lab}")
+
+
+def netlab_command(*words: str) -> str:
+    """A netlab command as a user must type it: ``sudo netlab WORDS``, and under a state folder of the user's own
+    (NETLAB_STATE_DIR) the variable after ``sudo``, shell-quoted (``sudo NETLAB_STATE_DIR=/tmp/st netlab up --lab
+    L``): sudo drops the environment, so the line as it was acted on /run/netlab's labs. ``words``: the command's
+    words as they are typed (placeholders such as NAME or FILE among them), joined by spaces. The one way every
+    line that tells a user a netlab command to run says it."""
     state = os.environ.get("NETLAB_STATE_DIR")
     env = f"NETLAB_STATE_DIR={shlex.quote(state)} " if state else ""
-    return f"sudo {env}netlab down --lab {lab}"
+    return f"sudo {env}netlab {' '.join(words)}"
 
 
 def status_way(lab: str | None, api: bool | None = None) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from netlab.errors import UsageError
+from netlab.errors import UsageError, down_command
 from netlab.model.lab import CniAttachment, Lab
 
 if TYPE_CHECKING:
@@ -272,8 +272,8 @@ def check_cni_change(lab: Lab, state: "LabState | None") -> None:
         return
     show = lambda v: v if isinstance(v, str) else f"conflist {v.get('conflist')}"  # noqa: E731
     raise UsageError(f"lab {lab.name}: network.cni changed from {show(old)} to {show(new_json)} while the lab "
-                     f"is up; its pods were attached by the old chain: take it down first (`sudo netlab down "
-                     f"--lab {lab.name}`), then `up`")
+                     f"is up; its pods were attached by the old chain: take it down first "
+                     f"(`{down_command(lab.name)}`), then `up`")
 
 
 def attachment_json(att: CniAttachment, host_ifaces: list[str] | None = None) -> dict[str, Any]:

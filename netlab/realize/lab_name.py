@@ -11,7 +11,7 @@ import os
 
 from typing import TYPE_CHECKING
 
-from netlab.errors import NetlabError, UsageError, down_way
+from netlab.errors import NetlabError, UsageError, down_way, netlab_command
 from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName as EnvLabName
 from netlab.realize.state import gone, load_state, running_lab
 from netlab.realize.lab_list import known_labs
@@ -55,7 +55,7 @@ def select_lab_name(lab_name: str | None, topology: str | None, required: bool =
     if not labs:
         if required:
             raise UsageError("no lab is up; bring one up with Lab.up(topology)" if api
-                             else "no lab is up; start one with: sudo netlab up")
+                             else f"no lab is up; start one with: {netlab_command('up')}")
         return None
     if len(labs) > 1:
         raise UsageError(f"several labs are up ({', '.join(labs)}); "
@@ -82,14 +82,16 @@ def plain_up_lab(default: str) -> str | None:
     others too). Several others: a usage error saying what to type, for either."""
     labs = up_labs()
     if labs and all(map(_gone, labs)):
-        again = f"it again with `sudo netlab up --lab {labs[0]}`" if len(labs) == 1 else \
-            "one again with `sudo netlab up --lab NAME`"
-        raise all_gone(labs, then=f"; or make {again} (the built-in default lab: `sudo netlab up --lab {default}`)")
+        again = f"it again with `{netlab_command(f'up --lab {labs[0]}')}`" if len(labs) == 1 else \
+            f"one again with `{netlab_command('up --lab NAME')}`"
+        built_in = netlab_command(f"up --lab {default}")
+        raise all_gone(labs, then=f"; or make {again} (the built-in default lab: `{built_in}`)")
     if not labs or default in labs:
         return None
     if len(labs) > 1:
-        raise UsageError(f"several labs are up ({', '.join(labs)}); repair one with `sudo netlab up --lab NAME`, "
-                         f"or make the built-in default lab with `sudo netlab up --lab {default}`")
+        raise UsageError(f"several labs are up ({', '.join(labs)}); repair one with "
+                         f"`{netlab_command('up --lab NAME')}`, or make the built-in default lab with "
+                         f"`{netlab_command(f'up --lab {default}')}`")
     return labs[0]
 
 
@@ -119,7 +121,7 @@ def all_gone(labs: list[str], api: bool = False, then: str = "") -> UsageError:
         return UsageError(f"no lab is up; 1 lab is gone ({labs[0]}): none of its namespaces is there any more, yet "
                           f"its state file remains; once its folder may be written, `{down_way(labs[0], api)}` "
                           f"forgets it{then}")
-    way = "`Lab(NAME).down()`" if api else "`sudo netlab down --lab NAME`"
+    way = "`Lab(NAME).down()`" if api else f"`{netlab_command('down --lab NAME')}`"
     return UsageError(f"no lab is up; {len(labs)} labs are gone ({', '.join(labs)}): none of their namespaces is "
                       f"there any more, yet their state files remain; once a lab's folder may be written, {way} "
                       f"forgets it{then}")

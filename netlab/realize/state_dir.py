@@ -17,7 +17,7 @@ import os
 import stat
 
 from netlab.errors import (ApplyFailed, EnvironmentNotReady, NetlabError, UsageError, cwd_gone, display_path,
-                           in_python_words)
+                           in_python_words, netlab_command)
 from netlab.model.naming import lab_name_problem
 from netlab.realize import lab_folder
 
@@ -104,7 +104,8 @@ class NotNetlabs(EnvironmentNotReady):
         foreign = lab_folder.foreign_beside_pins(path)
         if foreign:  # a lab's folder emptied by hand, its pins mounted, then given a file: what takes the lab down
             lab, names = os.path.basename(path), ", ".join(foreign)
-            force = f"Lab({lab!r}).down(force=True)" if in_python_words() else f"sudo netlab down --lab {lab} --force"
+            force = (f"Lab({lab!r}).down(force=True)" if in_python_words()
+                     else netlab_command(f"down --lab {lab} --force"))
             super().__init__(f"{path} holds lab {lab}'s UTS pins (its uts is netlab's tmpfs {PINS_FS}: the lab's "
                              f"folder, emptied while the lab ran) beside what netlab did not write there ({names}), "
                              f"which it never removes: move {names} out of the folder, then "

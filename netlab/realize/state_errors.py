@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from netlab.errors import EnvironmentNotReady, down_command, down_way
+from netlab.errors import EnvironmentNotReady, down_command, down_way, netlab_command
 from netlab.model.naming import ETC_NETNS
 from netlab.realize.state_dir import state_file
 
@@ -23,7 +23,7 @@ def force_down_hint(lab: str, api: bool = False) -> str:
     """The way out for a lab whose state cannot say what it made (corrupt, or lost): what proves a namespace the
     lab's is its tag, and a pod's file under /etc/netns its first line (realize/ownership.py). ``api``: the
     Python call (Lab.attach's caller has no command to type)."""
-    way = f"Lab({str(lab)!r}).down(force=True)" if api else f"`sudo netlab down --lab {lab} --force`"
+    way = f"Lab({str(lab)!r}).down(force=True)" if api else f"`{netlab_command(f'down --lab {lab} --force')}`"
     return f"{way} (it deletes only namespaces tagged as the lab's, pods' files in {ETC_NETNS} whose first " \
            "line says they are the lab's, and the files netlab wrote in the lab's folder)"
 
@@ -90,7 +90,7 @@ class PodFilesLeft(StateLost):
         self.lab, self._args = lab, (lab, path, folders)
         more = f" and {len(folders) - 3} more" if len(folders) > 3 else ""
         left = f"{', '.join(folders[:3])}{more}"
-        way = f"Lab({str(lab)!r}).down(force=True)" if api else f"`sudo netlab down --lab {lab} --force`"
+        way = f"Lab({str(lab)!r}).down(force=True)" if api else f"`{netlab_command(f'down --lab {lab} --force')}`"
         EnvironmentNotReady.__init__(
             self, f"lab {lab} is not up (no state file {path}, no namespace tagged as its), yet its pods' files "
             f"remain in {ETC_NETNS} ({left}): take them away with {way} (it deletes only the files whose first "
@@ -124,7 +124,7 @@ class StateGone(EnvironmentNotReady):
     def __init__(self, lab: str, path: str, api: bool = False):
         self.lab, self._args = lab, (lab, path)
         forget = f"`{down_way(str(lab), api)}`"
-        again = f"`Lab({str(lab)!r}).repair()`" if api else f"`sudo netlab up --lab {lab}`"
+        again = f"`Lab({str(lab)!r}).repair()`" if api else f"`{netlab_command(f'up --lab {lab}')}`"
         super().__init__(f"lab {lab} is not up: none of its namespaces is there any more, yet its state file "
                          f"remains ({path}); once its folder may be written, {forget} forgets it (or {again} makes "
                          "it again)")

@@ -17,7 +17,7 @@ from cli_inprocess import run_cli
 from helpers import two_node_topology
 from netlab.api import results as R
 from netlab.api.topology import load
-from netlab.errors import UsageError
+from netlab.errors import UsageError, netlab_command
 from netlab.realize.state import LabState, check_source
 
 DEFAULT = "demo"  # the built-in default topology's name
@@ -131,8 +131,9 @@ def test_a_plain_up_with_several_other_labs_up_is_refused_saying_what_to_type(ap
     running(tmp_path, "qx1b")
     got = run_cli("up")
     assert got.returncode == 2 and got.stdout == "" and applied == [], got
-    assert got.stderr == ("netlab: several labs are up (qx1a, qx1b); repair one with `sudo netlab up --lab NAME`, "
-                          f"or make the built-in default lab with `sudo netlab up --lab {DEFAULT}`\n")
+    assert got.stderr == ("netlab: several labs are up (qx1a, qx1b); repair one with "
+                          f"`{netlab_command('up --lab NAME')}`, or make the built-in default lab with "
+                          f"`{netlab_command(f'up --lab {DEFAULT}')}`\n")
 
 
 def test_reconfigure_applies_a_file_not_the_lab_netlab_lab_names(applied, tmp_path, monkeypatch):
@@ -182,8 +183,8 @@ def test_watch_of_a_file_or_the_built_in_lab_follows_it_as_before(applied, tmp_p
 @pytest.mark.parametrize("given, said", [
     (["--lab", "qx1z"], "netlab: lab 'qx1z' is not up (labs up: qx1a, qx1b); `sudo netlab up -t FILE` brings it up "
                         "from a file"),
-    ([], "netlab: several labs are up (qx1a, qx1b); repair one with `sudo netlab up --lab NAME`, or make the "
-         f"built-in default lab with `sudo netlab up --lab {DEFAULT}`"),
+    ([], "netlab: several labs are up (qx1a, qx1b); repair one with `{up NAME}`, or make the "
+         "built-in default lab with `{up default}`"),
     (["--lab", "qx1a", "--reconfigure"], "netlab: --lab NAME converges a running lab to its own saved topology: it "
                                          "takes no --reconfigure (give -t FILE to apply a file)"),
 ])
@@ -191,6 +192,9 @@ def test_watch_is_refused_where_plain_up_is(applied, tmp_path, given, said):
     running(tmp_path, "qx1a")
     running(tmp_path, "qx1b")
     got = run_cli("up", "--watch", *given)
+    # its commands name the test's state folder, set once the fixtures ran (errors.netlab_command)
+    said = said.replace("{up NAME}", netlab_command("up --lab NAME")).replace(
+        "{up default}", netlab_command(f"up --lab {DEFAULT}"))
     assert got.returncode == 2 and got.stdout == "" and got.stderr == said + "\n" and applied == [], got
 
 

@@ -20,6 +20,7 @@ def tagged(monkeypatch):
 
 def test_a_namespace_of_a_lab_without_state_is_stale(tagged, monkeypatch):
     monkeypatch.setattr(state_dir, "STATE_ROOT", state_dir.DEFAULT_STATE_ROOT)
+    monkeypatch.delenv("NETLAB_STATE_DIR")  # the default folder: the command names none (errors.netlab_command)
     said = ownership.collision_message("lx-a", "lx")
     # Only `down --force`, as every other command says of a lab whose state was lost: `ip netns del lx-a` would
     # remove one namespace of the lab's and leave the rest, its echo server and dnsmasq running (QA "qc", 10).

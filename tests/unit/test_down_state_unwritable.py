@@ -13,7 +13,7 @@ import errno
 import pytest
 from fake_lab import make_lab, up
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from netlab.api.running import labs
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
@@ -97,7 +97,7 @@ def test_status_of_a_gone_lab_says_once_that_it_is_not_up_and_how_to_forget_it(l
     said = str(info.value)
     assert said == (f"lab {lab.name} is not up: none of its namespaces is there any more, yet its state file "
                     f"remains ({path}); once its folder may be written, `{down_command(lab.name)}` "
-                    f"forgets it (or `sudo netlab up --lab {lab.name}` makes it again)"), said
+                    f"forgets it (or `{netlab_command(f'up --lab {lab.name}')}` makes it again)"), said
     assert info.value.exit_code == 3
     import netlab.api
 

@@ -15,7 +15,7 @@ import os
 import pytest
 from fake_lab import machine_holds, make_lab, up
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from netlab.api import views
 from netlab.errors import LabBusy, NetlabError, python_words
 from netlab.kernel.fake import FakeKernel
@@ -31,7 +31,7 @@ lab = pytest.fixture(make_lab, name="lab")
 def gone_line(name: str) -> str:
     return (f"lab {name} is not up: none of its namespaces is there any more, yet its state file remains "
             f"({state_dir.state_file(name)}); once its folder may be written, `{down_command(name)}` "
-            f"forgets it (or `sudo netlab up --lab {name}` makes it again)")
+            f"forgets it (or `{netlab_command(f'up --lab {name}')}` makes it again)")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from fake_lab import machine_holds, make_lab, up
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from netlab import api
 from netlab.api import impair as impair_api, lifecycle
 from netlab.errors import NetlabError
@@ -56,7 +56,7 @@ def gone_line(words: str, again: str) -> str:
 def test_impair_of_a_gone_lab_says_status_s_line_and_makes_nothing(lab, kernel):
     for name in list(kernel.ns):  # `ip netns del` of every namespace: `netlab list` says gone
         kernel.delete_netns(name)
-    cli = gone_line(f"`{down_command('fk')}`", "`sudo netlab up --lab fk`")
+    cli = gone_line(f"`{down_command('fk')}`", f"`{netlab_command('up --lab fk')}`")
     for call in (lambda: impair_api.impair("fk", "a", "eth0", LOSS), lambda: impair_api.show("fk")):
         err = refused(call)
         assert isinstance(err, StateGone) and (str(err), err.exit_code) == (cli, 3)

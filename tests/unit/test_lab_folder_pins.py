@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from netlab.errors import netlab_command
 from netlab.kernel import mountinfo
 from netlab.kernel.mountinfo import Mount
 from netlab.realize import lab_folder
@@ -86,6 +87,6 @@ def test_a_foreign_file_beside_the_pins_is_said_with_the_way_that_takes_the_lab_
     assert "name the lab otherwise" not in said and "\n" not in said, said
     assert said == (f"{path} holds lab lab1's UTS pins (its uts is netlab's tmpfs netlab-uts: the lab's folder, "
                     "emptied while the lab ran) beside what netlab did not write there (notes), which it never "
-                    "removes: move notes out of the folder, then `sudo netlab down --lab lab1 --force` takes "
+                    f"removes: move notes out of the folder, then `{netlab_command('down --lab lab1 --force')}` takes "
                     "the lab down"), said
     assert (path / "notes").read_text() == "mine" and sorted(os.listdir(path)) == ["notes", "uts"]

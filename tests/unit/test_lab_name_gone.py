@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from netlab.api import running
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
@@ -65,13 +65,14 @@ def test_when_every_lab_is_gone_no_lab_is_up_and_each_is_named_with_the_way_to_f
     assert "several" not in said and "\n" not in said, said
     assert said.startswith("no lab is up; 2 labs are gone (qxga, qxgb): none of their namespaces is there any more, "
                            "yet their state files remain"), said
-    assert "`sudo netlab down --lab NAME` forgets it" in said, said
+    assert f"`{netlab_command('down --lab NAME')}` forgets it" in said, said
     with pytest.raises(UsageError, match=r"^no lab is up; 2 labs are gone .*`Lab\(NAME\)\.down\(\)` forgets it"):
         lab_name.select_lab_name(None, None, api=True)
     with pytest.raises(UsageError) as info:  # a plain up: not "several labs are up ... repair one"
         lab_name.plain_up_lab("demo")
     said = str(info.value)
-    assert said.startswith("no lab is up; 2 labs are gone (qxga, qxgb)") and "`sudo netlab up --lab NAME`" in said
+    assert said.startswith("no lab is up; 2 labs are gone (qxga, qxgb)")
+    assert f"`{netlab_command('up --lab NAME')}`" in said
 
 
 def test_one_gone_lab_alone_is_no_lab_up_as_several_are(labs):
@@ -88,7 +89,8 @@ def test_one_gone_lab_alone_is_no_lab_up_as_several_are(labs):
     with pytest.raises(UsageError) as info:  # a plain up: not "lab qxgb, the only lab up, converges"
         lab_name.plain_up_lab("demo")
     said = str(info.value)
-    assert said.startswith("no lab is up; 1 lab is gone (qxgb)") and "`sudo netlab up --lab qxgb`" in said, said
+    assert said.startswith("no lab is up; 1 lab is gone (qxgb)"), said
+    assert f"`{netlab_command('up --lab qxgb')}`" in said, said
     assert lab_name.selected_name("qxgb") == "qxgb"  # named, it is still the one acted on (down --lab forgets it)
 
 

@@ -9,7 +9,7 @@ import os
 import pytest
 from cli_inprocess import run_cli
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from netlab.api.running import labs
 from netlab.cli import lab as cli_lab
 from netlab.realize import state_dir
@@ -65,7 +65,7 @@ def test_labs_from_python_says_the_python_call(lab, monkeypatch):
     monkeypatch.setattr(cli_lab, "require_root", lambda: None)
     got = run_cli("list")  # the command keeps the command's words
     if call.endswith("(force=True)"):  # a lost or corrupt state: the --force hint keeps its own words
-        assert f"sudo netlab down --lab {lab} --force" in got.stderr, got
+        assert netlab_command(f"down --lab {lab} --force") in got.stderr, got
     else:
         assert down_command(lab) in got.stderr, got
     assert call not in got.stderr, got

@@ -15,7 +15,7 @@ import pytest
 from netlab.api import lifecycle
 from netlab.api import running
 from netlab.api.running import labs
-from netlab.errors import UsageError
+from netlab.errors import UsageError, netlab_command
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
@@ -113,8 +113,9 @@ def test_down_says_the_files_are_left_and_changes_nothing(etc, state_root):
     assert isinstance(info.value, StateLost) and info.value.exit_code == 3  # as a lost state's
     assert str(info.value) == (
         f"lab ab is not up (no state file {state_root}/ab/state.json, no namespace tagged as its), yet its pods' "
-        f"files remain in /etc/netns (ab-a, ab-b, ab-c and 1 more): take them away with `sudo netlab down --lab ab "
-        "--force` (it deletes only the files whose first line says they are the lab's)")
+        f"files remain in /etc/netns (ab-a, ab-b, ab-c and 1 more): take them away with "
+        f"`{netlab_command('down --lab ab --force')}` (it deletes only the files whose first line says they are "
+        "the lab's)")
     assert tree(etc) == before and os.listdir(state_root) == []
     assert lost_state(LAB) is None  # for status, exec ...: simply not up
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, netlab_command
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
 from netlab.realize import lab_list
@@ -33,9 +33,10 @@ def test_a_folder_with_a_runs_files_and_no_state_is_a_lost_state_and_down_change
     assert isinstance(info.value, EnvironmentNotReady) and info.value.exit_code == 3
     assert str(info.value) == (
         f"lab {LAB} has no state file ({folder}/state.json), yet its folder {folder} holds what a run of it left "
-        f"(echo.sock, logs, state.sum): its state was lost; take the lab down with `sudo netlab down --lab {LAB} "
-        "--force` (it deletes only namespaces tagged as the lab's, pods' files in /etc/netns whose first line "
-        "says they are the lab's, and the files netlab wrote in the lab's folder)")
+        f"(echo.sock, logs, state.sum): its state was lost; take the lab down with "
+        f"`{netlab_command(f'down --lab {LAB} --force')}` (it deletes only namespaces tagged as the lab's, "
+        "pods' files in /etc/netns whose first line says they are the lab's, and the files netlab wrote in the lab's "
+        "folder)")
     assert sorted(os.listdir(folder)) == before
     with pytest.raises(StateLost):
         running_lab(LAB)  # status, get, exec ... say the same
@@ -101,6 +102,6 @@ def test_a_corrupt_state_says_force_takes_the_pods_files_too(state_root):
         running_lab(LAB)
     assert str(info.value).startswith(f"lab {LAB}: its state file {state_root}/{LAB}/state.json is corrupt (")
     assert str(info.value).endswith(
-        f"take the lab down anyway with `sudo netlab down --lab {LAB} --force` (it deletes only namespaces tagged "
-        "as the lab's, pods' files in /etc/netns whose first line says they are the lab's, and the files netlab wrote "
-        "in the lab's folder)")
+        f"take the lab down anyway with `{netlab_command(f'down --lab {LAB} --force')}` (it deletes only "
+        "namespaces tagged as the lab's, pods' files in /etc/netns whose first line says they are the lab's, and the "
+        "files netlab wrote in the lab's folder)")

@@ -14,6 +14,7 @@ import pytest
 from test_state_newer import LAB, saved
 
 from netlab.breaks import quiz
+from netlab.errors import netlab_command
 from netlab.realize import state, state_dir
 
 
@@ -36,7 +37,8 @@ def test_a_state_over_the_limit_is_corrupt_in_one_line_and_not_read(state_root):
     with pytest.raises(state.StateCorrupt) as info:
         state.load_state(LAB)
     assert str(info.value) == (f"lab {LAB}: its state file {path} is corrupt (it is larger than 16 MiB, more than any "
-                               f"lab's state); take the lab down anyway with `sudo netlab down --lab {LAB} --force` "
+                               "lab's state); take the lab down anyway with "
+                               f"`{netlab_command(f'down --lab {LAB} --force')}` "
                                "(it deletes only namespaces tagged as the lab's, pods' files in /etc/netns whose "
                                "first line says they are the lab's, and the files netlab wrote in the lab's folder)")
     assert peak(lambda: state.load_state(LAB)) < 1 << 20
