@@ -151,14 +151,14 @@ def netlab_command(*words: str) -> str:
 def status_way(lab: str | None, api: bool | None = None) -> str:
     if in_python_words() if api is None else api:
         return f"Lab({lab!r}).status()" if lab else "netlab.Lab.attach()"
-    return f"sudo netlab status --lab {lab}" if lab else "sudo netlab status"
+    return netlab_command(f"status --lab {lab}") if lab else netlab_command("status")
 
 
 def logs_way(lab: str, pod: str, container: str, api: bool | None = None) -> str:
     """Where a container's output is read: ``Lab('L').logs('pod', 'c')``, or ``sudo netlab logs --lab L pod -c c``."""
     if in_python_words() if api is None else api:
         return f"Lab({lab!r}).logs({pod!r}, {container!r})"
-    return f"sudo netlab logs --lab {lab} {pod} -c {container}"
+    return netlab_command(f"logs --lab {lab} {pod} -c {container}")
 
 
 def display_path(path: str) -> str:

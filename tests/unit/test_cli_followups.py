@@ -18,6 +18,7 @@ from cli_inprocess import run_cli
 from helpers import two_node_topology
 from netlab.breaks import catalogue
 from netlab.breaks.run import BreakResult
+from netlab.errors import netlab_command
 from netlab.cli.inspect_text import conntrack_lines
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -130,8 +131,7 @@ def test_inspect_says_how_to_list_every_conntrack_entry_of_this_lab():
 
 
 @pytest.mark.parametrize("task, line", [
-    (None, "containers: pod fedora-1 container main exited (pid 4242); see `sudo netlab logs --lab {lab} fedora-1 -c "
-           "main`"),
+    (None, "containers: pod fedora-1 container main exited (pid 4242); see `{logs}`"),
     ("T", "containers: pod fedora-1 container main is stopped (pid 4242, by SIGSTOP or SIGTSTP); `sudo netlab up "
           "--lab {lab}` restarts it"),
 ])
@@ -151,7 +151,9 @@ def test_status_names_the_lab_in_a_containers_line(monkeypatch, tmp_path, state_
     monkeypatch.setattr(container_drift.exits, "exit_codes", lambda *a: {})
     monkeypatch.setattr(container_drift.node_uts, "drift", lambda lab: [])
     monkeypatch.setattr(container_drift.health, "drift", lambda lab, repair: [])
-    assert lifecycle.drift(lab, state) == [line.format(lab=LAB), f"containers: pod {other.name} container main runs "
+    # the logs line names the test's state folder (errors.netlab_command), set once the fixtures ran
+    line = line.format(lab=LAB, logs=netlab_command(f"logs --lab {LAB} {pod.name} -c main"))
+    assert lifecycle.drift(lab, state) == [line, f"containers: pod {other.name} container main runs "
                                            f"an old command; `sudo netlab up --lab {LAB}` restarts it"]
 
 

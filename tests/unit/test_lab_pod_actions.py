@@ -16,7 +16,7 @@ import pytest
 from netlab import Lab, api
 from netlab.api import results as R
 from netlab.breaks import catalogue
-from netlab.errors import NetlabError, NetnsGone, UsageError
+from netlab.errors import NetlabError, NetnsGone, UsageError, netlab_command
 
 
 def test_the_split_keeps_every_name_of_the_lab():
@@ -116,10 +116,10 @@ def test_a_gone_namespace_is_one_error_a_usage_error_and_a_file_not_found():
     err = NetnsGone("l-b", "/run/netns/l-b")
     assert isinstance(err, UsageError) and isinstance(err, FileNotFoundError) and isinstance(err, NetlabError)
     assert err.exit_code == 2
-    assert str(err) == "namespace l-b does not exist; is the lab up? (`sudo netlab status`)"
+    assert str(err) == f"namespace l-b does not exist; is the lab up? (`{netlab_command('status')}`)"
     # where the raiser knows the lab (every method of a Lab, the trace), the status it names is that lab's
     assert str(NetnsGone("l-b", "/run/netns/l-b", "l")) == ("namespace l-b does not exist; is the lab up? "
-                                                           "(`sudo netlab status --lab l`)")
+                                                           f"(`{netlab_command('status --lab l')}`)")
 
 
 def test_a_namespace_deleted_from_a_lab_that_is_up_says_up_makes_it_again():
@@ -128,7 +128,7 @@ def test_a_namespace_deleted_from_a_lab_that_is_up_says_up_makes_it_again():
 
     down = netns_gone(NetnsGone("l-b", "/run/netns/l-b"), "l")  # no state: the lab is down (or never was up)
     assert (down.lab, down.lab_up) == ("l", False)
-    assert str(down) == "namespace l-b does not exist; is the lab up? (`sudo netlab status --lab l`)"
+    assert str(down) == f"namespace l-b does not exist; is the lab up? (`{netlab_command('status --lab l')}`)"
     write_atomic(state_file("l", create=True), b"{}")  # its state is there: the lab is up, `ip netns del` took one
     up = netns_gone(NetnsGone("l-b", "/run/netns/l-b"), "l")
     assert isinstance(up, UsageError) and up.exit_code == 2 and up.lab_up

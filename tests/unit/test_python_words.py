@@ -13,7 +13,7 @@ import contextlib
 import pytest
 
 from netlab import Lab
-from netlab.errors import NetnsGone, logs_way, python_words
+from netlab.errors import NetnsGone, logs_way, netlab_command, python_words
 from netlab.realize.netns_missing import lab_netns_gone
 from netlab.realize.state_dir import lab_dir, state_file
 
@@ -61,7 +61,7 @@ def test_a_namespace_of_a_lab_that_is_not_up_names_the_python_status(state_root)
 
 
 def test_the_logs_of_an_exited_container_in_status_is_the_python_call():
-    assert logs_way("qp1", "web-1", "main") == "sudo netlab logs --lab qp1 web-1 -c main"
+    assert logs_way("qp1", "web-1", "main") == netlab_command("logs --lab qp1 web-1 -c main")
     with python_words():
         assert logs_way("qp1", "web-1", "main") == "Lab('qp1').logs('web-1', 'main')"
 

@@ -17,7 +17,7 @@ import pytest
 
 from netlab.api.exec import LogWriter, open_log
 from netlab.cli.inspect_text import nftables_lines
-from netlab.errors import EnvironmentNotReady, NetnsGone, UsageError
+from netlab.errors import EnvironmentNotReady, NetnsGone, UsageError, netlab_command
 from netlab.realize.netns_missing import netns_gone
 from netlab.realize.state import load_state
 from netlab.workload import drift as container_drift, health, lifecycle
@@ -152,4 +152,4 @@ def test_a_namespace_of_a_lab_that_is_not_up_names_its_status(state_root):
 
     err = lab_netns_gone("qz9-a", "qz9")
     assert (err.lab, err.lab_up, err.repair) == ("qz9", False, None)
-    assert str(err) == "namespace qz9-a does not exist; is the lab up? (`sudo netlab status --lab qz9`)"
+    assert str(err) == f"namespace qz9-a does not exist; is the lab up? (`{netlab_command('status --lab qz9')}`)"

@@ -12,7 +12,7 @@ import errno
 import pytest
 
 from helpers import two_node_topology
-from netlab.errors import EXIT_INVALID_INPUT, NetnsGone, UsageError
+from netlab.errors import EXIT_INVALID_INPUT, NetnsGone, UsageError, netlab_command
 from netlab.model.naming import NETNS_DIR
 from netlab.trace import run as trace_run
 from test_trace_walk import lab_from
@@ -37,7 +37,7 @@ def test_a_namespace_deleted_during_the_trace_is_netns_gone(deleted):
         trace_run.run(lab, "fedora-1", "fedora-2", progress=step)
     assert err.value.netns.startswith("trqgone-") and err.value.exit_code == EXIT_INVALID_INPUT
     assert str(err.value) == (f"namespace {err.value.netns} does not exist; is the lab up? "
-                              "(`sudo netlab status --lab trqgone`)")  # that lab's, whatever other lab is up
+                              f"(`{netlab_command('status --lab trqgone')}`)")  # that lab's, whatever other lab is up
     assert isinstance(err.value, FileNotFoundError) and err.value.filename == f"{NETNS_DIR}/{err.value.netns}"
 
 

@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from netlab.errors import netlab_command
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
@@ -194,8 +195,10 @@ def _state_of(state: LabState) -> str:
     return _container_state(crec, f"{LAB}-c", "/x", log_path(LAB, "c", "main"))[0]
 
 
-RAN_LINE = ("containers: pod c container main exited (pid and exit code unknown: the `up` that started it ended "
-            "before it recorded it; its log shows it ran); see `sudo netlab logs --lab kcu c -c main`")
+def ran_line() -> str:
+    """The line, its logs command naming the test's state folder (set once its fixtures ran: errors.netlab_command)."""
+    return ("containers: pod c container main exited (pid and exit code unknown: the `up` that started it ended "
+            f"before it recorded it; its log shows it ran); see `{netlab_command('logs --lab kcu c -c main')}`")
 
 
 def test_a_restart_killed_as_it_started_that_ran_is_said_exited_by_status_and_get_pods_alike(host):
@@ -205,7 +208,7 @@ def test_a_restart_killed_as_it_started_that_ran_is_said_exited_by_status_and_ge
     state = written_ahead(restarts=1)
     state.extra["workload"]["pods"]["c"]["containers"]["main"].update(last_exit_code=3, log_at=0)
     _log("run\n")
-    assert container_lines(state) == [RAN_LINE]
+    assert container_lines(state) == [ran_line()]
     assert _state_of(state) == "exited"
     done = lifecycle.start(lab_of(), state)  # restartPolicy Always: started again, as any exited container
     assert [c["argv"] for c in calls] == [ARGV]
@@ -222,7 +225,7 @@ def test_a_never_pods_first_run_that_ran_is_not_run_again(host):
     state = written_ahead()
     state.extra["workload"]["pods"]["c"]["containers"]["main"]["log_at"] = 4  # the log held a line of an older run
     _log("old\nran\n")
-    line = (f"{RAN_LINE}; restartPolicy Never: `netlab up` leaves it exited (completed or failed: its exit code is "
+    line = (f"{ran_line()}; restartPolicy Never: `netlab up` leaves it exited (completed or failed: its exit code is "
             "unknown)")
     assert container_lines(state, "Never") == [line]
     # not said to have failed (closing44 Left): why up leaves it, and what to do, as its exit is unknown
