@@ -22,6 +22,7 @@ import sys
 import pytest
 
 from helpers import NETLAB, netlab, wait_for, write_topology
+from netlab.errors import netlab_command
 from netlab.kernel import pidfd
 from netlab.kernel.processes import proc_state, running, start_time
 
@@ -174,8 +175,9 @@ def test_plain_up_and_status_follow_each_pods_restart_policy(labs):
     status = netlab("status", "--lab", lab, check=False).stdout
     assert f"pod always container main completed (exit code 0, pid {got['always/main']['pid']})" in status, status
     assert "pod onfailure" not in status, status
-    assert (f"pod never container main exited with code 3 (pid {got['never/main']['pid']}); see `sudo netlab logs "
-            f"--lab {lab} never -c main`; restartPolicy Never: `netlab up` leaves it exited") in status, status
+    assert (f"pod never container main exited with code 3 (pid {got['never/main']['pid']}); see "
+            f"`{netlab_command(f'logs --lab {lab} never -c main')}`; restartPolicy Never: `netlab up` leaves it "
+            "exited") in status, status
     up = netlab("up", "-t", path).stdout
     assert "restarted container always/main (it had exited with code 0)" in up, up
     assert "onfailure/main" not in up and "never/main" not in up, up

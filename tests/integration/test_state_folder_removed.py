@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from helpers import anything_of, lab_namespaces, netlab, state_path
 
 pytestmark = pytest.mark.root
@@ -65,7 +65,7 @@ def test_a_foreign_file_in_an_emptied_lab_folder_is_said_with_the_way_that_works
     assert out.returncode == 3 and out.stderr == (
         f"netlab: {folder} holds lab {lab}'s UTS pins (its uts is netlab's tmpfs netlab-uts: the lab's folder, "
         "emptied while the lab ran) beside what netlab did not write there (notes), which it never removes: move "
-        f"notes out of the folder, then `sudo netlab down --lab {lab} --force` takes the lab down\n"), out
+        f"notes out of the folder, then `{netlab_command(f'down --lab {lab} --force')}` takes the lab down\n"), out
     assert len(ip_netns(lab)) == 4 and sorted(os.listdir(folder)) == ["notes", "uts"]
     listed = netlab("list", check=False)
     assert "move notes out of the folder" in listed.stderr, listed

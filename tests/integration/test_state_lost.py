@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from helpers import STATE_ROOT, anything_of, lab_namespaces, netlab, someone_elses_etc_netns, state_path
 from netlab import Lab
 from netlab.api import labs as netlab_labs
@@ -46,7 +46,7 @@ def pod_folders(lab: str) -> dict[str, dict[str, str]]:
 
 def lost(lab: str, left: str) -> str:
     return (f"netlab: lab {lab} has no state file ({state_path(lab, 'state.json')}), yet {left}: its state was "
-            f"lost; take the lab down with `sudo netlab down --lab {lab} --force` (it deletes only namespaces "
+            f"lost; take the lab down with `{netlab_command(f'down --lab {lab} --force')}` (it deletes only namespaces "
             "tagged as the lab's, pods' files in /etc/netns whose first line says they are the lab's, and the files "
             "netlab wrote in the lab's folder)\n")
 
@@ -143,9 +143,9 @@ def check_pod_files_left(lab: str) -> None:
         before = pod_folders(lab)
         proc = netlab("down", "--lab", lab, check=False)
         said = (f"netlab: lab {lab} is not up (no state file {state_path(lab, 'state.json')}, no namespace tagged "
-                f"as its), yet its pods' files remain in /etc/netns ({lab}-a, {lab}-b): take them away with `sudo "
-                f"netlab down --lab {lab} --force` (it deletes only the files whose first line says they are the "
-                "lab's)\n")
+                f"as its), yet its pods' files remain in /etc/netns ({lab}-a, {lab}-b): take them away with "
+                f"`{netlab_command(f'down --lab {lab} --force')}` (it deletes only the files whose first line says "
+                "they are the lab's)\n")
         assert (proc.returncode, proc.stdout, proc.stderr) == (3, "", said), proc
         assert pod_folders(lab) == before and not os.path.exists(state_path(lab))
         listed = netlab("list")
