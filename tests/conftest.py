@@ -1,7 +1,15 @@
 import os
+import signal
 import sys
 
 import pytest
+
+# The stop signals' tests send SIGHUP as a closed terminal does. A run started with SIGHUP ignored (under nohup, or
+# a CI runner that ignores it) hands SIG_IGN down to every program a test starts, which then rightly keeps it
+# ignored (netlab leaves alone a SIGHUP its parent ignored): the tests start theirs as a terminal's shell does,
+# with SIGHUP at its default. Set before the netlab plugin's pytest_configure, which then handles it in this run.
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 sys.path.insert(0, os.path.dirname(__file__))
 
