@@ -495,3 +495,14 @@ def up_here(path: str, reconfigure: bool = False) -> None:
 
     done = Lab.up(path, reconfigure=reconfigure).last_up
     assert done is not None and done.ok, done
+
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "pytest" / "quickstart.py"
+
+
+def quickstart_signal_lines() -> str:
+    """The README quickstart's SIGTERM and SIGHUP lines (a loop and its body), from examples/pytest/quickstart.py
+    (what the README shows): a test's script sets its stop signals as the quickstart does."""
+    lines = QUICKSTART.read_text().splitlines()
+    (at,) = [n for n, text in enumerate(lines) if text.startswith("for stop in (signal.SIGTERM, signal.SIGHUP)")]
+    return "\n".join(lines[at:at + 2]) + "\n"

@@ -222,12 +222,10 @@ def test_sigterm_inside_a_with_block_takes_the_lab_down_with_the_quickstarts_lin
     import os
     import signal
     import sys
-    from pathlib import Path
 
-    from helpers import state_path, unique_lab, wait_for
+    from helpers import quickstart_signal_lines, state_path, unique_lab, wait_for
 
-    quickstart = Path(__file__).resolve().parents[2] / "examples" / "pytest" / "quickstart.py"
-    (line,) = [text for text in quickstart.read_text().splitlines() if text.startswith("signal.signal(signal.SIGTERM")]
+    line = quickstart_signal_lines().rstrip("\n")
     name = unique_lab("qe")
     sleeper = {"name": "b", "node": "n1", "containers": [{"name": "c", "command": ["sleep", "600"]}]}
     topology = dict(SMALL, pods=[{"name": "a", "node": "n1"}, sleeper])

@@ -22,26 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from helpers import lab_down, lab_namespaces, state_path, unique_lab
+from helpers import lab_down, lab_namespaces, quickstart_signal_lines, state_path, unique_lab
 
 pytestmark = pytest.mark.root
 
 ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = ROOT / "examples" / "pytest" / "quickstart.py"
 
 # SIGINT as in a terminal, also where the test runs with it ignored (a background job passes that on)
 HEAD = "import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\nfrom netlab import Lab\n"
 PLAIN = "with Lab.up({topology!r}):\n    print('in the block')\n"
 CAUGHT = ("import netlab.api\ntry:\n    Lab.up({topology!r})\nexcept {caught} as exc:\n"
           "    print('caught', type(exc).__name__, exc)\n    sys.exit(7)\n")
-
-
-def _quickstart_line() -> str:
-    """The README quickstart's SIGTERM and SIGHUP lines (a loop and its body), from examples/pytest/quickstart.py
-    (what the README shows)."""
-    lines = QUICKSTART.read_text().splitlines()
-    (at,) = [n for n, text in enumerate(lines) if text.startswith("for stop in (signal.SIGTERM, signal.SIGHUP)")]
-    return "\n".join(lines[at:at + 2]) + "\n"
 
 
 def _signalled(program: str, lab: str, sig: int) -> tuple[int, str, str]:
@@ -87,7 +78,7 @@ def test_the_quickstarts_sigterm_handler_ends_the_program_with_143_once_rolled_b
     """The README quickstart's line (SIGTERM is SystemExit(143), SIGHUP 129: a closed terminal's) runs once up
     rolled back: 128 + the signal, no traceback."""
     lab = unique_lab("sbq")
-    status, out, err = _signalled(HEAD + _quickstart_line() + PLAIN, lab, sig)
+    status, out, err = _signalled(HEAD + quickstart_signal_lines() + PLAIN, lab, sig)
     assert status == 128 + sig, (status, out, err)
     assert "Traceback" not in err and err.splitlines()[1:] == [], err
 

@@ -20,11 +20,11 @@ import signal
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
-from helpers import NETLAB, lab_namespaces, netlab, state_path, unique_lab, wait_for, write_topology
+from helpers import (NETLAB, lab_namespaces, netlab, quickstart_signal_lines, state_path, unique_lab, wait_for,
+                     write_topology)
 from test_signals_live import processes_with, topology
 
 pytestmark = pytest.mark.root
@@ -94,8 +94,7 @@ def test_sigint_then_sigterm_during_netlab_down_wait_for_the_lab_to_be_down(tmp_
 def test_sigterm_twice_as_a_with_block_ends_waits_for_the_lab_to_be_down(tmp_path):
     """The README quickstart's line turns SIGTERM into SystemExit: the first ends the block, which takes the lab
     down; two more come while it does (a runner's repeat, a process group's). Exit 143, the lab down."""
-    quickstart = Path(__file__).resolve().parents[2] / "examples" / "pytest" / "quickstart.py"
-    (line,) = [text for text in quickstart.read_text().splitlines() if text.startswith("signal.signal(signal.SIGTERM")]
+    line = quickstart_signal_lines().rstrip("\n")
     lab, tag = unique_lab("qv"), f"{86400 + uuid.uuid4().int % 1000}"
     pods = [{"name": f"p{i}", "node": f"n{i % 2 + 1}",
              "containers": [{"name": "web"}, {"name": "main", "command": ["sleep", tag]}]} for i in range(PODS)]
