@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import processes as proc
+from netlab.kernel.mountinfo import parse_mount
 from netlab.realize.state import LabState
 
 
@@ -31,9 +32,9 @@ def _mount_ns(pid: int | str) -> int | None:
 def _holds(pid: int, names: dict | list) -> bool:
     """Whether the mount namespace of ``pid`` has one of the lab's namespaces mounted in its /run/netns."""
     points = {f"/run/netns/{name}" for name in names}
-    try:
+    try:  # read here, not by read_mounts, which takes an unreadable table for an empty one
         with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-            return any(len(fields) > 4 and fields[4] in points for fields in map(str.split, f))
+            return any((m := parse_mount(line)) is not None and m.point in points for line in f)
     except FileNotFoundError:
         return False
     except PermissionError as exc:

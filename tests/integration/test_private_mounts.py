@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from netlab.kernel.mountinfo import read_mounts
+
 pytestmark = pytest.mark.root
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,15 +34,8 @@ sys.stdin.read()
 
 def _mounted_anywhere(path: str) -> list[int]:
     """The processes whose mount namespace has a mount at ``path`` (their mountinfo's mount point field)."""
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-                if any(len(fields) > 4 and fields[4] == path for fields in map(str.split, f)):
-                    out.append(int(pid))
-        except OSError:
-            continue  # gone meanwhile, or a kernel thread's
-    return out
+    return [int(pid) for pid in filter(str.isdigit, os.listdir("/proc"))  # one gone meanwhile: no mounts read
+            if any(m.point == path for m in read_mounts(f"/proc/{pid}/mountinfo"))]
 
 
 def test_a_killed_tests_mount_is_never_the_hosts_and_goes_with_it(tmp_path):
