@@ -56,7 +56,11 @@ def outdated(lab_name: str) -> Outdated | None:
     a newer one (a newer netlab's server knows this netlab's questions too: replacing it would undo that netlab's
     upgrade, and two installs would replace each other's at every up), or none runs, or it cannot be asked
     (stopped by SIGSTOP, or no answer in time: not known to be another's)."""
-    pid, spoken = spoken_by(lab_name)
+    return older(*spoken_by(lab_name))
+
+
+def older(pid: int | None, spoken: int | None) -> Outdated | None:
+    """Server ``pid`` when the protocol it ``spoken`` (spoken_by) is older than this netlab's, else None."""
     return Outdated(pid, spoken) if pid is not None and spoken is not None and spoken < PROTOCOL else None
 
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Callable
 from netlab.feature import StartResult
 from netlab.kernel import processes as proc
 from netlab.workload import echo_upgrade, launch
-from netlab.workload.echocontrol import PROTOCOL
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -98,9 +97,10 @@ def drift(lab: Lab, repair: str | Callable[[], str]) -> list[str]:
         return []
     why = _server(lab.name)
     if why is None:
-        pid, spoken = echo_upgrade.spoken_by(lab.name)
-        if pid is not None and spoken is not None and spoken < PROTOCOL:
-            return [f"kube-proxy: health checks not served: {echo_upgrade.Outdated(pid, spoken).words()}, which "
+        pid, spoken = echo_upgrade.spoken_by(lab.name)  # asked once: what it speaks, or no answer
+        old = echo_upgrade.older(pid, spoken)
+        if old is not None:
+            return [f"kube-proxy: health checks not served: {old.words()}, which "
                     f"does not know this netlab's questions; `{fix()}` replaces it, its pods' echo containers "
                     "served on"]
         why = NO_ANSWER if pid is not None and spoken is None else None  # not asked again: status would wait twice
