@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import in_netns, ip_json, ipv4_of, lab_namespaces, netlab, traced, wait_for
+from helpers import ip_json, ipv4_of, lab_namespaces, netlab, traced, wait_for
 from netlab import Lab
 from netlab.api.jsonio import to_json
+from test_terminal_hostport_live import SERVER, dial  # the pod's job serving 8080, dialled from pod b
 
 pytestmark = pytest.mark.root
 
@@ -31,21 +32,6 @@ CONFLIST = {"cniVersion": "1.0.0", "name": "tmnet", "disableCheck": True, "plugi
     {"type": "bridge", "bridge": "cni0", "isGateway": True, "isDefaultGateway": True, "hairpinMode": True,
      "capabilities": {"ipRanges": True}, "ipam": {"type": "host-local"}},
     {"type": "portmap", "capabilities": {"portMappings": True}}]}
-# Serves 8080 (one line to each connection) until the file argv[1] exists, then exits 0.
-SERVER = """import os, socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("", 8080))
-s.listen()
-s.settimeout(0.05)
-while not os.path.exists(sys.argv[1]):
-    try:
-        c, _ = s.accept()
-    except socket.timeout:
-        continue
-    c.sendall(b"job\\n")
-    c.close()
-"""
 TOPOLOGY = """name: {lab}
 network: {{mode: host-gw, cni: {cni}}}
 nodes: [{{name: n1, podCIDR: 10.244.0.0/24}}, {{name: n2, podCIDR: 10.244.1.0/24}}]
@@ -54,19 +40,6 @@ pods:
       containers: [{{name: job, command: [python3, {server}, {go}], ports: [{{containerPort: 8080{host}}}]}}]}}
   - {{name: b, node: n2}}
 """
-CONNECT = """import socket, sys
-try:
-    s = socket.create_connection((sys.argv[1], 18080), timeout=3)
-    print(s.recv(64).decode().strip() or "closed")
-except OSError as exc:
-    print(type(exc).__name__)
-"""
-
-
-def dial(lab: str, address: str) -> str:
-    return in_netns(f"{lab}-b", "python3", "-c", CONNECT, address, check=True).stdout.strip()
-
-
 def nat_rules(netns: str) -> list[str]:
     return subprocess.run(["ip", "netns", "exec", netns, "iptables-save", "-t", "nat"], check=True,
                           capture_output=True, text=True).stdout.splitlines()
