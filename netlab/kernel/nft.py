@@ -179,20 +179,7 @@ def list_table(netns: str, family: str, table: str) -> dict | None:
 def list_ruleset(netns: str) -> dict:
     """``nft -j list ruleset`` in ``netns``: every table, chain and rule, parsed; through the library as every other
     read (the program only where the library is not used: `trace` failed without the program, QA hostenv57 5)."""
-    lib = _take_library()
-    if lib is None:
-        try:
-            proc = run_in_netns(netns, [binary("nft"), "-j", "list", "ruleset"], check=False)
-        except (FileNotFoundError, subprocess.TimeoutExpired):
-            raise NftError(f"{netns}: nft list ruleset did not run") from None
-        rc, out, err = proc.returncode, proc.stdout, proc.stderr
-    else:
-        try:
-            with nfclose.closing_after():
-                rc, out, err = _inside(netns, "reading nftables",
-                                       lambda: libnftables.run_command(lib, "list ruleset", json=True))
-        finally:
-            _library_lock.release()
+    rc, out, err = _read(netns, ["list", "ruleset"], json_output=True)
     if rc != 0:
         raise NftError(f"{netns}: nft -j list ruleset failed: {explain(err)}")
     try:
@@ -234,17 +221,9 @@ def _list(netns: str, family: str, table: str, json_output: bool) -> bytes | Non
     for name in (family, table):
         if not NAME.fullmatch(name):
             raise NftError(f"{netns}: nft cannot name the table {family} {table!r} unquoted")
-    command = f"list table {family} {table}"
-    lib = _take_library()
-    if lib is None:
-        rc, out, err = _list_process(netns, family, table, json_output)
-    else:
-        try:
-            with nfclose.closing_after():
-                rc, out, err = _inside(netns, "reading nftables",
-                                       lambda: libnftables.run_command(lib, command, json=json_output))
-        finally:
-            _library_lock.release()
+    words = ["list", "table", family, table]
+    command = " ".join(words)
+    rc, out, err = _read(netns, words, json_output)
     if rc != 0:
         if "No such file or directory" in err.decode(errors="replace"):
             return None
@@ -252,14 +231,28 @@ def _list(netns: str, family: str, table: str, json_output: bool) -> bytes | Non
     return out
 
 
-def _list_process(netns: str, family: str, table: str, json_output: bool = True) -> tuple[int, bytes, bytes]:
-    argv = [binary("nft")] + (["-j"] if json_output else []) + ["list", "table", family, table]
+def _read(netns: str, words: list[str], json_output: bool) -> tuple[int, bytes, bytes]:
+    """``nft [-j] WORDS`` (a listing) in ``netns``, through the library, or the program where it is not used: its
+    return code, output and errors."""
+    lib = _take_library()
+    if lib is None:
+        return _read_process(netns, words, json_output)
+    try:
+        with nfclose.closing_after():
+            return _inside(netns, "reading nftables",
+                           lambda: libnftables.run_command(lib, " ".join(words), json=json_output))
+    finally:
+        _library_lock.release()
+
+
+def _read_process(netns: str, words: list[str], json_output: bool) -> tuple[int, bytes, bytes]:
+    argv = [binary("nft")] + (["-j"] if json_output else []) + words
     try:
         proc = run_in_netns(netns, argv, check=False)
     except FileNotFoundError:
         raise NftError(f"{netns}: namespace not found while reading nftables") from None
     except subprocess.TimeoutExpired:
-        raise NftError(f"{netns}: nft list table did not finish") from None
+        raise NftError(f"{netns}: nft {' '.join(words[:2])} did not finish") from None
     return proc.returncode, proc.stdout, proc.stderr
 
 

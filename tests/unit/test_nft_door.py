@@ -147,10 +147,10 @@ def test_list_table_text_is_nfts_own_listing_through_the_same_door(door, monkeyp
     assert seen == [("list table ip kube-proxy", False)] * 2 and not nft._library_lock.locked()
     argv = []
 
-    def list_process(netns, family, table, json_output=True):
-        argv.append(["nft"] + (["-j"] if json_output else []) + ["list", "table", family, table])
+    def read_process(netns, words, json_output):
+        argv.append(["nft"] + (["-j"] if json_output else []) + words)
         return 0, b"table ip kube-proxy {\n}\n", b""
-    monkeypatch.setattr(nft, "_list_process", list_process)
+    monkeypatch.setattr(nft, "_read_process", read_process)
     with nft._library_lock:  # another thread is in the library: the program, without -j
         assert nft.list_table_text("nfl-a", "ip", "kube-proxy") == "table ip kube-proxy {\n}\n"
     assert argv == [["nft", "list", "table", "ip", "kube-proxy"]]
