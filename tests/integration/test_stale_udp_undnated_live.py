@@ -21,7 +21,7 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
+from helpers import in_netns, lab_up, netlab, unique_lab, wait_for, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -89,8 +89,10 @@ def test_an_entry_never_dnated_goes_when_its_service_gets_an_endpoint(tmp_path, 
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert client.stdout is not None and client.stdout.readline() == "bound\n", client.stderr
+            # "bound" comes before the first datagram: its entry on n2 appears when n2 has taken the packet in
+            assert wait_for(lambda: len(undnated(n2, dst, dport)) == 1, timeout=10), \
+                in_netns(n2, "conntrack", "-L", "-p", "udp").stdout
             before = in_netns(n2, "conntrack", "-L", "-p", "udp", "--orig-port-src", str(SPORT), check=True).stdout
-            assert len(undnated(n2, dst, dport)) == 1, before
             assert "[UNREPLIED]" in before, before
             new = write_topology(tmp_path, TOPO.format(name=name, mode=mode, late=SERVICE))  # the same file, edited
             up = netlab("up", "-t", new)
