@@ -10,7 +10,12 @@ in a fixed form, whichever way kube-proxy or Flannel wrote it:
 - then the matches in the order given, each with its options as its
   extension's ``save`` function prints them (``-p tcp`` then a port option
   of no match given, ``--dport 80``: ``-m tcp``, which iptables adds where that
-  option stands, after the matches before it): a comment quoted unless it is only
+  option stands, after the matches before it): tcp's, udp's and sctp's options
+  in their order (``--sport``, ``--dport``, ``--tcp-option``, ``--tcp-flags``),
+  by their short names (``--destination-port`` -> ``--dport``; multiport's
+  ``--destination-ports`` -> ``--dports``), ports as the numbers the kernel
+  keeps (:func:`_port_range`), ``--syn`` as the flags it tests (:func:`_tcp_flags`);
+  a comment quoted unless it is only
   ``[A-Za-z0-9_-]`` (libxtables ``xtables_save_string``); a probability as the
   fixed-point fraction of 2^31 the kernel keeps (``lround(p * 2^31)``, printed
   ``%.11f``); ``recent`` options in a fixed order with their defaults
@@ -38,7 +43,18 @@ _BASIC = ("-s", "-d", "-i", "-o", "-p")
 _RECENT_ORDER = ("--set", "--rcheck", "--update", "--remove", "--seconds", "--reap", "--hitcount", "--rttl",
                  "--name", "--mask", "--rsource", "--rdest")
 IMPLICIT = frozenset({"tcp", "udp", "sctp"})  # -p X then an option of X's match, without -m X
-MULTIPORT_SAVED = {"--destination-ports": "--dports", "--source-ports": "--sports"}  # as libxt_multiport saves
+# Each option of the port matches by the name their save functions print it with (libxt_tcp, libxt_udp,
+# libxt_sctp, libxt_multiport), and the order they print them in (tcp_save: ports, option, flags)
+PORT_SAVED = {"--source-port": "--sport", "--sport": "--sport", "--destination-port": "--dport", "--dport": "--dport",
+              "--syn": "--syn", "--tcp-flags": "--tcp-flags", "--tcp-option": "--tcp-option",
+              "--chunk-types": "--chunk-types"}
+MULTIPORT_SAVED = {"--source-ports": "--sports", "--sports": "--sports", "--destination-ports": "--dports",
+                   "--dports": "--dports", "--ports": "--ports"}
+_SAVE_ORDER = ("--sport", "--dport", "--tcp-option", "--tcp-flags", "--chunk-types")
+TCP_FLAGS = ("FIN", "SYN", "RST", "PSH", "ACK", "URG")  # bit 0 up: the order print_tcpf names them in
+SYN_FLAGS = "FIN,SYN,RST,ACK"  # --syn: --tcp-flags FIN,SYN,RST,ACK SYN
+ALL_PORTS = (0, 0xFFFF)
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")  # strtoul's base 0: hexadecimal, octal, decimal
 # The options of the matches that take a port (libxt_tcp, libxt_udp, libxt_sctp, libxt_multiport), by which an
 # option is told to belong to one of them wherever it stands in the rule (_owner)
 _PORTS = ("--source-port", "--sport", "--destination-port", "--dport")
@@ -91,6 +107,87 @@ def _options(words: list[str], start: int) -> list[tuple[bool, str, list[str]]]:
     return out
 
 
+def _saved_name(option: str, names: dict[str, str]) -> str:
+    """An option as its match prints it: by its own name, or that of the one option it abbreviates (getopt takes
+    ``--destination-port`` for multiport's ``--destination-ports``)."""
+    if option in names:
+        return names[option]
+    meant = {saved for name, saved in names.items() if name.startswith(option)}
+    return meant.pop() if len(meant) == 1 else option
+
+
+def _number(text: str) -> int | None:
+    """A port as xtables_parse_port reads a number (strtoul, base 0); None: not a number (a service's name)."""
+    if not _NUMBER.fullmatch(text):
+        return None
+    if text[:2].lower() == "0x":
+        return int(text, 16)
+    return int(text, 8) if text.startswith("0") else int(text)
+
+
+def _port_range(value: str) -> tuple[int, int] | None:
+    """tcp's, udp's and sctp's ``--sport 80:80``, ``:80``, ``80:`` as the range the kernel keeps: (80, 80), (0, 80),
+    (80, 65535). None: not numbers (a service's name, which iptables looks up)."""
+    low, colon, high = value.partition(":")
+    lo, hi = (_number(low) if low else 0), (_number(high) if high else ALL_PORTS[1])
+    if lo is None or hi is None:
+        return None
+    return (lo, hi) if colon else (lo, lo)
+
+
+def _port_list(value: str) -> str:
+    """multiport's ports with each number as it prints it (``007,010:012`` -> ``7,8:10``); as written when they
+    are not numbers."""
+    out = []
+    for part in value.split(","):
+        numbers = [_number(p) for p in part.split(":")]
+        if None in numbers:
+            return value
+        out.append(":".join(str(n) for n in numbers))
+    return ",".join(out)
+
+
+def _tcp_flags(names: str) -> str | None:
+    """``SYN,ACK``, ``ALL``, ``NONE`` as print_tcpf prints the bits: each set one by name, lowest first."""
+    bits = set()
+    for name in names.upper().split(","):
+        if name == "ALL":
+            bits |= set(TCP_FLAGS)
+        elif name in TCP_FLAGS:
+            bits.add(name)
+        elif name != "NONE":
+            return None
+    return ",".join(f for f in TCP_FLAGS if f in bits) or "NONE"
+
+
+def _port_options(opts: list[tuple[bool, str, list[str]]]) -> list[tuple[bool, str, list[str]]]:
+    """tcp's, udp's or sctp's options as its save function prints them: by short names, in its order, the whole
+    port range and a flag test of no flags left out (not when inverted: iptables-nft then drops the whole match,
+    iptables-legacy prints it)."""
+    out = []
+    for neg, opt, vals in opts:
+        opt = _saved_name(opt, PORT_SAVED)
+        if opt == "--syn":
+            opt, vals = "--tcp-flags", [SYN_FLAGS, "SYN"]
+        if opt in ("--sport", "--dport") and len(vals) == 1:
+            ports = _port_range(vals[0])
+            if ports == ALL_PORTS and not neg:
+                continue
+            if ports is not None:
+                vals = [str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}:{ports[1]}"]
+        elif opt == "--tcp-flags" and len(vals) == 2:
+            flags = [_tcp_flags(v) for v in vals]
+            if flags == ["NONE", "NONE"] and not neg:
+                continue
+            if None not in flags:
+                vals = [str(f) for f in flags]
+        elif opt == "--tcp-option" and len(vals) == 1 and _number(vals[0]) is not None:
+            vals = [str(_number(vals[0]))]
+        out.append((neg, opt, vals))
+    rank = {opt: i for i, opt in enumerate(_SAVE_ORDER)}
+    return sorted(out, key=lambda o: rank.get(o[1], len(rank)))
+
+
 def _match(name: str, opts: list[tuple[bool, str, list[str]]]) -> str:
     if name == "recent":
         given = {opt: vals for _, opt, vals in opts}
@@ -98,6 +195,8 @@ def _match(name: str, opts: list[tuple[bool, str, list[str]]]) -> str:
         if "--rsource" not in given and "--rdest" not in given:
             given["--rsource"] = []
         opts = [(False, opt, given[opt]) for opt in _RECENT_ORDER if opt in given]
+    elif name in IMPLICIT:
+        opts = _port_options(opts)
     parts = []
     for neg, opt, vals in opts:
         if name == "comment" and opt == "--comment":
@@ -105,7 +204,8 @@ def _match(name: str, opts: list[tuple[bool, str, list[str]]]) -> str:
         elif name == "statistic" and opt == "--probability":
             vals = [saved_probability(vals[0])]
         elif name == "multiport":
-            opt = MULTIPORT_SAVED.get(opt, opt)
+            opt = _saved_name(opt, MULTIPORT_SAVED)
+            vals = [_port_list(vals[0])] if len(vals) == 1 else vals
         elif name == "mark" and opt == "--mark":
             vals = [_mark(vals[0])]
         parts.append(" ".join((["!"] if neg else []) + [opt] + vals))
