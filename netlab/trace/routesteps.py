@@ -59,16 +59,17 @@ class RouteSteps(WalkParts):
                 faults.links_down(self.k, ns, f.dst, ans.message, self.lab) or \
                 faults.cut_off(self.k, self.lab, ns, f.dst, ans.message) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
-            came = None
-            if self._doomed is not None or (own is not None and own[1] is None) or \
-                    (iif and fix is None and clusterip.unanswered(self.lab, f) is not None):
-                # a doomed packet's end, where the plan makes no router, or a router the plan gives no route to a
-                # ClusterIP (the internet's gateway): a node's missing route keeps its fix
-                why, fix, came = self._doomed_here(why, fix, self._icmp_answer(ns, iif, ans.message))
             commands = [cmd, f"ip -n {ns} route"]
             if self.stack and not iif:  # the VXLAN driver found no route for the outer packet and dropped it
                 why += f" (the VXLAN device {self._on(iif)} drops the packet it wrapped, counted in its TX errors)"
                 commands.append(f"ip -n {ns} -s link show {self._on(iif)}")
+            came = None
+            if self._doomed is not None or (own is not None and own[1] is None) or \
+                    (iif and fix is None and clusterip.unanswered(self.lab, f) is not None):
+                # a doomed packet's end, where the plan makes no router, or a router the plan gives no route to a
+                # ClusterIP (the internet's gateway): a node's missing route keeps its fix. Last, once the row's
+                # own words are all said (the VXLAN device's too): CameHere.own is what verdict.explain says.
+                why, fix, came = self._doomed_here(why, fix, self._icmp_answer(ns, iif, ans.message))
             # Strict rp_filter is a fault of its own (every lab namespace plans it off), even where a stray route
             # made the path asymmetric: verdict.explain names it first, the route as its cause.
             drift = own is not None and "rp_filter=" in (own[1] or "")

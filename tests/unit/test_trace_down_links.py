@@ -17,7 +17,7 @@ from netlab.trace.facts import LinkFacts, RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.render import render_text
 from netlab.trace.verdict import explain, mark_seen
-from netlab.trace.walk import walk
+from netlab.trace.walk import Walker, walk
 from test_trace_walk import _result, _seen_everywhere, ping, world  # noqa: F401  (the fixture)
 
 N1, N2 = "demo-minikube", "demo-minikube-m02"
@@ -127,3 +127,25 @@ def test_no_route_with_every_link_up_still_names_no_device(world):  # noqa: F811
     k.no_route.update({(src, "10.244.0.0/16"), (src, "0.0.0.0/0")})
     [row] = ping(k, m).hops
     assert (row.device, row.facts) == ("-", {"error": "Network is unreachable"})
+
+
+def test_a_doomed_packets_vxlan_drop_keeps_the_devices_words_in_its_own_part(world):  # noqa: F811
+    """A packet a fault earlier on the way doomed (Walker._doomed: a node's missing route, a link down) and that a
+    VXLAN device then drops for want of an outer route: the row's own words (CameHere.own, which verdict.explain
+    says where the packet ended in) hold the VXLAN device's, and the problem is own + "; it came here because" +
+    the earlier fault. The device's words were appended after the parts were taken: after the earlier fault's
+    words in the problem, and missing from own."""
+    _, m, k = world
+    k.down.add((N1, "eth0"))  # no outer route to the other node's address
+    walker = Walker(k, m)
+    walker._doomed = ("an earlier node's fault", "its fix")
+    w = walker.walk("demo-fedora-1", Flow.icmp(None, "10.244.1.3", 7))
+    last = w.hops[-1]
+    assert (last.netns, last.device, last.kind) == (N1, "flannel.1", "drop")
+    assert last.came_here is not None and last.came_here.because == "an earlier node's fault", last
+    assert last.came_here.own.endswith("(the VXLAN device flannel.1 drops the packet it wrapped, counted in its "
+                                       "TX errors)"), last.came_here
+    assert "eth0 is down there" in last.came_here.own
+    assert last.problem == str(last.came_here) and last.problem.endswith("; it came here because an earlier "
+                                                                         "node's fault"), last.problem
+    assert last.fix == "its fix" and f"ip -n {N1} -s link show flannel.1" in last.commands
