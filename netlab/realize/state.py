@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from netlab.errors import NetlabError, UsageError, command_path, display_path, loads_json
 from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName
 from netlab.realize.lab_list import known_labs
-from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, StateTooLarge, read_state_file, state_dir_error,
-                                     state_file, write_atomic)
+from netlab.realize.state_dir import (STATE_REVISION, STATE_VERSION, NotRegularFile, StateTooLarge, read_state_file,
+                                     state_dir_error, state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_sum import trusted, write_sum
 # A state that cannot say what its lab made (state_errors); tests import these from here too
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 ADDRESSES = "addresses"
 OLDER_HELD = ("nodes", "load_balancers", "node_ports", "health_checks", "portmap_nodes")
 # The top-level keys save() writes; any other is a newer release's, kept as it is (LabState.unknown).
-KEYS = frozenset({"version", "lab", "run_id", "phase", "source", "topology", "netns", "plan", "extra"})
+KEYS = frozenset({"version", "revision", "lab", "run_id", "phase", "source", "topology", "netns", "plan", "extra"})
 
 
 @dataclass
@@ -95,6 +95,7 @@ class LabState:
         data = {
             **{key: value for key, value in self.unknown.items() if key not in KEYS},
             "version": STATE_VERSION,
+            "revision": STATE_REVISION,
             "lab": self.lab,
             "run_id": self.run_id,
             "phase": self.phase,

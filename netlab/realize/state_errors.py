@@ -42,18 +42,16 @@ class StateCorrupt(EnvironmentNotReady):
 
 
 class StateNewer(StateCorrupt):
-    """A lab's state file of a later format than this netlab reads: a newer netlab's (an upgrade, then a downgrade;
-    a watcher left running across an upgrade). Refused as a corrupt state is (``list`` shows it so, a watcher ends),
+    """A lab's state file of a later format than this netlab reads, or of a later revision of its format that holds
+    what this netlab does not know: a newer netlab's (an upgrade, then a downgrade; a watcher left running across an
+    upgrade). Refused as a corrupt state is (``list`` shows it so, a watcher ends),
     said as what it is. A newer release's records this netlab may ignore are no reason: they are kept, unread."""
 
     def __init__(self, lab: str, path: str, why: str, api: bool = False):
-        from netlab.realize.state_dir import STATE_VERSION
-
         self.lab, self._args = lab, (lab, path, why)
         EnvironmentNotReady.__init__(
-            self, f"lab {lab}: its state file {path} was written by a newer netlab ({why}; this netlab reads state "
-            f"format {STATE_VERSION}): act on the lab with that netlab, or take it down anyway with "
-            f"{force_down_hint(lab, api)}")
+            self, f"lab {lab}: its state file {path} was written by a newer netlab ({' '.join(why.split())}): act on "
+            f"the lab with that netlab, or take it down anyway with {force_down_hint(lab, api)}")
 
     def said_for(self, api: bool) -> StateNewer:
         """The same, its way out in a Python caller's words (``api``: Lab.attach) or the CLI's."""

@@ -16,7 +16,9 @@ Across releases (docs/json.md, "The state file"): a record under ``extra`` this 
 top-level key it does not know, are a newer release's, taken as they are (any JSON), never read, and written back
 as they were (LabState.unknown for the top-level ones); a known record of the wrong shape is still corrupt. What an
 earlier release must not act on without understanding it raises the state's format ``version``: a state of a
-later format is refused as a newer netlab's (NewerFormat), not as a corrupt one.
+later format is refused as a newer netlab's (NewerFormat), not as a corrupt one; so is a state of a later revision
+of this format (``revision``, STATE_REVISION: a field a known record gained, a topology field) that this schema
+refuses.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pydantic_core import from_json
 
 from netlab.model.naming import DNS_LABEL, ETC_NETNS, check_chain, check_ifname, check_netns, is_netns
 from netlab.plan.sysctls import KERNEL_DEVCONF
-from netlab.realize.state_dir import STATE_VERSION
+from netlab.realize.state_dir import STATE_REVISION, STATE_VERSION
 
 if TYPE_CHECKING:
     from netlab.model.topology import Topology
@@ -95,6 +97,7 @@ def _integer(value: Any) -> Any:
 
 Version1 = Annotated[Literal[1], BeforeValidator(_integer)]
 Version2 = Annotated[Literal[2], BeforeValidator(_integer)]
+Revision = Annotated[StrictInt, BeforeValidator(_integer), Field(ge=1)]
 NetnsName = Annotated[StrictStr, AfterValidator(_netns)]
 Label = Annotated[StrictStr, AfterValidator(_label)]
 Path = Annotated[StrictStr, Field(max_length=PATH_MAX)]
@@ -366,6 +369,7 @@ class StateFile(Strict):
     model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
 
     version: Version1
+    revision: Revision | None = None  # STATE_REVISION of the netlab that wrote it; none before there was one
     lab: StrictStr
     run_id: Annotated[StrictStr, Field(pattern=RUN_ID.pattern)]
     phase: Literal["creating", "up", "failed", "deleting"]
@@ -395,8 +399,8 @@ def check_state(raw: bytes, lab: str) -> tuple[dict[str, Any], Topology]:
     newer_format(data)  # a later format's fields are not this schema's to judge
     try:
         parsed = StateFile.model_validate(data)
-    except ValueError as exc:  # not a state
-        raise ValueError(_refusal(raw, exc)) from None
+    except ValueError as exc:  # not a state, or a later revision's
+        raise refused(data, _refusal(raw, exc)) from None
     if parsed.lab != lab:
         raise ValueError(f"it describes lab {parsed.lab[:40]!r}, not {lab!r}")
     for name in parsed.netns:
@@ -405,7 +409,7 @@ def check_state(raw: bytes, lab: str) -> tuple[dict[str, Any], Topology]:
     try:
         topo = Topology.model_validate(data["topology"])
     except ValidationError as exc:
-        raise ValueError("topology: " + _first_error(exc)) from None
+        raise refused(data, "topology: " + _first_error(exc)) from None
     if topo.name != lab:
         raise ValueError(f"topology: its name is {topo.name!r}, not {lab!r}")
     return data, topo
@@ -421,7 +425,17 @@ def newer_format(data: Any) -> None:
     value is a corrupt state's, which the schema names)."""
     version = data.get("version") if isinstance(data, dict) else None
     if type(version) is int and version > STATE_VERSION:
-        raise NewerFormat(f"state format {version}")
+        raise NewerFormat(f"state format {version}; this netlab reads state format {STATE_VERSION}")
+
+
+def refused(data: Any, why: str) -> ValueError:
+    """The error of a state this netlab's schema refuses (``why``): a newer netlab's (NewerFormat) when a later
+    revision of the format wrote it, whose fields and values this netlab does not know; else a corrupt state's."""
+    revision = data.get("revision") if isinstance(data, dict) else None
+    if type(revision) is int and revision > STATE_REVISION:
+        return NewerFormat(f"state format {STATE_VERSION}, revision {revision}; this netlab reads state format "
+                           f"{STATE_VERSION} up to revision {STATE_REVISION}, not {why}")
+    return ValueError(why)
 
 
 def _refusal(raw: bytes, exc: ValueError) -> str:

@@ -1,0 +1,111 @@
+"""A state a newer netlab wrote that this one cannot read is said as a newer netlab's, not as corrupt.
+
+A newer release of the same state format (version 1) adds fields to the records this release knows (a container's
+record, the owner's) and to the topology's schema, which this release's strict schema refuses; its unknown records
+and top-level keys load (tests/unit/test_state_newer.py). Such a state was "corrupt", as if it were damaged, after a
+downgrade or with a watcher left running across an upgrade. Each save now records the state's revision within its
+format (state_dir.STATE_REVISION, bumped with every change of the state's or the topology's schema: the digests
+below hold it to that); a state of a later revision that this netlab's schema refuses is a newer netlab's
+(StateNewer), one of this netlab's revision or an earlier one is still corrupt, and one of a later revision that
+this netlab reads loads, as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from netlab.model.topology import Topology
+from netlab.realize import state
+from netlab.realize.state_dir import STATE_REVISION
+from netlab.realize.state_schema import StateFile
+from test_state_newer import LAB, as_newer, saved
+
+# The digest of the state's and the topology's JSON schemas (descriptions and titles left out) at each revision.
+# When test_the_revision_follows_the_schema fails, the schema changed: bump STATE_REVISION (realize/state_dir.py)
+# and add the new revision's digest here.
+DIGESTS = {1: "91fc3e18fa230add"}
+
+
+def schema_digest() -> str:
+    def bare(node):
+        if isinstance(node, dict):
+            return {k: bare(v) for k, v in node.items() if k not in ("description", "title")}
+        if isinstance(node, list):
+            return [bare(v) for v in node]
+        return node
+    both = [bare(StateFile.model_json_schema()), bare(Topology.model_json_schema(by_alias=True))]
+    return hashlib.sha256(json.dumps(both, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_the_revision_follows_the_schema():
+    assert max(DIGESTS) == STATE_REVISION and DIGESTS[STATE_REVISION] == schema_digest(), \
+        f"the state's or the topology's schema changed: STATE_REVISION {STATE_REVISION + 1}, digest {schema_digest()}"
+
+
+def test_each_save_records_its_revision(state_root):
+    saved(state_root)
+    assert json.loads((state_root / LAB / "state.json").read_text())["revision"] == STATE_REVISION
+
+
+def newer_field(data: dict) -> None:
+    data["revision"] = STATE_REVISION + 1
+    data["extra"]["down_failed"] = {"pid": 4242, "error": "netlab down: interrupted", "signal": 15}
+
+
+def newer_topology_field(data: dict) -> None:
+    data["revision"] = STATE_REVISION + 1
+    data["topology"]["gateways"] = [{"name": "gw"}]
+
+
+@pytest.mark.parametrize("edit,said", [
+    (newer_field, "extra.down_failed.signal: Extra inputs are not permitted"),
+    (newer_topology_field, "topology: gateways: "),
+], ids=["record-field", "topology-field"])
+def test_a_later_revision_this_netlab_cannot_read_is_a_newer_netlabs(state_root, edit, said):
+    saved(state_root)
+    as_newer(state_root, edit)
+    with pytest.raises(state.StateNewer) as info:
+        state.load_state(LAB)
+    text = str(info.value)
+    assert text.startswith(f"lab {LAB}: its state file {state_root / LAB / 'state.json'} was written by a newer "
+                           f"netlab (state format 1, revision {STATE_REVISION + 1}; this netlab reads state format "
+                           f"1 up to revision {STATE_REVISION}, not {said}"), text
+    assert "): act on the lab with that netlab, or take it down anyway with " in text
+    assert "\n" not in text and "corrupt" not in text and f"netlab down --lab {LAB} --force" in text
+
+
+@pytest.mark.parametrize("revision", [STATE_REVISION, None], ids=["same", "none"])
+def test_a_field_this_netlab_does_not_know_in_its_own_revision_is_still_corrupt(state_root, revision):
+    saved(state_root)
+
+    def edit(data):
+        newer_field(data)
+        if revision is None:
+            del data["revision"]
+        else:
+            data["revision"] = revision
+    as_newer(state_root, edit)
+    with pytest.raises(state.StateCorrupt) as info:
+        state.load_state(LAB)
+    assert "is corrupt (extra.down_failed.signal: Extra inputs are not permitted)" in str(info.value)
+    assert not isinstance(info.value, state.StateNewer)
+
+
+def test_a_later_revision_this_netlab_reads_loads_and_is_saved_as_this_netlabs(state_root):
+    saved(state_root)
+    as_newer(state_root, lambda d: d.update(revision=STATE_REVISION + 1))
+    back = state.load_state(LAB)
+    assert back is not None and back.unknown == {}
+    back.save()
+    assert json.loads((state_root / LAB / "state.json").read_text())["revision"] == STATE_REVISION
+
+
+@pytest.mark.parametrize("revision", [0, "2", True, 1.0])
+def test_a_revision_that_is_no_positive_integer_is_corrupt(state_root, revision):
+    saved(state_root)
+    as_newer(state_root, lambda d: d.update(revision=revision))
+    with pytest.raises(state.StateCorrupt, match=r"is corrupt \(revision: "):
+        state.load_state(LAB)
