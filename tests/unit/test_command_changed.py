@@ -13,17 +13,16 @@ import subprocess
 
 import pytest
 
-from netlab.feature import StartResult
-from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 from netlab.kernel import spawning
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.realize import state_dir
 from netlab.realize.state import LabState
-from netlab.workload import dns_records, drift, exits, health, lifecycle, node_uts
+from netlab.workload import drift, exits, lifecycle
 from netlab.workload.containers import container_argv, log_path, previous_log_path
 from netlab.workload.tasks import COMMAND_CHANGED, EXITED, why_replace
+from workload_host import stub_host
 
 LAB = "cc"
 
@@ -45,17 +44,8 @@ def gone_pid() -> int:
 def host(monkeypatch, tmp_path):
     """lifecycle.start with every call to the host stubbed: the pod's namespace is there, starting a command
     records what it would run; the lab's state and logs under tmp_path."""
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    monkeypatch.setattr(nsmod, "is_netns_mount", lambda name: True)
-    monkeypatch.setattr(lifecycle, "ensure_uts",
-                        lambda lab, names, unchanged=(): ({n: str(tmp_path / n) for n in names}, [], []))
-    monkeypatch.setattr(node_uts, "start", lambda lab, again: StartResult())
-    monkeypatch.setattr(dns_records, "sync", lambda lab: StartResult())
-    monkeypatch.setattr(dns_records, "reload", lambda lab, pods: StartResult())
-    monkeypatch.setattr(exits, "hold_commands", lambda lab, pods, spawned: None)
+    stub_host(monkeypatch, tmp_path)
     monkeypatch.setattr(exits, "exit_codes", lambda lab, records: {cid: 0 for cid in records})  # each completed
-    monkeypatch.setattr(health, "start", lambda lab, rec: StartResult())
-    monkeypatch.setattr(proc, "ns_birth", lambda path: None)
     started: list[list[str]] = []
 
     def spawn(argv, **kw):

@@ -16,8 +16,6 @@ import sys
 
 import pytest
 
-from netlab.feature import StartResult
-from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 from netlab.kernel import spawning
 from netlab.model.clusterdns import DNS_CONTAINER, DNS_NAME
@@ -25,8 +23,9 @@ from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.realize import state_dir
 from netlab.realize.state import LabState
-from netlab.workload import dns_records, exits, health, lifecycle, node_uts, stopping
+from netlab.workload import lifecycle, stopping
 from netlab.workload.containers import container_argv, log_path
+from workload_host import stub_host
 
 LAB = "dh"
 TOPO = f"""name: {LAB}
@@ -61,16 +60,7 @@ def test_stop_then_exec_returns_once_the_process_exited_sigkill_after_the_grace(
 @pytest.fixture
 def host(monkeypatch, tmp_path):
     """lifecycle.start with the host stubbed: what spawn and stop_container are asked, in order."""
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    monkeypatch.setattr(nsmod, "is_netns_mount", lambda name: True)
-    monkeypatch.setattr(lifecycle, "ensure_uts",
-                        lambda lab, names, unchanged=(): ({n: str(tmp_path / n) for n in names}, [], []))
-    monkeypatch.setattr(node_uts, "start", lambda lab, again: StartResult())
-    monkeypatch.setattr(dns_records, "sync", lambda lab: StartResult())
-    monkeypatch.setattr(dns_records, "reload", lambda lab, pods: StartResult())
-    monkeypatch.setattr(exits, "hold_commands", lambda lab, pods, spawned: None)
-    monkeypatch.setattr(health, "start", lambda lab, rec: StartResult())
-    monkeypatch.setattr(proc, "ns_birth", lambda path: None)
+    stub_host(monkeypatch, tmp_path)
     monkeypatch.setattr(stopping, "claim", lambda crec, netns: os.pidfd_open(crec["pid"]),  # no namespace check
                         raising=False)
     events: list[tuple[str, str, bool]] = []

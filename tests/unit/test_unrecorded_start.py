@@ -13,16 +13,15 @@ import os
 import pytest
 
 from netlab.errors import netlab_command
-from netlab.feature import StartResult
-from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 from netlab.kernel import spawning
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.realize import state_dir
 from netlab.realize.state import LabState
-from netlab.workload import dns_records, drift, exits, health, lifecycle, node_uts, policy, unrecorded
+from netlab.workload import drift, lifecycle, policy, unrecorded
 from netlab.workload.containers import log_path
+from workload_host import stub_host
 
 LAB = "kcu"
 ARGV = ["sleep", "99991"]
@@ -49,16 +48,7 @@ class Procs:
 def host(monkeypatch, tmp_path):
     """lifecycle.start with every call to the host stubbed; its processes are ``Procs``; starting a command
     records the call (argv, env and the state file on disk at that moment)."""
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
-    monkeypatch.setattr(nsmod, "is_netns_mount", lambda name: True)
-    monkeypatch.setattr(lifecycle, "ensure_uts",
-                        lambda lab, names, unchanged=(): ({n: str(tmp_path / n) for n in names}, [], []))
-    monkeypatch.setattr(node_uts, "start", lambda lab, again: StartResult())
-    monkeypatch.setattr(dns_records, "sync", lambda lab: StartResult())
-    monkeypatch.setattr(dns_records, "reload", lambda lab, pods: StartResult())
-    monkeypatch.setattr(exits, "hold_commands", lambda lab, pods, spawned: None)
-    monkeypatch.setattr(health, "start", lambda lab, rec: StartResult())
-    monkeypatch.setattr(proc, "ns_birth", lambda path: None)
+    stub_host(monkeypatch, tmp_path)
     procs = Procs()
     monkeypatch.setattr(proc, "find_in_namespaces",
                         lambda names, uts=(): {pid: names[0] for pid, p in procs.table.items() if p[3]})
