@@ -137,23 +137,10 @@ def test_live_hands_on_the_notes_and_stops_when_the_capture_ended(tmp_path, monk
 
 
 def test_capture_whose_interface_is_deleted_prints_its_frames_says_so_in_one_line_and_exits_1(monkeypatch):
-    from types import SimpleNamespace
-
-    import netlab.cli.trace as cli_trace
-    from netlab.trace import kernel as tkernel
+    from capture_cli import NoKernel, fake_capture
     from cli_inprocess import run_cli
 
-    class _Kernel:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def links(self, netns):
-            return {"eth0": None}
-
-    class _Gone(_Kernel):
+    class _Gone(NoKernel):
         ended = None
 
         def __init__(self, namespaces, iface, bpf=None):
@@ -173,15 +160,7 @@ def test_capture_whose_interface_is_deleted_prints_its_frames_says_so_in_one_lin
             into.append(Frame("lab-a", "eth0", "in", 2.0, b"", 14))
             return into[-1:]
 
-    lab = SimpleNamespace(name="lab", mode="vxlan", topo=SimpleNamespace(
-        network=SimpleNamespace(vxlan=SimpleNamespace(port=8472))))
-    monkeypatch.setattr(cli_trace, "require_root", lambda: None)
-    monkeypatch.setattr(cli_trace, "_running_lab", lambda name, topology: lab)
-    monkeypatch.setattr(cli_trace, "_netns_of", lambda lab, name: "lab-a")
-    monkeypatch.setattr(tkernel, "LiveKernel", _Kernel)
-    monkeypatch.setattr(cap, "Capture", _Gone)
-    monkeypatch.setattr(cap, "scapy_layers", lambda port: None)
-    monkeypatch.setattr(cap, "describe", lambda frame, port, verbose=False: f"frame {int(frame.ts)}")
+    fake_capture(monkeypatch, _Gone, described=True)
     proc = run_cli("capture", "--lab", "lab", "a:eth0", "--timeout", "60")
     assert (proc.returncode, proc.stdout) == (1, "frame 1\nframe 2\n"), proc.stderr
     lines = proc.stderr.splitlines()

@@ -87,24 +87,11 @@ def test_a_capture_ended_by_ctrl_c_exits_0_as_tcpdump_and_the_readme_and_help_sa
     frames that came are printed, exit 0. The README's exit-code list names it as the exception, --help too."""
     import re
     from pathlib import Path
-    from types import SimpleNamespace
 
-    import netlab.cli.trace as cli_trace
-    from netlab.trace import capture as cap
-    from netlab.trace import kernel as tkernel
+    from capture_cli import NoKernel, fake_capture
     from cli_inprocess import run_cli
 
-    class _Kernel:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def links(self, netns):
-            return {"eth0": None}
-
-    class _Capture(_Kernel):
+    class _Capture(NoKernel):
         ended = None
 
         def __init__(self, namespaces, iface, bpf=None):
@@ -114,16 +101,7 @@ def test_a_capture_ended_by_ctrl_c_exits_0_as_tcpdump_and_the_readme_and_help_sa
         show(_frame(1))
         raise KeyboardInterrupt  # Ctrl-C after one frame
 
-    lab = SimpleNamespace(name="lab", mode="vxlan", topo=SimpleNamespace(
-        network=SimpleNamespace(vxlan=SimpleNamespace(port=8472))))
-    monkeypatch.setattr(cli_trace, "require_root", lambda: None)
-    monkeypatch.setattr(cli_trace, "_running_lab", lambda name, topology: lab)
-    monkeypatch.setattr(cli_trace, "_netns_of", lambda lab, name: "lab-a")
-    monkeypatch.setattr(tkernel, "LiveKernel", _Kernel)
-    monkeypatch.setattr(cap, "Capture", _Capture)
-    monkeypatch.setattr(cap, "scapy_layers", lambda port: None)
-    monkeypatch.setattr(cap, "live", live)
-    monkeypatch.setattr(cap, "describe", lambda frame, port, verbose=False: f"frame {int(frame.ts)}")
+    fake_capture(monkeypatch, _Capture, live, described=True)
     proc = run_cli("capture", "--lab", "lab", "a:eth0", "--timeout", "60")
     assert (proc.returncode, proc.stdout) == (0, "frame 1\n"), proc.stderr
     readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())

@@ -8,13 +8,13 @@ import io
 import json
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
 from netlab.errors import UsageError
 from netlab.trace.capture import Frame
+from capture_cli import NoKernel, fake_capture
 
 ROOT = Path(__file__).resolve().parents[2]
 # A real frame: Ethernet, IPv4, ICMP echo request 10.244.0.2 -> 10.244.1.3.
@@ -23,21 +23,7 @@ FRAME = bytes.fromhex("02420af40103" "02420af40002" "0800" "4500001c000140004001
 
 
 def _fake_capture(monkeypatch, frames: int = 2) -> None:
-    import netlab.cli.trace as cli_trace
-    from netlab.trace import capture as cap
-    from netlab.trace import kernel as tkernel
-
-    class _Kernel:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def links(self, netns):
-            return {"eth0": None}
-
-    class _Capture(_Kernel):
+    class _Capture(NoKernel):
         ended = None
 
         def __init__(self, namespaces, iface, bpf=None):
@@ -47,14 +33,7 @@ def _fake_capture(monkeypatch, frames: int = 2) -> None:
         for n in range(frames):
             show(Frame("lab-a", "eth0", "in", 1000.0 + n, FRAME, len(FRAME)))
 
-    lab = SimpleNamespace(name="lab", mode="vxlan", topo=SimpleNamespace(
-        network=SimpleNamespace(vxlan=SimpleNamespace(port=8472))))
-    monkeypatch.setattr(cli_trace, "require_root", lambda: None)
-    monkeypatch.setattr(cli_trace, "_running_lab", lambda name, topology: lab)
-    monkeypatch.setattr(cli_trace, "_netns_of", lambda lab, name: "lab-a")
-    monkeypatch.setattr(tkernel, "LiveKernel", _Kernel)
-    monkeypatch.setattr(cap, "Capture", _Capture)
-    monkeypatch.setattr(cap, "live", live)
+    fake_capture(monkeypatch, _Capture, live)
 
 
 def _invoke(*args: str):
