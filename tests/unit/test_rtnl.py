@@ -7,7 +7,6 @@ from the kernel's wire format without a failing test.
 
 from __future__ import annotations
 
-import errno
 import socket
 import struct
 import threading
@@ -23,6 +22,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.kernel import netlink as nl
 from netlab.kernel import nfnl, rtnl, rtnl_parse
+from netlink_socket import QueuedSocket
 
 
 def decode(cls, data: bytes):
@@ -305,13 +305,13 @@ def test_parse_addr_route_neigh_rule():
 # --- the socket: bounded waits, first failure stops ------------------------------------
 
 
-class FakeSocket:
+class FakeSocket(QueuedSocket):
     """Answers each request with an ACK (or the errno in ``errors``), except those in ``drop``."""
 
     def __init__(self, errors: dict[int, int] | None = None, drop: set[int] | None = None):
+        super().__init__()
         self.errors, self.drop = errors or {}, drop or set()
         self.sent: list[bytes] = []
-        self.queue: list[bytes] = []
         self.count = 0
 
     def send(self, data: bytes) -> int:
@@ -320,24 +320,8 @@ class FakeSocket:
             self.count += 1
             if self.count in self.drop:
                 continue
-            code = self.errors.get(self.count, 0)
-            body = struct.pack("=i", -code) + bytes(16)
-            self.queue.append(nl.HDR.pack(16 + len(body), nl.NLMSG_ERROR, 0, m.seq, 0) + body)
+            self._error(m.seq, self.errors.get(self.count, 0))
         return len(data)
-
-    def recv_into(self, buffer: memoryview, nbytes: int = 0, flags: int = 0) -> int:
-        # one datagram, cut to the buffer as the kernel does; none queued: EAGAIN, as MSG_DONTWAIT gets it
-        if not self.queue:
-            raise BlockingIOError(errno.EAGAIN, "no answer yet")
-        data = self.queue.pop(0)[:len(buffer)]
-        buffer[:len(data)] = data
-        return len(data)
-
-    def fileno(self) -> int:
-        return -1
-
-    def close(self) -> None:
-        pass
 
 
 def test_a_lost_ack_is_a_timeout_not_a_hang(monkeypatch):

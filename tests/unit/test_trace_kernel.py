@@ -24,6 +24,7 @@ from netlab.kernel import rtnl
 from netlab.trace.facts import CtEntry, RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.kernel import LiveKernel, parse_bridge_port, parse_conntrack, parse_nat_table
+from netlink_socket import QueuedSocket
 
 NS = "demo-minikube"
 
@@ -90,11 +91,11 @@ FDB = [encode(ndmsg, rtnl.RTM_NEWNEIGH, {"family": rtnl.AF_BRIDGE, "ifindex": in
            (3, 0x80, rtnl.NTF_SELF, [("NDA_LLADDR", "02:31:39:28:a3:2f"), ("NDA_MASTER", 3)]))]
 
 
-class KernelSocket:
+class KernelSocket(QueuedSocket):
     """Answers rtnetlink requests like the kernel would for one node namespace of the demo lab."""
 
     def __init__(self) -> None:
-        self.queue: list[bytes] = []
+        super().__init__()
         self.requests: list[nl.Msg] = []
 
     def _answer(self, seq: int, msgs: list[bytes], dump: bool) -> None:
@@ -105,10 +106,6 @@ class KernelSocket:
         if dump:
             out += nl.HDR.pack(20, nl.NLMSG_DONE, nl.NLM_F_MULTI, seq, 0) + bytes(4)
         self.queue.append(out)
-
-    def _error(self, seq: int, code: int) -> None:
-        body = struct.pack("=i", -code) + bytes(16)
-        self.queue.append(nl.HDR.pack(16 + len(body), nl.NLMSG_ERROR, 0, seq, 0) + body)
 
     def send(self, data: bytes) -> int:
         for m in nl.split(data):
@@ -138,20 +135,6 @@ class KernelSocket:
                         [("RTA_DST", dst), ("RTA_GATEWAY", "10.244.1.0"), ("RTA_OIF", 5),
                          ("RTA_PREFSRC", "10.244.0.0")])
         self._answer(m.seq, [answer], dump=False)
-
-    def recv_into(self, buffer: memoryview, nbytes: int = 0, flags: int = 0) -> int:
-        # one datagram, cut to the buffer as the kernel does; none queued: EAGAIN, as MSG_DONTWAIT gets it
-        if not self.queue:
-            raise BlockingIOError(errno.EAGAIN, "no answer yet")
-        data = self.queue.pop(0)[:len(buffer)]
-        buffer[:len(data)] = data
-        return len(data)
-
-    def fileno(self) -> int:
-        return -1
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
