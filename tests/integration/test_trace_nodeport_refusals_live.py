@@ -15,22 +15,10 @@ import subprocess
 import pytest
 
 from helpers import as_planned, in_netns, ipv4_of, lab_up, traced, unique_lab, write_topology
+from nodeport_refusals_lab import TOPOLOGY
 
 pytestmark = pytest.mark.root
 
-TOPOLOGY = """name: {lab}
-cluster: {{kubeProxyMode: {mode}}}
-nodes: [{{name: n1}}, {{name: n2}}]
-internet:
-  hosts: [{{name: client, ip: 203.0.113.50}}]
-pods:
-  - {{name: web, node: n1, labels: {{app: web}}}}
-  - {{name: other, node: n2}}
-services:
-  - {{name: web, type: NodePort, externalTrafficPolicy: Local, selector: {{app: web}},
-     ports: [{{port: 80, targetPort: 8080, nodePort: 30081}}]}}
-  - {{name: empty, type: NodePort, selector: {{app: none}}, ports: [{{port: 80, nodePort: 30082}}]}}
-"""
 DROP = ["-p", "tcp", "-m", "comment", "--comment", "default/web has no local endpoints", "-m", "addrtype",
         "--dst-type", "LOCAL", "-m", "tcp", "--dport", "30081", "-j", "DROP"]
 REJECT = ["-p", "tcp", "-m", "comment", "--comment", "default/empty has no endpoints", "-m", "addrtype",

@@ -16,25 +16,13 @@ from netlab.trace.labmap import LabMap
 from test_trace_missing_rules import NftKernel
 from test_trace_service_paths import traced
 from test_trace_walk import FakeKernel, lab_from
+from nodeport_refusals_lab import TOPOLOGY
 
-TOPOLOGY = """name: np
-cluster: {{kubeProxyMode: {mode}}}
-nodes: [{{name: n1}}, {{name: n2}}]
-internet:
-  hosts: [{{name: client, ip: 203.0.113.50}}]
-pods:
-  - {{name: web, node: n1, labels: {{app: web}}}}
-  - {{name: other, node: n2}}
-services:
-  - {{name: web, type: NodePort, externalTrafficPolicy: Local, selector: {{app: web}},
-     ports: [{{port: 80, targetPort: 8080, nodePort: 30081}}]}}
-  - {{name: empty, type: NodePort, selector: {{app: none}}, ports: [{{port: 80, nodePort: 30082}}]}}
-"""
 N2 = "np-n2"
 
 
 def build(mode: str):
-    lab = lab_from(TOPOLOGY.format(mode=mode))
+    lab = lab_from(TOPOLOGY.format(lab="np", mode=mode))
     plan = build_plan(lab)
     k = (NftKernel if mode == "nftables" else FakeKernel)(lab, plan)
     return LabMap.from_lab(lab, plan), k, str(lab.node("n2").ip)
