@@ -29,7 +29,7 @@ from netlab.kernel.base import Kernel
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of
 from netlab.lab import collector
-from netlab.lab.up_converge import Converging
+from netlab.lab.up_converge import Converging, followed
 from netlab.lab.elsewhere import refuse_elsewhere
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, create_netns, namespaces_to_create, owned, \
@@ -451,9 +451,9 @@ class _Up(Converging, Rollback):
         if [(p.name, p.ip) for p in attached.pods] == [(p.name, p.ip) for p in self.lab.pods]:
             self._follow_pod_sides(attached, state)
             return
-        self.lab, self.plan = attached, build_plan(attached)
+        was, self.lab, self.plan = self.plan, attached, build_plan(attached)
         self.journal.step("follow the addresses the CNI plugins gave")
-        self._make_and_repair(state, set())
+        self._make_and_repair(state, set(), followed=followed(was, self.plan))
         self._start_features(state, again=" again, with those addresses")
 
 def containers_ran(state: LabState, netns: str) -> list[str]:

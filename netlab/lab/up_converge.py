@@ -15,7 +15,7 @@ from typing import Any
 from netlab.errors import ApplyFailed
 from netlab.feature import add_deleted_chains
 from netlab.kernel import iptables, testhooks
-from netlab.kernel.base import Kernel, KernelError, Op
+from netlab.kernel.base import Kernel, KernelError, NftText, Op
 from netlab.lab import carrier
 from netlab.lab.announce import announce
 from netlab.lab.journal import Journal
@@ -74,9 +74,12 @@ class Converging:
         self.result.fixed += said(repairs, iptables.default_backend())
         add_deleted_chains(self.chains_deleted, deleted_chains(repairs))
 
-    def _make_and_repair(self, state: LabState, made: set[str], among: set[str] | None = None) -> None:
+    def _make_and_repair(self, state: LabState, made: set[str], among: set[str] | None = None,
+                         followed: frozenset = frozenset()) -> None:
         """Everything of the plan in the namespaces just ``made``, in one batch; the others (those ``among``, when
-        given) read and repaired, each repair proven by reading the kernel again."""
+        given) read and repaired, each repair proven by reading the kernel again. ``followed``: the keys of what
+        the plan holds anew as it follows the run's CNI ADDs (a loss hooked on a veth a plugin just made): made,
+        not said as a repair (one the kernel did not take is, as the proof's rounds find it)."""
         ops: list[Op] = create_ops(r for r in self.plan.resources if r.netns in made)
         existing = [ns for ns in self.plan.netns if ns not in made and (among is None or ns in among)]
         # What the namespaces read must hold; those just made are not read (a fresh lab's 500 pods: 45 ms of
@@ -89,7 +92,7 @@ class Converging:
         if existing:  # a root test changes the kernel here, between the read and the repair
             testhooks.fault_point("repair-read")
         self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
-        self._say_repairs(repairs)
+        self._say_repairs([op for op in repairs if _key(op) not in followed])
         repaired = list(repairs)
         rounds = 1
         while repairs and rounds < ROUNDS:  # a repair is proven by reading the kernel again
@@ -161,13 +164,12 @@ class Converging:
         plan = build_plan(attached)
         pods = {p.netns for p in attached.pods}
         was, now = {r.key: r for r in self.plan.resources}, {r.key: r for r in plan.resources}
-        read = {r.netns for key in was.keys() | now.keys() if was.get(key) != now.get(key)
-                for r in (now.get(key) or was[key],)
-                if r.netns not in pods and not (isinstance(r, Veth) and r.peer_netns in pods)}
-        self.lab, self.plan = attached, plan
-        if read:
+        changed = [now.get(key) or was[key] for key in was.keys() | now.keys() if was.get(key) != now.get(key)]
+        read = {r.netns for r in changed if r.netns not in pods and not (isinstance(r, Veth) and r.peer_netns in pods)}
+        self_plan, self.lab, self.plan = self.plan, attached, plan
+        if read:  # what the plan holds anew there is made, not said as a repair (a loss on a veth just made)
             self.journal.step("repair what follows the pods' veths the CNI plugins made")
-            self._make_and_repair(state, set(), among=read)
+            self._make_and_repair(state, set(), among=read, followed=followed(self_plan, plan))
 
     def _policy_hooks_first(self, state: LabState) -> None:
         """After the CNI plugins' ADDs: a plugin may have put its jump above netlab's policy hook (the firewall
@@ -192,3 +194,16 @@ class Converging:
         return [op for op in ops if not (op.verb == "del" and (op.netns, getattr(op.res, "name", None))
                                          in self.leaving_veths)]
 
+
+def followed(was: Plan, now: Plan) -> frozenset:
+    """The keys of what the plan ``now`` (following the run's CNI ADDs) holds that the plan ``was`` did not, or held
+    otherwise: made as the plan follows the ADDs (_make_and_repair's ``followed``), not repairs."""
+    before = {r.key: r for r in was.resources}
+    return frozenset(r.key for r in now.resources if before.get(r.key) != r)
+
+
+def _key(op: Op) -> tuple | None:
+    """The plan's key of what ``op`` makes (a table's transaction, NftText, by its table's NftRules key)."""
+    if isinstance(op.res, NftText):
+        return ("nft", op.res.netns, op.res.family, op.res.table)
+    return getattr(op.res, "key", None)

@@ -120,9 +120,12 @@ def hook_of(lab: Lab, name: str, netns: str, iface: str, loss: str) -> LossHook:
 
 
 def loss_hooks(lab: Lab) -> list[LossHook]:
-    """Every interface's loss, and where it is dropped."""
+    """Every interface's loss, and where it is dropped. A pod of a lab whose CNI plugins attach its pods has none
+    until its ADD names the node end of its veth (``lab.attached``; a name guessed before it hooked a device no
+    kernel had, which the plan made after the ADD then "repaired"), nor after its sandbox's DEL took the veth."""
+    pods = {p.name for p in lab.pods}
     return [hook_of(lab, name, netns, iface, str(spec["loss"])) for name, netns, iface, spec in named(lab)
-            if spec.get("loss")]
+            if spec.get("loss") and (lab.cni == "builtin" or name not in pods or name in lab.attached)]
 
 
 def chain_line(h: LossHook) -> str:
