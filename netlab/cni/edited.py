@@ -56,12 +56,15 @@ def stale(lab: Lab, state: LabState) -> list[str]:
 
 
 def _stale(lab: Lab, state: LabState) -> list[str]:
-    """:func:`stale`; ConflistError when a pod is attached and the conflist cannot be read now."""
+    """:func:`stale`; ConflistError when a pod is attached and the conflist cannot be read now. A terminal pod
+    (``lab.terminal``) is none: it is never ADDed again, and its stopped sandbox's DEL runs with the config its ADD
+    used (its record's networks), as libcni DELs with the cached config, whatever the file says now."""
     if lab.cni == "builtin":
         return []
     records = pod_records(state)
-    return [pod.name for pod in lab.pods if isinstance(prec := records.get(pod.name), dict)
-            and prec.get("phase") == "added" and prec.get("networks") != networks_now(lab, pod, _node_of(prec))]
+    return [pod.name for pod in lab.pods if pod.name not in lab.terminal
+            and isinstance(prec := records.get(pod.name), dict) and prec.get("phase") == "added"
+            and prec.get("networks") != networks_now(lab, pod, _node_of(prec))]
 
 
 def _node_of(prec: dict) -> str | None:

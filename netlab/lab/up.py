@@ -45,7 +45,7 @@ from netlab.cni import conf as C, edited, host_writes
 from netlab.realize import backend, cni_path, owner, tags
 from netlab.realize.lab_list import forget
 from netlab.realize.lab_lock import LabLock
-from netlab.workload.terminal import served
+from netlab.workload.terminal import terminal_pods
 
 Progress = Callable[[str, int, int], None]
 
@@ -172,16 +172,16 @@ class _Up(Converging, Rollback):
             self.lab = resolve(self.lab.written, held)
             self.plan = build_plan(self.lab)
         check_cni_change(self.lab, state)  # another CNI chain for a running lab: down first
-        edited.check(self.lab, state, reconfigure)  # its conflist edited in place: up --reconfigure re-attaches
+        terminal = terminal_pods(self.lab, state)  # Completed/Error: never ADDed again, DELed with their ADD's config
+        edited.check(self.lab.with_terminal(terminal), state, reconfigure)  # up --reconfigure re-attaches
         moved = remade_pods(self.lab, state)  # moved, or readdressed: made anew, as Kubernetes does
         if state is not None and self.lab.cni != "builtin":  # a pod's namespace deleted under it: a new sandbox
             mark_gone_sandboxes(state, self.kernel.netns_mounted)  # (its plugins ADD it, not the plan: attached_lab)
         attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
         if attached is not self.lab:
             self.lab, self.plan = attached, build_plan(attached)
-        # pods whose containers exited for good (Completed, Error) are no Service's endpoints: out of kube-proxy's
-        # rules and the cluster DNS (an up that changes their command starts them again: not terminal then)
-        done = served(self.lab, state)
+        # the terminal pods are no Service's endpoints: out of kube-proxy's rules and the cluster DNS
+        done = self.lab.with_terminal(terminal)
         if done is not self.lab:
             self.lab, self.plan = done, build_plan(done)
         fresh = self.result.fresh = state is None

@@ -65,8 +65,8 @@ def world(tmp_path, monkeypatch):
     k = FakeKernel()
     plugins = Plugins(k)
     done: set[str] = set()  # the pods whose containers exited for good (workload/terminal.py's, faked)
-    for module in (lab_up, lab_status):
-        monkeypatch.setattr(module, "served", lambda lab, state: lab.with_terminal(frozenset(done)))
+    monkeypatch.setattr(lab_up, "terminal_pods", lambda lab, state: frozenset(done))
+    monkeypatch.setattr(lab_status, "served", lambda lab, state: lab.with_terminal(frozenset(done)))
     with cni_world(tmp_path, monkeypatch, TOPO, plugins):
         yield lab_of(tmp_path), plugins, done, k
 
