@@ -21,6 +21,7 @@ from typing import Iterator, Mapping
 from netlab.errors import EnvironmentNotReady, UsageError, display_path
 from netlab.model.lab import Lab
 from netlab.cni.edited import lab_netns_gone, repair_command
+from netlab.cni.terminated import released, released_line
 from netlab.realize.interrupted import taken_down
 from netlab.realize.state import LabState
 from netlab.workload import lifecycle, tasks
@@ -84,6 +85,8 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
         known = names(lab)
         shown = ", ".join(known[:15]) + (", ..." if len(known) > 15 else "")
         raise UsageError(f"lab {lab.name} has no pod, node or host {name!r} (it has: {shown}, underlay)")
+    if netns not in state.netns and name in released(state):  # a terminal pod's stopped sandbox (cni/terminated.py)
+        raise EnvironmentNotReady(released_line(name))
     if netns not in state.netns:
         raise UsageError(f"{name} is not part of the running lab {lab.name}; `sudo netlab up -t FILE` of the file "
                          "that has it adds it")

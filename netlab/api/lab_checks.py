@@ -165,11 +165,13 @@ def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, po
     in that is gone (``ip netns del``); a source or destination the lab does not have is left to the trace."""
     from netlab.kernel.netns import is_netns_mount
     from netlab.cni.edited import lab_netns_gone
+    from netlab.cni.terminated import released_netns
     from netlab.trace.targets import capture_namespaces, resolve_source, resolve_target
 
     try:
         source = resolve_source(model, src)
-        namespaces = capture_namespaces(model, source, resolve_target(model, dst, proto, port, source))
+        namespaces = capture_namespaces(model, source, resolve_target(model, dst, proto, port, source),
+                                        released_netns(model))
     except (UsageError, ValueError):
         return
     for ns in namespaces:

@@ -172,7 +172,10 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
             click.echo(f"  ... and {len(said) - 20} more (`-o json` lists them all)")
     from netlab.model.netpol import ping_pair
 
-    pair = ping_pair(model)  # a pair the lab's NetworkPolicies let ping, if any
+    from netlab.cni.terminated import released
+
+    # a pair the lab's NetworkPolicies let ping, if any; none from or to a pod whose sandbox's namespace went
+    pair = ping_pair(model if model.cni == "builtin" else model.with_terminal(released(lab.state())))
     if pair is not None:
         click.echo(f"try: sudo ip netns exec {pair[0].netns} ping -c1 {pair[1].ip}")
     exit_if_failed(result.failed)

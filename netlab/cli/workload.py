@@ -192,7 +192,12 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
     # a reader asks for, printed after the line the other commands say of it (exit 3, as theirs). One whose `down`
     # (or `up`) was killed halfway, its log or the pod's namespace not there: list's line (`down` finishes it),
     # as exec says it, then the log if it is left (exit 2), not "was it started?"
-    missing = _missing(model, pod, chosen, path)
+    from netlab.cni.terminated import released, released_line
+
+    stopped = pod in released(lab.state())  # its sandbox stopped as terminal, its namespace removed: said first
+    if stopped:
+        click.echo(f"netlab: {released_line(pod, log=True)}", err=True)
+    missing = _missing(model, pod, chosen, path, stopped)
     gone = taken_down(lab.name, f"the log of {pod}/{chosen}", read_up=False, killed=missing)
     gone = gone if isinstance(gone, StateGone) or (missing and isinstance(gone, UsageError)) else None
     if gone is not None:
@@ -250,15 +255,15 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
         raise SystemExit(gone.exit_code)
 
 
-def _missing(model: ModelLab, pod: str, container: str, path: str) -> str | None:
-    """What of pod ``pod`` a ``down`` killed halfway took away: its container's log, else its network namespace;
-    None when both are there."""
+def _missing(model: ModelLab, pod: str, container: str, path: str, stopped: bool = False) -> str | None:
+    """What of pod ``pod`` a ``down`` killed halfway took away: its container's log, else its network namespace
+    (not when ``stopped``: a terminal pod's sandbox, whose namespace up removed); None when both are there."""
     from netlab.model.naming import netns_path
 
     netns = next(p.netns for p in model.pods if p.name == pod)
     if not os.path.lexists(path):
         return f"the log of {pod}/{container} is not there"
-    return None if os.path.lexists(netns_path(netns)) else f"namespace {netns} is not there"
+    return None if stopped or os.path.lexists(netns_path(netns)) else f"namespace {netns} is not there"
 
 
 @contextlib.contextmanager

@@ -210,9 +210,25 @@ def repair_command(name: str) -> str:
 def netns_gone(exc: NetnsGone, lab: str) -> NetnsGone:
     """realize.netns_missing.netns_gone, its repair with --reconfigure when the lab needs it: a deleted namespace of
     a lab whose conflist was edited is made again by `up -t FILE --reconfigure` (a plain `up` refuses the lab)."""
-    return netns_missing.netns_gone(exc, lab, reconfigures)
+    return _stopped(netns_missing.netns_gone(exc, lab, reconfigures))
 
 
 def lab_netns_gone(netns: str, lab: str) -> NetnsGone:
     """realize.netns_missing.lab_netns_gone, its repair as :func:`netns_gone` names it."""
-    return netns_missing.lab_netns_gone(netns, lab, reconfigures)
+    return _stopped(netns_missing.lab_netns_gone(netns, lab, reconfigures))
+
+
+def _stopped(exc: NetnsGone) -> NetnsGone:
+    """``exc`` saying, of the namespace of a terminal pod that up removed with its stopped sandbox, that the pod has
+    terminated (cni/terminated.py), not that it was deleted and up makes it again (up never does while the pod is
+    terminal)."""
+    from netlab.cni.terminated import released, released_line
+
+    try:
+        state = state_mod.load_state(exc.lab) if exc.lab and exc.lab_up and not exc.taken_down else None
+    except NetlabError:
+        return exc
+    pod = exc.netns.removeprefix(f"{exc.lab}-")
+    if state is not None and pod in released(state) and pod_records(state)[pod].get("netns") == exc.netns:
+        exc.taken_down = released_line(pod, gone=True)
+    return exc

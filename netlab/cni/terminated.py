@@ -13,10 +13,13 @@ last status instead (kubernetes#125370, #125404), so ``kubectl get pods -o wide`
 ``up`` (and ``up --watch``'s repair, which status's line below calls for) does the same once it learns the pod is
 terminal: the DEL of every network of the pod's chain, as a re-attach or ``down`` runs it (cni/attach.detach), then
 the record's phase "terminated", with the attachment it had: status neither CHECKs the pod nor calls it
-detached, up never ADDs it again, ``get pods`` shows its IP. The pod's namespace stays (netlab's, taken with the
-pod or the lab), with lo only. containerd's RemovePodSandbox stops the sandbox once more before removing it, its
-namespace closed: ``down`` runs that second DEL, with an empty CNI_NETNS (a DEL must tolerate what is gone). A
-terminal pod whose command changes runs again (it is not terminal then): up ADDs it as a new sandbox.
+detached, up never ADDs it again, ``get pods`` shows its IP. Then up removes the pod's network namespace, as
+containerd's StopPodSandbox does after teardownPodNetwork (``sandbox.NetNS.Remove()``; lab/up_converge
+._release_stopped): the plan holds nothing there (plan/build.stopped_sandboxes), so status looks for no namespace,
+and ``exec`` into the pod says it has terminated (:func:`released_line`), as kubectl refuses to exec into a
+completed pod. containerd's RemovePodSandbox stops the sandbox once more before removing it, its namespace closed:
+``down`` runs that second DEL, with an empty CNI_NETNS (a DEL must tolerate what is gone). A terminal pod whose
+command changes runs again (it is not terminal then): up makes its namespace again and ADDs it as a new sandbox.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from netlab.cni.attach import detach_said
 from netlab.feature import StartResult
-from netlab.realize.attachments import DELETED, SANDBOX_GONE, TERMINATED
+from netlab.realize.attachments import DELETED, KEY, SANDBOX_GONE, TERMINATED
 
 if TYPE_CHECKING:
     from netlab.cni.runtime import Runtime
@@ -66,7 +69,8 @@ def stop_terminal(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, An
         prec["phase"] = TERMINATED
         out.actions.append(f"ran the CNI DEL of terminated pod {name}'s sandbox{again} ({WHY}): a kubelet stops "
                            "such a pod's sandbox, and its plugins took back what their ADD made (its eth0, its "
-                           "address's lease, its hostPort rules)")
+                           "address's lease, its hostPort rules); its network namespace goes with it, as "
+                           "containerd removes a stopped sandbox's")
     if todo:
         state.save()
     return failures
@@ -83,3 +87,38 @@ def drift(name: str, prec: Any) -> list[str]:
     return [f"cni: pod {name} has terminated ({WHY}), but its sandbox's CNI DEL has not run: its plugins' state "
             "stays (its eth0, its address's lease, its hostPort rules); up runs it, as a kubelet stops a terminated "
             "pod's sandbox"]
+
+
+def released(state: LabState) -> frozenset[str]:
+    """The terminal pods whose stopped sandbox's DEL ran and whose network namespace up removed since (the state
+    lists it no more): nothing of theirs to enter."""
+    rec = state.extra.get(KEY)
+    pods = rec.get("pods") if isinstance(rec, dict) else None
+    return frozenset(name for name, prec in (pods if isinstance(pods, dict) else {}).items()
+                     if closed(prec) and prec.get("netns") not in state.netns)
+
+
+def released_netns(lab: Lab) -> frozenset[str]:
+    """The namespaces of ``lab``'s pods whose stopped sandbox's namespace up removed (:func:`released`), as its
+    state says them now (none when it cannot be read: said where it is read)."""
+    from netlab.errors import NetlabError
+    from netlab.realize.state import load_state
+
+    try:
+        state = load_state(lab.name)
+    except NetlabError:
+        return frozenset()
+    names = released(state) if state is not None else frozenset()
+    return frozenset(p.netns for p in lab.pods if p.name in names)
+
+
+def released_line(name: str, log: bool = False, gone: bool = False) -> str:
+    """What exec says of pod ``name`` whose stopped sandbox's namespace was removed (``log``: what logs says before
+    the log, on stderr; ``gone``: what the commands that enter its namespace say, trace to or from it)."""
+    head = f"pod {name} has terminated ({WHY}): a kubelet stopped its sandbox and its network namespace was removed"
+    if log:
+        return f"{head}; this is what its container's last run wrote"
+    if gone:
+        return f"{head}: nothing there sends or answers, and no interface holds its address"
+    return (f"{head}, so nothing runs in it to exec into, as kubectl says \"cannot exec into a container in a "
+            "completed pod\"")

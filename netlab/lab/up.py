@@ -398,7 +398,7 @@ class _Up(Converging, Rollback):
 
         # Namespaces the lab no longer has: last, since they cannot be brought back.
         planned = set(self.plan.netns)
-        for name in [n for n in state.netns if n not in planned]:
+        for name in [n for n in state.netns if n not in planned and n not in self.plan.stopped]:  # (_release_stopped)
             mine = owned(self.kernel, name, tag)
             self.kernel.remove_placeholder(name)  # unmounted by hand: a CNI DEL is given no empty file for it
             # One deleted by hand (`ip netns del`) lives on, nameless, while its pod's containers run in it (the
@@ -444,17 +444,17 @@ class _Up(Converging, Rollback):
     def _follow_attachments(self, state: LabState) -> None:
         """The plan follows this run's CNI ADDs before anything reads the lab again (_follow_pod_sides), and the
         address a conflist's IPAM gave a pod: the Services' endpoints and the features follow it, as kube-proxy
-        follows the address the kubelet reports for the pod."""
+        follows the address the kubelet reports for the pod. Then the stopped sandboxes' namespaces go."""
         attached = attached_lab(self.lab, state)
-        if attached.attached == self.lab.attached:
-            return
-        if [(p.name, p.ip) for p in attached.pods] == [(p.name, p.ip) for p in self.lab.pods]:
+        ips = [(p.name, p.ip) for p in attached.pods] == [(p.name, p.ip) for p in self.lab.pods]
+        if attached.attached != self.lab.attached and ips:
             self._follow_pod_sides(attached, state)
-            return
-        was, self.lab, self.plan = self.plan, attached, build_plan(attached)
-        self.journal.step("follow the addresses the CNI plugins gave")
-        self._make_and_repair(state, set(), followed=followed(was, self.plan))
-        self._start_features(state, again=" again, with those addresses")
+        elif attached.attached != self.lab.attached:
+            was, self.lab, self.plan = self.plan, attached, build_plan(attached)
+            self.journal.step("follow the addresses the CNI plugins gave")
+            self._make_and_repair(state, set(), followed=followed(was, self.plan))
+            self._start_features(state, again=" again, with those addresses")
+        self._release_stopped(state, tag_for(state))
 
 def containers_ran(state: LabState, netns: str) -> list[str]:
     """The containers the lab's records say ran in the pod of ``netns``, taken before its stop drops them."""

@@ -19,7 +19,8 @@ from netlab.kernel.base import Kernel, KernelError, NftText, Op
 from netlab.lab import carrier
 from netlab.lab.announce import announce
 from netlab.lab.journal import Journal
-from netlab.lab.ownership import kernel_links
+from netlab.lab.ownership import kernel_links, owned
+from netlab.lab.teardown import delete_namespaces
 from netlab.lab.reading import drift_of, snapshots
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan, build_plan
@@ -193,6 +194,22 @@ class Converging:
         ops = repair_ops(drifts, want, self._observed) if drifts else []
         return [op for op in ops if not (op.verb == "del" and (op.netns, getattr(op.res, "name", None))
                                          in self.leaving_veths)]
+
+
+    def _release_stopped(self, state: LabState, tag: str) -> None:
+        """The network namespace of each terminal pod whose sandbox's CNI DEL ran (plan.stopped) removed, as
+        containerd's StopPodSandbox removes a sandbox's namespace after teardownPodNetwork: nothing runs there
+        (its containers exited for good), its plugins' DEL took what they made. One that is not the lab's (another
+        mounted one at its name) is left alone; the state forgets it, and down DELs the pod with no namespace."""
+        gone = sorted(ns for ns in self.plan.stopped if ns in state.netns)
+        for ns in gone:
+            self.journal.step(f"remove the network namespace {ns} of a stopped sandbox")
+            if owned(self.kernel, ns, tag):
+                delete_namespaces(self.kernel, [ns])  # (said with its DEL: cni/terminated.stop_terminal)
+            state.netns.pop(ns, None)
+            kernel_links(state).pop(ns, None)
+        if gone:
+            state.save()
 
 
 def followed(was: Plan, now: Plan) -> frozenset:

@@ -272,9 +272,10 @@ class Lab:
         return cni if isinstance(cni, str) else "conflist"
 
     def with_attachments(self, attached: dict[str, CniAttachment]) -> "Lab":
-        """This lab with its pods as their CNI plugins made them (names, MACs, the real address)."""
-        return (self._derived(Lab(self.topo, self.addressing, attached, self.restored, self.terminal)) if attached
-                else self)
+        """This lab with its pods as their CNI plugins made them (names, MACs, the real address). None attached when
+        some were (the last one's sandbox DELed as terminal) is a change too: its plan follows it."""
+        return (self._derived(Lab(self.topo, self.addressing, attached, self.restored, self.terminal))
+                if attached != self.attached else self)
 
     def with_restored(self, restored: tuple[str, ...]) -> "Lab":
         """This lab on a machine whose new namespaces get these settings otherwise than the kernel's values."""

@@ -422,8 +422,9 @@ def ping_pair(lab: "Lab", budget: int = 2000) -> "tuple[PodInfo, PodInfo] | None
     """Two pods for ``up``'s try-line (``ip netns exec A ping -c1 B``): the first pod and one on another node, as
     the Kubernetes network model promises; under NetworkPolicies the first pair in that order whose ICMP they
     allow, so the line never suggests what the lab's own policies refuse; None when none of the first ``budget``
-    pairs is allowed (a big lab under default-deny: no line)."""
-    pods = list(lab.pods)
+    pairs is allowed (a big lab under default-deny: no line). Pods of ``lab.terminal`` are left out (the caller's:
+    a terminal CNI pod whose sandbox's namespace went with its DEL has nothing to ping from)."""
+    pods = [p for p in lab.pods if p.name not in lab.terminal]
     if not pods:
         return None
     first = pods[0]

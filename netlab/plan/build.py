@@ -54,7 +54,7 @@ class Plan:
     lab: str
     resources: tuple[Resource, ...] = field(default_factory=tuple)
     # The namespaces of the terminal pods whose sandbox was stopped (its CNI DEL ran: :func:`stopped_sandboxes`):
-    # their lo is as the loopback plugin's DEL leaves it, down.
+    # released, as containerd removes a stopped sandbox's network namespace; none of the plan's resources is there.
     stopped: frozenset[str] = frozenset()
 
     def of_kind(self, *kinds: str) -> list[Resource]:
@@ -179,16 +179,20 @@ def _build_plan(lab: Lab) -> Plan:
     if lab.cni != "builtin":  # CNI plugins run in the nodes: their jumps to their own CNI-* chains are theirs
         nodes = {node.netns for node in lab.nodes}
         res = [replace(r, plugin_jumps=True) if isinstance(r, NatRules) and r.netns in nodes else r for r in res]
+    stopped = stopped_sandboxes(lab)
+    res = [r for r in res if r.netns not in stopped]  # released with the sandbox: nothing of the plan is there
     res.sort(key=place)
 
     _check_unique(res)
-    return Plan(lab=lab.name, resources=tuple(res), stopped=stopped_sandboxes(lab))
+    return Plan(lab=lab.name, resources=tuple(res), stopped=stopped)
 
 
 def stopped_sandboxes(lab: Lab) -> frozenset[str]:
     """The namespaces of the pods of a CNI lab that are terminal (Completed or Error) and no longer attached: a
-    kubelet stopped their sandbox, whose CNI DEL ran (netlab.cni.terminated), the loopback plugin's too, which sets
-    lo down. containerd then removes the namespace; netlab keeps it (its pod's, until the pod or the lab goes)."""
+    kubelet stopped their sandbox, whose CNI DEL ran (netlab.cni.terminated), and containerd's StopPodSandbox
+    removed the sandbox's network namespace after that DEL (``sandbox.NetNS.Remove()``): ``up`` removes it too
+    (lab/up_converge._release_stopped), so the plan holds nothing there and ``status`` looks for no namespace.
+    A pod that runs again (its command changed: not terminal then) gets a new one, and a new sandbox's ADD."""
     if lab.cni == "builtin":
         return frozenset()
     return frozenset(p.netns for p in lab.pods if p.name in lab.terminal and p.name not in lab.attached)

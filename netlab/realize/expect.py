@@ -45,7 +45,7 @@ def expected(plan: Plan) -> dict[str, list[Resource]]:
                                                          mac=r.peer_mac, txqlen=r.txqlen))
     for ns, items in out.items():
         planned = {(r.netns, r.kind, getattr(r, "name", None)) for r in items if isinstance(r, Sysctl)}
-        items.append(Loopback(netns=ns, up=ns not in plan.stopped))  # down: a stopped sandbox's (loopback's DEL)
+        items.append(Loopback(netns=ns))
         items.append(Address(netns=ns, dev="lo", address=IPv4Interface("127.0.0.1/8"), scope="host"))
         items += [Rule(netns=ns, priority=prio, table=table) for prio, table in DEFAULT_RULES]
         sysctls: list[Sysctl] = []

@@ -34,6 +34,7 @@ from netlab.trace import arploss, capture as cap, decode, dns, lossblame, policy
 from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.cni.edited import lab_netns_gone, netns_gone, repair_command
+from netlab.cni.terminated import released_netns
 from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
 from netlab.trace import (hostport, inputdrop, kubeproxy_nft, policy as tpolicy, policyrules, refusal,
                           rejectanswer, targets)
@@ -91,7 +92,7 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
     src, dst, proto, port = ends or packet_ends(lab, src_name, dst_spec, proto, port, size, sport)
     lm = lab_map(lab)
     lm.repair = repair if repair is not None else repair_command(lab.name)  # as `status` says it
-    namespaces = capture_namespaces(lab, src, dst)
+    namespaces = capture_namespaces(lab, src, dst, released_netns(lab))
     missing = [ns for ns in namespaces if not nsmod.is_netns_mount(ns)]
     if missing:
         raise lab_netns_gone(missing[0], lab.name)

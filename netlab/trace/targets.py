@@ -207,9 +207,10 @@ def _names(lab: Lab) -> str:
     return text + (", ..." if len(names) > 12 else "")
 
 
-def capture_namespaces(lab: Lab, src: Endpoint, dst: Endpoint) -> list[str]:
+def capture_namespaces(lab: Lab, src: Endpoint, dst: Endpoint, released: frozenset[str] = frozenset()) -> list[str]:
     """Every namespace the packet (or its reply) may cross, captured at once: with a Service's endpoints, and the
-    pods whose hostPort a node's port is."""
+    pods whose hostPort a node's port is (but those ``released``: a terminal pod's, gone with its stopped sandbox,
+    cni/terminated.released_netns)."""
     out = [src.netns] if src.netns else []
     out += [n.netns for n in lab.nodes] + [lab.underlay_netns]
     if dst.netns:
@@ -219,7 +220,7 @@ def capture_namespaces(lab: Lab, src: Endpoint, dst: Endpoint) -> list[str]:
         for port in svc.ports if svc else ():
             out += [p.netns for p, _ in lab.endpoints(svc, port)]
     elif dst.kind == "node" and dst.port is not None:  # a hostPort: portmap DNATs it to a pod of that node
-        out += [p.netns for p in lab.pods if p.node == dst.name
+        out += [p.netns for p in lab.pods if p.node == dst.name and p.netns not in released
                 if any(m["hostPort"] == dst.port for m in port_mappings(p.spec))]
     if lab.internet_hosts and (src.kind == "internet" or dst.kind in ("internet", "ip", "service")):
         out += [ns for name, ns in lab.internet_hosts if name == "gateway"]

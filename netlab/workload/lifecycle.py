@@ -136,7 +136,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
         for pod in [p for p in lab.pods if only is None or p.name in only]:
             if nsmod.is_netns_mount(pod.netns):
                 present.append(pod)
-            else:
+            elif pod.name not in lab.terminal:  # (a terminal CNI pod's stopped sandbox: its namespace removed)
                 done.problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
         hostname = {pod.name: pod.hostname for pod in present}
         pinned = early.pinned if early is not None else {}  # just now, with these hostnames: not read again

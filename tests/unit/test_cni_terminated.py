@@ -24,7 +24,6 @@ from netlab.plan.build import build_plan
 from netlab.realize import state as state_mod
 from netlab.realize.attachments import attachments, detached, terminated_ips
 from netlab.plan.resources import Loopback
-from netlab.realize.expect import expected
 
 TOPO = cni_topo("fktm", nodes=2) + """\
   - {name: a, node: n1, ip: 10.244.0.2}
@@ -92,12 +91,11 @@ def test_up_dels_a_terminal_pod_s_sandbox_once_and_status_says_it_until_then(wor
     assert prec["phase"] == "terminated" and prec["attachment"]["ip"] == "10.244.0.2"
     assert "a" not in attachments(st) and "a" not in detached(st, lab)  # no pod side planned; not "detached"
 
-    # the plan: none of a's pod side, its lo as the loopback plugin's DEL leaves it (down)
+    # the plan: nothing in a's namespace, which up removed after the DEL, as containerd's StopPodSandbox does
     plan = build_plan(lab.with_terminal(frozenset({"a"})))
     assert plan.stopped == frozenset({"fktm-a"})
-    lo = {r.netns: r for r in expected(plan)["fktm-a"] if r.kind == "loopback"}
-    assert lo["fktm-a"].up is False
-    assert [r for r in expected(plan)["fktm-b"] if r.kind == "loopback"][0].up is True
+    assert "fktm-a" not in plan.netns and not [r for r in plan.resources if r.netns == "fktm-a"]
+    assert not k.netns_mounted("fktm-a") and "fktm-a" not in st.netns and k.netns_mounted("fktm-b")
 
     plugins.calls.clear()
     assert _drift(lab.name, k) == []
@@ -139,10 +137,10 @@ def test_a_terminated_pod_that_runs_again_is_added_as_a_new_sandbox(world):
     done.add("a")
     up(lab, k)
     done.clear()  # its command changed: up starts it again, and it is not terminal
-    assert _drift(lab.name, k) == ["different: link lo in fktm-a (down)",  # as its stopped sandbox's DEL left it
+    assert _drift(lab.name, k) == ["missing: namespace fktm-a",  # removed with its stopped sandbox
                                    "cni: pod a is not attached through CNI (up attaches it)"]
     plugins.calls.clear()
-    up(lab, k)
+    assert "fktm-a" in up(lab, k).created_netns  # a new sandbox: its namespace made again, then ADDed
     assert [(p, c) for p, c, _ in plugins.of("a")] == [("loopback", "ADD"), ("chain", "ADD")]
     prec = state_mod.load_state(lab.name).extra["cni"]["pods"]["a"]
     assert prec["phase"] == "added" and prec["containerId"] != first
