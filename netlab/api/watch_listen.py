@@ -36,8 +36,10 @@ class Listening:
         queued, read after the new ones listen: mostly the echo of our own changes (carriers coming up a few ms
         after a link)."""
         # Every namespace of the lab: nodes and pods, and the underlay and the internet's machines (its bridge
-        # br0 and the gateway's SNAT were repaired only by the periodic check)
-        names = lab.netns_names() + [netns for _, netns in lab.internet_hosts]
+        # br0 and the gateway's SNAT were repaired only by the periodic check); but a terminal pod's that is gone
+        # (removed with its stopped sandbox, cni/terminated.py): a socket left in it would keep it alive
+        gone = {p.netns for p in lab.pods if p.name in lab.terminal and not nsmod.is_netns_mount(p.netns)}
+        names = [ns for ns in lab.netns_names() if ns not in gone] + [netns for _, netns in lab.internet_hosts]
         if self.listener is not None and self.listener.namespaces == sorted(names) and not set(made):
             time.sleep(SETTLE)
             self.listener.permanent = _permanent(lab)

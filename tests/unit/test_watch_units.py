@@ -56,6 +56,25 @@ def test_a_deletion_read_with_a_repairs_echo_is_said_with_the_repair_or_kept_for
     assert w._relisten(lab, []) == [] and w.pending == ["namespace deleted in w-b"] and len(opened) == 1
 
 
+def test_the_sockets_in_a_terminal_pods_namespace_go_once_it_is_gone_and_its_deletion_is_no_drift(monkeypatch):
+    """A terminal pod whose stopped sandbox's namespace up removed (cni/terminated.py): the watcher listens there no
+    more (a socket left in it kept the namespace alive, nameless, as long as the watcher ran), and the deletion
+    its sockets queued is the repair's own, not a namespace to make again."""
+    import netlab.api.watch_listen as listen_mod
+
+    text = "name: w\nnodes: [{name: n}]\npods:\n  - {name: a, node: n}\n  - {name: b, node: n}\n"
+    lab = resolve(validate_source(parse_yaml(text, "t.yaml"))).with_terminal(frozenset({"a"}))
+    old = _Queued(["w-underlay", "w-n", "w-a", "w-b"], [events.Event("w-a", "namespace deleted")])
+    opened = []
+    monkeypatch.setattr(listen_mod.kevents, "Listener", lambda ns: opened.append(sorted(ns)) or _Queued(ns, []))
+    monkeypatch.setattr(listen_mod.nsmod, "is_netns_mount", lambda name: name != "w-a")
+    monkeypatch.setattr(listen_mod, "SETTLE", 0)
+    w = Watcher(None, "w", lambda line: None)
+    w.listener = old
+    assert w._relisten(lab, []) == [] and w.pending == []
+    assert old.closed and opened == [sorted(["w-underlay", "w-n", "w-b"])]
+
+
 def test_an_applys_own_deletion_of_a_moved_pods_namespace_is_not_said_as_seen(monkeypatch):
     """QA q39 5: an edit moved pod a to another node; the apply deleted w-a and made it again, and the watcher's
     line read "saw: t.yaml changed; namespace deleted in w-a". That deletion is its own work: one deletion of
