@@ -332,6 +332,7 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
         else:
             click.echo("no lab is up; nothing to do")
         return
+    released = _released(lab_name)  # before down forgets them
     bar, progress = progress_bar()
     try:
         if bar:
@@ -349,10 +350,25 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
         click.echo(f"lab {lab_name} is not up; nothing to do")
     else:
         # the files of the namespaces removed went with them, as said; those of none left (down --force) are named
+        # (nor those of a terminal pod whose namespace up removed with its stopped sandbox: a pod of the lab's)
         alone = [path for path in result.removed_pod_files
-                 if os.path.basename(os.path.dirname(path)) not in result.removed_netns]
+                 if os.path.basename(os.path.dirname(path)) not in {*result.removed_netns, *released}]
         click.echo(f"lab {lab_name} is down ({plural(len(result.removed_netns), 'namespace')} removed"
                    f"{pod_files_words(alone)}{stopped_words(result.stopped_processes)})")
+
+
+def _released(lab_name: str) -> frozenset[str]:
+    """The namespaces of lab ``lab_name``'s terminal pods that up removed with their stopped sandbox."""
+    from netlab.cni.terminated import released
+    from netlab.realize.attachments import pod_records
+    from netlab.realize.state import load_state
+
+    try:
+        state = load_state(lab_name)
+    except NetlabError:
+        return frozenset()
+    pods = released(state) if state is not None else frozenset()
+    return frozenset(str(pod_records(state)[pod].get("netns")) for pod in pods) if state is not None else frozenset()
 
 
 def pod_files_words(paths: Sequence[str]) -> str:

@@ -97,6 +97,6 @@ def test_a_terminal_pod_s_namespace_goes_with_its_stopped_sandbox(labs, tmp_path
     assert calls_for_a(lab) == before and f"{lab}-a" not in netns_list()
 
     down = netlab("down", "--lab", lab)
-    assert down.stderr == "", down.stderr
+    assert (down.stdout, down.stderr) == (f"lab {lab} is down (4 namespaces removed)\n", ""), down
     assert not lab_namespaces(lab)
     assert not Path(STATE, lab).exists()
