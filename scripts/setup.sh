@@ -17,7 +17,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 # netlab needs Python 3.11 or newer with its venv module: the distribution's python3 on Debian 12 and
 # Ubuntu 24.04; elsewhere (Ubuntu 22.04: apt-get install python3.11 python3.11-venv) name one in
-# NETLAB_PYTHON. Checked before anything is installed when given, else once python3 is.
+# NETLAB_PYTHON. Checked before anything is installed: NETLAB_PYTHON, else the distribution's python3 when there
+# is one (its version: python3-venv may be what is missing, which setup installs); then again, whole, once it is.
 version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
 python_ok() {
   "$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
@@ -28,8 +29,11 @@ too_old() {
        "then sudo NETLAB_PYTHON=/usr/bin/python3.11 ./scripts/setup.sh" >&2
   exit 3
 }
-if [ -n "${NETLAB_PYTHON:-}" ] && ! python_ok "$NETLAB_PYTHON"; then
-  too_old "$NETLAB_PYTHON"
+if [ -n "${NETLAB_PYTHON:-}" ]; then
+  python_ok "$NETLAB_PYTHON" || too_old "$NETLAB_PYTHON"
+elif version /usr/bin/python3 >/dev/null &&
+    ! /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+  too_old /usr/bin/python3   # Ubuntu 22.04's 3.10: said before apt-get installs anything
 fi
 if ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then
   echo "setup.sh: this sets up Debian or Ubuntu (apt-get); elsewhere install what it lists by hand" >&2

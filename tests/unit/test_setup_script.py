@@ -48,6 +48,47 @@ def test_a_python_too_old_is_refused_before_anything_is_installed(tmp_path, vers
         "sudo NETLAB_PYTHON=/usr/bin/python3.11 ./scripts/setup.sh"]
 
 
+def run_with_default_python(tmp_path: Path, body: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """setup.sh without NETLAB_PYTHON, in a private mount namespace where the distribution's /usr/bin/python3 is
+    a fake running ``body`` (its first argument -c, its second the code), every system tool it installs with a
+    stand-in that notes its name."""
+    fake = tmp_path / "python3"
+    fake.write_text(f"#!/bin/sh\n{body}\n")
+    fake.chmod(0o755)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("apt-get", "dpkg-query", "debconf-set-selections", "pip", "modprobe", "ln"):
+        (tools / name).write_text(f"#!/bin/sh\necho {name} >> {tmp_path}/ran\n")
+        (tools / name).chmod(0o755)
+    script = f"mount --bind {fake} /usr/bin/python3 && PATH={tools}:/usr/bin:/bin exec /bin/bash {SETUP}"
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "/bin/bash", "-c", script],
+                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    ran = (tmp_path / "ran").read_text().split() if (tmp_path / "ran").exists() else []
+    return proc, ran
+
+
+def test_a_default_python_too_old_is_refused_before_anything_is_installed(tmp_path):
+    """Ubuntu 22.04's python3 is 3.10: said in the line before apt-get runs, as for NETLAB_PYTHON (it was said
+    after apt-get installed some 25 packages and the kernel modules were loaded: QA docs58 1)."""
+    proc, ran = run_with_default_python(tmp_path, 'case "$2" in *print*) echo 3.10;; *) exit 1;; esac')
+    assert ran == [] and proc.returncode == 3 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "setup.sh: netlab needs Python 3.11 or newer with its venv module; /usr/bin/python3 is 3.10; install one "
+        "(Ubuntu 22.04: apt-get install python3.11 python3.11-venv), then "
+        "sudo NETLAB_PYTHON=/usr/bin/python3.11 ./scripts/setup.sh"]
+
+
+def test_a_default_python_without_venv_is_installed_for_not_refused(tmp_path):
+    """A recent python3 without its venv module (python3-venv not installed yet, Debian 12's minimal image) is
+    what setup installs: it goes on to apt-get, and checks the whole Python again once it is in (still no venv
+    here: refused then, after the packages and the kernel modules, before any .venv)."""
+    proc, ran = run_with_default_python(tmp_path, 'case "$2" in *print*) echo 3.12;; *venv*) exit 1;; *) exit 0;; esac')
+    assert ran[:2] == ["dpkg-query", "dpkg-query"] and "apt-get" in ran and "modprobe" in ran, ran
+    assert proc.returncode == 3 and "pip" not in ran and "ln" not in ran
+    assert proc.stderr.splitlines()[-1].startswith(
+        "setup.sh: netlab needs Python 3.11 or newer with its venv module; /usr/bin/python3 is 3.12; install one")
+
+
 def test_setup_left_every_netlab_module_byte_compiled():
     """An editable install leaves netlab as source; where nothing may write bytecode (PYTHONDONTWRITEBYTECODE,
     set where these tests were written; a read-only checkout) each command would compile every module it
