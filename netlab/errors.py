@@ -68,6 +68,25 @@ def words_said() -> bool | None:
     return _PYTHON_WORDS.get()
 
 
+# The words the CLI's user typed after `netlab` (cli/boundary.py sets them for the command's run): a line that
+# sends the user to another state folder says the command they ran there, not another (StateElsewhere).
+_TYPED: ContextVar[tuple[str, ...] | None] = ContextVar("netlab_typed_words", default=None)
+
+
+@contextlib.contextmanager
+def typed_words(words: list[str]) -> Iterator[None]:
+    token = _TYPED.set(tuple(words))
+    try:
+        yield
+    finally:
+        _TYPED.reset(token)
+
+
+def command_typed() -> tuple[str, ...] | None:
+    """The words of the netlab command being run, as typed after ``netlab``; None outside the CLI."""
+    return _TYPED.get()
+
+
 def repair_way(lab: str, command: str | None = None, api: bool | None = None) -> str:
     """The way to put lab ``lab`` back as planned: ``Lab('L').repair()``, or ``command`` (the `up` that does it,
     realize.state.repair_command), by default ``sudo netlab up --lab L``. A lab only `up -t FILE --reconfigure`

@@ -14,7 +14,7 @@ from netlab import signals
 from netlab.cli import endings, error_doc, stderr_guard
 from netlab.cli.base import cli
 from netlab.errors import (DISK_FULL, EXIT_ENVIRONMENT, NetlabError, TopologyError, display_path, open_files,
-                           with_open_files)
+                           typed_words, with_open_files)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,7 +53,8 @@ def _ended(argv: list[str] | None, obj: dict[str, Any]) -> None:
 def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
     """The click group, each error it raises said in words with its exit code."""
     try:
-        cli.main(args=argv, prog_name="netlab", standalone_mode=False, obj=obj)
+        with typed_words(sys.argv[1:] if argv is None else argv):
+            cli.main(args=argv, prog_name="netlab", standalone_mode=False, obj=obj)
         if sys.stdout is not None:  # None: started with standard output closed (`>&-`)
             sys.stdout.flush()  # what is still buffered: a full disk is said below, not by Python at exit
     except NetlabError as exc:

@@ -15,7 +15,7 @@ import shlex
 import stat
 from typing import Iterable, Mapping
 
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, command_typed
 from netlab.kernel import netns as nsmod
 from netlab.kernel.mountinfo import read_mounts
 from netlab.model.naming import ETC_NETNS, is_netns, lab_name_problem, pod_file_marker
@@ -209,8 +209,12 @@ class StateElsewhere(EnvironmentNotReady):
         where = (f"state folder {folder}" if folder else
                  "another state folder (NETLAB_STATE_DIR), which this machine does not show (no pins mounted there)")
         use = shlex.quote(folder) if folder else "FOLDER"
+        # The command the user ran, with that folder (sudo drops the environment: the variable after it); never a
+        # `down` they did not ask for (a probe answered with one: QA docs58 2). Outside the CLI: a read, status.
+        typed = command_typed()
+        words = shlex.join(typed) if typed else f"status --lab {lab}"
         way = (f"run the program with NETLAB_STATE_DIR={use} in its environment (read as netlab is imported)" if api
-               else f"`sudo NETLAB_STATE_DIR={use} netlab down --lab {lab}`")
+               else f"`sudo NETLAB_STATE_DIR={use} netlab {words}`")
         super().__init__(f"lab {lab} is up under {where}, not {state_dir.STATE_ROOT}: its namespaces "
                          f"({', '.join(netns[:3])}{more}) are tagged with that folder, so netlab leaves them alone "
                          f"here; use that folder: {way}")

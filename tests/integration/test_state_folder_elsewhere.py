@@ -49,7 +49,7 @@ def test_a_lab_up_with_another_state_folder_is_not_lost_and_down_force_leaves_it
         forced = default_folder("down", "--lab", lab, "--force")
         assert (forced.returncode, forced.stdout) == (3, ""), forced
         assert forced.stderr.startswith(said) and forced.stderr.count("\n") == 1, forced
-        assert f"`sudo NETLAB_STATE_DIR={tmp_path}/state netlab down --lab {lab}`" in forced.stderr, forced
+        assert f"`sudo NETLAB_STATE_DIR={tmp_path}/state netlab down --lab {lab} --force`" in forced.stderr, forced
         assert lab_namespaces(lab) == names  # every namespace is still there
         assert not os.path.exists(default_lab_folder)  # and nothing of it was made in the default folder
         assert netlab("status", "--lab", lab, env=own).returncode == 0  # the lab is as planned

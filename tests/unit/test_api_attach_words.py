@@ -84,7 +84,7 @@ def _elsewhere(state_root, name: str, monkeypatch) -> None:
     (_corrupt, "take the lab down anyway with Lab('qx7a').down(force=True) (it deletes only",
      "take the lab down anyway with `{force}` (it deletes only"),
     (_elsewhere, "use that folder: run the program with NETLAB_STATE_DIR=/run/other in its environment",
-     "use that folder: `sudo NETLAB_STATE_DIR=/run/other netlab down --lab qx7a`"),
+     "use that folder: `sudo NETLAB_STATE_DIR=/run/other netlab get pods --lab qx7a`"),
 ])
 def test_attach_of_a_lab_whose_state_is_lost_corrupt_or_elsewhere_says_the_way_out_in_python(
         up, state_root, monkeypatch, make, api_way, cli_way):

@@ -119,7 +119,7 @@ def test_a_lab_up_with_another_folder_is_not_lost_and_its_folder_is_named(machin
     assert str(said) == (
         f"lab sx is up under state folder {OTHER}, not {machine.root}: its namespaces (sx-a, sx-b, sx-n1) are "
         f"tagged with that folder, so netlab leaves them alone here; use that folder: "
-        f"`sudo NETLAB_STATE_DIR='{OTHER}' netlab down --lab sx`")
+        f"`sudo NETLAB_STATE_DIR='{OTHER}' netlab status --lab sx`")  # outside the CLI: a read, never a down
 
 
 def test_a_folder_the_machine_does_not_show_is_still_not_this_one(machine):
@@ -127,7 +127,7 @@ def test_a_folder_the_machine_does_not_show_is_still_not_this_one(machine):
     said = lost_state(LAB)
     assert isinstance(said, tags.StateElsewhere) and said.folder is None
     assert "another state folder (NETLAB_STATE_DIR), which this machine does not show" in str(said)
-    assert "`sudo NETLAB_STATE_DIR=FOLDER netlab down --lab sx`" in str(said)
+    assert "`sudo NETLAB_STATE_DIR=FOLDER netlab status --lab sx`" in str(said)
 
 
 @pytest.mark.parametrize("folder", [None, "here"])
@@ -159,7 +159,25 @@ def test_down_force_by_the_cli_is_one_line_naming_the_folder_and_the_command(mac
     proc = run_cli("down", "--lab", LAB, "--force")
     assert (proc.returncode, proc.stdout) == (3, ""), proc
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"netlab: lab sx is up under state folder {OTHER}")
-    assert f"NETLAB_STATE_DIR='{OTHER}' netlab down --lab sx" in proc.stderr
+    assert proc.stderr.endswith(f"use that folder: `sudo NETLAB_STATE_DIR='{OTHER}' netlab down --lab sx --force`\n")
+
+
+@pytest.mark.parametrize("words", [["probe", "--lab", LAB], ["status", "--lab", LAB, "-o", "json"],
+                                   ["impair", "--lab", LAB, "a:eth0", "--delay", "10ms"],
+                                   ["trace", "--lab", LAB, "a", "b"], ["exec", "--lab", LAB, "a", "--", "ip", "a"]])
+def test_any_command_of_a_lab_up_with_another_folder_is_sent_there_as_it_was_typed(machine, monkeypatch, words):
+    """`probe` of a lab up with another state folder answered "use that folder: `sudo NETLAB_STATE_DIR=... netlab
+    down --lab L`": a destructive line for someone who asked to probe (QA docs58 2). The command they ran, with
+    that folder after sudo, shell-quoted."""
+    up_elsewhere(machine)
+    pins_mounted(machine, OTHER)
+    monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
+    monkeypatch.setattr(lifecycle, "live_kernel", FakeKernel)
+    proc = run_cli(*words)
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc
+    assert proc.stderr.startswith(f"netlab: lab sx is up under state folder {OTHER}"), proc.stderr
+    said = f"use that folder: `sudo NETLAB_STATE_DIR='{OTHER}' netlab {shlex.join(words)}`\n"
+    assert proc.stderr.endswith(said) and "down" not in proc.stderr, proc.stderr
 
 
 def test_down_force_takes_its_own_runs_and_leaves_another_folders(machine):
