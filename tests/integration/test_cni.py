@@ -168,7 +168,7 @@ def test_a_hanging_plugin_times_out_and_the_lab_is_rolled_back(labs, tmp_path):
     assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
 
 
-def test_bash_bridge_example_passes_probe(labs, tmp_path):
+def test_bash_bridge_example_passes_probe(labs, tmp_path, capsys):
     lab = labs.name("cn")
     text = (BASH / "topology.yaml").read_text().replace("name: bashcni", f"name: {lab}")
     text = text.replace("./bash-bridge.conflist", str(BASH / "bash-bridge.conflist")).replace(
@@ -176,6 +176,14 @@ def test_bash_bridge_example_passes_probe(labs, tmp_path):
     labs.up_here(text)
     assert as_planned_here(lab)
     assert "36/36 probes as expected" in netlab("probe", "--lab", lab).stdout
+    # The README's Lab.cni_log example, written for this lab, runs as it stands (it named a plugin "chain")
+    readme = (BASH.parents[2] / "README.md").read_text()
+    (example,) = re.findall(r"What a plugin author checks\n.*?\n\n```python\n(.*?)^```$", readme, re.S | re.M)
+    capsys.readouterr()
+    exec(compile(example, "README.md", "exec"), {"lab": Lab(lab)})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == "bash-net ['10.244.0.2/24']", printed
+    assert any(line.startswith("bash-bridge ADD eth0 0 ") for line in printed), printed
     trace = netlab("trace", "--lab", lab, "web-1", "web-2").stdout
     assert "result: delivered to web-2" in trace
     # The pods' gateway is named by what the plugin's results say (a bridge beside the veth, the pods' gateway).
