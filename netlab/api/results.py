@@ -103,7 +103,7 @@ class UpResult:
     changed: bool
     created_netns: tuple[str, ...]
     removed_netns: tuple[str, ...]
-    fixed: tuple[str, ...]  # repairs, and containers restarted or files rewritten
+    fixed: tuple[str, ...]  # repairs, containers restarted, files rewritten (and, deprecated, first starts: started)
     operations: int
     warnings: tuple[str, ...]
     # Containers that could not start, one line each ("pod a container main: could not start: ..."): the lab
@@ -117,10 +117,19 @@ class UpResult:
     # Processes not the lab's (started in a pod with `netlab exec` or nsenter) stopped with a namespace it removed.
     stopped_processes: tuple[StoppedProcess, ...] = ()
 
+    # In -o json too: `ok` as status's, probe's and trace's; `started` the first starts `fixed` also holds
+    __json_properties__ = ("ok", "started")
+
     @property
     def ok(self) -> bool:
         """Everything the topology asks for runs (no container failed to start)."""
         return not self.failed
+
+    @property
+    def started(self) -> tuple[str, ...]:
+        """The containers this up started for the first time (``started container a/main``: a new lab's, a new pod's),
+        no repair; ``fixed`` holds them too, for one release (docs/json.md)."""
+        return tuple(line for line in self.fixed if line.startswith("started container "))
 
 
 @dataclass(frozen=True)

@@ -251,7 +251,8 @@ class Inspection:
     neighbours: tuple[Mapping[str, Any], ...] | None = None
     fdb: tuple[Mapping[str, Any], ...] | None = None
     bridge_ports: tuple[Mapping[str, Any], ...] | None = None
-    # TCP's listening sockets and UDP's bound ones (`ss -ltun`): proto, state, address, port, text
+    # TCP's listening sockets and UDP's bound ones (`ss -ltun`): protocol (proto beside it, deprecated), state,
+    # address, port, text
     sockets: tuple[Mapping[str, Any], ...] | None = None
     sysctls: Mapping[str, str | None] | None = None
     iptables: Mapping[str, tuple[str, ...]] | None = None

@@ -80,7 +80,9 @@ def doctor_cmd(topology: str | None, output: str) -> None:
     moved = _backend_moved(running) if running is not None else None
     failed = [c for c in checks if c.status == doctor.FAIL]
     if output == "json":
-        print_json({"ok": not failed, "lab": lab.name, "needs": "this lab" if topology else "everything",
+        # no -t: no lab is involved (the built-in lab only sizes the limits' check): lab null, as `needs` says
+        print_json({"ok": not failed, "lab": lab.name if topology else None,
+                    "needs": "this lab" if topology else "everything",
                     "checks": [c.to_json() for c in checks], **({"iptables_backend": moved} if moved else {})})
     else:
         for check in checks:

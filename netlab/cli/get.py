@@ -98,7 +98,7 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     missing: list[str] = []
     if names:
         items, missing = select(items, names, kind, lab.name, selector)
-    _show(kind, items, output, lab.name, selector, said_none=bool(missing))
+    _show(kind, items, output, lab.name, selector, missing)
     if kind == "nodes" and output != "json":  # on stderr, as the cluster DNS line: the table stays rows
         from netlab.api.running import backend_moved
 
@@ -113,14 +113,15 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
         raise SystemExit(EXIT_CHECKS_FAILED)
 
 
-def _show(kind: str, items: tuple[Any, ...], output: str, lab: str, selector: str | None, said_none: bool) -> None:
-    """The items found, in the format asked for; -o json/yaml the same document whatever was found.
-    ``said_none``: some NAMES were not found, and their lines say so (no "no pods in lab" before them)."""
+def _show(kind: str, items: tuple[Any, ...], output: str, lab: str, selector: str | None, missing: list[str]) -> None:
+    """The items found, in the format asked for; -o json/yaml the same document whatever was found, with
+    ``problems``: the line of each NAME not found (said on stderr too; `get pods nope -o json` was `items: []` and
+    exit 1 with the reason on stderr alone: QA docs58 4). Its lines say so: no "no pods in lab" before them."""
     if output == "json":
-        print_json({"lab": lab, "kind": kind, "items": [to_json(i) for i in items]})
+        print_json({"lab": lab, "kind": kind, "items": [to_json(i) for i in items], "problems": missing})
         return
     if not items:  # on stderr, as kubectl's "No resources found": a script reading rows gets none, not a sentence
-        if not said_none:
+        if not missing:
             click.echo(f"netlab: no {kind} in lab {lab}" + (f" match {selector!r}" if selector else ""), err=True)
         return
     headers, rows = rows_of(kind, items, output == "wide")

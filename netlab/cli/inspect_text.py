@@ -59,7 +59,7 @@ def render_inspect(d: dict[str, Any]) -> str:
                 [f"{p['port']} master {p['bridge']} state {p['state']}" + (" hairpin on" if p["hairpin"] else "")
                  for p in d["bridge_ports"]])
     if "sockets" in d:
-        socks = [f"{s['proto']}  {s['state']:<7} {s['text']}" for s in d["sockets"]]
+        socks = [f"{s['protocol']}  {s['state']:<7} {s['text']}" for s in d["sockets"]]
         if "sockets" in (d.get("unreadable") or {}):
             socks = [f"(cannot read: {d['unreadable']['sockets']})"]
         section("sockets (TCP listening, UDP bound)", f"ip netns exec {ns} ss -ltun", socks)

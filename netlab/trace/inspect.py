@@ -75,7 +75,8 @@ def _sockets(netns: str, unreadable: dict[str, str]) -> list[dict[str, Any]]:
             if bound is None:
                 unreadable["sockets"] = "this kernel cannot list its sockets (no inet_diag)"
                 return []
-            out += [{"proto": proto, "state": s.state_name, "address": s.address, "port": s.port,
+            # `protocol`, as every other document says it; `proto` beside it for one release (docs/json.md)
+            out += [{"protocol": proto, "proto": proto, "state": s.state_name, "address": s.address, "port": s.port,
                      "text": s.text()} for s in sorted(bound, key=lambda s: (s.port, s.family, s.address))]
     return out
 

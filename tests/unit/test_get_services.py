@@ -196,7 +196,9 @@ def test_get_prints_the_names_it_finds_and_says_each_missing_one_on_stderr_exit_
     doc = json.loads(found.stdout)
     assert doc["lab"] == "g" and doc["kind"] == "services"
     assert [(s["namespace"], s["name"]) for s in doc["items"]] == [("x", "web")]
-    assert doc == json.loads(get("svc", "x/web", "-o", "json").stdout)  # the same as when all are found
+    # the same as when all are found, and what was not found in it too, as stderr says it (it was on stderr alone)
+    assert doc["problems"] == [f"lab g has no service 'web' in namespace 'zz' {listed}"]
+    assert {**doc, "problems": []} == json.loads(get("svc", "x/web", "-o", "json").stdout)
     assert found.stderr == f"netlab: lab g has no service 'web' in namespace 'zz' {listed}\n"
     as_yaml = get("svc", "x/web", "zz/web", "-o", "yaml")
     assert as_yaml.exit_code == 1 and yaml.safe_load(as_yaml.stdout) == doc
@@ -205,7 +207,8 @@ def test_get_prints_the_names_it_finds_and_says_each_missing_one_on_stderr_exit_
     assert (nothing.exit_code, nothing.stdout) == (1, "")
     assert nothing.stderr.splitlines() == ["netlab: lab g has no node 'n9' (nodes: n1)",
                                            "netlab: lab g has no node 'x/n1' (nodes: n1)"]
-    assert json.loads(get("pods", "zz", "-o", "json").stdout)["items"] == []
+    nopod = json.loads(get("pods", "zz", "-o", "json").stdout)
+    assert nopod["items"] == [] and nopod["problems"] == ["lab g has no pod 'zz' in any namespace (pods: a, b, kube-dns)"]
     # pods, within -l: the one that does not match is named so
     web = get("pods", "-l", "app=web", "a", "kube-dns")
     assert web.exit_code == 1 and [line.split()[0] for line in web.stdout.splitlines()] == ["NAME", "a"]

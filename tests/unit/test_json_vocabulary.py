@@ -76,8 +76,30 @@ def plan_json() -> dict[str, Any]:
     return json.loads(json.dumps(build_plan(resolve(load_topology(None))).to_json()))
 
 
+def status_json() -> dict[str, Any]:
+    """status's details[]: a drift of each state, as realize.diff says it (a VXLAN FDB entry among them)."""
+    from ipaddress import IPv4Address
+
+    from netlab.plan.resources import Fdb
+    from netlab.realize.diff import Drift
+
+    fdb = Fdb(netns="l-n1", dev="flannel.1", lladdr="02:00:00:00:00:01", dst=IPv4Address("192.168.122.3"))
+    return json.loads(json.dumps({"lab": "l", "details": [Drift("missing", fdb).to_json()]}))
+
+
+def inspect_json() -> dict[str, Any]:
+    """inspect's sockets section, the kernel's answer a stand-in (tests/unit/test_msg_inspect_sections.py)."""
+    from netlab.kernel.sockdiag import Bound
+    from netlab.trace import inspect as tinspect
+    from netlab.trace.kernel import LiveKernel
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(LiveKernel, "sockets", lambda self, netns, proto: [Bound(2, "0.0.0.0", 8080, 10)])
+        return json.loads(json.dumps({"lab": "l", **tinspect.inspect("l-n1", None, ["sockets"])}))
+
+
 OUTPUTS = {"probe": probe_json, "trace": trace_json, "policy table": policy_json, "cni log": cni_json,
-           "plan": plan_json}
+           "plan": plan_json, "status": status_json, "inspect": inspect_json}
 
 
 def test_a_flow_is_source_destination_protocol_port_in_probe_trace_and_policy_table():
@@ -290,3 +312,46 @@ def test_documented_keys_are_written_as_null_not_left_out():
     dnat = Hop(netns="l-node-1", where="node node-1", device="eth0", kind="dnat", decision="DNAT to 10.244.1.2:8080")
     assert dnat.to_json()["observe"] is None
     assert from_json(R.TraceHop, dnat.to_json()).observe is None  # the API reads it back
+
+
+def test_up_says_ok_as_status_does_and_its_first_starts_apart_from_its_repairs():
+    """`up -o json` had no `ok` (UpResult.ok was a Python property alone), and a new lab's first starts were its
+    `fixed`, which docs/json.md calls repairs, restarts and rewritten files (QA docs58 4): `started` says them;
+    `fixed` keeps them for one release (the deprecation section says so)."""
+    fixed = ("started container a/main", "restarted container b/main (it had exited with code 1)")
+    result = R.UpResult(lab="l", changed=True, created_netns=("l-a",), removed_netns=(), fixed=fixed, operations=3,
+                        warnings=())
+    data = json.loads(json.dumps(to_json(result)))
+    assert data["ok"] is True and data["started"] == ["started container a/main"] and data["fixed"] == list(fixed)
+    assert set(data) <= _doc_row_keys("up")
+    assert from_json(R.UpResult, data) == result  # read back: ok and started are the fields' own
+    failed = to_json(R.UpResult(lab="l", changed=True, created_netns=(), removed_netns=(), fixed=(), operations=1,
+                                warnings=(), failed=("pod a container main: could not start: ...",)))
+    assert failed["ok"] is False and failed["started"] == []
+    deprecated = " ".join(DOC.read_text().split("## Deprecated keys", 1)[1].split("\n## ", 1)[0].split())
+    assert "`started container a/main`" in deprecated and "they are `started`" in deprecated
+
+
+@pytest.mark.parametrize("topology", [None, "t.yaml"])
+def test_doctor_without_a_topology_names_no_lab(tmp_path, monkeypatch, topology):
+    """`doctor -o json` without -t wrote "lab": "demo" (the built-in lab it sizes the limits with) though no lab is
+    involved (QA docs58 4): null; with -t, the file's lab."""
+    from cli_inprocess import run_cli
+
+    import importlib
+
+    from netlab import doctor
+
+    cli_doctor = importlib.import_module("netlab.cli.doctor")
+    monkeypatch.setattr(cli_doctor, "require_root", lambda **how: None)
+    monkeypatch.setattr(doctor, "report", lambda lab, **how: [])
+    monkeypatch.setattr(cli_doctor, "_running", lambda name: None)
+    args = ["doctor", "-o", "json"]
+    if topology:
+        (tmp_path / topology).write_text("name: dcdoc\nnodes: [{name: n1}]\n")
+        args += ["-t", str(tmp_path / topology)]
+    proc = run_cli(*args)
+    assert proc.stdout.startswith("{"), proc
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0 and doc["ok"] is True
+    assert doc["lab"] == ("dcdoc" if topology else None) and doc["needs"] == ("this lab" if topology else "everything")

@@ -103,8 +103,10 @@ def test_the_sockets_section_reads_the_kernels_sockets_alone_and_says_when_it_ca
     monkeypatch.setattr(tinspect, "_links_and_tables", lambda *a: pytest.fail("no netlink dump wanted"))
     data = tinspect.inspect("x-n1", None, ["sockets"])
     assert data["sockets"] == [  # UDP first, as ss prints them
-        {"proto": "udp", "state": "UNCONN", "address": "0.0.0.0", "port": 8472, "text": "0.0.0.0:8472"},
-        {"proto": "tcp", "state": "LISTEN", "address": "0.0.0.0", "port": 8080, "text": "0.0.0.0:8080"}]
+        {"protocol": "udp", "proto": "udp", "state": "UNCONN", "address": "0.0.0.0", "port": 8472,
+         "text": "0.0.0.0:8472"},
+        {"protocol": "tcp", "proto": "tcp", "state": "LISTEN", "address": "0.0.0.0", "port": 8080,
+         "text": "0.0.0.0:8080"}]  # `protocol` as every document says it, `proto` beside it (deprecated)
     text = render_inspect({"lab": "x", "name": "n1", **data})
     assert "sockets (TCP listening, UDP bound)   $ ip netns exec x-n1 ss -ltun" in text
     assert "  tcp  LISTEN  0.0.0.0:8080" in text and "  udp  UNCONN  0.0.0.0:8472" in text
