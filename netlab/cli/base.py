@@ -24,7 +24,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # one of them runs (Command.invoke): `netlab --help` and tab completion load none of them.
 COMMANDS = {
     "validate": "netlab.cli.topology", "plan": "netlab.cli.topology",
-    "up": "netlab.cli.lab", "down": "netlab.cli.lab", "status": "netlab.cli.lab", "list": "netlab.cli.lab",
+    "up": "netlab.cli.lab", "down": "netlab.cli.lab", "status": "netlab.cli.lab", "list": "netlab.cli.labs",
     "get": "netlab.cli.get",
     "exec": "netlab.cli.workload", "logs": "netlab.cli.workload",
     "impair": "netlab.cli.impair",
@@ -150,6 +150,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
     input, 3 environment not ready (not root, missing tool), 4 apply failed
     (rolled back), 130 interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP, 141 the reader
     of the output or of the errors went away (`| head -1`).
+
+    Labs keep their state in /run/netlab, or in the folder NETLAB_STATE_DIR
+    names (a folder of your own: each test run, each user). sudo drops the
+    environment, so give the variable after sudo:
+    `sudo NETLAB_STATE_DIR=/tmp/st netlab up` (`export` before sudo is lost).
+    Every command's -o json (and yaml) is the document docs/json.md describes.
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

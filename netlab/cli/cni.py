@@ -69,7 +69,12 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
     """Every CNI plugin call of a lab (or of one POD), in order: command, environment, stdin, stdout, exit, duration.
 
     POD may be a pod taken out of the topology since: the log keeps its ADD and DEL calls.
-    `-o json`: {"lab", "pod", "calls": [...]}.
+    `-o json`: {"lab", "pod", "calls": [...]}. A lab wired by netlab's builtin mode has none: exit 2.
+
+    \b
+    Examples:
+      sudo netlab cni log --lab bashcni web-1    # examples/cni/bash-bridge/topology.yaml
+      sudo netlab cni log -o json
     """
     require_root()
     from netlab.api.lab_pods import logged_calls

@@ -66,6 +66,12 @@ def doctor_cmd(topology: str | None, output: str) -> None:
     Each line is ok, warn (missing, but not needed), FAIL (missing and needed,
     with the fix) or info. Exit 0 when nothing needed is missing, 3 otherwise.
     `netlab up` runs the checks its topology needs before it changes anything.
+
+    \b
+    Examples:
+      sudo netlab doctor
+      sudo netlab doctor -t topologies/services.yaml   # what that lab needs
+      sudo netlab doctor -o json                        # checks[]: name, status, fix
     """
     from netlab import doctor
     from netlab.model.lab import resolve

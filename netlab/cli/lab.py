@@ -1,4 +1,4 @@
-"""Lab lifecycle commands: up, down, status, list (they touch the kernel: root only)."""
+"""Lab lifecycle commands: up, down, status (they touch the kernel: root only; list: cli/labs.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from netlab.cli.options import TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Second
 from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, note, print_json, warn
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
-from netlab.cli.style import plural, table
-from netlab.errors import ChecksFailed, NetlabError, command_path, display_path, down_command, from_file_way
+from netlab.cli.style import plural
+from netlab.errors import ChecksFailed, NetlabError, command_path, down_command, from_file_way
 
 if TYPE_CHECKING:
     from netlab.api.results import StoppedProcess
@@ -320,6 +320,17 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     with --force, what the namespaces' own netlab tags prove. Ctrl-C or
     SIGTERM once it has begun to delete waits for the lab to be down (exit 130 or
     143); before that (waiting for the lab, reading its state) it ends at once.
+
+    Exit 0 when the lab is down (what could not be undone, a CNI plugin's
+    failed DEL, is a warning), also one that was not up; 3 when its state
+    file is corrupt or lost (--force takes it down), it is up with another
+    state folder, or its state file could not be removed.
+
+    \b
+    Examples:
+      sudo netlab down
+      sudo netlab down --lab demo
+      sudo netlab down --lab demo --force     # its state file corrupt or lost
     """
     from netlab.realize.lab_name import down_lab_name
 
@@ -437,6 +448,11 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     editing the file, `status -t FILE` shows what `up -t FILE` would change,
     and warns of each pod it would make anew (a new namespace, its
     containers started again) in up's words.
+
+    \b
+    Examples:
+      sudo netlab status
+      sudo netlab status --lab demo -o json    # details[]: every difference
     """
     require_root()
     from netlab.lab import readahead
@@ -463,33 +479,3 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
         say(result, lab_name, topology)
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
-
-
-@cli.command(name="list")
-@output_option("text", "json")
-def list_labs(output: str) -> None:
-    """Show the labs that are up (a table on a terminal, plain columns when piped or wider than the terminal)."""
-    require_root()
-    rows = api.labs()
-    if output == "json":
-        print_json([to_json(r) for r in rows])  # every key, null when it does not apply (docs/json.md)
-        _say_rows(rows)  # on stderr whatever -o is, as status -o json says its lab's (QA q43 6)
-        return
-    if not rows:  # on stderr: no row for a script that reads them
-        click.echo("netlab: no lab is up", err=True)
-        return
-    cells = [[r.lab, r.phase, *("?" if c is None else str(c) for c in (r.nodes, r.pods, r.namespaces)),
-              "?" if r.source is None else display_path(r.source)] for r in rows]
-    click.echo(table(["lab", "phase", "nodes", "pods", "namespaces", "topology"], cells), nl=False)
-    _say_rows(rows)
-
-
-def _say_rows(rows: "tuple[api.LabInfo, ...]") -> None:
-    """Each lab's line, on stderr: why it is not as a finished up left it, or that its owner ended."""
-    for r in rows:
-        if r.error:
-            click.echo(f"netlab: {r.error}", err=True)
-        elif r.owner_gone:
-            click.echo(f"netlab: lab {r.lab} was brought up by {r.owner}, which has ended without taking it down "
-                       f"(killed, or the lab kept by --netlab-keep): `{down_command(r.lab)}` takes it down",
-                       err=True)

@@ -41,7 +41,9 @@ def output_option(*choices: str, default: str = "text") -> Callable:
     before any other option's check can fail, so that its error is a document too (cli/error_doc.py)."""
     names = list(choices) + (["yaml"] if "json" in choices and "yaml" not in choices else [])
     return click.option("-o", "--output", "output", type=click.Choice(names), default=default, is_eager=True,
-                        show_default=True, callback=_data_format, help="Output format.")
+                        show_default=True, callback=_data_format,
+                        help="Output format; json and yaml: one document, its keys in docs/json.md." if "json" in names
+                        else "Output format.")
 
 
 def format_data(data: Any) -> str:

@@ -75,6 +75,13 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     Every run probes new flows: the conntrack entries of the UDP flows it was
     answered on are deleted after it (NetworkPolicy judges new flows only, so a
     policy edit shows at the next run).
+
+    \b
+    Examples:
+      sudo netlab probe
+      sudo netlab probe --proto tcp,udp -o json      # probes[]: each flow
+      sudo netlab probe --junit /tmp/probe.xml        # for a CI system
+      sudo netlab probe -t topologies/services.yaml   # as that file expects
     """
     check_output_file(junit_file, "--junit")
     require_root()

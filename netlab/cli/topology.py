@@ -33,6 +33,11 @@ def validate(topology: str | None, output: str) -> None:
     problems says so (-o json: `note`, after one too). A valid
     CNI file whose plugins this machine lacks: exit 3, one line naming them
     and the fix (-o json: the valid document, its `machine_missing` says it).
+
+    \b
+    Examples:
+      netlab validate -t topologies/services.yaml
+      netlab validate -t my-lab.yaml -o json    # problems[]: file, line, field, message
     """
     from netlab.api.topology import load, topology_notes
     from netlab.model.places import Note
@@ -147,6 +152,12 @@ def plan(topology: str | None, output: str) -> None:
     rule of the plan); `-o json` lists them under qdiscs.
     For a lab of that name that is up, a warning for each pod `up` would
     make anew, in up's words (`-o json`: warnings).
+
+    \b
+    Examples:
+      netlab plan                                  # the built-in lab 'demo'
+      netlab plan -t topologies/services.yaml -o json
+      netlab plan -t examples/cni/bash-bridge/topology.yaml    # with its CNI ADD steps
     """
     from netlab.api.topology import load
     from netlab.plan.build import build_plan

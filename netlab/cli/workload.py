@@ -178,7 +178,18 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
 
     Each run of a container (each time `up` or the watcher starts it) has a
     log of its own, as each container instance of the kubelet: --previous
-    prints the one before, as `kubectl logs --previous`."""
+    prints the one before, as `kubectl logs --previous`.
+
+    Exit 0; 2 when the lab has no such pod or container, or no run before
+    (--previous); 3 when the lab's namespaces are gone (`netlab list`'s
+    gone: said first, then the log its last run left).
+
+    \b
+    Examples:
+      sudo netlab logs fedora-1
+      sudo netlab logs fedora-1 -c main --tail 20
+      sudo netlab logs fedora-1 -f             # until Ctrl-C
+      sudo netlab logs fedora-1 --previous     # the run before this one"""
     from netlab.api.exec import end_of, log_file, log_writer, open_log
     from netlab.workload.echo_log import data_start
     from netlab.realize.interrupted import taken_down

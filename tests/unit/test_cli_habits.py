@@ -380,3 +380,34 @@ def test_every_command_that_takes_lab_takes_a_topology_file_too(tmp_path, monkey
     monkeypatch.setattr("netlab.api.impair.impair", lambda lab, *a, **k: chosen.append(lab) or 1 / 0)
     run_cli("impair", "-t", str(topo), "a:eth0", "--rate", "1mbit")
     assert chosen == ["qx5t"]
+
+
+def _help(*words: str) -> str:
+    return " ".join(CliRunner().invoke(cli, [*words, "--help"]).output.split())  # its words, however wrapped
+
+
+def test_list_help_says_each_phase_its_exit_codes_and_examples():
+    """`list --help` was two lines (QA docs58 5): now the phases a lab can be listed in, the exit codes, and
+    examples."""
+    out = _help("list")
+    for phase in ("corrupt", "lost", "gone", "elsewhere", "interrupted", "creating", "deleting"):
+        assert phase in out, phase
+    assert "Exit 0, also when no lab is up" in out and "Examples: sudo netlab list" in out
+
+
+@pytest.mark.parametrize("words", [["down"], ["logs"], ["validate"], ["plan"], ["status"], ["probe"], ["doctor"],
+                                   ["cni", "log"]])
+def test_each_commands_help_has_examples_and_down_and_logs_their_exit_codes(words):
+    out = _help(*words)
+    assert f"Examples: {'sudo ' if words[0] not in ('validate', 'plan') else ''}netlab {' '.join(words)}" in out, out
+    if words[0] in ("down", "logs"):
+        assert "Exit 0" in out and "; 3 when" in out
+
+
+def test_output_option_points_at_the_json_reference_and_the_top_help_at_netlab_state_dir():
+    """-o said "Output format." alone; the top-level help did not say NETLAB_STATE_DIR, nor that sudo drops it."""
+    for name in ("status", "list", "get", "probe", "doctor", "trace"):
+        assert "Output format; json and yaml: one document, its keys in docs/json.md." in _help(name), name
+    top = _help()
+    assert "NETLAB_STATE_DIR" in top and "sudo drops the environment" in top
+    assert "`sudo NETLAB_STATE_DIR=/tmp/st netlab up`" in top

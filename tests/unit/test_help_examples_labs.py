@@ -23,7 +23,9 @@ NAMED = {"exec": 1, "inspect": 1, "trace": 2, "capture": 1, "impair": 1, "logs":
 
 def _labs() -> dict[str, object]:
     labs = {}
-    for path in sorted(glob.glob(os.path.join(ROOT, "topologies", "*.yaml"))):
+    shipped = glob.glob(os.path.join(ROOT, "topologies", "*.yaml")) + glob.glob(os.path.join(ROOT, "examples", "*",
+                                                                                               "*", "topology.yaml"))
+    for path in sorted(shipped):
         labs[os.path.relpath(path, ROOT)] = resolve(load_topology(path))
     return labs
 
@@ -88,6 +90,9 @@ def test_an_example_names_what_its_lab_has(command, line):
         if argv[0] in ("exec", "logs") and flag in argv:
             pod = next(p for p in lab.pods if p.name == positional[0])
             assert argv[argv.index(flag) + 1] in {c.name for c in pod.containers}, f"{line}: no such container"
+    if argv[:2] == ["cni", "log"]:  # its POD: a pod of the lab (`cni log --lab bashcni web-1`, the CNI example's)
+        pods = [w for w in argv[2:] if not w.startswith("-") and argv[argv.index(w) - 1] not in ("-o", "--lab")]
+        assert all(p in {pod.name for pod in lab.pods} for p in pods), f"{line}: lab {lab.name} has no {pods}"
     if argv[0] == "break" and "--target" in argv:
         assert argv[argv.index("--target") + 1] in _names(lab), line
     if argv[0] == "get" and argv[1] in ("svc", "services"):
