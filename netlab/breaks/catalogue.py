@@ -273,6 +273,15 @@ def scenario(name: str) -> Scenario | None:
     return BY_NAME.get(name)
 
 
+def unknown(name: str) -> str:
+    """The line for a scenario name there is none of, with the closest one (a typo: vxlan-arp-mising)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(BY_NAME), n=1)
+    mean = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"no break scenario {name!r}{mean}; `netlab break --list` lists them"
+
+
 # --- where a scenario applies ----------------------------------------------------------
 
 

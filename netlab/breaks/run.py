@@ -65,7 +65,7 @@ def check(name: str, lab: Lab, target: str | None) -> tuple[catalogue.Scenario, 
     """The scenario and its target on this lab, or a UsageError (exit 2) saying why not."""
     s = catalogue.scenario(name)
     if s is None:
-        raise UsageError(f"no break scenario {name!r}; `netlab break --list` lists them")
+        raise UsageError(catalogue.unknown(name))
     reason = catalogue.why_not(s, lab)
     if reason:
         raise UsageError(reason)

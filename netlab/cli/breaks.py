@@ -84,7 +84,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     if scenario is None:
         raise UsageError("name a scenario (netlab break --list shows them) or give --list")
     if catalogue.scenario(scenario) is None:  # a usage error before root is needed
-        raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
+        raise UsageError(catalogue.unknown(scenario))
     require_root()
     from netlab.breaks.run import break_lab, broken_already, warn_before
     from netlab.cni.edited import repair_command
@@ -196,6 +196,8 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
     answer, its trace and the repair (with SCENARIO: judged first, as before)."""
     if scenario is None and not reveal:
         raise UsageError("name the scenario you found, or give up with --reveal (the answer, then the repair)")
+    if scenario is not None and catalogue.scenario(scenario) is None:  # a typo: said first, with the closest name
+        raise UsageError(catalogue.unknown(scenario))
     require_root()
     require_packets()  # its answer is a trace
     from netlab.breaks import quiz as qz, symptoms
@@ -210,8 +212,6 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
     open_quiz = qz.load(name)
     if open_quiz is None:
         raise UsageError(f"lab {name} has no open quiz; start one with: sudo netlab quiz --lab {name}")
-    if scenario is not None and catalogue.scenario(scenario) is None:
-        raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
     state = running_lab(name)
     lab = served(state.resolved(), state)  # as the quiz picked its target
     s = catalogue.scenario(open_quiz["scenario"])

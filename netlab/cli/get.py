@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from netlab.cli.options import lab_options
 from netlab.cli.output import output_option, print_json
 from netlab.cli.complete import complete_kind_names
 from netlab.cli.style import highlight, table
-from netlab.errors import EXIT_CHECKS_FAILED, UsageError
+from netlab.errors import EXIT_CHECKS_FAILED, UsageError, netlab_command
 
 if TYPE_CHECKING:
     from netlab.api.results import ContainerInfo, NodeInfo, PodInfo, ServiceInfo
@@ -26,15 +27,43 @@ KINDS = {"pods": "pods", "pod": "pods", "po": "pods", "nodes": "nodes", "node": 
          "services": "services", "service": "services", "svc": "services"}
 
 
+class Kinds(click.Choice):
+    """The kinds, and for a typo (`get pdos`) the closest one, as netlab says a mistyped command's."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            import difflib
+
+            close = difflib.get_close_matches(str(value), ["pods", "nodes", "services", *KINDS], n=1)
+            if not close:
+                raise
+            self.fail(f"{exc.message} Did you mean {close[0]!r}?", param, ctx)
+
+
+def _no_namespace_option(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """kubectl's -A and -n NAMESPACE, which a kubectl user types: netlab's get lists every namespace already."""
+    if value in (None, False) or ctx.resilient_parsing:
+        return
+    if param.name == "all_namespaces":
+        raise UsageError("get lists every Kubernetes namespace already, as kubectl get -A does: drop -A")
+    raise UsageError(f"get takes no -n: it lists every Kubernetes namespace; name one's objects as NAMESPACE/NAME "
+                     f"(`{netlab_command(f'get pods {shlex.quote(str(value))}/NAME')}`), or drop -n")
+
+
 @cli.command("get")
 @lab_options
-@click.argument("kind", metavar="pods|nodes|services", type=click.Choice(sorted(KINDS)),
+@click.argument("kind", metavar="pods|nodes|services", type=Kinds(sorted(KINDS)),
                 callback=lambda c, p, v: KINDS[v])
 @click.argument("names", nargs=-1, shell_complete=complete_kind_names)
 @click.option("-l", "--selector", metavar="SELECTOR",
               help="Pods whose labels match, as kubectl's: app=web, tier!=db, 'env in (a,b)', app, !app; "
                    "comma-separated requirements must all hold.")
 @output_option("text", "wide", "json")
+@click.option("-A", "--all-namespaces", "all_namespaces", is_flag=True, hidden=True, expose_value=False,
+              callback=_no_namespace_option)
+@click.option("-n", "--namespace", "namespace", hidden=True, expose_value=False, callback=_no_namespace_option)
 def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str, ...], selector: str | None,
         output: str) -> None:
     """List the pods, nodes or Services of a running lab (NAMES: only those, each NAME or NAMESPACE/NAME).
