@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Iterator, Mapping
 
 from netlab.errors import EnvironmentNotReady, UsageError, display_path
-from netlab.model.lab import Lab
+from netlab.model.lab import Lab, PodInfo
 from netlab.cni.edited import lab_netns_gone, repair_command
 from netlab.cni.terminated import released, released_line
 from netlab.realize.interrupted import taken_down
 from netlab.realize.state import LabState
-from netlab.workload import lifecycle, tasks
+from netlab.workload import exits, lifecycle, policy, tasks
 from netlab.workload.containers import previous_log_path
 from netlab.workload.echo_log import LogFile
 from netlab.kernel.netns import fd_is_netns, netns_path
@@ -115,10 +115,24 @@ def container_environment(state: LabState, lab: Lab, name: str, container: str) 
     why = _not_running(crec, pod.netns)
     if crec is None or why is not None:
         raise EnvironmentNotReady(f"-c {container}: container {container} of pod {name} is not running ({why}), "
-                                  "as kubectl exec says \"container not running\"; "
-                                  f"`{repair_command(lab.name)}` starts it again as its pod's restartPolicy says, "
-                                  "and without -c the command runs in the pod's namespaces")
+                                  f"as kubectl exec says \"container not running\"; {_again(lab, pod, container, crec)}"
+                                  "; without -c the command runs in the pod's namespaces")
     return container_env(lab, pod, chosen, lifecycle.service_env_of(state, crec))
+
+
+def _again(lab: Lab, pod: PodInfo, container: str, crec: dict[str, object] | None) -> str:
+    """What starts a container that does not run again, as its pod's restartPolicy says and status says it: `up`
+    for one never started or that could not start (tried again whatever the policy), or one the policy restarts;
+    for one it keeps down (Never; OnFailure after exit 0) no `up` does (it said `up` did, for every policy)."""
+    fix = repair_command(lab.name)
+    if crec is None or "error" in crec:
+        return f"`{fix}` starts it" + (" (tried again whatever the pod's restartPolicy)" if crec else "")
+    restart, cid = pod.spec.restart_policy, f"{pod.name}/{container}"
+    code = exits.exit_codes(lab.name, {cid: crec}).get(cid)
+    if policy.should_restart(restart, code):
+        return f"`{fix}` starts it again, as its pod's restartPolicy {restart} says"
+    how = "completed (exit code 0)" if code == 0 else "exited" if code is None else f"exited with code {code}"
+    return f"it {how}, and restartPolicy {restart}: `netlab up` leaves it so; {policy.AGAIN}"
 
 
 def _not_running(crec: dict[str, object] | None, netns: str) -> str | None:

@@ -63,6 +63,9 @@ def completed(policy: str, exit_code: int | None) -> bool:
 LEFT_EXITED = "restartPolicy Never: `netlab up` leaves it exited"
 # ... and one whose exit code nobody saw (an `up` killed as it started it; a kernel before 6.15): not said failed
 LEFT_UNKNOWN = f"{LEFT_EXITED} (completed or failed: its exit code is unknown)"
+# What runs a container its pod's policy keeps down again (status's and exec's words)
+AGAIN = ("to run it again, change its command or take the pod out of the file and back (`up` each time), or `down` "
+         "and `up`")
 START_FAILED = "could not start: "
 
 
@@ -103,11 +106,9 @@ def up_leaves(line: str) -> str | None:
         return None
     if line.endswith(LEFT_UNKNOWN):
         return ("a Never pod's container whose exit code is unknown stays exited: its log tells whether it did its "
-                "work (then nothing is to do); to run it again, change its command or take the pod out of the file "
-                "and back (`up` each time), or `down` and `up`")
+                f"work (then nothing is to do); {AGAIN}")
     if line.endswith(LEFT_EXITED):
-        return ("a Never pod's container that failed stays exited: to run it again, change its command or take "
-                "the pod out of the file and back (`up` each time), or `down` and `up`")
+        return f"a Never pod's container that failed stays exited: {AGAIN}"
     if f" {START_FAILED}" in line and LOG_BLOCKED in line:  # containers.log_blocked: the command is not at fault
         return ("a container whose log is not a file cannot start, and netlab leaves what stands there as it is: "
                 "move it away (its line names it), then `up`")

@@ -97,3 +97,32 @@ def test_a_container_never_started_has_no_environment_to_give(running):
     del lifecycle._records(state)["pods"]["web"]["containers"]["app"]
     with pytest.raises(EnvironmentNotReady, match=r"not running \(it was never started\)"):
         exec_api.container_environment(state, lab, "web", "app")
+
+
+@pytest.mark.parametrize("restart, code, said", [
+    ("Always", 0, "`sudo netlab up --lab eeu` starts it again, as its pod's restartPolicy Always says"),
+    ("OnFailure", 1, "`sudo netlab up --lab eeu` starts it again, as its pod's restartPolicy OnFailure says"),
+    ("OnFailure", None, "`sudo netlab up --lab eeu` starts it again, as its pod's restartPolicy OnFailure says"),
+    ("OnFailure", 0, "it completed (exit code 0), and restartPolicy OnFailure: `netlab up` leaves it so; to run it "
+                     "again, change its command or take the pod out of the file and back (`up` each time), or "
+                     "`down` and `up`"),
+    ("Never", 3, "it exited with code 3, and restartPolicy Never: `netlab up` leaves it so; to run it again, "
+                 "change its command or take the pod out of the file and back (`up` each time), or `down` and `up`"),
+    ("Never", None, "it exited, and restartPolicy Never: `netlab up` leaves it so; to run it again"),
+])
+def test_an_exited_containers_line_says_what_starts_it_again_as_its_restart_policy_says(
+        running, monkeypatch, restart, code, said):
+    """`exec -c` of a Never pod's exited container said "`sudo netlab up -t FILE` starts it again as its pod's
+    restartPolicy says", where status says "restartPolicy Never: `netlab up` leaves it exited" (QA docs58 7): the
+    line names `up` only where the policy restarts it (status's judgement, workload/policy.py), else status's way."""
+    monkeypatch.delenv("NETLAB_STATE_DIR", raising=False)
+    monkeypatch.setattr(exec_api, "repair_command", lambda name: f"sudo netlab up --lab {name}")
+    monkeypatch.setattr(exec_api.exits, "exit_codes", lambda lab, recs: {} if code is None else dict.fromkeys(recs, code))
+    running["on"] = False
+    lab = lab_of(FIRST.replace("{name: web, node: n1,", f"{{name: web, node: n1, restartPolicy: {restart},"))
+    with pytest.raises(EnvironmentNotReady) as err:
+        exec_api.container_environment(started(lab), lab, "web", "app")
+    line = str(err.value)
+    assert line.startswith('-c app: container app of pod web is not running (it has exited), as kubectl exec says '
+                           f'"container not running"; {said}'), line
+    assert line.endswith("; without -c the command runs in the pod's namespaces") and "\n" not in line
