@@ -105,9 +105,10 @@ fi
 "$venv/bin/python" -m netlab.fncache >/dev/null 2>&1 ||
   echo "setup.sh: could not fill netlab's dataclass cache; each netlab command compiles those methods" >&2
 "$venv/bin/pip" check >/dev/null || { "$venv/bin/pip" check >&2; echo "setup.sh: .venv is inconsistent" >&2; exit 3; }
-# root's `netlab`: a launcher that starts Python with SIGINT and SIGTERM held off until netlab's first line, so
-# that a Ctrl-C while Python starts is netlab's one line and 130, not Python's traceback (make_launcher.sh);
-# where it cannot be written, the console script itself, as before.
+# root's `netlab` (and `kube-netlab`, the same program under the package's name): a launcher that starts Python
+# with SIGINT, SIGTERM and SIGHUP held off until netlab's first line, so that a Ctrl-C (a SIGTERM, a SIGHUP) while
+# Python starts is netlab's one line and 130 (143, 129), not Python's traceback (make_launcher.sh); where it cannot
+# be written, the console script itself, as before.
 for name in netlab kube-netlab; do
   "$here/scripts/make_launcher.sh" "$venv/bin/python3" "/usr/local/bin/$name" ||
     ln -sfn "$here/.venv/bin/netlab" "/usr/local/bin/$name"
