@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from netlab.kernel import fdwait, libc, netlink, netns as nsmod, rtnl, rtnl_parse
+from netlab.kernel import fdwait, libc, netlink, netns as nsmod, rtnl, rtnl_parse, testhooks
 from netlab.kernel.link_echo import Links
 
 # Multicast groups (linux/rtnetlink.h RTNLGRP_*), as bit masks for bind() where they fit in 32 bits.
@@ -68,40 +68,61 @@ class Listener:
         # link watch's, late on a busy machine) is no change (link_echo.py)
         self.links: dict[str, Links] = {}
         self.names: NetnsNames | None = None
+        dumping: list[tuple[str, netlink.Conn]] = []
         try:
             self.names = NetnsNames(self.namespaces)
             for ns in self.namespaces:
-                self._open(ns)
+                conn = self._open(ns)
+                if conn is not None:
+                    dumping.append((ns, conn))
+            # Every socket listens: a change from now on is a notification, and is in the dumps below too (which
+            # a notification of it then matches: link_echo takes it for no change; the watcher's comparison of
+            # the lab with the plan once it listens sees it)
+            testhooks.fault_point("watch-subscribed")
+            for ns, conn in dumping:
+                try:
+                    self.links[ns] = Links(conn.dump(f"links in {ns}", rtnl.link_dump()))
+                except OSError:
+                    self.links[ns] = Links()  # every link unknown: each notification said, as before
         except BaseException:
             self.close()
             raise
+        finally:
+            for _, conn in dumping:
+                conn.close()
 
-    def _open(self, netns: str) -> None:
+    def _open(self, netns: str) -> netlink.Conn | None:
+        """The namespace's sockets, subscribed; returns a connection of that namespace for the dump of its
+        links (None: it is gone already, or could not be opened)."""
         if not nsmod.is_netns_mount(netns):
-            return  # gone already: the resync sees it
+            return None  # gone already: the resync sees it
         with nsmod.entered(netns):
             route = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, netlink.NETLINK_ROUTE)
             route.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             route.bind((0, _mask(_ROUTE_GROUPS)))
             route.setsockopt(netlink.SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_IPV4_NETCONF)
             self._socks[route.fileno()] = (netns, route, netlink.NETLINK_ROUTE)
-            try:  # once subscribed: a change after the dump is a notification too
-                with netlink.Conn() as conn:
-                    self.links[netns] = Links(conn.dump(f"links in {netns}", rtnl.link_dump()))
+            self._open_nft(netns)
+            try:
+                return netlink.Conn()
             except OSError:
                 self.links[netns] = Links()  # every link unknown: each notification said, as before
-            try:
-                nft = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                    netlink.NETLINK_NETFILTER)
-            except OSError:
-                return  # no nfnetlink: legacy iptables changes are seen by the periodic resync only
-            nft.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            try:
-                nft.bind((0, _mask([NFNLGRP_NFTABLES])))
-            except OSError:
-                nft.close()
-                return
-            self._socks[nft.fileno()] = (netns, nft, netlink.NETLINK_NETFILTER)
+                return None
+
+    def _open_nft(self, netns: str) -> None:
+        """In the namespace: a socket on its nf_tables changes (none without nfnetlink: legacy iptables changes
+        are seen by the periodic resync only)."""
+        try:
+            nft = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, netlink.NETLINK_NETFILTER)
+        except OSError:
+            return
+        nft.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        try:
+            nft.bind((0, _mask([NFNLGRP_NFTABLES])))
+        except OSError:
+            nft.close()
+            return
+        self._socks[nft.fileno()] = (netns, nft, netlink.NETLINK_NETFILTER)
 
     def fileno_list(self) -> list[int]:
         return list(self._socks)

@@ -37,7 +37,9 @@ when this module is imported, never inside a loop; all are off unless set.
     lock, then its mark removed (the folder off the lab's path already:
     realize/lab_removal.take_away); ``drop-lock-gone``, ``drop-mark-gone``: the
     same of a folder that held its lock and mark alone, dropped by the
-    lock's holder (realize/lab_lock.py: a command that found the lab not up))
+    lock's holder (realize/lab_lock.py: a command that found the lab not up);
+    ``watch-subscribed``: a notification listener's (kernel/events.Listener, ``up
+    --watch``'s) sockets subscribed in every namespace, none of their links dumped yet)
     fails or kills the process there, or
     (``NETLAB_FAULT_MODE=pause``) says ``netlab: paused at NAME`` on stderr
     and waits for a line on stdin: a root test runs another command then;
