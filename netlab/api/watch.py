@@ -66,19 +66,16 @@ from netlab.errors import NetlabError, down_command
 from netlab.feature import Feature
 from netlab.features import default_features
 from netlab.kernel import events as kevents
-from netlab.kernel.live import LiveKernel
-from netlab.lab import carrier
 from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
-from netlab.plan.build import build_plan
 from netlab.realize.state import LabState, load_state, up_command
 from netlab.realize.lab_lock import WatcherLock, lab_lock_stamp
 from netlab.services import stale
 from netlab.workload import crashloop
 
 FILE_POLL = 0.5  # seconds between looks at the topology file
-SETTLE_MAX = 2.0  # seconds the first apply's echo is read for at most, before the watcher says it watches
 RESYNC = 10.0  # seconds between full status checks
+FIRST_CHECK = "its first check"  # what a line saw that the comparison right after the first apply found
 
 Log = Callable[[str], None]
 T = TypeVar("T")
@@ -188,24 +185,16 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
         assert state is not None
         running = served_lab(state)  # as up serves it, its Completed/Error pods terminal
         self.kids.track(running, state)
-        self._relisten(running, [])
+        self._relisten(running, [])  # subscribed in every namespace, then each one's links dumped (link_echo's)
         self.lock_stamp = lab_lock_stamp(self.lab_name)
-        # Carriers coming up after a fresh apply (the kernel's linkwatch, up to a second late on a busy
-        # machine) are the echo of our own work: wait until every link that should run does (linkwatch has
-        # sent its notification then), then read until the links have been quiet for a moment. A quiet moment
-        # alone was not enough: CI saw "link eth0 up; link cni0 up" of a fresh lab after the watcher said it
-        # watched.
-        assert self.listener is not None
-        quiet_by = time.monotonic() + SETTLE_MAX
-        kernel = LiveKernel()
-        try:
-            carrier.wait_running(kernel, carrier.planned_running(build_plan(running)), timeout=SETTLE_MAX)
-        finally:
-            kernel.close()
-        while True:
-            time.sleep(4 * SETTLE)
-            if not self.listener.drain() or time.monotonic() >= quiet_by:
-                break
+        # Then the lab compared with the plan: a change since the apply shows there (made before the sockets
+        # listened, it sent them nothing; made as they began to, its notification matches the links' dump, which
+        # holds it already: no change to link_echo), one after it as a notification; the first round repairs it
+        # at once. The carriers the kernel's link watch brings up late are no change to link_echo either. (The
+        # watcher waited for them and dropped what it heard until the links stood still, up to 2 s, as its
+        # apply's echo: a change made meanwhile waited for the periodic check.)
+        if self._drifted(state):
+            self.pending.append(FIRST_CHECK)
         # Said once the watcher listens: what happens from now on is seen. Containers held already (a Never pod
         # that exited before) are said here, once, not by a later event's round as if they had exited then.
         held = self.held_before(running, state, before)
@@ -221,6 +210,13 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
             self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {did}; watching{held}")
         self.pending = dedupe(self.pending + self.failed_starts(running, state))  # tried again at once
         return loaded.lab
+
+    def _drifted(self, state: LabState) -> bool:
+        """Whether the kernel differs from the plan (or could not be read: the first round says why)."""
+        try:
+            return bool(watch_repair.drift(state))
+        except (NetlabError, OSError):
+            return True
 
     def run(self) -> None:
         """Until ``stop`` is set (by SIGINT/SIGTERM) or the lab is taken down."""

@@ -105,10 +105,6 @@ def test_the_watchers_first_up_holds_back_a_pod_whose_chain_fails_its_fresh_add(
         monkeypatch.setattr(watch_mod, "load_running", lambda name: types.SimpleNamespace(
             lab=lab, source=None, origin="its saved topology"))
         monkeypatch.setattr(watch_mod, "lifecycle", types.SimpleNamespace(up=lambda lab_, source, features: up(lab_, k)))
-        monkeypatch.setattr(watch_mod, "carrier", types.SimpleNamespace(wait_running=lambda *a, **kw: None,
-                                                               planned_running=lambda plan: []))
-        monkeypatch.setattr(watch_mod, "LiveKernel", lambda: types.SimpleNamespace(close=lambda: None))
-        monkeypatch.setattr(watch_mod.time, "sleep", lambda s: None)
         monkeypatch.setattr(Watcher, "exited_before", lambda self: {})
         monkeypatch.setattr(Watcher, "held_before", lambda self, lab_, state, before: "")
         monkeypatch.setattr(Watcher, "failed_starts", lambda self, lab_, state: [])
