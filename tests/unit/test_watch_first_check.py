@@ -26,7 +26,8 @@ def _started(monkeypatch, changed_as_it_listens: bool) -> tuple[Watcher, list[st
     monkeypatch.setattr(watch_mod, "load_state", lambda name: types.SimpleNamespace(name=name))
     monkeypatch.setattr(watch_mod, "served_lab", lambda state: None)
     monkeypatch.setattr(watch_mod, "lab_lock_stamp", lambda name: None)
-    monkeypatch.setattr(watch_mod.lifecycle, "up", lambda lab, source, features: steps.append("apply") or UpResult("fk"))
+    monkeypatch.setattr(watch_mod.lifecycle, "up",
+                        lambda lab, source, features: steps.append("apply") or UpResult("fk"))
 
     def relisten(self, lab, made, own=()):
         steps.append("listen")
