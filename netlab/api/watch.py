@@ -212,10 +212,11 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
         return loaded.lab
 
     def _drifted(self, state: LabState) -> bool:
-        """Whether the kernel differs from the plan (or could not be read: the first round says why)."""
+        """Whether the kernel differs from the plan, or could not be read (a namespace deleted as it was read, a
+        full disk ...): the first round, which reads it again, says why."""
         try:
             return bool(watch_repair.drift(state))
-        except (NetlabError, OSError):
+        except Exception:  # noqa: BLE001 - as a round's check (run): said by the line of the round that retries it
             return True
 
     def run(self) -> None:

@@ -5,6 +5,7 @@ The root test (a real change held at the listener's test hook) is tests/integrat
 
 from __future__ import annotations
 
+import errno
 import types
 
 import pytest
@@ -12,12 +13,14 @@ import pytest
 from netlab.api import watch as watch_mod
 from netlab.api import watch_repair
 from netlab.api.watch import FIRST_CHECK, Watcher
+from netlab.kernel.base import KernelError
 from netlab.lab.up import UpResult
 
 CHANGE = "different: link veth1 in fk-n1 (master none (want cni0))"
 
 
-def _started(monkeypatch, changed_as_it_listens: bool) -> tuple[Watcher, list[str], list[str]]:
+def _started(monkeypatch, changed_as_it_listens: bool, unreadable: bool = False
+             ) -> tuple[Watcher, list[str], list[str]]:
     steps: list[str] = []
     kernel = {"drift": []}
     monkeypatch.setattr(watch_mod, "become_subreaper", lambda: None)
@@ -38,6 +41,8 @@ def _started(monkeypatch, changed_as_it_listens: bool) -> tuple[Watcher, list[st
 
     def drift(state):
         steps.append("compare")
+        if unreadable:  # a namespace deleted as it is read: the kernel layer's error, no NetlabError
+            raise KernelError(None, errno.ENOENT, "namespace fk-n1 not found")
         return list(kernel["drift"])
 
     monkeypatch.setattr(Watcher, "_relisten", relisten)
@@ -68,3 +73,12 @@ def test_a_lab_as_planned_once_it_listens_waits_for_notifications(monkeypatch):
     w, steps, lines = _started(monkeypatch, changed_as_it_listens=False)
     assert steps == ["apply", "listen", "compare"]
     assert w.pending == []
+
+
+
+def test_a_lab_it_cannot_read_once_it_listens_is_the_first_rounds_to_say(monkeypatch):
+    """A read that fails does not end the watcher before it watches: the first round reads the lab again at once,
+    and its line says why that failed (a round's check that fails is said and retried after its back-off)."""
+    w, steps, lines = _started(monkeypatch, changed_as_it_listens=False, unreadable=True)
+    assert steps == ["apply", "listen", "compare"]
+    assert w.pending == [FIRST_CHECK] and lines[-1].endswith("; watching"), (w.pending, lines)
