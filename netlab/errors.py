@@ -94,19 +94,14 @@ def repair_way(lab: str, command: str | None = None, api: bool | None = None) ->
     ``Lab.up('FILE', reconfigure=True)`` in Python (:func:`python_reconfigure`)."""
     if in_python_words() if api is None else api:
         if command is not None and command.endswith(" --reconfigure"):
-            try:
-                words = shlex.split(command)
-            except ValueError:  # a name no shell reads back (display_path's): the file as said
-                words = []
-            if len(words) > 1 and words[1].startswith("NETLAB_STATE_DIR="):  # netlab_command's state folder
-                del words[1]
-            if words[:4] == ["sudo", "netlab", "up", "-t"] and len(words) == 6:
-                return python_reconfigure(None if words[4] == "FILE" else words[4])
+            words = netlab_words(command) or []  # None: a name no shell reads back (display_path's), as said
+            if words[:2] == ["up", "-t"] and len(words) == 4:
+                return python_reconfigure(None if words[2] == "FILE" else words[2])
         if command is not None and PYTHON_IMPORT in command:  # python_command's: its call, as it is
             with contextlib.suppress(ValueError):
                 return shlex.split(command)[-1].removeprefix(PYTHON_IMPORT)
         return f"Lab({lab!r}).repair()"
-    return command or f"sudo netlab up --lab {lab}"
+    return command or netlab_command(f"up --lab {lab}")
 
 
 def python_reconfigure(source: str | None, name: str | None = None) -> str:
@@ -129,16 +124,17 @@ def _shell_quoted(code: str) -> str:
 
 def python_command(call: str) -> str:
     """A Lab call (``Lab.up('FILE', name='L', reconfigure=True)``) as the command that runs it, for a repair no
-    `netlab` command gives (`up` takes no name for a file's lab): the Python netlab itself runs under, as root."""
+    `netlab` command gives (`up` takes no name for a file's lab): the Python netlab itself runs under, as root,
+    with the state folder after ``sudo`` as :func:`netlab_command` says it (sudo drops the environment)."""
     import sys
 
-    return f"sudo {command_path(sys.executable)} -c {_shell_quoted(PYTHON_IMPORT + call)}"
+    return f"sudo {_state_env()}{command_path(sys.executable)} -c {_shell_quoted(PYTHON_IMPORT + call)}"
 
 
 def from_file_way(api: bool | None = None) -> str:
     """The way to bring a lab up from a file, for one that is not up: ``Lab.up('FILE')``, or ``sudo netlab up -t
     FILE``."""
-    return "Lab.up('FILE')" if (in_python_words() if api is None else api) else "sudo netlab up -t FILE"
+    return "Lab.up('FILE')" if (in_python_words() if api is None else api) else netlab_command("up -t FILE")
 
 
 def down_way(lab: str, api: bool | None = None) -> str:
@@ -162,9 +158,28 @@ def netlab_command(*words: str) -> str:
     L``): sudo drops the environment, so the line as it was acted on /run/netlab's labs. ``words``: the command's
     words as they are typed (placeholders such as NAME or FILE among them), joined by spaces. The one way every
     line that tells a user a netlab command to run says it."""
+    return f"sudo {_state_env()}netlab {' '.join(words)}"
+
+
+def _state_env() -> str:
+    """``NETLAB_STATE_DIR=FOLDER `` (shell-quoted) under a state folder of the user's own, else nothing."""
     state = os.environ.get("NETLAB_STATE_DIR")
-    env = f"NETLAB_STATE_DIR={shlex.quote(state)} " if state else ""
-    return f"sudo {env}netlab {' '.join(words)}"
+    return f"NETLAB_STATE_DIR={shlex.quote(state)} " if state else ""
+
+
+def netlab_words(line: str) -> list[str] | None:
+    """The words after ``netlab`` of a line :func:`netlab_command` said, under whichever state folder or none
+    (``sudo netlab up --lab L``, ``sudo NETLAB_STATE_DIR='/tmp/my st' netlab up --lab L``: ``['up', '--lab',
+    'L']``); None when ``line`` is no such command (or no shell reads it back)."""
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        return None
+    if words[:1] != ["sudo"]:
+        return None
+    if len(words) > 1 and words[1].startswith("NETLAB_STATE_DIR="):
+        del words[1]
+    return words[2:] if words[1:2] == ["netlab"] else None
 
 
 def status_way(lab: str | None, api: bool | None = None) -> str:

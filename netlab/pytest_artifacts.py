@@ -175,10 +175,12 @@ def not_up(lab: str) -> str | None:
 
 
 def keep_line(name: str) -> str:
-    state = os.environ.get("NETLAB_STATE_DIR")
-    env = f"NETLAB_STATE_DIR={state} " if state else ""
-    return (f"lab {name} stays up: sudo {env}netlab status --lab {name}; sudo {env}netlab exec --lab {name} NAME; "
-            f"take it down with: sudo {env}netlab down --lab {name}")
+    """What a kept lab's user types to look at it and to take it down, its state folder in each line, shell-quoted
+    (errors.netlab_command: a folder with a space in its name was two words)."""
+    from netlab.errors import down_command, netlab_command
+
+    return (f"lab {name} stays up: {netlab_command(f'status --lab {name}')}; "
+            f"{netlab_command(f'exec --lab {name} NAME')}; take it down with: {down_command(name)}")
 
 
 def kept_lines(reports: list[Any], section: str = KEEP_SECTION) -> list[str]:
@@ -195,16 +197,15 @@ def kept_lines(reports: list[Any], section: str = KEEP_SECTION) -> list[str]:
 def retried_lines(reports: list[Any]) -> list[str]:
     """What became of the labs whose take-down failed (--netlab-keep did not keep them): said at the end of the
     run, once the session's end tried again, from the state folder (a lab whose down finished has none)."""
+    from netlab.errors import down_command, netlab_command
     from netlab.realize import state_dir
 
-    state = os.environ.get("NETLAB_STATE_DIR")
-    env = f"NETLAB_STATE_DIR={state} " if state else ""
     lines = []
     for name in kept_lines(reports, RETRY_SECTION):
         said = f"lab {name}: not kept up: its take-down failed (its test's teardown says why)"
         if os.path.lexists(os.path.join(state_dir.STATE_ROOT, name)):
             lines.append(f"{said}, and the end of the run could not take it down either; it is still up: "
-                         f"sudo {env}netlab status --lab {name}; take it down with: sudo {env}netlab down --lab {name}")
+                         f"{netlab_command(f'status --lab {name}')}; take it down with: {down_command(name)}")
         else:
             lines.append(f"{said}; the end of the run took it down")
     return lines

@@ -92,7 +92,7 @@ class _Registry:
         with signals.unswallowed():  # a run's first lab loads the models here: a Ctrl-C a finalizer swallowed
             from netlab import doctor
             from netlab.api import Lab
-            from netlab.errors import EnvironmentNotReady
+            from netlab.errors import EnvironmentNotReady, netlab_command
             from netlab.pytest_topology import load
 
             # The topology first: a mistake in it is the test's, with or without root.
@@ -106,7 +106,7 @@ class _Registry:
                 doctor.require_for(loaded.lab)
             except EnvironmentNotReady as exc:
                 _skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
-                            "`sudo netlab doctor` says how to fix it")
+                            f"`{netlab_command('doctor')}` says how to fix it")
             self.machine_ok.add(needs)
         try:
             with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'

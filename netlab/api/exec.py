@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
-from netlab.errors import EnvironmentNotReady, UsageError, display_path
+from netlab.errors import EnvironmentNotReady, UsageError, display_path, from_file_way, status_way
 from netlab.model.lab import Lab, PodInfo
 from netlab.cni.edited import lab_netns_gone, repair_command
 from netlab.cni.terminated import released, released_line
@@ -88,8 +88,8 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
     if netns not in state.netns and name in released(state):  # a terminal pod's stopped sandbox (cni/terminated.py)
         raise EnvironmentNotReady(released_line(name))
     if netns not in state.netns:
-        raise UsageError(f"{name} is not part of the running lab {lab.name}; `sudo netlab up -t FILE` of the file "
-                         "that has it adds it")
+        raise UsageError(f"{name} is not part of the running lab {lab.name}; `{from_file_way(api=False)}` of the "
+                         "file that has it adds it")
     path = lifecycle.uts_path(lab.name, name)  # every pod, node, internet host and the underlay has one
     return Target(name, netns, path if lifecycle.is_uts_mount(path) else None, lab.name)
 
@@ -274,7 +274,7 @@ def open_log(path: str, pod: str, container: str, lab: str, previous: bool = Fal
             raise EnvironmentNotReady(f"the log of {pod}/{container}, {path}, was deleted; the container's next "
                                       f"start writes a new one (`{repair_command(lab)}` starts it again as its "
                                       "pod's restartPolicy says)") from None
-        raise UsageError(f"no log for {pod}/{container} yet (was it started? `sudo netlab status --lab {lab}`)"
+        raise UsageError(f"no log for {pod}/{container} yet (was it started? `{status_way(lab, api=False)}`)"
                          ) from None
     except OSError as exc:  # ELOOP: a symlink
         if running is not None:

@@ -17,7 +17,7 @@ from netlab.api import lifecycle, results as R
 from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, check_seconds, check_topology, items,
                              method)
 from netlab.api.frozen import freeze
-from netlab.errors import LabBusy, UsageError, in_python_words, python_reconfigure, python_words
+from netlab.errors import LabBusy, UsageError, in_python_words, netlab_command, python_reconfigure, python_words
 from netlab.realize.interrupted import Seen, seen, stalled
 from netlab.realize.state import reconfigure_up, repair_up, replaces
 
@@ -224,8 +224,8 @@ def same_pods(loaded: Loaded, running: ModelLab, command: str = "probe") -> None
                 how = (f"lab.{command}(topology) checks a topology's expectations on the lab as it is; "
                        f"`Lab({running.name!r}).status(topology)` shows what bringing it up would change")
             else:
-                how = (f"{command} -t FILE checks a file's expectations on the lab as it is; `sudo netlab status -t "
-                       f"FILE` shows what `up -t FILE` would change")
+                how = (f"{command} -t FILE checks a file's expectations on the lab as it is; "
+                       f"`{netlab_command('status -t FILE')}` shows what `up -t FILE` would change")
             raise UsageError(f"{loaded.origin}: pod {pod.name} ({pod.ip}) is {where} {running.name} that is up: {how}")
 
 

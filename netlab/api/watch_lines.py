@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
-from netlab.errors import display_path
+from netlab.errors import display_path, netlab_command
 from netlab.kernel import events as kevents, kill
 from netlab.lab import up as lab_up
 from netlab.realize.state import up_command
@@ -95,6 +95,6 @@ def replaced_words(lab: str, path: str | None, source: str | None, by: str, dict
     last line, which says how to watch the lab as it is now."""
     was = display_path(path) if path is not None else "the built-in default"
     now = display_path(source) if source is not None else "a dict" if dict_made else "the built-in default"
-    watch = f"{up_command(source)} --watch" if source is not None else f"sudo netlab up --watch --lab {lab}"
+    watch = f"{up_command(source)} --watch" if source is not None else netlab_command(f"up --watch --lab {lab}")
     return (f"saw: lab {lab} reconfigured from {now} by {by}; did: stop watching ({was} no longer describes it)",
             f"stopped watching lab {lab}: it is up from {now} now, and stays up (`{watch}` watches it)")

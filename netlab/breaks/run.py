@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from netlab.breaks import catalogue
 from netlab.breaks.changes import CHANGES, Action, Step, command_of
-from netlab.errors import ApplyFailed, UsageError
+from netlab.errors import ApplyFailed, UsageError, status_way
 from netlab.kernel.base import GONE, KernelError, Op, TableText
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
@@ -97,8 +97,8 @@ def break_lab(lab_name: str, name: str, target: str | None = None, wait: float =
         result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)
         todo, why = _todo(steps, state)
         if why:  # another fault in the way: the kernel cannot make this one on top of it
-            raise UsageError(f"{s.name} cannot break {s.target} {tgt.name}: {why} (another fault: `sudo netlab "
-                             f"status --lab {lab.name}` names it, `{repair_command(lab.name)}` repairs it)")
+            raise UsageError(f"{s.name} cannot break {s.target} {tgt.name}: {why} (another fault: "
+                             f"`{status_way(lab.name, api=False)}` names it, `{repair_command(lab.name)}` repairs it)")
         if not todo:  # broken this way already (not repaired since): the same again changes nothing
             result.already = True
             return result
@@ -192,7 +192,7 @@ def _apply(steps: list[Step], lab: Lab, state: LabState, result: BreakResult) ->
     except KernelError as exc:
         if exc.code in GONE or exc.code == errno.EEXIST:  # the object is not as the plan says: broken already?
             raise ApplyFailed(f"break {result.scenario}: {exc}: the lab is not as planned (broken already?); "
-                              f"`sudo netlab status --lab {result.lab}` shows how, "
+                              f"`{status_way(result.lab, api=False)}` shows how, "
                               f"`{repair_command(result.lab)}` repairs it") from None
         raise ApplyFailed(f"break {result.scenario}: {exc}; `{repair_command(result.lab)}` puts back what was done"
                           ) from None
@@ -209,7 +209,7 @@ def _act(action: Action, lab: Lab, state: LabState) -> list[str]:
         stopped = stop_pod(state, lab.pod(action.args[0]))
         if not stopped:
             raise ApplyFailed(f"pod {action.args[0]} runs no container to stop (is it down already? "
-                              f"`sudo netlab status --lab {lab.name}`)")
+                              f"`{status_way(lab.name, api=False)}`)")
         return [f"stopped container {c}" for c in stopped]
     if action.kind == "conntrack-stale":
         import socket

@@ -11,7 +11,7 @@ from netlab.breaks import catalogue
 from netlab.cli.base import attached, cli, require_packets, require_root
 from netlab.cli.options import lab_options
 from netlab.cli.output import output_option, print_json, warn
-from netlab.errors import LabBusy, UsageError
+from netlab.errors import LabBusy, UsageError, netlab_command, status_way
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.lab", "netlab.breaks.run", "netlab.realize.state")
@@ -38,6 +38,12 @@ def _faults_before(name: str, reader: str = "break") -> int:
     from netlab.api.internals import faults_before
 
     return faults_before(attached(name, None), reader)
+
+
+def _answer(name: str, what: str) -> str:
+    """The quiz's answer as the user types it: `sudo netlab quiz answer --lab L SCENARIO` (or --reveal), its state
+    folder named (errors.netlab_command)."""
+    return netlab_command(f"quiz answer --lab {name} {what}")
 
 
 @cli.command("break")
@@ -94,7 +100,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     before = _faults_before(name)
     result = break_lab(name, scenario, target)
     if warn_before(before, result):  # a fault on top of another is allowed (a lesson may want two)
-        result.warnings.append(broken_already(name, before, f"sudo netlab status --lab {name}", repair_command(name)))
+        result.warnings.append(broken_already(name, before, status_way(name, api=False), repair_command(name)))
     warn(result.warnings)
     if output == "json":
         print_json(result.to_json())
@@ -116,7 +122,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     # Each command names the lab: typed as printed it is this lab's, whatever other lab is up.
     named = f"--lab {result.lab}"
     shows = s.trace.format(target=result.target) if s.trace else "SRC DST"  # a flow a fresh trace misses: named
-    click.echo(f"investigate: sudo netlab {' '.join(('probe', named) + s.probe)}; sudo netlab trace {named} {shows}; "
+    click.echo(f"investigate: {netlab_command('probe', named, *s.probe)}; {netlab_command('trace', named, shows)}; "
                f"repair: {repair_command(result.lab)}")
 
 
@@ -158,8 +164,8 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     name = api.selected_name(lab_name, topology)
     assert name is not None
     if qz.load(name) is not None:
-        raise UsageError(f"lab {name} has a quiz open; answer it first: sudo netlab quiz answer --lab {name} "
-                         f"SCENARIO (or give up: sudo netlab quiz answer --lab {name} --reveal)")
+        raise UsageError(f"lab {name} has a quiz open; answer it first: {_answer(name, 'SCENARIO')} "
+                         f"(or give up: {_answer(name, '--reveal')})")
     from netlab.breaks.run import differences
     from netlab.cni.edited import repair_command
     from netlab.realize.state import running_lab
@@ -168,7 +174,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     if (keeper := qz.watcher(name)) is not None:  # it would repair the fault at once: the quiz would be useless
         raise LabBusy(qz.watched_refusal(name, keeper))
     if before := _faults_before(name, "quiz"):  # the answer's trace would show whichever fault it meets first
-        raise UsageError(f"lab {name} is not as planned ({differences(before)}; `sudo netlab status --lab {name}` "
+        raise UsageError(f"lab {name} is not as planned ({differences(before)}; `{status_way(name, api=False)}` "
                          f"lists them): a quiz breaks a clean lab; repair it first: {repair_command(name)}")
 
     state = running_lab(name)
@@ -181,9 +187,9 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     s = qz.pick(lab, seed)
     result = break_lab(name, s.name, holder=qz.LOCK_HOLDER)
     qz.record(name, s.name, result.target, seed)
-    click.echo(f"lab {name} is broken (quiz seed {seed}). Find what is wrong: sudo netlab probe --lab {name}, sudo "
-               f"netlab trace --lab {name}, sudo netlab inspect --lab {name}, ip ...; then: sudo netlab quiz answer "
-               f"--lab {name} SCENARIO (netlab break --list)")
+    click.echo(f"lab {name} is broken (quiz seed {seed}). Find what is wrong: {netlab_command(f'probe --lab {name}')}, "
+               f"{netlab_command(f'trace --lab {name}')}, {netlab_command(f'inspect --lab {name}')}, ip ...; then: "
+               f"{_answer(name, 'SCENARIO')} (netlab break --list)")
 
 
 @quiz.command("answer")
@@ -211,7 +217,7 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
     assert name is not None
     open_quiz = qz.load(name)
     if open_quiz is None:
-        raise UsageError(f"lab {name} has no open quiz; start one with: sudo netlab quiz --lab {name}")
+        raise UsageError(f"lab {name} has no open quiz; start one with: {netlab_command(f'quiz --lab {name}')}")
     state = running_lab(name)
     lab = served(state.resolved(), state)  # as the quiz picked its target
     s = catalogue.scenario(open_quiz["scenario"])
@@ -227,8 +233,8 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
     gone = not _faults_before(name, "quiz")
     if not right and not reveal and not gone:  # another try: nothing revealed, nothing repaired
         click.echo(f"wrong: it is not {scenario}; lab {name} stays broken and its quiz open: look again, then answer "
-                   f"again (sudo netlab quiz answer --lab {name} SCENARIO), or see the answer and repair the lab: "
-                   f"sudo netlab quiz answer --lab {name} --reveal")
+                   f"again ({_answer(name, 'SCENARIO')}), or see the answer and repair the lab: "
+                   f"{_answer(name, '--reveal')}")
         raise SystemExit(1)
     result = None if gone else run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size,
                                    sport=check.sport, repair=repair_up(state))
@@ -244,13 +250,13 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
     for line in fault:
         click.echo(f"    {line}")
     click.echo(f"  the lesson: {s.lesson}")
+    trace = netlab_command(f"trace --lab {name} {check.src} {check.dst}{flags}")
     if result is None:
         click.echo(f"the fault is no longer there: lab {name} was as planned before this answer ({qz.gone_why(s.name)}"
-                   f"), so no trace shows it; to see it: sudo netlab break --lab {name} {s.name} "
-                   f"--target {open_quiz['target']}, then sudo netlab trace --lab {name} {check.src} {check.dst}"
-                   f"{flags}")
+                   f"), so no trace shows it; to see it: "
+                   f"{netlab_command(f'break --lab {name} {s.name} --target', open_quiz['target'])}, then {trace}")
     else:
-        click.echo(f"the trace that shows it: sudo netlab trace --lab {name} {check.src} {check.dst}{flags}")
+        click.echo(f"the trace that shows it: {trace}")
         click.echo(render_text(result), nl=False)
     click.echo(f"repaired: lab {name} is up again ({len(fixed)} {what} put back)")
     if not right and scenario is not None:  # a give-up (--reveal alone) answered nothing wrong

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from netlab.cli.style import plural
+from netlab.errors import netlab_command
 from netlab.kernel.iptables import command as ipt_command
 from netlab.trace.sections import NFT_TABLES
 
@@ -85,7 +86,7 @@ def render_inspect(d: dict[str, Any]) -> str:
     if "conntrack" in d:
         section("conntrack", f"ip netns exec {ns} conntrack -L", conntrack_lines(d["conntrack"], d["name"], d["lab"]))
     if "cni" in d:
-        section("CNI result (the plugins' answer to ADD)", f"sudo netlab cni log --lab {d['lab']} {d['name']}",
+        section("CNI result (the plugins' answer to ADD)", netlab_command(f"cni log --lab {d['lab']} {d['name']}"),
                 json.dumps(d["cni"], indent=2).splitlines() if d["cni"] else ["(none: up writes it again)"])
     for path, f in (d.get("files") or {}).items():
         text = f["content"]

@@ -17,7 +17,8 @@ from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, note, p
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import plural
-from netlab.errors import ChecksFailed, NetlabError, command_path, down_command, from_file_way
+from netlab.errors import (ChecksFailed, NetlabError, command_path, down_command, from_file_way,
+                           netlab_command)
 
 if TYPE_CHECKING:
     from netlab.api.results import StoppedProcess
@@ -211,7 +212,8 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) 
             return loaded, "", False
         # Not the built-in lab plain `up` made before: the lab `netlab break` broke, whose repair it teaches.
         return api.load_running(only), (f"no -t FILE nor --lab: lab {only}, the only lab up, converges to its saved "
-                                        f"topology (`sudo netlab up --lab {default}` makes the built-in default lab)"
+                                        f"topology (`{netlab_command(f'up --lab {default}')}` makes the built-in "
+                                        "default lab)"
                                         ), True
     from_env = click.get_current_context().get_parameter_source("lab_name") is ParameterSource.ENVIRONMENT
     clash = [o for o, given in (("-t FILE", topology), ("--reconfigure", reconfigure)) if given]

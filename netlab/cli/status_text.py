@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from netlab.cli.style import highlight, plural
-from netlab.errors import NetlabError, display_path, down_way
+from netlab.errors import NetlabError, command_path, display_path, down_way, netlab_command
 
 if TYPE_CHECKING:
     from netlab.api.results import Status
@@ -28,9 +28,9 @@ def say(result: Status, lab_name: str | None, topology: str | None) -> None:
         for line in result.drift:
             click.echo(highlight(f"  {line}"))
         if left := cut_short(result.details):  # a table's line says its first few differences
-            which = f" -t {display_path(topology)}" if topology else f" --lab {lab_name}" if lab_name else ""
-            click.echo(f"the lines above show {total - left} of the {total} differences: `sudo netlab status"
-                       f"{which} -o json` lists every one (details[].differences)")
+            which = f" -t {command_path(topology)}" if topology else f" --lab {lab_name}" if lab_name else ""
+            click.echo(f"the lines above show {total - left} of the {total} differences: "
+                       f"`{netlab_command(f'status{which} -o json')}` lists every one (details[].differences)")
         if result.error is not None and _down_left(result.lab):  # list's line said first: down finishes it
             from netlab.cni.edited import repair_command
 

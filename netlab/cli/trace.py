@@ -22,7 +22,7 @@ from netlab.cli.output import (check_output_file, check_pcap_file, dash_is_stdou
 from netlab.cli.complete import complete_interfaces, complete_names, complete_sources, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import plural
-from netlab.errors import ChecksFailed, UsageError, command_path
+from netlab.errors import ChecksFailed, UsageError, command_path, netlab_command
 from netlab.trace.sections import ALIASES, INSPECT_SECTIONS, section_names, sections_wanted
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help; trace.capture
@@ -333,7 +333,7 @@ def no_frames_line(netns: str, iface: str, stopped: str, elapsed: float, lab: st
     what = f"nothing that matches {expression!r} crossed the interface" if expression else \
         "nothing crossed the interface"
     return (f"netlab: 0 frames captured on {netns} {iface} in {elapsed:.1f} s ({why}): {what}; send something, "
-            f"e.g. `sudo netlab trace --lab {lab} SRC DST`")
+            f"e.g. `{netlab_command(f'trace --lab {lab} SRC DST')}`")
 
 
 # --- inspect -----------------------------------------------------------------

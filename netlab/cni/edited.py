@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from netlab.cni import conf as C
-from netlab.errors import NetlabError, NetnsGone, UsageError, repair_way
+from netlab.errors import NetlabError, NetnsGone, UsageError, netlab_command, repair_way
 from netlab.feature import Reconfigure
 from netlab.model.cniconf import ConflistError
 from netlab.realize import netns_missing, state as state_mod
@@ -198,7 +198,7 @@ def up_again(state: LabState, lab: Lab | None = None) -> str:
     begun to remove): `up -t FILE --reconfigure` when pods keep a config edited since (a plain `up` refuses the lab
     then: :func:`check`), else `sudo netlab up --lab L`. ``lab``: the lab as the run planned it (else the state's)."""
     edited = bool(stale(lab, state)) if lab is not None else reconfigures(state)
-    return state_mod.reconfigure_up(state) if edited else f"sudo netlab up --lab {state.lab}"
+    return state_mod.reconfigure_up(state) if edited else netlab_command(f"up --lab {state.lab}")
 
 
 def repair_command(name: str) -> str:

@@ -38,7 +38,7 @@ from netlab.cni.invoke import keep_copy, log_words
 from netlab.realize import attachments
 from netlab.realize.attachments import node_devices, note_devices, pod_records, recorded_moves
 from netlab.cni.runtime import Runtime
-from netlab.errors import ApplyFailed, EnvironmentNotReady, UsageError
+from netlab.errors import ApplyFailed, EnvironmentNotReady, UsageError, netlab_command
 from netlab.feature import FRESH_ADD_FAILS, StartResult, Unmendable
 from netlab.kernel import testhooks
 from netlab.kernel.netns import is_netns_mount
@@ -169,7 +169,7 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
         try:
             again = edited.up_again(state, lab)
         except Exception:  # the words only: never in the way of the error being raised
-            again = f"sudo netlab up --lab {lab.name}"
+            again = netlab_command(f"up --lab {lab.name}")
         _cut[lab.name] = ({pod for pod, prec in records.items() if isinstance(prec, dict)
                            and prec.get("phase") in ("adding", DETACHING)}, again)
         raise

@@ -42,7 +42,7 @@ import subprocess
 import threading
 from typing import Callable, TypeVar
 
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, netlab_command
 from netlab.kernel import libnftables, nfclose
 from netlab.kernel import netns as nsmod
 from netlab.kernel.child import write_all
@@ -103,7 +103,7 @@ def unreadable(exc: NftError) -> NftUnreadable:
     """A read's NftError as the one line a command ends with: what failed, and the fix when it is known."""
     fix = fix_for(str(exc))
     return NftUnreadable(f"{exc}; " + (f"fix: {fix}" if fix else "netlab reads nftables as nft -j prints them; "
-                                       "`sudo netlab doctor` tries it"))
+                                       f"`{netlab_command('doctor')}` tries it"))
 
 
 def library_json_error() -> str | None:

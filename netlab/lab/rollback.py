@@ -17,6 +17,7 @@ from typing import Any
 
 from netlab import signals
 from netlab.cni import edited
+from netlab.errors import netlab_command
 from netlab.feature import Feature, roll_back, stop_made
 from netlab.kernel.base import Kernel
 from netlab.lab.journal import Journal, put_back_dropped
@@ -77,14 +78,14 @@ class Rollback:
             self.again = edited.up_again(state) if state is not None else ""
         except Exception:  # the words only (an unreadable state or conflist is said where it is read)
             self.again = ""
-        return self.again or f"sudo netlab up --lab {self.lab.name}"
+        return self.again or netlab_command(f"up --lab {self.lab.name}")
 
     def _not_back(self) -> str:
         """What a rollback could not bring back: the namespaces the run had begun to remove (a pod or node
         the topology no longer has) are gone, or their containers stopped; so are the old namespaces of pods
         it made anew that the rollback could not make again; and what the kernel dropped that could not be added
         again."""
-        out, again = "", self.again or f"sudo netlab up --lab {self.lab.name}"
+        out, again = "", self.again or netlab_command(f"up --lab {self.lab.name}")
         if self.removing:
             names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.removing)
             out = (f", but for {names}, which it had begun to remove (`{again}` makes them again)")

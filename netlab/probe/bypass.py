@@ -6,6 +6,7 @@ table`` say so in a hint, naming the node, the fix and a trace to run.
 
 from __future__ import annotations
 
+from netlab.errors import netlab_command
 from netlab.model.lab import Lab
 
 Opened = tuple[str, str, str, "int | None"]  # a denied flow that got through: source, destination, proto, port
@@ -29,8 +30,8 @@ def hints(lab: Lab, opened: list[Opened], unfiltered: set[str]) -> list[str]:
             out.append(f"{len(mine)} denied flows between pods of node {node.name} got through: its "
                        f"net.bridge.bridge-nf-call-iptables is 0, so its bridge switches their frames without "
                        f"iptables, past the policies' rules (fix: ip netns exec {node.netns} sysctl -w "
-                       f"net.bridge.bridge-nf-call-iptables=1, or {repair_command(lab.name)}; see: sudo netlab "
-                       f"trace --lab {lab.name} {src} {dst}{how})")
+                       f"net.bridge.bridge-nf-call-iptables=1, or {repair_command(lab.name)}; see: "
+                       f"{netlab_command(f'trace --lab {lab.name} {src} {dst}{how}')})")
     return out
 
 

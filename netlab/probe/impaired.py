@@ -20,6 +20,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network, ip_address
 from typing import TYPE_CHECKING
 
+from netlab.errors import netlab_command
 from netlab.model.impair import LATENCY_US, describe, loss_fraction
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ def hints(lab: "Lab", results: list["Result"], dists: list["DistResult"], timeou
         flows = "a flow that failed" if len(labels) == 1 else f"{len(labels)} flows that failed"
         out.append(f"{target} has netlab's impairment {describe(spec)} ({what_it_does(spec)}), "
                    f"on the path of {flows}: {'; '.join(labels[:SHOWN])}{more}; `netlab impair --lab {lab.name}` "
-                   f"lists it, `sudo netlab impair --lab {lab.name} {target} --clear` removes it")
+                   f"lists it, `{netlab_command(f'impair --lab {lab.name} {target} --clear')}` removes it")
         if spec.get("rate"):
             out += [burst(d, target, str(spec["rate"]), timeout) for d, ends in spread
                     if ends.crosses(node, name, iface) and (d.failed or d.late)]

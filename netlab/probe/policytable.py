@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from netlab.errors import netlab_command, status_way
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, Verdict, policy_set
 from netlab.probe import bypass
@@ -212,6 +213,7 @@ def drift_hint(lab: Lab, mismatches: list[Flow], drift: list[str]) -> list[str]:
     what = "allowed but blocked" if f.allowed else "denied but reached"
     more = f" (and {len(drift) - 1} more)" if len(drift) > 1 else ""
     return [f"the nodes' policy rules are not as planned (drift: {drift[0]}{more}), which explains a flow "
-            f"{what}: `sudo netlab status --lab {lab.name}` lists what differs, `sudo netlab trace --lab {lab.name} "
-            f"{f.src} {f.dst} --proto {f.proto} --port {f.port}` names the rule the flow met; "
+            f"{what}: `{status_way(lab.name, api=False)}` lists what differs, "
+            f"`{netlab_command(f'trace --lab {lab.name} {f.src} {f.dst} --proto {f.proto} --port {f.port}')}` "
+            f"names the rule the flow met; "
             f"{repair_command(lab.name)} writes them back"]

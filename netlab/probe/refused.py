@@ -18,6 +18,7 @@ they are: which endpoint the DNAT picked is not known here.
 
 from __future__ import annotations
 
+from netlab.errors import netlab_command
 from netlab.kernel.sockdiag import Bound, bound_in, on_port
 from netlab.probe.matrix import Probe
 from netlab.probe.tasks import Observation
@@ -76,6 +77,6 @@ def words(p: Probe, sockets: list[Bound], lab: str) -> str:
         return f"nothing {verb} {proto} port {port} in {dst.netns} ({show})"
     if kind == "elsewhere":
         return f"{proto} port {port} in {dst.netns} is bound to {bound} only, not to {dst.addr} ({show})"
+    trace = netlab_command(f"trace --lab {lab} {p.source.name} {dst.name} --proto {proto} --port {port}")
     return (f"{proto} port {port} has a socket in {dst.netns} ({bound}): a rule on the way or in its own firewall "
-            f"refused the probe (sudo netlab trace --lab {lab} {p.source.name} {dst.name} --proto {proto} "
-            f"--port {port} shows where)")
+            f"refused the probe ({trace} shows where)")

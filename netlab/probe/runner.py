@@ -17,7 +17,8 @@ import time
 from dataclasses import replace
 from typing import Iterable
 
-from netlab.errors import EXIT_CHECKS_FAILED, EnvironmentNotReady, NetlabError, UsageError, open_files, open_files_line
+from netlab.errors import (EXIT_CHECKS_FAILED, EnvironmentNotReady, NetlabError, UsageError, from_file_way, open_files,
+                           open_files_line)
 from netlab.kernel.child import Child, ChildDied, ChildError, ChildTimeout
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
@@ -264,7 +265,7 @@ def not_up(lab: Lab) -> NetlabError:
         gone.exit_code = EXIT_CHECKS_FAILED
         return gone
     return EnvironmentNotReady(
-        f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); start it with `sudo netlab up -t FILE`")
+        f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); start it with `{from_file_way(api=False)}`")
 
 
 def _taken_down(lab: Lab, job: Job) -> NetlabError | None:

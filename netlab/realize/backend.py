@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.errors import NetlabError, command_path, in_python_words
+from netlab.errors import NetlabError, command_path, in_python_words, netlab_command
 from netlab.kernel import iptables
 
 if TYPE_CHECKING:
@@ -111,14 +111,14 @@ def _move(state: LabState, from_dict: bool) -> str:
             return f"Lab.up(name={state.lab!r}, reconfigure=True)"
         return python_reconfigure(state.source, state.lab if names_another_lab(state.source, state.lab) else None)
     if not state.source:
-        return "sudo netlab up --reconfigure"  # as state.up_command says it
+        return netlab_command("up --reconfigure")  # as state.up_command says it
     from netlab.model.load import names_another_lab
 
     if names_another_lab(state.source, state.lab):  # its file's `up` makes another lab: state.reconfigure_up's call
         from netlab.errors import python_command, python_reconfigure
 
         return python_command(python_reconfigure(state.source, state.lab))
-    return f"sudo netlab up -t {command_path(state.source)} --reconfigure"
+    return netlab_command(f"up -t {command_path(state.source)} --reconfigure")
 
 
 def foreign_drift(table: str, text: str | None, plugins: bool) -> list[str]:

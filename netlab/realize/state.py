@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from netlab.errors import NetlabError, UsageError, command_path, display_path, loads_json
+from netlab.errors import NetlabError, UsageError, command_path, display_path, loads_json, netlab_command
 from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName
 from netlab.realize.lab_list import known_labs
 from netlab.realize.state_dir import (STATE_REVISION, STATE_VERSION, NotRegularFile, StateTooLarge, read_state_file,
@@ -273,7 +273,7 @@ def check_source(state: LabState | None, source: str | None, reconfigure: bool) 
 def up_command(source: str | None, reconfigure: bool = False) -> str:
     """The `up` that brings back the lab ``source`` made: with -t FILE when it came from a file (a plain `up`
     makes the built-in default lab, "demo", whatever lab the user meant)."""
-    cmd = f"sudo netlab up -t {command_path(source)}" if source else "sudo netlab up"
+    cmd = netlab_command(f"up -t {command_path(source)}") if source else netlab_command("up")
     return cmd + " --reconfigure" if reconfigure else cmd
 
 
@@ -293,7 +293,7 @@ def repair_up(state: LabState, reconfigure: bool = False) -> str:
 
     if state.source and not edited_at_run_time(state) and not names_another_lab(state.source, state.lab):
         return up_command(state.source)
-    return f"sudo netlab up --lab {state.lab}"
+    return netlab_command(f"up --lab {state.lab}")
 
 
 def reconfigure_up(state: LabState, source: str | None = None) -> str:
@@ -332,7 +332,7 @@ def repair_command(name: str, reconfigure: Callable[[LabState], bool] | None = N
     except NetlabError:
         st = None
     if st is None:
-        return f"sudo netlab up --lab {name}"
+        return netlab_command(f"up --lab {name}")
     return repair_up(st, reconfigure is not None and reconfigure(st))
 
 

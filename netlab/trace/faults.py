@@ -39,6 +39,7 @@ import re
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Callable
 
+from netlab.errors import netlab_command, netlab_words
 from netlab.kernel.iptables import command as ipt_command
 from netlab.model.impair import loss_fraction
 from netlab.plan.flannel import FLANNEL_FWD, FORWARD_COMMENT
@@ -63,7 +64,7 @@ def up_repairs(fix: str) -> bool:
         return False  # the plan keeps the underlay's ports without hairpin (a vepa macvlan's wire): up turns it off
     if PLUGINS_PORT in fix:
         return False  # a port a user's conflist's plugins made: no part of the plan (hairpin_off)
-    return not fix.startswith("sudo netlab ")
+    return netlab_words(fix) is None  # under a state folder of the user's own too (netlab_command's line)
 
 
 # ip_forward 0 on a node: the flow traced is one of all those it drops (what `netlab break ip-forward-off` expects).
@@ -354,7 +355,7 @@ def impairment_loss(hit: LossHook | None, lab: str, then: str = "and the packet 
              if hit.hook == "ingress" else f"leaving by {hit.device}")
     return (f"{hit.target} has netlab's impairment loss {hit.loss}: chain {hit.chain} of table netdev netlab-impair "
             f"in {hit.netns} drops {share} {where}, {then}",
-            f"sudo netlab impair --lab {lab} {hit.target} --clear")  # --lab: another lab may be up too
+            netlab_command(f"impair --lab {lab} {hit.target} --clear"))  # --lab: another lab may be up too
 
 
 def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: bool = False) -> Reason | None:

@@ -17,6 +17,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from netlab.cni.conf import kept_devices
+from netlab.errors import netlab_command
 from netlab.model.cniconf import ConflistError
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan
@@ -173,7 +174,7 @@ class LabMap:
     hairpin_mode: bool | None = None
 
     def __post_init__(self) -> None:
-        self.repair = self.repair or f"sudo netlab up --lab {self.lab}"
+        self.repair = self.repair or netlab_command(f"up --lab {self.lab}")
 
     @classmethod
     def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":

@@ -24,7 +24,7 @@ import socket
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 
-from netlab.errors import NetnsGone, UsageError, repair_way
+from netlab.errors import NetnsGone, UsageError, repair_way, status_way
 from netlab.kernel import conntrack, netns as nsmod, nsid
 from netlab.kernel.rtnl_parse import dump_links
 from netlab.model.echo_ports import pod_echo_ports
@@ -109,7 +109,7 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
         if gone:
             raise lab_netns_gone(gone[0], lab.name) from None
         raise UsageError(f"{exc.filename or 'a file'} vanished during the trace: is lab {lab.name} being "
-                         f"taken down? (`sudo netlab status --lab {lab.name}`)") from None
+                         f"taken down? (`{status_way(lab.name, api=False)}`)") from None
 
 
 def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: int | None, timeout: float,

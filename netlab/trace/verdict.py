@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from netlab.errors import netlab_command
 from netlab.trace.flow import Flow, Observe, Packet
 from netlab.trace import unnatreply
 from netlab.trace.hops import Hop, Walk
@@ -174,9 +175,10 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
     upto = " up to there" if problems else ""
     named = f" --lab {lab}" if lab else ""
     where = where or f"never {_on(h)}; "
+    inspect, capture = netlab_command(f"inspect{named} {who}"), netlab_command(f"capture{named} {who}:{h.device}")
     return Verdict(False, lost, f"{where}the kernel's route, ARP and FDB answers"
-                                f"{upto} look right, so look at the firewall: sudo netlab inspect{named} {who} "
-                                f"(iptables counters) or sudo netlab capture{named} {who}:{h.device}")
+                                f"{upto} look right, so look at the firewall: {inspect} "
+                                f"(iptables counters) or {capture}")
 
 
 def _command(fix: str) -> str:

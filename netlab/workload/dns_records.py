@@ -39,6 +39,7 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
+from netlab.errors import netlab_command
 from netlab.feature import StartResult
 from netlab.kernel import processes as proc
 from netlab.realize import lab_folder, lab_writes, state_dir
@@ -180,7 +181,8 @@ def reload(lab: Lab, pods: dict) -> StartResult:
             done.actions.append(f"{what} read the cluster DNS records again (SIGHUP; no restart)")
         else:
             done.problems.append(f"{what}: dnsmasq did not read the cluster DNS records again after SIGHUP "
-                                 f"({said}); `sudo netlab logs --lab {lab.name} {pod.name}` shows what it said")
+                                 f"({said}); `{netlab_command(f'logs --lab {lab.name} {pod.name}')}` shows what it "
+                                 "said")
     return done
 
 

@@ -4,6 +4,7 @@ says so and names reconfigure=True (no root)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 
 from netlab.api import lab as lab_mod, running
 from netlab.api.topology import load
-from netlab.errors import UsageError
+from netlab.errors import UsageError, netlab_command
 from netlab.realize.state import LabState, check_source
 
 from helpers import two_node
@@ -42,7 +43,7 @@ def test_the_cli_message_does_not_call_a_dict_lab_the_built_in_default():
         check_source(saved(two_node("fxed"), "fxed"), "/tmp/fxed.yaml", False)
     assert "is up from the built-in default or a dict (no file), and /tmp/fxed.yaml" in str(err.value)
     # the way to replace the running lab names the file given: a plain `up --reconfigure` applies the built-in one
-    assert str(err.value).endswith("replace the running lab with `sudo netlab up -t /tmp/fxed.yaml --reconfigure`")
+    assert str(err.value).endswith(f"replace the running lab with `{netlab_command('up -t /tmp/fxed.yaml --reconfigure')}`")
 
 
 @pytest.mark.parametrize("running,given,words", [
@@ -87,7 +88,7 @@ def test_the_cli_way_in_keeps_the_cli_message(monkeypatch, tmp_path):
     path.write_text(yaml.safe_dump(two_node("fxef")))
     monkeypatch.setattr(lab_mod.lifecycle, "up", lambda lab, source=None, **kw: check_source(running_state, source,
                                                                                               False))
-    with pytest.raises(UsageError, match=f"`sudo netlab up -t {path} --reconfigure`"):
+    with pytest.raises(UsageError, match=re.escape(f"`{netlab_command(f'up -t {path} --reconfigure')}`")):
         lab_mod.Lab.up_loaded(load(str(path)))
 
 

@@ -17,6 +17,7 @@ from test_trace_walk import world  # noqa: F401  (the fixture)
 from netlab.api.topology import load
 from netlab.breaks import catalogue, quiz, symptoms
 from netlab.breaks.changes import CHANGES, command_of
+from netlab.errors import netlab_command
 from netlab.kernel.base import Op
 from netlab.kernel.fake import FakeKernel
 from netlab.plan.build import build_plan
@@ -121,7 +122,7 @@ def test_a_port_set_down_is_not_held_disabled_and_the_break_is_refused(tmp_path,
         break_run.break_lab(lab.name, NAME, pod.name)
     assert str(err.value).startswith(f"{NAME} cannot break pod {pod.name}: its bridge port {pod.host_veth} in "
                                      f"{node} is down") and "\n" not in str(err.value), err.value
-    assert "sudo netlab up" in str(err.value) and k.log == []
+    assert netlab_command("up") in str(err.value) and k.log == []
     # The veth's pod end down (no carrier on the port): refused too; up repairs, then the break is its own.
     up(lab, k)
     k.ns[pod.netns].links["eth0"].up = False  # `ip -n POD link set eth0 down`: the port loses its carrier

@@ -76,10 +76,11 @@ def test_ctrl_c_while_a_batch_read_at_once_is_handed_on_keeps_the_rest_of_it():
                                         ("terminated", "stopped by SIGTERM")])
 def test_a_capture_of_no_frames_says_where_for_how_long_and_why_it_stopped(stopped, why):
     from netlab.cli.trace import no_frames_line
+    from netlab.errors import netlab_command
 
     line = no_frames_line("lab-a", "eth0", stopped, 10.04, "lab")
     assert line.startswith(f"netlab: 0 frames captured on lab-a eth0 in 10.0 s ({why}): ") and "\n" not in line
-    assert line.endswith("e.g. `sudo netlab trace --lab lab SRC DST`")  # as typed, whatever other lab is up
+    assert line.endswith(f"e.g. `{netlab_command('trace --lab lab SRC DST')}`")  # as typed, whatever lab is up
 
 
 def test_a_capture_ended_by_ctrl_c_exits_0_as_tcpdump_and_the_readme_and_help_say_so(monkeypatch):

@@ -45,8 +45,9 @@ def test_break_names_the_lab_in_every_command_it_prints(rooted):
     assert got.returncode == 0, got
     # the scenario's own probe flag (--mtu) kept after --lab; the repair names the lab too (its state unreadable
     # here: `up --lab`, where it was a plain `sudo netlab up`, the built-in lab's)
-    assert got.stdout.splitlines()[-1] == (f"investigate: sudo netlab probe --lab {LAB} --mtu; sudo netlab trace "
-                                           f"--lab {LAB} SRC DST; repair: sudo netlab up --lab {LAB}")
+    assert got.stdout.splitlines()[-1] == (f"investigate: {netlab_command(f'probe --lab {LAB} --mtu')}; "
+                                           f"{netlab_command(f'trace --lab {LAB} SRC DST')}; "
+                                           f"repair: {netlab_command(f'up --lab {LAB}')}")
 
 
 def test_break_names_the_trace_that_shows_a_fault_a_plain_trace_misses(rooted, monkeypatch):
@@ -56,15 +57,16 @@ def test_break_names_the_trace_that_shows_a_fault_a_plain_trace_misses(rooted, m
                         BreakResult(lab, name, "client", ["a change"]))
     got = run_cli("break", "conntrack-stale-entry", "--lab", LAB)
     assert got.returncode == 0, got
-    assert got.stdout.splitlines()[-1] == (f"investigate: sudo netlab probe --lab {LAB}; sudo netlab trace --lab {LAB} "
-                                           f"client svc/kube-dns --sport 40053; repair: sudo netlab up --lab {LAB}")
+    assert got.stdout.splitlines()[-1] == (f"investigate: {netlab_command(f'probe --lab {LAB}')}; "
+                                           f"{netlab_command(f'trace --lab {LAB} client svc/kube-dns --sport 40053')}; "
+                                           f"repair: {netlab_command(f'up --lab {LAB}')}")
     from netlab.breaks.changes import STALE_SPORT
 
     assert f"--sport {STALE_SPORT}" in catalogue.scenario("conntrack-stale-entry").trace  # the port the break keeps
 
 
 def test_the_repair_of_a_lab_whose_state_cannot_be_read_names_it(state_root):
-    assert repair_command(LAB) == f"sudo netlab up --lab {LAB}"
+    assert repair_command(LAB) == netlab_command(f"up --lab {LAB}")
 
 
 def test_quiz_names_the_lab_in_what_to_type_next(rooted, monkeypatch):
@@ -78,18 +80,19 @@ def test_quiz_names_the_lab_in_what_to_type_next(rooted, monkeypatch):
     monkeypatch.setattr("netlab.workload.terminal.served", lambda lab, state: lab)  # no terminal pod
     got = run_cli("quiz", "--lab", LAB, "--seed", "7")
     assert got.returncode == 0, got
-    assert got.stdout == (f"lab {LAB} is broken (quiz seed 7). Find what is wrong: sudo netlab probe --lab {LAB}, sudo "
-                          f"netlab trace --lab {LAB}, sudo netlab inspect --lab {LAB}, ip ...; then: sudo netlab quiz answer --lab "
-                          f"{LAB} SCENARIO (netlab break --list)\n")
+    assert got.stdout == (f"lab {LAB} is broken (quiz seed 7). Find what is wrong: "
+                          f"{netlab_command(f'probe --lab {LAB}')}, {netlab_command(f'trace --lab {LAB}')}, "
+                          f"{netlab_command(f'inspect --lab {LAB}')}, ip ...; then: "
+                          f"{netlab_command(f'quiz answer --lab {LAB} SCENARIO')} (netlab break --list)\n")
     monkeypatch.setattr(qz, "load", lambda name: {"scenario": s.name, "target": "minikube"})
     again = run_cli("quiz", "--lab", LAB)
-    assert again.returncode == 2 and again.stderr == (f"netlab: lab {LAB} has a quiz open; answer it first: sudo "
-                                                      f"netlab quiz answer --lab {LAB} SCENARIO (or give up: sudo netlab quiz answer "
-                                                      f"--lab {LAB} --reveal)\n"), again  # sudo: as every root command it prints
+    assert again.returncode == 2 and again.stderr == (  # sudo: as every root command it prints
+        f"netlab: lab {LAB} has a quiz open; answer it first: {netlab_command(f'quiz answer --lab {LAB} SCENARIO')} "
+        f"(or give up: {netlab_command(f'quiz answer --lab {LAB} --reveal')})\n"), again
     monkeypatch.setattr(qz, "load", lambda name: None)
     none = run_cli("quiz", "answer", "vxlan-arp-missing", "--lab", LAB)
-    assert none.returncode == 2 and none.stderr == (f"netlab: lab {LAB} has no open quiz; start one with: sudo "
-                                                    f"netlab quiz --lab {LAB}\n"), none
+    assert none.returncode == 2 and none.stderr == (f"netlab: lab {LAB} has no open quiz; start one with: "
+                                                    f"{netlab_command(f'quiz --lab {LAB}')}\n"), none
 
 
 def test_quiz_refuses_a_lab_broken_already_and_break_warns(rooted, monkeypatch):
@@ -106,14 +109,15 @@ def test_quiz_refuses_a_lab_broken_already_and_break_warns(rooted, monkeypatch):
         LAB, a[1], "minikube", ["a change"]))
     got = run_cli("quiz", "--lab", LAB, "--seed", "7")
     assert (got.returncode, got.stdout, changed) == (2, "", []), got
-    assert got.stderr == (f"netlab: lab {LAB} is not as planned (2 differences from its plan; `sudo netlab status "
-                          f"--lab {LAB}` lists them): a quiz breaks a clean lab; repair it first: sudo netlab up "
-                          f"--lab {LAB}\n")
+    assert got.stderr == (f"netlab: lab {LAB} is not as planned (2 differences from its plan; "
+                          f"`{netlab_command(f'status --lab {LAB}')}` lists them): a quiz breaks a clean lab; repair "
+                          f"it first: {netlab_command(f'up --lab {LAB}')}\n")
     broke = run_cli("break", "pod-mtu-too-big", "--lab", LAB)
     assert broke.returncode == 0 and len(changed) == 1, broke
     assert broke.stderr == (f"netlab: warning: lab {LAB} was broken already (2 differences from its plan before "
-                            "this break): what probe and trace show is not this fault's alone; `sudo netlab status "
-                            f"--lab {LAB}` lists them, `sudo netlab up --lab {LAB}` repairs them all\n")
+                            "this break): what probe and trace show is not this fault's alone; "
+                            f"`{netlab_command(f'status --lab {LAB}')}` lists them, "
+                            f"`{netlab_command(f'up --lab {LAB}')}` repairs them all\n")
     monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name, reader="break": 2)
     as_json = run_cli("break", "pod-mtu-too-big", "--lab", LAB, "-o", "json")  # its "warnings", as up's JSON
     assert json.loads(as_json.stdout)["warnings"] == [broke.stderr.removeprefix("netlab: warning: ").rstrip("\n")]
@@ -132,8 +136,7 @@ def test_inspect_says_how_to_list_every_conntrack_entry_of_this_lab():
 
 @pytest.mark.parametrize("task, line", [
     (None, "containers: pod fedora-1 container main exited (pid 4242); see `{logs}`"),
-    ("T", "containers: pod fedora-1 container main is stopped (pid 4242, by SIGSTOP or SIGTSTP); `sudo netlab up "
-          "--lab {lab}` restarts it"),
+    ("T", "containers: pod fedora-1 container main is stopped (pid 4242, by SIGSTOP or SIGTSTP); `{up}` restarts it"),
 ])
 def test_status_names_the_lab_in_a_containers_line(monkeypatch, tmp_path, state_root, task, line):
     path = tmp_path / "t.yaml"
@@ -152,9 +155,11 @@ def test_status_names_the_lab_in_a_containers_line(monkeypatch, tmp_path, state_
     monkeypatch.setattr(container_drift.node_uts, "drift", lambda lab: [])
     monkeypatch.setattr(container_drift.health, "drift", lambda lab, repair: [])
     # the logs line names the test's state folder (errors.netlab_command), set once the fixtures ran
-    line = line.format(lab=LAB, logs=netlab_command(f"logs --lab {LAB} {pod.name} -c main"))
+    line = line.format(up=netlab_command(f"up --lab {LAB}"),
+                       logs=netlab_command(f"logs --lab {LAB} {pod.name} -c main"))
+
     assert lifecycle.drift(lab, state) == [line, f"containers: pod {other.name} container main runs "
-                                           f"an old command; `sudo netlab up --lab {LAB}` restarts it"]
+                                           f"an old command; `{netlab_command(f'up --lab {LAB}')}` restarts it"]
 
 
 def test_the_png_hint_is_the_trace_as_typed_with_its_lab_and_quoted_names():
@@ -176,8 +181,10 @@ def test_the_png_hint_is_the_trace_as_typed_with_its_lab_and_quoted_names():
         "redirect it: netlab trace --lab x1 'a b' c -o png > path.png\n"), proc.stderr
 
 
-def test_an_up_command_quotes_a_file_name_the_shell_would_split():
+def test_an_up_command_quotes_a_file_name_the_shell_would_split(monkeypatch):
     from netlab.realize.state import repair_up, up_command
+
+    monkeypatch.delenv("NETLAB_STATE_DIR")  # the wording with no state folder chosen (test_command_lines_state_dir)
 
     assert up_command("/tmp/my lab.yaml") == "sudo netlab up -t '/tmp/my lab.yaml'"
     assert up_command("/tmp/a.yaml", reconfigure=True) == "sudo netlab up -t /tmp/a.yaml --reconfigure"

@@ -80,8 +80,8 @@ def test_a_lab_that_is_not_up_is_refused_in_one_line(applied, tmp_path, monkeypa
     got = run_cli("up") if env else run_cli("up", "--lab", "qx1z")
     named = " (named by $NETLAB_LAB)" if env else ""
     assert got.returncode == 2 and got.stdout == "" and applied == [], got
-    assert got.stderr == (f"netlab: lab 'qx1z'{named} is not up (labs up: qx1a); `sudo netlab up -t FILE` brings it "
-                          "up from a file\n")
+    assert got.stderr == (f"netlab: lab 'qx1z'{named} is not up (labs up: qx1a); `{netlab_command('up -t FILE')}` "
+                          "brings it up from a file\n")
 
 
 @pytest.mark.parametrize("args", [(), ("--watch",)])
@@ -120,8 +120,8 @@ def test_a_plain_up_repairs_the_only_lab_up_and_says_so(applied, tmp_path):
     assert got.returncode == 0 and got.stderr == "", got
     assert applied == [("qx1a", "lab qx1a's saved topology", source)]
     assert got.stdout.splitlines()[0] == ("no -t FILE nor --lab: lab qx1a, the only lab up, converges to its saved "
-                                          f"topology (`sudo netlab up --lab {DEFAULT}` makes the built-in default "
-                                          "lab)")
+                                          f"topology (`{netlab_command(f'up --lab {DEFAULT}')}` makes the built-in "
+                                          "default lab)")
     js = run_cli("up", "-o", "json")  # one JSON document: the line is the text's only
     assert js.returncode == 0 and json.loads(js.stdout)["lab"] == "qx1a", js
 
@@ -168,8 +168,8 @@ def test_watch_picks_the_lab_plain_up_picks(applied, tmp_path, monkeypatch, how,
     assert applied == [("qx1a", "watched its saved topology", None)]
     said = got.stdout.splitlines()
     assert said == ([] if how != "only" else [
-        "no -t FILE nor --lab: lab qx1a, the only lab up, converges to its saved topology (`sudo netlab up --lab "
-        f"{DEFAULT}` makes the built-in default lab)"]), got
+        "no -t FILE nor --lab: lab qx1a, the only lab up, converges to its saved topology "
+        f"(`{netlab_command(f'up --lab {DEFAULT}')}` makes the built-in default lab)"]), got
 
 
 def test_watch_of_a_file_or_the_built_in_lab_follows_it_as_before(applied, tmp_path, monkeypatch):
@@ -181,7 +181,7 @@ def test_watch_of_a_file_or_the_built_in_lab_follows_it_as_before(applied, tmp_p
 
 
 @pytest.mark.parametrize("given, said", [
-    (["--lab", "qx1z"], "netlab: lab 'qx1z' is not up (labs up: qx1a, qx1b); `sudo netlab up -t FILE` brings it up "
+    (["--lab", "qx1z"], "netlab: lab 'qx1z' is not up (labs up: qx1a, qx1b); `{up FILE}` brings it up "
                         "from a file"),
     ([], "netlab: several labs are up (qx1a, qx1b); repair one with `{up NAME}`, or make the "
          "built-in default lab with `{up default}`"),
@@ -194,7 +194,7 @@ def test_watch_is_refused_where_plain_up_is(applied, tmp_path, given, said):
     got = run_cli("up", "--watch", *given)
     # its commands name the test's state folder, set once the fixtures ran (errors.netlab_command)
     said = said.replace("{up NAME}", netlab_command("up --lab NAME")).replace(
-        "{up default}", netlab_command(f"up --lab {DEFAULT}"))
+        "{up default}", netlab_command(f"up --lab {DEFAULT}")).replace("{up FILE}", netlab_command("up -t FILE"))
     assert got.returncode == 2 and got.stdout == "" and got.stderr == said + "\n" and applied == [], got
 
 
@@ -206,7 +206,7 @@ def test_the_reconfigure_hint_names_the_file_given(applied, tmp_path, monkeypatc
     given = str(tmp_path / "a2.yaml")
     with pytest.raises(UsageError) as err:
         check_source(state, given, reconfigure=False)
-    assert str(err.value).endswith(f"replace the running lab with `sudo netlab up -t {given} --reconfigure`")
+    assert str(err.value).endswith(f"replace the running lab with `{netlab_command(f'up -t {given} --reconfigure')}`")
 
 
 def test_the_watchers_reconfigure_hint_names_the_file_given(applied, tmp_path, monkeypatch):
@@ -214,8 +214,9 @@ def test_the_watchers_reconfigure_hint_names_the_file_given(applied, tmp_path, m
     file = tmp_path / "w.yaml"
     file.write_text(two_node_topology("qx1w"))
     got = run_cli("up", "-t", str(file), "--watch", "--reconfigure")
-    assert got.returncode == 2 and got.stderr == (f"netlab: --watch applies the file as it is: run `sudo netlab up -t "
-                                                  f"{file} --reconfigure` first, then --watch\n"), got
+    first = netlab_command(f"up -t {file} --reconfigure")
+    assert got.returncode == 2 and got.stderr == (f"netlab: --watch applies the file as it is: run `{first}` first, "
+                                                  "then --watch\n"), got
 
 
 def test_readme_and_help_say_watch_and_reconfigure_do_not_combine():

@@ -11,14 +11,17 @@ import pytest
 
 from test_cni_edited import markers, up, world  # noqa: F401 (world: the fixture)
 from netlab.cni import lifecycle
-from netlab.errors import ApplyFailed, UsageError, python_words, repair_way
+from netlab.errors import ApplyFailed, UsageError, netlab_command, python_words, repair_way
 from netlab.lab.journal import Journal
 from netlab.lab import up as lab_up
 from netlab.feature import ModuleFeature
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 
-AGAIN = "`sudo netlab up -t FILE --reconfigure`"
+
+def again() -> str:
+    """The line, its command under the test's state folder (errors.netlab_command, set once the fixtures ran)."""
+    return f"`{netlab_command('up -t FILE --reconfigure')}`"
 
 
 def test_a_re_attach_cut_between_del_and_add_names_up_reconfigure(world, monkeypatch):  # noqa: F811
@@ -35,7 +38,7 @@ def test_a_re_attach_cut_between_del_and_add_names_up_reconfigure(world, monkeyp
         up(lab, k, reconfigure=True)
     assert str(exc.value) == (
         "injected fault at cni-detached; rolled back, but for pod a, left detached (no eth0: the run had begun to "
-        f"re-attach it, and the DEL before its ADD cannot be undone; {AGAIN} attaches it again)")
+        f"re-attach it, and the DEL before its ADD cannot be undone; {again()} attaches it again)")
     assert markers(lab)["b"] is None
     with pytest.raises(UsageError):
         up(lab, k)  # a plain up refuses: b was attached with the old config
@@ -60,11 +63,12 @@ def test_a_namespace_the_run_had_begun_to_remove_names_up_reconfigure(world, tmp
         break
     assert said
     for line in said:
-        assert re.search(r"which it had begun to remove \((.*?) makes them again\)", line)[1] == AGAIN, line
+        assert re.search(r"which it had begun to remove \((.*?) makes them again\)", line)[1] == again(), line
 
 
 def test_in_python_the_way_is_lab_up_reconfigure():
-    cmd = "sudo netlab up -t '/tmp/my lab.yaml' --reconfigure"
+    cmd = netlab_command("up -t '/tmp/my lab.yaml' --reconfigure")
+
     with python_words(True):
         assert repair_way("L", cmd) == "Lab.up('/tmp/my lab.yaml', reconfigure=True)"
         assert repair_way("L", "sudo netlab up -t FILE --reconfigure") == "Lab.up(TOPOLOGY, reconfigure=True)"
@@ -82,4 +86,4 @@ def test_a_rollback_that_fails_too_names_up_reconfigure(world, monkeypatch):  # 
     with pytest.raises(ApplyFailed) as exc:
         lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k, fault_at=1), reconfigure=True)
     assert str(exc.value).endswith(f"the rollback failed too: cannot read the tags; what the run made is left, named "
-                                   f"by the lab's state: {AGAIN} repairs it"), exc.value
+                                   f"by the lab's state: {again()} repairs it"), exc.value

@@ -16,13 +16,18 @@ from netlab.api.watch import Watcher
 from netlab.cni import edited, lifecycle
 from netlab.feature import ModuleFeature
 from netlab.lab import status as lab_status
-from netlab.errors import TopologyError
+from netlab.errors import TopologyError, netlab_command
 from netlab.model.load import load_topology
 from netlab.realize.lab_lock import lab_lock_stamp
 from netlab.realize.state import load_state
 from test_cni_edited import up, world  # noqa: F401 - the fixture: lab fked up, its conflist edited since
 
-RECONFIGURE = "sudo netlab up -t FILE --reconfigure"  # the lab came from no file (status names FILE alike)
+
+def reconfigure() -> str:
+    """The lab came from no file (status names FILE alike); under the test's state folder (errors.netlab_command)."""
+    return netlab_command("up -t FILE --reconfigure")
+
+
 BREAKS = {
     "not JSON": lambda path: open(path, "w").write('{"cniVersion": "1.0.0",'),
     "NaN": lambda path: open(path, "w").write('{"cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "chain", '
@@ -45,10 +50,10 @@ def line(path: str) -> str:
         return (f"cni: {validate_words(path)}; pods a, b were attached with it before it was deleted (or moved) "
                 f"(their CHECK runs with the config they were attached with) and up refuses the lab until it can be "
                 f"read: put the file back, or point the topology's network.cni.conflist at its new path; once it "
-                f"can be read, `{RECONFIGURE}` re-attaches them with it")
+                f"can be read, `{reconfigure()}` re-attaches them with it")
     return (f"cni: {validate_words(path)}; pods a, b were attached with it before it was edited (their CHECK runs "
             f"with the config they were attached with) and up refuses the lab until it can be read: fix the file "
-            f"(or put the old config back); once it is valid, `{RECONFIGURE}` re-attaches them with it")
+            f"(or put the old config back); once it is valid, `{reconfigure()}` re-attaches them with it")
 
 
 def footer(drift: list[str]) -> str:
@@ -58,7 +63,7 @@ def footer(drift: list[str]) -> str:
     from netlab.cli.status_text import _repair_lines
 
     with CliRunner().isolation() as (out, _err, _):
-        _repair_lines(RECONFIGURE, tuple(drift), ())
+        _repair_lines(reconfigure(), tuple(drift), ())
     return out.getvalue().decode()
 
 
@@ -79,13 +84,13 @@ def test_status_footer_says_the_file_is_fixed_before_the_reconfigure_it_names(wo
     lab, k, plugins, path = world
     BREAKS[breaks](path)
     said = footer(lab_status.status(load_state(lab.name), k, [ModuleFeature(lifecycle)]).drift)
-    assert said == f"fix the conflist first (the cni: line says how), then run `{RECONFIGURE}` to repair\n"
+    assert said == f"fix the conflist first (the cni: line says how), then run `{reconfigure()}` to repair\n"
 
 
 def test_status_footer_of_a_valid_edit_is_the_reconfigure_alone(world):  # noqa: F811
     lab, k, plugins, path = world
     assert footer(lab_status.status(load_state(lab.name), k, [ModuleFeature(lifecycle)]).drift) == \
-        f"run `{RECONFIGURE}` to repair\n"
+        f"run `{reconfigure()}` to repair\n"
 
 
 def test_the_deleted_file_is_named_as_validate_names_it(world):  # noqa: F811
@@ -119,5 +124,5 @@ def test_the_watcher_says_it_once_that_the_file_cannot_be_read(world, monkeypatc
     assert lines == [
         f"saw: a periodic check ({line(path)}); did: nothing: a plain up refuses the lab while its conflist cannot "
         f"be read (its pods run on with the config they were attached with); fix the file (or put the old config "
-        f"back); once it is valid, `{RECONFIGURE}` re-attaches them (this watcher follows it); until then the "
+        f"back); once it is valid, `{reconfigure()}` re-attaches them (this watcher follows it); until then the "
         f"watcher repairs nothing of the lab"]

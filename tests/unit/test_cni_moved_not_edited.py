@@ -15,6 +15,7 @@ from cni_fakes import cni_topo, cni_world, lab_of, up
 from netlab import api
 from netlab.api import internals, lifecycle as api_lifecycle
 from netlab.cni import edited, lifecycle
+from netlab.errors import netlab_command
 from netlab.lab import status as lab_status
 from netlab.cli import status_text
 from netlab.cni.invoke import PluginFailed
@@ -85,7 +86,7 @@ def test_a_moved_pod_with_the_conflist_edited_too_says_both(world):
         with pytest.raises(UsageError) as exc:
             up(moved, k, reconfigure=reconfigure)
         assert str(exc.value) == MOVE.format(f"; and conflist {tmp_path / 'net.conflist'} changed since pods a, b were "
-                                             "attached with it", "`sudo netlab up -t FILE --reconfigure`")
+                                             "attached with it", f"`{netlab_command('up -t FILE --reconfigure')}`")
     assert plugins.calls == []
 
 
@@ -116,7 +117,7 @@ def test_status_text_of_a_move_names_no_up_as_its_repair(world, monkeypatch, cap
     status_text.say(status_t(k, tmp_path, monkeypatch), None, path)
     out = capsys.readouterr().out
     assert "CHECK" not in out and "run `" not in out, out
-    assert out.endswith(f"`sudo netlab up -t {path}` refuses the file (exit 2) while it moves a pod its CNI plugins "
+    assert out.endswith(f"`{netlab_command(f'up -t {path}')}` refuses the file (exit 2) while it moves a pod its CNI plugins "
                         "attached: the two steps its cni: line says apply it\n"), out
 
 
@@ -126,7 +127,7 @@ def test_status_against_the_file_with_the_conflist_edited_too_says_both_in_one_l
         {"type": "chain", "marker": "new", "ipam": {"type": "host-local"}}]}))
     result = status_t(k, tmp_path, monkeypatch)
     assert result.drift == ("cni: " + MOVE.format(f"; and conflist {tmp_path / 'net.conflist'} changed since pods a, "
-                                                  "b were attached with it", "`sudo netlab up -t FILE --reconfigure`"
+                                                  "b were attached with it", f"`{netlab_command('up -t FILE --reconfigure')}`"
                                                   ).removeprefix("lab fkmv: "),)
     # The first step's up is --reconfigure (the line says it), but that of this file is refused: no repair named
     assert result.repair is None and result.kept == result.drift, result

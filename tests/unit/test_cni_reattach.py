@@ -14,7 +14,7 @@ import pytest
 from cni_fakes import add_result, cni_topo, cni_world, lab_of, up
 from netlab.cni import lifecycle
 from netlab.cni.invoke import PluginFailed
-from netlab.errors import ApplyFailed
+from netlab.errors import ApplyFailed, netlab_command
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
@@ -104,7 +104,8 @@ def test_a_failed_re_add_is_followed_by_del_and_the_plugins_devices_stay_theirs(
     assert str(exc.value) == (
         "pod a: CNI plugin chain ADD: failed (exit 1): no; its DEL ran: pod a is not attached; then its ADD with the "
         "config it had before failed too: CNI plugin chain ADD: failed (exit 1): no; rolled back, but for pod a, left "
-        "detached (no eth0: the DEL before its ADD cannot be undone; `sudo netlab up --lab fkqc` attaches it again)")
+        "detached (no eth0: the DEL before its ADD cannot be undone; "
+        f"`{netlab_command('up --lab fkqc')}` attaches it again)")
     # each failed ADD got its DEL (it got none)
     assert plugins.of("a") == DEL_BOTH + ADD_BOTH + DEL_BOTH + ADD_BOTH + DEL_BOTH
     # That DEL has no cached result to take the ADD's capability arguments from: the record gives them (host-local's

@@ -16,7 +16,7 @@ import pytest
 
 from test_cni_reattach import ADD_BOTH, DEL_BOTH, up, world  # noqa: F401 (world: the fixture)
 from netlab.cni import lifecycle, runtime
-from netlab.errors import ApplyFailed
+from netlab.errors import ApplyFailed, netlab_command
 from netlab.feature import ModuleFeature
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
@@ -25,8 +25,13 @@ from netlab.lab.rollback import Interrupted
 from netlab.realize import state as state_mod
 from netlab.realize.attachments import pod_records
 
-DETACHED = ("but for pod a, left detached (no eth0: the run had begun to re-attach it, and the DEL before its ADD "
-            "cannot be undone; `sudo netlab up --lab fkqc` attaches it again)")
+
+
+def detached() -> str:
+    """The rollback's line, its command under the test's state folder (errors.netlab_command, set once the fixtures
+    ran)."""
+    return ("but for pod a, left detached (no eth0: the run had begun to re-attach it, and the DEL before its ADD "
+            f"cannot be undone; `{netlab_command('up --lab fkqc')}` attaches it again)")
 
 
 def drift(lab, k):
@@ -61,7 +66,7 @@ def test_a_ctrl_c_during_a_re_add_dels_the_pod_and_says_it_is_left_detached(worl
     monkeypatch.setattr(runtime, "exec_plugin", ctrl_c_during_the_add)
     with pytest.raises(Interrupted) as exc:
         up(lab, k)
-    assert str(exc.value) == f"interrupted by SIGINT; rolled back, {DETACHED}"
+    assert str(exc.value) == f"interrupted by SIGINT; rolled back, {detached()}"
     assert plugins.of("a") == DEL_BOTH + ADD_BOTH + DEL_BOTH  # the ADD the signal cut short: DELed
     then_up_attaches_it(lab, k, plugins)
 
@@ -80,7 +85,7 @@ def test_an_error_between_a_re_attachs_del_and_its_add_says_the_pod_is_left_deta
     monkeypatch.setattr(lifecycle.testhooks, "fault_point", fault_point)
     with pytest.raises(ApplyFailed) as exc:
         up(lab, k)
-    assert str(exc.value) == f"injected fault at cni-detached; rolled back, {DETACHED}"
+    assert str(exc.value) == f"injected fault at cni-detached; rolled back, {detached()}"
     assert plugins.of("a") == DEL_BOTH + DEL_BOTH  # DEL again (the spec allows it): the record says detached
     then_up_attaches_it(lab, k, plugins)
 

@@ -17,7 +17,7 @@ import pytest
 from netlab.api import jsonio
 from netlab.api import results as R
 from netlab.cli.inspect_text import render_inspect
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, netlab_command
 from netlab.kernel import iptables, nft
 from netlab.plan import nftables as plan_nft
 from netlab.trace import inspect as tinspect
@@ -170,7 +170,7 @@ def test_without_counters_the_text_says_how_to_count():
                                 "ip netns exec x-node-1 nft insert rule ip kube-proxy service-")
     chain = lines[-1].split(" insert rule ip kube-proxy ")[1].split()[0]
     assert chain in {c["name"] for c in view()["chains"]} and "/" in chain  # a Service's own chain
-    assert lines[-1].endswith(" counter, and `sudo netlab up --lab x` takes it out)")  # this lab's up, named
+    assert lines[-1].endswith(f" counter, and `{netlab_command('up --lab x')}` takes it out)")  # this lab's up, named
 
 
 def test_without_a_table_the_section_is_one_line():

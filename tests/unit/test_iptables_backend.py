@@ -10,7 +10,7 @@ import pytest
 from fake_lab import make_lab, status, up
 
 from netlab.api.running import _default_topology, backend_moved
-from netlab.errors import python_words
+from netlab.errors import netlab_command, python_words
 from netlab.kernel import iptables
 from netlab.kernel.base import Op, TableText
 from netlab.kernel.fake import FakeKernel
@@ -129,11 +129,12 @@ def test_the_way_to_move_a_lab_to_the_machines_backend_is_said_for_where_the_lab
     with python_words():
         assert move() == "`Lab.up(dict, reconfigure=True)` moves it to iptables-legacy)"
     state.source = "/labs/my lab.yaml"
-    assert move() == "`sudo netlab up -t '/labs/my lab.yaml' --reconfigure` moves it to iptables-legacy)"
+    typed = netlab_command("up -t '/labs/my lab.yaml' --reconfigure")
+    assert move() == f"`{typed}` moves it to iptables-legacy)"
     with python_words():
         assert move() == "`Lab.up('/labs/my lab.yaml', reconfigure=True)` moves it to iptables-legacy)"
     state.source, state.topology = None, {**_default_topology(), "name": lab.name}
-    assert move() == "`sudo netlab up --reconfigure` moves it to iptables-legacy)"
+    assert move() == f"`{netlab_command('up --reconfigure')}` moves it to iptables-legacy)"
     with python_words():
         assert move() == f"`Lab.up(name={lab.name!r}, reconfigure=True)` moves it to iptables-legacy)"
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 from fake_lab import TOPO, IdleFeature, make_lab, status, up
 
-from netlab.errors import ApplyFailed
+from netlab.errors import ApplyFailed, netlab_command
 from netlab.kernel.base import KernelError, Op, TableText
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
@@ -282,8 +282,8 @@ def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(lab, tm
         except ApplyFailed as exc:
             if "which it had begun to remove" in str(exc):
                 said += 1
-                named = re.search(r"but for (.+), which it had begun to remove \(`sudo netlab up --lab fk` makes "
-                                  r"them again\)$", str(exc))
+                named = re.search(r"but for (.+), which it had begun to remove \(`"
+                                  + re.escape(netlab_command("up --lab fk")) + r"` makes them again\)$", str(exc))
                 assert named and set(named.group(1).split(", ")) <= set(gone.split(", ")), str(exc)
                 up(lab, k)  # what the message says: the lab's saved topology, the old one
             assert status(lab, k).ok, (at, status(lab, k).drift)

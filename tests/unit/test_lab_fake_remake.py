@@ -10,7 +10,7 @@ import signal
 import pytest
 from fake_lab import TOPO, IdleFeature, make_lab, status, up
 
-from netlab.errors import ApplyFailed
+from netlab.errors import ApplyFailed, netlab_command
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import rollback, up as lab_up
 from netlab.lab.journal import Journal
@@ -148,7 +148,7 @@ def test_a_pod_the_kernel_refuses_to_make_again_is_named_and_tried_once(lab, tmp
     with pytest.raises(ApplyFailed) as info:
         lab_up.up(new, k, features=(), source=path, reconfigure=True)
     assert str(info.value).endswith("; rolled back, but for pod b, which it had begun to make anew: its old "
-                                    "namespace is gone (`sudo netlab up --lab fk` makes it again, with its old "
+                                    f"namespace is gone (`{netlab_command('up --lab fk')}` makes it again, with its old "
                                     "address)"), str(info.value)
     assert refused == ["fk-n1", "fk-n2"]  # the new pod's veth on n1, then the old one's on n2, once
     assert "fk-b" not in k.ns and "fk-b" not in state_mod.load_state(lab.name).netns
@@ -175,7 +175,8 @@ def test_containers_that_cannot_start_in_a_pod_made_again_are_named(lab, tmp_pat
     with pytest.raises(ApplyFailed) as info:
         lab_up.up(new, k, features=(Failing(),), source=path, reconfigure=True, journal=Journal(k, fault_at=2))
     assert str(info.value).endswith("; rolled back, but for pod b container web: could not start: No such file or "
-                                    "directory, in the pods it made again (`sudo netlab up --lab fk` starts them)")
+                                    f"directory, in the pods it made again (`{netlab_command('up --lab fk')}` starts "
+                                    "them)")
     assert status(lab, k).ok
 
 

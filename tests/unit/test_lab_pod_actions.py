@@ -132,7 +132,7 @@ def test_a_namespace_deleted_from_a_lab_that_is_up_says_up_makes_it_again():
     write_atomic(state_file("l", create=True), b"{}")  # its state is there: the lab is up, `ip netns del` took one
     up = netns_gone(NetnsGone("l-b", "/run/netns/l-b"), "l")
     assert isinstance(up, UsageError) and up.exit_code == 2 and up.lab_up
-    assert str(up) == "namespace l-b was deleted while lab l is up; `sudo netlab up --lab l` makes it again"
+    assert str(up) == f"namespace l-b was deleted while lab l is up; `{netlab_command('up --lab l')}` makes it again"
 
 
 class _NoEnter:

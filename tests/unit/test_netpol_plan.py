@@ -12,6 +12,7 @@ from cli_inprocess import run_cli
 from netpol_cases import CASES, model
 
 from netlab.api.topology import load
+from netlab.errors import netlab_command
 from netlab.model.netpol import policy_set
 from netlab.plan.build import build_plan
 from netlab.plan.policy import FORWARD_CHAIN, pod_chain, policy_chain
@@ -325,8 +326,8 @@ def test_policy_table_names_the_node_whose_bridge_skips_iptables():
     assert len(hints) == 1 and hints[0].startswith(f"{len(same)} denied flows between pods of node n1 got through: "
                                                    "its net.bridge.bridge-nf-call-iptables is 0")
     assert f"fix: ip netns exec {n1} sysctl -w net.bridge.bridge-nf-call-iptables=1" in hints[0]
-    assert (f"see: sudo netlab trace --lab {lab.name} {same[0].src} x-a --proto {same[0].proto} "
-            f"--port {same[0].port})") in hints[0]
+    trace = netlab_command(f"trace --lab {lab.name} {same[0].src} x-a --proto {same[0].proto} --port {same[0].port}")
+    assert f"see: {trace})" in hints[0]
     assert bypass.hints(lab, opened, set()) == []
     assert [h.split(":")[0] for h in bypass.hints(lab, opened, {n2})] == [
         f"{len([f for f in table.flows if f.dst == 'x-b' and not f.allowed and lab.pod(f.src).node == 'n2'])} "

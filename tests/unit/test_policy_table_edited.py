@@ -13,6 +13,7 @@ from cli_inprocess import run_cli
 from netlab import api
 from netlab.api.topology import load
 from netlab.cli import policy as cli_policy
+from netlab.errors import netlab_command
 from netlab.probe import policytable
 
 DENY = []
@@ -68,7 +69,7 @@ def test_a_policy_edited_in_the_file_without_up_is_a_mismatch_said_in_a_note(tab
     assert "6/8 flows as the policies say" in res.stdout
     assert res.stderr == (f"netlab: note: lab qnp1 runs other policies than {path}: 2 flows judged otherwise "
                           f"(first: b -> a tcp/8080, allowed by the file); the table judges the file's; "
-                          f"`sudo netlab up -t {path}` applies them\n")
+                          f"`{netlab_command(f'up -t {path}')}` applies them\n")
     data = json.loads(run(ALLOW_B, "-o", "json").stdout)
     assert data["mismatches"] == 2 and {(f["source"], f["destination"], f["allowed"], f["reached"])
                                         for f in data["flows"] if f["mismatch"]} == {("b", "a", True, False)}

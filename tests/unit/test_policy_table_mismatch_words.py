@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from netlab.api.topology import load
+from netlab.errors import netlab_command
 from netlab.probe import bypass, policytable, runner
 from netlab.probe.judge import Result
 from netlab.probe.tasks import Observation
@@ -54,9 +55,9 @@ def test_an_allowed_flow_blocked_says_the_timeout_and_with_drift_names_status_an
     port = next(f.port for f in table.mismatches if f.proto == "tcp")
     assert hint == ("the nodes' policy rules are not as planned (drift: n1: missing rule: -A NETPOL-ING-X -s "
                     "10.244.0.2/32 -j MARK --set-xmark 0x10000/0x10000 (and 1 more)), which explains a flow allowed "
-                    "but blocked: `sudo netlab status --lab pfm` lists what differs, `sudo netlab trace --lab pfm a b "
-                    f"--proto tcp --port {port}` names the rule the flow met; sudo netlab up --lab pfm writes them "
-                    "back"), hint
+                    f"but blocked: `{netlab_command('status --lab pfm')}` lists what differs, "
+                    f"`{netlab_command(f'trace --lab pfm a b --proto tcp --port {port}')}` names the rule the flow "
+                    f"met; {netlab_command('up --lab pfm')} writes them back"), hint
     assert f"hint: {hint}" in table.render()
 
 

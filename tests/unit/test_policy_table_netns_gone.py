@@ -21,7 +21,7 @@ import pytest
 from cli_inprocess import run_cli
 from fake_lab import machine_holds, make_lab, up
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from netlab.api import lifecycle
 from netlab.cli import lab as cli_lab, policy as cli_policy, trace as cli_trace
 from netlab.errors import EnvironmentNotReady
@@ -75,14 +75,14 @@ def test_policy_table_leaves_a_deleted_pod_out_and_names_it(lab, sent):
     assert [f.reached for f in table.flows if f.src == "a"] == [None] * 4  # not probed, not "blocked"
     assert all(f.reached for f in table.flows if f.src != "a")
     assert table.notes == ["a: its flows not probed: namespace fk-a was deleted while lab fk is up; "
-                           "`sudo netlab up --lab fk` makes it again"]  # exec's and trace's line
+                           f"`{netlab_command('up --lab fk')}` makes it again"]  # exec's and trace's line
 
 
 def test_policy_table_of_a_lab_with_a_deleted_pod_exits_1_as_probe(lab, sent, monkeypatch):
     """The lab is not as planned and a's flows were not checked: no pass. It exited 0 with a note only, while
     `probe` of the same lab exits 1 and says exec's line on stderr first (-o json: its error)."""
     monkeypatch.setattr(cli_policy, "require_root", lambda: None)
-    line = "namespace fk-a was deleted while lab fk is up; `sudo netlab up --lab fk` makes it again"
+    line = f"namespace fk-a was deleted while lab fk is up; `{netlab_command('up --lab fk')}` makes it again"
     got = run_cli("policy", "table", "--lab", "fk")
     assert (got.returncode, got.stderr) == (1, f"netlab: {line}\n"), got
     assert f"note: a: its flows not probed: {line}" in got.stdout.splitlines(), got
@@ -179,7 +179,8 @@ def test_status_of_a_killed_down_ends_with_down_not_up(lab, monkeypatch, holder)
     if holder == "netlab down":
         assert said.endswith(f"`{down_command('fk')}` finishes it")
         # or the lab's repair, which makes again what that down took (QA q32 3: "no `up` repairs" it was untrue)
-        assert lines[-1] == (f"run `{down_command('fk')}` to finish taking it down, or `sudo netlab up --lab fk` "
-                             "to bring it back as planned"), got
+        assert lines[-1] == (f"run `{down_command('fk')}` to finish taking it down, or "
+                             f"`{netlab_command('up --lab fk')}` to bring it back as planned"), got
     else:  # an up killed halfway: up makes the rest, as before
-        assert lines[-1].startswith("run `sudo netlab up ") and lines[-1].endswith("` to repair"), got
+        assert lines[-1].startswith(f"run `{netlab_command('up ')}") and lines[-1].endswith("` to repair"), got
+

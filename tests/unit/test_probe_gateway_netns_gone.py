@@ -19,6 +19,7 @@ from fake_lab import machine_holds, up
 from netlab.api.jsonio import from_json
 from netlab.api.results_probe import ProbeReport
 from netlab.cli import policy as cli_policy, probe as cli_probe
+from netlab.errors import netlab_command
 from netlab.kernel.fake import FakeKernel
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -37,7 +38,11 @@ services:
   - {name: web, type: LoadBalancer, selector: {app: a}, ports: [{port: 80, targetPort: 8080}]}
 internet: {hosts: [{name: h1, ip: 203.0.113.10}]}
 """
-LINE = "namespace fk-{} was deleted while lab fk is up; `sudo netlab up --lab fk` makes it again"
+
+
+def gone_line() -> str:
+    """The line, its command under the test's state folder (errors.netlab_command, set once the fixtures ran)."""
+    return f"namespace fk-{{}} was deleted while lab fk is up; `{netlab_command('up --lab fk')}` makes it again"
 
 
 @pytest.fixture
@@ -64,7 +69,7 @@ def _deleted(monkeypatch, *names: str) -> None:
 
 def test_probe_says_the_gateway_is_the_internets_not_an_internet_host_and_fails(lab, monkeypatch):
     _deleted(monkeypatch, "gateway")
-    line = LINE.format("gateway")
+    line = gone_line().format("gateway")
     report = runner.run(lab)
     assert report.deleted == [line] and report.deleted_kinds == ["gateway"]
     assert f"gateway, the internet's gateway: {line}" in report.notes
@@ -95,7 +100,7 @@ def test_a_pod_and_a_host_are_said_apart(lab, monkeypatch):
     _deleted(monkeypatch, "h1", "a")  # (no load balancer namespace: the gateway routes LoadBalancer IPs)
     report = runner.run(lab)
     assert report.deleted_kinds == ["pod", "host"]
-    assert f"h1: its flows not probed: {LINE.format('h1')}" in report.notes
+    assert f"h1: its flows not probed: {gone_line().format('h1')}" in report.notes
     assert render.summary_line(report).endswith(" (1 pod and 1 internet host not probed: their namespaces were "
                                                 "deleted)")
     failures = from_json(ProbeReport, render.to_json(report)).failures
@@ -104,7 +109,7 @@ def test_a_pod_and_a_host_are_said_apart(lab, monkeypatch):
 
 def test_probe_and_policy_table_cli_say_the_gateways_line_exit_1(lab, monkeypatch):
     _deleted(monkeypatch, "gateway")
-    line = LINE.format("gateway")
+    line = gone_line().format("gateway")
     monkeypatch.setattr(cli_probe, "require_root", lambda: None)
     monkeypatch.setattr(early, "begin", lambda *a: None)
     got = run_cli("probe", "--lab", "fk", "-o", "json")

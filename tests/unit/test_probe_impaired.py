@@ -5,6 +5,7 @@ connections whose echo line came late were said to be "not an echo reply". No ro
 
 from __future__ import annotations
 
+from netlab.errors import netlab_command
 from netlab.probe import impaired
 from netlab.probe.distribution import judge_distribution
 from netlab.probe.judge import Result, judge
@@ -44,8 +45,8 @@ def test_a_loss_on_a_pods_eth0_is_named_for_the_flows_that_failed_across_it():
     assert hints[0].startswith("client:eth0 has netlab's impairment loss 100% (it drops every frame it sends), "
                                "on the path of 4 flows that failed: "), hints
     assert hints[0].count("client -> web-") + hints[0].count("web-1 -> client") + hints[0].count("web-2 -> client") == 3
-    assert hints[0].endswith("and 1 more; `netlab impair --lab svc` lists it, `sudo netlab impair --lab svc "
-                             "client:eth0 --clear` removes it"), hints[0]
+    assert hints[0].endswith("and 1 more; `netlab impair --lab svc` lists it, "
+                             f"`{netlab_command('impair --lab svc client:eth0 --clear')}` removes it"), hints[0]
 
 
 def test_an_impairment_off_the_failed_flows_path_is_not_named():

@@ -21,10 +21,15 @@ from fake_lab import make_lab, probed_with_one_gone
 from netlab.api.jsonio import from_json
 from netlab.api.results_probe import ProbeReport
 from netlab.cli import probe as cli_probe
+from netlab.errors import netlab_command
 from netlab.probe import early, report as render, runner
 
 lab = pytest.fixture(make_lab, name="lab")
-LINE = "namespace fk-a was deleted while lab fk is up; `sudo netlab up --lab fk` makes it again"
+
+
+def gone_line() -> str:
+    """The line, its command under the test's state folder (errors.netlab_command, set once the fixtures ran)."""
+    return f"namespace fk-a was deleted while lab fk is up; `{netlab_command('up --lab fk')}` makes it again"
 
 
 @pytest.fixture
@@ -40,24 +45,24 @@ def test_probe_leaves_a_deleted_pod_s_flows_out_names_it_and_fails(lab, sent):
     assert any(p.destination.name == "a" for p in sent)  # to it: its processes may hold it; what they answer counts
     assert report.results and all(r.probe.source.name != "a" for r in report.results)  # not probed, not "as expected"
     assert all(r.ok for r in report.results) and [c.pod for c in report.self_checks] == ["b"]
-    assert report.deleted == [LINE] and f"a: its flows not probed: {LINE}" in report.notes
+    assert report.deleted == [gone_line()] and f"a: its flows not probed: {gone_line()}" in report.notes
     assert not report.ok  # the lab is not as planned
     n = len(report.results)
     text = render.text(report).splitlines()
     assert text[-3].startswith(f"*** {n}/{n} probes as expected (1 pod not probed: its namespace was deleted)")
-    assert text[-2:] == ["1 not as expected:", f"  {LINE}"]
+    assert text[-2:] == ["1 not as expected:", f"  {gone_line()}"]
     got = render.to_json(report)
-    assert got["ok"] is False and f"a: its flows not probed: {LINE}" in got["not_probed"]
+    assert got["ok"] is False and f"a: its flows not probed: {gone_line()}" in got["not_probed"]
     assert got["summary"]["not_as_expected"] == 1  # as the text's "1 not as expected" and JUnit's (QA q43 5)
-    assert from_json(ProbeReport, got).failures == (LINE,)  # the Python API's: "empty when ok", one line each
+    assert from_json(ProbeReport, got).failures == (gone_line(),)  # the Python API's: "empty when ok", one line each
     suite = ElementTree.fromstring(render.junit(report))  # --junit: no all-green suite for a run that exits 1
     assert (suite.get("tests"), suite.get("failures")) == (str(n + 2), "1")  # b's rule-3 check, a's deletion
-    assert [f.get("message") for f in suite.iter("failure")] == [LINE]
+    assert [f.get("message") for f in suite.iter("failure")] == [gone_line()]
 
 
 def test_a_completed_pod_is_left_out_but_passes_a_deleted_one_does_not(lab, sent):
     report = runner.run(lab.with_terminal(frozenset({"a"})))  # Completed: its sandbox torn down, as planned
-    assert report.ok and report.deleted == [] and all(LINE not in n for n in report.notes)
+    assert report.ok and report.deleted == [] and all(gone_line() not in n for n in report.notes)
     assert report.notes[0].startswith("pod a has terminated")
 
 
@@ -65,11 +70,11 @@ def test_probe_cli_says_it_on_stderr_and_in_json_error_exit_1(lab, sent, monkeyp
     monkeypatch.setattr(cli_probe, "require_root", lambda: None)
     monkeypatch.setattr(early, "begin", lambda *a: None)
     got = run_cli("probe", "--lab", "fk")
-    assert got.returncode == 1 and got.stderr == f"netlab: {LINE}\n", got
-    assert f"a: its flows not probed: {LINE}" in got.stdout.splitlines()
+    assert got.returncode == 1 and got.stderr == f"netlab: {gone_line()}\n", got
+    assert f"a: its flows not probed: {gone_line()}" in got.stdout.splitlines()
     got = run_cli("probe", "--lab", "fk", "-o", "json")
-    assert got.returncode == 1 and got.stderr == f"netlab: {LINE}\n", got
+    assert got.returncode == 1 and got.stderr == f"netlab: {gone_line()}\n", got
     data = json.loads(got.stdout)
     # the text's "1 not as expected" and JUnit's failures="1" (QA q43 5): the deleted namespace is one
-    assert (data["ok"], data["error"], data["summary"]["not_as_expected"]) == (False, LINE, 1)
+    assert (data["ok"], data["error"], data["summary"]["not_as_expected"]) == (False, gone_line(), 1)
     assert {p["source"] for p in data["probes"]} == {"b", "n1", "n2"}

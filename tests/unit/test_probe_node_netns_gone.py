@@ -22,12 +22,16 @@ from fake_lab import machine_holds, make_lab, probed_with_one_gone, up
 from netlab.api.jsonio import from_json
 from netlab.api.results_probe import ProbeReport
 from netlab.cli import policy as cli_policy, probe as cli_probe
-from netlab.errors import NetlabError
+from netlab.errors import NetlabError, netlab_command
 from netlab.kernel.fake import FakeKernel
 from netlab.probe import early, policytable, report as render, runner
 
 lab = pytest.fixture(make_lab, name="lab")
-LINE = "namespace fk-n1 was deleted while lab fk is up; `sudo netlab up --lab fk` makes it again"
+
+
+def gone_line() -> str:
+    """The line, its command under the test's state folder (errors.netlab_command, set once the fixtures ran)."""
+    return f"namespace fk-n1 was deleted while lab fk is up; `{netlab_command('up --lab fk')}` makes it again"
 
 
 @pytest.fixture
@@ -41,20 +45,20 @@ def test_probe_names_a_deleted_node_and_fails(lab, sent):
     report = runner.run(lab)
     assert sent and all(p.source.name != "n1" for p in sent)  # nothing sent from a namespace that is not there
     assert report.results and all(r.ok for r in report.results)
-    assert report.deleted == [LINE] and report.deleted_kinds == ["node"]
-    assert f"n1: its flows not probed: {LINE}" in report.notes
+    assert report.deleted == [gone_line()] and report.deleted_kinds == ["node"]
+    assert f"n1: its flows not probed: {gone_line()}" in report.notes
     assert not report.ok  # the lab is not as planned
     n = len(report.results)
     text = render.text(report).splitlines()
     assert text[-3].startswith(f"*** {n}/{n} probes as expected (1 node not probed: its namespace was deleted)")
-    assert text[-2:] == ["1 not as expected:", f"  {LINE}"]
+    assert text[-2:] == ["1 not as expected:", f"  {gone_line()}"]
     got = render.to_json(report)
-    assert got["ok"] is False and f"n1: its flows not probed: {LINE}" in got["not_probed"]
-    assert from_json(ProbeReport, got).failures == (LINE,)  # the Python API's: one line each
+    assert got["ok"] is False and f"n1: its flows not probed: {gone_line()}" in got["not_probed"]
+    assert from_json(ProbeReport, got).failures == (gone_line(),)  # the Python API's: one line each
     suite = ElementTree.fromstring(render.junit(report))
     assert suite.get("failures") == "1"
     assert [(c.get("name"), c.find("failure").get("message")) for c in suite.iter("testcase")
-            if c.find("failure") is not None] == [("namespace fk-n1 is there", LINE)]
+            if c.find("failure") is not None] == [("namespace fk-n1 is there", gone_line())]
 
 
 def test_a_deleted_pod_and_node_are_counted_apart(lab, sent, monkeypatch):
@@ -68,26 +72,28 @@ def test_probe_cli_says_a_deleted_node_on_stderr_and_in_json_error_exit_1(lab, s
     monkeypatch.setattr(cli_probe, "require_root", lambda: None)
     monkeypatch.setattr(early, "begin", lambda *a: None)
     got = run_cli("probe", "--lab", "fk")
-    assert (got.returncode, got.stderr) == (1, f"netlab: {LINE}\n"), got
+    assert (got.returncode, got.stderr) == (1, f"netlab: {gone_line()}\n"), got
     got = run_cli("probe", "--lab", "fk", "-o", "json")
     data = json.loads(got.stdout)
-    assert (got.returncode, data["ok"], data["error"]) == (1, False, LINE), got
+    assert (got.returncode, data["ok"], data["error"]) == (1, False, gone_line()), got
     assert "n1" not in {p["source"] for p in data["probes"]}
 
 
 def test_policy_table_names_a_deleted_node_and_exits_1(lab, sent, monkeypatch):
     table = policytable.probe(lab)
     assert all(f.reached for f in table.flows)  # n1 has no row: its pods' flows are sent, and answered
-    assert table.notes == [f"n1: its flows not probed: {LINE}"] and table.deleted == [LINE]
+    assert table.notes == [f"n1: its flows not probed: {gone_line()}"] and table.deleted == [gone_line()]
     assert table.render().splitlines()[-1].endswith(" s (1 node not probed: its namespace was deleted)")
     monkeypatch.setattr(cli_policy, "require_root", lambda: None)
     got = run_cli("policy", "table", "--lab", "fk")
-    assert (got.returncode, got.stderr) == (1, f"netlab: {LINE}\n"), got
+    assert (got.returncode, got.stderr) == (1, f"netlab: {gone_line()}\n"), got
     got = run_cli("policy", "table", "--lab", "fk", "-o", "json")
-    assert (got.returncode, json.loads(got.stdout)["error"]) == (1, LINE), got
+    assert (got.returncode, json.loads(got.stdout)["error"]) == (1, gone_line()), got
 
 
-UNDERLAY = "namespace fk-underlay was deleted while lab fk is up; `sudo netlab up --lab fk` makes it again"
+def underlay_gone() -> str:
+    """The line, its command under the test's state folder (errors.netlab_command, set once the fixtures ran)."""
+    return f"namespace fk-underlay was deleted while lab fk is up; `{netlab_command('up --lab fk')}` makes it again"
 
 
 def test_probe_of_a_lab_whose_underlay_was_deleted_says_status_s_words_exit_1(lab, monkeypatch):
@@ -98,10 +104,10 @@ def test_probe_of_a_lab_whose_underlay_was_deleted_says_status_s_words_exit_1(la
     monkeypatch.setattr(runner, "is_netns_mount", lambda ns: ns in kernel.ns)
     with pytest.raises(NetlabError) as info:
         runner.run(lab)
-    assert (str(info.value), info.value.exit_code) == (UNDERLAY, 1)
+    assert (str(info.value), info.value.exit_code) == (underlay_gone(), 1)
     monkeypatch.setattr(cli_probe, "require_root", lambda: None)
     monkeypatch.setattr(early, "begin", lambda *a: None)
     monkeypatch.setattr(cli_policy, "require_root", lambda: None)
     for args in (("probe",), ("policy", "table")):
         got = run_cli(*args, "--lab", "fk")
-        assert (got.returncode, got.stdout, got.stderr) == (1, "", f"netlab: {UNDERLAY}\n"), got
+        assert (got.returncode, got.stdout, got.stderr) == (1, "", f"netlab: {underlay_gone()}\n"), got

@@ -10,7 +10,7 @@ import pytest
 
 from netlab import api
 from netlab.api.internals import same_pods
-from netlab.errors import UsageError
+from netlab.errors import UsageError, netlab_command
 
 A, C = types.SimpleNamespace(name="a", ip="10.244.0.4"), types.SimpleNamespace(name="c", ip="10.244.0.5")
 RUNNING = types.SimpleNamespace(name="pyz1", pods=[A], terminal=())
@@ -33,5 +33,5 @@ def test_lab_probe_says_it_in_pythons_words(monkeypatch):
 def test_the_cli_says_its_commands():
     with pytest.raises(UsageError) as info:
         same_pods(LOADED, RUNNING)  # netlab probe -t FILE's
-    assert str(info.value).endswith(": probe -t FILE checks a file's expectations on the lab as it is; `sudo netlab "
-                                    "status -t FILE` shows what `up -t FILE` would change")
+    assert str(info.value).endswith(": probe -t FILE checks a file's expectations on the lab as it is; "
+                                    f"`{netlab_command('status -t FILE')}` shows what `up -t FILE` would change")

@@ -13,6 +13,7 @@ from cli_inprocess import run_cli
 from netlab import api
 from netlab.api.topology import load
 from netlab.cli import probe as cli_probe
+from netlab.errors import netlab_command
 from netlab.probe import policytable, report as render, runner
 
 DENY: list = []
@@ -62,6 +63,6 @@ def test_a_policy_edited_in_the_file_without_up_is_said_in_policy_tables_note(pr
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stderr == (f"netlab: note: lab qnp2 runs other policies than {path}: 2 flows judged otherwise "
                           f"(first: b -> a tcp/8080, allowed by the file); probe judges the file's; "
-                          f"`sudo netlab up -t {path}` applies them\n")
+                          f"`{netlab_command(f'up -t {path}')}` applies them\n")
     allowed = {(f.src, f.dst) for f in policytable.evaluate(given[0]).flows if f.allowed}
     assert ("b", "a") in allowed  # probed as the file says

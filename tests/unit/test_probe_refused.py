@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from netlab.errors import NetnsGone
+from netlab.errors import NetnsGone, netlab_command
 from netlab.kernel.sockdiag import Bound
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
@@ -54,11 +54,11 @@ def explained(p, obs: Observation, r: refused.Refusals | None = None) -> str:
     ([listens("::", family=socket.AF_INET6, v6only=True)], f"tcp port 9999 in rf-b is bound to [::]:9999 only, "
                                                              f"not to {B} (ip netns exec rf-b ss -ltn)"),
     ([listens("::", family=socket.AF_INET6)], "tcp port 9999 has a socket in rf-b (*:9999): a rule on the way or "
-                                              "in its own firewall refused the probe (sudo netlab trace --lab rf a b "
-                                              "--proto tcp --port 9999 shows where)"),
+                                              "in its own firewall refused the probe ({trace} shows where)"),
 ])
 def test_the_words_follow_the_sockets_on_the_port(kernel, sockets, words):
     kernel["sockets"] = sockets
+    words = words.replace("{trace}", netlab_command("trace --lab rf a b --proto tcp --port 9999"))  # the test's folder
     assert explained(TCP, Observation(outcome="refused", detail="connection refused")) == \
         f"connection refused: {words}"
 

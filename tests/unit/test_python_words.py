@@ -50,7 +50,8 @@ def test_the_clis_lab_keeps_the_command(gone):
     lab._api_words = False  # the lab a command acts on (netlab.api.lab.internal_attach)
     with pytest.raises(NetnsGone) as err:
         lab.exec("a", ["true"])
-    assert str(err.value) == "namespace qp1-a was deleted while lab qp1 is up; `sudo netlab up --lab qp1` makes it again"
+    assert str(err.value) == (f"namespace qp1-a was deleted while lab qp1 is up; `{netlab_command('up --lab qp1')}` "
+                              "makes it again")
     assert str(lab_netns_gone("qp1-a", "qp1")) == str(err.value)  # outside any Lab method: the CLI's
 
 

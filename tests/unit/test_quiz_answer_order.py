@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from netlab import api
 from netlab.breaks import quiz as qz, symptoms
 from netlab.cli import base, breaks as cli_breaks, cli
+from netlab.errors import netlab_command
 from netlab.realize import state as state_mod
 from netlab.trace import render, run as trace_run
 
@@ -56,7 +57,7 @@ def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):
 def test_the_answer_names_the_trace_that_shows_it_with_sudo(monkeypatch):
     _faked(monkeypatch, [], 1)
     result = CliRunner().invoke(cli, ["quiz", "answer", "ip-forward-off"])
-    assert "\nthe trace that shows it: sudo netlab trace --lab qz a b\n" in result.output, result.output
+    assert f"\nthe trace that shows it: {netlab_command('trace --lab qz a b')}\n" in result.output, result.output
 
 
 def test_a_lab_repaired_before_the_answer_shows_no_passing_trace_as_the_proof(monkeypatch):
@@ -69,8 +70,8 @@ def test_a_lab_repaired_before_the_answer_shows_no_passing_trace_as_the_proof(mo
     assert "traced" not in events and "the trace that shows it" not in result.output, result.output
     assert result.output.startswith("right") and "the trace\n" not in result.output
     assert ("the fault is no longer there: lab qz was as planned before this answer (repaired since the quiz broke "
-            "it), so no trace shows it; to see it: sudo netlab break --lab qz ip-forward-off --target n1, then "
-            "sudo netlab trace --lab qz a b") in result.output, result.output
+            f"it), so no trace shows it; to see it: {netlab_command('break --lab qz ip-forward-off --target n1')}, "
+            f"then {netlab_command('trace --lab qz a b')}") in result.output, result.output
     assert events[-2:] == ["repaired qz", "quiz closed"]
 
 
@@ -96,8 +97,10 @@ def test_a_wrong_answer_keeps_the_quiz_open_for_another_try(monkeypatch):
     result = CliRunner().invoke(cli, ["quiz", "answer", "rp-filter-strict"])
     assert result.exit_code == 1, (result.output, result.exception)
     assert result.output == ("wrong: it is not rp-filter-strict; lab qz stays broken and its quiz open: look again, "
-                             "then answer again (sudo netlab quiz answer --lab qz SCENARIO), or see the answer and "
-                             "repair the lab: sudo netlab quiz answer --lab qz --reveal\n"), result.output
+                             f"then answer again ({netlab_command('quiz answer --lab qz SCENARIO')}), or see the "
+                             f"answer and repair the lab: {netlab_command('quiz answer --lab qz --reveal')}\n"
+                             ), result.output
+
     assert events == [] and "ip-forward-off" not in result.output  # no trace, no repair, nothing revealed
 
 

@@ -17,7 +17,7 @@ import pytest
 from cli_inprocess import run_cli
 from fake_lab import machine_holds, make_lab, up
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from netlab import api
 from netlab.api import views
 from netlab.api.exec import LogWriter, open_log
@@ -95,8 +95,8 @@ def test_up_of_a_running_lab_taken_down_meanwhile_says_not_up_as_serially(lab, k
     r = run_cli(*args)
     assert r.returncode == 2, r
     assert r.stderr.splitlines() == [
-        "netlab: lab 'fk' is not up: taken down while this up waited for the lab; `sudo netlab up -t FILE` "
-        "brings it up from a file"], r.stderr
+        "netlab: lab 'fk' is not up: taken down while this up waited for the lab; "
+        f"`{netlab_command('up -t FILE')}` brings it up from a file"], r.stderr
     assert not kernel.ns and load_state(lab.name) is None
     serial = run_cli("up", "--lab", "fk")  # the same words, alone after the down
     assert serial.returncode == 2 and "lab 'fk' is not up" in serial.stderr, serial

@@ -12,6 +12,8 @@ from __future__ import annotations
 import pytest
 
 from netlab.api.impair import _runtime_entry
+from netlab.errors import netlab_command
+
 from netlab.realize.lab_lock import LabLock
 from netlab.realize.state import load_state, repair_command, repair_up
 from test_trace_fix_is_status_repair import LAB, saved_lab, status_repair, trace_fix
@@ -35,7 +37,7 @@ def impaired_at_run_time(spec: dict) -> None:
 @pytest.mark.parametrize("from_file", [True, False], ids=["file", "dict"])
 def test_a_lab_as_made_keeps_its_repair(state_root, tmp_path, monkeypatch, from_file):
     saved_lab(tmp_path, from_file, nft=False)
-    want = f"sudo netlab up -t '{tmp_path}/my svc.yaml'" if from_file else f"sudo netlab up --lab {LAB}"
+    want = netlab_command(f"up -t '{tmp_path}/my svc.yaml'" if from_file else f"up --lab {LAB}")
     assert status_repair(monkeypatch) == want
     assert repair_command(LAB) == want  # break's, and the other commands' that name the repair
     assert trace_fix(monkeypatch, nft=False) == want
@@ -47,7 +49,7 @@ def test_a_lab_impaired_at_run_time_is_repaired_from_its_saved_topology(state_ro
                                                                          from_file, spec):
     saved_lab(tmp_path, from_file, nft=False)
     impaired_at_run_time(spec)
-    want = f"sudo netlab up --lab {LAB}"  # `up -t FILE` would put the file's impairments back
+    want = netlab_command(f"up --lab {LAB}")  # `up -t FILE` would put the file's impairments back
     assert status_repair(monkeypatch) == want
     assert repair_command(LAB) == want
     state = load_state(LAB)
@@ -59,4 +61,4 @@ def test_once_up_from_the_file_replaced_the_run_time_change_the_file_repairs_aga
     saved_lab(tmp_path, True, nft=False)
     impaired_at_run_time({"rate": "5mbit"})
     record(LAB, KEY, None)  # impair.lifecycle.start forgets it when the file says otherwise
-    assert repair_command(LAB) == f"sudo netlab up -t '{tmp_path}/my svc.yaml'"
+    assert repair_command(LAB) == netlab_command(f"up -t '{tmp_path}/my svc.yaml'")

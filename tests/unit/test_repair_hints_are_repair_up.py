@@ -35,8 +35,8 @@ def repair_of(tmp_path, from_file: bool, impaired: bool) -> str:
     if impaired:
         impaired_at_run_time({"rate": "5mbit"})
     if from_file and not impaired:
-        return f"sudo netlab up -t '{tmp_path}/my svc.yaml'"
-    return f"sudo netlab up --lab {LAB}"
+        return netlab_command(f"up -t '{tmp_path}/my svc.yaml'")
+    return netlab_command(f"up --lab {LAB}")
 
 
 @CASES
@@ -61,7 +61,7 @@ def test_status_t_of_another_file_names_that_files_up_in_every_line(state_root, 
                                                                     "node-2}\nservices:\n", 1))
     state, _ = api.Lab.attach(LAB)._against(str(other))
     assert "extra" in [p.name for p in state.resolved().pods]
-    repair = f"sudo netlab up -t {other} --reconfigure"
+    repair = netlab_command(f"up -t {other} --reconfigure")
     assert container_and_health_lines(monkeypatch, state) == lines_naming(state, repair)
     differs = types.SimpleNamespace(ok=False, lab=LAB, objects=1, drift=["a rule is missing"], details=[],
                                     warnings=[], reconfigure=False)

@@ -13,7 +13,7 @@ from cli_inprocess import run_cli
 from netlab import api
 from netlab.api import internals as api_internals, lifecycle
 from netlab.cli import lab as cli_lab
-from netlab.errors import python_words
+from netlab.errors import netlab_command, python_words
 from netlab.lab import readahead
 from netlab.lab.status import StatusResult
 from netlab.realize import backend
@@ -59,11 +59,11 @@ def test_a_drift_only_reconfigure_repairs_names_the_lab_too(monkeypatch, files):
 
 def test_the_cli_repairs_a_renamed_lab_by_its_name_not_by_its_file(monkeypatch, files):
     t1, _ = files
-    assert repair_up(LabState(lab="q22z-d0a12e", topology={}, source=str(t1))) == "sudo netlab up --lab q22z-d0a12e"
-    assert repair_up(LabState(lab="q22z", topology={}, source=str(t1))) == f"sudo netlab up -t {t1}"
+    assert repair_up(LabState(lab="q22z-d0a12e", topology={}, source=str(t1))) == netlab_command("up --lab q22z-d0a12e")
+    assert repair_up(LabState(lab="q22z", topology={}, source=str(t1))) == netlab_command(f"up -t {t1}")
     # a file that cannot be read now: its up says what it meets, as before
     gone = str(t1.parent / "gone.yaml")
-    assert repair_up(LabState(lab="q22z-d0a12e", topology={}, source=gone)) == f"sudo netlab up -t {gone}"
+    assert repair_up(LabState(lab="q22z-d0a12e", topology={}, source=gone)) == netlab_command(f"up -t {gone}")
     # and as `netlab status --lab NAME` says it
     monkeypatch.setattr(cli_lab, "require_root", lambda: None)
     monkeypatch.setattr(readahead, "start", lambda *a: types.SimpleNamespace(close=lambda: None))
@@ -72,7 +72,7 @@ def test_the_cli_repairs_a_renamed_lab_by_its_name_not_by_its_file(monkeypatch, 
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
     monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(lab=state.lab, drift=[ROUTE]))
     got = run_cli("status", "--lab", state.lab)
-    assert got.stdout.splitlines()[-1] == "run `sudo netlab up --lab q22z-d0a12e` to repair", got.stdout
+    assert got.stdout.splitlines()[-1] == f"run `{netlab_command('up --lab q22z-d0a12e')}` to repair", got.stdout
 
 
 def test_the_backend_move_of_a_renamed_lab_names_it(files):
@@ -83,10 +83,12 @@ def test_the_backend_move_of_a_renamed_lab_names_it(files):
         assert backend._move(LabState(lab="q22z", topology={}, source=str(t1)), False) == \
             f"Lab.up({str(t1)!r}, reconfigure=True)"
     # the command's words too: `up -t FILE --reconfigure` would move the file's lab (QA q32 1, as status's repair)
+    import os
+    import shlex
     import sys
 
     assert backend._move(LabState(lab="q22z-d0a12e", topology={}, source=str(t1)), False) == (
-        f"sudo {sys.executable} -c \"from netlab import Lab; Lab.up({str(t1)!r}, name='q22z-d0a12e', "
+        f"sudo NETLAB_STATE_DIR={shlex.quote(os.environ['NETLAB_STATE_DIR'])} {sys.executable} -c \"from netlab import Lab; Lab.up({str(t1)!r}, name='q22z-d0a12e', "
         "reconfigure=True)\"")
     assert backend._move(LabState(lab="q22z", topology={}, source=str(t1)), False) == \
-        f"sudo netlab up -t {t1} --reconfigure"
+        netlab_command(f"up -t {t1} --reconfigure")

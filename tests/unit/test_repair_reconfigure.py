@@ -10,32 +10,35 @@ import pytest
 
 from netlab.cli.inspect_text import nftables_lines
 from netlab.cni import edited
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, netlab_command
 from netlab.probe.bypass import hints
 from netlab.realize import state as state_mod
 from fake_lab import machine_holds
 from test_cni_edited import up, world  # noqa: F401 - the fixture: lab fked up, its conflist edited since
 
-RECONFIGURE = "sudo netlab up -t FILE --reconfigure"  # the lab came from no file (status names FILE alike)
+
+def reconfigure() -> str:
+    """The lab came from no file (status names FILE alike); under the test's state folder (errors.netlab_command)."""
+    return netlab_command("up -t FILE --reconfigure")
 
 
 def test_the_repair_of_a_lab_with_pods_of_an_edited_conflist_is_up_reconfigure(world):  # noqa: F811
     lab, k, plugins, path = world
     st = state_mod.load_state(lab.name)
-    assert state_mod.repair_up(st) == f"sudo netlab up --lab {lab.name}"  # realize alone cannot tell
+    assert state_mod.repair_up(st) == netlab_command(f"up --lab {lab.name}")  # realize alone cannot tell
     assert edited.reconfigures(st)
-    assert edited.repair_up(st) == RECONFIGURE
-    assert edited.repair_command(lab.name) == RECONFIGURE
+    assert edited.repair_up(st) == reconfigure()
+    assert edited.repair_command(lab.name) == reconfigure()
     # the commands' lines: probe's bridge hint, inspect's nftables counter hint
     node = lab.nodes[0]
     line, = hints(lab, [("a", "b", "icmp", None)], {node.netns})
-    assert f"or {RECONFIGURE}; see:" in line
+    assert f"or {reconfigure()}; see:" in line
     table = {"ip kube-proxy": {"listing": ["table ip kube-proxy {"], "chains": [{"name": "services", "rules": [
         {"packets": None}]}]}}
-    assert f"`{RECONFIGURE}` takes it out" in nftables_lines(table, node.netns, lab.name)[-1]
+    assert f"`{reconfigure()}` takes it out" in nftables_lines(table, node.netns, lab.name)[-1]
     up(lab, k, reconfigure=True)  # re-attached: the plain repair again
     assert not edited.reconfigures(state_mod.load_state(lab.name))
-    assert edited.repair_command(lab.name) == f"sudo netlab up --lab {lab.name}"
+    assert edited.repair_command(lab.name) == netlab_command(f"up --lab {lab.name}")
 
 
 def test_logs_hint_names_up_reconfigure(world, tmp_path):  # noqa: F811
@@ -46,7 +49,7 @@ def test_logs_hint_names_up_reconfigure(world, tmp_path):  # noqa: F811
     folder.mkdir()  # a directory at the log's name: `up` would start the container once it is moved away
     with pytest.raises(EnvironmentNotReady) as exc:
         open_log(str(folder), "a", "main", lab.name)
-    assert f"then `{RECONFIGURE}` starts it" in str(exc.value)
+    assert f"then `{reconfigure()}` starts it" in str(exc.value)
 
 
 def test_a_lab_without_cni_pods_is_not_resolved_for_it(world, monkeypatch):  # noqa: F811
@@ -77,7 +80,7 @@ def test_a_deleted_namespace_of_such_a_lab_is_made_again_by_up_reconfigure(world
 
     lab, k, plugins, path = world
     machine_holds(monkeypatch, k)  # its other namespaces are there: not a lab `gone`
-    said = f"namespace fked-a was deleted while lab fked is up; `{RECONFIGURE}` makes it again"
+    said = f"namespace fked-a was deleted while lab fked is up; `{reconfigure()}` makes it again"
     assert str(edited.lab_netns_gone("fked-a", lab.name)) == said
     assert str(edited.netns_gone(NetnsGone("fked-a", "/run/netns/fked-a"), lab.name)) == said
     assert trace_run.netns_gone is edited.netns_gone and trace_run.lab_netns_gone is edited.lab_netns_gone
@@ -86,7 +89,7 @@ def test_a_deleted_namespace_of_such_a_lab_is_made_again_by_up_reconfigure(world
         text = open(module.__file__).read()
         assert "netns_missing import lab_netns_gone" not in text and "netns_missing import netns_gone" not in text
     up(lab, k, reconfigure=True)
-    assert str(edited.lab_netns_gone("fked-a", lab.name)).endswith("`sudo netlab up --lab fked` makes it again")
+    assert str(edited.lab_netns_gone("fked-a", lab.name)).endswith(f"`{netlab_command('up --lab fked')}` makes it again")
 
 
 def test_a_containers_drift_line_names_up_reconfigure(world, monkeypatch):  # noqa: F811
@@ -102,7 +105,8 @@ def test_a_containers_drift_line_names_up_reconfigure(world, monkeypatch):  # no
     workload.drift(lab, state_mod.load_state(lab.name))
     up(lab, k, reconfigure=True)
     workload.drift(lab, state_mod.load_state(lab.name))
-    assert given == [RECONFIGURE, f"sudo netlab up --lab {lab.name}"]
+    assert given == [reconfigure(), netlab_command(f"up --lab {lab.name}")]
+
 
 
 def test_the_drift_line_of_one_pod_says_its_and_it(world):  # noqa: F811
@@ -111,9 +115,9 @@ def test_the_drift_line_of_one_pod_says_its_and_it(world):  # noqa: F811
     state = state_mod.load_state(lab.name)
     one, two = (str(edited.drift_line(lab, state, names)) for names in (["a"], ["a", "b"]))
     assert one == (f"cni: conflist {path} changed since pod a was attached with it: its CHECK runs with the config it "
-                   f"was attached with; `{RECONFIGURE}` re-attaches it with the new one"), one
+                   f"was attached with; `{reconfigure()}` re-attaches it with the new one"), one
     assert two == (f"cni: conflist {path} changed since pods a, b were attached with it: their CHECK runs with the "
-                   f"config they were attached with; `{RECONFIGURE}` re-attaches them with the new one"), two
+                   f"config they were attached with; `{reconfigure()}` re-attaches them with the new one"), two
 
 
 def test_the_drift_line_in_python_words_names_the_python_call_as_the_containers_line_does(world):  # noqa: F811
@@ -125,6 +129,6 @@ def test_the_drift_line_in_python_words_names_the_python_call_as_the_containers_
     state = state_mod.load_state(lab.name)
     with python_words():
         said = str(edited.drift_line(lab, state, ["a"]))
-        way = repair_way(lab.name, RECONFIGURE)
+        way = repair_way(lab.name, reconfigure())
     assert way == "Lab.up(TOPOLOGY, reconfigure=True)"
     assert f"; `{way}` re-attaches it with the new one" in said and "sudo" not in said, said

@@ -7,7 +7,7 @@ import pytest
 
 from netlab.api.topology import load
 from netlab.api.views import refuse_replacing, replaces_running
-from netlab.errors import UsageError
+from netlab.errors import UsageError, netlab_command
 from netlab.realize.state import LabState
 
 NAME = "qf-rep"
@@ -46,4 +46,4 @@ def test_the_refusal_says_where_each_came_from_in_the_callers_words():
         refuse_replacing(load(None, NAME), running(A_DICT), cli=True)
     assert str(cli.value) == (f"lab {NAME} is up from a dict, and the built-in default has the same name: it would "
                               "replace that lab; rename it, or replace the running lab with "
-                              "`sudo netlab up --reconfigure`")
+                              f"`{netlab_command('up --reconfigure')}`")

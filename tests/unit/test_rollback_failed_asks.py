@@ -4,10 +4,12 @@ a pod more) as the lab's topology: `netlab status` planned it, and the `up --lab
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fake_lab import make_lab, up
 
-from netlab.errors import ApplyFailed
+from netlab.errors import ApplyFailed, netlab_command
 from netlab.lab import up as lab_up
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
@@ -32,7 +34,7 @@ def test_a_failed_rollback_keeps_what_the_lab_was_asked(lab, monkeypatch):
         raise ApplyFailed("cannot read the tags")
 
     with monkeypatch.context() as m, pytest.raises(ApplyFailed, match="the rollback failed too: cannot read the tags; what the run made is "
-                                          f"left, named by the lab's state: `sudo netlab up --lab {lab.name}` "
+                                          f"left, named by the lab's state: `{re.escape(netlab_command(f'up --lab {lab.name}'))}` "
                                           "repairs it"):
         m.setattr(lab_up.Rollback, "_rollback", fails)
         up(with_pod(lab, name="c", node="n1", ip="10.244.0.9"), k, fault_at=1)

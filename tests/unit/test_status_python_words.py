@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from netlab.errors import python_words
+from netlab.errors import netlab_command, python_words
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.realize.state import LabState
@@ -43,7 +43,7 @@ def test_in_python_they_name_the_call(state):
 
 def test_the_cli_keeps_its_command(state):
     lines = said(lifecycle.drift(state.resolved(), state))
-    assert [line.rsplit("; ", 1)[1] for line in lines] == ["`sudo netlab up -t /tmp/pw.yaml` restarts it"] * 2
+    assert [line.rsplit("; ", 1)[1] for line in lines] == [f"`{netlab_command('up -t /tmp/pw.yaml')}` restarts it"] * 2
     against = LabState(lab="pw", topology=TOPO, extra=state.extra, repair="sudo netlab up -t /tmp/f.yaml")
     with python_words(True):  # a file's plan, its repair said by the caller (Lab.status(FILE): Lab.up('FILE'))
         lines = said(lifecycle.drift(against.resolved(), against))

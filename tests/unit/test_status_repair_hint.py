@@ -12,6 +12,7 @@ from cli_inprocess import run_cli
 from netlab import api
 from netlab.api import internals as api_internals, lifecycle
 from netlab.cli import lab as cli_lab
+from netlab.errors import netlab_command
 from netlab.lab import readahead
 from netlab.lab.status import StatusResult
 
@@ -99,8 +100,8 @@ def test_status_counts_in_one_unit_and_its_footer_counts_nothing_twice(status_of
         lab="qx5n", drift=[table, ROUTE], details=details))
     lines = run_cli("status", "--lab", "qx5n").stdout.splitlines()
     assert lines[0] == "lab qx5n: 2 objects differ from the plan (21 differences):", lines
-    assert lines[3] == ("the lines above show 7 of the 21 differences: `sudo netlab status --lab qx5n -o json` "
-                        "lists every one (details[].differences)"), lines
+    assert lines[3] == ("the lines above show 7 of the 21 differences: "
+                        f"`{netlab_command('status --lab qx5n -o json')}` lists every one (details[].differences)"), lines
     assert status_of(ROUTE).stdout.splitlines()[0] == "lab qx5n: 1 object differs from the plan:"
 
 
@@ -110,7 +111,8 @@ def test_status_of_a_file_says_no_up_repairs_a_never_pods_failed_container(statu
     path = tmp_path / "n.yaml"
     path.write_text("name: qx5n\nnodes: [{name: n1}]\n")
     monkeypatch.setattr(api_internals, "replaces", lambda state, p: False)
-    up = f"sudo netlab up -t {path}"
+    up = netlab_command(f"up -t {path}")
+
     monkeypatch.setattr(api_internals, "repair_up", lambda state: up)
 
     def status(*drift: str) -> list[str]:
@@ -141,14 +143,14 @@ def test_a_drift_only_reconfigure_repairs_names_up_reconfigure(status_of, monkey
     monkeypatch.setattr(api_internals, "repair_up", lambda state: f"sudo netlab up -t {path}")
     monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(
         lab="qx5n", drift=[ROUTE, "cni: conflist X changed since pod a was attached with it"], reconfigure=True))
-    want = f"sudo netlab up -t {path} --reconfigure"
+    want = netlab_command(f"up -t {path} --reconfigure")
     assert run_cli("status", "--lab", "qx5n").stdout.splitlines()[-1] == f"run `{want}` to repair"
     assert json.loads(run_cli("status", "--lab", "qx5n", "-o", "json").stdout)["repair"] == want
     monkeypatch.setattr(api_internals, "replaces", lambda state, p: False)
     assert run_cli("status", "-t", str(path)).stdout.splitlines()[-1] == f"run `{want}` to apply it"
     assert api_internals.internal_status(lab, api=True).repair == f"Lab.up({str(path)!r}, reconfigure=True)"
     state.source = None  # a lab made from a dict: no file to name
-    assert api_internals.internal_status(lab).repair == "sudo netlab up -t FILE --reconfigure"
+    assert api_internals.internal_status(lab).repair == netlab_command("up -t FILE --reconfigure")
 
 
 def test_a_lab_brought_up_from_a_file_under_its_own_name_is_named_in_its_reconfigure(status_of, monkeypatch,
@@ -158,10 +160,12 @@ def test_a_lab_brought_up_from_a_file_under_its_own_name_is_named_in_its_reconfi
     qx5m as it is; the drift line's Python call lacked name=. No `netlab up` names a file's lab otherwise (-t FILE
     --reconfigure takes no --lab): the Python call with name=, as a command run by netlab's own Python."""
     import json
+    import os
     import shlex
     import sys
 
     from netlab.cni import edited
+
     from netlab.errors import python_words
 
     path = tmp_path / "n.yaml"
@@ -172,8 +176,10 @@ def test_a_lab_brought_up_from_a_file_under_its_own_name_is_named_in_its_reconfi
     monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(
         lab="qx5m", drift=[ROUTE, "cni: conflist X changed since pod a was attached with it"], reconfigure=True))
     call = f"Lab.up({str(path)!r}, name='qx5m', reconfigure=True)"
-    want = f"sudo {sys.executable} -c \"from netlab import Lab; {call}\""
-    assert shlex.split(want)[1:] == [sys.executable, "-c", f"from netlab import Lab; {call}"]  # as a shell reads it
+    folder = os.environ["NETLAB_STATE_DIR"]  # the test's state folder, after sudo (which drops the environment)
+    want = f"sudo NETLAB_STATE_DIR={shlex.quote(folder)} {sys.executable} -c \"from netlab import Lab; {call}\""
+    assert shlex.split(want)[1:] == [f"NETLAB_STATE_DIR={folder}", sys.executable, "-c",
+                                     f"from netlab import Lab; {call}"]  # as a shell reads it
     assert run_cli("status", "--lab", "qx5m").stdout.splitlines()[-1] == f"run `{want}` to repair"
     assert json.loads(run_cli("status", "--lab", "qx5m", "-o", "json").stdout)["repair"] == want
     assert api_internals.internal_status(lab, api=True).repair == call
@@ -181,4 +187,5 @@ def test_a_lab_brought_up_from_a_file_under_its_own_name_is_named_in_its_reconfi
     with python_words():
         assert edited._way(state) == f"`{call}`"
     path.write_text("name: qx5m\nnodes: [{name: n1}]\n")  # the file names the lab: its own up, as before
-    assert edited._way(state) == f"`sudo netlab up -t {path} --reconfigure`"
+    assert edited._way(state) == f"`{netlab_command(f'up -t {path} --reconfigure')}`"
+

@@ -8,6 +8,7 @@ the underlay) was said to be "nothing on that link answers for" it. The chain's 
 from __future__ import annotations
 
 from helpers import two_node
+from netlab.errors import netlab_command
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.plan.build import build_plan
@@ -51,7 +52,7 @@ def test_a_pods_answers_dropped_by_its_own_loss_are_why_a_pod_of_its_node_has_no
                         "(loss on the wire: the sender is not told), ARP answers too: fedora-3 answers who-has "
                         "10.244.0.3, and its answers to eth0 in demo-fedora-1 are dropped there, so the entry stays "
                         "INCOMPLETE and the packet went no further"), v.reason
-    assert v.fix == "sudo netlab impair --lab demo fedora-3:eth0 --clear"
+    assert v.fix == netlab_command('impair --lab demo fedora-3:eth0 --clear')
     assert (row.kind, row.netns, row.problem, row.fix) == ("neigh", "demo-fedora-1", v.reason, v.fix)
     assert "nothing on that link answers" not in row.problem
 
@@ -91,7 +92,7 @@ def test_across_nodes_the_gateways_answers_and_the_far_pods_are_blamed():
     assert (row.netns, row.device) == ("demo-minikube-m02", "cni0")
     assert v.reason.startswith("fedora-2:eth0 has netlab's impairment loss 100%") and "ARP answers too: fedora-2 " \
         "answers who-has 10.244.1.3, and its answers to cni0 in demo-minikube-m02 are dropped there" in v.reason
-    assert v.fix == "sudo netlab impair --lab demo fedora-2:eth0 --clear"
+    assert v.fix == netlab_command('impair --lab demo fedora-2:eth0 --clear')
 
 
 def test_host_gw_the_far_nodes_eth0_loss_drops_its_answers_on_the_underlay():

@@ -6,6 +6,7 @@ import dataclasses
 from types import SimpleNamespace
 
 from netlab.api.topology import load
+from netlab.errors import netlab_command
 from netlab.plan.build import build_plan
 from netlab.trace import faults
 from netlab.trace.labmap import LabMap
@@ -172,9 +173,9 @@ def test_an_impairments_loss_is_named_where_the_frames_are_dropped():
     assert v.reason == ("a:eth0 has netlab's impairment loss 100%: chain loss-a-eth0 of table netdev netlab-impair in "
                         "lab-n1 drops every frame arriving on veth1, a:eth0's veth peer (loss on the wire: the sender "
                         "is not told), and the packet went no further")
-    assert v.fix == "sudo netlab impair --lab lab a:eth0 --clear" and v.lost_at == 2
+    assert v.fix == netlab_command("impair --lab lab a:eth0 --clear") and v.lost_at == 2
     no_arp = Verdict(False, 0, "no ARP answer for 10.244.0.1 on eth0 (INCOMPLETE)")
-    assert lossblame.impaired(losses, no_arp, way, "lab").fix == "sudo netlab impair --lab lab a:eth0 --clear"
+    assert lossblame.impaired(losses, no_arp, way, "lab").fix == netlab_command("impair --lab lab a:eth0 --clear")
     back = [hop("lab-n1", "flannel.1", "in"), hop("lab-n1", "cni0", "out")]
     why = lossblame.impaired(losses, Verdict(False, 1, "never seen"), back, "lab").reason
     assert "n1:cni0 has netlab's impairment loss 30%" in why and "drops 30% of the frames, at random, leaving by " \

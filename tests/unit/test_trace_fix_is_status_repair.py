@@ -17,6 +17,7 @@ import yaml
 from netlab import api
 from netlab.api import lab as lab_mod
 from netlab.api.topology import load
+from netlab.errors import netlab_command
 from netlab.plan.build import build_plan
 from netlab.realize.state import LabState
 from netlab.trace import run as trace_run
@@ -84,5 +85,6 @@ def trace_fix(monkeypatch, nft: bool) -> str:
 def test_a_traces_whole_up_fix_is_the_repair_status_prints(state_root, tmp_path, monkeypatch, from_file, nft):
     saved_lab(tmp_path, from_file, nft)
     repair = status_repair(monkeypatch)
-    assert repair == (f"sudo netlab up -t '{tmp_path}/my svc.yaml'" if from_file else f"sudo netlab up --lab {LAB}")
+    assert repair == netlab_command(f"up -t '{tmp_path}/my svc.yaml'" if from_file else f"up --lab {LAB}")
+
     assert trace_fix(monkeypatch, nft) == repair

@@ -10,6 +10,7 @@ seen, is not why the packet vanished, and the result does not quote it.
 
 from __future__ import annotations
 
+from netlab.errors import netlab_command
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.l2steps import NEVER_ASKED
@@ -54,8 +55,9 @@ def test_a_problem_past_where_the_packet_vanished_is_not_the_reason(world):  # n
     assert r.verdict.fix is None
     assert "result: LOST at hop 5 (demo-minikube flannel.1): seen on demo-minikube cni0" in render_text(r)
     # the commands it points to name the lab: typed as printed, they are this lab's whatever other lab is up
-    assert explain(w, lab="demo").reason.endswith("look at the firewall: sudo netlab inspect --lab demo "
-                                                  "minikube (iptables counters) or sudo netlab capture --lab demo minikube:flannel.1")
+    assert explain(w, lab="demo").reason.endswith(
+        f"look at the firewall: {netlab_command('inspect --lab demo minikube')} (iptables counters) or "
+        f"{netlab_command('capture --lab demo minikube:flannel.1')}")
 
 
 def _row(kind: str, netns: str, dev: str, direction: str | None = None, seen: bool | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from netlab.errors import UsageError
+from netlab.errors import UsageError, netlab_command
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.trace.targets import resolve_target, resolve_source
@@ -22,4 +22,5 @@ def test_an_address_with_a_port_is_told_to_use_port(tmp_path, spec, host):
     with pytest.raises(UsageError) as err:
         resolve_target(lab, spec, None, None, resolve_source(lab, "b"))
     assert str(err.value) == (f"lab tp: {spec!r} names a port in the destination; trace takes it as --port: "
-                              f"sudo netlab trace --lab tp b {host} --port 18080")
+                              f"{netlab_command(f'trace --lab tp b {host} --port 18080')}")
+

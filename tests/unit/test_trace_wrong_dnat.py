@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 
+from netlab.errors import netlab_command
 from netlab.plan.resources import NftRules
 from netlab.trace.facts import CtEntry, NatRule, NftTable
 from netlab.trace.flow import Flow
@@ -124,7 +125,7 @@ def test_a_node_without_kube_proxys_table_is_blamed_with_netlab_up(nft):
     assert row.decision.endswith("table ip kube-proxy is missing") and row.facts["missing_table"] == "ip kube-proxy"
     assert "table ip kube-proxy (kube-proxy's whole ruleset in nftables mode" in v.reason
     assert "is missing from node-1; without it 10.96.0.20 is an address no interface owns" in v.reason
-    assert v.fix == "sudo netlab up --lab svc"
+    assert v.fix == netlab_command('up --lab svc')
     # No row asks the kernel for a chain of the table that is gone.
     assert not [c for h in w.hops for c in h.commands if "nft list chain ip kube-proxy" in c]
 
@@ -137,12 +138,12 @@ def test_a_jump_whose_chain_is_gone_too_is_fixed_by_up_both_modes(ipt, nft):
     w, v = traced(m, k, to_web())
     assert w.hops[v.lost_at].netns == N1 and w.hops[v.lost_at].facts["missing_targets"] == ["KUBE-SERVICES"]
     assert "; and chain KUBE-SERVICES, which it jumps to, is missing too" in v.reason
-    assert v.fix == "sudo netlab up --lab svc"
+    assert v.fix == netlab_command('up --lab svc')
     _, m, k = nft  # nft flush chain nat-prerouting, nat-output; nft delete chain services
     k.gone |= {(N1, line) for c in ("nat-prerouting", "nat-output", "services") for line in planned_rules(k, N1, c)}
     k.gone.add((N1, "chain services"))
     w, v = traced(m, k, to_web())
-    assert "; and chain services, which it leads to, is missing too" in v.reason and v.fix == "sudo netlab up --lab svc"
+    assert "; and chain services, which it leads to, is missing too" in v.reason and v.fix == netlab_command('up --lab svc')
 
 
 def test_a_base_chain_comes_back_with_its_hook(nft):

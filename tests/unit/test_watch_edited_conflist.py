@@ -12,13 +12,17 @@ from pathlib import Path
 from netlab.api import watch_repair
 from netlab.api.watch import Watcher
 from netlab.cni import edited, lifecycle
+from netlab.errors import netlab_command
 from netlab.feature import ModuleFeature
 from netlab.lab import status as lab_status
 from netlab.realize.lab_lock import lab_lock_stamp
 from netlab.realize.state import load_state
 from test_cni_edited import up, world  # noqa: F401 - the fixture: lab fked up, its conflist edited since
 
-RECONFIGURE = "sudo netlab up -t FILE --reconfigure"  # the lab came from no file (status names FILE alike)
+
+def reconfigure() -> str:
+    """The lab came from no file (status names FILE alike); under the test's state folder (errors.netlab_command)."""
+    return netlab_command("up -t FILE --reconfigure")
 
 
 def test_the_watcher_says_once_that_the_conflist_changed_and_how_to_re_attach(world, monkeypatch):  # noqa: F811
@@ -41,8 +45,8 @@ def test_the_watcher_says_once_that_the_conflist_changed_and_how_to_re_attach(wo
     assert applied == [] and w.retry_at is None  # no repair tried, none backing off
     assert lines == [
         f"saw: a periodic check (cni: conflist {path} changed since pods a, b were attached with it: their CHECK runs "
-        f"with the config they were attached with; `{RECONFIGURE}` re-attaches them with the new one); did: nothing: "
-        f"a plain up refuses a lab whose pods were attached with a config edited since; `{RECONFIGURE}` re-attaches "
+        f"with the config they were attached with; `{reconfigure()}` re-attaches them with the new one); did: nothing: "
+        f"a plain up refuses a lab whose pods were attached with a config edited since; `{reconfigure()}` re-attaches "
         f"them (this watcher follows it), or put the old config back; until then the watcher repairs nothing of the "
         f"lab"]
     w._converge(load_state(lab.name), ["route deleted in fked-n1"])  # the same drift: nothing new to say

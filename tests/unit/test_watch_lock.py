@@ -24,7 +24,7 @@ from helpers import two_node
 from netlab.api import watch_converge, watch_repair
 from netlab.api.topology import load
 from netlab.api.watch import Watcher
-from netlab.errors import LabBusy
+from netlab.errors import LabBusy, netlab_command
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import up as lab_up
 from netlab.realize import state_dir
@@ -251,8 +251,8 @@ def test_a_watcher_of_the_built_in_default_stops_when_a_dict_lab_takes_its_name(
     assert w._replaced(other) and w.stop
     assert lines == ["saw: lab demo reconfigured from a dict by another netlab up; did: stop watching (the built-in "
                      "default no longer describes it)"]
-    assert w.replaced == ("stopped watching lab demo: it is up from a dict now, and stays up (`sudo netlab up "
-                          "--watch --lab demo` watches it)")
+    assert w.replaced == ("stopped watching lab demo: it is up from a dict now, and stays up "
+                          f"(`{netlab_command('up --watch --lab demo')}` watches it)")
     # Its repair, waiting for the lab's lock while that up made it: not applied over the dict's lab
     with pytest.raises(watch_repair.NotFollowed):
         with pytest.MonkeyPatch.context() as mp:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from netlab.api.watch import Watcher
+from netlab.errors import netlab_command
 from netlab.kernel import events
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
@@ -329,7 +330,7 @@ def test_the_last_line_names_an_edit_of_the_file_that_no_apply_took(tmp_path):
     assert w.unapplied() == ""
     path.write_text("name: w\nnodes: []\n")
     assert w.unapplied() == (f"; {path} changed since its last apply, not applied "
-                             f"(`sudo netlab up -t {path}` applies it)")
+                             f"(`{netlab_command(f'up -t {path}')}` applies it)")
     assert Watcher(None, "w", lambda line: None).unapplied() == ""  # the built-in default: no file
     saved = Watcher(str(path), "w", lambda line: None, saved=True)
     assert saved.unapplied() == ""  # `up --watch --lab L`: no file followed
