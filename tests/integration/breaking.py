@@ -36,7 +36,7 @@ from netlab import Lab
 from netlab.api import results as R
 from netlab.breaks import catalogue, symptoms
 from netlab.breaks.changes import STALE_SPORT, dns_udp, peer_node
-from netlab.errors import NetlabError, display_path
+from netlab.errors import NetlabError, display_path, netlab_command
 from netlab.realize.state import running_lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,7 +84,7 @@ def break_and_repair(lab: str, path: str, name: str, target_name: str | None = N
         status = netlab("status", "--lab", lab, check=False)
         assert status.returncode == 1  # the kernel really changed
         # the repair is up from the lab's own file (a plain `sudo netlab up` makes the built-in lab "demo")
-        assert status.stdout.splitlines()[-1] == f"run `sudo netlab up -t {display_path(path)}` to repair"
+        assert status.stdout.splitlines()[-1] == f"run `{netlab_command(f'up -t {display_path(path)}')}` to repair"
         check_probe(lab, name, s, model, target)
         check = symptoms.trace_check(s, model, target)
         if check.fact:

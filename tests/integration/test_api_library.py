@@ -21,6 +21,7 @@ import pytest
 from netlab import Lab
 from netlab.api.lab import internal
 from netlab.breaks.run import break_lab
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -167,7 +168,7 @@ def test_library_results_and_waits_speak_python_and_the_cli_its_own(labs, tmp_pa
         assert lab.trace("a", "b").repair == f"Lab({name!r}).repair()"
         cli_status = json.loads(netlab("status", "--lab", name, "-o", "json", check=False).stdout)
         cli_trace = json.loads(netlab("trace", "--lab", name, "a", "b", "-o", "json", check=False).stdout)
-        assert cli_status["repair"] == cli_trace["repair"] == f"sudo netlab up --lab {name}"
+        assert cli_status["repair"] == cli_trace["repair"] == netlab_command(f"up --lab {name}")
 
         held, release = threading.Event(), threading.Event()
 

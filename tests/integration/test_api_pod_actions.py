@@ -22,6 +22,7 @@ import pytest
 from helpers import lab_namespaces, netlab
 from netlab import Lab
 from netlab.api import BreakResult, CannotRun, NetnsGone, UsageError, to_json
+from netlab.errors import netlab_command
 from test_pytest_plugin import names_written, pytest_in
 
 pytestmark = pytest.mark.root
@@ -107,7 +108,7 @@ def test_a_break_on_a_broken_lab_breaks_it_again_and_warns_in_its_result_as_the_
         assert m > n, now
         cli = netlab("break", "pod-cidr-route-missing", "--lab", name, "-o", "json")
         said = (f"lab {name} was broken already ({m} differences from its plan before this break): what probe and "
-                f"trace show is not this fault's alone; `sudo netlab status --lab {name}` lists them, "
+                f"trace show is not this fault's alone; `{netlab_command(f'status --lab {name}')}` lists them, "
                 f"`{repair_command(name)}` repairs them all")
         assert (json.loads(cli.stdout)["warnings"], cli.stderr) == ([said], f"netlab: warning: {said}\n")
         lab.repair()

@@ -20,6 +20,7 @@ from netlab.breaks.changes import peer_node
 from helpers import in_netns, lab_up, netlab, two_node_topology, unique_lab, write_topology, up_here
 from netlab import Lab
 from netlab.breaks import catalogue, quiz
+from netlab.errors import netlab_command
 from netlab.realize.state import running_lab
 
 pytestmark = pytest.mark.root
@@ -159,7 +160,7 @@ def test_quiz_breaks_and_answer_repairs(default_lab):
     assert picked not in ans.stdout and not Lab.attach(lab).status().ok, ans.stdout
     ans = netlab("quiz", "answer", "--reveal", "--lab", lab, check=False)
     assert ans.returncode == 0 and ans.stdout.startswith(f"it was {picked}"), ans.stdout + ans.stderr
-    assert "the trace that shows it: sudo netlab trace" in ans.stdout and "repaired" in ans.stdout
+    assert f"the trace that shows it: {netlab_command('trace')}" in ans.stdout and "repaired" in ans.stdout
     assert_as_planned(lab, "a revealed answer")
 
 
@@ -178,14 +179,16 @@ def test_quiz_refuses_a_lab_broken_already_and_break_warns(default_lab):
         n = f"{len(drift)} difference{'' if len(drift) == 1 else 's'} from its plan"
         qz = netlab("quiz", "--seed", "7", "--lab", lab, check=False)
         assert (qz.returncode, qz.stdout) == (2, ""), qz
-        assert qz.stderr == (f"netlab: lab {lab} is not as planned ({n}; `sudo netlab status --lab {lab}` lists them):"
-                             f" a quiz breaks a clean lab; repair it first: sudo netlab up -t {shlex.quote(path)}\n")
+        assert qz.stderr == (f"netlab: lab {lab} is not as planned ({n}; `{netlab_command(f'status --lab {lab}')}` "
+                             "lists them): a quiz breaks a clean lab; repair it first: "
+                             f"{netlab_command(f'up -t {shlex.quote(path)}')}\n")
         assert quiz.load(lab) is None
         assert list(Lab.attach(lab).status().drift) == drift
         second = netlab("break", "pod-cidr-route-missing", "--lab", lab)
         assert second.stderr == (f"netlab: warning: lab {lab} was broken already ({n} before this break): what "
-                                 f"probe and trace show is not this fault's alone; `sudo netlab status --lab {lab}` "
-                                 f"lists them, `sudo netlab up -t {shlex.quote(path)}` repairs them all\n")
+                                 f"probe and trace show is not this fault's alone; "
+                                 f"`{netlab_command(f'status --lab {lab}')}` lists them, "
+                                 f"`{netlab_command(f'up -t {shlex.quote(path)}')}` repairs them all\n")
         assert len(Lab.attach(lab).status().drift) > len(drift)
     finally:
         up_here(path)

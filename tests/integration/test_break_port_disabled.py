@@ -18,6 +18,7 @@ import time
 import pytest
 
 from helpers import in_netns, ip_json, netlab, resolving, two_node_topology, wait_for
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -106,7 +107,7 @@ def test_disabled_on_a_port_set_down_is_refused_and_up_repairs(labs):
     assert again.returncode == 2 and again.stdout == "", again
     [line] = again.stderr.strip().splitlines()
     assert f"bridge-port-disabled cannot break pod fedora-2: its bridge port {name} in {node} is down" in line, line
-    assert "sudo netlab up -t" in line or f"sudo netlab up --lab {lab}" in line, line
+    assert netlab_command("up -t") in line or netlab_command(f"up --lab {lab}") in line, line
     assert "broken already" not in again.stdout + again.stderr
     (link,) = ip_json("link", "show", "dev", name, netns=node)
     assert port_of(node, pod)["state"] == "disabled" and "UP" not in link["flags"]  # nothing changed

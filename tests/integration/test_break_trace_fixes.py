@@ -19,7 +19,7 @@ import pytest
 
 from breaking import DEFAULT
 from helpers import in_netns, lab_up, netlab, unique_lab
-from netlab.errors import display_path
+from netlab.errors import display_path, netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -93,7 +93,7 @@ def test_vxlan_wrong_vni_names_the_odd_node_from_both_sides_and_its_fix_makes_th
         assert not pings(f"{name}-fedora-2", "10.244.0.2")
         odd = ("flannel.1 in {} (node minikube, {}) is VNI 2, not the plan's VNI 1; "
                "a VXLAN device's VNI cannot change in place")
-        repair = f"sudo netlab up -t {display_path(path)}"
+        repair = netlab_command(f"up -t {display_path(path)}")
         for src, dst, where, role in (("fedora-2", "fedora-1", node, "the receiver"),
                                       ("fedora-1", "fedora-2", f"{name}-minikube-m02", "the sender")):
             rc, lost = traced(name, src, dst)

@@ -20,6 +20,7 @@ import subprocess
 import pytest
 
 from helpers import in_netns, ipv4_of, lab_namespaces, netlab
+from netlab.errors import netlab_command
 from netlab.plan.portmap_rules import container_id
 
 pytestmark = pytest.mark.root
@@ -144,7 +145,7 @@ def test_a_builtin_pod_s_host_port_is_portmap_s_dnat_and_status_trace_and_up_kno
             f"`{dnat}`; up writes the node's nat rules again") in trace, trace
     # the fix names the lab's backend's own iptables: copied into a shell, it edits the ruleset the lab is in
     fix = f"ip netns exec {n1} {ipt} -t nat {dnat}"
-    assert any(line.startswith(f"  fix: {fix}   (or: sudo netlab up ") and line.endswith(", which repairs the lab)")
+    assert any(line.startswith(f"  fix: {fix}   (or: {netlab_command('up')} ") and line.endswith(", which repairs the lab)")
                for line in trace.splitlines()), trace
     assert f"(ip netns exec {n1} {ipt}-save -t nat)" in trace, trace
     subprocess.run(fix.split(), check=True)  # the fix, run as trace gives it, puts back the lab's rule

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from helpers import NETLAB, netlab
+from netlab.errors import netlab_command
 
 WEB = {
     "name": "habits",
@@ -129,9 +130,9 @@ def test_status_and_probe_with_a_file_compare_with_and_probe_the_file(netlab_lab
     assert f"lab {netlab_lab.name} against {path}:" in status.stdout
     assert f"missing: namespace {netlab_lab.name}-web-3" in status.stdout
     # the lab came from a dict, not this file: up -t FILE would be refused without --reconfigure
-    assert f"sudo netlab up -t {path} --reconfigure` to apply it" in status.stdout
+    assert f"{netlab_command(f'up -t {path} --reconfigure')}` to apply it" in status.stdout
     as_json = json.loads(netlab("status", "-t", str(path), "-o", "json", check=False).stdout)
-    assert as_json["repair"] == f"sudo netlab up -t {path} --reconfigure" and not as_json["ok"]
+    assert as_json["repair"] == netlab_command(f"up -t {path} --reconfigure") and not as_json["ok"]
     # The library's: the same in Python for a file; none for a dict (no command names it), nor when all is as planned.
     assert netlab_lab.status(str(path)).repair == f"Lab.up({str(path)!r}, reconfigure=True)"
     assert netlab_lab.status(changed).repair is None and netlab_lab.status().repair is None
@@ -258,9 +259,9 @@ def test_a_lab_without_a_file_is_repaired_by_its_name(netlab_lab):
     subprocess.run(["ip", "-n", pod, "route", "del", "default"], check=True)
     status = netlab("status", "--lab", name, check=False)
     assert status.returncode == 1 and f"missing: route default via 10.244.0.1 dev eth0 in {pod}" in status.stdout
-    assert status.stdout.splitlines()[-1] == f"run `sudo netlab up --lab {name}` to repair"
+    assert status.stdout.splitlines()[-1] == f"run `{netlab_command(f'up --lab {name}')}` to repair"
     assert json.loads(netlab("status", "--lab", name, "-o", "json", check=False).stdout)["repair"] == \
-        f"sudo netlab up --lab {name}"
+        netlab_command(f"up --lab {name}")
     assert netlab_lab.status().repair == f"Lab({name!r}).repair()"  # the library's, in Python
     up = netlab("up", "--lab", name)
     assert up.stdout.startswith(f"lab {name} is up (1 object added, changed or repaired): 2 nodes, 4 pods"), up.stdout

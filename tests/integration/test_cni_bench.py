@@ -25,6 +25,7 @@ from helpers import as_planned_here, ip, ip_json, lab_namespaces, netlab, up_her
 from netlab import Lab
 from netlab.api.lab_pods import logged_calls
 from netlab.cni.retry import ADD_TRIES
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -149,7 +150,7 @@ def test_a_reattach_whose_del_fails_stops_and_a_failed_add_is_deleted(labs, tmp_
         "so); then its ADD with the config it had before failed too: CNI plugin qcw "
         "ADD: failed (exit 1): iptables failed (running iptables: exit status 1: iptables v1.8.9: bad rule | Try "
         "iptables -h) [code 100]; stderr: qcw stderr one qcw stderr two; rolled back, but for pod a, left detached "
-        f"(no eth0: the DEL before its ADD cannot be undone; `sudo netlab up --lab {lab}` attaches it again)"), \
+        f"(no eth0: the DEL before its ADD cannot be undone; `{netlab_command(f'up --lab {lab}')}` attaches it again)"), \
         proc.stderr
     failed_add = [("loopback", "ADD"), ("qcw", "ADD"), ("qcw", "DEL"), ("loopback", "DEL")]  # each DELed
     assert [c[:2] for c in _calls(lab, "a")[before:]] == [

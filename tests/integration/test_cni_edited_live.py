@@ -27,6 +27,7 @@ import pytest
 from helpers import as_planned_here, ip, ip_json, lab_namespaces, netlab, up_here, write_topology
 from netlab import Lab
 from netlab.api.lab_pods import logged_calls
+from netlab.errors import netlab_command, netlab_words
 from watching import watching
 
 pytestmark = pytest.mark.root
@@ -93,17 +94,17 @@ def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tm
     assert status.returncode != 0 and (f"cni: conflist {conflist} changed since pods a, b were attached with it"
                                        in status.stdout), status.stdout
     # the repair named is the one that works: a plain up refuses (QA qr3 1)
-    repair = f"sudo netlab up -t {path} --reconfigure"
+    repair = netlab_command(f"up -t {path} --reconfigure")
     assert status.stdout.splitlines()[-1] == f"run `{repair}` to repair", status.stdout
     assert json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["repair"] == repair
     assert netlab("status", "-t", path, check=False).stdout.splitlines()[-1] == f"run `{repair}` to apply it"
     before = len(_markers(lab, "a"))
     refused = netlab("up", "-t", path, check=False)
-    assert refused.returncode == 2 and f"`sudo netlab up -t {path} --reconfigure` re-attaches them" in \
+    assert refused.returncode == 2 and f"`{repair}` re-attaches them" in \
         refused.stderr, refused.stderr
     assert len(_markers(lab, "a")) == before and _eth0(lab, "a") == [(1450, ["10.244.0.2"])]  # nothing ran
 
-    done = netlab(*repair.split()[2:])  # the command status named
+    done = netlab(*netlab_words(repair) or [])  # the command status named
     assert f"re-attached pod a through CNI (conflist {conflist} changed since its ADD)" in done.stdout, done.stdout
     for pod, addr in (("a", "10.244.0.2"), ("b", "10.244.0.3")):
         assert _markers(lab, pod)[-2:] == [("DEL", None), ("ADD", "new")]  # DEL with the old config, ADD the new
@@ -127,8 +128,8 @@ def test_an_edited_conflist_is_said_refused_and_reconfigure_re_attaches(labs, tm
     (tmp_path / "fail-a").write_text("")
     detached = netlab("up", "-t", path, check=False)
     assert detached.returncode == 4 and detached.stderr.strip().endswith(
-        f"rolled back, but for pod a, left detached (no eth0: the DEL before its ADD cannot be undone; `sudo netlab "
-        f"up --lab {lab}` attaches it again)"), detached.stderr
+        f"rolled back, but for pod a, left detached (no eth0: the DEL before its ADD cannot be undone; "
+        f"`{netlab_command(f'up --lab {lab}')}` attaches it again)"), detached.stderr
     assert _eth0(lab, "a") == [] and _eth0(lab, "b") == [(1300, ["10.244.0.3"])]
     (tmp_path / "fail-a").unlink()
     up_here(path)
@@ -160,7 +161,7 @@ def test_a_watcher_says_once_that_the_conflist_changed_and_follows_the_reconfigu
     lab, conflist, text = _topology(labs, tmp_path, 1450, None, prefix="cr")
     path = write_topology(tmp_path, text, "topo.yaml")
     refused = "did: nothing: a plain up refuses a lab whose pods were attached with a config edited since; " \
-        f"`sudo netlab up -t {path} --reconfigure` re-attaches them (this watcher follows it)"
+        f"`{netlab_command(f'up -t {path} --reconfigure')}` re-attaches them (this watcher follows it)"
     with watching(lab) as start:
         watcher = start(path, resync="1")
         assert _eth0(lab, "a") == [(1450, ["10.244.0.2"])]
@@ -199,11 +200,11 @@ def test_a_conflist_edited_into_one_that_cannot_be_read_is_drift_and_reconfigure
     assert status.returncode == 1, status.stdout + status.stderr
     assert f"cni: network.cni.conflist: {conflist}: is not JSON (line 1 column " in status.stdout, status.stdout
     assert "pods a, b were attached with it before it was edited" in status.stdout, status.stdout
-    repair = f"sudo netlab up -t {path} --reconfigure"
+    repair = netlab_command(f"up -t {path} --reconfigure")
     # its up refuses the lab until the file can be read: the footer says the fix comes first (QA q19)
     assert status.stdout.splitlines()[-1] == f"fix the conflist first (the cni: line says how), then run `{repair}` " \
         "to repair", status.stdout
-    assert netlab(*repair.split()[2:], check=False).returncode == 2
+    assert netlab(*netlab_words(repair) or [], check=False).returncode == 2
     validate = netlab("validate", "-t", path, check=False)  # the same words
     assert f"network.cni.conflist: {conflist}: is not JSON (line 1 column " in validate.stdout + validate.stderr
     again = netlab("up", "--lab", lab, check=False)  # up refuses it before anything: validate's line, exit 2 (QA q42 2)
@@ -217,7 +218,7 @@ def test_a_conflist_edited_into_one_that_cannot_be_read_is_drift_and_reconfigure
     assert "put the file back, or point the topology's network.cni.conflist at its new path" in gone.stdout
     assert gone.stdout.splitlines()[-1] == status.stdout.splitlines()[-1], gone.stdout
     conflist.write_text(_conflist(1300, "new"))  # fixed: valid, and another config than the pods'
-    netlab(*repair.split()[2:])  # the command status named
+    netlab(*netlab_words(repair) or [])  # the command status named
     assert _eth0(lab, "a") == [(1300, ["10.244.0.2"])] and _eth0(lab, "b") == [(1300, ["10.244.0.3"])]
     assert as_planned_here(lab)
 
@@ -239,7 +240,9 @@ def test_a_lab_brought_up_under_another_name_is_named_in_the_reconfigure_status_
 
     conflist.write_text(_conflist(1300, "new"))
     call = f"Lab.up({path!r}, name={lab!r}, reconfigure=True)"
-    want = f"sudo {sys.executable} -c \"from netlab import Lab; {call}\""
+    folder = os.environ.get("NETLAB_STATE_DIR")  # after sudo, which drops the environment (errors.python_command)
+    env = f"NETLAB_STATE_DIR={shlex.quote(folder)} " if folder else ""
+    want = f"sudo {env}{sys.executable} -c \"from netlab import Lab; {call}\""
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1 and status.stdout.splitlines()[-1] == f"run `{want}` to repair", status.stdout
     assert f"`{want}` re-attaches them with the new one" in status.stdout, status.stdout  # the cni: line
@@ -248,9 +251,11 @@ def test_a_lab_brought_up_under_another_name_is_named_in_the_reconfigure_status_
                            "print(s.repair); print(*s.drift, sep='\\n')"], check=True, capture_output=True, text=True)
     assert said.stdout.splitlines()[0] == call and f"`{call}` re-attaches them" in said.stdout, said.stdout
 
-    words = shlex.split(want)
-    assert words[0] == "sudo"
-    subprocess.run(words[1:], check=True)  # the command status named, for real (root already: no sudo)
+    assert shlex.split(want)[0] == "sudo"
+    # the command status named, for real, as a shell runs it (root already: no sudo, which drops the environment:
+    # the line itself names the state folder)
+    shell_env = {k: v for k, v in os.environ.items() if k != "NETLAB_STATE_DIR"}
+    subprocess.run(["sh", "-c", want.removeprefix("sudo ")], check=True, env=shell_env)
     for pod, addr in (("a", "10.244.0.2"), ("b", "10.244.0.3")):
         assert _markers(lab, pod)[-2:] == [("DEL", None), ("ADD", "new")]  # re-attached with the new config
         assert _eth0(lab, pod) == [(1300, [addr])]

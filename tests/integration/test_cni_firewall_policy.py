@@ -18,6 +18,7 @@ import subprocess
 import pytest
 
 from helpers import in_netns, ipv4_of, netlab
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -87,7 +88,7 @@ networkPolicies:
         probe.stdout
     trace = netlab("trace", "--lab", lab, "other", "web", "--proto", "tcp", "--port", "8080", check=False,
                    timeout=60)
-    assert "NOT STOPPED" in trace.stdout and ahead in trace.stdout and "fix: sudo netlab up -t" in trace.stdout, \
+    assert "NOT STOPPED" in trace.stdout and ahead in trace.stdout and f"fix: {netlab_command('up -t')}" in trace.stdout, \
         trace.stdout
     netlab("up", "-t", path)
     assert forward(node) == [HOOK, FIREWALL] + [line for line in rules if line not in (HOOK, FIREWALL)]

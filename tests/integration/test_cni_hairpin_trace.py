@@ -17,6 +17,7 @@ import re
 import pytest
 
 from helpers import netlab
+from netlab.errors import netlab_command, netlab_words
 
 pytestmark = pytest.mark.root
 
@@ -51,9 +52,9 @@ services: [{{name: web, selector: {{app: web}}, ports: [{{port: 80, targetPort: 
     # Done as the fix says: the pods attached again with hairpinMode, and the packet comes back through the bridge.
     conflist.write_text(json.dumps({"cniVersion": "1.0.0", "name": "nohp", "plugins": [
         {**BRIDGE, "hairpinMode": True, "ipam": ipam}]}))
-    command = re.search(r"then sudo (netlab up .*--reconfigure)", fix)
-    assert command, fix
-    netlab(*command.group(1).split()[1:])
+    command = re.search(r"then (sudo .*netlab up .*--reconfigure)", fix)
+    assert command and command.group(1).startswith(netlab_command("up")), fix
+    netlab(*netlab_words(command.group(1)) or [])
     trace = netlab("trace", "--lab", lab, "xa", "svc/web", "--port", "80", check=False, timeout=60)
     assert trace.returncode == 0 and "hairpin mode" in trace.stdout, trace.stdout
     probe = netlab("probe", "--lab", lab, check=False, timeout=120)

@@ -17,6 +17,7 @@ import pytest
 from helpers import ipv4_of, netlab, write_topology
 from test_cni import BASH
 from test_cni_hostport import CONFLIST
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -55,7 +56,7 @@ def test_a_moved_pod_is_said_a_move_and_the_two_steps_move_it(labs, tmp_path):
     # No CHECK of b on n1, the file's node: its veth is on n2, where the bridge plugin attached it (a false
     # "CHECK of pod b failed" line), and no repair `up` refuses (it named `up -t FILE --reconfigure`: QA q29 #2)
     assert "CHECK" not in status.stdout and "run `" not in status.stdout, status.stdout
-    assert status.stdout.endswith(f"`sudo netlab up -t {path}` refuses the file (exit 2) while it moves a pod its "
+    assert status.stdout.endswith(f"`{netlab_command(f'up -t {path}')}` refuses the file (exit 2) while it moves a pod its "
                                   "CNI plugins attached: the two steps its cni: line says apply it\n"), status.stdout
     assert "moves from node" not in status.stderr, status.stderr  # said once
     as_json = netlab("status", "-t", path, "-o", "json", check=False)
@@ -70,11 +71,11 @@ def test_a_moved_pod_is_said_a_move_and_the_two_steps_move_it(labs, tmp_path):
     refused = netlab("up", "-t", path, check=False)
     assert refused.returncode == 2 and refused.stderr == move(lab, path).format(
         f"; and conflist {conflist} changed since pods a, b were attached with it",
-        f"`sudo netlab up -t {path} --reconfigure`"), refused.stderr
+        f"`{netlab_command(f'up -t {path} --reconfigure')}`"), refused.stderr
     report = json.loads(netlab("status", "-t", path, "-o", "json", check=False).stdout)
     assert report["drift"] == ["cni: " + move(lab, path).format(
         f"; and conflist {conflist} changed since pods a, b were attached with it",
-        f"`sudo netlab up -t {path} --reconfigure`").removeprefix(f"netlab: lab {lab}: ").rstrip("\n")], report
+        f"`{netlab_command(f'up -t {path} --reconfigure')}`").removeprefix(f"netlab: lab {lab}: ").rstrip("\n")], report
     # Its first step's `up -t FILE --reconfigure` (the pod out of the file) is accepted, but not of this file
     assert report["repair"] is None, report
     assert netlab("up", "-t", path, "--reconfigure", check=False).returncode == 2

@@ -13,6 +13,7 @@ import pytest
 
 from helpers import netlab
 from test_cni_hostport import CONFLIST, nat_rules, topology
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -74,7 +75,8 @@ def test_a_ctrl_c_during_a_re_add_is_rolled_back_by_del_and_says_the_pod_is_left
     assert stopped.returncode == 130, stopped
     assert stopped.stderr.strip().endswith(
         "interrupted by SIGINT; rolled back, but for pod a, left detached (no eth0: the run had begun to re-attach it, "
-        f"and the DEL before its ADD cannot be undone; `sudo netlab up --lab {lab}` attaches it again)"), stopped.stderr
+        f"and the DEL before its ADD cannot be undone; `{netlab_command(f'up --lab {lab}')}` attaches it again)"
+    ), stopped.stderr
     assert not flag.exists()  # the re-ADD ran (and sent the signal)
     calls = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)["calls"]
     assert [c["command"] for c in calls if c["pod"] == "a" and c["plugin"] == "intpm"][-3:] == ["DEL", "ADD", "DEL"]

@@ -18,6 +18,7 @@ import pytest
 
 from helpers import lab_namespaces, netlab, state_path
 from helpers_racing import lab_and_processes, started
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -56,7 +57,7 @@ def test_commands_meeting_a_down_halfway_say_so_and_nothing_makes_the_lab_again(
             # the labs that are up beside it, if any (other tests' labs in the same state folder), are named too
             said = re.sub(r" \(labs up: [^)]*\)", "", err)
             assert said.splitlines() == [f"netlab: lab '{lab}' is not up: taken down by {holder} while this {what} "
-                                         "waited for the lab" + ("; `sudo netlab up -t FILE` brings it up from a file"
+                                         "waited for the lab" + (f"; `{netlab_command('up -t FILE')}` brings it up from a file"
                                                                  if what == "up" else "")], (what, out, err)
         assert lab_namespaces(lab) == [] and not os.path.exists(state_path(lab))
         assert lab not in netlab("list", "-o", "json").stdout

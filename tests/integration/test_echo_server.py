@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from helpers import in_netns, netlab, two_node_topology, wait_for, write_topology
+from netlab.errors import netlab_command
 from netlab.kernel.processes import proc_state
 
 pytestmark = pytest.mark.root
@@ -135,7 +136,7 @@ internet: {hosts: [{name: client, ip: 203.0.113.50}]}
     assert wait_for(lambda: proc_state(idle) == "T")
     status = netlab("status", "-t", other, check=False)
     assert status.returncode == 1, status.stdout
-    repair = f"sudo netlab up -t {shlex.quote(other)} --reconfigure"
+    repair = netlab_command(f"up -t {shlex.quote(other)} --reconfigure")
     lines = status.stdout.splitlines()
     assert f"  containers: pod duo container idle is stopped (pid {idle}, by SIGSTOP or SIGTSTP); `{repair}` " \
         "restarts it" in lines, status.stdout

@@ -30,6 +30,7 @@ import pytest
 import netlab
 from helpers import (STATE_ROOT, in_netns, ipv4_of, lab_down, netlab as run_netlab, unique_lab, wait_for,
                      write_topology)
+from netlab.errors import netlab_command
 from netlab.kernel import processes as proc
 from netlab.workload import launch
 from netlab.workload.echocontrol import PROTOCOL
@@ -145,7 +146,7 @@ def test_status_names_an_older_netlabs_echo_server_and_up_replaces_it(tmp_path, 
         assert status.returncode == 1
         said = [line for line in status.stdout.splitlines() if "echo server" in line or "kube-proxy" in line]
         assert len(said) == 1 and f"the lab's echo server (pid {old}) was started by an older netlab (control " \
-            f"protocol 1; this netlab's is {PROTOCOL})" in said[0] and "`sudo netlab up" in said[0] and \
+            f"protocol 1; this netlab's is {PROTOCOL})" in said[0] and f"`{netlab_command('up')}" in said[0] and \
             "replaces it" in said[0], status.stdout
 
         up = run_netlab("up", "-t", path)

@@ -251,7 +251,7 @@ def test_a_done_pods_container_whose_command_changed_runs_the_new_one_once(labs)
     against = netlab("status", "-t", path, check=False).stdout
     for pod in ("never", "onfailure"):
         assert f"pod {pod} container main exited (pid {got[f'{pod}/main']['pid']}) and its command changed; " \
-               f"`sudo netlab up -t {path}` starts the new one" in against, against
+               f"`{netlab_command(f'up -t {path}')}` starts the new one" in against, against
     up = netlab("up", "-t", path).stdout
     for pod in ("never", "onfailure"):
         assert f"restarted container {pod}/main (its command changed)" in up, up

@@ -22,6 +22,7 @@ import pytest
 
 from helpers import NETLAB, lab_down, lab_namespaces, netlab, state_path, unique_lab, wait_for, write_topology
 from watching import topology as watched_topology
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -214,7 +215,7 @@ def test_ctrl_c_while_a_repair_waits_says_the_edit_it_did_not_apply(tmp_path):
         assert "did: restore iptables nat in " in out and "changed; did: " not in out, said  # the repair, alone
         last = out.splitlines()[-1]
         assert f"stopped watching lab {lab} (SIGINT); {path} changed since its last apply, not applied " \
-               f"(`sudo netlab up -t {path}` applies it); it stays up" in last, said
+               f"(`{netlab_command(f'up -t {path}')}` applies it); it stays up" in last, said
         saved = subprocess.run(["ip", "netns", "exec", f"{lab}-node-1", "iptables-legacy-save", "-t", "nat"],
                                capture_output=True, text=True, check=True).stdout
         assert "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000" in saved and "KUBE-SVC-" not in saved, said

@@ -22,7 +22,7 @@ from helpers import (as_planned_here, in_netns, lab_down_here, lab_up, netlab, u
                      write_topology)
 from netlab import Lab
 from netlab import doctor
-from netlab.errors import display_path
+from netlab.errors import display_path, netlab_command
 from netlab.kernel import netlink as nl
 from netlab.kernel import tc
 from netlab.model.lab import resolve
@@ -173,12 +173,12 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     # status names that up as the repair: `up -t FILE` would take the run-time impairments off.
     drift = netlab("status", "--lab", name, check=False)
     assert drift.returncode == 1 and "has none, the topology says rate 5mbit" in drift.stdout, drift.stdout
-    assert drift.stdout.splitlines()[-1] == f"run `sudo netlab up --lab {name}` to repair", drift.stdout
+    assert drift.stdout.splitlines()[-1] == f"run `{netlab_command(f'up --lab {name}')}` to repair", drift.stdout
     repaired = netlab("up", "--lab", name)
     assert f"set rate 5mbit on eth0 in {name}-server" in repaired.stdout, repaired.stdout
     assert [q["kind"] for q in qdiscs(f"{name}-shaped") if q.get("root")] == ["noqueue"]
     assert as_planned_here(name)
-    assert f"run `sudo netlab up -t {display_path(path)}` to apply it" in \
+    assert f"run `{netlab_command(f'up -t {display_path(path)}')}` to apply it" in \
         netlab("status", "-t", path, check=False).stdout
     restored = netlab("up", "-t", path)
     assert f"removed rate 5mbit from eth0 in {name}-server" in restored.stdout
@@ -345,9 +345,9 @@ def test_trace_names_the_impairment_that_dropped_the_packet(lab):
         assert lost["reason"].startswith("shaped:eth0 has netlab's impairment loss 100%: chain loss-shaped-eth0 of "
                                          f"table netdev netlab-impair in {name}-node-1 drops every frame arriving on "
                                          "veth"), lost
-        assert lost["fix"] == f"sudo netlab impair --lab {name} shaped:eth0 --clear"  # another lab may be up too
+        assert lost["fix"] == netlab_command(f"impair --lab {name} shaped:eth0 --clear")  # another lab may be up too
         text = netlab("trace", "--lab", name, "shaped", "server", check=False).stdout
-        assert f"  fix: sudo netlab impair --lab {name} shaped:eth0 --clear\n" in text, text
+        assert f"  fix: {netlab_command(f'impair --lab {name} shaped:eth0 --clear')}\n" in text, text
         # The other way: shaped answers server's who-has, and the loss drops its answers as it drops anything shaped
         # sends (a wire's loss, ARP too): server's entry stays INCOMPLETE, the request goes no further. From no
         # entry (one left STALE would let the request go at once, and its reply be lost instead).
@@ -367,7 +367,7 @@ def test_trace_names_the_impairment_that_dropped_the_packet(lab):
         assert (f"ARP answers too: shaped answers who-has {shaped_ip}, and its answers to eth0 in {name}-server are "
                 "dropped there (the chain's counter rose by ") in lost["reason"], lost
         assert "nothing on that link answers" not in proc.stdout
-        assert lost["fix"] == f"sudo netlab impair --lab {name} shaped:eth0 --clear"
+        assert lost["fix"] == netlab_command(f"impair --lab {name} shaped:eth0 --clear")
     finally:
         Lab(name).impair("shaped:eth0", rate="20mbit")  # as the file has it
     assert as_planned_here(name, lab[1])  # as the file has it again

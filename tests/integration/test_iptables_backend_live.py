@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from helpers import NETLAB, netlab
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -63,7 +64,7 @@ def test_a_lab_keeps_its_backend_and_up_reconfigure_moves_it(labs, tmp_path):
     st = under_legacy(tmp_path, "status", "--lab", lab)
     assert st.returncode == 0 and "all as planned" in st.stdout, st.stdout + st.stderr
     assert (f"lab {lab} made with iptables-nft; iptables now points at legacy (netlab keeps using iptables-nft "
-            f"for this lab; `sudo netlab up -t {path} --reconfigure` moves it to iptables-legacy)") in st.stderr
+            f"for this lab; `{netlab_command(f'up -t {path} --reconfigure')}` moves it to iptables-legacy)") in st.stderr
     assert under_legacy(tmp_path, "up", "-t", path).returncode == 0
     assert saved(n1, "legacy") == [] and "FLANNEL-POSTRTG" in chains(saved(n1, "nft"))  # nothing moved
     ping(lab)

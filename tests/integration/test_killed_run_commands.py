@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from helpers import (ip, ip_json, lab_down, lab_namespaces, netlab, state_path, unique_lab, without_turn_waits,
                      write_topology)
 from killed_runs import lock_let_go
@@ -126,7 +126,7 @@ def test_policy_table_of_a_lab_with_a_pod_s_namespace_deleted_leaves_it_out_and_
         ip("netns", "delete", f"{lab}-a")  # behind netlab's back
         assert sorted(lab_namespaces(lab)) == sorted(f"{lab}-{n}" for n in ("b", "n1", "underlay"))
         r = netlab("policy", "table", "--lab", lab, check=False)
-        gone = f"namespace {lab}-a was deleted while lab {lab} is up; `sudo netlab up -t {path}` makes it again"
+        gone = f"namespace {lab}-a was deleted while lab {lab} is up; `{netlab_command(f'up -t {path}')}` makes it again"
         # not as planned, a's flows not checked: exit 1 and exec's line first, as probe (it was exit 0, a note only)
         assert (r.returncode, without_turn_waits(r.stderr)) == (1, f"netlab: {gone}\n"), r
         assert f"note: a: its flows not probed: {gone}" in r.stdout.splitlines(), r
@@ -189,7 +189,8 @@ def test_get_logs_and_status_of_a_killed_down_s_lab_say_down_finishes_it_and_up_
             if point == "down-deleted":  # (state-renamed: nothing taken yet, all as planned, exit 0)
                 last = r.stdout.splitlines()[-1]
                 assert r.returncode == 1 and last == (f"run `{down_command(lab)}` to finish taking it down, "
-                                                      f"or `sudo netlab up -t {path}` to bring it back as planned"), r
+                                                      f"or `{netlab_command(f'up -t {path}')}` to bring it back as "
+                                                      "planned"), r
             netlab("up", "-t", path)  # the up it names, for real
             r = netlab("status", "--lab", lab)
             assert r.stdout.endswith("all as planned\n") and r.stderr == "", r

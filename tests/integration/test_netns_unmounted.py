@@ -16,6 +16,7 @@ import subprocess
 import pytest
 
 from helpers import ip, ip_json, netlab, unique_lab
+from netlab.errors import netlab_command
 from netlab.kernel import netns as nsmod
 
 pytestmark = pytest.mark.root
@@ -41,7 +42,7 @@ def test_exec_into_an_unmounted_pod_namespace_is_one_line_naming_the_repair(labs
     assert proc.returncode == 2, proc.stderr  # as inspect and trace say the same namespace (NetnsGone)
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr == (f"netlab: namespace {lab}-a was deleted while lab {lab} is up; "
-                           f"`sudo netlab up -t {shlex.quote(path)}` makes it again\n")
+                           f"`{netlab_command(f'up -t {shlex.quote(path)}')}` makes it again\n")
     inspected = netlab("inspect", "--lab", lab, "a", check=False)
     assert inspected.returncode == 2 and inspected.stderr == proc.stderr, inspected.stderr
     # Nothing changed: the file is still there, empty, and the other pod still runs commands.
@@ -54,7 +55,7 @@ def test_up_makes_an_unmounted_namespace_of_the_lab_again(labs):
     unmount(f"{lab}-a")
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1 and f"missing: namespace {lab}-a" in status.stdout, status.stdout
-    assert f"run `sudo netlab up -t {shlex.quote(path)}` to repair" in status.stdout
+    assert f"run `{netlab_command(f'up -t {shlex.quote(path)}')}` to repair" in status.stdout
     up = netlab("up", "-t", path, check=False)  # what status says to run
     assert up.returncode == 0, up.stderr
     assert "1 namespace created" in up.stdout, up.stdout

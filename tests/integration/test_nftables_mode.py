@@ -19,6 +19,7 @@ import pytest
 
 from helpers import as_planned_here, in_netns, lab_up, netlab, unique_lab, up_here, write_topology
 from netlab import Lab
+from netlab.errors import netlab_command
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
@@ -117,7 +118,8 @@ def test_inspect_shows_kube_proxys_table_as_the_kernel_lists_it_and_its_counters
     assert [x for x in shown[:len(nft_text)] if "expires" not in x] == [x for x in nft_text if "expires" not in x]
     assert "kube-proxy writes no counters in nftables mode" in shown[-1]  # no rule counts: how to count
     # and the up that takes the counter out: the lab's own `up -t FILE`, run below (realize.state.repair_up)
-    assert shown[-1].endswith(f" counter, and `sudo netlab up -t {shlex.quote(nft_lab['path'])}` takes it out)")
+    up = netlab_command(f"up -t {shlex.quote(nft_lab['path'])}")
+    assert shown[-1].endswith(f" counter, and `{up}` takes it out)")
 
     kernel = kernel_table(ns)
     table = json.loads(netlab("inspect", "--lab", lab, "node-1", "-s", "nftables", "-o", "json").stdout)[

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from helpers import netlab, write_topology
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -40,8 +41,8 @@ def test_policy_table_of_an_edited_file_is_judged_by_the_file(labs, tmp_path):
     assert "MISMATCH b -> a udp/8080: allowed but BLOCKED" in ran.stdout  # the echo server's UDP too
     assert "6/8 flows as the policies say" in ran.stdout
     assert (f"netlab: note: lab {name} runs other policies than {path}: 2 flows judged otherwise (first: b -> a "
-            f"tcp/8080, allowed by the file); the table judges the file's; `sudo netlab up -t {path}` applies "
-            "them") in ran.stderr
+            f"tcp/8080, allowed by the file); the table judges the file's; `{netlab_command(f'up -t {path}')}` "
+            "applies them") in ran.stderr
     ran = netlab("policy", "table", "-t", path, "-o", "json", check=False)
     data = json.loads(ran.stdout)
     assert ran.returncode == 1 and data["mismatches"] == 2

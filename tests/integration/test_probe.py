@@ -16,6 +16,7 @@ from netlab import Lab
 
 from helpers import (NETLAB, in_netns, ip, ip_json, is_turn_wait, lab_namespaces, lab_up, left_as_found, netlab,
                      two_node_topology, unique_lab, wait_for, write_topology)
+from netlab.errors import netlab_command
 from netlab.pytest_plugin import watch
 
 pytestmark = pytest.mark.root
@@ -161,8 +162,8 @@ def test_a_refused_probe_says_what_the_destinations_kernel_has_on_that_port(labs
         f"(ip netns exec {ns} ss -ltn)")
     assert detail[("fedora-1", "fedora-2", "tcp", 8080)] == (
         f"connection refused: tcp port 8080 has a socket in {ns} (0.0.0.0:8080): a rule on the way or in its own "
-        f"firewall refused the probe (sudo netlab trace --lab {lab} fedora-1 fedora-2 --proto tcp --port 8080 shows "
-        "where)")
+        f"firewall refused the probe ({netlab_command(f'trace --lab {lab} fedora-1 fedora-2 --proto tcp --port 8080')} "
+        "shows where)")
     assert detail[("fedora-2", "fedora-1", "tcp", 9997)] == "connection refused"  # expected: nothing to explain
     text = netlab("probe", "--lab", lab, "--proto", "tcp", check=False).stdout
     assert (f"fedora-1 -> fedora-2 tcp/9999: expected reachable, connection refused: nothing listens on tcp port "

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -54,7 +55,7 @@ def test_a_loss_netlab_set_is_named_in_probes_hints(lab):
                                                         "every frame it sends), on the path of ")]
         assert len(said) == 1, out["hints"]
         assert f"{len(failed) + 1} flows that failed" in said[0], (said, len(failed))  # and the spread check
-        assert said[0].endswith(f"`sudo netlab impair --lab {lab} client:eth0 --clear` removes it")
+        assert said[0].endswith(f"`{netlab_command(f'impair --lab {lab} client:eth0 --clear')}` removes it")
     finally:
         netlab("impair", "--lab", lab, "client:eth0", "--clear")
     assert _probe(lab)["hints"] == []  # no impairment, nothing failed

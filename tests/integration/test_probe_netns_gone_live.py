@@ -13,6 +13,7 @@ import json
 import pytest
 
 from helpers import ip, lab_down, lab_namespaces, netlab, probe_failures, unique_lab, without_turn_waits, write_topology
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -36,7 +37,7 @@ def test_probe_names_a_deleted_pod_leaves_its_flows_out_and_fails(tmp_path):
         assert before["ok"] and any(p["source"] == "a" for p in before["probes"]), probe_failures(before)
         ip("netns", "delete", f"{lab}-a")  # behind netlab's back; a's echo server holds the namespace on
         assert f"{lab}-a" not in lab_namespaces(lab)
-        line = f"namespace {lab}-a was deleted while lab {lab} is up; `sudo netlab up -t {path}` makes it again"
+        line = f"namespace {lab}-a was deleted while lab {lab} is up; `{netlab_command(f'up -t {path}')}` makes it again"
         r = netlab("probe", "--lab", lab, check=False)
         assert (r.returncode, without_turn_waits(r.stderr)) == (1, f"netlab: {line}\n"), r
         out = r.stdout.splitlines()

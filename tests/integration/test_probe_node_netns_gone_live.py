@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 import pytest
 
 from helpers import ip, lab_down, lab_namespaces, netlab, probe_failures, unique_lab, without_turn_waits, write_topology
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -46,7 +47,7 @@ def test_probe_and_policy_table_name_a_deleted_node_and_fail(tmp_path):
         assert f"{lab}-n1" not in lab_namespaces(lab)
         names = [n["name"] for n in json.loads(ip("-j", "netns", "list").stdout)]
         assert f"{lab}-n1" not in names and f"{lab}-a" in names
-        line = f"namespace {lab}-n1 was deleted while lab {lab} is up; `sudo netlab up -t {path}` makes it again"
+        line = f"namespace {lab}-n1 was deleted while lab {lab} is up; `{netlab_command(f'up -t {path}')}` makes it again"
         r = netlab("probe", "--lab", lab, "--proto", "tcp", check=False)
         assert (r.returncode, said(r)) == (1, [f"netlab: {line}"]), r
         out = r.stdout.splitlines()
@@ -83,7 +84,7 @@ def test_probe_and_policy_table_of_a_lab_whose_underlay_was_deleted_say_status_s
         ip("netns", "delete", f"{lab}-underlay")
         assert f"{lab}-underlay" not in lab_namespaces(lab) and f"{lab}-n1" in lab_namespaces(lab)
         assert netlab("status", "--lab", lab, check=False).returncode == 1
-        line = f"namespace {lab}-underlay was deleted while lab {lab} is up; `sudo netlab up -t {path}` makes it again"
+        line = f"namespace {lab}-underlay was deleted while lab {lab} is up; `{netlab_command(f'up -t {path}')}` makes it again"
         for args in (("probe",), ("policy", "table")):
             r = netlab(*args, "--lab", lab, check=False)
             assert (r.returncode, r.stdout, said(r)) == (1, "", [f"netlab: {line}"]), r
@@ -103,7 +104,7 @@ def test_probe_and_policy_table_say_a_deleted_gateway_is_the_internets_and_fail(
         netlab("up", "-t", path)
         ip("netns", "delete", f"{lab}-gateway")
         assert f"{lab}-gateway" not in lab_namespaces(lab) and f"{lab}-h1" in lab_namespaces(lab)
-        line = f"namespace {lab}-gateway was deleted while lab {lab} is up; `sudo netlab up -t {path}` makes it again"
+        line = f"namespace {lab}-gateway was deleted while lab {lab} is up; `{netlab_command(f'up -t {path}')}` makes it again"
         status = netlab("status", "--lab", lab, check=False)
         assert status.returncode == 1 and f"{lab}-gateway" in status.stdout, status.stdout
         r = netlab("probe", "--lab", lab, "--proto", "tcp", check=False)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from helpers import diff_snapshots, host_snapshot, lab_namespaces, netlab, state_path, unique_lab, wait_for
+from netlab.errors import down_command, netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -130,7 +131,7 @@ def test_passes(netlab_lab):
     try:
         assert proc.returncode == 1, out
         assert "netlab: labs kept up (--netlab-keep)" in out, out
-        assert f"take it down with: sudo {_env()}netlab down --lab {failed}" in out, out
+        assert f"take it down with: {down_command(failed)}" in out, out
         assert lab_namespaces(failed), "the failed test's lab stays up"
         assert lab_namespaces(passed) == [], "a passing test's lab goes down"
     finally:
@@ -244,7 +245,7 @@ def test_no_lab():
     assert proc.returncode == 0 and "1 passed, 1 skipped" in out, out
     assert "netlab: lab tests skipped" in out, out  # the plugin's own summary, whatever -r says
     line = next(line for line in out.splitlines() if line.startswith("1 test: netlab: this machine cannot run"))
-    assert "veth" in line and "sudo netlab doctor" in line, line
+    assert "veth" in line and f"`{netlab_command('doctor')}` says how" in line, line
 
 
 @pytest.mark.parametrize("how", ["ctrl-c in teardown", "ctrl-c again at the end", "sigterm", "sighup"])
@@ -458,11 +459,6 @@ def test_factory(netlab_factory):
         assert sorted(where) == [("test_case.py", "4"), ("test_case.py", "8")], out
     finally:
         subprocess.run(["rm", "-rf", "--one-file-system", str(folder)], check=False)
-
-
-def _env() -> str:
-    state = os.environ.get("NETLAB_STATE_DIR")
-    return f"NETLAB_STATE_DIR={state} " if state else ""
 
 
 UP_THEN_STOP = '''

@@ -15,6 +15,7 @@ import pytest
 from forked_cli import ForkedCli
 from helpers import (NETLAB, in_netns, ip, lab_namespaces, netlab, state_path, two_node_topology, unique_lab,
                      write_topology)
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -138,7 +139,7 @@ def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(labs, t
         assert failed.returncode == 4 and "rolled back" in failed.stderr, (k, failed.stderr)
         if "which it had begun to remove" in failed.stderr:
             said.append(k)
-            assert f"but for b, which it had begun to remove (`sudo netlab up --lab {lab}` makes them again)" \
+            assert f"but for b, which it had begun to remove (`{netlab_command(f'up --lab {lab}')}` makes them again)" \
                 in failed.stderr, failed.stderr
             netlab("up", "--lab", lab)
         status = Lab(lab).status()  # as `status` judges it, in this process: the rollback is the test's point
@@ -384,7 +385,7 @@ def test_inspect_of_a_pod_whose_namespace_is_gone_is_one_line(labs, tmp_path):
     lab = labs.name()
     path, _ = labs.up(small(lab))
     ip("netns", "del", f"{lab}-b")
-    repair = f"sudo netlab up -t {shlex.quote(path)}"  # the lab as its file made it: its file repairs it
+    repair = netlab_command(f"up -t {shlex.quote(path)}")  # the lab as its file made it: its file repairs it
     gone = f"namespace {lab}-b was deleted while lab {lab} is up; `{repair}` makes it again"
     for args in (["inspect", "--lab", lab, "b"], ["inspect", "--lab", lab, "b", "-o", "json"],
                  ["exec", "--lab", lab, "b", "--", "true"], ["capture", "--lab", lab, "b:eth0", "--timeout", "1"],

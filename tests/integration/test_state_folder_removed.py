@@ -120,7 +120,7 @@ def test_down_of_a_lab_whose_state_is_immutable_says_it_is_down_and_list_says_go
         assert said.returncode == 3 and said.stdout == "" and said.stderr == (
             f"netlab: lab {lab} is not up: none of its namespaces is there any more, yet its state file remains "
             f"({state_path(lab, 'state.json')}); once its folder may be written, `{down_command(lab)}` "
-            f"forgets it (or `sudo netlab up --lab {lab}` makes it again)\n"), said
+            f"forgets it (or `{netlab_command(f'up --lab {lab}')}` makes it again)\n"), said
     finally:
         subprocess.run([chattr, "-i", target], check=True)
     out = netlab("down", "--lab", lab)

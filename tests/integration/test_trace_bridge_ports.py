@@ -17,6 +17,7 @@ import time
 import pytest
 
 from helpers import in_netns, ip, netlab, two_node_topology
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -92,7 +93,7 @@ def test_a_port_disabled_by_hand_drops_what_comes_in(labs):
     # sets it back.
     text = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", check=False, timeout=60).stdout
     [fix] = [line for line in text.splitlines() if line.startswith("  fix: ")]
-    assert fix.startswith(f"  fix: bridge -n {n1} link set dev {name} state forwarding   (or: sudo netlab up ") \
+    assert fix.startswith(f"  fix: bridge -n {n1} link set dev {name} state forwarding   (or: {netlab_command('up')} ") \
         and fix.endswith(", which repairs the lab)"), text
     # Without the gateway's MAC, fedora-1's ARP request is what dies there.
     ip("neigh", "flush", "dev", "eth0", netns=pod)

@@ -12,6 +12,7 @@ import pytest
 
 from helpers import as_planned, in_netns, lab_up, netlab, unique_lab, write_topology
 from netlab import api
+from netlab.errors import netlab_command, netlab_words
 from netlab.kernel import iptables
 
 pytestmark = pytest.mark.root
@@ -72,6 +73,6 @@ def test_each_nodes_filter_table_is_read_once_before_and_once_after_the_packet(t
         assert not t.delivered and t.lost is not None and t.lost.netns == f"{lab}-n1", t.lost
         assert "REFUSED in node n1" in t.lost.reason and rule in t.lost.reason, t.lost.reason
         assert reads[(f"{lab}-n1", "filter")] == 2 and reads[(f"{lab}-n2", "filter")] == 2, reads
-        assert t.lost.fix == f"sudo netlab up -t {path}", t.lost.fix
-        netlab(*t.lost.fix.split()[2:])  # `up -t PATH`, as root already
+        assert t.lost.fix == netlab_command(f"up -t {path}"), t.lost.fix
+        netlab(*netlab_words(t.lost.fix) or [])  # `up -t PATH`, as root already
         assert as_planned(lab) and curl(lab) == 0

@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
-from netlab.errors import command_path
+from netlab.errors import command_path, netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -115,7 +115,7 @@ def test_a_node_without_kube_proxys_ruleset_is_blamed_and_up_is_the_fix(broken_l
         lost = d["lost"]
         # the fix is the repair status prints for this lab, from a file: `sudo netlab up -t FILE` (it said --lab)
         repair = json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["repair"]
-        assert repair == f"sudo netlab up -t {command_path(broken_lab['path'])}", repair
+        assert repair == netlab_command(f"up -t {command_path(broken_lab['path'])}"), repair
         assert rc == 1 and lost["netns"] == n1 and lost["fix"] == repair, d
         row = next(h for h in d["hops"] if h["index"] == lost["hop"])
         assert row["kind"] == "dnat" and row["cause"]

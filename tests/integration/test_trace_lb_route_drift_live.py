@@ -15,6 +15,7 @@ import json
 import pytest
 
 from helpers import in_netns, lab_up, netlab, traced, unique_lab, write_topology
+from netlab.errors import netlab_command
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 
@@ -70,7 +71,7 @@ def test_a_gateway_route_to_a_node_without_an_endpoint_is_named_with_the_plans_r
         assert f"!! the gateway's route for {LB} sends it to n2" in text.stdout, text.stdout
         assert f"result: LOST at hop {row['index']} ({gw} eth0): the gateway's route" in text.stdout, text.stdout
         assert f"fix: ip -n {gw} route replace {LB}/32 nexthop via {n1}" in text.stdout, text.stdout
-        assert "sudo netlab up -t" in text.stdout, text.stdout
+        assert netlab_command("up -t") in text.stdout, text.stdout
         # up puts the plan's route back, and trace finds nothing wrong
         netlab("up", "-t", path)
         [route] = json.loads(in_netns(gw, "ip", "-j", "route", "show", f"{LB}/32", check=True).stdout)

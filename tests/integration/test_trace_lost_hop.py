@@ -17,6 +17,7 @@ import pytest
 
 from helpers import as_planned_here, in_netns, ip, left_as_found, module_lab, netlab, two_node_topology, wait_for
 from netlab import Lab
+from netlab.errors import netlab_command
 from netlab.pytest_plugin import watch
 
 pytestmark = pytest.mark.root
@@ -119,7 +120,7 @@ def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(p
     assert (lost["hop"], lost["netns"], lost["device"]) == (first_unseen["index"], n1, "flannel.1"), lost
     assert d["hops"][lost["hop"] - 2]["seen"] is True  # cni0: the packet came up to minikube's IP layer
     assert f"never on {n1} flannel.1; the kernel's route, ARP and FDB answers up to there look right, so look at " \
-           f"the firewall: sudo netlab inspect --lab {lab} minikube" in lost["reason"], lost
+           f"the firewall: {netlab_command(f'inspect --lab {lab} minikube')}" in lost["reason"], lost
     [(label, problem)] = problems(text).items()  # the missing ARP entry further on is still shown, on its row
     assert int(label) > lost["hop"] and "no ARP entry for 192.168.122.7 on eth0" in problem
     assert problem not in lost["reason"]

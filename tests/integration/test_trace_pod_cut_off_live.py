@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from helpers import as_planned, ip_json, netlab, traced
+from netlab.errors import netlab_command, netlab_words
 
 pytestmark = pytest.mark.root
 
@@ -27,8 +28,8 @@ pods: [{{name: a, node: n1}}, {{name: b, node: n2}}]
     code, report = traced(lab, "a", "b")
     assert code == 1 and report["lost"]["hop"] == 1, report["lost"]
     assert "pod a has no eth0 (deleted" in report["lost"]["reason"], report["lost"]
-    assert report["lost"]["fix"] == report["repair"] == f"sudo netlab up -t {path}", report
-    netlab(*report["lost"]["fix"].split()[2:])  # sudo netlab up ...: this run's netlab
+    assert report["lost"]["fix"] == report["repair"] == netlab_command(f"up -t {path}"), report
+    netlab(*netlab_words(report["lost"]["fix"]) or [])  # sudo netlab up ...: this run's netlab
     assert traced(lab, "a", "b")[0] == 0 and as_planned(lab)
 
     for dst in ("default", "10.244.0.0/16"):

@@ -17,6 +17,7 @@ import shlex
 import pytest
 
 from helpers import in_netns, ip_json, lab_up, netlab, reject_counts, unique_lab
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -178,8 +179,9 @@ def test_an_allowed_flow_refused_for_a_missing_allow_rule_names_it_and_the_reset
     [hint] = [line for line in table.stdout.splitlines() if line.startswith("hint: ")]
     assert hint.startswith(f"hint: the nodes' policy rules are not as planned (drift: different: iptables filter "
                            f"rules in {n1} (missing rule: {allow})), which explains a flow allowed but blocked: "
-                           f"`sudo netlab status --lab {lab}` lists what differs, `sudo netlab trace --lab {lab} b-cli "
-                           f"a-web --proto tcp --port {PORT}` names the rule the flow met; sudo netlab up "), hint
+                           f"`{netlab_command(f'status --lab {lab}')}` lists what differs, "
+                           f"`{netlab_command(f'trace --lab {lab} b-cli a-web --proto tcp --port {PORT}')}` names the "
+                           f"rule the flow met; {netlab_command('up')} "), hint
     assert hint.endswith(" writes them back"), hint
     # Repaired, the flow connects and the trace says so.
     netlab("up", "--lab", lab)

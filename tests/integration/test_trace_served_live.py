@@ -18,6 +18,7 @@ import pytest
 
 from helpers import netlab, traced, wait_for
 from netlab import Lab
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -68,10 +69,11 @@ def test_trace_and_probe_leave_a_completed_pod_out_and_trace_says_a_stopped_dns(
     assert code == 1 and doc["refused"].endswith(f"; pod kube-dns's container dnsmasq does not run "
                                                  f"(hop {arrival['index']})"), doc["refused"]
     assert arrival["problem"].startswith("pod kube-dns's container dnsmasq exited with code 0 (pid "), arrival
-    assert arrival["problem"].endswith(f"as the lab's records say; `sudo netlab up -t {path}` restarts it"), arrival
-    assert arrival["fix"] == f"sudo netlab up -t {path}"
+    up = netlab_command(f"up -t {path}")
+    assert arrival["problem"].endswith(f"as the lab's records say; `{up}` restarts it"), arrival
+    assert arrival["fix"] == up
     text = netlab("trace", "--lab", lab, "cl", "svc/kube-dns", check=False).stdout
-    assert f"\n  fix: sudo netlab up -t {path}\n" in text, text
+    assert f"\n  fix: {up}\n" in text, text
     netlab("up", "-t", path)
     assert traced(lab, "cl", "svc/kube-dns")[0] == 0
 
@@ -87,8 +89,8 @@ def test_trace_and_probe_leave_a_completed_pod_out_and_trace_says_a_stopped_dns(
     stopped = f"containers: pod kube-dns container dnsmasq is stopped (pid {pid}, by SIGSTOP or SIGTSTP); "
     assert f"{stopped}`Lab({lab!r}).repair()` restarts it" in status.drift, status.drift
     assert f"{stopped}`Lab.up({path!r})` restarts it" in against.drift, against.drift
-    assert f"  {stopped}`sudo netlab up -t {path}` restarts it\n" in cli, cli
+    assert f"  {stopped}`{up}` restarts it\n" in cli, cli
     assert code == 1 and doc["refused"] is None
     assert (f"nothing answered the DNS query for kube-dns.kube-system.svc.cluster.local: pod kube-dns's container "
-            f"dnsmasq is stopped (pid {pid}, by SIGSTOP or SIGTSTP), as the lab's records say; `sudo netlab up -t "
-            f"{path}` restarts it)") in doc["reply_lost"]["reason"], doc["reply_lost"]
+            f"dnsmasq is stopped (pid {pid}, by SIGSTOP or SIGTSTP), as the lab's records say; `{up}` "
+            "restarts it)") in doc["reply_lost"]["reason"], doc["reply_lost"]

@@ -24,6 +24,7 @@ import pytest
 
 from helpers import as_planned_here, in_netns, ip, left_as_found, module_lab, netlab
 from netlab import Lab
+from netlab.errors import netlab_command, netlab_words
 from netlab.pytest_plugin import watch
 
 pytestmark = pytest.mark.root
@@ -49,8 +50,9 @@ def pings(netns: str, dst: str) -> bool:
 
 def run_fix(fix: str) -> None:
     """The fix as printed: a netlab command through the CLI, anything else pasted into a shell."""
-    if fix.startswith("sudo netlab "):
-        netlab(*fix.split()[2:])
+    words = netlab_words(fix)  # under a state folder of the user's own too (errors.netlab_command)
+    if words is not None:
+        netlab(*words)
         return
     proc = subprocess.run(["sh", "-c", fix], capture_output=True, text=True, timeout=20)
     assert proc.returncode == 0, (fix, proc.stderr)
@@ -158,7 +160,7 @@ def test_vxlan_deleted_device_is_blamed_and_repaired_by_the_labs_up(vxlan):
     old = subprocess.run(["ip", "-n", n3, "route", "add", "10.244.0.0/24", "via", "10.244.0.0", "dev", "flannel.1",
                           "onlink"], capture_output=True, text=True)
     assert old.returncode != 0 and "Cannot find device" in old.stderr, old
-    assert lost["fix"] == f"sudo netlab up -t {path}" == d["repair"], lost
+    assert lost["fix"] == netlab_command(f"up -t {path}") == d["repair"], lost
     d, rc = trace(lab, "p1", "p3")
     lost = d["lost"]
     assert rc == 1 and lost["netns"] == n3 and "(flannel.1, the lab's VXLAN device there, is missing)" in \

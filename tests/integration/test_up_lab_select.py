@@ -9,6 +9,7 @@ own, and whatever a run made there ('demo' too, were `up` to make it again) is t
 from __future__ import annotations
 
 import os
+import shlex
 
 import pytest
 
@@ -55,8 +56,9 @@ def test_a_plain_up_repairs_the_only_lab_up(tmp_path, own_state):
     netlab("break", "vxlan-arp-missing", env=own_state)
     up = netlab("up", env=own_state)
     assert up.stdout.splitlines()[:2] == [
-        f"no -t FILE nor --lab: lab {name}, the only lab up, converges to its saved topology (`sudo netlab up "
-        "--lab demo` makes the built-in default lab)",
+        f"no -t FILE nor --lab: lab {name}, the only lab up, converges to its saved topology (`sudo "
+        f"NETLAB_STATE_DIR={shlex.quote(own_state['NETLAB_STATE_DIR'])} netlab up --lab demo` makes the built-in "
+        "default lab)",
         f"lab {name} is up (1 object added, changed or repaired): 2 nodes, 2 pods, 0 services; VXLAN overlay "
         "(flannel.1, UDP 8472)"], up.stdout
     assert netlab("status", env=own_state).returncode == 0

@@ -18,6 +18,7 @@ import pytest
 
 from helpers import lab_namespaces, netlab, state_path, unique_lab, write_topology
 from watching import wait_until, watching
+from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -81,7 +82,8 @@ def test_get_pods_says_crash_loop_back_off_while_the_watcher_holds_a_container_b
                       r"\d+\.\ds$", line)
         assert m and int(m.group(1)) == watcher.proc.pid, res.stdout
         assert res.stdout.splitlines()[-1].startswith(
-            "`netlab up --watch` restarts that container when its back-off ends (CrashLoopBackOff); `sudo netlab up"), \
+            "`netlab up --watch` restarts that container when its back-off ends (CrashLoopBackOff); "
+            f"`{netlab_command('up')}"), \
             res.stdout
         # The watcher stops: nobody restarts it now, and nothing says it is waiting for that
         assert watcher.stop() == 0

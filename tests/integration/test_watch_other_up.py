@@ -22,6 +22,7 @@ import pytest
 from helpers import NETLAB, ip_json, lab_namespaces, netlab, unique_lab, write_topology
 from netlab import Lab
 from netlab.api.topology import load
+from netlab.errors import netlab_command
 from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
 from netlab.lab import up as lab_up
@@ -48,8 +49,8 @@ def test_a_watcher_of_a_file_stops_when_another_up_reconfigures_its_lab_from_ano
         assert lines[-2:] == [
             f"saw: lab {name} reconfigured from {w2} by pid {other.pid} (netlab up); did: stop watching ({w1} no "
             "longer describes it)",
-            f"stopped watching lab {name}: it is up from {w2} now, and stays up (`sudo netlab up -t {w2} --watch` "
-            "watches it)"], lines
+            f"stopped watching lab {name}: it is up from {w2} now, and stays up "
+            f"(`{netlab_command(f'up -t {w2}')} --watch` watches it)"], lines
         assert not any("nothing to change" in line or "extra: " in line for line in lines), lines
         # The lab stays as w2.yaml made it, and nobody keeps it so any more.
         assert f"{name}-c" in lab_namespaces(name) and f"{name}-b" not in lab_namespaces(name)

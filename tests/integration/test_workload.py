@@ -14,6 +14,7 @@ import pytest
 
 from helpers import (as_planned_here, lab_namespaces, netlab, read_log, state_path, two_node_topology, up_here,
                      wait_for)
+from netlab.errors import netlab_command
 from netlab.kernel.processes import running, thread_group
 from netlab.realize import state_dir
 from netlab.workload.containers import log_path
@@ -219,8 +220,9 @@ def test_a_pods_namespace_deleted_by_hand_gets_its_containers_anew_and_the_old_o
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1
     # the repair named is the lab's own `up -t FILE` (realize.state.repair_up), the one run next
-    assert (f"pod duo container a runs on in the pod's old, deleted network namespace (pid {a}); `sudo netlab up "
-            f"-t {shlex.quote(path)}` stops it and starts it in the pod's new one") in status.stdout, status.stdout
+    assert (f"pod duo container a runs on in the pod's old, deleted network namespace (pid {a}); "
+            f"`{netlab_command(f'up -t {shlex.quote(path)}')}` stops it and starts it in the pod's new one"
+            ) in status.stdout, status.stdout
     out = netlab("up", "-t", path, "-o", "json")
     actions = json.loads(out.stdout)["fixed"]
     assert "restarted container duo/a (its pod's network namespace was made again)" in actions, actions
@@ -449,7 +451,7 @@ def test_pins_unmounted_by_hand_are_said_by_exec_and_status_and_made_again_by_up
     ran = netlab("exec", "--lab", lab, "duo", "--", "hostname")
     assert ran.stdout.strip() == os.uname().nodename
     assert ran.stderr == ("netlab: pod duo's UTS namespace is missing, so `hostname` there is the host's; "
-                          f"`sudo netlab up -t {path}` makes it again\n")  # the lab's own file
+                          f"`{netlab_command(f'up -t {path}')}` makes it again\n")  # the lab's own file
     st = netlab("status", "--lab", lab, check=False)
     assert st.returncode == 1 and "pod duo: UTS namespace (hostname duo) is missing" in st.stdout
     out = labs.up(duo_topology(lab))[1].stdout
