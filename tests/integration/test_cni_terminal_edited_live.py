@@ -14,6 +14,7 @@ import json
 import pytest
 
 from helpers import ipv4_of, netlab
+from netlab.errors import netlab_command
 from test_cni_terminal_del_live import CONFLIST, TOPOLOGY, leases, terminate
 from test_terminal_hostport_live import SERVER
 
@@ -38,7 +39,7 @@ def test_an_edited_conflist_does_not_refuse_a_terminal_pod_whose_del_has_not_run
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1, status.stdout
     assert "changed since" not in status.stdout and "--reconfigure" not in status.stdout, status.stdout
-    assert f"run `sudo netlab up -t {path}` to repair" in status.stdout, status.stdout
+    assert f"run `{netlab_command(f'up -t {path}')}` to repair" in status.stdout, status.stdout
 
     up = netlab("up", "-t", path, check=False)
     assert up.returncode == 0 and "ran the CNI DEL of terminated pod a's sandbox" in up.stdout, up.stdout + up.stderr
