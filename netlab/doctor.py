@@ -118,10 +118,11 @@ def _cni_plugins(lab: Lab, needed: bool, pretend: set[str]) -> Check:
 
 
 def _capabilities(needed: set[str]) -> Check:
-    """The capabilities line: every command's (caps.NEEDED), dnsmasq's for a lab with kube-dns, CAP_NET_RAW where
+    """The capabilities line: every command's (caps.NEEDED), CAP_SYS_PTRACE (caps.PROCESSES: `up` and `down` read
+    other processes' namespaces), dnsmasq's for a lab with kube-dns, CAP_NET_RAW where
     everything netlab uses is asked for (plain `netlab doctor`); for a lab, CAP_NET_RAW is a warning (its `up` does
     without it; probe, trace and capture refuse without it)."""
-    required = {**caps.NEEDED, **(caps.DNS if "dnsmasq" in needed else {})}
+    required = {**caps.NEEDED, **caps.PROCESSES, **(caps.DNS if "dnsmasq" in needed else {})}
     packets = EVERYTHING <= needed
     return check_capabilities({**required, **(caps.PACKETS if packets else {})}, {} if packets else caps.PACKETS)
 

@@ -169,29 +169,44 @@ def attached(lab_name: str | None, topology: str | None) -> Any:
 
 
 def require_root(capabilities: bool = True) -> None:
-    """Commands that touch the kernel need root, with CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_SYS_PTRACE (kernel/caps.py);
-    checked once, up front, before anything is changed (root without them, in an unprivileged container, failed
-    halfway: a ``down`` had stopped the lab's containers before its first setns was refused; without CAP_SYS_PTRACE,
-    `status` took kube-dns's dnsmasq for exited and `down` left it running). ``capabilities``: False for the doctor,
-    which says it as its own first check."""
+    """Commands that touch the kernel need root, with CAP_SYS_ADMIN and CAP_NET_ADMIN (kernel/caps.py); checked once,
+    up front, before anything is changed (root without them, in an unprivileged container, failed halfway: a
+    ``down`` had stopped the lab's containers before its first setns was refused). CAP_SYS_PTRACE is asked for by
+    the commands that read other processes' namespaces (:func:`require_processes`). ``capabilities``: False for the
+    doctor, which says it as its own first check."""
     if os.geteuid() != 0:
         raise EnvironmentNotReady("this command changes or reads network namespaces and needs root; run it with sudo")
     if capabilities:
-        _require_caps(False)
+        _require_caps({})
+
+
+def require_processes() -> None:
+    """After :func:`require_root`, for a command that reads other processes' namespaces before or while it changes
+    the lab (up's repair and rollback, down's sweep of every process, break and quiz, which read the lab's
+    containers and may stop them): CAP_SYS_PTRACE too, refused up front in the doctor's words (without it `status`
+    took kube-dns's dnsmasq for exited and `down` left it running). `list`, `exec`, `probe` ... read none, and
+    `status`, `get`, `logs` and `exec -c` only the lab's recorded containers: one they may not read says so
+    (processes.CannotTell), never "exited". Not root: require_root said so."""
+    from netlab.kernel import caps
+
+    if os.geteuid() == 0:
+        _require_caps(caps.PROCESSES)
 
 
 def require_packets() -> None:
     """After :func:`require_root`, for a command that sends or captures packets (probe, trace, capture, quiz, whose
     answer is a trace): CAP_NET_RAW too, refused up front in the doctor's words (without it the probe agent failed
     with "PermissionError", and trace and capture told root to use sudo). Not root: require_root said so."""
-    if os.geteuid() == 0:
-        _require_caps(True)
-
-
-def _require_caps(packets: bool) -> None:
     from netlab.kernel import caps
 
-    wanted = {**caps.NEEDED, **(caps.PACKETS if packets else {})}
+    if os.geteuid() == 0:
+        _require_caps(caps.PACKETS)
+
+
+def _require_caps(more: dict[str, int]) -> None:
+    from netlab.kernel import caps
+
+    wanted = {**caps.NEEDED, **more}
     if caps.missing(wanted) or caps.user_namespace():
         from netlab.doctor_host import check_capabilities  # the doctor's line, as `up` says the doctor's
 

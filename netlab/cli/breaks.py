@@ -8,7 +8,7 @@ import click
 
 from netlab import api
 from netlab.breaks import catalogue
-from netlab.cli.base import attached, cli, require_packets, require_root
+from netlab.cli.base import attached, cli, require_packets, require_processes, require_root
 from netlab.cli.options import lab_options
 from netlab.cli.output import output_option, print_json, warn
 from netlab.errors import LabBusy, UsageError, netlab_command, status_way
@@ -92,6 +92,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     if catalogue.scenario(scenario) is None:  # a usage error before root is needed
         raise UsageError(catalogue.unknown(scenario))
     require_root()
+    require_processes()
     from netlab.breaks.run import break_lab, broken_already, warn_before
     from netlab.cni.edited import repair_command
 
@@ -157,6 +158,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
             raise UsageError(f"--seed picks a new quiz's fault; `quiz {ctx.invoked_subcommand}` takes none")
         return
     require_root()
+    require_processes()
     require_packets()  # its answer is a trace
     from netlab.breaks import quiz as qz
     from netlab.breaks.run import break_lab
@@ -205,6 +207,7 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
     if scenario is not None and catalogue.scenario(scenario) is None:  # a typo: said first, with the closest name
         raise UsageError(catalogue.unknown(scenario))
     require_root()
+    require_processes()
     require_packets()  # its answer is a trace
     from netlab.breaks import quiz as qz, symptoms
     from netlab.cni.edited import repair_up

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import attached, cli, require_root
+from netlab.cli.base import attached, cli, require_processes, require_root
 from netlab.cli.options import TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, lab_from_env, lab_options
 from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, note, print_json, warn
 from netlab.cli.complete import complete_labs
@@ -204,6 +204,7 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) 
     if lab_name is None:
         loaded = api.load(topology)
         require_root()
+        require_processes()
         if topology is not None or reconfigure:  # --reconfigure: of a file, or the built-in one
             return loaded, "", False
         default = loaded.lab.name
@@ -224,6 +225,7 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) 
                              f"{' or '.join(clash)} (give -t FILE to apply a file)")
     lab_name = check_lab_name(lab_name.strip(), "$" + LAB_ENV) if from_env else check_lab_name(lab_name)
     require_root()
+    require_processes()
     if load_state(lab_name) is not None:
         return api.load_running(lab_name), "", True
     default = api.load(None)
@@ -337,6 +339,7 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     from netlab.realize.lab_name import down_lab_name
 
     require_root()
+    require_processes()
     lab_name = down_lab_name(lab_name, topology)  # as every command picks it, but a lone gone lab: forgotten
     if lab_name is None:
         if output == "json":
@@ -456,7 +459,7 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
       sudo netlab status
       sudo netlab status --lab demo -o json    # details[]: every difference
     """
-    require_root()
+    require_root()  # only the recorded containers are read: CannotTell says it
     from netlab.lab import readahead
 
     # A big lab's namespaces are read from here on, while the rest of netlab loads (lab/readahead.py): who holds

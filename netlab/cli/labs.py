@@ -36,7 +36,7 @@ def list_labs(output: str) -> None:
       sudo netlab list -o json      # each lab's keys: docs/json.md
       sudo NETLAB_STATE_DIR=/tmp/st netlab list    # another state folder's labs
     """
-    require_root()
+    require_root()  # state files only: no other process read
     rows = api.labs()
     if output == "json":
         print_json([to_json(r) for r in rows])  # every key, null when it does not apply (docs/json.md)

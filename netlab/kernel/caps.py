@@ -1,11 +1,16 @@
 """The capabilities netlab needs as root, read from this process's effective set (``CapEff`` in /proc/self/status).
 
-Every command that touches the kernel needs :data:`NEEDED`: CAP_SYS_ADMIN (setns, mounts of namespaces),
-CAP_NET_ADMIN (links, addresses, routes, rules) and CAP_SYS_PTRACE (reading /proc/PID/ns/ of a process that is not
-dumpable, as dnsmasq is once it drops its capabilities: without it root cannot tell whether kube-dns runs in its
-pod, and `status`, a repair `up` and `down` took it for gone). ``probe``, ``trace`` and ``capture`` need
-:data:`PACKETS` too (CAP_NET_RAW: raw and packet sockets); ``up`` needs :data:`DNS` for a lab with kube-dns
-(dnsmasq binds port 53 and sets its group: CAP_NET_BIND_SERVICE, CAP_SETGID).
+Every command that touches the kernel needs :data:`NEEDED`: CAP_SYS_ADMIN (setns, mounts of namespaces) and
+CAP_NET_ADMIN (links, addresses, routes, rules). A command that reads other processes' namespaces needs
+:data:`PROCESSES` too: CAP_SYS_PTRACE, to read /proc/PID/ns/ of a process that is not dumpable, as dnsmasq is once
+it drops its capabilities, or that has capabilities the reader lacks (an echo server or container started by root
+with all of them). Without it root cannot tell whether kube-dns runs in its pod, and `status`, a repair `up` and
+`down` took it for gone. `up` and `down` (whose sweep reads every process on the machine), `break` and `quiz`
+refuse up front without it; `status`, `get`, `logs` and `exec -c` read the lab's recorded containers only, and say
+it (processes.CannotTell) where one cannot be read; `list`, `validate`, `plan`, `exec`, `inspect`, `impair`,
+`probe`, `trace` and `capture` read none. ``probe``, ``trace`` and ``capture`` need :data:`PACKETS` (CAP_NET_RAW:
+raw and packet sockets); ``up`` needs :data:`DNS` for a lab with kube-dns (dnsmasq binds port 53 and sets its
+group: CAP_NET_BIND_SERVICE, CAP_SETGID).
 
 Root without them (a container run without --privileged, Docker's default capabilities, ``setpriv
 --bounding-set=-sys_ptrace``) passes the euid check and then fails, or worse misreads, halfway through a command:
@@ -20,12 +25,14 @@ import fcntl
 import os
 
 STATUS = "/proc/self/status"
-NEEDED = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_SYS_PTRACE": 19}  # linux/capability.h
+NEEDED = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21}  # linux/capability.h
+PROCESSES = {"CAP_SYS_PTRACE": 19}
 PACKETS = {"CAP_NET_RAW": 13}
 DNS = {"CAP_NET_BIND_SERVICE": 10, "CAP_SETGID": 6}
-BITS = {**NEEDED, **PACKETS, **DNS}
+BITS = {**NEEDED, **PROCESSES, **PACKETS, **DNS}
 USE = {"CAP_NET_ADMIN": "make links, addresses and routes", "CAP_SYS_ADMIN": "enter or make a network namespace",
-       "CAP_SYS_PTRACE": "tell which processes run in a lab (dnsmasq's namespaces are unreadable without it)",
+       "CAP_SYS_PTRACE": "tell which processes run in a lab (dnsmasq's namespaces, and those of a process with "
+                         "capabilities root lacks, are unreadable without it)",
        "CAP_NET_RAW": "probe, trace and capture send and capture packets",
        "CAP_NET_BIND_SERVICE": "kube-dns's dnsmasq binds port 53",
        "CAP_SETGID": "kube-dns's dnsmasq sets its group"}

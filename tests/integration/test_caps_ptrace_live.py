@@ -42,22 +42,41 @@ def dnsmasq_of(lab: str) -> list[int]:
     return sorted(int(p) for p in out.split())
 
 
-def test_root_without_sys_ptrace_is_refused_up_front_and_the_lab_is_left_as_it_was(labs):
+def test_root_without_sys_ptrace_is_refused_up_front_and_the_lab_is_left_as_it_was(labs, tmp_path):
     lab = labs.name("cp")
     path, _ = labs.up(svc_lab(lab))
     made, dns = netns_of(lab), dnsmasq_of(lab)
     assert len(dns) == 1 and f"{lab}-kube-dns" in made
     said = "host capabilities: root without CAP_SYS_PTRACE"
-    for words in (["status", "--lab", lab], ["up", "-t", path], ["down", "--lab", lab], ["list"]):
+    for words in (["up", "-t", path], ["down", "--lab", lab]):  # up's repair and rollback, down's sweep read them
         proc = run(*words, prefix=without("sys_ptrace"))
         one_line(proc, said)
         assert "--cap-add SYS_PTRACE" in proc.stderr and "sudo" not in proc.stderr, proc.stderr
+    # status, get and exec -c read the lab's containers only: the first they may not read is said, never "exited"
+    for words in (["status", "--lab", lab], ["get", "pods", "--lab", lab], ["exec", "--lab", lab, "-c", "main",
+                                                                          "web", "--", "true"]):
+        proc = run(*words, prefix=without("sys_ptrace"))
+        one_line(proc, "root without CAP_SYS_PTRACE")
+        assert "--cap-add SYS_PTRACE" in proc.stderr and "exited" not in proc.stdout + proc.stderr, proc
+    # what reads no other process works without it (QA caps58 defect 1)
+    for words in (["list"], ["validate", "-t", path], ["plan", "-t", path], ["exec", "--lab", lab, "web", "--",
+                                                                             "true"], ["inspect", "--lab", lab, "web"]):
+        proc = run(*words, prefix=without("sys_ptrace"))
+        assert proc.returncode == 0 and "CAP_SYS_PTRACE" not in proc.stderr, (words, proc.stdout, proc.stderr)
     doctor = run("doctor", "-t", path, prefix=without("sys_ptrace"))
     assert doctor.returncode == 3 and said in doctor.stdout, (doctor.stdout, doctor.stderr)
     assert netns_of(lab) == made and dnsmasq_of(lab) == dns  # no second dnsmasq, none stopped
     with open(state_path(lab, "state.json")) as f:
         assert json.load(f)["phase"] == "up"
     assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_status_of_a_lab_with_no_process_to_read_works_without_sys_ptrace(labs):
+    lab = labs.name("cp")
+    labs.up(f"name: {lab}\nnodes:\n  - {{name: n1}}\n")  # no pod: no container, no kube-dns
+    for words in (["status", "--lab", lab], ["get", "nodes", "--lab", lab], ["list"]):
+        proc = run(*words, prefix=without("sys_ptrace"))
+        assert proc.returncode == 0 and "CAP_SYS_PTRACE" not in proc.stderr, (words, proc.stdout, proc.stderr)
 
 
 # What the code that asks "is this process still in the lab's namespace" gets for a dnsmasq it cannot look at.
