@@ -11,7 +11,7 @@ import stat
 from dataclasses import replace
 
 from netlab.doctor_lines import FAIL, INFO, OK, WARN, Check
-from netlab.errors import FILES_NEEDED, FILES_PER_NAMESPACE, display_path
+from netlab.errors import FILES_NEEDED, FILES_PER_NAMESPACE, EnvironmentNotReady, display_path
 from netlab.kernel import caps, features, nofile, pidfd, procsys, taskstats
 from netlab.model.lab import Lab
 from netlab.model.naming import ETC_NETNS
@@ -87,6 +87,18 @@ def check_capabilities(required: dict[str, int] | None = None, advised: dict[str
         return Check("capabilities", WARN, caps.detail(could) + "; this lab's `up` does not need them",
                      caps.fix(could))
     return Check("capabilities", OK, f"{' and '.join(sorted({*required, *advised}))} in effect")
+
+
+def require_capabilities(more: dict[str, int]) -> None:
+    """Refuse root without caps.NEEDED and ``more`` (caps.PROCESSES, caps.PACKETS) up front, in the doctor's one
+    line (EnvironmentNotReady): the CLI's commands (cli/base) and the Python API's probe, reach and trace, whose
+    probe agent failed with "PermissionError" without CAP_NET_RAW. Not root: nothing said here (the caller's own
+    words, "run it with sudo")."""
+    if os.geteuid() != 0:
+        return
+    wanted = {**caps.NEEDED, **more}
+    if caps.missing(wanted) or caps.user_namespace():
+        raise EnvironmentNotReady(check_capabilities(wanted).line())
 
 
 def check_open_files(namespaces: int) -> Check:

@@ -66,6 +66,7 @@ class LabChecks(InCallersWords):
         met while another command held or changed the lab (an ``up`` making it): LabBusy names it, as status."""
         from netlab.probe import report as probe_report
 
+        _require_packets()  # before any work: the probe agent failed with "PermissionError" without CAP_NET_RAW
         report = internal_probe(cast("Lab", self), topology, protos=protos, timeout=timeout, arp=arp, services=services,
                                 mtu=mtu)
         out = from_json(R.ProbeReport, probe_report.to_json(report))
@@ -96,6 +97,7 @@ class LabChecks(InCallersWords):
             check_proto(proto)  # before the lab's state is read: a usage error, whatever the lab
             reach_mod.check_port("port", port)
             timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
+        _require_packets()
         before = seen(self.name)  # who holds the lab as the probe begins: an up's work half done is no verdict
         model = self._served()  # Completed/Error pods: no endpoints
         probe = reach_mod.probe_of(model, src, dst, proto, port)  # a name or port the lab has not: the user's
@@ -141,6 +143,7 @@ class LabChecks(InCallersWords):
             check_path("pcap", pcap)
             check_output_path(pcap)  # never over the lab's own files, as the CLI's --pcap
             check_callable("progress", progress)
+        _require_packets()  # before any work: a bare PermissionError without CAP_NET_RAW
 
         before = seen(self.name)  # who holds the lab as the trace begins: an up's work half done is no verdict
         state = self.state()  # read once: the lab (as up serves it: Completed/Error pods no endpoints), its repair
@@ -177,3 +180,12 @@ def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, po
     for ns in namespaces:
         if not is_netns_mount(ns):
             raise lab_netns_gone(ns, model.name)
+
+
+def _require_packets() -> None:
+    """probe, reach and trace send real packets from raw sockets: root without CAP_NET_RAW is refused up front with
+    the CLI's line (EnvironmentNotReady naming it: kernel/caps.PACKETS), before any work."""
+    from netlab.doctor_host import require_capabilities
+    from netlab.kernel import caps
+
+    require_capabilities(caps.PACKETS)

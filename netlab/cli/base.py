@@ -204,11 +204,7 @@ def require_packets() -> None:
 
 
 def _require_caps(more: dict[str, int]) -> None:
-    from netlab.kernel import caps
+    from netlab.doctor_host import require_capabilities  # the doctor's line, as `up` says the doctor's
 
-    wanted = {**caps.NEEDED, **more}
-    if caps.missing(wanted) or caps.user_namespace():
-        from netlab.doctor_host import check_capabilities  # the doctor's line, as `up` says the doctor's
-
-        raise EnvironmentNotReady(check_capabilities(wanted).line())
+    require_capabilities(more)
 

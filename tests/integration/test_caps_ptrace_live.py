@@ -114,3 +114,31 @@ def test_root_without_net_raw_is_told_so_by_probe_trace_and_capture(labs, words)
     assert "root without CAP_NET_RAW" in doctor.stdout and "probe, trace and capture" in doctor.stdout, doctor.stdout
     # what works without it is not refused
     assert run("status", "--lab", lab, prefix=without("net_raw")).returncode == 0
+
+
+# The Python API's probe, reach and trace, as root without CAP_NET_RAW (QA caps58 defect 2): the probe agent failed
+# with "PermissionError: [Errno 1] Operation not permitted" inside an EnvironmentNotReady, trace with a bare
+# PermissionError.
+API = """
+import sys
+from netlab import Lab
+from netlab.errors import NetlabError
+lab = Lab(sys.argv[1])
+try:
+    {call}
+except NetlabError as exc:
+    print(type(exc).__name__, exc.exit_code, str(exc))
+"""
+
+
+@pytest.mark.parametrize("call", ["lab.probe()", "lab.reach('web', 'n1')", "lab.trace('web', 'n1')"],
+                         ids=lambda c: c.split("(")[0])
+def test_the_apis_probe_reach_and_trace_refuse_root_without_net_raw_before_any_work(labs, call):
+    lab = labs.name("cp")
+    labs.up(svc_lab(lab))
+    env = {**os.environ, "PYTHONPATH": CHECKOUT}
+    got = subprocess.run([*without("net_raw"), sys.executable, "-c", API.format(call=call), lab],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert got.returncode == 0 and "Traceback" not in got.stderr, (got.stdout, got.stderr)
+    assert got.stdout.startswith("EnvironmentNotReady 3 FAIL  host capabilities: root without CAP_NET_RAW"), got.stdout
+    assert got.stdout.count("\n") == 1 and "--cap-add NET_RAW" in got.stdout and "PermissionError" not in got.stdout
