@@ -155,8 +155,10 @@ def make_dir(path: str) -> bool:
         try:
             os.mkdir(path, DIR_MODE)
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            os.fchmod(fd, DIR_MODE)  # not the umask's: root's fchmod of the folder it just made does not fail
-            os.close(fd)
+            try:
+                os.fchmod(fd, DIR_MODE)  # not the umask's: root's fchmod of a folder it just made hardly fails
+            finally:
+                os.close(fd)  # and where it does (EROFS, an LSM), the descriptor is not left open
             return True
         except FileExistsError:
             try:
