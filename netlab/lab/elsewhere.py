@@ -4,9 +4,14 @@ mount was private there the host's /run/netns holds only their empty placeholder
 "gone", yet its containers ran on: `down` removed the placeholders, said "4 namespaces removed" and left the
 namespaces and their processes alive; an `up` from here could not enter them ("setns: Invalid argument").
 
-Told by the lab's recorded containers: one alive (its pid and start time) in another mount namespace than this
-process's, while none of the lab's namespace names is a mount here. Such a lab is refused, in one line naming where
-it is; netlab cannot reach it from here (a namespace's mount is only in the mount namespace it was made in).
+Told by a live process of the lab's in another mount namespace than this process's, that has the lab's namespaces
+mounted in its /run/netns, while none of the lab's namespace names is a mount here: one of its recorded containers
+(its pid and start time), or its echo server, found by its control socket in the lab's folder (every lab has one,
+also a lab with no container: nodes only, or its containers exited; QA caps58 defect 3). A lab with neither alive
+cannot be told from one whose namespaces went (a reboot, `ip netns delete`): it is taken for gone, as before.
+Such a lab is refused, in one line naming where it is, by `status`, `up` and `down`, `down --force` too (it would
+stop its containers there, remove the placeholders here and forget the state of a lab that lives on); netlab
+cannot reach it from here (a namespace's mount is only in the mount namespace it was made in).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from netlab.errors import EnvironmentNotReady
 from netlab.kernel import processes as proc
 from netlab.kernel.mountinfo import parse_mount
 from netlab.realize.state import LabState
+from netlab.workload import launch
 
 
 def _mount_ns(pid: int | str) -> int | None:
@@ -47,23 +53,34 @@ def _containers(st: LabState) -> list[tuple[str, dict[str, Any]]]:
             for name, crec in sorted((prec.get("containers") or {}).items()) if isinstance(crec, dict)]
 
 
+def _live(st: LabState) -> list[tuple[str, proc.ProcId]]:
+    """The lab's processes that can tell where it lives: its recorded containers, then its echo server."""
+    out = []
+    for what, crec in _containers(st):
+        try:
+            out.append((f"its container {what}", proc.ProcId(int(crec["pid"]), int(crec["start"]))))
+        except (KeyError, TypeError, ValueError):
+            continue
+    server = launch.server_pid(st.lab)
+    start = proc.start_time(server) if server is not None else None
+    if server is not None and start is not None:
+        out.append(("its echo server", proc.ProcId(server, start)))
+    return out
+
+
 def elsewhere(st: LabState, mounted: Callable[[str], bool]) -> str | None:
     """Why lab ``st`` cannot be reached from this mount namespace, in one line; None when it can (or is not up).
     ``mounted``: whether a namespace name is a mount here (the kernel's ``netns_mounted``)."""
     if not st.netns or any(mounted(name) for name in st.netns):
         return None
     mine = _mount_ns("self")
-    for what, crec in _containers(st):
-        try:
-            p = proc.ProcId(int(crec["pid"]), int(crec["start"]))
-        except (KeyError, TypeError, ValueError):
-            continue
+    for what, p in _live(st):
         theirs = _mount_ns(p.pid) if proc.alive(p) else None
         if theirs is None or mine is None or theirs == mine or not _holds(p.pid, st.netns):
             continue  # a command container has a mount namespace of its own (its pod's files), a slave of its
             # maker's: where the lab's namespaces were deleted (`ip netns delete`), the unmount reached it too
         if proc.alive(p):  # alive still: not a new pid
-            return (f"lab {st.lab} was made in another mount namespace (mnt:[{theirs}], where its container {what} "
+            return (f"lab {st.lab} was made in another mount namespace (mnt:[{theirs}], where {what} "
                     f"runs as pid {p.pid}): its network namespaces are mounted in that namespace's /run/netns, not "
                     f"in this one's, so netlab cannot reach or remove them from here; run it there: `sudo nsenter "
                     f"--mount=/proc/{p.pid}/ns/mnt netlab down --lab {st.lab}` (a /run/netns shared with the host's, "

@@ -41,7 +41,7 @@ from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
 from netlab.realize.interrupted import DOWN_FAILED, folder_names, interrupted_up
 from netlab.realize.state import LabState, load_state
-from netlab.realize.state_errors import StateNotForgotten, lost_state
+from netlab.realize.state_errors import StateCorrupt, StateNotForgotten, lost_state
 from netlab.realize.lab_list import forget, state_temps
 from netlab.realize.state_dir import lab_dir, state_file
 from netlab.realize.lab_lock import LabLock
@@ -87,7 +87,9 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
                 raise
             return unlocked
         held.enter_context(changing)
-        if force:
+        if force:  # a lab made in another mount namespace, its state readable: --force removes nothing here either
+            refuse_elsewhere(_readable(lab_name), kernel.netns_mounted)  # (its placeholders, its state: not its)
+
             def down_one(st: LabState, tag: str) -> DownResult:
                 changing.begin()
                 return teardown(kernel, features, st, tag, progress)
@@ -112,6 +114,14 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
         refuse_elsewhere(state, kernel.netns_mounted)  # its namespaces are mounts there: none removed here
         changing.begin()
         return teardown(kernel, features, state, tag_for(state), progress)
+
+
+def _readable(lab: str) -> LabState | None:
+    """The lab's state, or None where it is lost or corrupt (what --force is for: ownership.force_down)."""
+    try:
+        return load_state(lab)
+    except StateCorrupt:
+        return None
 
 
 def _not_up_unlocked(lab: str, force: bool) -> DownResult | None:

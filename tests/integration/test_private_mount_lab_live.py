@@ -45,3 +45,52 @@ def test_a_lab_of_another_mount_namespace_is_said_so_and_left_as_it_is(tmp_path)
             subprocess.run(["nsenter", f"--mount=/proc/{dns[0]}/ns/mnt", *NETLAB, "down", "--lab", lab],
                            capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert dnsmasq_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
+
+
+def echo_server_of(lab: str) -> list[int]:
+    """The lab's echo server, by the control socket only it is given (the lab's state folder)."""
+    sock = state_path(lab, "echo.sock")
+    out = subprocess.run(["pgrep", "-f", f"echoserver --control {sock} "], capture_output=True, text=True).stdout
+    return sorted(int(p) for p in out.split())
+
+
+def test_down_force_of_a_lab_of_another_mount_namespace_is_refused_too(tmp_path):
+    """QA caps58 defect 3: `down --force` took no notice: it stopped the lab's containers there, removed the
+    placeholders here, said them removed, and forgot the lab's state, whose namespaces lived on there."""
+    lab = unique_lab("cp")
+    path = write_topology(tmp_path, svc_lab(lab), "topo.yaml")
+    made = run("up", "-t", path, prefix=["unshare", "--mount", "--propagation", "private"])
+    dns = dnsmasq_of(lab)
+    try:
+        assert made.returncode == 0 and len(dns) == 1, (made.stdout, made.stderr)
+        proc = run("down", "--lab", lab, "--force")
+        one_line(proc, f"lab {lab} was made in another mount namespace")
+        assert f"nsenter --mount=/proc/{dns[0]}/ns/mnt netlab down --lab {lab}" in proc.stderr, proc.stderr
+        assert dnsmasq_of(lab) == dns and os.path.exists(state_path(lab, "state.json"))  # nothing changed
+    finally:
+        if dns:
+            subprocess.run(["nsenter", f"--mount=/proc/{dns[0]}/ns/mnt", *NETLAB, "down", "--lab", lab],
+                           capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert dnsmasq_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["down", "down --force"])
+def test_a_lab_with_no_container_of_another_mount_namespace_is_told_by_its_echo_server(tmp_path, force):
+    """A lab with no container recorded (nodes only) had nothing to tell it by: `down` said it down and forgot it
+    while its namespaces lived on there. Its echo server, found by its control socket in the lab's folder, runs
+    there."""
+    lab = unique_lab("cp")
+    path = write_topology(tmp_path, f"name: {lab}\nnodes:\n  - {{name: n1}}\n", "topo.yaml")
+    made = run("up", "-t", path, prefix=["unshare", "--mount", "--propagation", "private"])
+    echo = echo_server_of(lab)
+    try:
+        assert made.returncode == 0 and len(echo) == 1, (made.stdout, made.stderr, echo)
+        proc = run("down", "--lab", lab, *(["--force"] if force else []))
+        one_line(proc, f"lab {lab} was made in another mount namespace")
+        assert f"nsenter --mount=/proc/{echo[0]}/ns/mnt netlab down --lab {lab}" in proc.stderr, proc.stderr
+        assert echo_server_of(lab) == echo and os.path.exists(state_path(lab, "state.json"))  # nothing changed
+    finally:
+        if echo:
+            subprocess.run(["nsenter", f"--mount=/proc/{echo[0]}/ns/mnt", *NETLAB, "down", "--lab", lab],
+                           capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert echo_server_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
