@@ -84,12 +84,9 @@ def _state_row(st: LabState | StateCorrupt) -> LabInfo:
     topo = st.topology
     record = owner.of(st.extra)
     if st.phase == "up" and st.netns and not _any_netns(st):  # taken down, its state not forgotten
-        from netlab.kernel.netns import is_netns_mount
-        from netlab.lab.elsewhere import elsewhere
-
         return LabInfo(lab=st.lab, phase="gone", namespaces=0, nodes=len(topo.get("nodes", [])),
                        pods=len(topo.get("pods", [])), source=source_label(st),
-                       error=elsewhere(st, is_netns_mount) or  # or made in another mount namespace: said so
+                       error=_elsewhere(st) or  # or made in another mount namespace: said so
                        f"lab {st.lab}: none of its namespaces is there any more, yet its state file remains "
                        f"({state_dir.state_file(st.lab)}): it is not up; once its folder may be written, "
                        f"`{down_way(st.lab)}` forgets it (or `{_again(st.lab)}` makes it again)")
@@ -195,3 +192,18 @@ def _default_topology() -> dict[str, Any]:
 
     saved = load(None).lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
     return {k: v for k, v in saved.items() if k != "name"}
+
+
+def _elsewhere(st: LabState) -> str | None:
+    """lab/elsewhere's line for a lab none of whose namespaces is mounted here; where one of its processes may not
+    be read (root without CAP_SYS_PTRACE: processes.CannotTell), that it cannot be told, for this row alone."""
+    from netlab.kernel.netns import is_netns_mount
+    from netlab.kernel.processes import CannotTell
+    from netlab.lab.elsewhere import elsewhere
+
+    try:
+        return elsewhere(st, is_netns_mount)
+    except CannotTell as exc:
+        return (f"lab {st.lab}: none of its namespaces is mounted here, and whether it was made in another mount "
+                f"namespace cannot be told: {exc.filename} may not be read by root without CAP_SYS_PTRACE; "
+                f"`netlab list` where root has it tells")

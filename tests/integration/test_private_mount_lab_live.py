@@ -94,3 +94,26 @@ def test_a_lab_with_no_container_of_another_mount_namespace_is_told_by_its_echo_
             subprocess.run(["nsenter", f"--mount=/proc/{echo[0]}/ns/mnt", *NETLAB, "down", "--lab", lab],
                            capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert echo_server_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
+
+
+def test_list_without_sys_ptrace_lists_a_lab_of_another_mount_namespace_and_says_what_it_cannot_tell(tmp_path):
+    """`list` reads no process but to tell where a lab none of whose namespaces is mounted here lives: without
+    CAP_SYS_PTRACE (QA caps58 defect 1) that one row says so, the listing goes on."""
+    from test_caps_ptrace_live import without
+
+    lab = unique_lab("cp")
+    path = write_topology(tmp_path, f"name: {lab}\nnodes:\n  - {{name: n1}}\n", "topo.yaml")
+    made = run("up", "-t", path, prefix=["unshare", "--mount", "--propagation", "private"])
+    echo = echo_server_of(lab)
+    try:
+        assert made.returncode == 0 and len(echo) == 1, (made.stdout, made.stderr, echo)
+        listed = run("list", prefix=without("sys_ptrace"))
+        assert listed.returncode == 0 and lab in listed.stdout, (listed.stdout, listed.stderr)
+        ours = [line for line in listed.stderr.splitlines() if lab in line]
+        assert len(ours) == 1 and "CAP_SYS_PTRACE" in ours[0] and "Traceback" not in listed.stderr, listed.stderr
+        assert run("list").stderr.count(f"lab {lab} was made in another mount namespace") == 1
+    finally:
+        if echo:
+            subprocess.run(["nsenter", f"--mount=/proc/{echo[0]}/ns/mnt", *NETLAB, "down", "--lab", lab],
+                           capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert echo_server_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
