@@ -287,12 +287,17 @@ _PASSED: ContextVar[frozenset[str]] = ContextVar("netlab_doctor_passed", default
 
 
 @contextmanager
-def required(lab: Lab) -> Iterator[None]:
+def required(lab: Lab, moot: Iterable[str] = ()) -> Iterator[None]:
     """``require_for(lab)``, then, inside the block, its checks count as passed (not run again), and what its kernel
     probe's throwaway namespace got from the host is what up's reading of it finds (features.inherited_devconf): one
-    throwaway namespace for both (each ~3-18 ms of wall, and its destruction the kernel's work meanwhile)."""
+    throwaway namespace for both (each ~3-18 ms of wall, and its destruction the kernel's work meanwhile).
+    ``moot``: checks this up does not need (pod-files where it writes nothing in /etc/netns), counted as passed."""
     probed: list[features.KernelProbe] = []
-    require_for(lab, probed=probed)
+    skipped = _PASSED.set(_PASSED.get() | frozenset(moot))
+    try:
+        require_for(lab, probed=probed)
+    finally:
+        _PASSED.reset(skipped)
     token = _PASSED.set(_PASSED.get() | (needs(lab) - ADVISORY))
     try:
         with features.devconf_seen(probed[0].devconf if probed else None):

@@ -414,3 +414,28 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             out.append(f"dns: {resolv_path(pod.netns)} is {how} (pod {pod.name} would not resolve Service names); "
                        "up writes it again")
     return out + hosts.drift(lab, rec)
+
+
+def nothing_to_write(lab: Lab, state: LabState | None) -> bool:
+    """An ``up`` of ``lab`` over its running ``state`` writes nothing in /etc/netns: every pod's resolv.conf and
+    hosts file there is netlab's for this lab as planned (its text and mode), or someone else's it leaves alone,
+    and none is recorded for a namespace the lab no longer has (which it would take away). Then a read-only /etc
+    (the doctor's pod-files FAIL) need not refuse it: a repair of its network writes nowhere there (QA caps58 5)."""
+    if state is None or state.phase != "up":
+        return False
+    rec = _normalized(state.extra.get(RECORD))
+    wants = {"resolv": resolv_wanted(lab), hosts.KIND: hosts.wanted(lab)}
+    wanted = {n for want in wants.values() for n in netns_files.lab_wanted(lab.name, want)}
+    if any(n not in wanted for n in rec["dirs"]):
+        return False
+    for kind, want in wants.items():
+        want = netns_files.lab_wanted(lab.name, want)
+        if any(n not in want for n in rec[kind]):
+            return False
+        for netns, (_pod, text) in want.items():
+            if netns_files.left_alone(lab.name, rec, kind, netns):
+                continue
+            if netns_files.owner(netns_files.file_path(netns, kind), lab.name) != "ours" or \
+                    netns_files.differs(netns, kind, text) is not None:
+                return False
+    return True

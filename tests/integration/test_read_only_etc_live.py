@@ -36,3 +36,30 @@ def test_a_read_only_etc_is_said_by_the_doctor_and_refused_by_up(labs, tmp_path)
         ns.close()
     here = netlab("doctor", "-t", path, check=False)  # the host's /etc, writable: said so
     assert "ok    host pods' /etc files: " in here.stdout, here.stdout
+
+
+def test_a_repair_up_with_nothing_to_write_in_etc_works_on_a_read_only_etc_and_one_with_a_new_pod_is_refused(labs,
+                                                                                                          tmp_path):
+    """QA caps58 defect 5: a repair `up` of a running lab whose pods' files in /etc/netns are all as planned writes
+    nothing there, yet the doctor's pod-files FAIL refused it on a read-only /etc (the route it would have put back
+    stayed broken). A topology with a new pod, whose files must be written, is still refused."""
+    lab = labs.name("cp")
+    text = f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}]\n"
+    path, _ = labs.up(text)
+    grown = write_topology(tmp_path, text.replace("a, node: n1}]", "a, node: n1}, {name: b, node: n1}]"),
+                           "grown.yaml")
+    files = {f: open(f"/etc/netns/{lab}-a/{f}").read() for f in os.listdir(f"/etc/netns/{lab}-a")}
+    netlab("exec", "--lab", lab, "n1", "--", "ip", "link", "set", "cni0", "down")  # drift up repairs, none in /etc
+    ns = PrivateMounts("/etc")
+    try:
+        ns.run("mount", "--bind", "/etc", "/etc")
+        ns.run("mount", "-o", "remount,bind,ro", "/etc")
+        up = ns.netlab("up", "-t", path, check=False)
+        assert up.returncode == 0 and SAID not in up.stderr, up.stdout + up.stderr
+        new = ns.netlab("up", "-t", grown, check=False)
+        assert new.returncode == 3 and SAID in new.stderr, new.stdout + new.stderr
+    finally:
+        ns.close()
+    assert netlab("status", "--lab", lab, check=False).returncode == 0  # repaired
+    assert {f: open(f"/etc/netns/{lab}-a/{f}").read() for f in os.listdir(f"/etc/netns/{lab}-a")} == files
+    assert not os.path.lexists(f"/etc/netns/{lab}-b")
