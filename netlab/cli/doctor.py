@@ -42,9 +42,10 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             dnsmasq, nft, tcpdump; the CNI plugins (a lab's chain with -t,
             else Debian's loopback, bridge, host-local, portmap in
             /usr/lib/cni), each found and asked VERSION as libcni asks
-    host    root's capabilities (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_PTRACE,
-            and a user namespace owning its net, mnt and uts: else the only line;
-            CAP_NET_RAW for probe/trace/capture; CAP_NET_BIND_SERVICE and
+    host    root's capabilities (CAP_SYS_ADMIN, CAP_NET_ADMIN, and a user
+            namespace owning its net, mnt and uts: else the only line;
+            CAP_SYS_PTRACE for up/down/break/quiz, which read other
+            processes' namespaces; CAP_NET_RAW for probe/trace/capture; CAP_NET_BIND_SERVICE and
             CAP_SETGID for kube-dns), the open-files limit, neighbour-table
             limits (gc_thresh1/2/3) against the lab's size,
             the entries the table holds now and which probe holds the
