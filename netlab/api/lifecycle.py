@@ -122,9 +122,14 @@ def check_conflist(lab: Lab, source: str | None) -> None:
 
 
 def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, force: bool = False) -> DownResult:
-    """Delete everything the lab's state proves it created. Safe to run twice."""
+    """Delete everything the lab's state proves it created. Safe to run twice. Root without the capabilities it
+    needs is refused first, in the doctor's line (its sweep reads every process's namespaces: CAP_SYS_PTRACE; it
+    had failed halfway with a bare CannotTell), as `netlab down` refuses."""
+    from netlab.doctor_host import require_capabilities
+    from netlab.kernel import caps
     from netlab.lab import teardown as lab_teardown
 
+    require_capabilities(caps.PROCESSES)
     kernel = live_kernel()
     try:
         return lab_teardown.down(lab_name, kernel, default_features(), wait, progress, force=force)

@@ -142,3 +142,19 @@ def test_the_apis_probe_reach_and_trace_refuse_root_without_net_raw_before_any_w
     assert got.returncode == 0 and "Traceback" not in got.stderr, (got.stdout, got.stderr)
     assert got.stdout.startswith("EnvironmentNotReady 3 FAIL  host capabilities: root without CAP_NET_RAW"), got.stdout
     assert got.stdout.count("\n") == 1 and "--cap-add NET_RAW" in got.stdout and "PermissionError" not in got.stdout
+
+
+def test_the_apis_down_refuses_root_without_sys_ptrace_before_any_change(labs):
+    """Lab.down reads every process (its sweep): without CAP_SYS_PTRACE refused up front, as `netlab down` is."""
+    lab = labs.name("cp")
+    labs.up(svc_lab(lab))
+    made, dns = netns_of(lab), dnsmasq_of(lab)
+    env = {**os.environ, "PYTHONPATH": CHECKOUT}
+    got = subprocess.run([*without("sys_ptrace"), sys.executable, "-c", API.format(call="lab.down()"), lab],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert got.returncode == 0 and "Traceback" not in got.stderr, (got.stdout, got.stderr)
+    assert got.stdout.startswith("EnvironmentNotReady 3 FAIL  host capabilities: root without CAP_SYS_PTRACE"), \
+        got.stdout
+    assert netns_of(lab) == made and dnsmasq_of(lab) == dns
+    with open(state_path(lab, "state.json")) as f:
+        assert json.load(f)["phase"] == "up"
