@@ -71,10 +71,10 @@ def _table_now(t: dict[str, int]) -> tuple[str, bool]:
 def check_capabilities(required: dict[str, int] | None = None, advised: dict[str, int] | None = None) -> Check:
     """The capabilities netlab needs in this process's effective set (kernel/caps.py): ``required`` (default: every
     command's, caps.NEEDED, and up's and down's, caps.PROCESSES) FAIL when missing, ``advised`` (what this lab's
-    `up` does without: CAP_NET_RAW for probe, trace and capture) warn; root of a user namespace of its own FAILs whatever its set. Without caps.NEEDED
-    every other check fails at its first setns or netlink request and blames the kernel (``KeyError: 'veth'``
-    once): the doctor runs none of them (doctor.diagnose), and every command refuses up front
-    (cli/base.require_root)."""
+    `up` does without: CAP_NET_RAW for probe, trace and capture) warn; root of a user namespace of its own FAILs
+    whatever its set. Without caps.NEEDED every other check fails at its first setns or netlink request and blames
+    the kernel (``KeyError: 'veth'`` once): the doctor runs none of them (doctor.diagnose), and every command
+    refuses up front (cli/base.require_root)."""
     foreign = caps.user_namespace()  # its CapEff is full, over its own namespace only: nothing works there
     if foreign:
         return Check("capabilities", FAIL, foreign, caps.USERNS_FIX, needed=True)

@@ -1,10 +1,8 @@
 """The files netlab writes for pods in ``/etc/netns/<pod namespace>/``, and how it keeps them its own.
 
-``ip netns exec`` bind-mounts every file of ``/etc/netns/<namespace>/`` over
-the file of that name in ``/etc`` (netlab's containers and ``exec`` do the
-same: netlab.kernel.spawning.enter_pod_here). That is how a pod gets the
-files the kubelet manages for it: ``resolv.conf`` (lifecycle.py, the cluster
-DNS) and ``hosts`` (hosts.py, the kubelet's managed hosts file).
+``ip netns exec`` bind-mounts every file of ``/etc/netns/<namespace>/`` over the file of that name in ``/etc``
+(netlab's containers and ``exec`` do the same: netlab.kernel.spawning.enter_pod_here). That is how a pod gets the
+files the kubelet manages for it: ``resolv.conf`` (lifecycle.py, the cluster DNS) and ``hosts`` (hosts.py).
 
 Every file here is written with the same care:
 
@@ -155,10 +153,10 @@ def make_dir(path: str) -> bool:
         try:
             os.mkdir(path, DIR_MODE)
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                os.fchmod(fd, DIR_MODE)  # not the umask's: root's fchmod of a folder it just made hardly fails
+            try:  # not the umask's mode; where the fchmod fails (EROFS, an LSM), the descriptor is not left open
+                os.fchmod(fd, DIR_MODE)
             finally:
-                os.close(fd)  # and where it does (EROFS, an LSM), the descriptor is not left open
+                os.close(fd)
             return True
         except FileExistsError:
             try:
