@@ -26,9 +26,7 @@ the hop where the packet was lost in red with the reason.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import textwrap
 from dataclasses import dataclass, field
@@ -419,15 +417,17 @@ def _dot_path(stops: list[tuple[str, list[PathStep]]]) -> list[str]:
 
 def run_dot(dot_source: str, fmt: str) -> bytes:
     """Lay out DOT text with Graphviz's ``dot`` into svg or png bytes."""
-    from netlab.kernel.sigpipe import run_fed  # here: --help and completion load graph, and no kernel code
+    # here: --help and completion load graph, and no kernel code
+    from netlab.kernel.netns import find_tool, looked_in
+    from netlab.kernel.sigpipe import run_fed
 
     if fmt not in ("svg", "png"):
         raise ValueError(f"dot renders svg or png, not {fmt!r}")
-    # Only absolute PATH entries: never run a "dot" from the current directory.
-    path = os.pathsep.join(p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if os.path.isabs(p))
-    dot = shutil.which("dot", path=path)
+    # Found like every program netlab runs as root: in its tool folders, never through $PATH (the caller's, under
+    # sudo, which could name a "dot" anyone may write).
+    dot = find_tool("dot")
     if dot is None:
-        raise EnvironmentNotReady(f"-o {fmt} needs Graphviz's dot; install graphviz "
+        raise EnvironmentNotReady(f"-o {fmt} needs Graphviz's dot ({looked_in()}); install graphviz "
                                   "(apt install graphviz, dnf install graphviz), or use -o mermaid / -o dot")
     try:
         done = run_fed([dot, f"-T{fmt}"], dot_source.encode(), DOT_TIMEOUT)

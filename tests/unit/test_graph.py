@@ -16,6 +16,7 @@ from graph_layout import drawn_over, text_under
 
 from netlab import graph
 from netlab.errors import EnvironmentNotReady
+from netlab.kernel import netns
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.realize import state_dir
@@ -296,17 +297,36 @@ def test_svg_of_a_bigger_lab(tmp_path):
     assert texts.count("80/TCP DNAT to :8080") == 30
 
 
-def test_missing_dot_says_install_graphviz(default_lab, monkeypatch, tmp_path):
-    # A "dot" found only through a relative PATH entry is never run.
+def fake_dot(tmp_path: Path) -> Path:
+    """A ``dot`` in tmp_path/bin that leaves tmp_path/ran and prints a fake picture; the folder, absolute."""
     (tmp_path / "bin").mkdir()
     fake = tmp_path / "bin" / "dot"
-    fake.write_text("#!/bin/sh\necho fake\n")
+    fake.write_text(f"#!/bin/sh\ntouch {tmp_path / 'ran'}\necho '<svg>fake</svg>'\n")
     fake.chmod(0o755)
+    return tmp_path / "bin"
+
+
+def test_missing_dot_says_install_graphviz(default_lab, monkeypatch, tmp_path):
+    # dot is looked for in netlab's tool folders alone (kernel/netns.TOOL_DIRS): here none has it. A "dot" first on
+    # $PATH (absolute, or relative to the working directory) is never run: under sudo, $PATH is the caller's.
+    monkeypatch.setattr(netns, "TOOL_DIRS", (str(tmp_path / "empty"),))
+    bin_dir = fake_dot(tmp_path)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PATH", "bin")
-    with pytest.raises(EnvironmentNotReady, match="install graphviz"):
-        graph.render(default_lab, "svg")
+    for path in (f"{bin_dir}:{os.environ['PATH']}", "bin"):
+        monkeypatch.setenv("PATH", path)
+        with pytest.raises(EnvironmentNotReady, match=r"install graphviz.*not \$PATH|not \$PATH.*install graphviz"):
+            graph.render(default_lab, "svg")
+    assert not (tmp_path / "ran").exists()
     assert graph.render(default_lab, "mermaid")  # text formats need no Graphviz
+
+
+@pytest.mark.skipif(netns.find_tool("dot") is None, reason="Graphviz dot is not installed in netlab's tool folders")
+def test_dot_on_path_is_not_run(default_lab, monkeypatch, tmp_path):
+    # The dot netlab runs (as root, under sudo) is the one in its tool folders, whatever $PATH names first.
+    monkeypatch.setenv("PATH", f"{fake_dot(tmp_path)}:{os.environ['PATH']}")
+    svg = graph.render(default_lab, "svg")
+    assert not (tmp_path / "ran").exists()
+    assert b"fake" not in svg and ET.fromstring(svg).tag == f"{SVG}svg"
 
 
 # ---------------------------------------------------------------- the command

@@ -31,6 +31,7 @@ if kind == "run":
     netns.entered = lambda name: contextlib.nullcontext()  # no namespace needed: the write is what is tested
     print("run_in_netns:", netns.run_in_netns("none", ["/bin/true"], input=BIG.encode(), check=False).returncode)
     from netlab.graph import run_dot
+    netns.TOOL_DIRS = (os.environ["FAKE_TOOLS"],)  # the failing dot below, where netlab looks for its programs
     try:
         run_dot(BIG, "svg")
     except Exception as exc:
@@ -69,8 +70,7 @@ print("sigpipe pending:", signal.SIGPIPE in signal.sigpending(), "blocked:",
 ])
 def test_input_to_a_reader_that_is_gone_kills_no_caller_whose_sigpipe_is_the_default(tmp_path, kind, lines):
     write_program(tmp_path / "dot", "#!/bin/sh\necho 'no input read' >&2\nexit 1\n")
-    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ.get('PATH', os.defpath)}",
-               NETLAB_STATE_DIR=str(tmp_path / "state"))
+    env = dict(os.environ, FAKE_TOOLS=str(tmp_path), NETLAB_STATE_DIR=str(tmp_path / "state"))
     proc = subprocess.run([sys.executable, "-c", CALLER, kind], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     # Before: the caller died of SIGPIPE (-13) at the first write, saying nothing.
