@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from netlab.errors import ABSOLUTE_FIX, Problem, TopologyError, cwd_gone
 from netlab.model.addressing import allocate
 from netlab.model.checks import check_topology
+from netlab.model.command_trust import command_problems
 from netlab.model import bandwidth, hostports
 from netlab.model.cniconf import ConflistError, read_conflist
 from netlab.model.diagnostics import problems_from_validation, topology_error
@@ -127,6 +128,8 @@ def validate_source(src: Source) -> Topology:
     problems += [Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, msg) for loc, msg in checked]
     topo, cni_problems = resolve_cni_paths(topo, src.file, allocated=not checked)
     problems += [Problem(src.file, src.line_of(loc), format_path(loc), msg) for loc, msg in cni_problems]
+    # the programs up would run as root: held to the rule the topology and the CNI plugins are (model/trust.py)
+    problems += [Problem(src.file, src.line_of(loc), format_path(loc), msg) for loc, msg in command_problems(topo)]
     # NetworkPolicies and Namespaces, with their own files' lines (and their places, for the notes about them)
     topo, included = expand_includes(topo, src, lambda path, shown: _decode(_read_file(path), shown))
     src.places.update(service_places(src.file, topo.services, src.lines))

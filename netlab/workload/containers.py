@@ -13,13 +13,15 @@ import stat
 from typing import TYPE_CHECKING
 
 from netlab.realize.state_dir import lab_dir
+from netlab.model import command_trust
 from netlab.model import echo_ports as ports
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
     from netlab.model.topology import Container
 
-CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# the PATH a container starts with: model/command_trust.py checks the program a bare name finds in it
+CONTAINER_PATH = command_trust.CONTAINER_PATH
 
 
 # --- paths --------------------------------------------------------------------
