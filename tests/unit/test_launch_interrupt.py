@@ -56,8 +56,8 @@ def test_a_real_import_error_while_the_program_loads_is_not_hidden(tmp_path):
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "ImportError: netlab.cli is broken" in proc.stderr
 
 
-# Python's own start, before the launcher's first line: sitecustomize (run by Python's site) sends the signal,
-# in its own body (0) or at the Nth import the launcher makes until `from netlab.launch import main` is done
+# Python's own start, before the launcher's first line: a module a .pth imports (run by Python's site) sends the
+# signal, in its own body (0) or at the Nth import the launcher makes until `from netlab.launch import main` is done
 # (the launcher's `import sys`, the package's and launch.py's own imports). No handler of netlab's is set yet.
 SITE = """
 import builtins, os, signal, sys
@@ -86,17 +86,32 @@ builtins.__import__ = interrupting
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.fixture(scope="module")
+def site_python(tmp_path_factory):
+    """A venv's Python whose site-packages have a .pth naming this checkout and this venv's packages and importing
+    the early signals' module: the launcher runs Python isolated (-I), which reads no PYTHONPATH and no PYTHON*
+    variable, so its site-packages are where a test puts what Python's start runs (a sitecustomize would be
+    Debian's, first on sys.path)."""
+    folder = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
+    python = folder / "venv" / "bin" / "python3"
+    (site,) = (folder / "venv" / "lib").glob("python*/site-packages")
+    (folder / "site").mkdir()
+    (folder / "site" / "early_signals.py").write_text(SITE)
+    ours = [p for p in sys.path if p.endswith("site-packages")]  # click, pydantic: this venv's
+    (site / "early.pth").write_text("\n".join([str(folder / "site"), ROOT, *ours, "import early_signals"]) + "\n")
+    return python
+
+
 @pytest.fixture
-def launcher(tmp_path):
-    """The launcher setup.sh writes for root's PATH, run by this Python, with the early signals' sitecustomize."""
+def launcher(tmp_path, site_python):
+    """The launcher setup.sh writes for root's PATH, run by a venv's Python whose site sends the early
+    signals."""
     path = tmp_path / "netlab"
-    subprocess.run([os.path.join(ROOT, "scripts", "make_launcher.sh"), sys.executable, str(path)], check=True)
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "sitecustomize.py").write_text(SITE)
+    subprocess.run([os.path.join(ROOT, "scripts", "make_launcher.sh"), str(site_python), str(path)], check=True)
 
     def run(at: int, sigs: str, **kwargs) -> subprocess.CompletedProcess:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), ROOT]), SG_AT=str(at),
-                   SG_FIRED=str(tmp_path / "fired"), SG_SIGS=sigs)
+        env = dict(os.environ, SG_AT=str(at), SG_FIRED=str(tmp_path / "fired"), SG_SIGS=sigs)
         return subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60, env=env,
                               **kwargs)
 
