@@ -76,6 +76,7 @@ from netlab.doctor_host import (check_capabilities, check_container_logs, check_
                                 check_host_devconf, check_ipv6, check_neighbours, check_open_files, check_pod_files,
                                 check_state_dir,
                                 check_taskstats, with_libpcap)
+from netlab.doctor_install import check_install
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, CNI_FEATURES, EVERYTHING, FAIL, HOST, INFO, KERNEL,
                                  OK, TITLES, TOOLS, WARN, Check)
 from netlab.doctor_needs import asked_by, needs, with_askers
@@ -235,6 +236,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
         out["container-logs"] = check_container_logs(state_dir.STATE_ROOT)
     if "pod-files" in only:
         out["pod-files"] = check_pod_files("pod-files" in needed)
+    if "install" in only:  # who can change the code root runs (doctor_install.py)
+        out["install"] = check_install()
     return [out[name] for name in CHECKS if name in out]
 
 

@@ -20,7 +20,7 @@ KERNEL = ("netns", "veth", "bridge", "vxlan", "macvlan", "ipvlan", "vlan", "ifb"
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
 HOST = ("capabilities", "open-files", "neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats",
-        "exit-status", "state-dir", "state-space", "container-logs", "pod-files")
+        "exit-status", "state-dir", "state-space", "container-logs", "pod-files", "install")
 CHECKS = KERNEL + TOOLS + CNI + HOST
 # What only a CNI conflist's plugins use (doctor_needs.CNI_PLUGIN_NEEDS, kernel/cniprobe.py): checked for a lab that
 # needs it, nowhere else (plain `netlab doctor` has no conflist to read).
@@ -34,7 +34,7 @@ EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptab
                        "state-space", "nft", "cni-plugins", "multipath", "pod-files"}
 # Checks `netlab up` never gates on: advice (a disk that fills up later fails the run itself, which rolls back).
 ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats", "exit-status", "htb",
-            "tcpdump", "conntrack-tool", "sock_diag", "container-logs"}
+            "tcpdump", "conntrack-tool", "sock_diag", "container-logs", "install"}
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
@@ -50,7 +50,8 @@ TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespa
           "host-devconf": "host IPv4 settings",
           "taskstats": "host taskstats", "exit-status": "host pidfd exit status",
           "state-dir": "host state directory", "state-space": "host state free space",
-          "container-logs": "host container logs", "pod-files": "host pods' /etc files"}
+          "container-logs": "host container logs", "pod-files": "host pods' /etc files",
+          "install": "host netlab install"}
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import os
 import pwd
 import stat
 import struct
+from typing import Iterator
 
 from netlab.model.pathwalk import Names
 
@@ -112,12 +113,12 @@ def _why(st: os.stat_result, allowed: set[int], folder: bool, path: str | None =
     return None
 
 
-def resolve(path: str) -> tuple[str, str | None]:
+def resolve(path: str, allowed: set[int] | None = None) -> tuple[str, str | None]:
     """``path`` resolved once, a name at a time as the kernel does (a ``..`` after a symlink from its target's
     folder, :mod:`netlab.model.pathwalk`), and why root must not act on it: the first folder on the way, symlink
-    met, or the file itself someone other than root and the invoking user can change (None: no one). OSError
-    when a name on the way is missing or the links loop."""
-    allowed = invoking_uids()
+    met, or the file itself someone other than root and the invoking user (``allowed``: these users instead) can
+    change (None: no one). OSError when a name on the way is missing or the links loop."""
+    allowed = invoking_uids() if allowed is None else allowed
     pending = Names(path)
     here = "/"
     why = _why(os.lstat("/"), allowed, folder=True, path="/")
@@ -146,6 +147,26 @@ def resolve(path: str) -> tuple[str, str | None]:
             return there, f"it {why}" if last else f"its folder {there} {why}"
         here = there
     return here, None
+
+
+def below(root: str, allowed: set[int]) -> Iterator[tuple[str, str]]:
+    """Each file, folder and symlink below the folder ``root`` (links not followed into, their targets resolved)
+    that someone other than the ``allowed`` users can change: (its path, why), in os.walk's order."""
+    for here, folders, files in os.walk(root):
+        for name in sorted(folders) + sorted(files):
+            path = os.path.join(here, name)
+            try:
+                st = os.lstat(path)
+                if stat.S_ISLNK(st.st_mode):
+                    if st.st_uid not in allowed:
+                        yield path, f"is a symlink owned by {user_name(st.st_uid)}"
+                    elif (why := resolve(path, allowed)[1]) is not None:
+                        yield path, f"is a symlink to what someone else can change ({why})"
+                    continue
+            except OSError:
+                continue  # gone meanwhile, a dangling link: nothing there to run
+            if (why := _why(st, allowed, folder=stat.S_ISDIR(st.st_mode), path=path)) is not None:
+                yield path, why
 
 
 def untrusted(path: str, st: os.stat_result | None = None) -> str | None:
