@@ -28,11 +28,28 @@ SHELLS = ("/bin/bash", "/bin/sh")
 
 def _shell() -> list[str]:
     """The user's shell when it exists (bash or sh otherwise): interactive on a terminal, else it
-    reads commands from standard input (``echo hostname | netlab exec web-1``)."""
+    reads commands from standard input (``echo hostname | netlab exec web-1``). As root, a $SHELL someone other
+    than root and the invoking user can change (model/trust.py, the rule of a container's command) is passed
+    over, in a note line: bash or sh instead."""
     for path in (os.environ.get("SHELL", ""), *SHELLS):
         if path and os.path.isabs(path) and os.access(path, os.X_OK):
+            why = _refused(path)
+            if why is not None:
+                click.echo(f"netlab: not your shell {why}; a standard shell instead", err=True)
+                continue
             return [path, "-i"] if _stdin_is_terminal() else [path]
     return ["/bin/sh"]
+
+
+def _refused(program: str) -> str | None:
+    """The words that refuse to run ``program`` (a path) as root, or None (not root, or it is trusted)."""
+    from netlab.model.trust import program as resolved, refusal
+
+    try:
+        _, why = resolved(program)
+    except OSError:
+        return None  # not there, a loop: the exec says it as a shell would
+    return None if why is None else f"{program}: {refusal(why, 'it')}"
 
 
 def _stdin_is_terminal() -> bool:
@@ -75,7 +92,11 @@ def exec_(lab_name: str | None, topology: str | None, container: str | None, nam
     /sys shows the namespace's devices, as with ``ip netns exec``. The exit
     code is the command's. Without a command it opens your shell ($SHELL,
     else bash or sh) there, like ``kubectl exec -it POD -- sh``; leave it
-    with exit.
+    with exit. netlab runs as root: a program given by its path (and your
+    $SHELL) that someone other than root and you can change (the file, a
+    folder above it, a symlink on the way) is refused in one line, exit 2,
+    as a container's command is ($SHELL: passed over, in a note line, for
+    bash or sh); a bare name is found on your PATH, as sudo finds it.
 
     kubectl's words work: -i/--stdin and --tty (-it, -ti) need nothing, as
     the command always has your standard input and your terminal as they
@@ -122,6 +143,8 @@ def exec_(lab_name: str | None, topology: str | None, container: str | None, nam
     argv = list(command) or _shell()
     if not argv[0]:
         raise UsageError("the command is empty: give a program after --")
+    if "/" in argv[0] and (why := _refused(os.path.abspath(argv[0]))) is not None:
+        raise UsageError(why)  # someone else's program, as a container's command would be refused
     if not command and _stdin_is_terminal():
         click.echo(f"netlab: a shell in {name} (namespace {target.netns} of lab {lab.name}); `exit` leaves it",
                    err=True)

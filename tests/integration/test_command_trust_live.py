@@ -43,6 +43,19 @@ pods:
     os.chown(prog, 0, -1)
     labs.up(text)
     assert f"{lab}-a" in lab_namespaces(lab)
+    # exec: a program given by its path is refused alike (exit 2, it never runs); a $SHELL of nobody's is passed
+    # over for bash, in a note
+    other = tmp_path / "other"
+    write_program(other, f"#!/bin/sh\ntouch {tmp_path / 'other-ran'}\n")
+    os.chown(other, pwd.getpwnam("nobody").pw_uid, -1)
+    res = netlab("exec", "--lab", lab, "a", "--", str(other), check=False)
+    assert (res.returncode, res.stdout) == (2, "") and res.stderr.splitlines() == [
+        f"netlab: {other}: netlab runs as root and would run it as root, but it is owned by nobody (mode 755), "
+        "not by root or you; make it root's (or yours) and writable by no one else (chmod go-w), or copy it to a "
+        "folder of yours"], res.stderr
+    res = netlab("exec", "--lab", lab, "a", env={"SHELL": str(other)}, input="hostname\n")
+    assert res.stdout == "a\n" and res.stderr.startswith(f"netlab: not your shell {other}: "), res.stderr
+    assert not (tmp_path / "other-ran").exists()
     netlab("down", "--lab", lab)
     assert proof.read_text() == "0\n"
     assert not lab_namespaces(lab)
