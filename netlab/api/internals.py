@@ -53,12 +53,14 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
         if done.reconfigure:  # a drift a plain up refuses (an edited conflist's pods): only --reconfigure repairs it
             source = path or state.source
             repair = python_reconfigure(source, _other_name(lab.name, source)) if api else reconfigure_up(state, path)
-    from netlab.workload.policy import moves_a_pod, up_leaves
+    from netlab.workload.policy import held_by_another, moves_a_pod, up_leaves
 
     kept = tuple(line for line in done.drift if up_leaves(line))
     if kept and len(kept) == len(done.drift):  # nothing that up repairs: no repair to name (the text says so)
         repair = None
     if any(moves_a_pod(line) for line in kept):  # the file's up refuses the lab whole: its two steps, no command
+        repair = None
+    if any(held_by_another(line) for line in kept):  # up refuses the lab whole until that namespace is removed
         repair = None
     from netlab.realize.state import LabState
 

@@ -74,8 +74,14 @@ def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, .
     the lab's watcher holds back (CrashLoopBackOff) is restarted by it when its back-off ends, or by ``up`` now."""
     from netlab.cni.edited import first_step
     from netlab.workload.crashloop import said_in
-    from netlab.workload.policy import moves_a_pod, up_leaves
+    from netlab.workload.policy import held_by_another, moves_a_pod, up_leaves
 
+    if held := [line for line in kept if held_by_another(line)]:  # up refuses the lab whole: nothing else to offer
+        names = ", ".join(line.split()[2] for line in held)
+        click.echo(f"no `up` repairs the lab while {names} {'is' if len(held) == 1 else 'are'} someone else's "
+                   f"(`up` refuses it, exit 3): whoever made {'it' if len(held) == 1 else 'them'} must remove "
+                   f"{'it' if len(held) == 1 else 'them'} first")
+        return
     if refused := [line for line in kept if moves_a_pod(line)]:  # that up refuses the file whole (QA q29 #2)
         rest = ", the rest with them" if len(drift) > len(refused) else ""
         click.echo(f"`{repair}` refuses the file (exit 2) while it moves a pod its CNI plugins attached: the two "

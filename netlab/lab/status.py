@@ -35,6 +35,7 @@ from netlab.realize.observe import observe
 from netlab.realize.state import LabState, gone
 from netlab.realize.state_dir import state_file
 from netlab.realize.state_errors import StateGone
+from netlab.workload.policy import HELD_BY_ANOTHER
 from netlab.workload.terminal import served, still_endpoints, still_mapped
 
 
@@ -135,7 +136,7 @@ def _status(state: LabState, kernel: Kernel, features: Sequence[Feature]) -> Sta
             namespace("missing", name)
             continue
         if not got.tagged:
-            namespace("different", name, "not tagged as this lab's")
+            namespace("different", name, HELD_BY_ANOTHER)  # up refuses the lab: no repair named
             continue
         if got.snapshot is not None:
             got = compare(name, got.snapshot, peers, missing)

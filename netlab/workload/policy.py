@@ -75,6 +75,18 @@ def _outside_pod_cidr(line: str) -> bool:
     return OUTSIDE_POD_CIDR in line
 
 
+# How status says a namespace of the plan whose name a namespace without this lab's tag holds (an `ip netns del`
+# then `ip netns add` of that name, another program's): `up` never touches it and refuses the lab while it is there
+# (realize/ownership.owned_message, exit 3), so no `up` is the repair.
+HELD_BY_ANOTHER = ("a namespace this lab did not make holds its name: up refuses the lab while it is there; whoever "
+                   "made it must remove it first (netlab leaves it alone)")
+
+
+def held_by_another(line: str) -> bool:
+    """A drift line of status saying a namespace netlab did not make holds one of the lab's names."""
+    return line.startswith("different: namespace ") and line.endswith(f"({HELD_BY_ANOTHER})")
+
+
 def moves_a_pod(line: str) -> bool:
     """A drift line of `status -t FILE` saying FILE moves a CNI-attached pod to another node: that file's `up`
     refuses the lab whole (realize/attachments.move_refused), so no `up` of it is the repair (QA q29 #2)."""
@@ -89,6 +101,9 @@ def up_leaves(line: str) -> str | None:
     (or whose exit code is unknown: it may have completed) stays exited, as the kubelet leaves it; one that could
     not start is tried again by each ``up``, which fails the same until its command can run. ``status`` says so
     instead of offering ``up`` as the repair."""
+    if held_by_another(line):
+        return ("`up` refuses the lab while a namespace it did not make holds one of its names (exit 3): that "
+                "namespace's owner must remove it first")
     if line.startswith("cni: ") and moves_a_pod(line):
         return ("`up` refuses a file that moves a pod its CNI plugins attached to another node: the two steps its "
                 "line says move it (and their `up` puts the rest right)")
