@@ -265,7 +265,7 @@ def fixed_words(fixed: list[str]) -> list[str]:
     written = sum(1 for line in fixed if line.startswith(("wrote ", "rewrote ")))
     restored = [rule_table(line) for line in fixed]
     tables = len({key for key in restored if key is not None})
-    pods = sum(1 for line in fixed if line.startswith("removed pod "))  # lab/up.taken_line's: a name left alone
+    pods = sum(1 for line in fixed if line.startswith("removed pod "))  # lab/taken.taken_line's: a name left alone
     nodes = sum(1 for line in fixed if line.startswith("removed node "))
     other = len(fixed) - started - restarted - written - sum(1 for key in restored if key is not None) - pods - nodes
     return ([plural(started, "container") + " started"] if started else []) \

@@ -35,6 +35,7 @@ from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, create_netns, namespaces_to_create, owned, \
     tag_for
 from netlab.lab.reading import netns_sysctls
+from netlab.lab.taken import containers_ran, left_alone_line, taken_line
 from netlab.lab.rollback import Interrupted, Rollback, raise_interrupted
 from netlab.lab.teardown import delete_namespaces, stop_features
 from netlab.model.lab import Lab, resolve
@@ -417,7 +418,10 @@ class _Up(Converging, Rollback):
                 self.leaving_veths -= self.leaving_by_netns.get(name, set())
             if theirs:
                 left = sum(1 for line in said if kill.is_survivor(line))
-                self.result.fixed.append(taken_line(name, self.leaving_what.get(name), ran, left))
+                if (what := self.leaving_what.get(name)) or ran or left:  # a pod's (node's): its containers stopped
+                    self.result.fixed.append(taken_line(name, what, ran, left))
+                else:  # a name the state listed and the lab never made (edited, a collision): nothing touched
+                    self.result.warnings.append(left_alone_line(name))
             else:
                 self.result.removed_netns.append(name)
             state.netns.pop(name, None)
@@ -455,21 +459,6 @@ class _Up(Converging, Rollback):
             self._make_and_repair(state, set(), followed=followed(was, self.plan))
             self._start_features(state, again=" again, with those addresses")
         self._release_stopped(state, tag_for(state))
-
-def containers_ran(state: LabState, netns: str) -> list[str]:
-    """The containers the lab's records say ran in the pod of ``netns``, taken before its stop drops them."""
-    workload = state.extra.get("workload")
-    ran = (workload.get("pods") or {}).get(netns.removeprefix(state.lab + "-")) if isinstance(workload, dict) else None
-    return list((ran.get("containers") or {}) if isinstance(ran, dict) else {})
-
-
-def taken_line(netns: str, what: str | None, names: list[str], left: int) -> str:
-    """What up did of a pod (or node: ``what``) the topology no longer has, whose namespace's name holds another's
-    now: the containers its records name (``names``) stopped, that namespace left alone. ``left``: processes its
-    stop found still in the pod's namespaces at its end (a warning each, kill.stop_namespaces): not stopped."""
-    stopped = f"{kill.stopped_words(names, left)}; " if names else ""
-    return (f"removed {what or 'network namespace ' + netns} ({stopped}{netns} now holds a network namespace that "
-            "is not the lab's: left alone)")
 
 
 def _leaving_veths(state: LabState, plan: Plan) -> tuple[dict[str, set[tuple[str, str]]], dict[str, str]]:
