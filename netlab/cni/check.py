@@ -93,11 +93,8 @@ def ask(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | None =
     """Find each plugin in ``dirs`` and ask it VERSION, side by side (a hung plugin costs one deadline). Each
     one found is checked before any runs: one someone other than root and the invoking user can change is a
     UsageError naming it (model/trust.py; VERSION runs it as root too)."""
-    for kind, _ in plugins:
-        found = find_plugin(kind, dirs)
-        line = refused(found) if found is not None else None
-        if line is not None:
-            raise UsageError(line)
+    for line in refusals(plugins, dirs)[:1]:
+        raise UsageError(line)
     rt = Runtime("/nonexistent", dirs, CallLog(None), timeout=timeout or VERSION_TIMEOUT)
 
     def one(item: tuple[str, str]) -> Answer:
@@ -115,6 +112,14 @@ def ask(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | None =
         return [one(p) for p in plugins]
     with ThreadPoolExecutor(max_workers=min(8, len(plugins))) as pool:
         return list(pool.map(one, plugins))
+
+
+def refusals(plugins: list[tuple[str, str]], dirs: list[str], skip: tuple[str, ...] = ()) -> list[str]:
+    """The line refusing each plugin found in ``dirs`` (but in a folder of ``skip``) that root must not run
+    (cni/runtime.refused)."""
+    found = [path for path in (find_plugin(kind, dirs) for kind, _ in plugins)
+             if path is not None and os.path.dirname(path) not in skip]
+    return [line for line in dict.fromkeys(map(refused, found)) if line is not None]
 
 
 def plugin_problems(lab: Lab) -> list[tuple[tuple[str, ...], str]]:
@@ -138,6 +143,12 @@ def split_problems(lab: Lab) -> tuple[Located, Located, str, list[str]]:
     except ConflistError as exc:
         return [(where, str(exc))], [], "", []
     dirs = C.bin_dirs(lab)
+    from netlab.realize.cni_path import plugin_dirs
+
+    # one in the file's binDir is the file's, as its binDir's own refusal is (model/load.resolve_cni_paths); one in
+    # the machine's folders (/usr/lib/cni, NETLAB_CNI_PATH's) the machine's, which ask() refuses in its own line
+    if lines := refusals(plugins, dirs, skip=tuple(plugin_dirs(C.CNI_BIN_DIR))):
+        return [(where, line) for line in lines], [], "", []
     bad = [a for a in ask(plugins, dirs) if a.state != "ok"]
     machine = [a for a in bad if _debians(a, dirs)]
     file = [(where, a.problem(dirs)) for a in bad if a not in machine]
