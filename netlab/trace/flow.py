@@ -18,30 +18,50 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import Any
 
+from netlab.probe.icmp import PORT_UNREACH
+
 
 @dataclass(frozen=True)
 class Flow:
-    """A packet's IPv4 addresses and ports (ICMP: the echo id in both port fields)."""
+    """A packet's IPv4 addresses and ports (ICMP: the echo id in both port fields). An ICMP destination
+    unreachable (:meth:`unreachable`) has no ports: ``code`` is its code, ``quoted`` the header it quotes (the
+    packet it is about, as it quotes it: conntrack relates it to that packet's flow and un-NATs both)."""
 
     proto: str
     src: str | None
     dst: str
     sport: int | None = None
     dport: int | None = None
+    quoted: "Flow | None" = None
+    code: int | None = None
 
     @classmethod
     def icmp(cls, src: str | None, dst: str, ident: int) -> "Flow":
         return cls("icmp", src, dst, ident, ident)
 
+    @classmethod
+    def unreachable(cls, src: str | None, dst: str, quoted: "Flow", code: int = PORT_UNREACH) -> "Flow":
+        """An ICMP destination unreachable (type 3) from ``src`` to ``dst`` about ``quoted``."""
+        return cls("icmp", src, dst, quoted=quoted, code=code)
+
+    def tracked(self) -> "Flow":
+        """The flow conntrack looks this packet up by: an ICMP error's is its quoted header turned around (the
+        tuple of the direction the error goes, as conntrack's icmp_error_message inverts it)."""
+        return self.quoted.reversed() if self.quoted is not None else self
+
     def reversed(self) -> "Flow":
         return Flow(self.proto, self.dst, self.src or "", self.dport, self.sport)
 
     def with_src(self, ip: str, port: int | None) -> "Flow":
+        if self.quoted is not None:
+            return replace(self, src=ip)
         if self.proto == "icmp":
             return Flow(self.proto, ip, self.dst, port, port)
         return replace(self, src=ip, sport=port)
 
     def with_dst(self, ip: str, port: int | None) -> "Flow":
+        if self.quoted is not None:
+            return replace(self, dst=ip)
         if self.proto == "icmp":
             return Flow(self.proto, self.src, ip, port, port)
         return replace(self, dst=ip, dport=port)
@@ -51,6 +71,9 @@ class Flow:
         return f"{ip}:{port}" if self.proto != "icmp" and port is not None else str(ip)
 
     def __str__(self) -> str:
+        if self.quoted is not None:
+            what = "port unreachable" if self.code == PORT_UNREACH else f"destination unreachable code {self.code}"
+            return f"{self.src} → {self.dst} icmp {what} quoting {self.quoted}"
         if self.proto == "icmp":
             return f"{self.src} → {self.dst} icmp id {self.sport}"
         return f"{self.endpoint('src')} → {self.endpoint('dst')} {self.proto}"

@@ -19,7 +19,8 @@ from the address it sent to.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, NamedTuple
+from dataclasses import replace
+from typing import Any, Callable, Iterable, NamedTuple
 
 from netlab.kernel.iptables import command as ipt_command
 from netlab.plan.nftables import MASQUERADING
@@ -37,8 +38,9 @@ class Hit(NamedTuple):
 
 
 def find(entries: Iterable[CtEntry], flow: Flow) -> Hit | None:
+    """``flow``'s entry (an ICMP error's: its quoted flow's, in the error's direction, Flow.tracked)."""
     for entry in entries:
-        direction = entry.direction_of(flow)
+        direction = entry.direction_of(flow.tracked())
         if direction:
             return Hit(entry, direction)
     return None
@@ -48,8 +50,23 @@ def _other(hit: Hit) -> Flow:
     return hit.entry.reply if hit.direction == "orig" else hit.entry.orig
 
 
+def _error(flow: Flow, hit: Hit, change: Callable[[Flow, Hit], Flow]) -> Flow:
+    """An ICMP error after the change ``change`` makes to the flow it goes with (Flow.tracked): its quote is
+    rewritten back to the packet it is about, and its outer address the change rewrites with it (conntrack's
+    nf_nat_icmp_reply_translation): a destination's un-SNAT, a source's un-DNAT."""
+    assert flow.quoted is not None
+    was = flow.tracked()
+    now = change(was, hit)
+    if now == was:
+        return flow
+    out = replace(flow, quoted=now.reversed())
+    return out.with_dst(now.dst, None) if now.dst != was.dst else out.with_src(now.src or "", None)
+
+
 def new_destination(flow: Flow, hit: Hit) -> Flow:
     """PREROUTING/OUTPUT: the packet after the destination change (a DNAT, or a reply's un-SNAT)."""
+    if flow.quoted is not None:
+        return _error(flow, hit, new_destination)
     other = _other(hit)
     # An ICMP echo id is remapped by the SNAT side only: un-done here for a reply, kept for a request.
     keep_id = flow.proto == "icmp" and hit.direction == "orig"
@@ -58,6 +75,8 @@ def new_destination(flow: Flow, hit: Hit) -> Flow:
 
 def new_source(flow: Flow, hit: Hit) -> Flow:
     """POSTROUTING: the packet after the source change (a masquerade, or a reply's un-DNAT)."""
+    if flow.quoted is not None:
+        return _error(flow, hit, new_source)
     other = _other(hit)
     keep_id = flow.proto == "icmp" and hit.direction == "reply"
     return flow.with_src(other.dst, flow.sport if keep_id else other.dport)

@@ -44,7 +44,7 @@ class NatSteps(WalkParts):
         """
         hit = None
         if not self.stack and ns in self.lab.nat_netns:
-            hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
+            hit = nat.find(self.k.conntrack(ns, self.flow.tracked().proto), self.flow)
         if hit is None:
             return None, self._not_dnated(ns, iif)
         self._ct_hit[ns] = hit
@@ -406,7 +406,7 @@ class NatSteps(WalkParts):
         if not self.k.bridge_nf(ns):
             self._unnat_skipped(ns, port)
             return
-        hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
+        hit = nat.find(self.k.conntrack(ns, self.flow.tracked().proto), self.flow)
         if hit is None:
             return
         self._ct_hit[ns] = hit
@@ -422,7 +422,7 @@ class NatSteps(WalkParts):
         """Without br_netfilter a bridged reply skips conntrack: a DNATed flow's reply keeps the endpoint's
         source, and the client's kernel, whose connection is with the Service address, answers it as a stray
         (unnatreply.py: a reset, a port unreachable). Doomed here, though it arrives."""
-        hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
+        hit = nat.find(self.k.conntrack(ns, self.flow.tracked().proto), self.flow)
         new = nat.new_source(self.flow, hit) if hit is not None else self.flow
         if hit is None or new.src == self.flow.src:
             return

@@ -15,8 +15,10 @@ un-NATs as it un-NATs a reply). Both go back the reply's way, and a capture on t
 from __future__ import annotations
 
 from dataclasses import replace
+from ipaddress import ip_address, ip_interface
 from typing import TYPE_CHECKING
 
+from netlab.trace.flow import Flow
 from netlab.trace.hops import Walk
 from netlab.trace.policy import reply_from_reject
 from netlab.trace.states import FrameIn, IpIn, LocalOut, State
@@ -33,21 +35,20 @@ if TYPE_CHECKING:
 def walk_answer(kernel: Kernel, lm: LabMap, lab: Lab, fwd: Walk, refused: bool) -> Walk | None:
     """The reply rows of a request refused on its way (``refused``: the sender's socket got the reset or the port
     unreachable) where the walk stopped in a node, or None when the request arrived (the destination's kernel
-    answered) or nothing says whose REJECT it was. The answer leaves as the node's own packet, from the address the
-    request was for: kube-proxy's REJECT (the stop row's ``rejected`` fact) of a packet for the node's own address
-    is walked from the node's socket; one for a ClusterIP, and a policy's REJECT (which answers in the name of the
-    pod the request was for), as that address's reply arriving on the device the request was on (the kernel routes
-    no packet of an address it does not have as its own; start_rows and policy.reply_from_reject start the rows at
-    the node's route)."""
+    answered) or nothing says whose REJECT it was. The answer leaves as the node's own packet: kube-proxy's REJECT
+    (the stop row's ``rejected`` fact) answers with an ICMP port unreachable (:func:`unreachable`), walked from the
+    node; a policy's REJECT, which answers in the name of the pod the request was for, as that address's reply
+    arriving on the device the request was on (the kernel routes no packet of an address it does not have as its
+    own; start_rows and policy.reply_from_reject start the rows at the node's route)."""
     if not refused or fwd.outcome == "delivered" or fwd.final is None or not fwd.hops:
         return None
     stop, back = fwd.hops[-1], fwd.final.reversed()
     if stop.netns not in {n.netns for n in lab.nodes} or stop.device == "-":
         return None
     if isinstance(stop.facts.get("rejected"), str):
-        if back.src in lm.node_ips:
-            return walk(kernel, lm, stop.netns, back, role="reply", direction="reply")
-    elif not lab.topo.network_policies or not any(str(p.ip) == back.src for p in lab.pods):
+        return walk(kernel, lm, stop.netns, unreachable(kernel, stop.netns, stop.device, fwd.final), role="reply",
+                    direction="reply")
+    if not lab.topo.network_policies or not any(str(p.ip) == back.src for p in lab.pods):
         return None
     w = Walker(kernel, lm, role="reply", direction="reply")
     w.flow = back
@@ -59,6 +60,25 @@ def walk_answer(kernel: Kernel, lm: LabMap, lab: Lab, fwd: Walk, refused: bool) 
             w._local_out(state.netns) if isinstance(state, LocalOut) else w._ip_in(state)
     w.rows.flush()
     return state if isinstance(state, Walk) else None
+
+
+def unreachable(kernel: Kernel, ns: str, iif: str, request: Flow) -> Flow:
+    """The ICMP port unreachable a REJECT in ``ns`` (``--reject-with icmp-port-unreachable``, iptables' default and
+    kube-proxy's; nft's ``reject`` in an ip table) sends about ``request``, which came in by ``iif``: from the
+    address the request was for when it is the node's own (the kernel's icmp_send answers from it), else from no
+    address of its own (the route to the client picks it, as for a socket: src None), unless
+    net.ipv4.icmp_errors_use_inbound_ifaddr = 1 (then the address of the device it came in by)."""
+    links = kernel.links(ns)
+    if any(a.split("/")[0] == request.dst for link in links.values() for a in link.addresses):
+        return Flow.unreachable(request.dst, request.src or "", request)
+    read = getattr(kernel, "sysctl", None)
+    on = links.get(iif)
+    if on is not None and on.addresses and read is not None \
+            and read(ns, "net.ipv4.icmp_errors_use_inbound_ifaddr") == "1":
+        near = [c for c in on.addresses if "/" in c and request.src and ip_address(request.src) in
+                ip_interface(c).network]  # inet_select_addr: the device's address on the client's subnet first
+        return Flow.unreachable((near or on.addresses)[0].split("/")[0], request.src or "", request)
+    return Flow.unreachable(None, request.src or "", request)
 
 
 def start_rows(result: TraceResult) -> None:
@@ -76,12 +96,15 @@ def start_rows(result: TraceResult) -> None:
         result.reply, result.reply_verdict = None, None
         return
     rows, gone = cut
-    what = "a TCP reset" if result.proto == "tcp" else "an ICMP port unreachable"
-    first = rows[1].observe
-    addrs = f" ({first.flow})" if first is not None else ""
-    rows[0] = replace(rows[0], decision=f"kube-proxy's REJECT at hop {stop.index} answers the request with {what}"
-                                        f"{addrs}, as the node's own packet: nothing behind the Service got the "
-                                        "request nor answered it")
+    err = next((h.observe.flow for h in rows[1:] if h.observe is not None), None)  # as it leaves the node
+    q = err.quoted if err is not None else None
+    said = "" if err is None or q is None else \
+        (f" (type 3 code {err.code}) from {err.src}, " +
+         ("the address the request was for" if err.src == q.dst else "the address its route to the client picks") +
+         f", to {err.dst}, quoting the request ({q})")
+    rows[0] = replace(rows[0], decision=f"kube-proxy's REJECT at hop {stop.index} answers the request with an ICMP "
+                                        f"port unreachable{said}, as the node's own packet: nothing behind the "
+                                        "Service got the request nor answered it")
     reply.hops = rows
     v = result.reply_verdict
     if v is not None and v.lost_at is not None:  # a loss among the rows that went is no loss of the answer

@@ -314,6 +314,9 @@ def _reply_flow(r: TraceResult) -> str:
     """The reply as it leaves the destination: the request as it arrived, turned around."""
     first = r.reply.hops[0].observe if r.reply and r.reply.hops else None
     error = next((h.facts["icmp_error"] for h in r.reply.hops if h.facts.get("icmp_error")), None) if r.reply else None
+    made = next((h.observe.flow for h in r.reply.hops if h.observe is not None), None) if r.reply else None
+    if made is not None and made.quoted is not None:  # a REJECT's ICMP error, walked as itself
+        return str(made)
     if first is not None and error:  # the rows saw the kernel's ICMP error in the reply's place
         return f"{first.flow}, seen as the kernel's ICMP {error}, which quotes the packet (conntrack relates it " \
                "to this flow)"

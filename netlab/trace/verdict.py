@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netlab.errors import netlab_command
+from netlab.probe.icmp import DEST_UNREACH
 from netlab.trace.flow import Flow, Observe, Packet
 from netlab.trace import unnatreply
 from netlab.trace.hops import Hop, Walk
@@ -27,6 +28,8 @@ def matches(p: Packet, o: Observe) -> bool:
     if not (p.netns == o.netns and p.ifname == o.ifname and p.direction == o.direction
             and p.encapsulated == o.encapsulated and p.flow is not None):
         return False
+    if o.flow.quoted is not None:  # the walk followed an ICMP error itself: its addresses, code and quote
+        return p.role == "error" and any(f is not None and is_error(p, f) for f in (o.flow, o.alt))
     if p.role == "error" and o.role == "reply":
         return answers(p, o.flow) or (o.alt is not None and answers(p, o.alt))
     return p.role == o.role and (p.flow == o.flow or (o.alt is not None and p.flow == o.alt))
@@ -38,6 +41,14 @@ def answers(p: Packet, reply: Flow) -> bool:
     rewrites the reply), and the error is addressed to the quoted packet's sender (conntrack's check of the outer
     destination)."""
     return p.quoted is not None and p.flow is not None and p.quoted.reversed() == reply and p.flow.dst == reply.dst
+
+
+def is_error(p: Packet, f: Flow) -> bool:
+    """``p`` is the ICMP destination unreachable ``f`` (Flow.unreachable): from and to the same addresses, with its
+    code, quoting the same header."""
+    e = p.icmp_error or {}
+    return (p.flow is not None and (p.flow.src, p.flow.dst) == (f.src, f.dst) and p.quoted == f.quoted
+            and (e.get("type"), e.get("code")) == (DEST_UNREACH, f.code))
 
 
 def mark_seen(hops: list[Hop], packets: list[Packet], captured: set[str]) -> None:

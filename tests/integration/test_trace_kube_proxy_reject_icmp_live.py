@@ -1,0 +1,90 @@
+"""kube-proxy's REJECT answers with the node's ICMP port unreachable, TCP included: trace's reply rows against a
+tcpdump in the client and the client's own error (root; iptables and nftables modes).
+
+kube-proxy rejects a Service port without endpoints (``-j REJECT --reject-with icmp-port-unreachable``; nft's
+``reject`` in its ip table) and, in nftables mode, a ClusterIP's port the Service lacks. The node's kernel answers
+with an ICMP destination unreachable (type 3 code 3) quoting the SYN, from the address the request was for when it
+is the node's own (a nodePort), else from the address its route to the client picks (cni0's, the pod's gateway,
+for a ClusterIP). trace said "answers the request with a TCP reset" and walked a TCP segment from the Service
+address back to the client, while its own ``saw:`` line showed the ICMP error (qa58k #1).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from helpers import ipv4_of, lab_up, traced, unique_lab, write_topology
+from test_trace_kernel_ways_live import tcpdump
+
+pytestmark = pytest.mark.root
+
+TOPOLOGY = """name: {lab}
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}, {{name: n2}}]
+pods:
+  - {{name: client, node: n1}}
+services:
+  - name: empty
+    selector: {{app: nothing}}
+    clusterIP: 10.96.0.40
+    type: NodePort
+    ports: [{{name: http, port: 80, targetPort: 8080, nodePort: 30091}}]
+"""
+
+# tcpdump's line of an ICMP port unreachable: "IP 10.244.0.1 > 10.244.0.2: ICMP 10.96.0.40 tcp port 80 unreachable"
+SEEN = re.compile(r"IP (\S+) > (\S+): ICMP (\S+) tcp port (\d+) unreachable")
+# trace's ICMP error flow: "10.244.0.1 → 10.244.0.2 icmp port unreachable quoting 10.244.0.2:1234 → 10.96.0.40:80 tcp"
+WALKED = re.compile(r"^(\S+) → (\S+) icmp port unreachable quoting (\S+):(\d+) → (\S+):(\d+) tcp$")
+
+
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def lab(request, tmp_path_factory):
+    name = unique_lab("trk")
+    path = write_topology(tmp_path_factory.mktemp(name), TOPOLOGY.format(lab=name, mode=request.param),
+                          f"{name}.yaml")
+    with lab_up(path, name):
+        yield name, request.param
+
+
+def _check(lab: str, dst: str, port: int, source: str) -> None:
+    """trace client DST --port PORT: refused by kube-proxy's REJECT; the reply rows follow the ICMP error the
+    client's tcpdump saw (its addresses, the header it quotes), from ``source``, and no reset anywhere."""
+    client = f"{lab}-client"
+    with tcpdump(client, "eth0", "icmp or tcp[tcpflags] & tcp-rst != 0") as seen:
+        rc, d = traced(lab, "client", dst, "--port", str(port))
+    assert rc == 1 and not d["delivered"] and d["reply"] == "connection failed: Connection refused", (d["reply"], d["lost"])
+    assert not any("Flags [R" in line for line in seen), seen  # no TCP reset came back
+    got = [m.groups() for m in map(SEEN.search, seen) if m]
+    pod = ipv4_of(client, "eth0")
+    assert len(got) == 1 and got[0][:2] == (source, pod), seen
+    rows = d["reply_hops"]
+    assert rows and rows[0]["kind"] == "reject", [(h["kind"], h["decision"][:80]) for h in rows]
+    first = rows[0]["decision"]
+    assert "ICMP port unreachable (type 3 code 3) from " + source in first and "reset" not in first, first
+    last = rows[-1]
+    assert (last["netns"], last["kind"], last["seen"]) == (client, "deliver", True), last
+    walked = WALKED.match(last["observe"]["flow"])
+    assert walked is not None, last["observe"]
+    src, to, qsrc, _, qdst, qport = walked.groups()
+    assert (src, to, qsrc) == (source, pod, pod) and (qdst, qport) == got[0][2:], (walked.groups(), got)
+    assert last["facts"]["icmp_error"] == "destination unreachable: port unreachable"
+    assert d["reply_lost"] is None, d["reply_lost"]
+
+
+def test_a_cluster_ip_without_endpoints_is_answered_from_the_pods_gateway(lab):
+    name, _ = lab
+    _check(name, "svc/empty", 80, ipv4_of(f"{name}-n1", "cni0"))
+
+
+def test_a_node_port_without_endpoints_is_answered_from_the_nodes_address(lab):
+    name, _ = lab
+    _check(name, "n2", 30091, ipv4_of(f"{name}-n2", "eth0"))
+
+
+def test_nftables_a_cluster_ip_port_the_service_lacks_is_answered_from_the_pods_gateway(lab):
+    name, mode = lab
+    if mode != "nftables":
+        pytest.skip("kube-proxy in iptables mode rejects no other port of a ClusterIP")
+    _check(name, "10.96.0.40", 81, ipv4_of(f"{name}-n1", "cni0"))
