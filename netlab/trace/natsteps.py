@@ -276,13 +276,14 @@ class NatSteps(WalkParts):
         asked = (f": the drop the topology asks for, not a fault (to let such a client through: send from an "
                  f"address in {ranges}, or add its address to the Service's loadBalancerSourceRanges and run "
                  "netlab up)")
+        held = self._fw_sources(ns, svc)  # as the kernel holds them (merged, the balancer's own IP added)
         if ns in self.lab.nft_netns:
             how = (f"the map firewall-ips sends {f.dst} . {f.proto} . {f.dport} to {svc.fw_chain}, whose "
-                   f"'ip saddr != {{ {ranges} }} drop' drops it before any DNAT")
+                   f"'{held or f'ip saddr != {{ {ranges} }} drop'}' drops it before any DNAT")
             cmds = [f"ip netns exec {ns} nft list chain {kubeproxy_nft.TABLE} {svc.fw_chain}",
                     f"ip netns exec {ns} nft list map {kubeproxy_nft.TABLE} firewall-ips"]
         else:
-            how = (f"{svc.fw_chain} passes only {ranges} on to {svc.ext_chain}; this packet falls through it "
+            how = (f"{svc.fw_chain} passes only {held or ranges} on to {svc.ext_chain}; this packet falls through it "
                    f"undone, and KUBE-PROXY-FIREWALL drops it (\"{svc.name} traffic not accepted by {svc.fw_chain}\")")
             cmds = [f"ip netns exec {ns} {ipt_command('iptables-save')} -c -t nat | grep {svc.fw_chain}",
                     f"ip netns exec {ns} {ipt_command('iptables-save')} -c -t filter | grep KUBE-PROXY-FIREWALL"]
@@ -292,6 +293,20 @@ class NatSteps(WalkParts):
             problem=f"dropped by kube-proxy's firewall for Service {svc.name}'s loadBalancerSourceRanges: {how}"
                     f"{asked}", cause=True, dropped_here=True, service=svc.name,
             source_ranges=list(svc.source_ranges))
+
+    def _fw_sources(self, ns: str, svc: ServiceFacts) -> str | None:
+        """Who kube-proxy's firewall chain of ``svc`` in ``ns`` lets through, as the kernel lists it: nftables mode,
+        its ``ip saddr != { ... } drop`` rule (nft merges and sorts the ranges, lists a /32 as an address);
+        iptables mode, the ``-s`` of its rules, the balancer's own IP among them when a range holds the node's
+        address. None: the rules could not be read, or hold none (the topology's ranges are said then)."""
+        if ns in self.lab.nft_netns:
+            table = self.k.nft_table(ns)
+            rules = table.chain_rules(svc.fw_chain) if table is not None else ()
+            return next((r for r in rules if r.startswith("ip saddr != ") and r.endswith(" drop")), None)
+        nat_rules = self.k.nat_table(ns)
+        words = [r.line.split() for r in nat_rules.chain_rules(svc.fw_chain)] if nat_rules is not None else []
+        held = [w[w.index("-s") + 1] for w in words if "-s" in w[:-1] and svc.ext_chain in w]
+        return ", ".join(held) or None
 
     if TYPE_CHECKING:  # l2steps.py's, on the same Walker
         def _port_toward(self, ns: str, bridge: LinkFacts, ip: str) -> faults.Reason | None: ...
