@@ -465,3 +465,13 @@ def choice(table: NftTable, svc: ServiceFacts, ep: ServiceEndpoint, client: str,
             return Choice(chain, rule, leads[0][1], leads[0][0] + 1, n, chance=Fraction(len(leads), n),
                           elements=tuple(e for _, e in leads), counted=counted)
     return None
+
+
+def no_localhost_nodeport(svc: str, f: Flow) -> str:
+    """Why kube-proxy in nftables mode does not DNAT a node's packet to 127.0.0.1 and a nodePort: its nodePort
+    dispatch matches ``ip daddr @nodeport-ips``, the node's own addresses, never the loopback's (localhost nodePorts,
+    with route_localnet=1, are iptables mode's only)."""
+    return (f"no DNAT for {f}: kube-proxy in nftables mode serves no nodePort on {f.dst} (its nodePort dispatch "
+            f"takes only the addresses of set nodeport-ips, the node's own; localhost nodePorts are iptables mode's "
+            f"only), so {f.dport} there is no port of Service {svc}: the packet stays on the loopback, for whatever "
+            f"listens on it")

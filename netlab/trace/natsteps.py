@@ -231,6 +231,10 @@ class NatSteps(WalkParts):
             return None  # a nodePort only counts on the node's own addresses (--dst-type LOCAL)
         if hit is not None and hit.direction == "orig" and hit.entry.made_before:
             return self._held_without_dnat(ns, iif, svc, hit)
+        if ns in self.lab.nft_netns and f.dst.startswith("127."):  # no fault: nftables mode has no such nodePorts
+            return self.rows.row(ns, iif or "-", "dnat", kubeproxy_nft.no_localhost_nodeport(svc.name, f),
+                                 [f"ip netns exec {ns} nft list set {kubeproxy_nft.TABLE} nodeport-ips"],
+                                 service=svc.name, localhost_nodeport=True)
         if ns in self.lab.nft_netns:
             why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns), ns, svc, f, iif, self._nft_problem(ns))
         else:

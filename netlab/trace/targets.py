@@ -13,6 +13,7 @@ internet's gateway and load balancer when the packet may pass them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from typing import Any
 
 from netlab.errors import UsageError, netlab_command
@@ -102,6 +103,8 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
             return _service_target(lab, f"{svc.namespace}/{svc.name}", proto, port, src)
         if not svc.headless and spec in {str(ip) for ip in svc.external_ips}:
             return _service_target(lab, f"{svc.namespace}/{svc.name}", proto, port, src, via=spec)
+    if is_ip(spec) and IPv4Address(spec).is_loopback and src.netns is not None:
+        return _loopback_target(lab, spec, proto, port, src)
     if is_ip(spec):
         lm = lab_map(lab)
         if spec in lm.ip_names:
@@ -135,6 +138,18 @@ def _load_balancer_target(lab: Lab, spec: str, proto: str | None, port: int | No
         return Endpoint(target.name, target.kind, spec, None, port=target.port, proto=target.proto,
                         service=target.service)
     return None
+
+
+def _loopback_target(lab: Lab, spec: str, proto: str | None, port: int | None, src: Endpoint) -> Endpoint:
+    """127.0.0.0/8 is the sender's own loopback, in its own namespace: a pod's or a host's, where nothing of the lab
+    is; a node's, where kube-proxy serves nodePorts too (iptables mode, route_localnet: the nat OUTPUT's
+    KUBE-NODEPORTS takes local destinations; nftables mode: not, its nodeport-ips are the node's addresses)."""
+    if src.kind == "node":
+        node = _node_target(lab, src.name, spec, src.netns or "", proto, port)
+        return Endpoint("the node's own loopback", "node", spec, src.netns, port=node.port, proto=node.proto,
+                        service=node.service)
+    kind = "pod" if src.kind == "pod" else "host"
+    return Endpoint(f"the {kind}'s own loopback", "ip", spec, src.netns, port=port)
 
 
 def _node_target(lab: Lab, name: str, ip: str, netns: str, proto: str | None, port: int | None) -> Endpoint:
