@@ -104,6 +104,14 @@ def _decimal(text: str) -> str | None:
     return None
 
 
+# Values of Kubernetes' API that netlab does not support (yet), by field: (what it is, a hint after the values to use)
+_NOT_YET: dict[tuple[str, Any], tuple[str, str]] = {
+    ("type", "ExternalName"): ("is a Kubernetes Service type", " (for a name outside the cluster: an internet host, "
+                                                                "internet.hosts, reached by its address)"),
+    ("protocol", "SCTP"): ("is a Kubernetes port protocol", ""),
+}
+
+
 def describe(err: dict, src: Source) -> str:
     """A pydantic error in words a YAML author understands, on one line."""
     loc = tuple(p for p in err["loc"] if p != "[key]")
@@ -152,7 +160,11 @@ def describe(err: dict, src: Source) -> str:
                 "bool_parsing": "true or false"}[kind]
         return f"must be {want}, not {yaml_kind(value)}"
     if kind == "literal_error":
-        return f"{show(value)} is not allowed; use {ctx.get('expected', 'one of the listed values')}"
+        use = ctx.get('expected', 'one of the listed values')
+        later = _NOT_YET.get((str(loc[-1]) if loc else "", value)) if isinstance(value, str) else None
+        if later is not None:  # Kubernetes takes it: say it is netlab's gap, not the API's rule
+            return f"{show(value)} {later[0]} netlab does not support (yet); use {use}{later[1]}"
+        return f"{show(value)} is not allowed; use {use}"
     if kind == "too_short":
         return f"needs at least {ctx.get('min_length', 1)} entry; add one"
     if kind == "too_long" or kind == "string_too_long":
