@@ -25,6 +25,7 @@ from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, policy_set
 from netlab.plan.cniadd import node_gateway, pod_bridge
 from netlab.plan.policy import pod_chain
 from netlab.trace import nodeport, policyrules
+from netlab.trace.flow import answer_words
 from netlab.trace.hops import Hop
 from netlab.trace.targets import Endpoint
 
@@ -393,11 +394,12 @@ def reply_from_reject(reply: list[Hop], reject: Hop, proto: str) -> tuple[list[H
     """The reply rows of a request a policy's REJECT dropped: (the rows, how many leading rows went), or None
     when the reply rows never pass the REJECT's namespace.
 
-    The reply that came back is the REJECT's own answer, not the destination's: the node's kernel answers in the
-    destination's name (a TCP reset, an ICMP port unreachable otherwise: plan/policy.py) and sends it as one of
-    its own packets, routed (or switched by its bridge) back towards the client. The reply walk starts at the
-    destination, which never got the request: its rows up to where the node sends the answer are none of the
-    packet's, and their numbers (r1 ...) would follow a reply that never existed. The rows start instead with one
+    The reply that came back is the REJECT's own answer, not the destination's: the node's kernel answers a TCP
+    request in the destination's name (a reset), anything else with an ICMP port unreachable from an address of its
+    own (plan/policy.py; rejectanswer.unreachable), and sends it as one of its own packets, routed (or switched
+    by its bridge) back towards the client. A reset's reply walk starts at the destination, which never got the
+    request: its rows up to where the node sends the answer are none of the packet's, and their numbers (r1 ...)
+    would follow a reply that never existed (an ICMP error is walked from the node). The rows start instead with one
     naming the forward row of the REJECT (``reject.index``, numbered), then the node's route or bridge row. The
     route row is the node's own packet's (OUTPUT, never FORWARD: the REJECT's answer leaves as the node's own
     packet, ``nf_send_reset``), not the forwarded reply's it was walked as."""
@@ -405,12 +407,16 @@ def reply_from_reject(reply: list[Hop], reject: Hop, proto: str) -> tuple[list[H
                   ((h.kind == "route" and "oif" in h.facts) or (h.kind == "bridge" and "port" in h.facts))), None)
     if start is None:
         return None
-    what = "a TCP reset" if proto == "tcp" else "an ICMP port unreachable"
-    first = reply[0].observe.flow if reply[0].observe is not None else None
-    addrs = f" ({first})" if first is not None else ""
+    first = next((h.observe.flow for h in reply if h.observe is not None), None)
+    if first is not None and first.quoted is not None:  # an ICMP error, the node's own (rejectanswer.unreachable)
+        what = f"an ICMP port unreachable{answer_words(first)}, as the node's own packet"
+    elif proto != "tcp":  # the ICMP error was not walked: what it is, without the addresses
+        what = "an ICMP port unreachable, as the node's own packet"
+    else:
+        what = f"a TCP reset{f' ({first})' if first is not None else ''}, in the destination's name"
     row = Hop(netns=reject.netns, where=reject.where, device=reject.device, kind="reject",
-              decision=f"the REJECT at hop {reject.index} answers the request with {what}{addrs}, in the "
-                       f"destination's name: the destination never got the request nor answered it",
+              decision=f"the REJECT at hop {reject.index} answers the request with {what}: the destination never "
+                       "got the request nor answered it",
               commands=list(reject.commands), facts={"reject_hop": reject.index, "chain": reject.facts.get("chain")},
               direction="reply")
     after = reply[start]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from netlab.model.lab import Lab
 from netlab.trace import policy as tpolicy
+from netlab.trace.hops import Walk
 from netlab.trace.render import TraceResult, number
 from netlab.trace.targets import Endpoint
 from netlab.trace.verdict import Verdict
@@ -15,10 +16,12 @@ from netlab.trace.verdict import Verdict
 
 def policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
                    before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
-                   unfiltered: set[str], tables: tpolicy.Tables | None = None) -> None:
+                   unfiltered: set[str], tables: tpolicy.Tables | None = None,
+                   answers: dict[str, tuple[Walk, Verdict]] | None = None) -> None:
     """Name the NetworkPolicy verdict; a packet a policy's REJECT dropped is blamed on it, also one the policies
     allow (the node's rules lack what allows it: the entry names it, and the fix). ``tables``: the nodes' filter
-    tables after the packet (tpolicy.story)."""
+    tables after the packet (tpolicy.story); ``answers``: node namespace -> the ICMP error its REJECT sent, walked
+    and judged (rejectanswer.policy_answers), the reply rows when that node's REJECT is blamed."""
     ep = result.endpoint
     # The node that DNATed a Service packet: the one whose conntrack named the endpoint, else one that holds the
     # DNAT but kept no entry (a policy's REJECT dropped the packet first).
@@ -42,6 +45,9 @@ def policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
         at = tpolicy.place_reject(result.forward.hops, result.verdict.lost_at, lab.node(blamed["node"]).netns,
                                   blamed)
         if at is not None:
+            answer = (answers or {}).get(lab.node(blamed["node"]).netns)
+            if answer is not None:  # the node's own ICMP error, not a reply from the destination that never got it
+                result.reply, result.reply_verdict = answer
             number(result)
             _reply_from_reject(result, at)
         why = blamed["text"]

@@ -18,7 +18,7 @@ from dataclasses import replace
 from ipaddress import ip_address, ip_interface
 from typing import TYPE_CHECKING
 
-from netlab.trace.flow import Flow
+from netlab.trace.flow import Flow, answer_words
 from netlab.trace.hops import Walk
 from netlab.trace.policy import reply_from_reject
 from netlab.trace.states import FrameIn, IpIn, LocalOut, State
@@ -37,18 +37,20 @@ def walk_answer(kernel: Kernel, lm: LabMap, lab: Lab, fwd: Walk, refused: bool) 
     unreachable) where the walk stopped in a node, or None when the request arrived (the destination's kernel
     answered) or nothing says whose REJECT it was. The answer leaves as the node's own packet: kube-proxy's REJECT
     (the stop row's ``rejected`` fact) answers with an ICMP port unreachable (:func:`unreachable`), walked from the
-    node; a policy's REJECT, which answers in the name of the pod the request was for, as that address's reply
-    arriving on the device the request was on (the kernel routes no packet of an address it does not have as its
-    own; start_rows and policy.reply_from_reject start the rows at the node's route)."""
+    node, and so does a policy's REJECT of anything but TCP; a policy's REJECT of TCP answers with a reset in the
+    name of the pod the request was for, walked as that address's reply arriving on the device the request was on
+    (the kernel routes no packet of an address it does not have as its own; start_rows and
+    policy.reply_from_reject start the rows at the node's route)."""
     if not refused or fwd.outcome == "delivered" or fwd.final is None or not fwd.hops:
         return None
     stop, back = fwd.hops[-1], fwd.final.reversed()
     if stop.netns not in {n.netns for n in lab.nodes} or stop.device == "-":
         return None
-    if isinstance(stop.facts.get("rejected"), str):
+    policy = bool(lab.topo.network_policies) and any(str(p.ip) == back.src for p in lab.pods)
+    if isinstance(stop.facts.get("rejected"), str) or (policy and back.proto != "tcp"):
         return walk(kernel, lm, stop.netns, unreachable(kernel, stop.netns, stop.device, fwd.final), role="reply",
                     direction="reply")
-    if not lab.topo.network_policies or not any(str(p.ip) == back.src for p in lab.pods):
+    if not policy:
         return None
     w = Walker(kernel, lm, role="reply", direction="reply")
     w.flow = back
@@ -60,6 +62,23 @@ def walk_answer(kernel: Kernel, lm: LabMap, lab: Lab, fwd: Walk, refused: bool) 
             w._local_out(state.netns) if isinstance(state, LocalOut) else w._ip_in(state)
     w.rows.flush()
     return state if isinstance(state, Walk) else None
+
+
+def policy_answers(kernel: Kernel, lm: LabMap, fwd: Walk) -> dict[str, Walk]:
+    """The ICMP port unreachable each node whose policy REJECT counted (``kernel.policy_rejects``) on the request's
+    way sent back, walked from that node (:func:`unreachable`): for a request the walk delivered, though a policy's
+    REJECT dropped it first (a bridged frame: the walk's reply from the destination, which never got it, is no
+    packet). policyverdict picks the REJECT's node's. Not for TCP: that REJECT answers with a reset from the
+    destination's address, which the reply walk follows."""
+    out: dict[str, Walk] = {}
+    for ns in getattr(kernel, "policy_rejects", {}):
+        rows = [h for h in fwd.hops if h.netns == ns]
+        seen = [h.observe.flow for h in rows if h.observe is not None]
+        request = seen[-1] if seen else fwd.final
+        if rows and request is not None and request.proto != "tcp":
+            out[ns] = walk(kernel, lm, ns, unreachable(kernel, ns, rows[0].device, request), role="reply",
+                           direction="reply")
+    return out
 
 
 def unreachable(kernel: Kernel, ns: str, iif: str, request: Flow) -> Flow:
@@ -97,11 +116,7 @@ def start_rows(result: TraceResult) -> None:
         return
     rows, gone = cut
     err = next((h.observe.flow for h in rows[1:] if h.observe is not None), None)  # as it leaves the node
-    q = err.quoted if err is not None else None
-    said = "" if err is None or q is None else \
-        (f" (type 3 code {err.code}) from {err.src}, " +
-         ("the address the request was for" if err.src == q.dst else "the address its route to the client picks") +
-         f", to {err.dst}, quoting the request ({q})")
+    said = answer_words(err) if err is not None else ""
     rows[0] = replace(rows[0], decision=f"kube-proxy's REJECT at hop {stop.index} answers the request with an ICMP "
                                         f"port unreachable{said}, as the node's own packet: nothing behind the "
                                         "Service got the request nor answered it")

@@ -188,6 +188,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         if arrived and fwd.final is not None:  # an echo reply is as big as its request: the same MTUs on the way back
             back = walk(kernel, lm, arrived, fwd.final.reversed(), role="reply", direction="reply",
                         size=size + 28 if size else 0)
+        # a policy's REJECT on the way answered (a port unreachable from its node) a request the walk delivered
+        answers = rejectanswer.policy_answers(kernel, lm, fwd) if sent.refused and arrived else {}
         # The kernel it arrived at refused it (a reset, a port unreachable): the sockets it has. A datagram to a
         # VXLAN device's port there: the device's socket took it, and drops what is no VXLAN packet (no reply, no
         # ICMP error).
@@ -205,8 +207,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         if arrived and fwd.final is not None and (sent.refused or not sent.reply) else None
 
     # Every flow a row may see, its alternative included (the packet before or after a NAT on that device).
-    flows = {f for h in fwd.hops + (back.hops if back else []) if h.observe for f in (h.observe.flow, h.observe.alt)
-             if f is not None}
+    more = [h for w in answers.values() for h in w.hops]
+    flows = {f for h in fwd.hops + (back.hops if back else []) + more if h.observe
+             for f in (h.observe.flow, h.observe.alt) if f is not None}
     ours = kept(frames, vx_port, sent.marker, flows)
     packets = [p for _, p in ours]
     captured = set(namespaces)
@@ -269,8 +272,11 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     result.notes = targets.terminated_notes(lab, src, dst)  # a Completed/Error pod: nothing of it runs there (probe)
     result.notes += hostport.stale_note(lab, result.endpoint)  # portmap's DNAT to such a pod: up takes it out
     result.notes += kubeproxy_nft.unread_notes(lm, kernel.nft_unreadable)  # nft failed: said, not taken for none
+    for w in answers.values():
+        mark_seen(w.hops, ip_packets, captured)
     policyverdict.policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered,
-                                 tpolicy.Tables(policy_tables, result.repair, planned_filter))
+                                 tpolicy.Tables(policy_tables, result.repair, planned_filter),
+                                 {ns: (w, explain(w, lab=lab.name)) for ns, w in answers.items()})
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)

@@ -3,7 +3,9 @@
 A NetworkPolicy's REJECT in the node's FORWARD (icmp-port-unreachable for UDP) and kube-proxy's REJECT of a nodePort
 without endpoints answer in the name of the address the datagram was for; conntrack relates the ICMP error to the
 flow and it goes back the reply's way to the client, whose tcpdump sees it. trace showed no reply rows at all (the
-TCP reset of the same REJECT had them) (qa-q54 #2).
+TCP reset of the same REJECT had them) (qa-q54 #2). The ICMP error is the node's own packet, from the node's
+address: the one the datagram was for (a nodePort), else the one the node's route back to the client picks (a
+policy's REJECT of a forwarded or bridged datagram: flannel.1's or cni0's, never the pod's) (qa58k #1).
 """
 
 from __future__ import annotations
@@ -58,8 +60,14 @@ def test_a_policy_rejects_port_unreachable_is_walked_back_to_the_client(lab, cli
     assert rc == 1, d["lost"]
     assert any(f"ICMP {c} udp port 5353 unreachable" in line for line in seen), seen  # the kernel's own view
     rows = _answered(d, f"{lab}-{client}", f"ICMP {c} udp port 5353 unreachable")
+    # from n2's own address, the one its route back to the client picks (not c's: the kernel's icmp_send of a
+    # forwarded packet), as tcpdump in the client sees it (qa58k #1)
+    node = ipv4_of(f"{lab}-n2", "flannel.1" if client == "a" else "cni0")
+    assert any(f"IP {node} > " in line for line in seen), seen
     assert rows[0]["decision"].startswith(f"the REJECT at hop {d['lost']['hop']} answers the request with an ICMP "
-                                          "port unreachable"), rows[0]["decision"]
+                                          f"port unreachable (type 3 code 3) from {node}, the address its route to "
+                                          "the client picks"), rows[0]["decision"]
+    assert rows[-1]["observe"]["flow"].startswith(f"{node} → "), rows[-1]["observe"]
 
 
 def test_kube_proxys_no_endpoint_reject_is_walked_back_to_the_client(lab):
@@ -70,7 +78,8 @@ def test_kube_proxys_no_endpoint_reject_is_walked_back_to_the_client(lab):
     assert any(f"{n2} > " in line and "udp port 30054 unreachable" in line for line in seen), seen
     rows = _answered(d, f"{lab}-a", f"ICMP {n2} udp port 30054 unreachable")
     assert rows[0]["decision"].startswith(f"kube-proxy's REJECT at hop {d['lost']['hop']} answers the request with "
-                                          "an ICMP port unreachable"), rows[0]["decision"]
+                                          f"an ICMP port unreachable (type 3 code 3) from {n2}, the address the "
+                                          "request was for"), rows[0]["decision"]
     assert (rows[1]["netns"], rows[1]["device"]) == (f"{lab}-n2", "eth0")  # it leaves n2 by eth0
 
 
