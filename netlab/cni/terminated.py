@@ -26,11 +26,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from netlab.cni.attach import detach_said
-from netlab.feature import StartResult
 from netlab.realize.attachments import DELETED, KEY, SANDBOX_GONE, TERMINATED
 
 if TYPE_CHECKING:
+    from netlab.feature import StartResult
     from netlab.cni.runtime import Runtime
     from netlab.model.lab import Lab
     from netlab.realize.state import LabState
@@ -53,6 +52,10 @@ def closed(prec: Any) -> bool:
 def stop_terminal(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, Any], out: StartResult) -> list[str]:
     """DEL the sandbox of each terminal pod of ``lab`` (``lab.terminal``) that its plugins attached, as a kubelet's
     StopPodSandbox does; the failures' lines (the record keeps its phase, marked: the next up runs DEL again)."""
+    # the plugins' runtime only here: released() and its lines are read by every up, status and down, a builtin
+    # lab's too, which load no CNI runtime (tests/integration/test_cli_loads_live.py)
+    from netlab.cni.attach import detach_said
+
     failures: list[str] = []
     todo = [pod.name for pod in lab.pods if pod.name in lab.terminal and to_stop(records.get(pod.name))]
     for name in todo:
