@@ -164,6 +164,12 @@ def test_a_signal_while_up_changes_the_kernel_rolls_it_back(tmp_path, sig):
             if select.select([leader], [], [], 0.05)[0]:
                 said += os.read(leader, 4096)
         assert b"namespaces" in ANSI.sub(b"", said), said
+        # the bar names the namespaces' step as it begins: the signal once the first of them is there (the
+        # terminal read meanwhile, so that the bar's writes never wait)
+        while not seen.seen and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.005)[0]:
+                said += os.read(leader, 4096)
+        assert seen.seen, said
         proc.send_signal(sig)
         while True:  # the rest of what it says, until it closes the terminal
             try:
@@ -215,6 +221,12 @@ def test_a_terminal_closed_while_up_changes_the_kernel_rolls_it_back_unsaid(tmp_
             if select.select([leader], [], [], 0.05)[0]:
                 said += os.read(leader, 4096)
         assert b"namespaces" in ANSI.sub(b"", said), said
+        # the bar names the namespaces' step as it begins: the signal once the first of them is there (the
+        # terminal read meanwhile, so that the bar's writes never wait)
+        while not seen.seen and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.005)[0]:
+                said += os.read(leader, 4096)
+        assert seen.seen, said
         os.close(leader)  # the terminal hangs up
         leader = -1
         code = proc.wait(timeout=60)
