@@ -141,8 +141,7 @@ def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int |
     client_ns = next((p.spec.namespace for p in lab.pods if p.name == src), None)
     svc = lab.find_service(name, client_ns)
     if svc is None:
-        names = ", ".join(f"svc/{lab.service_ref(s)}" for s in lab.services) or "none"
-        raise UsageError(f"lab {lab.name} has no Service {name!r} (Services: {names})")
+        raise UsageError(lab.service_problem(name, client_ns))
     if svc.headless:
         raise UsageError(lab.headless_problem(svc))
     name = lab.service_ref(svc)

@@ -195,7 +195,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                                     "address that is no endpoint of the Service",
       fix="conntrack -D -p udp --orig-dst <DNS ClusterIP> --orig-port-dst 53 --dst-nat <gone address> in the "
           "node; sudo netlab up deletes such entries",
-      trace="{target} svc/kube-dns --sport 40053",  # a plain trace's fresh source port passes
+      trace="{target} svc/kube-system/kube-dns --sport 40053",  # a plain trace's fresh source port passes
       lesson="the DNS timeouts after a CoreDNS restart: kube-proxy must delete the UDP entries of removed "
              "endpoints; a client that keeps its port keeps its dead entry alive"),
     S("dns-pod-stopped",

@@ -108,10 +108,10 @@ def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict]
 
 
 def dns_target(lab: Lab) -> str:
-    """``svc/kube-dns``, the cluster DNS Service, or ``svc/kube-system/kube-dns`` when a user's Service of another
-    namespace is called kube-dns too (a bare name would be the client's own namespace's)."""
+    """``svc/kube-system/kube-dns``, the cluster DNS Service: a bare name is the client's own namespace's, as its
+    DNS search path resolves it."""
     svc = dns_service(lab.topo)
-    return f"svc/{lab.service_ref(svc) if svc is not None else DNS_NAME}"
+    return f"svc/{svc.namespace}/{svc.name}" if svc is not None else f"svc/{DNS_NAMESPACE}/{DNS_NAME}"
 
 
 def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck:
@@ -160,12 +160,14 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
             r"bridge port \S+ of cni0 in \S+ .*is in state disabled, not forwarding"  # trace/l2steps.py
         return TraceCheck(src, dst, proto, port, lab.node(pod.node).netns, fact)
     if name == "kube-services-jump-missing":
-        client = clients(lab, target.name)[0].name  # there is one: catalogue.target_problem
+        pod = clients(lab, target.name)[0]  # there is one: catalogue.target_problem
         # A Service with endpoints, an application's before the cluster DNS (which every lab with Services has)
         served = [(sv, sp) for sv in lab.services for sp in sv.ports
                   if sp.protocol == "TCP" and not sv.headless and lab.endpoints(sv, sp)]
         svc, sp = next((x for x in served if not is_dns_service(x[0])), served[0])
-        return TraceCheck(client, f"svc/{svc.name}", "tcp", sp.port, target.netns, r"did not DNAT.*KUBE-SERVICES")
+        # svc/NAME is the client's own namespace's (its DNS search path): another namespace's is svc/NS/NAME
+        ref = svc.name if svc.namespace == pod.spec.namespace else f"{svc.namespace}/{svc.name}"
+        return TraceCheck(pod.name, f"svc/{ref}", "tcp", sp.port, target.netns, r"did not DNAT.*KUBE-SERVICES")
     if name == "endpoint-pod-down":
         assert isinstance(target, PodInfo)
         dns = dns_pods(lab)

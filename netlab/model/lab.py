@@ -384,13 +384,24 @@ class Lab:
         return svc.name if twins == 1 else f"{svc.namespace}/{svc.name}"
 
     def find_service(self, ref: str, namespace: str | None = None) -> Service | None:
-        """The Service ``ref`` names (``web`` or ``x/web``); a bare name two namespaces share is the
-        one in ``namespace`` (the client's own, as its DNS search list resolves it), else None."""
+        """The Service ``ref`` names (``web`` or ``x/web``); a bare name from a pod of ``namespace`` is the one
+        of that namespace, as its DNS search path resolves it (``web.<namespace>.svc.cluster.local``); with no
+        namespace (a node's, or the lab's own reference) it is the only Service of that name, else None."""
         ns, _, name = ref.rpartition("/")
-        found = [s for s in self.topo.services if s.name == name and ns in ("", s.namespace)]
-        if len(found) > 1:
-            found = [s for s in found if s.namespace == namespace]
+        found = [s for s in self.topo.services if s.name == name and (ns or namespace) in (None, "", s.namespace)]
         return found[0] if len(found) == 1 else None
+
+    def service_problem(self, ref: str, namespace: str | None = None) -> str:
+        """Why find_service(ref, namespace) found none, naming the namespaces that have that Service."""
+        ns, _, name = ref.rpartition("/")
+        where = [s.namespace for s in self.topo.services if s.name == name]
+        if where and (ns or namespace):
+            return f"namespace {ns or namespace} has no Service {name}; name it " + \
+                " or ".join(f"svc/{w}/{name}" for w in where)
+        if where:
+            return f"{len(where)} namespaces have a Service {name!r}; name one: svc/NAMESPACE/{name}"
+        names = ", ".join("svc/" + self.service_ref(s) for s in self.services) or "none"
+        return f"lab {self.name} has no Service {name!r} (Services: {names})"
 
     def endpoints(self, svc: Service, port: ServicePort) -> list[tuple[PodInfo, int]]:
         """Pods backing one Service port: every pod of the Service's namespace whose labels match the selector,

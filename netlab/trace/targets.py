@@ -179,15 +179,11 @@ def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, sr
                     via: str | None = None) -> Endpoint:
     """``via``: one of the Service's externalIPs, given as DST (from anywhere); otherwise an internet host goes to
     the balancer's address, else to the first externalIP, and the cluster's own machines to the ClusterIP."""
-    # svc/x/web: the Service web of namespace x; svc/web: the only web, or the one in the client's namespace
+    # svc/x/web: the Service web of namespace x; svc/web: the one in the client pod's namespace (a node's: the only)
     client_ns = next((p.spec.namespace for p in lab.pods if p.name == src.name), None) if src.kind == "pod" else None
     svc = lab.find_service(name, client_ns)
     if svc is None:
-        names = ", ".join("svc/" + lab.service_ref(s) for s in lab.services) or "none"
-        twins = [s for s in lab.services if s.name == name]
-        why = (f"{len(twins)} namespaces have a Service {name!r}; name one: svc/NAMESPACE/{name}" if len(twins) > 1
-               else f"lab {lab.name} has no Service {name!r}")
-        raise UsageError(f"{why} (Services: {names})")
+        raise UsageError(lab.service_problem(name, client_ns))
     if svc.headless:
         raise UsageError(lab.headless_problem(svc))
     ports = [p for p in svc.ports if proto in (None, "icmp") or p.protocol.lower() == proto]

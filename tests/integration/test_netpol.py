@@ -19,6 +19,7 @@ import pytest
 
 from helpers import lab_namespaces, probe_failures, unique_lab
 from netlab import Lab
+from netlab.errors import UsageError
 from netlab.kernel.conntrack import list_entries as conntrack_entries
 from netlab.kernel.iptables import save as iptables_save
 from netlab.kernel.netns import entered as netns_entered
@@ -282,7 +283,7 @@ def test_service_behind_policy_hairpin_and_trace(lab):
     running = Lab.up(model(lab.name, allow_y, WEB))
     report = running.probe(protos=("tcp",))
     assert report.ok, [p for p in report.probes if not p.as_expected][:5]
-    lost = running.trace("z-b", "svc/web", "tcp", 80)
+    lost = running.trace("z-b", "svc/x/web", "tcp", 80)
     assert not lost.delivered
     assert lost.lost.reason.startswith("dropped in node n1, chain NETPOL-IN-") and "by policy x/allow-from-y" in \
         lost.lost.reason and lost.lost.reason.endswith("the kernel's REJECT rule there counted it"), lost.lost
@@ -297,7 +298,7 @@ def test_service_behind_policy_hairpin_and_trace(lab):
     hairpin = running.trace("x-a", "svc/web", "tcp", 80)
     assert hairpin.delivered, hairpin.lost
     assert [p["text"] for p in hairpin.policy] == ["x/x-a reaches itself through a Service (hairpin): never judged"]
-    ok = running.trace("y-b", "svc/web", "tcp", 80)
+    ok = running.trace("y-b", "svc/x/web", "tcp", 80)
     assert ok.delivered and ok.endpoint.endpoint == "x-a"
     assert [p["text"] for p in ok.policy] == [
         "allowed by policy x/allow-from-y, ingress rule 1, peer 1 namespaceSelector ns=y, any port"]
@@ -306,6 +307,14 @@ def test_service_behind_policy_hairpin_and_trace(lab):
     assert running.exec("x-b", "getent hosts web").stdout.split()[0] == cip
     assert running.exec("y-b", "getent hosts web.x").stdout.split()[0] == cip
     assert running.exec("y-b", "getent hosts web").returncode != 0
+    # ... and so trace's and reach's svc/web from y: refused in one line naming x (it was delivered to x's web)
+    said = "namespace y has no Service web; name it svc/x/web"
+    for call in (running.trace, running.reach):
+        with pytest.raises(UsageError, match=f"^{said}$"):
+            call("y-b", "svc/web", "tcp", 80)
+    cli = subprocess.run([sys.executable, "-m", "netlab", "trace", "--lab", running.name, "y-b", "svc/web"],
+                         capture_output=True, text=True, timeout=120)
+    assert (cli.returncode, cli.stdout, cli.stderr) == (2, "", f"netlab: {said}\n"), cli
 
 
 def test_policies_hold_in_kube_proxy_nftables_mode():
@@ -327,10 +336,10 @@ def test_policies_hold_in_kube_proxy_nftables_mode():
         assert not reached[("z-b", "x-a", "tcp", 80)] and reached[("y-b", "x-a", "tcp", 80)]
         report = running.probe(protos=("tcp",))
         assert report.ok, [p for p in report.probes if not p.as_expected][:5]
-        lost = running.trace("z-b", "svc/web", "tcp", 80)
+        lost = running.trace("z-b", "svc/x/web", "tcp", 80)
         assert not lost.delivered and "by policy x/allow-from-y" in lost.lost.reason and \
             lost.lost.reason.endswith("the kernel's REJECT rule there counted it"), lost.lost
-        ok = running.trace("y-b", "svc/web", "tcp", 80)
+        ok = running.trace("y-b", "svc/x/web", "tcp", 80)
         assert ok.delivered and ok.endpoint.endpoint == "x-a"
         assert running.status().ok
     finally:

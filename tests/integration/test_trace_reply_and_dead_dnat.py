@@ -76,14 +76,14 @@ def test_a_reply_lost_on_the_way_back_fails_the_trace(ipt_lab):
         for args, answer, frame in (((), "an ICMP port unreachable", r"ICMP 10\.244\.0\.3 udp port \d+ unreachable"),
                                     (("--proto", "tcp", "--port", "53"), "a reset",
                                      r"10\.244\.0\.3\.\d+ > 10\.244\.0\.4\.53: Flags \[R\]")):
-            rc, d = traced(lab, "client", "svc/kube-dns", *args)
+            rc, d = traced(lab, "client", "svc/kube-system/kube-dns", *args)
             assert d["delivered"] and not d["reply_received"] and d["reply_lost"] is not None, d
             assert rc == 1 and d["ok"] is False and d["reply_expected"]
             why = d["reply_lost"]["reason"]
             assert "drops it" not in why and f"so it answers {'this SYN-ACK' if args else 'it'} with {answer}" in why
             assert re.search(rf"reached {lab}-client, whose kernel answered it with {answer}; captured leaving "
                              rf"{lab}-client eth0: IP \(ttl \d+\) .*{frame}", why), why
-        text = netlab("trace", "--lab", lab, "client", "svc/kube-dns", check=False)
+        text = netlab("trace", "--lab", lab, "client", "svc/kube-system/kube-dns", check=False)
         assert text.returncode == 1 and "NO REPLY (lost at hop" in text.stdout
     finally:
         repaired(lab, path)

@@ -64,7 +64,7 @@ def test_trace_and_probe_leave_a_completed_pod_out_and_trace_says_a_stopped_dns(
 
     # the cluster DNS's dnsmasq exited: the row where the query arrived says so, and the up that restarts it
     netlab("break", "dns-pod-stopped", "--lab", lab)
-    code, doc = traced(lab, "cl", "svc/kube-dns")
+    code, doc = traced(lab, "cl", "svc/kube-system/kube-dns")
     arrival = [h for h in doc["hops"] if h["kind"] == "deliver"][-1]
     assert code == 1 and doc["refused"].endswith(f"; pod kube-dns's container dnsmasq does not run "
                                                  f"(hop {arrival['index']})"), doc["refused"]
@@ -72,16 +72,16 @@ def test_trace_and_probe_leave_a_completed_pod_out_and_trace_says_a_stopped_dns(
     up = netlab_command(f"up -t {path}")
     assert arrival["problem"].endswith(f"as the lab's records say; `{up}` restarts it"), arrival
     assert arrival["fix"] == up
-    text = netlab("trace", "--lab", lab, "cl", "svc/kube-dns", check=False).stdout
+    text = netlab("trace", "--lab", lab, "cl", "svc/kube-system/kube-dns", check=False).stdout
     assert f"\n  fix: {up}\n" in text, text
     netlab("up", "-t", path)
-    assert traced(lab, "cl", "svc/kube-dns")[0] == 0
+    assert traced(lab, "cl", "svc/kube-system/kube-dns")[0] == 0
 
     # stopped by SIGSTOP: its socket is bound, nothing answers; the trace says why
     pid = next(c["pid"] for c in pods(lab)["kube-dns"]["containers"] if c["name"] == "dnsmasq")
     os.kill(pid, signal.SIGSTOP)
     try:
-        code, doc = traced(lab, "cl", "svc/kube-dns")
+        code, doc = traced(lab, "cl", "svc/kube-system/kube-dns")
         status, against = Lab(lab).status(), Lab(lab).status(path)  # Python: its way back the Python call
         cli = netlab("status", "--lab", lab, check=False).stdout
     finally:

@@ -136,9 +136,9 @@ def test_a_second_datagram_of_a_flow_follows_its_entry_and_no_rule_is_said_to_ha
     lab, _ = svc_lab
     n1 = f"{lab}-node-1"
     try:
-        _, first = traced(lab, "client", "svc/kube-dns", "--proto", "udp", "--port", "53", "--sport", "40104")
+        _, first = traced(lab, "client", "svc/kube-system/kube-dns", "--proto", "udp", "--port", "53", "--sport", "40104")
         assert first["delivered"] and first["endpoint"]["rule_counted"] >= 1, first["endpoint"]
-        _, second = traced(lab, "client", "svc/kube-dns", "--proto", "udp", "--port", "53", "--sport", "40104")
+        _, second = traced(lab, "client", "svc/kube-system/kube-dns", "--proto", "udp", "--port", "53", "--sport", "40104")
         ep = second["endpoint"]
         assert second["delivered"] and second["dns"]["answer"]["rcode"] == "NOERROR", second["dns"]
         assert ep["chosen_by"].startswith("the entry conntrack held for this flow before the packet came"), ep
@@ -214,7 +214,7 @@ def test_a_pod_to_itself_says_what_happens(svc_lab):
 
 def test_trace_to_kube_dns_asks_a_real_question_and_shows_the_answer(svc_lab):
     lab, _ = svc_lab
-    rc, d = traced(lab, "client", "svc/kube-dns")  # udp/53: the Service's first port
+    rc, d = traced(lab, "client", "svc/kube-system/kube-dns")  # udp/53: the Service's first port
     assert rc == 0 and d["delivered"] and d["reply_received"], d["reply_lost"]
     assert d["dns"]["question"] == "kube-dns.kube-system.svc.cluster.local"
     answer = d["dns"]["answer"]
@@ -230,7 +230,7 @@ def test_trace_to_kube_dns_asks_a_real_question_and_shows_the_answer(svc_lab):
     # authority for cluster.local it is to every pod (model/clusterdns.py).
     log = Lab.attach(lab).logs("kube-dns")  # what `netlab logs` prints
     assert "auth[A] kube-dns.kube-system.svc.cluster.local from 10.244.0.3" in log
-    text = netlab("trace", "--lab", lab, "client", "svc/kube-dns").stdout
+    text = netlab("trace", "--lab", lab, "client", "svc/kube-system/kube-dns").stdout
     assert "DNS query (UDP port 53) for A kube-dns.kube-system.svc.cluster.local" in text.splitlines()[0]
     assert "reply received: DNS answer: kube-dns.kube-system.svc.cluster.local. A 10.96.0.10 (NOERROR)" in text
     assert "is a server listening" not in text

@@ -78,7 +78,7 @@ def test_ip_forward_off_is_named_at_the_dnat_and_its_fix_brings_the_services_bac
         Lab(name).break_("ip-forward-off", "node-1")  # `netlab break`'s call; the test is of trace
         assert in_netns(node, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "0"
         assert not connects(name, 1) and not dns_answers(model, client, 0)
-        for dst in ("svc/web", "svc/kube-dns"):  # an endpoint on each node; the only one, on the client's node
+        for dst in ("svc/web", "svc/kube-system/kube-dns"):  # an endpoint on each node; the only one, on the client's node
             d = trace(name, "client", dst)
             lost = d["lost"]
             assert lost["netns"] == node and lost["device"] == "cni0", lost
@@ -118,7 +118,7 @@ def test_the_endpoints_blocked_bridge_port_is_named_at_the_dnat_and_its_fix_brin
         # the frame to its other ports, which confirms the entry: the trace then follows the DNAT to the port.)
         subprocess.run(["ip", "-n", node, "neigh", "flush", "to", str(model.pod("kube-dns").ip), "dev", "cni0"],
                        check=True)
-        d = trace(name, "client", "svc/kube-dns")
+        d = trace(name, "client", "svc/kube-system/kube-dns")
         assert not dns_answers(model, client, 0)
         lost = d["lost"]
         row = next(h for h in d["hops"] if h["index"] == lost["hop"])
@@ -172,7 +172,7 @@ def test_a_stale_entrys_dnat_is_said_to_be_conntracks_and_its_fix_brings_the_que
     try:
         Lab(name).break_("conntrack-stale-entry")
         assert not dns_answers(model, client, STALE_SPORT)
-        d = trace(name, "client", "svc/kube-dns", "--sport", str(STALE_SPORT))
+        d = trace(name, "client", "svc/kube-system/kube-dns", "--sport", str(STALE_SPORT))
         row = next(h for h in d["hops"] if h["kind"] == "dnat" and h["netns"] == node)
         assert "conntrack's existing entry for this flow DNATs it to " in row["decision"], row
         assert "not kube-proxy's rules for Service kube-system/kube-dns:dns (they never saw the packet)" \

@@ -10,6 +10,7 @@ import pytest
 
 from netlab.breaks import catalogue, quiz, symptoms
 from netlab.api.topology import load
+from netlab.trace.targets import resolve_source, resolve_target
 
 FIELDS = ("name", "breaks", "target", "change", "symptom", "hop", "fact", "fix", "lesson")
 
@@ -92,6 +93,7 @@ def test_every_scenario_that_applies_has_a_trace_for_every_target(shape):
     a podless node's cni0 address, never node to node (the underlay, which no scenario breaks)."""
     lab = _lab(SHAPES[shape])
     names = {p.name for p in lab.pods} | {n.name for n in lab.nodes} | {f"svc/{s.name}" for s in lab.services}
+    names |= {f"svc/{s.namespace}/{s.name}" for s in lab.services}
     names |= {str(n.gateway.ip) for n in lab.nodes if not lab.pods_on(n.name)}
     nodes = {n.name for n in lab.nodes}
     for s in quiz.candidates(lab):
@@ -103,6 +105,8 @@ def test_every_scenario_that_applies_has_a_trace_for_every_target(shape):
             check = symptoms.trace_check(s, lab, target)
             assert {check.src, check.dst} <= names and check.src != check.dst, (s.name, item.name, check)
             assert not {check.src, check.dst} <= nodes, (s.name, item.name, check)
+            if check.dst.startswith("svc/"):  # a Service the client names as trace takes it (its own namespace's)
+                resolve_target(lab, check.dst, check.proto, check.port, resolve_source(lab, check.src))
 
 
 def test_a_node_that_cannot_show_a_service_scenario_is_refused_in_one_line():
@@ -333,7 +337,7 @@ def test_the_proving_trace_takes_a_flow_the_policies_allow(case):
             check = symptoms.trace_check(s, lab, target)
             if s.name == "kube-services-jump-missing":
                 continue  # the Service is not DNATed: no policy judges that packet
-            dst = lab.pod("kube-dns" if check.dst == "svc/kube-dns" else check.dst) if not check.dst[0].isdigit() \
+            dst = lab.pod("kube-dns" if check.dst == "svc/kube-system/kube-dns" else check.dst) if not check.dst[0].isdigit() \
                 else None
             src = lab_peer(lab, ps, check.src)
             assert src is not None
@@ -392,7 +396,7 @@ def test_the_kube_services_trace_takes_a_service_with_endpoints():
     s = catalogue.scenario("kube-services-jump-missing")
     assert catalogue.why_not(s, lab) is None
     check = symptoms.trace_check(s, lab, catalogue.resolve_target(s, lab, None))
-    assert (check.dst, check.proto, check.port) == ("svc/kube-dns", "tcp", 53)
+    assert (check.dst, check.proto, check.port) == ("svc/kube-system/kube-dns", "tcp", 53)
     web = _lab(catalogue.SERVICES_EXAMPLE)  # an application's Service first, on its TCP port
     check = symptoms.trace_check(s, web, catalogue.resolve_target(s, web, None))
     assert (check.dst, check.proto, check.port) == ("svc/web", "tcp", 80)
@@ -429,7 +433,7 @@ def test_the_dns_pod_is_the_cluster_dns_add_on_not_a_pod_with_its_label():
     cluster_dns = next(sv for sv in lab.services if sv.namespace == "kube-system" and sv.name == "kube-dns")
     assert dns_udp(lab) == (str(lab.cluster_ip(cluster_dns)), 53, str(lab.pod("kube-dns").ip))
     check = symptoms.trace_check(s, lab, lab.pod("kube-dns"))
-    assert check.dst == "svc/kube-dns" and check.src != "kube-dns"
+    assert check.dst == "svc/kube-system/kube-dns" and check.src != "kube-dns"
 
 
 def test_a_lab_with_its_own_dns_service_stops_its_endpoint():

@@ -58,7 +58,7 @@ def test_break_names_the_trace_that_shows_a_fault_a_plain_trace_misses(rooted, m
     got = run_cli("break", "conntrack-stale-entry", "--lab", LAB)
     assert got.returncode == 0, got
     assert got.stdout.splitlines()[-1] == (f"investigate: {netlab_command(f'probe --lab {LAB}')}; "
-                                           f"{netlab_command(f'trace --lab {LAB} client svc/kube-dns --sport 40053')}; "
+                                           f"{netlab_command(f'trace --lab {LAB} client svc/kube-system/kube-dns --sport 40053')}; "
                                            f"repair: {netlab_command(f'up --lab {LAB}')}")
     from netlab.breaks.changes import STALE_SPORT
 

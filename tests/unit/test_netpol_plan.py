@@ -264,8 +264,10 @@ def test_two_services_of_one_name_in_two_namespaces():
     from_x = resolve_source(lab, "x-b")
     assert resolve_target(lab, "svc/web", None, None, from_x).ip == str(lab.cluster_ip(wx))  # its own namespace
     assert resolve_target(lab, "svc/y/web", None, None, from_x).ip == str(lab.cluster_ip(wy))
-    with pytest.raises(UsageError, match="2 namespaces have a Service 'web'; name one: svc/NAMESPACE/web"):
+    with pytest.raises(UsageError, match="^namespace z has no Service web; name it svc/x/web or svc/y/web$"):
         resolve_target(lab, "svc/web", None, None, resolve_source(lab, "z-a"))
+    with pytest.raises(UsageError, match="2 namespaces have a Service .web.; name one: svc/NAMESPACE/web"):
+        resolve_target(lab, "svc/web", None, None, resolve_source(lab, "n1"))  # a node: no search path
     labels = {p.svc.label for p in build_services(lab).probes if p.svc and p.source.name == "z-a"}
     assert {lbl.split()[0] for lbl in labels} >= {"svc/x/web", "svc/y/web"}
 

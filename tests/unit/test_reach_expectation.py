@@ -60,6 +60,6 @@ def test_a_service_flow_is_judged_at_its_endpoints_as_probe_judges_it():
     probes = {p.source.name: p for p in build_services(lab, ("tcp",)).probes
               if p.svc is not None and p.svc.kind == "ClusterIP" and p.svc.service == "api"}
     for src, expected in (("dev1", False), ("fe", True), ("api", True)):  # api: itself, through its Service
-        p = reach_mod._service_probe(lab, src, "api", "tcp", 80)
+        p = reach_mod._service_probe(lab, src, "prod/api", "tcp", 80)
         assert (p.expected, p.reason) == (expected, probes[src].reason), src
-    assert reach_mod._service_probe(lab, "dev1", "api", "tcp", 80).reason == "service; " + DENIED
+    assert reach_mod._service_probe(lab, "dev1", "prod/api", "tcp", 80).reason == "service; " + DENIED

@@ -130,7 +130,7 @@ def test_service_by_namespace_and_name(lab):
     web = lab.services[[s.name for s in lab.services].index("web")]
     qualified = resolve_target(lab, f"svc/{web.namespace}/web", None, None, src)
     assert qualified == resolve_target(lab, "svc/web", None, None, src)
-    with pytest.raises(UsageError, match="no Service 'elsewhere/web'"):
+    with pytest.raises(UsageError, match="^namespace elsewhere has no Service web; name it svc/default/web$"):
         resolve_target(lab, "svc/elsewhere/web", None, None, src)
 
 
