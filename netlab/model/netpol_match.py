@@ -149,7 +149,8 @@ def _unnamed(port: NetworkPolicyPort, listed: list[PodView], declaring: list[Pod
     said = f"named port {name!r}/{proto}: {who}"
     if listed:
         said += f" ({_names(listed)})"
-    said += f" declares a {proto} port of that name, so it matches no traffic"
+    article = "an" if proto == "SCTP" else "a"  # said letter by letter: an "ess"; a TCP, a UDP ("you")
+    said += f" declares {article} {proto} port of that name, so it matches no traffic"
     other = sorted({pr for p in declaring for n, pr, _ in p.named_ports if n == name})
     names = sorted({n for p in declaring for n, pr, _ in p.named_ports if pr == proto})
     close = difflib.get_close_matches(name, names, n=1)

@@ -183,3 +183,12 @@ def test_an_egress_ipblock_inside_the_service_cidr_is_a_note_naming_the_service(
         ", the ClusterIP of kube-system/kube-dns, x/web: " in note, note
     assert notes(egress % "10.0.0.0/8", svc) == []  # pods' addresses too: it matches them
     assert notes(egress % "10.244.0.0/16", svc) == []
+
+
+def test_a_named_sctp_port_is_an_sctp_port():
+    """The article goes with how the protocol is said: a TCP, a UDP, an SCTP ("ess-see-tee-pee")."""
+    got = notes("  - name: web-in\n    namespace: x\n    spec:\n      podSelector: {}\n"
+                "      ingress: [{ports: [{port: http, protocol: SCTP}]}]\n")
+    assert got == [
+        "network policy x/web-in ingress rule 1 port 1: named port 'http'/SCTP: no pod it selects (x/web) declares an "
+        "SCTP port of that name, so it matches no traffic; it is declared for TCP: write protocol: TCP"]
