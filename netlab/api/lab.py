@@ -32,7 +32,7 @@ from netlab.api.internals import internal as internal, internal_probe as interna
 from netlab.api.internals import internal_status as internal_status
 from netlab.api.lab_checks import LabChecks, Progress
 from netlab.api.lab_pods import PodActions
-from netlab.api.words import said
+from netlab.api.words import containers_read, said
 from netlab.errors import UsageError
 from netlab.lab import collector
 from netlab.realize.lab_name import LAB_ENV as LAB_ENV  # netlab.api's, re-exported
@@ -256,7 +256,8 @@ class Lab(LabChecks, PodActions):
 
         with method("lab.pods"):
             check_str("selector", selector, none_ok=True)
-        return views.pods(self.state(), self.model, selector)
+        with containers_read():  # one root may not read (no CAP_SYS_PTRACE): the CLI's line
+            return views.pods(self.state(), self.model, selector)
 
     def nodes(self) -> tuple[R.NodeInfo, ...]:
         from netlab.api import views

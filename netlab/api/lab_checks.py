@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Sequence, cast
 
 from netlab.api import results as R
-from netlab.api.words import InCallersWords
+from netlab.api.words import InCallersWords, containers_read
 from netlab.api.args import (PROBE_TIMEOUT, TRACE_TIMEOUT, check_callable, check_path, check_proto, check_seconds,
                              check_size, check_str, check_topology, method)
 from netlab.api.internals import internal_probe, internal_status, keep
@@ -55,7 +55,8 @@ class LabChecks(InCallersWords):
         LabBusy names that command (a ``down`` that took it away: UsageError)."""
         with method("lab.status"):
             check_topology(topology)
-        return internal_status(cast("Lab", self), topology, api=True)  # self is a Lab: its base class
+        with containers_read():  # one root may not read (no CAP_SYS_PTRACE): the CLI's line
+            return internal_status(cast("Lab", self), topology, api=True)  # self is a Lab: its base class
 
     def probe(self, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
               timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False) -> R.ProbeReport:

@@ -12,7 +12,7 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from netlab.api import results as R
-from netlab.api.words import InCallersWords
+from netlab.api.words import InCallersWords, containers_read
 from netlab.api.args import (WAIT, check_bool, check_choice, check_command, check_env, check_int, check_no_nul,
                              check_popen_kwargs, check_seconds, check_seconds_or_none, check_str, items, method)
 from netlab.api.jsonio import from_json
@@ -207,8 +207,10 @@ class PodActions(InCallersWords):
                 check_int("tail", tail)
             check_bool("previous", previous)
         chosen, path = log_file(self.model, pod, container, previous)
-        with open_log(path, pod, chosen, self.name, previous, log_writer(self.state(), self.model, pod, chosen)) as fh:
-            data = fh.read()
+        with containers_read():  # its writer root may not read (no CAP_SYS_PTRACE): the CLI's line
+            writer = log_writer(self.state(), self.model, pod, chosen)
+            with open_log(path, pod, chosen, self.name, previous, writer) as fh:
+                data = fh.read()
         text = data.decode(errors="replace")
         if tail is not None and tail >= 0:  # a negative tail: all of it, as kubectl's --tail=-1
             lines = text.splitlines(keepends=True)

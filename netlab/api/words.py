@@ -32,6 +32,21 @@ def said(api: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def containers_read() -> Iterator[None]:
+    """A recorded container whose process root may not read (processes.CannotTell, a PermissionError: root without
+    CAP_SYS_PTRACE, kube-dns's dnsmasq) raised as the CLI's one line says it, an EnvironmentNotReady (exit 3):
+    Lab.status, pods and logs raised it bare, no NetlabError."""
+    from netlab.errors import EnvironmentNotReady
+    from netlab.kernel.caps import denied
+    from netlab.kernel.processes import CannotTell
+
+    try:
+        yield
+    except CannotTell as exc:
+        raise EnvironmentNotReady(denied(exc)) from None
+
+
+@contextlib.contextmanager
 def stopped() -> Iterator[None]:
     """A stop signal that what the block called wrapped in an error of its own (pydantic's SchemaError as it
     builds a validator during a first ``Lab.up``, an import's RuntimeError: signals.stop_of) is raised as itself,

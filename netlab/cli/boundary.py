@@ -91,7 +91,9 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
             sys.exit(signals.said(exc))
         if obj.get("debug"):
             raise
-        said = _denied(exc)
+        from netlab.kernel.caps import denied
+
+        said = denied(exc)
         click.echo(f"netlab: {said}", err=True)
         error_doc.write(obj, said, EXIT_ENVIRONMENT)
         sys.exit(EXIT_ENVIRONMENT)
@@ -105,22 +107,6 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         click.echo(f"netlab: {said}", err=True)
         error_doc.write(obj, said, EXIT_ENVIRONMENT)
         sys.exit(EXIT_ENVIRONMENT)
-
-
-def _denied(exc: PermissionError) -> str:
-    """EPERM/EACCES in words: "run it with sudo" only to a user who is not root; to root without a capability netlab
-    uses (an unprivileged container: kernel/caps.py), the capabilities it lacks, as the doctor says it."""
-    what = exc.filename or exc
-    if os.geteuid() == 0:
-        from netlab.kernel import caps
-
-        foreign = caps.user_namespace()
-        if foreign:
-            return f"permission denied: {what}: {foreign}; {caps.USERNS_FIX}"
-        names = caps.missing(caps.BITS)
-        if names:
-            return f"permission denied: {what}: {caps.detail(names)}; {caps.fix(names)}"
-    return f"permission denied: {what}; run it with sudo"
 
 
 def _unwritable(exc: OSError) -> str:

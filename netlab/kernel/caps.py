@@ -135,3 +135,18 @@ def _owned_by(kind: str, user_ns: tuple[int, int]) -> bool:
 USERNS_FIX = ("run netlab as the host's root: on the host, or in a container run with --privileged and without a "
               "user namespace of its own (not rootless, no userns-remap), or one whose user namespace owns its "
               "network, mount and UTS namespaces (an unprivileged LXC container, unshare -Urmnu)")
+
+
+def denied(exc: PermissionError) -> str:
+    """EPERM/EACCES in words, the CLI's line (cli/boundary.py) and the API's EnvironmentNotReady alike: "run it with
+    sudo" only to a user who is not root; to root without a capability netlab uses (an unprivileged container),
+    the capabilities it lacks, as the doctor says it."""
+    what = exc.filename or exc
+    if os.geteuid() == 0:
+        foreign = user_namespace()
+        if foreign:
+            return f"permission denied: {what}: {foreign}; {USERNS_FIX}"
+        names = missing(BITS)
+        if names:
+            return f"permission denied: {what}: {detail(names)}; {fix(names)}"
+    return f"permission denied: {what}; run it with sudo"

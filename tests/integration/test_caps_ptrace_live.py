@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -158,3 +159,34 @@ def test_the_apis_down_refuses_root_without_sys_ptrace_before_any_change(labs):
     assert netns_of(lab) == made and dnsmasq_of(lab) == dns
     with open(state_path(lab, "state.json")) as f:
         assert json.load(f)["phase"] == "up"
+
+
+# status, pods (get) and logs read the lab's recorded containers: where one may not be read, the CLI's one line
+API_READS = """
+import sys
+from netlab import Lab
+from netlab.errors import NetlabError
+lab = Lab(sys.argv[1])
+for call in (lambda: lab.status(), lambda: lab.pods(), lambda: lab.pod("web"), lambda: lab.logs("kube-dns")):
+    try:
+        call()
+        print("no error")
+    except NetlabError as exc:
+        print(type(exc).__name__, exc.exit_code, str(exc).replace(chr(10), "|"))
+"""
+
+
+def test_the_apis_status_pods_and_logs_say_the_clis_line_without_sys_ptrace(labs):
+    """Lab.status, pods (`get pods`) and logs of a lab whose kube-dns dnsmasq root may not read raised a bare
+    processes.CannotTell (a PermissionError, no NetlabError): the EnvironmentNotReady of the CLI's line now."""
+    lab = labs.name("cp")
+    labs.up(svc_lab(lab))
+    cli = run("status", "--lab", lab, prefix=without("sys_ptrace"))
+    one_line(cli, "root without CAP_SYS_PTRACE")
+    line = cli.stderr.strip().removeprefix("netlab: ")
+    env = {**os.environ, "PYTHONPATH": CHECKOUT}
+    got = subprocess.run([*without("sys_ptrace"), sys.executable, "-c", API_READS, lab],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert got.returncode == 0 and "Traceback" not in got.stderr, (got.stdout, got.stderr)
+    said = [re.sub(r"/proc/\d+/", "/proc/PID/", s) for s in got.stdout.splitlines()]  # whichever it met first
+    assert said == ["EnvironmentNotReady 3 " + re.sub(r"/proc/\d+/", "/proc/PID/", line)] * 4, said

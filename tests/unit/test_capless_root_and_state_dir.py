@@ -102,14 +102,14 @@ def test_capless_root_is_refused_up_front_with_the_doctors_line_and_nothing_chan
 
 
 def test_a_permission_error_to_capless_root_names_the_capabilities_not_sudo(tmp_path, monkeypatch):
-    from netlab.cli import boundary
+    from netlab.kernel import caps
 
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     cap_eff(tmp_path, monkeypatch, CAPLESS)
-    text = boundary._denied(PermissionError(1, "setns: Operation not permitted", ""))
+    text = caps.denied(PermissionError(1, "setns: Operation not permitted", ""))
     assert "sudo" not in text and "root without CAP_NET_ADMIN and CAP_SYS_ADMIN" in text, text
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert boundary._denied(PermissionError(13, "x", "/run/netlab")).endswith("; run it with sudo")
+    assert caps.denied(PermissionError(13, "x", "/run/netlab")).endswith("; run it with sudo")
 
 
 class FailingStop(IdleFeature):

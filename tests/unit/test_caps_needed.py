@@ -99,11 +99,11 @@ def test_probe_trace_and_capture_refuse_root_without_net_raw_in_one_line(words, 
 
 
 def test_a_permission_error_to_root_without_net_raw_names_it_not_sudo(tmp_path, monkeypatch):
-    from netlab.cli import boundary
+    from netlab.kernel import caps
 
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     cap_eff(tmp_path, monkeypatch, NO_RAW)
-    text = boundary._denied(PermissionError(1, "Operation not permitted"))
+    text = caps.denied(PermissionError(1, "Operation not permitted"))
     assert "sudo" not in text and "root without CAP_NET_RAW" in text and "--cap-add NET_RAW" in text, text
 
 
