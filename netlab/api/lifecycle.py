@@ -52,7 +52,7 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
     from netlab.lab import up as lab_up
 
     check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
-    with doctor.required(lab, moot=_moot(lab)):
+    with doctor.required(lab, moot=moot_checks(lab)):
         kernel = live_kernel()
         try:
             return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress,
@@ -70,7 +70,7 @@ def up_held(lab: Lab, source: str | None = None, features: Sequence[Feature] | N
     from netlab.lab import up as lab_up
 
     check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
-    with doctor.required(lab, moot=_moot(lab)):
+    with doctor.required(lab, moot=moot_checks(lab)):
         kernel = live_kernel()
         try:
             return lab_up.up_held(lab, kernel, default_features() if features is None else features, source,
@@ -79,10 +79,11 @@ def up_held(lab: Lab, source: str | None = None, features: Sequence[Feature] | N
             kernel.close()
 
 
-def _moot(lab: Lab) -> tuple[str, ...]:
-    """The doctor's checks this ``up`` of ``lab`` does not need: pod-files on a read-only /etc/netns when the lab
-    runs with every pod's file there as planned (services.lifecycle.nothing_to_write: a repair of its network
-    writes nothing there, and was refused for it). Read only where /etc/netns is read-only."""
+def moot_checks(lab: Lab) -> tuple[str, ...]:
+    """The doctor's checks this ``up`` of ``lab`` (or ``up --watch``'s apply of its file) does not need: pod-files
+    on a read-only /etc/netns when the lab runs with every pod's file there as planned
+    (services.lifecycle.nothing_to_write: a repair of its network writes nothing there, and was refused for it).
+    Read only where /etc/netns is read-only."""
     from netlab.errors import NetlabError
     from netlab.kernel import features
     from netlab.model.naming import ETC_NETNS

@@ -115,6 +115,7 @@ def apply_file(reading: Reading, lab_name: str, features: Sequence[Feature]) -> 
     and its topology; None when it names another lab than ``lab_name``, or when a save was halfway through as it
     was read (``reading.halfway``): nothing applied. LabGone when the lab was taken down meanwhile."""
     from netlab import doctor
+    from netlab.api.lifecycle import moot_checks
 
     with LabLock(lab_name, "netlab up", quiet=True) as lock:
         reading.waited = waited_words(lock.waited, lock.waited_for)
@@ -134,7 +135,9 @@ def apply_file(reading: Reading, lab_name: str, features: Sequence[Feature]) -> 
         reading.loaded = loaded
         if loaded.lab.name != lab_name:
             return None
-        with doctor.required(loaded.lab):  # as plain up checks the machine for what the lab needs
+        # as plain up checks the machine for what the lab needs, and leaves out what it does not (pod-files on a
+        # read-only /etc when nothing is to be written in /etc/netns)
+        with doctor.required(loaded.lab, moot=moot_checks(loaded.lab)):
             kernel = LiveKernel()
             try:
                 return lab_up.up_held(loaded.lab, kernel, features, loaded.source)

@@ -9,8 +9,9 @@ import os
 
 import pytest
 
-from helpers import netlab, write_topology
+from helpers import netlab, unique_lab, write_topology
 from private_mounts import PrivateMounts
+from watching import watching
 
 pytestmark = pytest.mark.root
 
@@ -63,3 +64,35 @@ def test_a_repair_up_with_nothing_to_write_in_etc_works_on_a_read_only_etc_and_o
     assert netlab("status", "--lab", lab, check=False).returncode == 0  # repaired
     assert {f: open(f"/etc/netns/{lab}-a/{f}").read() for f in os.listdir(f"/etc/netns/{lab}-a")} == files
     assert not os.path.lexists(f"/etc/netns/{lab}-b")
+
+
+def test_a_watched_lab_on_a_read_only_etc_applies_an_edit_with_nothing_to_write_there(tmp_path):
+    """`up --watch`'s apply of its edited file checked the machine without what a repair `up` leaves out
+    (services.lifecycle.nothing_to_write): on a read-only /etc an edit that writes nothing in /etc/netns (a
+    NetworkPolicy) was refused with the pod-files FAIL, as plain `up -t FILE` of it is not."""
+    lab = unique_lab("mxro")
+    text = f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1, labels: {{app: a}}}}]\n"
+    path = write_topology(tmp_path, text)
+    netlab("up", "-t", path)
+    ns = PrivateMounts("/etc")
+    try:
+        ns.run("mount", "--bind", "/etc", "/etc")
+        ns.run("mount", "-o", "remount,bind,ro", "/etc")
+        with watching(lab) as start:
+            watcher = start(path, argv=ns.argv)  # its first apply: a repair up, nothing to write in /etc
+            mark = len(watcher.lines)
+            with open(path, "a") as fh:
+                fh.write("networkPolicies:\n  - {name: deny-a, spec: {podSelector: {matchLabels: {app: a}}, "
+                         "policyTypes: [Ingress]}}\n")
+            line = watcher.wait_for_line(f"saw: {path} changed; did: ", after=mark, timeout=30)
+            assert SAID not in line and "nothing" not in line.split("; did: ", 1)[1], line
+            assert netlab("status", "--lab", lab, check=False).returncode == 0
+            mark = len(watcher.lines)  # a new pod's files must be written there: still refused, in that line
+            with open(path) as fh:
+                grown = fh.read().replace("app: a}}]", "app: a}}, {name: b, node: n1}]")
+            with open(path, "w") as fh:
+                fh.write(grown)
+            line = watcher.wait_for_line(f"saw: {path} changed; did: ", after=mark, timeout=30)
+            assert f"did: apply failed: {SAID}" in line, line
+    finally:
+        ns.close()

@@ -60,13 +60,15 @@ class Watcher:
     as they come."""
 
     def __init__(self, path: str | None, env: dict | None = None, resync: str = "2", wait: bool = True,
-                 backoff: str = BACKOFF, lab: str | None = None, held: bool = False):
+                 backoff: str = BACKOFF, lab: str | None = None, held: bool = False,
+                 argv: Callable[[list[str]], list[str]] = list):
         """``held``: its stdin a pipe, which its pause hook (NETLAB_FAULT_MODE=pause in ``env``) waits on until
-        :meth:`resume`."""
+        :meth:`resume`. ``argv``: the command line as run (PrivateMounts.argv: in a mount namespace of the test's)."""
         self.lines: list[str] = []
         which = ["-t", path] if path is not None else ["--lab", str(lab)]
-        self.proc = subprocess.Popen(NETLAB + ["up", *which, "--watch", "--restart-backoff", backoff,
-                                               "--resync", resync], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(argv(NETLAB + ["up", *which, "--watch", "--restart-backoff", backoff,
+                                                    "--resync", resync]), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT,
                                      stdin=subprocess.PIPE if held else None, text=True,
                                      env={**os.environ, **(env or {})})
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -156,7 +156,7 @@ def watched(path, monkeypatch) -> tuple[Watcher, list[str]]:
     loaded = load(str(path))
     lab_up.up(loaded.lab, kernel, (), loaded.source)
     monkeypatch.setattr(watch_repair, "LiveKernel", lambda: kernel)
-    monkeypatch.setattr("netlab.doctor.required", lambda lab: contextlib.nullcontext())
+    monkeypatch.setattr("netlab.doctor.required", lambda lab, moot=(): contextlib.nullcontext())
     monkeypatch.setattr("netlab.api.lifecycle.live_kernel", lambda: kernel)
     monkeypatch.setattr("netlab.doctor.require_for", lambda lab: None)
     monkeypatch.setattr(Watcher, "features", lambda self, checked=False: [])
