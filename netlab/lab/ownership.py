@@ -9,9 +9,9 @@ edited to list someone else's namespace, is left alone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
-from netlab.errors import OwnershipConflict
+from netlab.errors import OwnershipConflict, in_python_words
 from netlab.kernel.base import Kernel
 from netlab.realize import ownership, tags
 from netlab.realize.state import LabState
@@ -60,7 +60,7 @@ def namespaces_to_create(kernel: Kernel, plan: Plan, state: LabState, tag: str) 
             out.append(name)
             placeholders.append(name)
         else:
-            raise OwnershipConflict(ownership.collision_message(name, state.lab))
+            _refuse_taken(name, state.lab, ownership.collision_message)
     for name in placeholders:  # every name checked first: a refused run removes nothing
         kernel.remove_placeholder(name)
     return out
@@ -73,4 +73,14 @@ def create_netns(kernel: Kernel, name: str, tag: str, sysctls: Sequence[tuple[st
     try:
         return kernel.create_netns(name, tag, sysctls)
     except FileExistsError:  # the pin's O_EXCL create: the only file create_netns makes
-        raise OwnershipConflict(ownership.taken_meanwhile(name, lab)) from None
+        _refuse_taken(name, lab, ownership.taken_meanwhile)
+
+
+def _refuse_taken(name: str, lab: str, words: Callable[[str, str], str]) -> NoReturn:
+    """Namespace ``name`` of lab ``lab`` is taken: by this very lab, up under another state folder, said as `list`
+    and `down --force` say it (tags.StateElsewhere: the command typed, run with that folder; it ended in that
+    folder's `down`, which nobody asked for), in the caller's words; else whose it is (``words``)."""
+    elsewhere = tags.state_elsewhere(lab)
+    if elsewhere is not None:
+        raise elsewhere.said_for(api=in_python_words()) from None
+    raise OwnershipConflict(words(name, lab)) from None

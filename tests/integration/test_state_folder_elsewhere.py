@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -57,6 +58,42 @@ def test_a_lab_up_with_another_state_folder_is_not_lost_and_down_force_leaves_it
         down = netlab("down", "--lab", lab, env=own)
         assert down.stdout.startswith(f"lab {lab} is down ("), down
         assert lab_namespaces(lab) == []
+    finally:
+        if lab_namespaces(lab):
+            netlab("down", "--lab", lab, check=False, env=own)
+
+
+API_UP = """
+import sys
+from netlab import Lab
+from netlab.errors import NetlabError
+try:
+    Lab.up(sys.argv[1])
+except NetlabError as exc:
+    print(type(exc).__name__, exc.exit_code, exc)
+"""
+
+
+def test_up_of_its_file_from_another_folder_repeats_that_up_with_the_labs_folder(tmp_path):
+    """`up -t FILE` of a file whose lab is up under another state folder met the lab's namespaces, and its
+    collision line ended in that folder's `down`, which nobody asked for: now the line of `list` and `down --force`
+    (StateElsewhere), with the command typed, run with that folder; Lab.up in a Python caller's words."""
+    lab = unique_lab("mxsd")
+    own, here = {"NETLAB_STATE_DIR": str(tmp_path / "state")}, {"NETLAB_STATE_DIR": str(tmp_path / "here")}
+    topo = write_topology(tmp_path, f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}]\n")
+    try:
+        netlab("up", "-t", topo, env=own)
+        names = lab_namespaces(lab)
+        said = f"netlab: lab {lab} is up under state folder {tmp_path}/state, not {tmp_path}/here: its namespaces ("
+        up = netlab("up", "-t", topo, env=here, check=False)
+        assert (up.returncode, up.stdout) == (3, ""), up
+        assert up.stderr.startswith(said) and up.stderr.count("\n") == 1 and "down" not in up.stderr, up.stderr
+        assert up.stderr.endswith(f"`sudo NETLAB_STATE_DIR={tmp_path}/state netlab up -t {topo}`\n"), up.stderr
+        api = subprocess.run([sys.executable, "-c", API_UP, topo], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, **here})
+        assert api.returncode == 0 and api.stdout.startswith(f"StateElsewhere 3 {said[len('netlab: '):]}"), api
+        assert f"run the program with NETLAB_STATE_DIR={tmp_path}/state in its environment" in api.stdout, api
+        assert lab_namespaces(lab) == names and netlab("status", "--lab", lab, env=own).returncode == 0
     finally:
         if lab_namespaces(lab):
             netlab("down", "--lab", lab, check=False, env=own)
