@@ -160,8 +160,16 @@ def complete_sources(ctx: click.Context, incomplete: str) -> list[CompletionItem
 
 @_safe
 def complete_targets(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
-    """A pod, node, internet host or svc/NAME (trace's DST)."""
+    """A pod, node, internet host or svc/NAME (trace's DST): from a pod (SRC given), a Service of another
+    namespace as svc/NS/NAME, as trace takes it there (a bare name is the pod's own namespace's, as its DNS
+    search path resolves it)."""
     pods, others, services = lab_members(ctx)
+    model = _model(ctx) if services else None
+    src = ctx.params.get("src")
+    pod = next((p for p in model.pods if p.name == src), None) if model is not None and src else None
+    if pod is not None:
+        services = [s.name if s.namespace == pod.spec.namespace else f"{s.namespace}/{s.name}"
+                    for s in model.services]
     return _items(pods + others + [f"svc/{s}" for s in services], incomplete)
 
 

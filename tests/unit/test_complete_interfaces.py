@@ -63,3 +63,18 @@ def test_exec_and_inspect_offer_the_underlay_trace_does_not(svc_lab):
         assert "underlay" in offered([command, "--lab", "svc"], "")
     assert "underlay" not in offered(["trace", "--lab", "svc"], "")
     assert offered(["trace", "--lab", "svc"], "cl") == ["client"]
+
+
+def test_trace_offers_a_service_as_the_source_pod_names_it(monkeypatch, tmp_path):
+    """trace from a pod takes a bare svc/NAME as its own namespace's Service only (as its DNS search path resolves
+    it): completion offered svc/web from a pod of another namespace, which trace then refused."""
+    path = tmp_path / "ns.yaml"
+    path.write_text("name: cns\nnodes: [{name: n1}]\n"
+                    "pods:\n  - {name: a, node: n1, namespace: x, labels: {app: a}}\n"
+                    "  - {name: b, node: n1, namespace: y}\n"
+                    "services:\n  - {name: web, namespace: x, selector: {app: a}, ports: [{port: 80}]}\n")
+    model = resolve(load_topology(str(path)))
+    monkeypatch.setattr("netlab.realize.state.running_lab", lambda name: types.SimpleNamespace(resolved=lambda: model))
+    assert offered(["trace", "--lab", "cns", "a"], "svc/") == ["svc/web", "svc/kube-system/kube-dns"]
+    assert offered(["trace", "--lab", "cns", "b"], "svc/") == ["svc/x/web", "svc/kube-system/kube-dns"]
+    assert offered(["trace", "--lab", "cns", "n1"], "svc/") == ["svc/web", "svc/kube-dns"]  # a node's: the only one

@@ -157,7 +157,7 @@ def test_a_neighbour_dumps_ages_and_probes_are_read():
 
 @pytest.mark.parametrize("now", ["INCOMPLETE", "FAILED"])
 def test_a_frame_held_for_an_arp_answer_that_never_came_is_said_never_to_leave_cni0(now):
-    """QA: conntrack-stale-entry's `trace client svc/kube-dns --sport 40053`: the stale entry DNATs to an address
+    """QA: conntrack-stale-entry's `trace client svc/kube-system/kube-dns --sport 40053`: the stale entry DNATs to an address
     behind cni0 that nobody answers for. The row was NOT SEEN on cni0 while its words said the frame "leaves by
     cni0 itself (a capture on cni0 sees it)": the entry's output held it for an answer that never came."""
     lab = lab_from((ROOT / "topologies/services.yaml").read_text())
