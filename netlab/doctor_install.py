@@ -16,6 +16,7 @@ import sys
 from itertools import islice
 
 from netlab.doctor_lines import OK, WARN, Check
+from netlab.errors import command_path
 from netlab.model.trust import below, resolve
 
 SHOWN = 3  # offenders named on the line; the rest counted
@@ -65,7 +66,9 @@ def check_install(checkout: str | None = None, venv: str | None = None) -> Check
         return Check("install", OK, f"{where}: root's, writable by root alone")
     shown = "; ".join(f"{path} {why}" for path, why in islice(found, SHOWN))
     more = f" (and {len(found) - SHOWN} more)" if len(found) > SHOWN else ""
-    trees = " ".join(dict.fromkeys([checkout, *([venv] if venv and not venv.startswith(checkout + "/") else [])]))
+    # a command the user types as root: each folder one word (a blank in a name made `chown -R` of two others)
+    trees = " ".join(command_path(t) for t in dict.fromkeys(
+        [checkout, *([venv] if venv and not venv.startswith(checkout + "/") else [])]))
     return Check("install", WARN,
                  f"someone other than root can change the netlab that root runs (whoever can is root on every "
                  f"sudo netlab): {shown}{more}",

@@ -66,3 +66,16 @@ def test_the_doctor_says_it_and_up_does_not_gate_on_it():
     (check,) = doctor.diagnose(lab, set(), ["install"])
     assert check.title == "host netlab install" and check.status in (OK, WARN), check
     assert "install" in ADVISORY and "install" in [c.name for c in doctor.report(lab, for_this_lab=False)]
+
+
+def test_the_fix_line_quotes_a_checkout_with_a_blank(tmp_path):
+    """The fix is a command the user types as root: a checkout whose path has a blank is one word in it (unquoted,
+    `chown -R root: /x/my checkout` chowned /x/my and the relative `checkout` of the user's working folder)."""
+    os.chmod(tmp_path, 0o755)
+    co = tmp_path / "my checkout"
+    (co / "netlab").mkdir(parents=True, mode=0o755)
+    (co / "netlab" / "x.py").write_text("")
+    os.chown(co / "netlab" / "x.py", NOBODY, -1)
+    check = check_install(str(co), None)
+    assert check.status == WARN
+    assert check.fix.startswith(f"chown -R root: '{co}' && chmod -R go-w '{co}' ")
