@@ -199,6 +199,19 @@ def tagged_labs(skip: Iterable[str] = (), elsewhere: bool = False) -> list[str]:
     return sorted(labs)
 
 
+def _names_lab(words: Iterable[str]) -> bool:
+    """Whether a command's words (before ``--``) name its lab: --lab NAME or -t FILE, in any of click's forms (not
+    exec's kubectl flags -it, -ti, -t=true: cli/exec_args.py)."""
+    for w in words:
+        if w == "--":
+            return False
+        if w in ("-it", "-ti", "-t=true", "-t=false"):
+            continue
+        if w in ("--lab", "--topology") or w.startswith(("--lab=", "--topology=", "-t")):
+            return True
+    return False
+
+
 class StateElsewhere(EnvironmentNotReady):
     """A lab with no state in this folder whose namespaces' tag names another state folder: up with that folder,
     another netlab's, not lost. Nothing here touches it (not even ``down --force``); this says where it is."""
@@ -213,8 +226,10 @@ class StateElsewhere(EnvironmentNotReady):
         # `down` they did not ask for (a probe answered with one: QA docs58 2). Outside the CLI: a read, status.
         typed = command_typed()
         words = shlex.join(typed) if typed else f"status --lab {lab}"
+        # a lab the words do not name ($NETLAB_LAB, which sudo drops too; the only lab up here): named after sudo
+        named = not typed or _names_lab(typed)
         way = (f"run the program with NETLAB_STATE_DIR={use} in its environment (read as netlab is imported)" if api
-               else f"`sudo NETLAB_STATE_DIR={use} netlab {words}`")
+               else f"`sudo NETLAB_STATE_DIR={use} {'' if named else f'NETLAB_LAB={lab} '}netlab {words}`")
         super().__init__(f"lab {lab} is up under {where}, not {state_dir.STATE_ROOT}: its namespaces "
                          f"({', '.join(netns[:3])}{more}) are tagged with that folder, so netlab leaves them alone "
                          f"here; use that folder: {way}")

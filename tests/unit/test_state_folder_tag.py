@@ -235,3 +235,18 @@ def test_an_empty_netlab_state_dir_is_unset(value):
     code = "from netlab.realize import state_dir; print(state_dir.STATE_ROOT)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out == "/run/netlab\n"
+
+
+@pytest.mark.parametrize("words", [["probe"], ["exec", "-ti", "a", "--", "ip", "-t", "a"]])
+def test_a_lab_named_by_netlab_lab_is_named_in_the_line_for_the_other_folder(machine, monkeypatch, words):
+    """A lab picked by $NETLAB_LAB (sudo drops it too) or as the only lab up here: the line's command names it
+    after sudo, as the folder, or it would act on whichever lab that folder picks (demo, its only lab)."""
+    up_elsewhere(machine)
+    pins_mounted(machine, OTHER)
+    monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
+    monkeypatch.setattr(lifecycle, "live_kernel", FakeKernel)
+    monkeypatch.setenv("NETLAB_LAB", LAB)
+    proc = run_cli(*words)
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc
+    said = f"use that folder: `sudo NETLAB_STATE_DIR='{OTHER}' NETLAB_LAB={LAB} netlab {shlex.join(words)}`\n"
+    assert proc.stderr.endswith(said), proc.stderr
