@@ -144,6 +144,24 @@ def missing_interpreter(path: str) -> str | None:
     return "cannot execute: required file not found"
 
 
+def trusted_exe(exe: str) -> str:
+    """The file to exec for a container's ``exe`` (``_which``'s; a relative one from /, the container's working
+    folder), held to model/trust.py's rule each time netlab starts it, as a CNI plugin is at each exec: `up -t
+    FILE` checks the file's commands (model/command_trust), but a repair `up --lab L` and up --watch's restarts
+    read no file. As root the resolved file, which no one else can swap before the exec. SpawnError (EACCES)
+    naming why not; one that cannot be resolved is left to the exec, which says it as a shell would."""
+    from netlab.model.trust import program, refusal
+
+    path = os.path.join("/", exe)
+    try:
+        real, why = program(path)
+    except OSError:
+        return exe
+    if why is not None:
+        raise SpawnError(errno.EACCES, f"{exe}: {refusal(why, 'it')}")
+    return real
+
+
 def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: str | int,
           env: Mapping[str, str], replace: int | None = None) -> tuple[ProcId, int | None]:
     """Start ``argv`` in a pod's namespaces, detached; returns its identity and a pidfd of it (None if the
@@ -160,7 +178,7 @@ def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: st
     the exec, all else done (namespaces entered, mounts made, descriptors closed), so the port is closed for the
     old process's exit, the exec and the new one's start only.
     """
-    exe = _which(argv[0], env)
+    exe = trusted_exe(_which(argv[0], env))  # before anything is opened: refused, nothing to undo
     net_fd = nsmod.open_fd(netns)
     uts_fd = os.open(uts_path, os.O_RDONLY | os.O_CLOEXEC) if uts_path else None
     log_fd = (os.dup(log_path) if isinstance(log_path, int)  # opened by the caller (workload/containers.open_log)

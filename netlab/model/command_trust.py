@@ -6,7 +6,9 @@ run as root. The program is the one the container would run: an absolute path; a
 from ``/`` (the container's working directory); a bare name as the container's fixed PATH finds it (its
 folders are root's on any sane machine, so a bare name is safe there; one found in a folder that is not is
 refused alike). A program not found is none of this check's business: up says it is not found. Without root
-nothing is checked (trust.program): the user runs their own commands.
+nothing is checked (trust.program): the user runs their own commands. This is the file's line for it (validate,
+`up -t FILE`); each start checks the program again (kernel/spawning.trusted_exe), for the starts that read no
+file (a repair `up --lab L`, up --watch's restarts).
 """
 
 from __future__ import annotations
