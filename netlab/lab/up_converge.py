@@ -195,7 +195,6 @@ class Converging:
         return [op for op in ops if not (op.verb == "del" and (op.netns, getattr(op.res, "name", None))
                                          in self.leaving_veths)]
 
-
     def _release_stopped(self, state: LabState, tag: str) -> None:
         """The network namespace of each terminal pod whose sandbox's CNI DEL ran (plan.stopped) removed, as
         containerd's StopPodSandbox removes a sandbox's namespace after teardownPodNetwork: nothing runs there
@@ -206,6 +205,8 @@ class Converging:
             self.journal.step(f"remove the network namespace {ns} of a stopped sandbox")
             if owned(self.kernel, ns, tag):
                 delete_namespaces(self.kernel, [ns])  # (said with its DEL: cni/terminated.stop_terminal)
+            else:  # unmounted by hand: its empty file, which a later up making the pod again took for another's
+                self.kernel.remove_placeholder(ns)
             state.netns.pop(ns, None)
             kernel_links(state).pop(ns, None)
         if gone:

@@ -145,3 +145,18 @@ def test_a_terminated_pod_that_runs_again_is_added_as_a_new_sandbox(world):
     prec = state_mod.load_state(lab.name).extra["cni"]["pods"]["a"]
     assert prec["phase"] == "added" and prec["containerId"] != first
     assert _drift(lab.name, k) == []
+
+
+def test_a_terminal_pod_s_namespace_unmounted_by_hand_leaves_no_placeholder_behind(world):
+    """review57 5: a terminal pod's namespace unmounted by hand (`umount /run/netns/L-a`: its empty file stays) was
+    forgotten by the state with its file left, which a later up making the pod again took for another's."""
+    lab, plugins, done, k = world
+    up(lab, k)
+    done.add("a")
+    k.ns.pop("fktm-a")  # unmounted: the namespace went, its mount point stays
+    k.placeholders.add("fktm-a")
+    up(lab, k)
+    assert not k.netns_exists("fktm-a") and "fktm-a" not in state_mod.load_state(lab.name).netns
+    done.discard("a")  # it runs again (its command changed): a new sandbox, its namespace made anew
+    up(lab, k)
+    assert k.netns_mounted("fktm-a")
