@@ -375,16 +375,9 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
 
 def _released(lab_name: str) -> frozenset[str]:
     """The namespaces of lab ``lab_name``'s terminal pods that up removed with their stopped sandbox."""
-    from netlab.cni.terminated import released
-    from netlab.realize.attachments import pod_records
-    from netlab.realize.state import load_state
+    from netlab.cni.terminated import released_namespaces
 
-    try:
-        state = load_state(lab_name)
-    except NetlabError:
-        return frozenset()
-    pods = released(state) if state is not None else frozenset()
-    return frozenset(str(pod_records(state)[pod].get("netns")) for pod in pods) if state is not None else frozenset()
+    return frozenset(released_namespaces(lab_name).values())
 
 
 def pod_files_words(paths: Sequence[str]) -> str:

@@ -222,13 +222,9 @@ def _stopped(exc: NetnsGone) -> NetnsGone:
     """``exc`` saying, of the namespace of a terminal pod that up removed with its stopped sandbox, that the pod has
     terminated (cni/terminated.py), not that it was deleted and up makes it again (up never does while the pod is
     terminal)."""
-    from netlab.cni.terminated import released, released_line
+    from netlab.cni.terminated import released_line, released_namespaces
 
-    try:
-        state = state_mod.load_state(exc.lab) if exc.lab and exc.lab_up and not exc.taken_down else None
-    except NetlabError:
-        return exc
     pod = exc.netns.removeprefix(f"{exc.lab}-")
-    if state is not None and pod in released(state) and pod_records(state)[pod].get("netns") == exc.netns:
+    if exc.lab and exc.lab_up and not exc.taken_down and released_namespaces(exc.lab).get(pod) == exc.netns:
         exc.taken_down = released_line(pod, gone=True)
     return exc

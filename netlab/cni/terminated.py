@@ -101,18 +101,26 @@ def released(state: LabState) -> frozenset[str]:
                      if closed(prec) and prec.get("netns") not in state.netns)
 
 
-def released_netns(lab: Lab) -> frozenset[str]:
-    """The namespaces of ``lab``'s pods whose stopped sandbox's namespace up removed (:func:`released`), as its
-    state says them now (none when it cannot be read: said where it is read)."""
+def released_namespaces(lab_name: str) -> dict[str, str]:
+    """Each pod of lab ``lab_name`` whose stopped sandbox's namespace up removed (:func:`released`), with the
+    namespace its record names, as the lab's state says them now (none when it cannot be read: said where it is
+    read). down (before it forgets them), exec/trace's lines and the capture's namespaces read them."""
     from netlab.errors import NetlabError
     from netlab.realize.state import load_state
 
     try:
-        state = load_state(lab.name)
+        state = load_state(lab_name)
     except NetlabError:
-        return frozenset()
-    names = released(state) if state is not None else frozenset()
-    return frozenset(p.netns for p in lab.pods if p.name in names)
+        return {}
+    if state is None:
+        return {}
+    pods = state.extra[KEY]["pods"] if released(state) else {}
+    return {name: str(pods[name].get("netns")) for name in released(state)}
+
+
+def released_netns(lab: Lab) -> frozenset[str]:
+    """The namespaces of ``lab``'s pods whose stopped sandbox's namespace up removed."""
+    return frozenset(released_namespaces(lab.name).values())
 
 
 def released_line(name: str, log: bool = False, gone: bool = False) -> str:
