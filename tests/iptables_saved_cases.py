@@ -55,6 +55,8 @@ PORT_OPTIONS = [
      "-A C -p sctp -m sctp --sport 8:9 --dport 9 --chunk-types any INIT -j ACCEPT"),
     ("-A C -p sctp --dport 9 --sport 8 -j ACCEPT",
      "-A C -p sctp -m sctp --sport 8 --dport 9 -j ACCEPT"),
+    ("-A C -p sctp --dport 0:65535 -j ACCEPT",  # sctp's save prints the whole range (tcp's and udp's leave it out)
+     "-A C -p sctp -m sctp --dport 0:65535 -j ACCEPT"),
     # port values
     ("-A C -p tcp -m tcp --dport 80:80 -j ACCEPT",
      "-A C -p tcp -m tcp --dport 80 -j ACCEPT"),

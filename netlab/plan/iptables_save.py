@@ -160,10 +160,11 @@ def _tcp_flags(names: str) -> str | None:
     return ",".join(f for f in TCP_FLAGS if f in bits) or "NONE"
 
 
-def _port_options(opts: list[tuple[bool, str, list[str]]]) -> list[tuple[bool, str, list[str]]]:
-    """tcp's, udp's or sctp's options as its save function prints them: by short names, in its order, the whole
-    port range and a flag test of no flags left out (not when inverted: iptables-nft then drops the whole match,
-    iptables-legacy prints it)."""
+def _port_options(name: str, opts: list[tuple[bool, str, list[str]]]) -> list[tuple[bool, str, list[str]]]:
+    """tcp's, udp's or sctp's (``name``) options as its save function prints them: by short names, in its order;
+    tcp's and udp's whole port range and a flag test of no flags left out (sctp's save prints its range; an
+    inverted one is kept as written: the two backends print it differently, iptables-nft dropping the whole
+    match)."""
     out = []
     for neg, opt, vals in opts:
         opt = _saved_name(opt, PORT_SAVED)
@@ -171,7 +172,7 @@ def _port_options(opts: list[tuple[bool, str, list[str]]]) -> list[tuple[bool, s
             opt, vals = "--tcp-flags", [SYN_FLAGS, "SYN"]
         if opt in ("--sport", "--dport") and len(vals) == 1:
             ports = _port_range(vals[0])
-            if ports == ALL_PORTS and not neg:
+            if ports == ALL_PORTS and not neg and name != "sctp":
                 continue
             if ports is not None:
                 vals = [str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}:{ports[1]}"]
@@ -196,7 +197,7 @@ def _match(name: str, opts: list[tuple[bool, str, list[str]]]) -> str:
             given["--rsource"] = []
         opts = [(False, opt, given[opt]) for opt in _RECENT_ORDER if opt in given]
     elif name in IMPLICIT:
-        opts = _port_options(opts)
+        opts = _port_options(name, opts)
     parts = []
     for neg, opt, vals in opts:
         if name == "comment" and opt == "--comment":
