@@ -96,7 +96,9 @@ def exec_(lab_name: str | None, topology: str | None, container: str | None, nam
     $SHELL) that someone other than root and you can change (the file, a
     folder above it, a symlink on the way) is refused in one line, exit 2,
     as a container's command is ($SHELL: passed over, in a note line, for
-    bash or sh); a bare name is found on your PATH, as sudo finds it.
+    bash or sh); a bare name is found on your PATH, as sudo finds it,
+    unchecked, and a script given to an interpreter (`sh /tmp/x.sh`) is the
+    interpreter's to read, unchecked too.
 
     kubectl's words work: -i/--stdin and --tty (-it, -ti) need nothing, as
     the command always has your standard input and your terminal as they

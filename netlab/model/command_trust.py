@@ -8,7 +8,8 @@ folders are root's on any sane machine, so a bare name is safe there; one found 
 refused alike). A program not found is none of this check's business: up says it is not found. Without root
 nothing is checked (trust.program): the user runs their own commands. This is the file's line for it (validate,
 `up -t FILE`); each start checks the program again (kernel/spawning.trusted_exe), for the starts that read no
-file (a repair `up --lab L`, up --watch's restarts).
+file (a repair `up --lab L`, up --watch's restarts). Only the program is checked: a script it is handed
+(``[sh, /tmp/x.sh]``) is its to read, unchecked, as sudo leaves it.
 """
 
 from __future__ import annotations
