@@ -250,9 +250,11 @@ class CniPodRecord(Strict):
     capability arguments of its ADD (the DEL after a failed ADD has no cached ones). Phase "deleted": its ADD
     failed and the DEL that followed ran; the attachment it had before, if any, names the plugins' node devices.
     Phase "detaching": a re-attach's DEL is about to run or ran, its ADD has not (cni/lifecycle.py). containerId: the
-    sandbox's own, new for each sandbox (cni/conf.new_container_id); its DEL uses it."""
+    sandbox's own, new for each sandbox (cni/conf.new_container_id); its DEL uses it. Phase "terminated": the pod's
+    containers exited for good and its stopped sandbox's DEL ran (cni/terminated.py); the attachment it had stays
+    (the pod's IP, as the API keeps a Completed pod's podIP)."""
 
-    phase: Literal["adding", "added", "detaching", "deleted"]
+    phase: Literal["adding", "added", "detaching", "deleted", "terminated"]
     node: Label
     containerId: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
     netns: NetnsName

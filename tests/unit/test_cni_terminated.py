@@ -23,6 +23,8 @@ from netlab.lab import up as lab_up
 from netlab.plan.build import build_plan
 from netlab.realize import state as state_mod
 from netlab.realize.attachments import attachments, detached, terminated_ips
+from netlab.realize.state_dir import lab_dir
+from netlab.realize.state_sum import SUM_FILE
 from netlab.plan.resources import Loopback
 
 TOPO = cni_topo("fktm", nodes=2) + """\
@@ -96,6 +98,12 @@ def test_up_dels_a_terminal_pod_s_sandbox_once_and_status_says_it_until_then(wor
     assert plan.stopped == frozenset({"fktm-a"})
     assert "fktm-a" not in plan.netns and not [r for r in plan.resources if r.netns == "fktm-a"]
     assert not k.netns_mounted("fktm-a") and "fktm-a" not in st.netns and k.netns_mounted("fktm-b")
+
+    # the record as saved is a state any netlab of this revision reads, not only this process's trusted sum (QA
+    # qa58u 1: the schema had no phase "terminated": the lab was "corrupt" to every other checkout, after any
+    # change of netlab's model code, and once the sum was lost)
+    os.unlink(os.path.join(lab_dir(lab.name), SUM_FILE))
+    assert state_mod.load_state(lab.name).extra["cni"]["pods"]["a"]["phase"] == "terminated"
 
     plugins.calls.clear()
     assert _drift(lab.name, k) == []
