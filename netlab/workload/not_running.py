@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from netlab.errors import NetlabError
+from netlab.kernel.processes import CannotTell
 from netlab.workload import exits, policy
 from netlab.workload.containers import container_argv
 from netlab.workload.tasks import (COMMAND_CHANGED, EXITED, FAILED_START, SANDBOX_REMADE, STOPPED, alive, task_of,
@@ -36,7 +37,9 @@ class Down:
 def line(lab: Lab, netns: str, proto: str, port: int | None, repair: str) -> Down | None:
     """What the lab's records say of the containers of the pod in ``netns`` that do not run: those serving
     ``proto`` ``port`` (all, when none declares it); and whether ``repair`` (the `up` that repairs the lab) starts
-    them again. None: they all run (or ``netns`` is no pod's, or the lab's state cannot be read)."""
+    them again. None: they all run (or ``netns`` is no pod's, or the lab's state cannot be read, or the containers'
+    processes cannot: root without CAP_SYS_PTRACE, where trace says what the packet met, not why nothing
+    listened)."""
     from netlab.realize.state import load_state
 
     pod = next((p for p in lab.pods if p.netns == netns), None)
@@ -54,7 +57,10 @@ def line(lab: Lab, netns: str, proto: str, port: int | None, repair: str) -> Dow
     said, names, restarts = [], [], True
     for c in serving or pod.containers:
         crec = records.get(c.name) if isinstance(records.get(c.name), dict) else None
-        words, held = _state(lab, pod, c, crec)
+        try:
+            words, held = _state(lab, pod, c, crec)
+        except CannotTell:
+            return None
         if words is None:
             continue
         names.append(c.name)
