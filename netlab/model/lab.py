@@ -400,7 +400,9 @@ class Lab:
                 " or ".join(f"svc/{w}/{name}" for w in where)
         if where:
             return f"{len(where)} namespaces have a Service {name!r}; name one: svc/NAMESPACE/{name}"
-        names = ", ".join("svc/" + self.service_ref(s) for s in self.services) or "none"
+        # each as this client may name it: from a pod, its own namespace's bare, another's with that namespace
+        names = ", ".join("svc/" + (self.service_ref(s) if namespace is None else s.name if s.namespace == namespace
+                                    else f"{s.namespace}/{s.name}") for s in self.services) or "none"
         return f"lab {self.name} has no Service {name!r} (Services: {names})"
 
     def endpoints(self, svc: Service, port: ServicePort) -> list[tuple[PodInfo, int]]:

@@ -36,3 +36,14 @@ def test_two_namespaces_that_have_it_are_both_named():
         resolve_target(lab, "svc/svc-a", None, None, resolve_source(lab, "y-a"))
     with pytest.raises(UsageError, match="^namespace y has no Service svc-a; name it svc/x/svc-a or svc/z/svc-a$"):
         resolve_target(lab, "svc/y/svc-a", None, None, resolve_source(lab, "x-a"))
+
+
+def test_no_such_service_lists_each_as_the_client_may_name_it():
+    """QA qa58r 3: from a pod of namespace z, the list named svc/kube-dns, which that pod may not type."""
+    lab = load(model("mxsv", [], TWINS)).lab
+    with pytest.raises(UsageError) as err:
+        resolve_target(lab, "svc/nope", None, None, resolve_source(lab, "x-a"))
+    assert "svc/svc-a, svc/z/svc-a, svc/kube-system/kube-dns" in str(err.value), str(err.value)
+    with pytest.raises(UsageError) as err:
+        resolve_target(lab, "svc/nope", None, None, resolve_source(lab, "n1"))
+    assert "svc/x/svc-a, svc/z/svc-a, svc/kube-dns" in str(err.value), str(err.value)  # a node's: as before
