@@ -226,8 +226,9 @@ class StateElsewhere(EnvironmentNotReady):
         # `down` they did not ask for (a probe answered with one: QA docs58 2). Outside the CLI: a read, status.
         typed = command_typed()
         words = shlex.join(typed) if typed else f"status --lab {lab}"
-        # a lab the words do not name ($NETLAB_LAB, which sudo drops too; the only lab up here): named after sudo
-        named = not typed or _names_lab(typed)
+        # a lab the words do not name ($NETLAB_LAB, which sudo drops too; the only lab up here): named after sudo;
+        # not for `list`, which lists every lab of the folder and reads no NETLAB_LAB
+        named = not typed or _names_lab(typed) or typed[0] == "list"
         way = (f"run the program with NETLAB_STATE_DIR={use} in its environment (read as netlab is imported)" if api
                else f"`sudo NETLAB_STATE_DIR={use} {'' if named else f'NETLAB_LAB={lab} '}netlab {words}`")
         super().__init__(f"lab {lab} is up under {where}, not {state_dir.STATE_ROOT}: its namespaces "

@@ -250,3 +250,16 @@ def test_a_lab_named_by_netlab_lab_is_named_in_the_line_for_the_other_folder(mac
     assert proc.returncode == 3 and proc.stderr.count("\n") == 1, proc
     said = f"use that folder: `sudo NETLAB_STATE_DIR='{OTHER}' NETLAB_LAB={LAB} netlab {shlex.join(words)}`\n"
     assert proc.stderr.endswith(said), proc.stderr
+
+
+def test_list_s_line_for_the_other_folder_names_no_lab():
+    """QA qa58r 5: `list` lists every lab of the folder and reads no NETLAB_LAB: its line for a lab up under
+    another folder gave `NETLAB_LAB=L ... netlab list`, as if it picked one."""
+    from netlab.errors import typed_words
+
+    with typed_words(["list"]):
+        said = str(tags.StateElsewhere("qsl", ["qsl-n1"], "/tmp/other st"))
+    assert said.endswith("use that folder: `sudo NETLAB_STATE_DIR='/tmp/other st' netlab list`"), said
+    with typed_words(["status"]):
+        said = str(tags.StateElsewhere("qsl", ["qsl-n1"], "/tmp/other st"))
+    assert said.endswith("`sudo NETLAB_STATE_DIR='/tmp/other st' NETLAB_LAB=qsl netlab status`"), said
