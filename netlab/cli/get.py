@@ -15,7 +15,7 @@ from netlab.cli.options import lab_options
 from netlab.cli.output import output_option, print_json
 from netlab.cli.complete import complete_kind_names
 from netlab.cli.style import highlight, table
-from netlab.errors import EXIT_CHECKS_FAILED, UsageError, netlab_command
+from netlab.errors import EXIT_CHECKS_FAILED, UsageError, command_typed, netlab_command
 
 if TYPE_CHECKING:
     from netlab.api.results import ContainerInfo, NodeInfo, PodInfo, ServiceInfo
@@ -46,10 +46,13 @@ def _no_namespace_option(ctx: click.Context, param: click.Parameter, value: Any)
     """kubectl's -A and -n NAMESPACE, which a kubectl user types: netlab's get lists every namespace already."""
     if value in (None, False) or ctx.resilient_parsing:
         return
+    long = "--all-namespaces" if param.name == "all_namespaces" else "--namespace"
+    typed = next((w for w in command_typed() or () if w.startswith(long)), None)
+    flag = long if typed else "-A" if param.name == "all_namespaces" else "-n"  # as the user typed it
     if param.name == "all_namespaces":
-        raise UsageError("get lists every Kubernetes namespace already, as kubectl get -A does: drop -A")
-    raise UsageError(f"get takes no -n: it lists every Kubernetes namespace; name one's objects as NAMESPACE/NAME "
-                     f"(`{netlab_command(f'get pods {shlex.quote(str(value))}/NAME')}`), or drop -n")
+        raise UsageError(f"get lists every Kubernetes namespace already, as kubectl get -A does: drop {flag}")
+    raise UsageError(f"get takes no {flag}: it lists every Kubernetes namespace; name one's objects as NAMESPACE/NAME "
+                     f"(`{netlab_command(f'get pods {shlex.quote(str(value))}/NAME')}`), or drop {flag}")
 
 
 @cli.command("get")

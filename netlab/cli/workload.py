@@ -31,14 +31,19 @@ def _shell() -> list[str]:
     reads commands from standard input (``echo hostname | netlab exec web-1``). As root, a $SHELL someone other
     than root and the invoking user can change (model/trust.py, the rule of a container's command) is passed
     over, in a note line: bash or sh instead."""
+    passed = None
     for path in (os.environ.get("SHELL", ""), *SHELLS):
         if path and os.path.isabs(path) and os.access(path, os.X_OK):
             why = _refused(path)
             if why is not None:
-                click.echo(f"netlab: not your shell {why}; a standard shell instead", err=True)
+                passed = passed or why
                 continue
-            return [path, "-i"] if _stdin_is_terminal() else [path]
-    return ["/bin/sh"]
+            break
+    else:
+        path = "/bin/sh"
+    if passed is not None:
+        click.echo(f"netlab: not your shell {passed}; {path} instead", err=True)
+    return [path, "-i"] if _stdin_is_terminal() else [path]
 
 
 def _refused(program: str) -> str | None:

@@ -33,7 +33,7 @@ def test_a_shell_of_someone_elses_is_passed_over_with_a_note(shell, capsys):
     assert capsys.readouterr().err == (
         f"netlab: not your shell {shell}: netlab runs as root and would run it as root, but it is owned by nobody "
         "(mode 755), not by root or you; make it root's (or yours) and writable by no one else (chmod go-w), or "
-        "copy it to a folder of yours; a standard shell instead\n")
+        "copy it to a folder of yours; /bin/bash instead\n")
 
 
 def test_your_own_shell_and_roots_are_run(shell, capsys, monkeypatch):

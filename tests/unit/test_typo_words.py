@@ -33,7 +33,8 @@ def test_get_of_a_mistyped_kind_names_the_closest_one():
 def test_get_all_namespaces_says_every_namespace_is_listed(option):
     proc = run_cli("get", "pods", *option)
     assert (proc.returncode, proc.stdout) == (2, "")
-    assert proc.stderr == "netlab: get lists every Kubernetes namespace already, as kubectl get -A does: drop -A\n"
+    assert proc.stderr == ("netlab: get lists every Kubernetes namespace already, as kubectl get -A does: "
+                           f"drop {option[0]}\n")  # the flag as typed
 
 
 @pytest.mark.parametrize("option", [["-n", "default"], ["--namespace", "default"]])
@@ -41,5 +42,5 @@ def test_get_namespace_says_how_to_name_a_namespaces_objects(option, monkeypatch
     monkeypatch.delenv("NETLAB_STATE_DIR", raising=False)
     proc = run_cli("get", "svc", *option)
     assert (proc.returncode, proc.stdout) == (2, "")
-    assert proc.stderr == ("netlab: get takes no -n: it lists every Kubernetes namespace; name one's objects as "
-                           "NAMESPACE/NAME (`sudo netlab get pods default/NAME`), or drop -n\n")
+    assert proc.stderr == (f"netlab: get takes no {option[0]}: it lists every Kubernetes namespace; name one's "
+                           f"objects as NAMESPACE/NAME (`sudo netlab get pods default/NAME`), or drop {option[0]}\n")
