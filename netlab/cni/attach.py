@@ -66,10 +66,23 @@ def add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], record
     announced: list[Announce] = []
     from concurrent.futures import ThreadPoolExecutor  # here: every `up` loads this module (cni.lifecycle's preflight)
 
+    # One pod of each node first, the nodes side by side, then the rest: the bridge plugin makes a node's bridge
+    # at the first ADD there, and the bridge's MAC settles during that ADD (a port joins it, the plugin sets it);
+    # a second ADD meanwhile could read another MAC into its result, which failed every later CHECK ("Bridge
+    # interface cni0 Mac doesn't match", seen in CI). A kubelet's concurrent sandboxes race the same way, but
+    # nothing CHECKs them.
+    firsts = list({pod.node: pod for pod in reversed(todo)}.values())
+    first_names = {pod.name for pod in firsts}
+    waves = [firsts, [pod for pod in todo if pod.name not in first_names]]
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
-        futures = {pod.name: pool.submit(attach_or_restore, rt_, lab, pod, records, previous.get(pod.name), running,
-                                         retry) for pod in todo}
-        for name, fut in futures.items():
+        futures = {}
+        for wave in waves:
+            futures.update({pod.name: pool.submit(attach_or_restore, rt_, lab, pod, records, previous.get(pod.name),
+                                                  running, retry) for pod in wave})
+            for pod in wave:
+                futures[pod.name].exception()  # this wave done before the next begins
+        for name in [pod.name for pod in todo]:
+            fut = futures[name]
             result, failed, unchecked, again = fut.result()
             if failed is not None:
                 failures[name] = (failed, again)
