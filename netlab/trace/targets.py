@@ -118,7 +118,7 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
     named = {p.name for p in lab.pods} | {n.name for n in lab.nodes} | {h for h, _ in lab.internet_hosts}
     if port_text.isdigit() and (is_ip(host) or host in named or host.startswith(("svc/", "service/"))):  # curl's form
         raise UsageError(f"lab {lab.name}: {spec!r} names a port in the destination; trace takes it as --port: "
-                         f"{netlab_command(f'trace --lab {lab.name} {src.name} {shlex.quote(host)} --port {port_text}')}")
+                         + netlab_command(f"trace --lab {lab.name} {src.name} {shlex.quote(host)} --port {port_text}"))
     raise UsageError(f"lab {lab.name} has no pod, node, internet host or Service {spec!r} "
                      f"({_names(lab)}; Services as svc/NAME)")
 
