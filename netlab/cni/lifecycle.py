@@ -468,6 +468,9 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             if pod.name in lab.terminal:  # its sandbox stopped, or to stop (cni/terminated.py): neither CHECK nor ADD
                 out += T.drift(pod.name, prec)
                 continue
+            if again := T.runs_again(pod.name, prec, state):  # its DEL ran: no "deleted under it", no second DEL
+                out += again
+                continue
             if prec is not None and prec.get("phase") != DELETED and (prec.get(SANDBOX_GONE)
                                                                        or not is_netns_mount(pod.netns)):
                 out.append(f"cni: pod {pod.name}'s network namespace is gone (deleted under it): up runs the CNI DEL "

@@ -92,6 +92,19 @@ def drift(name: str, prec: Any) -> list[str]:
             "pod's sandbox"]
 
 
+def runs_again(name: str, prec: Any, state: LabState) -> list[str]:
+    """status's line for pod ``name`` that is not terminal now but whose sandbox was stopped as terminal (``prec``: its
+    record): up ADDs it as a new sandbox, with no DEL (that ran), making its namespace again where up removed it."""
+    if not closed(prec):
+        return []
+    if prec.get("netns") not in state.netns:
+        what, made = "up removed its stopped sandbox's network namespace", "makes its namespace again and "
+    else:
+        what, made = "the CNI DEL of its stopped sandbox ran", ""
+    return [f"cni: pod {name} terminated and {what}, but it runs again now (its containers do not all exit for good: "
+            f"its command changed): up {made}ADDs a new sandbox"]
+
+
 def released(state: LabState) -> frozenset[str]:
     """The terminal pods whose stopped sandbox's DEL ran and whose network namespace up removed since (the state
     lists it no more): nothing of theirs to enter."""

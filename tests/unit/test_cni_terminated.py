@@ -145,8 +145,11 @@ def test_a_terminated_pod_that_runs_again_is_added_as_a_new_sandbox(world):
     done.add("a")
     up(lab, k)
     done.clear()  # its command changed: up starts it again, and it is not terminal
-    assert _drift(lab.name, k) == ["missing: namespace fktm-a",  # removed with its stopped sandbox
-                                   "cni: pod a is not attached through CNI (up attaches it)"]
+    assert _drift(lab.name, k) == [
+        "missing: namespace fktm-a",  # removed with its stopped sandbox
+        "cni: pod a terminated and up removed its stopped sandbox's network namespace, but it runs again now (its "
+        "containers do not all exit for good: its command changed): up makes its namespace again and ADDs a new "
+        "sandbox"]
     plugins.calls.clear()
     assert "fktm-a" in up(lab, k).created_netns  # a new sandbox: its namespace made again, then ADDed
     assert [(p, c) for p, c, _ in plugins.of("a")] == [("loopback", "ADD"), ("chain", "ADD")]
@@ -168,3 +171,25 @@ def test_a_terminal_pod_s_namespace_unmounted_by_hand_leaves_no_placeholder_behi
     done.discard("a")  # it runs again (its command changed): a new sandbox, its namespace made anew
     up(lab, k)
     assert k.netns_mounted("fktm-a")
+
+
+def test_a_terminated_pod_that_runs_again_with_its_namespace_really_gone_is_not_called_deleted_under_it(world,
+                                                                                                          monkeypatch):
+    """QA late58 1: the pod's namespace, removed by up with its stopped sandbox, is gone from the machine too (the
+    fixture's is_netns_mount says every namespace is mounted): status said "deleted under it: up runs the CNI DEL of
+    its old sandbox", but up runs no second DEL; it makes the namespace and ADDs a new sandbox."""
+    lab, plugins, done, k = world
+    monkeypatch.setattr(lifecycle, "is_netns_mount", k.netns_mounted)
+    up(lab, k)
+    done.add("a")
+    up(lab, k)
+    done.clear()  # its command changed: it runs again
+    assert _drift(lab.name, k) == [
+        "missing: namespace fktm-a",
+        "cni: pod a terminated and up removed its stopped sandbox's network namespace, but it runs again now (its "
+        "containers do not all exit for good: its command changed): up makes its namespace again and ADDs a new "
+        "sandbox"]
+    plugins.calls.clear()
+    up(lab, k)
+    assert [(p, c) for p, c, _ in plugins.of("a")] == [("loopback", "ADD"), ("chain", "ADD")]  # no DEL
+    assert _drift(lab.name, k) == []
