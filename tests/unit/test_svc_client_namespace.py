@@ -47,3 +47,17 @@ def test_no_such_service_lists_each_as_the_client_may_name_it():
     with pytest.raises(UsageError) as err:
         resolve_target(lab, "svc/nope", None, None, resolve_source(lab, "n1"))
     assert "svc/x/svc-a, svc/z/svc-a, svc/kube-dns" in str(err.value), str(err.value)  # a node's: as before
+
+
+def test_trace_names_the_service_as_the_client_pod_would_type_it():
+    """QA late58 2: from pod y-a, svc/x/svc-a was named "svc/svc-a" in trace's header and result, which fails there
+    (namespace y has no svc-a); from its own namespace the bare name; from a node as before (the lab-wide name)."""
+    lab = load(model("mxsv", [], ONLY_X)).lab
+    assert resolve_target(lab, "svc/x/svc-a", None, None, resolve_source(lab, "y-a")).name == "svc/x/svc-a"
+    assert resolve_target(lab, "svc/x/svc-a", None, None, resolve_source(lab, "x-b")).name == "svc/svc-a"
+    assert resolve_target(lab, "svc/svc-a", None, None, resolve_source(lab, "x-b")).name == "svc/svc-a"
+    assert resolve_target(lab, "svc/x/svc-a", None, None, resolve_source(lab, "n1")).name == "svc/svc-a"
+    twins = load(model("mxsv", [], TWINS)).lab
+    assert resolve_target(twins, "svc/z/svc-a", None, None, resolve_source(twins, "x-a")).name == "svc/z/svc-a"
+    assert resolve_target(twins, "svc/svc-a", None, None, resolve_source(twins, "x-a")).name == "svc/svc-a"
+    assert resolve_target(twins, "svc/x/svc-a", None, None, resolve_source(twins, "n1")).name == "svc/x/svc-a"
