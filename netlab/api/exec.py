@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
-from netlab.errors import EnvironmentNotReady, UsageError, display_path, from_file_way, status_way
+from netlab.errors import EnvironmentNotReady, NetnsGone, UsageError, display_path, from_file_way, status_way
 from netlab.model.lab import Lab, PodInfo
 from netlab.cni.edited import lab_netns_gone, repair_command
 from netlab.cni.terminated import released, released_line
@@ -78,14 +78,19 @@ def names(lab: Lab) -> list[str]:
     return [n.name for n in lab.nodes] + [p.name for p in lab.pods] + [h for h, _ in lab.internet_hosts]
 
 
-def exec_target(state: LabState, lab: Lab, name: str) -> Target:
-    """The namespaces of pod, node or internet host ``name`` (or ``underlay``) of a running lab."""
+def exec_target(state: LabState, lab: Lab, name: str, gone: bool = False) -> Target:
+    """The namespaces of pod, node or internet host ``name`` (or ``underlay``) of a running lab (``gone``: a reader
+    of the namespace asks, inspect: a terminal pod's removed one is said as trace and capture say it, exit 2)."""
     netns = lab.netns_of(name)
     if netns is None:
         known = names(lab)
         shown = ", ".join(known[:15]) + (", ..." if len(known) > 15 else "")
         raise UsageError(f"lab {lab.name} has no pod, node or host {name!r} (it has: {shown}, underlay)")
     if netns not in state.netns and name in released(state):  # a terminal pod's stopped sandbox (cni/terminated.py)
+        if gone:
+            exc = NetnsGone(netns, netns_path(netns), lab.name, lab_up=True)
+            exc.taken_down = released_line(name, gone=True)
+            raise exc
         raise EnvironmentNotReady(released_line(name))
     if netns not in state.netns:
         raise UsageError(f"{name} is not part of the running lab {lab.name}; `{from_file_way(api=False)}` of the "

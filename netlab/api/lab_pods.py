@@ -62,7 +62,7 @@ class PodActions(InCallersWords):
             check_str("name", name)
             if sections is not None:  # a str: one section, or several comma-separated (as -s takes them)
                 sections = section_names(items("sections", sections, (*INSPECT_SECTIONS, *ALIASES)))
-        netns = exec_target(self.state(), self.model, name).netns
+        netns = exec_target(self.state(), self.model, name, gone=True).netns
         is_node = any(n.name == name for n in self.model.nodes)
         is_pod = any(p.name == name for p in self.model.pods)
         if sections is not None and "files" in sections and not (is_node or is_pod):  # asked for: said, not empty

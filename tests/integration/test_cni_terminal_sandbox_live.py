@@ -78,6 +78,10 @@ def test_a_terminal_pod_s_namespace_goes_with_its_stopped_sandbox(labs, tmp_path
     ex = netlab("exec", "--lab", lab, "a", "--", "true", check=False)
     assert (ex.returncode, ex.stderr) == (3, f"netlab: {REMOVED}, so nothing runs in it to exec into, as kubectl "
                                               "says \"cannot exec into a container in a completed pod\"\n"), ex
+    for way in ((), ("-o", "json")):  # QA late58 3: as trace and capture say it (exit 2), not exec's words (exit 3)
+        ins = netlab("inspect", "--lab", lab, "a", *way, check=False)
+        assert (ins.returncode, ins.stderr) == (2, f"netlab: {REMOVED}: nothing there sends or answers, and no "
+                                                   "interface holds its address\n"), ins
     logs = netlab("logs", "--lab", lab, "a", check=False)
     assert (logs.returncode, logs.stdout) == (0, ""), logs
     assert logs.stderr == f"netlab: {REMOVED}; this is what its container's last run wrote\n", logs.stderr
