@@ -30,7 +30,7 @@ def svc(monkeypatch, tmp_path):
     monkeypatch.setattr(api.Lab, "state", lambda self: types.SimpleNamespace(lab="svc"))
     monkeypatch.setattr(api.Lab, "attach", classmethod(lambda cls, name=None: cls("svc")))
     monkeypatch.setattr("netlab.api.exec.exec_target",
-                        lambda state, m, name: types.SimpleNamespace(netns=f"svc-{name}"))
+                        lambda state, m, name, gone=False: types.SimpleNamespace(netns=f"svc-{name}"))
     monkeypatch.setattr("netlab.trace.inspect.inspect",
                         lambda netns, lab, sections: {"netns": netns, "what": "pod" if "-" in netns else "?"})
     monkeypatch.setattr("netlab.cli.trace.require_root", lambda: None)
