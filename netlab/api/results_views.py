@@ -87,7 +87,7 @@ class PodInfo:
     name: str
     node: str
     ip: str
-    netns: str
+    netns: str | None  # None: a terminal pod whose network namespace up removed with its stopped sandbox
     mac: str
     labels: Mapping[str, str]
     containers: tuple[ContainerInfo, ...]

@@ -28,6 +28,7 @@ from netlab.model.lab import PodInfo as ModelPod
 from netlab.model.topology import Service
 from netlab.plan.service_port_info import service_ports  # not plan.services: its rules, which `get` never makes
 from netlab.realize.attachments import detached, terminated_ips
+from netlab.cni.terminated import released
 from netlab.realize.state import LabState, up_command
 from netlab.workload.lifecycle import container_argv, uts_path
 from netlab.model.echo_ports import echo_ports
@@ -165,6 +166,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
     cut = detached(state, lab)  # no network from their CNI plugins (not attached yet, a re-attach cut short, or
     # failed): no eth0, no address
     kept = terminated_ips(state)  # a terminal pod's sandbox DELed: its status keeps the IP it had, as the API does
+    removed = released(state)  # and its network namespace removed with it: it has none (cni/terminated.py)
     out = []
     for pod in lab.pods:
         if not match(pod.labels):
@@ -196,13 +198,14 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
         # (its containers, if any still run, run on in the old, nameless one), or deleted and made again.
         netns_gone = old_netns or (sandbox is None and state.netns.get(pod.netns) == "created")
         out.append(PodInfo(name=pod.name, node=pod.node, ip="" if pod.name in cut else kept.get(pod.name, str(pod.ip)),
-                           netns=pod.netns, mac=pod.mac, network_detached=pod.name in cut,
+                           netns=None if pod.name in removed else pod.netns, mac=pod.mac,
+                           network_detached=pod.name in cut,
                            labels=FrozenDict(pod.labels), containers=tuple(containers),
                            added=is_added_pod(pod), namespace=pod.spec.namespace,
                            created=_pod_created(state, pod.name) or sandbox,
                            netns_gone=netns_gone, hostname=pod.spec.hostname, subdomain=pod.spec.subdomain))
     # (their UTS namespaces: asked of a lab a down is at work on, or left halfway, alone)
-    missing = _missing(lab.name, [(p.name, f"pod {p.name}", p.netns, p.netns_gone) for p in out],
+    missing = _missing(lab.name, [(p.name, f"pod {p.name}", p.netns or "", p.netns_gone) for p in out],
                        uts=state.phase == "deleting")
     if missing is not None:  # SandboxChanged, or its UTS namespace gone: a `netlab down` deleting them?
         from netlab.realize.interrupted import taken_down

@@ -213,7 +213,7 @@ def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[s
     for p in pods:
         row = [p.name, p.ready, p.status, str(p.restarts), age(p.created, now), p.node, p.ip or "<none>"]
         if wide:
-            row += [p.netns, " ".join(_container_column(c) for c in p.containers),
+            row += [p.netns or "<none>", " ".join(_container_column(c) for c in p.containers),
                     ",".join(f"{k}={v}" for k, v in p.labels.items()) or "<none>"]
         rows.append(row)
     return headers, rows

@@ -74,6 +74,14 @@ def test_a_terminal_pod_s_namespace_goes_with_its_stopped_sandbox(labs, tmp_path
     assert status.stdout.endswith("all as planned\n") and "namespace" not in status.stdout, status.stdout
     got = pod_a(lab)
     assert (got["status"], got["ip"], got["network_detached"]) == ("Completed", a_ip, False), got
+    # QA late58 4: no network namespace (removed with its stopped sandbox): none, as kubectl prints one it lacks
+    assert got["netns"] is None and got["netns_gone"] is False, got
+    items = json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]
+    assert [p["netns"] for p in items if p["name"] == "a"] == [None], items
+    head, *rows = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout.splitlines()
+    cols = {r.split()[head.split().index("NAME")]: r.split() for r in rows}
+    assert (cols["a"][head.split().index("NETNS")], cols["b"][head.split().index("NETNS")]) == (
+        "<none>", f"{lab}-b"), (head, rows)
 
     ex = netlab("exec", "--lab", lab, "a", "--", "true", check=False)
     assert (ex.returncode, ex.stderr) == (3, f"netlab: {REMOVED}, so nothing runs in it to exec into, as kubectl "
