@@ -168,8 +168,7 @@ def complete_targets(ctx: click.Context, incomplete: str) -> list[CompletionItem
     src = ctx.params.get("src")
     pod = next((p for p in model.pods if p.name == src), None) if model is not None and src else None
     if pod is not None:
-        services = [s.name if s.namespace == pod.spec.namespace else f"{s.namespace}/{s.name}"
-                    for s in model.services]
+        services = [model.service_ref_from(s, pod.spec.namespace) for s in model.services]
     return _items(pods + others + [f"svc/{s}" for s in services], incomplete)
 
 

@@ -383,6 +383,13 @@ class Lab:
         twins = sum(1 for s in self.topo.services if s.name == svc.name)
         return svc.name if twins == 1 else f"{svc.namespace}/{svc.name}"
 
+    def service_ref_from(self, svc: Service, namespace: str | None) -> str:
+        """How a client of Kubernetes namespace ``namespace`` names a Service (svc/REF takes it): its own namespace's
+        bare, another's as NS/NAME (a pod's DNS search path); with none (a node, the internet) :meth:`service_ref`."""
+        if namespace is None:
+            return self.service_ref(svc)
+        return svc.name if svc.namespace == namespace else f"{svc.namespace}/{svc.name}"
+
     def find_service(self, ref: str, namespace: str | None = None) -> Service | None:
         """The Service ``ref`` names (``web`` or ``x/web``); a bare name from a pod of ``namespace`` is the one
         of that namespace, as its DNS search path resolves it (``web.<namespace>.svc.cluster.local``); with no
@@ -400,9 +407,7 @@ class Lab:
                 " or ".join(f"svc/{w}/{name}" for w in where)
         if where:
             return f"{len(where)} namespaces have a Service {name!r}; name one: svc/NAMESPACE/{name}"
-        # each as this client may name it: from a pod, its own namespace's bare, another's with that namespace
-        names = ", ".join("svc/" + (self.service_ref(s) if namespace is None else s.name if s.namespace == namespace
-                                    else f"{s.namespace}/{s.name}") for s in self.services) or "none"
+        names = ", ".join("svc/" + self.service_ref_from(s, namespace) for s in self.services) or "none"
         return f"lab {self.name} has no Service {name!r} (Services: {names})"
 
     def endpoints(self, svc: Service, port: ServicePort) -> list[tuple[PodInfo, int]]:

@@ -208,9 +208,8 @@ def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, sr
                              f"externalIPs has one); trace to a node and its nodePort instead: netlab trace --lab "
                              f"{lab.name} {src.name} NODE --proto tcp --port N")
         ip = str(lb) if lb is not None else str(svc.external_ips[0])
-    ref = lab.service_ref(svc)  # the lab-wide name (capture_namespaces finds it by that); said as the client types it:
-    said = ref if client_ns is None else svc.name if svc.namespace == client_ns else f"{svc.namespace}/{svc.name}"
-    return Endpoint(f"svc/{said}", "service", ip, None, port=(chosen.port if chosen else port),
+    ref = lab.service_ref(svc)  # the lab-wide name (capture_namespaces finds it by that); said as the client types it
+    return Endpoint(f"svc/{lab.service_ref_from(svc, client_ns)}", "service", ip, None, port=(chosen.port if chosen else port),
                     proto=chosen.protocol.lower() if chosen else proto, service=ref)
 
 
