@@ -24,7 +24,7 @@ def test_reach_of_a_flow_a_policy_denies_is_as_expected_and_names_the_policy(net
     assert allowed.reachable and allowed.answered_by == "api" and allowed.as_expected
     assert allowed.reason.startswith("policy: allowed by policy prod/api-from-fe, ingress rule 1")
     # Through the Service: judged at its endpoint, after the DNAT, as probe judges it.
-    svc = netlab_lab.reach("dev1", "svc/api", proto="tcp", port=80)
+    svc = netlab_lab.reach("dev1", "svc/prod/api", proto="tcp", port=80)  # another namespace's
     assert not svc.reachable and svc.as_expected and svc.reason == "service; " + REACH_DENIED, svc.problems
     # probe's expectation for the same flows is reach's, word for word.
     report = netlab_lab.probe(protos=("tcp",))
