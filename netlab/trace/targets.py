@@ -209,8 +209,9 @@ def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, sr
                              f"{lab.name} {src.name} NODE --proto tcp --port N")
         ip = str(lb) if lb is not None else str(svc.external_ips[0])
     ref = lab.service_ref(svc)  # the lab-wide name (capture_namespaces finds it by that); said as the client types it
-    return Endpoint(f"svc/{lab.service_ref_from(svc, client_ns)}", "service", ip, None, port=(chosen.port if chosen else port),
-                    proto=chosen.protocol.lower() if chosen else proto, service=ref)
+    return Endpoint(f"svc/{lab.service_ref_from(svc, client_ns)}", "service", ip, None,
+                    port=(chosen.port if chosen else port), proto=chosen.protocol.lower() if chosen else proto,
+                    service=ref)
 
 
 def _names(lab: Lab) -> str:
