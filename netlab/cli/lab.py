@@ -348,7 +348,9 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
         else:
             click.echo("no lab is up; nothing to do")
         return
-    released = _released(lab_name)  # before down forgets them
+    from netlab.cni.terminated import released_namespaces
+
+    released = frozenset(released_namespaces(lab_name).values())  # before down forgets them
     bar, progress = progress_bar()
     try:
         if bar:
@@ -371,13 +373,6 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
                  if os.path.basename(os.path.dirname(path)) not in {*result.removed_netns, *released}]
         click.echo(f"lab {lab_name} is down ({plural(len(result.removed_netns), 'namespace')} removed"
                    f"{pod_files_words(alone)}{stopped_words(result.stopped_processes)})")
-
-
-def _released(lab_name: str) -> frozenset[str]:
-    """The namespaces of lab ``lab_name``'s terminal pods that up removed with their stopped sandbox."""
-    from netlab.cni.terminated import released_namespaces
-
-    return frozenset(released_namespaces(lab_name).values())
 
 
 def pod_files_words(paths: Sequence[str]) -> str:

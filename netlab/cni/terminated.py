@@ -127,8 +127,9 @@ def released_namespaces(lab_name: str) -> dict[str, str]:
         return {}
     if state is None:
         return {}
-    pods = state.extra[KEY]["pods"] if released(state) else {}
-    return {name: str(pods[name].get("netns")) for name in released(state)}
+    names = released(state)
+    pods = state.extra[KEY]["pods"] if names else {}
+    return {name: str(pods[name].get("netns")) for name in names}
 
 
 def released_netns(lab: Lab) -> frozenset[str]:
