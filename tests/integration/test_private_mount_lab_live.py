@@ -23,6 +23,12 @@ pytestmark = pytest.mark.skipif(shutil.which("unshare") is None or shutil.which(
                                 reason="needs util-linux's unshare and nsenter")
 
 
+def down_there(pid: int, lab: str) -> None:
+    """The lab taken down in the mount namespace of process ``pid``, where it was made (the test's clean-up)."""
+    subprocess.run(["nsenter", f"--mount=/proc/{pid}/ns/mnt", *NETLAB, "down", "--lab", lab], capture_output=True,
+                   timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+
+
 def test_a_lab_of_another_mount_namespace_is_said_so_and_left_as_it_is(tmp_path):
     lab = unique_lab("cp")
     path = write_topology(tmp_path, svc_lab(lab), "topo.yaml")
@@ -42,8 +48,7 @@ def test_a_lab_of_another_mount_namespace_is_said_so_and_left_as_it_is(tmp_path)
         assert dnsmasq_of(lab) == dns and os.path.exists(state_path(lab, "state.json"))  # nothing changed
     finally:
         if dns:
-            subprocess.run(["nsenter", f"--mount=/proc/{dns[0]}/ns/mnt", *NETLAB, "down", "--lab", lab],
-                           capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+            down_there(dns[0], lab)
     assert dnsmasq_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
 
 
@@ -69,8 +74,7 @@ def test_down_force_of_a_lab_of_another_mount_namespace_is_refused_too(tmp_path)
         assert dnsmasq_of(lab) == dns and os.path.exists(state_path(lab, "state.json"))  # nothing changed
     finally:
         if dns:
-            subprocess.run(["nsenter", f"--mount=/proc/{dns[0]}/ns/mnt", *NETLAB, "down", "--lab", lab],
-                           capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+            down_there(dns[0], lab)
     assert dnsmasq_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
 
 
@@ -91,8 +95,7 @@ def test_a_lab_with_no_container_of_another_mount_namespace_is_told_by_its_echo_
         assert echo_server_of(lab) == echo and os.path.exists(state_path(lab, "state.json"))  # nothing changed
     finally:
         if echo:
-            subprocess.run(["nsenter", f"--mount=/proc/{echo[0]}/ns/mnt", *NETLAB, "down", "--lab", lab],
-                           capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+            down_there(echo[0], lab)
     assert echo_server_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
 
 
@@ -114,6 +117,5 @@ def test_list_without_sys_ptrace_lists_a_lab_of_another_mount_namespace_and_says
         assert run("list").stderr.count(f"lab {lab} was made in another mount namespace") == 1
     finally:
         if echo:
-            subprocess.run(["nsenter", f"--mount=/proc/{echo[0]}/ns/mnt", *NETLAB, "down", "--lab", lab],
-                           capture_output=True, timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+            down_there(echo[0], lab)
     assert echo_server_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
