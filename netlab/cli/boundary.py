@@ -61,8 +61,8 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         # An error that a stop signal caused, or raised once one came, is the signal's line (unless it is one)
         if exc.exit_code < 128 and signals.stop_of(exc) is not None:
             sys.exit(signals.said(exc))
-        if obj.get("debug") and not isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal: its line
-            raise
+        if not isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal: its line alone
+            _traceback_for_debug(obj, exc)
         located = isinstance(exc, TopologyError)  # already FILE[:LINE]: field: message
         if isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal (netlab's Interrupted says its lab's fate)
             endings.end_caret(exc.__cause__)
@@ -89,8 +89,7 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
     except PermissionError as exc:
         if signals.stop_of(exc) is not None:
             sys.exit(signals.said(exc))
-        if obj.get("debug"):
-            raise
+        _traceback_for_debug(obj, exc)
         from netlab.kernel.caps import denied
 
         said = denied(exc)
@@ -100,13 +99,24 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
     except Exception as exc:  # a full disk or the open-files limit (an OSError, or an error one became on its way):
         # one line, exit 3; a stop signal's exception that Python wrapped (signals.stop_of): its line; else a bug
         full = isinstance(exc, OSError) and exc.errno in DISK_FULL
-        if signals.stop_of(exc) is not None or obj.get("debug") or not (full or open_files(exc)):
+        if signals.stop_of(exc) is not None or not (full or open_files(exc)):
             sys.exit(signals.said(exc))  # raised again when it is no stop signal
+        _traceback_for_debug(obj, exc)
         text = _unwritable(exc) if isinstance(exc, OSError) and full else "" if open_files(exc) is exc else str(exc)
         said = with_open_files(text, exc)
         click.echo(f"netlab: {said}", err=True)
         error_doc.write(obj, said, EXIT_ENVIRONMENT)
         sys.exit(EXIT_ENVIRONMENT)
+
+
+def _traceback_for_debug(obj: dict[str, Any], exc: BaseException) -> None:
+    """--debug: the Python traceback of an error netlab says in words, on stderr before its line. The line, the
+    -o json error document and the exit code stay what they are without --debug: a script that turns --debug on
+    to see why a step fails still branches on the same exit code."""
+    if obj.get("debug"):
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
 
 
 def _unwritable(exc: OSError) -> str:

@@ -316,7 +316,25 @@ def test_debug_is_netlabs_option_only_where_click_reads_it(tmp_path, monkeypatch
     assert theirs.returncode in (2, 3) and "Traceback" not in theirs.stderr, theirs.stderr
     assert len(theirs.stderr.splitlines()) == 1, theirs.stderr
     ours = run_cli("--debug", "exec", "--lab", "nolab", "x", "--", "grep", "y")
-    assert ours.returncode == 1 and "Traceback (most recent call last)" in ours.stderr, ours.stderr
+    assert ours.returncode == theirs.returncode and "Traceback (most recent call last)" in ours.stderr, ours.stderr
+    assert ours.stderr.splitlines()[-1] == theirs.stderr.strip()  # the traceback, then the same line
+
+
+def test_debug_keeps_the_errors_exit_code_and_json_document(tmp_path, monkeypatch):
+    """--debug adds the traceback: the exit code and -o json's error document stay those of the run without it (a
+    pipeline that turns --debug on to see why a step fails still branches the same way)."""
+    import json
+
+    from cli_inprocess import run_cli
+
+    monkeypatch.setenv("NETLAB_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr("netlab.realize.state_dir.STATE_ROOT", str(tmp_path))
+    missing = str(tmp_path / "missing.yaml")
+    for args in (("status", "--lab", "nolab", "-o", "json"), ("plan", "-t", missing, "-o", "json")):
+        plain, debug = run_cli(*args), run_cli("--debug", *args)
+        assert plain.returncode == debug.returncode == 2, (plain, debug)
+        assert json.loads(debug.stdout) == json.loads(plain.stdout), debug.stdout
+        assert "Traceback (most recent call last)" in debug.stderr and "Traceback" not in plain.stderr
 
 
 def test_ctrl_c_while_the_program_loads_is_one_line_and_130():
