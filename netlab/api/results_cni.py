@@ -34,6 +34,11 @@ class CniCall:
     killed_after_s: float | None = None  # netlab killed the call at this deadline (NETLAB_CNI_TIMEOUT)
 
     @property
+    def duration(self) -> float:
+        """Deprecated: ``elapsed_s`` (docs/json.md)."""
+        return self.elapsed_s
+
+    @property
     def ok(self) -> bool:
         """The plugin exited 0, and netlab did not kill the call at its deadline."""
         return self.exit_code == 0 and self.killed_after_s is None

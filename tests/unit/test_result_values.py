@@ -93,3 +93,27 @@ def test_a_result_goes_to_another_process_and_back():
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert pool.apply(_summary, (report,)) == ("x", 1)
         assert pool.apply(copy.copy, (report,)) == report  # and comes back equal
+
+
+def _aliased_classes() -> list[type]:
+    """Every result class of netlab.api with deprecated JSON keys (``__json_aliases__``), nested ones included."""
+    import importlib
+    import pkgutil
+
+    import netlab.api
+
+    found = set()
+    for info in pkgutil.iter_modules(netlab.api.__path__):
+        module = importlib.import_module(f"netlab.api.{info.name}")
+        found |= {cls for cls in vars(module).values()
+                  if isinstance(cls, type) and "__json_aliases__" in vars(cls) and dataclasses.is_dataclass(cls)}
+    return sorted(found, key=lambda cls: cls.__qualname__)
+
+
+@pytest.mark.parametrize("cls", _aliased_classes(), ids=lambda cls: cls.__qualname__)
+def test_every_deprecated_key_is_a_property_in_python(cls):
+    """docs/json.md: "In Python the old names are properties of the results", each the value of the field it names
+    now (``CniCall.duration`` was only a JSON key: AttributeError)."""
+    result = jsonio.from_json(cls, sample(cls))
+    for old, field in cls.__json_aliases__.items():
+        assert getattr(result, old) == getattr(result, field), (cls, old)
