@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from netlab.errors import TopologyError
+from netlab.errors import Problem, TopologyError
 
 DATA_FORMATS = ("json", "yaml")
 
@@ -31,8 +31,13 @@ def document(line: str, code: int, exc: BaseException | None = None) -> dict[str
     return {"error": line, "exit_code": code,
             "file": first.file if first else None, "line": first.line if first else None,
             "field": (first.field or None) if first else None,
-            "problems": [{"file": p.file, "line": p.line, "field": p.field or None, "message": p.message}
-                         for p in problems]}
+            "problems": [problem_json(p) for p in problems]}
+
+
+def problem_json(p: Problem) -> dict[str, Any]:
+    """A topology's problem as every JSON document lists it (validate's ``problems`` too): a problem of no field
+    (a file that cannot be read) has ``field`` null, not ""."""
+    return {"file": p.file, "line": p.line, "field": p.field or None, "message": p.message}
 
 
 def write(obj: dict[str, Any], line: str, code: int, exc: BaseException | None = None) -> None:

@@ -84,7 +84,9 @@ def validate(topology: str | None, output: str) -> None:
 
 
 def _problems_json(problems: list[Problem]) -> list[dict]:
-    return [{"file": p.file, "line": p.line, "field": p.field, "message": p.message} for p in problems]
+    from netlab.cli.error_doc import problem_json
+
+    return [problem_json(p) for p in problems]
 
 
 def _named(topology: str | None) -> str | None:

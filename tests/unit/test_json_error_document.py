@@ -133,3 +133,14 @@ def test_a_problem_about_no_field_has_a_null_field_in_problems_too(monkeypatch, 
     code, out, _ = run(monkeypatch, capsys, command(_raise(exc)), "-o", "json")
     doc = json.loads(out)
     assert code == 2 and doc["field"] is None and doc["problems"][0]["field"] is None, doc
+
+
+def test_validate_lists_a_problem_of_no_field_with_a_null_field(tmp_path):
+    """``validate -o json`` of a missing file wrote ``"field": ""`` where ``plan -o json``'s error document wrote
+    null for the same problem (QA qa59o): one shape for a problem in every document."""
+    missing = str(tmp_path / "missing.yaml")
+    valid = _netlab("validate", "-t", missing, "-o", "json")
+    plan = _netlab("plan", "-t", missing, "-o", "json")
+    problems = json.loads(valid.stdout)["problems"]
+    assert valid.returncode == plan.returncode == 2 and problems == json.loads(plan.stdout)["problems"], problems
+    assert problems[0]["field"] is None, problems
