@@ -247,6 +247,8 @@ class Inspection:
     what: str
     links: tuple[Mapping[str, Any], ...] | None = None
     addresses: tuple[Mapping[str, Any], ...] | None = None
+    # the main table (`ip -j route`'s words): dst, gateway, dev, prefsrc, protocol (the route's origin; proto beside
+    # it, deprecated), scope, type, onlink, text
     routes: tuple[Mapping[str, Any], ...] | None = None
     neighbours: tuple[Mapping[str, Any], ...] | None = None
     fdb: tuple[Mapping[str, Any], ...] | None = None

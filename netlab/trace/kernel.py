@@ -223,9 +223,12 @@ class LiveKernel(KernelTables):
         for r in rtnl_parse.parse_routes(self.conn(netns).dump(f"routes in {netns}", rtnl.route_dump())):
             if r.table != rtnl.RT_TABLE_MAIN:
                 continue
+            origin = rtnl.PROTO_NAMES.get(r.proto, str(r.proto))
+            # the route's origin is `protocol`, as `ip -j route` says it; `proto` beside it for one release
+            # (docs/json.md)
             out.append({"dst": f"{r.dst}/{r.dst_len}" if r.dst_len else "default", "gateway": r.gateway,
                         "dev": self.ifname(netns, r.oif) if r.oif else None, "prefsrc": r.prefsrc,
-                        "proto": rtnl.PROTO_NAMES.get(r.proto, str(r.proto)), "scope": rtnl.SCOPE_NAMES.get(r.scope),
+                        "protocol": origin, "proto": origin, "scope": rtnl.SCOPE_NAMES.get(r.scope),
                         "type": rtnl.ROUTE_TYPE_NAMES.get(r.type), "onlink": bool(r.flags & rtnl.RTNH_F_ONLINK),
                         "text": self._route_text(netns, r)})
         return out

@@ -88,14 +88,21 @@ def status_json() -> dict[str, Any]:
 
 
 def inspect_json() -> dict[str, Any]:
-    """inspect's sockets section, the kernel's answer a stand-in (tests/unit/test_msg_inspect_sections.py)."""
+    """inspect's sockets and routes sections, the kernel's answers stand-ins (tests/unit/test_msg_inspect_sections.py;
+    the routes' netlink dump as tests/unit/test_trace_kernel.py's socket answers it)."""
+    from test_trace_kernel import KernelSocket
+
+    from netlab.kernel import netlink as nl
     from netlab.kernel.sockdiag import Bound
     from netlab.trace import inspect as tinspect
     from netlab.trace.kernel import LiveKernel
 
+    sock = KernelSocket()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(LiveKernel, "sockets", lambda self, netns, proto: [Bound(2, "0.0.0.0", 8080, 10)])
-        return json.loads(json.dumps({"lab": "l", **tinspect.inspect("l-n1", None, ["sockets"])}))
+        mp.setattr(nl, "_readable", lambda s, t: bool(sock.queue))
+        mp.setattr(LiveKernel, "conn", lambda self, netns: nl.Conn(sock=sock, timeout=1))
+        return json.loads(json.dumps({"lab": "l", **tinspect.inspect("l-n1", None, ["sockets", "routes"])}))
 
 
 OUTPUTS = {"probe": probe_json, "trace": trace_json, "policy table": policy_json, "cni log": cni_json,

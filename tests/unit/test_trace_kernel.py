@@ -200,7 +200,11 @@ def test_main_table_as_ip_route_prints_it_and_bridge_ports(kernel):
         "10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1",
         "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink"]  # the local table's entry is not the main table's
     first = kernel.routes(NS)[0]
-    assert (first["dst"], first["proto"], first["scope"], first["type"]) == ("default", "boot", "global", "unicast")
+    # the route's origin is `protocol`, as `ip -j route` says it (`proto` beside it, deprecated: docs/json.md)
+    assert (first["dst"], first["protocol"], first["scope"], first["type"]) == ("default", "boot", "global",
+                                                                               "unicast")
+    assert [r["protocol"] for r in kernel.routes(NS)] == [r["proto"] for r in kernel.routes(NS)] == [
+        "boot", "kernel", "boot"]
     assert kernel.bridge_ports(NS) == [{"bridge": "cni0", "port": "veth1", "state": "forwarding", "hairpin": True,
                                         "learning": False}]
 
