@@ -41,6 +41,12 @@ class Unmendable(str):
 # The end of status's line of a pod whose CNI CHECK fails as right after its own fresh ADD (an Unmendable): read
 # back by workload/policy.up_leaves, so status names no `up` as its repair (QA q57 #3)
 FRESH_ADD_FAILS = " (as right after its own fresh ADD: up does not re-attach the pod for it)"
+# What does put right a CNI chain whose CHECK fails the pod's own fresh ADD (no new ADD does): status's reason for
+# leaving it (workload/policy.up_leaves), the end of up's line of it (cni/changed.Changed.fresh_words) and the
+# watcher's line (api/watch_converge), one text
+FRESH_CHECK_FIX = ("fix the plugin (Debian's portmap fails its own CHECK for a hostPort: "
+                   "containernetworking/plugins#819, fixed by #821), or give the conflist `\"disableCheck\": true`, "
+                   "which compares the pod with the plugins' cached result instead, then `up --reconfigure`")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from netlab.cni.runtime import Runtime, RuntimeConf
 from netlab.cni.portmap import uses_portmap
 from netlab.cni.verify import verify
 from netlab.cni.verify_node import NodeSide, bridge_is_gateway
+from netlab.feature import FRESH_CHECK_FIX
 from netlab.model.cniconf import Conflist, ConflistError, parse_conflist
 from netlab.realize.attachments import SANDBOX_GONE
 
@@ -88,14 +89,17 @@ class Changed:
     def fresh_words(self, pod: str, again: bool = False) -> str:
         """This, found right after the pod's own ADD (``again``: as it was then), as up's line (StartResult.failed:
         up exits 1, the lab stays up): a new ADD cannot mend a CHECK that fails its own ADD, so up does not
-        re-attach the pod for it again (a kubelet never re-ADDs a sandbox for a CHECK)."""
+        re-attach the pod for it again (a kubelet never re-ADDs a sandbox for a CHECK); a CHECK's line ends with
+        what does (FRESH_CHECK_FIX, status's words), which the watcher's line says once (api/watch_converge)."""
         since = AGAIN if again else ""
         keeps = (f"pod {pod} keeps that attachment, and up (or a watcher) does not re-attach it again while it "
                  f"fails so: a new ADD cannot mend it")
         if not self.by_check:
             return f"pod {pod}: right after its own fresh ADD{since}, {NO_CHECK}: {self.why}; {keeps}"
         detail = self.why.removeprefix(f"pod {pod}: ").removeprefix(f"CNI plugin {self.plugin} CHECK: ")
-        return f"pod {pod}: CNI plugin {self.plugin}'s CHECK fails on its own fresh ADD{since}: {detail}; {keeps}"
+        # and what does mend it, as status says it (a chain without CHECK, above, has no CHECK to turn off)
+        return (f"pod {pod}: CNI plugin {self.plugin}'s CHECK fails on its own fresh ADD{since}: {detail}; {keeps}; "
+                f"{FRESH_CHECK_FIX}")
 
     def reattach_reason(self) -> str:
         if self.spec:

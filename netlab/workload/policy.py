@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from netlab.feature import FRESH_ADD_FAILS
+from netlab.feature import FRESH_ADD_FAILS, FRESH_CHECK_FIX
 from netlab.workload.containers import LOG_BLOCKED
 from netlab.workload.tasks import EXITED as EXITED, FAILED_START as FAILED_START, SANDBOX_REMADE
 
@@ -113,10 +113,7 @@ def up_leaves(line: str) -> str | None:
                 "the pods")
     if line.startswith("cni: ") and line.endswith(FRESH_ADD_FAILS):
         return ("a CNI plugin whose CHECK fails right after the pod's own fresh ADD fails it after every new ADD "
-                "too, so `up` keeps the pod attached as it is: fix the plugin (Debian's portmap fails its own CHECK "
-                "for a hostPort: containernetworking/plugins#819, fixed by #821), or give the conflist "
-                "`\"disableCheck\": true`, which compares the pod with the plugins' cached result instead, then "
-                "`up --reconfigure`")
+                f"too, so `up` keeps the pod attached as it is: {FRESH_CHECK_FIX}")
     if not line.startswith("containers: "):
         return None
     if line.endswith(LEFT_UNKNOWN):

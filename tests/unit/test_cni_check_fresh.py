@@ -17,7 +17,7 @@ from test_cni_del_failed import without_b
 from netlab.cni import lifecycle
 from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed
-from netlab.feature import ModuleFeature
+from netlab.feature import FRESH_CHECK_FIX, ModuleFeature
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
 from netlab.lab import teardown
@@ -45,6 +45,8 @@ def test_a_check_that_fails_on_its_own_fresh_add_fails_up_once_and_is_not_re_att
     [text] = result.failed
     assert text.startswith("pod a: CNI plugin chain's CHECK fails on its own fresh ADD: failed (exit 1): no; "), text
     assert "pod a keeps that attachment" in text and "does not re-attach it again" in text, text
+    # and what does put it right, in status's words (workload/policy.up_leaves): the plugin fixed, or disableCheck
+    assert text.endswith(f"a new ADD cannot mend it; {FRESH_CHECK_FIX}") and '"disableCheck": true' in text, text
     assert plugins.of("a") == DEL_BOTH + ADD_BOTH  # one re-attach, then the one CHECK that tells it
     assert [c for p, n, c, _ in plugins.calls if (p, n) == ("a", "chain")].count("CHECK") == 2
     assert plugins.of("b") == []
@@ -243,3 +245,13 @@ def test_status_names_no_up_for_a_check_that_fails_its_own_fresh_add():
     assert up_leaves(line) is None  # not marked: up re-attaches the pod once
     why = up_leaves(line + FRESH_ADD_FAILS)
     assert why is not None and '"disableCheck": true' in why and "up --reconfigure" in why
+    assert why.endswith(FRESH_CHECK_FIX) and "plugins#819" in why  # up's and the watcher's words for it too
+
+
+def test_a_chain_without_check_that_differs_from_its_fresh_add_names_no_disable_check():
+    """A chain netlab compares with its cached result (no CHECK: cniVersion 0.3.1, or disableCheck already) that
+    differs right after its own fresh ADD: giving it disableCheck is no fix, and its line does not say it."""
+    from netlab.cni.changed import Changed
+
+    text = Changed(False, "its eth0 has no address 10.244.0.2/24").fresh_words("a")
+    assert text.endswith("a new ADD cannot mend it") and "disableCheck" not in text, text
