@@ -20,7 +20,7 @@ from typing import Iterator, Mapping
 
 from netlab.errors import EnvironmentNotReady, NetnsGone, UsageError, display_path, from_file_way, status_way
 from netlab.model.lab import Lab, PodInfo
-from netlab.cni.edited import lab_netns_gone, repair_command
+from netlab.workload.reconfigure import lab_netns_gone, repair_command
 from netlab.cni.terminated import released, released_line
 from netlab.realize.interrupted import taken_down
 from netlab.realize.state import LabState

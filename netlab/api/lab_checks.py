@@ -129,7 +129,7 @@ class LabChecks(InCallersWords):
         """
         from netlab.api.reach import check_port
         from netlab.realize.own_files import check_output_path
-        from netlab.cni.edited import repair_up
+        from netlab.workload.reconfigure import repair_up
         from netlab.realize.interrupted import seen, stalled
         from netlab.trace.run import packet_ends, run  # the trace stack (capture, decode) loads only when used
 
@@ -168,7 +168,7 @@ def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, po
     """NetnsGone, as :meth:`Lab.exec` and :meth:`Lab.inspect` raise it, for a namespace the trace would capture
     in that is gone (``ip netns del``); a source or destination the lab does not have is left to the trace."""
     from netlab.kernel.netns import is_netns_mount
-    from netlab.cni.edited import lab_netns_gone
+    from netlab.workload.reconfigure import lab_netns_gone
     from netlab.cni.terminated import released_netns
     from netlab.trace.targets import capture_namespaces, resolve_source, resolve_target
 

@@ -77,7 +77,7 @@ class PodActions(InCallersWords):
         try:
             data = inspect(netns, lab_map(self.model), kernel_sections)  # [] reads nothing: netns and what
         except NetnsGone as exc:  # deleted since it was looked up: the status it names is this lab's
-            from netlab.cni.edited import netns_gone
+            from netlab.workload.reconfigure import netns_gone
 
             raise netns_gone(exc, self.name) from None
         if (sections is None or "files" in sections) and (is_node or is_pod):

@@ -21,6 +21,7 @@ from netlab.api import watch_file
 from netlab.api.topology import Loaded, load
 from netlab.api.watch_lines import waited_words
 from netlab.cni import edited
+from netlab.workload import reconfigure
 from netlab.errors import NetlabError
 from netlab.feature import Feature, Reconfigure
 from netlab.features import default_features
@@ -76,10 +77,10 @@ def refused(state: LabState, drift: list[str]) -> str | None:
     if any(isinstance(line, edited.Unreadable) for line in drift):  # fixed first, then re-attached (cni/edited.drift)
         return (f"nothing: a plain up refuses the lab while its conflist cannot be read (its pods run on with the "
                 f"config they were attached with); fix the file (or put the old config back); once it is valid, "
-                f"`{edited.repair_up(state)}` re-attaches them (this watcher follows it); until then the watcher "
+                f"`{reconfigure.repair_up(state)}` re-attaches them (this watcher follows it); until then the watcher "
                 f"repairs nothing of the lab")
     return (f"nothing: a plain up refuses a lab whose pods were attached with a config edited since; "
-            f"`{edited.repair_up(state)}` re-attaches them (this watcher follows it), or put the old config back; "
+            f"`{reconfigure.repair_up(state)}` re-attaches them (this watcher follows it), or put the old config back; "
             f"until then the watcher repairs nothing of the lab")
 
 

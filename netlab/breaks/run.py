@@ -18,7 +18,7 @@ from netlab.errors import ApplyFailed, UsageError, status_way
 from netlab.kernel.base import GONE, KernelError, Op, TableText
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
-from netlab.cni.edited import repair_command
+from netlab.workload.reconfigure import repair_command
 from netlab.realize.state import LabState, running_lab, still_up
 from netlab.workload.terminal import served
 from netlab.realize.lab_lock import LabLock

@@ -94,7 +94,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     require_root()
     require_processes()
     from netlab.breaks.run import break_lab, broken_already, warn_before
-    from netlab.cni.edited import repair_command
+    from netlab.workload.reconfigure import repair_command
 
     name = api.selected_name(lab_name, topology)
     assert name is not None  # required: a usage error when no lab is up
@@ -169,7 +169,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
         raise UsageError(f"lab {name} has a quiz open; answer it first: {_answer(name, 'SCENARIO')} "
                          f"(or give up: {_answer(name, '--reveal')})")
     from netlab.breaks.run import differences
-    from netlab.cni.edited import repair_command
+    from netlab.workload.reconfigure import repair_command
     from netlab.realize.state import running_lab
     from netlab.workload.terminal import served
 
@@ -210,7 +210,7 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
     require_processes()
     require_packets()  # its answer is a trace
     from netlab.breaks import quiz as qz, symptoms
-    from netlab.cni.edited import repair_up
+    from netlab.workload.reconfigure import repair_up
     from netlab.realize.state import running_lab
     from netlab.trace.render import render_text
     from netlab.workload.terminal import served

@@ -111,7 +111,7 @@ def nftables_lines(tables: dict[str, Any], ns: str, lab: str) -> list[str]:
         key, t = next(iter(tables.items()))
         # a Service's own chain (service-<hash>-ns/svc/proto/port) counts the new connections to that Service
         chain = next((c["name"] for c in t["chains"] if SERVICE_CHAIN.match(c["name"])), "services")
-        from netlab.cni.edited import repair_command
+        from netlab.workload.reconfigure import repair_command
 
         lines.append(f"(kube-proxy writes no counters in nftables mode; to count what enters a chain: "
                      f"ip netns exec {ns} nft insert rule {key} {chain} counter, and `{repair_command(lab)}` "

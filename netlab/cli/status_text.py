@@ -32,14 +32,14 @@ def say(result: Status, lab_name: str | None, topology: str | None) -> None:
             click.echo(f"the lines above show {total - left} of the {total} differences: "
                        f"`{netlab_command(f'status{which} -o json')}` lists every one (details[].differences)")
         if result.error is not None and _down_left(result.lab):  # list's line said first: down finishes it
-            from netlab.cni.edited import repair_command
+            from netlab.workload.reconfigure import repair_command
 
             # or the up that repairs the lab makes again what that down took (its state names all of it): as
             # planned, also once the down's forget was cut short; --reconfigure when a conflist was edited since
             click.echo(f"run `{down_way(result.lab)}` to finish taking it down, or `{repair_command(result.lab)}` "
                        "to bring it back as planned")
         elif topology is None:  # every difference one up leaves: no repair named, the up that leaves them is said
-            from netlab.cni.edited import repair_command
+            from netlab.workload.reconfigure import repair_command
 
             _repair_lines(result.repair or repair_command(result.lab), result.drift, result.kept)
         else:  # a file the lab was not brought up from replaces it only with --reconfigure

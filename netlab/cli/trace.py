@@ -45,7 +45,7 @@ def _netns_of(lab: Any, name: str) -> str:
         raise UsageError(f"lab {lab.name} has no pod, node or host {name!r} "
                          f"(it has: {', '.join(names[:15])}{', ...' if len(names) > 15 else ''}, underlay)")
     if not nsmod.is_netns_mount(netns):
-        from netlab.cni.edited import lab_netns_gone
+        from netlab.workload.reconfigure import lab_netns_gone
 
         raise lab_netns_gone(netns, lab.name)
     return netns

@@ -125,7 +125,7 @@ def exec_(lab_name: str | None, topology: str | None, container: str | None, nam
     if command[:1] == ("--",):  # click keeps `--` once NAME stopped option parsing (ExecCommand put it there)
         command = command[1:]
     from netlab.api.exec import cannot_run, container_environment, exec_target
-    from netlab.cni.edited import repair_command
+    from netlab.workload.reconfigure import repair_command
 
     lab = attached(lab_name, topology)
     state = lab.state()

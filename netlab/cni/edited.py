@@ -14,10 +14,10 @@ import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from netlab.cni import conf as C
-from netlab.errors import NetlabError, NetnsGone, UsageError, netlab_command, repair_way
+from netlab.errors import UsageError, netlab_command, repair_way
 from netlab.feature import Reconfigure
 from netlab.model.cniconf import ConflistError
-from netlab.realize import netns_missing, state as state_mod
+from netlab.realize import state as state_mod
 from netlab.realize.attachments import move_refused, node_moves, pod_records, recorded_moves
 from netlab.realize.state_dir import lab_dir
 
@@ -174,57 +174,17 @@ def reattach_reason(lab: Lab) -> str:
     return f"{source(lab)} changed since its ADD"
 
 
-def reconfigures(state: LabState) -> bool:
-    """Whether the running lab of ``state`` has pods attached with a config edited since (:func:`stale`): a plain
-    `up` refuses it (:func:`check`), so the `up` every line names as its repair is `up -t FILE --reconfigure`."""
-    rec = state.extra.get("cni")
-    if not isinstance(rec, dict) or not rec.get("pods"):  # no CNI lab, or no pod attached: nothing to resolve
-        return False
-    try:
-        return bool(_stale(state.resolved(), state))
-    except ConflistError:  # edited into one that cannot be read: once it is valid, --reconfigure (drift)
-        return True
-    except NetlabError:  # a state that cannot be read: said where it is read
-        return False
+def reconfigures_lab(lab: Lab, state: LabState) -> bool:
+    """Whether the running lab of ``state`` is repaired by `up -t FILE --reconfigure` (a plain `up` refuses it:
+    :func:`check`), ``lab`` as `up` and `status` serve it (its terminal pods named: workload/terminal.served): a line
+    of its :func:`drift` is a feature.Reconfigure, as `status` decides it (lab/status.py). Every other command's line
+    names it through workload/reconfigure.py, which knows the terminal pods."""
+    return any(isinstance(line, Reconfigure) for line in drift(lab, state))
 
 
-def repair_up(state: LabState) -> str:
-    """realize.state.repair_up, with --reconfigure when the lab needs it (realize cannot ask the CNI)."""
-    return state_mod.repair_up(state, reconfigures(state))
-
-
-def up_again(state: LabState, lab: Lab | None = None) -> str:
-    """The `up` that puts back what a failed `up` could not (a pod a re-attach left detached, a namespace it had
-    begun to remove): `up -t FILE --reconfigure` when pods keep a config edited since (a plain `up` refuses the lab
-    then: :func:`check`), else `sudo netlab up --lab L`. ``lab``: the lab as the run planned it (else the state's)."""
-    edited = bool(stale(lab, state)) if lab is not None else reconfigures(state)
-    return state_mod.reconfigure_up(state) if edited else netlab_command(f"up --lab {state.lab}")
-
-
-def repair_command(name: str) -> str:
-    """realize.state.repair_command, with --reconfigure when the lab needs it: what trace, break, quiz, exec and
-    inspect name as the repair of lab ``name``, as `status` names it."""
-    return state_mod.repair_command(name, reconfigures)
-
-
-def netns_gone(exc: NetnsGone, lab: str) -> NetnsGone:
-    """realize.netns_missing.netns_gone, its repair with --reconfigure when the lab needs it: a deleted namespace of
-    a lab whose conflist was edited is made again by `up -t FILE --reconfigure` (a plain `up` refuses the lab)."""
-    return _stopped(netns_missing.netns_gone(exc, lab, reconfigures))
-
-
-def lab_netns_gone(netns: str, lab: str) -> NetnsGone:
-    """realize.netns_missing.lab_netns_gone, its repair as :func:`netns_gone` names it."""
-    return _stopped(netns_missing.lab_netns_gone(netns, lab, reconfigures))
-
-
-def _stopped(exc: NetnsGone) -> NetnsGone:
-    """``exc`` saying, of the namespace of a terminal pod that up removed with its stopped sandbox, that the pod has
-    terminated (cni/terminated.py), not that it was deleted and up makes it again (up never does while the pod is
-    terminal)."""
-    from netlab.cni.terminated import released_line, released_namespaces
-
-    pod = exc.netns.removeprefix(f"{exc.lab}-")
-    if exc.lab and exc.lab_up and not exc.taken_down and released_namespaces(exc.lab).get(pod) == exc.netns:
-        exc.taken_down = released_line(pod, gone=True)
-    return exc
+def up_again(state: LabState, lab: Lab) -> str:
+    """The `up` that puts back what a failed `up` could not (a pod a re-attach left detached): `up -t FILE
+    --reconfigure` when pods keep a config edited since (a plain `up` refuses the lab then: :func:`check`), else
+    `sudo netlab up --lab L`. ``lab``: the lab as the run planned it (a rollback's, of the state alone:
+    workload/reconfigure.up_again)."""
+    return state_mod.reconfigure_up(state) if stale(lab, state) else netlab_command(f"up --lab {state.lab}")

@@ -16,7 +16,7 @@ import signal
 from typing import Any
 
 from netlab import signals
-from netlab.cni import edited
+from netlab.workload import reconfigure
 from netlab.errors import netlab_command
 from netlab.feature import Feature, roll_back, stop_made
 from netlab.kernel.base import Kernel
@@ -73,9 +73,9 @@ class Rollback:
     def _up_again(self, state: LabState | None) -> str:
         """The `up` that puts back what a rollback of the running lab of ``state`` could not: `up --lab L`, or
         `up -t FILE --reconfigure` when its pods keep a conflist edited since (a plain `up` refuses it then:
-        cni.edited.up_again)."""
+        workload.reconfigure.up_again)."""
         try:
-            self.again = edited.up_again(state) if state is not None else ""
+            self.again = reconfigure.up_again(state) if state is not None else ""
         except Exception:  # the words only (an unreadable state or conflist is said where it is read)
             self.again = ""
         return self.again or netlab_command(f"up --lab {self.lab.name}")

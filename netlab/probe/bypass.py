@@ -16,7 +16,7 @@ def hints(lab: Lab, opened: list[Opened], unfiltered: set[str]) -> list[str]:
     """A line per node whose bridge switches frames past iptables (``unfiltered``: the nodes' namespaces with
     bridge-nf-call-iptables = 0) and between whose pods flows the policies deny got through (``opened``): the
     policies' rules are in FORWARD, which such a frame never reaches."""
-    from netlab.cni.edited import repair_command
+    from netlab.workload.reconfigure import repair_command
 
     node_of = {p.name: p.node for p in lab.pods}
     out = []

@@ -207,7 +207,7 @@ def drift_hint(lab: Lab, mismatches: list[Flow], drift: list[str]) -> list[str]:
     names what is missing or extra, `trace` the rule the flow met, and `up` writes them back."""
     if not drift:
         return []
-    from netlab.cni.edited import repair_command
+    from netlab.workload.reconfigure import repair_command
 
     f = next((m for m in mismatches if m.allowed), mismatches[0])  # a blocked flow first: a missing allow rule
     what = "allowed but blocked" if f.allowed else "denied but reached"

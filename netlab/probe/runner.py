@@ -124,11 +124,11 @@ def deleted_namespaces(lab: Lab, missing: set[str]) -> list[tuple[str, str, str]
     """Each pod, node, internet host, the internet's gateway and load balancer of ``lab`` whose namespace is in
     ``missing`` (deleted behind netlab's back: ``ip netns delete``), as (kind, name, line): kind ``pod``,
     ``node``, ``host``, ``gateway`` or ``lb``; the line exec, trace and ``policy table`` say of it
-    (cni.edited.lab_netns_gone: ``up`` makes it again, or list's line for a lab a down or up left halfway), in the
-    topology's order, pods first."""
+    (workload.reconfigure.lab_netns_gone: ``up`` makes it again, or list's line for a lab a down or up left
+    halfway), in the topology's order, pods first."""
     if not missing:
         return []
-    from netlab.cni.edited import lab_netns_gone
+    from netlab.workload.reconfigure import lab_netns_gone
 
     named = ([("pod", p.name, p.netns) for p in lab.pods] + [("node", n.name, n.netns) for n in lab.nodes]
              + [(h if h in PARTS else "host", h, ns) for h, ns in lab.internet_hosts])  # no host is so named
@@ -258,7 +258,7 @@ def not_up(lab: Lab) -> NetlabError:
     down = taken_down(lab.name, "its namespaces go with it", killed=f"no namespace {lab.underlay_netns}")
     if down is not None:
         return down
-    from netlab.cni.edited import lab_netns_gone
+    from netlab.workload.reconfigure import lab_netns_gone
 
     gone = lab_netns_gone(lab.underlay_netns, lab.name)
     if gone.lab_up and gone.taken_down is None:

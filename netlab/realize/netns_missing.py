@@ -18,8 +18,9 @@ from netlab.realize.state_errors import StateGone
 
 def netns_gone(exc: NetnsGone, lab: str, reconfigure: Callable[[LabState], bool] | None = None) -> NetnsGone:
     """``exc`` as lab ``lab``'s: a namespace of a lab whose state is there (it is up) was deleted (`ip netns del`)
-    and the `up` that repairs the lab (:func:`repair_command`, given ``reconfigure``: netlab.cni.edited.netns_gone
-    passes its check) makes it again; without its state the lab is down, or was never up."""
+    and the `up` that repairs the lab (:func:`repair_command`, given ``reconfigure``:
+    netlab.workload.reconfigure.netns_gone passes its check) makes it again; without its state the lab is down, or
+    was never up."""
     exc.lab = lab
     exc.api = exc.api or in_python_words()  # said as a Lab method's caller types it (made in a thread, perhaps)
     try:

@@ -284,7 +284,8 @@ def repair_up(state: LabState, reconfigure: bool = False) -> str:
     for a lab made from a dict or the built-in default, which has no file (a plain `up` makes the built-in lab
     "demo", whatever lab was meant). A state made for another file's plan (``state.repair``): that file's `up`.
     ``reconfigure``: the lab runs pods attached with a conflist edited since, which a plain `up` refuses
-    (netlab.cni.edited.reconfigures, which realize cannot ask): :func:`reconfigure_up`, as `status` names it."""
+    (netlab.workload.reconfigure.reconfigures, which realize cannot ask): :func:`reconfigure_up`, as `status` names
+    it."""
     if state.repair is not None:
         return state.repair
     if reconfigure:
@@ -326,7 +327,7 @@ def edited_at_run_time(state: LabState) -> bool:
 def repair_command(name: str, reconfigure: Callable[[LabState], bool] | None = None) -> str:
     """The `up` that repairs the running lab ``name`` (`up --lab NAME` when its state is unreadable: that lab,
     whatever other lab is up, and the one line that says what is wrong with its state). ``reconfigure``: whether
-    the lab's state needs `up --reconfigure` (netlab.cni.edited.repair_command passes its check)."""
+    the lab's state needs `up --reconfigure` (netlab.workload.reconfigure.repair_command passes its check)."""
     try:
         st = load_state(name)
     except NetlabError:

@@ -33,7 +33,7 @@ from netlab.model.naming import NETNS_DIR
 from netlab.trace import arploss, capture as cap, decode, dns, lossblame, policyverdict, send, unnatreply
 from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
-from netlab.cni.edited import lab_netns_gone, netns_gone, repair_command
+from netlab.workload.reconfigure import lab_netns_gone, netns_gone, repair_command
 from netlab.cni.terminated import released_netns
 from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
 from netlab.trace import (hostport, inputdrop, kubeproxy_nft, policy as tpolicy, policyrules, refusal,

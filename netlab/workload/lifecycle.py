@@ -374,9 +374,9 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     """One line per container that is not running as the topology says (workload/drift.py), and the cluster DNS's
     records file when it is not as planned. Their way back is the `up` status names below them; in a Lab method's
     lines the Python call (errors.repair_way), or the one its caller set for a file's plan (``state.repair``); for
-    a lab whose conflist was edited since its pods' ADD `up -t FILE --reconfigure` (cni.edited.repair_up)."""
+    a lab whose conflist was edited since its pods' ADD `up -t FILE --reconfigure` (workload.reconfigure.repair_up)."""
     def repair() -> str:  # worked out only for a line that names it (workload/drift.once)
-        from netlab.cni.edited import repair_up  # so loaded only then (with the CNI config and its plan: ~3 ms)
+        from netlab.workload.reconfigure import repair_up  # loaded only then (with the CNI config and its plan: ~3 ms)
 
         return state.repair or repair_way(state.lab, repair_up(state))
     return container_drift.lines(lab, _records(state)["pods"], repair) + dns_records.drift(lab)

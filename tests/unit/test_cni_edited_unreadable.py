@@ -13,13 +13,14 @@ import pytest
 
 from netlab.api import watch_repair
 from netlab.api.watch import Watcher
-from netlab.cni import edited, lifecycle
+from netlab.cni import lifecycle
 from netlab.feature import ModuleFeature
 from netlab.lab import status as lab_status
 from netlab.errors import TopologyError, netlab_command
 from netlab.model.load import load_topology
 from netlab.realize.lab_lock import lab_lock_stamp
 from netlab.realize.state import load_state
+from netlab.workload import reconfigure as reconfigure_mod
 from test_cni_edited import up, world  # noqa: F401 - the fixture: lab fked up, its conflist edited since
 
 
@@ -74,7 +75,7 @@ def test_status_says_the_conflist_cannot_be_read_as_drift_whose_repair_is_reconf
     result = lab_status.status(load_state(lab.name), k, [ModuleFeature(lifecycle)])
     assert result.drift == [line(path)]
     assert not result.ok and result.reconfigure  # exit 1, its repair `up -t FILE --reconfigure`
-    assert edited.reconfigures(load_state(lab.name))  # what other commands name as the lab's repair
+    assert reconfigure_mod.reconfigures(load_state(lab.name))  # what other commands name as the lab's repair
 
 
 @pytest.mark.parametrize("breaks", list(BREAKS))

@@ -1,8 +1,8 @@
 """The repair every command names for a lab whose conflist was edited in place while its pods run (cni/edited.py:
 pods attached with the old config): `status` named `up -t FILE --reconfigure` (QA qr3 1), while trace's fix line,
 break's and quiz's refusals, exec's, logs' and inspect's hints and probe's bridge hint named the plain `up`, which
-refuses such a lab (exit 2). They name realize.state.repair_command / repair_up with the CNI's check
-(cni.edited.repair_command, repair_up): realize cannot ask the CNI itself."""
+refuses such a lab (exit 2). They name realize.state.repair_command / repair_up with the CNI's check, as status
+decides it (workload.reconfigure.repair_command, repair_up): realize cannot ask the CNI itself."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from netlab.cli.inspect_text import nftables_lines
 from netlab.cni import edited
+from netlab.workload import reconfigure as reconfigure_mod
 from netlab.errors import EnvironmentNotReady, netlab_command
 from netlab.probe.bypass import hints
 from netlab.realize import state as state_mod
@@ -26,9 +27,9 @@ def test_the_repair_of_a_lab_with_pods_of_an_edited_conflist_is_up_reconfigure(w
     lab, k, plugins, path = world
     st = state_mod.load_state(lab.name)
     assert state_mod.repair_up(st) == netlab_command(f"up --lab {lab.name}")  # realize alone cannot tell
-    assert edited.reconfigures(st)
-    assert edited.repair_up(st) == reconfigure()
-    assert edited.repair_command(lab.name) == reconfigure()
+    assert reconfigure_mod.reconfigures(st)
+    assert reconfigure_mod.repair_up(st) == reconfigure()
+    assert reconfigure_mod.repair_command(lab.name) == reconfigure()
     # the commands' lines: probe's bridge hint, inspect's nftables counter hint
     node = lab.nodes[0]
     line, = hints(lab, [("a", "b", "icmp", None)], {node.netns})
@@ -37,8 +38,8 @@ def test_the_repair_of_a_lab_with_pods_of_an_edited_conflist_is_up_reconfigure(w
         {"packets": None}]}]}}
     assert f"`{reconfigure()}` takes it out" in nftables_lines(table, node.netns, lab.name)[-1]
     up(lab, k, reconfigure=True)  # re-attached: the plain repair again
-    assert not edited.reconfigures(state_mod.load_state(lab.name))
-    assert edited.repair_command(lab.name) == netlab_command(f"up --lab {lab.name}")
+    assert not reconfigure_mod.reconfigures(state_mod.load_state(lab.name))
+    assert reconfigure_mod.repair_command(lab.name) == netlab_command(f"up --lab {lab.name}")
 
 
 def test_logs_hint_names_up_reconfigure(world, tmp_path):  # noqa: F811
@@ -57,7 +58,7 @@ def test_a_lab_without_cni_pods_is_not_resolved_for_it(world, monkeypatch):  # n
     st = state_mod.load_state(lab.name)
     st.extra.pop("cni")
     monkeypatch.setattr(state_mod.LabState, "resolved", lambda self: pytest.fail("resolved"))
-    assert not edited.reconfigures(st) and "cni" not in st.extra  # read, nothing added to it
+    assert not reconfigure_mod.reconfigures(st) and "cni" not in st.extra  # read, nothing added to it
 
 
 def test_trace_break_and_exec_name_the_cnis_repair():
@@ -67,12 +68,12 @@ def test_trace_break_and_exec_name_the_cnis_repair():
     from netlab.breaks import run as break_run
     from netlab.trace import run as trace_run
 
-    assert trace_run.repair_command is break_run.repair_command is api_exec.repair_command is edited.repair_command
+    assert trace_run.repair_command is break_run.repair_command is api_exec.repair_command is reconfigure_mod.repair_command
 
 
 def test_a_deleted_namespace_of_such_a_lab_is_made_again_by_up_reconfigure(world, monkeypatch):  # noqa: F811
     """realize.netns_missing.netns_gone (realize.state's then) named the plain `up`, which refuses the lab: trace, exec and inspect raise the CNI's
-    (cni.edited.netns_gone), as status names the repair."""
+    (workload.reconfigure.netns_gone), as status names the repair."""
     from netlab.api import exec as api_exec, lab_checks, lab_pods
     from netlab.cli import trace as cli_trace
     from netlab.errors import NetnsGone
@@ -81,15 +82,15 @@ def test_a_deleted_namespace_of_such_a_lab_is_made_again_by_up_reconfigure(world
     lab, k, plugins, path = world
     machine_holds(monkeypatch, k)  # its other namespaces are there: not a lab `gone`
     said = f"namespace fked-a was deleted while lab fked is up; `{reconfigure()}` makes it again"
-    assert str(edited.lab_netns_gone("fked-a", lab.name)) == said
-    assert str(edited.netns_gone(NetnsGone("fked-a", "/run/netns/fked-a"), lab.name)) == said
-    assert trace_run.netns_gone is edited.netns_gone and trace_run.lab_netns_gone is edited.lab_netns_gone
-    assert api_exec.lab_netns_gone is edited.lab_netns_gone
+    assert str(reconfigure_mod.lab_netns_gone("fked-a", lab.name)) == said
+    assert str(reconfigure_mod.netns_gone(NetnsGone("fked-a", "/run/netns/fked-a"), lab.name)) == said
+    assert trace_run.netns_gone is reconfigure_mod.netns_gone and trace_run.lab_netns_gone is reconfigure_mod.lab_netns_gone
+    assert api_exec.lab_netns_gone is reconfigure_mod.lab_netns_gone
     for module in (lab_pods, lab_checks, cli_trace):  # imported where they raise it
         text = open(module.__file__).read()
         assert "netns_missing import lab_netns_gone" not in text and "netns_missing import netns_gone" not in text
     up(lab, k, reconfigure=True)
-    assert str(edited.lab_netns_gone("fked-a", lab.name)).endswith(f"`{netlab_command('up --lab fked')}` makes it again")
+    assert str(reconfigure_mod.lab_netns_gone("fked-a", lab.name)).endswith(f"`{netlab_command('up --lab fked')}` makes it again")
 
 
 def test_a_containers_drift_line_names_up_reconfigure(world, monkeypatch):  # noqa: F811
@@ -132,3 +133,27 @@ def test_the_drift_line_in_python_words_names_the_python_call_as_the_containers_
         way = repair_way(lab.name, reconfigure())
     assert way == "Lab.up(TOPOLOGY, reconfigure=True)"
     assert f"; `{way}` re-attaches it with the new one" in said and "sudo" not in said, said
+
+
+def test_a_lab_whose_pods_of_the_old_config_have_all_terminated_is_repaired_by_a_plain_up_in_every_line(
+        world, monkeypatch):  # noqa: F811
+    """A terminal pod whose stopped sandbox's DEL has not run is DELed by a plain `up` with the config its ADD used
+    (cni/edited._stale leaves it out): `status` named that plain `up`, while trace's, exec's, probe's, break's lines
+    (their repair from the lab read without its terminal pods) named `up --reconfigure`. Both are one rule now,
+    status's, on the lab as `up` serves it (workload/terminal.served)."""
+    from netlab.cni import lifecycle
+    from netlab.feature import ModuleFeature
+    from netlab.lab import status as lab_status
+    from netlab.workload import terminal
+
+    lab, k, plugins, path = world
+    monkeypatch.setattr(terminal, "terminal_pods", lambda lab_, state: frozenset({"a", "b"}))  # both exited for good
+    st = state_mod.load_state(lab.name)
+    done = lab_status.status(st, k, [ModuleFeature(lifecycle)])
+    assert not done.reconfigure and not any("changed since" in line for line in done.drift), done.drift
+    plain = netlab_command(f"up --lab {lab.name}")
+    assert not reconfigure_mod.reconfigures(st)
+    assert reconfigure_mod.repair_up(st) == reconfigure_mod.repair_command(lab.name) == plain
+    monkeypatch.setattr(terminal, "terminal_pods", lambda lab_, state: frozenset({"a"}))  # b runs on, old config
+    assert lab_status.status(st, k, [ModuleFeature(lifecycle)]).reconfigure
+    assert reconfigure_mod.repair_command(lab.name) == reconfigure()

@@ -37,7 +37,7 @@ def status_of(monkeypatch):
                                                                               []))
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
     monkeypatch.setattr(api_internals, "repair_up", lambda state: REPAIR)
-    monkeypatch.setattr("netlab.cni.edited.repair_command", lambda name: REPAIR)  # the lab's state's, as above
+    monkeypatch.setattr("netlab.workload.reconfigure.repair_command", lambda name: REPAIR)  # the lab's state's, as above
 
     def run(*drift: str, output: str = "text"):
         monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(lab="qx5n", drift=list(drift)))

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from netlab.cni import edited
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.realize.state import LabState
-from netlab.workload import drift, lifecycle
+from netlab.workload import drift, lifecycle, reconfigure
 from netlab.workload.containers import container_argv
 from tests.unit.test_command_changed import LAB, exited_state, host, lab_of  # noqa: F401 - host: a fixture
 
@@ -34,7 +33,7 @@ class _Counted:
 def test_no_line_that_names_the_repair_never_works_it_out(monkeypatch):
     lab = lab_of("Never", "[echo, hello]")
     repair = _Counted()
-    monkeypatch.setattr(edited, "repair_up", lambda state: repair())
+    monkeypatch.setattr(reconfigure, "repair_up", lambda state: repair())
     state = LabState(lab=LAB)
     state.extra["workload"] = {"version": 1, "pods": {}}  # no record of the pod's containers: "up starts them"
     lines = lifecycle.drift(lab, state)
