@@ -131,6 +131,9 @@ class Feature(Protocol):
 # stopped in theirs, no CNI DEL handed it; a feature without it: its stop, which goes by records alone).
 # ``roll_back(state)``, a running lab's rollback: take back what the feature's start left half done in the namespaces
 # the run did not make (a CNI pod whose re-attach a signal cut short); what it cannot bring back, one phrase each.
+# ``release_stopped(state, netns_names)``, the namespaces of terminal pods' stopped sandboxes go (their containers
+# exited for good, their CNI DEL ran: lab/up_converge._release_stopped): take away what of the feature was those
+# namespaces' alone (the Services feature: the pods' /etc/netns files); nothing else stops (a feature without it: none).
 
 
 def roll_back(feature: Feature, state: LabState) -> list[str]:
@@ -153,6 +156,14 @@ def stop_taken(feature: Feature, state: LabState, netns_names: list[str]) -> lis
     its stop)."""
     taken = getattr(feature, "stop_taken", None)
     return taken(state, netns_names) if taken is not None else feature.stop(state, netns_names)
+
+
+def release_stopped(feature: Feature, state: LabState, netns_names: list[str]) -> None:
+    """``feature.release_stopped`` of these namespaces of terminal pods' stopped sandboxes, which go (nothing when
+    the feature has no such hook)."""
+    release = getattr(feature, "release_stopped", None)
+    if release is not None and netns_names:
+        release(state, netns_names)
 
 
 def running_of(feature: Feature, state: LabState, netns_names: list[str]) -> Any:
@@ -212,6 +223,10 @@ class ModuleFeature:
 
     def roll_back(self, state: LabState) -> list[str]:
         return (self.module.roll_back(state) or []) if hasattr(self.module, "roll_back") else []
+
+    def release_stopped(self, state: LabState, netns_names: list[str]) -> None:
+        if hasattr(self.module, "release_stopped"):
+            self.module.release_stopped(state, netns_names)
 
     def stop_taken(self, state: LabState, netns_names: list[str]) -> list[str]:
         if not hasattr(self.module, "stop_taken"):

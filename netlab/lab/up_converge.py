@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from netlab.errors import ApplyFailed
-from netlab.feature import add_deleted_chains
+from netlab.feature import Feature, add_deleted_chains, release_stopped
 from netlab.kernel import iptables, testhooks
 from netlab.kernel.base import Kernel, KernelError, NftText, Op
 from netlab.lab import carrier
@@ -44,6 +44,7 @@ class Converging:
     kernel: Kernel
     journal: Journal
     result: Any  # lab/up.UpResult
+    features: list[Feature]
     chains_deleted: dict[tuple[str, str], list[str]]
     leaving_veths: set[tuple[str, str]]
     leaving_by_netns: dict[str, set[tuple[str, str]]]
@@ -209,7 +210,10 @@ class Converging:
                 self.kernel.remove_placeholder(ns)
             state.netns.pop(ns, None)
             kernel_links(state).pop(ns, None)
-        if gone:
+        if gone:  # what of the features was theirs alone goes with them: the pods' /etc/netns files, as recorded
+            self.journal.step("take away what the stopped sandboxes' namespaces alone had")
+            for feature in self.features:
+                release_stopped(feature, state, gone)
             state.save()
 
 

@@ -60,8 +60,18 @@ def hosts_file(lab_name: str, pod: PodInfo) -> str:
             f"{HEADER}{LOCALHOST}{pod.ip}\t{names}\n")
 
 
+def with_files(lab: Lab) -> list[PodInfo]:
+    """The pods netlab keeps files for in /etc/netns (hosts, resolv.conf): all but the terminal pods whose stopped
+    sandbox's namespace up removed (plan/build.stopped_sandboxes: a CNI lab's), whose files went with it
+    (services/lifecycle.release_stopped): nothing mounts them, and up writes them again if the pod runs again."""
+    from netlab.plan.build import stopped_sandboxes
+
+    stopped = stopped_sandboxes(lab)
+    return [pod for pod in lab.pods if pod.netns not in stopped]
+
+
 def wanted(lab: Lab) -> netns_files.Wanted:
-    return {pod.netns: (pod.name, hosts_file(lab.name, pod)) for pod in lab.pods}
+    return {pod.netns: (pod.name, hosts_file(lab.name, pod)) for pod in with_files(lab)}
 
 
 def sync(lab: Lab, state: LabState, rec: dict) -> StartResult:

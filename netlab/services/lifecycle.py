@@ -155,13 +155,13 @@ def resolv_path(netns: str) -> str:
 
 
 def resolv_wanted(lab: Lab) -> netns_files.Wanted:
-    """Every pod's resolv.conf (none when the lab has no DNS)."""
+    """Every pod's resolv.conf (none when the lab has no DNS), but a stopped sandbox's (hosts.with_files)."""
     from netlab.model import clusterdns as dns
 
     ip = dns_ip(lab)
     # Each pod searches its own Kubernetes namespace first (<ns>.svc.cluster.local), as kubelet writes it.
     return {p.netns: (p.name, dns.resolv_conf(lab.name, ip, p.spec.namespace))
-            for p in lab.pods if p.name != dns.DNS_NAME} if ip is not None else {}
+            for p in hosts.with_files(lab) if p.name != dns.DNS_NAME} if ip is not None else {}
 
 
 def sync_resolv(lab: Lab, state: LabState, rec: dict) -> StartResult:
@@ -359,6 +359,15 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False,
     return []
 
 
+def release_stopped(state: LabState, netns_names: list[str]) -> None:
+    """The namespaces of terminal pods' stopped sandboxes go (lab/up_converge._release_stopped): the files netlab
+    wrote for those pods go with them (``ip netns exec`` mounted them over /etc there), exactly those its records
+    name (pod_files_gone.stop: netlab's own, then the folder it made when nothing else is in it); up writes them no
+    more while the pods stay terminal (hosts.with_files)."""
+    rec = _records(state)
+    state.removed_files += pod_files_gone.stop(state.lab, rec, set(netns_names), everything=False)
+
+
 def stop_made(state: LabState, netns_names: Iterable[str]) -> list[str]:
     """A rollback deletes namespaces its run made again for pods or nodes the lab had (deleted by hand): their files
     were theirs before the run and stay, as those of the pods and nodes whose namespace it did not make again."""
@@ -403,7 +412,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     out += [f"conntrack: {s.describe()}; up deletes it" for s in stale.find(lab) if s.dnat]  # un-DNATed: up's alone
     ip = dns_ip(lab)
     rec = _normalized(state.extra.get(RECORD))  # read only: status saves nothing
-    for pod in lab.pods:
+    for pod in hosts.with_files(lab):
         if ip is None or pod.name == dns.DNS_NAME:
             continue
         if netns_files.left_alone(lab.name, rec, "resolv", pod.netns):  # someone's: up leaves it too
