@@ -208,8 +208,8 @@ class LabInfo:
     """One lab that is up (a row of ``netlab list -o json``)."""
 
     lab: str
-    # creating | up | failed | deleting | corrupt | lost | interrupted (realize/interrupted.py) | elsewhere (up
-    # with another state folder, NETLAB_STATE_DIR: realize/tags.py)
+    # creating | up | failed | deleting | corrupt | newer (a state a newer netlab wrote: StateNewer) | lost | gone |
+    # interrupted (realize/interrupted.py) | elsewhere (up with another state folder, NETLAB_STATE_DIR: realize/tags.py)
     phase: str
     namespaces: int | None
     nodes: int | None

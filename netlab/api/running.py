@@ -18,7 +18,7 @@ from netlab.errors import down_way, in_python_words, python_words, repair_way, w
 from netlab.realize import lab_lock, owner, state_dir
 from netlab.realize.interrupted import interrupted_up, stalled
 from netlab.realize.state import LabState, any_netns, iter_states, load_state
-from netlab.realize.state_errors import StateCorrupt, lost_state
+from netlab.realize.state_errors import StateCorrupt, StateNewer, lost_state
 from netlab.realize.lab_list import stateless_labs
 from netlab.realize.tags import StateElsewhere
 
@@ -26,9 +26,10 @@ from netlab.realize.tags import StateElsewhere
 def labs() -> tuple[LabInfo, ...]:
     """Every lab that is up, in name order; a lab with a corrupt state, or whose state (or whole folder: its
     namespaces tagged with this state folder) was lost while the lab runs on, or whose pods' files alone remain
-    (looked for with the default state directory only), is listed with the error (phase ``corrupt``, ``lost``):
-    each is taken down with ``--force``. An ``up`` killed before its first state write left only the lab's folder
-    (phase ``interrupted``), and one killed later a lab in phase ``creating`` that nobody holds: each row says so,
+    (looked for with the default state directory only), is listed with the error (phase ``corrupt``, ``lost``;
+    ``newer``: a state a newer netlab wrote, for that netlab to act on): each is taken down with ``--force``. An
+    ``up`` killed before its first state write left only the lab's folder (phase ``interrupted``), and one killed
+    later a lab in phase ``creating`` that nobody holds: each row says so,
     and plain ``down`` takes it away. A lab up with another state folder (its namespaces' tag names it) is no lost
     one: phase ``elsewhere``, its line names the folder, whichever folder lists (the default one or another).
     Each row's way out is the Python call (``Lab('L').down()``), or the command for ``netlab list``. Ctrl-C
@@ -78,9 +79,9 @@ def _labs() -> tuple[LabInfo, ...]:
 
 def _state_row(st: LabState | StateCorrupt) -> LabInfo:
     """The row of a lab with a state here (a corrupt one listed so, for the user to take it down with --force)."""
-    if isinstance(st, StateCorrupt):
-        return LabInfo(lab=st.lab, phase="corrupt", namespaces=None, nodes=None, pods=None, source=None,
-                       error=str(st.said_for(in_python_words())))
+    if isinstance(st, StateCorrupt):  # a newer netlab's (StateNewer) is no damage: acted on with that netlab
+        return LabInfo(lab=st.lab, phase="newer" if isinstance(st, StateNewer) else "corrupt", namespaces=None,
+                       nodes=None, pods=None, source=None, error=str(st.said_for(in_python_words())))
     topo = st.topology
     record = owner.of(st.extra)
     if st.phase == "up" and st.netns and not _any_netns(st):  # taken down, its state not forgotten

@@ -22,6 +22,7 @@ def list_labs(output: str) -> None:
     `down` at work, or one that ended before it finished), and, each with a
     line on stderr that says why and what to do:
       corrupt      its state file cannot be read
+      newer        its state file was written by a newer netlab
       lost         its state file is gone, its namespaces are not
       gone         its namespaces are gone, its state file is not
       elsewhere    up with another state folder (NETLAB_STATE_DIR), named

@@ -109,3 +109,27 @@ def test_a_revision_that_is_no_positive_integer_is_corrupt(state_root, revision)
     as_newer(state_root, lambda d: d.update(revision=revision))
     with pytest.raises(state.StateCorrupt, match=r"is corrupt \(revision: "):
         state.load_state(LAB)
+
+
+def test_list_shows_a_newer_netlabs_state_as_newer_not_corrupt(state_root):
+    """`list` (text, JSON, the API's rows) showed a state a newer netlab wrote as phase `corrupt`, its line saying
+    "newer": a phase of its own now, `newer`, whose way out is that netlab (or `down --force`); a damaged state is
+    `corrupt` still."""
+    from cli_inprocess import run_cli
+
+    from netlab.api.running import labs
+
+    saved(state_root)
+    as_newer(state_root, newer_field)
+    [row] = labs()
+    assert (row.lab, row.phase) == (LAB, "newer") and "was written by a newer netlab" in row.error, row
+    listed = run_cli("list", "-o", "json")
+    assert listed.returncode == 0 and [r["phase"] for r in json.loads(listed.stdout)] == ["newer"], listed
+    text = run_cli("list")
+    assert text.stdout.splitlines()[-1].split()[:2] == [LAB, "newer"], text.stdout
+    assert "was written by a newer netlab" in text.stderr, text.stderr
+    saved(state_root)
+    as_newer(state_root, lambda data: data.update(version=2))  # a later format: a newer netlab's too
+    assert [row.phase for row in labs()] == ["newer"]
+    (state_root / LAB / "state.json").write_text("{")  # damaged: corrupt, as before
+    assert [row.phase for row in labs()] == ["corrupt"]
