@@ -28,13 +28,14 @@ if TYPE_CHECKING:
 
 
 def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None, api: bool = False,
-                    before: Seen | None = None, reader: str = "status") -> R.Status:
+                    before: Seen | None = None, reader: str = "status", containers: bool = True) -> R.Status:
     """:meth:`Lab.status` on a kernel door the caller opened (the CLI's, reading ahead; closed here); its repair
     is the CLI's command (``api``: the Python call, as :meth:`Lab.status` gives it). ``before``: the lab as seen
     when the caller began to read it (:func:`seen`; None: now). Differences found while another command held the
     lab, or changed it meanwhile, are its work half done, not drift: LabBusy names that command (exit 3).
     ``reader``: the command that reads (realize.interrupted.READERS: a break's read before it breaks), as its lines
-    name it."""
+    name it. ``containers``: False leaves the lab's containers out (the workload feature: reading their processes
+    needs CAP_SYS_PTRACE, :func:`faults_before`)."""
     before = before if before is not None and before.lab == lab.name else seen(lab.name)
     state, against, ahead = lab._against_ahead(topology)
     python = _python_repair(lab.name, topology, state) if api else None
@@ -43,7 +44,8 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
         state = replace(state, repair=python)
     # A read cut short by another command (a down that stopped its iptables-save in a namespace) is its work:
     with before.reading(reader), python_words(api):  # its lines' ways out (a container's logs) in the caller's words
-        done = lifecycle.status(state, kernel)
+        done = lifecycle.status(state, kernel) if containers else lifecycle.status(
+            state, kernel, [f for f in lifecycle.default_features() if f.name != WORKLOAD])
     meanwhile = None if done.ok else before.meanwhile(reader)
     if meanwhile is not None:
         raise meanwhile
@@ -106,13 +108,26 @@ def _backend_line(state: Any, api: bool) -> tuple[str, ...]:
     return (line,) if line else ()
 
 
-def faults_before(lab: Lab, reader: str = "break") -> int:
+WORKLOAD = "workload"  # the containers' feature (netlab.workload.lifecycle: ModuleFeature's name)
+
+
+def faults_before(lab: Lab, reader: str = "break", left_out: list[str] | None = None) -> int:
     """How many differences from its plan the running ``lab`` has that `up` repairs: a fault there already
     (netlab break's, or one made by hand), which a break warns of (netlab.breaks.run.broken_already). A Never
     pod's container that failed is not one: no `up` puts it back. ``reader``: the command that asks (break,
-    quiz), as a line of a down met meanwhile names it."""
+    quiz), as a line of a down met meanwhile names it. Root without CAP_SYS_PTRACE, which may not read the lab's
+    containers (processes.CannotTell; a break whose scenario reads no process runs without it): the differences
+    of the rest, and ``left_out`` gets the line that says the containers were not looked at."""
+    from netlab.kernel.processes import CannotTell
+
     try:
-        result = internal_status(lab, reader=reader)
+        try:
+            result = internal_status(lab, reader=reader)
+        except CannotTell:
+            result = internal_status(lab, reader=reader, containers=False)
+            if left_out is not None:
+                left_out.append(f"lab {lab.name}'s containers were not looked at for a fault before this break: "
+                                "reading their processes needs CAP_SYS_PTRACE, which root lacks here")
     except LabBusy:  # another command's work half done, no fault: the break waits for the lab's lock
         return 0
     return len(result.drift) - len(result.kept)

@@ -185,12 +185,19 @@ class PodActions(InCallersWords):
             check_choice("scenario", scenario, [s.name for s in catalogue.SCENARIOS])
             check_str("target", target, none_ok=True)
             check_seconds("wait", wait, WAIT)
-        before = faults_before(self)  # type: ignore[arg-type]  # self is a Lab (PodActions is its base)
+        if catalogue.BY_NAME[scenario].processes:  # it stops a pod's containers: refused as `netlab break` refuses it
+            from netlab.doctor_host import require_capabilities
+            from netlab.kernel import caps
+
+            require_capabilities(caps.PROCESSES)
+        left_out: list[str] = []  # the containers, when root may not read them (no CAP_SYS_PTRACE)
+        before = faults_before(self, left_out=left_out)  # type: ignore[arg-type]  # self is a Lab (PodActions' base)
         done = break_lab(self.name, scenario, target, wait=wait)
         me = f"Lab({self.name!r})"
         # the same break again: the differences are its own, no fault beside it (the CLI does not warn either)
         warnings = [broken_already(self.name, before, f"{me}.status()", f"{me}.repair()")] \
             if warn_before(before, done) else []
+        warnings += left_out
         return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done),
                              warnings=tuple(warnings), already=done.already, in_place=tuple(done.in_place))
 

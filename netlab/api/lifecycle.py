@@ -145,12 +145,14 @@ def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, fo
         kernel.close()
 
 
-def status(state: LabState, kernel: LiveKernel | None = None) -> StatusResult:
-    """Compare the live kernel with the plan of ``state``'s topology (on ``kernel``, closed here, if given)."""
+def status(state: LabState, kernel: LiveKernel | None = None, features: Sequence[Feature] | None = None
+           ) -> StatusResult:
+    """Compare the live kernel with the plan of ``state``'s topology (on ``kernel``, closed here, if given), and
+    what ``features`` (default: every lab's) say."""
     from netlab.lab import status as lab_status  # the plan's modules: not loaded for a down
 
     kernel = kernel or live_kernel()
     try:
-        return lab_status.status(state, kernel, default_features())
+        return lab_status.status(state, kernel, default_features() if features is None else features)
     finally:
         kernel.close()

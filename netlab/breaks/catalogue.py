@@ -47,6 +47,10 @@ class Scenario:
     probe: tuple[str, ...] = ()  # options probe needs to see it (e.g. "--mtu": full-size echoes)
     lesson: str = ""  # why this one costs people a day
     trace: str = ""  # the trace's SRC DST and options that show it, {target} the broken one ("": any failing flow)
+    # Its change stops a pod's containers: which of the lab's processes run there is read from their namespaces,
+    # which root may read only with CAP_SYS_PTRACE (`break` refuses it without, as `up` does); the others' changes
+    # are the kernel's objects alone (netlink, a sysctl, a rule table, a conntrack entry)
+    processes: bool = False
 
     def needs_words(self) -> str:
         """What a lab needs for it, in words ("" for any lab): ``break --list`` prints them, and ``break``
@@ -173,7 +177,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "only at its next full sync"),
     S("endpoint-pod-down",
       "an endpoint pod is down while its Service still lists it",
-      target="pod", needs=("services", "endpoints"), example=SERVICES_EXAMPLE,
+      target="pod", needs=("services", "endpoints"), example=SERVICES_EXAMPLE, processes=True,
       change="stop the pod's containers; the Service's KUBE-SEP chain still DNATs to it",
       symptom="every flow to the pod's served ports fails (connection refused); Service flows fail when "
               "kube-proxy picks it (about 1 in n endpoints), and the spread over endpoints fails",
@@ -200,7 +204,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "endpoints; a client that keeps its port keeps its dead entry alive"),
     S("dns-pod-stopped",
       "the cluster DNS pod (kube-dns) is stopped",
-      target="pod", needs=("services", "dns"), example=SERVICES_EXAMPLE,
+      target="pod", needs=("services", "dns"), example=SERVICES_EXAMPLE, processes=True,
       change="stop the kube-dns pod's dnsmasq",
       symptom="every flow to kube-dns (its pod and its ClusterIP, port 53) fails; everything else passes",
       hop="pod", fact="the query reaches the kube-dns pod and nothing answers: no process listens on port 53",

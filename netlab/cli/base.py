@@ -182,9 +182,10 @@ def require_root(capabilities: bool = True) -> None:
 
 def require_processes() -> None:
     """After :func:`require_root`, for a command that reads other processes' namespaces before or while it changes
-    the lab (up's repair and rollback, down's sweep of every process, break and quiz, which read the lab's
-    containers and may stop them): CAP_SYS_PTRACE too, refused up front in the doctor's words (without it `status`
-    took kube-dns's dnsmasq for exited and `down` left it running). `list`, `exec`, `probe` ... read none, and
+    the lab (up's repair and rollback, down's sweep of every process, quiz, whose answer is an up, and break of a
+    scenario that stops a pod's containers: catalogue.Scenario.processes): CAP_SYS_PTRACE too, refused up front in
+    the doctor's words (without it `status` took kube-dns's dnsmasq for exited and `down` left it running). `list`,
+    `exec`, `probe` ... read none, and
     `status`, `get`, `logs` and `exec -c` only the lab's recorded containers: one they may not read says so
     (processes.CannotTell), never "exited". Not root: require_root said so."""
     from netlab.kernel import caps

@@ -32,12 +32,13 @@ def _complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: 
     return [s.name for s in catalogue.SCENARIOS if s.name.startswith(incomplete)]
 
 
-def _faults_before(name: str, reader: str = "break") -> int:
+def _faults_before(name: str, reader: str = "break", left_out: list[str] | None = None) -> int:
     """How many differences from its plan lab ``name`` has that `up` repairs (netlab.api.internals.faults_before);
-    ``reader``: the command that asks, as its lines name it."""
+    ``reader``: the command that asks, as its lines name it; ``left_out``: the line saying its containers were not
+    looked at (root without CAP_SYS_PTRACE)."""
     from netlab.api.internals import faults_before
 
-    return faults_before(attached(name, None), reader)
+    return faults_before(attached(name, None), reader, left_out)
 
 
 def _answer(name: str, what: str) -> str:
@@ -80,6 +81,9 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     make it on top of the other, as a port state on a port set down, it is
     refused with exit 2). The same scenario again
     on the same target (not repaired since) changes nothing and says so.
+    endpoint-pod-down and dns-pod-stopped stop a pod's containers: they need
+    CAP_SYS_PTRACE (root without it is refused, exit 3, as `up` is); the
+    others change the kernel's objects alone, and run without it.
     Practise without knowing the answer: `netlab quiz`.
     """
     if list_:
@@ -89,25 +93,27 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
         return
     if scenario is None:
         raise UsageError("name a scenario (netlab break --list shows them) or give --list")
-    if catalogue.scenario(scenario) is None:  # a usage error before root is needed
+    s = catalogue.scenario(scenario)
+    if s is None:  # a usage error before root is needed
         raise UsageError(catalogue.unknown(scenario))
     require_root()
-    require_processes()
+    if s.processes:  # it stops a pod's containers: the others change the kernel's objects alone
+        require_processes()
     from netlab.breaks.run import break_lab, broken_already, warn_before
     from netlab.workload.reconfigure import repair_command
 
     name = api.selected_name(lab_name, topology)
     assert name is not None  # required: a usage error when no lab is up
-    before = _faults_before(name)
+    left_out: list[str] = []  # the containers, when root may not read them (no CAP_SYS_PTRACE)
+    before = _faults_before(name, left_out=left_out)
     result = break_lab(name, scenario, target)
     if warn_before(before, result):  # a fault on top of another is allowed (a lesson may want two)
         result.warnings.append(broken_already(name, before, status_way(name, api=False), repair_command(name)))
+    result.warnings += left_out
     warn(result.warnings)
     if output == "json":
         print_json(result.to_json())
         return
-    s = catalogue.scenario(scenario)
-    assert s is not None
     if result.already:  # the same break again: it is there, nothing to do (exit 0, as `ip link set up` twice)
         click.echo(f"lab {result.lab}: {s.name} is broken already on {s.target} {result.target} (not repaired "
                    f"since): nothing changed")

@@ -5,8 +5,9 @@ CAP_NET_ADMIN (links, addresses, routes, rules). A command that reads other proc
 :data:`PROCESSES` too: CAP_SYS_PTRACE, to read /proc/PID/ns/ of a process that is not dumpable, as dnsmasq is once
 it drops its capabilities, or that has capabilities the reader lacks (an echo server or container started by root
 with all of them). Without it root cannot tell whether kube-dns runs in its pod, and `status`, a repair `up` and
-`down` took it for gone. `up` and `down` (whose sweep reads every process on the machine), `break` and `quiz`
-refuse up front without it; `status`, `get`, `logs` and `exec -c` read the lab's recorded containers only, and say
+`down` took it for gone. `up` and `down` (whose sweep reads every process on the machine), `quiz` (its answer
+repairs with `up`) and `break` of a scenario that stops a pod's containers (catalogue.Scenario.processes) refuse
+up front without it; `status`, `get`, `logs` and `exec -c` read the lab's recorded containers only, and say
 it (processes.CannotTell) where one cannot be read; `list`, `validate`, `plan`, `exec`, `inspect`, `impair`,
 `probe`, `trace` and `capture` read none. ``probe``, ``trace`` and ``capture`` need :data:`PACKETS` (CAP_NET_RAW:
 raw and packet sockets); ``up`` needs :data:`DNS` for a lab with kube-dns (dnsmasq binds port 53 and sets its

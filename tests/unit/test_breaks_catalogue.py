@@ -448,3 +448,14 @@ def test_a_lab_with_its_own_dns_service_stops_its_endpoint():
     assert "kube-dns" not in [p.name for p in lab.pods]
     assert catalogue.default_target(catalogue.scenario("dns-pod-stopped"), lab) == "coredns"
     assert [p.name for p in catalogue.dns_pods(lab)] == ["coredns"]
+
+
+def test_exactly_the_scenarios_that_stop_a_pods_containers_read_other_processes():
+    """`break` asks for CAP_SYS_PTRACE per scenario (Scenario.processes; it refused every one without it): those
+    whose change stops a pod's containers, which reads which of the lab's processes run there; the others change
+    the kernel's objects alone."""
+    from netlab.breaks import changes
+
+    stopping = [name for name, change in changes.CHANGES.items() if change is changes.stop_pod]
+    assert [s.name for s in catalogue.SCENARIOS if s.processes] == stopping == ["endpoint-pod-down",
+                                                                                  "dns-pod-stopped"]

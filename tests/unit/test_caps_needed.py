@@ -54,7 +54,8 @@ def test_the_doctor_fails_sys_ptrace_naming_dockers_cap_add_runs_the_rest_and_up
 
 
 @pytest.mark.parametrize("words", [("down", "--lab", "fk"), ("up", "--lab", "fk"), ("break", "--lab", "fk",
-                                   "ip-forward-off"), ("quiz", "--lab", "fk")], ids=lambda w: w[0])
+                                   "endpoint-pod-down"), ("break", "--lab", "fk", "dns-pod-stopped"),
+                                   ("quiz", "--lab", "fk")], ids=lambda w: "-".join(w[:1] + w[3:]))
 def test_up_down_break_and_quiz_refuse_root_without_sys_ptrace_up_front(words, tmp_path, monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     cap_eff(tmp_path, monkeypatch, NO_PTRACE)
@@ -62,6 +63,24 @@ def test_up_down_break_and_quiz_refuse_root_without_sys_ptrace_up_front(words, t
     got = run_cli(*words)
     assert got.returncode == 3 and got.stderr.count("\n") == 1, got
     assert "host capabilities: root without CAP_SYS_PTRACE" in got.stderr and "sudo" not in got.stderr, got
+
+
+def test_a_break_that_stops_no_container_needs_no_sys_ptrace_and_the_apis_break_asks_as_the_cli(tmp_path,
+                                                                                               monkeypatch):
+    """`break` refused every scenario without CAP_SYS_PTRACE: only those that stop a pod's containers read other
+    processes (catalogue.Scenario.processes); the others go on (here to the lab, which is not up)."""
+    from netlab import Lab
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    cap_eff(tmp_path, monkeypatch, NO_PTRACE)
+    no_live_kernel(monkeypatch)
+    got = run_cli("break", "--lab", "fk", "ip-forward-off")
+    assert "CAP_SYS_PTRACE" not in got.stderr and "lab 'fk' is not up" in got.stderr, got
+    with pytest.raises(EnvironmentNotReady, match="root without CAP_SYS_PTRACE"):
+        Lab("fk").break_("dns-pod-stopped")
+    with pytest.raises(Exception) as other:
+        Lab("fk").break_("ip-forward-off")
+    assert "CAP_SYS_PTRACE" not in str(other.value) and "'fk' is not up" in str(other.value), other.value
 
 
 def test_without_net_raw_plain_doctor_fails_a_labs_doctor_warns_and_up_goes_on(tmp_path, monkeypatch):

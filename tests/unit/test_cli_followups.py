@@ -37,7 +37,7 @@ def rooted(state_root, monkeypatch):
     monkeypatch.setattr("netlab.breaks.run.break_lab",
                         lambda lab, name, target=None, wait=60.0, holder=None: BreakResult(
                             lab, name, "minikube", ["a change"]))
-    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name, reader="break": 0)  # the lab is as planned
+    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name, reader="break", left_out=None: 0)  # the lab is as planned
 
 
 def test_break_names_the_lab_in_every_command_it_prints(rooted):
@@ -102,7 +102,7 @@ def test_quiz_refuses_a_lab_broken_already_and_break_warns(rooted, monkeypatch):
     from netlab.breaks import quiz as qz
 
     changed: list[object] = []
-    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name, reader="break": 2)
+    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name, reader="break", left_out=None: 2)
     monkeypatch.setattr(qz, "load", lambda name: None)
     monkeypatch.setattr(qz, "record", lambda *a: changed.append(a))
     monkeypatch.setattr("netlab.breaks.run.break_lab", lambda *a, **k: changed.append(a) or BreakResult(
@@ -118,11 +118,11 @@ def test_quiz_refuses_a_lab_broken_already_and_break_warns(rooted, monkeypatch):
                             "this break): what probe and trace show is not this fault's alone; "
                             f"`{netlab_command(f'status --lab {LAB}')}` lists them, "
                             f"`{netlab_command(f'up --lab {LAB}')}` repairs them all\n")
-    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name, reader="break": 2)
+    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name, reader="break", left_out=None: 2)
     as_json = run_cli("break", "pod-mtu-too-big", "--lab", LAB, "-o", "json")  # its "warnings", as up's JSON
     assert json.loads(as_json.stdout)["warnings"] == [broke.stderr.removeprefix("netlab: warning: ").rstrip("\n")]
     assert as_json.stderr == broke.stderr
-    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name, reader="break": 0)
+    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name, reader="break", left_out=None: 0)
     assert run_cli("break", "pod-mtu-too-big", "--lab", LAB).stderr == ""  # a clean lab: not a word more
     as_json = run_cli("break", "pod-mtu-too-big", "--lab", LAB, "-o", "json")
     assert (json.loads(as_json.stdout)["warnings"], as_json.stderr) == ([], "")
