@@ -12,7 +12,9 @@ the records that change with the lab's pods and Services live there::
 ``up`` writes it (atomically: dnsmasq reads the old file or the new one, never
 half) before any container starts. The container's record keeps the digest of
 the file its dnsmasq last read (``records``): a container started now reads the
-file as it is; one that runs as specified and read an older file gets SIGHUP,
+file as it is; one that runs as specified and read an older file gets SIGHUP, and
+so does one whose file ``up`` had to write again (missing, or edited: what dnsmasq
+read of it since, netlab cannot know, so the record forgets the digest),
 and ``up`` waits (at most :data:`WAIT` seconds) until its log says it read the
 file again (dnsmasq logs ``read <path> - N names`` once it holds the new
 records, or ``failed to load names from <path>``), so the changed names answer
@@ -94,8 +96,13 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def sync(lab: Lab) -> StartResult:
-    """Write the file when it is missing or differs (atomically); take it away when the lab has no add-on."""
+def sync(lab: Lab, pods: dict) -> StartResult:
+    """Write the file when it is missing or differs (atomically); take it away when the lab has no add-on.
+
+    A file rewritten is one whose content dnsmasq may not hold: the one it read last may have been edited or gone
+    (``rm`` and SIGHUP empty it of every name), and the digest its container's record keeps is what netlab gave
+    it, not what it read since. The record forgets it, so :func:`reload` sends the running dnsmasq SIGHUP (one that
+    starts now reads the file as it is, :func:`note_start`)."""
     done = StartResult()
     text, have = wanted(lab), read(lab.name)
     path = hosts_path(lab.name)
@@ -119,6 +126,8 @@ def sync(lab: Lab) -> StartResult:
         except lab_writes.Refused as exc:
             done.problems.append(f"dns: {exc}; the cluster DNS records are not written there (left alone)")
             return done
+        for crec in _addon_records(lab, pods):
+            crec[KEY] = None
         if have is not None:
             done.actions.append(f"wrote the cluster DNS records {path} ({len(text.splitlines()) - 1} A records)")
     return done
@@ -132,9 +141,13 @@ def drift(lab: Lab) -> list[str]:
     have = read(lab.name)
     if have == text or lab_folder.sub_problem(state_dir.STATE_ROOT, lab.name, "dns") is not None:
         return []  # as planned; or its folder is the user's (a symlink, a mount): up leaves it, and says so
-    word = "missing" if have is None else "different"
-    return [f"dns: the cluster DNS records {hosts_path(lab.name)} are {word} (Service names would answer "
-            "wrong); up writes them again"]
+    # What dnsmasq answers is what it read last: status cannot tell whether that was this file (a SIGHUP since)
+    if have is None:
+        return [f"dns: the cluster DNS records {hosts_path(lab.name)} are missing (dnsmasq answers the names it read "
+                "last, none once it reads the file again: SIGHUP); up writes them again and has dnsmasq read them"]
+    return [f"dns: the cluster DNS records {hosts_path(lab.name)} differ from the plan (dnsmasq answers the names it "
+            "read last, these lines once it reads the file again: SIGHUP); up writes them again and has dnsmasq "
+            "read them"]
 
 
 def argv_tail(lab_name: str) -> list[str]:
@@ -153,6 +166,12 @@ def note_start(lab: Lab, pod: PodInfo, crec: dict) -> None:
     if is_addon(pod):
         text = read(lab.name)
         crec[KEY] = digest(text) if text is not None else None
+
+
+def _addon_records(lab: Lab, pods: dict) -> list[dict]:
+    """The container records of the lab's add-on dnsmasq (one; none before it first started)."""
+    return [crec for pod in lab.pods if is_addon(pod)
+            if (crec := pods.get(pod.name, {}).get("containers", {}).get(pod.containers[0].name))]
 
 
 def reload(lab: Lab, pods: dict) -> StartResult:

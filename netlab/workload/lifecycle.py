@@ -150,7 +150,7 @@ def start(lab: Lab, state: LabState, early: echo_start.EarlyEcho | None = None, 
         done.actions += [f"set pod {name}'s hostname to {hostname[name]}" for name in renamed]
         if only is None:
             done += node_uts.start(lab, again=bool(pods))  # a node's hostname is its name, as on a real node
-        done += dns_records.sync(lab)  # the cluster DNS's A and PTR records, before its dnsmasq (re)reads them
+        done += dns_records.sync(lab, pods)  # the cluster DNS's A and PTR records, before its dnsmasq (re)reads them
         lab_dir(lab.name)  # made as netlab makes it (marked), then logs/ below it (fd-relative, never a user's)
         refused = logs_refused(lab.name)
         if refused is not None:  # a symlink, a bind mount: nothing written through it, the output to /dev/null

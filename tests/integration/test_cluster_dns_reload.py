@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -93,6 +94,52 @@ def test_a_new_endpoint_and_clusterip_answer_without_a_restart_and_a_new_service
             ("NXDOMAIN", []), ("NXDOMAIN", [])]
         new_pid, restarts = dnsmasq(lab)
         assert new_pid != pid and restarts == "1"
+
+
+def hup(lab: str, pid: int, word: str) -> None:
+    """SIGHUP to the lab's dnsmasq, as a user sends it, and wait until its log says ``word`` of its records file."""
+    log = os.path.join(STATE_ROOT, lab, "logs", "kube-dns.dnsmasq.log")
+    offset = os.path.getsize(log)
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while word not in open(log, encoding="utf-8").read()[offset:]:
+        assert time.monotonic() < deadline, f"dnsmasq did not say {word!r} after SIGHUP"
+        time.sleep(0.02)
+
+
+def test_up_has_dnsmasq_read_its_records_again_after_they_were_lost_or_edited_and_read(tmp_path):
+    """QA qd59 1: the records file removed (or a line edited) and dnsmasq made to read it (SIGHUP): it answers no
+    name (a wrong one). `up` wrote the file again but sent no SIGHUP, as the digest it kept was of the file it had
+    given dnsmasq, so the names stayed broken while `status` said all was as planned."""
+    lab = unique_lab("dnr")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    with lab_up(path, lab):
+        pid, _ = dnsmasq(lab)
+        web = "web.default.svc.cluster.local"
+        good = [("NOERROR", [f"{web}. 30 IN A 10.96.0.20"]),
+                ("NOERROR", [f"{reverse('10.244.0.2')}. 30 IN PTR 10-244-0-2.{web}."])]
+        hosts = os.path.join(STATE_ROOT, lab, "dns", "hosts")
+        assert answers(lab, web, f"{reverse('10.244.0.2')} PTR") == good
+        os.unlink(hosts)
+        hup(lab, pid, f"failed to load names from {hosts}")
+        assert answers(lab, web, f"{reverse('10.244.0.2')} PTR") == [("NOERROR", []), ("NXDOMAIN", [])]
+        st = netlab("status", "--lab", lab, check=False)
+        assert st.returncode == 1 and f"dns: the cluster DNS records {hosts} are missing (dnsmasq answers" in st.stdout
+        up = netlab("up", "-t", path).stdout
+        assert "container kube-dns/dnsmasq read the cluster DNS records again (SIGHUP; no restart)" in up, up
+        assert answers(lab, web, f"{reverse('10.244.0.2')} PTR") == good
+        # a line edited and read: the name answers the edited address until up
+        with open(hosts, encoding="utf-8") as fh:
+            text = fh.read()
+        with open(hosts, "w", encoding="utf-8") as fh:
+            fh.write(text.replace("10.96.0.20 web.", "10.96.0.99 web."))
+        hup(lab, pid, f"read {hosts} - ")
+        assert answers(lab, web)[0] == ("NOERROR", [f"{web}. 30 IN A 10.96.0.99"])
+        up = netlab("up", "-t", path).stdout
+        assert "container kube-dns/dnsmasq read the cluster DNS records again (SIGHUP; no restart)" in up, up
+        assert answers(lab, web, f"{reverse('10.244.0.2')} PTR") == good
+        assert dnsmasq(lab) == (pid, "0")
+        assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
 OLD = """import os, signal, sys

@@ -76,32 +76,39 @@ def test_sync_writes_it_root_readable_in_the_labs_folder_rewrites_only_a_change_
     lab = lab_of()
     state_dir.lab_dir(lab.name)  # up made the lab's folder
     path = dns_records.hosts_path(lab.name)
-    assert dns_records.sync(lab).actions == []  # the first write is the lab's making, not a repair
+    assert dns_records.sync(lab, {}).actions == []  # the first write is the lab's making, not a repair
     with open(path) as fh:
         assert fh.read() == dns_records.wanted(lab)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
     inode = os.stat(path).st_ino
-    assert dns_records.sync(lab).actions == [] and os.stat(path).st_ino == inode  # unchanged: not written
+    assert dns_records.sync(lab, {}).actions == [] and os.stat(path).st_ino == inode  # unchanged: not written
     assert dns_records.drift(lab) == []
     with open(path, "a") as fh:
         fh.write("10.0.0.1 edited.default.svc.cluster.local\n")
-    assert dns_records.drift(lab) == [f"dns: the cluster DNS records {path} are different (Service names would "
-                                      "answer wrong); up writes them again"]
-    assert dns_records.sync(lab).actions == [f"wrote the cluster DNS records {path} (10 A records)"]
+    # what dnsmasq answers is what it read last (the file as planned, unless a SIGHUP made it read this one)
+    assert dns_records.drift(lab) == [f"dns: the cluster DNS records {path} differ from the plan (dnsmasq answers "
+                                      "the names it read last, these lines once it reads the file again: SIGHUP); "
+                                      "up writes them again and has dnsmasq read them"]
+    assert dns_records.sync(lab, {}).actions == [f"wrote the cluster DNS records {path} (10 A records)"]
     assert os.stat(path).st_ino != inode  # a new file renamed over the old: a reader has one or the other
-    assert dns_records.sync(lab_of(TOPO.split("services:")[0])).actions == [] and not os.path.exists(path)
+    os.unlink(path)
+    assert dns_records.drift(lab) == [f"dns: the cluster DNS records {path} are missing (dnsmasq answers the names "
+                                      "it read last, none once it reads the file again: SIGHUP); up writes them "
+                                      "again and has dnsmasq read them"]
+    dns_records.sync(lab, {})
+    assert dns_records.sync(lab_of(TOPO.split("services:")[0]), {}).actions == [] and not os.path.exists(path)
     assert not os.path.lexists(os.path.dirname(path))  # the dns folder too, once the last Service went
 
 
 def test_the_dns_folder_stays_while_it_holds_anything_else():
     lab = lab_of()
     state_dir.lab_dir(lab.name)
-    dns_records.sync(lab)
+    dns_records.sync(lab, {})
     folder = os.path.dirname(dns_records.hosts_path(lab.name))
     with open(os.path.join(folder, "notes"), "w") as fh:
         fh.write("someone's\n")
-    dns_records.sync(lab_of(TOPO.split("services:")[0]))
+    dns_records.sync(lab_of(TOPO.split("services:")[0]), {})
     assert os.listdir(folder) == ["notes"]
 
 
@@ -109,7 +116,7 @@ def test_a_failed_write_leaves_the_old_file_whole_and_no_temporary_one(monkeypat
     lab = lab_of()
     state_dir.lab_dir(lab.name)
     path = dns_records.hosts_path(lab.name)
-    dns_records.sync(lab)
+    dns_records.sync(lab, {})
     old = dns_records.read(lab.name)
     changed = lab_of(TOPO.replace("10.96.0.20", "10.96.0.25"))
 
@@ -119,8 +126,31 @@ def test_a_failed_write_leaves_the_old_file_whole_and_no_temporary_one(monkeypat
     with monkeypatch.context() as m:
         m.setattr(state_dir.os, "write", full)
         with pytest.raises(StateWriteFailed):
-            dns_records.sync(changed)
+            dns_records.sync(changed, {})
     assert dns_records.read(lab.name) == old and os.listdir(os.path.dirname(path)) == ["hosts"]
+
+
+def test_a_file_written_again_is_read_again_whatever_digest_netlab_gave_dnsmasq_last():
+    """QA qd59 1: `rm` of the file and SIGHUP empty dnsmasq of every name (an edited line and SIGHUP: a wrong one);
+    the digest in its container's record is what netlab gave it, the file as planned. up writes the file again,
+    and the record forgets the digest, so reload() sends SIGHUP (it skipped it: the digest was the planned one)."""
+    lab = lab_of()
+    state_dir.lab_dir(lab.name)
+    path = dns_records.hosts_path(lab.name)
+    dns_records.sync(lab, {})
+    crec = {"argv": ["dnsmasq"], "restarts": 0}
+    dns_records.note_start(lab, next(p for p in lab.pods if dns_records.is_addon(p)), crec)
+    pods = {dns.DNS_NAME: {"containers": {"dnsmasq": crec}}, "web-1": {"containers": {"main": {"restarts": 0}}}}
+    text = dns_records.wanted(lab) or ""
+    assert crec[dns_records.KEY] == dns_records.digest(text)
+    dns_records.sync(lab, pods)  # as planned: nothing written, the record as it was
+    assert crec[dns_records.KEY] == dns_records.digest(text)
+    for spoil in (lambda: os.unlink(path), lambda: open(path, "a").write("10.0.0.1 x.default.svc.cluster.local\n")):
+        spoil()
+        assert dns_records.sync(lab, pods).problems == [] and dns_records.read(lab.name) == text
+        assert crec[dns_records.KEY] is None  # != digest(text): reload() sends SIGHUP
+        assert "records" not in pods["web-1"]["containers"]["main"]
+        crec[dns_records.KEY] = dns_records.digest(text)
 
 
 def test_up_waits_for_dnsmasqs_word_that_it_read_the_file(tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ def stub_host(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(lifecycle, "ensure_uts",
                         lambda lab, names, unchanged=(): ({n: str(tmp_path / n) for n in names}, [], []))
     monkeypatch.setattr(node_uts, "start", lambda lab, again: StartResult())
-    monkeypatch.setattr(dns_records, "sync", lambda lab: StartResult())
+    monkeypatch.setattr(dns_records, "sync", lambda lab, pods: StartResult())
     monkeypatch.setattr(dns_records, "reload", lambda lab, pods: StartResult())
     monkeypatch.setattr(exits, "hold_commands", lambda lab, pods, spawned: None)
     monkeypatch.setattr(health, "start", lambda lab, rec: StartResult())
