@@ -126,9 +126,10 @@ def sync(lab: Lab, pods: dict) -> StartResult:
         except lab_writes.Refused as exc:
             done.problems.append(f"dns: {exc}; the cluster DNS records are not written there (left alone)")
             return done
-        for crec in _addon_records(lab, pods):
+        ran = _addon_records(lab, pods)
+        for crec in ran:
             crec[KEY] = None
-        if have is not None:
+        if have is not None or ran:  # a repair (a missing file too, once dnsmasq ran); not the lab's first making
             done.actions.append(f"wrote the cluster DNS records {path} ({len(text.splitlines()) - 1} A records)")
     return done
 

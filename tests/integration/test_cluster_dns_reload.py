@@ -142,6 +142,26 @@ def test_up_has_dnsmasq_read_its_records_again_after_they_were_lost_or_edited_an
         assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
+def test_up_counts_a_missing_records_file_it_writes_again(tmp_path):
+    """QA qd59 6: status named the missing records file, and up wrote it but said "nothing to change" (JSON
+    changed false); with a pod's resolv.conf missing too, "(1 file written)" of the two it wrote."""
+    lab = unique_lab("dnr")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    with lab_up(path, lab):
+        hosts = os.path.join(STATE_ROOT, lab, "dns", "hosts")
+        os.unlink(hosts)
+        up = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
+        assert up["changed"] is True and f"wrote the cluster DNS records {hosts} (10 A records)" in up["fixed"], up
+        assert os.path.exists(hosts)
+        resolv = f"/etc/netns/{lab}-client/resolv.conf"
+        os.unlink(hosts)
+        os.unlink(resolv)
+        up = netlab("up", "-t", path).stdout
+        assert "(2 files written, 1 object added, changed or repaired)" in up, up  # the SIGHUP: the object
+        assert f"  wrote the cluster DNS records {hosts} (10 A records)\n" in up and f"  wrote {resolv}\n" in up, up
+        assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
 OLD = """import os, signal, sys
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
 print("ready", flush=True)

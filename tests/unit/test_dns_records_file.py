@@ -153,6 +153,20 @@ def test_a_file_written_again_is_read_again_whatever_digest_netlab_gave_dnsmasq_
         crec[dns_records.KEY] = dns_records.digest(text)
 
 
+def test_a_missing_file_written_again_is_said_once_dnsmasq_ran_with_it():
+    """QA qd59 6: up wrote a missing records file that status had named and said nothing of it ("nothing to
+    change", JSON changed false; its count of files written one short). The lab's first file is its making."""
+    lab = lab_of()
+    state_dir.lab_dir(lab.name)
+    path = dns_records.hosts_path(lab.name)
+    assert dns_records.sync(lab, {}).actions == []  # no dnsmasq ran yet: the lab being made
+    crec: dict = {"argv": ["dnsmasq"], "restarts": 0}
+    dns_records.note_start(lab, next(p for p in lab.pods if dns_records.is_addon(p)), crec)
+    os.unlink(path)
+    assert dns_records.sync(lab, {dns.DNS_NAME: {"containers": {"dnsmasq": crec}}}).actions == [
+        f"wrote the cluster DNS records {path} (10 A records)"]
+
+
 def test_up_waits_for_dnsmasqs_word_that_it_read_the_file(tmp_path, monkeypatch):
     """After SIGHUP, dnsmasq logs `read <path> - N names` once it holds the new records: up returns then, not
     before; a log that says it failed, or nothing within the bound, is a problem in words."""
