@@ -132,10 +132,11 @@ class DnsService:
         have none, the specification says); the Service's own name answers SRV
         too, with every port: the n records of one answer share a weight of 100
         (floor(100 / n)), and a record listed twice (53/UDP and 53/TCP: one
-        target and port) is one, the duplicate dropped after the weights are
-        counted. A ClusterIP Service's records aim at its own name and port; a
+        target and port; two endpoints of one hostname) is one, the duplicate
+        dropped after the weights are counted (backend_lookup.go SRV, isDuplicate).
+        A ClusterIP Service's records aim at its own name and port; a
         headless one's at each endpoint's name (its dashed address under the
-        Service's) and the endpoint's own port, one record each.
+        Service's, or its hostname) and the endpoint's own port, one record each.
         """
         if self.ip is None:
             recs = [(name, proto, self.endpoint_name(ip), port) for name, proto, ip, port in self.targets]
@@ -145,7 +146,7 @@ class DnsService:
         for name, proto in dict.fromkeys((name, proto) for name, proto, _, _ in recs if name):
             mine = [(target, port) for n, p, target, port in recs if (n, p) == (name, proto)]
             out += [(f"_{name}._{proto.lower()}.{self.fqdn}", target, max(SRV_WEIGHT // len(mine), 1), port)
-                    for target, port in mine]
+                    for target, port in dict.fromkeys(mine)]
         weight = max(SRV_WEIGHT // len(recs), 1) if recs else SRV_WEIGHT
         for target, port in dict.fromkeys((target, port) for _, _, target, port in recs):
             out.append((self.fqdn, target, weight, port))

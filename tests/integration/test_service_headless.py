@@ -152,3 +152,31 @@ def test_a_pod_with_hostname_and_subdomain_has_its_own_name_its_hostname_and_its
     assert "set pod web-0's hostname to web-0" in up and "set node n1's hostname to n1" in up, up
     assert netlab("exec", "--lab", lab, "web-0", "--", "hostname").stdout.strip() == "web-0"
     assert netlab("exec", "--lab", lab, "n1", "--", "hostname").stdout.strip() == "n1"
+
+
+SHARED_HOSTNAME = """name: {lab}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: db-0, node: n1, hostname: db, subdomain: dbs, labels: {{app: db}}}}
+  - {{name: db-1, node: n1, hostname: db, subdomain: dbs, labels: {{app: db}}}}
+  - {{name: client, node: n1}}
+services:
+  - {{name: dbs, clusterIP: None, selector: {{app: db}},
+     ports: [{{name: pg, port: 5432}}, {{name: pgu, port: 5432, protocol: UDP}}]}}
+"""
+
+
+def test_endpoints_of_one_hostname_answer_one_srv_record(labs):
+    """QA qd59 3: two pods of one hostname and subdomain are two endpoints of one name; CoreDNS answers a named
+    port's SRV with one record of that target and port (the duplicate dropped after the weights were shared),
+    where dnsmasq answered two alike."""
+    lab = labs.name("dnh")
+    labs.up(SHARED_HOSTNAME.format(lab=lab))
+    ips = {p["name"]: p["ip"] for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    fqdn = "dbs.default.svc.cluster.local"
+    pg, pgu, bare, a = ask(f"{lab}-client", DNS, f"_pg._tcp.{fqdn} SRV", f"_pgu._udp.{fqdn} SRV", f"{fqdn} SRV",
+                           f"db.{fqdn}")
+    assert pg["answer"] == [f"_pg._tcp.{fqdn}. 30 IN SRV 0 50 5432 db.{fqdn}."], pg
+    assert pgu["answer"] == [f"_pgu._udp.{fqdn}. 30 IN SRV 0 50 5432 db.{fqdn}."], pgu
+    assert bare["answer"] == [f"{fqdn}. 30 IN SRV 0 25 5432 db.{fqdn}."], bare
+    assert sorted(a["answer"]) == sorted(f"db.{fqdn}. 30 IN A {ips[p]}" for p in ("db-0", "db-1")), a

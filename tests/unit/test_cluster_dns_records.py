@@ -304,3 +304,28 @@ def test_every_namespace_that_exists_has_its_svc_and_pod_names():
              for kind in ("svc", "pod")]
     assert opts(option="--dns-rr") == names
     assert 65280 <= dnsrecords.NAMESPACE_RR_TYPE <= 65534  # RFC 6895: private use
+
+
+def test_endpoints_of_one_hostname_give_one_srv_record_of_a_named_port():
+    """QA qd59 3: two pods of one hostname and subdomain (db-0 and db-1, both `hostname: db`) behind their headless
+    Service are two endpoints of one name: CoreDNS's SRV drops a record whose target and port it has already given
+    (backend_lookup.go isDuplicate), after the weights were shared among both; dnsmasq got the --srv-host twice."""
+    text = """
+name: d
+nodes: [{name: n1}]
+namespaces: [{name: quiet}]
+pods:
+  - {name: db-0, node: n1, namespace: quiet, ip: 10.244.0.2, hostname: db, subdomain: dbs, labels: {app: db}}
+  - {name: db-1, node: n1, namespace: quiet, ip: 10.244.0.3, hostname: db, subdomain: dbs, labels: {app: db}}
+services:
+  - name: dbs
+    namespace: quiet
+    clusterIP: None
+    selector: {app: db}
+    ports: [{name: pg, port: 5432}, {name: pgu, port: 5432, protocol: UDP}]
+"""
+    svc = "dbs.quiet.svc.cluster.local"
+    assert [r for r in opts(text, "--srv-host") if svc in r] == [
+        f"_pg._tcp.{svc},db.{svc},5432,0,50", f"_pgu._udp.{svc},db.{svc},5432,0,50", f"{svc},db.{svc},5432,0,25"]
+    # both addresses answer the name, each with its PTR
+    assert [r for r in opts(text) if r.startswith(f"db.{svc},")] == [f"db.{svc},10.244.0.2", f"db.{svc},10.244.0.3"]
