@@ -43,8 +43,9 @@ pod and service CIDRs belong to the zone ``svc.cluster.local``, so the pod
 names it makes up (``--synth-domain``, under ``pod.cluster.local``) answer
 forward only, as ``pods insecure`` does. Names outside the cluster get REFUSED
 (a real cluster forwards them upstream; a lab has no upstream). What dnsmasq
-cannot do as CoreDNS does (docs/fidelity.md): an address has one PTR, the
-first Service's, where CoreDNS has one per Service that selects the pod; a
+cannot do as CoreDNS does (docs/fidelity.md): an address has one PTR, its
+hostname's name when a Service names it so, else its name under the first
+Service (topology order) that selects it, where CoreDNS has one per Service; a
 pod name's AAAA is NXDOMAIN (CoreDNS: no data); a namespace's own names hold a record of a private-use type
 (:data:`NAMESPACE_RR_TYPE`, so that they exist: CoreDNS has none, a question of that type or ANY shows it); every
 answer names the zone's
@@ -221,10 +222,15 @@ def _distinct(ips: Iterable[IPv4Address]) -> tuple[IPv4Address, ...]:
 def host_records(records: ClusterRecords) -> list[tuple[IPv4Address, str]]:
     """(address, name) of every A record, in the order that gives each address its PTR (dnsmasq gives an address
     the PTR of its first line in a hosts file): the ClusterIPs first, then the endpoints, the Services in topology
-    order; a headless Service's name (an A record per endpoint) after its endpoints' dashed names, which keep
-    their PTRs; last the SOA's MNAME, after kube-dns's own name."""
+    order, those a hostname names (``web-0.nginx...``, spec 2.4.3: that is a headless Service's endpoint's PTR,
+    whatever Service selects the pod before it) before the others; a headless Service's name (an A record per
+    endpoint) after its endpoints' names, which keep their PTRs; last the SOA's MNAME, after kube-dns's own name."""
     out = [(s.ip, s.fqdn) for s in records.services if s.ip is not None]
-    out += [(ip, s.endpoint_name(ip)) for s in records.services for ip in s.endpoints]
+    named = {(s.namespace, s.name): dict(s.hostnames) for s in records.services}
+    out += [(ip, s.endpoint_name(ip)) for s in records.services for ip in s.endpoints
+            if ip in named[s.namespace, s.name]]
+    out += [(ip, s.endpoint_name(ip)) for s in records.services for ip in s.endpoints
+            if ip not in named[s.namespace, s.name]]
     out += [(ip, s.fqdn) for s in records.services if s.ip is None for ip in s.endpoints]
     out.append((records.nameserver, NS_NAME))
     # the SRV-form names answer A too (CoreDNS's findServices matches the port and protocol for any type): the

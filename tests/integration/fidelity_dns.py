@@ -56,7 +56,8 @@ DNS_QUESTIONS = [  # (object, dig command, question, sections, CoreDNS's answer,
                for svc in ("web", "web-np", "web-lb")),
      f"{COREDNS} reverse.go serviceRecordForIP: one PTR for each Service the pod is an endpoint of, named "
      "after its address, the Service and the namespace",
-     "dnsmasq gives an address one PTR record: the first Service's (topology order)"),
+     "dnsmasq gives an address one PTR record: its name under a Service that names it by its hostname (spec "
+     "2.4.3), if one does, else its name under the first Service (topology order) that selects it"),
     ("cluster DNS: a pod no Service selects", "dig +noall +comments +answer +authority -x 10.244.0.3",
      f"{reverse('10.244.0.3')} PTR", ("answer", "authority"),
      "status: NXDOMAIN, flags: qr ... rd ...\nAUTHORITY: ... IN SOA ...\n",

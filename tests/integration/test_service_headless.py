@@ -180,3 +180,30 @@ def test_endpoints_of_one_hostname_answer_one_srv_record(labs):
     assert pgu["answer"] == [f"_pgu._udp.{fqdn}. 30 IN SRV 0 50 5432 db.{fqdn}."], pgu
     assert bare["answer"] == [f"{fqdn}. 30 IN SRV 0 25 5432 db.{fqdn}."], bare
     assert sorted(a["answer"]) == sorted(f"db.{fqdn}. 30 IN A {ips[p]}" for p in ("db-0", "db-1")), a
+
+
+PTR_ORDER = """name: {lab}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: web-a, node: n1, labels: {{app: web}}}}
+  - {{name: web-b, node: n1, hostname: web-0, subdomain: hl, labels: {{app: web}}}}
+  - {{name: client, node: n1}}
+services:
+  - {{name: web, selector: {{app: web}}, clusterIP: 10.96.0.20, ports: [{{name: http, port: 80}}]}}
+  - {{name: hl, selector: {{app: web}}, clusterIP: None, ports: [{{name: http, port: 80}}]}}
+"""
+
+
+def test_a_pods_ptr_is_its_hostname_name_though_a_cluster_ip_service_comes_first(labs):
+    """QA qd59 4: the PTR of an endpoint a headless Service names by its hostname is <hostname>.<subdomain>.<ns>
+    .svc.cluster.local (spec 2.4.3), also when a ClusterIP Service that selects the pod comes first in the
+    topology (it was 10-244-...web.default...); a pod without one: its name under the first Service."""
+    from dns_query import reverse
+
+    lab = labs.name("dnp")
+    labs.up(PTR_ORDER.format(lab=lab))
+    ips = {p["name"]: p["ip"] for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    named, plain = ask(f"{lab}-client", DNS, f"{reverse(ips['web-b'])} PTR", f"{reverse(ips['web-a'])} PTR")
+    assert named["answer"] == [f"{reverse(ips['web-b'])}. 30 IN PTR web-0.hl.default.svc.cluster.local."], named
+    dashed = ips["web-a"].replace(".", "-")
+    assert plain["answer"] == [f"{reverse(ips['web-a'])}. 30 IN PTR {dashed}.web.default.svc.cluster.local."], plain

@@ -329,3 +329,20 @@ services:
         f"_pg._tcp.{svc},db.{svc},5432,0,50", f"_pgu._udp.{svc},db.{svc},5432,0,50", f"{svc},db.{svc},5432,0,25"]
     # both addresses answer the name, each with its PTR
     assert [r for r in opts(text) if r.startswith(f"db.{svc},")] == [f"db.{svc},10.244.0.2", f"db.{svc},10.244.0.3"]
+
+
+def test_an_endpoint_named_by_its_hostname_has_that_ptr_whatever_the_services_order():
+    """QA qd59 4: a pod with hostname and subdomain behind its headless Service has the PTR
+    <hostname>.<subdomain>.<ns>.svc.<zone> (spec 2.4.3); a ClusterIP Service that selects it too, listed first in
+    the topology, gave it its dashed name under that Service instead (dnsmasq: the first line of an address)."""
+    pods, services = STATEFUL.split("services:\n")
+    first = pods + "services:\n" + "".join(reversed(services.splitlines(keepends=True)))  # plain, then nginx
+    assert first.index("name: plain") < first.index("name: nginx")
+    ptr = {}
+    for ip, name in hosts(first):
+        ptr.setdefault(ip, name)
+    svc = "nginx.default.svc.cluster.local"
+    assert ptr["10.244.0.2"] == f"web-0.{svc}" and ptr["10.244.0.3"] == f"web-1.{svc}"
+    # one without a hostname of that Service: its dashed name under the first Service that selects it
+    assert ptr["10.244.0.4"] == "10-244-0-4.plain.default.svc.cluster.local"
+    assert ptr["10.244.0.5"] == "10-244-0-5.plain.default.svc.cluster.local"
