@@ -22,13 +22,16 @@ plugin/backend_lookup.go SRV and SOA):
 ``web-0.nginx.default.svc.cluster.local`` A                 an endpoint by its hostname: a pod with
                                                             ``hostname: web-0`` and ``subdomain: nginx``
                                                             (its SRV target and PTR too)
+``web-0.nginx.default.svc.cluster.local`` SRV               a headless Service's endpoint: ``0 100 8080
+                                                            web-0.nginx...`` per port it has
 ``10-244-0-2.default.pod.cluster.local`` A                  the IP it spells, any IP (``pods insecure``),
                                                             in a namespace that exists
 ``20.0.96.10.in-addr.arpa`` PTR                             ``web.default.svc.cluster.local.``
 ``2.0.244.10.in-addr.arpa`` PTR                             an endpoint: ``10-244-0-2.web.default.svc...``;
                                                             a pod no Service selects: NXDOMAIN
 ``kubernetes.default.svc.cluster.local`` A                  10.96.0.1, the first address (see below)
-``dns-version.cluster.local`` TXT                           ``1.1.0``, the schema CoreDNS implements
+``dns-version.cluster.local`` TXT                           ``1.1.0``, the schema CoreDNS implements (TTL
+                                                            30: CoreDNS's is 28800)
 a name or address of the cluster it does not know           NXDOMAIN with the SOA of ``cluster.local``
                                                             (minimum 30), authoritative, no recursion
 ==========================================================  =============================================
@@ -50,7 +53,9 @@ pod name's AAAA is NXDOMAIN (CoreDNS: no data); a namespace's own names hold a r
 (:data:`NAMESPACE_RR_TYPE`, so that they exist: CoreDNS has none, a question of that type or ANY shows it); every
 answer names the zone's
 NS in its authority section, and an SRV answer has no A record of its target
-in the additional one.
+in the additional one; an NS answer names ``ns.dns.cluster.local`` (dnsmasq's
+one server name is its SOA's MNAME too), with no address; every record has TTL
+30 (``--auth-ttl``), the schema version's too.
 
 Every cluster has the Service ``default/kubernetes`` of the API server at the
 first address of the service CIDR (netlab never hands that address out). A
@@ -138,6 +143,10 @@ class DnsService:
         A ClusterIP Service's records aim at its own name and port; a
         headless one's at each endpoint's name (its dashed address under the
         Service's, or its hostname) and the endpoint's own port, one record each.
+        A headless Service's endpoint name answers SRV too (findServices matches
+        an endpoint by it), at itself with each of its ports; a ClusterIP
+        Service's endpoint name has none here (its records would change with the
+        endpoints, which would then restart dnsmasq: docs/fidelity.md).
         """
         if self.ip is None:
             recs = [(name, proto, self.endpoint_name(ip), port) for name, proto, ip, port in self.targets]
@@ -151,6 +160,11 @@ class DnsService:
         weight = max(SRV_WEIGHT // len(recs), 1) if recs else SRV_WEIGHT
         for target, port in dict.fromkeys((target, port) for _, _, target, port in recs):
             out.append((self.fqdn, target, weight, port))
+        owners: dict[str, list[int]] = {}  # endpoint name: its ports (of both endpoints of one hostname)
+        for _, _, target, port in recs if self.ip is None else []:
+            owners.setdefault(target, []).append(port)
+        for owner, ports in owners.items():
+            out += [(owner, owner, max(SRV_WEIGHT // len(ports), 1), port) for port in dict.fromkeys(ports)]
         return out
 
 

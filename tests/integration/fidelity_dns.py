@@ -75,6 +75,31 @@ DNS_QUESTIONS = [  # (object, dig command, question, sections, CoreDNS's answer,
      f"{COREDNS} findServices: every cluster's default/kubernetes, at the first address of the service CIDR. A "
      "lab has no API server: the name answers (the first step of Kubernetes' Debugging DNS Resolution), and "
      "nothing answers at 10.96.0.1:443", None),
+    ("cluster DNS: the schema version", "dig +noall +comments +answer TXT dns-version.cluster.local",
+     "dns-version.cluster.local TXT", ("answer",),
+     'status: NOERROR, flags: qr aa rd\nANSWER: dns-version.cluster.local. 28800 IN TXT "1.1.0"\n',
+     f"{COREDNS} kubernetes.go Services: the one TXT record (spec 2.2), its TTL hard-coded 28800",
+     "dnsmasq, as the zone's authority, gives every record it answers one TTL (--auth-ttl, the Corefile's 30): "
+     "it has no TTL of a record's own"),
+    ("cluster DNS: the zone's name server",
+     "dig +noall +comments +answer +additional NS cluster.local", "cluster.local NS", ("answer", "additional"),
+     "status: NOERROR, flags: qr aa rd\nANSWER: cluster.local. 30 IN NS kube-dns.kube-system.svc.cluster.local.\n"
+     "ADDITIONAL: kube-dns.kube-system.svc.cluster.local. 30 IN A 10.96.0.10\n",
+     f"{COREDNS} ns.go nsAddrs (the Service of CoreDNS's own endpoint, kube-system/kube-dns) and "
+     "plugin/backend_lookup.go NS (its address as additional data)",
+     "dnsmasq has one name for its server, the MNAME of its SOA (ns.dns.cluster.local, as CoreDNS's SOA names "
+     "it), and puts no address of it in the additional section (ns.dns.cluster.local answers A 10.96.0.10 when "
+     "asked)"),
+    ("cluster DNS: an endpoint's name, SRV",
+     "dig +noall +comments +answer SRV 10-244-0-2.web.default.svc.cluster.local",
+     "10-244-0-2.web.default.svc.cluster.local SRV", ("answer",),
+     "status: NOERROR, flags: qr aa rd\nANSWER: 10-244-0-2.web.default.svc.cluster.local. 30 IN SRV 0 100 8080 "
+     "10-244-0-2.web.default.svc.cluster.local.\n",
+     f"{COREDNS} findServices (an endpoint matched by its name, for any type: one record per port of the "
+     "endpoint, at itself) and plugin/backend_lookup.go SRV",
+     "dnsmasq reads SRV records only from its command line, as it starts: the endpoints of a ClusterIP Service "
+     "there would restart it at each change of them, which now only rewrites its hosts file (SIGHUP); a headless "
+     "Service's endpoint names, whose records it has already, answer SRV as CoreDNS's"),
     ("cluster DNS: a name it does not know", "dig +noall +comments +authority nope.default.svc.cluster.local",
      "nope.default.svc.cluster.local", ("authority",),
      f"status: NXDOMAIN, flags: qr aa rd\nAUTHORITY: {COREDNS_SOA}\n",

@@ -123,6 +123,9 @@ def test_a_pod_with_hostname_and_subdomain_has_its_own_name_its_hostname_and_its
     assert a0["status"] == "NOERROR" and a0["answer"] == [f"web-0.{fqdn}. 30 IN A {ips['web-0']}"], a0
     assert sorted(srv["answer"]) == [f"_web._tcp.{fqdn}. 30 IN SRV 0 50 8080 web-{i}.{fqdn}." for i in (0, 1)], srv
     assert ptr["answer"] == [f"{reverse(ips['web-1'])}. 30 IN PTR web-1.{fqdn}."], ptr
+    # the endpoint's name answers SRV too, with its own port, as CoreDNS's findServices (QA qd59 7)
+    [own] = ask(client, DNS, f"web-0.{fqdn} SRV")
+    assert own["answer"] == [f"web-0.{fqdn}. 30 IN SRV 0 100 8080 web-0.{fqdn}."], own
     got = in_netns(client, "getent", "ahostsv4", "web-1.nginx", check=True).stdout  # search default.svc...
     assert {line.split()[0] for line in got.splitlines()} == {ips["web-1"]}, got
     reached = in_netns(client, "python3", "-c", CONNECT, f"{ips['web-1']}:8080", check=True).stdout.split("\n")

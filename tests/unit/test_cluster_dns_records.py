@@ -326,7 +326,8 @@ services:
 """
     svc = "dbs.quiet.svc.cluster.local"
     assert [r for r in opts(text, "--srv-host") if svc in r] == [
-        f"_pg._tcp.{svc},db.{svc},5432,0,50", f"_pgu._udp.{svc},db.{svc},5432,0,50", f"{svc},db.{svc},5432,0,25"]
+        f"_pg._tcp.{svc},db.{svc},5432,0,50", f"_pgu._udp.{svc},db.{svc},5432,0,50", f"{svc},db.{svc},5432,0,25",
+        f"db.{svc},db.{svc},5432,0,25"]  # the endpoint name's own, of both endpoints
     # both addresses answer the name, each with its PTR
     assert [r for r in opts(text) if r.startswith(f"db.{svc},")] == [f"db.{svc},10.244.0.2", f"db.{svc},10.244.0.3"]
 
@@ -346,3 +347,20 @@ def test_an_endpoint_named_by_its_hostname_has_that_ptr_whatever_the_services_or
     # one without a hostname of that Service: its dashed name under the first Service that selects it
     assert ptr["10.244.0.4"] == "10-244-0-4.plain.default.svc.cluster.local"
     assert ptr["10.244.0.5"] == "10-244-0-5.plain.default.svc.cluster.local"
+
+
+def test_a_headless_services_endpoint_name_answers_srv_with_its_own_ports():
+    """QA qd59 7: CoreDNS's findServices matches an endpoint by its name for any type, so `SRV
+    web-0.nginx.default.svc.cluster.local` answers one record per port of the endpoint, at itself (backend_lookup.go
+    SRV: weights shared, a target and port given twice dropped); dnsmasq had none (NODATA). A ClusterIP Service's
+    endpoint names have none: their records would restart dnsmasq at every endpoint change (docs/fidelity.md)."""
+    srv = opts(STATEFUL, "--srv-host")
+    svc = "nginx.default.svc.cluster.local"
+    assert [r for r in srv if r.startswith(("web-", "10-"))] == [
+        f"web-0.{svc},web-0.{svc},80,0,100", f"web-1.{svc},web-1.{svc},80,0,100",
+        f"10-244-0-4.{svc},10-244-0-4.{svc},80,0,100", f"10-244-0-5.{svc},10-244-0-5.{svc},80,0,100"]
+    text = STATEFUL.replace("ports: [{name: web, port: 80}]", "ports: [{name: web, port: 80}, {port: 81}, "
+                                                                "{name: webu, port: 80, protocol: UDP}]")
+    assert [r for r in opts(text, "--srv-host") if r.startswith(f"web-0.{svc},")] == [
+        f"web-0.{svc},web-0.{svc},80,0,33", f"web-0.{svc},web-0.{svc},81,0,33"]
+    assert not [r for r in srv if r.startswith("10-244-0-2.plain.")]

@@ -68,7 +68,9 @@ def test_dns_answers_its_name_with_the_endpoints_pod_ips_after_their_ptr_names()
     srv = [a.split("=", 1)[1] for a in argv if a.startswith("--srv-host=") and fqdn in a]
     # one record per endpoint, aimed at its name and its own port (the named targetPort's number per pod)
     assert srv == [f"_pg._tcp.{fqdn},10-244-0-2.{fqdn},5432,0,50", f"_pg._tcp.{fqdn},10-244-1-2.{fqdn},5433,0,50",
-                   f"{fqdn},10-244-0-2.{fqdn},5432,0,50", f"{fqdn},10-244-1-2.{fqdn},5433,0,50"]
+                   f"{fqdn},10-244-0-2.{fqdn},5432,0,50", f"{fqdn},10-244-1-2.{fqdn},5433,0,50",
+                   # each endpoint's name answers SRV too, with its own port (CoreDNS's findServices)
+                   f"10-244-0-2.{fqdn},10-244-0-2.{fqdn},5432,0,100", f"10-244-1-2.{fqdn},10-244-1-2.{fqdn},5433,0,100"]
 
 
 def test_get_shows_none_as_kubectl_does_with_the_endpoints():
