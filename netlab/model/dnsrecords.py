@@ -55,7 +55,9 @@ answer names the zone's
 NS in its authority section, and an SRV answer has no A record of its target
 in the additional one; an NS answer names ``ns.dns.cluster.local`` (dnsmasq's
 one server name is its SOA's MNAME too), with no address; every record has TTL
-30 (``--auth-ttl``), the schema version's too.
+30 (``--auth-ttl``), the schema version's too; over TCP, an answer to a question
+with EDNS carries the extended error 17 "Filtered" (dnsmasq 2.90's TCP path takes
+it from a variable its authoritative answers never set: nothing is filtered).
 
 Every cluster has the Service ``default/kubernetes`` of the API server at the
 first address of the service CIDR (netlab never hands that address out). A
