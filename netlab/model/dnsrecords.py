@@ -50,7 +50,8 @@ cannot do as CoreDNS does (docs/fidelity.md): an address has one PTR, its
 hostname's name when a Service names it so, else its name under the first
 Service (topology order) that selects it, where CoreDNS has one per Service; a
 pod name's AAAA is NXDOMAIN (CoreDNS: no data); a namespace's own names hold a record of a private-use type
-(:data:`NAMESPACE_RR_TYPE`, so that they exist: CoreDNS has none, a question of that type or ANY shows it); every
+(:data:`NAMESPACE_RR_TYPE`, so that they exist: CoreDNS has none, a question of that type shows it; ANY does not,
+dnsmasq's authority answers it with no data at every name, as CoreDNS does); every
 answer names the zone's
 NS in its authority section, and an SRV answer has no A record of its target
 in the additional one; an NS answer names ``ns.dns.cluster.local`` (dnsmasq's
