@@ -27,7 +27,10 @@ or removed, a port, a headless Service's endpoints, a namespace) restarts it,
 and the restart is counted as the kubelet counts one. Two dnsmasq cannot hold port 53 at once (it sets no
 SO_REUSEPORT): the new container stops the old one as its last step before its exec (lifecycle.start,
 kernel/spawning.py ``replace``), so the port is closed only for the old one's exit and the new one's exec and
-start, where a question meets "port unreachable" (glibc: EAI_AGAIN at once); README says so. ``down`` removes the file
+start. Questions are lost there all the same (README says how): one the old dnsmasq took as it stopped goes
+unanswered, one that meets the closed port gets "port unreachable" (glibc: EAI_AGAIN at once), or nothing once the
+kernel's rate limit of ICMP errors to that client (6, then one a second) is spent; a lookup left unanswered asks
+again after glibc's timeout, 5 s. SIGHUP loses none. ``down`` removes the file
 with the state directory; ``up`` removes it, and the emptied ``dns`` folder, once
 the lab has no cluster DNS.
 """
