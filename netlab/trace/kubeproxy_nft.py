@@ -282,15 +282,19 @@ def no_endpoints(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts
     nodeports = f.dst not in svc.addresses
     verdict_map = "no-endpoint-nodeports" if nodeports else "no-endpoint-services"
     if gap is None or table is None:
+        # the Service's element of that map (a nodePort's way also holds the node's address in set nodeport-ips,
+        # which only leads to the lookup)
+        element = next((st.line for st in reject_path(planned, svc, f, iif)
+                        if st.line.startswith(f"element {verdict_map} ")), None)
+        quoted = f" (`{element}`)" if element else ""
         if local:
             return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
-                          f"{svc.no_local_words(node, f.dst)}; the map {verdict_map} says drop for it", commands,
-                          cause=True, facts={"dropped_here": True, "no_local_endpoints": True})
+                          f"{svc.no_local_words(node, f.dst)}; the map {verdict_map}{quoted} says drop for it",
+                          commands, cause=True, facts={"dropped_here": True, "no_local_endpoints": True})
         said = f"Service {svc.name} has no endpoints"
-        element = next((st.line for st in reject_path(planned, svc, f, iif) if st.line.startswith("element ")), None)
-        named = f"map {verdict_map}" + (f" (`{element}`)" if element else f" → {nftables.REJECT_CHAIN}")
-        return NoDnat(f"no DNAT for {f}", f"{said}: kube-proxy's reject-chain (map "
-                      f"{verdict_map}) rejects the packet", commands, cause=True,
+        named = f"map {verdict_map}" + (quoted or f" → {nftables.REJECT_CHAIN}")
+        return NoDnat(f"no DNAT for {f}", f"{said}: kube-proxy's map {verdict_map}{quoted} sends the packet to "
+                      f"{nftables.REJECT_CHAIN}, which rejects it", commands, cause=True,
                       facts={"dropped_here": True, "rejected": rejected_words(node, said, named)})
     then, rejected = without_dnat(lab, table, ns, svc, f, iif)
     said = svc.no_local_words(node, f.dst) if local else f"Service {svc.name} has no endpoints"

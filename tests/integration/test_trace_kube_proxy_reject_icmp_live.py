@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from helpers import ipv4_of, lab_up, traced, unique_lab, write_topology
+from helpers import in_netns, ipv4_of, lab_up, traced, unique_lab, write_topology
 from test_trace_kernel_ways_live import tcpdump
 
 pytestmark = pytest.mark.root
@@ -88,3 +88,21 @@ def test_nftables_a_cluster_ip_port_the_service_lacks_is_answered_from_the_pods_
     if mode != "nftables":
         pytest.skip("kube-proxy in iptables mode rejects no other port of a ClusterIP")
     _check(name, "10.96.0.40", 81, ipv4_of(f"{name}-n1", "cni0"))
+
+
+def test_nftables_a_node_port_without_endpoints_names_the_no_endpoint_nodeports_element(lab):
+    """nftables mode: the element of map no-endpoint-nodeports that sent the packet to reject-chain is quoted as
+    the kernel lists it (trace quoted the node's address in set nodeport-ips, which only leads to the lookup); the
+    real connection is refused by that node's ICMP port unreachable."""
+    name, mode = lab
+    if mode != "nftables":
+        pytest.skip("nftables mode's map")
+    n2 = f"{name}-n2"
+    listed = in_netns(n2, "nft", "list", "map", "ip", "kube-proxy", "no-endpoint-nodeports", check=True).stdout
+    held = re.search(r"elements = \{ (tcp \. 30091 .*: goto reject-chain) \}", listed)
+    assert held is not None, listed
+    _check(name, "n2", 30091, ipv4_of(n2, "eth0"))  # refused by n2's ICMP error, as the client's tcpdump saw
+    rc, d = traced(name, "client", "n2", "--port", "30091")
+    quoted = f"map no-endpoint-nodeports (`element no-endpoint-nodeports {held.group(1)}`)"
+    assert rc == 1 and quoted in d["refused"] and "nodeport-ips" not in d["refused"], d["refused"]
+    assert quoted in d["lost"]["reason"] and d["lost"]["netns"] == n2, d["lost"]

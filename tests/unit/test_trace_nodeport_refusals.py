@@ -86,3 +86,18 @@ def test_a_deleted_jump_to_the_nodeport_check_is_named(mode):
     gone(k, jump)
     _, v = traced(m, k, Flow("tcp", "203.0.113.50", n2, 40000, 30082), src="np-client")
     assert "not refuse this packet" in v.reason and v.fix and ("INPUT" in v.fix or "filter-input" in v.fix), v.reason
+
+
+@pytest.mark.parametrize("port", [30081, 30082])
+def test_nftables_names_the_no_endpoint_nodeports_element_that_refused_it(port):
+    """nftables mode: the element of map no-endpoint-nodeports that drops (30081) or rejects (30082) the nodePort
+    is quoted, as iptables mode quotes its filter rule; the node's address in set nodeport-ips only leads to the
+    lookup (it was quoted as the refusing element)."""
+    m, k, n2 = build("nftables")
+    line = planned(k, str(port))  # element no-endpoint-nodeports tcp . PORT comment "..." : drop / goto reject-chain
+    w, v = traced(m, k, Flow("tcp", "203.0.113.50", n2, 40000, port), src="np-client")
+    lost = w.hops[v.lost_at]
+    assert f"`{line}`" in v.reason and "nodeport-ips" not in v.reason, v.reason
+    if port == 30082:
+        said = lost.facts["rejected"]
+        assert f"map no-endpoint-nodeports (`{line}`)" in said and "nodeport-ips" not in said, said
