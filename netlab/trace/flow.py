@@ -81,12 +81,17 @@ class Flow:
 
 def answer_words(err: Flow) -> str:
     """An ICMP error a REJECT sent (Flow.unreachable), in a row's words: its type and code, where its source address
-    comes from (the request's destination when the node owns it, else the node's route back to the client picks
-    it), and the header it quotes."""
+    comes from (the request's destination when the node owns it; the request's own source when the node answers
+    itself; else the node's route back to the client picks it), and the header it quotes."""
     q = err.quoted
     if q is None:
         return ""
-    whose = "the address the request was for" if err.src == q.dst else "the address its route to the client picks"
+    if err.src == q.dst:
+        whose = "the address the request was for"
+    elif err.src == err.dst:
+        whose = "the request's own source (the node answers itself; its local route to that address picks it)"
+    else:
+        whose = "the address its route to the client picks"
     return f" (type 3 code {err.code}) from {err.src}, {whose}, to {err.dst}, quoting the request ({q})"
 
 

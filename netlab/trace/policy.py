@@ -402,9 +402,11 @@ def reply_from_reject(reply: list[Hop], reject: Hop, proto: str) -> tuple[list[H
     would follow a reply that never existed (an ICMP error is walked from the node). The rows start instead with one
     naming the forward row of the REJECT (``reject.index``, numbered), then the node's route or bridge row. The
     route row is the node's own packet's (OUTPUT, never FORWARD: the REJECT's answer leaves as the node's own
-    packet, ``nf_send_reset``), not the forwarded reply's it was walked as."""
+    packet, ``nf_send_reset``), not the forwarded reply's it was walked as. An answer to the node's own request
+    (refused on its way out) is delivered to the node itself, through lo: that row follows."""
     start = next((i for i, h in enumerate(reply) if h.netns == reject.netns and
-                  ((h.kind == "route" and "oif" in h.facts) or (h.kind == "bridge" and "port" in h.facts))), None)
+                  ((h.kind == "route" and "oif" in h.facts) or (h.kind == "bridge" and "port" in h.facts)
+                   or h.kind == "deliver")), None)
     if start is None:
         return None
     first = next((h.observe.flow for h in reply if h.observe is not None), None)

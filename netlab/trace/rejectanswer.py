@@ -102,7 +102,8 @@ def unreachable(kernel: Kernel, ns: str, iif: str, request: Flow) -> Flow:
 
 def start_rows(result: TraceResult) -> None:
     """The reply rows of an answer walk_answer walked for kube-proxy's REJECT start with a row naming it, at the
-    forward row where the walk stopped, then the node's route for its own packet (policy.reply_from_reject). A
+    forward row where the walk stopped, then the node's route for its own packet (policy.reply_from_reject), or
+    its delivery to the node itself through lo (the node's own request, refused on its way out). A
     policy's REJECT has already named its row; an answer no REJECT of the rows names is not shown, as nothing tells
     whose it was."""
     reply = result.reply

@@ -206,10 +206,11 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     down = not_running.line(lab, arrived, proto, fwd.final.dport, repair_way(lab.name, lm.repair)) \
         if arrived and fwd.final is not None and (sent.refused or not sent.reply) else None
 
-    # Every flow a row may see, its alternative included (the packet before or after a NAT on that device).
+    # Every flow a row may see, its alternative included (the packet before or after a NAT on that device), and
+    # the request an ICMP error a row expects quotes (a node's own request its REJECT refused: no row saw it)
     more = [h for w in answers.values() for h in w.hops]
     flows = {f for h in fwd.hops + (back.hops if back else []) + more if h.observe
-             for f in (h.observe.flow, h.observe.alt) if f is not None}
+             for f in (h.observe.flow, h.observe.alt, h.observe.flow.quoted) if f is not None}
     ours = kept(frames, vx_port, sent.marker, flows)
     packets = [p for _, p in ours]
     captured = set(namespaces)

@@ -106,3 +106,39 @@ def test_nftables_a_node_port_without_endpoints_names_the_no_endpoint_nodeports_
     quoted = f"map no-endpoint-nodeports (`element no-endpoint-nodeports {held.group(1)}`)"
     assert rc == 1 and quoted in d["refused"] and "nodeport-ips" not in d["refused"], d["refused"]
     assert quoted in d["lost"]["reason"] and d["lost"]["netns"] == n2, d["lost"]
+
+
+# tcpdump's line of the ICMP error a node sends itself: "IP 192.168.122.2 > 192.168.122.2: ICMP 10.96.0.40 tcp port 80
+# unreachable"
+TO_ITSELF = re.compile(r"IP (\S+) > (\S+): ICMP (\S+) tcp port (\d+) unreachable")
+
+
+@pytest.mark.parametrize("dst,port", [("svc/empty", 80), ("n1", 30091), ("10.96.0.40", 81)])
+def test_a_nodes_own_request_its_reject_refuses_is_answered_to_itself_through_lo(lab, dst, port):
+    """n1's own connection to a ClusterIP without endpoints (REJECT in OUTPUT), to its own nodePort without endpoints
+    (INPUT, on lo) and, in nftables mode, to a ClusterIP's port the Service lacks: the kernel answers n1 itself with
+    an ICMP port unreachable from the request's own source (the address the request was for, for the nodePort),
+    which loops back through lo to the socket (curl: connection refused). trace showed no reply rows for them."""
+    name, mode = lab
+    if port == 81 and mode != "nftables":
+        pytest.skip("kube-proxy in iptables mode rejects no other port of a ClusterIP")
+    n1 = f"{name}-n1"
+    own = ipv4_of(n1, "eth0")
+    target = {"svc/empty": "10.96.0.40", "n1": own}.get(dst, dst)
+    assert in_netns(n1, "curl", "-s", "-m", "2", f"http://{target}:{port}/").returncode == 7  # refused at once
+    with tcpdump(n1, "lo", "icmp") as seen:
+        rc, d = traced(name, "n1", dst, "--port", str(port))
+    got = [m.groups() for m in map(TO_ITSELF.search, seen) if m]
+    assert len(got) == 1 and got[0] == (own, own, target, str(port)), seen
+    assert rc == 1 and not d["delivered"] and d["reply"] == "connection failed: Connection refused", d["lost"]
+    rows = d["reply_hops"]
+    assert rows and rows[0]["kind"] == "reject" and f"ICMP port unreachable (type 3 code 3) from {own}, " \
+        in rows[0]["decision"], [(h["kind"], h["decision"][:120]) for h in rows]
+    last = rows[-1]
+    assert (last["netns"], last["device"], last["kind"], last["seen"]) == (n1, "lo", "deliver", True), last
+    walked = WALKED.match(last["observe"]["flow"])
+    assert walked is not None, last["observe"]
+    src, to, qsrc, _, qdst, qport = walked.groups()
+    assert (src, to, qsrc, qdst, qport) == (own, own, own, target, str(port)), walked.groups()
+    assert last["facts"]["icmp_error"] == "destination unreachable: port unreachable"
+    assert d["reply_lost"] is None, d["reply_lost"]
