@@ -57,6 +57,7 @@ class AddrMsg:
     broadcast: str | None
     scope: int
     label: str | None
+    flags: int = 0  # ifa_flags: IFA_F_SECONDARY (1), ...
 
 
 @dataclass(frozen=True)
@@ -192,11 +193,11 @@ def parse_bridge_port(m: Msg) -> PortMsg:
 
 
 def parse_addr(m: Msg) -> AddrMsg:
-    family, prefixlen, _flags, scope, index = IFADDR.unpack_from(m.body)
+    family, prefixlen, flags, scope, index = IFADDR.unpack_from(m.body)
     a = attrs(m.body, IFADDR.size)
     return AddrMsg(index=index, address=get_ipv4(a, IFA_LOCAL) or get_ipv4(a, IFA_ADDRESS) or "",
                    prefixlen=prefixlen, broadcast=get_ipv4(a, IFA_BROADCAST), scope=scope,
-                   label=get_str(a, IFA_LABEL))
+                   label=get_str(a, IFA_LABEL), flags=flags)
 
 
 def parse_route(m: Msg) -> RouteMsg:

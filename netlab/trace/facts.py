@@ -40,6 +40,16 @@ class VxlanFacts:
 
 
 @dataclass(frozen=True)
+class InetAddress:
+    """An IPv4 address of a device as the kernel holds it (``ip -4 addr``): what its choice of a source among them
+    weighs (inet_select_addr)."""
+
+    cidr: str  # "10.244.0.1/24"
+    scope: int = 0  # RT_SCOPE_*: 0 global, 253 link, 254 host (lo's 127.0.0.1)
+    secondary: bool = False  # IFA_F_SECONDARY: another address of its subnet came first
+
+
+@dataclass(frozen=True)
 class LinkFacts:
     name: str
     index: int
@@ -51,6 +61,8 @@ class LinkFacts:
     hairpin: bool | None = None
     vxlan: VxlanFacts | None = None
     addresses: tuple[str, ...] = ()  # "10.244.0.1/24"
+    # the same, in the kernel's order, with their scope and flags (empty where not known: a fake kernel)
+    inet: tuple[InetAddress, ...] = ()
     operstate: str = "UNKNOWN"  # `ip link`'s "state": UP; DOWN (set down, or no carrier: a veth whose peer is down)
     # A bridge port's state (`bridge link`): forwarding, or disabled (the port set down, or no carrier: its veth
     # peer is down), listening, learning, blocking; the bridge sends frames out of, and takes them in from, a

@@ -79,15 +79,19 @@ class Flow:
         return f"{self.endpoint('src')} → {self.endpoint('dst')} {self.proto}"
 
 
-def answer_words(err: Flow) -> str:
+def answer_words(err: Flow, inbound: str | None = None) -> str:
     """An ICMP error a REJECT sent (Flow.unreachable), in a row's words: its type and code, where its source address
-    comes from (the request's destination when the node owns it; the request's own source when the node answers
+    comes from (the request's destination when the node owns it; ``inbound``: an address of the device the request
+    came in by, net.ipv4.icmp_errors_use_inbound_ifaddr = 1; the request's own source when the node answers
     itself; else the node's route back to the client picks it), and the header it quotes."""
     q = err.quoted
     if q is None:
         return ""
     if err.src == q.dst:
         whose = "the address the request was for"
+    elif inbound:
+        whose = (f"an address of {inbound}, the device the request came in by "
+                 "(net.ipv4.icmp_errors_use_inbound_ifaddr = 1)")
     elif err.src == err.dst:
         whose = "the request's own source (the node answers itself; its local route to that address picks it)"
     else:

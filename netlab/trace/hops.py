@@ -79,6 +79,9 @@ class Walk:
     end_netns: str | None = None
     reason: str | None = None
     source: str | None = None  # the address the first namespace's socket sent from, before any NAT
+    # a REJECT's ICMP error (rejectanswer.unreachable): the device whose address is its source, when the request
+    # came in by it and net.ipv4.icmp_errors_use_inbound_ifaddr = 1 (None: another rule picked it)
+    inbound: str | None = None
 
 
 @dataclass(frozen=True)

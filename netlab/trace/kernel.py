@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netlab.kernel import netlink, netns as nsmod, procsys, rtnl, rtnl_parse, sockdiag
-from netlab.trace.facts import FdbFacts, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
+from netlab.trace.facts import FdbFacts, InetAddress, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
 from netlab.trace.tables import KernelTables
 # The tables' parsers live in trace/tables; tests import them from here too
 from netlab.trace.tables import (nft_table_of as nft_table_of, parse_conntrack as parse_conntrack,
@@ -132,9 +132,10 @@ class LiveKernel(KernelTables):
         c = self.conn(netns)
         raw = rtnl_parse.dump_links(c, netns)
         names = {link.index: link.name for link in raw}
-        addrs: dict[int, list[str]] = {}
+        inet: dict[int, list[InetAddress]] = {}  # in the kernel's order, as `ip -4 addr` lists them
         for a in map(rtnl_parse.parse_addr, c.dump(f"addresses in {netns}", rtnl.addr_dump())):
-            addrs.setdefault(a.index, []).append(f"{a.address}/{a.prefixlen}")
+            inet.setdefault(a.index, []).append(InetAddress(f"{a.address}/{a.prefixlen}", a.scope,
+                                                            bool(a.flags & rtnl.IFA_F_SECONDARY)))
         ports = {p.index: p for p in self.bridge_port_list(netns)}
         out: dict[str, LinkFacts] = {}
         for link in raw:
@@ -151,7 +152,8 @@ class LiveKernel(KernelTables):
             out[link.name] = LinkFacts(
                 name=link.name, index=link.index, kind=link.kind, mac=link.mac, mtu=link.mtu or 0, up=link.up,
                 master=names.get(link.master) if link.master else None, hairpin=port.hairpin if port else None,
-                vxlan=vx, addresses=tuple(addrs.get(link.index, ())), operstate=link.operstate, port_state=state,
+                vxlan=vx, addresses=tuple(a.cidr for a in inet.get(link.index, ())),
+                inet=tuple(inet.get(link.index, ())), operstate=link.operstate, port_state=state,
                 lower=lower, lower_elsewhere=lower is not None and link.peer_netnsid is not None, mode=mode)
         self._links[netns] = out
         self._byindex[netns] = names

@@ -218,9 +218,9 @@ class NatSteps(WalkParts):
         svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
         if svc is None and ns in self.lab.nft_netns and self.direction == "forward" and not self.stack:
             check = clusterip.rejected(self.lab, self.k.nft_table(ns), ns, f, iif)  # a ping to a ClusterIP, say
-            if check is not None:
+            if check is not None:  # iif: where the node's ICMP error may take its source (rejectanswer)
                 return self.rows.row(ns, iif or "-", "dnat", check.decision, check.commands,
-                                     problem=check.problem, cause=True, **check.facts)
+                                     problem=check.problem, cause=True, iif=iif, **check.facts)
         if svc is None and hit is None and iif and self.direction == "forward" and not self.stack:
             unkept = self._hostport_unkept(ns, iif)  # a hostPort's packet a policy dropped past portmap's DNAT
             if unkept is not None:
@@ -259,6 +259,8 @@ class NatSteps(WalkParts):
                                    f"before conntrack kept one; {drop[0]}", why.commands, drop[1], cause=True,
                                    facts={**why.facts, "dropped_here": True})
         facts = dict(why.facts)
+        if "rejected" in facts:  # kube-proxy's REJECT: the device it came in by (rejectanswer.came_in_by)
+            facts["iif"] = iif
         if f.dst == svc.lb_ip and why.cause and svc.endpoints and not facts.get("dropped_here"):
             # not DNATed here, it goes out to the internet's gateway, which routes the address back to a node:
             # delivered, if at all, by a path the lab did not plan (TraceResult.astray)

@@ -390,7 +390,8 @@ def place_reject(hops: list[Hop], lost_at: int | None, netns: str, entry: dict[s
     return at + 1
 
 
-def reply_from_reject(reply: list[Hop], reject: Hop, proto: str) -> tuple[list[Hop], int] | None:
+def reply_from_reject(reply: list[Hop], reject: Hop, proto: str,
+                      inbound: str | None = None) -> tuple[list[Hop], int] | None:
     """The reply rows of a request a policy's REJECT dropped: (the rows, how many leading rows went), or None
     when the reply rows never pass the REJECT's namespace.
 
@@ -403,7 +404,8 @@ def reply_from_reject(reply: list[Hop], reject: Hop, proto: str) -> tuple[list[H
     naming the forward row of the REJECT (``reject.index``, numbered), then the node's route or bridge row. The
     route row is the node's own packet's (OUTPUT, never FORWARD: the REJECT's answer leaves as the node's own
     packet, ``nf_send_reset``), not the forwarded reply's it was walked as. An answer to the node's own request
-    (refused on its way out) is delivered to the node itself, through lo: that row follows."""
+    (refused on its way out) is delivered to the node itself, through lo: that row follows. ``inbound``: the device
+    whose address the ICMP error's source is (rejectanswer.unreachable)."""
     start = next((i for i, h in enumerate(reply) if h.netns == reject.netns and
                   ((h.kind == "route" and "oif" in h.facts) or (h.kind == "bridge" and "port" in h.facts)
                    or h.kind == "deliver")), None)
@@ -411,7 +413,7 @@ def reply_from_reject(reply: list[Hop], reject: Hop, proto: str) -> tuple[list[H
         return None
     first = next((h.observe.flow for h in reply if h.observe is not None), None)
     if first is not None and first.quoted is not None:  # an ICMP error, the node's own (rejectanswer.unreachable)
-        what = f"an ICMP port unreachable{answer_words(first)}, as the node's own packet"
+        what = f"an ICMP port unreachable{answer_words(first, inbound)}, as the node's own packet"
     elif proto != "tcp":  # the ICMP error was not walked: what it is, without the addresses
         what = "an ICMP port unreachable, as the node's own packet"
     else:

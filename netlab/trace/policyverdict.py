@@ -69,7 +69,7 @@ def _reply_from_reject(result: TraceResult, at: int) -> None:
     numbered again from r1 (tpolicy.reply_from_reject); the reply's loss, if any, keeps pointing at its row."""
     if result.reply is None:
         return
-    cut = tpolicy.reply_from_reject(result.reply.hops, result.forward.hops[at], result.proto)
+    cut = tpolicy.reply_from_reject(result.reply.hops, result.forward.hops[at], result.proto, result.reply.inbound)
     if cut is None:
         return
     result.reply.hops, gone = cut

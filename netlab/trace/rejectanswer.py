@@ -18,12 +18,16 @@ from dataclasses import replace
 from ipaddress import ip_address, ip_interface
 from typing import TYPE_CHECKING
 
+from netlab.trace.facts import InetAddress, LinkFacts
 from netlab.trace.flow import Flow, answer_words
-from netlab.trace.hops import Walk
+from netlab.trace.hops import Hop, Walk
 from netlab.trace.policy import reply_from_reject
 from netlab.trace.states import FrameIn, IpIn, LocalOut, State
 from netlab.trace.verdict import Verdict
 from netlab.trace.walk import Walker, walk
+
+INBOUND = "net.ipv4.icmp_errors_use_inbound_ifaddr"
+RT_SCOPE_LINK = 253
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -48,8 +52,7 @@ def walk_answer(kernel: Kernel, lm: LabMap, lab: Lab, fwd: Walk, refused: bool) 
         return None
     policy = bool(lab.topo.network_policies) and any(str(p.ip) == back.src for p in lab.pods)
     if isinstance(stop.facts.get("rejected"), str) or (policy and back.proto != "tcp"):
-        return walk(kernel, lm, stop.netns, unreachable(kernel, stop.netns, stop.device, fwd.final), role="reply",
-                    direction="reply")
+        return _answer(kernel, lm, stop.netns, came_in_by(fwd.hops, stop.netns), fwd.final)
     if not policy:
         return None
     w = Walker(kernel, lm, role="reply", direction="reply")
@@ -76,28 +79,66 @@ def policy_answers(kernel: Kernel, lm: LabMap, fwd: Walk) -> dict[str, Walk]:
         seen = [h.observe.flow for h in rows if h.observe is not None]
         request = seen[-1] if seen else fwd.final
         if rows and request is not None and request.proto != "tcp":
-            out[ns] = walk(kernel, lm, ns, unreachable(kernel, ns, rows[0].device, request), role="reply",
-                           direction="reply")
+            out[ns] = _answer(kernel, lm, ns, came_in_by(rows, ns), request)
     return out
 
 
-def unreachable(kernel: Kernel, ns: str, iif: str, request: Flow) -> Flow:
+def _answer(kernel: Kernel, lm: LabMap, ns: str, iif: str | None, request: Flow) -> Walk:
+    """The ICMP port unreachable node ``ns`` sends about ``request``, walked from there as its own packet."""
+    err, inbound = unreachable(kernel, ns, iif, request)
+    back = walk(kernel, lm, ns, err, role="reply", direction="reply")
+    back.inbound = inbound
+    return back
+
+
+def came_in_by(rows: list[Hop], ns: str) -> str | None:
+    """The device a request the node ``ns`` refused came in by, when the node routed it (an input route, whose
+    device icmp_send's inet_iif names): the ``iif`` of its forwarded route row there, or of the row where
+    kube-proxy's REJECT refused it before the walk's route lookup (natsteps). None: the node's own request (OUTPUT,
+    an output route) or a frame its bridge switched (br_netfilter gives it the bridge's fake route, no input
+    route)."""
+    return next((h.facts["iif"] for h in reversed(rows) if h.netns == ns and h.kind in ("route", "dnat")
+                 and isinstance(h.facts.get("iif"), str)), None)
+
+
+def unreachable(kernel: Kernel, ns: str, iif: str | None, request: Flow) -> tuple[Flow, str | None]:
     """The ICMP port unreachable a REJECT in ``ns`` (``--reject-with icmp-port-unreachable``, iptables' default and
-    kube-proxy's; nft's ``reject`` in an ip table) sends about ``request``, which came in by ``iif``: from the
-    address the request was for when it is the node's own (the kernel's icmp_send answers from it), else from no
-    address of its own (the route to the client picks it, as for a socket: src None), unless
-    net.ipv4.icmp_errors_use_inbound_ifaddr = 1 (then the address of the device it came in by)."""
+    kube-proxy's; nft's ``reject`` in an ip table) sends about ``request``, and the device whose address is its
+    source when icmp_errors_use_inbound_ifaddr chose it. As the kernel's __icmp_send: from the address the request
+    was for when it is the node's own (its route is local); else, with net.ipv4.icmp_errors_use_inbound_ifaddr = 1
+    and a request routed in by ``iif`` (:func:`came_in_by`; None: no input route), an address of that device
+    (:func:`select_address`); else from none (src None: the route to the client picks it, as for a socket)."""
     links = kernel.links(ns)
     if any(a.split("/")[0] == request.dst for link in links.values() for a in link.addresses):
-        return Flow.unreachable(request.dst, request.src or "", request)
+        return Flow.unreachable(request.dst, request.src or "", request), None
     read = getattr(kernel, "sysctl", None)
-    on = links.get(iif)
-    if on is not None and on.addresses and read is not None \
-            and read(ns, "net.ipv4.icmp_errors_use_inbound_ifaddr") == "1":
-        near = [c for c in on.addresses if "/" in c and request.src and ip_address(request.src) in
-                ip_interface(c).network]  # inet_select_addr: the device's address on the client's subnet first
-        return Flow.unreachable((near or on.addresses)[0].split("/")[0], request.src or "", request)
-    return Flow.unreachable(None, request.src or "", request)
+    if iif is not None and read is not None and read(ns, INBOUND) == "1":
+        src = select_address(links, iif, request.src or "")
+        if src is not None:
+            return Flow.unreachable(src, request.src or "", request), iif
+    return Flow.unreachable(None, request.src or "", request), None
+
+
+def select_address(links: dict[str, LinkFacts], dev: str, dst: str) -> str | None:
+    """The kernel's inet_select_addr(dev, dst, RT_SCOPE_LINK), as icmp_send calls it for the inbound device: the
+    first primary address of ``dev`` of at most link scope whose subnet holds ``dst``, else its first such address;
+    a device without one lends the first other device's primary address of global scope (link scope and lo's
+    127.0.0.1, host scope, skipped). The kernel walks the namespace's devices in the order they came into it; the
+    order ``links`` has them in (their ifindex, as the kernel dumps them) is taken for it. An address known only as
+    text (``LinkFacts.addresses``, from a kernel that did not say) is taken for a primary one of global scope."""
+    def primary(link: LinkFacts) -> list[InetAddress]:
+        held = link.inet or tuple(InetAddress(a) for a in link.addresses)
+        return [a for a in held if not a.secondary and a.scope <= RT_SCOPE_LINK]
+
+    def ip(a: InetAddress) -> str:
+        return a.cidr.split("/")[0]
+
+    on = links.get(dev)
+    own = primary(on) if on is not None else []
+    near = [a for a in own if dst and ip_address(dst) in ip_interface(a.cidr).network]
+    if near or own:
+        return ip((near or own)[0])
+    return next((ip(a) for link in links.values() for a in primary(link) if a.scope != RT_SCOPE_LINK), None)
 
 
 def start_rows(result: TraceResult) -> None:
@@ -110,14 +151,14 @@ def start_rows(result: TraceResult) -> None:
     if result.forward.outcome == "delivered" or reply is None or (reply.hops and reply.hops[0].kind == "reject"):
         return
     stop = result.forward.hops[-1] if result.forward.hops else None
-    cut = reply_from_reject(reply.hops, stop, result.proto) \
+    cut = reply_from_reject(reply.hops, stop, result.proto, reply.inbound) \
         if stop is not None and isinstance(stop.facts.get("rejected"), str) else None
     if stop is None or cut is None:
         result.reply, result.reply_verdict = None, None
         return
     rows, gone = cut
     err = next((h.observe.flow for h in rows[1:] if h.observe is not None), None)  # as it leaves the node
-    said = answer_words(err) if err is not None else ""
+    said = answer_words(err, reply.inbound) if err is not None else ""
     rows[0] = replace(rows[0], decision=f"kube-proxy's REJECT at hop {stop.index} answers the request with an ICMP "
                                         f"port unreachable{said}, as the node's own packet: nothing behind the "
                                         "Service got the request nor answered it")
