@@ -354,13 +354,6 @@ class LabMap:
         link (the addresses stay), so cni0 needs only to come up."""
         return " && ".join([f"ip -n {netns} link set {dev} up", *self.planned_on_dev.get((netns, dev), [])])
 
-    def firewalled(self, dst: str, port: int | None, proto: str, src: str) -> ServiceFacts | None:
-        """The Service whose balancer's IP ``dst:port`` kube-proxy's firewall closes to ``src`` (outside its
-        loadBalancerSourceRanges), or None."""
-        return next((s for s in self.services if s.lb_ip == dst and s.port == port and s.protocol == proto
-                     and s.source_ranges and not any(IPv4Address(src) in IPv4Network(r) for r in s.source_ranges)),
-                    None)
-
     def service_for(self, ip: str, port: int | None, proto: str, lb: bool = True) -> ServiceFacts | None:
         """The Service port a packet to ``ip:port`` is for: its ClusterIP or an externalIP and port, a nodePort,
         or (``lb``: in a node, whose kube-proxy catches it) its LoadBalancer IP and port; the balancer's own DNAT

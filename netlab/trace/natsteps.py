@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netlab.kernel.iptables import command as ipt_command
-from netlab.trace import (clusterip, detour, faults, hostport, kubeproxy, kubeproxy_nft, lbpath, nat, unnatreply,
-                          wrongdnat)
+from netlab.trace import (clusterip, detour, faults, hostport, kubeproxy, kubeproxy_nft, lbfirewall, lbpath, nat,
+                          unnatreply, wrongdnat)
 from netlab.trace.facts import LinkFacts, RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.hops import CameHere, Hop
@@ -212,10 +212,10 @@ class NatSteps(WalkParts):
         routes as it is (to the gateway, say) and disappears somewhere else.
         """
         f = self.flow
-        fw = self.lab.firewalled(f.dst, f.dport, f.proto, f.src) if not self.stack and f.dport else None
-        if fw is not None and self.direction == "forward" and ns in self.lab.kube_proxy_netns:
-            return self._firewalled(ns, iif, fw)
         svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
+        fw = self._firewall(ns, iif, svc) if svc is not None and self.direction == "forward" else None
+        if fw is not None:
+            return fw
         if svc is None and ns in self.lab.nft_netns and self.direction == "forward" and not self.stack:
             check = clusterip.rejected(self.lab, self.k.nft_table(ns), ns, f, iif)  # a ping to a ClusterIP, say
             if check is not None:  # iif: where the node's ICMP error may take its source (rejectanswer)
@@ -273,46 +273,21 @@ class NatSteps(WalkParts):
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=problem, fix=fix,
                              cause=why.cause, came_here=came, **facts)
 
-    def _firewalled(self, ns: str, iif: str | None, svc: ServiceFacts) -> Hop:
-        """A packet to a LoadBalancer IP from outside the Service's loadBalancerSourceRanges: kube-proxy's firewall
-        chain does not pass it on to the DNAT, and drops it (iptables: KUBE-PROXY-FIREWALL, in filter). The drop the
-        topology asks for, as a NetworkPolicy's deny is: no fault and no fix (exit 1, the packet is lost), but how
-        to let such a client through, in the words."""
-        f, ranges = self.flow, ", ".join(svc.source_ranges)
-        asked = (f": the drop the topology asks for, not a fault (to let such a client through: send from an "
-                 f"address in {ranges}, or add its address to the Service's loadBalancerSourceRanges and run "
-                 "netlab up)")
-        held = self._fw_sources(ns, svc)  # as the kernel holds them (merged, the balancer's own IP added)
-        if ns in self.lab.nft_netns:
-            how = (f"the map firewall-ips sends {f.dst} . {f.proto} . {f.dport} to {svc.fw_chain}, whose "
-                   f"'{held or f'ip saddr != {{ {ranges} }} drop'}' drops it before any DNAT")
-            cmds = [f"ip netns exec {ns} nft list chain {kubeproxy_nft.TABLE} {svc.fw_chain}",
-                    f"ip netns exec {ns} nft list map {kubeproxy_nft.TABLE} firewall-ips"]
-        else:
-            how = (f"{svc.fw_chain} passes only {held or ranges} on to {svc.ext_chain}; this packet falls through it "
-                   f"undone, and KUBE-PROXY-FIREWALL drops it (\"{svc.name} traffic not accepted by {svc.fw_chain}\")")
-            cmds = [f"ip netns exec {ns} {ipt_command('iptables-save')} -c -t nat | grep {svc.fw_chain}",
-                    f"ip netns exec {ns} {ipt_command('iptables-save')} -c -t filter | grep KUBE-PROXY-FIREWALL"]
-        return self.rows.row(
-            ns, iif or "-", "dnat", f"no DNAT for {f}: {f.src} is outside Service {svc.name}'s "
-            f"loadBalancerSourceRanges ({ranges})", cmds,
-            problem=f"dropped by kube-proxy's firewall for Service {svc.name}'s loadBalancerSourceRanges: {how}"
-                    f"{asked}", cause=True, dropped_here=True, service=svc.name,
-            source_ranges=list(svc.source_ranges))
-
-    def _fw_sources(self, ns: str, svc: ServiceFacts) -> str | None:
-        """Who kube-proxy's firewall chain of ``svc`` in ``ns`` lets through, as the kernel lists it: nftables mode,
-        its ``ip saddr != { ... } drop`` rule (nft merges and sorts the ranges, lists a /32 as an address);
-        iptables mode, the ``-s`` of its rules, the balancer's own IP among them when a range holds the node's
-        address. None: the rules could not be read, or hold none (the topology's ranges are said then)."""
-        if ns in self.lab.nft_netns:
-            table = self.k.nft_table(ns)
-            rules = table.chain_rules(svc.fw_chain) if table is not None else ()
-            return next((r for r in rules if r.startswith("ip saddr != ") and r.endswith(" drop")), None)
-        nat_rules = self.k.nat_table(ns)
-        words = [r.line.split() for r in nat_rules.chain_rules(svc.fw_chain)] if nat_rules is not None else []
-        held = [w[w.index("-s") + 1] for w in words if "-s" in w[:-1] and svc.ext_chain in w]
-        return ", ".join(held) or None
+    def _firewall(self, ns: str, iif: str | None, svc: ServiceFacts) -> Hop | None:
+        """A packet to a LoadBalancer IP kube-proxy's firewall (loadBalancerSourceRanges) decides, as the kernel's
+        rules hold it: dropped there (outside the ranges, the drop the topology asks for: no fault, as a
+        NetworkPolicy's deny; inside them, the pass the kernel lacks is the fault), or let through undone by a
+        firewall that lacks its DROP (lbfirewall.py). None: the firewall is no matter here."""
+        if ns not in self.lab.kube_proxy_netns or svc.fw_chain is None or self.flow.dst != svc.lb_ip:
+            return None
+        nft = ns in self.lab.nft_netns
+        why = lbfirewall.judge(self.lab, ns, svc, self.flow, iif, self._local(ns, self.flow.dst),
+                               None if nft else self.k.nat_table(ns), None if nft else self.k.filter_table(ns),
+                               self.k.nft_table(ns) if nft else None)
+        if why is None:
+            return None
+        return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
+                             cause=why.cause, **why.facts)
 
     if TYPE_CHECKING:  # l2steps.py's, on the same Walker
         def _port_toward(self, ns: str, bridge: LinkFacts, ip: str) -> faults.Reason | None: ...

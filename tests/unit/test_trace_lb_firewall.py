@@ -1,0 +1,142 @@
+"""kube-proxy's firewall of a LoadBalancer IP judged from the rules the kernel holds, not the topology's
+loadBalancerSourceRanges (no root; both modes).
+
+Whole, it drops a source outside the ranges (the drop the topology asks for, quoting the kernel's DROP and its
+counter). Edited by hand it does what the kernel's rules say: without the pass of a source the topology allows, that
+source is dropped (the pass is the fault, and its fix); without the DROP (iptables mode), a source KUBE-FW does not
+pass goes on undone (the DROP is the fault); a firewall chain narrowed by hand (nftables mode) drops an allowed
+source. trace judged from the topology's ranges: it said a dropped source went on astray, and an undropped one
+dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from netlab.plan.build import build_plan
+from netlab.plan.resources import NatRules
+from netlab.trace.flow import Flow
+from netlab.trace.labmap import LabMap
+from netlab.trace.lbfirewall import nft_drops
+from test_trace_missing_rules import NftKernel
+from test_trace_service_paths import traced
+from test_trace_walk import FakeKernel, lab_from
+
+TOPOLOGY = """name: fw
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: web, node: n1, labels: {{app: web}}}}
+services:
+  - name: lb
+    selector: {{app: web}}
+    type: LoadBalancer
+    loadBalancerIP: 203.0.113.100
+    loadBalancerSourceRanges: [203.0.113.10/32, 203.0.113.8/30]
+    ports: [{{port: 80, targetPort: 8080}}]
+internet:
+  cidr: 203.0.113.0/24
+  gateway: {{ip: 203.0.113.1}}
+  hosts: [{{name: outside, ip: 203.0.113.50}}, {{name: inside, ip: 203.0.113.10}}]
+"""
+N1 = "fw-n1"
+
+
+def build(mode: str):
+    lab = lab_from(TOPOLOGY.format(mode=mode))
+    plan = build_plan(lab)
+    k = (NftKernel if mode == "nftables" else FakeKernel)(lab, plan)
+    return lab, LabMap.from_lab(lab, plan), k
+
+
+def planned(k, table: str, needle: str) -> list[str]:
+    """n1's planned iptables rules of ``table`` holding ``needle``."""
+    return [line for r in k.plan.resources if isinstance(r, NatRules) and r.netns == N1 and r.table == table
+            for line in r.rules if needle in line]
+
+
+def trace_from(m, k, host: str):
+    src = {"outside": "203.0.113.50", "inside": "203.0.113.10"}[host]
+    w, v = traced(m, k, Flow("tcp", src, "203.0.113.100", 40000, 80), src=f"fw-{host}")
+    rows = [h for h in w.hops if h.netns == N1 and h.kind == "dnat"]
+    assert rows, [(h.netns, h.kind) for h in w.hops]
+    return w, v, rows[0]
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_a_source_outside_the_ranges_is_the_drop_the_topology_asks_for(mode):
+    _, m, k = build(mode)
+    if mode == "iptables":
+        (drop,) = planned(k, "filter", "-A KUBE-PROXY-FIREWALL ")
+        k.counted[(N1, drop)] = 1
+    w, v, row = trace_from(m, k, "outside")
+    assert row.facts.get("dropped_here") and w.hops[v.lost_at] is row and v.fix is None, v.reason
+    assert "the drop the topology asks for, not a fault" in v.reason, v.reason
+    if mode == "iptables":
+        assert f"`{drop}` drops it (its counter went up by 1 during the trace)" in v.reason, v.reason
+        assert "passes only 203.0.113.10/32, 203.0.113.8/30 on to KUBE-EXT-" in v.reason, v.reason
+    else:
+        assert "'ip saddr != { 203.0.113.8/30 } drop' drops it before any DNAT" in v.reason, v.reason
+
+
+def test_iptables_a_source_whose_pass_the_kernel_lacks_is_dropped_there_and_the_pass_put_back():
+    """Both KUBE-FW passes that hold 203.0.113.10 deleted: KUBE-PROXY-FIREWALL drops it on n1 (measured: curl times
+    out, the DROP counts it); trace said it went on undone to the gateway, round and round."""
+    _, m, k = build("iptables")
+    passes = planned(k, "nat", "-s 203.0.113.")
+    assert len(passes) == 2, passes
+    k.no_rule.update((N1, line) for line in passes)
+    w, v, row = trace_from(m, k, "inside")
+    assert row.facts.get("dropped_here") and w.hops[v.lost_at] is row, [(h.netns, h.kind) for h in w.hops]
+    assert "though 203.0.113.10 is in its loadBalancerSourceRanges" in v.reason, v.reason
+    assert f"`{passes[0]}`" in v.reason and "KUBE-PROXY-FIREWALL's `" in v.reason, v.reason
+    assert "the drop the topology asks for" not in v.reason and row.facts["missing_rule"] == passes[0]
+    assert v.fix.startswith(f"ip netns exec {N1} iptables -t nat -I KUBE-FW-") and "-s 203.0.113.10/32" in v.fix
+
+
+def test_iptables_without_its_drop_the_firewall_lets_an_outside_source_go_on_undone():
+    """KUBE-PROXY-FIREWALL's DROP deleted: nothing drops 203.0.113.50 on n1, it goes on as it is (measured: out to
+    the gateway and back, until its TTL runs out); trace said kube-proxy's firewall dropped it."""
+    _, m, k = build("iptables")
+    (drop,) = planned(k, "filter", "-A KUBE-PROXY-FIREWALL ")
+    k.no_rule.add((N1, drop))
+    w, v, row = trace_from(m, k, "outside")
+    assert not row.facts.get("dropped_here") and row.cause, row.facts
+    assert row.facts["missing_rule"] == drop and "missing from n1's filter table" in row.problem, row.problem
+    assert row.fix.startswith(f"ip netns exec {N1} iptables -t filter -I KUBE-PROXY-FIREWALL "), row.fix
+    assert any(h.netns == "fw-gateway" for h in w.hops[w.hops.index(row):]), "the walk did not go on"
+
+
+def test_nftables_a_firewall_chain_narrowed_by_hand_drops_an_allowed_source():
+    """The kernel's chain holds 203.0.113.8/31, not kube-proxy's 203.0.113.8/30: 203.0.113.10 is dropped before any
+    DNAT; the fix writes kube-proxy's chain again. trace found nothing missing and said it was not DNATed."""
+    _, m, k = build("nftables")
+    table = k.nft_table
+
+    def narrowed(ns):
+        t = table(ns)
+        if ns != N1:
+            return t
+        chain = next(c for c in t.rules if c.startswith("firewall-"))
+        return replace(t, rules={**t.rules, chain: ("ip saddr != { 203.0.113.8/31 } drop",)})
+
+    k.nft_table = narrowed
+    w, v, row = trace_from(m, k, "inside")
+    assert row.facts.get("dropped_here") and w.hops[v.lost_at] is row, [(h.netns, h.kind) for h in w.hops]
+    assert "though 203.0.113.10 is in its loadBalancerSourceRanges" in v.reason, v.reason
+    assert "'ip saddr != { 203.0.113.8/31 } drop' drops it" in v.reason, v.reason
+    assert "kube-proxy's is 'ip saddr != { 203.0.113.8/30 } drop'" in v.reason, v.reason
+    assert v.fix.startswith(f"ip netns exec {N1} nft 'add chain ip kube-proxy firewall-") and "8/30" in v.fix, v.fix
+
+
+def test_nft_drops_reads_the_set_as_nft_lists_it():
+    assert nft_drops("ip saddr != { 192.168.122.0/24, 203.0.113.8/30, 203.0.113.100 } drop", "203.0.113.50")
+    assert not nft_drops("ip saddr != { 192.168.122.0/24, 203.0.113.8/30, 203.0.113.100 } drop", "203.0.113.9")
+    assert not nft_drops("ip saddr != { 203.0.113.100 } drop", "203.0.113.100")
+    assert not nft_drops("ip saddr != { 10.0.0.5-10.0.0.9 } drop", "10.0.0.7")
+    assert nft_drops("ip saddr != 10.0.0.0/8 drop", "192.0.2.1")
+    assert nft_drops("ip saddr { 192.0.2.0/24 } drop", "192.0.2.1")
+    assert nft_drops("drop", "192.0.2.1")
+    assert nft_drops("counter packets 3 bytes 180", "192.0.2.1") is None
