@@ -19,7 +19,7 @@ from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, ch
 from netlab.api.frozen import freeze
 from netlab.errors import LabBusy, UsageError, in_python_words, netlab_command, python_reconfigure, python_words
 from netlab.realize.interrupted import Seen, seen, stalled
-from netlab.realize.state import reconfigure_up, repair_up, replaces
+from netlab.realize.state import LabState, reconfigure_up, repair_up, replaces, source_changed_line
 
 if TYPE_CHECKING:
     from netlab.api.lab import Lab
@@ -50,11 +50,14 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     if meanwhile is not None:
         raise meanwhile
     repair = None
+    edited: tuple[str, ...] = ()  # the lab's file edited since its last up: its `up -t` is not the repair (said)
     if not done.ok and (topology is None or isinstance(topology, (str, os.PathLike))):
         repair = python if api else repair_up(state)
         if done.reconfigure:  # a drift a plain up refuses (an edited conflist's pods): only --reconfigure repairs it
             source = path or state.source
             repair = python_reconfigure(source, _other_name(lab.name, source)) if api else reconfigure_up(state, path)
+        elif topology is None and not api and isinstance(state, LabState) and state.repair is None:
+            edited = tuple(filter(None, [source_changed_line(state)]))
     from netlab.workload.policy import held_by_another, moves_a_pod, up_leaves
 
     kept = tuple(line for line in done.drift if up_leaves(line))
@@ -64,14 +67,12 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
         repair = None
     if any(held_by_another(line) for line in kept):  # up refuses the lab whole until that namespace is removed
         repair = None
-    from netlab.realize.state import LabState
-
     error = stalled(state) if isinstance(state, LabState) else None
     if error is not None and state.phase == "deleting":  # a down left it halfway: `down` finishes it, no up repairs
         repair = None
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
                     details=freeze(tuple(done.details)), against=against, repair=repair, kept=kept,
-                    warnings=tuple(done.warnings) + tuple(ahead) + _backend_line(state, api),
+                    warnings=tuple(done.warnings) + tuple(ahead) + _backend_line(state, api) + edited,
                     error=error)
 
 

@@ -292,9 +292,49 @@ def repair_up(state: LabState, reconfigure: bool = False) -> str:
         return reconfigure_up(state)
     from netlab.model.load import names_another_lab  # a lab brought up from its file under another name: by name
 
-    if state.source and not edited_at_run_time(state) and not names_another_lab(state.source, state.lab):
+    if state.source and not edited_at_run_time(state) and not names_another_lab(state.source, state.lab) \
+            and source_changed(state) is None:
         return up_command(state.source)
     return netlab_command(f"up --lab {state.lab}")
+
+
+def source_changed(state: LabState) -> str | None:
+    """The lab's file, when it now gives another topology than the one the lab's last `up` applied (edited since):
+    its `up -t FILE` would apply another lab than the one `status` compares the kernel with (a pod deleted from the
+    file since: removed by that "repair", QA qa59m 2). None when it gives that one, when the lab has no file, and
+    when it cannot tell: a file that cannot be read or is no longer valid (its `up` says what it meets), a saved
+    topology that does not validate (said where it is read). The file is validated, its cluster DNS add-on made with
+    the addresses the lab holds, as its `up` makes it; a lab brought up from it under a name of its own
+    (names_another_lab) is compared under that name."""
+    if not state.source:
+        return None
+    from netlab.errors import TopologyError
+    from netlab.model.clusterdns import add_cluster_dns
+    from netlab.model.load import read_source, validate_source
+
+    try:
+        src = read_source(state.source)
+        if isinstance(src.data, dict) and src.data.get("name") != state.lab:
+            src.data = {**src.data, "name": state.lab}
+        topo, _, problems = add_cluster_dns(validate_source(src), held=state.holding())
+    except (TopologyError, OSError, StateCorrupt, ValueError):
+        return None
+    try:
+        saved = state.model()
+    except ValueError:  # pydantic's ValidationError: the saved topology's own error is said where it is read
+        return None
+    return None if not problems and topo == saved else state.source
+
+
+def source_changed_line(state: LabState) -> str | None:
+    """status's line for a lab whose file changed since its last `up` (:func:`source_changed`): what `up --lab`
+    puts back, and what `up -t FILE` would do. None when the file gives what the lab runs."""
+    path = source_changed(state)
+    if path is None:
+        return None
+    return (f"the lab's file {command_path(path)} changed since its last up: status compares the lab with what that "
+            f"up applied, which `{netlab_command(f'up --lab {state.lab}')}` puts back; `{up_command(path)}` would "
+            "apply the file as it is now")
 
 
 def reconfigure_up(state: LabState, source: str | None = None) -> str:
