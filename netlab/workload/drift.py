@@ -3,7 +3,7 @@
 A container never started, one that could not start, one that exited (with
 how it exited where the kernel or the lab's echo server knows it, and what
 its pod's restartPolicy does about it), one stopped by a signal, one running
-an old command or on in a deleted network namespace; a pod whose hostname or
+another command than planned or on in a deleted network namespace; a pod whose hostname or
 UTS namespace is not the topology's. A container ``up --watch`` holds back by
 its back-off says so (CrashLoopBackOff, workload/crashloop.py).
 """
@@ -74,7 +74,7 @@ def lines(lab: Lab, pods: dict, repair: Repair) -> list[str]:
                 out.append(f"containers: {where} is stopped (pid {crec.get('pid')}, by SIGSTOP or SIGTSTP); "
                            f"`{fix()}` restarts it")
             elif crec.get("argv") != container_argv(pod, c):
-                out.append(f"containers: {where} runs an old command; `{fix()}` restarts it")
+                out.append(f"containers: {where} runs another command than planned; `{fix()}` restarts it")
     # How the containers exited, asked once (an echo container: as its server stopped it, 143). One that completed
     # and that its pod does not restart is done, as it should be (policy.py); one that its pod never restarts stays
     # as it is, said so.

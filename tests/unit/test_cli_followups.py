@@ -159,7 +159,7 @@ def test_status_names_the_lab_in_a_containers_line(monkeypatch, tmp_path, state_
                        logs=netlab_command(f"logs --lab {LAB} {pod.name} -c main"))
 
     assert lifecycle.drift(lab, state) == [line, f"containers: pod {other.name} container main runs "
-                                           f"an old command; `{netlab_command(f'up --lab {LAB}')}` restarts it"]
+                                           f"another command than planned; `{netlab_command(f'up --lab {LAB}')}` restarts it"]
 
 
 def test_the_png_hint_is_the_trace_as_typed_with_its_lab_and_quoted_names():

@@ -101,7 +101,7 @@ def lines_naming(state, repair: str) -> list[str]:
     return [
         f"containers: pod web-1 container {web1.containers[0].name} is stopped (pid 4242, by SIGSTOP or SIGTSTP); "
         f"`{repair}` restarts it",
-        f"containers: pod web-2 container {web2.containers[0].name} runs an old command; `{repair}` restarts it",
+        f"containers: pod web-2 container {web2.containers[0].name} runs another command than planned; `{repair}` restarts it",
         f"containers: pod client container {client.containers[0].name} runs on in the pod's old, deleted network "
         f"namespace (pid 4242); `{repair}` stops it and starts it in the pod's new one",
         f"kube-proxy: check a is not served; `{repair}` serves it",

@@ -23,7 +23,7 @@ def state(monkeypatch):
     lab = resolve(Topology.model_validate(TOPO))
     argv = {p.name: container_argv(p, p.containers[0]) for p in lab.pods}
     pods = {"a": {"containers": {"main": {"pid": 4194303, "start": 1, "argv": argv["a"]}}},  # stopped (SIGSTOP)
-            "b": {"containers": {"main": {"pid": 4194302, "start": 1, "argv": ["old"]}}}}  # runs an old command
+            "b": {"containers": {"main": {"pid": 4194302, "start": 1, "argv": ["old"]}}}}  # runs another command than planned
     monkeypatch.setattr(drift, "task_of", lambda crec, netns: "T" if netns.endswith("-a") else "S")
     return LabState(lab="pw", topology=TOPO, source="/tmp/pw.yaml", extra={"workload": {"version": lifecycle.RECORD_VERSION,
                                                                                       "pods": pods}})
@@ -38,7 +38,7 @@ def test_in_python_they_name_the_call(state):
         lines = said(lifecycle.drift(state.resolved(), state))
     assert lines == ["containers: pod a container main is stopped (pid 4194303, by SIGSTOP or SIGTSTP); "
                      "`Lab('pw').repair()` restarts it",
-                     "containers: pod b container main runs an old command; `Lab('pw').repair()` restarts it"]
+                     "containers: pod b container main runs another command than planned; `Lab('pw').repair()` restarts it"]
 
 
 def test_the_cli_keeps_its_command(state):
