@@ -14,7 +14,7 @@ warnings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Protocol
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -131,6 +131,11 @@ class Feature(Protocol):
 # stopped in theirs, no CNI DEL handed it; a feature without it: its stop, which goes by records alone).
 # ``roll_back(state)``, a running lab's rollback: take back what the feature's start left half done in the namespaces
 # the run did not make (a CNI pod whose re-attach a signal cut short); what it cannot bring back, one phrase each.
+# ``before_run(lab, state)``, a run of ``lab`` over a running lab, before it changes anything: what of the feature a
+# rollback puts back (a handle); ``put_back(lab, state, ran, was, skip)``, that run's rollback, once the state holds
+# the last good run's topology again (``lab``, resolved from it; ``ran``: the run's lab) and the kernel's objects are
+# back: put back what the feature's start changed for the run's topology (a container's command, a file), in the
+# namespaces not in ``skip`` (those the rollback deletes or makes again itself); what it cannot, one line each.
 # ``release_stopped(state, netns_names)``, the namespaces of terminal pods' stopped sandboxes go (their containers
 # exited for good, their CNI DEL ran: lab/up_converge._release_stopped): take away what of the feature was those
 # namespaces' alone (the Services feature: the pods' /etc/netns files); nothing else stops (a feature without it: none).
@@ -140,6 +145,18 @@ def roll_back(feature: Feature, state: LabState) -> list[str]:
     """``feature.roll_back``'s phrases (none when the feature has no such hook)."""
     back = getattr(feature, "roll_back", None)
     return back(state) if back is not None else []
+
+
+def before_run(feature: Feature, lab: Lab, state: LabState) -> Any:
+    """``feature.before_run``'s handle, or None when the feature has none."""
+    hook = getattr(feature, "before_run", None)
+    return hook(lab, state) if hook is not None else None
+
+
+def put_back(feature: Feature, lab: Lab, state: LabState, ran: Lab, was: Any, skip: Collection[str]) -> list[str]:
+    """``feature.put_back``'s lines (none when the feature has no such hook)."""
+    hook = getattr(feature, "put_back", None)
+    return hook(lab, state, ran, was, skip) if hook is not None else []
 
 
 def stop_made(feature: Feature, state: LabState, netns_names: list[str]) -> list[str]:
@@ -224,6 +241,14 @@ class ModuleFeature:
     def roll_back(self, state: LabState) -> list[str]:
         return (self.module.roll_back(state) or []) if hasattr(self.module, "roll_back") else []
 
+    def before_run(self, lab: Lab, state: LabState) -> Any:
+        return self.module.before_run(lab, state) if hasattr(self.module, "before_run") else None
+
+    def put_back(self, lab: Lab, state: LabState, ran: Lab, was: Any, skip: Collection[str]) -> list[str]:
+        if not hasattr(self.module, "put_back"):
+            return []
+        return self.module.put_back(lab, state, ran, was, skip) or []
+
     def release_stopped(self, state: LabState, netns_names: list[str]) -> None:
         if hasattr(self.module, "release_stopped"):
             self.module.release_stopped(state, netns_names)
@@ -287,6 +312,12 @@ class RecordedFeature(ModuleFeature):
 
     def stop_taken(self, state: LabState, netns_names: list[str]) -> list[str]:
         return super().stop_taken(state, netns_names) if self.recorded(state) else []
+
+    def before_run(self, lab: Lab, state: LabState) -> Any:
+        return super().before_run(lab, state) if self.recorded(state) else None
+
+    def put_back(self, lab: Lab, state: LabState, ran: Lab, was: Any, skip: Collection[str]) -> list[str]:
+        return super().put_back(lab, state, ran, was, skip) if self.recorded(state) else []
 
     def concerned(self, lab: Lab) -> bool:
         """Whether this feature has anything to do with ``lab`` (always, without ``concerns``)."""

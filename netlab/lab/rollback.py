@@ -18,14 +18,17 @@ from typing import Any
 from netlab import signals
 from netlab.workload import reconfigure
 from netlab.errors import netlab_command
-from netlab.feature import Feature, roll_back, stop_made
+from netlab.feature import Feature, put_back, roll_back, stop_made
+from netlab.kernel import testhooks
 from netlab.kernel.base import Kernel
 from netlab.lab.journal import Journal, put_back_dropped
 from netlab.lab.ownership import kernel_links
 from netlab.lab.remake import make_again
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
 from netlab.model.lab import Lab
+from netlab.realize.attachments import attached_lab
 from netlab.realize.state import ADDRESSES, LabState
+from netlab.workload.terminal import terminal_pods
 
 
 class Interrupted(signals.Kept):
@@ -65,6 +68,8 @@ class Rollback:
     removing: list[str]  # namespaces the run began to remove
     not_restored: list[str]  # what the kernel dropped and a rollback could not add again
     half_done: list[str]  # what the features' start left half done and a rollback could not bring back
+    kept_before: dict[str, Any]  # each feature's before_run handle (a running lab's run): what put_back compares with
+    not_put_back: list[str]  # what the features changed for the run's topology and could not put back
     left: list[str]  # what the rollback's own stops said (a CNI DEL that failed, what its plugins leave)
     held_before: dict[str, set[tuple]]  # keys of what each namespace held when the run first read it
     before: tuple[Any, str | None, str, Any]  # the state's topology, source, phase, addresses before the run
@@ -101,6 +106,9 @@ class Rollback:
         if self.not_restored:
             out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_restored)}, which the kernel "
                     f"dropped and could not be added again (`{again}` repairs it)")
+        if self.not_put_back:  # a container's command as before that could not start again, a file not written
+            out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_put_back)}, as it put back what the "
+                    f"run had changed (`{again}` repairs it)")
         return out
 
     def _left(self) -> str:
@@ -158,10 +166,37 @@ class Rollback:
             else:
                 state.extra[ADDRESSES] = addresses
             self.not_restored = put_back_dropped(self.kernel, state, touched, self.held_before)
+            self.not_put_back = self._put_back(state)
             state.save(best_effort=True)  # a full disk must not stop a rollback
             if self.moved_away:  # the pods it had begun to make anew, as the last good run had them
                 self.moved_away, self.not_started = make_again(self.kernel, self.features, state, tag,
                                                                self.moved_away, self.running_before)
+
+    def _put_back(self, state: LabState) -> list[str]:
+        """What the features' start changed for the run's topology (a container's command, the cluster DNS's
+        records, a pod's file), put back as the topology the state holds again asks (Feature.put_back), in the
+        namespaces the rollback neither deleted nor makes again; what could not be, one line each. Every save of
+        the state meanwhile is best effort, as the rollback's own (a full disk must not stop it)."""
+        if not any(getattr(f, "put_back", None) for f in self.features):
+            return []
+        skip = set(self.created) | set(self.removing) | set(self.moved_away) | {n for n, _ in self.moved}
+        try:
+            lab = attached_lab(state.resolved(), state)
+            lab = lab.with_terminal(terminal_pods(lab, state))
+        except Exception as exc:  # a saved topology that no longer resolves: nothing to compare with
+            return [f"what the run changed of the lab's containers and files (the topology put back: {exc})"]
+        out: list[str] = []
+        was, state.tearing_down = state.tearing_down, True
+        try:
+            with testhooks.quiet():  # the run's fault point, passed again, is not the rollback's
+                for feature in self.features:
+                    try:
+                        out += put_back(feature, lab, state, self.lab, self.kept_before.get(feature.name), skip)
+                    except Exception as exc:  # one feature's failure is said; the others still put back theirs
+                        out.append(f"what the run changed of {feature.name} ({type(exc).__name__}: {exc})")
+        finally:
+            state.tearing_down = was
+        return out
 
 
 def raise_interrupted(signum: int, frame: object) -> None:

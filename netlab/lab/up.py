@@ -27,7 +27,7 @@ from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, down_comm
 from netlab.kernel import kill, testhooks
 from netlab.kernel.base import Kernel
 from netlab.kernel.threads import side_by_side
-from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of
+from netlab.feature import Feature, add_deleted_chains, before_run, deleted_chains_lines, running_of
 from netlab.lab import collector
 from netlab.lab.up_converge import Converging, followed
 from netlab.lab.elsewhere import refuse_elsewhere
@@ -158,6 +158,8 @@ class _Up(Converging, Rollback):
         self.removing: list[str] = []  # namespaces the run began to remove (their containers stopped first)
         self.not_restored: list[str] = []  # what the kernel dropped and a rollback could not add again
         self.half_done: list[str] = []  # what the features' start left half done (a CNI pod left detached)
+        self.kept_before: dict[str, Any] = {}  # each feature's before_run handle: what a rollback puts back
+        self.not_put_back: list[str] = []  # what the features changed for this run and a rollback could not put back
         self.left: list[str] = []  # what the rollback's stops said (a CNI DEL that failed again)
         # The keys of what each namespace held when this run first read it: what a rollback may put back (a
         # route deleted by hand before the run stays missing: a rollback is not a repair)
@@ -210,6 +212,8 @@ class _Up(Converging, Rollback):
         # is what a failed run puts back.
         self.before = (state.topology, state.source, state.phase, state.extra.get(ADDRESSES))
         self.had = {n for n, how in state.netns.items() if how == "created"}
+        if not fresh:  # what the features hold before the run changes them (a container's command): put back on failure
+            self.kept_before = {f.name: before_run(f, self.lab, state) for f in self.features}
         state.netns.update({n: "intent" for n in to_create})
         self.intended = list(to_create)
         state.topology = self.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)

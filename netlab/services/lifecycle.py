@@ -38,6 +38,7 @@ Interface used by netlab.lab (a feature, netlab/feature.py)::
     running(state, netns_names)       the files of pods `up` makes anew, before they go
     start_again(lab, state, netns_names, running)  a rollback made those pods again: their files alone
     stop_made(state, netns_names)     a rollback deletes namespaces it made again: nothing of theirs goes
+    put_back(lab, state, ran, None, skip)  a running lab's rollback: the files the run's topology changed, as before
 
 Fault points (tests; the lead folds them into one hook with apply.py's):
 ``NETLAB_FAULT_POINT=resolv-written`` (``hosts-written``) stops ``up`` right
@@ -51,7 +52,7 @@ only by :func:`netlab.kernel.testhooks.fault_point`.
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Collection, Iterable
 
 from netlab.feature import Note, StartResult
 from netlab.kernel import conntrack
@@ -401,6 +402,15 @@ def start_again(lab: Lab, state: LabState, netns_names: list[str], was: dict[str
     finally:
         state.save(best_effort=True)
     return done
+
+
+def put_back(lab: Lab, state: LabState, ran: Lab, was: None, skip: Collection[str]) -> list[str]:
+    """A running lab's rollback (``lab``: as the state put back gives it; ``ran``: the run's): the pods' files and
+    the nodes' Flannel files the run's topology asked otherwise, as ``lab`` asks them (services/put_back.py)."""
+    from netlab.services import put_back as back
+
+    rec = _records(state)
+    return back.put_back(lab, state, rec, ran, skip, back.kinds(resolv_wanted, RESOLV_WITHOUT))
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:

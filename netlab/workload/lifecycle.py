@@ -54,6 +54,7 @@ from netlab.kernel import processes as proc
 from netlab.realize.state_dir import lab_dir
 from netlab.workload import (again, dns_records, echo_start, echo_upgrade, exits, health, launch, node_uts, policy,
                              service_envs, unrecorded)
+from netlab.workload import put_back as put_back_mod
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
                                         log_path, logs_fd, forget_runs, logs_refused, logs_uncut, new_run,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 __all__ = ["start", "start_early", "abort_early", "stop", "drift", "running", "start_again", "stop_made",
+           "before_run", "put_back",
            "uts_path", "is_uts_mount", "log_path", "log_dir", "uts_dir", "container_argv", "echo_ports",
            "CONTAINER_PATH", "containers", "why_replace", "Hold"]
 
@@ -362,6 +364,18 @@ def start_again(lab: Lab, state: LabState, netns_names: list[str], was: dict | N
     # the sets the records put back name, should a start of the run have let them go since (service_envs.collect)
     rec[service_envs.KEY] = {**((was or {}).get(service_envs.KEY) or {}), **(rec.get(service_envs.KEY) or {})}
     return start(lab, state, hold=hold, only=only, served=(was or {}).get("served") or ())
+
+
+def before_run(lab: Lab, state: LabState) -> put_back_mod.Before:
+    """The containers as a run of ``lab`` finds them, before it changes anything: what a rollback puts back."""
+    return put_back_mod.before(lab, state)
+
+
+def put_back(lab: Lab, state: LabState, ran: Lab, was: put_back_mod.Before | None, skip: Collection[str]
+             ) -> list[str]:
+    """A running lab's rollback: the containers the run changed (and the cluster DNS's records), as ``was`` had
+    them and ``lab`` (the lab put back) asks (workload/put_back.py); what could not start again, one line each."""
+    return put_back_mod.put_back(lab, state, was, skip, start) if was is not None else []
 
 
 def service_env_of(state: LabState, crec: dict) -> dict[str, str] | None:
