@@ -179,7 +179,7 @@ class FakeKernel:
 
     # --- changing --------------------------------------------------------------------------
 
-    def apply(self, ops: Sequence[Op], order: Sequence[str] = ()) -> None:
+    def apply(self, ops: Sequence[Op], order: Sequence[str] = ()) -> list[Op]:
         # As the live kernel sends them: namespace by namespace in ``order``, each one's ops in their order.
         rank = {ns: i for i, ns in enumerate(order)}
         ops = sorted(ops, key=lambda op: rank.get(op.netns, len(rank)))  # stable within a namespace
@@ -199,6 +199,7 @@ class FakeKernel:
                                   applied=done) from None
             self.log.append(op)
             done.append(op)
+        return done
 
     def announce(self, netns: str, dev: str, address: IPv4Address) -> None:  # refused as a packet socket's send
         if netns not in self.ns or not getattr(self.ns[netns].links.get(dev), "up", False):

@@ -180,17 +180,18 @@ class LiveKernel(Reading):
 
     # --- changing ---------------------------------------------------------------------
 
-    def apply(self, ops: Sequence[Op], order: Sequence[str] = ()) -> None:
-        """Apply ``ops``; on the first failure raise KernelError listing the ops that took effect."""
+    def apply(self, ops: Sequence[Op], order: Sequence[str] = ()) -> list[Op]:
+        """Apply ``ops``; returns those that took effect (not a deletion allowed to find nothing, which did); on
+        the first failure raise KernelError listing them."""
         try:
-            self._apply(ops, order)
+            return self._apply(ops, order)
         except KernelError:
             # The batch gave the links it makes their indexes before the kernel made them (a veth's peer named
             # eth0 in a pod that has an eth0 took its name): after a failure the names say nothing sure.
             self._index.clear()
             raise
 
-    def _apply(self, ops: Sequence[Op], order: Sequence[str]) -> None:
+    def _apply(self, ops: Sequence[Op], order: Sequence[str]) -> list[Op]:
         fds: list[int] = []
         steps: list[_Step] = []
         try:
@@ -219,6 +220,7 @@ class LiveKernel(Reading):
         finally:
             for fd in fds:
                 os.close(fd)
+        return done
 
     def _send_group(self, netns: str, steps: list[_Step], done: list[Op]) -> None:
         i = 0

@@ -88,7 +88,7 @@ class Journal:
             return
         self.touched.update(op.netns for op in ops)
         try:
-            self.kernel.apply(ops, order)
+            done = self.kernel.apply(ops, order)
         except KernelError as exc:
             self.applied += exc.applied
             raise ApplyFailed(str(exc)) from (exc if open_files(exc) else None)  # the limit's line (cli/base.py)
@@ -101,7 +101,8 @@ class Journal:
             # took effect; what it did remove, the next `up` makes again.
             self.applied += [op for op in ops if op.verb != "del"]
             raise
-        self.applied += ops
+        # A deletion the kernel found gone already took nothing away: its take-back would make what was not there
+        self.applied += ops if done is None else done
 
     def undo(self, skip_netns: set[str] = frozenset()) -> list[str]:
         """Take back every op that took effect, last first; returns what could not be taken back."""
