@@ -105,7 +105,7 @@ def recreatable(res: Resource | TableText) -> bool:
     return isinstance(res, Resource) and not isinstance(res, (NatRules, Sysctl))
 
 
-LINK_ATTRS = ("up", "mtu", "mac", "master", "hairpin", "port_state", "txqlen")
+LINK_ATTRS = ("up", "mtu", "mac", "master", "hairpin", "port_state", "txqlen", "flags")
 
 
 def link_changes(old: Link, new: Link) -> list[str]:

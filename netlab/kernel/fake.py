@@ -37,11 +37,11 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Callable, Sequence
 
 from netlab.errors import NetnsGone
-from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.fake_dump import dump
 from netlab.kernel.fake_iptables import FakeError, delete_base_chains, empty_table, nft_refusal, restore, save_table
-from netlab.kernel.fake_objects import FLink, FNetns
+from netlab.kernel.fake_objects import FLink, FNetns, vxlan_data
+from netlab.kernel.rtnl_vxlan import NEIGH_STATES
 from netlab.kernel.netns import netns_path
 from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth,
                                    Vxlan)
@@ -263,11 +263,13 @@ class FakeKernel:
                 if ns.neighs.pop((res.dev, str(res.dst)), None) is None:
                     raise FakeError(errno.ENOENT, "no such neighbour")
             else:
-                ns.neighs[(res.dev, str(res.dst))] = (res.lladdr, rtnl.NUD_PERMANENT)
+                ns.neighs[(res.dev, str(res.dst))] = (res.lladdr, NEIGH_STATES[res.state])
         elif isinstance(res, Fdb):
             if ns.link(res.dev).kind != "vxlan":
                 raise FakeError(errno.EOPNOTSUPP, "not a vxlan device")
-            ns.change_fdb(op.verb, (res.dev, res.lladdr, str(res.dst)))
+            if res.via:
+                ns.link(res.via)
+            ns.change_fdb(op.verb, (res.dev, res.lladdr, str(res.dst)), (res.port, res.vni, res.via, res.state))
         elif isinstance(res, Rule):
             same = [r for r in ns.rules if r.key[2:] == res.key[2:]]
             if op.verb == "del":
@@ -309,9 +311,7 @@ class FakeKernel:
         elif isinstance(res, Vxlan):
             dev = ns.link(res.dev)
             ns.links[res.name] = FLink(res.name, self._index(ns), "vxlan", res.mtu, res.mac, res.up,
-                                       vxlan={"id": res.vni, "port": res.port, "local": str(res.local),
-                                              "learning": int(res.learning), "link": dev.index},
-                                       txqlen=res.txqlen)
+                                       vxlan=vxlan_data(res, dev.index), txqlen=res.txqlen, flags=res.flags)
         elif isinstance(res, Veth):
             if res.master:
                 ns.link(res.master)
@@ -339,6 +339,7 @@ class FakeKernel:
         ns.routes = [r for r in ns.routes if r.dev != name]
         ns.neighs = {k: v for k, v in ns.neighs.items() if k[0] != name}
         ns.fdb = [f for f in ns.fdb if f[0] != name]
+        ns.fdb_extra = {f: extra for f, extra in ns.fdb_extra.items() if f[0] != name}
         ns.sysctls = {k: v for k, v in ns.sysctls.items() if not k.startswith(f"net.ipv4.conf.{name}.")}
         for other in ns.links.values():
             if other.master == name:

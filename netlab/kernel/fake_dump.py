@@ -9,8 +9,9 @@ from typing import Sequence
 from netlab.kernel import rtnl
 from netlab.kernel.base import Snapshot
 from netlab.kernel.fake_iptables import BUILTIN, save_table
-from netlab.kernel.fake_objects import FNetns
-from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
+from netlab.kernel.fake_objects import PLAIN_REMOTE, FNetns
+from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg, flag_bits
+from netlab.kernel.rtnl_vxlan import FDB_STATES
 
 
 def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: Sequence[str] = (),
@@ -26,10 +27,16 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
             peer = namespaces[link.peer[0]].links[link.peer[1]].index
             # IFLA_LINK_NETNSID: only for a peer in another namespace (a number of this one's for it)
             nsid = list(namespaces).index(link.peer[0]) if link.peer[0] != ns.name else None
+        lo = rtnl.IFF_LOOPBACK if link.name == "lo" and link.kind is None else 0
+        flags = flag_bits(link.flags, bool(lo))[0] | lo | (rtnl.IFF_UP if link.up else 0) if link.flags else None
         snap.links[link.name] = LinkMsg(index=link.index, name=link.name, kind=link.kind, up=link.up, mtu=link.mtu,
                                         mac=link.mac, master=master, peer=peer, peer_netnsid=nsid,
                                         alias=link.alias, group=link.group, txqlen=link.txqlen,
-                                        data=dict(link.vxlan), running=link.name in running)
+                                        data=dict(link.vxlan), running=link.name in running, flags=flags)
+        if link.vxlan.get("group"):  # the device's own all-zeros entry, to its default remote via its device
+            snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, link.index, link.vxlan["group"], "00:00:00:00:00:00",
+                                     rtnl.NUD_PERMANENT | rtnl.NUD_REACHABLE, rtnl.NTF_SELF, None,
+                                     ifindex=link.vxlan["link"]))
         if link.master:
             snap.hairpin[link.index] = link.hairpin
             bridge = ns.links.get(link.master)
@@ -51,8 +58,9 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
     for (dev, ip), (mac, state) in ns.neighs.items():
         snap.neighs.append(NeighMsg(rtnl.AF_INET, ns.links[dev].index, ip, mac, state, 0, None))
     for dev, mac, dst in ns.fdb:
-        snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, ns.links[dev].index, dst, mac, rtnl.NUD_PERMANENT,
-                                 rtnl.NTF_SELF, None))
+        port, vni, via, state = ns.fdb_extra.get((dev, mac, dst), PLAIN_REMOTE)
+        snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, ns.links[dev].index, dst, mac, FDB_STATES[state], rtnl.NTF_SELF,
+                                 None, port=port, vni=vni, ifindex=ns.links[via].index if via in ns.links else None))
     for r in ns.rules:
         snap.rules.append(RuleMsg(priority=r.priority, table=r.table, action=rtnl.action_num(r.action),
                                   src=str(r.src.network_address) if r.src else None,

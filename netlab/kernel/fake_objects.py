@@ -12,7 +12,20 @@ from ipaddress import IPv4Address, IPv4Network
 from netlab.kernel.base import NftText
 from netlab.kernel.fake_iptables import FakeError, FTable
 from netlab.kernel.nstag import TAG_SYSCTLS, tag_values
-from netlab.plan.resources import Address, Route, Rule
+from netlab.kernel.rtnl_vxlan import DF
+from netlab.plan.resources import Address, Route, Rule, Vxlan
+
+
+def vxlan_data(res: Vxlan, link: int) -> dict:
+    """A VXLAN device's settings as the kernel says them (rtnl_parse's names): those away from its defaults."""
+    data = {"id": res.vni, "port": res.port, "local": str(res.local), "learning": int(res.learning), "link": link}
+    data.update({word: 1 for word in res.options})
+    extra = {"group": str(res.remote) if res.remote else None, "ttl_inherit": int(res.ttl == "inherit"),
+             "ttl": int(res.ttl) if res.ttl.isdigit() else 0, "tos": res.tos, "df": DF[res.df], "ageing": res.ageing}
+    return {**data, **{k: v for k, v in extra.items() if v}}
+
+
+PLAIN_REMOTE = (None, None, None, "permanent")  # an FDB entry as flanneld writes it: (port, vni, via, state)
 
 
 @dataclass
@@ -33,6 +46,7 @@ class FLink:
     # A bridge port's STP state while it is enabled (up, with carrier, in a bridge that is up); the kernel
     # says disabled otherwise, and makes it forwarding again when it is enabled again (STP off)
     port_state: str = "forwarding"
+    flags: tuple[str, ...] = ()  # `ip link set` flags away from the default, in its words (arp off ...)
 
 
 @dataclass
@@ -44,6 +58,8 @@ class FNetns:
     routes: list[Route] = field(default_factory=list)  # not the kernel's connected and local routes
     neighs: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (dev, ip) -> (mac, state)
     fdb: list[tuple[str, str, str]] = field(default_factory=list)  # (dev, mac, dst)
+    # an entry's remote where it is not the device's own, or its state not permanent: (port, vni, via, state)
+    fdb_extra: dict[tuple[str, str, str], tuple] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
     tables: dict[str, dict[str, FTable]] = field(default_factory=dict)  # backend -> table -> chains
@@ -98,20 +114,33 @@ class FNetns:
                              table=255, proto="kernel", scope="host", type="local"))
         return out + list(self.routes)
 
-    def change_fdb(self, verb: str, entry: tuple[str, str, str]) -> None:
+    def change_fdb(self, verb: str, entry: tuple[str, str, str], extra: tuple = PLAIN_REMOTE) -> None:
         """A VXLAN device's FDB as the kernel keeps it (vxlan_core.c): a unicast MAC has one remote, which append
-        never adds to (a second remote, or the same again, is accepted and changes nothing); only the all-zeros
-        (flooding) or a multicast MAC lists several. A delete names the MAC and a remote: no entry for the MAC is
-        ENOENT, a remote the MAC does not have is accepted and changes nothing (measured on Linux 6.18)."""
+        never adds to (a second remote, or the same again, is accepted and changes nothing) and replace changes;
+        only the all-zeros (flooding) or a multicast MAC lists several. A delete names the MAC and a remote (its
+        port, VNI and device too): no entry for the MAC is ENOENT, a remote the MAC does not have is accepted and
+        changes nothing (measured on Linux 6.18). ``extra``: (port, vni, via, state), PLAIN_REMOTE as flanneld's."""
         dev, mac, _ = entry
         same_mac = [f for f in self.fdb if f[:2] == (dev, mac)]
+        floods = mac == "00:00:00:00:00:00" or int(mac[:2], 16) & 1
         if verb == "del":
             if not same_mac:
                 raise FakeError(errno.ENOENT, "no such fdb entry")
-            if entry in self.fdb:
+            if entry in self.fdb and self.fdb_extra.get(entry, PLAIN_REMOTE)[:3] == extra[:3]:
                 self.fdb.remove(entry)
-        elif entry not in self.fdb and (not same_mac or mac == "00:00:00:00:00:00" or int(mac[:2], 16) & 1):
-            self.fdb.append(entry)
+                self.fdb_extra.pop(entry, None)
+            return
+        if verb == "replace" and same_mac and floods:
+            raise FakeError(errno.EOPNOTSUPP, "Cannot replace non-unicast fdb entries")
+        if verb == "replace":
+            for f in same_mac:
+                self.fdb.remove(f)
+                self.fdb_extra.pop(f, None)
+        elif entry in self.fdb or same_mac and not floods:
+            return
+        self.fdb.append(entry)
+        if extra != PLAIN_REMOTE:
+            self.fdb_extra[entry] = extra
 
     def reachable(self, gateway: IPv4Address, dev: str) -> bool:
         """A connected route of ``dev``, up, reaches ``gateway``."""

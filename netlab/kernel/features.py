@@ -41,7 +41,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
-from netlab.kernel import (cniprobe, libc, mpathprobe, netlink, nfnl, own_group, procsys, rtnl, rtnl_parse,
+from netlab.kernel import (cniprobe, libc, mpathprobe, netlink, nfnl, own_group, procsys, rtnl, rtnl_parse, rtnl_vxlan,
                            sockdiag, tc, testhooks)
 from netlab.plan.sysctls import DEVCONF_SYSCTLS
 
@@ -52,7 +52,7 @@ PROBE_TIMEOUT = 10.0  # seconds for the whole probe; a netlink answer takes micr
 LINK_KINDS: dict[str, Callable[[], bytes]] = {
     "veth": lambda: rtnl.veth_add(0, "probe-veth", None, None, None, 0, "probe-peer", None, None, up=False),
     "bridge": lambda: rtnl.bridge_add(0, "probe-bridge", None, None, up=False),
-    "vxlan": lambda: rtnl.vxlan_add(0, "probe-vxlan", None, None, 1, None, 4789, None, up=False),
+    "vxlan": lambda: rtnl_vxlan.vxlan_add(0, "probe-vxlan", None, None, 1, None, 4789, None, up=False),
 }
 # tc qdiscs link impairments will use (rate: tbf/htb; delay, loss: netem), with minimal options.
 LO_INDEX = 1  # lo is the first device of every network namespace

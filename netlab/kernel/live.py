@@ -24,7 +24,7 @@ from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
 
 from netlab.kernel import (garp, iptables, netlink, netns as nsmod, nft as nftmod, nofile, nsid, procsys, readmany,
-                           rtnl, rtnl_parse)
+                           rtnl, rtnl_parse, rtnl_vxlan)
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
@@ -339,12 +339,16 @@ class LiveKernel(Reading):
             idx = self.index(ns, res.dev)
             if op.verb == "del":
                 return [step(rtnl.neigh_del(idx, str(res.dst)))]
-            return [step(rtnl.neigh_replace(idx, str(res.dst), res.lladdr))]
+            return [step(rtnl.neigh_replace(idx, str(res.dst), res.lladdr, rtnl_vxlan.NEIGH_STATES[res.state]))]
         if isinstance(res, Fdb):
-            idx = self.index(ns, res.dev)
+            # The remote whole (its port, VNI and device where not the device's own): the kernel deletes only the
+            # remote that matches all of them, and a rollback puts back the one there was
+            idx, via = self.index(ns, res.dev), self.index(ns, res.via) if res.via else None
+            remote = (idx, res.lladdr, str(res.dst), res.port, res.vni, via)
             if op.verb == "del":
-                return [step(rtnl.fdb_del(idx, res.lladdr, str(res.dst)))]
-            return [step(rtnl.fdb_append(idx, res.lladdr, str(res.dst)))]
+                return [step(rtnl_vxlan.fdb_del(*remote))]
+            build = rtnl_vxlan.fdb_replace if op.verb == "replace" else rtnl_vxlan.fdb_append
+            return [step(build(*remote, state=res.state))]
         if isinstance(res, Rule):
             build = rtnl.rule_del if op.verb == "del" else rtnl.rule_add
             src = res.src or None
@@ -376,7 +380,8 @@ class LiveKernel(Reading):
                 out.append(step(rtnl.link_set(idx, up=res.up if "up" in plain else None,
                                               mtu=res.mtu if "mtu" in plain else None,
                                               address=res.mac if "mac" in plain else None, master=master,
-                                              txqlen=res.txqlen if "txqlen" in plain else None)))
+                                              txqlen=res.txqlen if "txqlen" in plain else None,
+                                              flags=_flags(res) if "flags" in plain else (0, 0))))
             if "hairpin" in changes:
                 out.append(step(rtnl.hairpin_set(idx, bool(getattr(res, "hairpin", False))), primary=not plain))
             state = getattr(res, "port_state", None)
@@ -390,8 +395,11 @@ class LiveKernel(Reading):
                                          txqlen=res.txqlen))]
         if isinstance(res, Vxlan):
             link = self.index(ns, res.dev)
-            return [step(rtnl.vxlan_add(self._alloc(ns, res.name), res.name, res.mac, res.mtu, res.vni,
-                                        str(res.local), res.port, link, up=res.up, txqlen=res.txqlen))]
+            return [step(rtnl_vxlan.vxlan_add(self._alloc(ns, res.name), res.name, res.mac, res.mtu, res.vni,
+                                              str(res.local), res.port, link, res.learning, up=res.up,
+                                              txqlen=res.txqlen, remote=str(res.remote) if res.remote else None,
+                                              ttl=res.ttl, tos=res.tos, df=res.df, ageing=res.ageing,
+                                              options=res.options, flags=_flags(res) if res.flags else (0, 0)))]
         if isinstance(res, Veth):
             master = self.index(ns, res.master) if res.master else None
             if not nsmod.is_netns_mount(res.peer_netns):
@@ -410,6 +418,11 @@ class LiveKernel(Reading):
                             label=f"link {res.peer_name} up in {res.peer_netns}"))
             return out
         raise KernelError(op, errno.EOPNOTSUPP, f"cannot create a {res.kind} link ({res.name} in {ns})")
+
+
+def _flags(res: Link) -> tuple[int, int]:
+    """The link flags (values, mask) that give ``res`` its ``flags`` (`arp off` ...) and the defaults otherwise."""
+    return rtnl_parse.flag_bits(res.flags, loopback=isinstance(res, Loopback))
 
 
 def _table_tail(steps: list[_Step]) -> list[_Step]:

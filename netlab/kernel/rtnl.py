@@ -18,7 +18,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from netlab.kernel.netlink import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, be16, ipv4, ipv6, mac,
+from netlab.kernel.netlink import (NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, be16, ipv4, ipv6, mac,
                                    message, nested, string, u8, u16, u32)
 
 # Message types (linux/rtnetlink.h)
@@ -29,7 +29,9 @@ RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_NEWRULE, RTM_DELRULE, RTM_GETRULE = 32, 33, 34
 
 AF_UNSPEC, AF_INET, AF_BRIDGE = 0, socket.AF_INET, 7
-IFF_UP, IFF_LOOPBACK = 0x1, 0x8
+IFF_UP, IFF_BROADCAST, IFF_LOOPBACK = 0x1, 0x2, 0x8
+# The flags `ip link set DEV arp off | promisc on | allmulticast on | multicast off` change (linux/if.h)
+IFF_NOARP, IFF_PROMISC, IFF_ALLMULTI, IFF_MULTICAST = 0x80, 0x100, 0x200, 0x1000
 # IFF_RUNNING: operationally up (RFC 2863 operstate UP, or UNKNOWN), which the kernel's link watch sets a
 # moment after the carrier comes: only then does a bridge forward through the port and the
 # device get its queueing discipline (before, everything sent on it is dropped).
@@ -55,8 +57,10 @@ INET_CONF = {"forwarding": 1, "proxy_arp": 3, "rp_filter": 8, "tag": 12, "arp_fi
 INET_CONF_SETTABLE = ("arp_filter", "arp_announce", "arp_ignore", "arp_accept", "arp_notify")
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
-IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_TTL = 1, 3, 4, 5
-IFLA_VXLAN_LEARNING, IFLA_VXLAN_PORT = 7, 15
+IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_TTL, IFLA_VXLAN_TOS = 1, 2, 3, 4, 5, 6
+IFLA_VXLAN_LEARNING, IFLA_VXLAN_AGEING, IFLA_VXLAN_PORT = 7, 8, 15
+IFLA_VXLAN_PROXY, IFLA_VXLAN_RSC, IFLA_VXLAN_L2MISS, IFLA_VXLAN_L3MISS = 11, 12, 13, 14
+IFLA_VXLAN_GBP, IFLA_VXLAN_COLLECT_METADATA, IFLA_VXLAN_TTL_INHERIT, IFLA_VXLAN_DF = 23, 25, 28, 29
 # IFLA_BRPORT_* inside an AF_BRIDGE link's IFLA_PROTINFO (linux/if_link.h): a bridge port's STP state (u8,
 # BR_STATE_* of linux/if_bridge.h, named as `bridge link` names them) and its hairpin mode (MODE)
 IFLA_BRPORT_STATE, IFLA_BRPORT_MODE, IFLA_BRPORT_LEARNING = 1, 4, 8
@@ -87,8 +91,12 @@ RTPROT_UNSPEC, RTPROT_KERNEL, RTPROT_BOOT, RTPROT_STATIC = 0, 2, 3, 4
 RTN_UNICAST, RTN_LOCAL, RTN_BROADCAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT = 1, 2, 3, 6, 7, 8
 # NDA_* (linux/neighbour.h)
 NDA_DST, NDA_LLADDR, NDA_MASTER = 1, 2, 9
+# A VXLAN FDB entry's remote beside its address, each said only where it is not the device's own (vxlan_fdb_info):
+# its UDP port (be16), VNI (u32) and the underlay device it leaves by (u32, `via DEV`)
+NDA_PORT, NDA_VNI, NDA_IFINDEX = 6, 7, 8
 NDA_CACHEINFO, NDA_PROBES = 3, 4  # nda_cacheinfo: confirmed, used, updated (ages in USER_HZ ticks), refcnt
 NUD_INCOMPLETE, NUD_REACHABLE, NUD_STALE, NUD_FAILED, NUD_NOARP, NUD_PERMANENT = 0x01, 0x02, 0x04, 0x20, 0x40, 0x80
+NUD_DELAY, NUD_PROBE = 0x08, 0x10
 NTF_SELF, NTF_MASTER = 0x02, 0x04
 # FRA_* (linux/fib_rules.h)
 FRA_DST, FRA_SRC, FRA_IIFNAME, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK, FRA_OIFNAME = 1, 2, 3, 6, 10, 15, 16, 17
@@ -140,11 +148,11 @@ FIBRULE = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, r
 # --- requests -------------------------------------------------------------------
 
 
-def _ifinfo(index: int, up: bool | None = None, family: int = AF_UNSPEC) -> bytes:
-    """ifinfomsg; ``up`` None leaves the flag alone (change mask 0)."""
-    flags = IFF_UP if up else 0
-    change = IFF_UP if up is not None else 0
-    return IFINFO.pack(family, 0, index, flags, change)
+def _ifinfo(index: int, up: bool | None = None, family: int = AF_UNSPEC, flags: tuple[int, int] = (0, 0)) -> bytes:
+    """ifinfomsg; ``up`` None leaves the flag alone (change mask 0); ``flags``: other flags' (values, mask)."""
+    value, mask = flags
+    return IFINFO.pack(family, 0, index, (IFF_UP if up else 0) | value & mask,
+                       (IFF_UP if up is not None else 0) | mask)
 
 
 def _link_common(name: str, address: str | None, mtu: int | None, txqlen: int | None,
@@ -187,21 +195,6 @@ def veth_add(index: int, name: str, address: str | None, mtu: int | None, master
     return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 
 
-def vxlan_add(index: int, name: str, address: str | None, mtu: int | None, vni: int, local: str | None, port: int,
-              link: int | None, learning: bool = False, up: bool = True, txqlen: int | None = None) -> bytes:
-    """``ip link add flannel.1 type vxlan id VNI local IP dev eth0 dstport PORT nolearning`` (no local and no
-    dev: the doctor's throwaway one)."""
-    body = _ifinfo(index, up) + _link_common(name, address, mtu, txqlen, None, None)
-    data = u32(IFLA_VXLAN_ID, vni)
-    if link is not None:
-        data += u32(IFLA_VXLAN_LINK, link)
-    if local is not None:
-        data += ipv4(IFLA_VXLAN_LOCAL, local)
-    data += u8(IFLA_VXLAN_LEARNING, int(learning)) + be16(IFLA_VXLAN_PORT, port)
-    body += nested(IFLA_LINKINFO, string(IFLA_INFO_KIND, "vxlan"), nested(IFLA_INFO_DATA, data))
-    return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
-
-
 def child_add(name: str, kind: str, lower: int | None, data: bytes = b"") -> bytes:
     """``ip link add NAME [link LOWER] type KIND`` (down): a macvlan, ipvlan or vlan on a lower device, an ifb
     alone; ``data``: its IFLA_INFO_DATA (a vlan's id, :func:`vlan_id`). The doctor's throwaway ones."""
@@ -229,9 +222,10 @@ def port_vlan_add(index: int, vid: int) -> bytes:
 
 def link_set(index: int, up: bool | None = None, mtu: int | None = None, address: str | None = None,
              master: int | None = None, txqlen: int | None = None, alias: str | None = None,
-             group: int | None = None) -> bytes:
-    """``ip link set dev IDX [up|down] [mtu N] [address MAC] [master M | nomaster (0)] ...``."""
-    body = _ifinfo(index, up)
+             group: int | None = None, flags: tuple[int, int] = (0, 0)) -> bytes:
+    """``ip link set dev IDX [up|down] [mtu N] [address MAC] [master M | nomaster (0)] [arp off] ...``; ``flags``:
+    the IFF_* bits to set among a mask (link_flags)."""
+    body = _ifinfo(index, up, flags=flags)
     if mtu:
         body += u32(IFLA_MTU, mtu)
     if address:
@@ -373,20 +367,6 @@ def neigh_add(index: int, dst: str, lladdr: str, state: int = NUD_PERMANENT) -> 
 def neigh_del(index: int, dst: str) -> bytes:
     """``ip neigh del DST dev IDX``."""
     return message(RTM_DELNEIGH, 0, NDMSG.pack(AF_INET, index, 0, 0, 0) + ipv4(NDA_DST, dst))
-
-
-def fdb_append(index: int, lladdr: str, dst: str) -> bytes:
-    """``bridge fdb append MAC dev IDX dst IP self permanent``."""
-    body = NDMSG.pack(AF_BRIDGE, index, NUD_PERMANENT, NTF_SELF, 0) + mac(NDA_LLADDR, lladdr) + ipv4(NDA_DST, dst)
-    return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, body)
-
-
-def fdb_del(index: int, lladdr: str, dst: str | None) -> bytes:
-    """``bridge fdb del MAC dev IDX [dst IP] self``: one remote of a VXLAN entry."""
-    body = NDMSG.pack(AF_BRIDGE, index, 0, NTF_SELF, 0) + mac(NDA_LLADDR, lladdr)
-    if dst:
-        body += ipv4(NDA_DST, dst)
-    return message(RTM_DELNEIGH, 0, body)
 
 
 def _rule_body(priority: int, table: int, action: int, src: str | None, src_len: int, dst: str | None,

@@ -17,16 +17,18 @@ from typing import Iterable, Iterator
 from netlab.kernel.netlink import Conn, Msg, attrs, get_be16, get_ipv4, get_mac, get_str, get_u8, get_u32
 from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME,
                                 FRA_PRIORITY, FRA_SRC, FRA_TABLE, IFA_ADDRESS, IFA_BROADCAST, IFA_LABEL, IFA_LOCAL,
-                                IFADDR, IFF_RUNNING, IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_BRPORT_MODE,
-                                IFLA_BRPORT_STATE, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INET_CONF,
-                                IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO,
-                                IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PROTINFO, IFLA_TXQLEN, IFLA_VXLAN_ID,
-                                IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT,
-                                IFLA_VXLAN_TTL, INET_CONF, NDA_CACHEINFO, NDA_DST, NDA_LLADDR, NDA_MASTER,
-                                NDA_PROBES,
-                                NDMSG, OPERSTATES, RTA_DST,
-                                RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTNEXTHOP, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE,
-                                RTM_F_CLONED, RTMSG, link_dump)
+                                IFADDR, IFF_ALLMULTI, IFF_LOOPBACK, IFF_MULTICAST, IFF_NOARP, IFF_PROMISC, IFF_RUNNING,
+                                IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_BRPORT_MODE, IFLA_BRPORT_STATE,
+                                IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INET_CONF, IFLA_INFO_DATA, IFLA_INFO_KIND,
+                                IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE,
+                                IFLA_PROTINFO, IFLA_TXQLEN, IFLA_VXLAN_AGEING, IFLA_VXLAN_COLLECT_METADATA,
+                                IFLA_VXLAN_DF, IFLA_VXLAN_GBP, IFLA_VXLAN_GROUP, IFLA_VXLAN_ID, IFLA_VXLAN_L2MISS,
+                                IFLA_VXLAN_L3MISS, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL,
+                                IFLA_VXLAN_PORT, IFLA_VXLAN_PROXY, IFLA_VXLAN_RSC, IFLA_VXLAN_TOS, IFLA_VXLAN_TTL,
+                                IFLA_VXLAN_TTL_INHERIT, INET_CONF, NDA_CACHEINFO, NDA_DST, NDA_IFINDEX, NDA_LLADDR,
+                                NDA_MASTER, NDA_PORT, NDA_PROBES, NDA_VNI, NDMSG, OPERSTATES, RTA_DST, RTA_GATEWAY,
+                                RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_F_CLONED, RTMSG,
+                                RTNEXTHOP, link_dump)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class LinkMsg:
     inet_conf: dict = field(default_factory=dict, compare=False)  # its net.ipv4.conf.<dev>.* values (INET_CONF)
     running: bool = field(default=True, compare=False)  # IFF_RUNNING: operationally up (rtnl.py)
     operstate: str = field(default="UNKNOWN", compare=False)  # `ip link`'s "state": UP, DOWN, UNKNOWN (lo, vxlan) ...
+    flags: int | None = field(default=None, compare=False)  # ifi_flags: IFF_NOARP, IFF_PROMISC ... (flag_words)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,11 @@ class NeighMsg:
     used: int | None = None
     updated: int | None = None
     probes: int | None = None  # NDA_PROBES: the ARP requests sent for it (none for an entry made by hand)
+    # A VXLAN FDB entry's remote: its UDP port, VNI and underlay device (index), each said only where it is not
+    # the device's own (rtnl_vxlan)
+    port: int | None = None
+    vni: int | None = None
+    ifindex: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,9 +120,38 @@ class RuleMsg:
     tos: int
 
 
+# A VXLAN device's settings (vxlan_fill_info says each; a "flag" is there only when on): a remote is "group"
 _VXLAN_FIELDS = {IFLA_VXLAN_ID: ("id", "u32"), IFLA_VXLAN_LINK: ("link", "u32"), IFLA_VXLAN_LOCAL: ("local", "ip"),
                  IFLA_VXLAN_LEARNING: ("learning", "u8"), IFLA_VXLAN_PORT: ("port", "be16"),
-                 IFLA_VXLAN_TTL: ("ttl", "u8")}
+                 IFLA_VXLAN_TTL: ("ttl", "u8"), IFLA_VXLAN_GROUP: ("group", "ip"), IFLA_VXLAN_TOS: ("tos", "u8"),
+                 IFLA_VXLAN_AGEING: ("ageing", "u32"), IFLA_VXLAN_DF: ("df", "u8"),
+                 IFLA_VXLAN_TTL_INHERIT: ("ttl_inherit", "flag"), IFLA_VXLAN_PROXY: ("proxy", "u8"),
+                 IFLA_VXLAN_RSC: ("rsc", "u8"), IFLA_VXLAN_L2MISS: ("l2miss", "u8"),
+                 IFLA_VXLAN_L3MISS: ("l3miss", "u8"), IFLA_VXLAN_GBP: ("gbp", "flag"),
+                 IFLA_VXLAN_COLLECT_METADATA: ("external", "u8")}
+
+# The link flags `ip link set` changes that change what a link does with traffic, each as the word that sets it
+# away from the kernel's default: NOARP (no ARP: its neighbours are its own MAC), PROMISC and ALLMULTI (it takes
+# every frame), MULTICAST off (every device but lo has it). (bit, word when set, word when clear)
+LINK_FLAGS = ((IFF_NOARP, "arp off", "arp on"), (IFF_PROMISC, "promisc on", "promisc off"),
+              (IFF_ALLMULTI, "allmulticast on", "allmulticast off"), (IFF_MULTICAST, "multicast on", "multicast off"))
+
+
+def flag_words(flags: int | None) -> tuple[str, ...]:
+    """A link's flags away from the kernel's default, in `ip link set`'s words (lo has no MULTICAST); none when
+    not said (a message made without them)."""
+    if flags is None:
+        return ()
+    default = 0 if flags & IFF_LOOPBACK else IFF_MULTICAST
+    return tuple(on if flags & bit else off for bit, on, off in LINK_FLAGS if (flags ^ default) & bit)
+
+
+def flag_bits(words: tuple[str, ...], loopback: bool = False) -> tuple[int, int]:
+    """The (values, mask) of ifi_flags that give a link ``words`` (flag_words') and the default otherwise."""
+    value = 0 if loopback else IFF_MULTICAST
+    for bit, on, off in LINK_FLAGS:
+        value = value | bit if on in words else value & ~bit if off in words else value
+    return value, sum(bit for bit, _, _ in LINK_FLAGS)
 
 
 def _get_u16(a: dict[int, bytes], kind: int) -> int | None:
@@ -135,7 +172,9 @@ def parse_link(m: Msg) -> LinkMsg:
             va = attrs(ia[IFLA_INFO_DATA])
             for key, (name, how) in _VXLAN_FIELDS.items():
                 if key in va:
-                    data[name] = {"u32": get_u32, "u8": get_u8, "be16": get_be16, "ip": get_ipv4}[how](va, key)
+                    # a flag the kernel sends as a u8 (TTL_INHERIT) or bare (GBP): on when bare
+                    data[name] = 1 if how == "flag" and not va[key] else \
+                        {"u32": get_u32, "u8": get_u8, "flag": get_u8, "be16": get_be16, "ip": get_ipv4}[how](va, key)
         elif kind in ("macvlan", "ipvlan") and IFLA_INFO_DATA in ia:
             # IFLA_MACVLAN_MODE (u32) / IFLA_IPVLAN_MODE (u16), attribute 1 of both (include/uapi/linux/if_link.h)
             va = attrs(ia[IFLA_INFO_DATA])
@@ -147,7 +186,7 @@ def parse_link(m: Msg) -> LinkMsg:
                    peer=get_u32(a, IFLA_LINK), peer_netnsid=_signed(get_u32(a, IFLA_LINK_NETNSID)),
                    alias=get_str(a, IFLA_IFALIAS), group=get_u32(a, IFLA_GROUP, 0) or 0,
                    txqlen=get_u32(a, IFLA_TXQLEN), data=data, inet_conf=_inet_conf(a.get(IFLA_AF_SPEC)),
-                   running=bool(flags & IFF_RUNNING), operstate=_operstate(get_u8(a, IFLA_OPERSTATE)))
+                   running=bool(flags & IFF_RUNNING), operstate=_operstate(get_u8(a, IFLA_OPERSTATE)), flags=flags)
 
 
 def _operstate(value: int | None) -> str:
@@ -248,7 +287,8 @@ def parse_neigh(m: Msg) -> NeighMsg:
     _confirmed, used, updated, _refcnt = struct.unpack_from("=IIII", ci) if ci and len(ci) >= 16 else (None,) * 4
     return NeighMsg(family=family, index=index, dst=get_ipv4(a, NDA_DST), lladdr=get_mac(a, NDA_LLADDR),
                     state=state, flags=flags, master=get_u32(a, NDA_MASTER), used=used, updated=updated,
-                    probes=get_u32(a, NDA_PROBES))
+                    probes=get_u32(a, NDA_PROBES), port=get_be16(a, NDA_PORT), vni=get_u32(a, NDA_VNI),
+                    ifindex=get_u32(a, NDA_IFINDEX))
 
 
 def parse_rule(m: Msg) -> RuleMsg:

@@ -69,10 +69,19 @@ class Link(Resource):
     # "qlen 1000"); the CNI bridge plugin's veths and Flannel's flannel.1 are made with 0,
     # which ``ip link`` does not print.
     txqlen: int = field(default=DEFAULT_TXQLEN, kw_only=True)
+    # The flags `ip link set` changes that are not the kernel's default for the device, in its words ("arp off":
+    # NOARP, its neighbours resolved to its own MAC; "promisc on" ...): none on what netlab and Flannel make
+    flags: tuple[str, ...] = field(default=(), kw_only=True)
 
     @property
     def key(self) -> tuple:
         return ("link", self.netns, self.name)
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if not self.flags:  # the kernel's defaults: said only when not (a plan's never is)
+            out.pop("flags")
+        return out
 
     def _qlen(self) -> str:
         return f" txqueuelen {self.txqlen}" if self.txqlen != DEFAULT_TXQLEN else ""
@@ -145,7 +154,12 @@ class VethPeer(Link):
 
 @dataclass(frozen=True)
 class Vxlan(Link):
-    """Flannel's VTEP: no learning, static ARP/FDB entries per remote node."""
+    """Flannel's VTEP: no learning, static ARP/FDB entries per remote node.
+
+    What flanneld leaves to the kernel (its netlink library sends TTL 0 and TOS 0, nothing else) is the
+    kernel's default here too (kernel/rtnl_vxlan.py): no default remote (every destination is its FDB entry's),
+    TTL auto (the route's, 64), TOS 0, DF unset, learned entries aged after 300 s, and none of the on/off
+    ``options`` (proxy, l2miss, l3miss, rsc, gbp, external)."""
 
     kind: ClassVar[str] = "vxlan"
     vni: int
@@ -153,11 +167,34 @@ class Vxlan(Link):
     local: IPv4Address
     dev: str
     learning: bool = False
+    remote: IPv4Address | None = None  # `remote`/`group`: where frames go that no FDB entry names
+    ttl: str = "auto"  # "auto", "inherit" (the inner packet's) or a number: the outer packet's TTL
+    tos: int = 0  # 1: inherit
+    df: str = "unset"  # unset | set | inherit: the outer packet's Don't Fragment bit
+    ageing: int = 300  # seconds before an FDB entry that is not permanent or static is forgotten
+    options: tuple[str, ...] = ()
+
+    KERNEL_DEFAULTS: ClassVar[tuple[str, ...]] = ("remote", "ttl", "tos", "df", "ageing", "options")
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        for name in self.KERNEL_DEFAULTS:  # the kernel's defaults, as every plan has them: said only when not
+            if getattr(self, name) == getattr(Vxlan, name):
+                out.pop(name)
+        return out
 
     def command(self) -> str:
         return (f"ip -n {self.netns} link add {self.name}{self._qlen()} type vxlan id {self.vni} local {self.local} "
-                f"dev {self.dev} dstport {self.port} nolearning && "
+                f"dev {self.dev} dstport {self.port} nolearning{self._settings()} && "
                 f"ip -n {self.netns} link set {self.name} address {self.mac} mtu {self.mtu} up")
+
+    def _settings(self) -> str:
+        """The settings that are not the kernel's defaults, in `ip link add ... type vxlan`'s words."""
+        out = f" remote {self.remote}" if self.remote else ""
+        out += f" ttl {self.ttl}" if self.ttl != "auto" else ""
+        out += (" tos inherit" if self.tos == 1 else f" tos {self.tos:#x}") if self.tos else ""
+        out += f" df {self.df}" if self.df != "unset" else ""
+        return out + (f" ageing {self.ageing}" if self.ageing != 300 else "") + "".join(f" {o}" for o in self.options)
 
 
 def broadcast_of(address: IPv4Interface) -> IPv4Address | None:
@@ -307,19 +344,26 @@ class Rule(Resource):
 
 @dataclass(frozen=True)
 class Neigh(Resource):
-    """A PERMANENT neighbour (ARP) entry."""
+    """A PERMANENT neighbour (ARP) entry (another state: one the kernel may forget or resolve again)."""
 
     kind: ClassVar[str] = "neigh"
     dev: str
     dst: IPv4Address
     lladdr: str
+    state: str = "permanent"  # `ip neigh`'s nud word, lower case
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if self.state == "permanent":  # as every plan's: said only when not
+            out.pop("state")
+        return out
 
     @property
     def key(self) -> tuple:
         return ("neigh", self.netns, self.dev, str(self.dst))
 
     def command(self) -> str:
-        return f"ip -n {self.netns} neigh replace {self.dst} lladdr {self.lladdr} dev {self.dev} nud permanent"
+        return f"ip -n {self.netns} neigh replace {self.dst} lladdr {self.lladdr} dev {self.dev} nud {self.state}"
 
     def describe(self) -> str:
         return f"neighbour {self.dst} lladdr {self.lladdr} dev {self.dev} in {self.netns}"
@@ -327,33 +371,54 @@ class Neigh(Resource):
 
 @dataclass(frozen=True)
 class Fdb(Resource):
-    """A ``self permanent`` FDB entry of a VXLAN device: inner MAC -> remote VTEP."""
+    """A ``self permanent`` FDB entry of a VXLAN device: inner MAC -> remote VTEP.
+
+    Its remote may also name a UDP port, a VNI and an underlay device to leave by (``port``, ``vni``, ``via``):
+    None is the device's own (as flanneld writes every entry), which the kernel then does not say."""
 
     kind: ClassVar[str] = "fdb"
     dev: str
     lladdr: str
     dst: IPv4Address
+    port: int | None = None
+    vni: int | None = None
+    via: str | None = None
+    state: str = "permanent"  # permanent | static | dynamic (forgotten after the device's ageing time)
 
     @property
     def key(self) -> tuple:
-        # A VXLAN FDB entry may list several remotes for one MAC: each is its own object.
-        return ("fdb", self.netns, self.dev, self.lladdr, str(self.dst))
+        # A unicast MAC has one remote (the kernel replaces it): its port, VNI and device are values. The all-zeros
+        # and multicast MACs hold a list of remotes (each flooded to), every one its own object.
+        key = ("fdb", self.netns, self.dev, self.lladdr, str(self.dst))
+        return key + (self.port, self.vni, self.via) if self.floods else key
+
+    @property
+    def floods(self) -> bool:
+        """The all-zeros MAC (where the frames for a MAC no entry names go) or a multicast one: a list of remotes."""
+        return self.lladdr == "00:00:00:00:00:00" or bool(int(self.lladdr[:2], 16) & 1)
+
+    def _remote(self) -> str:
+        """``dst IP [port P] [vni V] [via DEV]``, as `bridge fdb` says the remote."""
+        return f"dst {self.dst}" + "".join(f" {name} {value}" for name, value in (
+            ("port", self.port), ("vni", self.vni), ("via", self.via)) if value is not None)
 
     def command(self) -> str:
         # `replace`, as flanneld's AddFDB (netlink.NeighSet: NLM_F_CREATE|NLM_F_REPLACE): typed by hand on a node
         # whose entry for the MAC points elsewhere, it moves it, where `append` exits 0 and changes nothing (the
         # vxlan driver adds remotes to the all-zeros or a multicast MAC only). netlab's own request is an append
         # sent after the repair deleted any other remote of the MAC (realize.repair.stages): the same entry.
-        return f"bridge -n {self.netns} fdb replace {self.lladdr} dev {self.dev} dst {self.dst} self permanent"
+        return f"bridge -n {self.netns} fdb replace {self.lladdr} dev {self.dev} {self._remote()} self {self.state}"
 
     def to_json(self) -> dict[str, Any]:
-        # `mac`, as `bridge -j fdb` and inspect say; `lladdr` (plan's old key) beside it for one release (docs/json.md)
-        out = super().to_json()
+        # `mac`, as `bridge -j fdb` and inspect say; `lladdr` (plan's old key) beside it for one release (docs/json.md);
+        # the remote's port, VNI and device only where they are not the device's own, the state where not permanent
+        out = {k: v for k, v in super().to_json().items()
+               if not (k in ("port", "vni", "via") and v is None or k == "state" and v == "permanent")}
         return {k: v for key, value in out.items()
                 for k, v in ((("mac", value), (key, value)) if key == "lladdr" else ((key, value),))}
 
     def describe(self) -> str:
-        return f"fdb {self.lladdr} dst {self.dst} dev {self.dev} in {self.netns}"
+        return f"fdb {self.lladdr} {self._remote()} dev {self.dev} in {self.netns}"
 
 
 RESOURCE_TYPES: dict[str, type[Resource]] = {
@@ -368,12 +433,12 @@ def resource_from_json(data: dict[str, Any]) -> Resource:
     cls = RESOURCE_TYPES[data.pop("kind")]
     if cls is Fdb and "mac" in data:  # its deprecated `lladdr` beside it, or not (a later netlab's)
         data["lladdr"] = data.pop("mac")
-    for name in ("chains", "rules", "listing"):
+    for name in ("chains", "rules", "listing", "flags", "options"):
         if name in data:
             data[name] = tuple(data[name])
     if cls is Route and "nexthops" in data:
         data["nexthops"] = tuple(IPv4Address(hop["gateway"]) for hop in data["nexthops"])
-    conv = {"local": IPv4Address, "dst": None, "src": IPv4Network, "gateway": IPv4Address,
+    conv = {"local": IPv4Address, "remote": IPv4Address, "dst": None, "src": IPv4Network, "gateway": IPv4Address,
             "address": IPv4Interface, "broadcast": IPv4Address}
     for name, value in list(data.items()):
         if value is None or name not in conv:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from typing import Collection, Iterable, Mapping
 
 from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
-from netlab.plan.resources import BaseChains, Link, NatRules, NftRules, Resource, Sysctl
+from netlab.plan.resources import BaseChains, Fdb, Link, NatRules, NftRules, Resource, Sysctl
 from netlab.plan.sysctls import MOVED_BY_FORWARD
 from netlab.realize.backend import foreign_drift
 from netlab.realize import netfilter, netfilter_drift, nftables
@@ -79,6 +79,17 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
             continue  # a multipath route's hops through several devices: each hop's own, below
         elif f.name == "hop_quirks":  # a multipath route's hops not as planned (equal, through the route's dev)
             out.append(f"hops {'; '.join(a)} (want each of weight 1 through {getattr(want, 'dev')})")
+        elif f.name == "flags":  # `ip link set DEV arp off`: each flag in its words, and the plan's
+            out += [f"{w} (want {_flip(w)})" for w in a if w not in b] + \
+                [f"{_flip(w)} (want {w.rsplit(' ', 1)[1]})" for w in b if w not in a]
+        elif f.name == "tos":  # as `ip -d link` says it
+            out.append(f"tos {_tos(a)} (want {_tos(b)})")
+        elif isinstance(want, Fdb) and f.name in ("port", "vni") and b is None:
+            # the kernel says an entry's port and VNI only where they are not its device's own
+            out.append(f"{f.name} {a} (want {want.dev}'s own)")
+        elif isinstance(want, Fdb) and f.name == "state":
+            ages = f": the kernel forgets it after {want.dev}'s ageing time" if a == "dynamic" else ""
+            out.append(f"state {a} (want {b}){ages}")
         elif f.name == "port_state":  # only a port of its planned bridge, both up (observe.py): the state itself
             master, peer = getattr(want, "master"), f"{getattr(want, 'peer_name')} in {getattr(want, 'peer_netns')}"
             out.append(f"bridge port of {master} in state {_show(a)}, want {b}: {master} forwards nothing to or "
@@ -86,6 +97,15 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
         else:
             out.append(f"{f.name} {_show(a)} (want {_show(b)})")
     return ", ".join(out)
+
+
+def _flip(word: str) -> str:
+    """``arp off`` -> ``on``: what the other setting of a flag is called."""
+    return "on" if word.endswith(" off") else "off"
+
+
+def _tos(value: int) -> str:
+    return "inherit" if value == 1 else f"{value:#x}" if value else "0"
 
 
 def _show(value: object) -> str:

@@ -4,7 +4,9 @@ A :class:`~netlab.kernel.base.Snapshot` holds what the dumps said (indexes,
 numbers); this turns it into the same frozen dataclasses the plan is made of,
 so comparing the two is comparing equal objects (diff.py). What the kernel
 makes by itself is left out here: connected and local routes (proto kernel),
-learned neighbours, the bridge's own FDB entries, IPv6.
+learned neighbours (but those the plan holds PERMANENT: there in another state,
+they differ), the bridge's own FDB entries and a VXLAN device's (the all-zeros
+entry its default remote gives it: the device's setting), IPv6.
 
 A veth is only the lab's veth when both ends say so: this end's peer index is
 the other end's index in the namespace the plan names, and the other way
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address as _Address, IPv4Interface as _Interface, IPv4Network as _Network
 
-from netlab.kernel import rtnl, rtnl_parse
+from netlab.kernel import rtnl, rtnl_parse, rtnl_vxlan
 from netlab.kernel.base import Snapshot
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Veth, VethPeer,
                                    Vxlan)
@@ -79,12 +81,17 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
                       type=rtnl.ROUTE_TYPE_NAMES.get(r.type, str(r.type)), metric=r.priority or 0,
                       hop_quirks=quirks))
     for n in snap.neighs:
-        if n.state & rtnl.NUD_PERMANENT and n.dst and n.index in names:
-            out.add(Neigh(netns=ns, dev=names[n.index], dst=IPv4Address(n.dst), lladdr=n.lladdr or ""))
-    vxlans = {link.index for link in snap.links.values() if link.kind == "vxlan"}
+        dev = names.get(n.index)
+        # PERMANENT: made by someone; one of the plan's in another state differs (the learned ones go by)
+        if n.dst and dev and (n.state & rtnl.NUD_PERMANENT or ("neigh", ns, dev, n.dst) in planned):
+            out.add(Neigh(netns=ns, dev=dev, dst=IPv4Address(n.dst), lladdr=n.lladdr or "",
+                          state=rtnl_vxlan.neigh_state(n.state)))
+    vxlans = {link.index: link for link in snap.links.values() if link.kind == "vxlan"}
     for f in snap.fdb:
-        if f.index in vxlans and f.dst and f.lladdr:
-            out.add(Fdb(netns=ns, dev=names[f.index], lladdr=f.lladdr, dst=IPv4Address(f.dst)))
+        if f.index in vxlans and f.dst and f.lladdr and not _devices_own(f, vxlans[f.index]):
+            out.add(Fdb(netns=ns, dev=names[f.index], lladdr=f.lladdr, dst=IPv4Address(f.dst), port=f.port,
+                        vni=f.vni, via=names.get(f.ifindex, str(f.ifindex)) if f.ifindex else None,
+                        state=rtnl_vxlan.fdb_state(f.state)))
     for r in snap.rules:
         out.add(Rule(netns=ns, priority=r.priority, table=r.table,
                      action=rtnl.RULE_ACTION_NAMES.get(r.action, str(r.action)),
@@ -92,6 +99,14 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
                      dst=IPv4Network(f"{r.dst}/{r.dst_len}") if r.dst_len else None,
                      iif=r.iif, oif=r.oif, fwmark=r.fwmark, fwmask=r.fwmask, tos=r.tos))
     return out
+
+
+def _devices_own(f: rtnl_parse.NeighMsg, vxlan: rtnl_parse.LinkMsg) -> bool:
+    """The all-zeros entry a VXLAN device with a default remote (``remote``/``group``) holds for it, made and
+    taken away with that setting (dst the remote, via its underlay device): the device's drift, not the FDB's."""
+    d = vxlan.data
+    return (f.lladdr == "00:00:00:00:00:00" and f.dst == d.get("group") and (f.ifindex or 0) == (d.get("link") or 0)
+            and f.port is None and f.vni is None)
 
 
 def _hop_quirks(r: rtnl_parse.RouteMsg, names: dict[int, str], dev: str | None) -> tuple[str, ...]:
@@ -112,7 +127,7 @@ def _hop_quirks(r: rtnl_parse.RouteMsg, names: dict[int, str], dev: str | None) 
 def _link(ns: str, link: rtnl_parse.LinkMsg, snap: Snapshot, names: dict[int, str], planned: Resource | None,
           peers: dict[str, Snapshot]) -> Link:
     common = dict(netns=ns, name=link.name, mtu=link.mtu or 0, mac=link.mac or "", up=link.up,
-                  txqlen=link.txqlen if link.txqlen is not None else 0)
+                  txqlen=link.txqlen if link.txqlen is not None else 0, flags=rtnl_parse.flag_words(link.flags))
     if link.name == "lo" and link.kind is None:
         return Loopback(**common)
     if link.kind == "bridge":
@@ -121,7 +136,7 @@ def _link(ns: str, link: rtnl_parse.LinkMsg, snap: Snapshot, names: dict[int, st
         d = link.data
         return Vxlan(**common, vni=d.get("id", 0), port=d.get("port", 0),
                      local=IPv4Address(d.get("local") or "0.0.0.0"), dev=names.get(d.get("link"), "?"),
-                     learning=bool(d.get("learning")))
+                     learning=bool(d.get("learning")), **_vxlan_settings(d))
     if link.kind == "veth" and isinstance(planned, VethPeer):
         return VethPeer(**common)
     if link.kind == "veth" and isinstance(planned, Veth):
@@ -134,6 +149,17 @@ def _link(ns: str, link: rtnl_parse.LinkMsg, snap: Snapshot, names: dict[int, st
                     master=master, hairpin=snap.hairpin.get(link.index, False),
                     port_state=_port_state(link, master, snap, planned))
     return Link(**common)
+
+
+def _vxlan_settings(d: dict) -> dict:
+    """A VXLAN device's settings that flanneld leaves at the kernel's defaults (plan.resources.Vxlan), as the
+    kernel says them (rtnl_parse); a setting not said is the default."""
+    group = d.get("group")
+    ttl = "inherit" if d.get("ttl_inherit") else str(d["ttl"]) if d.get("ttl") else "auto"
+    return dict(remote=IPv4Address(group) if group and group != "0.0.0.0" else None, ttl=ttl, tos=d.get("tos", 0),
+                df=rtnl_vxlan.DF_NAMES.get(d.get("df", 0), str(d.get("df"))),
+                ageing=d.get("ageing", rtnl_vxlan.DEFAULT_AGEING),
+                options=tuple(word for word in rtnl_vxlan.OPTIONS if d.get(word)))
 
 
 def _port_state(link: rtnl_parse.LinkMsg, master: str | None, snap: Snapshot, planned: Veth) -> str | None:

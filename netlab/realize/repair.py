@@ -26,7 +26,7 @@ plan/sysctls.py's ``when_written`` says which sysctl goes where.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Iterable
 
 from netlab.kernel import iptables
@@ -55,9 +55,14 @@ def _needs_remaking(want: Link, have: Link) -> bool:
     if isinstance(want, Veth):
         return not have.peer_name  # type: ignore[attr-defined]
     if isinstance(want, Vxlan):
-        return (want.vni, want.port, want.local, want.dev, want.learning) != \
-            (have.vni, have.port, have.local, have.dev, have.learning)  # type: ignore[attr-defined]
+        # Every setting of its own (VNI, port, addresses, TTL, default remote ...): made again, as flanneld makes
+        # a device that differs (ensureLink); most cannot change in place, and the kernel keeps a remote's
+        # all-zeros FDB entry with the device
+        return any(getattr(want, name) != getattr(have, name) for name in VXLAN_OWN)
     return False
+
+
+VXLAN_OWN = tuple(f.name for f in fields(Vxlan) if f.name not in {g.name for g in fields(Link)})
 
 
 def _hangs_on(r: Resource, netns: str, link: str) -> bool:
@@ -143,7 +148,9 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
                 links.append(Op("set", r, old=d.live))
         elif isinstance(r, Address) and d.state == "different":
             objects += [Op("del", d.live), Op("add", r)]  # type: ignore[arg-type]
-        elif isinstance(r, (Route, Neigh)):
+        elif isinstance(r, (Route, Neigh)) or isinstance(r, Fdb) and d.state == "different":
+            # An FDB entry of the plan's MAC and remote with another port, VNI, device or state: replaced in place
+            # (flanneld's AddFDB), the old one's put back by a rollback
             objects.append(Op("replace", r, old=d.live))
         elif isinstance(r, (Address, Fdb, Rule)):
             objects.append(Op("add", r))

@@ -1,6 +1,6 @@
 """The fake kernel's VXLAN FDB as the real kernel keeps it (no root).
 
-Measured on Linux 6.18 through netlab's own codec (LiveKernel.apply of rtnl.fdb_del / rtnl.fdb_append, the
+Measured on Linux 6.18 through netlab's own codec (LiveKernel.apply of rtnl_vxlan.fdb_del / fdb_append, the
 requests `bridge fdb del|append ... self` sends) on flannel.1 of a real lab, read back with `bridge fdb show`:
 
 - a delete of an entry whose MAC the device has no more (the same delete twice): ENOENT;

@@ -21,7 +21,7 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.kernel import netlink as nl
-from netlab.kernel import nfnl, rtnl, rtnl_parse
+from netlab.kernel import nfnl, rtnl, rtnl_parse, rtnl_vxlan
 from netlink_socket import QueuedSocket
 
 
@@ -65,7 +65,7 @@ def test_veth_add_carries_both_ends_their_indexes_and_the_link_group():
 
 
 def test_vxlan_add_is_flannels_device():
-    data = rtnl.vxlan_add(5, "flannel.1", "02:7d:63:dd:1d:06", 1450, 1, "192.168.122.215", 8472, 3)
+    data = rtnl_vxlan.vxlan_add(5, "flannel.1", "02:7d:63:dd:1d:06", 1450, 1, "192.168.122.215", 8472, 3)
     msg, *_ = decode(ifinfmsg, data)
     assert msg.get_attr("IFLA_IFNAME") == "flannel.1" and msg.get_attr("IFLA_MTU") == 1450
     vx = msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
@@ -165,10 +165,10 @@ def test_neighbours_and_fdb_entries():
     msg, mtype, _ = decode(ndmsg, rtnl.neigh_replace(5, "10.244.1.0", "02:6b:ac:b7:3a:c5"))
     assert mtype == rtnl.RTM_NEWNEIGH and msg["state"] == rtnl.NUD_PERMANENT and msg["ifindex"] == 5
     assert msg.get_attr("NDA_DST") == "10.244.1.0" and msg.get_attr("NDA_LLADDR") == "02:6b:ac:b7:3a:c5"
-    msg, mtype, flags = decode(ndmsg, rtnl.fdb_append(5, "02:6b:ac:b7:3a:c5", "192.168.122.7"))
+    msg, mtype, flags = decode(ndmsg, rtnl_vxlan.fdb_append(5, "02:6b:ac:b7:3a:c5", "192.168.122.7"))
     assert msg["family"] == rtnl.AF_BRIDGE and msg["flags"] == rtnl.NTF_SELF and flags & nl.NLM_F_APPEND
     assert msg.get_attr("NDA_LLADDR") == "02:6b:ac:b7:3a:c5" and msg.get_attr("NDA_DST") == "192.168.122.7"
-    msg, mtype, _ = decode(ndmsg, rtnl.fdb_del(5, "02:6b:ac:b7:3a:c5", "192.168.122.99"))
+    msg, mtype, _ = decode(ndmsg, rtnl_vxlan.fdb_del(5, "02:6b:ac:b7:3a:c5", "192.168.122.99"))
     assert mtype == rtnl.RTM_DELNEIGH and msg.get_attr("NDA_DST") == "192.168.122.99"
     msg, mtype, flags = decode(ndmsg, rtnl.neigh_del(3, "10.244.0.2"))
     assert mtype == rtnl.RTM_DELNEIGH and not flags & nl.NLM_F_ACK and msg["ifindex"] == 3
