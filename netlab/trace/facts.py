@@ -120,11 +120,19 @@ class FdbFacts:
     dst: str | None = None
     state: str = "learned"  # permanent | static | learned
     self_: bool = False
+    # A VXLAN entry's remote beyond its address, where the kernel says it: not the device's own UDP port or VNI,
+    # an underlay device to leave by (`via`)
+    port: int | None = None
+    vni: int | None = None
+    via: str | None = None
 
     def text(self) -> str:
         parts = [self.lladdr, "dev", self.dev]
         if self.dst:
             parts += ["dst", self.dst]
+        for name in ("port", "vni", "via"):
+            if getattr(self, name) is not None:
+                parts += [name, str(getattr(self, name))]
         if self.master:
             parts += ["master", self.master]
         if self.self_:

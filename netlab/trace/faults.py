@@ -276,6 +276,23 @@ def route_gone_with_link(k: Any, lab: Any, ns: str, dst: str, oif: str | None,
     return None
 
 
+def odd_remote(entry: Any, vx: Any, dev: str) -> str | None:
+    """An FDB entry whose remote is not only an address: another UDP port or VNI than its device's (the kernel says
+    them only then), or an underlay device to leave by. flanneld writes none of them: the frame goes in UDP to
+    the device's port, which every node's VXLAN device listens on, with its VNI, which every node's has, by the
+    route to the remote. On another port no VXLAN device takes it (the remote's kernel answers port unreachable);
+    with another VNI the remote's device drops it; out of another device it does not reach the remote."""
+    words = []
+    if entry.port is not None and (vx is None or entry.port != vx.port):
+        words.append(f"to UDP port {entry.port}, not {dev}'s {vx.port if vx else '?'} (no VXLAN device of the "
+                     f"remote node listens there)")
+    if entry.vni is not None and (vx is None or entry.vni != vx.vni):
+        words.append(f"with VNI {entry.vni}, not {dev}'s {vx.vni if vx else '?'} (the remote node's device drops it)")
+    if entry.via:
+        words.append(f"out of {entry.via}, not by the route to the remote")
+    return f"the FDB entry sends the frame {'; '.join(words)}" if words else None
+
+
 def own_vtep(remote: str, local: str | None, dev: str) -> str | None:
     """An FDB entry whose remote VTEP is the sending node's own address: the VXLAN driver sends no UDP to itself,
     it hands the frame straight back to its own device as received (vxlan_encap_bypass, as for the host), and

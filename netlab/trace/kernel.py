@@ -325,7 +325,9 @@ class LiveKernel(KernelTables):
             for n in self._fdb_dump(netns):
                 out.append(FdbFacts(lladdr=n.lladdr or "", dev=self.ifname(netns, n.index) or str(n.index),
                                     master=self.ifname(netns, n.master) if n.master else None, dst=n.dst,
-                                    state=_fdb_state(n.state), self_=bool(n.flags & rtnl.NTF_SELF)))
+                                    state=_fdb_state(n.state), self_=bool(n.flags & rtnl.NTF_SELF), port=n.port,
+                                    vni=n.vni, via=self.ifname(netns, n.ifindex) or str(n.ifindex)
+                                    if n.ifindex else None))
             self._fdb[netns] = out
         return self._fdb[netns]
 

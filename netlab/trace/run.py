@@ -211,7 +211,10 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     more = [h for w in answers.values() for h in w.hops]
     flows = {f for h in fwd.hops + (back.hops if back else []) + more if h.observe
              for f in (h.observe.flow, h.observe.alt, h.observe.flow.quoted) if f is not None}
-    ours = kept(frames, vx_port, sent.marker, flows)
+    # an FDB entry's own UDP port (`bridge fdb ... port 4789`): the packets the kernel sent to it are VXLAN too
+    ports = [vx_port] + sorted({h.facts["port"] for h in fwd.hops + (back.hops if back else [])
+                                if h.kind == "fdb" and h.facts.get("port")} - {vx_port})
+    ours = kept(frames, vx_port, sent.marker, flows, ports)
     packets = [p for _, p in ours]
     captured = set(namespaces)
     ip_packets = [p for p in packets if p.flow is not None]
@@ -373,12 +376,14 @@ def _confirmed_entries(namespaces: list[str]) -> Iterator[dict[str, conntrack.Ne
             listener.close()
 
 
-def kept(frames: list[cap.Frame], vx_port: int, marker: bytes, flows: set[Flow]) -> list[tuple[cap.Frame, Packet]]:
+def kept(frames: list[cap.Frame], vx_port: int, marker: bytes, flows: set[Flow],
+         ports: list[int] | None = None) -> list[tuple[cap.Frame, Packet]]:
     """The frames of the traced packet (decode.classify), each with its line in tcpdump's words as ``netlab
     capture`` prints it, without the MACs (the row names the device): a row's ``saw:``, an ARP request, a pcapng
-    comment. Every namespace was entered and left: scapy, which words them, may be imported now."""
+    comment. Every namespace was entered and left: scapy, which words them, may be imported now. ``ports``: the
+    UDP ports whose datagrams are VXLAN (the lab's, and any an FDB entry names)."""
     out = []
-    for frame, d in cap.frames_in(frames, [vx_port]):
+    for frame, d in cap.frames_in(frames, ports or [vx_port]):
         p = decode.classify(d, frame.netns, frame.ifname, frame.direction, frame.ts, marker, flows)
         if p is not None:
             out.append((frame, replace(p, summary=cap.words(frame, vx_port, link=False)[0])))

@@ -34,6 +34,7 @@ class Encap:
     shown: bool = False  # the encapsulation row was written
     netns: str = ""  # the node that encapsulated
     remote: str = ""  # the remote VTEP its FDB entry named
+    entry_vni: bool = False  # ``vni`` is the FDB entry's own (`bridge fdb ... vni V`), not the device's
 
 
 class VxlanSteps(WalkParts):
@@ -59,21 +60,29 @@ class VxlanSteps(WalkParts):
         stale = faults.unknown_vtep(self.lab, remote) or faults.own_vtep(remote, vx.local if vx else None, link.name)
         planned = self.lab.planned_fdb.get((ns, link.name, mac.lower()))
         # Another node than the plan's: the frame goes on to it, which drops it (not its MAC: _wrong_vtep), but
-        # the fault is this entry, blamed here however far the packet goes (Hop.cause).
+        # the fault is this entry, blamed here however far the packet goes (Hop.cause). So is a remote with
+        # another UDP port, VNI or device than flannel.1's own: it goes on, to where nothing takes it.
         astray = None if stale else self._other_vtep(ns, link.name, mac, remote)
+        odd = None if stale or astray else faults.odd_remote(entry, vx, link.name)
         # The entry is there with the wrong VTEP: the kernel appends another remote to a zero or multicast MAC's
-        # entry only (an append to a unicast one changes nothing), so the fix replaces its remote.
-        fix = planned if (stale or astray) and planned else None  # plan prints fdb replace, as flanneld does
+        # entry only (an append to a unicast one changes nothing), so the fix replaces its remote (and with it
+        # its port, VNI and device: the device's own).
+        fix = planned if (stale or astray or odd) and planned else None  # plan prints fdb replace, as flanneld
+        extra = {name: getattr(entry, name) for name in ("port", "vni", "via") if getattr(entry, name) is not None}
         self.rows.add(ns, link.name, "fdb",
                       f"FDB entry: {entry.text()} → remote VTEP {self.lab.name_ip(remote)}", [cmd],
-                      self._obs(ns, link.name, "out"), stale or astray, fix, cause=astray is not None,
-                      mac=mac, lladdr=mac, dst=remote, remote_vtep=remote, astray=astray is not None or None)
+                      self._obs(ns, link.name, "out"), stale or astray or odd, fix,
+                      cause=astray is not None or odd is not None, mac=mac, lladdr=mac, dst=remote,
+                      remote_vtep=remote, astray=astray is not None or None, **extra)
         if stale:
             return self._stop(stale)
         if vx is None:
             return self._stop(f"{link.name} has no VXLAN settings")
-        self.stack.append(Encap(self.flow, vx.vni, link.name, link.mac, mac, netns=ns, remote=remote))
-        self.flow = Flow("udp", vx.local, remote, None, vx.port)
+        # The UDP port and VNI the kernel sends it with: the entry's where it names its own
+        vni = entry.vni if entry.vni is not None else vx.vni
+        self.stack.append(Encap(self.flow, vni, link.name, link.mac, mac, netns=ns, remote=remote,
+                                entry_vni=vni != vx.vni))
+        self.flow = Flow("udp", vx.local, remote, None, entry.port if entry.port is not None else vx.port)
         if not vx.local:
             src = self._source(ns, remote)
             if isinstance(src, Walk):
@@ -143,9 +152,12 @@ class VxlanSteps(WalkParts):
         (the sender's, or this one), and the repair, which makes it again (its VNI cannot change in place)."""
         why = f"the packet carries VNI {enc.vni} but {dev} in {ns} is VNI {vni}: dropped"
         plan = self.lab.planned_vni
-        odd = [(n, d, v, want, role) for n, d, v, role in ((enc.netns, enc.vxdev, enc.vni, "the sender"),
-                                                          (ns, dev, vni, "the receiver"))
+        devices = ((ns, dev, vni, "the receiver"),) if enc.entry_vni else \
+            ((enc.netns, enc.vxdev, enc.vni, "the sender"), (ns, dev, vni, "the receiver"))
+        odd = [(n, d, v, want, role) for n, d, v, role in devices
                if (want := plan.get((n, d))) is not None and v != want]
+        if enc.entry_vni and not odd:  # the sender's FDB row is the cause, with its fix
+            return why + f" (the sender's FDB entry for {enc.dst_mac} names VNI {enc.vni})", None
         if not odd:
             return why + f" (the sender, {self.lab.name_ip(sender)}, has a VXLAN device of another VNI)", None
         words = "; ".join(f"{d} in {n} ({self.lab.where(n)}, {role}) is VNI {v}, not the plan's VNI {want}"
