@@ -5,7 +5,7 @@ remote with another port, VNI, device or state is replaced in place (flanneld's 
 PERMANENT again, a flag of flannel.1 set back; flannel.1 with another setting of its own (a default remote, a
 TTL) is made again, as flanneld's ensureLink does, with everything that hangs on it. A repair that fails at any
 of its operations leaves the node as it found it (the device's remote and its all-zeros entry, once). The root
-test is tests/integration/test_overlay_drift.py.
+test is tests/integration/test_overlay_drift_live.py.
 """
 
 from __future__ import annotations
