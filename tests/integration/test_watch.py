@@ -119,6 +119,32 @@ def test_a_deleted_vtep_neighbour_is_healed_at_once(lab):
     assert "PERMANENT" in entry["state"]
 
 
+@pytest.mark.parametrize("how, found", [
+    (["bridge", "fdb", "replace", "{mac}", "dev", "flannel.1", "dst", "{dst}", "port", "4789", "self", "permanent"],
+     "(port 4789 (want flannel.1's own))"),
+    (["ip", "link", "set", "flannel.1", "type", "vxlan", "ttl", "1"], "(ttl 1 (want auto))"),
+    (["ip", "link", "set", "flannel.1", "arp", "off"], "(arp off (want on))"),
+])
+def test_overlay_drift_the_comparison_missed_is_healed_at_once(lab, how, found):
+    """An FDB entry sent to another UDP port, flannel.1's TTL or its ARP off (QA qa59f): the kernel said each
+    (the entry's MAC is the lab's, the link's settings and flags changed), but the comparison found nothing, and
+    the watcher repaired nothing while the node's pods were cut off from the other node's."""
+    name, _, watcher = lab
+    node = f"{name}-node-1"
+    [entry] = json.loads(subprocess.run(["bridge", "-j", "-n", node, "fdb", "show", "dev", "flannel.1"],
+                                        capture_output=True, text=True, check=True).stdout)
+    mark = len(watcher.lines)
+    words = [w.format(mac=entry["mac"], dst=entry["dst"]) for w in how]
+    subprocess.run([words[0], "-n", node, *words[1:]], check=True)
+    line = watcher.wait_for_line(found, after=mark)
+    assert "did: " in line, line
+    wait_until(lambda: as_planned(name), 10.0, step=0.2)
+    assert json.loads(subprocess.run(["bridge", "-j", "-n", node, "fdb", "show", "dev", "flannel.1"],
+                                     capture_output=True, text=True, check=True).stdout) == [entry]
+    [link] = ip_json("-d", "link", "show", "flannel.1", netns=node)
+    assert "NOARP" not in link["flags"] and link["linkinfo"]["info_data"]["ttl"] == 0, link
+
+
 def test_a_neighbour_the_kernel_fails_to_resolve_is_not_drift(lab):
     """QA reap57 2: an address in a pod's subnet that nothing answers (as the kernel's GC of a neighbour entry, a
     FAILED entry reported changed, then deleted): none of the lab's PERMANENT entries, so no round of the watcher's,
