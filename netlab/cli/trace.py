@@ -302,12 +302,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
         click.echo(pcap_written(write, plural(len(seen), "frame"), f"{netns} {iface}", vx_port),
                    err=output == "json" or write == "-")
     if output == "json":
-        rows = []
-        for frame, d in cap.frames_in(frames, [vx_port]):
-            summary, dns = cap.words(frame, vx_port)  # the text's line and its DNS words: the same facts
-            rows.append({"ts": frame.ts, "direction": frame.direction, "length": frame.wirelen,
-                         "summary": summary, "src_mac": d.eth_src, "dst_mac": d.eth_dst,
-                         "flow": str(d.flow) if d.flow else None, "vxlan": d.outer, "ttl": d.ttl, "dns": dns})
+        rows = [cap.frame_json(frame, d, vx_port) for frame, d in cap.frames_in(frames, [vx_port])]
         print_json({"lab": lab.name, "netns": netns, "interface": iface, "filter": bpf.expression if bpf else None,
                     "frames": rows, "pcap": write,
                     "stopped": stopped, "elapsed_s": round(elapsed, 3)})

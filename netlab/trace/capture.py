@@ -24,7 +24,7 @@ import struct
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from netlab import outfile, signals
 from netlab.errors import EnvironmentNotReady, UsageError, output_unwritable
@@ -32,6 +32,7 @@ from netlab.kernel import fdwait, netns as nsmod
 from netlab.model.naming import netns_path
 from netlab.trace import scapyconf
 from netlab.trace.decode import Decoded, decode
+from netlab.trace.flow import Flow
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
@@ -399,3 +400,21 @@ def frames_in(frames: list[Frame], vxlan_ports: Iterable[int]) -> Iterator[tuple
     ports = tuple(vxlan_ports)
     for f in frames:
         yield f, decode(f.data, ports)
+
+
+def frame_json(frame: Frame, d: Decoded, vxlan_port: int) -> dict[str, Any]:
+    """``capture -o json``'s row of a frame (``d``: it decoded): its own headers' fields, as tcpdump -e shows it,
+    the MACs its ``summary`` begins with; a VXLAN packet's are the carrier's, its inner frame's under ``vxlan``'s
+    ``inner`` (docs/json.md). ``dns``: the DNS message the frame carries, at whatever depth, as ``summary`` says it."""
+    summary, dns = words(frame, vxlan_port)  # the text's line and its DNS words: the same facts
+    own: dict[str, Any] = {"src_mac": d.eth_src, "dst_mac": d.eth_dst, "flow": str(d.flow) if d.flow else None,
+                           "ttl": d.ttl}
+    vxlan = None
+    if d.outer is not None and d.outer_eth is not None:
+        o = d.outer
+        vxlan = {**o, "inner": own}
+        own = {"src_mac": d.outer_eth[0], "dst_mac": d.outer_eth[1],
+               "flow": str(Flow("udp", o["src"], o["dst"], o["sport"], o["dport"])), "ttl": o["ttl"]}
+    return {"ts": frame.ts, "direction": frame.direction, "length": frame.wirelen, "summary": summary,
+            "src_mac": own["src_mac"], "dst_mac": own["dst_mac"], "flow": own["flow"], "vxlan": vxlan,
+            "ttl": own["ttl"], "dns": dns}

@@ -56,6 +56,9 @@ class Decoded:
     quoted: "Decoded | None" = None  # the header an ICMP error quotes
     ip_src: str | None = None  # sender of an ICMP error
     arp: dict[str, Any] | None = None
+    # A VXLAN packet's own Ethernet header, the carrier's (source, destination): eth_src and eth_dst above are its
+    # inner frame's, which the trace follows; ``outer`` has the carrier's IP and UDP header
+    outer_eth: tuple[str, str] | None = None
 
     def role(self) -> str | None:
         f = self.flow
@@ -145,9 +148,9 @@ def _decode_ip(pkt: bytes, d: Decoded, ports: tuple[int, ...], depth: int, quote
                            "ttl": pkt[8]}
                 inner = Decoded()
                 _decode_eth(body[8:], inner, ports, depth + 1)
-                outer = d.outer
+                outer, own = d.outer, (d.eth_src, d.eth_dst)
                 d.__dict__.update(inner.__dict__)
-                d.outer = outer
+                d.outer, d.outer_eth = outer, own
                 return
         d.flow = Flow("udp", src, dst, sport, dport)
         d.payload = body
