@@ -141,7 +141,8 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
     """:meth:`Lab.probe`'s run, as the library's own report (netlab.probe.runner.Report), which the CLI
     renders as text, JSON or JUnit: a 500-pod run's 250,000 results are not built twice. ``early``: the
     CLI's agent started before the models loaded (netlab.probe.early). ``said``: given the note of a
-    ``topology`` whose policies the running lab does not run (:func:`other_policies`), before the run;
+    ``topology`` whose policies the running lab does not run (:func:`other_policies`), before the run (the
+    report's ``file_notes`` has it too: -o json's and the API's ``notes``);
     ``first``: the line of a lab an up or down left halfway, before anything else (:func:`killed_first`).
     ``before``: the lab as seen when the caller began (:func:`seen`; None: now): a run with failures, or one cut
     short by an error, while another command held the lab, or changed it meanwhile, met its work half done:
@@ -160,11 +161,14 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
     state = lab.state()
     model = lab._served(state)  # as up serves it: a Completed/Error pod is no Service's endpoint to expect
     error = killed_first(model, state, first)  # an up killed halfway: what the probes meet is its work half done
+    notes: list[str] = []
     if topology is not None:
         loaded = lab._loaded_for(topology)
         same_pods(loaded, model)
-        if said is not None and isinstance(topology, (str, os.PathLike)):
-            said(other_policies(model, loaded, topology, state, "probe"))
+        if isinstance(topology, (str, os.PathLike)):
+            notes = other_policies(model, loaded, topology, state, "probe")
+            if said is not None:
+                said(notes)
         model = loaded.lab.with_terminal(model.terminal)  # the running lab's: the file's expectations of them
     with before.reading("probe"):  # a run an up cut short (a namespace it deleted, made again): its work half done
         report = runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
@@ -176,6 +180,7 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         if first is not None and line != error:
             first(line)
     report.error = error or (report.deleted[0] if report.deleted else None)  # as status's; else the first deleted
+    report.file_notes = notes
     return report
 
 

@@ -160,6 +160,9 @@ class ProbeReport:
     conntrack: Mapping[str, Any]
     neighbour_table: Mapping[str, Any]
     hints: tuple[str, ...] = ()  # what the kernel says of the failures: a node whose bridge skips iptables
+    # What the run was told before it probed, one line each, as `netlab: note:` says it: a topology FILE whose
+    # NetworkPolicies judge flows otherwise than those the running lab runs (probe judges the file's)
+    notes: tuple[str, ...] = ()
     # A lab whose `up` or `down` ended before it finished (killed): list's line, as Status.error, which the CLI's
     # probe prints first (realize/interrupted.stalled): what the probes found is that run's work half done.
     error: str | None = None

@@ -66,6 +66,7 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
     from netlab.model.load import load_topology
     from netlab.probe import policytable
 
+    said: list[str] = []  # the notes of -t FILE said on stderr (the lab runs other policies): -o json's too
     if not send and topology is not None and lab_name is None:
         model = resolve(load_topology(topology))
         no_pods(model)
@@ -83,7 +84,7 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
         # an up or down killed halfway: list's line first, as status and probe say it (-o json: its error)
         served = lab._served(state)  # as up serves it: its Completed/Error pods terminal
         error = killed_first(served, state, said_first, running=send)
-        model = served if topology is None else of_file(lab, topology)
+        model = served if topology is None else of_file(lab, topology, said)
         no_pods(model)
         with before.reading("policy table"):  # probes an up's work cut short: its work half done, as probe says
             result = policytable.probe(model, timeout=timeout, drift=policy_drift) if send else \
@@ -94,8 +95,9 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
         for line in result.deleted if error is None else ():  # a pod's namespace deleted: exec's line, as probe
             said_first(line)
         result.error = error or (result.deleted[0] if result.deleted else None)
-    if output == "json":
-        print_json(result.to_json())
+    if output == "json":  # a note said on stderr is the document's too (README), first: it was said first
+        data = result.to_json()
+        print_json({**data, "notes": said + data["notes"]})
     else:
         click.echo(result.render())
     if result.mismatches or result.deleted:  # a pod's flows not checked, its namespace deleted: no pass, as probe
@@ -136,15 +138,17 @@ def no_pods(model: "Lab") -> None:
                          f"(the table's rows and columns are pods)")
 
 
-def of_file(lab: Any, topology: str) -> "Lab":
+def of_file(lab: Any, topology: str, said: list[str]) -> "Lab":
     """The lab as ``topology`` has it, policies and labels, checked on the running ``lab`` (the same pods at the
     same addresses, as ``probe -t FILE``): the table judges the kernel by the file's policies, edited or not. A
     running lab whose policies judge a flow otherwise (an older version of the file, not `up` since) is said in a
-    note on stderr, with the `up` that applies the file."""
+    note on stderr, with the `up` that applies the file, and added to ``said`` (-o json's ``notes``)."""
     from netlab.api.internals import other_policies, same_pods
 
     running = lab._served()  # as up serves it: its Completed/Error pods terminal
     loaded = lab._loaded_for(topology)
     same_pods(loaded, running, "policy table")
-    note(other_policies(running, loaded, topology, lab.state(), "the table"))
+    lines = other_policies(running, loaded, topology, lab.state(), "the table")
+    note(lines)
+    said += lines
     return loaded.lab.with_terminal(running.terminal)  # the running lab's: the file cannot say which exited

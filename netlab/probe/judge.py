@@ -42,6 +42,9 @@ class Report:
     distributions: list["DistResult"] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was not probed, and why
     hints: list[str] = field(default_factory=list)  # what the kernel says of the failures (policytable.py)
+    # What a -t FILE's run is told before it probes (the lab runs other policies than the file: api.internals
+    # .other_policies), said on stderr as `netlab: note:`: -o json's and the API's `notes`
+    file_notes: list[str] = field(default_factory=list)
     bridge: str | None = "cni0"  # the nodes' bridge of pods, for messages (plan.cniadd.pod_bridge)
     error: str | None = None  # a lab whose up or down ended before it finished: list's line (interrupted.stalled)
     # Pods, nodes and internet hosts whose namespace was deleted behind netlab's back (ip netns delete), in exec's

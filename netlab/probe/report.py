@@ -214,6 +214,7 @@ def to_json(report: Report) -> dict:
         "distributions": [d.to_json() for d in dists],
         "not_probed": list(report.notes),
         "hints": list(report.hints),
+        "notes": list(report.file_notes),
         "conntrack": {"unanswered_service_flows_deleted": report.stats.get("untracked", 0),
                       "answered_udp_flows_deleted": report.stats.get("untracked_udp", 0)},
         "neighbour_table": {k: v for k, v in report.stats.items()

@@ -83,3 +83,17 @@ def test_a_file_with_a_pod_the_lab_lacks_is_refused_in_one_line(table_of):
     assert res.returncode == 2 and res.stdout == "", res.stdout
     assert res.stderr.startswith(f"netlab: {path}: pod c (") and "is not in the lab qnp1 that is up: policy table -t " \
         "FILE checks a file's expectations on the lab as it is" in res.stderr, res.stderr
+
+
+def test_the_note_is_in_the_tables_json_document_too(table_of):
+    """QA out59 2: `policy table -t FILE -o json` said the note on stderr alone, its `notes` []: a script saw the
+    mismatches and never why. The document's `notes` has it first (README: a note is on stderr whatever -o is,
+    and in the document); the text says it once, on stderr, as before."""
+    run, path = table_of
+    res = run(ALLOW_B, "-o", "json")
+    note = (f"lab qnp1 runs other policies than {path}: 2 flows judged otherwise (first: b -> a tcp/8080, allowed by "
+            f"the file); the table judges the file's; `{netlab_command(f'up -t {path}')}` applies them")
+    assert res.returncode == 1 and res.stderr == f"netlab: note: {note}\n", res.stderr
+    assert json.loads(res.stdout)["notes"] == [note]
+    assert note not in run(ALLOW_B).stdout  # the text: on stderr alone
+    assert json.loads(run(DENY, "-o", "json").stdout)["notes"] == []

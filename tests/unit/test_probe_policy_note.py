@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import types
+from pathlib import Path
 
 import pytest
 from cli_inprocess import run_cli
@@ -66,3 +67,47 @@ def test_a_policy_edited_in_the_file_without_up_is_said_in_policy_tables_note(pr
                           f"`{netlab_command(f'up -t {path}')}` applies them\n")
     allowed = {(f.src, f.dst) for f in policytable.evaluate(given[0]).flows if f.allowed}
     assert ("b", "a") in allowed  # probed as the file says
+
+
+@pytest.fixture
+def report_of(monkeypatch, probe_of):
+    """probe_of's run giving back a judged report (no probe in it): what -o json and the API render."""
+    from netlab.probe.judge import Report
+
+    monkeypatch.setattr(runner, "run", lambda model, **kw: Report(lab="qnp2", timeout=1.0, results=[],
+                                                                   self_checks=[]))
+    return probe_of
+
+
+def the_note(path: str) -> str:
+    return (f"lab qnp2 runs other policies than {path}: 2 flows judged otherwise (first: b -> a tcp/8080, allowed "
+            f"by the file); probe judges the file's; `{netlab_command(f'up -t {path}')}` applies them")
+
+
+def test_the_note_is_in_probes_json_document_too(report_of):
+    """QA out59 2: `probe -t FILE -o json` said the note on stderr alone (its hints [], no notes): a script reading
+    the document never learned its verdicts were the file's, not what the lab runs. A note is in the document
+    too (README: on stderr whatever -o is, and in the document), under `notes`, as policy table's."""
+    _, path, _ = report_of
+    Path(path).write_text(topology(ALLOW_B))
+    res = run_cli("probe", "-t", path, "-o", "json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stderr == f"netlab: note: {the_note(path)}\n"
+    data = json.loads(res.stdout)
+    assert data["notes"] == [the_note(path)] and data["hints"] == [] and data["not_probed"] == []
+    Path(path).write_text(topology(DENY))
+    assert json.loads(run_cli("probe", "-t", path, "-o", "json").stdout)["notes"] == []
+
+
+def test_the_api_gives_the_note_as_the_reports_notes(report_of, monkeypatch):
+    """`Lab.probe(FILE)` said nothing of it at all (the note went to the CLI's stderr callback alone): the
+    report's ``notes`` has it, as probe's JSON."""
+    from netlab.api import lab_checks
+    from netlab.api.lab import Lab
+
+    monkeypatch.setattr(lab_checks, "_require_packets", lambda: None)
+    _, path, _ = report_of
+    Path(path).write_text(topology(ALLOW_B))
+    assert Lab.probe(api.Lab.attach("qnp2"), path).notes == (the_note(path),)  # type: ignore[arg-type]
+    Path(path).write_text(topology(DENY))
+    assert Lab.probe(api.Lab.attach("qnp2"), path).notes == ()  # type: ignore[arg-type]
