@@ -20,7 +20,7 @@ class TraceEnd:
     ip: str
     netns: str | None = None
     port: int | None = None
-    protocol: str | None = None  # tcp | udp: what the destination serves on port (a Service's, a pod's UDP port)
+    protocol: str | None = None  # a destination's: the flow's tcp | udp, with its port (a ping's has neither)
     service: str | None = None
 
     @property

@@ -261,7 +261,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     picked = fwd.source or next((h.observe.flow.src for h in fwd.hops if h.observe is not None and h.observe.flow.src),
                                 src.ip)
     result = TraceResult(
-        lab=lab.name, src={**src.to_json(), "ip": picked}, dst=dst.to_json(), proto=proto, port=port,
+        lab=lab.name, src={**src.to_json(), "ip": picked}, dst=dst.flow_json(proto), proto=proto, port=port,
         marker=sent.marker.decode(),
         forward=fwd, reply=back, verdict=fverdict, reply_verdict=bverdict, reply_received=sent.reply,
         reply_text=sent.reply_text, captured_netns=namespaces, vxlan_port=vx_port, reply_expected=expected,

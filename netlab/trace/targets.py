@@ -49,6 +49,16 @@ class Endpoint:
                 out.update({"protocol": v, "proto": v} if k == "proto" else {k: v})
         return out
 
+    def flow_json(self, proto: str) -> dict[str, Any]:
+        """The destination as a trace of ``proto`` says it (-o json): the flow's ``port`` and ``protocol`` on a TCP
+        or UDP trace, given as ``--proto`` or not (a port alone is TCP, or the pod's UDP-only port), neither on a
+        ping (a Service's would be its first port, which an ICMP echo does not use). The same flow, the same
+        shape (docs/json.md)."""
+        out = self.to_json()
+        if proto == "icmp":
+            return {k: v for k, v in out.items() if k not in ("port", "protocol", "proto")}
+        return {**out, "protocol": proto, "proto": proto} if self.proto is None else out
+
 
 def lab_map(lab: Lab) -> LabMap:
     """The lab as the trace sees it, from its plan."""
