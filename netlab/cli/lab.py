@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from typing import TYPE_CHECKING, Sequence
 
 import click
@@ -94,9 +95,12 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
                                  "loop that restarts containers and checks the lab)")
     if watch and output == "json":  # -o json is one document, printed once a command is done; a watch never is
         asked = click.get_current_context().meta.get(FORMAT_KEY, "json")
-        given = f" -t {command_path(topology)}" if topology is not None else ""
+        # the lab asked for, as every suggestion says a command (sudo, NETLAB_STATE_DIR); $NETLAB_LAB, which sudo
+        # drops, as --lab
+        given = f" -t {command_path(topology)}" if topology is not None else \
+            f" --lab {shlex.quote(lab_name.strip())}" if lab_name else ""
         raise api.UsageError(f"--watch writes one text line per action until Ctrl-C: it takes no -o {asked} "
-                             f"(`netlab up{given} -o {asked}` gives up's result, then run --watch)")
+                             f"(`{netlab_command(f'up{given} -o {asked}')}` gives up's result, then run --watch)")
     loaded, said, saved = _load_for_up(topology, lab_name, reconfigure)
     if said and output != "json":
         click.echo(said)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from helpers import STATE_READING
 from netlab.cli.base import COMMANDS, cli
+from netlab.errors import netlab_command
 
 DEMO = Path(__file__).resolve().parents[2] / "netlab" / "data" / "default.yaml"
 
@@ -268,13 +269,35 @@ def test_the_watcher_takes_no_data_output(output):
     proc = subprocess.run([sys.executable, "-m", "netlab", "up", "-t", "/nonexistent/netlab.yaml", "--watch",
                            "-o", output], capture_output=True, text=True, timeout=60)
     said = (f"--watch writes one text line per action until Ctrl-C: it takes no -o {output} "
-            f"(`netlab up -t /nonexistent/netlab.yaml -o {output}` gives up's result, then run --watch)")
+            f"(`{netlab_command(f'up -t /nonexistent/netlab.yaml -o {output}')}` gives up's result, then run --watch)")
     assert proc.returncode == 2 and proc.stderr == f"netlab: {said}\n"
     assert yaml.safe_load(proc.stdout) == {"error": said, "exit_code": 2, "file": None, "line": None, "field": None,
                                            "problems": []}
     shown = subprocess.run([sys.executable, "-m", "netlab", "up", "--help"], capture_output=True, text=True,
                            timeout=60, env={**os.environ, "COLUMNS": "200"}).stdout
     assert "Text only: -o json and -o yaml are refused (exit 2)." in " ".join(shown.split())
+
+
+@pytest.mark.parametrize("named", [["--lab", "ou59w"], []])
+def test_the_watchers_refusal_of_json_names_the_lab_and_the_state_folder_as_every_suggestion_does(named, tmp_path):
+    """QA out59 4: `up --lab L --watch -o json` suggested `netlab up -o json`, which drops --lab L (a plain `up`
+    makes or repairs another lab) and lacks the sudo and NETLAB_STATE_DIR every other suggestion has
+    (errors.netlab_command). $NETLAB_LAB, which sudo drops too, is said as --lab."""
+    env = {**os.environ, "NETLAB_STATE_DIR": str(tmp_path / "my st")}
+    env.pop("NETLAB_LAB", None)
+    if named:
+        env["NETLAB_LAB"] = "ou59e"  # --lab's value wins over it
+    proc = subprocess.run([sys.executable, "-m", "netlab", "up", *named, "--watch", "-o", "json"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    lab = f" --lab {named[1]}" if named else ""
+    want = f"sudo NETLAB_STATE_DIR='{tmp_path}/my st' netlab up{lab} -o json"
+    assert proc.returncode == 2 and proc.stderr == (
+        f"netlab: --watch writes one text line per action until Ctrl-C: it takes no -o json (`{want}` gives up's "
+        "result, then run --watch)\n"), proc.stderr
+    env["NETLAB_LAB"] = "ou59e"
+    proc = subprocess.run([sys.executable, "-m", "netlab", "up", "--watch", "-o", "json"], capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert f"(`sudo NETLAB_STATE_DIR='{tmp_path}/my st' netlab up --lab ou59e -o json` gives" in proc.stderr
 
 
 @pytest.mark.parametrize("args", [
