@@ -15,19 +15,16 @@ un-NATs as it un-NATs a reply). Both go back the reply's way, and a capture on t
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import ip_address, ip_interface
 from typing import TYPE_CHECKING
 
-from netlab.trace.facts import InetAddress, LinkFacts
 from netlab.trace.flow import Flow, answer_words
+from netlab.trace.icmpsource import INBOUND, select_address
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.policy import reply_from_reject
 from netlab.trace.states import FrameIn, IpIn, LocalOut, State
 from netlab.trace.verdict import Verdict
 from netlab.trace.walk import Walker, walk
 
-INBOUND = "net.ipv4.icmp_errors_use_inbound_ifaddr"
-RT_SCOPE_LINK = 253
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -117,28 +114,6 @@ def unreachable(kernel: Kernel, ns: str, iif: str | None, request: Flow) -> tupl
         if src is not None:
             return Flow.unreachable(src, request.src or "", request), iif
     return Flow.unreachable(None, request.src or "", request), None
-
-
-def select_address(links: dict[str, LinkFacts], dev: str, dst: str) -> str | None:
-    """The kernel's inet_select_addr(dev, dst, RT_SCOPE_LINK), as icmp_send calls it for the inbound device: the
-    first primary address of ``dev`` of at most link scope whose subnet holds ``dst``, else its first such address;
-    a device without one lends the first other device's primary address of global scope (link scope and lo's
-    127.0.0.1, host scope, skipped). The kernel walks the namespace's devices in the order they came into it; the
-    order ``links`` has them in (their ifindex, as the kernel dumps them) is taken for it. An address known only as
-    text (``LinkFacts.addresses``, from a kernel that did not say) is taken for a primary one of global scope."""
-    def primary(link: LinkFacts) -> list[InetAddress]:
-        held = link.inet or tuple(InetAddress(a) for a in link.addresses)
-        return [a for a in held if not a.secondary and a.scope <= RT_SCOPE_LINK]
-
-    def ip(a: InetAddress) -> str:
-        return a.cidr.split("/")[0]
-
-    on = links.get(dev)
-    own = primary(on) if on is not None else []
-    near = [a for a in own if dst and ip_address(dst) in ip_interface(a.cidr).network]
-    if near or own:
-        return ip((near or own)[0])
-    return next((ip(a) for link in links.values() for a in primary(link) if a.scope != RT_SCOPE_LINK), None)
 
 
 def start_rows(result: TraceResult) -> None:
