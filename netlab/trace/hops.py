@@ -43,6 +43,7 @@ class Hop:
     device: str
     # send route neigh fdb bridge arrive dnat snat encap decap deliver drop link (a down link's lost routes)
     # reject (a reply that is a policy REJECT's answer)
+    # loop (the packet came back to where it was, as it was: where its TTL runs out, ttlloop.py)
     # macvlan ipvlan (a pod's plugin-made child of a node device: macvlansteps.py)
     kind: str
     decision: str
@@ -121,6 +122,11 @@ class Rows:
             came_here: CameHere | None = None, **facts: Any) -> None:
         self.emit(self.row(netns, device, kind, decision, commands, observe, problem, fix, came_here=came_here,
                            **facts))
+
+    @property
+    def written(self) -> int:
+        """How many rows are written, the arrival row still held counted (it is written next, whatever comes)."""
+        return len(self.hops) + (self._arrival is not None)
 
     def hold_arrival(self, netns: str, dev: str, text: str, observe: Observe | None) -> None:
         self._arrival = _Arrival(netns, dev, text, observe)

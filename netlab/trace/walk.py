@@ -33,6 +33,9 @@ from netlink; the unit tests answer from a fake).
 
 from __future__ import annotations
 
+from typing import Hashable
+
+from netlab.trace import ttlloop
 from netlab.trace.arrivalsteps import ArrivalSteps
 from netlab.trace.facts import Kernel, RouteFailure
 from netlab.trace.flow import Flow, Observe
@@ -98,9 +101,15 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps, MacvlanSte
     def walk(self, netns: str, flow: Flow) -> Walk:
         self.flow = flow
         state: State | Walk = LocalOut(netns)
+        been: dict[Hashable, int] = {}  # the packet's state at a place -> the rows written before it got there
         for _ in range(self.MAX_STEPS):
             if isinstance(state, Walk):
                 break
+            key = self._state_key(state)
+            if key in been:  # back where it was, as it was: round the same way again (ttlloop.py)
+                state = self._looped(netns, been[key])
+                break
+            been[key] = self.rows.written
             if isinstance(state, LocalOut):
                 state = self._local_out(state.netns)
             elif isinstance(state, FrameIn):
@@ -112,6 +121,24 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps, MacvlanSte
         if isinstance(state, Walk):
             return state
         return Walk(self.rows.hops, "loop", self.flow, None, f"more than {self.MAX_STEPS} steps: a routing loop?")
+
+    def _state_key(self, state: State) -> Hashable:
+        """The packet's state at a place: where it is, its addresses, its encapsulations, and for a frame the source
+        MAC it arrives with (a bridge learns it); what else the walker keeps is set again at each state."""
+        wraps = tuple((e.inner, e.vni, e.vxdev, e.netns, e.remote) for e in self.stack)
+        mac = self._sent_from(self.lab.peers.get((state.netns, state.dev))) \
+            if isinstance(state, FrameIn) and not state.came else None
+        return state, self.flow, wraps, mac
+
+    def _looped(self, netns: str, start: int) -> Walk:
+        """The packet came back to a state it was in once ``start`` rows were written: the rows since are one lap
+        of a loop, which the kernel's packet goes round until its TTL runs out. One row says so, and the walk
+        ends (the lap's rows are not written again)."""
+        self.rows.flush()
+        loop = ttlloop.explain(self.k, self.lab.ip_names, self.rows.hops, start, netns, self.flow)
+        self.rows.add(loop.netns, loop.device, "loop", loop.decision, loop.commands, problem=loop.problem,
+                      **loop.facts)
+        return Walk(self.rows.hops, "loop", self.flow, None, loop.problem)
 
     def _name_sending_device(self, ns: str, dst: str) -> None:
         """The rows a socket's packet meets before it is routed (a node's own packet DNATed in nat OUTPUT) name the

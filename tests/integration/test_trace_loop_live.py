@@ -1,0 +1,169 @@
+"""trace's account of a packet that goes round a loop, against the real packets: curl and tcpdump (root;
+iptables and nftables modes).
+
+A LoadBalancer IP its node does not DNAT for a client (iptables: KUBE-PROXY-FIREWALL's DROP deleted, an outside
+source; nftables: the balancer's service-ips element deleted, an allowed source; either mode: a port the Service
+does not have) goes back out to the internet's gateway, whose route sends it to the node again: curl exits 7 on
+the ICMP time exceeded that comes back. trace walked the loop to its step limit (hundreds of lines, "more than 64
+steps: a routing loop?") and the node's row ended "the way kube-proxy's rule spares it". It now says the loop
+once, and where the TTL runs out: with the client's TTL 64 the node gets it with TTL 1 and sends the time exceeded
+from its route's source (192.168.122.2), with TTL 63 the gateway does (from 203.0.113.1), as tcpdump sees.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+
+from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+TOPOLOGY = """name: {lab}
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: web, node: n1, labels: {{app: web}}}}
+services:
+  - name: lb
+    selector: {{app: web}}
+    type: LoadBalancer
+    loadBalancerIP: 203.0.113.100
+    loadBalancerSourceRanges: [203.0.113.8/30]
+    ports: [{{port: 80, targetPort: 8080}}]
+internet:
+  cidr: 203.0.113.0/24
+  gateway: {{ip: 203.0.113.1}}
+  hosts: [{{name: outside, ip: 203.0.113.50}}, {{name: inside, ip: 203.0.113.10}}]
+"""
+EXCEEDED = re.compile(r"IP (\S+) > (\S+): ICMP time exceeded in-transit")
+IP = {"outside": "203.0.113.50", "inside": "203.0.113.10"}
+
+
+@contextmanager
+def tcpdump(netns: str, dev: str, expression: str) -> Iterator[list[str]]:
+    """``tcpdump -p -n -l --immediate-mode -i DEV EXPRESSION`` in ``netns`` for the body, started once it says it
+    listens; its lines land in the list yielded, once it stopped half a second after the body (a packet the kernel
+    handed it is printed before it stops: without --immediate-mode the capture's buffer holds packets for up to a
+    second, and one still there when tcpdump stops is lost)."""
+    lines: list[str] = []
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, "tcpdump", "-p", "-n", "-l", "--immediate-mode", "-i",
+                             dev, expression], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        said = b""
+        while b"listening on" not in said:
+            ready, _, _ = select.select([proc.stderr], [], [], 30)
+            chunk = os.read(proc.stderr.fileno(), 4096) if ready else b""
+            assert chunk, f"tcpdump did not say it listens: {said!r}"
+            said += chunk
+        yield lines
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        lines += [line for line in out.decode().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def lab(request, tmp_path_factory):
+    name = unique_lab("t2l")
+    path = write_topology(tmp_path_factory.mktemp(name), TOPOLOGY.format(lab=name, mode=request.param),
+                          f"{name}.yaml")
+    with lab_up(path, name):
+        yield name, request.param, path
+
+
+@pytest.fixture
+def repaired(lab):
+    """The lab, put back as planned (`netlab up`) after a test that edits its rules."""
+    try:
+        yield lab
+    finally:
+        netlab("up", "-t", lab[2])
+        assert as_planned(lab[0])
+
+
+def curl(lab: str, host: str, port: int = 80) -> int:
+    """curl's exit code: 0 answered, 7 refused (here: the ICMP time exceeded), 28 timed out (dropped)."""
+    return in_netns(f"{lab}-{host}", "curl", "-s", "-m", "2", f"http://203.0.113.100:{port}/", timeout=10).returncode
+
+
+def break_the_dnat(lab: str, mode: str) -> str:
+    """The client the node then does not DNAT: iptables, KUBE-PROXY-FIREWALL's DROP deleted (an outside source
+    falls through KUBE-FW undone, and nothing drops it); nftables, the balancer's service-ips element deleted (an
+    allowed source passes the firewall chain and meets no DNAT)."""
+    n1 = f"{lab}-n1"
+    if mode == "iptables":
+        saved = in_netns(n1, "iptables-save", "-t", "filter", check=True).stdout
+        (drop,) = [line for line in saved.splitlines() if line.startswith("-A KUBE-PROXY-FIREWALL ")]
+        subprocess.run(["ip", "netns", "exec", n1, "sh", "-c", f"iptables -t filter -D {drop[3:]}"], check=True)
+        return "outside"
+    in_netns(n1, "nft", "delete element ip kube-proxy service-ips { 203.0.113.100 . tcp . 80 }", check=True)
+    return "inside"
+
+
+def measured(lab: str, host: str, port: int = 80) -> tuple[int, str, bool]:
+    """curl's exit code, the source of the ICMP time exceeded that came back to the client (tcpdump there), and
+    whether n1 sent it (tcpdump on n1's eth0, not promiscuous: n1's own packets leave there; the gateway's go
+    out of inet0 to the client)."""
+    with tcpdump(f"{lab}-{host}", "eth0", "icmp") as back, tcpdump(f"{lab}-n1", "eth0", "icmp") as at_n1:
+        rc = curl(lab, host, port)
+    sources = {m.group(1) for line in back if (m := EXCEEDED.search(line)) and m.group(2) == IP[host]}
+    assert len(sources) == 1, back
+    return rc, sources.pop(), any(EXCEEDED.search(line) for line in at_n1)
+
+
+def the_loop(d: dict, lab: str, src: str, by_n1: bool) -> dict:
+    """The trace's loop row, its last, and what it claims against what tcpdump saw."""
+    hops = d["hops"]
+    loop = hops[-1]
+    assert loop["kind"] == "loop" and len(hops) < 25, [(h["netns"], h["kind"]) for h in hops]
+    assert loop["facts"]["time_exceeded_from"] == src, (loop["facts"], src)
+    assert loop["facts"]["ttl_expires"] == (f"{lab}-n1" if by_n1 else f"{lab}-gateway"), loop["facts"]
+    assert f"ICMP time exceeded (ttl exceeded in transit) from {src}" in loop["problem"], loop["problem"]
+    # the trace's own packet met the same end: its capture saw that time exceeded come back
+    assert any(e["from"] == src and "time exceeded" in e["text"] for e in d["icmp_errors"]), d["icmp_errors"]
+    return loop
+
+
+@pytest.mark.parametrize("ttl", [64, 63])
+def test_a_loop_is_said_once_and_its_ttl_runs_out_where_tcpdump_sees_it(repaired, ttl):
+    lab, mode, _ = repaired
+    host = break_the_dnat(lab, mode)
+    client = f"{lab}-{host}"
+    in_netns(client, "sysctl", "-qw", f"net.ipv4.ip_default_ttl={ttl}", check=True)
+    try:
+        rc, src, by_n1 = measured(lab, host)
+        assert rc == 7  # refused at once: the time exceeded, not a timeout
+        assert (src, by_n1) == (("192.168.122.2", True) if ttl == 64 else ("203.0.113.1", False))
+        rct, d = traced(lab, host, "svc/lb", "--port", "80")
+    finally:
+        in_netns(client, "sysctl", "-qw", "net.ipv4.ip_default_ttl=64", check=True)
+    loop = the_loop(d, lab, src, by_n1)
+    assert loop["facts"]["sent_ttl"] == ttl, loop["facts"]
+    (row,) = [h for h in d["hops"] if h["netns"] == f"{lab}-n1" and h["kind"] == "dnat"]  # once, not once a lap
+    assert rct == 1 and d["lost"]["hop"] == row["index"] and d["lost"]["fix"], d["lost"]
+    assert d["lost"]["reason"].count("ICMP time exceeded") == 1, d["lost"]["reason"]
+    subprocess.run(["bash", "-c", d["lost"]["fix"]], check=True)
+    assert curl(lab, host) == (28 if mode == "iptables" else 0)  # dropped again / DNATed again
+
+
+def test_a_port_the_service_does_not_have_goes_round_with_no_fault(lab):
+    """Nothing of the lab's is broken: port 81 of the balancer's IP is no port of the Service, so no rule of
+    kube-proxy's takes it; the loop is where it is lost, and why."""
+    name, _, _ = lab
+    rc, src, by_n1 = measured(name, "inside", 81)
+    assert rc == 7 and (src, by_n1) == ("192.168.122.2", True)
+    rct, d = traced(name, "inside", "203.0.113.100", "--port", "81")
+    loop = the_loop(d, name, src, by_n1)
+    assert rct == 1 and d["lost"]["hop"] == loop["index"] and d["lost"]["fix"] is None, d["lost"]
+    assert d["lost"]["reason"] == loop["problem"] and as_planned(name), d["lost"]
