@@ -300,8 +300,14 @@ class NoDnat:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
-def without_dnat(node: str, svc: ServiceFacts, f: Flow) -> str:
-    """What becomes of a Service packet node ``node`` did not DNAT, in iptables mode (nothing refuses it)."""
+def without_dnat(node: str, svc: ServiceFacts, f: Flow, iif: str | None = None) -> str:
+    """What becomes of a Service packet node ``node`` did not DNAT, in iptables mode (nothing refuses it). ``iif``:
+    the device it came in by (None: the node's own packet); an outside client's to the balancer's IP came in from
+    the internet's gateway, whose route for it sent it here, and goes back there (a loop when that route names this
+    node again: ttlloop.py says where its TTL runs out)."""
+    if f.dst == svc.lb_ip and iif is not None and f.src is not None and svc.sender(f.src) == "outside":
+        return (f"the packet follows {node}'s routes as it is, back out to the internet's gateway it came in from, "
+                f"whose route for {f.dst} sends it to a node again")
     if f.dst == svc.lb_ip:  # the internet's gateway routes every LoadBalancer IP to the nodes (plan/internet.py)
         return (f"the packet follows {node}'s routes as it is, out of the cluster to the internet's gateway, which "
                 f"routes {f.dst} back to a node: the way kube-proxy's rule spares it")
@@ -370,7 +376,7 @@ def no_endpoints(lab: LabMap, filt: NatTable | None, ns: str, svc: ServiceFacts,
                       "rejects the packet", commands, cause=True,
                       facts={"dropped_here": True, "rejected": rejected_words(node, said, f"filter rule {named}")})
     why = (f"{said}, yet {node} did not {'drop' if local else 'refuse'} this packet: {gap.text(node)}; "
-           f"without it {without_dnat(node, svc, f)}")
+           f"without it {without_dnat(node, svc, f, iif)}")
     head = f"{svc.name} has no local endpoints" if local else f"Service {svc.name} has no endpoints"
     return NoDnat(f"no DNAT for {f}: {head}, and {gap.lacks()} is missing", why,
                   commands, gap.fix(ns, planned), cause=True,
@@ -395,7 +401,7 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
     if gap is None or planned is None:
         return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
                       "entry for this packet: it was not DNATed here", commands)
-    then = without_dnat(node, svc, f)
+    then = without_dnat(node, svc, f, iif)
     lost = lost_targets(table, planned, gap)
     why = (f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}{targets_too(lost)}; "
            f"{'without a DNAT' if gap.alike else 'without them' if lost else 'without it'} {then}")

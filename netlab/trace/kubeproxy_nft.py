@@ -196,7 +196,7 @@ def without_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts
         return (f"cluster-ips-check rejects it in the filter chains: {f.dst} is in set cluster-ips, and kube-proxy "
                 "refuses a packet for a ClusterIP that its nat chains did not DNAT (as for a port the Service "
                 "does not have)"), True
-    return kubeproxy.without_dnat(lab.where(ns).split()[-1], svc, f), False
+    return kubeproxy.without_dnat(lab.where(ns).split()[-1], svc, f, iif), False
 
 
 def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None,
@@ -211,9 +211,9 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
         return no_endpoints(lab, table, ns, svc, f, iif, commands, local=True)
     planned = lab.planned_nft.get(ns, ())
     if table is not None and not table.exists and planned:
-        return _no_table(lab, ns, node, svc, f, commands)
+        return _no_table(lab, ns, node, svc, f, iif, commands)
     if table is None and unreadable is not None:
-        return _unread(ns, node, svc, f, commands, unreadable)
+        return _unread(ns, node, svc, f, iif, commands, unreadable)
     commands.append(f"ip netns exec {ns} nft list table {TABLE}")
     steps = path(planned, svc, f, iif)
     gap = missing(table, steps) if table else None
@@ -327,11 +327,11 @@ def lost_targets(table: NftTable, planned: tuple[str, ...], gap: Step) -> list[s
     return list(out)
 
 
-def _no_table(lab: LabMap, ns: str, node: str, svc: ServiceFacts, f: Flow,
+def _no_table(lab: LabMap, ns: str, node: str, svc: ServiceFacts, f: Flow, iif: str | None,
               commands: list[str]) -> NoDnat:
     """The node has no table ip kube-proxy at all: no dispatch, no Service chain, no DNAT, and no filter chain
     that would refuse the packet; `netlab up` writes the whole table again, in one transaction."""
-    then = kubeproxy.without_dnat(node, svc, f)
+    then = kubeproxy.without_dnat(node, svc, f, iif)
     why = (f"{node} did not DNAT this packet for Service {svc.name}: table {TABLE} (kube-proxy's whole ruleset in "
            f"nftables mode: its chains, the map service-ips and every Service's DNAT) is missing from {node}; "
            f"without it {then}")
@@ -340,12 +340,13 @@ def _no_table(lab: LabMap, ns: str, node: str, svc: ServiceFacts, f: Flow,
                   facts={"service": svc.name, "missing_table": TABLE})
 
 
-def _unread(ns: str, node: str, svc: ServiceFacts, f: Flow, commands: list[str], unreadable: str) -> NoDnat:
+def _unread(ns: str, node: str, svc: ServiceFacts, f: Flow, iif: str | None, commands: list[str],
+            unreadable: str) -> NoDnat:
     """The node did not DNAT the packet and its table ip kube-proxy could not be read: what it lacks is not known,
     never taken for no table (nor for a table without rules)."""
     why = (f"{node} did not DNAT this packet for Service {svc.name} (it has no conntrack entry with a DNAT), and its "
            f"table {TABLE} could not be read ({unreadable}): trace cannot say which of kube-proxy's rules is missing "
-           f"there; without a DNAT {kubeproxy.without_dnat(node, svc, f)}")
+           f"there; without a DNAT {kubeproxy.without_dnat(node, svc, f, iif)}")
     return NoDnat(f"no DNAT for {f}: table {TABLE} could not be read", why,
                   commands + [f"ip netns exec {ns} nft list table {TABLE}"], cause=True,
                   facts={"service": svc.name, "unreadable_table": TABLE, "nft_error": unreadable})

@@ -99,7 +99,7 @@ def _iptables(lab: LabMap, ns: str, svc: ServiceFacts, f: Flow, iif: str | None,
     if gap is not None:  # nothing drops it here: it goes on as it is
         why = (f"{f.src} is outside Service {svc.name}'s loadBalancerSourceRanges: {passes}, so the packet falls "
                f"through undone (as asked), but kube-proxy's firewall does not drop it: {gap.text(node)}; without "
-               f"a DNAT {kubeproxy.without_dnat(node, svc, f)}")
+               f"a DNAT {kubeproxy.without_dnat(node, svc, f, iif)}")
         return NoDnat(f"{decision}, and {gap.lacks()} is missing", why, commands, gap.fix(ns, planned_filter),
                       cause=True, facts={"service": svc.name, "missing_rule": gap.step.line,
                                          "missing_from": "filter", "source_ranges": list(svc.source_ranges)})

@@ -371,7 +371,7 @@ class NatSteps(WalkParts):
         if ns in self.lab.nft_netns:
             then, refused = kubeproxy_nft.without_dnat(self.lab, self.k.nft_table(ns), ns, svc, f, iif)
         else:
-            then, refused = kubeproxy.without_dnat(self.lab.where(ns).split()[-1], svc, f), False
+            then, refused = kubeproxy.without_dnat(self.lab.where(ns).split()[-1], svc, f, iif), False
         problem = (f"{ns} already held a conntrack entry for this flow, made before this packet and without a DNAT "
                    f"({hit.entry.text()}): packets of a known flow skip the nat table, so kube-proxy's rules for "
                    f"Service {svc.name} never saw this one; without a DNAT {then}")

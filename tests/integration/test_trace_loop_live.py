@@ -152,6 +152,8 @@ def test_a_loop_is_said_once_and_its_ttl_runs_out_where_tcpdump_sees_it(repaired
     assert loop["facts"]["sent_ttl"] == ttl, loop["facts"]
     (row,) = [h for h in d["hops"] if h["netns"] == f"{lab}-n1" and h["kind"] == "dnat"]  # once, not once a lap
     assert rct == 1 and d["lost"]["hop"] == row["index"] and d["lost"]["fix"], d["lost"]
+    assert "spares it" not in row["problem"], row["problem"]
+    assert "back out to the internet's gateway it came in from" in row["problem"], row["problem"]
     assert d["lost"]["reason"].count("ICMP time exceeded") == 1, d["lost"]["reason"]
     subprocess.run(["bash", "-c", d["lost"]["fix"]], check=True)
     assert curl(lab, host) == (28 if mode == "iptables" else 0)  # dropped again / DNATed again

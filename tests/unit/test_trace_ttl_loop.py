@@ -57,6 +57,8 @@ def test_iptables_without_the_firewalls_drop_the_loop_is_said_once_and_n1_sends_
     assert "from 192.168.122.2" in loop.problem and f"to {OUTSIDE}" in loop.problem, loop.problem
     (row,) = [h for h in w.hops if h.netns == N1 and h.kind == "dnat"]  # said once, not once a lap
     assert w.hops[v.lost_at] is row and row.facts["missing_rule"] == drop, v.reason
+    assert "spares it" not in row.problem, row.problem
+    assert "back out to the internet's gateway it came in from" in row.problem, row.problem
     assert v.reason.count("ICMP time exceeded") == 1 and f"was lost in {N1} eth0: " in v.reason, v.reason
 
 
@@ -101,4 +103,5 @@ def test_nftables_without_the_balancers_service_ips_element_the_loop_ends_the_wa
     assert loop.netns == N1 and loop.facts["time_exceeded_from"] == "192.168.122.2", loop.facts
     (row,) = [h for h in w.hops if h.netns == N1 and h.kind == "dnat"]
     assert w.hops[v.lost_at] is row and row.facts["missing_rule"] == element, v.reason
+    assert "spares it" not in row.problem and "back out to the internet's gateway it came in from" in row.problem
     assert v.fix is not None and "service-ips" in v.fix, v.fix
