@@ -132,6 +132,7 @@ def nft_drops(rule: str, src: str | None) -> bool | None:
     """Whether a rule of the firewall chain as nft lists it drops ``src``: ``drop``, ``ip saddr != { a, b/n, c-d }
     drop`` (nft merges, sorts, lists a /32 as an address and a span no prefix covers as a range),
     ``ip saddr { ... } drop``; None for a rule of another form (it decides nothing trace can read)."""
+    rule = rule.removeprefix("counter ")  # a counter (kube-proxy writes none) decides nothing
     if rule == "drop":
         return True
     m = NFT_SOURCES.match(rule)
@@ -148,6 +149,43 @@ def nft_drops(rule: str, src: str | None) -> bool | None:
 
     inside = any(holds(e) for e in held)
     return not inside if m.group(1) else inside
+
+
+def checked(lab: LabMap, ns: str, f: Flow, iif: str | None, table: NftTable | None) -> NoDnat | None:
+    """nftables mode: the row of a packet that the kernel's chain firewall-check drops itself, before any DNAT (a
+    rule there that drops it, in place of kube-proxy's verdict map or before it); None when kube-proxy's rule
+    decides first, or the way there is not the kernel's. Every new connection that crosses the node's
+    filter-prerouting-pre-dnat (filter-output-pre-dnat: the node's own) jumps there, whatever its address."""
+    planned = lab.planned_nft.get(ns, ())
+    if table is None or not table.exists:
+        return None
+    hook = "filter-prerouting-pre-dnat" if iif else "filter-output-pre-dnat"
+    jumps = [line for line in planned if line.startswith(f"rule {hook} ") and line.endswith(f"jump {NFT_CHECK}")]
+    kube = [line for line in planned if line.startswith(f"rule {NFT_CHECK} ")]
+    if not jumps or not kube or not all(kubeproxy_nft.present(table, line) for line in jumps):
+        return None
+    own = [line.split(" ", 3)[3] for line in kube]
+    held = table.chain_rules(NFT_CHECK)
+    at = next((i for i, r in enumerate(held) if r in own or nft_drops(r, f.src)), None)
+    if at is None or held[at] in own:
+        return None  # kube-proxy's verdict map decides (judge: the firewall chain it leads to)
+    rule, node = held[at], lab.where(ns).split()[-1]
+    now, then = table.counters.get(NFT_CHECK, ()), (table.counters_before or {}).get(NFT_CHECK, ())
+    after, before = (now[at], then[at]) if at < min(len(now), len(then)) else (None, None)
+    counted = f" (its counter went up by {after - before} during the trace)" \
+        if after is not None and before is not None else ""
+    place = "before" if any(r in own for r in held[at:]) else "in place of"
+    facts = {"dropped_here": True, "drop_rule": rule, "chain": NFT_CHECK}
+    if not all(r in held for r in own):
+        facts["missing_rule"] = kube[0]
+    return NoDnat(f"no DNAT for {f}: {node}'s chain {NFT_CHECK} drops it",
+                  f"dropped by {node}'s chain {NFT_CHECK}, before any DNAT: {hook} jumps there for every new "
+                  f"connection, and the kernel drops this packet at the chain's rule '{rule}'{counted}, which "
+                  f"{node} holds {place} kube-proxy's '{own[0]}' (whose map firewall-ips sends only a balancer's IP "
+                  "and port with loadBalancerSourceRanges on to its firewall chain, and lets any other packet by)",
+                  [kubeproxy_nft.list_chain(ns, NFT_CHECK), kubeproxy_nft.list_chain(ns, hook)],
+                  kubeproxy_nft.fix(ns, kubeproxy_nft.Step(kube[0], "kube-proxy's firewall check"), planned),
+                  cause=True, facts=facts)
 
 
 def _nft(lab: LabMap, ns: str, svc: ServiceFacts, f: Flow, iif: str | None, table: NftTable | None) -> NoDnat | None:

@@ -277,13 +277,18 @@ class NatSteps(WalkParts):
         """A packet to a LoadBalancer IP kube-proxy's firewall (loadBalancerSourceRanges) decides, as the kernel's
         rules hold it: dropped there (outside the ranges, the drop the topology asks for: no fault, as a
         NetworkPolicy's deny; inside them, the pass the kernel lacks is the fault), or let through undone by a
-        firewall that lacks its DROP (lbfirewall.py). None: the firewall is no matter here."""
-        if ns not in self.lab.kube_proxy_netns or svc.fw_chain is None or self.flow.dst != svc.lb_ip:
+        firewall that lacks its DROP (lbfirewall.py); nftables mode, any Service's packet that a rule of the kernel's
+        firewall-check drops (lbfirewall.checked). None: the firewall is no matter here."""
+        if ns not in self.lab.kube_proxy_netns:
             return None
         nft = ns in self.lab.nft_netns
-        why = lbfirewall.judge(self.lab, ns, svc, self.flow, iif, self._local(ns, self.flow.dst),
-                               None if nft else self.k.nat_table(ns), None if nft else self.k.filter_table(ns),
-                               self.k.nft_table(ns) if nft else None)
+        # nftables mode: a drop in firewall-check itself drops any Service's packet, before any DNAT
+        why = lbfirewall.checked(self.lab, ns, self.flow, iif, self.k.nft_table(ns)) if nft else None
+        if why is None and (svc.fw_chain is None or self.flow.dst != svc.lb_ip):
+            return None
+        why = why or lbfirewall.judge(self.lab, ns, svc, self.flow, iif, self._local(ns, self.flow.dst),
+                                      None if nft else self.k.nat_table(ns), None if nft else self.k.filter_table(ns),
+                                      self.k.nft_table(ns) if nft else None)
         if why is None:
             return None
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,

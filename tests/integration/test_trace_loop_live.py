@@ -1,5 +1,5 @@
-"""trace's account of a packet that goes round a loop, against the real packets: curl and tcpdump (root;
-iptables and nftables modes).
+"""trace's account of a packet that goes round a loop, and of a drop in kube-proxy's firewall-check, against the
+real packets: curl, tcpdump and nft's counter (root; iptables and nftables modes).
 
 A LoadBalancer IP its node does not DNAT for a client (iptables: KUBE-PROXY-FIREWALL's DROP deleted, an outside
 source; nftables: the balancer's service-ips element deleted, an allowed source; either mode: a port the Service
@@ -8,6 +8,9 @@ the ICMP time exceeded that comes back. trace walked the loop to its step limit 
 steps: a routing loop?") and the node's row ended "the way kube-proxy's rule spares it". It now says the loop
 once, and where the TTL runs out: with the client's TTL 64 the node gets it with TTL 1 and sends the time exceeded
 from its route's source (192.168.122.2), with TTL 63 the gateway does (from 203.0.113.1), as tcpdump sees.
+
+nftables mode, firewall-check's own rule replaced by a drop: the kernel drops every new connection there (curl
+times out, from inside the ranges too); trace said only "not DNATed here".
 """
 
 from __future__ import annotations
@@ -169,3 +172,33 @@ def test_a_port_the_service_does_not_have_goes_round_with_no_fault(lab):
     loop = the_loop(d, name, src, by_n1)
     assert rct == 1 and d["lost"]["hop"] == loop["index"] and d["lost"]["fix"] is None, d["lost"]
     assert d["lost"]["reason"] == loop["problem"] and as_planned(name), d["lost"]
+
+
+def fc_counter(n1: str) -> int:
+    listed = in_netns(n1, "nft", "list", "chain", "ip", "kube-proxy", "firewall-check", check=True).stdout
+    (packets,) = re.findall(r"counter packets (\d+) bytes \d+ drop", listed)
+    return int(packets)
+
+
+def test_nftables_a_drop_in_firewall_check_drops_every_new_connection_and_trace_says_so(repaired):
+    lab, mode, _ = repaired
+    if mode != "nftables":
+        pytest.skip("firewall-check is kube-proxy's nftables chain")
+    n1 = f"{lab}-n1"
+    in_netns(n1, "nft", "flush chain ip kube-proxy firewall-check; add rule ip kube-proxy firewall-check counter drop",
+             check=True)
+    assert curl(lab, "inside") == 28 and curl(lab, "outside") == 28  # dropped, inside the ranges too
+    before = fc_counter(n1)
+    rc, d = traced(lab, "inside", "svc/lb", "--port", "80")
+    counted = fc_counter(n1) - before
+    lost = d["lost"]
+    assert rc == 1 and lost["netns"] == n1, lost
+    row = next(h for h in d["hops"] if h["index"] == lost["hop"])
+    assert row["facts"]["dropped_here"] is True and row is d["hops"][-1], row
+    assert lost["reason"].startswith("dropped by n1's chain firewall-check, before any DNAT"), lost["reason"]
+    assert "the kernel drops this packet at the chain's rule 'counter drop' (its counter went up by " \
+           f"{counted} during the trace), which n1 holds in place of kube-proxy's 'ip daddr . meta l4proto . th " \
+           "dport vmap @firewall-ips'" in lost["reason"], (counted, lost["reason"])
+    assert counted >= 1
+    subprocess.run(["bash", "-c", lost["fix"]], check=True)
+    assert as_planned(lab) and curl(lab, "inside") == 0  # the fix lets it through again

@@ -140,3 +140,52 @@ def test_nft_drops_reads_the_set_as_nft_lists_it():
     assert nft_drops("ip saddr { 192.0.2.0/24 } drop", "192.0.2.1")
     assert nft_drops("drop", "192.0.2.1")
     assert nft_drops("counter packets 3 bytes 180", "192.0.2.1") is None
+
+
+@pytest.mark.parametrize("held", ["drop", "counter drop"])
+@pytest.mark.parametrize("host", ["outside", "inside"])
+def test_nftables_a_firewall_check_chain_whose_rule_is_a_drop_drops_every_new_connection_there(host, held):
+    """firewall-check's own rule (the verdict map firewall-ips) replaced by a drop: every new connection that
+    crosses n1's filter-prerouting-pre-dnat is dropped there, before any DNAT, whatever its source (measured: curl
+    from either host times out). trace found kube-proxy's way to the firewall chain broken, and said only that the
+    packet was not DNATed here; it walked on, round the gateway."""
+    _, m, k = build("nftables")
+    table = k.nft_table
+
+    def replaced(ns):
+        t = table(ns)
+        if ns != N1:
+            return t
+        counters = {"firewall-check": (3,)} if held.startswith("counter") else {}
+        before = {"firewall-check": (1,)} if counters else None
+        return replace(t, rules={**t.rules, "firewall-check": (held,)}, counters=counters, counters_before=before)
+
+    k.nft_table = replaced
+    w, v, row = trace_from(m, k, host)
+    assert row.facts.get("dropped_here") and w.hops[v.lost_at] is row and w.hops[-1] is row, \
+        [(h.netns, h.kind) for h in w.hops]
+    assert row.facts["missing_rule"] == "rule firewall-check 0000 ip daddr . meta l4proto . th dport vmap @firewall-ips"
+    assert v.reason.startswith("dropped by n1's chain firewall-check, before any DNAT"), v.reason
+    assert f"the kernel drops this packet at the chain's rule '{held}'" in v.reason, v.reason
+    assert "in place of kube-proxy's 'ip daddr . meta l4proto . th dport vmap @firewall-ips'" in v.reason, v.reason
+    assert ("its counter went up by 2 during the trace" in v.reason) == (held != "drop"), v.reason
+    assert v.fix == (f"ip netns exec {N1} nft 'add chain ip kube-proxy firewall-check; flush chain ip kube-proxy "
+                     "firewall-check; add rule ip kube-proxy firewall-check ip daddr . meta l4proto . th dport vmap "
+                     "@firewall-ips'"), v.fix
+
+
+def test_nftables_a_drop_in_firewall_check_drops_a_pods_packet_to_a_clusterip_too():
+    """filter-prerouting-pre-dnat jumps to firewall-check for every new connection, not only a balancer's: a pod's
+    packet to its Service's ClusterIP is dropped there too, on its own node, before any DNAT (measured: curl from
+    the pod to the ClusterIP, and to the balancer's IP, times out alike)."""
+    _, m, k = build("nftables")
+    table = k.nft_table
+    k.nft_table = lambda ns: replace(table(ns), rules={**table(ns).rules, "firewall-check": ("drop",)}) \
+        if ns == N1 else table(ns)
+    svc = next(s for s in m.services if s.name.startswith("default/lb"))
+    pod = next(ip for ip, name in m.ip_names.items() if name == "web")
+    w, v = traced(m, k, Flow("tcp", pod, svc.ip, 40000, 80), src="fw-web")
+    row = w.hops[v.lost_at]
+    assert (row.netns, row.device, row.kind) == (N1, "cni0", "dnat") and row.facts["dropped_here"], row
+    assert w.hops[-1] is row and "the kernel drops this packet at the chain's rule 'drop'" in v.reason, v.reason
+    assert v.fix.startswith(f"ip netns exec {N1} nft 'add chain ip kube-proxy firewall-check; "), v.fix
