@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Collection
 
 from netlab.feature import StartResult
 from netlab.model.lab import Lab, NodeInfo
@@ -118,11 +118,12 @@ def why(have: str | None, text: str, wrote: str | None) -> tuple[str, str] | Non
     return "is edited (not as up last wrote it)", "it had been edited (not as up last wrote it)"
 
 
-def sync(lab: Lab, state: LabState | None = None) -> StartResult:
-    """Write every node's files that are missing or differ (atomically); record what was written in ``state``."""
+def sync(lab: Lab, state: LabState | None = None, only: Collection[str] | None = None) -> StartResult:
+    """Write every node's files that are missing or differ (atomically); record what was written in ``state``.
+    ``only``: those nodes' alone (a rollback's, services/put_back.py: the others' files stay as they are)."""
     done = StartResult()
     rec = recorded(state)
-    for node in lab.nodes:
+    for node in [n for n in lab.nodes if only is None or n.name in only]:
         have_all = read(lab.name, node.name)
         for path, text in files(lab, node).items():
             kept, have = have_all[path]

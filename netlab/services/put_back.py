@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 def put_back(lab: Lab, state: LabState, rec: dict, ran: Lab, skip: Collection[str],
              kinds: dict[str, tuple[Callable[[Lab], netns_files.Wanted], str]]) -> list[str]:
     """Write the files of ``kinds`` (kind -> (what a lab wants of it, what a pod misses without it)) that ``ran`` (the
-    run's lab) wants otherwise than ``lab`` (the lab put back), as ``lab`` wants them; then the nodes' Flannel files
-    when the two labs' differ. ``rec``: the Services feature's record. Returns what it could not, one line each."""
+    run's lab) wants otherwise than ``lab`` (the lab put back), as ``lab`` wants them; then the Flannel files
+    of the nodes the two labs ask them differently of (no other node's). ``rec``: the Services feature's record. Returns what it could not, one line each."""
     from netlab.services import flannel_files
 
     mounted = {p.netns for p in lab.pods if p.netns not in skip and nsmod.is_netns_mount(p.netns)}
@@ -42,9 +42,10 @@ def put_back(lab: Lab, state: LabState, rec: dict, ran: Lab, skip: Collection[st
         done += netns_files.sync(lab.name, state, rec, kind, {ns: v for ns, v in old.items() if ns in changed},
                                  without=without, others=False)
     nodes = {n.name: n for n in ran.nodes}
-    if any(n.name in nodes and flannel_files.files(lab, n) != flannel_files.files(ran, nodes[n.name])
-           for n in lab.nodes if n.netns not in skip):
-        done += flannel_files.sync(lab, state)
+    moved = {n.name for n in lab.nodes if n.netns not in skip and n.name in nodes
+             and flannel_files.files(lab, n) != flannel_files.files(ran, nodes[n.name])}
+    if moved:  # those nodes' files alone: another's, edited by hand, stays edited
+        done += flannel_files.sync(lab, state, only=moved)
     return done.problems
 
 
