@@ -92,8 +92,8 @@ def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statem
 
 def _stand_in(lab: str, names: list[str], files: dict[str, list[str]]) -> statemod.LabState:
     """A state listing namespaces ``names`` and the pods' files ``files`` (tags.pod_files) that proved to be
-    this lab's."""
-    stand_in = statemod.LabState(lab=lab, netns={n: "created" for n in names}, phase="deleting")
+    this lab's; never saved (LabState.stand_in)."""
+    stand_in = statemod.LabState(lab=lab, netns={n: "created" for n in names}, phase="deleting", stand_in=True)
     stand_in.extra["services"] = _files_record(files)
     return stand_in
 

@@ -73,6 +73,10 @@ class LabState:
     # for down to say why the state stays once the lab is gone (an immutable folder: QA q2, defect 3).
     tearing_down: bool = field(default=False, repr=False, compare=False)
     unsaved: NetlabError | None = field(default=None, repr=False, compare=False)
+    # Not saved: `down --force`'s stand-in for a corrupt or lost state (realize/ownership.py), no run's state (a new
+    # run id, no topology), is never written: killed, that down left a state whose tag no namespace carries, which
+    # a plain `down` forgot, leaving the lab (QA qa59m 1); now the lab's state stays as it was.
+    stand_in: bool = field(default=False, repr=False, compare=False)
     # The topology as validated, beside the dict it was validated from: a topology is validated once
     # (by load_state, or by the first model()) while ``topology`` is that dict (it is replaced, never
     # edited in place).
@@ -92,6 +96,8 @@ class LabState:
         full disk: the namespaces are proven by their tags, the old state on disk
         still lists them, and deleting them must go on).
         """
+        if self.stand_in:  # no state of the lab's: nothing is written
+            return True
         data = {
             **{key: value for key, value in self.unknown.items() if key not in KEYS},
             "version": STATE_VERSION,
@@ -131,8 +137,17 @@ class LabState:
             # and only those that read a lab's topology load the models.
             from netlab.model.topology import Topology
 
-            self._model = (self.topology, self._renewed(Topology.model_validate(self.topology)))
+            try:
+                topo = Topology.model_validate(self.topology)
+            except ValueError as exc:  # a state trusted as this netlab wrote it, yet no topology (an earlier
+                raise self._corrupt(exc) from None  # netlab's saved stand-in, `down --force`'s: QA qa59m 1)
+            self._model = (self.topology, self._renewed(topo))
         return self._model[1]
+
+    def _corrupt(self, exc: ValueError) -> StateCorrupt:
+        """The saved topology does not validate or resolve (``exc``): the state is corrupt, said in one line."""
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return StateCorrupt(self.lab, state_file(self.lab), f"topology: {why[:160]}")
 
     def _renewed(self, topo: Topology) -> Topology:
         """``topo`` (the saved topology, validated) with the add-on's command this netlab's (model())."""
@@ -165,14 +180,14 @@ class LabState:
         if held.older_node_ports:  # an older netlab's, by port number and protocol: named by the ports it ran
             try:
                 held = held.migrated(self.model())
-            except ValueError:  # a saved topology that no longer resolves: the next up's file names them
+            except (ValueError, StateCorrupt):  # no longer resolves: the next up's file names them
                 pass
         older = [key for key in OLDER_HELD if key not in rec]
         if not older:
             return held
         try:  # nodes, load balancers and nodePorts are allocated apart from pods and ClusterIPs
             fresh = resolve(self.model(), held).held()
-        except ValueError:  # a saved topology that no longer resolves: resolved() says so
+        except (ValueError, StateCorrupt):  # a saved topology that no longer resolves: resolved() says so
             return held
         return replace(held, **{key: getattr(fresh, key) for key in older})
 
@@ -197,8 +212,7 @@ class LabState:
         try:
             return attached_lab(resolve(self.model(), self.held()).with_restored(self.restored()), self)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise StateCorrupt(self.lab, state_file(self.lab), f"topology: {why[:160]}") from None
+            raise self._corrupt(exc) from None
 
 
 def load_state(lab: str) -> LabState | None:
@@ -321,7 +335,7 @@ def source_changed(state: LabState) -> str | None:
         return None
     try:
         saved = state.model()
-    except ValueError:  # pydantic's ValidationError: the saved topology's own error is said where it is read
+    except (ValueError, StateCorrupt):  # the saved topology's own error is said where it is read
         return None
     return None if not problems and topo == saved else state.source
 
