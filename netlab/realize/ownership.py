@@ -262,8 +262,10 @@ def _stale_message(name: str, lab: str, owner: tuple[str, str]) -> str:
         how = f"take the lab down with {state_errors.force_down_hint(force)}"
     else:
         how = f"remove it (ip netns del {name}" + (f", or `netlab down --lab {force} --force`" if force else "") + ")"
-    if state_dir.STATE_ROOT != state_dir.DEFAULT_STATE_ROOT:
-        # Another state directory than the one it was made with: the lab may be up and well, its state there.
+    if state_dir.STATE_ROOT != state_dir.DEFAULT_STATE_ROOT and tags.tag_folder(tag_on(name)) is None:
+        # An older netlab's tag names no state folder (one naming another is a lab up there: owned_message; one
+        # naming this folder is this folder's, lost here, as `list` says): it may be another directory's (the
+        # default's, where `list` shows such a lab), up and well, its state there.
         return (f"namespace {name} already exists: {why}; NETLAB_STATE_DIR is set, so it may belong to a lab "
                 f"that is up with another state directory ({state_dir.DEFAULT_STATE_ROOT} by default): look there "
                 f"first (`netlab list` without NETLAB_STATE_DIR); if it is stale, {how} and run up again")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from netlab.kernel import netns as nsmod
-from netlab.realize import lab_list, ownership, state_dir
+from netlab.realize import lab_list, ownership, state_dir, tags
 
 
 @pytest.fixture
@@ -41,10 +41,24 @@ def test_a_leftover_of_a_lab_that_is_up_is_removed_alone(tagged, monkeypatch):
 
 
 def test_with_another_state_directory_the_lab_may_be_up_there(tagged, monkeypatch, tmp_path):
-    """NETLAB_STATE_DIR set: the lab may be up and well, its state in the default directory; --force would
-    delete it. Said before any remedy."""
+    """NETLAB_STATE_DIR set and a tag of an older netlab, which names no state folder: the lab may be up and well,
+    its state in the default directory; --force would delete it. Said before any remedy."""
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path))
     said = ownership.collision_message("lx-a", "lx")
     assert "NETLAB_STATE_DIR is set, so it may belong to a lab that is up with another state directory " \
         "(/run/netlab by default): look there first (`netlab list` without NETLAB_STATE_DIR)" in said
     assert said.index("look there first") < said.index("--force")
+
+
+@pytest.mark.parametrize("lab_state", [False, True], ids=["lost", "leftover"])
+def test_with_another_state_directory_a_tag_naming_it_is_this_directory_s(tagged, monkeypatch, tmp_path, lab_state):
+    """The tag names this very state folder (every tag of this netlab names its folder): the namespace is of a run
+    of this folder, as `list` and `status` say ("its state was lost"); "it may belong to a lab up with another state
+    directory: look there first" was untrue (QA qa59m 4)."""
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path))
+    monkeypatch.setattr(lab_list, "known_labs", lambda: ["lx"] if lab_state else [])
+    monkeypatch.setattr(ownership, "tag_on", lambda name: nsmod.make_tag("lx", "a run", tags.folder_tag()))
+    said = ownership.collision_message("lx-a", "lx")
+    assert "look there first" not in said and "NETLAB_STATE_DIR is set" not in said, said
+    assert f"no state in {tmp_path} any more; it is stale: take the lab down with " in said or lab_state, said
+    assert said.endswith("and run up again") and "--force" in said
