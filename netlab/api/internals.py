@@ -70,7 +70,9 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     error = stalled(state) if isinstance(state, LabState) else None
     if error is not None and state.phase == "deleting":  # a down left it halfway: `down` finishes it, no up repairs
         repair = None
-    return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
+    # Killed halfway (list's line, ``error``), the lab is not as a finished `up` left it, its kernel as planned or
+    # not: a down that removed nothing yet, an up killed at its very end said "all as planned", exit 0 (QA qa59m 2).
+    return R.Status(lab=done.lab, ok=done.ok and error is None, objects=done.objects, drift=tuple(done.drift),
                     details=freeze(tuple(done.details)), against=against, repair=repair, kept=kept,
                     warnings=tuple(done.warnings) + tuple(ahead) + _backend_line(state, api) + edited,
                     error=error)

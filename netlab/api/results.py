@@ -175,12 +175,13 @@ class Status:
     # the drift does not show, in up's words: the pods it makes anew, the addresses another's ip: takes.
     warnings: tuple[str, ...] = ()
     # A lab whose `up` (or `down`) ended before it finished (killed, or a down that failed): list's line for it
-    # (its ``error``, realize/interrupted.stalled), which the CLI's status prints first; None otherwise.
+    # (its ``error``, realize/interrupted.stalled), which the CLI's status prints first; None otherwise. Set, ``ok``
+    # is False, whatever the drift: the lab is not as a finished `up` left it.
     error: str | None = None
 
     @property
     def clean(self) -> bool:
-        """Nothing differs from the plan."""
+        """Nothing differs from the plan, and no `up` or `down` of the lab ended halfway (``ok``)."""
         return self.ok
 
 

@@ -425,7 +425,7 @@ def _stopped(lab_name: str, exc: KeyboardInterrupt) -> NetlabError:
 @lab_options
 @output_option("text", "json")
 def status(lab_name: str | None, topology: str | None, output: str) -> None:
-    """Compare the live kernel with the lab's plan; exit 1 on drift.
+    """Compare the live kernel with the lab's plan; exit 1 on drift, or when an up or down of the lab ended halfway.
 
     Lists every missing, extra or different namespace, link, address, route,
     neighbour, FDB entry, sysctl and rule, and containers that exited. A
@@ -438,7 +438,7 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     `up --watch` holds back by its back-off (CrashLoopBackOff) is said so,
     with the watcher that restarts it and when. A lab whose `up` (or `down`)
     was killed halfway is said so first, as `netlab list` says it (`-o json`:
-    its `error`).
+    its `error`, and `ok` false), and its last line says what finishes it.
 
     With -t FILE the lab is the one the file names, and the kernel is compared
     with the file's plan (not the one the lab was brought up with): after

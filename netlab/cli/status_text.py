@@ -20,6 +20,8 @@ def say(result: Status, lab_name: str | None, topology: str | None) -> None:
     against = f" against {display_path(result.against)}" if result.against else ""
     if result.ok:
         click.echo(highlight(f"lab {result.lab}{against}: {result.objects} objects, all as planned"))
+    elif result.error is not None and not result.drift:  # as planned, an up or down killed halfway (list's line)
+        _cut_short(result, against)
     else:
         from netlab.realize.diff import count_differences, cut_short
 
@@ -47,6 +49,24 @@ def say(result: Status, lab_name: str | None, topology: str | None) -> None:
 
             # None when every difference is one no up repairs (a Never pod's failed container): said so
             _repair_lines(result.repair or up_command(os.fspath(topology)), result.drift, result.kept, "apply")
+
+
+def _cut_short(result: Status, against: str) -> None:
+    """The kernel of ``result``'s lab is as planned, but an ``up`` or ``down`` of it ended before it finished (its
+    ``error``, said first): what finishes it. A down's `down`, or the up that keeps the lab (its state names all of
+    it); an up's `up --lab L` (its saved topology: the run killed, as it was; it marks the lab up), or `down`."""
+    lab = result.lab
+    if _down_left(lab):
+        from netlab.workload.reconfigure import repair_command
+
+        click.echo(f"lab {lab}{against}: {result.objects} objects as planned, but the `netlab down` that was taking "
+                   "it down did not finish")
+        click.echo(f"run `{down_way(lab)}` to finish taking it down, or `{repair_command(lab)}` to keep it up")
+    else:
+        click.echo(f"lab {lab}{against}: {result.objects} objects as planned, but the `netlab up` that was making it "
+                   "did not finish")
+        click.echo(f"run `{netlab_command(f'up --lab {lab}')}` to finish it, or `{down_way(lab)}` to take away "
+                   "what it made")
 
 
 def _down_left(lab: str) -> bool:

@@ -186,11 +186,18 @@ def test_get_logs_and_status_of_a_killed_down_s_lab_say_down_finishes_it_and_up_
                     assert r.stdout == error_document(args, said), r
             r = netlab("status", "--lab", lab, check=False)
             assert r.stderr == f"netlab: {line}\n", r
-            if point == "down-deleted":  # (state-renamed: nothing taken yet, all as planned, exit 0)
-                last = r.stdout.splitlines()[-1]
+            last = r.stdout.splitlines()[-1]
+            if point == "down-deleted":
                 assert r.returncode == 1 and last == (f"run `{down_command(lab)}` to finish taking it down, "
                                                       f"or `{netlab_command(f'up -t {path}')}` to bring it back as "
                                                       "planned"), r
+            else:  # nothing taken yet: as planned, but not "all as planned", exit 0 (QA qa59m 2)
+                assert r.returncode == 1 and r.stdout.splitlines()[0].endswith(
+                    "objects as planned, but the `netlab down` that was taking it down did not finish"), r
+                assert last == (f"run `{down_command(lab)}` to finish taking it down, or "
+                                f"`{netlab_command(f'up -t {path}')}` to keep it up"), r
+                doc = json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)
+                assert (doc["ok"], doc["error"], doc["drift"]) == (False, line, []), doc
             netlab("up", "-t", path)  # the up it names, for real
             r = netlab("status", "--lab", lab)
             assert r.stdout.endswith("all as planned\n") and r.stderr == "", r

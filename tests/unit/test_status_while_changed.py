@@ -129,8 +129,8 @@ def test_a_lab_whose_up_was_killed_says_so_first_in_lists_words_then_the_drift(s
     assert said.endswith(f"`{down_command(status_reading.name)}` takes away what it made")
     if drift:
         assert got.returncode == 1 and HALF_DONE in got.stdout, got
-    else:
-        assert got.returncode == 0 and got.stdout.endswith("all as planned\n"), got
+    else:  # as planned, yet not as a finished up leaves it: not "all as planned", exit 1 (QA qa59m 2)
+        assert got.returncode == 1 and "did not finish" in got.stdout and "all as planned" not in got.stdout, got
 
 
 def test_status_json_of_a_lab_whose_up_was_killed_carries_lists_line_as_error(status_reading, monkeypatch):
@@ -147,6 +147,7 @@ def test_status_json_of_a_lab_whose_up_was_killed_carries_lists_line_as_error(st
     said = stalled(state)
     got = run_cli("status", "--lab", status_reading.name, "-o", "json")
     assert said is not None and json.loads(got.stdout)["error"] == said, got
+    assert json.loads(got.stdout)["ok"] is False and got.returncode == 1, got  # never ok beside an error
     assert got.stderr.splitlines()[0] == f"netlab: {said}", got  # said on stderr too, as before
 
 
