@@ -19,15 +19,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @contextlib.contextmanager
 def said(api: bool) -> Iterator[None]:
-    """A lab whose state is corrupt, lost, or in another state folder, raised with its way out in the caller's
-    words: ``api``, the Python call (``Lab('NAME').down(force=True)``), else the command (``sudo netlab down
-    --lab NAME --force``)."""
+    """A lab whose state is corrupt, lost, or in another state folder (or only the folder an up killed before its
+    first state write left), raised with its way out in the caller's words: ``api``, the Python call
+    (``Lab('NAME').down(force=True)``), else the command (``sudo netlab down --lab NAME --force``)."""
+    from netlab.realize.interrupted_up import UpInterrupted
     from netlab.realize.state_errors import StateCorrupt, StateGone, StateLost
     from netlab.realize.tags import StateElsewhere
 
     try:
         yield
-    except (StateCorrupt, StateLost, StateGone, StateElsewhere) as exc:
+    except (StateCorrupt, StateLost, StateGone, StateElsewhere, UpInterrupted) as exc:
         raise exc.said_for(api=api) from None
 
 

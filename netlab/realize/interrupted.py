@@ -11,61 +11,23 @@ or of a lab left ``gone``: :func:`taken_down`.
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from netlab.errors import LabBusy, LabGoingDown, LabTakenDown, NetlabError, UsageError, down_way
-from netlab.realize.lab_folder import MARK_FILE
-from netlab.realize.lab_list import state_temps
-from netlab.realize.state_dir import STATE_FILE, lab_dir, state_file
+# An up killed before its first state write (its own module: the state's asks it); its names, as callers import them
+from netlab.realize.interrupted_up import (UP as UP, UpInterrupted as UpInterrupted, folder_names as folder_names,
+                                          interrupted_up as interrupted_up, ran, up_interrupted as up_interrupted)
+from netlab.realize.state_dir import state_file
 from netlab.realize.lab_lock import lab_lock_holder, lab_lock_last, unheld
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 
-UP = "netlab up"  # the command an up's lock names (lab/up.py)
 STALLED = ("creating", "deleting")  # the phases of a lab an up or down is at work on
 DOWN_FAILED = "down_failed"  # state.extra: the down that set phase deleting and ended with an error (lab/teardown.py)
-
-
-def folder_names(lab: str) -> list[str]:
-    """What lab ``lab``'s folder holds (nothing when it has none)."""
-    try:
-        return [name for name in os.listdir(lab_dir(lab, create=False)) if name != MARK_FILE]
-    except (OSError, NetlabError):
-        return []
-
-
-def interrupted_up(lab: str) -> str | None:
-    """Why a lab folder without a state file is there, and what to do, when an ``up`` left it: killed before its
-    first state write was renamed into place (the lock's text names it, and nobody holds the lock now). That write
-    names every namespace before it exists, so nothing of the lab was made: ``down`` (no --force) removes the
-    folder. None otherwise (its caller found no lost state: no namespace tagged as the lab's, no run's files)."""
-    names = folder_names(lab)
-    if not names or STATE_FILE in names:
-        return None
-    last, program = lab_lock_last(lab)
-    if last is None or not last.endswith(f"({UP})") or lab_lock_holder(lab) is not None:
-        return None
-    temps = state_temps(names)
-    left = f"its lock and {', '.join(temps)}" if temps else "its lock"
-    return (f"lab {lab}: {_ran(UP, 'that made its folder', last, program)} ended before it saved "
-            f"the lab's state, so nothing of the lab was made (the folder holds only {left}); "
-            f"`{down_way(lab)}` removes it")
-
-
-def _ran(command: str, doing: str, last: str | None, program: str | None) -> str:
-    """The command that was ``doing`` a lab's work, as its lock's text names it (``last``: "pid N (netlab up)"):
-    "the `netlab up` that was making it (pid N)"; run by a Python program through netlab's API (``program``, its
-    command line: a pytest worker's fixture), no `netlab up` ran: "the up that was making it through netlab's API,
-    in pid N (python -m pytest ...),"."""
-    pid = last.partition(" (")[0] if last else None
-    if program is None or pid is None:
-        return f"the `{command}` {doing}" + (f" ({pid})" if pid else "")
-    return f"the {command.removeprefix('netlab ')} {doing} through netlab's API, in {pid} ({program}),"
 
 
 def stalled(state: LabState) -> str | None:
@@ -93,9 +55,9 @@ def stalled(state: LabState) -> str | None:
                     f"command that held the lab, did not take it away; `{down_way(now.lab)}` takes away what it "
                     f"made")
         half = ": the lab is half made" if program else ""  # what a program's user may not know it left
-        return (f"lab {now.lab}: {_ran(UP, 'that was making it', last, program)} ended before it finished "
+        return (f"lab {now.lab}: {ran(UP, 'that was making it', last, program)} ended before it finished "
                 f"(killed){half}; `{down_way(now.lab)}` takes away what it made")
-    down = _ran("netlab down", "that was taking it down", last, program)
+    down = ran("netlab down", "that was taking it down", last, program)
     failed = now.extra.get(DOWN_FAILED)
     if isinstance(failed, dict) and last is not None and last.partition(" (")[0] == f"pid {failed.get('pid')}":
         return (f"lab {now.lab}: {down} failed before it finished: {failed.get('error')}; "

@@ -426,11 +426,17 @@ def running_lab(name: str) -> LabState:
 
 def not_up(name: str, why: str = "", then: str = "") -> UsageError | StateLost:
     """The error of a command asked for the lab ``name``, which has no state: StateLost when what a run of it
-    made remains (:func:`lost_state`), else a usage error naming the labs that are up (``why``: where its name
-    came from; ``then``: what to do)."""
+    made remains (:func:`lost_state`), `netlab list`'s line of a lab an up killed before its first state write
+    left (its folder, realize/interrupted.interrupted_up: impair, status ... said "is not up"), else a usage error
+    naming the labs that are up (``why``: where its name came from; ``then``: what to do)."""
     lost = lost_state(name)
     if lost is not None:  # running without its state: only `down --force` knows what it made
         return lost
+    from netlab.realize.interrupted_up import up_interrupted
+
+    cut = up_interrupted(name)  # an up killed before its first state write left its folder: list's line for it
+    if cut is not None:
+        return cut
     labs = known_labs()
     hint = f" (labs up: {', '.join(labs)})" if labs else ""
     why = why or (f" (named by ${LAB_ENV})" if isinstance(name, EnvLabName) else "")
