@@ -93,7 +93,8 @@ class Rollback:
         out, again = "", self.again or netlab_command(f"up --lab {self.lab.name}")
         if self.removing:
             names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.removing)
-            out = (f", but for {names}, which it had begun to remove (`{again}` makes them again)")
+            them = "them" if len(self.removing) > 1 else "it"
+            out = f", but for {names}, which it had begun to remove (`{again}` makes {them} again)"
         if self.moved_away:  # a pod made anew: its old namespace went first, and the kernel refused it again
             names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.moved_away)
             out += (f"{',' if not out else ' and'} but for pod {names}, which it had begun to make anew: its old "

@@ -139,7 +139,7 @@ def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(labs, t
         assert failed.returncode == 4 and "rolled back" in failed.stderr, (k, failed.stderr)
         if "which it had begun to remove" in failed.stderr:
             said.append(k)
-            assert f"but for b, which it had begun to remove (`{netlab_command(f'up --lab {lab}')}` makes them again)" \
+            assert f"but for b, which it had begun to remove (`{netlab_command(f'up --lab {lab}')}` makes it again)" \
                 in failed.stderr, failed.stderr
             netlab("up", "--lab", lab)
         status = Lab(lab).status()  # as `status` judges it, in this process: the rollback is the test's point

@@ -63,7 +63,7 @@ def test_a_namespace_the_run_had_begun_to_remove_names_up_reconfigure(world, tmp
         break
     assert said
     for line in said:
-        assert re.search(r"which it had begun to remove \((.*?) makes them again\)", line)[1] == again(), line
+        assert re.search(r"which it had begun to remove \((.*?) makes it again\)", line)[1] == again(), line  # b
 
 
 def test_in_python_the_way_is_lab_up_reconfigure():
