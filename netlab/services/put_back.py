@@ -27,7 +27,8 @@ def put_back(lab: Lab, state: LabState, rec: dict, ran: Lab, skip: Collection[st
              kinds: dict[str, tuple[Callable[[Lab], netns_files.Wanted], str]]) -> list[str]:
     """Write the files of ``kinds`` (kind -> (what a lab wants of it, what a pod misses without it)) that ``ran`` (the
     run's lab) wants otherwise than ``lab`` (the lab put back), as ``lab`` wants them; then the Flannel files
-    of the nodes the two labs ask them differently of (no other node's). ``rec``: the Services feature's record. Returns what it could not, one line each."""
+    of the nodes the two labs ask them differently of (no other node's). ``rec``: the Services feature's record.
+    Returns what it could not, one line each."""
     from netlab.services import flannel_files
 
     mounted = {p.netns for p in lab.pods if p.netns not in skip and nsmod.is_netns_mount(p.netns)}
