@@ -10,7 +10,7 @@ for a pod every source reaches it through): with more than one worker, the
 worker's first hold and last release of an entry go through the run's shared
 count (held.py), and the entry is deleted only when no worker holds it.
 Entries that existed before the run (the snapshot) are never deleted; anything
-else the run caused is swept at the end (agent.py).
+else the run caused is swept at the end (sweep.py).
 
 Seeded pairs (``--arp seeded``) make PERMANENT entries instead, each side
 with the MAC the other pod's eth0 carries, before their first phase, and

@@ -132,7 +132,7 @@ def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None =
     names = lab.netns_names() + [ns for _, ns in lab.internet_hosts]
     sweep = list(names) + sorted({p.source.netns for p in probes} - set(names))
     untrack = [n.netns for n in lab.nodes]  # where NAT made entries (the gateway routes LoadBalancer IPs untranslated)
-    # TCP too: a stopped run deletes the entries of the connections it left open (agent.py).
+    # TCP too: a stopped run deletes the entries of the connections it left open (untrack.py).
     if not any(p.svc is not None or p.proto in ("udp", "tcp") for p in probes) and not dists:
         untrack = []
     return Job(tasks=tasks, units=units, home=lab.underlay_netns, timeout=timeout, budget=budget,

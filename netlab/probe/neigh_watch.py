@@ -1,4 +1,4 @@
-"""What an interrupted probe's agent hears while it clears the neighbour entries its run made (agent.py).
+"""What an interrupted probe's agent hears while it clears the neighbour entries its run made (sweep.py).
 
 A sweep reads a namespace's neighbour table at one moment. A packet of the run
 still in one of the kernel's queues when the agent stopped (a loaded machine

@@ -28,7 +28,7 @@ class Task:
     size: int = 0  # mtu: bytes of the ICMP echo (the pod's MTU minus the IP header)
     question: str = ""  # a DNS A query for this name instead of the echo line (dnsq.py; over TCP, length first)
     # A Service probe: the (IP, port) of each endpoint its DNAT may pick. The endpoint's node tracks the
-    # DNATed flow under a tuple of its own, towards one of them (agent.py: _untrack).
+    # DNATed flow under a tuple of its own, towards one of them (untrack.py).
     behind: tuple[tuple[str, int], ...] = ()
 
 

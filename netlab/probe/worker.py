@@ -12,7 +12,7 @@ keeps the results.
 
 Stopped (SIGTERM from the agent, a terminal's SIGINT: the agent's handlers, which a forked worker keeps), a
 worker closes its sockets and returns what it has: the observations so far and the source address and port of
-each connection it had not judged, whose conntrack entries the agent then deletes (agent.py).
+each connection it had not judged, whose conntrack entries the agent then deletes (untrack.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An interrupted probe and the lab's echo server (agent.py: Agent._sweep_until_quiet, Agent._waiting)."""
+"""An interrupted probe and the lab's echo server (sweep.py: Sweeper.sweep_until_quiet, Sweeper._waiting)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 
 from helpers import ip_json, ipv4_of, lab_namespaces, two_node_topology, wait_for
 from netlab.kernel import netns as nsmod
-from netlab.probe import agent
+from netlab.probe import sweep
 from netlab.probe.sockets import NsSockets
 
 
@@ -38,8 +38,9 @@ TOLD = """
 import json, os, sys, time
 REPORT = sys.argv.pop(1)
 from netlab.probe import agent
+from netlab.probe.sweep import Sweeper
 agent.AGENT_GRACE = float(sys.argv.pop(1))
-sweep, waiting = agent.Agent._sweep, agent.Agent._waiting
+sweep, waiting = Sweeper.sweep, Sweeper._waiting
 def tell(**what):
     fd = os.open(REPORT, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.write(fd, (json.dumps({"t": time.monotonic(), **what}) + "\\n").encode())
@@ -52,7 +53,7 @@ def told_waiting(self, *args, **kwargs):
     n = waiting(self, *args, **kwargs)
     tell(waiting=n)
     return n
-agent.Agent._sweep, agent.Agent._waiting = told_sweep, told_waiting
+Sweeper.sweep, Sweeper._waiting = told_sweep, told_waiting
 sys.argv[0] = "netlab"
 from netlab.launch import main
 main()
@@ -68,7 +69,7 @@ def past_the_old_quiet(events: list[dict]) -> bool:
     after its first sweep (its last loop began 0.1 s after that sweep, and ended QUIET later) with the servers
     still holding requests (which is why it goes on)."""
     sweeps = [e for e in events if "swept" in e]
-    return bool(sweeps) and any(e.get("waiting", 0) > 0 and e["t"] - sweeps[0]["t"] >= 2 * agent.QUIET
+    return bool(sweeps) and any(e.get("waiting", 0) > 0 and e["t"] - sweeps[0]["t"] >= 2 * sweep.QUIET
                                 for e in events)
 
 

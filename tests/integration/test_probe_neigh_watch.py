@@ -1,7 +1,7 @@
 """What the kernel tells an interrupted probe's agent of the neighbour entries of a lab (probe/neigh_watch.py).
 
-The agent deletes each entry its run's late packets make as the kernel reports it (agent.py:
-Agent._sweep_until_quiet); the fake kernel of tests/unit/test_probe_sweep_reports.py stands for this one there.
+The agent deletes each entry its run's late packets make as the kernel reports it (sweep.py:
+Sweeper.sweep_until_quiet); the fake kernel of tests/unit/test_probe_sweep_reports.py stands for this one there.
 Here the real kernel: one packet from a pod to another, the ARP exchange in front of it, and the entries it makes
 in both pods reported as a late packet's are (REACHABLE in the asker, STALE in the answerer); the agent's own
 deletion of one is reported as gone, not as a new entry to delete.

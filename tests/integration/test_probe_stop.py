@@ -3,7 +3,7 @@
 A SYN that got no answer before the stop left its entry in the nodes (SYN_SENT, two minutes; a Service's DNAT
 decision with it), and the next run's connection from the same port met it and had its packets dropped as
 INVALID. Now the agent, and each worker it forked, give back the flows still open, and the agent deletes
-their entries by exact tuple in the nodes, as it does for the flows a whole run judged (probe/agent.py).
+their entries by exact tuple in the nodes, as it does for the flows a whole run judged (probe/untrack.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An interrupted probe's agent and the entries its run's late packets make (agent.py: Agent._sweep_until_quiet,
+"""An interrupted probe's agent and the entries its run's late packets make (sweep.py: Sweeper.sweep_until_quiet,
 neigh_watch.py).
 
 A packet of the run still in the kernel's queues when the agent stopped is delivered late on a loaded machine,
@@ -20,9 +20,9 @@ from types import SimpleNamespace
 
 from netlab.kernel import netlink, rtnl
 from netlab.kernel.rtnl_parse import NeighMsg, parse_neigh
-from netlab.probe import agent
 from netlab.probe import neigh_watch as nw
 from netlab.probe import neighbours as nb
+from netlab.probe import sweep
 
 T0 = 1024.0
 QUIET = 3 / 16
@@ -123,21 +123,21 @@ class Ns:
         return 64 if k.now < k.serving_until else 0
 
 
-def agent_on(kernel: Kernel, monkeypatch) -> agent.Agent:
-    monkeypatch.setattr(agent, "time", kernel)
-    monkeypatch.setattr(agent, "QUIET", QUIET)
-    monkeypatch.setattr(agent, "RESOLVING_POLL", 1 / 1024)
+def agent_on(kernel: Kernel, monkeypatch, snapshot: sweep.Snapshot | None = None) -> sweep.Sweeper:
+    """The agent's sweeper of namespaces a and b (``snapshot``: what they held before the run; nothing)."""
+    monkeypatch.setattr(sweep, "time", kernel)
+    monkeypatch.setattr(sweep, "QUIET", QUIET)
+    monkeypatch.setattr(sweep, "RESOLVING_POLL", 1 / 1024)
     monkeypatch.setattr(nb, "dump", lambda conn: [entry(ip, s) for ip, s in kernel.tables[conn.netns].items()])
     monkeypatch.setattr(nw, "backlog", lambda path=nw.SOFTNET_STAT: 7 if kernel.now < kernel.backlog_until else 0)
-    a = agent.Agent.__new__(agent.Agent)
-    a.job = SimpleNamespace(sweep=["a", "b"], tasks=[], units=[])
-    a.setup = {ns: Ns(kernel, ns) for ns in ("a", "b")}
-    return a
+    opened = {ns: Ns(kernel, ns) for ns in ("a", "b")}
+    job = SimpleNamespace(sweep=["a", "b"], tasks=[], units=[])
+    return sweep.Sweeper(job, snapshot or {"a": set(), "b": set()}, opened.__getitem__, opened)
 
 
 def stop(kernel: Kernel, monkeypatch, grace: float = GRACE) -> None:
     """The agent's clean-up after its first sweep (which found the tables empty), until the parent's kill."""
-    agent_on(kernel, monkeypatch)._sweep_until_quiet({"a": set(), "b": set()}, T0 + grace, Watch(kernel))
+    agent_on(kernel, monkeypatch).sweep_until_quiet(T0 + grace, Watch(kernel))
 
 
 def test_a_pair_a_late_answer_makes_while_the_agent_looks_at_the_servers_goes(monkeypatch):
@@ -166,7 +166,7 @@ def test_a_resolution_reported_under_way_goes_once_resolved(monkeypatch):
 
 def test_a_resolution_nobody_answers_goes_after_its_wait(monkeypatch):
     kernel = Kernel(late=[(1 / 8, "a", "10.244.0.9", INCOMPLETE)])
-    monkeypatch.setattr(agent, "RESOLVING_WAIT", 1 / 4)
+    monkeypatch.setattr(sweep, "RESOLVING_WAIT", 1 / 4)
     stop(kernel, monkeypatch)
     assert kernel.deleted == [(T0 + 1 / 8 + 1 / 4, "a", "10.244.0.9")]
 
@@ -203,8 +203,8 @@ def test_it_ends_at_the_parents_kill_when_entries_keep_coming(monkeypatch):
 
 def test_entries_found_or_the_labs_own_changing_are_not_the_runs(monkeypatch):
     kernel = Kernel(late=[(1 / 8, "a", "10.244.0.1", STALE), (1 / 8, "a", "10.244.1.0", rtnl.NUD_PERMANENT)])
-    a = agent_on(kernel, monkeypatch)
-    a._sweep_until_quiet({"a": {(2, "10.244.0.1")}, "b": set()}, T0 + GRACE, Watch(kernel))
+    a = agent_on(kernel, monkeypatch, {"a": {(2, "10.244.0.1")}, "b": set()})
+    a.sweep_until_quiet(T0 + GRACE, Watch(kernel))
     assert kernel.deleted == []
 
 

@@ -1,4 +1,4 @@
-"""An interrupted probe's sweep waits for the resolutions its run began (agent.py: Agent._settled).
+"""An interrupted probe's sweep waits for the resolutions its run began (sweep.py: Sweeper.settled).
 
 Deleting an INCOMPLETE neighbour entry drops the packets queued behind it: a pod's SYN-ACK to a probe's SYN,
 which TCP sends again a second later, when the agent has gone, and the ARP exchange in front of it leaves an
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from netlab.kernel import rtnl
 from netlab.kernel.rtnl_parse import NeighMsg
-from netlab.probe import agent
 from netlab.probe import neighbours as nb
+from netlab.probe import sweep
 
 
 POLL = 1 / 1024
@@ -35,7 +35,7 @@ class Clock:
 
 def clock(monkeypatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(agent, "time", fake)
+    monkeypatch.setattr(sweep, "time", fake)
     return fake
 
 
@@ -52,7 +52,7 @@ def dumps(monkeypatch, *answers: list[NeighMsg]) -> list[int]:
         return answers[min(count[0], len(answers)) - 1]
 
     monkeypatch.setattr(nb, "dump", dump)
-    monkeypatch.setattr(agent, "RESOLVING_POLL", POLL)
+    monkeypatch.setattr(sweep, "RESOLVING_POLL", POLL)
     clock(monkeypatch)
     return count
 
@@ -61,7 +61,7 @@ def test_it_waits_until_the_runs_resolution_has_ended(monkeypatch):
     resolved = [entry("10.244.0.3", rtnl.NUD_REACHABLE)]
     count = dumps(monkeypatch, [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)],
                   [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)], resolved)
-    assert agent.Agent._settled(None, set(), agent.time.monotonic() + 5) == resolved
+    assert sweep.Sweeper.settled(None, set(), sweep.time.monotonic() + 5) == resolved
     assert count[0] == 3
 
 
@@ -70,22 +70,22 @@ def test_a_failed_resolution_or_one_the_run_found_is_not_waited_for(monkeypatch)
     failed = entry("10.244.0.3", rtnl.NUD_FAILED)
     permanent = entry("10.244.0.4", rtnl.NUD_PERMANENT)
     count = dumps(monkeypatch, [found, failed, permanent])
-    assert agent.Agent._settled(None, {(2, "10.244.0.9")}, agent.time.monotonic() + 5) == [found, failed, permanent]
+    assert sweep.Sweeper.settled(None, {(2, "10.244.0.9")}, sweep.time.monotonic() + 5) == [found, failed, permanent]
     assert count[0] == 1
 
 
 def test_it_waits_no_longer_than_until(monkeypatch):
     count = dumps(monkeypatch, [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)])  # an address nobody answers for
-    t0 = agent.time.monotonic()
-    got = agent.Agent._settled(None, set(), t0 + 50 * POLL)
+    t0 = sweep.time.monotonic()
+    got = sweep.Sweeper.settled(None, set(), t0 + 50 * POLL)
     assert got == [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)]
-    assert agent.time.monotonic() - t0 == 50 * POLL
+    assert sweep.time.monotonic() - t0 == 50 * POLL
     assert count[0] == 51  # one dump, then one after each of the 50 polls
 
 
 def test_a_whole_runs_sweep_does_not_wait(monkeypatch):
     count = dumps(monkeypatch, [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)])
-    assert agent.Agent._settled(None, set(), None) == [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)]
+    assert sweep.Sweeper.settled(None, set(), None) == [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)]
     assert count[0] == 1
 
 
@@ -94,7 +94,7 @@ def test_a_namespace_that_does_not_answer_is_left(monkeypatch):
         raise OSError("gone")
 
     monkeypatch.setattr(nb, "dump", dump)
-    assert agent.Agent._settled(None, set(), clock(monkeypatch).monotonic() + 5) is None
+    assert sweep.Sweeper.settled(None, set(), clock(monkeypatch).monotonic() + 5) is None
 
 
 # What the interrupted agent does after its first sweep (reports, looks, QUIET, the parent's kill):

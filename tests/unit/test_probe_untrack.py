@@ -1,4 +1,4 @@
-"""Which conntrack entries a probe run deletes at its end (agent.py), by exact original tuple.
+"""Which conntrack entries a probe run deletes at its end (untrack.py), by exact original tuple.
 
 The kernel side (the entries really go, and the next run's flows are new) is
 tests/integration/test_netpol.py::test_each_probe_run_judges_new_udp_flows;
@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 
 from netlab.kernel import conntrack
-from netlab.probe import agent
+from netlab.probe import agent, untrack
 from netlab.probe.tasks import Job, Observation, Task
 
 UDP, TCP = socket.IPPROTO_UDP, socket.IPPROTO_TCP
@@ -22,7 +22,7 @@ def untracked(tasks, obs, self_ip, route_src, monkeypatch, entries=None):
     monkeypatch.setattr(conntrack, "delete_flows", lambda ns, flows: deleted.setdefault(ns, []).extend(flows))
     monkeypatch.setattr(conntrack, "tuples", lambda ns, proto: (entries or {}).get(ns, []))
     job = Job(tasks=tasks, units=[], home="u-underlay", untrack=["u-n1", "u-n2"])
-    counts = agent.Agent(job)._untrack(obs, self_ip, route_src)
+    counts = untrack.untrack(job, obs, self_ip, route_src)
     return counts, deleted
 
 
@@ -82,7 +82,7 @@ def test_what_a_masquerade_made_of_an_unanswered_service_flow_goes_too(monkeypat
     monkeypatch.setattr(conntrack, "delete_flows", lambda ns, flows: deleted.setdefault(ns, []).extend(flows))
     monkeypatch.setattr(conntrack, "tuples", lambda ns, proto: entries.get(ns, []) if proto == TCP else [])
     job = Job(tasks=tasks, units=[], home="u-underlay", untrack=job_untrack)
-    assert agent.Agent(job)._untrack(obs, {}, {}) == (2, 0)
+    assert untrack.untrack(job, obs, {}, {}) == (2, 0)
     want = [conntrack.Flow(TCP, "203.0.113.10", 61001, "192.168.122.2", 30080),
             conntrack.Flow(TCP, "203.0.113.10", 61002, "203.0.113.100", 80),
             conntrack.Flow(TCP, "10.244.0.0", 4242, "10.244.1.2", 8080),     # node-1's masquerade, to web-2
@@ -121,7 +121,7 @@ def test_a_stopped_runs_open_connections_go_as_unanswered_ones(monkeypatch):
     monkeypatch.setattr(conntrack, "delete_flows", lambda ns, flows: deleted.setdefault(ns, []).extend(flows))
     monkeypatch.setattr(conntrack, "tuples", lambda ns, proto: [])
     job = Job(tasks=tasks, units=[], home="u-underlay", untrack=["u-n1", "u-n2"])
-    assert agent.Agent(job)._untrack(obs, {"u-a": "10.244.0.2"}, {}, unfinished) == (1, 0)
+    assert untrack.untrack(job, obs, {"u-a": "10.244.0.2"}, {}, unfinished) == (1, 0)
     want = [conntrack.Flow(TCP, "10.244.0.2", 50000, "10.244.1.3", 8080),
             conntrack.Flow(TCP, "10.244.0.2", 61001, "10.96.0.20", 80),
             conntrack.Flow(TCP, "10.244.0.2", 61001, "10.244.1.3", 8080)]
@@ -181,19 +181,19 @@ def test_a_stop_signal_during_the_runs_own_clean_up_does_not_cut_it(monkeypatch)
         def close(self):
             pass
 
-    def untrack(self, *args, **kwargs):
+    def untracked(*args, **kwargs):
         calls.append("untrack")
         signal.raise_signal(signal.SIGTERM)  # the parent's, as the clean-up begins
         return 0, 0
 
-    def sweep(self, snapshot, until=None):
+    def sweep(self, until=None):
         calls.append("sweep")
         return 0
 
     monkeypatch.setattr(agent, "Worker", Leader)
     monkeypatch.setattr(agent.nb, "table_stats", lambda: None)
-    monkeypatch.setattr(agent.Agent, "_untrack", untrack)
-    monkeypatch.setattr(agent.Agent, "_sweep", sweep)
+    monkeypatch.setattr(untrack, "untrack", untracked)
+    monkeypatch.setattr(agent.Sweeper, "sweep", sweep)
     job = types.SimpleNamespace(sweep=[], self_ip={}, units=[], route_src=[], tasks=[], workers=1, budget=64,
                                 timeout=1.0)
     old = {sig: signal.getsignal(sig) for sig in signals.STOPPING}
