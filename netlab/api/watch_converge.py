@@ -11,12 +11,13 @@ from typing import Callable, Sequence, TypeVar
 from netlab.api import watch_repair
 from netlab.api.watch_children import Children
 from netlab.api.watch_file import FileWrites, changes
-from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_did, saw_words
+from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_did, saw_words, summary
 from netlab.api.watch_restart import served_lab
 from netlab.cni import lifecycle
 from netlab.cni.changed import AGAIN, drift_pod
 from netlab.errors import LabBusy, NetlabError, TopologyError
 from netlab.feature import FRESH_CHECK_FIX, Feature, Unmendable
+from netlab.kernel import events as kevents
 from netlab.lab import up as lab_up
 from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
@@ -46,6 +47,7 @@ class Converging:
     lock_stamp: tuple[int, int, int] | None
     refused: tuple[str, ...] | None
     holds: dict[str, float]  # pod -> when its re-attach's hold ends (its chain failed the CHECK of its fresh ADD)
+    listener: kevents.Listener | None
 
     def features(self, checked: bool = False) -> list[Feature]:
         raise NotImplementedError
@@ -74,7 +76,8 @@ class Converging:
     def _held(self, lab: Lab, state: LabState) -> tuple[list[str], list[str], float | None]:
         raise NotImplementedError
 
-    def _relisten(self, lab: Lab, made: Sequence[str], own: Sequence[str] = ()) -> list[str]:
+    def _relisten(self, lab: Lab, made: Sequence[str], own: Sequence[str] = (),
+                  heard: Sequence[kevents.Event] = ()) -> list[str]:
         raise NotImplementedError
 
     def failed_starts(self, lab: Lab, state: LabState) -> list[str]:
@@ -118,10 +121,20 @@ class Converging:
             return next_due
         read, want = state, lab  # read again by the repair once it holds the lab: another command may change it
         waited: list[str] = []  # whom the repair waited for, said in its line
+        # What the kernel reported until the repair read the lab (read then, in the repair's thread, while this one
+        # waits for it): changes the repair mends, said by its line. Read after it with its echo, one was taken for
+        # the echo, and the next round, finding the lab as planned, said nothing (a bridge port set learning as a
+        # repair of a neighbour began was mended by it, and said by no line)
+        heard: list[kevents.Event] = []
+
+        def hear() -> None:
+            if self.listener is not None:
+                heard.extend(self.listener.drain())
+
         try:
             with lifecycle.held_back(self.lab_name, self.holds):  # those pods alone: the rest is repaired now
                 state, lab, repaired = self._apply(lambda: watch_repair.repair(
-                    read, want, self._follows, bool(restart), self.features(checked=True), waited))
+                    read, want, self._follows, bool(restart), self.features(checked=True), waited, hear))
         except lab_up.LabGone:
             self._say_taken_down()
             self.stop = True
@@ -130,6 +143,7 @@ class Converging:
             now = self._live_state()  # replaced while the repair waited for the lab's lock: refused, as it should
             if now is not None and self._replaced(now):
                 return None
+            saw = dedupe(saw + summary(heard))  # said by this line, and by its retry's
             self.repairs.restarted("repair", self.clock())
             wait = self.repairs.wait("repair", self.clock())
             self.retry_at = self.clock() + wait
@@ -147,7 +161,7 @@ class Converging:
         lab = served_lab(state)  # as repaired: a pod that has just terminated is out of its Services
         self.kids.track(lab, state)
         # a deletion this repair answered is said with it; its own (a moved pod's old namespace) is not
-        saw = saw + self._relisten(lab, done.created_netns, done.remade_netns)
+        saw = saw + self._relisten(lab, done.created_netns, done.remade_netns, heard=heard)
         unmended = unmended_lines(done)
         did = f"{self._did(done, 'nothing to change', saw + found, hide=unmended)} in {took:.2f}s"
         did += self._hold_stuck(unmended)

@@ -54,12 +54,16 @@ class Listening:
         self.listener = fresh
         return queued
 
-    def _relisten(self, lab: Lab, made: Sequence[str], own: Sequence[str] = ()) -> list[str]:
+    def _relisten(self, lab: Lab, made: Sequence[str], own: Sequence[str] = (),
+                  heard: Sequence[kevents.Event] = ()) -> list[str]:
         """Listen again after an apply that made the namespaces ``made``, and sort what came meanwhile.
 
         ``own``: the namespaces the apply deleted itself and made again (a pod moved to another node): one
         deletion of each is the apply's own work, no outside change, and is not said (QA q39 5: the watcher's
         line read "saw: t1.yaml changed; namespace deleted in L-client").
+
+        ``heard``: what the kernel reported before the repair read the lab, having changed nothing yet: changes
+        it mended (or found as planned again), no echo: returned, for its line to say.
 
         A lab namespace deleted meanwhile is not echo: one the apply made again was answered by it
         (returned, for the apply's line to say), one still gone is kept in ``pending`` for the next
@@ -72,12 +76,13 @@ class Listening:
         names = set(self.listener.namespaces)  # the lab's, as listened to now
         answered: list[str] = []
         echo: list[kevents.Event] = []
+        seen: list[kevents.Event] = []  # heard before the repair read the lab
         mine = list(own)
-        for e in queued:
+        for k, e in enumerate([*heard, *queued]):
             if e.netns not in names:
                 continue
             if e.what != "namespace deleted":
-                echo.append(e)
+                (seen if k < len(heard) else echo).append(e)
                 continue
             if e.netns in mine:  # the apply's own deletion (its namespace made again: another one)
                 mine.remove(e.netns)
@@ -88,7 +93,7 @@ class Listening:
             elif e.netns in made:
                 answered.append(line)
         self.pending += summary(echo)
-        return dedupe(answered)
+        return dedupe(answered + summary(seen))
 
 
 def _permanent(lab: Lab) -> dict[str, frozenset[str]]:

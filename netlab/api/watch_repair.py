@@ -85,12 +85,14 @@ def refused(state: LabState, drift: list[str]) -> str | None:
 
 
 def repair(read: LabState, lab: Lab, follows: Callable[[LabState], bool], restart: bool,
-           features: Sequence[Feature], waited: list[str]) -> tuple[LabState, Lab, lab_up.UpResult | None]:
+           features: Sequence[Feature], waited: list[str], heard: Callable[[], None] | None = None
+           ) -> tuple[LabState, Lab, lab_up.UpResult | None]:
     """Repair the lab as ``read`` says it (``lab``, resolved), or as another command left it since, when
     ``follows(state)``: the watcher follows it (one made from another topology than the watched one is not
     followed: NotFollowed, and the watcher stops). Returns (the state, the lab repaired to, what up did), None for
     the last when the kernel is as that command left it and no container is to ``restart``. ``waited`` gets the
-    words of a wait for the lab's lock."""
+    words of a wait for the lab's lock; ``heard`` is called once the repair has read the lab, before it changes
+    anything (lab_up.up_held)."""
     kernel = LiveKernel()
     try:
         with LabLock(read.lab, "netlab up", quiet=True) as lock:
@@ -104,7 +106,7 @@ def repair(read: LabState, lab: Lab, follows: Callable[[LabState], bool], restar
                 read, lab = now, now.resolved()
                 if not restart and not drift(now):
                     return now, lab, None
-            return read, lab, lab_up.up_held(lab, kernel, features, read.source)
+            return read, lab, lab_up.up_held(lab, kernel, features, read.source, heard=heard)
     finally:
         kernel.close()
 

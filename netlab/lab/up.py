@@ -104,12 +104,15 @@ def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str |
 
 @collector.paused()
 def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
-            watcher: bool = True) -> UpResult:
+            watcher: bool = True, heard: Callable[[], None] | None = None) -> UpResult:
     """:func:`up`'s work for a caller that holds the lab's lock (LabLock) already: ``up --watch``'s repair and
     ``netlab impair``, which read what the lab must be once they hold the lab, as another command may have changed
-    it meanwhile. ``watcher``: the watcher's later apply, its CNI calls appended to its copy (copy_of_run)."""
+    it meanwhile. ``watcher``: the watcher's later apply, its CNI calls appended to its copy (copy_of_run).
+    ``heard``: called once the run has read the lab, before its first change (up_converge._make_and_repair)."""
     with _copy_of_run(lab.name if watcher and lab.cni != "builtin" else None):  # NETLAB_CNI_LOG
-        return _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None).run(source, False)
+        run = _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None)
+        run.heard = heard
+        return run.run(source, False)
 
 
 @contextlib.contextmanager
@@ -165,6 +168,7 @@ class _Up(Converging, Rollback):
         # route deleted by hand before the run stays missing: a rollback is not a repair)
         self.held_before: dict[str, set[tuple]] = {}
         self.before: tuple[Any, str | None, str, Any] = ({}, None, "", None)
+        self.heard: Callable[[], None] | None = None  # told the lab was read, nothing changed yet (up_held)
 
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
         state = load_state(self.lab.name)

@@ -10,7 +10,7 @@ stopped, as an extra link).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from netlab.errors import ApplyFailed
 from netlab.feature import Feature, add_deleted_chains, release_stopped
@@ -51,6 +51,7 @@ class Converging:
     held_before: dict[str, set[tuple]]
     _snaps: dict[str, Any]
     _observed: dict[str, Any]
+    heard: Callable[[], None] | None
 
     def _repair_after_removal(self, state: LabState) -> None:
         """A node's bridge whose last port went with a removed pod has the MTU the kernel gives a bridge without
@@ -93,6 +94,11 @@ class Converging:
         repairs += stale_peer_ops((r for r in self.plan.resources if r.netns in made), self._observed)
         if existing:  # a root test changes the kernel here, between the read and the repair
             testhooks.fault_point("repair-read")
+            if self.heard is not None and self.journal.count == 0:
+                # The run has changed nothing yet: what the kernel told a listener until this read is someone
+                # else's change, which this run now mends (up --watch says it in the repair's line: read with the
+                # repair's echo, after it, it was taken for the echo, and said by no line)
+                self.heard()
         self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
         self._say_repairs([op for op in repairs if _key(op) not in followed])
         repaired = list(repairs)

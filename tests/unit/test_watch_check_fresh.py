@@ -111,7 +111,7 @@ def test_the_watchers_first_up_holds_back_a_pod_whose_chain_fails_its_fresh_add(
         monkeypatch.setattr(Watcher, "exited_before", lambda self: {})
         monkeypatch.setattr(Watcher, "held_before", lambda self, lab_, state, before: "")
         monkeypatch.setattr(Watcher, "failed_starts", lambda self, lab_, state: [])
-        monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(): [])
+        monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(), heard=(): [])
         monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
         monkeypatch.setattr(watch_repair, "drift", lambda state: lab_status.status(
             state, k, [ModuleFeature(lifecycle)]).drift)

@@ -95,7 +95,7 @@ def test_a_container_a_file_apply_could_not_start_is_tried_again_by_the_next_rou
     w.kids = Children(lambda: now[0], None)
     w.kids.track = lambda *a: None  # type: ignore[method-assign]
     w.waiting = types.SimpleNamespace(hold=lambda waiting: None, restarted=lambda key: None, write=lambda: None)
-    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(): [])
+    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(), heard=(): [])
     monkeypatch.setattr(Watcher, "_did", lambda self, done, nothing, said=(): "could not start container b/bad")
 
     def apply_file(reading, name, features):  # the file changed b/bad's command; its start failed

@@ -119,12 +119,12 @@ def test_the_watchers_repair_says_in_its_line_whom_it_waited_for(state_root, mon
     monkeypatch.setattr(watch_repair, "LiveKernel", lambda: types.SimpleNamespace(close=lambda: None))
     monkeypatch.setattr(watch_repair, "load_state", lambda name: read)
     monkeypatch.setattr(watch_repair, "drift", lambda state: ["missing: route 10.244.1.0/24"])
-    monkeypatch.setattr(watch_repair.lab_up, "up_held", lambda *a: lab_up.UpResult(
+    monkeypatch.setattr(watch_repair.lab_up, "up_held", lambda *a, **k: lab_up.UpResult(
         lab=LAB, fixed=["replace route 10.244.1.0/24 in wlock-n"]))
     monkeypatch.setattr(watch_converge, "load_state", lambda name: read)  # read by the round after its repair
     monkeypatch.setattr(Watcher, "_apply", lambda self, work: work())
     monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
-    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(): [])
+    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(), heard=(): [])
     lines: list[str] = []
     w = Watcher("/t.yaml", LAB, lines.append)
     w.kids = types.SimpleNamespace(track=lambda *a: None)
@@ -160,7 +160,7 @@ def watched(path, monkeypatch) -> tuple[Watcher, list[str]]:
     monkeypatch.setattr("netlab.api.lifecycle.live_kernel", lambda: kernel)
     monkeypatch.setattr("netlab.doctor.require_for", lambda lab: None)
     monkeypatch.setattr(Watcher, "features", lambda self, checked=False: [])
-    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(): [])
+    monkeypatch.setattr(Watcher, "_relisten", lambda self, lab_, made, own=(), heard=(): [])
     lines: list[str] = []
     w = Watcher(str(path), LAB, lines.append)
     w.kids = types.SimpleNamespace(track=lambda *a: None)

@@ -148,7 +148,8 @@ def test_a_repair_converges_to_the_lab_as_it_is_once_it_holds_it(monkeypatch, ot
     monkeypatch.setattr(watch_repair, "LiveKernel", lambda: types.SimpleNamespace(close=lambda: None))
     monkeypatch.setattr(watch_repair, "load_state", lambda name: now)
     monkeypatch.setattr(watch_repair, "drift", lambda state: drift)
-    monkeypatch.setattr(watch_repair.lab_up, "up_held", lambda lab_, k, f, source: applied.append(lab_) or "done")
+    monkeypatch.setattr(watch_repair.lab_up, "up_held",
+                        lambda lab_, k, f, source, heard=None: applied.append(lab_) or "done")
     if repaired == "refused":
         with pytest.raises(watch_repair.NotFollowed, match="made from another topology meanwhile"):
             watch_repair.repair(read, lab, lambda st: follows, restart, [], [])
