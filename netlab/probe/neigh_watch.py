@@ -22,6 +22,7 @@ nothing of the run was reported for a while.
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass
 
 from netlab.kernel import fdwait, netlink, rtnl, rtnl_parse
@@ -51,7 +52,8 @@ class NeighWatch:
 
     def wait(self, timeout: float) -> list[Reported]:
         """What the kernel reported, once something was, or after ``timeout`` s (0: what is queued now)."""
-        if not self._socks:
+        if not self._socks:  # nothing to hear (every namespace gone): the wait is still a wait, not a spin
+            time.sleep(max(0.0, timeout))
             return []
         try:
             ready = fdwait.ready(list(self._socks), timeout)  # a 500-pod run holds descriptors past 1023

@@ -6,14 +6,15 @@ snapshot the agent read at its start) are left alone (budget.py), and so is what
 entries but those of the run's seeded pairs).
 
 Interrupted (the parent's Ctrl-C or time limit reaches the agent as SIGTERM, netlab.kernel.child; a terminal's
-Ctrl-C as SIGINT), or failed, the agent still stops its workers and sweeps, in the grace the parent gives it; then
-it deletes each entry the kernel reports the run's late packets make (a busy machine's kernel delivers a packet sent
-before the stop late, and its answer resolves again: neigh_watch.py), until nothing of the run was reported for
-QUIET, no packet waits in the CPUs' backlogs and no request of the run in the lab's servers' sockets (the echo
-server, run late by a busy machine, answers after the sweeps). Before, it was SIGKILLed, and the run's entries
-(hundreds in a lab of 60 pods) stayed in the machine's one table. A later run leaves alone what was there before it,
-so they stayed until the kernel's garbage collector got to them, and the half-done resolutions among them failed
-that run's first packets.
+Ctrl-C as SIGINT), or failed, the agent still stops its workers and sweeps, in the grace the parent gives it. It lets
+the run's packets still on their way land first, deleting nothing (:meth:`Sweeper.settle`: a loaded machine's kernel
+delivers a packet sent before the stop late, and the lab's echo server answers late; with the run's entries still
+there, they make none), then sweeps; then it deletes each entry the kernel reports the run's late packets make (an
+answer that comes after the sweep resolves again: neigh_watch.py), until nothing of the run was reported for QUIET,
+no packet waits in the CPUs' backlogs and no request of the run in the lab's servers' sockets, and a last sweep
+finds nothing. Before, it was SIGKILLed, and the run's entries (hundreds in a lab of 60 pods) stayed in the
+machine's one table. A later run leaves alone what was there before it, so they stayed until the kernel's garbage
+collector got to them, and the half-done resolutions among them failed that run's first packets.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ RESOLVING_POLL = 0.005  # s: between two looks at a namespace's resolutions unde
 RESOLVING_WAIT = 0.25  # s: at most, an interrupted run's resolutions under way end before its first sweep
 QUIET = 0.3  # s: with nothing new to sweep, an interrupted run's packets have all arrived
 LOOK_AGAIN = 0.05  # s: between two looks at the queues while they hold packets or requests of the run
+AFTER_SETTLE = 0.45  # s: an interrupted run's packets land until this long before its end, then its sweeps
 
 Snapshot = dict[str, set[tuple[int, str]]]  # netns -> (ifindex, ip) of the entries there before the run
 
@@ -47,12 +49,48 @@ class Sweeper:
         self.opened = opened
 
     def interrupted(self, stop_at: float, untrack: Callable[[], object]) -> None:
-        """A stopped run's clean-up, until ``stop_at`` at most: a first sweep, its flows' conntrack entries
-        (``untrack``), then what comes late (:meth:`sweep_until_quiet`)."""
-        with self.watch() as watch:  # before the first sweep: what comes after it is reported
-            self.sweep(until=min(stop_at, time.monotonic() + RESOLVING_WAIT))
+        """A stopped run's clean-up, until ``stop_at`` at most: its flows' conntrack entries (``untrack``), then its
+        packets still on their way land (:meth:`settle`), then a first sweep and what comes late
+        (:meth:`sweep_until_quiet`: a second sweep once nothing came for QUIET, a last one at ``stop_at``)."""
+        with self.watch() as watch:  # before anything: what the run's late packets make is reported
             untrack()
+            self.settle(watch, stop_at - AFTER_SETTLE)
+            self.sweep(until=min(stop_at, time.monotonic() + RESOLVING_WAIT))
             self.sweep_until_quiet(stop_at, watch)
+
+    def settle(self, watch: NeighWatch, until: float) -> None:
+        """Wait, deleting nothing, until the stopped run's packets have landed: none waits in the CPUs' backlogs,
+        no request of the run in the lab's servers, and the kernel reported no entry of the run made or changed
+        for QUIET after such a look; or until ``until``.
+
+        The first sweep came at once, before: each packet still on its way then (an echo request in a backlog, a
+        request the lab's echo server, run late by a loaded machine, had still to answer: hundreds of them in a
+        lab of 40 pods) found its neighbours gone, and its answer's ARP exchange made a pair of entries again
+        (REACHABLE in the asker, STALE in the answerer), each to be heard and deleted; the server answered on after
+        the agent's grace, and its last pairs stayed (CI: a REACHABLE and a STALE entry between two pods of a
+        node). Landing before the sweep, they find the run's entries there and make none."""
+        while time.monotonic() < until:
+            heard: list[int] = []
+
+            def hear() -> None:
+                heard.append(self._ours(watch.wait(0)))
+
+            lost, watch.lost = watch.lost, False  # reports dropped: something came
+            if nb_watch.backlog() or self._waiting(hear, until) or any(heard) or lost:
+                self._ours(watch.wait(max(0.0, min(LOOK_AGAIN, until - time.monotonic()))))
+                continue
+            end = min(time.monotonic() + QUIET, until)  # a clean look: quiet once nothing of the run is reported
+            while (left := end - time.monotonic()) > 0:
+                if self._ours(watch.wait(left)):
+                    break  # something of the run still moves: look again
+            else:
+                return
+
+    def _ours(self, reports: list[nb_watch.Reported]) -> int:
+        """How many of ``reports`` are of entries of the run (made or changed: not the lab's own, nor one there
+        before the run, nor a deletion)."""
+        return sum(1 for r in reports if not r.gone and nb.dynamic(r.entry)
+                   and (r.entry.index, r.entry.dst) not in self.snapshot.get(r.netns, ()))
 
     def _seeded(self) -> dict[str, set[tuple[int, str]]]:
         """netns -> (ifindex, ip) of the PERMANENT entries the job's seeded pairs make (budget.py)."""

@@ -66,10 +66,9 @@ def told(report) -> list[dict]:
 
 def past_the_old_quiet(events: list[dict]) -> bool:
     """The agent has come to where it stopped before it looked at the servers' sockets: a look at them twice QUIET
-    after its first sweep (its last loop began 0.1 s after that sweep, and ended QUIET later) with the servers
-    still holding requests (which is why it goes on)."""
-    sweeps = [e for e in events if "swept" in e]
-    return bool(sweeps) and any(e.get("waiting", 0) > 0 and e["t"] - sweeps[0]["t"] >= 2 * sweep.QUIET
+    after its clean-up began (its first sweep, then; its last loop began 0.1 s after that sweep, and ended QUIET
+    later) with the servers still holding requests (which is why it goes on: it lets them land before it sweeps)."""
+    return bool(events) and any(e.get("waiting", 0) > 0 and e["t"] - events[0]["t"] >= 2 * sweep.QUIET
                                 for e in events)
 
 

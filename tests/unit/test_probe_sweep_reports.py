@@ -36,10 +36,15 @@ class Kernel:
     until that time, requests in the servers' sockets until ``serving`` ends; a look at the servers costs
     ``look`` seconds."""
 
-    def __init__(self, late=(), backlog_until=0.0, serving_until=0.0, look=0.0):
+    def __init__(self, late=(), backlog_until=0.0, serving_until=0.0, look=0.0, answers=()):
         self.now = T0
         self.tables: dict[str, dict[str, int]] = {"a": {}, "b": {}}
         self.late = sorted(late)
+        # (time, netns, ip, its peer's netns, the peer's ip): a late answer from the peer to netns's pod, which
+        # finds their pair of entries, or resolves again: the pair made anew (REACHABLE in the asker, STALE in the
+        # answerer), reported, and counted in ``remade``
+        self.answers = sorted(answers)
+        self.remade: list[tuple[float, str, str]] = []
         self.reports: list[nw.Reported] = []
         self.deleted: list[tuple[float, str, str]] = []  # when, netns, ip
         self.backlog_until, self.serving_until, self.look = T0 + backlog_until, T0 + serving_until, look
@@ -59,6 +64,14 @@ class Kernel:
             self.now = max(self.now, T0 + at)
             self.tables[netns][ip] = state
             self.reports.append(nw.Reported(netns, entry(ip, state)))
+        while self.answers and T0 + self.answers[0][0] <= to:
+            at, asker, ip, answerer, peer_ip = self.answers.pop(0)
+            self.now = max(self.now, T0 + at)
+            for netns, addr, state in ((answerer, peer_ip, REACHABLE), (asker, ip, STALE)):
+                if addr not in self.tables[netns]:
+                    self.tables[netns][addr] = state
+                    self.reports.append(nw.Reported(netns, entry(addr, state)))
+                    self.remade.append((self.now, netns, addr))
         self.now = max(self.now, to)
 
     def entries(self) -> dict[str, dict[str, int]]:
@@ -87,9 +100,16 @@ class Watch:
         k = self.kernel
         if not k.reports:
             due = k.now + max(0.0, timeout)
-            k.move(min(due, T0 + k.late[0][0]) if k.late else due)
+            nxt = [T0 + e[0] for e in (k.late[:1] + k.answers[:1])]
+            k.move(min([due, *nxt]))
         out, k.reports = k.reports, []
         return out
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 class Sock:
@@ -138,6 +158,39 @@ def agent_on(kernel: Kernel, monkeypatch, snapshot: sweep.Snapshot | None = None
 def stop(kernel: Kernel, monkeypatch, grace: float = GRACE) -> None:
     """The agent's clean-up after its first sweep (which found the tables empty), until the parent's kill."""
     agent_on(kernel, monkeypatch).sweep_until_quiet(T0 + grace, Watch(kernel))
+
+
+def interrupted(kernel: Kernel, monkeypatch, grace: float = GRACE) -> None:
+    """The whole clean-up of a stopped run (Sweeper.interrupted), until the parent's kill."""
+    sweeper = agent_on(kernel, monkeypatch)
+    monkeypatch.setattr(sweep.Sweeper, "watch", lambda self: Watch(kernel))
+    sweeper.interrupted(T0 + grace, lambda: None)
+
+
+def test_a_stopped_runs_late_answers_land_before_its_first_sweep(monkeypatch):
+    """The run's pair of entries, and the lab's echo server, run late, still answering the run's requests for half a
+    second. The first sweep came at once, before: each answer then found its pair gone and made it again (CI: a
+    REACHABLE and a STALE entry left in two pods, the server answering on after the agent's grace). Now the answers
+    land first, on the run's entries, and the sweep comes once the server is done."""
+    answers = [(k / 16, "a", "10.244.0.3", "b", "10.244.0.2") for k in range(1, 9)]
+    kernel = Kernel(serving_until=1 / 2, answers=answers, look=1 / 16)
+    kernel.tables = {"a": {"10.244.0.3": REACHABLE}, "b": {"10.244.0.2": STALE}}
+    interrupted(kernel, monkeypatch)
+    assert kernel.remade == []  # each answer found its entries
+    assert kernel.entries() == {}
+    assert min(t for t, _, _ in kernel.deleted) >= T0 + 1 / 2 + QUIET  # once the server was quiet
+    assert kernel.now < T0 + GRACE  # it ended by itself
+
+
+def test_answers_that_outlast_the_wait_are_deleted_as_they_come(monkeypatch):
+    # A server slower still: the run's packets land until AFTER_SETTLE before the end, then the sweep; the answers
+    # after it make the pair again, deleted as the kernel reports them, and a last sweep.
+    answers = [(k / 8, "a", "10.244.0.3", "b", "10.244.0.2") for k in range(1, 12)]
+    kernel = Kernel(serving_until=11 / 8, answers=answers, look=1 / 16)
+    kernel.tables = {"a": {"10.244.0.3": REACHABLE}, "b": {"10.244.0.2": STALE}}
+    interrupted(kernel, monkeypatch)
+    assert kernel.entries() == {}
+    assert min(t for t, _, _ in kernel.deleted) >= T0 + GRACE - sweep.AFTER_SETTLE
 
 
 def test_a_pair_a_late_answer_makes_while_the_agent_looks_at_the_servers_goes(monkeypatch):
