@@ -52,7 +52,8 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
                                     proto=rtnl.proto_num(r.proto),
                                     scope=rtnl.scope_num(r.scope), type=rtnl.type_num(r.type),
                                     flags=rtnl.RTNH_F_ONLINK if r.onlink else 0, priority=r.metric or None,
-                                    prefsrc=None, multipath=bool(r.nexthops),
+                                    prefsrc=str(r.src) if r.src else None, multipath=bool(r.nexthops),
+                                    metrics=r.metrics,
                                     nexthops=tuple((str(gw), ns.links[r.dev].index if r.dev else 0)
                                                    for gw in r.nexthops)))
     for (dev, ip), (mac, state) in ns.neighs.items():

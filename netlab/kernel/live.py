@@ -331,10 +331,10 @@ class LiveKernel(Reading):
                 return [step(rtnl.route_del(dst, plen, res.table, rtnl.proto_num(res.proto), rtnl.scope_num(res.scope),
                                             rtnl.type_num(res.type), res.metric or None))]
             oif = self.index(ns, res.dev) if res.dev else None
-            hops = [(str(gw), oif or 0) for gw in res.nexthops] or None
-            return [step(rtnl.route_replace(dst, plen, oif, str(res.gateway) if res.gateway else None, res.onlink,
-                                            res.table, rtnl.proto_num(res.proto), rtnl.scope_num(res.scope),
-                                            rtnl.type_num(res.type), res.metric or None, nexthops=hops))]
+            gw, src = (str(a) if a else None for a in (res.gateway, res.src))
+            return [step(rtnl.route_replace(dst, plen, oif, gw, res.onlink, res.table, rtnl.proto_num(res.proto),
+                                            rtnl.scope_num(res.scope), rtnl.type_num(res.type), res.metric or None,
+                                            src, [(str(h), oif or 0) for h in res.nexthops] or None, res.metrics))]
         if isinstance(res, Neigh):
             idx = self.index(ns, res.dev)
             if op.verb == "del":

@@ -20,6 +20,7 @@ import struct
 
 from netlab.kernel.netlink import (NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, be16, ipv4, ipv6, mac,
                                    message, nested, string, u8, u16, u32)
+from netlab.plan.route_attrs import Metrics
 
 # Message types (linux/rtnetlink.h)
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
@@ -77,7 +78,7 @@ IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
 IFA_F_SECONDARY = 0x01  # ifa_flags: an address of a subnet another address of the device holds first
 # RTA_* (linux/rtnetlink.h)
 RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC = 1, 2, 3, 4, 5, 6, 7
-RTA_MULTIPATH, RTA_TABLE = 9, 15
+RTA_METRICS, RTA_MULTIPATH, RTA_TABLE = 8, 9, 15
 RTA_IP_PROTO, RTA_SPORT, RTA_DPORT = 27, 28, 29  # route get: the flow's L4 keys, which a multipath hash reads
 RTNH_F_ONLINK = 4
 # struct rtnexthop (linux/rtnetlink.h), each hop of RTA_MULTIPATH: rtnh_len (u16, with its attributes),
@@ -314,10 +315,11 @@ def multipath(hops: list[tuple[str, int]]) -> bytes:
 def route_replace(dst: str, dst_len: int, oif: int | None, gateway: str | None, onlink: bool = False,
                   table: int = RT_TABLE_MAIN, proto: int = RTPROT_BOOT, scope: int = RT_SCOPE_UNIVERSE,
                   rtype: int = RTN_UNICAST, priority: int | None = None, prefsrc: str | None = None,
-                  nexthops: list[tuple[str, int]] | None = None) -> bytes:
-    """``ip route replace DST [via GW] dev IDX [onlink] [proto P] [scope S] [metric M] [table T]``; with
-    ``nexthops`` (gateway, oif), ``ip route replace DST nexthop via GW dev IDX nexthop ...`` instead of one
-    gateway and device: an equal-cost multipath route."""
+                  nexthops: list[tuple[str, int]] | None = None, metrics: Metrics = ()) -> bytes:
+    """``ip route replace DST [via GW] dev IDX [onlink] [proto P] [scope S] [metric M] [table T] [src S]
+    [mtu [lock] N ...]``; with ``nexthops`` (gateway, oif), ``ip route replace DST nexthop via GW dev IDX
+    nexthop ...`` instead of one gateway and device: an equal-cost multipath route. ``metrics``: RTA_METRICS's
+    (RTAX, value) pairs (plan/route_attrs.py); a replace without them leaves the route none."""
     body = _rtmsg(dst_len, table, proto, scope, rtype, RTNH_F_ONLINK if onlink else 0)
     if dst_len:
         body += ipv4(RTA_DST, dst)
@@ -331,6 +333,9 @@ def route_replace(dst: str, dst_len: int, oif: int | None, gateway: str | None, 
         body += u32(RTA_PRIORITY, priority)
     if prefsrc:
         body += ipv4(RTA_PREFSRC, prefsrc)
+    if metrics:
+        # as iproute2 sends it: the metrics' attributes inside, without NLA_F_NESTED
+        body += attr(RTA_METRICS, b"".join(string(k, v) if isinstance(v, str) else u32(k, v) for k, v in metrics))
     body += u32(RTA_TABLE, table)
     return message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body)
 

@@ -29,6 +29,9 @@ from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK
                                 NDA_MASTER, NDA_PORT, NDA_PROBES, NDA_VNI, NDMSG, OPERSTATES, RTA_DST, RTA_GATEWAY,
                                 RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_F_CLONED, RTMSG,
                                 RTNEXTHOP, link_dump)
+from netlab.kernel.netlink import attr_list
+from netlab.kernel.rtnl import RTA_METRICS
+from netlab.plan.route_attrs import RTAX_CC_ALGO, Metrics
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class RouteMsg:
     nexthops: tuple[tuple[str | None, int], ...] = ()  # RTA_MULTIPATH's hops: (gateway, oif), in the kernel's order
     # each hop's (weight, rtnh_flags), in the same order: ``ip route``'s ``weight N`` (rtnh_hops + 1), ``onlink``
     hop_weights: tuple[tuple[int, int], ...] = ()
+    metrics: Metrics = ()  # RTA_METRICS: (RTAX, value) each, in the kernel's order (plan/route_attrs.py)
 
 
 @dataclass(frozen=True)
@@ -247,7 +251,13 @@ def parse_route(m: Msg) -> RouteMsg:
                     proto=proto, scope=scope, type=rtype, flags=flags, priority=get_u32(a, RTA_PRIORITY),
                     prefsrc=get_ipv4(a, RTA_PREFSRC), multipath=RTA_MULTIPATH in a,
                     nexthops=nexthops(a.get(RTA_MULTIPATH, b"")),
-                    hop_weights=hop_weights(a.get(RTA_MULTIPATH, b"")))
+                    hop_weights=hop_weights(a.get(RTA_MULTIPATH, b"")), metrics=metrics(a.get(RTA_METRICS, b"")))
+
+
+def metrics(data: bytes) -> Metrics:
+    """RTA_METRICS's attributes: (RTAX, u32) each, the congestion control's name a string."""
+    return tuple((k, (get_str({k: v}, k) or "") if k == RTAX_CC_ALGO else get_u32({k: v}, k) or 0)
+                 for k, v in attr_list(data))
 
 
 def _hops(data: bytes) -> Iterator[tuple[str | None, int, int, int]]:

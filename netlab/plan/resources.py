@@ -20,6 +20,7 @@ from netlab.plan.netfilter_resources import BaseChains as BaseChains
 from netlab.plan.netfilter_resources import NatRules as NatRules
 from netlab.plan.netfilter_resources import NftRules as NftRules
 from netlab.plan.resource_base import Resource as Resource
+from netlab.plan.route_attrs import Metrics, metric_words
 
 DEFAULT_TXQLEN = 1000  # DEFAULT_TX_QUEUE_LEN: what ether_setup() gives a new device
 
@@ -256,17 +257,27 @@ class Route(Resource):
     # ``via B dev inet0 onlink``): observed only (realize/observe.py); a plan's hops are equal, weight 1 each,
     # through ``dev``, so any here is drift (an unequal weight skews the balance)
     hop_quirks: tuple[str, ...] = ()
+    # The preferred source (``src``) and the metrics (``mtu lock 1300``: plan/route_attrs.py): no route of a plan
+    # has any (Flannel's and the CNI plugins' have none), so one the kernel holds is drift (a route's mtu caps
+    # what its pods may send)
+    src: IPv4Address | None = None
+    metrics: Metrics = ()
 
     @property
     def key(self) -> tuple:
         return ("route", self.netns, self.table, str(self.dst), self.metric)
+
+    def _attrs(self) -> str:
+        """``src A mtu lock 1300 ...``, as ``ip route`` prints them after the rest (none: "")."""
+        return "".join(f" {w}" for w in ([f"src {self.src}"] if self.src else []) + metric_words(self.metrics))
 
     def _spec(self) -> str:
         dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
         out = dst if self.type == "unicast" else f"{self.type} {dst}"
         if self.nexthops:
             return out + "".join(f" nexthop via {gw} dev {self.dev}" for gw in self.nexthops) + (
-                f" table {self.table}" if self.table != 254 else "") + (f" metric {self.metric}" if self.metric else "")
+                f" table {self.table}" if self.table != 254 else "") + (
+                f" metric {self.metric}" if self.metric else "") + self._attrs()
         if self.gateway:
             out += f" via {self.gateway}"
         if self.dev:
@@ -277,7 +288,7 @@ class Route(Resource):
             out += f" table {self.table}"
         if self.metric:
             out += f" metric {self.metric}"
-        return out
+        return out + self._attrs()
 
     def command(self) -> str:
         proto = f" proto {self.proto}" if self.proto != "boot" else ""
@@ -293,6 +304,13 @@ class Route(Resource):
         hops = out.pop("nexthops")
         if not out.get("hop_quirks"):
             out.pop("hop_quirks", None)
+        # Neither (every planned route): no key. A preferred source is `prefsrc` (ip -j's); the metrics are each
+        # as `ip route` prints it (`mtu lock 1300`: ip -j leaves out the lock)
+        src, metrics = out.pop("src"), out.pop("metrics")
+        if src:
+            out["prefsrc"] = src
+        if metrics:
+            out["metrics"] = metric_words(self.metrics)
         if hops:
             out["nexthops"] = [{"gateway": str(gw), "dev": self.dev} for gw in hops]
         return out

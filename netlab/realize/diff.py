@@ -21,6 +21,7 @@ from typing import Collection, Iterable, Mapping
 
 from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
 from netlab.plan.resources import BaseChains, Fdb, Link, NatRules, NftRules, Resource, Sysctl
+from netlab.plan.route_attrs import metric_words
 from netlab.plan.sysctls import MOVED_BY_FORWARD
 from netlab.realize.backend import foreign_drift
 from netlab.realize import netfilter, netfilter_drift, nftables
@@ -90,6 +91,8 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
         elif isinstance(want, Fdb) and f.name == "state":
             ages = f": the kernel forgets it after {want.dev}'s ageing time" if a == "dynamic" else ""
             out.append(f"state {a} (want {b}){ages}")
+        elif f.name == "metrics":  # as ip route prints them
+            out.append(f"{' '.join(metric_words(a)) or 'no metrics'} (want {' '.join(metric_words(b)) or 'none'})")
         elif f.name == "port_state":  # only a port of its planned bridge, both up (observe.py): the state itself
             master, peer = getattr(want, "master"), f"{getattr(want, 'peer_name')} in {getattr(want, 'peer_netns')}"
             out.append(f"bridge port of {master} in state {_show(a)}, want {b}: {master} forwards nothing to or "

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netlab.kernel import netlink, netns as nsmod, procsys, rtnl, rtnl_parse, sockdiag
+from netlab.plan.route_attrs import metric_words
 from netlab.trace.facts import FdbFacts, InetAddress, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
 from netlab.trace.tables import KernelTables
 # The tables' parsers live in trace/tables; tests import them from here too
@@ -205,8 +206,6 @@ class LiveKernel(KernelTables):
             text += f" via {r.gateway}"
         if r.oif:
             text += f" dev {self.ifname(netns, r.oif)}"
-        for gw, oif in r.nexthops:  # a multipath route's hops, as `ip -o route` prints them
-            text += (f" nexthop via {gw}" if gw else " nexthop") + f" dev {self.ifname(netns, oif)}"
         proto = rtnl.PROTO_NAMES.get(r.proto)
         if proto and proto not in ("unspec", "boot"):
             text += f" proto {proto}"
@@ -215,8 +214,13 @@ class LiveKernel(KernelTables):
             text += f" scope {scope}"
         if r.prefsrc:
             text += f" src {r.prefsrc}"
+        if r.priority:
+            text += f" metric {r.priority}"
         if r.flags & rtnl.RTNH_F_ONLINK:
             text += " onlink"
+        text += "".join(f" {w}" for w in metric_words(r.metrics))
+        for gw, oif in r.nexthops:  # a multipath route's hops (last), as `ip -o route` prints them
+            text += (f" nexthop via {gw}" if gw else " nexthop") + f" dev {self.ifname(netns, oif)}"
         return text
 
     def routes(self, netns: str) -> list[dict[str, Any]]:
@@ -232,6 +236,7 @@ class LiveKernel(KernelTables):
                         "dev": self.ifname(netns, r.oif) if r.oif else None, "prefsrc": r.prefsrc,
                         "protocol": origin, "proto": origin, "scope": rtnl.SCOPE_NAMES.get(r.scope),
                         "type": rtnl.ROUTE_TYPE_NAMES.get(r.type), "onlink": bool(r.flags & rtnl.RTNH_F_ONLINK),
+                        "metric": r.priority or 0, "metrics": metric_words(r.metrics),
                         "text": self._route_text(netns, r)})
         return out
 
