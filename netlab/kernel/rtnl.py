@@ -78,7 +78,8 @@ IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
 IFA_F_SECONDARY = 0x01  # ifa_flags: an address of a subnet another address of the device holds first
 # RTA_* (linux/rtnetlink.h)
 RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC = 1, 2, 3, 4, 5, 6, 7
-RTA_METRICS, RTA_MULTIPATH, RTA_TABLE = 8, 9, 15
+RTA_MULTIPATH, RTA_TABLE = 9, 15
+RTA_METRICS, RTA_CACHEINFO = 8, 12  # a route's metrics (RTAX_*: plan/route_attrs.py); a cached one's expiry
 RTA_IP_PROTO, RTA_SPORT, RTA_DPORT = 27, 28, 29  # route get: the flow's L4 keys, which a multipath hash reads
 RTNH_F_ONLINK = 4
 # struct rtnexthop (linux/rtnetlink.h), each hop of RTA_MULTIPATH: rtnh_len (u16, with its attributes),

@@ -91,6 +91,10 @@ class RouteFacts:
     prefsrc: str | None = None
     matched: str | None = None  # "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink"
     hops: tuple[str, ...] = ()  # the matched route's next hops, when it is a multipath one (their gateways)
+    # The path MTU the answer carries (`mtu 1300`): the matched route's own mtu, or one the kernel learned from an
+    # ICMP fragmentation needed (a cache entry: `cache expires 96sec mtu 1300`, its seconds left in mtu_expires)
+    mtu: int | None = None
+    mtu_expires: int | None = None
 
 
 class RouteFailure(Exception):

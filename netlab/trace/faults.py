@@ -64,6 +64,8 @@ def up_repairs(fix: str) -> bool:
         return False  # the plan keeps the underlay's ports without hairpin (a vepa macvlan's wire): up turns it off
     if PLUGINS_PORT in fix:
         return False  # a port a user's conflist's plugins made: no part of the plan (hairpin_off)
+    if " route flush cache" in fix:
+        return False  # a path MTU the kernel learned (path_mtu): its route cache is no part of the plan
     return netlab_words(fix) is None  # under a state folder of the user's own too (netlab_command's line)
 
 
@@ -390,3 +392,27 @@ def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: b
             f"a veth or bridge port drops a frame bigger than its MTU, and no ICMP comes back (an MTU black hole; "
             f"the overlay needs the underlay's MTU to be the pods' MTU + 50)",
             f"ip -n {to[0]} link set {to[1]} mtu {size}   (or lower the pods' MTU)")
+
+
+def path_mtu(ns: str, dst: str, ans: Any, size: int, forwarded: bool) -> Reason | None:
+    """A ``size``-byte packet with DF that the path MTU of its route lookup's answer (``ans``, a RouteFacts) refuses.
+
+    What a namespace sends itself meets the MTU it learned from an ICMP fragmentation needed (a cache entry,
+    ``mtu_expires``) or the route's own mtu: the kernel refuses it (EMSGSIZE, "message too long") and it never
+    leaves. What it forwards meets the route's mtu only (ip_dst_mtu_maybe_forward, ip_forward_use_pmtu 0): it
+    drops it and answers a fragmentation needed."""
+    mtu, learned = ans.mtu, ans.mtu_expires is not None
+    if not size or not mtu or size <= mtu or (forwarded and learned):
+        return None
+    if learned:
+        return (f"{ns} has learned a path MTU of {mtu} bytes to {dst} (a router on the way answered an earlier "
+                f"packet with an ICMP fragmentation needed): the packet is {size} bytes with DF set, so the kernel "
+                f"refuses to send it (message too long); it never leaves",
+                f"ip -n {ns} route flush cache   (forgets it; it is learned again while a hop on the way cannot take "
+                f"{size} bytes: trace again)")
+    route = ans.matched or f"to {dst}"
+    then = f"so {ns} drops it and answers an ICMP fragmentation needed (mtu {mtu})" if forwarded else \
+        "so the kernel refuses to send it (message too long); it never leaves"
+    plain = re.sub(r" mtu (lock )?\d+", "", ans.matched) if ans.matched else None
+    return (f"the route {route} in {ns} has mtu {mtu}: the packet is {size} bytes with DF set, {then}",
+            f"ip -n {ns} route replace {plain}" if plain else None)

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 from netlab.kernel import netlink, netns as nsmod, procsys, rtnl, rtnl_parse, sockdiag
-from netlab.plan.route_attrs import metric_words
+from netlab.plan.route_attrs import RTAX_MTU, metric_words
 from netlab.trace.facts import FdbFacts, InetAddress, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
 from netlab.trace.tables import KernelTables
 # The tables' parsers live in trace/tables; tests import them from here too
@@ -56,6 +57,14 @@ def _fdb_state(state: int) -> str:
     if state & rtnl.NUD_NOARP:
         return "static"
     return "learned"
+
+
+def _expires(msg: netlink.Msg) -> int | None:
+    """A cached route's seconds left (RTA_CACHEINFO's rta_expires, in USER_HZ ticks: ``cache expires 96sec``); the
+    kernel puts a learned path MTU in the answer's metrics only while it has some. None: not a cached one."""
+    info = netlink.attrs(msg.body, rtnl.RTMSG.size).get(rtnl.RTA_CACHEINFO)
+    expires = struct.unpack_from("=i", info, 8)[0] if info and len(info) >= 12 else 0
+    return expires // (os.sysconf("SC_CLK_TCK") or 100) if expires > 0 else None  # as ip prints it
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,9 @@ class LiveKernel(KernelTables):
         self._brnf: dict[str, bool] = {}
         # namespace -> the NetworkPolicy chains whose REJECT counted the packet (run.py: counters before and after)
         self.policy_rejects: dict[str, list[str]] = {}
+        # whether the trace's socket refused its packet as bigger than the path MTU (EMSGSIZE: run.py); None: not
+        # known. A path MTU learned from the packet's own fragmentation needed did not keep it from leaving.
+        self.sent_too_big: bool | None = None
 
     def conn(self, netns: str) -> netlink.Conn:
         c = self._conns.get(netns)
@@ -180,7 +192,8 @@ class LiveKernel(KernelTables):
         c = self.conn(netns)
         what = f"route get {dst} in {netns}"
         try:
-            ans = rtnl_parse.parse_route(c.get(what, rtnl.route_get(dst, src, index, l4=l4)))
+            msg = c.get(what, rtnl.route_get(dst, src, index, l4=l4))
+            ans = rtnl_parse.parse_route(msg)
         except netlink.NetlinkTimeout:
             raise
         except netlink.NetlinkError as exc:  # the kernel's answer: no route, invalid source ...
@@ -192,9 +205,11 @@ class LiveKernel(KernelTables):
             hops = tuple(gw or "" for gw, _ in fib.nexthops)
         except netlink.NetlinkError:
             pass
+        mtu = dict(ans.metrics).get(RTAX_MTU)
         return RouteFacts(type=rtnl.ROUTE_TYPE_NAMES.get(ans.type, str(ans.type)),
                           oif=self.ifname(netns, ans.oif) if ans.oif else None, gateway=ans.gateway,
-                          prefsrc=ans.prefsrc, matched=matched, hops=hops)
+                          prefsrc=ans.prefsrc, matched=matched, hops=hops, mtu=mtu if isinstance(mtu, int) else None,
+                          mtu_expires=_expires(msg) if mtu else None)
 
     def _route_text(self, netns: str, r: rtnl_parse.RouteMsg) -> str:
         """A route as ``ip route`` prints it."""

@@ -175,6 +175,15 @@ class RouteSteps(WalkParts):
             self._lb_drift = lb_drift
         astray = None if down else strayroutes.wrong_next_hop(self.lab, ns, ans.gateway, oif, ans.matched) or \
             strayroutes.extra_route(self.lab, ns, before.dst, ans.gateway, oif, ans.matched) or lb_drift
+        # The request `trace --size` sends has DF (the reply and a VXLAN packet have not): a path MTU in the answer
+        # below its size refuses it here (faults.path_mtu), whatever the device's MTU; the sender's kernel, only if
+        # its socket refused it (else it learned the MTU from this packet's own fragmentation needed, after it left)
+        too_big = faults.path_mtu(ns, before.dst, ans, self._wire_size(), iif is not None) \
+            if self.role == "request" and not self.stack and not down and \
+            (iif is not None or getattr(self.k, "sent_too_big", None) is not False) else None
+        if ans.mtu:
+            matched += (f"; path MTU {ans.mtu} (learned: cache expires {ans.mtu_expires}sec mtu {ans.mtu})"
+                        if ans.mtu_expires is not None else f"; path MTU {ans.mtu} (the route's mtu)")
         if self.stack and not self.stack[-1].shown:
             enc = self.stack[-1]
             enc.shown = True
@@ -197,12 +206,16 @@ class RouteSteps(WalkParts):
                 problem, fix = astray
             if fault is not None and not down:
                 problem, fix = fault
+            if too_big is not None:
+                problem, fix = too_big
             self.rows.add(ns, oif, "route", f"route get {before.dst} →{via} dev {oif}{src}{fwd}{matched}",
                           [cmd] + ([f"ip -n {ns} route"] if astray or fault else []), self._obs(ns, oif, "out"),
                           problem, fix, oif=oif, gateway=ans.gateway, prefsrc=ans.prefsrc, matched=ans.matched,
                           iif=iif, astray=astray is not None or None, bridged_dnat=bridged or None,
                           missing_route=fault is not None or None, hops=list(ans.hops) or None,
-                          lb_route_drift=lb_drift is not None or None)
+                          lb_route_drift=lb_drift is not None or None, mtu=ans.mtu, mtu_expires=ans.mtu_expires)
+            if too_big is not None:
+                return self._stop(too_big[0])
         if snat is not None:
             old, hit = snat
             text, commands, facts = self._snat_row(ns, hit, old)

@@ -160,6 +160,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             with _confirmed_entries(nat_netns if proto in ("tcp", "udp") else []) as confirmed:
                 sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport,
                                         avoid=held)
+                kernel.sent_too_big = sent.too_big
                 try:
                     send.wait_reply(sent, timeout)
                     kernel.snapshot_conntrack(nat_netns, proto, {ns: c.tuples(ip_proto) for ns, c in confirmed.items()})

@@ -58,6 +58,7 @@ class Sent:
     # an ICMP echo answered with a port unreachable, or refused on its way out (EPERM): a rule's reject, if the walk
     # names one (cluster-ips-check, trace/refusal.py); a DROP refuses a send so too, and the walk names none
     rejected: bool = False
+    too_big: bool = False  # refused by the kernel as it was sent: bigger than the path MTU, with DF (EMSGSIZE)
     _sock: socket.socket | None = field(default=None, repr=False)
 
     def close(self) -> None:
@@ -110,6 +111,7 @@ def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
             sent.error = sent.reply_text = f"not sent: {exc.strerror}"
             # EPERM: a rule of this namespace's output hook took it; a reject (a node's cluster-ips-check) says so
             sent.rejected = exc.errno == errno.EPERM
+            sent.too_big = exc.errno == errno.EMSGSIZE
         return sent
     if sport:
         try:
