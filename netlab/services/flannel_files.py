@@ -138,7 +138,8 @@ def sync(lab: Lab, state: LabState | None = None, only: Collection[str] | None =
                     if line not in done.problems:
                         done.problems.append(line)
                     continue
-                if have is not None:
+                wrote = rec.get(node.name, {}).get(path)
+                if have is not None or wrote is not None:  # a repair, a missing one too; not a node's first files
                     done.actions.append(f"rewrote {path} of node {node.name} ({kept}): {how[1]}")
             rec.setdefault(node.name, {})[path] = digest(text)
     if state is not None:
