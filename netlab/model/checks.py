@@ -18,7 +18,7 @@ from netlab.model.hostports import check_host_ports
 from netlab.model.impair import POD_INTERFACES, node_interfaces
 from netlab.model.addressing import allocate
 from netlab.model.location import Loc, format_path
-from netlab.model.fields import NETNS_NAME_MAX, RESERVED_NAMES
+from netlab.model.fields import NETNS_NAME_MAX, RESERVED_NAMES, VNI_RANGE
 from netlab.model.topology import ECHO_DEFAULT_PORT, Service, Topology
 from netlab.model.values import SPECIAL_RANGES
 
@@ -124,14 +124,10 @@ def _check_names(topo: Topology) -> list[tuple[Loc, str]]:
 def _check_kernel_names(topo: Topology) -> list[tuple[Loc, str]]:
     """Generated kernel names must fit and must not collide (hashes are short)."""
     out: list[tuple[Loc, str]] = []
-    if topo.network.mode == "vxlan":
-        try:
-            naming.vxlan_name(topo.network.vxlan.vni)
-        except ValueError:
-            out.append((("network", "vxlan", "vni"),
-                        f"VNI {topo.network.vxlan.vni} would name the VXLAN device "
-                        f"'flannel.{topo.network.vxlan.vni}', over the kernel's {naming.IFNAMSIZ}-byte limit; "
-                        "use a VNI of at most 9999999"))
+    low, high, what = VNI_RANGE  # the VXLAN device's name, flannel.<VNI>; in every mode, as the field's own range
+    if topo.network.vxlan.vni > high:
+        out.append((("network", "vxlan", "vni"), f"{topo.network.vxlan.vni} is too large (limit {high}); {what} "
+                                                 f"must be {low}-{high}"))
     veths: dict[str, Loc] = {}
     owners = [(("nodes", i, "name"), "node/" + n.name) for i, n in enumerate(topo.nodes)]
     owners += [(("pods", i, "name"), "pod/" + p.name) for i, p in enumerate(topo.pods)]

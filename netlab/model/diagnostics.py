@@ -147,6 +147,9 @@ def describe(err: dict, src: Source) -> str:
     if kind in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
         limit = next(iter(ctx.values()), "?")
         word = "large" if kind.startswith("less") else "small"
+        name = next((p for p in reversed(loc) if isinstance(p, str)), "")
+        if name in RANGES:  # the range said after it (a VNI's field takes 24 bits, its range is narrower)
+            limit = RANGES[name][1] if word == "large" else RANGES[name][0]
         return f"{value} is too {word} (limit {limit}){_range_hint(loc)}"
     if (kind in ("dict_type", "model_type", "model_attributes_type") and len(loc) >= 2 and loc[-2] == "impair"
             and loc[-1] in IMPAIRMENT_FIELDS):

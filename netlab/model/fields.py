@@ -31,7 +31,11 @@ NODE_PORT_RANGE = (30000, 32767, "nodePorts")
 # cloud load balancers ask, and /livez. Outside NODE_PORT_RANGE, which a topology cannot change, so no nodePort or
 # healthCheckNodePort is ever it; a TCP hostPort could be (model/hostports.py refuses it).
 KUBE_PROXY_HEALTHZ_PORT = 10256
-VNI_RANGE = (1, 16777215, "VXLAN VNIs (24 bits)")
+# A VNI has 24 bits, but Flannel's device is flannel.<VNI>: over 9999999 its name is longer than the kernel's 15
+# bytes (IFNAMSIZ), and no such lab can be made. The field takes 24 bits (what a lab's saved topology of an older
+# netlab, in host-gw mode, may hold); check_topology refuses what is over the range in the same words.
+VNI_RANGE = (1, 9999999, "VXLAN VNIs (the device flannel.<VNI> must fit the kernel's 15-byte interface names)")
+VNI_BITS_MAX = 2 ** 24 - 1
 MTU_RANGE = (1280, 9000, "underlay MTUs")
 NODE_MASK_RANGE = (16, 28, "nodeMask prefix lengths")
 # sessionAffinityConfig.clientIP.timeoutSeconds: the API server's 0 < t <= MaxClientIPServiceAffinitySeconds

@@ -19,9 +19,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, 
 
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_DEFAULT_PORT  # the echo server's, where none is declared
 from netlab.model.fields import (AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_RANGE, MTU_RANGE, NAMESPACE_NAME_LABEL,
-                                 NODE_MASK_RANGE, VNI_RANGE, Arg, Cidr, ClusterIp, Ip, LabelKey, LabelValue, LabName,
-                                 Model, Name, NodePort, Port, PortName, Protocol, ServiceName, SourceRange,
-                                 TargetPort)
+                                 NODE_MASK_RANGE, VNI_BITS_MAX, VNI_RANGE, Arg, Cidr, ClusterIp, Ip, LabelKey,
+                                 LabelValue, LabName, Model, Name, NodePort, Port, PortName, Protocol, ServiceName,
+                                 SourceRange, TargetPort)
 from netlab.model.impair import IfName, Impairment
 from netlab.model.policy_spec import NetworkPolicy
 
@@ -40,9 +40,10 @@ class Cluster(Model):
 
 
 class VxlanSettings(Model):
-    vni: StrictInt = Field(1, ge=VNI_RANGE[0], le=VNI_RANGE[1],
-                           description="VXLAN network identifier (Flannel uses 1); the device is flannel.<vni>, "
-                                       "so at most 9999999 fits the kernel's 15-byte interface names.")
+    vni: StrictInt = Field(1, ge=VNI_RANGE[0], le=VNI_BITS_MAX,
+                           description="VXLAN network identifier (Flannel uses 1), 1-9999999: the device is "
+                                       "flannel.<vni>, and a larger one does not fit the kernel's 15-byte interface "
+                                       "names.")
     port: Port = Field(8472, description="UDP destination port of the overlay (Flannel uses 8472, IANA 4789).")
 
 
