@@ -57,12 +57,15 @@ def run_with_default_python(tmp_path: Path, body: str) -> tuple[subprocess.Compl
     fake.chmod(0o755)
     tools = tmp_path / "bin"
     tools.mkdir()
+    # Each stand-in reads what it is given, as the real tool does: `echo ... | debconf-set-selections` died of
+    # SIGPIPE (141) under pipefail whenever a stand-in that read nothing exited before echo wrote (a loaded machine).
     for name in ("apt-get", "dpkg-query", "debconf-set-selections", "pip", "modprobe", "ln"):
-        (tools / name).write_text(f"#!/bin/sh\necho {name} >> {tmp_path}/ran\n")
+        (tools / name).write_text(f"#!/bin/sh\necho {name} >> {tmp_path}/ran\ncat > /dev/null\n")
         (tools / name).chmod(0o755)
     script = f"mount --bind {fake} /usr/bin/python3 && PATH={tools}:/usr/bin:/bin exec /bin/bash {SETUP}"
     proc = subprocess.run(["unshare", "-m", "--propagation", "private", "/bin/bash", "-c", script],
-                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+                          stdin=subprocess.DEVNULL)
     ran = (tmp_path / "ran").read_text().split() if (tmp_path / "ran").exists() else []
     return proc, ran
 
