@@ -19,7 +19,8 @@ from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, ch
 from netlab.api.frozen import freeze
 from netlab.errors import LabBusy, UsageError, in_python_words, netlab_command, python_reconfigure, python_words
 from netlab.realize.interrupted import Seen, seen, stalled
-from netlab.realize.state import LabState, reconfigure_up, repair_up, replaces, source_changed_line
+from netlab.realize.state import (ASK, LabState, reconfigure_up, repair_up, replaces, source_changed,
+                                  source_changed_line)
 
 if TYPE_CHECKING:
     from netlab.api.lab import Lab
@@ -52,12 +53,15 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     repair = None
     edited: tuple[str, ...] = ()  # the lab's file edited since its last up: its `up -t` is not the repair (said)
     if not done.ok and (topology is None or isinstance(topology, (str, os.PathLike))):
-        repair = python if api else repair_up(state)
         if done.reconfigure:  # a drift a plain up refuses (an edited conflist's pods): only --reconfigure repairs it
             source = path or state.source
             repair = python_reconfigure(source, _other_name(lab.name, source)) if api else reconfigure_up(state, path)
-        elif topology is None and not api and isinstance(state, LabState) and state.repair is None:
-            edited = tuple(filter(None, [source_changed_line(state)]))
+        else:  # the lab's file is read and validated once, for the line that it changed and for its repair
+            changed: object = ASK
+            if topology is None and not api and isinstance(state, LabState) and state.repair is None:
+                changed = file = source_changed(state)
+                edited = tuple(filter(None, [source_changed_line(state, file)]))
+            repair = python if api else repair_up(state, changed=changed)
     from netlab.workload.policy import held_by_another, moves_a_pod, up_leaves
 
     kept = tuple(line for line in done.drift if up_leaves(line))

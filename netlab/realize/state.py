@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 # what its topology resolves to afresh there: what that netlab made.
 ADDRESSES = "addresses"
 OLDER_HELD = ("nodes", "load_balancers", "node_ports", "health_checks", "portmap_nodes")
+ASK = object()  # repair_up's ``changed`` when the caller has not read the file: it asks source_changed itself
 # The top-level keys save() writes; any other is a newer release's, kept as it is (LabState.unknown).
 KEYS = frozenset({"version", "revision", "lab", "run_id", "phase", "source", "topology", "netns", "plan", "extra"})
 
@@ -291,7 +292,7 @@ def up_command(source: str | None, reconfigure: bool = False) -> str:
     return cmd + " --reconfigure" if reconfigure else cmd
 
 
-def repair_up(state: LabState, reconfigure: bool = False) -> str:
+def repair_up(state: LabState, reconfigure: bool = False, changed: object = ASK) -> str:
     """The `up` that repairs the running lab of ``state``: the one that converges it to what `status` compares
     the kernel with. That is its file when the lab is as its file made it; `up --lab NAME` when its desired state
     holds changes the file does not (`netlab impair`'s: `up -t FILE` would put the file's impairments back), and
@@ -299,7 +300,7 @@ def repair_up(state: LabState, reconfigure: bool = False) -> str:
     "demo", whatever lab was meant). A state made for another file's plan (``state.repair``): that file's `up`.
     ``reconfigure``: the lab runs pods attached with a conflist edited since, which a plain `up` refuses
     (netlab.workload.reconfigure.reconfigures, which realize cannot ask): :func:`reconfigure_up`, as `status` names
-    it."""
+    it. ``changed``: :func:`source_changed`'s answer when status has it already (the file read and validated once)."""
     if state.repair is not None:
         return state.repair
     if reconfigure:
@@ -307,7 +308,7 @@ def repair_up(state: LabState, reconfigure: bool = False) -> str:
     from netlab.model.load import names_another_lab  # a lab brought up from its file under another name: by name
 
     if state.source and not edited_at_run_time(state) and not names_another_lab(state.source, state.lab) \
-            and source_changed(state) is None:
+            and (source_changed(state) if changed is ASK else changed) is None:
         return up_command(state.source)
     return netlab_command(f"up --lab {state.lab}")
 
@@ -340,10 +341,9 @@ def source_changed(state: LabState) -> str | None:
     return None if not problems and topo == saved else state.source
 
 
-def source_changed_line(state: LabState) -> str | None:
-    """status's line for a lab whose file changed since its last `up` (:func:`source_changed`): what `up --lab`
-    puts back, and what `up -t FILE` would do. None when the file gives what the lab runs."""
-    path = source_changed(state)
+def source_changed_line(state: LabState, path: str | None) -> str | None:
+    """status's line for a lab whose file ``path`` changed since its last `up` (:func:`source_changed`'s answer):
+    what `up --lab` puts back, and what `up -t FILE` would do. None when the file gives what the lab runs."""
     if path is None:
         return None
     return (f"the lab's file {command_path(path)} changed since its last up: status compares the lab with what that "

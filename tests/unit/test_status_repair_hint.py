@@ -36,7 +36,7 @@ def status_of(monkeypatch):
     lab = types.SimpleNamespace(name="qx5n", _against_ahead=lambda topology: (types.SimpleNamespace(source=None), None,
                                                                               []))
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
-    monkeypatch.setattr(api_internals, "repair_up", lambda state: REPAIR)
+    monkeypatch.setattr(api_internals, "repair_up", lambda state, **kw: REPAIR)
     monkeypatch.setattr("netlab.workload.reconfigure.repair_command", lambda name: REPAIR)  # the lab's state's, as above
 
     def run(*drift: str, output: str = "text"):
@@ -113,7 +113,7 @@ def test_status_of_a_file_says_no_up_repairs_a_never_pods_failed_container(statu
     monkeypatch.setattr(api_internals, "replaces", lambda state, p: False)
     up = netlab_command(f"up -t {path}")
 
-    monkeypatch.setattr(api_internals, "repair_up", lambda state: up)
+    monkeypatch.setattr(api_internals, "repair_up", lambda state, **kw: up)
 
     def status(*drift: str) -> list[str]:
         monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(lab="qx5n", drift=list(drift)))
@@ -140,7 +140,7 @@ def test_a_drift_only_reconfigure_repairs_names_up_reconfigure(status_of, monkey
     state = types.SimpleNamespace(lab="qx5n", source=str(path), repair=None)
     lab = types.SimpleNamespace(name="qx5n", _against_ahead=lambda topology: (state, None, []))
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
-    monkeypatch.setattr(api_internals, "repair_up", lambda state: f"sudo netlab up -t {path}")
+    monkeypatch.setattr(api_internals, "repair_up", lambda state, **kw: f"sudo netlab up -t {path}")
     monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(
         lab="qx5n", drift=[ROUTE, "cni: conflist X changed since pod a was attached with it"], reconfigure=True))
     want = netlab_command(f"up -t {path} --reconfigure")
