@@ -15,6 +15,7 @@ import os
 import select
 import signal
 import subprocess
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -41,12 +42,15 @@ services:
 
 
 @contextmanager
-def tcpdump(netns: str, dev: str, expression: str) -> Iterator[list[str]]:
-    """``tcpdump -p -n -l -i DEV EXPRESSION`` in ``netns`` for the body (not promiscuous: the frames the device
-    itself sends or takes); its lines land in the list yielded once it stopped. Started when it says it listens."""
+def tcpdump(netns: str, dev: str, expression: str, settle: float = 0.0) -> Iterator[list[str]]:
+    """``tcpdump -p -n -l --immediate-mode -i DEV EXPRESSION`` in ``netns`` for the body (not promiscuous: the
+    frames the device itself sends or takes), started once it says it listens; its lines land in the list yielded
+    once it stopped, ``settle`` seconds after the body (what comes late: a loop's time exceeded). --immediate-mode:
+    without it the capture's buffer holds packets for up to a second, and one still there when tcpdump stops is
+    lost."""
     lines: list[str] = []
-    proc = subprocess.Popen(["ip", "netns", "exec", netns, "tcpdump", "-p", "-n", "-l", "-i", dev, expression],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, "tcpdump", "-p", "-n", "-l", "--immediate-mode", "-i",
+                             dev, expression], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stderr is not None
         said = b""
@@ -56,6 +60,7 @@ def tcpdump(netns: str, dev: str, expression: str) -> Iterator[list[str]]:
             assert chunk, f"tcpdump did not say it listens: {said!r}"
             said += chunk
         yield lines
+        time.sleep(settle)
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)

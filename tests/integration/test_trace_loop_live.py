@@ -15,18 +15,13 @@ times out, from inside the ranges too); trace said only "not DNATed here".
 
 from __future__ import annotations
 
-import os
 import re
-import select
-import signal
 import subprocess
-import time
-from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 
 from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
+from test_trace_kernel_ways_live import tcpdump
 
 pytestmark = pytest.mark.root
 
@@ -49,31 +44,6 @@ internet:
 """
 EXCEEDED = re.compile(r"IP (\S+) > (\S+): ICMP time exceeded in-transit")
 IP = {"outside": "203.0.113.50", "inside": "203.0.113.10"}
-
-
-@contextmanager
-def tcpdump(netns: str, dev: str, expression: str) -> Iterator[list[str]]:
-    """``tcpdump -p -n -l --immediate-mode -i DEV EXPRESSION`` in ``netns`` for the body, started once it says it
-    listens; its lines land in the list yielded, once it stopped half a second after the body (a packet the kernel
-    handed it is printed before it stops: without --immediate-mode the capture's buffer holds packets for up to a
-    second, and one still there when tcpdump stops is lost)."""
-    lines: list[str] = []
-    proc = subprocess.Popen(["ip", "netns", "exec", netns, "tcpdump", "-p", "-n", "-l", "--immediate-mode", "-i",
-                             dev, expression], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stderr is not None
-        said = b""
-        while b"listening on" not in said:
-            ready, _, _ = select.select([proc.stderr], [], [], 30)
-            chunk = os.read(proc.stderr.fileno(), 4096) if ready else b""
-            assert chunk, f"tcpdump did not say it listens: {said!r}"
-            said += chunk
-        yield lines
-        time.sleep(0.5)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-        lines += [line for line in out.decode().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module", params=["iptables", "nftables"])
@@ -118,7 +88,8 @@ def measured(lab: str, host: str, port: int = 80) -> tuple[int, str, bool]:
     """curl's exit code, the source of the ICMP time exceeded that came back to the client (tcpdump there), and
     whether n1 sent it (tcpdump on n1's eth0, not promiscuous: n1's own packets leave there; the gateway's go
     out of inet0 to the client)."""
-    with tcpdump(f"{lab}-{host}", "eth0", "icmp") as back, tcpdump(f"{lab}-n1", "eth0", "icmp") as at_n1:
+    with tcpdump(f"{lab}-{host}", "eth0", "icmp", settle=0.5) as back, \
+            tcpdump(f"{lab}-n1", "eth0", "icmp", settle=0.5) as at_n1:
         rc = curl(lab, host, port)
     sources = {m.group(1) for line in back if (m := EXCEEDED.search(line)) and m.group(2) == IP[host]}
     assert len(sources) == 1, back
