@@ -34,13 +34,12 @@ import os
 import socket
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Mapping, NamedTuple, Protocol
 
 from netlab.kernel import netlink, rtnl, rtnl_parse
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
-    from netlab.probe.matrix import Endpoint
 
 SYSCTL_DIR = "/proc/sys/net/ipv4/neigh/default"
 ARP_STAT = "/proc/net/stat/arp_cache"
@@ -192,16 +191,47 @@ class Entry(NamedTuple):
     ip: str
 
 
-class _Node(NamedTuple):
+class NodeFacts(NamedTuple):
     netns: str
     ip: str
     gateway: str  # its bridge's address (cni0's): its pods' gateway
 
 
-def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> list[Entry]:
+class End(Protocol):
+    """A probe's source or destination as :func:`entries_between` reads it (matrix.Endpoint; the CLI's early job
+    from the lab's state, probe/plain.py, has its own)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def netns(self) -> str: ...
+
+    @property
+    def addr(self) -> str: ...
+
+    @property
+    def node(self) -> str | None: ...
+
+    @property
+    def bridge(self) -> str | None: ...
+
+
+def path_entries(lab: "Lab", source: End, destination: End) -> list[Entry]:
+    """Dynamic neighbour entries (netns, ifname, ip) that a probe and its reply create: :func:`entries_between`
+    of ``lab``'s nodes and devices."""
+    return entries_between(_node_facts(lab), node_devices(lab), source, destination)
+
+
+def entries_between(nodes: Mapping[str, NodeFacts], devs: Mapping[str, str], source: End,
+                    destination: End) -> list[Entry]:
     """Dynamic neighbour entries (netns, ifname, ip) that a probe and its reply create.
 
-    ``source``/``destination`` are matrix Endpoints. Pods on one bridge resolve
+    ``source``/``destination`` are matrix Endpoints; ``nodes``: each node's facts by name, ``devs``: the node's
+    interface each pod is resolved on by name (:func:`node_devices`). Pods on one bridge resolve
     each other (A asks for B; B learns A from the request). Routed traffic
     resolves the pod's gateway, the node resolves its pod (on its bridge, cni0 or
     a conflist's own, or on the pod's veth when there is none: ptp), and nodes
@@ -212,7 +242,7 @@ def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> lis
     """
     out: list[Entry] = []
 
-    def pod_side(pod: "Endpoint") -> None:  # pod <-> its node's side of its link
+    def pod_side(pod: End) -> None:  # pod <-> its node's side of its link
         node = nodes[pod.node]
         out.append(Entry(pod.netns, "eth0", node.gateway))
         out.append(Entry(node.netns, devs[pod.name], pod.addr))
@@ -227,7 +257,6 @@ def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> lis
         return out
     if s.kind == "pod" and s.bridge is not None and s.bridge == d.bridge:  # one bridge: pod to pod, no router
         return [Entry(s.netns, "eth0", d.addr), Entry(d.netns, "eth0", s.addr)]
-    nodes, devs = _node_facts(lab), node_devices(lab)
     if s.kind == "node" and s.node == d.node:
         return [Entry(s.netns, devs[d.name], d.addr), Entry(d.netns, "eth0", nodes[d.node].gateway)]
     if s.kind == "pod":
@@ -237,11 +266,11 @@ def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> lis
     return out
 
 
-def _node_facts(lab: "Lab") -> dict[str, _Node]:
+def _node_facts(lab: "Lab") -> dict[str, NodeFacts]:
     """node name -> its namespace, IP and gateway IP, as text; cached on the lab object."""
     facts = lab.__dict__.get("_neigh_node_facts")
     if facts is None:
-        facts = {n.name: _Node(n.netns, str(n.ip), str(n.gateway.ip)) for n in lab.nodes}
+        facts = {n.name: NodeFacts(n.netns, str(n.ip), str(n.gateway.ip)) for n in lab.nodes}
         lab.__dict__["_neigh_node_facts"] = facts
     return facts
 

@@ -56,10 +56,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
                                                                                   workers)):
         early.close()  # started for other options: not this run's
         early = None
-    plan = svcs.build(lab, protos) if services else ServicePlan()
-    probes = [as_nodeport(p, plan, lab) for p in build_matrix(lab, protos, egress=services)] + plan.probes
-    probes = [p for p in probes if not touches_terminated(lab, p)]  # a Completed/Error pod: nothing runs there
-    plan.distributions = [d for d in plan.distributions if not touches_terminated(lab, d.probe)]
+    probes, plan = planned(lab, protos, services)
     if not probes and not plan.distributions:  # before anything is sent: a run that checks nothing is no pass
         raise UsageError(nothing_to_probe(lab, protos))
     missing = missing_namespaces(lab, probes)  # a pod's or node's deleted behind netlab's back: nothing sent from it
@@ -99,6 +96,15 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - began, dist_results, notes,
                   hints, bridge=plan.bridge, deleted=[line for _, _, line in gone],
                   deleted_kinds=[kind for kind, _, _ in gone])
+
+
+def planned(lab: Lab, protos: tuple[str, ...], services: bool) -> tuple[list[Probe], ServicePlan]:
+    """A run's probes and its Services' plan (their distribution checks), none to or from a terminal pod."""
+    plan = svcs.build(lab, protos) if services else ServicePlan()
+    probes = [as_nodeport(p, plan, lab) for p in build_matrix(lab, protos, egress=services)] + plan.probes
+    probes = [p for p in probes if not touches_terminated(lab, p)]  # a Completed/Error pod: nothing runs there
+    plan.distributions = [d for d in plan.distributions if not touches_terminated(lab, d.probe)]
+    return probes, plan
 
 
 DELETED = ": its flows not probed: "  # a pod's or node's note, as policy table's (api/results_probe.DELETED reads it)
