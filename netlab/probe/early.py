@@ -14,6 +14,10 @@ unchanged, and a job needs none of those modules (tasks.py). So:
   probing turn, checks the neighbour table has room for the budget the job
   was cut for, starts the egress listeners the job needs and forks the agent
   on it (an agent that loads no model: tasks.py);
+- with no such job (a first run), a plain lab's job is worked out from its
+  state file (plain.py: no Service, no internet, netlab's own CNI...), cut
+  in the probing turn for the room the table has then, and its agent forked
+  as early; the run that takes it keeps nothing (the next works it out again);
 - once the models are loaded, the run makes its job anew, as always, and
   takes the early agent's observations only when the two jobs are equal
   (:meth:`Early.claim`). Otherwise the early agent is stopped (SIGTERM: it
@@ -40,19 +44,20 @@ import json
 import os
 import time
 from dataclasses import fields
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from netlab.errors import EnvironmentNotReady, NetlabError, loads_json
 from netlab.kernel.child import Child
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_PORT  # matrix.ECHO_PORT (matrix loads the models)
 from netlab.model.naming import is_netns
-from netlab.probe import agent, listeners, turns
+from netlab.probe import agent, listeners, plain, turns
 from netlab.probe import neighbours as nb
 from netlab.probe.neighbours import Entry
 from netlab.probe.tasks import Job, Seed, Task, Unit
 from netlab.realize.lab_name import selected_name
 from netlab.realize.state import state_version
-from netlab.realize.state_dir import lab_dir
+from netlab.realize.state_dir import lab_dir, read_state_file
+from netlab.realize.state_sum import trusted
 
 KEEP_FILE = "probe-job.json"
 KEEP_VERSION = 1
@@ -89,9 +94,10 @@ class Early:
     def started(self) -> bool:
         return self._child is not None
 
-    def start(self, job: Job, hosts: list[tuple[str, str]]) -> None:
-        """In the probing turn: the listeners, then the agent; nothing when the table has less room now than the
-        budget the job was cut for (with more, the job keeps its own: the run then makes its job with it too).
+    def start(self, job: Job | Callable[[int], Job], hosts: list[tuple[str, str]]) -> None:
+        """In the probing turn: the listeners, then the agent. ``job``: a kept one, and nothing starts when the
+        table has less room now than the budget it was cut for (with more, the job keeps its own: the run then
+        makes its job with it too); or a plain lab's job (plain.py), cut for the room the table has now.
         The turn is kept for the run either way (:meth:`turn`)."""
         self.began = time.monotonic()
         try:
@@ -101,7 +107,10 @@ class Early:
             raise
         self._held = True
         try:
-            if nb.probe_budget() < job.budget:
+            room = nb.probe_budget()
+            if callable(job):
+                job = job(room)
+            elif room < job.budget:
                 return  # the run makes its own job, sized in this turn
             self.heard = self._stack.enter_context(listeners.start(hosts, ECHO_PORT, lifetime=job.limit() + 30))
             self.job, self.hosts = job, hosts
@@ -185,12 +194,28 @@ def begin(lab_name: str | None, options: dict[str, Any]) -> Early | None:
     except (NetlabError, OSError, ValueError):
         return None  # the command finds what is wrong, and says so
     kept = _read(early)
-    if kept is not None:
-        try:
+    lab = _plain(early) if kept is None else None  # no kept job: a plain lab's from its state
+    try:
+        if kept is not None:
             early.start(*kept)
-        except Exception:  # noqa: BLE001 - the run makes its own job and says what is wrong (start closed all)
-            pass
+        elif lab is not None:
+            early.start(lab.job, [])
+    except Exception:  # noqa: BLE001 - the run makes its own job and says what is wrong (start closed all)
+        pass
     return early
+
+
+def _plain(early: Early) -> plain.PlainLab | None:
+    """The lab's facts for a plain lab's job (plain.py), from its state file as it is now, when that is byte for
+    byte a state this netlab wrote or checked (state_sum.trusted: as a kept job's key, a state a run has read);
+    else None."""
+    try:
+        raw = read_state_file(early.lab)  # the lab name and its directory checked as load_state's are
+        if raw is None or not trusted(early.lab, raw):
+            return None
+        return plain.of_state(early.lab, loads_json(raw), early.options)
+    except (NetlabError, OSError, ValueError):  # NotRegularFile and bad JSON are ValueErrors
+        return None
 
 
 def _read(early: Early) -> tuple[Job, list[tuple[str, str]]] | None:

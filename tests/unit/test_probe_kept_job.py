@@ -145,12 +145,19 @@ def test_the_early_start_and_the_agent_load_no_model():
     import subprocess
     import sys
 
+    saved = {"lab": "pl", "phase": "up", "topology": {"name": "pl", "network": {"cni": "builtin"}, "nodes": [
+        {"name": "n1"}], "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}]}, "extra": {"addresses": {
+            "pods": {"a": ["default", "n1", "10.244.0.0/24", "10.244.0.2"],
+                     "b": ["default", "n1", "10.244.0.0/24", "10.244.0.3"]},
+            "nodes": {"n1": ["192.168.122.2", "10.244.0.0/24"]}}}}
     code = ("import sys\nimport netlab.probe.early, netlab.probe.agent, netlab.probe.worker\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic' or m in "
+            "from netlab.probe import plain\n"  # a plain lab's job from its state (early.begin, with no kept job)
+            f"job = plain.of_state('pl', {saved!r}, {OPTIONS!r}).job(100)\n"
+            "print(len(job.tasks), sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic' or m in "
             "('netlab.model.topology', 'netlab.model.lab', 'netlab.probe.matrix', 'netlab.plan.cniadd')))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert proc.stdout.strip() == "12 []"  # a -> b, b -> a and n1 -> each, for each of ICMP, TCP and UDP
 
 
 def test_an_agent_forked_while_the_cli_loads_collects_its_own_garbage():
