@@ -15,7 +15,8 @@ agent starts as early as a kept job's:
 - its units are make_job's own (job.units_of, with neighbours.entries_between's entries), of the pods' and
   nodes' names (model/naming.py) and the addresses the state holds (``extra.addresses``, Held.to_json).
 
-The state is read unvalidated (as lab/readahead.py reads it): anything not as netlab writes it means no job.
+The state file is taken only as this netlab wrote it (its sum: early._plain), and not validated again here
+(as lab/readahead.py reads it): anything of another shape means no job.
 The run takes the agent only when this job is equal to the one it makes from the models (Early.claim): one
 that differs is a lost head start, never a wrong verdict. tests/unit/test_probe_plain_job.py compares the two
 over the builtin topologies, the tests' and labs with policies, Services, several nodes and containers.
