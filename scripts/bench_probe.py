@@ -281,7 +281,7 @@ def netlab_probe(lab, protos=("icmp",), arp="auto"):
 
 def cli_probe(lab_name, proto="icmp", *extra, kept=True):
     """The CLI's run, wall time; ``kept=False``: without the job the lab's last run kept (netlab/probe/early.py),
-    as a first run after `up` is."""
+    as a first run after `up` is (this plain lab's job is then worked out from its state: netlab/probe/plain.py)."""
     if not kept:
         from netlab.probe.early import KEEP_FILE
         from netlab.realize.state_dir import lab_dir
@@ -346,8 +346,9 @@ def main() -> int:
             print(f"  netlab probe --proto icmp (CLI, {what:9}) {best(runs):7.3f} s  (includes Python start-up; "
                   f"fping waves / CLI = {best(fp) / best(runs):.2f}x, target >= 3x)" if "s" in fp[0] else
                   f"  netlab probe --proto icmp (CLI, {what:9}) {best(runs):7.3f} s  (includes Python start-up)")
-        print("  (a first run loads the models, then sends; a run again starts its agent on the job the lab's last "
-              "run kept while they load: netlab/probe/early.py)")
+        print("  (both start their agent while the models load (netlab/probe/early.py): a first run on the job "
+              "worked out from the lab's state (a plain lab's: netlab/probe/plain.py), a run again on the one the "
+              "last run kept, or the same)")
         ratio = a["s"] / raw_s if raw_s else float("inf")
         print(f"  ratio netlab / raw baseline: {ratio:.2f} (target <= 2)  -> {'OK' if ratio <= 2 else 'MISSED'}")
         full = netlab_probe(lab.lab, protos=("icmp", "tcp", "udp"))
