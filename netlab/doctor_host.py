@@ -96,9 +96,8 @@ def require_capabilities(more: dict[str, int]) -> None:
     words, "run it with sudo")."""
     if os.geteuid() != 0:
         return
-    wanted = {**caps.NEEDED, **more}
-    if caps.missing(wanted) or caps.user_namespace():
-        raise EnvironmentNotReady(check_capabilities(wanted).line())
+    if caps.refused(more):
+        raise EnvironmentNotReady(check_capabilities({**caps.NEEDED, **more}).line())
 
 
 def check_open_files(namespaces: int) -> Check:

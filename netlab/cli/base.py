@@ -205,7 +205,12 @@ def require_packets() -> None:
 
 
 def _require_caps(more: dict[str, int]) -> None:
-    from netlab.doctor_host import require_capabilities  # the doctor's line, as `up` says the doctor's
+    from netlab.kernel import caps
 
-    require_capabilities(more)
+    # The doctor's line, as `up` says the doctor's; loaded only to refuse: its checks load the topology's models,
+    # which a root command with the capabilities loads later or never (probe forks its agent before: probe/early.py)
+    if caps.refused(more):
+        from netlab.doctor_host import require_capabilities
+
+        require_capabilities(more)
 

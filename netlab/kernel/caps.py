@@ -60,6 +60,12 @@ def missing(names: dict[str, int] | None = None) -> list[str]:
     return sorted(name for name, bit in (NEEDED if names is None else names).items() if not mask >> bit & 1)
 
 
+def refused(more: dict[str, int]) -> bool:
+    """Root without :data:`NEEDED` and ``more``, or root of a user namespace that does not own the lab's
+    (:func:`user_namespace`): what doctor_host.require_capabilities refuses, in the doctor's words."""
+    return bool(missing({**NEEDED, **more})) or user_namespace() is not None
+
+
 def detail(names: list[str]) -> str:
     """What root without ``names`` cannot do: the doctor's words (doctor_host.check_capabilities)."""
     mask = effective()
