@@ -424,7 +424,7 @@ def diff_snapshots(before: dict, after: dict) -> list[str]:
 STATE_READING = ("netlab.realize", "netlab.realize.state", "netlab.realize.state_dir", "netlab.realize.state_sum",
                  "netlab.realize.state_schema", "netlab.realize.attachments", "netlab.realize.state_errors",
                  "netlab.realize.lab_name", "netlab.realize.lab_env", "netlab.realize.lab_folder",
-                 "netlab.realize.lab_list")
+                 "netlab.realize.lab_list", "netlab.realize.up_words")
 
 
 # A Service whose pods a NetworkPolicy opens to app=fe pods of its own namespace only: fe (prod) may reach api, dev1

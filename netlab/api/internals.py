@@ -19,8 +19,8 @@ from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, ch
 from netlab.api.frozen import freeze
 from netlab.errors import LabBusy, UsageError, in_python_words, netlab_command, python_reconfigure, python_words
 from netlab.realize.interrupted import Seen, seen, stalled
-from netlab.realize.state import (ASK, LabState, reconfigure_up, repair_up, replaces, source_changed,
-                                  source_changed_line)
+from netlab.realize.source_edit import source_changed, source_changed_line
+from netlab.realize.state import ASK, LabState, edited_at_run_time, reconfigure_up, repair_up, replaces
 
 if TYPE_CHECKING:
     from netlab.api.lab import Lab
@@ -58,7 +58,8 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
             repair = python_reconfigure(source, _other_name(lab.name, source)) if api else reconfigure_up(state, path)
         else:  # the lab's file is read and validated once, for the line that it changed and for its repair
             changed: object = ASK
-            if topology is None and not api and isinstance(state, LabState) and state.repair is None:
+            if topology is None and not api and isinstance(state, LabState) and state.repair is None \
+                    and not edited_at_run_time(state):  # impaired since: the saved topology is not the file's
                 changed = file = source_changed(state)
                 edited = tuple(filter(None, [source_changed_line(state, file)]))
             repair = python if api else repair_up(state, changed=changed)

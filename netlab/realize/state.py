@@ -17,9 +17,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from netlab.errors import NetlabError, UsageError, command_path, display_path, loads_json, netlab_command
+from netlab.errors import NetlabError, UsageError, display_path, loads_json, netlab_command
 from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName
 from netlab.realize.lab_list import known_labs
+from netlab.realize.up_words import up_command as up_command  # its callers import it from here too
 from netlab.realize.state_dir import (STATE_REVISION, STATE_VERSION, NotRegularFile, StateTooLarge, read_state_file,
                                      state_dir_error, state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 # what its topology resolves to afresh there: what that netlab made.
 ADDRESSES = "addresses"
 OLDER_HELD = ("nodes", "load_balancers", "node_ports", "health_checks", "portmap_nodes")
-ASK = object()  # repair_up's ``changed`` when the caller has not read the file: it asks source_changed itself
+ASK = object()  # repair_up's ``changed`` when the caller has not read the file: it reads it itself
 # The top-level keys save() writes; any other is a newer release's, kept as it is (LabState.unknown).
 KEYS = frozenset({"version", "revision", "lab", "run_id", "phase", "source", "topology", "netns", "plan", "extra"})
 
@@ -285,13 +286,6 @@ def check_source(state: LabState | None, source: str | None, reconfigure: bool) 
                      f"that lab; rename it, or replace the running lab with `{up_command(new, reconfigure=True)}`")
 
 
-def up_command(source: str | None, reconfigure: bool = False) -> str:
-    """The `up` that brings back the lab ``source`` made: with -t FILE when it came from a file (a plain `up`
-    makes the built-in default lab, "demo", whatever lab the user meant)."""
-    cmd = netlab_command(f"up -t {command_path(source)}") if source else netlab_command("up")
-    return cmd + " --reconfigure" if reconfigure else cmd
-
-
 def repair_up(state: LabState, reconfigure: bool = False, changed: object = ASK) -> str:
     """The `up` that repairs the running lab of ``state``: the one that converges it to what `status` compares
     the kernel with. That is its file when the lab is as its file made it; `up --lab NAME` when its desired state
@@ -300,55 +294,18 @@ def repair_up(state: LabState, reconfigure: bool = False, changed: object = ASK)
     "demo", whatever lab was meant). A state made for another file's plan (``state.repair``): that file's `up`.
     ``reconfigure``: the lab runs pods attached with a conflist edited since, which a plain `up` refuses
     (netlab.workload.reconfigure.reconfigures, which realize cannot ask): :func:`reconfigure_up`, as `status` names
-    it. ``changed``: :func:`source_changed`'s answer when status has it already (the file read and validated once)."""
+    it. ``changed``: source_edit.source_changed's answer when status has it already (the file read once)."""
     if state.repair is not None:
         return state.repair
     if reconfigure:
         return reconfigure_up(state)
     from netlab.model.load import names_another_lab  # a lab brought up from its file under another name: by name
+    from netlab.realize.source_edit import source_changed
 
     if state.source and not edited_at_run_time(state) and not names_another_lab(state.source, state.lab) \
             and (source_changed(state) if changed is ASK else changed) is None:
         return up_command(state.source)
     return netlab_command(f"up --lab {state.lab}")
-
-
-def source_changed(state: LabState) -> str | None:
-    """The lab's file, when it now gives another topology than the one the lab's last `up` applied (edited since):
-    its `up -t FILE` would apply another lab than the one `status` compares the kernel with (a pod deleted from the
-    file since: removed by that "repair", QA qa59m 2). None when it gives that one, when the lab has no file, and
-    when it cannot tell: a file that cannot be read or is no longer valid (its `up` says what it meets), a saved
-    topology that does not validate (said where it is read). The file is validated, its cluster DNS add-on made with
-    the addresses the lab holds, as its `up` makes it; a lab brought up from it under a name of its own
-    (names_another_lab) is compared under that name."""
-    if not state.source:
-        return None
-    from netlab.errors import TopologyError
-    from netlab.model.clusterdns import add_cluster_dns
-    from netlab.model.load import read_source, validate_source
-
-    try:
-        src = read_source(state.source)
-        if isinstance(src.data, dict) and src.data.get("name") != state.lab:
-            src.data = {**src.data, "name": state.lab}
-        topo, _, problems = add_cluster_dns(validate_source(src), held=state.holding())
-    except (TopologyError, OSError, StateCorrupt, ValueError):
-        return None
-    try:
-        saved = state.model()
-    except (ValueError, StateCorrupt):  # the saved topology's own error is said where it is read
-        return None
-    return None if not problems and topo == saved else state.source
-
-
-def source_changed_line(state: LabState, path: str | None) -> str | None:
-    """status's line for a lab whose file ``path`` changed since its last `up` (:func:`source_changed`'s answer):
-    what `up --lab` puts back, and what `up -t FILE` would do. None when the file gives what the lab runs."""
-    if path is None:
-        return None
-    return (f"the lab's file {command_path(path)} changed since its last up: status compares the lab with what that "
-            f"up applied, which `{netlab_command(f'up --lab {state.lab}')}` puts back; `{up_command(path)}` would "
-            "apply the file as it is now")
 
 
 def reconfigure_up(state: LabState, source: str | None = None) -> str:

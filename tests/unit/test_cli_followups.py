@@ -188,7 +188,8 @@ def test_an_up_command_quotes_a_file_name_the_shell_would_split(monkeypatch):
 
     assert up_command("/tmp/my lab.yaml") == "sudo netlab up -t '/tmp/my lab.yaml'"
     assert up_command("/tmp/a.yaml", reconfigure=True) == "sudo netlab up -t /tmp/a.yaml --reconfigure"
-    assert repair_up(LabState(lab="x", topology={}, source="/tmp/a b.yaml")) == "sudo netlab up -t '/tmp/a b.yaml'"
+    assert repair_up(LabState(lab="x", topology={}, source="/tmp/a b.yaml"), changed=None) \
+        == "sudo netlab up -t '/tmp/a b.yaml'"  # a file that gives what the lab runs (source_edit.source_changed)
 
 
 def test_a_fault_before_a_break_is_drift_that_up_repairs(monkeypatch):

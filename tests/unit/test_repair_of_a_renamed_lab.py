@@ -61,9 +61,9 @@ def test_the_cli_repairs_a_renamed_lab_by_its_name_not_by_its_file(monkeypatch, 
     t1, _ = files
     assert repair_up(LabState(lab="q22z-d0a12e", topology={}, source=str(t1))) == netlab_command("up --lab q22z-d0a12e")
     assert repair_up(LabState(lab="q22z", topology={}, source=str(t1))) == netlab_command(f"up -t {t1}")
-    # a file that cannot be read now: its up says what it meets, as before
+    # a file that cannot be read now: its `up -t` would fail, `up --lab` repairs (QA qa60r 6)
     gone = str(t1.parent / "gone.yaml")
-    assert repair_up(LabState(lab="q22z-d0a12e", topology={}, source=gone)) == netlab_command(f"up -t {gone}")
+    assert repair_up(LabState(lab="q22z-d0a12e", topology={}, source=gone)) == netlab_command("up --lab q22z-d0a12e")
     # and as `netlab status --lab NAME` says it
     monkeypatch.setattr(cli_lab, "require_root", lambda: None)
     monkeypatch.setattr(readahead, "start", lambda *a: types.SimpleNamespace(close=lambda: None))

@@ -8,7 +8,7 @@ No root: the lab's state is saved in the test's state directory, status's kernel
 from __future__ import annotations
 
 from netlab.errors import netlab_command
-from netlab.realize import state as state_mod
+from netlab.realize import source_edit
 from netlab.realize.state import load_state, repair_up
 from test_trace_fix_is_status_repair import LAB, saved_lab, status_repair
 
@@ -25,7 +25,7 @@ def test_a_file_as_the_last_up_read_it_is_the_repair(state_root, tmp_path, monke
     saved_lab(tmp_path, True, nft=False)
     (tmp_path / "my svc.yaml").write_text((tmp_path / "my svc.yaml").read_text() + "\n# a comment added\n")
     state = load_state(LAB)
-    assert state_mod.source_changed(state) is None
+    assert source_edit.source_changed(state) is None
     assert repair_up(state) == netlab_command(f"up -t '{tmp_path}/my svc.yaml'")
     assert status_repair(monkeypatch) == netlab_command(f"up -t '{tmp_path}/my svc.yaml'")
 
@@ -36,7 +36,7 @@ def test_a_file_edited_since_the_last_up_is_not_the_repair(state_root, tmp_path,
     path = _edit(tmp_path, "  - name: client\n    node: node-1\n", "")
     state = load_state(LAB)
     assert repair_up(state) == netlab_command(f"up --lab {LAB}")
-    assert state_mod.source_changed(state) == path
+    assert source_edit.source_changed(state) == path
     assert status_repair(monkeypatch) == netlab_command(f"up --lab {LAB}")
 
 
@@ -59,11 +59,50 @@ def test_status_says_the_file_changed_since(state_root, tmp_path, monkeypatch):
         got.warnings
 
 
-def test_a_file_gone_or_no_longer_valid_is_its_own_up_as_before(state_root, tmp_path):
-    """Nothing to compare: the file's `up` says what it meets (test_repair_of_a_renamed_lab.py)."""
+def test_a_file_gone_or_no_longer_valid_is_not_the_repair_and_status_says_why(state_root, tmp_path, monkeypatch):
+    """Its `up -t FILE` fails (no such file, or the file's own error): `up --lab svc` puts back what the last up
+    applied, and status says why the file is not the repair (QA qa60r 6: it named `up -t FILE`, exit 2)."""
+    from netlab import api
+    from netlab.api import lab as lab_mod
+    import types
+
     saved_lab(tmp_path, True, nft=False)
     path = tmp_path / "my svc.yaml"
     path.write_text("name: svc\nnodes: [{name: node-1}]\npods: [{name: a, node: nowhere}]\n")
-    assert repair_up(load_state(LAB)) == netlab_command(f"up -t '{path}'")
-    path.unlink()
-    assert repair_up(load_state(LAB)) == netlab_command(f"up -t '{path}'")
+    assert repair_up(load_state(LAB)) == netlab_command(f"up --lab {LAB}")
+    differs = types.SimpleNamespace(ok=False, lab=LAB, objects=1, drift=["a rule is missing"], details=[],
+                                    warnings=[], reconfigure=False)
+    monkeypatch.setattr(lab_mod.lifecycle, "status", lambda state, kernel: differs)
+    for why in ("nowhere", "no such file"):
+        got = lab_mod.internal_status(api.Lab.attach(LAB), None, None)
+        assert got.repair == netlab_command(f"up --lab {LAB}")
+        said = [line for line in got.warnings if "cannot be used" in line]
+        assert len(said) == 1 and said[0].startswith(f"the lab's file '{path}' cannot be used (") and why in said[0]
+        assert said[0].endswith(f"which `{netlab_command(f'up --lab {LAB}')}` puts back"), said
+        if path.exists():
+            path.unlink()
+    assert repair_up(load_state(LAB)) == netlab_command(f"up --lab {LAB}")
+
+
+def test_an_impaired_lab_s_file_is_not_said_to_have_changed(state_root, tmp_path, monkeypatch):
+    """`netlab impair` changes the lab's desired state, not its file: status said "the lab's file F changed since its
+    last up" (QA qa60r 5). The repair stays `up --lab` (`up -t FILE` would take the impairment away)."""
+    from netlab import api
+    from netlab.api import lab as lab_mod
+    from netlab.realize.state import LabState
+    import types
+
+    saved_lab(tmp_path, True, nft=False)
+    state = load_state(LAB)
+    topo = dict(state.topology)
+    topo["pods"] = [{**p, "impair": {"eth0": {"rate": "10mbit"}}} if i == 0 else p
+                    for i, p in enumerate(topo["pods"])]
+    LabState(lab=LAB, topology=topo, source=state.source, phase="up",
+             extra={"impair": {"runtime": {f"{topo['pods'][0]['name']}:eth0": {"spec": {"rate": "10mbit"}}}}}).save()
+    assert source_edit.source_changed(load_state(LAB)) == state.source  # the saved topology is not the file's
+    differs = types.SimpleNamespace(ok=False, lab=LAB, objects=1, drift=["a rule is missing"], details=[],
+                                    warnings=[], reconfigure=False)
+    monkeypatch.setattr(lab_mod.lifecycle, "status", lambda state, kernel: differs)
+    got = lab_mod.internal_status(api.Lab.attach(LAB), None, None)
+    assert got.repair == netlab_command(f"up --lab {LAB}")
+    assert not [line for line in got.warnings if "changed since" in line], got.warnings

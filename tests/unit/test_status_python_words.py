@@ -6,6 +6,8 @@ processes' states are stood in for."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from netlab.errors import netlab_command, python_words
@@ -19,13 +21,14 @@ TOPO = {"name": "pw", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": 
 
 
 @pytest.fixture
-def state(monkeypatch):
+def state(monkeypatch, tmp_path):
     lab = resolve(Topology.model_validate(TOPO))
     argv = {p.name: container_argv(p, p.containers[0]) for p in lab.pods}
     pods = {"a": {"containers": {"main": {"pid": 4194303, "start": 1, "argv": argv["a"]}}},  # stopped (SIGSTOP)
             "b": {"containers": {"main": {"pid": 4194302, "start": 1, "argv": ["old"]}}}}  # runs another command than planned
     monkeypatch.setattr(drift, "task_of", lambda crec, netns: "T" if netns.endswith("-a") else "S")
-    return LabState(lab="pw", topology=TOPO, source="/tmp/pw.yaml", extra={"workload": {"version": lifecycle.RECORD_VERSION,
+    (tmp_path / "pw.yaml").write_text(json.dumps(TOPO))  # the lab's file, as its last up read it
+    return LabState(lab="pw", topology=TOPO, source=str(tmp_path / "pw.yaml"), extra={"workload": {"version": lifecycle.RECORD_VERSION,
                                                                                       "pods": pods}})
 
 
@@ -43,7 +46,7 @@ def test_in_python_they_name_the_call(state):
 
 def test_the_cli_keeps_its_command(state):
     lines = said(lifecycle.drift(state.resolved(), state))
-    assert [line.rsplit("; ", 1)[1] for line in lines] == [f"`{netlab_command('up -t /tmp/pw.yaml')}` restarts it"] * 2
+    assert [line.rsplit("; ", 1)[1] for line in lines] == [f"`{netlab_command(f'up -t {state.source}')}` restarts it"] * 2
     against = LabState(lab="pw", topology=TOPO, extra=state.extra, repair="sudo netlab up -t /tmp/f.yaml")
     with python_words(True):  # a file's plan, its repair said by the caller (Lab.status(FILE): Lab.up('FILE'))
         lines = said(lifecycle.drift(against.resolved(), against))
