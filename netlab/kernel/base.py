@@ -78,7 +78,7 @@ class Op:
         if self.verb == "restore" and isinstance(self.res, NftText) and self.res.removes:
             return f"delete {what}"
         if self.verb == "set" and isinstance(self.old, Link) and isinstance(self.res, Link):
-            return f"set {', '.join(link_changes(self.old, self.res))} of {what}"
+            return f"set {', '.join(change_words(self.old, self.res))} of {what}"
         return f"{self.verb} {what}"
 
     def inverse(self) -> "Op | None":
@@ -111,6 +111,24 @@ LINK_ATTRS = ("up", "mtu", "mac", "master", "hairpin", "port_state", "txqlen", "
 def link_changes(old: Link, new: Link) -> list[str]:
     """The attributes ``ip link set`` must change to turn ``old`` into ``new``."""
     return [a for a in LINK_ATTRS if hasattr(new, a) and getattr(old, a, None) != getattr(new, a)]
+
+
+def change_words(old: Link, new: Link) -> list[str]:
+    """:func:`link_changes` as up's line says them: the link flags each in `ip link set`'s words (``arp on,
+    promisc off``: what is set and what cleared), the rest by name."""
+    out: list[str] = []
+    for name in link_changes(old, new):
+        if name == "flags":
+            out += [w for w in new.flags if w not in old.flags] + [_flipped(w) for w in old.flags if w not in new.flags]
+        else:
+            out.append(name)
+    return out
+
+
+def _flipped(word: str) -> str:
+    """``arp off`` -> ``arp on``: a flag's other setting."""
+    name, value = word.rsplit(" ", 1)
+    return f"{name} {'on' if value == 'off' else 'off'}"
 
 
 # What the kernel answers when asked to delete something that is not there.
