@@ -22,7 +22,9 @@ def vxlan_data(res: Vxlan, link: int) -> dict:
     data.update({word: 1 for word in res.options})
     extra = {"group": str(res.remote) if res.remote else None, "ttl_inherit": int(res.ttl == "inherit"),
              "ttl": int(res.ttl) if res.ttl.isdigit() else 0, "tos": res.tos, "df": DF[res.df], "ageing": res.ageing}
-    return {**data, **{k: v for k, v in extra.items() if v}}
+    extra.update(srcport=res.srcport if res.srcport != (0, 0) else None, limit=res.maxaddress)
+    # UDP_CSUM: said whether on or off, as the kernel does
+    return {**data, "udp_csum": int(res.udpcsum), **{k: v for k, v in extra.items() if v}}
 
 
 PLAIN_REMOTE = (None, None, None, "permanent")  # an FDB entry as flanneld writes it: (port, vni, via, state)

@@ -399,7 +399,8 @@ class LiveKernel(Reading):
                                               str(res.local), res.port, link, res.learning, up=res.up,
                                               txqlen=res.txqlen, remote=str(res.remote) if res.remote else None,
                                               ttl=res.ttl, tos=res.tos, df=res.df, ageing=res.ageing,
-                                              options=res.options, flags=_flags(res) if res.flags else (0, 0)))]
+                                              options=res.options, flags=_flags(res) if res.flags else (0, 0),
+                                              udpcsum=res.udpcsum, srcport=res.srcport, maxaddress=res.maxaddress))]
         if isinstance(res, Veth):
             master = self.index(ns, res.master) if res.master else None
             if not nsmod.is_netns_mount(res.peer_netns):

@@ -23,9 +23,10 @@ from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK
                                 IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE,
                                 IFLA_PROTINFO, IFLA_TXQLEN, IFLA_VXLAN_AGEING, IFLA_VXLAN_COLLECT_METADATA,
                                 IFLA_VXLAN_DF, IFLA_VXLAN_GBP, IFLA_VXLAN_GROUP, IFLA_VXLAN_ID, IFLA_VXLAN_L2MISS,
-                                IFLA_VXLAN_L3MISS, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL,
-                                IFLA_VXLAN_PORT, IFLA_VXLAN_PROXY, IFLA_VXLAN_RSC, IFLA_VXLAN_TOS, IFLA_VXLAN_TTL,
-                                IFLA_VXLAN_TTL_INHERIT, INET_CONF, NDA_CACHEINFO, NDA_DST, NDA_IFINDEX, NDA_LLADDR,
+                                IFLA_VXLAN_L3MISS, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LIMIT, IFLA_VXLAN_LINK,
+                                IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT, IFLA_VXLAN_PORT_RANGE, IFLA_VXLAN_PROXY,
+                                IFLA_VXLAN_RSC, IFLA_VXLAN_TOS, IFLA_VXLAN_TTL, IFLA_VXLAN_TTL_INHERIT,
+                                IFLA_VXLAN_UDP_CSUM, INET_CONF, NDA_CACHEINFO, NDA_DST, NDA_IFINDEX, NDA_LLADDR,
                                 NDA_MASTER, NDA_PORT, NDA_PROBES, NDA_VNI, NDMSG, OPERSTATES, RTA_DST, RTA_GATEWAY,
                                 RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_F_CLONED, RTMSG,
                                 RTNEXTHOP, link_dump)
@@ -132,7 +133,8 @@ _VXLAN_FIELDS = {IFLA_VXLAN_ID: ("id", "u32"), IFLA_VXLAN_LINK: ("link", "u32"),
                  IFLA_VXLAN_TTL_INHERIT: ("ttl_inherit", "flag"), IFLA_VXLAN_PROXY: ("proxy", "u8"),
                  IFLA_VXLAN_RSC: ("rsc", "u8"), IFLA_VXLAN_L2MISS: ("l2miss", "u8"),
                  IFLA_VXLAN_L3MISS: ("l3miss", "u8"), IFLA_VXLAN_GBP: ("gbp", "flag"),
-                 IFLA_VXLAN_COLLECT_METADATA: ("external", "u8")}
+                 IFLA_VXLAN_COLLECT_METADATA: ("external", "u8"), IFLA_VXLAN_UDP_CSUM: ("udp_csum", "u8"),
+                 IFLA_VXLAN_LIMIT: ("limit", "u32"), IFLA_VXLAN_PORT_RANGE: ("srcport", "range")}
 
 # The link flags `ip link set` changes that change what a link does with traffic, each as the word that sets it
 # away from the kernel's default: NOARP (no ARP: its neighbours are its own MAC), PROMISC and ALLMULTI (it takes
@@ -177,7 +179,7 @@ def parse_link(m: Msg) -> LinkMsg:
             for key, (name, how) in _VXLAN_FIELDS.items():
                 if key in va:
                     # a flag the kernel sends as a u8 (TTL_INHERIT) or bare (GBP): on when bare
-                    data[name] = 1 if how == "flag" and not va[key] else \
+                    data[name] = 1 if how == "flag" and not va[key] else _port_range(va[key]) if how == "range" else \
                         {"u32": get_u32, "u8": get_u8, "flag": get_u8, "be16": get_be16, "ip": get_ipv4}[how](va, key)
         elif kind in ("macvlan", "ipvlan") and IFLA_INFO_DATA in ia:
             # IFLA_MACVLAN_MODE (u32) / IFLA_IPVLAN_MODE (u16), attribute 1 of both (include/uapi/linux/if_link.h)
@@ -191,6 +193,12 @@ def parse_link(m: Msg) -> LinkMsg:
                    alias=get_str(a, IFLA_IFALIAS), group=get_u32(a, IFLA_GROUP, 0) or 0,
                    txqlen=get_u32(a, IFLA_TXQLEN), data=data, inet_conf=_inet_conf(a.get(IFLA_AF_SPEC)),
                    running=bool(flags & IFF_RUNNING), operstate=_operstate(get_u8(a, IFLA_OPERSTATE)), flags=flags)
+
+
+def _port_range(data: bytes) -> tuple[int, int]:
+    """struct ifla_vxlan_port_range: the UDP source ports (low, high), both big-endian; (0, 0): the node's local port
+    range (``srcport 0 0``)."""
+    return struct.unpack_from("!HH", data) if len(data) >= 4 else (0, 0)
 
 
 def _operstate(value: int | None) -> str:

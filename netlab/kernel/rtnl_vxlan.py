@@ -9,19 +9,23 @@ after the device's ageing time (dynamic) or stays without being the kernel's to 
 
 flanneld makes the device with its VNI, underlay device and address, UDP port and learning off; its netlink
 library sends TTL 0 and TOS 0 and nothing else, so the rest (no default remote, DF unset, ageing 300 s, no
-proxy, no L2/L3 miss) is the kernel's default. The settings here that differ from those are sent only then: a
+proxy, no L2/L3 miss, UDP checksums on, source ports from the local port range, no address limit) is the kernel's
+default. The settings here that differ from those are sent only then: a
 rollback makes again a device that had them.
 """
 
 from __future__ import annotations
+
+import struct
 
 from netlab.kernel.netlink import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, be16, ipv4, mac,
                                    message, nested, string, u8, u32)
 from netlab.kernel.rtnl import (AF_BRIDGE, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_VXLAN_AGEING,
                                 IFLA_VXLAN_COLLECT_METADATA, IFLA_VXLAN_DF, IFLA_VXLAN_GBP, IFLA_VXLAN_GROUP,
                                 IFLA_VXLAN_ID, IFLA_VXLAN_L2MISS, IFLA_VXLAN_L3MISS, IFLA_VXLAN_LEARNING,
-                                IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT, IFLA_VXLAN_PROXY, IFLA_VXLAN_RSC,
-                                IFLA_VXLAN_TOS, IFLA_VXLAN_TTL, IFLA_VXLAN_TTL_INHERIT, NDA_DST, NDA_IFINDEX,
+                                IFLA_VXLAN_LIMIT, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT,
+                                IFLA_VXLAN_PORT_RANGE, IFLA_VXLAN_PROXY, IFLA_VXLAN_RSC, IFLA_VXLAN_TOS,
+                                IFLA_VXLAN_TTL, IFLA_VXLAN_TTL_INHERIT, IFLA_VXLAN_UDP_CSUM, NDA_DST, NDA_IFINDEX,
                                 NDA_LLADDR, NDA_PORT, NDA_VNI, NDMSG, NTF_SELF, NUD_DELAY, NUD_FAILED, NUD_INCOMPLETE,
                                 NUD_NOARP, NUD_PERMANENT, NUD_PROBE, NUD_REACHABLE, NUD_STALE, RTM_DELNEIGH,
                                 RTM_NEWLINK, RTM_NEWNEIGH, _ifinfo, _link_common)
@@ -57,11 +61,12 @@ def vxlan_add(index: int, name: str, address: str | None, mtu: int | None, vni: 
               link: int | None, learning: bool = False, up: bool = True, txqlen: int | None = None, *,
               remote: str | None = None, ttl: str = "auto", tos: int = 0, df: str = "unset",
               ageing: int = DEFAULT_AGEING, options: tuple[str, ...] = (),
-              flags: tuple[int, int] = (0, 0)) -> bytes:
+              flags: tuple[int, int] = (0, 0), udpcsum: bool = True, srcport: tuple[int, int] = (0, 0),
+              maxaddress: int = 0) -> bytes:
     """``ip link add flannel.1 type vxlan id VNI local IP dev eth0 dstport PORT nolearning`` (no local and no
     dev: the doctor's throwaway one); the kernel's defaults that are not ``remote``, ``ttl`` ("auto", "inherit" or
-    a number), ``tos``, ``df``, ``ageing`` and ``options`` (OPTIONS' words) are said; ``flags``: link flags (values,
-    mask: arp off ...)."""
+    a number), ``tos``, ``df``, ``ageing``, ``options`` (OPTIONS' words), ``udpcsum``, ``srcport`` (low, high) and
+    ``maxaddress`` are said; ``flags``: link flags (values, mask: arp off ...)."""
     body = _ifinfo(index, up, flags=flags) + _link_common(name, address, mtu, txqlen, None, None)
     data = u32(IFLA_VXLAN_ID, vni)
     if remote is not None:
@@ -82,6 +87,12 @@ def vxlan_add(index: int, name: str, address: str | None, mtu: int | None, vni: 
         data += u32(IFLA_VXLAN_AGEING, ageing)
     for word in options:
         data += attr(IFLA_VXLAN_GBP, b"") if OPTIONS[word] == IFLA_VXLAN_GBP else u8(OPTIONS[word], 1)
+    if not udpcsum:
+        data += u8(IFLA_VXLAN_UDP_CSUM, 0)
+    if srcport != (0, 0):
+        data += attr(IFLA_VXLAN_PORT_RANGE, struct.pack("!HH", *srcport))
+    if maxaddress:
+        data += u32(IFLA_VXLAN_LIMIT, maxaddress)
     data += u8(IFLA_VXLAN_LEARNING, int(learning)) + be16(IFLA_VXLAN_PORT, port)
     body += nested(IFLA_LINKINFO, string(IFLA_INFO_KIND, "vxlan"), nested(IFLA_INFO_DATA, data))
     return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)

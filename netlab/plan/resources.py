@@ -174,8 +174,12 @@ class Vxlan(Link):
     df: str = "unset"  # unset | set | inherit: the outer packet's Don't Fragment bit
     ageing: int = 300  # seconds before an FDB entry that is not permanent or static is forgotten
     options: tuple[str, ...] = ()
+    udpcsum: bool = True  # the outer UDP packets checksummed (`noudpcsum`: zero)
+    srcport: tuple[int, int] = (0, 0)  # the outer UDP source ports (low, high); 0 0: the node's local port range
+    maxaddress: int = 0  # the most FDB entries it keeps (0: no limit): more are refused
 
-    KERNEL_DEFAULTS: ClassVar[tuple[str, ...]] = ("remote", "ttl", "tos", "df", "ageing", "options")
+    KERNEL_DEFAULTS: ClassVar[tuple[str, ...]] = ("remote", "ttl", "tos", "df", "ageing", "options", "udpcsum",
+                                                  "srcport", "maxaddress")
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()
@@ -195,7 +199,10 @@ class Vxlan(Link):
         out += f" ttl {self.ttl}" if self.ttl != "auto" else ""
         out += (" tos inherit" if self.tos == 1 else f" tos {self.tos:#x}") if self.tos else ""
         out += f" df {self.df}" if self.df != "unset" else ""
-        return out + (f" ageing {self.ageing}" if self.ageing != 300 else "") + "".join(f" {o}" for o in self.options)
+        out += f" ageing {self.ageing}" if self.ageing != 300 else ""
+        out += "".join(f" {o}" for o in self.options) + ("" if self.udpcsum else " noudpcsum")
+        out += " srcport {} {}".format(*self.srcport) if self.srcport != (0, 0) else ""
+        return out + (f" maxaddress {self.maxaddress}" if self.maxaddress else "")
 
 
 def broadcast_of(address: IPv4Interface) -> IPv4Address | None:
@@ -451,7 +458,7 @@ def resource_from_json(data: dict[str, Any]) -> Resource:
     cls = RESOURCE_TYPES[data.pop("kind")]
     if cls is Fdb and "mac" in data:  # its deprecated `lladdr` beside it, or not (a later netlab's)
         data["lladdr"] = data.pop("mac")
-    for name in ("chains", "rules", "listing", "flags", "options"):
+    for name in ("chains", "rules", "listing", "flags", "options", "srcport"):
         if name in data:
             data[name] = tuple(data[name])
     if cls is Route and "nexthops" in data:

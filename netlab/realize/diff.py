@@ -83,6 +83,8 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
         elif f.name == "flags":  # `ip link set DEV arp off`: each flag in its words, and the plan's
             out += [f"{w} (want {_flip(w)})" for w in a if w not in b] + \
                 [f"{_flip(w)} (want {w.rsplit(' ', 1)[1]})" for w in b if w not in a]
+        elif f.name == "srcport":  # as `ip -d link` says it
+            out.append("srcport {} {} (want {} {})".format(*a, *b))
         elif f.name == "tos":  # as `ip -d link` says it
             out.append(f"tos {_tos(a)} (want {_tos(b)})")
         elif isinstance(want, Fdb) and f.name in ("port", "vni") and b is None:

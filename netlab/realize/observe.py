@@ -159,7 +159,9 @@ def _vxlan_settings(d: dict) -> dict:
     return dict(remote=IPv4Address(group) if group and group != "0.0.0.0" else None, ttl=ttl, tos=d.get("tos", 0),
                 df=rtnl_vxlan.DF_NAMES.get(d.get("df", 0), str(d.get("df"))),
                 ageing=d.get("ageing", rtnl_vxlan.DEFAULT_AGEING),
-                options=tuple(word for word in rtnl_vxlan.OPTIONS if d.get(word)))
+                options=tuple(word for word in rtnl_vxlan.OPTIONS if d.get(word)),
+                udpcsum=bool(d.get("udp_csum", 1)), srcport=tuple(d.get("srcport", (0, 0))),
+                maxaddress=d.get("limit", 0))
 
 
 def _port_state(link: rtnl_parse.LinkMsg, master: str | None, snap: Snapshot, planned: Veth) -> str | None:

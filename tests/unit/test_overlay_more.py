@@ -23,3 +23,28 @@ def test_ups_line_names_the_flags_it_sets_and_clears(lab):
     assert [op.describe() for op in k.log if op.res.kind != "sysctl"] == \
         [f"set arp on, promisc off of link flannel.1 in {N1}"]
     assert status(lab, k).ok
+
+
+# `ip link add flannel.1 type vxlan ... noudpcsum | srcport 1000 2000 | maxaddress 5` (the kernel refuses to change
+# any of them in place: `ip link set ... type vxlan noudpcsum` says "Cannot change UDP_CSUM flag"); flanneld sends
+# none of them: UDP checksums on, source ports from the node's local port range ("srcport 0 0"), no address limit
+SETTINGS = {
+    "noudpcsum": ({"udp_csum": 0}, "udpcsum off (want on)"),
+    "srcport": ({"srcport": (1000, 2000)}, "srcport 1000 2000 (want 0 0)"),
+    "maxaddress": ({"limit": 5}, "maxaddress 5 (want 0)"),
+}
+
+
+@pytest.mark.parametrize("case", list(SETTINGS))
+def test_flannels_udpcsum_srcport_and_maxaddress_are_compared_and_the_device_made_again(lab, case):
+    changed, words = SETTINGS[case]
+    k = FakeKernel()
+    up(lab, k)
+    k.ns[N1].links["flannel.1"].vxlan.update(changed)
+    (drift,) = status(lab, k).drift
+    assert drift.startswith("different: link flannel.1") and f"({words})" in drift, drift
+    k.log.clear()
+    up(lab, k)
+    assert [(op.verb, op.res.kind) for op in k.log if op.res.kind != "sysctl"][:2] == [("del", "vxlan"),
+                                                                                      ("add", "vxlan")]
+    assert status(lab, k).ok, status(lab, k).drift

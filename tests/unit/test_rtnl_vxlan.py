@@ -65,3 +65,17 @@ def test_link_flags_set_back_to_the_kernels_defaults():
         ("arp off", "promisc on")
     assert rtnl_parse.flag_words(rtnl.IFF_UP | rtnl.IFF_LOOPBACK) == () and rtnl_parse.flag_words(None) == ()
     assert rtnl_parse.flag_words(rtnl.IFF_UP) == ("multicast off",)
+
+
+def test_udpcsum_srcport_and_maxaddress_are_read_and_sent_where_not_the_kernels_defaults():
+    """IFLA_VXLAN_UDP_CSUM, IFLA_VXLAN_PORT_RANGE and IFLA_VXLAN_LIMIT: the kernel says each always (vxlan_fill_info);
+    a device made again with them (a rollback of a remade flannel.1 that had them) sends them, Flannel's none."""
+    data = rtnl_vxlan.vxlan_add(5, "flannel.1", None, 1450, 1, "192.168.122.215", 8472, 3, udpcsum=False,
+                                srcport=(1000, 2000), maxaddress=5)
+    msg, *_ = decode(ifinfmsg, data)
+    vx = msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+    assert vx.get_attr("IFLA_VXLAN_UDP_CSUM") == 0 and vx.get_attr("IFLA_VXLAN_LIMIT") == 5
+    assert vx.get_attr("IFLA_VXLAN_PORT_RANGE") == {"low": 1000, "high": 2000}
+    # the kernel's answer read back (parse_link): the same message, as a dump's
+    parsed = rtnl_parse.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, data[16:]))
+    assert (parsed.data["udp_csum"], parsed.data["srcport"], parsed.data["limit"]) == (0, (1000, 2000), 5)

@@ -1,0 +1,103 @@
+"""Overlay and route drift on real namespaces, helper fl60's items (the unit tests: tests/unit/test_overlay_more.py).
+
+flannel.1's UDP checksums, source-port range and address limit (`noudpcsum`, `srcport`, `maxaddress`: the kernel
+refuses to change any in place, so a learner makes the device again with them) are compared with what flanneld
+leaves, the kernel's defaults, and one up makes the device again; its ageing changed by hand is set back in place
+(the kernel changes IFLA_VXLAN_AGEING of a device that is up: `ip link set flannel.1 type vxlan ageing 30`); a route
+with the plan's destination but a tos is another route, extra, and the plan's missing where it was replaced. Each
+is checked in the kernel's own words (`ip -d -j link`, `ip -j route`) and by a ping between the nodes' pods.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from breaking import assert_as_planned
+from helpers import in_netns, ip_json, lab_down_here, netlab, two_node_topology, unique_lab, write_topology
+from netlab import Lab
+
+pytestmark = pytest.mark.root
+
+POD_1, POD_2 = "10.244.0.2", "10.244.1.3"
+ROUTE = "10.244.1.0/24"  # minikube's route to minikube-m02's pods: via 10.244.1.0 dev flannel.1 onlink
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    name = unique_lab("fl")
+    path = write_topology(tmp_path_factory.mktemp("overlay"), two_node_topology(name, pods_per_node=1))
+    try:
+        Lab.up(path)
+        yield name, path
+    finally:
+        lab_down_here(name)
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(list(argv), check=True, capture_output=True)
+
+
+def flannel(lab: str) -> dict:
+    (link,) = ip_json("-d", "link", "show", "flannel.1", netns=f"{lab}-minikube")
+    return link
+
+
+def pings(lab: str) -> bool:
+    return all(in_netns(f"{lab}-{src}", "ping", "-c1", "-W2", dst).returncode == 0
+               for src, dst in (("fedora-1", POD_2), ("fedora-2", POD_1)))
+
+
+def drift_lines(lab: str) -> list[str]:
+    st = netlab("status", "--lab", lab, check=False)
+    assert st.returncode == 1, st.stdout + st.stderr
+    return [line.strip() for line in st.stdout.splitlines() if line.startswith("  ")]
+
+
+def up_lines(path: str) -> str:
+    up = netlab("up", "-t", path, check=False)
+    assert up.returncode == 0, up.stdout + up.stderr
+    return up.stdout
+
+
+def remake_flannel(lab: str, *words: str) -> None:
+    """flannel.1 deleted and made again by hand with ``words`` as well (`ip link add ... noudpcsum`), its MAC, MTU
+    and address as before: what hung on it (routes, ARP and FDB entries) is gone with it."""
+    ns, link = f"{lab}-minikube", flannel(lab)
+    data = link["linkinfo"]["info_data"]
+    (addr,) = [a for a in ip_json("addr", "show", "flannel.1", netns=ns)[0]["addr_info"] if a["family"] == "inet"]
+    sh("ip", "-n", ns, "link", "del", "flannel.1")
+    sh("ip", "-n", ns, "link", "add", "flannel.1", "address", link["address"], "mtu", str(link["mtu"]), "txqueuelen", "0", "type",
+       "vxlan", "id", str(data["id"]), "local", data["local"], "dev", data["link"], "dstport", str(data["port"]),
+       "nolearning", *words)
+    sh("ip", "-n", ns, "addr", "add", f"{addr['local']}/{addr['prefixlen']}", "dev", "flannel.1")
+    sh("ip", "-n", ns, "link", "set", "flannel.1", "up")
+
+
+def assert_flannels_defaults(lab: str) -> None:
+    data = flannel(lab)["linkinfo"]["info_data"]
+    assert (data["udp_csum"], data["port_range"], data.get("limit"), data["ageing"]) == \
+        (True, {"low": 0, "high": 0}, None, 300), data
+
+
+# `ip link add flannel.1 type vxlan ... WORDS`: what status says of link flannel.1
+REMADE = {
+    "noudpcsum": (("noudpcsum",), "udpcsum off (want on)"),
+    "srcport": (("srcport", "1000", "2000"), "srcport 1000 2000 (want 0 0)"),
+    "maxaddress": (("maxaddress", "5"), "maxaddress 5 (want 0)"),
+}
+
+
+@pytest.mark.parametrize("case", list(REMADE))
+def test_flannels_udpcsum_srcport_and_maxaddress_made_by_hand_are_named_and_the_device_made_again(lab, case):
+    name, path = lab
+    words, said = REMADE[case]
+    remake_flannel(name, *words)
+    (line,) = [d for d in drift_lines(name) if d.startswith("different: link flannel.1")]
+    assert f"({said})" in line and f"in {name}-minikube" in line, line
+    up = up_lines(path)  # made again: the kernel refuses to change any of them in place
+    assert f"del link flannel.1 in {name}-minikube\n  add link flannel.1 in {name}-minikube" in up, up
+    assert_as_planned(name, case)
+    assert_flannels_defaults(name)
+    assert pings(name)
