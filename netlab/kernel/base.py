@@ -105,7 +105,8 @@ def recreatable(res: Resource | TableText) -> bool:
     return isinstance(res, Resource) and not isinstance(res, (NatRules, Sysctl))
 
 
-LINK_ATTRS = ("up", "mtu", "mac", "master", "hairpin", "port_state", "txqlen", "flags")
+# a VXLAN device's ageing: changed in place (`ip link set DEV type vxlan ageing N`), as the kernel allows
+LINK_ATTRS = ("up", "mtu", "mac", "master", "hairpin", "port_state", "txqlen", "flags", "ageing")
 
 
 def link_changes(old: Link, new: Link) -> list[str]:
@@ -115,11 +116,13 @@ def link_changes(old: Link, new: Link) -> list[str]:
 
 def change_words(old: Link, new: Link) -> list[str]:
     """:func:`link_changes` as up's line says them: the link flags each in `ip link set`'s words (``arp on,
-    promisc off``: what is set and what cleared), the rest by name."""
+    promisc off``: what is set and what cleared), a VXLAN device's ageing with its value, the rest by name."""
     out: list[str] = []
     for name in link_changes(old, new):
         if name == "flags":
             out += [w for w in new.flags if w not in old.flags] + [_flipped(w) for w in old.flags if w not in new.flags]
+        elif name == "ageing":
+            out.append(f"ageing {getattr(new, name)}")
         else:
             out.append(name)
     return out

@@ -297,6 +297,9 @@ class FakeKernel:
                 if attr == "port_state":
                     self._set_port_state(ns, link, res.port_state)  # type: ignore[attr-defined]
                     continue
+                if attr == "ageing":  # a VXLAN device's, changed in place
+                    link.vxlan["ageing"] = res.ageing  # type: ignore[attr-defined]
+                    continue
                 setattr(link, attr, getattr(res, attr))
             if "up" in changes or "master" in changes:
                 self._reenable(ns, link)

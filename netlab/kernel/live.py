@@ -374,14 +374,14 @@ class LiveKernel(Reading):
             out = []
             plain = [c for c in changes if c not in ("hairpin", "port_state")]  # the bridge's own (AF_BRIDGE)
             if plain:
-                master = None
-                if "master" in plain:
-                    master = self.index(ns, res.master) if getattr(res, "master", None) else 0
+                master = (self.index(ns, res.master) if getattr(res, "master", None) else 0) if "master" in plain else None
                 out.append(step(rtnl.link_set(idx, up=res.up if "up" in plain else None,
                                               mtu=res.mtu if "mtu" in plain else None,
                                               address=res.mac if "mac" in plain else None, master=master,
                                               txqlen=res.txqlen if "txqlen" in plain else None,
-                                              flags=_flags(res) if "flags" in plain else (0, 0))))
+                                              flags=_flags(res) if "flags" in plain else (0, 0),
+                                              info=rtnl_vxlan.vxlan_change(getattr(res, "ageing", 0))
+                                              if "ageing" in plain else b"")))
             if "hairpin" in changes:
                 out.append(step(rtnl.hairpin_set(idx, bool(getattr(res, "hairpin", False))), primary=not plain))
             state = getattr(res, "port_state", None)

@@ -225,9 +225,10 @@ def port_vlan_add(index: int, vid: int) -> bytes:
 
 def link_set(index: int, up: bool | None = None, mtu: int | None = None, address: str | None = None,
              master: int | None = None, txqlen: int | None = None, alias: str | None = None,
-             group: int | None = None, flags: tuple[int, int] = (0, 0)) -> bytes:
+             group: int | None = None, flags: tuple[int, int] = (0, 0), info: bytes = b"") -> bytes:
     """``ip link set dev IDX [up|down] [mtu N] [address MAC] [master M | nomaster (0)] [arp off] ...``; ``flags``:
-    the IFF_* bits to set among a mask (link_flags)."""
+    the IFF_* bits to set among a mask (link_flags); ``info``: an IFLA_LINKINFO whose data the device's kind
+    changes in place (``type vxlan ageing N``: rtnl_vxlan.vxlan_change)."""
     body = _ifinfo(index, up, flags=flags)
     if mtu:
         body += u32(IFLA_MTU, mtu)
@@ -241,7 +242,7 @@ def link_set(index: int, up: bool | None = None, mtu: int | None = None, address
         body += string(IFLA_IFALIAS, alias)
     if group is not None:
         body += u32(IFLA_GROUP, group)
-    return message(RTM_NEWLINK, 0, body)
+    return message(RTM_NEWLINK, 0, body + info)
 
 
 def link_inet_conf(index: int, settings: dict[str, int]) -> bytes:

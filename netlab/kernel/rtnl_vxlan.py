@@ -98,6 +98,14 @@ def vxlan_add(index: int, name: str, address: str | None, mtu: int | None, vni: 
     return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 
 
+def vxlan_change(ageing: int) -> bytes:
+    """The IFLA_LINKINFO of ``ip link set DEV type vxlan ageing N`` (rtnl.link_set's ``info``): the kernel changes
+    the ageing of a device that is up in place (vxlan_changelink); most other settings it refuses to change
+    ("Cannot change VNI", UDP_CSUM, port range, limit, PROXY ...)."""
+    data = nested(IFLA_INFO_DATA, u32(IFLA_VXLAN_AGEING, ageing))
+    return nested(IFLA_LINKINFO, string(IFLA_INFO_KIND, "vxlan"), data)
+
+
 def _fdb(index: int, lladdr: str, dst: str | None, state: int, port: int | None, vni: int | None,
          via: int | None) -> bytes:
     body = NDMSG.pack(AF_BRIDGE, index, state, NTF_SELF, 0) + mac(NDA_LLADDR, lladdr)

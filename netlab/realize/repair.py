@@ -57,12 +57,13 @@ def _needs_remaking(want: Link, have: Link) -> bool:
     if isinstance(want, Vxlan):
         # Every setting of its own (VNI, port, addresses, TTL, default remote ...): made again, as flanneld makes
         # a device that differs (ensureLink); most cannot change in place, and the kernel keeps a remote's
-        # all-zeros FDB entry with the device
+        # all-zeros FDB entry with the device. Its ageing the kernel changes in place (changelink): set.
         return any(getattr(want, name) != getattr(have, name) for name in VXLAN_OWN)
     return False
 
 
-VXLAN_OWN = tuple(f.name for f in fields(Vxlan) if f.name not in {g.name for g in fields(Link)})
+VXLAN_IN_PLACE = ("ageing",)  # `ip link set DEV type vxlan ageing N`: kernel/base.py's LINK_ATTRS
+VXLAN_OWN = tuple(f.name for f in fields(Vxlan) if f.name not in {g.name for g in fields(Link)} | set(VXLAN_IN_PLACE))
 
 
 def _hangs_on(r: Resource, netns: str, link: str) -> bool:

@@ -101,3 +101,25 @@ def test_flannels_udpcsum_srcport_and_maxaddress_made_by_hand_are_named_and_the_
     assert_as_planned(name, case)
     assert_flannels_defaults(name)
     assert pings(name)
+
+
+def test_flannels_ageing_and_promisc_on_are_set_back_in_place_by_one_message(lab):
+    """`ip link set flannel.1 promisc on type vxlan ageing 30`: up sets both back on the device as it is (the kernel
+    changes the ageing in place), says which flags and setting it changed, and nothing on the device goes away.
+    Before, the device was deleted and made again with everything on it, and the line said "set flags"."""
+    name, path = lab
+    ns = f"{name}-minikube"
+    sh("ip", "-n", ns, "link", "set", "flannel.1", "promisc", "on", "type", "vxlan", "ageing", "30")
+    (line,) = drift_lines(name)
+    assert line == f"different: link flannel.1 in {ns} (promisc on (want off), ageing 30 (want 300))", line
+    index = flannel(name)["ifindex"]
+    up = up_lines(path)
+    assert [ln.strip() for ln in up.splitlines() if ln.startswith("  ")] == \
+        [f"set promisc off, ageing 300 of link flannel.1 in {ns}"], up
+    link = flannel(name)
+    assert link["ifindex"] == index and "PROMISC" not in link["flags"] and link["promiscuity"] == 0, link
+    assert_flannels_defaults(name)
+    (route,) = ip_json("route", "show", ROUTE, netns=ns)  # never taken away: the device was not made again
+    assert (route["gateway"], route["dev"], route["flags"]) == ("10.244.1.0", "flannel.1", ["onlink"]), route
+    assert_as_planned(name, "ageing")
+    assert pings(name)

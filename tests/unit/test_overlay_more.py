@@ -6,8 +6,11 @@ tests/integration/test_overlay_more_live.py."""
 from __future__ import annotations
 
 import pytest
-from fake_lab import make_lab, status, up
+from fake_lab import IdleFeature, make_lab, status, up
 
+from netlab.errors import ApplyFailed
+from netlab.lab import up as lab_up
+from netlab.lab.journal import Journal
 from netlab.kernel.fake import FakeKernel
 
 lab = pytest.fixture(make_lab, name="lab")
@@ -48,3 +51,33 @@ def test_flannels_udpcsum_srcport_and_maxaddress_are_compared_and_the_device_mad
     assert [(op.verb, op.res.kind) for op in k.log if op.res.kind != "sysctl"][:2] == [("del", "vxlan"),
                                                                                       ("add", "vxlan")]
     assert status(lab, k).ok, status(lab, k).drift
+
+
+def test_flannels_ageing_is_set_back_in_place_and_a_failed_run_puts_the_hand_made_one_back(lab):
+    """`ip link set flannel.1 type vxlan ageing 30`: the kernel changes IFLA_VXLAN_AGEING in place (changelink),
+    so up does, with its flags in the same message: the device is not made again (nothing that hangs on it goes
+    away), and a rollback sets the ageing it had back."""
+    k = FakeKernel()
+    up(lab, k)
+    k.ns[N1].links["flannel.1"].vxlan["ageing"] = 30
+    k.ns[N1].links["flannel.1"].flags = ("arp off",)
+    (drift,) = status(lab, k).drift
+    assert "(arp off (want on), ageing 30 (want 300))" in drift, drift
+    k.log.clear()
+    up(lab, k)
+    assert [op.describe() for op in k.log if op.res.kind != "sysctl"] == \
+        [f"set arp on, ageing 300 of link flannel.1 in {N1}"]
+    assert status(lab, k).ok and k.ns[N1].links["flannel.1"].vxlan["ageing"] == 300
+    undone = 0
+    for at in range(1, 10):  # the run failed at each of its steps in turn (the last: an idle feature's start)
+        k.ns[N1].links["flannel.1"].vxlan["ageing"] = 30
+        k.log.clear()
+        try:
+            lab_up.up(lab, k, features=(IdleFeature(),), journal=Journal(k, fault_at=at))
+        except ApplyFailed as exc:
+            assert "rolled back" in str(exc)
+            assert k.ns[N1].links["flannel.1"].vxlan["ageing"] == 30, f"fault at {at}"
+            undone += any(op.verb == "set" and op.res.kind == "vxlan" for op in k.log)
+            continue
+        break
+    assert undone and k.ns[N1].links["flannel.1"].vxlan["ageing"] == 300

@@ -79,3 +79,14 @@ def test_udpcsum_srcport_and_maxaddress_are_read_and_sent_where_not_the_kernels_
     # the kernel's answer read back (parse_link): the same message, as a dump's
     parsed = rtnl_parse.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, data[16:]))
     assert (parsed.data["udp_csum"], parsed.data["srcport"], parsed.data["limit"]) == (0, (1000, 2000), 5)
+
+
+def test_ageing_changed_in_place_in_the_message_that_sets_the_flags():
+    """`ip link set flannel.1 arp on type vxlan ageing 300`: one RTM_NEWLINK without NLM_F_CREATE (changelink),
+    IFLA_INFO_DATA holding the ageing alone (any other setting sent would be one the kernel refuses to change)."""
+    msg, mtype, flags = decode(ifinfmsg, rtnl.link_set(5, flags=rtnl_parse.flag_bits(()),
+                                                       info=rtnl_vxlan.vxlan_change(300)))
+    assert mtype == rtnl.RTM_NEWLINK and not flags & nl.NLM_F_CREATE and msg["change"] & rtnl.IFF_NOARP
+    info = msg.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "vxlan"
+    assert [(name, value) for name, value in info.get_attr("IFLA_INFO_DATA")["attrs"]] == [("IFLA_VXLAN_AGEING", 300)]
