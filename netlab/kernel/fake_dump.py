@@ -46,7 +46,7 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
         snap.addrs.append(AddrMsg(ns.links[a.dev].index, str(a.address.ip), a.address.network.prefixlen,
                                   str(a.broadcast) if a.broadcast else None, rtnl.scope_num(a.scope), a.dev))
     for r in ns.all_routes():
-        snap.routes.append(RouteMsg(table=r.table, dst=str(r.dst.network_address), dst_len=r.dst.prefixlen, tos=0,
+        snap.routes.append(RouteMsg(table=r.table, dst=str(r.dst.network_address), dst_len=r.dst.prefixlen, tos=r.tos,
                                     gateway=str(r.gateway) if r.gateway else None,
                                     oif=ns.links[r.dev].index if r.dev and not r.nexthops else None,
                                     proto=rtnl.proto_num(r.proto),

@@ -329,12 +329,13 @@ class LiveKernel(Reading):
             dst, plen = str(res.dst.network_address), res.dst.prefixlen
             if op.verb == "del":
                 return [step(rtnl.route_del(dst, plen, res.table, rtnl.proto_num(res.proto), rtnl.scope_num(res.scope),
-                                            rtnl.type_num(res.type), res.metric or None))]
+                                            rtnl.type_num(res.type), res.metric or None, res.tos))]
             oif = self.index(ns, res.dev) if res.dev else None
             gw, src = (str(a) if a else None for a in (res.gateway, res.src))
             return [step(rtnl.route_replace(dst, plen, oif, gw, res.onlink, res.table, rtnl.proto_num(res.proto),
                                             rtnl.scope_num(res.scope), rtnl.type_num(res.type), res.metric or None,
-                                            src, [(str(h), oif or 0) for h in res.nexthops] or None, res.metrics))]
+                                            src, [(str(h), oif or 0) for h in res.nexthops] or None, res.metrics,
+                                            res.tos))]
         if isinstance(res, Neigh):
             idx = self.index(ns, res.dev)
             if op.verb == "del":

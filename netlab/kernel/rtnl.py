@@ -300,9 +300,9 @@ def addr_del(index: int, address: str, prefixlen: int) -> bytes:
     return message(RTM_DELADDR, 0, body)
 
 
-def _rtmsg(dst_len: int, table: int, proto: int, scope: int, rtype: int, flags: int) -> bytes:
+def _rtmsg(dst_len: int, table: int, proto: int, scope: int, rtype: int, flags: int, tos: int = 0) -> bytes:
     # Tables above 255 only fit RTA_TABLE; the header then says RT_TABLE_UNSPEC.
-    return RTMSG.pack(AF_INET, dst_len, 0, 0, table if table < 256 else RT_TABLE_UNSPEC, proto, scope, rtype, flags)
+    return RTMSG.pack(AF_INET, dst_len, 0, tos, table if table < 256 else RT_TABLE_UNSPEC, proto, scope, rtype, flags)
 
 
 def multipath(hops: list[tuple[str, int]]) -> bytes:
@@ -318,12 +318,12 @@ def multipath(hops: list[tuple[str, int]]) -> bytes:
 def route_replace(dst: str, dst_len: int, oif: int | None, gateway: str | None, onlink: bool = False,
                   table: int = RT_TABLE_MAIN, proto: int = RTPROT_BOOT, scope: int = RT_SCOPE_UNIVERSE,
                   rtype: int = RTN_UNICAST, priority: int | None = None, prefsrc: str | None = None,
-                  nexthops: list[tuple[str, int]] | None = None, metrics: Metrics = ()) -> bytes:
-    """``ip route replace DST [via GW] dev IDX [onlink] [proto P] [scope S] [metric M] [table T] [src S]
+                  nexthops: list[tuple[str, int]] | None = None, metrics: Metrics = (), tos: int = 0) -> bytes:
+    """``ip route replace DST [tos T] [via GW] dev IDX [onlink] [proto P] [scope S] [metric M] [table T] [src S]
     [mtu [lock] N ...]``; with ``nexthops`` (gateway, oif), ``ip route replace DST nexthop via GW dev IDX
     nexthop ...`` instead of one gateway and device: an equal-cost multipath route. ``metrics``: RTA_METRICS's
     (RTAX, value) pairs (plan/route_attrs.py); a replace without them leaves the route none."""
-    body = _rtmsg(dst_len, table, proto, scope, rtype, RTNH_F_ONLINK if onlink else 0)
+    body = _rtmsg(dst_len, table, proto, scope, rtype, RTNH_F_ONLINK if onlink else 0, tos)
     if dst_len:
         body += ipv4(RTA_DST, dst)
     if nexthops:

@@ -269,17 +269,21 @@ class Route(Resource):
     # what its pods may send)
     src: IPv4Address | None = None
     metrics: Metrics = ()
+    # Its TOS (`ip route add DST tos 0x10 ...`): part of its identity, as in the kernel's fib (a route of the same
+    # destination, table and metric with another tos is another route, looked up for packets of that TOS only);
+    # no planned route has one
+    tos: int = 0
 
     @property
     def key(self) -> tuple:
-        return ("route", self.netns, self.table, str(self.dst), self.metric)
+        return ("route", self.netns, self.table, str(self.dst), self.tos, self.metric)
 
     def _attrs(self) -> str:
         """``src A mtu lock 1300 ...``, as ``ip route`` prints them after the rest (none: "")."""
         return "".join(f" {w}" for w in ([f"src {self.src}"] if self.src else []) + metric_words(self.metrics))
 
     def _spec(self) -> str:
-        dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
+        dst = ("default" if self.dst.prefixlen == 0 else str(self.dst)) + (f" tos {self.tos:#x}" if self.tos else "")
         out = dst if self.type == "unicast" else f"{self.type} {dst}"
         if self.nexthops:
             return out + "".join(f" nexthop via {gw} dev {self.dev}" for gw in self.nexthops) + (
@@ -314,6 +318,8 @@ class Route(Resource):
         # Neither (every planned route): no key. A preferred source is `prefsrc` (ip -j's); the metrics are each
         # as `ip route` prints it (`mtu lock 1300`: ip -j leaves out the lock)
         src, metrics = out.pop("src"), out.pop("metrics")
+        if not self.tos:
+            out.pop("tos")
         if src:
             out["prefsrc"] = src
         if metrics:

@@ -79,7 +79,8 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
                       table=r.table, proto=rtnl.PROTO_NAMES.get(r.proto, str(r.proto)),
                       scope=rtnl.SCOPE_NAMES.get(r.scope, str(r.scope)),
                       type=rtnl.ROUTE_TYPE_NAMES.get(r.type, str(r.type)), metric=r.priority or 0,
-                      hop_quirks=quirks, src=IPv4Address(r.prefsrc) if r.prefsrc else None, metrics=r.metrics))
+                      hop_quirks=quirks, src=IPv4Address(r.prefsrc) if r.prefsrc else None, metrics=r.metrics,
+                      tos=r.tos))
     for n in snap.neighs:
         dev = names.get(n.index)
         # PERMANENT: made by someone; one of the plan's in another state differs (the learned ones go by)

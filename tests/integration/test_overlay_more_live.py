@@ -123,3 +123,36 @@ def test_flannels_ageing_and_promisc_on_are_set_back_in_place_by_one_message(lab
     assert (route["gateway"], route["dev"], route["flags"]) == ("10.244.1.0", "flannel.1", ["onlink"]), route
     assert_as_planned(name, "ageing")
     assert pings(name)
+
+
+def planned_route_only(lab: str) -> None:
+    """minikube's route to minikube-m02's pods as Flannel makes it, and none beside it, in `ip -j route`'s words."""
+    routes = ip_json("route", "show", "table", "all", ROUTE, netns=f"{lab}-minikube")
+    assert routes == [{"dst": ROUTE, "gateway": "10.244.1.0", "dev": "flannel.1", "flags": ["onlink"]}], routes
+
+
+ROUTE_WITH_TOS = "ip route add 10.244.1.0/24 tos 0x10 via 10.244.1.0 dev flannel.1 onlink"
+
+
+@pytest.mark.parametrize("replaced", [False, True], ids=["beside", "replaced"])
+def test_a_route_with_the_plans_destination_and_a_tos_is_extra_and_taken_away(lab, replaced):
+    """A route of the plan's destination with a tos is another route in the kernel's fib (looked up for packets of
+    that TOS only): status says it extra, and the plan's missing where it was deleted (the pods' packets, TOS 0,
+    then have no route to the other node's), one up deletes it and puts the plan's back. Before, the two were one
+    in the comparison: the one with the tos, dumped first, stood for the plan's ("all as planned")."""
+    name, path = lab
+    ns = f"{name}-minikube"
+    if replaced:
+        sh("ip", "-n", ns, "route", "del", ROUTE)
+    sh("ip", "-n", ns, *ROUTE_WITH_TOS.split()[1:])
+    if replaced:
+        assert not pings(name)
+    lines = drift_lines(name)
+    extra = f"extra: route {ROUTE} tos 0x10 via 10.244.1.0 dev flannel.1 onlink in {ns}"
+    missing = f"missing: route {ROUTE} via 10.244.1.0 dev flannel.1 onlink in {ns}"
+    assert sorted(lines) == ([extra, missing] if replaced else [extra]), lines
+    up = up_lines(path)
+    assert f"del route {ROUTE} tos 0x10 via 10.244.1.0 dev flannel.1 onlink in {ns}" in up, up
+    planned_route_only(name)
+    assert_as_planned(name, "route with a tos")
+    assert pings(name)

@@ -81,3 +81,71 @@ def test_flannels_ageing_is_set_back_in_place_and_a_failed_run_puts_the_hand_mad
             continue
         break
     assert undone and k.ns[N1].links["flannel.1"].vxlan["ageing"] == 300
+
+
+# A route's identity is the kernel's fib key: table, prefix, tos, priority (fib_table_insert/fib_table_delete
+# match all four): `ip route add 10.244.1.0/24 tos 0x10 via ...` beside the plan's is another route
+ROUTE_NS = "fk-n1"
+
+
+def route_msg(tos: int = 0, gateway: str = "10.244.1.0"):
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    from netlab.kernel import netlink as nl
+    from netlab.kernel import rtnl, rtnl_parse
+
+    msg = rtmsg()
+    for key, value in dict(family=2, dst_len=24, tos=tos, table=254, proto=rtnl.RTPROT_BOOT, scope=0,
+                           type=rtnl.RTN_UNICAST, flags=rtnl.RTNH_F_ONLINK).items():
+        msg[key] = value
+    msg["attrs"] = [("RTA_TABLE", 254), ("RTA_DST", "10.244.1.0"), ("RTA_GATEWAY", gateway), ("RTA_OIF", 5)]
+    msg["header"]["type"] = rtnl.RTM_NEWROUTE
+    msg.encode()
+    (out,) = list(nl.split(bytes(msg.data)))
+    return rtnl_parse.parse_route(out)
+
+
+def route_drift(*routes) -> list[str]:
+    from ipaddress import IPv4Address, IPv4Network
+
+    from netlab.kernel import rtnl_parse
+    from netlab.kernel.base import Snapshot
+    from netlab.plan.resources import Route
+    from netlab.realize.diff import diff_netns
+    from netlab.realize.observe import observe
+
+    vx = rtnl_parse.LinkMsg(5, "flannel.1", None, True, 1450, "02:00:00:00:00:0c", None, None, None, None, 0, 0)
+    snap = Snapshot(netns=ROUTE_NS, links={"flannel.1": vx}, routes=list(routes))
+    want = [Route(netns=ROUTE_NS, dst=IPv4Network("10.244.1.0/24"), gateway=IPv4Address("10.244.1.0"),
+                  dev="flannel.1", onlink=True)]
+    obs = observe(snap, {r.key: r for r in want}, {})
+    return [str(d) for d in diff_netns(want, obs) if d.resource.kind == "route"]
+
+
+def test_a_route_with_the_plans_destination_and_a_tos_is_another_route():
+    assert route_drift(route_msg()) == []
+    # the kernel dumps the route with a tos first: it stood for the plan's (as planned, or "different")
+    assert route_drift(route_msg(tos=0x10, gateway="10.244.1.9"), route_msg()) == \
+        [f"extra: route 10.244.1.0/24 tos 0x10 via 10.244.1.9 dev flannel.1 onlink in {ROUTE_NS}"]
+    assert route_drift(route_msg(tos=0x10)) == [  # the plan's deleted, one with a tos added
+        f"missing: route 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in {ROUTE_NS}",
+        f"extra: route 10.244.1.0/24 tos 0x10 via 10.244.1.0 dev flannel.1 onlink in {ROUTE_NS}"]
+
+
+def test_up_deletes_a_route_with_a_tos_and_puts_back_the_plans_it_stood_for(lab):
+    from dataclasses import replace
+
+    k = FakeKernel()
+    up(lab, k)
+    (planned,) = [r for r in k.ns[N1].routes if str(r.dst) == "10.244.1.0/24"]
+    k.ns[N1].routes.remove(planned)  # `ip route del 10.244.1.0/24; ip route add 10.244.1.0/24 tos 0x10 via ...`
+    k.ns[N1].routes.append(replace(planned, tos=0x10))
+    assert sorted(d.split(" in ")[0] for d in status(lab, k).drift) == [
+        "extra: route 10.244.1.0/24 tos 0x10 via 10.244.1.0 dev flannel.1 onlink",
+        "missing: route 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink"]
+    k.log.clear()
+    up(lab, k)
+    assert [op.describe() for op in k.log if op.res.kind == "route"] == [
+        f"del route 10.244.1.0/24 tos 0x10 via 10.244.1.0 dev flannel.1 onlink in {N1}",
+        f"replace route 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in {N1}"]
+    assert status(lab, k).ok and k.ns[N1].routes.count(planned) == 1 and all(r.tos == 0 for r in k.ns[N1].routes)
