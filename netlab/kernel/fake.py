@@ -310,7 +310,7 @@ class FakeKernel:
             raise FakeError(errno.EEXIST, f"{res.name} exists")
         if isinstance(res, Bridge):
             ns.links[res.name] = FLink(res.name, self._index(ns), "bridge", res.mtu, res.mac, res.up,
-                                       txqlen=res.txqlen)
+                                       txqlen=res.txqlen, flags=res.flags)
         elif isinstance(res, Vxlan):
             dev = ns.link(res.dev)
             ns.links[res.name] = FLink(res.name, self._index(ns), "vxlan", res.mtu, res.mac, res.up,
@@ -322,7 +322,8 @@ class FakeKernel:
             if res.peer_name in peer_ns.links:
                 raise FakeError(errno.EEXIST, f"{res.peer_name} exists in {res.peer_netns}")
             ns.links[res.name] = FLink(res.name, self._index(ns), "veth", res.mtu, res.mac, res.up, res.master,
-                                       res.hairpin, (res.peer_netns, res.peer_name), txqlen=res.txqlen)
+                                       res.hairpin, (res.peer_netns, res.peer_name), txqlen=res.txqlen,
+                                       flags=res.flags)
             peer_ns.links[res.peer_name] = FLink(res.peer_name, self._index(peer_ns), "veth", res.mtu, res.peer_mac,
                                                  True, peer=(res.netns, res.name), txqlen=res.txqlen)
         else:

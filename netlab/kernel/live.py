@@ -375,7 +375,8 @@ class LiveKernel(Reading):
             out = []
             plain = [c for c in changes if c not in ("hairpin", "port_state")]  # the bridge's own (AF_BRIDGE)
             if plain:
-                master = (self.index(ns, res.master) if getattr(res, "master", None) else 0) if "master" in plain else None
+                owner = getattr(res, "master", None)
+                master = (self.index(ns, owner) if owner else 0) if "master" in plain else None
                 out.append(step(rtnl.link_set(idx, up=res.up if "up" in plain else None,
                                               mtu=res.mtu if "mtu" in plain else None,
                                               address=res.mac if "mac" in plain else None, master=master,
@@ -393,7 +394,7 @@ class LiveKernel(Reading):
             raise KernelError(op, errno.EINVAL, f"cannot {op.verb} link {res.name}")
         if isinstance(res, Bridge):
             return [step(rtnl.bridge_add(self._alloc(ns, res.name), res.name, res.mac, res.mtu, up=res.up,
-                                         txqlen=res.txqlen))]
+                                         txqlen=res.txqlen, flags=_flags(res) if res.flags else (0, 0)))]
         if isinstance(res, Vxlan):
             link = self.index(ns, res.dev)
             return [step(rtnl_vxlan.vxlan_add(self._alloc(ns, res.name), res.name, res.mac, res.mtu, res.vni,
@@ -407,15 +408,12 @@ class LiveKernel(Reading):
             if not nsmod.is_netns_mount(res.peer_netns):
                 raise KernelError(op, errno.ENOENT, f"{what_of(res)}: namespace {res.peer_netns} does not exist")
             self._links(res.peer_netns)  # known before the peer is numbered there
-            mine = self._alloc(ns, res.name)
-            theirs = self._alloc(res.peer_netns, res.peer_name)
-            fd = os.open(nsmod.netns_path(res.peer_netns), os.O_RDONLY | os.O_CLOEXEC)
-            fds.append(fd)
+            mine, theirs = self._alloc(ns, res.name), self._alloc(res.peer_netns, res.peer_name)
+            fds.append(fd := os.open(nsmod.netns_path(res.peer_netns), os.O_RDONLY | os.O_CLOEXEC))
             out = [step(rtnl.veth_add(mine, res.name, res.mac, res.mtu, master, theirs, res.peer_name, res.peer_mac,
-                                      fd, up=res.up, txqlen=res.txqlen))]
+                                      fd, up=res.up, txqlen=res.txqlen, flags=_flags(res) if res.flags else (0, 0)))]
             if res.hairpin:
-                out.append(step(rtnl.hairpin_set(mine, True), primary=False,
-                                label=f"hairpin on {res.name} in {ns}"))
+                out.append(step(rtnl.hairpin_set(mine, True), primary=False, label=f"hairpin on {res.name} in {ns}"))
             out.append(step(rtnl.link_up(theirs), netns=res.peer_netns, primary=False,
                             label=f"link {res.peer_name} up in {res.peer_netns}"))
             return out

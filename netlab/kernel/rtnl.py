@@ -175,9 +175,10 @@ def _link_common(name: str, address: str | None, mtu: int | None, txqlen: int | 
 
 
 def bridge_add(index: int, name: str, address: str | None, mtu: int | None, up: bool = True,
-               txqlen: int | None = None, vlan_filtering: bool = False) -> bytes:
-    """``ip link add NAME [index IDX] address MAC mtu MTU up type bridge [vlan_filtering 1]``."""
-    body = _ifinfo(index, up) + _link_common(name, address, mtu, txqlen, None, None)
+               txqlen: int | None = None, vlan_filtering: bool = False, flags: tuple[int, int] = (0, 0)) -> bytes:
+    """``ip link add NAME [index IDX] address MAC mtu MTU up type bridge [vlan_filtering 1]``; ``flags``: link
+    flags (values, mask: promisc on ...)."""
+    body = _ifinfo(index, up, flags=flags) + _link_common(name, address, mtu, txqlen, None, None)
     data = nested(IFLA_INFO_DATA, u8(IFLA_BR_VLAN_FILTERING, 1)) if vlan_filtering else b""
     body += nested(IFLA_LINKINFO, string(IFLA_INFO_KIND, "bridge"), data)
     return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
@@ -185,15 +186,17 @@ def bridge_add(index: int, name: str, address: str | None, mtu: int | None, up: 
 
 def veth_add(index: int, name: str, address: str | None, mtu: int | None, master: int | None,
              peer_index: int, peer_name: str, peer_address: str | None, peer_netns_fd: int | None,
-             up: bool = True, txqlen: int | None = None, group: int | None = None) -> bytes:
-    """``ip link add NAME ... type veth peer name PEER netns NS ...``: both ends born in place.
+             up: bool = True, txqlen: int | None = None, group: int | None = None,
+             flags: tuple[int, int] = (0, 0)) -> bytes:
+    """``ip link add NAME ... type veth peer name PEER netns NS ...``: both ends born in place; ``flags``: this
+    end's link flags (values, mask: promisc on ...).
 
     The peer comes to life down; it is set up from its own namespace.
     """
     peer = _ifinfo(peer_index) + _link_common(peer_name, peer_address, mtu, txqlen, None, None)
     if peer_netns_fd is not None:
         peer += u32(IFLA_NET_NS_FD, peer_netns_fd)
-    body = _ifinfo(index, up) + _link_common(name, address, mtu, txqlen, group, master)
+    body = _ifinfo(index, up, flags=flags) + _link_common(name, address, mtu, txqlen, group, master)
     body += nested(IFLA_LINKINFO, string(IFLA_INFO_KIND, "veth"), nested(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer)))
     return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 

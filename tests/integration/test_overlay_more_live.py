@@ -156,3 +156,30 @@ def test_a_route_with_the_plans_destination_and_a_tos_is_extra_and_taken_away(la
     planned_route_only(name)
     assert_as_planned(name, "route with a tos")
     assert pings(name)
+
+
+def test_a_bridge_up_deletes_is_made_again_by_a_rollback_with_its_flags(lab):
+    """`ip link add br9 type bridge; ip link set br9 promisc on arp off` in node minikube: extra, deleted by up.
+    A run that fails after that makes it again (the journal's add of it as it was read) with its flags: before,
+    without them (`ip -d -j link` said neither PROMISC nor NOARP)."""
+    name, path = lab
+    ns = f"{name}-minikube"
+    sh("ip", "-n", ns, "link", "add", "br9", "type", "bridge")
+    sh("ip", "-n", ns, "link", "set", "br9", "promisc", "on", "arp", "off", "up")
+    deleted_at = None
+    for at in range(1, 40):
+        up = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": str(at)})
+        if up.returncode == 0:
+            break
+        assert "rolled back" in up.stderr, up.stderr
+        if f"(del link br9 in {ns})" in up.stderr:
+            deleted_at = at  # the next faults come after its deletion
+        (link,) = ip_json("-d", "link", "show", "br9", netns=ns)
+        assert {"PROMISC", "NOARP", "UP"} <= set(link["flags"]) and link["linkinfo"]["info_kind"] == "bridge", \
+            (at, link)
+    else:
+        raise AssertionError("up never got past the injected faults")
+    assert deleted_at is not None and at > deleted_at + 1, (deleted_at, at)
+    assert ip_json("link", "show", netns=ns) and not [x for x in ip_json("link", "show", netns=ns)
+                                                      if x["ifname"] == "br9"]
+    assert_as_planned(name, "br9")

@@ -90,3 +90,15 @@ def test_ageing_changed_in_place_in_the_message_that_sets_the_flags():
     info = msg.get_attr("IFLA_LINKINFO")
     assert info.get_attr("IFLA_INFO_KIND") == "vxlan"
     assert [(name, value) for name, value in info.get_attr("IFLA_INFO_DATA")["attrs"]] == [("IFLA_VXLAN_AGEING", 300)]
+
+
+def test_a_bridge_and_a_veth_made_again_with_their_flags():
+    """A rollback makes again a bridge or veth up deleted as it was read: its flags in the RTM_NEWLINK that makes it
+    (`ip link add br9 promisc on type bridge`), none changed when it had none."""
+    msg, *_ = decode(ifinfmsg, rtnl.bridge_add(9, "br9", None, 1500, flags=rtnl_parse.flag_bits(("promisc on",))))
+    assert msg["flags"] & rtnl.IFF_PROMISC and msg["change"] & rtnl.IFF_PROMISC and msg["flags"] & rtnl.IFF_UP
+    msg, *_ = decode(ifinfmsg, rtnl.veth_add(9, "v9", None, 1500, None, 10, "p9", None, None,
+                                             flags=rtnl_parse.flag_bits(("arp off",))))
+    assert msg["flags"] & rtnl.IFF_NOARP and msg["change"] & rtnl.IFF_NOARP
+    plain, *_ = decode(ifinfmsg, rtnl.bridge_add(9, "br9", None, 1500))
+    assert plain["change"] == rtnl.IFF_UP
