@@ -177,6 +177,9 @@ class Snapshot:
     # nf_tables tables that are not iptables-nft's (kube-proxy's ip kube-proxy): (family, name) ->
     # ``nft -j list table`` parsed
     nft: dict[tuple[str, str], dict] = field(default_factory=dict)
+    # Root qdiscs added to its devices (not the kernel's default for the device): ifindex -> the RTM_NEWQDISC
+    # message body (rtnl_parse.added_root_qdisc; kernel/tc.py reads it)
+    root_qdiscs: dict[int, bytes] = field(default_factory=dict)
 
     def by_index(self) -> dict[int, LinkMsg]:
         return {link.index: link for link in self.links.values()}

@@ -6,7 +6,8 @@ The namespace is entered once: to open its sockets (rtnetlink, if not open
 yet, and nf_tables), read its legacy iptables tables and the sysctls that are
 files (those of ``all`` and ``default``; an interface's come with its link).
 Then one dump per object kind, the bridge ports' and the FDB only where a
-bridge port or a VXLAN device makes them matter.
+bridge port or a VXLAN device makes them matter; the qdiscs' too (a root qdisc
+someone added to a device is drift: netlab/impair/stray.py).
 
 Many namespaces are read by several processes (kernel/readmany.py).
 """
@@ -70,6 +71,8 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
     if any(link.kind == "vxlan" for link in links):
         snap.fdb = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]
     snap.rules = [rtnl_parse.parse_rule(m) for m in conn.dump(what, rtnl.rule_dump())]
+    roots = (rtnl_parse.added_root_qdisc(m) for m in conn.dump(what, rtnl.qdisc_dump()) if m.mtype == rtnl.RTM_NEWQDISC)
+    snap.root_qdiscs = dict(root for root in roots if root is not None)
     return snap, conn, legacy
 
 

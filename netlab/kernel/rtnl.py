@@ -28,6 +28,9 @@ RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_NEWRULE, RTM_DELRULE, RTM_GETRULE = 32, 33, 34
+RTM_NEWQDISC, RTM_GETQDISC = 36, 38  # the rest of traffic control is kernel/tc.py's
+TCMSG = struct.Struct("=BxxxiIII")  # family, ifindex, handle, parent, info
+TC_H_ROOT = 0xFFFFFFFF
 
 AF_UNSPEC, AF_INET, AF_BRIDGE = 0, socket.AF_INET, 7
 IFF_UP, IFF_BROADCAST, IFF_LOOPBACK = 0x1, 0x2, 0x8
@@ -471,3 +474,7 @@ def neigh_dump(family: int = AF_INET) -> bytes:
 
 def rule_dump() -> bytes:
     return message(RTM_GETRULE, 0, FIBRULE.pack(AF_INET, 0, 0, 0, 0, 0, 0, 0, 0))
+
+
+def qdisc_dump() -> bytes:
+    return message(RTM_GETQDISC, 0, TCMSG.pack(0, 0, 0, 0, 0))

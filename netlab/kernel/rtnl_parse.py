@@ -29,7 +29,7 @@ from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK
                                 IFLA_VXLAN_UDP_CSUM, INET_CONF, NDA_CACHEINFO, NDA_DST, NDA_IFINDEX, NDA_LLADDR,
                                 NDA_MASTER, NDA_PORT, NDA_PROBES, NDA_VNI, NDMSG, OPERSTATES, RTA_DST, RTA_GATEWAY,
                                 RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_F_CLONED, RTMSG,
-                                RTNEXTHOP, link_dump)
+                                RTNEXTHOP, TC_H_ROOT, TCMSG, link_dump)
 from netlab.kernel.netlink import attr_list
 from netlab.kernel.rtnl import RTA_METRICS
 from netlab.plan.route_attrs import RTAX_CC_ALGO, Metrics
@@ -316,3 +316,11 @@ def parse_rule(m: Msg) -> RuleMsg:
                    action=action, src=get_ipv4(a, FRA_SRC), src_len=src_len, dst=get_ipv4(a, FRA_DST),
                    dst_len=dst_len, iif=get_str(a, FRA_IIFNAME), oif=get_str(a, FRA_OIFNAME),
                    fwmark=get_u32(a, FRA_FWMARK), fwmask=get_u32(a, FRA_FWMASK), tos=tos)
+
+
+def added_root_qdisc(m: Msg) -> tuple[int, bytes] | None:
+    """(ifindex, message body) of a root qdisc that someone added (``tc qdisc add/replace ... root``), from a qdisc
+    dump; None for any other qdisc, and for the root the kernel gives a device by itself (noqueue, pfifo_fast, mq:
+    its handle is 0, which no qdisc added takes). kernel/tc.py reads the body further (tc.parse_qdisc)."""
+    _family, index, handle, parent, _info = TCMSG.unpack_from(m.body)
+    return (index, m.body) if parent == TC_H_ROOT and handle else None

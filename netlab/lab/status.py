@@ -22,7 +22,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel, Snapshot
 from netlab.kernel.rtnl_parse import AddrMsg
 from netlab.feature import Feature, Note, Reconfigure
-from netlab.impair import lifecycle as impair_feature
+from netlab.impair import lifecycle as impair_feature, stray
 from netlab.lab import collector
 from netlab.lab.elsewhere import refuse_elsewhere
 from netlab.lab.ownership import kernel_links, tag_for
@@ -84,11 +84,14 @@ def _status(state: LabState, kernel: Kernel, features: Sequence[Feature]) -> Sta
     pods_of = plugin_pods(state)  # a node's own pods: its plugins' veths are those to them (live_made)
 
     notes = impair_feature.loss_notes(lab, state)  # status -t FILE: a loss `netlab impair` set, said as a rate is
+    shaped = stray.shaped(lab, state)  # the impairment feature's interfaces: a root qdisc on any other is drift
 
     def compare(ns: str, snap: Snapshot, peers: dict[str, Snapshot], gone: Collection[str] = ()) -> Compared:
         obs = observe(snap, {r.key: r for r in want.get(ns, [])}, peers)
         theirs = live_made(made, ns, peers, pods_of, kernel.nsids)  # a node's: its plugins' veths to its pods
-        found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ()), gone) if not is_plugin_made(d, theirs)]
+        found = stray.merged(diff_netns(want.get(ns, []), obs, links.get(ns, ()), gone),
+                             stray.found(ns, snap, want.get(ns, ()), shaped))
+        found = [d for d in found if not is_plugin_made(d, theirs)]
         found = [replace(d, detail="; ".join(filter(None, (d.detail, notes[ns]))))
                  if ns in notes and impair_feature.is_loss_table(d.resource) else d for d in found]
         return Compared(True, [str(d) for d in found], [d.to_json() for d in found], snap.links,

@@ -21,6 +21,7 @@ from netlab.lab.announce import announce
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import kernel_links, owned
 from netlab.lab.teardown import delete_namespaces
+from netlab.impair import stray
 from netlab.lab.reading import drift_of, snapshots
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan, build_plan
@@ -51,6 +52,7 @@ class Converging:
     held_before: dict[str, set[tuple]]
     _snaps: dict[str, Any]
     _observed: dict[str, Any]
+    _strays: dict[str, list]  # namespace -> the root qdiscs added by hand that _drift found (impair/stray.py)
     heard: Callable[[], None] | None
 
     def _repair_after_removal(self, state: LabState) -> None:
@@ -101,6 +103,7 @@ class Converging:
                 self.heard()
         self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
         self._say_repairs([op for op in repairs if _key(op) not in followed])
+        self._take_off_strays()
         repaired = list(repairs)
         rounds = 1
         while repairs and rounds < ROUNDS:  # a repair is proven by reading the kernel again
@@ -109,6 +112,7 @@ class Converging:
             repairs = self._repairs(drifts, want)
             self.journal.apply(repairs, order=self.plan.netns)
             self._say_repairs(repairs)
+            self._take_off_strays()
             repaired += repairs
             rounds += 1
         if repairs:
@@ -124,15 +128,25 @@ class Converging:
         if existing:
             self.result.warnings += announce(self.kernel, self.lab, self.plan, ops + repaired)
 
+    def _take_off_strays(self) -> None:
+        """The root qdiscs added by hand that the last read found go (after the link's own repair: its
+        txqueuelen); not journaled: a rollback does not put back what a hand made."""
+        fixed, problems = stray.take_off(getattr(self, "_strays", {}))
+        self._strays = {}
+        self.result.fixed += fixed
+        self.result.warnings += problems
+
     def _drift(self, namespaces: list[str], want: dict, state: LabState) -> list[Drift]:
         self._snaps = {}
         self._observed = {}
+        self._strays = {}
         if not namespaces:
             return []
         links = kernel_links(state)
         made = plugin_made(self.lab, state)  # what a user's CNI plugins made is theirs
         pods_of = plugin_pods(state)  # a node's own pods: its plugins' veths are those to them (live_made)
         names = set(namespaces)
+        shaped = stray.shaped(self.lab, state)  # the impairment feature's interfaces (their qdiscs are its)
         # A veth's peer may live in a namespace outside those asked for: read it too.
         peers = {r.peer_netns for r in self.plan.of_kind("veth") if r.netns in names}  # type: ignore[attr-defined]
         if any(made.get(ns) is not None for ns in names):  # a node's plugins' veths, by their peers (live_made)
@@ -147,6 +161,10 @@ class Converging:
             self.held_before.setdefault(ns, set(self._observed[ns].objects))
             theirs = live_made(made, ns, self._snaps, pods_of, self.kernel.nsids)
             out += [d for d in drifts if not is_plugin_made(d, theirs)]
+            found = [s for s in stray.found(ns, self._snaps[ns], want.get(ns, ()), shaped)
+                     if not is_plugin_made(Drift("different", s[0]), theirs)]
+            if found:
+                self._strays[ns] = found
         return out
 
     def _delete_stale_chains(self, want: dict) -> None:

@@ -1,0 +1,112 @@
+"""Root qdiscs added by hand on the lab's interfaces that no impairment names: drift, which ``up`` takes off.
+
+``tc qdisc add dev flannel.1 root tbf rate 8kbit ...`` on a node shapes what it
+sends to the other nodes as an impairment would, but the topology does not
+say it. Every device netlab (and Flannel, and the bridge CNI plugin) makes is
+one the kernel gives ``noqueue`` (IFF_NO_QUEUE: veth, bridge, VXLAN, lo; handle
+``0:``); any root qdisc added has a handle of its own (``1:``, ``8001:``), so
+that is what tells one (rtnl_parse.added_root_qdisc). The kernel gives a
+device of txqueuelen 0 (the CNI veths, flannel.1) 1000 when a qdisc is
+attached to it (qdisc_create): ``status`` names the qdisc as the cause of that
+txqueuelen, on the link's one line.
+
+Read from the snapshot ``status`` and ``up`` take of each namespace (one
+qdisc dump more: kernel/readns.py); the interfaces an impairment shapes now or
+did (netlab.impair.lifecycle) are that feature's, and what a user's CNI
+plugins made (the bandwidth plugin's tbf) is theirs (realize/attachments.py).
+``up`` deletes the root qdisc (RTM_DELQDISC, kernel/tc.py): the device gets its
+default back; the txqueuelen is the link's repair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Iterable
+
+from netlab.impair.lifecycle import RECORD, wanted, words
+from netlab.kernel import netlink, tc
+from netlab.kernel.base import Snapshot
+from netlab.plan.resources import Bridge, Link, Loopback, Resource, Veth, VethPeer, Vxlan
+from netlab.realize.diff import Drift
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+    from netlab.realize.state import LabState
+
+NOQUEUE_KINDS = (Bridge, Loopback, Veth, VethPeer, Vxlan)  # IFF_NO_QUEUE devices: the kernel's root is noqueue
+
+
+def shaped(lab: Lab, state: LabState) -> set[tuple[str, str]]:
+    """(namespace, interface) of every interface the impairment feature keeps: impaired now, or shaped before and
+    not yet taken back (its own drift says those)."""
+    rec = state.extra.get(RECORD)
+    before = rec.get("shaped") if isinstance(rec, dict) else None
+    old = {(ns, i) for ns, v in (before if isinstance(before, dict) else {}).items() if isinstance(v, list)
+           for i in v if isinstance(i, str)}
+    return set(wanted(lab)) | old
+
+
+def qdisc_words(body: bytes) -> str:
+    """A root qdisc as tc names it: ``tbf rate 8kbit``, ``netem delay 30ms``, ``htb``."""
+    q = tc.parse_qdisc(netlink.Msg(tc.RTM_NEWQDISC, 0, 0, body))
+    what = words(tc.Shaping(q.rate_bits, q.delay_us, q.jitter_us, off=q.off)) if q.kind in ("tbf", "netem") else ""
+    return f"{q.kind} {what}" if what and what != "none" else q.kind
+
+
+Stray = tuple[Link, str, int]  # the planned link, its root qdisc in tc's words, its txqueuelen as read
+
+
+def found(ns: str, snap: Snapshot, planned: Iterable[Resource], skip: set[tuple[str, str]]) -> list[Stray]:
+    """The planned links of ``ns`` with a root qdisc someone added: that qdisc in tc's words, the link's txqlen."""
+    if not snap.root_qdiscs:
+        return []
+    out = []
+    for r in planned:
+        link = snap.links.get(r.name) if isinstance(r, Link) else None
+        if link is None or (ns, link.name) in skip or link.index not in snap.root_qdiscs:
+            continue
+        out.append((r, qdisc_words(snap.root_qdiscs[link.index]), link.txqlen or 0))  # type: ignore[arg-type]
+    return out
+
+
+def default_of(r: Link) -> str:
+    return "the kernel's noqueue" if isinstance(r, NOQUEUE_KINDS) else "the kernel's default"
+
+
+def _txqlen_words(r: Link, txqlen: int) -> str:
+    return f", which made the kernel set txqlen {txqlen}" if r.txqlen == 0 and txqlen != 0 else ""
+
+
+def merged(drifts: list[Drift], strays: list[Stray]) -> list[Drift]:
+    """``drifts`` with each stray qdisc said on its link's line, first: the cause of a txqueuelen of 1000 on a
+    device planned with 0, which the kernel gave it with the qdisc."""
+    if not strays:
+        return drifts
+    out = list(drifts)
+    for r, what, txqlen in strays:
+        said = f"root qdisc {what} added (want {default_of(r)}){_txqlen_words(r, txqlen)}"
+        at = next((i for i, d in enumerate(out) if d.state == "different" and d.resource.key == r.key), None)
+        if at is None:
+            out.append(Drift("different", r, said, live=r))
+            continue
+        d = out[at]
+        out[at] = replace(d, detail=f"{said}; {d.detail}" if d.detail else said)
+    return out
+
+
+def take_off(strays: dict[str, list[Stray]]) -> tuple[list[str], list[str]]:
+    """Delete each stray root qdisc (the device gets the kernel's default back): the lines said for those taken
+    off, and for those the kernel refused."""
+    fixed, problems = [], []
+    for ns, found_there in sorted(strays.items()):
+        for r, what, txqlen in found_there:
+            try:
+                tc.delete_root(ns, r.name)
+            except OSError as exc:  # TcError; NetnsGone
+                problems.append(f"could not remove root qdisc {what} from {r.name} in {ns}: {exc}")
+                continue
+            qlen = f"; the txqlen {txqlen} the kernel gave it with the qdisc is set back to 0" \
+                if _txqlen_words(r, txqlen) else ""
+            fixed.append(f"removed root qdisc {what} from {r.name} in {ns} (no impairment of the topology's: "
+                         f"{r.name} has {default_of(r)} again{qlen})")
+    return fixed, problems

@@ -1,0 +1,102 @@
+"""A root qdisc added by hand on an interface the lab does not impair: `status` names it (the cause of the txqueuelen
+the kernel then gives the device), `up` takes it off, and real traffic gets through again.
+
+QA: ``tc qdisc add dev flannel.1 root tbf rate 8kbit ...`` on a node was seen only as "txqlen 1000 (want 0)"; up set
+the txqueuelen back and left the 8 kbit/s qdisc, and status said "as planned" while cross-node pings lost 75%.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from helpers import as_planned_here, in_netns, lab_up, netlab, unique_lab, write_topology
+from netlab import Lab
+
+pytestmark = pytest.mark.root
+
+
+def topology(name: str) -> str:
+    return f"""\
+name: {name}
+network: {{mode: vxlan}}
+nodes:
+  - name: n1
+  - name: n2
+pods:
+  - name: a
+    node: n1
+  - name: b
+    node: n2
+  - name: shaped
+    node: n2
+    impair:
+      eth0: {{rate: 20mbit}}
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    name = unique_lab("nd")
+    path = write_topology(tmp_path_factory.mktemp("stray"), topology(name))
+    with lab_up(path, name, in_process=True):
+        yield name, path
+
+
+def roots(netns: str, dev: str) -> list[dict]:
+    out = subprocess.run(["tc", "-j", "-n", netns, "qdisc", "show", "dev", dev], capture_output=True, text=True,
+                         check=True).stdout
+    return [q for q in json.loads(out) if q.get("root")]
+
+
+def txqlen(netns: str, dev: str) -> int:
+    (link,) = json.loads(subprocess.run(["ip", "-j", "-n", netns, "link", "show", "dev", dev], capture_output=True,
+                                        text=True, check=True).stdout)
+    return link.get("txqlen", 0)
+
+
+def loss(lab: str, src: str, dst: str) -> int:
+    out = in_netns(f"{lab}-{src}", "ping", "-q", "-n", "-c", "100", "-i", "0.005", "-W", "1", "-s", "200",
+                   Lab(lab).pod(dst).ip, timeout=30).stdout
+    return int(re.search(r"(\d+)% packet loss", out).group(1))
+
+
+def test_a_hand_made_qdisc_on_flannel_is_drift_and_up_takes_it_off(lab):
+    name, path = lab
+    node = f"{name}-n1"
+    assert [(q["kind"], q["handle"]) for q in roots(node, "flannel.1")] == [("noqueue", "0:")]  # the kernel's
+    assert loss(name, "a", "b") == 0
+    subprocess.run(["tc", "-n", node, "qdisc", "add", "dev", "flannel.1", "root", "tbf", "rate", "8kbit", "burst",
+                    "1600", "latency", "1ms"], check=True)
+    assert txqlen(node, "flannel.1") == 1000  # the kernel's doing, for a qdisc on a txqueuelen-0 device
+    assert loss(name, "a", "b") > 30
+    drift = netlab("status", "--lab", name, check=False)
+    assert drift.returncode == 1, drift.stdout
+    line = next(line for line in drift.stdout.splitlines() if "flannel.1" in line)
+    assert "root qdisc tbf rate 8kbit" in line and "txqlen 1000" in line, drift.stdout
+    as_json = json.loads(netlab("status", "--lab", name, "-o", "json", check=False).stdout)
+    assert any("root qdisc tbf rate 8kbit" in d["detail"] for d in as_json["details"]), as_json
+    fixed = netlab("up", "-t", path)
+    assert f"flannel.1 in {node}" in fixed.stdout and "tbf rate 8kbit" in fixed.stdout, fixed.stdout
+    assert [(q["kind"], q["handle"]) for q in roots(node, "flannel.1")] == [("noqueue", "0:")]
+    assert txqlen(node, "flannel.1") == 0
+    assert loss(name, "a", "b") == 0
+    assert as_planned_here(name)
+
+
+def test_a_hand_made_qdisc_on_a_pods_eth0_is_drift_and_the_impaired_one_stays(lab):
+    name, path = lab
+    pod = f"{name}-b"
+    subprocess.run(["tc", "-n", pod, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb"], check=True)
+    drift = netlab("status", "--lab", name, check=False)
+    assert drift.returncode == 1
+    assert re.search(rf"eth0 in {pod}.*root qdisc htb added", drift.stdout), drift.stdout
+    assert "shaped" not in drift.stdout  # its tbf is the topology's
+    fixed = netlab("up", "-t", path)
+    assert f"eth0 in {pod}" in fixed.stdout, fixed.stdout
+    assert [(q["kind"], q["handle"]) for q in roots(pod, "eth0")] == [("noqueue", "0:")]
+    assert [q["kind"] for q in roots(f"{name}-shaped", "eth0")] == ["tbf"]
+    assert as_planned_here(name)

@@ -1,0 +1,47 @@
+"""A root qdisc someone added on a planned interface (impair/stray.py): found in a snapshot, said as the cause of
+the txqueuelen the kernel gave the device, and left alone on an impaired interface or the kernel's own root."""
+
+from __future__ import annotations
+
+from netlab.impair import stray
+from netlab.kernel import netlink, tc
+from netlab.kernel.base import Snapshot
+from netlab.kernel.rtnl_parse import LinkMsg, added_root_qdisc
+from netlab.plan.resources import VethPeer
+from netlab.realize.diff import Drift
+
+
+def body(index: int, handle: int, kind: str, options: bytes = b"") -> bytes:
+    return tc.qdisc_replace(index, tc.TC_H_ROOT, handle, kind, options)[16:]
+
+
+def snap(**roots: bytes) -> Snapshot:
+    link = LinkMsg(index=2, name="eth0", kind="veth", up=True, mtu=1450, mac="aa:bb:cc:dd:ee:ff", master=None,
+                   peer=5, peer_netnsid=0, alias=None, group=0, txqlen=1000)
+    out = Snapshot(netns="l-p", links={"eth0": link})
+    for _, b in roots.items():
+        found = added_root_qdisc(netlink.Msg(tc.RTM_NEWQDISC, 0, 0, b))
+        if found is not None:
+            out.root_qdiscs[found[0]] = found[1]
+    return out
+
+
+EYE = VethPeer(netns="l-p", name="eth0", mtu=1450, mac="aa:bb:cc:dd:ee:ff", txqlen=0)
+
+
+def test_a_tbf_added_is_found_and_said_as_the_cause_of_the_txqlen():
+    s = snap(root=body(2, 0x80010000, "tbf", tc.tbf_options(8000)))
+    (found,) = stray.found("l-p", s, [EYE], set())
+    assert found[:2] == (EYE, "tbf rate 8kbit")
+    txq = Drift("different", EYE, "txqlen 1000 (want 0)", live=EYE)
+    (line,) = stray.merged([txq], [found])
+    assert str(line) == ("different: link eth0 in l-p (root qdisc tbf rate 8kbit added (want the kernel's noqueue), "
+                         "which made the kernel set txqlen 1000; txqlen 1000 (want 0))")
+
+
+def test_the_kernels_own_root_and_an_impaired_interface_are_not_drift():
+    assert stray.found("l-p", snap(root=body(2, 0, "noqueue")), [EYE], set()) == []
+    s = snap(root=body(2, 0x10000, "tbf", tc.tbf_options(8000)))
+    assert stray.found("l-p", s, [EYE], {("l-p", "eth0")}) == []
+    assert stray.qdisc_words(s.root_qdiscs[2]) == "tbf rate 8kbit"
+    assert stray.qdisc_words(body(2, 0x10000, "htb")) == "htb"
