@@ -21,6 +21,7 @@ from netlab.plan.netfilter_resources import NatRules as NatRules
 from netlab.plan.netfilter_resources import NftRules as NftRules
 from netlab.plan.resource_base import Resource as Resource
 from netlab.plan.route_attrs import Metrics, metric_words
+from netlab.plan.sysctls import shown
 
 DEFAULT_TXQLEN = 1000  # DEFAULT_TX_QUEUE_LEN: what ether_setup() gives a new device
 
@@ -51,10 +52,16 @@ class Sysctl(Resource):
         return ("sysctl", self.netns, self.name)
 
     def command(self) -> str:
-        return f"ip netns exec {self.netns} sysctl -w {self.name}={self.value}"
+        return f"ip netns exec {self.netns} sysctl -w {shown(self.name)}={self.value}"
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if shown(self.name) != self.name:  # an interface's with a dot in its name (flannel.1): sysctl(8)'s form too
+            out["sysctl"] = shown(self.name)
+        return out
 
     def describe(self) -> str:
-        return f"sysctl {self.name} in {self.netns}"
+        return f"sysctl {shown(self.name)} in {self.netns}"
 
 
 @dataclass(frozen=True)

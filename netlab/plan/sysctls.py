@@ -165,6 +165,17 @@ def interface_setting(name: str) -> tuple[str, str] | None:
     return ".".join(parts[3:-1]), parts[-1]
 
 
+def shown(name: str) -> str:
+    """A sysctl's name as sysctl(8) takes it, to show or to run: the dots of an interface's name as slashes
+    (``net.ipv4.conf.flannel.1.rp_filter`` -> ``net.ipv4.conf.flannel/1.rp_filter``: sysctl(8) reads every dot
+    as a level, and ``sysctl -w`` of the dotted name fails). netlab keeps the dotted name (its records, its
+    JSON's ``name``)."""
+    own = interface_setting(name)
+    if own is None or "." not in own[0]:
+        return name
+    return f"net.ipv4.conf.{own[0].replace('.', '/')}.{own[1]}"
+
+
 def when_written(name: str) -> str:
     """When a sysctl of the plan can be written: ``netns``, as the namespace is made, before its first link (each
     new link copies ``default``); ``link``, an interface's own (net.ipv4.conf.<dev>.*), once the link is made;

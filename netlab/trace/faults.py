@@ -44,6 +44,7 @@ from netlab.kernel.iptables import command as ipt_command
 from netlab.model.impair import loss_fraction
 from netlab.plan.flannel import FLANNEL_FWD, FORWARD_COMMENT
 from netlab.plan.impair import LossHook
+from netlab.plan.sysctls import shown
 
 # Flannel's FLANNEL-FWD chain in an iptables-save text, and FORWARD's jump to it (a counter may lead the line)
 FLANNEL_CHAIN = re.compile(rf"^:{FLANNEL_FWD} ", re.M)
@@ -108,11 +109,11 @@ def refused(k: Any, ns: str, iif: str | None, src: str, dst: str, message: str, 
             back = k.route_get(ns, src).oif or back
         except Exception:  # the reverse lookup failing is itself the reason; say it plainly
             pass
-        key = "all" if modes[0] == "1" else iif
-        return (f"strict rp_filter (net.ipv4.conf.{key}.rp_filter = 1) in {ns}: the packet from {src} came in on "
+        key = shown(f"net.ipv4.conf.{'all' if modes[0] == '1' else iif}.rp_filter")  # flannel.1: flannel/1
+        return (f"strict rp_filter ({key} = 1) in {ns}: the packet from {src} came in on "
                 f"{iif}, but the route back to {src} leaves by {back}, so the kernel drops it as spoofed "
                 f"(route get says: {message})",
-                f"ip netns exec {ns} sysctl -w net.ipv4.conf.{key}.rp_filter=0   (or 2, loose)")
+                f"ip netns exec {ns} sysctl -w {key}=0   (or 2, loose)")
     return None
 
 
