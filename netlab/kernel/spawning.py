@@ -7,7 +7,8 @@ init when the intermediate exits (no zombies in the netlab CLI, nothing dies
 with it). The container enters the pod's network and UTS namespaces, gets a
 private mount namespace where ``/etc/netns/<netns>/*`` (resolv.conf, hosts)
 is bind-mounted over ``/etc`` and ``/sys`` shows the namespace's devices (as
-``ip netns exec`` does), and execs the command with stdout and stderr on its
+``ip netns exec`` does), and ``/etc/hostname`` holds the pod's hostname (as
+containerd's sandbox file), and execs the command with stdout and stderr on its
 log file. It closes every other descriptor first, so the CLI's lock file is
 never inherited. The intermediate waits (bounded) for the exec: a pipe that
 closes on exec says it happened, a line on it says why it did not.
@@ -87,11 +88,40 @@ def enter_pod_here(net_fd: int, uts_fd: int | None, netns: str, mounts: bool = T
         nsmod.mount(netns, "/sys", "sysfs")
     except OSError:
         pass
+    if uts_fd is not None:
+        _own_hostname_file()
     for src, dst in _etc_overrides(netns):
         try:
             nsmod.mount(src, dst, None, nsmod.MS_BIND)
         except OSError:
             pass
+
+
+def _own_hostname_file(scratch: str = "/tmp") -> None:
+    """/etc/hostname holding the pod's hostname (its UTS namespace's, just joined), as containerd and CRI-O
+    bind-mount a file of the sandbox's hostname there, in this process's private mount namespace alone: a tmpfs
+    of its own, on ``scratch`` for a moment (detached again once the file is bound, so ``scratch`` shows what it
+    did; the bind mount keeps the tmpfs). Nothing is written on the host, and the file goes with the process's
+    mount namespace. A file of /etc/netns/<netns>/ named hostname still wins, as ``ip netns exec`` binds it after."""
+    if not os.path.exists("/etc/hostname"):
+        return  # nothing to cover (a bind mount needs its target)
+    try:
+        nsmod.mount("netlab-hostname", scratch, "tmpfs", 0, "mode=0755,size=4k,nr_inodes=4")
+    except OSError:
+        return
+    try:
+        path = os.path.join(scratch, "hostname")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, (os.uname().nodename + "\n").encode())
+        finally:
+            os.close(fd)
+        nsmod.mount(path, "/etc/hostname", None, nsmod.MS_BIND)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            nsmod.detach(scratch)
 
 
 def _which(cmd: str, env: Mapping[str, str]) -> str:
