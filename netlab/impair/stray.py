@@ -60,12 +60,14 @@ def found(ns: str, snap: Snapshot, planned: Iterable[Resource], skip: set[tuple[
     """The planned links of ``ns`` with a root qdisc someone added: that qdisc in tc's words, the link's txqlen."""
     if not snap.root_qdiscs:
         return []
-    out = []
+    out: list[Stray] = []
     for r in planned:
-        link = snap.links.get(r.name) if isinstance(r, Link) else None
+        if not isinstance(r, Link):
+            continue
+        link = snap.links.get(r.name)
         if link is None or (ns, link.name) in skip or link.index not in snap.root_qdiscs:
             continue
-        out.append((r, qdisc_words(snap.root_qdiscs[link.index]), link.txqlen or 0))  # type: ignore[arg-type]
+        out.append((r, qdisc_words(snap.root_qdiscs[link.index]), link.txqlen or 0))
     return out
 
 
