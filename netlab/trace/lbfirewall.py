@@ -23,7 +23,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from netlab.kernel.iptables import command as ipt_command
 from netlab.plan.services import KUBE_PROXY_FIREWALL
-from netlab.trace import kubeproxy, kubeproxy_nft
+from netlab.trace import kubeproxy, kubeproxy_nft, nftmatch
 from netlab.trace.facts import NatTable, NftTable
 from netlab.trace.flow import Flow
 from netlab.trace.kubeproxy import NoDnat, Step
@@ -166,26 +166,55 @@ def checked(lab: LabMap, ns: str, f: Flow, iif: str | None, table: NftTable | No
         return None
     own = [line.split(" ", 3)[3] for line in kube]
     held = table.chain_rules(NFT_CHECK)
-    at = next((i for i, r in enumerate(held) if r in own or nft_drops(r, f.src)), None)
-    if at is None or held[at] in own:
+    at, judged = _first_drop(held, own, f, table)
+    if at is None or judged is None:
         return None  # kube-proxy's verdict map decides (judge: the firewall chain it leads to)
     rule, node = held[at], lab.where(ns).split()[-1]
     now, then = table.counters.get(NFT_CHECK, ()), (table.counters_before or {}).get(NFT_CHECK, ())
     after, before = (now[at], then[at]) if at < min(len(now), len(then)) else (None, None)
     counted = f" (its counter went up by {after - before} during the trace)" \
         if after is not None and before is not None else ""
+    sure = judged.matches is True or (after is not None and before is not None and after > before)
     place = "before" if any(r in own for r in held[at:]) else "in place of"
+    verb = "rejects" if judged.verdict and judged.verdict.startswith("reject") else "drops"
     facts = {"dropped_here": True, "drop_rule": rule, "chain": NFT_CHECK}
     if not all(r in held for r in own):
         facts["missing_rule"] = kube[0]
-    return NoDnat(f"no DNAT for {f}: {node}'s chain {NFT_CHECK} drops it",
-                  f"dropped by {node}'s chain {NFT_CHECK}, before any DNAT: {hook} jumps there for every new "
-                  f"connection, and the kernel drops this packet at the chain's rule '{rule}'{counted}, which "
-                  f"{node} holds {place} kube-proxy's '{own[0]}' (whose map firewall-ips sends only a balancer's IP "
-                  "and port with loadBalancerSourceRanges on to its firewall chain, and lets any other packet by)",
-                  [kubeproxy_nft.list_chain(ns, NFT_CHECK), kubeproxy_nft.list_chain(ns, hook)],
-                  kubeproxy_nft.fix(ns, kubeproxy_nft.Step(kube[0], "kube-proxy's firewall check"), planned),
-                  cause=True, facts=facts)
+    kubes = (f"which {node} holds {place} kube-proxy's '{own[0]}' (whose map firewall-ips sends only a balancer's IP "
+             "and port with loadBalancerSourceRanges on to its firewall chain, and lets any other packet by)")
+    commands = [kubeproxy_nft.list_chain(ns, NFT_CHECK), kubeproxy_nft.list_chain(ns, hook)]
+    fix = kubeproxy_nft.fix(ns, kubeproxy_nft.Step(kube[0], "kube-proxy's firewall check"), planned)
+    if not sure:
+        facts["may_drop"] = True
+        return NoDnat(f"no DNAT for {f}: {node}'s chain {NFT_CHECK} may drop it",
+                      f"{node}'s chain {NFT_CHECK} may drop this packet, before any DNAT: {hook} jumps there for "
+                      f"every new connection, and the chain's rule '{rule}' {verb} what it matches; trace cannot "
+                      f"evaluate its '{judged.unknown}' (its other matches hold for this packet){counted}, {kubes}. "
+                      f"Insert a counter in the rule, or run tcpdump past the node, to see whether it does",
+                      commands, fix, cause=True, facts=facts)
+    done = "dropped" if verb == "drops" else "rejected"
+    return NoDnat(f"no DNAT for {f}: {node}'s chain {NFT_CHECK} {verb} it",
+                  f"{done} by {node}'s chain {NFT_CHECK}, before any DNAT: {hook} jumps there for every new connection"
+                  f", and the kernel {verb} this packet at the chain's rule '{rule}'"
+                  f"{counted}, {kubes}", commands, fix, cause=True, facts=facts)
+
+
+def _first_drop(held: tuple[str, ...], own: list[str], f: Flow,
+                table: NftTable) -> tuple[int | None, nftmatch.Judged | None]:
+    """The first rule of the kernel's firewall-check that drops or rejects ``f`` (its matches hold, or some are
+    beyond trace: it may), and how it was judged; (None, None) when kube-proxy's own rule comes first, or a rule
+    that holds for it lets it out of the chain (accept, return), or none drops it."""
+    for i, r in enumerate(held):
+        if r in own:
+            return None, None
+        judged = nftmatch.judge(r, f, table.elements)
+        if judged.matches is False:
+            continue
+        if judged.drops:
+            return i, judged
+        if judged.matches and judged.verdict in ("accept", "return"):
+            return None, None
+    return None, None
 
 
 def _nft(lab: LabMap, ns: str, svc: ServiceFacts, f: Flow, iif: str | None, table: NftTable | None) -> NoDnat | None:

@@ -173,3 +173,42 @@ def test_nftables_a_drop_in_firewall_check_drops_every_new_connection_and_trace_
     assert counted >= 1
     subprocess.run(["bash", "-c", lost["fix"]], check=True)
     assert as_planned(lab) and curl(lab, "inside") == 0  # the fix lets it through again
+
+
+@pytest.mark.parametrize("rule", ["ip daddr 203.0.113.100 drop", "tcp dport 80 counter drop",
+                                  "ip daddr 203.0.113.100 ip dscp cs0 drop"])
+def test_nftables_a_conditional_drop_in_firewall_check_is_read_against_the_packet(repaired, rule):
+    """firewall-check flushed and given a drop under matches (qa: `ip daddr 203.0.113.100 drop`, `tcp dport 80
+    drop`): the kernel drops the packet there silently (curl times out, no ICMP comes back, a counter in the rule
+    rises). trace read only a bare drop or a saddr set: it walked on round the gateway and said the packet was lost
+    in a loop, its TTL exceeded. A match trace cannot evaluate (ip dscp) is said as such: the rule may drop it."""
+    lab, mode, _ = repaired
+    if mode != "nftables":
+        pytest.skip("firewall-check is kube-proxy's nftables chain")
+    n1 = f"{lab}-n1"
+    in_netns(n1, "nft", f"flush chain ip kube-proxy firewall-check; add rule ip kube-proxy firewall-check {rule}",
+             check=True)
+    with tcpdump(f"{lab}-inside", "eth0", "icmp", settle=0.5) as back:
+        assert curl(lab, "inside") == 28  # dropped silently
+    assert back == [], back  # no ICMP of any kind came back
+    counter = "counter" in rule
+    before = fc_counter(n1) if counter else None
+    rc, d = traced(lab, "inside", "svc/lb", "--port", "80")
+    lost = d["lost"]
+    assert rc == 1 and lost["netns"] == n1, lost
+    row = next(h for h in d["hops"] if h["index"] == lost["hop"])
+    assert row is d["hops"][-1] and row["kind"] == "dnat", [(h["netns"], h["kind"]) for h in d["hops"]]
+    assert not any(h["kind"] == "loop" for h in d["hops"]) and "time exceeded" not in lost["reason"], lost
+    if "dscp" in rule:
+        assert row["facts"]["may_drop"] is True, row["facts"]
+        assert f"the chain's rule '{rule}' drops what it matches; trace cannot evaluate its 'ip dscp cs0'" \
+               in lost["reason"] and "may drop this packet" in lost["reason"], lost["reason"]
+    else:
+        shown = rule.replace("counter ", "counter ") if counter else rule
+        assert f"the kernel drops this packet at the chain's rule '{shown}'" in lost["reason"], lost["reason"]
+        assert not row["facts"].get("may_drop"), row["facts"]
+    if counter:
+        counted = fc_counter(n1) - before
+        assert counted >= 1 and f"(its counter went up by {counted} during the trace)" in lost["reason"], lost
+    subprocess.run(["bash", "-c", lost["fix"]], check=True)
+    assert as_planned(lab) and curl(lab, "inside") == 0  # the fix lets it through again

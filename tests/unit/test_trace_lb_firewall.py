@@ -189,3 +189,43 @@ def test_nftables_a_drop_in_firewall_check_drops_a_pods_packet_to_a_clusterip_to
     assert (row.netns, row.device, row.kind) == (N1, "cni0", "dnat") and row.facts["dropped_here"], row
     assert w.hops[-1] is row and "the kernel drops this packet at the chain's rule 'drop'" in v.reason, v.reason
     assert v.fix.startswith(f"ip netns exec {N1} nft 'add chain ip kube-proxy firewall-check; "), v.fix
+
+
+def _firewall_check_holds(k, held: tuple[str, ...]):
+    table = k.nft_table
+    k.nft_table = lambda ns: replace(table(ns), rules={**table(ns).rules, "firewall-check": held}) \
+        if ns == N1 else table(ns)
+
+
+@pytest.mark.parametrize("held", ["ip daddr 203.0.113.100 drop", "tcp dport 80 drop", "counter tcp dport 80 drop",
+                                  "ip daddr 203.0.113.100 ip protocol tcp th dport { 80, 443 } reject"])
+def test_nftables_a_conditional_drop_in_firewall_check_that_holds_for_the_packet_drops_it_there(held):
+    """firewall-check flushed and given `ip daddr 203.0.113.100 drop` (or `tcp dport 80 drop`) by hand: the kernel
+    drops the packet there silently (measured: its counter rises, curl times out, no ICMP comes back). trace read
+    only a bare drop or a saddr drop: it walked on and said the packet was lost in a loop, its TTL exceeded."""
+    _, m, k = build("nftables")
+    _firewall_check_holds(k, (held,))
+    w, v, row = trace_from(m, k, "inside")
+    assert row.facts.get("dropped_here") and w.hops[v.lost_at] is row and w.hops[-1] is row, \
+        [(h.netns, h.kind) for h in w.hops]
+    verb = "rejects" if held.endswith("reject") else "drops"
+    assert f"the kernel {verb} this packet at the chain's rule '{held}'" in v.reason, v.reason
+    assert row.facts["drop_rule"] == held and not row.facts.get("may_drop"), row.facts
+
+
+@pytest.mark.parametrize("held", ["ip daddr 203.0.113.99 drop", "udp dport 80 drop", "tcp dport != 80 drop",
+                                  "ip saddr 203.0.113.50 drop"])
+def test_nftables_a_conditional_drop_in_firewall_check_that_does_not_hold_lets_the_packet_by(held):
+    _, m, k = build("nftables")
+    _firewall_check_holds(k, (held, "ip daddr . meta l4proto . th dport vmap @firewall-ips"))
+    w, v = traced(m, k, Flow("tcp", "203.0.113.10", "203.0.113.100", 40000, 80), src="fw-inside")
+    assert not any(h.facts.get("drop_rule") for h in w.hops), [(h.netns, h.kind, h.facts) for h in w.hops]
+
+
+def test_nftables_a_drop_in_firewall_check_under_a_match_trace_cannot_evaluate_is_quoted_as_one_that_may_drop():
+    _, m, k = build("nftables")
+    held = "ip daddr 203.0.113.100 ip dscp cs1 drop"
+    _firewall_check_holds(k, (held,))
+    w, v, row = trace_from(m, k, "inside")
+    assert row.facts.get("may_drop") and row.facts["drop_rule"] == held and w.hops[v.lost_at] is row, row.facts
+    assert f"'{held}'" in v.reason and "may drop this packet" in v.reason and "ip dscp cs1" in v.reason, v.reason

@@ -1,0 +1,43 @@
+"""nft rules as netlab lists them, judged against the packet a trace follows (no root)."""
+
+from __future__ import annotations
+
+import pytest
+
+from netlab.trace.flow import Flow
+from netlab.trace.nftmatch import judge
+
+F = Flow("tcp", "203.0.113.10", "203.0.113.100", 40000, 80)
+
+
+@pytest.mark.parametrize("rule, verdict, matches", [
+    ("drop", "drop", True),
+    ("counter drop", "drop", True),
+    ("ip daddr 203.0.113.100 drop", "drop", True),
+    ("ip daddr != 203.0.113.100 drop", "drop", False),
+    ("ip daddr 203.0.113.0/24 tcp dport 80 drop", "drop", True),
+    ("tcp dport 81 drop", "drop", False),
+    ("udp dport 80 drop", "drop", False),
+    ("th dport 70-90 reject", "reject", True),
+    ("tcp sport { 1, 40000 } drop", "drop", True),
+    ("ip saddr { 203.0.113.8/30, 10.244.0.0/16 } accept", "accept", True),
+    ("ip saddr 203.0.113.5-203.0.113.9 drop", "drop", False),
+    ("meta l4proto tcp drop", "drop", True),
+    ("ip protocol udp drop", "drop", False),
+    ("ip saddr @allowed drop", "drop", True),
+    ("ip saddr @nosuchset drop", "drop", None),
+    ("ct state new drop", "drop", None),
+    ("ct state new ip daddr 1.2.3.4 drop", "drop", False),  # one match that fails decides
+    ("ip daddr 203.0.113.100 reject with icmp host-unreachable", "reject with icmp host-unreachable", True),
+    ('ip daddr 203.0.113.100 drop comment "by hand"', "drop", True),
+    ("counter", None, True),
+])
+def test_a_rule_is_judged_by_the_matches_trace_can_evaluate(rule, verdict, matches):
+    j = judge(rule, F, {"allowed": ("203.0.113.10 comment \"x\"",)})
+    assert (j.verdict, j.matches) == (verdict, matches), j
+    if matches is None:
+        assert j.unknown and j.unknown in rule, j
+
+
+def test_an_icmp_packet_has_no_ports():
+    assert judge("th dport 80 drop", Flow.icmp("10.0.0.1", "10.0.0.2", 80)).matches is False
