@@ -16,6 +16,7 @@ Pure: the rows and the kernel's answers come in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
 from netlab.trace.facts import Kernel, RouteFailure
@@ -74,9 +75,41 @@ def _source(k: Kernel, ns: str, iif: str, client: str) -> tuple[str | None, str,
     return back.prefsrc, f"the source of its route back to {client}", cmd
 
 
-def explain(k: Kernel, names: dict[str, str], hops: list[Hop], start: int, sender: str, flow: Flow) -> Loop:
+def _redirected(k: Kernel, dies: Hop, iif: str, client: str) -> bool:
+    """Whether the router where the TTL runs out sent ``client`` an ICMP redirect on each lap before: it routes
+    the packet out of the device it came in by, ``client`` is on that device's own link, and it sends redirects
+    (net.ipv4.conf.all or .IIF .send_redirects, 1 by default). A redirect takes the per-host token of the ICMP
+    rate limit (icmp_ratelimit, 1s) for that address, so the time exceeded that follows within the second is held
+    back (nstat's IcmpOutRateLimitHost counts it). Measured: 3 nodes that route a pod's address round, two of them
+    masquerading: the node where the TTL runs out counts IcmpOutRedirects, then IcmpOutRateLimitHost; no ICMP time
+    exceeded leaves it."""
+    if (dies.facts.get("oif") or dies.device) != iif or not client:
+        return False
+    if "0" == _sysctl(k, dies.netns, "net.ipv4.conf.all.send_redirects") == \
+            _sysctl(k, dies.netns, f"net.ipv4.conf.{iif}.send_redirects"):
+        return False
+    link = k.links(dies.netns).get(iif)
+    try:
+        return link is not None and any(IPv4Address(client) in IPv4Interface(a).network for a in link.addresses)
+    except ValueError:
+        return False
+
+
+def _arrived_from(hops: list[Hop], dies: Hop, flow: Flow) -> str:
+    """The packet's source as it came in to the router where its TTL runs out (a masquerade on the way round
+    may have given it one other than its sender's): the time exceeded is addressed there."""
+    at = next(i for i, h in enumerate(hops) if h is dies)
+    came = next((h.observe.flow.src for h in reversed(hops[:at]) if h.netns == dies.netns and h.observe is not None
+                 and h.observe.direction == "in" and not h.observe.encapsulated), None)
+    return came or flow.src or ""
+
+
+def explain(k: Kernel, names: dict[str, str], hops: list[Hop], start: int, sender: str, flow: Flow,
+            renat: bool = False) -> Loop:
     """The loop whose lap is ``hops[start:]`` (the packet then came back to the state it was in at ``start``), sent
-    by ``sender``'s socket: which routers take it round, and where its TTL runs out. ``names``: address -> name."""
+    by ``sender``'s socket: which routers take it round, and where its TTL runs out. ``names``: address -> name.
+    ``renat``: it came back to the same place and destination with another source, a masquerade's on the way (a
+    new one each lap: conntrack's tuple is new each time, so is its mapping)."""
     lap = hops[start:]
     before = [h for h in hops[:start] if routed(h)]
     routers = [h for h in lap if routed(h)]
@@ -97,23 +130,37 @@ def explain(k: Kernel, names: dict[str, str], hops: list[Hop], start: int, sende
         n = ttl - len(before) - 1
         dies, laps = routers[n % len(routers)], n // len(routers)
     iif = str(dies.facts["iif"])
-    client = flow.src or ""
+    client = _arrived_from(hops, dies, flow)
     src, whose, shown = _source(k, dies.netns, iif, client)
     by = ", ".join(_hop_words(h, names) for h in routers)
     times = {1: "once", 2: "twice"}.get(len(before), f"{len(before)} times")
     took = f" and forwarded {times} on its way there" if before else ""
     rounds = f"after {laps} time{'s' if laps != 1 else ''} round" if ttl > len(before) else "before the loop"
+    held = bool(src) and laps > 0 and dies in routers and _redirected(k, dies, iif, client)
     answer = (f"sends {client} an ICMP time exceeded (ttl exceeded in transit) from {src}, {whose}" if src else
               f"sends no ICMP time exceeded: {whose}")
+    if held:
+        answer = (f"would send {client} an ICMP time exceeded from {src}, but on each lap before it sent {client} an "
+                  f"ICMP redirect (it routes the packet out of {iif}, the device it came in by, and {client} is on "
+                  f"{iif}'s own link), which takes the ICMP rate limit's token for {client}: the time exceeded is "
+                  f"held back (nstat's IcmpOutRateLimitHost counts it), and none comes back")
+        shown = f"ip netns exec {dies.netns} nstat -az IcmpOutRedirects IcmpOutRateLimitHost"
+        src = None
     ended = " (a TCP client's connection fails at once)" if flow.proto == "tcp" and src else ""
-    problem = (f"a loop: {by}, and the packet is back on {where} as it was, round and round; each router that "
+    back_as = (f"back on {where} to {flow.dst}, with the source a masquerade on the way gave it (a new one each "
+               "lap: each lap's packet is a new flow to conntrack, with a new mapping)" if renat else
+               f"back on {where} as it was")
+    if renat and client != (hops[0].observe.flow.src if hops[0].observe is not None else client):
+        answer = answer.replace(f" {client} ", f" {client} (the source it came in with, a masquerade's, not its "
+                                "sender's) ", 1)
+    problem = (f"a loop: {by}, and the packet is {back_as}, round and round; each router that "
                f"forwards it takes 1 from its TTL: sent with TTL {ttl} ({_name(hops[0])}'s {DEFAULT_TTL}){took}, "
                f"it reaches {_name(dies)} on {iif} with TTL 1 {rounds}, and {_name(dies)}'s kernel drops it there "
                f"and {answer}{ended}")
-    decision = (f"back on {where} as it was: a loop ({' → '.join(_name(h) for h in routers)} → ...); its TTL runs "
-                f"out here")
+    again = f"back on {where}, its source masqueraded anew" if renat else f"back on {where} as it was"
+    decision = f"{again}: a loop ({' → '.join(_name(h) for h in routers)} → ...); its TTL runs out here"
     commands = [f"ip netns exec {sender} sysctl {DEFAULT_TTL}", shown,
                 f"ip netns exec {dies.netns} tcpdump -nvi {iif} 'icmp or host {client}'"]
     return Loop(dies.netns, iif, decision, problem, commands,
                 {"loop": [h.netns for h in routers], "sent_ttl": ttl, "ttl_expires": dies.netns, "laps": laps,
-                 "time_exceeded_from": src})
+                 "time_exceeded_from": src, **({"time_exceeded_held": True} if held else {})})

@@ -94,6 +94,22 @@ class Verdict:
 
 
 def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
+    """Where the packet disappeared and why (:func:`_explain`); a walk that ended in a loop says so whatever row
+    it blames: the loop row's end (where its TTL runs out), or the walk's own step limit ("more than 64 steps: a
+    routing loop?"), which an earlier row's problem never hides."""
+    v = _explain(w, hops, lab)
+    if w.outcome != "loop" or not w.reason or v.delivered or (v.reason and w.reason in v.reason):
+        return v
+    rows = hops if hops is not None else w.hops
+    last = rows[-1] if rows else None
+    if last is not None and last.kind == "loop" and last.problem == w.reason:
+        end = f" (it went on and was lost in {last.netns} {last.device}: {w.reason})"
+    else:
+        end = f" (it went on; the walk stopped at {w.reason})"
+    return Verdict(False, v.lost_at, f"{v.reason or ''}{end}" if v.reason else w.reason, v.fix, v.never_sent)
+
+
+def _explain(w: Walk, hops: list[Hop] | None, lab: str) -> Verdict:
     """Where the packet disappeared and why.
 
     The why is the kernel's: the first row with a problem after the last row

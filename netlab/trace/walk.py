@@ -102,6 +102,10 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps, MacvlanSte
         self.flow = flow
         state: State | Walk = LocalOut(netns)
         been: dict[Hashable, int] = {}  # the packet's state at a place -> the rows written before it got there
+        # the same place and destination, whatever the source: a masquerade on the way round gives the packet a
+        # new source (and a ping a new echo id: each lap's is a new conntrack entry) each lap, so it never comes
+        # back as it was; after one lap every router gets it from the same masquerade as the lap before
+        passes: dict[Hashable, list[int]] = {}
         for _ in range(self.MAX_STEPS):
             if isinstance(state, Walk):
                 break
@@ -110,6 +114,11 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps, MacvlanSte
                 state = self._looped(netns, been[key])
                 break
             been[key] = self.rows.written
+            rows = passes.setdefault(self._place_key(state), [])
+            if len(rows) == 2:  # a third time there, to the same destination: the lap since the second is a loop's
+                state = self._looped(netns, rows[1], renat=True)
+                break
+            rows.append(self.rows.written)
             if isinstance(state, LocalOut):
                 state = self._local_out(state.netns)
             elif isinstance(state, FrameIn):
@@ -130,12 +139,19 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps, MacvlanSte
             if isinstance(state, FrameIn) and not state.came else None
         return state, self.flow, wraps, mac
 
-    def _looped(self, netns: str, start: int) -> Walk:
+    def _place_key(self, state: State) -> Hashable:
+        """The packet's place and destination, without its source (nor a ping's echo id, which a masquerade
+        rewrites with it): for a TCP or UDP packet its destination port too."""
+        wraps = tuple((e.inner.dst, e.vni, e.vxdev, e.netns, e.remote) for e in self.stack)
+        f = self.flow
+        return state, f.proto, f.dst, None if f.proto == "icmp" else f.dport, wraps
+
+    def _looped(self, netns: str, start: int, renat: bool = False) -> Walk:
         """The packet came back to a state it was in once ``start`` rows were written: the rows since are one lap
         of a loop, which the kernel's packet goes round until its TTL runs out. One row says so, and the walk
         ends (the lap's rows are not written again)."""
         self.rows.flush()
-        loop = ttlloop.explain(self.k, self.lab.ip_names, self.rows.hops, start, netns, self.flow)
+        loop = ttlloop.explain(self.k, self.lab.ip_names, self.rows.hops, start, netns, self.flow, renat)
         self.rows.add(loop.netns, loop.device, "loop", loop.decision, loop.commands, problem=loop.problem,
                       **loop.facts)
         return Walk(self.rows.hops, "loop", self.flow, None, loop.problem)
