@@ -64,6 +64,13 @@ class VxlanSteps(WalkParts):
         # another UDP port, VNI or device than flannel.1's own: it goes on, to where nothing takes it.
         astray = None if stale else self._other_vtep(ns, link.name, mac, remote)
         odd = None if stale or astray else faults.odd_remote(entry, vx, link.name)
+        # out of lo: the driver's route lookup to the remote out of the loopback device finds none, and it drops
+        # the frame there (measured: the VXLAN device's TX errors count it; nothing leaves by lo, nor eth0)
+        looped = odd is not None and entry.via == "lo"
+        if looped:
+            odd = (f"{odd}: the VXLAN driver looks up its route to {remote} out of lo, which routes nothing out, "
+                   f"finds none and drops the frame ({link.name}'s TX errors count it: ip -s -n {ns} link show "
+                   f"{link.name})")
         # The entry is there with the wrong VTEP: the kernel appends another remote to a zero or multicast MAC's
         # entry only (an append to a unicast one changes nothing), so the fix replaces its remote (and with it
         # its port, VNI and device: the device's own).
@@ -73,9 +80,11 @@ class VxlanSteps(WalkParts):
                       f"FDB entry: {entry.text()} → remote VTEP {self.lab.name_ip(remote)}", [cmd],
                       self._obs(ns, link.name, "out"), stale or astray or odd, fix,
                       cause=astray is not None or odd is not None, mac=mac, lladdr=mac, dst=remote,
-                      remote_vtep=remote, astray=astray is not None or None, **extra)
+                      remote_vtep=remote, astray=astray is not None or None, dropped_here=looped or None, **extra)
         if stale:
             return self._stop(stale)
+        if looped and odd is not None:
+            return self._stop(odd)
         if vx is None:
             return self._stop(f"{link.name} has no VXLAN settings")
         # The UDP port and VNI the kernel sends it with: the entry's where it names its own

@@ -54,3 +54,20 @@ def test_an_fdb_entry_with_another_port_or_vni_is_the_cause_with_its_fix(remote,
     assert v.lost_at == w.hops.index(fdb) and v.fix == fdb.fix, v
     assert lost in v.reason and "look at the firewall" not in v.reason, v.reason
     assert "made again" not in v.reason, v.reason  # both devices are the plan's VNI: the entry is the fault
+
+
+def test_an_fdb_entry_via_lo_stops_the_walk_where_the_vxlan_driver_drops_the_frame():
+    """`bridge fdb replace MAC dev flannel.1 dst C self permanent via lo`: the VXLAN driver looks its route to the
+    remote up out of lo, finds none, and drops the frame (measured: flannel.1's TX errors count it; tcpdump sees
+    nothing on the node's lo or eth0, nor on the remote node). trace's FDB row was right, but the walk went on over
+    eth0 to the remote and the result added "(it went on as it was and was lost in ... cni0 ...)"."""
+    lab, m, _ = world("vxlan")
+    k = Remote(lab, build_plan(lab))
+    mac = lab.node("c").vxlan_mac
+    k.remote[("t3-a", "flannel.1", mac)] = {"via": "lo"}
+    w = walk(k, m, "t3-x1", Flow.icmp(None, str(lab.pod("x3").ip), 1))
+    fdb = next(h for h in w.hops if h.kind == "fdb" and h.netns == "t3-a")
+    assert w.hops[-1] is fdb and w.outcome == "stopped", [(h.netns, h.kind) for h in w.hops]
+    assert "TX errors" in fdb.problem and fdb.facts["dropped_here"], fdb.problem
+    v = explain(w)
+    assert v.lost_at == w.hops.index(fdb) and v.fix == fdb.fix and "went on" not in v.reason, v.reason
