@@ -106,7 +106,8 @@ def recreatable(res: Resource | TableText) -> bool:
 
 
 # a VXLAN device's ageing: changed in place (`ip link set DEV type vxlan ageing N`), as the kernel allows
-LINK_ATTRS = ("up", "mtu", "mac", "master", "hairpin", "port_state", "txqlen", "flags", "ageing")
+LINK_ATTRS = ("up", "mtu", "mac", "master", "hairpin", "port_state", "txqlen", "flags", "ageing", "settings",
+              "port_settings")
 
 
 def link_changes(old: Link, new: Link) -> list[str]:
@@ -161,6 +162,8 @@ class Snapshot:
     links: dict[str, LinkMsg] = field(default_factory=dict)
     hairpin: dict[int, bool] = field(default_factory=dict)  # bridge ports: ifindex -> hairpin mode
     port_state: dict[int, str] = field(default_factory=dict)  # bridge ports: ifindex -> STP state (`bridge link`)
+    # bridge ports: ifindex -> their settings away from the kernel's defaults (kernel/rtnl_bridge.py)
+    port_settings: dict[int, tuple[str, ...]] = field(default_factory=dict)
     addrs: list[AddrMsg] = field(default_factory=list)
     routes: list[RouteMsg] = field(default_factory=list)
     neighs: list[NeighMsg] = field(default_factory=list)

@@ -43,8 +43,8 @@ from netlab.kernel.fake_iptables import FakeError, delete_base_chains, empty_tab
 from netlab.kernel.fake_objects import FLink, FNetns, vxlan_data
 from netlab.kernel.rtnl_vxlan import NEIGH_STATES
 from netlab.kernel.netns import netns_path
-from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth,
-                                   Vxlan)
+from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, PortFdb, Route, Rule,
+                                   Sysctl, Veth, Vxlan)
 
 DEFAULT_RULES = (Rule(netns="", priority=0, table=255), Rule(netns="", priority=32766, table=254),
                  Rule(netns="", priority=32767, table=253))
@@ -264,6 +264,16 @@ class FakeKernel:
                     raise FakeError(errno.ENOENT, "no such neighbour")
             else:
                 ns.neighs[(res.dev, str(res.dst))] = (res.lladdr, NEIGH_STATES[res.state])
+        elif isinstance(res, PortFdb):
+            entry = (res.dev, res.lladdr, res.vlan)
+            if ns.link(res.dev).master is None and ns.links[res.dev].kind != "bridge":
+                raise FakeError(errno.EINVAL, "not a bridge port")
+            if op.verb == "del" and ns.port_fdb.pop(entry, None) is None:
+                raise FakeError(errno.ENOENT, "no such fdb entry")
+            if op.verb != "del" and entry in ns.port_fdb:
+                raise FakeError(errno.EEXIST, "fdb entry exists")
+            if op.verb != "del":
+                ns.port_fdb[entry] = res.state
         elif isinstance(res, Fdb):
             if ns.link(res.dev).kind != "vxlan":
                 raise FakeError(errno.EOPNOTSUPP, "not a vxlan device")
@@ -294,6 +304,9 @@ class FakeKernel:
             for attr in changes:
                 if attr == "master" and res.master is not None:  # type: ignore[attr-defined]
                     ns.link(res.master)  # type: ignore[attr-defined]
+                if attr == "master":  # a port leaves its bridge with its settings and FDB entries (del_nbp)
+                    link.port_settings = ()
+                    ns.port_fdb = {f: state for f, state in ns.port_fdb.items() if f[0] != link.name}
                 if attr == "port_state":
                     self._set_port_state(ns, link, res.port_state)  # type: ignore[attr-defined]
                     continue
@@ -310,7 +323,8 @@ class FakeKernel:
             raise FakeError(errno.EEXIST, f"{res.name} exists")
         if isinstance(res, Bridge):
             ns.links[res.name] = FLink(res.name, self._index(ns), "bridge", res.mtu, res.mac, res.up,
-                                       txqlen=res.txqlen, flags=res.flags)
+                                       txqlen=res.txqlen, flags=res.flags,
+                                       settings=res.settings)
         elif isinstance(res, Vxlan):
             dev = ns.link(res.dev)
             ns.links[res.name] = FLink(res.name, self._index(ns), "vxlan", res.mtu, res.mac, res.up,
@@ -323,7 +337,7 @@ class FakeKernel:
                 raise FakeError(errno.EEXIST, f"{res.peer_name} exists in {res.peer_netns}")
             ns.links[res.name] = FLink(res.name, self._index(ns), "veth", res.mtu, res.mac, res.up, res.master,
                                        res.hairpin, (res.peer_netns, res.peer_name), txqlen=res.txqlen,
-                                       flags=res.flags)
+                                       flags=res.flags, port_settings=res.port_settings)
             peer_ns.links[res.peer_name] = FLink(res.peer_name, self._index(peer_ns), "veth", res.mtu, res.peer_mac,
                                                  True, peer=(res.netns, res.name), txqlen=res.txqlen)
         else:
@@ -343,6 +357,7 @@ class FakeKernel:
         ns.routes = [r for r in ns.routes if r.dev != name]
         ns.neighs = {k: v for k, v in ns.neighs.items() if k[0] != name}
         ns.fdb = [f for f in ns.fdb if f[0] != name]
+        ns.port_fdb = {f: state for f, state in ns.port_fdb.items() if f[0] != name}
         ns.fdb_extra = {f: extra for f, extra in ns.fdb_extra.items() if f[0] != name}
         ns.sysctls = {k: v for k, v in ns.sysctls.items() if not k.startswith(f"net.ipv4.conf.{name}.")}
         for other in ns.links.values():

@@ -11,7 +11,13 @@ from netlab.kernel.base import Snapshot
 from netlab.kernel.fake_iptables import BUILTIN, save_table
 from netlab.kernel.fake_objects import PLAIN_REMOTE, FNetns
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg, flag_bits
+from netlab.kernel.rtnl_bridge import FDB_KEPT, canonical
 from netlab.kernel.rtnl_vxlan import FDB_STATES
+
+
+def _data(link) -> dict:
+    """A link's kind's settings as parse_link says them: a VXLAN device's, a bridge's in its words."""
+    return {"settings": canonical(link.settings, "bridge")} if link.kind == "bridge" else dict(link.vxlan)
 
 
 def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: Sequence[str] = (),
@@ -32,13 +38,14 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
         snap.links[link.name] = LinkMsg(index=link.index, name=link.name, kind=link.kind, up=link.up, mtu=link.mtu,
                                         mac=link.mac, master=master, peer=peer, peer_netnsid=nsid,
                                         alias=link.alias, group=link.group, txqlen=link.txqlen,
-                                        data=dict(link.vxlan), running=link.name in running, flags=flags)
+                                        data=_data(link), running=link.name in running, flags=flags)
         if link.vxlan.get("group"):  # the device's own all-zeros entry, to its default remote via its device
             snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, link.index, link.vxlan["group"], "00:00:00:00:00:00",
                                      rtnl.NUD_PERMANENT | rtnl.NUD_REACHABLE, rtnl.NTF_SELF, None,
                                      ifindex=link.vxlan["link"]))
         if link.master:
             snap.hairpin[link.index] = link.hairpin
+            snap.port_settings[link.index] = canonical(link.port_settings)
             bridge = ns.links.get(link.master)
             enabled = link.name in running and bridge is not None and bridge.up
             snap.port_state[link.index] = link.port_state if enabled else "disabled"
@@ -62,6 +69,10 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
         port, vni, via, state = ns.fdb_extra.get((dev, mac, dst), PLAIN_REMOTE)
         snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, ns.links[dev].index, dst, mac, FDB_STATES[state], rtnl.NTF_SELF,
                                  None, port=port, vni=vni, ifindex=ns.links[via].index if via in ns.links else None))
+    for (dev, mac, vlan), state in ns.port_fdb.items():
+        master = ns.links[dev].master if ns.links[dev].kind != "bridge" else dev
+        snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, ns.links[dev].index, None, mac, FDB_KEPT[state], 0,
+                                 ns.links[master].index if master in ns.links else None, vlan=vlan))
     for r in ns.rules:
         snap.rules.append(RuleMsg(priority=r.priority, table=r.table, action=rtnl.action_num(r.action),
                                   src=str(r.src.network_address) if r.src else None,

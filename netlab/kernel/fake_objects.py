@@ -49,6 +49,8 @@ class FLink:
     # says disabled otherwise, and makes it forwarding again when it is enabled again (STP off)
     port_state: str = "forwarding"
     flags: tuple[str, ...] = ()  # `ip link set` flags away from the default, in its words (arp off ...)
+    settings: tuple[str, ...] = ()  # a bridge's settings away from the kernel's defaults (kernel/rtnl_bridge)
+    port_settings: tuple[str, ...] = ()  # a bridge port's
 
 
 @dataclass
@@ -60,6 +62,8 @@ class FNetns:
     routes: list[Route] = field(default_factory=list)  # not the kernel's connected and local routes
     neighs: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (dev, ip) -> (mac, state)
     fdb: list[tuple[str, str, str]] = field(default_factory=list)  # (dev, mac, dst)
+    # a bridge's entries a hand added (plan/bridge_fdb.py): (dev, mac, vlan) -> static | permanent
+    port_fdb: dict[tuple[str, str, int | None], str] = field(default_factory=dict)
     # an entry's remote where it is not the device's own, or its state not permanent: (port, vni, via, state)
     fdb_extra: dict[tuple[str, str, str], tuple] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)

@@ -24,12 +24,12 @@ from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
 
 from netlab.kernel import (garp, iptables, netlink, netns as nsmod, nft as nftmod, nofile, nsid, procsys, readmany,
-                           rtnl, rtnl_parse, rtnl_vxlan)
+                           rtnl, rtnl_bridge, rtnl_parse, rtnl_vxlan)
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
-from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule,
-                                   Sysctl, Veth, Vxlan)
+from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, PortFdb, Resource, Route,
+                                   Rule, Sysctl, Veth, Vxlan)
 from netlab.plan.sysctls import interface_setting, when_written
 
 # `down` puts a namespace's veths in this link group, then deletes the group
@@ -341,6 +341,11 @@ class LiveKernel(Reading):
             if op.verb == "del":
                 return [step(rtnl.neigh_del(idx, str(res.dst)))]
             return [step(rtnl.neigh_replace(idx, str(res.dst), res.lladdr, rtnl_vxlan.NEIGH_STATES[res.state]))]
+        if isinstance(res, PortFdb):
+            idx = self.index(ns, res.dev)
+            if op.verb == "del":
+                return [step(rtnl_bridge.port_fdb_del(idx, res.lladdr, res.vlan))]
+            return [step(rtnl_bridge.port_fdb_add(idx, res.lladdr, res.vlan, res.state))]
         if isinstance(res, Fdb):
             # The remote whole (its port, VNI and device where not the device's own): the kernel deletes only the
             # remote that matches all of them, and a rollback puts back the one there was
@@ -372,29 +377,27 @@ class LiveKernel(Reading):
             old = op.old if isinstance(op.old, Link) else None
             changes = link_changes(old, res) if old is not None else ["up"]
             idx = self.index(ns, res.name)
-            out = []
-            plain = [c for c in changes if c not in ("hairpin", "port_state")]  # the bridge's own (AF_BRIDGE)
+            msgs = []
+            plain = [c for c in changes if c not in rtnl_bridge.OWN]  # the bridge's: AF_BRIDGE, its kind's data
             if plain:
                 owner = getattr(res, "master", None)
                 master = (self.index(ns, owner) if owner else 0) if "master" in plain else None
-                out.append(step(rtnl.link_set(idx, up=res.up if "up" in plain else None,
-                                              mtu=res.mtu if "mtu" in plain else None,
-                                              address=res.mac if "mac" in plain else None, master=master,
-                                              txqlen=res.txqlen if "txqlen" in plain else None,
-                                              flags=_flags(res) if "flags" in plain else (0, 0),
-                                              info=rtnl_vxlan.vxlan_change(getattr(res, "ageing", 0))
-                                              if "ageing" in plain else b"")))
-            if "hairpin" in changes:
-                out.append(step(rtnl.hairpin_set(idx, bool(getattr(res, "hairpin", False))), primary=not plain))
-            state = getattr(res, "port_state", None)
-            if "port_state" in changes and state is not None:  # `bridge link set dev PORT state forwarding`
-                out.append(step(rtnl.port_state_set(idx, state), primary=not plain and "hairpin" not in changes))
-            return out
+                msgs.append(rtnl.link_set(idx, up=res.up if "up" in plain else None,
+                                          mtu=res.mtu if "mtu" in plain else None,
+                                          address=res.mac if "mac" in plain else None, master=master,
+                                          txqlen=res.txqlen if "txqlen" in plain else None,
+                                          flags=_flags(res) if "flags" in plain else (0, 0),
+                                          info=rtnl_vxlan.vxlan_change(getattr(res, "ageing", 0))
+                                          if "ageing" in plain else b""))
+            msgs += rtnl_bridge.changes(idx, old, res, changes)
+            return [step(msg, primary=i == 0) for i, msg in enumerate(msgs)]
         if op.verb != "add":
             raise KernelError(op, errno.EINVAL, f"cannot {op.verb} link {res.name}")
         if isinstance(res, Bridge):
-            return [step(rtnl.bridge_add(self._alloc(ns, res.name), res.name, res.mac, res.mtu, up=res.up,
-                                         txqlen=res.txqlen, flags=_flags(res) if res.flags else (0, 0)))]
+            idx = self._alloc(ns, res.name)
+            return [step(rtnl.bridge_add(idx, res.name, res.mac, res.mtu, up=res.up, txqlen=res.txqlen,
+                                         flags=_flags(res) if res.flags else (0, 0)))] + [
+                step(msg, primary=False) for msg in rtnl_bridge.changes(idx, None, res, ["settings"])]
         if isinstance(res, Vxlan):
             link = self.index(ns, res.dev)
             return [step(rtnl_vxlan.vxlan_add(self._alloc(ns, res.name), res.name, res.mac, res.mtu, res.vni,
@@ -414,6 +417,7 @@ class LiveKernel(Reading):
                                       fd, up=res.up, txqlen=res.txqlen, flags=_flags(res) if res.flags else (0, 0)))]
             if res.hairpin:
                 out.append(step(rtnl.hairpin_set(mine, True), primary=False, label=f"hairpin on {res.name} in {ns}"))
+            out += [step(msg, primary=False) for msg in rtnl_bridge.changes(mine, None, res, ["port_settings"])]
             out.append(step(rtnl.link_up(theirs), netns=res.peer_netns, primary=False,
                             label=f"link {res.peer_name} up in {res.peer_netns}"))
             return out

@@ -63,12 +63,13 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
         for m in conn.dump(what, rtnl.link_dump(rtnl.AF_BRIDGE)):  # `bridge link`: the ports' own settings
             port = rtnl_parse.parse_bridge_port(m)
             snap.hairpin[port.index] = port.hairpin
+            snap.port_settings[port.index] = port.settings
             if port.state is not None:
                 snap.port_state[port.index] = port.state
     snap.addrs = [rtnl_parse.parse_addr(m) for m in conn.dump(what, rtnl.addr_dump())]
     snap.routes = rtnl_parse.parse_routes(conn.dump(what, rtnl.route_dump()))
     snap.neighs = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_INET))]
-    if any(link.kind == "vxlan" for link in links):
+    if any(link.kind in ("vxlan", "bridge") for link in links):  # a bridge's: the entries a hand added
         snap.fdb = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]
     snap.rules = [rtnl_parse.parse_rule(m) for m in conn.dump(what, rtnl.rule_dump())]
     roots = (rtnl_parse.added_root_qdisc(m) for m in conn.dump(what, rtnl.qdisc_dump()) if m.mtype == rtnl.RTM_NEWQDISC)

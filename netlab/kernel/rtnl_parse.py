@@ -14,7 +14,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from netlab.kernel.netlink import Conn, Msg, attrs, get_be16, get_ipv4, get_mac, get_str, get_u8, get_u32
+from netlab.kernel import rtnl_bridge
+from netlab.kernel.netlink import Conn, Msg, attrs, get_be16, get_ipv4, get_mac, get_str, get_u8, get_u16, get_u32
 from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME,
                                 FRA_PRIORITY, FRA_SRC, FRA_TABLE, IFA_ADDRESS, IFA_BROADCAST, IFA_LABEL, IFA_LOCAL,
                                 IFADDR, IFF_ALLMULTI, IFF_LOOPBACK, IFF_MULTICAST, IFF_NOARP, IFF_PROMISC, IFF_RUNNING,
@@ -107,6 +108,7 @@ class NeighMsg:
     port: int | None = None
     vni: int | None = None
     ifindex: int | None = None
+    vlan: int | None = None  # NDA_VLAN: a bridge's entry's VLAN (`bridge fdb`'s "vlan 1"), where it has one
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ def parse_link(m: Msg) -> LinkMsg:
                     # a flag the kernel sends as a u8 (TTL_INHERIT) or bare (GBP): on when bare
                     data[name] = 1 if how == "flag" and not va[key] else _port_range(va[key]) if how == "range" else \
                         {"u32": get_u32, "u8": get_u8, "flag": get_u8, "be16": get_be16, "ip": get_ipv4}[how](va, key)
+        elif kind == "bridge":  # its settings away from the kernel's defaults (rtnl_bridge)
+            data["settings"] = rtnl_bridge.bridge_words(ia.get(IFLA_INFO_DATA))
         elif kind in ("macvlan", "ipvlan") and IFLA_INFO_DATA in ia:
             # IFLA_MACVLAN_MODE (u32) / IFLA_IPVLAN_MODE (u16), attribute 1 of both (include/uapi/linux/if_link.h)
             va = attrs(ia[IFLA_INFO_DATA])
@@ -230,6 +234,7 @@ class PortMsg:
     index: int
     hairpin: bool
     state: str | None  # its STP state in `bridge link`'s words (forwarding, disabled ...); None: not said
+    settings: tuple[str, ...] = ()  # its settings away from the kernel's defaults (rtnl_bridge.port_words)
 
 
 def parse_bridge_port(m: Msg) -> PortMsg:
@@ -240,7 +245,8 @@ def parse_bridge_port(m: Msg) -> PortMsg:
     port = attrs(info) if info and len(info) > 1 else {}
     state = get_u8(port, IFLA_BRPORT_STATE)
     return PortMsg(index=index, hairpin=bool(get_u8(port, IFLA_BRPORT_MODE, 0)),
-                   state=BR_STATES.get(state, str(state)) if state is not None else None)
+                   state=BR_STATES.get(state, str(state)) if state is not None else None,
+                   settings=rtnl_bridge.port_words(port))
 
 
 def parse_addr(m: Msg) -> AddrMsg:
@@ -306,7 +312,7 @@ def parse_neigh(m: Msg) -> NeighMsg:
     return NeighMsg(family=family, index=index, dst=get_ipv4(a, NDA_DST), lladdr=get_mac(a, NDA_LLADDR),
                     state=state, flags=flags, master=get_u32(a, NDA_MASTER), used=used, updated=updated,
                     probes=get_u32(a, NDA_PROBES), port=get_be16(a, NDA_PORT), vni=get_u32(a, NDA_VNI),
-                    ifindex=get_u32(a, NDA_IFINDEX))
+                    ifindex=get_u32(a, NDA_IFINDEX), vlan=get_u16(a, rtnl_bridge.NDA_VLAN))
 
 
 def parse_rule(m: Msg) -> RuleMsg:

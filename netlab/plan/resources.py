@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, ClassVar
 
+from netlab.plan.bridge_fdb import PortFdb as PortFdb
 from netlab.plan.netfilter_resources import BaseChains as BaseChains
 from netlab.plan.netfilter_resources import NatRules as NatRules
 from netlab.plan.netfilter_resources import NftRules as NftRules
@@ -114,10 +115,21 @@ class Loopback(Link):
 @dataclass(frozen=True)
 class Bridge(Link):
     kind: ClassVar[str] = "bridge"
+    # Its settings away from the kernel's defaults, as `ip -d link` says them ("stp_state 1", "mcast_snooping 0":
+    # kernel/rtnl_bridge.py): none on what netlab and the bridge CNI plugin make
+    settings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if not self.settings:
+            out.pop("settings")
+        return out
 
     def command(self) -> str:
+        opts = f" && ip -n {self.netns} link set {self.name} type bridge {' '.join(self.settings)}" \
+            if self.settings else ""
         return (f"ip -n {self.netns} link add {self.name} type bridge && "
-                f"ip -n {self.netns} link set {self.name} address {self.mac} mtu {self.mtu} up")
+                f"ip -n {self.netns} link set {self.name} address {self.mac} mtu {self.mtu} up{opts}")
 
 
 FORWARDING = "forwarding"  # the state of every port of netlab's bridges (Veth.port_state)
@@ -137,6 +149,15 @@ class Veth(Link):
     # forwarding as soon as it is up with carrier in a bridge that is up, and disabled while it is not; a hand
     # (`bridge link set dev PORT state learning`) may hold it in another. None: not a port, or not judged.
     port_state: str | None = None
+    # A port's settings away from the kernel's defaults, as `bridge -d link` says them ("bcast_flood off",
+    # "isolated on", "cost 7": kernel/rtnl_bridge.py): none on a port netlab or the bridge CNI plugin makes
+    port_settings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        if not self.port_settings:
+            out.pop("port_settings")
+        return out
 
     def command(self) -> str:
         qlen = self._qlen()
@@ -144,8 +165,9 @@ class Veth(Link):
                f"peer name {self.peer_name} netns {self.peer_netns} mtu {self.mtu} address {self.peer_mac}{qlen}")
         if self.master:
             cmd += f" && ip -n {self.netns} link set {self.name} master {self.master}"
-        if self.hairpin:
-            cmd += f" && bridge -n {self.netns} link set dev {self.name} hairpin on"
+        if self.hairpin or self.port_settings:
+            words = " ".join((("hairpin on",) if self.hairpin else ()) + self.port_settings)
+            cmd += f" && bridge -n {self.netns} link set dev {self.name} {words}"
         return (cmd + f" && ip -n {self.netns} link set {self.name} up"
                 f" && ip -n {self.peer_netns} link set {self.peer_name} up")
 
@@ -461,7 +483,7 @@ class Fdb(Resource):
 
 RESOURCE_TYPES: dict[str, type[Resource]] = {
     cls.kind: cls for cls in (Netns, Sysctl, Loopback, Bridge, Veth, VethPeer, Vxlan, Address, Route, Rule, Neigh, Fdb,
-                              NatRules, NftRules)
+                              PortFdb, NatRules, NftRules)
 }
 
 
@@ -471,7 +493,7 @@ def resource_from_json(data: dict[str, Any]) -> Resource:
     cls = RESOURCE_TYPES[data.pop("kind")]
     if cls is Fdb and "mac" in data:  # its deprecated `lladdr` beside it, or not (a later netlab's)
         data["lladdr"] = data.pop("mac")
-    for name in ("chains", "rules", "listing", "flags", "options", "srcport"):
+    for name in ("chains", "rules", "listing", "flags", "options", "srcport", "settings", "port_settings"):
         if name in data:
             data[name] = tuple(data[name])
     if cls is Route and "nexthops" in data:

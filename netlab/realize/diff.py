@@ -3,7 +3,8 @@
 Objects are compared whole: an object of the plan and the one the kernel
 holds under the same identity key are the same when every attribute is equal
 (a route's gateway, device, protocol, scope, type; a link's MTU, MAC,
-up/down, bridge port, hairpin mode and the port's STP state). So a hand-made
+up/down, bridge port, hairpin mode, the port's STP state and settings, a
+bridge's own settings). So a hand-made
 object is told from the lab's by what it is, not by a marker such as the
 route protocol.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Collection, Iterable, Mapping
 
+from netlab.kernel.rtnl_bridge import default_of
 from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
 from netlab.plan.resources import BaseChains, Fdb, Link, NatRules, NftRules, Resource, Sysctl
 from netlab.plan.route_attrs import metric_words
@@ -85,6 +87,9 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
                 [f"{_flip(w)} (want {w.rsplit(' ', 1)[1]})" for w in b if w not in a]
         elif f.name == "srcport":  # as `ip -d link` says it
             out.append("srcport {} {} (want {} {})".format(*a, *b))
+        elif f.name in ("settings", "port_settings"):  # a bridge's or a bridge port's, each in its words
+            words = setting_changes(a, b, "port" if f.name == "port_settings" else "bridge")
+            out.append(f"bridge port of {getattr(want, 'master')}: {words}" if f.name == "port_settings" else words)
         elif f.name == "tos":  # as `ip -d link` says it
             out.append(f"tos {_tos(a)} (want {_tos(b)})")
         elif isinstance(want, Fdb) and f.name in ("port", "vni") and b is None:
@@ -102,6 +107,15 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
         else:
             out.append(f"{f.name} {_show(a)} (want {_show(b)})")
     return ", ".join(out)
+
+
+def setting_changes(have: tuple[str, ...], want: tuple[str, ...], table: str) -> str:
+    """``bcast_flood off (want on), cost 7 (want 2)``: the settings (kernel/rtnl_bridge's words, each away from the
+    kernel's default) that differ, with the plan's value."""
+    a, b = dict(w.split(" ", 1) for w in have), dict(w.split(" ", 1) for w in want)
+    names = list(a) + [n for n in b if n not in a]
+    return ", ".join(f"{n} {a.get(n, default_of(n, table))} (want {b.get(n, default_of(n, table))})"
+                     for n in names if a.get(n) != b.get(n))
 
 
 def _flip(word: str) -> str:

@@ -5,7 +5,7 @@ numbers); this turns it into the same frozen dataclasses the plan is made of,
 so comparing the two is comparing equal objects (diff.py). What the kernel
 makes by itself is left out here: connected and local routes (proto kernel),
 learned neighbours (but those the plan holds PERMANENT: there in another state,
-they differ), the bridge's own FDB entries and a VXLAN device's (the all-zeros
+they differ), a bridge's learned FDB entries and its ports' own MACs, a VXLAN device's (the all-zeros
 entry its default remote gives it: the device's setting), IPv6.
 
 A veth is only the lab's veth when both ends say so: this end's peer index is
@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address as _Address, IPv4Interface as _Interface, IPv4Network as _Network
 
-from netlab.kernel import rtnl, rtnl_parse, rtnl_vxlan
+from netlab.kernel import rtnl, rtnl_bridge, rtnl_parse, rtnl_vxlan
 from netlab.kernel.base import Snapshot
-from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Veth, VethPeer,
-                                   Vxlan)
+from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, PortFdb, Resource, Route, Rule, Veth,
+                                   VethPeer, Vxlan)
 
 
 # The addresses a lab's namespaces repeat (lo's 127.0.0.1/8, the default route's 0.0.0.0/0, a node's gateway and
@@ -93,6 +93,8 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
             out.add(Fdb(netns=ns, dev=names[f.index], lladdr=f.lladdr, dst=IPv4Address(f.dst), port=f.port,
                         vni=f.vni, via=names.get(f.ifindex, str(f.ifindex)) if f.ifindex else None,
                         state=rtnl_vxlan.fdb_state(f.state)))
+    for e in _hand_fdb(snap, names):
+        out.add(e)
     for r in snap.rules:
         out.add(Rule(netns=ns, priority=r.priority, table=r.table,
                      action=rtnl.RULE_ACTION_NAMES.get(r.action, str(r.action)),
@@ -108,6 +110,23 @@ def _devices_own(f: rtnl_parse.NeighMsg, vxlan: rtnl_parse.LinkMsg) -> bool:
     d = vxlan.data
     return (f.lladdr == "00:00:00:00:00:00" and f.dst == d.get("group") and (f.ifindex or 0) == (d.get("link") or 0)
             and f.port is None and f.vni is None)
+
+
+def _hand_fdb(snap: Snapshot, names: dict[int, str]) -> list[PortFdb]:
+    """The entries of a bridge's FDB a hand added to stay (static, permanent: plan/bridge_fdb.py), on a port or on
+    the bridge itself. Not the learned ones, nor the kernel's own: each port's and the bridge's MAC, permanent."""
+    bridges = {link.index: link for link in snap.links.values() if link.kind == "bridge"}
+    macs = {link.index: link.mac for link in snap.links.values()}
+    out = []
+    for f in snap.fdb:
+        state = rtnl_bridge.kept_state(f.state)
+        if f.master not in bridges or state is None or not f.lladdr or f.index not in names:
+            continue
+        if state == "permanent" and f.lladdr in (macs.get(f.index), bridges[f.master].mac):
+            continue
+        out.append(PortFdb(netns=snap.netns, dev=names[f.index], lladdr=f.lladdr, master=bridges[f.master].name,
+                           vlan=f.vlan, state=state))
+    return out
 
 
 def _hop_quirks(r: rtnl_parse.RouteMsg, names: dict[int, str], dev: str | None) -> tuple[str, ...]:
@@ -132,7 +151,7 @@ def _link(ns: str, link: rtnl_parse.LinkMsg, snap: Snapshot, names: dict[int, st
     if link.name == "lo" and link.kind is None:
         return Loopback(**common)
     if link.kind == "bridge":
-        return Bridge(**common)
+        return Bridge(**common, settings=tuple(link.data.get("settings", ())))
     if link.kind == "vxlan":
         d = link.data
         return Vxlan(**common, vni=d.get("id", 0), port=d.get("port", 0),
@@ -148,7 +167,9 @@ def _link(ns: str, link: rtnl_parse.LinkMsg, snap: Snapshot, names: dict[int, st
         return Veth(**common, peer_netns=planned.peer_netns if paired else "",
                     peer_name=planned.peer_name if paired else "", peer_mac=planned.peer_mac if paired else "",
                     master=master, hairpin=snap.hairpin.get(link.index, False),
-                    port_state=_port_state(link, master, snap, planned))
+                    port_state=_port_state(link, master, snap, planned),
+                    port_settings=snap.port_settings.get(link.index, ()) if master and master == planned.master
+                    else planned.port_settings)
     return Link(**common)
 
 

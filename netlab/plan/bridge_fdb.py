@@ -1,0 +1,38 @@
+"""A bridge's FDB entry a hand added to stay (``bridge fdb add MAC dev PORT master static|permanent``).
+
+No plan holds one: the kernel learns where each MAC is, and netlab, Flannel and the CNI plugins add none to a
+bridge. One there pins a MAC to a port (static: frames for a pod go out of the wrong port, or none) or to the
+bridge itself (permanent, ``local``: they are taken by the node, not forwarded), so status says it is extra and
+up deletes it. What the kernel keeps by itself is no such entry (realize/observe.py): the learned ones (they age)
+and each port's and the bridge's own MAC (permanent, made and taken away with the port).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from netlab.plan.resource_base import Resource
+
+
+@dataclass(frozen=True)
+class PortFdb(Resource):
+    kind: ClassVar[str] = "bridge-fdb"
+    dev: str  # the port (or the bridge itself) the entry sends the MAC to
+    lladdr: str
+    master: str  # the bridge
+    vlan: int | None = None
+    state: str = "static"  # static | permanent
+
+    @property
+    def key(self) -> tuple:
+        return ("bridge-fdb", self.netns, self.dev, self.lladdr, self.vlan)
+
+    def _spec(self) -> str:
+        return f"{self.lladdr} dev {self.dev}" + (f" vlan {self.vlan}" if self.vlan else "")
+
+    def command(self) -> str:
+        return f"bridge -n {self.netns} fdb add {self._spec()} master {self.state}"
+
+    def describe(self) -> str:
+        return f"bridge fdb {self._spec()} master {self.master} {self.state} in {self.netns}"
