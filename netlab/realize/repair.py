@@ -171,7 +171,7 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
                     have = observed[ns].objects.get(r.key)
                     if isinstance(have, Veth):
                         # a new port: the kernel makes it forwarding by itself
-                        links.append(Op("set", r, old=replace(have, master=None, hairpin=False,
+                        links.append(Op("set", r, old=replace(have, master=None, hairpin=False, port_settings=(),
                                                               port_state=r.port_state)))
             elif isinstance(r, (Route, Neigh)):
                 objects.append(Op("replace", r))

@@ -68,6 +68,10 @@ class LinkFacts:
     # peer is down), listening, learning, blocking; the bridge sends frames out of, and takes them in from, a
     # forwarding port only. None: not a bridge port, or not known.
     port_state: str | None = None
+    # A bridge port's settings away from the kernel's defaults (`bridge -d link`: "isolated on", "bcast_flood off":
+    # kernel/rtnl_bridge.py); the bridge forwards nothing between two isolated ports, no broadcast to one with
+    # bcast_flood off, no unknown unicast to one with flood off.
+    port_settings: tuple[str, ...] = ()
     # A macvlan's or ipvlan's lower device (IFLA_LINK: its ifindex, in the namespace of IFLA_LINK_NETNSID when
     # lower_elsewhere, else in this one) and its mode: macvlan private, vepa, bridge, passthru, source; ipvlan l2,
     # l3, l3s. None for other kinds.

@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.kernel import netlink, netns as nsmod, procsys, rtnl, rtnl_parse, sockdiag
+from netlab.kernel import netlink, netns as nsmod, procsys, rtnl, rtnl_bridge, rtnl_parse, sockdiag
 from netlab.plan.route_attrs import RTAX_MTU, metric_words
 from netlab.trace.facts import FdbFacts, InetAddress, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
 from netlab.trace.tables import KernelTables
@@ -77,6 +77,7 @@ class BridgePort:
     state: int | None  # BR_STATES
     hairpin: bool
     learning: bool
+    settings: tuple[str, ...] = ()  # away from the kernel's defaults (kernel/rtnl_bridge.py)
 
 
 def parse_bridge_port(m: netlink.Msg) -> BridgePort | None:
@@ -89,7 +90,7 @@ def parse_bridge_port(m: netlink.Msg) -> BridgePort | None:
     return BridgePort(index=link.index, name=link.name, master=link.master,
                       state=netlink.get_u8(a, rtnl.IFLA_BRPORT_STATE),
                       hairpin=bool(netlink.get_u8(a, rtnl.IFLA_BRPORT_MODE)),
-                      learning=bool(netlink.get_u8(a, rtnl.IFLA_BRPORT_LEARNING)))
+                      learning=bool(netlink.get_u8(a, rtnl.IFLA_BRPORT_LEARNING)), settings=rtnl_bridge.port_words(a))
 
 
 class LiveKernel(KernelTables):
@@ -167,6 +168,7 @@ class LiveKernel(KernelTables):
                 master=names.get(link.master) if link.master else None, hairpin=port.hairpin if port else None,
                 vxlan=vx, addresses=tuple(a.cidr for a in inet.get(link.index, ())),
                 inet=tuple(inet.get(link.index, ())), operstate=link.operstate, port_state=state,
+                port_settings=port.settings if port else (),
                 lower=lower, lower_elsewhere=lower is not None and link.peer_netnsid is not None, mode=mode)
         self._links[netns] = out
         self._byindex[netns] = names

@@ -113,19 +113,21 @@ class L2Steps(WalkParts):
         if bridge is None or bridge.kind != "bridge":
             return None
         return self._port_blocked(peer[0], bridge, peer[1], f" (veth peer of {self.lab.where(ns).split()[-1]}'s "
-                                  f"{dev})") or self._port_toward(peer[0], bridge, ip)
+                                  f"{dev})") or self._port_toward(peer[0], bridge, ip, ingress=peer[1])
 
-    def _port_toward(self, ns: str, bridge: LinkFacts, ip: str) -> faults.Reason | None:
+    def _port_toward(self, ns: str, bridge: LinkFacts, ip: str, ingress: str | None = None) -> faults.Reason | None:
         """Why the port of ``bridge`` whose veth peer holds ``ip`` (a pod's eth0, a node's) takes no frame."""
         owner = self.lab.ip_names.get(ip)
         owner_ns = next((o for o, what in self.lab.names.items() if what in (f"pod {owner}", f"node {owner}")), None)
         for name, link in self.k.links(ns).items():
             peer = self.lab.peers.get((ns, name))
             if link.master == bridge.name and peer is not None and peer[0] == owner_ns:
-                return self._port_blocked(ns, bridge, name, f" (veth peer of {owner}'s {peer[1]})")
+                return self._port_blocked(ns, bridge, name, f" (veth peer of {owner}'s {peer[1]})", ingress,
+                                          "broadcast")  # an ARP request
         return None
 
-    def _port_blocked(self, ns: str, bridge: LinkFacts, port: str, whose: str) -> faults.Reason | None:
+    def _port_blocked(self, ns: str, bridge: LinkFacts, port: str, whose: str, ingress: str | None = None,
+                      frame: str = "unicast") -> faults.Reason | None:
         """Why ``bridge`` forwards nothing to or from ``port`` (``whose``: its veth peer, said after its name), and
         the fix; None when the port forwards. The kernel's bridge sends a frame out of a port, and takes one in,
         only in state forwarding (should_deliver, br_handle_frame): a port set down, or without carrier because
@@ -138,7 +140,7 @@ class L2Steps(WalkParts):
             return f"{where} is down, so the bridge does not forward to it", f"ip -n {ns} link set {port} up"
         state = link.port_state
         if state in (None, "forwarding"):
-            return None
+            return self._settings_block(ns, link, where, ingress, frame)
         peer = self.lab.peers.get((ns, port))
         peer_link = self.k.links(peer[0]).get(peer[1]) if peer else None
         if state == "disabled" and peer and peer_link is not None and not peer_link.up:
@@ -150,6 +152,25 @@ class L2Steps(WalkParts):
                     f"ip -n {ns} link set {bridge.name} up")
         return (f"{where} is in state {state}, not forwarding (set by hand or by STP): the bridge forwards nothing "
                 f"to or from it", f"bridge -n {ns} link set dev {port} state forwarding")
+
+    def _settings_block(self, ns: str, link: LinkFacts, where: str, ingress: str | None,
+                        frame: str) -> faults.Reason | None:
+        """Why a forwarding port gets no ``frame`` (unicast, broadcast, flood: one for a MAC the FDB does not
+        hold) that came in by ``ingress`` (None: the bridge device sent it), by the port's settings (br_flood,
+        should_deliver): none between two isolated ports, no broadcast from another port to one with bcast_flood
+        off, no unknown unicast to one with flood off."""
+        words, port = link.port_settings, link.name
+        src = self.k.links(ns).get(ingress) if ingress else None
+        if src is not None and "isolated on" in words and "isolated on" in src.port_settings:
+            return (f"{where} is isolated, and so is {ingress}, the port the frame came in by: the bridge forwards "
+                    f"nothing between two isolated ports", f"bridge -n {ns} link set dev {port} isolated off")
+        if ingress is not None and frame == "broadcast" and "bcast_flood off" in words:
+            return (f"{where} has bcast_flood off: the bridge floods no broadcast (an ARP request) from another port "
+                    f"to it", f"bridge -n {ns} link set dev {port} bcast_flood on")
+        if frame == "flood" and "flood off" in words:
+            return (f"{where} has flood off: the bridge floods no frame for a MAC its FDB does not hold to it",
+                    f"bridge -n {ns} link set dev {port} flood on")
+        return None
 
     def _bridge_forward(self, ns: str, bridge: LinkFacts, mac: str, ingress: str | None,
                         routed: bool = False) -> State | Walk:
@@ -204,7 +225,7 @@ class L2Steps(WalkParts):
         peer = self.lab.peers.get((ns, port))
         peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
         # A port that is down or not forwarding (disabled: its veth peer is down) gets nothing, flood or not.
-        blocked = self._port_blocked(ns, bridge, port, peer_text)
+        blocked = self._port_blocked(ns, bridge, port, peer_text, ingress, "unicast" if entries else "flood")
         if blocked is not None:
             how = (f"FDB: {mac} is behind port {port} ({entries[0].state}), but the bridge sends nothing out of "
                    f"{port}" if entries else f"{mac} is not in the FDB: the bridge floods the frame to its "

@@ -91,6 +91,9 @@ def test_a_pods_port_with_broadcast_flooding_off_is_named_and_set_back(lab):
     # fedora-3's ARP request for fedora-1 (on the same cni0) is a broadcast cni0 no longer floods to its port (the
     # bridge's own broadcasts still go: br_flood)
     assert in_netns(f"{name}-fedora-3", "ping", "-c1", "-W2", PODS["fedora-1"]).returncode != 0
+    trace = netlab("trace", "--lab", name, "fedora-3", "fedora-1", check=False).stdout
+    assert f"the bridge port {port} of cni0 in {name}-minikube (veth peer of fedora-1's eth0) has bcast_flood off" \
+        in trace, trace
     out = status_says(name)
     assert f"different: link {port} in {name}-minikube (bridge port of cni0: bcast_flood off (want on))" in out, out
     assert f"set port_settings of link {port} in {name}-minikube" in repair(name, path)
@@ -105,6 +108,8 @@ def test_every_underlay_port_isolated_is_named_and_set_back(lab):
     for port in ports:
         sh("bridge", "-n", f"{name}-underlay", "link", "set", "dev", port, "isolated", "on")
     assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", PODS["fedora-2"]).returncode != 0
+    trace = netlab("trace", "--lab", name, "fedora-1", "fedora-2", check=False).stdout
+    assert "the bridge forwards nothing between two isolated ports" in trace, trace
     out = status_says(name)
     for port in ports:
         assert f"different: link {port} in {name}-underlay (bridge port of br0: isolated on (want off))" in out, out
