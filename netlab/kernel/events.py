@@ -27,7 +27,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from netlab.kernel import fdwait, libc, netlink, netns as nsmod, rtnl, rtnl_parse, testhooks
+from netlab.kernel import fdwait, libc, netlink, netns as nsmod, rtnl, rtnl_bridge, rtnl_parse, testhooks
 from netlab.kernel.link_echo import Links
 
 # Multicast groups (linux/rtnetlink.h RTNLGRP_*), as bit masks for bind() where they fit in 32 bits.
@@ -214,7 +214,9 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: froz
         name = rtnl_parse.parse_link(m).name
         if t == rtnl.RTM_DELLINK:
             return f"bridge port {name} released"
-        return f"bridge port {name} {rtnl_parse.parse_bridge_port(m).state or 'changed'}"
+        port = rtnl_parse.parse_bridge_port(m)
+        return f"bridge port {name} {port.state or 'changed'}" + (f" ({', '.join(port.settings)})" if port.settings
+                                                                  else "")
     if t in (rtnl.RTM_NEWLINK, rtnl.RTM_DELLINK):
         link = rtnl_parse.parse_link(m)
         if t == rtnl.RTM_DELLINK:
@@ -239,6 +241,10 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: froz
         # (QA reap57 2: dozens of "neighbour X changed; neighbour X deleted" began the lines and each woke a full
         # check).
         fdb = n.family == rtnl.AF_BRIDGE
+        if fdb and n.master and t == rtnl.RTM_NEWNEIGH and rtnl_bridge.kept_state(n.state):
+            # an entry of a bridge made to stay (`bridge fdb add ... master static`: plan/bridge_fdb.py), or a
+            # port's own MAC as the port joins (that port's link says it too)
+            return f"fdb entry {n.lladdr} {rtnl_bridge.kept_state(n.state)} added"
         if (n.lladdr if fdb else n.dst) not in permanent:
             return None
         kind = "fdb entry" if fdb else "neighbour"

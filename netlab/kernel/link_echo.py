@@ -43,6 +43,8 @@ class Links:
 
     def __init__(self, dump: Iterable[netlink.Msg] = ()):
         self._seen: dict[int, tuple[Key, int]] = {}
+        # each bridge port's settings as last heard (rtnl_bridge's words; none heard: the kernel's defaults)
+        self._ports: dict[int, tuple[str, ...]] = {}
         for m in dump:
             self.note(m)
 
@@ -63,9 +65,13 @@ class Links:
 
     def _port_runs(self, m: netlink.Msg, index: int, flags: int) -> bool:
         """A bridge port forwarding, its link up and running, in the bridge it was last seen in: the link watch
-        enabling the port as its carrier came (a port set blocking or disabled by hand is said)."""
+        enabling the port as its carrier came (a port set blocking or disabled by hand is said; so are its
+        settings changed: `bridge link set dev PORT bcast_flood off` sends the same forwarding word)."""
         before = self._seen.get(index)
-        if before is None or not _runs(flags) or rtnl_parse.parse_bridge_port(m).state != "forwarding":
+        port = rtnl_parse.parse_bridge_port(m)
+        same = self._ports.get(index, ()) == port.settings
+        self._ports[index] = port.settings
+        if before is None or not same or not _runs(flags) or port.state != "forwarding":
             return False
         link = before[0][1]
         assert isinstance(link, rtnl_parse.LinkMsg)

@@ -197,6 +197,29 @@ def test_a_bridge_port_state_set_by_hand_is_healed_at_once(lab):
                           capture_output=True).returncode == 0
 
 
+def test_a_bridge_port_setting_and_a_static_fdb_entry_are_healed_at_once(lab):
+    """`bridge link set dev PORT bcast_flood off` says the port forwarding as before (it was taken for the link
+    watch's echo), and the kernel's word on `bridge fdb add ... master static` was not heard at all: both are said
+    and repaired (tests/integration/test_bridge_settings.py for status and up)."""
+    name, _, watcher = lab
+    node = f"{name}-node-1"
+    (eth0,) = ip_json("link", "show", "eth0", netns=f"{name}-a")
+    (port,) = [x["ifname"] for x in ip_json("link", netns=node) if x["ifindex"] == eth0["link_index"]]
+    mark = len(watcher.lines)
+    subprocess.run(["bridge", "-n", node, "link", "set", "dev", port, "bcast_flood", "off"], check=True)
+    line = watcher.wait_for_event(f"bridge port {port} forwarding (bcast_flood off) in {node}", after=mark,
+                                  timeout=5)
+    assert f"did: set port_settings of link {port} in {node}" in line, line
+    mark = len(watcher.lines)
+    subprocess.run(["bridge", "-n", node, "fdb", "replace", "02:00:00:00:00:77", "dev", port, "master", "static"],
+                   check=True)
+    line = watcher.wait_for_event(f"fdb entry 02:00:00:00:00:77 static added in {node}", after=mark, timeout=5)
+    assert f"did: del bridge fdb 02:00:00:00:00:77 dev {port} master cni0 static in {node}" in line, line
+    shown = json.loads(subprocess.run(["bridge", "-d", "-j", "-n", node, "link", "show", "dev", port],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert shown[0]["bcast_flood"] is True, shown
+
+
 def test_a_deleted_node_namespace_is_made_again_at_once(lab):
     """The watcher's own sockets in a deleted node's namespace kept it alive, with its veths, still paired with
     the pods' eth0: every repair failed ("add link veth... already exists"), retried for ever. It lets go of a
