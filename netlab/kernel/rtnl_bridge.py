@@ -170,3 +170,8 @@ def port_fdb_add(index: int, lladdr: str, vlan: int | None, state: str) -> bytes
 def port_fdb_del(index: int, lladdr: str, vlan: int | None) -> bytes:
     """``bridge fdb del MAC dev IDX [vlan V] master``."""
     return message(RTM_DELNEIGH, 0, _fdb(index, lladdr, vlan, 0))
+
+
+def port_fdb(verb: str, index: int, lladdr: str, vlan: int | None, state: str) -> bytes:
+    """An op's message for a bridge's entry: ``del`` deletes it, anything else adds it."""
+    return port_fdb_del(index, lladdr, vlan) if verb == "del" else port_fdb_add(index, lladdr, vlan, state)
