@@ -8,7 +8,6 @@ namespace. :class:`~netlab.api.lab.Lab` inherits them from :class:`LabChecks`.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Sequence, cast
 
 from netlab.api import results as R
@@ -153,12 +152,13 @@ class LabChecks(InCallersWords):
         with before.reading("trace"):  # a namespace an up deleted (and makes again), a packet it cut short
             _check_namespaces(model, src, dst, proto, port)
             result = run(model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
-                         progress=progress, size=size, sport=sport, repair=repair_up(state), ends=ends)
+                         progress=progress, size=size, sport=sport, repair=lambda: repair_up(state), ends=ends)
         result.error = stalled(state)  # an up killed halfway: the network the packet met is its work half done
         meanwhile = None if result.ok else before.meanwhile("trace")  # an up at work on it: as status says it
         if meanwhile is not None:
             raise meanwhile
-        out = replace(from_json(R.Trace, result.to_json()), repair=f"Lab({self.name!r}).repair()")  # in Python
+        # in Python words: the lab's `up` is worked out only when the CLI prints a line naming it (trace/later.py)
+        out = from_json(R.Trace, result.to_json(repair=f"Lab({self.name!r}).repair()"))
         keep(out, result)
         self.traces.append(out)
         return out

@@ -246,7 +246,7 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
                    f"{_answer(name, '--reveal')}")
         raise SystemExit(1)
     result = None if gone else run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size,
-                                   sport=check.sport, repair=repair_up(state))
+                                   sport=check.sport, repair=lambda: repair_up(state))
     # Repaired before a word is written: a reader that stops reading (`| head -1`) must not leave the lab broken
     # and the quiz open.
     repaired = api.Lab.up_loaded(api.load_running(name))  # the topology it was broken from (a dict's too)

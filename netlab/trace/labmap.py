@@ -26,6 +26,7 @@ from netlab.plan import nftables
 from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Sysctl, Veth, Vxlan
 from netlab.plan.services import KUBE_SERVICES, service_ports
 from netlab.realize.attachments import plugin_node_devices, plugin_pairs
+from netlab.trace.later import Later
 
 
 class ServiceEndpoint(NamedTuple):
@@ -155,8 +156,9 @@ class LabMap:
     mode: str = "vxlan"  # network.mode: vxlan (Flannel's overlay) or host-gw (routes via the nodes' addresses)
     # The `up` that repairs the lab, the fix where only all of it puts back what is missing: the words `status`
     # says it in (realize.state.repair_up: `-t FILE` for a lab as its file made it), set by trace.run from the lab's
-    # state; else `up --lab NAME`, which repairs any running lab from its saved topology.
-    repair: str = ""
+    # state, worked out when a line names it (trace/later.py); else `up --lab NAME`, which repairs any running lab
+    # from its saved topology.
+    repair_later: Later | None = field(default=None, repr=False, compare=False)
     # A user's conflist (realize.attachments.plugin_made, as status and up take it): namespace -> the devices its
     # plugins made there, whose routes are theirs, not extra (None: the whole namespace is theirs, a pod's): those
     # the pods' results name, and on every node the bridge the conflist names (kept_devices), pods or none
@@ -173,8 +175,13 @@ class LabMap:
     conflist: str = ""
     hairpin_mode: bool | None = None
 
-    def __post_init__(self) -> None:
-        self.repair = self.repair or netlab_command(f"up --lab {self.lab}")
+    @property
+    def repair(self) -> str:
+        return self.repair_later() if self.repair_later is not None else netlab_command(f"up --lab {self.lab}")
+
+    @repair.setter
+    def repair(self, value: str) -> None:
+        self.repair_later = Later(value)
 
     @classmethod
     def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":

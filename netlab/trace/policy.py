@@ -27,6 +27,7 @@ from netlab.plan.policy import pod_chain
 from netlab.trace import nodeport, policyrules
 from netlab.trace.flow import answer_words
 from netlab.trace.hops import Hop
+from netlab.trace.later import Later
 from netlab.trace.targets import Endpoint
 
 # What faults.policy_reject says when the policy is not known yet (the verdict names it once judged).
@@ -94,10 +95,14 @@ class Tables:
     them back."""
 
     text: Mapping[str, str]
-    repair: str
+    repair_later: Later | str  # the lab's repair (trace/later.py: worked out when a fix names it)
     # netns -> its filter table as planned, the lines status compares it with (trace/labmap.planned_filter): what
     # tells netlab's kube-proxy and Flannel rules from others', and the order of a chain's rules
     planned: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+    @property
+    def repair(self) -> str:
+        return self.repair_later if isinstance(self.repair_later, str) else self.repair_later()
 
 
 def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, endpoint_ip: str | None,

@@ -15,6 +15,7 @@ from typing import Any
 
 from netlab.trace.faults import up_repairs
 from netlab.trace.hops import Hop, Walk
+from netlab.trace.later import Later
 from netlab.trace.verdict import Verdict
 
 
@@ -42,7 +43,8 @@ class TraceResult:
     vxlan_port: int = 8472
     dns: dict[str, Any] | None = None  # to port 53: the question asked, and the answer
     policy: list[dict[str, Any]] = field(default_factory=list)  # NetworkPolicy verdicts (trace/policy.py)
-    repair: str = "sudo netlab up"  # the `up` that repairs this lab (with -t FILE when it came from a file)
+    # the `up` that repairs this lab (with -t FILE when it came from a file), worked out when a line names it
+    repair_later: Later = field(default_factory=lambda: Later("sudo netlab up"), repr=False, compare=False)
     # delivered, and refused there (a reset, a port unreachable), or refused on the way by a rule (kube-proxy's
     # REJECT of a Service without endpoints; the verdict is not delivered, lost_at its row): why (refusal.py)
     refused: str | None = None
@@ -56,6 +58,14 @@ class TraceResult:
     impairments: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # an end that is a terminal pod (targets.terminated_notes)
     error: str | None = None  # a lab whose up or down ended before it finished: list's line (interrupted.stalled)
+
+    @property
+    def repair(self) -> str:
+        return self.repair_later()
+
+    @repair.setter
+    def repair(self, value: str) -> None:
+        self.repair_later = Later(value)
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
@@ -115,7 +125,8 @@ class TraceResult:
     def not_stopped(self) -> bool:
         return any(e.get("stopped") is False for e in self.policy)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, repair: str | None = None) -> dict[str, Any]:
+        """``repair``: the repair in other words (the API's Python call) than :attr:`repair`, not worked out then."""
         def loss(v: Verdict | None, hops: list[Hop]) -> dict[str, Any] | None:
             if v is None or v.delivered:
                 return None
@@ -135,7 +146,8 @@ class TraceResult:
             "hops": [h.to_json() for h in self.forward.hops],
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
-            "policy": self.policy, "repair": self.repair, "refused": self.refused, "nat": self.nat,
+            "policy": self.policy, "repair": self.repair if repair is None else repair, "refused": self.refused,
+            "nat": self.nat,
             "reply_expected": self.reply_expected, "listener": self.listener, "astray": self.astray,
             "impairments": self.impairments, "notes": self.notes, "ok": self.ok, "error": self.error,
         }

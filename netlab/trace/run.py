@@ -43,6 +43,7 @@ from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.kernel import LiveKernel
 from netlab.trace.labmap import LabMap
+from netlab.trace.later import Later
 from netlab.trace.render import TraceResult, label, number
 from netlab.trace.targets import Endpoint, capture_namespaces, lab_map, resolve_source, resolve_target
 from netlab.trace.verdict import (Verdict, explain, mark_seen, matches, nat_between_pods, not_arrived,
@@ -80,18 +81,20 @@ def packet_ends(lab: Lab, src_name: str, dst_spec: str, proto: str | None, port:
 
 def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: int | None = None,
         timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None,
-        size: int = 0, sport: int = 0, repair: str | None = None,
+        size: int = 0, sport: int = 0, repair: str | Callable[[], str] | None = None,
         ends: tuple[Endpoint, Endpoint, str, int | None] | None = None) -> TraceResult:
     """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab.
 
     ``size``: an ICMP echo with that many payload bytes and DF (``ping -M do -s SIZE``);
     ``sport``: TCP or UDP from that source port; ``repair``: the `up` that repairs the lab, for the text's
-    fixes (a caller holding the lab's state says it; else it is read); ``ends``: :func:`packet_ends` of these
+    fixes, or what works it out when a line names it (a caller holding the lab's state says it; else it is read
+    then: trace/later.py); ``ends``: :func:`packet_ends` of these
     arguments, when the caller has it already."""
     step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
     src, dst, proto, port = ends or packet_ends(lab, src_name, dst_spec, proto, port, size, sport)
     lm = lab_map(lab)
-    lm.repair = repair if repair is not None else repair_command(lab.name)  # as `status` says it
+    # as `status` says it, worked out when a line names it (it may read and validate the lab's file)
+    lm.repair_later = Later(repair if repair is not None else lambda: repair_command(lab.name))
     namespaces = capture_namespaces(lab, src, dst, released_netns(lab))
     missing = [ns for ns in namespaces if not nsmod.is_netns_mount(ns)]
     if missing:
@@ -204,7 +207,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         heard.close()
     step(4)
     # Refused, or unanswered, where it arrived: a container there that does not run, as the lab's records say
-    down = not_running.line(lab, arrived, proto, fwd.final.dport, repair_way(lab.name, lm.repair)) \
+    down = not_running.line(lab, arrived, proto, fwd.final.dport, lambda: repair_way(lab.name, lm.repair)) \
         if arrived and fwd.final is not None and (sent.refused or not sent.reply) else None
 
     # Every flow a row may see, its alternative included (the packet before or after a NAT on that device), and
@@ -273,14 +276,14 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.dns["answer"] = dns.answer(sent.reply_data, query_id)
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
-    result.repair, result.listener = lm.repair, listening
+    result.repair_later, result.listener = lm.repair_later, listening
     result.notes = targets.terminated_notes(lab, src, dst)  # a Completed/Error pod: nothing of it runs there (probe)
     result.notes += hostport.stale_note(lab, result.endpoint)  # portmap's DNAT to such a pod: up takes it out
     result.notes += kubeproxy_nft.unread_notes(lm, kernel.nft_unreadable)  # nft failed: said, not taken for none
     for w in answers.values():
         mark_seen(w.hops, ip_packets, captured)
     policyverdict.policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered,
-                                 tpolicy.Tables(policy_tables, result.repair, planned_filter),
+                                 tpolicy.Tables(policy_tables, result.repair_later, planned_filter),
                                  {ns: (w, explain(w, lab=lab.name)) for ns, w in answers.items()})
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:

@@ -11,7 +11,7 @@ The way back is ``up`` (``repair``), unless the pod's restartPolicy keeps it dow
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from netlab.errors import NetlabError
 from netlab.kernel.processes import CannotTell
@@ -34,10 +34,10 @@ class Down:
     restarts: bool  # ``up`` starts them again (no restartPolicy keeps one down)
 
 
-def line(lab: Lab, netns: str, proto: str, port: int | None, repair: str) -> Down | None:
+def line(lab: Lab, netns: str, proto: str, port: int | None, repair: str | Callable[[], str]) -> Down | None:
     """What the lab's records say of the containers of the pod in ``netns`` that do not run: those serving
-    ``proto`` ``port`` (all, when none declares it); and whether ``repair`` (the `up` that repairs the lab) starts
-    them again. None: they all run (or ``netns`` is no pod's, or the lab's state cannot be read, or the containers'
+    ``proto`` ``port`` (all, when none declares it); and whether ``repair`` (the `up` that repairs the lab, or what
+    works it out: asked only when the line names it) starts them again. None: they all run (or ``netns`` is no pod's, or the lab's state cannot be read, or the containers'
     processes cannot: root without CAP_SYS_PTRACE, where trace says what the packet met, not why nothing
     listened)."""
     from netlab.realize.state import load_state
@@ -70,7 +70,8 @@ def line(lab: Lab, netns: str, proto: str, port: int | None, repair: str) -> Dow
         return None
     whose = f"pod {pod.name}'s container{'s' if len(names) > 1 else ''}"
     it = "them" if len(said) > 1 else "it"
-    way = f"`{repair}` restarts {it}" if restarts else f"no `up` restarts {it}"
+    up = repair if isinstance(repair, str) else repair() if restarts else ""
+    way = f"`{up}` restarts {it}" if restarts else f"no `up` restarts {it}"
     return Down(f"{whose} {', '.join(names)}", f"{whose} {'; '.join(said)}, as the lab's records say; {way}",
                 restarts)
 

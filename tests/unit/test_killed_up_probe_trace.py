@@ -30,6 +30,7 @@ from netlab.realize.interrupted import stalled
 from netlab.trace import run as trace_run
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.render import TraceResult
+from netlab.trace.later import Later
 from netlab.trace.verdict import Verdict
 
 lab = pytest.fixture(make_lab, name="lab")
@@ -51,7 +52,7 @@ def stood_in(lab, monkeypatch):
                            dst={"name": dst, "kind": "pod", "ip": "10.244.1.3"}, proto="icmp", port=None, marker="m",
                            forward=Walk(hops=[hop], outcome="stopped"), reply=None,
                            verdict=Verdict(False, 0, "no route"), reply_verdict=None, reply_received=False,
-                           repair=kw["repair"])
+                           repair_later=Later(kw["repair"]))
 
     monkeypatch.setattr(trace_run, "run", walk)
     return lab.name

@@ -19,6 +19,7 @@ from netlab.trace.flow import Flow
 from netlab.trace.labmap import LabMap
 from netlab.trace.picture import title
 from netlab.trace.render import TraceResult, number, render_text
+from netlab.trace.later import Later
 from netlab.trace.verdict import explain, mark_seen
 from netlab.trace.walk import walk
 from test_trace_stray_paths import Kernel
@@ -84,7 +85,7 @@ def result(lab, m, w, src: str, dst: str) -> TraceResult:
     ips = {p.name: str(p.ip) for p in lab.pods} | {n.name: str(n.ip) for n in lab.nodes}
     r = TraceResult(lab="t3", src={"name": src, "ip": ips[src]}, dst={"name": dst, "ip": ips[dst]}, proto="icmp",
                     port=None, marker="m", forward=w, reply=None, verdict=explain(w), reply_verdict=None,
-                    reply_received=True, repair=m.repair)
+                    reply_received=True, repair_later=Later(m.repair))
     number(r)
     return r
 

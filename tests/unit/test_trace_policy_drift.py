@@ -21,6 +21,7 @@ from netlab.trace import policy as tpolicy, policyrules, policyverdict
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.render import TraceResult, number, render_text
+from netlab.trace.later import Later
 from netlab.trace.targets import Endpoint
 from netlab.trace.verdict import Verdict
 
@@ -178,7 +179,7 @@ def test_the_refused_flow_is_lost_at_the_reject_and_the_reset_is_the_nodes():
                          dst={"name": "a-web", "ip": str(web.ip)}, proto="tcp", port=8080, marker="m",
                          forward=Walk(hops, "delivered"), reply=Walk(reply, "delivered"),
                          verdict=Verdict(False, 2, "... look at the firewall"), reply_verdict=Verdict(True, None, None),
-                         reply_received=True, repair=REPAIR)
+                         reply_received=True, repair_later=Later(REPAIR))
     number(result)
     text = _without(lambda line: f"-s {cli.ip}/32 " not in line)
     policyverdict.policy_verdict(lab, result, _pod(lab, "b-cli"), _pod(lab, "a-web", 8080), {(n1, chain): 4},
@@ -202,4 +203,4 @@ def _delivered(lab, policy) -> TraceResult:
     return TraceResult(lab="tpr", src={"name": "a-cli", "ip": str(lab.pod("a-cli").ip)},
                        dst={"name": "a-web", "ip": str(web.ip)}, proto="tcp", port=8080, marker="m",
                        forward=Walk(hops, "delivered"), reply=None, verdict=Verdict(True, None, None),
-                       reply_verdict=None, reply_received=True, policy=policy, repair=REPAIR)
+                       reply_verdict=None, reply_received=True, policy=policy, repair_later=Later(REPAIR))

@@ -14,6 +14,7 @@ from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.labmap import LabMap
 from netlab.trace.render import TraceResult, number, render_text
+from netlab.trace.later import Later
 from netlab.trace.verdict import explain, mark_seen, nat_between_pods
 from netlab.trace.walk import walk
 from test_trace_walk import FakeKernel, _seen_everywhere, lab_from
@@ -156,7 +157,7 @@ def test_a_pod_to_pod_packet_delivered_masqueraded_breaks_the_no_nat_rule_and_fa
     assert w.outcome == "delivered" and w.final is not None and w.final.src == c_ip
     r = TraceResult(lab="t3", src={"name": "x2", "ip": str(lab.pod("x2").ip)}, dst={"name": "x1", "ip": x1},
                     proto="icmp", port=None, marker="m", forward=w, reply=None, verdict=explain(w),
-                    reply_verdict=None, reply_received=True, repair=m.repair)
+                    reply_verdict=None, reply_received=True, repair_later=Later(m.repair))
     number(r)
     # Before the NAT is judged, the detour alone fails it: the packet arrived by a path the lab did not plan.
     route = next(h for h in w.hops if h.netns == "t3-b" and h.kind == "route")
