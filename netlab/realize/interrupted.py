@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
-from netlab.errors import LabBusy, LabGoingDown, LabTakenDown, NetlabError, UsageError, down_way
+from netlab.errors import (LabBusy, LabGoingDown, LabTakenDown, NetlabError, UsageError, down_way,
+                           repair_way)
 # An up killed before its first state write (its own module: the state's asks it); its names, as callers import them
 from netlab.realize.interrupted_up import (UP as UP, UpInterrupted as UpInterrupted, folder_names as folder_names,
                                           interrupted_up as interrupted_up, ran, up_interrupted as up_interrupted)
@@ -55,8 +56,10 @@ def stalled(state: LabState) -> str | None:
                     f"command that held the lab, did not take it away; `{down_way(now.lab)}` takes away what it "
                     f"made")
         half = ": the lab is half made" if program else ""  # what a program's user may not know it left
+        # Its state names all that up was making (the write-ahead): `up --lab L` makes the rest, as status says
         return (f"lab {now.lab}: {ran(UP, 'that was making it', last, program)} ended before it finished "
-                f"(killed){half}; `{down_way(now.lab)}` takes away what it made")
+                f"(killed){half}; `{repair_way(now.lab)}` finishes it, or `{down_way(now.lab)}` takes away what "
+                "it made")
     down = ran("netlab down", "that was taking it down", last, program)
     failed = now.extra.get(DOWN_FAILED)
     if isinstance(failed, dict) and last is not None and last.partition(" (")[0] == f"pid {failed.get('pid')}":

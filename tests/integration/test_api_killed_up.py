@@ -19,7 +19,7 @@ import pytest
 
 from helpers import lab_down, lab_namespaces, netlab, state_path, unique_lab
 from killed_runs import lock_let_go
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 
 pytestmark = pytest.mark.root
 
@@ -59,7 +59,8 @@ def test_a_killed_api_up_s_lab_is_said_half_made_by_its_program(tmp_path):
         assert len(command) > 100
         assert line == (f"lab {lab}: the up that was making it through netlab's API, in pid {child.pid} "
                         f"({command[:97]}...), "
-                        f"ended before it finished (killed): the lab is half made; `{down_command(lab)}` "
+                        f"ended before it finished (killed): the lab is half made; "
+                        f"`{netlab_command(f'up --lab {lab}')}` finishes it, or `{down_command(lab)}` "
                         f"takes away what it made"), line
         assert row["owner"] == f"pytest (pid {child.pid})" and row["owner_gone"] is True, row
 

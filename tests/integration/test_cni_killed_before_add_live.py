@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from helpers import ip_json, netlab, state_path
 from killed_runs import lock_let_go
 
@@ -54,7 +54,8 @@ def test_get_pods_of_a_lab_whose_up_was_killed_before_its_adds_gives_no_ip(labs,
     said = [line for line in listed.stderr.splitlines() if f"lab {lab}" in line]  # it said nothing of the lab
     assert len(said) == 1 and said[0].startswith(f"netlab: lab {lab}: the `netlab up` that was making it (pid "), said
     line = said[0].removeprefix("netlab: ")
-    assert line.endswith(f"ended before it finished (killed); `{down_command(lab)}` takes away what it made")
+    assert line.endswith(f"ended before it finished (killed); `{netlab_command(f'up --lab {lab}')}` finishes it, "
+                         f"or `{down_command(lab)}` takes away what it made")
     rows = [r for r in json.loads(netlab("list", "-o", "json").stdout) if r["lab"] == lab]
     assert [(r["phase"], r["error"]) for r in rows] == [("creating", line)], rows  # ("up", no error)
     status = netlab("status", "--lab", lab, check=False)

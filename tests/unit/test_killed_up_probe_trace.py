@@ -16,7 +16,7 @@ import pytest
 from cli_inprocess import run_cli
 from fake_lab import make_lab, up
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from netlab.errors import python_words
 from netlab.api.lab import Lab
 from netlab.api.running import labs
@@ -74,7 +74,8 @@ def killed_halfway(name: str) -> str:
 
 def in_python(said: str, lab: str) -> str:
     """The line as the API says it: its way out a Python call (errors.down_way)."""
-    return said.replace(f"`{down_command(lab)}`", f"`Lab('{lab}').down()`")
+    return said.replace(f"`{down_command(lab)}`", f"`Lab('{lab}').down()`").replace(
+        f"`{netlab_command(f'up --lab {lab}')}`", f"`Lab('{lab}').repair()`")
 
 
 def test_probe_of_a_lab_whose_up_was_killed_says_lists_line_first_and_carries_it_as_error(stood_in):

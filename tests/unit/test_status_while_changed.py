@@ -165,5 +165,6 @@ def test_lab_status_of_a_lab_whose_up_was_killed_says_its_error_in_python_words(
     got = Lab(status_reading.name).status()
     assert got.repair == f"Lab({status_reading.name!r}).repair()", got
     assert got.error is not None and got.error.endswith(
-        f"; `Lab({status_reading.name!r}).down()` takes away what it made"), got.error
+        f"; `Lab({status_reading.name!r}).repair()` finishes it, or `Lab({status_reading.name!r}).down()` takes "
+        "away what it made"), got.error
     assert "sudo" not in got.error, got.error

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from netlab.errors import down_command
+from netlab.errors import down_command, netlab_command
 from netlab.errors import python_words
 from netlab.api.running import labs
 from netlab.kernel.fake import FakeKernel
@@ -70,7 +70,8 @@ def test_a_lab_whose_up_or_down_ended_halfway_says_so_while_nobody_holds_it():
     state.save()
     folder(holder=DEAD)
     assert stalled(state) == (f"lab {LAB}: the `netlab up` that was making it (pid 4194304) ended before it "
-                              f"finished (killed); `{down_command(LAB)}` takes away what it made")
+                              f"finished (killed); `{netlab_command(f'up --lab {LAB}')}` finishes it, or "
+                              f"`{down_command(LAB)}` takes away what it made")
     with python_words():  # netlab.labs(): the Python call
         assert [row.error for row in labs() if row.lab == LAB] == [stalled(state)]
     with lab_lock.LabLock(LAB, "netlab up"):  # at work: no line
@@ -122,8 +123,8 @@ def test_a_lab_a_library_caller_s_up_or_down_left_halfway_names_its_program_not_
     with python_words(False):  # `netlab list`'s words
         assert stalled(state) == (
             f"lab {LAB}: the up that was making it through netlab's API, in pid 4194304 (python -m pytest -n 2 "
-            f"tests), ended before it finished (killed): the lab is half made; `{down_command(LAB)}` "
-            f"takes away what it made")
+            f"tests), ended before it finished (killed): the lab is half made; `{netlab_command(f'up --lab {LAB}')}` "
+            f"finishes it, or `{down_command(LAB)}` takes away what it made")
         state.phase = "deleting"
         state.save()
         folder(holder=library.replace("netlab up", "netlab down"))
@@ -131,3 +132,18 @@ def test_a_lab_a_library_caller_s_up_or_down_left_halfway_names_its_program_not_
             f"lab {LAB}: the down that was taking it down through netlab's API, in pid 4194304 (python -m pytest "
             f"-n 2 tests), ended before it finished (killed); `{down_command(LAB)}` finishes it")
     assert down(LAB, FakeKernel()).was_up
+
+
+def test_list_names_both_ways_out_of_a_lab_an_up_killed_halfway_left():
+    """`list` named only `down`, where `status` says `up --lab L` finishes the up too (its state names all the up was
+    making: status_text._cut_short); in Python, the calls (netlab.labs())."""
+    state = LabState(lab=LAB, netns={f"{LAB}-n1": "intent"}, phase="creating")
+    state.save()
+    folder(holder=DEAD)
+    rows = [row for row in labs() if row.lab == LAB]
+    assert rows[0].error is not None and rows[0].error.endswith(
+        f"; `Lab({LAB!r}).repair()` finishes it, or `Lab({LAB!r}).down()` takes away what it made"), rows
+    with python_words(False):
+        assert [row.error for row in labs() if row.lab == LAB] == [stalled(state)]
+        assert str(stalled(state)).endswith(f"; `{netlab_command(f'up --lab {LAB}')}` finishes it, or "
+                                            f"`{down_command(LAB)}` takes away what it made")
