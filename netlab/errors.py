@@ -97,6 +97,8 @@ def repair_way(lab: str, command: str | None = None, api: bool | None = None) ->
             words = netlab_words(command) or []  # None: a name no shell reads back (display_path's), as said
             if words[:2] == ["up", "-t"] and len(words) == 4:
                 return python_reconfigure(None if words[2] == "FILE" else words[2])
+            if words[:2] == ["up", "--lab"] and len(words) == 4:  # the running lab's, its pods re-attached
+                return f"Lab({words[2]!r}).repair(reconfigure=True)"
         if command is not None and PYTHON_IMPORT in command:  # python_command's: its call, as it is
             with contextlib.suppress(ValueError):
                 return shlex.split(command)[-1].removeprefix(PYTHON_IMPORT)

@@ -29,7 +29,8 @@ class Note(str):
 class Reconfigure(str):
     """A line of a feature's ``drift`` that a plain ``up`` refuses to put right and ``up --reconfigure`` does (a
     CNI conflist edited in place while pods run: netlab.cni.edited): the repair status names is then the lab's
-    file's ``up -t FILE --reconfigure`` (realize.state.repair_up), the one command that works."""
+    file's ``up -t FILE --reconfigure``, or ``up --lab NAME --reconfigure`` once the file was edited since
+    (realize.state.reconfigure_repair), the one command that works."""
 
 
 class Unmendable(str):

@@ -17,10 +17,12 @@ from netlab.api import lifecycle, results as R
 from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, check_seconds, check_topology, items,
                              method)
 from netlab.api.frozen import freeze
-from netlab.errors import LabBusy, UsageError, in_python_words, netlab_command, python_reconfigure, python_words
+from netlab.errors import (LabBusy, UsageError, in_python_words, netlab_command, python_reconfigure,
+                           python_words, repair_way)
 from netlab.realize.interrupted import Seen, seen, stalled
 from netlab.realize.source_edit import source_changed, source_changed_line
-from netlab.realize.state import ASK, LabState, edited_at_run_time, reconfigure_up, repair_up, replaces
+from netlab.realize.state import (ASK, LabState, edited_at_run_time, reconfigure_repair, reconfigure_up, repair_up,
+                                  replaces)
 
 if TYPE_CHECKING:
     from netlab.api.lab import Lab
@@ -53,15 +55,20 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     repair = None
     edited: tuple[str, ...] = ()  # the lab's file edited since its last up: its `up -t` is not the repair (said)
     if not done.ok and (topology is None or isinstance(topology, (str, os.PathLike))):
+        changed: object = ASK  # the lab's file read and validated once, for the line that it changed and its repair
+        if topology is None and not api and isinstance(state, LabState) and state.repair is None \
+                and not edited_at_run_time(state):  # impaired since: the saved topology is not the file's
+            changed = file = source_changed(state)
+            edited = tuple(filter(None, [source_changed_line(state, file, done.reconfigure)]))
         if done.reconfigure:  # a drift a plain up refuses (an edited conflist's pods): only --reconfigure repairs it
             source = path or state.source
-            repair = python_reconfigure(source, _other_name(lab.name, source)) if api else reconfigure_up(state, path)
-        else:  # the lab's file is read and validated once, for the line that it changed and for its repair
-            changed: object = ASK
-            if topology is None and not api and isinstance(state, LabState) and state.repair is None \
-                    and not edited_at_run_time(state):  # impaired since: the saved topology is not the file's
-                changed = file = source_changed(state)
-                edited = tuple(filter(None, [source_changed_line(state, file)]))
+            way = None if path else reconfigure_repair(state, changed)  # the lab's own: `up --lab L --reconfigure`?
+            if api:
+                repair = repair_way(lab.name, way, api=True) if way and " --lab " in way else \
+                    python_reconfigure(source, _other_name(lab.name, source))
+            else:
+                repair = way or reconfigure_up(state, path)
+        else:
             repair = python if api else repair_up(state, changed=changed)
     from netlab.workload.policy import held_by_another, moves_a_pod, up_leaves
 

@@ -294,15 +294,19 @@ class Lab(LabChecks, PodActions):
 
     # --- changing it ------------------------------------------------------------------------
 
-    def repair(self, *, wait: float = 60.0, progress: Progress | None = None) -> R.UpResult:
+    def repair(self, *, wait: float = 60.0, progress: Progress | None = None, reconfigure: bool = False) -> R.UpResult:
         """``netlab up --lab NAME``: converge the lab to its saved topology, what :meth:`status` compares
         with (the topology it was last brought up with, and :meth:`impair`'s changes since), without its file
-        or dict. Returns what it did; a failure is rolled back (ApplyFailed)."""
+        or dict. ``reconfigure``: ``up --lab NAME --reconfigure``, which also re-attaches the CNI pods attached
+        with another config than the conflist has now. Returns what it did; a failure is rolled back
+        (ApplyFailed)."""
         from netlab.api.topology import load_running
 
         with method("lab.repair"):
             _check_waiting(wait, progress)
-        done = type(self).up_loaded(load_running(self.name), wait=wait, progress=progress).last_up
+            check_bool("reconfigure", reconfigure)
+        done = type(self).up_loaded(load_running(self.name), wait=wait, progress=progress,
+                                    reconfigure=reconfigure).last_up
         assert done is not None
         return done
 

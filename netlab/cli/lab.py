@@ -39,9 +39,11 @@ if TYPE_CHECKING:
                    "built-in default lab is made. Default: $NETLAB_LAB (with neither: see above).")
 @WAIT_OPTION
 @click.option("--reconfigure", is_flag=True,
-              help="Replace a running lab of the same name that was brought up from another file; re-attach "
-                   "the CNI pods attached with another config than the conflist has now (DEL with theirs, then "
-                   "ADD). Not with --watch: replace the lab first, then watch it.")
+              help="With -t FILE: replace a running lab of the same name that was brought up from another file. "
+                   "With -t FILE or --lab NAME: re-attach the CNI pods attached with another config than the "
+                   "conflist has now (DEL with theirs, then ADD); --lab NAME does it in the running lab as its "
+                   "saved topology is (its file as last applied, the impairments set since: an edit of its file "
+                   "since is not applied). Not with --watch: replace the lab first, then watch it.")
 @click.option("--watch", is_flag=True,
               help="Then keep the lab converged until Ctrl-C, SIGTERM or SIGHUP (exit 0): re-apply the file when it "
                    "changes (a running lab picked by --lab, $NETLAB_LAB or as the only one up: its saved "
@@ -77,8 +79,10 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     repairs one, `up --lab demo` makes the built-in lab. --watch watches the
     lab `up` picks so: a running lab picked by name, or the only one up, is
     kept as its saved topology says (no file is re-read). --reconfigure
-    applies a file: -t FILE, else the built-in default (it takes no --lab
-    NAME, nor $NETLAB_LAB).
+    with -t FILE applies that file (with no lab named, the built-in
+    default); with --lab NAME (or $NETLAB_LAB) it converges that running
+    lab to its saved topology and re-attaches the pods whose conflist was
+    edited since (`status` names it when the lab's file was edited too).
 
     \b
     Then, for example:
@@ -221,12 +225,11 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) 
                                         "default lab)"
                                         ), True
     from_env = click.get_current_context().get_parameter_source("lab_name") is ParameterSource.ENVIRONMENT
-    clash = [o for o, given in (("-t FILE", topology), ("--reconfigure", reconfigure)) if given]
-    if clash:
+    if topology is not None:  # --reconfigure goes with it: the lab's saved topology, its pods re-attached
         named = (f"--lab NAME (${LAB_ENV}={check_lab_name(lab_name.strip(), '$' + LAB_ENV)})" if from_env
                  else "--lab NAME")
-        raise api.UsageError(f"{named} converges a running lab to its own saved topology: it takes no "
-                             f"{' or '.join(clash)} (give -t FILE to apply a file)")
+        raise api.UsageError(f"{named} converges a running lab to its own saved topology: it takes no -t FILE "
+                             "(give -t FILE to apply a file)")
     lab_name = check_lab_name(lab_name.strip(), "$" + LAB_ENV) if from_env else check_lab_name(lab_name)
     require_root()
     require_processes()
@@ -291,9 +294,11 @@ def _watch(loaded: Loaded, saved: bool, reconfigure: bool, backoff: float, resyn
     from netlab.errors import UsageError
     from netlab.realize.state import up_command
 
-    if reconfigure:  # the file given, replacing the running lab: then watched
-        raise UsageError(f"--watch applies the file as it is: run `{up_command(loaded.source, reconfigure=True)}` "
-                         "first, then --watch")
+    if reconfigure:  # the file given, replacing the running lab (or a running lab re-attached): then watched
+        first = netlab_command(f"up --lab {loaded.lab.name} --reconfigure") if saved else \
+            up_command(loaded.source, reconfigure=True)
+        raise UsageError(f"--watch {'takes no --reconfigure' if saved else 'applies the file as it is'}: run "
+                         f"`{first}` first, then --watch")
 
     def log(line: str) -> None:
         sys.stdout.write(f"{time.strftime('%H:%M:%S')} {line}\n")

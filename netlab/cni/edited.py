@@ -154,10 +154,13 @@ def check(lab: Lab, state: LabState | None, reconfigure: bool) -> None:
                          f"the old config back")
 
 
-def _way(state: LabState | None) -> str:
-    """The command that re-attaches them: --reconfigure applies a file (-t FILE), never --lab NAME; in the caller's
-    words (errors.repair_way: ``Lab.up('FILE', reconfigure=True)`` in a Lab method, as the container lines say)."""
-    command = state_mod.reconfigure_up(state) if state is not None else state_mod.up_command("FILE", reconfigure=True)
+def _way(state: LabState | None, repair: bool = False) -> str:
+    """The command that re-attaches them: the file's `up -t FILE --reconfigure` (a plain `up` refused: the file it
+    applies), or ``repair``, status's, the running lab's repair (realize.state.reconfigure_repair: `up --lab NAME
+    --reconfigure` once its file was edited since); in the caller's words (errors.repair_way: ``Lab.up('FILE',
+    reconfigure=True)`` in a Lab method, as the container lines say)."""
+    command = state_mod.up_command("FILE", reconfigure=True) if state is None else \
+        state_mod.reconfigure_repair(state) if repair else state_mod.reconfigure_up(state)
     return f"`{repair_way(state.lab if state is not None else '', command)}`"
 
 
@@ -166,8 +169,8 @@ def drift_line(lab: Lab, state: LabState, names: list[str]) -> Reconfigure:
     status names says --reconfigure (feature.Reconfigure)."""
     its, it, them = ("its", "it", "it") if len(names) == 1 else ("their", "they", "them")  # one pod, or several
     return Reconfigure(f"cni: {source(lab)} changed since {_pods(names)} attached with it: {its} CHECK runs with "
-                       f"the config {it} {_pods(names).rsplit(' ', 1)[1]} attached with; {_way(state)} re-attaches "
-                       f"{them} with the new one")
+                       f"the config {it} {_pods(names).rsplit(' ', 1)[1]} attached with; {_way(state, True)} "
+                       f"re-attaches {them} with the new one")
 
 
 def reattach_reason(lab: Lab) -> str:

@@ -48,7 +48,7 @@ class StatusResult:
     # What is as planned but not as the topology asks: a pod's ip: its CNI plugins did not give (said, not drift)
     warnings: list[str] = field(default_factory=list)
     # A feature's drift that only `up --reconfigure` puts right (feature.Reconfigure): a plain `up` refuses it, so
-    # the repair named is `up -t FILE --reconfigure` (realize.state.reconfigure_up)
+    # the repair named is `up -t FILE --reconfigure` (realize.state.reconfigure_repair: `up --lab L --reconfigure`)
     reconfigure: bool = False
 
     @property

@@ -60,15 +60,17 @@ def source_changed(state: LabState) -> str | None:
     return None if not problems and topo == saved else state.source
 
 
-def source_changed_line(state: LabState, path: str | None) -> str | None:
+def source_changed_line(state: LabState, path: str | None, reconfigure: bool = False) -> str | None:
     """status's line for a lab whose file ``path`` changed since its last `up` (:func:`source_changed`'s answer):
-    what `up --lab` puts back, and what `up -t FILE` would do. None when the file gives what the lab runs."""
+    what `up --lab` puts back (with --reconfigure when the lab's pods need it: ``reconfigure``), and what `up -t FILE`
+    would do. None when the file gives what the lab runs."""
     if path is None:
         return None
+    again = netlab_command(f"up --lab {state.lab}{' --reconfigure' if reconfigure else ''}")
     if isinstance(path, Unusable):
         return (f"the lab's file {command_path(path)} cannot be used ({path.why}): status compares the lab with what "
-                f"its last up applied, which `{netlab_command(f'up --lab {state.lab}')}` puts back")
+                f"its last up applied, which `{again}` puts back")
     return (f"the lab's file {command_path(path)} changed since its last up: status compares the lab with what that "
-            f"up applied, which `{netlab_command(f'up --lab {state.lab}')}` puts back; `{up_command(path)}` would "
-            "apply the file as it is now")
+            f"up applied, which `{again}` puts back; `{up_command(path, reconfigure)}` would apply the file as it is "
+            "now")
 

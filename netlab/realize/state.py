@@ -298,7 +298,7 @@ def repair_up(state: LabState, reconfigure: bool = False, changed: object = ASK)
     if state.repair is not None:
         return state.repair
     if reconfigure:
-        return reconfigure_up(state)
+        return reconfigure_repair(state, changed)
     from netlab.model.load import names_another_lab  # a lab brought up from its file under another name: by name
     from netlab.realize.source_edit import source_changed
 
@@ -308,14 +308,26 @@ def repair_up(state: LabState, reconfigure: bool = False, changed: object = ASK)
     return netlab_command(f"up --lab {state.lab}")
 
 
+def reconfigure_repair(state: LabState, changed: object = ASK) -> str:
+    """The `up` that repairs the running lab of ``state`` when its drift holds a difference only `up --reconfigure`
+    puts right (a feature.Reconfigure line: pods attached with a conflist edited since), as `status` names it:
+    `up --lab NAME --reconfigure` when its file no longer gives what the lab runs (edited since its last up, or
+    impairments set since: `up -t FILE --reconfigure` would apply the edit, or drop them), else
+    :func:`reconfigure_up`'s. ``changed``: source_edit.source_changed's answer when the caller has it already."""
+    from netlab.realize.source_edit import source_changed
+
+    if state.source and (edited_at_run_time(state) or (source_changed(state) if changed is ASK else changed)):
+        return netlab_command(f"up --lab {state.lab} --reconfigure")
+    return reconfigure_up(state)
+
+
 def reconfigure_up(state: LabState, source: str | None = None) -> str:
-    """The `up` that repairs a lab whose drift holds a difference only `up --reconfigure` puts right (a line of a
-    feature's drift that is a netlab.feature.Reconfigure: pods attached with a conflist edited since), which a plain
-    `up` refuses: the file's `up -t FILE --reconfigure` (``source``: the file status compared the kernel with, else
-    the lab's own), whatever impairments the lab holds (`up --lab NAME` takes no --reconfigure); FILE for a lab
-    made from a dict, which has no file to name. A lab brought up from the file under a name of its own (the file's
-    ``name:`` is another lab's, every pytest plugin lab): no `netlab up` names it (that `up` makes the file's lab),
-    so the Python call with ``name=``, as a command (errors.python_command)."""
+    """The file's `up -t FILE --reconfigure` (``source``: the file status compared the kernel with, else the lab's
+    own), which a plain `up` refusing pods attached with a conflist edited since names; FILE for a lab made from a
+    dict, which has no file to name. A lab brought up from the file under a name of its own (the file's ``name:``
+    is another lab's, every pytest plugin lab): no `netlab up -t` names it (that `up` makes the file's lab), so the
+    Python call with ``name=``, as a command (errors.python_command). The running lab's own repair, as status
+    names it: :func:`reconfigure_repair`."""
     from netlab.model.load import names_another_lab
 
     path = source or state.source
@@ -349,13 +361,13 @@ def repair_command(name: str, reconfigure: Callable[[LabState], bool] | None = N
 
 
 def reconfigure_command(name: str) -> str:
-    """The `up --reconfigure` of the running lab ``name`` (:func:`reconfigure_up`): what attaches its pods again
-    with its conflist as the file names it now."""
+    """The `up --reconfigure` of the running lab ``name`` (:func:`reconfigure_repair`, as status names it): what
+    attaches its pods again with its conflist as the file names it now."""
     try:
         st = load_state(name)
     except NetlabError:
         st = None
-    return reconfigure_up(st) if st is not None else up_command("FILE", reconfigure=True)
+    return reconfigure_repair(st) if st is not None else up_command("FILE", reconfigure=True)
 
 
 def held_by(name: str) -> Held | None:

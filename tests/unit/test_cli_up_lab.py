@@ -136,18 +136,34 @@ def test_a_plain_up_with_several_other_labs_up_is_refused_saying_what_to_type(ap
                           f"`{netlab_command(f'up --lab {DEFAULT}')}`\n")
 
 
-def test_reconfigure_applies_a_file_not_the_lab_netlab_lab_names(applied, tmp_path, monkeypatch):
-    """It applies a file (-t FILE, else the built-in default): with $NETLAB_LAB set, refused naming it, where it
-    went on with the built-in lab; without it, the built-in default as before (also beside another lab)."""
-    running(tmp_path, "qx1a")
+def test_reconfigure_of_a_lab_named_converges_its_saved_topology_and_re_attaches(applied, tmp_path, monkeypatch):
+    """`up --lab L --reconfigure` (or $NETLAB_LAB=L): lab L's saved topology with --reconfigure (the pods attached
+    with a conflist edited since re-attached), where it was refused ("it takes no --reconfigure") and `status` of a
+    lab whose file was edited since named `up -t FILE --reconfigure`, which applies the edit too. Without a lab
+    named, the built-in default as before (also beside another lab). Not with -t FILE."""
+    import netlab.api
+
+    path = running(tmp_path, "qx1a")
+    given: list[bool] = []
+    real = netlab.api.Lab.up_loaded
+
+    def up_loaded(loaded, **kw):
+        given.append(kw.get("reconfigure", False))
+        return real(loaded, **kw)
+
+    monkeypatch.setattr("netlab.api.Lab.up_loaded", up_loaded)
+    assert run_cli("up", "--lab", "qx1a", "--reconfigure").returncode == 0
     monkeypatch.setenv("NETLAB_LAB", "qx1a")
-    got = run_cli("up", "--reconfigure")
-    assert got.returncode == 2 and applied == [], got
-    assert got.stderr.startswith("netlab: --lab NAME ($NETLAB_LAB=qx1a) converges a running lab to its own saved "
-                                 "topology: it takes no --reconfigure"), got
+    assert run_cli("up", "--reconfigure").returncode == 0
     monkeypatch.delenv("NETLAB_LAB")
     assert run_cli("up", "--reconfigure").returncode == 0
-    assert applied == [(DEFAULT, "built-in default", None)]
+    assert applied == [("qx1a", "lab qx1a's saved topology", path)] * 2 + [(DEFAULT, "built-in default", None)]
+    assert given == [True, True, True]
+    got = run_cli("up", "--lab", "qx1a", "-t", str(path), "--reconfigure")
+    assert got.returncode == 2 and got.stderr == ("netlab: --lab NAME converges a running lab to its own saved "
+                                                  "topology: it takes no -t FILE (give -t FILE to apply a file)\n"), got
+    helped = run_cli("up", "--help").stdout
+    assert "With -t FILE or --lab NAME: re-attach the CNI pods" in " ".join(helped.split()), helped
 
 
 # `up --watch` picks its lab as plain `up` does (README: "`netlab up --watch`" with no file; "plain `up` acts on
@@ -185,8 +201,8 @@ def test_watch_of_a_file_or_the_built_in_lab_follows_it_as_before(applied, tmp_p
                         "from a file"),
     ([], "netlab: several labs are up (qx1a, qx1b); repair one with `{up NAME}`, or make the "
          "built-in default lab with `{up default}`"),
-    (["--lab", "qx1a", "--reconfigure"], "netlab: --lab NAME converges a running lab to its own saved topology: it "
-                                         "takes no --reconfigure (give -t FILE to apply a file)"),
+    (["--lab", "qx1a", "--reconfigure"], "netlab: --watch takes no --reconfigure: run `{up reconfigure}` first, "
+                                         "then --watch"),
 ])
 def test_watch_is_refused_where_plain_up_is(applied, tmp_path, given, said):
     running(tmp_path, "qx1a")
@@ -194,7 +210,8 @@ def test_watch_is_refused_where_plain_up_is(applied, tmp_path, given, said):
     got = run_cli("up", "--watch", *given)
     # its commands name the test's state folder, set once the fixtures ran (errors.netlab_command)
     said = said.replace("{up NAME}", netlab_command("up --lab NAME")).replace(
-        "{up default}", netlab_command(f"up --lab {DEFAULT}")).replace("{up FILE}", netlab_command("up -t FILE"))
+        "{up default}", netlab_command(f"up --lab {DEFAULT}")).replace("{up FILE}", netlab_command("up -t FILE")).replace(
+        "{up reconfigure}", netlab_command("up --lab qx1a --reconfigure"))
     assert got.returncode == 2 and got.stdout == "" and got.stderr == said + "\n" and applied == [], got
 
 

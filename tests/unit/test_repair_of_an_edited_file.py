@@ -8,7 +8,7 @@ No root: the lab's state is saved in the test's state directory, status's kernel
 from __future__ import annotations
 
 from netlab.errors import netlab_command
-from netlab.realize import source_edit
+from netlab.realize import source_edit, state as state_mod
 from netlab.realize.state import load_state, repair_up
 from test_trace_fix_is_status_repair import LAB, saved_lab, status_repair
 
@@ -105,4 +105,58 @@ def test_an_impaired_lab_s_file_is_not_said_to_have_changed(state_root, tmp_path
     monkeypatch.setattr(lab_mod.lifecycle, "status", lambda state, kernel: differs)
     got = lab_mod.internal_status(api.Lab.attach(LAB), None, None)
     assert got.repair == netlab_command(f"up --lab {LAB}")
+
+
+def _reconfigure_status(monkeypatch):
+    """status of the lab whose drift holds a line only `up --reconfigure` repairs (a conflist edited since its pods'
+    ADD: feature.Reconfigure), the drift line as cni/edited.drift_line gives it."""
+    from netlab import api
+    from netlab.api import lab as lab_mod
+    from netlab.cni import edited
+    import types
+
+    def status(state, kernel):  # the CNI's drift line (a conflist named by the lab: cni/edited.source)
+        lab = types.SimpleNamespace(topo=types.SimpleNamespace(network=types.SimpleNamespace(
+            cni=types.SimpleNamespace(conflist="net.conflist"))))
+        return types.SimpleNamespace(ok=False, lab=LAB, objects=1, details=[], warnings=[], reconfigure=True,
+                                     drift=[str(edited.drift_line(lab, state, ["a"]))])
+
+    monkeypatch.setattr(lab_mod.lifecycle, "status", status)
+    return lab_mod.internal_status(api.Lab.attach(LAB), None, None)
+
+
+def test_a_reconfigure_drift_of_a_lab_whose_file_was_edited_names_up_lab_reconfigure(state_root, tmp_path,
+                                                                                      monkeypatch):
+    """The file edited since its last up AND a conflist edited (pods `up --reconfigure` re-attaches): status named
+    `up -t FILE --reconfigure`, which also applies the file's edit (here: web-2 moved to node-1, made anew), in its
+    repair, its drift line and every command's line; `up --lab` took no --reconfigure. Now `up --lab L
+    --reconfigure`, which re-attaches the pods on the topology status compares with, and the file-changed line says
+    it; Lab.status names Lab('L').repair(reconfigure=True)."""
+    from netlab import api
+    from netlab.api import lab as lab_mod
+    from netlab.workload import reconfigure
+
+    saved_lab(tmp_path, True, nft=False)
+    path = _edit(tmp_path, "node: node-2\n", "node: node-1\n")
+    want = netlab_command(f"up --lab {LAB} --reconfigure")
+    got = _reconfigure_status(monkeypatch)
+    assert got.repair == want, got
+    assert got.drift[0].endswith(f"; `{want}` re-attaches it with the new one"), got.drift
+    said = [line for line in got.warnings if "changed since" in line]
+    assert said == [f"the lab's file '{path}' changed since its last up: status compares the lab with what that up "
+                    f"applied, which `{want}` puts back; "
+                    f"`{netlab_command(f'up -t {chr(39)}{path}{chr(39)} --reconfigure')}` would apply the file as it "
+                    "is now"], got.warnings
+    monkeypatch.setattr(reconfigure, "reconfigures", lambda state: True)  # every other command's line, as status's
+    assert reconfigure.repair_up(load_state(LAB)) == want
+    assert state_mod.reconfigure_command(LAB) == want  # trace's hairpin fix
+    got = lab_mod.internal_status(api.Lab.attach(LAB), None, None, api=True)
+    assert got.repair == f"Lab({LAB!r}).repair(reconfigure=True)", got
+
+
+def test_a_reconfigure_drift_of_a_lab_whose_file_gives_what_it_runs_names_the_files_up_as_before(
+        state_root, tmp_path, monkeypatch):
+    saved_lab(tmp_path, True, nft=False)
+    got = _reconfigure_status(monkeypatch)
+    assert got.repair == netlab_command(f"up -t '{tmp_path}/my svc.yaml' --reconfigure"), got
     assert not [line for line in got.warnings if "changed since" in line], got.warnings
