@@ -160,3 +160,13 @@ def test_a_reconfigure_drift_of_a_lab_whose_file_gives_what_it_runs_names_the_fi
     got = _reconfigure_status(monkeypatch)
     assert got.repair == netlab_command(f"up -t '{tmp_path}/my svc.yaml' --reconfigure"), got
     assert not [line for line in got.warnings if "changed since" in line], got.warnings
+
+
+def test_a_reconfigure_repair_of_a_lab_holding_impairments_keeps_them(state_root, tmp_path):
+    """`netlab impair`'s changes since the last up (the lab's desired state, not its file's): `up -t FILE
+    --reconfigure` would drop them; `up --lab L --reconfigure` keeps them, as `up --lab L` does for a plain repair."""
+    saved_lab(tmp_path, True, nft=False)
+    state = load_state(LAB)
+    assert state_mod.reconfigure_repair(state) == netlab_command(f"up -t '{tmp_path}/my svc.yaml' --reconfigure")
+    state.extra["impair"] = {"runtime": {"client:eth0": {"delay": "20ms"}}}
+    assert state_mod.reconfigure_repair(state) == netlab_command(f"up --lab {LAB} --reconfigure")
