@@ -37,9 +37,9 @@ class Down:
 def line(lab: Lab, netns: str, proto: str, port: int | None, repair: str | Callable[[], str]) -> Down | None:
     """What the lab's records say of the containers of the pod in ``netns`` that do not run: those serving
     ``proto`` ``port`` (all, when none declares it); and whether ``repair`` (the `up` that repairs the lab, or what
-    works it out: asked only when the line names it) starts them again. None: they all run (or ``netns`` is no pod's, or the lab's state cannot be read, or the containers'
-    processes cannot: root without CAP_SYS_PTRACE, where trace says what the packet met, not why nothing
-    listened)."""
+    works it out: asked only when the line names it) starts them again. None: they all run (or ``netns`` is no
+    pod's, or the lab's state cannot be read, or the containers' processes cannot: root without CAP_SYS_PTRACE,
+    where trace says what the packet met, not why nothing listened)."""
     from netlab.realize.state import load_state
 
     pod = next((p for p in lab.pods if p.netns == netns), None)
