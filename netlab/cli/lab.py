@@ -79,10 +79,11 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     repairs one, `up --lab demo` makes the built-in lab. --watch watches the
     lab `up` picks so: a running lab picked by name, or the only one up, is
     kept as its saved topology says (no file is re-read). --reconfigure
-    with -t FILE applies that file (with no lab named, the built-in
-    default); with --lab NAME (or $NETLAB_LAB) it converges that running
-    lab to its saved topology and re-attaches the pods whose conflist was
-    edited since (`status` names it when the lab's file was edited too).
+    with -t FILE applies that file (with neither a file nor a lab named:
+    the built-in default); with --lab NAME (or $NETLAB_LAB) it converges
+    that running lab to its saved topology and re-attaches the pods whose
+    conflist was edited since (`status` names it when the lab's file was
+    edited too).
 
     \b
     Then, for example:
