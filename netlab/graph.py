@@ -130,6 +130,7 @@ def build(lab: Lab) -> Graph:
     ]))
     g.places[(lab.underlay_netns, "*")] = br0
 
+    bridged = lab.bridge_nodes()
     for node in lab.nodes:
         eth0, cni0, vtep = (ids("node", node.name, dev) for dev in ("eth0", "cni0", "vtep"))
         grp = Group(ids("grp", "node", node.name), f"node {node.name}  netns {node.netns}")
@@ -137,8 +138,9 @@ def build(lab: Lab) -> Graph:
         grp.boxes.append(Box(eth0, f"{naming.NODE_IF}\n{node.ip}/{underlay.prefixlen}\n{node.eth0_mac}", "iface"))
         # cni0: the node's pod bridge; its address is every local pod's default gateway.
         # With a user's conflist the pod side is whatever the plugins make (a bridge, or only routes).
-        pod_side = (f"{naming.BRIDGE} (bridge)\n{node.gateway}" if lab.cni != "conflist"
-                    else "made by the CNI plugins\n(network.cni: conflist)")
+        pod_side = ("made by the CNI plugins\n(network.cni: conflist)" if lab.cni == "conflist"
+                    else f"{naming.BRIDGE} (bridge)\n{node.gateway}" if node.name in bridged
+                    else f"no {naming.BRIDGE} yet: the bridge plugin\nmakes it at the first pod")
         grp.boxes.append(Box(cni0, f"{pod_side}\npod CIDR {node.pod_cidr}", "bridge"))
         g.links.append(Link(eth0, br0, f"veth {node.underlay_veth}", "veth"))
         g.places.update({(node.netns, "*"): eth0, (node.netns, naming.NODE_IF): eth0,

@@ -25,6 +25,7 @@ from netlab.errors import ApplyFailed, NetlabError, UsageError
 from netlab.impair import lifecycle as feature
 from netlab.impair.show import Shown, read as read_impairments
 from netlab.lab.up import UpResult
+from netlab.model import naming
 from netlab.model.impair import POD_INTERFACES, Impairment, describe, node_interfaces
 from netlab.model.lab import Lab, resolve
 from netlab.model.topology import Topology
@@ -152,6 +153,11 @@ def _edited(state: LabState, name: str, iface: str, spec: Impairment | None) -> 
         raise UsageError(f"lab {state.lab} has no pod or node {name!r}")
     if iface not in allowed:
         raise UsageError(f"{name} has no interface {iface!r} to impair; use one of {', '.join(allowed)}")
+    if name in nodes and iface == naming.BRIDGE and spec is not None and isinstance(topo.network.cni, str) \
+            and name not in state.resolved().bridge_nodes():
+        rest = ", ".join(i for i in allowed if i != naming.BRIDGE)
+        raise UsageError(f"{name} has no {naming.BRIDGE} to impair: no pod ran there yet (the CNI bridge plugin makes "
+                         f"it at the node's first pod); use one of {rest}")
     impairs = dict(entry.get("impair", {}))
     before = describe(impairs.get(iface, {}))
     if spec is None:

@@ -158,7 +158,7 @@ class NodeInfo:
     ip: str
     pod_cidr: str
     netns: str
-    cni0: str  # the pods' gateway: cni0's address
+    cni0: str | None  # the pods' gateway: cni0's address; None: no cni0 yet (no pod: the bridge plugin makes it)
     vtep: str | None  # flannel.1's address in vxlan mode
     pods: tuple[str, ...]
     created: str | None = None  # when its network namespace was made (UTC, RFC 3339: creationTimestamp)

@@ -261,8 +261,10 @@ def _rfc3339(seconds: float, ms: bool = False) -> str:
 
 
 def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
+    bridged = lab.bridge_nodes() if lab.cni != "conflist" else {n.name for n in lab.nodes}
     out = tuple(NodeInfo(name=n.name, ip=str(n.ip), pod_cidr=str(n.pod_cidr), netns=n.netns,
-                         cni0=str(n.gateway), vtep=f"{n.vtep_ip}/32" if lab.mode == "vxlan" else None,
+                         cni0=str(n.gateway) if n.name in bridged else None,
+                         vtep=f"{n.vtep_ip}/32" if lab.mode == "vxlan" else None,
                          pods=tuple(p.name for p in lab.pods_on(n.name)), created=_created(n.netns))
                 for n in lab.nodes)
     missing = _missing(lab.name, [(n.name, f"node {n.name}", n.netns, n.created is None) for n in out])

@@ -400,6 +400,11 @@ def target_problem(s: Scenario, lab: Lab, node: NodeInfo) -> str | None:
         return f"{s.name} shows where a pod meets a Service endpoint on its own bridge, or a pod a NetworkPolicy " \
                f"keeps from another: it needs the DNS pod and another pod on the node (one the NetworkPolicies " \
                f"let query it), or two pods there that a policy keeps apart"
+    from netlab.breaks.changes import peer_end, peer_node
+
+    if not any(n in s.needs for n in NODE_NEEDS) and peer_end(lab, node) is None:
+        return (f"{s.name} is traced from a node across the pod network to its peer: node {node.name}'s, "
+                f"{peer_node(lab, node).name}, has no pod, nor cni0 before its first one, nor flannel.1 in host-gw")
     if not any(n in s.needs for n in NODE_NEEDS):  # those say above what the node needs: here, any flow it meets
         from netlab.breaks.flows import meets_a_flow
 

@@ -62,6 +62,18 @@ def peer_node(lab: Lab, node: NodeInfo) -> NodeInfo:
     return lab.nodes[(i + 1) % len(lab.nodes)]
 
 
+def peer_end(lab: Lab, node: NodeInfo) -> list[str] | None:
+    """What a trace across the pod network from ``node`` goes to at its peer (peer_node): the peer's pods,
+    else an address of the peer's own in its pod CIDR: its cni0's once a pod ran there (the bridge plugin makes it),
+    else in VXLAN mode its flannel.<VNI>'s; None: none (a podless peer in host-gw mode)."""
+    peer = peer_node(lab, node)
+    if lab.pods_on(peer.name):
+        return [p.name for p in lab.pods_on(peer.name)]
+    if peer.name in lab.bridge_nodes():
+        return [str(peer.gateway.ip)]
+    return [str(peer.vtep_ip)] if lab.mode == "vxlan" else None
+
+
 def _one(plan: Plan, test: Callable[[Resource], bool], what: str) -> Resource:
     found = [r for r in plan.resources if test(r)]
     if not found:

@@ -19,7 +19,7 @@ from ipaddress import IPv4Address
 from typing import Callable, Iterable
 
 from netlab.breaks.catalogue import Scenario, clients, dns_askers, dns_pods, meets_dns, policy_split
-from netlab.breaks.changes import STALE_SPORT, peer_node
+from netlab.breaks.changes import STALE_SPORT, peer_end, peer_node
 from netlab.breaks.flows import NODE_PATH_SCENARIOS, Path, _path_fails, _Where, paths  # noqa: F401
 from netlab.model.clusterdns import DNS_NAME, DNS_NAMESPACE, dns_service, is_dns_service
 from netlab.model.lab import Lab, NodeInfo, PodInfo
@@ -119,12 +119,12 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
     name = s.name
     if isinstance(target, NodeInfo):
         # Across the pod network between the node and its peer, as a pod on one to a pod on the other: a node
-        # without pods stands in for them at its end (a node's own packets to pods take the same routes), its
-        # cni0 address at the receiving end. Node to node goes by the underlay, which no scenario breaks.
+        # without pods stands in for them at its end (a node's own packets to pods take the same routes), an
+        # address of its pod CIDR at the receiving end (changes.peer_end: its cni0's, or flannel.1's before its
+        # first pod). Node to node goes by the underlay, which no scenario breaks.
         here = lab.pods_on(target.name)
         peer = peer_node(lab, target)
-        there = lab.pods_on(peer.name)
-        ends = ([p.name for p in here] or [target.name], [p.name for p in there] or [str(peer.gateway.ip)])
+        ends = ([p.name for p in here] or [target.name], peer_end(lab, target) or [])
         src, dst, proto, port = allowed_flow(lab, *ends)
     facts = {
         "vxlan-arp-missing": (target.netns if isinstance(target, NodeInfo) else "", r"no ARP entry for .* on flannel"),

@@ -104,8 +104,10 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
               IP <none> also for a pod whose CNI re-attach was cut short
               after its DEL (no eth0; up ADDs it again)
     nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide
-              adds the network namespace (NETNS), cni0's address (CNI0) and the
-              VXLAN device's, flannel.<VNI> (VTEP; <none: host-gw> in host-gw mode)
+              adds the network namespace (NETNS), cni0's address (CNI0; <none: no
+              pod yet> on a node no pod ran on: the bridge plugin makes cni0 at
+              its first pod) and the VXLAN device's, flannel.<VNI> (VTEP;
+              <none: host-gw> in host-gw mode)
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide begins
               with the Kubernetes NAMESPACE and adds the selector and the DNS name, then
               the external traffic policy (Local: with its health check
@@ -263,7 +265,7 @@ def _nodes(nodes: tuple[NodeInfo, ...], wide: bool) -> tuple[list[str], list[lis
     for n in nodes:
         row = [n.name, n.ip, n.pod_cidr, str(len(n.pods)), age(n.created, now)]
         if wide:
-            row += [n.netns, n.cni0, n.vtep or "<none: host-gw>"]
+            row += [n.netns, n.cni0 or "<none: no pod yet>", n.vtep or "<none: host-gw>"]
         rows.append(row)
     return headers, rows
 

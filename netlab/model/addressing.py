@@ -103,8 +103,10 @@ class Held:
     node_ports: Mapping[NamedKey, int] = field(default_factory=dict)
     health_checks: Mapping[tuple[str, str], int] = field(default_factory=dict)
     older_node_ports: Mapping[PortKey, int] = field(default_factory=dict)
-    # The nodes where portmap's shared chains were made (builtin: plan/portmap_rules.py): kept, as its DEL keeps them
+    # The nodes where portmap's shared chains were made (builtin: plan/portmap_rules.py), and those with cni0 (a pod
+    # of theirs ran: Lab.bridge_nodes): kept, as portmap's DEL keeps them and the bridge plugin never deletes it
     portmap_nodes: frozenset[str] = frozenset()
+    bridge_nodes: frozenset[str] = frozenset()
 
     def to_json(self) -> dict:
         """As the lab's state saves it (realize/state.py)."""
@@ -114,13 +116,14 @@ class Held:
                 "load_balancers": [[ns, name, str(ip)] for (ns, name), ip in self.load_balancers.items()],
                 "node_ports": [[*key, np] for key, np in [*self.node_ports.items(), *self.older_node_ports.items()]],
                 "health_checks": [[ns, name, hc] for (ns, name), hc in self.health_checks.items()],
-                "portmap_nodes": sorted(self.portmap_nodes)}
+                "portmap_nodes": sorted(self.portmap_nodes), "bridge_nodes": sorted(self.bridge_nodes)}
 
     @classmethod
     def from_json(cls, data: Mapping) -> "Held":
         """What :meth:`to_json` wrote (ValueError, TypeError or KeyError for anything else); an older netlab's
-        record has no nodes, load_balancers, node_ports, health_checks nor portmap_nodes: none held (the state fills
-        them in, realize/state.py), and its node_ports rows are [namespace, name, port, protocol, nodePort]:
+        record has no nodes, load_balancers, node_ports, health_checks, portmap_nodes nor bridge_nodes: none held
+        (the state fills them in, realize/state.py), and its node_ports rows are [namespace, name, port, protocol,
+        nodePort]:
         older_node_ports (the state names them, :meth:`migrated`)."""
         pods = {str(name): HeldPod(str(ns), str(node), IPv4Network(cidr), IPv4Address(ip))
                 for name, (ns, node, cidr, ip) in data["pods"].items()}
@@ -134,8 +137,8 @@ class Held:
         older = {(str(ns), str(name), _port(port), str(proto)): _port(np)
                  for ns, name, port, proto, np in (r for r in rows if len(r) != 4)}
         checks = {(str(ns), str(name)): _port(hc) for ns, name, hc in data.get("health_checks") or []}
-        return cls(pods, services, nodes, lbs, ports, checks, older,
-                   frozenset(str(n) for n in data.get("portmap_nodes") or []))
+        portmap, bridges = (frozenset(str(n) for n in data.get(key) or []) for key in ("portmap_nodes", "bridge_nodes"))
+        return cls(pods, services, nodes, lbs, ports, checks, older, portmap, bridges)
 
     def migrated(self, topo: Topology) -> "Held":
         """This, its older_node_ports (an older netlab's) held by the names ``topo`` (what that lab runs) gives
@@ -161,16 +164,16 @@ def _name(value: Any) -> str:
 
 
 def held_of(addr: Addressing, pods: Mapping[str, tuple[str, str]], port_names: Mapping[PortKey, str],
-            portmap_nodes: frozenset[str] = frozenset()) -> Held:
+            portmap_nodes: frozenset[str] = frozenset(), bridge_nodes: frozenset[str] = frozenset()) -> Held:
     """What a lab allocated with ``addr`` holds; ``pods``: each pod's (namespace, node); ``port_names``: each Service
-    port's name ("": unnamed); ``portmap_nodes``: the nodes with portmap's shared chains."""
+    port's name ("": unnamed); ``portmap_nodes``, ``bridge_nodes``: the nodes with portmap's shared chains, cni0."""
     return Held({name: HeldPod(ns, node, addr.node_pod_cidr[node], addr.pod_ip[name])
                  for name, (ns, node) in pods.items() if name in addr.pod_ip and node in addr.node_pod_cidr},
                 dict(addr.service_ip),
                 {name: HeldNode(ip, addr.node_pod_cidr[name]) for name, ip in addr.node_ip.items()
                  if name in addr.node_pod_cidr},
                 dict(addr.lb_ip), {(k[0], k[1], port_names[k]): np for k, np in addr.node_port.items()},
-                dict(addr.health_check_port), portmap_nodes=portmap_nodes)
+                dict(addr.health_check_port), portmap_nodes=portmap_nodes, bridge_nodes=bridge_nodes)
 
 
 def _keep_held(addr: Addressing, into: dict, used: dict, pinned: dict, who: str, what: str, key: Any, was: Any,

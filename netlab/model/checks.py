@@ -19,7 +19,7 @@ from netlab.model.impair import POD_INTERFACES, node_interfaces
 from netlab.model.addressing import allocate
 from netlab.model.location import Loc, format_path
 from netlab.model.fields import NETNS_NAME_MAX, RESERVED_NAMES, VNI_RANGE
-from netlab.model.topology import ECHO_DEFAULT_PORT, Service, Topology
+from netlab.model.topology import ECHO_DEFAULT_PORT, CniConflist, Service, Topology
 from netlab.model.values import SPECIAL_RANGES
 
 LINK_LOCAL_MULTICAST = IPv4Network("224.0.0.0/24")  # the API server refuses it with link-local unicast
@@ -300,11 +300,16 @@ def _check_impairments(topo: Topology) -> list[tuple[Loc, str]]:
     node_ifaces = node_interfaces(topo.network.mode, topo.network.vxlan.vni)
     owners = [(("nodes", i), n.impair, node_ifaces) for i, n in enumerate(topo.nodes)]
     owners += [(("pods", i), p.impair, POD_INTERFACES) for i, p in enumerate(topo.pods)]
+    podless = {n.name for n in topo.nodes} - {p.node for p in topo.pods}  # no cni0 (but a running lab's: up)
     for where, impair, allowed in owners:
         for iface, imp in impair.items():
             loc: Loc = (*where, "impair", iface)
             if iface not in allowed:
                 out.append((loc, f"no interface {iface!r} here to impair; use one of {', '.join(allowed)}"))
+            elif where[0] == "nodes" and iface == naming.BRIDGE and topo.nodes[where[1]].name in podless and \
+                    not isinstance(topo.network.cni, CniConflist):
+                out.append((loc, f"node {topo.nodes[where[1]].name} has no pod, so no {naming.BRIDGE} to impair (the "
+                                 "CNI bridge plugin makes it at the node's first pod)"))
             if not any(imp.spec().values()):
                 out.append((loc, "an impairment needs at least one of rate, delay, jitter, loss"))
             if imp.jitter and not imp.delay:

@@ -145,7 +145,7 @@ class Lab:
         """What this lab's pods and Services hold once it runs: the next up's ``held``."""
         return held_of(self.addressing, {p.name: (p.namespace, p.node) for p in self.topo.pods},
                        {(s.namespace, s.name, p.port, p.protocol): p.name or "" for s in self.topo.services
-                        for p in s.ports}, self.portmap_nodes())
+                        for p in s.ports}, self.portmap_nodes(), self.bridge_nodes())
 
     def portmap_nodes(self) -> frozenset[str]:
         """The nodes of a builtin lab that hold portmap's shared chains (plan/portmap_rules.py): those with a pod with
@@ -155,6 +155,16 @@ class Lab:
         had = self.held_before.portmap_nodes if self.held_before is not None else frozenset()
         mapped = {p.node for p in self.topo.pods if port_mappings(p)}
         return frozenset(n.name for n in self.topo.nodes if n.name in had or n.name in mapped)
+
+    def bridge_nodes(self) -> frozenset[str]:
+        """The nodes with cni0 (netlab's bridge of pods: not with a user's conflist): those with a pod, and those
+        that had cni0 while the lab ran (``held_before``). The bridge plugin makes it at a node's first pod's ADD
+        and never deletes it: a real node without a pod yet has none, one whose last pod went keeps it."""
+        if self.cni == "conflist":
+            return frozenset()
+        had = self.held_before.bridge_nodes if self.held_before is not None else frozenset()
+        with_pods = {p.node for p in self.topo.pods}
+        return frozenset(n.name for n in self.topo.nodes if n.name in had or n.name in with_pods)
 
     def displaced(self) -> list[str]:
         """The running lab's nodes, pods and Services that give up the address (or block, or port) they hold to

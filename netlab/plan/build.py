@@ -100,11 +100,14 @@ def _build_plan(lab: Lab) -> Plan:
     for pod in pod_side(lab):  # eth0's own, as the CNI bridge plugin sets it (written once eth0 exists)
         res += [Sysctl(netns=pod.netns, name=k, value=v) for k, v in interface_sysctls(naming.POD_IF, POD_IF_DEVCONF)]
 
-    # Bridges: the underlay switch, and cni0 in every node.
+    # Bridges: the underlay switch, and cni0 in every node that has (or had) a pod: the bridge plugin makes it at
+    # a node's first pod's ADD and never deletes it (Lab.bridge_nodes). A user's plugins make their own, or none.
     res.append(Bridge(netns=uns, name=naming.UNDERLAY_BRIDGE, mtu=lab.underlay_mtu,
                       mac=naming.mac_from_hash(lab.name, "underlay-br0")))
-    for node in lab.nodes if lab.cni != "conflist" else ():  # a user's plugins make their own bridge, or none
-        res.append(Bridge(netns=node.netns, name=naming.BRIDGE, mtu=lab.pod_mtu, mac=node.bridge_mac))
+    bridged = lab.bridge_nodes()
+    for node in lab.nodes:
+        if node.name in bridged:
+            res.append(Bridge(netns=node.netns, name=naming.BRIDGE, mtu=lab.pod_mtu, mac=node.bridge_mac))
 
     # veths: node eth0 <-> underlay br0 port; pod eth0 <-> node cni0 port.
     for node in lab.nodes:
@@ -137,7 +140,7 @@ def _build_plan(lab: Lab) -> Plan:
                                     IPv4Interface(f"{underlay_router(lab)}/{underlay.prefixlen}")))
     for node in lab.nodes:
         res.append(address_with_brd(node.netns, naming.NODE_IF, IPv4Interface(f"{node.ip}/{underlay.prefixlen}")))
-        if lab.cni != "conflist":
+        if node.name in bridged:
             res.append(address_with_brd(node.netns, naming.BRIDGE, node.gateway))
         if lab.mode == "vxlan":
             res += [r for r in overlay.vtep(lab, node) if r.kind == "address"]

@@ -6,7 +6,8 @@ holds under the same identity key are the same when every attribute is equal
 up/down, bridge port, hairpin mode, the port's STP state and settings, a
 bridge's own settings). So a hand-made
 object is told from the lab's by what it is, not by a marker such as the
-route protocol.
+route protocol. A bridge's MTU, the kernel's to set as its ports come and go
+(cni0's, as the bridge plugin makes it), is compared as :func:`_kernel_mtu` says.
 
 * missing:   in the plan, not in the kernel;
 * different: same key, other values (``detail`` says which);
@@ -17,12 +18,12 @@ route protocol.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Collection, Iterable, Mapping
 
 from netlab.kernel.rtnl_bridge import default_of
 from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
-from netlab.plan.resources import BaseChains, Fdb, Link, NatRules, NftRules, Resource, Sysctl
+from netlab.plan.resources import BaseChains, Bridge, Fdb, Link, NatRules, NftRules, Resource, Sysctl, Veth
 from netlab.plan.route_attrs import metric_words
 from netlab.plan.sysctls import MOVED_BY_FORWARD
 from netlab.realize.backend import foreign_drift
@@ -167,6 +168,9 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
         have = obs.objects.get(r.key)
         if have is None:
             out.append(Drift("missing", r))
+        elif isinstance(r, Bridge) and isinstance(have, Bridge) and have.mtu != r.mtu and \
+                replace(have, mtu=r.mtu) == r and _kernel_mtu(r, have, want, obs):
+            continue
         elif have != r:
             out.append(Drift("different", r, describe_difference(r, have, gone), live=have))
     skip = set(kernel_links) | {"lo"}
@@ -179,6 +183,21 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
     plugins = any(r.plugin_jumps for r in want if isinstance(r, NatRules))
     out += diff_nft(obs, [r for r in want if isinstance(r, NftRules)], plugins)
     return out
+
+
+ETH_DATA_LEN = 1500
+
+
+def _kernel_mtu(want: Bridge, have: Bridge, planned: list[Resource], obs: Observed) -> bool:
+    """A bridge's MTU that the kernel gives it as its ports come and go (br_mtu_auto_adjust, for a bridge whose
+    MTU was not set after it was made, as the bridge plugin makes cni0): its ports' smallest, ETH_DATA_LEN
+    without one. Its MTU is no drift when it is that of its ports now (an up that adds or takes its ports has
+    the kernel set it), or when the plan gives it no port (the last pod's DEL left cni0 at 1500: a real node's;
+    a port-less cni0 carries nothing)."""
+    if not [x for x in planned if isinstance(x, Veth) and x.netns == want.netns and x.master == want.name]:
+        return True
+    ports = [x.mtu for x in obs.objects.values() if isinstance(x, Veth) and x.master == have.name]
+    return have.mtu == (min(ports) if ports else ETH_DATA_LEN)
 
 
 SHOWN = 6  # a table's differences said in its line of status; its JSON (``differences``) holds every one

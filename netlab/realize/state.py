@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 # which the next up keeps. A state without it, or a record without one of OLDER_HELD (an older netlab's), holds
 # what its topology resolves to afresh there: what that netlab made.
 ADDRESSES = "addresses"
-OLDER_HELD = ("nodes", "load_balancers", "node_ports", "health_checks", "portmap_nodes")
+OLDER_HELD = ("nodes", "load_balancers", "node_ports", "health_checks", "portmap_nodes", "bridge_nodes")
 ASK = object()  # repair_up's ``changed`` when the caller has not read the file: it reads it itself
 # The top-level keys save() writes; any other is a newer release's, kept as it is (LabState.unknown).
 KEYS = frozenset({"version", "revision", "lab", "run_id", "phase", "source", "topology", "netns", "plan", "extra"})
@@ -169,9 +169,8 @@ class LabState:
         """The addresses the lab's nodes, pods and Services hold, as its last up saved them (None: as its topology
         resolves afresh, an older netlab's state; so do the nodes', load balancers' and nodePorts' of a record
         that has none, and nodePorts an older netlab held by port number are held by the names of its saved
-        topology's ports). Checked by the state's schema on load."""
+        topology's ports; its nodes with cni0 are every node, which it made it on). Schema-checked on load."""
         from dataclasses import replace
-
         from netlab.model.addressing import Held
         from netlab.model.lab import resolve
 
@@ -188,9 +187,10 @@ class LabState:
         if not older:
             return held
         try:  # nodes, load balancers and nodePorts are allocated apart from pods and ClusterIPs
-            fresh = resolve(self.model(), held).held()
+            lab = resolve(self.model(), held)
         except (ValueError, StateCorrupt):  # a saved topology that no longer resolves: resolved() says so
             return held
+        fresh = replace(lab.held(), bridge_nodes=frozenset(n.name for n in lab.nodes if lab.cni != "conflist"))
         return replace(held, **{key: getattr(fresh, key) for key in older})
 
     def holding(self) -> Held:

@@ -288,9 +288,9 @@ class AddressesRecord(Strict):
     ([namespace, name, ClusterIP]), nodes ([underlay ip, podCIDR] by name) and LoadBalancer Services ([namespace,
     name, external ip]) hold, and the nodePorts of the Services' ports ([namespace, name, port name ("": unnamed),
     nodePort]) and their healthCheckNodePorts ([namespace, name, port]), and the nodes with portmap's shared chains
-    (builtin), which the next up keeps (model/addressing.py's Held.to_json). An older netlab's record has no nodes,
-    load_balancers, node_ports, health_checks nor portmap_nodes, or node_ports rows [namespace, name, port, protocol,
-    nodePort]."""
+    (builtin) and with cni0, which the next up keeps (model/addressing.py's Held.to_json). An older netlab's record
+    has no nodes, load_balancers, node_ports, health_checks, portmap_nodes nor bridge_nodes, or node_ports rows
+    [namespace, name, port, protocol, nodePort]."""
 
     pods: dict[Label, Annotated[tuple[Label, Label, Network, Address], ROW]]
     services: list[Annotated[tuple[Label, Label, Address], ROW]]
@@ -300,6 +300,7 @@ class AddressesRecord(Strict):
                      | Annotated[tuple[Label, Label, PortNumber, Literal["TCP", "UDP"], PortNumber], ROW]] | None = None
     health_checks: list[Annotated[tuple[Label, Label, PortNumber], ROW]] | None = None
     portmap_nodes: list[Label] | None = None
+    bridge_nodes: list[Label] | None = None  # the nodes with cni0 (model/lab.py, Lab.bridge_nodes)
 
 
 def _services_version(record: Any) -> str | None:

@@ -215,10 +215,12 @@ def dns_answers(model, client, sport: int) -> bool:
 
 def check_mtu(model, target) -> None:
     """Small pings pass, full-size ones (DF, the pod's MTU: 1422 + 28 = 1450) are lost, both ways, between a pod
-    of the node and one of its peer (a node without pods stands in, with its cni0 address)."""
+    of the node and one of its peer (a node without pods stands in, with its cni0 address, or flannel.1's before its
+    first pod made cni0: changes.peer_end)."""
     def end(node):
         pods = model.pods_on(node.name)
-        return (pods[0].netns, str(pods[0].ip)) if pods else (node.netns, str(node.gateway.ip))
+        own = node.gateway.ip if node.name in model.bridge_nodes() else node.vtep_ip
+        return (pods[0].netns, str(pods[0].ip)) if pods else (node.netns, str(own))
 
     here, there = end(target), end(peer_node(model, target))
     size = str(model.pod_mtu - 28)

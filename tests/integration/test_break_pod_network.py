@@ -54,7 +54,8 @@ def test_break_default_lab(default_lab, name):
 def test_break_a_lab_whose_pods_are_all_on_one_node(one_sided_lab, name):
     """Every scenario of the default lab on a lab of two nodes whose pods are all on one: probe fails as the
     catalogue says, and the proving trace (the quiz's answer) crosses the pod network to the podless node's
-    cni0 address; node to node it went by the underlay, which no scenario breaks, and was delivered."""
+    flannel.1 address (it has no cni0 before its first pod); node to node it went by the underlay, which no
+    scenario breaks, and was delivered."""
     break_and_repair(*one_sided_lab, name)
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from netlab.breaks import catalogue, quiz, symptoms
 from netlab.api.topology import load
+from netlab.plan.build import build_plan
+from netlab.plan.resources import Address
 from netlab.trace.targets import resolve_source, resolve_target
 
 FIELDS = ("name", "breaks", "target", "change", "symptom", "hop", "fact", "fix", "lesson")
@@ -90,12 +92,15 @@ def test_every_scenario_that_applies_has_a_trace_for_every_target(shape):
     """What `quiz answer` traces, for each scenario the quiz may pick on a lab of this shape and each target
     `break --target` takes: two ends the lab has, not the same (bridge-port-down on a lab of one node looked for a
     pod on another node: a StopIteration traceback); a node's fault is traced across the pod network, to a pod or
-    a podless node's cni0 address, never node to node (the underlay, which no scenario breaks)."""
+    a podless node's address in its pod CIDR, never node to node (the underlay, which no scenario breaks): its cni0's
+    once a pod ran there, flannel.1's before (a node has no cni0 before its first pod)."""
     lab = _lab(SHAPES[shape])
     names = {p.name for p in lab.pods} | {n.name for n in lab.nodes} | {f"svc/{s.name}" for s in lab.services}
     names |= {f"svc/{s.namespace}/{s.name}" for s in lab.services}
-    names |= {str(n.gateway.ip) for n in lab.nodes if not lab.pods_on(n.name)}
+    names |= {str(n.gateway.ip) if n.name in lab.bridge_nodes() else str(n.vtep_ip)
+              for n in lab.nodes if not lab.pods_on(n.name) and (n.name in lab.bridge_nodes() or lab.mode == "vxlan")}
     nodes = {n.name for n in lab.nodes}
+    held = {str(r.address.ip) for r in build_plan(lab).resources if isinstance(r, Address)}
     for s in quiz.candidates(lab):
         for item in lab.nodes if s.target == "node" else lab.pods:
             try:
@@ -105,6 +110,8 @@ def test_every_scenario_that_applies_has_a_trace_for_every_target(shape):
             check = symptoms.trace_check(s, lab, target)
             assert {check.src, check.dst} <= names and check.src != check.dst, (s.name, item.name, check)
             assert not {check.src, check.dst} <= nodes, (s.name, item.name, check)
+            if check.dst[0].isdigit():  # an address the lab's plan holds (a node has no cni0 before its first pod)
+                assert check.dst in held, (s.name, item.name, check)
             if check.dst.startswith("svc/"):  # a Service the client names as trace takes it (its own namespace's)
                 resolve_target(lab, check.dst, check.proto, check.port, resolve_source(lab, check.src))
 

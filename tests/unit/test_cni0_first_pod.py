@@ -1,0 +1,187 @@
+"""A node's cni0 comes with its first pod and stays, as the bridge plugin makes it (fake kernel, no root; QA fl59 9).
+
+On a real Flannel node cni0 appears at the first pod's CNI ADD: the bridge plugin makes it and gives it the pod
+CIDR's gateway (10.244.X.1/24, and with it the connected route). It never deletes it: the last pod's DEL takes the
+pod's veth, cni0 stays with its address. netlab gave every node cni0 from the start, a node without pods too. Now
+a node has cni0 once a pod was planned there while the lab ran (Held.bridge_nodes, saved with the lab's
+addresses); the same file brought up afresh has it only where a pod is. An older netlab's record: every node of its
+topology, which that netlab made it on.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import status as lab_status
+from netlab.lab import up as lab_up
+from netlab.lab.journal import Journal
+from netlab.model.addressing import Held
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.plan.build import build_plan
+from netlab.plan.resources import Address, Bridge, Veth
+from netlab.realize import state as state_mod
+from netlab.realize import state_dir
+
+
+@pytest.fixture(autouse=True)
+def _state(tmp_path, monkeypatch):
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+
+
+def write(tmp_path, pods: str, mode: str = "vxlan") -> str:
+    path = tmp_path / "t.yaml"
+    path.write_text(f"name: fbc\nnetwork: {{mode: {mode}}}\n"
+                    "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\npods:\n"
+                    "  - {name: a, node: n1}\n" + pods)
+    return str(path)
+
+
+def up(path: str, kernel) -> None:
+    lab_up.up(resolve(load_topology(path)), kernel, features=(), source=path, journal=Journal(kernel))
+
+
+def cni0(lab) -> set[str]:
+    """The nodes whose plan has cni0 and its address."""
+    res = build_plan(lab).resources
+    bridges = {r.netns for r in res if isinstance(r, Bridge) and r.name == "cni0"}
+    addrs = {r.netns for r in res if isinstance(r, Address) and r.dev == "cni0"}
+    assert bridges == addrs
+    return {ns.removeprefix("fbc-") for ns in bridges}
+
+
+def kernel_cni0(k) -> set[str]:
+    return {name.removeprefix("fbc-") for name in ("fbc-n1", "fbc-n2") if "cni0" in k.ns[name].links}
+
+
+@pytest.mark.parametrize("mode", ["vxlan", "host-gw"])
+def test_a_node_without_a_pod_has_no_cni0(tmp_path, mode):
+    lab = resolve(load_topology(write(tmp_path, "", mode)))
+    assert cni0(lab) == {"n1"}
+    k = FakeKernel()
+    up(write(tmp_path, "", mode), k)
+    assert kernel_cni0(k) == {"n1"}
+    assert not [r for r in k.ns["fbc-n2"].all_routes() if r.dev == "cni0"]
+    assert lab_status.status(state_mod.load_state("fbc"), k).ok
+
+
+def test_cni0_comes_with_the_first_pod_and_stays_after_the_last(tmp_path):
+    k = FakeKernel()
+    up(write(tmp_path, ""), k)
+    assert state_mod.load_state("fbc").held().bridge_nodes == frozenset({"n1"})
+    up(write(tmp_path, "  - {name: b, node: n2}\n"), k)
+    assert kernel_cni0(k) == {"n1", "n2"}
+    assert "10.244.1.1/24" in {str(a.address) for a in k.ns["fbc-n2"].addrs if a.dev == "cni0"}
+    up(write(tmp_path, ""), k)  # b goes: its veth with it, cni0 and its address stay
+    state = state_mod.load_state("fbc")
+    assert kernel_cni0(k) == {"n1", "n2"} and state.held().bridge_nodes == frozenset({"n1", "n2"})
+    assert cni0(state.resolved()) == {"n1", "n2"} and lab_status.status(state, k).ok
+    # the same file brought up afresh (no running lab): cni0 only where a pod is
+    assert cni0(resolve(load_topology(write(tmp_path, "")))) == {"n1"}
+
+
+def test_held_bridge_nodes_survive_the_state_file_and_an_older_record_holds_every_node(tmp_path):
+    k = FakeKernel()
+    up(write(tmp_path, ""), k)
+    rec = state_mod.load_state("fbc").extra[state_mod.ADDRESSES]
+    assert Held.from_json(json.loads(json.dumps(rec))).bridge_nodes == frozenset({"n1"})
+    state = state_mod.load_state("fbc")
+    del state.extra[state_mod.ADDRESSES]["bridge_nodes"]  # an older netlab's record: it made cni0 on every node
+    state.save()
+    older = state_mod.load_state("fbc")
+    assert older.held().bridge_nodes == frozenset({"n1", "n2"}) and cni0(older.resolved()) == {"n1", "n2"}
+    from netlab.realize.state_schema import AddressesRecord
+
+    AddressesRecord.model_validate({"pods": {}, "services": [], "bridge_nodes": ["n1"]})
+    for bad in (["N1"], "n1", [1]):
+        with pytest.raises(ValueError):
+            AddressesRecord.model_validate({"pods": {}, "services": [], "bridge_nodes": bad})
+
+
+def test_without_a_running_lab_the_nodes_with_a_pod(tmp_path):
+    lab = resolve(load_topology(write(tmp_path, "")))
+    assert lab.held_before is None and lab.bridge_nodes() == frozenset({"n1"}) == lab.held().bridge_nodes
+    assert Held().bridge_nodes == frozenset()
+
+
+def test_a_node_without_a_pod_has_no_cni0_to_impair(tmp_path):
+    from netlab.errors import TopologyError
+
+    path = tmp_path / "i.yaml"
+    path.write_text("name: fbi\nnodes:\n  - name: n1\n  - name: n2\n    impair:\n      cni0: {rate: 10mbit}\n"
+                    "      eth0: {rate: 10mbit}\npods: [{name: a, node: n1}]\n")
+    with pytest.raises(TopologyError) as info:
+        load_topology(str(path))
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:6: nodes[1].impair.cni0: node n2 has no pod, so no cni0 to impair (the CNI bridge plugin makes it "
+        "at the node's first pod)"]
+
+
+def test_impair_of_a_running_lab_s_node_without_cni0_is_refused(tmp_path, monkeypatch):
+    from netlab.api import impair as impair_api
+    from netlab.errors import UsageError
+    from netlab.model.impair import Impairment
+
+    k = FakeKernel()
+    up(write(tmp_path, ""), k)
+    state = state_mod.load_state("fbc")
+    with pytest.raises(UsageError) as info:
+        impair_api._edited(state, "n2", "cni0", Impairment(rate="10mbit"))
+    assert str(info.value) == ("n2 has no cni0 to impair: no pod ran there yet (the CNI bridge plugin makes it at the "
+                               "node's first pod); use one of eth0, flannel.1")
+    impair_api._edited(state, "n1", "cni0", Impairment(rate="10mbit"))  # n1's is there
+    impair_api._edited(state, "n2", "cni0", None)  # nothing to take off: not refused
+
+
+def _veth(mtu: int, master: str | None = "cni0") -> Veth:
+    return Veth(netns="fbc-n2", name="veth1", mtu=mtu, mac="02:00:00:00:00:01", peer_netns="fbc-b",
+                peer_name="eth0", peer_mac="02:00:00:00:00:02", master=master, hairpin=True)
+
+
+@pytest.mark.parametrize("have_mtu,ports_now,planned_ports,drift", [
+    (1500, [], [], False),  # the last pod's DEL left it: the kernel's MTU of a bridge without a port
+    (1450, [], [], False),  # made by an older netlab, never a port
+    (1450, [1450], [], False),  # its last port goes in this run: the kernel sets 1500 then
+    (1500, [], [1450], False),  # its first port comes in this run: the kernel takes the port's
+    (9000, [1450], [1450], True),  # set by hand: the kernel adjusts it no more
+    (1500, [1450], [1450], True),
+])
+def test_a_bridge_s_mtu_is_the_kernel_s_of_its_ports(have_mtu, ports_now, planned_ports, drift):
+    """br_mtu_auto_adjust: a bridge whose MTU no one set takes its ports' smallest, 1500 (ETH_DATA_LEN) without
+    one; the bridge plugin makes cni0 with its MTU in the request (not 'set by user'), so the last pod's DEL leaves
+    it at 1500 on a real node (measured: ip link add cni0 mtu 1450 type bridge, a port in, the port deleted)."""
+    from netlab.realize.diff import diff_netns
+    from netlab.realize.observe import Observed
+
+    want = Bridge(netns="fbc-n2", name="cni0", mtu=1450, mac="02:00:00:00:00:09")
+    have = Bridge(netns="fbc-n2", name="cni0", mtu=have_mtu, mac="02:00:00:00:00:09")
+    obs = Observed(netns="fbc-n2")
+    obs.add(have)
+    for mtu in ports_now:
+        obs.add(_veth(mtu))
+    planned = [want] + [_veth(mtu) for mtu in planned_ports]
+    found = [d for d in diff_netns(planned, obs) if d.resource.key == want.key]
+    assert bool(found) == drift, found
+
+
+def test_a_break_traced_to_a_podless_peer_goes_to_an_address_it_has(tmp_path):
+    """A node's fault is traced across the pod network to its peer: to a podless peer's flannel.1 address in VXLAN
+    mode (it has no cni0 before its first pod); in host-gw mode such a peer has no address of its pod CIDR, so the
+    node is no target (its peer is: traced from it to the pods)."""
+    from netlab.breaks import catalogue, symptoms
+
+    s = catalogue.scenario("pod-cidr-route-missing")
+    vx = resolve(load_topology(write(tmp_path, "")))
+    check = symptoms.trace_check(s, vx, vx.node("n1"))
+    assert (check.src, check.dst) == ("a", str(vx.node("n2").vtep_ip))
+    hg = resolve(load_topology(write(tmp_path, "", "host-gw")))
+    assert catalogue.target_problem(s, hg, hg.node("n1")) == (
+        "pod-cidr-route-missing is traced from a node across the pod network to its peer: node n1's, n2, has no pod, "
+        "nor cni0 before its first one, nor flannel.1 in host-gw")
+    assert catalogue.default_target(s, hg) == "n2"
+    assert catalogue.target_problem(s, hg, hg.node("n2")) is None
+    check = symptoms.trace_check(s, hg, hg.node("n2"))
+    assert (check.src, check.dst) == ("n2", "a")
