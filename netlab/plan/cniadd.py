@@ -165,9 +165,10 @@ def node_gateway(lab: Lab, node: NodeInfo) -> tuple[IPv4Address, str] | None:
     plugin netlab does not know, the bridge its results name beside the pod's veth (examples/cni/bash-bridge's
     bashbr0): the pods reach their gateway on that bridge, which the plugin made to be it. A result names no
     interface for the gateway's address itself, so that last one is read from the plugin's words, not the
-    kernel's. Without results: :func:`gateway_holder`, at the pod CIDR's first address."""
+    kernel's. Without results: :func:`gateway_holder`, at the pod CIDR's first address. netlab's own: cni0's, on a
+    node that has it (Lab.bridge_nodes: none before its first pod)."""
     if lab.cni != "conflist":
-        return node.gateway.ip, naming.BRIDGE
+        return (node.gateway.ip, naming.BRIDGE) if node.name in lab.bridge_nodes() else None
     results = [a for p in lab.pods if p.node == node.name for a in [lab.attached.get(p.name)] if a is not None]
     said = {a.gateway for a in results if a.gateway is not None}
     if len(said) != 1:

@@ -18,6 +18,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from netlab.errors import UsageError, netlab_command
+from netlab.model import naming
 from netlab.model.hostports import port_mappings
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
@@ -123,6 +124,11 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
         for (_, name), ip in load_balancer_ips(lab).items():  # on a port that is none of its Service's
             if str(ip) == spec:
                 return Endpoint(f"LoadBalancer IP of svc/{name}", "ip", spec, None, port=port)
+        for n in lab.nodes if lab.cni != "conflist" else ():
+            if str(n.gateway.ip) == spec:  # not in ip_names: no cni0 there (Lab.bridge_nodes)
+                raise UsageError(f"{spec} is the {naming.BRIDGE} address node {n.name} would have, but {n.name} has "
+                                 f"no {naming.BRIDGE}: no pod ran there yet (the CNI bridge plugin makes it at a "
+                                 "node's first pod)")
         raise UsageError(f"{spec} is not an address of lab {lab.name}; netlab only traces packets inside the lab")
     host, _, port_text = spec.rpartition(":")
     named = {p.name for p in lab.pods} | {n.name for n in lab.nodes} | {h for h, _ in lab.internet_hosts}

@@ -185,3 +185,31 @@ def test_a_break_traced_to_a_podless_peer_goes_to_an_address_it_has(tmp_path):
     assert catalogue.target_problem(s, hg, hg.node("n2")) is None
     check = symptoms.trace_check(s, hg, hg.node("n2"))
     assert (check.src, check.dst) == ("n2", "a")
+
+
+def test_trace_to_the_cni0_address_of_a_node_without_cni0_is_refused(tmp_path):
+    """10.244.1.1 is n2's cni0 address once a pod ran there; before, n2 has no such address: trace named it "n2
+    cni0" and sent the packet, which n2 routed out of its default route to the underlay, lost there "as the lab
+    plans it". Its node is not the one holding it (policy.node_of), nor is it an ARP answerer's (arploss)."""
+    from ipaddress import IPv4Address
+
+    from netlab.errors import UsageError
+    from netlab.trace.arploss import answerers
+    from netlab.trace.policy import node_of
+    from netlab.trace.targets import lab_map, resolve_source, resolve_target
+
+    lab = resolve(load_topology(write(tmp_path, "")))
+    src = resolve_source(lab, "a")
+    with pytest.raises(UsageError) as info:
+        resolve_target(lab, "10.244.1.1", None, None, src)
+    assert str(info.value) == ("10.244.1.1 is the cni0 address node n2 would have, but n2 has no cni0: no pod ran "
+                               "there yet (the CNI bridge plugin makes it at a node's first pod)")
+    assert "10.244.1.1" not in lab_map(lab).ip_names and "10.244.1.1" not in answerers(lab)
+    assert node_of(lab, IPv4Address("10.244.1.1")) is None and node_of(lab, IPv4Address("10.244.0.1")) == "n1"
+    assert resolve_target(lab, "10.244.0.1", None, None, src).name == "n1 cni0"
+    k = FakeKernel()
+    up(write(tmp_path, "  - {name: b, node: n2}\n"), k)
+    up(write(tmp_path, ""), k)  # b goes, n2 keeps cni0 and its address
+    kept = state_mod.load_state("fbc").resolved()
+    assert resolve_target(kept, "10.244.1.1", None, None, resolve_source(kept, "a")).name == "n2 cni0"
+
