@@ -153,11 +153,13 @@ def _edited(state: LabState, name: str, iface: str, spec: Impairment | None) -> 
         raise UsageError(f"lab {state.lab} has no pod or node {name!r}")
     if iface not in allowed:
         raise UsageError(f"{name} has no interface {iface!r} to impair; use one of {', '.join(allowed)}")
-    if name in nodes and iface == naming.BRIDGE and spec is not None and isinstance(topo.network.cni, str) \
-            and name not in state.resolved().bridge_nodes():
-        rest = ", ".join(i for i in allowed if i != naming.BRIDGE)
-        raise UsageError(f"{name} has no {naming.BRIDGE} to impair: no pod ran there yet (the CNI bridge plugin makes "
-                         f"it at the node's first pod); use one of {rest}")
+    if name in nodes and iface == naming.BRIDGE:
+        lab = state.resolved()
+        if (refused := no_bridge(lab, name)) is not None:
+            raise UsageError(refused)
+        if spec is not None and lab.cni != "conflist" and not lab.pods_on(name):  # as the file is (model/checks.py)
+            raise UsageError(f"{name} has no pod: its {naming.BRIDGE}, kept since its last pod went, has no port to "
+                             f"impair; use one of {_others(allowed)}")
     impairs = dict(entry.get("impair", {}))
     before = describe(impairs.get(iface, {}))
     if spec is None:
@@ -166,6 +168,20 @@ def _edited(state: LabState, name: str, iface: str, spec: Impairment | None) -> 
         impairs[iface] = spec.model_dump(exclude_none=True)
     entry["impair"] = impairs
     return resolve(Topology.model_validate(data)), before
+
+
+def no_bridge(lab: Lab, node: str) -> str | None:
+    """Why ``node`` has no cni0 to impair or show (None: it has): netlab's, which the bridge plugin makes at a
+    node's first pod (Lab.bridge_nodes); a user's conflist's plugins make what they make."""
+    if lab.cni == "conflist" or node in lab.bridge_nodes():
+        return None
+    allowed = node_interfaces(lab.topo.network.mode, lab.topo.network.vxlan.vni)
+    return (f"{node} has no {naming.BRIDGE}: no pod ran there yet (the CNI bridge plugin makes it at the node's "
+            f"first pod); use one of {_others(allowed)}")
+
+
+def _others(allowed: tuple[str, ...]) -> str:
+    return ", ".join(i for i in allowed if i != naming.BRIDGE)
 
 
 def result(done: Impaired) -> R.ImpairResult:
@@ -197,6 +213,8 @@ def show(lab_name: str, target: str | None = None) -> list[Shown]:
             raise UsageError(f"lab {lab_name} has no pod or node {name!r}")
         if iface not in allowed:
             raise UsageError(f"{name} has no interface {iface!r} to impair; use one of {', '.join(allowed)}")
+        if iface == naming.BRIDGE and (refused := no_bridge(lab, name)) is not None:  # a node's (pods have none)
+            raise UsageError(refused)
         only = (name, iface)
     return read_impairments(lab, feature.runtime(state), only)
 

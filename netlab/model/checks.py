@@ -309,7 +309,7 @@ def _check_impairments(topo: Topology) -> list[tuple[Loc, str]]:
             elif where[0] == "nodes" and iface == naming.BRIDGE and topo.nodes[where[1]].name in podless and \
                     not isinstance(topo.network.cni, CniConflist):
                 out.append((loc, f"node {topo.nodes[where[1]].name} has no pod, so no {naming.BRIDGE} to impair (the "
-                                 "CNI bridge plugin makes it at the node's first pod)"))
+                                 "CNI bridge plugin makes it at the node's first pod; after its last, it has no port)"))
             if not any(imp.spec().values()):
                 out.append((loc, "an impairment needs at least one of rate, delay, jitter, loss"))
             if imp.jitter and not imp.delay:

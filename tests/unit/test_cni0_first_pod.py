@@ -117,7 +117,7 @@ def test_a_node_without_a_pod_has_no_cni0_to_impair(tmp_path):
         load_topology(str(path))
     assert [str(p) for p in info.value.problems] == [
         f"{path}:6: nodes[1].impair.cni0: node n2 has no pod, so no cni0 to impair (the CNI bridge plugin makes it "
-        "at the node's first pod)"]
+        "at the node's first pod; after its last, it has no port)"]
 
 
 def test_impair_of_a_running_lab_s_node_without_cni0_is_refused(tmp_path, monkeypatch):
@@ -130,10 +130,9 @@ def test_impair_of_a_running_lab_s_node_without_cni0_is_refused(tmp_path, monkey
     state = state_mod.load_state("fbc")
     with pytest.raises(UsageError) as info:
         impair_api._edited(state, "n2", "cni0", Impairment(rate="10mbit"))
-    assert str(info.value) == ("n2 has no cni0 to impair: no pod ran there yet (the CNI bridge plugin makes it at the "
+    assert str(info.value) == ("n2 has no cni0: no pod ran there yet (the CNI bridge plugin makes it at the "
                                "node's first pod); use one of eth0, flannel.1")
     impair_api._edited(state, "n1", "cni0", Impairment(rate="10mbit"))  # n1's is there
-    impair_api._edited(state, "n2", "cni0", None)  # nothing to take off: not refused
 
 
 def _veth(mtu: int, master: str | None = "cni0") -> Veth:
@@ -213,3 +212,45 @@ def test_trace_to_the_cni0_address_of_a_node_without_cni0_is_refused(tmp_path):
     kept = state_mod.load_state("fbc").resolved()
     assert resolve_target(kept, "10.244.1.1", None, None, resolve_source(kept, "a")).name == "n2 cni0"
 
+
+def test_impair_shows_no_cni0_of_a_node_without_it(tmp_path, monkeypatch):
+    """`netlab impair` listed "n2:cni0: no such interface (the lab's topology says none: `netlab up` puts it so)"
+    for every podless node of a fresh lab, nothing impaired: up makes no cni0 there; `impair n2:cni0` asked for it
+    alone, and `--clear` of it recorded a run-time impairment the listing then showed as set."""
+    from netlab.api import impair as impair_api
+    from netlab.errors import UsageError
+    from netlab.impair import show
+
+    monkeypatch.setattr(show.nsmod, "is_netns_mount", lambda ns: False)  # no namespace: each one "no such interface"
+    lab = resolve(load_topology(write(tmp_path, "")))
+    targets = {s.target for s in show.read(lab, {})}
+    assert "n1:cni0" in targets and "n2:eth0" in targets and "n2:cni0" not in targets
+    k = FakeKernel()
+    up(write(tmp_path, ""), k)
+    monkeypatch.setattr(impair_api, "running", lambda name: state_mod.load_state(name))
+    said = ("n2 has no cni0: no pod ran there yet (the CNI bridge plugin makes it at the node's first pod); "
+            "use one of eth0, flannel.1")
+    with pytest.raises(UsageError) as info:
+        impair_api.show("fbc", "n2:cni0")
+    assert str(info.value) == said
+    with pytest.raises(UsageError) as info:
+        impair_api._edited(state_mod.load_state("fbc"), "n2", "cni0", None)
+    assert str(info.value) == said
+
+
+def test_impair_of_the_cni0_a_node_kept_after_its_last_pod_is_refused_as_its_file_is(tmp_path):
+    """The file refuses an impairment of a podless node's cni0 (checks.py); so does impair, also of the cni0 a node
+    kept after its last pod went: it has no port, nothing to shape. Clearing one is not refused."""
+    from netlab.api import impair as impair_api
+    from netlab.errors import UsageError
+    from netlab.model.impair import Impairment
+
+    k = FakeKernel()
+    up(write(tmp_path, "  - {name: b, node: n2}\n"), k)
+    up(write(tmp_path, ""), k)
+    state = state_mod.load_state("fbc")
+    with pytest.raises(UsageError) as info:
+        impair_api._edited(state, "n2", "cni0", Impairment(rate="10mbit"))
+    assert str(info.value) == ("n2 has no pod: its cni0, kept since its last pod went, has no port to impair; use "
+                               "one of eth0, flannel.1")
+    impair_api._edited(state, "n2", "cni0", None)
