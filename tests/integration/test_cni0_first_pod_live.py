@@ -10,10 +10,12 @@ status says all as planned.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from helpers import ip_json, lab_up, netlab, unique_lab, write_topology
+from helpers import ip_json, lab_namespaces, lab_up, netlab, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -49,3 +51,54 @@ def test_cni0_comes_with_the_first_pod_and_stays(tmp_path):
         assert [a["local"] for a in after["addr_info"] if a["family"] == "inet"] == [gateway]
         assert after["mtu"] == 1500, after  # the kernel's for a bridge without a port (the plugin set none by hand)
         assert netlab("status", "--lab", name, check=False).returncode == 0
+
+
+# pyroute2 in a process of its own (test_repair_line_state_dir_live.py's way): its NetNS forks a child that enters
+# the namespace, and a fork of pytest's process runs pytest's exit hooks there; flags 0: it makes no namespace.
+ADD_BRIDGE = """
+import sys
+from pyroute2 import NetNS
+with NetNS(sys.argv[1], flags=0) as ns:
+    ns.link("add", ifname="cni0", kind="bridge")
+"""
+TOPO_CIDRS = ("name: {name}\nnodes: [{{name: n1, podCIDR: 10.244.0.0/24}}, {{name: n2, podCIDR: 10.244.1.0/24}}]\n"
+              "pods:\n  - {{name: a, node: n1}}\n{more}")
+
+
+def test_a_podless_node_s_answers_drift_and_its_kept_cni0_taking_a_pod_again(tmp_path):
+    """n2, no pod yet: impair lists no n2:cni0 and refuses it, trace refuses its would-be cni0 address (exit 2,
+    one line each); a cni0 made there by hand is drift (extra) that up deletes. Once n2 had a pod and lost it, its
+    kept cni0 (at 1500, no port) takes the next pod's veth: the kernel gives it the pod's MTU again, up sets
+    nothing of cni0, and the lab probes clean."""
+    name = unique_lab("fb")
+    path = write_topology(tmp_path, TOPO_CIDRS.format(name=name, more=""))
+    n2 = f"{name}-n2"
+    with lab_up(path, name, in_process=True):
+        listed = json.loads(netlab("impair", "--lab", name, "-o", "json").stdout)["impairments"]
+        assert listed == [], listed
+        for args in (("impair", "--lab", name, "n2:cni0"), ("impair", "--lab", name, "n2:cni0", "--clear"),
+                     ("impair", "--lab", name, "n2:cni0", "--rate", "10mbit")):
+            out = netlab(*args, check=False)
+            assert out.returncode == 2 and out.stderr.startswith("netlab: n2 has no cni0: no pod ran there yet"), out
+        out = netlab("trace", "--lab", name, "a", "10.244.1.1", check=False)
+        assert out.returncode == 2 and out.stderr.startswith(
+            "netlab: 10.244.1.1 is the cni0 address node n2 would have, but n2 has no cni0"), out
+        # a cni0 made by hand where the plan has none: drift, which up deletes
+        subprocess.run([sys.executable, "-c", ADD_BRIDGE, n2], check=True, timeout=30)
+        status = netlab("status", "--lab", name, check=False)
+        assert status.returncode == 1 and f"extra: link cni0 in {n2}" in status.stdout, status.stdout
+        netlab("up", "--lab", name)
+        assert "cni0" not in links(n2) and netlab("status", "--lab", name, check=False).returncode == 0
+        # a pod comes and goes: cni0 stays at 1500, the kernel's without a port; the next pod's veth brings 1450
+        with_b = TOPO_CIDRS.format(name=name, more="  - {name: b, node: n2}\n")
+        for text, mtu, made in ((with_b, 1450, True), (TOPO_CIDRS.format(name=name, more=""), 1500, False),
+                                (with_b, 1450, False)):
+            write_topology(tmp_path, text)
+            out = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
+            assert (f"add link cni0 in {n2}" in out["fixed"]) == made, out["fixed"]
+            assert not [line for line in out["fixed"] if line.startswith("set ") and " link cni0 " in line], out
+            [cni0] = ip_json("link", "show", "cni0", netns=n2)
+            assert cni0["mtu"] == mtu, (mtu, cni0)
+            assert netlab("status", "--lab", name, check=False).returncode == 0
+        assert netlab("probe", "--lab", name, check=False).returncode == 0
+    assert not lab_namespaces(name)

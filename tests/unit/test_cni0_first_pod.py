@@ -254,3 +254,27 @@ def test_impair_of_the_cni0_a_node_kept_after_its_last_pod_is_refused_as_its_fil
     assert str(info.value) == ("n2 has no pod: its cni0, kept since its last pod went, has no port to impair; use "
                                "one of eth0, flannel.1")
     impair_api._edited(state, "n2", "cni0", None)
+
+
+def test_an_older_netlabs_lab_keeps_cni0_on_every_node_and_converges(tmp_path):
+    """A lab an older netlab brought up (state revision 2: no bridge_nodes; it made cni0 on every node, a podless
+    one too): status finds it as planned, up changes nothing of its bridges and saves them held (revision 3)."""
+    k = FakeKernel()
+    up(write(tmp_path, "  - {name: b, node: n2}\n"), k)
+    up(write(tmp_path, ""), k)  # n2 without a pod, its cni0 there: as the older netlab left it
+    path = state_dir.state_file("fbc")
+    with open(path) as f:
+        data = json.load(f)
+    del data["extra"][state_mod.ADDRESSES]["bridge_nodes"]
+    data["revision"] = 2
+    with open(path, "w") as f:
+        json.dump(data, f)
+    older = state_mod.load_state("fbc")
+    assert older.held().bridge_nodes == frozenset({"n1", "n2"}) and lab_status.status(older, k).ok
+    links = {ns: dict(k.ns[ns].links) for ns in ("fbc-n1", "fbc-n2")}
+    up(write(tmp_path, ""), k)
+    assert {ns: dict(k.ns[ns].links) for ns in ("fbc-n1", "fbc-n2")} == links and kernel_cni0(k) == {"n1", "n2"}
+    with open(path) as f:
+        data = json.load(f)
+    assert data["revision"] == 3 and data["extra"][state_mod.ADDRESSES]["bridge_nodes"] == ["n1", "n2"]
+    assert lab_status.status(state_mod.load_state("fbc"), k).ok
