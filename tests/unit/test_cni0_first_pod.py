@@ -278,3 +278,29 @@ def test_an_older_netlabs_lab_keeps_cni0_on_every_node_and_converges(tmp_path):
         data = json.load(f)
     assert data["revision"] == 3 and data["extra"][state_mod.ADDRESSES]["bridge_nodes"] == ["n1", "n2"]
     assert lab_status.status(state_mod.load_state("fbc"), k).ok
+
+
+def test_get_nodes_and_graph_say_a_node_has_no_cni0_yet_and_a_kept_one_s_address(tmp_path, monkeypatch):
+    """get nodes -o wide: CNI0 "<none: no pod yet>" (JSON null) where no pod ran, cni0's address where one ran and
+    went; graph: the node's box says it has no cni0 yet."""
+    from netlab import graph
+    from netlab.api import views
+    from netlab.cli import get
+
+    monkeypatch.setattr(views, "_created", lambda netns: None)
+    monkeypatch.setattr(views, "_missing", lambda *a: None)
+    fresh = resolve(load_topology(write(tmp_path, "")))
+    infos = {n.name: n for n in views.nodes(fresh)}
+    assert (infos["n1"].cni0, infos["n2"].cni0) == ("10.244.0.1/24", None)
+    rows = {r[0]: r for r in get._nodes(tuple(infos.values()), wide=True)[1]}
+    assert (rows["n1"][6], rows["n2"][6]) == ("10.244.0.1/24", "<none: no pod yet>")
+    boxes = {b.id: b.label for g in graph.build(fresh).groups for b in g.boxes}
+    labels = {n: next(v for k, v in boxes.items() if "cni0" in k and n in k) for n in ("n1", "n2")}
+    assert labels["n1"].startswith("cni0 (bridge)\n10.244.0.1/24") and labels["n2"].startswith("no cni0 yet"), labels
+    k = FakeKernel()
+    up(write(tmp_path, "  - {name: b, node: n2}\n"), k)
+    up(write(tmp_path, ""), k)
+    kept = state_mod.load_state("fbc").resolved()
+    assert {n.name: n.cni0 for n in views.nodes(kept)}["n2"] == "10.244.1.1/24"
+    boxes = {b.id: b.label for g in graph.build(kept).groups for b in g.boxes}
+    assert next(v for k, v in boxes.items() if "cni0" in k and "n2" in k).startswith("cni0 (bridge)\n10.244.1.1/24")
