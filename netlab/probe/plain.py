@@ -5,10 +5,10 @@ job only once the models were loaded, ~0.15 s into the run, and only then forked
 in series. For a plain lab the job of an ICMP, TCP or UDP run follows from the lab's state file alone, so its
 agent starts as early as a kept job's:
 
-- netlab's own CNI (cni0 on every node, each pod's address the one the lab holds), no Service (nor the cluster
-  DNS that comes with them), no ``internet:``, ``expect:`` entries only of flows the matrix probes anyway, no
-  pod that can terminate (restartPolicy Always), the lab up; for TCP and UDP, pods that list no container (the
-  echo server on 8080, both protocols);
+- netlab's own CNI (cni0 on every node with a pod, each pod's address the one the lab holds), no Service (nor
+  the cluster DNS that comes with them), no ``internet:``, ``expect:`` entries only of flows the matrix probes
+  anyway, no pod that can terminate (restartPolicy Always), the lab up; for TCP and UDP, pods that list no
+  container (the echo server on 8080, both protocols);
 - the matrix of such a lab is every pod and node to every other pod (probe/matrix.py's order: by protocol,
   then source, pods then nodes, then destination, in the topology's order); NetworkPolicies change what a
   probe expects, never which probes are sent;
