@@ -56,11 +56,11 @@ class Converging:
     heard: Callable[[], None] | None
 
     def _repair_after_removal(self, state: LabState) -> None:
-        """A node's bridge whose last port went with a removed pod has the MTU the kernel gives a bridge without
-        ports, 1500 (br_mtu_auto_adjust), not the plan's: the namespaces that held the removed veths' other ends
-        are read and repaired once more. The veth of a pod whose namespace was deleted by hand stands until the
-        kernel frees that namespace, later: deleted here as an extra link, and its bridge, which it may leave
-        without ports, read and repaired once more."""
+        """The namespaces that held the removed veths' other ends are read and repaired once more: the veth of a pod
+        whose namespace was deleted by hand stands until the kernel frees that namespace, later: deleted here as an
+        extra link, and its namespace read and repaired once more. (A bridge whose last port went has the MTU the
+        kernel gives a bridge without ports, 1500, as cni0 after the bridge plugin's last DEL: no drift,
+        realize/diff.py's _kernel_mtu.)"""
         touched = sorted({ns for veths in self.leaving_by_netns.values() for ns, _ in veths} & set(self.plan.netns))
         want = expected(self.plan)
         for _ in range(2):
