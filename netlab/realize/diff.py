@@ -169,8 +169,9 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
         if have is None:
             out.append(Drift("missing", r))
         elif isinstance(r, Bridge) and isinstance(have, Bridge) and have.mtu != r.mtu and \
-                replace(have, mtu=r.mtu) == r and _kernel_mtu(r, have, want, obs):
-            continue
+                _kernel_mtu(r, have, want, obs):  # the kernel's to set: what else differs, repaired without it
+            if (kept := replace(have, mtu=r.mtu)) != r:
+                out.append(Drift("different", r, describe_difference(r, kept, gone), live=kept))
         elif have != r:
             out.append(Drift("different", r, describe_difference(r, have, gone), live=have))
     skip = set(kernel_links) | {"lo"}

@@ -276,9 +276,11 @@ def test_a_path_mtu_the_kernel_learned_is_no_route(lab):
 
 
 def test_a_bridge_without_ports_set_up_again_is_not_waited_for(labs):
-    """A node without pods: its cni0 has no port, so no carrier (``ip link``: NO-CARRIER, state DOWN once set
-    down and up); up sets it up and returns without waiting for a carrier that cannot come, or warning."""
+    """A node whose last pod went: its cni0 stays (as the bridge plugin's after its last DEL) with no port, so no
+    carrier (``ip link``: NO-CARRIER, state DOWN once set down and up); up sets it up and returns without waiting
+    for a carrier that cannot come, or warning. (A node no pod ran on has no cni0.)"""
     name = labs.name("np")
+    labs.up_here(two_node_topology(name, pods_per_node=1))
     path = labs.up_here(two_node_topology(name, pods_per_node=1).replace(
         "  - {name: fedora-2, node: minikube-m02, ip: 10.244.1.3}\n", ""))
     sh("ip", "-n", f"{name}-minikube-m02", "link", "set", "cni0", "down")

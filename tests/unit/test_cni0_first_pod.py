@@ -304,3 +304,19 @@ def test_get_nodes_and_graph_say_a_node_has_no_cni0_yet_and_a_kept_one_s_address
     assert {n.name: n.cni0 for n in views.nodes(kept)}["n2"] == "10.244.1.1/24"
     boxes = {b.id: b.label for g in graph.build(kept).groups for b in g.boxes}
     assert next(v for k, v in boxes.items() if "cni0" in k and "n2" in k).startswith("cni0 (bridge)\n10.244.1.1/24")
+
+
+def test_a_portless_bridge_set_down_is_set_up_and_its_mtu_left_to_the_kernel():
+    """A kept cni0 without a port, at 1500 (the kernel's), set down by hand: the drift is its being down, and the
+    repair sets it up alone. It said "set up, mtu of link cni0" and set 1450 by hand, the MTU the kernel then
+    stops adjusting (test_repair.py's bridge without ports)."""
+    from netlab.kernel.base import link_changes
+    from netlab.realize.diff import diff_netns
+    from netlab.realize.observe import Observed
+
+    want = Bridge(netns="fbc-n2", name="cni0", mtu=1450, mac="02:00:00:00:00:09")
+    obs = Observed(netns="fbc-n2")
+    obs.add(Bridge(netns="fbc-n2", name="cni0", mtu=1500, mac="02:00:00:00:00:09", up=False))
+    [found] = [d for d in diff_netns([want], obs) if d.resource.key == want.key]
+    assert (found.state, found.detail) == ("different", "down")
+    assert link_changes(found.live, want) == ["up"]
