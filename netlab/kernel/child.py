@@ -28,7 +28,6 @@ import select
 import signal
 import struct
 import time
-import traceback
 from typing import Any, Callable
 
 from netlab.kernel import libc
@@ -165,6 +164,8 @@ def start_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = No
                     nsmod.join(netns)
                 answer = (True, fn(*args), "")
             except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+                import traceback  # here: a child that fails is rare, and a probe's agent starts sooner
+
                 answer = (False, _sendable(exc), traceback.format_exc())
             _hold_off_stop_signals()  # the parent's SIGTERM (its grace) must not cut the answer short
             try:

@@ -30,16 +30,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import shutil
 import socket
-import subprocess
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
 from netlab.kernel import libc, packages, procsys, testhooks
-from netlab.kernel import own_group
 # Sysctls are files of /proc/sys (procsys); tests/integration import these two from here
 from netlab.kernel.procsys import read_sysctl_here as read_sysctl_here, write_sysctl_here as write_sysctl_here
 from netlab.model.naming import NETNS_DIR, check_netns
@@ -48,6 +45,9 @@ from netlab.model.naming import netns_path as netns_path  # made there (pure): v
 from netlab.kernel.nstag import (TAG_PREFIX as TAG_PREFIX, TAG_SYSCTLS as TAG_SYSCTLS, folder_hash as folder_hash,
                                  lab_hash as lab_hash, make_tag as make_tag, tag_of as tag_of,
                                  tag_values as tag_values)
+
+if TYPE_CHECKING:
+    import subprocess
 
 CLONE_NEWNS = 0x00020000  # a mount namespace
 CLONE_NEWNET = 0x40000000
@@ -284,6 +284,8 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = (), d
         # From unshare to the setns back home, a stop signal waits (held): Python raises a handler's exception in
         # the main thread between any two steps, and one raised right after unshare returned, or as the finally
         # began, left the thread in the new namespace for the rollback. Raised once the thread is home.
+        from netlab.kernel import own_group  # subprocess's: not loaded by a run that makes no namespace
+
         with own_group.stops_wait():
             _check(libc.handle().unshare(CLONE_NEWNET), "unshare")
             try:
@@ -422,6 +424,8 @@ def not_found(name: str) -> str:
 
 def find_tool(name: str) -> str | None:
     """Absolute path of a program in :data:`TOOL_DIRS`, or None."""
+    import shutil  # here: it loads bz2, lzma and fnmatch, which a probe's early start does not need
+
     return shutil.which(name, path=":".join(TOOL_DIRS))
 
 
@@ -448,5 +452,7 @@ def run_in_netns(name: str, argv: Sequence[str], input: bytes | None = None, tim
     halfway, and that repair failed. netlab decides what a signal stops (lab/up.py, signals.py); the program
     still ends at ``timeout`` (SIGKILL), and when the caller's wait is cut short by an exception. It reads
     nothing but ``input``: not the terminal, from a group that is not the terminal's."""
+    from netlab.kernel import own_group  # subprocess: loaded by the commands that run a program
+
     with entered(name):  # input written with SIGPIPE held: a program that stops reading kills no caller
         return own_group.run(argv, input, timeout, check)

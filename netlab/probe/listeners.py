@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from netlab.kernel import netns as nsmod
 from netlab.kernel.child import die_with_parent
 from netlab.kernel.processes import set_comm
-from netlab.workload.echo import EchoLoop, Log, Served, listen
 
 
 @dataclass
@@ -69,6 +68,8 @@ def start(hosts: list[tuple[str, str]], port: int, lifetime: float, ready_timeou
     "listening" on its pipe and then serves until it is killed.
     """
     out = Listeners(port)
+    if hosts:
+        from netlab.workload import echo  # noqa: F401 - loaded before the forks, not in each child (_serve's)
     pending: dict[int, tuple[str, int]] = {}  # read fd -> (host, pid)
     me = os.getpid()
     try:
@@ -130,6 +131,8 @@ def start(hosts: list[tuple[str, str]], port: int, lifetime: float, ready_timeou
 
 def _serve(host: str, netns: str, port: int, report: int, lifetime: float, parent: int) -> None:
     """In the forked child: join the host's namespace, listen, report, serve until killed."""
+    from netlab.workload.echo import EchoLoop, Log, Served, listen  # loaded by start(), before the fork
+
     code = 1
     try:
         if not die_with_parent(parent):  # the prober died before it could be asked

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from netlab import doctor_verdict
@@ -15,7 +17,7 @@ from netlab.kernel import netns, packages
     ("nft", "nftables"), ("conntrack", "conntrack"), ("dnsmasq", "dnsmasq-base"), ("tcpdump", "tcpdump"),
 ])
 def test_a_missing_program_names_its_package(monkeypatch, program, package):
-    monkeypatch.setattr(netns.shutil, "which", lambda name, path=None: None)
+    monkeypatch.setattr(shutil, "which", lambda name, path=None: None)
     with pytest.raises(EnvironmentNotReady) as info:
         netns.binary(program)
     assert str(info.value) == (f"{program} is not installed (netlab looks in /usr/sbin, /usr/bin, /sbin, /bin, "
@@ -25,7 +27,7 @@ def test_a_missing_program_names_its_package(monkeypatch, program, package):
 
 @pytest.mark.parametrize("check", sorted(doctor_verdict.PROGRAMS))
 def test_the_doctor_names_the_package_every_command_names(monkeypatch, check):
-    monkeypatch.setattr(netns.shutil, "which", lambda name, path=None: None)
+    monkeypatch.setattr(shutil, "which", lambda name, path=None: None)
     line, _ = doctor_verdict.tool_check(check, needed=True)
     with pytest.raises(EnvironmentNotReady) as info:
         netns.binary(doctor_verdict.PROGRAMS[check])
@@ -43,7 +45,7 @@ def test_the_doctors_line_of_a_missing_tool_names_the_folders_searched(monkeypat
     """netlab, a root tool, finds its programs in a fixed list of folders, never through $PATH (QA hostenv57 6): a
     program in /opt/bin is not found, and the line says where netlab looked."""
     asked = []
-    monkeypatch.setattr(netns.shutil, "which", lambda name, path=None: asked.append(path))
+    monkeypatch.setattr(shutil, "which", lambda name, path=None: asked.append(path))
     line, _ = doctor_verdict.tool_check(check, needed=True)
     assert asked == ["/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin"]
     assert line.detail == (f"{doctor_verdict.PROGRAMS[check]} is not installed (netlab looks in /usr/sbin, /usr/bin, "
