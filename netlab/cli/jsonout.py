@@ -61,6 +61,9 @@ class _Writer:
             text = self.encoder(depth + 1).encode(v)  # flat: the C encoder writes it whole
             self.write(text[0] + inner + text[1:-1] + pad + text[-1])
             return
+        if not isinstance(v, dict) and all(type(item) is dict and item and _flat(item) for item in v):
+            self.write(self.records(v, depth, pad, inner))
+            return
         if isinstance(v, dict):
             sep = "{" + inner
             for key, item in v.items():
@@ -75,6 +78,28 @@ class _Writer:
                 self.value(item, depth + 1)
                 sep = "," + inner
             self.write(pad + "]")
+
+    def records(self, v: list | tuple, depth: int, pad: str, inner: str) -> str:
+        """A list of flat objects (a probe's results: 250,000 of them at 500 pods), written by the C encoder in one
+        call: the objects' items separated as at ``depth + 2``, and so the objects themselves; then each boundary
+        between two objects, ``},`` newline, that indentation, ``{``, moved out to the list's. Only there does ``{``
+        follow a separator: inside an object a key follows it (a string), and no string holds a newline (the
+        encoder writes ``\\n``)."""
+        deeper = "\n" + " " * (INDENT * (depth + 2))
+        text = self.encoder(depth + 2).encode(v)  # [{...},<deeper>{...}]
+        body = text[2:-2].replace("}," + deeper + "{", inner + "}," + inner + "{" + deeper)
+        return "[" + inner + "{" + deeper + body + inner + "}" + pad + "]"
+
+
+SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _flat(d: dict) -> bool:
+    """Every value of ``d`` that is not empty, zero or false is a string, number or bool: no container with something
+    in it (an empty one is written ``{}`` or ``[]`` at any depth), nor anything else (a named tuple, written as a
+    list; an object, as its str()). Checked in C (filter, map, set): a Python loop over 22 values for each of a
+    probe's 2,500 results cost ~5 ms."""
+    return set(map(type, filter(None, d.values()))) <= SCALARS
 
 
 def _key(key: Any) -> str:

@@ -41,6 +41,27 @@ def test_a_probe_report_shaped_document():
     assert jsonout.dumps(data) == reference(data)
 
 
+FLAT = SCALARS | st.sampled_from(["},\n      {", "}, {", "{", "}", "\n", "[{}]"]) | st.just([]) | st.just({}) | st.just(())
+RECORDS = st.lists(st.dictionaries(KEYS, FLAT, min_size=1, max_size=5), min_size=1, max_size=5)
+
+
+@settings(max_examples=400, deadline=None)
+@given(RECORDS, st.integers(0, 3))
+def test_a_list_of_flat_objects_written_in_one_encoder_call_is_json_dumps_byte_for_byte(records, depth):
+    """A list of flat objects (a probe's results) is written by one call of the C encoder (_Writer.records): its
+    objects at any depth, with empty containers, braces and separators inside strings, keys of every kind."""
+    data = records
+    for _ in range(depth):
+        data = {"probes": data, "n": [1, {"x": data}]}
+    assert jsonout.dumps(data) == reference(data)
+    assert jsonout.dumps(records) == reference(records)
+
+
+def test_a_list_of_objects_with_an_empty_one_or_a_nested_one_is_written_as_json_dumps_writes_it():
+    for data in ([{"a": 1}, {}], [{"a": 1}, {"b": [1]}], [{"a": {}}, {"b": []}], [{"a": 1}, 2], ({"a": (), 1: None},)):
+        assert jsonout.dumps(data) == reference(data)
+
+
 def test_print_json_streams_the_same_text():
     out = io.StringIO()
     jsonout.dump({"a": [1, {"b": None}], "c": ()}, out.write)
