@@ -144,7 +144,7 @@ def units_of(probes: Sequence[P], pods: Sequence[str], entries: Callable[[P], li
             route_src.add((s.netns, d.addr))
         # A pair's or a node-pod unit's entries are its first probe's (the others take the same path).
         if p.same_bridge:
-            a, b = sorted((s.name, d.name), key=lambda n: order.get(n, 0))
+            a, b = (s.name, d.name) if order.get(s.name, 0) <= order.get(d.name, 0) else (d.name, s.name)  # as sorted()
             unit = pairs.get((a, b))
             if unit is None:
                 if arp == "seeded":
