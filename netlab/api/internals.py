@@ -20,7 +20,7 @@ from netlab.api.frozen import freeze
 from netlab.errors import (LabBusy, UsageError, in_python_words, netlab_command, python_reconfigure,
                            python_words, repair_way)
 from netlab.realize.interrupted import Seen, seen, stalled
-from netlab.realize.source_edit import source_changed, source_changed_line
+from netlab.realize import source_edit
 from netlab.realize.state import (ASK, LabState, edited_at_run_time, reconfigure_repair, reconfigure_up, repair_up,
                                   replaces)
 
@@ -58,8 +58,8 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
         changed: object = ASK  # the lab's file read and validated once, for the line that it changed and its repair
         if topology is None and not api and isinstance(state, LabState) and state.repair is None \
                 and not edited_at_run_time(state):  # impaired since: the saved topology is not the file's
-            changed = file = source_changed(state)
-            edited = tuple(filter(None, [source_changed_line(state, file, done.reconfigure)]))
+            changed = file = source_edit.source_changed(state)
+            edited = tuple(filter(None, [source_edit.source_changed_line(state, file, done.reconfigure)]))
         if done.reconfigure:  # a drift a plain up refuses (an edited conflist's pods): only --reconfigure repairs it
             source = path or state.source
             way = None if path else reconfigure_repair(state, changed)  # the lab's own: `up --lab L --reconfigure`?

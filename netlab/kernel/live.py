@@ -441,10 +441,9 @@ def _in_tail(res: object) -> bool:
 
 
 def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:
-    """Each namespace's rule tables in order, the namespaces side by side (all at once, see
-    threads.transaction_workers; an iptables-restore process each, an nft transaction through
-    libnftables or the nft program, see kernel/nft.py): a node's thousands of rules do not wait for
-    the other nodes'."""
+    """Each namespace's rule tables in order, the namespaces side by side (all at once, see threads.transaction_workers;
+    an iptables-restore process each, an nft transaction through libnftables or the nft program, see kernel/nft.py):
+    a node's thousands of rules do not wait for the other nodes'."""
     def run(ns: str) -> tuple[list[Op], KernelError | None]:
         mine: list[Op] = []
         for step in tails[ns]:

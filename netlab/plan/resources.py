@@ -81,6 +81,7 @@ class Link(Resource):
     # The flags `ip link set` changes that are not the kernel's default for the device, in its words ("arp off":
     # NOARP, its neighbours resolved to its own MAC; "promisc on" ...): none on what netlab and Flannel make
     flags: tuple[str, ...] = field(default=(), kw_only=True)
+    UNSAID_EMPTY: ClassVar[tuple[str, ...]] = ("flags",)  # the kernel's defaults: in JSON only when set
 
     @property
     def key(self) -> tuple:
@@ -88,8 +89,9 @@ class Link(Resource):
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()
-        if not self.flags:  # the kernel's defaults: said only when not (a plan's never is)
-            out.pop("flags")
+        for name in self.UNSAID_EMPTY:
+            if not getattr(self, name):
+                out.pop(name)
         return out
 
     def _qlen(self) -> str:
@@ -118,12 +120,7 @@ class Bridge(Link):
     # Its settings away from the kernel's defaults, as `ip -d link` says them ("stp_state 1", "mcast_snooping 0":
     # kernel/rtnl_bridge.py): none on what netlab and the bridge CNI plugin make
     settings: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        if not self.settings:
-            out.pop("settings")
-        return out
+    UNSAID_EMPTY: ClassVar[tuple[str, ...]] = ("flags", "settings")
 
     def command(self) -> str:
         opts = f" && ip -n {self.netns} link set {self.name} type bridge {' '.join(self.settings)}" \
@@ -152,12 +149,7 @@ class Veth(Link):
     # A port's settings away from the kernel's defaults, as `bridge -d link` says them ("bcast_flood off",
     # "isolated on", "cost 7": kernel/rtnl_bridge.py): none on a port netlab or the bridge CNI plugin makes
     port_settings: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        out = super().to_json()
-        if not self.port_settings:
-            out.pop("port_settings")
-        return out
+    UNSAID_EMPTY: ClassVar[tuple[str, ...]] = ("flags", "port_settings")
 
     def command(self) -> str:
         qlen = self._qlen()
@@ -293,14 +285,12 @@ class Route(Resource):
     # ``via B dev inet0 onlink``): observed only (realize/observe.py); a plan's hops are equal, weight 1 each,
     # through ``dev``, so any here is drift (an unequal weight skews the balance)
     hop_quirks: tuple[str, ...] = ()
-    # The preferred source (``src``) and the metrics (``mtu lock 1300``: plan/route_attrs.py): no route of a plan
-    # has any (Flannel's and the CNI plugins' have none), so one the kernel holds is drift (a route's mtu caps
-    # what its pods may send)
+    # The preferred source (``src``) and the metrics (``mtu lock 1300``: plan/route_attrs.py): no planned route
+    # has any (Flannel's and the CNI plugins' have none): the kernel's are drift (an mtu caps what pods send)
     src: IPv4Address | None = None
     metrics: Metrics = ()
-    # Its TOS (`ip route add DST tos 0x10 ...`): part of its identity, as in the kernel's fib (a route of the same
-    # destination, table and metric with another tos is another route, looked up for packets of that TOS only);
-    # no planned route has one
+    # Its TOS (`ip route add DST tos 0x10`): part of its identity, as in the kernel's fib (another tos: another
+    # route, for packets of that TOS only); no planned route has one
     tos: int = 0
 
     @property
@@ -339,8 +329,7 @@ class Route(Resource):
         return f"route {self._spec()} in {self.netns}"
 
     def to_json(self) -> dict[str, Any]:
-        # A multipath route's hops as `ip -j route` prints them (without their weight, 1 each); none: no key
-        out = super().to_json()
+        out = super().to_json()  # a multipath route's hops as `ip -j route` prints them (weight 1 each); none: no key
         hops = out.pop("nexthops")
         if not out.get("hop_quirks"):
             out.pop("hop_quirks", None)

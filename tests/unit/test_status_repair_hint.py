@@ -13,7 +13,7 @@ from netlab import api
 from netlab.api import internals as api_internals, lifecycle
 from netlab.cli import lab as cli_lab
 from netlab.errors import netlab_command
-from netlab.realize import state as state_mod
+from netlab.realize import source_edit
 from netlab.lab import readahead
 from netlab.lab.status import StatusResult
 
@@ -140,7 +140,7 @@ def test_a_drift_only_reconfigure_repairs_names_up_reconfigure(status_of, monkey
     path.write_text("name: qx5n\nnodes: [{name: n1}]\n")
     state = types.SimpleNamespace(lab="qx5n", source=str(path), repair=None, extra={})
     lab = types.SimpleNamespace(name="qx5n", _against_ahead=lambda topology: (state, None, []))
-    monkeypatch.setattr(state_mod, "source_changed", lambda state: None)  # the file gives what the lab runs
+    monkeypatch.setattr(source_edit, "source_changed", lambda state: None)  # the file gives what the lab runs
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
     monkeypatch.setattr(api_internals, "repair_up", lambda state, **kw: f"sudo netlab up -t {path}")
     monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(
@@ -174,7 +174,7 @@ def test_a_lab_brought_up_from_a_file_under_its_own_name_is_named_in_its_reconfi
     path.write_text("name: qx5o\nnodes: [{name: n1}]\n")
     state = types.SimpleNamespace(lab="qx5m", source=str(path), repair=None, extra={})
     lab = types.SimpleNamespace(name="qx5m", _against_ahead=lambda topology: (state, None, []))
-    monkeypatch.setattr(state_mod, "source_changed", lambda state: None)  # the file gives what the lab runs
+    monkeypatch.setattr(source_edit, "source_changed", lambda state: None)  # the file gives what the lab runs
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
     monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(
         lab="qx5m", drift=[ROUTE, "cni: conflist X changed since pod a was attached with it"], reconfigure=True))

@@ -16,7 +16,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import up as lab_up
 from netlab.lab.journal import Journal
-from netlab.realize import state as state_mod
+from netlab.realize import source_edit, state as state_mod
 from netlab.trace import run as trace_run
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.render import TraceResult
@@ -53,8 +53,8 @@ def counted(lab, monkeypatch, tmp_path):
     monkeypatch.setattr(cli_trace, "require_root", lambda: None)
     monkeypatch.setattr(nsmod, "is_netns_mount", lambda ns: True)
     reads: list[str] = []
-    real = state_mod.source_changed
-    monkeypatch.setattr(state_mod, "source_changed", lambda st: reads.append(st.lab) or real(st))
+    real = source_edit.source_changed
+    monkeypatch.setattr(source_edit, "source_changed", lambda st: reads.append(st.lab) or real(st))
     return reads
 
 
