@@ -136,7 +136,7 @@ def _xmittime(rate: float, size: float) -> int:
 
 def tbf_options(rate_bits: int) -> bytes:
     """TCA_OPTIONS of ``tbf rate <rate_bits>bit burst <burst_bytes> latency 50ms`` (tc/q_tbf.c)."""
-    rate = rate_bits / 8  # bytes a second
+    rate = rate_bits // 8  # whole bytes a second, as tc sends it and the kernel keeps it (model.impair.rate_bits)
     burst = burst_bytes(rate_bits)
     limit = min(int(rate * float(LATENCY_US) / 1_000_000 + burst), U32_MAX)  # what 50 ms of waiting holds
     rate32 = min(int(rate), U32_MAX)  # past 32 bits: saturated here, the rate itself in TCA_TBF_RATE64

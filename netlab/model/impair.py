@@ -66,11 +66,17 @@ def burst_bytes(rate_bits: int) -> int:
     return max(rate_bits // 8 // 100, 3200)
 
 
-def rate_bits(text: str) -> int:
+def _written_bits(text: str) -> int:
     m = _RATE.fullmatch(text)
     if not m:
         raise ValueError(text)
     return round(float(m.group(1)) * RATE_UNITS[(m.group(2) or "").lower()])
+
+
+def rate_bits(text: str) -> int:
+    """The rate the kernel keeps for ``text``: whole bytes a second, rounded down, as tc's get_rate64 sends it
+    (``tc qdisc add ... tbf rate 333333bit`` shows ``rate 333328bit``): what is planned, set and compared."""
+    return _written_bits(text) // 8 * 8
 
 
 def time_us(text: str) -> int:
@@ -93,7 +99,7 @@ def _rate(value: Any) -> Any:
     if not _RATE.fullmatch(value):
         raise ValueError(f"{show(value)} is not a rate like 10mbit, 512kbit or 1gbit (tc's units, in any case: bit, "
                          "kbit, mbit, gbit, kibit ...; bps, kbps, mbps, gbps are bytes a second)")
-    bits = rate_bits(value)
+    bits = _written_bits(value)
     if not RATE_MIN <= bits <= RATE_MAX:
         raise ValueError(f"{show(value)} is out of range: a rate is 8kbit to 100gbit")
     return value
@@ -137,6 +143,9 @@ def node_interfaces(mode: str, vni: int) -> tuple[str, ...]:
 def describe(spec: dict[str, str | None]) -> str:
     """``rate 10mbit delay 20ms jitter 5ms loss 1%`` (only what is set), or ``none``."""
     parts = [f"{k} {spec[k]}" for k in ("rate", "delay", "jitter", "loss") if spec.get(k)]
+    rate = spec.get("rate")
+    if rate and _RATE.fullmatch(rate) and rate_bits(rate) != _written_bits(rate):  # the kernel's whole bytes
+        parts[0] += f" ({rate_bits(rate)}bit: whole bytes a second)"
     return " ".join(parts) or "none"
 
 

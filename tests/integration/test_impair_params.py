@@ -42,3 +42,27 @@ def test_a_burst_or_latency_changed_by_hand_is_drift_and_up_restores_it(tmp_path
             assert f"set rate 10mbit on eth0 in {ns} (it had rate 10mbit {words})" in fixed.stdout
             assert root_tbf(ns) == planned
             assert netlab("status", "--lab", name).returncode == 0
+
+
+def test_a_rate_of_no_whole_bytes_is_as_planned_after_up_and_after_impair(tmp_path):
+    """The kernel keeps a rate in whole bytes a second: 10.3kbit is 1287 bytes (10296bit). netlab computed the
+    token bucket from 1287.5 and compared it with one computed from 1287, so a fresh lab already drifted ("has
+    rate 10296bit burst 3199b") and `up` set it again forever; `impair --rate 333333bit` alike."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, f"name: {name}\nnodes:\n  - name: n1\npods:\n  - name: a\n    node: n1\n"
+                                    "    impair:\n      eth0: {rate: 10.3kbit}\n")
+    ns = f"{name}-a"
+    with lab_up(path, name):
+        tbf = root_tbf(ns)
+        assert (tbf["rate"], tbf["burst"]) == (1287, 3199)
+        status = netlab("status", "--lab", name, check=False)
+        assert status.returncode == 0, status.stdout
+        again = netlab("up", "-t", path)
+        assert "set rate" not in again.stdout, again.stdout
+        assert root_tbf(ns) == tbf
+        netlab("impair", "--lab", name, "a:eth0", "--rate", "333333bit")
+        assert root_tbf(ns)["rate"] == 41666
+        status = netlab("status", "--lab", name, check=False)
+        assert status.returncode == 0, status.stdout
+        again = netlab("up", "--lab", name)
+        assert "set rate" not in again.stdout, again.stdout

@@ -302,3 +302,24 @@ def test_a_netem_with_attributes_netlab_does_not_send_is_replaced_whole(kernel):
     assert not kernel.deletes() and len(kernel.qdiscs) == 2
     (netem,) = [s for s in kernel.sent if s[4] == "netem"]
     assert netem[1] & nl.NLM_F_EXCL and netem[2] == 0  # a new one the kernel grafts, not a change in place
+
+
+@pytest.mark.parametrize("text, stored", [("333333bit", 333328), ("10.3kbit", 10296), ("333339bit", 333336),
+                                          ("10mbit", 10_000_000)])
+def test_a_rate_of_no_whole_bytes_is_planned_set_and_read_as_the_kernel_stores_it(text, stored):
+    """tc (get_rate64) and the kernel keep a rate in whole bytes a second, rounded down (`tc qdisc add ... tbf
+    rate 333333bit` shows 333328bit, burst 3199b): the token bucket was computed from 41666.625 bytes a second,
+    read back against 41666, and its burst never matched: status drifted forever and `up --watch` reset the
+    qdisc twice a second."""
+    from netlab.impair import lifecycle
+    from netlab.model.impair import describe
+
+    want = lifecycle.shaping({"rate": text})
+    assert want.rate_bits == stored
+    parms = tc.TBF_QOPT.unpack_from(nl.attrs(tc.tbf_options(want.rate_bits))[tc.TCA_TBF_PARMS])
+    assert parms[5] == stored // 8 and parms[13] == tc._xmittime(stored // 8, tc.burst_bytes(stored))
+    have = tc.shaping_of([tc.parse_qdisc(dumped_tbf(want.rate_bits))])
+    assert have.off == () and lifecycle.same(have, want), have
+    # Where the rate is shown, the rounding is said when there is one.
+    rounded = f"rate {text} ({stored}bit: whole bytes a second)"
+    assert describe({"rate": text}) == (f"rate {text}" if text == "10mbit" else rounded)
