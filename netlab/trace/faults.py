@@ -378,21 +378,51 @@ def impairment_loss(hit: LossHook | None, lab: str, then: str = "and the packet 
             netlab_command(f"impair --lab {lab} {hit.target} --clear"))  # --lab: another lab may be up too
 
 
-def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: bool = False) -> Reason | None:
+def _mtu_fix(ns: str, dev: str, mtu: int, size: int, planned: int | None, also: str = "") -> str | None:
+    """``ip link set DEV mtu`` the plan's MTU (``up`` sets it), or, without a planned one, the packet's size."""
+    if planned is None:
+        return f"ip -n {ns} link set {dev} mtu {size}{also}"
+    return f"ip -n {ns} link set {dev} mtu {planned}" if planned > mtu else None
+
+
+def _planned_words(mtu: int, size: int, planned: int | None) -> str:
+    if planned is None or planned == mtu:
+        return ""
+    if planned < size:
+        return f" (the plan's MTU {planned} is too small for it too)"
+    return f" (the plan says {planned})"
+
+
+def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: bool = False,
+            planned: int | None = None) -> Reason | None:
     """A ``size``-byte packet (IP length, outer headers included) that device ``to`` cannot take.
 
     ``own``: the device it leaves by; the kernel itself refuses a DF packet bigger than that MTU
-    (``ping -M do`` says "message too long"; a router answers "fragmentation needed")."""
+    (``ping -M do`` says "message too long"; a router answers "fragmentation needed"). ``planned``: the MTU the
+    plan gives ``to`` (the fix sets it back), if the plan makes it."""
     mtu = getattr(link, "mtu", 0)
     if not size or not mtu or size <= mtu:
         return None
+    plan = _planned_words(mtu, size, planned)
     if own:
-        return (f"the packet is {size} bytes but {to[1]} in {to[0]} has MTU {mtu}: with DF set the kernel does "
-                f"not send it (message too long / fragmentation needed)", None)
-    return (f"the packet is {size} bytes (IP, with its encapsulation) but {to[1]} in {to[0]} takes at most {mtu}: "
-            f"a veth or bridge port drops a frame bigger than its MTU, and no ICMP comes back (an MTU black hole; "
-            f"the overlay needs the underlay's MTU to be the pods' MTU + 50)",
-            f"ip -n {to[0]} link set {to[1]} mtu {size}   (or lower the pods' MTU)")
+        return (f"the packet is {size} bytes but {to[1]} in {to[0]} has MTU {mtu}{plan}: with DF set the kernel "
+                f"does not send it (message too long / fragmentation needed)", None)
+    return (f"the packet is {size} bytes (IP, with its encapsulation) but {to[1]} in {to[0]} takes at most {mtu}"
+            f"{plan}: a veth or bridge port drops a frame bigger than its MTU, and no ICMP comes back (an MTU black "
+            f"hole; the overlay needs the underlay's MTU to be the pods' MTU + 50)",
+            _mtu_fix(to[0], to[1], mtu, size, planned, "   (or lower the pods' MTU)"))
+
+
+def forwarded_too_big(link: Any, size: int, ns: str, planned: int | None = None) -> Reason | None:
+    """A forwarded ``size``-byte packet with DF bigger than the MTU of the device ``link`` it is routed out of:
+    the router drops it and answers an ICMP fragmentation needed (ip_forward's ip_exceeds_mtu)."""
+    mtu = getattr(link, "mtu", 0)
+    if not size or not mtu or size <= mtu:
+        return None
+    dev = link.name
+    return (f"the packet is {size} bytes with DF set but {dev} in {ns}, the device it is routed out of, has MTU "
+            f"{mtu}{_planned_words(mtu, size, planned)}: {ns} drops it and answers an ICMP fragmentation needed "
+            f"(mtu {mtu})", _mtu_fix(ns, dev, mtu, size, planned))
 
 
 def path_mtu(ns: str, dst: str, ans: Any, size: int, forwarded: bool) -> Reason | None:

@@ -23,7 +23,7 @@ from netlab.model.lab import Lab
 from netlab.plan.build import Plan
 from netlab.plan.cniadd import POD_IF, node_gateway, user_conflist
 from netlab.plan import nftables
-from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Sysctl, Veth, Vxlan
+from netlab.plan.resources import Address, Fdb, Link, NatRules, Neigh, NftRules, Route, Sysctl, Veth, Vxlan
 from netlab.plan.services import KUBE_SERVICES, service_ports
 from netlab.realize.attachments import plugin_node_devices, plugin_pairs
 from netlab.trace.later import Later
@@ -130,6 +130,7 @@ class LabMap:
     # removes when the device is set down and does not put back when it comes up (its connected routes, made
     # from its addresses, which stay, do come back)
     planned_on_dev: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    planned_mtu: dict[tuple[str, str], int] = field(default_factory=dict)  # (netns, dev) -> the MTU `up` sets
     planned_route_dev: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its device
     planned_route_via: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its gateway
     # (netns, dst cidr) -> a multipath route's next hops (the gateway's to a LoadBalancer IP)
@@ -231,7 +232,10 @@ class LabMap:
             m.names[netns] = roles.get(host, f"internet host {host}")  # a host may not take their names
         neighs: dict[tuple[str, str], list[str]] = {}
         for r in plan.resources:
+            if isinstance(r, Link):
+                m.planned_mtu[(r.netns, r.name)] = r.mtu
             if isinstance(r, Veth):
+                m.planned_mtu[(r.peer_netns, r.peer_name)] = r.mtu
                 m.peers[(r.netns, r.name)] = (r.peer_netns, r.peer_name)
                 m.peers[(r.peer_netns, r.peer_name)] = (r.netns, r.name)
             elif isinstance(r, Neigh):

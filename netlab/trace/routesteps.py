@@ -181,6 +181,9 @@ class RouteSteps(WalkParts):
         too_big = faults.path_mtu(ns, before.dst, ans, self._wire_size(), iif is not None) \
             if self.role == "request" and not self.stack and not down and \
             (iif is not None or getattr(self.k, "sent_too_big", None) is not False) else None
+        if too_big is None and self.role == "request" and not self.stack and not down and iif is not None:
+            # a router meets the MTU of the device it forwards by too (flannel.1, cni0), not only a route's mtu
+            too_big = faults.forwarded_too_big(link, self._wire_size(), ns, self._planned_mtu(ns, oif))
         if ans.mtu:
             matched += (f"; path MTU {ans.mtu} (learned: cache expires {ans.mtu_expires}sec mtu {ans.mtu})"
                         if ans.mtu_expires is not None else f"; path MTU {ans.mtu} (the route's mtu)")
@@ -285,6 +288,10 @@ class RouteSteps(WalkParts):
             return self._no_route(ns, self._on(None), f"route get {dst}", [f"ip -n {ns} route get {dst}"], why, fix,
                                   exc.message)
 
+    def _planned_mtu(self, ns: str, dev: str) -> int | None:
+        """The MTU the plan gives ``dev`` (None: not a device the plan makes)."""
+        return getattr(self.lab, "planned_mtu", {}).get((ns, dev))
+
     def _leave(self, ns: str, dev: str, mac: str) -> State | Walk:
         """Out of a veth: the frame arrives on its peer, in the namespace the plan puts it."""
         peer = self.lab.peers.get((ns, dev))
@@ -297,8 +304,8 @@ class RouteSteps(WalkParts):
         # and so is an echo reply (the kernel answers pings without DF).
         if (self.stack or self.role == "reply") and own is not None and own.mtu and size > own.mtu:
             self._fragments = size = own.mtu
-        big = faults.too_big(own, size, ns, dev, (ns, dev), own=True) or \
-            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer)
+        big = faults.too_big(own, size, ns, dev, (ns, dev), own=True, planned=self._planned_mtu(ns, dev)) or \
+            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer, planned=self._planned_mtu(*peer))
         if big:
             return self._drop(ns, dev, big[0], [f"ip -n {peer[0]} link show {peer[1]}"], *big, kind="mtu")
         return FrameIn(peer[0], peer[1], mac)

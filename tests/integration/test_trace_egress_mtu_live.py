@@ -1,0 +1,52 @@
+"""trace --size where a router's egress device MTU drops the packet (root; QA im60 2).
+
+n1's flannel.1 (or n2's cni0) set to MTU 1300 by hand: the node drops a pod's bigger DF packet as it forwards it
+and answers an ICMP fragmentation needed. trace said "route, ARP and FDB answers look right, so look at the
+firewall"; it now names the device, its MTU and the plan's, and its fix (the plan's MTU) makes the packet go.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from helpers import in_netns, lab_up, traced, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+TOPO = "name: {name}\nnodes: [{{name: n1}}, {{name: n2}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n2}}]\n"
+
+
+def big_ping(pod: str, dst: str) -> int:
+    """`ping -M do -s 1372` (1400 bytes of IP, DF) from ``pod``: its exit code."""
+    return in_netns(pod, "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1372", dst).returncode
+
+
+@pytest.mark.parametrize("where", [("n1", "flannel.1"), ("n2", "cni0")])
+def test_a_node_device_whose_mtu_was_lowered_is_named_and_its_fix_works(tmp_path, where):
+    name = unique_lab("im")
+    path = write_topology(tmp_path, TOPO.format(name=name))
+    node, dev = f"{name}-{where[0]}", where[1]
+    pod = f"{name}-a"
+    with lab_up(path, name, in_process=True):
+        rc, d = traced(name, "a", "b", "--size", "1372")
+        assert rc == 0, d["lost"]
+        b_ip = d["dst"]["ip"]
+        subprocess.run(["ip", "-n", node, "link", "set", dev, "mtu", "1300"], check=True)
+        subprocess.run(["ip", "-n", pod, "route", "flush", "cache"], check=True)
+        assert big_ping(pod, b_ip) != 0  # the kernel's view: the node drops it
+        subprocess.run(["ip", "-n", pod, "route", "flush", "cache"], check=True)
+        rc, d = traced(name, "a", "b", "--size", "1372")
+        assert rc == 1
+        lost = d["hops"][d["lost"]["hop"] - 1]
+        assert (lost["netns"], lost["device"]) == (node, dev), d["lost"]
+        reason = d["lost"]["reason"]
+        assert "firewall" not in reason and f"{dev} in {node}" in reason and "MTU 1300 (the plan says 1450)" \
+            in reason and "fragmentation needed" in reason, reason
+        assert d["lost"]["fix"].startswith(f"ip -n {node} link set {dev} mtu 1450"), d["lost"]["fix"]
+        subprocess.run(["sh", "-c", d["lost"]["fix"].split("   ")[0]], check=True)  # as a learner pastes it
+        subprocess.run(["ip", "-n", pod, "route", "flush", "cache"], check=True)
+        assert big_ping(pod, b_ip) == 0
+        rc, d = traced(name, "a", "b", "--size", "1372")
+        assert rc == 0, d["lost"]
