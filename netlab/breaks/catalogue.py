@@ -84,10 +84,10 @@ NEEDS = {
 S = Scenario
 SCENARIOS: tuple[Scenario, ...] = (
     S("vxlan-arp-missing",
-      "the ARP entry for a remote node's VTEP is missing on flannel.1",
+      "the ARP entry for a remote node's VTEP is missing on flannel.N",
       target="node", needs=("vxlan", "two-nodes"),
       change="delete the PERMANENT neighbour <peer VTEP IP> on flannel.N of the node "
-             "(ip -n <node> neigh del 10.244.1.0 dev flannel.1)",
+             "(ip -n <node> neigh del 10.244.1.0 dev flannel.N)",
       symptom="every flow between the node's pods (and the node) and the peer node's pods fails, both ways; "
               "same-node flows pass",
       hop="node", fact="no ARP entry for the peer's VTEP address on flannel.N (Flannel adds it; nolearning: "
@@ -100,7 +100,7 @@ SCENARIOS: tuple[Scenario, ...] = (
       "the FDB entry for a remote node's VTEP MAC points at the wrong VTEP IP",
       target="node", needs=("vxlan", "two-nodes"),
       change="replace the FDB entry <peer VTEP MAC> dst <peer IP> on flannel.N with dst <an unused underlay IP> "
-             "(bridge fdb del ...; bridge fdb replace <mac> dev flannel.1 dst 192.168.122.254)",
+             "(bridge fdb del ...; bridge fdb replace <mac> dev flannel.N dst 192.168.122.254)",
       symptom="every flow between the node's pods (and the node) and the peer node's pods fails, both ways",
       hop="node", fact="the FDB entry sends the frame to a remote VTEP that is no node of the lab",
       fix="bridge -n <node> fdb replace <peer VTEP MAC> dev flannel.N dst <peer IP> self permanent; or sudo netlab up",
@@ -258,7 +258,7 @@ SCENARIOS: tuple[Scenario, ...] = (
       fix="iptables -P FORWARD ACCEPT (or Flannel's FLANNEL-FWD accept rules); or sudo netlab up",
       lesson="Docker 1.13 set FORWARD to DROP on every node where it ran; Flannel added FLANNEL-FWD for it"),
     S("vxlan-wrong-vni",
-      "one node's flannel.1 has another VNI than the rest of the cluster",
+      "one node's flannel.N has another VNI than the rest of the cluster",
       target="node", needs=("vxlan", "two-nodes"),
       change="make flannel.N again with VNI N+1 (a VXLAN device's VNI cannot change in place), with its "
              "address, ARP and FDB entries and routes",

@@ -20,6 +20,7 @@ from netlab.cni.conf import kept_devices
 from netlab.errors import netlab_command
 from netlab.model.cniconf import ConflistError
 from netlab.model.lab import Lab
+from netlab.model.naming import vxlan_name
 from netlab.plan.build import Plan
 from netlab.plan.cniadd import POD_IF, node_gateway, user_conflist
 from netlab.plan import nftables
@@ -199,7 +200,7 @@ class LabMap:
             if gateway:
                 m.ip_names[str(gateway[0])] = f"{node.name} {gateway[1]}"
             if lab.mode == "vxlan":
-                m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
+                m.ip_names[str(node.vtep_ip)] = f"{node.name} {vxlan_name(lab.topo.network.vxlan.vni)}"
         m.plugin_devs.update(_kept_devices(lab))
         if lab.cni == "conflist":
             m.conflist, m.hairpin_mode = _hairpin_mode(lab)
