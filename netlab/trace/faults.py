@@ -67,7 +67,9 @@ def up_repairs(fix: str) -> bool:
         return False  # a port a user's conflist's plugins made: no part of the plan (hairpin_off)
     if " route flush cache" in fix:
         return False  # a path MTU the kernel learned (path_mtu): its route cache is no part of the plan
-    return netlab_words(fix) is None  # under a state folder of the user's own too (netlab_command's line)
+    # under a state folder of the user's own too (netlab_command's line); a note after three blanks is no part of
+    # the command (an apostrophe in it, "the device's", is no quote a shell reads)
+    return netlab_words(fix.split("   ", 1)[0]) is None
 
 
 # ip_forward 0 on a node: the flow traced is one of all those it drops (what `netlab break ip-forward-off` expects).

@@ -54,3 +54,14 @@ def test_the_node_whose_vni_is_not_the_plans_is_named_with_the_fix(src, dst, rol
     # the repair, and what it changes: `up` makes the odd node's device again (it said only `netlab up`)
     assert last.fix == (f"{m.repair}   (it deletes flannel.1 in t2-a (node a) and makes it again with VNI 1, then "
                         "adds back the device's address, ARP and FDB entries and routes as the plan has them)")
+
+
+def test_the_fix_line_says_the_repair_once():
+    """Its fix is `up -t FILE` with a note: the note's apostrophe ("the device's") made the line no command a shell
+    reads, so render added "(or: sudo netlab up -t FILE, which repairs the lab)" after the same command (QA im60 5)."""
+    from netlab.trace import faults
+
+    lab, m, k = broken("a")
+    w = walk(k, m, lab.pod("x2").netns, Flow.icmp(None, str(lab.pod("x1").ip), 1))
+    assert not faults.up_repairs(w.hops[-1].fix)
+    assert faults.up_repairs("ip -n n1 link set eth0 up   (it's down)")  # a note's apostrophe changes nothing
