@@ -61,19 +61,23 @@ class StartResult:
     whose command is not there), one line each: the lab's network is up, its workload is not as asked, so
     ``up`` exits 1 as ``status`` does for the same lab (it calls them drift), never 0 with a warning.
     ``deleted_chains``: the stale chains deleted, by (namespace, table), in the order deleted: ``up`` says them
-    in one line per namespace and table with those its own restores deleted (:func:`add_deleted_chains`)."""
+    in one line per namespace and table with those its own restores deleted (:func:`add_deleted_chains`).
+    ``made``: (namespace, line) of a planned setting applied where there was none (a rate on a pod's eth0): part of
+    making that namespace when this run made it (up says it as no change), else a change as ``actions`` are."""
 
     actions: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     deleted_chains: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    made: list[tuple[str, str]] = field(default_factory=list)
 
     def __iadd__(self, other: "StartResult") -> "StartResult":
         self.actions += other.actions
         self.problems += other.problems
         self.refused.update(other.refused)
         self.failed += other.failed
+        self.made += other.made
         add_deleted_chains(self.deleted_chains, other.deleted_chains)
         return self
 

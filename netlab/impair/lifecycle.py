@@ -199,6 +199,8 @@ def _change(want: dict[tuple[str, str], tc.Shaping], old: set[tuple[str, str]],
         testhooks.fault_point("impair-set")
         if target.empty:  # a loss alone is a rule, not a qdisc: the interface's qdisc goes
             done.actions.append(f"removed {words(now)} from {iface} in {ns} (the impairment has no rate or delay now)")
+        elif now.empty:  # the plan's, where there was none: part of making the pod when this run made it
+            done.made.append((ns, f"set {words(target)} on {iface} in {ns} (it had none)"))
         else:
             done.actions.append(f"set {words(target)} on {iface} in {ns} (it had {words(now)})")
     for ns, iface in sorted(old - set(want)):

@@ -446,7 +446,8 @@ class _Up(Converging, Rollback):
             self.journal.step(f"start {feature.name}{again}")
             out = feature.start(self.lab, state, self.early.get(feature.name))  # the rollback's until start waited
             self.early.pop(feature.name, None)
-            self.result.fixed += out.actions
+            # a setting of a namespace this run made is part of making it, no repair (docs/json.md: `fixed`)
+            self.result.fixed += out.actions + [line for ns, line in out.made if ns not in self.created]
             add_deleted_chains(self.chains_deleted, out.deleted_chains)
             self.result.warnings += out.problems
             self.result.refused.update(out.refused)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from helpers import lab_up, netlab, unique_lab, write_topology
+from helpers import lab_down, lab_up, netlab, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -66,3 +66,27 @@ def test_a_rate_of_no_whole_bytes_is_as_planned_after_up_and_after_impair(tmp_pa
         assert status.returncode == 0, status.stdout
         again = netlab("up", "--lab", name)
         assert "set rate" not in again.stdout, again.stdout
+
+
+def test_a_new_lab_s_planned_impairment_is_part_of_making_it_not_a_repair(tmp_path):
+    """`up -t` of a new lab with a rate said "... 1 object added, changed or repaired", and -o json's `fixed` (the
+    repairs, docs/json.md) held "set rate 10mbit on eth0 ... (it had none)". A pod added later with an impairment is
+    made whole too; an impairment added to a running pod is a change, said as one."""
+    name = unique_lab("im")
+    text = (f"name: {name}\nnodes:\n  - name: n1\npods:\n  - name: a\n    node: n1\n"
+            "    impair:\n      eth0: {rate: 10mbit}\n")
+    path = write_topology(tmp_path, text)
+    try:
+        out = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
+        assert not [line for line in out["fixed"] if "rate" in line], out["fixed"]
+        assert root_tbf(f"{name}-a")["rate"] == 1_250_000  # set all the same
+        more = text + "  - name: b\n    node: n1\n    impair:\n      eth0: {rate: 20mbit}\n"
+        write_topology(tmp_path, more.replace("    impair:\n      eth0: {rate: 10mbit}\n", "", 1))
+        said = netlab("up", "-t", path).stdout
+        assert "set rate 20mbit" not in said and "removed rate 10mbit from eth0" in said, said
+        write_topology(tmp_path, more)
+        said = netlab("up", "-t", path).stdout
+        assert f"set rate 10mbit on eth0 in {name}-a (it had none)" in said, said
+        assert netlab("status", "--lab", name).returncode == 0
+    finally:
+        lab_down(name)

@@ -194,7 +194,7 @@ def test_up_of_a_lab_without_cni_plugins_loads_no_cni_module(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, NETLAB_STATE_DIR=str(tmp_path)))
     assert proc.returncode == 0, proc.stderr
-    empty = "StartResult(actions=[], problems=[], refused={}, failed=[], deleted_chains={})"
+    empty = "StartResult(actions=[], problems=[], refused={}, failed=[], deleted_chains={}, made=[])"
     assert proc.stdout.strip() == f"None None {empty} {empty} []"
 
 
