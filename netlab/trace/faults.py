@@ -415,16 +415,27 @@ def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: b
             _mtu_fix(to[0], to[1], mtu, size, planned, "   (or lower the pods' MTU)"))
 
 
-def forwarded_too_big(link: Any, size: int, ns: str, planned: int | None = None) -> Reason | None:
+def forwarded_too_big(link: Any, size: int, ns: str, planned: int | None = None,
+                      ports: tuple[tuple[str, int, int], ...] = ()) -> Reason | None:
     """A forwarded ``size``-byte packet with DF bigger than the MTU of the device ``link`` it is routed out of:
-    the router drops it and answers an ICMP fragmentation needed (ip_forward's ip_exceeds_mtu)."""
+    the router drops it and answers an ICMP fragmentation needed (ip_forward's ip_exceeds_mtu). ``ports``: a
+    bridge's ports below their planned MTU, as (name, MTU, planned): the kernel gives a bridge its smallest port's
+    MTU, so they are the cause, and their fix comes first (the bridge follows them back)."""
     mtu = getattr(link, "mtu", 0)
     if not size or not mtu or size <= mtu:
         return None
     dev = link.name
+    why = ""
+    fixes = [f"ip -n {ns} link set {p} mtu {want}" for p, _, want in ports]
+    if ports:
+        said = ", ".join(f"{p} has MTU {have} (the plan says {want})" for p, have, want in ports)
+        why = f"; the kernel gives a bridge its smallest port's MTU, and its port {said}"
+    own = _mtu_fix(ns, dev, mtu, size, planned)
+    if own and (not ports or planned is None or min(want for _, _, want in ports) < planned):
+        fixes.append(own)  # the bridge follows its ports back, but not above the MTU it had been given
     return (f"the packet is {size} bytes with DF set but {dev} in {ns}, the device it is routed out of, has MTU "
-            f"{mtu}{_planned_words(mtu, size, planned)}: {ns} drops it and answers an ICMP fragmentation needed "
-            f"(mtu {mtu})", _mtu_fix(ns, dev, mtu, size, planned))
+            f"{mtu}{_planned_words(mtu, size, planned)}{why}: {ns} drops it and answers an ICMP fragmentation "
+            f"needed (mtu {mtu})", " && ".join(fixes) or None)
 
 
 def path_mtu(ns: str, dst: str, ans: Any, size: int, forwarded: bool) -> Reason | None:

@@ -183,7 +183,8 @@ class RouteSteps(WalkParts):
             (iif is not None or getattr(self.k, "sent_too_big", None) is not False) else None
         if too_big is None and self.role == "request" and not self.stack and not down and iif is not None:
             # a router meets the MTU of the device it forwards by too (flannel.1, cni0), not only a route's mtu
-            too_big = faults.forwarded_too_big(link, self._wire_size(), ns, self._planned_mtu(ns, oif))
+            too_big = faults.forwarded_too_big(link, self._wire_size(), ns, self._planned_mtu(ns, oif),
+                                               self._low_ports(ns, link))
         if ans.mtu:
             matched += (f"; path MTU {ans.mtu} (learned: cache expires {ans.mtu_expires}sec mtu {ans.mtu})"
                         if ans.mtu_expires is not None else f"; path MTU {ans.mtu} (the route's mtu)")
@@ -291,6 +292,17 @@ class RouteSteps(WalkParts):
     def _planned_mtu(self, ns: str, dev: str) -> int | None:
         """The MTU the plan gives ``dev`` (None: not a device the plan makes)."""
         return getattr(self.lab, "planned_mtu", {}).get((ns, dev))
+
+    def _low_ports(self, ns: str, link: Any) -> tuple[tuple[str, int, int], ...]:
+        """A bridge's ports below their planned MTU, at the bridge's MTU: (name, MTU, planned)."""
+        if link is None or link.kind != "bridge":
+            return ()
+        out = []
+        for port in self.k.links(ns).values():
+            want = self._planned_mtu(ns, port.name)
+            if port.master == link.name and want is not None and port.mtu < want and port.mtu <= link.mtu:
+                out.append((port.name, port.mtu, want))
+        return tuple(sorted(out))
 
     def _leave(self, ns: str, dev: str, mac: str) -> State | Walk:
         """Out of a veth: the frame arrives on its peer, in the namespace the plan puts it."""

@@ -58,3 +58,17 @@ def test_a_pod_veth_mtu_break_suggests_the_plans_mtu_not_the_probes_size(world):
     w = walk(k, m, "demo-fedora-1", Flow.icmp(None, "10.244.1.3", 7), size=1400)
     v = explain(w)
     assert v.fix is not None and f"link set {port} mtu 1450" in v.fix and "1400" not in v.fix, v.fix
+
+
+def test_a_bridge_lowered_by_its_smallest_port_names_the_port(world):  # noqa: F811
+    """The kernel gives a bridge its smallest port's MTU: a pod's veth set to 1300 makes cni0 1300 too. The port is
+    the cause; its fix is the plan's MTU for the port (the bridge follows it back)."""
+    lab, m, k = world
+    port = lab.pod("fedora-2").host_veth
+    set_mtu(k, NODE2, port, 1300)
+    set_mtu(k, NODE2, "cni0", 1300)
+    w = walk(k, m, "demo-fedora-1", Flow.icmp(None, "10.244.1.3", 7), size=1400)
+    v = explain(w)
+    assert (w.hops[v.lost_at].netns, w.hops[v.lost_at].device) == (NODE2, "cni0")
+    assert f"{port} has MTU 1300 (the plan says 1450)" in v.reason, v.reason
+    assert v.fix.startswith(f"ip -n {NODE2} link set {port} mtu 1450"), v.fix
