@@ -355,6 +355,7 @@ class FakeKernel:
             return
         ns.addrs = [a for a in ns.addrs if a.dev != name]
         ns.routes = [r for r in ns.routes if r.dev != name]
+        ns.connected = {k: v for k, v in ns.connected.items() if k[0] != name}
         ns.neighs = {k: v for k, v in ns.neighs.items() if k[0] != name}
         ns.fdb = [f for f in ns.fdb if f[0] != name]
         ns.port_fdb = {f: state for f, state in ns.port_fdb.items() if f[0] != name}
@@ -385,5 +386,7 @@ class FakeKernel:
             self.ns[link.peer[0]].links[link.peer[1]].port_state = "forwarding"
 
     def _link_down(self, ns: FNetns, name: str) -> None:
-        """The kernel flushes the routes through a device that goes down."""
+        """The kernel flushes the routes through a device that goes down (its connected ones made anew as it comes
+        up)."""
         ns.routes = [r for r in ns.routes if r.dev != name]
+        ns.connected = {k: v for k, v in ns.connected.items() if k[0] != name}

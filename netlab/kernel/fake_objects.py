@@ -60,6 +60,8 @@ class FNetns:
     links: dict[str, FLink] = field(default_factory=dict)
     addrs: list[Address] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)  # not the kernel's connected and local routes
+    # a connected route a hand replaced (or deleted: None), by (dev, key); gone with its link's going down
+    connected: dict[tuple, Route | None] = field(default_factory=dict)
     neighs: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (dev, ip) -> (mac, state)
     fdb: list[tuple[str, str, str]] = field(default_factory=list)  # (dev, mac, dst)
     # a bridge's entries a hand added (plan/bridge_fdb.py): (dev, mac, vlan) -> static | permanent
@@ -109,13 +111,20 @@ class FNetns:
             return ".".join(parts[3:-1]) in self.links
         return conntrack_loaded or parts[:2] != ["net", "netfilter"]
 
+    def made_connected(self) -> list[Route]:
+        """The connected routes the kernel makes for the addresses (main table, scope link, src the address)."""
+        return [Route(netns=self.name, dst=a.address.network, gateway=None, dev=a.dev, proto="kernel", scope="link",
+                      src=a.address.ip) for a in self.addrs
+                if a.dev != "lo" and self.links[a.dev].up and a.address.network.prefixlen < 32]
+
     def all_routes(self) -> list[Route]:
         """The routes a dump shows: connected (main) and local (table local) ones, then the others."""
         out = []
+        for made in self.made_connected():
+            route = self.connected.get((made.dev, made.key), made)
+            if route is not None:
+                out.append(route)
         for a in self.addrs:
-            net = a.address.network
-            if a.dev != "lo" and self.links[a.dev].up:  # a device down keeps the local route of its address alone
-                out.append(Route(netns=self.name, dst=net, gateway=None, dev=a.dev, proto="kernel", scope="link"))
             out.append(Route(netns=self.name, dst=IPv4Network(f"{a.address.ip}/32"), gateway=None, dev=a.dev,
                              table=255, proto="kernel", scope="host", type="local"))
         return out + list(self.routes)
@@ -154,6 +163,10 @@ class FNetns:
 
     def change_route(self, verb: str, res: Route) -> None:
         """Add, replace or delete a route as the kernel takes it (ESRCH, ENETUNREACH, ENETDOWN)."""
+        made = [r for r in self.made_connected() if r.key == res.key and res.proto == "kernel"]
+        if made:  # the kernel's connected route: replaced or deleted in place
+            self.connected[(made[0].dev, made[0].key)] = None if verb == "del" else res
+            return
         same = [r for r in self.routes if r.key == res.key]
         if verb == "del":
             match = [r for r in same if r.type == res.type and r.scope == res.scope and r.proto == res.proto]

@@ -78,8 +78,9 @@ BR_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "
 BR_STATE_NUMBERS = {name: number for number, name in BR_STATES.items()}
 
 # IFA_* (linux/if_addr.h)
-IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
+IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 3, 4, 8
 IFA_F_SECONDARY = 0x01  # ifa_flags: an address of a subnet another address of the device holds first
+IFA_F_NOPREFIXROUTE = 0x200  # IFA_FLAGS (u32) only: `ip addr add ... noprefixroute`, no connected route for it
 # RTA_* (linux/rtnetlink.h)
 RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC = 1, 2, 3, 4, 5, 6, 7
 RTA_MULTIPATH, RTA_TABLE = 9, 15

@@ -17,7 +17,8 @@ from typing import Iterable, Iterator
 from netlab.kernel import rtnl_bridge
 from netlab.kernel.netlink import Conn, Msg, attrs, get_be16, get_ipv4, get_mac, get_str, get_u8, get_u16, get_u32
 from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME,
-                                FRA_PRIORITY, FRA_SRC, FRA_TABLE, IFA_ADDRESS, IFA_BROADCAST, IFA_LABEL, IFA_LOCAL,
+                                FRA_PRIORITY, FRA_SRC, FRA_TABLE, IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_LABEL,
+                                IFA_LOCAL,
                                 IFADDR, IFF_ALLMULTI, IFF_LOOPBACK, IFF_MULTICAST, IFF_NOARP, IFF_PROMISC, IFF_RUNNING,
                                 IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_BRPORT_MODE, IFLA_BRPORT_STATE,
                                 IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INET_CONF, IFLA_INFO_DATA, IFLA_INFO_KIND,
@@ -254,7 +255,7 @@ def parse_addr(m: Msg) -> AddrMsg:
     a = attrs(m.body, IFADDR.size)
     return AddrMsg(index=index, address=get_ipv4(a, IFA_LOCAL) or get_ipv4(a, IFA_ADDRESS) or "",
                    prefixlen=prefixlen, broadcast=get_ipv4(a, IFA_BROADCAST), scope=scope,
-                   label=get_str(a, IFA_LABEL), flags=flags)
+                   label=get_str(a, IFA_LABEL), flags=get_u32(a, IFA_FLAGS) or flags)
 
 
 def parse_route(m: Msg) -> RouteMsg:

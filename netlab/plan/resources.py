@@ -307,7 +307,7 @@ class Route(Resource):
         if self.nexthops:
             return out + "".join(f" nexthop via {gw} dev {self.dev}" for gw in self.nexthops) + (
                 f" table {self.table}" if self.table != 254 else "") + (
-                f" metric {self.metric}" if self.metric else "") + self._attrs()
+                f" metric {self.metric}" if self.metric else "") + self._kernel() + self._attrs()
         if self.gateway:
             out += f" via {self.gateway}"
         if self.dev:
@@ -318,11 +318,14 @@ class Route(Resource):
             out += f" table {self.table}"
         if self.metric:
             out += f" metric {self.metric}"
-        return out + self._attrs()
+        return out + self._kernel() + self._attrs()
+
+    def _kernel(self) -> str:  # `` proto kernel scope link``: the kernel's connected route says so, as ip route does
+        return "" if self.proto != "kernel" else " proto kernel" + (f" scope {self.scope}" * (self.scope != "global"))
 
     def command(self) -> str:
-        proto = f" proto {self.proto}" if self.proto != "boot" else ""
-        scope = f" scope {self.scope}" if self.scope != "global" else ""
+        proto = f" proto {self.proto}" if self.proto not in ("boot", "kernel") else ""
+        scope = f" scope {self.scope}" if self.scope != "global" and self.proto != "kernel" else ""
         return f"ip -n {self.netns} route add {self._spec()}{proto}{scope}"
 
     def describe(self) -> str:

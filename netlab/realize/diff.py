@@ -23,7 +23,8 @@ from typing import Collection, Iterable, Mapping
 
 from netlab.kernel.rtnl_bridge import default_of
 from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
-from netlab.plan.resources import BaseChains, Bridge, Fdb, Link, NatRules, NftRules, Resource, Sysctl, Veth
+from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, NatRules, NftRules, Resource,
+                                   Route, Sysctl, Veth)
 from netlab.plan.route_attrs import metric_words
 from netlab.plan.sysctls import MOVED_BY_FORWARD
 from netlab.realize.backend import foreign_drift
@@ -174,6 +175,7 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
                 out.append(Drift("different", r, describe_difference(r, kept, gone), live=kept))
         elif have != r:
             out.append(Drift("different", r, describe_difference(r, have, gone), live=have))
+    out += diff_connected(want, obs)
     skip = set(kernel_links) | {"lo"}
     for key, have in obs.objects.items():
         if key in keys or (isinstance(have, Link) and have.name in skip):
@@ -183,6 +185,39 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
     out += diff_base_chains(obs, [r for r in want if isinstance(r, NatRules)])
     plugins = any(r.plugin_jumps for r in want if isinstance(r, NatRules))
     out += diff_nft(obs, [r for r in want if isinstance(r, NftRules)], plugins)
+    return out
+
+
+def connected_routes(want: Iterable[Resource], obs: Observed) -> list[Route]:
+    """The route the kernel makes for each of the lab's addresses (fib_add_ifaddr), as it makes it: main table, the
+    address's prefix through its device, scope link, src the address, proto kernel, no metrics. Only where the kernel
+    makes one: the address there (missing, it is the drift), no noprefixroute nor secondary, prefix under /32, not
+    on ``lo`` (its route is the local table's), its link up (down, the kernel took it away and makes it again as the
+    link comes up: the link is the drift)."""
+    links = {r.name: r for r in obs.objects.values() if isinstance(r, Link)}
+    out = []
+    for a in want:
+        link = links.get(a.dev) if isinstance(a, Address) else None
+        if not isinstance(a, Address) or link is None or isinstance(link, Loopback) or not link.up or \
+                a.key not in obs.objects or a.key in obs.no_route or a.address.network.prefixlen >= 32:
+            continue
+        out.append(Route(netns=a.netns, dst=a.address.network, gateway=None, dev=a.dev, proto="kernel", scope="link",
+                         src=a.address.ip))
+    return out
+
+
+def diff_connected(want: Iterable[Resource], obs: Observed) -> list[Drift]:
+    """The lab's addresses' connected routes (:func:`connected_routes`) against the kernel's (observe.py keeps them
+    apart): one missing (``ip route del 10.244.0.0/24``) or different (``... proto kernel ... mtu 1000``: what the
+    pods may send through it) is drift; the kernel's others (of addresses not the lab's, which are the drift) are
+    not."""
+    out = []
+    for r in connected_routes(want, obs):
+        have = obs.connected.get(r.key)
+        if have is None:
+            out.append(Drift("missing", r))
+        elif have != r:
+            out.append(Drift("different", r, describe_difference(r, have), live=have))
     return out
 
 

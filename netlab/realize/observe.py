@@ -45,6 +45,9 @@ class Observed:
     nft: dict[tuple[str, str], dict] = field(default_factory=dict)  # kube-proxy's table, as nft -j printed it
     base_chains: list[tuple[str, str]] = field(default_factory=list)  # iptables-nft's hooked: (table, chain)
     running: set[str] = field(default_factory=set)  # links operationally up (IFF_RUNNING: up, with carrier)
+    # The kernel's connected routes (proto kernel, main table), by key: diff.py holds them against the lab's addresses
+    connected: dict[tuple, Route] = field(default_factory=dict)
+    no_route: set[tuple] = field(default_factory=set)  # addresses the kernel makes no connected route for, by key
 
     def add(self, r: Resource) -> None:
         self.objects.setdefault(r.key, r)
@@ -61,18 +64,21 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
         out.add(_link(ns, link, snap, names, planned.get(("link", ns, link.name)), peers))
     for a in snap.addrs:
         if a.index in names:
-            out.add(Address(netns=ns, dev=names[a.index], address=IPv4Interface(f"{a.address}/{a.prefixlen}"),
-                            broadcast=IPv4Address(a.broadcast) if a.broadcast else None,
-                            scope=rtnl.SCOPE_NAMES.get(a.scope, str(a.scope))))
+            addr = Address(netns=ns, dev=names[a.index], address=IPv4Interface(f"{a.address}/{a.prefixlen}"),
+                           broadcast=IPv4Address(a.broadcast) if a.broadcast else None,
+                           scope=rtnl.SCOPE_NAMES.get(a.scope, str(a.scope)))
+            out.add(addr)
+            if a.flags & (rtnl.IFA_F_SECONDARY | rtnl.IFA_F_NOPREFIXROUTE):  # the kernel makes it no route
+                out.no_route.add(addr.key)
     for r in snap.routes:
-        if r.proto == rtnl.RTPROT_KERNEL:
-            continue  # made by the kernel for an address
+        if r.proto == rtnl.RTPROT_KERNEL and r.table != rtnl.RT_TABLE_MAIN:
+            continue  # made by the kernel for an address: its local and broadcast routes
         # A multipath route's hops all through one device are the plan's nexthops through its dev; through several,
         # it has no dev of its own (and differs from any plan)
         hop_devs = {names.get(oif) for _, oif in r.nexthops}
         oif_name = names.get(r.oif) if r.oif else (hop_devs.pop() if len(hop_devs) == 1 else None)
         quirks = _hop_quirks(r, names, oif_name)
-        out.add(Route(netns=ns, dst=IPv4Network(f"{r.dst}/{r.dst_len}"),
+        route = Route(netns=ns, dst=IPv4Network(f"{r.dst}/{r.dst_len}"),
                       gateway=IPv4Address(r.gateway) if r.gateway else None,
                       nexthops=tuple(IPv4Address(gw) if gw else IPv4Address("0.0.0.0") for gw, _ in r.nexthops),
                       dev=oif_name, onlink=bool(r.flags & rtnl.RTNH_F_ONLINK),
@@ -80,7 +86,11 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
                       scope=rtnl.SCOPE_NAMES.get(r.scope, str(r.scope)),
                       type=rtnl.ROUTE_TYPE_NAMES.get(r.type, str(r.type)), metric=r.priority or 0,
                       hop_quirks=quirks, src=IPv4Address(r.prefsrc) if r.prefsrc else None, metrics=r.metrics,
-                      tos=r.tos))
+                      tos=r.tos)
+        if r.proto == rtnl.RTPROT_KERNEL:  # a connected route: the lab's where it is one of its addresses'
+            out.connected.setdefault(route.key, route)
+        else:
+            out.add(route)
     for n in snap.neighs:
         dev = names.get(n.index)
         # PERMANENT: made by someone; one of the plan's in another state differs (the learned ones go by)

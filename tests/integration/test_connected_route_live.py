@@ -1,0 +1,65 @@
+"""The kernel's connected routes of the lab's addresses changed or deleted by hand (root): status names them, up
+puts them back as the kernel made them, and traffic flows again (QA: observe.py left every proto kernel route out).
+
+`ip -n N1 route replace 10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1 mtu 1000` on a node made
+`ping -M do -s 1200` from a pod of the other node to one of its pods fail (message too long, mtu=1000), and
+`ip -n A route del 10.244.0.0/24` cut pod a from its node's subnet, while status said all as planned and up
+found nothing to change.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import in_netns, ip, ip_json, lab_up, netlab, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+TOPO = "name: {name}\nnodes: [{{name: n1}}, {{name: n2}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n2}}]\n"
+
+
+def _connected(netns: str, dev: str) -> list[dict]:
+    return [r for r in ip_json("route", "show", "table", "main", "proto", "kernel", "dev", dev, netns=netns)]
+
+
+def test_connected_routes_changed_or_deleted_are_drift_and_up_puts_them_back(tmp_path):
+    name = unique_lab("kr")
+    path = write_topology(tmp_path, TOPO.format(name=name))
+    n1, a, b = f"{name}-n1", f"{name}-a", f"{name}-b"
+    with lab_up(path, name, in_process=True):
+        [cni0] = _connected(n1, "cni0")
+        [eth0] = _connected(a, "eth0")
+        pod_a = next(x["local"] for x in ip_json("-4", "addr", "show", "dev", "eth0", netns=a)[0]["addr_info"])
+        assert "metrics" not in cni0 and cni0["scope"] == "link", cni0
+        ping = ("ping", "-M", "do", "-s", "1200", "-c", "2", "-W", "2", pod_a)
+        assert in_netns(b, *ping).returncode == 0
+
+        ip("route", "replace", cni0["dst"], "dev", "cni0", "proto", "kernel", "scope", "link", "src", cni0["prefsrc"],
+           "mtu", "1000", netns=n1)
+        ip("route", "del", eth0["dst"], netns=a)
+        assert [r.get("metrics") for r in _connected(n1, "cni0")] == [[{"mtu": 1000}]]
+        assert _connected(a, "eth0") == []
+        broken = in_netns(b, *ping)
+        assert broken.returncode != 0 and "mtu=1000" in broken.stdout + broken.stderr, broken
+
+        st = netlab("status", "--lab", name, check=False)
+        assert st.returncode == 1, st.stdout
+        assert (f"different: route {cni0['dst']} dev cni0 proto kernel scope link src {cni0['prefsrc']} in {n1} "
+                f"(mtu 1000 (want none))") in st.stdout, st.stdout
+        assert (f"missing: route {eth0['dst']} dev eth0 proto kernel scope link src {eth0['prefsrc']} in {a}"
+                in st.stdout), st.stdout
+
+        out = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
+        assert out["changed"], out
+        assert _connected(n1, "cni0") == [cni0]
+        assert _connected(a, "eth0") == [eth0]
+        # b learned the path MTU 1000 to pod a from n1's "fragmentation needed" while n1's route had it: a route
+        # exception of b's, which the kernel keeps net.ipv4.route.mtu_expires (600 s); flushed here, as it expires
+        [cached] = ip_json("route", "get", pod_a, netns=b)
+        assert cached.get("metrics") == [{"mtu": 1000}], cached
+        ip("route", "flush", "cache", netns=b)
+        assert "metrics" not in ip_json("route", "get", pod_a, netns=b)[0]
+        assert in_netns(b, *ping).returncode == 0
+        assert netlab("status", "--lab", name, check=False).returncode == 0

@@ -1,0 +1,116 @@
+"""The kernel's connected routes of the lab's addresses are the lab's too (QA: `ip -n L-n1 route replace
+10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1 mtu 1000` capped what a node's pods could send to the
+other node's, `ip -n L-a route del 10.244.0.0/24` cut a pod from its node's subnet, while status said all as
+planned and up changed nothing: observe.py left every proto kernel route out). Each address of the plan on an up
+link, prefix under /32, has the route the kernel makes for it (main table, dev, scope link, src the address, no
+metrics); one missing or different is drift, and up puts it back as the kernel made it (proto kernel). Where the
+kernel makes none (the link down) none is expected; the local table's routes stay out of it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+import pytest
+from fake_lab import make_lab, status, up
+
+from netlab.kernel.fake import FakeKernel
+from netlab.plan.resources import Route
+
+lab = pytest.fixture(make_lab, name="lab")
+
+RTAX_MTU = 2
+
+
+def connected(ns: str, dst: str, dev: str, src: str, **kw) -> Route:
+    return Route(netns=ns, dst=IPv4Network(dst), gateway=None, dev=dev, proto="kernel", scope="link",
+                 src=IPv4Address(src), **kw)
+
+
+def test_a_connected_route_with_an_mtu_is_drift_and_up_puts_it_back(lab):
+    k = FakeKernel()
+    up(lab, k)
+    k.ns["fk-n1"].change_route("replace", connected("fk-n1", "10.244.0.0/24", "cni0", "10.244.0.1",
+                                                    metrics=((RTAX_MTU, 1000),)))
+    assert status(lab, k).drift == [
+        "different: route 10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1 in fk-n1 "
+        "(mtu 1000 (want none))"]
+    k.log.clear()
+    up(lab, k)
+    assert [op.describe() for op in k.log] == [
+        "replace route 10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1 in fk-n1"]
+    assert status(lab, k).ok
+    assert connected("fk-n1", "10.244.0.0/24", "cni0", "10.244.0.1") in k.ns["fk-n1"].all_routes()
+
+
+def test_a_pod_s_connected_route_deleted_is_missing_and_up_puts_it_back(lab):
+    k = FakeKernel()
+    up(lab, k)
+    route = connected("fk-a", "10.244.0.0/24", "eth0", "10.244.0.2")
+    assert route in k.ns["fk-a"].all_routes()
+    k.ns["fk-a"].change_route("del", route)
+    assert status(lab, k).drift == [
+        "missing: route 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.2 in fk-a"]
+    k.log.clear()
+    up(lab, k)
+    assert [op.describe() for op in k.log] == [
+        "replace route 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.2 in fk-a"]
+    assert status(lab, k).ok and route in k.ns["fk-a"].all_routes()
+
+
+def test_another_src_is_drift(lab):
+    k = FakeKernel()
+    up(lab, k)
+    k.ns["fk-a"].change_route("replace", replace(connected("fk-a", "10.244.0.0/24", "eth0", "10.244.0.2"),
+                                                 scope="global", src=None))
+    [line] = status(lab, k).drift
+    assert line.startswith("different: route 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.2 in fk-a")
+    assert "scope global (want link)" in line and "src none (want 10.244.0.2)" in line
+
+
+def test_a_link_down_expects_no_connected_route(lab):
+    """The kernel takes a down link's connected routes away and makes them again as it comes up: the link is the
+    drift, up sets it up (and makes no route)."""
+    k = FakeKernel()
+    up(lab, k)
+    k.ns["fk-n1"].links["cni0"].up = False
+    k._link_down(k.ns["fk-n1"], "cni0")
+    drift = status(lab, k).drift
+    assert drift and not [line for line in drift if "route 10.244.0.0/24 dev cni0" in line], drift
+    k.log.clear()
+    up(lab, k)
+    assert not [op for op in k.log if isinstance(op.res, Route) and op.res.proto == "kernel"]
+    assert status(lab, k).ok
+
+
+def test_fake_kernel_connected_route_as_the_kernel_makes_it(lab):
+    k = FakeKernel()
+    up(lab, k)
+    mine = [r for r in k.ns["fk-n1"].all_routes() if r.dev == "cni0" and r.table == 254]
+    assert mine == [connected("fk-n1", "10.244.0.0/24", "cni0", "10.244.0.1")]
+
+
+def test_noprefixroute_is_read_and_such_an_address_expects_no_route():
+    """`ip addr add ... noprefixroute` (IFA_FLAGS, a u32 past ifa_flags' 8 bits): the kernel makes it no connected
+    route, so none is expected (putting one back would leave it behind the address's deletion)."""
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from test_rtnl import encode
+
+    from netlab.kernel import rtnl, rtnl_parse
+    from netlab.plan.resources import Address, Link
+    from netlab.realize.diff import connected_routes
+    from netlab.realize.observe import Observed
+
+    m = encode(ifaddrmsg, rtnl.RTM_NEWADDR, {"family": 2, "prefixlen": 24, "index": 3},
+               [("IFA_LOCAL", "10.244.0.1"), ("IFA_ADDRESS", "10.244.0.1"), ("IFA_FLAGS", 0x280)])
+    assert rtnl_parse.parse_addr(m).flags & rtnl.IFA_F_NOPREFIXROUTE
+    addr = Address(netns="x", dev="cni0", address=IPv4Interface("10.244.0.1/24"))
+    obs = Observed(netns="x")
+    obs.add(Link(netns="x", name="cni0", mtu=1500, mac="", up=True))
+    obs.add(addr)
+    assert connected_routes([addr], obs) == [connected("x", "10.244.0.0/24", "cni0", "10.244.0.1")]
+    obs.no_route.add(addr.key)
+    assert connected_routes([addr], obs) == []
+    host = Address(netns="x", dev="cni0", address=IPv4Interface("10.244.0.9/32"))
+    obs.add(host)
+    assert connected_routes([host], Observed(netns="x", objects=dict(obs.objects))) == []
