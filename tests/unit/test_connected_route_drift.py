@@ -114,3 +114,22 @@ def test_noprefixroute_is_read_and_such_an_address_expects_no_route():
     host = Address(netns="x", dev="cni0", address=IPv4Interface("10.244.0.9/32"))
     obs.add(host)
     assert connected_routes([host], Observed(netns="x", objects=dict(obs.objects))) == []
+
+
+def test_up_watch_hears_a_connected_route_changed_or_deleted():
+    """The watcher's notifications (kernel/events.py) say a main table's proto kernel route (the local table's
+    are the kernel's alone, with their addresses)."""
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+    from test_rtnl import encode
+
+    from netlab.kernel import events, rtnl
+
+    def note(mtype: int, table: int) -> str | None:
+        return events.describe(encode(rtmsg, mtype, {"family": 2, "dst_len": 24, "table": table, "proto": 2,
+                                                     "scope": 253, "type": 1},
+                                      [("RTA_DST", "10.244.0.0"), ("RTA_TABLE", table), ("RTA_OIF", 3),
+                                       ("RTA_PREFSRC", "10.244.0.1")]))
+
+    assert note(rtnl.RTM_NEWROUTE, 254) == "route 10.244.0.0/24 added"
+    assert note(rtnl.RTM_DELROUTE, 254) == "route 10.244.0.0/24 deleted"
+    assert note(rtnl.RTM_NEWROUTE, 255) is None
