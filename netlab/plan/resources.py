@@ -298,8 +298,9 @@ class Route(Resource):
         return ("route", self.netns, self.table, str(self.dst), self.tos, self.metric)
 
     def _attrs(self) -> str:
-        """``src A mtu lock 1300 ...``, as ``ip route`` prints them after the rest (none: "")."""
-        return "".join(f" {w}" for w in ([f"src {self.src}"] if self.src else []) + metric_words(self.metrics))
+        """``[proto kernel scope link] src A mtu lock 1300 ...``, as ``ip route`` prints them after the rest."""
+        kernel = ["proto kernel"] + [f"scope {self.scope}"] * (self.scope != "global") if self.proto == "kernel" else []
+        return "".join(f" {w}" for w in kernel + ([f"src {self.src}"] if self.src else []) + metric_words(self.metrics))
 
     def _spec(self) -> str:
         dst = ("default" if self.dst.prefixlen == 0 else str(self.dst)) + (f" tos {self.tos:#x}" if self.tos else "")
@@ -307,7 +308,7 @@ class Route(Resource):
         if self.nexthops:
             return out + "".join(f" nexthop via {gw} dev {self.dev}" for gw in self.nexthops) + (
                 f" table {self.table}" if self.table != 254 else "") + (
-                f" metric {self.metric}" if self.metric else "") + self._kernel() + self._attrs()
+                f" metric {self.metric}" if self.metric else "") + self._attrs()
         if self.gateway:
             out += f" via {self.gateway}"
         if self.dev:
@@ -318,10 +319,7 @@ class Route(Resource):
             out += f" table {self.table}"
         if self.metric:
             out += f" metric {self.metric}"
-        return out + self._kernel() + self._attrs()
-
-    def _kernel(self) -> str:  # `` proto kernel scope link``: the kernel's connected route says so, as ip route does
-        return "" if self.proto != "kernel" else " proto kernel" + (f" scope {self.scope}" * (self.scope != "global"))
+        return out + self._attrs()
 
     def command(self) -> str:
         proto = f" proto {self.proto}" if self.proto not in ("boot", "kernel") else ""
