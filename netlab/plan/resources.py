@@ -1,9 +1,8 @@
 """Plan resources: one small frozen dataclass per kernel object.
 
-Each has an identity ``key`` (what makes two objects "the same one" for
-``status`` and convergence), an ``ip(8)``-style line for learners, and a JSON
-form. Values that are not part of the key (a veth's MAC, a route's gateway)
-are compared to find objects that exist but differ.
+Each has an identity ``key`` (what makes two objects "the same one" for ``status`` and convergence), an
+``ip(8)``-style line for learners, and a JSON form. Values that are not part of the key (a veth's MAC, a route's
+gateway) are compared to find objects that exist but differ.
 
 What every resource is (:class:`Resource`) is in :mod:`netlab.plan.resource_base`, the lab's
 netfilter tables (:class:`NatRules`, :class:`BaseChains`, :class:`NftRules`) in
