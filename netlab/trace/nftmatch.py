@@ -53,11 +53,15 @@ def judge(rule: str, f: Flow, elements: Mapping[str, tuple[str, ...]] | None = N
         if text[at:mm.start()].strip():  # words between the matches trace knows: a match it cannot evaluate
             unknown.append(text[at:mm.start()].strip())
             results.append(None)
-        held = _holds(mm.group(1), mm.group(3), f, elements or {})
+        at = mm.end()
+        if _no_header(mm.group(1), f):  # nft's dependency on the protocol fails the match, negated or not
+            results.append(False)
+            continue
+        # A value of "." is a concatenation (`ip daddr . th dport { A . 53 }`): one trace cannot evaluate
+        held = None if mm.group(3) == "." else _holds(mm.group(1), mm.group(3), f, elements or {})
         results.append(None if held is None else held != bool(mm.group(2)))
         if held is None:
             unknown.append(mm.group(0).strip())
-        at = mm.end()
     if text[at:].strip():
         unknown.append(text[at:].strip())
         results.append(None)
@@ -90,9 +94,7 @@ def _holds(what: str, value: str, f: Flow, elements: Mapping[str, tuple[str, ...
             return None
     if what in ("ip protocol", "meta l4proto"):
         return f.proto in [PROTOS.get(e, e) for e in items]
-    proto, field = what.split()
-    if f.quoted is not None or f.proto == "icmp" or (proto != "th" and proto != f.proto):
-        return False  # no such header: nft's dependency on the protocol fails the match
+    field = what.split()[1]  # a port's (judge has checked the packet has the header)
     port = f.sport if field == "sport" else f.dport
     if port is None:
         return None
@@ -100,6 +102,15 @@ def _holds(what: str, value: str, f: Flow, elements: Mapping[str, tuple[str, ...
         return any(_port_in(port, e) for e in items)
     except ValueError:
         return None
+
+
+def _no_header(what: str, f: Flow) -> bool:
+    """A port match (``tcp dport``) of a packet without that header: an ICMP error's quoted packet, ICMP, another
+    protocol."""
+    proto = what.split()[0]
+    if proto not in ("tcp", "udp", "sctp", "th"):
+        return False
+    return f.quoted is not None or f.proto == "icmp" or (proto != "th" and proto != f.proto)
 
 
 def _address_in(ip: IPv4Address, e: str) -> bool:

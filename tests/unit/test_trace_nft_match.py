@@ -41,3 +41,18 @@ def test_a_rule_is_judged_by_the_matches_trace_can_evaluate(rule, verdict, match
 
 def test_an_icmp_packet_has_no_ports():
     assert judge("th dport 80 drop", Flow.icmp("10.0.0.1", "10.0.0.2", 80)).matches is False
+
+
+@pytest.mark.parametrize("rule", ["tcp dport != 22 drop", "tcp sport != { 1, 2 } drop"])
+def test_a_negated_port_match_of_another_protocol_fails_as_nft_s_protocol_dependency_does(rule):
+    """nft checks the protocol before the port, negated or not: a UDP packet never matches `tcp dport != 22`
+    (review rev59 1: the absent header's False was negated into a match, and trace said the rule dropped it)."""
+    assert judge(rule, Flow("udp", "10.244.0.2", "10.96.0.10", 40000, 53)).matches is False
+
+
+def test_a_concatenated_match_is_one_trace_cannot_evaluate_never_a_sure_no():
+    """kube-proxy's `ip daddr . meta l4proto . th dport` forms: trace has no concatenation matcher, so the rule's
+    fate is unknown (review rev59 2: `.` was read as the value and `meta l4proto .` failed the rule)."""
+    j = judge("ip daddr . meta l4proto . th dport { 10.96.0.10 . udp . 53 } drop",
+              Flow("udp", "10.244.0.2", "10.96.0.10", 40000, 53))
+    assert j.matches is None and j.unknown, j
