@@ -43,7 +43,9 @@ if TYPE_CHECKING:
                    "With -t FILE or --lab NAME: re-attach the CNI pods attached with another config than the "
                    "conflist has now (DEL with theirs, then ADD); --lab NAME does it in the running lab as its "
                    "saved topology is (its file as last applied, the impairments set since: an edit of its file "
-                   "since is not applied). Not with --watch: replace the lab first, then watch it.")
+                   "since is not applied). Either way the lab moves to the iptables backend and the CNI plugin "
+                   "folders the machine has now, as a new lab would. Not with --watch: replace the lab first, then "
+                   "watch it.")
 @click.option("--watch", is_flag=True,
               help="Then keep the lab converged until Ctrl-C, SIGTERM or SIGHUP (exit 0): re-apply the file when it "
                    "changes (a running lab picked by --lab, $NETLAB_LAB or as the only one up: its saved "
