@@ -46,9 +46,7 @@ def source_changed(state: LabState) -> str | None:
             src.data = {**src.data, "name": state.lab}
         valid = validate_source(src)
     except (TopologyError, OSError, ValueError) as exc:
-        gone = Unusable(state.source)
-        gone.why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return gone
+        return _unusable(state.source, exc)
     try:
         topo, _, problems = add_cluster_dns(valid, held=state.holding())
     except (TopologyError, StateCorrupt, ValueError):  # the held addresses' own error is said where they are read
@@ -58,6 +56,12 @@ def source_changed(state: LabState) -> str | None:
     except (ValueError, StateCorrupt):  # the saved topology's own error is said where it is read
         return None
     return None if not problems and topo == saved else state.source
+
+
+def _unusable(path: str, exc: Exception) -> Unusable:
+    gone = Unusable(path)
+    gone.why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return gone
 
 
 def source_changed_line(state: LabState, path: str | None, reconfigure: bool = False) -> str | None:
@@ -73,4 +77,3 @@ def source_changed_line(state: LabState, path: str | None, reconfigure: bool = F
     return (f"the lab's file {command_path(path)} changed since its last up: status compares the lab with what that "
             f"up applied, which `{again}` puts back; `{up_command(path, reconfigure)}` would apply the file as it is "
             "now")
-
