@@ -17,6 +17,8 @@ from netlab.realize.up_words import up_command
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
+CNI_FIELD = "network.cni"  # a problem of the conflist the file names (cni/edited.py says it, with its repair)
+
 
 class Unusable(str):
     """:func:`source_changed`'s answer for a lab's file that can no longer be read or validated (deleted, moved, an
@@ -45,7 +47,11 @@ def source_changed(state: LabState) -> str | None:
         if isinstance(src.data, dict) and src.data.get("name") != state.lab:
             src.data = {**src.data, "name": state.lab}
         valid = validate_source(src)
-    except (TopologyError, OSError, ValueError) as exc:
+    except TopologyError as exc:
+        if all(p.field.startswith(CNI_FIELD) for p in exc.problems):
+            return None  # the file is as it was, its conflist is not: the cni: drift line's (its --reconfigure)
+        return _unusable(state.source, exc)
+    except (OSError, ValueError) as exc:
         return _unusable(state.source, exc)
     try:
         topo, _, problems = add_cluster_dns(valid, held=state.holding())

@@ -170,3 +170,27 @@ def test_a_reconfigure_repair_of_a_lab_holding_impairments_keeps_them(state_root
     assert state_mod.reconfigure_repair(state) == netlab_command(f"up -t '{tmp_path}/my svc.yaml' --reconfigure")
     state.extra["impair"] = {"runtime": {"client:eth0": {"delay": "20ms"}}}
     assert state_mod.reconfigure_repair(state) == netlab_command(f"up --lab {LAB} --reconfigure")
+
+
+def test_a_file_whose_conflist_cannot_be_read_is_not_said_unusable(state_root, tmp_path, monkeypatch):
+    """The lab's file as it was, its CNI conflist edited into one that cannot be read: that is the cni: drift line's
+    (fix the conflist, then `up -t FILE --reconfigure`), not a file that cannot be used (the final CI of pass 59:
+    status named `up --lab L --reconfigure` beside the cni: line's `up -t FILE --reconfigure`)."""
+    from netlab.errors import Problem, TopologyError
+    from netlab.model import load as load_mod
+
+    saved_lab(tmp_path, True, nft=False)
+    path = str(tmp_path / "my svc.yaml")
+
+    def refused(src):
+        raise TopologyError([Problem(path, 3, "network.cni.conflist", "net.conflist: is not JSON")])
+
+    monkeypatch.setattr(load_mod, "validate_source", refused)
+    assert source_edit.source_changed(load_state(LAB)) is None
+    assert repair_up(load_state(LAB)) == netlab_command(f"up -t '{path}'")
+
+    def other(src):
+        raise TopologyError([Problem(path, 3, "pods[0].node", "no node 'nowhere'")])
+
+    monkeypatch.setattr(load_mod, "validate_source", other)
+    assert isinstance(source_edit.source_changed(load_state(LAB)), source_edit.Unusable)
