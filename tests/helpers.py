@@ -113,6 +113,12 @@ def ipv4_of(netns: str, dev: str) -> str:
     return next(a["local"] for a in link["addr_info"] if a["family"] == "inet")
 
 
+def sh(*argv: str) -> None:
+    """Run a command (``ip -n NS ...``, ``bridge ...``: a test's own hand on the kernel), failing the test if it
+    fails."""
+    subprocess.run(list(argv), check=True, capture_output=True)
+
+
 def in_netns(netns: str, *argv: str, check: bool = False, timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, check=check,
                           timeout=timeout)

@@ -11,13 +11,11 @@ kernel: tests/unit/test_lab_fake_bridge_settings.py.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from breaking import assert_as_planned
-from helpers import in_netns, ip_json, lab_down_here, netlab, two_node_topology, unique_lab, write_topology
-from netlab import Lab
+from helpers import in_netns, ip_json, lab_up, netlab, sh, two_node_topology, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -28,15 +26,8 @@ PODS = {"fedora-1": "10.244.0.2", "fedora-2": "10.244.1.3", "fedora-3": "10.244.
 def lab(tmp_path_factory):
     name = unique_lab("brs")
     path = write_topology(tmp_path_factory.mktemp("bridge"), two_node_topology(name, pods_per_node=2))
-    try:
-        Lab.up(path)
+    with lab_up(path, name, in_process=True):
         yield name, path
-    finally:
-        lab_down_here(name)
-
-
-def sh(*argv: str) -> None:
-    subprocess.run(list(argv), check=True, capture_output=True)
 
 
 def pod_veth(lab: str, pod: str, node: str = "minikube") -> str:

@@ -16,8 +16,7 @@ import subprocess
 import pytest
 
 from breaking import assert_as_planned
-from helpers import in_netns, ip_json, lab_down_here, netlab, two_node_topology, unique_lab, write_topology
-from netlab import Lab
+from helpers import in_netns, ip_json, lab_up, netlab, sh, two_node_topology, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -29,15 +28,8 @@ ZEROS = "00:00:00:00:00:00"
 def lab(tmp_path_factory):
     name = unique_lab("fa")
     path = write_topology(tmp_path_factory.mktemp("overlay"), two_node_topology(name, pods_per_node=1))
-    try:
-        Lab.up(path)
+    with lab_up(path, name, in_process=True):
         yield name, path
-    finally:
-        lab_down_here(name)
-
-
-def sh(*argv: str) -> None:
-    subprocess.run(list(argv), check=True, capture_output=True)
 
 
 def fdb(lab: str) -> list[dict]:

@@ -10,13 +10,11 @@ is checked in the kernel's own words (`ip -d -j link`, `ip -j route`) and by a p
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
 from breaking import assert_as_planned
-from helpers import in_netns, ip_json, lab_down_here, netlab, two_node_topology, unique_lab, write_topology
-from netlab import Lab
+from helpers import in_netns, ip_json, lab_up, netlab, sh, two_node_topology, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -28,15 +26,8 @@ ROUTE = "10.244.1.0/24"  # minikube's route to minikube-m02's pods: via 10.244.1
 def lab(tmp_path_factory):
     name = unique_lab("fl")
     path = write_topology(tmp_path_factory.mktemp("overlay"), two_node_topology(name, pods_per_node=1))
-    try:
-        Lab.up(path)
+    with lab_up(path, name, in_process=True):
         yield name, path
-    finally:
-        lab_down_here(name)
-
-
-def sh(*argv: str) -> None:
-    subprocess.run(list(argv), check=True, capture_output=True)
 
 
 def flannel(lab: str) -> dict:

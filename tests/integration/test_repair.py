@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from breaking import assert_as_planned
-from helpers import (in_netns, ip, ip_json, lab_down_here, netlab, resolving, set_port_state, state_path,
+from helpers import (in_netns, ip, ip_json, lab_down_here, netlab, resolving, set_port_state, sh, state_path,
                      two_node_topology, unique_lab, wait_for, write_topology)
 from netlab import Lab
 
@@ -31,10 +31,6 @@ def lab(tmp_path_factory):
         yield name, path
     finally:
         lab_down_here(name)
-
-
-def sh(*argv: str) -> None:
-    subprocess.run(list(argv), check=True, capture_output=True)
 
 
 def remote_vtep_mac(lab: str) -> str:
