@@ -1,6 +1,7 @@
 """kube-proxy's nftables mode: the table ``ip kube-proxy`` every node gets, as kube-proxy writes it.
 
-One table holds everything (kubernetes ``pkg/proxy/nftables/proxier.go``)::
+One table holds everything (kubernetes ``pkg/proxy/nftables/proxier.go``, the layout of its proxier_test.go golden
+outputs in tests/unit/golden/kube_proxy: ``filter-*-pre-dnat`` base chains, which older releases named otherwise)::
 
     nat-prerouting / nat-output (dstnat) ─► services
         ip daddr . meta l4proto . th dport vmap @service-ips        ClusterIP, LB IP

@@ -94,6 +94,18 @@ class ServiceJudge:
                     for pod, port in endpoints if pod in views]
         return self._one_for_all(verdicts)
 
+    def load_balancer_local(self, src: "Endpoint", endpoints: list[tuple[str, int]],
+                            proto: str) -> tuple[bool | None, str]:
+        """(expected, reason) for an internet host's probe of a LoadBalancer IP with externalTrafficPolicy Local;
+        expected None: do not probe. The gateway routes it only to nodes with endpoints of their own, and each
+        sends it to one of those unmasqueraded (:func:`nodeport_source`'s ``arrival``): every endpoint is judged
+        with the host's own address, whichever node the gateway's hash picks."""
+        views = {p.name: p for p in self.ps.pods}
+        verdicts = [(pod, self.ps.flow(Peer(src.ip), Peer(views[pod].ip, views[pod]), proto.upper(), port,
+                                       via_service=True))
+                    for pod, port in endpoints if pod in views]
+        return self._one_for_all(verdicts)
+
     def pod_nodeport(self, src: str, node: "NodeInfo", endpoints: list[tuple[str, int]], proto: str,
                      node_port: int, local: bool = False) -> tuple[bool | None, str]:
         """(expected, reason) for pod ``src`` dialling ``node``'s nodePort, ``endpoints`` the ones kube-proxy

@@ -199,7 +199,9 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS, node_clusterips: bool = Fa
                                              rules=src_rules, echo=echo, question=q, svc=t))
 
         # The LoadBalancer IP from every internet host.
-        if sp.lb_ip is not None and sp.node_port is not None and not isolated:
+        # Under a policy that isolates the endpoints only externalTrafficPolicy Local's is told: it keeps the
+        # host's address, where Cluster's node masquerades it to its own (the gateway's hash picks which node).
+        if sp.lb_ip is not None and sp.node_port is not None and (not isolated or sp.external_local):
             t = ServiceTarget(kind="LoadBalancer", address=str(sp.lb_ip), port=sp.port.port, node=None, **base)
             ranges = ", ".join(str(r) for r in sp.source_ranges)
             title = section(t, note=f"; loadBalancerSourceRanges {ranges}: other sources dropped" if ranges else "")
@@ -214,6 +216,13 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS, node_clusterips: bool = Fa
                 if ranges and not any(src.ip in r for r in sp.source_ranges):  # the node drops it (no reply)
                     expected, why = False, (f"{src.ip} is outside Service {name}'s loadBalancerSourceRanges "
                                             f"({ranges}): kube-proxy's firewall on the node drops it")
+                if isolated and expected:
+                    judged, why = policy.load_balancer_local(src, [(pod, port) for pod, _, port in eps_t], proto)
+                    if judged is None:
+                        plan.notes.append(f"{src.name} -> svc/{name} {proto}/{sp.port.port} (LoadBalancer "
+                                          f"{sp.lb_ip}): not probed: {why}")
+                        continue
+                    expected = judged
                 plan.probes.append(Probe(src, ldst, proto, sp.port.port, expected, reason=why, section=title,
                                          rules=rules, echo=echo, question=q, svc=t))
             if not hosts:
@@ -234,8 +243,9 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS, node_clusterips: bool = Fa
 def isolated_note(sp: "ServicePortInfo", dist: bool) -> str | None:
     """What a NetworkPolicy that isolates a Service port's endpoints keeps the probe from checking, in words: the
     distribution over its endpoints (``dist``: it has two or more, and nothing else says why it is not checked),
-    and its LoadBalancer IP (when it has one); None when neither applies (a ClusterIP of one endpoint)."""
-    lb = sp.lb_ip is not None and sp.node_port is not None
+    and its LoadBalancer IP (when it has one, externalTrafficPolicy Cluster: its node masquerades what the
+    gateway's hash gives it); None when neither applies (a ClusterIP of one endpoint)."""
+    lb = sp.lb_ip is not None and sp.node_port is not None and not sp.external_local  # Local's is probed
     if not (dist or lb):
         return None
     what = "distribution and LoadBalancer" if dist and lb else "distribution" if dist else "LoadBalancer"

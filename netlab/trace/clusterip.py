@@ -51,7 +51,7 @@ def unanswered(lab: LabMap, f: Flow, answer: str | None = None) -> str | None:
     if svc is None:
         return None
     no_ping = " A ClusterIP answers no ping in a real cluster either" if f.proto == "icmp" else \
-        " A real cluster's ClusterIP answers only its Service's ports either"
+        " A real cluster's ClusterIP, too, answers only its Service's ports"
     end = f"a gateway with no route to it, which answers {answer}" if answer else \
         "a gateway that does not route it on, and no one answers it"
     return (f"{f.dst} is Service {svc}'s ClusterIP, a virtual address no interface holds: kube-proxy DNATs only the "

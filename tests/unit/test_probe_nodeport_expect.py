@@ -142,3 +142,34 @@ def test_the_isolation_note_names_only_what_the_service_has():
         "svc/two": "distribution not probed: a NetworkPolicy isolates its endpoints",
         "svc/one-lb": f"LoadBalancer not probed: {balancer}",
         "svc/two-lb": f"distribution and LoadBalancer not probed: {balancer}"}
+
+
+
+def lb_local(extra: list[dict]) -> tuple[dict[str, bool], list[str]]:
+    """A LoadBalancer of web-1 and web-2 (tier web, one on each node) with externalTrafficPolicy Local, its
+    endpoints isolated by web-from-clients plus the policies ``extra``: the internet host's probe of the LB IP ->
+    expected, and the plan's notes on it."""
+    topo = copy.deepcopy(TOPO)
+    topo["services"] = [{"name": "lb", "type": "LoadBalancer", "externalTrafficPolicy": "Local",
+                         "selector": {"tier": "web"}, "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30090}]}]
+    topo["networkPolicies"] += extra
+    plan = svcs.build(resolve(Topology.model_validate(topo)), ("tcp",))
+    got = {p.source.name: p.expected for p in plan.probes if p.svc and p.svc.kind == "LoadBalancer"}
+    return got, [n for n in plan.notes if "LoadBalancer" in n]
+
+
+def from_internet(selector: dict) -> dict:
+    return {"name": "from-internet", "spec": {"podSelector": {"matchLabels": selector},
+                                              "ingress": [{"from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}]}}
+
+
+def test_a_load_balancer_with_external_traffic_policy_local_is_probed_under_an_isolating_policy():
+    """QA qa61p 1: with externalTrafficPolicy Local the gateway routes the LB IP only to nodes with endpoints of their
+    own, which keep the host's address: each endpoint is judged with it, whichever node the gateway's hash picks
+    (it was skipped, its note saying a NAT decides the address). Cluster's is still skipped (isolated_notes)."""
+    assert lb_local([]) == ({"example": False}, [])  # only pods with role client may reach them
+    assert lb_local([from_internet({"tier": "web"})]) == ({"example": True}, [])
+    # the host may reach web-1, not web-2: the gateway's hash decides
+    assert lb_local([from_internet({"app": "web"})]) == ({}, [
+        "example -> svc/lb tcp/80 (LoadBalancer 203.0.113.254): not probed: policies allow web-1 but not every "
+        "endpoint: the result depends on the endpoint kube-proxy picks"])

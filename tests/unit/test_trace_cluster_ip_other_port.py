@@ -71,7 +71,7 @@ def test_nftables_mode_refuses_it_at_cluster_ips_check_iptables_mode_loses_it_at
                 assert r.refused is None and line.startswith("result: LOST"), line
                 assert last.netns != node.netns and "kube-proxy DNATs only the Service's ports (TCP 80), not " \
                     f"{what}, so the packet followed the node's routes as it was" in last.problem, last.problem
-                assert "A real cluster's ClusterIP answers only its Service's ports either: nothing to fix" \
+                assert "A real cluster's ClusterIP, too, answers only its Service's ports: nothing to fix" \
                     in last.problem
                 continue
             assert (last.kind, last.netns, last.facts["reject_rule"]) == ("dnat", node.netns, REJECT), last
