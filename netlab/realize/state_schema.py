@@ -188,6 +188,10 @@ class ContainerRecord(Strict):
     last_exit_code: StrictInt | None = None
     # The cluster DNS's dnsmasq only: the sha256 of the records file it last read (workload/dns_records.py, KEY).
     records: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    # And the records file as it was then (inode, size, mtime and ctime in ns), and the size of its log then: a
+    # read the log shows past netlab's own, of a file changed since, is a read not at netlab's hand (status).
+    records_file: Annotated[tuple[StrictInt, StrictInt, StrictInt, StrictInt], ROW] | None = None
+    records_log: Annotated[StrictInt, Field(ge=0)] | None = None
     # A command container's run: the id in its environment (workload/unrecorded.py), recorded before it starts,
     # and, while its pid is not recorded yet, the cluster DNS's dnsmasq it replaces (pid, start time).
     id: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")] | None = None

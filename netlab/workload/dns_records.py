@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 
 FILE_MODE = 0o644  # as /etc/hosts
 KEY = "records"  # in the container's record: digest of the records file its dnsmasq last read
+# In the container's record too: the records file as it was when netlab had dnsmasq read it (inode, size, mtime
+# and ctime, ns: :func:`_identity`), and the size of its log then, from which its first read is netlab's own.
+FILE_KEY, LOG_KEY = "records_file", "records_log"
 WAIT = 5.0  # seconds: a dnsmasq that is not stopped reads a file of a few hundred lines in milliseconds
 POLL = 0.01
 
@@ -137,14 +140,18 @@ def sync(lab: Lab, pods: dict) -> StartResult:
     return done
 
 
-def drift(lab: Lab) -> list[str]:
-    """The records file missing or not as planned, for status."""
+def drift(lab: Lab, pods: dict) -> list[str]:
+    """The records file missing or not as planned, or, as planned, read again by dnsmasq since it was edited
+    (:func:`read_since`), for status. ``pods``: the workload's pod records."""
     text = wanted(lab)
     if text is None:
         return []
     have = read(lab.name)
-    if have == text or lab_folder.sub_problem(state_dir.STATE_ROOT, lab.name, "dns") is not None:
-        return []  # as planned; or its folder is the user's (a symlink, a mount): up leaves it, and says so
+    if lab_folder.sub_problem(state_dir.STATE_ROOT, lab.name, "dns") is not None:
+        return []  # its folder is the user's (a symlink, a mount): up leaves it, and says so
+    if have == text:
+        return [f"dns: {why}; up has it read them again" for crec in _addon_records(lab, pods)
+                if (why := read_since(lab.name, crec)) is not None]
     # What dnsmasq answers is what it read last: status cannot tell whether that was this file (a SIGHUP since)
     if have is None:
         return [f"dns: the cluster DNS records {hosts_path(lab.name)} are missing (dnsmasq answers the names it read "
@@ -170,6 +177,61 @@ def note_start(lab: Lab, pod: PodInfo, crec: dict) -> None:
     if is_addon(pod):
         text = read(lab.name)
         crec[KEY] = digest(text) if text is not None else None
+        _note_read(lab.name, crec, _size(crec.get("log") or ""))
+
+
+def _note_read(lab_name: str, crec: dict, log_at: int) -> None:
+    """dnsmasq of ``crec`` reads the records file now, at netlab's hand: its first read logged past ``log_at``."""
+    crec[FILE_KEY], crec[LOG_KEY] = _identity(hosts_path(lab_name)), log_at
+
+
+def _identity(path: str) -> list[int] | None:
+    """The file's inode, size, mtime and ctime (ns): any write, rename over or ``touch`` of it changes the ctime,
+    which no one can set back; None when it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def read_since(lab_name: str, crec: dict) -> str | None:
+    """Why the records dnsmasq of ``crec`` holds may not be the file's, though the file is as planned; None when
+    they are (or it cannot be told: a record of an older netlab).
+
+    dnsmasq reads the file only as it starts and on SIGHUP, and logs each read (``read PATH - N names``, or
+    ``failed to load names from PATH``). netlab notes the file (:func:`_identity`) and the log's size whenever it
+    has dnsmasq read it. If the file is still the one noted, every read since read what netlab wrote. If it was
+    changed since (edited, removed, put back: its ctime moved) and the log shows a read past netlab's own, that
+    read may have taken the file as it was edited (dnsmasq answers it until it reads the file again), and status
+    cannot see what it took; with no read past netlab's, dnsmasq still holds what netlab had it read. One stat
+    per status; the log is read only once the file changed."""
+    noted, at = crec.get(FILE_KEY), crec.get(LOG_KEY)
+    path = hosts_path(lab_name)
+    if noted is None or at is None or _identity(path) in (None, noted):
+        return None
+    reads = _reads(crec.get("log") or "", at, path)
+    if reads is not None and reads <= 1:
+        return None
+    why = "" if reads is None else f", {reads - 1} time{'s' if reads > 2 else ''}"
+    said = f"dnsmasq read it again since netlab had it read them (SIGHUP{why})" if reads is not None else \
+        "its log started over since netlab had it read them, so whether it read them again cannot be told"
+    return (f"the cluster DNS records {path} were changed since dnsmasq read them at netlab's hand, and {said}: "
+            "it answers what it read then, which may not be the plan")
+
+
+def _reads(log: str, at: int, path: str) -> int | None:
+    """How many reads of ``path`` dnsmasq's log says past offset ``at``; None when the log no longer holds all
+    that it wrote there (it started over, or cannot be read)."""
+    try:
+        with LogFile.open(log) as fh:  # from its data start: a log started over on tmpfs has a hole before it
+            if os.fstat(fh.fileno()).st_size < at or fh.tell() > at:
+                return None
+            fh.seek(at)
+            seen = fh.read()
+    except OSError:
+        return None
+    return seen.count(f"read {path} - ".encode()) + seen.count(f"failed to load names from {path}".encode())
 
 
 def _addon_records(lab: Lab, pods: dict) -> list[dict]:
@@ -187,7 +249,7 @@ def reload(lab: Lab, pods: dict) -> StartResult:
         cname = pod.containers[0].name
         crec = pods.get(pod.name, {}).get("containers", {}).get(cname)
         text = read(lab.name)
-        if not crec or text is None or crec.get(KEY) == digest(text):
+        if not crec or text is None or (crec.get(KEY) == digest(text) and read_since(lab.name, crec) is None):
             continue
         p = proc_of(crec)
         if p is None or task_in(crec, pod.netns) in (None, "Z", "X", "T"):
@@ -201,6 +263,7 @@ def reload(lab: Lab, pods: dict) -> StartResult:
         said = _await_read(log, offset, hosts_path(lab.name))
         if said is True:
             crec[KEY] = digest(text)
+            _note_read(lab.name, crec, offset)
             done.actions.append(f"{what} read the cluster DNS records again (SIGHUP; no restart)")
         else:
             done.problems.append(f"{what}: dnsmasq did not read the cluster DNS records again after SIGHUP "

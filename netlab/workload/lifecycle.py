@@ -393,4 +393,5 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         from netlab.workload.reconfigure import repair_up  # loaded only then (with the CNI config and its plan: ~3 ms)
 
         return state.repair or repair_way(state.lab, repair_up(state))
-    return container_drift.lines(lab, _records(state)["pods"], repair) + dns_records.drift(lab)
+    pods = _records(state)["pods"]
+    return container_drift.lines(lab, pods, repair) + dns_records.drift(lab, pods)

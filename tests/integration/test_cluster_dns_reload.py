@@ -142,6 +142,44 @@ def test_up_has_dnsmasq_read_its_records_again_after_they_were_lost_or_edited_an
         assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
+def test_status_names_records_dnsmasq_read_while_edited_by_hand_and_up_has_it_read_them_again(tmp_path):
+    """QA lf61 1: a line of the records file edited, dnsmasq made to read it (SIGHUP), the file put back: the file
+    was as planned, so status said all as planned and up changed nothing, while dnsmasq answered the edited
+    address. An edit put back with no read between is nothing: dnsmasq holds what up had it read."""
+    lab = unique_lab("dnr")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    with lab_up(path, lab):
+        pid, _ = dnsmasq(lab)
+        web = "web.default.svc.cluster.local"
+        hosts = os.path.join(STATE_ROOT, lab, "dns", "hosts")
+        with open(hosts, encoding="utf-8") as fh:
+            text = fh.read()
+        # edited and put back, never read meanwhile: no drift
+        with open(hosts, "w", encoding="utf-8") as fh:
+            fh.write(text.replace("10.96.0.20 web.", "10.96.0.99 web."))
+        with open(hosts, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        assert netlab("status", "--lab", lab, check=False).returncode == 0
+        # edited, read, put back: dnsmasq answers the edit
+        with open(hosts, "w", encoding="utf-8") as fh:
+            fh.write(text.replace("10.96.0.20 web.", "10.96.0.99 web."))
+        hup(lab, pid, f"read {hosts} - ")
+        with open(hosts, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        assert answers(lab, web) == [("NOERROR", [f"{web}. 30 IN A 10.96.0.99"])]
+        st = netlab("status", "--lab", lab, check=False)
+        assert st.returncode == 1, st
+        assert (f"dns: the cluster DNS records {hosts} were changed since dnsmasq read them at netlab's hand, and "
+                "dnsmasq read it again since netlab had it read them (SIGHUP, 1 time): it answers what it read then"
+                ) in st.stdout, st.stdout
+        up = netlab("up", "-t", path).stdout
+        assert "container kube-dns/dnsmasq read the cluster DNS records again (SIGHUP; no restart)" in up, up
+        assert answers(lab, web) == [("NOERROR", [f"{web}. 30 IN A 10.96.0.20"])]
+        assert dnsmasq(lab) == (pid, "0")
+        assert netlab("status", "--lab", lab, check=False).returncode == 0
+        assert "nothing to change" in netlab("up", "-t", path).stdout
+
+
 def test_up_counts_a_missing_records_file_it_writes_again(tmp_path):
     """QA qd59 6: status named the missing records file, and up wrote it but said "nothing to change" (JSON
     changed false); with a pod's resolv.conf missing too, "(1 file written)" of the two it wrote."""

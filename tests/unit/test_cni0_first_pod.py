@@ -21,6 +21,7 @@ from netlab.lab.journal import Journal
 from netlab.model.addressing import Held
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
+from netlab.realize.state_dir import STATE_REVISION
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Address, Bridge, Veth
 from netlab.realize import state as state_mod
@@ -276,7 +277,7 @@ def test_an_older_netlabs_lab_keeps_cni0_on_every_node_and_converges(tmp_path):
     assert {ns: dict(k.ns[ns].links) for ns in ("fbc-n1", "fbc-n2")} == links and kernel_cni0(k) == {"n1", "n2"}
     with open(path) as f:
         data = json.load(f)
-    assert data["revision"] == 3 and data["extra"][state_mod.ADDRESSES]["bridge_nodes"] == ["n1", "n2"]
+    assert data["revision"] == STATE_REVISION and data["extra"][state_mod.ADDRESSES]["bridge_nodes"] == ["n1", "n2"]
     assert lab_status.status(state_mod.load_state("fbc"), k).ok
 
 

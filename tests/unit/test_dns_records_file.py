@@ -83,17 +83,17 @@ def test_sync_writes_it_root_readable_in_the_labs_folder_rewrites_only_a_change_
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
     inode = os.stat(path).st_ino
     assert dns_records.sync(lab, {}).actions == [] and os.stat(path).st_ino == inode  # unchanged: not written
-    assert dns_records.drift(lab) == []
+    assert dns_records.drift(lab, {}) == []
     with open(path, "a") as fh:
         fh.write("10.0.0.1 edited.default.svc.cluster.local\n")
     # what dnsmasq answers is what it read last (the file as planned, unless a SIGHUP made it read this one)
-    assert dns_records.drift(lab) == [f"dns: the cluster DNS records {path} differ from the plan (dnsmasq answers "
+    assert dns_records.drift(lab, {}) == [f"dns: the cluster DNS records {path} differ from the plan (dnsmasq answers "
                                       "the names it read last, these lines once it reads the file again: SIGHUP); "
                                       "up writes them again and has dnsmasq read them"]
     assert dns_records.sync(lab, {}).actions == [f"wrote the cluster DNS records {path} (10 A records)"]
     assert os.stat(path).st_ino != inode  # a new file renamed over the old: a reader has one or the other
     os.unlink(path)
-    assert dns_records.drift(lab) == [f"dns: the cluster DNS records {path} are missing (dnsmasq answers the names "
+    assert dns_records.drift(lab, {}) == [f"dns: the cluster DNS records {path} are missing (dnsmasq answers the names "
                                       "it read last, none once it reads the file again: SIGHUP); up writes them "
                                       "again and has dnsmasq read them"]
     dns_records.sync(lab, {})
@@ -228,3 +228,51 @@ def test_the_dnsmasq_containers_record_passes_the_state_schema():
     assert ContainerRecord.model_validate({**crec, dns_records.KEY: None}).records is None
     with pytest.raises(ValidationError):
         ContainerRecord.model_validate({**crec, dns_records.KEY: "../not-a-digest"})
+
+
+def test_status_names_a_read_of_the_file_since_it_was_changed_and_reload_sends_sighup_for_it(tmp_path, monkeypatch):
+    """QA lf61 1: a line edited, dnsmasq made to read it (SIGHUP), the file put back: as planned, so status said
+    nothing and up sent no SIGHUP, while dnsmasq answered the edit. The file changed since netlab had dnsmasq read
+    it, with a read in the log past netlab's own, is drift; changed with no read since, or read with the file
+    unchanged, is not; a log that started over since cannot tell, and is said so."""
+    lab = lab_of()
+    state_dir.lab_dir(lab.name)
+    path = dns_records.hosts_path(lab.name)
+    dns_records.sync(lab, {})
+    log = tmp_path / "kube-dns.dnsmasq.log"
+    log.write_text("dnsmasq[7]: started\n")
+    crec = {"argv": ["dnsmasq"], "restarts": 0, "log": str(log)}
+    dns_records.note_start(lab, next(p for p in lab.pods if dns_records.is_addon(p)), crec)
+    assert crec[dns_records.LOG_KEY] == len("dnsmasq[7]: started\n")
+    pods = {dns.DNS_NAME: {"containers": {"dnsmasq": crec}}}
+    read_line = f"dnsmasq[7]: read {path} - 10 names\n"
+    with open(log, "a") as fh:
+        fh.write(read_line)  # its start's read: netlab's
+    assert dns_records.drift(lab, pods) == []
+    with open(log, "a") as fh:
+        fh.write(read_line)  # a SIGHUP of someone's, of the file as netlab wrote it: nothing changed
+    assert dns_records.drift(lab, pods) == []
+    text = dns_records.read(lab.name) or ""
+    with open(path, "w") as fh:  # edited and put back, never read meanwhile... but read above: the log decides
+        fh.write(text)
+    assert dns_records.drift(lab, pods) == [
+        f"dns: the cluster DNS records {path} were changed since dnsmasq read them at netlab's hand, and dnsmasq "
+        "read it again since netlab had it read them (SIGHUP, 1 time): it answers what it read then, which may not "
+        "be the plan; up has it read them again"]
+    log.write_text("x\n")  # started over: shorter than where netlab's read began
+    assert "its log started over since netlab had it read them" in dns_records.drift(lab, pods)[0]
+    # reload sends SIGHUP although the digest is the file's: found running, signalled, waited for
+    sent: list[int] = []
+    monkeypatch.setattr(dns_records, "proc_of", lambda c: type("P", (), {"pid": 42, "start": 1})())
+    monkeypatch.setattr(dns_records, "task_in", lambda c, netns: "S")
+    monkeypatch.setattr(dns_records.proc, "start_time", lambda pid: 1)
+    monkeypatch.setattr(dns_records.os, "kill", lambda pid, sig: sent.append(pid))
+    monkeypatch.setattr(dns_records, "_await_read", lambda *a: True)
+    assert crec[dns_records.KEY] == dns_records.digest(text)
+    assert dns_records.reload(lab, pods).actions == [
+        f"container {dns.DNS_NAME}/dnsmasq read the cluster DNS records again (SIGHUP; no restart)"] and sent == [42]
+    assert dns_records.drift(lab, pods) == [] and dns_records.reload(lab, pods).actions == []
+    # the file changed, no read past netlab's in the log: dnsmasq holds what netlab had it read
+    with open(path, "w") as fh:
+        fh.write(text)
+    assert dns_records.drift(lab, pods) == []

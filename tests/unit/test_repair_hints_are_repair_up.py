@@ -87,7 +87,7 @@ def container_and_health_lines(monkeypatch, state) -> list[str]:
                         None if netns == client.netns else "S")  # web-1 stopped; client's container gone
     monkeypatch.setattr(container_drift, "in_old_sandbox", lambda crec, uts, netns: netns == client.netns)
     monkeypatch.setattr(container_drift.node_uts, "drift", lambda lab: [])
-    monkeypatch.setattr(lifecycle.dns_records, "drift", lambda lab: [])
+    monkeypatch.setattr(lifecycle.dns_records, "drift", lambda lab, pods: [])
     checks = [types.SimpleNamespace(key=k, port=31000, status=200, local=1, what=lambda k=k: f"check {k}")
               for k in ("a", "b")]
     monkeypatch.setattr(health, "_checks", lambda lab: checks)

@@ -102,7 +102,7 @@ def test_a_containers_drift_line_names_up_reconfigure(world, monkeypatch):  # no
     # the repair as the lines would name it (worked out when a line names it: workload/drift.once)
     monkeypatch.setattr(workload.container_drift, "lines",
                         lambda lab_, pods, repair: given.append(workload.container_drift.once(repair)()) or [])
-    monkeypatch.setattr(workload.dns_records, "drift", lambda lab_: [])
+    monkeypatch.setattr(workload.dns_records, "drift", lambda lab_, pods: [])
     workload.drift(lab, state_mod.load_state(lab.name))
     up(lab, k, reconfigure=True)
     workload.drift(lab, state_mod.load_state(lab.name))
