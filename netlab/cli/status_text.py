@@ -63,10 +63,23 @@ def _cut_short(result: Status, against: str) -> None:
                    "it down did not finish")
         click.echo(f"run `{down_way(lab)}` to finish taking it down, or `{repair_command(lab)}` to keep it up")
     else:
-        click.echo(f"lab {lab}{against}: {result.objects} objects as planned, but the `netlab up` that was making it "
-                   "did not finish")
+        doing = "changing" if _converge_left(lab) else "making"
+        click.echo(f"lab {lab}{against}: {result.objects} objects as planned, but the `netlab up` that was {doing} "
+                   "it did not finish")
         click.echo(f"run `{netlab_command(f'up --lab {lab}')}` to finish it, or `{down_way(lab)}` to take away "
                    "what it made")
+
+
+def _converge_left(lab: str) -> bool:
+    """Lab ``lab`` is one whose converge (an ``up`` of it running) was killed halfway (realize/converging.py)."""
+    from netlab.realize.interrupted import converge_left
+    from netlab.realize.state import load_state
+
+    try:
+        state = load_state(lab)
+    except NetlabError:
+        return False
+    return state is not None and converge_left(state)
 
 
 def _down_left(lab: str) -> bool:

@@ -27,6 +27,7 @@ from netlab.lab.remake import make_again
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
 from netlab.model.lab import Lab
 from netlab.realize.attachments import attached_lab
+from netlab.realize.converging import KEY as CONVERGING
 from netlab.realize.state import ADDRESSES, LabState
 from netlab.workload.terminal import terminal_pods
 
@@ -162,6 +163,7 @@ class Rollback:
                 if state.netns.get(name) == "intent" and not self.kernel.netns_mounted(name):
                     state.netns.pop(name, None)
             state.topology, state.source, state.phase, addresses = self.before  # as its last good run left it
+            state.extra.pop(CONVERGING, None)  # the run is over: not a converge killed halfway
             if addresses is None:
                 state.extra.pop(ADDRESSES, None)
             else:

@@ -1,14 +1,12 @@
 """Bring a lab up, or converge a running one to its topology: the controller's reconcile.
 
-The plan is the desired state, kernel snapshots the current one, and only the
-difference is applied (realize/diff.py, realize/repair.py). A fresh namespace
-is not read: it holds nothing yet, so everything of it is made in one batch.
+The plan is the desired state, kernel snapshots the current one, and only the difference is applied
+(realize/diff.py, realize/repair.py). A fresh namespace is not read: it holds nothing yet, so everything of it
+is made in one batch.
 
-A run either completes or is taken back: every op goes through a
-:class:`~netlab.lab.journal.Journal`; on any failure (or SIGINT/SIGTERM) its
-ops are undone, last first, and the namespaces it made are deleted, so an
-object that existed before the run is never removed by its rollback, and a
-failed repair leaves the lab as it found it.
+A run either completes or is taken back: every op goes through a :class:`~netlab.lab.journal.Journal`; on any
+failure (or SIGINT/SIGTERM) its ops are undone, last first, and the namespaces it made are deleted, so an object
+that existed before the run is never removed by its rollback, and a failed repair leaves the lab as it found it.
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ from netlab.plan.build import Plan, build_plan
 from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state, still_up
 from netlab.cni import conf as C, edited, host_writes
-from netlab.realize import backend, cni_path, owner, tags
+from netlab.realize import backend, cni_path, converging, owner, tags
 from netlab.realize.lab_list import forget
 from netlab.realize.lab_lock import LabLock
 from netlab.workload.terminal import terminal_pods
@@ -224,6 +222,8 @@ class _Up(Converging, Rollback):
         state.extra[ADDRESSES] = self.lab.held().to_json()
         state.source = os.path.abspath(source) if source else None
         state.phase = "creating" if fresh else state.phase
+        if not fresh:  # a running lab's: killed before its last write, list and status say what it left
+            converging.mark(state, converging.changes(self.before[0], state.topology))
         claim = owner.current()
         if fresh and claim is not None:  # the pytest plugin's lab: whose it is, from the first write on
             state.extra[owner.OWNER] = claim
@@ -250,8 +250,9 @@ class _Up(Converging, Rollback):
                 if outside:  # recorded for down, which says what is still there
                     self.result.warnings += outside
                     state.save()
-                if state.phase != "up":  # a fresh lab is up once the whole run is done (the CNI plugins' ADDs and
-                    state.phase = "up"  # the containers too): killed before, it says creating, and list says so
+                # up once the whole run is done (ADDs, containers): killed before, creating or converging
+                if state.extra.pop(converging.KEY, None) is not None or state.phase != "up":
+                    state.phase = "up"
                     state.save()
         except BaseException as exc:
             self._rollback_or_say(exc, state, fresh, tag)
@@ -310,6 +311,7 @@ class _Up(Converging, Rollback):
         addresses (it said the refused change: status planned it and `up --lab` applied it)."""
         topology, source, phase, addresses = self.before
         state.topology, state.source, state.phase = topology, source, phase
+        state.extra.pop(converging.KEY, None)
         if addresses is None:
             state.extra.pop(ADDRESSES, None)
         else:

@@ -20,6 +20,7 @@ from netlab.errors import (LabBusy, LabGoingDown, LabTakenDown, NetlabError, Usa
 # An up killed before its first state write (its own module: the state's asks it); its names, as callers import them
 from netlab.realize.interrupted_up import (UP as UP, UpInterrupted as UpInterrupted, folder_names as folder_names,
                                           interrupted_up as interrupted_up, ran, up_interrupted as up_interrupted)
+from netlab.realize.converging import KEY as CONVERGING, words as converging_words
 from netlab.realize.state_dir import state_file
 from netlab.realize.lab_lock import lab_lock_holder, lab_lock_last, unheld
 
@@ -28,6 +29,12 @@ if TYPE_CHECKING:
 
 
 STALLED = ("creating", "deleting")  # the phases of a lab an up or down is at work on
+
+
+def converge_left(state: LabState) -> bool:
+    """A running lab (phase up) whose state says an ``up`` of it is at work (realize/converging.py): unless it
+    is, a converge killed after its write-ahead."""
+    return state.phase == "up" and (getattr(state, "extra", None) or {}).get(CONVERGING) is not None
 DOWN_FAILED = "down_failed"  # state.extra: the down that set phase deleting and ended with an error (lab/teardown.py)
 
 
@@ -36,7 +43,7 @@ def stalled(state: LabState) -> str | None:
     (killed: nobody holds the lab's lock; for a ``down``, or failed: its state names the error it ended with);
     None when it is not so. ``state`` was read earlier: an ``up`` or ``down`` at work then may have finished since
     and let the lock go, so the phase judged is the one read again with the lock taken shared (nobody at work)."""
-    if state.phase not in STALLED:
+    if state.phase not in STALLED and not converge_left(state):
         return None
     from netlab.realize.state import load_state
 
@@ -47,9 +54,15 @@ def stalled(state: LabState) -> str | None:
             now = load_state(state.lab)
         except NetlabError:
             return None
-        if now is None or now.phase not in STALLED:
+        if now is None or (now.phase not in STALLED and not converge_left(now)):
             return None  # finished meanwhile
         last, program = lab_lock_last(state.lab)  # "pid N (netlab up)", and a library caller's command line
+    if now.phase == "up":  # a converge killed after its write-ahead: the state asks the edited topology
+        record = now.extra.get(CONVERGING)
+        said = record.get("changes") if isinstance(record, dict) else None
+        return (f"lab {now.lab}: {ran(UP, 'that was changing it', last, program)} ended before it finished "
+                f"(killed), so the lab may not be as its state asks (unfinished: "
+                f"{converging_words(said if isinstance(said, list) else [])}); `{repair_way(now.lab)}` finishes it")
     if now.phase == "creating":
         if last is not None and not last.endswith(f"({UP})"):  # a later command held it last: a down that failed
             return (f"lab {now.lab}: the `{UP}` that was making it ended before it finished, and {last}, the last "

@@ -345,6 +345,13 @@ class DownFailedRecord(Strict):
     error: StrictStr
 
 
+class ConvergingRecord(Strict):
+    """realize/converging.py: an ``up`` of the running lab at work (its write-ahead to its last write), and what
+    its topology changes, so that one killed halfway is said (realize/interrupted.stalled)."""
+
+    changes: list[StrictStr]
+
+
 class Extra(Strict):
     # A record this release does not know is a newer release's: kept, unread (the known ones stay strict).
     model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
@@ -361,6 +368,7 @@ class Extra(Strict):
     owner: OwnerRecord | None = None
     state_folder: StateFolderRecord | None = None
     down_failed: DownFailedRecord | None = None
+    converging: ConvergingRecord | None = None
     # netlab.realize.backend: the iptables backend the lab was made in, which every later command uses
     iptables: Literal["nft", "legacy"] | None = None
     # netlab.cni.paths: the folders a CNI lab's machine plugins are in (NETLAB_CNI_PATH, or Debian's), absolute

@@ -57,3 +57,45 @@ def test_status_of_a_lab_left_as_planned_by_a_killed_down_or_up_is_not_ok(tmp_pa
         assert r.stdout.endswith("all as planned\n") and r.stderr == "", r
     finally:
         lab_down(lab)
+
+
+SIDE = """name: {lab}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: a, node: n1, containers: [{{name: main, command: [sleep, "3600"]}}, {{name: side, command: [sleep, "3601"]}}]}}
+"""
+
+
+def test_a_converge_killed_as_its_write_ahead_was_renamed_is_said_killed_naming_what_it_left(tmp_path):
+    """QA lf61 2: an `up` of an edited file (a container taken out) killed once its first state write was in place:
+    the state asked the edited topology in phase up, so list said nothing, status "all as planned", and the
+    container the edit took out ran on, named nowhere. Now list and status say the up was killed, what it left
+    unfinished and that `up --lab L` finishes it; that up stops the container and the line goes."""
+    lab = unique_lab("crs")
+    path = write_topology(tmp_path, SIDE.format(lab=lab))
+    try:
+        netlab("up", "-t", path)
+        write_topology(tmp_path, SIDE.format(lab=lab).replace(', {name: side, command: [sleep, "3601"]}', ""))
+        r = netlab("up", "-t", path, check=False,
+                   env={"NETLAB_FAULT_POINT": "state-renamed", "NETLAB_FAULT_MODE": "kill"})
+        assert r.returncode == -9, r
+        line = list_line(lab)
+        assert line is not None and line.startswith(f"lab {lab}: the `netlab up` that was changing it (pid "), line
+        assert line.endswith(") ended before it finished (killed), so the lab may not be as its state asks "
+                             f"(unfinished: container a/side taken out (its process may still run)); "
+                             f"`{netlab_command(f'up --lab {lab}')}` finishes it"), line
+        r = netlab("status", "--lab", lab, check=False)
+        assert r.returncode == 1 and r.stderr == f"netlab: {line}\n", r
+        assert r.stdout.splitlines()[0].endswith("objects as planned, but the `netlab up` that was changing it did "
+                                                 "not finish"), r
+        doc = json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)
+        assert (doc["ok"], doc["error"]) == (False, line), doc
+        up = netlab("up", "--lab", lab).stdout
+        assert "stopped container a/side (no longer in the topology)" in up, up
+        assert list_line(lab) is None
+        r = netlab("status", "--lab", lab)
+        assert r.stdout.endswith("all as planned\n") and r.stderr == "", r
+        # a converge that finishes, or changes nothing, leaves no such line
+        assert "nothing to change" in netlab("up", "-t", path).stdout and list_line(lab) is None
+    finally:
+        lab_down(lab)
