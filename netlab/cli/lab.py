@@ -114,18 +114,26 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     if watch:
         _watch(loaded, saved, reconfigure, restart_backoff, resync)
         return
+    from netlab.realize.state import state_version
+
+    version = state_version(loaded.lab.name)  # the state file before the run: unchanged, the run did nothing
     try:
         _up(loaded, wait, reconfigure, output)
     except KeyboardInterrupt as exc:
-        raise _up_stopped(loaded.lab.name, exc) from exc
+        raise _up_stopped(loaded, exc, version) from exc
 
 
-def _up_stopped(lab_name: str, exc: KeyboardInterrupt) -> NetlabError:
+def _up_stopped(loaded: Loaded, exc: KeyboardInterrupt, version: object = None) -> NetlabError:
     """The line of an `up` a stop signal ended. Its rollback's (api.Interrupted) says what it took back; a
     signal before the run began or once it was done (as it let go of the lab, as it said what it did) adds
-    whether the lab is up: a fresh lab made whole was said "interrupted by SIGTERM", and looked taken back."""
+    whether the lab is up: a fresh lab made whole was said "interrupted by SIGTERM", and looked taken back; a
+    running lab whose state file is as it was (``version``) before the run began says that nothing of it was
+    applied (it said "lab L is up", as after a run that applied the edit)."""
     from netlab import signals
-    from netlab.realize.state import load_state
+    from netlab.realize import converging
+    from netlab.realize.state import load_state, state_version
+
+    lab_name = loaded.lab.name
 
     signals.ending()
     said = NetlabError(str(exc) if exc.args else "interrupted")
@@ -136,7 +144,12 @@ def _up_stopped(lab_name: str, exc: KeyboardInterrupt) -> NetlabError:
         state = load_state(lab_name)
     except NetlabError:
         return said
-    if state is not None and state.phase == "up":
+    if state is not None and state.phase == "up" and version is not None and state_version(lab_name) == version:
+        edit = converging.changes(state.topology, loaded.lab.topo.model_dump(mode="json", by_alias=True,
+                                                                           exclude_none=True))
+        said = NetlabError(f"{said} {converging.not_applied(lab_name, edit)}")
+        said.exit_code = signals.exit_code(exc)
+    elif state is not None and state.phase == "up":
         said = NetlabError(f"{said}; lab {lab_name} is up (`{down_command(lab_name)}` takes it down)")
         said.exit_code = signals.exit_code(exc)
     return said

@@ -166,6 +166,7 @@ class _Up(Converging, Rollback):
         # route deleted by hand before the run stays missing: a rollback is not a repair)
         self.held_before: dict[str, set[tuple]] = {}
         self.before: tuple[Any, str | None, str, Any] = ({}, None, "", None)
+        self.changes: list[str] = []  # what a converge changes of the running lab's topology (realize/converging.py)
         self.heard: Callable[[], None] | None = None  # told the lab was read, nothing changed yet (up_held)
 
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
@@ -222,8 +223,8 @@ class _Up(Converging, Rollback):
         state.extra[ADDRESSES] = self.lab.held().to_json()
         state.source = os.path.abspath(source) if source else None
         state.phase = "creating" if fresh else state.phase
-        if not fresh:  # a running lab's: killed before its last write, list and status say what it left
-            converging.mark(state, converging.changes(self.before[0], state.topology))
+        self.changes = converging.changes(self.before[0], state.topology) if not fresh else []
+        converging.mark(state, self.changes)  # a running lab's: killed before its last write, list says what it left
         claim = owner.current()
         if fresh and claim is not None:  # the pytest plugin's lab: whose it is, from the first write on
             state.extra[owner.OWNER] = claim
@@ -250,9 +251,8 @@ class _Up(Converging, Rollback):
                 if outside:  # recorded for down, which says what is still there
                     self.result.warnings += outside
                     state.save()
-                # up once the whole run is done (ADDs, containers): killed before, creating or converging
                 if state.extra.pop(converging.KEY, None) is not None or state.phase != "up":
-                    state.phase = "up"
+                    state.phase = "up"  # once the whole run is done (ADDs, containers): killed before, it says so
                     state.save()
         except BaseException as exc:
             self._rollback_or_say(exc, state, fresh, tag)
@@ -260,16 +260,17 @@ class _Up(Converging, Rollback):
                 # one line, up's: the whole run's (a new lab's rollback, its down, said those since its DELs began)
                 self.left = [said for said in self.left if not host_writes.is_line(said)] + \
                     host_writes.written_line(host)
-            # up's Interrupted, or the program's own (as the block began); or an error a signal's exception
-            # became where Python wraps it (an import's dataclass, a validator being built): the signal's, not
-            # "apply failed". Any other error is said as itself, also once the run's handler took a signal
-            # whose exception a finalizer swallowed (a kernel's refusal then is what went wrong)
+            # up's Interrupted, or the program's own (as the block began); or an error a signal's exception became
+            # where Python wraps it (an import's dataclass, a validator being built): the signal's, not "apply
+            # failed". Any other error is itself, also once the run's handler took a signal a finalizer swallowed
             stop = signals.stop_of(exc)
             if stop is not None:
-                signum = signals.exit_code(stop) - 128
-                if self._not_back() or self._left() or not isinstance(stop, Interrupted):
-                    raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back"
-                                      f"{self._not_back()}{self._left()}", signum) from None
+                signum, back = signals.exit_code(stop) - 128, f"{self._not_back()}{self._left()}"
+                by = f"interrupted by {signal.Signals(signum).name}"
+                if not fresh and not self.journal.count and not back:  # before the run changed anything
+                    raise Interrupted(f"{by} {converging.not_applied(self.lab.name, self.changes)}", signum) from None
+                if back or not isinstance(stop, Interrupted):
+                    raise Interrupted(f"{by}; rolled back{back}", signum) from None
                 raise stop from None
             if isinstance(exc, OwnershipConflict):  # a name taken meanwhile (lab/ownership.create_netns): exit 3
                 raise OwnershipConflict(f"{exc}; rolled back{self._not_back()}{self._left()}") from exc

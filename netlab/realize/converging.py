@@ -74,3 +74,11 @@ def _containers(pod: str, was: dict[str, Any], now: dict[str, Any]) -> list[str]
             for name, c in after.items() if before.get(name) != c]
     return said + [f"container {pod}/{name} taken out (its process may still run)" for name in before
                    if name not in after]
+
+
+def not_applied(lab: str, said: list[str]) -> str:
+    """What a stop signal before a converge changed anything leaves, after "interrupted by SIGTERM": the lab as it
+    was, the edit (``said``: :func:`changes`) not applied; it read as one after the run ("rolled back", or "lab L
+    is up"), as if the edit might be in place."""
+    what = f"the edit not applied: {words(said)}" if said else "nothing repaired"
+    return f"before it changed anything; lab {lab} is as it was ({what})"

@@ -62,7 +62,9 @@ def test_status_of_a_lab_left_as_planned_by_a_killed_down_or_up_is_not_ok(tmp_pa
 SIDE = """name: {lab}
 nodes: [{{name: n1}}]
 pods:
-  - {{name: a, node: n1, containers: [{{name: main, command: [sleep, "3600"]}}, {{name: side, command: [sleep, "3601"]}}]}}
+  - name: a
+    node: n1
+    containers: [{{name: main, command: [sleep, "3600"]}}, {{name: side, command: [sleep, "3601"]}}]
 """
 
 

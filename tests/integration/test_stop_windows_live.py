@@ -16,14 +16,16 @@ whole or gone, never half made.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from netlab.errors import down_command
-from helpers import as_planned_here, lab_down_here, lab_namespaces, state_path, unique_lab, write_topology
+from helpers import NETLAB, as_planned_here, lab_down_here, lab_namespaces, state_path, unique_lab, write_topology
 from netlab import Lab
 
 pytestmark = pytest.mark.root
@@ -196,3 +198,38 @@ def test_down_stops_at_once_on_sigterm_while_it_only_reads_the_state(tmp_path, r
     assert lab_namespaces(lab) == namespaces
     assert as_planned_here(lab)
 
+
+
+@pytest.mark.parametrize("point", ["netns-checked", "repair-read"])
+def test_a_signal_before_a_converge_changed_anything_says_the_edit_was_not_applied(point, running):
+    """QA lf61 3: SIGTERM to an `up` of an edited file before its run changed anything said "lab L is up" (before
+    its write-ahead) or "rolled back" (after it, nothing yet done), as after a run: as if the edit might be in
+    place. It says now that nothing was applied, and what the edit was. (An edit that adds a pod makes its
+    namespace before the repair's read: "rolled back" is then what happened.)"""
+    lab, path = running
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    with open(state_path(lab, "state.json"), encoding="utf-8") as fh:
+        before = json.load(fh)["topology"]
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text.replace("labels: {app: web}", "labels: {app: web, tier: a}", 1))  # no namespace made
+        for edit, said in ((True, "the edit not applied: pod web1's labels changed"), (False, "nothing repaired")):
+            if not edit:
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+            proc = subprocess.Popen([*NETLAB, "up", "-t", path], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True,
+                                    env={**os.environ, "NETLAB_FAULT_POINT": point, "NETLAB_FAULT_MODE": "pause"})
+            assert proc.stderr is not None and proc.stderr.readline() == f"netlab: paused at {point} (test hook)\n"
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 143 and out == "", (proc.returncode, out, err)
+            assert err == (f"netlab: interrupted by SIGTERM before it changed anything; lab {lab} is as it was "
+                           f"({said})\n"), err
+            with open(state_path(lab, "state.json"), encoding="utf-8") as fh:
+                assert json.load(fh)["topology"] == before
+            assert as_planned_here(lab)
+    finally:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
