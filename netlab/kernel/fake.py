@@ -273,7 +273,7 @@ class FakeKernel:
             if op.verb != "del" and entry in ns.port_fdb:
                 raise FakeError(errno.EEXIST, "fdb entry exists")
             if op.verb != "del":
-                ns.port_fdb[entry] = res.state
+                ns.port_fdb[entry] = (res.state, res.flags)
         elif isinstance(res, Fdb):
             if ns.link(res.dev).kind != "vxlan":
                 raise FakeError(errno.EOPNOTSUPP, "not a vxlan device")

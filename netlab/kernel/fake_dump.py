@@ -11,7 +11,7 @@ from netlab.kernel.base import Snapshot
 from netlab.kernel.fake_iptables import BUILTIN, save_table
 from netlab.kernel.fake_objects import PLAIN_REMOTE, FNetns
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg, flag_bits
-from netlab.kernel.rtnl_bridge import FDB_KEPT, canonical
+from netlab.kernel.rtnl_bridge import FDB_FLAGS, FDB_KEPT, canonical
 from netlab.kernel.rtnl_vxlan import FDB_STATES
 
 
@@ -69,9 +69,10 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
         port, vni, via, state = ns.fdb_extra.get((dev, mac, dst), PLAIN_REMOTE)
         snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, ns.links[dev].index, dst, mac, FDB_STATES[state], rtnl.NTF_SELF,
                                  None, port=port, vni=vni, ifindex=ns.links[via].index if via in ns.links else None))
-    for (dev, mac, vlan), state in ns.port_fdb.items():
+    for (dev, mac, vlan), (state, words) in ns.port_fdb.items():
         master = ns.links[dev].master if ns.links[dev].kind != "bridge" else dev
-        snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, ns.links[dev].index, None, mac, FDB_KEPT[state], 0,
+        flags = sum(bit for bit, word in FDB_FLAGS if word in words)
+        snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, ns.links[dev].index, None, mac, FDB_KEPT[state], flags,
                                  ns.links[master].index if master in ns.links else None, vlan=vlan))
     for r in ns.rules:
         snap.rules.append(RuleMsg(priority=r.priority, table=r.table, action=rtnl.action_num(r.action),

@@ -64,8 +64,8 @@ class FNetns:
     connected: dict[tuple, Route | None] = field(default_factory=dict)
     neighs: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (dev, ip) -> (mac, state)
     fdb: list[tuple[str, str, str]] = field(default_factory=list)  # (dev, mac, dst)
-    # a bridge's entries a hand added (plan/bridge_fdb.py): (dev, mac, vlan) -> static | permanent
-    port_fdb: dict[tuple[str, str, int | None], str] = field(default_factory=dict)
+    # a bridge's entries a hand added (plan/bridge_fdb.py): (dev, mac, vlan) -> (static | permanent, its flags)
+    port_fdb: dict[tuple[str, str, int | None], tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     # an entry's remote where it is not the device's own, or its state not permanent: (port, vni, via, state)
     fdb_extra: dict[tuple[str, str, str], tuple] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)

@@ -22,7 +22,9 @@ from netlab.kernel.rtnl import (AF_BRIDGE, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_
                                 NUD_NOARP, NUD_PERMANENT, RTM_DELNEIGH, RTM_NEWLINK, RTM_NEWNEIGH, RTM_SETLINK,
                                 _ifinfo, hairpin_set, port_state_set)
 
-NTF_MASTER = 0x04
+NTF_MASTER, NTF_STICKY = 0x04, 0x40
+# An FDB entry's flags a hand may add it with, as `bridge fdb` says them (besides master, which every one has)
+FDB_FLAGS = ((NTF_STICKY, "sticky"),)
 NDA_LLADDR, NDA_VLAN = 2, 5
 
 # (attribute, word, size in bytes, the kernel's default), in the order `ip -d link` prints them
@@ -157,14 +159,22 @@ def kept_state(state: int) -> str | None:
     return "permanent" if state & NUD_PERMANENT else "static" if state & NUD_NOARP else None
 
 
-def _fdb(index: int, lladdr: str, vlan: int | None, state: int) -> bytes:
-    body = NDMSG.pack(AF_BRIDGE, index, state, NTF_MASTER, 0) + mac(NDA_LLADDR, lladdr)
+def fdb_flag_words(flags: int) -> tuple[str, ...]:
+    """An FDB entry's ndm_flags as ``bridge fdb`` says them (``sticky``)."""
+    return tuple(word for bit, word in FDB_FLAGS if flags & bit)
+
+
+def _fdb(index: int, lladdr: str, vlan: int | None, state: int, words: tuple[str, ...] = ()) -> bytes:
+    flags = NTF_MASTER
+    for bit, word in FDB_FLAGS:
+        flags |= bit if word in words else 0
+    body = NDMSG.pack(AF_BRIDGE, index, state, flags, 0) + mac(NDA_LLADDR, lladdr)
     return body + (u16(NDA_VLAN, vlan) if vlan else b"")
 
 
-def port_fdb_add(index: int, lladdr: str, vlan: int | None, state: str) -> bytes:
-    """``bridge fdb add MAC dev IDX [vlan V] master static|permanent``."""
-    return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, _fdb(index, lladdr, vlan, FDB_KEPT[state]))
+def port_fdb_add(index: int, lladdr: str, vlan: int | None, state: str, flags: tuple[str, ...] = ()) -> bytes:
+    """``bridge fdb add MAC dev IDX [vlan V] master static|permanent [sticky]``."""
+    return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, _fdb(index, lladdr, vlan, FDB_KEPT[state], flags))
 
 
 def port_fdb_del(index: int, lladdr: str, vlan: int | None) -> bytes:
@@ -172,6 +182,6 @@ def port_fdb_del(index: int, lladdr: str, vlan: int | None) -> bytes:
     return message(RTM_DELNEIGH, 0, _fdb(index, lladdr, vlan, 0))
 
 
-def port_fdb(verb: str, index: int, lladdr: str, vlan: int | None, state: str) -> bytes:
-    """An op's message for a bridge's entry: ``del`` deletes it, anything else adds it."""
-    return port_fdb_del(index, lladdr, vlan) if verb == "del" else port_fdb_add(index, lladdr, vlan, state)
+def port_fdb(verb: str, index: int, lladdr: str, vlan: int | None, state: str, flags: tuple[str, ...] = ()) -> bytes:
+    """An op's message for a bridge's entry: ``del`` deletes it, anything else adds it (with its flags)."""
+    return port_fdb_del(index, lladdr, vlan) if verb == "del" else port_fdb_add(index, lladdr, vlan, state, flags)

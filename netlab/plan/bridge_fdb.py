@@ -5,6 +5,9 @@ bridge. One there pins a MAC to a port (static: frames for a pod go out of the w
 bridge itself (permanent, ``local``: they are taken by the node, not forwarded), so status says it is extra and
 up deletes it. What the kernel keeps by itself is no such entry (realize/observe.py): the learned ones (they age)
 and each port's and the bridge's own MAC (permanent, made and taken away with the port).
+
+An entry's flags are kept with it (``sticky``: the MAC does not move to the port it is next seen on), so a rollback
+that adds back an entry up deleted makes the entry that was there, not a plain static one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class PortFdb(Resource):
     master: str  # the bridge
     vlan: int | None = None
     state: str = "static"  # static | permanent
+    flags: tuple[str, ...] = ()  # ("sticky",): bridge fdb's words for the entry's NTF_ flags besides master
 
     @property
     def key(self) -> tuple:
@@ -31,8 +35,11 @@ class PortFdb(Resource):
     def _spec(self) -> str:
         return f"{self.lladdr} dev {self.dev}" + (f" vlan {self.vlan}" if self.vlan else "")
 
+    def _words(self) -> str:
+        return " ".join((self.state, *self.flags))
+
     def command(self) -> str:
-        return f"bridge -n {self.netns} fdb add {self._spec()} master {self.state}"
+        return f"bridge -n {self.netns} fdb add {self._spec()} master {self._words()}"
 
     def describe(self) -> str:
-        return f"bridge fdb {self._spec()} master {self.master} {self.state} in {self.netns}"
+        return f"bridge fdb {self._spec()} master {self.master} {self._words()} in {self.netns}"

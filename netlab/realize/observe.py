@@ -135,7 +135,7 @@ def _hand_fdb(snap: Snapshot, names: dict[int, str]) -> list[PortFdb]:
         if state == "permanent" and f.lladdr in (macs.get(f.index), bridges[f.master].mac):
             continue
         out.append(PortFdb(netns=snap.netns, dev=names[f.index], lladdr=f.lladdr, master=bridges[f.master].name,
-                           vlan=f.vlan, state=state))
+                           vlan=f.vlan, state=state, flags=rtnl_bridge.fdb_flag_words(f.flags)))
     return out
 
 

@@ -137,10 +137,33 @@ def test_an_fdb_entry_pinning_a_pods_mac_to_another_port_is_extra_and_deleted(la
     sh("bridge", "-n", f"{name}-minikube", "fdb", "replace", mac, "dev", other, "master", *how)
     assert in_netns(f"{name}-fedora-2", "ping", "-c1", "-W2", PODS["fedora-1"]).returncode != 0
     out = status_says(name)
-    assert f"extra: bridge fdb {mac} dev {other} master cni0 {how[0]} in {name}-minikube" in out, out
-    assert f"del bridge fdb {mac} dev {other} master cni0 {how[0]} in {name}-minikube" in repair(name, path)
+    assert f"extra: bridge fdb {mac} dev {other} master cni0 {' '.join(how)} in {name}-minikube" in out, out
+    assert f"del bridge fdb {mac} dev {other} master cni0 {' '.join(how)} in {name}-minikube" in repair(name, path)
     entries = bridge_json(f"{name}-minikube", "fdb", "show", "br", "cni0")
     assert not [e for e in entries if e["mac"] == mac and e.get("ifname") == other], entries
     assert unreachable(name) == []
     # the kernel's own entries (learned, each port's MAC) are none of the lab's drift
     assert any(e.get("state") == "permanent" for e in entries) and netlab("status", "--lab", name).returncode == 0
+
+
+def test_a_sticky_entry_up_deleted_is_put_back_sticky_by_its_runs_rollback(lab):
+    """A run that fails after deleting a hand's `static sticky` entry adds it back as it was: sticky (it was put
+    back a plain static entry, which moves to the port the MAC is next seen on)."""
+    name, path = lab
+    mac, other, port = mac_of(name, "fedora-1"), pod_veth(name, "fedora-3"), pod_veth(name, "fedora-4")
+    sh("bridge", "-n", f"{name}-minikube", "fdb", "replace", mac, "dev", other, "master", "static", "sticky")
+    sh("bridge", "-n", f"{name}-minikube", "link", "set", "dev", port, "bcast_flood", "off")
+    before = status_says(name)
+    failed = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": "2"})
+    assert failed.returncode == 4 and failed.stderr.strip().endswith("; rolled back"), failed.stderr
+    assert "(del bridge fdb" not in failed.stderr  # the fault came after the entry's deletion
+    (entry,) = [e for e in bridge_json(f"{name}-minikube", "fdb", "show", "br", "cni0") if e["mac"] == mac]
+    assert entry.get("ifname") == other and entry.get("state") == "static" and "sticky" in entry.get("flags", [])
+    assert status_says(name) == before
+    # fedora-1 sends (a plain static entry would move to its port now): still cut off
+    in_netns(f"{name}-fedora-1", "ping", "-c1", "-W1", PODS["fedora-3"])
+    assert in_netns(f"{name}-fedora-2", "ping", "-c1", "-W2", PODS["fedora-1"]).returncode != 0
+    assert f"del bridge fdb {mac} dev {other} master cni0 static sticky in {name}-minikube" in repair(name, path)
+    assert not [e for e in bridge_json(f"{name}-minikube", "fdb", "show", "br", "cni0")
+                if e["mac"] == mac and e.get("ifname") == other]
+    assert unreachable(name) == []

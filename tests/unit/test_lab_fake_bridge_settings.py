@@ -98,6 +98,33 @@ def test_a_static_fdb_entry_added_by_hand_is_extra_and_up_deletes_it(lab):
     assert status(lab, k).ok
 
 
+def test_a_sticky_entry_up_deleted_comes_back_sticky_when_its_run_rolls_back(lab):
+    """A rollback adds back the entry that was there: `static sticky`, not a plain static one (which moves)."""
+    from netlab.errors import ApplyFailed
+    k = FakeKernel()
+    up(lab, k)
+    a = port_of(lab, "a")
+    entry = PortFdb(netns="fk-n1", dev="cni0", lladdr=a.peer_mac, master="cni0", state="static", flags=("sticky",))
+    k.apply([Op("add", entry), Op("set", replace(a, port_settings=("bcast_flood off",)), old=a)])
+    assert (drift := status(lab, k).drift) == [
+        f"different: link {a.name} in fk-n1 (bridge port of cni0: bcast_flood off (want on))",
+        f"extra: bridge fdb {a.peer_mac} dev cni0 master cni0 static sticky in fk-n1"]
+    k.log.clear()
+    with pytest.raises(ApplyFailed):
+        up(lab, k, fault_at=2)
+    assert k.log[0].describe() == f"del bridge fdb {a.peer_mac} dev cni0 master cni0 static sticky in fk-n1"
+    assert k.ns["fk-n1"].port_fdb[("cni0", a.peer_mac, None)] == ("static", ("sticky",))
+    assert status(lab, k).drift == drift
+
+
+def test_a_sticky_entrys_add_carries_ntf_sticky():
+    msg = ndmsg()
+    msg.data = rtnl_bridge.port_fdb("add", 7, "aa:00:00:00:00:04", None, "static", ("sticky",))
+    msg.decode()
+    assert msg["flags"] == rtnl_bridge.NTF_MASTER | 0x40 and msg["state"] == rtnl.NUD_NOARP
+    assert rtnl_bridge.fdb_flag_words(msg["flags"]) == ("sticky",)
+
+
 def test_the_kernels_own_fdb_entries_are_not_extra():
     """Learned entries age; each port's own MAC (permanent) goes with the port: neither is a hand's."""
     from netlab.kernel.base import Snapshot
