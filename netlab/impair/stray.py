@@ -1,4 +1,5 @@
-"""Root qdiscs added by hand on the lab's interfaces that no impairment names: drift, which ``up`` takes off.
+"""Root qdiscs added by hand on the lab's interfaces that no impairment names, and ingress or clsact qdiscs: drift,
+which ``up`` takes off.
 
 ``tc qdisc add dev flannel.1 root tbf rate 8kbit ...`` on a node shapes what it
 sends to the other nodes as an impairment would, but the topology does not
@@ -16,12 +17,19 @@ did (netlab.impair.lifecycle) are that feature's, and what a user's CNI
 plugins made (the bandwidth plugin's tbf) is theirs (realize/attachments.py).
 ``up`` deletes the root qdisc (RTM_DELQDISC, kernel/tc.py): the device gets its
 default back; the txqueuelen is the link's repair.
+
+An ingress or clsact qdisc (``tc qdisc add dev eth0 ingress``, then ``tc filter add dev eth0 ingress ... action
+drop``) holds filters that act on what the device takes in, before the stack sees it: nothing netlab, Flannel or
+the reference plugins make has one (the bandwidth plugin's on a host veth is the user's CNI's, left to it as its
+tbf is), so any is drift, said with how many filters hang on it, and ``up`` deletes it with its filters
+(``tc qdisc del dev D ingress``), on an impaired interface too (an impairment shapes with a root qdisc). As the
+root one, its removal is not journaled: a rollback does not put back what a hand made.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from netlab.impair.lifecycle import RECORD, wanted, words
 from netlab.kernel import netlink, tc
@@ -53,21 +61,34 @@ def qdisc_words(body: bytes) -> str:
     return f"{q.kind} {what}" if what and what != "none" else q.kind
 
 
-Stray = tuple[Link, str, int]  # the planned link, its root qdisc in tc's words, its txqueuelen as read
+class Stray(NamedTuple):
+    link: Link  # the planned link
+    what: str  # its qdisc in tc's words
+    txqlen: int  # its txqueuelen as read
+    ingress: bool = False  # an ingress or clsact qdisc, not a root one
+
+
+def _filters(n: int) -> str:
+    return f"{n} filter{'s' if n != 1 else ''}" if n else "no filter"
 
 
 def found(ns: str, snap: Snapshot, planned: Iterable[Resource], skip: set[tuple[str, str]]) -> list[Stray]:
-    """The planned links of ``ns`` with a root qdisc someone added: that qdisc in tc's words, the link's txqlen."""
-    if not snap.root_qdiscs:
+    """The planned links of ``ns`` with a root qdisc someone added (not on those of ``skip``, the impaired ones)
+    or an ingress or clsact qdisc: that qdisc in tc's words, the link's txqlen."""
+    if not snap.root_qdiscs and not snap.ingress_qdiscs:
         return []
     out: list[Stray] = []
     for r in planned:
         if not isinstance(r, Link):
             continue
         link = snap.links.get(r.name)
-        if link is None or (ns, link.name) in skip or link.index not in snap.root_qdiscs:
+        if link is None:
             continue
-        out.append((r, qdisc_words(snap.root_qdiscs[link.index]), link.txqlen or 0))
+        if (ns, link.name) not in skip and link.index in snap.root_qdiscs:
+            out.append(Stray(r, qdisc_words(snap.root_qdiscs[link.index]), link.txqlen or 0))
+        if link.index in snap.ingress_qdiscs:
+            kind, filters = snap.ingress_qdiscs[link.index]
+            out.append(Stray(r, f"{kind} qdisc with {_filters(filters)}", link.txqlen or 0, ingress=True))
     return out
 
 
@@ -85,8 +106,9 @@ def merged(drifts: list[Drift], strays: list[Stray]) -> list[Drift]:
     if not strays:
         return drifts
     out = list(drifts)
-    for r, what, txqlen in strays:
-        said = f"root qdisc {what} added (want {default_of(r)}){_txqlen_words(r, txqlen)}"
+    for r, what, txqlen, ingress in strays:
+        said = (f"{what} added (want none: its filters act on what {r.name} takes in)" if ingress else
+                f"root qdisc {what} added (want {default_of(r)})") + _txqlen_words(r, txqlen)
         at = next((i for i, d in enumerate(out) if d.state == "different" and d.resource.key == r.key), None)
         if at is None:
             out.append(Drift("different", r, said, live=r))
@@ -97,18 +119,20 @@ def merged(drifts: list[Drift], strays: list[Stray]) -> list[Drift]:
 
 
 def take_off(strays: dict[str, list[Stray]]) -> tuple[list[str], list[str]]:
-    """Delete each stray root qdisc (the device gets the kernel's default back): the lines said for those taken
-    off, and for those the kernel refused."""
+    """Delete each stray root qdisc (the device gets the kernel's default back) and ingress or clsact qdisc (with
+    its filters): the lines said for those taken off, and for those the kernel refused."""
     fixed, problems = [], []
     for ns, found_there in sorted(strays.items()):
-        for r, what, txqlen in found_there:
+        for r, what, txqlen, ingress in found_there:
+            name = f"the {what}" if ingress else f"root qdisc {what}"
             try:
-                tc.delete_root(ns, r.name)
+                (tc.delete_ingress if ingress else tc.delete_root)(ns, r.name)
             except OSError as exc:  # TcError; NetnsGone
-                problems.append(f"could not remove root qdisc {what} from {r.name} in {ns}: {exc}")
+                problems.append(f"could not remove {name} from {r.name} in {ns}: {exc}")
                 continue
             qlen = f"; the txqlen {txqlen} the kernel gave it with the qdisc is set back to 0" \
                 if _txqlen_words(r, txqlen) else ""
-            fixed.append(f"removed root qdisc {what} from {r.name} in {ns} (no impairment of the topology's: "
-                         f"{r.name} has {default_of(r)} again{qlen})")
+            why = f"none of the lab's: nothing acts on what {r.name} takes in before the stack again" if ingress \
+                else f"no impairment of the topology's: {r.name} has {default_of(r)} again"
+            fixed.append(f"removed {name} from {r.name} in {ns} ({why}{qlen})")
     return fixed, problems

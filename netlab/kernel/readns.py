@@ -7,7 +7,8 @@ yet, and nf_tables), read its legacy iptables tables and the sysctls that are
 files (those of ``all`` and ``default``; an interface's come with its link).
 Then one dump per object kind, the bridge ports' and the FDB only where a
 bridge port or a VXLAN device makes them matter; the qdiscs' too (a root qdisc
-someone added to a device is drift: netlab/impair/stray.py).
+someone added to a device is drift, and so is an ingress or clsact qdisc, whose
+filters are counted: netlab/impair/stray.py).
 
 Many namespaces are read by several processes (kernel/readmany.py).
 """
@@ -72,8 +73,14 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
     if any(link.kind in ("vxlan", "bridge") for link in links):  # a bridge's: the entries a hand added
         snap.fdb = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]
     snap.rules = [rtnl_parse.parse_rule(m) for m in conn.dump(what, rtnl.rule_dump())]
-    roots = (rtnl_parse.added_root_qdisc(m) for m in conn.dump(what, rtnl.qdisc_dump()) if m.mtype == rtnl.RTM_NEWQDISC)
-    snap.root_qdiscs = dict(root for root in roots if root is not None)
+    qdiscs = [m for m in conn.dump(what, rtnl.qdisc_dump()) if m.mtype == rtnl.RTM_NEWQDISC]
+    snap.root_qdiscs = dict(root for root in map(rtnl_parse.added_root_qdisc, qdiscs) if root is not None)
+    for index, kind in filter(None, map(rtnl_parse.added_ingress_qdisc, qdiscs)):  # rare: a hand's
+        parents = (rtnl.TC_H_INGRESS_FILTERS, rtnl.TC_H_EGRESS_FILTERS) if kind == "clsact" else \
+            (rtnl.TC_H_INGRESS_FILTERS,)
+        dumps = [conn.dump(what, rtnl.filter_dump(index, parent)) for parent in parents]
+        found = [rtnl_parse.filter_kind(m) for dump in dumps for m in dump if m.mtype == rtnl.RTM_NEWTFILTER]
+        snap.ingress_qdiscs[index] = (kind, len([f for f in found if f]))
     return snap, conn, legacy
 
 

@@ -29,8 +29,12 @@ RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_NEWRULE, RTM_DELRULE, RTM_GETRULE = 32, 33, 34
 RTM_NEWQDISC, RTM_GETQDISC = 36, 38  # the rest of traffic control is kernel/tc.py's
+RTM_NEWTFILTER, RTM_GETTFILTER = 44, 46
 TCMSG = struct.Struct("=BxxxiIII")  # family, ifindex, handle, parent, info
 TC_H_ROOT = 0xFFFFFFFF
+# An ingress or clsact qdisc's parent; the filters on what a device receives (clsact's ingress, or the ingress
+# qdisc's own) are dumped with parent ffff:fff2, those of clsact's egress with ffff:fff3
+TC_H_INGRESS, TC_H_INGRESS_FILTERS, TC_H_EGRESS_FILTERS = 0xFFFFFFF1, 0xFFFFFFF2, 0xFFFFFFF3
 
 AF_UNSPEC, AF_INET, AF_BRIDGE = 0, socket.AF_INET, 7
 IFF_UP, IFF_BROADCAST, IFF_LOOPBACK = 0x1, 0x2, 0x8
@@ -479,3 +483,8 @@ def rule_dump() -> bytes:
 
 def qdisc_dump() -> bytes:
     return message(RTM_GETQDISC, 0, TCMSG.pack(0, 0, 0, 0, 0))
+
+
+def filter_dump(index: int, parent: int) -> bytes:
+    """``tc filter show dev IDX parent P``."""
+    return message(RTM_GETTFILTER, 0, TCMSG.pack(0, index, 0, parent, 0))

@@ -31,7 +31,7 @@ from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK
                                 IFLA_VXLAN_UDP_CSUM, INET_CONF, NDA_CACHEINFO, NDA_DST, NDA_IFINDEX, NDA_LLADDR,
                                 NDA_MASTER, NDA_PORT, NDA_PROBES, NDA_VNI, NDMSG, OPERSTATES, RTA_DST, RTA_GATEWAY,
                                 RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_F_CLONED, RTMSG,
-                                RTNEXTHOP, TC_H_ROOT, TCMSG, link_dump)
+                                RTNEXTHOP, TC_H_INGRESS, TC_H_ROOT, TCMSG, link_dump)
 from netlab.kernel.netlink import attr_list
 from netlab.kernel.rtnl import RTA_METRICS
 from netlab.plan.route_attrs import RTAX_CC_ALGO, Metrics
@@ -331,3 +331,19 @@ def added_root_qdisc(m: Msg) -> tuple[int, bytes] | None:
     its handle is 0, which no qdisc added takes). kernel/tc.py reads the body further (tc.parse_qdisc)."""
     _family, index, handle, parent, _info = TCMSG.unpack_from(m.body)
     return (index, m.body) if parent == TC_H_ROOT and handle else None
+
+
+def added_ingress_qdisc(m: Msg) -> tuple[int, str] | None:
+    """(ifindex, kind) of an ingress or clsact qdisc (``tc qdisc add dev D ingress|clsact``), from a qdisc dump:
+    the kernel gives a device none, so each is someone's. None for any other qdisc."""
+    _family, index, _handle, parent, _info = TCMSG.unpack_from(m.body)
+    return (index, get_str(attrs(m.body, TCMSG.size), 1) or "?") if parent == TC_H_INGRESS else None
+
+
+def filter_kind(m: Msg) -> str | None:
+    """A filter's classifier (``u32``, ``bpf``...), from a filter dump; None for the entries that hold no match:
+    each classifier's own of a priority (handle 0: ``filter protocol all pref 49152 bpf chain 0``) and u32's hash
+    tables (a handle with no node, ``fh 800:``)."""
+    _family, _index, handle, _parent, _info = TCMSG.unpack_from(m.body)
+    kind = get_str(attrs(m.body, TCMSG.size), 1)
+    return None if not handle or (kind == "u32" and not handle & 0xFFF) else kind

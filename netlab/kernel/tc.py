@@ -415,6 +415,20 @@ def delete_root(netns: str, iface: str) -> None:
                 raise TcError(exc.errno, str(exc)) from None
 
 
+def delete_ingress(netns: str, iface: str) -> None:
+    """``tc qdisc del dev IFACE ingress`` (or ``clsact``: the same parent), with every filter on it; nothing to do
+    when there is none."""
+    with nsmod.entered(netns), netlink.Conn() as conn:
+        link = _links(conn, netns).get(iface)
+        if link is None:
+            return
+        try:
+            conn.request(f"delete the ingress qdisc of {iface} in {netns}", qdisc_del(link.index, TC_H_INGRESS))
+        except netlink.NetlinkError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EINVAL):  # gone already
+                raise TcError(exc.errno, str(exc)) from None
+
+
 def read(netns: str, ifaces: list[str]) -> dict[str, Shaping | None]:
     """Each interface's shaping as the kernel reports it (None: no such interface)."""
     with nsmod.entered(netns), netlink.Conn() as conn:

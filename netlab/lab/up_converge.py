@@ -52,7 +52,7 @@ class Converging:
     held_before: dict[str, set[tuple]]
     _snaps: dict[str, Any]
     _observed: dict[str, Any]
-    _strays: dict[str, list[stray.Stray]]  # namespace -> the root qdiscs added by hand _drift found (impair/stray)
+    _strays: dict[str, list[stray.Stray]]  # namespace -> the root and ingress qdiscs added by hand _drift found (impair/stray)
     heard: Callable[[], None] | None
 
     def _repair_after_removal(self, state: LabState) -> None:
@@ -129,7 +129,7 @@ class Converging:
             self.result.warnings += announce(self.kernel, self.lab, self.plan, ops + repaired)
 
     def _take_off_strays(self) -> None:
-        """The root qdiscs added by hand that the last read found go (after the link's own repair: its
+        """The root and ingress qdiscs added by hand that the last read found go (after the link's own repair: its
         txqueuelen); not journaled: a rollback does not put back what a hand made."""
         fixed, problems = stray.take_off(getattr(self, "_strays", {}))
         self._strays = {}

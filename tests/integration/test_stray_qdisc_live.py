@@ -100,3 +100,40 @@ def test_a_hand_made_qdisc_on_a_pods_eth0_is_drift_and_the_impaired_one_stays(la
     assert [(q["kind"], q["handle"]) for q in roots(pod, "eth0")] == [("noqueue", "0:")]
     assert [q["kind"] for q in roots(f"{name}-shaped", "eth0")] == ["tbf"]
     assert as_planned_here(name)
+
+
+# cBPF in direct-action mode, `ret #2`: TC_ACT_SHOT for every frame (this kernel has cls_bpf, not gact or matchall)
+DROP_ALL = ["bpf", "da", "bytecode", "1,6 0 0 2"]
+
+
+def qdiscs(netns: str, dev: str) -> list[tuple[str, str]]:
+    out = subprocess.run(["tc", "-j", "-n", netns, "qdisc", "show", "dev", dev], capture_output=True, text=True,
+                         check=True).stdout
+    return [(q["kind"], q["parent"] if "parent" in q else "root") for q in json.loads(out)]
+
+
+@pytest.mark.parametrize("kind", ["ingress", "clsact"])
+def test_an_ingress_qdisc_with_a_drop_filter_is_drift_and_up_takes_it_off(lab, kind):
+    """One on the impaired pod's eth0 too: the impairment's tbf is the root, the ingress qdisc is nobody's."""
+    name, path = lab
+    node, pod = f"{name}-n2", f"{name}-shaped"
+    for ns in (node, pod):
+        subprocess.run(["tc", "-n", ns, "qdisc", "add", "dev", "flannel.1" if ns == node else "eth0", kind],
+                       check=True)
+    subprocess.run(["tc", "-n", node, "filter", "add", "dev", "flannel.1", "ingress" if kind == "clsact" else
+                    "parent", *([] if kind == "clsact" else ["ffff:"]), *DROP_ALL], check=True)
+    assert loss(name, "a", "b") == 100  # b's node takes in nothing from the other node
+    drift = netlab("status", "--lab", name, check=False)
+    assert drift.returncode == 1, drift.stdout
+    line = next(line for line in drift.stdout.splitlines() if f"flannel.1 in {node}" in line)
+    assert f"{kind} qdisc with 1 filter added (want none: its filters act on what flannel.1 takes in)" in line, line
+    line = next(line for line in drift.stdout.splitlines() if f"eth0 in {pod}" in line)
+    assert f"{kind} qdisc with no filter added" in line and "tbf" not in line, drift.stdout
+    fixed = netlab("up", "-t", path)
+    assert f"removed the {kind} qdisc with 1 filter from flannel.1 in {node}" in fixed.stdout, fixed.stdout
+    assert f"removed the {kind} qdisc with no filter from eth0 in {pod}" in fixed.stdout, fixed.stdout
+    assert qdiscs(node, "flannel.1") == [("noqueue", "root")]
+    assert [k for k, _ in qdiscs(pod, "eth0")] == ["tbf"]  # the impairment's stays
+    assert txqlen(node, "flannel.1") == 0
+    assert loss(name, "a", "b") == 0
+    assert as_planned_here(name)

@@ -4,9 +4,9 @@ the txqueuelen the kernel gave the device, and left alone on an impaired interfa
 from __future__ import annotations
 
 from netlab.impair import stray
-from netlab.kernel import netlink, tc
+from netlab.kernel import netlink, rtnl, tc
 from netlab.kernel.base import Snapshot
-from netlab.kernel.rtnl_parse import LinkMsg, added_root_qdisc
+from netlab.kernel.rtnl_parse import LinkMsg, added_ingress_qdisc, added_root_qdisc, filter_kind
 from netlab.plan.resources import VethPeer
 from netlab.realize.diff import Drift
 
@@ -45,3 +45,23 @@ def test_the_kernels_own_root_and_an_impaired_interface_are_not_drift():
     assert stray.found("l-p", s, [EYE], {("l-p", "eth0")}) == []
     assert stray.qdisc_words(s.root_qdiscs[2]) == "tbf rate 8kbit"
     assert stray.qdisc_words(body(2, 0x10000, "htb")) == "htb"
+
+
+def test_an_ingress_or_clsact_qdisc_is_found_even_on_an_impaired_interface_and_said_with_its_filters():
+    ingress = netlink.Msg(tc.RTM_NEWQDISC, 0, 0, tc.ingress_add(2)[16:])
+    assert added_ingress_qdisc(ingress) == (2, "ingress") and added_root_qdisc(ingress) is None
+    assert added_ingress_qdisc(netlink.Msg(tc.RTM_NEWQDISC, 0, 0, body(2, 0x10000, "htb"))) is None
+    s = snap()
+    s.ingress_qdiscs[2] = ("clsact", 1)
+    (found,) = stray.found("l-p", s, [EYE], {("l-p", "eth0")})
+    assert found == (EYE, "clsact qdisc with 1 filter", 1000, True)
+    (line,) = stray.merged([Drift("different", EYE, "txqlen 1000 (want 0)", live=EYE)], [found])
+    assert str(line) == ("different: link eth0 in l-p (clsact qdisc with 1 filter added (want none: its filters act "
+                         "on what eth0 takes in), which made the kernel set txqlen 1000; txqlen 1000 (want 0))")
+
+
+def test_a_filter_dumps_entries_that_hold_no_match_are_not_counted():
+    def entry(handle: int, kind: str) -> netlink.Msg:
+        return netlink.Msg(44, 0, 0, rtnl.TCMSG.pack(0, 2, handle, 0xFFFFFFF2, 0) + netlink.string(1, kind))
+    assert [filter_kind(entry(h, k)) for h, k in ((0, "u32"), (0x80000000, "u32"), (0x80000800, "u32"),
+                                                     (0, "bpf"), (1, "bpf"))] == [None, None, "u32", None, "bpf"]
