@@ -166,55 +166,57 @@ def checked(lab: LabMap, ns: str, f: Flow, iif: str | None, table: NftTable | No
         return None
     own = [line.split(" ", 3)[3] for line in kube]
     held = table.chain_rules(NFT_CHECK)
-    at, judged = _first_drop(held, own, f, table)
-    if at is None or judged is None:
+    drop = nftmatch.first_drop(NFT_CHECK, lambda chain: table.rules.get(chain), f, table.elements,
+                               stop=lambda chain, rule: chain == NFT_CHECK and rule in own)
+    if drop is None:
         return None  # kube-proxy's verdict map decides (judge: the firewall chain it leads to)
-    rule, node = held[at], lab.where(ns).split()[-1]
-    now, then = table.counters.get(NFT_CHECK, ()), (table.counters_before or {}).get(NFT_CHECK, ())
+    rule, node, judged = drop.first.rule, lab.where(ns).split()[-1], drop.judged
+    now = table.counters.get(drop.step.chain, ())
+    then = (table.counters_before or {}).get(drop.step.chain, ())
+    at = drop.step.at
     after, before = (now[at], then[at]) if at < min(len(now), len(then)) else (None, None)
     counted = f" (its counter went up by {after - before} during the trace)" \
         if after is not None and before is not None else ""
-    sure = judged.matches is True or (after is not None and before is not None and after > before)
-    place = "before" if any(r in own for r in held[at:]) else "in place of"
+    sure = drop.sure or (after is not None and before is not None and after > before)
+    place = "before" if any(r in own for r in held[drop.first.at:]) else "in place of"
     verb = "rejects" if judged.verdict and judged.verdict.startswith("reject") else "drops"
-    facts = {"dropped_here": True, "drop_rule": rule, "chain": NFT_CHECK}
+    facts: dict = {"dropped_here": True, "drop_rule": drop.step.rule, "chain": drop.step.chain}
+    if drop.via:
+        facts["via"] = [f"{s.chain}: {s.rule}" for s in drop.via]
     if not all(r in held for r in own):
         facts["missing_rule"] = kube[0]
     kubes = (f"which {node} holds {place} kube-proxy's '{own[0]}' (whose map firewall-ips sends only a balancer's IP "
              "and port with loadBalancerSourceRanges on to its firewall chain, and lets any other packet by)")
     commands = [kubeproxy_nft.list_chain(ns, NFT_CHECK), kubeproxy_nft.list_chain(ns, hook)]
+    commands += [kubeproxy_nft.list_chain(ns, c) for c in dict.fromkeys(s.chain for s in (*drop.via[1:], drop.step))
+                 if c != NFT_CHECK]
     fix = kubeproxy_nft.fix(ns, kubeproxy_nft.Step(kube[0], "kube-proxy's firewall check"), planned)
+    where = f"the chain's rule '{rule}'" + _way(drop)
+    said = "" if drop.via else f" {verb} what it matches"  # the way says it
     if not sure:
         facts["may_drop"] = True
         return NoDnat(f"no DNAT for {f}: {node}'s chain {NFT_CHECK} may drop it",
                       f"{node}'s chain {NFT_CHECK} may drop this packet, before any DNAT: {hook} jumps there for "
-                      f"every new connection, and the chain's rule '{rule}' {verb} what it matches; trace cannot "
-                      f"evaluate its '{judged.unknown}' (its other matches hold for this packet){counted}, {kubes}. "
+                      f"every new connection, and {where}{said}; trace cannot "
+                      f"evaluate its '{drop.unknown}' (its other matches hold for this packet){counted}, {kubes}. "
                       f"Insert a counter in the rule, or run tcpdump past the node, to see whether it does",
                       commands, fix, cause=True, facts=facts)
     done = "dropped" if verb == "drops" else "rejected"
     return NoDnat(f"no DNAT for {f}: {node}'s chain {NFT_CHECK} {verb} it",
                   f"{done} by {node}'s chain {NFT_CHECK}, before any DNAT: {hook} jumps there for every new connection"
-                  f", and the kernel {verb} this packet at the chain's rule '{rule}'"
+                  f", and the kernel {verb} this packet at {where}"
                   f"{counted}, {kubes}", commands, fix, cause=True, facts=facts)
 
 
-def _first_drop(held: tuple[str, ...], own: list[str], f: Flow,
-                table: NftTable) -> tuple[int | None, nftmatch.Judged | None]:
-    """The first rule of the kernel's firewall-check that drops or rejects ``f`` (its matches hold, or some are
-    beyond trace: it may), and how it was judged; (None, None) when kube-proxy's own rule comes first, or a rule
-    that holds for it lets it out of the chain (accept, return), or none drops it."""
-    for i, r in enumerate(held):
-        if r in own:
-            return None, None
-        judged = nftmatch.judge(r, f, table.elements)
-        if judged.matches is False:
-            continue
-        if judged.drops:
-            return i, judged
-        if judged.matches and judged.verdict in ("accept", "return"):
-            return None, None
-    return None, None
+def _way(drop: nftmatch.Drop) -> str:
+    """How a rule of firewall-check leads to the drop in another chain: `` (which jumps to X, whose rule '...' drops
+    it)``, each jump and goto on the way; nothing for a drop of firewall-check's own."""
+    if not drop.via:
+        return ""
+    ends = [*drop.via[1:], drop.step]
+    hops = [f"{'jumps' if s.rule.split()[-2] == 'jump' else 'goes'} to {s.rule.split()[-1]}" for s in drop.via]
+    said = ", ".join(f"which {h}, whose rule '{e.rule}'" for h, e in zip(hops, ends))
+    return f" ({said} {'rejects' if (drop.judged.verdict or '').startswith('reject') else 'drops'} what it matches)"
 
 
 def _nft(lab: LabMap, ns: str, svc: ServiceFacts, f: Flow, iif: str | None, table: NftTable | None) -> NoDnat | None:

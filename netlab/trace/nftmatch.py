@@ -7,6 +7,11 @@ ports of ``tcp``/``udp``/``sctp``/``th`` ``sport``/``dport`` (a port, a range, a
 (``ct state``, ``meta mark``, ``iifname``, ...) is one trace cannot evaluate: the rule's fate for the packet is
 then unknown, and said so.
 
+A chain's rules are walked as the kernel walks them (:func:`first_drop`): a ``jump`` to another chain comes back
+after it (its ``return``, or its end), a ``goto`` does not (its ``return`` leaves the chain that went there too),
+an ``accept`` ends it all, to a depth of 16 chains (nf_tables' jump stack). A rule whose matches trace cannot
+evaluate may or may not send the packet on: a drop after it, or in a chain it jumps to, is one that may drop.
+
 Pure: the rule and the sets' elements come in as text.
 """
 
@@ -15,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Mapping
+from typing import Callable, Mapping
 
 from netlab.trace.flow import Flow
 
@@ -24,6 +29,7 @@ MATCH = re.compile(r"(?<!\S)(ip saddr|ip daddr|ip protocol|meta l4proto|(?:tcp|u
                    r"(!= )?(\{ [^}]* \}|\S+)\s*")
 COMMENT = re.compile(r'\s*comment "[^"]*"$')
 PROTOS = {"6": "tcp", "17": "udp", "1": "icmp", "132": "sctp"}
+MAX_DEPTH = 16  # NFT_JUMP_STACK_SIZE: the chains deep the kernel follows jumps and gotos
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,91 @@ def judge(rule: str, f: Flow, elements: Mapping[str, tuple[str, ...]] | None = N
     if any(r is False for r in results):
         return Judged(verdict, False)
     return Judged(verdict, None if None in results else True, ", ".join(unknown))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rule of a walk: its chain, its place there, its text."""
+
+    chain: str
+    at: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class Drop:
+    """The rule that drops (or rejects) the packet in a walk of chains, the jumps and gotos that led there from the
+    first chain (``via``, the first chain's rule first), and whether it surely does: every match on the way held,
+    and no rule before that trace cannot evaluate could have sent the packet elsewhere (``unknown`` quotes them)."""
+
+    step: Step
+    judged: Judged
+    via: tuple[Step, ...] = ()
+    sure: bool = True
+    unknown: str = ""
+
+    @property
+    def first(self) -> Step:
+        """The first chain's rule the drop comes from: itself, or the jump or goto that leads to it."""
+        return self.via[0] if self.via else self.step
+
+
+class _Walk:
+    def __init__(self, rules_of: Callable[[str], tuple[str, ...] | None], f: Flow,
+                 elements: Mapping[str, tuple[str, ...]], stop: Callable[[str, str], bool]):
+        self.rules_of, self.f, self.elements, self.stop = rules_of, f, elements, stop
+        self.unknown: list[str] = []  # what trace could not evaluate on the way: the walk is then unsure
+
+    def doubt(self, what: str) -> None:
+        if what and what not in self.unknown:
+            self.unknown.append(what)
+
+    def chain(self, chain: str, depth: int, via: tuple[Step, ...]) -> tuple[str, Drop | None]:
+        """How the walk leaves ``chain``: ``drop`` (with it), ``accept``, ``return`` (back to the chain that jumped
+        here: a return, the chain's end), ``stop`` (a rule ``stop`` names: whatever it decides is not ours)."""
+        for i, rule in enumerate(self.rules_of(chain) or ()):
+            if self.stop(chain, rule):
+                return "stop", None
+            judged = judge(rule, self.f, self.elements)
+            if judged.matches is False or judged.verdict in (None, "continue"):
+                continue
+            maybe = judged.matches is None
+            here = Step(chain, i, rule)
+            if judged.drops:
+                if maybe:
+                    self.doubt(judged.unknown)
+                return "drop", Drop(here, judged, via, not self.unknown, ", ".join(self.unknown))
+            word, _, target = judged.verdict.partition(" ")
+            if word in ("jump", "goto"):
+                if depth + 1 >= MAX_DEPTH or self.rules_of(target) is None:
+                    self.doubt(f"{judged.verdict} (a chain trace cannot follow)")
+                    return "drop", Drop(here, judged, via, False, ", ".join(self.unknown))
+                own = maybe and judged.unknown not in self.unknown  # the packet may not go there at all
+                if own:
+                    self.unknown.append(judged.unknown)
+                how, drop = self.chain(target, depth + 1, via + (here,))
+                if how in ("drop", "stop"):
+                    return how, drop
+                if how == "return" and word == "jump":  # back here, as it would be had it not gone
+                    if own:
+                        self.unknown.remove(judged.unknown)
+                    continue
+                word = how if how == "accept" else "return"  # a goto's chain returns for this one
+            if word in ("accept", "return"):
+                if not maybe:
+                    return word, None
+                self.doubt(judged.unknown)  # it may leave here: what comes after may not see the packet
+        return "return", None
+
+
+def first_drop(chain: str, rules_of: Callable[[str], tuple[str, ...] | None], f: Flow,
+               elements: Mapping[str, tuple[str, ...]] | None = None,
+               stop: Callable[[str, str], bool] = lambda chain, rule: False) -> Drop | None:
+    """The rule that drops or rejects ``f`` (surely, or maybe: :class:`Drop`) as the kernel walks ``chain`` and the
+    chains its rules jump or go to (``rules_of``: a chain's rules, None for one the table lacks); None when the
+    packet leaves the chain first (accept, return, its end) or meets a rule ``stop`` names."""
+    how, drop = _Walk(rules_of, f, elements or {}, stop).chain(chain, 0, ())
+    return drop if how == "drop" else None
 
 
 def _items(value: str, elements: Mapping[str, tuple[str, ...]]) -> list[str] | None:

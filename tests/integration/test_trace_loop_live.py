@@ -212,3 +212,47 @@ def test_nftables_a_conditional_drop_in_firewall_check_is_read_against_the_packe
         assert counted >= 1 and f"(its counter went up by {counted} during the trace)" in lost["reason"], lost
     subprocess.run(["bash", "-c", lost["fix"]], check=True)
     assert as_planned(lab) and curl(lab, "inside") == 0  # the fix lets it through again
+
+
+def hand_counter(n1: str) -> int | None:
+    listed = in_netns(n1, "nft", "list", "chain", "ip", "kube-proxy", "hand", check=True).stdout
+    found = re.findall(r"counter packets (\d+) bytes \d+ drop", listed)
+    return int(found[0]) if found else None
+
+
+@pytest.mark.parametrize("verdict", ["jump", "goto", "maybe"])
+def test_nftables_a_drop_in_a_chain_firewall_check_jumps_to_is_followed(repaired, verdict):
+    """A chain of the user's that firewall-check jumps (or goes) to, before kube-proxy's rule, drops the packet
+    (curl times out, no ICMP, the chain's counter rises). trace took the jump for a rule that decides nothing and
+    walked on round the gateway. A jump under a match trace cannot evaluate (ip dscp) may drop it (its drop has no
+    counter here: a counter that rose would prove it does)."""
+    lab, mode, _ = repaired
+    if mode != "nftables":
+        pytest.skip("firewall-check is kube-proxy's nftables chain")
+    n1 = f"{lab}-n1"
+    jump = "ip dscp cs0 jump hand" if verdict == "maybe" else f"ip daddr 203.0.113.100 {verdict} hand"
+    drop = "tcp dport 80 drop" if verdict == "maybe" else "tcp dport 80 counter drop"
+    in_netns(n1, "nft", "add chain ip kube-proxy hand; add rule ip kube-proxy hand udp dport 80 drop; add rule ip "
+             f"kube-proxy hand {drop}; insert rule ip kube-proxy firewall-check {jump}", check=True)
+    with tcpdump(f"{lab}-inside", "eth0", "icmp", settle=0.5) as back:
+        assert curl(lab, "inside") == 28  # dropped silently
+    assert back == [], back
+    before = hand_counter(n1)
+    rc, d = traced(lab, "inside", "svc/lb", "--port", "80")
+    lost = d["lost"]
+    assert rc == 1 and lost["netns"] == n1, lost
+    row = next(h for h in d["hops"] if h["index"] == lost["hop"])
+    assert row is d["hops"][-1] and row["kind"] == "dnat", [(h["netns"], h["kind"]) for h in d["hops"]]
+    assert row["facts"]["drop_rule"] == drop and row["facts"]["chain"] == "hand", row["facts"]
+    way = (f"the chain's rule '{jump}' (which {'goes' if verdict == 'goto' else 'jumps'} to hand, whose rule "
+           f"'{drop}' drops what it matches)")
+    if verdict == "maybe":
+        assert row["facts"]["may_drop"] is True, row["facts"]
+        assert f"{way}; trace cannot evaluate its 'ip dscp cs0'" in lost["reason"], lost
+    else:
+        counted = hand_counter(n1) - before
+        assert not row["facts"].get("may_drop") and counted >= 1, (row["facts"], counted)
+        assert f"the kernel drops this packet at {way} (its counter went up by {counted} during the trace), which " \
+               "n1 holds before kube-proxy's" in lost["reason"], lost["reason"]
+    subprocess.run(["bash", "-c", lost["fix"]], check=True)
+    assert curl(lab, "inside") == 0  # the fix (firewall-check as kube-proxy writes it) lets it through again

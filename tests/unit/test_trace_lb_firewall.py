@@ -229,3 +229,36 @@ def test_nftables_a_drop_in_firewall_check_under_a_match_trace_cannot_evaluate_i
     w, v, row = trace_from(m, k, "inside")
     assert row.facts.get("may_drop") and row.facts["drop_rule"] == held and w.hops[v.lost_at] is row, row.facts
     assert f"'{held}'" in v.reason and "may drop this packet" in v.reason and "ip dscp cs1" in v.reason, v.reason
+
+
+@pytest.mark.parametrize("verdict", ["jump", "goto"])
+def test_nftables_a_drop_in_a_chain_firewall_check_jumps_to_is_followed(verdict):
+    """`nft add chain ip kube-proxy hand; add rule ... hand tcp dport 80 drop; insert rule ... firewall-check ip
+    daddr 203.0.113.100 jump hand`: the kernel drops the packet in hand. trace read firewall-check's rules alone:
+    a jump decided nothing, and it walked on to kube-proxy's map, then round the gateway."""
+    _, m, k = build("nftables")
+    table = k.nft_table
+    kube = "ip daddr . meta l4proto . th dport vmap @firewall-ips"
+    k.nft_table = lambda ns: replace(table(ns), rules={
+        **table(ns).rules, "firewall-check": (f"ip daddr 203.0.113.100 {verdict} hand", kube),
+        "hand": ("udp dport 80 drop", "tcp dport 80 drop")}) if ns == N1 else table(ns)
+    w, v, row = trace_from(m, k, "inside")
+    assert row.facts.get("dropped_here") and w.hops[v.lost_at] is row and w.hops[-1] is row, \
+        [(h.netns, h.kind) for h in w.hops]
+    assert row.facts["drop_rule"] == "tcp dport 80 drop" and row.facts["chain"] == "hand", row.facts
+    assert not row.facts.get("may_drop") and "missing_rule" not in row.facts, row.facts
+    assert (f"the kernel drops this packet at the chain's rule 'ip daddr 203.0.113.100 {verdict} hand' (which "
+            f"{'jumps' if verdict == 'jump' else 'goes'} to hand, whose rule 'tcp dport 80 drop' drops what it "
+            f"matches), which n1 holds before kube-proxy's") in v.reason, v.reason
+    assert "nft list chain ip kube-proxy hand" in " ".join(row.commands), row.commands
+
+
+def test_nftables_a_jump_trace_cannot_evaluate_to_a_chain_that_drops_may_drop():
+    _, m, k = build("nftables")
+    table = k.nft_table
+    k.nft_table = lambda ns: replace(table(ns), rules={
+        **table(ns).rules, "firewall-check": ("ip dscp cs1 jump hand", "ip daddr . meta l4proto . th dport vmap "
+                                              "@firewall-ips"), "hand": ("drop",)}) if ns == N1 else table(ns)
+    w, v, row = trace_from(m, k, "inside")
+    assert row.facts.get("may_drop") and row.facts["drop_rule"] == "drop" and w.hops[v.lost_at] is row, row.facts
+    assert "may drop this packet" in v.reason and "trace cannot evaluate its 'ip dscp cs1'" in v.reason, v.reason
