@@ -416,23 +416,29 @@ def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: b
 
 
 def forwarded_too_big(link: Any, size: int, ns: str, planned: int | None = None,
-                      ports: tuple[tuple[str, int, int], ...] = ()) -> Reason | None:
+                      ports: tuple[tuple[str, int, int], ...] = (), follows: bool = True) -> Reason | None:
     """A forwarded ``size``-byte packet with DF bigger than the MTU of the device ``link`` it is routed out of:
     the router drops it and answers an ICMP fragmentation needed (ip_forward's ip_exceeds_mtu). ``ports``: a
     bridge's ports below their planned MTU, as (name, MTU, planned): the kernel gives a bridge its smallest port's
-    MTU, so they are the cause, and their fix comes first (the bridge follows them back)."""
+    MTU, so they are the cause, and their fix comes first (the bridge follows them back). ``follows``: False for a
+    bridge whose MTU is not its smallest port's: one set by hand (``ip link set cni0 mtu``), which the kernel no
+    longer changes as its ports change (br_mtu_auto_adjust): its own fix is needed too."""
     mtu = getattr(link, "mtu", 0)
     if not size or not mtu or size <= mtu:
         return None
     dev = link.name
     why = ""
     fixes = [f"ip -n {ns} link set {p} mtu {want}" for p, _, want in ports]
+    own = _mtu_fix(ns, dev, mtu, size, planned)
     if ports:
         said = ", ".join(f"{p} has MTU {have} (the plan says {want})" for p, have, want in ports)
-        why = f"; the kernel gives a bridge its smallest port's MTU, and its port {said}"
-    own = _mtu_fix(ns, dev, mtu, size, planned)
-    if own and (not ports or planned is None or min(want for _, _, want in ports) < planned):
-        fixes.append(own)  # the bridge follows its ports back, but not above the MTU it had been given
+        why = f"; the kernel gives a bridge its smallest port's MTU, and its port {said}" if follows else \
+            (f"; its port {said}, and {dev}'s own MTU was set by hand: the kernel no longer gives it its smallest "
+             f"port's, so it stays at {mtu} when the port{'s are' if len(ports) > 1 else ' is'} set back")
+        if follows and own:
+            why += f" ({dev} follows {'them' if len(ports) > 1 else 'it'} back, unless its own MTU was set by hand)"
+    if own and (not ports or not follows or planned is None or min(want for _, _, want in ports) < planned):
+        fixes.append(own)  # a bridge follows its ports back, but not above the MTU it had been given, nor once set
     return (f"the packet is {size} bytes with DF set but {dev} in {ns}, the device it is routed out of, has MTU "
             f"{mtu}{_planned_words(mtu, size, planned)}{why}: {ns} drops it and answers an ICMP fragmentation "
             f"needed (mtu {mtu})", " && ".join(fixes) or None)

@@ -184,7 +184,7 @@ class RouteSteps(WalkParts):
         if too_big is None and self.role == "request" and not self.stack and not down and iif is not None:
             # a router meets the MTU of the device it forwards by too (flannel.1, cni0), not only a route's mtu
             too_big = faults.forwarded_too_big(link, self._wire_size(), ns, self._planned_mtu(ns, oif),
-                                               self._low_ports(ns, link))
+                                               self._low_ports(ns, link), self._follows(ns, link))
         if ans.mtu:
             matched += (f"; path MTU {ans.mtu} (learned: cache expires {ans.mtu_expires}sec mtu {ans.mtu})"
                         if ans.mtu_expires is not None else f"; path MTU {ans.mtu} (the route's mtu)")
@@ -303,6 +303,14 @@ class RouteSteps(WalkParts):
             if port.master == link.name and want is not None and port.mtu < want and port.mtu <= link.mtu:
                 out.append((port.name, port.mtu, want))
         return tuple(sorted(out))
+
+    def _follows(self, ns: str, link: Any) -> bool:
+        """Whether a bridge's MTU is its smallest port's, as the kernel keeps it until someone sets it by hand
+        (a bridge without ports, or a device of another kind: True)."""
+        if link is None or link.kind != "bridge":
+            return True
+        mtus = [port.mtu for port in self.k.links(ns).values() if port.master == link.name and port.mtu]
+        return not mtus or min(mtus) == link.mtu
 
     def _leave(self, ns: str, dev: str, mac: str) -> State | Walk:
         """Out of a veth: the frame arrives on its peer, in the namespace the plan puts it."""

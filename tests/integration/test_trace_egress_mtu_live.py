@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, lab_up, traced, unique_lab, write_topology
+from helpers import in_netns, ip_json, lab_up, traced, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -57,6 +57,37 @@ def test_a_node_device_whose_mtu_was_lowered_is_named_and_its_fix_works(tmp_path
         if port:
             assert f"its port {port} has MTU 1300 (the plan says 1450)" in reason, reason
         subprocess.run(["sh", "-c", d["lost"]["fix"].split("   ")[0]], check=True)  # as a learner pastes it
+        subprocess.run(["ip", "-n", pod, "route", "flush", "cache"], check=True)
+        assert big_ping(pod, b_ip) == 0
+        rc, d = traced(name, "a", "b", "--size", "1372")
+        assert rc == 0, d["lost"]
+
+
+def test_a_bridge_mtu_set_by_hand_and_a_lowered_port_are_both_named_and_the_fix_works(tmp_path):
+    """`ip link set cni0 mtu 1350`, then b's veth to 1300: the kernel keeps the MTU set by hand (cni0 stays 1350,
+    `ip -j link` shows), so the fix that set the port alone left the node dropping the packet."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, TOPO.format(name=name))
+    node, pod = f"{name}-n2", f"{name}-a"
+    with lab_up(path, name, in_process=True):
+        rc, d = traced(name, "a", "b", "--size", "1372")
+        assert rc == 0, d["lost"]
+        b_ip, port = d["dst"]["ip"], port_of(node)
+        subprocess.run(["ip", "-n", node, "link", "set", "cni0", "mtu", "1350"], check=True)
+        subprocess.run(["ip", "-n", node, "link", "set", port, "mtu", "1300"], check=True)
+        assert [x["mtu"] for x in ip_json("link", "show", "cni0", netns=node)] == [1350]  # not its port's 1300
+        subprocess.run(["ip", "-n", pod, "route", "flush", "cache"], check=True)
+        assert big_ping(pod, b_ip) != 0
+        subprocess.run(["ip", "-n", pod, "route", "flush", "cache"], check=True)
+        rc, d = traced(name, "a", "b", "--size", "1372")
+        lost = d["hops"][d["lost"]["hop"] - 1]
+        assert rc == 1 and (lost["netns"], lost["device"]) == (node, "cni0"), d["lost"]
+        assert f"its port {port} has MTU 1300 (the plan says 1450), and cni0's own MTU was set by hand" \
+            in d["lost"]["reason"], d["lost"]["reason"]
+        fix = d["lost"]["fix"]
+        assert fix == f"ip -n {node} link set {port} mtu 1450 && ip -n {node} link set cni0 mtu 1450", fix
+        subprocess.run(["sh", "-c", fix], check=True)  # as a learner pastes it
+        assert [x["mtu"] for x in ip_json("link", "show", "cni0", netns=node)] == [1450]
         subprocess.run(["ip", "-n", pod, "route", "flush", "cache"], check=True)
         assert big_ping(pod, b_ip) == 0
         rc, d = traced(name, "a", "b", "--size", "1372")

@@ -72,3 +72,29 @@ def test_a_bridge_lowered_by_its_smallest_port_names_the_port(world):  # noqa: F
     assert (w.hops[v.lost_at].netns, w.hops[v.lost_at].device) == (NODE2, "cni0")
     assert f"{port} has MTU 1300 (the plan says 1450)" in v.reason, v.reason
     assert v.fix.startswith(f"ip -n {NODE2} link set {port} mtu 1450"), v.fix
+
+
+def test_a_bridge_whose_mtu_was_set_by_hand_and_a_lowered_port_are_both_fixed(world):  # noqa: F811
+    """`ip link set cni0 mtu 1350`, then a pod's veth to 1300: the kernel keeps a bridge's MTU once it is set by hand
+    (cni0 stays 1350, not its smallest port's 1300), so setting the port back leaves cni0 dropping the packet. The
+    fix set the port alone; it now names both, the port first."""
+    lab, m, k = world
+    port = lab.pod("fedora-2").host_veth
+    set_mtu(k, NODE2, port, 1300)
+    set_mtu(k, NODE2, "cni0", 1350)
+    w = walk(k, m, "demo-fedora-1", Flow.icmp(None, "10.244.1.3", 7), size=1400)
+    v = explain(w)
+    assert (w.hops[v.lost_at].netns, w.hops[v.lost_at].device) == (NODE2, "cni0")
+    assert f"its port {port} has MTU 1300 (the plan says 1450), and cni0's own MTU was set by hand" in v.reason, \
+        v.reason
+    assert v.fix == f"ip -n {NODE2} link set {port} mtu 1450 && ip -n {NODE2} link set cni0 mtu 1450", v.fix
+
+
+def test_a_bridge_at_its_smallest_ports_mtu_is_said_to_follow_it_back_unless_set_by_hand(world):  # noqa: F811
+    lab, m, k = world
+    port = lab.pod("fedora-2").host_veth
+    set_mtu(k, NODE2, port, 1300)
+    set_mtu(k, NODE2, "cni0", 1300)
+    v = explain(walk(k, m, "demo-fedora-1", Flow.icmp(None, "10.244.1.3", 7), size=1400))
+    assert "(cni0 follows it back, unless its own MTU was set by hand)" in v.reason, v.reason
+    assert v.fix == f"ip -n {NODE2} link set {port} mtu 1450", v.fix
