@@ -341,9 +341,8 @@ class LiveKernel(Reading):
             if op.verb == "del":
                 return [step(rtnl.neigh_del(idx, str(res.dst)))]
             return [step(rtnl.neigh_replace(idx, str(res.dst), res.lladdr, rtnl_vxlan.NEIGH_STATES[res.state]))]
-        if isinstance(res, PortFdb):  # `bridge fdb add|del MAC dev PORT master static`
-            return [step(rtnl_bridge.port_fdb(op.verb, self.index(ns, res.dev), res.lladdr, res.vlan, res.state,
-                                                      res.flags))]
+        if isinstance(res, PortFdb):  # `bridge fdb add|del MAC dev PORT master static [sticky]`
+            return [step(rtnl_bridge.port_fdb(op.verb, self.index(ns, res.dev), res))]
         if isinstance(res, Fdb):
             # The remote whole (its port, VNI and device where not the device's own): the kernel deletes only the
             # remote that matches all of them, and a rollback puts back the one there was

@@ -21,6 +21,7 @@ from netlab.kernel.netlink import NLM_F_CREATE, NLM_F_EXCL, attrs, mac, message,
 from netlab.kernel.rtnl import (AF_BRIDGE, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_PROTINFO, NDMSG,
                                 NUD_NOARP, NUD_PERMANENT, RTM_DELNEIGH, RTM_NEWLINK, RTM_NEWNEIGH, RTM_SETLINK,
                                 _ifinfo, hairpin_set, port_state_set)
+from netlab.plan.bridge_fdb import PortFdb
 
 NTF_MASTER, NTF_STICKY = 0x04, 0x40
 # An FDB entry's flags a hand may add it with, as `bridge fdb` says them (besides master, which every one has)
@@ -182,6 +183,7 @@ def port_fdb_del(index: int, lladdr: str, vlan: int | None) -> bytes:
     return message(RTM_DELNEIGH, 0, _fdb(index, lladdr, vlan, 0))
 
 
-def port_fdb(verb: str, index: int, lladdr: str, vlan: int | None, state: str, flags: tuple[str, ...] = ()) -> bytes:
+def port_fdb(verb: str, index: int, e: PortFdb) -> bytes:
     """An op's message for a bridge's entry: ``del`` deletes it, anything else adds it (with its flags)."""
-    return port_fdb_del(index, lladdr, vlan) if verb == "del" else port_fdb_add(index, lladdr, vlan, state, flags)
+    return port_fdb_del(index, e.lladdr, e.vlan) if verb == "del" else \
+        port_fdb_add(index, e.lladdr, e.vlan, e.state, e.flags)

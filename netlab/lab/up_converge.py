@@ -52,7 +52,7 @@ class Converging:
     held_before: dict[str, set[tuple]]
     _snaps: dict[str, Any]
     _observed: dict[str, Any]
-    _strays: dict[str, list[stray.Stray]]  # namespace -> the root and ingress qdiscs added by hand _drift found (impair/stray)
+    _strays: dict[str, list[stray.Stray]]  # namespace -> the qdiscs added by hand _drift found (impair/stray)
     heard: Callable[[], None] | None
 
     def _repair_after_removal(self, state: LabState) -> None:

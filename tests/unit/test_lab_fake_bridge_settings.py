@@ -119,7 +119,8 @@ def test_a_sticky_entry_up_deleted_comes_back_sticky_when_its_run_rolls_back(lab
 
 def test_a_sticky_entrys_add_carries_ntf_sticky():
     msg = ndmsg()
-    msg.data = rtnl_bridge.port_fdb("add", 7, "aa:00:00:00:00:04", None, "static", ("sticky",))
+    entry = PortFdb(netns="n", dev="p", lladdr="aa:00:00:00:00:04", master="br", flags=("sticky",))
+    msg.data = rtnl_bridge.port_fdb("add", 7, entry)
     msg.decode()
     assert msg["flags"] == rtnl_bridge.NTF_MASTER | 0x40 and msg["state"] == rtnl.NUD_NOARP
     assert rtnl_bridge.fdb_flag_words(msg["flags"]) == ("sticky",)
