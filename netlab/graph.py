@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 import subprocess
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from netlab.errors import EnvironmentNotReady
@@ -130,7 +130,7 @@ def build(lab: Lab) -> Graph:
     ]))
     g.places[(lab.underlay_netns, "*")] = br0
 
-    bridged = lab.bridge_nodes()
+    bridged = lab.bridge_nodes(pod_side=True)
     for node in lab.nodes:
         eth0, cni0, vtep = (ids("node", node.name, dev) for dev in ("eth0", "cni0", "vtep"))
         grp = Group(ids("grp", "node", node.name), f"node {node.name}  netns {node.netns}")
@@ -138,10 +138,15 @@ def build(lab: Lab) -> Graph:
         grp.boxes.append(Box(eth0, f"{naming.NODE_IF}\n{node.ip}/{underlay.prefixlen}\n{node.eth0_mac}", "iface"))
         # cni0: the node's pod bridge; its address is every local pod's default gateway.
         # With a user's conflist the pod side is whatever the plugins make (a bridge, or only routes).
-        pod_side = ("made by the CNI plugins\n(network.cni: conflist)" if lab.cni == "conflist"
+        conflist = lab.cni == "conflist"
+        pod_side = ("made by the CNI plugins\n(network.cni: conflist)" if conflist and node.name in bridged
                     else f"{naming.BRIDGE} (bridge)\n{node.gateway}" if node.name in bridged
+                    else "nothing yet: the CNI plugins\nmake it at the first pod" if conflist
                     else f"no {naming.BRIDGE} yet: the bridge plugin\nmakes it at the first pod")
         grp.boxes.append(Box(cni0, f"{pod_side}\npod CIDR {node.pod_cidr}", "bridge"))
+        # The node's routes to the other pod CIDRs leave from its pod side; without one (no pod yet) they are the
+        # node's own, drawn from its eth0 (host-gw: they go out of it, said in its box)
+        routes_from = cni0 if node.name in bridged else eth0
         g.links.append(Link(eth0, br0, f"veth {node.underlay_veth}", "veth"))
         g.places.update({(node.netns, "*"): eth0, (node.netns, naming.NODE_IF): eth0,
                          (node.netns, naming.BRIDGE): cni0})
@@ -154,12 +159,18 @@ def build(lab: Lab) -> Graph:
                                        f"VNI {net.vxlan.vni} UDP {net.vxlan.port}\n{node.vxlan_mac}", "vtep"))
             g.places[(node.netns, vtep_name)] = vtep
             routes = [f"{p.pod_cidr} via {p.vtep_ip} onlink" for p in peers]
-            g.links.append(Link(cni0, vtep, "\n".join(["routed (ip_forward)", *routes]), "internal"))
+            how = "routed (ip_forward)" if routes_from == cni0 else "the node's routes"
+            g.links.append(Link(routes_from, vtep, "\n".join([how, *routes]), "internal"))
             g.links.append(Link(vtep, eth0, f"encap, local {node.ip}", "internal"))
         else:
             # host-gw: no tunnel, the other nodes' eth0 addresses are the gateways.
             routes = [f"{p.pod_cidr} via {p.ip}" for p in peers]
-            g.links.append(Link(cni0, eth0, "\n".join(["routed (ip_forward), host-gw", *routes]), "internal"))
+            if routes_from == cni0:
+                g.links.append(Link(cni0, eth0, "\n".join(["routed (ip_forward), host-gw", *routes]), "internal"))
+            else:  # the node's own routes go out of eth0 itself: said in its box, no line from the absent bridge
+                at = next(i for i, b in enumerate(grp.boxes) if b.id == eth0)
+                grp.boxes[at] = replace(grp.boxes[at], label="\n".join([grp.boxes[at].label, "host-gw routes:",
+                                                                          *routes]))
         for pod in lab.pods_on(node.name):
             # A pod is a namespace whose eth0 is one end of a veth; the other end is a cni0 port.
             lines = [f"pod {pod.name}", f"eth0 {pod.ip}/{node.pod_cidr.prefixlen}", f"netns {pod.netns}"]

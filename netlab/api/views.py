@@ -261,7 +261,7 @@ def _rfc3339(seconds: float, ms: bool = False) -> str:
 
 
 def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
-    bridged = lab.bridge_nodes() if lab.cni != "conflist" else {n.name for n in lab.nodes}
+    bridged = lab.bridge_nodes(pod_side=True)  # a user's conflist's: the nodes with a pod
     out = tuple(NodeInfo(name=n.name, ip=str(n.ip), pod_cidr=str(n.pod_cidr), netns=n.netns,
                          cni0=str(n.gateway) if n.name in bridged else None,
                          vtep=f"{n.vtep_ip}/32" if lab.mode == "vxlan" else None,

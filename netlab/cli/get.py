@@ -106,7 +106,9 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide
               adds the network namespace (NETNS), cni0's address (CNI0; <none: no
               pod yet> on a node no pod ran on: the bridge plugin makes cni0 at
-              its first pod) and the VXLAN device's, flannel.<VNI> (VTEP;
+              its first pod; with a conflist, on a node with no pod: its
+              plugins make their side at its first pod) and the VXLAN
+              device's, flannel.<VNI> (VTEP;
               <none: host-gw> in host-gw mode)
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide begins
               with the Kubernetes NAMESPACE and adds the selector and the DNS name, then

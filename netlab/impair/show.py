@@ -76,7 +76,7 @@ def read(lab: Lab, runtime: dict[str, dict], only: tuple[str, str] | None = None
     the kernel has on it; the ones with nothing on it and nothing wanted are left out unless asked for."""
     specs = {(ns, iface): spec for _, ns, iface, spec in plan_impair.named(lab)}
     ifaces = node_interfaces(lab.topo.network.mode, lab.topo.network.vxlan.vni)
-    bridged = lab.bridge_nodes() if lab.cni != "conflist" else {n.name for n in lab.nodes}
+    bridged = lab.bridge_nodes(pod_side=True)  # a user's conflist's: the nodes with a pod
     places = [(n.name, n.netns, i) for n in lab.nodes for i in ifaces if i != naming.BRIDGE or n.name in bridged]
     places += [(p.name, p.netns, i) for p in lab.pods for i in POD_INTERFACES]
     if only is not None:

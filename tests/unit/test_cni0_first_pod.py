@@ -321,3 +321,46 @@ def test_a_portless_bridge_set_down_is_set_up_and_its_mtu_left_to_the_kernel():
     [found] = [d for d in diff_netns([want], obs) if d.resource.key == want.key]
     assert (found.state, found.detail) == ("different", "down")
     assert link_changes(found.live, want) == ["up"]
+
+
+@pytest.mark.parametrize("mode", ["vxlan", "host-gw"])
+def test_graph_draws_a_podless_nodes_routes_from_the_node_not_from_its_absent_cni0(tmp_path, mode):
+    """The routes to the other pod CIDRs are the node's own where it has no cni0 yet: the line that carries them
+    left the "no cni0 yet" box (a bridge that is not there routing pods that are not there)."""
+    from netlab import graph
+
+    g = graph.build(resolve(load_topology(write(tmp_path, "", mode))))
+    ids = {b.id: b.label for grp in g.groups for b in grp.boxes}
+    cni0 = {n: next(i for i in ids if "cni0" in i and f"_{n}_" in i) for n in ("n1", "n2")}
+    eth0 = {n: next(i for i in ids if "eth0" in i and f"_{n}_" in i) for n in ("n1", "n2")}
+    routed = [link for link in g.links if "10.244." in link.label and link.style == "internal"]
+    assert {link.src for link in routed} == {cni0["n1"]} | ({eth0["n2"]} if mode == "vxlan" else set()), routed
+    assert not [link for link in g.links if cni0["n2"] in (link.src, link.dst)], g.links
+    if mode == "host-gw":
+        assert ids[eth0["n2"]].endswith("host-gw routes:\n10.244.0.0/24 via 192.168.122.2"), ids[eth0["n2"]]
+    else:
+        (own,) = [link for link in routed if link.src == eth0["n2"]]
+        assert own.label.startswith("the node's routes\n10.244.0.0/24 via 10.244.0.0 onlink"), own.label
+
+
+def test_a_conflists_pod_side_is_named_only_on_nodes_with_a_pod(tmp_path, monkeypatch):
+    """With a user's conflist the plugins make the bridge (and the pods' gateway) at a node's first pod's ADD:
+    get nodes named the gateway on a node with no pod, and graph drew the plugins' side there."""
+    from netlab import graph
+    from netlab.api import views
+
+    from helpers import CONFLIST, write_conflist
+
+    monkeypatch.setattr(views, "_created", lambda netns: None)
+    monkeypatch.setattr(views, "_missing", lambda *a: None)
+    write_conflist(tmp_path, [{"type": "bridge", "bridge": "cni0", "isGateway": True,
+                               "ipam": {"type": "host-local", "subnet": "usePodCidr"}}])
+    text = open(write(tmp_path, "")).read().replace("network: {mode: vxlan}",
+                                                    f"network: {{mode: vxlan, cni: {CONFLIST}}}")
+    (tmp_path / "t.yaml").write_text(text)
+    lab = resolve(load_topology(str(tmp_path / "t.yaml")))
+    assert lab.cni == "conflist"
+    assert {n.name: n.cni0 for n in views.nodes(lab)} == {"n1": "10.244.0.1/24", "n2": None}
+    boxes = {b.id: b.label for g in graph.build(lab).groups for b in g.boxes}
+    labels = {n: next(v for k, v in boxes.items() if "cni0" in k and f"_{n}_" in k) for n in ("n1", "n2")}
+    assert labels["n1"].startswith("made by the CNI plugins") and labels["n2"].startswith("nothing yet"), labels
