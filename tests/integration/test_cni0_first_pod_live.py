@@ -102,3 +102,26 @@ def test_a_podless_node_s_answers_drift_and_its_kept_cni0_taking_a_pod_again(tmp
             assert netlab("status", "--lab", name, check=False).returncode == 0
         assert netlab("probe", "--lab", name, check=False).returncode == 0
     assert not lab_namespaces(name)
+
+
+def test_reference_mode_leaves_the_plugins_cni0_at_1500_after_a_nodes_last_pod(tmp_path):
+    """network.cni: reference (Debian's bridge plugin makes cni0 at 1450, not set by hand): its last pod's DEL
+    leaves cni0 without a port, at the kernel's 1500 (br_mtu_auto_adjust), and netlab leaves it there (QA qa60k:
+    it set 1450 again, and so marked the MTU set by hand); the next pod's veth brings 1450 back, twice over."""
+    name = unique_lab("ld")
+    ref = "name: {name}\nnetwork: {{mode: vxlan, cni: reference}}\n" + TOPO_CIDRS.split("\n", 1)[1]
+    path = write_topology(tmp_path, ref.format(name=name, more=""))
+    n2 = f"{name}-n2"
+    with lab_up(path, name, in_process=True):
+        for more, mtu in (("  - {name: b, node: n2}\n", 1450), ("", 1500), ("  - {name: b, node: n2}\n", 1450),
+                          ("", 1500)):
+            write_topology(tmp_path, ref.format(name=name, more=more))
+            out = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
+            assert not [line for line in out["fixed"] if line.startswith("set ") and " link cni0 " in line], out
+            [cni0] = ip_json("link", "show", "cni0", netns=n2)
+            assert cni0["mtu"] == mtu, (more, cni0)
+            assert netlab("status", "--lab", name, check=False).returncode == 0
+            again = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
+            assert again["fixed"] == [] and ip_json("link", "show", "cni0", netns=n2)[0]["mtu"] == mtu, again
+        assert netlab("probe", "--lab", name, check=False).returncode == 0
+    assert not lab_namespaces(name)
