@@ -16,12 +16,15 @@ and ``bridge link set dev PORT bcast_flood on`` do.
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from netlab.kernel.netlink import NLM_F_CREATE, NLM_F_EXCL, attrs, mac, message, nested, string, u8, u16, u32
 from netlab.kernel.rtnl import (AF_BRIDGE, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_PROTINFO, NDMSG,
                                 NUD_NOARP, NUD_PERMANENT, RTM_DELNEIGH, RTM_NEWLINK, RTM_NEWNEIGH, RTM_SETLINK,
                                 _ifinfo, hairpin_set, port_state_set)
-from netlab.plan.bridge_fdb import PortFdb
+
+if TYPE_CHECKING:  # a probe loads this module, not the plan's
+    from netlab.plan.bridge_fdb import PortFdb
 
 NTF_MASTER, NTF_STICKY = 0x04, 0x40
 # An FDB entry's flags a hand may add it with, as `bridge fdb` says them (besides master, which every one has)
