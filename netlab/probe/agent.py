@@ -103,7 +103,7 @@ class Agent:
             shares[i % workers].append(unit)
         budget = max(8, job.budget // workers)
         # One node's entry for a pod serves every source of it, whichever worker's: counted across them (held.py).
-        shared = HeldEntries(e for u in job.units for e in u.entries) if workers > 1 else None
+        shared = HeldEntries.of_units(job.units) if workers > 1 else None
         args = (template, nonce, random.randrange(1 << 16), snapshot, macs, shared)
         pending: list[Child] = []  # workers whose result has not been read
         leader: Worker | None = None

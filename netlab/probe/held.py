@@ -17,6 +17,11 @@ under a POSIX record lock on that memfd: a count goes up before the unit's
 first packet, and goes down and, at zero, the entry's deletion is sent with
 the lock held, so no worker sends between another's reading of zero and its
 delete. The kernel drops the lock of a worker that dies holding it.
+
+Only entries that more than one unit names are counted (:meth:`HeldEntries.of_units`): a unit is one worker's
+whole, so an entry no other unit names is held by that unit's worker alone, which makes and deletes it as its own,
+with no lock (two ``lockf`` calls for each unit's start and end: 5,100 system calls of 50 pods' ICMP run, ~7 ms of
+its agent's CPU, where pods on one bridge share no entry).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 from typing import Callable, Iterable, Iterator
 
 from netlab.probe.neighbours import Entry
+from netlab.probe.tasks import Unit
 
 COUNT = 4  # bytes per count (a C int: memoryview format "i")
 
@@ -43,6 +49,19 @@ class HeldEntries:
         self._map = mmap.mmap(self.fd, size)  # MAP_SHARED: a forked worker writes the same pages
         self.counts = memoryview(self._map).cast("i")
 
+    @classmethod
+    def of_units(cls, units: Iterable[Unit]) -> "HeldEntries":
+        """The counts of the entries that more than one of ``units`` names (the others are no one else's)."""
+        seen: set[Entry] = set()
+        shared: set[Entry] = set()
+        for unit in units:
+            for e in set(unit.entries):
+                if e in seen:
+                    shared.add(e)
+                else:
+                    seen.add(e)
+        return cls(shared)
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         fcntl.lockf(self.fd, fcntl.LOCK_EX)  # per process: a fork does not inherit it
@@ -53,21 +72,27 @@ class HeldEntries:
 
     def hold(self, entries: Iterable[Entry]) -> None:
         """A unit starts: one more holder of each of its entries (before its first packet)."""
+        counted = [i for i in map(self.index.get, entries) if i is not None]
+        if not counted:
+            return  # no other unit names any of them: nothing to count, no lock to take
         with self._locked():
-            for e in entries:
-                i = self.index.get(e)
-                if i is not None:
-                    self.counts[i] += 1
+            for i in counted:
+                self.counts[i] += 1
 
     def release(self, entries: Iterable[Entry], delete: Callable[[Entry], None]) -> None:
         """A unit is done: one holder fewer; ``delete`` each entry no unit of any worker holds now (lock held).
-        An entry this run did not count (none such is made) is deleted as its worker's own."""
+        An entry this run did not count (one no other unit names) is deleted as its worker's own, with no lock."""
+        counted = []
+        for e in entries:
+            i = self.index.get(e)
+            if i is None:
+                delete(e)
+            else:
+                counted.append((e, i))
+        if not counted:
+            return
         with self._locked():
-            for e in entries:
-                i = self.index.get(e)
-                if i is None:
-                    delete(e)
-                    continue
+            for e, i in counted:
                 left = self.counts[i] - 1
                 self.counts[i] = max(0, left)
                 if left <= 0:
