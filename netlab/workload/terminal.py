@@ -22,14 +22,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Mapping
 
-from netlab.model.hostports import port_mappings
-from netlab.plan.flannel import CNI_NETWORK_NAME
-from netlab.plan.portmap_rules import container_id, pod_chain
-from netlab.workload import dns_records, exits, policy
-from netlab.workload.containers import container_argv
-from netlab.workload.tasks import EXITED, alive, why_replace
-from netlab.workload.uts import uts_path
-
+# What only a lab with a pod that can terminate (restartPolicy Never or OnFailure), or status's comparison, needs is
+# loaded there: probe, trace and get load this module for served(), and most labs' pods all restart (Always). The
+# Flannel plan alone (for the name of its CNI network) was ~10 ms of a probe's CPU, beside its agent's.
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
     from netlab.realize.state import LabState
@@ -55,7 +50,11 @@ def terminal_pods(lab: Lab, state: LabState | None) -> frozenset[str]:
         done.append(pod.name)
         if pod.spec.restart_policy == "OnFailure":
             ask.update({f"{pod.name}/{c.name}": crec for c, crec in crecs})
-    codes = exits.exit_codes(lab.name, ask) if ask else {}
+    codes: dict[str, int] = {}
+    if ask:
+        from netlab.workload import exits
+
+        codes = exits.exit_codes(lab.name, ask)
     return frozenset(name for name in done
                      if lab.pod(name).spec.restart_policy == "Never"
                      or all(codes.get(f"{name}/{c.name}") == 0 for c in lab.pod(name).containers))
@@ -70,6 +69,11 @@ def served(lab: Lab, state: LabState | None) -> Lab:
 
 def _exited(pod: Any, c: Any, crec: dict, lab_name: str) -> bool:
     """The container's recorded run, of its current command, is gone: up would only restart it (policy.gone)."""
+    from netlab.workload import policy
+    from netlab.workload.containers import container_argv
+    from netlab.workload.tasks import EXITED, alive, why_replace
+    from netlab.workload.uts import uts_path
+
     why = why_replace(crec, container_argv(pod, c), pod.netns, uts_path(lab_name, pod.name))
     return why == EXITED and policy.gone(why, alive(crec))
 
@@ -78,6 +82,8 @@ def still_endpoints(lab: Lab, differences: list[str]) -> list[str]:
     """``status``'s line for each terminal pod of ``lab`` that is still an endpoint where the lab serves its
     Services: in a rule of kube-proxy's the plan comparison found (``differences``: each one whole, an extra rule
     naming its address) or in the cluster DNS's records file; ``up`` takes it out of both."""
+    from netlab.workload import dns_records
+
     hosts = dns_records.read(lab.name) or ""
     rules = [line for line in differences if "KUBE-" in line or "kube-proxy" in line]
     out = []
@@ -97,6 +103,10 @@ def still_mapped(lab: Lab, differences: list[str]) -> list[str]:
     stops a terminal pod's sandbox, whose CNI DEL takes them out (plan/portmap_rules.py); up does."""
     if lab.cni != "builtin":
         return []
+    from netlab.model.hostports import port_mappings
+    from netlab.plan.flannel import CNI_NETWORK_NAME
+    from netlab.plan.portmap_rules import container_id, pod_chain
+
     out = []
     for name in sorted(lab.terminal):
         pod = lab.pod(name)

@@ -13,7 +13,7 @@ from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.plan import nftables, services
 from netlab.realize.state import LabState
-from netlab.workload import exits, terminal
+from netlab.workload import dns_records, exits, terminal
 from netlab.workload.containers import container_argv
 
 EXIT = [{"name": "main", "command": ["sh", "-c", "exit 0"]}]
@@ -129,7 +129,7 @@ def test_terminal_pods_are_those_whose_containers_exited_for_good(monkeypatch):
 def test_status_line_names_a_terminal_pod_still_in_the_rules_or_the_dns(monkeypatch):
     lab = lab_of(DONE)
     done1, fail1 = str(lab.pod("done1").ip), str(lab.pod("fail1").ip)
-    monkeypatch.setattr(terminal.dns_records, "read", lambda name: f"{fail1} a.default.svc.cluster.local\n")
+    monkeypatch.setattr(dns_records, "read", lambda name: f"{fail1} a.default.svc.cluster.local\n")
     lines = terminal.still_endpoints(lab, [f'{{"detail": "extra rule: -A KUBE-SVC-X --comment \\"default/b -> '
                                            f'{done1}:8080\\""}}', f"route {fail1}0/32"])
     assert lines == [
@@ -137,5 +137,22 @@ def test_status_line_names_a_terminal_pod_still_in_the_rules_or_the_dns(monkeypa
         "Service endpoint in kube-proxy's rules; up takes it out",
         "services: pod fail1 has terminated (its containers exited for good: Completed or Error) and is still a "
         "Service endpoint in the cluster DNS; up takes it out"]
-    monkeypatch.setattr(terminal.dns_records, "read", lambda name: None)
+    monkeypatch.setattr(dns_records, "read", lambda name: None)
     assert terminal.still_endpoints(lab, []) == []
+
+
+def test_what_probe_trace_and_get_load_for_served_leaves_the_plan_and_the_containers_out():
+    """``served`` (probe, trace, get, reach: every command that reads the lab as up serves it) loads this module;
+    what only a pod that can terminate, or status's comparison, needs is loaded there: the Flannel plan (for its CNI
+    network's name), portmap's rules, the containers' records and the echo server's control (26 modules, ~10 ms of a
+    probe's CPU beside its agent's)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport netlab.workload.terminal\n"
+            "print(sorted(m for m in ('netlab.plan.flannel', 'netlab.plan.portmap_rules', 'netlab.plan.iptables', "
+            "'netlab.workload.exits', 'netlab.workload.dns_records', 'netlab.workload.containers', "
+            "'netlab.workload.echocontrol', 'netlab.workload.tasks') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
