@@ -105,7 +105,9 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
         # Write-ahead: the lab's state says the interface is set at run time before the up that sets it, so that
         # up words a qdisc it takes off for --clear as cleared (impair.lifecycle), not as left out of a file.
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        had = _runtime_entry(state, key, {"spec": spec.spec() if spec is not None else {}, "at": now})
+        want = spec.spec() if spec is not None else {}
+        file = _file_spec(feature.runtime(state).get(key), state, name, iface)
+        had = _runtime_entry(state, key, {"spec": want, "at": now, **({"file": file} if file is not None else {})})
         try:
             done = _stopped_said(lifecycle.up_held(lab, source=state.source))
             # A qdisc change the kernel refuses leaves the interface as it was (netlab.kernel.tc) and is a
@@ -115,6 +117,10 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
             if refused is not None:
                 lifecycle.up_held(resolve(topo), source=state.source)
                 raise ApplyFailed(f"{refused}; rolled back: lab {lab_name} is impaired as it was")
+            if file is not None and _set(want) == _set(file):  # as the file has it again: no run-time edit left
+                after = load_state(lab_name)  # as the up saved it
+                if after is not None:
+                    _runtime_entry(after, key, None)
         except BaseException:
             try:
                 after = load_state(lab_name)  # as the up left it (rolled back)
@@ -232,6 +238,25 @@ def running(lab_name: str) -> LabState:
     if refused is not None:
         raise refused
     return state
+
+
+def _set(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if v is not None}
+
+
+def _file_spec(entry: dict[str, Any] | None, state: LabState, name: str, iface: str) -> dict[str, Any] | None:
+    """What the lab's file (its last `up`'s topology) gives ``name``'s ``iface``, which a run-time record keeps
+    (``file``) so that an impair that puts it back (a --clear of an interface the file leaves alone) drops the record,
+    and status and the repair lines are the file's again. The topology's before the first run-time edit; an older
+    netlab's record has none: unknown (None), the record stays."""
+    if entry is not None:
+        file = entry.get("file")
+        return dict(file) if isinstance(file, dict) else None
+    data = state.model().model_dump(mode="json", by_alias=True, exclude_none=True)
+    for item in data.get("pods", []) + data.get("nodes", []):  # pods first, as _edited looks them up
+        if item.get("name") == name:
+            return _set(dict(item.get("impair", {}).get(iface, {})))
+    return {}
 
 
 def _runtime_entry(state: LabState, key: str, entry: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -230,6 +230,9 @@ class WorkloadRecord(Strict):
 class RuntimeImpairment(Strict):
     spec: dict[Literal["rate", "delay", "jitter", "loss"], StrictStr | None]
     at: StrictStr  # when `netlab impair` set it (ISO 8601, UTC)
+    # what the lab's file gives the interface (its topology's before the first run-time edit; absent: an older
+    # netlab's record): an impair that puts it back drops the record
+    file: dict[Literal["rate", "delay", "jitter", "loss"], StrictStr | None] | None = None
 
 
 class ImpairRecord(Strict):

@@ -203,6 +203,39 @@ def test_impair_takes_the_labs_file_and_clear_says_it_cleared(lab):
     assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
     assert as_planned_here(name, path)  # the lab is its file's again
 
+
+def _runtime(name: str) -> dict:
+    """The lab's run-time impairment records (impair.lifecycle's ``impair.runtime``), read from its state."""
+    from netlab.realize.state import load_state
+
+    state = load_state(name)
+    assert state is not None
+    return (state.extra.get("impair") or {}).get("runtime") or {}
+
+
+def test_clear_of_an_interface_the_file_leaves_alone_drops_its_run_time_record(lab):
+    """QA: `impair X --rate R` then `impair X --clear` left a record (spec {}) in the lab's state, so status and
+    every repair line named `up --lab L` (not the file's `up -t FILE`) for good: even `up -t FILE` kept it. The
+    interface is its file's again: the record goes. A --clear of an interface the file impairs is a difference from
+    the file, and its record stays."""
+    name, path = lab
+    netlab("impair", "--lab", name, "server:eth0", "--rate", "10mbit")
+    assert set(_runtime(name)) == {f"{name}-server:eth0"}
+    netlab("impair", "--lab", name, "server:eth0", "--clear")
+    assert _runtime(name) == {}, _runtime(name)
+    subprocess.run(["tc", "-n", f"{name}-shaped", "qdisc", "del", "dev", "eth0", "root"], check=True)
+    drift = netlab("status", "--lab", name, check=False)
+    assert drift.stdout.splitlines()[-1] == f"run `{netlab_command(f'up -t {display_path(path)}')}` to repair", \
+        drift.stdout
+    up_here(path)
+    # The file rates shaped: cleared, it differs from the file, and `up --lab` (not `up -t FILE`) keeps it so.
+    netlab("impair", "--lab", name, "shaped:eth0", "--clear")
+    assert _runtime(name).get(f"{name}-shaped:eth0", {}).get("spec") == {}, _runtime(name)
+    assert not as_planned_here(name, path) and as_planned_here(name)
+    up_here(path)
+    assert _runtime(name) == {} and as_planned_here(name, path)
+
+
 def test_clearing_the_last_loss_leaves_the_table_as_it_was(lab):
     """`impair --clear` of a loss takes its chain out of the node's netdev table (emptied by the sync, deleted by
     the next, as kube-proxy's chains), the pod's own tables never held anything, status finds nothing either way,
