@@ -175,9 +175,11 @@ class PodActions(InCallersWords):
         its missing steps only (``changes``), the others listed in ``in_place``. A lab that is not as planned already
         (:meth:`status` finds differences :meth:`repair` puts right) is broken all the same, as ``netlab break``
         does, and the result's ``warnings`` says so, as its stderr line: what reach, probe and trace show is then
-        not this fault's alone."""
+        not this fault's alone. One that ``up --watch`` keeps is broken too, and ``warnings`` says the watcher (its
+        pid) repairs it within a second."""
         from netlab.api.internals import faults_before
         from netlab.breaks import catalogue
+        from netlab.breaks.quiz import watched_warning
         from netlab.breaks.run import break_lab, broken_already, warn_before
 
         with method("lab.break_"):
@@ -190,6 +192,7 @@ class PodActions(InCallersWords):
             from netlab.kernel import caps
 
             require_capabilities(caps.PROCESSES)
+        watched = watched_warning(self.name)  # `up --watch` keeps the lab: it repairs the fault at once
         left_out: list[str] = []  # the containers, when root may not read them (no CAP_SYS_PTRACE)
         before = faults_before(self, left_out=left_out)  # type: ignore[arg-type]  # self is a Lab (PodActions' base)
         done = break_lab(self.name, scenario, target, wait=wait)
@@ -197,7 +200,7 @@ class PodActions(InCallersWords):
         # the same break again: the differences are its own, no fault beside it (the CLI does not warn either)
         warnings = [broken_already(self.name, before, f"{me}.status()", f"{me}.repair()")] \
             if warn_before(before, done) else []
-        warnings += left_out
+        warnings += left_out + ([watched] if watched is not None else [])
         return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done),
                              warnings=tuple(warnings), already=done.already, in_place=tuple(done.in_place))
 

@@ -76,12 +76,26 @@ def watcher(lab_name: str) -> str | None:
         os.close(fd)
 
 
+def _stop(holder: str) -> str:
+    m = re.match(r"pid (\d+)", holder)
+    return f"Ctrl-C in its terminal, or sudo kill -INT {m.group(1)}" if m else "Ctrl-C in its terminal"
+
+
 def watched_refusal(lab_name: str, holder: str) -> str:
     """Why a quiz on a lab that ``up --watch`` keeps is refused: the watcher repairs its fault within a second."""
-    m = re.match(r"pid (\d+)", holder)
-    stop = f"Ctrl-C in its terminal, or sudo kill -INT {m.group(1)}" if m else "Ctrl-C in its terminal"
     return (f"lab {lab_name} is kept by {holder}: it would repair the quiz's fault within a second, nothing is "
-            f"broken; stop the watcher first ({stop}), then quiz again")
+            f"broken; stop the watcher first ({_stop(holder)}), then quiz again")
+
+
+def watched_warning(lab_name: str) -> str | None:
+    """What a break of a lab that ``up --watch`` keeps warns (None: no watcher, as :func:`watcher` tells): the
+    watcher repairs the fault within a second. Not refused, as a quiz is: a break under the watcher is how one
+    sees it heal."""
+    holder = watcher(lab_name)
+    if holder is None:
+        return None
+    return (f"lab {lab_name} is kept by {holder}: it will repair this fault within a second, so probe and trace "
+            f"will not show it; to study the fault, stop the watcher first ({_stop(holder)}), then break again")
 
 
 def path(lab_name: str) -> str:

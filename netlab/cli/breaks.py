@@ -79,7 +79,8 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     On a lab that is not as planned already (`netlab status`) it breaks, and
     warns: the symptoms are not this fault's alone (where the kernel cannot
     make it on top of the other, as a port state on a port set down, it is
-    refused with exit 2). The same scenario again
+    refused with exit 2). On a lab that `up --watch` keeps it breaks, and
+    warns: the watcher repairs it within a second. The same scenario again
     on the same target (not repaired since) changes nothing and says so.
     endpoint-pod-down and dns-pod-stopped stop a pod's containers: they need
     CAP_SYS_PTRACE (root without it is refused, exit 3, as `up` is); the
@@ -104,9 +105,14 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
 
     name = api.selected_name(lab_name, topology)
     assert name is not None  # required: a usage error when no lab is up
+    from netlab.breaks.quiz import watched_warning
+
+    watched = watched_warning(name)  # `up --watch` keeps the lab: it repairs the fault at once (quiz refuses)
     left_out: list[str] = []  # the containers, when root may not read them (no CAP_SYS_PTRACE)
     before = _faults_before(name, left_out=left_out)
     result = break_lab(name, scenario, target)
+    if watched is not None:
+        result.warnings.append(watched)
     if warn_before(before, result):  # a fault on top of another is allowed (a lesson may want two)
         result.warnings.append(broken_already(name, before, status_way(name, api=False), repair_command(name)))
     result.warnings += left_out

@@ -274,6 +274,7 @@ def test_a_break_scenario_is_healed(lab, scenario, target):
     mark = len(watcher.lines)
     broke = Lab(name).break_(scenario, target)  # `netlab break`, in this process: the watcher's repair is the test
     assert broke.changes and not broke.already, broke
+    assert any(f"is kept by pid {watcher.proc.pid} (netlab up --watch)" in w for w in broke.warnings), broke.warnings
     line = watcher.wait_for_line("did: ", after=mark, timeout=5)
     assert "saw: " in line and "repair failed" not in line, line
     wait_until(lambda: as_planned(name), 5.0, step=0.2)

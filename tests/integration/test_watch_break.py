@@ -61,6 +61,11 @@ def test_a_break_that_stops_an_echo_container_is_seen_at_once_and_named(tmp_path
         mark = len(watcher.lines)
         broke = netlab("break", "endpoint-pod-down", "--lab", name, "--target", "web")
         assert "stopped container web/main" in broke.stdout, broke.stdout
+        # Broken, and warned that the watcher puts it back at once (quiz refuses such a lab): its pid, how to stop it.
+        pid = watcher.proc.pid
+        assert (f"warning: lab {name} is kept by pid {pid} (netlab up --watch): it will repair this fault within a "
+                "second, so probe and trace will not show it; to study the fault, stop the watcher first (Ctrl-C in "
+                f"its terminal, or sudo kill -INT {pid}), then break again") in broke.stderr, broke.stderr
         wait_until(lambda: container_pid(name, "web") != old and running(container_pid(name, "web")), 30.0)
         line = watcher.wait_for_line("did: restarted container web/main", after=mark)
         before = watcher.lines[mark:watcher.lines.index(line, mark)]

@@ -5,6 +5,7 @@ lock as "netlab break SCENARIO". A quiz holds it as "netlab quiz", and a watched
 
 from __future__ import annotations
 
+import json
 import os
 import types
 
@@ -25,7 +26,7 @@ def _faked(monkeypatch, broken: list[tuple[str, str | None]]) -> None:
     monkeypatch.setattr(api, "selected_name", lambda lab, topo: LAB)
     monkeypatch.setattr(qz, "load", lambda name: None)
     monkeypatch.setattr(qz, "record", lambda *a: None)
-    monkeypatch.setattr(cli_breaks, "_faults_before", lambda name, reader="break": 0)
+    monkeypatch.setattr(cli_breaks, "_faults_before", lambda name, reader="break", left_out=None: 0)
     monkeypatch.setattr("netlab.realize.state.running_lab", lambda name: types.SimpleNamespace(resolved=lambda: None))
     monkeypatch.setattr("netlab.workload.terminal.served", lambda lab, state: lab)
     monkeypatch.setattr("netlab.doctor.require_tools", lambda *a: None)
@@ -83,3 +84,27 @@ def test_break_lab_holds_the_lock_under_the_name_it_is_given(monkeypatch):
     brun.break_lab(LAB, "ip-forward-off")
     brun.break_lab(LAB, "ip-forward-off", holder=qz.LOCK_HOLDER)
     assert names == ["netlab break ip-forward-off", "netlab quiz"]
+
+
+def test_a_break_on_a_watched_lab_warns_that_the_watcher_repairs_it_at_once(state_root, monkeypatch):
+    """QA: `break` beside an `up --watch` of the same lab broke it without a word, and the watcher put it back
+    within a second: probe and trace then showed nothing. It breaks (a break under the watcher is how one sees it
+    heal) and warns as the quiz's refusal says it, with the watcher's pid and how to stop it (the CLI and Lab.break_)."""
+    broken: list[tuple[str, str | None]] = []
+    _faked(monkeypatch, broken)
+    monkeypatch.setattr(brun, "break_lab", lambda name, scenario, target=None, wait=60.0, holder=None:
+                        broken.append((scenario, holder)) or brun.BreakResult(lab=LAB, scenario=scenario, target="n1"))
+    pid = os.getpid()
+    warning = (f"lab {LAB} is kept by pid {pid} (netlab up --watch): it will repair this fault within a second, so "
+               f"probe and trace will not show it; to study the fault, stop the watcher first (Ctrl-C in its terminal, "
+               f"or sudo kill -INT {pid}), then break again")
+    with lab_lock.WatcherLock(LAB):
+        result = CliRunner().invoke(cli, ["break", "ip-forward-off", "--lab", LAB])
+        assert result.exit_code == 0, (result.output, result.exception)
+        assert f"warning: {warning}\n" in result.stderr, result.stderr
+        assert result.stdout.startswith(f"lab {LAB}: broke ip-forward-off on node n1"), result.stdout
+        as_json = CliRunner().invoke(cli, ["break", "ip-forward-off", "--lab", LAB, "-o", "json"])
+        assert warning in json.loads(as_json.stdout)["warnings"], as_json.stdout
+    assert broken == [("ip-forward-off", None)] * 2
+    unwatched = CliRunner().invoke(cli, ["break", "ip-forward-off", "--lab", LAB])  # the watcher gone: no word
+    assert unwatched.exit_code == 0 and "kept by" not in unwatched.stderr, unwatched.stderr
