@@ -13,6 +13,7 @@ a pattern its reason must match.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -235,3 +236,20 @@ def _traced(flow: tuple[str, int | None]) -> tuple[str | None, int | None]:
 
 def matches(check: TraceCheck, reason: str | None) -> bool:
     return bool(reason) and re.search(check.fact, reason or "") is not None
+
+
+def shows(check: TraceCheck, trace: dict) -> bool:
+    """Whether a trace (its JSON, TraceResult.to_json) shows the fault as ``check`` names it: the hop it blames and
+    the fact there, the refusal, the policy verdict or the DNS reply. A lab repaired by hand in part since the
+    break (the route put back with a metric of its own) is not as planned, yet its trace may pass: no proof."""
+    if check.policy:  # a flow a policy denies that got through: delivered, its policy verdict says why
+        return bool(trace.get("delivered")) and any(matches(check, e.get("text")) for e in trace.get("policy") or [])
+    if check.refused:  # delivered, and refused there: the reason names the namespace and its sockets
+        refused = trace.get("refused")
+        return bool(trace.get("delivered")) and f" in {check.blamed_netns};" in (refused or "") \
+            and matches(check, refused)
+    if check.blamed_netns:
+        hop = trace.get("lost") or trace.get("reply_lost")
+        return hop is not None and hop.get("netns") == check.blamed_netns and matches(check, hop.get("reason")) \
+            and (trace.get("lost") is None) == check.reply
+    return matches(check, json.dumps(trace.get("reply")))  # the fact is in what it says of the reply (no answer)

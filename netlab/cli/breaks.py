@@ -154,11 +154,16 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
       sudo netlab quiz answer pod-cidr-route-missing   # seed 7's fault
       sudo netlab quiz answer --reveal   # give up: the answer, then the repair
 
-    A right answer shows the fault, the trace that proves it (or, on a lab
-    repaired before the answer, that the fault is no longer there), and
-    repairs the lab (`netlab up`). A wrong one says only "wrong" (exit 1):
-    the lab stays broken and the quiz open for another try. `quiz answer
-    --reveal` gives up: the answer, its trace, then the repair. Only scenarios that change something on
+    An answer is judged by the scenario it names against the quiz's. A right
+    one shows the fault, the trace that proves it (or, on a lab repaired
+    before the answer, that the fault is no longer there; on one repaired in
+    part, that its trace no longer shows it), and repairs the lab (`netlab
+    up`). A wrong one (exit 1) says it is wrong and not what the fault is: the
+    lab stays broken and the quiz open for another try; but on a lab found
+    as planned before the answer (repaired, or healed by itself) there is
+    nothing left to find, so a wrong one is told the answer too, and the lab
+    is repaired and the quiz closed. `quiz answer --reveal` gives up: the
+    answer, its trace, then the repair. Only scenarios that change something on
     this lab are picked; `netlab break --list` names them all. A lab that is
     not as planned already (`netlab status`) is refused with exit 2: repair it
     first. A lab that `up --watch` keeps is refused with exit 3 (it would
@@ -206,14 +211,26 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
                f"{_answer(name, 'SCENARIO')} (netlab break --list)")
 
 
+def _met(traced: dict) -> str:
+    """What a trace (its JSON) that does not show the quiz's fault met instead, in a few words."""
+    if traced.get("ok"):
+        return "delivers the packet and its reply"
+    lost = traced.get("lost") or traced.get("reply_lost")
+    if lost and lost.get("netns"):
+        return f"loses {'its reply' if traced.get('lost') is None else 'the packet'} in {lost['netns']} for another reason"
+    return "fails for another reason"
+
+
 @quiz.command("answer")
 @click.argument("scenario", required=False, shell_complete=_complete_scenarios)
 @lab_options
 @click.option("--reveal", is_flag=True, help="Show the answer and repair the lab, whatever SCENARIO says (give up).")
 def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None, reveal: bool) -> None:
-    """Answer the open quiz. Right: the fault, the trace that proves it, then the repair. Wrong: only "wrong"
-    (exit 1); the lab stays broken and the quiz open, to look again and answer again. --reveal gives up: the
-    answer, its trace and the repair (with SCENARIO: judged first, as before)."""
+    """Answer the open quiz, judged by the scenario named against the quiz's. Right: the fault, the trace that
+    proves it (when it still shows it), then the repair. Wrong (exit 1): wrong, not what it is; the lab stays
+    broken and the quiz open, to look again and answer again (on a lab found repaired before the answer: the
+    answer too, then the repair). --reveal gives up: the answer, its trace and the repair (with SCENARIO: judged
+    first, as before)."""
     if scenario is None and not reveal:
         raise UsageError("name the scenario you found, or give up with --reveal (the answer, then the repair)")
     if scenario is not None and catalogue.scenario(scenario) is None:  # a typo: said first, with the closest name
@@ -245,7 +262,8 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
         + (f" --size {check.size}" if check.size else "") + (f" --sport {check.sport}" if check.sport else "")
     # Repaired before the answer (`netlab up`, or by hand): the lab is as planned, so any trace passes; a passing
     # trace is no proof of the fault, so none is shown.
-    gone = not _faults_before(name, "quiz")
+    before = _faults_before(name, "quiz")
+    gone = not before
     if not right and not reveal and not gone:  # another try: nothing revealed, nothing repaired
         click.echo(f"wrong: it is not {scenario}; lab {name} stays broken and its quiz open: look again, then answer "
                    f"again ({_answer(name, 'SCENARIO')}), or see the answer and repair the lab: "
@@ -266,10 +284,19 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
         click.echo(f"    {line}")
     click.echo(f"  the lesson: {s.lesson}")
     trace = netlab_command(f"trace --lab {name} {check.src} {check.dst}{flags}")
+    see = f"{netlab_command(f'break --lab {name} {s.name} --target', open_quiz['target'])}, then {trace}"
     if result is None:
         click.echo(f"the fault is no longer there: lab {name} was as planned before this answer ({qz.gone_why(s.name)}"
-                   f"), so no trace shows it; to see it: "
-                   f"{netlab_command(f'break --lab {name} {s.name} --target', open_quiz['target'])}, then {trace}")
+                   f"), so no trace shows it; to see it: {see}")
+    elif not symptoms.shows(check, traced := result.to_json(repair="")):
+        # Repaired in part by hand (a route put back with a metric of its own): not as planned, yet the trace no
+        # longer meets the fault; a trace that does not show it is no proof of it, and not shown as one. The
+        # verdict above is the name's against the quiz's fault, as always.
+        from netlab.breaks.run import differences
+
+        click.echo(f"the trace no longer shows it: lab {name} was not as planned before this answer "
+                   f"({differences(before)}; `{status_way(name, api=False)}` lists them), yet {trace} {_met(traced)}: "
+                   f"the fault was put back in part since the quiz broke it; to see it: {see}")
     else:
         click.echo(f"the trace that shows it: {trace}")
         click.echo(render_text(result), nl=False)

@@ -16,9 +16,16 @@ from netlab.realize import state as state_mod
 from netlab.trace import render, run as trace_run
 
 
-def _faked(monkeypatch, events: list[str], before: int, scenario: str = "ip-forward-off") -> None:
+# The trace of ip-forward-off on n1 (its JSON, as much of it as the answer reads): lost where the fault is.
+SHOWN = {"ok": False, "delivered": False, "lost": {"hop": 5, "netns": "qz-n1", "device": "eth0",
+                                                  "reason": "net.ipv4.ip_forward = 0 in qz-n1", "fix": None},
+         "reply_lost": None}
+
+
+def _faked(monkeypatch, events: list[str], before: int, scenario: str = "ip-forward-off",
+           traced: dict = SHOWN) -> None:
     """quiz answer on a faked lab qz whose quiz broke ip-forward-off on n1; ``before``: the differences from its
-    plan status finds before the answer (0: repaired since)."""
+    plan status finds before the answer (0: repaired since); ``traced``: what the answer's trace finds."""
     monkeypatch.setattr(base, "require_root", lambda: None)
     monkeypatch.setattr(cli_breaks, "require_root", lambda: None)
     monkeypatch.setattr(api, "selected_name", lambda lab, topo: "qz")
@@ -31,7 +38,8 @@ def _faked(monkeypatch, events: list[str], before: int, scenario: str = "ip-forw
     monkeypatch.setattr(cli_breaks.catalogue, "resolve_target", lambda s, lab, target: target)
     monkeypatch.setattr(symptoms, "trace_check", lambda s, lab, target: symptoms.TraceCheck("a", "b", None, None, "qz-n1", "ip_forward"))
     monkeypatch.setattr(qz, "fault", lambda s, lab, target: ["ip netns exec qz-n1 sysctl -w net.ipv4.ip_forward=0"])
-    monkeypatch.setattr(trace_run, "run", lambda *a, **k: events.append("traced") or object())
+    monkeypatch.setattr(trace_run, "run", lambda *a, **k: events.append("traced") or types.SimpleNamespace(
+        to_json=lambda repair=None: traced))
     monkeypatch.setattr(render, "render_text", lambda result: "the trace\n")
     monkeypatch.setattr(api, "load_running", lambda name: name)
     monkeypatch.setattr(api.Lab, "up_loaded", classmethod(
@@ -118,3 +126,50 @@ def test_reveal_gives_up_shows_the_answer_and_repairs(monkeypatch):
     neither = run_cli("quiz", "answer")
     assert neither.returncode == 2 and neither.stderr == ("netlab: name the scenario you found, or give up with "
                                                           "--reveal (the answer, then the repair)\n"), neither
+
+
+def test_a_lab_repaired_in_part_by_hand_shows_no_passing_trace_as_the_proof(monkeypatch):
+    """QA: the student put the fault back in part by hand (the route added again with a metric of its own): the lab
+    is not as planned, but the trace delivers. The answer said "right" and showed that delivered trace as "the
+    trace that shows it". It is judged by the name against the quiz's fault, says the trace no longer shows it, and
+    how to see it; then repairs."""
+    events: list[str] = []
+    delivered = {"ok": True, "delivered": True, "lost": None, "reply_lost": None}
+    _faked(monkeypatch, events, 2, traced=delivered)
+    result = CliRunner().invoke(cli, ["quiz", "answer", "ip-forward-off"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.output.startswith("right (") and "the trace that shows it" not in result.output, result.output
+    assert "the trace\n" not in result.output, result.output
+    assert (f"the trace no longer shows it: lab qz was not as planned before this answer (2 differences from its plan; "
+            f"`{netlab_command('status --lab qz')}` lists them), yet {netlab_command('trace --lab qz a b')} delivers "
+            "the packet and its reply: the fault was put back in part since the quiz broke it; to see it: "
+            f"{netlab_command('break --lab qz ip-forward-off --target n1')}, then {netlab_command('trace --lab qz a b')}"
+            ) in result.output, result.output
+    assert events == ["traced", "repaired qz", "quiz closed"]
+    # lost elsewhere (another fault made by hand): not the quiz's either, and said so
+    _faked(monkeypatch, [], 2, traced={**SHOWN, "lost": {**SHOWN["lost"], "netns": "qz-n2", "reason": "no route"}})
+    other = CliRunner().invoke(cli, ["quiz", "answer", "--reveal"])
+    assert other.output.startswith("it was ip-forward-off (") and "the trace that shows it" not in other.output
+    assert "loses the packet in qz-n2 for another reason: the fault was put back in part" in other.output, other.output
+    # a wrong name on such a lab is wrong, as anywhere: the quiz stays open for another try
+    _faked(monkeypatch, events := [], 2, traced=delivered)
+    wrong = CliRunner().invoke(cli, ["quiz", "answer", "rp-filter-strict"])
+    assert wrong.exit_code == 1 and wrong.output.startswith("wrong: it is not rp-filter-strict;") and events == []
+
+
+def test_help_says_what_a_wrong_answer_says(monkeypatch):
+    """QA: quiz --help said a wrong answer says only "wrong"; on a lab found as planned before the answer it is
+    told the answer, the lab repaired and the quiz closed (nothing is left to find). The help says both."""
+    events: list[str] = []
+    _faked(monkeypatch, events, 0)
+    wrong = CliRunner().invoke(cli, ["quiz", "answer", "rp-filter-strict"])
+    assert wrong.exit_code == 1 and wrong.output.startswith("wrong: it was ip-forward-off ("), wrong.output
+    assert events == ["repaired qz", "quiz closed"]
+    text = " ".join(CliRunner().invoke(cli, ["quiz", "--help"]).output.split())
+    assert 'says only "wrong"' not in text, text
+    assert ("A wrong one (exit 1) says it is wrong and not what the fault is: the lab stays broken and the quiz open "
+            "for another try; but on a lab found as planned before the answer (repaired, or healed by itself) there "
+            "is nothing left to find, so a wrong one is told the answer too, and the lab is repaired and the quiz "
+            "closed.") in text, text
+    answer = " ".join(CliRunner().invoke(cli, ["quiz", "answer", "--help"]).output.split())
+    assert 'only "wrong"' not in answer and "(on a lab found repaired before the answer: the answer too" in answer
