@@ -217,7 +217,8 @@ def _met(traced: dict) -> str:
         return "delivers the packet and its reply"
     lost = traced.get("lost") or traced.get("reply_lost")
     if lost and lost.get("netns"):
-        return f"loses {'its reply' if traced.get('lost') is None else 'the packet'} in {lost['netns']} for another reason"
+        what = "its reply" if traced.get("lost") is None else "the packet"
+        return f"loses {what} in {lost['netns']} for another reason"
     return "fails for another reason"
 
 

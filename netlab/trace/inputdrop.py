@@ -84,12 +84,14 @@ def dropped(ns: str, who: str, before: str | None, after: str | None, planned: I
     texts), and the fix; ``who``: the namespace in words ("pod api"); ``planned``: the rules the lab writes there
     (as iptables-save prints them); ``hook``: INPUT (the packet arrived there), OUTPUT (the namespace sent it).
     ``ours_too``: False, a rule the lab writes is not named (a node's: kube-proxy's REJECT of a Service without
-    endpoints, its DROP of an invalid packet, are told where the trace meets them, never undone with -D)."""
+    endpoints, its DROP of an invalid packet, are told where the trace meets them, never undone with -D). FORWARD:
+    a node the packet vanished in while forwarding it (extrarules.dropped)."""
     if before is None or after is None:
         return None
     was, now = counts(before, hook), counts(after, hook)
-    when = "after it arrived, before any socket saw it" if hook == "INPUT" else \
-        "on its way out, before any device sent it (the sender's own firewall)"
+    when = {"INPUT": "after it arrived, before any socket saw it",
+            "FORWARD": "as it forwarded it, after its route lookup (a rule that counted a packet while the trace ran)"
+            }.get(hook, "on its way out, before any device sent it (the sender's own firewall)")
     ours = set(planned)
     for (line, n), packets in now.items():
         if packets <= was.get((line, n), 0) or (line in ours and not ours_too):

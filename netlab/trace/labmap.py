@@ -112,6 +112,7 @@ class PlannedNat(NamedTuple):
 
     chains: frozenset[str]
     rules: tuple[str, ...]
+    plugin_jumps: bool = False  # a node whose pods CNI plugins attach: their jumps are theirs (netfilter_drift)
 
 
 @dataclass
@@ -259,7 +260,7 @@ class LabMap:
             elif isinstance(r, NatRules) and r.table == "nat":
                 m.planned_nat[r.netns] = PlannedNat(frozenset(r.chains), r.rules)
             elif isinstance(r, NatRules) and r.table == "filter":
-                m.planned_filter[r.netns] = PlannedNat(frozenset(r.chains), r.rules)
+                m.planned_filter[r.netns] = PlannedNat(frozenset(r.chains), r.rules, r.plugin_jumps)
             elif isinstance(r, NftRules) and (r.family, r.table) == (nftables.FAMILY, nftables.TABLE):
                 m.planned_nft[r.netns] = r.listing
             elif isinstance(r, Sysctl) and (r.name, r.value) == ("net.ipv4.ip_forward", "0"):

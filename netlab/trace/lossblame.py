@@ -10,7 +10,7 @@ from __future__ import annotations
 from netlab.model.impair import describe
 from netlab.model.lab import Lab
 from netlab.plan import impair as plan_impair
-from netlab.trace import arploss, faults, foreignnft, l2steps
+from netlab.trace import arploss, extrarules, faults, foreignnft, l2steps
 from netlab.trace.crossed import crossed
 from netlab.trace.hops import Hop
 from netlab.trace.kernel import LiveKernel
@@ -70,10 +70,12 @@ def on_path(lab: Lab, result: TraceResult) -> list[dict[str, str]]:
 def firewall(kernel: LiveKernel, v: Verdict, hops: list[Hop], lm: LabMap | None = None) -> Verdict:
     """A packet that vanished where route, ARP and FDB look right, or before a next hop it never asked for (a
     node's VXLAN packet for a node whose underlay address it has no ARP entry for): an nftables table the lab does
-    not plan that drops it there, or a FORWARD policy of DROP where it was lost, says why."""
+    not plan that drops it there, or a FORWARD policy of DROP where it was lost, or a DROP of its FORWARD chains the
+    lab does not plan that counted it (extrarules.dropped), says why."""
     if v.delivered or v.lost_at is None or not any(m in (v.reason or "") for m in ("look at the firewall",
                                                                                      l2steps.NEVER_ASKED)):
         return v
     drop = foreignnft.blame(kernel, hops, v.lost_at, lm.planned_nft if lm else {}) or \
-        faults.forward_policy(kernel, hops[v.lost_at].netns)
+        faults.forward_policy(kernel, hops[v.lost_at].netns) or \
+        extrarules.dropped(kernel, hops, v, lm.planned_filter if lm else {})
     return Verdict(False, v.lost_at, drop[0], drop[1]) if drop else v

@@ -30,7 +30,8 @@ from netlab.kernel.rtnl_parse import dump_links
 from netlab.model.echo_ports import pod_echo_ports
 from netlab.model.lab import Lab
 from netlab.model.naming import NETNS_DIR
-from netlab.trace import arploss, capture as cap, decode, dns, lossblame, policyverdict, send, unnatreply
+from netlab.trace import arploss, capture as cap, decode, dns, extrarules, lossblame, policyverdict, send, unnatreply
+from netlab.trace.crossed import crossed
 from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.workload.reconfigure import lab_netns_gone, netns_gone, repair_command
@@ -151,7 +152,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             step(1)
             # each node's filter table read once a moment: kube-proxy's REJECTs and the policies' (which drops it)
             nodes = tpolicy.node_namespaces(lab)
-            filters = policyrules.read_tables(dict.fromkeys(counted + nodes))
+            # and those of the nodes captured on its way: a rule there the lab does not plan (extrarules.py)
+            on_way = [ns for ns in namespaces if ns in lm.planned_filter]
+            filters = policyrules.read_tables(dict.fromkeys(counted + nodes + on_way))
             kernel.count_nat_before(counted, filters, lm.nft_netns)
             kernel.count_masquerades_before(nat_netns)
             policy_before = policyrules.reject_counts({ns: t for ns, t in filters.items() if ns in nodes})
@@ -159,6 +162,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             # it and its reply (a pod, node or internet host): its own OUTPUT chain may drop it as it leaves
             ends = [ns for ns in namespaces if lm.where(ns).startswith("pod ") or ns in (src.netns, dst.netns)]
             input_before = _tables(ends, filters)
+            kernel.filters_before = {**filters, **input_before}
             loss_before = arploss.read_counts(loss_netns)  # the impairments' loss chains: which dropped ARP
             with _confirmed_entries(nat_netns if proto in ("tcp", "udp") else []) as confirmed:
                 sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport,
@@ -167,7 +171,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                 try:
                     send.wait_reply(sent, timeout)
                     kernel.snapshot_conntrack(nat_netns, proto, {ns: c.tuples(ip_proto) for ns, c in confirmed.items()})
-                    filters = policyrules.read_tables(dict.fromkeys(counted + nodes))
+                    filters = policyrules.read_tables(dict.fromkeys(counted + nodes + on_way))
                     kernel.snapshot_nat(counted, filters, lm.nft_netns)
                     policy_tables = {ns: t for ns, t in filters.items() if ns in nodes}
                     policy_after = policyrules.reject_counts(policy_tables)
@@ -301,6 +305,10 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         result.refused = refusal.rejected(result.verdict, fwd.hops)
     rejectanswer.start_rows(result)
     result.impairments = lossblame.on_path(lab, result)  # once the REJECT's rows are in
+    extrarules.note([(fwd, crossed(fwd, result.verdict)), (back, crossed(back, result.reply_verdict,
+                                                                         result.verdict.delivered))],
+                    kernel.filters_before, kernel.filters_after, lm.planned_filter, lm.names, unfiltered,
+                    lm.repair_later)
     if down is not None:
         _says_down(result, arrived, down, repair_way(lab.name, lm.repair))
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]

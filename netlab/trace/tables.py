@@ -33,6 +33,7 @@ class KernelTables:
         self._filter_before: dict[str, NatTable | None] = {}
         # namespace -> its filter table as read right after the packet (run.py, with counters): not read again
         self.filters_after: dict[str, str] = {}
+        self.filters_before: dict[str, str] = {}  # and before it (extrarules: the counters of rules it ran)
         self._nft: dict[str, NftTable | None] = {}
         self._nft_before: dict[str, NftTable | None] = {}
         # namespace -> why kube-proxy's table could not be read there (nft's one line): its nft_table is None
