@@ -5,7 +5,9 @@ The trace's walk is stood in for on the fake kernel's lab."""
 
 from __future__ import annotations
 
+
 import json
+import types
 
 import pytest
 from cli_inprocess import run_cli
@@ -86,7 +88,7 @@ def test_quiz_answer_works_out_the_repair_only_when_its_trace_names_it(monkeypat
     """quiz answer's trace of the fault (no root: the quiz and its lab are faked as test_quiz_answer_order fakes them):
     the repair it gives the trace is worked out when the trace asks for it, not before."""
     from click.testing import CliRunner
-    from test_quiz_answer_order import _faked
+    from test_quiz_answer_order import SHOWN, _faked
 
     from netlab.cli import cli
     from netlab.workload import reconfigure
@@ -95,7 +97,9 @@ def test_quiz_answer_works_out_the_repair_only_when_its_trace_names_it(monkeypat
     asked: list[str] = []
     monkeypatch.setattr(reconfigure, "repair_up", lambda state: asked.append(state.lab) or "sudo netlab up --lab qz")
     given: list = []
-    monkeypatch.setattr(trace_run, "run", lambda *a, **kw: given.append(kw["repair"]) or object())
+    # a trace that shows the fault (its JSON read without the repair: to_json(repair=...) asks for none)
+    monkeypatch.setattr(trace_run, "run", lambda *a, **kw: given.append(kw["repair"]) or types.SimpleNamespace(
+        to_json=lambda repair=None: SHOWN))
     result = CliRunner().invoke(cli, ["quiz", "answer", "ip-forward-off"])
     assert result.exit_code == 0 and len(given) == 1, (result.output, result.exception)
     assert asked == [], "quiz answer worked out a repair its trace never named"
