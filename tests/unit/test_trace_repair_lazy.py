@@ -5,7 +5,6 @@ The trace's walk is stood in for on the fake kernel's lab."""
 
 from __future__ import annotations
 
-
 import json
 import types
 
