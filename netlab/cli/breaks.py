@@ -222,6 +222,20 @@ def _met(traced: dict) -> str:
     return "fails for another reason"
 
 
+def _undone(scenario: str, lab, target, state) -> str:
+    """How much of the quiz's change is still in the kernel (breaks.run.still_to_do), for an answer whose trace no
+    longer shows the fault."""
+    from netlab.breaks.run import steps_of, still_to_do
+
+    steps = steps_of(scenario, lab, target)
+    todo = still_to_do(steps, state)
+    if not todo:  # the packet went around it: a route of the student's beside the deleted one, say
+        return "the quiz's change is still in the kernel, but the packet went around it (by a change made since)"
+    if all(any(st is t for t in todo) for st in steps):
+        return "the quiz's change is no longer in the kernel (undone since, by hand), and what differs is not it"
+    return "the quiz's change was undone in part since (by hand), and what is left of it is not on the packet's way"
+
+
 @quiz.command("answer")
 @click.argument("scenario", required=False, shell_complete=_complete_scenarios)
 @lab_options
@@ -297,7 +311,7 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
 
         click.echo(f"the trace no longer shows it: lab {name} was not as planned before this answer "
                    f"({differences(before)}; `{status_way(name, api=False)}` lists them), yet {trace} {_met(traced)}: "
-                   f"the fault was put back in part since the quiz broke it; to see it: {see}")
+                   f"{_undone(s.name, lab, target, state)}; to see it: {see}")
     else:
         click.echo(f"the trace that shows it: {trace}")
         click.echo(render_text(result), nl=False)

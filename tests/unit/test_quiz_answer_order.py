@@ -9,7 +9,7 @@ import click
 from click.testing import CliRunner
 
 from netlab import api
-from netlab.breaks import quiz as qz, symptoms
+from netlab.breaks import quiz as qz, run as brun, symptoms
 from netlab.cli import base, breaks as cli_breaks, cli
 from netlab.errors import netlab_command
 from netlab.realize import state as state_mod
@@ -136,21 +136,36 @@ def test_a_lab_repaired_in_part_by_hand_shows_no_passing_trace_as_the_proof(monk
     events: list[str] = []
     delivered = {"ok": True, "delivered": True, "lost": None, "reply_lost": None}
     _faked(monkeypatch, events, 2, traced=delivered)
+    steps = ["del", "add"]  # the quiz's change, and what of it the kernel no longer holds
+    todo: list[str] = ["add"]
+    monkeypatch.setattr(brun, "steps_of", lambda name, lab, target: steps)
+    monkeypatch.setattr(brun, "still_to_do", lambda st, state: todo)
     result = CliRunner().invoke(cli, ["quiz", "answer", "ip-forward-off"])
     assert result.exit_code == 0, (result.output, result.exception)
     assert result.output.startswith("right (") and "the trace that shows it" not in result.output, result.output
     assert "the trace\n" not in result.output, result.output
     assert (f"the trace no longer shows it: lab qz was not as planned before this answer (2 differences from its plan; "
             f"`{netlab_command('status --lab qz')}` lists them), yet {netlab_command('trace --lab qz a b')} delivers "
-            "the packet and its reply: the fault was put back in part since the quiz broke it; to see it: "
-            f"{netlab_command('break --lab qz ip-forward-off --target n1')}, then {netlab_command('trace --lab qz a b')}"
+            "the packet and its reply: the quiz's change was undone in part since (by hand), and what is left of it is "
+            "not on the packet's way; to see it: "
+            f"{netlab_command('break --lab qz ip-forward-off --target n1')}, then "
+            f"{netlab_command('trace --lab qz a b')}"
             ) in result.output, result.output
     assert events == ["traced", "repaired qz", "quiz closed"]
+    todo[:] = steps  # all of it undone: the differences are others'
+    whole = CliRunner().invoke(cli, ["quiz", "answer", "ip-forward-off"])
+    assert ": the quiz's change is no longer in the kernel (undone since, by hand), and what differs is not it; to " \
+        "see it: " in whole.output, whole.output
+    todo[:] = []  # all of it there: the packet went around it
+    around = CliRunner().invoke(cli, ["quiz", "answer", "ip-forward-off"])
+    assert ": the quiz's change is still in the kernel, but the packet went around it (by a change made since); to " \
+        "see it: " in around.output, around.output
     # lost elsewhere (another fault made by hand): not the quiz's either, and said so
     _faked(monkeypatch, [], 2, traced={**SHOWN, "lost": {**SHOWN["lost"], "netns": "qz-n2", "reason": "no route"}})
     other = CliRunner().invoke(cli, ["quiz", "answer", "--reveal"])
     assert other.output.startswith("it was ip-forward-off (") and "the trace that shows it" not in other.output
-    assert "loses the packet in qz-n2 for another reason: the fault was put back in part" in other.output, other.output
+    assert "loses the packet in qz-n2 for another reason: the quiz's change is still in the kernel" in other.output, \
+        other.output
     # a wrong name on such a lab is wrong, as anywhere: the quiz stays open for another try
     _faked(monkeypatch, events := [], 2, traced=delivered)
     wrong = CliRunner().invoke(cli, ["quiz", "answer", "rp-filter-strict"])

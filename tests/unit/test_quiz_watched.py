@@ -89,7 +89,7 @@ def test_break_lab_holds_the_lock_under_the_name_it_is_given(monkeypatch):
 def test_a_break_on_a_watched_lab_warns_that_the_watcher_repairs_it_at_once(state_root, monkeypatch):
     """QA: `break` beside an `up --watch` of the same lab broke it without a word, and the watcher put it back
     within a second: probe and trace then showed nothing. It breaks (a break under the watcher is how one sees it
-    heal) and warns as the quiz's refusal says it, with the watcher's pid and how to stop it (the CLI and Lab.break_)."""
+    heal) and warns as the quiz's refusal says it, with the watcher's pid and how to stop it."""
     broken: list[tuple[str, str | None]] = []
     _faked(monkeypatch, broken)
     monkeypatch.setattr(brun, "break_lab", lambda name, scenario, target=None, wait=60.0, holder=None:

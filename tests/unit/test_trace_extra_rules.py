@@ -32,7 +32,8 @@ def test_the_extra_rules_are_those_of_the_chains_the_hook_runs():
     jump = "-A FORWARD -m comment --comment \"CNI firewall plugin rules\" -j CNI-FORWARD"
     assert extrarules.extra(table(jump), PLANNED._replace(plugin_jumps=True), "FORWARD") == []
     assert extrarules.extra(table(jump), PLANNED, "FORWARD") == [jump]
-    assert extrarules.extra(table("-A OUTPUT -j DROP"), None, "OUTPUT") == ["-A OUTPUT -j DROP"]  # a pod's: none planned
+    # a pod's table: the plan writes no rule there
+    assert extrarules.extra(table("-A OUTPUT -j DROP"), None, "OUTPUT") == ["-A OUTPUT -j DROP"]
 
 
 def test_the_row_where_the_packet_ran_the_hook_says_it_once_with_the_counter_and_the_fix():
