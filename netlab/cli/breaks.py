@@ -156,9 +156,9 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
 
     An answer is judged by the scenario it names against the quiz's. A right
     one shows the fault, the trace that proves it (or, on a lab repaired
-    before the answer, that the fault is no longer there; on one repaired in
-    part, that its trace no longer shows it), and repairs the lab (`netlab
-    up`). A wrong one (exit 1) says it is wrong and not what the fault is: the
+    before the answer, that the fault is no longer there; on one changed by
+    hand since, that its trace no longer shows it), and repairs the lab
+    (`netlab up`). A wrong one (exit 1) says it is wrong and not what the fault is: the
     lab stays broken and the quiz open for another try; but on a lab found
     as planned before the answer (repaired, or healed by itself) there is
     nothing left to find, so a wrong one is told the answer too, and the lab
