@@ -232,7 +232,7 @@ def _undone(scenario: str, lab, target, state) -> str:
     if not todo:  # the packet went around it: a route of the student's beside the deleted one, say
         return "the quiz's change is still in the kernel, but the packet went around it (by a change made since)"
     if all(any(st is t for t in todo) for st in steps):
-        return "the quiz's change is no longer in the kernel (undone since, by hand), and what differs is not it"
+        return "the quiz's change is no longer in the kernel: undone since, by hand, though not as the plan has it"
     return "the quiz's change was undone in part since (by hand), and what is left of it is not on the packet's way"
 
 
