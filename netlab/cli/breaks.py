@@ -232,7 +232,7 @@ def _undone(scenario: str, lab, target, state) -> str:
     if not todo:  # the packet went around it: a route of the student's beside the deleted one, say
         return "the quiz's change is still in the kernel, but the packet went around it (by a change made since)"
     if all(any(st is t for t in todo) for st in steps):
-        return "the quiz's change is no longer in the kernel: undone since, by hand, though not as the plan has it"
+        return "the quiz's change is no longer in the kernel (undone since, by hand): what differs is something else"
     return "the quiz's change was undone in part since (by hand), and what is left of it is not on the packet's way"
 
 
@@ -286,6 +286,11 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
         raise SystemExit(1)
     result = None if gone else run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size,
                                    sport=check.sport, repair=lambda: repair_up(state))
+    # A trace that does not show the fault (the lab changed by hand since the quiz: a route put back with a metric
+    # of its own) is no proof of it, and not shown as one; how much of the quiz's change the kernel still holds is
+    # read before the repair. The verdict is the name's against the quiz's fault, as always.
+    traced = result.to_json(repair="") if result is not None else None
+    undone = _undone(s.name, lab, target, state) if traced is not None and not symptoms.shows(check, traced) else None
     # Repaired before a word is written: a reader that stops reading (`| head -1`) must not leave the lab broken
     # and the quiz open.
     repaired = api.Lab.up_loaded(api.load_running(name))  # the topology it was broken from (a dict's too)
@@ -303,15 +308,12 @@ def quiz_answer(scenario: str | None, lab_name: str | None, topology: str | None
     if result is None:
         click.echo(f"the fault is no longer there: lab {name} was as planned before this answer ({qz.gone_why(s.name)}"
                    f"), so no trace shows it; to see it: {see}")
-    elif not symptoms.shows(check, traced := result.to_json(repair="")):
-        # Repaired in part by hand (a route put back with a metric of its own): not as planned, yet the trace no
-        # longer meets the fault; a trace that does not show it is no proof of it, and not shown as one. The
-        # verdict above is the name's against the quiz's fault, as always.
+    elif undone is not None and traced is not None:
         from netlab.breaks.run import differences
 
         click.echo(f"the trace no longer shows it: lab {name} was not as planned before this answer "
                    f"({differences(before)}; `{status_way(name, api=False)}` lists them), yet {trace} {_met(traced)}: "
-                   f"{_undone(s.name, lab, target, state)}; to see it: {see}")
+                   f"{undone}; to see it: {see}")
     else:
         click.echo(f"the trace that shows it: {trace}")
         click.echo(render_text(result), nl=False)

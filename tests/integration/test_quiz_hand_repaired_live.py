@@ -1,8 +1,8 @@
 """`netlab quiz answer` on a lab the student mended by hand (QA): the route the quiz took away added again with
 `ip route add ... metric 7`, not the plan's (status: the plan's missing, that one extra), so the lab is not as
 planned but packets cross it. The answer said "right" and showed that delivered trace as "the trace that shows it".
-It is judged by the name against the quiz's fault, says the trace no longer shows it (the quiz's change undone by
-hand, though not as the plan has it) and how to see it, and repairs: `ip -j route` holds the plan's route again,
+It is judged by the name against the quiz's fault, says the trace no longer shows it (the quiz's change is still in
+place: the packet went around it) and how to see it, and repairs: `ip -j route` holds the plan's route again,
 without the hand-made one."""
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ def test_a_quiz_answered_after_a_hand_repair_shows_no_delivered_trace_as_its_pro
     assert "the trace that shows it" not in got.stdout and "delivered to" not in got.stdout, got.stdout
     assert (f"the trace no longer shows it: lab {name} was not as planned before this answer (2 differences from its "
             "plan; ") in got.stdout, got.stdout
-    # a route to the peer's pod CIDR is back (break's own look at the kernel), but not the plan's: status differs
-    assert "delivers the packet and its reply: the quiz's change is no longer in the kernel: undone since, by hand, " \
-        "though not as the plan has it; to see it: " in got.stdout, got.stdout
+    # the plan's route is still gone (the quiz's change in place, read before the repair): the student's route
+    # took the packet around it
+    assert "delivers the packet and its reply: the quiz's change is still in the kernel, but the packet went around " \
+        "it (by a change made since); to see it: " in got.stdout, got.stdout
     assert f"repaired: lab {name} is up again" in got.stdout, got.stdout
     assert quiz.load(name) is None and as_planned_here(name)
     routes = json.loads(subprocess.run(["ip", "-j", "-n", node, "route", "show", peer], check=True,
