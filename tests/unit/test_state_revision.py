@@ -29,8 +29,9 @@ from test_state_newer import LAB, as_newer, saved
 # 2: a CNI record's phase "terminated"; 3: the addresses record's bridge_nodes (the nodes with cni0)
 # 4: a container record's records_file and records_log (the cluster DNS records dnsmasq read at netlab's hand)
 # 5: extra.converging (an up of a running lab at work: realize/converging.py)
+# 6: a run-time impairment's file (what the lab's file gives the interface: impair --clear drops the record)
 DIGESTS = {1: "91fc3e18fa230add", 2: "e3788526ad5a7920", 3: "3a0a083ca00be89f", 4: "b0b3ed041fac362c",
-           5: "6b57eccb0ef96842"}
+           5: "6b57eccb0ef96842", 6: "70ecdc97c66d0f91"}
 
 
 def schema_digest() -> str:
