@@ -15,15 +15,16 @@ Read from the snapshot ``status`` and ``up`` take of each namespace (one
 qdisc dump more: kernel/readns.py); the interfaces an impairment shapes now or
 did (netlab.impair.lifecycle) are that feature's, and what a user's CNI
 plugins made (the bandwidth plugin's tbf) is theirs (realize/attachments.py).
-``up`` deletes the root qdisc (RTM_DELQDISC, kernel/tc.py): the device gets its
-default back; the txqueuelen is the link's repair.
+``up`` deletes the root qdisc (RTM_DELQDISC, kernel/tc.py) through the run's
+journal: the device gets its default back; the txqueuelen is the link's repair.
+A rollback puts both back (the qdisc from its dump's message), as the kernel was.
 
 An ingress or clsact qdisc (``tc qdisc add dev eth0 ingress``, then ``tc filter add dev eth0 ingress ... action
 drop``) holds filters that act on what the device takes in, before the stack sees it: nothing netlab, Flannel or
 the reference plugins make has one (the bandwidth plugin's on a host veth is the user's CNI's, left to it as its
 tbf is), so any is drift, said with how many filters hang on it, and ``up`` deletes it with its filters
-(``tc qdisc del dev D ingress``), on an impaired interface too (an impairment shapes with a root qdisc). As the
-root one, its removal is not journaled: a rollback does not put back what a hand made.
+(``tc qdisc del dev D ingress``), on an impaired interface too (an impairment shapes with a root qdisc). Its
+removal is not journaled: a rollback could add the qdisc again, not the filters that made it matter.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from netlab.impair.lifecycle import RECORD, wanted, words
 from netlab.kernel import netlink, tc
-from netlab.kernel.base import Snapshot
+from netlab.kernel.base import Op, Snapshot
+from netlab.plan.hand_qdisc import HandQdisc
 from netlab.plan.resources import Bridge, Link, Loopback, Resource, Veth, VethPeer, Vxlan
 from netlab.realize.diff import Drift
 
@@ -63,8 +65,9 @@ def qdisc_words(body: bytes) -> str:
 
 class Stray(NamedTuple):
     link: Link  # the planned link
-    what: str  # its qdisc in tc's words
+    words: str  # its qdisc in tc's words
     txqlen: int  # its txqueuelen as read
+    body: bytes = b""  # a root qdisc's dump message body (a rollback adds it again from it)
     ingress: bool = False  # an ingress or clsact qdisc, not a root one
 
 
@@ -85,7 +88,8 @@ def found(ns: str, snap: Snapshot, planned: Iterable[Resource], skip: set[tuple[
         if link is None:
             continue
         if (ns, link.name) not in skip and link.index in snap.root_qdiscs:
-            out.append(Stray(r, qdisc_words(snap.root_qdiscs[link.index]), link.txqlen or 0))
+            body = snap.root_qdiscs[link.index]
+            out.append(Stray(r, qdisc_words(body), link.txqlen or 0, body))
         if link.index in snap.ingress_qdiscs:
             kind, filters = snap.ingress_qdiscs[link.index]
             out.append(Stray(r, f"{kind} qdisc with {_filters(filters)}", link.txqlen or 0, ingress=True))
@@ -106,7 +110,7 @@ def merged(drifts: list[Drift], strays: list[Stray]) -> list[Drift]:
     if not strays:
         return drifts
     out = list(drifts)
-    for r, what, txqlen, ingress in strays:
+    for r, what, txqlen, _, ingress in strays:
         said = (f"{what} added (want none: its filters act on what {r.name} takes in)" if ingress else
                 f"root qdisc {what} added (want {default_of(r)})") + _txqlen_words(r, txqlen)
         at = next((i for i, d in enumerate(out) if d.state == "different" and d.resource.key == r.key), None)
@@ -118,21 +122,34 @@ def merged(drifts: list[Drift], strays: list[Stray]) -> list[Drift]:
     return out
 
 
-def take_off(strays: dict[str, list[Stray]]) -> tuple[list[str], list[str]]:
-    """Delete each stray root qdisc (the device gets the kernel's default back) and ingress or clsact qdisc (with
-    its filters): the lines said for those taken off, and for those the kernel refused."""
-    fixed, problems = [], []
-    for ns, found_there in sorted(strays.items()):
-        for r, what, txqlen, ingress in found_there:
-            name = f"the {what}" if ingress else f"root qdisc {what}"
-            try:
-                (tc.delete_ingress if ingress else tc.delete_root)(ns, r.name)
-            except OSError as exc:  # TcError; NetnsGone
-                problems.append(f"could not remove {name} from {r.name} in {ns}: {exc}")
-                continue
-            qlen = f"; the txqlen {txqlen} the kernel gave it with the qdisc is set back to 0" \
-                if _txqlen_words(r, txqlen) else ""
-            why = f"none of the lab's: nothing acts on what {r.name} takes in before the stack again" if ingress \
-                else f"no impairment of the topology's: {r.name} has {default_of(r)} again"
-            fixed.append(f"removed {name} from {r.name} in {ns} ({why}{qlen})")
-    return fixed, problems
+def removal(ns: str, s: Stray) -> Op:
+    """The journaled deletion of a stray root qdisc (RTM_DELQDISC): the device gets the kernel's default back, and a
+    rollback of the run adds the qdisc again, as it puts back the txqueuelen the link's repair set (the kernel's
+    1000 came with that qdisc)."""
+    return Op("del", HandQdisc(ns, dev=s.link.name, words=s.words, body=s.body))
+
+
+def take_off_ingress(ns: str, s: Stray) -> str | None:
+    """Delete a stray ingress or clsact qdisc with its filters (not journaled: see the module's text); the error's
+    words when the kernel refuses, else None."""
+    try:
+        tc.delete_ingress(ns, s.link.name)
+    except OSError as exc:  # TcError; NetnsGone
+        return str(exc)
+    return None
+
+
+def _name(s: Stray) -> str:
+    return f"the {s.words}" if s.ingress else f"root qdisc {s.words}"
+
+
+def taken_off(ns: str, s: Stray) -> str:
+    qlen = f"; the txqlen {s.txqlen} the kernel gave it with the qdisc is set back to 0" \
+        if _txqlen_words(s.link, s.txqlen) else ""
+    why = f"none of the lab's: nothing acts on what {s.link.name} takes in before the stack again" if s.ingress \
+        else f"no impairment of the topology's: {s.link.name} has {default_of(s.link)} again"
+    return f"removed {_name(s)} from {s.link.name} in {ns} ({why}{qlen})"
+
+
+def refused(ns: str, s: Stray, why: str) -> str:
+    return f"could not remove {_name(s)} from {s.link.name} in {ns}: {why}"

@@ -43,6 +43,7 @@ from netlab.kernel.fake_iptables import FakeError, delete_base_chains, empty_tab
 from netlab.kernel.fake_objects import FLink, FNetns, vxlan_data
 from netlab.kernel.rtnl_vxlan import NEIGH_STATES
 from netlab.kernel.netns import netns_path
+from netlab.plan.hand_qdisc import HandQdisc
 from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, PortFdb, Route, Rule,
                                    Sysctl, Veth, Vxlan)
 
@@ -280,6 +281,15 @@ class FakeKernel:
             if res.via:
                 ns.link(res.via)
             ns.change_fdb(op.verb, (res.dev, res.lladdr, str(res.dst)), (res.port, res.vni, res.via, res.state))
+        elif isinstance(res, HandQdisc):  # as RTM_DELQDISC / RTM_NEWQDISC of a root qdisc
+            link = ns.link(res.dev)
+            if op.verb == "del" and ns.qdiscs.pop(res.dev, None) is None:
+                raise FakeError(errno.EINVAL, "only the kernel's default root qdisc is there")
+            if op.verb != "del":
+                if res.dev in ns.qdiscs:
+                    raise FakeError(errno.EEXIST, "a root qdisc exists")
+                ns.qdiscs[res.dev] = res.body
+                link.txqlen = link.txqlen or 1000  # the kernel's default queue for a qdisc on a txqueuelen-0 device
         elif isinstance(res, Rule):
             same = [r for r in ns.rules if r.key[2:] == res.key[2:]]
             if op.verb == "del":
@@ -358,6 +368,7 @@ class FakeKernel:
         ns.connected = {k: v for k, v in ns.connected.items() if k[0] != name}
         ns.neighs = {k: v for k, v in ns.neighs.items() if k[0] != name}
         ns.fdb = [f for f in ns.fdb if f[0] != name]
+        ns.qdiscs.pop(name, None)
         ns.port_fdb = {f: state for f, state in ns.port_fdb.items() if f[0] != name}
         ns.fdb_extra = {f: extra for f, extra in ns.fdb_extra.items() if f[0] != name}
         ns.sysctls = {k: v for k, v in ns.sysctls.items() if not k.startswith(f"net.ipv4.conf.{name}.")}

@@ -49,6 +49,8 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
             bridge = ns.links.get(link.master)
             enabled = link.name in running and bridge is not None and bridge.up
             snap.port_state[link.index] = link.port_state if enabled else "disabled"
+    for dev, body in ns.qdiscs.items():  # rtnl_parse.added_root_qdisc's
+        snap.root_qdiscs[ns.links[dev].index] = body
     for a in ns.addrs:
         snap.addrs.append(AddrMsg(ns.links[a.dev].index, str(a.address.ip), a.address.network.prefixlen,
                                   str(a.broadcast) if a.broadcast else None, rtnl.scope_num(a.scope), a.dev))

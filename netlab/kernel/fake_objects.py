@@ -72,6 +72,7 @@ class FNetns:
     sysctls: dict[str, str] = field(default_factory=dict)
     tables: dict[str, dict[str, FTable]] = field(default_factory=dict)  # backend -> table -> chains
     nft: dict[tuple[str, str], NftText] = field(default_factory=dict)  # nf_tables tables, as last written
+    qdiscs: dict[str, bytes] = field(default_factory=dict)  # a root qdisc added (dev -> its dump's body)
     next_index: int = 2
 
     def link(self, name: str) -> FLink:

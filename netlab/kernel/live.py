@@ -24,12 +24,13 @@ from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
 
 from netlab.kernel import (garp, iptables, netlink, netns as nsmod, nft as nftmod, nofile, nsid, procsys, readmany,
-                           rtnl, rtnl_bridge, rtnl_parse, rtnl_vxlan)
+                           rtnl, rtnl_bridge, rtnl_parse, rtnl_vxlan, tc)
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
 from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, PortFdb, Resource, Route,
                                    Rule, Sysctl, Veth, Vxlan)
+from netlab.plan.hand_qdisc import HandQdisc
 from netlab.plan.sysctls import interface_setting, when_written
 
 # `down` puts a namespace's veths in this link group, then deletes the group
@@ -336,6 +337,9 @@ class LiveKernel(Reading):
                                             rtnl.scope_num(res.scope), rtnl.type_num(res.type), res.metric or None,
                                             src, [(str(h), oif or 0) for h in res.nexthops] or None, res.metrics,
                                             res.tos))]
+        if isinstance(res, HandQdisc):  # impair/stray.py: taken off, or put back as it was by a rollback
+            idx = self.index(ns, res.dev)
+            return [step(tc.qdisc_del(idx) if op.verb == "del" else tc.qdisc_again(idx, res.body))]
         if isinstance(res, Neigh):
             idx = self.index(ns, res.dev)
             if op.verb == "del":

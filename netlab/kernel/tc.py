@@ -192,6 +192,20 @@ def qdisc_del(index: int, parent: int = TC_H_ROOT, handle: int = 0) -> bytes:
     return netlink.message(RTM_DELQDISC, 0, TCMSG.pack(0, index, handle, parent, 0))
 
 
+TCA_STAB = 8
+
+
+def qdisc_again(index: int, body: bytes) -> bytes:
+    """``tc qdisc add dev IDX root handle H KIND ...`` of a root qdisc as a dump's message ``body`` gave it (its
+    kind, options and size table; not its statistics): one taken off put back as it was (impair/stray.py)."""
+    _family, _index, handle, parent, _info = TCMSG.unpack_from(body)
+    a = netlink.attrs(body, TCMSG.size)
+    kept = b"".join(netlink.attr(t, a[t]) for t in (TCA_KIND, TCA_OPTIONS) if t in a)
+    kept += netlink.nested(TCA_STAB, a[TCA_STAB]) if TCA_STAB in a else b""
+    return netlink.message(RTM_NEWQDISC, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL,
+                           TCMSG.pack(0, index, handle, parent, 0) + kept)
+
+
 def qdisc_dump() -> bytes:
     return netlink.message(RTM_GETQDISC, 0, TCMSG.pack(0, 0, 0, 0, 0))
 

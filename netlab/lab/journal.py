@@ -104,6 +104,22 @@ class Journal:
         # A deletion the kernel found gone already took nothing away: its take-back would make what was not there
         self.applied += ops if done is None else done
 
+    def attempt(self, op: Op) -> str | None:
+        """Apply one op whose refusal is not the run's failure (a root qdisc added by hand: impair/stray.py): the
+        kernel's error in words, or None when it took effect (then journaled: a rollback takes it back)."""
+        self._hook(op.describe())
+        self.touched.add(op.netns)
+        try:
+            done = self.kernel.apply([op])
+        except KernelError as exc:
+            self.applied += exc.applied
+            return str(exc)
+        except BaseException:  # a signal while the kernel worked: as _send counts it
+            self.applied += [op] if op.verb != "del" else []
+            raise
+        self.applied += [op] if done is None else done
+        return None
+
     def undo(self, skip_netns: set[str] = frozenset()) -> list[str]:
         """Take back every op that took effect, last first; returns what could not be taken back."""
         problems: list[str] = []

@@ -165,6 +165,7 @@ class _Up(Converging, Rollback):
         # The keys of what each namespace held when this run first read it: what a rollback may put back (a
         # route deleted by hand before the run stays missing: a rollback is not a repair)
         self.held_before: dict[str, set[tuple]] = {}
+        self.strays_refused: set[tuple[str, str, bool]] = set()  # qdiscs the kernel would not let go (up_converge)
         self.before: tuple[Any, str | None, str, Any] = ({}, None, "", None)
         self.changes: list[str] = []  # what a converge changes of the running lab's topology (realize/converging.py)
         self.heard: Callable[[], None] | None = None  # told the lab was read, nothing changed yet (up_held)

@@ -52,6 +52,7 @@ class Converging:
     held_before: dict[str, set[tuple]]
     _snaps: dict[str, Any]
     _observed: dict[str, Any]
+    strays_refused: set[tuple[str, str, bool]]  # (namespace, interface, ingress) of a stray qdisc the kernel kept
     _strays: dict[str, list[stray.Stray]]  # namespace -> the qdiscs added by hand _drift found (impair/stray)
     heard: Callable[[], None] | None
 
@@ -130,11 +131,20 @@ class Converging:
 
     def _take_off_strays(self) -> None:
         """The root and ingress qdiscs added by hand that the last read found go (after the link's own repair: its
-        txqueuelen); not journaled: a rollback does not put back what a hand made."""
-        fixed, problems = stray.take_off(getattr(self, "_strays", {}))
+        txqueuelen); a root one through the journal: a rollback puts it back with the txqueuelen it came with (an
+        ingress one is not: impair/stray). One the kernel refuses is said once and not tried again in this run (a
+        proof's round reads it again)."""
+        for ns, found in sorted(getattr(self, "_strays", {}).items()):
+            for s in found:
+                if (ns, s.link.name, s.ingress) in self.strays_refused:
+                    continue
+                problem = stray.take_off_ingress(ns, s) if s.ingress else self.journal.attempt(stray.removal(ns, s))
+                if problem is None:
+                    self.result.fixed.append(stray.taken_off(ns, s))
+                else:
+                    self.strays_refused.add((ns, s.link.name, s.ingress))
+                    self.result.warnings.append(stray.refused(ns, s, problem))
         self._strays = {}
-        self.result.fixed += fixed
-        self.result.warnings += problems
 
     def _drift(self, namespaces: list[str], want: dict, state: LabState) -> list[Drift]:
         self._snaps = {}

@@ -137,3 +137,36 @@ def test_an_ingress_qdisc_with_a_drop_filter_is_drift_and_up_takes_it_off(lab, k
     assert txqlen(node, "flannel.1") == 0
     assert loss(name, "a", "b") == 0
     assert as_planned_here(name)
+
+
+def test_a_failed_up_puts_back_the_hand_made_qdisc_with_the_txqlen_it_came_with(lab):
+    """The removal is journaled as the txqueuelen's repair is: an up failing at any step after either leaves the
+    node as it found it (before, a rollback set txqlen 1000 back with no qdisc: a txqlen drift with no cause)."""
+    name, path = lab
+    node = f"{name}-n1"
+    subprocess.run(["tc", "-n", node, "qdisc", "add", "dev", "flannel.1", "root", "tbf", "rate", "8kbit", "burst",
+                    "1600", "latency", "1ms"], check=True)
+    before = roots(node, "flannel.1")
+    drift = netlab("status", "--lab", name, check=False).stdout
+    line = next(line for line in drift.splitlines() if "flannel.1" in line)
+    removal_at, last_failed = None, 0
+    for at in range(1, 20):
+        run = netlab("up", "--lab", name, check=False, env={"NETLAB_FAULT_AT": str(at)})
+        if run.returncode == 0:
+            break
+        assert "rolled back" in run.stderr, run.stderr
+        removal_at = removal_at or (at if "(del root qdisc tbf" in run.stderr else None)
+        last_failed = at
+        assert [(q["kind"], q["handle"], q["options"]) for q in roots(node, "flannel.1")] == \
+            [(q["kind"], q["handle"], q["options"]) for q in before], f"fault at {at}"
+        assert txqlen(node, "flannel.1") == 1000, f"fault at {at}"
+        if removal_at and at > removal_at:  # status names the same drift, and its cause
+            assert line in netlab("status", "--lab", name, check=False).stdout.splitlines(), f"fault at {at}"
+    else:
+        raise AssertionError("up never got past the injected faults")
+    assert removal_at is not None and last_failed > removal_at  # failures after the removal were rolled back too
+    assert "removed root qdisc tbf rate 8kbit" in run.stdout, run.stdout
+    assert [(q["kind"], q["handle"]) for q in roots(node, "flannel.1")] == [("noqueue", "0:")]
+    assert txqlen(node, "flannel.1") == 0
+    assert loss(name, "a", "b") == 0
+    assert as_planned_here(name)

@@ -1,0 +1,38 @@
+"""A root qdisc added by hand, as ``up`` deletes it and a rollback adds it again (netlab/impair/stray.py).
+
+Apart from plan/impair.py, which reads the topology's model: the kernels (kernel/live.py, kernel/fake.py) apply it,
+and a ``down`` that loads them loads no model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from netlab.plan.resource_base import Resource
+
+
+@dataclass(frozen=True)
+class HandQdisc(Resource):
+    """A root qdisc someone added by hand on a planned interface no impairment names (impair/stray.py): never
+    planned, only found. ``up`` deletes it through the run's journal; a rollback adds it again from ``body``,
+    the message body its dump gave (its kind and options; what hangs under it, classes and filters, is not
+    read and not put back)."""
+
+    kind: ClassVar[str] = "root qdisc"
+    dev: str = ""
+    words: str = ""  # as tc names it: tbf rate 8kbit
+    body: bytes = b""
+
+    @property
+    def key(self) -> tuple:
+        return ("root qdisc", self.netns, self.dev)
+
+    def command(self) -> str:
+        return f"tc -n {self.netns} qdisc del dev {self.dev} root"
+
+    def describe(self) -> str:
+        return f"root qdisc {self.words} of {self.dev} in {self.netns}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "netns": self.netns, "dev": self.dev, "qdisc": self.words}
