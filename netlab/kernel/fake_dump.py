@@ -53,7 +53,8 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
         snap.root_qdiscs[ns.links[dev].index] = body
     for a in ns.addrs:
         snap.addrs.append(AddrMsg(ns.links[a.dev].index, str(a.address.ip), a.address.network.prefixlen,
-                                  str(a.broadcast) if a.broadcast else None, rtnl.scope_num(a.scope), a.dev))
+                                  str(a.broadcast) if a.broadcast else None, rtnl.scope_num(a.scope), a.dev,
+                                  metric=a.metric))
     for r in ns.all_routes():
         snap.routes.append(RouteMsg(table=r.table, dst=str(r.dst.network_address), dst_len=r.dst.prefixlen, tos=r.tos,
                                     gateway=str(r.gateway) if r.gateway else None,

@@ -115,7 +115,7 @@ class FNetns:
     def made_connected(self) -> list[Route]:
         """The connected routes the kernel makes for the addresses (main table, scope link, src the address)."""
         return [Route(netns=self.name, dst=a.address.network, gateway=None, dev=a.dev, proto="kernel", scope="link",
-                      src=a.address.ip) for a in self.addrs
+                      src=a.address.ip, metric=a.metric) for a in self.addrs
                 if a.dev != "lo" and self.links[a.dev].up and a.address.network.prefixlen < 32]
 
     def all_routes(self) -> list[Route]:
@@ -164,7 +164,7 @@ class FNetns:
 
     def change_route(self, verb: str, res: Route) -> None:
         """Add, replace or delete a route as the kernel takes it (ESRCH, ENETUNREACH, ENETDOWN)."""
-        made = [r for r in self.made_connected() if r.key == res.key and res.proto == "kernel"]
+        made = [r for r in self.made_connected() if r.key == res.key and r.dev == res.dev and res.proto == "kernel"]
         if made:  # the kernel's connected route: replaced or deleted in place
             self.connected[(made[0].dev, made[0].key)] = None if verb == "del" else res
             return

@@ -325,18 +325,21 @@ class LiveKernel(Reading):
             if op.verb == "del":
                 return [step(rtnl.addr_del(idx, ip, plen))]
             return [step(rtnl.addr_add(idx, ip, plen, str(res.broadcast) if res.broadcast else None,
-                                       rtnl.scope_num(res.scope)))]
+                                       rtnl.scope_num(res.scope), res.metric))]
         if isinstance(res, Route):
             dst, plen = str(res.dst.network_address), res.dst.prefixlen
+            # A connected route (proto kernel) goes and comes by its device: another device's of the prefix stays
+            connected = res.proto == "kernel" and res.dev is not None and not res.nexthops
             if op.verb == "del":
                 return [step(rtnl.route_del(dst, plen, res.table, rtnl.proto_num(res.proto), rtnl.scope_num(res.scope),
-                                            rtnl.type_num(res.type), res.metric or None, res.tos))]
+                                            rtnl.type_num(res.type), res.metric or None, res.tos,
+                                            self.index(ns, res.dev) if connected else None))]
             oif = self.index(ns, res.dev) if res.dev else None
             gw, src = (str(a) if a else None for a in (res.gateway, res.src))
             return [step(rtnl.route_replace(dst, plen, oif, gw, res.onlink, res.table, rtnl.proto_num(res.proto),
                                             rtnl.scope_num(res.scope), rtnl.type_num(res.type), res.metric or None,
                                             src, [(str(h), oif or 0) for h in res.nexthops] or None, res.metrics,
-                                            res.tos))]
+                                            res.tos, append=connected and op.verb == "add"))]
         if isinstance(res, HandQdisc):  # impair/stray.py: taken off, or put back as it was by a rollback
             idx = self.index(ns, res.dev)
             return [step(tc.qdisc_del(idx) if op.verb == "del" else tc.qdisc_again(idx, res.body))]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from netlab.kernel.netlink import (NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, be16, ipv4, ipv6, mac,
+from netlab.kernel.netlink import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, be16, ipv4, ipv6, mac,
                                    message, nested, string, u8, u16, u32)
 from netlab.plan.route_attrs import Metrics
 
@@ -83,6 +83,7 @@ BR_STATE_NUMBERS = {name: number for number, name in BR_STATES.items()}
 
 # IFA_* (linux/if_addr.h)
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 3, 4, 8
+IFA_RT_PRIORITY = 9  # `ip addr add ... metric N`: the metric of the connected route the kernel makes for it
 IFA_F_SECONDARY = 0x01  # ifa_flags: an address of a subnet another address of the device holds first
 IFA_F_NOPREFIXROUTE = 0x200  # IFA_FLAGS (u32) only: `ip addr add ... noprefixroute`, no connected route for it
 # RTA_* (linux/rtnetlink.h)
@@ -297,11 +298,13 @@ def port_state_set(index: int, state: str) -> bytes:
 
 
 def addr_add(index: int, address: str, prefixlen: int, broadcast: str | None = None,
-             scope: int = RT_SCOPE_UNIVERSE) -> bytes:
-    """``ip addr add ADDRESS/PREFIX [brd B] [scope S] dev IDX``."""
+             scope: int = RT_SCOPE_UNIVERSE, metric: int = 0) -> bytes:
+    """``ip addr add ADDRESS/PREFIX [brd B] [scope S] [metric M] dev IDX``."""
     body = IFADDR.pack(AF_INET, prefixlen, 0, scope, index) + ipv4(IFA_LOCAL, address) + ipv4(IFA_ADDRESS, address)
     if broadcast:
         body += ipv4(IFA_BROADCAST, broadcast)
+    if metric:
+        body += u32(IFA_RT_PRIORITY, metric)
     return message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
 
 
@@ -329,11 +332,14 @@ def multipath(hops: list[tuple[str, int]]) -> bytes:
 def route_replace(dst: str, dst_len: int, oif: int | None, gateway: str | None, onlink: bool = False,
                   table: int = RT_TABLE_MAIN, proto: int = RTPROT_BOOT, scope: int = RT_SCOPE_UNIVERSE,
                   rtype: int = RTN_UNICAST, priority: int | None = None, prefsrc: str | None = None,
-                  nexthops: list[tuple[str, int]] | None = None, metrics: Metrics = (), tos: int = 0) -> bytes:
+                  nexthops: list[tuple[str, int]] | None = None, metrics: Metrics = (), tos: int = 0,
+                  append: bool = False) -> bytes:
     """``ip route replace DST [tos T] [via GW] dev IDX [onlink] [proto P] [scope S] [metric M] [table T] [src S]
     [mtu [lock] N ...]``; with ``nexthops`` (gateway, oif), ``ip route replace DST nexthop via GW dev IDX
     nexthop ...`` instead of one gateway and device: an equal-cost multipath route. ``metrics``: RTA_METRICS's
-    (RTAX, value) pairs (plan/route_attrs.py); a replace without them leaves the route none."""
+    (RTAX, value) pairs (plan/route_attrs.py); a replace without them leaves the route none. ``append``: ``ip route
+    append``, beside the routes of the same prefix, tos and metric (a replace takes the place of the first of them,
+    through whichever device: a connected route of the prefix's other device, kept apart, diff.py)."""
     body = _rtmsg(dst_len, table, proto, scope, rtype, RTNH_F_ONLINK if onlink else 0, tos)
     if dst_len:
         body += ipv4(RTA_DST, dst)
@@ -351,22 +357,26 @@ def route_replace(dst: str, dst_len: int, oif: int | None, gateway: str | None, 
         # as iproute2 sends it: the metrics' attributes inside, without NLA_F_NESTED
         body += attr(RTA_METRICS, b"".join(string(k, v) if isinstance(v, str) else u32(k, v) for k, v in metrics))
     body += u32(RTA_TABLE, table)
-    return message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, body)
+    return message(RTM_NEWROUTE, NLM_F_CREATE | (NLM_F_APPEND if append else NLM_F_REPLACE), body)
 
 
 def route_del(dst: str, dst_len: int, table: int, proto: int, scope: int, rtype: int,
-              priority: int | None = None, tos: int = 0) -> bytes:
-    """``ip route del DST table T proto P scope S metric M type T``: exactly one route.
+              priority: int | None = None, tos: int = 0, oif: int | None = None) -> bytes:
+    """``ip route del DST table T proto P scope S metric M type T [dev IDX]``: exactly one route.
 
     The kernel matches a deletion against the table, prefix, tos and priority,
     and against the type, scope and protocol when they are given; a request
-    that says less (scope universe for a scope link route) finds nothing.
+    that says less (scope universe for a scope link route) finds nothing. With
+    ``oif``, only the route through that device (of two connected routes of
+    one prefix on two devices: the other one stays).
     """
     body = RTMSG.pack(AF_INET, dst_len, 0, tos, table if table < 256 else RT_TABLE_UNSPEC, proto, scope, rtype, 0)
     if dst_len:
         body += ipv4(RTA_DST, dst)
     if priority:
         body += u32(RTA_PRIORITY, priority)
+    if oif:
+        body += u32(RTA_OIF, oif)
     body += u32(RTA_TABLE, table)
     return message(RTM_DELROUTE, 0, body)
 

@@ -33,7 +33,7 @@ from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK
                                 RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_F_CLONED, RTMSG,
                                 RTNEXTHOP, TC_H_INGRESS, TC_H_ROOT, TCMSG, link_dump)
 from netlab.kernel.netlink import attr_list
-from netlab.kernel.rtnl import RTA_METRICS
+from netlab.kernel.rtnl import IFA_RT_PRIORITY, RTA_METRICS
 from netlab.plan.route_attrs import RTAX_CC_ALGO, Metrics
 
 
@@ -67,6 +67,7 @@ class AddrMsg:
     scope: int
     label: str | None
     flags: int = 0  # ifa_flags: IFA_F_SECONDARY (1), ...
+    metric: int = 0  # IFA_RT_PRIORITY: its connected route's (`ip addr add ... metric N`)
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,8 @@ def parse_addr(m: Msg) -> AddrMsg:
     a = attrs(m.body, IFADDR.size)
     return AddrMsg(index=index, address=get_ipv4(a, IFA_LOCAL) or get_ipv4(a, IFA_ADDRESS) or "",
                    prefixlen=prefixlen, broadcast=get_ipv4(a, IFA_BROADCAST), scope=scope,
-                   label=get_str(a, IFA_LABEL), flags=get_u32(a, IFA_FLAGS) or flags)
+                   label=get_str(a, IFA_LABEL), flags=get_u32(a, IFA_FLAGS) or flags,
+                   metric=get_u32(a, IFA_RT_PRIORITY) or 0)
 
 
 def parse_route(m: Msg) -> RouteMsg:

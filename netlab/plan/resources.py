@@ -244,6 +244,7 @@ class Address(Resource):
     address: IPv4Interface
     broadcast: IPv4Address | None = None
     scope: str = "global"
+    metric: int = 0  # its connected route's (IFA_RT_PRIORITY); the lab's are 0, as the CNI plugins add them
 
     @property
     def key(self) -> tuple:
@@ -252,7 +253,8 @@ class Address(Resource):
     def command(self) -> str:
         brd = f" brd {self.broadcast}" if self.broadcast else ""
         scope = f" scope {self.scope}" if self.scope != "global" else ""
-        return f"ip -n {self.netns} addr add {self.address}{brd}{scope} dev {self.dev}"
+        metric = f" metric {self.metric}" if self.metric else ""
+        return f"ip -n {self.netns} addr add {self.address}{brd}{scope}{metric} dev {self.dev}"
 
     def describe(self) -> str:
         return f"address {self.address} on {self.dev} in {self.netns}"

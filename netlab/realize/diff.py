@@ -188,36 +188,51 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
     return out
 
 
-def connected_routes(want: Iterable[Resource], obs: Observed) -> list[Route]:
-    """The route the kernel makes for each of the lab's addresses (fib_add_ifaddr), as it makes it: main table, the
-    address's prefix through its device, scope link, src the address, proto kernel, no metrics. Only where the kernel
-    makes one: the address there (missing, it is the drift), no noprefixroute nor secondary, prefix under /32, not
-    on ``lo`` (its route is the local table's), its link up (down, the kernel took it away and makes it again as the
-    link comes up: the link is the drift)."""
+def _routed(addresses: Iterable[Resource], obs: Observed) -> list[Address]:
+    """Those of ``addresses`` the kernel makes a connected route for (fib_add_ifaddr): there as they are (one there
+    otherwise, another metric, is the drift), no noprefixroute nor secondary, prefix under /32, not on ``lo`` (its
+    route is the local table's), their link up (down, the kernel took it away and makes it again as the link comes
+    up: the link is the drift)."""
     links = {r.name: r for r in obs.objects.values() if isinstance(r, Link)}
     out = []
-    for a in want:
+    for a in addresses:
         link = links.get(a.dev) if isinstance(a, Address) else None
         if not isinstance(a, Address) or link is None or isinstance(link, Loopback) or not link.up or \
-                a.key not in obs.objects or a.key in obs.no_route or a.address.network.prefixlen >= 32:
+                obs.objects.get(a.key) != a or a.key in obs.no_route or a.address.network.prefixlen >= 32:
             continue
-        out.append(Route(netns=a.netns, dst=a.address.network, gateway=None, dev=a.dev, proto="kernel", scope="link",
-                         src=a.address.ip))
+        out.append(a)
     return out
+
+
+def _route_of(a: Address) -> Route:
+    """The route the kernel makes for address ``a``, as it makes it: main table, the prefix through its device, scope
+    link, src the address, proto kernel, its metric, no metrics."""
+    return Route(netns=a.netns, dst=a.address.network, gateway=None, dev=a.dev, proto="kernel", scope="link",
+                 src=a.address.ip, metric=a.metric)
+
+
+def connected_routes(want: Iterable[Resource], obs: Observed) -> list[Route]:
+    """The route the kernel makes for each of the lab's addresses that is there as planned (:func:`_routed`)."""
+    return [_route_of(a) for a in _routed(want, obs)]
 
 
 def diff_connected(want: Iterable[Resource], obs: Observed) -> list[Drift]:
     """The lab's addresses' connected routes (:func:`connected_routes`) against the kernel's (observe.py keeps them
-    apart): one missing (``ip route del 10.244.0.0/24``) or different (``... proto kernel ... mtu 1000``: what the
-    pods may send through it) is drift; the kernel's others (of addresses not the lab's, which are the drift) are
-    not."""
+    apart, each device's its own): one missing (``ip route del 10.244.0.0/24``) or different (``... proto kernel ...
+    mtu 1000``: what the pods may send through it) is drift. The kernel's others are those of addresses that are not
+    the lab's (the addresses are the drift) or the lab's there otherwise (another metric: the address is the drift);
+    one that no address there makes (``ip route add 10.244.0.0/24 dev eth1 proto kernel``) is extra, not the lab's
+    route through another device."""
     out = []
-    for r in connected_routes(want, obs):
-        have = obs.connected.get(r.key)
+    mine = connected_routes(want, obs)
+    for r in mine:
+        have = obs.connected.get((r.key, r.dev))
         if have is None:
             out.append(Drift("missing", r))
         elif have != r:
             out.append(Drift("different", r, describe_difference(r, have), live=have))
+    made = {(r.key, r.dev) for r in mine} | {(r.key, r.dev) for r in map(_route_of, _routed(obs.objects.values(), obs))}
+    out += [Drift("extra", have) for at, have in obs.connected.items() if at not in made]
     return out
 
 

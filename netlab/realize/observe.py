@@ -45,7 +45,8 @@ class Observed:
     nft: dict[tuple[str, str], dict] = field(default_factory=dict)  # kube-proxy's table, as nft -j printed it
     base_chains: list[tuple[str, str]] = field(default_factory=list)  # iptables-nft's hooked: (table, chain)
     running: set[str] = field(default_factory=set)  # links operationally up (IFF_RUNNING: up, with carrier)
-    # The kernel's connected routes (proto kernel, main table), by key: diff.py holds them against the lab's addresses
+    # The kernel's connected routes (proto kernel, main table), by key and device (one prefix's on two devices are
+    # two routes: the lab's, and one of an address someone added elsewhere): diff.py holds them against the addresses
     connected: dict[tuple, Route] = field(default_factory=dict)
     no_route: set[tuple] = field(default_factory=set)  # addresses the kernel makes no connected route for, by key
 
@@ -66,7 +67,7 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
         if a.index in names:
             addr = Address(netns=ns, dev=names[a.index], address=IPv4Interface(f"{a.address}/{a.prefixlen}"),
                            broadcast=IPv4Address(a.broadcast) if a.broadcast else None,
-                           scope=rtnl.SCOPE_NAMES.get(a.scope, str(a.scope)))
+                           scope=rtnl.SCOPE_NAMES.get(a.scope, str(a.scope)), metric=a.metric)
             out.add(addr)
             if a.flags & (rtnl.IFA_F_SECONDARY | rtnl.IFA_F_NOPREFIXROUTE):  # the kernel makes it no route
                 out.no_route.add(addr.key)
@@ -88,7 +89,7 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
                       hop_quirks=quirks, src=IPv4Address(r.prefsrc) if r.prefsrc else None, metrics=r.metrics,
                       tos=r.tos)
         if r.proto == rtnl.RTPROT_KERNEL:  # a connected route: the lab's where it is one of its addresses'
-            out.connected.setdefault(route.key, route)
+            out.connected.setdefault((route.key, route.dev), route)
         else:
             out.add(route)
     for n in snap.neighs:

@@ -37,8 +37,9 @@ def test_a_connected_route_with_an_mtu_is_drift_and_up_puts_it_back(lab):
         "(mtu 1000 (want none))"]
     k.log.clear()
     up(lab, k)
-    assert [op.describe() for op in k.log] == [
-        "replace route 10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1 in fk-n1"]
+    assert [op.describe() for op in k.log] == [  # through its device: not another device's route of the prefix
+        "del route 10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1 mtu 1000 in fk-n1",
+        "add route 10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1 in fk-n1"]
     assert status(lab, k).ok
     assert connected("fk-n1", "10.244.0.0/24", "cni0", "10.244.0.1") in k.ns["fk-n1"].all_routes()
 
@@ -54,7 +55,7 @@ def test_a_pod_s_connected_route_deleted_is_missing_and_up_puts_it_back(lab):
     k.log.clear()
     up(lab, k)
     assert [op.describe() for op in k.log] == [
-        "replace route 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.2 in fk-a"]
+        "add route 10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.2 in fk-a"]
     assert status(lab, k).ok and route in k.ns["fk-a"].all_routes()
 
 
@@ -133,3 +134,76 @@ def test_up_watch_hears_a_connected_route_changed_or_deleted():
     assert note(rtnl.RTM_NEWROUTE, 254) == "route 10.244.0.0/24 added"
     assert note(rtnl.RTM_DELROUTE, 254) == "route 10.244.0.0/24 deleted"
     assert note(rtnl.RTM_NEWROUTE, 255) is None
+
+
+def hand_address(k, ns: str, dev: str, address: str, first: bool = True, **kw) -> None:
+    """``ip link add DEV type veth ...; ip addr add ADDRESS dev DEV`` by hand: its connected route listed first (as
+    after the lab's link bounced, which appends the lab's route after it)."""
+    from netlab.kernel.fake_objects import FLink
+    from netlab.plan.resources import Address
+
+    k.ns[ns].links[dev] = FLink(name=dev, index=90, kind="veth", mtu=1500, mac="02:00:00:00:00:90", up=True)
+    a = Address(netns=ns, dev=dev, address=IPv4Interface(address), **kw)
+    k.ns[ns].addrs.insert(0 if first else len(k.ns[ns].addrs), a)
+
+
+def test_another_devices_connected_route_of_the_prefix_is_not_the_labs_route_differing(lab):
+    """Each device's connected route is its own (observe.py kept one per table, dst, tos and metric: the other
+    device's, listed first, made the lab's look "different", and up's replace took that one's place)."""
+    k = FakeKernel()
+    up(lab, k)
+    hand_address(k, "fk-n1", "hand0", "10.244.0.200/24")
+    routes = [r for r in k.ns["fk-n1"].all_routes() if r.dst == IPv4Network("10.244.0.0/24")]
+    assert [r.dev for r in routes] == ["hand0", "cni0"]
+    drift = status(lab, k).drift
+    assert sorted(drift) == ["extra: address 10.244.0.200/24 on hand0 in fk-n1",
+                             "extra: link hand0 in fk-n1 (link)"], drift
+
+
+def test_a_hand_made_connected_route_through_another_device_is_extra_and_up_deletes_it_alone(lab):
+    k = FakeKernel()
+    up(lab, k)
+    hand_address(k, "fk-n1", "hand0", "10.99.0.1/24")
+    k.ns["fk-n1"].change_route("add", connected("fk-n1", "10.244.0.0/24", "hand0", "10.99.0.1"))
+    k.ns["fk-n1"].routes.insert(0, k.ns["fk-n1"].routes.pop())
+    drift = status(lab, k).drift
+    assert "extra: route 10.244.0.0/24 dev hand0 proto kernel scope link src 10.99.0.1 in fk-n1" in drift, drift
+    assert not [line for line in drift if "cni0" in line], drift
+    k.log.clear()
+    up(lab, k)
+    assert "del route 10.244.0.0/24 dev hand0 proto kernel scope link src 10.99.0.1 in fk-n1" in [
+        op.describe() for op in k.log]
+    assert connected("fk-n1", "10.244.0.0/24", "cni0", "10.244.0.1") in k.ns["fk-n1"].all_routes()
+
+
+def test_an_address_added_again_with_a_metric_is_the_drift_and_up_adds_it_again_as_planned(lab):
+    """`ip addr add 10.244.0.1/24 dev cni0 metric 50`: the kernel's connected route has metric 50. The address is
+    the drift (status said the metric-0 route missing, and up added one beside the metric-50 one); up deletes it and
+    adds it as planned, and the kernel makes its route of metric 0."""
+    k = FakeKernel()
+    up(lab, k)
+    n1 = k.ns["fk-n1"]
+    (cni0,) = [a for a in n1.addrs if a.dev == "cni0"]
+    n1.addrs[n1.addrs.index(cni0)] = replace(cni0, metric=50)
+    assert connected("fk-n1", "10.244.0.0/24", "cni0", "10.244.0.1", metric=50) in n1.all_routes()
+    assert status(lab, k).drift == ["different: address 10.244.0.1/24 on cni0 in fk-n1 (metric 50 (want 0))"]
+    k.log.clear()
+    up(lab, k)
+    assert [op.describe() for op in k.log] == ["del address 10.244.0.1/24 on cni0 in fk-n1",
+                                               "add address 10.244.0.1/24 on cni0 in fk-n1"]
+    assert status(lab, k).ok
+    assert [r for r in n1.all_routes() if r.dev == "cni0" and r.table == 254] == [
+        connected("fk-n1", "10.244.0.0/24", "cni0", "10.244.0.1")]
+
+
+def test_an_addresss_metric_is_read_and_sent():
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from test_rtnl import encode
+
+    from netlab.kernel import netlink, rtnl, rtnl_parse
+
+    m = encode(ifaddrmsg, rtnl.RTM_NEWADDR, {"family": 2, "prefixlen": 24, "index": 3},
+               [("IFA_LOCAL", "10.244.0.1"), ("IFA_ADDRESS", "10.244.0.1"), ("IFA_RT_PRIORITY", 50)])
+    assert rtnl_parse.parse_addr(m).metric == 50
+    sent = rtnl.addr_add(3, "10.244.0.1", 24, metric=50)
+    assert netlink.attrs(sent[16:], 8)[rtnl.IFA_RT_PRIORITY] == (50).to_bytes(4, "little")
