@@ -67,6 +67,7 @@ class FakeKernel:
         self.fail: Callable[[Op], int | None] = lambda op: None
         self.snapshots = 0
         self.no_carrier: set[tuple[str, str]] = set()  # (netns, link) whose carrier never comes
+        self.flushed: list[str] = []  # namespaces whose learned path MTUs were flushed (flush_route_cache)
         self.announced: list[tuple[str, str, IPv4Address, bool]] = []  # gratuitous ARPs: (netns, dev, address, ran)
         # nf_conntrack (net.netfilter.* files in every namespace): built in or loaded; False: a module the kernel
         # loads once rules use it (the first table restored here)
@@ -201,6 +202,11 @@ class FakeKernel:
             self.log.append(op)
             done.append(op)
         return done
+
+    def flush_route_cache(self, netns: str) -> None:
+        if netns not in self.ns:
+            raise OSError(errno.ENOENT, f"namespace {netns} does not exist")
+        self.flushed.append(netns)
 
     def announce(self, netns: str, dev: str, address: IPv4Address) -> None:  # refused as a packet socket's send
         if netns not in self.ns or not getattr(self.ns[netns].links.get(dev), "up", False):

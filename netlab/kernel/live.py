@@ -264,6 +264,10 @@ class LiveKernel(Reading):
     def announce(self, netns: str, dev: str, address: IPv4Address) -> None:
         garp.announce(netns, dev, address)
 
+    def flush_route_cache(self, netns: str) -> None:
+        with nsmod.entered(netns):  # rt_cache_flush: every exception learned since is stale (fnhe_genid)
+            procsys.write_sysctl_here("net.ipv4.route.flush", "1")
+
     def delete_veths(self, netns: str) -> None:
         """Every veth of a namespace that is going, at once: ``ip link set VETH group 1`` for each
         (cheap), then ``ip link del group 1``. Their peers in other namespaces go with them."""
@@ -478,9 +482,8 @@ def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:
 
 
 def _enough_descriptors(want: int = 1 << 16) -> None:
-    """A socket per namespace: a 1,000-pod lab holds more descriptors than the usual soft limit
-    (1,024). Raise this process's soft RLIMIT_NOFILE towards its hard limit, as far as ``want`` (kernel/nofile.py:
-    what netlab execs for the user gets the limit it was given back)."""
+    """A socket per namespace: a 1,000-pod lab holds more than the usual soft limit (1,024). Raise the soft
+    RLIMIT_NOFILE towards the hard one, as far as ``want`` (kernel/nofile.py: what netlab execs gets its own back)."""
     nofile.raise_soft(want)
 
 

@@ -16,7 +16,7 @@ from netlab.errors import ApplyFailed
 from netlab.feature import Feature, add_deleted_chains, release_stopped
 from netlab.kernel import iptables, testhooks
 from netlab.kernel.base import Kernel, KernelError, NftText, Op
-from netlab.lab import carrier
+from netlab.lab import carrier, pmtu
 from netlab.lab.announce import announce
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import kernel_links, owned
@@ -120,6 +120,10 @@ class Converging:
             left = self._drift(sorted({op.netns for op in repairs}), want, state)
             if left:
                 raise ApplyFailed(f"could not converge: {left[0]}")
+        # A path MTU learned while an MTU was wrong outlives its repair by 600 s: forgotten (lab/pmtu.py)
+        flushed, unflushed = pmtu.forget_learned(self.kernel, repaired, existing)
+        self.result.fixed += flushed
+        self.result.warnings += unflushed
         # A link a repair brought up carries traffic only once the kernel says it runs (lab/carrier.py).
         for ns, name in carrier.wait_running(self.kernel, links_brought_up(repaired, self.plan.of_kind("veth"))):
             self.result.warnings.append(f"{name} in {ns} is up but not running yet (no carrier after "
