@@ -121,7 +121,7 @@ def change_words(old: Link, new: Link) -> list[str]:
     out: list[str] = []
     for name in link_changes(old, new):
         if name == "flags":
-            out += [w for w in new.flags if w not in old.flags] + [_flipped(w) for w in old.flags if w not in new.flags]
+            out += [w for w in new.flags if w not in old.flags] + [flipped(w) for w in old.flags if w not in new.flags]
         elif name == "ageing":
             out.append(f"ageing {getattr(new, name)}")
         else:
@@ -129,8 +129,8 @@ def change_words(old: Link, new: Link) -> list[str]:
     return out
 
 
-def _flipped(word: str) -> str:
-    """``arp off`` -> ``arp on``: a flag's other setting."""
+def flipped(word: str) -> str:
+    """``arp off`` -> ``arp on``: a flag's other setting (up's line, status's: realize/diff.py)."""
     name, value = word.rsplit(" ", 1)
     return f"{name} {'on' if value == 'off' else 'off'}"
 

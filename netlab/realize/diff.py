@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Collection, Iterable, Mapping
 
+from netlab.kernel.base import flipped
 from netlab.kernel.rtnl_bridge import default_of
 from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
 from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, NatRules, NftRules, Resource,
@@ -85,8 +86,9 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
         elif f.name == "hop_quirks":  # a multipath route's hops not as planned (equal, through the route's dev)
             out.append(f"hops {'; '.join(a)} (want each of weight 1 through {getattr(want, 'dev')})")
         elif f.name == "flags":  # `ip link set DEV arp off`: each flag in its words, and the plan's
-            out += [f"{w} (want {_flip(w)})" for w in a if w not in b] + \
-                [f"{_flip(w)} (want {w.rsplit(' ', 1)[1]})" for w in b if w not in a]
+            # the flag named on each side: a flag the plan sets (``arp off``) and the link lacks is ``arp on (want off)``
+            out += [f"{w} (want {flipped(w).rsplit(' ', 1)[1]})" for w in a if w not in b] + \
+                [f"{flipped(w)} (want {w.rsplit(' ', 1)[1]})" for w in b if w not in a]
         elif f.name == "srcport":  # as `ip -d link` says it
             out.append("srcport {} {} (want {} {})".format(*a, *b))
         elif f.name in ("settings", "port_settings"):  # a bridge's or a bridge port's, each in its words
@@ -118,11 +120,6 @@ def setting_changes(have: tuple[str, ...], want: tuple[str, ...], table: str) ->
     names = list(a) + [n for n in b if n not in a]
     return ", ".join(f"{n} {a.get(n, default_of(n, table))} (want {b.get(n, default_of(n, table))})"
                      for n in names if a.get(n) != b.get(n))
-
-
-def _flip(word: str) -> str:
-    """``arp off`` -> ``on``: what the other setting of a flag is called."""
-    return "on" if word.endswith(" off") else "off"
 
 
 def _tos(value: int) -> str:

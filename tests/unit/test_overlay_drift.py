@@ -156,3 +156,15 @@ def test_the_vteps_arp_entry_made_reachable_is_different_not_missing():
     re-resolve it (flannel.1 answers no ARP for another node's VTEP)."""
     assert drift(neighs=[neigh(rtnl.NUD_REACHABLE)]) == [
         f"different: neighbour 10.244.1.0 lladdr {PEER_MAC} dev flannel.1 in {NS} (state reachable (want permanent))"]
+
+
+def test_a_flag_the_plan_sets_and_the_link_lacks_is_said_with_its_name():
+    """diff's plan-side words said ``on (want off)``, the flag's name left out (review item 5: one flipped())."""
+    from dataclasses import replace
+
+    from netlab.realize.diff import describe_difference
+
+    want = Vxlan(netns="x", name="flannel.1", mtu=1450, mac="aa:bb:cc:dd:ee:ff", vni=1, port=8472,
+                 local=IPv4Address("192.168.122.2"), dev="eth0", flags=("arp off",))
+    assert describe_difference(want, replace(want, flags=())) == "arp on (want off)"
+    assert describe_difference(replace(want, flags=()), want) == "arp off (want on)"
