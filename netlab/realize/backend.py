@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.errors import NetlabError, command_path, in_python_words, netlab_command
+from netlab.errors import NetlabError, in_python_words, netlab_command
 from netlab.kernel import iptables
 
 if TYPE_CHECKING:
@@ -98,27 +98,28 @@ def differs(state: LabState, from_dict: bool) -> str | None:
 
 
 def _move(state: LabState, from_dict: bool) -> str:
-    """The `up --reconfigure` that moves the lab, in the caller's words (errors.python_words): a file's, the
-    built-in default's, or a dict's, which only the Python call can give again (a plain `up --reconfigure`
-    would apply the built-in default lab)."""
+    """The `up --reconfigure` that moves the lab, in the caller's words (errors.python_words), as status chooses the
+    lab's repair (realize/state.reconfigure_repair): `up --lab L --reconfigure` (``Lab.up(name='L',
+    reconfigure=True)``) when its file no longer gives what the lab runs (edited since its last up, no longer
+    readable, or impairments set since: `up -t FILE --reconfigure` would apply the edit, or drop them), else its
+    file's; the built-in default's plain one; a dict's, which only the Python call can give again (a plain `up
+    --reconfigure` would apply the built-in default lab)."""
     if from_dict:
         return "Lab.up(dict, reconfigure=True)"  # the dict it was made from, whatever the words
+    from netlab.realize.source_edit import source_changed
+    from netlab.realize.state import edited_at_run_time, reconfigure_repair
+
+    changed = source_changed(state) if state.source else None
     if in_python_words():
         from netlab.errors import python_reconfigure
         from netlab.model.load import names_another_lab
 
-        if not state.source:
+        if not state.source or changed is not None or edited_at_run_time(state):  # what the last up applied
             return f"Lab.up(name={state.lab!r}, reconfigure=True)"
         return python_reconfigure(state.source, state.lab if names_another_lab(state.source, state.lab) else None)
     if not state.source:
         return netlab_command("up --reconfigure")  # as state.up_command says it
-    from netlab.model.load import names_another_lab
-
-    if names_another_lab(state.source, state.lab):  # its file's `up` makes another lab: state.reconfigure_up's call
-        from netlab.errors import python_command, python_reconfigure
-
-        return python_command(python_reconfigure(state.source, state.lab))
-    return netlab_command(f"up -t {command_path(state.source)} --reconfigure")
+    return reconfigure_repair(state, changed)
 
 
 def foreign_drift(table: str, text: str | None, plugins: bool) -> list[str]:

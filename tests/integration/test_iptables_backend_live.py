@@ -90,3 +90,29 @@ def test_a_lab_keeps_its_backend_and_up_reconfigure_moves_it(labs, tmp_path):
     netlab("up", "-t", path)
     assert chains(saved(n1, "nft")) == set() and "FLANNEL-POSTRTG" in chains(saved(n1, "legacy"))
     assert netlab("status", "--lab", lab).returncode == 0
+
+
+def test_an_edited_labs_move_is_up_lab_reconfigure_and_it_keeps_what_the_lab_runs(labs, tmp_path):
+    """Review item 6: a lab whose file was edited since its up was told `up -t FILE --reconfigure` to move, which
+    applies the edit (here: makes pod c); `up --lab L --reconfigure`, as status names the repair, moves it alone."""
+    version = subprocess.run(["iptables-save", "--version"], capture_output=True, text=True).stdout
+    if "nf_tables" not in version:
+        pytest.skip("this machine's iptables is not iptables-nft")
+    lab = labs.name("ie")
+    topo = f"name: {lab}\nnodes: [{{name: n1}}, {{name: n2}}]\npods:\n  - {{name: a, node: n1}}\n" \
+           "  - {name: b, node: n2}\n"
+    path, _ = labs.up(topo)
+    with open(path, "a") as fh:
+        fh.write("  - {name: c, node: n1}\n")
+    st = under_legacy(tmp_path, "status", "--lab", lab)
+    move = netlab_command(f"up --lab {lab} --reconfigure")
+    assert f"`{move}` moves it to iptables-legacy)" in st.stderr, st.stderr
+    up = under_legacy(tmp_path, *move.split(" netlab ", 1)[1].split())
+    assert up.returncode == 0, up.stdout + up.stderr
+    n1 = f"{lab}-n1"
+    assert "FLANNEL-POSTRTG" in chains(saved(n1, "legacy")) and chains(saved(n1, "nft")) == set()
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split()
+    assert f"{lab}-a" in netns and f"{lab}-c" not in netns  # the edit is not applied
+    ping(lab)
+    st = under_legacy(tmp_path, "status", "--lab", lab)
+    assert st.returncode == 0 and "moves it" not in st.stderr, st.stdout + st.stderr

@@ -111,10 +111,12 @@ def test_a_cni_plugins_chains_in_the_other_backend_are_the_plugins():
     assert backend.foreign_payload("nat", "*nat\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n", plugins=False) is None
 
 
-def test_the_way_to_move_a_lab_to_the_machines_backend_is_said_for_where_the_lab_came_from(lab, machine):
+def test_the_way_to_move_a_lab_to_the_machines_backend_is_said_for_where_the_lab_came_from(lab, machine, tmp_path):
     """A lab made from a dict (no file) was told to run plain `sudo netlab up --reconfigure`, which applies the
     built-in default lab: only the Python call gives its dict again. A file's lab is told its file's up (the
-    Python call in Lab.status' words), the built-in default's the plain up."""
+    Python call in Lab.status' words), the built-in default's the plain up; one whose file no longer gives what it
+    runs (edited, gone, impaired since) `up --lab L --reconfigure`, as status names its repair (review item 6: it
+    was told `up -t FILE --reconfigure`, which applies the edit)."""
     up(lab, FakeKernel())
     machine[0] = "legacy"
     state = state_mod.load_state(lab.name)
@@ -128,11 +130,25 @@ def test_the_way_to_move_a_lab_to_the_machines_backend_is_said_for_where_the_lab
     assert move() == "`Lab.up(dict, reconfigure=True)` moves it to iptables-legacy)"
     with python_words():
         assert move() == "`Lab.up(dict, reconfigure=True)` moves it to iptables-legacy)"
-    state.source = "/labs/my lab.yaml"
-    typed = netlab_command("up -t '/labs/my lab.yaml' --reconfigure")
+    (tmp_path / "my lab.yaml").write_text((tmp_path / "t.yaml").read_text())  # the file the lab was made from
+    state.source = str(tmp_path / "my lab.yaml")
+    typed = netlab_command(f"up -t '{tmp_path}/my lab.yaml' --reconfigure")
     assert move() == f"`{typed}` moves it to iptables-legacy)"
     with python_words():
-        assert move() == "`Lab.up('/labs/my lab.yaml', reconfigure=True)` moves it to iptables-legacy)"
+        assert move() == f"`Lab.up('{tmp_path}/my lab.yaml', reconfigure=True)` moves it to iptables-legacy)"
+    by_name = netlab_command(f"up --lab {lab.name} --reconfigure")
+    with open(state.source, "a") as fh:  # edited since its last up: its up would apply the edit
+        fh.write("  - {name: c, node: n1, ip: 10.244.0.9}\n")
+    assert move() == f"`{by_name}` moves it to iptables-legacy)"
+    with python_words():
+        assert move() == f"`Lab.up(name={lab.name!r}, reconfigure=True)` moves it to iptables-legacy)"
+    state.source = "/labs/gone.yaml"  # deleted or moved: its up fails
+    assert move() == f"`{by_name}` moves it to iptables-legacy)"
+    state.source = str(tmp_path / "t.yaml")
+    assert move() == f"`{netlab_command(f'up -t {tmp_path}/t.yaml --reconfigure')}` moves it to iptables-legacy)"
+    state.extra["impair"] = {"runtime": {"fk-a": {"eth0": {"rate": "1mbit"}}}}  # netlab impair since
+    assert move() == f"`{by_name}` moves it to iptables-legacy)"
+    del state.extra["impair"]
     state.source, state.topology = None, {**_default_topology(), "name": lab.name}
     assert move() == f"`{netlab_command('up --reconfigure')}` moves it to iptables-legacy)"
     with python_words():
