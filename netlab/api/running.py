@@ -159,7 +159,33 @@ def backend_moved(state: LabState) -> str | None:
     its way to move it said for where the lab came from (a dict's: the Python call)."""
     from netlab.realize.backend import differs
 
-    return differs(state, from_dict=state.source is None and origin_of(state.topology) == DICT_SOURCE)
+    return differs(state, lambda: move_way(state, state.source is None and origin_of(state.topology) == DICT_SOURCE))
+
+
+def move_way(state: LabState, from_dict: bool) -> str:
+    """The `up --reconfigure` that moves the lab, in the caller's words (errors.python_words), as status chooses the
+    lab's repair (realize/state.reconfigure_repair): `up --lab L --reconfigure` (``Lab.up(name='L',
+    reconfigure=True)``) when its file no longer gives what the lab runs (edited since its last up, no longer
+    readable, or impairments set since: `up -t FILE --reconfigure` would apply the edit, or drop them), else its
+    file's; the built-in default's plain one; a dict's, which only the Python call can give again (a plain `up
+    --reconfigure` would apply the built-in default lab)."""
+    if from_dict:
+        return "Lab.up(dict, reconfigure=True)"  # the dict it was made from, whatever the words
+    from netlab.errors import netlab_command
+    from netlab.realize.source_edit import source_changed
+    from netlab.realize.state import edited_at_run_time, reconfigure_repair
+
+    changed = source_changed(state) if state.source else None
+    if in_python_words():
+        from netlab.errors import python_reconfigure
+        from netlab.model.load import names_another_lab
+
+        if not state.source or changed is not None or edited_at_run_time(state):  # what the last up applied
+            return f"Lab.up(name={state.lab!r}, reconfigure=True)"
+        return python_reconfigure(state.source, state.lab if names_another_lab(state.source, state.lab) else None)
+    if not state.source:
+        return netlab_command("up --reconfigure")  # as state.up_command says it
+    return reconfigure_repair(state, changed)
 
 
 def origin_of(topology: Mapping[str, Any]) -> str:

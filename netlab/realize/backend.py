@@ -12,9 +12,9 @@ backend that holds its nodes' rules (the machine's, when that cannot tell).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from netlab.errors import NetlabError, in_python_words, netlab_command
+from netlab.errors import NetlabError
 from netlab.kernel import iptables
 
 if TYPE_CHECKING:
@@ -82,10 +82,10 @@ def choose(state: LabState, fresh: bool, reconfigure: bool) -> str:
     return backend
 
 
-def differs(state: LabState, from_dict: bool) -> str | None:
-    """A line saying that the lab's backend is not the one the machine would choose now, or None. ``from_dict``:
-    the lab was made from a dict (the state keeps no file for it nor for the built-in default; the caller tells
-    them apart: netlab.api.running.backend_moved)."""
+def differs(state: LabState, move: Callable[[], str]) -> str | None:
+    """A line saying that the lab's backend is not the one the machine would choose now, or None. ``move()``: the
+    `up --reconfigure` that moves it, in the caller's words (netlab.api.running.move_way, which tells a lab made
+    from a dict, from a file or the built-in default apart, as status chooses its repair)."""
     try:
         lab, machine = of_lab(state), iptables.machine_backend()
     except NetlabError:
@@ -94,32 +94,7 @@ def differs(state: LabState, from_dict: bool) -> str | None:
         return None
     why = "NETLAB_IPTABLES is" if iptables.env_choice() else "iptables now points at"
     return (f"lab {state.lab} made with iptables-{lab}; {why} {machine} (netlab keeps using iptables-{lab} for "
-            f"this lab; `{_move(state, from_dict)}` moves it to iptables-{machine})")
-
-
-def _move(state: LabState, from_dict: bool) -> str:
-    """The `up --reconfigure` that moves the lab, in the caller's words (errors.python_words), as status chooses the
-    lab's repair (realize/state.reconfigure_repair): `up --lab L --reconfigure` (``Lab.up(name='L',
-    reconfigure=True)``) when its file no longer gives what the lab runs (edited since its last up, no longer
-    readable, or impairments set since: `up -t FILE --reconfigure` would apply the edit, or drop them), else its
-    file's; the built-in default's plain one; a dict's, which only the Python call can give again (a plain `up
-    --reconfigure` would apply the built-in default lab)."""
-    if from_dict:
-        return "Lab.up(dict, reconfigure=True)"  # the dict it was made from, whatever the words
-    from netlab.realize.source_edit import source_changed
-    from netlab.realize.state import edited_at_run_time, reconfigure_repair
-
-    changed = source_changed(state) if state.source else None
-    if in_python_words():
-        from netlab.errors import python_reconfigure
-        from netlab.model.load import names_another_lab
-
-        if not state.source or changed is not None or edited_at_run_time(state):  # what the last up applied
-            return f"Lab.up(name={state.lab!r}, reconfigure=True)"
-        return python_reconfigure(state.source, state.lab if names_another_lab(state.source, state.lab) else None)
-    if not state.source:
-        return netlab_command("up --reconfigure")  # as state.up_command says it
-    return reconfigure_repair(state, changed)
+            f"this lab; `{move()}` moves it to iptables-{machine})")
 
 
 def foreign_drift(table: str, text: str | None, plugins: bool) -> list[str]:

@@ -69,20 +69,22 @@ def test_the_repair_up_line_names_the_state_folder(monkeypatch):
 
 
 def test_the_iptables_backend_move_line_names_the_state_folder(monkeypatch):
-    """A lab to move to another iptables backend: `sudo netlab up [-t FILE] --reconfigure` (realize.backend._move),
+    """A lab to move to another iptables backend: `sudo netlab up [-t FILE] --reconfigure` (api.running.move_way),
     or the Python that runs Lab.up(FILE, name=L, reconfigure=True) where no command names a file's lab; sudo
     drops the environment from that one as well."""
-    from netlab.realize import backend, state
+    from netlab.api import running
+    from netlab.realize import state
 
     monkeypatch.setenv("NETLAB_STATE_DIR", FOLDER)
-    assert backend._move(state.LabState(lab="q4"), False) == f"{QUOTED} up --reconfigure"
-    assert backend._move(state.LabState(lab="q4", source="/t/q4 lab.yaml"), False) == \
-        f"{QUOTED} up -t '/t/q4 lab.yaml' --reconfigure"
+    assert running.move_way(state.LabState(lab="q4"), False) == f"{QUOTED} up --reconfigure"
+    # a file that is gone: its up fails, `up --lab L --reconfigure` moves the lab (as status names its repair)
+    assert running.move_way(state.LabState(lab="q4", source="/t/q4 lab.yaml"), False) == \
+        f"{QUOTED} up --lab q4 --reconfigure"
     python = errors.python_command("Lab.up('/t/a.yaml', name='q4', reconfigure=True)")
     assert python.startswith("sudo NETLAB_STATE_DIR='/tmp/my st' /"), python
     assert errors.repair_way("q4", python, api=True) == "Lab.up('/t/a.yaml', name='q4', reconfigure=True)"
     monkeypatch.delenv("NETLAB_STATE_DIR")
-    assert backend._move(state.LabState(lab="q4"), False) == "sudo netlab up --reconfigure"
+    assert running.move_way(state.LabState(lab="q4"), False) == "sudo netlab up --reconfigure"
     assert errors.python_command("Lab('q4').repair()").startswith("sudo /")
 
 

@@ -16,7 +16,7 @@ from netlab.cli import lab as cli_lab
 from netlab.errors import netlab_command, python_words
 from netlab.lab import readahead
 from netlab.lab.status import StatusResult
-from netlab.realize import backend
+from netlab.api import running
 from netlab.realize.state import LabState, repair_up
 
 ROUTE = "missing route: 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in q22z-d0a12e-n1"  # up puts it back
@@ -78,17 +78,17 @@ def test_the_cli_repairs_a_renamed_lab_by_its_name_not_by_its_file(monkeypatch, 
 def test_the_backend_move_of_a_renamed_lab_names_it(files):
     t1, _ = files
     with python_words():
-        assert backend._move(LabState(lab="q22z-d0a12e", topology={}, source=str(t1)), False) == \
+        assert running.move_way(LabState(lab="q22z-d0a12e", topology={}, source=str(t1)), False) == \
             f"Lab.up({str(t1)!r}, name='q22z-d0a12e', reconfigure=True)"
-        assert backend._move(LabState(lab="q22z", topology={}, source=str(t1)), False) == \
+        assert running.move_way(LabState(lab="q22z", topology={}, source=str(t1)), False) == \
             f"Lab.up({str(t1)!r}, reconfigure=True)"
     # the command's words too: `up -t FILE --reconfigure` would move the file's lab (QA q32 1, as status's repair)
     import os
     import shlex
     import sys
 
-    assert backend._move(LabState(lab="q22z-d0a12e", topology={}, source=str(t1)), False) == (
+    assert running.move_way(LabState(lab="q22z-d0a12e", topology={}, source=str(t1)), False) == (
         f"sudo NETLAB_STATE_DIR={shlex.quote(os.environ['NETLAB_STATE_DIR'])} {sys.executable} -c \"from netlab import Lab; Lab.up({str(t1)!r}, name='q22z-d0a12e', "
         "reconfigure=True)\"")
-    assert backend._move(LabState(lab="q22z", topology={}, source=str(t1)), False) == \
+    assert running.move_way(LabState(lab="q22z", topology={}, source=str(t1)), False) == \
         netlab_command(f"up -t {t1} --reconfigure")
