@@ -126,7 +126,7 @@ def removal(ns: str, s: Stray) -> Op:
     """The journaled deletion of a stray root qdisc (RTM_DELQDISC): the device gets the kernel's default back, and a
     rollback of the run adds the qdisc again, as it puts back the txqueuelen the link's repair set (the kernel's
     1000 came with that qdisc)."""
-    return Op("del", HandQdisc(ns, dev=s.link.name, words=s.words, body=s.body))
+    return Op("del", HandQdisc(ns, dev=s.link.name, words=s.words, body=s.body), missing_ok=True)  # gone: ENOENT
 
 
 def take_off_ingress(ns: str, s: Stray) -> str | None:

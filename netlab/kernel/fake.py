@@ -290,7 +290,7 @@ class FakeKernel:
         elif isinstance(res, HandQdisc):  # as RTM_DELQDISC / RTM_NEWQDISC of a root qdisc
             link = ns.link(res.dev)
             if op.verb == "del" and ns.qdiscs.pop(res.dev, None) is None:
-                raise FakeError(errno.EINVAL, "only the kernel's default root qdisc is there")
+                raise FakeError(errno.ENOENT, "cannot delete qdisc with handle of zero")  # the kernel's default
             if op.verb != "del":
                 if res.dev in ns.qdiscs:
                     raise FakeError(errno.EEXIST, "a root qdisc exists")

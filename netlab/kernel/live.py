@@ -23,14 +23,12 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
 
-from netlab.kernel import (garp, iptables, netlink, netns as nsmod, nft as nftmod, nofile, nsid, procsys, readmany,
-                           rtnl, rtnl_bridge, rtnl_parse, rtnl_vxlan, tc)
+from netlab.kernel import (garp, iptables, live_objects, netlink, netns as nsmod, nft as nftmod, nofile, nsid, procsys,
+                           readmany, rtnl, rtnl_bridge, rtnl_parse, rtnl_vxlan)
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
-from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, PortFdb, Resource, Route,
-                                   Rule, Sysctl, Veth, Vxlan)
-from netlab.plan.hand_qdisc import HandQdisc
+from netlab.plan.resources import BaseChains, Bridge, Link, Loopback, Resource, Sysctl, Veth, Vxlan
 from netlab.plan.sysctls import interface_setting, when_written
 
 # `down` puts a namespace's veths in this link group, then deletes the group
@@ -323,54 +321,9 @@ class LiveKernel(Reading):
             return [_Step(ns, op, True, what, run=write)]
         if isinstance(res, Link):
             return self._encode_link(op, res, fds, step)
-        if isinstance(res, Address):
-            idx = self.index(ns, res.dev)
-            ip, plen = str(res.address.ip), res.address.network.prefixlen
-            if op.verb == "del":
-                return [step(rtnl.addr_del(idx, ip, plen))]
-            return [step(rtnl.addr_add(idx, ip, plen, str(res.broadcast) if res.broadcast else None,
-                                       rtnl.scope_num(res.scope), res.metric))]
-        if isinstance(res, Route):
-            dst, plen = str(res.dst.network_address), res.dst.prefixlen
-            # A connected route (proto kernel) goes and comes by its device: another device's of the prefix stays
-            connected = res.proto == "kernel" and res.dev is not None and not res.nexthops
-            if op.verb == "del":
-                return [step(rtnl.route_del(dst, plen, res.table, rtnl.proto_num(res.proto), rtnl.scope_num(res.scope),
-                                            rtnl.type_num(res.type), res.metric or None, res.tos,
-                                            self.index(ns, res.dev) if connected else None))]
-            oif = self.index(ns, res.dev) if res.dev else None
-            gw, src = (str(a) if a else None for a in (res.gateway, res.src))
-            return [step(rtnl.route_replace(dst, plen, oif, gw, res.onlink, res.table, rtnl.proto_num(res.proto),
-                                            rtnl.scope_num(res.scope), rtnl.type_num(res.type), res.metric or None,
-                                            src, [(str(h), oif or 0) for h in res.nexthops] or None, res.metrics,
-                                            res.tos, append=connected and op.verb == "add"))]
-        if isinstance(res, HandQdisc):  # impair/stray.py: taken off, or put back as it was by a rollback
-            idx = self.index(ns, res.dev)
-            return [step(tc.qdisc_del(idx) if op.verb == "del" else tc.qdisc_again(idx, res.body))]
-        if isinstance(res, Neigh):
-            idx = self.index(ns, res.dev)
-            if op.verb == "del":
-                return [step(rtnl.neigh_del(idx, str(res.dst)))]
-            return [step(rtnl.neigh_replace(idx, str(res.dst), res.lladdr, rtnl_vxlan.NEIGH_STATES[res.state]))]
-        if isinstance(res, PortFdb):  # `bridge fdb add|del MAC dev PORT master static [sticky]`
-            return [step(rtnl_bridge.port_fdb(op.verb, self.index(ns, res.dev), res))]
-        if isinstance(res, Fdb):
-            # The remote whole (its port, VNI and device where not the device's own): the kernel deletes only the
-            # remote that matches all of them, and a rollback puts back the one there was
-            idx, via = self.index(ns, res.dev), self.index(ns, res.via) if res.via else None
-            remote = (idx, res.lladdr, str(res.dst), res.port, res.vni, via)
-            if op.verb == "del":
-                return [step(rtnl_vxlan.fdb_del(*remote))]
-            build = rtnl_vxlan.fdb_replace if op.verb == "replace" else rtnl_vxlan.fdb_append
-            return [step(build(*remote, state=res.state))]
-        if isinstance(res, Rule):
-            build = rtnl.rule_del if op.verb == "del" else rtnl.rule_add
-            src = res.src or None
-            dst = res.dst or None
-            return [step(build(res.priority, res.table, rtnl.action_num(res.action),
-                               str(src.network_address) if src else None, src.prefixlen if src else 0,
-                               str(dst.network_address) if dst else None, dst.prefixlen if dst else 0,
-                               res.iif, res.oif, res.fwmark, res.fwmask, res.tos))]
+        msgs = live_objects.encode(op, self.index)  # addresses, routes, neighbours, FDB entries, rules
+        if msgs is not None:
+            return [step(msg) for msg in msgs]
         raise KernelError(op, errno.EINVAL, f"cannot {op.verb} {res.kind if isinstance(res, Resource) else res}")
 
     def _encode_link(self, op: Op, res: Link, fds: list[int], step) -> list[_Step]:
@@ -482,8 +435,9 @@ def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:
 
 
 def _enough_descriptors(want: int = 1 << 16) -> None:
-    """A socket per namespace: a 1,000-pod lab holds more than the usual soft limit (1,024). Raise the soft
-    RLIMIT_NOFILE towards the hard one, as far as ``want`` (kernel/nofile.py: what netlab execs gets its own back)."""
+    """A socket per namespace: a 1,000-pod lab holds more descriptors than the usual soft limit
+    (1,024). Raise this process's soft RLIMIT_NOFILE towards its hard limit, as far as ``want`` (kernel/nofile.py:
+    what netlab execs for the user gets the limit it was given back)."""
     nofile.raise_soft(want)
 
 

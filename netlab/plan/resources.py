@@ -4,9 +4,8 @@ Each has an identity ``key`` (what makes two objects "the same one" for ``status
 ``ip(8)``-style line for learners, and a JSON form. Values that are not part of the key (a veth's MAC, a route's
 gateway) are compared to find objects that exist but differ.
 
-What every resource is (:class:`Resource`) is in :mod:`netlab.plan.resource_base`, the lab's
-netfilter tables (:class:`NatRules`, :class:`BaseChains`, :class:`NftRules`) in
-:mod:`netlab.plan.netfilter_resources`; both stay importable from here.
+What every resource is (:class:`Resource`) is in :mod:`netlab.plan.resource_base`, the lab's netfilter tables
+(:class:`NatRules`, :class:`BaseChains`, :class:`NftRules`) in :mod:`netlab.plan.netfilter_resources` (importable here).
 """
 
 from __future__ import annotations
@@ -251,9 +250,8 @@ class Address(Resource):
         return ("addr", self.netns, self.dev, str(self.address))
 
     def command(self) -> str:
-        brd = f" brd {self.broadcast}" if self.broadcast else ""
+        brd, metric = f" brd {self.broadcast}" if self.broadcast else "", f" metric {self.metric}" * bool(self.metric)
         scope = f" scope {self.scope}" if self.scope != "global" else ""
-        metric = f" metric {self.metric}" if self.metric else ""
         return f"ip -n {self.netns} addr add {self.address}{brd}{scope}{metric} dev {self.dev}"
 
     def describe(self) -> str:

@@ -86,7 +86,7 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
         elif f.name == "hop_quirks":  # a multipath route's hops not as planned (equal, through the route's dev)
             out.append(f"hops {'; '.join(a)} (want each of weight 1 through {getattr(want, 'dev')})")
         elif f.name == "flags":  # `ip link set DEV arp off`: each flag in its words, and the plan's
-            # the flag named on each side: a flag the plan sets (``arp off``) and the link lacks is ``arp on (want off)``
+            # the flag named on each side: one the plan sets (``arp off``) and the link lacks is ``arp on (want off)``
             out += [f"{w} (want {flipped(w).rsplit(' ', 1)[1]})" for w in a if w not in b] + \
                 [f"{flipped(w)} (want {w.rsplit(' ', 1)[1]})" for w in b if w not in a]
         elif f.name == "srcport":  # as `ip -d link` says it
