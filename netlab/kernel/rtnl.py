@@ -1,14 +1,11 @@
 """rtnetlink, the requests ``ip``/``bridge`` send: links, addresses, routes, neighbours, rules.
 
-One codec for every caller (building a lab, repairing it, ``status``, the
-prober's neighbour sweeps, ``trace``). Requests are encoded with ``struct``:
-pyroute2's generic encoder costs ~0.3 ms a message, which for a 500-pod lab
-is more than the kernel's own work. The constants and header layouts below
-are the kernel's (linux/rtnetlink.h and friends) and serve both ways; the
-kernel's answers (dumps, ``get`` replies, notifications) are decoded in
-rtnl_parse.py. ``tests/unit/test_rtnl.py`` checks every request against
-pyroute2's parser and every decoder against pyroute2's encoder, so the two
-can never drift apart silently.
+One codec for every caller (building a lab, repairing it, ``status``, the prober's neighbour sweeps, ``trace``).
+Requests are encoded with ``struct``: pyroute2's generic encoder costs ~0.3 ms a message, which for a 500-pod lab is
+more than the kernel's own work. The constants and header layouts below are the kernel's (linux/rtnetlink.h and
+friends) and serve both ways; the kernel's answers (dumps, ``get`` replies, notifications) are decoded in
+rtnl_parse.py. ``tests/unit/test_rtnl.py`` checks every request against pyroute2's parser and every decoder against
+pyroute2's encoder, so the two can never drift apart silently.
 
 Interfaces are named by index here; kernel/live.py turns names into indexes.
 """

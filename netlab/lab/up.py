@@ -162,9 +162,8 @@ class _Up(Converging, Rollback):
         self.kept_before: dict[str, Any] = {}  # each feature's before_run handle: what a rollback puts back
         self.not_put_back: list[str] = []  # what the features changed for this run and a rollback could not put back
         self.left: list[str] = []  # what the rollback's stops said (a CNI DEL that failed again)
-        # The keys of what each namespace held when this run first read it: what a rollback may put back (a
-        # route deleted by hand before the run stays missing: a rollback is not a repair)
-        self.held_before: dict[str, set[tuple]] = {}
+        # The keys of what each namespace held when this run first read it: what a rollback may put back (a route
+        self.held_before: dict[str, set[tuple]] = {}  # deleted by hand before the run stays missing: not a repair)
         self.strays_refused: set[tuple[str, str, bool]] = set()  # qdiscs the kernel would not let go (up_converge)
         self.before: tuple[Any, str | None, str, Any] = ({}, None, "", None)
         self.changes: list[str] = []  # what a converge changes of the running lab's topology (realize/converging.py)
