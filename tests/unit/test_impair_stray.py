@@ -54,7 +54,7 @@ def test_an_ingress_or_clsact_qdisc_is_found_even_on_an_impaired_interface_and_s
     s = snap()
     s.ingress_qdiscs[2] = ("clsact", 1)
     (found,) = stray.found("l-p", s, [EYE], {("l-p", "eth0")})
-    assert found == (EYE, "clsact qdisc with 1 filter", 1000, True)
+    assert found == stray.Stray(EYE, "clsact qdisc with 1 filter", 1000, ingress=True)
     (line,) = stray.merged([Drift("different", EYE, "txqlen 1000 (want 0)", live=EYE)], [found])
     assert str(line) == ("different: link eth0 in l-p (clsact qdisc with 1 filter added (want none: its filters act "
                          "on what eth0 takes in), which made the kernel set txqlen 1000; txqlen 1000 (want 0))")
