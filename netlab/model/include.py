@@ -16,13 +16,14 @@ netlab runs as root and a topology may come from anyone, so a pattern never
 leaves the topology's folder: absolute patterns and ``..`` are refused, every
 match is resolved (symlinks too) and must still lie inside the folder, and a
 file is read like the topology itself (regular file, bounded size, no FIFO).
+A glob is walked with a bound (include_glob.py): a symlink loop its wildcards
+reach, or a walk over a thousand folders, refuses the pattern.
 Nothing of a refused file is shown.
 """
 
 from __future__ import annotations
 
 import difflib
-import glob
 import os
 import re
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from typing import Any, Callable, Literal, NamedTuple
 from pydantic import ConfigDict, Field, StrictStr, ValidationError
 
 from netlab.errors import Problem, TopologyError
+from netlab.model import include_glob
 from netlab.model.dnsrecords import existing_namespaces
 from netlab.model.diagnostics import describe
 from netlab.model.location import ROOT_FIELD, Loc, format_path, show, yaml_kind
@@ -273,7 +275,10 @@ def _matches(folder: str, pattern: str) -> tuple[list[str], str | None]:
         return [], "must be relative to the topology's folder, not absolute"
     if ".." in re.split(r"[\\/]", pattern):
         return [], "must stay inside the topology's folder ('..' is not allowed)"
-    found = sorted(glob.glob(os.path.join(glob.escape(folder), pattern)))
+    try:
+        found = sorted(include_glob.walk(folder, pattern))
+    except include_glob.GlobRefused as exc:
+        return [], str(exc)
     out = []
     for match in found:
         real = os.path.realpath(match)
@@ -284,6 +289,10 @@ def _matches(folder: str, pattern: str) -> tuple[list[str], str | None]:
             return [], why if os.path.normpath(pattern) == rel else f": {rel} {why}"
         if os.path.isfile(real):
             out.append(real)  # read by its resolved path: what was checked is what is opened
+        elif not _MAGIC.search(pattern) and os.path.isdir(real):  # named as it is: said as -t says it
+            return [], "is a directory; include names manifest files (a glob such as DIR/*.yaml takes a folder's)"
+        elif not _MAGIC.search(pattern) and os.path.exists(real):
+            return [], "is not a regular file (a FIFO, device or socket); include names manifest files"
     if out:
         return out, None
     if not _MAGIC.search(pattern):  # a file named as it is: a typo, or a file moved (kubectl: path does not exist)
@@ -295,7 +304,7 @@ def _matches(folder: str, pattern: str) -> tuple[list[str], str | None]:
     return [], None  # a folder emptied of the files it matches: no object from it now (a note, _included)
 
 
-_MAGIC = re.compile(r"[*?[]")  # what makes a pattern a glob (glob.has_magic's characters)
+_MAGIC = include_glob.MAGIC
 
 
 def matches(folder: str, pattern: str) -> list[str]:
