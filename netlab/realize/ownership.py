@@ -7,7 +7,7 @@ tag without a usable state:
 
 - ``down --force`` of a lab whose state file is corrupt or gone: a namespace
   named ``<lab>-*`` whose tag says this lab, with any run, is the lab's; a
-  namespace without that tag is never touched (:func:`force_states`), nor one
+  namespace without that tag is never touched (:func:`force_states`), nor its pods' files, nor one
   whose tag names another state folder (a lab up with that one: refused);
 - ``up`` meeting a namespace it would create: the advice to ``ip netns del``
   it is given only when it is proven stale (:func:`collision_message`).
@@ -80,8 +80,11 @@ def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statem
     # not): those in the folders /etc/netns/<lab>-* that none of the above names and that say they are this
     # lab's go too.
     # Not while a lab of this name is up with another state folder: its pods' files say this lab too, and are its.
+    # A namespace that exists and is none of these is not the lab's (no tag of it: someone's `ip netns add
+    # LAB-x`, whose hosts file may begin as the lab's do): its files are left.
     named = {n for st, _ in out for n in st.netns}
-    left = {kind: [n for n in names if n not in named] for kind, names in pod_files(lab).items()} if not away else {}
+    left = ({kind: [n for n in names if n not in named and not nsmod.exists(n)] for kind, names in
+             pod_files(lab).items()} if not away else {})
     if any(left.values()) or (not out and remnants(lab)):
         # No namespace left, yet a run's files are (its echo server may run on, its UTS pins stay mounted), or
         # its pods' files: a stand-in that lists no namespace stops what the lab's folder names (the server by
