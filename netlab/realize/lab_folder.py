@@ -27,6 +27,7 @@ import json
 import os
 import re
 import stat
+import time
 from typing import NoReturn
 
 from netlab.errors import EnvironmentNotReady
@@ -227,6 +228,7 @@ def make(path: str, lab: str) -> bool:
     """Make the lab folder ``path``, marked, as one step: True when made, False when something is there already.
     Raises OSError as os.mkdir does."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}{TEMP_INFIX}{os.getpid()}")
+    drop_dead_temps(path)
     if os.path.lexists(path):
         return False
     _drop(tmp)  # left by a process of this pid that was killed there
@@ -245,6 +247,52 @@ def make(path: str, lab: str) -> bool:
         return False
     finally:
         _drop(tmp)
+
+
+def drop_dead_temps(path: str) -> None:
+    """Remove the temporary folders ``.<lab>.tmp.<pid>`` of :func:`make` for the lab folder ``path`` that a process
+    killed there left (their mark alone, or nothing: anything else in one keeps it), when that process is proven
+    gone: no process has the pid, or a zombie, or one that started after the folder was last changed (the pid
+    reused). Only this lab's names, only folders of this user's that are not symlinks."""
+    parent, base = os.path.split(path)
+    prefix = f".{base}{TEMP_INFIX}"
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):] if name.startswith(prefix) else ""
+        if not pid.isdigit() or pid != str(int(pid)) or int(pid) == os.getpid():  # ours: make drops it
+            continue
+        tmp = os.path.join(parent, name)
+        try:
+            before = os.lstat(tmp)
+            if not stat.S_ISDIR(before.st_mode) or before.st_uid != os.geteuid() or not _maker_gone(int(pid),
+                                                                                                   before):
+                continue
+            held = os.listdir(tmp)
+            after = os.lstat(tmp)
+        except OSError:
+            continue
+        if held in ([], [MARK_FILE]) and (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns):
+            _drop(tmp)
+
+
+def _maker_gone(pid: int, st: os.stat_result) -> bool:
+    """Whether process ``pid`` cannot be the one that made the folder of stat ``st`` and is still making it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rpartition(b")")[2].split()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    if fields[:1] in ([b"Z"], [b"X"]):  # exited: its make goes no further
+        return True
+    if len(fields) <= 19:
+        return False
+    since_boot = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return time.time() - since_boot > st.st_mtime + 2  # started after the folder was made: a second's margin more
 
 
 def _drop(tmp: str) -> None:

@@ -22,6 +22,7 @@ def forget(lab: str) -> list[str]:
     from netlab.realize import lab_removal  # a lab's removal: not for `plan`, which reads states through here
 
     path = state_dir.lab_dir(lab, create=False)
+    lab_folder.drop_dead_temps(path)  # a killed up's temporary folder beside it (lab_folder.make's)
     if not os.path.isdir(path):
         return []
     # The lock file goes last; holders of the lock keep their open fd.
