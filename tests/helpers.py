@@ -428,6 +428,7 @@ def diff_snapshots(before: dict, after: dict) -> list[str]:
 # What `netlab plan` may load of netlab.realize: the lab's state file, read to keep the addresses a running lab of
 # the file's name holds (api.topology.load); no kernel code.
 STATE_READING = ("netlab.realize", "netlab.realize.state", "netlab.realize.state_dir", "netlab.realize.state_sum",
+                 "netlab.realize.state_name",
                  "netlab.realize.state_schema", "netlab.realize.attachments", "netlab.realize.state_errors",
                  "netlab.realize.lab_name", "netlab.realize.lab_env", "netlab.realize.lab_folder",
                  "netlab.realize.lab_list", "netlab.realize.up_words")

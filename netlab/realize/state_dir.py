@@ -20,6 +20,7 @@ from netlab.errors import (ApplyFailed, EnvironmentNotReady, NetlabError, UsageE
                            in_python_words, netlab_command)
 from netlab.model.naming import lab_name_problem
 from netlab.realize import lab_folder
+from netlab.realize.state_name import netns_folder, not_a_line, not_text
 
 DEFAULT_STATE_ROOT = "/run/netlab"
 # An empty NETLAB_STATE_DIR is unset (the shell's `NETLAB_STATE_DIR=$MAYBE`), as an empty $NETLAB_LAB names no lab:
@@ -32,24 +33,11 @@ DEFAULT_STATE_ROOT = "/run/netlab"
 STATE_ROOT = os.environ.get("NETLAB_STATE_DIR") or DEFAULT_STATE_ROOT
 
 
-def not_text(path: str) -> str | None:
-    """Why a state folder whose name holds bytes that are not UTF-8 (Python's surrogate escapes of them) is refused,
-    by every command and the doctor alike, before anything is made: the lab's tags hash its name as text, and its
-    state, its containers' specs and the CNI plugins' JSON carry it as text (a CNI plugin would read another name).
-    It was a traceback of `up`, `list`, `status` and `down` (QA hostenv57 2). None for a name that is text."""
-    try:
-        path.encode()
-    except UnicodeEncodeError as exc:
-        bad = os.fsencode(path[exc.start:exc.end])
-        return (f"its name holds {'bytes' if len(bad) > 1 else 'a byte'} that {'are' if len(bad) > 1 else 'is'} not "
-                f"UTF-8 text ({' '.join(f'0x{b:02x}' for b in bad)}), which netlab's records cannot carry")
-    return None
-
-
 _UNRESOLVED = cwd_gone(STATE_ROOT)
 if not _UNRESOLVED:
     STATE_ROOT = os.path.abspath(STATE_ROOT)
-_UNRESOLVED = _UNRESOLVED or not_text(STATE_ROOT)  # a folder netlab cannot use: every command refuses it
+# a folder netlab cannot use: every command refuses it, and the doctor (unreadable)
+_UNRESOLVED = _UNRESOLVED or not_text(STATE_ROOT) or not_a_line(STATE_ROOT) or netns_folder(STATE_ROOT)
 if os.environ.get("NETLAB_STATE_DIR"):  # and the programs netlab starts (with another cwd) read the same folder
     os.environ["NETLAB_STATE_DIR"] = STATE_ROOT
 PINS_FS = lab_folder.PINS_FS  # the source of a lab's tmpfs of UTS pins (workload/uts.py)

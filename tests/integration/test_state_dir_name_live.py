@@ -93,3 +93,29 @@ def test_a_state_folder_too_long_for_what_netlab_makes_in_it_is_said_and_refused
         assert "host state directory" in doctor.stdout and "FAIL  host state directory" not in doctor.stdout
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", ["newline", "run-netns", "in-run-netns", "in-etc-netns", "var-run-netns"])
+def test_a_state_folder_that_breaks_a_line_or_is_the_systems_netns_folder_is_refused_by_all(tmp_path, kind):
+    """A newline in NETLAB_STATE_DIR was printed as is, a message broken in two lines; /run/netns (or /etc/netns,
+    or a folder in them) passed the doctor, and `up` made /run/netns/LAB, a namespace to `ip netns list`
+    (QA rb61 4, 5). Refused as a name that is not UTF-8 is, nothing made."""
+    lab = f"rb{uuid.uuid4().hex[:7]}"
+    state, shown, why = {
+        "newline": (f"/tmp/rbstate{lab}\nx", f'"/tmp/rbstate{lab}\\nx"', "its name holds a control character (\\n)"),
+        "run-netns": ("/run/netns", "/run/netns", "it is /run/netns, the system's folder of named network namespaces"),
+        "in-run-netns": (f"/run/netns/{lab}", f"/run/netns/{lab}", "it is /run/netns or a folder in it"),
+        "in-etc-netns": (f"/etc/netns/{lab}", f"/etc/netns/{lab}", "it is /etc/netns or a folder in it"),
+        "var-run-netns": (f"/var/run/netns/{lab}", f"/var/run/netns/{lab}", "it is /run/netns or a folder in it"),
+    }[kind]
+    path = write_topology(tmp_path, _topology(lab), "topo.yaml")
+    doctor = _run(state, "doctor")
+    assert doctor.returncode == 3, doctor.stdout + doctor.stderr
+    assert f"FAIL  host state directory: {shown}: {why}" in doctor.stdout, doctor.stdout
+    for args in (("up", "-t", path), ("list",), ("down", "--lab", lab)):
+        proc = _run(state, *args)
+        assert proc.returncode == 3 and proc.stderr.count("\n") == 1, (args, proc.stdout, proc.stderr)
+        assert proc.stderr.startswith(f"netlab: cannot use {shown}: {why}"), proc.stderr
+    assert not os.path.lexists(f"/run/netns/{lab}") and not os.path.lexists(f"/etc/netns/{lab}")
+    assert not os.path.lexists(f"/tmp/rbstate{lab}\nx")
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{lab}-")]
