@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import re
 import socket
 import struct
 import time
@@ -84,8 +83,9 @@ def compile_filter(expression: str) -> Bpf:
         raise EnvironmentNotReady("a capture filter is compiled by libpcap, which this machine lacks; "
                                   "fix: sudo apt-get install tcpdump (it brings libpcap)") from None
     except Scapy_Exception as exc:
-        reason = re.search(r"\((.*)\)$", str(exc))
-        raise UsageError(f"capture filter {expression!r}: {reason.group(1) if reason else exc}") from None
+        said, head = str(exc), f"Failed to compile filter expression {expression!r} ("  # scapy's words, then libpcap's
+        reason = said[len(head):-1] if said.startswith(head) and said.endswith(")") else said
+        raise UsageError(f"capture filter {expression!r}: {reason}") from None
     program = tuple((bp.bf_insns[i].code, bp.bf_insns[i].jt, bp.bf_insns[i].jf, bp.bf_insns[i].k & 0xFFFFFFFF)
                     for i in range(bp.bf_len))
     from scapy.arch.common import free_filter

@@ -205,6 +205,11 @@ def test_a_filter_is_compiled_by_libpcap_and_an_invalid_one_is_one_line():
     with pytest.raises(UsageError) as err:
         compile_filter("udp prot 53")
     assert str(err.value) == "capture filter 'udp prot 53': can't parse filter expression: syntax error"
+    for expression, why in (("port 80 and (", "can't parse filter expression: syntax error"),
+                            ("(port 80) and bogus)", "syntax error in filter expression")):
+        with pytest.raises(UsageError) as err:  # libpcap's reason, not cut at the expression's first '(' (rb61 7)
+            compile_filter(expression)
+        assert str(err.value) == f"capture filter {expression!r}: {why}"
 
 
 def test_capture_refuses_an_invalid_filter_before_anything_is_opened(monkeypatch):
