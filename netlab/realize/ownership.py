@@ -22,6 +22,7 @@ import os
 import shlex
 from typing import Any
 
+from netlab.errors import down_command, netlab_command
 from netlab.kernel import netns as nsmod
 from netlab.model.naming import lab_name_problem
 from netlab.realize import lab_list, state as statemod, state_dir, state_errors, tags
@@ -242,7 +243,8 @@ def owned_message(name: str, lab: str, owner: tuple[str, str] | None) -> str | N
     other = lab_of(owner[0])
     if other is not None and other != lab:
         return (f"namespace {name} already exists and belongs to lab {other}, which is up "
-                f"(see `netlab list`); rename lab {lab}, or take {other} down first (netlab down --lab {other})")
+                f"(see `{netlab_command('list')}`); rename lab {lab}, or take {other} down first "
+                f"(`{down_command(other)}`)")
     return None
 
 

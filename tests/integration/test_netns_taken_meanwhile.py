@@ -9,6 +9,7 @@ same tag). No sleep, no timing.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 
 import pytest
@@ -48,9 +49,12 @@ def test_a_namespace_the_other_lab_made_meanwhile_is_refused_cleanly(tmp_path):
 
         out, err = proc.communicate("\n", timeout=300)  # X goes on: its create of X-a-p finds the pin
         assert proc.returncode == 3, (out, err)
+        # under NETLAB_STATE_DIR, the variable after sudo, as every other hint says it (rb61 8)
+        sudo = (f"sudo NETLAB_STATE_DIR={shlex.quote(os.environ['NETLAB_STATE_DIR'])} netlab"
+                if os.environ.get("NETLAB_STATE_DIR") else "sudo netlab")
         assert err.splitlines() == [f"netlab: namespace {shared} already exists and belongs to lab {y}, which is up "
-                                    f"(see `netlab list`); rename lab {x}, or take {y} down first (netlab down --lab "
-                                    f"{y}); rolled back"], err
+                                    f"(see `{sudo} list`); rename lab {x}, or take {y} down first (`{sudo} down --lab "
+                                    f"{y}`); rolled back"], err
         # Rolled back: none of X's namespaces, no state; X-a's namespace is the one X-a made, and X-a as planned
         assert [n for n in lab_namespaces(x) if not n.startswith(y + "-")] == []
         assert not os.path.exists(state_path(x))

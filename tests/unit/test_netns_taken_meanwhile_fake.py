@@ -5,6 +5,9 @@ other lab's namespace untouched (QA q30, defect 1). Against the fake kernel."""
 
 from __future__ import annotations
 
+import os
+import shlex
+
 import pytest
 from fake_lab import up
 
@@ -62,8 +65,11 @@ def test_a_namespace_another_lab_made_meanwhile_is_refused_as_its(lab, monkeypat
     machine(monkeypatch, k, ["fk-a"])
     with pytest.raises(OwnershipConflict) as err:
         up(lab, k)
-    assert str(err.value) == ("namespace fk-a-p already exists and belongs to lab fk-a, which is up (see `netlab "
-                              "list`); rename lab fk, or take fk-a down first (netlab down --lab fk-a); rolled back")
+    # under NETLAB_STATE_DIR, the variable after sudo, as every other hint says it (rb61 8)
+    sudo = (f"sudo NETLAB_STATE_DIR={shlex.quote(os.environ['NETLAB_STATE_DIR'])} netlab"
+            if os.environ.get("NETLAB_STATE_DIR") else "sudo netlab")
+    assert str(err.value) == (f"namespace fk-a-p already exists and belongs to lab fk-a, which is up (see `{sudo} "
+                              f"list`); rename lab fk, or take fk-a down first (`{sudo} down --lab fk-a`); rolled back")
     assert err.value.exit_code == EXIT_ENVIRONMENT == 3
     # What this run made is gone, the other lab's namespace is as it made it, and the fresh lab left no state
     assert sorted(k.ns) == ["fk-a-p"] and k.read_tag("fk-a-p") == OTHER
