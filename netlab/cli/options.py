@@ -11,7 +11,20 @@ from click.core import ParameterSource
 TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
 # The type of every -t FILE: it checks nothing (the loader says what is wrong with the path on one line,
 # exit 2, for every command alike: no such file, a directory, a FIFO) and lets the shell complete paths.
-TOPOLOGY_FILE = click.Path(readable=False)
+class TopologyPath(click.Path):
+    """A topology file's path as given: an empty one (``-t ''``, ``-t "$UNSET"``) names no file, said so, where it
+    was ``: no such file; check the path`` with no file name before the colon."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "":  # one line, as a file's problems are (click's fail is a usage block)
+            from netlab.errors import UsageError
+
+            raise UsageError(f"{'/'.join(param.opts) if param else '-t'}: the topology file's path is empty; "
+                             "give a topology file")
+        return super().convert(value, param, ctx)
+
+
+TOPOLOGY_FILE = TopologyPath(readable=False)
 
 
 def lab_from_env(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
