@@ -20,6 +20,7 @@ from netlab.realize import owner
 
 if TYPE_CHECKING:
     from netlab.api import Lab, TopologyInput
+    from netlab.model.lab import Lab as ModelLab
 
 SKIP_PREFIX = "netlab: "
 
@@ -31,6 +32,16 @@ def _skip(reason: str) -> NoReturn:
     exc = pytest.skip.Exception(reason)
     exc._use_item_location = True  # what pytest's own fixture runner sets for a skip at a fixture's setup
     raise exc
+
+
+def _plugins(lab: ModelLab) -> tuple[str, ...]:
+    """The CNI plugins a lab runs, with the folders they are looked for in (CNI_PATH): none for a builtin lab."""
+    if lab.cni == "builtin":
+        return ()
+    from netlab.cni.check import wanted
+    from netlab.cni.conf import bin_dirs
+
+    return (*(f"{kind}@{version}" for kind, version in wanted(lab)), ":".join(bin_dirs(lab)))
 
 
 class _Shared:
@@ -76,7 +87,7 @@ class _Registry:
         self.live: dict[str, Lab] = {}
         self.kept: list[str] = []
         self.retried: set[str] = set()  # labs whose take-down failed: not kept, taken down again by close()
-        self.machine_ok: set[frozenset[str]] = set()
+        self.machine_ok: set[tuple[frozenset[str], tuple[str, ...]]] = set()
 
     def bring_up(self, topology: TopologyInput, name: str | None, wait: float, raising: bool = False,
                  item: pytest.Item | None = None) -> Lab:
@@ -92,22 +103,36 @@ class _Registry:
         with signals.unswallowed():  # a run's first lab loads the models here: a Ctrl-C a finalizer swallowed
             from netlab import doctor
             from netlab.api import Lab
-            from netlab.errors import EnvironmentNotReady, netlab_command
-            from netlab.pytest_topology import load
+            from netlab.api.lifecycle import check_conflist
+            from netlab.errors import EnvironmentNotReady, TopologyError, netlab_command
+            from netlab.pytest_topology import fail, load
 
             # The topology first: a mistake in it is the test's, with or without root.
             loaded = load(topology, name, raising)
             loaded = load(topology, unique_name(name or loaded.lab.name, loaded), raising)
         if os.geteuid() != 0:
             _skip(f"{SKIP_PREFIX}needs root: a lab is made of network namespaces (run pytest with sudo)")
-        needs = frozenset(doctor.needs(loaded.lab))
-        if needs not in self.machine_ok:
+        # A CNI plugin of the user's own that is missing or fails VERSION is the topology's problem, as `netlab
+        # validate` and `up` say it (exit 2): the test errors, it is not a machine's to skip
+        said = None
+        try:
+            check_conflist(loaded.lab, loaded.source)
+        except TopologyError as exc:
+            if raising:
+                raise
+            said = str(exc)
+        if said is not None:
+            fail(said)  # outside the except block: no "during handling of the above exception"
+        # What the machine passed: the doctor's kinds of check, and for a CNI lab the plugins asked (another lab's
+        # chain may name one of Debian's that this machine lacks: its own skip, not up's error)
+        key = (frozenset(doctor.needs(loaded.lab)), _plugins(loaded.lab))
+        if key not in self.machine_ok:
             try:
                 doctor.require_for(loaded.lab)
             except EnvironmentNotReady as exc:
                 _skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
                             f"`{netlab_command('doctor')}` says how to fix it")
-            self.machine_ok.add(needs)
+            self.machine_ok.add(key)
         try:
             with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'
                 lab = Lab.up_loaded(loaded, wait=wait)

@@ -51,8 +51,8 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
     from netlab import doctor
     from netlab.lab import up as lab_up
 
-    check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
-    with doctor.required(lab, moot=moot_checks(lab)):
+    answered = check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
+    with doctor.required(lab, moot=moot_checks(lab) + answered):
         kernel = live_kernel()
         try:
             return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress,
@@ -69,8 +69,8 @@ def up_held(lab: Lab, source: str | None = None, features: Sequence[Feature] | N
     from netlab import doctor
     from netlab.lab import up as lab_up
 
-    check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
-    with doctor.required(lab, moot=moot_checks(lab)):
+    answered = check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
+    with doctor.required(lab, moot=moot_checks(lab) + answered):
         kernel = live_kernel()
         try:
             return lab_up.up_held(lab, kernel, default_features() if features is None else features, source,
@@ -106,27 +106,31 @@ def moot_checks(lab: Lab) -> tuple[str, ...]:
     return ("pod-files",) if nothing_to_write(served(attached_lab(lab, state), state), state) else ()
 
 
-def check_conflist(lab: Lab, source: str | None) -> None:
-    """A conflist lab's conflist, read again (``up --lab``, ``impair``: the lab's saved topology, not its file): one
-    that does not parse now is ``netlab validate``'s line for it (the topology's file:line, network.cni.conflist),
-    exit 2, as ``up -t FILE`` says it; not the doctor's ``tool CNI plugins`` line, exit 3, which blames the machine."""
-    if lab.cni != "conflist":
-        return
-    from netlab.cni.check import wanted
+def check_conflist(lab: Lab, source: str | None) -> tuple[str, ...]:
+    """A CNI lab's plugins, asked VERSION as ``netlab validate`` asks them (cni/check.split_problems), before the
+    machine's checks: a conflist that does not parse now (``up --lab``, ``impair``: the lab's saved topology, not
+    its file), or a plugin of the user's own (in network.cni.binDir, or one that is not Debian's) missing, failing
+    VERSION or not speaking the list's cniVersion, is ``netlab validate``'s line for it (the topology's file:line,
+    network.cni.conflist), exit 2, as ``validate -t FILE`` says it; not the doctor's ``tool CNI plugins`` line,
+    exit 3, which blames the machine (only Debian's plugins missing where the machine keeps them are the machine's:
+    the doctor's line says those). Returns ``("cni-plugins",)`` when every plugin answered (the doctor's check of
+    them, the same VERSION calls, is not run again), else ()."""
+    if lab.cni == "builtin":
+        return ()
+    from netlab.cni.check import split_problems
     from netlab.errors import NetlabError, Problem, TopologyError
-    from netlab.model.cniconf import ConflistError
     from netlab.model.load import load_source
 
-    where = ("network", "cni", "conflist")
+    file, machine, *_ = split_problems(lab)
+    if not file:
+        return () if machine else ("cni-plugins",)
+    src = None
     try:
-        wanted(lab)  # as the doctor reads it
-    except ConflistError as exc:
-        line = None
-        try:
-            line = load_source(source).line_of(where) if source is not None else None
-        except (NetlabError, OSError, ValueError):  # the file gone or broken since: no line
-            pass
-        raise TopologyError([Problem(source or f"lab {lab.name}", line, ".".join(where), str(exc))]) from None
+        src = load_source(source) if source is not None else None
+    except (NetlabError, OSError, ValueError):  # the file gone or broken since: no line
+        pass
+    raise TopologyError([Problem(source or f"lab {lab.name}", src.line_of(loc) if src else None, ".".join(loc), msg)
+                         for loc, msg in file]) from None
 
 
 def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, force: bool = False) -> DownResult:

@@ -502,3 +502,50 @@ def test_after():
     assert not (tmp_path / "after").exists(), out
     assert lab_namespaces(came["name"]) == [], out
     assert not os.path.exists(state_path(came["name"])), out
+
+
+def test_a_plugin_of_the_users_own_that_fails_errors_and_a_machines_missing_one_skips(tmp_path):
+    """QA 61 1: a plugin of the test author's own (in binDir) that fails VERSION was the machine's to the plugin
+    (up's doctor line, exit 3): the test was skipped and CI went green with the plugin broken. It is the
+    topology's (validate's line, exit 2): the test errors. And what the machine passed was kept per kind of
+    check: a later lab whose chain names one of Debian's plugins the machine lacks (tuning, not in the folder
+    NETLAB_CNI_PATH names) got up's error instead of the skip an earlier lab of that worker would have had."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "my-cni").write_text("#!/bin/sh\necho boom >&2; exit 2\n")
+    (tmp_path / "bin" / "my-cni").chmod(0o755)
+    machine = tmp_path / "machine"
+    machine.mkdir(mode=0o755)
+    for name in ("loopback", "bridge", "host-local"):
+        subprocess.run(["cp", f"/usr/lib/cni/{name}", str(machine / name)], check=True)
+    bridge = {"type": "bridge", "ipam": {"type": "host-local"}, "capabilities": {"ipRanges": True}}
+    for name, plugins in (("own", [{"type": "my-cni"}]), ("ok", [bridge]), ("tuning", [bridge, {"type": "tuning"}])):
+        (tmp_path / f"{name}.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": name,
+                                                               "plugins": plugins}))
+
+    def lab(name: str) -> str:  # CNI_PATH: bin, then the machine's folder (a conflist without binDir: Debian's first)
+        cni = {"conflist": f"{name}.conflist", "binDir": "bin"}
+        return json.dumps({"name": f"cn{name}", "network": {"mode": "host-gw", "cni": cni}, "nodes": [{"name": "n1"}],
+                           "pods": [{"name": "a", "node": "n1"}]})
+
+    proc = pytest_in(tmp_path, f'''
+import pytest
+
+@pytest.mark.netlab({lab("own")})
+def test_own(netlab_lab):
+    pass
+
+@pytest.mark.netlab({lab("ok")})
+def test_ok(netlab_lab):
+    open("name-ok", "w").write(netlab_lab.name)
+
+@pytest.mark.netlab({lab("tuning")})
+def test_tuning(netlab_lab):
+    pass
+''', "-p", "no:randomly", env={"NETLAB_CNI_PATH": str(machine)})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "1 passed, 1 skipped, 1 error" in out, out
+    assert re.search(r"netlab: lab cnown-[0-9a-f]{6}: network\.cni\.conflist: plugin my-cni: VERSION failed: "
+                     r".*boom", out), out
+    skipped = next(line for line in out.splitlines() if line.startswith("SKIPPED"))
+    assert "test_case.py:12" in skipped and "'tuning' not found" in skipped, skipped
+    assert lab_namespaces((tmp_path / "name-ok").read_text()) == []

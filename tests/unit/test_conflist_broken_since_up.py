@@ -46,3 +46,36 @@ def test_up_of_a_lab_whose_conflist_broke_since_says_validate_s_line_exit_2(tmp_
     with pytest.raises(TopologyError) as info:  # a lab whose file is not known (a dict's): the lab named instead
         lifecycle.up(lab)
     assert str(info.value) == str(validate.value).replace(f"{path}:2:", "lab fzc1:")
+
+
+@pytest.mark.parametrize("plugin", [None, "#!/bin/sh\necho boom >&2; exit 2\n",
+                                    '#!/bin/sh\necho \'{"cniVersion":"0.4.0","supportedVersions":["0.4.0"]}\'\n'],
+                         ids=["missing", "version-fails", "too-old"])
+def test_up_of_a_lab_whose_own_plugin_does_not_answer_is_validate_s_line_exit_2(tmp_path, monkeypatch, plugin):
+    """QA 61 1: a plugin of the user's own (in binDir) missing, failing VERSION or not speaking the list's
+    cniVersion is the file's (validate: exit 2 at network.cni.conflist); up said the doctor's "FAIL tool CNI
+    plugins" line, exit 3 (the machine's), with no file or line, and the pytest plugin skipped the test for it."""
+    (tmp_path / "bin").mkdir()
+    if plugin is not None:
+        (tmp_path / "bin" / "my-cni").write_text(plugin)
+        (tmp_path / "bin" / "my-cni").chmod(0o755)
+    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "own",
+                                                       "plugins": [{"type": "my-cni"}]}))
+    path = tmp_path / "t.yaml"
+    path.write_text("name: fzc2\nnetwork: {cni: {conflist: ./net.conflist, binDir: ./bin}}\nnodes: [{name: n1}]\n"
+                    "pods: [{name: a, node: n1}]\n")
+    lab = resolve(load_topology(str(path)))
+
+    def nothing(*args, **kw):
+        raise AssertionError("the machine's checks or the up ran")
+
+    monkeypatch.setattr(doctor, "required", nothing)
+    monkeypatch.setattr(lab_up, "up", nothing)
+    monkeypatch.setattr(lab_up, "up_held", nothing)
+    for up in (lifecycle.up, lifecycle.up_held):
+        with pytest.raises(TopologyError) as info:
+            up(lab, source=str(path))
+        assert info.value.exit_code == 2 and len(info.value.problems) == 1
+        problem = info.value.problems[0]
+        assert (problem.file, problem.line, problem.field) == (str(path), 2, "network.cni.conflist"), problem
+        assert "my-cni" in problem.message, problem.message

@@ -82,7 +82,8 @@ def test_a_stop_as_the_lab_has_come_up_takes_it_down(tmp_path, sig, fixture):
 
 class Loaded:
     def __init__(self, name: str):
-        self.lab = SimpleNamespace(name=name)
+        self.lab = SimpleNamespace(name=name, cni="builtin")
+        self.source = None
 
 
 def _registry(monkeypatch, record, raised: BaseException):
@@ -104,7 +105,7 @@ def _registry(monkeypatch, record, raised: BaseException):
     monkeypatch.setattr(Lab, "down", lambda self, **kw: downed.append(self.name))
     monkeypatch.setattr("netlab.realize.state.load_state", lambda name: state)
     registry = pytest_labs._Registry(SimpleNamespace(getoption=lambda name: False))
-    registry.machine_ok.add(frozenset())
+    registry.machine_ok.add((frozenset(), ()))
     return registry, downed
 
 
