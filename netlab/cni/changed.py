@@ -34,10 +34,19 @@ AGAIN = " (since an earlier up re-attached the pod)"  # a fresh-ADD failure that
 def runtime_conf(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> RuntimeConf:
     """The runtime's view of pod ``pod`` on network interface ``ifname``, as its record (``prec``) and the
     topology give it now: the arguments and capability arguments an ADD, CHECK or DEL of it is handed."""
-    node, planned = lab.node(pod.node), lab.addressing.pod_ip[pod.name]
+    node, planned = lab.node(pod.node), C.asked_ip(lab, pod, _main(prec))  # what its ADD asked, as _record does
     return RuntimeConf(pod=pod.name, container_id=prec["containerId"], netns=pod.netns, ifname=ifname,
                        node_netns=node.netns, args=C.cni_args(pod, prec["containerId"], planned),
                        capability_args=C.capability_args(lab, pod, planned))
+
+
+def _main(prec: dict[str, Any]) -> Conflist | None:
+    """The pod's own network as its record keeps it (the last of its networks, after loopback)."""
+    nets = prec.get("networks")
+    try:
+        return parse_conflist(conf_text(nets[-1][0])) if isinstance(nets, list) and nets else None
+    except (ConflistError, TypeError, IndexError):
+        return None
 
 
 def recorded_conf(prec: dict[str, Any], pod: str, ifname: str, gone: bool = False) -> RuntimeConf:

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any, ClassVar
 
 from netlab.errors import UsageError
 from netlab.model.cniconf import Conflist, ConflistError, at_least, parse_conflist, read_conflist
 from netlab.model.bandwidth import pod_bandwidth
-from netlab.model.hostlocal import with_data_dir
+from netlab.model.hostlocal import FLANNEL, host_local_config, with_data_dir
+from netlab.model.runtime_ranges import declares_ip_ranges, own_ranges
 from netlab.model.hostports import port_mappings
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model import naming
@@ -212,25 +213,53 @@ def networks(lab: Lab, node: NodeInfo, data_dir: str) -> list[tuple[Conflist, st
     return [(LOOPBACK, "lo"), (main, POD_IF)]
 
 
-def cni_args(pod: PodInfo, cid: str, ip: IPv4Address) -> list[tuple[str, str]]:
+def cni_args(pod: PodInfo, cid: str, ip: IPv4Address | None) -> list[tuple[str, str]]:
     """CNI_ARGS as the kubelet's runtime sets them (the pod's Kubernetes namespace and name, its sandbox id);
     IP= asks static IPAM for ``ip``, the address :func:`capability_args` is given for the same ADD (one ADD's
-    arguments never contradict each other: QA q20 #2). No K8S_POD_UID: a lab's pods have no API object to take it
-    from."""
+    arguments never contradict each other: QA q20 #2); none when ``ip`` is None (:func:`asked_ip`: containerd
+    never sets IP=, the IPAM picks). No K8S_POD_UID: a lab's pods have no API object to take it from."""
     return [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", pod.spec.namespace), ("K8S_POD_NAME", pod.name),
-            ("K8S_POD_INFRA_CONTAINER_ID", cid), ("IP", str(ip))]
+            ("K8S_POD_INFRA_CONTAINER_ID", cid), *([("IP", str(ip))] if ip is not None else [])]
+
+
+def asked_ip(lab: Lab, pod: PodInfo, net: Conflist | None) -> IPv4Address | None:
+    """The address a pod's ADD asks its plugins for (CNI_ARGS IP=, runtimeConfig.ips): its planned one; None for a
+    pod without ``ip:`` whose chain ``net`` (the lab's conflist) has a host-local IPAM whose own ranges cannot give
+    it (``rangeStart``/``rangeEnd``, or a range that is not the node's podCIDR, without the ipRanges capability):
+    host-local refuses an address asked outside its ranges ("failed to allocate all requested IPs", every try),
+    where a real node's runtime asks for none (containerd never sets IP=). The plugin picks from its range, and
+    netlab uses the address its result names, as for any plugin that picks its own (Lab.with_attachments)."""
+    planned = lab.addressing.pod_ip[pod.name]
+    if pod.spec.ip is not None or net is None or lab.cni != "conflist":
+        return planned
+    return None if outside_host_local(net, planned) else planned
+
+
+def outside_host_local(net: Conflist, ip: IPv4Address) -> bool:
+    """Whether a host-local IPAM of ``net``'s plugins, whose ranges are all its own (no ipRanges capability: the
+    runtime's podCIDR would come first; not Flannel's, which hands on subnet.env's), has ranges and none gives
+    ``ip`` (in its subnet and between its rangeStart and rangeEnd)."""
+    for plugin in net.plugins:
+        ipam = host_local_config(plugin)
+        if ipam is None or plugin.get("type") == FLANNEL or declares_ip_ranges(plugin):
+            continue
+        ranges = list(own_ranges(ipam))
+        if ranges and not any(ip in IPv4Network(subnet, strict=False) and first <= ip <= last
+                              for _, subnet, first, last in ranges):
+            return True
+    return False
 
 
 def args_text(args: list[tuple[str, str]]) -> str:
     return ";".join(f"{k}={v}" for k, v in args)
 
 
-def capability_args(lab: Lab, pod: PodInfo, planned_ip: IPv4Address) -> dict[str, Any]:
-    """What the runtime has for each capability: the planned address, MAC, the pod's host ports (containerd's
-    toCNIPortMappings, model/hostports.py; [] when it has none), the node's pod CIDR, and its bandwidth
-    annotations' rates when it has them."""
+def capability_args(lab: Lab, pod: PodInfo, planned_ip: IPv4Address | None) -> dict[str, Any]:
+    """What the runtime has for each capability: the planned address (none: :func:`asked_ip`), MAC, the pod's host
+    ports (containerd's toCNIPortMappings, model/hostports.py; [] when it has none), the node's pod CIDR, and its
+    bandwidth annotations' rates when it has them."""
     node = lab.node(pod.node)
-    caps = {"ips": [f"{planned_ip}/{node.pod_cidr.prefixlen}"],
+    caps = {**({"ips": [f"{planned_ip}/{node.pod_cidr.prefixlen}"]} if planned_ip is not None else {}),
             "mac": pod.mac,
             "portMappings": port_mappings(pod.spec),
             "ipRanges": [[{"subnet": str(node.pod_cidr)}]]}
@@ -325,8 +354,8 @@ def _step(lab: Lab, pod: PodInfo, user: Conflist | None, machine: str | list[str
             CniNetwork(main.name, main.cni_version, POD_IF, tuple(main.types), file))
     env = (("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", SANDBOX_ID), ("CNI_NETNS", f"{NETNS_DIR}/{pod.netns}"),
            ("CNI_IFNAME", POD_IF), ("CNI_PATH", ":".join(bin_dirs(lab, machine))),
-           ("CNI_ARGS", args_text(cni_args(pod, SANDBOX_ID, pod.ip))))
-    caps = capability_args(lab, pod, pod.ip)
+           ("CNI_ARGS", args_text(cni_args(pod, SANDBOX_ID, asked := asked_ip(lab, pod, user)))))
+    caps = capability_args(lab, pod, asked)
     runtime = [(p["type"], json.dumps(conf, sort_keys=True)) for p in main.plugins if (conf := runtime_config(p, caps))]
     expected = _reference_makes(lab, node, pod) if user is None else _conflist_makes(lab, node, pod, caps, main)
     return CniAdd(netns=node.netns, pod=pod.name, pod_netns=pod.netns, networks=nets, env=env,
@@ -356,8 +385,9 @@ def _reference_makes(lab: Lab, node: NodeInfo, pod: PodInfo) -> list[str]:
 def _conflist_makes(lab: Lab, node: NodeInfo, pod: PodInfo, caps: dict[str, Any], net: Conflist) -> list[str]:
     """What a user's chain is asked for; what else it makes (a bridge, a veth, routes) is its own."""
     declared = {c for p in net.plugins for c, on in (p.get("capabilities") or {}).items() if on is True}
-    asks = [f"CNI_ARGS IP={pod.ip}"]
-    if "ips" in declared:
+    asks = [f"CNI_ARGS IP={pod.ip}"] if "ips" in caps else \
+        [f"no IP=: its host-local's own range does not hold {pod.ip}, it picks one there, and netlab uses it"]
+    if "ips" in declared and "ips" in caps:
         asks.append(f"runtimeConfig.ips {caps['ips'][0]}")
     if "ipRanges" in declared:
         asks.append(f"the node's range {node.pod_cidr} in runtimeConfig.ipRanges")
