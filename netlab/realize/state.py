@@ -323,8 +323,9 @@ def reconfigure_repair(state: LabState, changed: object = ASK) -> str:
 
 def reconfigure_up(state: LabState, source: str | None = None) -> str:
     """The file's `up -t FILE --reconfigure` (``source``: the file status compared the kernel with, else the lab's
-    own), which a plain `up` refusing pods attached with a conflist edited since names; FILE for a lab made from a
-    dict, which has no file to name. A lab brought up from the file under a name of its own (the file's ``name:``
+    own), which a plain `up` refusing pods attached with a conflist edited since names. A lab made from a dict (every
+    pytest plugin lab) or the built-in default has no file to name: `up --lab NAME --reconfigure` (its saved
+    topology, the conflist read again; ``Lab('NAME').repair(reconfigure=True)`` in Python). A lab brought up from the file under a name of its own (the file's ``name:``
     is another lab's, every pytest plugin lab): no `netlab up -t` names it (that `up` makes the file's lab), so the
     Python call with ``name=``, as a command (errors.python_command). The running lab's own repair, as status
     names it: :func:`reconfigure_repair`."""
@@ -335,7 +336,7 @@ def reconfigure_up(state: LabState, source: str | None = None) -> str:
         from netlab.errors import python_command, python_reconfigure
 
         return python_command(python_reconfigure(path, state.lab))  # no `netlab up` names it: Lab.up's name=
-    return up_command(path or "FILE", reconfigure=True)
+    return up_command(path, reconfigure=True) if path else netlab_command(f"up --lab {state.lab} --reconfigure")
 
 
 def edited_at_run_time(state: LabState) -> bool:

@@ -261,3 +261,35 @@ def test_a_lab_brought_up_under_another_name_is_named_in_the_reconfigure_status_
         assert _eth0(lab, pod) == [(1300, [addr])]
     assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
     assert lab_namespaces(other) == []  # no second lab
+
+
+def test_a_lab_made_from_a_dict_is_named_in_the_reconfigure_status_says(labs, tmp_path):
+    """QA 61 3: a lab made from a dict (every pytest plugin dict lab), its conflist edited: status named `sudo
+    netlab up -t FILE --reconfigure` and Lab.status `Lab.up(TOPOLOGY, reconfigure=True)`, neither of which a user
+    can run for it (there is no file). They name the lab: `up --lab L --reconfigure`, `Lab('L').repair(
+    reconfigure=True)`; run for real, it re-attaches the pods with the new config."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    lab, conflist, text = _topology(labs, tmp_path, 1450, None, prefix="cnd")
+    topo = yaml.safe_load(text)
+    topo["network"]["cni"] = {"conflist": str(conflist), "binDir": str(tmp_path / "bin")}
+    subprocess.run([sys.executable, "-c", f"from netlab import Lab; Lab.up({topo!r})"], check=True)
+    assert _eth0(lab, "a") == [(1450, ["10.244.0.2"])]
+
+    conflist.write_text(_conflist(1300, "new"))
+    want = netlab_command(f"up --lab {lab} --reconfigure")
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and status.stdout.splitlines()[-1] == f"run `{want}` to repair", status.stdout
+    assert f"`{want}` re-attaches them with the new one" in status.stdout, status.stdout  # the cni: line
+    call = f"Lab({lab!r}).repair(reconfigure=True)"
+    said = subprocess.run([sys.executable, "-c", f"from netlab import Lab; s = Lab({lab!r}).status(); "
+                           "print(s.repair); print(*s.drift, sep='\\n')"], check=True, capture_output=True, text=True)
+    assert said.stdout.splitlines()[0] == call and f"`{call}` re-attaches them" in said.stdout, said.stdout
+    netlab(*netlab_words(want) or [])  # the command status named
+    for pod, addr in (("a", "10.244.0.2"), ("b", "10.244.0.3")):
+        assert _markers(lab, pod)[-2:] == [("DEL", None), ("ADD", "new")]  # re-attached with the new config
+        assert _eth0(lab, pod) == [(1300, [addr])]
+    assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")

@@ -73,7 +73,7 @@ def test_status_names_the_pods_attached_with_the_old_config_and_checks_them_with
     lab, k, plugins, path = world
     assert drift(lab, k) == [f"cni: conflist {path} changed since pods a, b were attached with it: their CHECK runs "
                              f"with the config they were attached with; "
-                             f"`{netlab_command('up -t FILE --reconfigure')}` re-attaches them with the new one"]
+                             f"`{netlab_command('up --lab fked --reconfigure')}` re-attaches them with the new one"]
     assert sorted(plugins.calls) == [("a", "CHECK", None), ("b", "CHECK", None)]  # the cached config's CHECK
     # only up --reconfigure repairs it (a plain up refuses): the repair status names says so (QA qr3 1)
     assert lab_status.status(state_mod.load_state(lab.name), k, [ModuleFeature(lifecycle)]).reconfigure
@@ -87,7 +87,7 @@ def test_a_plain_up_refuses_before_any_plugin_runs_and_reconfigure_re_attaches_e
         up(lab, k)
     assert str(exc.value) == (
         f"lab fked: conflist {path} changed since pods a, b were attached with it, and a pod attached now would get "
-        f"the new config beside them: `{netlab_command('up -t FILE --reconfigure')}` re-attaches them (their DEL with the "
+        f"the new config beside them: `{netlab_command('up --lab fked --reconfigure')}` re-attaches them (their DEL with the "
         f"config they were attached with, then ADD with the new one), or put the old config back")
     assert plugins.calls == [] and markers(lab) == {"a": None, "b": None}
     result = up(lab, k, reconfigure=True)
@@ -139,7 +139,7 @@ def test_a_pod_left_detached_beside_a_pod_with_the_old_config_is_attached_again_
     with pytest.raises(ApplyFailed) as exc:
         up(lab, k, reconfigure=True)
     assert str(exc.value).endswith("rolled back, but for pod a, left detached (no eth0: the DEL before its ADD cannot "
-                                   f"be undone; `{netlab_command('up -t FILE --reconfigure')}` attaches it again)"
+                                   f"be undone; `{netlab_command('up --lab fked --reconfigure')}` attaches it again)"
                                    ), exc.value
 
     assert markers(lab)["b"] is None

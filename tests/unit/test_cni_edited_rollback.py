@@ -21,7 +21,7 @@ from netlab.model.load import load_topology
 
 def again() -> str:
     """The line, its command under the test's state folder (errors.netlab_command, set once the fixtures ran)."""
-    return f"`{netlab_command('up -t FILE --reconfigure')}`"
+    return f"`{netlab_command('up --lab fked --reconfigure')}`"  # no file: the lab by name
 
 
 def test_a_re_attach_cut_between_del_and_add_names_up_reconfigure(world, monkeypatch):  # noqa: F811

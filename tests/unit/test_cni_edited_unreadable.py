@@ -26,7 +26,7 @@ from test_cni_edited import up, world  # noqa: F401 - the fixture: lab fked up, 
 
 def reconfigure() -> str:
     """The lab came from no file (status names FILE alike); under the test's state folder (errors.netlab_command)."""
-    return netlab_command("up -t FILE --reconfigure")
+    return netlab_command("up --lab fked --reconfigure")  # no file: the lab by name
 
 
 BREAKS = {

@@ -86,7 +86,7 @@ def test_a_moved_pod_with_the_conflist_edited_too_says_both(world):
         with pytest.raises(UsageError) as exc:
             up(moved, k, reconfigure=reconfigure)
         assert str(exc.value) == MOVE.format(f"; and conflist {tmp_path / 'net.conflist'} changed since pods a, b were "
-                                             "attached with it", f"`{netlab_command('up -t FILE --reconfigure')}`")
+                                             "attached with it", f"`{netlab_command('up --lab fkmv --reconfigure')}`")
     assert plugins.calls == []
 
 
@@ -127,7 +127,7 @@ def test_status_against_the_file_with_the_conflist_edited_too_says_both_in_one_l
         {"type": "chain", "marker": "new", "ipam": {"type": "host-local"}}]}))
     result = status_t(k, tmp_path, monkeypatch)
     assert result.drift == ("cni: " + MOVE.format(f"; and conflist {tmp_path / 'net.conflist'} changed since pods a, "
-                                                  "b were attached with it", f"`{netlab_command('up -t FILE --reconfigure')}`"
+                                                  "b were attached with it", f"`{netlab_command('up --lab fkmv --reconfigure')}`"
                                                   ).removeprefix("lab fkmv: "),)
     # The first step's up is --reconfigure (the line says it), but that of this file is refused: no repair named
     assert result.repair is None and result.kept == result.drift, result

@@ -20,7 +20,7 @@ from test_cni_edited import up, world  # noqa: F401 - the fixture: lab fked up, 
 
 def reconfigure() -> str:
     """The lab came from no file (status names FILE alike); under the test's state folder (errors.netlab_command)."""
-    return netlab_command("up -t FILE --reconfigure")
+    return netlab_command("up --lab fked --reconfigure")  # no file: the lab by name
 
 
 def test_the_repair_of_a_lab_with_pods_of_an_edited_conflist_is_up_reconfigure(world):  # noqa: F811
@@ -131,7 +131,7 @@ def test_the_drift_line_in_python_words_names_the_python_call_as_the_containers_
     with python_words():
         said = str(edited.drift_line(lab, state, ["a"]))
         way = repair_way(lab.name, reconfigure())
-    assert way == "Lab.up(TOPOLOGY, reconfigure=True)"
+    assert way == "Lab('fked').repair(reconfigure=True)"  # no file: the lab by name (QA 61 3)
     assert f"; `{way}` re-attaches it with the new one" in said and "sudo" not in said, said
 
 

@@ -152,7 +152,7 @@ def test_a_drift_only_reconfigure_repairs_names_up_reconfigure(status_of, monkey
     assert run_cli("status", "-t", str(path)).stdout.splitlines()[-1] == f"run `{want}` to apply it"
     assert api_internals.internal_status(lab, api=True).repair == f"Lab.up({str(path)!r}, reconfigure=True)"
     state.source = None  # a lab made from a dict: no file to name
-    assert api_internals.internal_status(lab).repair == netlab_command("up -t FILE --reconfigure")
+    assert api_internals.internal_status(lab).repair == netlab_command("up --lab qx5n --reconfigure")  # QA 61 3
 
 
 def test_a_lab_brought_up_from_a_file_under_its_own_name_is_named_in_its_reconfigure(status_of, monkeypatch,
