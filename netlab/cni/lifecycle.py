@@ -456,8 +456,9 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                       for pod, was, now in readdressed(lab, state)]
     known = {p.name for p in lab.pods}
     out += [f"cni: pod {pod} was taken out of the topology, but its CNI DEL failed: up runs DEL again"
+            if prec.get(DEL_FAILED) else f"cni: pod {pod} is attached and not in the topology: up runs its CNI DEL"
             for pod, prec in records.items() if pod not in known and isinstance(prec, dict)
-            and prec.get("phase") != DELETED]
+            and prec.get("phase") != DELETED]  # its DEL failed, or not run yet (status -t FILE of a file without it)
     out += edited.drift(lab, state)  # a conflist edited in place since the pods' ADD
     moving = {pod for pod, _, _ in recorded_moves(lab, state)}  # its address is its old node's: the move's line
     out += [f"cni: {line}" for pod, line in lab.outside_pod_cidrs().items() if pod not in moving]  # cut off: drift

@@ -115,3 +115,16 @@ def test_a_failed_del_names_only_what_the_plugins_it_did_not_undo_made(world, tm
     assert [p for p in down.problems if "pod a" in p] == [
         "CNI DEL of pod a: CNI plugin chain DEL: failed (exit 1): no; the lab goes with its nodes, but host-local's "
         f"lease of 10.244.0.2 in {tmp_path}/leases/net stays (remove it by hand)"]
+
+
+def test_status_against_a_file_without_a_running_pod_says_its_del_is_to_run_not_that_it_failed(world, tmp_path):
+    """QA 61 4: `status -t FILE` of a file with pod b taken out said "pod b was taken out of the topology, but its
+    CNI DEL failed: up runs DEL again" when no DEL had run: b is attached, its DEL is the file's up's to run."""
+    lab, plugins = world
+    from netlab.kernel.fake import FakeKernel
+    k = FakeKernel()
+    up(lab, k)
+    st = state_mod.load_state(lab.name)
+    said = [line for line in lifecycle.drift(without_b(tmp_path), st) if "pod b" in line]
+    assert said == ["cni: pod b is attached and not in the topology: up runs its CNI DEL"], said
+    assert not any(c[2] == "DEL" for c in plugins.calls), plugins.calls  # status ran none
