@@ -13,6 +13,7 @@ warnings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Protocol
 
@@ -44,10 +45,27 @@ class Unmendable(str):
 FRESH_ADD_FAILS = " (as right after its own fresh ADD: up does not re-attach the pod for it)"
 # What does put right a CNI chain whose CHECK fails the pod's own fresh ADD (no new ADD does): status's reason for
 # leaving it (workload/policy.up_leaves), the end of up's line of it (cni/changed.Changed.fresh_words) and the
-# watcher's line (api/watch_converge), one text
-FRESH_CHECK_FIX = ("fix the plugin (Debian's portmap fails its own CHECK for a hostPort: "
-                   "containernetworking/plugins#819, fixed by #821), or give the conflist `\"disableCheck\": true`, "
-                   "which compares the pod with the plugins' cached result instead, then `up --reconfigure`")
+# watcher's line (api/watch_converge), one text (:func:`fresh_check_fix`), naming the plugin whose CHECK failed
+FRESH_CHECK_TAIL = ("give the conflist `\"disableCheck\": true`, which compares the pod with the plugins' cached result "
+                    "instead, then `up --reconfigure`")
+# Debian's plugins (1.1.1) whose own CHECK is known to fail their fresh ADD, and why
+KNOWN_CHECK_BUGS = {"portmap": "Debian's portmap fails its own CHECK for a hostPort: containernetworking/plugins#819, "
+                               "fixed by #821",
+                    "bandwidth": "Debian's bandwidth panics in CHECK for a pod without bandwidth annotations and no "
+                                 "rates in its conflist entry"}
+_FIX = re.compile(r"; (fix the plugin[^;]*, or " + re.escape(FRESH_CHECK_TAIL) + r")$")
+
+
+def fresh_check_fix(plugin: str | None) -> str:
+    """What mends a CHECK of ``plugin`` (None: not known) that fails its pod's own fresh ADD."""
+    known = KNOWN_CHECK_BUGS.get(plugin or "")
+    return f"fix the plugin{f' {plugin}' if plugin else ''}{f' ({known})' if known else ''}, or {FRESH_CHECK_TAIL}"
+
+
+def split_check_fix(line: str) -> tuple[str, str | None]:
+    """``line`` without the ``; <fresh_check_fix(...)>`` it ends with, and that fix (None: it has none)."""
+    m = _FIX.search(line)
+    return (line[:m.start()], m.group(1)) if m else (line, None)
 
 
 @dataclass

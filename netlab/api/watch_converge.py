@@ -16,7 +16,7 @@ from netlab.api.watch_restart import served_lab
 from netlab.cni import lifecycle
 from netlab.cni.changed import AGAIN, drift_pod
 from netlab.errors import LabBusy, NetlabError, TopologyError
-from netlab.feature import FRESH_CHECK_FIX, Feature, Unmendable
+from netlab.feature import Feature, Unmendable, split_check_fix
 from netlab.kernel import events as kevents
 from netlab.lab import up as lab_up
 from netlab.lab.restart import Backoff
@@ -187,8 +187,9 @@ class Converging:
             self.holds[pod] = self.clock() + self.repairs.wait(f"cni {pod}", self.clock())
         wait = max((self.holds[pod] for pod in pods), default=self.clock()) - self.clock()
         # what mends a CHECK's failure (up's lines end with it, status says it): said once, after the pods
-        fix = f"; {FRESH_CHECK_FIX}" if any(line.endswith(FRESH_CHECK_FIX) for line in stuck) else ""
-        stuck = [line.removesuffix(f"; {FRESH_CHECK_FIX}") for line in stuck]
+        split = [split_check_fix(line) for line in stuck]
+        fix = "".join(f"; {said}" for said in dict.fromkeys(f for _, f in split if f))  # each plugin's once
+        stuck = [line for line, _ in split]
         return (f"; repair failed: {'; '.join(stuck[:3])}{' ...' if len(stuck) > 3 else ''}; retry in {wait:.1f}s"
                 f" (of pod{'s' if len(pods) > 1 else ''} {', '.join(pods)} alone, for a failure other than this){fix}")
 

@@ -20,7 +20,7 @@ from netlab.cni.runtime import Runtime, RuntimeConf
 from netlab.cni.portmap import uses_portmap
 from netlab.cni.verify import verify
 from netlab.cni.verify_node import NodeSide, bridge_is_gateway
-from netlab.feature import FRESH_CHECK_FIX
+from netlab.feature import fresh_check_fix
 from netlab.model.cniconf import Conflist, ConflistError, parse_conflist
 from netlab.realize.attachments import SANDBOX_GONE
 
@@ -99,7 +99,7 @@ class Changed:
         """This, found right after the pod's own ADD (``again``: as it was then), as up's line (StartResult.failed:
         up exits 1, the lab stays up): a new ADD cannot mend a CHECK that fails its own ADD, so up does not
         re-attach the pod for it again (a kubelet never re-ADDs a sandbox for a CHECK); a CHECK's line ends with
-        what does (FRESH_CHECK_FIX, status's words), which the watcher's line says once (api/watch_converge)."""
+        what does (feature.fresh_check_fix, status's words), which the watcher's line says once (api/watch_converge)."""
         since = AGAIN if again else ""
         keeps = (f"pod {pod} keeps that attachment, and up (or a watcher) does not re-attach it again while it "
                  f"fails so: a new ADD cannot mend it")
@@ -108,7 +108,7 @@ class Changed:
         detail = self.why.removeprefix(f"pod {pod}: ").removeprefix(f"CNI plugin {self.plugin} CHECK: ")
         # and what does mend it, as status says it (a chain without CHECK, above, has no CHECK to turn off)
         return (f"pod {pod}: CNI plugin {self.plugin}'s CHECK fails on its own fresh ADD{since}: {detail}; {keeps}; "
-                f"{FRESH_CHECK_FIX}")
+                f"{fresh_check_fix(self.plugin)}")
 
     def reattach_reason(self) -> str:
         if self.spec:

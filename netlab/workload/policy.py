@@ -19,9 +19,10 @@ may have fixed what stopped it), whatever the policy.
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
-from netlab.feature import FRESH_ADD_FAILS, FRESH_CHECK_FIX
+from netlab.feature import FRESH_ADD_FAILS, fresh_check_fix
 from netlab.workload.containers import LOG_BLOCKED
 from netlab.workload.tasks import EXITED as EXITED, FAILED_START as FAILED_START, SANDBOX_REMADE
 
@@ -113,7 +114,7 @@ def up_leaves(line: str) -> str | None:
                 "the pods")
     if line.startswith("cni: ") and line.endswith(FRESH_ADD_FAILS):
         return ("a CNI plugin whose CHECK fails right after the pod's own fresh ADD fails it after every new ADD "
-                f"too, so `up` keeps the pod attached as it is: {FRESH_CHECK_FIX}")
+                f"too, so `up` keeps the pod attached as it is: {fresh_check_fix(_check_plugin(line))}")
     if not line.startswith("containers: "):
         return None
     if line.endswith(LEFT_UNKNOWN):
@@ -128,3 +129,9 @@ def up_leaves(line: str) -> str | None:
         return ("a container that could not start is tried again by each `up`, and fails the same until its "
                 "command can run: fix the command (in the file, or the program on this machine), then `up`")
     return None
+
+
+def _check_plugin(line: str) -> str | None:
+    """The plugin whose CHECK failed, as status's line names it (``CNI plugin portmap CHECK: ...``)."""
+    m = re.search(r"CNI plugin (\S+) CHECK", line)
+    return m.group(1) if m else None

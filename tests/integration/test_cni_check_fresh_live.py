@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ip, ip_json, netlab
-from netlab.feature import FRESH_CHECK_FIX
+from netlab.feature import fresh_check_fix
 from watching import Watcher
 
 pytestmark = pytest.mark.root
@@ -205,7 +205,7 @@ def test_the_watchers_own_first_up_holds_back_the_pods_its_check_fails_from_that
     try:
         first = watcher.wait_for_line("watching", timeout=60)
         assert f"; repair failed: {SAID}" in first and "retry in 300.0s (of pods a, b alone, for a failure other than " \
-            f"this); {FRESH_CHECK_FIX}; watching" in first, first  # what mends it, as up and status say it: once
+            f"this); {fresh_check_fix('qcheck')}; watching" in first, first  # what mends it, as up and status say it: once
         assert first.count('"disableCheck": true') == 1, first
         assert _adds(lab) == 4  # the first up re-attached each pod once
         other.write_text("")  # the pods' chain now fails otherwise: their re-attach waits for their hold

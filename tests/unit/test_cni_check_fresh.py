@@ -17,7 +17,7 @@ from test_cni_del_failed import without_b
 from netlab.cni import lifecycle
 from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed
-from netlab.feature import FRESH_CHECK_FIX, ModuleFeature
+from netlab.feature import ModuleFeature, fresh_check_fix
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
 from netlab.lab import teardown
@@ -46,7 +46,7 @@ def test_a_check_that_fails_on_its_own_fresh_add_fails_up_once_and_is_not_re_att
     assert text.startswith("pod a: CNI plugin chain's CHECK fails on its own fresh ADD: failed (exit 1): no; "), text
     assert "pod a keeps that attachment" in text and "does not re-attach it again" in text, text
     # and what does put it right, in status's words (workload/policy.up_leaves): the plugin fixed, or disableCheck
-    assert text.endswith(f"a new ADD cannot mend it; {FRESH_CHECK_FIX}") and '"disableCheck": true' in text, text
+    assert text.endswith(f"a new ADD cannot mend it; {fresh_check_fix('chain')}") and '"disableCheck": true' in text, text
     assert plugins.of("a") == DEL_BOTH + ADD_BOTH  # one re-attach, then the one CHECK that tells it
     assert [c for p, n, c, _ in plugins.calls if (p, n) == ("a", "chain")].count("CHECK") == 2
     assert plugins.of("b") == []
@@ -245,7 +245,14 @@ def test_status_names_no_up_for_a_check_that_fails_its_own_fresh_add():
     assert up_leaves(line) is None  # not marked: up re-attaches the pod once
     why = up_leaves(line + FRESH_ADD_FAILS)
     assert why is not None and '"disableCheck": true' in why and "up --reconfigure" in why
-    assert why.endswith(FRESH_CHECK_FIX) and "plugins#819" in why  # up's and the watcher's words for it too
+    assert why.endswith(fresh_check_fix("portmap")) and "plugins#819" in why  # up's and the watcher's words too
+    # QA 61 5: the fix names the plugin whose CHECK failed; it blamed portmap's bug for bandwidth's CHECK too
+    line = ("cni: CHECK of pod c failed: pod c: CNI plugin bandwidth CHECK: failed (exit 2); stderr: panic: runtime "
+            "error: invalid memory address or nil pointer dereference")
+    why = up_leaves(line + FRESH_ADD_FAILS)
+    assert why is not None and why.endswith(fresh_check_fix("bandwidth")), why
+    assert "fix the plugin bandwidth (Debian's bandwidth panics in CHECK" in why and "portmap" not in why, why
+    assert "fix the plugin chain, or give the conflist" in fresh_check_fix("chain")  # one netlab knows nothing of
 
 
 def test_a_chain_without_check_that_differs_from_its_fresh_add_names_no_disable_check():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from netlab.api import watch_repair
 from netlab.api.watch import Watcher
 from netlab.cni import lifecycle
-from netlab.feature import FRESH_CHECK_FIX, ModuleFeature
+from netlab.feature import ModuleFeature, fresh_check_fix
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
 from netlab.lab import teardown
@@ -50,7 +50,7 @@ def test_one_stuck_pod_holds_back_its_own_re_attach_alone(tmp_path, monkeypatch)
         assert first.startswith("saw: link eth0 deleted in fkqc-a ") and "repair failed: pod a: CNI plugin chain's " \
             "CHECK fails on its own fresh ADD" in first and "retry in 10.0s" in first, first
         # what puts it right, as plain up's line and status say it (it said only that no ADD mends it), once
-        assert first.endswith(f"(of pod a alone, for a failure other than this); {FRESH_CHECK_FIX}"), first
+        assert first.endswith(f"(of pod a alone, for a failure other than this); {fresh_check_fix('chain')}"), first
         assert first.count('"disableCheck": true') == 1, first
         assert plugins.of("a") == DEL_BOTH + ADD_BOTH
         # Within pod a's hold, a route deleted on the node is repaired at once; the round's line says its own event
@@ -126,7 +126,7 @@ def test_the_watchers_first_up_holds_back_a_pod_whose_chain_fails_its_fresh_add(
         assert plugins.of("a") == DEL_BOTH + ADD_BOTH  # the first up re-attached it once
         # worded as a later round's repair says it (the first line said "failed:" alone)
         assert "; repair failed: pod a: CNI plugin chain's CHECK fails on its own fresh ADD" in first, first
-        assert f"retry in 10.0s (of pod a alone, for a failure other than this); {FRESH_CHECK_FIX}; watching" \
+        assert f"retry in 10.0s (of pod a alone, for a failure other than this); {fresh_check_fix('chain')}; watching" \
             in first, first
         assert first.count("fresh ADD") == 1, first
         # Its chain then fails otherwise (drift): within the hold the round re-attaches nothing; past it, it does.
