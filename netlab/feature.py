@@ -46,8 +46,8 @@ FRESH_ADD_FAILS = " (as right after its own fresh ADD: up does not re-attach the
 # What does put right a CNI chain whose CHECK fails the pod's own fresh ADD (no new ADD does): status's reason for
 # leaving it (workload/policy.up_leaves), the end of up's line of it (cni/changed.Changed.fresh_words) and the
 # watcher's line (api/watch_converge), one text (:func:`fresh_check_fix`), naming the plugin whose CHECK failed
-FRESH_CHECK_TAIL = ("give the conflist `\"disableCheck\": true`, which compares the pod with the plugins' cached result "
-                    "instead, then `up --reconfigure`")
+FRESH_CHECK_TAIL = ("give the conflist `\"disableCheck\": true`, which compares the pod with the plugins' cached "
+                    "result instead, then `up --reconfigure`")
 # Debian's plugins (1.1.1) whose own CHECK is known to fail their fresh ADD, and why
 KNOWN_CHECK_BUGS = {"portmap": "Debian's portmap fails its own CHECK for a hostPort: containernetworking/plugins#819, "
                                "fixed by #821",
