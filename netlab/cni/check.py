@@ -244,13 +244,26 @@ def _fix(bad: list[Answer], dirs: list[str]) -> str:
         out.append(f"apt-get install {PACKAGE} (or sudo ./scripts/setup.sh)")
     elif "broken" in states:
         out.append(f"apt-get install --reinstall {PACKAGE} (or sudo ./scripts/setup.sh)")
-    elif states:
-        out.append(f"a {PACKAGE} whose plugins speak cniVersion {debian[0].speaks} (Debian 12's 1.1.1 does)")
+    elif states:  # what the plugins here answered VERSION (Debian 12's 1.1.1: up to 1.0.0)
+        old = [a for a in debian if a.state == "unsupported"]
+        spoken = _highest(set.intersection(*(set(a.versions) for a in old)))
+        have = f"those here speak up to {spoken}" if spoken else "those here have no version in common"
+        out.append(f"a {PACKAGE} whose plugins speak cniVersion {old[0].speaks} ({have})")
     if own:
         names = ", ".join(a.plugin for a in own)
         what = f"an executable {names} that answers" if len(own) == 1 else f"executables {names} that answer"
         out.append(f"put {what} VERSION for cniVersion {own[0].speaks} in {dirs[0]} (network.cni.binDir)")
     return "; ".join(out)
+
+
+def _highest(versions: set[str]) -> str | None:
+    """The highest of these CNI versions (``1.0.0`` of ``0.3.1, 1.0.0``); None when there is none."""
+    def key(v: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(p) for p in v.split("."))
+        except ValueError:
+            return ()
+    return max(versions, key=key) if versions else None
 
 
 def gone_since_up(lab: Lab) -> str | None:
