@@ -75,15 +75,18 @@ def cni_timeout(lenient: bool = False) -> float:
 
 _copy: dict[str, Any] = {}  # an up's copy of its calls (NETLAB_CNI_LOG): "path", "fh", "first", "held"
 _copy_lock = threading.Lock()
+_cut: set[str] = set()  # the copies this process cut: a later up's calls (another lab's of a pytest run) go to the end
 WATCH_HEADER = "up --watch apply"  # the copy's line before a watcher's later apply's calls ("netlab_cni_log")
 
 
-def keep_copy() -> str | None:
-    """``up`` of a CNI lab, before it changes anything: NETLAB_CNI_LOG's file (None when unset), opened now by
-    outfile's rules (a name they refuse: one line, exit 2) and cut to this run's calls when the first comes (an
-    ``up`` refused before any call leaves it as it was); every plugin call of the run is appended to it, as
-    ``netlab cni log -o json`` shows it (:func:`_to_copy`), until the run returns (:func:`copy_of_run`). A new lab
-    whose ``up`` fails is rolled back with its folder and the log in it: the copy stays, the failure names it."""
+def keep_copy(lab: str | None = None) -> str | None:
+    """``up`` of CNI lab ``lab``, before it changes anything: NETLAB_CNI_LOG's file (None when unset), opened now by
+    outfile's rules (a name they refuse: one line, exit 2) and cut when the first call of the process's first run
+    comes (an ``up`` refused before any call leaves it as it was; a later up of the same process, another lab's
+    of a pytest run, appends: it kept only the last lab's calls); every plugin call of the run is appended to it,
+    as ``netlab cni log -o json`` shows it with the ``lab`` it is of (:func:`_to_copy`), until the run returns
+    (:func:`copy_of_run`). A new lab whose ``up`` fails is rolled back with its folder and the log in it: the copy
+    stays, the failure names it."""
     if _copy.get("held"):  # a watcher's apply opened it already (copy_of_run)
         return copy_path()
     close_copy()
@@ -100,7 +103,7 @@ def keep_copy() -> str | None:
     check_output_path(path)  # never over a lab's own files (a pod's hosts, a lab's lock), as -w: QA q28 6
     fh = open_output(path, truncate=False)
     with _copy_lock:
-        _copy.update(path=path, fh=fh, first=None)
+        _copy.update(path=path, fh=fh, first=b"" if path in _cut else None, lab=lab)
     return path
 
 
@@ -110,7 +113,7 @@ def copy_of_run(watched: str | None = None) -> Iterator[None]:
     later call of the process (a status's CHECK, a down's DEL) goes into it. ``watched`` (a CNI lab's name): a
     watcher's later apply, whose calls are appended after a line of their own, what the copy held before kept."""
     close_copy()
-    if watched is not None and keep_copy() is not None:
+    if watched is not None and keep_copy(watched) is not None:
         header = {"netlab_cni_log": WATCH_HEADER, "lab": watched, "started": time.time()}
         with _copy_lock:
             _copy.update(held=True, first=(json.dumps(header, sort_keys=True) + "\n").encode())
@@ -143,7 +146,8 @@ def close_copy() -> None:
 def _to_copy(call: Call) -> None:
     """NETLAB_CNI_LOG's line of ``call``: as ``netlab cni log -o json`` shows it (:func:`call_json`: its time as
     ``elapsed_s``, docs/json.md's key, with the deprecated ``duration`` beside it), not the lab's log's own keys.
-    The run's first call cuts the file (an up's) or goes to its end after the apply's line (a watcher's)."""
+    The process's first run's first call cuts the file (an up's) or goes to its end (after the apply's line: a
+    watcher's; a later up's of the process)."""
     with _copy_lock:
         fh = _copy.get("fh")
         if fh is None:
@@ -154,10 +158,14 @@ def _to_copy(call: Call) -> None:
                 regular = stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
                 if regular and first is None:
                     os.ftruncate(fh.fileno(), 0)
+                    _cut.add(_copy["path"])
                 elif regular:
                     fh.seek(0, os.SEEK_END)
                 fh.write(first or b"")
-            fh.write((json.dumps(call_json(call.to_json()), sort_keys=True) + "\n").encode())
+            line = call_json(call.to_json())
+            if _copy.get("lab") is not None:
+                line = {"lab": _copy["lab"], **line}
+            fh.write((json.dumps(line, sort_keys=True) + "\n").encode())
             fh.flush()
         except OSError:  # a full disk: the copy stops there (the lab's log is the one up needs)
             _copy.pop("fh", None)

@@ -108,7 +108,7 @@ def preflight(lab: Lab) -> None:
                                   "(the CNI plugins keep their leases and results below the lab's cni/): move it "
                                   "away, then run up again")
     cni_timeout()
-    keep_copy()  # NETLAB_CNI_LOG: opened now, its name refused before any change
+    keep_copy(lab.name)  # NETLAB_CNI_LOG: opened now, its name refused before any change
     from netlab.realize.state import load_state
 
     state = load_state(lab.name)

@@ -175,3 +175,22 @@ def test_the_copy_is_never_one_of_the_labs_own_files(attached, monkeypatch):
         assert "\n" not in str(exc.value) and str(exc.value).startswith(f"cannot write {path}: it is inside ")
         assert (open(path, "rb").read() if os.path.exists(path) else None) == before, path
     teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+
+
+def test_the_ups_of_two_labs_in_one_process_both_stay_in_the_copy_each_call_with_its_lab(attached, tmp_path):
+    """QA 61 7: a multi-lab run (a pytest run's labs, one process) kept only its last lab's calls: each up cut the
+    copy, and no line said which lab it was of. The process's first up cuts it, a later one appends; every line
+    names its lab."""
+    from netlab.model.lab import resolve
+    from netlab.model.load import load_topology
+
+    lab, copy = attached
+    (tmp_path / "t2.yaml").write_text(cni_topo("fkk2") + "  - {name: a, node: n1, ip: 10.244.0.2}\n")
+    other = resolve(load_topology(str(tmp_path / "t2.yaml")))
+    k = FakeKernel()
+    up(lab, k)
+    up(other, k)
+    lines = [json.loads(line) for line in copy.read_text().splitlines()]
+    assert [(c["lab"], c["command"]) for c in lines] == [("fkkl", "ADD")] * 2 + [("fkk2", "ADD")] * 2, lines
+    for name in (lab.name, other.name):
+        teardown.down(name, k, [ModuleFeature(lifecycle)])
