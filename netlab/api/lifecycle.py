@@ -123,7 +123,9 @@ def check_conflist(lab: Lab, source: str | None) -> tuple[str, ...]:
 
     file, machine, *_ = split_problems(lab)
     if not file:
-        return () if machine else ("cni-plugins",)
+        from netlab.doctor_verdict import pretended_missing  # the doctor's test hook: its check runs, and says it
+
+        return () if machine or "cni-plugins" in pretended_missing() else ("cni-plugins",)
     src = None
     try:
         src = load_source(source) if source is not None else None
