@@ -109,8 +109,9 @@ def repair_way(lab: str, command: str | None = None, api: bool | None = None) ->
 def python_reconfigure(source: str | None, name: str | None = None) -> str:
     """The Python call that repairs a lab whose drift only a reconfigure puts right: ``Lab.up('FILE',
     reconfigure=True)`` (``Lab('NAME').repair()`` refuses it as a plain `up` does); TOPOLOGY where no file is
-    known (a command's FILE; a lab made from a dict is repaired by name: realize.state.reconfigure_up). ``name``: the lab's, when the file's
-    ``name:`` is another (``Lab.up('FILE', name='L', reconfigure=True)``: without it, another lab is made)."""
+    known (a command's FILE; a lab made from a dict is repaired by name: realize.state.reconfigure_up).
+    ``name``: the lab's, when the file's ``name:`` is another (``Lab.up('FILE', name='L', reconfigure=True)``:
+    without it, another lab is made)."""
     named = f", name={name!r}" if name is not None else ""
     return f"Lab.up({repr(source) if source is not None else 'TOPOLOGY'}{named}, reconfigure=True)"
 

@@ -142,8 +142,7 @@ def _record(lab: Lab, pod: PodInfo, state: LabState, old: Any = None) -> dict[st
     """The record written before a pod's ADD. A pod attached before keeps its old attachment in it until the ADD
     gives the new one: the node-side devices its result named (a bridge the plugin made and keeps) stay the
     plugins', never extra to status nor deleted by up, also when the ADD fails (attachments() reads "added" only)."""
-    node = lab.node(pod.node)
-    cid = C.new_container_id()  # a new sandbox: its own id (its old one, if any, was DELed with the old id)
+    node, cid = lab.node(pod.node), C.new_container_id()  # a new sandbox: its own id (its old one was DELed with its)
     networks = C.networks(lab, node, host_local_dir(lab.name, node.name))
     nets = [[n.raw, ifname] for n, ifname in networks]
     planned = C.asked_ip(lab, pod, networks[-1][0])  # what both the ADD's IP= and ips ask for (None: neither)

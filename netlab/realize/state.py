@@ -325,10 +325,10 @@ def reconfigure_up(state: LabState, source: str | None = None) -> str:
     """The file's `up -t FILE --reconfigure` (``source``: the file status compared the kernel with, else the lab's
     own), which a plain `up` refusing pods attached with a conflist edited since names. A lab made from a dict (every
     pytest plugin lab) or the built-in default has no file to name: `up --lab NAME --reconfigure` (its saved
-    topology, the conflist read again; ``Lab('NAME').repair(reconfigure=True)`` in Python). A lab brought up from the file under a name of its own (the file's ``name:``
-    is another lab's, every pytest plugin lab): no `netlab up -t` names it (that `up` makes the file's lab), so the
-    Python call with ``name=``, as a command (errors.python_command). The running lab's own repair, as status
-    names it: :func:`reconfigure_repair`."""
+    topology, the conflist read again; ``Lab('NAME').repair(reconfigure=True)`` in Python). A lab brought up
+    from the file under a name of its own (the file's ``name:`` is another lab's, every pytest plugin lab): no
+    `netlab up -t` names it (that `up` makes the file's lab), so the Python call with ``name=``, as a command
+    (errors.python_command). The running lab's own repair, as status names it: :func:`reconfigure_repair`."""
     from netlab.model.load import names_another_lab
 
     path = source or state.source
