@@ -111,7 +111,8 @@ def merged(drifts: list[Drift], strays: list[Stray]) -> list[Drift]:
         return drifts
     out = list(drifts)
     for r, what, txqlen, _, ingress in strays:
-        said = (f"{what} added (want none: its filters act on what {r.name} takes in)" if ingress else
+        acts = "takes in and what it sends" if what.startswith("clsact ") else "takes in"  # clsact: both ways
+        said = (f"{what} added (want none: its filters act on what {r.name} {acts})" if ingress else
                 f"root qdisc {what} added (want {default_of(r)})") + _txqlen_words(r, txqlen)
         at = next((i for i, d in enumerate(out) if d.state == "different" and d.resource.key == r.key), None)
         if at is None:

@@ -79,8 +79,7 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
         parents = (rtnl.TC_H_INGRESS_FILTERS, rtnl.TC_H_EGRESS_FILTERS) if kind == "clsact" else \
             (rtnl.TC_H_INGRESS_FILTERS,)
         dumps = [conn.dump(what, rtnl.filter_dump(index, parent)) for parent in parents]
-        found = [rtnl_parse.filter_kind(m) for dump in dumps for m in dump if m.mtype == rtnl.RTM_NEWTFILTER]
-        snap.ingress_qdiscs[index] = (kind, len([f for f in found if f]))
+        snap.ingress_qdiscs[index] = (kind, rtnl_parse.count_filters(dumps))
     return snap, conn, legacy
 
 

@@ -31,7 +31,7 @@ from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK
                                 IFLA_VXLAN_UDP_CSUM, INET_CONF, NDA_CACHEINFO, NDA_DST, NDA_IFINDEX, NDA_LLADDR,
                                 NDA_MASTER, NDA_PORT, NDA_PROBES, NDA_VNI, NDMSG, OPERSTATES, RTA_DST, RTA_GATEWAY,
                                 RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_F_CLONED, RTMSG,
-                                RTNEXTHOP, TC_H_INGRESS, TC_H_ROOT, TCMSG, link_dump)
+                                RTM_NEWTFILTER, RTNEXTHOP, TC_H_INGRESS, TC_H_ROOT, TCMSG, link_dump)
 from netlab.kernel.netlink import attr_list
 from netlab.kernel.rtnl import IFA_RT_PRIORITY, RTA_METRICS
 from netlab.plan.route_attrs import RTAX_CC_ALGO, Metrics
@@ -349,3 +349,22 @@ def filter_kind(m: Msg) -> str | None:
     _family, _index, handle, _parent, _info = TCMSG.unpack_from(m.body)
     kind = get_str(attrs(m.body, TCMSG.size), 1)
     return None if not handle or (kind == "u32" and not handle & 0xFFF) else kind
+
+
+def count_filters(dumps: list[list[Msg]]) -> int:
+    """How many filters (those that match: :func:`filter_kind`) the filter dumps of one qdisc's parents hold.
+    A u32 node is counted once: the hash tables of a qdisc's u32 filters are shared by its blocks (clsact's
+    ingress and egress), so each parent's dump of a priority lists the other's nodes too (QA fx61a 2: one u32
+    filter on each side was said "4 filters"). A u32 handle is unique in its qdisc; another classifier's is not."""
+    seen, n = set(), 0
+    for m in (m for dump in dumps for m in dump if m.mtype == RTM_NEWTFILTER):
+        kind = filter_kind(m)
+        if kind is None:
+            continue
+        if kind == "u32":
+            _family, _index, handle, _parent, info = TCMSG.unpack_from(m.body)
+            if (info >> 16, handle) in seen:
+                continue
+            seen.add((info >> 16, handle))
+        n += 1
+    return n

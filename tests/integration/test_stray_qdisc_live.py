@@ -122,16 +122,23 @@ def test_an_ingress_qdisc_with_a_drop_filter_is_drift_and_up_takes_it_off(lab, k
                        check=True)
     subprocess.run(["tc", "-n", node, "filter", "add", "dev", "flannel.1", "ingress" if kind == "clsact" else
                     "parent", *([] if kind == "clsact" else ["ffff:"]), *DROP_ALL], check=True)
+    # clsact: a u32 filter on each side of the pod's eth0 (no action: all pass): u32's hash tables are the
+    # qdisc's, so each side's dump lists both; two filters, not four (QA fx61a 2)
+    for side in ("ingress", "egress") if kind == "clsact" else ():
+        subprocess.run(["tc", "-n", pod, "filter", "add", "dev", "eth0", side, "protocol", "ip", "u32", "match",
+                        "u32", "0", "0"], check=True)  # no action: act_gact may be missing
+    pods = "2 filters" if kind == "clsact" else "no filter"
+    acts = "takes in and what it sends" if kind == "clsact" else "takes in"
     assert loss(name, "a", "b") == 100  # b's node takes in nothing from the other node
     drift = netlab("status", "--lab", name, check=False)
     assert drift.returncode == 1, drift.stdout
     line = next(line for line in drift.stdout.splitlines() if f"flannel.1 in {node}" in line)
-    assert f"{kind} qdisc with 1 filter added (want none: its filters act on what flannel.1 takes in)" in line, line
+    assert f"{kind} qdisc with 1 filter added (want none: its filters act on what flannel.1 {acts})" in line, line
     line = next(line for line in drift.stdout.splitlines() if f"eth0 in {pod}" in line)
-    assert f"{kind} qdisc with no filter added" in line and "tbf" not in line, drift.stdout
+    assert f"{kind} qdisc with {pods} added" in line and "tbf" not in line, drift.stdout
     fixed = netlab("up", "-t", path)
     assert f"removed the {kind} qdisc with 1 filter from flannel.1 in {node}" in fixed.stdout, fixed.stdout
-    assert f"removed the {kind} qdisc with no filter from eth0 in {pod}" in fixed.stdout, fixed.stdout
+    assert f"removed the {kind} qdisc with {pods} from eth0 in {pod}" in fixed.stdout, fixed.stdout
     assert qdiscs(node, "flannel.1") == [("noqueue", "root")]
     assert [k for k, _ in qdiscs(pod, "eth0")] == ["tbf"]  # the impairment's stays
     assert txqlen(node, "flannel.1") == 0

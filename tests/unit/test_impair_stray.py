@@ -6,7 +6,7 @@ from __future__ import annotations
 from netlab.impair import stray
 from netlab.kernel import netlink, rtnl, tc
 from netlab.kernel.base import Snapshot
-from netlab.kernel.rtnl_parse import LinkMsg, added_ingress_qdisc, added_root_qdisc, filter_kind
+from netlab.kernel.rtnl_parse import LinkMsg, added_ingress_qdisc, added_root_qdisc, count_filters, filter_kind
 from netlab.plan.resources import VethPeer
 from netlab.realize.diff import Drift
 
@@ -57,7 +57,11 @@ def test_an_ingress_or_clsact_qdisc_is_found_even_on_an_impaired_interface_and_s
     assert found == stray.Stray(EYE, "clsact qdisc with 1 filter", 1000, ingress=True)
     (line,) = stray.merged([Drift("different", EYE, "txqlen 1000 (want 0)", live=EYE)], [found])
     assert str(line) == ("different: link eth0 in l-p (clsact qdisc with 1 filter added (want none: its filters act "
-                         "on what eth0 takes in), which made the kernel set txqlen 1000; txqlen 1000 (want 0))")
+                         "on what eth0 takes in and what it sends), which made the kernel set txqlen 1000; txqlen "
+                         "1000 (want 0))")  # clsact: ingress and egress (QA fx61a 2)
+    s.ingress_qdiscs[2] = ("ingress", 1)
+    (line,) = stray.merged([], stray.found("l-p", s, [EYE], {("l-p", "eth0")}))
+    assert "its filters act on what eth0 takes in)" in str(line)
 
 
 def test_a_filter_dumps_entries_that_hold_no_match_are_not_counted():
@@ -65,3 +69,19 @@ def test_a_filter_dumps_entries_that_hold_no_match_are_not_counted():
         return netlink.Msg(44, 0, 0, rtnl.TCMSG.pack(0, 2, handle, 0xFFFFFFF2, 0) + netlink.string(1, kind))
     assert [filter_kind(entry(h, k)) for h, k in ((0, "u32"), (0x80000000, "u32"), (0x80000800, "u32"),
                                                      (0, "bpf"), (1, "bpf"))] == [None, None, "u32", None, "bpf"]
+
+
+def test_a_u32_node_both_of_clsacts_dumps_list_is_counted_once():
+    """u32's hash tables are the qdisc's, shared by clsact's ingress and egress blocks: with one u32 filter on
+    each side, each parent's dump lists both nodes (and both tables). Two filters, not four (QA fx61a 2); a bpf
+    filter of each side with the same handle is two."""
+    def entry(handle: int, kind: str, parent: int, prio: int = 0xC000) -> netlink.Msg:
+        return netlink.Msg(44, 0, 0, rtnl.TCMSG.pack(0, 2, handle, parent, prio << 16 | 0x0300)
+                           + netlink.string(1, kind))
+    def side(parent: int) -> list[netlink.Msg]:
+        return [entry(0, "u32", parent), entry(0x80000000, "u32", parent), entry(0x80000800, "u32", parent),
+                entry(0x80100000, "u32", parent), entry(0x80100800, "u32", parent)]
+    assert count_filters([side(0xFFFFFFF2), side(0xFFFFFFF3)]) == 2
+    assert count_filters([side(0xFFFFFFF2)]) == 2
+    bpf = [[entry(0, "bpf", p, 1), entry(1, "bpf", p, 1)] for p in (0xFFFFFFF2, 0xFFFFFFF3)]
+    assert count_filters(bpf) == 2
