@@ -241,10 +241,10 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: froz
         # (QA reap57 2: dozens of "neighbour X changed; neighbour X deleted" began the lines and each woke a full
         # check).
         fdb = n.family == rtnl.AF_BRIDGE
-        if fdb and n.master and t == rtnl.RTM_NEWNEIGH and rtnl_bridge.kept_state(n.state):
+        if fdb and n.master and t == rtnl.RTM_NEWNEIGH and rtnl_bridge.kept_state(n.state, n.flags):
             # an entry of a bridge made to stay (`bridge fdb add ... master static`: plan/bridge_fdb.py), or a
             # port's own MAC as the port joins (that port's link says it too)
-            return f"fdb entry {n.lladdr} {rtnl_bridge.kept_state(n.state)} added"
+            return f"fdb entry {n.lladdr} {rtnl_bridge.kept_state(n.state, n.flags)} added"
         if (n.lladdr if fdb else n.dst) not in permanent:
             return None
         kind = "fdb entry" if fdb else "neighbour"

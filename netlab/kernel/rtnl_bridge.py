@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from netlab.kernel.netlink import NLM_F_CREATE, NLM_F_EXCL, attrs, mac, message, nested, string, u8, u16, u32
 from netlab.kernel.rtnl import (AF_BRIDGE, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_PROTINFO, NDMSG,
-                                NUD_NOARP, NUD_PERMANENT, RTM_DELNEIGH, RTM_NEWLINK, RTM_NEWNEIGH, RTM_SETLINK,
-                                _ifinfo, hairpin_set, port_state_set)
+                                NUD_NOARP, NUD_PERMANENT, NUD_REACHABLE, RTM_DELNEIGH, RTM_NEWLINK, RTM_NEWNEIGH,
+                                RTM_SETLINK, _ifinfo, hairpin_set, port_state_set)
 
 if TYPE_CHECKING:  # a probe loads this module, not the plan's
     from netlab.plan.bridge_fdb import PortFdb
@@ -154,13 +154,20 @@ def changes(index: int, old: object, new: object, attrs_changed: list[str]) -> l
     return out
 
 
-FDB_KEPT = {"static": NUD_NOARP, "permanent": NUD_PERMANENT}
+# `dynamic` (NUD_REACHABLE): an entry that ages, a hand's only with sticky (kept_state)
+FDB_KEPT = {"static": NUD_NOARP, "permanent": NUD_PERMANENT, "dynamic": NUD_REACHABLE}
 
 
-def kept_state(state: int) -> str | None:
-    """An FDB entry a hand added to stay (``bridge fdb add ... static|permanent``), in its word; None for a learned
-    or dynamic one (the kernel ages it)."""
-    return "permanent" if state & NUD_PERMANENT else "static" if state & NUD_NOARP else None
+def kept_state(state: int, flags: int = 0) -> str | None:
+    """An FDB entry a hand added (``bridge fdb add ... static|permanent``, or ``dynamic sticky``), in its state's
+    word; None for a learned one (the kernel ages it). Learning never sets NTF_STICKY: a sticky entry, dynamic or
+    not, is a hand's (the kernel refreshes a dynamic one on each frame from its MAC but never moves it, so the MAC
+    stays pinned to that port; QA fx61a 1)."""
+    if state & NUD_PERMANENT:
+        return "permanent"
+    if state & NUD_NOARP:
+        return "static"
+    return "dynamic" if flags & NTF_STICKY else None
 
 
 def fdb_flag_words(flags: int) -> tuple[str, ...]:

@@ -1,10 +1,12 @@
-"""A bridge's FDB entry a hand added to stay (``bridge fdb add MAC dev PORT master static|permanent``).
+"""A bridge's FDB entry a hand added (``bridge fdb add MAC dev PORT master static|permanent|dynamic sticky``).
 
 No plan holds one: the kernel learns where each MAC is, and netlab, Flannel and the CNI plugins add none to a
 bridge. One there pins a MAC to a port (static: frames for a pod go out of the wrong port, or none) or to the
 bridge itself (permanent, ``local``: they are taken by the node, not forwarded), so status says it is extra and
-up deletes it. What the kernel keeps by itself is no such entry (realize/observe.py): the learned ones (they age)
-and each port's and the bridge's own MAC (permanent, made and taken away with the port).
+up deletes it. So is a sticky one that ages (``dynamic sticky``): the kernel refreshes it on each frame from the
+MAC but never moves it, and learning never sets sticky. What the kernel keeps by itself is no such entry
+(realize/observe.py): the learned ones (they age) and each port's and the bridge's own MAC (permanent, made and
+taken away with the port).
 
 An entry's flags are kept with it (``sticky``: the MAC does not move to the port it is next seen on), so a rollback
 that adds back an entry up deleted makes the entry that was there, not a plain static one.
@@ -25,7 +27,7 @@ class PortFdb(Resource):
     lladdr: str
     master: str  # the bridge
     vlan: int | None = None
-    state: str = "static"  # static | permanent
+    state: str = "static"  # static | permanent | dynamic (a hand's only when sticky: learning never sets it)
     flags: tuple[str, ...] = ()  # ("sticky",): bridge fdb's words for the entry's NTF_ flags besides master
 
     @property

@@ -130,7 +130,7 @@ def _hand_fdb(snap: Snapshot, names: dict[int, str]) -> list[PortFdb]:
     macs = {link.index: link.mac for link in snap.links.values()}
     out = []
     for f in snap.fdb:
-        state = rtnl_bridge.kept_state(f.state)
+        state = rtnl_bridge.kept_state(f.state, f.flags)
         if f.master not in bridges or state is None or not f.lladdr or f.index not in names:
             continue
         if state == "permanent" and f.lladdr in (macs.get(f.index), bridges[f.master].mac):

@@ -51,12 +51,14 @@ def nud_state(state: int) -> str:
     return "NONE"
 
 
-def _fdb_state(state: int) -> str:
+def _fdb_state(state: int, flags: int = 0) -> str:
+    """An FDB entry's state as trace says it: a sticky one that ages is a hand's (``dynamic sticky``: learning
+    never sets sticky, kernel/rtnl_bridge.kept_state), not a learned one."""
     if state & rtnl.NUD_PERMANENT:
         return "permanent"
     if state & rtnl.NUD_NOARP:
         return "static"
-    return "learned"
+    return "dynamic sticky" if flags & rtnl_bridge.NTF_STICKY else "learned"
 
 
 def _expires(msg: netlink.Msg) -> int | None:
@@ -339,7 +341,7 @@ class LiveKernel(KernelTables):
             return None
         n = next((n for n in self._fdb_before[netns]
                   if n.master == link.index and (n.lladdr or "").lower() == mac.lower()), None)
-        return _fdb_state(n.state) if n is not None else "no entry"
+        return _fdb_state(n.state, n.flags) if n is not None else "no entry"
 
     def fdb(self, netns: str) -> list[FdbFacts]:
         if netns not in self._fdb:
@@ -347,8 +349,8 @@ class LiveKernel(KernelTables):
             for n in self._fdb_dump(netns):
                 out.append(FdbFacts(lladdr=n.lladdr or "", dev=self.ifname(netns, n.index) or str(n.index),
                                     master=self.ifname(netns, n.master) if n.master else None, dst=n.dst,
-                                    state=_fdb_state(n.state), self_=bool(n.flags & rtnl.NTF_SELF), port=n.port,
-                                    vni=n.vni, via=self.ifname(netns, n.ifindex) or str(n.ifindex)
+                                    state=_fdb_state(n.state, n.flags), self_=bool(n.flags & rtnl.NTF_SELF),
+                                    port=n.port, vni=n.vni, via=self.ifname(netns, n.ifindex) or str(n.ifindex)
                                     if n.ifindex else None))
             self._fdb[netns] = out
         return self._fdb[netns]

@@ -215,6 +215,11 @@ class L2Steps(WalkParts):
                 return self._stop(why)
             port = found
             how = f"{mac} is not in the FDB yet: the bridge floods the frame; it reaches port {port}"
+        pinned = self._pinned(ns, bridge.name, mac, port, entries[0].state) if entries and own is None else None
+        if pinned is not None:  # a hand's entry sends the MAC out of a port it is not behind
+            self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{nf}", [cmd, sysctl],
+                          self._obs(ns, port, "out"), *pinned, port=port, mac=mac, lladdr=mac, bridge=bridge.name)
+            return self._stop(pinned[0])
         if port == ingress and not links[port].hairpin:
             why = (f"{mac} is behind {port}, the port the frame came in on: a bridge only sends a frame back out "
                    f"its ingress port in hairpin mode (bridge -n {ns} link set dev {port} hairpin on)")
@@ -255,3 +260,25 @@ class L2Steps(WalkParts):
         if peer is None:
             return self._stop(f"port {port} of {bridge.name} in {ns} leads nowhere the lab knows")
         return FrameIn(peer[0], peer[1], mac)
+
+    def _pinned(self, ns: str, bridge: str, mac: str, port: str, state: str) -> tuple[str, str] | None:
+        """(why, fix) when an FDB entry a hand added (static, permanent or ``dynamic sticky``: no learned one, no
+        plan's: plan/bridge_fdb.py) sends ``mac`` out of ``port`` while another port's veth peer has that MAC;
+        None otherwise."""
+        if state == "learned" or port == bridge:
+            return None
+        owner = None
+        for name, link in self.k.links(ns).items():
+            peer = self.lab.peers.get((ns, name)) if link.master == bridge else None
+            peer_link = self.k.links(peer[0]).get(peer[1]) if peer else None
+            if peer and peer_link and peer_link.mac == mac:
+                owner = (name, peer)
+        if owner is None or owner[0] == port:
+            return None
+        how = ("the bridge refreshes it on each frame from that MAC but never moves it (sticky; learning never "
+               "makes a sticky entry)" if state == "dynamic sticky" else "it neither ages nor moves")
+        goes = ("so the bridge takes the frame as the node's own (local) and forwards it to no port"
+                if state == "permanent" else f"so {bridge} sends the frame out of {port}")
+        why = (f"{mac} is {owner[1][1]}'s in {owner[1][0]}, behind port {owner[0]}, but an FDB entry a hand added "
+               f"({state}) pins it to port {port}: {how}, {goes}")
+        return why, f"bridge -n {ns} fdb del {mac} dev {port} master"

@@ -127,15 +127,20 @@ def test_a_bridge_with_stp_on_is_named_and_set_back(lab):
     assert unreachable(name) == []
 
 
-@pytest.mark.parametrize("how", [("static", "sticky"), ("permanent",)])
+@pytest.mark.parametrize("how", [("static", "sticky"), ("permanent",), ("dynamic", "sticky")])
 def test_an_fdb_entry_pinning_a_pods_mac_to_another_port_is_extra_and_deleted(lab, how):
     """`static sticky`: frames for fedora-1 go out of fedora-3's port (a plain static entry moves when fedora-1
-    sends); `permanent`: the node takes them as its own. Either cuts fedora-1 off."""
+    sends); `permanent`: the node takes them as its own; `dynamic sticky`: the kernel refreshes it on each frame
+    from fedora-1 but never moves it (learning never sets sticky: a hand's, QA fx61a 1). Each cuts fedora-1 off."""
     name, path = lab
     mac, other = mac_of(name, "fedora-1"), pod_veth(name, "fedora-3")
     # replace: the entry the bridge learned for the MAC is there already
     sh("bridge", "-n", f"{name}-minikube", "fdb", "replace", mac, "dev", other, "master", *how)
     assert in_netns(f"{name}-fedora-2", "ping", "-c1", "-W2", PODS["fedora-1"]).returncode != 0
+    trace = netlab("trace", "--lab", name, "fedora-3", "fedora-1", check=False).stdout
+    state = "static" if how[0] == "static" else " ".join(how)  # trace says a static entry's sticky nowhere
+    assert f"but an FDB entry a hand added ({state}) pins it to port {other}" in trace, trace
+    assert f"bridge -n {name}-minikube fdb del {mac} dev {other} master" in trace, trace
     out = status_says(name)
     assert f"extra: bridge fdb {mac} dev {other} master cni0 {' '.join(how)} in {name}-minikube" in out, out
     assert f"del bridge fdb {mac} dev {other} master cni0 {' '.join(how)} in {name}-minikube" in repair(name, path)

@@ -194,3 +194,30 @@ def test_a_dumps_words_say_only_what_is_not_the_default():
     assert rtnl_bridge.port_words(port) == ("priority 40", "bcast_flood off", "isolated on")
     data = nl.u32(5, 1) + nl.u32(4, 30000) + nl.u8(23, 0)
     assert rtnl_bridge.bridge_words(data) == ("stp_state 1", "mcast_snooping 0")
+
+
+def test_a_sticky_entry_that_ages_is_a_hands_and_extra():
+    """`bridge fdb replace MAC dev P master dynamic sticky`: reachable, then stale as it ages, refreshed on each
+    frame from MAC but never moved (sticky), so it pins MAC to P. Learning never sets sticky: the entry is a
+    hand's, extra (QA fx61a 1: it was taken for a learned one, status said all as planned)."""
+    from netlab.kernel.base import Snapshot
+    from netlab.realize.observe import observe
+    snap = Snapshot(netns="n")
+    snap.links = {"br": rtnl_parse.LinkMsg(2, "br", "bridge", True, 1500, "aa:00:00:00:00:02", None, None, None, None,
+                                           0, 1000),
+                  "p": rtnl_parse.LinkMsg(3, "p", "veth", True, 1500, "aa:00:00:00:00:03", 2, None, None, None,
+                                          0, 1000)}
+    own = dict(family=rtnl.AF_BRIDGE, dst=None, master=2, index=3)
+    snap.fdb = [rtnl_parse.NeighMsg(lladdr="aa:00:00:00:00:09", state=rtnl.NUD_REACHABLE, flags=0x40, **own),
+                rtnl_parse.NeighMsg(lladdr="aa:00:00:00:00:0a", state=rtnl.NUD_STALE, flags=0x40, **own),
+                rtnl_parse.NeighMsg(lladdr="aa:00:00:00:00:0b", state=rtnl.NUD_STALE, flags=0, **own)]
+    objects = observe(snap, {}, {}).objects.values()
+    assert sorted(r.describe() for r in objects if isinstance(r, PortFdb)) == [
+        "bridge fdb aa:00:00:00:00:09 dev p master br dynamic sticky in n",
+        "bridge fdb aa:00:00:00:00:0a dev p master br dynamic sticky in n"]
+    # up deletes it; a rollback adds it back as it was: dynamic (NUD_REACHABLE), sticky
+    msg = ndmsg()
+    msg.data = rtnl_bridge.port_fdb("add", 3, PortFdb(netns="n", dev="p", lladdr="aa:00:00:00:00:09", master="br",
+                                                      state="dynamic", flags=("sticky",)))
+    msg.decode()
+    assert msg["state"] == rtnl.NUD_REACHABLE and msg["flags"] & 0x40
