@@ -396,12 +396,13 @@ def _planned_words(mtu: int, size: int, planned: int | None) -> str:
 
 
 def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: bool = False,
-            planned: int | None = None) -> Reason | None:
+            planned: int | None = None, encap: bool = False) -> Reason | None:
     """A ``size``-byte packet (IP length, outer headers included) that device ``to`` cannot take.
 
     ``own``: the device it leaves by; the kernel itself refuses a DF packet bigger than that MTU
     (``ping -M do`` says "message too long"; a router answers "fragmentation needed"). ``planned``: the MTU the
-    plan gives ``to`` (the fix sets it back), if the plan makes it."""
+    plan gives ``to`` (the fix sets it back), if the plan makes it. ``encap``: the packet is encapsulated (VXLAN)
+    there: only then are its outer headers and the overlay's MTU said (QA fx61a 3: a same-node flow was)."""
     mtu = getattr(link, "mtu", 0)
     if not size or not mtu or size <= mtu:
         return None
@@ -409,9 +410,11 @@ def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: b
     if own:
         return (f"the packet is {size} bytes but {to[1]} in {to[0]} has MTU {mtu}{plan}: with DF set the kernel "
                 f"does not send it (message too long / fragmentation needed)", None)
-    return (f"the packet is {size} bytes (IP, with its encapsulation) but {to[1]} in {to[0]} takes at most {mtu}"
+    outer, overlay = (" (IP, with its encapsulation)", "; the overlay needs the underlay's MTU to be the pods' MTU + 50"
+                      ) if encap else (" (IP)", "")
+    return (f"the packet is {size} bytes{outer} but {to[1]} in {to[0]} takes at most {mtu}"
             f"{plan}: a veth or bridge port drops a frame bigger than its MTU, and no ICMP comes back (an MTU black "
-            f"hole; the overlay needs the underlay's MTU to be the pods' MTU + 50)",
+            f"hole{overlay})",
             _mtu_fix(to[0], to[1], mtu, size, planned, "   (or lower the pods' MTU)"))
 
 

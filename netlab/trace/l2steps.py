@@ -248,9 +248,11 @@ class L2Steps(WalkParts):
         size = self._wire_size()
         # The port takes at most its MTU; a veth's peer drops a frame bigger than its own as it arrives.
         planned = getattr(self.lab, "planned_mtu", {})
-        big = faults.too_big(links[port], size, ns, bridge.name, (ns, port), planned=planned.get((ns, port))) or (
-            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, port, peer, planned=planned.get(peer))
-            if peer else None)
+        encap = bool(self.stack)
+        big = faults.too_big(links[port], size, ns, bridge.name, (ns, port), planned=planned.get((ns, port)),
+                             encap=encap) or (
+            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, port, peer, planned=planned.get(peer),
+                           encap=encap) if peer else None)
         self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}{nf}",
                       [cmd] + ([sysctl] if ingress is not None else []), self._obs(ns, port, "out"),
                       big[0] if big else None, big[1] if big else None, port=port, mac=mac, lladdr=mac,

@@ -325,7 +325,8 @@ class RouteSteps(WalkParts):
         if (self.stack or self.role == "reply") and own is not None and own.mtu and size > own.mtu:
             self._fragments = size = own.mtu
         big = faults.too_big(own, size, ns, dev, (ns, dev), own=True, planned=self._planned_mtu(ns, dev)) or \
-            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer, planned=self._planned_mtu(*peer))
+            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer, planned=self._planned_mtu(*peer),
+                           encap=bool(self.stack))
         if big:
             return self._drop(ns, dev, big[0], [f"ip -n {peer[0]} link show {peer[1]}"], *big, kind="mtu")
         return FrameIn(peer[0], peer[1], mac)

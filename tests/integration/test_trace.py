@@ -386,6 +386,7 @@ def test_a_node_whose_eth0_mtu_was_lowered_loses_the_reply_not_the_request(labs)
     lost = trace["reply_lost"]
     assert lost["netns"] == f"{lab}-underlay", lost
     assert f"but eth0 in {lab}-minikube takes at most 1400" in lost["reason"], lost
+    assert "(IP, with its encapsulation)" in lost["reason"] and "pods' MTU + 50" in lost["reason"], lost
     # Both nodes lowered: the reply too leaves in fragments no bigger than 1400, which the other node takes (trace
     # followed the whole 1500 bytes past the fragmenting node and lost them there).
     subprocess.run(["ip", "-n", f"{lab}-minikube-m02", "link", "set", "eth0", "mtu", "1400"], check=True)

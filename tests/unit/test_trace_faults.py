@@ -138,6 +138,16 @@ def test_too_big():
     assert "with DF set the kernel does not send it" in why and fix is None
 
 
+def test_too_big_says_encapsulation_only_of_an_encapsulated_packet():
+    """A same-node flow crosses one bridge unencapsulated: no outer headers, no overlay MTU (QA fx61a 3)."""
+    port = SimpleNamespace(mtu=1300)
+    why, _ = faults.too_big(port, 1450, "n1", "cni0", ("n1", "veth1"))
+    assert "the packet is 1450 bytes (IP) but veth1 in n1 takes at most 1300" in why
+    assert "encapsulation" not in why and "overlay" not in why
+    why, _ = faults.too_big(port, 1500, "n1", "eth0", ("underlay", "veth1"), encap=True)
+    assert "1500 bytes (IP, with its encapsulation)" in why and "the pods' MTU + 50" in why
+
+
 def test_a_packet_lost_before_a_next_hop_it_never_asked_for_is_blamed_on_the_forward_policy():
     """A node's VXLAN packet for a peer whose underlay address has no ARP entry at all: the kernel would have made
     one (INCOMPLETE) had the packet got there, so what dropped it is before, where it was lost; with FORWARD's
