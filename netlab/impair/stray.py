@@ -104,6 +104,11 @@ def _txqlen_words(r: Link, txqlen: int) -> str:
     return f", which made the kernel set txqlen {txqlen}" if r.txqlen == 0 and txqlen != 0 else ""
 
 
+def _acts(what: str) -> str:
+    """What an ingress qdisc's filters see of the device's traffic; a clsact's, both ways."""
+    return "takes in and what it sends" if what.startswith("clsact ") else "takes in"
+
+
 def merged(drifts: list[Drift], strays: list[Stray]) -> list[Drift]:
     """``drifts`` with each stray qdisc said on its link's line, first: the cause of a txqueuelen of 1000 on a
     device planned with 0, which the kernel gave it with the qdisc."""
@@ -111,8 +116,7 @@ def merged(drifts: list[Drift], strays: list[Stray]) -> list[Drift]:
         return drifts
     out = list(drifts)
     for r, what, txqlen, _, ingress in strays:
-        acts = "takes in and what it sends" if what.startswith("clsact ") else "takes in"  # clsact: both ways
-        said = (f"{what} added (want none: its filters act on what {r.name} {acts})" if ingress else
+        said = (f"{what} added (want none: its filters act on what {r.name} {_acts(what)})" if ingress else
                 f"root qdisc {what} added (want {default_of(r)})") + _txqlen_words(r, txqlen)
         at = next((i for i, d in enumerate(out) if d.state == "different" and d.resource.key == r.key), None)
         if at is None:
@@ -147,7 +151,7 @@ def _name(s: Stray) -> str:
 def taken_off(ns: str, s: Stray) -> str:
     qlen = f"; the txqlen {s.txqlen} the kernel gave it with the qdisc is set back to 0" \
         if _txqlen_words(s.link, s.txqlen) else ""
-    why = f"none of the lab's: nothing acts on what {s.link.name} takes in before the stack again" if s.ingress \
+    why = f"none of the lab's: nothing acts on what {s.link.name} {_acts(s.words)} again" if s.ingress \
         else f"no impairment of the topology's: {s.link.name} has {default_of(s.link)} again"
     return f"removed {_name(s)} from {s.link.name} in {ns} ({why}{qlen})"
 

@@ -335,11 +335,14 @@ def added_root_qdisc(m: Msg) -> tuple[int, bytes] | None:
     return (index, m.body) if parent == TC_H_ROOT and handle else None
 
 
+TCA_KIND = 1  # a tc message's attribute that names its qdisc or classifier (linux/rtnetlink.h)
+
+
 def added_ingress_qdisc(m: Msg) -> tuple[int, str] | None:
     """(ifindex, kind) of an ingress or clsact qdisc (``tc qdisc add dev D ingress|clsact``), from a qdisc dump:
     the kernel gives a device none, so each is someone's. None for any other qdisc."""
     _family, index, _handle, parent, _info = TCMSG.unpack_from(m.body)
-    return (index, get_str(attrs(m.body, TCMSG.size), 1) or "?") if parent == TC_H_INGRESS else None
+    return (index, get_str(attrs(m.body, TCMSG.size), TCA_KIND) or "?") if parent == TC_H_INGRESS else None
 
 
 def filter_kind(m: Msg) -> str | None:
@@ -347,7 +350,7 @@ def filter_kind(m: Msg) -> str | None:
     each classifier's own of a priority (handle 0: ``filter protocol all pref 49152 bpf chain 0``) and u32's hash
     tables (a handle with no node, ``fh 800:``)."""
     _family, _index, handle, _parent, _info = TCMSG.unpack_from(m.body)
-    kind = get_str(attrs(m.body, TCMSG.size), 1)
+    kind = get_str(attrs(m.body, TCMSG.size), TCA_KIND)
     return None if not handle or (kind == "u32" and not handle & 0xFFF) else kind
 
 

@@ -54,7 +54,7 @@ from netlab.model.impair import LATENCY_US, NETEM_LIMIT, burst_bytes
 # linux/rtnetlink.h, linux/pkt_sched.h
 RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
 TCMSG = struct.Struct("=BxxxiIII")  # family, ifindex, handle, parent, info
-TCA_KIND, TCA_OPTIONS = 1, 2
+TCA_KIND, TCA_OPTIONS = rtnl_parse.TCA_KIND, 2
 TCA_TBF_PARMS, TCA_TBF_RTAB, TCA_TBF_RATE64, TCA_TBF_PRATE64 = 1, 2, 4, 5
 # netem's attributes after its struct (linux/pkt_sched.h): those that change what it does, when not zero
 NETEM_EXTRAS = {1: "correlation", 3: "reorder", 4: "corrupt", 5: "loss model", 6: "rate", 7: "ecn", 12: "slot"}
@@ -67,7 +67,7 @@ NETEM_QOPT = struct.Struct("=IIIIII")
 U32_MAX = 0xFFFFFFFF
 
 TC_H_ROOT = 0xFFFFFFFF
-TC_H_INGRESS = 0xFFFFFFF1  # the ingress qdisc's parent: what a device receives, before the stack sees it
+TC_H_INGRESS = rtnl.TC_H_INGRESS  # the ingress qdisc's parent: what a device receives, before the stack sees it
 INGRESS_HANDLE = 0xFFFF0000  # ffff:
 # Filters (linux/rtnetlink.h, linux/pkt_cls.h, linux/tc_act/tc_mirred.h): a u32 classifier matching every frame
 # (one key of mask 0), its classid, and an action: mirred's redirect to another device's egress.
@@ -439,7 +439,7 @@ def delete_ingress(netns: str, iface: str) -> None:
         try:
             conn.request(f"delete the ingress qdisc of {iface} in {netns}", qdisc_del(link.index, TC_H_INGRESS))
         except netlink.NetlinkError as exc:
-            if exc.errno not in (errno.ENOENT, errno.EINVAL):  # gone already
+            if exc.errno != errno.ENOENT:  # gone already
                 raise TcError(exc.errno, str(exc)) from None
 
 

@@ -267,7 +267,7 @@ class _Up(Converging, Rollback):
             if stop is not None:
                 signum, back = signals.exit_code(stop) - 128, f"{self._not_back()}{self._left()}"
                 by = f"interrupted by {signal.Signals(signum).name}"
-                if not fresh and not self.journal.count and not back:  # before the run changed anything
+                if not fresh and not (self.journal.count or self.result.fixed or back):  # nothing changed yet
                     raise Interrupted(f"{by} {converging.not_applied(self.lab.name, self.changes)}", signum) from None
                 if back or not isinstance(stop, Interrupted):
                     raise Interrupted(f"{by}; rolled back{back}", signum) from None

@@ -31,15 +31,18 @@ if TYPE_CHECKING:
 STALLED = ("creating", "deleting")  # the phases of a lab an up or down is at work on
 
 
+DOWN_FAILED = "down_failed"  # state.extra: the down that set phase deleting and ended with an error (lab/teardown.py)
+
+
 def converge_left(state: LabState) -> bool:
     """A running lab (phase up) whose state says an ``up`` of it is at work (realize/converging.py): unless it
     is, a converge killed after its write-ahead."""
     return state.phase == "up" and (getattr(state, "extra", None) or {}).get(CONVERGING) is not None
-DOWN_FAILED = "down_failed"  # state.extra: the down that set phase deleting and ended with an error (lab/teardown.py)
 
 
 def stalled(state: LabState) -> str | None:
-    """What to do with a lab whose ``up`` (phase creating) or ``down`` (deleting) ended before it finished
+    """What to do with a lab whose ``up`` (phase creating; or up, a converge: :func:`converge_left`) or ``down``
+    (deleting) ended before it finished
     (killed: nobody holds the lab's lock; for a ``down``, or failed: its state names the error it ended with);
     None when it is not so. ``state`` was read earlier: an ``up`` or ``down`` at work then may have finished since
     and let the lock go, so the phase judged is the one read again with the lock taken shared (nobody at work)."""

@@ -150,8 +150,8 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
         elif isinstance(r, Address) and d.state == "different":
             objects += [Op("del", d.live), Op("add", r)]  # type: ignore[arg-type]
         elif isinstance(r, Route) and r.proto == "kernel" and r.dev and d.state in ("missing", "different"):
-            # A connected route goes and comes through its own device (kernel/live.py): a replace would take the place
-            # of the prefix's first route, another device's there (diff.diff_connected keeps them apart)
+            # A connected route goes and comes through its own device (kernel/live_objects): a replace would take
+            # the place of the prefix's first route, another device's there (diff.diff_connected keeps them apart)
             objects += ([Op("del", d.live)] if d.state == "different" else []) + [Op("add", r)]  # type: ignore
         elif isinstance(r, (Route, Neigh)) or isinstance(r, Fdb) and d.state == "different":
             # An FDB entry of the plan's MAC and remote with another port, VNI, device or state: replaced in place

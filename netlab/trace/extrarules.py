@@ -14,7 +14,7 @@ reason (:func:`dropped`, asked by lossblame.firewall).
 
 The tables are those trace read with counters before the packet and right after
 it (run.py: the nodes' and the ends'); the lab's rules are what status compares
-them with (netlab_drift.owned_lines against the plan's NatRules, its CNI plugins'
+them with (netfilter_drift.owned_lines against the plan's NatRules, its CNI plugins'
 jumps left out where they run).
 """
 

@@ -62,8 +62,8 @@ def chains_from(text: str, roots: Iterable[str]) -> set[str]:
 def counts(text: str, hook: str = "INPUT") -> dict[tuple[str, int], int]:
     """(the rule as iptables-save prints it without counters, its occurrence) -> packets it counted; a built-in
     chain's DROP policy as (":CHAIN DROP", 0). ``hook``: INPUT, what a packet delivered into the namespace meets;
-    OUTPUT, what a packet the namespace sends meets: the chain and the chains it leads to (a node forwards other
-    packets meanwhile: its FORWARD's rules are not this packet's)."""
+    OUTPUT, what a packet the namespace sends meets; FORWARD, what a node routes (trace/extrarules: its counts may
+    hold other packets the node forwarded meanwhile): the chain and the chains it leads to."""
     out: dict[tuple[str, int], int] = {}
     met = chains_from(text, (hook,))
     for line in text.splitlines():

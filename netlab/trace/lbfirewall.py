@@ -214,7 +214,8 @@ def _way(drop: nftmatch.Drop) -> str:
     if not drop.via:
         return ""
     ends = [*drop.via[1:], drop.step]
-    hops = [f"{'jumps' if s.rule.split()[-2] == 'jump' else 'goes'} to {s.rule.split()[-1]}" for s in drop.via]
+    verdicts = [nftmatch.COMMENT.sub("", s.rule).split()[-2:] for s in drop.via]  # a rule's comment comes last
+    hops = [f"{'jumps' if word == 'jump' else 'goes'} to {chain}" for word, chain in verdicts]
     said = ", ".join(f"which {h}, whose rule '{e.rule}'" for h, e in zip(hops, ends))
     return f" ({said} {'rejects' if (drop.judged.verdict or '').startswith('reject') else 'drops'} what it matches)"
 

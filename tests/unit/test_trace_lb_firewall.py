@@ -262,3 +262,17 @@ def test_nftables_a_jump_trace_cannot_evaluate_to_a_chain_that_drops_may_drop():
     w, v, row = trace_from(m, k, "inside")
     assert row.facts.get("may_drop") and row.facts["drop_rule"] == "drop" and w.hops[v.lost_at] is row, row.facts
     assert "may drop this packet" in v.reason and "trace cannot evaluate its 'ip dscp cs1'" in v.reason, v.reason
+
+
+def test_the_way_to_a_drop_in_another_chain_names_the_chain_of_a_rule_with_a_comment():
+    """Review rev61 2: a firewall-check rule read from nft ends with its comment; the way named the comment's last
+    word as the chain (`which goes to block", whose rule ...`)."""
+    from netlab.trace import lbfirewall, nftmatch
+
+    f = Flow("tcp", "1.2.3.4", "10.0.0.1", 1000, 80)
+    rules = {"firewall-check": ('ip daddr 10.0.0.1 jump my-chain comment "user block"',),
+             "my-chain": ("ip saddr 1.2.3.4 drop",)}
+    drop = nftmatch.first_drop("firewall-check", rules.get, f)
+    assert drop is not None and drop.sure
+    assert lbfirewall._way(drop) == (" (which jumps to my-chain, whose rule 'ip saddr 1.2.3.4 drop' drops what it "
+                                     "matches)")
