@@ -29,6 +29,7 @@ from netlab.model import naming
 from netlab.model.impair import POD_INTERFACES, Impairment, describe, node_interfaces
 from netlab.model.lab import Lab, resolve
 from netlab.model.topology import Topology
+from netlab.plan.cniadd import lab_bridge
 from netlab.realize.interrupted import stalled, taken_down
 from netlab.realize.state import LabState, load_state, running_lab, still_up
 from netlab.realize.lab_lock import LabLock
@@ -151,21 +152,24 @@ def _edited(state: LabState, name: str, iface: str, spec: Impairment | None) -> 
     pods = {p["name"]: p for p in data.get("pods", [])}
     nodes = {n["name"]: n for n in data.get("nodes", [])}
     allowed: tuple[str, ...]
+    lab: Lab | None = None
+    bridge: str | None = None
     if name in pods:
         entry, allowed = pods[name], POD_INTERFACES
     elif name in nodes:
-        entry, allowed = nodes[name], node_interfaces(topo.network.mode, topo.network.vxlan.vni)
+        lab = state.resolved()
+        bridge = lab_bridge(lab)  # netlab's cni0, or the one a user's conflist's bridge plugin makes
+        entry, allowed = nodes[name], node_interfaces(topo.network.mode, topo.network.vxlan.vni, bridge)
     else:
         raise UsageError(f"lab {state.lab} has no pod or node {name!r}")
     if iface not in allowed:
         raise UsageError(f"{name} has no interface {iface!r} to impair; use one of {', '.join(allowed)}")
-    if name in nodes and iface == naming.BRIDGE:
-        lab = state.resolved()
+    if lab is not None and iface == bridge:
         if (refused := no_bridge(lab, name)) is not None:
             raise UsageError(refused)
-        if spec is not None and lab.cni != "conflist" and not lab.pods_on(name):  # as the file is (model/checks.py)
-            raise UsageError(f"{name} has no pod: its {naming.BRIDGE}, kept since its last pod went, has no port to "
-                             f"impair; use one of {_others(allowed)}")
+        if spec is not None and not lab.pods_on(name):  # as the file is (model/checks.py)
+            raise UsageError(f"{name} has no pod: its {bridge}, kept since its last pod went, has no port to "
+                             f"impair; use one of {_others(allowed, bridge)}")
     impairs = dict(entry.get("impair", {}))
     before = describe(impairs.get(iface, {}))
     if spec is None:
@@ -177,17 +181,19 @@ def _edited(state: LabState, name: str, iface: str, spec: Impairment | None) -> 
 
 
 def no_bridge(lab: Lab, node: str) -> str | None:
-    """Why ``node`` has no cni0 to impair or show (None: it has): netlab's, which the bridge plugin makes at a
-    node's first pod (Lab.bridge_nodes); a user's conflist's plugins make what they make."""
-    if lab.cni == "conflist" or node in lab.bridge_nodes():
+    """Why ``node`` has no pod bridge to impair or show (None: it has): netlab's cni0, which the bridge plugin makes
+    at a node's first pod (Lab.bridge_nodes); a user's conflist's bridge plugin's (lab_bridge), made at the node's
+    first pod too: a node without a pod has none to shape, and an impairment recorded there no `up` could put."""
+    bridge = lab_bridge(lab) or naming.BRIDGE
+    if node in lab.bridge_nodes(pod_side=True):
         return None
-    allowed = node_interfaces(lab.topo.network.mode, lab.topo.network.vxlan.vni)
-    return (f"{node} has no {naming.BRIDGE}: no pod ran there yet (the CNI bridge plugin makes it at the node's "
-            f"first pod); use one of {_others(allowed)}")
+    allowed = node_interfaces(lab.topo.network.mode, lab.topo.network.vxlan.vni, bridge)
+    return (f"{node} has no {bridge}: no pod ran there yet (the CNI bridge plugin makes it at the node's "
+            f"first pod); use one of {_others(allowed, bridge)}")
 
 
-def _others(allowed: tuple[str, ...]) -> str:
-    return ", ".join(i for i in allowed if i != naming.BRIDGE)
+def _others(allowed: tuple[str, ...], bridge: str | None) -> str:
+    return ", ".join(i for i in allowed if i != bridge)
 
 
 def result(done: Impaired) -> R.ImpairResult:
@@ -214,12 +220,12 @@ def show(lab_name: str, target: str | None = None) -> list[Shown]:
         if name in {p.name for p in lab.pods}:
             allowed = POD_INTERFACES
         elif name in {n.name for n in lab.nodes}:
-            allowed = node_interfaces(lab.topo.network.mode, lab.topo.network.vxlan.vni)
+            allowed = node_interfaces(lab.topo.network.mode, lab.topo.network.vxlan.vni, lab_bridge(lab))
         else:
             raise UsageError(f"lab {lab_name} has no pod or node {name!r}")
         if iface not in allowed:
             raise UsageError(f"{name} has no interface {iface!r} to impair; use one of {', '.join(allowed)}")
-        if iface == naming.BRIDGE and (refused := no_bridge(lab, name)) is not None:  # a node's (pods have none)
+        if iface == lab_bridge(lab) and (refused := no_bridge(lab, name)) is not None:  # a node's (pods have none)
             raise UsageError(refused)
         only = (name, iface)
     return read_impairments(lab, feature.runtime(state), only)

@@ -16,10 +16,10 @@ from typing import Any
 from netlab.impair import lifecycle
 from netlab.kernel import netns as nsmod
 from netlab.kernel import nft, tc
-from netlab.model import naming
 from netlab.model.impair import POD_INTERFACES, LOSS_SCALE, describe, node_interfaces
 from netlab.model.lab import Lab
 from netlab.plan import impair as plan_impair
+from netlab.plan.cniadd import lab_bridge
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,10 @@ def read(lab: Lab, runtime: dict[str, dict], only: tuple[str, str] | None = None
     """Every interface of the lab's pods and nodes netlab can impair (``only``: (NAME, IFACE) alone), with what
     the kernel has on it; the ones with nothing on it and nothing wanted are left out unless asked for."""
     specs = {(ns, iface): spec for _, ns, iface, spec in plan_impair.named(lab)}
-    ifaces = node_interfaces(lab.topo.network.mode, lab.topo.network.vxlan.vni)
+    bridge = lab_bridge(lab)  # netlab's cni0, or the one a user's conflist's bridge plugin makes
+    ifaces = node_interfaces(lab.topo.network.mode, lab.topo.network.vxlan.vni, bridge)
     bridged = lab.bridge_nodes(pod_side=True)  # a user's conflist's: the nodes with a pod
-    places = [(n.name, n.netns, i) for n in lab.nodes for i in ifaces if i != naming.BRIDGE or n.name in bridged]
+    places = [(n.name, n.netns, i) for n in lab.nodes for i in ifaces if i != bridge or n.name in bridged]
     places += [(p.name, p.netns, i) for p in lab.pods for i in POD_INTERFACES]
     if only is not None:
         places = [p for p in places if (p[0], p[2]) == only]

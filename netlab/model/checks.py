@@ -14,6 +14,7 @@ from ipaddress import IPv4Network
 
 from netlab.model import clusterdns, naming, nodeports
 from netlab.model.bandwidth import check_bandwidth
+from netlab.model.cniconf import ConflistError, conflist_bridge, read_conflist
 from netlab.model.hostports import check_host_ports
 from netlab.model.impair import POD_INTERFACES, node_interfaces
 from netlab.model.addressing import allocate
@@ -297,18 +298,18 @@ def _check_expectations(topo: Topology) -> list[tuple[Loc, str]]:
 def _check_impairments(topo: Topology) -> list[tuple[Loc, str]]:
     """Impairments name an interface the lab makes there, and say something that stands on its own."""
     out: list[tuple[Loc, str]] = []
-    node_ifaces = node_interfaces(topo.network.mode, topo.network.vxlan.vni)
+    bridge = _bridge(topo)
+    node_ifaces = node_interfaces(topo.network.mode, topo.network.vxlan.vni, bridge)
     owners = [(("nodes", i), n.impair, node_ifaces) for i, n in enumerate(topo.nodes)]
     owners += [(("pods", i), p.impair, POD_INTERFACES) for i, p in enumerate(topo.pods)]
-    podless = {n.name for n in topo.nodes} - {p.node for p in topo.pods}  # no cni0 (but a running lab's: up)
+    podless = {n.name for n in topo.nodes} - {p.node for p in topo.pods}  # no bridge (but a running lab's: up)
     for where, impair, allowed in owners:
         for iface, imp in impair.items():
             loc: Loc = (*where, "impair", iface)
             if iface not in allowed:
                 out.append((loc, f"no interface {iface!r} here to impair; use one of {', '.join(allowed)}"))
-            elif where[0] == "nodes" and iface == naming.BRIDGE and topo.nodes[where[1]].name in podless and \
-                    not isinstance(topo.network.cni, CniConflist):
-                out.append((loc, f"node {topo.nodes[where[1]].name} has no pod, so no {naming.BRIDGE} to impair (the "
+            elif where[0] == "nodes" and iface == bridge and topo.nodes[where[1]].name in podless:
+                out.append((loc, f"node {topo.nodes[where[1]].name} has no pod, so no {bridge} to impair (the "
                                  "CNI bridge plugin makes it at the node's first pod; after its last, it has no port)"))
             if not any(imp.spec().values()):
                 out.append((loc, "an impairment needs at least one of rate, delay, jitter, loss"))
@@ -316,6 +317,17 @@ def _check_impairments(topo: Topology) -> list[tuple[Loc, str]]:
                 out.append(((*loc, "jitter"), "jitter varies a delay: add delay: too"))
             out += [((*loc, field), why) for field, why in imp.no_effect()]
     return out
+
+
+def _bridge(topo: Topology) -> str | None:
+    """The pods' bridge on each node: netlab's cni0, or the one a user's conflist's bridge plugin names (None: it
+    has none; cni0 when the conflist cannot be read now: loading it says why)."""
+    if not isinstance(topo.network.cni, CniConflist):
+        return naming.BRIDGE
+    try:
+        return conflist_bridge(read_conflist(topo.network.cni.conflist))
+    except ConflistError:
+        return naming.BRIDGE
 
 
 def _fmt(loc: Loc) -> str:

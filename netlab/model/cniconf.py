@@ -203,6 +203,13 @@ def _kind(value: Any) -> str:
     return kind.get(type(value), type(value).__name__)
 
 
+def conflist_bridge(net: Conflist) -> str | None:
+    """The bridge a conflist's bridge plugin makes on each node (its ``bridge``, the plugin's default cni0 when it
+    names none); None when it has no bridge plugin (ptp routes each pod alone)."""
+    bridge = next((p.get("bridge", "cni0") for p in net.plugins if p["type"] == "bridge"), None)
+    return bridge if isinstance(bridge, str) and bridge else None
+
+
 def read_conflist(path: str) -> Conflist:
     """Read and parse a conflist file; ConflistError (one line) for every failure."""
     def trusted(st: os.stat_result) -> None:

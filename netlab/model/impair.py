@@ -136,8 +136,10 @@ IfName = Annotated[StrictStr, Field(min_length=1, max_length=15, pattern=r"^[A-Z
 POD_INTERFACES = ("eth0",)
 
 
-def node_interfaces(mode: str, vni: int) -> tuple[str, ...]:
-    return ("eth0", "cni0") + ((f"flannel.{vni}",) if mode == "vxlan" else ())
+def node_interfaces(mode: str, vni: int, bridge: str | None = "cni0") -> tuple[str, ...]:
+    """A node's interfaces netlab can impair: eth0, the pods' bridge (netlab's cni0, or the one a user's conflist's
+    bridge plugin names; None: its plugins make none, ptp) and, in VXLAN mode, flannel.<VNI>."""
+    return ("eth0",) + ((bridge,) if bridge else ()) + ((f"flannel.{vni}",) if mode == "vxlan" else ())
 
 
 def describe(spec: dict[str, str | None]) -> str:

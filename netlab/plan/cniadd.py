@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, ClassVar
 
 from netlab.errors import UsageError
-from netlab.model.cniconf import Conflist, ConflistError, at_least, parse_conflist, read_conflist
+from netlab.model.cniconf import Conflist, ConflistError, at_least, conflist_bridge, parse_conflist, read_conflist
 from netlab.model.bandwidth import pod_bandwidth
 from netlab.model.hostlocal import FLANNEL, host_local_config, with_data_dir
 from netlab.model.runtime_ranges import declares_ip_ranges, own_ranges
@@ -101,8 +101,7 @@ def pod_bridge(lab: Lab) -> str | None:
         net = user_conflist(lab)
     except ConflistError:
         return None
-    bridge = next((p.get("bridge", naming.BRIDGE) for p in net.plugins if p["type"] == "bridge"), None)
-    return bridge if isinstance(bridge, str) and bridge else None
+    return conflist_bridge(net)
 
 
 def lab_bridge(lab: Lab) -> str | None:
