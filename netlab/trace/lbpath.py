@@ -22,6 +22,8 @@ Pure: the planned path (kubeproxy.path, kubeproxy_nft.path) comes in as lines.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv4Network
+
 from netlab.plan import nftables
 from netlab.plan.services import KUBE_MARK_MASQ, KUBE_NODEPORTS
 from netlab.trace.flow import Flow
@@ -122,6 +124,21 @@ def words(lines: list[str], svc: ServiceFacts, f: Flow, own: bool, nft: bool, se
     return text + f"; {svc.chain_for(f.src, f.dst, own)} picks among every endpoint{local}"
 
 
+def _in_ranges(src: str | None, ranges: tuple[str, ...]) -> bool:
+    """Whether ``src`` is in one of the CIDRs ``ranges`` (an unparsable one holds nothing)."""
+    try:
+        ip = IPv4Address(src or "")
+    except ValueError:
+        return False
+    out = False
+    for r in ranges:
+        try:
+            out = out or ip in IPv4Network(r, strict=False)
+        except ValueError:
+            continue
+    return out
+
+
 def _outside_words(svc: ServiceFacts, f: Flow, nft: bool, hook: str, entry: str, chains: list[str],
                    marking: list[str]) -> str:
     """:func:`words` for a packet from outside the cluster, which the internet's gateway routed to this node still
@@ -130,8 +147,13 @@ def _outside_words(svc: ServiceFacts, f: Flow, nft: bool, hook: str, entry: str,
             f"routed to this node untranslated (a passthrough balancer): kube-proxy's {entry} (from {hook}, where a "
             f"packet in from a device enters nat) catches it and DNATs it: {' → '.join(chains)}")
     if svc.source_ranges:
-        text += (f"; its source {f.src} is in loadBalancerSourceRanges {', '.join(svc.source_ranges)}, which "
-                 f"kube-proxy checks here ({'firewall-ips' if nft else svc.fw_chain})")
+        ranges, check = ", ".join(svc.source_ranges), "firewall-ips" if nft else svc.fw_chain
+        if _in_ranges(f.src, svc.source_ranges):
+            text += f"; its source {f.src} is in loadBalancerSourceRanges {ranges}, which kube-proxy checks here " \
+                    f"({check})"
+        else:
+            text += (f"; its source {f.src} is not in loadBalancerSourceRanges {ranges}, yet it was delivered: "
+                     f"something bypassed kube-proxy's firewall check ({check}), which drops it")
     if marking:
         mark = "mark-for-masquerade" if nft else KUBE_MARK_MASQ
         return text + (f"; {svc.ext_chain} marks it for the masquerade ({mark}), so it leaves the node masqueraded "
