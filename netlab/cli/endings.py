@@ -8,11 +8,15 @@ import os
 import select
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from netlab import signals
-from netlab.errors import NetlabError
+from netlab.errors import NetlabError, down_command
+
+if TYPE_CHECKING:
+    from netlab.api.topology import Loaded
 
 
 def as_error(exc: KeyboardInterrupt) -> NetlabError:
@@ -68,3 +72,46 @@ def reader_went_away() -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
     return 128 + signal.SIGPIPE
+
+
+def load_stopped(topology: str | None, lab_name: str | None, exc: KeyboardInterrupt) -> NetlabError:
+    """The line of an `up` a stop signal ended while it read the topology (before any lab was touched): it said a
+    bare "interrupted", where a signal a moment later says the lab is as it was. The edit is not known yet."""
+    signals.ending()
+    which = f"lab {lab_name.strip()}" if lab_name else f"the lab of {topology}" if topology else "the lab"
+    said = NetlabError(f"{str(exc) if exc.args else 'interrupted'} while it read the topology, before it changed "
+                       f"anything; {which} is as it was (what the edit would change was not known yet)")
+    said.exit_code = signals.exit_code(exc)
+    return said
+
+
+def up_stopped(loaded: "Loaded", exc: KeyboardInterrupt, version: object = None) -> NetlabError:
+    """The line of an `up` a stop signal ended. Its rollback's (api.Interrupted) says what it took back; a
+    signal before the run began or once it was done (as it let go of the lab, as it said what it did) adds
+    whether the lab is up: a fresh lab made whole was said "interrupted by SIGTERM", and looked taken back; a
+    running lab whose state file is as it was (``version``) before the run began says that nothing of it was
+    applied (it said "lab L is up", as after a run that applied the edit)."""
+    from netlab import api
+    from netlab.realize import converging
+    from netlab.realize.state import load_state, state_version
+
+    lab_name = loaded.lab.name
+
+    signals.ending()
+    said = NetlabError(str(exc) if exc.args else "interrupted")
+    said.exit_code = signals.exit_code(exc)
+    if isinstance(exc, api.Interrupted):
+        return said
+    try:
+        state = load_state(lab_name)
+    except NetlabError:
+        return said
+    if state is not None and state.phase == "up" and version is not None and state_version(lab_name) == version:
+        edit = converging.changes(state.topology, loaded.lab.topo.model_dump(mode="json", by_alias=True,
+                                                                           exclude_none=True))
+        said = NetlabError(f"{said} {converging.not_applied(lab_name, edit)}")
+        said.exit_code = signals.exit_code(exc)
+    elif state is not None and state.phase == "up":
+        said = NetlabError(f"{said}; lab {lab_name} is up (`{down_command(lab_name)}` takes it down)")
+        said.exit_code = signals.exit_code(exc)
+    return said

@@ -12,6 +12,7 @@ from click.core import ParameterSource
 
 from netlab import api
 from netlab.api.jsonio import to_json
+from netlab.cli import endings
 from netlab.cli.base import attached, cli, require_processes, require_root
 from netlab.cli.options import TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, lab_from_env, lab_options
 from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, note, print_json, warn
@@ -108,7 +109,10 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
             f" --lab {shlex.quote(lab_name.strip())}" if lab_name else ""
         raise api.UsageError(f"--watch writes one text line per action until Ctrl-C: it takes no -o {asked} "
                              f"(`{netlab_command(f'up{given} -o {asked}')}` gives up's result, then run --watch)")
-    loaded, said, saved = _load_for_up(topology, lab_name, reconfigure)
+    try:
+        loaded, said, saved = _load_for_up(topology, lab_name, reconfigure)
+    except KeyboardInterrupt as exc:
+        raise endings.load_stopped(topology, lab_name, exc) from exc
     if said and output != "json":
         click.echo(said)
     if watch:
@@ -120,39 +124,7 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     try:
         _up(loaded, wait, reconfigure, output)
     except KeyboardInterrupt as exc:
-        raise _up_stopped(loaded, exc, version) from exc
-
-
-def _up_stopped(loaded: Loaded, exc: KeyboardInterrupt, version: object = None) -> NetlabError:
-    """The line of an `up` a stop signal ended. Its rollback's (api.Interrupted) says what it took back; a
-    signal before the run began or once it was done (as it let go of the lab, as it said what it did) adds
-    whether the lab is up: a fresh lab made whole was said "interrupted by SIGTERM", and looked taken back; a
-    running lab whose state file is as it was (``version``) before the run began says that nothing of it was
-    applied (it said "lab L is up", as after a run that applied the edit)."""
-    from netlab import signals
-    from netlab.realize import converging
-    from netlab.realize.state import load_state, state_version
-
-    lab_name = loaded.lab.name
-
-    signals.ending()
-    said = NetlabError(str(exc) if exc.args else "interrupted")
-    said.exit_code = signals.exit_code(exc)
-    if isinstance(exc, api.Interrupted):
-        return said
-    try:
-        state = load_state(lab_name)
-    except NetlabError:
-        return said
-    if state is not None and state.phase == "up" and version is not None and state_version(lab_name) == version:
-        edit = converging.changes(state.topology, loaded.lab.topo.model_dump(mode="json", by_alias=True,
-                                                                           exclude_none=True))
-        said = NetlabError(f"{said} {converging.not_applied(lab_name, edit)}")
-        said.exit_code = signals.exit_code(exc)
-    elif state is not None and state.phase == "up":
-        said = NetlabError(f"{said}; lab {lab_name} is up (`{down_command(lab_name)}` takes it down)")
-        said.exit_code = signals.exit_code(exc)
-    return said
+        raise endings.up_stopped(loaded, exc, version) from exc
 
 
 def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:

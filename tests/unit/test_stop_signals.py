@@ -46,6 +46,10 @@ def test_the_program_handles_sigterm_from_its_first_line_and_says_it_in_one_line
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (143, "netlab: interrupted by SIGTERM\n")
 
+# what `up` adds to a stop signal's line while it reads the topology (cli/endings.py load_stopped)
+READ = (" while it read the topology, before it changed anything; the lab of {path} is as it was (what the edit "
+        "would change was not known yet)")
+
 
 def test_sigterm_in_a_command_is_one_line_and_143(monkeypatch, tmp_path):
     path = tmp_path / "t.yaml"
@@ -57,7 +61,7 @@ def test_sigterm_in_a_command_is_one_line_and_143(monkeypatch, tmp_path):
     monkeypatch.setattr(signals, "_raised", [])  # this test's SIGTERM, not the next test's
     monkeypatch.setattr("netlab.api.load", terminated)
     got = run_cli("up", "-t", str(path))
-    assert (got.returncode, got.stderr) == (143, "netlab: interrupted by SIGTERM\n"), got
+    assert (got.returncode, got.stderr) == (143, f"netlab: interrupted by SIGTERM{READ.format(path=path)}\n"), got
     assert signals.exit_code(KeyboardInterrupt()) == 130 and signals.exit_code(signals.Terminated()) == 143
 
 
@@ -72,9 +76,9 @@ def test_ctrl_c_in_a_command_is_one_line_and_130_with_no_blank_line_before(monke
 
     monkeypatch.setattr("netlab.api.load", interrupted)
     got = run_cli("up", "-t", str(path))
-    assert (got.returncode, got.stderr) == (130, "netlab: interrupted\n"), got
+    assert (got.returncode, got.stderr) == (130, f"netlab: interrupted{READ.format(path=path)}\n"), got
     got = run_cli("--debug", "up", "-t", str(path))  # not an error: no traceback either
-    assert (got.returncode, got.stderr) == (130, "netlab: interrupted\n"), got
+    assert (got.returncode, got.stderr) == (130, f"netlab: interrupted{READ.format(path=path)}\n"), got
 
 
 def test_a_sigterm_whose_exception_a_finalizer_swallowed_is_silent_and_stops_up_before_any_change(lab):
@@ -229,9 +233,10 @@ def test_on_a_terminal_the_ctrl_c_line_starts_after_the_echoed_caret_and_a_sigte
     real process whose standard error is a pseudo-terminal."""
     path = tmp_path / "t.yaml"
     path.write_text("name: w\nnodes: [{name: n1}]\n")
-    for raised, code, want in (("KeyboardInterrupt", 130, b"\r\nnetlab: interrupted\r\n"),
+    read = READ.format(path=path).encode()
+    for raised, code, want in (("KeyboardInterrupt", 130, b"\r\nnetlab: interrupted" + read + b"\r\n"),
                                ("signals.Terminated('interrupted by SIGTERM')", 143,
-                                b"netlab: interrupted by SIGTERM\r\n")):
+                                b"netlab: interrupted by SIGTERM" + read + b"\r\n")):
         program = ("import sys, netlab.api\nfrom netlab import signals\nfrom netlab.cli.boundary import main\n"
                    f"def stopped(*a, **k):\n    raise {raised}\n"
                    f"netlab.api.load = stopped\nmain(['up', '-t', {str(path)!r}])\n")
