@@ -158,3 +158,22 @@ def test_iptables_without_the_firewalls_drop_an_outside_source_goes_on_undone_an
     assert lost["fix"].startswith(f"ip netns exec {n1} iptables -t filter -I KUBE-PROXY-FIREWALL "), lost["fix"]
     subprocess.run(["bash", "-c", lost["fix"]], check=True)
     assert as_planned(lab) and curl(lab, "outside") == 28  # dropped again
+
+
+def test_an_outside_source_a_hands_rule_lets_past_the_firewall_is_not_said_to_be_in_its_ranges(repaired):
+    """QA 61 2: a rule put first in nftables' firewall-check (``ip saddr 203.0.113.50 return``) skips the check, so
+    203.0.113.50, in none of the ranges, is answered. trace said "its source 203.0.113.50 is in
+    loadBalancerSourceRanges ..., which kube-proxy checks here" whenever the Service had ranges."""
+    lab, mode, _ = repaired
+    if mode != "nftables":
+        pytest.skip("the goto chain of the nftables mode's firewall-check is the one a hand's rule skips here")
+    n1 = f"{lab}-n1"
+    in_netns(n1, "nft", "insert", "rule", "ip", "kube-proxy", "firewall-check", "ip", "saddr", "203.0.113.50",
+             "return", check=True)
+    assert curl(lab, "outside") == 0  # what really happens: answered
+    rc, d = traced(lab, "outside", "svc/lb", "--port", "80")
+    assert rc == 0 and d["delivered"] and d["endpoint"] is not None, (d["lost"], d["endpoint"])
+    said = d["endpoint"]["path"]  # the LoadBalancer path's words, as the DNAT hop's facts say them too
+    assert "its source 203.0.113.50 is in loadBalancerSourceRanges" not in said, said
+    assert ("its source 203.0.113.50 is not in loadBalancerSourceRanges 203.0.113.10/32, 192.168.122.0/24, "
+            "203.0.113.8/30, yet it was delivered: something bypassed kube-proxy's firewall check") in said, said
