@@ -249,8 +249,9 @@ def reload(lab: Lab, pods: dict) -> StartResult:
         cname = pod.containers[0].name
         crec = pods.get(pod.name, {}).get("containers", {}).get(cname)
         text = read(lab.name)
-        if not crec or text is None or (crec.get(KEY) == digest(text) and read_since(lab.name, crec) is None):
-            continue
+        noted = crec.get(FILE_KEY) is not None and crec.get(LOG_KEY) is not None if crec else False
+        if not crec or text is None or (crec.get(KEY) == digest(text) and noted and read_since(lab.name, crec) is None):
+            continue  # a record of an older netlab, without the note read_since needs: SIGHUP once, then noted
         p = proc_of(crec)
         if p is None or task_in(crec, pod.netns) in (None, "Z", "X", "T"):
             continue  # not running (held by its restartPolicy, or stopped): it reads the file when it starts
@@ -264,7 +265,8 @@ def reload(lab: Lab, pods: dict) -> StartResult:
         if said is True:
             crec[KEY] = digest(text)
             _note_read(lab.name, crec, offset)
-            done.actions.append(f"{what} read the cluster DNS records again (SIGHUP; no restart)")
+            later = "" if noted else ": noted, so status can tell a read of them edited (an older netlab's record)"
+            done.actions.append(f"{what} read the cluster DNS records again (SIGHUP; no restart){later}")
         else:
             done.problems.append(f"{what}: dnsmasq did not read the cluster DNS records again after SIGHUP "
                                  f"({said}); `{netlab_command(f'logs --lab {lab.name} {pod.name}')}` shows what it "

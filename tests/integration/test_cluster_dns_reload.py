@@ -238,3 +238,49 @@ def test_a_replacing_container_stops_the_old_process_itself_in_the_pod_right_bef
             if old.poll() is None:
                 old.kill()
                 old.wait()
+
+
+def _addon_records(node) -> list[dict]:
+    """The container records in a state document that hold the records file's note (or its digest: KEY)."""
+    if isinstance(node, dict):
+        found = [node] if "records" in node and "log" in node else []
+        return found + [r for v in node.values() for r in _addon_records(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _addon_records(v)]
+    return []
+
+
+def test_a_lab_whose_state_predates_the_read_note_gets_it_at_its_next_up(tmp_path):
+    """QA 61 3: a lab whose state an older netlab wrote has no records_file/records_log in its dnsmasq's record,
+    so read_since could never tell that dnsmasq read an edited file: status said all as planned for good. `up`
+    notes the file now, after a SIGHUP that makes the note true, and status then sees the edit read."""
+    lab = unique_lab("fbdn")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    with lab_up(path, lab):
+        pid, _ = dnsmasq(lab)
+        state_file = os.path.join(STATE_ROOT, lab, "state.json")
+        with open(state_file, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        (crec,) = _addon_records(doc)
+        assert crec.get("records_file") and crec.get("records_log") is not None, crec
+        del crec["records_file"], crec["records_log"]
+        with open(state_file, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh)
+        up = netlab("up", "-t", path).stdout
+        assert "container kube-dns/dnsmasq read the cluster DNS records again (SIGHUP; no restart)" in up, up
+        with open(state_file, encoding="utf-8") as fh:
+            (crec,) = _addon_records(json.load(fh))
+        assert crec.get("records_file") and crec.get("records_log") is not None, crec
+        assert dnsmasq(lab) == (pid, "0")
+        hosts = os.path.join(STATE_ROOT, lab, "dns", "hosts")
+        with open(hosts, encoding="utf-8") as fh:
+            text = fh.read()
+        with open(hosts, "w", encoding="utf-8") as fh:
+            fh.write(text.replace("10.96.0.20 web.", "10.96.0.99 web."))
+        hup(lab, pid, f"read {hosts} - ")
+        with open(hosts, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        st = netlab("status", "--lab", lab, check=False)
+        assert st.returncode == 1 and "were changed since dnsmasq read them at netlab's hand" in st.stdout, st
+        assert "nothing to change" not in netlab("up", "-t", path).stdout
+        assert netlab("status", "--lab", lab, check=False).returncode == 0
