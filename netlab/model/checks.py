@@ -10,6 +10,7 @@ of a file at once, each on its own line.
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Network
 
 from netlab.model import clusterdns, naming, nodeports
@@ -26,8 +27,9 @@ from netlab.model.values import SPECIAL_RANGES
 LINK_LOCAL_MULTICAST = IPv4Network("224.0.0.0/24")  # the API server refuses it with link-local unicast
 
 
-def check_topology(topo: Topology) -> list[tuple[Loc, str]]:
-    """Cross-field rules; returns (location, message) pairs, empty when valid."""
+def check_topology(topo: Topology, folder: str = "") -> list[tuple[Loc, str]]:
+    """Cross-field rules; returns (location, message) pairs, empty when valid. ``folder``: the topology file's, from
+    which a relative ``network.cni.conflist`` is read (its bridge plugin's bridge is the one a node's impair names)."""
     out: list[tuple[Loc, str]] = []
     names = _check_names(topo)
     cidrs = _check_cidrs(topo)
@@ -35,7 +37,7 @@ def check_topology(topo: Topology) -> list[tuple[Loc, str]]:
     out += _check_services(topo)
     out += _check_expectations(topo)
     out += _check_kernel_names(topo)
-    out += _check_impairments(topo)
+    out += _check_impairments(topo, folder)
     out += check_host_ports(topo) + check_bandwidth(topo)
     if not names and not cidrs:  # allocation needs sane names and CIDRs
         addressing, problems = allocate(topo)
@@ -295,10 +297,10 @@ def _check_expectations(topo: Topology) -> list[tuple[Loc, str]]:
     return out
 
 
-def _check_impairments(topo: Topology) -> list[tuple[Loc, str]]:
+def _check_impairments(topo: Topology, folder: str = "") -> list[tuple[Loc, str]]:
     """Impairments name an interface the lab makes there, and say something that stands on its own."""
     out: list[tuple[Loc, str]] = []
-    bridge = _bridge(topo)
+    bridge = _bridge(topo, folder)
     node_ifaces = node_interfaces(topo.network.mode, topo.network.vxlan.vni, bridge)
     owners = [(("nodes", i), n.impair, node_ifaces) for i, n in enumerate(topo.nodes)]
     owners += [(("pods", i), p.impair, POD_INTERFACES) for i, p in enumerate(topo.pods)]
@@ -319,13 +321,13 @@ def _check_impairments(topo: Topology) -> list[tuple[Loc, str]]:
     return out
 
 
-def _bridge(topo: Topology) -> str | None:
+def _bridge(topo: Topology, folder: str = "") -> str | None:
     """The pods' bridge on each node: netlab's cni0, or the one a user's conflist's bridge plugin names (None: it
     has none; cni0 when the conflist cannot be read now: loading it says why)."""
     if not isinstance(topo.network.cni, CniConflist):
         return naming.BRIDGE
     try:
-        return conflist_bridge(read_conflist(topo.network.cni.conflist))
+        return conflist_bridge(read_conflist(os.path.join(folder, topo.network.cni.conflist)))
     except ConflistError:
         return naming.BRIDGE
 

@@ -13,6 +13,7 @@ path.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from ipaddress import IPv4Network
@@ -124,7 +125,11 @@ def validate_source(src: Source) -> Topology:
         if quoted is None:  # the cross-checks would judge a topology other than the one written
             raise topology_error(problems, UNCHECKED) from None
         topo = quoted
-    checked = check_topology(topo)
+    folder = ""  # the file's, for a relative conflist (a topology given as text: the working folder's)
+    if src.file and not src.file.startswith("<"):
+        with contextlib.suppress(OSError):  # a working folder deleted: resolve_cni_paths says so
+            folder = os.path.dirname(os.path.abspath(src.file))
+    checked = check_topology(topo, folder)
     problems += [Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, msg) for loc, msg in checked]
     topo, cni_problems = resolve_cni_paths(topo, src.file, allocated=not checked)
     problems += [Problem(src.file, src.line_of(loc), format_path(loc), msg) for loc, msg in cni_problems]
