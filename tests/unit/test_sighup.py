@@ -60,7 +60,9 @@ def test_sighup_in_a_command_is_one_line_and_129(monkeypatch, tmp_path):
     monkeypatch.setattr(signals, "_raised", [])
     monkeypatch.setattr("netlab.api.load", hung_up)
     got = run_cli("up", "-t", str(path))
-    assert (got.returncode, got.stderr) == (129, "netlab: interrupted by SIGHUP\n"), got
+    assert (got.returncode, got.stderr) == (129, f"netlab: interrupted by SIGHUP while it read the topology, before "
+                                                 f"it changed anything; the lab of {path} is as it was (what the "
+                                                 "edit would change was not known yet)\n"), got
 
 
 def test_up_sighup_during_the_change_rolls_back_and_exits_129(lab):
