@@ -166,7 +166,9 @@ def test_a_second_signal_as_the_first_ones_line_is_said_is_ignored(sig, tmp_path
     try:
         proc, fired = stopped("twice", sig, tmp_path, "up", "-t", path)
         assert fired == ["load", "echo"], fired
-        assert one_line(proc, sig) == ("netlab: interrupted" if sig == "INT" else "netlab: interrupted by SIGTERM")
+        said = "netlab: interrupted" if sig == "INT" else "netlab: interrupted by SIGTERM"
+        assert one_line(proc, sig) == (f"{said} while it read the topology, before it changed anything; the lab of "
+                                       f"{path} is as it was (what the edit would change was not known yet)")
         assert not lab_namespaces(lab) and not os.path.lexists(state_path(lab))
     finally:
         lab_down_here(lab)
