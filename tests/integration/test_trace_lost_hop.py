@@ -17,7 +17,6 @@ import pytest
 
 from helpers import as_planned_here, in_netns, ip, left_as_found, module_lab, netlab, two_node_topology, wait_for
 from netlab import Lab
-from netlab.errors import netlab_command
 from netlab.pytest_plugin import watch
 
 pytestmark = pytest.mark.root
@@ -92,8 +91,8 @@ def test_the_lost_hop_is_the_row_marked_with_the_reason(pair):
 def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(pair):
     """minikube's FORWARD drops the packet (an iptables rule), so minikube never sends the VXLAN packet, nor asks
     for the other node's underlay address, whose ARP entry is gone. The walk stops at that missing entry, further
-    on; trace quoted it as the reason for a loss at the first row not seen. It is lost where it vanished, and
-    the firewall there is what to look at."""
+    on; trace quoted it as the reason for a loss at the first row not seen. It is lost where it vanished, and the
+    firewall there is what to look at: the rule the lab does not plan, which counted it (trace/extrarules)."""
     lab, _ = pair
     n1 = f"{lab}-minikube"
     # The ARP entries the walk of a packet to fedora-2 and of its reply needs: minikube-m02's for fedora-2 and
@@ -107,8 +106,11 @@ def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(p
     assert drop.returncode == 0, drop.stderr
     # The walk finds nothing wrong and follows the packet to fedora-2; the capture says it never left minikube.
     d, text = trace(lab, "fedora-1", "fedora-2")
-    assert (d["lost"]["netns"], d["lost"]["device"]) == (n1, "flannel.1") and not problems(text), d["lost"]
-    assert "look at the firewall" in d["lost"]["reason"]
+    dropped_by = "`-A FORWARD -d 10.244.1.3/32 -j DROP`"  # a rule the lab does not plan: trace names it (extrarules)
+    assert (d["lost"]["netns"], d["lost"]["device"]) == (n1, "flannel.1"), d["lost"]
+    assert dropped_by in d["lost"]["reason"], d["lost"]
+    assert d["lost"]["fix"] == f"ip netns exec {n1} iptables -D {dropped_by[4:-1]}", d["lost"]
+    assert list(problems(text)) == [str(d["lost"]["hop"])], text  # the rule, on the row where the packet ran it
     # fedora-2 never got the request, so it sent no reply: trace showed one, a reply walk of rows NOT SEEN
     # (one with a "!!": no ARP entry for fedora-2's gateway, which nothing had asked for).
     assert d["hops"][-1]["kind"] == "deliver" and d["hops"][-1]["seen"] is False
@@ -119,12 +121,12 @@ def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(p
     first_unseen = next(h for h in d["hops"] if h["seen"] is False)
     assert (lost["hop"], lost["netns"], lost["device"]) == (first_unseen["index"], n1, "flannel.1"), lost
     assert d["hops"][lost["hop"] - 2]["seen"] is True  # cni0: the packet came up to minikube's IP layer
-    assert f"never on {n1} flannel.1; the kernel's route, ARP and FDB answers up to there look right, so look at " \
-           f"the firewall: {netlab_command(f'inspect --lab {lab} minikube')}" in lost["reason"], lost
-    [(label, problem)] = problems(text).items()  # the missing ARP entry further on is still shown, on its row
-    assert int(label) > lost["hop"] and "no ARP entry for 192.168.122.7 on eth0" in problem
+    assert dropped_by in lost["reason"], lost  # the rule that counted it, not what the walk met further on
+    # the missing ARP entry further on is still shown, on its row, after the rule's
+    (at, _), (label, problem) = problems(text).items()
+    assert int(at) == lost["hop"] and int(label) > lost["hop"] and "no ARP entry for 192.168.122.7 on eth0" in problem
     assert problem not in lost["reason"]
-    assert f"result: LOST at hop {lost['hop']} ({n1} flannel.1): seen on {n1} cni0, never on" in text
+    assert f"result: LOST at hop {lost['hop']} ({n1} flannel.1): a rule netlab did not write" in text, text
     counters = in_netns(n1, "iptables", "-L", "FORWARD", "-v", "-n", "-x").stdout
     assert re.search(r"^\s*[1-9]\d*\s+\d+\s+DROP\s", counters, re.M), counters  # the rule did drop it
     in_netns(n1, "iptables", "-D", *rule, check=True)
