@@ -2,8 +2,8 @@
 
 n1's route to n2's pods given `mtu 1300` by hand: n1 drops a pod's bigger DF packet and answers a fragmentation
 needed, which the pod's kernel learns (`ip route get` there: `cache expires ...sec mtu 1300`). trace names n1's route
-for the first packet; once the route is repaired, the pod's kernel still refuses a bigger packet itself (EMSGSIZE)
-until the learned MTU expires: trace said "LOST at hop 1 ... look at the firewall" (or blamed the ARP entry the
+for the first packet; once the route is put back by hand, the pod's kernel still refuses a bigger packet itself
+(EMSGSIZE) until the learned MTU expires (`up`'s repair would flush it): trace said "LOST at hop 1 ... look at the firewall" (or blamed the ARP entry the
 packet never made the kernel ask for); it now shows the learned MTU on the pod's route row and says the kernel
 refused the packet there, with the command that forgets it.
 """
@@ -37,8 +37,10 @@ def test_a_route_mtu_then_the_mtu_the_pod_learned_from_it(tmp_path):
         assert (lost["netns"], lost["device"], lost["kind"]) == (n1, "flannel.1", "route"), d["lost"]
         assert d["lost"]["reason"].endswith(f"so {n1} drops it and answers an ICMP fragmentation needed (mtu 1300)")
         assert d["hops"][0]["problem"] is None, d["hops"][0]  # the pod sent it; it learned the MTU from n1's answer
-        # The route repaired, the pod's kernel still holds the MTU it learned
-        netlab("up", "-t", path)
+        # The route put back by hand, the pod's kernel still holds the MTU it learned (a repair by `up` flushes the
+        # lab's learned path MTUs: test_connected_route_live)
+        ip("route", "replace", *flannel.split(), "dev", "flannel.1", netns=n1)
+        assert netlab("status", "--lab", name, check=False).returncode == 0
         assert "mtu 1300" in in_netns(pod, "ip", "route", "get", b_ip, check=True).stdout
         rc, d = traced(name, "a", "b", "--size", "1322")
         assert rc == 1
