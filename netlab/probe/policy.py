@@ -55,7 +55,9 @@ class ServiceJudge:
     would depend on the pick). A nodePort probe is judged the same way, each
     endpoint against the source its node's FORWARD sees (:meth:`nodeport_source`).
     LoadBalancer traffic reaches a node the gateway's multipath hash picks: probes to
-    a Service whose endpoints a policy isolates for ingress are left out, with a note.
+    a Service whose endpoints a policy isolates for ingress are left out, with a note,
+    but with externalTrafficPolicy Local, where every endpoint sees the host's own
+    address (:meth:`load_balancer_local`).
     """
 
     def __init__(self, lab: "Lab"):
@@ -88,11 +90,7 @@ class ServiceJudge:
                  proto: str) -> tuple[bool | None, str]:
         """(expected, reason) for a probe from a node or an internet host to ``node``'s nodePort; expected None:
         do not probe. No egress policy applies: the client is not a pod."""
-        views = {p.name: p for p in self.ps.pods}
-        verdicts = [(pod, self.ps.flow(self.nodeport_source(src, node, views[pod]), Peer(views[pod].ip, views[pod]),
-                                       proto.upper(), port, via_service=True))
-                    for pod, port in endpoints if pod in views]
-        return self._one_for_all(verdicts)
+        return self._each_endpoint(lambda pod: self.nodeport_source(src, node, pod), endpoints, proto)
 
     def load_balancer_local(self, src: "Endpoint", endpoints: list[tuple[str, int]],
                             proto: str) -> tuple[bool | None, str]:
@@ -100,11 +98,16 @@ class ServiceJudge:
         expected None: do not probe. The gateway routes it only to nodes with endpoints of their own, and each
         sends it to one of those unmasqueraded (:func:`nodeport_source`'s ``arrival``): every endpoint is judged
         with the host's own address, whichever node the gateway's hash picks."""
+        return self._each_endpoint(lambda pod: Peer(src.ip), endpoints, proto)
+
+    def _each_endpoint(self, source: Callable[[PodView], Peer], endpoints: list[tuple[str, int]],
+                       proto: str) -> tuple[bool | None, str]:
+        """:meth:`_one_for_all` of the endpoints kube-proxy picks from, each judged (its ingress, after the DNAT)
+        with the source ``source`` says it sees."""
         views = {p.name: p for p in self.ps.pods}
-        verdicts = [(pod, self.ps.flow(Peer(src.ip), Peer(views[pod].ip, views[pod]), proto.upper(), port,
-                                       via_service=True))
-                    for pod, port in endpoints if pod in views]
-        return self._one_for_all(verdicts)
+        return self._one_for_all([(pod, self.ps.flow(source(views[pod]), Peer(views[pod].ip, views[pod]), proto.upper(),
+                                                     port, via_service=True))
+                                  for pod, port in endpoints if pod in views])
 
     def pod_nodeport(self, src: str, node: "NodeInfo", endpoints: list[tuple[str, int]], proto: str,
                      node_port: int, local: bool = False) -> tuple[bool | None, str]:
