@@ -10,12 +10,10 @@ of a file at once, each on its own line.
 
 from __future__ import annotations
 
-import os
 from ipaddress import IPv4Network
 
 from netlab.model import clusterdns, naming, nodeports
 from netlab.model.bandwidth import check_bandwidth
-from netlab.model.cniconf import ConflistError, conflist_bridge, read_conflist
 from netlab.model.hostports import check_host_ports
 from netlab.model.impair import POD_INTERFACES, node_interfaces
 from netlab.model.addressing import allocate
@@ -27,9 +25,10 @@ from netlab.model.values import SPECIAL_RANGES
 LINK_LOCAL_MULTICAST = IPv4Network("224.0.0.0/24")  # the API server refuses it with link-local unicast
 
 
-def check_topology(topo: Topology, folder: str = "") -> list[tuple[Loc, str]]:
-    """Cross-field rules; returns (location, message) pairs, empty when valid. ``folder``: the topology file's, from
-    which a relative ``network.cni.conflist`` is read (its bridge plugin's bridge is the one a node's impair names)."""
+def check_topology(topo: Topology) -> list[tuple[Loc, str]]:
+    """Cross-field rules; returns (location, message) pairs, empty when valid. Of a user's conflist's lab, the
+    interfaces its nodes' impairments name are judged where the conflist is read (model/load.resolve_cni_paths:
+    :func:`check_node_interfaces` with its bridge plugin's bridge)."""
     out: list[tuple[Loc, str]] = []
     names = _check_names(topo)
     cidrs = _check_cidrs(topo)
@@ -37,7 +36,7 @@ def check_topology(topo: Topology, folder: str = "") -> list[tuple[Loc, str]]:
     out += _check_services(topo)
     out += _check_expectations(topo)
     out += _check_kernel_names(topo)
-    out += _check_impairments(topo, folder)
+    out += _check_impairments(topo)
     out += check_host_ports(topo) + check_bandwidth(topo)
     if not names and not cidrs:  # allocation needs sane names and CIDRs
         addressing, problems = allocate(topo)
@@ -297,22 +296,18 @@ def _check_expectations(topo: Topology) -> list[tuple[Loc, str]]:
     return out
 
 
-def _check_impairments(topo: Topology, folder: str = "") -> list[tuple[Loc, str]]:
+def _check_impairments(topo: Topology) -> list[tuple[Loc, str]]:
     """Impairments name an interface the lab makes there, and say something that stands on its own."""
     out: list[tuple[Loc, str]] = []
-    bridge = _bridge(topo, folder)
-    node_ifaces = node_interfaces(topo.network.mode, topo.network.vxlan.vni, bridge)
-    owners = [(("nodes", i), n.impair, node_ifaces) for i, n in enumerate(topo.nodes)]
-    owners += [(("pods", i), p.impair, POD_INTERFACES) for i, p in enumerate(topo.pods)]
-    podless = {n.name for n in topo.nodes} - {p.node for p in topo.pods}  # no bridge (but a running lab's: up)
-    for where, impair, allowed in owners:
+    if not isinstance(topo.network.cni, CniConflist):  # else the bridge is the conflist's: judged where it is read
+        out += check_node_interfaces(topo, naming.BRIDGE)
+    owners = [(("nodes", i), n.impair) for i, n in enumerate(topo.nodes)]
+    owners += [(("pods", i), p.impair) for i, p in enumerate(topo.pods)]
+    for where, impair in owners:
         for iface, imp in impair.items():
             loc: Loc = (*where, "impair", iface)
-            if iface not in allowed:
-                out.append((loc, f"no interface {iface!r} here to impair; use one of {', '.join(allowed)}"))
-            elif where[0] == "nodes" and iface == bridge and topo.nodes[where[1]].name in podless:
-                out.append((loc, f"node {topo.nodes[where[1]].name} has no pod, so no {bridge} to impair (the "
-                                 "CNI bridge plugin makes it at the node's first pod; after its last, it has no port)"))
+            if where[0] == "pods" and iface not in POD_INTERFACES:
+                out.append((loc, f"no interface {iface!r} here to impair; use one of {', '.join(POD_INTERFACES)}"))
             if not any(imp.spec().values()):
                 out.append((loc, "an impairment needs at least one of rate, delay, jitter, loss"))
             if imp.jitter and not imp.delay:
@@ -321,15 +316,21 @@ def _check_impairments(topo: Topology, folder: str = "") -> list[tuple[Loc, str]
     return out
 
 
-def _bridge(topo: Topology, folder: str = "") -> str | None:
-    """The pods' bridge on each node: netlab's cni0, or the one a user's conflist's bridge plugin names (None: it
-    has none; cni0 when the conflist cannot be read now: loading it says why)."""
-    if not isinstance(topo.network.cni, CniConflist):
-        return naming.BRIDGE
-    try:
-        return conflist_bridge(read_conflist(os.path.join(folder, topo.network.cni.conflist)))
-    except ConflistError:
-        return naming.BRIDGE
+def check_node_interfaces(topo: Topology, bridge: str | None) -> list[tuple[Loc, str]]:
+    """Each node's impairment names an interface the lab makes there: eth0, the pods' ``bridge`` (netlab's cni0, or
+    the one a user's conflist's bridge plugin names; None: it has none) on a node with a pod, flannel.<VNI>."""
+    out: list[tuple[Loc, str]] = []
+    allowed = node_interfaces(topo.network.mode, topo.network.vxlan.vni, bridge)
+    podless = {n.name for n in topo.nodes} - {p.node for p in topo.pods}  # no bridge (but a running lab's: up)
+    for i, node in enumerate(topo.nodes):
+        for iface in node.impair:
+            loc: Loc = ("nodes", i, "impair", iface)
+            if iface not in allowed:
+                out.append((loc, f"no interface {iface!r} here to impair; use one of {', '.join(allowed)}"))
+            elif iface == bridge and node.name in podless:
+                out.append((loc, f"node {node.name} has no pod, so no {bridge} to impair (the CNI bridge plugin "
+                                 "makes it at the node's first pod; after its last, it has no port)"))
+    return out
 
 
 def _fmt(loc: Loc) -> str:

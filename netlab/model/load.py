@@ -13,7 +13,6 @@ path.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 from ipaddress import IPv4Network
@@ -23,10 +22,10 @@ from pydantic import ValidationError
 
 from netlab.errors import ABSOLUTE_FIX, Problem, TopologyError, cwd_gone
 from netlab.model.addressing import allocate
-from netlab.model.checks import check_topology
+from netlab.model.checks import check_node_interfaces, check_topology
 from netlab.model.command_trust import command_problems
 from netlab.model import bandwidth, hostports
-from netlab.model.cniconf import ConflistError, read_conflist
+from netlab.model.cniconf import ConflistError, conflist_bridge, read_conflist
 from netlab.model.diagnostics import problems_from_validation, topology_error
 from netlab.model.runtime_ranges import declares_ip_ranges, overlapping_ranges
 from netlab.model.files import Unreadable, read_regular
@@ -125,11 +124,7 @@ def validate_source(src: Source) -> Topology:
         if quoted is None:  # the cross-checks would judge a topology other than the one written
             raise topology_error(problems, UNCHECKED) from None
         topo = quoted
-    folder = ""  # the file's, for a relative conflist (a topology given as text: the working folder's)
-    if src.file and not src.file.startswith("<"):
-        with contextlib.suppress(OSError):  # a working folder deleted: resolve_cni_paths says so
-            folder = os.path.dirname(os.path.abspath(src.file))
-    checked = check_topology(topo, folder)
+    checked = check_topology(topo)
     problems += [Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, msg) for loc, msg in checked]
     topo, cni_problems = resolve_cni_paths(topo, src.file, allocated=not checked)
     problems += [Problem(src.file, src.line_of(loc), format_path(loc), msg) for loc, msg in cni_problems]
@@ -182,9 +177,11 @@ def pod_nodes_cidrs(topo: Topology) -> dict[str, IPv4Network]:
 
 
 def resolve_cni_paths(topo: Topology, file: str, allocated: bool = False) -> tuple[Topology, list[tuple[tuple, str]]]:
-    """``network.cni.conflist`` and ``binDir`` made absolute from the topology's folder, and the conflist read.
-    ``allocated``: the topology passed check_topology, so its nodes' podCIDRs are known (a host-local with the
-    ipRanges capability and its own overlapping range is refused: model.runtime_ranges).
+    """``network.cni.conflist`` and ``binDir`` made absolute from the topology's folder, and the conflist read (once:
+    its bridge plugin's bridge is the one a node's impairment may name, judged here; one it cannot be read for is
+    not judged, the conflist's own problem says why). ``allocated``: the topology passed check_topology, so its
+    nodes' podCIDRs are known (a host-local with the ipRanges capability and its own overlapping range is refused:
+    model.runtime_ranges).
 
     The saved state holds the absolute paths, so ``down`` and ``status`` work from anywhere.
     """
@@ -214,6 +211,7 @@ def resolve_cni_paths(topo: Topology, file: str, allocated: bool = False) -> tup
         missing = not os.path.isabs(cni.conflist) and not os.path.lexists(conflist)
         problems.append((("network", "cni", "conflist"), str(exc) + (cwd_words if missing else "")))
     else:
+        problems += check_node_interfaces(topo, conflist_bridge(net))
         ranged = allocated and any(map(declares_ip_ranges, net.plugins))  # else nothing to judge: no allocation
         problems += [(("network", "cni", "conflist"), line) for line in
                      overlapping_ranges(net.plugins, pod_nodes_cidrs(topo) if ranged else {}, conflist)]
