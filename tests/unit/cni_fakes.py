@@ -84,6 +84,22 @@ def kernel_lab_world(topo: str, plugins_of: Callable[[FakeKernel], Any]) -> Any:
     return world
 
 
+def add_only(log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
+    """Stands in for invoke.exec_plugin as a chain that answers ADD with :func:`add_result`'s result and every other
+    command (DEL, CHECK, VERSION) with nothing."""
+    return add_result(pod, env) if command == "ADD" else None
+
+
+def one_pod_lab(name: str) -> Any:
+    """A test module's ``lab`` fixture: lab ``name`` (cni_topo's one node, n1) with pod a at 10.244.0.2, in
+    cni_world with :func:`add_only`'s plugins."""
+    @pytest.fixture(name="lab")
+    def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+        with cni_world(tmp_path, monkeypatch, cni_topo(name) + "  - {name: a, node: n1, ip: 10.244.0.2}\n", add_only):
+            yield lab_of(tmp_path)
+    return lab
+
+
 class VethPlugins:
     """Stands in for invoke.exec_plugin as a chain that gives each pod a veth pair: lo's ADD (and any CHECK, VERSION)
     answers a bare ``version`` result; DEL deletes the node's end ``prefix`` + pod where it is; ADD is ``add``'s,

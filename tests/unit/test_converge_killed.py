@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from cni_fakes import add_result, cni_topo, cni_world, lab_of, up
+from cni_fakes import one_pod_lab, up
 from netlab.cni import lifecycle
 from netlab.errors import ApplyFailed
 from netlab.kernel.fake import FakeKernel
@@ -16,19 +16,7 @@ from netlab.lab.journal import Journal
 from netlab.realize import converging, interrupted
 from netlab.realize.state import load_state
 
-TOPO = cni_topo("fkcv") + """\
-  - {name: a, node: n1, ip: 10.244.0.2}
-"""
-
-
-def plugins(log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
-    return add_result(pod, env) if command == "ADD" else None
-
-
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    with cni_world(tmp_path, monkeypatch, TOPO, plugins):
-        yield lab_of(tmp_path)
+lab = one_pod_lab("fkcv")
 
 
 def test_a_converges_state_says_converging_at_every_point_it_may_be_killed_and_not_once_it_finished(

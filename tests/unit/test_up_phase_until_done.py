@@ -7,27 +7,13 @@ The real kill, `list` and `status`: tests/integration/test_killed_run_commands.p
 
 from __future__ import annotations
 
-import pytest
-
-from cni_fakes import add_result, cni_topo, cni_world, lab_of, up
+from cni_fakes import one_pod_lab, up
 from netlab.cni import lifecycle
 from netlab.kernel.fake import FakeKernel
 from netlab.lab.journal import Journal
 from netlab.realize.state import load_state
 
-TOPO = cni_topo("fkph") + """\
-  - {name: a, node: n1, ip: 10.244.0.2}
-"""
-
-
-def plugins(log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None, program=None):
-    return add_result(pod, env) if command == "ADD" else None
-
-
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    with cni_world(tmp_path, monkeypatch, TOPO, plugins):
-        yield lab_of(tmp_path)
+lab = one_pod_lab("fkph")
 
 
 def test_a_fresh_labs_state_says_creating_at_every_point_an_up_may_be_killed_and_up_once_it_finished(
