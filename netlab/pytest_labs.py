@@ -104,6 +104,7 @@ class _Registry:
             from netlab import doctor
             from netlab.api import Lab
             from netlab.api.lifecycle import check_conflist
+            from netlab.cni.check import answers_kept
             from netlab.errors import EnvironmentNotReady, TopologyError, netlab_command
             from netlab.pytest_topology import fail, load
 
@@ -112,37 +113,38 @@ class _Registry:
             loaded = load(topology, unique_name(name or loaded.lab.name, loaded), raising)
         if os.geteuid() != 0:
             _skip(f"{SKIP_PREFIX}needs root: a lab is made of network namespaces (run pytest with sudo)")
-        # A CNI plugin of the user's own that is missing or fails VERSION is the topology's problem, as `netlab
-        # validate` and `up` say it (exit 2): the test errors, it is not a machine's to skip
-        said = None
-        try:
-            check_conflist(loaded.lab, loaded.source)
-        except TopologyError as exc:
-            if raising:
-                raise
-            said = str(exc)
-        if said is not None:
-            fail(said)  # outside the except block: no "during handling of the above exception"
-        # What the machine passed: the doctor's kinds of check, and for a CNI lab the plugins asked (another lab's
-        # chain may name one of Debian's that this machine lacks: its own skip, not up's error)
-        key = (frozenset(doctor.needs(loaded.lab)), _plugins(loaded.lab))
-        if key not in self.machine_ok:
+        with answers_kept():  # each CNI plugin asked VERSION once: here, not again by the doctor's check nor up's
+            # A CNI plugin of the user's own that is missing or fails VERSION is the topology's problem, as `netlab
+            # validate` and `up` say it (exit 2): the test errors, it is not a machine's to skip
+            said = None
             try:
-                doctor.require_for(loaded.lab)
-            except EnvironmentNotReady as exc:
-                _skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
-                            f"`{netlab_command('doctor')}` says how to fix it")
-            self.machine_ok.add(key)
-        try:
-            with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'
-                lab = Lab.up_loaded(loaded, wait=wait)
-            # The plugin's lab: a test's `with netlab_lab as lab:` leaves it up (as a with block leaves an attached
-            # lab up); it took down the lab a scope's tests share, and the next test met a bare "lab X is not up".
-            lab.owned = False
-            self.live[lab.name] = lab  # from here on the session's end takes it down, whatever stops the run
-        except BaseException as exc:
-            self._left_by_up(loaded.lab.name, exc)
-            raise
+                check_conflist(loaded.lab, loaded.source)
+            except TopologyError as exc:
+                if raising:
+                    raise
+                said = str(exc)
+            if said is not None:
+                fail(said)  # outside the except block: no "during handling of the above exception"
+            # What the machine passed: the doctor's kinds of check, and for a CNI lab the plugins asked (another lab's
+            # chain may name one of Debian's that this machine lacks: its own skip, not up's error)
+            key = (frozenset(doctor.needs(loaded.lab)), _plugins(loaded.lab))
+            if key not in self.machine_ok:
+                try:
+                    doctor.require_for(loaded.lab)
+                except EnvironmentNotReady as exc:
+                    _skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
+                                f"`{netlab_command('doctor')}` says how to fix it")
+                self.machine_ok.add(key)
+            try:
+                with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'
+                    lab = Lab.up_loaded(loaded, wait=wait)
+                # The plugin's lab: a test's `with netlab_lab as lab:` leaves it up (as a with block leaves an attached
+                # lab up); it took down the lab a scope's tests share, and the next test met a bare "lab X is not up".
+                lab.owned = False
+                self.live[lab.name] = lab  # from here on the session's end takes it down, whatever stops the run
+            except BaseException as exc:
+                self._left_by_up(loaded.lab.name, exc)
+                raise
         failed = lab.last_up.failed if lab.last_up is not None else ()
         if failed:
             # A container that could not start (its command missing, not executable): `netlab up` leaves such a

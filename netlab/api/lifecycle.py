@@ -49,16 +49,18 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
     feature is EnvironmentNotReady (exit 3) before anything changes.
     """
     from netlab import doctor
+    from netlab.cni.check import answers_kept
     from netlab.lab import up as lab_up
 
-    answered = check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
-    with doctor.required(lab, moot=moot_checks(lab) + answered):
-        kernel = live_kernel()
-        try:
-            return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress,
-                             wait, reconfigure=reconfigure, running=running)
-        finally:
-            kernel.close()
+    with answers_kept():  # the doctor's check of the CNI plugins, when it runs, given the answers check_conflist got
+        answered = check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
+        with doctor.required(lab, moot=moot_checks(lab) + answered):
+            kernel = live_kernel()
+            try:
+                return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress,
+                                 wait, reconfigure=reconfigure, running=running)
+            finally:
+                kernel.close()
 
 
 @collector.paused()
@@ -67,16 +69,18 @@ def up_held(lab: Lab, source: str | None = None, features: Sequence[Feature] | N
     under it (``netlab impair``): the lab as the lock's previous holder left it, edited, never a copy read before
     the wait (another command's change would be undone)."""
     from netlab import doctor
+    from netlab.cni.check import answers_kept
     from netlab.lab import up as lab_up
 
-    answered = check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
-    with doctor.required(lab, moot=moot_checks(lab) + answered):
-        kernel = live_kernel()
-        try:
-            return lab_up.up_held(lab, kernel, default_features() if features is None else features, source,
-                                   watcher=False)
-        finally:
-            kernel.close()
+    with answers_kept():  # the doctor's check of the CNI plugins, when it runs, given the answers check_conflist got
+        answered = check_conflist(lab, source)  # the user's file, not the machine's: before the doctor's checks
+        with doctor.required(lab, moot=moot_checks(lab) + answered):
+            kernel = live_kernel()
+            try:
+                return lab_up.up_held(lab, kernel, default_features() if features is None else features, source,
+                                       watcher=False)
+            finally:
+                kernel.close()
 
 
 def moot_checks(lab: Lab) -> tuple[str, ...]:

@@ -18,7 +18,10 @@ the Debian plugins netlab's reference chain runs and Flannel's conflist names.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +98,16 @@ def ask(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | None =
     UsageError naming it (model/trust.py; VERSION runs it as root too)."""
     for line in refusals(plugins, dirs)[:1]:
         raise UsageError(line)
+    kept = _KEPT.get()
+    if kept is None:
+        return _asked(plugins, dirs, timeout)
+    kept.update(((a.plugin, a.speaks, *dirs), a) for a in _asked([p for p in plugins if (*p, *dirs) not in kept],
+                                                                  dirs, timeout))
+    return [kept[(*p, *dirs)] for p in plugins]
+
+
+def _asked(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | None) -> list[Answer]:
+    """Each of ``plugins`` found in ``dirs`` and asked VERSION, side by side."""
     rt = Runtime("/nonexistent", dirs, CallLog(None), timeout=timeout or VERSION_TIMEOUT)
 
     def one(item: tuple[str, str]) -> Answer:
@@ -112,6 +125,27 @@ def ask(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | None =
         return [one(p) for p in plugins]
     with ThreadPoolExecutor(max_workers=min(8, len(plugins))) as pool:
         return list(pool.map(one, plugins))
+
+
+# What each plugin answered VERSION (by plugin, the cniVersion it is spoken to in and CNI_PATH's folders) inside
+# answers_kept(): None outside.
+_KEPT: ContextVar[dict[tuple[str, ...], Answer] | None] = ContextVar("netlab_cni_versions", default=None)
+
+
+@contextmanager
+def answers_kept() -> Iterator[None]:
+    """Inside, each plugin is asked VERSION once: the checks of one ``up`` (api/lifecycle.check_conflist, the
+    doctor's ``tool CNI plugins`` after it; the pytest plugin's before ``Lab.up_loaded``'s) are given the answers
+    the first got, not the plugins run as root again. A plugin's refusal (cni/runtime.refused) is checked each
+    time: its file's owner and mode are read, never run. Inside an outer one, the outer's answers are kept."""
+    if _KEPT.get() is not None:
+        yield
+        return
+    token = _KEPT.set({})
+    try:
+        yield
+    finally:
+        _KEPT.reset(token)
 
 
 def refusals(plugins: list[tuple[str, str]], dirs: list[str], skip: tuple[str, ...] = ()) -> list[str]:
