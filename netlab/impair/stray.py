@@ -134,25 +134,28 @@ def removal(ns: str, s: Stray) -> Op:
     return Op("del", HandQdisc(ns, dev=s.link.name, words=s.words, body=s.body), missing_ok=True)  # gone: ENOENT
 
 
-def take_off_ingress(ns: str, s: Stray) -> str | None:
-    """Delete a stray ingress or clsact qdisc with its filters (not journaled: see the module's text); the error's
-    words when the kernel refuses, else None."""
+def take_off_ingress(ns: str, s: Stray) -> tuple[bool, str | None]:
+    """Delete a stray ingress or clsact qdisc with its filters (not journaled: see the module's text): whether there
+    was one to delete (False: gone already), and the error's words when the kernel refuses, else None."""
     try:
-        tc.delete_ingress(ns, s.link.name)
+        return tc.delete_ingress(ns, s.link.name), None
     except OSError as exc:  # TcError; NetnsGone
-        return str(exc)
-    return None
+        return False, str(exc)
 
 
 def _name(s: Stray) -> str:
     return f"the {s.words}" if s.ingress else f"root qdisc {s.words}"
 
 
-def taken_off(ns: str, s: Stray) -> str:
+def taken_off(ns: str, s: Stray, done: bool = True) -> str:
+    """What up did of a stray qdisc it removed; ``done`` False: one already gone as it came to remove it (someone
+    took it off since up read it, or its device went)."""
     qlen = f"; the txqlen {s.txqlen} the kernel gave it with the qdisc is set back to 0" \
         if _txqlen_words(s.link, s.txqlen) else ""
     why = f"none of the lab's: nothing acts on what {s.link.name} {_acts(s.words)} again" if s.ingress \
         else f"no impairment of the topology's: {s.link.name} has {default_of(s.link)} again"
+    if not done:
+        return f"{_name(s)} of {s.link.name} in {ns} was already gone when up came to remove it ({why}{qlen})"
     return f"removed {_name(s)} from {s.link.name} in {ns} ({why}{qlen})"
 
 

@@ -429,18 +429,20 @@ def delete_root(netns: str, iface: str) -> None:
                 raise TcError(exc.errno, str(exc)) from None
 
 
-def delete_ingress(netns: str, iface: str) -> None:
-    """``tc qdisc del dev IFACE ingress`` (or ``clsact``: the same parent), with every filter on it; nothing to do
-    when there is none."""
+def delete_ingress(netns: str, iface: str) -> bool:
+    """``tc qdisc del dev IFACE ingress`` (or ``clsact``: the same parent), with every filter on it: whether there
+    was one to delete (False: none, or no ``iface``: gone already)."""
     with nsmod.entered(netns), netlink.Conn() as conn:
         link = _links(conn, netns).get(iface)
         if link is None:
-            return
+            return False
         try:
             conn.request(f"delete the ingress qdisc of {iface} in {netns}", qdisc_del(link.index, TC_H_INGRESS))
         except netlink.NetlinkError as exc:
-            if exc.errno != errno.ENOENT:  # gone already
+            if exc.errno != errno.ENOENT:
                 raise TcError(exc.errno, str(exc)) from None
+            return False  # gone already
+        return True
 
 
 def read(netns: str, ifaces: list[str]) -> dict[str, Shaping | None]:

@@ -104,21 +104,22 @@ class Journal:
         # A deletion the kernel found gone already took nothing away: its take-back would make what was not there
         self.applied += ops if done is None else done
 
-    def attempt(self, op: Op) -> str | None:
-        """Apply one op whose refusal is not the run's failure (a root qdisc added by hand: impair/stray.py): the
-        kernel's error in words, or None when it took effect (then journaled: a rollback takes it back)."""
+    def attempt(self, op: Op) -> tuple[bool, str | None]:
+        """Apply one op whose refusal is not the run's failure (a root qdisc added by hand: impair/stray.py):
+        whether it took effect (then journaled: a rollback takes it back; not a deletion allowed to find nothing,
+        missing_ok, that did) and the kernel's error in words, or None."""
         self._hook(op.describe())
         self.touched.add(op.netns)
         try:
             done = self.kernel.apply([op])
         except KernelError as exc:
             self.applied += exc.applied
-            return str(exc)
+            return False, str(exc)
         except BaseException:  # a signal while the kernel worked: as _send counts it
             self.applied += [op] if op.verb != "del" else []
             raise
         self.applied += [op] if done is None else done
-        return None
+        return done is None or op in done, None
 
     def undo(self, skip_netns: set[str] = frozenset()) -> list[str]:
         """Take back every op that took effect, last first; returns what could not be taken back."""

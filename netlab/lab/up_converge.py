@@ -142,9 +142,10 @@ class Converging:
             for s in found:
                 if (ns, s.link.name, s.ingress) in self.strays_refused:
                     continue
-                problem = stray.take_off_ingress(ns, s) if s.ingress else self.journal.attempt(stray.removal(ns, s))
-                if problem is None:
-                    self.result.fixed.append(stray.taken_off(ns, s))
+                done, problem = stray.take_off_ingress(ns, s) if s.ingress else \
+                    self.journal.attempt(stray.removal(ns, s))
+                if problem is None:  # done False: someone took it off since the read (the kernel said ENOENT)
+                    self.result.fixed.append(stray.taken_off(ns, s, done))
                 else:
                     self.strays_refused.add((ns, s.link.name, s.ingress))
                     self.result.warnings.append(stray.refused(ns, s, problem))

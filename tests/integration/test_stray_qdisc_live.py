@@ -177,3 +177,33 @@ def test_a_failed_up_puts_back_the_hand_made_qdisc_with_the_txqlen_it_came_with(
     assert txqlen(node, "flannel.1") == 0
     assert loss(name, "a", "b") == 0
     assert as_planned_here(name)
+
+
+@pytest.mark.parametrize("ingress", [False, True])
+def test_a_qdisc_already_gone_as_up_removes_it_is_told_from_one_it_removed(lab, ingress):
+    """The real kernel's ENOENT: a root qdisc's deletion (RTM_DELQDISC of the kernel's own noqueue, its handle 0) and
+    an ingress one's, where someone took it off since up read it, were said removed (impair/stray.py)."""
+    from netlab.impair import stray
+    from netlab.kernel.live import LiveKernel
+    from netlab.lab.journal import Journal
+    from netlab.plan.resources import Link
+
+    name, _ = lab
+    node = f"{name}-n1"
+    found = stray.Stray(Link(netns=node, name="flannel.1", mtu=1450, mac=""), "ingress qdisc with no filter" if ingress else
+                        "tbf rate 8kbit", 0, ingress=ingress)
+    kernel = LiveKernel()
+    try:
+        def remove() -> tuple[bool, str | None]:
+            return stray.take_off_ingress(node, found) if ingress else \
+                Journal(kernel).attempt(stray.removal(node, found))
+
+        assert remove() == (False, None)  # nothing there: the kernel said ENOENT
+        subprocess.run(["tc", "-n", node, "qdisc", "add", "dev", "flannel.1", *(["ingress"] if ingress else
+                        ["root", "tbf", "rate", "8kbit", "burst", "1600", "latency", "1ms"])], check=True)
+        assert remove() == (True, None)
+    finally:
+        kernel.close()
+    assert qdiscs(node, "flannel.1") == [("noqueue", "root")]
+    netlab("up", "--lab", name)  # the txqlen the kernel gave flannel.1 with the tbf
+    assert as_planned_here(name)

@@ -85,3 +85,13 @@ def test_a_u32_node_both_of_clsacts_dumps_list_is_counted_once():
     assert count_filters([side(0xFFFFFFF2)]) == 2
     bpf = [[entry(0, "bpf", p, 1), entry(1, "bpf", p, 1)] for p in (0xFFFFFFF2, 0xFFFFFFF3)]
     assert count_filters(bpf) == 2
+
+
+def test_an_ingress_qdisc_already_gone_as_up_removes_it_is_said_gone(monkeypatch):
+    s = stray.Stray(EYE, "ingress qdisc with 1 filter", 0, ingress=True)
+    monkeypatch.setattr(tc, "delete_ingress", lambda ns, dev: False)  # the kernel's ENOENT
+    done, problem = stray.take_off_ingress("l-p", s)
+    assert (done, problem) == (False, None)
+    assert stray.taken_off("l-p", s, done) == ("the ingress qdisc with 1 filter of eth0 in l-p was already gone when "
+                                               "up came to remove it (none of the lab's: nothing acts on what eth0 "
+                                               "takes in again)")

@@ -65,3 +65,23 @@ def test_a_removal_the_kernel_refuses_is_said_once(lab):
     assert len(said) == 1, result.warnings
     assert link(k, "fk-b", "eth0").txqlen == 0  # the link's own repair
     assert "fk-b" in str(status(lab, k).drift)  # still there: drift
+
+
+def test_a_qdisc_already_gone_when_up_comes_to_remove_it_is_said_gone_not_removed(lab):
+    """Someone took it off between up's read and its removal (the kernel answers ENOENT, which the removal allows):
+    up said it removed it."""
+    k = FakeKernel()
+    up(lab, k)
+    hand_made_tbf(k)
+
+    def gone_first(op):
+        if op.verb == "del" and op.res.kind == "root qdisc":
+            k.ns["fk-b"].qdiscs.pop("eth0")  # as `tc qdisc del` by hand, just before
+        return None
+
+    k.fail = gone_first
+    result = up(lab, k)
+    assert not [line for line in result.fixed if "removed root qdisc" in line], result.fixed
+    said = [line for line in result.fixed if "root qdisc tbf rate 8kbit of eth0 in fk-b was already gone" in line]
+    assert len(said) == 1, result.fixed
+    assert status(lab, k).ok
