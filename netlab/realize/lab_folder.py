@@ -35,7 +35,9 @@ from netlab.errors import EnvironmentNotReady
 # The source of a lab's tmpfs of UTS pins on <state folder>/<lab>/uts (workload/uts.py): /proc/self/mountinfo
 # shows it with the folder's path, which is how a lab's folder is found from its namespaces (realize/tags.py).
 PINS_FS = "netlab-uts"
-MARK_FILE = "netlab-lab"  # the mark of a lab's folder that netlab made: an empty file of this user's
+# The mark of a lab's folder that netlab made: a file of this user's, empty or holding the starttime of the process
+# that made the folder (/proc/PID/stat's field 22, clock ticks after boot: drop_dead_temps)
+MARK_FILE = "netlab-lab"
 # The files netlab writes in a lab's folder (tests/unit/test_lab_folder_own.py holds each writer's name to this):
 # the state (state.json, state.sum), the locks, the echo server's socket and log, probe's kept job, the quiz,
 # the back-off record, and the mark.
@@ -234,7 +236,7 @@ def make(path: str, lab: str) -> bool:
     _drop(tmp)  # left by a process of this pid that was killed there
     os.mkdir(tmp, 0o700)
     try:
-        mark(tmp, lab)
+        mark(tmp, lab, _starttime(os.getpid()))
         try:
             renameat2(tmp, path)
         except OSError as exc:
@@ -252,8 +254,9 @@ def make(path: str, lab: str) -> bool:
 def drop_dead_temps(path: str) -> None:
     """Remove the temporary folders ``.<lab>.tmp.<pid>`` of :func:`make` for the lab folder ``path`` that a process
     killed there left (their mark alone, or nothing: anything else in one keeps it), when that process is proven
-    gone: no process has the pid, or a zombie, or one that started after the folder was last changed (the pid
-    reused). Only this lab's names, only folders of this user's that are not symlinks."""
+    gone: no process has the pid, or a zombie, or one whose starttime is not the one the mark holds (the pid
+    reused); a mark without it (an earlier release's, or a full disk's): one that started after the folder was
+    last changed, by the wall clock. Only this lab's names, only folders of this user's that are not symlinks."""
     parent, base = os.path.split(path)
     prefix = f".{base}{TEMP_INFIX}"
     try:
@@ -267,8 +270,10 @@ def drop_dead_temps(path: str) -> None:
         tmp = os.path.join(parent, name)
         try:
             before = os.lstat(tmp)
-            if not stat.S_ISDIR(before.st_mode) or before.st_uid != os.geteuid() or not _maker_gone(int(pid),
-                                                                                                   before):
+            if not stat.S_ISDIR(before.st_mode) or before.st_uid != os.geteuid():
+                continue
+            started = (read_own(tmp, MARK_FILE, 32) or b"").strip()
+            if not _maker_gone(int(pid), before, started if started.isdigit() else None):
                 continue
             held = os.listdir(tmp)
             after = os.lstat(tmp)
@@ -278,11 +283,11 @@ def drop_dead_temps(path: str) -> None:
             _drop(tmp)
 
 
-def _maker_gone(pid: int, st: os.stat_result) -> bool:
-    """Whether process ``pid`` cannot be the one that made the folder of stat ``st`` and is still making it."""
+def _maker_gone(pid: int, st: os.stat_result, started: bytes | None) -> bool:
+    """Whether process ``pid`` cannot be the one that made the folder of stat ``st`` and is still making it.
+    ``started``: the maker's starttime its mark holds (None: an old mark, then the wall clock says it)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rpartition(b")")[2].split()
+        fields = _proc_stat(pid)
     except FileNotFoundError:
         return True
     except OSError:
@@ -291,8 +296,25 @@ def _maker_gone(pid: int, st: os.stat_result) -> bool:
         return True
     if len(fields) <= 19:
         return False
+    if started is not None:  # both boot-relative: no step of the wall clock moves them
+        return fields[19] != started
     since_boot = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
     return time.time() - since_boot > st.st_mtime + 2  # started after the folder was made: a second's margin more
+
+
+def _proc_stat(pid: int) -> list[bytes]:
+    """The fields of /proc/PID/stat after the command's name (the 3rd on: state, ..., starttime at [19])."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        return fh.read().rpartition(b")")[2].split()
+
+
+def _starttime(pid: int) -> bytes | None:
+    """When process ``pid`` started: field 22 of /proc/PID/stat, clock ticks after boot (None: not readable)."""
+    try:
+        fields = _proc_stat(pid)
+    except OSError:
+        return None
+    return fields[19] if len(fields) > 19 and fields[19].isdigit() else None
 
 
 def _drop(tmp: str) -> None:
@@ -302,13 +324,20 @@ def _drop(tmp: str) -> None:
         os.rmdir(tmp)
 
 
-def mark(path: str, lab: str) -> None:
-    """Write netlab's mark in the lab folder ``path`` (kept when one is there)."""
-    try:  # empty: its name, type and owner are the mark (a full disk still makes the folder)
-        os.close(os.open(os.path.join(path, MARK_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o600))
+def mark(path: str, lab: str, started: bytes | None = None) -> None:
+    """Write netlab's mark in the lab folder ``path`` (kept when one is there), holding ``started``, the starttime of
+    the process making it under a temporary name (:func:`make`), when given."""
+    try:  # its name, type and owner are the mark (a full disk still makes the folder: an empty one)
+        fd = os.open(os.path.join(path, MARK_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
     except FileExistsError:
         return
+    try:
+        if started is not None:
+            with contextlib.suppress(OSError):
+                os.write(fd, started)
+    finally:
+        os.close(fd)
 
 
 def own_name(name: str) -> bool:

@@ -64,3 +64,50 @@ def test_down_forgetting_the_lab_takes_them_too(tmp_path, monkeypatch):
     gone = temp(tmp_path, "rbx", dead_pid())
     lab_list.forget("rbx")  # the lab's folder not there (a make killed before its rename): its temp all that is
     assert not os.path.exists(gone)
+
+
+def starttime(pid: int) -> str:
+    """Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        return fh.read().rpartition(b")")[2].split()[19].decode()
+
+
+def test_a_make_marks_its_temporary_folder_with_its_starttime(tmp_path, monkeypatch):
+    seen = []
+    real = lab_folder.renameat2
+
+    def rename(old, new, *a):
+        seen.append((tmp_path / os.path.basename(old) / lab_folder.MARK_FILE).read_text())
+        return real(old, new, *a)
+
+    monkeypatch.setattr(lab_folder, "renameat2", rename)
+    assert lab_folder.make(str(tmp_path / "rbx"), "rbx")
+    assert seen == [starttime(os.getpid())]
+
+
+def test_a_live_makers_folder_is_kept_by_its_marks_starttime_whatever_the_wall_clock_says(tmp_path):
+    """Its start time rebuilt from the wall clock after a step of the clock forward (here: the folder's mtime an hour
+    back) came out after the folder's mtime: the folder of a live up was dropped under it."""
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as maker:
+        try:
+            path = temp(tmp_path, "rbx", maker.pid)
+            (tmp_path / path / lab_folder.MARK_FILE).write_text(starttime(maker.pid))
+            os.utime(path, (time.time() - 3600, time.time() - 3600))
+            lab_folder.drop_dead_temps(str(tmp_path / "rbx"))
+            assert os.listdir(tmp_path) == [os.path.basename(path)]
+        finally:
+            maker.kill()
+
+
+def test_a_reused_pid_is_told_by_the_marks_starttime_whatever_the_wall_clock_says(tmp_path):
+    """The pid's process now started after the folder's maker (its starttime is another), though the wall clock,
+    stepped back, would have it started before the folder's mtime."""
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as later:
+        try:
+            path = temp(tmp_path, "rbx", later.pid)
+            (tmp_path / path / lab_folder.MARK_FILE).write_text(str(int(starttime(later.pid)) - 1))
+            os.utime(path, (time.time() + 3600, time.time() + 3600))
+            lab_folder.drop_dead_temps(str(tmp_path / "rbx"))
+            assert os.listdir(tmp_path) == []
+        finally:
+            later.kill()
