@@ -127,14 +127,15 @@ def merged(drifts: list[Drift], strays: list[Stray]) -> list[Drift]:
     return out
 
 
-def removal(ns: str, s: Stray) -> Op:
+def root_qdisc_del(ns: str, s: Stray) -> Op:
     """The journaled deletion of a stray root qdisc (RTM_DELQDISC): the device gets the kernel's default back, and a
     rollback of the run adds the qdisc again, as it puts back the txqueuelen the link's repair set (the kernel's
     1000 came with that qdisc)."""
-    return Op("del", HandQdisc(ns, dev=s.link.name, words=s.words, body=s.body), missing_ok=True)  # gone: ENOENT
+    hand = HandQdisc(ns, dev=s.link.name, words=s.words, body=s.body, args=tc.qdisc_args(s.body))
+    return Op("del", hand, missing_ok=True)  # gone: ENOENT
 
 
-def take_off_ingress(ns: str, s: Stray) -> tuple[bool, str | None]:
+def ingress_qdisc_del(ns: str, s: Stray) -> tuple[bool, str | None]:
     """Delete a stray ingress or clsact qdisc with its filters (not journaled: see the module's text): whether there
     was one to delete (False: gone already), and the error's words when the kernel refuses, else None."""
     try:
@@ -147,7 +148,7 @@ def _name(s: Stray) -> str:
     return f"the {s.words}" if s.ingress else f"root qdisc {s.words}"
 
 
-def taken_off(ns: str, s: Stray, done: bool = True) -> str:
+def removed_words(ns: str, s: Stray, done: bool = True) -> str:
     """What up did of a stray qdisc it removed; ``done`` False: one already gone as it came to remove it (someone
     took it off since up read it, or its device went)."""
     qlen = f"; the txqlen {s.txqlen} the kernel gave it with the qdisc is set back to 0" \
@@ -159,5 +160,5 @@ def taken_off(ns: str, s: Stray, done: bool = True) -> str:
     return f"removed {_name(s)} from {s.link.name} in {ns} ({why}{qlen})"
 
 
-def refused(ns: str, s: Stray, why: str) -> str:
+def refused_words(ns: str, s: Stray, why: str) -> str:
     return f"could not remove {_name(s)} from {s.link.name} in {ns}: {why}"

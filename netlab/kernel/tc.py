@@ -195,7 +195,7 @@ def qdisc_del(index: int, parent: int = TC_H_ROOT, handle: int = 0) -> bytes:
 TCA_STAB = 8
 
 
-def qdisc_again(index: int, body: bytes) -> bytes:
+def qdisc_add_dumped(index: int, body: bytes) -> bytes:
     """``tc qdisc add dev IDX root handle H KIND ...`` of a root qdisc as a dump's message ``body`` gave it (its
     kind, options and size table; not its statistics): one taken off put back as it was (impair/stray.py)."""
     _family, _index, handle, parent, _info = TCMSG.unpack_from(body)
@@ -280,6 +280,29 @@ def parse_qdisc(m: netlink.Msg) -> Qdisc:
         jitter = round(jit / ticks_per_us()) or None
         off = _netem_off(opts)
     return Qdisc(index, handle, parent, kind, rate, delay, jitter, off)
+
+
+def qdisc_args(body: bytes) -> str:
+    """tc's words after ``tc qdisc add dev D root`` that make the qdisc of a dump's message ``body`` again (``handle
+    8001: tbf rate 8000bit burst 3200b limit 3250b``), as far as netlab reads it: a tbf's rate, burst, limit and
+    its other parameters (_tbf_off), a netem's delay, jitter, limit, loss, duplicate and gap; of another kind the
+    kind alone. Not in them: a netem's other attributes (correlation, reorder ...), another kind's options, and
+    what hangs under it (classes, filters)."""
+    q = parse_qdisc(netlink.Msg(RTM_NEWQDISC, 0, 0, body))
+    head = f"handle {q.handle >> 16:x}: " if q.handle else ""
+    opts = netlink.attrs(body, TCMSG.size).get(TCA_OPTIONS, b"")
+    if q.kind == "tbf" and q.rate_bits:
+        parms = netlink.attrs(opts)[TCA_TBF_PARMS]
+        limit, buffer, mtu = TBF_QOPT.unpack_from(parms)[12:]
+        burst = round(q.rate_bits // 8 * buffer / ticks_per_us() / 1_000_000)
+        rest = [w for w in q.off if not w.startswith(("burst ", "limit "))]
+        rest += [f"mtu {mtu}"] if any(w.startswith("peakrate ") for w in rest) else []
+        return f"{head}tbf rate {q.rate_bits}bit burst {burst}b limit {limit}b" + "".join(f" {w}" for w in rest)
+    if q.kind == "netem" and len(opts) >= NETEM_QOPT.size:
+        jitter = f" {q.jitter_us}us" if q.jitter_us else ""
+        rest = [w for w in q.off if w.split()[0] in ("limit", "loss", "duplicate", "gap")]
+        return f"{head}netem delay {q.delay_us or 0}us{jitter}" + "".join(f" {w}" for w in rest)
+    return f"{head}{q.kind}"
 
 
 def shaping_of(qdiscs: list[Qdisc]) -> Shaping:

@@ -142,13 +142,13 @@ class Converging:
             for s in found:
                 if (ns, s.link.name, s.ingress) in self.strays_refused:
                     continue
-                done, problem = stray.take_off_ingress(ns, s) if s.ingress else \
-                    self.journal.attempt(stray.removal(ns, s))
+                done, problem = stray.ingress_qdisc_del(ns, s) if s.ingress else \
+                    self.journal.attempt(stray.root_qdisc_del(ns, s))
                 if problem is None:  # done False: someone took it off since the read (the kernel said ENOENT)
-                    self.result.fixed.append(stray.taken_off(ns, s, done))
+                    self.result.fixed.append(stray.removed_words(ns, s, done))
                 else:
                     self.strays_refused.add((ns, s.link.name, s.ingress))
-                    self.result.warnings.append(stray.refused(ns, s, problem))
+                    self.result.warnings.append(stray.refused_words(ns, s, problem))
         self._strays = {}
 
     def _drift(self, namespaces: list[str], want: dict, state: LabState) -> list[Drift]:

@@ -21,15 +21,18 @@ class HandQdisc(Resource):
 
     kind: ClassVar[str] = "root qdisc"
     dev: str = ""
-    words: str = ""  # as tc names it: tbf rate 8kbit
+    words: str = ""  # as netlab says it: tbf rate 8kbit
     body: bytes = b""
+    args: str = ""  # tc's words that make it (kernel/tc.qdisc_args): handle 8001: tbf rate 8000bit burst 3200b ...
 
     @property
     def key(self) -> tuple:
         return ("root qdisc", self.netns, self.dev)
 
     def command(self) -> str:
-        return f"tc -n {self.netns} qdisc del dev {self.dev} root"
+        """The ``tc qdisc add`` that makes it, as every resource's command is what makes it (up's op deletes it:
+        ``tc qdisc del dev DEV root``; its rollback's adds it, from ``body``)."""
+        return f"tc -n {self.netns} qdisc add dev {self.dev} root {self.args or self.words}"
 
     def describe(self) -> str:
         return f"root qdisc {self.words} of {self.dev} in {self.netns}"

@@ -181,8 +181,9 @@ def test_a_failed_up_puts_back_the_hand_made_qdisc_with_the_txqlen_it_came_with(
 
 @pytest.mark.parametrize("ingress", [False, True])
 def test_a_qdisc_already_gone_as_up_removes_it_is_told_from_one_it_removed(lab, ingress):
-    """The real kernel's ENOENT: a root qdisc's deletion (RTM_DELQDISC of the kernel's own noqueue, its handle 0) and
-    an ingress one's, where someone took it off since up read it, were said removed (impair/stray.py)."""
+    """The real kernel's ENOENT: a root qdisc's deletion (RTM_DELQDISC where the kernel's own noqueue is, handle 0)
+    and an ingress one's, where someone took it off since up read it, were said removed (impair/stray.py). And the
+    root qdisc's command, as every resource's, is the `tc qdisc add` that makes it again: run, it does."""
     from netlab.impair import stray
     from netlab.kernel.live import LiveKernel
     from netlab.lab.journal import Journal
@@ -190,18 +191,28 @@ def test_a_qdisc_already_gone_as_up_removes_it_is_told_from_one_it_removed(lab, 
 
     name, _ = lab
     node = f"{name}-n1"
-    found = stray.Stray(Link(netns=node, name="flannel.1", mtu=1450, mac=""), "ingress qdisc with no filter" if ingress else
-                        "tbf rate 8kbit", 0, ingress=ingress)
+    planned = Link(netns=node, name="flannel.1", mtu=1450, mac="")
+    add = ["ingress"] if ingress else ["root", "handle", "8001:", "tbf", "rate", "8kbit", "burst", "1600", "latency",
+                                       "1ms"]
     kernel = LiveKernel()
     try:
-        def remove() -> tuple[bool, str | None]:
-            return stray.take_off_ingress(node, found) if ingress else \
-                Journal(kernel).attempt(stray.removal(node, found))
+        subprocess.run(["tc", "-n", node, "qdisc", "add", "dev", "flannel.1", *add], check=True)
+        before = roots(node, "flannel.1")
+        (found,) = stray.found(node, kernel.snapshot(node), [planned], set())
+        op = None if ingress else stray.root_qdisc_del(node, found)
 
-        assert remove() == (False, None)  # nothing there: the kernel said ENOENT
-        subprocess.run(["tc", "-n", node, "qdisc", "add", "dev", "flannel.1", *(["ingress"] if ingress else
-                        ["root", "tbf", "rate", "8kbit", "burst", "1600", "latency", "1ms"])], check=True)
+        def remove() -> tuple[bool, str | None]:
+            return stray.ingress_qdisc_del(node, found) if ingress else Journal(kernel).attempt(op)
+
         assert remove() == (True, None)
+        assert remove() == (False, None)  # nothing there now: the kernel said ENOENT
+        if op is not None:
+            assert op.res.command() == f"tc -n {node} qdisc add dev flannel.1 root handle 8001: tbf rate 8000bit " \
+                "burst 1600b limit 1601b"
+            subprocess.run(op.res.command().split(), check=True)
+            assert [(q["kind"], q["handle"], q["options"]) for q in roots(node, "flannel.1")] == \
+                [(q["kind"], q["handle"], q["options"]) for q in before]
+            subprocess.run(["tc", "-n", node, "qdisc", "del", "dev", "flannel.1", "root"], check=True)
     finally:
         kernel.close()
     assert qdiscs(node, "flannel.1") == [("noqueue", "root")]

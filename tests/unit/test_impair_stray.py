@@ -90,8 +90,22 @@ def test_a_u32_node_both_of_clsacts_dumps_list_is_counted_once():
 def test_an_ingress_qdisc_already_gone_as_up_removes_it_is_said_gone(monkeypatch):
     s = stray.Stray(EYE, "ingress qdisc with 1 filter", 0, ingress=True)
     monkeypatch.setattr(tc, "delete_ingress", lambda ns, dev: False)  # the kernel's ENOENT
-    done, problem = stray.take_off_ingress("l-p", s)
+    done, problem = stray.ingress_qdisc_del("l-p", s)
     assert (done, problem) == (False, None)
-    assert stray.taken_off("l-p", s, done) == ("the ingress qdisc with 1 filter of eth0 in l-p was already gone when "
+    assert stray.removed_words("l-p", s, done) == ("the ingress qdisc with 1 filter of eth0 in l-p was already gone when "
                                                "up came to remove it (none of the lab's: nothing acts on what eth0 "
                                                "takes in again)")
+
+
+def test_a_hand_made_qdiscs_command_is_the_add_that_makes_it_again_as_every_resources_is():
+    """up deletes it (its op's verb); its command(), as every other resource's, is what makes it: the rollback's add
+    (before, the `tc qdisc del` of it)."""
+    tbf = body(2, 0x80010000, "tbf", tc.tbf_options(8000))
+    op = stray.root_qdisc_del("l-p", stray.Stray(EYE, stray.qdisc_words(tbf), 1000, tbf))
+    assert op.verb == "del" and op.inverse() is not None and op.inverse().verb == "add"
+    assert op.res.command() == "tc -n l-p qdisc add dev eth0 root handle 8001: tbf rate 8000bit burst 3200b limit 3250b"
+    netem = body(2, 0x10000, "netem", tc.netem_options(30000, 5000))
+    op = stray.root_qdisc_del("l-p", stray.Stray(EYE, stray.qdisc_words(netem), 1000, netem))
+    assert op.res.command() == "tc -n l-p qdisc add dev eth0 root handle 1: netem delay 30000us 5000us"
+    op = stray.root_qdisc_del("l-p", stray.Stray(EYE, "htb", 1000, body(2, 0x10000, "htb")))
+    assert op.res.command() == "tc -n l-p qdisc add dev eth0 root handle 1: htb"
