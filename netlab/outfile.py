@@ -16,7 +16,11 @@ are the kernel's own, whatever its sysctls say here:
   without a reader is said (opening it would wait for ever); a character device (/dev/null, /dev/full, a
   terminal) is written as named;
 * a regular file with more than one hard link is refused: writing it would change every other name too;
-* the last name is opened with O_NOFOLLOW: a symlink put there after the checks fails the open.
+* the last name is opened with O_NOFOLLOW: a symlink put there after the checks fails the open;
+* an existing regular file is replaced only when it is empty or already holds the command's kind of output
+  (netlab/outkinds.py: a pcap for capture -w, a picture for graph -w): ``graph -w /etc/passwd`` by mistake
+  leaves the users be, and the line says how to replace it anyway (``--force``, :func:`force`) or to remove it
+  first. --force replaces the file named, never one a symlink at that name leads to: that is refused still.
 
 Nothing is written (nor created, nor truncated) when a rule refuses: one line, exit 2 (the path is the
 mistake); an OS error while writing is ``errors.output_unwritable``'s line (exit 3 for a full disk).
@@ -27,10 +31,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from netlab.errors import UsageError, display_path, output_unwritable
+from netlab.outkinds import HEAD, Kind
 from netlab.model.pathwalk import MAX_LINKS, Names
 from netlab.model.trust import invoking_uids, user_name
 
@@ -41,8 +47,20 @@ def _others_write(folder: os.stat_result, uids: set[int]) -> bool:
     return folder.st_uid not in uids or bool(folder.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
-def _refuse(path: str, why: str) -> UsageError:
-    return UsageError(f"cannot write {display_path(path)}: {why}; netlab writes nothing there")
+def _refuse(path: str, why: str, fix: str = "") -> UsageError:
+    return UsageError(f"cannot write {display_path(path)}: {why}; netlab writes nothing there" +
+                      (f": {fix}" if fix else ""))
+
+
+# The names a command's --force lets replace whatever regular file they hold (as given: the writer gets the name
+# the command was given), for that command alone (cli.output.check_output_file resets it when the command ends).
+_FORCED: ContextVar[frozenset[str]] = ContextVar("netlab_outfile_forced", default=frozenset())
+
+
+def force(path: str) -> Callable[[], None]:
+    """--force: the file at ``path`` is replaced whatever it holds (not through a symlink); returns the undo."""
+    token = _FORCED.set(_FORCED.get() | {path})
+    return lambda: _FORCED.reset(token)
 
 
 _DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
@@ -52,12 +70,14 @@ _DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 class _Name:
     """Where the output goes: the folder (a descriptor held open, reached without following a name anyone else
     could change), the last name in it, and whether that name is a link of /proc (a descriptor's: /dev/stdout),
-    which only the kernel can follow."""
+    which only the kernel can follow; ``linked``: the symlink named as the output, when the name is one (the file
+    at ``where``/``name`` is where it leads)."""
 
     folder: int
     where: str  # the folder's path, for messages
     name: str
     proc: bool
+    linked: str | None = None
 
     def close(self) -> None:
         os.close(self.folder)
@@ -70,6 +90,7 @@ def _resolve(path: str) -> _Name:
     uids = invoking_uids()
     todo = Names(path)
     folder, where = os.open("/", _DIR), "/"
+    linked: str | None = None
     try:
         while todo:
             name = todo.pop()
@@ -82,10 +103,12 @@ def _resolve(path: str) -> _Name:
                 st = os.stat(name, dir_fd=folder, follow_symlinks=False)
             except FileNotFoundError:
                 if not todo:
-                    return _Name(folder, where, name, False)
+                    return _Name(folder, where, name, False, linked)
                 raise
             if stat.S_ISLNK(st.st_mode):
                 current = os.path.join(where, name)
+                if not todo and linked is None:
+                    linked = current
                 said = "" if not todo and not todo.links else f" (through {display_path(current)})"
                 fst = os.fstat(folder)
                 if todo.links >= MAX_LINKS:
@@ -96,13 +119,14 @@ def _resolve(path: str) -> _Name:
                     raise _refuse(path, f"it is a symlink{said} in {display_path(where)}, a folder others can "
                                         f"write (owner {user_name(fst.st_uid)}, mode {stat.S_IMODE(fst.st_mode):o})")
                 if not todo and where.startswith("/proc/"):
-                    return _Name(folder, where, name, True)  # /proc/self/fd/1 -> "pipe:[123]": the fd's own file
+                    # /proc/self/fd/1 -> "pipe:[123]": the fd's own file
+                    return _Name(folder, where, name, True, linked)
                 if todo.follow(os.readlink(name, dir_fd=folder)):
                     os.close(folder)
                     folder, where = os.open("/", _DIR), "/"
                 continue
             if not todo:
-                return _Name(folder, where, name, False)
+                return _Name(folder, where, name, False, linked)
             inner = os.open(name, _DIR | os.O_NOFOLLOW, dir_fd=folder)  # ENOTDIR: a file where a folder should be
             os.close(folder)
             folder, where = inner, os.path.join(where, name)
@@ -133,8 +157,49 @@ def _check_target(path: str, at: _Name, st: os.stat_result) -> None:
                                 "a sticky folder others can write")
 
 
-def check(path: str) -> None:
-    """Refuse before any work an output name netlab would not write (the rules above); writes nothing."""
+def _check_kind(path: str, at: _Name, st: os.stat_result, kind: Kind | None, head: Callable[[], bytes]) -> None:
+    """Refuse an existing regular file (``st``) that is not empty and holds something else than ``kind``
+    (its first bytes: ``head()``), unless the command's --force names it (never through a symlink)."""
+    if kind is None or not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+        return
+    if at.linked is None and path in _FORCED.get():
+        return
+    try:
+        first: bytes | None = head()
+    except OSError:
+        first = None  # unreadable (a write-only file): what it holds is unknown, as something else
+    if first is not None and kind.holds(first):
+        return
+    what = (f"a file of {st.st_size} bytes that is not {kind.words}" if first is not None else
+            f"a file of {st.st_size} bytes netlab cannot read to tell whether it is {kind.words}")
+    if at.linked is None:
+        raise _refuse(path, f"it is {what}", kind.fix)
+    target = display_path(os.path.join(at.where, at.name))
+    raise _refuse(path, f"it is a symlink to {target}, {what}",
+                  f"--force never replaces a file through a symlink; name {target} itself to replace it")
+
+
+def _head_at(at: _Name) -> bytes:
+    """The first bytes of the file at ``at`` (not through a symlink)."""
+    fd = os.open(at.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=at.folder)
+    try:
+        return os.pread(fd, HEAD, 0)
+    finally:
+        os.close(fd)
+
+
+def _head_of(fd: int) -> bytes:
+    """The first bytes of the file open for writing at ``fd`` (the same file, opened again to read it)."""
+    rfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.pread(rfd, HEAD, 0)
+    finally:
+        os.close(rfd)
+
+
+def check(path: str, kind: Kind | None = None) -> None:
+    """Refuse before any work an output name netlab would not write (the rules above; ``kind``: what an existing
+    file must hold to be replaced, None: anything); writes nothing."""
     at = _resolve(path)
     try:
         if at.proc:
@@ -148,14 +213,16 @@ def check(path: str) -> None:
         if stat.S_ISFIFO(st.st_mode):
             return  # whether it has a reader is known when it is opened
         _check_target(path, at, st)
+        _check_kind(path, at, st, kind, lambda: _head_at(at))
     finally:
         at.close()
 
 
-def open_output(path: str, truncate: bool = True) -> BinaryIO:
+def open_output(path: str, truncate: bool = True, kind: Kind | None = None) -> BinaryIO:
     """``path`` opened for writing from its start, by the rules above (UsageError when one refuses, nothing
     created nor truncated); an OS error is ``output_unwritable``'s line. ``truncate=False``: a file that is there
-    keeps what it holds (the caller cuts it or appends, once it has something to write: NETLAB_CNI_LOG's copy)."""
+    keeps what it holds (the caller cuts it or appends, once it has something to write: NETLAB_CNI_LOG's copy).
+    ``kind``: what an existing file must hold to be written (None: anything)."""
     flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC
     for _ in range(3):  # the name came or went between the look and the open: look again
         at = _resolve(path)
@@ -181,6 +248,7 @@ def open_output(path: str, truncate: bool = True) -> BinaryIO:
                 st = os.fstat(fd)
                 if not at.proc:
                     _check_target(path, at, st)
+                    _check_kind(path, at, st, kind, lambda: _head_of(fd))
                 os.set_blocking(fd, True)
                 if stat.S_ISREG(st.st_mode) and truncate:
                     os.ftruncate(fd, 0)
@@ -193,9 +261,9 @@ def open_output(path: str, truncate: bool = True) -> BinaryIO:
     raise _refuse(path, "its name keeps changing while netlab opens it")
 
 
-def write_output(path: str, data: bytes) -> None:
-    """Write ``data`` as the whole of the file the user named."""
-    fh = open_output(path)
+def write_output(path: str, data: bytes, kind: Kind | None = None) -> None:
+    """Write ``data`` as the whole of the file the user named (``kind``: as :func:`open_output`'s)."""
+    fh = open_output(path, kind=kind)
     try:
         with fh:
             fh.write(data)

@@ -10,8 +10,9 @@ import click
 from netlab import graph
 from netlab.cli.base import cli
 from netlab.cli.options import TOPOLOGY_FILE, lab_from_env
-from netlab.cli.output import check_output_file, dash_is_stdout, write_output_file
+from netlab.cli.output import check_output_file, dash_is_stdout, force_option, write_output_file
 from netlab.errors import EnvironmentNotReady, UsageError
+from netlab.outkinds import GRAPH
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -30,11 +31,13 @@ LOADS = ("netlab.model.lab", "netlab.model.load", "netlab.realize.state")
               help="mermaid and dot are text; svg and png are laid out by Graphviz's dot.")
 @click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               callback=dash_is_stdout, help="Write to FILE instead of standard output (-: standard output).")
+@force_option("-w's FILE")
 @click.option("--policy", "policy", is_flag=True,
               help="Draw the pods by Kubernetes namespace and an arrow per pod-to-pod flow the "
                    "NetworkPolicies allow on a port the destination serves (labelled with those ports when not "
                    "all it serves are allowed); other ports are not evaluated.")
-def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: str | None, policy: bool) -> None:
+def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: str | None, force: bool,
+              policy: bool) -> None:
     """Draw a lab: underlay, nodes, bridges, pods, veths, tunnels, Services.
 
     \b
@@ -64,8 +67,13 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
     Mermaid text renders on GitHub and GitLab inside a ```mermaid block, or at
     mermaid.live. The same topology always gives the same text, so a graph
     kept in git shows topology changes as diffs.
+
+    An existing -w FILE is replaced only when it is empty or holds a picture
+    netlab drew (Mermaid, DOT, SVG, PNG); anything else (a typo'd
+    /etc/passwd) is left as it is, exit 2, unless --force. A symlink is
+    never followed onto a file of another kind, even with --force.
     """
-    check_output_file(write)
+    check_output_file(write, kind=GRAPH, force=force)
     lab = _pick_lab(lab_name, topology)
     if output == "png" and write is None and sys.stdout.isatty():
         raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png "
@@ -81,7 +89,7 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
         stream.write(data)
         stream.flush()
         return
-    write_output_file(write, data)
+    write_output_file(write, data, GRAPH)
     click.echo(f"netlab: wrote {write} ({output}, {len(data)} bytes)", err=True)
 
 

@@ -14,6 +14,7 @@ import click
 from netlab import outfile
 from netlab.cli import jsonout
 from netlab.errors import ChecksFailed, UsageError, absolute_output, display_path, output_unwritable
+from netlab.outkinds import Kind
 
 FORMAT_KEY = "netlab.output"  # click's ctx.meta: the data format asked for (json or yaml)
 # What the error boundary (cli/boundary.py, cli/error_doc.py) reads in the program's ``obj``, once the command has
@@ -87,12 +88,27 @@ def _stdout_buffered() -> ContextManager[TextIO]:
     return open(fd, "w", buffering=1 << 16, encoding="utf-8", closefd=False)
 
 
-def check_output_file(path: str | None, option: str = "") -> None:
+def force_option(what: str) -> Callable:
+    """-f/--force: replace an existing output file whatever it holds (netlab.outfile: without it, a file is
+    replaced only when it is empty or holds the same kind of output)."""
+    return click.option("-f", "--force", "force", is_flag=True,
+                        help=f"Replace {what} even when it holds something else (without --force an existing file is "
+                             "replaced only when it is empty or already holds this kind of output; never through a "
+                             "symlink).")
+
+
+def check_output_file(path: str | None, option: str = "", kind: Kind | None = None, force: bool = False) -> None:
     """Fail before doing any work when ``path`` cannot be written: exit 2, one line. ``option``: one whose file
     is written besides the command's own output on stdout (trace --pcap, probe --junit): ``-`` is refused there,
-    never a file of that name (a -w whose ``-`` is stdout: :func:`dash_is_stdout`)."""
+    never a file of that name (a -w whose ``-`` is stdout: :func:`dash_is_stdout`). ``kind``: what an existing
+    file must hold to be replaced (netlab/outkinds.py), unless ``force`` (--force: for the command's run)."""
     if path is None:
         return
+    if force:
+        undo = outfile.force(path)
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            ctx.call_on_close(undo)
     if option and path == STDOUT:
         raise UsageError(f"{option} -: standard output carries the command's own output; for a file named -, "
                          f"give {option} ./-")
@@ -109,7 +125,8 @@ def check_output_file(path: str | None, option: str = "") -> None:
         raise output_unwritable(path, exc) from None
     if not os.access(folder, os.W_OK):
         raise UsageError(f"cannot write {display_path(path)}: {display_path(folder)} is not writable")
-    outfile.check(path)  # never through another user's symlink, over a hard link, a FIFO, another's file in /tmp
+    # never through another user's symlink, over a hard link, a FIFO, another's file in /tmp, a file of another kind
+    outfile.check(path, kind)
 
 
 STDOUT = "-"  # -w -: standard output, as tcpdump's -w -
@@ -121,11 +138,13 @@ def dash_is_stdout(ctx: click.Context, param: click.Parameter, value: str | None
     return None if value == STDOUT else value
 
 
-def check_pcap_file(path: str | None, output: str) -> None:
+def check_pcap_file(path: str | None, output: str, force: bool = False) -> None:
     """capture's -w: ``-`` is standard output, as tcpdump's -w -, for a pipe or a file (``-w - | tshark -r -``);
     a terminal would be garbled by the binary pcap, and -o json writes there too: each refused, exit 2."""
+    from netlab.outkinds import PCAP
+
     if path != STDOUT:
-        check_output_file(path)
+        check_output_file(path, kind=PCAP, force=force)
     elif output == "json":
         raise UsageError("-w - and -o json would both write to standard output; write the pcap with -w FILE.pcap")
     elif sys.stdout.isatty():
@@ -144,10 +163,10 @@ def pcap_written(path: str, n: str, where: str, vxlan_port: int) -> str:
             f"-d udp.port=={vxlan_port},vxlan")
 
 
-def write_output_file(path: str, data: bytes) -> None:
+def write_output_file(path: str, data: bytes, kind: Kind | None = None) -> None:
     """Write a file the user asked for (netlab.outfile's rules); an OS error is one line: a full disk exit 3, a
     folder gone since exit 2."""
-    outfile.write_output(path, data)
+    outfile.write_output(path, data, kind)
 
 
 def warn(lines: Sequence[str]) -> None:

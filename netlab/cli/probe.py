@@ -7,7 +7,9 @@ import click
 from netlab.api.args import PROBE_TIMEOUT, PROTOS, items
 from netlab.cli.base import attached, cli, collect_from_here, require_packets, require_root
 from netlab.cli.options import Seconds, comma_separated, complete_comma_separated, lab_options
-from netlab.cli.output import check_output_file, note, output_option, print_json, said_first, write_output_file
+from netlab.cli.output import (check_output_file, force_option, note, output_option, print_json, said_first,
+                               write_output_file)
+from netlab.outkinds import JUNIT
 from netlab.cli.style import highlight
 
 # `probe` starts its agent on the lab's last job (netlab.probe.early) before it loads the models, the runner and
@@ -19,7 +21,9 @@ LOADS_ITSELF = True
 @lab_options
 @output_option("text", "json")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, writable=True),
-              help="Also write the results as JUnit XML to FILE (for CI systems).")
+              help="Also write the results as JUnit XML to FILE (for CI systems); an existing FILE is replaced "
+                   "only when it is empty or holds netlab probe's JUnit XML (else exit 2, or --force).")
+@force_option("--junit's FILE")
 @click.option("--timeout", type=Seconds(*PROBE_TIMEOUT), default=1.0, show_default=True,
               help="Seconds to wait for each reply.")
 @click.option("--proto", "protos", multiple=True, callback=comma_separated(PROTOS),
@@ -35,8 +39,8 @@ LOADS_ITSELF = True
 @click.option("--mtu", is_flag=True,
               help="Also a full-size ICMP echo (DF set, as big as the pods' MTU: ping -M do -s MTU-28) between "
                    "every pair: an overlay that carries less than the pods send loses exactly these.")
-def probe(lab_name: str | None, topology: str | None, output: str, junit_file: str | None, timeout: float,
-          protos: tuple[str, ...], arp: str, services: bool, mtu: bool) -> None:
+def probe(lab_name: str | None, topology: str | None, output: str, junit_file: str | None, force: bool,
+          timeout: float, protos: tuple[str, ...], arp: str, services: bool, mtu: bool) -> None:
     """Probe every pod from every pod and node; exit 1 if anything is not as expected.
 
     \b
@@ -83,7 +87,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
       sudo netlab probe --junit /tmp/probe.xml        # for a CI system
       sudo netlab probe -t topologies/services.yaml   # as that file expects
     """
-    check_output_file(junit_file, "--junit")
+    check_output_file(junit_file, "--junit", JUNIT, force)
     require_root()
     require_packets()
     from netlab.probe import early as early_agent
@@ -111,7 +115,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
         if early is not None:
             early.close()
     if junit_file:
-        write_output_file(junit_file, render.junit(report))
+        write_output_file(junit_file, render.junit(report), JUNIT)
     if output == "json":
         print_json(render.to_json(report))  # what Lab.probe() returns, field for field (test_api.py)
     else:

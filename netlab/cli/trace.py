@@ -17,12 +17,13 @@ from netlab.api.args import TRACE_SIZE, TRACE_TIMEOUT
 from netlab.api.jsonio import to_json
 from netlab.cli.base import attached, cli, require_packets, require_root
 from netlab.cli.options import Seconds, comma_items, complete_comma_separated, lab_options
-from netlab.cli.output import (check_output_file, check_pcap_file, dash_is_stdout, format_data, output_option,
-                               pcap_written, print_json, said_first, write_output_file)
+from netlab.cli.output import (check_output_file, check_pcap_file, dash_is_stdout, force_option, format_data,
+                               output_option, pcap_written, print_json, said_first, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_sources, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import plural
 from netlab.errors import ChecksFailed, UsageError, command_path, netlab_command
+from netlab.outkinds import PCAP, TRACE
 from netlab.trace.sections import ALIASES, INSPECT_SECTIONS, section_names, sections_wanted
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help; trace.capture
@@ -79,9 +80,10 @@ def _netns_of(lab: Any, name: str) -> str:
               callback=dash_is_stdout,
               help="Write the output to FILE (for -o svg/png: the lab's picture with the packet's path on it); "
                    "- is standard output.")
+@force_option("the -w and --pcap FILEs")
 def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, proto: str | None, port: int | None,
               timeout: float, pcap: str | None, full_reply: bool, size: int | None, sport: int | None, output: str,
-              write: str | None) -> None:
+              write: str | None, force: bool) -> None:
     """Follow one real packet from SRC to DST, hop by hop, with the kernel's decisions.
 
     SRC is a pod or node (or an internet host); DST a pod, a node, svc/NAME,
@@ -121,13 +123,18 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     and when it arrived by a path the lab did not plan ("NOT by the planned
     path": the row marked !! that sent it astray, a route or an FDB entry that
     is not the plan's, and its fix).
+
+    An existing -w FILE is replaced only when it is empty or holds a trace
+    netlab wrote (text, JSON, YAML, a picture), an existing --pcap FILE only
+    when it is empty or a pcap/pcapng; anything else is left as it is, exit 2,
+    unless --force (never through a symlink).
     """
     from netlab.api.internals import killed_before_trace
     from netlab.api.lab import internal
     from netlab.trace.render import render_text
 
-    check_output_file(pcap, "--pcap")
-    check_output_file(write)
+    check_output_file(pcap, "--pcap", PCAP, force)
+    check_output_file(write, kind=TRACE, force=force)
     if output == "png" and write is None and sys.stdout.isatty():
         which = f" --lab {lab_name}" if lab_name else (f" -t {command_path(topology)}" if topology else "")
         raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png or redirect it: "
@@ -169,7 +176,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
 def _emit(data: bytes, path: str | None) -> None:
     """To FILE (-w), or standard output."""
     if path:
-        write_output_file(path, data)
+        write_output_file(path, data, TRACE)
         return
     stream = sys.stdout.buffer  # click.get_binary_stream is deprecated (Click 8.5), and returns this
     stream.write(data)
@@ -188,10 +195,11 @@ def _emit(data: bytes, path: str | None) -> None:
               help="Stop after this many seconds.")
 @click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write a pcap file instead of printing the frames (-: to standard output, as tcpdump -w -).")
+@force_option("-w's FILE")
 @click.option("-v", "--verbose", is_flag=True, help="Print every layer of every frame (scapy's show()).")
 @output_option("text", "json")
 def capture_cmd(lab_name: str | None, topology: str | None, target: str, expression: tuple[str, ...], count: int,
-                timeout: float, write: str | None, verbose: bool, output: str) -> None:
+                timeout: float, write: str | None, force: bool, verbose: bool, output: str) -> None:
     """Capture on one interface of the lab and print the frames as tcpdump does, VXLAN and DNS decoded.
 
     NAME is a node, pod or other lab host (underlay, gateway, ...), IFACE one
@@ -207,6 +215,9 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     exits 0, as tcpdump does (not 130 or 143 as other commands stopped so).
     -w writes the pcap as the frames come, each flushed (tcpdump -w -U): a
     reader of `-w -` that goes away ends it at the next frame, exit 141.
+    An existing -w FILE is replaced only when it is empty or a pcap/pcapng;
+    anything else is left as it is, exit 2, unless --force (never through
+    a symlink).
     An interface that goes down is said in one line and the capture goes
     on (frames again once it is up), as tcpdump's; one deleted, or its
     namespace (its pod or the lab taken down), ends it: what came is still
@@ -232,7 +243,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     name, sep, iface = target.rpartition(":")
     if not sep or not name or not iface:
         raise UsageError(f"{target!r}: give NAME:IFACE, e.g. minikube:eth0 or fedora-1:eth0")
-    check_pcap_file(write, output)  # -w -: standard output, as tcpdump's
+    check_pcap_file(write, output, force)  # -w -: standard output, as tcpdump's
     # An expression libpcap cannot compile is refused before anything else (nothing opened, nothing captured).
     bpf = cap.compile_filter(" ".join(expression)) if expression else None
     require_root()

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from netlab import outfile, signals
+from netlab.outkinds import PCAP
 from netlab.errors import EnvironmentNotReady, UsageError, output_unwritable
 from netlab.kernel import fdwait, netns as nsmod
 from netlab.model.naming import netns_path
@@ -300,7 +301,7 @@ def write_pcapng(path: str, frames: list[tuple[Frame, str | None]], vxlan_port: 
     from scapy.utils import PcapNgWriter  # scapy: lazily, see above
 
     n = 0
-    with _writing(path), outfile.open_output(path) as fh, PcapNgWriter(os.devnull) as w:
+    with _writing(path), outfile.open_output(path, kind=PCAP) as fh, PcapNgWriter(os.devnull) as w:
         w.f.close()  # scapy's writer opens its name with open(path, "wb"): the file netlab opened instead
         w.f = fh
         for frame, comment in sorted(frames, key=lambda fc: fc[0].ts):
@@ -338,7 +339,7 @@ def write_pcap(path: str, frames: list[Frame], vxlan_port: int = 8472) -> int:
         sys.stdout.buffer.write(kept.getvalue())
         sys.stdout.buffer.flush()
         return len(frames)
-    with _writing(path), PcapWriter(outfile.open_output(path), linktype=1, sync=True) as w:
+    with _writing(path), PcapWriter(outfile.open_output(path, kind=PCAP), linktype=1, sync=True) as w:
         for frame in frames:
             pkt = Ether(frame.data)
             pkt.time = frame.ts

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from netlab import outfile
 from netlab.errors import output_unwritable
+from netlab.outkinds import PCAP
 
 STDOUT = "-"
 LINKTYPE_ETHERNET = 1
@@ -36,7 +37,7 @@ class PcapStream:
             sys.stdout.flush()
             self._fh = sys.stdout.buffer
         else:
-            self._fh = outfile.open_output(self.path)
+            self._fh = outfile.open_output(self.path, kind=PCAP)
         self._write(struct.pack("=IHHiIII", MAGIC, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET))
         return self
 

@@ -1,0 +1,67 @@
+"""What a file netlab wrote for a user starts with, by the kind of output: the rule by which an existing file is
+replaced (netlab/outfile.py) only when it is empty or already holds what the same command writes.
+
+netlab often runs as root: ``graph -w /etc/passwd`` (a slip of the shell's history) would have replaced the
+system's users with a picture. A file that holds something else is left as it is, and the line says how to
+replace it anyway (``--force``) or to remove it first. Each test looks at the file's first bytes (:data:`HEAD`)
+only, as netlab writes them: a pcap's magic number, graph's ``digraph netlab {``, Graphviz's SVG of it, a PNG,
+trace's first line, probe's JUnit root element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+HEAD = 4096  # bytes read from an existing file to tell what it holds
+FORCE = "give --force to replace it, or remove it first"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """An output's kind: its words (what the file should hold), the test of a file's first bytes, and how to
+    replace a file that holds something else."""
+
+    words: str
+    holds: Callable[[bytes], bool]
+    fix: str = FORCE  # how to replace such a file anyway
+
+
+# libpcap's magic (microseconds, nanoseconds, either byte order) and pcapng's Section Header Block
+_PCAP_MAGICS = (b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1",
+                b"\x0a\x0d\x0d\x0a")
+
+
+def _pcap(head: bytes) -> bool:
+    return head[:4] in _PCAP_MAGICS
+
+
+def _picture(head: bytes) -> bool:
+    """graph's and trace's pictures as netlab writes them: Mermaid with its title block, DOT of ``digraph
+    netlab``, Graphviz's SVG of that graph (titled netlab), a PNG."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"digraph netlab {\n"):
+        return True
+    if head.startswith(b'---\ntitle: "') and b'"\n---\nflowchart ' in head:
+        return True
+    return head.startswith(b"<?xml") and b"<!-- Title: netlab " in head and b"<svg" in head
+
+
+def _trace(head: bytes) -> bool:
+    """trace's -w: its text (first line ``trace SRC (IP) → DST (IP): ..., marker N``), its JSON or YAML (lab first,
+    then source), or its picture."""
+    first = head.split(b"\n", 1)[0]
+    if first.startswith(b"trace ") and "→".encode() in first and b", marker " in first:
+        return True
+    if head.startswith(b'{\n  "lab": ') and b'\n  "source": ' in head:
+        return True
+    return (head.startswith(b"lab: ") and b"\nsource:" in head) or _picture(head)
+
+
+def _junit(head: bytes) -> bool:
+    return head.startswith(b"<?xml") and b'<testsuites name="netlab probe"' in head
+
+
+PCAP = Kind("a pcap or pcapng capture", _pcap)
+GRAPH = Kind("a picture netlab draws (Mermaid, DOT, SVG, PNG)", _picture)
+TRACE = Kind("a trace netlab writes (text, JSON, YAML, or its DOT, SVG, PNG picture)", _trace)
+JUNIT = Kind("netlab probe's JUnit XML", _junit)
