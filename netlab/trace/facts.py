@@ -126,7 +126,7 @@ class FdbFacts:
     dev: str
     master: str | None = None
     dst: str | None = None
-    state: str = "learned"  # permanent | static | learned | dynamic sticky (a hand's)
+    state: str = "learned"  # permanent | static | learned, " sticky" after where the kernel has it (a hand's)
     self_: bool = False
     # A VXLAN entry's remote beyond its address, where the kernel says it: not the device's own UDP port or VNI,
     # an underlay device to leave by (`via`)

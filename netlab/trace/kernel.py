@@ -52,13 +52,16 @@ def nud_state(state: int) -> str:
 
 
 def _fdb_state(state: int, flags: int = 0) -> str:
-    """An FDB entry's state as trace says it: a sticky one that ages is a hand's (``dynamic sticky``: learning
-    never sets sticky, kernel/rtnl_bridge.kept_state), not a learned one."""
+    """An FDB entry's state as trace says it, with ``sticky`` where the kernel has it (``bridge -j fdb``'s flags:
+    ``static sticky`` never moves to the port its MAC is next seen on, a plain ``static`` one does); a sticky one
+    that ages is a hand's (``dynamic sticky``: learning never sets sticky, kernel/rtnl_bridge.kept_state), not a
+    learned one."""
+    sticky = " sticky" if flags & rtnl_bridge.NTF_STICKY else ""
     if state & rtnl.NUD_PERMANENT:
-        return "permanent"
+        return "permanent" + sticky
     if state & rtnl.NUD_NOARP:
-        return "static"
-    return "dynamic sticky" if flags & rtnl_bridge.NTF_STICKY else "learned"
+        return "static" + sticky
+    return "dynamic sticky" if sticky else "learned"
 
 
 def _expires(msg: netlink.Msg) -> int | None:

@@ -280,7 +280,7 @@ class L2Steps(WalkParts):
         how = ("the bridge refreshes it on each frame from that MAC but never moves it (sticky; learning never "
                "makes a sticky entry)" if state == "dynamic sticky" else "it neither ages nor moves")
         goes = ("so the bridge takes the frame as the node's own (local) and forwards it to no port"
-                if state == "permanent" else f"so {bridge} sends the frame out of {port}")
+                if state.startswith("permanent") else f"so {bridge} sends the frame out of {port}")
         why = (f"{mac} is {owner[1][1]}'s in {owner[1][0]}, behind port {owner[0]}, but an FDB entry a hand added "
                f"({state}) pins it to port {port}: {how}, {goes}")
         return why, f"bridge -n {ns} fdb del {mac} dev {port} master"
