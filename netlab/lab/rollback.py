@@ -71,6 +71,7 @@ class Rollback:
     half_done: list[str]  # what the features' start left half done and a rollback could not bring back
     kept_before: dict[str, Any]  # each feature's before_run handle (a running lab's run): what put_back compares with
     not_put_back: list[str]  # what the features changed for the run's topology and could not put back
+    logs_gone: tuple[str, ...] = ()  # the containers ("pod/c") whose logs from before the run a restart of it took
     left: list[str]  # what the rollback's own stops said (a CNI DEL that failed, what its plugins leave)
     held_before: dict[str, set[tuple]]  # keys of what each namespace held when the run first read it
     before: tuple[Any, str | None, str, Any]  # the state's topology, source, phase, addresses before the run
@@ -111,6 +112,11 @@ class Rollback:
         if self.not_put_back:  # a container's command as before that could not start again, a file not written
             out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_put_back)}, as it put back what the "
                     f"run had changed (`{again}` repairs it)")
+        if self.logs_gone:  # what they printed before the run: no `up` brings it back
+            many = len(self.logs_gone) > 1
+            out += (f"{',' if not out else ' and'} but for the logs container{'s' if many else ''} "
+                    f"{', '.join(self.logs_gone)} had before the run, which went when the run restarted "
+                    f"{'them' if many else 'it'}")
         return out
 
     def _left(self) -> str:
@@ -199,6 +205,9 @@ class Rollback:
                         out.append(f"what the run changed of {feature.name} ({type(exc).__name__}: {exc})")
         finally:
             state.tearing_down = was
+        # a feature's handle that names containers whose logs went (workload/put_back.py: Before.gone)
+        self.logs_gone = tuple(cid for feature in self.features
+                               for cid in getattr(self.kept_before.get(feature.name), "gone", None) or ())
         return out
 
 

@@ -21,6 +21,9 @@ nor deletes:
 - one the run started anew with the same command (it had exited: a repair) is left running, as the journal leaves
   the repairs of objects that were missing (docs/reliability.md);
 - a pod whose hostname the run set gets its old one back;
+- a container's logs from before the run that a restart by the run took (a changed command starts them over, as a
+  new pod's container has no run before it) cannot come back: :attr:`Before.gone` names the container, for the
+  rollback's line (what it printed before the run is found in neither its log nor its previous log);
 
 then the cluster DNS's records file is written as the topology put back gives it and a dnsmasq that read another
 file reads it again (SIGHUP), as `up` does: all of it by :func:`netlab.workload.lifecycle.start`, restricted to those
@@ -29,12 +32,14 @@ pods and containers (its ``only`` and ``hold``), never another container of the 
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Collection
 
 from netlab.kernel import netns as nsmod
 from netlab.workload import dns_records
-from netlab.workload.containers import container_argv
+from netlab.workload.containers import container_argv, log_path, previous_log_path
 from netlab.workload.records import records
 from netlab.workload.stopping import stop_container
 from netlab.workload.tasks import STOPPED, proc_of, why_replace
@@ -56,12 +61,50 @@ IDENTITY = ("id", "pid", "start", "argv", "error", "ran")  # what tells one run 
 class Before:
     """The containers' records as the run found them (each container's record copied), by pod; of those whose
     command the run changes or that it stops, whether they ran then ("pod/container" -> bool); the cluster DNS's
-    records file; and each pod's hostname in the run's topology."""
+    records file; and each pod's hostname in the run's topology; of those same containers, what their log held
+    (:func:`_printed`), and, once put back, those whose logs from before the run are gone (``gone``: "pod/c")."""
 
     pods: dict[str, dict]
     ran: dict[str, bool] = field(default_factory=dict)
     dns: str | None = None
     hostnames: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, tuple[int, str]] = field(default_factory=dict)
+    gone: list[str] = field(default_factory=list)
+
+
+LOG_HEAD = 4096  # the bytes of a log that tell it from another (its first, with its size)
+
+
+def _printed(path: str, size: int | None = None) -> tuple[int, str] | None:
+    """A log's size and a digest of its first bytes (``size``: of as many as another's had); None when nothing is
+    there, it is empty, or it cannot be read (not netlab's file: never followed)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        have = os.fstat(fd).st_size
+        head = os.pread(fd, min(LOG_HEAD, have if size is None else size), 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return (have, hashlib.sha256(head).hexdigest()) if head else None
+
+
+def _logs_gone(lab_name: str, was: Before) -> list[str]:
+    """The containers whose log held something before the run, found now in neither their log nor their previous
+    log (a restart moves the one to the other): what they printed before the run is gone."""
+    out = []
+    for cid, (size, digest) in sorted(was.logs.items()):
+        pod, _, cname = cid.partition("/")
+        for path in (log_path(lab_name, pod, cname), previous_log_path(lab_name, pod, cname)):
+            now = _printed(path, min(size, LOG_HEAD))
+            if now is not None and now[0] >= size and now[1] == digest:
+                break
+        else:
+            out.append(cid)
+    return out
 
 
 def before(lab: Lab, state: LabState) -> Before:
@@ -84,6 +127,9 @@ def before(lab: Lab, state: LabState) -> Before:
             if spec is not None and argv.get(cname, crec.get("argv")) == crec.get("argv") and cname in argv:
                 continue  # the run leaves its command as it is
             out.ran[f"{pod}/{cname}"] = _runs(crec, prec.get("netns"), prec.get("uts"))
+            printed = _printed(log_path(lab.name, pod, cname))
+            if printed is not None:
+                out.logs[f"{pod}/{cname}"] = printed
     return out
 
 
@@ -129,10 +175,12 @@ def put_back(lab: Lab, state: LabState, was: Before, skip: Collection[str], star
         if was.hostnames.get(name, pod.hostname) != pod.hostname:
             only.add(name)
     if not only and dns_records.read(lab.name) == was.dns:
+        was.gone = _logs_gone(lab.name, was)
         return []
 
     def hold(pod: PodInfo, c: Container, crec: dict, why: str) -> str | None:
         return None if f"{pod.name}/{c.name}" in allowed else NOT_CHANGED
 
     out = start(lab, state, hold=hold, only=only)
+    was.gone = _logs_gone(lab.name, was)
     return [line for line in out.failed + out.problems if any(line.startswith(f"pod {name} ") for name in only)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -51,6 +52,12 @@ def dnsmasq(lab: str) -> list[tuple[int, list[str]]]:
     return [(pid, argv) for pid, argv in in_pod(lab, "kube-dns") if argv and os.path.basename(argv[0]) == "dnsmasq"]
 
 
+def dns_logs(lab: str) -> tuple[str, str]:
+    """The cluster DNS's dnsmasq's log and previous log, as `netlab logs` shows them."""
+    return tuple(netlab("logs", "--lab", lab, "kube-dns", "-c", "dnsmasq", *more, check=False).stdout
+                 for more in ((), ("--previous",)))  # type: ignore[return-value]
+
+
 def records(lab: str) -> str:
     with open(state_path(lab, "dns", "hosts")) as fh:
         return fh.read()
@@ -67,7 +74,9 @@ def test_a_stopped_converge_puts_back_the_containers_and_the_cluster_dns_it_chan
     path = write_topology(tmp_path, TOPOLOGY.format(lab=lab, seconds=100000))
     try:
         netlab("up", "-t", path)
-        before = {"sleeps": sleeps(lab), "dnsmasq": dnsmasq(lab), "records": records(lab)}
+        before = {"sleeps": sleeps(lab), "dnsmasq": dnsmasq(lab), "records": records(lab),
+                  "dns_log": dns_logs(lab)[0]}
+        assert before["dns_log"], before
         assert before["sleeps"] == [["sleep", "100000"]] and len(before["dnsmasq"]) == 1
         assert answers(lab, "web3")[0] == "NXDOMAIN"
         with open(path, "w") as fh:  # the edit
@@ -90,15 +99,20 @@ def test_a_stopped_converge_puts_back_the_containers_and_the_cluster_dns_it_chan
             if run.poll() is None:
                 run.kill()
                 run.wait()
+        # the dnsmasq the run restarted moved its log to the previous one, and its restart back again over it: what
+        # it printed before the run is gone, and said (app's `sleep` printed nothing)
+        gone = ", but for the logs container kube-dns/dnsmasq had before the run, which went when the run restarted it"
         if how == "fail":
-            assert run.returncode == 4 and err == "netlab: injected fault at containers-started; rolled back\n", err
+            assert run.returncode == 4, err
+            assert err == f"netlab: injected fault at containers-started; rolled back{gone}\n", err
         else:
             assert run.returncode == 128 + getattr(signal, how), (out, err)
-            assert err == f"netlab: interrupted by {how}; rolled back\n", err  # (its pause line read above)
+            assert err == f"netlab: interrupted by {how}; rolled back{gone}\n", err  # (its pause line read above)
         # as before the run: the old command (a new process), the old dnsmasq command and records
         assert sleeps(lab) == [["sleep", "100000"]]
         (pid, argv), = dnsmasq(lab)
         assert argv == before["dnsmasq"][0][1] and records(lab) == before["records"]
+        assert before["dns_log"] not in "".join(dns_logs(lab)), (before["dns_log"], dns_logs(lab))  # gone, as said
         assert answers(lab, "web3")[0] == "NXDOMAIN"
         assert answers(lab, "web") == ("NOERROR", ["web.default.svc.cluster.local. 30 IN A 10.96.0.20"])
         status = netlab("status", "--lab", lab, check=False)
@@ -106,5 +120,50 @@ def test_a_stopped_converge_puts_back_the_containers_and_the_cluster_dns_it_chan
         again = netlab("up", "--lab", lab)
         assert "restarted" not in again.stdout and "wrote" not in again.stdout, again.stdout
         assert sleeps(lab) == [["sleep", "100000"]] and dnsmasq(lab) == [(pid, argv)]
+    finally:
+        lab_down(lab)
+
+
+LOGGED = """name: {lab}
+nodes: [{{name: n1}}]
+pods:
+  - name: app
+    node: n1
+    containers: [{{name: main, command: [sh, -c, "echo {word} of $$; exec sleep {seconds}"]}}]
+"""
+
+
+def test_a_rollback_says_the_logs_a_restart_by_the_run_took(tmp_path):
+    """The failed run restarted app's container with its edited command, which starts its logs over (a changed
+    command is a new pod's container: no run before it); the rollback restarts the old command, but what the
+    container printed before the run is gone: its "rolled back" line says so, as `netlab logs` (and --previous)
+    shows."""
+    lab = unique_lab("rbl")
+    path = write_topology(tmp_path, LOGGED.format(lab=lab, word="before-the-run", seconds=100000))
+    try:
+        netlab("up", "-t", path)
+        for _ in range(50):
+            printed = netlab("logs", "--lab", lab, "app").stdout.strip()
+            if printed:
+                break
+            time.sleep(0.1)
+        assert printed.startswith("before-the-run of "), printed  # its shell's pid: the restart's prints another
+        with open(path, "w") as fh:  # the edit
+            fh.write(LOGGED.format(lab=lab, word="in-the-run", seconds=100999))
+        env = {**os.environ, "NETLAB_FAULT_POINT": "containers-started", "NETLAB_FAULT_MODE": "fail"}
+        run = subprocess.run([*NETLAB, "up", "-t", path], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 4, run.stderr
+        assert run.stderr == ("netlab: injected fault at containers-started; rolled back, but for the logs container "
+                              "app/main had before the run, which went when the run restarted it\n"), run.stderr
+        assert sleeps(lab) == [["sleep", "100000"]]
+        logs = netlab("logs", "--lab", lab, "app").stdout + netlab("logs", "--lab", lab, "app", "--previous",
+                                                                    check=False).stdout
+        assert printed not in logs and "before-the-run of " in logs, logs  # what the line says: gone
+        # a rollback of a run that restarts nothing says nothing of logs
+        with open(path, "w") as fh:
+            fh.write(LOGGED.format(lab=lab, word="before-the-run", seconds=100000) +
+                     "  - {name: other, node: n1, containers: [{name: m, command: [sleep, \"1000\"]}]}\n")
+        run = subprocess.run([*NETLAB, "up", "-t", path], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 4 and "logs" not in run.stderr, run.stderr
     finally:
         lab_down(lab)

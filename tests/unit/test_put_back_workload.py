@@ -10,6 +10,8 @@ tests/integration/test_rollback_puts_back.py checks the same with real processes
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from netlab.feature import StartResult
@@ -195,3 +197,28 @@ def test_services_put_back_the_pod_files_the_run_wrote_for_its_topology_alone(tm
     assert netns_files.read(b_hosts) == edited
     assert [line for line in services.drift(old, state) if not line.startswith("flannel: ")] == [f"hosts: {b_hosts} is different (pod b would not get the kubelet's hosts "
                                           "file); up writes it again"]
+
+
+def test_the_logs_a_restart_took_are_named_and_a_moved_or_grown_log_is_not(world, tmp_path, monkeypatch):
+    """What a container printed before the run is looked for, after the put back, in its log and its previous log
+    (a restart of the same command moves the one to the other; one never restarted grew): found in neither, the
+    container is named in ``gone``, for the rollback's line."""
+    monkeypatch.setattr(pb, "log_path", lambda lab, pod, c: str(tmp_path / f"{pod}.{c}.log"))
+    monkeypatch.setattr(pb, "previous_log_path", lambda lab, pod, c: str(tmp_path / f"{pod}.{c}.previous.log"))
+    for pod in ("app", "duo", "calm", "h"):
+        (tmp_path / f"{pod}.m.log").write_text(f"{pod} before the run\n" + "x" * 5000)
+    (tmp_path / "once.m.log").write_text("")  # nothing printed: nothing to lose
+    old = _lab()
+    was = pb.Before(pods_of(app={}), ran={"app/m": True, "duo/m": True, "calm/m": True, "h/m": False, "once/m": True})
+    was.logs = {cid: pb._printed(str(tmp_path / f"{cid.replace('/', '.')}.log")) for cid in was.ran}
+    was.logs = {cid: printed for cid, printed in was.logs.items() if printed is not None}
+    assert sorted(was.logs) == ["app/m", "calm/m", "duo/m", "h/m"]
+    # app: started over (a changed command); duo: moved to the previous log; calm: grew; h: removed
+    (tmp_path / "app.m.log").write_text("app in the run\n")
+    os.replace(tmp_path / "duo.m.log", tmp_path / "duo.m.previous.log")
+    with open(tmp_path / "calm.m.log", "a") as fh:
+        fh.write("more\n")
+    os.unlink(tmp_path / "h.m.log")
+    state = State(pods_of(app={}))
+    pb.put_back(old, state, was, (), world["fn"])
+    assert was.gone == ["app/m", "h/m"]

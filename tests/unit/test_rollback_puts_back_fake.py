@@ -167,3 +167,36 @@ def test_a_full_disk_does_not_stop_the_put_back(lab, tmp_path, monkeypatch):
     with pytest.raises(ApplyFailed, match=r"; rolled back$"):
         lab_up.up(new, k, features=(rec,), source=path, reconfigure=True)
     assert len(rec.put) == 1
+
+
+class Handle:
+    """A feature's before_run handle that names, once put back, the containers whose logs a restart of the run
+    took (workload/put_back.py's Before.gone)."""
+
+    def __init__(self):
+        self.gone: list[str] = []
+
+
+class LosesLogs(Recorder):
+    name = "loses-logs"
+
+    def before_run(self, lab, state):
+        super().before_run(lab, state)
+        self.handle = Handle()
+        return self.handle
+
+    def put_back(self, lab, state, ran, was, skip):
+        super().put_back(lab, state, ran, was, skip)
+        was.gone = ["a/main", "b/side"]
+        return []
+
+
+def test_the_logs_the_runs_restarts_took_are_said_after_rolled_back(lab, tmp_path):
+    """They cannot come back, and no `up` repairs them: the line names the containers, without a repair."""
+    k = FakeKernel()
+    up(lab, k)
+    new, path = edited(tmp_path)
+    with pytest.raises(ApplyFailed) as exc:
+        lab_up.up(new, k, features=(LosesLogs(k, fail_start=True),), source=path, reconfigure=True)
+    assert str(exc.value) == ("injected: the last feature failed; rolled back, but for the logs containers a/main, "
+                              "b/side had before the run, which went when the run restarted them"), str(exc.value)
