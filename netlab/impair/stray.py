@@ -17,7 +17,11 @@ did (netlab.impair.lifecycle) are that feature's, and what a user's CNI
 plugins made (the bandwidth plugin's tbf) is theirs (realize/attachments.py).
 ``up`` deletes the root qdisc (RTM_DELQDISC, kernel/tc.py) through the run's
 journal: the device gets its default back; the txqueuelen is the link's repair.
-A rollback puts both back (the qdisc from its dump's message), as the kernel was.
+A rollback puts both back (the qdisc from its dump's message), as the kernel was,
+but for what hung under the qdisc (an htb's classes, a qdisc under one, filters):
+the deletion takes it with the qdisc, its dump's message does not hold it, and
+the rollback's line names what the kernel does not show again (:func:`put_back_alone`;
+a prio's own classes come back with it, a hand's do not).
 
 An ingress or clsact qdisc (``tc qdisc add dev eth0 ingress``, then ``tc filter add dev eth0 ingress ... action
 drop``) holds filters that act on what the device takes in, before the stack sees it: nothing netlab, Flannel or
@@ -34,7 +38,7 @@ from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from netlab.impair.lifecycle import RECORD, wanted, words
 from netlab.kernel import netlink, tc
-from netlab.kernel.base import Op, Snapshot
+from netlab.kernel.base import Kernel, Op, Snapshot
 from netlab.plan.hand_qdisc import HandQdisc
 from netlab.plan.resources import Bridge, Link, Loopback, Resource, Veth, VethPeer, Vxlan
 from netlab.realize.diff import Drift
@@ -69,6 +73,14 @@ class Stray(NamedTuple):
     txqlen: int  # its txqueuelen as read
     body: bytes = b""  # a root qdisc's dump message body (a rollback adds it again from it)
     ingress: bool = False  # an ingress or clsact qdisc, not a root one
+    under: tuple[int, int, int] = (0, 0, 0)  # a root one's classes, qdiscs under them, filters
+
+
+def under_words(n: tuple[int, int, int]) -> str:
+    """``2 classes, 1 qdisc and 1 filter``; "" for none."""
+    parts = [f"{k} {what}{'es' if what == 'class' and k != 1 else 's' if k != 1 else ''}"
+             for k, what in zip(n, ("class", "qdisc", "filter")) if k]
+    return " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
 
 
 def _filters(n: int) -> str:
@@ -89,7 +101,8 @@ def found(ns: str, snap: Snapshot, planned: Iterable[Resource], skip: set[tuple[
             continue
         if (ns, link.name) not in skip and link.index in snap.root_qdiscs:
             body = snap.root_qdiscs[link.index]
-            out.append(Stray(r, qdisc_words(body), link.txqlen or 0, body))
+            out.append(Stray(r, qdisc_words(body), link.txqlen or 0, body,
+                             under=snap.root_qdisc_under.get(link.index, (0, 0, 0))))
         if link.index in snap.ingress_qdiscs:
             kind, filters = snap.ingress_qdiscs[link.index]
             out.append(Stray(r, f"{kind} qdisc with {_filters(filters)}", link.txqlen or 0, ingress=True))
@@ -115,7 +128,7 @@ def merged(drifts: list[Drift], strays: list[Stray]) -> list[Drift]:
     if not strays:
         return drifts
     out = list(drifts)
-    for r, what, txqlen, _, ingress in strays:
+    for r, what, txqlen, _, ingress, _ in strays:
         said = (f"{what} added (want none: its filters act on what {r.name} {_acts(what)})" if ingress else
                 f"root qdisc {what} added (want {default_of(r)})") + _txqlen_words(r, txqlen)
         at = next((i for i, d in enumerate(out) if d.state == "different" and d.resource.key == r.key), None)
@@ -131,8 +144,38 @@ def root_qdisc_del(ns: str, s: Stray) -> Op:
     """The journaled deletion of a stray root qdisc (RTM_DELQDISC): the device gets the kernel's default back, and a
     rollback of the run adds the qdisc again, as it puts back the txqueuelen the link's repair set (the kernel's
     1000 came with that qdisc)."""
-    hand = HandQdisc(ns, dev=s.link.name, words=s.words, body=s.body, args=tc.qdisc_args(s.body))
+    hand = HandQdisc(ns, dev=s.link.name, words=s.words, body=s.body, args=tc.qdisc_args(s.body),
+                     under=s.under)
     return Op("del", hand, missing_ok=True)  # gone: ENOENT
+
+
+def put_back_alone(kernel: Kernel, qdiscs: list[HandQdisc]) -> list[str]:
+    """A rollback added these root qdiscs again from their dumps' bodies: what hung under each when the run found
+    it (its classes, the qdiscs under them, its filters) and the kernel does not show again, in words (none when
+    all came back: a prio's own classes), or the qdisc itself when the kernel shows another root (it refused the
+    dump's options: the journal's undo does not say it); what cannot be read is not said (the namespace gone)."""
+    names = sorted({q.netns for q in qdiscs})
+    try:
+        snaps = kernel.snapshot_many({ns: ([], False) for ns in names if kernel.netns_mounted(ns)})
+    except Exception:  # noqa: BLE001 - the words only: a rollback goes on
+        return []
+    out = []
+    for q in qdiscs:
+        snap = snaps.get(q.netns)
+        link = snap.links.get(q.dev) if isinstance(snap, Snapshot) else None
+        if link is None:
+            continue
+        if snap.root_qdiscs.get(link.index, b"")[4:12] != q.body[4:12]:  # its index and handle: not there
+            under = under_words(q.under)
+            out.append(f"root qdisc {q.words} of {q.dev} in {q.netns}{f' and the {under} under it' if under else ''}"
+                       ", which the kernel would not take again as its dump gave it")
+            continue
+        now = snap.root_qdisc_under.get(link.index, (0, 0, 0))
+        lost = under_words(tuple(max(0, was - back) for was, back in zip(q.under, now)))  # type: ignore[arg-type]
+        if lost:
+            out.append(f"the {lost} under root qdisc {q.words} of {q.dev} in {q.netns}, which went with it (the "
+                       "rollback added the qdisc again alone)")
+    return out
 
 
 def ingress_qdisc_del(ns: str, s: Stray) -> tuple[bool, str | None]:
@@ -157,7 +200,9 @@ def removed_words(ns: str, s: Stray, done: bool = True) -> str:
         else f"no impairment of the topology's: {s.link.name} has {default_of(s.link)} again"
     if not done:
         return f"{_name(s)} of {s.link.name} in {ns} was already gone when up came to remove it ({why}{qlen})"
-    return f"removed {_name(s)} from {s.link.name} in {ns} ({why}{qlen})"
+    under = under_words(s.under) if not s.ingress else ""
+    went = f"; its {under} went with it" if under else ""
+    return f"removed {_name(s)} from {s.link.name} in {ns} ({why}{went}{qlen})"
 
 
 def refused_words(ns: str, s: Stray, why: str) -> str:

@@ -183,6 +183,9 @@ class Snapshot:
     # Root qdiscs added to its devices (not the kernel's default for the device): ifindex -> the RTM_NEWQDISC
     # message body (rtnl_parse.added_root_qdisc; kernel/tc.py reads it)
     root_qdiscs: dict[int, bytes] = field(default_factory=dict)
+    # What hangs under each of those (rtnl_parse.under_root): ifindex -> (classes, qdiscs, filters); what a
+    # rollback that adds the qdisc again from its body does not bring back (impair/stray.py)
+    root_qdisc_under: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     # Ingress qdiscs added to its devices (``tc qdisc add dev D ingress|clsact``: the kernel gives none):
     # ifindex -> (its kind, how many filters hang on it) (rtnl_parse.added_ingress_qdisc)
     ingress_qdiscs: dict[int, tuple[str, int]] = field(default_factory=dict)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from netlab.kernel import netlink, netns as nsmod, nfnl, procsys, rtnl, rtnl_parse
+from netlab.kernel import netlink, netns as nsmod, nfnl, procsys, rtnl, rtnl_parse, tc
 from netlab.kernel.base import Snapshot
 from netlab.plan.sysctls import interface_setting
 
@@ -75,6 +75,11 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
     snap.rules = [rtnl_parse.parse_rule(m) for m in conn.dump(what, rtnl.rule_dump())]
     qdiscs = [m for m in conn.dump(what, rtnl.qdisc_dump()) if m.mtype == rtnl.RTM_NEWQDISC]
     snap.root_qdiscs = dict(root for root in map(rtnl_parse.added_root_qdisc, qdiscs) if root is not None)
+    for index, body in snap.root_qdiscs.items():  # rare: a hand's; its classes, the qdiscs under them, filters
+        classes = [m for m in conn.dump(what, tc.class_dump(index)) if m.mtype == tc.RTM_NEWTCLASS]
+        n_classes, n_qdiscs, parents = rtnl_parse.tc_parents(index, body, classes, qdiscs)
+        filters = rtnl_parse.count_filters([conn.dump(what, rtnl.filter_dump(index, p)) for p in parents])
+        snap.root_qdisc_under[index] = (n_classes, n_qdiscs, filters)
     for index, kind in filter(None, map(rtnl_parse.added_ingress_qdisc, qdiscs)):  # rare: a hand's
         parents = (rtnl.TC_H_INGRESS_FILTERS, rtnl.TC_H_EGRESS_FILTERS) if kind == "clsact" else \
             (rtnl.TC_H_INGRESS_FILTERS,)

@@ -335,6 +335,23 @@ def added_root_qdisc(m: Msg) -> tuple[int, bytes] | None:
     return (index, m.body) if parent == TC_H_ROOT and handle else None
 
 
+def tc_parents(index: int, root: bytes, classes: list[Msg], qdiscs: list[Msg]) -> tuple[int, int, list[int]]:
+    """What hangs under a device's root qdisc (``root``: its dump's body): how many classes (of ``classes``, the
+    device's class dump; an ingress or clsact qdisc's are not the root's), how many qdiscs added under a class
+    (of ``qdiscs``, the namespace's qdisc dump: a handle of their own, their parent neither the root nor ingress;
+    a class's default leaf is not dumped), and where filters may hang: the root's handle, each class's, each such
+    qdisc's."""
+    ingress = TC_H_INGRESS & 0xFFFF0000
+    handles = [TCMSG.unpack_from(m.body)[2] for m in classes]
+    handles = [h for h in handles if h & 0xFFFF0000 != ingress]
+    under = []
+    for m in qdiscs:
+        _family, idx, h, parent, _info = TCMSG.unpack_from(m.body)
+        if idx == index and h and parent not in (TC_H_ROOT, TC_H_INGRESS) and parent & 0xFFFF0000 != ingress:
+            under.append(h)
+    return len(handles), len(under), [TCMSG.unpack_from(root)[2], *handles, *under]
+
+
 TCA_KIND = 1  # a tc message's attribute that names its qdisc or classifier (linux/rtnetlink.h)
 
 

@@ -200,14 +200,37 @@ def qdisc_add_dumped(index: int, body: bytes) -> bytes:
     kind, options and size table; not its statistics): one taken off put back as it was (impair/stray.py)."""
     _family, _index, handle, parent, _info = TCMSG.unpack_from(body)
     a = netlink.attrs(body, TCMSG.size)
+    if a.get(TCA_KIND) == b"htb\0" and TCA_OPTIONS in a:
+        a[TCA_OPTIONS] = _htb_options(a[TCA_OPTIONS])
     kept = b"".join(netlink.attr(t, a[t]) for t in (TCA_KIND, TCA_OPTIONS) if t in a)
     kept += netlink.nested(TCA_STAB, a[TCA_STAB]) if TCA_STAB in a else b""
     return netlink.message(RTM_NEWQDISC, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL,
                            TCMSG.pack(0, index, handle, parent, 0) + kept)
 
 
+TCA_HTB_INIT, HTB_VER = 2, 0x30011  # linux/pkt_sched.h: struct tc_htb_glob's first field, its version
+
+
+def _htb_options(options: bytes) -> bytes:
+    """An htb's options as its dump gives them, as its init takes them: the dump's tc_htb_glob says the version
+    whole (HTB_VER, 0x30011), htb_init wants its major alone (HTB_VER >> 16: "HTB version mismatch", EINVAL), as
+    tc sends it. Every other attribute as it was."""
+    nested = netlink.attrs(options)
+    if TCA_HTB_INIT in nested and nested[TCA_HTB_INIT][:4] == struct.pack("=I", HTB_VER):
+        nested[TCA_HTB_INIT] = struct.pack("=I", HTB_VER >> 16) + nested[TCA_HTB_INIT][4:]
+    return b"".join(netlink.attr(t, v) for t, v in nested.items())
+
+
 def qdisc_dump() -> bytes:
     return netlink.message(RTM_GETQDISC, 0, TCMSG.pack(0, 0, 0, 0, 0))
+
+
+RTM_NEWTCLASS, RTM_GETTCLASS = 40, 42
+
+
+def class_dump(index: int) -> bytes:
+    """``tc class show dev IDX``."""
+    return netlink.message(RTM_GETTCLASS, 0, TCMSG.pack(0, index, 0, 0, 0))
 
 
 # --- decoding ---------------------------------------------------------------------------------

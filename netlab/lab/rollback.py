@@ -19,6 +19,7 @@ from netlab import signals
 from netlab.workload import reconfigure
 from netlab.errors import netlab_command
 from netlab.feature import Feature, put_back, roll_back, stop_made
+from netlab.impair.stray import put_back_alone
 from netlab.kernel import testhooks
 from netlab.kernel.base import Kernel
 from netlab.lab.journal import Journal, put_back_dropped
@@ -26,6 +27,7 @@ from netlab.lab.ownership import kernel_links
 from netlab.lab.remake import make_again
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
 from netlab.model.lab import Lab
+from netlab.plan.hand_qdisc import HandQdisc
 from netlab.realize.attachments import attached_lab
 from netlab.realize.converging import KEY as CONVERGING
 from netlab.realize.state import ADDRESSES, LabState
@@ -72,6 +74,7 @@ class Rollback:
     kept_before: dict[str, Any]  # each feature's before_run handle (a running lab's run): what put_back compares with
     not_put_back: list[str]  # what the features changed for the run's topology and could not put back
     logs_gone: tuple[str, ...] = ()  # the containers ("pod/c") whose logs from before the run a restart of it took
+    alone: tuple[str, ...] = ()  # of a hand's root qdisc the run deleted, what did not come back (in words)
     left: list[str]  # what the rollback's own stops said (a CNI DEL that failed, what its plugins leave)
     held_before: dict[str, set[tuple]]  # keys of what each namespace held when the run first read it
     before: tuple[Any, str | None, str, Any]  # the state's topology, source, phase, addresses before the run
@@ -112,6 +115,8 @@ class Rollback:
         if self.not_put_back:  # a container's command as before that could not start again, a file not written
             out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_put_back)}, as it put back what the "
                     f"run had changed (`{again}` repairs it)")
+        if self.alone:  # a hand's classes and filters: no `up` makes them (they are no plan's)
+            out += f"{',' if not out else ' and'} but for {'; '.join(self.alone)}"
         if self.logs_gone:  # what they printed before the run: no `up` brings it back
             many = len(self.logs_gone) > 1
             out += (f"{',' if not out else ' and'} but for the logs container{'s' if many else ''} "
@@ -147,7 +152,10 @@ class Rollback:
                 self.kernel.close()
                 self.left += teardown(self.kernel, self.features, state, tag, said=True).problems
                 return
+            hand = [op.res for op in self.journal.applied if op.verb == "del" and isinstance(op.res, HandQdisc)
+                    and op.netns not in self.created]
             self.journal.undo(skip_netns=set(self.created))
+            self.alone = tuple(put_back_alone(self.kernel, hand)) if hand else ()
             touched = self.journal.touched - set(self.created)
             # A namespace made again for a pod the lab had (its sandbox deleted by hand): only what runs in it goes,
             # not what the pod had before the run (its containers in the old sandbox, records, logs). A pod moved

@@ -16,14 +16,16 @@ from netlab.plan.resource_base import Resource
 class HandQdisc(Resource):
     """A root qdisc someone added by hand on a planned interface no impairment names (impair/stray.py): never
     planned, only found. ``up`` deletes it through the run's journal; a rollback adds it again from ``body``,
-    the message body its dump gave (its kind and options; what hangs under it, classes and filters, is not
-    read and not put back)."""
+    the message body its dump gave (its kind and options). What hung under it goes with it and does not come back
+    with the body: ``under`` counts it as the dump found it (classes, qdiscs under them, filters), and the rollback
+    says what of it the kernel does not show again (impair/stray.put_back_alone)."""
 
     kind: ClassVar[str] = "root qdisc"
     dev: str = ""
     words: str = ""  # as netlab says it: tbf rate 8kbit
     body: bytes = b""
     args: str = ""  # tc's words that make it (kernel/tc.qdisc_args): handle 8001: tbf rate 8000bit burst 3200b ...
+    under: tuple[int, int, int] = (0, 0, 0)  # classes, qdiscs under them, filters
 
     @property
     def key(self) -> tuple:

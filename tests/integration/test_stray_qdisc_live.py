@@ -218,3 +218,58 @@ def test_a_qdisc_already_gone_as_up_removes_it_is_told_from_one_it_removed(lab, 
     assert qdiscs(node, "flannel.1") == [("noqueue", "root")]
     netlab("up", "--lab", name)  # the txqlen the kernel gave flannel.1 with the tbf
     assert as_planned_here(name)
+
+
+def classes(netns: str, dev: str) -> list[str]:
+    """The classes' handles, as `tc class show` prints them (`class htb 1:10 root ...`: this tc has no JSON there)."""
+    out = subprocess.run(["tc", "-n", netns, "class", "show", "dev", dev], capture_output=True, text=True,
+                         check=True).stdout
+    return sorted(line.split()[2] for line in out.splitlines() if line.startswith("class "))
+
+
+def filters(netns: str, dev: str) -> list[dict]:
+    out = subprocess.run(["tc", "-j", "-n", netns, "filter", "show", "dev", dev, "parent", "1:"], capture_output=True,
+                         text=True, check=True).stdout
+    return [f for f in json.loads(out or "[]") if f.get("options", {}).get("match")]
+
+
+def htb_tree(netns: str) -> None:
+    """htb with two classes, a pfifo under one, and a u32 filter sending one address to the other: what `tc qdisc
+    del ... root` takes with the qdisc."""
+    tc = ["tc", "-n", netns]
+    subprocess.run([*tc, "qdisc", "replace", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10"], check=True)
+    for minor, rate in (("10", "100mbit"), ("20", "1mbit")):
+        subprocess.run([*tc, "class", "add", "dev", "eth0", "parent", "1:", "classid", f"1:{minor}", "htb", "rate",
+                        rate], check=True)
+    subprocess.run([*tc, "qdisc", "add", "dev", "eth0", "parent", "1:10", "handle", "10:", "pfifo"], check=True)
+    subprocess.run([*tc, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "u32", "match", "ip", "dst",
+                    "192.0.2.1/32", "flowid", "1:20"], check=True)  # no action: act_gact may be missing
+
+
+def test_a_rollback_says_what_hung_under_the_hand_made_qdisc_it_put_back_alone(lab):
+    """A rollback adds the removed root qdisc again from its dump (its kind and options): its classes, the qdisc
+    under one and its filter went with it and do not come back. The line after "rolled back" says so, naming them,
+    and the kernel shows exactly that: htb again, no class, no filter."""
+    name, path = lab
+    pod = f"{name}-a"
+    htb_tree(pod)
+    assert classes(pod, "eth0") == ["1:10", "1:20"] and len(filters(pod, "eth0")) == 1
+    removal_at = None
+    for at in range(1, 20):
+        run = netlab("up", "--lab", name, check=False, env={"NETLAB_FAULT_AT": str(at)})
+        assert run.returncode == 4, run.stderr  # a fault at or before the removal: nothing of it to put back
+        assert "under root qdisc" not in run.stderr and classes(pod, "eth0") == ["1:10", "1:20"], run.stderr
+        if "(del root qdisc htb" in run.stderr:
+            removal_at = at
+            break
+    assert removal_at is not None, "up never came to the removal"
+    run = netlab("up", "--lab", name, check=False, env={"NETLAB_FAULT_AT": str(removal_at + 1)})
+    assert run.returncode == 4 and run.stderr.startswith(f"netlab: injected fault at operation {removal_at + 1} ")
+    assert run.stderr.rstrip().endswith(
+        f"; rolled back, but for the 2 classes, 1 qdisc and 1 filter under root qdisc htb of eth0 in {pod}, which "
+        "went with it (the rollback added the qdisc again alone)"), run.stderr
+    assert [(q["kind"], q["handle"]) for q in roots(pod, "eth0")] == [("htb", "1:")]
+    assert classes(pod, "eth0") == [] and filters(pod, "eth0") == []  # as the line says
+    fixed = netlab("up", "--lab", name)
+    assert f"removed root qdisc htb from eth0 in {pod}" in fixed.stdout, fixed.stdout
+    assert as_planned_here(name)

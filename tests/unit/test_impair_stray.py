@@ -3,6 +3,8 @@ the txqueuelen the kernel gave the device, and left alone on an impaired interfa
 
 from __future__ import annotations
 
+import struct
+
 from netlab.impair import stray
 from netlab.kernel import netlink, rtnl, tc
 from netlab.kernel.base import Snapshot
@@ -109,3 +111,78 @@ def test_a_hand_made_qdiscs_command_is_the_add_that_makes_it_again_as_every_reso
     assert op.res.command() == "tc -n l-p qdisc add dev eth0 root handle 1: netem delay 30000us 5000us"
     op = stray.root_qdisc_del("l-p", stray.Stray(EYE, "htb", 1000, body(2, 0x10000, "htb")))
     assert op.res.command() == "tc -n l-p qdisc add dev eth0 root handle 1: htb"
+
+
+# --- what hangs under a hand's root qdisc: said at its removal, and by the rollback that adds it again alone ---
+
+def test_what_hangs_under_a_root_qdisc_is_counted_from_the_dumps():
+    """An htb's classes (not an ingress or clsact's pseudo-classes), the qdiscs added under them (not the root,
+    not ingress, not a class's default leaf, which has no handle), and where their filters may hang."""
+    from netlab.kernel.rtnl_parse import tc_parents
+
+    def msg(mtype: int, index: int, handle: int, parent: int) -> netlink.Msg:
+        return netlink.Msg(mtype, 0, 0, rtnl.TCMSG.pack(0, index, handle, parent, 0))
+    root = msg(36, 2, 0x10000, rtnl.TC_H_ROOT)
+    classes = [msg(40, 2, 0x10010, 0x10000), msg(40, 2, 0x10020, 0x10000), msg(40, 2, 0xFFFFFFF2, 0xFFFF0000)]
+    qdiscs = [root, msg(36, 2, 0x100000, 0x10010), msg(36, 2, 0, 0x10020), msg(36, 2, 0xFFFF0000, rtnl.TC_H_INGRESS),
+              msg(36, 3, 0x200000, 0x10010)]
+    assert tc_parents(2, root.body, classes, qdiscs) == (2, 1, [0x10000, 0x10010, 0x10020, 0x100000])
+
+
+def test_its_removal_says_what_went_with_it_in_words():
+    assert [stray.under_words(n) for n in ((0, 0, 0), (1, 0, 0), (2, 1, 1), (0, 0, 3), (2, 0, 1))] == [
+        "", "1 class", "2 classes, 1 qdisc and 1 filter", "3 filters", "2 classes and 1 filter"]
+    s = snap(root=body(2, 0x10000, "htb"))
+    s.root_qdisc_under[2] = (2, 1, 1)
+    (found,) = stray.found("l-p", s, [EYE], set())
+    assert found.under == (2, 1, 1) and stray.root_qdisc_del("l-p", found).res.under == (2, 1, 1)
+    assert stray.removed_words("l-p", found) == (
+        "removed root qdisc htb from eth0 in l-p (no impairment of the topology's: eth0 has the kernel's noqueue "
+        "again; its 2 classes, 1 qdisc and 1 filter went with it; the txqlen 1000 the kernel gave it with the qdisc "
+        "is set back to 0)")
+
+
+def test_an_htb_is_added_again_with_the_version_its_init_takes():
+    """htb's dump says tc_htb_glob's version whole (0x30011); htb_init refuses all but its major (3): EINVAL, and a
+    rollback left the device without the qdisc it said it put back. Its other options stay as dumped."""
+    glob = struct.pack("=IIIII", tc.HTB_VER, 10, 0x10, 0, 0)
+    options = netlink.attr(tc.TCA_HTB_INIT, glob) + netlink.attr(5, struct.pack("=I", 1000))
+    dumped = body(2, 0x10000, "htb", options)
+    sent = tc.qdisc_add_dumped(2, dumped)
+    opts = netlink.attrs(netlink.attrs(sent, 16 + rtnl.TCMSG.size)[tc.TCA_OPTIONS])
+    assert struct.unpack_from("=IIIII", opts[tc.TCA_HTB_INIT]) == (3, 10, 0x10, 0, 0)
+    assert opts[5] == struct.pack("=I", 1000)
+    tbf = body(2, 0x10000, "tbf", tc.tbf_options(8000))  # any other kind: as dumped
+    assert tc.qdisc_add_dumped(2, tbf)[16 + rtnl.TCMSG.size:] == \
+        b"".join(netlink.attr(t, v) for t, v in netlink.attrs(tbf, rtnl.TCMSG.size).items() if t in (1, 2))
+
+
+class Kernel:
+    def __init__(self, s: Snapshot):
+        self.s = s
+
+    def netns_mounted(self, ns):
+        return True
+
+    def snapshot_many(self, asks):
+        return {ns: self.s for ns in asks}
+
+
+def test_the_rollback_names_what_did_not_come_back_with_the_qdisc():
+    from netlab.plan.hand_qdisc import HandQdisc
+
+    b = body(2, 0x10000, "htb")
+    q = HandQdisc("l-p", dev="eth0", words="htb", body=b, under=(2, 1, 1))
+    back = snap(root=b)  # the qdisc again, nothing under it
+    assert stray.put_back_alone(Kernel(back), [q]) == [
+        "the 2 classes, 1 qdisc and 1 filter under root qdisc htb of eth0 in l-p, which went with it (the rollback "
+        "added the qdisc again alone)"]
+    back.root_qdisc_under[2] = (2, 0, 0)  # a prio's own classes come back with it
+    assert stray.put_back_alone(Kernel(back), [q]) == [
+        "the 1 qdisc and 1 filter under root qdisc htb of eth0 in l-p, which went with it (the rollback added the "
+        "qdisc again alone)"]
+    back.root_qdisc_under[2] = (2, 1, 1)
+    assert stray.put_back_alone(Kernel(back), [q]) == []
+    assert stray.put_back_alone(Kernel(snap()), [q]) == [  # the kernel refused it: the noqueue
+        "root qdisc htb of eth0 in l-p and the 2 classes, 1 qdisc and 1 filter under it, which the kernel would not "
+        "take again as its dump gave it"]
