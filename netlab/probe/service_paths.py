@@ -67,11 +67,11 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
         for e in members:
             if e.name == client.name:
                 continue
-            if e.node == client.node:
-                # on one bridge the endpoint answers the client on the wire; without one (ptp) via its gateway
-                out.extend([(n.netns, dev[e.name], str(e.ip)), (e.netns, eth0, s.addr) if bridged else pod_gw(e)])
-            else:
-                node_to_pod(n, e)
+            node_to_pod(n, e)  # the node's ARP request for the endpoint leaves it an entry for its gateway
+            if e.node == client.node and bridged:
+                # on one bridge the endpoint answers the client on the wire (without one, ptp, via its gateway):
+                # its ARP request for the client leaves the client an entry for it
+                out.extend([(e.netns, eth0, s.addr), (client.netns, eth0, str(e.ip))])
     elif t.kind == "NodePort" and t.node in nodes:
         m = nodes[t.node]
         if s.kind == "node":
