@@ -183,7 +183,24 @@ def text(report: Report) -> str:
         lines.append(f"{len(problems)} not as expected:")
         lines += [f"  {p}" for p in problems]
     lines += [f"hint: {h}" for h in report.hints]
+    table = table_line(report) if problems else None
+    if table:
+        lines.append(table)
     return "\n".join(lines)
+
+
+def table_line(report: Report) -> str | None:
+    """The one line a failed run's text says when the machine's neighbour table filled up, or forced its garbage
+    collector, while it ran (the kernel's counters, /proc/net/stat/arp_cache: the JSON's neighbour_table)."""
+    fulls, forced = report.stats.get("table_fulls") or 0, report.stats.get("forced_gc_runs") or 0
+    if not fulls and not forced:
+        return None
+    gcs = f"{forced} forced garbage collection{'s' if forced != 1 else ''}"
+    what = (f"was full {fulls} time{'s' if fulls != 1 else ''} during the run" + (f" ({gcs})" if forced else "")
+            if fulls else f"needed {gcs} during the run")
+    return (f"note: the machine's neighbour (ARP) table {what}: the failures may come from that table, shared by "
+            "every namespace on this machine (other labs, the host), not from the lab; see /proc/net/stat/arp_cache "
+            "and net.ipv4.neigh.default.gc_thresh3")
 
 
 def not_as_expected(report: Report) -> list[str]:

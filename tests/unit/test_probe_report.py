@@ -208,3 +208,28 @@ def test_broken_service_fails_in_words_json_and_junit():
     assert int(suite.get("failures")) == 2
     names = [c.get("classname") for c in suite.findall("testcase")]
     assert "svc.svc.web.ClusterIP.tcp.80" in names and "svc.distribution" in names
+
+
+def test_a_full_neighbour_table_during_a_failed_run_is_said_in_the_text():
+    """table_fulls and forced_gc_runs were in the JSON only (qa62s): a run whose probes failed while the machine's
+    neighbour table overflowed says so in one line of its text (the failures may be the machine's, not the lab's);
+    a run that failed with the table quiet, or passed with it full, says nothing of it."""
+    full = {"table_fulls": 3, "forced_gc_runs": 12}
+    failed = fake_report(down="fedora-2")
+    failed.stats.update(full)
+    said = [ln for ln in render.text(failed).splitlines() if "neighbour" in ln]
+    assert said == ["note: the machine's neighbour (ARP) table was full 3 times during the run (12 forced garbage "
+                    "collections): the failures may come from that table, shared by every namespace on this machine "
+                    "(other labs, the host), not from the lab; see /proc/net/stat/arp_cache and "
+                    "net.ipv4.neigh.default.gc_thresh3"]
+    gc_only = fake_report(down="fedora-2")
+    gc_only.stats.update(table_fulls=0, forced_gc_runs=5)
+    assert [ln for ln in render.text(gc_only).splitlines() if "neighbour" in ln] == [
+        "note: the machine's neighbour (ARP) table needed 5 forced garbage collections during the run: the failures "
+        "may come from that table, shared by every namespace on this machine (other labs, the host), not from the lab; "
+        "see /proc/net/stat/arp_cache and net.ipv4.neigh.default.gc_thresh3"]
+    quiet = fake_report(down="fedora-2")
+    assert "neighbour" not in render.text(quiet)
+    passed = fake_report()
+    passed.stats.update(full)
+    assert "neighbour" not in render.text(passed)
