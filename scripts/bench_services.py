@@ -2,10 +2,11 @@
 """Benchmark: kube-proxy's rules for many Services, in both proxy modes, full sync and one endpoint removed.
 
     sudo .venv/bin/python scripts/bench_services.py [--services 1000] [--endpoints 3] [--nodes 3]
-                                                     [--backend nft|legacy] [--workers N]
+                                                     [--backend nft|legacy] [--workers N] [--prefix nlsvc]
 
-Makes its own scratch namespaces (``nlsvc-<random>-<mode>-nN``, removed at
-the end, also on failure), never touches the host's namespace. Every figure
+Makes its own scratch namespaces (``<prefix>-<random>-<mode>-nN``, default
+prefix ``nlsvc``, removed at the end, also on failure and on SIGTERM or
+SIGHUP: scripts/bench_stop.py), never touches the host's namespace. Every figure
 is measured in this run, beside its baseline, and printed with the ratio:
 
 iptables mode
@@ -59,6 +60,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_stop  # noqa: E402 - scripts/bench_stop.py, beside this file
 
 from netlab.kernel import iptables as iptables_tool, nft  # noqa: E402
 from netlab.kernel.netns import create_netns, make_tag, remove_netns  # noqa: E402
@@ -305,6 +309,7 @@ def main() -> int:
     ap.add_argument("--backend", choices=["nft", "legacy"], default=None, help="iptables: default the system's")
     ap.add_argument("--workers", type=int, default=0, help="nodes at once (default: as netlab does, all of them up to 8)")
     ap.add_argument("--mode", choices=["iptables", "nftables", "both"], default="both")
+    ap.add_argument("--prefix", default="nlsvc", help="scratch namespaces' names start with this (default nlsvc)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (it builds scratch network namespaces)", file=sys.stderr)
@@ -318,22 +323,25 @@ def main() -> int:
             if args.mode not in (mode, "both"):
                 continue
             short = "ipt" if mode == "iptables" else "nft"
-            names = [f"nlsvc-{tag}-{short}-n{i + 1}" for i in range(args.nodes)]
-            names_base = [f"nlsvc-{tag}-{short}-b{i + 1}" for i in range(args.nodes)]
-            plain = [f"nlsvc-{tag}-{short}-z{i + 1}" for i in range(args.nodes)] if mode == "iptables" else []
-            scratch = [f"nlsvc-{tag}-{short}-s{i + 1}" for i in range(3)] if mode == "nftables" else []
+            pre = f"{args.prefix}-{tag}-{short}"
+            names = [f"{pre}-n{i + 1}" for i in range(args.nodes)]
+            names_base = [f"{pre}-b{i + 1}" for i in range(args.nodes)]
+            plain = [f"{pre}-z{i + 1}" for i in range(args.nodes)] if mode == "iptables" else []
+            scratch = [f"{pre}-s{i + 1}" for i in range(3)] if mode == "nftables" else []
             for name in names + names_base + plain + scratch:
-                create_netns(name, make_tag(f"nlsvc-{tag}", tag))
-                made.append(name)
+                with bench_stop.deferred():  # made and recorded, or neither: a stop between left it behind
+                    create_netns(name, make_tag(f"{args.prefix}-{tag}", tag))
+                    made.append(name)
             if mode == "iptables":
                 bench_iptables(args, args.backend, names, names_base, plain, workers)
             else:
                 bench_nftables(args, names, names_base, workers, scratch)
     finally:
-        for name in made:
-            remove_netns(name)
+        with bench_stop.deferred():  # a second stop does not cut the clean-up short
+            for name in made:
+                remove_netns(name)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(bench_stop.main(main))
