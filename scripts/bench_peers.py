@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import bench_probe  # noqa: E402
+import bench_stop  # noqa: E402
 import bytecode  # noqa: E402
 from netlab.probe import neighbours as nb  # noqa: E402
 
@@ -178,4 +179,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(bench_stop.main(main))  # SIGTERM (a CI job's timeout) cleans up as Ctrl-C does

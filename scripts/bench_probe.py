@@ -20,6 +20,9 @@ the table. Then a 500-pod matrix
 count of neighbour-table overflows (table_fulls, expected 0).
 
 Usage (root): sudo .venv/bin/python scripts/bench_probe.py [--pods 50] [--big 500] [--rounds 3] [--prefix bp]
+
+Stopped (SIGTERM: a CI job's timeout; SIGHUP; Ctrl-C), it takes its lab down and removes its
+/tmp/netlab-bench-* folder, as at its end (scripts/bench_stop.py), and exits 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import bench_stop  # noqa: E402 - scripts/bench_stop.py, beside this file
 import bytecode  # noqa: E402 - scripts/bytecode.py, beside this file
 
 from netlab.kernel import netlink, rtnl  # noqa: E402
@@ -57,7 +61,7 @@ def topology(name: str, pods: int) -> str:
 
 
 def netlab(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(NETLAB + list(args), capture_output=True, text=True)
+    proc = bench_stop.run(NETLAB + list(args))  # stopped, the command gets the stop too and ends its own way
     if check and proc.returncode not in (0, 1):
         raise SystemExit(f"netlab {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
@@ -70,15 +74,20 @@ class Lab:
         with open(self.path, "w") as fh:
             fh.write(topology(self.name, pods))
         t = time.monotonic()
-        netlab("up", "-t", self.path)
-        self.up_s = time.monotonic() - t
-        from netlab.realize.state import load_state
+        try:
+            netlab("up", "-t", self.path)
+            self.up_s = time.monotonic() - t
+            from netlab.realize.state import load_state
 
-        self.lab = load_state(self.name).resolved()
-        self.pods = [(p.netns, str(p.ip), p.mac) for p in self.lab.pods]
+            self.lab = load_state(self.name).resolved()
+            self.pods = [(p.netns, str(p.ip), p.mac) for p in self.lab.pods]
+        except BaseException:  # failed or stopped: what the up made goes (a stopped up rolled back already)
+            self.down()
+            raise
 
     def down(self) -> None:
-        netlab("down", "--lab", self.name, check=False)
+        with bench_stop.deferred():  # a stop as the lab goes down waits for it
+            netlab("down", "--lab", self.name, check=False)
 
 
 # --- baselines ---------------------------------------------------------------------
@@ -311,6 +320,13 @@ def main() -> int:
         return 3
     bytecode.compile_netlab()  # the CLI as setup.sh leaves it
     tmp = tempfile.mkdtemp(prefix="netlab-bench-")
+    try:
+        return bench(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench(args: argparse.Namespace, tmp: str) -> int:
     budget = nb.probe_budget()
     print(f"neighbour table: gc_thresh = {nb.read_thresholds()}, entries now {nb.table_stats().entries}, "
           f"budget per run {budget}")
@@ -373,9 +389,8 @@ def main() -> int:
                       f"{a.get('peak_entries')} entries in the table incl. PERMANENT; table_fulls {r['table_fulls']}")
         finally:
             big.down()
-    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(bench_stop.main(main))

@@ -56,6 +56,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import bench_stop  # noqa: E402 - scripts/bench_stop.py, beside this file
 import bytecode  # noqa: E402 - scripts/bytecode.py, beside this file
 
 NETLAB = [sys.executable, "-m", "netlab"]
@@ -364,4 +365,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(bench_stop.main(main))  # SIGTERM (a CI job's timeout) cleans up as Ctrl-C does
