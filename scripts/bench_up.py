@@ -297,7 +297,7 @@ def pins_here(pods: int, outer_mnt: int) -> None:
         start = time.perf_counter()
         uts.remove_pins_fs("tree")
         tree = time.perf_counter() - start
-        os.makedirs(uts.uts_dir("plain"), 0o700)
+        os.makedirs(uts.uts_dir("plain", make=True), 0o700)  # the lab folder made as up makes it (its mark)
         open(os.path.join(uts.uts_dir("plain"), uts.TEMPLATE), "w").close()  # not empty: no tmpfs
         uts.ensure_uts("plain", {n: n for n in names})
         assert not uts.is_pins_fs(uts.uts_dir("plain"))
