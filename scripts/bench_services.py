@@ -7,7 +7,8 @@
 Makes its own scratch namespaces (``<prefix>-<random>-<mode>-nN``, default
 prefix ``nlsvc``, removed at the end, also on failure and on SIGTERM or
 SIGHUP: scripts/bench_stop.py), never touches the host's namespace. Every figure
-is measured in this run, beside its baseline, and printed with the ratio:
+is measured in this run, beside its baseline, and printed with the ratio
+("faster" or "slower"):
 
 iptables mode
   full sync      baseline: what ``netlab up`` does for a new node, one
@@ -18,9 +19,12 @@ iptables mode
                  (plan/iptables.py's ZERO_FIRST), in parallel, beside them.
   one endpoint   baseline: the verified path (``iptables-save`` of each node,
                  then a restore of the chains that differ), nodes one after the
-                 other; new: kube-proxy's partial sync (only the chains that
-                 changed since the last restore, trusting it, nothing read),
-                 nodes in parallel.
+                 other; two rows beside it: "as `up` does" (each node's tables
+                 read with one ``iptables-save``, then a restore of what
+                 differs, realize/repair.py's way), nodes in parallel; and
+                 "trusted", kube-proxy's partial sync (only the chains that
+                 changed since the last restore, trusting it, nothing read:
+                 not what ``up`` does), nodes in parallel.
 nftables mode
   full sync      baseline: one ``nft -f`` transaction per node, nodes one after
                  the other; new: nodes in parallel. Either goes the way
@@ -28,12 +32,14 @@ nftables mode
                  this process when it is free, else the ``nft`` program;
                  ``NETLAB_NFT=library|process`` picks one way for both.
   one endpoint   baseline: the whole table replaced (a full sync);
-                 new: kube-proxy's partial sync (the changed chains flushed and
-                 written, the changed map elements deleted and added, the
-                 endpoint's chain emptied), trusting the last transaction,
-                 nodes in parallel; computing it from the two plans' listings
-                 is in the timing, as the iptables one's is. (``netlab up``
-                 reads the table first, then writes the same partial sync.)
+                 two rows beside it: "as `up` does" (each node's table read,
+                 ``nft -j list table``, then kube-proxy's partial sync from
+                 what it holds: the changed chains flushed and written, the
+                 changed map elements deleted and added, the endpoint's chain
+                 emptied), nodes in parallel; and "trusted", the same partial
+                 sync computed from the two plans' listings, trusting the
+                 last transaction, nothing read (not what ``up`` does), nodes
+                 in parallel. Computing the sync is in both timings.
                  The emptied chain's deletion, which kube-proxy and the next
                  ``up`` do a sync later in a transaction of their own, is
                  timed on a line of its own.
@@ -127,7 +133,10 @@ def each(items: Sequence, fn: Callable, workers: int) -> None:
 
 
 def ratio(base: float, new: float) -> str:
-    return f"{base / new:5.1f}x faster" if new > 0 else "   n/a"
+    """How the new time compares with the baseline's: "faster" or "slower", never a factor below 1."""
+    if new <= 0 or base <= 0:
+        return "   n/a"
+    return f"{base / new:5.1f}x faster" if new <= base else f"{new / base:5.1f}x slower"
 
 
 def line(what: str, base: float, new: float, target: float | None = None) -> str:
@@ -202,30 +211,47 @@ def bench_iptables(args, backend: str | None, names: list[str], names_base: list
             netfilter.restore(plain[names.index(r.netns)], r.table, payload.replace(lead, "", 1), backend)
 
     without = timed(lambda: each(groups(res, names), restore_plain, workers))
-    print(line("full sync, all nodes: without -Z", without, new))
+    print(f"  {'full sync, all nodes: without -Z':<34} {without * 1000:8.1f} ms   (the new row's payloads less their "
+          f"leading -Z, in parallel: the new row's time minus this one {(new - without) * 1000:+.1f} ms)")
     assert netfilter.observe_rules(plain[0], "nat", nat.chains, backend) == nat.rules, "kernel differs from the plan"
 
+    # One endpoint removed: the plain namespaces hold the same rules (-Z only zeroes counters).
     res2, res2_base = iptables_rules(changed, names), iptables_rules(changed, names_base)
+    res2_up = iptables_rules(changed, plain)
     prev = {(r.netns, r.table): r for r in res + res_base}
     changes = []
 
     def verified(r: NatRules) -> None:
         netfilter.apply_rules(r, prev[(r.netns, r.table)], backend, verify=True)
 
+    def as_up(group: list[NatRules]) -> None:
+        """What `netlab up` does (realize/repair.py's table ops): the namespace's tables read with one iptables-save
+        (kernel/live_read.py), then one restore --noflush per table of what differs (netfilter_drift.table_payload)."""
+        saved = iptables_tool.split_tables(iptables_tool.save(group[0].netns, None, backend))
+        for r in group:
+            payload = netfilter_drift.table_payload(r, saved.get(r.table))
+            if payload:
+                netfilter.restore(r.netns, r.table, payload, backend)
+
     base = timed(lambda: each(res2_base, verified, 1))
+    up_way = timed(lambda: each(groups(res2_up, plain), as_up, workers))
+    print(line("one endpoint removed, as `up` does", base, up_way, 0.05)
+          + "   (new: each node's tables read, then what differs restored; nodes in parallel)")
     new = timed(lambda: changes.extend(netfilter.apply_many([(r, prev[(r.netns, r.table)]) for r in res2],
                                                              backend, workers=workers, verify=False)))
     written = sum(len(c.written) for c in changes)
-    print(line("one endpoint removed, all nodes", base, new, 0.05)
-          + f"   ({written} chains rewritten, {sum(len(c.deleted) for c in changes)} deleted)")
-    for r in res2 + res2_base:
-        if r.table == "nat" and r.netns in (names[0], names_base[0]):
+    print(line("one endpoint removed, trusted", base, new, 0.05)
+          + f"   (new: kube-proxy's partial sync, nothing read: not what `up` does; {written} chains rewritten, "
+          f"{sum(len(c.deleted) for c in changes)} deleted)")
+    for r in res2 + res2_base + res2_up:
+        if r.table == "nat" and r.netns in (names[0], names_base[0], plain[0]):
             assert netfilter.observe_rules(r.netns, "nat", r.chains, backend) == r.rules, "kernel differs from plan"
 
 
 # --- nftables mode -------------------------------------------------------------------------
 
-def bench_nftables(args, names: list[str], names_base: list[str], workers: int, scratch: list[str]) -> None:
+def bench_nftables(args, names: list[str], names_base: list[str], workers: int, scratch: list[str],
+                   upway: list[str]) -> None:
     lab = resolve(topology(args.services, args.endpoints, args.nodes, "nftables"))
     changed = resolve(topology(args.services, args.endpoints, args.nodes, "nftables",
                                drop=args.endpoints * args.services // 2))
@@ -246,6 +272,7 @@ def bench_nftables(args, names: list[str], names_base: list[str], workers: int, 
     def run(item: tuple[str, str]) -> None:
         nft.run(item[0], item[1])
 
+    each(list(zip(upway, payloads)), run, workers)  # the namespaces `up`'s way is timed in, untimed
     base = timed(lambda: each(list(zip(names_base, payloads)), run, 1))
     cpu: list[str] = []
     new = timed(lambda: cpu.append(cpu_split(lambda: each(list(zip(names, payloads)), run, workers))))
@@ -265,10 +292,27 @@ def bench_nftables(args, names: list[str], names_base: list[str], workers: int, 
         deltas[ns] = nft_sync.listing_delta("ip", "kube-proxy", old, now) or ""
         nft.run(ns, deltas[ns])
 
+    def as_up(item: tuple[str, tuple[str, ...]]) -> None:
+        """What `netlab up` does (realize/repair.py's _nft_op): the table read (nft -j list), then the partial
+        sync from what it holds to the plan (the whole table when the delta would replay it)."""
+        ns, now = item
+        have = nft_realize.listing(nft.list_table(ns, "ip", "kube-proxy"))
+        delta = nft_sync.listing_delta("ip", "kube-proxy", have, now)
+        if delta and not nft_sync.is_replay(delta, "ip", "kube-proxy"):
+            nft.run(ns, delta)
+        elif delta:
+            nft.run(ns, nftables.replace_payload(tables2[upway.index(ns)]))
+
     base = timed(lambda: each(list(zip(names_base, whole)), run, 1))
+    up_way = timed(lambda: each([(ns, t2.listing()) for ns, t2 in zip(upway, tables2)], as_up, workers))
+    print(line("one endpoint removed, as `up` does", base, up_way, 0.05)
+          + "   (new: each node's table read, then the partial sync from it; nodes in parallel)")
     new = timed(lambda: each(list(zip(names, pairs)), partial, workers))
-    print(line("one endpoint removed, all nodes", base, new, 0.05)
-          + f"   (partial sync: {len(deltas[names[0]].splitlines())} nft lines per node)")
+    print(line("one endpoint removed, trusted", base, new, 0.05)
+          + f"   (new: kube-proxy's partial sync from the last plan, nothing read: not what `up` does; "
+          f"{len(deltas[names[0]].splitlines())} nft lines per node)")
+    assert nft_realize.listing(nft.list_table(upway[0], "ip", "kube-proxy")) == nft_realize.after_sync(
+        tables[0].listing(), tables2[0].listing()), "kernel differs from the plan"
     assert nft_realize.listing(nft.list_table(names_base[0], "ip", "kube-proxy")) == tables2[0].listing(), \
         "kernel differs from the plan"
     # The partial sync empties the endpoint's chain; the next sync deletes it in a transaction of its own
@@ -328,14 +372,15 @@ def main() -> int:
             names_base = [f"{pre}-b{i + 1}" for i in range(args.nodes)]
             plain = [f"{pre}-z{i + 1}" for i in range(args.nodes)] if mode == "iptables" else []
             scratch = [f"{pre}-s{i + 1}" for i in range(3)] if mode == "nftables" else []
-            for name in names + names_base + plain + scratch:
+            upway = [f"{pre}-u{i + 1}" for i in range(args.nodes)] if mode == "nftables" else []
+            for name in names + names_base + plain + scratch + upway:
                 with bench_stop.deferred():  # made and recorded, or neither: a stop between left it behind
                     create_netns(name, make_tag(f"{args.prefix}-{tag}", tag))
                     made.append(name)
             if mode == "iptables":
                 bench_iptables(args, args.backend, names, names_base, plain, workers)
             else:
-                bench_nftables(args, names, names_base, workers, scratch)
+                bench_nftables(args, names, names_base, workers, scratch, upway)
     finally:
         with bench_stop.deferred():  # a second stop does not cut the clean-up short
             for name in made:

@@ -45,3 +45,11 @@ def test_bench_up_says_a_memavailable_rise_is_noise_and_counts_one_process():
     line = memory_line(procs=2, pss_kb=100 * 148, avail_kb=100 * 240, pods=100)
     assert line == ("memory: 2 processes, PSS 148 kB per pod; "
                     "MemAvailable 240 kB lower per pod (incl. the kernel's objects)"), line
+
+
+def test_bench_services_says_slower_not_a_factor_below_one_faster():
+    """qa62s: a new time above its baseline's printed "0.9x faster"."""
+    ratio = script("bench_services").ratio
+    assert ratio(1.0, 0.5) == "  2.0x faster"
+    assert ratio(0.9, 1.0) == "  1.1x slower"
+    assert ratio(1.0, 0.0) == "   n/a"
