@@ -148,3 +148,18 @@ def test_ups_warning_loads_no_probe_matrix():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "False"]
+
+
+def test_probe_arp_help_says_where_auto_seeds_and_it_is_true():
+    """qa62s: the help said auto seeds at "about 125 pods on one bridge", but the ARP cost is summed over every
+    node's bridge (job.flood_cost): two bridges of 101 pods seed too. The help's figures are arp_mode's."""
+    from netlab.cli.probe import probe
+    from netlab.probe.job import arp_mode
+
+    (opt,) = [p for p in probe.params if p.name == "arp"]
+    assert "summed over the nodes' bridges" in opt.help
+    assert "more than 125 pods on one bridge, 100 on each of two or 79 on each of four" in opt.help, opt.help
+    for per, bridges in ((125, 1), (100, 2), (79, 4)):  # at the figures: real; one pod more a bridge: seeded
+        nodes = [f"n{b}" for b in range(bridges)]
+        assert arp_mode("auto", [n for n in nodes for _ in range(per)]) == "real", (per, bridges)
+        assert arp_mode("auto", [n for n in nodes for _ in range(per + 1)]) == "seeded", (per, bridges)
