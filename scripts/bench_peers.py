@@ -124,6 +124,11 @@ def netlab_round(hosts: int, prefix: str, tmp: str) -> dict:
     return out
 
 
+def percent(value: float | None) -> str:
+    """Mininet's pingAll loss (a float: 1.1111111111111112 for 1 in 90) as a reader takes it: 1.1%."""
+    return "?" if value is None else f"{value:.1f}%"
+
+
 def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:5.1f}x" if a and b else "   - "
 
@@ -157,7 +162,7 @@ def main() -> int:
     print(f"  {'':34s} {'up':>8s} {'all pairs':>10s} {'down':>8s}")
     if ok:
         print(f"  Mininet 2.3 (LinuxBridge, static ARP) {best(ok, 'up'):7.2f}s {best(ok, 'ping'):9.2f}s "
-              f"{best(ok, 'down'):7.2f}s   loss {ok[0].get('loss')}%, table_fulls "
+              f"{best(ok, 'down'):7.2f}s   loss {percent(ok[0].get('loss'))}, table_fulls "
               f"{sum(r.get('table_fulls') or 0 for r in ok)}")
     print(f"  netlab CLI (up / probe / down)       {best(nl, 'up'):7.2f}s {best(nl, 'ping'):9.2f}s "
           f"{best(nl, 'down'):7.2f}s   probe exit {nl[0]['probe_exit']}, table_fulls "

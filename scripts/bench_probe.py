@@ -304,6 +304,13 @@ def cli_probe(lab_name, proto="icmp", *extra, kept=True):
     return {"s": time.monotonic() - t0, "exit": proc.returncode}
 
 
+def full_line(full: dict) -> str:
+    """The full matrix's row: ``netlab_probe`` with all three protocols (ICMP between the pods and from their node;
+    TCP and UDP to the echo servers)."""
+    return (f"  full matrix (ICMP, and TCP and UDP to the echo servers): {full['probes']} probes in {full['s']:.3f} s, "
+            f"{full['as_expected']} as expected")
+
+
 def best(runs, key="s"):
     return min(r[key] for r in runs if key in r)
 
@@ -368,8 +375,7 @@ def bench(args: argparse.Namespace, tmp: str) -> int:
         ratio = a["s"] / raw_s if raw_s else float("inf")
         print(f"  ratio netlab / raw baseline: {ratio:.2f} (target <= 2)  -> {'OK' if ratio <= 2 else 'MISSED'}")
         full = netlab_probe(lab.lab, protos=("icmp", "tcp", "udp"))
-        print(f"  full matrix (ICMP + TCP to the echo servers): {full['probes']} probes in {full['s']:.3f} s, "
-              f"{full['as_expected']} as expected")
+        print(full_line(full))
     finally:
         lab.down()
     if args.big:

@@ -53,3 +53,17 @@ def test_bench_services_says_slower_not_a_factor_below_one_faster():
     assert ratio(1.0, 0.5) == "  2.0x faster"
     assert ratio(0.9, 1.0) == "  1.1x slower"
     assert ratio(1.0, 0.0) == "   n/a"
+
+
+def test_bench_peers_rounds_mininets_loss():
+    """qa62s: Mininet's pingAll loss was printed as it came, "loss 1.1111111111111112%"."""
+    percent = script("bench_peers").percent
+    assert percent(1.1111111111111112) == "1.1%" and percent(0) == "0.0%" and percent(None) == "?"
+
+
+def test_bench_probe_full_matrix_row_names_udp_too():
+    """qa62s: the row said "ICMP + TCP" of a run of all three protocols (netlab_probe(..., ("icmp", "tcp", "udp")))."""
+    mod = script("bench_probe")
+    line = mod.full_line({"probes": 7500, "s": 0.5, "as_expected": 7500})
+    assert line == "  full matrix (ICMP, and TCP and UDP to the echo servers): 7500 probes in 0.500 s, 7500 as expected"
+    assert 'netlab_probe(lab.lab, protos=("icmp", "tcp", "udp"))' in (SCRIPTS / "bench_probe.py").read_text()
