@@ -71,6 +71,9 @@ class Lab(LabChecks, PodActions):
         self.name: str = check_lab_name(name, "lab name")
         self.owned = owned  # brought up by this object: a ``with`` block takes it down
         self.last_up: R.UpResult | None = None
+        # Of last_up's warnings, those said at the lab's up before (the neighbour table's, its size unchanged):
+        # `netlab up` does not say them again on stderr; -o json and last_up keep them
+        self._repeated_warnings: tuple[str, ...] = ()
         self.traces: collections.deque[R.Trace] = collections.deque(maxlen=KEEP_TRACES)
         self.reaches: collections.deque[R.ProbeResult] = collections.deque(maxlen=KEEP_TRACES)
         self._model: ModelLab | None = None
@@ -126,7 +129,7 @@ class Lab(LabChecks, PodActions):
         from netlab.api.origins import BUILT_IN, DICT_SOURCE
         from netlab.api.topology import Loaded, topology_notes
         from netlab.api.views import refuse_replacing
-        from netlab.probe.neighbours import neighbour_budget_warning
+        from netlab.probe.neighbours import budget_warning_repeated, neighbour_budget_warning
         from netlab.realize.state import load_state
         from netlab.workload.terminal import served as as_served
 
@@ -161,6 +164,8 @@ class Lab(LabChecks, PodActions):
                                  failed=tuple(done.failed), notes=tuple(notes),
                                  note_places=tuple(R.NotePlace(**n.place()) for n in notes),
                                  stopped_processes=_stopped_processes(done.stopped))
+        if budget and not done.fresh and state is not None and budget_warning_repeated(state.topology, loaded.lab):
+            lab._repeated_warnings = (budget,)  # said at the up before, of a lab this size: the CLI says it once
         return lab
 
     @classmethod

@@ -140,7 +140,7 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
         lab = api.Lab.up_loaded(loaded, wait=wait, reconfigure=reconfigure)
     result = lab.last_up
     assert result is not None
-    warn(result.warnings)
+    warn([w for w in result.warnings if w not in lab._repeated_warnings])  # the JSON keeps them all
     note(result.notes)  # as validate says them
     if output == "json":
         print_json(to_json(result))

@@ -165,6 +165,19 @@ def neighbour_budget_warning(lab: "Lab", thresholds: dict[str, int] | None = Non
             f"raise the limit on the host (netlab never changes it): {raise_limit_command(need)}")
 
 
+def budget_warning_repeated(saved_topology: object, lab: "Lab") -> bool:
+    """Whether :func:`neighbour_budget_warning` of ``lab`` was said at its up before: the lab had the same size
+    then (its pods on each node, its nodes) as ``saved_topology`` (the lab's state before this up) says. An up
+    that changes nothing, or something else, says it once (on stderr; -o json keeps it among the warnings)."""
+    if not isinstance(saved_topology, dict):
+        return False
+    pods, nodes = saved_topology.get("pods"), saved_topology.get("nodes")
+    if not isinstance(pods, list) or not isinstance(nodes, list):
+        return False
+    before = Counter(p.get("node") for p in pods if isinstance(p, dict))
+    return before == Counter(p.node for p in lab.pods) and len(nodes) == len(lab.nodes)
+
+
 def fits(need: int, thresholds: dict[str, int]) -> bool:
     """Whether ``need`` dynamic entries fit under gc_thresh3 with the margin left for the machine."""
     return need + MARGIN < thresholds["gc_thresh3"]

@@ -32,7 +32,7 @@ def stubs(state_root, monkeypatch, tmp_path):
 
     def up_loaded(cls, loaded, **kw):
         return types.SimpleNamespace(last_up=up_result(("up: a Service port no endpoint listens on",)),
-                                     model=loaded.lab, owned=False)
+                                     model=loaded.lab, owned=False, _repeated_warnings=())  # none said before
 
     monkeypatch.setattr("netlab.api.Lab.up_loaded", classmethod(up_loaded))
     monkeypatch.setattr("netlab.api.Lab.down", lambda self, **kw: R.DownResult(

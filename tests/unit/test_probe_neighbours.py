@@ -163,3 +163,16 @@ def test_probe_arp_help_says_where_auto_seeds_and_it_is_true():
         nodes = [f"n{b}" for b in range(bridges)]
         assert arp_mode("auto", [n for n in nodes for _ in range(per)]) == "real", (per, bridges)
         assert arp_mode("auto", [n for n in nodes for _ in range(per + 1)]) == "seeded", (per, bridges)
+
+
+def test_ups_warning_is_repeated_only_for_a_lab_of_the_same_size():
+    """qa62s: up's neighbour-table warning came with every up, "nothing to change" ones too. It is said again when
+    the lab's size (its pods on each node, its nodes) differs from the saved topology's, or there is none."""
+    lab = one_bridge(40)
+    saved = lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert nb.budget_warning_repeated(saved, lab)
+    assert not nb.budget_warning_repeated(one_bridge(39).topo.model_dump(mode="json", by_alias=True), lab)
+    moved = {**saved, "pods": [{**saved["pods"][0], "node": "n2"}, *saved["pods"][1:]]}
+    assert not nb.budget_warning_repeated(moved, lab)  # one pod fewer on n1's bridge
+    assert not nb.budget_warning_repeated({**saved, "nodes": saved["nodes"][:1]}, lab)
+    assert not nb.budget_warning_repeated(None, lab) and not nb.budget_warning_repeated({"pods": "?"}, lab)
