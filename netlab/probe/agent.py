@@ -37,6 +37,7 @@ import time
 from netlab import signals
 from netlab.kernel import netns as nsmod
 from netlab.kernel.child import Child, ChildError, readable, start_child
+from netlab.probe import tasks
 from netlab.probe import icmp
 from netlab.probe import neighbours as nb
 from netlab.probe import untrack as ct
@@ -47,8 +48,7 @@ from netlab.probe.tasks import Job, Observation, Output, Unit
 from netlab.probe.worker import Worker, WorkerResult, work
 
 NONCE_LEN = 8
-AGENT_GRACE = 1.5  # s: an interrupted agent stops its workers and sweeps its neighbour entries (start())
-WORKER_GRACE = 0.3  # s: stopped workers send back what they had sent (out of the parent's AGENT_GRACE)
+WORKER_GRACE = 0.3  # s: stopped workers send back what they had sent (out of the parent's tasks.AGENT_GRACE)
 SWEEP_MARGIN = 0.15  # s: the interrupted agent's last sweep ends this long before the parent's SIGKILL
 MIN_TASKS_PER_WORKER = 600  # below this a second worker costs more than it saves
 
@@ -143,7 +143,7 @@ class Agent:
         except BaseException:
             # Stopped (SIGTERM/SIGINT: see run_job) or failed: no worker probes on, and what the run made goes.
             with signals.handled(signals.ignore):  # not SIG_IGN: a second signal may wait to run (_stop)
-                stop_at = now() + AGENT_GRACE - SWEEP_MARGIN  # the parent's SIGKILL comes at AGENT_GRACE
+                stop_at = now() + tasks.AGENT_GRACE - SWEEP_MARGIN  # the parent's SIGKILL comes at AGENT_GRACE
                 if leader is not None:
                     obs.update(leader.obs)
                     unfinished.update(leader.unfinished())
@@ -186,15 +186,8 @@ class Agent:
             unfinished.update(res.unfinished)
 
 
-def start(job: Job) -> Child:
-    """The agent on ``job``, in a forked child; its :meth:`~netlab.kernel.child.Child.result` within
-    ``job.limit()``. Interrupted (Ctrl-C), or at its time limit, it gets SIGTERM and AGENT_GRACE seconds to sweep
-    what it made in the machine's neighbour table."""
-    return start_child(run_job, (job,), what="the probe agent", grace=AGENT_GRACE)
-
-
 def run_job(job: Job) -> Output:
-    """Run a job in this process (a forked child: see runner.py). Joins job.home first.
+    """Run a job in this process (a forked child: spawn.start). Joins job.home first.
 
     SIGTERM (the parent's way to stop it), SIGINT and SIGHUP (a terminal's Ctrl-C or hangup reaches the whole
     group; a SIGHUP nohup ignored stays so) raise KeyboardInterrupt here, whatever the parent's handlers were:

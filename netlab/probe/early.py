@@ -50,7 +50,7 @@ from netlab.errors import EnvironmentNotReady, NetlabError, loads_json
 from netlab.kernel.child import Child
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_PORT  # matrix.ECHO_PORT (matrix loads the models)
 from netlab.model.naming import is_netns
-from netlab.probe import agent, listeners, plain, turns
+from netlab.probe import listeners, plain, spawn, tasks, turns
 from netlab.probe import neighbours as nb
 from netlab.probe.neighbours import Entry
 from netlab.probe.tasks import Job, Seed, Task, Unit
@@ -114,7 +114,7 @@ class Early:
                 return  # the run makes its own job, sized in this turn
             self.heard = self._stack.enter_context(listeners.start(hosts, ECHO_PORT, lifetime=job.limit() + 30))
             self.job, self.hosts = job, hosts
-            self._child = agent.start(job)
+            self._child = spawn.start(job)
         except Exception:
             self.stop()  # the turn stays the run's
             raise
@@ -155,7 +155,7 @@ class Early:
             if child is not None:
                 child.interrupt()
                 with contextlib.suppress(Exception):
-                    child.result(agent.AGENT_GRACE + 1.0)
+                    child.result(tasks.AGENT_GRACE + 1.0)
         finally:
             self._stack.close()
 

@@ -26,7 +26,7 @@ from netlab.probe import bypass, clash, hairpin, impaired, listeners, nodeport_p
 from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
 from netlab.probe.early import Early, options_key
-from netlab.probe import agent
+from netlab.probe import spawn
 from netlab.probe.job import choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck, judge
 from netlab.probe.matrix import (ECHO_PORT, PROTOS, Probe, build_matrix, internet_host_names,
@@ -324,9 +324,9 @@ def unprobed_notes(lab: Lab, protos: Iterable[str]) -> list[str]:
 
 def _fork_agent(job: Job, limit: float, child: Child | None = None) -> Output:
     """The agent in a forked child (it joins the lab's namespace), or ``child``, an agent already sent ``job``;
-    bounded wait (agent.start: its grace when interrupted or at the limit)."""
+    bounded wait (spawn.start: its grace when interrupted or at the limit)."""
     try:
-        return (child or agent.start(job)).result(limit)
+        return (child or spawn.start(job)).result(limit)
     except ChildTimeout:
         raise EnvironmentNotReady(f"the probe agent did not finish within {limit:.0f} s; killed it") from None
     except ChildDied:

@@ -14,6 +14,11 @@ from typing import NamedTuple
 
 from netlab.probe.neighbours import Entry
 
+# s: what an interrupted agent (Ctrl-C, its time limit) gets after its SIGTERM to stop its workers and sweep its
+# neighbour entries, before the parent's SIGKILL (spawn.start; agent.py's sweep ends SWEEP_MARGIN before it).
+# Read where it is used, not copied: a test lengthens it.
+AGENT_GRACE = 1.5
+
 @dataclass
 class Task:
     """One probe as the agent sees it."""

@@ -32,14 +32,14 @@ def echo_server_of(lab: str) -> int:
 
 # `netlab probe` whose agent tells, in the file named first, every sweep it makes (how many entries it deleted)
 # and every look at the lab's servers' sockets (what they hold unanswered), each with the agent's clock; and
-# whose grace (agent.AGENT_GRACE, what the CLI gives an interrupted agent before its SIGKILL) is the second
+# whose grace (tasks.AGENT_GRACE, what the CLI gives an interrupted agent before its SIGKILL) is the second
 # argument: long, so that a machine that runs the resumed echo server late cannot outlast it.
 TOLD = """
 import json, os, sys, time
 REPORT = sys.argv.pop(1)
-from netlab.probe import agent
+from netlab.probe import tasks
 from netlab.probe.sweep import Sweeper
-agent.AGENT_GRACE = float(sys.argv.pop(1))
+tasks.AGENT_GRACE = float(sys.argv.pop(1))
 sweep, waiting = Sweeper.sweep, Sweeper._waiting
 def tell(**what):
     fd = os.open(REPORT, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

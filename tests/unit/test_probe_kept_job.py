@@ -122,13 +122,13 @@ def test_the_agent_starts_only_where_the_table_has_room_for_the_kept_jobs_budget
     job in its turn); with as much or more, the job is sent as it is, its budget kept."""
     import contextlib
 
-    from netlab.probe import agent, listeners, turns
+    from netlab.probe import listeners, spawn, turns
 
     taken = []
     monkeypatch.setattr(turns, "probing_turn", lambda lab: contextlib.nullcontext(0.25))
     monkeypatch.setattr(early.nb, "probe_budget", lambda: room)
     monkeypatch.setattr(listeners, "start", lambda hosts, port, lifetime: contextlib.nullcontext(("heard", hosts)))
-    monkeypatch.setattr(agent, "start", lambda job: taken.append(job) or "the agent")
+    monkeypatch.setattr(spawn, "start", lambda job: taken.append(job) or "the agent")
     run = early.Early("svc", [1, 2, 3], OPTIONS)
     job = a_job()
     run.start(job, [])
@@ -171,6 +171,22 @@ def test_the_early_start_loads_nothing_its_agent_does_not_need():
     code = ("import sys\nimport netlab.probe.early, netlab.probe.agent, netlab.probe.worker, netlab.probe.plain\n"
             "print(sorted(m for m in ('shutil', 'bz2', 'lzma', 'fnmatch', 'subprocess', 'argparse', 'traceback', "
             "'netlab.workload.echo', 'netlab.kernel.own_group') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_the_cli_forks_its_agent_without_loading_the_agent():
+    """The agent's and its workers' modules (sockets, sweep, conntrack's netlink, the worker: ~4-5 ms) are loaded by
+    the forked child (spawn.py), after the fork, not by the CLI before it: the CLI's process, which only reads the
+    agent's result, loads none of them, neither for the early start nor for the run's own job (runner.py)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport netlab.cli.probe, netlab.probe.early, netlab.probe.plain, netlab.probe.runner\n"
+            "print(sorted(m for m in ('netlab.probe.agent', 'netlab.probe.worker', 'netlab.probe.sockets', "
+            "'netlab.probe.sweep', 'netlab.probe.untrack', 'netlab.probe.budget', 'netlab.probe.transports') "
+            "if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -141,7 +141,7 @@ def test_begin_starts_a_plain_labs_job_from_its_state_only_as_netlab_wrote_it(st
     the room the table has in the run's turn; not from one edited since (the run checks it whole, and says)."""
     import contextlib
 
-    from netlab.probe import agent, listeners, turns
+    from netlab.probe import listeners, spawn, turns
     from netlab.realize.state_dir import state_file
 
     lab = resolve(Topology.model_validate(topo("plb")))
@@ -153,7 +153,7 @@ def test_begin_starts_a_plain_labs_job_from_its_state_only_as_netlab_wrote_it(st
     monkeypatch.setattr(turns, "probing_turn", lambda name: contextlib.nullcontext(0.0))
     monkeypatch.setattr(early.nb, "probe_budget", lambda: 123)
     monkeypatch.setattr(listeners, "start", lambda hosts, port, lifetime: contextlib.nullcontext(("heard", hosts)))
-    monkeypatch.setattr(agent, "start", lambda job: taken.append(job) or "the agent")
+    monkeypatch.setattr(spawn, "start", lambda job: taken.append(job) or "the agent")
     options = early.options_key(("icmp",), 1.0, "auto", True, 0)
     run = early.begin("plb", options)
     with open(state_file("plb"), "rb") as fh:

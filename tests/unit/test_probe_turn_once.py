@@ -19,7 +19,7 @@ import pytest
 from test_probe_services import svc_lab
 
 from netlab.errors import EnvironmentNotReady
-from netlab.probe import agent, early, listeners, runner, turns
+from netlab.probe import early, listeners, runner, spawn, turns
 from netlab.probe.matrix import PROTOS
 from netlab.probe.tasks import Observation, Output
 from netlab.realize import state_dir
@@ -65,7 +65,7 @@ def machine(tmp_path, monkeypatch):
             m.stopped.append((self.job, len(m.sent)))
 
     monkeypatch.setattr(turns.lockfile, "take", take)
-    monkeypatch.setattr(agent, "start", Agent)
+    monkeypatch.setattr(spawn, "start", Agent)
     monkeypatch.setattr(listeners, "start", lambda hosts, port, lifetime: listeners.Listeners(port))
     monkeypatch.setattr(runner, "is_netns_mount", lambda ns: True)
     monkeypatch.setattr(early.nb, "probe_budget", lambda: m.room)
