@@ -8,8 +8,9 @@ name alone. Pure: kernel/netns.py writes and reads the numbers.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Iterable
+
+from netlab.model import digest
 
 TAG_PREFIX = "netlab:"
 # (lab hash, run hash, state folder hash). A link made in (or moved into) the namespace starts with the default's
@@ -19,7 +20,7 @@ TAG_SYSCTLS = ("net.ipv4.conf.all.tag", "net.ipv4.conf.lo.tag", "net.ipv4.conf.d
 
 def _hash31(text: str) -> int:
     """A nonzero 31-bit number from text (a tag sysctl takes 0 .. 2**31-1; 0 means untagged)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big") % 0x7FFFFFFF + 1
+    return int.from_bytes(digest.blake2b(text.encode(), digest_size=4).digest(), "big") % 0x7FFFFFFF + 1
 
 
 def lab_hash(lab: str) -> str:

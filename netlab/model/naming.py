@@ -9,10 +9,10 @@ namespace name into a path or break an ``iptables-restore`` payload.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
+from netlab.model import digest
 from netlab.model.location import show, yaml_kind
 
 # ip-netns(8)'s two folders on the host, where every tool that names namespaces looks: a named namespace
@@ -99,7 +99,7 @@ def lab_name_problem(value: Any) -> str | None:
 
 def short_hash(*parts: str, length: int = 8) -> str:
     """Stable hex digest of the parts (sha256, truncated)."""
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
+    return digest.sha256("\0".join(parts).encode()).hexdigest()[:length]
 
 
 def check_netns(name: str) -> str:
@@ -161,6 +161,6 @@ def mac_from_hash(*parts: str) -> str:
     hash of the lab's name and the device's role instead of the random pool,
     so the same file gives the same lab, MACs included.
     """
-    digest = bytearray(hashlib.sha256("\0".join(parts).encode()).digest()[:6])
-    digest[0] = (digest[0] & 0xFE) | 0x02
-    return ":".join(f"{b:02x}" for b in digest)
+    mac = bytearray(digest.sha256("\0".join(parts).encode()).digest()[:6])
+    mac[0] = (mac[0] & 0xFE) | 0x02
+    return ":".join(f"{b:02x}" for b in mac)

@@ -31,10 +31,10 @@ does is the whole check once, as a missing sum does today.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from netlab.errors import NetlabError
+from netlab.model import digest
 from netlab.model.files import Unreadable, read_regular
 from netlab.realize.state_dir import STATE_VERSION, lab_dir, write_atomic
 
@@ -59,12 +59,12 @@ def stamp() -> str | None:
             parts.append(f"{os.path.relpath(path, _PACKAGE)}:{st.st_size}:{st.st_mtime_ns}")
     except OSError:
         return None
-    return hashlib.sha256(" ".join(parts).encode()).hexdigest()[:16]
+    return digest.sha256(" ".join(parts).encode()).hexdigest()[:16]
 
 
 def line_for(raw: bytes) -> bytes | None:
     mark = stamp()
-    return None if mark is None else f"{mark} {hashlib.sha256(raw).hexdigest()}\n".encode()
+    return None if mark is None else f"{mark} {digest.sha256(raw).hexdigest()}\n".encode()
 
 
 def write_sum(lab: str, raw: bytes) -> None:

@@ -192,6 +192,23 @@ def test_the_cli_forks_its_agent_without_loading_the_agent():
     assert proc.stdout.strip() == "[]"
 
 
+def test_nothing_before_the_early_agents_fork_loads_openssl():
+    """hashlib loads OpenSSL's libcrypto (~3 ms): the names, the state's stamp and a small lab's state sum are
+    hashed before the CLI forks its early agent (model/digest.py: Python's own SHA-256 and BLAKE2b), in series with
+    the probing; the models that load after the fork (pydantic's secrets) load it then."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport netlab.cli.probe, netlab.probe.early, netlab.probe.plain, netlab.lab.readahead\n"
+            "import netlab.probe.agent, netlab.probe.worker\n"
+            "from netlab.model import naming\nfrom netlab.kernel import nstag\nfrom netlab.realize import state_sum\n"
+            "naming.short_hash('a'), naming.mac_from_hash('a'), nstag.lab_hash('a'), state_sum.stamp()\n"
+            "print('_hashlib' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+
+
 def test_an_agent_forked_while_the_cli_loads_collects_its_own_garbage():
     """The CLI forks the early agent while it loads, its cycle collector off (netlab/launch.py): the agent switches
     it on for what it makes (a 500-pod run sends 250,000 probes), what it inherited set aside (gc.freeze)."""
