@@ -9,20 +9,22 @@ loading the models; the parent, which only reads the agent's result, never does.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from netlab.kernel.child import Child, start_child
 from netlab.probe import tasks
 from netlab.probe.tasks import Job, Output
 
 
-def start(job: Job) -> Child:
-    """The agent on ``job``, in a forked child; its :meth:`~netlab.kernel.child.Child.result` within
-    ``job.limit()``. Interrupted (Ctrl-C), or at its time limit, it gets SIGTERM and tasks.AGENT_GRACE seconds to
-    sweep what it made in the machine's neighbour table."""
+def start(job: Job | Callable[[], Job]) -> Child:
+    """The agent on ``job`` (or on the one ``job()`` makes, in the child: early.py), in a forked child; its
+    :meth:`~netlab.kernel.child.Child.result` within ``job.limit()``. Interrupted (Ctrl-C), or at its time limit,
+    it gets SIGTERM and tasks.AGENT_GRACE seconds to sweep what it made in the machine's neighbour table."""
     return start_child(_run_job, (job,), what="the probe agent", grace=tasks.AGENT_GRACE)
 
 
-def _run_job(job: Job) -> Output:
-    """In the forked child: the agent's modules, then its run (agent.run_job)."""
+def _run_job(job: Job | Callable[[], Job]) -> Output:
+    """In the forked child: the agent's modules, its job, then its run (agent.run_job)."""
     from netlab.probe import agent  # the child's own: its cycle collector still off, as the CLI forked it
 
-    return agent.run_job(job)
+    return agent.run_job(job() if callable(job) else job)

@@ -136,6 +136,29 @@ def test_a_cni_labs_pods_are_where_their_plugins_put_them_so_its_job_is_not_work
     assert plain.of_state("plcni", saved, early.options_key(("icmp",), 1.0, "auto", True, 0)) is None
 
 
+def test_a_plain_labs_agent_is_forked_before_its_job_is_worked_out(state_root, monkeypatch):
+    """What the CLI does before it forks its early agent is in series with the probing: a plain lab's job (~5 ms at 50
+    pods) is worked out by the agent, after the fork, and by the run meanwhile (its copy, claimed against)."""
+    import contextlib
+
+    from netlab.probe import spawn, turns
+
+    lab = resolve(Topology.model_validate(topo("plf")))
+    LabState(lab="plf", topology=lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True),
+             netns={ns: "created" for ns in lab.netns_names()}, extra={ADDRESSES: lab.held().to_json()},
+             phase="up").save()
+    events = []
+    job_of = plain.PlainLab.job
+    monkeypatch.setattr(plain.PlainLab, "job", lambda self, budget: events.append("job") or job_of(self, budget))
+    monkeypatch.setattr(turns, "probing_turn", lambda name: contextlib.nullcontext(0.0))
+    monkeypatch.setattr(early.nb, "probe_budget", lambda: 123)
+    monkeypatch.setattr(spawn, "start", lambda job: events.append("fork") or "the agent")
+    run = early.begin("plf", early.options_key(("icmp",), 1.0, "auto", True, 0))
+    assert run.started and events == ["fork", "job"] and run.job is not None and run.job.budget == 123
+    assert run.claim(run.job, []) == "the agent"
+    run.close()
+
+
 def test_begin_starts_a_plain_labs_job_from_its_state_only_as_netlab_wrote_it(state_root, monkeypatch):
     """No kept job: the CLI's early start works one out from a state this netlab wrote (its sum matches), cut for
     the room the table has in the run's turn; not from one edited since (the run checks it whole, and says)."""
@@ -153,7 +176,7 @@ def test_begin_starts_a_plain_labs_job_from_its_state_only_as_netlab_wrote_it(st
     monkeypatch.setattr(turns, "probing_turn", lambda name: contextlib.nullcontext(0.0))
     monkeypatch.setattr(early.nb, "probe_budget", lambda: 123)
     monkeypatch.setattr(listeners, "start", lambda hosts, port, lifetime: contextlib.nullcontext(("heard", hosts)))
-    monkeypatch.setattr(spawn, "start", lambda job: taken.append(job) or "the agent")
+    monkeypatch.setattr(spawn, "start", lambda job: taken.append(job() if callable(job) else job) or "the agent")
     options = early.options_key(("icmp",), 1.0, "auto", True, 0)
     run = early.begin("plb", options)
     with open(state_file("plb"), "rb") as fh:
