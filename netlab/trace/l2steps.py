@@ -146,7 +146,7 @@ class L2Steps(WalkParts):
         if state == "disabled" and peer and peer_link is not None and not peer_link.up:
             return (f"{where} is disabled: {peer[1]} in {peer[0]}, its veth peer, is down, so {port} has no carrier, "
                     f"and the bridge forwards nothing to or from a port without carrier",
-                    f"ip -n {peer[0]} link set {peer[1]} up")
+                    self.lab.link_fix(peer[0], peer[1]))  # the link up, and the routes the kernel took with it
         if state == "disabled" and not bridge.up:
             return (f"{where} is disabled: bridge {bridge.name} is down, which disables all its ports",
                     f"ip -n {ns} link set {bridge.name} up")

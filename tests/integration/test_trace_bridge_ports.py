@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from helpers import in_netns, ip, netlab, two_node_topology
+from helpers import in_netns, ip, netlab, two_node_topology, wait_for
 from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
@@ -62,15 +62,23 @@ def test_a_pods_port_disabled_by_its_eth0_down_gets_nothing_from_the_bridge(labs
     assert "it reaches port" not in row["decision"] and row["facts"].get("port_state") == "disabled", row
     assert lost["reason"] == row["problem"]
     assert f"is disabled: eth0 in {pod}, its veth peer, is down, so {port['ifname']} has no carrier" in lost["reason"]
-    assert lost["fix"] == f"ip -n {pod} link set eth0 up"
+    # The link up alone left the pod without its default and cluster routes (the kernel dropped them with the
+    # link, and puts back only the connected one): the fix puts them back too.
+    assert lost["fix"] == (f"ip -n {pod} link set eth0 up && ip -n {pod} route add 10.244.0.0/16 via 10.244.1.1 "
+                           f"dev eth0 && ip -n {pod} route add default via 10.244.1.1 dev eth0"), lost
     assert not any(h["netns"] == pod for h in d["hops"]), d["hops"]  # it said the frame reached fedora-2's eth0
     # The node's own ARP request dies at the same port: said so, not "nothing on that link answers".
     ip("neigh", "flush", "dev", "cni0", netns=n2)
     lost = trace(lab, "minikube-m02", "fedora-2")["lost"]
     assert lost["reason"].startswith("no ARP answer for 10.244.1.3 on cni0") and \
         f"(veth peer of fedora-2's eth0) is disabled: eth0 in {pod}, its veth peer, is down" in lost["reason"], lost
-    subprocess.run(lost["fix"].split(), check=True, timeout=10)
-    assert trace(lab, "fedora-1", "fedora-2")["delivered"]
+    subprocess.run(["sh", "-c", lost["fix"]], check=True, timeout=10)  # as a learner pastes it
+    port_forwarding = lambda: port_of(n2, pod)["state"] == "forwarding"  # noqa: E731
+    assert wait_for(port_forwarding)
+    # The kernel's view: real packets both ways (fedora-2's reply needs its route to 10.244.0.0/16 back).
+    assert in_netns(f"{lab}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
+    d = trace(lab, "fedora-1", "fedora-2")
+    assert d["delivered"] and d["lost"] is None, d["lost"]
 
 
 def test_a_port_disabled_by_hand_drops_what_comes_in(labs):

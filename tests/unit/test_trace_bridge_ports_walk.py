@@ -36,7 +36,10 @@ def test_a_port_without_carrier_gets_nothing_from_the_bridge(world):  # noqa: F8
     assert last.problem == (f"the bridge port {port2} of cni0 in demo-minikube-m02 (veth peer: eth0 in demo-fedora-2) "
                             f"is disabled: eth0 in demo-fedora-2, its veth peer, is down, so {port2} has no carrier, "
                             "and the bridge forwards nothing to or from a port without carrier")
-    assert last.fix == "ip -n demo-fedora-2 link set eth0 up" and last.facts["port_state"] == "disabled"
+    # The link up, and the routes the kernel took with it (the link up alone left the pod without them).
+    assert last.fix == ("ip -n demo-fedora-2 link set eth0 up && ip -n demo-fedora-2 route add 10.244.0.0/16 via "
+                        "10.244.1.1 dev eth0 && ip -n demo-fedora-2 route add default via 10.244.1.1 dev eth0")
+    assert last.facts["port_state"] == "disabled"
     assert f"bridge -n demo-minikube-m02 link show dev {port2}" in last.commands
     assert not any(h.netns == "demo-fedora-2" for h in w.hops)  # it said the frame went on and died there
     # Flooded (no FDB entry: the kernel flushed the port's when it disabled it): the flood skips the port.
@@ -81,7 +84,8 @@ def test_an_arp_request_that_dies_at_a_disabled_port_says_so(world):  # noqa: F8
                             "demo-minikube (veth peer of fedora-3's eth0) is disabled: eth0 in demo-fedora-3, its "
                             f"veth peer, is down, so {port3} has no carrier, and the bridge forwards nothing to or "
                             "from a port without carrier")
-    assert last.fix == "ip -n demo-fedora-3 link set eth0 up"
+    assert last.fix == ("ip -n demo-fedora-3 link set eth0 up && ip -n demo-fedora-3 route add 10.244.0.0/16 via "
+                        "10.244.0.1 dev eth0 && ip -n demo-fedora-3 route add default via 10.244.0.1 dev eth0")
     # The asking pod's own port disabled: its request dies as it comes in.
     k.down.discard(("demo-fedora-3", "eth0"))
     set_port(k, "demo-minikube", port3, "forwarding")
