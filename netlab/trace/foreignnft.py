@@ -14,9 +14,13 @@ destination taking it in, its source sending it), the namespace's ruleset
 hooks the packet crossed there are followed rule by rule (jumps and gotos into
 the table's other chains too) against the packet's header: the first rule
 whose matches all hold and whose verdict is drop or reject dropped it; a base
-chain whose policy is drop dropped what no rule of it accepted. A rule with a
-match trace does not read (ct state, marks, sets by name) is taken as matching
-only when its counter counted packets.
+chain whose policy is drop dropped what no rule of it accepted. ICMP's type
+and code are read (an echo request, its reply, a destination unreachable);
+IPv6's headers never match the IPv4 packet. A rule with a match trace does not
+read (ct state, marks, sets by name) is taken as matching when its counter
+counted packets, and as not matching when it has a counter that counted none;
+one without a counter that would drop the packet is named as one that may drop
+it, when no rule surely does (rather than saying nothing).
 
 kube-proxy's own table is the lab's, but for one thing: a base chain of it
 whose policy is drop (kube-proxy gives them none, so accept) drops everything
@@ -37,6 +41,12 @@ IPTABLES_NFT = ("filter", "nat", "mangle", "raw", "security")  # iptables-nft's 
 HOOKS = {"forward": ("prerouting", "forward", "postrouting"), "input": ("prerouting", "input"),
          "output": ("output", "postrouting")}
 UNKNOWN = object()  # a match trace does not judge
+ICMP_TYPES = {"echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, "redirect": 5, "echo-request": 8,
+              "router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11, "parameter-problem": 12,
+              "timestamp-request": 13, "timestamp-reply": 14, "info-request": 15, "info-reply": 16,
+              "address-mask-request": 17, "address-mask-reply": 18}
+ICMP_CODES = {"net-unreachable": 0, "host-unreachable": 1, "prot-unreachable": 2, "port-unreachable": 3,
+              "frag-needed": 4, "net-prohibited": 9, "host-prohibited": 10, "admin-prohibited": 13}
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class Packet:
     flow: Flow
     iif: str | None = None
     oif: str | None = None
+    icmp: tuple[int, int] | None = None  # an ICMP packet's type and code (8, 0: an echo request)
 
 
 @dataclass(frozen=True)
@@ -54,17 +65,18 @@ class Drop:
     table: str
     chain: str
     hook: str
-    handle: int | None  # the rule's; None: the base chain's policy
+    handle: int | None  # the rule's (``chain``: the chain that holds it); None: the base chain's policy
     verdict: str  # "drop" / "reject"
     counted: bool = False  # judged by its counter (a match trace does not read)
     planned: bool = False  # a table the lab plans (kube-proxy's): only its base chain's policy can be so
+    maybe: bool = False  # a rule with a match trace does not read and no counter: it may drop the packet
 
 
-def foreign_drop(ruleset: dict[str, Any], place: str, packet: Packet, ours: Iterable[tuple[str, str]] = ()) \
-        -> Drop | None:
+def foreign_drop(ruleset: dict[str, Any], place: str, packet: Packet, ours: Iterable[tuple[str, str]] = (),
+                 maybe: bool = True) -> Drop | None:
     """The rule (or base chain policy) of a table that is not the lab's that drops ``packet`` at the hooks of
     ``place`` ("forward", "input", "output"); ``ours``: the (family, table) the lab plans there besides
-    iptables-nft's (kube-proxy's ``ip kube-proxy``)."""
+    iptables-nft's (kube-proxy's ``ip kube-proxy``). ``maybe``: else a rule that only may drop it is not said."""
     lab = {("ip", t) for t in IPTABLES_NFT} | set(ours)
     chains: dict[tuple[str, str, str], dict[str, Any]] = {}
     rules: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -82,22 +94,29 @@ def foreign_drop(ruleset: dict[str, Any], place: str, packet: Packet, ours: Iter
     base = sorted((c for key, c in chains.items() if key[0] in ("ip", "inet") and c.get("hook") in hooks
                    and ((key[0], key[1]) not in lab or (key[0], key[1]) in mine and c.get("policy") == "drop")),
                   key=lambda c: (hooks.index(c["hook"]), int(c.get("prio") or 0)))
+    uncertain_drops: list[Drop] = []  # rules that may drop it (a match trace does not read, no counter)
     for c in base:
         fam, table, name = c["family"], c["table"], c["name"]
         if (fam, table) in mine:
             return Drop(fam, table, name, c["hook"], None, "drop", planned=True)
-        got = _run_chain(rules, fam, table, name, packet, 0)
+        uncertain: list[Verdict] = []
+        got = _run_chain(rules, fam, table, name, packet, 0, uncertain)
+        uncertain_drops += [Drop(fam, table, u[3], c["hook"], u[1], u[0], maybe=True) for u in uncertain[:1]]
         if got is not None and got[0] in ("drop", "reject"):
-            return Drop(fam, table, name, c["hook"], got[1], got[0], got[2])
+            return Drop(fam, table, got[3], c["hook"], got[1], got[0], got[2])
         if got is None and c.get("policy") == "drop":
             return Drop(fam, table, name, c["hook"], None, "drop")
-    return None
+    return uncertain_drops[0] if uncertain_drops and maybe else None
+
+
+Verdict = tuple[str, "int | None", bool, str]  # (verdict, the rule's handle, judged by its counter, its chain)
 
 
 def _run_chain(rules: dict[tuple[str, str, str], list[dict[str, Any]]], fam: str, table: str, chain: str,
-               packet: Packet, depth: int) -> tuple[str, int | None, bool] | None:
-    """The verdict the chain gives the packet: (verdict, the rule's handle, judged by its counter); None: it
-    falls through (or returns)."""
+               packet: Packet, depth: int, uncertain: list[Verdict]) -> Verdict | None:
+    """The verdict the chain gives the packet; None: it falls through (or returns). A rule that may match (a match
+    trace does not read, no counter to tell) and would drop the packet is added to ``uncertain``, and the packet
+    goes on as if it did not match."""
     if depth > 16:
         return None
     for r in rules.get((fam, table, chain), ()):
@@ -106,23 +125,42 @@ def _run_chain(rules: dict[tuple[str, str, str], list[dict[str, Any]]], fam: str
         if False in hold:
             continue
         counted = UNKNOWN in hold
-        if counted and not any(int((e.get("counter") or {}).get("packets") or 0) > 0
-                               for e in exprs if isinstance(e, dict) and "counter" in e):
+        counters = [int((e.get("counter") or {}).get("packets") or 0) for e in exprs
+                    if isinstance(e, dict) and "counter" in e]
+        if counted and counters and not any(counters):
             continue  # it may match; its counter says nothing did
-        for e in exprs:
-            if not isinstance(e, dict):
-                continue
-            if "drop" in e or "reject" in e:
-                return ("drop" if "drop" in e else "reject", r.get("handle"), counted)
-            if "accept" in e:
-                return ("accept", r.get("handle"), counted)
-            if "return" in e:
-                return None
-            for kind in ("jump", "goto"):
-                if kind in e:
-                    got = _run_chain(rules, fam, table, str((e[kind] or {}).get("target")), packet, depth + 1)
-                    if got is not None or kind == "goto":
-                        return got
+        if counted and not counters:  # nothing tells: what it would do, noted, and on as if it did not match
+            got = _verdict(rules, fam, table, chain, r, packet, depth, uncertain)
+            if got is not None and got[0] in ("drop", "reject"):
+                uncertain.append(got)
+            continue
+        got = _verdict(rules, fam, table, chain, r, packet, depth, uncertain, counted)
+        if got is not None:
+            return None if got[0] == "return" else got
+    return None
+
+
+def _verdict(rules: dict[tuple[str, str, str], list[dict[str, Any]]], fam: str, table: str, chain: str,
+             r: dict[str, Any], packet: Packet, depth: int, uncertain: list[Verdict],
+             counted: bool = False) -> Verdict | None:
+    """The verdict of rule ``r`` of ``chain`` for a packet it matches ("return": back to the calling chain);
+    None: it goes on to the next rule."""
+    for e in r.get("expr") or []:
+        if not isinstance(e, dict):
+            continue
+        if "drop" in e or "reject" in e:
+            return ("drop" if "drop" in e else "reject", r.get("handle"), counted, chain)
+        if "accept" in e:
+            return ("accept", r.get("handle"), counted, chain)
+        if "return" in e:
+            return ("return", None, counted, chain)
+        for kind in ("jump", "goto"):
+            if kind in e:
+                got = _run_chain(rules, fam, table, str((e[kind] or {}).get("target")), packet, depth + 1, uncertain)
+                if got is not None:
+                    return got
+                if kind == "goto":
+                    return ("return", None, counted, chain)
     return None
 
 
@@ -132,6 +170,9 @@ def _holds(m: dict[str, Any], packet: Packet) -> Any:
     if value is UNKNOWN:
         return UNKNOWN
     op, right = m.get("op", "=="), m.get("right")
+    payload = (m.get("left") or {}).get("payload") or {}
+    if payload.get("protocol") == "icmp":
+        right = _icmp_names(right, ICMP_TYPES if payload.get("field") == "type" else ICMP_CODES)
     hit = _within(value, right)
     if hit is UNKNOWN:
         return UNKNOWN
@@ -152,6 +193,12 @@ def _field(left: Any, packet: Packet) -> Any:
             return f.src if name == "saddr" else f.dst
         if proto == "ip" and name == "protocol":
             return f.proto
+        if proto in ("ip6", "icmpv6"):
+            return None  # IPv6's headers: not in an IPv4 packet, the match fails
+        if proto == "icmp" and name in ("type", "code"):
+            if f.proto != "icmp" or packet.icmp is None:
+                return None if f.proto != "icmp" else UNKNOWN
+            return packet.icmp[0] if name == "type" else packet.icmp[1]
         if proto in ("tcp", "udp", "th") and name in ("sport", "dport"):
             if proto != "th" and proto != f.proto:
                 return None  # no such header: the match fails
@@ -166,6 +213,19 @@ def _field(left: Any, packet: Packet) -> Any:
         if key in ("iifname", "oifname"):
             return packet.iif if key == "iifname" else packet.oif
     return UNKNOWN
+
+
+def _icmp_names(right: Any, names: dict[str, int]) -> Any:
+    """``right`` with nft's ICMP type (or code) names as their numbers."""
+    if isinstance(right, str):
+        return names.get(right, right)
+    if isinstance(right, list):
+        return [_icmp_names(r, names) for r in right]
+    if isinstance(right, dict) and "set" in right:
+        return {"set": _icmp_names(right["set"], names)}
+    if isinstance(right, dict) and "range" in right:
+        return {"range": _icmp_names(right["range"], names)}
+    return right
 
 
 def _within(value: Any, right: Any) -> Any:
@@ -215,6 +275,12 @@ def reason(ns: str, d: Drop) -> Reason:
     if d.handle is None:
         return (f"{head}: its base chain {d.chain}'s policy is drop, and no rule of it accepted the packet (see it: "
                 f"{exec_} -a list table {table})", f"{exec_} delete table {table}")
+    if d.maybe:
+        return (f"table {table} in {ns}, an nftables table the lab does not plan (status calls it extra), may drop the "
+                f"packet at the {d.hook} hook: chain {d.chain}, rule handle {d.handle} ({d.verdict}) has a match "
+                f"trace cannot judge (ct state, a mark, a named set) and no counter to tell whether it matched (see "
+                f"it: {exec_} -a list table {table}; or delete the whole table: {exec_} delete table {table}, as "
+                f"`netlab up` does)", f"{exec_} delete rule {table} {d.chain} handle {d.handle}")
     judged = " (its counter counted it)" if d.counted else ""
     return (f"{head}: chain {d.chain}, rule handle {d.handle} ({d.verdict}){judged} (see it: {exec_} -a list "
             f"table {table}; or delete the whole table: {exec_} delete table {table}, as `netlab up` does)",
@@ -240,13 +306,19 @@ def where(hops: list[Any], lost_at: int) -> tuple[str, str, Packet] | None:
     else:
         place = "output"
     out = hops[lost_at].device if place != "input" else None
-    return ns, place, Packet(seen[-1].flow, arrived, out)
+    flow = seen[-1].flow
+    icmp = None
+    if flow.proto == "icmp":  # a destination unreachable; else the echo request, or its reply
+        icmp = (3, flow.code or 0) if flow.quoted is not None else \
+            (0, 0) if hops[lost_at].direction == "reply" else (8, 0)
+    return ns, place, Packet(flow, arrived, out, icmp)
 
 
-def blame(k: Any, hops: list[Any], lost_at: int, planned: dict[str, Any]) -> Reason | None:
+def blame(k: Any, hops: list[Any], lost_at: int, planned: dict[str, Any], maybe: bool = True) -> Reason | None:
     """The table that is not the lab's that dropped the packet lost at row ``lost_at``, read from the kernel
     (``k.nft_ruleset``; a kernel without it, as the unit tests' fakes, skips the check). ``planned``: the namespaces
-    where kube-proxy's table ``ip kube-proxy`` is the lab's (LabMap.planned_nft)."""
+    where kube-proxy's table ``ip kube-proxy`` is the lab's (LabMap.planned_nft). ``maybe``: a rule that only may
+    drop it (foreign_drop) is said too."""
     read = getattr(k, "nft_ruleset", None)
     at = where(hops, lost_at) if read is not None else None
     if at is None:
@@ -255,5 +327,5 @@ def blame(k: Any, hops: list[Any], lost_at: int, planned: dict[str, Any]) -> Rea
     ruleset = read(ns)
     if not ruleset:
         return None
-    d = foreign_drop(ruleset, place, packet, [("ip", "kube-proxy")] if ns in planned else [])
+    d = foreign_drop(ruleset, place, packet, [("ip", "kube-proxy")] if ns in planned else [], maybe)
     return reason(ns, d) if d is not None else None

@@ -75,7 +75,9 @@ def firewall(kernel: LiveKernel, v: Verdict, hops: list[Hop], lm: LabMap | None 
     if v.delivered or v.lost_at is None or not any(m in (v.reason or "") for m in ("look at the firewall",
                                                                                      l2steps.NEVER_ASKED)):
         return v
-    drop = foreignnft.blame(kernel, hops, v.lost_at, lm.planned_nft if lm else {}) or \
+    nft = lm.planned_nft if lm else {}
+    drop = foreignnft.blame(kernel, hops, v.lost_at, nft, maybe=False) or \
         faults.forward_policy(kernel, hops[v.lost_at].netns) or \
-        extrarules.dropped(kernel, hops, v, lm.planned_filter if lm else {})
+        extrarules.dropped(kernel, hops, v, lm.planned_filter if lm else {}) or \
+        foreignnft.blame(kernel, hops, v.lost_at, nft)  # a rule that may drop it: after those that surely do
     return Verdict(False, v.lost_at, drop[0], drop[1]) if drop else v

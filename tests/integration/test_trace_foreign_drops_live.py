@@ -93,3 +93,42 @@ def test_a_drop_in_the_destination_pods_own_input_chain_is_named_with_its_fix(la
     assert status.returncode == 1 and "filter INPUT: hooked, empty, policy ACCEPT" in status.stdout, status.stdout
     netlab("up", "--lab", lab)
     assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def _ping_trace(lab: str) -> subprocess.CompletedProcess:
+    return netlab("trace", "--lab", lab, "a", "b", check=False, timeout=60)
+
+
+def test_an_nft_icmp_type_drop_in_the_destination_pods_input_is_named_with_its_fix(labs):
+    """`icmp type echo-request drop` at b's input hook, as a learner writes it: trace said "delivered ... NO
+    REPLY: b sent no reply" (blaming the pod), not reading the rule's icmp type match; a rule it cannot judge
+    (ct state, no counter) is said to maybe drop it, named."""
+    lab = labs.name("fd")
+    labs.up(_topology(lab))
+    b = f"{lab}-b"
+    in_netns(b, "nft", "add", "table", "inet", "fdt", check=True)
+    in_netns(b, "nft", "add", "chain", "inet", "fdt", "in", "{ type filter hook input priority 0; }", check=True)
+    in_netns(b, "nft", "add", "rule", "inet", "fdt", "in", "icmp", "type", "echo-request", "drop", check=True)
+    b_ip = in_netns(b, "ip", "-4", "-o", "addr", "show", "eth0", check=True).stdout.split()[3].split("/")[0]
+    assert in_netns(f"{lab}-a", "ping", "-c1", "-W1", b_ip).returncode == 1  # the kernel drops it
+    proc = _ping_trace(lab)
+    assert proc.returncode == 1, proc.stdout
+    assert "sent no reply" not in proc.stdout, proc.stdout
+    result = next(line for line in proc.stdout.splitlines() if line.startswith("result:"))
+    assert f"table inet fdt in {b}, an nftables table the lab does not plan (status calls it extra), drops the " \
+           "packet at the input hook: chain in, rule handle" in result, proc.stdout
+    fix = fix_of(proc.stdout)
+    assert re.fullmatch(rf"ip netns exec {b} nft delete rule inet fdt in handle \d+", fix), fix
+    run_fix(fix)
+    assert in_netns(f"{lab}-a", "ping", "-c1", "-W2", b_ip).returncode == 0
+    assert _ping_trace(lab).returncode == 0
+    # A rule trace cannot judge (a ct mark match) with no counter: it may drop the packet, and is named.
+    in_netns(b, "nft", "add", "rule", "inet", "fdt", "in", "ct", "mark", "0", "drop", check=True)
+    assert in_netns(f"{lab}-a", "ping", "-c1", "-W1", b_ip).returncode == 1
+    proc = _ping_trace(lab)
+    assert proc.returncode == 1 and "sent no reply" not in proc.stdout, proc.stdout
+    result = next(line for line in proc.stdout.splitlines() if line.startswith("result:"))
+    assert f"table inet fdt in {b}, an nftables table the lab does not plan (status calls it extra), may drop the " \
+           "packet at the input hook: chain in, rule handle" in result and "cannot judge" in result, proc.stdout
+    run_fix(fix_of(proc.stdout))
+    assert in_netns(f"{lab}-a", "ping", "-c1", "-W2", b_ip).returncode == 0

@@ -84,7 +84,8 @@ def test_a_drop_policy_accept_rules_jumps_and_counters():
     # a jump to a regular chain that drops it
     jump = [{"jump": {"target": "sub"}}]
     d = foreign_drop(ruleset(jump, ["sub", _match("tcp", "dport", 8080), {"drop": None}]), "forward", Packet(SYN))
-    assert d is not None and d.handle == 11 and d.chain == "fw"
+    assert d is not None and d.handle == 11 and d.chain == "sub"  # the chain that holds it: the fix deletes it there
+    assert foreignnft.reason("t-n2", d)[1] == "ip netns exec t-n2 nft delete rule inet x sub handle 11"
     # a match trace does not read (ct state): only when its counter counted
     ct = {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}}
     assert foreign_drop(ruleset([ct, {"counter": {"packets": 0, "bytes": 0}}, {"drop": None}]), "forward",
