@@ -44,6 +44,12 @@ def policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
         # The REJECT's own row, where the endpoint's node runs it, when the rows lost the packet past it.
         at = tpolicy.place_reject(result.forward.hops, result.verdict.lost_at, lab.node(blamed["node"]).netns,
                                   blamed)
+        # The REJECT's row (or the row of that node that lost the packet, a DNAT row that kept no entry): it
+        # answered at once, so the result is REFUSED, not LOST, when the client's socket was refused (run.py).
+        row = at if at is not None else result.verdict.lost_at
+        if row is not None and result.forward.hops[row].netns == lab.node(blamed["node"]).netns:
+            result.forward.hops[row].facts["policy_rejected"] = refused_words(blamed["text"], result.proto,
+                                                                              blamed.get("pod"))
         if at is not None:
             answer = (answers or {}).get(lab.node(blamed["node"]).netns)
             if answer is not None:  # the node's own ICMP error, not a reply from the destination that never got it
@@ -62,6 +68,17 @@ def policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
         last = len(result.forward.hops) - 1
         result.verdict = Verdict(False, last, blamed["text"], blamed.get("fix"))
         result.reply, result.reply_verdict, result.reply_received = None, None, False
+
+
+def refused_words(text: str, proto: str, pod: str | None) -> str:
+    """Why a policy's REJECT refused the packet, as the result says it (REFUSED, not LOST, as kube-proxy's REJECT
+    of a Service without endpoints is): its node answers a TCP request at once with a reset in the pod's name,
+    anything else with an ICMP port unreachable (plan/policy.py), and the client's socket is refused."""
+    answer = f"a TCP reset in pod {pod}'s name" if proto == "tcp" and pod else \
+        "a TCP reset" if proto == "tcp" else "an ICMP port unreachable"
+    counted = "; the kernel's REJECT rule there counted it"
+    said = f"answered it at once with {answer}: the client is refused, it does not time out"
+    return f"{text} and {said}" if text.endswith(counted) else f"{text}; the REJECT {said}"
 
 
 def _reply_from_reject(result: TraceResult, at: int) -> None:

@@ -11,7 +11,8 @@ A rule on the way may answer so too: kube-proxy rejects a packet for a Service
 without endpoints at the client's node (ICMP port unreachable), and the client's
 connection is refused as at once. That packet did not arrive, yet it was no more
 lost than a closed port's: ``trace`` says REFUSED at that row, naming the rule
-and the node (:func:`rejected`), not LOST.
+and the node (:func:`rejected`), not LOST. So does a NetworkPolicy's REJECT in
+the pod's node (a TCP reset in the pod's name, else an ICMP port unreachable).
 
 Which sockets the destination has on that port (kernel/sockdiag.py, what
 ``ss -ltun`` lists) tell the usual story, "nothing listens there", from the
@@ -54,7 +55,8 @@ def reason(proto: str, netns: str, address: str, port: int, sockets: list[Bound]
 
 def rejected(v: Verdict, hops: list[Hop]) -> str | None:
     """Why a rule refused the packet at the row where it stopped (a Service without endpoints: kube-proxy's
-    REJECT, its node), when the sender's socket was refused; None when that row dropped it or let it go."""
+    REJECT, its node; a NetworkPolicy's REJECT), when the sender's socket was refused; None when that row dropped
+    it or let it go."""
     h = hops[v.lost_at] if not v.delivered and v.lost_at is not None and v.lost_at < len(hops) else None
-    said = h.facts.get("rejected") if h is not None else None
+    said = (h.facts.get("rejected") or h.facts.get("policy_rejected")) if h is not None else None
     return said if isinstance(said, str) else None

@@ -167,7 +167,8 @@ def test_an_allowed_flow_refused_for_a_missing_allow_rule_names_it_and_the_reset
     assert not any(h["netns"] == f"{lab}-a-web" for h in d["reply_hops"]), d["reply_hops"]
     assert not any(h["netns"] == f"{lab}-a-web" and h["seen"] for h in d["hops"]), d["hops"]
     text = _trace(lab, "b-cli").stdout
-    assert re.search(rf"result: LOST at hop {lost['hop']} \({n1} \S+\): allowed by policy a/allow-web-from-b", text)
+    assert re.search(rf"result: REFUSED at hop {lost['hop']} \({n1} \S+\): allowed by policy a/allow-web-from-b", text)
+    assert "; the REJECT answered it at once with a TCP reset in pod a/a-web's name: the client is refused" in text
     assert f"the rule that allows it is missing from node n1's filter table: {allow}" in text, text
     assert f"the REJECT at hop {lost['hop']} answers the request with a TCP reset" in text, text
     # policy table: the mismatch says what the probe saw (not a bare outcome word), and a hint names status, the

@@ -101,7 +101,8 @@ def test_a_pod_to_pod_flow_a_policy_refuses_is_lost_at_the_rejects_row(labs):
         assert not any(h["seen"] for h in d["hops"][d["lost"]["hop"]:]), d["hops"]
         assert not any(h["problem"] for h in d["hops"][:d["lost"]["hop"] - 1]), d["hops"]
         text = netlab("trace", "--lab", lab, src, "web-1", "--port", str(WEB_PORT), check=False).stdout
-        assert re.search(rf"LOST at hop \d+ \({n1} \S+\): dropped in node n1, chain {chain}", text), text
+        # The client's connect is refused at once (the REJECT's reset): REFUSED, as probe says it, not LOST
+        assert re.search(rf"REFUSED at hop \d+ \({n1} \S+\): dropped in node n1, chain {chain}", text), text
     # The allowed pod gets through, and the trace says so.
     assert connect(f"{lab}-friend", web_ip, WEB_PORT) == "ok"
     rc, d = traced(lab, "friend", "web-1", "--port", str(WEB_PORT))
