@@ -64,16 +64,28 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
     return current if isinstance(current, type) else None
 
 
-def _unknown_field(loc: Loc) -> str:
+def _suggested(loc: Loc) -> tuple[list[str], list[str]] | None:
+    """The fields the model at ``loc[:-1]`` takes, and the one an unknown field ``loc[-1]`` may be a typo of (or
+    none); None when no model is known there."""
     key = str(loc[-1])
     model = _model_at(loc[:-1])
     if model is None:
-        return f"unknown field {show(key)}; remove it"
+        return None
     allowed = [f.alias or name for name, f in model.model_fields.items()]
+
     def norm(text: str) -> str:
         return text.lower().replace("_", "").replace("-", "")
 
     close = [a for a in allowed if norm(a) == norm(key)] or difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    return allowed, close[:1]
+
+
+def _unknown_field(loc: Loc) -> str:
+    key = str(loc[-1])
+    got = _suggested(loc)
+    if got is None:
+        return f"unknown field {show(key)}; remove it"
+    allowed, close = got
     where = format_path(loc[:-1]) or "a topology"
     msg = f"unknown field {show(key)}"
     if close:
@@ -314,12 +326,22 @@ def problems_from_validation(exc: ValidationError, src: Source) -> list[Problem]
     unions: dict[Loc, tuple[tuple[Any, ...], list[tuple[dict, str, Loc]]]] = {}
     errors = exc.errors(include_url=False)
     manifests = _inline_manifests(errors)
+    # A required field an unknown field's suggestion names ("nod": did you mean 'node'?) is missing only through
+    # that typo: its line would repeat the suggestion.
+    typos = set()
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if p != "[key]")
+        got = _suggested(loc) if err["type"] == "extra_forbidden" and loc else None
+        if got is not None and got[1]:
+            typos.add(loc[:-1] + (got[1][0],))
     for at in manifests:
         out.append(Problem(src.file, src.line_of(at), format_path(at), _manifest_inline(str(at[0]))))
     for err in errors:
         loc = tuple(p for p in err["loc"] if p != "[key]")
         if loc[:2] in manifests and len(loc) == 3 and loc[2] in MANIFEST_KEYS:
             continue  # said once, above
+        if err["type"] == "missing" and loc in typos:
+            continue  # the unknown field's line says it
         split = _union_split(loc)
         plain = split[0] + split[2] if split else loc  # the path as written, without a member's tag
         if src.flagged and any(plain[:n] in src.flagged for n in range(len(plain) + 1)):
