@@ -343,7 +343,7 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
             else:
                 pod_used[pod.ip] = f"pod {pod.name!r}"
         elif pod.ip not in block:
-            out.append((loc, f"{pod.ip} is not in node {pod.node!r}'s pod CIDR {block}; "
+            out.append((loc, f"{pod.ip} is not in the pod CIDR of node {pod.node!r} ({block}); "
                              "pick an address inside it or leave ip: out"))
         elif pod.ip in (block.network_address, block.network_address + 1, block.broadcast_address):
             out.append((loc, f"{pod.ip} is reserved in {block} (.0 overlay, .1 cni0 gateway, broadcast); "
