@@ -103,7 +103,8 @@ class UpResult:
     changed: bool
     created_netns: tuple[str, ...]
     removed_netns: tuple[str, ...]
-    fixed: tuple[str, ...]  # repairs, containers restarted, files rewritten (and, deprecated, first starts: started)
+    fixed: tuple[str, ...]  # repairs, containers restarted, files rewritten (and, deprecated, first starts: started,
+    # and the pods' first CNI attachments: attached)
     operations: int
     warnings: tuple[str, ...]
     # Containers that could not start, one line each ("pod a container main: could not start: ..."): the lab
@@ -117,8 +118,9 @@ class UpResult:
     # Processes not the lab's (started in a pod with `netlab exec` or nsenter) stopped with a namespace it removed.
     stopped_processes: tuple[StoppedProcess, ...] = ()
 
-    # In -o json too: `ok` as status's, probe's and trace's; `started` the first starts `fixed` also holds
-    __json_properties__ = ("ok", "started")
+    # In -o json too: `ok` as status's, probe's and trace's; `started` the first starts `fixed` also holds; `attached`
+    # the pods' first CNI attachments, which it holds too
+    __json_properties__ = ("ok", "started", "attached")
 
     @property
     def ok(self) -> bool:
@@ -130,6 +132,13 @@ class UpResult:
         """The containers this up started for the first time (``started container a/main``: a new lab's, a new pod's),
         no repair; ``fixed`` holds them too, for one release (docs/json.md)."""
         return tuple(line for line in self.fixed if line.startswith("started container "))
+
+    @property
+    def attached(self) -> tuple[str, ...]:
+        """The pods this up attached through CNI for the first time (``attached pod a through CNI (10.244.0.2)``: a
+        new lab's, a new pod's: the conflist's first ADD), no repair (a re-attach is one: ``re-attached pod``);
+        ``fixed`` holds them too, for one release (docs/json.md)."""
+        return tuple(line for line in self.fixed if line.startswith("attached pod "))
 
 
 @dataclass(frozen=True)

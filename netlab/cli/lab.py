@@ -254,7 +254,8 @@ def rule_table(line: str) -> tuple[str, ...] | None:
 def fixed_words(fixed: list[str]) -> list[str]:
     """up's actions counted by what they were: containers started, files written, rule tables rewritten (a
     node's whole table restored at once: a label or policy change rewrites it, however many rules differ, and the
-    stale chains it deletes are of that table), and the other objects added or repaired."""
+    stale chains it deletes are of that table), pods attached through CNI for the first time (a new lab's, a new
+    pod's: no repair), and the other objects added or repaired."""
     started = sum(1 for line in fixed if line.startswith("started container"))
     restarted = sum(1 for line in fixed if line.startswith("restarted container"))
     written = sum(1 for line in fixed if line.startswith(("wrote ", "rewrote ")))
@@ -262,13 +263,16 @@ def fixed_words(fixed: list[str]) -> list[str]:
     tables = len({key for key in restored if key is not None})
     pods = sum(1 for line in fixed if line.startswith("removed pod "))  # lab/taken.taken_line's: a name left alone
     nodes = sum(1 for line in fixed if line.startswith("removed node "))
-    other = len(fixed) - started - restarted - written - sum(1 for key in restored if key is not None) - pods - nodes
+    attached = sum(1 for line in fixed if line.startswith("attached pod "))  # a re-attach is "re-attached pod"
+    other = len(fixed) - started - restarted - written - sum(1 for key in restored if key is not None) - pods - nodes \
+        - attached
     return ([plural(started, "container") + " started"] if started else []) \
         + ([plural(restarted, "container") + " restarted"] if restarted else []) \
         + ([plural(written, "file") + " written"] if written else []) \
         + ([plural(tables, "rule table") + " rewritten"] if tables else []) \
         + ([plural(pods, "pod") + " removed"] if pods else []) \
         + ([plural(nodes, "node") + " removed"] if nodes else []) \
+        + ([plural(attached, "pod") + " attached through CNI"] if attached else []) \
         + ([plural(other, "object") + " added, changed or repaired"] if other else [])
 
 
