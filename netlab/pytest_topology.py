@@ -81,6 +81,9 @@ def check_topology(where: str, topology: Any) -> None:
     if topology is not None and not isinstance(topology, (str, os.PathLike, Mapping)):
         raise marker_error(f"{where}: topology {topology!r}: want a path (beside the test file), a dict shaped "
                            f"like the YAML or None (the built-in default), not {type(topology).__name__}")
+    if isinstance(topology, (str, os.PathLike)) and os.fspath(topology) == "":  # else the test's own folder
+        raise marker_error(f"{where}: topology: the path is empty; give a topology file's path (beside the test "
+                           "file), a dict or None (the built-in default)")
 
 
 def check_wait(where: str, wait: Any) -> float:

@@ -171,6 +171,9 @@ def check_topology(value: Any) -> None:
     """What :func:`netlab.api.topology.load` reads: a file's path, a dict shaped like the YAML, or None."""
     if value is not None and not isinstance(value, (str, os.PathLike, Mapping)):
         raise UsageError(f"topology must be a path, a dict or None, not {given(value)}")
+    if isinstance(value, (str, os.PathLike)) and os.fspath(value) == "":  # was ": no such file", naming no file
+        raise UsageError("topology: the path is empty; give a topology file's path, a dict, or None for the "
+                         "built-in default")
 
 
 def check_proto(proto: str | None) -> None:
