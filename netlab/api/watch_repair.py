@@ -22,7 +22,7 @@ from netlab.api.topology import Loaded, load
 from netlab.api.watch_lines import waited_words
 from netlab.cni import edited
 from netlab.workload import reconfigure
-from netlab.errors import NetlabError
+from netlab.errors import NetlabError, TopologyError
 from netlab.feature import Feature, Reconfigure
 from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
@@ -118,7 +118,7 @@ def apply_file(reading: Reading, lab_name: str, features: Sequence[Feature]) -> 
     and its topology; None when it names another lab than ``lab_name``, or when a save was halfway through as it
     was read (``reading.halfway``): nothing applied. LabGone when the lab was taken down meanwhile."""
     from netlab import doctor
-    from netlab.api.lifecycle import moot_checks
+    from netlab.api.lifecycle import check_conflist, moot_checks
 
     with LabLock(lab_name, "netlab up", quiet=True) as lock:
         reading.waited = waited_words(lock.waited, lock.waited_for)
@@ -138,9 +138,14 @@ def apply_file(reading: Reading, lab_name: str, features: Sequence[Feature]) -> 
         reading.loaded = loaded
         if loaded.lab.name != lab_name:
             return None
+        try:  # the plugins asked VERSION as plain up asks them: one of the user's own that fails is the file's
+            answered = check_conflist(loaded.lab, loaded.source)  # validate's line, not the doctor's machine line
+        except TopologyError:
+            reading.loaded = None  # not valid, as plain up (exit 2) and validate say it: nothing applied
+            raise
         # as plain up checks the machine for what the lab needs, and leaves out what it does not (pod-files on a
         # read-only /etc when nothing is to be written in /etc/netns)
-        with doctor.required(loaded.lab, moot=moot_checks(loaded.lab)):
+        with doctor.required(loaded.lab, moot=moot_checks(loaded.lab) + answered):
             kernel = LiveKernel()
             try:
                 return lab_up.up_held(loaded.lab, kernel, features, loaded.source)
