@@ -174,9 +174,8 @@ class Status:
     # None against a dict, which no command names, and when every difference is one it leaves (``kept``).
     repair: str | None = None
     # The drift lines that repair does not put right by itself (workload.policy.up_leaves): a Never pod's
-    # container that failed (or whose exit code is unknown), a container that could not start, a pod address its
-    # CNI plugins gave outside its node's podCIDR, a CNI pod the file moves to another node (its `up` refuses the
-    # file: no repair named then). None of them:
+    # container that failed (or whose exit code is unknown), a container that could not start, a CNI pod the file
+    # moves to another node (its `up` refuses the file: no repair named then). None of them:
     # repair puts it all right.
     kept: tuple[str, ...] = ()
     # What matches the plan but not the topology as written: a pod's explicit ip: that its CNI plugins did not

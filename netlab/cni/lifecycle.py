@@ -39,7 +39,7 @@ from netlab.realize import attachments
 from netlab.realize.attachments import node_devices, note_devices, pod_records, recorded_moves
 from netlab.cni.runtime import Runtime
 from netlab.errors import ApplyFailed, EnvironmentNotReady, UsageError, netlab_command
-from netlab.feature import FRESH_ADD_FAILS, StartResult, Unmendable
+from netlab.feature import FRESH_ADD_FAILS, Note, StartResult, Unmendable
 from netlab.kernel import testhooks
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
@@ -460,7 +460,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             and prec.get("phase") != DELETED]  # its DEL failed, or not run yet (status -t FILE of a file without it)
     out += edited.drift(lab, state)  # a conflist edited in place since the pods' ADD
     moving = {pod for pod, _, _ in recorded_moves(lab, state)}  # its address is its old node's: the move's line
-    out += [f"cni: {line}" for pod, line in lab.outside_pod_cidrs().items() if pod not in moving]  # cut off: drift
+    out += [Note(line) for pod, line in lab.outside_pod_cidrs().items() if pod not in moving]  # plugins': no drift
     checks: dict[str, Any] = {}
     from concurrent.futures import ThreadPoolExecutor  # here, as above
 

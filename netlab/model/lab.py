@@ -19,7 +19,7 @@ from netlab.model.selection import SelectorIndex
 from netlab.model.topology import Container, Pod, Service, ServicePort, Topology
 
 DEFAULT_CONTAINER = "main"
-# A pod's address its CNI plugins gave outside its node's pod CIDR (Lab.outside_pod_cidrs): status's drift line
+# A pod's address its CNI plugins gave outside its node's pod CIDR (Lab.outside_pod_cidrs): up's and status's warning
 OUTSIDE_POD_CIDR = "(from its CNI result) is outside node"
 ECHO_CONTAINER = Container(name=DEFAULT_CONTAINER)  # frozen: one for every pod that lists no container
 
@@ -192,16 +192,18 @@ class Lab:
     def outside_pod_cidrs(self) -> dict[str, str]:
         """The pods whose CNI plugins gave them an address outside their node's pod CIDR (an IPAM range of its own:
         a conflist's host-local ``ranges`` that are not the node's), each with a line naming the pod, the address,
-        the node and its pod CIDR. Flannel routes only the nodes' pod CIDRs (the overlay's routes, host-gw's via
-        the node's address): another node sends such an address out by its default route, to the underlay, which
-        forwards nothing, so it is cut off from every other node's pods and from Services that DNAT to it there.
-        A real cluster with such a plugin is broken the same way. A builtin lab's pods get theirs: none."""
+        the node and its pod CIDR. The address is the plugins' (containerd runs them whatever the podCIDR), which
+        the lab follows: up and status warn, no drift. Flannel routes only the nodes' pod CIDRs: another node sends
+        such an address by its default route to the underlay, which forwards nothing, so it is cut off from every
+        other node's pods and from Services that DNAT to it there (a real cluster too). A builtin lab's: none."""
         cidrs = {n.name: n.pod_cidr for n in self.nodes}
-        return {p.name: f"pod {p.name}'s address {p.ip} {OUTSIDE_POD_CIDR} {p.node}'s podCIDR "
-                        f"{cidrs[p.node]}: Flannel routes only the pod CIDRs, so other nodes send it by their "
-                        f"default route to the underlay, which drops it (the plugins' IPAM must give the node's "
-                        f"podCIDR, as the ipRanges capability passes it, with no subnet or ranges of its own)"
-                for p in self.pods if p.name in self.attached and p.ip not in cidrs[p.node]}
+        others = ("other nodes send it by their default route", "for them") if len(self.nodes) > 1 else \
+            ("a node added to the lab would send it by its default route", "for another node")
+        return {p.name: f"pod {p.name}'s address {p.ip} {OUTSIDE_POD_CIDR} {p.node}'s podCIDR {cidrs[p.node]}: the "
+                        f"address is its plugins' (the lab follows it), but Flannel routes only the pod CIDRs, so "
+                        f"{others[0]} to the underlay, which drops it ({others[1]} to reach it, the plugins' IPAM must "
+                        f"give the node's podCIDR, as the ipRanges capability passes it, with no subnet or ranges of "
+                        f"its own)" for p in self.pods if p.name in self.attached and p.ip not in cidrs[p.node]}
 
     def wide_prefix(self, pod: str, prefixlen: int, onlink_route: bool = True) -> str | None:
         """Why pod ``pod``, its eth0 given ``prefixlen`` by its CNI plugins (a conflist's host-local range

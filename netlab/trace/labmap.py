@@ -154,7 +154,7 @@ class LabMap:
     # dies there by design
     no_forward: set[str] = field(default_factory=set)
     # pod address -> why no other node reaches it: its CNI plugins gave it an address outside its node's pod CIDR,
-    # which Flannel does not route (model.lab.Lab.outside_pod_cidrs, status's drift line)
+    # which Flannel does not route (model.lab.Lab.outside_pod_cidrs, up's and status's warning)
     outside_cidr: dict[str, str] = field(default_factory=dict)
     mode: str = "vxlan"  # network.mode: vxlan (Flannel's overlay) or host-gw (routes via the nodes' addresses)
     # The `up` that repairs the lab, the fix where only all of it puts back what is missing: the words `status`

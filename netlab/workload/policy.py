@@ -70,12 +70,6 @@ AGAIN = ("to run it again, change its command or take the pod out of the file an
 START_FAILED = "could not start: "
 
 
-def _outside_pod_cidr(line: str) -> bool:
-    from netlab.model.lab import OUTSIDE_POD_CIDR  # here: a down of a lab without plugins loads no model (pydantic)
-
-    return OUTSIDE_POD_CIDR in line
-
-
 # How status says a namespace of the plan whose name a namespace without this lab's tag holds (an `ip netns del`
 # then `ip netns add` of that name, another program's): `up` never touches it and refuses the lab while it is there
 # (realize/ownership.owned_message, exit 3), so no `up` is the repair.
@@ -97,8 +91,7 @@ def moves_a_pod(line: str) -> bool:
 
 
 def up_leaves(line: str) -> str | None:
-    """Why ``up`` alone does not put this drift line right (None: it does): a pod's address its CNI plugins gave
-    outside its node's podCIDR (model.lab.Lab.outside_pod_cidrs); a Never pod's container that failed
+    """Why ``up`` alone does not put this drift line right (None: it does): a Never pod's container that failed
     (or whose exit code is unknown: it may have completed) stays exited, as the kubelet leaves it; one that could
     not start is tried again by each ``up``, which fails the same until its command can run. ``status`` says so
     instead of offering ``up`` as the repair."""
@@ -108,10 +101,6 @@ def up_leaves(line: str) -> str | None:
     if line.startswith("cni: ") and moves_a_pod(line):
         return ("`up` refuses a file that moves a pod its CNI plugins attached to another node: the two steps its "
                 "line says move it (and their `up` puts the rest right)")
-    if line.startswith("cni: ") and _outside_pod_cidr(line):
-        return ("a pod's address outside its node's podCIDR is the one its CNI plugins give it, and `up` ADDs no "
-                "attached pod again: fix the plugins' IPAM (the conflist), then `up --reconfigure` re-attaches "
-                "the pods")
     if line.startswith("cni: ") and line.endswith(FRESH_ADD_FAILS):
         return ("a CNI plugin whose CHECK fails right after the pod's own fresh ADD fails it after every new ADD "
                 f"too, so `up` keeps the pod attached as it is: {fresh_check_fix(_check_plugin(line))}")

@@ -262,3 +262,32 @@ def test_a_chain_without_check_that_differs_from_its_fresh_add_names_no_disable_
 
     text = Changed(False, "its eth0 has no address 10.244.0.2/24").fresh_words("a")
     assert text.endswith("a new ADD cannot mend it") and "disableCheck" not in text, text
+
+
+class OwnRange(test_cni_reattach.Plugins):
+    """chain's ADD gives pod a 10.99.0.2, from an IPAM range of its own outside node n1's podCIDR."""
+
+    def __call__(self, log, **kw):
+        out = super().__call__(log, **kw)
+        if kw["command"] == "ADD" and kw["pod"] == "a" and kw["plugin_path"].endswith("/chain"):
+            return dict(out, ips=[dict(out["ips"][0], address="10.99.0.2/24")])
+        return out
+
+
+def test_an_address_outside_the_podcidr_is_the_plugins_not_drift(tmp_path, monkeypatch):
+    """cn61: a conflist whose host-local range lies outside the node's podCIDR works (containerd runs the plugin
+    whatever the podCIDR; the address is the plugin's, and the lab follows it), but status called the pod's address
+    drift (exit 1, "up does not repair it"). It is as the plugins made it: status warns, as up does, naming what no
+    other node would reach; nothing differs from the plan. One node here: no other node is cut off from it now."""
+    plugins = OwnRange()
+    with test_cni_reattach.cni_world(tmp_path, monkeypatch, test_cni_reattach.TOPO, plugins,
+                                     conflist={"cniVersion": "1.0.0", "name": "net", "plugins": [{"type": "chain"}]}):
+        lab = test_cni_reattach.lab_of(tmp_path)
+        k = FakeKernel()
+        result = up(lab, k)
+        [warned] = [w for w in result.warnings if w.startswith("pod a's address 10.99.0.2")]
+        got = lab_status.status(state_mod.load_state(lab.name), k, [ModuleFeature(lifecycle)])
+        assert not any("10.99.0.2" in line for line in got.drift), got.drift
+        assert warned in got.warnings, got.warnings
+        assert "the address is its plugins' (the lab follows it)" in warned and "a node added to the lab would" in warned
+        teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
