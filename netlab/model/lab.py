@@ -157,12 +157,12 @@ class Lab:
         return frozenset(n.name for n in self.topo.nodes if n.name in had or n.name in mapped)
 
     def bridge_nodes(self, pod_side: bool = False) -> frozenset[str]:
-        """The nodes with cni0 (netlab's bridge of pods: with a user's conflist none, or for ``pod_side`` those with
-        a pod: what its plugins make comes at a node's first pod's ADD): those with a pod, and those that had cni0
-        while the lab ran (``held_before``). The bridge plugin makes it at a node's first pod's ADD and never
+        """The nodes with cni0 (none with a user's conflist; for ``pod_side`` its plugins' side): those with a pod,
+        and those that had cni0 while the lab ran (``held_before``; a conflist's: a device its plugins keep, as
+        realize/state.LabState.held reads them). The bridge plugin makes it at a node's first pod's ADD and never
         deletes it: a real node without a pod yet has none, one whose last pod went keeps it."""
-        if self.cni == "conflist":
-            return frozenset(p.node for p in self.topo.pods) if pod_side else frozenset()
+        if self.cni == "conflist" and not pod_side:
+            return frozenset()
         had = self.held_before.bridge_nodes if self.held_before is not None else frozenset()
         with_pods = {p.node for p in self.topo.pods}
         return frozenset(n.name for n in self.topo.nodes if n.name in had or n.name in with_pods)

@@ -185,13 +185,31 @@ class LabState:
                 pass
         older = [key for key in OLDER_HELD if key not in rec]
         if not older:
-            return held
+            return self._kept_pod_sides(held)
         try:  # nodes, load balancers and nodePorts are allocated apart from pods and ClusterIPs
             lab = resolve(self.model(), held)
         except (ValueError, StateCorrupt):  # a saved topology that no longer resolves: resolved() says so
-            return held
+            return self._kept_pod_sides(held)
         fresh = replace(lab.held(), bridge_nodes=frozenset(n.name for n in lab.nodes if lab.cni != "conflist"))
-        return replace(held, **{key: getattr(fresh, key) for key in older})
+        return self._kept_pod_sides(replace(held, **{key: getattr(fresh, key) for key in older}))
+
+    def _kept_pod_sides(self, held: Held) -> Held:
+        """``held`` with the nodes where the lab's CNI plugins keep a device (a conflist's bridge, recorded before
+        each ADD: cni/attach.note_devices) among its ``bridge_nodes``: their side stays when the node's last pod
+        goes, as the bridge plugin never deletes its bridge (nor the pods' gateway on it). Read, not saved: a
+        state of any revision records its plugins' devices so (its ``bridge_nodes`` of a conflist lab: none)."""
+        from dataclasses import replace
+        from netlab.model.naming import netns_name
+        from netlab.realize.attachments import KEY
+
+        rec = self.extra.get(KEY)
+        devices = rec.get("devices") if isinstance(rec, dict) else None
+        nodes = self.topology.get("nodes") if isinstance(self.topology, dict) else None
+        if not isinstance(devices, dict) or not devices or not isinstance(nodes, list):
+            return held
+        kept = {n["name"] for n in nodes if isinstance(n, dict) and isinstance(n.get("name"), str)
+                and devices.get(netns_name(self.lab, n["name"]))}
+        return replace(held, bridge_nodes=held.bridge_nodes | kept) if kept - held.bridge_nodes else held
 
     def holding(self) -> Held:
         """What the next up of this lab keeps: the addresses its pods and Services hold (nothing, when its saved
