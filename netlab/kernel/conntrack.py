@@ -10,7 +10,7 @@ Service's DNAT picked, which source a masquerade chose). ``trace`` and
 keeps applying it: a UDP client that keeps sending from one port keeps
 reaching an endpoint that is gone. Two ways to delete, for two kinds of caller:
 
-- by filter (:func:`delete_matching`): "every UDP flow to ClusterIP:port
+- by filter (:func:`delete_matching`, :func:`delete_counted`): "every UDP flow to ClusterIP:port
   DNATed to this endpoint", the way kube-proxy cleans up after an endpoint
   change. ctnetlink has no filtered delete: one dump, the filters (written
   as a learner types them for ``conntrack -D``) matched in Python as that
@@ -78,15 +78,23 @@ def _dump(ns: str) -> list[netlink.Msg]:
 
 def delete_matching(ns: str, filters: Iterable[Sequence[str]]) -> list[str]:
     """``conntrack -D FILTER...`` in namespace ``ns``, for every filter (conntrack(8)'s words); problems in words.
+    :func:`delete_counted` says how many entries each filter's delete took."""
+    return delete_counted(ns, filters)[1]
+
+
+def delete_counted(ns: str, filters: Iterable[Sequence[str]]) -> tuple[list[int], list[str]]:
+    """``conntrack -D FILTER...`` in namespace ``ns``, for every filter: how many entries the kernel deleted for
+    each filter (an entry several filters match is counted for the first), and the problems in words.
 
     One dump of the namespace's IPv4 entries, each matched against every filter (an entry several filters
     match is deleted once), then the matches deleted by their original tuples and ids. An entry gone
-    meanwhile (ENOENT: it expired, or its flow's tuple is another entry's now) is no problem: there was
-    nothing of it left to delete. A namespace that is gone holds nothing.
+    meanwhile (ENOENT: it expired, or its flow's tuple is another entry's now) is no problem, but no deletion
+    either: there was nothing of it left to delete. A namespace that is gone holds nothing.
     """
     parsed = [ctfilter.CtFilter.parse(f) for f in filters]
+    counts = [0] * len(parsed)
     if not parsed:
-        return []
+        return counts, []
     try:
         with netns.entered(ns):
             conn = netlink.Conn(netlink.NETLINK_NETFILTER)
@@ -95,11 +103,15 @@ def delete_matching(ns: str, filters: Iterable[Sequence[str]]) -> list[str]:
                        if r is not None]
             doomed = ctfilter.matching(records, parsed)
             requests = [(f"delete conntrack entry {r.text()} in {ns}", _delete_msg(r)) for r in doomed]
-            return _delete_all(conn, requests)
+            codes, problems = _delete_all(conn, requests)
     except NetnsGone:
-        return []
+        return counts, []
     except OSError as exc:
-        return [f"{ns}: deleting conntrack entries over ctnetlink: {exc}"]
+        return counts, [f"{ns}: deleting conntrack entries over ctnetlink: {exc}"]
+    for r, code in zip(doomed, codes):
+        if code == 0:
+            counts[next(i for i, f in enumerate(parsed) if f.matches(r))] += 1
+    return counts, problems
 
 
 def _delete_msg(r: nfnl.CtRecord) -> bytes:
@@ -107,16 +119,18 @@ def _delete_msg(r: nfnl.CtRecord) -> bytes:
     return nfnl.ct_delete(o["src"], o["dst"], r.protonum, int(o["sport"]), int(o["dport"]), r.id)
 
 
-def _delete_all(conn: netlink.Conn, requests: list[tuple[str, bytes]]) -> list[str]:
+def _delete_all(conn: netlink.Conn, requests: list[tuple[str, bytes]]) -> tuple[list[int], list[str]]:
     """Send every delete, acknowledged (netlink.Conn.batch stops after a chunk with a failure: the rest is sent
-    again); ENOENT is no problem."""
-    problems = []
-    while requests:
-        codes = conn.batch(requests)
-        problems += [f"{what}: {NetlinkError(code)}" for (what, _), code in zip(requests, codes)
+    again): each one's errno (0: the kernel deleted the entry), and the problems (ENOENT is none)."""
+    problems: list[str] = []
+    codes: list[int] = []
+    while len(codes) < len(requests):
+        rest = requests[len(codes):]
+        got = conn.batch(rest)
+        problems += [f"{what}: {NetlinkError(code)}" for (what, _), code in zip(rest, got)
                      if code and code != errno.ENOENT]
-        requests = requests[len(codes):]
-    return problems
+        codes += got
+    return codes, problems
 
 
 def delete_flows(ns: str, flows: Sequence[Flow]) -> None:

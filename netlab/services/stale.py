@@ -44,7 +44,7 @@ class Stale:
     netns: str
     flow: str  # "client:port → ClusterIP:port"
     to: str  # the address it is DNATed to
-    filter: tuple[str, ...]  # conntrack -D filter that deletes it (conntrack.delete_matching: over ctnetlink)
+    filter: tuple[str, ...]  # conntrack -D filter that deletes it (conntrack.delete_counted: over ctnetlink)
     dnat: bool = True  # False: never DNATed (``to`` is the original destination), made before the Service's rules
 
     def describe(self) -> str:
@@ -103,9 +103,10 @@ def stale_in(netns: str, entries: Tuples, ports: dict[tuple[str, str], set[str]]
             continue  # never DNATed, and the port has no endpoint to send it to: kube-proxy leaves it
         exact = ("-p", "udp", "--orig-src", orig["src"], "--orig-port-src", orig["sport"],
                  "--orig-dst", orig["dst"], "--orig-port-dst", orig["dport"])
+        # keyed on the reply's source as kube-proxy's cleanup is, not on --dst-nat: an entry made with its reply
+        # tuple (conntrack -I -r ...) has no DST_NAT_DONE bit, which --dst-nat asks for (QA q62k 1)
         out.append(Stale(netns, f"{orig['src']}:{orig['sport']} → {orig['dst']}:{orig['dport']}",
-                         f"{reply['src']}:{reply['sport']}",
-                         exact + (("--dst-nat", reply["src"]) if dnat else ("--reply-src", reply["src"])), dnat))
+                         f"{reply['src']}:{reply['sport']}", exact + ("--reply-src", reply["src"]), dnat))
     return out
 
 
@@ -124,14 +125,21 @@ def watching(lab_name: str, on: bool = True) -> None:
 
 
 def delete(stale: list[Stale], lab_name: str | None = None) -> tuple[list[str], list[str]]:
-    """Delete them; (what was done, problems). Every one is said, but an un-DNATed entry a watcher of ``lab_name``
-    said already (:func:`watching`: it deletes a live flow's again at each apply, as kube-proxy's cleanup does at
-    each sync)."""
+    """Delete them; (what was done, problems). Every one the kernel deleted is said, but an un-DNATed entry a
+    watcher of ``lab_name`` said already (:func:`watching`: it deletes a live flow's again at each apply, as
+    kube-proxy's cleanup does at each sync); one it did not delete (gone meanwhile) is a problem, not a deletion."""
     done, problems = [], []
+    deleted: dict[Stale, int] = {}
     for ns in dict.fromkeys(s.netns for s in stale):  # one dump and one batch of deletes per node
-        problems += conntrack.delete_matching(ns, [list(s.filter) for s in stale if s.netns == ns])
+        mine = [s for s in stale if s.netns == ns]
+        counts, trouble = conntrack.delete_counted(ns, [list(s.filter) for s in mine])
+        problems += trouble
+        deleted.update(zip(mine, counts))
     said = _watched.get(lab_name) if lab_name is not None else None
     for s in stale:
+        if not deleted.get(s):
+            problems.append(f"found {s.describe()}, but the kernel deleted no entry of it (gone before the delete)")
+            continue
         if not s.dnat and said is not None:
             if (s.netns, s.flow) in said:
                 continue

@@ -169,9 +169,10 @@ class FakeConn:
 def test_every_delete_is_sent_once_and_only_other_failures_than_enoent_are_problems():
     requests = [(f"entry {i}", bytes([i])) for i in range(5)]
     conn = FakeConn({bytes([0]): errno.ENOENT, bytes([3]): errno.EPERM})
-    problems = conntrack._delete_all(conn, requests)  # type: ignore[arg-type]
+    codes, problems = conntrack._delete_all(conn, requests)  # type: ignore[arg-type]
     assert conn.sent == [bytes([i]) for i in range(5)]
     assert problems == ["entry 3: Operation not permitted"]
+    assert codes == [errno.ENOENT, 0, 0, errno.EPERM, 0]  # each delete's answer: 0 only for what the kernel deleted
 
 
 def test_records_keep_the_entrys_id_for_the_delete():

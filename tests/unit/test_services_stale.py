@@ -7,6 +7,8 @@ import socket
 import struct
 
 from netlab.kernel import nfnl
+from netlab.kernel.ctfilter import CtFilter
+from netlab.kernel.nfnl import CtRecord
 from netlab.kernel.netlink import Msg, attr, nested
 from netlab.services.stale import stale_in
 
@@ -38,6 +40,12 @@ def test_ct_tuples_reads_what_the_kernel_sends():
     assert nfnl.ct_tuples(Msg(0, 0, 0, nfnl.NFGENMSG.pack(socket.AF_INET, 0, 0))) is None
 
 
+def counted(deleted: list, filters: list) -> tuple[list[int], list[str]]:
+    """conntrack.delete_counted as the kernel answers when every filter's entry is there: one deleted each."""
+    deleted.extend(filters)
+    return [1] * len(filters), []
+
+
 def test_only_entries_dnated_to_no_endpoint_are_stale():
     found = stale_in("lab-node-1", [STALE, GOOD, OTHER], PORTS)
     assert len(found) == 1
@@ -47,8 +55,17 @@ def test_only_entries_dnated_to_no_endpoint_are_stale():
     assert s.describe() == ("a UDP conntrack entry in lab-node-1 that DNATs 10.244.0.3:40053 → 10.96.0.10:53 to "
                             "10.244.0.250:53, which is no endpoint")
     assert s.filter == ("-p", "udp", "--orig-src", "10.244.0.3", "--orig-port-src", "40053", "--orig-dst",
-                        "10.96.0.10", "--orig-port-dst", "53", "--dst-nat", "10.244.0.250")
+                        "10.96.0.10", "--orig-port-dst", "53", "--reply-src", "10.244.0.250")
     assert stale_in("lab-node-1", [GOOD, OTHER], PORTS) == []
+
+
+def test_a_stale_entrys_filter_keys_on_its_reply_source_not_its_nat_status():
+    """QA q62k 1: an entry written with its reply tuple (conntrack -I -r) has no DST_NAT_DONE bit; its --dst-nat
+    filter matched nothing and up said "deleted" of it. kube-proxy's cleanup keys on the reply's source."""
+    (s,) = stale_in("lab-node-1", [STALE], PORTS)
+    for status in (0, 1 << 5):  # no NAT bit (conntrack -I -r), DST_NAT_DONE (the kernel's own DNAT)
+        assert CtFilter.parse(s.filter).matches(CtRecord("udp", 17, STALE[0], STALE[1], status, 30))
+    assert not CtFilter.parse(s.filter).matches(CtRecord("udp", 17, GOOD[0], GOOD[1], 1 << 5, 30))
 
 
 def test_up_reports_the_stale_chains_it_deleted_not_the_ones_it_asked_for(monkeypatch):
@@ -102,7 +119,7 @@ def test_an_external_ips_a_balancers_and_a_node_ports_entries_are_stale_as_the_c
     for dst, dport in (("198.51.100.7", 53), (lb, 53), ("192.168.122.2", 30053)):
         entry = (flow("203.0.113.9", dst, 40053, dport), flow("10.244.0.250", "203.0.113.9", 53, 40053))
         (s,) = stale_in("st-n1", [entry], ports)
-        assert s.to == "10.244.0.250:53" and s.filter[-4:] == ("--orig-port-dst", str(dport), "--dst-nat",
+        assert s.to == "10.244.0.250:53" and s.filter[-4:] == ("--orig-port-dst", str(dport), "--reply-src",
                                                                "10.244.0.250")
         assert stale_in("st-n1", [(entry[0], flow(ep, "203.0.113.9", 53, 40053))], ports) == []
     # up: an endpoint gone takes the externalIP's and the balancer's entries with the ClusterIP's
@@ -133,10 +150,10 @@ def test_an_entry_never_dnated_is_stale_once_its_port_has_an_endpoint():
     assert not n.dnat and n.filter[-4:] == ("--orig-port-dst", "30053", "--reply-src", "192.168.122.3")
     # n→0: no endpoint to send it to; kube-proxy's REJECT answers the next packet of a new flow, this one it leaves
     assert stale_in("lab-n2", [never, to_node], {k: set() for k in served}) == []
-    # n→m: the entry DNATed to the endpoint that went is stale (its --dst-nat filter), the new endpoint's is not
+    # n→m: the entry DNATed to the endpoint that went is stale (by its reply's source), the new endpoint's is not
     old = (flow("10.244.1.2", "10.96.0.10", 40005, 53), flow("10.244.0.9", "10.244.1.2", 53, 40005))
     (gone,) = stale_in("lab-n2", [old, GOOD], {("10.96.0.10", "53"): {"10.244.0.4"}})
-    assert gone.dnat and gone.filter[-2:] == ("--dst-nat", "10.244.0.9")
+    assert gone.dnat and gone.filter[-2:] == ("--reply-src", "10.244.0.9")
 
 
 def test_up_deletes_an_entry_never_dnated_and_status_does_not_name_it(monkeypatch):
@@ -161,7 +178,7 @@ def test_up_deletes_an_entry_never_dnated_and_status_does_not_name_it(monkeypatc
     lines = [line for line in lifecycle.drift(lab, State()) if line.startswith("conntrack: ")]
     assert lines == [f"conntrack: {found[0].describe()}; up deletes it"]
     deleted = []
-    monkeypatch.setattr(stale.conntrack, "delete_matching", lambda ns, filters: deleted.extend(filters) or [])
+    monkeypatch.setattr(stale.conntrack, "delete_counted", lambda ns, filters: counted(deleted, filters))
     actions, problems = stale.delete(found, "st")
     assert problems == [] and actions == [f"deleted {s.describe()}" for s in found]
     record = CtRecord("udp", 17, never[0], never[1], 1 << 3, 30)
@@ -178,7 +195,7 @@ def test_a_live_flows_un_dnated_entry_is_deleted_at_each_apply_and_said_once(mon
     monkeypatch.setattr(stale, "_watched", {})
     stale.watching("lab")  # a watcher's applies (api/watch.py)
     deleted: list[list[str]] = []
-    monkeypatch.setattr(stale.conntrack, "delete_matching", lambda ns, filters: deleted.extend(filters) or [])
+    monkeypatch.setattr(stale.conntrack, "delete_counted", lambda ns, filters: counted(deleted, filters))
     to_node = (flow("10.244.1.2", "192.168.122.2", 40003, 30950), flow("192.168.122.2", "10.244.1.2", 30950, 40003))
     other = (flow("10.244.1.2", "192.168.122.2", 40004, 30950), flow("192.168.122.2", "10.244.1.2", 30950, 40004))
     ports = PORTS | {("*", "30950"): {"10.244.0.2"}}
@@ -200,7 +217,7 @@ def test_each_up_but_a_watchers_says_its_own_deletions(monkeypatch):
     from netlab.services import stale
 
     monkeypatch.setattr(stale, "_watched", {}, raising=False)
-    monkeypatch.setattr(stale.conntrack, "delete_matching", lambda ns, filters: [])
+    monkeypatch.setattr(stale.conntrack, "delete_counted", lambda ns, filters: ([1] * len(filters), []))
     to_node = (flow("10.244.1.2", "192.168.122.2", 40003, 30950), flow("192.168.122.2", "10.244.1.2", 30950, 40003))
     found = stale_in("lab-n2", [to_node], PORTS | {("*", "30950"): {"10.244.0.2"}})
     line = [f"deleted {found[0].describe()}"]
@@ -216,3 +233,14 @@ def test_each_up_but_a_watchers_says_its_own_deletions(monkeypatch):
     assert stale.delete(found, "lab")[0] == []  # the watcher's next apply: said already
     stale.watching("lab", on=False)  # the watcher ended: the next up says it
     assert stale.delete(found, "lab")[0] == line
+
+
+def test_an_entry_the_kernel_did_not_delete_is_not_said_deleted(monkeypatch):
+    """QA q62k 1: up said "deleted" of every entry it asked to delete; one the kernel deleted none of (gone before
+    the delete, or one the filter missed) is said as such, a problem, not a repair."""
+    from netlab.services import stale
+
+    found = stale_in("lab-n1", [STALE], PORTS)
+    monkeypatch.setattr(stale.conntrack, "delete_counted", lambda ns, filters: ([0] * len(filters), []))
+    assert stale.delete(found, "lab") == ([], [f"found {found[0].describe()}, but the kernel deleted no entry of it "
+                                               "(gone before the delete)"])
