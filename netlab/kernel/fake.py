@@ -377,7 +377,8 @@ class FakeKernel:
         ns.qdiscs.pop(name, None)
         ns.port_fdb = {f: state for f, state in ns.port_fdb.items() if f[0] != name}
         ns.fdb_extra = {f: extra for f, extra in ns.fdb_extra.items() if f[0] != name}
-        ns.sysctls = {k: v for k, v in ns.sysctls.items() if not k.startswith(f"net.ipv4.conf.{name}.")}
+        ns.sysctls = {k: v for k, v in ns.sysctls.items()
+                      if not k.startswith((f"net.ipv4.conf.{name}.", f"net.ipv6.conf.{name}."))}
         for other in ns.links.values():
             if other.master == name:
                 other.master = None

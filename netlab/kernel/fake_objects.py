@@ -94,6 +94,8 @@ class FNetns:
         if len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default") \
                 and ".".join(parts[3:-1]) not in self.links:
             return None  # no such interface
+        if parts[:3] == ["net", "ipv6", "conf"] and parts[-1] == "disable_ipv6" and parts[3] not in ("all", "default"):
+            return self.sysctls.get("net.ipv6.conf.default.disable_ipv6", "0")  # copied as the link was made
         if parts[-1] == "forwarding":  # writing ip_forward sets every interface's, and the default
             return self.sysctls.get("net.ipv4.ip_forward", "0")
         return "0"
@@ -108,7 +110,8 @@ class FNetns:
     def sysctl_exists(self, key: str, conntrack_loaded: bool) -> bool:
         """Sysctl ``key`` has a file: an interface's while its link exists, nf_conntrack's once it is loaded."""
         parts = key.split(".")
-        if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 4 and parts[3] not in ("all", "default"):
+        if parts[:2] in (["net", "ipv4"], ["net", "ipv6"]) and parts[2] == "conf" and len(parts) > 4 \
+                and parts[3] not in ("all", "default"):
             return ".".join(parts[3:-1]) in self.links
         return conntrack_loaded or parts[:2] != ["net", "netfilter"]
 

@@ -4,7 +4,7 @@
 (kernel/live.py keeps the sockets and adds the iptables and nftables text).
 The namespace is entered once: to open its sockets (rtnetlink, if not open
 yet, and nf_tables), read its legacy iptables tables and the sysctls that are
-files (those of ``all`` and ``default``; an interface's come with its link).
+files (those of ``all`` and ``default``; an interface's come with its link, its IPv6 switch too).
 Then one dump per object kind, the bridge ports' and the FDB only where a
 bridge port or a VXLAN device makes them matter; the qdiscs' too (a root qdisc
 someone added to a device is drift, and so is an ingress or clsact qdisc, whose
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from netlab.kernel import netlink, netns as nsmod, nfnl, procsys, rtnl, rtnl_parse, tc
+from netlab.kernel import netlink, netns as nsmod, nfnl, procsys, rtnl, rtnl_parse, tc, testhooks
 from netlab.kernel.base import Snapshot
-from netlab.plan.sysctls import interface_setting
+from netlab.plan.sysctls import IPV6_OFF, interface_setting, ipv6_interface
 
 LEGACY_TABLES = "/proc/thread-self/net/ip_tables_names"
 
@@ -95,7 +95,15 @@ def _from_links(links: dict[str, rtnl_parse.LinkMsg], keys: Sequence[str]) -> tu
     files = []
     for key in keys:
         own = interface_setting(key)
-        if own is not None and own[0] not in links:
+        six = ipv6_interface(key)
+        if six is not None and not testhooks.NO_IPV6:  # the hook's kernel has no IPv6: its files say so
+            if six not in links:
+                found[key] = None
+            elif IPV6_OFF in links[six].inet6_conf:
+                found[key] = links[six].inet6_conf[IPV6_OFF]
+            else:
+                files.append(key)  # no IPv6 on it: its file is absent, or "1" on a kernel without IPv6
+        elif own is not None and own[0] not in links:
             found[key] = None
         elif own is not None and own[1] in links[own[0]].inet_conf:
             found[key] = links[own[0]].inet_conf[own[1]]

@@ -10,6 +10,7 @@ parser messages encoded by pyroute2.
 
 from __future__ import annotations
 
+import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -36,6 +37,11 @@ from netlab.kernel.netlink import attr_list
 from netlab.kernel.rtnl import IFA_RT_PRIORITY, RTA_METRICS
 from netlab.plan.route_attrs import RTAX_CC_ALGO, Metrics
 
+# In IFLA_AF_SPEC / AF_INET6: the interface's IPv6 sysctls, s32 each, by DEVCONF_* position (linux/ipv6.h, counted
+# from 0); absent where the interface has no IPv6 (below 1280 bytes of MTU, or a kernel without IPv6)
+IFLA_INET6_CONF = 2
+INET6_CONF = {"disable_ipv6": 26}  # DEVCONF_DISABLE_IPV6
+
 
 @dataclass(frozen=True)
 class LinkMsg:
@@ -53,6 +59,7 @@ class LinkMsg:
     txqlen: int | None
     data: dict = field(default_factory=dict, compare=False)  # kind-specific settings (vxlan id, port ...)
     inet_conf: dict = field(default_factory=dict, compare=False)  # its net.ipv4.conf.<dev>.* values (INET_CONF)
+    inet6_conf: dict = field(default_factory=dict, compare=False)  # its net.ipv6.conf.<dev>.* values (INET6_CONF)
     running: bool = field(default=True, compare=False)  # IFF_RUNNING: operationally up (rtnl.py)
     operstate: str = field(default="UNKNOWN", compare=False)  # `ip link`'s "state": UP, DOWN, UNKNOWN (lo, vxlan) ...
     flags: int | None = field(default=None, compare=False)  # ifi_flags: IFF_NOARP, IFF_PROMISC ... (flag_words)
@@ -198,6 +205,7 @@ def parse_link(m: Msg) -> LinkMsg:
                    peer=get_u32(a, IFLA_LINK), peer_netnsid=_signed(get_u32(a, IFLA_LINK_NETNSID)),
                    alias=get_str(a, IFLA_IFALIAS), group=get_u32(a, IFLA_GROUP, 0) or 0,
                    txqlen=get_u32(a, IFLA_TXQLEN), data=data, inet_conf=_inet_conf(a.get(IFLA_AF_SPEC)),
+                   inet6_conf=_inet6_conf(a.get(IFLA_AF_SPEC)),
                    running=bool(flags & IFF_RUNNING), operstate=_operstate(get_u8(a, IFLA_OPERSTATE)), flags=flags)
 
 
@@ -223,6 +231,15 @@ def _inet_conf(spec: bytes | None) -> dict:
         return {}
     values = struct.unpack_from(f"={len(conf) // 4}I", conf)
     return {name: str(values[i - 1]) for name, i in INET_CONF.items() if i <= len(values)}
+
+
+def _inet6_conf(spec: bytes | None) -> dict:
+    """net.ipv6.conf.<dev>.* values (INET6_CONF) from IFLA_AF_SPEC (absent when the interface has no IPv6)."""
+    conf = attrs(attrs(spec).get(socket.AF_INET6, b"")).get(IFLA_INET6_CONF) if spec else None
+    if not conf:
+        return {}
+    values = struct.unpack_from(f"={len(conf) // 4}i", conf)
+    return {name: str(values[i]) for name, i in INET6_CONF.items() if i < len(values)}
 
 
 def _signed(value: int | None) -> int | None:

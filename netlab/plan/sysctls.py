@@ -156,6 +156,32 @@ def interface_sysctls(dev: str, settings: tuple[tuple[str, str], ...]) -> tuple[
     return tuple((f"net.ipv4.conf.{dev}.{key}", value) for key, value in settings)
 
 
+# Each lab interface's own IPv6 switch: all.disable_ipv6=1 turns IPv6 off on the interfaces there are (lo among
+# them) and default's makes every later one start off (addrconf.c: a device copies default's settings when it
+# registers, or gets none below IPv6's minimum MTU, 1280: no folder, no IPv6), so a lab's links are made with it
+# at 1. A hand that writes one interface's back to 0 (net.ipv6.conf.cni0.disable_ipv6=0) gives it an fe80::
+# address, router solicitations and MLD reports on the wire, with all and default still 1: status checks it on
+# every planned link of 1280 bytes or more (realize/expect.py: what the kernel made, at default's planned value),
+# read from the link dump (IFLA_INET6_CONF); up writes one back only where a hand changed it.
+IPV6_MIN_MTU = 1280
+IPV6_OFF = "disable_ipv6"
+
+
+def ipv6_off(dev: str) -> tuple[str, str]:
+    """``cni0`` -> (``net.ipv6.conf.cni0.disable_ipv6``, "1")."""
+    return f"net.ipv6.conf.{dev}.{IPV6_OFF}", "1"
+
+
+def ipv6_interface(name: str) -> str | None:
+    """``net.ipv6.conf.flannel.1.disable_ipv6`` -> ``flannel.1``: the interface of its own IPv6 switch; None for
+    any other sysctl (all's and default's included)."""
+    parts = name.split(".")
+    if parts[:3] != ["net", "ipv6", "conf"] or len(parts) < 5 or parts[-1] != IPV6_OFF \
+            or parts[3] in ("all", "default"):
+        return None
+    return ".".join(parts[3:-1])
+
+
 def interface_setting(name: str) -> tuple[str, str] | None:
     """``net.ipv4.conf.flannel.1.arp_ignore`` -> ("flannel.1", "arp_ignore"): an interface's own IPv4 setting;
     None for any other sysctl (all's and default's included)."""
@@ -170,6 +196,9 @@ def shown(name: str) -> str:
     (``net.ipv4.conf.flannel.1.rp_filter`` -> ``net.ipv4.conf.flannel/1.rp_filter``: sysctl(8) reads every dot
     as a level, and ``sysctl -w`` of the dotted name fails). netlab keeps the dotted name (its records, its
     JSON's ``name``)."""
+    dev = ipv6_interface(name)
+    if dev is not None:
+        return f"net.ipv6.conf.{dev.replace('.', '/')}.{IPV6_OFF}" if "." in dev else name
     own = interface_setting(name)
     if own is None or "." not in own[0]:
         return name
@@ -181,7 +210,7 @@ def when_written(name: str) -> str:
     new link copies ``default``); ``link``, an interface's own (net.ipv4.conf.<dev>.*), once the link is made;
     ``tables``, nf_conntrack's (net.netfilter.*), after the node's rule tables, whose conntrack matches and NAT
     make the kernel load nf_conntrack where it is a module not loaded yet (its files come with it)."""
-    if interface_setting(name) is not None:
+    if interface_setting(name) is not None or ipv6_interface(name) is not None:
         return "link"
     if name.startswith("net.netfilter."):
         return "tables"

@@ -12,7 +12,11 @@ made with it, which the lab needs as it came, and owns like the rest:
   lab when changed: ``arp_ignore``/``arp_announce``/``arp_filter`` 0, as the
   plan writes them for ``all`` and ``default`` (which each new link copies),
   ``rp_filter`` 0 (the effective value is the larger of ``all`` and the
-  interface's), and ``forwarding`` equal to the namespace's ``ip_forward``.
+  interface's), and ``forwarding`` equal to the namespace's ``ip_forward``;
+- each interface's ``disable_ipv6`` as the plan writes ``default``'s (1): one
+  a hand turns back to 0 gives it IPv6 (fe80::, router solicitations, MLD)
+  while ``all`` and ``default`` still say off. Not on a link under IPv6's
+  minimum MTU (1280), which the kernel gives no IPv6 at all.
 
 Sysctls that netlab neither sets nor guards (hundreds of them) are out of
 scope: docs/reliability.md lists what the lab owns.
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from netlab.plan.build import Plan
 from netlab.plan.resources import Address, Link, Loopback, Netns, Resource, Rule, Sysctl, Veth, VethPeer
-from netlab.plan.sysctls import ARP_SYSCTLS
+from netlab.plan.sysctls import ARP_SYSCTLS, IPV6_MIN_MTU, ipv6_off
 
 from ipaddress import IPv4Interface
 
@@ -33,12 +37,15 @@ def expected(plan: Plan) -> dict[str, list[Resource]]:
     """Namespace -> every object it must hold, plan order first, then what the kernel made."""
     out: dict[str, list[Resource]] = {ns: [] for ns in plan.netns}
     forwarding: dict[str, str] = {ns: "0" for ns in plan.netns}
+    ipv6_default: dict[str, str] = {}  # what a new link's disable_ipv6 copies, where the plan writes it
     for r in plan.resources:
         if isinstance(r, Netns):
             continue
         out.setdefault(r.netns, []).append(r)
         if isinstance(r, Sysctl) and r.name == "net.ipv4.ip_forward":
             forwarding[r.netns] = r.value
+        if isinstance(r, Sysctl) and r.name == "net.ipv6.conf.default.disable_ipv6":
+            ipv6_default[r.netns] = r.value
     for r in plan.of_kind("veth"):
         assert isinstance(r, Veth)
         out.setdefault(r.peer_netns, []).append(VethPeer(netns=r.peer_netns, name=r.peer_name, mtu=r.mtu,
@@ -53,14 +60,17 @@ def expected(plan: Plan) -> dict[str, list[Resource]]:
             conf = f"net.ipv4.conf.{link.name}"
             sysctls += [Sysctl(netns=ns, name=f"{conf}.{key}", value="0") for key in (*ARP_SYSCTLS, "rp_filter")]
             sysctls.append(Sysctl(netns=ns, name=f"{conf}.forwarding", value=forwarding.get(ns, "0")))
+            if ns in ipv6_default and link.mtu >= IPV6_MIN_MTU:  # below it the kernel gives the link no IPv6
+                sysctls.append(Sysctl(netns=ns, name=ipv6_off(link.name)[0], value=ipv6_default[ns]))
         items += [s for s in sysctls if (ns, "sysctl", s.name) not in planned]
     return out
 
 
 def interface_of(sysctl: Sysctl) -> str | None:
-    """``net.ipv4.conf.flannel.1.arp_ignore`` -> ``flannel.1`` (None for all/default and others)."""
+    """``net.ipv4.conf.flannel.1.arp_ignore`` -> ``flannel.1`` (None for all/default and others); the interface of
+    an IPv6 switch too (``net.ipv6.conf.cni0.disable_ipv6`` -> ``cni0``)."""
     parts = sysctl.name.split(".")
-    if parts[:3] != ["net", "ipv4", "conf"] or len(parts) < 5:
+    if parts[:3] not in (["net", "ipv4", "conf"], ["net", "ipv6", "conf"]) or len(parts) < 5:
         return None
     dev = ".".join(parts[3:-1])
     return None if dev in ("all", "default") else dev

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from netlab.kernel.rtnl_parse import LinkMsg
 from netlab.lab import readahead
 from netlab.lab.status import asked_sysctls
 from netlab.model.lab import resolve
-from netlab.plan.sysctls import interface_setting
+from netlab.plan.sysctls import interface_setting, ipv6_interface
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
 from netlab.realize.expect import expected
@@ -47,7 +48,8 @@ def test_every_sysctl_file_status_asks_is_read_ahead(name, lab):
     ahead = readahead.ahead_sysctls(lab.name, saved)
     assert set(ahead) == set(want)
     for ns in want:
-        files = {key for key in asked_sysctls(want, ns) if interface_setting(key) is None}  # an interface's: its link
+        files = {key for key in asked_sysctls(want, ns)  # an interface's (its IPv6 switch too): its link
+                 if interface_setting(key) is None and ipv6_interface(key) is None}
         assert files and files <= set(ahead[ns]), (ns, files - set(ahead[ns]))
         assert len(set(ahead[ns])) == len(ahead[ns])  # each file read once
     for pod in lab.pods:
@@ -66,6 +68,21 @@ def snapshot() -> Snapshot:
     snap.tables = {"": {"nat": "*nat\n"}}
     snap.nft_tables = [("ip", "nat")]
     return snap
+
+
+def test_an_interfaces_ipv6_switch_is_read_from_its_link_where_it_has_ipv6():
+    """QA q62k 2: net.ipv6.conf.<dev>.disable_ipv6 comes with the link dump (IFLA_INET6_CONF), no file read; a
+    link without IPv6 there (under 1280 bytes, a kernel without it) is read as a file, a missing link is None."""
+    snap = snapshot()
+    snap.links["eth0"] = replace(snap.links["eth0"], inet6_conf={"disable_ipv6": "0"})
+    snap.links["flannel.1"] = link("flannel.1", 3)
+    snap.sysctls["net.ipv6.conf.flannel.1.disable_ipv6"] = "1"  # read ahead as a file
+    asked = ["net.ipv6.conf.eth0.disable_ipv6", "net.ipv6.conf.flannel.1.disable_ipv6", "net.ipv6.conf.eth1.disable_ipv6"]
+    assert readns.as_asked(snap, asked, True)
+    assert snap.sysctls == {asked[0]: "0", asked[1]: "1", asked[2]: None}
+    snap = snapshot()
+    snap.links["flannel.1"] = link("flannel.1", 3)
+    assert not readns.as_asked(snap, asked[1:2], True)  # no IPv6 on the link, its file not read ahead
 
 
 def test_a_snapshot_read_ahead_becomes_one_read_as_asked():

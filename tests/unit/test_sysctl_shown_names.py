@@ -41,3 +41,24 @@ def test_traces_fix_for_a_strict_rp_filter_on_flannel_1_is_a_command_sysctl_take
     why, fix = faults.refused(k, "l-n1", "flannel.1", "10.244.1.2", "10.244.0.2", "invalid cross-device link")
     assert "net.ipv4.conf.flannel/1.rp_filter = 1" in why
     assert fix.startswith("ip netns exec l-n1 sysctl -w net.ipv4.conf.flannel/1.rp_filter=0")
+
+
+def test_an_interfaces_ipv6_switch_is_expected_on_every_link_with_ipv6_and_shown_as_sysctl_takes_it():
+    """QA q62k 2: each planned link's disable_ipv6, as default's (1), on links of IPv6's minimum MTU or more."""
+    from netlab.model.lab import resolve
+    from netlab.model.topology import Topology
+    from netlab.plan.build import build_plan
+    from netlab.realize.expect import expected
+
+    assert shown("net.ipv6.conf.flannel.1.disable_ipv6") == "net.ipv6.conf.flannel/1.disable_ipv6"
+    assert shown("net.ipv6.conf.cni0.disable_ipv6") == "net.ipv6.conf.cni0.disable_ipv6"
+    lab = resolve(Topology.model_validate({"name": "l", "network": {"mode": "vxlan"},
+                                           "nodes": [{"name": "n1"}, {"name": "n2"}],
+                                           "pods": [{"name": "a", "node": "n1"}]}))
+    want = expected(build_plan(lab))
+    six = {(s.netns, s.name, s.value) for items in want.values() for s in items
+           if isinstance(s, Sysctl) and s.name.startswith("net.ipv6.conf.") and ".all." not in s.name
+           and ".default." not in s.name}
+    assert {("l-n1", "net.ipv6.conf.cni0.disable_ipv6", "1"), ("l-n1", "net.ipv6.conf.flannel.1.disable_ipv6", "1"),
+            ("l-n1", "net.ipv6.conf.eth0.disable_ipv6", "1"), ("l-a", "net.ipv6.conf.eth0.disable_ipv6", "1")} <= six
+    assert not any(name.endswith(".lo.disable_ipv6") for _, name, _ in six)
