@@ -98,7 +98,7 @@ class FNetns:
             return self.sysctls.get("net.ipv6.conf.default.disable_ipv6", "0")  # copied as the link was made
         if parts[-1] == "forwarding":  # writing ip_forward sets every interface's, and the default
             return self.sysctls.get("net.ipv4.ip_forward", "0")
-        return "0"
+        return "64" if key == "net.ipv4.ip_default_ttl" else "0"  # a new namespace's (inet_init_net's IPDEFTTL)
 
     def write_sysctl(self, key: str, value: str) -> None:
         """As the kernel: changing ip_forward sets all.accept_redirects to its opposite (devinet.c,

@@ -27,7 +27,7 @@ from netlab.errors import NetlabError, loads_json
 from netlab.kernel.netns import TAG_SYSCTLS
 from netlab.model.naming import is_netns
 from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYSCTLS, GATEWAY_SYSCTLS, KERNEL_DEVCONF,
-                                 RESTORED, ROUTE_LOCALNET_SYSCTL, ROUTER_SYSCTLS, devconf_keys)
+                                 KERNEL_KEPT, RESTORED, ROUTE_LOCALNET_SYSCTL, ROUTER_SYSCTLS, devconf_keys)
 from netlab.realize.interrupted import Seen, seen
 from netlab.realize.lab_name import selected_name
 from netlab.realize.state_dir import read_state_file
@@ -37,10 +37,11 @@ if TYPE_CHECKING:
 
 # Every sysctl a lab's status asks of a namespace but an interface's (those come with its link), once each: the
 # plan's by role (plan/sysctls.py, the all/default ARP ones among them), kube-proxy's route_localnet (a node's,
-# and its pods' copy of it) and the tag; and kube-proxy's others, asked of the nodes alone (the conntrack
-# timeouts, bridge-nf-call-iptables). tests/unit/test_readahead.py checks them against the plans of several labs.
-SYSCTLS = tuple(dict.fromkeys((*(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS)), ROUTE_LOCALNET_SYSCTL[0],
-                               *TAG_SYSCTLS)))
+# and its pods' copy of it), the kernel's TTL and ping answer (realize/expect.py) and the tag; and kube-proxy's
+# others, asked of the nodes alone (the conntrack timeouts, bridge-nf-call-iptables). tests/unit/test_readahead.py
+# checks them against the plans of several labs.
+SYSCTLS = tuple(dict.fromkeys((*(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS, *KERNEL_KEPT)),
+                               ROUTE_LOCALNET_SYSCTL[0], *TAG_SYSCTLS)))
 NODE_SYSCTLS = (BRIDGE_NF_SYSCTL[0], *(key for key, _ in CONNTRACK_SYSCTLS))
 GATEWAY_ONLY = tuple(key for key, _ in GATEWAY_SYSCTLS)  # the internet gateway's multipath hash
 

@@ -182,6 +182,14 @@ def ipv6_interface(name: str) -> str | None:
     return ".".join(parts[3:-1])
 
 
+# Settings that change what a learner measures, at the values the kernel gives every new namespace (per network
+# namespace: inet_init_net, icmp_sk_init): the TTL a pod's packets leave with (64, the 64/62 the tutorials have
+# the learner look for in ping's ttl=) and whether it answers ping at all. The host's values are not copied into a
+# new namespace. netlab writes neither: status expects them in every lab namespace (realize/expect.py, the pods'
+# and the nodes' among them) and up writes one back only where a hand changed it.
+KERNEL_KEPT = (("net.ipv4.ip_default_ttl", "64"), ("net.ipv4.icmp_echo_ignore_all", "0"))
+
+
 def interface_setting(name: str) -> tuple[str, str] | None:
     """``net.ipv4.conf.flannel.1.arp_ignore`` -> ("flannel.1", "arp_ignore"): an interface's own IPv4 setting;
     None for any other sysctl (all's and default's included)."""

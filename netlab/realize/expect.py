@@ -16,7 +16,10 @@ made with it, which the lab needs as it came, and owns like the rest:
 - each interface's ``disable_ipv6`` as the plan writes ``default``'s (1): one
   a hand turns back to 0 gives it IPv6 (fe80::, router solicitations, MLD)
   while ``all`` and ``default`` still say off. Not on a link under IPv6's
-  minimum MTU (1280), which the kernel gives no IPv6 at all.
+  minimum MTU (1280), which the kernel gives no IPv6 at all;
+- the kernel's ``ip_default_ttl`` (64) and ``icmp_echo_ignore_all`` (0) of
+  every namespace: the TTL a learner reads in ping's ``ttl=`` (64, 62 across
+  two routers), and whether a pod answers ping at all.
 
 Sysctls that netlab neither sets nor guards (hundreds of them) are out of
 scope: docs/reliability.md lists what the lab owns.
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 from netlab.plan.build import Plan
 from netlab.plan.resources import Address, Link, Loopback, Netns, Resource, Rule, Sysctl, Veth, VethPeer
-from netlab.plan.sysctls import ARP_SYSCTLS, IPV6_MIN_MTU, ipv6_off
+from netlab.plan.sysctls import ARP_SYSCTLS, IPV6_MIN_MTU, KERNEL_KEPT, ipv6_off
 
 from ipaddress import IPv4Interface
 
@@ -55,7 +58,7 @@ def expected(plan: Plan) -> dict[str, list[Resource]]:
         items.append(Loopback(netns=ns))
         items.append(Address(netns=ns, dev="lo", address=IPv4Interface("127.0.0.1/8"), scope="host"))
         items += [Rule(netns=ns, priority=prio, table=table) for prio, table in DEFAULT_RULES]
-        sysctls: list[Sysctl] = []
+        sysctls = [Sysctl(netns=ns, name=key, value=value) for key, value in KERNEL_KEPT]
         for link in [r for r in items if isinstance(r, Link) and not isinstance(r, Loopback)]:
             conf = f"net.ipv4.conf.{link.name}"
             sysctls += [Sysctl(netns=ns, name=f"{conf}.{key}", value="0") for key in (*ARP_SYSCTLS, "rp_filter")]
