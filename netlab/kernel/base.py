@@ -174,6 +174,9 @@ class Snapshot:
     # other backend also has tables here): table -> iptables-save text of that table
     tables: dict[str, dict[str, str]] = field(default_factory=dict)
     nft_tables: list[tuple[str, str]] = field(default_factory=list)  # (family, name) of every nf_tables table
+    # iptables-nft's tables (the default backend's) iptables-save cannot show, for a rule in nft's own words:
+    # table -> those rules as nft prints them (kernel/unshown.py; () when nft cannot tell which)
+    unshown: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # iptables-nft's base chains, hooked into netfilter, when it is the default backend: (table, chain).
     # iptables-save prints every built-in chain of a table whether it exists or not; nf_tables has only these.
     base_chains: list[tuple[str, str]] = field(default_factory=list)

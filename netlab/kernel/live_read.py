@@ -9,7 +9,7 @@ import errno
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from netlab.errors import NetnsGone
-from netlab.kernel import iptables, netlink, nft as nftmod, readmany
+from netlab.kernel import iptables, netlink, nft as nftmod, readmany, unshown
 from netlab.kernel.base import KernelError, Snapshot
 from netlab.kernel.readns import read_netns
 
@@ -92,7 +92,8 @@ class Reading:
         # the namespace's link indexes, as the snapshot found them (requests name links by index)
         self._index[snap.netns] = {link.name: link.index for link in snap.links.values()}
         if tables:
-            snap.tables = self._read_tables(snap.netns, legacy, snap.nft_tables)
+            snap.tables, unreadable = self._read_tables(snap.netns, legacy, snap.nft_tables)
+            snap.unshown = {t: unshown.unshown(snap.netns, t) for t in unreadable}
             snap.nft = self._read_nft(snap.netns, snap.nft_tables)
         return snap
 
@@ -112,9 +113,12 @@ class Reading:
                 out[(family, name)] = data
         return out
 
-    def _read_tables(self, netns: str, legacy: list[str], nft: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
-        """The iptables tables that exist here, as ``iptables-save`` prints them, per backend."""
+    def _read_tables(self, netns: str, legacy: list[str],
+                     nft: list[tuple[str, str]]) -> tuple[dict[str, dict[str, str]], list[str]]:
+        """The iptables tables that exist here, as ``iptables-save`` prints them, per backend; and those of the
+        default backend it cannot show (iptables-nft's holding a rule in nft's own words: kernel/unshown.py)."""
         out: dict[str, dict[str, str]] = {}
+        unreadable: list[str] = []
         have = {"nft": any(fam == "ip" and name in IPTABLES_TABLES for fam, name in nft), "legacy": bool(legacy)}
         default = iptables.default_backend()
         for backend in ("nft", "legacy"):
@@ -126,7 +130,9 @@ class Reading:
             except iptables.IptablesError as exc:
                 raise KernelError(None, errno.EIO, str(exc)) from None
             out[key] = iptables.split_tables(text)
-        return out
+            if not key and backend == "nft":
+                unreadable = unshown.incompatible_tables(text)
+        return out, unreadable
 
     def iptables_save(self, netns: str, table: str, backend: str = "") -> str:
         try:

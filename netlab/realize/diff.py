@@ -296,7 +296,11 @@ def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
     for table in IPTABLES_TABLES:
         want = by_table.get(table) or NatRules(netns=obs.netns, table=table, chains=(), payload="", rules=(),
                                                plugin_jumps=plugins)
-        if table not in default and not want.rules:
+        if table not in default and not want.rules and table not in obs.unshown:
+            continue
+        if table in obs.unshown:  # iptables-save printed none of it: say why, not every planned rule missing
+            detail = [netfilter_drift.unshown_line(table, obs.unshown[table])]
+            out.append(Drift("different", want, detail[0], differences=tuple(detail)))
             continue
         detail = netfilter_drift.table_drift(want, default.get(table))
         if detail:

@@ -90,6 +90,14 @@ def stale_chains(tab: Table, planned: NatRules) -> list[str]:
     return sorted(stale)
 
 
+def unshown_line(table: str, rules: Sequence[str]) -> str:
+    """Status's words for iptables-nft's table that holds a rule iptables cannot show (kernel/unshown.py)."""
+    which = "; ".join(rules) if rules else "nft list table ip " + table + " shows it"
+    return (f"table {table} holds a rule iptables cannot show ({which}): iptables-save prints "
+            f"\"Table `{table}' is incompatible\" and none of its rules, so the lab's rules there cannot be "
+            f"checked; up writes the table again")
+
+
 def table_drift(planned: NatRules, text: str | None) -> list[str]:
     """How a table differs from the lab's: rules missing or extra, built-in policies not ACCEPT, chains the lab
     owns by name that the plan does not hold."""

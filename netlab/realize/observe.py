@@ -44,6 +44,7 @@ class Observed:
     nft_tables: list[tuple[str, str]] = field(default_factory=list)
     nft: dict[tuple[str, str], dict] = field(default_factory=dict)  # kube-proxy's table, as nft -j printed it
     base_chains: list[tuple[str, str]] = field(default_factory=list)  # iptables-nft's hooked: (table, chain)
+    unshown: dict[str, tuple[str, ...]] = field(default_factory=dict)  # tables iptables cannot show (kernel/unshown)
     running: set[str] = field(default_factory=set)  # links operationally up (IFF_RUNNING: up, with carrier)
     # The kernel's connected routes (proto kernel, main table), by key and device (one prefix's on two devices are
     # two routes: the lab's, and one of an address someone added elsewhere): diff.py holds them against the addresses
@@ -58,7 +59,7 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
     """Resources of one namespace; ``planned`` (key -> resource) says which veths to pair with which peers."""
     ns = snap.netns
     out = Observed(netns=ns, sysctls=dict(snap.sysctls), tables=snap.tables, nft_tables=list(snap.nft_tables),
-                   nft=dict(snap.nft), base_chains=list(snap.base_chains),
+                   nft=dict(snap.nft), base_chains=list(snap.base_chains), unshown=dict(snap.unshown),
                    running={link.name for link in snap.links.values() if link.up and link.running})
     names = {link.index: link.name for link in snap.links.values()}
     for link in snap.links.values():
