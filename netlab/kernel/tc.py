@@ -67,6 +67,7 @@ NETEM_QOPT = struct.Struct("=IIIIII")
 U32_MAX = 0xFFFFFFFF
 
 TC_H_ROOT = 0xFFFFFFFF
+RTM_NEWTCLASS, RTM_GETTCLASS = 40, 42
 TC_H_INGRESS = rtnl.TC_H_INGRESS  # the ingress qdisc's parent: what a device receives, before the stack sees it
 INGRESS_HANDLE = 0xFFFF0000  # ffff:
 # Filters (linux/rtnetlink.h, linux/pkt_cls.h, linux/tc_act/tc_mirred.h): a u32 classifier matching every frame
@@ -193,6 +194,7 @@ def qdisc_del(index: int, parent: int = TC_H_ROOT, handle: int = 0) -> bytes:
 
 
 TCA_STAB = 8
+TCA_HTB_INIT, HTB_VER = 2, 0x30011  # linux/pkt_sched.h: struct tc_htb_glob's first field, its version
 
 
 def qdisc_add_dumped(index: int, body: bytes) -> bytes:
@@ -208,8 +210,6 @@ def qdisc_add_dumped(index: int, body: bytes) -> bytes:
                            TCMSG.pack(0, index, handle, parent, 0) + kept)
 
 
-TCA_HTB_INIT, HTB_VER = 2, 0x30011  # linux/pkt_sched.h: struct tc_htb_glob's first field, its version
-
 
 def _htb_options(options: bytes) -> bytes:
     """An htb's options as its dump gives them, as its init takes them: the dump's tc_htb_glob says the version
@@ -224,8 +224,6 @@ def _htb_options(options: bytes) -> bytes:
 def qdisc_dump() -> bytes:
     return netlink.message(RTM_GETQDISC, 0, TCMSG.pack(0, 0, 0, 0, 0))
 
-
-RTM_NEWTCLASS, RTM_GETTCLASS = 40, 42
 
 
 def class_dump(index: int) -> bytes:
@@ -306,11 +304,9 @@ def parse_qdisc(m: netlink.Msg) -> Qdisc:
 
 
 def qdisc_args(body: bytes) -> str:
-    """tc's words after ``tc qdisc add dev D root`` that make the qdisc of a dump's message ``body`` again (``handle
-    8001: tbf rate 8000bit burst 3200b limit 3250b``), as far as netlab reads it: a tbf's rate, burst, limit and
-    its other parameters (_tbf_off), a netem's delay, jitter, limit, loss, duplicate and gap; of another kind the
-    kind alone. Not in them: a netem's other attributes (correlation, reorder ...), another kind's options, and
-    what hangs under it (classes, filters)."""
+    """tc's words after ``tc qdisc add dev D root`` that make a dump's qdisc again (``handle 8001: tbf rate 8000bit
+    burst 3200b limit 3250b``): a tbf's parameters, a netem's delay, jitter, limit, loss, duplicate and gap, another
+    kind's name alone; not a netem's correlation or reorder, another kind's options, nor its classes and filters."""
     q = parse_qdisc(netlink.Msg(RTM_NEWQDISC, 0, 0, body))
     head = f"handle {q.handle >> 16:x}: " if q.handle else ""
     opts = netlink.attrs(body, TCMSG.size).get(TCA_OPTIONS, b"")
