@@ -116,10 +116,23 @@ class FNetns:
         return conntrack_loaded or parts[:2] != ["net", "netfilter"]
 
     def made_connected(self) -> list[Route]:
-        """The connected routes the kernel makes for the addresses (main table, scope link, src the address)."""
-        return [Route(netns=self.name, dst=a.address.network, gateway=None, dev=a.dev, proto="kernel", scope="link",
-                      src=a.address.ip, metric=a.metric) for a in self.addrs
-                if a.dev != "lo" and self.links[a.dev].up and a.address.network.prefixlen < 32]
+        """The connected routes the kernel makes for the addresses (main table, scope link, src the address), and
+        their local table's: each one's local route, while its link is up its broadcast (brd) one."""
+        out = [Route(netns=self.name, dst=a.address.network, gateway=None, dev=a.dev, proto="kernel", scope="link",
+                     src=a.address.ip, metric=a.metric) for a in self.addrs
+               if a.dev != "lo" and self.links[a.dev].up and a.address.network.prefixlen < 32]
+        for a in self.addrs:  # (no secondary addresses here)
+            mine = dict(netns=self.name, gateway=None, dev=a.dev, table=255, proto="kernel", src=a.address.ip)
+            out.append(Route(dst=IPv4Network(f"{a.address.ip}/32"), scope="host", type="local", **mine))
+            net = a.address.network
+            if not self.links[a.dev].up:
+                continue
+            if a.dev == "lo" and net.prefixlen < 32:
+                out.append(Route(dst=net, scope="host", type="local", metric=a.metric, **mine))
+            brd = {a.broadcast} if a.broadcast else set()
+            for b in sorted(brd | ({net.broadcast_address} if net.prefixlen < 31 else set())):
+                out.append(Route(dst=IPv4Network(f"{b}/32"), scope="link", type="broadcast", **mine))
+        return out
 
     def all_routes(self) -> list[Route]:
         """The routes a dump shows: connected (main) and local (table local) ones, then the others."""
@@ -128,9 +141,6 @@ class FNetns:
             route = self.connected.get((made.dev, made.key), made)
             if route is not None:
                 out.append(route)
-        for a in self.addrs:
-            out.append(Route(netns=self.name, dst=IPv4Network(f"{a.address.ip}/32"), gateway=None, dev=a.dev,
-                             table=255, proto="kernel", scope="host", type="local"))
         return out + list(self.routes)
 
     def change_fdb(self, verb: str, entry: tuple[str, str, str], extra: tuple = PLAIN_REMOTE) -> None:
@@ -168,7 +178,7 @@ class FNetns:
     def change_route(self, verb: str, res: Route) -> None:
         """Add, replace or delete a route as the kernel takes it (ESRCH, ENETUNREACH, ENETDOWN)."""
         made = [r for r in self.made_connected() if r.key == res.key and r.dev == res.dev and res.proto == "kernel"]
-        if made:  # the kernel's connected route: replaced or deleted in place
+        if made:  # the kernel's connected or local route: replaced or deleted in place
             self.connected[(made[0].dev, made[0].key)] = None if verb == "del" else res
             return
         same = [r for r in self.routes if r.key == res.key]

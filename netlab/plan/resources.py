@@ -22,6 +22,7 @@ from netlab.plan.resource_base import Resource as Resource
 from netlab.plan.route_attrs import Metrics, metric_words
 from netlab.plan.sysctls import shown
 
+TABLE_NAMES = {253: "default", 255: "local"}  # as `ip route` says them (/etc/iproute2/rt_tables)
 DEFAULT_TXQLEN = 1000  # DEFAULT_TX_QUEUE_LEN: what ether_setup() gives a new device
 
 
@@ -306,7 +307,7 @@ class Route(Resource):
         out = dst if self.type == "unicast" else f"{self.type} {dst}"
         if self.nexthops:
             return out + "".join(f" nexthop via {gw} dev {self.dev}" for gw in self.nexthops) + (
-                f" table {self.table}" if self.table != 254 else "") + (
+                f" table {TABLE_NAMES.get(self.table, self.table)}" if self.table != 254 else "") + (
                 f" metric {self.metric}" if self.metric else "") + self._attrs()
         if self.gateway:
             out += f" via {self.gateway}"
@@ -315,7 +316,7 @@ class Route(Resource):
         if self.onlink:
             out += " onlink"
         if self.table != 254:
-            out += f" table {self.table}"
+            out += f" table {TABLE_NAMES.get(self.table, self.table)}"
         if self.metric:
             out += f" metric {self.metric}"
         return out + self._attrs()

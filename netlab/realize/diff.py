@@ -19,6 +19,7 @@ route protocol. A bridge's MTU, the kernel's to set as its ports come and go
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from ipaddress import IPv4Address, IPv4Network
 from typing import Collection, Iterable, Mapping
 
 from netlab.kernel.base import flipped
@@ -173,6 +174,7 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
         elif have != r:
             out.append(Drift("different", r, describe_difference(r, have, gone), live=have))
     out += diff_connected(want, obs)
+    out += diff_local(want, obs)
     skip = set(kernel_links) | {"lo"}
     for key, have in obs.objects.items():
         if key in keys or (isinstance(have, Link) and have.name in skip):
@@ -231,6 +233,57 @@ def diff_connected(want: Iterable[Resource], obs: Observed) -> list[Drift]:
     made = {(r.key, r.dev) for r in mine} | {(r.key, r.dev) for r in map(_route_of, _routed(obs.objects.values(), obs))}
     out += [Drift("extra", have) for at, have in obs.connected.items() if at not in made]
     return out
+
+
+def _local_of(a: Address, link: Link, secondary: bool) -> list[Route]:
+    """The local table's routes the kernel makes for address ``a`` on ``link`` (fib_add_ifaddr, measured on 6.18):
+    its local one (``local A dev D scope host src A``), while the link is up its broadcast one (``brd``, and the
+    subnet's last address for a primary prefix under /31: one route where they are the same), and on ``lo`` its
+    prefix as local (``local 127.0.0.0/8``). A secondary address's src is its primary's: judged by key only."""
+    ip, net = a.address.ip, a.address.network
+    mine = dict(netns=a.netns, gateway=None, dev=a.dev, table=255, proto="kernel", src=ip)
+    out = [Route(dst=IPv4Network(f"{ip}/32"), scope="host", type="local", **mine)]  # type: ignore[arg-type]
+    if not link.up:
+        return out
+    brd = {a.broadcast} if a.broadcast and a.broadcast != ALL_ONES else set()
+    if not secondary and int(net.network_address) >> 24 and (net.network_address != ip or net.prefixlen < 32):
+        if isinstance(link, Loopback):
+            out.append(Route(dst=net, scope="host", type="local", metric=a.metric, **mine))  # type: ignore[arg-type]
+        if net.prefixlen < 31:
+            brd.add(net.broadcast_address)
+    return out + [Route(dst=IPv4Network(f"{b}/32"), scope="link", type="broadcast", **mine)  # type: ignore[arg-type]
+                  for b in sorted(brd)]
+
+
+ALL_ONES = IPv4Address("255.255.255.255")  # a limited broadcast brd: the kernel makes no route for it
+
+
+def local_routes(want: Iterable[Resource], obs: Observed, planned: bool = True) -> list[Route]:
+    """The local table's routes the kernel makes for each of the lab's addresses there as planned, on its link
+    (``planned``; else for every address there, as it is: what explains the kernel's others)."""
+    links = {r.name: r for r in obs.objects.values() if isinstance(r, Link)}
+    return [route for a in want if isinstance(a, Address) and a.dev in links and (
+        not planned or obs.objects.get(a.key) == a and a.key not in obs.secondary)
+            for route in _local_of(a, links[a.dev], a.key in obs.secondary)]
+
+
+def diff_local(want: Iterable[Resource], obs: Observed) -> list[Drift]:
+    """The local table's routes of the lab's addresses (:func:`local_routes`) against the kernel's (proto kernel,
+    table local: observe.py keeps them apart). One missing (``ip route del local 192.168.122.2 dev eth0 table
+    local``: the node drops what comes to its own address) or different is drift, up puts it back as the kernel
+    made it; one no address there explains (``ip route add local 10.244.1.0/24 dev lo table local proto kernel``:
+    the node swallows another node's pods) is extra, which up deletes. The kernel's own for ``lo``'s 127.0.0.1
+    are explained by that address."""
+    out = []
+    mine = local_routes(want, obs)
+    for r in mine:
+        have = obs.local.get((r.key, r.dev))
+        if have is None:
+            out.append(Drift("missing", r))
+        elif have != r:
+            out.append(Drift("different", r, describe_difference(r, have), live=have))
+    made = {(r.key, r.dev) for r in mine + local_routes(obs.objects.values(), obs, planned=False)}
+    return out + [Drift("extra", have) for at, have in obs.local.items() if at not in made]
 
 
 ETH_DATA_LEN = 1500

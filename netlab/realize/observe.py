@@ -2,11 +2,13 @@
 
 A :class:`~netlab.kernel.base.Snapshot` holds what the dumps said (indexes,
 numbers); this turns it into the same frozen dataclasses the plan is made of,
-so comparing the two is comparing equal objects (diff.py). What the kernel
-makes by itself is left out here: connected and local routes (proto kernel),
-learned neighbours (but those the plan holds PERMANENT: there in another state,
-they differ), a bridge's learned FDB entries and its ports' own MACs, a VXLAN device's (the all-zeros
-entry its default remote gives it: the device's setting), IPv6.
+so comparing the two is comparing equal objects (diff.py). The routes the
+kernel makes for addresses (proto kernel: the main table's connected ones, the
+local table's local and broadcast ones) are kept apart, which diff.py holds
+against the addresses. Left out are learned neighbours (but those the plan
+holds PERMANENT: there in another state, they differ), a bridge's learned FDB
+entries and its ports' own MACs, a VXLAN device's (the all-zeros entry its
+default remote gives it: the device's setting), IPv6.
 
 A veth is only the lab's veth when both ends say so: this end's peer index is
 the other end's index in the namespace the plan names, and the other way
@@ -49,7 +51,11 @@ class Observed:
     # The kernel's connected routes (proto kernel, main table), by key and device (one prefix's on two devices are
     # two routes: the lab's, and one of an address someone added elsewhere): diff.py holds them against the addresses
     connected: dict[tuple, Route] = field(default_factory=dict)
+    # The kernel's routes of the local table (proto kernel: each address's local one, and its broadcast ones while
+    # its link is up), by key and device, held against the addresses as the connected ones are (diff.diff_local)
+    local: dict[tuple, Route] = field(default_factory=dict)
     no_route: set[tuple] = field(default_factory=set)  # addresses the kernel makes no connected route for, by key
+    secondary: set[tuple] = field(default_factory=set)  # addresses another one of their subnet is before, by key
 
     def add(self, r: Resource) -> None:
         self.objects.setdefault(r.key, r)
@@ -72,9 +78,11 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
             out.add(addr)
             if a.flags & (rtnl.IFA_F_SECONDARY | rtnl.IFA_F_NOPREFIXROUTE):  # the kernel makes it no route
                 out.no_route.add(addr.key)
+            if a.flags & rtnl.IFA_F_SECONDARY:
+                out.secondary.add(addr.key)
     for r in snap.routes:
-        if r.proto == rtnl.RTPROT_KERNEL and r.table != rtnl.RT_TABLE_MAIN:
-            continue  # made by the kernel for an address: its local and broadcast routes
+        if r.proto == rtnl.RTPROT_KERNEL and r.table not in (rtnl.RT_TABLE_MAIN, rtnl.RT_TABLE_LOCAL):
+            continue  # the kernel makes none there for an address
         # A multipath route's hops all through one device are the plan's nexthops through its dev; through several,
         # it has no dev of its own (and differs from any plan)
         hop_devs = {names.get(oif) for _, oif in r.nexthops}
@@ -89,8 +97,8 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
                       type=rtnl.ROUTE_TYPE_NAMES.get(r.type, str(r.type)), metric=r.priority or 0,
                       hop_quirks=quirks, src=IPv4Address(r.prefsrc) if r.prefsrc else None, metrics=r.metrics,
                       tos=r.tos)
-        if r.proto == rtnl.RTPROT_KERNEL:  # a connected route: the lab's where it is one of its addresses'
-            out.connected.setdefault((route.key, route.dev), route)
+        if r.proto == rtnl.RTPROT_KERNEL:  # a connected or local route: the lab's where it is one of its addresses'
+            (out.connected if r.table == rtnl.RT_TABLE_MAIN else out.local).setdefault((route.key, route.dev), route)
         else:
             out.add(route)
     for n in snap.neighs:

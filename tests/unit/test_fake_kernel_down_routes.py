@@ -63,7 +63,9 @@ def test_a_route_by_its_gateway_alone_is_on_the_device_that_reaches_it(k):
 
 def test_a_device_set_down_loses_every_route_through_it_and_keeps_its_local_route(k):
     k.apply([Op("set", replace(VETH, up=False), old=VETH)])
-    assert shown(k, A) == {(255, "10.9.0.1/32", None, "va", 2), (255, "127.0.0.1/32", None, "lo", 2)}
-    k.apply([Op("set", VETH, old=replace(VETH, up=False))])  # up again: its connected route alone comes back
+    lo = {(255, "127.0.0.1/32", None, "lo", 2), (255, "127.0.0.0/8", None, "lo", 2),
+          (255, "127.255.255.255/32", None, "lo", 3)}
+    assert shown(k, A) == {(255, "10.9.0.1/32", None, "va", 2)} | lo
+    k.apply([Op("set", VETH, old=replace(VETH, up=False))])  # up again: its connected and broadcast routes come back
     assert shown(k, A) == {(254, "10.9.0.0/24", None, "va", 1), (255, "10.9.0.1/32", None, "va", 2),
-                           (255, "127.0.0.1/32", None, "lo", 2)}
+                           (255, "10.9.0.255/32", None, "va", 3)} | lo
