@@ -120,14 +120,14 @@ class FNetns:
         their local table's: each one's local route, while its link is up its broadcast (brd) one."""
         out = [Route(netns=self.name, dst=a.address.network, gateway=None, dev=a.dev, proto="kernel", scope="link",
                      src=a.address.ip, metric=a.metric) for a in self.addrs
-               if a.dev != "lo" and self.links[a.dev].up and a.address.network.prefixlen < 32]
+               if a.dev != "lo" and self.links[a.dev].up and a.address.network.prefixlen < 32 and not a.noprefixroute]
         for a in self.addrs:  # (no secondary addresses here)
             mine = dict(netns=self.name, gateway=None, dev=a.dev, table=255, proto="kernel", src=a.address.ip)
             out.append(Route(dst=IPv4Network(f"{a.address.ip}/32"), scope="host", type="local", **mine))
             net = a.address.network
             if not self.links[a.dev].up:
                 continue
-            if a.dev == "lo" and net.prefixlen < 32:
+            if a.dev == "lo" and net.prefixlen < 32 and not a.noprefixroute:
                 out.append(Route(dst=net, scope="host", type="local", metric=a.metric, **mine))
             brd = {a.broadcast} if a.broadcast else set()
             for b in sorted(brd | ({net.broadcast_address} if net.prefixlen < 31 else set())):
@@ -173,7 +173,8 @@ class FNetns:
 
     def reachable(self, gateway: IPv4Address, dev: str) -> bool:
         """A connected route of ``dev``, up, reaches ``gateway``."""
-        return any(a.dev == dev and self.links[dev].up and gateway in a.address.network for a in self.addrs)
+        return any(a.dev == dev and self.links[dev].up and gateway in a.address.network and not a.noprefixroute
+                   for a in self.addrs)
 
     def change_route(self, verb: str, res: Route) -> None:
         """Add, replace or delete a route as the kernel takes it (ESRCH, ENETUNREACH, ENETDOWN)."""

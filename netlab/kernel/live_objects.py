@@ -21,7 +21,8 @@ def encode(op: Op, index: Callable[[str, str], int]) -> list[bytes] | None:
         if op.verb == "del":
             return [rtnl.addr_del(idx, ip, plen)]
         return [rtnl.addr_add(idx, ip, plen, str(res.broadcast) if res.broadcast else None,
-                              rtnl.scope_num(res.scope), res.metric)]
+                              rtnl.scope_num(res.scope), res.metric,
+                              rtnl.IFA_F_NOPREFIXROUTE if res.noprefixroute else 0)]
     if isinstance(res, Route):
         dst, plen = str(res.dst.network_address), res.dst.prefixlen
         # A connected route (proto kernel) goes and comes by its device: another device's of the prefix stays

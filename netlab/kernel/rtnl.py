@@ -294,14 +294,12 @@ def port_state_set(index: int, state: str) -> bytes:
     return message(RTM_SETLINK, 0, body)
 
 
-def addr_add(index: int, address: str, prefixlen: int, broadcast: str | None = None,
-             scope: int = RT_SCOPE_UNIVERSE, metric: int = 0) -> bytes:
-    """``ip addr add ADDRESS/PREFIX [brd B] [scope S] [metric M] dev IDX``."""
+def addr_add(index: int, address: str, prefixlen: int, broadcast: str | None = None, scope: int = RT_SCOPE_UNIVERSE,
+             metric: int = 0, flags: int = 0) -> bytes:
+    """``ip addr add ADDRESS/PREFIX [brd B] [scope S] [metric M] dev IDX [noprefixroute]`` (``flags``: IFA_FLAGS)."""
     body = IFADDR.pack(AF_INET, prefixlen, 0, scope, index) + ipv4(IFA_LOCAL, address) + ipv4(IFA_ADDRESS, address)
-    if broadcast:
-        body += ipv4(IFA_BROADCAST, broadcast)
-    if metric:
-        body += u32(IFA_RT_PRIORITY, metric)
+    body += (ipv4(IFA_BROADCAST, broadcast) if broadcast else b"") + (u32(IFA_RT_PRIORITY, metric) if metric else b"")
+    body += u32(IFA_FLAGS, flags) if flags else b""
     return message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
 
 

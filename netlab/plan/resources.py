@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, ClassVar
 
+from netlab.plan.address import Address as Address
+from netlab.plan.address import address_with_brd as address_with_brd
+from netlab.plan.address import broadcast_of as broadcast_of
 from netlab.plan.bridge_fdb import PortFdb as PortFdb
 from netlab.plan.netfilter_resources import BaseChains as BaseChains
 from netlab.plan.netfilter_resources import NatRules as NatRules
@@ -223,45 +226,6 @@ class Vxlan(Link):
         out += "".join(f" {o}" for o in self.options) + ("" if self.udpcsum else " noudpcsum")
         out += " srcport {} {}".format(*self.srcport) if self.srcport != (0, 0) else ""
         return out + (f" maxaddress {self.maxaddress}" if self.maxaddress else "")
-
-
-def broadcast_of(address: IPv4Interface) -> IPv4Address | None:
-    """The broadcast address an address gets on a real node (``brd`` in ``ip addr``).
-
-    The netlink library the CNI plugins use fills IFA_BROADCAST in itself for an
-    IPv4 address shorter than /31 (so ``brd 10.244.0.255`` on cni0 and on a pod's
-    eth0), and a DHCP client sets it on a node's NIC; /31 and /32 (flannel.1's
-    10.244.0.0/32) have none.
-    """
-    net = address.network
-    return net.broadcast_address if net.prefixlen < 31 else None
-
-
-@dataclass(frozen=True)
-class Address(Resource):
-    kind: ClassVar[str] = "address"
-    dev: str
-    address: IPv4Interface
-    broadcast: IPv4Address | None = None
-    scope: str = "global"
-    metric: int = 0  # its connected route's (IFA_RT_PRIORITY); the lab's are 0, as the CNI plugins add them
-
-    @property
-    def key(self) -> tuple:
-        return ("addr", self.netns, self.dev, str(self.address))
-
-    def command(self) -> str:
-        brd, metric = f" brd {self.broadcast}" if self.broadcast else "", f" metric {self.metric}" * bool(self.metric)
-        scope = f" scope {self.scope}" if self.scope != "global" else ""
-        return f"ip -n {self.netns} addr add {self.address}{brd}{scope}{metric} dev {self.dev}"
-
-    def describe(self) -> str:
-        return f"address {self.address} on {self.dev} in {self.netns}"
-
-
-def address_with_brd(netns: str, dev: str, address: IPv4Interface) -> Address:
-    """An address as the real tools add it: with its broadcast (see :func:`broadcast_of`)."""
-    return Address(netns=netns, dev=dev, address=address, broadcast=broadcast_of(address))
 
 
 @dataclass(frozen=True)

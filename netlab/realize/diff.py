@@ -103,6 +103,9 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
         elif isinstance(want, Fdb) and f.name == "state":
             ages = f": the kernel forgets it after {want.dev}'s ageing time" if a == "dynamic" else ""
             out.append(f"state {a} (want {b}){ages}")
+        elif f.name == "noprefixroute":  # an address's: ip addr's word
+            out.append("noprefixroute: the kernel makes no connected route for it (want one)" if a else
+                       "no noprefixroute (want it)")
         elif f.name == "metrics":  # as ip route prints them
             out.append(f"{' '.join(metric_words(a)) or 'no metrics'} (want {' '.join(metric_words(b)) or 'none'})")
         elif f.name == "port_state":  # only a port of its planned bridge, both up (observe.py): the state itself
@@ -247,7 +250,7 @@ def _local_of(a: Address, link: Link, secondary: bool) -> list[Route]:
         return out
     brd = {a.broadcast} if a.broadcast and a.broadcast != ALL_ONES else set()
     if not secondary and int(net.network_address) >> 24 and (net.network_address != ip or net.prefixlen < 32):
-        if isinstance(link, Loopback):
+        if isinstance(link, Loopback) and not a.noprefixroute:
             out.append(Route(dst=net, scope="host", type="local", metric=a.metric, **mine))  # type: ignore[arg-type]
         if net.prefixlen < 31:
             brd.add(net.broadcast_address)

@@ -15,7 +15,10 @@ reverse) and no step needs one that comes later:
 2. sysctls (before links: a new interface copies ``default``);
 3. links: made again, made, set; bridges before veths before VTEPs;
 4. addresses, ARP, FDB, routes, rules (Flannel's order: the route last), then
-   an interface's own sysctls (its link made again by step 3 has the defaults);
+   an interface's own sysctls (its link made again by step 3 has the defaults); an
+   address added again (its flags differ) before the routes that need its
+   connected route, and a device's only one with the routes and ARP entries its
+   deletion took;
 5. iptables tables, then nf_conntrack's sysctls (the tables' rules have the
    kernel load the module, whose files they are, where it is not loaded yet);
 6. extra links last: a deleted link of a kind netlab cannot make again
@@ -103,6 +106,7 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
     tables: list[Op] = []
     remade: set[tuple[str, str]] = set()  # (netns, link) made or made again in this pass
     handled: set[tuple] = set()
+    readdressed: set[tuple[str, str]] = set()  # (netns, link) whose one address is taken away and added again
 
     for d in drifts:
         r = d.resource
@@ -147,8 +151,14 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
                     remade.add((r.peer_netns, r.peer_name))
             else:
                 links.append(Op("set", r, old=d.live))
-        elif isinstance(r, Address) and d.state == "different":
-            objects += [Op("del", d.live), Op("add", r)]  # type: ignore[arg-type]
+        elif isinstance(r, Address) and d.state == "different" and isinstance(d.live, Address):
+            # Taken away and added again (the kernel changes no flag of one there: noprefixroute): it makes its
+            # routes again with it. A device's last address takes every route through it, and its ARP entries
+            # (fib_disable_ip): those of the plan are put back after it (below), as for a link made again
+            objects += [Op("del", d.live), Op("add", r)]
+            there = observed[r.netns].objects.values() if r.netns in observed else ()
+            if not [a for a in there if isinstance(a, Address) and a.dev == r.dev and a.key != r.key]:
+                readdressed.add((r.netns, r.dev))
         elif isinstance(r, Route) and r.proto == "kernel" and r.dev and d.state in ("missing", "different"):
             # A connected route goes and comes through its own device (kernel/live_objects): a replace would take
             # the place of the prefix's first route, another device's there (diff.diff_connected keeps them apart)
@@ -182,6 +192,9 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
             elif isinstance(r, (Address, Fdb)):
                 objects.append(Op("add", r))
 
+    for ns, link in sorted(readdressed - remade):
+        objects += [Op("replace", r) for r in expected.get(ns, []) if isinstance(r, (Route, Neigh))
+                    and r.key not in handled and _hangs_on(r, ns, link)]
     return ordered(extras + sysctls + remove_links + links + objects + tables + extra_links)
 
 
