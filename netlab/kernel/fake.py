@@ -31,6 +31,7 @@ makes chosen ops fail.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import errno
 import os
 from ipaddress import IPv4Address, IPv4Interface
@@ -258,6 +259,9 @@ class FakeKernel:
                 ns.addrs.remove(same[0])
                 if not any(a.dev == res.dev for a in ns.addrs):  # its last: as when it goes down
                     self._link_down(ns, res.dev)
+            elif same and op.verb == "replace":  # its metric and lifetimes in place, its flags kept (as the kernel)
+                ns.addrs[ns.addrs.index(same[0])] = replace(same[0], metric=res.metric, valid_lft=res.valid_lft,
+                                                            preferred_lft=res.preferred_lft)
             elif same:
                 raise FakeError(errno.EEXIST, "address exists")
             else:

@@ -54,7 +54,8 @@ def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: 
     for a in ns.addrs:
         snap.addrs.append(AddrMsg(ns.links[a.dev].index, str(a.address.ip), a.address.network.prefixlen,
                                   str(a.broadcast) if a.broadcast else None, rtnl.scope_num(a.scope), a.dev,
-                                  flags=rtnl.IFA_F_NOPREFIXROUTE if a.noprefixroute else 0, metric=a.metric))
+                                  flags=rtnl.IFA_F_NOPREFIXROUTE if a.noprefixroute else 0, metric=a.metric,
+                                  valid_lft=a.valid_lft, preferred_lft=a.preferred_lft))
     for r in ns.all_routes():
         snap.routes.append(RouteMsg(table=r.table, dst=str(r.dst.network_address), dst_len=r.dst.prefixlen, tos=r.tos,
                                     gateway=str(r.gateway) if r.gateway else None,

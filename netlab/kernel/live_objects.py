@@ -20,9 +20,15 @@ def encode(op: Op, index: Callable[[str, str], int]) -> list[bytes] | None:
         ip, plen = str(res.address.ip), res.address.network.prefixlen
         if op.verb == "del":
             return [rtnl.addr_del(idx, ip, plen)]
+        # replace: an address there given its metric and lifetimes in place (its other settings it keeps)
+        forever = rtnl.INFINITY_LIFE_TIME
+        lifetimes = (forever if res.valid_lft is None else res.valid_lft,
+                     forever if res.preferred_lft is None else res.preferred_lft)
         return [rtnl.addr_add(idx, ip, plen, str(res.broadcast) if res.broadcast else None,
                               rtnl.scope_num(res.scope), res.metric,
-                              rtnl.IFA_F_NOPREFIXROUTE if res.noprefixroute else 0)]
+                              rtnl.IFA_F_NOPREFIXROUTE if res.noprefixroute else 0,
+                              lifetimes if res.lifetimes or op.verb == "replace" else None,
+                              replace=op.verb == "replace")]
     if isinstance(res, Route):
         dst, plen = str(res.dst.network_address), res.dst.prefixlen
         # A connected route (proto kernel) goes and comes by its device: another device's of the prefix stays

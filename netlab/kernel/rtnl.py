@@ -79,7 +79,8 @@ BR_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "
 BR_STATE_NUMBERS = {name: number for number, name in BR_STATES.items()}
 
 # IFA_* (linux/if_addr.h)
-IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 3, 4, 8
+IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST, IFA_CACHEINFO, IFA_FLAGS = 1, 2, 3, 4, 6, 8
+INFINITY_LIFE_TIME = 0xFFFFFFFF  # an ifa_cacheinfo lifetime (ifa_prefered, ifa_valid) that never runs out: forever
 IFA_RT_PRIORITY = 9  # `ip addr add ... metric N`: the metric of the connected route the kernel makes for it
 IFA_F_SECONDARY = 0x01  # ifa_flags: an address of a subnet another address of the device holds first
 IFA_F_NOPREFIXROUTE = 0x200  # IFA_FLAGS (u32) only: `ip addr add ... noprefixroute`, no connected route for it
@@ -295,12 +296,15 @@ def port_state_set(index: int, state: str) -> bytes:
 
 
 def addr_add(index: int, address: str, prefixlen: int, broadcast: str | None = None, scope: int = RT_SCOPE_UNIVERSE,
-             metric: int = 0, flags: int = 0) -> bytes:
-    """``ip addr add ADDRESS/PREFIX [brd B] [scope S] [metric M] dev IDX [noprefixroute]`` (``flags``: IFA_FLAGS)."""
+             metric: int = 0, flags: int = 0, lifetimes: tuple[int, int] | None = None, replace: bool = False) -> bytes:
+    """``ip addr add|replace ADDRESS/PREFIX [brd B] [scope S] [metric M] dev IDX [noprefixroute] [valid_lft V
+    preferred_lft P]`` (``lifetimes``: (valid, preferred) seconds, INFINITY_LIFE_TIME forever; None: forever). The
+    kernel's replace of an address there sets its metric and lifetimes in place, not its flags."""
     body = IFADDR.pack(AF_INET, prefixlen, 0, scope, index) + ipv4(IFA_LOCAL, address) + ipv4(IFA_ADDRESS, address)
     body += (ipv4(IFA_BROADCAST, broadcast) if broadcast else b"") + (u32(IFA_RT_PRIORITY, metric) if metric else b"")
-    body += u32(IFA_FLAGS, flags) if flags else b""
-    return message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
+    body += (u32(IFA_FLAGS, flags) if flags else b"") + (attr(IFA_CACHEINFO, struct.pack(
+        "=IIII", lifetimes[1], lifetimes[0], 0, 0)) if lifetimes else b"")
+    return message(RTM_NEWADDR, NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL), body)
 
 
 def addr_del(index: int, address: str, prefixlen: int) -> bytes:

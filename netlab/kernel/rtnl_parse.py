@@ -34,7 +34,7 @@ from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK
                                 RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_F_CLONED, RTMSG,
                                 RTM_NEWTFILTER, RTNEXTHOP, TC_H_INGRESS, TC_H_ROOT, TCMSG, link_dump)
 from netlab.kernel.netlink import attr_list
-from netlab.kernel.rtnl import IFA_RT_PRIORITY, RTA_METRICS
+from netlab.kernel.rtnl import IFA_CACHEINFO, IFA_RT_PRIORITY, INFINITY_LIFE_TIME, RTA_METRICS
 from netlab.plan.route_attrs import RTAX_CC_ALGO, Metrics
 
 # In IFLA_AF_SPEC / AF_INET6: the interface's IPv6 sysctls, s32 each, by DEVCONF_* position (linux/ipv6.h, counted
@@ -75,6 +75,9 @@ class AddrMsg:
     label: str | None
     flags: int = 0  # ifa_flags: IFA_F_SECONDARY (1), ...
     metric: int = 0  # IFA_RT_PRIORITY: its connected route's (`ip addr add ... metric N`)
+    # IFA_CACHEINFO's seconds left (`valid_lft 40sec preferred_lft 40sec`), None forever (INFINITY_LIFE_TIME)
+    valid_lft: int | None = None
+    preferred_lft: int | None = None
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,16 @@ def parse_addr(m: Msg) -> AddrMsg:
     return AddrMsg(index=index, address=get_ipv4(a, IFA_LOCAL) or get_ipv4(a, IFA_ADDRESS) or "",
                    prefixlen=prefixlen, broadcast=get_ipv4(a, IFA_BROADCAST), scope=scope,
                    label=get_str(a, IFA_LABEL), flags=get_u32(a, IFA_FLAGS) or flags,
-                   metric=get_u32(a, IFA_RT_PRIORITY) or 0)
+                   metric=get_u32(a, IFA_RT_PRIORITY) or 0, **_lifetimes(a.get(IFA_CACHEINFO)))
+
+
+def _lifetimes(info: bytes | None) -> dict[str, int | None]:
+    """struct ifa_cacheinfo's ifa_prefered and ifa_valid (seconds left; INFINITY_LIFE_TIME: forever, None)."""
+    if not info or len(info) < 8:
+        return {}
+    preferred, valid = struct.unpack_from("=II", info)
+    return {"valid_lft": None if valid == INFINITY_LIFE_TIME else valid,
+            "preferred_lft": None if preferred == INFINITY_LIFE_TIME else preferred}
 
 
 def parse_route(m: Msg) -> RouteMsg:

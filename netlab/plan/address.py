@@ -1,5 +1,5 @@
 """An IPv4 address of the plan (``ip addr``), as the CNI plugins, Flannel and netlab add it: on a real node's
-device, with the connected route the kernel makes for it (no ``noprefixroute``).
+device, valid and preferred forever, with the connected route the kernel makes for it (no ``noprefixroute``).
 
 Importable from :mod:`netlab.plan.resources` with the other kernel objects.
 """
@@ -35,7 +35,11 @@ class Address(Resource):
     # `ip addr add ... noprefixroute`: the kernel makes no connected route for it (none of the lab's has it: the
     # pods' and Services' traffic to the subnet, and the routes through a gateway in it, need that route)
     noprefixroute: bool = False
-    UNSAID: ClassVar[tuple[str, ...]] = ("noprefixroute",)  # said only when set
+    # Its lifetimes in seconds (`valid_lft 40 preferred_lft 40`), None forever (the lab's, as the plugins add them):
+    # the kernel deletes an address whose valid lifetime runs out. Observed: the seconds left
+    valid_lft: int | None = None
+    preferred_lft: int | None = None
+    UNSAID: ClassVar[tuple[str, ...]] = ("noprefixroute", "valid_lft", "preferred_lft")  # said only when set
 
     @property
     def key(self) -> tuple:
@@ -44,8 +48,14 @@ class Address(Resource):
     def command(self) -> str:
         brd, metric = f" brd {self.broadcast}" if self.broadcast else "", f" metric {self.metric}" * bool(self.metric)
         scope = f" scope {self.scope}" if self.scope != "global" else ""
-        flags = " noprefixroute" * self.noprefixroute
+        flags = " noprefixroute" * self.noprefixroute + (f" valid_lft {lifetime(self.valid_lft)} preferred_lft "
+                                                         f"{lifetime(self.preferred_lft)}" if self.lifetimes else "")
         return f"ip -n {self.netns} addr add {self.address}{brd}{scope}{metric} dev {self.dev}{flags}"
+
+    @property
+    def lifetimes(self) -> bool:
+        """Not valid and preferred forever."""
+        return self.valid_lft is not None or self.preferred_lft is not None
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()
@@ -61,3 +71,8 @@ class Address(Resource):
 def address_with_brd(netns: str, dev: str, address: IPv4Interface) -> Address:
     """An address as the real tools add it: with its broadcast (see :func:`broadcast_of`)."""
     return Address(netns=netns, dev=dev, address=address, broadcast=broadcast_of(address))
+
+
+def lifetime(seconds: int | None) -> str:
+    """``forever`` or the seconds, as ``ip addr add`` takes a lifetime."""
+    return "forever" if seconds is None else f"{seconds}"

@@ -106,6 +106,9 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
         elif f.name == "noprefixroute":  # an address's: ip addr's word
             out.append("noprefixroute: the kernel makes no connected route for it (want one)" if a else
                        "no noprefixroute (want it)")
+        elif f.name in ("valid_lft", "preferred_lft"):  # an address's, as ip addr says them
+            out.append(f"{f.name} {'forever' if a is None else f'{a}sec'} (want {'forever' if b is None else b})"
+                       + (": the kernel deletes it then" if f.name == "valid_lft" and a is not None else ""))
         elif f.name == "metrics":  # as ip route prints them
             out.append(f"{' '.join(metric_words(a)) or 'no metrics'} (want {' '.join(metric_words(b)) or 'none'})")
         elif f.name == "port_state":  # only a port of its planned bridge, both up (observe.py): the state itself

@@ -75,7 +75,8 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
             addr = Address(netns=ns, dev=names[a.index], address=IPv4Interface(f"{a.address}/{a.prefixlen}"),
                            broadcast=IPv4Address(a.broadcast) if a.broadcast else None,
                            scope=rtnl.SCOPE_NAMES.get(a.scope, str(a.scope)), metric=a.metric,
-                           noprefixroute=bool(a.flags & rtnl.IFA_F_NOPREFIXROUTE))
+                           noprefixroute=bool(a.flags & rtnl.IFA_F_NOPREFIXROUTE), valid_lft=a.valid_lft,
+                           preferred_lft=a.preferred_lft)
             out.add(addr)
             if a.flags & (rtnl.IFA_F_SECONDARY | rtnl.IFA_F_NOPREFIXROUTE):  # the kernel makes it no route
                 out.no_route.add(addr.key)

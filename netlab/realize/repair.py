@@ -152,6 +152,9 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
             else:
                 links.append(Op("set", r, old=d.live))
         elif isinstance(r, Address) and d.state == "different" and isinstance(d.live, Address):
+            if replace(d.live, valid_lft=r.valid_lft, preferred_lft=r.preferred_lft) == r:
+                objects.append(Op("replace", r, old=d.live))  # its lifetimes: set forever in place (nothing goes)
+                continue
             # Taken away and added again (the kernel changes no flag of one there: noprefixroute): it makes its
             # routes again with it. A device's last address takes every route through it, and its ARP entries
             # (fib_disable_ip): those of the plan are put back after it (below), as for a link made again

@@ -1,7 +1,9 @@
-"""An address's flags are part of it (QA 62k #2): one added again with ``noprefixroute`` (the connected route gone,
-a pod's routes through its gateway refused: up failed every time with "network unreachable") was "as planned". The
-lab's addresses have their connected route: the flag is drift that up mends by adding the address again (the
-kernel's replace keeps the flags), before the routes that need it and with those its deletion took."""
+"""An address's flags and lifetimes are part of it (QA 62k #2, #3): one added again with ``noprefixroute`` (the
+connected route gone, a pod's routes through its gateway refused: up failed every time with "network unreachable")
+or with ``valid_lft 40 preferred_lft 40`` (the kernel deletes it 40 s later) was "as planned". The lab's addresses
+are valid forever with their connected route: another flag is drift that up mends by adding the address again (the
+kernel's replace keeps the flags), before the routes that need it and with those its deletion took; a finite
+lifetime only is set forever in place (``ip addr replace``), nothing taken away meanwhile."""
 
 from __future__ import annotations
 
@@ -69,24 +71,51 @@ def test_noprefixroute_on_a_node_s_only_address_puts_back_the_routes_and_arp_its
     assert status(lab, k).ok
 
 
-def test_the_flag_is_read_and_sent():
+def test_a_finite_lifetime_is_drift_and_up_sets_it_forever_in_place(lab):
+    k = FakeKernel()
+    up(lab, k)
+    a = _pod_address(k)
+    fading = replace(a, valid_lft=38, preferred_lft=38)
+    k.ns["fk-a"].addrs[k.ns["fk-a"].addrs.index(a)] = fading
+    assert status(lab, k).drift == [
+        "different: address 10.244.0.2/24 on eth0 in fk-a (valid_lft 38sec (want forever): the kernel deletes it "
+        "then, preferred_lft 38sec (want forever))"]
+    k.log.clear()
+    up(lab, k)
+    assert [(op.verb, op.res, op.old) for op in k.log] == [("replace", a, fading)]  # no route taken meanwhile
+    assert status(lab, k).ok and _pod_address(k) == a
+
+
+def test_lifetimes_and_flags_are_read_and_sent():
     from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
     from test_rtnl import encode as encode_msg
 
     m = encode_msg(ifaddrmsg, rtnl.RTM_NEWADDR, {"family": 2, "prefixlen": 24, "index": 3},
-                   [("IFA_LOCAL", "10.244.0.2"), ("IFA_ADDRESS", "10.244.0.2"), ("IFA_FLAGS", 0x200)])
-    assert rtnl_parse.parse_addr(m).flags & rtnl.IFA_F_NOPREFIXROUTE
+                   [("IFA_LOCAL", "10.244.0.2"), ("IFA_ADDRESS", "10.244.0.2"), ("IFA_FLAGS", 0x200),
+                    ("IFA_CACHEINFO", {"ifa_preferred": 30, "ifa_valid": 40, "cstamp": 1, "tstamp": 2})])
+    got = rtnl_parse.parse_addr(m)
+    assert (got.valid_lft, got.preferred_lft, bool(got.flags & rtnl.IFA_F_NOPREFIXROUTE)) == (40, 30, True)
+    forever = encode_msg(ifaddrmsg, rtnl.RTM_NEWADDR, {"family": 2, "prefixlen": 24, "index": 3},
+                         [("IFA_LOCAL", "10.244.0.2"), ("IFA_CACHEINFO", {"ifa_preferred": 0xFFFFFFFF,
+                                                                          "ifa_valid": 0xFFFFFFFF})])
+    assert (rtnl_parse.parse_addr(forever).valid_lft, rtnl_parse.parse_addr(forever).preferred_lft) == (None, None)
+
     a = Address(netns="x", dev="eth0", address=IPv4Interface("10.244.0.2/24"))
     [plain] = encode(Op("add", a), lambda ns, dev: 3)
-    [flagged] = encode(Op("add", replace(a, noprefixroute=True)), lambda ns, dev: 3)
+    [flagged] = encode(Op("add", replace(a, noprefixroute=True, valid_lft=40, preferred_lft=30)), lambda ns, dev: 3)
+    [again] = encode(Op("replace", a), lambda ns, dev: 3)
     body = 16 + 8  # nlmsghdr, ifaddrmsg
-    assert rtnl.IFA_FLAGS not in attrs(plain, body)
+    assert rtnl.IFA_FLAGS not in attrs(plain, body) and rtnl.IFA_CACHEINFO not in attrs(plain, body)
     assert get_u32(attrs(flagged, body), rtnl.IFA_FLAGS) == rtnl.IFA_F_NOPREFIXROUTE
+    assert attrs(flagged, body)[rtnl.IFA_CACHEINFO][:8] == (30).to_bytes(4, "little") + (40).to_bytes(4, "little")
+    assert attrs(again, body)[rtnl.IFA_CACHEINFO][:8] == b"\xff" * 8  # forever, in place (NLM_F_REPLACE)
+    flags = int.from_bytes(again[6:8], "little")
+    assert flags & 0x100 and not flags & 0x200  # NLM_F_REPLACE, not NLM_F_EXCL
 
 
-def test_the_plan_s_json_says_no_flag_and_a_live_one_s_round_trips():
+def test_the_plan_s_json_says_neither_and_a_live_one_s_round_trips():
     a = Address(netns="x", dev="eth0", address=IPv4Interface("10.244.0.2/24"))
     assert set(a.to_json()) == {"kind", "netns", "dev", "address", "broadcast", "scope", "metric"}
-    live = replace(a, noprefixroute=True)
+    live = replace(a, noprefixroute=True, valid_lft=0, preferred_lft=0)
     assert resource_from_json(live.to_json()) == live
-    assert live.command().endswith(" dev eth0 noprefixroute")
+    assert live.command().endswith(" dev eth0 noprefixroute valid_lft 0 preferred_lft 0")
