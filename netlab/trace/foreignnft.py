@@ -169,6 +169,8 @@ def _holds(m: dict[str, Any], packet: Packet) -> Any:
     value = _field(m.get("left"), packet)
     if value is UNKNOWN:
         return UNKNOWN
+    if value is None:  # no such header in the packet: nft's hidden protocol check fails first, negated or not
+        return False
     op, right = m.get("op", "=="), m.get("right")
     payload = (m.get("left") or {}).get("payload") or {}
     if payload.get("protocol") == "icmp":
