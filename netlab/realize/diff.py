@@ -241,11 +241,14 @@ def diff_connected(want: Iterable[Resource], obs: Observed) -> list[Drift]:
     return out
 
 
-def _local_of(a: Address, link: Link, secondary: bool) -> list[Route]:
+def _local_of(a: Address, link: Link, secondary: bool, older: bool = False) -> list[Route]:
     """The local table's routes the kernel makes for address ``a`` on ``link`` (fib_add_ifaddr, measured on 6.18):
     its local one (``local A dev D scope host src A``), while the link is up its broadcast one (``brd``, and the
     subnet's last address for a primary prefix under /31: one route where they are the same), and on ``lo`` its
-    prefix as local (``local 127.0.0.0/8``). A secondary address's src is its primary's: judged by key only."""
+    prefix as local (``local 127.0.0.0/8``). A secondary address's src is its primary's: judged by key only.
+    ``older``: also the broadcast route kernels before 5.14 make for such a prefix's network address (``broadcast
+    10.244.0.0 dev cni0``; "ip: Treat IPv4 segment's lowest address as unicast" dropped it): the kernel's, never
+    extra there, never missing here."""
     ip, net = a.address.ip, a.address.network
     mine = dict(netns=a.netns, gateway=None, dev=a.dev, table=255, proto="kernel", src=ip)
     out = [Route(dst=IPv4Network(f"{ip}/32"), scope="host", type="local", **mine)]  # type: ignore[arg-type]
@@ -256,7 +259,7 @@ def _local_of(a: Address, link: Link, secondary: bool) -> list[Route]:
         if isinstance(link, Loopback) and not a.noprefixroute:
             out.append(Route(dst=net, scope="host", type="local", metric=a.metric, **mine))  # type: ignore[arg-type]
         if net.prefixlen < 31:
-            brd.add(net.broadcast_address)
+            brd |= {net.broadcast_address, net.network_address} if older else {net.broadcast_address}
     return out + [Route(dst=IPv4Network(f"{b}/32"), scope="link", type="broadcast", **mine)  # type: ignore[arg-type]
                   for b in sorted(brd)]
 
@@ -266,11 +269,12 @@ ALL_ONES = IPv4Address("255.255.255.255")  # a limited broadcast brd: the kernel
 
 def local_routes(want: Iterable[Resource], obs: Observed, planned: bool = True) -> list[Route]:
     """The local table's routes the kernel makes for each of the lab's addresses there as planned, on its link
-    (``planned``; else for every address there, as it is: what explains the kernel's others)."""
+    (``planned``; else for every address there, as it is, with what older kernels make too: what explains the
+    kernel's others)."""
     links = {r.name: r for r in obs.objects.values() if isinstance(r, Link)}
     return [route for a in want if isinstance(a, Address) and a.dev in links and (
         not planned or obs.objects.get(a.key) == a and a.key not in obs.secondary)
-            for route in _local_of(a, links[a.dev], a.key in obs.secondary)]
+            for route in _local_of(a, links[a.dev], a.key in obs.secondary, older=not planned)]
 
 
 def diff_local(want: Iterable[Resource], obs: Observed) -> list[Drift]:

@@ -80,6 +80,25 @@ def test_an_address_not_there_as_planned_expects_nothing_and_the_kernel_s_others
     assert [(d.state, d.resource) for d in diff_local([a], obs)] == [("extra", stray)]
 
 
+def test_the_network_address_broadcast_route_of_kernels_before_5_14_is_the_kernels():
+    """Kernels before 5.14 (Debian 11, Ubuntu 20.04) also make ``broadcast 10.244.0.0 dev cni0`` and ``broadcast
+    127.0.0.0 dev lo`` for a primary prefix under /31: a fresh lab there was drift, and up deleted them (rev62).
+    Neither expected (6.18 makes none) nor extra."""
+    cni0 = addr("cni0", "10.244.0.1/24", "10.244.0.255")
+    lo = Address(netns="x", dev="lo", address=IPv4Interface("127.0.0.1/8"), scope="host")
+    obs = observed(link("cni0"), Loopback(netns="x"), cni0, lo)
+    for r in local_routes([cni0, lo], obs):
+        obs.local[(r.key, r.dev)] = r
+    assert diff_local([cni0, lo], obs) == []
+    for older in (local("x", "10.244.0.0/32", "cni0", "10.244.0.1", type="broadcast"),
+                  local("x", "127.0.0.0/32", "lo", "127.0.0.1", type="broadcast")):
+        obs.local[(older.key, older.dev)] = older
+    assert diff_local([cni0, lo], obs) == []
+    stray = local("x", "10.244.1.0/32", "cni0", "10.244.0.1", type="broadcast")  # not cni0's network
+    obs.local[(stray.key, stray.dev)] = stray
+    assert [(d.state, d.resource) for d in diff_local([cni0, lo], obs)] == [("extra", stray)]
+
+
 def test_local_routes_deleted_are_missing_and_up_puts_them_back(lab):
     k = FakeKernel()
     up(lab, k)
