@@ -165,7 +165,7 @@ def put_back_alone(kernel: Kernel, qdiscs: list[HandQdisc]) -> list[str]:
         link = snap.links.get(q.dev) if isinstance(snap, Snapshot) else None
         if link is None:
             continue
-        if snap.root_qdiscs.get(link.index, b"")[4:12] != q.body[4:12]:  # its index and handle: not there
+        if snap.root_qdiscs.get(link.index, b"")[8:12] != q.body[8:12]:  # its handle (a link made again: another index)
             under = under_words(q.under)
             out.append(f"root qdisc {q.words} of {q.dev} in {q.netns}{f' and the {under} under it' if under else ''}"
                        ", which the kernel would not take again as its dump gave it")

@@ -186,3 +186,13 @@ def test_the_rollback_names_what_did_not_come_back_with_the_qdisc():
     assert stray.put_back_alone(Kernel(snap()), [q]) == [  # the kernel refused it: the noqueue
         "root qdisc htb of eth0 in l-p and the 2 classes, 1 qdisc and 1 filter under it, which the kernel would not "
         "take again as its dump gave it"]
+
+
+def test_a_qdisc_put_back_on_a_link_made_again_is_told_by_its_handle_not_the_old_index():
+    """The run made the device again (another ifindex); the rollback adds the qdisc by the device's name, so it is
+    back: the line said the kernel would not take it again (rev62)."""
+    from netlab.plan.hand_qdisc import HandQdisc
+
+    q = HandQdisc("l-p", dev="eth0", words="htb", body=body(7, 0x10000, "htb"), under=(1, 0, 0))
+    assert stray.put_back_alone(Kernel(snap(root=body(2, 0x10000, "htb"))), [q]) == [
+        "the 1 class under root qdisc htb of eth0 in l-p, which went with it (the rollback added the qdisc again alone)"]
