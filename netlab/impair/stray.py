@@ -191,9 +191,26 @@ def _name(s: Stray) -> str:
     return f"the {s.words}" if s.ingress else f"root qdisc {s.words}"
 
 
-def removed_words(ns: str, s: Stray, done: bool = True) -> str:
+def replaced(kernel: Kernel, ns: str, s: Stray) -> bool:
+    """Whether a root qdisc up did not delete by the handle it read (the kernel refused: impair/stray.root_qdisc_del)
+    is another one now, someone's since up read it (False: the kernel's own again, or nothing can be read)."""
+    if s.ingress:
+        return False
+    try:
+        snap = kernel.snapshot_many({ns: ([], False)}).get(ns)
+    except Exception:  # noqa: BLE001 - the words only
+        return False
+    link = snap.links.get(s.link.name) if isinstance(snap, Snapshot) else None
+    return link is not None and link.index in snap.root_qdiscs
+
+
+def removed_words(ns: str, s: Stray, done: bool = True, changed: bool = False) -> str:
     """What up did of a stray qdisc it removed; ``done`` False: one already gone as it came to remove it (someone
-    took it off since up read it, or its device went)."""
+    took it off since up read it, or its device went), or, ``changed``, another root qdisc there in its place,
+    left as it is (up deletes only the one it read)."""
+    if changed:
+        return (f"{_name(s)} of {s.link.name} in {ns} changed since up read it (another root qdisc is there now): "
+                "left as it is")
     qlen = f"; the txqlen {s.txqlen} the kernel gave it with the qdisc is set back to 0" \
         if _txqlen_words(s.link, s.txqlen) else ""
     why = f"none of the lab's: nothing acts on what {s.link.name} {_acts(s.words)} again" if s.ingress \

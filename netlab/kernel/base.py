@@ -139,6 +139,15 @@ def flipped(word: str) -> str:
 GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL})
 
 
+def gone(op: Op, code: int) -> bool:
+    """Whether a deletion allowed to find nothing (``missing_ok``) found nothing to delete. A root qdisc added by
+    hand is deleted by the handle up read (impair/stray.py): the kernel's EINVAL ("Invalid handle") says the root
+    there now is another, or the kernel's own again; either way not the one read, so nothing was deleted."""
+    if not op.missing_ok or op.verb != "del":
+        return False
+    return code in GONE or (code == errno.EINVAL and op.res.kind == "root qdisc")
+
+
 class KernelError(Exception):
     """An op failed. ``applied`` lists the ops of the same call that took effect (in order)."""
 

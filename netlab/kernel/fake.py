@@ -38,13 +38,13 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Callable, Sequence
 
 from netlab.errors import NetnsGone
-from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
+from netlab.kernel.base import KernelError, gone, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.fake_dump import dump
 from netlab.kernel.fake_iptables import FakeError, delete_base_chains, empty_table, nft_refusal, restore, save_table
 from netlab.kernel.fake_objects import FLink, FNetns, vxlan_data
 from netlab.kernel.rtnl_vxlan import NEIGH_STATES
 from netlab.kernel.netns import netns_path
-from netlab.plan.hand_qdisc import HandQdisc
+from netlab.plan.hand_qdisc import HandQdisc, handle_of
 from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, PortFdb, Route, Rule,
                                    Sysctl, Veth, Vxlan)
 
@@ -194,7 +194,7 @@ class FakeKernel:
                     raise FakeError(code, os.strerror(code))
                 self._apply(op)
             except FakeError as exc:
-                if op.missing_ok and op.verb == "del" and exc.code in GONE:
+                if gone(op, exc.code):
                     continue  # already gone: done, nothing to take back
                 raise KernelError(op, exc.code, f"{op.describe()}: {exc}", applied=done) from None
             except KeyError as exc:
@@ -293,8 +293,10 @@ class FakeKernel:
             ns.change_fdb(op.verb, (res.dev, res.lladdr, str(res.dst)), (res.port, res.vni, res.via, res.state))
         elif isinstance(res, HandQdisc):  # as RTM_DELQDISC / RTM_NEWQDISC of a root qdisc
             link = ns.link(res.dev)
-            if op.verb == "del" and ns.qdiscs.pop(res.dev, None) is None:
-                raise FakeError(errno.ENOENT, "cannot delete qdisc with handle of zero")  # the kernel's default
+            if op.verb == "del":  # by the handle read: another root's, or the kernel's own (0:), refused
+                if handle_of(ns.qdiscs.get(res.dev, b"")) != res.handle:
+                    raise FakeError(errno.EINVAL, "Invalid handle")
+                del ns.qdiscs[res.dev]
             if op.verb != "del":
                 if res.dev in ns.qdiscs:
                     raise FakeError(errno.EEXIST, "a root qdisc exists")

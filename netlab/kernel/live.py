@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Sequence
 
 from netlab.kernel import (garp, iptables, live_objects, netlink, netns as nsmod, nft as nftmod, nofile, nsid, procsys,
                            readmany, rtnl, rtnl_bridge, rtnl_parse, rtnl_vxlan)
-from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
+from netlab.kernel.base import GONE, KernelError, gone, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
 from netlab.plan.resources import BaseChains, Bridge, Link, Loopback, Resource, Sysctl, Veth, Vxlan
@@ -198,7 +198,7 @@ class LiveKernel(Reading):
                 try:
                     steps += self._encode(op, fds)
                 except KernelError as exc:
-                    if not (op.missing_ok and exc.code in GONE):
+                    if not gone(op, exc.code):
                         raise
                     # deleting what is already gone (its device went first): nothing to send
         except KernelError as exc:
@@ -250,7 +250,7 @@ class LiveKernel(Reading):
             for s, code in zip(chunk, codes):
                 if code == 0:
                     _mark(done, s)
-                elif s.op.missing_ok and code in GONE:
+                elif gone(s.op, code):
                     continue  # it was gone already: done, and nothing to take back
                 elif failed is None:
                     failed = (s, code)

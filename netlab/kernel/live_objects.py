@@ -45,7 +45,7 @@ def encode(op: Op, index: Callable[[str, str], int]) -> list[bytes] | None:
                                    res.tos, append=connected and op.verb == "add")]
     if isinstance(res, HandQdisc):  # impair/stray.py: taken off, or put back as it was by a rollback
         idx = index(ns, res.dev)
-        return [tc.qdisc_del(idx) if op.verb == "del" else tc.qdisc_add_dumped(idx, res.body)]
+        return [tc.qdisc_del(idx, handle=res.handle) if op.verb == "del" else tc.qdisc_add_dumped(idx, res.body)]
     if isinstance(res, Neigh):
         idx = index(ns, res.dev)
         if op.verb == "del":

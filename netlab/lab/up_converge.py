@@ -144,7 +144,10 @@ class Converging:
                     continue
                 done, problem = stray.ingress_qdisc_del(ns, s) if s.ingress else \
                     self.journal.attempt(stray.root_qdisc_del(ns, s))
-                if problem is None:  # done False: someone took it off since the read (the kernel said ENOENT)
+                if problem is None and not done and stray.replaced(self.kernel, ns, s):
+                    self.strays_refused.add((ns, s.link.name, s.ingress))  # this run read another: not its to take
+                    self.result.warnings.append(stray.removed_words(ns, s, done, changed=True))
+                elif problem is None:  # done False: someone took it off since the read (ENOENT, EINVAL)
                     self.result.fixed.append(stray.removed_words(ns, s, done))
                 else:
                     self.strays_refused.add((ns, s.link.name, s.ingress))

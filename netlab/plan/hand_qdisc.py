@@ -6,10 +6,16 @@ and a ``down`` that loads them loads no model.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from netlab.plan.resource_base import Resource
+
+
+def handle_of(body: bytes) -> int:
+    """The handle of a qdisc a dump's message ``body`` gives (struct tcmsg's tcm_handle; 0: none, the kernel's)."""
+    return struct.unpack_from("=I", body, 8)[0] if len(body) >= 12 else 0
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,12 @@ class HandQdisc(Resource):
     body: bytes = b""
     args: str = ""  # tc's words that make it (kernel/tc.qdisc_args): handle 8001: tbf rate 8000bit burst 3200b ...
     under: tuple[int, int, int] = (0, 0, 0)  # classes, qdiscs under them, filters
+
+    @property
+    def handle(self) -> int:
+        """The handle up read: its deletion names it (RTM_DELQDISC), so the kernel refuses to delete another root
+        qdisc someone put there since (EINVAL, "Invalid handle")."""
+        return handle_of(self.body)
 
     @property
     def key(self) -> tuple:

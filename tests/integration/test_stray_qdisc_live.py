@@ -273,3 +273,36 @@ def test_a_rollback_says_what_hung_under_the_hand_made_qdisc_it_put_back_alone(l
     fixed = netlab("up", "--lab", name)
     assert f"removed root qdisc htb from eth0 in {pod}" in fixed.stdout, fixed.stdout
     assert as_planned_here(name)
+
+
+def test_a_qdisc_replaced_since_up_read_it_is_left_and_said_changed(lab):
+    """QA fx62r 1: up deleted the root qdisc whatever it was then (RTM_DELQDISC with handle 0): one someone put in
+    place of the htb up read, between its read and its removal, went, said as the htb ("its 1 class went with it"),
+    and a rollback would have put back the htb. The deletion names the handle up read: the kernel refuses another's
+    (EINVAL, "Invalid handle"), and up leaves the new qdisc, journals nothing and says it changed since it read it."""
+    import os
+
+    from helpers import NETLAB
+    name, path = lab
+    pod = f"{name}-b"
+    tc = ["tc", "-n", pod]
+    subprocess.run([*tc, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10"], check=True)
+    subprocess.run([*tc, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb", "rate", "5mbit"],
+                   check=True)
+    try:
+        proc = subprocess.Popen([*NETLAB, "up", "--lab", name], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "NETLAB_FAULT_POINT": "repair-read", "NETLAB_FAULT_MODE": "pause"})
+        assert proc.stderr is not None and proc.stderr.readline() == "netlab: paused at repair-read (test hook)\n"
+        subprocess.run([*tc, "qdisc", "replace", "dev", "eth0", "root", "handle", "7:", "tbf", "rate", "2mbit",
+                        "burst", "16k", "latency", "20ms"], check=True)
+        out, err = proc.communicate("\n", timeout=120)
+        assert proc.returncode == 0, (out, err)
+        assert [(q["kind"], q["handle"]) for q in roots(pod, "eth0")] == [("tbf", "7:")], (out, err)  # the user's, left
+        assert "removed root qdisc htb" not in out and "went with it" not in out, out
+        assert f"root qdisc htb of eth0 in {pod} changed since up read it (another root qdisc is there now): " \
+            "left as it is" in out + err, (out, err)
+    finally:
+        subprocess.run([*tc, "qdisc", "del", "dev", "eth0", "root"], check=False)
+    netlab("up", "--lab", name)
+    assert as_planned_here(name)
