@@ -132,6 +132,21 @@ def check_output_file(path: str | None, option: str = "", kind: Kind | None = No
 STDOUT = "-"  # -w -: standard output, as tcpdump's -w -
 
 
+def check_distinct(first: str | None, first_option: str, second: str | None, second_option: str) -> None:
+    """Two output options naming one file (``trace --pcap F -w F``): refused before any work, exit 2, one line
+    (one written over the other at the end lost the run's output). The same by their resolved paths (a link,
+    ``./x/../F``) or, both there, the same inode (a hard link, a bind mount)."""
+    if first is None or second is None or STDOUT in (first, second):
+        return
+    try:
+        same = os.path.realpath(first) == os.path.realpath(second) or os.path.samefile(first, second)
+    except OSError:  # one not there (yet): their resolved paths differ, so the files do
+        same = False
+    if same:
+        raise UsageError(f"{first_option} and {second_option} name the same file ({display_path(first)}); give "
+                         "each its own")
+
+
 def dash_is_stdout(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A -w of a command that writes to standard output without it (trace, graph): ``-w -`` is that, as
     tcpdump's -w - (not a file named "-"; ``-w ./-`` is one)."""

@@ -17,8 +17,8 @@ from netlab.api.args import TRACE_SIZE, TRACE_TIMEOUT
 from netlab.api.jsonio import to_json
 from netlab.cli.base import attached, cli, require_packets, require_root
 from netlab.cli.options import Seconds, comma_items, complete_comma_separated, lab_options
-from netlab.cli.output import (check_output_file, check_pcap_file, dash_is_stdout, force_option, format_data,
-                               output_option, pcap_written, print_json, said_first, write_output_file)
+from netlab.cli.output import (check_distinct, check_output_file, check_pcap_file, dash_is_stdout, force_option,
+                               format_data, output_option, pcap_written, print_json, said_first, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_sources, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import plural
@@ -133,6 +133,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     from netlab.api.lab import internal
     from netlab.trace.render import render_text
 
+    check_distinct(pcap, "--pcap", write, "-w")
     check_output_file(pcap, "--pcap", PCAP, force)
     check_output_file(write, kind=TRACE, force=force)
     if output == "png" and write is None and sys.stdout.isatty():
