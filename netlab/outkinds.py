@@ -10,11 +10,12 @@ trace's first line, probe's JUnit root element.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 HEAD = 4096  # bytes read from an existing file to tell what it holds
 FORCE = "give --force to replace it, or remove it first"
+API_FORCE = "pass force=True to replace it, or remove it first"  # the API's words for it (Lab.trace's pcap=)
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,8 @@ PCAP = Kind("a pcap or pcapng capture", _pcap)
 GRAPH = Kind("a picture netlab draws (Mermaid, DOT, SVG, PNG)", _picture)
 TRACE = Kind("a trace netlab writes (text, JSON, YAML, or its DOT, SVG, PNG picture)", _trace)
 JUNIT = Kind("netlab probe's JUnit XML", _junit)
+
+
+def for_api(kind: Kind) -> Kind:
+    """``kind`` as the API says how to replace a file of another kind: its ``force=True``, not the CLI's --force."""
+    return replace(kind, fix=API_FORCE)

@@ -8,12 +8,13 @@ namespace. :class:`~netlab.api.lab.Lab` inherits them from :class:`LabChecks`.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Callable, Sequence, cast
 
 from netlab.api import results as R
 from netlab.api.words import InCallersWords, containers_read
-from netlab.api.args import (PROBE_TIMEOUT, TRACE_TIMEOUT, check_callable, check_path, check_proto, check_seconds,
-                             check_size, check_str, check_topology, method)
+from netlab.api.args import (PROBE_TIMEOUT, TRACE_TIMEOUT, check_bool, check_callable, check_path, check_proto,
+                             check_seconds, check_size, check_str, check_topology, method)
 from netlab.api.internals import internal_probe, internal_status, keep
 from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
@@ -112,7 +113,7 @@ class LabChecks(InCallersWords):
 
     def trace(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
               timeout: float = 1.0, pcap: str | None = None, progress: Progress | None = None,
-              size: int = 0, sport: int = 0) -> R.Trace:
+              size: int = 0, sport: int = 0, force: bool = False) -> R.Trace:
         """Follow one real packet from ``src`` to ``dst`` hop by hop, as ``netlab trace``.
 
         ``.delivered``; ``.refused``: why the destination refused it (nothing listens on the port), else
@@ -124,13 +125,14 @@ class LabChecks(InCallersWords):
         TCP (UDP when ``dst`` serves that port over UDP only). As the CLI's options:
         ``proto`` icmp, tcp or udp, ``timeout`` 0.1-30 s, ``size`` 1-65000 (0: a plain echo).
         A packet not as it should be while another command held or changed the lab (an ``up`` making it) met
-        that command's work half done: LabBusy names it, as :meth:`status` does.
+        that command's work half done: LabBusy names it, as :meth:`status` does. ``pcap``: a file to write
+        every captured frame to (pcapng); an existing one is replaced only when it is empty or a pcap/pcapng,
+        else UsageError before anything runs, unless ``force=True`` (never through a symlink).
         """
         from netlab.api.reach import check_port
-        from netlab.realize.own_files import check_output_path
-        from netlab.workload.reconfigure import repair_up
-        from netlab.realize.interrupted import seen, stalled
-        from netlab.trace.run import packet_ends, run  # the trace stack (capture, decode) loads only when used
+        from netlab import outfile
+        from netlab.outkinds import PCAP, for_api
+        from netlab.realize.own_files import check_output_path  # the trace stack (capture, decode): when used
 
         with method("lab.trace"):
             check_str("src", src)
@@ -143,6 +145,26 @@ class LabChecks(InCallersWords):
             check_path("pcap", pcap)
             check_output_path(pcap)  # never over the lab's own files, as the CLI's --pcap
             check_callable("progress", progress)
+            check_bool("force", force)
+            named = None if pcap is None else os.fspath(pcap)
+            undo = outfile.force(named) if force and named is not None else (lambda: None)
+            try:  # an existing file of another kind: refused before any work, in the API's words (force=True)
+                if named is not None:
+                    outfile.check(named, for_api(PCAP))
+            except BaseException:
+                undo()
+                raise
+        try:
+            return self._trace(src, dst, proto, port, timeout, named, progress, size, sport)
+        finally:
+            undo()
+
+    def _trace(self, src: str, dst: str, proto: str | None, port: int | None, timeout: float, pcap: str | None,
+               progress: Progress | None, size: int, sport: int) -> R.Trace:
+        from netlab.workload.reconfigure import repair_up
+        from netlab.realize.interrupted import seen, stalled
+        from netlab.trace.run import packet_ends, run
+
         _require_packets()  # before any work: a bare PermissionError without CAP_NET_RAW
 
         before = seen(self.name)  # who holds the lab as the trace begins: an up's work half done is no verdict
