@@ -74,6 +74,7 @@ class Lab(LabChecks, PodActions):
         # Of last_up's warnings, those said at the lab's up before (the neighbour table's, its size unchanged):
         # `netlab up` does not say them again on stderr; -o json and last_up keep them
         self._repeated_warnings: tuple[str, ...] = ()
+        self._budget_warning: str | None = None  # up's neighbour-table warning (the CLI records it said)
         self.traces: collections.deque[R.Trace] = collections.deque(maxlen=KEEP_TRACES)
         self.reaches: collections.deque[R.ProbeResult] = collections.deque(maxlen=KEEP_TRACES)
         self._model: ModelLab | None = None
@@ -129,7 +130,8 @@ class Lab(LabChecks, PodActions):
         from netlab.api.origins import BUILT_IN, DICT_SOURCE
         from netlab.api.topology import Loaded, topology_notes
         from netlab.api.views import refuse_replacing
-        from netlab.probe.neighbours import budget_warning_repeated, neighbour_budget_warning
+        from netlab.probe import budget_said
+        from netlab.probe.neighbours import neighbour_budget_warning
         from netlab.realize.state import load_state
         from netlab.workload.terminal import served as as_served
 
@@ -164,8 +166,9 @@ class Lab(LabChecks, PodActions):
                                  failed=tuple(done.failed), notes=tuple(notes),
                                  note_places=tuple(R.NotePlace(**n.place()) for n in notes),
                                  stopped_processes=_stopped_processes(done.stopped))
-        if budget and not done.fresh and state is not None and budget_warning_repeated(state.topology, loaded.lab):
-            lab._repeated_warnings = (budget,)  # said at the up before, of a lab this size: the CLI says it once
+        lab._budget_warning = budget
+        if budget and not done.fresh and state is not None and budget_said.repeated(state.topology, loaded.lab, budget):
+            lab._repeated_warnings = (budget,)  # the CLI said it at the up before, of a lab this size: said once
         return lab
 
     @classmethod

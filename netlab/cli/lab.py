@@ -141,6 +141,9 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
     result = lab.last_up
     assert result is not None
     warn([w for w in result.warnings if w not in lab._repeated_warnings])  # the JSON keeps them all
+    from netlab.probe import budget_said
+
+    budget_said.record(result.lab, getattr(lab, "_budget_warning", None))  # said now, or at the up before
     note(result.notes)  # as validate says them
     if output == "json":
         print_json(to_json(result))

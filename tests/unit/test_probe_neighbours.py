@@ -176,3 +176,40 @@ def test_ups_warning_is_repeated_only_for_a_lab_of_the_same_size():
     assert not nb.budget_warning_repeated(moved, lab)  # one pod fewer on n1's bridge
     assert not nb.budget_warning_repeated({**saved, "nodes": saved["nodes"][:1]}, lab)
     assert not nb.budget_warning_repeated(None, lab) and not nb.budget_warning_repeated({"pods": "?"}, lab)
+
+
+def test_ups_warning_is_left_off_only_when_the_cli_said_these_words_at_the_up_before(state_root, monkeypatch):
+    """QA fx62r 4: the warning was left off stderr whenever the up before had a lab of the same size, even when
+    it was never said then (gc_thresh3 was higher; that up ran through the API or the pytest plugin, which print
+    nothing). It is left off only when the CLI recorded it said these very words (probe/budget_said)."""
+    from types import SimpleNamespace
+
+    from cli_inprocess import run_cli
+    from netlab.api import results as R
+    from netlab.probe import budget_said
+    from netlab.realize.state_dir import lab_dir
+
+    lab = one_bridge(40)
+    saved = lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+    words = nb.neighbour_budget_warning(lab, {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024})
+    assert words
+    lab_dir(lab.name)  # the lab's folder, as its up made it
+    assert not budget_said.repeated(saved, lab, words)  # no record: that up did not say it
+    budget_said.record(lab.name, "all-pairs traffic ... gc_thresh3 = 512 ...")  # other words: another threshold
+    assert not budget_said.repeated(saved, lab, words)
+    # The CLI records what it said: then, and only then, the next up of a lab this size leaves it off
+    monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
+    monkeypatch.setattr("netlab.api.Lab.up_loaded", classmethod(lambda cls, loaded, **kw: SimpleNamespace(
+        last_up=R.UpResult(lab=lab.name, changed=False, created_netns=(), removed_netns=(), fixed=(), operations=0,
+                           warnings=(words,)), model=loaded.lab, owned=False, _repeated_warnings=(),
+        _budget_warning=words)))
+    monkeypatch.setattr("netlab.api.selected_name", lambda name, topology=None, required=True: name or lab.name)
+    import yaml
+    path = state_root.parent / "t.yaml"
+    path.write_text(yaml.safe_dump(saved))
+    run = run_cli("up", "-t", str(path))
+    assert run.returncode == 0 and words in run.stderr, run
+    assert budget_said.repeated(saved, lab, words)
+    assert not budget_said.repeated(saved, lab, words.replace("1024", "2048"))
+    budget_said.record(lab.name, None)  # an up without the warning: the record goes
+    assert budget_said.said(lab.name) is None
