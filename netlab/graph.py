@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from netlab.errors import EnvironmentNotReady
 from netlab.model import naming
+from netlab.outkinds import MERMAID_MARK, mark_png
 
 if TYPE_CHECKING:  # the topology's models load only when a lab is drawn (`netlab --help` names FORMATS)
     from netlab.model.lab import Lab
@@ -291,7 +292,7 @@ def mermaid_text(text: str) -> str:
 
 
 def to_mermaid(g: Graph) -> str:
-    out = ["---", f'title: "{mermaid_text(g.title)}"', "---", "flowchart TB"]
+    out = ["---", f'title: "{mermaid_text(g.title)}"', "---", "flowchart TB", f"  {MERMAID_MARK}"]
     for grp in g.groups:
         out.append(f'  subgraph {grp.id} ["{mermaid_text(grp.title)}"]')
         for box in grp.boxes:
@@ -469,4 +470,4 @@ def render_graph(g: Graph, fmt: str) -> bytes:
         return to_mermaid(g).encode()
     if fmt == "dot":
         return to_dot(g).encode()
-    return run_dot(to_dot(g), fmt)
+    return mark_png(run_dot(to_dot(g), fmt)) if fmt == "png" else run_dot(to_dot(g), fmt)

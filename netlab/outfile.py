@@ -176,7 +176,7 @@ def _check_kind(path: str, at: _Name, st: os.stat_result, kind: Kind | None, hea
         raise _refuse(path, f"it is {what}", kind.fix)
     target = display_path(os.path.join(at.where, at.name))
     raise _refuse(path, f"it is a symlink to {target}, {what}",
-                  f"--force never replaces a file through a symlink; name {target} itself to replace it")
+                  "it points at a file netlab did not write; remove the link or choose another path")
 
 
 def _head_at(at: _Name) -> bytes:

@@ -4,12 +4,15 @@ replaced (netlab/outfile.py) only when it is empty or already holds what the sam
 netlab often runs as root: ``graph -w /etc/passwd`` (a slip of the shell's history) would have replaced the
 system's users with a picture. A file that holds something else is left as it is, and the line says how to
 replace it anyway (``--force``) or to remove it first. Each test looks at the file's first bytes (:data:`HEAD`)
-only, as netlab writes them: a pcap's magic number, graph's ``digraph netlab {``, Graphviz's SVG of it, a PNG,
-trace's first line, probe's JUnit root element.
+only, as netlab writes them: a pcap's magic number, graph's ``digraph netlab {``, Graphviz's SVG of it, a PNG
+with netlab's tEXt chunk, Mermaid with netlab's comment line (an older netlab's PNG and Mermaid files lack them:
+another kind now, replaced with --force), trace's first line, probe's JUnit root element.
 """
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -37,12 +40,29 @@ def _pcap(head: bytes) -> bool:
     return head[:4] in _PCAP_MAGICS
 
 
+MERMAID_MARK = "%% drawn by netlab"  # graph's Mermaid: a comment line of its own after `flowchart TB`
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT = b"Software\0netlab"  # the tEXt chunk netlab adds to Graphviz's PNG (which writes none)
+
+
+def mark_png(data: bytes) -> bytes:
+    """Graphviz's PNG with netlab's tEXt chunk right after its IHDR (the first 33 bytes): what tells a PNG netlab
+    drew from anyone's (:func:`_picture`). Anything else is returned as it is."""
+    if not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return data
+    chunk = b"tEXt" + _PNG_TEXT
+    return data[:33] + struct.pack(">I", len(_PNG_TEXT)) + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[33:]
+
+
 def _picture(head: bytes) -> bool:
-    """graph's and trace's pictures as netlab writes them: Mermaid with its title block, DOT of ``digraph
-    netlab``, Graphviz's SVG of that graph (titled netlab), a PNG."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"digraph netlab {\n"):
+    """graph's and trace's pictures as netlab writes them: Mermaid with its title block and netlab's comment, DOT
+    of ``digraph netlab``, Graphviz's SVG of that graph (titled netlab), a PNG with netlab's tEXt chunk."""
+    if head.startswith(_PNG_SIGNATURE):
+        mark = struct.pack(">I", len(_PNG_TEXT)) + b"tEXt" + _PNG_TEXT
+        return head[33:33 + len(mark)] == mark
+    if head.startswith(b"digraph netlab {\n"):
         return True
-    if head.startswith(b'---\ntitle: "') and b'"\n---\nflowchart ' in head:
+    if head.startswith(b'---\ntitle: "') and f'"\n---\nflowchart TB\n  {MERMAID_MARK}\n'.encode() in head:
         return True
     return head.startswith(b"<?xml") and b"<!-- Title: netlab " in head and b"<svg" in head
 

@@ -148,8 +148,9 @@ def test_force_never_replaces_a_file_through_a_symlink(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.splitlines() == [
             f"netlab: cannot write {link}: it is a symlink to {target}, a file of {len(PASSWD)} bytes that is not "
-            f"{outkinds.GRAPH.words}; netlab writes nothing there: --force never replaces a file through a "
-            f"symlink; name {target} itself to replace it"], proc.stderr
+            f"{outkinds.GRAPH.words}; netlab writes nothing there: it points at a file netlab did not write; remove "
+            "the link or choose another path"], proc.stderr
+        assert f"name {target}" not in proc.stderr  # QA fx62r 5: never steered to `-w /etc/passwd --force`
     assert target.read_text() == PASSWD and link.is_symlink()
     target.write_bytes(graph.render(_lab(), "mermaid"))  # a picture of netlab's: followed, as before
     assert run_cli("graph", "-t", TOPO, "-o", "dot", "-w", str(link)).returncode == 0
@@ -160,3 +161,19 @@ def test_streams_are_written_whatever_they_are(tmp_path):
     """A character device, standard output: nothing is replaced there."""
     outfile.write_output("/dev/null", b"x", outkinds.GRAPH)
     outfile.check("/dev/stdout", outkinds.GRAPH)
+
+
+def test_a_users_mermaid_or_png_is_not_taken_for_netlabs(tmp_path):
+    """QA fx62r 5: any PNG, and any Mermaid file with a title block, counted as a picture netlab drew. netlab's
+    Mermaid carries its marker comment and its PNG a tEXt chunk naming netlab (Graphviz writes none): a user's
+    diagram or photo is another kind, left as it is without --force."""
+    users_mermaid = b'---\ntitle: "my design"\n---\nflowchart TB\n  a --> b\n'
+    users_png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(17) + b"\x00\x00\x00\x00IDAT"
+    for kind in (outkinds.GRAPH, outkinds.TRACE):
+        assert not kind.holds(users_mermaid) and not kind.holds(users_png)
+    for fmt in ("mermaid", "png"):
+        assert outkinds.GRAPH.holds(graph.render(_lab(), fmt)[:outkinds.HEAD])
+    out = tmp_path / "design.png"
+    out.write_bytes(users_png)
+    proc = run_cli("graph", "-t", TOPO, "-o", "dot", "-w", str(out))
+    assert proc.returncode == 2 and out.read_bytes() == users_png, proc.stderr
