@@ -104,7 +104,7 @@ class _Registry:
             from netlab import doctor
             from netlab.api import Lab
             from netlab.api.lifecycle import check_conflist
-            from netlab.cni.check import answers_kept
+            from netlab.cni.versions_kept import answers_kept
             from netlab.errors import EnvironmentNotReady, TopologyError, netlab_command
             from netlab.pytest_topology import fail, load
 

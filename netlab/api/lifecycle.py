@@ -49,7 +49,7 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
     feature is EnvironmentNotReady (exit 3) before anything changes.
     """
     from netlab import doctor
-    from netlab.cni.check import answers_kept
+    from netlab.cni.versions_kept import answers_kept
     from netlab.lab import up as lab_up
 
     with answers_kept():  # the doctor's check of the CNI plugins, when it runs, given the answers check_conflist got
@@ -69,7 +69,7 @@ def up_held(lab: Lab, source: str | None = None, features: Sequence[Feature] | N
     under it (``netlab impair``): the lab as the lock's previous holder left it, edited, never a copy read before
     the wait (another command's change would be undone)."""
     from netlab import doctor
-    from netlab.cni.check import answers_kept
+    from netlab.cni.versions_kept import answers_kept
     from netlab.lab import up as lab_up
 
     with answers_kept():  # the doctor's check of the CNI plugins, when it runs, given the answers check_conflist got

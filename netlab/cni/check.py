@@ -18,16 +18,14 @@ the Debian plugins netlab's reference chain runs and Flannel's conflist names.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from netlab.cni import conf as C
 from netlab.cni.invoke import CallLog, PluginFailed
 from netlab.cni.runtime import Runtime, find_plugin, refused
+from netlab.cni.versions_kept import KEPT as _KEPT
 from netlab.errors import UsageError
 from netlab.model.cniconf import Conflist, ConflistError
 from netlab.model.lab import Lab
@@ -126,26 +124,6 @@ def _asked(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | Non
     with ThreadPoolExecutor(max_workers=min(8, len(plugins))) as pool:
         return list(pool.map(one, plugins))
 
-
-# What each plugin answered VERSION (by plugin, the cniVersion it is spoken to in and CNI_PATH's folders) inside
-# answers_kept(): None outside.
-_KEPT: ContextVar[dict[tuple[str, ...], Answer] | None] = ContextVar("netlab_cni_versions", default=None)
-
-
-@contextmanager
-def answers_kept() -> Iterator[None]:
-    """Inside, each plugin is asked VERSION once: the checks of one ``up`` (api/lifecycle.check_conflist, the
-    doctor's ``tool CNI plugins`` after it; the pytest plugin's before ``Lab.up_loaded``'s) are given the answers
-    the first got, not the plugins run as root again. A plugin's refusal (cni/runtime.refused) is checked each
-    time: its file's owner and mode are read, never run. Inside an outer one, the outer's answers are kept."""
-    if _KEPT.get() is not None:
-        yield
-        return
-    token = _KEPT.set({})
-    try:
-        yield
-    finally:
-        _KEPT.reset(token)
 
 
 def refusals(plugins: list[tuple[str, str]], dirs: list[str], skip: tuple[str, ...] = ()) -> list[str]:

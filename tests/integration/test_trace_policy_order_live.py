@@ -94,7 +94,8 @@ def test_a_policy_jump_below_the_reject_is_named_in_another_order_with_up_as_the
                               "(`netlab status` lists it)"), e["text"]
     assert e["fix"] == d["repair"] and d["lost"]["fix"] == d["repair"], d["lost"]
     text = _trace(lab, "b-cli").stdout
-    assert f"{order} (`netlab status` lists it)\n  fix: {d['repair']}\n" in text, text
+    assert f"{order} (`netlab status` lists it); the REJECT answered it at once with a TCP reset in pod a/a-web's " \
+        f"name: the client is refused, it does not time out\n  fix: {d['repair']}\n" in text, text
     assert "rules on the way are netlab's:" not in text, text
     netlab("up", "--lab", lab)
     assert _connect(f"{lab}-b-cli", _ip(lab, "a-web")) == "ok"
