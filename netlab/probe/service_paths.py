@@ -93,7 +93,9 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
         for e in members:
             node_to_pod(m, e)
             if s.kind == "pod" and e.node == m.name and e.name != s.name and bridged:
-                out.append((e.netns, eth0, s.addr))  # externalTrafficPolicy Local: it answers the pod on cni0
+                # externalTrafficPolicy Local: it answers the pod on cni0, and its ARP request for the pod leaves
+                # the pod an entry for it (Cluster masquerades: neither is made, counted all the same)
+                out.extend([(e.netns, eth0, s.addr), (pods[s.name].netns, eth0, str(e.ip))])
     elif t.kind == "LoadBalancer" and s.kind == "host" and inet is not None:
         # The host's entry for the LoadBalancer IP (the gateway's proxy ARP answers it), the gateway's for the host
         # and each node it routes the IP to, the node's for the gateway (the reply), and the node's way in.

@@ -23,11 +23,13 @@ PODS = 20  # on n1's bridge: their 190 pairs outgrow the run's budget, so the pa
 
 
 def topology(lab: str) -> str:
-    """20 pods on n1 (a Service each fourth of them, NodePort for one), 2 on n2, each Service's endpoints on both."""
+    """20 pods on n1 (a Service each fourth of them, NodePort for one, an externalIP of policy Local for another: its
+    endpoints on n1's bridge answer n1's pods over it, rev62), 2 on n2, each Service's endpoints on both."""
     pods = [f"  - {{name: p{i}, node: n1, labels: {{svc: s{i % 4}}}}}" for i in range(PODS)]
     pods += [f"  - {{name: q{i}, node: n2, labels: {{svc: s{i}}}}}" for i in range(2)]
-    svcs = [f"  - {{name: s{k}, selector: {{svc: s{k}}}, ports: [{{port: 80, targetPort: 8080}}]"
-            + (", type: NodePort}" if k == 0 else "}") for k in range(4)]
+    extra = {0: ", type: NodePort}", 1: ", externalIPs: [198.51.100.8], externalTrafficPolicy: Local}"}
+    svcs = [f"  - {{name: s{k}, selector: {{svc: s{k}}}, ports: [{{port: 80, targetPort: 8080}}]" + extra.get(k, "}")
+            for k in range(4)]
     return "\n".join([f"name: {lab}", "nodes: [{name: n1}, {name: n2}]", "pods:", *pods, "services:", *svcs, ""])
 
 

@@ -53,3 +53,15 @@ def test_local_keeps_the_clients_address_and_the_first_node_without_an_endpoint_
     topo["pods"] = [{**p, "node": "n1"} if p["name"] == "web" else p for p in topo["pods"]]
     lab, probes = ext_probes(topo)
     assert probes["example"].expected and probes["example"].rules[0].allowed == (probes["example"].source.addr,)
+
+
+def test_local_to_an_endpoint_on_the_clients_bridge_counts_the_clients_entry_for_it():
+    """externalTrafficPolicy Local from a pod: not masqueraded, the endpoint answers the client straight over the
+    bridge, and its ARP request for the client leaves the client an entry for it (one curl after a flush, `ip -n
+    L-a neigh`: 10.244.0.3 STALE), which the run did not count: the final sweep's (rev62)."""
+    topo = {**TOPO, "services": [{**TOPO["services"][0], "externalTrafficPolicy": "Local"}],
+            "pods": [{**p, "node": "n1"} for p in TOPO["pods"]]}
+    lab, probes = ext_probes(topo)
+    client, web = lab.pod("client"), lab.pod("web")
+    e = set(service_paths.path_entries(lab, probes["client"]))
+    assert {Entry(web.netns, "eth0", str(client.ip)), Entry(client.netns, "eth0", str(web.ip))} <= e
