@@ -225,12 +225,15 @@ def sync_conntrack(lab: Lab, rec: dict) -> StartResult:
     empty_before = {tuple(x) for x in rec["udp_empty"]}
     filters = conntrack_deletions(before, after, empty_before, udp_frontends(lab))
     nodes = [node.netns for node in lab.nodes if nsmod.is_netns_mount(node.netns)]
+    deleted = 0  # what the kernel deleted: a filter that found nothing (no client since) deleted nothing
     for netns in nodes:
-        done.problems += conntrack.delete_matching(netns, filters)
-    if filters and nodes:
+        counts, trouble = conntrack.delete_counted(netns, filters)
+        done.problems += trouble
+        deleted += sum(counts)
+    if deleted:
         n, m = len(filters), len(nodes)
-        done.actions.append(f"deleted stale UDP conntrack entries ({n} filter{'s' * (n != 1)}) in {m} "
-                            f"node{'s' * (m != 1)}")
+        done.actions.append(f"deleted {deleted} stale UDP conntrack entr{'y' if deleted == 1 else 'ies'} ({n} "
+                            f"filter{'s' * (n != 1)} in {m} node{'s' * (m != 1)})")
     rec["udp"] = sorted([list(x) for x in after], key=str)
     rec["udp_empty"] = sorted([list(x) for x in empty], key=str)
     return done

@@ -46,7 +46,8 @@ def test_down_counts_one_namespace_as_one(monkeypatch):
 
 
 def test_one_conntrack_filter_on_one_node_is_said_in_the_singular(monkeypatch):
-    """up said "deleted stale UDP conntrack entries (1 filters) in 1 nodes"."""
+    """up said "deleted stale UDP conntrack entries (1 filters) in 1 nodes"; and it said it whatever the kernel
+    deleted, nothing too (a filter whose Service no client used since): now the entries the kernel deleted."""
     import types
 
     from netlab.services import lifecycle
@@ -55,11 +56,15 @@ def test_one_conntrack_filter_on_one_node_is_said_in_the_singular(monkeypatch):
     monkeypatch.setattr(lifecycle, "udp_frontends", lambda lab: {})
     monkeypatch.setattr(lifecycle, "conntrack_deletions", lambda before, after, empty, more: [("10.96.0.10", 53)])
     monkeypatch.setattr(lifecycle.nsmod, "is_netns_mount", lambda name: True)
-    monkeypatch.setattr(lifecycle.conntrack, "delete_matching", lambda netns, filters: [])
+    deleted = {"w-n1": [1], "w-n2": [0, 0]}
+    monkeypatch.setattr(lifecycle.conntrack, "delete_counted", lambda netns, filters: (deleted[netns], []))
     lab = types.SimpleNamespace(nodes=[types.SimpleNamespace(netns="w-n1")])
     done = lifecycle.sync_conntrack(lab, {"udp": [], "udp_empty": []})  # type: ignore[arg-type]
-    assert done.actions == ["deleted stale UDP conntrack entries (1 filter) in 1 node"]
+    assert done.actions == ["deleted 1 stale UDP conntrack entry (1 filter in 1 node)"]
     lab.nodes.append(types.SimpleNamespace(netns="w-n2"))
     monkeypatch.setattr(lifecycle, "conntrack_deletions", lambda before, after, empty, more: [1, 2])
+    deleted.update({"w-n1": [2, 1]})
     assert lifecycle.sync_conntrack(lab, {"udp": [], "udp_empty": []}).actions == [  # type: ignore[arg-type]
-        "deleted stale UDP conntrack entries (2 filters) in 2 nodes"]
+        "deleted 3 stale UDP conntrack entries (2 filters in 2 nodes)"]
+    deleted.update({"w-n1": [0, 0]})
+    assert lifecycle.sync_conntrack(lab, {"udp": [], "udp_empty": []}).actions == []  # type: ignore[arg-type]
