@@ -31,7 +31,7 @@ def needs(lab: Lab) -> set[str]:
     if lab.pods:
         out.add("pod-files")  # every pod's /etc/hosts (and resolv.conf), written in /etc/netns (services/hosts.py)
     if lab.services:
-        out.add("conntrack")  # up deletes stale UDP entries over ctnetlink (kernel/conntrack.delete_matching)
+        out.add("conntrack")  # up deletes stale UDP entries over ctnetlink (kernel/conntrack.delete_counted)
     specs = [imp for n in lab.topo.nodes for imp in n.impair.values()]
     specs += [imp for p in lab.topo.pods for imp in p.impair.values()]
     if any(s.rate for s in specs):

@@ -22,7 +22,7 @@ is host-side work that has no plan resource:
   that is gone. Like kube-proxy, when an endpoint of a UDP Service port goes
   away its entries are deleted in every node (what ``conntrack -D -p udp
   --orig-dst <ClusterIP> --dst-nat <endpoint>`` deletes, and the same for the
-  nodePort; over ctnetlink, kernel/conntrack.delete_matching), and when a
+  nodePort; over ctnetlink, kernel/conntrack.delete_counted), and when a
   UDP port gets its first endpoint, entries that were rejected before are
   deleted too; and every ``up`` deletes the entries of a served UDP port that
   were never DNATed (sent before the Service existed: services/stale.py).
