@@ -228,17 +228,23 @@ def diff_connected(want: Iterable[Resource], obs: Observed) -> list[Drift]:
     the lab's (the addresses are the drift) or the lab's there otherwise (another metric: the address is the drift);
     one that no address there makes (``ip route add 10.244.0.0/24 dev eth1 proto kernel``) is extra, not the lab's
     route through another device."""
+    explained = map(_route_of, _routed(obs.objects.values(), obs))  # of every address there, as it is
+    return _kernel_routes_drift(connected_routes(want, obs), explained, obs.connected)
+
+
+def _kernel_routes_drift(mine: list[Route], explained: Iterable[Route], kernel: dict[tuple, Route]) -> list[Drift]:
+    """The routes the kernel makes for the lab's addresses (``mine``) against the kernel's (``kernel``, by key and
+    device): one missing or different is drift; one that neither ``mine`` nor ``explained`` (what the addresses
+    there make, as they are) accounts for is extra."""
     out = []
-    mine = connected_routes(want, obs)
     for r in mine:
-        have = obs.connected.get((r.key, r.dev))
+        have = kernel.get((r.key, r.dev))
         if have is None:
             out.append(Drift("missing", r))
         elif have != r:
             out.append(Drift("different", r, describe_difference(r, have), live=have))
-    made = {(r.key, r.dev) for r in mine} | {(r.key, r.dev) for r in map(_route_of, _routed(obs.objects.values(), obs))}
-    out += [Drift("extra", have) for at, have in obs.connected.items() if at not in made]
-    return out
+    made = {(r.key, r.dev) for r in (*mine, *explained)}
+    return out + [Drift("extra", have) for at, have in kernel.items() if at not in made]
 
 
 def _local_of(a: Address, link: Link, secondary: bool, older: bool = False) -> list[Route]:
@@ -284,16 +290,8 @@ def diff_local(want: Iterable[Resource], obs: Observed) -> list[Drift]:
     made it; one no address there explains (``ip route add local 10.244.1.0/24 dev lo table local proto kernel``:
     the node swallows another node's pods) is extra, which up deletes. The kernel's own for ``lo``'s 127.0.0.1
     are explained by that address."""
-    out = []
-    mine = local_routes(want, obs)
-    for r in mine:
-        have = obs.local.get((r.key, r.dev))
-        if have is None:
-            out.append(Drift("missing", r))
-        elif have != r:
-            out.append(Drift("different", r, describe_difference(r, have), live=have))
-    made = {(r.key, r.dev) for r in mine + local_routes(obs.objects.values(), obs, planned=False)}
-    return out + [Drift("extra", have) for at, have in obs.local.items() if at not in made]
+    return _kernel_routes_drift(local_routes(want, obs), local_routes(obs.objects.values(), obs, planned=False),
+                                obs.local)
 
 
 ETH_DATA_LEN = 1500
