@@ -255,6 +255,20 @@ def as_planned(lab: str) -> bool:
     return netlab("status", "--lab", lab, check=False).returncode == 0
 
 
+def status_details(lab: str) -> tuple[int, list[dict]]:
+    """``netlab status --lab LAB -o json``: its exit and its drift's details."""
+    p = netlab("status", "--lab", lab, "-o", "json", check=False)
+    return p.returncode, json.loads(p.stdout)["details"]
+
+
+def up_repairs(path: str, lab: str) -> list[str]:
+    """``netlab up -t PATH -o json`` that changed something, after which `status` finds the lab as planned: what it
+    fixed, in its words."""
+    out = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
+    assert out["changed"], out
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    return out["fixed"]
+
 def two_node_topology(lab: str, mode: str = "vxlan", pods_per_node: int = 2) -> str:
     """The default lab's shape (minikube / minikube-m02) under another lab name."""
     pods = []

@@ -12,11 +12,10 @@ mends it, and traffic flows (QA 62k #2, #3: both were "as planned").
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from helpers import in_netns, ip, ip_json, lab_up, netlab, unique_lab, write_topology
+from helpers import in_netns, ip, ip_json, lab_up, status_details, unique_lab, up_repairs, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -46,16 +45,6 @@ def _ping(netns: str, dst: str) -> bool:
     return in_netns(netns, "ping", "-c", "1", "-W", "2", dst).returncode == 0
 
 
-def _status(name: str) -> tuple[int, list[dict]]:
-    p = netlab("status", "--lab", name, "-o", "json", check=False)
-    return p.returncode, json.loads(p.stdout)["details"]
-
-
-def _up(path: str, name: str) -> list[str]:
-    out = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
-    assert out["changed"], out
-    assert netlab("status", "--lab", name, check=False).returncode == 0
-    return out["fixed"]
 
 
 def test_noprefixroute_and_a_finite_lifetime_are_drift_and_up_mends_them(tmp_path):
@@ -72,21 +61,21 @@ def test_noprefixroute_and_a_finite_lifetime_are_drift_and_up_mends_them(tmp_pat
         ip("addr", "del", "10.244.0.1/24", "dev", "cni0", netns=n1)
         ip("addr", "add", "10.244.0.1/24", "brd", "+", "dev", "cni0", "noprefixroute", netns=n1)
         assert "10.244.0.0/24" not in _routes(n1) and not _ping(b, "10.244.0.2")
-        code, details = _status(name)
+        code, details = status_details(name)
         assert code == 1 and [(d["state"], d["object"]) for d in details] == [
             ("different", f"address 10.244.0.1/24 on cni0 in {n1}")], details
         assert "noprefixroute" in details[0]["detail"], details
-        _up(path, name)
+        up_repairs(path, name)
         assert _addr(n1, "cni0") == cni0 and "10.244.0.0/24" in _routes(n1) and _ping(b, "10.244.0.2")
 
         # 2. a pod's: its routes through the gateway went with the address, and need its connected route back
         ip("addr", "del", "10.244.0.2/24", "dev", "eth0", netns=a)
         ip("addr", "add", "10.244.0.2/24", "brd", "+", "dev", "eth0", "noprefixroute", netns=a)
         assert _routes(a) == [] and not _ping(b, "10.244.0.2")
-        code, details = _status(name)
+        code, details = status_details(name)
         assert code == 1 and sorted((d["state"], d["resource"]["kind"]) for d in details) == [
             ("different", "address"), ("missing", "route"), ("missing", "route")], details
-        fixed = _up(path, name)
+        fixed = up_repairs(path, name)
         assert fixed.index(f"add address 10.244.0.2/24 on eth0 in {a}") < fixed.index(
             f"replace route 10.244.0.0/16 via 10.244.0.1 dev eth0 in {a}"), fixed
         assert _addr(a, "eth0") == eth0 and _routes(a) == pod_routes and _ping(b, "10.244.0.2")
@@ -98,9 +87,9 @@ def test_noprefixroute_and_a_finite_lifetime_are_drift_and_up_mends_them(tmp_pat
         ip("route", "add", "10.244.0.0/16", "via", "10.244.0.1", "dev", "eth0", netns=a)
         ip("route", "add", "default", "via", "10.244.0.1", "dev", "eth0", netns=a)
         assert _addr(a, "eth0")["valid_life_time"] <= 40 and _routes(a) == pod_routes and _ping(b, "10.244.0.2")
-        code, details = _status(name)
+        code, details = status_details(name)
         assert code == 1 and [(d["state"], d["object"]) for d in details] == [
             ("different", f"address 10.244.0.2/24 on eth0 in {a}")], details
         assert "valid_lft" in details[0]["detail"] and "want forever" in details[0]["detail"], details
-        assert _up(path, name) == [f"replace address 10.244.0.2/24 on eth0 in {a}"]
+        assert up_repairs(path, name) == [f"replace address 10.244.0.2/24 on eth0 in {a}"]
         assert _addr(a, "eth0") == eth0 and _routes(a) == pod_routes and _ping(b, "10.244.0.2")

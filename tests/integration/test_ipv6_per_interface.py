@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import in_netns, ip_json, lab_up, netlab, two_node_topology, unique_lab, wait_for, write_topology
+from helpers import in_netns, ip_json, module_lab, netlab, two_node_topology, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -27,9 +27,7 @@ def switch(ns: str, dev: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    name = unique_lab("fkb")
-    path = write_topology(tmp_path_factory.mktemp(name), two_node_topology(name, pods_per_node=1), f"{name}.yaml")
-    with lab_up(path, name):
+    with module_lab(tmp_path_factory, "fkb", lambda name: two_node_topology(name, pods_per_node=1)) as (name, _):
         st = netlab("status", "--lab", name, check=False)
         assert st.returncode == 0, st.stdout + st.stderr  # the links were made with it off: nothing to write
         yield name

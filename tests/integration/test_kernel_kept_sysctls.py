@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from helpers import in_netns, lab_up, netlab, two_node_topology, unique_lab, write_topology
+from helpers import in_netns, module_lab, netlab, two_node_topology
 
 pytestmark = pytest.mark.root
 
@@ -28,9 +28,7 @@ def ping(ns: str, dst: str) -> tuple[int, int | None]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    name = unique_lab("fkb")
-    path = write_topology(tmp_path_factory.mktemp(name), two_node_topology(name, pods_per_node=1), f"{name}.yaml")
-    with lab_up(path, name):
+    with module_lab(tmp_path_factory, "fkb", lambda name: two_node_topology(name, pods_per_node=1)) as (name, _):
         st = netlab("status", "--lab", name, check=False)
         assert st.returncode == 0, st.stdout + st.stderr
         yield name

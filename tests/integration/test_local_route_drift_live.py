@@ -11,12 +11,12 @@ main table out, and status said all as planned while the lab was broken).
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
-from helpers import in_netns, ip, ip_json, lab_up, netlab, unique_lab, write_topology
+from helpers import (in_netns, ip, ip_json, lab_up, netlab, status_details, unique_lab, up_repairs,
+                     write_topology)
 
 pytestmark = pytest.mark.root
 
@@ -43,16 +43,6 @@ def _ping(netns: str, dst: str) -> tuple[bool, str]:
     return p.returncode == 0, ttl.group(1) if ttl else ""
 
 
-def _status(name: str) -> tuple[int, list[dict]]:
-    p = netlab("status", "--lab", name, "-o", "json", check=False)
-    return p.returncode, json.loads(p.stdout)["details"]
-
-
-def _repaired(path: str, name: str) -> list[str]:
-    out = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
-    assert out["changed"], out
-    assert netlab("status", "--lab", name, check=False).returncode == 0
-    return out["fixed"]
 
 
 def test_local_routes_deleted_or_added_by_hand_are_drift_and_up_mends_them(tmp_path):
@@ -70,20 +60,20 @@ def test_local_routes_deleted_or_added_by_hand_are_drift_and_up_mends_them(tmp_p
         # 1. n1's own address: the VXLAN packets from n2 are dropped
         ip("route", "del", "local", "192.168.122.2", "dev", "eth0", "table", "local", netns=n1)
         assert not _local(n1, "192.168.122.2") and not _ping(b, "10.244.0.2")[0]
-        code, details = _status(name)
+        code, details = status_details(name)
         assert code == 1 and [(d["state"], d["resource"]["dst"], d["resource"]["type"]) for d in details] == [
             ("missing", "192.168.122.2/32", "local")], details
-        assert any("route local 192.168.122.2/32 dev eth0 table local" in line for line in _repaired(path, name))
+        assert any("route local 192.168.122.2/32 dev eth0 table local" in line for line in up_repairs(path, name))
         assert _local(n1, "192.168.122.2") == [node] and _ping(b, "10.244.0.2") == (True, "62")
 
         # 2. the pods' gateway: no ARP answer for it (c's learned entry flushed: not the plan's)
         ip("route", "del", "local", "10.244.0.1", "dev", "cni0", "table", "local", netns=n1)
         ip("neigh", "flush", "dev", "eth0", netns=c)
         assert not _ping(c, "10.244.0.1")[0]
-        code, details = _status(name)
+        code, details = status_details(name)
         assert code == 1 and [(d["state"], d["resource"]["dst"], d["resource"]["dev"]) for d in details] == [
             ("missing", "10.244.0.1/32", "cni0")], details
-        _repaired(path, name)
+        up_repairs(path, name)
         # c's ARP request for the gateway sent while it had no local route may still be pending: its last probe's
         # timer turns the entry FAILED and drops what queued on it (a ping lost under load, the CI's one failure),
         # a kernel timing that is not the repair's. c asks again from scratch.
@@ -93,8 +83,8 @@ def test_local_routes_deleted_or_added_by_hand_are_drift_and_up_mends_them(tmp_p
         # 3. a hand's local route swallows n2's pods: n1 answers for b
         ip("route", "add", "local", "10.244.1.0/24", "dev", "lo", "table", "local", "proto", "kernel", netns=n1)
         assert _ping(a, "10.244.1.2") == (True, "64")
-        code, details = _status(name)
+        code, details = status_details(name)
         assert code == 1 and [(d["state"], d["object"]) for d in details] == [
             ("extra", f"route local 10.244.1.0/24 dev lo table local proto kernel scope host in {n1}")], details
-        assert any(line.startswith("del route local 10.244.1.0/24 dev lo") for line in _repaired(path, name))
+        assert any(line.startswith("del route local 10.244.1.0/24 dev lo") for line in up_repairs(path, name))
         assert not _local(n1, "10.244.1.0/24") and _ping(a, "10.244.1.2") == (True, "62")
