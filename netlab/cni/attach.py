@@ -17,7 +17,7 @@ from netlab.cni.verify import address_missing
 from netlab.feature import StartResult
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
-from netlab.realize.attachments import DELETED, attachment_json, note_devices
+from netlab.realize.attachments import DELETED, UNCHECKED, attachment_json, note_devices
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
@@ -130,6 +130,8 @@ def attach_or_restore(rt_: Runtime, lab: Lab, pod: PodInfo, records: dict[str, A
         failed = str(exc)
     else:
         found = check_pod(rt_, lab, pod, records[pod.name]) if was is not None else None
+        if was is not None:  # CHECKed now, right after its ADD (cni/first_check.py)
+            records[pod.name].pop(UNCHECKED, None)
         if found is None or found.fresh_mark() is None:
             return result, None, None, False
         records[pod.name]["check_fails"] = found.fresh_mark()

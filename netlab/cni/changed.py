@@ -22,13 +22,19 @@ from netlab.cni.verify import verify
 from netlab.cni.verify_node import NodeSide, bridge_is_gateway
 from netlab.feature import fresh_check_fix
 from netlab.model.cniconf import Conflist, ConflistError, parse_conflist
-from netlab.realize.attachments import SANDBOX_GONE
+from netlab.realize.attachments import SANDBOX_GONE, UNCHECKED, pod_records
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
+    from netlab.realize.state import LabState
 
 NO_CHECK = "it differs from its chain's cached ADD result"  # what netlab says when a chain without CHECK would not
-AGAIN = " (since an earlier up re-attached the pod)"  # a fresh-ADD failure that an earlier up said (and marked)
+# A fresh-ADD failure that an earlier up or status said (and marked): the first CHECK after the pod's ADD failed so,
+# right after a re-attach's ADD (up), or, after a first ADD (no CHECK follows it, as none does in containerd), with
+# the pod as that ADD made it (cni/first_check.py)
+AGAIN = " (as found before, by its first CHECK after its ADD)"
+# up's words of a CHECK failing the pod's first ADD, found by the first CHECK since (no ADD of this up's)
+FIRST = " (its first CHECK since that ADD, the pod as the ADD made it: netlab compared it with the ADD's cached result)"
 
 
 def runtime_conf(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> RuntimeConf:
@@ -78,6 +84,10 @@ class Changed:
     why: str
     spec: bool = False  # neither: the topology changed what the pod's plugins are given (respecified)
     plugin: str | None = None  # the plugin whose CHECK failed
+    # found by the pod's first CHECK since its first ADD (its record's ``unchecked``), with the pod as that ADD made
+    # it (netlab's comparison with the ADD's cached result, cni/verify.py, finds no difference): the plugin's own
+    # CHECK failing its ADD, which no new ADD mends (cni/first_check.py)
+    first: bool = False
 
     def fresh_mark(self) -> str | None:
         """What a pod's record keeps when this was found right after the pod's own fresh ADD (``check_fails``): the
@@ -96,11 +106,12 @@ class Changed:
         return now is not None and isinstance(mark, str) and failure_key(now) == failure_key(mark)
 
     def fresh_words(self, pod: str, again: bool = False) -> str:
-        """This, found right after the pod's own ADD (``again``: as it was then), as up's line (StartResult.failed:
+        """This, found right after the pod's own ADD (``again``: as it was then; :attr:`first`: by the pod's first
+        CHECK since its first ADD, the pod as that ADD made it), as up's line (StartResult.failed:
         up exits 1, the lab stays up): a new ADD cannot mend a CHECK that fails its own ADD, so up does not
         re-attach the pod for it again (a kubelet never re-ADDs a sandbox for a CHECK); a CHECK's line ends with
         what does (feature.fresh_check_fix, status's words), which the watcher's line says once (api/watch_converge)."""
-        since = AGAIN if again else ""
+        since = AGAIN if again else FIRST if self.first else ""
         keeps = (f"pod {pod} keeps that attachment, and up (or a watcher) does not re-attach it again while it "
                  f"fails so: a new ADD cannot mend it")
         if not self.by_check:
@@ -149,6 +160,23 @@ def drift_pod(line: str) -> str | None:
     return (m.group(1) or m.group(2)) if m else None
 
 
+def readdressed(lab: Lab, state: LabState) -> list[tuple[str, str, str]]:
+    """Pods attached through CNI whose ``ip:`` in the topology is not the address their plugins were asked for:
+    (pod, asked, planned). A pod without ``ip:`` keeps the address it was attached with, as host-local keeps a
+    sandbox's lease."""
+    records = pod_records(state)
+    out = []
+    for pod in lab.topo.pods:
+        prec = records.get(pod.name)
+        if pod.ip is None or not isinstance(prec, dict) or prec.get("phase") != "added":
+            continue
+        asked = next((str(a[1]) for a in prec.get("args") or [] if isinstance(a, list) and len(a) == 2
+                      and a[0] == "IP"), None)
+        if asked is not None and asked != str(pod.ip):
+            out.append((pod.name, asked, str(pod.ip)))
+    return out
+
+
 # What a pod's spec hands its plugins beside its address (which readdressed says): a pod whose spec changed is a new
 # pod in Kubernetes (ports and annotations make a new sandbox), so up DELs it with what it was given and ADDs it again.
 RESPEC = (("portMappings", "hostPorts", []), ("bandwidth", "bandwidth annotations", None))
@@ -169,13 +197,17 @@ def respecified(lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
 def changed(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any],
             reads: NodeReads | None = None) -> Changed | None:
     """Why the attached pod must be re-attached (its spec changed what its plugins are given, or its chain no
-    longer matches it); None: it is as attached. ``reads``: a status's kernel reads, each node read once."""
-    return respecified(lab, pod, prec) or check_pod(rt_, lab, pod, prec, reads)
+    longer matches it); None: it is as attached. ``reads``: a status's kernel reads, each node read once. A pod
+    whose record says no CHECK ran since its ADD (``unchecked``) whose CHECK fails is compared with that ADD's
+    cached result too: as that ADD made it, the failure is the plugin's own (:attr:`Changed.first`)."""
+    first = prec.get(UNCHECKED) is True
+    return respecified(lab, pod, prec) or check_pod(rt_, lab, pod, prec, reads, first=first)
 
 
 def check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any],
-              reads: NodeReads | None = None) -> Changed | None:
-    """The first of the pod's networks its chain no longer matches, and why (None: all match)."""
+              reads: NodeReads | None = None, first: bool = False) -> Changed | None:
+    """The first of the pod's networks its chain no longer matches, and why (None: all match). ``first``: no CHECK
+    ran since the pod's ADD: a CHECK that fails while the pod is as that ADD made it is the plugin's own."""
     for raw, ifname in prec.get("networks", []):
         try:
             net = parse_conflist(conf_text(raw))
@@ -188,12 +220,22 @@ def check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any],
         if by_check:
             failed = rt_.check_failure(net, rt)
             if failed:
-                return Changed(True, failed[1], plugin=failed[0])
+                own = first and failed[0] is not None and as_added(pod.netns, rt_.cached_result(net.name, rt),
+                                                                   ifname, node_side(net, rt, prec), reads)
+                return Changed(True, failed[1], plugin=failed[0], first=own)
             continue
         why = verify(pod.netns, rt_.cached_result(net.name, rt), no_check, ifname, node_side(net, rt, prec), reads)
         if why:
             return Changed(False, why)
     return None
+
+
+def as_added(netns: str, result: dict[str, Any] | None, ifname: str, node: NodeSide | None,
+             reads: NodeReads | None) -> bool:
+    """Whether the pod is as its ADD made it, as far as netlab's comparison with the ADD's cached result tells
+    (cni/verify.py: its interfaces, MACs, addresses and routes; the node's side: the devices, the bridge, portmap's
+    DNATs): what a chain without CHECK is held to."""
+    return result is not None and verify(netns, result, "", ifname, node, reads) is None
 
 
 def node_side(net: Conflist, rt: RuntimeConf, prec: dict[str, Any]) -> NodeSide | None:

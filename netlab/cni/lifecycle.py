@@ -24,10 +24,10 @@ import shutil
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from netlab.cni import conf as C
-from netlab.cni import edited
+from netlab.cni import edited, first_check
 from netlab.cni.attach import WORKERS, detach_said, safe_detach
 from netlab.cni.cached import bin_dirs_of
-from netlab.cni.changed import changed, conf_text
+from netlab.cni.changed import changed, conf_text, readdressed
 from netlab.cni.edited import host_local_dir as host_local_dir
 from netlab.cni.leftover import gone_words, kept_words
 from netlab.cni.node_reads import NodeReads
@@ -36,7 +36,7 @@ from netlab.cni import terminated as T
 from netlab.cni.invoke import TIMEOUT_VAR, CallLog, cni_timeout, timeout_problem
 from netlab.cni.invoke import keep_copy, log_words
 from netlab.realize import attachments
-from netlab.realize.attachments import node_devices, note_devices, pod_records, recorded_moves
+from netlab.realize.attachments import UNCHECKED, node_devices, note_devices, pod_records, recorded_moves
 from netlab.cni.runtime import Runtime
 from netlab.errors import ApplyFailed, EnvironmentNotReady, UsageError, netlab_command
 from netlab.feature import FRESH_ADD_FAILS, Note, StartResult, Unmendable
@@ -121,23 +121,6 @@ def preflight(lab: Lab) -> None:
                          f"`up` (its plugins' DEL runs), then put it back with ip {now} and `up` again")
 
 
-def readdressed(lab: Lab, state: LabState) -> list[tuple[str, str, str]]:
-    """Pods attached through CNI whose ``ip:`` in the topology is not the address their plugins were asked for:
-    (pod, asked, planned). A pod without ``ip:`` keeps the address it was attached with, as host-local keeps a
-    sandbox's lease."""
-    records = pod_records(state)
-    out = []
-    for pod in lab.topo.pods:
-        prec = records.get(pod.name)
-        if pod.ip is None or not isinstance(prec, dict) or prec.get("phase") != "added":
-            continue
-        asked = next((str(a[1]) for a in prec.get("args") or [] if isinstance(a, list) and len(a) == 2
-                      and a[0] == "IP"), None)
-        if asked is not None and asked != str(pod.ip):
-            out.append((pod.name, asked, str(pod.ip)))
-    return out
-
-
 def _record(lab: Lab, pod: PodInfo, state: LabState, old: Any = None) -> dict[str, Any]:
     """The record written before a pod's ADD. A pod attached before keeps its old attachment in it until the ADD
     gives the new one: the node-side devices its result named (a bridge the plugin made and keeps) stay the
@@ -148,7 +131,7 @@ def _record(lab: Lab, pod: PodInfo, state: LabState, old: Any = None) -> dict[st
     planned = C.asked_ip(lab, pod, networks[-1][0])  # what both the ADD's IP= and ips ask for (None: neither)
     rec = {"phase": "adding", "node": node.name, "containerId": cid, "netns": pod.netns, "node_netns": node.netns,
            "args": [list(a) for a in C.cni_args(pod, cid, planned)], "networks": nets,
-           "capabilityArgs": C.capability_args(lab, pod, planned)}
+           "capabilityArgs": C.capability_args(lab, pod, planned), UNCHECKED: True}  # no CHECK yet: first_check
     if isinstance(old, dict) and isinstance(old.get("attachment"), dict):
         rec["attachment"] = old["attachment"]
     return rec
@@ -230,6 +213,10 @@ def _start(lab: Lab, state: LabState, only: set[str] | None,
         found = None if why else changed(rt_, lab, pod, prec)
         if found is None and not why and prec.pop("check_fails", None) is not None:
             marks_gone = True  # its chain passes again: a later failure is a re-attach's to mend
+        marks_gone = (not why and first_check.settle(prec, found)) or marks_gone  # its first CHECK since its ADD
+        if found is not None and found.first:  # the plugin's own CHECK failing its ADD: no ADD mends it
+            out.failed.append(found.fresh_words(pod.name))
+            continue
         if found is not None and found.marked(prec.get("check_fails")):
             out.failed.append(found.fresh_words(pod.name, again=True))  # failed its own fresh ADD: no ADD mends it
             continue
@@ -488,12 +475,12 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             if pod.name in moving:  # attached on its record's node, not the file's: its move's line says it
                 continue
             checks[pod.name] = pool.submit(changed, rt_, lab, pod, prec, reads)
-        for name, fut in checks.items():
-            found = fut.result()
-            if found:
-                if found.marked(records[name].get("check_fails")):
-                    out.append(Unmendable(found.drift_line(name) + FRESH_ADD_FAILS))
-                else:
-                    out.append(found.drift_line(name))
+        found_of = {name: fut.result() for name, fut in checks.items()}
+    first_check.record(state, found_of)  # the pods' first CHECKs since their ADD: passed, or the plugin's own
+    for name, found in found_of.items():
+        if found and (found.first or found.marked(records[name].get("check_fails"))):
+            out.append(Unmendable(found.drift_line(name) + FRESH_ADD_FAILS))
+        elif found:
+            out.append(found.drift_line(name))
     return out
 

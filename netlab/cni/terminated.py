@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from netlab.realize.attachments import DELETED, KEY, SANDBOX_GONE, TERMINATED
+from netlab.realize.attachments import DELETED, KEY, SANDBOX_GONE, TERMINATED, UNCHECKED
 
 if TYPE_CHECKING:
     from netlab.feature import StartResult
@@ -67,7 +67,7 @@ def stop_terminal(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, An
             failures.append(f"{said[0]}; pod {name} has terminated ({WHY}) and the DEL of its stopped sandbox "
                             "failed: its plugins' state stays, and the next up runs DEL again")
             continue
-        for mark in (DEL_FAILED, SANDBOX_GONE, "check_fails"):
+        for mark in (DEL_FAILED, SANDBOX_GONE, "check_fails", UNCHECKED):
             prec.pop(mark, None)
         prec["phase"] = TERMINATED
         out.actions.append(f"ran the CNI DEL of terminated pod {name}'s sandbox{again} ({WHY}): a kubelet stops "

@@ -44,6 +44,9 @@ TERMINATED = "terminated"
 # A record's mark: the pod's network namespace was deleted under it (the kubelet's SandboxChanged). Its sandbox is
 # DELed with an empty CNI_NETNS, as containerd's StopPodSandbox does for a closed namespace, then a new sandbox ADDed.
 SANDBOX_GONE = "sandbox_gone"
+# A record's mark: no CHECK ran since the pod's ADD (up runs none after a first ADD, as containerd runs none): the
+# first CHECK that fails while the pod is as that ADD made it is the plugin's own, marked as one (cni/first_check.py)
+UNCHECKED = "unchecked"
 
 
 def mark_gone_sandboxes(state: "LabState", mounted: Callable[[str], bool]) -> list[str]:

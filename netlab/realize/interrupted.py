@@ -84,6 +84,17 @@ def stalled(state: LabState) -> str | None:
     return f"lab {now.lab}: {down} ended before it finished (killed); `{down_way(now.lab)}` finishes it"
 
 
+# A state write of this process's own reader, by lab: (the state's version before it, after it). status records a
+# pod's first CHECK since its ADD (cni/first_check.py), under the lab's lock: its own write, no other command's work.
+_OWN: dict[str, tuple[object, object]] = {}
+
+
+def own_write(lab: str, before: object, after: object) -> None:
+    """This process's reader wrote lab ``lab``'s state (its version ``before`` became ``after``): :meth:`Seen.meanwhile`
+    takes that for no change."""
+    _OWN[lab] = (before, after)
+
+
 @dataclass(frozen=True)
 class Seen:
     """Lab ``lab`` as a reader found it as its read began: who held its lock, and its state file's version."""
@@ -99,6 +110,8 @@ class Seen:
         from netlab.realize.state import state_version
 
         holder, version = self.holder or lab_lock_holder(self.lab), state_version(self.lab)
+        if _OWN.get(self.lab) == (self.version, version):  # the reader's own write alone (own_write)
+            version = self.version
         if holder is None and version == self.version:
             return None
         met, verdict = READERS[reader]

@@ -185,6 +185,31 @@ def unheld(lab: str) -> Iterator[bool | None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def taken_if_free(lab: str) -> Iterator[bool]:
+    """The lab's lock taken (exclusive) for the body when nobody holds it now: True; False when someone does (this
+    process too: a flock is per open file), when the lab has no lock file (no folder), or when the file at the path
+    changed meanwhile (a ``down`` removed the folder). Never waits, never makes the folder or the file, names no
+    holder: a reader that records what it found (status: a pod's first CHECK since its ADD, cni/first_check.py)
+    writes the lab's state only under it. A command that tries the lock meanwhile waits that moment out without a
+    word (QUIET_FOR)."""
+    try:
+        path = os.path.join(lab_dir(lab, create=False), LOCK_FILE)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (OSError, NetlabError):
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            free = _same_file(fd, path)
+        except OSError:  # BlockingIOError: held
+            free = False
+        yield free
+    finally:
+        os.close(fd)
+
+
 def _open_lab_file(lab: str, name: str) -> tuple[int, str]:
     """Open (or create) one of a lab's lock files, making the lab's directory again if a holder removed it."""
     for _ in range(100):

@@ -45,7 +45,7 @@ STATE_VERSION = 1  # the format of state.json (realize/state_schema.py checks it
 # The revision of that format this netlab writes: one more with each change of the state's or the topology's schema
 # (tests/unit/test_state_revision.py holds it to them). A state of a later revision that this netlab's schema
 # refuses is a newer netlab's (state_schema.NewerFormat), not a corrupt one.
-STATE_REVISION = 6
+STATE_REVISION = 7
 STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
 LOCK_FILE = "lock"  # the lab's lock (lab_lock.LabLock), in its directory, the last thing of it to go
 TEMP_INFIX = ".tmp."  # state.json.tmp.<pid>: write_atomic's temporary file, which a SIGKILL may leave

@@ -271,6 +271,7 @@ class CniPodRecord(Strict):
     attachment: CniAttachmentRecord | None = None
     capabilityArgs: dict[StrictStr, Any] | None = None
     check_fails: StrictStr | None = None  # how its chain failed its own fresh ADD (cni/changed.fresh_mark)
+    unchecked: StrictBool = False  # no CHECK ran since its ADD (cni/first_check.py)
     del_failed: StrictBool = False  # a DEL of it failed: the next DEL runs it again
     # its network namespace was deleted under it (the kubelet's SandboxChanged): its sandbox's DEL runs with an empty
     # CNI_NETNS, then a new sandbox (a new containerId) is ADDed (cni/lifecycle.py)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ip, ip_json, netlab
+from netlab.cni.changed import AGAIN, FIRST
 from netlab.feature import fresh_check_fix
 from watching import Watcher
 
@@ -123,9 +124,11 @@ def test_a_check_failing_its_own_add_fails_up_once_and_the_watcher_backs_off_wit
     assert _adds(lab) == 4
 
 
-def test_up_twice_fails_the_second_naming_the_plugin_after_one_re_attach(labs, tmp_path):
+def test_up_twice_fails_the_second_naming_the_plugin_without_re_attaching(labs, tmp_path):
     """QA's own steps: `up -t F` twice, the CHECK failing from the start: the second up re-attached each pod and
-    exited 0; now it fails naming qcheck (exit 1, as status: the lab stays up), and a third ADDs nothing."""
+    exited 0; then it re-attached it once and failed naming qcheck; now the pod's first CHECK since its ADD fails
+    with the pod as that ADD made it (cni/first_check.py): the second up fails naming qcheck at once (exit 1, as
+    status: the lab stays up) and ADDs nothing, nor does a third."""
     broken = tmp_path / "broken"
     broken.write_text("")
     (tmp_path / "bin").mkdir()
@@ -137,13 +140,14 @@ def test_up_twice_fails_the_second_naming_the_plugin_after_one_re_attach(labs, t
             "nodes: [{name: n1, podCIDR: 10.244.0.0/24}]\npods:\n  - {name: a, node: n1}\n")
     path, _ = labs.up(text)  # no CHECK after a pod's first ADD, as a kubelet runs none
     second = netlab("up", "-t", path, check=False)  # the lab stays up: exit 1, as status says it
-    assert second.returncode == 1 and f"netlab: {SAID}; pod a keeps that attachment" in second.stderr, second
+    first = SAID.replace(" ADD: ", f" ADD{FIRST}: ")
+    assert second.returncode == 1 and f"netlab: {first}; pod a keeps that attachment" in second.stderr, second
     assert "nothing rolled back" not in second.stderr and "rolled back" not in second.stderr, second
-    assert _adds(lab) == 2
+    assert _adds(lab) == 1
     third = netlab("up", "-t", path, check=False)
-    assert third.returncode == 1 and "since an earlier up re-attached the pod" in third.stderr, third
+    assert third.returncode == 1 and AGAIN in third.stderr, third
     assert "nothing changed, but not all of it is as asked (below)" in third.stdout, third
-    assert _adds(lab) == 2
+    assert _adds(lab) == 1
 
 
 COUNTING = QCHECK.replace('''    print(json.dumps({{"cniVersion": "1.0.0", "code": 13, "msg": "qcheck always fails"}}))''', '''    n = int(open({count!r}).read() or 0) + 1 if os.path.exists({count!r}) else 1
@@ -154,8 +158,8 @@ COUNTING = QCHECK.replace('''    print(json.dumps({{"cniVersion": "1.0.0", "code
 def test_a_check_whose_msg_counts_its_calls_is_re_attached_once_not_by_every_up(labs, tmp_path):
     """qcheck's CHECK says a new number at each call (a counter and its pid): the mark up keeps of the failure right
     after the pod's fresh ADD never matched it again, so every `up` DELed and ADDed the pod anew (exit 1 each time,
-    the lease, veth and MAC new). Its numbers aside it is the same failure: the second up says it as the earlier
-    up's and ADDs nothing."""
+    the lease, veth and MAC new). Its numbers aside it is the same failure: the second up marks it (the pod's first
+    CHECK since its ADD, the pod as that ADD made it) and later ones say it as found before, and none ADDs."""
     broken = tmp_path / "broken"
     broken.write_text("")
     assert "qcheck failure #%d" in COUNTING
@@ -166,16 +170,15 @@ def test_a_check_whose_msg_counts_its_calls_is_re_attached_once_not_by_every_up(
     lab = labs.name("cc")
     path, _ = labs.up(f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n"
                       "nodes: [{name: n1, podCIDR: 10.244.0.0/24}]\npods:\n  - {name: a, node: n1}\n")
-    second = netlab("up", "-t", path, check=False)  # CHECK #1 fails: re-attached, then CHECK #2 fails its fresh ADD
-    assert second.returncode == 1 and "CNI plugin qcheck's CHECK fails on its own fresh ADD: failed (exit 1): " \
-        "qcheck failure #2 (pid " in second.stderr, second
-    assert _adds(lab) == 2
+    second = netlab("up", "-t", path, check=False)  # CHECK #1 fails the pod as its ADD made it: marked
+    assert second.returncode == 1 and f"CNI plugin qcheck's CHECK fails on its own fresh ADD{FIRST}: failed (exit " \
+        "1): qcheck failure #1 (pid " in second.stderr, second
+    assert _adds(lab) == 1
     mac = _eth0(lab, "a")
-    for n in (3, 4):
+    for n in (2, 3):
         again = netlab("up", "-t", path, check=False)
-        assert again.returncode == 1 and "since an earlier up re-attached the pod" in again.stderr and \
-            f"qcheck failure #{n} (pid " in again.stderr, again
-        assert _adds(lab) == 2 and _eth0(lab, "a") == mac  # (before: one more ADD, a new eth0, every up)
+        assert again.returncode == 1 and AGAIN in again.stderr and f"qcheck failure #{n} (pid " in again.stderr, again
+        assert _adds(lab) == 1 and _eth0(lab, "a") == mac  # (before: one more ADD, a new eth0, every up)
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1 and "(as right after its own fresh ADD: up does not re-attach the pod for it)" \
         in status.stdout, status.stdout
@@ -200,6 +203,9 @@ def test_the_watchers_own_first_up_holds_back_the_pods_its_check_fails_from_that
     labs.up(f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n"
             "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\npods:\n"
             "  - {name: a, node: n1}\n  - {name: b, node: n1}\n")
+    # the pods' first CHECK since their ADD passes (else a failing one, the pods as their ADD made them, would be the
+    # plugin's own at once: tests/integration/test_cni_first_check_live.py)
+    assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
     broken.write_text("")  # a plugin upgraded under the lab, before its watcher starts
     watcher = Watcher(None, lab=lab, resync="1", backoff="300")  # a hold of 300 s: the test ends well within it
     try:

@@ -1,8 +1,9 @@
 """status of a conflist lab whose chain's Debian portmap fails its own CHECK for a hostPort pod (root; QA q57 #3).
 
 portmap 1.1.1 fails CHECK for a pod with a hostPort and no IPv6 address ("could not check ipv6 dnat",
-containernetworking/plugins#819). up re-attaches the pod once, finds the CHECK failing its own fresh ADD and keeps
-the pod as it is; status said so on the cni line, yet its last line still read "run `sudo netlab up -t FILE` to
+containernetworking/plugins#819). The first CHECK since the pod's ADD finds it failing its own fresh ADD (the pod as
+that ADD made it) and up keeps the pod as it is (it re-attached the pod once to find that out, before
+tests/integration/test_cni_first_check_live.py); status said so on the cni line, yet its last line still read "run `sudo netlab up -t FILE` to
 repair", and that up changed nothing (exit 1). Its last line now names no up as the repair: it says why up leaves
 that difference and what does put it right, `"disableCheck": true` then `up --reconfigure`, which is then done and
 checked. Debian's bridge, host-local with its leases in the test's folder.
@@ -43,7 +44,8 @@ pods:
     first = netlab("status", "--lab", lab, check=False)
     if "could not check ipv6 dnat" not in first.stdout:
         pytest.skip(f"this portmap passes its own CHECK (containernetworking/plugins#821): {first.stdout}")
-    netlab("up", "-t", path, check=False)  # re-attaches the pod once: its CHECK fails that fresh ADD too
+    # that first status found the pod as its ADD made it: the plugin's own failure, marked (cni/first_check.py)
+    netlab("up", "-t", path, check=False)
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1 and FRESH in status.stdout, status.stdout
     last = status.stdout.splitlines()[-1]

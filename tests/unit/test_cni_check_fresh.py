@@ -59,7 +59,7 @@ def test_a_check_that_fails_on_its_own_fresh_add_fails_up_once_and_is_not_re_att
     plugins.calls.clear()
     again = up(lab, k)
     assert [line.split(": failed")[0] for line in again.failed] == [
-        "pod a: CNI plugin chain's CHECK fails on its own fresh ADD (since an earlier up re-attached the pod)"]
+        "pod a: CNI plugin chain's CHECK fails on its own fresh ADD (as found before, by its first CHECK after its ADD)"]
     assert plugins.of("a") == []
     # The plugin mended: its CHECK passes, nothing is re-attached, and a later failing CHECK re-attaches again.
     plugins.fail.clear()
@@ -167,15 +167,15 @@ def test_a_pod_marked_check_fails_is_re_attached_for_another_failure_of_the_same
         assert plugins.of("a") == DEL_BOTH + ADD_BOTH
         plugins.calls.clear()
         [text] = up(lab, k).failed  # the same failure: not re-attached
-        assert "since an earlier up re-attached the pod" in text and plugins.of("a") == [], text
+        assert "as found before, by its first CHECK after its ADD" in text and plugins.of("a") == [], text
         plugins.said["a"] = "route 10.96.0.0/12 via 10.244.0.1 is missing"  # real drift: another failure
         plugins.calls.clear()
         [text] = up(lab, k).failed
         assert plugins.of("a") == DEL_BOTH + ADD_BOTH, plugins.calls  # re-attached as any drift is
-        assert "since an earlier up" not in text and "route 10.96.0.0/12 via 10.244.0.1 is missing" in text, text
+        assert "as found before" not in text and "route 10.96.0.0/12 via 10.244.0.1 is missing" in text, text
         plugins.calls.clear()
         [text] = up(lab, k).failed  # that failure, marked in turn, fails its fresh ADD too: not re-attached again
-        assert "since an earlier up re-attached the pod" in text and plugins.of("a") == [], text
+        assert "as found before, by its first CHECK after its ADD" in text and plugins.of("a") == [], text
         _valid(lab.name)
         teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
 
@@ -213,18 +213,18 @@ def test_a_check_failure_whose_numbers_change_at_each_call_is_the_same_failure(t
         for n in (3, 4):  # other numbers, the same failure: not re-attached, said as the earlier up's
             plugins.calls.clear()
             [text] = up(lab, k).failed
-            assert plugins.of("a") == [] and "since an earlier up re-attached the pod" in text, text
+            assert plugins.of("a") == [] and "as found before, by its first CHECK after its ADD" in text, text
             assert f"check #{n} failed" in text, text  # what the CHECK says now
         assert lab_status.status(state_mod.load_state(lab.name), k, [ModuleFeature(lifecycle)]).drift[0].endswith(
             "(as right after its own fresh ADD: up does not re-attach the pod for it)")
         plugins.code = 12  # another CNI error code: another failure
         plugins.calls.clear()
         [text] = up(lab, k).failed
-        assert plugins.of("a") == DEL_BOTH + ADD_BOTH and "since an earlier up" not in text, text
+        assert plugins.of("a") == DEL_BOTH + ADD_BOTH and "as found before" not in text, text
         plugins.said = "check #{n}: route 10.96.0.0/12 is missing"  # other words: another failure
         plugins.calls.clear()
         [text] = up(lab, k).failed
-        assert plugins.of("a") == DEL_BOTH + ADD_BOTH and "since an earlier up" not in text, text
+        assert plugins.of("a") == DEL_BOTH + ADD_BOTH and "as found before" not in text, text
         plugins.said = "check #{n}: route 10.97.0.0/12 is missing"  # another address is no number to drop
         plugins.calls.clear()
         up(lab, k)

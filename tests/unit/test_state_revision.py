@@ -30,8 +30,9 @@ from test_state_newer import LAB, as_newer, saved
 # 4: a container record's records_file and records_log (the cluster DNS records dnsmasq read at netlab's hand)
 # 5: extra.converging (an up of a running lab at work: realize/converging.py)
 # 6: a run-time impairment's file (what the lab's file gives the interface: impair --clear drops the record)
+# 7: a CNI record's unchecked (no CHECK ran since the pod's ADD: cni/first_check.py)
 DIGESTS = {1: "91fc3e18fa230add", 2: "e3788526ad5a7920", 3: "3a0a083ca00be89f", 4: "b0b3ed041fac362c",
-           5: "6b57eccb0ef96842", 6: "70ecdc97c66d0f91"}
+           5: "6b57eccb0ef96842", 6: "70ecdc97c66d0f91", 7: "326c6cc1c9b4317e"}
 
 
 def schema_digest() -> str:
