@@ -36,10 +36,12 @@ nftables mode
                  ``nft -j list table``, then kube-proxy's partial sync from
                  what it holds: the changed chains flushed and written, the
                  changed map elements deleted and added, the endpoint's chain
-                 emptied), nodes in parallel; and "trusted", the same partial
+                 emptied: what ``up`` does once something else committed in
+                 the node), nodes in parallel; and "trusted", the same partial
                  sync computed from the two plans' listings, trusting the
-                 last transaction, nothing read (not what ``up`` does), nodes
-                 in parallel. Computing the sync is in both timings.
+                 last transaction, nothing read (what ``up`` does while the
+                 node's nf_tables generation is the one its last transaction
+                 left: kernel/nftgen.py), nodes in parallel. Computing the sync is in both timings.
                  The emptied chain's deletion, which kube-proxy and the next
                  ``up`` do a sync later in a transaction of their own, is
                  timed on a line of its own.

@@ -19,10 +19,13 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any, Callable, ClassVar, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, Sequence
 
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
 from netlab.plan.resources import Bridge, Link, NatRules, Resource, Sysctl, Veth, Vxlan
+
+if TYPE_CHECKING:
+    from netlab.kernel.nftgen import Stamp, Written
 
 VERBS = ("add", "del", "set", "replace", "write", "restore")
 
@@ -54,6 +57,7 @@ class NftText:
     text: str
     listing: tuple[str, ...] = ()  # the plan's listing of what ``text`` makes (the fake kernel keeps it)
     removes: bool = False  # ``text`` takes the table away (one the lab does not plan): said "delete", not "restore"
+    whole: bool = False  # ``text`` makes the table ``listing`` whatever it held (not a partial sync of it)
 
     def describe(self) -> str:
         return f"nftables table {self.family} {self.table} in {self.netns}"
@@ -192,6 +196,8 @@ class Snapshot:
     # nf_tables tables that are not iptables-nft's (kube-proxy's ip kube-proxy): (family, name) ->
     # ``nft -j list table`` parsed
     nft: dict[tuple[str, str], dict] = field(default_factory=dict)
+    # the namespace's nf_tables generation when its tables were read (kernel/nftgen.py; None: not told)
+    nft_stamp: "Stamp | None" = None
     # Root qdiscs added to its devices (not the kernel's default for the device): ifindex -> the RTM_NEWQDISC
     # message body (rtnl_parse.added_root_qdisc; kernel/tc.py reads it)
     root_qdiscs: dict[int, bytes] = field(default_factory=dict)
@@ -247,6 +253,9 @@ class Kernel(Protocol):
     def announce(self, netns: str, dev: str, address: IPv4Address) -> None: ...
     # forget the path MTUs (and redirects) ``netns`` learned: `ip route flush cache` (net.ipv4.route.flush)
     def flush_route_cache(self, netns: str) -> None: ...
+
+    # what netlab's own nft transactions left, while nothing else committed since (kernel/nftgen.py)
+    nft_written: "Written"
 
     # iptables, whole tables (the lab's chains are applied as ops)
     def iptables_save(self, netns: str, table: str, backend: str = "") -> str: ...

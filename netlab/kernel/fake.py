@@ -38,6 +38,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Callable, Sequence
 
 from netlab.errors import NetnsGone
+from netlab.kernel import nftgen
 from netlab.kernel.base import KernelError, gone, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.fake_dump import dump
 from netlab.kernel.fake_iptables import FakeError, delete_base_chains, empty_table, nft_refusal, restore, save_table
@@ -73,6 +74,7 @@ class FakeKernel:
         # nf_conntrack (net.netfilter.* files in every namespace): built in or loaded; False: a module the kernel
         # loads once rules use it (the first table restored here)
         self.conntrack_loaded = True
+        self.nft_written = nftgen.Written()  # no generation read here: every table is listed as it is
 
     # --- namespaces ----------------------------------------------------------------
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
 
-from netlab.kernel import (garp, iptables, live_objects, netlink, netns as nsmod, nft as nftmod, nofile, nsid, procsys,
-                           readmany, rtnl, rtnl_bridge, rtnl_parse, rtnl_vxlan)
+from netlab.kernel import (garp, iptables, live_objects, netlink, netns as nsmod, nft as nftmod, nftgen, nofile, nsid,
+                           procsys, readmany, rtnl, rtnl_bridge, rtnl_parse, rtnl_vxlan)
 from netlab.kernel.base import GONE, KernelError, gone, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
@@ -63,6 +63,7 @@ class LiveKernel(Reading):
         self._netns_dir_ready = False  # /run/netns made a shared mount point by this kernel's first create_netns
         self._placeholders: nsmod.Placeholders | None = None  # what claims the names of the namespaces it makes
         self._netns_dir_lock = threading.Lock()  # create_netns runs on several threads
+        self.nft_written = nftgen.Written()
 
     # --- sockets and indexes ---------------------------------------------------
 
@@ -284,6 +285,21 @@ class LiveKernel(Reading):
                 raise KernelError(None, exc.errno, str(exc)) from None
         self._index.clear()  # the peers in other namespaces are gone too
 
+    def _nft_transaction(self, res: NftText) -> None:
+        """``nft -f`` of the table, between two reads of the namespace's generation: what it left is known
+        (kernel/nftgen.py) when nothing else was committed meanwhile."""
+        before = self._nft_stamp(res.netns)
+        nftmod.run(res.netns, res.text, f"table {res.family} {res.table}")
+        listing = None if res.removes or not res.listing else res.listing
+        self.nft_written.wrote(res.netns, before, self._nft_stamp(res.netns), (res.family, res.table), listing,
+                               res.whole or res.removes)
+
+    def _nft_stamp(self, netns: str) -> nftgen.Stamp | None:
+        with nsmod.entered(netns):
+            conn = netlink.Conn(netlink.NETLINK_NETFILTER, timeout=self.timeout)
+        with conn:
+            return nftgen.stamp(conn)
+
     # --- encoding ---------------------------------------------------------------------
 
     def _encode(self, op: Op, fds: list[int]) -> list[_Step]:
@@ -298,8 +314,7 @@ class LiveKernel(Reading):
             return [_Step(ns, op, True, what,
                           run=lambda: iptables.restore(ns, text, noflush, backend or None, label=table))]
         if isinstance(res, NftText):
-            payload, label = res.text, f"table {res.family} {res.table}"
-            return [_Step(ns, op, True, what, run=lambda: nftmod.run(ns, payload, label))]
+            return [_Step(ns, op, True, what, run=lambda: self._nft_transaction(res))]
         if isinstance(res, BaseChains):  # deleted in one nft transaction; made again (a rollback) as iptables-nft did
             if op.verb == "del":
                 gone = res.payload()

@@ -9,7 +9,7 @@ import errno
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from netlab.errors import NetnsGone
-from netlab.kernel import iptables, netlink, nft as nftmod, readmany, unshown
+from netlab.kernel import iptables, netlink, nft as nftmod, nftgen, readmany, unshown
 from netlab.kernel.base import KernelError, Snapshot
 from netlab.kernel.readns import read_netns
 
@@ -23,6 +23,7 @@ class Reading:
     _conns: dict[str, netlink.Conn]
     _index: dict[str, dict[str, int]]
     _ahead: readmany.Ahead | None
+    nft_written: nftgen.Written
 
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot:
         snap, conn, legacy = read_netns(netns, sysctls, tables, self.timeout, self._conns.get(netns))
@@ -70,6 +71,7 @@ class Reading:
                   digest: Callable[[str, Snapshot], Any] | None) -> readmany.Reader:
         def there(parts: Iterator[list[str]]) -> dict[str, tuple[Any, dict[str, int]]]:  # in a forked child
             kernel = type(self)(self.timeout)  # sockets of its own, not this process's
+            kernel.nft_written = self.nft_written  # what this process knows of the tables (a fork's copy)
             try:
                 return kernel._entries(parts, asks, digest)
             finally:
@@ -94,14 +96,21 @@ class Reading:
         if tables:
             snap.tables, unreadable = self._read_tables(snap.netns, legacy, snap.nft_tables)
             snap.unshown = {t: unshown.unshown(snap.netns, t) for t in unreadable}
-            snap.nft = self._read_nft(snap.netns, snap.nft_tables)
+            snap.nft = self._read_nft(snap.netns, snap.nft_tables, snap.nft_stamp)
         return snap
 
-    def _read_nft(self, netns: str, nft: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
-        """nf_tables tables that iptables-nft did not make (kube-proxy's), as ``nft -j`` prints them."""
+    def _read_nft(self, netns: str, nft: list[tuple[str, str]],
+                  now: nftgen.Stamp | None = None) -> dict[tuple[str, str], dict]:
+        """nf_tables tables that iptables-nft did not make (kube-proxy's), as ``nft -j`` prints them; one that
+        netlab's last transaction made, with nothing committed in the namespace since, as its listing
+        (``{"netlab-listing": [...]}``, what realize/nftables.listing reads, as from the fake kernel)."""
         out: dict[tuple[str, str], dict] = {}
         for family, name in nft:
             if family == "ip" and name in IPTABLES_TABLES:
+                continue
+            known = self.nft_written.listing(netns, now, (family, name)) if now is not None else None
+            if known is not None:
+                out[(family, name)] = {"netlab-listing": list(known)}
                 continue
             try:
                 data = nftmod.list_table(netns, family, name)

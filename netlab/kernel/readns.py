@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from netlab.kernel import netlink, netns as nsmod, nfnl, procsys, rtnl, rtnl_parse, tc, testhooks
+from netlab.kernel import netlink, netns as nsmod, nfnl, nftgen, procsys, rtnl, rtnl_parse, tc, testhooks
 from netlab.kernel.base import Snapshot
 from netlab.plan.sysctls import IPV6_OFF, interface_setting, ipv6_interface
 
@@ -57,6 +57,7 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
     if nf is not None:
         with nf:
             snap.nft_tables = nfnl.nft_tables(nf, f"nf_tables in {netns}")
+            snap.nft_stamp = nftgen.stamp(nf) if snap.nft_tables else None
             if any(family == "ip" and name in nfnl.IPTABLES_TABLES for family, name in snap.nft_tables):
                 snap.base_chains = nfnl.base_chains(nf, f"nf_tables chains in {netns}", nfnl.IPTABLES_TABLES)
     links = snap.links.values()

@@ -13,6 +13,7 @@ from netlab.kernel.base import Kernel, Snapshot
 from netlab.plan.build import Plan
 from netlab.plan.resources import Resource, Sysctl
 from netlab.plan.sysctls import when_written
+from netlab.realize import nft_written
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.observe import Observed, observe
 
@@ -32,8 +33,10 @@ def snapshots(kernel: Kernel, want: dict[str, list[Resource]], whole: Iterable[s
     """The snapshots of the namespaces ``whole`` and ``also`` (read only as far as another's veth needs them), read
     side by side; a namespace not mounted (deleted a moment ago) is left out."""
     full = set(whole)
-    return kernel.snapshot_many({ns: ([r.name for r in want.get(ns, []) if isinstance(r, Sysctl)], ns in full)
-                                 for ns in sorted(full | set(also)) if kernel.netns_mounted(ns)})
+    snaps = kernel.snapshot_many({ns: ([r.name for r in want.get(ns, []) if isinstance(r, Sysctl)], ns in full)
+                                  for ns in sorted(full | set(also)) if kernel.netns_mounted(ns)})
+    nft_written.listed(kernel, snaps)  # known until something else is committed there
+    return snaps
 
 
 def drift_of(ns: str, want: dict[str, list[Resource]], snaps: dict[str, Snapshot],

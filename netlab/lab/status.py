@@ -28,6 +28,7 @@ from netlab.lab.elsewhere import refuse_elsewhere
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Netns, Resource, Sysctl, Veth
+from netlab.realize import nft_written
 from netlab.realize.attachments import is_plugin_made, live_made, plugin_made, plugin_pods
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
@@ -79,6 +80,7 @@ def _status(state: LabState, kernel: Kernel, features: Sequence[Feature]) -> Sta
     result = StatusResult(lab=lab.name, objects=sum(len(v) for v in want.values()), warnings=lab.plugin_addresses())
     tag_keys = list(nsmod.TAG_SYSCTLS)
     asks = {ns: (asked_sysctls(want, ns), True) for ns in plan.netns if kernel.netns_mounted(ns)}
+    nft_written.load(lab.name, kernel)  # tables nothing has changed since the last up: not read again
     links = kernel_links(state)
     made = plugin_made(lab, state)  # what a user's CNI plugins made: their CHECK judges it
     pods_of = plugin_pods(state)  # a node's own pods: its plugins' veths are those to them (live_made)

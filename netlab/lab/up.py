@@ -41,7 +41,7 @@ from netlab.plan.build import Plan, build_plan
 from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state, still_up
 from netlab.cni import conf as C, edited, host_writes
-from netlab.realize import backend, cni_path, converging, owner, tags
+from netlab.realize import backend, cni_path, converging, nft_written, owner, tags
 from netlab.realize.lab_list import forget
 from netlab.realize.lab_lock import LabLock
 from netlab.workload.terminal import terminal_pods
@@ -90,7 +90,7 @@ def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str |
     that command left it, not as read before the wait (which would undo that change).
     """
     plan = build_plan(lab)
-    with LabLock(lab.name, "netlab up", wait=wait) as lock, _copy_of_run():  # NETLAB_CNI_LOG: this run's calls
+    with LabLock(lab.name, "netlab up", wait=wait) as lock, _copy_of_run(), nft_written.kept(lab.name, kernel):
         if running is not None:
             now = still_up(lab.name, running, "this up", lock.waited_for,
                            f"; `{from_file_way()}` brings it up from a file")
@@ -107,7 +107,7 @@ def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: 
     ``netlab impair``, which read what the lab must be once they hold the lab, as another command may have changed
     it meanwhile. ``watcher``: the watcher's later apply, its CNI calls appended to its copy (copy_of_run).
     ``heard``: called once the run has read the lab, before its first change (up_converge._make_and_repair)."""
-    with _copy_of_run(lab.name if watcher and lab.cni != "builtin" else None):  # NETLAB_CNI_LOG
+    with _copy_of_run(lab.name if watcher and lab.cni != "builtin" else None), nft_written.kept(lab.name, kernel):
         run = _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None)
         run.heard = heard
         return run.run(source, False)

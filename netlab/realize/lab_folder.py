@@ -40,9 +40,9 @@ PINS_FS = "netlab-uts"
 MARK_FILE = "netlab-lab"
 # The files netlab writes in a lab's folder (tests/unit/test_lab_folder_own.py holds each writer's name to this):
 # the state (state.json, state.sum), the locks, the echo server's socket and log, probe's kept job, the quiz,
-# the back-off record, and the mark.
+# the back-off record, what the nftables tables were left holding (realize/nft_written.py), and the mark.
 OWN_FILES = frozenset({"state.json", "state.sum", "lock", "watcher", "echo.sock", "echo.log", "probe-job.json",
-                       "quiz.json", "backoff.json", "warned.json", MARK_FILE})
+                       "quiz.json", "backoff.json", "warned.json", "nft-written.json", MARK_FILE})
 OWN_DIRS = frozenset({"logs", "uts", "cni", "dns", "nodes"})  # made by netlab, with netlab's files alone inside
 TEMP_INFIX = ".tmp."  # state_dir.write_atomic's temporary file: <name>.tmp.<pid>
 DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -286,15 +286,15 @@ def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
     if have is not None:  # what was there, made again from its listing (a dynamic set's elements are lost)
         seen = nftables.listing(have)
         old = NftText(planned.netns, planned.family, planned.table,
-                      nft_sync.replay_payload(planned.family, planned.table, seen), seen)
-    text, after = planned.payload or gone, planned.listing
+                      nft_sync.replay_payload(planned.family, planned.table, seen), seen, whole=True)
+    text, after, whole = planned.payload or gone, planned.listing, True
     if planned.payload and old is not None:  # the table is there: only what differs (kube-proxy's partial sync)
         delta = nft_sync.listing_delta(planned.family, planned.table, old.listing, planned.listing)
         if delta and not nft_sync.is_replay(delta, planned.family, planned.table):
-            text, after = delta, nftables.after_sync(old.listing, planned.listing)  # emptied chains stay a while
+            text, after, whole = delta, nftables.after_sync(old.listing, planned.listing), False  # emptied stay
     return Op("restore", NftText(planned.netns, planned.family, planned.table, text, after,
-                                 removes=not planned.payload),
-              old=old or NftText(planned.netns, planned.family, planned.table, gone, removes=True))
+                                 removes=not planned.payload, whole=whole),
+              old=old or NftText(planned.netns, planned.family, planned.table, gone, removes=True, whole=True))
 
 
 def deleted_chains(ops: Iterable[Op]) -> dict[tuple[str, str], list[str]]:
@@ -370,7 +370,7 @@ def create_ops(resources: Iterable[Resource]) -> list[Op]:
             if payload:
                 ops.append(Op("restore", TableText(r.netns, r.table, payload, noflush=True)))
         elif isinstance(r, NftRules):
-            ops.append(Op("restore", NftText(r.netns, r.family, r.table, r.payload, r.listing)))
+            ops.append(Op("restore", NftText(r.netns, r.family, r.table, r.payload, r.listing, whole=True)))
         elif isinstance(r, (Route, Neigh)):
             ops.append(Op("replace", r))
         else:

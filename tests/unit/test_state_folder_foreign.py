@@ -16,7 +16,7 @@ from cli_inprocess import run_cli
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
-from netlab.realize import lab_list, lab_folder, lab_lock, lab_removal, state_dir
+from netlab.realize import lab_list, lab_folder, lab_lock, lab_removal, nft_written, state_dir
 from netlab.realize.state import LabState, iter_states
 
 NOBODY = 65534
@@ -149,7 +149,7 @@ def test_each_writer_of_a_lab_folder_is_in_the_known_list():
     from netlab.workload import crashloop
 
     names = {QUIZ_FILE, KEEP_FILE, SUM_FILE, crashloop.FILE, lab_lock.WatcherLock.FILE, state_dir.LOCK_FILE,
-             state_dir.STATE_FILE, "echo.sock", "echo.log"}
+             state_dir.STATE_FILE, "echo.sock", "echo.log", nft_written.FILE}
     assert names <= lab_folder.OWN_FILES and lab_folder.TEMP_INFIX == state_dir.TEMP_INFIX
     assert lab_folder.own_name("state.json.tmp.123") and not lab_folder.own_name("state.json.tmp.x")
     assert not lab_folder.own_name("status") and not lab_folder.own_name("notes.txt")
