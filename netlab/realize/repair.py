@@ -152,8 +152,11 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
             else:
                 links.append(Op("set", r, old=d.live))
         elif isinstance(r, Address) and d.state == "different" and isinstance(d.live, Address):
-            if replace(d.live, valid_lft=r.valid_lft, preferred_lft=r.preferred_lft) == r:
-                objects.append(Op("replace", r, old=d.live))  # its lifetimes: set forever in place (nothing goes)
+            if replace(d.live, valid_lft=r.valid_lft, preferred_lft=r.preferred_lft, metric=r.metric) == r:
+                # Its lifetimes set forever and its metric the plan's in place: the kernel moves its connected route
+                # to that metric (fib_modify_prefix_metric, Linux 4.18, the release that reports an address's metric
+                # at all), and nothing that hangs on the device goes
+                objects.append(Op("replace", r, old=d.live))
                 continue
             # Taken away and added again (the kernel changes no flag of one there: noprefixroute): it makes its
             # routes again with it. A device's last address takes every route through it, and its ARP entries

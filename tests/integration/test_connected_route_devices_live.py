@@ -76,7 +76,7 @@ def test_a_hand_made_connected_route_through_another_device_is_extra_and_only_it
     assert netlab("status", "--lab", name, check=False).returncode == 0
 
 
-def test_an_address_added_again_with_a_metric_is_drift_and_up_adds_it_again(lab):
+def test_an_address_added_again_with_a_metric_is_drift_and_up_gives_it_the_plans_in_place(lab):
     name, path = lab
     n1 = f"{name}-n1"
     [mine] = connected(n1, "10.244.0.0/24")
@@ -85,7 +85,8 @@ def test_an_address_added_again_with_a_metric_is_drift_and_up_adds_it_again(lab)
     assert [r.get("metric") for r in connected(n1, "10.244.0.0/24")] == [50]
     assert status_lines(name) == [f"different: address 10.244.0.1/24 on cni0 in {n1} (metric 50 (want 0))"]
     out = netlab("up", "-t", path).stdout
-    assert f"add address 10.244.0.1/24 on cni0 in {n1}" in out and "route" not in out, out
+    assert f"replace address 10.244.0.1/24 on cni0 in {n1}" in out and "route" not in out, out
+    assert "del address" not in out, out
     assert connected(n1, "10.244.0.0/24") == [mine]  # the kernel's, of metric 0, alone
     (cni0,) = ip_json("-4", "addr", "show", "dev", "cni0", netns=n1)
     assert [(a["local"], a.get("metric")) for a in cni0["addr_info"]] == [("10.244.0.1", None)]
