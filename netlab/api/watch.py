@@ -268,7 +268,8 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
                 continue
             if seen or other:
                 time.sleep(SETTLE)
-                saw += summary(self.listener.drain())
+                # with what woke it: the local-table routes an address deleted took come after its notification
+                saw += [w for w in summary(seen + self.listener.drain()) if w not in saw]
             if other:  # what came meanwhile was its work: the check below says what it left to do
                 saw = [f"{other} changed the lab"]
             for key in self.kids.reaped_now():  # a container that exited while the rest was read

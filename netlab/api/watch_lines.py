@@ -48,7 +48,11 @@ def saw_words(saw: list[str]) -> str:
 
 
 def summary(events: list[kevents.Event]) -> list[str]:
-    return dedupe([f"{e.what} in {e.netns}" for e in events])
+    """The events in words, once each. A local-table route's that came with its address's (an address added or
+    deleted makes or takes its `local` and `broadcast` routes) is that address's change: not said again."""
+    addresses = {(e.netns, e.address) for e in events if e.address and e.what.startswith("address ")}
+    return dedupe([f"{e.what} in {e.netns}" for e in events
+                   if not (e.address and " table local " in e.what and (e.netns, e.address) in addresses)])
 
 
 def dedupe(lines: list[str]) -> list[str]:

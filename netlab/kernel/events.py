@@ -53,6 +53,9 @@ class Event:
 
     netns: str
     what: str
+    # The address an address's notification is of, or a local-table route's (its prefsrc): the kernel makes and
+    # removes an address's local-table routes with it, whose notifications then say nothing more (watch_lines)
+    address: str = ""
 
 
 class Listener:
@@ -189,7 +192,7 @@ class Listener:
             for m in netlink.split(data):
                 what = describe(m, proto, self.permanent.get(netns, frozenset()), self.links.get(netns))
                 if what:
-                    out.append(Event(netns, what))
+                    out.append(Event(netns, what, address_of(m) if proto == netlink.NETLINK_ROUTE else ""))
         return out
 
 
@@ -227,10 +230,13 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: froz
         return f"address {a.address}/{a.prefixlen} {'deleted' if t == rtnl.RTM_DELADDR else 'added'}"
     if t in (rtnl.RTM_NEWROUTE, rtnl.RTM_DELROUTE):
         r = rtnl_parse.parse_route(m)
-        if r.table == rtnl.RT_TABLE_LOCAL:
-            return None  # the kernel's own, made and removed with addresses
         dst = "default" if r.dst_len == 0 else f"{r.dst}/{r.dst_len}"
-        return f"route {dst} {'deleted' if t == rtnl.RTM_DELROUTE else 'added'}"
+        verb = "deleted" if t == rtnl.RTM_DELROUTE else "added"
+        if r.table == rtnl.RT_TABLE_LOCAL:
+            # The kernel's own, made and removed with addresses, but also the lab's (realize/diff.diff_local): one
+            # deleted by hand (`ip route del local ADDR table local`) drops what comes to that address
+            return f"route {_ROUTE_TYPE_WORDS.get(r.type, str(r.type))} {dst} table local {verb}"
+        return f"route {dst} {verb}"
     if t in (rtnl.RTM_NEWNEIGH, rtnl.RTM_DELNEIGH):
         n = rtnl_parse.parse_neigh(m)
         # Learned and forgotten by the kernel all the time: only the lab's PERMANENT entries are its own. One of
@@ -254,6 +260,21 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: froz
     if t == RTM_NEWNETCONF:
         return "forwarding or rp_filter changed"
     return None
+
+
+_ROUTE_TYPE_WORDS = {number: word for word, number in rtnl.ROUTE_TYPES.items()}
+
+
+def address_of(m: netlink.Msg) -> str:
+    """The address an address's notification is of, or the prefsrc of a local-table route's (the address the
+    kernel made it for); '' for any other."""
+    if m.mtype in (rtnl.RTM_NEWADDR, rtnl.RTM_DELADDR):
+        return rtnl_parse.parse_addr(m).address or ""
+    if m.mtype in (rtnl.RTM_NEWROUTE, rtnl.RTM_DELROUTE):
+        r = rtnl_parse.parse_route(m)
+        if r.table == rtnl.RT_TABLE_LOCAL:
+            return r.prefsrc or ""
+    return ""
 
 
 # inotify(7): a namespace deleted with `ip netns del` sends no netlink message (and a socket of

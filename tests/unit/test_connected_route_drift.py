@@ -118,8 +118,8 @@ def test_noprefixroute_is_read_and_such_an_address_expects_no_route():
 
 
 def test_up_watch_hears_a_connected_route_changed_or_deleted():
-    """The watcher's notifications (kernel/events.py) say a main table's proto kernel route (the local table's
-    are the kernel's alone, with their addresses)."""
+    """The watcher's notifications (kernel/events.py) say a main table's proto kernel route, and the local table's
+    (the lab's too: realize/diff.diff_local) with their table."""
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
     from test_rtnl import encode
 
@@ -133,7 +133,7 @@ def test_up_watch_hears_a_connected_route_changed_or_deleted():
 
     assert note(rtnl.RTM_NEWROUTE, 254) == "route 10.244.0.0/24 added"
     assert note(rtnl.RTM_DELROUTE, 254) == "route 10.244.0.0/24 deleted"
-    assert note(rtnl.RTM_NEWROUTE, 255) is None
+    assert note(rtnl.RTM_NEWROUTE, 255) == "route unicast 10.244.0.0/24 table local added"
 
 
 def hand_address(k, ns: str, dev: str, address: str, first: bool = True, **kw) -> None:

@@ -42,7 +42,10 @@ def test_notifications_in_words():
     route = rtnl.RTMSG.pack(AF_INET, 24, 0, 0, 254, 3, 0, 1, 0) + netlink.ipv4(rtnl.RTA_DST, "10.244.1.0")
     assert events.describe(_msg(rtnl.RTM_DELROUTE, route)) == "route 10.244.1.0/24 deleted"
     local = rtnl.RTMSG.pack(AF_INET, 32, 0, 0, 255, 2, 254, 2, 0) + netlink.ipv4(rtnl.RTA_DST, "10.244.0.1")
-    assert events.describe(_msg(rtnl.RTM_NEWROUTE, local)) is None  # the local table is the kernel's
+    # the local table's: the kernel's, made with an address, but the lab's too (`ip route del local ... table local`)
+    assert events.describe(_msg(rtnl.RTM_NEWROUTE, local)) == "route local 10.244.0.1/32 table local added"
+    brd = rtnl.RTMSG.pack(AF_INET, 32, 0, 0, 255, 2, 253, 3, 0) + netlink.ipv4(rtnl.RTA_DST, "10.244.0.255")
+    assert events.describe(_msg(rtnl.RTM_DELROUTE, brd)) == "route broadcast 10.244.0.255/32 table local deleted"
     learned = rtnl.NDMSG.pack(AF_INET, 3, rtnl.NUD_REACHABLE, 0, 1) + netlink.ipv4(rtnl.NDA_DST, "10.244.0.3")
     assert events.describe(_msg(rtnl.RTM_NEWNEIGH, learned)) is None  # learned and forgotten all the time
     permanent = rtnl.NDMSG.pack(AF_INET, 3, rtnl.NUD_PERMANENT, 0, 1) + netlink.ipv4(rtnl.NDA_DST, "10.244.1.0")
@@ -110,3 +113,27 @@ def test_a_kernel_without_taskstats_gives_no_family_and_no_listener(monkeypatch)
     monkeypatch.setattr(netlink, "Conn", NoFamily)
     assert taskstats.listen() is None
     assert taskstats.available() == (False, "the kernel has no TASKSTATS family (CONFIG_TASKSTATS)")
+
+
+def test_a_local_table_route_said_with_its_address_is_the_address_s_change():
+    """`ip addr del 10.244.0.1/24 dev cni0` takes its local and broadcast routes: the address's line says it (one
+    line per address, not three); a local route deleted alone (or another address's) is said."""
+    from netlab.api.watch_lines import summary
+
+    def msg(mtype: int, body: bytes) -> events.Event:
+        m = _msg(mtype, body)
+        return events.Event("n1", events.describe(m) or "", events.address_of(m))
+
+    addr = rtnl.IFADDR.pack(AF_INET, 24, 0, 0, 3) + netlink.ipv4(rtnl.IFA_LOCAL, "10.244.0.1")
+    local = (rtnl.RTMSG.pack(AF_INET, 32, 0, 0, 255, 2, 254, 2, 0) + netlink.ipv4(rtnl.RTA_DST, "10.244.0.1")
+             + netlink.ipv4(rtnl.RTA_PREFSRC, "10.244.0.1"))
+    brd = (rtnl.RTMSG.pack(AF_INET, 32, 0, 0, 255, 2, 253, 3, 0) + netlink.ipv4(rtnl.RTA_DST, "10.244.0.255")
+           + netlink.ipv4(rtnl.RTA_PREFSRC, "10.244.0.1"))
+    gone = [msg(rtnl.RTM_DELADDR, addr), msg(rtnl.RTM_DELROUTE, local), msg(rtnl.RTM_DELROUTE, brd)]
+    assert [e.address for e in gone] == ["10.244.0.1"] * 3
+    assert summary(gone) == ["address 10.244.0.1/24 deleted in n1"]
+    assert summary(gone[1:]) == ["route local 10.244.0.1/32 table local deleted in n1",
+                                 "route broadcast 10.244.0.255/32 table local deleted in n1"]
+    other = events.Event("n2", "address 10.244.0.1/24 deleted", "10.244.0.1")  # another namespace's
+    assert summary([other, gone[1]]) == ["address 10.244.0.1/24 deleted in n2",
+                                         "route local 10.244.0.1/32 table local deleted in n1"]
