@@ -55,9 +55,12 @@ class Drift:
         resource = self.resource.to_json()
         if isinstance(self.resource, NatRules):  # its kind ("nat", the plan's and the state's name) is any table's
             resource["kind"] = "iptables"
-        return {"state": self.state, "object": self.resource.describe(), "detail": self.detail,
-                "differences": list(self.differences) or ([self.detail] if self.detail else []),
-                "resource": resource}
+        out = {"state": self.state, "object": self.resource.describe(), "detail": self.detail,
+               "differences": list(self.differences) or ([self.detail] if self.detail else []),
+               "resource": resource}
+        if isinstance(self.live, Address) and self.live.lifetimes:  # the seconds left as read (null: forever)
+            out |= {"valid_lft_s": self.live.valid_lft, "preferred_lft_s": self.live.preferred_lft}
+        return out
 
 
 def describe_difference(want: Resource, have: Resource, gone: Collection[str] = ()) -> str:
@@ -107,8 +110,10 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
             out.append("noprefixroute: the kernel makes no connected route for it (want one)" if a else
                        "no noprefixroute (want it)")
         elif f.name in ("valid_lft", "preferred_lft"):  # an address's, as ip addr says them
-            out.append(f"{f.name} {'forever' if a is None else f'{a}sec'} (want {'forever' if b is None else b})"
-                       + (": the kernel deletes it then" if f.name == "valid_lft" and a is not None else ""))
+            # Not the seconds left, which count down: two statuses would differ (the JSON's details have them)
+            out.append(f"{f.name} {'forever' if a is None else 'finite'} (want {'forever' if b is None else b})"
+                       + (": the kernel deletes it when it runs out" if f.name == "valid_lft" and a is not None
+                          else ""))
         elif f.name == "metrics":  # as ip route prints them
             out.append(f"{' '.join(metric_words(a)) or 'no metrics'} (want {' '.join(metric_words(b)) or 'none'})")
         elif f.name == "port_state":  # only a port of its planned bridge, both up (observe.py): the state itself

@@ -13,6 +13,8 @@ mends it, and traffic flows (QA 62k #2, #3: both were "as planned").
 from __future__ import annotations
 
 
+import time
+
 import pytest
 
 from helpers import in_netns, ip, ip_json, lab_up, status_details, unique_lab, up_repairs, write_topology
@@ -91,5 +93,11 @@ def test_noprefixroute_and_a_finite_lifetime_are_drift_and_up_mends_them(tmp_pat
         assert code == 1 and [(d["state"], d["object"]) for d in details] == [
             ("different", f"address 10.244.0.2/24 on eth0 in {a}")], details
         assert "valid_lft" in details[0]["detail"] and "want forever" in details[0]["detail"], details
+        # The kernel's seconds left count down: the words stay the same from one status to the next (they said
+        # "valid_lft 38sec", then "37sec"), the seconds are the JSON's
+        time.sleep(1.1)
+        code, later = status_details(name)
+        assert code == 1 and [d["detail"] for d in later] == [d["detail"] for d in details], (details, later)
+        assert later[0]["valid_lft_s"] < details[0]["valid_lft_s"] <= 40, (details, later)
         assert up_repairs(path, name) == [f"replace address 10.244.0.2/24 on eth0 in {a}"]
         assert _addr(a, "eth0") == eth0 and _routes(a) == pod_routes and _ping(b, "10.244.0.2")

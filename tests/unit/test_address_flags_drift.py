@@ -77,9 +77,20 @@ def test_a_finite_lifetime_is_drift_and_up_sets_it_forever_in_place(lab):
     a = _pod_address(k)
     fading = replace(a, valid_lft=38, preferred_lft=38)
     k.ns["fk-a"].addrs[k.ns["fk-a"].addrs.index(a)] = fading
-    assert status(lab, k).drift == [
-        "different: address 10.244.0.2/24 on eth0 in fk-a (valid_lft 38sec (want forever): the kernel deletes it "
-        "then, preferred_lft 38sec (want forever))"]
+    said = status(lab, k)
+    assert said.drift == [
+        "different: address 10.244.0.2/24 on eth0 in fk-a (valid_lft finite (want forever): the kernel deletes it "
+        "when it runs out, preferred_lft finite (want forever))"]
+    # The seconds left count down: in the JSON's details alone, so that two statuses' words are the same
+    [detail] = said.details
+    assert (detail["valid_lft_s"], detail["preferred_lft_s"]) == (38, 38)
+    k.ns["fk-a"].addrs[k.ns["fk-a"].addrs.index(fading)] = replace(fading, valid_lft=37, preferred_lft=None)
+    again = status(lab, k)
+    assert again.drift == [
+        "different: address 10.244.0.2/24 on eth0 in fk-a (valid_lft finite (want forever): the kernel deletes it "
+        "when it runs out)"]
+    assert (again.details[0]["valid_lft_s"], again.details[0]["preferred_lft_s"]) == (37, None)
+    k.ns["fk-a"].addrs[k.ns["fk-a"].addrs.index(replace(fading, valid_lft=37, preferred_lft=None))] = fading
     k.log.clear()
     up(lab, k)
     assert [(op.verb, op.res, op.old) for op in k.log] == [("replace", a, fading)]  # no route taken meanwhile
