@@ -58,19 +58,26 @@ def said(lab: str) -> str | None:
 
 def record(lab: str, budget: str | None) -> None:
     """The CLI printed ``budget`` at this up (None: no such warning this time: the record goes). Best effort: a
-    record not written only makes the next up say the warning again."""
+    record not written only makes the next up say the warning again.
+
+    Written with the lab's lock taken shared (lab_lock.unheld), which never makes the lab's folder nor its lock
+    file: the up that printed it let the lab go as it returned, and a ``down`` that took it since (holding it, or
+    done: no lock file) would meet a file it did not expect in the folder it removes, or find the folder made again
+    by a late write. Nothing is written then, nor while another command holds the lab."""
+    from netlab.realize.lab_lock import unheld
     from netlab.realize.state_dir import write_atomic
 
-    where = _path(lab)
-    if where is None:
-        return
-    try:
-        if budget is None:
-            os.unlink(where)
-        else:
-            write_atomic(where, json.dumps({"budget": budget}).encode())
-    except (NetlabError, OSError):
-        pass
+    with unheld(lab) as free:
+        where = _path(lab) if free else None
+        if where is None:
+            return
+        try:
+            if budget is None:
+                os.unlink(where)
+            else:
+                write_atomic(where, json.dumps({"budget": budget}).encode())
+        except (NetlabError, OSError):
+            pass
 
 
 def repeated(saved_topology: object, lab: "Lab", budget: str | None) -> bool:

@@ -187,13 +187,14 @@ def test_ups_warning_is_left_off_only_when_the_cli_said_these_words_at_the_up_be
     from cli_inprocess import run_cli
     from netlab.api import results as R
     from netlab.probe import budget_said
-    from netlab.realize.state_dir import lab_dir
+    from netlab.realize.lab_lock import LabLock
 
     lab = one_bridge(40)
     saved = lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
     words = nb.neighbour_budget_warning(lab, {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024})
     assert words
-    lab_dir(lab.name)  # the lab's folder, as its up made it
+    with LabLock(lab.name):  # the lab's folder, its lock file and its state, as its up made them
+        (state_root / lab.name / "state.json").write_text("{}")
     assert not budget_said.repeated(saved, lab, words)  # no record: that up did not say it
     budget_said.record(lab.name, "all-pairs traffic ... gc_thresh3 = 512 ...")  # other words: another threshold
     assert not budget_said.repeated(saved, lab, words)
