@@ -67,6 +67,7 @@ from netlab.feature import Feature
 from netlab.features import default_features
 from netlab.kernel import events as kevents
 from netlab.lab.restart import Backoff
+from netlab.lab.up import UpResult
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState, load_state, up_command
 from netlab.realize.lab_lock import WatcherLock, lab_lock_stamp
@@ -175,6 +176,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
         self.file_id = self._file_id()  # before the file is read: a change meanwhile is applied by the next look
         before = self.exited_before()  # those still held after the first apply are said by the first line
         loaded = load_running(self.lab_name) if self.saved else load(self.path)
+        was = load_state(self.lab_name)  # before the first apply: whether its up said the neighbour warning
         # The first apply is plain up's, in this thread: a signal meanwhile rolls it back as it does plain
         # up's (Interrupted: exit 130 or 143), and nothing is watched. Once it is done the lab is up, and a
         # signal only ends the loop (``armed``: watch() sets its handlers).
@@ -202,7 +204,7 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
         # a repair's (it began with the next round, whose repair re-attached the pod again for another failure)
         stuck = [line for line in unmended_lines(done) if AGAIN not in line]
         whole = "it was up and as its saved topology says" if self.saved else "it was up and as the file says"
-        did = self._did(done, whole, hide=stuck) + self._hold_stuck(stuck)
+        did = self._did(done, whole, hide=stuck) + self._hold_stuck(stuck) + self._neighbours(loaded.lab, was, done)
         if self.saved:
             self.log(f"saw: lab {self.lab_name} from {loaded.origin}, no file to re-read (`netlab up -t FILE` and "
                      f"`netlab impair` change it); did: {did}; watching{held}")
@@ -210,6 +212,18 @@ class Watcher(RestartPolicy, Listening, OtherCommands, Converging):
             self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {did}; watching{held}")
         self.pending = dedupe(self.pending + self.failed_starts(running, state))  # tried again at once
         return loaded.lab
+
+    def _neighbours(self, lab: Lab, was: LabState | None, done: UpResult) -> str:
+        """The first line's words for up's neighbour-table warning, as plain ``up`` says it (not again when the up
+        before said these very words of a lab this size), recorded as said (probe/budget_said): the watcher said
+        none, nor recorded one, and the next ``up`` said it as if new."""
+        from netlab.probe import budget_said
+        from netlab.probe.neighbours import neighbour_budget_warning
+
+        budget = neighbour_budget_warning(lab)
+        again = bool(budget) and not done.fresh and was is not None and budget_said.repeated(was.topology, lab, budget)
+        budget_said.record(self.lab_name, budget)
+        return f"; warning: {budget}" if budget and not again else ""
 
     def _drifted(self, state: LabState) -> bool:
         """Whether the kernel differs from the plan, or could not be read (a namespace deleted as it was read, a

@@ -50,6 +50,7 @@ def _started(monkeypatch, changed_as_it_listens: bool, unreadable: bool = False
     monkeypatch.setattr(Watcher, "exited_before", lambda self: {})
     monkeypatch.setattr(Watcher, "held_before", lambda self, lab, state, before: "")
     monkeypatch.setattr(Watcher, "failed_starts", lambda self, lab, state: [])
+    monkeypatch.setattr(Watcher, "_neighbours", lambda self, lab, was, done: "")  # test_watch_budget_warning.py
     # what it heard is no longer waited for nor read away before it says it watches
     monkeypatch.setattr(watch_mod.time, "sleep", lambda s: pytest.fail("start() slept"))
     lines: list[str] = []
