@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from netlab.errors import EnvironmentNotReady
 from netlab.model import naming
-from netlab.outkinds import MERMAID_MARK, mark_png
+from netlab.outkinds import DOT_MARK, MERMAID_MARK, mark_png
 
 if TYPE_CHECKING:  # the topology's models load only when a lab is drawn (`netlab --help` names FORMATS)
     from netlab.model.lab import Lab
@@ -332,6 +332,7 @@ def dot_text(text: str) -> str:
 def to_dot(g: Graph) -> str:
     out = [
         "digraph netlab {",
+        f"  {DOT_MARK}",  # what tells a DOT file netlab drew from anyone's (outkinds._picture)
         f'  graph [label="{dot_text(g.title)}", labelloc=t, fontname="Helvetica", newrank=true, nodesep=0.4];',
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
         '  edge [fontname="Helvetica", fontsize=9];',

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 from netlab.errors import UsageError, display_path, output_unwritable
-from netlab.outkinds import HEAD, Kind
+from netlab.outkinds import HEAD, OLDER, Kind
 from netlab.model.pathwalk import MAX_LINKS, Names
 from netlab.model.trust import invoking_uids, user_name
 
@@ -173,7 +173,7 @@ def _check_kind(path: str, at: _Name, st: os.stat_result, kind: Kind | None, hea
     what = (f"a file of {st.st_size} bytes that is not {kind.words}" if first is not None else
             f"a file of {st.st_size} bytes netlab cannot read to tell whether it is {kind.words}")
     if at.linked is None:
-        raise _refuse(path, f"it is {what}", kind.fix)
+        raise _refuse(path, f"it is {what}", OLDER + kind.fix if first is not None and kind.older(first) else kind.fix)
     target = display_path(os.path.join(at.where, at.name))
     raise _refuse(path, f"it is a symlink to {target}, {what}",
                   "it points at a file netlab did not write; remove the link or choose another path")

@@ -4,9 +4,10 @@ replaced (netlab/outfile.py) only when it is empty or already holds what the sam
 netlab often runs as root: ``graph -w /etc/passwd`` (a slip of the shell's history) would have replaced the
 system's users with a picture. A file that holds something else is left as it is, and the line says how to
 replace it anyway (``--force``) or to remove it first. Each test looks at the file's first bytes (:data:`HEAD`)
-only, as netlab writes them: a pcap's magic number, graph's ``digraph netlab {``, Graphviz's SVG of it, a PNG
-with netlab's tEXt chunk, Mermaid with netlab's comment line (an older netlab's PNG and Mermaid files lack them:
-another kind now, replaced with --force), trace's first line, probe's JUnit root element.
+only, as netlab writes them: a pcap's magic number, graph's DOT (``digraph netlab {`` and netlab's comment line),
+Graphviz's SVG of it, a PNG with netlab's tEXt chunk, Mermaid with netlab's comment line (an older netlab's DOT, PNG
+and Mermaid files lack them: another kind now, replaced with --force once, which the refusal says), trace's first
+line, probe's JUnit root element.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Kind:
     words: str
     holds: Callable[[bytes], bool]
     fix: str = FORCE  # how to replace such a file anyway
+    older: Callable[[bytes], bool] = lambda head: False  # what an older netlab wrote of this kind, without its mark
 
 
 # libpcap's magic (microseconds, nanoseconds, either byte order) and pcapng's Section Header Block
@@ -41,6 +43,7 @@ def _pcap(head: bytes) -> bool:
 
 
 MERMAID_MARK = "%% drawn by netlab"  # graph's Mermaid: a comment line of its own after `flowchart TB`
+DOT_MARK = "// drawn by netlab"  # graph's DOT: a comment line of its own after `digraph netlab {`
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_TEXT = b"Software\0netlab"  # the tEXt chunk netlab adds to Graphviz's PNG (which writes none)
 
@@ -60,11 +63,18 @@ def _picture(head: bytes) -> bool:
     if head.startswith(_PNG_SIGNATURE):
         mark = struct.pack(">I", len(_PNG_TEXT)) + b"tEXt" + _PNG_TEXT
         return head[33:33 + len(mark)] == mark
-    if head.startswith(b"digraph netlab {\n"):
+    if head.startswith(f"digraph netlab {{\n  {DOT_MARK}\n".encode()):
         return True
     if head.startswith(b'---\ntitle: "') and f'"\n---\nflowchart TB\n  {MERMAID_MARK}\n'.encode() in head:
         return True
     return head.startswith(b"<?xml") and b"<!-- Title: netlab " in head and b"<svg" in head
+
+
+def _older_picture(head: bytes) -> bool:
+    """A picture an older netlab drew, before it marked them (DOT's and Mermaid's comment line, PNG's tEXt chunk):
+    what now needs --force once, which the refusal says."""
+    return (head.startswith(b"digraph netlab {\n") or head.startswith(_PNG_SIGNATURE)
+            or head.startswith(b'---\ntitle: "') and b'"\n---\nflowchart TB\n' in head) and not _picture(head)
 
 
 def _trace(head: bytes) -> bool:
@@ -83,8 +93,9 @@ def _junit(head: bytes) -> bool:
 
 
 PCAP = Kind("a pcap or pcapng capture", _pcap)
-GRAPH = Kind("a picture netlab draws (Mermaid, DOT, SVG, PNG)", _picture)
-TRACE = Kind("a trace netlab writes (text, JSON, YAML, or its DOT, SVG, PNG picture)", _trace)
+GRAPH = Kind("a picture netlab draws (Mermaid, DOT, SVG, PNG)", _picture, older=_older_picture)
+TRACE = Kind("a trace netlab writes (text, JSON, YAML, or its DOT, SVG, PNG picture)", _trace, older=_older_picture)
+OLDER = "if an older netlab drew it (its pictures carried no mark of netlab's), "  # the refusal's fix, before --force
 JUNIT = Kind("netlab probe's JUnit XML", _junit)
 
 

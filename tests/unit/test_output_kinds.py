@@ -177,3 +177,29 @@ def test_a_users_mermaid_or_png_is_not_taken_for_netlabs(tmp_path):
     out.write_bytes(users_png)
     proc = run_cli("graph", "-t", TOPO, "-o", "dot", "-w", str(out))
     assert proc.returncode == 2 and out.read_bytes() == users_png, proc.stderr
+
+
+def test_a_users_dot_of_a_graph_named_netlab_is_not_taken_for_netlabs_and_an_older_netlabs_picture_is_said(
+        tmp_path):
+    """closing61's left item: DOT was recognised by `digraph netlab {` alone, which anyone's graph of that name
+    starts with. netlab's DOT carries its comment line as its PNG and Mermaid carry their marks; a picture an older
+    netlab drew (no mark) is refused with words that say --force replaces it once."""
+    users_dot = b"digraph netlab {\n  a -> b;\n}\n"
+    for kind in (outkinds.GRAPH, outkinds.TRACE):
+        assert not kind.holds(users_dot)
+    dot = graph.render(_lab(), "dot")
+    assert dot.startswith(b"digraph netlab {\n  // drawn by netlab\n") and outkinds.GRAPH.holds(dot[:outkinds.HEAD])
+    out = tmp_path / "lab.dot"
+    out.write_bytes(users_dot)
+    proc = run_cli("graph", "-t", TOPO, "-o", "dot", "-w", str(out))
+    assert proc.returncode == 2 and out.read_bytes() == users_dot, proc.stderr
+    assert proc.stderr.strip().endswith("netlab writes nothing there: if an older netlab drew it (its pictures "
+                                        "carried no mark of netlab's), give --force to replace it, or remove it "
+                                        "first"), proc.stderr
+    assert run_cli("graph", "-t", TOPO, "-o", "dot", "--force", "-w", str(out)).returncode == 0
+    assert out.read_bytes() == dot
+    assert run_cli("graph", "-t", TOPO, "-o", "dot", "-w", str(out)).returncode == 0  # once: it is marked now
+    mine = tmp_path / "notes.txt"  # anything else's refusal says nothing of an older netlab
+    mine.write_text("my notes\n")
+    proc = run_cli("graph", "-t", TOPO, "-o", "dot", "-w", str(mine))
+    assert proc.returncode == 2 and "older netlab" not in proc.stderr, proc.stderr
