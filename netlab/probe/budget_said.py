@@ -2,9 +2,10 @@
 before: only then does the CLI leave it off stderr (said once; -o json keeps it among the warnings).
 
 The lab's size alone (its pods on each node, its nodes) did not tell: that up may have said nothing (the host's
-gc_thresh3 was higher, or it ran through the API or the pytest plugin, which print nothing). The CLI records the
-warning's words it printed in the lab's state folder (:data:`FILE`); an up whose warning has the same words, of a
-lab the same size, is the one not said again. A missing or unreadable record (a lab up before this) says it.
+gc_thresh3 was higher, or it ran through the API or the pytest plugin, which print nothing). The CLI (plain ``up``,
+and ``up --watch``'s first line) records the warning's words it printed in the lab's state folder (:data:`FILE`);
+an up whose warning has the same words, of a lab the same size, is the one not said again. A missing or unreadable
+record (a lab up before this) says it.
 """
 
 from __future__ import annotations
