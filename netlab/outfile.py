@@ -15,6 +15,9 @@ are the kernel's own, whatever its sysctls say here:
 * what is not a regular file is not written as one: a directory, a block device, a socket are refused; a FIFO
   without a reader is said (opening it would wait for ever); a character device (/dev/null, /dev/full, a
   terminal) is written as named;
+* a descriptor's link of netlab's own process (/dev/stdout, /proc/self/fd/N) that is a regular file is written
+  through the descriptor itself (a duplicate): where the shell left it, never cut (``-w /dev/stdout >> log``
+  appends, as the shell's O_APPEND says; what a ``{ echo head; netlab ...; } > f`` wrote before is kept);
 * a regular file with more than one hard link is refused: writing it would change every other name too;
 * the last name is opened with O_NOFOLLOW: a symlink put there after the checks fails the open;
 * an existing regular file is replaced only when it is empty or already holds the command's kind of output
@@ -29,7 +32,9 @@ mistake); an OS error while writing is ``errors.output_unwritable``'s line (exit
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import re
 import stat
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -218,6 +223,34 @@ def check(path: str, kind: Kind | None = None) -> None:
         at.close()
 
 
+_OWN_FDS = re.compile(r"/proc/(?:self|thread-self|(\d+))(?:/task/\d+)?/fd")
+
+
+def _own_regular_fd(at: _Name) -> int | None:
+    """A duplicate of this process's descriptor ``at`` names (/proc/self/fd/N, where /dev/stdout leads) when it is a
+    regular file open for writing: it shares the shell's offset and O_APPEND; None for anything else (a terminal,
+    a pipe, another process's descriptor: opened again as named)."""
+    own = _OWN_FDS.fullmatch(at.where)
+    if own is None or (own.group(1) is not None and int(own.group(1)) != os.getpid()) or not at.name.isdigit():
+        return None
+    try:
+        fd = int(at.name)
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            return None
+        return os.dup(fd)
+    except OSError:
+        return None
+
+
+_SHARED = "netlab_shared_fd"
+
+
+def shared(fh: BinaryIO) -> bool:
+    """Whether ``fh`` (:func:`open_output`'s) writes through a descriptor the shell opened (/dev/stdout to a
+    file): it is never cut, whatever its caller's ``truncate=False`` meant to do later."""
+    return bool(getattr(fh, _SHARED, False))
+
+
 def open_output(path: str, truncate: bool = True, kind: Kind | None = None) -> BinaryIO:
     """``path`` opened for writing from its start, by the rules above (UsageError when one refuses, nothing
     created nor truncated); an OS error is ``output_unwritable``'s line. ``truncate=False``: a file that is there
@@ -227,6 +260,11 @@ def open_output(path: str, truncate: bool = True, kind: Kind | None = None) -> B
     for _ in range(3):  # the name came or went between the look and the open: look again
         at = _resolve(path)
         try:
+            shared = _own_regular_fd(at) if at.proc else None
+            if shared is not None:
+                fh = os.fdopen(shared, "wb")
+                setattr(fh, _SHARED, True)
+                return fh
             try:
                 if at.proc:
                     fd = os.open(at.name, flags, dir_fd=at.folder)

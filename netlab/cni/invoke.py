@@ -93,7 +93,7 @@ def keep_copy(lab: str | None = None) -> str | None:
     value = os.environ.get(LOG_VAR, "")
     if not value.strip():
         return None
-    from netlab.outfile import open_output
+    from netlab.outfile import open_output, shared
     from netlab.realize.own_files import check_output_path
 
     why = cwd_gone(value)
@@ -103,7 +103,8 @@ def keep_copy(lab: str | None = None) -> str | None:
     check_output_path(path)  # never over a lab's own files (a pod's hosts, a lab's lock), as -w: QA q28 6
     fh = open_output(path, truncate=False)
     with _copy_lock:
-        _copy.update(path=path, fh=fh, first=b"" if path in _cut else None, lab=lab)
+        # the shell's descriptor (/dev/stdout >> f) is never cut: the copy goes after what it holds
+        _copy.update(path=path, fh=fh, first=b"" if path in _cut or shared(fh) else None, lab=lab)
     return path
 
 

@@ -194,3 +194,26 @@ def test_the_ups_of_two_labs_in_one_process_both_stay_in_the_copy_each_call_with
     assert [(c["lab"], c["command"]) for c in lines] == [("fkkl", "ADD")] * 2 + [("fkk2", "ADD")] * 2, lines
     for name in (lab.name, other.name):
         teardown.down(name, k, [ModuleFeature(lifecycle)])
+
+
+def test_a_copy_to_dev_stdout_appended_by_the_shell_keeps_the_file(tmp_path, monkeypatch):
+    """``NETLAB_CNI_LOG=/dev/stdout netlab up ... >> log``: the copy goes after what log held (the shell's
+    descriptor, its O_APPEND), never cut as a file of the copy's own would be (QA qr62)."""
+    plugin = tmp_path / "failing"
+    plugin.write_text('#!/bin/sh\ncat >/dev/null\necho \'{"code": 7, "msg": "no"}\'\nexit 1\n')
+    plugin.chmod(0o755)
+    log = tmp_path / "log.txt"
+    log.write_text("before\n")
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        monkeypatch.setenv(invoke.LOG_VAR, f"/proc/self/fd/{fd}")
+        invoke.keep_copy()
+        with pytest.raises(PluginFailed):
+            exec_plugin(CallLog(str(tmp_path / "lab.jsonl")), pod="a", network="net", plugin_path=str(plugin),
+                        command="ADD", conf={"cniVersion": "1.0.0", "name": "net"}, env={}, node_netns=None,
+                        timeout=5)
+        invoke.close_copy()
+    finally:
+        os.close(fd)
+    first, call = log.read_text().splitlines()
+    assert first == "before" and json.loads(call)["exit_code"] == 1

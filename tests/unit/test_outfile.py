@@ -183,3 +183,38 @@ def test_root_and_the_invoking_users_links_on_the_way_are_followed(tmp_path, mon
     monkeypatch.setenv("SUDO_UID", str(NOBODY))  # netlab run by sudo for that user: the user's own link
     outfile.write_output(str(home / "link" / "out2"), b"2")
     assert (rootdir / "out2").read_bytes() == b"2"
+
+
+@pytest.mark.parametrize("shell", [">>", "> after a header"])
+def test_a_descriptor_the_shell_opened_is_written_where_it_stands(tmp_path, shell):
+    """QA qr62: ``netlab graph -w /dev/stdout >> log`` cut log: /proc/self/fd/1 was opened again (a new
+    description at 0, without the shell's O_APPEND) and truncated. The shell's own descriptor is written at its
+    offset (the end, for >>), nothing before it cut; ``{ echo head; netlab ... -w /dev/stdout; } > f`` keeps
+    the head as well."""
+    log = tmp_path / "log.txt"
+    log.write_bytes(b"kept line\n")
+    flags = os.O_WRONLY | (os.O_APPEND if shell == ">>" else os.O_TRUNC)
+    fd = os.open(log, flags)
+    try:
+        if shell != ">>":
+            os.write(fd, b"head\n")
+        outfile.write_output(f"/proc/self/fd/{fd}", b"graph\n")
+        outfile.write_output(f"/proc/self/fd/{fd}", b"again\n")
+    finally:
+        os.close(fd)
+    first = b"kept line\n" if shell == ">>" else b"head\n"
+    assert log.read_bytes() == first + b"graph\nagain\n"
+
+
+def test_graph_to_dev_stdout_appended_by_the_shell_keeps_the_log(tmp_path):
+    """The command as a user types it: its DOT goes after what log.txt held."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "log.txt"
+    log.write_text("before\n")
+    cmd = f"{sys.executable} -m netlab graph -t topologies/default-2node.yaml -o dot -w /dev/stdout >> {log}"
+    proc = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    text = log.read_text()
+    assert text.startswith("before\ndigraph"), text[:80]
