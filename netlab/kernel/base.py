@@ -180,6 +180,7 @@ class Snapshot:
     addrs: list[AddrMsg] = field(default_factory=list)
     routes: list[RouteMsg] = field(default_factory=list)
     neighs: list[NeighMsg] = field(default_factory=list)
+    proxies: list[NeighMsg] = field(default_factory=list)  # `ip neigh show proxy` (kernel/rtnl_neigh)
     fdb: list[NeighMsg] = field(default_factory=list)
     rules: list[RuleMsg] = field(default_factory=list)
     sysctls: dict[str, str | None] = field(default_factory=dict)

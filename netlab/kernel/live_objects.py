@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from netlab.kernel import rtnl, rtnl_bridge, rtnl_vxlan, tc
+from netlab.kernel import rtnl, rtnl_bridge, rtnl_neigh, rtnl_vxlan, tc
 from netlab.kernel.base import Op
 from netlab.plan.hand_qdisc import HandQdisc
-from netlab.plan.resources import Address, Fdb, Neigh, PortFdb, Route, Rule
+from netlab.plan.resources import Address, Fdb, Neigh, PortFdb, ProxyNeigh, Route, Rule
 
 
 def encode(op: Op, index: Callable[[str, str], int]) -> list[bytes] | None:
@@ -50,7 +50,11 @@ def encode(op: Op, index: Callable[[str, str], int]) -> list[bytes] | None:
         idx = index(ns, res.dev)
         if op.verb == "del":
             return [rtnl.neigh_del(idx, str(res.dst))]
-        return [rtnl.neigh_replace(idx, str(res.dst), res.lladdr, rtnl_vxlan.NEIGH_STATES[res.state])]
+        return [rtnl.neigh_replace(idx, str(res.dst), res.lladdr, rtnl_vxlan.NEIGH_STATES[res.state],
+                                   rtnl_neigh.flag_bits(res.flags))]  # the flags it has: a replace clears others
+    if isinstance(res, ProxyNeigh):  # a hand's (none is planned): deleted, or put back by a rollback
+        idx = index(ns, res.dev) if res.dev else 0
+        return [(rtnl_neigh.proxy_del if op.verb == "del" else rtnl_neigh.proxy_add)(idx, str(res.dst))]
     if isinstance(res, PortFdb):  # `bridge fdb add|del MAC dev PORT master static [sticky]`
         return [rtnl_bridge.port_fdb(op.verb, index(ns, res.dev), res)]
     if isinstance(res, Fdb):
@@ -61,7 +65,7 @@ def encode(op: Op, index: Callable[[str, str], int]) -> list[bytes] | None:
         if op.verb == "del":
             return [rtnl_vxlan.fdb_del(*remote)]
         build = rtnl_vxlan.fdb_replace if op.verb == "replace" else rtnl_vxlan.fdb_append
-        return [build(*remote, state=res.state)]
+        return [build(*remote, state=res.state, flags=rtnl_neigh.flag_bits(res.flags))]
     if isinstance(res, Rule):
         build = rtnl.rule_del if op.verb == "del" else rtnl.rule_add
         src = res.src or None

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from netlab.kernel import netlink, netns as nsmod, nfnl, nftgen, procsys, rtnl, rtnl_parse, tc, testhooks
+from netlab.kernel import netlink, netns as nsmod, nfnl, nftgen, procsys, rtnl, rtnl_neigh, rtnl_parse, tc, \
+    testhooks
 from netlab.kernel.base import Snapshot
 from netlab.plan.sysctls import IPV6_OFF, interface_setting, ipv6_interface
 
@@ -71,6 +72,7 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
     snap.addrs = [rtnl_parse.parse_addr(m) for m in conn.dump(what, rtnl.addr_dump())]
     snap.routes = rtnl_parse.parse_routes(conn.dump(what, rtnl.route_dump()))
     snap.neighs = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_INET))]
+    snap.proxies = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl_neigh.proxy_dump())]
     if any(link.kind in ("vxlan", "bridge") for link in links):  # a bridge's: the entries a hand added
         snap.fdb = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]
     snap.rules = [rtnl_parse.parse_rule(m) for m in conn.dump(what, rtnl.rule_dump())]

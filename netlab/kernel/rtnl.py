@@ -380,9 +380,9 @@ def route_del(dst: str, dst_len: int, table: int, proto: int, scope: int, rtype:
     return message(RTM_DELROUTE, 0, body)
 
 
-def neigh_replace(index: int, dst: str, lladdr: str, state: int = NUD_PERMANENT) -> bytes:
-    """``ip neigh replace DST lladdr MAC dev IDX nud permanent``."""
-    body = NDMSG.pack(AF_INET, index, state, 0, 0) + ipv4(NDA_DST, dst) + mac(NDA_LLADDR, lladdr)
+def neigh_replace(index: int, dst: str, lladdr: str, state: int = NUD_PERMANENT, flags: int = 0) -> bytes:
+    """``ip neigh replace DST lladdr MAC dev IDX nud permanent [extern_learn]`` (``flags``: ndm_flags)."""
+    body = NDMSG.pack(AF_INET, index, state, flags, 0) + ipv4(NDA_DST, dst) + mac(NDA_LLADDR, lladdr)
     return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body)
 
 

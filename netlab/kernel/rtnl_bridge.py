@@ -26,9 +26,10 @@ from netlab.kernel.rtnl import (AF_BRIDGE, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_
 if TYPE_CHECKING:  # a probe loads this module, not the plan's
     from netlab.plan.bridge_fdb import PortFdb
 
-NTF_MASTER, NTF_STICKY = 0x04, 0x40
-# An FDB entry's flags a hand may add it with, as `bridge fdb` says them (besides master, which every one has)
-FDB_FLAGS = ((NTF_STICKY, "sticky"),)
+NTF_MASTER, NTF_EXT_LEARNED, NTF_STICKY = 0x04, 0x10, 0x40
+# An FDB entry's flags a hand may add it with, as `bridge fdb` says them (besides master, which every one has):
+# extern_learn, an entry the bridge never ages out (br_fdb_cleanup skips it) nor moves by learning
+FDB_FLAGS = ((NTF_EXT_LEARNED, "extern_learn"), (NTF_STICKY, "sticky"))
 NDA_LLADDR, NDA_VLAN = 2, 5
 
 # (attribute, word, size in bytes, the kernel's default), in the order `ip -d link` prints them
@@ -160,14 +161,15 @@ FDB_KEPT = {"static": NUD_NOARP, "permanent": NUD_PERMANENT, "dynamic": NUD_REAC
 
 def kept_state(state: int, flags: int = 0) -> str | None:
     """An FDB entry a hand added (``bridge fdb add ... static|permanent``, or ``dynamic sticky``), in its state's
-    word; None for a learned one (the kernel ages it). Learning never sets NTF_STICKY: a sticky entry, dynamic or
+    word; None for a learned one (the kernel ages it). Learning never sets NTF_STICKY nor NTF_EXT_LEARNED (an entry
+    the kernel never ages: `bridge fdb add ... master extern_learn`, qa62r): a sticky entry, dynamic or
     not, is a hand's (the kernel refreshes a dynamic one on each frame from its MAC but never moves it, so the MAC
     stays pinned to that port; QA fx61a 1)."""
     if state & NUD_PERMANENT:
         return "permanent"
     if state & NUD_NOARP:
         return "static"
-    return "dynamic" if flags & NTF_STICKY else None
+    return "dynamic" if flags & (NTF_STICKY | NTF_EXT_LEARNED) else None
 
 
 def fdb_flag_words(flags: int) -> tuple[str, ...]:

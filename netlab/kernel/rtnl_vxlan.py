@@ -107,8 +107,8 @@ def vxlan_change(ageing: int) -> bytes:
 
 
 def _fdb(index: int, lladdr: str, dst: str | None, state: int, port: int | None, vni: int | None,
-         via: int | None) -> bytes:
-    body = NDMSG.pack(AF_BRIDGE, index, state, NTF_SELF, 0) + mac(NDA_LLADDR, lladdr)
+         via: int | None, flags: int = 0) -> bytes:
+    body = NDMSG.pack(AF_BRIDGE, index, state, NTF_SELF | flags, 0) + mac(NDA_LLADDR, lladdr)
     if dst:
         body += ipv4(NDA_DST, dst)
     if port is not None:
@@ -121,19 +121,19 @@ def _fdb(index: int, lladdr: str, dst: str | None, state: int, port: int | None,
 
 
 def fdb_append(index: int, lladdr: str, dst: str, port: int | None = None, vni: int | None = None,
-               via: int | None = None, state: str = "permanent") -> bytes:
+               via: int | None = None, state: str = "permanent", flags: int = 0) -> bytes:
     """``bridge fdb append MAC dev IDX dst IP [port P] [vni V] [via DEV] self permanent``: a remote added to the
     all-zeros or a multicast MAC's list; for a unicast MAC that has one, nothing changes."""
-    body = _fdb(index, lladdr, dst, FDB_STATES[state], port, vni, via)
+    body = _fdb(index, lladdr, dst, FDB_STATES[state], port, vni, via, flags)
     return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, body)
 
 
 def fdb_replace(index: int, lladdr: str, dst: str, port: int | None = None, vni: int | None = None,
-                via: int | None = None, state: str = "permanent") -> bytes:
+                via: int | None = None, state: str = "permanent", flags: int = 0) -> bytes:
     """``bridge fdb replace MAC dev IDX dst IP ... self permanent``, as flanneld's AddFDB (NLM_F_REPLACE): a
     unicast MAC's one remote made this one, its port, VNI and device the device's own unless said, and its
     state."""
-    body = _fdb(index, lladdr, dst, FDB_STATES[state], port, vni, via)
+    body = _fdb(index, lladdr, dst, FDB_STATES[state], port, vni, via, flags)
     return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body)
 
 

@@ -18,6 +18,7 @@ from netlab.plan.address import Address as Address
 from netlab.plan.address import address_with_brd as address_with_brd
 from netlab.plan.address import broadcast_of as broadcast_of
 from netlab.plan.bridge_fdb import PortFdb as PortFdb
+from netlab.plan.neigh_proxy import ProxyNeigh as ProxyNeigh
 from netlab.plan.netfilter_resources import BaseChains as BaseChains
 from netlab.plan.netfilter_resources import NatRules as NatRules
 from netlab.plan.netfilter_resources import NftRules as NftRules
@@ -365,11 +366,14 @@ class Neigh(Resource):
     dst: IPv4Address
     lladdr: str
     state: str = "permanent"  # `ip neigh`'s nud word, lower case
+    flags: tuple[str, ...] = ()  # ("extern_learn",): kernel/rtnl_neigh's words; none in a plan (nor a real node's)
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()
         if self.state == "permanent":  # as every plan's: said only when not
             out.pop("state")
+        if not self.flags:
+            out.pop("flags")
         return out
 
     @property
@@ -377,10 +381,22 @@ class Neigh(Resource):
         return ("neigh", self.netns, self.dev, str(self.dst))
 
     def command(self) -> str:
-        return f"ip -n {self.netns} neigh replace {self.dst} lladdr {self.lladdr} dev {self.dev} nud {self.state}"
+        return (f"ip -n {self.netns} neigh replace {self.dst} lladdr {self.lladdr} dev {self.dev} nud {self.state}"
+                + "".join(f" {w}" for w in self.flags))
 
     def describe(self) -> str:
-        return f"neighbour {self.dst} lladdr {self.lladdr} dev {self.dev} in {self.netns}"
+        return f"neighbour {self.dst} lladdr {self.lladdr} dev {self.dev}{_flags(self.flags)} in {self.netns}"
+
+    def kept_words(self) -> str:
+        """An extra one's words: why the kernel keeps it (extern_learn: never aged, in any state)."""
+        return f"{self.state}, {', '.join(self.flags)}: {NEVER_AGED}" if self.flags else ""
+
+
+NEVER_AGED = "the kernel never ages it out"  # an extern_learn entry's (kernel/rtnl_neigh)
+
+
+def _flags(flags: tuple[str, ...]) -> str:
+    return "".join(f" {w}" for w in flags)
 
 
 @dataclass(frozen=True)
@@ -398,6 +414,7 @@ class Fdb(Resource):
     vni: int | None = None
     via: str | None = None
     state: str = "permanent"  # permanent | static | dynamic (forgotten after the device's ageing time)
+    flags: tuple[str, ...] = ()  # ("extern_learn",): never forgotten, whatever its state (kernel/rtnl_neigh)
 
     @property
     def key(self) -> tuple:
@@ -421,23 +438,28 @@ class Fdb(Resource):
         # whose entry for the MAC points elsewhere, it moves it, where `append` exits 0 and changes nothing (the
         # vxlan driver adds remotes to the all-zeros or a multicast MAC only). netlab's own request is an append
         # sent after the repair deleted any other remote of the MAC (realize.repair.stages): the same entry.
-        return f"bridge -n {self.netns} fdb replace {self.lladdr} dev {self.dev} {self._remote()} self {self.state}"
+        return (f"bridge -n {self.netns} fdb replace {self.lladdr} dev {self.dev} {self._remote()} self {self.state}"
+                + _flags(self.flags))
 
     def to_json(self) -> dict[str, Any]:
         # `mac`, as `bridge -j fdb` and inspect say; `lladdr` (plan's old key) beside it for one release (docs/json.md);
         # the remote's port, VNI and device only where they are not the device's own, the state where not permanent
         out = {k: v for k, v in super().to_json().items()
-               if not (k in ("port", "vni", "via") and v is None or k == "state" and v == "permanent")}
+               if not (k in ("port", "vni", "via") and v is None or k == "state" and v == "permanent"
+                       or k == "flags" and not v)}
         return {k: v for key, value in out.items()
                 for k, v in ((("mac", value), (key, value)) if key == "lladdr" else ((key, value),))}
 
     def describe(self) -> str:
-        return f"fdb {self.lladdr} {self._remote()} dev {self.dev} in {self.netns}"
+        return f"fdb {self.lladdr} {self._remote()} dev {self.dev}{_flags(self.flags)} in {self.netns}"
+
+    def kept_words(self) -> str:
+        return f"{self.state}, {', '.join(self.flags)}: {NEVER_AGED}" if self.flags else ""
 
 
 RESOURCE_TYPES: dict[str, type[Resource]] = {
     cls.kind: cls for cls in (Netns, Sysctl, Loopback, Bridge, Veth, VethPeer, Vxlan, Address, Route, Rule, Neigh, Fdb,
-                              PortFdb, NatRules, NftRules)
+                              PortFdb, ProxyNeigh, NatRules, NftRules)
 }
 
 

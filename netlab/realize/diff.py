@@ -89,6 +89,8 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
             continue  # a multipath route's hops through several devices: each hop's own, below
         elif f.name == "hop_quirks":  # a multipath route's hops not as planned (equal, through the route's dev)
             out.append(f"hops {'; '.join(a)} (want each of weight 1 through {getattr(want, 'dev')})")
+        elif f.name == "flags" and not isinstance(want, Link):  # a neighbour's or FDB entry's: extern_learn, sticky
+            out.append(f"{' '.join(a) or 'no ' + ' '.join(b)} (want {' '.join(b) or 'none'})")
         elif f.name == "flags":  # `ip link set DEV arp off`: each flag in its words, and the plan's
             # the flag named on each side: one the plan sets (``arp off``) and the link lacks is ``arp on (want off)``
             out += [f"{w} (want {flipped(w).rsplit(' ', 1)[1]})" for w in a if w not in b] + \
@@ -104,7 +106,8 @@ def describe_difference(want: Resource, have: Resource, gone: Collection[str] = 
             # the kernel says an entry's port and VNI only where they are not its device's own
             out.append(f"{f.name} {a} (want {want.dev}'s own)")
         elif isinstance(want, Fdb) and f.name == "state":
-            ages = f": the kernel forgets it after {want.dev}'s ageing time" if a == "dynamic" else ""
+            kept = "extern_learn" in getattr(have, "flags", ())  # never aged (kernel/rtnl_neigh)
+            ages = f": the kernel forgets it after {want.dev}'s ageing time" if a == "dynamic" and not kept else ""
             out.append(f"state {a} (want {b}){ages}")
         elif f.name == "noprefixroute":  # an address's: ip addr's word
             out.append("noprefixroute: the kernel makes no connected route for it (want one)" if a else
@@ -190,12 +193,19 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
     for key, have in obs.objects.items():
         if key in keys or (isinstance(have, Link) and have.name in skip):
             continue
-        out.append(Drift("extra", have, link_kind(have) if isinstance(have, Link) else ""))
+        out.append(Drift("extra", have, link_kind(have) if isinstance(have, Link) else _kept_words(have)))
     out += diff_tables(obs, [r for r in want if isinstance(r, NatRules)])
     out += diff_base_chains(obs, [r for r in want if isinstance(r, NatRules)])
     plugins = any(r.plugin_jumps for r in want if isinstance(r, NatRules))
     out += diff_nft(obs, [r for r in want if isinstance(r, NftRules)], plugins)
     return out
+
+
+def _kept_words(have: Resource) -> str:
+    """An extra neighbour's or FDB entry's words where they say more than its name: what a proxy entry makes the
+    node do, why the kernel keeps an extern_learn one."""
+    kept = getattr(have, "kept_words", None)
+    return kept() if callable(kept) else ""
 
 
 def _routed(addresses: Iterable[Resource], obs: Observed) -> list[Address]:

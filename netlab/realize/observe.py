@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address as _Address, IPv4Interface as _Interface, IPv4Network as _Network
 
-from netlab.kernel import rtnl, rtnl_bridge, rtnl_parse, rtnl_vxlan
+from netlab.kernel import rtnl, rtnl_bridge, rtnl_neigh, rtnl_parse, rtnl_vxlan
 from netlab.kernel.base import Snapshot
-from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, PortFdb, Resource, Route, Rule, Veth,
-                                   VethPeer, Vxlan)
+from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, PortFdb, ProxyNeigh, Resource, Route,
+                                   Rule, Veth, VethPeer, Vxlan)
 
 
 # The addresses a lab's namespaces repeat (lo's 127.0.0.1/8, the default route's 0.0.0.0/0, a node's gateway and
@@ -105,16 +105,21 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
             out.add(route)
     for n in snap.neighs:
         dev = names.get(n.index)
-        # PERMANENT: made by someone; one of the plan's in another state differs (the learned ones go by)
-        if n.dst and dev and (n.state & rtnl.NUD_PERMANENT or ("neigh", ns, dev, n.dst) in planned):
+        # PERMANENT or extern_learn: made by someone, kept (the kernel never ages either); one of the plan's in
+        # another state or with a flag differs (the learned ones go by)
+        kept = n.state & rtnl.NUD_PERMANENT or n.flags & rtnl_neigh.NTF_EXT_LEARNED
+        if n.dst and dev and (kept or ("neigh", ns, dev, n.dst) in planned):
             out.add(Neigh(netns=ns, dev=dev, dst=IPv4Address(n.dst), lladdr=n.lladdr or "",
-                          state=rtnl_vxlan.neigh_state(n.state)))
+                          state=rtnl_vxlan.neigh_state(n.state), flags=rtnl_neigh.flag_words(n.flags)))
+    for n in snap.proxies:  # none is planned: each is extra
+        if n.dst and (not n.index or n.index in names):
+            out.add(ProxyNeigh(netns=ns, dst=IPv4Address(n.dst), dev=names.get(n.index)))
     vxlans = {link.index: link for link in snap.links.values() if link.kind == "vxlan"}
     for f in snap.fdb:
         if f.index in vxlans and f.dst and f.lladdr and not _devices_own(f, vxlans[f.index]):
             out.add(Fdb(netns=ns, dev=names[f.index], lladdr=f.lladdr, dst=IPv4Address(f.dst), port=f.port,
                         vni=f.vni, via=names.get(f.ifindex, str(f.ifindex)) if f.ifindex else None,
-                        state=rtnl_vxlan.fdb_state(f.state)))
+                        state=rtnl_vxlan.fdb_state(f.state), flags=rtnl_neigh.flag_words(f.flags)))
     for e in _hand_fdb(snap, names):
         out.add(e)
     for r in snap.rules:

@@ -116,6 +116,11 @@ class NeighFacts:
     dev: str
     lladdr: str | None
     state: str  # PERMANENT REACHABLE STALE DELAY PROBE INCOMPLETE FAILED NOARP NONE
+    flags: tuple[str, ...] = ()  # ("extern_learn",): the kernel never ages it (kernel/rtnl_neigh)
+
+    def said(self) -> str:
+        """Its state as `ip neigh` prints it, with its flags: ``PERMANENT``, ``REACHABLE extern_learn``."""
+        return " ".join((self.state, *self.flags))
 
 
 @dataclass(frozen=True)

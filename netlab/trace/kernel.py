@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.kernel import netlink, netns as nsmod, procsys, rtnl, rtnl_bridge, rtnl_parse, sockdiag
+from netlab.kernel import netlink, netns as nsmod, procsys, rtnl, rtnl_bridge, rtnl_neigh, rtnl_parse, sockdiag
 from netlab.plan.route_attrs import RTAX_MTU, metric_words
 from netlab.trace.facts import FdbFacts, InetAddress, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
 from netlab.trace.tables import KernelTables
@@ -56,12 +56,12 @@ def _fdb_state(state: int, flags: int = 0) -> str:
     ``static sticky`` never moves to the port its MAC is next seen on, a plain ``static`` one does); a sticky one
     that ages is a hand's (``dynamic sticky``: learning never sets sticky, kernel/rtnl_bridge.kept_state), not a
     learned one."""
-    sticky = " sticky" if flags & rtnl_bridge.NTF_STICKY else ""
+    sticky = "".join(f" {w}" for w in rtnl_bridge.fdb_flag_words(flags))  # sticky, extern_learn (never aged)
     if state & rtnl.NUD_PERMANENT:
         return "permanent" + sticky
     if state & rtnl.NUD_NOARP:
         return "static" + sticky
-    return "dynamic sticky" if sticky else "learned"
+    return f"dynamic{sticky}" if sticky else "learned"
 
 
 def _expires(msg: netlink.Msg) -> int | None:
@@ -275,7 +275,8 @@ class LiveKernel(KernelTables):
         n = next((n for n in self._neigh_dump(netns) if n.index == link.index and n.dst == ip), None)
         if n is None:
             return None
-        return NeighFacts(ip=ip, dev=dev, lladdr=n.lladdr, state=nud_state(n.state))
+        return NeighFacts(ip=ip, dev=dev, lladdr=n.lladdr, state=nud_state(n.state),
+                          flags=rtnl_neigh.flag_words(n.flags))
 
     def neighbours_before(self, netns: str, entries: list[rtnl_parse.NeighMsg]) -> None:
         """Keep ``netns``'s neighbour entries as they were before the packet (:meth:`neigh_state_before`)."""
@@ -323,7 +324,9 @@ class LiveKernel(KernelTables):
             state = nud_state(n.state)
             if state == "NOARP":  # multicast/broadcast/loopback entries `ip neigh` hides too
                 continue
-            out.append({"dst": n.dst, "dev": self.ifname(netns, n.index), "lladdr": n.lladdr, "state": state})
+            out.append({"dst": n.dst, "dev": self.ifname(netns, n.index), "lladdr": n.lladdr, "state": state,
+                        **({"flags": list(rtnl_neigh.flag_words(n.flags))} if n.flags & rtnl_neigh.NTF_EXT_LEARNED
+                           else {})})
         return out
 
     def _fdb_dump(self, netns: str) -> list[rtnl_parse.NeighMsg]:

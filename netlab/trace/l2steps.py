@@ -53,7 +53,7 @@ class L2Steps(WalkParts):
             before = read(ns, dev, ip) if read else None
             if before is not None and before not in NEIGH_OK:  # the packet waited for the answer from n.lladdr
                 self._asked = n.lladdr
-            self.rows.add(ns, dev, "neigh", f"ARP entry: {whose} is at {n.lladdr} ({n.state})", [cmd],
+            self.rows.add(ns, dev, "neigh", f"ARP entry: {whose} is at {n.lladdr} ({n.said()})", [cmd],
                           self._obs(ns, dev, "out"), lladdr=n.lladdr, state=n.state, ip=ip, state_before=before)
             return n
         state = n.state if n else "no entry"
@@ -278,7 +278,9 @@ class L2Steps(WalkParts):
         if owner is None or owner[0] == port:
             return None
         how = ("the bridge refreshes it on each frame from that MAC but never moves it (sticky; learning never "
-               "makes a sticky entry)" if state == "dynamic sticky" else "it neither ages nor moves")
+               "makes a sticky entry)" if "sticky" in state and state.startswith("dynamic") else
+               "it never ages (extern_learn), and moves only once a frame from that MAC comes in on another port"
+               if state == "dynamic extern_learn" else "it neither ages nor moves")
         goes = ("so the bridge takes the frame as the node's own (local) and forwards it to no port"
                 if state.startswith("permanent") else f"so {bridge} sends the frame out of {port}")
         why = (f"{mac} is {owner[1][1]}'s in {owner[1][0]}, behind port {owner[0]}, but an FDB entry a hand added "

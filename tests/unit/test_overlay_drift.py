@@ -80,13 +80,15 @@ def neigh(state: int = rtnl.NUD_PERMANENT) -> rtnl_parse.NeighMsg:
                                          [("NDA_DST", "10.244.1.0"), ("NDA_LLADDR", PEER_MAC)]))
 
 
-def drift(link: rtnl_parse.LinkMsg | None = None, fdb: list | None = None, neighs: list | None = None) -> list[str]:
-    """What status says of node fa-n1 holding ``link`` as flannel.1, ``fdb`` as its FDB, ``neighs``."""
+def drift(link: rtnl_parse.LinkMsg | None = None, fdb: list | None = None, neighs: list | None = None,
+          proxies: list | None = None) -> list[str]:
+    """What status says of node fa-n1 holding ``link`` as flannel.1, ``fdb`` as its FDB, ``neighs``, and
+    ``proxies`` (`ip neigh show proxy`)."""
     eth0 = rtnl_parse.LinkMsg(2, "eth0", "veth", True, 1500, ETH0.mac, None, None, None, None, 0, 1000)
     lo = rtnl_parse.LinkMsg(1, "lo", None, True, 65536, "00:00:00:00:00:00", None, None, None, None, 0, 1000)
     snap = Snapshot(netns=NS, links={"lo": lo, "eth0": eth0, "flannel.1": link or vxlan_link()},
                     fdb=fdb if fdb is not None else [fdb_entry()],
-                    neighs=neighs if neighs is not None else [neigh()],
+                    neighs=neighs if neighs is not None else [neigh()], proxies=proxies or [],
                     addrs=[rtnl_parse.AddrMsg(2, "192.168.122.2", 24, None, 0, "eth0")])
     want = PLANNED + [Address(netns=NS, dev="eth0", address=IPv4Interface("192.168.122.2/24"))]
     obs = observe(snap, {r.key: r for r in want}, {})
