@@ -94,7 +94,17 @@ def test_proxy_entries_and_extern_learn_are_drift_and_up_mends_them(tmp_path):
         up_repairs(path, name)
         assert not [e for e in _fdb(n1) if e["mac"] == "02:00:00:00:00:55"]
 
-        # 4. flanneld's FDB entry for n2's VTEP made extern_learn: drift, and flanneld's replace clears it
+        # 4. a bridge's entry the kernel never ages (learning never sets extern_learn): extra, as a static one
+        [port] = [p["ifname"] for p in ip_json("link", "show", "master", "cni0", netns=n1)]
+        sh("bridge", "-n", n1, "fdb", "add", "02:00:00:00:00:66", "dev", port, "master", "extern_learn")
+        code, details = status_details(name)
+        assert code == 1 and _said(details) == [
+            ("extra", f"bridge fdb 02:00:00:00:00:66 dev {port} master cni0 dynamic extern_learn in {n1}", "")]
+        up_repairs(path, name)
+        assert "02:00:00:00:00:66" not in subprocess.run(["bridge", "-n", n1, "fdb", "show", "dev", port],
+                                                         capture_output=True, text=True, check=True).stdout
+
+        # 5. flanneld's FDB entry for n2's VTEP made extern_learn: drift, and flanneld's replace clears it
         [vtep] = [e for e in _fdb(n1) if e.get("dst") == "192.168.122.3"]
         sh("bridge", "-n", n1, "fdb", "del", vtep["mac"], "dev", "flannel.1", "dst", "192.168.122.3", "self")
         sh("bridge", "-n", n1, "fdb", "add", vtep["mac"], "dev", "flannel.1", "dst", "192.168.122.3", "self",
