@@ -33,6 +33,7 @@ from dataclasses import fields, replace
 from typing import Iterable
 
 from netlab.kernel import iptables
+from netlab.model import naming
 from netlab.kernel.base import NftText, Op, TableText
 from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, NatRules, Neigh, NftRules,
                                    Resource, Route, Rule, Sysctl, Veth, VethPeer, Vxlan)
@@ -42,12 +43,19 @@ from netlab.realize import netfilter_drift, nft_sync, nftables
 from netlab.realize.diff import Drift
 from netlab.realize.observe import Observed
 
-# Kernel order (plan/build.py's ORDER, with the kinds only a repair meets).
-KIND_RANK = {kind: i for i, kind in enumerate(("loopback", "bridge", "veth", "veth-peer", "vxlan", "link", "address",
-                                               "neigh", "fdb", "route", "rule"))}
+# Kernel order (plan/build.py's ORDER, with the kinds only a repair meets). A node's pod bridge (cni0) and its
+# ports come after its VTEP: a real Flannel node has eth0, then flannel.1 (flanneld starts before any pod), then
+# cni0 (the bridge plugin makes it at the first pod's ADD), then the pods' veths, and `ip link` lists them by
+# ifindex, which a namespace gives its links in the order they are made (QA 62k).
+KIND_RANK = {kind: i for i, kind in enumerate(("loopback", "bridge", "veth", "veth-peer", "vxlan", "pod-bridge",
+                                               "pod-veth", "link", "address", "neigh", "fdb", "route", "rule"))}
 
 
 def _rank(r: Resource) -> int:
+    if isinstance(r, Bridge) and r.name == naming.BRIDGE:
+        return KIND_RANK["pod-bridge"]
+    if isinstance(r, Veth) and r.master == naming.BRIDGE:
+        return KIND_RANK["pod-veth"]
     return KIND_RANK.get(r.kind, len(KIND_RANK))
 
 
