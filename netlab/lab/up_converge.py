@@ -16,7 +16,7 @@ from netlab.errors import ApplyFailed
 from netlab.feature import Feature, add_deleted_chains, release_stopped
 from netlab.kernel import iptables, testhooks
 from netlab.kernel.base import Kernel, KernelError, NftText, Op
-from netlab.lab import carrier, pmtu
+from netlab.lab import carrier, mtu_kept, pmtu
 from netlab.lab.announce import announce
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import kernel_links, owned
@@ -55,6 +55,7 @@ class Converging:
     strays_refused: set[tuple[str, str, bool]]  # (namespace, interface, ingress) of a stray qdisc the kernel kept
     _strays: dict[str, list[stray.Stray]]  # namespace -> the qdiscs added by hand _drift found (impair/stray)
     heard: Callable[[], None] | None
+    before: tuple[Any, str | None, str, Any]  # the lab's last topology, source, phase, addresses (lab/up.py)
 
     def _repair_after_removal(self, state: LabState) -> None:
         """The namespaces that held the removed veths' other ends are read and repaired once more: the veth of a pod
@@ -124,6 +125,8 @@ class Converging:
         flushed, unflushed = pmtu.forget_learned(self.kernel, repaired, existing)
         self.result.fixed += flushed
         self.result.warnings += unflushed
+        # A backend switch set the running pods' MTU in place, which a real cluster does not (lab/mtu_kept.py)
+        self.result.warnings += mtu_kept.in_place_words(self.before[0], self.lab, repaired)
         # A link a repair brought up carries traffic only once the kernel says it runs (lab/carrier.py).
         for ns, name in carrier.wait_running(self.kernel, links_brought_up(repaired, self.plan.of_kind("veth"))):
             self.result.warnings.append(f"{name} in {ns} is up but not running yet (no carrier after "

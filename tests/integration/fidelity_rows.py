@@ -246,4 +246,19 @@ def render_doc(rs: list[dict]) -> str:
             verdict = f"yes, but {r['known']}"
         out.append(f"| {r['object']}: `{r['command']}` | {cell(r['real'])}<br>({r['source']}) | "
                    f"{cell(r['netlab'])} | {verdict} |")
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + NOTES
+
+
+# What the table's rows do not show (docs/fidelity.md's last section)
+NOTES = """
+## Beside the table
+
+- A node's interfaces are made in a real Flannel node's order, so `ip link` lists them and numbers them
+  (ifindex) as it does: `lo`, `eth0` (the NIC), `flannel.1` (flanneld starts before any pod), `cni0`
+  (the bridge plugin makes it at the first pod's CNI ADD), then the pods' veths; in host-gw mode `lo`,
+  `eth0`, `cni0`, the veths (`tests/integration/test_node_link_order_live.py`).
+- What `status` does not compare, because it changes no forwarding (a real node's links have none of it,
+  and `up` leaves it as it is): a link's alias (`ip link set X alias foo`, `ifalias`), its group
+  (`ip link set X group 7`), a neighbour entry's `router` flag and `protocol`. "All as planned" means the
+  objects that carry or decide traffic are as planned, not that these are absent: `ip -d link` shows them.
+"""
