@@ -142,8 +142,9 @@ def rows(world) -> list[dict]:
         "<mac> dst 192.168.122.7 self permanent\n", "Flannel's FDB entry for the remote VTEP (network model)")
     mine = normalize(sh("ip", "-n", node, "-br", "addr"), names)
     row("node addresses, brief", "ip -br addr (in the node)", mine,
-        "cni0 UP 10.244.0.1/24\nflannel.1 UNKNOWN 10.244.0.0/32\n",
-        "the CNI bridge plugin's cni0 (isGateway) and Flannel's VTEP address (.0/32)")
+        "flannel.1 UNKNOWN 10.244.0.0/32\ncni0 UP 10.244.0.1/24\n",
+        "Flannel's VTEP address (.0/32) and the CNI bridge plugin's cni0 (isGateway), in a real node's order: "
+        "flanneld makes flannel.1 before the first pod's ADD makes cni0")
     for table, chains in (("nat", ("POSTROUTING", "FLANNEL-POSTRTG")), ("filter", ("FORWARD", "FLANNEL-FWD"))):
         saved = sh("ip", "netns", "exec", node, "iptables", "-t", table, "-S")
         mine = "".join(line + "\n" for line in saved.splitlines()

@@ -180,13 +180,21 @@ def world(tmp_path_factory):
     path = write_topology(tmp, DEFAULT.replace("name: demo", f"name: {lab}"))
     resolved = resolve(load_topology(path))
     tag = uuid.uuid4().hex[:6]
-    cni_node, cni_pod = f"cni{tag}-node", f"cni{tag}-pod"
+    cni_node, cni_pod, cni_lan = f"cni{tag}-node", f"cni{tag}-pod", f"cni{tag}-lan"
     made: list[str] = []
     try:
         netlab("up", "-t", path)
-        for ns in (cni_node, cni_pod):
+        for ns in (cni_node, cni_pod, cni_lan):
             create_netns(ns, make_tag("fidelity-test", ns), REAL_NODE_IPV4)  # a real node's, and its pod's copy
             made.append(ns)
+        # What a real node holds before its first pod's ADD, in its order (ifindex 2 and 3): its NIC, and
+        # flanneld's VTEP. `bridge link` names a port's peer by the index it has in the pod (veth@eth0).
+        for argv in (["link", "add", "eth0", "type", "veth", "peer", "name", "lan0", "netns", cni_lan],
+                     ["link", "add", "flannel.1", "type", "vxlan", "id", "1", "local", "192.168.122.215", "dev",
+                      "eth0", "dstport", "8472", "nolearning"], ["link", "set", "eth0", "up"],
+                     ["link", "set", "flannel.1", "up"]):
+            subprocess.run(["ip", "-n", cni_node, *argv], check=True, capture_output=True, timeout=30)
+        subprocess.run(["ip", "-n", cni_lan, "link", "set", "lan0", "up"], check=True, capture_output=True, timeout=30)
         conf = flannel.delegate_config(resolved, resolved.node("minikube"))
         conf["ipam"]["dataDir"] = str(tmp / "host-local")  # private, not /var/lib/cni/networks
         result = run_plugin("bridge", conf, cni_node, cni_pod, "eth0", "fidelity")
