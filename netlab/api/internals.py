@@ -19,7 +19,8 @@ from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, ch
 from netlab.api.frozen import freeze
 from netlab.errors import (LabBusy, UsageError, in_python_words, netlab_command, python_reconfigure,
                            python_words, repair_way)
-from netlab.realize.interrupted import Seen, seen, stalled
+from netlab.realize.interrupted import Seen, being_taken_down, seen, stalled
+from netlab.realize.lab_lock import lab_lock_holder
 from netlab.realize import source_edit
 from netlab.realize.state import (ASK, LabState, edited_at_run_time, reconfigure_repair, reconfigure_up, repair_up,
                                   replaces)
@@ -204,7 +205,11 @@ def killed_first(model: ModelLab, state: Any, first: Callable[[str], None] | Non
     ``first`` before a command that reads the lab says anything else (probe, policy table: a note, a turn-wait
     line), as status says it first, and returned for its JSON's ``error``; None for any other lab. ``running``:
     the command sends packets in the lab: a lab whose underlay is gone (a down killed after deleting the
-    namespaces) is refused in one line, list's with it (probe/runner.not_up), not said twice."""
+    namespaces) is refused in one line, list's with it (probe/runner.not_up), not said twice; and so is a lab a
+    ``down`` is at work on (phase deleting, its lock held: the lab's processes stopped, its namespaces going), as
+    once its namespaces are gone, not probed on its way out."""
+    if running and state.phase == "deleting" and lab_lock_holder(model.name) is not None:
+        raise being_taken_down(model.name, "its namespaces go with it")
     error = stalled(state)
     if error is not None:
         from netlab.kernel.netns import is_netns_mount

@@ -277,15 +277,18 @@ def not_up(lab: Lab) -> NetlabError:
 def _taken_down(lab: Lab, job: Job) -> NetlabError | None:
     """Why the agent was stopped, when the lab is going: `netlab down` marks the lab's state "deleting" and holds
     its lock while it stops every process in the lab's namespaces (the probe's agent among them), then deletes them
-    and its state. A down killed halfway (nobody holds the lock) stopped nothing of this run: list's line, given a
-    namespace of the job now missing (realize.interrupted.taken_down); None for a lab that is up."""
+    and its state. At work still: the lab is being taken down; done with it already (no state): it was taken down
+    and is not up (realize.interrupted.taken_down's words). A down killed halfway (nobody holds the lock) stopped
+    nothing of this run: list's line, given a namespace of the job now missing; None for a lab that is up."""
     what = "the probe's agent was stopped with the lab's other processes"
     try:
         state = load_state(lab.name)
     except NetlabError:  # corrupt: not this question's to answer
         return None
-    if state is None or (state.phase == "deleting" and lab_lock_holder(lab.name) is not None):
-        return being_taken_down(lab.name, what)  # at work, or done since the run began
+    if state is None:  # the down finished before the run looked: not "being taken down"
+        return taken_down(lab.name, what)
+    if state.phase == "deleting" and lab_lock_holder(lab.name) is not None:
+        return being_taken_down(lab.name, what)
     gone = [ns for ns in (lab.underlay_netns, *job.sweep) if not is_netns_mount(ns)]
     return taken_down(lab.name, what, killed=f"no namespace {gone[0]}") if gone else None
 

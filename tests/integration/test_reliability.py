@@ -15,6 +15,7 @@ import pytest
 from forked_cli import ForkedCli
 from helpers import (NETLAB, in_netns, ip, lab_namespaces, netlab, state_path, two_node_topology, unique_lab,
                      write_topology)
+from helpers_racing import paused_at
 from netlab.errors import netlab_command
 
 pytestmark = pytest.mark.root
@@ -398,10 +399,24 @@ def test_inspect_of_a_pod_whose_namespace_is_gone_is_one_line(labs, tmp_path):
     assert netlab("exec", "--lab", lab, "b", "--", "true").returncode == 0
 
 
-def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch):
+# The two orders of a probe whose agent a `netlab down` stopped, each held in place (not a race the machine's load
+# decides): the down still at work when the probe judges its agent's end (held at its test hook, its lock held,
+# the lab's processes stopped), or done with the lab by then (the probe's judgement held until it has finished).
+DOWN_ORDERS = {
+    "at work": "is being taken down (`netlab down`): the probe's agent was stopped with the lab's other processes",
+    "done": "was taken down (`netlab down`) meanwhile: the probe's agent was stopped with the lab's other processes; "
+            "it is not up",
+}
+
+
+@pytest.mark.parametrize("order", DOWN_ORDERS)
+def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch, order):
     """`netlab down` in another terminal while a probe runs: down stops every process in the lab's namespaces,
-    the probe's agent too. The probe says the lab is being taken down (exit 2), as trace does, not that its
-    agent died (exit 3). The agent's work is a sleep here, so that down surely finds it at work."""
+    the probe's agent too. The probe says so in one line (exit 2), as trace does, not that its agent died (exit 3):
+    the lab is being taken down when the down is still at work as the probe looks, else it was taken down and is
+    not up. The agent's work is a sleep here, so that down surely finds it at work. The down starts once the probe
+    waits for its agent (`probe` forks it before it has read the lab: probe/early.py; a down that finished before
+    the probe read the lab is a lab that is not up)."""
     import threading
 
     from click.testing import CliRunner
@@ -409,11 +424,12 @@ def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch):
     from netlab.cli import cli
     from netlab.errors import UsageError
     from netlab.kernel import netns as nsmod
-    from netlab.probe import agent
+    from netlab.probe import agent, runner
 
     lab = labs.name()
     labs.up(small(lab))
     inodes = {f"net:[{os.stat(nsmod.netns_path(ns)).st_ino}]" for ns in lab_namespaces(lab)}
+    waiting, judged, down_done = threading.Event(), threading.Event(), threading.Event()
 
     def agent_at_work(job):  # in the forked agent: in the lab's namespace, as the real one
         nsmod.join(job.home)
@@ -424,18 +440,61 @@ def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch):
         children = open(f"/proc/{me}/task/{me}/children").read().split()
         return any(os.readlink(f"/proc/{pid}/ns/net") in inodes for pid in children if os.path.exists(f"/proc/{pid}"))
 
-    def down_once_the_agent_is_there() -> None:
+    def waits_for_its_agent(fork_agent):
+        def wait(*args, **kwargs):
+            waiting.set()
+            return fork_agent(*args, **kwargs)
+        return wait
+
+    def judged_once_down_is_done(taken_down):
+        def judge(*args, **kwargs):
+            assert down_done.wait(120)
+            return taken_down(*args, **kwargs)
+        return judge
+
+    def down_once_the_probe_waits_for_its_agent() -> None:
+        assert waiting.wait(120)
         deadline = time.monotonic() + 30
         while not agent_in_the_lab() and time.monotonic() < deadline:
             time.sleep(0.02)
-        netlab("down", "--lab", lab)
+        if order == "done":
+            netlab("down", "--lab", lab)
+            down_done.set()
+            return
+        down = paused_at("down-stopped", "down", "--lab", lab)  # the lab's processes stopped, its lock held
+        judged.wait(120)
+        out, err = down.communicate("\n", timeout=300)
+        assert down.returncode == 0, (out, err)
 
     monkeypatch.setattr(agent, "run_job", agent_at_work)
-    other_terminal = threading.Thread(target=down_once_the_agent_is_there)
+    monkeypatch.setattr(runner, "_fork_agent", waits_for_its_agent(runner._fork_agent))
+    if order == "done":
+        monkeypatch.setattr(runner, "_taken_down", judged_once_down_is_done(runner._taken_down))
+    other_terminal = threading.Thread(target=down_once_the_probe_waits_for_its_agent)
     other_terminal.start()
-    out = CliRunner().invoke(cli, ["probe", "--lab", lab, "--proto", "icmp"])
-    other_terminal.join()
+    try:
+        out = CliRunner().invoke(cli, ["probe", "--lab", lab, "--proto", "icmp"])
+    finally:
+        judged.set()
+        other_terminal.join()
     assert isinstance(out.exception, UsageError), out.output  # exit 2 from the program
-    assert str(out.exception) == (f"lab {lab} is being taken down (`netlab down`): the probe's agent was stopped with "
-                                  "the lab's other processes")
+    assert str(out.exception) == f"lab {lab} {DOWN_ORDERS[order]}"
+    assert lab_namespaces(lab) == []
+
+
+def test_a_probe_of_a_lab_being_taken_down_is_refused(labs):
+    """A probe that starts while a `netlab down` takes the lab away (held at its test hook: the lab's processes
+    stopped, its lock held, its namespaces not yet deleted) says so in one line, exit 2, as it does once the
+    namespaces are gone: not a probe of a lab on its way out (all 6 probes as expected, exit 0)."""
+
+    lab = labs.name()
+    labs.up(small(lab))
+    down = paused_at("down-stopped", "down", "--lab", lab)
+    try:
+        r = netlab("probe", "--lab", lab, "--proto", "icmp", check=False)
+    finally:
+        out, err = down.communicate("\n", timeout=300)
+    assert (r.returncode, r.stdout, r.stderr) == (
+        2, "", f"netlab: lab {lab} is being taken down (`netlab down`): its namespaces go with it\n")
+    assert down.returncode == 0, (out, err)
     assert lab_namespaces(lab) == []

@@ -12,6 +12,7 @@ it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import types
@@ -147,7 +148,8 @@ def test_a_trace_whose_namespace_check_meets_an_up_at_work_names_it(lab, running
 def test_a_run_a_down_cut_short_raises_the_downs_own_line(lab, running, reader):
     """A run whose error already says a `netlab down` took its part away ("the probe's agent was stopped with the
     lab's other processes", runner._taken_down) is raised as itself: the re-check's LabGoingDown ("what probe read
-    of it is its work half done") says less (test_reliability's down during a probe, exit 2 either way)."""
+    of it is its work half done") says less (test_reliability's down during a probe, exit 2 either way). The down
+    begins while the run is at work (a probe that begins once it holds the lab refuses it up front)."""
     said = being_taken_down(lab.name, "the probe's agent was stopped with the lab's other processes")
 
     def end():
@@ -156,11 +158,27 @@ def test_a_run_a_down_cut_short_raises_the_downs_own_line(lab, running, reader):
     checked = Lab.attach(lab.name)
     call = {"probe": lambda: internal_probe(checked), "trace": lambda: checked.trace("a", "b"),
             "reach": lambda: checked.reach("a", "b")}[reader]
-    running.end = end
-    st = state_mod.load_state(lab.name)
-    st.phase = "deleting"
-    st.save()
-    with lab_lock.LabLock(lab.name, "netlab down"):
+    with contextlib.ExitStack() as down:
+        def down_begins():
+            st = state_mod.load_state(lab.name)
+            st.phase = "deleting"
+            st.save()
+            down.enter_context(lab_lock.LabLock(lab.name, "netlab down"))
+
+        running.do, running.end = down_begins, end
         with pytest.raises(LabTakenDown) as got:
             call()
     assert got.value is said
+
+
+def test_a_probe_that_begins_while_a_down_holds_the_lab_refuses_it(lab, running):
+    """A probe of a lab a `netlab down` is at work on (phase deleting, its lock held) sends nothing: the lab is
+    being taken down, its namespaces going, as once they are gone (not a probe of a lab on its way out)."""
+    st = state_mod.load_state(lab.name)
+    st.phase = "deleting"
+    st.save()
+    running.do = lambda: pytest.fail("probed a lab being taken down")
+    with lab_lock.LabLock(lab.name, "netlab down"):
+        with pytest.raises(LabTakenDown, match=re.escape(
+                "lab fk is being taken down (`netlab down`): its namespaces go with it")):
+            internal_probe(Lab.attach(lab.name))
