@@ -121,9 +121,11 @@ class Journal:
         self.applied += [op] if done is None else done
         return done is None or op in done, None
 
-    def undo(self, skip_netns: set[str] = frozenset()) -> list[str]:
-        """Take back every op that took effect, last first; returns what could not be taken back."""
-        problems: list[str] = []
+    def undo(self, skip_netns: set[str] = frozenset()) -> list[tuple[Op, str]]:
+        """Take back every op that took effect, last first; returns those the kernel would not take back, each
+        with its words: the run's op and the kernel's reason ("write sysctl net.ipv4.ip_forward in L-n1
+        (Permission denied)")."""
+        refused: list[tuple[Op, str]] = []
         for op in reversed(self.applied):
             if op.netns in skip_netns:
                 continue  # the namespace goes whole
@@ -133,9 +135,10 @@ class Journal:
             try:
                 self.kernel.apply([inverse])
             except KernelError as exc:
-                problems.append(str(exc))
+                reason = str(exc).removeprefix(f"{inverse.describe()}: ")  # the kernel's words name the inverse
+                refused.append((op, f"{op.describe()} ({reason})"))
         self.applied.clear()
-        return problems
+        return refused
 
 
 def put_back_dropped(kernel: Kernel, state: "LabState", touched: set[str],

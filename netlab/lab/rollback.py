@@ -70,6 +70,7 @@ class Rollback:
     intended: list[str]  # the namespaces this run named in the state before making them
     removing: list[str]  # namespaces the run began to remove
     not_restored: list[str]  # what the kernel dropped and a rollback could not add again
+    not_undone: tuple[str, ...] = ()  # the run's changes whose take-back the kernel refused, in words
     half_done: list[str]  # what the features' start left half done and a rollback could not bring back
     kept_before: dict[str, Any]  # each feature's before_run handle (a running lab's run): what put_back compares with
     not_put_back: list[str]  # what the features changed for the run's topology and could not put back
@@ -109,6 +110,9 @@ class Rollback:
                     f"(`{again}` starts them)")
         if self.half_done:  # a CNI pod whose re-attach the run had begun: detached
             out += f"{',' if not out else ' and'} but for {'; '.join(self.half_done)}"
+        if self.not_undone:  # the run's change stays: the lab's plan put back asks otherwise
+            out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_undone)}, which the kernel would not "
+                    f"take back (`{again}` repairs it)")
         if self.not_restored:
             out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_restored)}, which the kernel "
                     f"dropped and could not be added again (`{again}` repairs it)")
@@ -154,7 +158,9 @@ class Rollback:
                 return
             hand = [op.res for op in self.journal.applied if op.verb == "del" and isinstance(op.res, HandQdisc)
                     and op.netns not in self.created]
-            self.journal.undo(skip_netns=set(self.created))
+            refused = self.journal.undo(skip_netns=set(self.created))
+            # a hand's root qdisc the kernel would not take again: put_back_alone says it, with what hung under it
+            self.not_undone = tuple(words for op, words in refused if not isinstance(op.res, HandQdisc))
             self.alone = tuple(put_back_alone(self.kernel, hand)) if hand else ()
             touched = self.journal.touched - set(self.created)
             # A namespace made again for a pod the lab had (its sandbox deleted by hand): only what runs in it goes,
