@@ -7,11 +7,13 @@ replace it anyway (``--force``) or to remove it first. Each test looks at the fi
 only, as netlab writes them: a pcap's magic number, graph's DOT (``digraph netlab {`` and netlab's comment line),
 Graphviz's SVG of it, a PNG with netlab's tEXt chunk, Mermaid with netlab's comment line (an older netlab's DOT, PNG
 and Mermaid files lack them: another kind now, replaced with --force once, which the refusal says), trace's first
-line, probe's JUnit root element.
+line, probe's JUnit root element, NETLAB_CNI_LOG's copy's first JSON line, the pytest plugin's JSON dumps (these
+two have no --force: the file is removed first).
 """
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import dataclass, replace
@@ -92,11 +94,33 @@ def _junit(head: bytes) -> bool:
     return head.startswith(b"<?xml") and b'<testsuites name="netlab probe"' in head
 
 
+def _cni_calls(head: bytes) -> bool:
+    """NETLAB_CNI_LOG's copy of up's CNI calls (cni/invoke.py): JSON lines with their keys sorted, a call's
+    (``command`` first of them) or a watcher's apply's header line (``lab``, then ``netlab_cni_log``)."""
+    first = head.split(b"\n", 1)[0]
+    return first.startswith(b'{"command": "') or (first.startswith(b'{"lab": "') and b'", "netlab_cni_log": "' in first)
+
+
+_EXCEPTION_LINE = re.compile(rb"[A-Z][A-Za-z0-9_]*: ")
+
+
+def _artifact(head: bytes) -> bool:
+    """A failed test's dump as netlab's pytest plugin writes it (netlab/pytest_artifacts.py): JSON as
+    ``json.dumps(indent=2)`` gives it (an object or a list, empty or not), or error.txt's line (an error's class,
+    then its words)."""
+    return (head.startswith((b'{\n  "', b"[\n  ")) or head in (b"{}\n", b"[]\n")
+            or _EXCEPTION_LINE.match(head) is not None)
+
+
 PCAP = Kind("a pcap or pcapng capture", _pcap)
 GRAPH = Kind("a picture netlab draws (Mermaid, DOT, SVG, PNG)", _picture, older=_older_picture)
 TRACE = Kind("a trace netlab writes (text, JSON, YAML, or its DOT, SVG, PNG picture)", _trace, older=_older_picture)
 OLDER = "if an older netlab drew it (its pictures carried no mark of netlab's), "  # the refusal's fix, before --force
 JUNIT = Kind("netlab probe's JUnit XML", _junit)
+CNI_CALLS = Kind("a copy of netlab's CNI calls (NETLAB_CNI_LOG's JSON lines)", _cni_calls,
+                 fix="name another file in NETLAB_CNI_LOG, or remove it first")
+ARTIFACT = Kind("a test's dump netlab's pytest plugin writes (its JSON, error.txt)", _artifact,
+                fix="write the artifacts elsewhere (--netlab-artifacts DIR), or remove it first")
 
 
 def for_api(kind: Kind) -> Kind:

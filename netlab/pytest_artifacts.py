@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import outfile
+from netlab.errors import UsageError
+from netlab.outkinds import ARTIFACT
 from netlab.pytest_topology import artifacts_folder
 
 if TYPE_CHECKING:
@@ -130,11 +132,15 @@ def report_failure(item: pytest.Item, rep: pytest.TestReport, retried: Collectio
             absent.add(lab.name)
             continue
         files = taken[lab.name] if lab.name in taken else snapshot(lab, *_own(item, lab))
+        try:
+            at = write(files, folder / lab.name)
+        except UsageError as exc:  # a name that holds another file (outfile's rules): nothing of the lab written
+            down.append(f"lab {lab.name} could not be written when the test failed: {exc}")
+            continue
         if "error.txt" in files and not any(path.startswith("inspect/") for path in files):
-            down.append(f"lab {lab.name} could not be read when the test failed: "
-                        f"{write(files, folder / lab.name) / 'error.txt'} says why")
+            down.append(f"lab {lab.name} could not be read when the test failed: {at / 'error.txt'} says why")
         else:
-            written.append(str(write(files, folder / lab.name)))
+            written.append(str(at))
     said = (["the lab as it was when the test failed: " + ", ".join(written)] if written else []) + down
     rep.sections.append(("netlab", "\n".join(said)))
     if item.config.getoption("netlab_keep"):
@@ -271,8 +277,14 @@ def _attached_by_plugins(lab: Lab) -> bool:
 
 
 def write(files: dict[str, Any], folder: Path) -> Path:
+    """The files in ``folder``, each replacing only an empty file or an earlier dump (outkinds.ARTIFACT), never
+    through another user's symlink (netlab/outfile.py): all are checked before any is written, so that a name
+    refused (a UsageError, one line) leaves every file as it was."""
     (folder / "inspect").mkdir(parents=True, exist_ok=True)
-    for path, data in files.items():
-        text = data if path.endswith(".txt") else json.dumps(data, indent=2, default=str) + "\n"
-        outfile.write_output(str(folder / path), text.encode())  # never through another user's symlink
+    texts = {str(folder / path): (data if path.endswith(".txt") else json.dumps(data, indent=2, default=str) + "\n")
+             for path, data in files.items()}
+    for path in texts:
+        outfile.check(path, ARTIFACT)
+    for path, text in texts.items():
+        outfile.write_output(path, text.encode(), kind=ARTIFACT)
     return folder

@@ -81,7 +81,8 @@ WATCH_HEADER = "up --watch apply"  # the copy's line before a watcher's later ap
 
 def keep_copy(lab: str | None = None) -> str | None:
     """``up`` of CNI lab ``lab``, before it changes anything: NETLAB_CNI_LOG's file (None when unset), opened now by
-    outfile's rules (a name they refuse: one line, exit 2) and cut when the first call of the process's first run
+    outfile's rules (a name they refuse: one line, exit 2; a file that holds something else than an earlier copy,
+    outkinds.CNI_CALLS, among them) and cut when the first call of the process's first run
     comes (an ``up`` refused before any call leaves it as it was; a later up of the same process, another lab's
     of a pytest run, appends: it kept only the last lab's calls); every plugin call of the run is appended to it,
     as ``netlab cni log -o json`` shows it with the ``lab`` it is of (:func:`_to_copy`), until the run returns
@@ -94,6 +95,7 @@ def keep_copy(lab: str | None = None) -> str | None:
     if not value.strip():
         return None
     from netlab.outfile import open_output, shared
+    from netlab.outkinds import CNI_CALLS
     from netlab.realize.own_files import check_output_path
 
     why = cwd_gone(value)
@@ -101,7 +103,7 @@ def keep_copy(lab: str | None = None) -> str | None:
         raise UsageError(f"{LOG_VAR}={display_path(value)}: {why}: {ABSOLUTE_FIX}")
     path = os.path.abspath(value)
     check_output_path(path)  # never over a lab's own files (a pod's hosts, a lab's lock), as -w: QA q28 6
-    fh = open_output(path, truncate=False)
+    fh = open_output(path, truncate=False, kind=CNI_CALLS)  # empty or an earlier copy: never another file cut
     with _copy_lock:
         # the shell's descriptor (/dev/stdout >> f) is never cut: the copy goes after what it holds
         _copy.update(path=path, fh=fh, first=b"" if path in _cut or shared(fh) else None, lab=lab)

@@ -25,6 +25,9 @@ from netlab.realize import state as state_mod, state_dir
 TOPO = cni_topo("fkkl") + """\
   - {name: a, node: n1, ip: 10.244.0.2}
 """
+# An earlier run's copy, which a run's copy replaces (a file that holds anything else is refused:
+# test_output_kinds_kept.py)
+EARLIER = '{"command": "ADD", "lab": "older", "pod": "a"}\n'
 
 
 @pytest.fixture(autouse=True)
@@ -40,9 +43,9 @@ def test_every_call_is_appended_to_the_copy_with_its_input_and_output(tmp_path, 
                       'echo \'{"cniVersion": "1.0.0", "code": 7, "msg": "no"}\'\nexit 1\n')
     plugin.chmod(0o755)
     copy = tmp_path / "kept.jsonl"
-    copy.write_text("an older run's\n")
+    copy.write_text(EARLIER)
     monkeypatch.setenv(invoke.LOG_VAR, str(copy))
-    assert invoke.keep_copy() == str(copy) and copy.read_text() == "an older run's\n"  # kept until a call comes
+    assert invoke.keep_copy() == str(copy) and copy.read_text() == EARLIER  # kept until a call comes
     for _ in range(2):
         with pytest.raises(PluginFailed):
             exec_plugin(CallLog(str(tmp_path / "lab.jsonl")), pod="a", network="net", plugin_path=str(plugin),
@@ -108,7 +111,7 @@ def attached(tmp_path, monkeypatch):
 
     with cni_world(tmp_path, monkeypatch, TOPO, logged):
         copy = tmp_path / "kept.jsonl"
-        copy.write_text("the calls a user keeps\n")
+        copy.write_text(EARLIER)
         monkeypatch.setenv(invoke.LOG_VAR, str(copy))
         yield lab_of(tmp_path), copy
 
@@ -140,7 +143,7 @@ def test_an_up_refused_before_any_change_leaves_the_copy_as_it_was(attached):
     k = FakeKernel()
     with pytest.raises(UsageError):
         lab_up.up(lab, k, features=[ModuleFeature(lifecycle), Refusing()], journal=Journal(k))
-    assert copy.read_text() == "the calls a user keeps\n" and invoke.copy_path() is None
+    assert copy.read_text() == EARLIER and invoke.copy_path() is None
 
 
 def test_a_watchers_apply_appends_its_calls_after_a_header_line(attached):
