@@ -45,6 +45,7 @@ from netlab.kernel.fake_iptables import FakeError, delete_base_chains, empty_tab
 from netlab.kernel.fake_objects import FLink, FNetns, vxlan_data
 from netlab.kernel.rtnl_vxlan import NEIGH_STATES
 from netlab.kernel.netns import netns_path
+from netlab.model.sysctl_names import interface_of
 from netlab.plan.hand_qdisc import HandQdisc, handle_of
 from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, Neigh, PortFdb, Route, Rule,
                                    Sysctl, Veth, Vxlan)
@@ -385,8 +386,7 @@ class FakeKernel:
         ns.qdiscs.pop(name, None)
         ns.port_fdb = {f: state for f, state in ns.port_fdb.items() if f[0] != name}
         ns.fdb_extra = {f: extra for f, extra in ns.fdb_extra.items() if f[0] != name}
-        ns.sysctls = {k: v for k, v in ns.sysctls.items()
-                      if not k.startswith((f"net.ipv4.conf.{name}.", f"net.ipv6.conf.{name}."))}
+        ns.sysctls = {k: v for k, v in ns.sysctls.items() if interface_of(k) != name}  # its own go with it
         for other in ns.links.values():
             if other.master == name:
                 other.master = None

@@ -13,6 +13,7 @@ from netlab.kernel.base import NftText
 from netlab.kernel.fake_iptables import FakeError, FTable
 from netlab.kernel.nstag import TAG_SYSCTLS, tag_values
 from netlab.kernel.rtnl_vxlan import DF
+from netlab.model.sysctl_names import conf_name
 from netlab.plan.resources import Address, Route, Rule, Vxlan
 
 
@@ -83,6 +84,8 @@ class FNetns:
 
     def sysctl(self, key: str) -> str | None:
         """Sysctl ``key``'s value as its file reads; None when it has no file (no such interface)."""
+        conf = conf_name(key)
+        key = conf.dotted if conf is not None else key  # sysctl(8)'s spelling (eth0/100) is the same file
         if key in self.sysctls:
             return self.sysctls[key]
         if key in TAG_SYSCTLS:  # the tag is two or three sysctls, as in the real kernel
@@ -90,30 +93,29 @@ class FNetns:
                 return str(tag_values(self.tag or "")[TAG_SYSCTLS.index(key)])
             except (ValueError, IndexError):  # untagged, or a tag without a state folder
                 return "0"
-        parts = key.split(".")
-        if len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default") \
-                and ".".join(parts[3:-1]) not in self.links:
+        if conf is not None and conf.own and conf.dev not in self.links:
             return None  # no such interface
-        if parts[:3] == ["net", "ipv6", "conf"] and parts[-1] == "disable_ipv6" and parts[3] not in ("all", "default"):
+        if conf is not None and conf.own and (conf.family, conf.key) == ("ipv6", "disable_ipv6"):
             return self.sysctls.get("net.ipv6.conf.default.disable_ipv6", "0")  # copied as the link was made
-        if parts[-1] == "forwarding":  # writing ip_forward sets every interface's, and the default
+        if key.rpartition(".")[2] == "forwarding":  # writing ip_forward sets every interface's, and the default
             return self.sysctls.get("net.ipv4.ip_forward", "0")
         return "64" if key == "net.ipv4.ip_default_ttl" else "0"  # a new namespace's (inet_init_net's IPDEFTTL)
 
     def write_sysctl(self, key: str, value: str) -> None:
         """As the kernel: changing ip_forward sets all.accept_redirects to its opposite (devinet.c,
         inet_forward_change; each interface's and default's forwarding follow it, see sysctl)."""
+        conf = conf_name(key)
+        key = conf.dotted if conf is not None else key
         if key == "net.ipv4.ip_forward" and self.sysctl(key) != value:
             self.sysctls["net.ipv4.conf.all.accept_redirects"] = "0" if value == "1" else "1"
         self.sysctls[key] = value
 
     def sysctl_exists(self, key: str, conntrack_loaded: bool) -> bool:
         """Sysctl ``key`` has a file: an interface's while its link exists, nf_conntrack's once it is loaded."""
-        parts = key.split(".")
-        if parts[:2] in (["net", "ipv4"], ["net", "ipv6"]) and parts[2] == "conf" and len(parts) > 4 \
-                and parts[3] not in ("all", "default"):
-            return ".".join(parts[3:-1]) in self.links
-        return conntrack_loaded or parts[:2] != ["net", "netfilter"]
+        conf = conf_name(key)
+        if conf is not None and conf.own:
+            return conf.dev in self.links
+        return conntrack_loaded or not key.startswith("net.netfilter.")
 
     def made_connected(self) -> list[Route]:
         """The connected routes the kernel makes for the addresses (main table, scope link, src the address), and

@@ -14,6 +14,7 @@ import os
 from typing import Sequence
 
 from netlab.kernel import procfs, testhooks
+from netlab.model.sysctl_names import conf_name
 
 PROC_SYS = "/proc/sys"
 SYSCTL_ROOT = PROC_SYS
@@ -25,13 +26,10 @@ IPV6_DIR = SYSCTL_ROOT + "/net/ipv6"
 
 
 def sysctl_path(key: str) -> str:
-    # sysctl(8) spelling -> /proc/sys path. In net.ipv4.conf.<dev>.<key> the
-    # device name may hold dots (flannel.1): it is everything between the
-    # fixed head and the last word.
-    parts = key.split(".")
-    if parts[:2] in (["net", "ipv4"], ["net", "ipv6"]) and len(parts) > 4 and parts[2] in ("conf", "neigh"):
-        parts = parts[:3] + [".".join(parts[3:-1]), parts[-1]]
-    return SYSCTL_ROOT + "/" + "/".join(parts)
+    # A sysctl's name -> its /proc/sys path. In net.ipv4.conf.<dev>.<key> the device name may hold dots
+    # (flannel.1), or sysctl(8)'s slashes for them (model/sysctl_names.py).
+    conf = conf_name(key, ("conf", "neigh"))
+    return SYSCTL_ROOT + "/" + (conf.path if conf is not None else key.replace(".", "/"))
 
 
 def write_sysctl_here(key: str, value: str) -> None:
@@ -103,7 +101,8 @@ class _SysctlDirs:
 
     def ipv6_off_by_kernel(self, key: str) -> bool:
         """``key`` is a ``disable_ipv6`` of a kernel without IPv6 (IPV6_DIR): off, and nothing to write."""
-        return key.startswith("net.ipv6.conf.") and key.endswith(".disable_ipv6") and self._dir(IPV6_DIR) is None
+        conf = conf_name(key)  # all's and default's too: the kernel has no IPv6 folder at all
+        return conf is not None and (conf.family, conf.key) == ("ipv6", "disable_ipv6") and self._dir(IPV6_DIR) is None
 
 
 def read_sysctls_here(keys: Sequence[str]) -> dict[str, str | None]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from netlab.model.sysctl_names import conf_name, interface_of
+
 # ARP as a new namespace has it on a host left at the kernel's defaults: 0 for each, and the lab keeps them.
 ARP_SYSCTLS = ("arp_ignore", "arp_announce", "arp_filter")
 # Every lab namespace: no IPv6 (keeps captures and neighbour tables to what the
@@ -120,9 +122,8 @@ def copied_by_new_netns(name: str) -> bool:
     namespace is init_net, so it starts with the node's (ip_forward=1 and, writing it, the kernel's
     all.accept_redirects=0; kube-proxy's route_localnet=1 in iptables mode), and the plan gives it the node's
     values of these (plan/build.py, _inherited_sysctls)."""
-    parts = name.split(".")
-    return name == "net.ipv4.ip_forward" or (parts[:3] == ["net", "ipv4", "conf"] and len(parts) == 5
-                                             and parts[3] in ("all", "default"))
+    conf = conf_name(name)
+    return name == "net.ipv4.ip_forward" or (conf is not None and conf.family == "ipv4" and not conf.own)
 
 
 # Bridged frames (pod to pod on one cni0) must pass iptables, or a reply from a
@@ -175,11 +176,7 @@ def ipv6_off(dev: str) -> tuple[str, str]:
 def ipv6_interface(name: str) -> str | None:
     """``net.ipv6.conf.flannel.1.disable_ipv6`` -> ``flannel.1``: the interface of its own IPv6 switch; None for
     any other sysctl (all's and default's included)."""
-    parts = name.split(".")
-    if parts[:3] != ["net", "ipv6", "conf"] or len(parts) < 5 or parts[-1] != IPV6_OFF \
-            or parts[3] in ("all", "default"):
-        return None
-    return ".".join(parts[3:-1])
+    return interface_of(name, "ipv6", IPV6_OFF)
 
 
 # Settings that change what a learner measures, at the values the kernel gives every new namespace (per network
@@ -193,10 +190,8 @@ KERNEL_KEPT = (("net.ipv4.ip_default_ttl", "64"), ("net.ipv4.icmp_echo_ignore_al
 def interface_setting(name: str) -> tuple[str, str] | None:
     """``net.ipv4.conf.flannel.1.arp_ignore`` -> ("flannel.1", "arp_ignore"): an interface's own IPv4 setting;
     None for any other sysctl (all's and default's included)."""
-    parts = name.split(".")
-    if parts[:3] != ["net", "ipv4", "conf"] or len(parts) < 5 or parts[3] in ("all", "default"):
-        return None
-    return ".".join(parts[3:-1]), parts[-1]
+    conf = conf_name(name)
+    return (conf.dev, conf.key) if conf is not None and conf.family == "ipv4" and conf.own else None
 
 
 def shown(name: str) -> str:
@@ -204,13 +199,8 @@ def shown(name: str) -> str:
     (``net.ipv4.conf.flannel.1.rp_filter`` -> ``net.ipv4.conf.flannel/1.rp_filter``: sysctl(8) reads every dot
     as a level, and ``sysctl -w`` of the dotted name fails). netlab keeps the dotted name (its records, its
     JSON's ``name``)."""
-    dev = ipv6_interface(name)
-    if dev is not None:
-        return f"net.ipv6.conf.{dev.replace('.', '/')}.{IPV6_OFF}" if "." in dev else name
-    own = interface_setting(name)
-    if own is None or "." not in own[0]:
-        return name
-    return f"net.ipv4.conf.{own[0].replace('.', '/')}.{own[1]}"
+    conf = conf_name(name)
+    return conf.shown if conf is not None else name
 
 
 def when_written(name: str) -> str:

@@ -27,6 +27,7 @@ scope: docs/reliability.md lists what the lab owns.
 
 from __future__ import annotations
 
+from netlab.model.sysctl_names import interface_of as interface_of_name
 from netlab.plan.build import Plan
 from netlab.plan.resources import Address, Link, Loopback, Netns, Resource, Rule, Sysctl, Veth, VethPeer
 from netlab.plan.sysctls import ARP_SYSCTLS, IPV6_MIN_MTU, KERNEL_KEPT, ipv6_off
@@ -72,8 +73,4 @@ def expected(plan: Plan) -> dict[str, list[Resource]]:
 def interface_of(sysctl: Sysctl) -> str | None:
     """``net.ipv4.conf.flannel.1.arp_ignore`` -> ``flannel.1`` (None for all/default and others); the interface of
     an IPv6 switch too (``net.ipv6.conf.cni0.disable_ipv6`` -> ``cni0``)."""
-    parts = sysctl.name.split(".")
-    if parts[:3] not in (["net", "ipv4", "conf"], ["net", "ipv6", "conf"]) or len(parts) < 5:
-        return None
-    dev = ".".join(parts[3:-1])
-    return None if dev in ("all", "default") else dev
+    return interface_of_name(sysctl.name)
