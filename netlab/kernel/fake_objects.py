@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
 from netlab.kernel.base import NftText
 from netlab.kernel.fake_iptables import FakeError, FTable
 from netlab.kernel.nstag import TAG_SYSCTLS, tag_values
 from netlab.kernel.rtnl_vxlan import DF
 from netlab.model.sysctl_names import conf_name
+from netlab.plan.kernel_routes import connected_route, local_routes, makes_connected
 from netlab.plan.resources import Address, Route, Rule, Vxlan
 
 
@@ -120,21 +121,9 @@ class FNetns:
     def made_connected(self) -> list[Route]:
         """The connected routes the kernel makes for the addresses (main table, scope link, src the address), and
         their local table's: each one's local route, while its link is up its broadcast (brd) one."""
-        out = [Route(netns=self.name, dst=a.address.network, gateway=None, dev=a.dev, proto="kernel", scope="link",
-                     src=a.address.ip, metric=a.metric) for a in self.addrs
-               if a.dev != "lo" and self.links[a.dev].up and a.address.network.prefixlen < 32 and not a.noprefixroute]
-        for a in self.addrs:  # (no secondary addresses here)
-            mine = dict(netns=self.name, gateway=None, dev=a.dev, table=255, proto="kernel", src=a.address.ip)
-            out.append(Route(dst=IPv4Network(f"{a.address.ip}/32"), scope="host", type="local", **mine))
-            net = a.address.network
-            if not self.links[a.dev].up:
-                continue
-            if a.dev == "lo" and net.prefixlen < 32 and not a.noprefixroute:
-                out.append(Route(dst=net, scope="host", type="local", metric=a.metric, **mine))
-            brd = {a.broadcast} if a.broadcast else set()
-            for b in sorted(brd | ({net.broadcast_address} if net.prefixlen < 31 else set())):
-                out.append(Route(dst=IPv4Network(f"{b}/32"), scope="link", type="broadcast", **mine))
-        return out
+        made = [(a, self.links[a.dev].up, a.dev == "lo") for a in self.addrs]  # (no secondary addresses here)
+        return [connected_route(a) for a, up, lo in made if makes_connected(a, up, lo)] + \
+            [route for a, up, lo in made for route in local_routes(a, up, lo)]
 
     def all_routes(self) -> list[Route]:
         """The routes a dump shows: connected (main) and local (table local) ones, then the others."""

@@ -19,7 +19,6 @@ route protocol. A bridge's MTU, the kernel's to set as its ports come and go
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from ipaddress import IPv4Address, IPv4Network
 from typing import Collection, Iterable, Mapping
 
 from netlab.kernel.base import flipped
@@ -27,6 +26,7 @@ from netlab.kernel.rtnl_bridge import default_of
 from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
 from netlab.plan.resources import (Address, BaseChains, Bridge, Fdb, Link, Loopback, NatRules, NftRules, Resource,
                                    Route, Sysctl, Veth)
+from netlab.plan import kernel_routes
 from netlab.plan.route_attrs import metric_words
 from netlab.plan.sysctls import MOVED_BY_FORWARD
 from netlab.realize.backend import foreign_drift
@@ -217,23 +217,16 @@ def _routed(addresses: Iterable[Resource], obs: Observed) -> list[Address]:
     out = []
     for a in addresses:
         link = links.get(a.dev) if isinstance(a, Address) else None
-        if not isinstance(a, Address) or link is None or isinstance(link, Loopback) or not link.up or \
-                obs.objects.get(a.key) != a or a.key in obs.no_route or a.address.network.prefixlen >= 32:
-            continue
+        if not isinstance(a, Address) or link is None or obs.objects.get(a.key) != a or a.key in obs.no_route or \
+                not kernel_routes.makes_connected(a, link.up, isinstance(link, Loopback)):
+            continue  # no_route: its flags as the kernel read them (secondary, noprefixroute)
         out.append(a)
     return out
 
 
-def _route_of(a: Address) -> Route:
-    """The route the kernel makes for address ``a``, as it makes it: main table, the prefix through its device, scope
-    link, src the address, proto kernel, its metric, no metrics."""
-    return Route(netns=a.netns, dst=a.address.network, gateway=None, dev=a.dev, proto="kernel", scope="link",
-                 src=a.address.ip, metric=a.metric)
-
-
 def connected_routes(want: Iterable[Resource], obs: Observed) -> list[Route]:
     """The route the kernel makes for each of the lab's addresses that is there as planned (:func:`_routed`)."""
-    return [_route_of(a) for a in _routed(want, obs)]
+    return [kernel_routes.connected_route(a) for a in _routed(want, obs)]
 
 
 def diff_connected(want: Iterable[Resource], obs: Observed) -> list[Drift]:
@@ -243,7 +236,8 @@ def diff_connected(want: Iterable[Resource], obs: Observed) -> list[Drift]:
     the lab's (the addresses are the drift) or the lab's there otherwise (another metric: the address is the drift);
     one that no address there makes (``ip route add 10.244.0.0/24 dev eth1 proto kernel``) is extra, not the lab's
     route through another device."""
-    explained = map(_route_of, _routed(obs.objects.values(), obs))  # of every address there, as it is
+    # of every address there, as it is
+    explained = map(kernel_routes.connected_route, _routed(obs.objects.values(), obs))
     return _kernel_routes_drift(connected_routes(want, obs), explained, obs.connected)
 
 
@@ -262,32 +256,6 @@ def _kernel_routes_drift(mine: list[Route], explained: Iterable[Route], kernel: 
     return out + [Drift("extra", have) for at, have in kernel.items() if at not in made]
 
 
-def _local_of(a: Address, link: Link, secondary: bool, older: bool = False) -> list[Route]:
-    """The local table's routes the kernel makes for address ``a`` on ``link`` (fib_add_ifaddr, measured on 6.18):
-    its local one (``local A dev D scope host src A``), while the link is up its broadcast one (``brd``, and the
-    subnet's last address for a primary prefix under /31: one route where they are the same), and on ``lo`` its
-    prefix as local (``local 127.0.0.0/8``). A secondary address's src is its primary's: judged by key only.
-    ``older``: also the broadcast route kernels before 5.14 make for such a prefix's network address (``broadcast
-    10.244.0.0 dev cni0``; "ip: Treat IPv4 segment's lowest address as unicast" dropped it): the kernel's, never
-    extra there, never missing here."""
-    ip, net = a.address.ip, a.address.network
-    mine = dict(netns=a.netns, gateway=None, dev=a.dev, table=255, proto="kernel", src=ip)
-    out = [Route(dst=IPv4Network(f"{ip}/32"), scope="host", type="local", **mine)]  # type: ignore[arg-type]
-    if not link.up:
-        return out
-    brd = {a.broadcast} if a.broadcast and a.broadcast != ALL_ONES else set()
-    if not secondary and int(net.network_address) >> 24 and (net.network_address != ip or net.prefixlen < 32):
-        if isinstance(link, Loopback) and not a.noprefixroute:
-            out.append(Route(dst=net, scope="host", type="local", metric=a.metric, **mine))  # type: ignore[arg-type]
-        if net.prefixlen < 31:
-            brd |= {net.broadcast_address, net.network_address} if older else {net.broadcast_address}
-    return out + [Route(dst=IPv4Network(f"{b}/32"), scope="link", type="broadcast", **mine)  # type: ignore[arg-type]
-                  for b in sorted(brd)]
-
-
-ALL_ONES = IPv4Address("255.255.255.255")  # a limited broadcast brd: the kernel makes no route for it
-
-
 def local_routes(want: Iterable[Resource], obs: Observed, planned: bool = True) -> list[Route]:
     """The local table's routes the kernel makes for each of the lab's addresses there as planned, on its link
     (``planned``; else for every address there, as it is, with what older kernels make too: what explains the
@@ -295,7 +263,8 @@ def local_routes(want: Iterable[Resource], obs: Observed, planned: bool = True) 
     links = {r.name: r for r in obs.objects.values() if isinstance(r, Link)}
     return [route for a in want if isinstance(a, Address) and a.dev in links and (
         not planned or obs.objects.get(a.key) == a and a.key not in obs.secondary)
-            for route in _local_of(a, links[a.dev], a.key in obs.secondary, older=not planned)]
+            for route in kernel_routes.local_routes(a, links[a.dev].up, isinstance(links[a.dev], Loopback),
+                                                    a.key in obs.secondary, older=not planned)]
 
 
 def diff_local(want: Iterable[Resource], obs: Observed) -> list[Drift]:
