@@ -10,7 +10,7 @@ Service's DNAT picked, which source a masquerade chose). ``trace`` and
 keeps applying it: a UDP client that keeps sending from one port keeps
 reaching an endpoint that is gone. Two ways to delete, for two kinds of caller:
 
-- by filter (:func:`delete_matching`, :func:`delete_counted`): "every UDP flow to ClusterIP:port
+- by filter (:func:`delete_counted`): "every UDP flow to ClusterIP:port
   DNATed to this endpoint", the way kube-proxy cleans up after an endpoint
   change. ctnetlink has no filtered delete: one dump, the filters (written
   as a learner types them for ``conntrack -D``) matched in Python as that
@@ -76,15 +76,10 @@ def _dump(ns: str) -> list[netlink.Msg]:
         return conn.dump(f"conntrack entries in {ns}", nfnl.ct_dump())
 
 
-def delete_matching(ns: str, filters: Iterable[Sequence[str]]) -> list[str]:
-    """``conntrack -D FILTER...`` in namespace ``ns``, for every filter (conntrack(8)'s words); problems in words.
-    :func:`delete_counted` says how many entries each filter's delete took."""
-    return delete_counted(ns, filters)[1]
-
-
 def delete_counted(ns: str, filters: Iterable[Sequence[str]]) -> tuple[list[int], list[str]]:
-    """``conntrack -D FILTER...`` in namespace ``ns``, for every filter: how many entries the kernel deleted for
-    each filter (an entry several filters match is counted for the first), and the problems in words.
+    """``conntrack -D FILTER...`` in namespace ``ns``, for every filter (conntrack(8)'s words): how many entries
+    the kernel deleted for each filter (an entry several filters match is counted for the first), and the problems
+    in words.
 
     One dump of the namespace's IPv4 entries, each matched against every filter (an entry several filters
     match is deleted once), then the matches deleted by their original tuples and ids. An entry gone
