@@ -367,6 +367,22 @@ def lab_up(path: str, name: str, in_process: bool = False):
         (lab_down_here if in_process else lab_down)(name)
 
 
+def pod_pair_topology(name: str, same_node: bool = False) -> str:
+    """Pods a and b: both on n1 (``same_node``), else a on n1 and b on n2."""
+    nodes, b_on = ("{name: n1}", "n1") if same_node else ("{name: n1}, {name: n2}", "n2")
+    return f"name: {name}\nnodes: [{nodes}]\npods: [{{name: a, node: n1}}, {{name: b, node: {b_on}}}]\n"
+
+
+@contextlib.contextmanager
+def pod_pair_lab(tmp_path, prefix: str, same_node: bool = False):
+    """A lab of :func:`pod_pair_topology` (a unique name of ``prefix``) up in this process for the body, always
+    taken down (:func:`lab_up`, in_process): (name, topology path). For a test that breaks it by hand."""
+    name = unique_lab(prefix)
+    path = write_topology(tmp_path, pod_pair_topology(name, same_node))
+    with lab_up(path, name, in_process=True):
+        yield name, path
+
+
 @contextlib.contextmanager
 def module_lab(tmp_path_factory, prefix: str, topology):
     """A lab of ``topology(name)`` for the tests of a module that leave it as they found it, each one asserting

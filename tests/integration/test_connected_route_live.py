@@ -13,11 +13,9 @@ import json
 
 import pytest
 
-from helpers import in_netns, ip, ip_json, lab_up, netlab, unique_lab, write_topology
+from helpers import in_netns, ip, ip_json, netlab, pod_pair_lab
 
 pytestmark = pytest.mark.root
-
-TOPO = "name: {name}\nnodes: [{{name: n1}}, {{name: n2}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n2}}]\n"
 
 
 def _connected(netns: str, dev: str) -> list[dict]:
@@ -25,10 +23,8 @@ def _connected(netns: str, dev: str) -> list[dict]:
 
 
 def test_connected_routes_changed_or_deleted_are_drift_and_up_puts_them_back(tmp_path):
-    name = unique_lab("kr")
-    path = write_topology(tmp_path, TOPO.format(name=name))
-    n1, a, b = f"{name}-n1", f"{name}-a", f"{name}-b"
-    with lab_up(path, name, in_process=True):
+    with pod_pair_lab(tmp_path, "kr") as (name, path):
+        n1, a, b = f"{name}-n1", f"{name}-a", f"{name}-b"
         [cni0] = _connected(n1, "cni0")
         [eth0] = _connected(a, "eth0")
         pod_a = next(x["local"] for x in ip_json("-4", "addr", "show", "dev", "eth0", netns=a)[0]["addr_info"])
@@ -69,10 +65,8 @@ def test_connected_routes_changed_or_deleted_are_drift_and_up_puts_them_back(tmp
 def test_a_path_mtu_learned_while_a_link_mtu_was_wrong_is_forgotten_when_up_repairs_it(tmp_path):
     """n1's veth to pod a set to mtu 1000: b learns path MTU 1000 to a (a route exception, 600 s); up sets the
     veth's MTU back and flushes what the namespaces learned, and `ping -M do -s 1400` gets through at once."""
-    name = unique_lab("km")
-    path = write_topology(tmp_path, TOPO.format(name=name))
-    n1, a, b = f"{name}-n1", f"{name}-a", f"{name}-b"
-    with lab_up(path, name, in_process=True):
+    with pod_pair_lab(tmp_path, "km") as (name, path):
+        n1, a, b = f"{name}-n1", f"{name}-a", f"{name}-b"
         pod_a = next(x["local"] for x in ip_json("-4", "addr", "show", "dev", "eth0", netns=a)[0]["addr_info"])
         ping = ("ping", "-M", "do", "-s", "1400", "-c", "2", "-W", "2", pod_a)
         assert in_netns(b, *ping).returncode == 0

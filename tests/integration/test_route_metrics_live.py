@@ -12,18 +12,14 @@ import json
 
 import pytest
 
-from helpers import ip, ip_json, lab_up, netlab, unique_lab, write_topology
+from helpers import ip, ip_json, netlab, pod_pair_lab
 
 pytestmark = pytest.mark.root
 
-TOPO = "name: {name}\nnodes: [{{name: n1}}, {{name: n2}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n2}}]\n"
-
 
 def test_a_route_s_mtu_and_src_are_drift_and_up_takes_them_away(tmp_path):
-    name = unique_lab("fb")
-    path = write_topology(tmp_path, TOPO.format(name=name))
-    n1 = f"{name}-n1"
-    with lab_up(path, name, in_process=True):
+    with pod_pair_lab(tmp_path, "fb") as (name, path):
+        n1 = f"{name}-n1"
         [planned] = ip_json("route", "show", "dev", "flannel.1", netns=n1)
         peer_cidr, vtep = planned["dst"], planned["gateway"]
         cni0 = next(r["prefsrc"] for r in ip_json("route", "show", "dev", "cni0", netns=n1))

@@ -11,11 +11,9 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, ip_json, lab_up, traced, unique_lab, write_topology
+from helpers import in_netns, ip_json, pod_pair_lab, traced
 
 pytestmark = pytest.mark.root
-
-TOPO = "name: {name}\nnodes: [{{name: n1}}, {{name: n2}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n2}}]\n"
 
 
 def big_ping(pod: str, dst: str) -> int:
@@ -32,11 +30,9 @@ def port_of(node: str) -> str:
 
 @pytest.mark.parametrize("where", [("n1", "flannel.1"), ("n2", "cni0"), ("n2", "port")])
 def test_a_node_device_whose_mtu_was_lowered_is_named_and_its_fix_works(tmp_path, where):
-    name = unique_lab("im")
-    path = write_topology(tmp_path, TOPO.format(name=name))
-    node, dev = f"{name}-{where[0]}", where[1]
-    pod = f"{name}-a"
-    with lab_up(path, name, in_process=True):
+    with pod_pair_lab(tmp_path, "im") as (name, path):
+        node, dev = f"{name}-{where[0]}", where[1]
+        pod = f"{name}-a"
         rc, d = traced(name, "a", "b", "--size", "1372")
         assert rc == 0, d["lost"]
         b_ip = d["dst"]["ip"]
@@ -66,10 +62,8 @@ def test_a_node_device_whose_mtu_was_lowered_is_named_and_its_fix_works(tmp_path
 def test_a_bridge_mtu_set_by_hand_and_a_lowered_port_are_both_named_and_the_fix_works(tmp_path):
     """`ip link set cni0 mtu 1350`, then b's veth to 1300: the kernel keeps the MTU set by hand (cni0 stays 1350,
     `ip -j link` shows), so the fix that set the port alone left the node dropping the packet."""
-    name = unique_lab("im")
-    path = write_topology(tmp_path, TOPO.format(name=name))
-    node, pod = f"{name}-n2", f"{name}-a"
-    with lab_up(path, name, in_process=True):
+    with pod_pair_lab(tmp_path, "im") as (name, path):
+        node, pod = f"{name}-n2", f"{name}-a"
         rc, d = traced(name, "a", "b", "--size", "1372")
         assert rc == 0, d["lost"]
         b_ip, port = d["dst"]["ip"], port_of(node)

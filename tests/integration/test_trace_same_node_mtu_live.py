@@ -12,18 +12,14 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, ip_json, lab_up, traced, unique_lab, write_topology
+from helpers import in_netns, ip_json, pod_pair_lab, traced
 
 pytestmark = pytest.mark.root
 
-TOPO = "name: {name}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n1}}]\n"
-
 
 def test_a_same_node_flow_too_big_for_a_host_veth_is_said_without_encapsulation(tmp_path):
-    name = unique_lab("fa")
-    path = write_topology(tmp_path, TOPO.format(name=name))
-    node = f"{name}-n1"
-    with lab_up(path, name, in_process=True):
+    with pod_pair_lab(tmp_path, "fa", same_node=True) as (name, path):
+        node = f"{name}-n1"
         rc, d = traced(name, "a", "b", "--size", "1422")
         assert rc == 0, d["lost"]
         b_ip = d["dst"]["ip"]
