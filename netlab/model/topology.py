@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
+from netlab.model.cni_bin import CNI_BIN_DIR as CNI_BIN_DIR  # Debian's containernetworking-plugins
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_DEFAULT_PORT  # the echo server's, where none is declared
 from netlab.model.fields import (AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_RANGE, MTU_RANGE, NAMESPACE_NAME_LABEL,
                                  NODE_MASK_RANGE, VNI_BITS_MAX, VNI_RANGE, Arg, Cidr, ClusterIp, Ip, LabelKey,
@@ -52,8 +53,6 @@ class Underlay(Model):
                        description="The nodes' LAN. Its first address is kept for the lab's gateway.")
     mtu: StrictInt = Field(1500, ge=MTU_RANGE[0], le=MTU_RANGE[1], description="MTU of the nodes' eth0.")
 
-
-CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 
 
 def _path(value: Any) -> Any:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from netlab.probe import dnsq
 from netlab.probe.dnsq import Question
-from netlab.probe.matrix import Probe
+from netlab.probe.probes import Probe
 from netlab.probe.tasks import Observation
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from netlab.errors import netlab_command
 from netlab.kernel.sockdiag import Bound, bound_in, on_port
-from netlab.probe.matrix import Probe
+from netlab.probe.probes import Probe
 from netlab.probe.tasks import Observation
 
 

@@ -30,7 +30,7 @@ then one line per distribution check (connections per endpoint).
 from __future__ import annotations
 
 from netlab.probe.judge import Report, Result, failure_line
-from netlab.probe.matrix import ORDER
+from netlab.probe.probes import ORDER
 
 WIDE = 16  # more destinations than this: rows list only the misses
 

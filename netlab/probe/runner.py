@@ -28,9 +28,10 @@ from netlab.probe.distribution import judge_distribution
 from netlab.probe.early import Early, options_key
 from netlab.probe import spawn
 from netlab.probe.job import choose_arp, make_job
-from netlab.probe.judge import Report, Result, SelfCheck, judge
+from netlab.probe.judge import Report, Result, SelfCheck
 from netlab.probe.matrix import (ECHO_PORT, PROTOS, Probe, build_matrix, internet_host_names,
                                  nothing_to_probe, silent_udp_ports, terminated_notes, touches_terminated)
+from netlab.probe.outcomes import result_of as _result
 from netlab.probe.refused import Refusals
 from netlab.probe.service_targets import ServicePlan
 from netlab.probe.tasks import Job, Observation, Output
@@ -291,29 +292,6 @@ def _taken_down(lab: Lab, job: Job) -> NetlabError | None:
         return being_taken_down(lab.name, what)
     gone = [ns for ns in (lab.underlay_netns, *job.sweep) if not is_netns_mount(ns)]
     return taken_down(lab.name, what, killed=f"no namespace {gone[0]}") if gone else None
-
-
-def _result(p: Probe, obs: Observation, timeout: float, out: Output, heard: listeners.Listeners,
-            refusals: Refusals) -> Result:
-    sender = _sender(p, obs, out)
-    refusals.explain(p, obs)  # a refused probe: what the destination's sockets say of the port
-    if p.destination.name in heard.errors and not obs.reached and p.destination.kind == "host":
-        obs.outcome = "error"
-        obs.detail = f"no echo listener on {p.destination.name}: {heard.errors[p.destination.name]}"
-    return Result(p, obs, timeout, judge(p, obs, timeout, sender))
-
-
-def _sender(p: Probe, obs: Observation, out: Output) -> str | None:
-    """The address the source sent from; completes the agent's view of shared-socket UDP probes."""
-    if p.source.kind == "pod":
-        sender = p.source.addr
-    else:
-        sender = out.route_src.get((p.source.netns, p.destination.addr))
-    if p.proto in ("icmp", "mtu") and obs.local is None:
-        obs.local = sender
-    elif p.proto == "udp" and obs.local and obs.local.startswith(":") and sender:
-        obs.local = sender + obs.local  # the agent knows the port, the kernel picked the address
-    return sender
 
 
 def unprobed_notes(lab: Lab, protos: Iterable[str]) -> list[str]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from netlab.errors import UsageError
 from netlab.model.trust import refusal, untrusted
-from netlab.model.topology import CNI_BIN_DIR
+from netlab.model.cni_bin import CNI_BIN_DIR
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
