@@ -104,14 +104,26 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     early = None if topology is not None else early_agent.begin(lab_name, early_agent.options_key(
         protos + (("mtu",) if mtu else ()), timeout, arp, services, 0))
     try:
-        from netlab.api.lab import internal_probe
-        from netlab.probe import report as render, runner  # noqa: F401 - internal_probe's, loaded here
+        from netlab.probe import report as render
+
+        # A plain lab's run, judged without the models when all is as expected (probe/plain_report.py); else it goes
+        # on with them (judging the early agent's answer, when that was read)
+        plain = early is not None and early.plain is not None and not mtu
+        if plain:
+            from netlab.probe import plain_report
+        else:
+            from netlab.api.lab import internal_probe
+            from netlab.probe import runner  # noqa: F401 - internal_probe's, loaded here
 
         collect_from_here()
 
         lab = attached(lab_name, topology)
-        report = internal_probe(lab, topology, timeout=timeout, protos=protos, arp=arp, services=services, mtu=mtu,
-                                early=early, said=note, first=said_first, before=before)
+        report = plain_report.report(lab, early, protos, timeout, arp, services) if plain else None
+        if report is None:
+            from netlab.api.lab import internal_probe
+
+            report = internal_probe(lab, topology, timeout=timeout, protos=protos, arp=arp, services=services,
+                                    mtu=mtu, early=early, said=note, first=said_first, before=before)
     finally:
         if early is not None:
             early.close()

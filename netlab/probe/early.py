@@ -22,7 +22,11 @@ unchanged, and a job needs none of those modules (tasks.py). So:
   takes the early agent's observations only when the two jobs are equal
   (:meth:`Early.claim`). Otherwise the early agent is stopped (SIGTERM: it
   sweeps what it made in the neighbour table, as an interrupted agent does)
-  and the run sends the job it made.
+  and the run sends the job it made;
+- a plain lab's run may judge the agent's answer without the models at all
+  (plain_report.py: :meth:`Early.collect` reads it); a run that then goes on
+  with the models after all (a failure to explain, an odd lab) claims that
+  answer, or its error, as it would have claimed the agent.
 
 The turn the early start took is the run's (:meth:`Early.turn`), whether its
 agent started or not (less room in the table than the kept job was cut for)
@@ -54,7 +58,7 @@ from netlab.model.naming import is_netns
 from netlab.probe import listeners, plain, spawn, tasks, turns
 from netlab.probe import neighbours as nb
 from netlab.probe.neighbours import Entry
-from netlab.probe.tasks import Job, Seed, Task, Unit
+from netlab.probe.tasks import Job, Output, Seed, Task, Unit
 from netlab.realize.lab_name import selected_name
 from netlab.realize.state import state_version
 from netlab.realize.state_dir import lab_dir, read_state_file
@@ -90,10 +94,29 @@ class Early:
         self._held = False
         self._stack = contextlib.ExitStack()  # the listeners
         self.heard: listeners.Listeners | None = None
+        self.plain: plain.PlainLab | None = None  # the plain lab whose job the agent was started on (plain.py)
+        self._collected: Collected | None = None  # the agent's answer, read (:meth:`collect`)
 
     @property
     def started(self) -> bool:
         return self._child is not None
+
+    def collect(self) -> Output:
+        """The agent's answer to :attr:`job`, read within its limit, the listeners and the turn then left as a
+        claimed agent's are once it answered; kept for :meth:`claim`, or the error reading it raised (and raises
+        here): a run that goes on with the models judges that very answer, or says that error in its words."""
+        child, self._child = self._child, None
+        assert child is not None and self.job is not None
+        self.claimed = self.served = True
+        try:
+            out = child.result(self.job.limit())
+        except Exception as exc:
+            self._collected = Collected(None, exc)
+            raise
+        finally:
+            self.close()
+        self._collected = Collected(out, None)
+        return out
 
     def start(self, job: Job | Callable[[int], Job], hosts: list[tuple[str, str]]) -> None:
         """In the probing turn: the listeners, then the agent. ``job``: a kept one, and nothing starts when the
@@ -130,13 +153,16 @@ class Early:
             self.close()
             raise
 
-    def claim(self, job: Job, hosts: list[tuple[str, str]]) -> Child | None:
-        """The early agent, when it was sent exactly ``job`` with listeners on exactly ``hosts``: the caller reads
-        its result, then calls :meth:`close`. Otherwise it is stopped (the turn kept for the run's own job): None."""
-        if self._child is None or job != self.job or hosts != self.hosts:
+    def claim(self, job: Job, hosts: list[tuple[str, str]]) -> Child | Collected | None:
+        """The early agent, when it was sent exactly ``job`` with listeners on exactly ``hosts`` (or its answer,
+        read already: :meth:`collect`): the caller reads its result, then calls :meth:`close`. Otherwise it is
+        stopped (the turn kept for the run's own job, unless collect left it): None."""
+        child: Child | Collected | None = self._child if self._collected is None else self._collected
+        if child is None or job != self.job or hosts != self.hosts:
+            self._collected = None
             self.stop()
             return None
-        child, self._child = self._child, None
+        self._child = self._collected = None
         self.claimed = self.served = True
         return child
 
@@ -191,6 +217,20 @@ class Early:
             pass
 
 
+class Collected:
+    """An early agent's answer read already (:meth:`Early.collect`), or the error reading it raised, as a run
+    that claims it reads it (Child.result)."""
+
+    def __init__(self, out: Output | None, error: Exception | None):
+        self.out, self.error = out, error
+
+    def result(self, timeout: float) -> Output:
+        if self.error is not None:
+            raise self.error
+        assert self.out is not None
+        return self.out
+
+
 def begin(lab_name: str | None, options: dict[str, Any]) -> Early | None:
     """The CLI's run of lab ``lab_name`` (None: ``$NETLAB_LAB``, or the only lab up), before it loads the models: an
     agent started on the kept job when its key matches. None when no lab can be named (several up, none)."""
@@ -208,6 +248,7 @@ def begin(lab_name: str | None, options: dict[str, Any]) -> Early | None:
             early.start(*kept)
         elif lab is not None:
             early.start(lab.job, [])
+            early.plain = lab if early.started else None
     except Exception:  # noqa: BLE001 - the run makes its own job and says what is wrong (start closed all)
         pass
     return early
@@ -219,11 +260,15 @@ def _plain(early: Early) -> plain.PlainLab | None:
     else None."""
     try:
         raw = read_state_file(early.lab)  # the lab name and its directory checked as load_state's are
-        if raw is None or not trusted(early.lab, raw):
-            return None
+        if raw is None or not trusted(early.lab, raw) or early.state != _as_kept(state_version(early.lab)):
+            return None  # not as this netlab wrote it, or not the file the run's state version names
         return plain.of_state(early.lab, loads_json(raw), early.options)
     except (NetlabError, OSError, ValueError):  # NotRegularFile and bad JSON are ValueErrors
         return None
+
+
+def _as_kept(version: tuple[int, ...] | None) -> list[int] | None:
+    return list(version) if version is not None else None
 
 
 def _read(early: Early) -> tuple[Job, list[tuple[str, str]]] | None:

@@ -25,7 +25,7 @@ from netlab.model.lab import Lab
 from netlab.probe import bypass, clash, hairpin, impaired, listeners, nodeport_pods, turns
 from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
-from netlab.probe.early import Early, options_key
+from netlab.probe.early import Collected, Early, options_key
 from netlab.probe import spawn
 from netlab.probe.job import choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck
@@ -246,8 +246,8 @@ def _job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None, arp:
     return job
 
 
-def _agent_output(lab: Lab, job: Job, child: Child | None = None) -> Output:
-    """What the agent (forked now, or ``child``, started early) saw of ``job``."""
+def _agent_output(lab: Lab, job: Job, child: Child | Collected | None = None) -> Output:
+    """What the agent (forked now, or ``child``, started early: or its answer, read already) saw of ``job``."""
     try:
         return _fork_agent(job, limit=job.limit(), child=child)
     except EnvironmentNotReady:
@@ -303,7 +303,7 @@ def unprobed_notes(lab: Lab, protos: Iterable[str]) -> list[str]:
             f"is proof)" for pod in lab.pods for port in silent_udp_ports(pod)]
 
 
-def _fork_agent(job: Job, limit: float, child: Child | None = None) -> Output:
+def _fork_agent(job: Job, limit: float, child: Child | Collected | None = None) -> Output:
     """The agent in a forked child (it joins the lab's namespace), or ``child``, an agent already sent ``job``;
     bounded wait (spawn.start: its grace when interrupted or at the limit)."""
     try:

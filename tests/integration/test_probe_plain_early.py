@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from helpers import ip_json, lab_namespaces, netlab, state_path
+from helpers import in_netns, ip_json, lab_namespaces, netlab, state_path
 from netlab.api.args import PROTOS
-from netlab.probe import early, plain, runner
+from netlab.probe import early, plain, report as render, runner
 from netlab.realize.state import load_state
 
 pytestmark = pytest.mark.root
@@ -102,4 +102,54 @@ def test_an_early_job_of_a_state_that_is_not_the_labs_is_stopped_and_the_run_sen
     assert not run.claimed and report.ok
     assert "e" in {r.probe.source.name for r in report.results}
     assert outcomes(report.results) == outcomes(plain_run(lab).results)
+    assert not dynamic_neighbours(lab)
+
+
+# No policy, an expect: entry that restates a flow of the matrix: a plain lab whose report needs no model
+PLAIN = """\
+name: {name}
+nodes: [{{name: n1}}, {{name: n2}}]
+pods: [{{name: a, node: n1}}, {{name: b, node: n1}}, {{name: c, node: n2}}]
+expect: [{{from: n2, to: a, proto: tcp, port: 8080}}]
+"""
+IMPORTS = {"PYTHONPROFILEIMPORTTIME": "1"}  # -X importtime: each module the CLI loads, on its stderr
+
+
+def loaded(stderr: str) -> set[str]:
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def judged(report: dict) -> dict:
+    """A report's JSON but for its times, the clients' ports and the neighbour table's counts, which differ from run
+    to run."""
+    for p in report["probes"]:
+        p["rtt_ms"] = None
+        for key in ("local_address", "seen_client_address"):
+            p[key] = p[key] and p[key].split(":")[0]
+    report["neighbour_table"] = {k: report["neighbour_table"][k] for k in ("arp", "table_fulls")}
+    return {**report, "elapsed_s": None}
+
+
+def test_a_plain_labs_first_run_is_judged_without_the_models_as_the_models_judge_it(labs):
+    """The CLI's first run of a plain lab judges its early agent's answer without loading pydantic or the topology's
+    models (probe/plain_report.py: ~0.1 s of CPU beside the agent) and says what a run with the models says; a run
+    with a failure (pod c answers no echo request) goes on with the models, and judges the answer it read."""
+    lab = labs.name("pj")
+    labs.up(PLAIN.format(name=lab))
+    proc = netlab("probe", "--lab", lab, "-o", "json", check=False, env=IMPORTS)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    mods = loaded(proc.stderr)
+    assert "netlab.probe.plain_report" in mods and "netlab.probe.early" in mods
+    assert not {"pydantic", "netlab.model.topology", "netlab.model.lab", "netlab.probe.matrix"} & mods
+    assert judged(json.loads(proc.stdout)) == judged(render.to_json(plain_run(lab)))
+    assert not os.path.exists(state_path(lab, early.KEEP_FILE))  # the early agent's job: nothing kept
+
+    in_netns(f"{lab}-c", "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1", check=True)
+    proc = netlab("probe", "--lab", lab, "-o", "json", check=False, env=IMPORTS)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert {"pydantic", "netlab.model.topology"} <= loaded(proc.stderr)  # the failure's hints are the models'
+    assert not os.path.exists(state_path(lab, early.KEEP_FILE))  # it claimed the answer read: its job not kept
+    ran = json.loads(proc.stdout)
+    assert ran["summary"]["not_as_expected"] == 4  # a, b and the nodes to c
+    assert judged(ran) == judged(render.to_json(plain_run(lab)))
     assert not dynamic_neighbours(lab)
