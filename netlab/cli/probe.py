@@ -108,7 +108,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
 
         # A plain lab's run, judged without the models when all is as expected (probe/plain_report.py); else it goes
         # on with them (judging the early agent's answer, when that was read)
-        plain = early is not None and early.plain is not None and not mtu
+        plain = early is not None and early.started and not mtu
         if plain:
             from netlab.probe import plain_report
         else:

@@ -213,8 +213,8 @@ def test_an_odd_lab_or_run_goes_on_with_the_models_before_the_answer_is_read(odd
         monkeypatch.setattr(plain_report, "stalled", lambda st: "lab pl3: the `up` that was changing it ended ...")
     elif odd == "other options":
         protos = ("icmp", "tcp")
-    elif odd == "kept job":
-        run.plain = None  # an agent started on the job the last run kept (early._read), not on a plain lab's
+    elif odd == "kept job":  # an agent started on the job the last run kept (early._read), not the plain lab's
+        run.plain, run.job = None, replace(run.job, tasks=run.job.tasks[1:])
     elif odd == "mtu":
         run.options = early.options_key(("icmp", "mtu"), 1.0, "auto", True, 0)
     assert plain_report.report(ApiLab(state), run, protos, 1.0, "auto", True) is None
@@ -262,3 +262,18 @@ print(out.ok, len(out.results), sorted(m for m in sys.modules if m.split('.')[0]
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True 4 []"  # a -> b, b -> a, n1 -> a, n1 -> b
+
+
+def test_an_agent_on_the_job_the_last_run_kept_is_judged_without_the_models_when_it_is_the_plain_labs(lab_is_up):
+    """A run again (the agent started on the kept job: early._read), of a lab whose kept job is the one its state
+    gives (plain_report.kept_plain: a run that took no early agent kept it)."""
+    data = next(lab[1] for lab in LABS if lab[0] == "host-gw-3node")
+    protos = ("icmp", "tcp", "udp")
+    state, options = state_of(data), early.options_key(protos, 1.0, "real", True, 0)
+    facts = plain.of_state(state.lab, saved_as_up(state.resolved()), options)
+    out = answer(facts, facts.job(448), topology=state.topology)
+    run = started(state, facts, options, Agent(out))
+    run.plain = None
+    mine = plain_report.report(ApiLab(state), run, protos, 1.0, "real", True)
+    assert mine is not None and mine.ok
+    same(mine, the_models(state, started(state, facts, options, Agent(out)), protos, "real", True))
