@@ -18,9 +18,10 @@ agent starts as early as a kept job's:
 The state file is taken only as this netlab wrote it (its sum: early._plain), and not validated again here
 (as lab/readahead.py reads it): anything of another shape means no job.
 The run takes the agent only when this job is equal to the one it makes from the models (Early.claim): one
-that differs is a lost head start, never a wrong verdict. A run whose every probe is as expected, of a lab with
-no NetworkPolicy, judges the agent's answer without the models at all (plain_report.py). tests/unit/test_probe_plain_job.py compares the two
+that differs is a lost head start, never a wrong verdict. tests/unit/test_probe_plain_job.py compares the two
 over the builtin topologies, the tests' and labs with policies, Services, several nodes and containers.
+A run whose every probe is as expected, of a lab with no NetworkPolicy, judges the agent's answer without the
+models at all (plain_report.py).
 """
 
 from __future__ import annotations
