@@ -107,21 +107,20 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
         from netlab.probe import report as render
 
         # A plain lab's run, judged without the models when all is as expected (probe/plain_report.py); else it goes
-        # on with them (judging the early agent's answer, when that was read)
-        plain = early is not None and early.started and not mtu
-        if plain:
+        # on with them (judging the early agent's answer, when that was read), loaded with the collector still off
+        lab, report = None, None
+        if early is not None and early.started and not mtu:
             from netlab.probe import plain_report
-        else:
+
+            lab = attached(lab_name, topology)
+            report = plain_report.report(lab, early, protos, timeout, arp, services)
+        if report is None:
             from netlab.api.lab import internal_probe
             from netlab.probe import runner  # noqa: F401 - internal_probe's, loaded here
 
-        collect_from_here()
+            collect_from_here()
 
-        lab = attached(lab_name, topology)
-        report = plain_report.report(lab, early, protos, timeout, arp, services) if plain else None
-        if report is None:
-            from netlab.api.lab import internal_probe
-
+            lab = attached(lab_name, topology) if lab is None else lab
             report = internal_probe(lab, topology, timeout=timeout, protos=protos, arp=arp, services=services,
                                     mtu=mtu, early=early, said=note, first=said_first, before=before)
     finally:
