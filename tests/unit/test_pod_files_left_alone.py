@@ -65,6 +65,7 @@ def test_a_file_netlab_wrote_then_a_person_edited_is_still_drift(etc):
 
 def test_status_reports_notes_as_warnings_not_drift(monkeypatch):
     """lab/status: a feature's Note is a warning of the result; its other lines are drift (exit 1)."""
+    from netlab.kernel.nftgen import Written
     from netlab.lab import status as status_mod
 
     class Feature:
@@ -72,6 +73,8 @@ def test_status_reports_notes_as_warnings_not_drift(monkeypatch):
             return [Note("pod b: /etc/netns/x-b/hosts exists and is not netlab's; left alone"), "hosts: y is missing"]
 
     class Kernel:
+        nft_written = Written()
+
         def netns_mounted(self, ns):
             return False
 
