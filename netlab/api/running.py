@@ -222,11 +222,11 @@ def _default_topology() -> dict[str, Any]:
 
 
 def _elsewhere(st: LabState) -> str | None:
-    """lab/elsewhere's line for a lab none of whose namespaces is mounted here; where one of its processes may not
+    """realize/elsewhere's line for a lab none of whose namespaces is mounted here; where one of its processes may not
     be read (root without CAP_SYS_PTRACE: processes.CannotTell), that it cannot be told, for this row alone."""
     from netlab.kernel.netns import is_netns_mount
     from netlab.kernel.processes import CannotTell
-    from netlab.lab.elsewhere import elsewhere
+    from netlab.realize.elsewhere import elsewhere
 
     try:
         return elsewhere(st, is_netns_mount)

@@ -13,6 +13,9 @@ socket there? a dead server's, unlinked) goes through the same descriptor.
 from __future__ import annotations
 
 import os
+import socket
+import stat
+import struct
 from types import TracebackType
 
 _FOLDER = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -46,3 +49,39 @@ class Folder:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
+
+
+def connect(path: str, timeout: float) -> socket.socket | None:
+    """A connection to the server listening on ``path``; None when nobody listens there. Through the socket's
+    folder's descriptor: a path of any length, longer than an AF_UNIX address."""
+    try:
+        at = Folder(path)
+    except OSError:  # no folder (or not one: a symlink)
+        return None
+    with at:
+        try:
+            if not stat.S_ISSOCK(at.lstat().st_mode):
+                return None
+        except OSError:
+            return None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(at.address)
+        except OSError:  # ECONNREFUSED: a dead server's socket
+            sock.close()
+            return None
+    return sock
+
+
+def peer_pid(path: str, timeout: float = 1.0) -> int | None:
+    """The pid of the process listening on the socket ``path`` (answering or not: SIGSTOP), or None."""
+    sock = connect(path, timeout)
+    if sock is None:
+        return None
+    with sock:
+        pid, _uid, _gid = UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size))
+    return pid or None

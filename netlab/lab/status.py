@@ -24,7 +24,7 @@ from netlab.kernel.rtnl_parse import AddrMsg
 from netlab.feature import Feature, Note, Reconfigure
 from netlab.impair import lifecycle as impair_feature, stray
 from netlab.lab import collector
-from netlab.lab.elsewhere import refuse_elsewhere
+from netlab.realize.elsewhere import refuse_elsewhere
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Netns, Resource, Sysctl, Veth

@@ -36,7 +36,7 @@ from netlab.kernel import testhooks
 from netlab.kernel.kill import Stopped, other_line
 from netlab.cni import host_writes
 from netlab.feature import Feature, stop_taken
-from netlab.lab.elsewhere import refuse_elsewhere
+from netlab.realize.elsewhere import refuse_elsewhere
 from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
 from netlab.realize.interrupted import DOWN_FAILED, folder_names, interrupted_up

@@ -28,7 +28,7 @@ from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature, add_deleted_chains, before_run, deleted_chains_lines, running_of
 from netlab.lab import collector
 from netlab.lab.up_converge import Converging, followed
-from netlab.lab.elsewhere import refuse_elsewhere
+from netlab.realize.elsewhere import refuse_elsewhere
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, create_netns, namespaces_to_create, owned, \
     tag_for

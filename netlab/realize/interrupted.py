@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
-from netlab.errors import (LabBusy, LabGoingDown, LabTakenDown, NetlabError, UsageError, down_way,
-                           repair_way)
+from netlab.errors import (EnvironmentNotReady, LabBusy, LabGoingDown, LabTakenDown, NetlabError, UsageError,
+                           down_way, repair_way)
 # An up killed before its first state write (its own module: the state's asks it); its names, as callers import them
 from netlab.realize.interrupted_up import (UP as UP, UpInterrupted as UpInterrupted, folder_names as folder_names,
                                           interrupted_up as interrupted_up, ran, up_interrupted as up_interrupted)
@@ -175,7 +175,8 @@ def taken_down(lab: str, what: str, read_up: bool = True, killed: str | None = N
     down stops the lab's processes and deletes its namespaces, and down holds the lab's lock) or took it away
     since (no state now): one line, exit 2, as ``status``, ``probe`` and ``get`` say it, not a fault of a running
     lab that ``up`` would repair. A lab whose namespaces are all gone while its state stays (`netlab list`'s
-    phase ``gone``, realize.state.gone): StateGone, status's line, exit 3. None otherwise (up, or an up or down
+    phase ``gone``, realize.state.gone): StateGone, status's line, exit 3; one made in another mount namespace
+    (realize/elsewhere.py): that line, exit 3, returned as well. None otherwise (up, or an up or down
     that was killed halfway: list and status say that; given ``killed``, what the caller met missing, list's line
     for it (:func:`stalled`: `down` takes it away or finishes it, no `up` makes the part again) with ``killed``
     after it, exit 2). ``read_up``: the caller read the lab's state from its file (so no state now is a lab taken
@@ -190,7 +191,15 @@ def taken_down(lab: str, what: str, read_up: bool = True, killed: str | None = N
                 return being_taken_down(lab, what)
             st = load_state(lab)  # nobody holds it: finished since (no state), or killed halfway (stalled)
         if st is not None and gone(st):  # every namespace of it deleted, its state left: not up, said once
-            return StateGone(lab, state_file(lab))
+            from netlab.kernel.netns import is_netns_mount
+            from netlab.kernel.processes import CannotTell
+            from netlab.realize.elsewhere import elsewhere
+
+            try:
+                where = elsewhere(st, is_netns_mount)  # made in another mount namespace: said where, as status does
+            except CannotTell:
+                where = None
+            return EnvironmentNotReady(where) if where is not None else StateGone(lab, state_file(lab))
         line = stalled(st) if st is not None and killed is not None else None
         if line is not None:
             return UsageError(f"{line} ({killed})")

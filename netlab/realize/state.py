@@ -401,11 +401,19 @@ def held_by(name: str) -> Held | None:
 
 
 def running_lab(name: str) -> LabState:
-    """The saved state of a lab that is up; a usage error naming the labs up otherwise."""
+    """The saved state of a lab that is up; a usage error naming the labs up otherwise, EnvironmentNotReady when
+    it was made in another mount namespace (realize/elsewhere.py)."""
     st = load_state(name)
     if st is None:
         raise not_up(name)
     from netlab.realize import backend, cni_path  # the lab's iptables backend and CNI plugins: as it was made
+    from netlab.kernel.processes import CannotTell
+    from netlab.realize.elsewhere import refuse_elsewhere
+
+    try:
+        refuse_elsewhere(st)  # made in another mount namespace: said where, not read as gone or its pods unknown
+    except CannotTell:
+        pass  # root without CAP_SYS_PTRACE cannot tell: read as before (list says it cannot tell)
 
     backend.act_on(st)
     cni_path.act_on(st)

@@ -302,6 +302,11 @@ def root_there() -> bool:
     return True
 
 
+def control_path(lab: str, create: bool = False) -> str:
+    """The lab's echo server's control socket (workload/echocontrol.py), in the lab's folder."""
+    return os.path.join(lab_dir(lab, create=create), "echo.sock")
+
+
 def lab_dir(lab: str, create: bool = True) -> str:
     """The lab's folder: made and marked (``create``) when it is not there; NotNetlabs when a folder there is not
     netlab's (lab_folder.not_ours): nothing is read, written or removed in it."""

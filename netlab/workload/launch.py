@@ -13,8 +13,6 @@ import json
 import os
 import select
 import socket
-import stat
-import struct
 import subprocess
 import sys
 import time
@@ -27,6 +25,7 @@ from netlab.kernel import unixpath
 from netlab.kernel.pidfd import SCM_MAX_FD
 from netlab.kernel.sigpipe import stdin_fed
 from netlab.realize.lab_lock import held_fd
+from netlab.realize import state_dir
 from netlab.realize.state_dir import lab_dir
 from netlab.workload.containers import log_path, logs_refused
 from netlab.workload.echocontrol import UNVERSIONED
@@ -38,11 +37,9 @@ CONTROL_TIMEOUT = 5.0  # seconds a running server may take to answer a request (
 # add: echoserver.READY_WAIT), and a server of an older netlab, which read one peer at a time, up to 10 s each (this
 # one reads every peer's request as it comes and drops one not whole within echocontrol.REQUEST_WAIT).
 BUSY_WAIT = 10.0
-UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
 
 
-def control_path(lab_name: str, create: bool = False) -> str:
-    return os.path.join(lab_dir(lab_name, create=create), "echo.sock")
+control_path = state_dir.control_path
 
 
 def server_log(lab_name: str) -> str:
@@ -262,37 +259,12 @@ def _read_reports(launcher: subprocess.Popen, deadline: float) -> tuple[bytes, b
 # --- the running server -----------------------------------------------------------------------
 
 
-def _connect(path: str, timeout: float) -> socket.socket | None:
-    """A connection to the server listening on ``path``; None when nobody listens there. Through the socket's
-    folder's descriptor (kernel/unixpath.py): a path of any length, longer than an AF_UNIX address."""
-    try:
-        at = unixpath.Folder(path)
-    except OSError:  # no lab folder (or not one: a symlink)
-        return None
-    with at:
-        try:
-            if not stat.S_ISSOCK(at.lstat().st_mode):
-                return None
-        except OSError:
-            return None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(at.address)
-        except OSError:  # ECONNREFUSED: a dead server's socket
-            sock.close()
-            return None
-    return sock
+_connect = unixpath.connect
 
 
 def server_pid(lab_name: str) -> int | None:
     """The pid of the process listening on the lab's control socket (answering or not: SIGSTOP), or None."""
-    sock = _connect(control_path(lab_name), 1.0)
-    if sock is None:
-        return None
-    with sock:
-        pid, _uid, _gid = UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size))
-    return pid or None
+    return unixpath.peer_pid(control_path(lab_name))
 
 
 def ask(lab_name: str, request: dict, count: int = 0, fds: Sequence[int] = (), patience: float = 0.0) -> Answer | None:

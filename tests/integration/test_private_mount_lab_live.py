@@ -119,3 +119,28 @@ def test_list_without_sys_ptrace_lists_a_lab_of_another_mount_namespace_and_says
         if echo:
             down_there(echo[0], lab)
     assert echo_server_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))
+
+
+def test_every_reader_of_a_lab_of_another_mount_namespace_says_where_it_is(tmp_path):
+    """QA mf63 defect 1: status, up and down said where the lab lives, but probe, trace, get nodes, exec, inspect
+    and logs said it "not up: none of its namespaces is there any more" with a `down --lab` that then refused, and
+    `get pods` listed every pod ContainerStatusUnknown, exit 0. Now each says the other mount namespace's line."""
+    lab = unique_lab("mf")
+    path = write_topology(tmp_path, svc_lab(lab), "topo.yaml")
+    made = run("up", "-t", path, prefix=["unshare", "--mount", "--propagation", "private"])
+    dns = dnsmasq_of(lab)
+    try:
+        assert made.returncode == 0 and len(dns) == 1, (made.stdout, made.stderr)
+        said = f"lab {lab} was made in another mount namespace"
+        there = f"nsenter --mount=/proc/{dns[0]}/ns/mnt netlab down --lab {lab}"
+        for words in (["probe", "--lab", lab], ["trace", "--lab", lab, "web", "n1"], ["get", "nodes", "--lab", lab],
+                      ["get", "pods", "--lab", lab], ["exec", "--lab", lab, "web", "--", "true"],
+                      ["inspect", "--lab", lab, "web"], ["logs", "--lab", lab, "web"]):
+            proc = run(*words)
+            one_line(proc, said)
+            assert there in proc.stderr, (words, proc.stderr)
+        assert dnsmasq_of(lab) == dns and os.path.exists(state_path(lab, "state.json"))  # nothing changed
+    finally:
+        if dns:
+            down_there(dns[0], lab)
+    assert dnsmasq_of(lab) == [] and not os.path.exists(state_path(lab, "state.json"))

@@ -11,19 +11,25 @@ also a lab with no container: nodes only, or its containers exited; QA caps58 de
 cannot be told from one whose namespaces went (a reboot, `ip netns delete`): it is taken for gone, as before.
 Such a lab is refused, in one line naming where it is, by `status`, `up` and `down`, `down --force` too (it would
 stop its containers there, remove the placeholders here and forget the state of a lab that lives on); netlab
-cannot reach it from here (a namespace's mount is only in the mount namespace it was made in).
+cannot reach it from here (a namespace's mount is only in the mount namespace it was made in). Every command that
+reads a running lab (probe, trace, get, exec, inspect, logs: realize.state.running_lab) says the same line, and so
+does one that meets every namespace of it gone meanwhile (realize.interrupted.taken_down): they had said it "not up:
+none of its namespaces is there any more" with a `down` that then refused (QA mf63 defect 1).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import processes as proc
 from netlab.kernel.mountinfo import parse_mount
-from netlab.realize.state import LabState
-from netlab.workload import launch
+from netlab.kernel.unixpath import peer_pid
+from netlab.realize.state_dir import control_path
+
+if TYPE_CHECKING:
+    from netlab.realize.state import LabState
 
 
 def _mount_ns(pid: int | str) -> int | None:
@@ -61,7 +67,7 @@ def _live(st: LabState) -> list[tuple[str, proc.ProcId]]:
             out.append((f"its container {what}", proc.ProcId(int(crec["pid"]), int(crec["start"]))))
         except (KeyError, TypeError, ValueError):
             continue
-    server = launch.server_pid(st.lab)
+    server = peer_pid(control_path(st.lab))
     start = proc.start_time(server) if server is not None else None
     if server is not None and start is not None:
         out.append(("its echo server", proc.ProcId(server, start)))
@@ -88,9 +94,12 @@ def elsewhere(st: LabState, mounted: Callable[[str], bool]) -> str | None:
     return None
 
 
-def refuse_elsewhere(st: LabState | None, mounted: Callable[[str], bool]) -> None:
+def refuse_elsewhere(st: LabState | None, mounted: Callable[[str], bool] | None = None) -> None:
     """Raise EnvironmentNotReady (exit 3, nothing changed) with ``elsewhere``'s line when lab ``st`` was made in
-    another mount namespace: `up` would clash with it there (its containers, addresses), `down` remove nothing."""
+    another mount namespace: `up` would clash with it there (its containers, addresses), `down` remove nothing.
+    ``mounted``: the kernel's ``netns_mounted``, else the machine's."""
+    if mounted is None:
+        from netlab.kernel.netns import is_netns_mount as mounted
     where = elsewhere(st, mounted) if st is not None else None
     if where is not None:
         raise EnvironmentNotReady(where)
