@@ -80,9 +80,9 @@ from netlab.doctor_install import check_install
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, CNI_FEATURES, EVERYTHING, FAIL, HOST, INFO, KERNEL,
                                  OK, TITLES, TOOLS, WARN, Check)
 from netlab.doctor_needs import asked_by, needs, with_askers
-from netlab.doctor_netfilter import (HOSTPORT_RULES, SCTP_RULES, find_nft, hostport_check, hostport_input,
-                                     iptables_backend, iptables_check, kube_proxy_shape, netdev_check, nft_in_library,
-                                     nft_json, nft_setting, nft_shapes, sctp_check, without_program)
+from netlab.doctor_netfilter import (HOSTPORT_RULES, SCTP_RULES, TABLES_RULES, find_nft, hostport_check, hostport_input,
+                                     iptables_backend, iptables_check, kube_proxy_shape, legacy_tables, netdev_check,
+                                     nft_in_library, nft_json, nft_setting, nft_shapes, sctp_check, without_program)
 from netlab.doctor_verdict import (MISSING_HOOK, PROGRAMS, kernel_check, pretended_missing, tool_check, verdict,
                                    with_ipv6_rules)
 from netlab.errors import EnvironmentNotReady
@@ -150,6 +150,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
             out["iptables-restore"] = check
         if argv:
             commands["iptables-restore"] = argv
+            commands["iptables-tables"] = [argv[0], "--noflush"]  # its backend's tables made: judged for legacy
     if "sctp" in only and "sctp" not in pretend and "iptables-restore" not in pretend:
         with suppress(EnvironmentNotReady):  # no iptables-restore: the sctp check says it was not tried
             commands["sctp"] = [netfilter.tools()[1], "--noflush"]
@@ -167,7 +168,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
     if only & {"fallback-tunnels", "host-devconf"}:
         wanted_kernel.add("netns")
     probe = (features.probe_kernel(wanted_kernel, commands, devconf="host-devconf" in only or probed is not None,
-                                   inputs={"sctp": SCTP_RULES,
+                                   inputs={"sctp": SCTP_RULES, "iptables-tables": TABLES_RULES,
                                            **{f"hostport:{part}": hostport_input(part) for part in HOSTPORT_RULES}})
              if wanted_kernel or commands else features.KernelProbe())
     if probed is not None:
@@ -188,12 +189,15 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
             out["iptables-restore"] = verdict("iptables-restore", False, f"`{' '.join(commands['iptables-restore'])}` "
                                                f"failed: {text}", "iptables-restore" in needed,
                                                "reinstall iptables (or sudo ./scripts/setup.sh)")
-        if backend == "legacy" and "nft" not in needed:
+        if backend == "legacy" and status == 0:  # a kernel without legacy iptables: its tables cannot be made
+            out["iptables-restore"] = legacy_tables(out["iptables-restore"], probe, "iptables-restore" in needed)
+        if backend == "legacy" and "nft" not in needed and out["iptables-restore"].status == OK:
             needed = needed - {"nf_tables"}  # the legacy backend uses x_tables, not nf_tables
     for name in KERNEL:
         if name in only:
-            out[name] = (sctp_check(probe, name in needed, pretend) if name == "sctp" else
-                         hostport_check(probe, name in needed, pretend) if name == "hostport" else
+            restore = out.get("iptables-restore")
+            out[name] = (sctp_check(probe, name in needed, pretend, restore) if name == "sctp" else
+                         hostport_check(probe, name in needed, pretend, restore) if name == "hostport" else
                          netdev_check(probe, name in needed, pretend) if name == "nf_netdev" else
                          kernel_check(name, probe, name in needed, pretend))
     if "fib_rules" in out:

@@ -25,6 +25,15 @@ SCTP_RULES = "\n".join(("*filter", ":NETLAB-DOCTOR-SCTP - [0:0]",
                          "-A NETLAB-DOCTOR-SCTP -p sctp -m sctp --dport 20:22 -j RETURN", "COMMIT", ""))
 
 
+# The tables netlab's rules go in, made by the iptables-restore netlab runs, in the throwaway namespace: with the
+# legacy backend on a kernel built without legacy iptables (CONFIG_IP_NF_IPTABLES_LEGACY off: "can't initialize
+# iptables table `filter': Table does not exist"), every rule write fails, though `--version` answers.
+TABLES_RULES = "\n".join(("*filter", ":NETLAB-DOCTOR-T - [0:0]", "COMMIT", "*nat", ":NETLAB-DOCTOR-T - [0:0]", "COMMIT",
+                          ""))
+NFT_BACKEND = ("use the nft backend: NETLAB_IPTABLES=nft, or make it the machine's (update-alternatives --set "
+               "iptables /usr/sbin/iptables-nft)")
+
+
 # portmap's rules for a builtin lab's hostPorts (plan/portmap_rules.py), by what of the kernel each needs: its
 # dispatch's multiport match, its PREROUTING/OUTPUT jumps' addrtype match, the mark match and MARK target of its
 # hairpin and localhost marks, its MASQUERADE of them and the pod's DNAT. Each loaded on its own into the nat table
@@ -169,6 +178,27 @@ def iptables_check(needed: bool, pretend: set[str]) -> tuple[Check | None, list[
     return None, [restore, "--version"]
 
 
+def legacy_tables(check: Check, probe: features.KernelProbe, needed: bool) -> Check:
+    """The iptables-restore line of the legacy backend, told whether that backend's tables can be made (TABLES_RULES,
+    loaded in the throwaway namespace): a FAIL naming the nft backend when the kernel has no legacy iptables."""
+    status, text = probe.outputs.get("iptables-tables", (0, ""))
+    if status == 0:
+        return check
+    first = text.splitlines()[0] if text else "no output"
+    return verdict("iptables-restore", False, f"{check.detail}, whose tables cannot be made here (`iptables-restore` "
+                   f"of an empty filter and nat table: {first}): this kernel has no legacy iptables "
+                   "(CONFIG_IP_NF_IPTABLES_LEGACY, iptable_filter, iptable_nat)", needed, NFT_BACKEND)
+
+
+def not_tried(name: str, restore: Check | None, needed: bool) -> Check | None:
+    """The sctp or hostport line when the iptables-restore that would load its rules fails itself (does not run, or
+    cannot make its tables): not tried, with that line's fix, not a kernel config's; None otherwise."""
+    if restore is None or restore.status == OK:
+        return None
+    return verdict(name, False, f"not tried: the iptables-restore to load the rules with fails ({restore.detail})",
+                   needed, restore.fix or packages.install_fix("iptables-restore"))
+
+
 def netdev_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
     """Does the kernel take loss impairments' chains (netdev ingress and egress hooks, numgen)?"""
     if "nf_netdev" in pretend:
@@ -225,14 +255,17 @@ def kube_proxy_shape(check: Check, probe: features.KernelProbe, needed: bool) ->
     return verdict("nf_tables", False, detail, needed, fix_words("nf_tables"))
 
 
-def sctp_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
-    """Does the kernel take a policy's SCTP rules (``-p sctp -m sctp --dport``)?"""
+def sctp_check(probe: features.KernelProbe, needed: bool, pretend: set[str], restore: Check | None = None) -> Check:
+    """Does the kernel take a policy's SCTP rules (``-p sctp -m sctp --dport``)? ``restore``: the iptables-restore
+    line (its failure is said, not blamed on the kernel)."""
     if "sctp" in pretend:
         return verdict("sctp", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed, fix_words("sctp"))
     if "sctp" not in probe.outputs:  # no iptables-restore, or NETLAB_IPTABLES names none: iptables_check says which
         why = iptables_check(True, set())[0]
         return verdict("sctp", False, "not tried: no iptables-restore to load the rules with" + (
             f" ({why.detail})" if why else ""), needed, why.fix if why else packages.install_fix("iptables-restore"))
+    if (failed := not_tried("sctp", restore, needed)) is not None:
+        return failed
     status, text = probe.outputs["sctp"]
     if status == 0:
         return Check("sctp", OK, "iptables-restore takes -p sctp -m sctp --dport (a port, a range)", needed=needed)
@@ -241,9 +274,10 @@ def sctp_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> 
                     fix_words("sctp"))
 
 
-def hostport_check(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
+def hostport_check(probe: features.KernelProbe, needed: bool, pretend: set[str], restore: Check | None = None
+                   ) -> Check:
     """Does the kernel take portmap's rules for a builtin lab's hostPorts (HOSTPORT_RULES)? The line names each part
-    it refuses, and the fix its module."""
+    it refuses, and the fix its module; ``restore``: as sctp_check's."""
     if "hostport" in pretend:
         return verdict("hostport", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed,
                         hostport_fix(list(HOSTPORT_RULES)))
@@ -252,6 +286,8 @@ def hostport_check(probe: features.KernelProbe, needed: bool, pretend: set[str])
         why = iptables_check(True, set())[0]
         return verdict("hostport", False, "not tried: no iptables-restore to load the rules with" + (
             f" ({why.detail})" if why else ""), needed, why.fix if why else packages.install_fix("iptables-restore"))
+    if (failed := not_tried("hostport", restore, needed)) is not None:
+        return failed
     refused = {part: text for part, (status, text) in tried.items() if status != 0}
     if not refused:
         return Check("hostport", OK, "iptables-restore takes portmap's nat rules (multiport, addrtype, mark and MARK, "

@@ -45,6 +45,8 @@ def test_all_present_every_line_ok(machine):
     tried = set(features.FEATURES) - set(doctor.CNI_FEATURES)  # what only CNI plugins use: not without a conflist
     assert machine.probes == [(tried, {"iptables-restore": ["/usr/sbin/iptables-restore",
                                                                              "--version"],
+                                                        # its backend's tables made (judged for legacy)
+                                                        "iptables-tables": ["/usr/sbin/iptables-restore", "--noflush"],
                                                         "nft-kube-proxy": ["/usr/sbin/nft",
                                                                            doctor_nft.KUBE_PROXY_SHAPE],
                                                         "nf_netdev": ["/usr/sbin/nft", doctor_nft.NETDEV_SHAPE],
@@ -53,6 +55,7 @@ def test_all_present_every_line_ok(machine):
                                                         **{f"hostport:{part}": ["/usr/sbin/iptables-restore",
                                                                                 "--noflush"]
                                                            for part in doctor_netfilter.HOSTPORT_RULES}})]
+    assert machine.inputs[0]["iptables-tables"] == doctor_netfilter.TABLES_RULES
     assert machine.inputs[0]["sctp"] == doctor_netfilter.SCTP_RULES  # the SCTP rules loaded for real in the namespace
     # and portmap's rules for hostPorts, each part on its own
     assert machine.inputs[0]["hostport:DNAT"] == doctor_netfilter.hostport_input("DNAT")
