@@ -5,7 +5,19 @@
 # checkout, installs exactly the packages of requirements.lock into it (every
 # file checked against its sha256), then netlab itself without resolving
 # anything again, and puts /usr/local/bin/netlab (a launcher of .venv's) so that `sudo netlab` works.
+#   ./scripts/setup.sh --help   its usage; it takes no other argument
 set -euo pipefail
+
+usage="usage: sudo [NETLAB_PYTHON=/path/to/python3.11] ./scripts/setup.sh
+Installs the system packages netlab uses (apt-get), loads the kernel modules a lab uses, makes .venv in the
+checkout with exactly the packages of requirements.lock, installs netlab into it (editable) and puts
+/usr/local/bin/netlab. Idempotent. NETLAB_PYTHON: a Python 3.11 or newer (Ubuntu 22.04: /usr/bin/python3.11)."
+# Its arguments are read before anything is done: --help is no install (QA mf63 defect 4).
+case "$#:${1-}" in
+  0:) ;;
+  1:-h|1:--help) echo "$usage"; exit 0 ;;
+  *) echo "setup.sh: takes no arguments (got ${*@Q}); see ./scripts/setup.sh --help" >&2; exit 2 ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (sudo ./scripts/setup.sh)" >&2
@@ -87,8 +99,15 @@ fi
 # pip refuses any file whose sha256 is not in the lock, whichever index or find-links
 # directory the machine's pip configuration offers it from (the lock holds every PyPI file
 # of each pinned version, so a mirror serving PyPI's files is fine, and pip prefers a
-# file whose hash it knows). The venv's own pip (from the distribution) is kept: upgrading
-# it would be a download without a hash.
+# file whose hash it knows). The venv's own pip (from the distribution) is kept where it can install netlab
+# below (--config-settings: pip 22.1 and newer); an older one (Ubuntu 22.04's python3.11 venv gets
+# python3-pip-whl's 22.0.2, which stops at "no such option") is first replaced by the pip of
+# requirements-pip.lock, checked against its sha256 as every other file (scripts/lock.sh pins it).
+options="$("$venv/bin/pip" install --help 2>/dev/null || true)"   # whole: no early SIGPIPE under pipefail
+case "$options" in
+  *--config-settings*) ;;
+  *) "$venv/bin/pip" install -q --require-hashes --only-binary :all: -r "$here/requirements-pip.lock" ;;
+esac
 "$venv/bin/pip" install -q --require-hashes --only-binary :all: -r "$here/requirements.lock"
 # netlab itself, editable, built by the locked setuptools; nothing is resolved again. "compat": a path
 # in a .pth file, not setuptools' import hook, which type checkers cannot follow (`mypy --strict` on a

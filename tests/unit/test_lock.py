@@ -189,3 +189,11 @@ def test_every_requirement_of_an_installed_package_is_locked():
                 if canonicalize_name(dep.name) not in LOCK:
                     missing.append(f"{dep} (of {name})")
     assert not missing, f"not in requirements.lock: {missing}; {REFRESH}"
+
+
+def test_the_pip_lock_pins_pip_alone_with_hashes():
+    """requirements-pip.lock: the pip setup.sh puts in .venv where the venv's own has no --config-settings."""
+    lock = _lock_entries((ROOT / "requirements-pip.lock").read_text())
+    assert list(lock) == ["pip"], f"{sorted(lock)}; {REFRESH}"
+    req, hashes = lock["pip"]
+    assert _pinned(req) >= Version("22.1") and hashes and req.marker is None, f"{req}; {REFRESH}"

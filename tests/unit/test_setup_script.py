@@ -146,3 +146,96 @@ def test_setup_says_so_when_br_netfilter_could_not_be_loaded(tmp_path):
 def test_setup_runs_the_module_script():
     text = SETUP.read_text()
     assert '\n"$here/scripts/kernel_modules.sh"\n' in text and "modprobe" not in text
+
+
+def stand_ins(tmp_path: Path) -> Path:
+    """apt-get, dpkg-query, pip and the like that note their name in ``ran`` if setup gets to them."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("apt-get", "dpkg-query", "debconf-set-selections", "pip", "modprobe", "ln"):
+        (tools / name).write_text(f"#!/bin/sh\necho {name} >> {tmp_path}/ran\ncat > /dev/null\n")
+        (tools / name).chmod(0o755)
+    return tools
+
+
+def run_args(tmp_path: Path, args: list[str]) -> subprocess.CompletedProcess:
+    """setup.sh with ``args``, every tool it runs a stand-in and NETLAB_PYTHON one too old: a setup.sh that took
+    no notice of its arguments (the old one) stops at that Python's line, exit 3, having done nothing either."""
+    tools = stand_ins(tmp_path)
+    env = {"PATH": f"{tools}:/usr/bin:/bin", "NETLAB_PYTHON": fake_python(tmp_path, "3.10")}
+    return subprocess.run(["/bin/bash", str(SETUP), *args], capture_output=True, text=True, timeout=60, env=env,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"]])
+def test_help_prints_the_usage_and_does_nothing(tmp_path, args):
+    """QA mf63 defect 4: `sudo ./scripts/setup.sh --help` ran the whole install."""
+    proc = run_args(tmp_path, args)
+    assert proc.returncode == 0 and proc.stderr == "" and not (tmp_path / "ran").exists()
+    assert proc.stdout.startswith("usage: sudo [NETLAB_PYTHON=/path/to/python3.11] ./scripts/setup.sh\n")
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["install"], ["--help", "now"]])
+def test_an_unknown_argument_is_one_line_exit_2_and_nothing_done(tmp_path, args):
+    proc = run_args(tmp_path, args)
+    assert proc.returncode == 2 and proc.stdout == "" and not (tmp_path / "ran").exists()
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("setup.sh: takes no arguments (got ")
+
+
+# The venv's pip as Ubuntu 22.04's python3.11 venv has it (python3-pip-whl's 22.0.2): no --config-settings, which
+# it refuses in pip's words, exit 2, until requirements-pip.lock's pip is installed over it; every call noted.
+OLD_PIP = """#!/bin/sh
+echo "pip $*" >> {log}
+case "$*" in
+  "install --help") echo "  -e, --editable <path/url>"; [ -e {new} ] && echo "  -C, --config-settings <settings>"; exit 0;;
+  *requirements-pip.lock*) touch {new};;
+  *--config-settings*) [ -e {new} ] || {{ echo "no such option: --config-settings" >&2; exit 2; }};;
+esac
+exit 0
+"""
+
+
+@pytest.mark.parametrize("new_pip", [False, True], ids=["pip 22.0.2", "pip with --config-settings"])
+def test_a_venv_pip_without_config_settings_is_replaced_by_the_locked_one_first(tmp_path, new_pip):
+    """QA mf63 defect 3: on Ubuntu 22.04 (NETLAB_PYTHON=/usr/bin/python3.11) the venv's pip is 22.0.2, which has no
+    --config-settings: setup.sh kept it and `pip install --config-settings editable_mode=compat -e` stopped it
+    (set -e). It installs requirements-pip.lock's pip (hashes checked) first, there only. Run in a copy of the
+    checkout whose .venv is made of stand-ins, in a private mount namespace over /usr/local/bin."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    for name in ("setup.sh", "kernel_modules.sh", "make_launcher.sh"):
+        (checkout / "scripts" / name).write_bytes((ROOT / "scripts" / name).read_bytes())
+        (checkout / "scripts" / name).chmod(0o755)
+    for name in ("requirements.lock", "requirements-pip.lock"):
+        (checkout / name).write_bytes((ROOT / name).read_bytes())
+    (checkout / "netlab").mkdir()
+    (checkout / "netlab" / "__init__.py").write_text("")
+    venv = checkout / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    log, new = tmp_path / "pip.log", tmp_path / "new-pip"
+    if new_pip:
+        new.touch()
+    files = {"python": "#!/bin/sh\nexec /usr/bin/python3 \"$@\"\n", "pip": OLD_PIP.format(log=log, new=new),
+             "netlab": "#!/bin/sh\necho netlab 0\n"}
+    for name, text in files.items():
+        (venv / name).write_text(text)
+        (venv / name).chmod(0o755)
+    (venv / "python3").symlink_to("python")
+    tools = stand_ins(tmp_path)
+    (tools / "dpkg-query").write_text("#!/bin/sh\necho 'install ok installed'\n")  # every package there
+    bin_dir = tmp_path / "local-bin"
+    bin_dir.mkdir()
+    script = (f"mount --bind {bin_dir} /usr/local/bin && PATH={tools}:/usr/bin:/bin "
+              f"NETLAB_PYTHON=/usr/bin/python3 exec /bin/bash {checkout}/scripts/setup.sh")
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "/bin/bash", "-c", script],
+                          capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"},
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    calls = log.read_text().splitlines()
+    upgrade = f"pip install -q --require-hashes --only-binary :all: -r {checkout}/requirements-pip.lock"
+    editable = next(i for i, c in enumerate(calls) if "--config-settings editable_mode=compat" in c)
+    if new_pip:
+        assert upgrade not in calls  # the distribution's pip kept where it can
+    else:
+        assert calls.index(upgrade) < editable, calls
+    assert "setup.sh: netlab 0 installed" in proc.stdout
