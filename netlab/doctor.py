@@ -83,8 +83,8 @@ from netlab.doctor_needs import asked_by, needs, with_askers
 from netlab.doctor_netfilter import (HOSTPORT_RULES, SCTP_RULES, TABLES_RULES, find_nft, hostport_check, hostport_input,
                                      iptables_backend, iptables_check, kube_proxy_shape, legacy_tables, netdev_check,
                                      nft_in_library, nft_json, nft_setting, nft_shapes, sctp_check, without_program)
-from netlab.doctor_verdict import (MISSING_HOOK, PROGRAMS, kernel_check, pretended_missing, tool_check, verdict,
-                                   with_ipv6_rules)
+from netlab.doctor_verdict import (MISSING_HOOK, PROGRAMS, kernel_check, pretended_missing, ran_version, tool_check,
+                                   verdict, with_ipv6_rules)
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import caps, features, packages
 from netlab.model.lab import Lab
@@ -157,6 +157,10 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
     if "hostport" in only and "hostport" not in pretend and "iptables-restore" not in pretend:
         with suppress(EnvironmentNotReady):  # no iptables-restore: the hostport check says it was not tried
             commands.update({f"hostport:{part}": [netfilter.tools()[1], "--noflush"] for part in HOSTPORT_RULES})
+    if "dnsmasq" in only and "dnsmasq" not in pretend:  # found: its --version run too (doctor_verdict.ran_version)
+        dnsmasq = tool_check("dnsmasq", True)[1]
+        if dnsmasq is not None:
+            commands["dnsmasq-version"] = [dnsmasq, "--version"]
     nft_path = find_nft() if only & {"nf_tables", "nf_netdev", "nft"} else None
     shapes = nft_shapes(only, pretend)
     if nft_path:
@@ -211,6 +215,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS,
                                      packages.install_fix(PROGRAMS[name]))
             else:
                 out[name] = tool_check(name, name in needed)[0]
+    if "dnsmasq" in out:
+        out["dnsmasq"] = ran_version(out["dnsmasq"], probe, "dnsmasq-version")
     if "tcpdump" in out:  # and its libpcap, which capture filters are compiled with
         out["tcpdump"] = with_libpcap(out["tcpdump"], pretend="tcpdump" in pretend)
     if "cni-plugins" in only:

@@ -129,3 +129,18 @@ def tool_check(name: str, needed: bool) -> tuple[Check, str | None]:
     except EnvironmentNotReady:
         return verdict(name, False, nsmod.not_found(command), needed, fix), None
     return verdict(name, True, path, needed, fix), path
+
+
+def ran_version(check: Check, probe: features.KernelProbe, key: str) -> Check:
+    """A found tool's line, told whether ``TOOL --version`` (``key`` in the probe, run in its throwaway namespace)
+    runs: a dnsmasq that is there but does not start (a missing library, a wrong architecture) made `up` of a lab
+    with kube-dns say its containers started while kube-dns was in Error (QA mf63 defect 5)."""
+    if check.status != OK or key not in probe.outputs:
+        return check
+    status, text = probe.outputs[key]
+    first = text.strip().splitlines()[0] if text.strip() else "no output"
+    if status == 0:
+        return replace(check, detail=f"{check.detail}, {first}")
+    fix = packages.install_fix(PROGRAMS[check.name]).replace("apt-get install ", "apt-get install --reinstall ", 1)
+    return verdict(check.name, False, f"{check.detail} does not run: `{PROGRAMS[check.name]} --version` failed "
+                   f"({first})", check.needed, fix)

@@ -47,6 +47,7 @@ def test_all_present_every_line_ok(machine):
                                                                              "--version"],
                                                         # its backend's tables made (judged for legacy)
                                                         "iptables-tables": ["/usr/sbin/iptables-restore", "--noflush"],
+                                                        "dnsmasq-version": ["/usr/sbin/dnsmasq", "--version"],
                                                         "nft-kube-proxy": ["/usr/sbin/nft",
                                                                            doctor_nft.KUBE_PROXY_SHAPE],
                                                         "nf_netdev": ["/usr/sbin/nft", doctor_nft.NETDEV_SHAPE],
