@@ -6,7 +6,8 @@ import sys
 
 
 def progress_bar(title: str | None = None):
-    """A transient rich progress bar on stderr when it is a terminal; (None, None) otherwise.
+    """A transient rich progress bar on stderr when it is a terminal that draws one (not TERM=dumb); (None, None)
+    otherwise.
 
     Returns (bar, update) where update(what, done, total) advances one task
     per ``what`` (shown as ``title`` when one is given). Use ``with bar:``.
@@ -17,8 +18,11 @@ def progress_bar(title: str | None = None):
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    if not console.is_interactive:  # TERM=dumb (or unknown): rich draws no bar there, and left an empty line
+        return None, None
     bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True)
+                   console=console, transient=True)
     tasks: dict[str, int] = {}
 
     def update(what: str, done: int, total: int) -> None:
