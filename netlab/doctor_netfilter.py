@@ -87,8 +87,15 @@ def without_program(check: Check) -> Check:
     libnftables alone (kernel/nft.py), so an ok line, not the FAIL that refused `up` (QA hostenv57 5)."""
     from netlab.kernel import nft
 
+    from netlab.kernel import libnftables
+
     try:
-        if check.status == OK or not nft.library_alone():
+        if check.status == OK:
+            return check
+        if not nft.library_alone():
+            if nft.mode() == "process" and libnftables.load() is not None and check.fix:  # the library would do
+                return replace(check, fix=f"{check.fix}, or unset {nft.ENV} (netlab then writes and reads nftables "
+                               f"through {libnftables.SONAME}, which loads here)")
             return check
     except EnvironmentNotReady:
         return check  # NETLAB_NFT names no way: nft_setting says it

@@ -260,7 +260,12 @@ def _fix(bad: list[Answer], dirs: list[str]) -> str:
         old = [a for a in debian if a.state == "unsupported"]
         spoken = _highest(set.intersection(*(set(a.versions) for a in old)))
         have = f"those here speak up to {spoken}" if spoken else "those here have no version in common"
-        out.append(f"a {PACKAGE} whose plugins speak cniVersion {old[0].speaks} ({have})")
+        # An older distribution's package (0.9.x: Ubuntu 22.04, Debian 11) speaks up to 0.4.0, and apt has no newer
+        # there: say which labs need it, and what runs without it
+        out.append(f"a {PACKAGE} whose plugins speak cniVersion {old[0].speaks} ({have}); only labs that run these "
+                   f"plugins need it (network.cni: reference, or a conflist of cniVersion {old[0].speaks}): the "
+                   "default network.cni: builtin runs without them"
+                   + (f", and a conflist of your own at cniVersion {spoken} runs with those here" if spoken else ""))
     if own:
         names = ", ".join(a.plugin for a in own)
         what = f"an executable {names} that answers" if len(own) == 1 else f"executables {names} that answer"

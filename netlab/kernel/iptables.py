@@ -67,9 +67,11 @@ def _suffix(backend: str | None) -> str:
 
 
 def tools(backend: str | None = None) -> tuple[str, str]:
-    """Absolute paths of (iptables-save, iptables-restore) for the chosen backend."""
+    """Absolute paths of (iptables-save, iptables-restore) for the chosen backend. iptables-restore is looked up
+    first: with every iptables tool missing, the error (the doctor's `tool iptables-restore` line) names it."""
     suffix = _suffix(backend)
-    return binary(f"iptables{suffix}-save"), binary(f"iptables{suffix}-restore")
+    restore = binary(f"iptables{suffix}-restore")
+    return binary(f"iptables{suffix}-save"), restore
 
 
 def default_backend(backend: str | None = None) -> str:

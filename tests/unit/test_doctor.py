@@ -349,3 +349,32 @@ def test_a_state_folder_whose_file_system_cannot_cut_a_log_is_a_warning_up_never
     assert by_name(doctor.report(DEFAULT, for_this_lab=True))["container-logs"].line() == (
         "ok    host container logs: tmpfs (/run/netlab): a log past 10 MiB starts over, its oldest part punched into "
         "a hole (FALLOC_FL_PUNCH_HOLE)")
+
+
+def test_nft_missing_under_netlab_nft_process_names_unsetting_it_where_the_library_loads(machine, monkeypatch):
+    """QA mf63 defect 7: with NETLAB_NFT=process and libnftables loading, the fix named only apt-get install
+    nftables; unset NETLAB_NFT does too (netlab then needs no program: without_program)."""
+    from netlab.kernel import libnftables
+
+    monkeypatch.setenv("NETLAB_NFT", "process")
+    monkeypatch.setattr(libnftables, "load", lambda: object())
+    machine.missing.add("nft")
+    check = by_name(doctor.report(NFT_MODE, for_this_lab=True))["nft"]
+    assert check.status == doctor.FAIL
+    assert check.fix == ("apt-get install nftables (or sudo ./scripts/setup.sh), or unset NETLAB_NFT (netlab then "
+                         "writes and reads nftables through libnftables.so.1, which loads here)"), check.fix
+    monkeypatch.setattr(libnftables, "load", lambda: None)  # no library either: the program is the one way
+    assert by_name(doctor.report(NFT_MODE, for_this_lab=True))["nft"].fix == \
+        "apt-get install nftables (or sudo ./scripts/setup.sh)"
+
+
+def test_every_iptables_tool_missing_names_iptables_restore_on_its_line(monkeypatch):
+    """QA mf63 defect 7: the line titled `tool iptables-restore` said "iptables-save is not installed"."""
+    from netlab.kernel import iptables
+
+    monkeypatch.delenv("NETLAB_IPTABLES", raising=False)
+    monkeypatch.setattr(iptables, "find_tool", lambda name: None)  # no iptables tool at all
+    monkeypatch.setattr(nsmod, "find_tool", lambda name: None)
+    check, argv = doctor_netfilter.iptables_check(True, set())
+    assert argv is None and check is not None and check.status == doctor.FAIL
+    assert check.detail.startswith("iptables-restore is not installed"), check.detail
