@@ -404,6 +404,9 @@ def test_inspect_of_a_pod_whose_namespace_is_gone_is_one_line(labs, tmp_path):
 # the lab's processes stopped), or done with the lab by then (the probe's judgement held until it has finished).
 DOWN_ORDERS = {
     "at work": "is being taken down (`netlab down`): the probe's agent was stopped with the lab's other processes",
+    # a plain lab's report (probe/plain_report.py) reads the agent's answer before the models: the agent stopped,
+    # the run goes on with them, which look at the lab again and find the down at work
+    "at work, plain": "is being taken down (`netlab down`): its namespaces go with it",
     "done": "was taken down (`netlab down`) meanwhile: the probe's agent was stopped with the lab's other processes; "
             "it is not up",
 }
@@ -415,8 +418,8 @@ def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch, order):
     the probe's agent too. The probe says so in one line (exit 2), as trace does, not that its agent died (exit 3):
     the lab is being taken down when the down is still at work as the probe looks, else it was taken down and is
     not up. The agent's work is a sleep here, so that down surely finds it at work. The down starts once the probe
-    waits for its agent (`probe` forks it before it has read the lab: probe/early.py; a down that finished before
-    the probe read the lab is a lab that is not up)."""
+    waits for its agent's answer (`probe` forks it before it has read the lab: probe/early.py; a down that finished
+    before the probe read the lab is a lab that is not up)."""
     import threading
 
     from click.testing import CliRunner
@@ -424,6 +427,7 @@ def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch, order):
     from netlab.cli import cli
     from netlab.errors import UsageError
     from netlab.kernel import netns as nsmod
+    from netlab.kernel.child import Child
     from netlab.probe import agent, runner
 
     lab = labs.name()
@@ -440,10 +444,10 @@ def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch, order):
         children = open(f"/proc/{me}/task/{me}/children").read().split()
         return any(os.readlink(f"/proc/{pid}/ns/net") in inodes for pid in children if os.path.exists(f"/proc/{pid}"))
 
-    def waits_for_its_agent(fork_agent):
+    def waits_for_its_agent(result):  # the agent's answer awaited: by the run's judge or a plain lab's report
         def wait(*args, **kwargs):
             waiting.set()
-            return fork_agent(*args, **kwargs)
+            return result(*args, **kwargs)
         return wait
 
     def judged_once_down_is_done(taken_down):
@@ -467,7 +471,11 @@ def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch, order):
         assert down.returncode == 0, (out, err)
 
     monkeypatch.setattr(agent, "run_job", agent_at_work)
-    monkeypatch.setattr(runner, "_fork_agent", waits_for_its_agent(runner._fork_agent))
+    monkeypatch.setattr(Child, "result", waits_for_its_agent(Child.result))
+    if order != "at work, plain":  # the models' run, which reads the lab before it waits for the agent
+        from netlab.probe import plain_report
+
+        monkeypatch.setattr(plain_report, "report", lambda *args, **kwargs: None)
     if order == "done":
         monkeypatch.setattr(runner, "_taken_down", judged_once_down_is_done(runner._taken_down))
     other_terminal = threading.Thread(target=down_once_the_probe_waits_for_its_agent)
