@@ -106,6 +106,29 @@ def read_going_down(item: Any, lab: Lab) -> None:
     item.stash.setdefault(TAKEN, {})[lab.name] = snapshot(lab, *_own(item, lab))
 
 
+def failed_up_folder(item: Any, lab: str) -> Path | None:
+    """Where the plugin calls of ``lab``'s up are written if a plugin fails it (None: no test to write them for)."""
+    return _artifacts_dir(item) / lab if isinstance(item, pytest.Item) else None
+
+
+def failed_up(item: pytest.Item, lab: str, exc: BaseException, calls: list[Any], folder: Path) -> str:
+    """An up that failed and was rolled back (a CNI plugin of the test author's own that failed its ADD): the lab is
+    gone, with its CNI log; the calls its up made (``calls``, each as ``netlab cni log -o json`` shows it: what
+    the plugin got on stdin and in its environment, what it answered) are written into the test's folder
+    (``cni-calls.json``, as a failed test's lab's), with up's error (``error.txt``). The test's one line."""
+    said = "; ".join([str(exc), *getattr(exc, "__notes__", [])])
+    item.stash[FAILED] = True
+    path = folder / "cni-calls.json"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        outfile.write_output(str(folder / "error.txt"), (said + "\n").encode())
+        outfile.write_output(str(path), (json.dumps({"lab": lab, "pod": None, "calls": calls}, indent=2,
+                                                    default=str) + "\n").encode())
+    except Exception as err:  # noqa: BLE001 - the up's error is the test's; said with it
+        return f"lab {lab}: {said} (its plugin calls could not be written: {err})"
+    return f"lab {lab}: {said}" + ("" if str(path) in said else f"; this run's calls: {path}")
+
+
 def report_failure(item: pytest.Item, rep: pytest.TestReport, retried: Collection[str] = ()) -> None:
     """The test failed (its setup, its call, or its teardown: the first that did, once): its labs are written into
     its folder; with --netlab-keep, how to reach them. At its teardown, only the labs still there to read (a

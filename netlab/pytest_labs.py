@@ -5,16 +5,19 @@ of one scope share (:class:`_Shared`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 from netlab import signals
 from netlab.api.words import stopped
-from netlab.pytest_artifacts import down_by, failed as _failed, read_going_down
+from netlab.pytest_artifacts import down_by, failed as _failed, failed_up, failed_up_folder, read_going_down
 from netlab.pytest_topology import unique_name
 from netlab.realize import owner
 
@@ -42,6 +45,19 @@ def _plugins(lab: ModelLab) -> tuple[str, ...]:
     from netlab.cni.conf import bin_dirs
 
     return (*(f"{kind}@{version}" for kind, version in wanted(lab)), ":".join(bin_dirs(lab)))
+
+
+@contextlib.contextmanager
+def _calls_kept(folder: Path | None) -> Iterator[list[dict[str, Any]]]:
+    """The plugin calls of a CNI lab's up (``folder``: where a failed one's are written), kept in memory: none for a
+    lab whose pods no plugin attaches (no CNI module is loaded for it)."""
+    if folder is None:
+        yield []
+        return
+    from netlab.cni import calls_kept
+
+    with calls_kept.kept(f"this run's calls: {folder / 'cni-calls.json'}") as calls:
+        yield calls
 
 
 class _Shared:
@@ -105,7 +121,7 @@ class _Registry:
             from netlab.api import Lab
             from netlab.api.lifecycle import check_conflist
             from netlab.cni.versions_kept import answers_kept
-            from netlab.errors import EnvironmentNotReady, TopologyError, netlab_command
+            from netlab.errors import ApplyFailed, EnvironmentNotReady, TopologyError, netlab_command
             from netlab.pytest_topology import fail, load
 
             # The topology first: a mistake in it is the test's, with or without root.
@@ -135,8 +151,12 @@ class _Registry:
                     _skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
                                 f"`{netlab_command('doctor')}` says how to fix it")
                 self.machine_ok.add(key)
+            calls_at = failed_up_folder(item, loaded.lab.name) if loaded.lab.cni != "builtin" else None
+            calls: list[dict[str, Any]] = []
             try:
-                with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'
+                # the state records this process (a SIGKILL-ed run's labs are told from others'); a CNI lab's plugin
+                # calls are kept: an up a plugin failed is rolled back with the lab's log of them
+                with owner.claimed(), _calls_kept(calls_at) as calls:
                     lab = Lab.up_loaded(loaded, wait=wait)
                 # The plugin's lab: a test's `with netlab_lab as lab:` leaves it up (as a with block leaves an attached
                 # lab up); it took down the lab a scope's tests share, and the next test met a bare "lab X is not up".
@@ -144,7 +164,13 @@ class _Registry:
                 self.live[lab.name] = lab  # from here on the session's end takes it down, whatever stops the run
             except BaseException as exc:
                 self._left_by_up(loaded.lab.name, exc)
-                raise
+                if not isinstance(exc, ApplyFailed) or calls_at is None or item is None:  # a builtin lab's: as raised
+                    raise
+                said = failed_up(item, loaded.lab.name, exc, calls, calls_at)  # the test's error: its one line
+            else:
+                said = None
+            if said is not None:
+                fail(said)  # outside the except block: no "during handling of the above exception"
         failed = lab.last_up.failed if lab.last_up is not None else ()
         if failed:
             # A container that could not start (its command missing, not executable): `netlab up` leaves such a

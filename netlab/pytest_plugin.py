@@ -139,7 +139,9 @@ def netlab_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Lab
     ends, also when it fails (with ``--netlab-keep`` a failed test's labs stay
     up). Skips the test, with netlab doctor's reason, without root or when the
     machine lacks what the lab needs. A lab with a container that could not
-    start fails the call with up's line for it, the lab taken down. A
+    start fails the call with up's line for it, the lab taken down; an up
+    a CNI plugin failed (rolled back) fails it in up's line too, the calls
+    that up made written into the test's folder (``cni-calls.json``). A
     topology netlab refuses raises its error (TopologyError), which the test
     may expect; at a marker's setup the same mistake fails it in one line.
     An argument of the wrong kind (a ``topology`` that is no path nor dict, a

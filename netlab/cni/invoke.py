@@ -31,6 +31,7 @@ from typing import Any
 
 from netlab.errors import ABSOLUTE_FIX, ApplyFailed, UsageError, cwd_gone, display_path, loads_json
 from netlab.realize.state_dir import write_atomic
+from netlab.cni import calls_kept
 from netlab.cni.plugin_group import exit_unreaped, kill_group
 from netlab.cni.plugin_words import TIMEOUT_VAR, Overrun, one_line as one_line, plugin_error
 from netlab.cni.plugin_words import error_object_words as error_object_words, exit_words as exit_words
@@ -133,7 +134,9 @@ def copy_path() -> str | None:
 def log_words() -> str:
     """After "rolled back" of a new lab's failed up: the rollback takes the lab's folder, and the CNI log in it, whose
     calls `netlab cni log` showed (QA q3 #2)."""
-    kept = copy_path()
+    kept, held = copy_path(), calls_kept.words()
+    if held is not None and not kept:
+        return f" (and the lab's CNI log with it; {held})"
     return (f" (and the lab's CNI log with it; this run's calls: {kept})" if kept else
             f" (and the lab's CNI log with it: {LOG_VAR}=FILE keeps a copy of this run's calls)")
 
@@ -260,6 +263,7 @@ class CallLog:
                 # nor a down (docs/reliability.md); the plugin's own failure is said by its caller. Said once.
                 _unwritten(self.path, exc)
         _to_copy(call)
+        calls_kept.heard(call_json(call.to_json()))
 
 
 _said_unwritten: set[str] = set()  # the logs this process said it could not write

@@ -549,3 +549,44 @@ def test_tuning(netlab_lab):
     skipped = next(line for line in out.splitlines() if line.startswith("SKIPPED"))
     assert "test_case.py:12" in skipped and "'tuning' not found" in skipped, skipped
     assert lab_namespaces((tmp_path / "name-ok").read_text()) == []
+
+
+def test_a_plugin_of_the_users_own_whose_add_fails_is_one_line_and_its_calls_are_written(tmp_path):
+    """QA pt63 1: a plugin of the test author's own whose ADD fails: the test got ~300 lines of netlab's chained
+    traceback (up, feature, cni lifecycle) ending in "rolled back (and the lab's CNI log with it ...)", and no
+    folder: the rollback took the lab's call log, what the plugin's author needs. Now the test errors at setup in
+    up's one line, and the calls the up made (stdin, env, stdout, stderr of each) are in the test's folder."""
+    plugin = (ROOT / "examples/cni/bash-bridge/bash-bridge").read_text()
+    assert '\nbridge=$(jq' in plugin
+    plugin = plugin.replace('\nbridge=$(jq', '\n[ "$CNI_COMMAND" = ADD ] && fail "deliberate"\nbridge=$(jq', 1)
+    (tmp_path / "bad-bridge").write_text(plugin)
+    (tmp_path / "bad-bridge").chmod(0o755)
+    (tmp_path / "bad.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "bad-net", "plugins": [
+        {"type": "bad-bridge", "bridge": "badbr0", "capabilities": {"ipRanges": True}}]}))
+    topo = {"name": "cnbad", "network": {"mode": "vxlan", "cni": {"conflist": "./bad.conflist", "binDir": "."}},
+            "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1"}]}
+    artifacts = tmp_path / "artifacts"
+    proc = pytest_in(tmp_path, f'''
+import pytest
+
+@pytest.mark.netlab({json.dumps(topo)})
+def test_x(netlab_lab):
+    pass
+''', "--netlab-artifacts", str(artifacts))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "1 error" in out, out
+    assert "Traceback" not in out and "ApplyFailed" not in out and "lab/up.py" not in out, out
+    (line,) = [line for line in out.splitlines() if line.startswith("netlab: lab cnbad-")]
+    name = line.split()[2].rstrip(":")
+    (test_folder,) = artifacts.iterdir()
+    calls_file = test_folder / name / "cni-calls.json"
+    assert re.search(r"CNI plugin bad-bridge ADD: failed \(exit 1\): deliberate", line), line
+    assert line.endswith(f"rolled back (and the lab's CNI log with it; this run's calls: {calls_file})"), line
+    log = json.loads(calls_file.read_text())
+    adds = [c for c in log["calls"] if c["plugin"] == "bad-bridge" and c["command"] == "ADD"]
+    assert log["lab"] == name and adds, log
+    assert adds[0]["exit_code"] == 1 and "deliberate" in adds[0]["stdout"], adds[0]
+    assert adds[0]["stdin"]["bridge"] == "badbr0" and adds[0]["env"]["CNI_COMMAND"] == "ADD", adds[0]
+    assert any(c["plugin"] == "bad-bridge" and c["command"] == "DEL" for c in log["calls"]), log
+    assert "deliberate" in (test_folder / name / "error.txt").read_text()
+    assert lab_namespaces(name) == [] and not os.path.exists(state_path(name)), out
