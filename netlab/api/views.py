@@ -48,8 +48,10 @@ def replaces_running(loaded: Loaded, state: LabState) -> bool:
 
     Files: another file (realize.state.replaces). The state keeps no file for the built-in default nor for a
     dict, so those two are told apart by the saved topology (source_label): the default lab over a dict lab of
-    its name, or a dict over the default lab, replaces it; a dict over a dict lab converges it (the pytest
-    plugin's way), as the same file does. A dict that is the default topology is the default lab."""
+    its name, or a dict over the default lab, replaces it; the same dict over its dict lab converges it, as the same
+    file does (whatever `netlab impair` set since), and another dict replaces it: a second program's dict of the
+    name reshaped the lab the first uses (its pods gone). A dict that is the default topology is the default lab.
+    The pytest plugin's labs have names of their own: none meets another's."""
     from netlab.realize.state import replaces
 
     if state.source is not None or loaded.source is not None:
@@ -57,10 +59,23 @@ def replaces_running(loaded: Loaded, state: LabState) -> bool:
     if loaded.origin == BUILT_IN:
         new = BUILT_IN
     elif loaded.origin == DICT_SOURCE:
-        new = origin_of(loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True))
+        topology = loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+        new = origin_of(topology)
+        if new == DICT_SOURCE and source_label(state) == DICT_SOURCE:
+            return _unimpaired(state.topology) != _unimpaired(topology)
     else:  # a running lab's own saved topology (load_running): itself
         return False
     return source_label(state) != new
+
+
+def _unimpaired(topology: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved topology without its name and the impairments `netlab impair` writes into it."""
+    out = {k: v for k, v in topology.items() if k != "name"}
+    for key in ("nodes", "pods"):
+        if isinstance(out.get(key), list):
+            out[key] = [{k: v for k, v in e.items() if k != "impair"} if isinstance(e, Mapping) else e
+                        for e in out[key]]
+    return out
 
 
 def refuse_replacing(loaded: Loaded, state: LabState | None, cli: bool = False) -> None:
@@ -75,7 +90,9 @@ def refuse_replacing(loaded: Loaded, state: LabState | None, cli: bool = False) 
     def words(origin: str) -> str:
         return {BUILT_IN: "the built-in default", DICT_SOURCE: "a dict"}.get(origin) or display_path(origin)
 
-    clash = f"lab {state.lab} is up from {words(source_label(state))}, and {words(loaded.origin)} has the same name"
+    was = source_label(state)
+    given = "another dict" if was == loaded.origin == DICT_SOURCE else words(loaded.origin)
+    clash = f"lab {state.lab} is up from {words(was)}, and {given} has the same name"
     if cli:
         raise UsageError(f"{clash}: it would replace that lab; rename it, or replace the running lab with "
                          f"`{up_command(None, reconfigure=True)}`")  # the CLI's only way in here: no -t FILE

@@ -49,7 +49,7 @@ def lab():
 
 
 def apply(lab: Lab, policies: list[dict]) -> Lab:
-    return Lab.up(model(lab.name, policies))
+    return Lab.up(model(lab.name, policies), reconfigure=True)  # another dict of the running lab's name
 
 
 def probed(lab: Lab) -> policytable.PolicyTable:
@@ -180,7 +180,7 @@ def test_status_reports_drift_in_policy_chains_and_up_repairs_it(lab):
     subprocess.run(["ip", "netns", "exec", netns, "iptables", "-t", "filter", "-F", chains[0]], check=True)
     status = running.status()
     assert not status.ok and any(chains[0] in line for line in status.drift), status
-    assert Lab.up(model(lab.name, [CASES[0]["policies"][0]])).status().ok
+    assert Lab.up(model(lab.name, [CASES[0]["policies"][0]]), reconfigure=True).status().ok
 
 
 # --- random policies: the evaluator and the kernel agree --------------------------------
@@ -280,7 +280,7 @@ WEB = [{"name": "web", "namespace": "x", "selector": {"pod": "a"}, "ports": [{"p
 
 def test_service_behind_policy_hairpin_and_trace(lab):
     allow_y = next(c for c in CASES if c["name"] == "allow-from-namespace")["policies"]
-    running = Lab.up(model(lab.name, allow_y, WEB))
+    running = Lab.up(model(lab.name, allow_y, WEB), reconfigure=True)
     report = running.probe(protos=("tcp",))
     assert report.ok, [p for p in report.probes if not p.as_expected][:5]
     lost = running.trace("z-b", "svc/x/web", "tcp", 80)
@@ -425,7 +425,7 @@ def test_egress_to_the_internet_is_enforced_and_probed(request):
 def test_two_services_named_web_in_two_namespaces(lab):
     """web in x and web in y: two ClusterIPs, two DNS names, each pod's "web" is its own namespace's."""
     twins = [{"name": "web", "namespace": ns, "selector": {"pod": "a"}, "ports": [{"port": 80}]} for ns in "xy"]
-    running = Lab.up(model(lab.name, [], twins))
+    running = Lab.up(model(lab.name, [], twins), reconfigure=True)
     m = running.model
     wx, wy = (m.find_service(f"{ns}/web") for ns in "xy")
     assert running.probe(protos=("tcp",)).ok
