@@ -84,11 +84,14 @@ def pytest_configure(config: pytest.Config) -> None:
                    "a topology file (relative to the test's folder), a dict shaped like the YAML, or None for the "
                    "built-in default; scope: function, class, module, package or session; name: the base of the "
                    "lab's unique name (default: the topology's name)")
-    _check_folder("--netlab-artifacts", config.getoption("netlab_artifacts"),
+    artifacts = config.getoption("netlab_artifacts")
+    _check_folder("--netlab-artifacts", artifacts,
                   "where a failed test's lab state would be written among what keeps the labs running")
     _check_folder("--basetemp", config.option.basetemp,  # pytest's own: it empties that folder, then writes there
                   "which pytest would empty, then write the tests' temporary files and the failed tests' lab state "
                   "in, among what keeps the labs running")
+    if artifacts is not None:  # where pytest started, as checked: a test that chdir's (monkeypatch.chdir) moves it not
+        config.option.netlab_artifacts = os.path.abspath(artifacts)
     config.stash[REGISTRY] = _Registry(config)
     config.pluginmanager.register(pytest_owners, "netlab-owners")  # its hooks: the labs of killed processes
     _stop_on_sigterm(config)

@@ -251,3 +251,20 @@ def test_a_basetemp_with_a_mount_of_a_labs_folder_below_it_is_said_to_hold_it(tm
                           capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"('{state_root}', \"netlab's state directory\") None", proc.stdout
+
+
+def test_a_relative_artifacts_folder_is_the_one_pytest_started_in_whatever_a_test_chdirs_to(tmp_path):
+    """QA pt63 4: a relative ``--netlab-artifacts`` was resolved when a test failed: a test that chdir'd
+    (``monkeypatch.chdir``) sent its dump into pytest's tmp folder, while the line said ``relart/...``; and the
+    check of the folder, at the run's start, was of the one beside where pytest started. Made absolute once."""
+    (tmp_path / "run").mkdir()
+    tests = ("from netlab.pytest_artifacts import _artifacts_dir\n\n"
+             "def test_moves(monkeypatch, tmp_path, request):\n"
+             "    monkeypatch.chdir(tmp_path)\n"
+             f"    open({str(tmp_path / 'said')!r}, 'w').write(str(_artifacts_dir(request.node)))\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NETLAB_STATE_DIR", str(tmp_path / "state"))
+        proc = pytest_with_artifacts(tmp_path / "run", "relart", "--netlab-artifacts", tests)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    said = Path((tmp_path / "said").read_text())
+    assert said.is_absolute() and said.parent == tmp_path / "run" / "relart", said
