@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 KEEP_SECTION = "netlab: lab kept up"
 RETRY_SECTION = "netlab: lab not kept"  # the names of labs whose take-down failed: the session's end tries again
 LABS = pytest.StashKey[list["Lab"]]()  # the labs a test used (dumped when it fails)
+WATCHED = pytest.StashKey[list["Lab"]]()  # (a module, class, session) the labs its fixtures gave watch()
 FAILED = pytest.StashKey[bool]()
 HELD = pytest.StashKey[dict[str, tuple[list[Any], list[Any]]]]()  # lab -> its reaches and traces before the test
 TAKEN = pytest.StashKey[dict[str, dict[str, Any]]]()  # lab -> its files, read as the test took it down failing
@@ -42,20 +43,41 @@ HOOKS = pytest.StashKey[list[tuple["Lab", Callable[[], None]]]]()  # the labs' b
 DOWN_BY = pytest.StashKey[dict[str, str]]()  # (config) lab -> the test that took it down itself (lab.down())
 
 
-def watch(item: pytest.Item, lab: Lab) -> None:
+def watch(item: pytest.Item | pytest.Collector, lab: Lab) -> None:
     """Dump ``lab`` into the test's folder if the test fails: for a lab the test brought up itself (through the
     CLI, or ``Lab.up``). It is not taken down by the plugin. A lab the test takes down with its failure in
     flight (a ``with Lab.up(...)`` block that ends with the failing assert, a ``lab.down()`` in a ``finally``)
     is read as it goes down, and that is what is written; a lab taken down otherwise is written as down.
-    Anything but a Lab (its name, say) is a UsageError here, in the test, not pytest's INTERNALERROR at its end."""
+    ``item`` may be the ``request.node`` of a fixture of a wider scope (a module, class, package or the
+    session): the lab is each of its tests', from the end of that test's setup on (:func:`adopt`).
+    Anything but a Lab (its name, say), or a node that is not pytest's (the request itself), is a UsageError
+    here, in the test, not pytest's INTERNALERROR at its end, nor a lab silently never written."""
     from netlab.api import Lab
     from netlab.api.args import given
     from netlab.errors import UsageError
 
+    if not isinstance(item, (pytest.Item, pytest.Collector)):
+        what = "the fixture request: pass request.node" if hasattr(item, "node") else type(item).__name__
+        raise UsageError("netlab.pytest_plugin.watch: node must be a pytest node (request.node: the test's, or the "
+                         f"module's, class's or session's a fixture of that scope is given), not {what}")
     if not isinstance(lab, Lab):
         hint = f" (Lab.attach({lab!r}) gives the running lab of that name)" if isinstance(lab, str) else ""
         raise UsageError(f"netlab.pytest_plugin.watch: lab must be a netlab.api.Lab, not {given(lab)}{hint}")
-    used_by(item, lab)
+    if isinstance(item, pytest.Item):
+        used_by(item, lab)
+        return
+    watched = item.stash.setdefault(WATCHED, [])
+    if not any(other is lab for other in watched):
+        watched.append(lab)
+
+
+def adopt(item: pytest.Item) -> None:
+    """The test's setup is over: the labs its module's (class's, package's, session's) fixtures gave
+    :func:`watch` are the test's, what they keep of reaches and traces from now on its own."""
+    for node in item.listchain()[:-1]:
+        for lab in node.stash.get(WATCHED, []):
+            if not lab._down:
+                used_by(item, lab)
 
 
 def used_by(item: Any, lab: Lab) -> None:

@@ -32,7 +32,8 @@ the plugin writes what the lab looked like into the test's folder
 ``reach`` results (``reaches.json``; of a lab a scope's tests share, the
 test's own), and a CNI lab's plugin calls (``cni-calls.json``, ``netlab cni
 log -o json``'s): netlab.pytest_artifacts writes them. A lab the test brought up
-itself is written too once given to :func:`watch`.
+itself is written too once given to :func:`watch`, also one a module's (class's, session's) fixture brings up
+and watches with its own ``request.node``: for each test of that scope that fails.
 ``--netlab-keep`` leaves a failed test's lab up and prints how to reach it
 and how to take it down (once per lab).
 
@@ -57,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import pytest_owners, signals
-from netlab.pytest_artifacts import LABS, kept_lines, report_failure, retried_lines, unhook, used_by as _used_by
+from netlab.pytest_artifacts import LABS, adopt, kept_lines, report_failure, retried_lines, unhook, used_by as _used_by
 from netlab.pytest_artifacts import dump_lab as dump_lab, failed as _failed, watch as watch  # re-exported
 from netlab.pytest_labs import SKIP_PREFIX, _Registry, _Shared
 from netlab.pytest_topology import (ONE_LINE, check_name, check_topology, check_wait, marker_error,
@@ -302,6 +303,12 @@ def _resolve_path(request: pytest.FixtureRequest, topology: TopologyInput) -> To
 
 
 # --- when a test fails ---------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, Any, None]:
+    yield
+    adopt(item)  # the labs its module's (class's, session's) fixtures watch: the test's too, also if setup failed
 
 
 @pytest.hookimpl(hookwrapper=True)

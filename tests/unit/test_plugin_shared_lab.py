@@ -131,3 +131,41 @@ def test_under_xdist_the_dumps_are_under_the_basetemp_as_documented(tmp_path):
     dumps = sorted(p.relative_to(tmp_path / "base") for p in (tmp_path / "base").glob("**/xd-*"))
     assert [str(p.parent.parent) for p in dumps] == ["netlab", "netlab"], dumps
     assert all(f"the lab as it was when the test failed: {tmp_path / 'base' / p}" in out for p in dumps), out
+
+
+WATCHED = '''from netlab.api import Lab, load
+from netlab.pytest_plugin import watch
+
+@pytest.fixture(scope="module")
+def module_lab(request):
+    with Lab.up_loaded(load(None, "wm")) as lab:  # Lab.up(None, name="wm"), the fake Lab's
+        watch(request.node, lab)
+        yield lab
+
+def test_one(module_lab):
+    pass
+
+def test_two(module_lab):
+    assert False, "on purpose"
+
+def test_request(request):
+    watch(request, Lab("wm"))
+'''
+
+
+def test_a_lab_a_module_fixture_watches_is_written_when_a_test_of_the_module_fails(tmp_path):
+    """QA pt63 3: ``netlab_lab`` is function-scoped whatever the marker's scope (a module fixture of one's own that
+    asks for it: ScopeMismatch), and the way around, ``with Lab.up(...) as lab: watch(request.node, lab)`` in a
+    module fixture, lost the failure dump: watch() kept the lab in the module's stash, which no test's report
+    read. Each test of the module (class, session) is handed its fixtures' watched labs after its setup; and
+    what watch() cannot serve (the request, not its node) is its UsageError."""
+    out, left = run(tmp_path, WATCHED)
+    assert "\nPASSED test_case.py::test_one\n" in out and "\nFAILED test_case.py::test_two - " in out, out
+    assert "the lab as it was when the test failed: " in out, out
+    dumps = list((tmp_path / "base" / "netlab").glob("*test_two*/wm"))
+    assert len(dumps) == 1 and (dumps[0] / "status.json").exists(), out
+    assert not list((tmp_path / "base" / "netlab").glob("*test_one*")), out
+    assert ("UsageError: netlab.pytest_plugin.watch: node must be a pytest node (request.node: the test's, or "
+            "the module's, class's or session's a fixture of that scope is given), not the fixture request: pass "
+            "request.node") in out, out
+    assert left == [], left  # the with block took it down after the module's last test
