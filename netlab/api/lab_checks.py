@@ -87,7 +87,8 @@ class LabChecks(InCallersWords):
         ``.answered_by``: which pod answered (a Service's endpoint). Kept in
         :attr:`reaches` (the last few), which the pytest plugin saves when a test fails.
         A probe not as expected while another command held or changed the lab (an ``up`` making it) met that
-        command's work half done: LabBusy names it, as :meth:`probe` does.
+        command's work half done: LabBusy names it, as :meth:`probe` does. A namespace of the path deleted
+        behind netlab's back (``ip netns del``) is NetnsGone, as :meth:`trace` raises it.
         """
         from netlab.api import reach as reach_mod
         from netlab.realize.interrupted import seen
@@ -103,6 +104,9 @@ class LabChecks(InCallersWords):
         model = self._served()  # Completed/Error pods: no endpoints
         probe = reach_mod.probe_of(model, src, dst, proto, port)  # a name or port the lab has not: the user's
         with before.reading("reach"):
+            # a namespace deleted (`ip netns del`): NetnsGone, as trace says it, not a probe's error nor a reach to a
+            # namespace its echo server holds on, of a pod whose flows probe() leaves out
+            _check_namespaces(model, src, dst, proto, port)
             result = reach_mod.send(model, probe, timeout)
         meanwhile = None if result.ok else before.meanwhile("reach")  # an up at work on it: as probe says it
         if meanwhile is not None:

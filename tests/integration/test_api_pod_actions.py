@@ -231,8 +231,10 @@ def test_a_pods_namespace_deleted_is_netns_gone_from_every_method(labs):
         with pytest.raises(UsageError, match=r"^lab\.pods: selector must be a string or None, not int 42$"):
             lab.pods(42)  # type: ignore[arg-type]
         subprocess.run(["ip", "netns", "del", f"{name}-b"], check=True)
+        # QA pt63 5: reach from b was a ProbeResult (outcome "error", "namespace L-b does not exist"), and reach to b
+        # said reachable=True (b's echo server holds its namespace on) while probe() says b's flows not probed
         for call in (lambda: lab.exec("b", "true"), lambda: lab.trace("a", "b"), lambda: lab.inspect("b"),
-                     lambda: lab.popen("b", ["true"])):
+                     lambda: lab.popen("b", ["true"]), lambda: lab.reach("b", "a"), lambda: lab.reach("a", "b")):
             with pytest.raises(NetnsGone) as err:
                 call()
             assert isinstance(err.value, UsageError) and err.value.exit_code == 2
