@@ -185,6 +185,7 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
     # The converters of the fields whose values change (plain values are taken as they are),
     # worked out on first use: a class may name itself among its fields.
     worked_out: list[dict[str, Callable[[Any], Any]]] = []
+    scalars: list[tuple[str, frozenset[type], str]] = []  # (field, the types its JSON value may have, their words)
 
     def build(data: Any) -> Any:
         if data is None:
@@ -192,6 +193,7 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
         if not worked_out:
             every = {name: _converter(hints[name]) for name in fields}
             worked_out.append({name: fn for name, fn in every.items() if fn is not _same})
+            scalars.extend((name, *kind) for name in fields if (kind := _scalar(hints[name])) is not None)
         convert = worked_out[0]
         if not isinstance(data, Mapping):
             raise _Mismatch(cls.__name__, f"{given(data)}, not an object (a dict)")
@@ -207,6 +209,9 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
         if not required <= keys:
             raise _Mismatch(cls.__name__, f"no {_keys(required - keys)}")
         kwargs = dict(data)
+        for name, allowed, word in scalars:  # a str, int, float or bool field (or None): the value's type first
+            if name in kwargs and type(value := kwargs[name]) not in allowed and not _sub(value, allowed):
+                raise _Mismatch(cls.__name__, f"{name}: {'None' if value is None else given(value)}, not {word}")
         for name, fn in convert.items():
             if name in kwargs:
                 try:
@@ -217,6 +222,30 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
         return cls(**kwargs)
 
     return build
+
+
+_SCALARS: dict[Any, tuple[frozenset[type], str]] = {
+    str: (frozenset({str}), "a str"), bool: (frozenset({bool}), "a bool"),
+    int: (frozenset({int}), "an int"),  # not a bool, though Python's bool is an int
+    float: (frozenset({float, int}), "a float"),  # JSON's 1 for 1.0 (the float converter makes it 1.0)
+}
+
+
+def _scalar(hint: Any) -> tuple[frozenset[type], str] | None:
+    """The types a field of type ``hint`` may have in JSON, and their words, for a str, int, float or bool field,
+    None too where it is Optional (``float | None``); None for any other field (its converter checks it)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        inner = _SCALARS.get(options[0]) if len(options) == 1 else None
+        return (inner[0] | {type(None)}, f"{inner[1]} or None") if inner is not None else None
+    return _SCALARS.get(hint)
+
+
+def _sub(value: Any, allowed: frozenset[type]) -> bool:
+    """``value``, of a type not among ``allowed``, is of a subclass of one (a str subclass), not a bool for an int."""
+    if isinstance(value, bool):
+        return bool in allowed
+    return any(isinstance(value, t) for t in allowed)
 
 
 def _unalias(cls: str, data: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:

@@ -241,3 +241,29 @@ def test_the_readme_section_names_every_argument_of_the_marker():
     assert MARKER_ARGS[0] == "topology" and "@pytest.mark.netlab(" in section  # given first, by position
     calls = re.findall(r"pytest\.mark\.netlab\(([^)]*)\)", section)
     assert [arg for arg in MARKER_ARGS[1:] if not any(re.search(rf"\b{arg}=", c) for c in calls)] == []
+
+
+def test_from_json_refuses_a_value_of_the_wrong_type():
+    """QA pt63 6: ``ok="yes"`` for a bool, ``rtt_ms="fast"`` for a float, ``summary.probes=None`` were taken as
+    given (a result whose ``ok`` is a non-empty string, truthy). A value not of its field's type is the data's
+    mistake too: bool is not int, an int is a float (JSON's 1 for 1.0), None only where the field may be None."""
+    data = render.to_json(fake_report(down="fedora-2"))
+    probe = data["probes"][0]
+    wrong = [
+        ({**data, "ok": "yes"}, "ok: str 'yes', not a bool"),
+        ({**data, "ok": 1}, "ok: int 1, not a bool"),
+        ({**data, "probes": [{**probe, "rtt_ms": "fast"}]}, "probes[0] (a ProbeResult): rtt_ms: str 'fast', not a "
+                                                             "float or None"),
+        ({**data, "summary": {**data["summary"], "probes": None}}, "summary (a ProbeSummary): probes: None, not an "
+                                                                   "int"),
+        ({**data, "summary": {**data["summary"], "probes": True}}, "summary (a ProbeSummary): probes: bool True, "
+                                                                   "not an int"),
+        ({**data, "summary": {**data["summary"], "text": 5}}, "summary (a ProbeSummary): text: int 5, not a str"),
+    ]
+    for bad, said in wrong:
+        with pytest.raises(UsageError) as err:
+            jsonio.from_json(R.ProbeReport, bad)
+        assert str(err.value) == f"netlab.api.from_json: not a ProbeReport's JSON: {said}"
+    out = jsonio.from_json(R.ProbeReport, {**data, "probes": [{**probe, "rtt_ms": 3}]})
+    assert out.probes[0].rtt_ms == 3.0 and type(out.probes[0].rtt_ms) is float  # an int is a float
+    assert jsonio.from_json(R.ProbeReport, {**data, "probes": [{**probe, "rtt_ms": None}]}).probes[0].rtt_ms is None

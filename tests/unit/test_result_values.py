@@ -35,8 +35,9 @@ def sample(hint: typing.Any, depth: int = 0) -> typing.Any:
         return {"route": FREE_FORM} if not args or args[1] is typing.Any else {"k": sample(args[1], depth + 1)}
     if dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint)
-        return {f.name: sample(hints[f.name], depth + 1) if depth < 4 else None
-                for f in dataclasses.fields(hint)}
+        # deep down, None in what may hold more (a str, int, float or bool field takes no None: from_json checks)
+        return {f.name: sample(hints[f.name], depth + 1) if depth < 4 or hints[f.name] in (str, int, float, bool)
+                else None for f in dataclasses.fields(hint)}
     return {str: "x", int: 3, float: 0.5, bool: True, typing.Any: FREE_FORM}[hint]
 
 
