@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from netlab.errors import in_python_words
 from netlab.model.clusterdns import dns_service, fqdn, is_addon_pod
 from netlab.model.lab import DEFAULT_ECHO_PORT
 from netlab.plan.cniadd import lab_bridge as lab_bridge
@@ -126,7 +127,8 @@ def nothing_to_probe(lab: "Lab", protos: Iterable[str]) -> str:
         why = "; ".join(f"no pod serves a {proto.upper()} port" + (
             " netlab's echo server listens on (UDP is probed only there and at the cluster DNS: another "
             "server's silence proves nothing)" if proto == "udp" else "") for proto in chosen if proto not in served)
-    return f"nothing to probe in lab {lab.name} with --proto {','.join(chosen)}: {why or 'no probe was built'}"
+    option = f"protos={chosen!r}" if in_python_words() else f"--proto {','.join(chosen)}"  # lab.probe's argument
+    return f"nothing to probe in lab {lab.name} with {option}: {why or 'no probe was built'}"
 
 
 def asks_dns(pod: "PodInfo", port: int | None, protocol: str) -> bool:

@@ -44,3 +44,14 @@ def test_run_refuses_before_it_sends_anything(monkeypatch):
         runner.run(lab(), protos=("udp",), services=False)
     assert err.value.exit_code == EXIT_INVALID_INPUT == 2
     assert str(err.value).startswith("nothing to probe in lab own with --proto udp: no pod serves a UDP port ")
+
+
+def test_in_python_the_reason_names_the_protos_argument():
+    """QA pt63 7: lab.probe(protos=["udp"]) of such a lab said `--proto udp`, the CLI's option."""
+    from netlab.errors import python_words
+
+    with python_words():
+        assert nothing_to_probe(lab(), ["udp"]).startswith("nothing to probe in lab own with protos=['udp']: no pod ")
+        no_pods = lab({"name": "empty", "nodes": [{"name": "n1"}], "pods": []})
+        assert nothing_to_probe(no_pods, ["icmp", "tcp"]) == ("nothing to probe in lab empty with protos=['icmp', "
+                                                              "'tcp']: lab empty has no pods")
