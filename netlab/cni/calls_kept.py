@@ -31,6 +31,11 @@ def kept(words: str) -> Iterator[list[dict[str, Any]]]:
             _words.remove(words)
 
 
+def keeping() -> bool:
+    """Whether any keeper is open (a call's line is made for it only then)."""
+    return bool(_lists)
+
+
 def heard(call: dict[str, Any]) -> None:
     """A call made (its log line, as ``netlab cni log -o json`` shows it): kept by every open keeper."""
     with _lock:
