@@ -68,6 +68,7 @@ class _Shared:
         self.scope = scope
         self.labs: dict[str, Lab] = {}
         self.skips: dict[str, str] = {}
+        self.failures: dict[str, str] = {}  # the line of each lab whose up failed the setup of the scope's first test
         self.users: dict[str, list[pytest.Item]] = {}
 
     def get(self, topology: TopologyInput, name: str | None, item: pytest.Item) -> Lab:
@@ -75,11 +76,16 @@ class _Shared:
                          sort_keys=True, default=str)
         if key in self.skips:
             _skip(self.skips[key])
+        if key in self.failures:  # its up failed at an earlier test's setup: said again, not tried again
+            pytest.fail(self.failures[key], pytrace=False)
         if key not in self.labs:
             try:
                 self.labs[key] = self.registry.bring_up(topology, name, 60.0, item=item)
             except pytest.skip.Exception as exc:
                 self.skips[key] = str(exc.msg)
+                raise
+            except pytest.fail.Exception as exc:  # a container that could not start, a plugin's failed ADD
+                self.failures[key] = f"{exc.msg} (at the setup of {item.nodeid}; not tried again for this {self.scope})"
                 raise
         lab = self.labs[key]
         if lab._down:  # a test of the scope called its down(): the plugin's to take down, after the scope's last

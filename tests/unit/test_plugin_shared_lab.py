@@ -169,3 +169,26 @@ def test_a_lab_a_module_fixture_watches_is_written_when_a_test_of_the_module_fai
             "the module's, class's or session's a fixture of that scope is given), not the fixture request: pass "
             "request.node") in out, out
     assert left == [], left  # the with block took it down after the module's last test
+
+
+FAILING_CONFTEST = CONFTEST + '''
+def failing_up(cls, loaded, wait=60.0):
+    lab = up_loaded(cls, loaded, wait)
+    open(os.path.join(os.environ["NETLAB_STATE_DIR"], "..", "ups"), "a").write(lab.name + "\\n")
+    lab.last_up = types.SimpleNamespace(failed=("pod a: container web could not start",))
+    return lab
+
+Lab.up_loaded = classmethod(failing_up)
+'''
+
+
+def test_a_shared_lab_whose_up_failed_fails_each_test_of_its_scope_without_a_new_up(tmp_path, monkeypatch):
+    """A module's lab whose up failed (a container that could not start; a CNI plugin whose ADD failed) was
+    brought up again for each test of the module, each failing the same way: one up, its line for every test."""
+    monkeypatch.setattr(sys.modules[__name__], "CONFTEST", FAILING_CONFTEST)
+    out, left = run(tmp_path, MODULE + "def test_one(netlab_lab):\n    pass\n\n\ndef test_two(netlab_lab):\n    pass\n")
+    assert "2 errors" in out and left == [], out
+    assert len((tmp_path / "ups").read_text().split()) == 1, out
+    lines = [line for line in out.splitlines() if line.startswith("netlab: lab sh-")]
+    assert len(lines) == 2 and lines[0].endswith("container web could not start (the lab is taken down)"), lines
+    assert lines[1] == lines[0] + " (at the setup of test_case.py::test_one; not tried again for this module)", lines
