@@ -105,7 +105,8 @@ class Lab(LabChecks, PodActions):
         machine must have first (EnvironmentNotReady, nothing changed); a failed
         ``up`` is rolled back (ApplyFailed). A container that could not start
         leaves the lab up: ``lab.last_up.failed`` names it (``last_up.ok`` is
-        False), as ``status()`` does, where the CLI exits 1.
+        False), as ``status()`` does, where the CLI exits 1. A lab of that name up from another file or dict
+        (or the built-in default) is refused, a UsageError, unless ``reconfigure``; the same one converges it.
         """
         from netlab.api.origins import DICT_SOURCE
         from netlab.api.topology import load
