@@ -10,8 +10,9 @@ exit 1 for "the chain exists" (containernetworking/plugins#335 and #408, contain
 
 ``up`` does the same, bounded: a pod whose ADD a plugin failed of itself (it exited non-zero: it cannot say
 whether what it met lasts; the firewall plugin does not use the spec's code 11, "try again later") and whose DEL
-ran is ADDed again as a new sandbox (a new CNI_CONTAINERID, its record written first), once the round's other
-ADDs have ended and after RETRY_WAIT, up to ADD_TRIES tries in all. A pod that passed so is said in a warning,
+ran is ADDed again as a new sandbox (a new CNI_CONTAINERID, its record written first; its network namespace made
+anew, as containerd makes a new sandbox's: cni/sandbox_ns.py), once the round's other ADDs have ended and after
+RETRY_WAIT, up to ADD_TRIES tries in all. A pod that passed so is said in a warning,
 as the kubelet's event says the failure; one that fails every try fails ``up``, its line naming the tries. Not
 tried again: a plugin netlab killed at its deadline or its output bound (each try would cost that again), a
 result netlab's checks refuse (the same chain gives it again), a plugin not found or not trusted, and a failed
@@ -23,6 +24,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from netlab.cni import sandbox_ns
 from netlab.cni.attach import DEL_RAN, add_all
 from netlab.cni.runtime import Runtime
 from netlab.feature import StartResult
@@ -38,9 +40,10 @@ RETRY_WAIT = 1.0  # seconds between a round of ADDs and the next round's new san
 def add_tried(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], records: dict[str, Any],
               out: StartResult, previous: dict[str, dict[str, Any]], running: bool,
               fresh: Callable[[PodInfo], dict[str, Any]]) -> list[str]:
-    """ADD the pods (attach.add_all), and again, as new sandboxes (``fresh``: a pod's new record), those whose ADD
-    a plugin failed of itself and whose DEL ran; what failed for good, one line each. A re-attached pod is ADDed
-    as it was (``previous``) only once no new sandbox follows."""
+    """ADD the pods (attach.add_all), and again, as new sandboxes (``fresh``: a pod's new record; their network
+    namespaces made anew, cni/sandbox_ns.py), those whose ADD a plugin failed of itself and whose DEL ran;
+    what failed for good, one line each. A re-attached pod is ADDed as it was (``previous``) only once no new
+    sandbox follows."""
     earlier: dict[str, list[str]] = {}  # pod: the lines of its failed tries
     failures: list[str] = []
     for tried in range(1, ADD_TRIES + 1):
@@ -55,7 +58,16 @@ def add_tried(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], reco
             break
         for pod in again:
             earlier.setdefault(pod.name, []).append(failed[pod.name][0])
+        warnings, unmade = sandbox_ns.renew(lab, state, again)
+        out.problems.extend(warnings)
+        for pod in [p for p in again if p.name in unmade]:  # its namespace is gone: no new sandbox to ADD
+            failures.append(f"{with_tries(pod.name, earlier[pod.name][:-1], failed[pod.name][0])}; "
+                            f"{unmade[pod.name].removeprefix(f'pod {pod.name}: ')}")
+        again = [pod for pod in again if pod.name not in unmade]
+        for pod in again:
             records[pod.name] = fresh(pod)
+        if not again:
+            break
         state.save()  # write-ahead: each new sandbox's record (its new CNI_CONTAINERID) before its ADD
         time.sleep(RETRY_WAIT)
         todo = again

@@ -6,12 +6,13 @@ CNI-ADMIN) was such a failure, and failed `up`. The real plugins are tests/integ
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
 
 from cni_fakes import add_result, cni_topo, cni_world, lab_of, up
-from netlab.cni import lifecycle, retry
+from netlab.cni import lifecycle, retry, runtime, sandbox_ns
 from netlab.cni.invoke import CallLog, PluginFailed, exec_plugin
 from netlab.errors import ApplyFailed
 from netlab.feature import ModuleFeature
@@ -25,6 +26,7 @@ TOPO = cni_topo("fkrt") + """\
   - {name: a, node: n1, ip: 10.244.0.2}
   - {name: b, node: n1, ip: 10.244.0.3}
 """
+RENEW = sandbox_ns.renew  # cni_fakes.cni_world puts a stand-in in its place
 RACE = "CHAIN_USER_ADD failed (File exists): chain CNI-ADMIN"
 
 
@@ -166,3 +168,37 @@ def test_only_a_plugins_own_failure_is_marked_for_a_new_sandbox(tmp_path, body, 
         exec_plugin(CallLog(None), pod="p", network="n", plugin_path=str(plugin), command="ADD", conf={}, env={},
                     node_netns=None, timeout=0.5)
     assert exc.value.plugin_said is said
+
+
+
+def test_a_new_sandbox_gets_its_namespace_made_anew_unless_something_runs_there(world, monkeypatch):
+    """As containerd removes a failed sandbox's network namespace and the next sandbox gets a new one, what a plugin
+    left in the pod's namespace is gone by the next try (QA cnr63 1); a namespace a process runs in is kept, said."""
+    lab, plugins = world
+    plugins.failing.update(a=1, b=1)
+    k = FakeKernel()
+    monkeypatch.setattr(sandbox_ns, "renew", lambda lab_, state, pods: RENEW(lab_, state, pods, kernel=k))
+    monkeypatch.setattr(sandbox_ns.processes, "find_in_namespaces",
+                        lambda names: {4242: n for n in names if n.endswith("-b")})
+    monkeypatch.setattr(sandbox_ns.processes, "comm", lambda pid: "echo")
+    seen: dict[str, list[tuple[object, bool]]] = {"fkrt-a": [], "fkrt-b": []}
+
+    def leaving(log, **kw):  # the chain's ADD sees the namespace, and leaves something in it
+        if kw["command"] == "ADD" and kw["plugin_path"].endswith("/chain"):
+            ns = k.ns[os.path.basename(kw["env"]["CNI_NETNS"])]
+            seen[ns.name].append((ns, "leftover" in ns.sysctls))
+            ns.sysctls["leftover"] = "1"
+        return plugins(log, **kw)
+
+    monkeypatch.setattr(runtime, "exec_plugin", leaving)
+    result = up(lab, k)
+    (a1, a1_left), (a2, a2_left) = seen["fkrt-a"]
+    assert a1 is not a2 and not a2_left  # a new namespace: nothing of the first try's
+    (b1, _), (b2, b2_left) = seen["fkrt-b"]
+    assert b1 is b2 and b2_left
+    assert result.warnings[0] == (
+        "cni: pod b's next ADD runs in the network namespace its failed ADD ran in (process 4242 (echo) runs in it, "
+        "which the namespace's deletion would leave in the old one): what the plugins left in fkrt-b is still there")
+    state = state_mod.load_state(lab.name)
+    assert state.netns["fkrt-a"] == "created" and k.read_tag("fkrt-a") == k.read_tag("fkrt-n1")
+    assert lab_status.status(state, k, [ModuleFeature(lifecycle)]).drift == []
