@@ -19,7 +19,7 @@ from netlab.cni.node_reads import NodeReads
 from netlab.cni.runtime import Runtime, RuntimeConf
 from netlab.cni.portmap import uses_portmap
 from netlab.cni.verify import verify
-from netlab.cni.verify_node import NodeSide, bridge_is_gateway
+from netlab.cni.verify_node import NodeSide, bandwidth_rates, bridge_is_gateway
 from netlab.feature import fresh_check_fix
 from netlab.model.cniconf import Conflist, ConflistError, parse_conflist
 from netlab.realize.attachments import SANDBOX_GONE, UNCHECKED, pod_records
@@ -246,4 +246,4 @@ def node_side(net: Conflist, rt: RuntimeConf, prec: dict[str, Any]) -> NodeSide 
     caps = prec.get("capabilityArgs")
     given = caps.get("portMappings") if isinstance(caps, dict) and uses_portmap(net.plugins) else None
     mappings = tuple(m for m in given if isinstance(m, dict)) if isinstance(given, list) else ()
-    return NodeSide(rt.node_netns, bridge_is_gateway(net.plugins), mappings)
+    return NodeSide(rt.node_netns, bridge_is_gateway(net.plugins), mappings, bandwidth_rates(net.plugins, caps))

@@ -15,6 +15,12 @@ the bridge).
 
 A pod's ``hostPort`` is portmap's DNAT in the node's nat table (cni/portmap.py):
 flushed by hand, the port was refused while status was clean (QA cnihost 2).
+
+A pod the bandwidth plugin shapes has its ``tbf`` at the rate the plugin was given, as that plugin's own CHECK
+holds it: the ingress rate on the host veth the result lists, the egress rate on the ifb device it lists. Deleted
+by hand, the pod ran unshaped while status said all as planned (QA cnr63 2). Only the rate is compared (the
+plugin derives burst and limit itself), and only where one place gives the rates: the plugin's conflist entry or
+the runtime's ``bandwidth`` (a pod's annotations), not both.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from netlab.cni.conf import attachment, convert_result
 from netlab.cni.node_reads import NodeReads
 from netlab.cni.portmap import missing_dnats
 from netlab.errors import NetnsGone
+from netlab.kernel import netlink, tc
 from netlab.kernel.base import KernelError, Snapshot
 from netlab.model.hostlocal import FLANNEL
 
@@ -94,6 +101,53 @@ def compare_node(result: dict[str, Any], snap: Snapshot, gateway_on_bridge: bool
 
 
 MAIN_TABLE = 254
+BANDWIDTH_KEYS = ("ingressRate", "ingressBurst", "egressRate", "egressBurst")
+
+
+def bandwidth_rates(plugins: Iterable[Any], caps: Any) -> tuple[int, int]:
+    """(ingress, egress) bits a second the chain's bandwidth plugin shapes the pod to, each 0 for none (a rate
+    without its burst shapes nothing); (0, 0) without that plugin, or when both its conflist entry and the
+    runtime's ``bandwidth`` (``caps``: the pod's capabilityArgs) give rates."""
+    for plugin in plugins:
+        if not isinstance(plugin, dict) or plugin.get("type") != "bandwidth":
+            continue
+        own = {k: plugin[k] for k in BANDWIDTH_KEYS if k in plugin}
+        given = caps.get("bandwidth") if isinstance(caps, dict) and isinstance(plugin.get("capabilities"), dict) \
+            and plugin["capabilities"].get("bandwidth") is True else None
+        if own and given:
+            return 0, 0
+        entry = own or given
+        if not isinstance(entry, dict):
+            return 0, 0
+        rates: list[int] = []
+        for rate, burst in (("ingressRate", "ingressBurst"), ("egressRate", "egressBurst")):
+            r, b = entry.get(rate), entry.get(burst)
+            if isinstance(r, int) and isinstance(b, int) and not isinstance(r, bool) and not isinstance(b, bool) \
+                    and r > 0 and b > 0:
+                rates.append(r)
+            else:
+                rates.append(0)
+        return rates[0], rates[1]
+    return 0, 0
+
+
+def compare_shaping(result: dict[str, Any], snap: Snapshot, ingress: int, egress: int) -> str | None:
+    """Bandwidth's tbf at its rate on the host veth (``ingress``) and on the ifb (``egress``) the result lists on
+    the node, in words when one is not (None: both are, or there is no single such device to hold to it)."""
+    names = node_side(result)
+    for kind, rate, what in (("veth", ingress, "ingress"), ("ifb", egress, "egress")):
+        devs = [snap.links[n] for n in names if n in snap.links and snap.links[n].kind == kind]
+        if not rate or len(devs) != 1:
+            continue
+        dev, want = devs[0], rate // 8 * 8  # the plugin gives the kernel bytes a second
+        body = snap.root_qdiscs.get(dev.index)
+        q = tc.parse_qdisc(netlink.Msg(tc.RTM_NEWQDISC, 0, 0, body)) if body is not None else None
+        if q is None or q.kind != "tbf":
+            return (f"bandwidth's shaping of its {what} is gone: the node's {dev.name} has "
+                    f"{'no tbf' if q is None else f'a {q.kind}, not a tbf'} (the plugin gave it {want}bit)")
+        if q.rate_bits != want:
+            return f"bandwidth's tbf on the node's {dev.name} shapes its {what} to {q.rate_bits}bit, not {want}bit"
+    return None
 
 
 def _host_routes(result: dict[str, Any], snap: Snapshot, names: list[str]) -> str | None:
@@ -124,15 +178,19 @@ class NodeSide:
     netns: str
     gateway_on_bridge: bool = False
     port_mappings: tuple[dict[str, Any], ...] = ()
+    bandwidth: tuple[int, int] = (0, 0)  # bandwidth_rates: (ingress, egress) bits a second, 0 for none
 
     def compare(self, reads: NodeReads, result: dict[str, Any], ifname: str) -> str | None:
-        """The node's devices, then its hostPort DNATs, compared with the result (None: all there); ``reads``: the
-        node's namespace and nat table, read once for all its pods (cni/node_reads.py). A node whose namespace is
-        gone is netlab's own drift, said for the node."""
+        """The node's devices, bandwidth's tbf, then its hostPort DNATs, compared with the result (None: all there);
+        ``reads``: the node's namespace and nat table, read once for all its pods (cni/node_reads.py). A node whose
+        namespace is gone is netlab's own drift, said for the node."""
         try:
-            why = compare_node(result, reads.node(self.netns), self.gateway_on_bridge)
+            snap = reads.node(self.netns)
         except NetnsGone:
             return None
+        why = compare_node(result, snap, self.gateway_on_bridge)
+        if why is None and any(self.bandwidth):
+            why = compare_shaping(result, snap, *self.bandwidth)
         att = attachment(result, ifname)
         if why or not self.port_mappings or att is None:
             return why

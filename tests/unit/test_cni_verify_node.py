@@ -9,7 +9,9 @@ CNI-HOSTPORT-DNAT flushed by hand, the same.
 from __future__ import annotations
 
 from netlab.cni.portmap import missing_dnat, missing_dnats, uses_portmap
-from netlab.cni.verify_node import bridge_is_gateway, compare_node, gateways, node_side
+from netlab.cni.verify_node import bandwidth_rates, bridge_is_gateway, compare_node, compare_shaping, gateways, \
+    node_side
+from netlab.kernel import netlink, tc
 from netlab.kernel.base import Snapshot
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, RouteMsg
 
@@ -133,3 +135,50 @@ def test_flannels_delegate_is_a_bridge_that_is_its_pods_gateway_unless_it_says_o
     assert bridge_is_gateway([{"type": "flannel", "delegate": {"hairpinMode": True}}])
     assert not bridge_is_gateway([{"type": "flannel", "delegate": {"isGateway": False}}])
     assert not bridge_is_gateway([{"type": "flannel", "delegate": {"type": "ipvlan", "master": "eth0"}}])
+
+
+# --- bandwidth's tbf (QA cnr63 2: deleted by hand under disableCheck, the pod ran unshaped, "all as planned") ---
+
+BW_RESULT = {**RESULT, "interfaces": RESULT["interfaces"] + [{"name": "bwp1234", "mac": "12:34:56:78:9a:bc"}]}
+BANDWIDTH = {"type": "bandwidth", "capabilities": {"bandwidth": True}}
+
+
+def _tbf(index: int, rate_bits: int, kind: str = "tbf") -> bytes:
+    opts = tc.tbf_options(rate_bits) if kind == "tbf" else b""
+    return tc.TCMSG.pack(0, index, 0x10000, tc.TC_H_ROOT, 0) + netlink.string(tc.TCA_KIND, kind) + \
+        netlink.attr(tc.TCA_OPTIONS, opts)
+
+
+def _shaped(**qdiscs: bytes) -> Snapshot:
+    snap = _node()
+    snap.links["bwp1234"] = _link(5, "bwp1234", "ifb")
+    index = {"veth1234": 4, "bwp1234": 5}
+    snap.root_qdiscs = {index[name]: body for name, body in qdiscs.items()}
+    return snap
+
+
+def test_bandwidths_rates_come_from_one_place_and_need_their_burst():
+    caps = {"bandwidth": {"ingressRate": 2000000, "ingressBurst": 4294967295, "egressRate": 1048576,
+                          "egressBurst": 4294967295}}
+    assert bandwidth_rates([{"type": "bridge"}, BANDWIDTH], caps) == (2000000, 1048576)
+    assert bandwidth_rates([{"type": "bridge"}], caps) == (0, 0)
+    assert bandwidth_rates([{"type": "bandwidth"}], caps) == (0, 0)  # no capability: the runtime gives it nothing
+    assert bandwidth_rates([{**BANDWIDTH, "ingressRate": 8000, "ingressBurst": 8000}], None) == (8000, 0)
+    assert bandwidth_rates([{**BANDWIDTH, "ingressRate": 8000, "ingressBurst": 8000}], caps) == (0, 0)  # both
+    assert bandwidth_rates([BANDWIDTH], {"bandwidth": {"ingressRate": 8000}}) == (0, 0)  # no burst: no shaping
+
+
+def test_bandwidths_tbf_is_held_to_its_rate_on_the_host_veth_and_the_ifb():
+    good = {"veth1234": _tbf(4, 2000000), "bwp1234": _tbf(5, 1048576)}
+    assert compare_shaping(BW_RESULT, _shaped(**good), 2000000, 1048576) is None
+    assert compare_shaping(BW_RESULT, _shaped(bwp1234=good["bwp1234"]), 2000000, 1048576) == (
+        "bandwidth's shaping of its ingress is gone: the node's veth1234 has no tbf (the plugin gave it 2000000bit)")
+    assert compare_shaping(BW_RESULT, _shaped(veth1234=good["veth1234"]), 2000000, 1048576) == (
+        "bandwidth's shaping of its egress is gone: the node's bwp1234 has no tbf (the plugin gave it 1048576bit)")
+    assert compare_shaping(BW_RESULT, _shaped(veth1234=_tbf(4, 0, "fq_codel"), bwp1234=good["bwp1234"]),
+                           2000000, 1048576) == ("bandwidth's shaping of its ingress is gone: the node's veth1234 "
+                                                 "has a fq_codel, not a tbf (the plugin gave it 2000000bit)")
+    assert compare_shaping(BW_RESULT, _shaped(veth1234=_tbf(4, 800000), bwp1234=good["bwp1234"]),
+                           2000000, 1048576) == (
+        "bandwidth's tbf on the node's veth1234 shapes its ingress to 800000bit, not 2000000bit")
+    assert compare_shaping(BW_RESULT, _shaped(), 0, 0) is None  # not shaped: nothing to hold
