@@ -28,7 +28,9 @@ How a container runtime calls a CNI plugin (what netlab does for network.cni: re
                   CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=<pod>;
                            K8S_POD_INFRA_CONTAINER_ID=<sandbox id>;K8S_POD_UID=<pod's uid>
                   (in a lab: no K8S_POD_UID, there is no API object to take it from, and
-                  IP=<the pod's planned address>, which static IPAM and bash-bridge take)
+                  IP=<the pod's planned address>, which host-local and bash-bridge take;
+                  a network whose IPAM is static gets IP=<address>/<the node's podCIDR
+                  prefix>, as static parses IP= in CIDR notation only)
     stdin         the plugin's entry of the conflist, plus the list's "name" and "cniVersion",
                   "prevResult" (the previous plugin's result: chaining), and "runtimeConfig"
                   for the capabilities the plugin declares (ips, mac, portMappings: the

@@ -33,7 +33,8 @@ from netlab.plan import cniadd
 # lab's ADD steps): one definition, in plan/cniadd.py.
 from netlab.plan.cniadd import LOOPBACK as LOOPBACK, POD_IF as POD_IF, REFERENCE_VERSION as REFERENCE_VERSION
 from netlab.plan.cniadd import args_text as args_text, asked_ip as asked_ip, capability_args as capability_args
-from netlab.plan.cniadd import cni_args as cni_args, networks as networks, reference_conflist as reference_conflist
+from netlab.plan.cniadd import cni_args as cni_args, network_args as network_args, networks as networks
+from netlab.plan.cniadd import reference_conflist as reference_conflist
 from netlab.plan.cniadd import runtime_config, user_conflist as user_conflist
 
 if TYPE_CHECKING:

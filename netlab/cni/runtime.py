@@ -109,12 +109,13 @@ class Runtime:
     def plugin_path(self, kind: str) -> str:
         return self.plugin(kind)[0]
 
-    def _env(self, command: str, rt: RuntimeConf) -> dict[str, str]:
+    def _env(self, command: str, rt: RuntimeConf, net: Conflist) -> dict[str, str]:
         # no namespace (a DEL of a sandbox whose namespace is gone, or whose name another's now holds): CNI_NETNS
         # empty, as containerd hands it
         netns = "" if rt.netns_gone or not rt.netns else netns_path(rt.netns)
+        args = C.network_args(net, rt.args, rt.capability_args)  # IP= as the network's IPAM takes it
         return {"CNI_COMMAND": command, "CNI_CONTAINERID": rt.container_id, "CNI_NETNS": netns,
-                "CNI_IFNAME": rt.ifname, "CNI_PATH": self.bin_dir, "CNI_ARGS": C.args_text(rt.args)}
+                "CNI_IFNAME": rt.ifname, "CNI_PATH": self.bin_dir, "CNI_ARGS": C.args_text(args)}
 
     def _call(self, command: str, net: Conflist, plugin: dict[str, Any], prev: dict[str, Any] | None,
               rt: RuntimeConf) -> dict[str, Any] | None:
@@ -123,7 +124,7 @@ class Runtime:
         stdin = C.build_one_config(net, plugin, prev, rt.capability_args)
         found, real = self.plugin(plugin["type"])
         return exec_plugin(self.log, pod=rt.pod, network=net.name, plugin_path=found, program=real, command=command,
-                           conf=stdin, env=self._env(command, rt), node_netns=rt.node_netns, timeout=self.timeout)
+                           conf=stdin, env=self._env(command, rt, net), node_netns=rt.node_netns, timeout=self.timeout)
 
     def version(self, kind: str) -> dict[str, Any]:
         """VERSION: which spec versions a plugin speaks (``{"cniVersion", "supportedVersions"}``); the plugin is

@@ -214,11 +214,39 @@ def networks(lab: Lab, node: NodeInfo, data_dir: str) -> list[tuple[Conflist, st
 
 def cni_args(pod: PodInfo, cid: str, ip: IPv4Address | None) -> list[tuple[str, str]]:
     """CNI_ARGS as the kubelet's runtime sets them (the pod's Kubernetes namespace and name, its sandbox id);
-    IP= asks static IPAM for ``ip``, the address :func:`capability_args` is given for the same ADD (one ADD's
-    arguments never contradict each other: QA q20 #2); none when ``ip`` is None (:func:`asked_ip`: containerd
-    never sets IP=, the IPAM picks). No K8S_POD_UID: a lab's pods have no API object to take it from."""
+    IP= asks the IPAM (host-local, static) for ``ip``, the address :func:`capability_args` is given for the same
+    ADD (one ADD's arguments never contradict each other: QA q20 #2); none when ``ip`` is None (:func:`asked_ip`:
+    containerd never sets IP=, the IPAM picks). No K8S_POD_UID: a lab's pods have no API object to take it from.
+    The bare address, as recorded; :func:`network_args` gives a static IPAM's network the form it takes."""
     return [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", pod.spec.namespace), ("K8S_POD_NAME", pod.name),
             ("K8S_POD_INFRA_CONTAINER_ID", cid), *([("IP", str(ip))] if ip is not None else [])]
+
+
+STATIC = "static"
+
+
+def static_ipam(net: Conflist) -> bool:
+    """Whether a plugin of ``net`` hands the static IPAM its config: its own ``ipam``, or a wrapper's
+    ``delegate.ipam``."""
+    for plugin in net.plugins:
+        delegate = plugin.get("delegate")
+        for ipam in (plugin.get("ipam"), delegate.get("ipam") if isinstance(delegate, dict) else None):
+            if isinstance(ipam, dict) and ipam.get("type") == STATIC:
+                return True
+    return False
+
+
+def network_args(net: Conflist, args: list[tuple[str, str]], caps: dict[str, Any]) -> list[tuple[str, str]]:
+    """CNI_ARGS as the plugins of ``net`` get them: a static IPAM's network gets IP= as ``address/prefix``, the
+    planned prefix (the node's podCIDR's, what runtimeConfig.ips says for the same ADD): static parses IP= with
+    net.ParseCIDR and fails every ADD, CHECK and DEL on a bare address ("the 'ip' field is expected to be in CIDR
+    notation"; plugins/ipam/static). Any other network gets the bare address: host-local takes it (and, from
+    v1.0.0, also a prefix, which it ignores), and so does a plugin that reads IP= itself
+    (examples/cni/bash-bridge)."""
+    cidr = next((c for c in caps.get("ips") or [] if isinstance(c, str) and "/" in c), None)
+    if cidr is None or not static_ipam(net):
+        return args
+    return [(k, cidr if k == "IP" and v == cidr.split("/")[0] else v) for k, v in args]
 
 
 def asked_ip(lab: Lab, pod: PodInfo, net: Conflist | None) -> IPv4Address | None:
@@ -353,8 +381,8 @@ def _step(lab: Lab, pod: PodInfo, user: Conflist | None, machine: str | list[str
             CniNetwork(main.name, main.cni_version, POD_IF, tuple(main.types), file))
     env = (("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", SANDBOX_ID), ("CNI_NETNS", f"{NETNS_DIR}/{pod.netns}"),
            ("CNI_IFNAME", POD_IF), ("CNI_PATH", ":".join(bin_dirs(lab, machine))),
-           ("CNI_ARGS", args_text(cni_args(pod, SANDBOX_ID, asked := asked_ip(lab, pod, user)))))
-    caps = capability_args(lab, pod, asked)
+           ("CNI_ARGS", args_text(network_args(main, cni_args(pod, SANDBOX_ID, asked := asked_ip(lab, pod, user)),
+                                               caps := capability_args(lab, pod, asked)))))
     runtime = [(p["type"], json.dumps(conf, sort_keys=True)) for p in main.plugins if (conf := runtime_config(p, caps))]
     expected = _reference_makes(lab, node, pod) if user is None else _conflist_makes(lab, node, pod, caps, main)
     return CniAdd(netns=node.netns, pod=pod.name, pod_netns=pod.netns, networks=nets, env=env,
@@ -384,7 +412,7 @@ def _reference_makes(lab: Lab, node: NodeInfo, pod: PodInfo) -> list[str]:
 def _conflist_makes(lab: Lab, node: NodeInfo, pod: PodInfo, caps: dict[str, Any], net: Conflist) -> list[str]:
     """What a user's chain is asked for; what else it makes (a bridge, a veth, routes) is its own."""
     declared = {c for p in net.plugins for c, on in (p.get("capabilities") or {}).items() if on is True}
-    asks = [f"CNI_ARGS IP={pod.ip}"] if "ips" in caps else \
+    asks = [f"CNI_ARGS IP={caps['ips'][0] if static_ipam(net) else pod.ip}"] if "ips" in caps else \
         [f"no IP=: its host-local's own range does not hold {pod.ip}, it picks one there, and netlab uses it"]
     if "ips" in declared and "ips" in caps:
         asks.append(f"runtimeConfig.ips {caps['ips'][0]}")
