@@ -6,8 +6,8 @@ stdout: a result (ADD), nothing (DEL, CHECK), its versions (VERSION), or, with
 a non-zero exit, an error object ``{"code", "msg", "details"}``.
 
 A runtime runs plugins in the host's network namespace; in a lab the node's
-namespace is the host, so the plugin starts there (the child enters it with
-setns between fork and exec, through netlab.kernel.netns) and reaches the
+namespace is the host, so the plugin starts there, with a /sys of the node's as
+``ip netns exec`` gives its command (netlab.kernel.node_exec), and reaches the
 pod's namespace through CNI_NETNS, as it would on a real node. Every call has a deadline
 (``NETLAB_CNI_TIMEOUT``, read when a lab's plugins run): a plugin that hangs is killed with its whole process group.
 """
@@ -367,25 +367,25 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     full_env = {"PATH": PATH, **env, "CNI_COMMAND": command}
     call = Call(pod=pod, network=network, plugin=plugin, command=command, env=full_env, stdin=conf,
                 runs_in=node_netns or "(this namespace)")
-    # The plugin runs in the node's network namespace (the runtime's "host"): this thread enters it
-    # and starts the plugin, which is born there (by vfork: no function runs between fork and exec);
-    # CNI_NETNS names the pod's.
+    # The plugin runs in the node's network namespace (the runtime's "host") with a /sys of the node's, as `ip netns
+    # exec` starts a command (kernel/node_exec.py: a thread enters the node, takes a mount namespace of its own and
+    # starts the plugin, which is born there by vfork); CNI_NETNS names the pod's.
     # VERSION (validate, doctor) runs in this namespace: only a call into a node's loads the setns code.
     if node_netns is not None:
-        from netlab.kernel.netns import entered
+        from netlab.kernel.node_exec import popen_in_node
     deadline = timeout if timeout is not None else cni_timeout()
     t0 = time.monotonic()
     tries = 0
     while True:
         tries += 1
         try:
-            with entered(node_netns) if node_netns is not None else contextlib.nullcontext():
-                # A session of its own: a Ctrl-C to netlab's group does not cut an ADD or DEL halfway. Not born with
-                # the stop signals blocked (kernel/own_group.py): Go's runtime unblocks SIGINT and SIGTERM at its
-                # start, so a plugin of Go takes one that reached it before its setsid all the same
-                proc = subprocess.Popen([plugin_path], executable=program or plugin_path, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
-                                        start_new_session=True, close_fds=True)
+            # A session of its own: a Ctrl-C to netlab's group does not cut an ADD or DEL halfway. Not born with
+            # the stop signals blocked (kernel/own_group.py): Go's runtime unblocks SIGINT and SIGTERM at its
+            # start, so a plugin of Go takes one that reached it before its setsid all the same
+            how: dict[str, Any] = dict(executable=program or plugin_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, env=full_env, start_new_session=True, close_fds=True)
+            proc = popen_in_node(node_netns, [plugin_path], **how) if node_netns is not None else \
+                subprocess.Popen([plugin_path], **how)
             break
         except OSError as exc:
             left = deadline - (time.monotonic() - t0)
