@@ -95,6 +95,29 @@ def terminated_ips(state: "LabState") -> dict[str, str]:
             and isinstance(att := prec.get("attachment"), dict) and isinstance(att.get("ip"), str)}
 
 
+def record_leases(state: "LabState") -> dict[str, IPv4Address]:
+    """Pod -> the address its plugins may still hold a lease of, as its record says: attached (phase "added", its
+    DEL not run or failed: a removed pod's record stays so until a DEL succeeds), or its ADD begun ("adding": the
+    address it asked for). None for a pod whose DEL ran (deleted, detaching, terminated): its lease was released.
+    Reads the records only."""
+    rec = state.extra.get(KEY)
+    pods = rec.get("pods") if isinstance(rec, dict) else None
+    out: dict[str, IPv4Address] = {}
+    for name, prec in (pods if isinstance(pods, dict) else {}).items():
+        if not isinstance(prec, dict) or prec.get("phase") not in ("added", "adding"):
+            continue
+        att = prec.get("attachment")
+        had = [att.get("ip")] if isinstance(att, dict) else []
+        asked = [a[1] for a in prec.get("args") or [] if isinstance(a, list) and len(a) == 2 and a[0] == "IP"]
+        for text in had + asked if prec.get("phase") == "added" else asked + had:
+            try:
+                out[name] = IPv4Address(text.split("/")[0])
+                break
+            except (ValueError, AttributeError):
+                continue
+    return out
+
+
 def node_devices(state: "LabState") -> dict[str, list[str]]:
     """Node namespace -> the devices the lab's CNI plugins keep there (a bridge), whatever became of the pods whose
     ADD made them: a bridge plugin makes its bridge at the node's first ADD and never deletes it, also when a

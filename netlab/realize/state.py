@@ -185,13 +185,23 @@ class LabState:
                 pass
         older = [key for key in OLDER_HELD if key not in rec]
         if not older:
-            return self._kept_pod_sides(held)
+            return self._from_records(held)
         try:  # nodes, load balancers and nodePorts are allocated apart from pods and ClusterIPs
             lab = resolve(self.model(), held)
         except (ValueError, StateCorrupt):  # a saved topology that no longer resolves: resolved() says so
-            return self._kept_pod_sides(held)
+            return self._from_records(held)
         fresh = replace(lab.held(), bridge_nodes=frozenset(n.name for n in lab.nodes if lab.cni != "conflist"))
-        return self._kept_pod_sides(replace(held, **{key: getattr(fresh, key) for key in older}))
+        return self._from_records(replace(held, **{key: getattr(fresh, key) for key in older}))
+
+    def _from_records(self, held: Held) -> Held:
+        """``held`` with what the lab's CNI records say its plugins keep: :meth:`_kept_pod_sides`, and the pods'
+        leases (``cni_leases``)."""
+        from dataclasses import replace
+        from netlab.realize.attachments import record_leases
+
+        held = self._kept_pod_sides(held)
+        leases = record_leases(self)
+        return replace(held, cni_leases=leases) if leases else held
 
     def _kept_pod_sides(self, held: Held) -> Held:
         """``held`` with the nodes where the lab's CNI plugins keep a device (a conflist's bridge, recorded before
@@ -220,7 +230,7 @@ class LabState:
         if held is not None:
             return held
         try:
-            return self.resolved().held()
+            return self._from_records(self.resolved().held())
         except StateCorrupt:
             return Held()
 
