@@ -28,6 +28,7 @@ from netlab.model import bandwidth, hostports
 from netlab.model.cniconf import ConflistError, conflist_bridge, read_conflist
 from netlab.model.diagnostics import problems_from_validation, topology_error
 from netlab.model.runtime_ranges import declares_ip_ranges, overlapping_ranges
+from netlab.model.ipv6_ipam import ipv6_addresses
 from netlab.model.files import Unreadable, read_regular
 from netlab.model.include import expand_includes
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, format_path
@@ -214,7 +215,8 @@ def resolve_cni_paths(topo: Topology, file: str, allocated: bool = False) -> tup
         problems += check_node_interfaces(topo, conflist_bridge(net))
         ranged = allocated and any(map(declares_ip_ranges, net.plugins))  # else nothing to judge: no allocation
         problems += [(("network", "cni", "conflist"), line) for line in
-                     overlapping_ranges(net.plugins, pod_nodes_cidrs(topo) if ranged else {}, conflist)]
+                     overlapping_ranges(net.plugins, pod_nodes_cidrs(topo) if ranged else {}, conflist)
+                     + ipv6_addresses(net.plugins, conflist)]
         where = hostports.first_host_port(topo)
         if where is not None and not hostports.declares(net.plugins):
             problems.append((where, f"hostPort needs a CNI plugin with the portMappings capability, and no plugin "
