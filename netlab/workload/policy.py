@@ -101,6 +101,14 @@ def up_leaves(line: str) -> str | None:
     if line.startswith("cni: ") and moves_a_pod(line):
         return ("`up` refuses a file that moves a pod its CNI plugins attached to another node: the two steps its "
                 "line says move it (and their `up` puts the rest right)")
+    if line.startswith("cni: ") and line.endswith(FRESH_ADD_FAILS) and not line.startswith("cni: CHECK of pod "):
+        # a chain without CHECK (cniVersion before 0.4.0, or disableCheck): netlab's comparison of the pod with the
+        # chain's cached result failed; disableCheck, which makes that comparison, is no fix
+        return ("the pod differs from its chain's cached ADD result right after its own fresh ADD, and would after "
+                "every new ADD too (the chain has no CHECK: netlab holds the pod to the result its plugins printed), "
+                "so `up` keeps the pod attached as it is: its plugins' result says what they did not make; fix the "
+                "plugin so that its result says what it makes, or let the plugins' CHECK judge the pod instead (a "
+                "cniVersion from 0.4.0 on, without disableCheck, if they speak it), then `up --reconfigure`")
     if line.startswith("cni: ") and line.endswith(FRESH_ADD_FAILS):
         return ("a CNI plugin whose CHECK fails right after the pod's own fresh ADD fails it after every new ADD "
                 f"too, so `up` keeps the pod attached as it is: {fresh_check_fix(_check_plugin(line))}")
