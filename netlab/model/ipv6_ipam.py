@@ -1,12 +1,14 @@
-"""A conflist whose IPAM gives pods IPv6 addresses: refused at load, as every ADD would fail (pure, nothing run).
+"""A conflist whose IPAM gives pods IPv6 addresses: refused at load (pure, nothing run).
 
-IPv6 is off in every lab namespace (plan/sysctls.py: ``net.ipv6.conf.all`` and ``default.disable_ipv6=1``; README,
-"IPv6 is off": the namespaces' own ICMPv6 would fill captures and traces). The kernel refuses an IPv6 address on an
-interface whose IPv6 is off (EACCES), so a host-local range with an IPv6 ``subnet`` fails the bridge plugin's ADD
-("failed to set bridge addr: could not add IP address to ...: permission denied", the gateway on the node's bridge)
-or the pod's ("failed to add IP addr ... to eth0: permission denied"), and so does a static IPAM's IPv6 ``address``.
-validate said ok and up rolled back. Netlab's labs are IPv4 only (its results, Services and traces too): turning
-IPv6 on for such a lab would be more than a sysctl, so the conflist is refused in one line naming the field.
+Labs are IPv4 only, with IPv6 off in every namespace (plan/sysctls.py: ``net.ipv6.conf.all`` and
+``default.disable_ipv6=1``; README, "IPv6 is off": the namespaces' own ICMPv6 would fill captures and traces). A
+host-local range with an IPv6 ``subnet`` (or a static IPAM's IPv6 ``address``) fails the ADD where a plugin puts the
+address on an interface whose IPv6 is off: the kernel refuses it (EACCES), as Debian's bridge plugin with
+``isGateway`` says ("failed to set bridge addr: could not add IP address to ...: permission denied", the gateway on
+the node's bridge); validate said ok and up rolled back. Where the plugin turns IPv6 on for the pod's eth0 itself
+(the plugins' ipam.ConfigureIface writes its disable_ipv6=0) the ADD passes, and the pod has an address netlab
+neither plans, shows nor traces. Turning IPv6 on for such a lab would be more than a sysctl (netlab's results,
+Services and traces are IPv4), so the conflist is refused in one line naming the field.
 
 Flannel's own ``ipam`` is not judged: the plugin replaces its ranges with subnet.env's (IPv4 in a lab).
 """
@@ -18,8 +20,10 @@ from typing import Any, Callable, Iterator
 
 from netlab.model.hostlocal import FLANNEL, host_local_config, host_local_ipam
 
-WHY = ("IPv6 is off in every lab namespace (net.ipv6.conf.all.disable_ipv6=1; README, \"IPv6 is off\"), so the kernel "
-       "refuses that address and every ADD fails (\"permission denied\"); remove it: labs are IPv4 only")
+WHY = ("labs are IPv4 only, with IPv6 off in every namespace (net.ipv6.conf.all.disable_ipv6=1; README, \"IPv6 is "
+       "off\"): a plugin that puts that address on an interface whose IPv6 is off fails the ADD (\"permission "
+       "denied\": the bridge plugin's gateway on its bridge), and one that turns IPv6 on for the pod's eth0 gives it "
+       "an address netlab neither plans, shows nor traces; remove it")
 
 
 def _host_local_v6(ipam: dict[str, Any]) -> Iterator[tuple[str, str]]:
