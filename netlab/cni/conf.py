@@ -151,7 +151,28 @@ def check_result(result: Any, version: str) -> dict[str, Any]:
         except (TypeError, ValueError):  # the address with its prefix, as the spec has it (10.244.0.2/24)
             raise ValueError(f"its result's ips address {str(ip['address'])[:50]!r} is not an address with its "
                              "prefix length (10.244.0.2/24)") from None
+    _check_interface_indexes(result)
     return result
+
+
+def _check_interface_indexes(result: dict[str, Any]) -> None:
+    """ValueError (one line) for an ips entry whose ``interface`` is no index of the result's ``interfaces``:
+    containerd's go-cni refuses such a result (createResult's validateInterfaceConfig: an invalid result, the sandbox
+    fails), the plugins' ipam.ConfigureIface too ("invalid interface index"), and libcni reads ``interface`` as an
+    integer (a Go *int): another JSON value is no result it can read."""
+    count = len(result.get("interfaces") or [])
+    has = ("no interfaces" if not count else "1 interface (0)" if count == 1 else
+           f"{count} interfaces (0 to {count - 1})")
+    for n, ip in enumerate(result.get("ips", [])):
+        idx = ip.get("interface")
+        if idx is None or (type(idx) is int and 0 <= idx < count):
+            continue
+        whole = type(idx) is int
+        raise ValueError(f"its result's ips[{n}] ({str(ip['address'])[:50]}) names interface "
+                         + (f"{idx}, but its result lists {has}" if whole else
+                            f"{str(idx)[:20]!r}, which is no index (a whole number)")
+                         + ": containerd refuses it (an invalid result: the pod's sandbox fails), as the plugins' own "
+                         "IPAM code does (\"invalid interface index\")")
 
 
 def kept_devices(net: Conflist) -> list[str]:
