@@ -107,10 +107,8 @@ class Held:
     # of theirs ran: Lab.bridge_nodes): kept, as portmap's DEL keeps them and the bridge plugin never deletes it
     portmap_nodes: frozenset[str] = frozenset()
     bridge_nodes: frozenset[str] = frozenset()
-    # The address each pod's CNI record holds while its plugins may keep its lease (attached, or its ADD begun, and
-    # no DEL succeeded since: a removed pod's failing DEL keeps host-local's lease), by pod name; read from the
-    # records (realize/state.py), not saved with the addresses. A pod no longer in the topology keeps its address
-    # from the new pods: host-local refuses to give it again ("requested IP address ... is not available").
+    # Pod -> the address its CNI record says its plugins may still lease (no DEL succeeded since its ADD: a removed
+    # pod's failing DEL keeps host-local's lease, which refuses it to a new pod); read from the records, not saved
     cni_leases: Mapping[str, IPv4Address] = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -381,9 +379,8 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
             full.add(pod.node)
     pinned = {p.ip: f"pod {p.name} asks for (ip:)" for p in topo.pods
               if p.ip is not None and addr.pod_ip.get(p.name) == p.ip}
-    names = {p.name for p in topo.pods}
     for name, ip in held.cni_leases.items():  # a removed pod whose DEL has not succeeded: its lease is still taken
-        if name not in names:
+        if name not in {p.name for p in topo.pods}:
             pod_used.setdefault(ip, f"removed pod {name!r} (its CNI DEL has not succeeded: its lease is kept)")
     for pod in topo.pods:  # a running pod keeps its lease, as host-local does, while it is the same pod
         was = held.pods.get(pod.name)
