@@ -1,21 +1,17 @@
 """IP address management: node IPs, node pod CIDRs, pod IPs, ClusterIPs.
 
-Like Kubernetes' node IPAM and the ``host-local`` CNI plugin, but
-deterministic: explicit addresses are honoured first, the rest are handed out
-in file order from the lowest free address, so the same topology always gets
-the same addresses.
+Like Kubernetes' node IPAM and the ``host-local`` CNI plugin, but deterministic: explicit addresses first, the rest
+handed out in file order from the lowest free address, so a topology always gets the same addresses.
 
-A running lab's nodes, pods and Services keep what they hold (:class:`Held`, its
-last ``up``'s allocation), as Kubernetes keeps them while the object exists: the
-node IPAM controller a node's podCIDR (spec.podCIDR never changes), the node its
-InternalIP, host-local a pod's lease, the API server a Service's ClusterIP, its
-nodePorts and healthCheckNodePort (model/nodeports.py), and the load balancer
-its external IP. A node or pod added to the file, wherever,
-takes the lowest free block or address, and one removed frees its own. A pod
-that moved to another node, or whose node's block changed, is a new pod
-(Kubernetes makes it anew): it gets a new address. An explicit address, block or
-nodePort another asks for is taken from the one that held it, which then gets a
-new one (:attr:`Addressing.displaced` names it).
+A running lab's nodes, pods and Services keep what they hold (:class:`Held`, its last ``up``'s allocation), as
+Kubernetes keeps them while the object exists: the node IPAM controller a node's podCIDR (spec.podCIDR never
+changes), the node its InternalIP, host-local a pod's lease, the API server a Service's ClusterIP, its nodePorts and
+healthCheckNodePort (model/nodeports.py), and the load balancer its external IP. A node or pod added to the file,
+wherever, takes the lowest free block or address, and one removed frees its own. A pod that moved to another node,
+or whose node's block changed, is a new pod (Kubernetes makes it anew): it gets a new address. An explicit address,
+block or nodePort another asks for is taken from the one that held it, which then gets a new one
+(:attr:`Addressing.displaced` names it). A pod removed from the file whose CNI DEL has not succeeded keeps its
+address from new pods (:attr:`Held.cni_leases`): host-local still leases it.
 
     cluster podCIDR 10.244.0.0/16
       node minikube      10.244.0.0/24   .0 flannel.1 (/32), .1 cni0, .2.. pods
@@ -107,9 +103,7 @@ class Held:
     # of theirs ran: Lab.bridge_nodes): kept, as portmap's DEL keeps them and the bridge plugin never deletes it
     portmap_nodes: frozenset[str] = frozenset()
     bridge_nodes: frozenset[str] = frozenset()
-    # Pod -> the address its CNI record says its plugins may still lease (no DEL succeeded since its ADD: a removed
-    # pod's failing DEL keeps host-local's lease, which refuses it to a new pod); read from the records, not saved
-    cni_leases: Mapping[str, IPv4Address] = field(default_factory=dict)
+    cni_leases: Mapping[str, IPv4Address] = field(default_factory=dict)  # pod -> what its CNI record may lease
 
     def to_json(self) -> dict:
         """As the lab's state saves it (realize/state.py)."""
@@ -379,7 +373,7 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
             full.add(pod.node)
     pinned = {p.ip: f"pod {p.name} asks for (ip:)" for p in topo.pods
               if p.ip is not None and addr.pod_ip.get(p.name) == p.ip}
-    for name, ip in held.cni_leases.items():  # a removed pod whose DEL has not succeeded: its lease is still taken
+    for name, ip in held.cni_leases.items():  # a removed pod whose CNI DEL failed: host-local keeps its lease
         if name not in {p.name for p in topo.pods}:
             pod_used.setdefault(ip, f"removed pod {name!r} (its CNI DEL has not succeeded: its lease is kept)")
     for pod in topo.pods:  # a running pod keeps its lease, as host-local does, while it is the same pod
