@@ -5,11 +5,10 @@ config on stdin and the CNI_* variables in its environment, and answers on
 stdout: a result (ADD), nothing (DEL, CHECK), its versions (VERSION), or, with
 a non-zero exit, an error object ``{"code", "msg", "details"}``.
 
-A runtime runs plugins in the host's network namespace; in a lab the node's
-namespace is the host, so the plugin starts there, with a /sys of the node's as
-``ip netns exec`` gives its command (netlab.kernel.node_exec), and reaches the
-pod's namespace through CNI_NETNS, as it would on a real node. Every call has a deadline
-(``NETLAB_CNI_TIMEOUT``, read when a lab's plugins run): a plugin that hangs is killed with its whole process group.
+A runtime runs plugins in the host's network namespace; in a lab the node's namespace is the host, so the plugin
+starts there, with a /sys of the node's as ``ip netns exec`` gives its command (netlab.kernel.node_exec), and reaches
+the pod's namespace through CNI_NETNS, as it would on a real node. Every call has a deadline (``NETLAB_CNI_TIMEOUT``,
+read when a lab's plugins run): a plugin that hangs is killed with its whole process group.
 """
 
 from __future__ import annotations
@@ -44,8 +43,7 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # is tried again, as libcni's RawExec does: 6 tries, 1 s apart (within the call's deadline). A plugin being copied
 # into place holds it so, and so does, for an instant, the child of any thread of the writing process that forked
 # while the file was open (it keeps the write descriptor until its own exec closes it).
-BUSY_TRIES = 6
-BUSY_WAIT = 1.0
+BUSY_TRIES, BUSY_WAIT = 6, 1.0
 
 
 def timeout_problem(value: str | None) -> str | None:

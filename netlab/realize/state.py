@@ -1,11 +1,9 @@
 """The lab's saved state, ``/run/netlab/<lab>/state.json`` (which lab a command acts on: realize/lab_name.py).
 
-The state is what proves ownership: ``down`` deletes a namespace only when
-the state lists it *and* the namespace carries the lab's run id (see
-netns.py). It also keeps the topology, so ``down``/``status`` work without
-the file. Every load checks it whole against state_schema.py, unless it is
-byte for byte what this netlab wrote (state_sum.py); the directory it lives
-in, its atomic writes and the lab's lock are state_dir.py's.
+The state is what proves ownership: ``down`` deletes a namespace only when the state lists it *and* the namespace
+carries the lab's run id (see netns.py). It also keeps the topology, so ``down``/``status`` work without the file.
+Every load checks it whole against state_schema.py, unless it is byte for byte what this netlab wrote
+(state_sum.py); the directory it lives in, its atomic writes and the lab's lock are state_dir.py's.
 """
 
 from __future__ import annotations
@@ -21,8 +19,8 @@ from netlab.errors import NetlabError, UsageError, display_path, loads_json, net
 from netlab.realize.lab_env import LAB_ENV as LAB_ENV, EnvLabName
 from netlab.realize.lab_list import known_labs
 from netlab.realize.up_words import up_command as up_command  # its callers import it from here too
-from netlab.realize.state_dir import (STATE_REVISION, STATE_VERSION, NotRegularFile, StateTooLarge, read_state_file,
-                                     state_dir_error, state_file, write_atomic)
+from netlab.realize.state_dir import STATE_REVISION, STATE_VERSION, NotRegularFile, StateTooLarge, read_state_file
+from netlab.realize.state_dir import state_dir_error, state_file, write_atomic
 from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_sum import trusted, write_sum
 # A state that cannot say what its lab made (state_errors); tests import these from here too
@@ -36,8 +34,8 @@ if TYPE_CHECKING:
     from netlab.model.topology import Topology
 
 # netlab.lab.up: the addresses (and nodePorts) the lab's nodes, pods and Services hold (model/addressing.py's Held),
-# which the next up keeps. A state without it, or a record without one of OLDER_HELD (an older netlab's), holds
-# what its topology resolves to afresh there: what that netlab made.
+# which the next up keeps. A state without it, or a record without one of OLDER_HELD (an older netlab's), holds what
+# its topology resolves to afresh there: what that netlab made.
 ADDRESSES = "addresses"
 OLDER_HELD = ("nodes", "load_balancers", "node_ports", "health_checks", "portmap_nodes", "bridge_nodes")
 ASK = object()  # repair_up's ``changed`` when the caller has not read the file: it reads it itself
@@ -53,18 +51,16 @@ class LabState:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     topology: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
-    # Namespaces: name -> "intent" (about to be created) or "created".
-    netns: dict[str, str] = field(default_factory=dict)
-    # Extra records owned by later features (containers, nat payloads ...); one this release does not know is
-    # a newer release's, kept as it is and never read (state_schema.Extra).
+    netns: dict[str, str] = field(default_factory=dict)  # name -> "intent" (about to be created) or "created"
+    # Records of later features (containers, nat payloads ...); one this release does not know is a newer release's,
+    # kept as it is and never read (state_schema.Extra).
     extra: dict[str, Any] = field(default_factory=dict)
     phase: str = "creating"  # creating | up | failed | deleting
-    # Not saved: the `up` that makes the kernel as ``topology`` plans it when that is not what the lab runs
-    # (`status -t FILE` compares the kernel with FILE's plan, netlab.api.Lab._against: `up -t FILE
-    # --reconfigure` applies it). repair_up says it, and so every line of that status names one command.
+    # Not saved: the `up` that makes the kernel as ``topology`` plans it when that is not what the lab runs (`status
+    # -t FILE` compares with FILE's plan, api.Lab._against: `up -t FILE --reconfigure` applies it): repair_up's.
     repair: str | None = field(default=None, repr=False, compare=False)
-    # Not saved: the files outside the state directory that this run's feature stops removed (the pods'
-    # /etc/netns/<namespace>/ files), by path, for down's result (`down -o json`'s removed_pod_files).
+    # Not saved: the files outside the state directory this run's feature stops removed (the pods' /etc/netns/<ns>/
+    # files), by path, for down's result (`down -o json`'s removed_pod_files).
     removed_files: list[str] = field(default_factory=list, repr=False, compare=False)
     # Not saved: the processes not the lab's (a user's `netlab exec`, nsenter) that this run's feature stops
     # stopped with the lab's namespaces, until the stop's caller takes them (lab/teardown.stop_features): up's and
@@ -79,12 +75,10 @@ class LabState:
     # run id, no topology), is never written: killed, that down left a state whose tag no namespace carries, which
     # a plain `down` forgot, leaving the lab (QA qa59m 1); now the lab's state stays as it was.
     stand_in: bool = field(default=False, repr=False, compare=False)
-    # The topology as validated, beside the dict it was validated from: a topology is validated once
-    # (by load_state, or by the first model()) while ``topology`` is that dict (it is replaced, never
-    # edited in place).
+    # The topology as validated, beside the dict it was validated from: validated once (by load_state, or by the
+    # first model()) while ``topology`` is that dict (it is replaced, never edited in place).
     _model: tuple[dict[str, Any], Topology] | None = field(default=None, init=False, repr=False, compare=False)
-    # The top-level keys of the loaded file that this release does not know (a newer release's, of the same
-    # format): never read, written back as they were.
+    # The loaded file's top-level keys this release does not know (a newer release's): written back as they were.
     unknown: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
