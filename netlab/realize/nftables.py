@@ -361,10 +361,13 @@ def _empty_unplanned(have: Sequence[str], want: Sequence[str]) -> list[str]:
 
 
 def after_sync(have: Sequence[str], want: Sequence[str]) -> tuple[str, ...]:
-    """The listing a partial sync from ``have`` to ``want`` leaves: ``want``, and the chains it emptied (those
-    already empty are deleted before the sync: lab/up.py)."""
-    emptied = {f"chain {name}" for name, rules in _unplanned_chains(have, want).items() if rules}
-    return tuple(sorted(set(want) | emptied))
+    """The listing a partial sync from ``have`` to ``want`` leaves: ``want``, and every chain of ``have`` that
+    ``want`` does not name, as ``have`` lists it (the sync empties one with rules and leaves an empty one: a base
+    chain keeps its hook), but the empty regular chains an earlier sync left, deleted before it (lab/up.py)."""
+    planned = {line.split(" ", 2)[1] for line in want if line.startswith("chain ")}
+    deleted = {f"chain {name}" for name in _empty_unplanned(have, want)}
+    kept = {line for line in have if line.startswith("chain ") and line.split(" ", 2)[1] not in planned}
+    return tuple(sorted(set(want) | (kept - deleted)))
 
 
 def _unplanned_chains(have: Sequence[str], want: Sequence[str]) -> dict[str, bool]:

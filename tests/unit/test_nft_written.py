@@ -127,3 +127,17 @@ def test_the_file_is_kept_in_the_labs_folder_and_never_makes_it(tmp_path, monkey
         other.nft_written.changes += 1
     import os
     assert not os.path.exists(path)  # nothing known: no file
+
+
+def test_what_a_partial_sync_leaves_keeps_an_emptied_base_chain_with_its_hook():
+    """The listing netlab keeps after a partial sync is the table's: a base chain the plan no longer has (an
+    impairment's loss cleared) is emptied with its hook and stays; an emptied regular chain stays as a bare chain; an
+    empty regular chain an earlier sync left is deleted before it (`impair --clear` then `up` kept the base chain
+    known as gone, and up never deleted it)."""
+    from netlab.realize.nftables import after_sync
+
+    base = 'chain loss-b type filter hook ingress device "veth1" priority 0'
+    have = ("chain endpoint-x", "chain kept", base, "chain stale", "rule endpoint-x 0000 dnat", "rule kept 0000 a",
+            "rule loss-b 0000 drop")
+    want = ("chain kept", "rule kept 0000 a")
+    assert after_sync(have, want) == ("chain endpoint-x", "chain kept", base, "rule kept 0000 a")
