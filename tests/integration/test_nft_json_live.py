@@ -15,7 +15,13 @@ import subprocess
 
 import pytest
 
-from helpers import NETLAB, in_netns, netlab
+from helpers import NETLAB, in_netns, netlab, state_path
+
+
+def forget_known(lab: str) -> None:
+    """What the lab's up left known of its tables (kernel/nftgen.py) taken away: status reads them with nft."""
+    if os.path.exists(state_path(lab, "nft-written.json")):
+        os.unlink(state_path(lab, "nft-written.json"))
 
 pytestmark = pytest.mark.root
 
@@ -78,6 +84,7 @@ def test_an_nft_without_json_is_refused_up_front_and_said_in_one_line(labs, tmp_
             f"`nft -j list tables` fails ({NO_JSON})" in line and "apt-get install nftables" in line, doc.stdout
         up = hidden(binds, "up", "-t", path, env=env)
         assert up.returncode == 3 and one_line(up) == f"netlab: {line}", up.stderr
+        forget_known(lab)
         status = hidden(binds, "status", "--lab", lab, env={"NETLAB_NFT": "process"})
         assert status.returncode == 3 and one_line(status) == (
             f"netlab: {lab}-n1: nft -j list table ip kube-proxy failed: {NO_JSON}; fix: an nft built with JSON "
@@ -102,6 +109,7 @@ def test_a_broken_libnftables_is_named_not_the_kernel(labs, tmp_path):
         assert "the nft program does not start (" in lines[title] and lines[title].endswith(
             "fix: reinstall nft's library: apt-get install --reinstall libnftables1 nftables"), lines[title]
         assert "CONFIG_NF_TABLES" not in lines[title], lines[title]
+    forget_known(lab)
     status = hidden(binds, "status", "--lab", lab)
     assert status.returncode == 3 and one_line(status).startswith(
         f"netlab: {lab}-n1: nft -j list table ip kube-proxy failed: ") and "libnftables.so.1" in status.stderr and \
