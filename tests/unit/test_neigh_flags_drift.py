@@ -44,11 +44,10 @@ def test_a_proxy_entry_is_extra_with_what_it_makes_the_node_do():
     on_dev = _neigh("10.244.0.77", 0, rtnl_neigh.NTF_PROXY, mac="")
     anywhere = _neigh("10.244.0.78", 0, rtnl_neigh.NTF_PROXY, mac="", index=0)
     lines = drift(proxies=[on_dev, anywhere])
-    assert lines == [
+    assert lines == [  # one on no device is left out (observe.py: of an origin the full suite did not show)
         f"extra: proxy neighbour 10.244.0.77 dev flannel.1 in {NS} (the node answers ARP for 10.244.0.77 on "
-        "flannel.1 with its own MAC)",
-        f"extra: proxy neighbour 10.244.0.78 in {NS} (the node answers ARP for 10.244.0.78 on every device with "
-        "its own MAC)"]
+        "flannel.1 with its own MAC)"]
+    assert ProxyNeigh(netns=NS, dst=IPv4Address("10.244.0.78")).describe().startswith("proxy neighbour 10.244.0.78")
     proxy = ProxyNeigh(netns=NS, dst=IPv4Address("10.244.0.77"), dev="flannel.1")
     assert resource_from_json(proxy.to_json()) == proxy
     assert proxy.command() == f"ip -n {NS} neigh add proxy 10.244.0.77 dev flannel.1"
