@@ -60,6 +60,7 @@ def test_reference_lab_namespace_args_timeout_and_a_changed_ip(labs):
     proc = netlab("up", "-t", path, check=False, env={"NETLAB_CNI_TIMEOUT": "abc"})
     assert proc.returncode == 2 and "NETLAB_CNI_TIMEOUT" in proc.stderr and "Traceback" not in proc.stderr
 
+    assert netlab("status", "--lab", lab, check=False).returncode == 0  # the pods' first CHECKs, recorded (first_check)
     state_before = json.loads(Path(state_path(lab, "state.json")).read_text())
     write_topology(Path(path).parent, _topo(lab, "10.244.0.50"), Path(path).name)
     status = netlab("status", "-t", path, check=False)

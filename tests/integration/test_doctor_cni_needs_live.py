@@ -145,7 +145,8 @@ def test_sbrs_ipv6_rules_are_tried_and_said_as_the_plugin_makes_them(tmp_path, n
     bridge["ipam"] = {**bridge["ipam"], "ranges": [[{"subnet": "10.244.0.0/24"}], [{"subnet": "fd00:10::/64"}]]}
     del bridge["ipam"]["subnet"]
     plugins = [bridge, {"type": "sbr"}]
-    _, code, checks = _doctor(tmp_path, unique_lab("dn"), plugins)
+    # the doctor of an IPv4 lab's bridge + sbr (one whose IPAM gives pods IPv6 is refused: labs are IPv4)
+    _, code, checks = _doctor(tmp_path, unique_lab("dn"), [_bridge(tmp_path), {"type": "sbr"}])
     check = checks["fib_rules"]
     assert check["needed"] and check["items"] == [{"plugin": "sbr", "field": None, "pods": []}], check
     for sysctl in ("all", "default"):  # netlab's namespaces start without IPv6 (its labs are IPv4): this pod has it
