@@ -168,21 +168,8 @@ def unheld(lab: str) -> Iterator[bool | None]:
     moment out without a word, QUIET_FOR), False when someone holds it (or the file at the path changed: a
     ``down`` removed the folder meanwhile), None when the lab has no lock file (no folder). Never waits, never
     makes the folder or the file: ``list`` reads a lab's state and judges it so, as one consistent read."""
-    try:
-        path = os.path.join(lab_dir(lab, create=False), LOCK_FILE)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except (OSError, NetlabError):
-        yield None
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            free = _same_file(fd, path)
-        except OSError:  # BlockingIOError: held
-            free = False
+    with _locked_if_free(lab, fcntl.LOCK_SH) as free:
         yield free
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -193,15 +180,23 @@ def taken_if_free(lab: str) -> Iterator[bool]:
     holder: a reader that records what it found (status: a pod's first CHECK since its ADD, cni/first_check.py)
     writes the lab's state only under it. A command that tries the lock meanwhile waits that moment out without a
     word (QUIET_FOR)."""
+    with _locked_if_free(lab, fcntl.LOCK_EX) as free:
+        yield bool(free)
+
+
+@contextlib.contextmanager
+def _locked_if_free(lab: str, how: int) -> Iterator[bool | None]:
+    """The lab's lock file taken ``how`` (LOCK_SH or LOCK_EX) without waiting: True, held for the body; False when
+    someone holds it or the file at the path changed meanwhile; None when there is no lock file. Never makes it."""
     try:
         path = os.path.join(lab_dir(lab, create=False), LOCK_FILE)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (OSError, NetlabError):
-        yield False
+        yield None
         return
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
             free = _same_file(fd, path)
         except OSError:  # BlockingIOError: held
             free = False
