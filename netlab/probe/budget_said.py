@@ -25,13 +25,9 @@ MAX_BYTES = 16384
 
 
 def _path(lab: str) -> str | None:
-    from netlab.realize.state_dir import lab_dir
+    from netlab.realize.lab_writes import in_lab_dir
 
-    try:
-        directory = lab_dir(lab, create=False)
-    except (NetlabError, OSError):
-        return None
-    return os.path.join(directory, FILE) if os.path.isdir(directory) else None
+    return in_lab_dir(lab, FILE)
 
 
 def said(lab: str) -> str | None:

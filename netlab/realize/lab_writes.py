@@ -17,7 +17,9 @@ import contextlib
 import os
 import stat
 
+from netlab.errors import NetlabError
 from netlab.realize import lab_folder
+from netlab.realize.state_dir import lab_dir
 
 FILE = os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -200,3 +202,13 @@ def _below(fd: int, where: str, mnt: tuple[int, int | None]) -> Refused | None:
         finally:
             os.close(sub)
     return None
+
+
+def in_lab_dir(lab: str, name: str) -> str | None:
+    """The path of file ``name`` in the lab's folder when that folder is there and netlab's; None otherwise (a
+    record kept beside the state: looked for, never made with its folder)."""
+    try:
+        directory = lab_dir(lab, create=False)
+    except (NetlabError, OSError):
+        return None
+    return os.path.join(directory, name) if os.path.isdir(directory) else None

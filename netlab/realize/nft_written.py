@@ -14,48 +14,27 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 from typing import Iterator, Mapping
 
 from netlab.errors import NetlabError
 from netlab.kernel.base import Kernel, Snapshot
+from netlab.model.files import Unreadable, read_regular
+from netlab.realize.lab_writes import in_lab_dir
+from netlab.realize.state_dir import write_atomic
 
 FILE = "nft-written.json"
 MAX_BYTES = 64 << 20  # kube-proxy's table of 1,000 Services is ~1.5 MB a node
 
 
-def _path(lab: str) -> str | None:
-    from netlab.realize.state_dir import lab_dir
-
-    try:
-        directory = lab_dir(lab, create=False)
-    except (NetlabError, OSError):
-        return None
-    return os.path.join(directory, FILE) if os.path.isdir(directory) else None
-
-
 def load(lab: str, kernel: Kernel) -> None:
     """What the lab's last `up` left known, into ``kernel`` (nothing when the file is not there or not netlab's)."""
     kernel.nft_written.load_json(None)
-    where = _path(lab)
+    where = in_lab_dir(lab, FILE)
     if where is None:
         return
     try:
-        fd = os.open(where, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-    except OSError:
-        return
-    finally:
-        os.close(fd)
-    try:
-        data = json.loads(raw) if len(raw) <= MAX_BYTES else None
-    except ValueError:
+        data = json.loads(read_regular(where, MAX_BYTES, follow=False))
+    except (Unreadable, ValueError):
         return
     kernel.nft_written.load_json(data)
 
@@ -63,9 +42,7 @@ def load(lab: str, kernel: Kernel) -> None:
 def save(lab: str, kernel: Kernel) -> None:
     """Keep what ``kernel`` knows for the lab's next run; best effort (the folder gone with a new lab's rollback,
     a full disk: the next run reads the tables)."""
-    from netlab.realize.state_dir import write_atomic
-
-    where = _path(lab)
+    where = in_lab_dir(lab, FILE)
     if where is None:
         return
     known = kernel.nft_written.to_json()
